@@ -1,0 +1,92 @@
+package dev.surgery.core;
+
+import ai.djl.nn.Block;
+import ai.djl.nn.LambdaBlock;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * Selects blocks for surgery by looking at a block and its stable path (see {@link BlockPaths}).
+ *
+ * <p>Class matching alone is not enough in DJL: pools and most activations are anonymous {@link
+ * LambdaBlock}s, told apart only by their name. Matchers combine with {@link #and}, {@link #or} and
+ * {@link #negate}.
+ */
+@FunctionalInterface
+public interface BlockMatcher {
+
+  /**
+   * Tells whether a block is selected.
+   *
+   * @param block the candidate block
+   * @param path its stable path from the root, for example {@code 05ParallelBlock/01Conv2d}
+   * @return true to select it
+   */
+  boolean matches(Block block, String path);
+
+  /**
+   * Matches blocks that are instances of any of the given classes (subclasses included).
+   *
+   * @param classes the classes
+   * @return the matcher
+   */
+  static BlockMatcher ofClass(Class<?>... classes) {
+    List<Class<?>> list = List.of(classes);
+    return (block, path) -> list.stream().anyMatch(c -> c.isInstance(block));
+  }
+
+  /**
+   * Matches {@link LambdaBlock}s by their name, for example {@code maxPool2d}, {@code avgPool2d},
+   * {@code ReLU} or {@code identity}.
+   *
+   * @param names the lambda names
+   * @return the matcher
+   */
+  static BlockMatcher lambdaNamed(String... names) {
+    Set<String> set = Set.copyOf(Arrays.asList(names));
+    return (block, path) -> block instanceof LambdaBlock l && set.contains(l.getName());
+  }
+
+  /**
+   * Matches blocks whose path matches a glob: {@code *} matches within one path segment, {@code **}
+   * across segments, {@code ?} one character. Example: {@code 05ParallelBlock/**}{@code /*Conv2d}.
+   *
+   * @param glob the pattern
+   * @return the matcher
+   */
+  static BlockMatcher pathGlob(String glob) {
+    Pattern pattern = BlockPaths.globToRegex(glob);
+    return (block, path) -> pattern.matcher(path).matches();
+  }
+
+  /**
+   * Both this and the other matcher select the block.
+   *
+   * @param other the other matcher
+   * @return the combined matcher
+   */
+  default BlockMatcher and(BlockMatcher other) {
+    return (block, path) -> matches(block, path) && other.matches(block, path);
+  }
+
+  /**
+   * This or the other matcher selects the block.
+   *
+   * @param other the other matcher
+   * @return the combined matcher
+   */
+  default BlockMatcher or(BlockMatcher other) {
+    return (block, path) -> matches(block, path) || other.matches(block, path);
+  }
+
+  /**
+   * Selects the blocks this matcher does not.
+   *
+   * @return the negated matcher
+   */
+  default BlockMatcher negate() {
+    return (block, path) -> !matches(block, path);
+  }
+}

@@ -1,0 +1,142 @@
+package dev.surgery.core;
+
+import ai.djl.nn.Block;
+import ai.djl.nn.BlockList;
+import ai.djl.nn.LambdaBlock;
+import ai.djl.util.Pair;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.IdentityHashMap;
+import java.util.Map;
+import java.util.regex.Pattern;
+
+/**
+ * Stable, human-readable block paths: the children keys from the root down, joined by {@code /},
+ * for example {@code 05ParallelBlock/01SequentialBlock/01Conv2d}. The root's path is the empty
+ * string, shown as {@code <root>} in messages. A block reachable along several paths is named by
+ * the first one in traversal order.
+ */
+public final class BlockPaths {
+
+  /** How the root is shown in messages. */
+  public static final String ROOT = "<root>";
+
+  private BlockPaths() {}
+
+  /**
+   * Maps every block under {@code root} (root included) to its first path, in pre-order.
+   *
+   * @param root the root block
+   * @return identity map from block to path; iteration order is traversal order
+   */
+  public static Map<Block, String> index(Block root) {
+    Map<Block, String> paths = new java.util.LinkedHashMap<>();
+    IdentityHashMap<Block, Boolean> seen = new IdentityHashMap<>();
+    seen.put(root, true);
+    paths.put(root, "");
+    walk(root, "", seen, paths);
+    // LinkedHashMap with identity semantics: blocks never override equals, so this is identity.
+    return paths;
+  }
+
+  private static void walk(
+      Block block, String prefix, IdentityHashMap<Block, Boolean> seen, Map<Block, String> out) {
+    BlockList children = DjlInternals.liveChildren(block);
+    if (children == null) {
+      children = block.getChildren();
+    }
+    for (Pair<String, Block> child : children) {
+      if (seen.put(child.getValue(), true) == null) {
+        String path = join(prefix, child.getKey());
+        out.put(child.getValue(), path);
+        walk(child.getValue(), path, seen, out);
+      }
+    }
+  }
+
+  /**
+   * Finds the path of a block.
+   *
+   * @param root the root block
+   * @param target the block to find
+   * @return its path, or null when it is not under {@code root}
+   */
+  public static String pathOf(Block root, Block target) {
+    return index(root).get(target);
+  }
+
+  /**
+   * Finds a block by path.
+   *
+   * @param root the root
+   * @param path a path as produced by {@link #index}
+   * @return the block, or null
+   */
+  public static Block resolve(Block root, String path) {
+    if (path.isEmpty()) {
+      return root;
+    }
+    Block current = root;
+    for (String key : path.split("/")) {
+      BlockList children = DjlInternals.liveChildren(current);
+      if (children == null) {
+        children = current.getChildren();
+      }
+      Block next = children.get(key);
+      if (next == null) {
+        return null;
+      }
+      current = next;
+    }
+    return current;
+  }
+
+  /**
+   * Shows a path in a message.
+   *
+   * @param path a path, possibly empty
+   * @return the path, or {@link #ROOT} for the root
+   */
+  public static String display(String path) {
+    return path == null || path.isEmpty() ? ROOT : path;
+  }
+
+  /**
+   * Returns a short display type of a block: the lambda name for a named {@link LambdaBlock},
+   * otherwise the class's simple name.
+   *
+   * @param block a block
+   * @return for example {@code Conv2d} or {@code maxPool2d}
+   */
+  public static String typeName(Block block) {
+    if (block instanceof LambdaBlock l
+        && block.getClass() == LambdaBlock.class
+        && !LambdaBlock.DEFAULT_NAME.equals(l.getName())) {
+      return l.getName();
+    }
+    return block.getClass().getSimpleName();
+  }
+
+  static String join(String prefix, String key) {
+    return prefix.isEmpty() ? key : prefix + "/" + key;
+  }
+
+  static Pattern globToRegex(String glob) {
+    StringBuilder regex = new StringBuilder();
+    for (int i = 0; i < glob.length(); i++) {
+      char c = glob.charAt(i);
+      if (c == '*') {
+        if (i + 1 < glob.length() && glob.charAt(i + 1) == '*') {
+          regex.append(".*");
+          i++;
+        } else {
+          regex.append("[^/]*");
+        }
+      } else if (c == '?') {
+        regex.append("[^/]");
+      } else {
+        regex.append(Pattern.quote(String.valueOf(c)));
+      }
+    }
+    return Pattern.compile(regex.toString());
+  }
+}

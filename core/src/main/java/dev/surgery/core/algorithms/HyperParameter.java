@@ -1,0 +1,201 @@
+package dev.surgery.core.algorithms;
+
+import java.util.List;
+
+/**
+ * The declaration of one algorithm hyperparameter: its snake_case config name, type, default and
+ * valid range. The YAML config validates against it (and reports the file position); the algorithm
+ * builders validate again, so code and config refuse the same values.
+ *
+ * @param name the snake_case name, as in Composer
+ * @param type the value type
+ * @param defaultValue the default (Composer's unless the algorithm documents otherwise)
+ * @param min the smallest valid number (inclusive), or null
+ * @param max the largest valid number (inclusive), or null
+ * @param minExclusive whether {@code min} itself is invalid
+ * @param choices the valid strings for {@link Type#STRING}, empty for any
+ * @param description one line for error messages and docs
+ */
+public record HyperParameter(
+    String name,
+    Type type,
+    Object defaultValue,
+    Double min,
+    Double max,
+    boolean minExclusive,
+    List<String> choices,
+    String description) {
+
+  /** Value types a hyperparameter may have. */
+  public enum Type {
+    /** A whole number. */
+    INT,
+    /** A real number; whole numbers are accepted too. */
+    FLOAT,
+    /** true or false. */
+    BOOLEAN,
+    /** A string, optionally one of {@code choices}. */
+    STRING
+  }
+
+  /** Copies the choices. */
+  public HyperParameter {
+    choices = choices == null ? List.of() : List.copyOf(choices);
+  }
+
+  /**
+   * Checks a value against the declaration.
+   *
+   * @param value the value (Integer, Long, Double, Float, Boolean or String)
+   * @return null if valid, else a message naming the parameter, the value and the valid range
+   */
+  public String problemWith(Object value) {
+    switch (type) {
+      case BOOLEAN:
+        return value instanceof Boolean
+            ? null
+            : name + " must be true or false, got " + show(value);
+      case STRING:
+        if (!(value instanceof String s)) {
+          return name + " must be a string, got " + show(value);
+        }
+        return choices.isEmpty() || choices.contains(s)
+            ? null
+            : name + " must be one of " + choices + ", got " + show(value);
+      case INT:
+        if (!(value instanceof Integer || value instanceof Long)) {
+          return name + " must be an integer" + range() + ", got " + show(value);
+        }
+        return checkRange(((Number) value).doubleValue(), value);
+      case FLOAT:
+        if (!(value instanceof Number)) {
+          return name + " must be a number" + range() + ", got " + show(value);
+        }
+        double d = ((Number) value).doubleValue();
+        if (Double.isNaN(d) || Double.isInfinite(d)) {
+          return name + " must be a finite number" + range() + ", got " + show(value);
+        }
+        return checkRange(d, value);
+      default:
+        throw new AssertionError(type);
+    }
+  }
+
+  /**
+   * Like {@link #problemWith} but throws.
+   *
+   * @param value the value
+   * @throws IllegalArgumentException naming the parameter, the value and the valid range
+   */
+  public void check(Object value) {
+    String problem = problemWith(value);
+    if (problem != null) {
+      throw new IllegalArgumentException(problem);
+    }
+  }
+
+  private String checkRange(double d, Object value) {
+    boolean tooSmall = min != null && (minExclusive ? d <= min : d < min);
+    boolean tooLarge = max != null && d > max;
+    return tooSmall || tooLarge ? name + " must be" + range() + ", got " + show(value) : null;
+  }
+
+  /**
+   * Describes the valid range, for example {@code in (0, 1]}.
+   *
+   * @return the range text, empty when unbounded
+   */
+  public String range() {
+    if (min == null && max == null) {
+      return "";
+    }
+    if (max == null) {
+      return (minExclusive ? " > " : " >= ") + num(min);
+    }
+    if (min == null) {
+      return " <= " + num(max);
+    }
+    return " in " + (minExclusive ? "(" : "[") + num(min) + ", " + num(max) + "]";
+  }
+
+  private static String num(double d) {
+    return d == Math.rint(d) && Math.abs(d) < 1e15 ? Long.toString((long) d) : Double.toString(d);
+  }
+
+  private static String show(Object value) {
+    return value instanceof String ? "'" + value + "'" : String.valueOf(value);
+  }
+
+  /**
+   * Declares an integer hyperparameter.
+   *
+   * @param name snake_case name
+   * @param defaultValue default
+   * @param min inclusive minimum, or null
+   * @param max inclusive maximum, or null
+   * @param description one line
+   * @return the declaration
+   */
+  public static HyperParameter ofInt(
+      String name, int defaultValue, Integer min, Integer max, String description) {
+    return new HyperParameter(
+        name,
+        Type.INT,
+        defaultValue,
+        min == null ? null : min.doubleValue(),
+        max == null ? null : max.doubleValue(),
+        false,
+        List.of(),
+        description);
+  }
+
+  /**
+   * Declares a real-valued hyperparameter.
+   *
+   * @param name snake_case name
+   * @param defaultValue default
+   * @param min minimum, or null
+   * @param minExclusive whether the minimum is excluded
+   * @param max inclusive maximum, or null
+   * @param description one line
+   * @return the declaration
+   */
+  public static HyperParameter ofFloat(
+      String name,
+      double defaultValue,
+      Double min,
+      boolean minExclusive,
+      Double max,
+      String description) {
+    return new HyperParameter(
+        name, Type.FLOAT, defaultValue, min, max, minExclusive, List.of(), description);
+  }
+
+  /**
+   * Declares a boolean hyperparameter.
+   *
+   * @param name snake_case name
+   * @param defaultValue default
+   * @param description one line
+   * @return the declaration
+   */
+  public static HyperParameter ofBoolean(String name, boolean defaultValue, String description) {
+    return new HyperParameter(
+        name, Type.BOOLEAN, defaultValue, null, null, false, List.of(), description);
+  }
+
+  /**
+   * Declares a string hyperparameter limited to some choices.
+   *
+   * @param name snake_case name
+   * @param defaultValue default
+   * @param choices the valid values
+   * @param description one line
+   * @return the declaration
+   */
+  public static HyperParameter ofChoice(
+      String name, String defaultValue, List<String> choices, String description) {
+    return new HyperParameter(
+        name, Type.STRING, defaultValue, null, null, false, choices, description);
+  }
+}

@@ -1,0 +1,62 @@
+package dev.surgery.core.algorithms;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What one application of an {@link Algorithm} changed.
+ *
+ * @param algorithm the algorithm's config name
+ * @param hyperparameters the hyperparameters it ran with
+ * @param changes one entry per replaced block, in replacement order
+ * @param parametersBefore the number of parameter values (scalars) in the model before
+ * @param parametersAfter the number after
+ * @param nanos time taken, in nanoseconds
+ */
+public record SurgeryReport(
+    String algorithm,
+    Map<String, Object> hyperparameters,
+    List<Change> changes,
+    long parametersBefore,
+    long parametersAfter,
+    long nanos) {
+
+  /** Copies the collections. */
+  public SurgeryReport {
+    hyperparameters = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(hyperparameters));
+    changes = List.copyOf(changes);
+  }
+
+  /**
+   * One replaced block.
+   *
+   * @param path the block's stable path before surgery
+   * @param oldType the replaced block's display name (class simple name, or lambda name)
+   * @param newType the replacement's display name
+   */
+  public record Change(String path, String oldType, String newType) {}
+
+  /**
+   * Counts changes by {@code old->new} type pair, in first-seen order, for log lines such as {@code
+   * Conv2d->BlurConv2d x3}.
+   *
+   * @return type pair to count
+   */
+  public Map<String, Integer> countsByType() {
+    Map<String, Integer> counts = new LinkedHashMap<>();
+    for (Change c : changes) {
+      counts.merge(c.oldType() + "->" + c.newType(), 1, Integer::sum);
+    }
+    return counts;
+  }
+
+  /**
+   * Tells whether the algorithm changed nothing.
+   *
+   * @return true when no block was replaced
+   */
+  public boolean isEmpty() {
+    return changes.isEmpty();
+  }
+}

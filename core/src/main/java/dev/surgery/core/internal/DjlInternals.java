@@ -1,0 +1,540 @@
+package dev.surgery.core.internal;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBaseBlock;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.nn.BlockList;
+import ai.djl.nn.LambdaBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.norm.Dropout;
+import ai.djl.training.LocalParameterServer;
+import ai.djl.training.ParameterServer;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.ParameterTracker;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.lang.reflect.ParameterizedType;
+import java.lang.reflect.Type;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The only place in DJL Surgery that reads or writes DJL internals by reflection.
+ *
+ * <p>DJL has no public API to replace a child block in place, to unregister a parameter from a
+ * trainer, or to inspect optimizer state, so these are reached through private fields of DJL
+ * 0.36.0. Every field is resolved once, when this class is first used; {@link #verify()} forces
+ * that check at start-up. A missing or retyped field fails with a {@link DjlInternalsException}
+ * naming the DJL class and field, never with a confusing error in the middle of a training run.
+ */
+public final class DjlInternals {
+
+  private static final Field BLOCK_CHILDREN =
+      field(AbstractBlock.class, "children", BlockList.class);
+  private static final Field BLOCK_PARAMETERS =
+      field(AbstractBlock.class, "parameters", LinkedHashMap.class);
+  private static final Field BLOCK_INPUT_SHAPES =
+      field(AbstractBaseBlock.class, "inputShapes", Shape[].class);
+  private static final Field LAMBDA_FUNCTION =
+      field(LambdaBlock.class, "lambda", java.util.function.Function.class);
+  private static final Field BATCH_NORM_AXIS = field(BatchNorm.class, "axis", int.class);
+  private static final Field BATCH_NORM_EPSILON = field(BatchNorm.class, "epsilon", float.class);
+  private static final Field BATCH_NORM_MOMENTUM = field(BatchNorm.class, "momentum", float.class);
+  private static final Field BATCH_NORM_CENTER = field(BatchNorm.class, "center", boolean.class);
+  private static final Field BATCH_NORM_SCALE = field(BatchNorm.class, "scale", boolean.class);
+  private static final Field DROPOUT_RATE = field(Dropout.class, "rate", float.class);
+  private static final Field LINEAR_UNITS = field(Linear.class, "units", long.class);
+  private static final Field TRAINER_STORE =
+      field(Trainer.class, "parameterStore", ParameterStore.class);
+  private static final Field TRAINER_LISTENERS = field(Trainer.class, "listeners", List.class);
+  private static final Field TRAINER_DEVICES = field(Trainer.class, "devices", Device[].class);
+  private static final Field STORE_MAP = field(ParameterStore.class, "parameterMap", Map.class);
+  private static final Field STORE_SERVER =
+      field(ParameterStore.class, "parameterServer", ParameterServer.class);
+  private static final Class<?> PARAMETER_DATA = nestedClass(ParameterStore.class, "ParameterData");
+  private static final Field DATA_LIST = field(PARAMETER_DATA, "list", List.class);
+  private static final Field SERVER_OPTIMIZER =
+      field(LocalParameterServer.class, "optimizer", Optimizer.class);
+  private static final Field OPTIMIZER_COUNTS = field(Optimizer.class, "updateCounts", Map.class);
+  private static final Field OPTIMIZER_NUM_UPDATE = field(Optimizer.class, "numUpdate", int.class);
+
+  private DjlInternals() {}
+
+  /**
+   * Resolves every DJL field this library depends on. Called by the trainer integration and the
+   * agent at start-up so that a DJL version mismatch is reported before training starts.
+   *
+   * @throws DjlInternalsException naming the DJL class and field that changed
+   */
+  public static void verify() {
+    // Loading this class resolved every field; nothing more to do.
+  }
+
+  // ---------------------------------------------------------------- blocks
+
+  /**
+   * Returns the live children list of a block (not the defensive copy {@code getChildren()} makes).
+   *
+   * @param block a block
+   * @return its live list, or null when the block is not an {@link AbstractBlock}
+   */
+  public static BlockList liveChildren(Block block) {
+    if (!(block instanceof AbstractBlock)) {
+      return null;
+    }
+    return (BlockList) get(BLOCK_CHILDREN, block);
+  }
+
+  /**
+   * Returns the live map of a block's direct parameters.
+   *
+   * @param block an {@link AbstractBlock}
+   * @return the live map, keyed by parameter short name
+   */
+  @SuppressWarnings("unchecked")
+  public static LinkedHashMap<String, Parameter> liveParameters(AbstractBlock block) {
+    return (LinkedHashMap<String, Parameter>) get(BLOCK_PARAMETERS, block);
+  }
+
+  /**
+   * Returns the input shapes a block was initialized with, even if it is not fully initialized.
+   *
+   * @param block a block
+   * @return the recorded input shapes, or null
+   */
+  public static Shape[] recordedInputShapes(Block block) {
+    if (!(block instanceof AbstractBaseBlock)) {
+      return null;
+    }
+    return (Shape[]) get(BLOCK_INPUT_SHAPES, block);
+  }
+
+  /**
+   * Sets the recorded input shapes of a block (used when a replacement adopts initialized
+   * parameters and so is initialized without running {@code initialize}).
+   *
+   * @param block a block
+   * @param shapes the shapes to record
+   */
+  public static void setRecordedInputShapes(AbstractBaseBlock block, Shape[] shapes) {
+    set(BLOCK_INPUT_SHAPES, block, shapes);
+  }
+
+  /**
+   * Lists every instance field, declared anywhere in the class hierarchy below {@link
+   * AbstractBlock}, that may hold child blocks: block-typed fields, collections, maps and arrays.
+   * The {@code children} list itself is excluded.
+   *
+   * @param type the block class
+   * @return accessible fields, in declaration order from the most derived class upwards
+   */
+  public static List<Field> blockHoldingFields(Class<?> type) {
+    List<Field> fields = new ArrayList<>();
+    for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
+      if (c == AbstractBlock.class || c == AbstractBaseBlock.class) {
+        break;
+      }
+      for (Field f : c.getDeclaredFields()) {
+        if (Modifier.isStatic(f.getModifiers()) || f.getType().isPrimitive()) {
+          continue;
+        }
+        Class<?> t = f.getType();
+        boolean candidate =
+            Block.class.isAssignableFrom(t)
+                || java.util.Collection.class.isAssignableFrom(t)
+                || Map.class.isAssignableFrom(t)
+                || (t.isArray() && !t.getComponentType().isPrimitive())
+                || t == Object.class;
+        if (candidate) {
+          f.setAccessible(true);
+          fields.add(f);
+        }
+      }
+    }
+    return fields;
+  }
+
+  /**
+   * Returns the function a {@link LambdaBlock} runs.
+   *
+   * @param block the lambda block
+   * @return its function
+   */
+  public static Object lambdaFunction(LambdaBlock block) {
+    return get(LAMBDA_FUNCTION, block);
+  }
+
+  /**
+   * Returns the values a lambda captured, in capture order (the arguments of a pooling call).
+   * Singleton lambdas wrap the real function once more; that wrapper is looked through.
+   *
+   * @param function a lambda object
+   * @return the captured values; empty for method references and non-lambda objects
+   */
+  public static List<Object> capturedValues(Object function) {
+    List<Object> values = capturedOf(function);
+    // LambdaBlock.singleton wraps the user function in a one-argument lambda: unwrap it.
+    if (values.size() == 1 && values.get(0) instanceof java.util.function.Function) {
+      List<Object> inner = capturedOf(values.get(0));
+      if (!inner.isEmpty()) {
+        return inner;
+      }
+    }
+    return values;
+  }
+
+  private static List<Object> capturedOf(Object function) {
+    List<Object> values = new ArrayList<>();
+    if (function == null || !function.getClass().isSynthetic() && !isLambda(function)) {
+      return values;
+    }
+    for (Field f : function.getClass().getDeclaredFields()) {
+      if (Modifier.isStatic(f.getModifiers())) {
+        continue;
+      }
+      try {
+        f.setAccessible(true);
+        values.add(f.get(function));
+      } catch (ReflectiveOperationException | RuntimeException e) {
+        return new ArrayList<>();
+      }
+    }
+    return values;
+  }
+
+  private static boolean isLambda(Object function) {
+    return function.getClass().isHidden() || function.getClass().getName().contains("$$Lambda");
+  }
+
+  /**
+   * Reads a hidden {@link BatchNorm} setting.
+   *
+   * @param bn the batch norm block
+   * @return axis, epsilon, momentum, center and scale
+   */
+  public static BatchNormSettings batchNormSettings(BatchNorm bn) {
+    return new BatchNormSettings(
+        (Integer) get(BATCH_NORM_AXIS, bn),
+        (Float) get(BATCH_NORM_EPSILON, bn),
+        (Float) get(BATCH_NORM_MOMENTUM, bn),
+        (Boolean) get(BATCH_NORM_CENTER, bn),
+        (Boolean) get(BATCH_NORM_SCALE, bn));
+  }
+
+  /**
+   * The hidden settings of a {@link BatchNorm}.
+   *
+   * @param axis the channel axis
+   * @param epsilon the variance epsilon
+   * @param momentum the running-statistics momentum
+   * @param center whether a shift (beta) is learned
+   * @param scale whether a scale (gamma) is learned
+   */
+  public record BatchNormSettings(
+      int axis, float epsilon, float momentum, boolean center, boolean scale) {}
+
+  /**
+   * Reads the hidden rate of a {@link Dropout}.
+   *
+   * @param dropout the dropout block
+   * @return the drop probability
+   */
+  public static float dropoutRate(Dropout dropout) {
+    return (Float) get(DROPOUT_RATE, dropout);
+  }
+
+  /**
+   * Reads the hidden output size of a {@link Linear}.
+   *
+   * @param linear the linear block
+   * @return its number of output units
+   */
+  public static long linearUnits(Linear linear) {
+    return (Long) get(LINEAR_UNITS, linear);
+  }
+
+  // ---------------------------------------------------------------- trainer and optimizer
+
+  /**
+   * Returns the parameter store of a trainer.
+   *
+   * @param trainer the trainer
+   * @return its store
+   */
+  public static ParameterStore parameterStore(Trainer trainer) {
+    return (ParameterStore) get(TRAINER_STORE, trainer);
+  }
+
+  /**
+   * Returns the live listener list of a trainer.
+   *
+   * @param trainer the trainer
+   * @return the list the trainer notifies
+   */
+  @SuppressWarnings("unchecked")
+  public static List<TrainingListener> listeners(Trainer trainer) {
+    return (List<TrainingListener>) get(TRAINER_LISTENERS, trainer);
+  }
+
+  /**
+   * Replaces the listener list of a trainer.
+   *
+   * @param trainer the trainer
+   * @param listeners the new list
+   */
+  public static void setListeners(Trainer trainer, List<TrainingListener> listeners) {
+    set(TRAINER_LISTENERS, trainer, listeners);
+  }
+
+  /**
+   * Returns the devices of a trainer, in the order its parameter store indexes them.
+   *
+   * @param trainer the trainer
+   * @return the devices
+   */
+  public static Device[] devices(Trainer trainer) {
+    return (Device[]) get(TRAINER_DEVICES, trainer);
+  }
+
+  /**
+   * Returns the live id-to-entry map of a parameter store.
+   *
+   * @param store the store
+   * @return its map; values are opaque entries, see {@link #mirrors(Object)}
+   */
+  @SuppressWarnings("unchecked")
+  public static Map<String, Object> storeEntries(ParameterStore store) {
+    return (Map<String, Object>) get(STORE_MAP, store);
+  }
+
+  /**
+   * Returns the per-device arrays of a parameter store entry (index = device index).
+   *
+   * @param entry a value of {@link #storeEntries(ParameterStore)}
+   * @return the live list of device arrays
+   */
+  @SuppressWarnings("unchecked")
+  public static List<NDArray> mirrors(Object entry) {
+    return (List<NDArray>) get(DATA_LIST, entry);
+  }
+
+  /**
+   * Returns the optimizer behind a trainer's parameter store.
+   *
+   * @param trainer the trainer
+   * @return the optimizer
+   * @throws IllegalStateException when the store does not use DJL's local parameter server
+   */
+  public static Optimizer optimizer(Trainer trainer) {
+    Object server = get(STORE_SERVER, parameterStore(trainer));
+    if (!(server instanceof LocalParameterServer)) {
+      throw new IllegalStateException(
+          "Surgery supports trainers whose ParameterStore uses ai.djl.training.LocalParameterServer,"
+              + " found "
+              + (server == null ? "none" : server.getClass().getName()));
+    }
+    return (Optimizer) get(SERVER_OPTIMIZER, server);
+  }
+
+  /**
+   * Returns the live per-parameter update counts of an optimizer.
+   *
+   * @param optimizer the optimizer
+   * @return parameter id to update count
+   */
+  @SuppressWarnings("unchecked")
+  public static Map<String, Integer> updateCounts(Optimizer optimizer) {
+    return (Map<String, Integer>) get(OPTIMIZER_COUNTS, optimizer);
+  }
+
+  /**
+   * Returns the global update count an optimizer passes to its trackers and bias corrections.
+   *
+   * @param optimizer the optimizer
+   * @return the global step count
+   */
+  public static int globalUpdateCount(Optimizer optimizer) {
+    return (Integer) get(OPTIMIZER_NUM_UPDATE, optimizer);
+  }
+
+  /**
+   * Finds every per-parameter state map of an optimizer: each instance field of type {@code
+   * Map<String, Map<Device, NDArray>>} anywhere in its class hierarchy (Sgd's momentum, Adam's
+   * means and variances, and those of user optimizers written the same way).
+   *
+   * @param optimizer the optimizer
+   * @return field name to live state map
+   */
+  @SuppressWarnings("unchecked")
+  public static Map<String, Map<String, Map<Device, NDArray>>> optimizerStates(
+      Optimizer optimizer) {
+    Map<String, Map<String, Map<Device, NDArray>>> states = new LinkedHashMap<>();
+    for (Class<?> c = optimizer.getClass(); c != Object.class; c = c.getSuperclass()) {
+      for (Field f : c.getDeclaredFields()) {
+        if (!Modifier.isStatic(f.getModifiers()) && isStateMapType(f.getGenericType())) {
+          f.setAccessible(true);
+          Object value = get(f, optimizer);
+          if (value != null) {
+            states.put(
+                c.getSimpleName() + "." + f.getName(), (Map<String, Map<Device, NDArray>>) value);
+          }
+        }
+      }
+    }
+    return states;
+  }
+
+  private static boolean isStateMapType(Type type) {
+    if (!(type instanceof ParameterizedType p) || p.getRawType() != Map.class) {
+      return false;
+    }
+    Type[] args = p.getActualTypeArguments();
+    if (args[0] != String.class || !(args[1] instanceof ParameterizedType inner)) {
+      return false;
+    }
+    Type[] innerArgs = inner.getActualTypeArguments();
+    return inner.getRawType() == Map.class
+        && innerArgs[0] == Device.class
+        && innerArgs[1] == NDArray.class;
+  }
+
+  /**
+   * Finds the learning-rate tracker field of an optimizer (a {@link ParameterTracker}-typed field).
+   *
+   * @param optimizer the optimizer
+   * @return the field, or null if the optimizer has none
+   */
+  public static Field learningRateTrackerField(Optimizer optimizer) {
+    for (Class<?> c = optimizer.getClass(); c != Object.class; c = c.getSuperclass()) {
+      for (Field f : c.getDeclaredFields()) {
+        if (!Modifier.isStatic(f.getModifiers()) && f.getType() == ParameterTracker.class) {
+          f.setAccessible(true);
+          return f;
+        }
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Reads a float field of an optimizer by name, searching the class hierarchy.
+   *
+   * @param optimizer the optimizer
+   * @param name the field name (for example {@code beta1})
+   * @return the value, or null if there is no such float field
+   */
+  public static Float floatField(Object optimizer, String name) {
+    for (Class<?> c = optimizer.getClass(); c != Object.class; c = c.getSuperclass()) {
+      try {
+        Field f = c.getDeclaredField(name);
+        if (f.getType() == float.class) {
+          f.setAccessible(true);
+          return (Float) get(f, optimizer);
+        }
+      } catch (NoSuchFieldException e) {
+        // keep looking in the superclass
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Reads any field value (used with fields from {@link #learningRateTrackerField}).
+   *
+   * @param field an accessible field
+   * @param target the object
+   * @return the value
+   */
+  public static Object read(Field field, Object target) {
+    return get(field, target);
+  }
+
+  /**
+   * Writes any field value (used with fields from {@link #blockHoldingFields}).
+   *
+   * @param field an accessible field
+   * @param target the object
+   * @param value the new value
+   */
+  public static void write(Field field, Object target, Object value) {
+    set(field, target, value);
+  }
+
+  // ---------------------------------------------------------------- reflection plumbing
+
+  private static Field field(Class<?> owner, String name, Class<?> expectedType) {
+    try {
+      Field f = owner.getDeclaredField(name);
+      if (!expectedType.isAssignableFrom(f.getType())) {
+        throw new DjlInternalsException(
+            "DJL changed: field "
+                + owner.getName()
+                + "."
+                + name
+                + " has type "
+                + f.getType().getName()
+                + ", DJL Surgery expects "
+                + expectedType.getName()
+                + " (built for DJL 0.36.0)",
+            null);
+      }
+      f.setAccessible(true);
+      return f;
+    } catch (NoSuchFieldException | RuntimeException e) {
+      if (e instanceof DjlInternalsException d) {
+        throw d;
+      }
+      throw new DjlInternalsException(
+          "DJL changed: cannot access field "
+              + owner.getName()
+              + "."
+              + name
+              + " that DJL Surgery needs (built for DJL 0.36.0): "
+              + e,
+          e);
+    }
+  }
+
+  private static Class<?> nestedClass(Class<?> owner, String simpleName) {
+    for (Class<?> c : owner.getDeclaredClasses()) {
+      if (c.getSimpleName().equals(simpleName)) {
+        return c;
+      }
+    }
+    throw new DjlInternalsException(
+        "DJL changed: class "
+            + owner.getName()
+            + "$"
+            + simpleName
+            + " that DJL Surgery needs is missing (built for DJL 0.36.0)",
+        null);
+  }
+
+  private static Object get(Field f, Object target) {
+    try {
+      return f.get(target);
+    } catch (IllegalAccessException e) {
+      throw new DjlInternalsException(
+          "cannot read " + f.getDeclaringClass().getName() + "." + f.getName(), e);
+    }
+  }
+
+  private static void set(Field f, Object target, Object value) {
+    try {
+      f.set(target, value);
+    } catch (IllegalAccessException e) {
+      throw new DjlInternalsException(
+          "cannot write " + f.getDeclaringClass().getName() + "." + f.getName(), e);
+    }
+  }
+}
