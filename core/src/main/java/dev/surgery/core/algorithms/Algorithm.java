@@ -26,6 +26,19 @@ public interface Algorithm {
   java.util.Map<String, Object> hyperparameters();
 
   /**
+   * Tells whether this configured algorithm can only decide what to replace on an initialized model
+   * (for example BlurPool's {@code min_channels} needs each convolution's input channels). Such an
+   * algorithm scheduled before training must run right after {@code Trainer.initialize}; on an
+   * uninitialized model it fails with a {@link dev.surgery.core.SurgeryException} instead of
+   * guessing.
+   *
+   * @return true when input shapes are needed
+   */
+  default boolean needsInitializedModel() {
+    return false;
+  }
+
+  /**
    * Applies the algorithm.
    *
    * @param context the model, its trainers and where training stands
