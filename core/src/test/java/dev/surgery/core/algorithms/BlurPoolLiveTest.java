@@ -1,5 +1,6 @@
 package dev.surgery.core.algorithms;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -14,8 +15,14 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.pooling.Pool;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
@@ -27,10 +34,12 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.BlurConv2d;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * BlurPool applied inside {@code EasyTrain.fit} with Adam, after the first epoch, on DJL's
@@ -65,7 +74,7 @@ class BlurPoolLiveTest {
               .optLabels(labels)
               .setSampling(BATCH, false)
               .build();
-      SurgeryAtEpoch listener = new SurgeryAtEpoch(1, 3);
+      SurgeryAtEpoch listener = new SurgeryAtEpoch(BlurPool.builder().build(), 1, 3);
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
               .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.003f)).build())
@@ -101,6 +110,79 @@ class BlurPoolLiveTest {
     }
   }
 
+  @Test
+  void blurLastAndMaxPoolDuringTrainingThenTheCheckpointLoadsIntoTheOriginalNetwork(
+      @TempDir Path dir) throws Exception {
+    try (Model model = Model.newInstance("cnn");
+        NDManager data = NDManager.newBaseManager()) {
+      model.setBlock(smallCnn());
+      data.getEngine().setRandomSeed(17);
+      int n = 32;
+      NDArray labels = data.arange(n).toType(DataType.FLOAT32, false).mod(4);
+      NDArray images =
+          data.randomNormal(new Shape(n, 3, 12, 12))
+              .mul(0.3f)
+              .add(labels.reshape(n, 1, 1, 1).sub(1.5f));
+      ArrayDataset dataset =
+          new ArrayDataset.Builder()
+              .setData(images)
+              .optLabels(labels)
+              .setSampling(BATCH, false)
+              .build();
+      BlurPool blurPool = BlurPool.builder().optBlurFirst(false).optMinChannels(4).build();
+      SurgeryAtEpoch listener = new SurgeryAtEpoch(blurPool, 1, 2);
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+              .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build())
+              .addTrainingListeners(listener);
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(BATCH, 3, 12, 12));
+        EasyTrain.fit(trainer, 2, dataset, null);
+        assertNotNull(listener.report);
+        assertEquals(
+            Map.of("maxPool2d->BlurMaxPool2d", 1, "Conv2d->BlurConv2d", 1),
+            listener.report.countsByType());
+        assertTrue(Float.isFinite(meanLoss(trainer, dataset)));
+        model.save(dir, "cnn");
+      }
+      try (Model original = Model.newInstance("cnn")) {
+        original.setBlock(smallCnn());
+        original.load(dir, "cnn");
+        List<Parameter> trained = model.getBlock().getParameters().values();
+        List<Parameter> loaded = original.getBlock().getParameters().values();
+        assertEquals(trained.size(), loaded.size());
+        for (int i = 0; i < trained.size(); i++) {
+          assertArrayEquals(
+              trained.get(i).getArray().toFloatArray(),
+              loaded.get(i).getArray().toFloatArray(),
+              0f);
+        }
+      }
+    }
+  }
+
+  /** Conv 3 -> 8, a strided conv 8 -> 8 (replaced), a max pool (replaced), a classifier. */
+  private static Block smallCnn() {
+    return new SequentialBlock()
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optPadding(new Shape(1, 1))
+                .setFilters(8)
+                .build())
+        .add(Activation.reluBlock())
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optStride(new Shape(2, 2))
+                .optPadding(new Shape(1, 1))
+                .setFilters(8)
+                .build())
+        .add(Pool.maxPool2dBlock(new Shape(2, 2)))
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(4).build());
+  }
+
   private static int countBlurConvs(Block block) {
     int n = block instanceof BlurConv2d ? 1 : 0;
     for (Block child : block.getChildren().values()) {
@@ -125,6 +207,7 @@ class BlurPoolLiveTest {
   /** Applies BlurPool at the end of one epoch and records the trainer state around it. */
   private static final class SurgeryAtEpoch extends TrainingListenerAdapter {
 
+    private final Algorithm algorithm;
     private final int atEpoch;
     private final int totalEpochs;
     private int epochs;
@@ -136,7 +219,8 @@ class BlurPoolLiveTest {
     final List<Parameter> blurWeights = new ArrayList<>();
     final List<float[]> weightsAtSurgery = new ArrayList<>();
 
-    SurgeryAtEpoch(int atEpoch, int totalEpochs) {
+    SurgeryAtEpoch(Algorithm algorithm, int atEpoch, int totalEpochs) {
+      this.algorithm = algorithm;
       this.atEpoch = atEpoch;
       this.totalEpochs = totalEpochs;
     }
@@ -150,10 +234,8 @@ class BlurPoolLiveTest {
       storeSizeBefore = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).size();
       stateBefore = adamState(trainer);
       report =
-          BlurPool.builder()
-              .build()
-              .apply(
-                  SurgeryContext.live(trainer.getModel().getBlock(), trainer, epochs, totalEpochs));
+          algorithm.apply(
+              SurgeryContext.live(trainer.getModel().getBlock(), trainer, epochs, totalEpochs));
       storeSizeAfter = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).size();
       stateAfter = adamState(trainer);
       collectBlurWeights(trainer.getModel().getBlock());
