@@ -74,10 +74,19 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm {
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, surgeryOptions(context));
     List<SurgeryReport.Change> changes = new ArrayList<>(replaced.size());
+    Map<Block, String> pathsAfter = null;
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
+      String path = paths.get(e.getKey());
+      if (path == null) {
+        // An intermediate replacement (recursion on replacements): it has only a path after.
+        if (pathsAfter == null) {
+          pathsAfter = BlockPaths.index(root);
+        }
+        path = pathsAfter.get(e.getValue());
+      }
       changes.add(
           new SurgeryReport.Change(
-              BlockPaths.display(paths.get(e.getKey())),
+              BlockPaths.display(path),
               BlockPaths.typeName(e.getKey()),
               BlockPaths.typeName(e.getValue())));
     }

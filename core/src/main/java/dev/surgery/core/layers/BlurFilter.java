@@ -92,7 +92,7 @@ public final class BlurFilter {
    * @param padding the zero padding (height, width); {@link #SAME_PADDING} in BlurPool
    * @return the blurred array, shape {@code (N, C, (H + 2p - 3) / s + 1, (W + 2p - 3) / s + 1)}
    */
-  public static NDArray blur(NDArray input, NDArray filter, Shape stride, Shape padding) {
+  public static NDArray blurWith(NDArray input, NDArray filter, Shape stride, Shape padding) {
     long channels = input.getShape().get(1);
     return Conv2d.conv2d(input, filter, null, stride, padding, new Shape(1, 1), (int) channels)
         .singletonOrThrow();
@@ -107,7 +107,7 @@ public final class BlurFilter {
    * @return the blurred array, shape {@code (N, C, (H - 1) / s + 1, (W - 1) / s + 1)}
    */
   public NDArray blur(NDArray input, Shape stride) {
-    return blur(input, filterFor(input), stride, SAME_PADDING);
+    return blurWith(input, filterFor(input), stride, SAME_PADDING);
   }
 
   /**

@@ -212,6 +212,27 @@ class BlurLayersTest {
     assertArrayEquals(expected, forward(block, x).toFloatArray(), 1e-5f);
   }
 
+  @Test
+  void ceilModeBlursTheZeroExtendedPooledMap() {
+    // 7 rows, window 2, stride 2: floor mode gives 3 rows, ceil mode 4 (a last partial window);
+    // 6 columns give 3 outputs in both modes.
+    NDArray x = manager.randomNormal(new Shape(1, 2, 7, 6));
+    NDArray dense = Pool.maxPool2d(x, new Shape(2, 2), new Shape(1, 1), new Shape(0, 0), false);
+    assertEquals(new Shape(1, 2, 6, 5), dense.getShape());
+    BlurMaxPool2d block =
+        new BlurMaxPool2d(new Shape(2, 2), new Shape(2, 2), new Shape(0, 0), true);
+    NDArray extended = dense.concat(manager.zeros(new Shape(1, 2, 1, 5)), 2);
+    NDArray actual = forward(block, x);
+    assertEquals(new Shape(1, 2, 4, 3), actual.getShape());
+    assertArrayEquals(directBlur(extended, 2), actual.toFloatArray(), 1e-5f);
+
+    // the same along the columns: transpose the input, and the output is the transposed output
+    NDArray xt = x.transpose(0, 1, 3, 2);
+    NDArray actualT = forward(block, xt);
+    assertEquals(new Shape(1, 2, 3, 4), actualT.getShape());
+    assertArrayEquals(actual.transpose(0, 1, 3, 2).toFloatArray(), actualT.toFloatArray(), 1e-5f);
+  }
+
   // ------------------------------------------------------------------ BlurConv2d numerics
 
   @Test
