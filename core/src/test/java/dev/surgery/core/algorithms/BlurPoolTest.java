@@ -268,6 +268,16 @@ class BlurPoolTest {
         custom.toString());
   }
 
+  @Test
+  void parameterScalarsCountSharedParametersOnceAndUnknownShapesAsZero() {
+    Block shared = Linear.builder().setUnits(3).build();
+    SequentialBlock twice = new SequentialBlock().add(shared).add(shared);
+    assertEquals(0, AbstractSurgeryAlgorithm.countParameterScalars(twice));
+    twice.initialize(manager, DataType.FLOAT32, new Shape(1, 3));
+    assertEquals(4, twice.getParameters().size(), "DJL lists the shared weight and bias twice");
+    assertEquals(3 * 3 + 3, AbstractSurgeryAlgorithm.countParameterScalars(twice));
+  }
+
   private static void assertMessage(Exception e, String... parts) {
     for (String part : parts) {
       assertTrue(e.getMessage().contains(part), "'" + part + "' missing in: " + e.getMessage());
