@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -26,12 +27,14 @@ import dev.surgery.core.BlockPaths;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurMaxPool2d;
+import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * BlurPool's match rules, weights, idempotency and hyperparameter validation on Composer's test
@@ -54,6 +57,10 @@ class BlurPoolTest {
   void setUp() {
     manager = NDManager.newBaseManager();
     manager.getEngine().setRandomSeed(5);
+    setUpNetwork();
+  }
+
+  private void setUpNetwork() {
     conv1 = conv(8, 2);
     conv2 = conv(32, 2);
     conv3 = conv(32, 1);
@@ -266,6 +273,46 @@ class BlurPoolTest {
     assertEquals(
         "blurpool{replace_convs=true, replace_maxpools=false, blur_first=false, min_channels=3}",
         custom.toString());
+  }
+
+  @Test
+  void replayedOnTheUninitializedArchitectureACheckpointLoadsIntoTheBlurredModel(@TempDir Path dir)
+      throws Exception {
+    initialize();
+    BlurPool blurPool = BlurPool.builder().optMinChannels(0).build();
+    try (Model saved = Model.newInstance("net")) {
+      saved.setBlock(net);
+      saved.save(dir, "net");
+    }
+    blurPool.apply(SurgeryContext.of(net));
+    NDArray x = manager.randomNormal(INPUT);
+    NDArray expected = forward(x);
+
+    // a fresh copy of the original architecture, blurred before anything is initialized
+    BlurPoolTest fresh = new BlurPoolTest();
+    fresh.manager = manager;
+    fresh.setUpNetwork();
+    SurgeryReport replay = blurPool.apply(SurgeryContext.of(fresh.net));
+    assertEquals(3, replay.changes().size());
+    try (Model loaded = Model.newInstance("net")) {
+      loaded.setBlock(fresh.net);
+      loaded.load(dir, "net");
+      assertTrue(expected.allClose(fresh.forward(x), 1e-5, 1e-5, false));
+    }
+  }
+
+  @Test
+  void sameModelSameResult() {
+    initialize();
+    BlurPoolTest other = new BlurPoolTest();
+    other.manager = manager;
+    other.setUpNetwork();
+    other.initialize();
+    BlurPool blurPool = BlurPool.builder().optMinChannels(0).optBlurFirst(false).build();
+    SurgeryReport a = blurPool.apply(SurgeryContext.of(net));
+    SurgeryReport b = blurPool.apply(SurgeryContext.of(other.net));
+    assertEquals(a.changes(), b.changes());
+    assertEquals(net.toString(), other.net.toString());
   }
 
   @Test
