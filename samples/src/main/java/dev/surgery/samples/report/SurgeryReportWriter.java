@@ -1,0 +1,435 @@
+package dev.surgery.samples.report;
+
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import dev.surgery.samples.report.TrainingHistory.BlockChange;
+import dev.surgery.samples.report.TrainingHistory.EpochMetrics;
+import dev.surgery.samples.report.TrainingHistory.ModelChange;
+import java.awt.BasicStroke;
+import java.awt.Color;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.TreeMap;
+import java.util.function.ToDoubleFunction;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.XYSeries;
+import org.knowm.xchart.style.markers.SeriesMarkers;
+
+/**
+ * Writes the report of a training run: {@code surgery-report.html} with two charts (loss and
+ * accuracy per epoch, training and validation, a dashed vertical line at each surgery) saved as
+ * PNGs beside it, and the table of what each surgery replaced; and {@code surgery-report.json} with
+ * the same facts for machines.
+ *
+ * <p>The surgeries come from the {@link TrainingHistory} (changes of the block tree, whoever made
+ * them) and, when given, from the JSON report a {@code SurgeryListener} wrote (its {@code
+ * applications}: algorithm, epoch, changed paths, time), which names the algorithms.
+ */
+public final class SurgeryReportWriter {
+
+  /** The HTML report's file name. */
+  public static final String HTML = "surgery-report.html";
+
+  /** The JSON report's file name. */
+  public static final String JSON = "surgery-report.json";
+
+  /** The loss chart's file name. */
+  public static final String LOSS_PNG = "loss.png";
+
+  /** The accuracy chart's file name. */
+  public static final String ACCURACY_PNG = "accuracy.png";
+
+  private static final Gson GSON =
+      new GsonBuilder()
+          .setFieldNamingPolicy(com.google.gson.FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
+          .serializeSpecialFloatingPointValues()
+          .disableHtmlEscaping()
+          .setPrettyPrinting()
+          .create();
+
+  private final String title;
+  private final TrainingHistory history;
+  private final JsonObject listenerReport;
+  private final JsonObject run;
+
+  private SurgeryReportWriter(Builder builder) {
+    this.title = builder.title;
+    this.history = builder.history;
+    this.listenerReport = builder.listenerReport;
+    this.run = builder.run;
+  }
+
+  /**
+   * Creates a builder.
+   *
+   * @param title the report's title, e.g. the job name
+   * @param history what the run recorded
+   * @return a new builder
+   */
+  public static Builder builder(String title, TrainingHistory history) {
+    return new Builder(title, history);
+  }
+
+  /**
+   * One surgery as the report shows it.
+   *
+   * @param epoch completed epochs when it happened
+   * @param algorithm the algorithm name, or {@code model change} when unknown
+   * @param blocks what it replaced
+   * @param parametersBefore parameter values before (0 when unknown)
+   * @param parametersAfter parameter values after (0 when unknown)
+   * @param millis the time it took, or NaN when unknown
+   */
+  public record Surgery(
+      int epoch,
+      String algorithm,
+      List<BlockChange> blocks,
+      long parametersBefore,
+      long parametersAfter,
+      double millis) {}
+
+  /**
+   * Returns the surgeries of the run: the listener's applied entries when its report is known,
+   * otherwise the tree changes the history saw.
+   *
+   * @return the surgeries, in order
+   */
+  public List<Surgery> surgeries() {
+    List<Surgery> list = new ArrayList<>();
+    if (listenerReport != null && listenerReport.has("applications")) {
+      for (JsonElement e : listenerReport.getAsJsonArray("applications")) {
+        JsonObject a = e.getAsJsonObject();
+        String status = string(a, "status", "applied");
+        if (!status.equals("applied")) {
+          continue;
+        }
+        List<BlockChange> blocks = new ArrayList<>();
+        if (a.has("changes")) {
+          for (JsonElement c : a.getAsJsonArray("changes")) {
+            JsonObject o = c.getAsJsonObject();
+            blocks.add(
+                new BlockChange(string(o, "path", "?"), string(o, "from", "?"), string(o, "to", "?")));
+          }
+        }
+        list.add(
+            new Surgery(
+                a.has("epoch") ? a.get("epoch").getAsInt() : 0,
+                string(a, "algorithm", "?"),
+                blocks,
+                a.has("parameters_before") ? a.get("parameters_before").getAsLong() : 0,
+                a.has("parameters_after") ? a.get("parameters_after").getAsLong() : 0,
+                a.has("time_ms") ? a.get("time_ms").getAsDouble() : Double.NaN));
+      }
+      if (!list.isEmpty()) {
+        return list;
+      }
+    }
+    for (ModelChange c : history.getChanges()) {
+      list.add(
+          new Surgery(
+              c.epoch(),
+              "model change",
+              c.blocks(),
+              c.parametersBefore(),
+              c.parametersAfter(),
+              Double.NaN));
+    }
+    return list;
+  }
+
+  private static String string(JsonObject o, String key, String fallback) {
+    return o.has(key) && o.get(key).isJsonPrimitive() ? o.get(key).getAsString() : fallback;
+  }
+
+  /**
+   * Writes the HTML, the two PNG charts and the JSON into a directory (created if missing).
+   *
+   * @param dir the output directory
+   * @return the HTML file
+   * @throws IOException if a file cannot be written
+   */
+  public Path write(Path dir) throws IOException {
+    Files.createDirectories(dir);
+    List<Surgery> surgeries = surgeries();
+    List<EpochMetrics> epochs = history.getEpochs();
+    saveChart(
+        dir.resolve(LOSS_PNG),
+        "Loss per epoch",
+        "loss",
+        epochs,
+        surgeries,
+        EpochMetrics::trainLoss,
+        EpochMetrics::validationLoss);
+    saveChart(
+        dir.resolve(ACCURACY_PNG),
+        "Accuracy per epoch",
+        "accuracy",
+        epochs,
+        surgeries,
+        EpochMetrics::trainAccuracy,
+        EpochMetrics::validationAccuracy);
+    Files.writeString(dir.resolve(JSON), json(epochs, surgeries), StandardCharsets.UTF_8);
+    Path html = dir.resolve(HTML);
+    Files.writeString(html, html(epochs, surgeries), StandardCharsets.UTF_8);
+    return html;
+  }
+
+  private static void saveChart(
+      Path file,
+      String chartTitle,
+      String yTitle,
+      List<EpochMetrics> epochs,
+      List<Surgery> surgeries,
+      ToDoubleFunction<EpochMetrics> train,
+      ToDoubleFunction<EpochMetrics> validation)
+      throws IOException {
+    System.setProperty("java.awt.headless", "true");
+    XYChart chart =
+        new XYChartBuilder()
+            .width(720)
+            .height(420)
+            .title(chartTitle)
+            .xAxisTitle("epoch")
+            .yAxisTitle(yTitle)
+            .build();
+    chart.getStyler().setChartBackgroundColor(Color.WHITE);
+    chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.OutsideS);
+    chart.getStyler().setXAxisDecimalPattern("0.#");
+    double low = Double.POSITIVE_INFINITY;
+    double high = Double.NEGATIVE_INFINITY;
+    String[] names = {"training", "validation"};
+    Color[] colors = {new Color(31, 119, 180), new Color(255, 127, 14)};
+    List<ToDoubleFunction<EpochMetrics>> getters = List.of(train, validation);
+    for (int s = 0; s < 2; s++) {
+      List<Double> xs = new ArrayList<>();
+      List<Double> ys = new ArrayList<>();
+      for (EpochMetrics m : epochs) {
+        double y = getters.get(s).applyAsDouble(m);
+        if (Double.isFinite(y)) {
+          xs.add((double) m.epoch());
+          ys.add(y);
+          low = Math.min(low, y);
+          high = Math.max(high, y);
+        }
+      }
+      if (!xs.isEmpty()) {
+        XYSeries series = chart.addSeries(names[s], xs, ys);
+        series.setLineColor(colors[s]);
+        series.setMarkerColor(colors[s]);
+        series.setMarker(SeriesMarkers.CIRCLE);
+      }
+    }
+    if (!Double.isFinite(low)) {
+      low = 0;
+      high = 1;
+    } else if (high - low < 1e-6) {
+      high = low + 1;
+    }
+    // A surgery after k completed epochs sits between the points of epochs k and k + 1.
+    TreeMap<Integer, List<String>> byEpoch = new TreeMap<>();
+    for (Surgery s : surgeries) {
+      byEpoch.computeIfAbsent(s.epoch(), k -> new ArrayList<>()).add(s.algorithm());
+    }
+    for (var e : byEpoch.entrySet()) {
+      double x = e.getKey() + 0.5;
+      XYSeries marker =
+          chart.addSeries(
+              "surgery after epoch " + e.getKey() + ": " + String.join(", ", e.getValue()),
+              new double[] {x, x},
+              new double[] {low, high});
+      marker.setLineColor(new Color(200, 30, 30));
+      marker.setLineStyle(
+          new BasicStroke(
+              2f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[] {6f, 4f}, 0f));
+      marker.setMarker(SeriesMarkers.NONE);
+    }
+    if (chart.getSeriesMap().isEmpty()) {
+      chart.addSeries("no data", new double[] {0}, new double[] {0});
+    }
+    BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
+  }
+
+  private String json(List<EpochMetrics> epochs, List<Surgery> surgeries) {
+    JsonObject root = new JsonObject();
+    root.addProperty("title", title);
+    root.addProperty("created", Instant.now().toString());
+    if (run != null) {
+      root.add("run", run);
+    }
+    root.add("epochs", GSON.toJsonTree(epochs));
+    JsonArray list = new JsonArray();
+    for (Surgery s : surgeries) {
+      JsonObject o = new JsonObject();
+      o.addProperty("epoch", s.epoch());
+      o.addProperty("algorithm", s.algorithm());
+      o.addProperty("blocks_replaced", s.blocks().size());
+      o.add("blocks", GSON.toJsonTree(s.blocks()));
+      o.addProperty("parameters_before", s.parametersBefore());
+      o.addProperty("parameters_after", s.parametersAfter());
+      if (Double.isFinite(s.millis())) {
+        o.addProperty("time_ms", s.millis());
+      }
+      list.add(o);
+    }
+    root.add("surgeries", list);
+    root.add("charts", GSON.toJsonTree(List.of(LOSS_PNG, ACCURACY_PNG)));
+    if (listenerReport != null) {
+      root.add("surgery_listener_report", listenerReport);
+    }
+    return GSON.toJson(root);
+  }
+
+  private String html(List<EpochMetrics> epochs, List<Surgery> surgeries) {
+    StringBuilder h = new StringBuilder();
+    h.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>")
+        .append(escape(title))
+        .append("</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1100px}")
+        .append("table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;")
+        .append("padding:4px 8px;text-align:left}th{background:#f3f3f3}")
+        .append("td.n{text-align:right}img{max-width:100%}</style></head><body>\n");
+    h.append("<h1>").append(escape(title)).append("</h1>\n");
+    if (run != null) {
+      h.append("<p>");
+      for (var e : run.entrySet()) {
+        h.append("<b>").append(escape(e.getKey())).append("</b>: ");
+        h.append(escape(e.getValue().isJsonPrimitive() ? e.getValue().getAsString() : e.getValue().toString()));
+        h.append(" &nbsp; ");
+      }
+      h.append("</p>\n");
+    }
+    h.append("<p>").append(surgeries.size()).append(" surgery application(s); ");
+    h.append(epochs.size()).append(" epoch(s). The dashed red lines mark the surgeries.</p>\n");
+    h.append("<img src=\"").append(LOSS_PNG).append("\" alt=\"loss per epoch\">\n");
+    h.append("<img src=\"").append(ACCURACY_PNG).append("\" alt=\"accuracy per epoch\">\n");
+
+    h.append("<h2>Epochs</h2>\n<table><tr><th>epoch</th><th>training loss</th>")
+        .append("<th>validation loss</th><th>training accuracy</th><th>validation accuracy</th>")
+        .append("<th>seconds</th></tr>\n");
+    for (EpochMetrics m : epochs) {
+      h.append("<tr><td class=n>").append(m.epoch()).append("</td>");
+      for (double v :
+          new double[] {
+            m.trainLoss(), m.validationLoss(), m.trainAccuracy(), m.validationAccuracy(), m.seconds()
+          }) {
+        h.append("<td class=n>").append(format(v)).append("</td>");
+      }
+      h.append("</tr>\n");
+    }
+    h.append("</table>\n");
+
+    h.append("<h2>Surgeries</h2>\n");
+    if (surgeries.isEmpty()) {
+      h.append("<p>The model was not changed during training.</p>\n");
+    }
+    for (Surgery s : surgeries) {
+      h.append("<h3>")
+          .append(escape(s.algorithm()))
+          .append(" after epoch ")
+          .append(s.epoch())
+          .append(": ")
+          .append(s.blocks().size())
+          .append(" block(s) replaced");
+      if (Double.isFinite(s.millis())) {
+        h.append(", ").append(format(s.millis())).append(" ms");
+      }
+      h.append("</h3>\n");
+      if (s.parametersBefore() > 0 || s.parametersAfter() > 0) {
+        h.append(
+            String.format(
+                Locale.ROOT,
+                "<p>parameters %,d &rarr; %,d</p>%n",
+                s.parametersBefore(),
+                s.parametersAfter()));
+      }
+      h.append("<table><tr><th>block path</th><th>was</th><th>now</th></tr>\n");
+      for (BlockChange b : s.blocks()) {
+        h.append("<tr><td><code>")
+            .append(escape(b.path()))
+            .append("</code></td><td>")
+            .append(escape(b.oldType()))
+            .append("</td><td>")
+            .append(escape(b.newType()))
+            .append("</td></tr>\n");
+      }
+      h.append("</table>\n");
+    }
+    h.append("</body></html>\n");
+    return h.toString();
+  }
+
+  private static String format(double v) {
+    return Double.isFinite(v) ? String.format(Locale.ROOT, "%.4f", v) : "&ndash;";
+  }
+
+  private static String escape(String s) {
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
+  }
+
+  /** Builds a {@link SurgeryReportWriter}. */
+  public static final class Builder {
+
+    private final String title;
+    private final TrainingHistory history;
+    private JsonObject listenerReport;
+    private JsonObject run;
+
+    Builder(String title, TrainingHistory history) {
+      this.title = title;
+      this.history = history;
+    }
+
+    /**
+     * Adds the JSON report a {@code SurgeryListener} wrote, when the file exists and parses.
+     *
+     * @param file the listener's report file, or null
+     * @return this builder
+     * @throws IOException if the file exists but cannot be read
+     */
+    public Builder optListenerReport(Path file) throws IOException {
+      if (file != null && Files.isRegularFile(file)) {
+        try {
+          JsonElement e = JsonParser.parseString(Files.readString(file, StandardCharsets.UTF_8));
+          if (e.isJsonObject()) {
+            listenerReport = e.getAsJsonObject();
+          }
+        } catch (JsonParseException e) {
+          throw new IOException("the surgery listener report " + file + " is not JSON", e);
+        }
+      }
+      return this;
+    }
+
+    /**
+     * Sets facts about the run shown at the top (dataset, epochs, batch size, devices ...).
+     *
+     * @param run key to value
+     * @return this builder
+     */
+    public Builder optRun(JsonObject run) {
+      this.run = run;
+      return this;
+    }
+
+    /**
+     * Builds the writer.
+     *
+     * @return the writer
+     */
+    public SurgeryReportWriter build() {
+      return new SurgeryReportWriter(this);
+    }
+  }
+}

@@ -1,0 +1,250 @@
+package dev.surgery.samples.report;
+
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.LambdaBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.training.Trainer;
+import ai.djl.training.listener.TrainingListenerAdapter;
+import ai.djl.util.Pair;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A plain DJL {@code TrainingListener} that records what a report needs: the loss and accuracy of
+ * every epoch (from DJL's own evaluator listener) and every change of the model's block tree, found
+ * by comparing the tree with a snapshot. It knows nothing of DJL Surgery: whatever replaced the
+ * blocks (a {@code SurgeryListener} in code, the agent, or the program itself) shows up as a change.
+ *
+ * <p>Register it after {@code TrainingListener.Defaults.logging()} so that the evaluator listener has
+ * computed an epoch's figures before {@link #onEpoch} reads them. The tree is compared when
+ * training begins, at the first batch of every epoch and when training ends; surgery happens between
+ * epochs, so a change seen at the first batch of epoch {@code k + 1} is reported at epoch {@code k}
+ * (after {@code k} completed epochs; 0 means before the first batch).
+ */
+public final class TrainingHistory extends TrainingListenerAdapter {
+
+  private final List<EpochMetrics> epochs = new ArrayList<>();
+  private final List<ModelChange> changes = new ArrayList<>();
+  private Map<String, Node> snapshot;
+  private long snapshotParameters;
+  private int completedEpochs;
+  private boolean epochStarted;
+  private long epochStartNanos;
+
+  /** Creates an empty history. */
+  public TrainingHistory() {}
+
+  /**
+   * The figures of one completed epoch; NaN where the evaluator did not produce one (no validation
+   * set).
+   *
+   * @param epoch the epoch number, from 1
+   * @param trainLoss the mean training loss
+   * @param validationLoss the validation loss
+   * @param trainAccuracy the training accuracy
+   * @param validationAccuracy the validation accuracy
+   * @param seconds the wall time of the epoch
+   */
+  public record EpochMetrics(
+      int epoch,
+      double trainLoss,
+      double validationLoss,
+      double trainAccuracy,
+      double validationAccuracy,
+      double seconds) {}
+
+  /**
+   * One replaced block.
+   *
+   * @param path the block's path before the change, e.g. {@code 05ParallelBlock/01Conv2d}
+   * @param oldType the old block's type (class simple name or lambda name)
+   * @param newType the new block's type
+   */
+  public record BlockChange(String path, String oldType, String newType) {}
+
+  /**
+   * A change of the block tree.
+   *
+   * @param epoch the number of completed epochs when it happened (0: before the first batch)
+   * @param blocks the replaced blocks (outermost only), in tree order
+   * @param parametersBefore the number of parameter values before
+   * @param parametersAfter the number after
+   */
+  public record ModelChange(
+      int epoch, List<BlockChange> blocks, long parametersBefore, long parametersAfter) {}
+
+  /**
+   * Returns the figures of every completed epoch.
+   *
+   * @return the epochs, in order
+   */
+  public List<EpochMetrics> getEpochs() {
+    return List.copyOf(epochs);
+  }
+
+  /**
+   * Returns every change of the block tree seen so far.
+   *
+   * @return the changes, in order
+   */
+  public List<ModelChange> getChanges() {
+    return List.copyOf(changes);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void onTrainingBegin(Trainer trainer) {
+    Block root = trainer.getModel().getBlock();
+    snapshot = snapshot(root);
+    snapshotParameters = root == null ? 0 : parameterCountNow(root);
+    completedEpochs = 0;
+    epochStarted = false;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void onTrainingBatch(Trainer trainer, BatchData batchData) {
+    if (!epochStarted) {
+      epochStarted = true;
+      epochStartNanos = System.nanoTime();
+      compare(trainer.getModel().getBlock());
+    }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void onEpoch(Trainer trainer) {
+    completedEpochs++;
+    Map<String, Float> values = trainer.getTrainingResult().getEvaluations();
+    double seconds = epochStarted ? (System.nanoTime() - epochStartNanos) / 1e9 : Double.NaN;
+    epochs.add(
+        new EpochMetrics(
+            completedEpochs,
+            value(values, "train_loss"),
+            value(values, "validate_loss"),
+            value(values, "train_Accuracy"),
+            value(values, "validate_Accuracy"),
+            seconds));
+    epochStarted = false;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void onTrainingEnd(Trainer trainer) {
+    compare(trainer.getModel().getBlock());
+  }
+
+  private static double value(Map<String, Float> values, String key) {
+    Float v = values == null ? null : values.get(key);
+    return v == null ? Double.NaN : v;
+  }
+
+  /** Compares the tree with the snapshot, records what changed, and takes a new snapshot. */
+  private void compare(Block root) {
+    if (snapshot == null || root == null) {
+      snapshot = snapshot(root);
+      snapshotParameters = root == null ? 0 : parameterCountNow(root);
+      return;
+    }
+    Map<String, Node> now = snapshot(root);
+    List<BlockChange> blocks = new ArrayList<>();
+    List<String> replacedPrefixes = new ArrayList<>();
+    for (Map.Entry<String, Node> e : snapshot.entrySet()) {
+      String position = e.getKey();
+      if (replacedPrefixes.stream().anyMatch(position::startsWith)) {
+        continue; // inside a block already reported as replaced
+      }
+      Node before = e.getValue();
+      Node after = now.get(position);
+      if (after == null) {
+        blocks.add(new BlockChange(before.path(), before.type(), "(removed)"));
+        replacedPrefixes.add(position + "/");
+      } else if (after.block() != before.block()) {
+        blocks.add(new BlockChange(before.path(), before.type(), after.type()));
+        replacedPrefixes.add(position + "/");
+      }
+    }
+    for (Map.Entry<String, Node> e : now.entrySet()) {
+      String position = e.getKey();
+      if (!snapshot.containsKey(position)
+          && replacedPrefixes.stream().noneMatch(position::startsWith)) {
+        blocks.add(new BlockChange(e.getValue().path(), "(none)", e.getValue().type()));
+        replacedPrefixes.add(position + "/");
+      }
+    }
+    long parameters = parameterCountNow(root);
+    if (!blocks.isEmpty()) {
+      changes.add(new ModelChange(completedEpochs, blocks, snapshotParameters, parameters));
+    }
+    snapshot = now;
+    snapshotParameters = parameters;
+  }
+
+  /** Position path ("0/3/1") to node, in pre-order; a shared block is listed at its first path. */
+  private static Map<String, Node> snapshot(Block root) {
+    Map<String, Node> nodes = new LinkedHashMap<>();
+    if (root != null) {
+      Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+      seen.add(root);
+      walk(root, "", "", nodes, seen);
+    }
+    return nodes;
+  }
+
+  private static void walk(
+      Block block, String position, String path, Map<String, Node> nodes, Set<Block> seen) {
+    int i = 0;
+    for (Pair<String, Block> child : block.getChildren()) {
+      String childPosition = position.isEmpty() ? String.valueOf(i) : position + "/" + i;
+      String childPath = path.isEmpty() ? child.getKey() : path + "/" + child.getKey();
+      i++;
+      Block b = child.getValue();
+      if (seen.add(b)) {
+        nodes.put(childPosition, new Node(childPath, typeName(b), b));
+        walk(b, childPosition, childPath, nodes, seen);
+      }
+    }
+  }
+
+  /**
+   * Returns a display type: a named lambda's name ({@code maxPool2d}), else the class simple name.
+   *
+   * @param block a block
+   * @return the type name
+   */
+  public static String typeName(Block block) {
+    if (block.getClass() == LambdaBlock.class) {
+      String name = ((LambdaBlock) block).getName();
+      if (name != null && !LambdaBlock.DEFAULT_NAME.equals(name)) {
+        return name;
+      }
+    }
+    return block.getClass().getSimpleName();
+  }
+
+  /**
+   * Counts the parameter values of a block tree (shared parameters once; unknown shapes as 0).
+   *
+   * @param root the root block
+   * @return the number of scalars
+   */
+  public static long parameterCountNow(Block root) {
+    Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+    long total = 0;
+    for (Pair<String, Parameter> p : root.getParameters()) {
+      if (seen.add(p.getValue())) {
+        Shape shape = p.getValue().getShape();
+        total += shape == null ? 0 : shape.size();
+      }
+    }
+    return total;
+  }
+
+  private record Node(String path, String type, Block block) {}
+}
