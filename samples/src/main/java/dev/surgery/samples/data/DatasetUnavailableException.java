@@ -1,6 +1,8 @@
 package dev.surgery.samples.data;
 
-/** A dataset could not be read from the given directory or downloaded; the message says what to do. */
+/**
+ * A dataset could not be read from the given directory or downloaded; the message says what to do.
+ */
 public class DatasetUnavailableException extends RuntimeException {
 
   private static final long serialVersionUID = 1L;

@@ -4,7 +4,6 @@ import ai.djl.basicdataset.cv.classification.Cifar10;
 import ai.djl.basicdataset.cv.classification.FashionMnist;
 import ai.djl.basicdataset.cv.classification.ImageFolder;
 import ai.djl.basicdataset.cv.classification.Mnist;
-import ai.djl.modality.cv.transform.CenterCrop;
 import ai.djl.modality.cv.transform.Resize;
 import ai.djl.modality.cv.transform.ToTensor;
 import ai.djl.ndarray.types.Shape;
@@ -22,8 +21,8 @@ import java.util.Locale;
 /**
  * Opens the datasets the sample jobs train on, all as {@code (channels, side, side)} float tensors
  * in {@code [0, 1]}: the generated {@link SyntheticImages} (the default, no download), DJL's MNIST,
- * Fashion-MNIST and CIFAR-10 (from local files with {@code --data-dir}, else downloaded as DJL does),
- * and a local {@code ImageFolder} (one subfolder per class).
+ * Fashion-MNIST and CIFAR-10 (from local files with {@code --data-dir}, else downloaded as DJL
+ * does), and a local {@code ImageFolder} (one subfolder per class).
  */
 public final class ImageDatasets {
 
@@ -256,11 +255,7 @@ public final class ImageDatasets {
     // 90 % training, 10 % validation, shuffled with the sampler's random order.
     RandomAccessDataset[] split = folder.randomSplit(9, 1);
     return new ImageData(
-        "imagefolder",
-        split[0],
-        split[1],
-        new Shape(3, request.side(), request.side()),
-        classes);
+        "imagefolder", split[0], split[1], new Shape(3, request.side(), request.side()), classes);
   }
 
   /** A local directory as a DJL repository; its file names are the artifact's item names. */
@@ -276,7 +271,7 @@ public final class ImageDatasets {
     Pipeline pipeline = new Pipeline();
     if (side < source && source - side <= 4) {
       // Small margins: crop (keeps the pixels as they are).
-      pipeline.add(new CenterCrop(side, side));
+      pipeline.add(new CenterCropTransform(side));
     } else if (side != source) {
       pipeline.add(new Resize(side, side));
     }

@@ -26,7 +26,11 @@ public final class SyntheticImages extends RandomAccessDataset {
 
   /** The five colors (RGB in [0, 1]) that classes cycle through. */
   private static final float[][] COLORS = {
-    {0.9f, 0.2f, 0.2f}, {0.2f, 0.8f, 0.2f}, {0.2f, 0.3f, 0.95f}, {0.9f, 0.8f, 0.1f}, {0.7f, 0.2f, 0.9f}
+    {0.9f, 0.2f, 0.2f},
+    {0.2f, 0.8f, 0.2f},
+    {0.2f, 0.3f, 0.95f},
+    {0.9f, 0.8f, 0.1f},
+    {0.7f, 0.2f, 0.9f}
   };
 
   private final long size;
@@ -88,8 +92,7 @@ public final class SyntheticImages extends RandomAccessDataset {
   @Override
   public Record get(NDManager manager, long index) {
     Sample sample = sample(index);
-    NDList data =
-        new NDList(manager.create(sample.pixels(), new Shape(imageSize, imageSize, 3)));
+    NDList data = new NDList(manager.create(sample.pixels(), new Shape(imageSize, imageSize, 3)));
     NDList label = new NDList(manager.create((float) sample.label()));
     return new Record(data, label);
   }

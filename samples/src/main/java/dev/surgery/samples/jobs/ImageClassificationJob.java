@@ -117,8 +117,8 @@ public class ImageClassificationJob {
   protected void afterInitialize(Trainer trainer) {}
 
   /**
-   * Prepares the model before the trainer is created (for example, loads a checkpoint into it);
-   * the default does nothing.
+   * Prepares the model before the trainer is created (for example, loads a checkpoint into it); the
+   * default does nothing.
    *
    * @param model the model with its freshly built network
    * @throws IOException if a checkpoint cannot be read

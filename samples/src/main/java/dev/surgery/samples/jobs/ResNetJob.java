@@ -23,6 +23,7 @@ public final class ResNetJob {
    * @throws Exception if training fails
    */
   public static void main(String[] args) throws Exception {
-    ImageClassificationJob.main(o -> new ImageClassificationJob("resnet-job", o), "resnet-job", args);
+    ImageClassificationJob.main(
+        o -> new ImageClassificationJob("resnet-job", o), "resnet-job", args);
   }
 }

@@ -121,7 +121,8 @@ public final class SurgeryReportWriter {
           for (JsonElement c : a.getAsJsonArray("changes")) {
             JsonObject o = c.getAsJsonObject();
             blocks.add(
-                new BlockChange(string(o, "path", "?"), string(o, "from", "?"), string(o, "to", "?")));
+                new BlockChange(
+                    string(o, "path", "?"), string(o, "from", "?"), string(o, "to", "?")));
           }
         }
         list.add(
@@ -207,7 +208,9 @@ public final class SurgeryReportWriter {
             .build();
     chart.getStyler().setChartBackgroundColor(Color.WHITE);
     chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.OutsideS);
-    chart.getStyler().setXAxisDecimalPattern("0.#");
+    // Epochs are whole numbers; the surgery markers sit between them.
+    chart.setCustomXAxisTickLabelsFormatter(
+        x -> Math.abs(x - Math.rint(x)) < 1e-9 ? String.valueOf(Math.round(x)) : "");
     double low = Double.POSITIVE_INFINITY;
     double high = Double.NEGATIVE_INFINITY;
     String[] names = {"training", "validation"};
@@ -305,7 +308,11 @@ public final class SurgeryReportWriter {
       h.append("<p>");
       for (var e : run.entrySet()) {
         h.append("<b>").append(escape(e.getKey())).append("</b>: ");
-        h.append(escape(e.getValue().isJsonPrimitive() ? e.getValue().getAsString() : e.getValue().toString()));
+        h.append(
+            escape(
+                e.getValue().isJsonPrimitive()
+                    ? e.getValue().getAsString()
+                    : e.getValue().toString()));
         h.append(" &nbsp; ");
       }
       h.append("</p>\n");
@@ -322,7 +329,11 @@ public final class SurgeryReportWriter {
       h.append("<tr><td class=n>").append(m.epoch()).append("</td>");
       for (double v :
           new double[] {
-            m.trainLoss(), m.validationLoss(), m.trainAccuracy(), m.validationAccuracy(), m.seconds()
+            m.trainLoss(),
+            m.validationLoss(),
+            m.trainAccuracy(),
+            m.validationAccuracy(),
+            m.seconds()
           }) {
         h.append("<td class=n>").append(format(v)).append("</td>");
       }
@@ -375,7 +386,10 @@ public final class SurgeryReportWriter {
   }
 
   private static String escape(String s) {
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
+    return s.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\"", "&quot;");
   }
 
   /** Builds a {@link SurgeryReportWriter}. */

@@ -19,13 +19,14 @@ import java.util.Set;
  * A plain DJL {@code TrainingListener} that records what a report needs: the loss and accuracy of
  * every epoch (from DJL's own evaluator listener) and every change of the model's block tree, found
  * by comparing the tree with a snapshot. It knows nothing of DJL Surgery: whatever replaced the
- * blocks (a {@code SurgeryListener} in code, the agent, or the program itself) shows up as a change.
+ * blocks (a {@code SurgeryListener} in code, the agent, or the program itself) shows up as a
+ * change.
  *
- * <p>Register it after {@code TrainingListener.Defaults.logging()} so that the evaluator listener has
- * computed an epoch's figures before {@link #onEpoch} reads them. The tree is compared when
- * training begins, at the first batch of every epoch and when training ends; surgery happens between
- * epochs, so a change seen at the first batch of epoch {@code k + 1} is reported at epoch {@code k}
- * (after {@code k} completed epochs; 0 means before the first batch).
+ * <p>Register it after {@code TrainingListener.Defaults.logging()} so that the evaluator listener
+ * has computed an epoch's figures before {@link #onEpoch} reads them. The tree is compared when
+ * training begins, at the first batch of every epoch and when training ends; surgery happens
+ * between epochs, so a change seen at the first batch of epoch {@code k + 1} is reported at epoch
+ * {@code k} (after {@code k} completed epochs; 0 means before the first batch).
  */
 public final class TrainingHistory extends TrainingListenerAdapter {
 
