@@ -1,0 +1,271 @@
+package dev.surgery.samples.bench;
+
+import ai.djl.Model;
+import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.ParameterList;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.Trainer;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.BlockMatcher;
+import dev.surgery.core.ModuleSurgery;
+import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.SurgeryOptions;
+import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.core.internal.DjlInternals;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * B1: live surgery against what a DJL user does today. An initialized ResNet-50 (DJL's {@code
+ * ResNetV1}, 50 layers, 3 x 64 x 64 input, 10 classes) trains two Adam steps; then BlurPool (every
+ * strided convolution and the max pool, {@code min_channels 0}) is applied
+ *
+ * <ul>
+ *   <li><b>live</b>: {@code BlurPool.apply} with the live trainer (parameter store and Adam state
+ *       follow, training goes on), and
+ *   <li><b>rebuild</b>: save the parameters, build the new architecture (ResNet-50 with BlurPool
+ *       applied to the fresh block), load the parameters, create a new Trainer and initialize it
+ *       (Adam state is lost).
+ * </ul>
+ *
+ * Both run on fresh models in the same process, interleaved; the table gives medians and the ratio.
+ * Run: {@code mvn -B -q -pl samples exec:exec -Dsample.main=dev.surgery.samples.bench.B1LiveSurgery
+ * -Dsample.args="--runs 7"}.
+ */
+public final class B1LiveSurgery {
+
+  private static final Shape IMAGE = new Shape(3, 64, 64);
+  private static final int CLASSES = 10;
+  private static final int BATCH = 4;
+
+  private B1LiveSurgery() {}
+
+  /**
+   * Runs the benchmark.
+   *
+   * @param args {@code --runs N} (default 7)
+   * @throws Exception if DJL fails
+   */
+  public static void main(String[] args) throws Exception {
+    int runs = BenchSupport.intFlag(args, "runs", 7);
+    Engine.getInstance().setRandomSeed(1);
+    List<Double> live = new ArrayList<>();
+    List<Double> copying = new ArrayList<>();
+    int copied = 0;
+    List<Double> rebuild = new ArrayList<>();
+    List<String> rebuildParts = new ArrayList<>();
+    int replaced = 0;
+    // One warm-up round of each (class loading, JIT), not counted.
+    for (int r = -1; r < runs; r++) {
+      double[] l = liveRun();
+      replaced = (int) l[1];
+      double[] c = copyingRun();
+      copied = (int) c[1];
+      double[] b = rebuildRun();
+      if (r >= 0) {
+        live.add(l[0]);
+        copying.add(c[0]);
+        rebuild.add(b[0]);
+        rebuildParts.add(
+            BenchSupport.f("%.0f", b[1])
+                + "/"
+                + BenchSupport.f("%.0f", b[2])
+                + "/"
+                + BenchSupport.f("%.0f", b[3])
+                + "/"
+                + BenchSupport.f("%.0f", b[4]));
+      }
+    }
+    double liveMs = BenchSupport.median(live);
+    double rebuildMs = BenchSupport.median(rebuild);
+    List<List<String>> rows = new ArrayList<>();
+    rows.add(
+        List.of(
+            "live BlurPool (trainer + Adam state kept)",
+            BenchSupport.f("%.1f", liveMs),
+            BenchSupport.range(live, "%.1f"),
+            String.valueOf(replaced)));
+    rows.add(
+        List.of(
+            "every strided Conv2d -> new Conv2d, weights copied (live)",
+            BenchSupport.f("%.1f", BenchSupport.median(copying)),
+            BenchSupport.range(copying, "%.1f"),
+            String.valueOf(copied)));
+    rows.add(
+        List.of(
+            "save + build + load + new Trainer + initialize",
+            BenchSupport.f("%.1f", rebuildMs),
+            BenchSupport.range(rebuild, "%.1f"),
+            String.valueOf(replaced)));
+    rows.add(List.of("ratio rebuild / live", BenchSupport.f("%.1fx", rebuildMs / liveMs), "", ""));
+    BenchSupport.printTable(
+        "B1 live surgery vs rebuild: ResNet-50 (ResNetV1 50 layers, input "
+            + IMAGE
+            + ", batch "
+            + BATCH
+            + ", Adam after 2 steps), "
+            + runs
+            + " runs, "
+            + BenchSupport.machine(),
+        List.of("variant", "median ms", "min..max ms", "blocks replaced"),
+        rows);
+    System.out.println(
+        "rebuild parts per run (save/build/load/trainer+initialize ms): " + rebuildParts);
+  }
+
+  private static Block resnet50() {
+    return ResNetV1.builder().setImageShape(IMAGE).setNumLayers(50).setOutSize(CLASSES).build();
+  }
+
+  private static BlurPool blurPool() {
+    return BlurPool.builder().optMinChannels(0).build();
+  }
+
+  private static DefaultTrainingConfig config() {
+    return new DefaultTrainingConfig(BenchSupport.loss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build());
+  }
+
+  private static Shape inputShape() {
+    return new Shape(BATCH).addAll(IMAGE);
+  }
+
+  /** A trained-for-two-steps model; returns {time ms, blocks replaced}. */
+  private static double[] liveRun() {
+    Model model = Model.newInstance("b1-live");
+    Trainer trainer = null;
+    try {
+      model.setBlock(resnet50());
+      trainer = model.newTrainer(config());
+      trainer.initialize(inputShape());
+      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      System.gc();
+      long start = System.nanoTime();
+      SurgeryReport report = blurPool().apply(SurgeryContext.live(model.getBlock(), trainer, 1, 0));
+      double ms = BenchSupport.millisSince(start);
+      // Training goes on with the new blocks (not timed).
+      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      return new double[] {ms, report.changes().size()};
+    } finally {
+      BenchSupport.close(model, trainer);
+    }
+  }
+
+  /**
+   * Issue 3's target: every strided Conv2d replaced by a new Conv2d of the same configuration whose
+   * weights are copied, with the live trainer; returns {time ms, blocks replaced}.
+   */
+  private static double[] copyingRun() {
+    Model model = Model.newInstance("b1-copy");
+    Trainer trainer = null;
+    try {
+      model.setBlock(resnet50());
+      trainer = model.newTrainer(config());
+      trainer.initialize(inputShape());
+      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      NDManager manager = model.getNDManager();
+      LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          (block, path) ->
+              block.getClass() == Conv2d.class
+                  && (((Conv2d) block).getStride().get(0) > 1
+                      || ((Conv2d) block).getStride().get(1) > 1),
+          (block, index) -> copyOf((Conv2d) block, manager));
+      System.gc();
+      long start = System.nanoTime();
+      Map<Block, Block> done =
+          ModuleSurgery.replaceModules(
+              model.getBlock(),
+              policies,
+              SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+      double ms = BenchSupport.millisSince(start);
+      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      return new double[] {ms, done.size()};
+    } finally {
+      BenchSupport.close(model, trainer);
+    }
+  }
+
+  /** A new Conv2d with the same configuration, initialized, holding copies of the weights. */
+  private static Block copyOf(Conv2d conv, NDManager manager) {
+    Conv2d copy =
+        Conv2d.builder()
+            .setKernelShape(conv.getKernelShape())
+            .optStride(conv.getStride())
+            .optPadding(conv.getPadding())
+            .optDilation(conv.getDilation())
+            .setFilters(conv.getFilters())
+            .optGroups(conv.getGroups())
+            .optBias(conv.isIncludeBias())
+            .build();
+    Shape[] inputs = DjlInternals.recordedInputShapes(conv);
+    copy.initialize(manager, DataType.FLOAT32, inputs);
+    ParameterList from = conv.getParameters();
+    ParameterList to = copy.getParameters();
+    for (int i = 0; i < from.size(); i++) {
+      from.valueAt(i).getArray().copyTo(to.valueAt(i).getArray());
+    }
+    return copy;
+  }
+
+  /** Returns {total ms, save ms, build ms, load ms, trainer ms}. */
+  private static double[] rebuildRun() throws IOException, ai.djl.MalformedModelException {
+    Path dir = Files.createTempDirectory("b1-rebuild");
+    Model model = Model.newInstance("b1");
+    Trainer trainer = null;
+    Model rebuilt = null;
+    Trainer newTrainer = null;
+    try {
+      model.setBlock(resnet50());
+      trainer = model.newTrainer(config());
+      trainer.initialize(inputShape());
+      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      System.gc();
+      long start = System.nanoTime();
+      model.save(dir, "b1");
+      double save = BenchSupport.millisSince(start);
+      long t = System.nanoTime();
+      rebuilt = Model.newInstance("b1");
+      Block block = resnet50();
+      // The user's new architecture: the same network with BlurPool's blocks.
+      blurPool().apply(SurgeryContext.of(block));
+      rebuilt.setBlock(block);
+      double build = BenchSupport.millisSince(t);
+      t = System.nanoTime();
+      rebuilt.load(dir, "b1");
+      double load = BenchSupport.millisSince(t);
+      t = System.nanoTime();
+      newTrainer = rebuilt.newTrainer(config());
+      newTrainer.initialize(inputShape());
+      double init = BenchSupport.millisSince(t);
+      double total = BenchSupport.millisSince(start);
+      BenchSupport.trainStep(newTrainer, inputShape(), CLASSES);
+      return new double[] {total, save, build, load, init};
+    } finally {
+      BenchSupport.close(rebuilt, newTrainer);
+      BenchSupport.close(model, trainer);
+      try (Stream<Path> files = Files.walk(dir)) {
+        files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+      }
+    }
+  }
+}

@@ -1,0 +1,210 @@
+package dev.surgery.samples.bench;
+
+import ai.djl.Model;
+import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.Trainer;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.layers.BlurFilter;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * B3: what BlurPool costs. ResNet-20 (DJL's {@code ResNetV1}, 20 layers, 16/32/64 filters) trains
+ * on 32 x 32 inputs on the CPU with and without BlurPool (the 4 strided convolutions with at least
+ * 16 input channels, blur before the convolution); steps of the two models alternate so that both
+ * see the same machine load. Then the blur alone, forward and backward on the activations the 4
+ * blurred convolutions see, against the same blur written as a plain depthwise {@code
+ * Conv2d.conv2d(..., groups = channels)} call. Run: {@code mvn -B -q -pl samples exec:exec
+ * -Dsample.main=dev.surgery.samples.bench.B3BlurPoolCost -Dsample.args="--steps 30"}.
+ */
+public final class B3BlurPoolCost {
+
+  private static final int CLASSES = 10;
+
+  private B3BlurPoolCost() {}
+
+  /**
+   * Runs the benchmark.
+   *
+   * @param args {@code --steps N} measured steps per model (default 30), {@code --batch N} (default
+   *     32)
+   * @throws Exception if DJL fails
+   */
+  public static void main(String[] args) throws Exception {
+    int steps = BenchSupport.intFlag(args, "steps", 30);
+    int batch = BenchSupport.intFlag(args, "batch", 32);
+    Shape input = new Shape(batch, 3, 32, 32);
+    Engine.getInstance().setRandomSeed(3);
+    List<Double> plainTimes = new ArrayList<>();
+    List<Double> blurTimes = new ArrayList<>();
+    int blurred;
+    try (Model plain = Model.newInstance("b3-plain");
+        Model blur = Model.newInstance("b3-blur")) {
+      plain.setBlock(resnet20());
+      blur.setBlock(resnet20());
+      try (Trainer plainTrainer = plain.newTrainer(config());
+          Trainer blurTrainer = blur.newTrainer(config())) {
+        plainTrainer.initialize(input);
+        blurTrainer.initialize(input);
+        blurred =
+            BlurPool.builder()
+                .build()
+                .apply(SurgeryContext.live(blur.getBlock(), blurTrainer, 0, 0))
+                .changes()
+                .size();
+        for (int s = -5; s < steps; s++) {
+          long t = System.nanoTime();
+          BenchSupport.trainStep(plainTrainer, input, CLASSES);
+          double p = BenchSupport.millisSince(t);
+          t = System.nanoTime();
+          BenchSupport.trainStep(blurTrainer, input, CLASSES);
+          double b = BenchSupport.millisSince(t);
+          if (s >= 0) {
+            plainTimes.add(p);
+            blurTimes.add(b);
+          }
+        }
+      }
+    }
+    double plainMs = BenchSupport.median(plainTimes);
+    double blurMs = BenchSupport.median(blurTimes);
+
+    // The blur alone on the inputs of the four blurred convolutions (blur first, stride 1):
+    // stage 2's first unit sees 16 x 32 x 32 (3x3 conv and 1x1 shortcut), stage 3's 32 x 16 x 16.
+    Shape[] activations = {
+      new Shape(batch, 16, 32, 32),
+      new Shape(batch, 16, 32, 32),
+      new Shape(batch, 32, 16, 16),
+      new Shape(batch, 32, 16, 16)
+    };
+    List<Double> ours = new ArrayList<>();
+    List<Double> plainConv = new ArrayList<>();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      BlurFilter filter = new BlurFilter();
+      NDArray[] inputs = new NDArray[activations.length];
+      NDArray[] kernels = new NDArray[activations.length];
+      for (int i = 0; i < activations.length; i++) {
+        inputs[i] = manager.randomUniform(0, 1, activations[i]);
+        kernels[i] = BlurFilter.create(manager, activations[i].get(1), DataType.FLOAT32);
+      }
+      for (int s = -5; s < steps; s++) {
+        double a = blurForwardBackward(manager, inputs, null, filter);
+        double b = blurForwardBackward(manager, inputs, kernels, null);
+        if (s >= 0) {
+          ours.add(a);
+          plainConv.add(b);
+        }
+      }
+    }
+    double oursMs = BenchSupport.median(ours);
+    double convMs = BenchSupport.median(plainConv);
+    List<List<String>> rows = new ArrayList<>();
+    rows.add(
+        List.of(
+            "ResNet-20 step, no BlurPool",
+            BenchSupport.f("%.1f", plainMs),
+            BenchSupport.range(plainTimes, "%.1f"),
+            "1.00"));
+    rows.add(
+        List.of(
+            "ResNet-20 step, BlurPool (" + blurred + " BlurConv2d)",
+            BenchSupport.f("%.1f", blurMs),
+            BenchSupport.range(blurTimes, "%.1f"),
+            BenchSupport.f("%.2f", blurMs / plainMs)));
+    rows.add(
+        List.of(
+            "4 blurs fwd+bwd: BlurFilter.blur (cached filter)",
+            BenchSupport.f("%.2f", oursMs),
+            BenchSupport.range(ours, "%.2f"),
+            BenchSupport.f("%.2f", oursMs / convMs)));
+    rows.add(
+        List.of(
+            "4 blurs fwd+bwd: plain Conv2d.conv2d(groups = C)",
+            BenchSupport.f("%.2f", convMs),
+            BenchSupport.range(plainConv, "%.2f"),
+            "1.00"));
+    BenchSupport.printTable(
+        "B3 BlurPool cost: ResNetV1-20 at 32 x 32, batch "
+            + batch
+            + ", Adam, CPU, "
+            + steps
+            + " interleaved steps each, "
+            + BenchSupport.machine(),
+        List.of("measurement", "median ms", "min..max ms", "ratio"),
+        rows);
+    System.out.println(
+        BenchSupport.f("BlurPool step overhead: %+.1f %%", 100 * (blurMs / plainMs - 1))
+            + BenchSupport.f(
+                "; blur share of a BlurPool step (from the step times): %.1f %%",
+                100 * (blurMs - plainMs) / blurMs)
+            + BenchSupport.f(
+                "; blur share (from the blur micro-benchmark): %.1f %%", 100 * oursMs / blurMs));
+  }
+
+  /** Blurs every input and back-propagates the sum; returns the time in ms (copies not timed). */
+  private static double blurForwardBackward(
+      NDManager manager, NDArray[] inputs, NDArray[] kernels, BlurFilter filter) {
+    try (NDManager step = manager.newSubManager()) {
+      NDArray[] xs = new NDArray[inputs.length];
+      for (int i = 0; i < inputs.length; i++) {
+        xs[i] = inputs[i].duplicate();
+        xs[i].attach(step);
+        xs[i].setRequiresGradient(true);
+      }
+      long start = System.nanoTime();
+      try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+        blurAll(xs, kernels, filter, collector);
+      }
+      return BenchSupport.millisSince(start);
+    }
+  }
+
+  private static void blurAll(
+      NDArray[] xs, NDArray[] kernels, BlurFilter filter, GradientCollector collector) {
+    NDArray total = null;
+    for (int i = 0; i < xs.length; i++) {
+      NDArray x = xs[i];
+      NDArray y =
+          filter != null
+              ? filter.blur(x, new Shape(1, 1))
+              : Conv2d.conv2d(
+                      x,
+                      kernels[i],
+                      null,
+                      new Shape(1, 1),
+                      new Shape(1, 1),
+                      new Shape(1, 1),
+                      (int) x.getShape().get(1))
+                  .singletonOrThrow();
+      NDArray sum = y.sum();
+      total = total == null ? sum : total.add(sum);
+    }
+    collector.backward(total);
+  }
+
+  private static ai.djl.nn.Block resnet20() {
+    // DJL picks the 3-stage CIFAR layout for heights up to 28; the network is fully convolutional,
+    // so it trains on 32 x 32 inputs as well.
+    return ResNetV1.builder()
+        .setImageShape(new Shape(3, 28, 28))
+        .setNumLayers(20)
+        .setOutSize(CLASSES)
+        .build();
+  }
+
+  private static DefaultTrainingConfig config() {
+    return new DefaultTrainingConfig(BenchSupport.loss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build());
+  }
+}

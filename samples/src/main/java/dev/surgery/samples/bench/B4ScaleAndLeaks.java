@@ -1,0 +1,332 @@
+package dev.surgery.samples.bench;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.ParameterList;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.pooling.Pool;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.Trainer;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import ai.djl.util.Pair;
+import dev.surgery.core.BlockMatcher;
+import dev.surgery.core.ModuleSurgery;
+import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.SurgeryOptions;
+import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.layers.BlurConv2d;
+import dev.surgery.core.layers.BlurMaxPool2d;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * B4: scale and leaks.
+ *
+ * <ol>
+ *   <li>Surgery time against block count: generated trees of 1,000, 10,000 and 50,000 blocks
+ *       (nested {@code SequentialBlock}s of 10, leaves alternately an uninitialized {@code Linear}
+ *       and an identity lambda). Count ({@code countModuleInstances}), traversal (a matcher that
+ *       selects every block and a function that returns null: every block visited and offered) and
+ *       replacement (every {@code Linear} replaced by a new one). Medians; the time per block shows
+ *       whether the cost is linear.
+ *   <li>1,000 live apply/revert cycles on a small CNN with Adam: BlurPool applied with the live
+ *       trainer, one training step, reverted (each {@code BlurConv2d} to a new {@code Conv2d} with
+ *       copied weights, each {@code BlurMaxPool2d} to a max pool; the replaced blocks' own
+ *       parameters closed by the caller, who owns them), one step. Open NDArrays (the model
+ *       manager's arrays, optimizer state, parameter-store mirrors) and process RSS are sampled
+ *       along the way.
+ * </ol>
+ *
+ * Run: {@code mvn -B -q -pl samples exec:exec
+ * -Dsample.main=dev.surgery.samples.bench.B4ScaleAndLeaks -Dsample.args="--runs 5 --cycles 1000"}.
+ */
+public final class B4ScaleAndLeaks {
+
+  private B4ScaleAndLeaks() {}
+
+  /**
+   * Runs the benchmark.
+   *
+   * @param args {@code --runs N} (default 5), {@code --cycles N} (default 1000)
+   * @throws Exception if DJL fails
+   */
+  public static void main(String[] args) throws Exception {
+    int runs = BenchSupport.intFlag(args, "runs", 5);
+    int cycles = BenchSupport.intFlag(args, "cycles", 1000);
+    // Leaks first: the large generated trees of the scale part would inflate the heap, and RSS.
+    leaks(cycles);
+    scale(runs);
+  }
+
+  // ------------------------------------------------------------------ scale
+
+  private static void scale(int runs) {
+    List<List<String>> rows = new ArrayList<>();
+    for (int size : new int[] {1_000, 10_000, 50_000}) {
+      SequentialBlock root = tree(size);
+      int blocks = countAll(root);
+      List<Double> count = new ArrayList<>();
+      List<Double> traverse = new ArrayList<>();
+      List<Double> replace = new ArrayList<>();
+      int linears = 0;
+      int replaced = 0;
+      for (int r = -2; r < runs; r++) {
+        long t = System.nanoTime();
+        linears = ModuleSurgery.countModuleInstances(root, Linear.class);
+        double c = BenchSupport.millisSince(t);
+        Map<BlockMatcher, ReplacementFunction> visitAll = new LinkedHashMap<>();
+        visitAll.put((block, path) -> true, (block, index) -> null);
+        t = System.nanoTime();
+        ModuleSurgery.replaceModules(root, visitAll, SurgeryOptions.defaults());
+        double v = BenchSupport.millisSince(t);
+        Map<BlockMatcher, ReplacementFunction> newLinear = new LinkedHashMap<>();
+        newLinear.put(
+            BlockMatcher.ofClass(Linear.class),
+            (block, index) -> Linear.builder().setUnits(4).build());
+        t = System.nanoTime();
+        replaced = ModuleSurgery.replaceModules(root, newLinear, SurgeryOptions.defaults()).size();
+        double p = BenchSupport.millisSince(t);
+        if (r >= 0) {
+          count.add(c);
+          traverse.add(v);
+          replace.add(p);
+        }
+      }
+      double c = BenchSupport.median(count);
+      double v = BenchSupport.median(traverse);
+      double p = BenchSupport.median(replace);
+      rows.add(
+          List.of(
+              String.format("%,d", blocks),
+              BenchSupport.f("%.2f", c),
+              BenchSupport.f("%.2f", v),
+              BenchSupport.f("%.2f", c + v),
+              BenchSupport.f("%.2f", 1000 * (c + v) / blocks),
+              String.format("%,d", replaced),
+              BenchSupport.f("%.2f", p),
+              BenchSupport.f("%.2f", 1000 * p / blocks)));
+      if (linears != replaced) {
+        throw new IllegalStateException(linears + " Linear blocks but " + replaced + " replaced");
+      }
+    }
+    BenchSupport.printTable(
+        "B4a surgery time vs block count (generated trees, uninitialized blocks), medians of "
+            + runs
+            + " runs, "
+            + BenchSupport.machine(),
+        List.of(
+            "blocks",
+            "count ms",
+            "traversal ms",
+            "count + traversal ms",
+            "us/block",
+            "replaced",
+            "replace ms",
+            "replace us/block"),
+        rows);
+  }
+
+  /** A tree of about {@code size} blocks: nested sequential blocks of 10 children. */
+  static SequentialBlock tree(int size) {
+    List<Block> level = new ArrayList<>();
+    int leaves = (int) Math.round(size * 0.9);
+    for (int i = 0; i < leaves; i++) {
+      level.add(i % 2 == 0 ? Linear.builder().setUnits(4).build() : Blocks.identityBlock());
+    }
+    while (level.size() > 10) {
+      List<Block> next = new ArrayList<>();
+      for (int i = 0; i < level.size(); i += 10) {
+        SequentialBlock group = new SequentialBlock();
+        for (Block b : level.subList(i, Math.min(level.size(), i + 10))) {
+          group.add(b);
+        }
+        next.add(group);
+      }
+      level = next;
+    }
+    SequentialBlock root = new SequentialBlock();
+    level.forEach(root::add);
+    return root;
+  }
+
+  private static int countAll(Block block) {
+    int n = 0;
+    for (Pair<String, Block> child : block.getChildren()) {
+      n += 1 + countAll(child.getValue());
+    }
+    return n;
+  }
+
+  // ------------------------------------------------------------------ leaks
+
+  private static void leaks(int cycles) {
+    Engine.getInstance().setRandomSeed(4);
+    Shape input = new Shape(4, 3, 16, 16);
+    List<List<String>> rows = new ArrayList<>();
+    long firstArrays = -1;
+    long firstRss = -1;
+    long lastArrays = 0;
+    long lastRss = 0;
+    long start = System.nanoTime();
+    try (Model model = Model.newInstance("b4-leaks")) {
+      model.setBlock(smallCnn());
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(BenchSupport.loss())
+              .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build());
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(input);
+        BenchSupport.trainStep(trainer, input, 10);
+        int warmup = Math.max(1, cycles / 20);
+        int every = Math.max(1, cycles / 5);
+        for (int c = -warmup; c <= cycles; c++) {
+          if (c >= 0 && c % every == 0) {
+            System.gc();
+            long arrays = openArrays(model, trainer);
+            long rss = BenchSupport.rssKib();
+            if (firstArrays < 0) {
+              firstArrays = arrays;
+              firstRss = rss;
+            }
+            lastArrays = arrays;
+            lastRss = rss;
+            rows.add(
+                List.of(
+                    String.valueOf(c),
+                    String.valueOf(arrays),
+                    String.format("%,d", rss),
+                    BenchSupport.f("%+.1f %%", 100.0 * (rss - firstRss) / firstRss),
+                    BenchSupport.f("%.0f", (System.nanoTime() - start) / 1e9)));
+          }
+          if (c == cycles) {
+            break;
+          }
+          cycle(model, trainer, input);
+        }
+      }
+    }
+    BenchSupport.printTable(
+        "B4b "
+            + cycles
+            + " live apply/revert cycles (BlurPool on, step, BlurPool off, step) on a small CNN"
+            + " with Adam, "
+            + BenchSupport.machine(),
+        List.of("cycle", "open NDArrays", "RSS KiB", "RSS vs first", "elapsed s"),
+        rows);
+    System.out.println(
+        "open NDArrays first/last: "
+            + firstArrays
+            + "/"
+            + lastArrays
+            + BenchSupport.f(
+                ", RSS change first->last: %+.1f %%", 100.0 * (lastRss - firstRss) / firstRss));
+  }
+
+  private static Block smallCnn() {
+    return new SequentialBlock()
+        .add(conv(16, 1))
+        .add(Activation.reluBlock())
+        .add(conv(16, 2))
+        .add(Activation.reluBlock())
+        .add(Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(10).build());
+  }
+
+  private static Conv2d conv(int filters, int stride) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optStride(new Shape(stride, stride))
+        .optPadding(new Shape(1, 1))
+        .setFilters(filters)
+        .build();
+  }
+
+  private static void cycle(Model model, Trainer trainer, Shape input) {
+    BlurPool.builder().build().apply(SurgeryContext.live(model.getBlock(), trainer, 1, 0));
+    BenchSupport.trainStep(trainer, input, 10);
+    NDManager manager = model.getNDManager();
+    Map<BlockMatcher, ReplacementFunction> revert = new LinkedHashMap<>();
+    revert.put(
+        BlockMatcher.ofClass(BlurConv2d.class),
+        (block, index) -> copyConv((BlurConv2d) block, manager));
+    revert.put(
+        BlockMatcher.ofClass(BlurMaxPool2d.class),
+        (block, index) -> {
+          BlurMaxPool2d pool = (BlurMaxPool2d) block;
+          return Pool.maxPool2dBlock(
+              pool.getKernelShape(), pool.getStride(), pool.getPadding(), pool.isCeilMode());
+        });
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(
+            model.getBlock(),
+            revert,
+            SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+    // The replaced blocks belong to the caller now: close the parameters nobody uses any more.
+    for (Map.Entry<Block, Block> e : replaced.entrySet()) {
+      Set<Parameter> kept = Collections.newSetFromMap(new IdentityHashMap<>());
+      e.getValue().getParameters().values().forEach(kept::add);
+      for (Parameter p : e.getKey().getParameters().values()) {
+        if (!kept.contains(p)) {
+          p.close();
+        }
+      }
+    }
+    BenchSupport.trainStep(trainer, input, 10);
+  }
+
+  private static Block copyConv(Conv2d conv, NDManager manager) {
+    Conv2d copy =
+        Conv2d.builder()
+            .setKernelShape(conv.getKernelShape())
+            .optStride(conv.getStride())
+            .optPadding(conv.getPadding())
+            .optDilation(conv.getDilation())
+            .setFilters(conv.getFilters())
+            .optGroups(conv.getGroups())
+            .optBias(conv.isIncludeBias())
+            .build();
+    copy.initialize(manager, DataType.FLOAT32, DjlInternals.recordedInputShapes(conv));
+    ParameterList from = conv.getParameters();
+    ParameterList to = copy.getParameters();
+    for (int i = 0; i < from.size(); i++) {
+      from.valueAt(i).getArray().copyTo(to.valueAt(i).getArray());
+    }
+    return copy;
+  }
+
+  /** Distinct open arrays: the model manager's (recursively), optimizer state, store mirrors. */
+  private static long openArrays(Model model, Trainer trainer) {
+    Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
+    arrays.addAll(model.getNDManager().getManagedArrays());
+    for (Map<String, Map<Device, NDArray>> state :
+        DjlInternals.optimizerStates(DjlInternals.optimizer(trainer)).values()) {
+      state.values().forEach(perDevice -> arrays.addAll(perDevice.values()));
+    }
+    for (Object entry : DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).values()) {
+      List<NDArray> mirrors = DjlInternals.mirrors(entry);
+      if (mirrors != null) {
+        mirrors.stream().filter(a -> a != null).forEach(arrays::add);
+      }
+    }
+    return arrays.stream().filter(a -> !a.isReleased()).count();
+  }
+}

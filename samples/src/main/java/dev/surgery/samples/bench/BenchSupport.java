@@ -1,0 +1,149 @@
+package dev.surgery.samples.bench;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/** Helpers shared by the benchmarks: medians, a text table, training steps, process memory. */
+final class BenchSupport {
+
+  private BenchSupport() {}
+
+  /** Returns the median of some values. */
+  static double median(List<Double> values) {
+    double[] v = values.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+    if (v.length == 0) {
+      return Double.NaN;
+    }
+    return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  }
+
+  /** Returns the minimum and maximum as "min..max". */
+  static String range(List<Double> values, String format) {
+    double min = values.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
+    double max = values.stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN);
+    return String.format(Locale.ROOT, format + ".." + format, min, max);
+  }
+
+  /** Milliseconds since {@code startNanos}. */
+  static double millisSince(long startNanos) {
+    return (System.nanoTime() - startNanos) / 1e6;
+  }
+
+  /** Prints a table with a header row, columns padded to their widest cell. */
+  static void printTable(String title, List<String> header, List<List<String>> rows) {
+    int[] width = new int[header.size()];
+    List<List<String>> all = new ArrayList<>();
+    all.add(header);
+    all.addAll(rows);
+    for (List<String> row : all) {
+      for (int i = 0; i < row.size(); i++) {
+        width[i] = Math.max(width[i], row.get(i).length());
+      }
+    }
+    StringBuilder sb = new StringBuilder();
+    sb.append('\n').append(title).append('\n');
+    for (int r = 0; r < all.size(); r++) {
+      sb.append('|');
+      for (int i = 0; i < width.length; i++) {
+        String cell = i < all.get(r).size() ? all.get(r).get(i) : "";
+        sb.append(' ').append(cell).append(" ".repeat(width[i] - cell.length())).append(" |");
+      }
+      sb.append('\n');
+      if (r == 0) {
+        sb.append('|');
+        for (int w : width) {
+          sb.append("-".repeat(w + 2)).append('|');
+        }
+        sb.append('\n');
+      }
+    }
+    System.out.print(sb);
+  }
+
+  /** Formats a number with a pattern in the root locale. */
+  static String f(String format, double value) {
+    return String.format(Locale.ROOT, format, value);
+  }
+
+  /** One training step (forward, loss, backward, optimizer step) on a random batch. */
+  static void trainStep(Trainer trainer, Shape input, int classes) {
+    NDManager manager = trainer.getManager();
+    try (NDManager batchManager = manager.newSubManager()) {
+      NDArray x = batchManager.randomUniform(0, 1, input);
+      NDArray y =
+          batchManager
+              .randomInteger(0, classes, new Shape(input.get(0)), DataType.INT64)
+              .toType(DataType.FLOAT32, false);
+      try (GradientCollector collector = trainer.newGradientCollector()) {
+        NDList pred = trainer.forward(new NDList(x));
+        NDArray loss = trainer.getLoss().evaluate(new NDList(y), pred);
+        collector.backward(loss);
+      }
+      trainer.step();
+    }
+  }
+
+  /** The softmax cross-entropy loss every benchmark trains with. */
+  static Loss loss() {
+    return Loss.softmaxCrossEntropyLoss();
+  }
+
+  /** The resident set size of this process in KiB, from /proc/self/status (0 if unknown). */
+  static long rssKib() {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+        if (line.startsWith("VmRSS:")) {
+          return Long.parseLong(line.replaceAll("[^0-9]", ""));
+        }
+      }
+    } catch (IOException | NumberFormatException e) {
+      return 0;
+    }
+    return 0;
+  }
+
+  /** A short description of the machine for the tables. */
+  static String machine() {
+    return Runtime.getRuntime().availableProcessors()
+        + " cores, JDK "
+        + System.getProperty("java.version")
+        + ", "
+        + System.getProperty("os.name")
+        + " "
+        + System.getProperty("os.arch");
+  }
+
+  /** Parses "--name value" flags into ints with defaults. */
+  static int intFlag(String[] args, String name, int fallback) {
+    List<String> list = Arrays.asList(args);
+    int i = list.indexOf("--" + name);
+    if (i >= 0 && i + 1 < list.size()) {
+      return Integer.parseInt(list.get(i + 1));
+    }
+    return fallback;
+  }
+
+  /** Closes a model quietly at the end of a measurement. */
+  static void close(Model model, Trainer trainer) {
+    if (trainer != null) {
+      trainer.close();
+    }
+    if (model != null) {
+      model.close();
+    }
+  }
+}
