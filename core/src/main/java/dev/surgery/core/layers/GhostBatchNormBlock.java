@@ -52,8 +52,7 @@ public class GhostBatchNormBlock extends AbstractBlock {
   private GhostBatchNormBlock(BatchNorm bn, int ghostBatchSize) {
     super(VERSION);
     if (ghostBatchSize < 1) {
-      throw new IllegalArgumentException(
-          "ghost_batch_size must be >= 1, got " + ghostBatchSize);
+      throw new IllegalArgumentException("ghost_batch_size must be >= 1, got " + ghostBatchSize);
     }
     this.ghostBatchSize = ghostBatchSize;
     DjlInternals.BatchNormSettings settings = BlockInspector.batchNorm(bn);

@@ -10,14 +10,14 @@ import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 
 /**
- * A {@link Conv2d} that standardizes its weight per output channel on every forward pass: {@code
- * W' = (W - mean(W)) / sqrt(var(W) + 1e-10)}, with the mean and the biased variance taken over the
+ * A {@link Conv2d} that standardizes its weight per output channel on every forward pass: {@code W'
+ * = (W - mean(W)) / sqrt(var(W) + 1e-10)}, with the mean and the biased variance taken over the
  * input-channel and kernel dimensions. Gradients flow through the standardization.
  *
  * <p>Built from an existing convolution with {@link #from(Conv2d)}, it reuses that convolution's
- * own {@link Parameter} objects: the stored weights, their ids (so the trainer's parameter store and
- * optimizer state stay valid) and the checkpoint layout (same block version, same parameters, no
- * extra metadata) are those of the plain convolution. A model saved with it loads into the plain
+ * own {@link Parameter} objects: the stored weights, their ids (so the trainer's parameter store
+ * and optimizer state stay valid) and the checkpoint layout (same block version, same parameters,
+ * no extra metadata) are those of the plain convolution. A model saved with it loads into the plain
  * architecture and the other way round.
  */
 public class WeightStandardizedConv2d extends Conv2d {
