@@ -1,0 +1,17 @@
+package dev.surgery.core.algorithms;
+
+/**
+ * The algorithms of this package that register themselves in {@link Algorithms}; called once from
+ * its static initializer.
+ */
+final class BuiltinAlgorithms {
+
+  private BuiltinAlgorithms() {}
+
+  /** Registers every built-in algorithm of this file's list. */
+  static void registerAll() {
+    Algorithms.register(WeightStandardization.SPEC);
+    Algorithms.register(GhostBatchNorm.SPEC);
+    Algorithms.register(SqueezeExcite.SPEC);
+  }
+}
