@@ -96,6 +96,19 @@ final class LiveTraining {
       Algorithm algorithm,
       Consumer<Trainer> afterSurgery)
       throws Exception {
+    return fit(net, sampleShape, epochs, surgeryEpochs, algorithm, afterSurgery, t -> {});
+  }
+
+  /** Like the other {@code fit}, and runs {@code afterTraining} before the model closes. */
+  static Result fit(
+      Block net,
+      Shape sampleShape,
+      int epochs,
+      List<Integer> surgeryEpochs,
+      Algorithm algorithm,
+      Consumer<Trainer> afterSurgery,
+      Consumer<Trainer> afterTraining)
+      throws Exception {
     Result result = new Result();
     try (Model model = Model.newInstance("live");
         NDManager data = NDManager.newBaseManager()) {
@@ -137,6 +150,7 @@ final class LiveTraining {
         result.lossBefore = meanLoss(trainer, dataset);
         EasyTrain.fit(trainer, epochs, dataset, null);
         result.lossAfter = meanLoss(trainer, dataset);
+        afterTraining.accept(trainer);
       }
     }
     return result;
