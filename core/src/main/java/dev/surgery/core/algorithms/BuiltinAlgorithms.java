@@ -13,5 +13,6 @@ final class BuiltinAlgorithms {
     Algorithms.register(WeightStandardization.SPEC);
     Algorithms.register(GhostBatchNorm.SPEC);
     Algorithms.register(SqueezeExcite.SPEC);
+    Algorithms.register(StochasticDepth.SPEC);
   }
 }
