@@ -14,5 +14,6 @@ final class BuiltinAlgorithms {
     Algorithms.register(GhostBatchNorm.SPEC);
     Algorithms.register(SqueezeExcite.SPEC);
     Algorithms.register(StochasticDepth.SPEC);
+    Algorithms.register(LayerFreezing.SPEC);
   }
 }
