@@ -15,5 +15,6 @@ final class BuiltinAlgorithms {
     Algorithms.register(SqueezeExcite.SPEC);
     Algorithms.register(StochasticDepth.SPEC);
     Algorithms.register(LayerFreezing.SPEC);
+    Algorithms.register(Factorize.SPEC);
   }
 }
