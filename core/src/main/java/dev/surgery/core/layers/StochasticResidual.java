@@ -1,5 +1,6 @@
 package dev.surgery.core.layers;
 
+import ai.djl.Device;
 import ai.djl.MalformedModelException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -102,9 +103,10 @@ public class StochasticResidual extends AbstractBlock {
       return branch.forward(parameterStore, inputs, training, params);
     }
     NDManager manager = inputs.head().getManager();
+    Device device = inputs.head().getDevice();
     if (mode == Mode.BLOCK) {
       float draw;
-      try (NDArray u = manager.randomUniform(0f, 1f, new Shape(1))) {
+      try (NDArray u = manager.randomUniform(0f, 1f, new Shape(1), DataType.FLOAT32, device)) {
         draw = u.getFloat(0);
       }
       if (draw < dropRate) {
