@@ -1,11 +1,13 @@
 package dev.surgery.core.algorithms;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -136,6 +138,27 @@ class SqueezeExciteTest {
       net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
       assertTrue(net.isInitialized());
     }
+  }
+
+  @Test
+  void sameSeedGivesTheSameGates() {
+    float[][] gates = new float[2][];
+    for (int run = 0; run < 2; run++) {
+      try (NDManager manager = NDManager.newBaseManager()) {
+        Engine.getInstance().setRandomSeed(42);
+        SequentialBlock net = LiveTraining.smallCnn();
+        net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+        SqueezeExcite.builder()
+            .optMinChannels(16)
+            .optLatentChannels(4)
+            .build()
+            .apply(SurgeryContext.of(net));
+        SqueezeExciteConv2d se =
+            (SqueezeExciteConv2d) BlockPaths.resolve(net, "07SqueezeExciteConv2d");
+        gates[run] = se.getGate().getParameters().valueAt(1).getArray().toFloatArray();
+      }
+    }
+    assertArrayEquals(gates[0], gates[1], 0f);
   }
 
   @Test
