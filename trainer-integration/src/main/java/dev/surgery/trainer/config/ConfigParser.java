@@ -183,7 +183,8 @@ final class ConfigParser {
         onError = s.equals("fail") ? OnError.FAIL : OnError.SKIP;
       } else if (v != INVALID) {
         String hint = v instanceof String s ? didYouMean(s, List.of("fail", "skip")) : "";
-        addAt(onErrorNode, "on_error must be 'fail' or 'skip', got " + describe(onErrorNode) + hint);
+        addAt(
+            onErrorNode, "on_error must be 'fail' or 'skip', got " + describe(onErrorNode) + hint);
       }
     }
 
@@ -236,8 +237,7 @@ final class ConfigParser {
     String where = "algorithms entry " + (index + 1);
     int problemsBefore = problems.size();
     if (!(node instanceof MappingNode mapping)) {
-      addAt(
-          node, where + " must be a mapping with 'name' and 'epoch', found " + describe(node));
+      addAt(node, where + " must be a mapping with 'name' and 'epoch', found " + describe(node));
       return null;
     }
     Node nameNode = valueOf(mapping, NAME);
@@ -263,7 +263,10 @@ final class ConfigParser {
       } else if (v != INVALID) {
         addAt(
             nameNode,
-            where + ": name must be an algorithm name such as one of " + known() + ", got "
+            where
+                + ": name must be an algorithm name such as one of "
+                + known()
+                + ", got "
                 + describe(nameNode));
       }
     }
@@ -511,7 +514,8 @@ final class ConfigParser {
 
   private SurgeryConfigException exception() {
     List<ConfigProblem> sorted = new ArrayList<>(problems);
-    sorted.sort(Comparator.comparingInt(ConfigProblem::line).thenComparingInt(ConfigProblem::column));
+    sorted.sort(
+        Comparator.comparingInt(ConfigProblem::line).thenComparingInt(ConfigProblem::column));
     return new SurgeryConfigException(sorted);
   }
 
