@@ -434,8 +434,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         "Surgery: {} failed{} and was skipped (on_error: skip), the model is unchanged: {}",
         entry.describe(),
         where,
-        cause,
-        e);
+        cause);
+    // The stack trace helps only when debugging the algorithm itself.
+    logger.debug("Surgery: failure of {}", entry.describe(), e);
     writeReport();
   }
 
