@@ -490,7 +490,7 @@ final class ConfigParser {
 
   private String didYouMean(String input, java.util.Collection<String> valid) {
     String s = EditDistance.suggest(input, valid);
-    return s == null || s.equals(input) ? "" : "; did you mean '" + s + "'?";
+    return s == null || s.equals(input) ? "" : " (did you mean '" + s + "'?)";
   }
 
   private static String known() {
