@@ -1,5 +1,6 @@
 package dev.surgery.core;
 
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
@@ -236,7 +237,8 @@ public final class ModuleSurgery {
             continue;
           }
           held = true;
-          boolean sameShape = from.getShape() != null && from.getShape().equals(to.getShape());
+          Shape fromShape = shapeOf(from);
+          boolean sameShape = fromShape != null && fromShape.equals(shapeOf(to));
           surgery.add(t, to, !sameShape, null);
           if (sameShape) {
             surgery.moveState(t, from, to);
@@ -259,6 +261,11 @@ public final class ModuleSurgery {
       journal.rollback(e);
       throw e;
     }
+  }
+
+  /** The shape of a parameter; a parameter built around an array has no declared shape. */
+  private static Shape shapeOf(Parameter p) {
+    return p.isInitialized() ? p.getArray().getShape() : p.getShape();
   }
 
   /**

@@ -42,6 +42,7 @@ final class TrainerSurgery {
    * Unregisters a parameter: store entry and mirrors, optimizer state, update count, birth mark.
    */
   void remove(Trainer trainer, Parameter parameter) {
+    Faults.point("trainer.remove");
     String id = parameter.getId();
     Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
     Object entry = entries.remove(id);
@@ -108,6 +109,7 @@ final class TrainerSurgery {
     for (Device device : DjlInternals.devices(trainer)) {
       store.getValue(parameter, device, true);
     }
+    Faults.point("trainer.add");
     if (fresh && parameter.requiresGradient()) {
       Optimizer optimizer = DjlInternals.optimizer(trainer);
       BirthStepTracker births = birthTracker(optimizer, true);

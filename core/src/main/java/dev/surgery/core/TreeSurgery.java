@@ -370,6 +370,7 @@ final class TreeSurgery {
       } else {
         replacement.initialize(manager, dataType, inputShapes);
       }
+      Faults.point("initialize");
     } catch (RuntimeException e) {
       throw new SurgeryException(
           path,
