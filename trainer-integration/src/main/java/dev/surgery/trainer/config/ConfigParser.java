@@ -134,6 +134,11 @@ final class ConfigParser {
     } catch (YamlEngineException e) {
       add(1, 1, "YAML error: " + clean(e.getMessage()));
       throw exception();
+    } catch (StackOverflowError e) {
+      // The parser recurses per nesting level; thousands of '[' are an attack or garbage, and
+      // must be a config problem rather than an Error that kills the program (or the agent).
+      add(1, 1, "the YAML nests too deeply to be a surgery config");
+      throw exception();
     }
     if (documents.isEmpty()) {
       add(1, 1, "the file has no YAML content; expected a mapping with an 'algorithms' list");

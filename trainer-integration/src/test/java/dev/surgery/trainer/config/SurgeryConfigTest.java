@@ -254,6 +254,26 @@ class SurgeryConfigTest {
             "cannot read this value: could not determine a constructor"),
         new Case("non-string key", "algorithms: []\n1: x\n", 2, 1, "keys must be plain names"),
         new Case("empty file", "", 1, 1, "the file is empty"),
+        new Case(
+            "nesting bomb", "algorithms: " + "[".repeat(200_000) + "\n", 1, 1, "nests too deeply"),
+        new Case(
+            "alias bomb",
+            "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nalgorithms: [" + "*b, ".repeat(60) + "*b]\n",
+            1,
+            1,
+            "Number of aliases for non-scalar nodes exceeds the specified max=50"),
+        new Case(
+            "recursive alias",
+            "algorithms: &a [*a]\n",
+            1,
+            13,
+            "algorithms entry 1 must be a mapping"),
+        new Case(
+            "NUL in the report path",
+            "algorithms: []\nreport: \"a\\u0000b\"\n",
+            2,
+            9,
+            "report is not a valid path"),
         new Case("blank file", "  \n\n", 1, 1, "the file is empty"),
         new Case("only comments", "# nothing here\n", 1, 1, "no YAML content"),
         new Case(
