@@ -195,7 +195,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     st.begun = true;
     Block block = trainer.getModel().getBlock();
-    boolean initialized = block.isInitialized();
+    boolean initialized = block != null && block.isInitialized();
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.get(i);
       if (entry.epoch() != 0 || st.status[i] != Status.PENDING) {
@@ -342,6 +342,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     Algorithm algorithm = entry.algorithm();
     Model model = trainer.getModel();
     Block block = model.getBlock();
+    if (block == null) {
+      failed(st, index, completed, new IllegalStateException("the model has no block"), 0, null, 0);
+      return;
+    }
     // A trainer whose store is still empty (before trainer.initialize) has nothing to keep exact:
     // initialize registers the new blocks' parameters like all others.
     boolean live = block.isInitialized() && trainerHoldsParameters(trainer);

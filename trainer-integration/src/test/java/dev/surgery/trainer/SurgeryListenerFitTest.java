@@ -221,6 +221,46 @@ class SurgeryListenerFitTest {
     }
   }
 
+  /**
+   * The loss means are right wherever the listener sits: after DJL's evaluator listener (its
+   * per-batch accumulator is read), before it (the accumulator still holds the previous batch, so
+   * the loss is computed), or without it.
+   */
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(
+      strings = {"after-evaluator", "before-evaluator", "no-evaluator"})
+  void lossMeansDoNotDependOnListenerOrder(String order) throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 1).build();
+    Probe probe = new Probe();
+    TrainingListener[] basic = TrainingListener.Defaults.basic();
+    ai.djl.training.DefaultTrainingConfig config;
+    switch (order) {
+      case "after-evaluator":
+        config = TestModels.config(basic).addTrainingListeners(listener, probe);
+        break;
+      case "before-evaluator":
+        config =
+            TestModels.config(listener).addTrainingListeners(basic).addTrainingListeners(probe);
+        break;
+      default:
+        config = TestModels.config(listener, probe);
+        break;
+    }
+    try (Model model = TestModels.model("order-" + order);
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 17), null);
+      }
+      SurgeryApplication a = listener.getApplications().get(0);
+      assertEquals(4, a.lossBeforeBatches());
+      assertEquals(mean(probe.losses.subList(0, 4)), a.lossBefore(), 1e-5);
+      assertEquals(4, a.lossAfterBatches());
+      assertEquals(mean(probe.losses.subList(4, 8)), a.lossAfter(), 1e-5);
+    }
+  }
+
   @Test
   void infoLineReadsLikeDjl() {
     SurgeryReport report =
