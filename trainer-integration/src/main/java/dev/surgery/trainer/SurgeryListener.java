@@ -658,7 +658,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       } catch (IOException | RuntimeException e) {
         // A report is not worth stopping a training run for; say so once.
         if (!reportWriteFailed) {
-          logger.warn("Surgery: cannot write the report {}: {}", reportPath.toAbsolutePath(), e);
+          logger.warn(
+              "Surgery: cannot write the report {}: {}", reportPath.toAbsolutePath(), e.toString());
         }
         reportWriteFailed = true;
       }

@@ -13,11 +13,14 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.training.dataset.Batch;
 import dev.surgery.trainer.config.OnError;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Lifecycle corners: deferred epoch-0 surgery, failures, custom loops, shared listeners. */
 class SurgeryListenerLifecycleTest {
@@ -124,7 +127,7 @@ class SurgeryListenerLifecycleTest {
         assertTrue(e.getMessage().contains("01Conv2d"), e.getMessage());
         assertTrue(e.getMessage().contains("injected failure"), e.getMessage());
         assertEquals(before, TestModels.structure(model.getBlock()));
-        assertEquals(List.of("a@1"), TestAlgorithms.CALLS, "training stopped at the failure");
+        assertEquals(List.of("a@1/0"), TestAlgorithms.CALLS, "training stopped at the failure");
       }
       List<SurgeryApplication> apps = listener.getApplications();
       assertEquals(SurgeryApplication.Status.FAILED, apps.get(1).status());
@@ -147,7 +150,7 @@ class SurgeryListenerLifecycleTest {
         String before = TestModels.structure(model.getBlock());
         EasyTrain.fit(trainer, 3, TestModels.dataset(data, 3), null);
         assertEquals(before, TestModels.structure(model.getBlock()));
-        assertEquals(List.of("b@2"), TestAlgorithms.CALLS);
+        assertEquals(List.of("b@2/0"), TestAlgorithms.CALLS);
       }
       assertEquals(
           List.of(SurgeryApplication.Status.SKIPPED, SurgeryApplication.Status.APPLIED),
@@ -223,6 +226,41 @@ class SurgeryListenerLifecycleTest {
   }
 
   @Test
+  void aYamlScheduleRunsInsideFitWithItsTotalEpochs(@TempDir Path dir) throws Exception {
+    Path yaml = dir.resolve("surgery.yaml");
+    Files.writeString(
+        yaml,
+        "algorithms:\n"
+            + "  - name: t_log\n"
+            + "    epoch: 1\n"
+            + "    tag: b\n"
+            + "  - name: t_scale_conv\n"
+            + "    epoch: 2\n"
+            + "    factor: 0.5\n"
+            + "total_epochs: 2\n"
+            + "report: "
+            + dir.resolve("not-a-dir").resolve("report.json")
+            + "\n");
+    // the report's parent is a file: writing fails, which must not disturb training
+    Files.writeString(dir.resolve("not-a-dir"), "x");
+    SurgeryListener listener = SurgeryListener.fromYaml(yaml);
+    try (Model model = TestModels.model("yaml");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+        assertEquals(List.of("b@1/2"), TestAlgorithms.CALLS);
+        assertEquals(1, TestModels.count(model.getBlock(), "ScaledConv2d"));
+        TestModels.assertStoreMatchesModel(trainer);
+      }
+      assertEquals(
+          List.of(yaml + ":2:5", yaml + ":5:5"),
+          listener.getApplications().stream().map(SurgeryApplication::source).toList());
+      assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
+    }
+  }
+
+  @Test
   void oneListenerServesSeveralTrainersEachWithItsOwnEpochs() throws Exception {
     SurgeryListener listener =
         SurgeryListener.builder()
@@ -238,9 +276,9 @@ class SurgeryListenerLifecycleTest {
         t1.initialize(INPUT);
         t2.initialize(INPUT);
         EasyTrain.fit(t1, 1, dataset, null);
-        assertEquals(List.of("a@1"), TestAlgorithms.CALLS);
+        assertEquals(List.of("a@1/0"), TestAlgorithms.CALLS);
         EasyTrain.fit(t2, 1, dataset, null);
-        assertEquals(List.of("a@1", "a@1"), TestAlgorithms.CALLS, "t2 counts its own epochs");
+        assertEquals(List.of("a@1/0", "a@1/0"), TestAlgorithms.CALLS, "t2 counts its own epochs");
         EasyTrain.fit(t1, 1, dataset, null);
         assertEquals(1, TestModels.count(m1.getBlock(), "FreshConv2d"));
         assertEquals(0, TestModels.count(m2.getBlock(), "FreshConv2d"), "t2 is at epoch 1");

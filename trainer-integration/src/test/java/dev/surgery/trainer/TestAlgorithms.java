@@ -47,7 +47,7 @@ final class TestAlgorithms {
   /** Always fails with a {@link SurgeryException} at the first Conv2d, changing nothing. */
   static final String FAIL = "t_fail";
 
-  /** Changes nothing; records each call in {@link #CALLS} as {@code tag@completedEpochs}. */
+  /** Changes nothing; records each call in {@link #CALLS} as {@code tag@completed/total}. */
   static final String LOG = "t_log";
 
   /** Declares one hyperparameter of each type, for config tests. */
@@ -184,7 +184,7 @@ final class TestAlgorithms {
     return new SimpleAlgorithm(LOG, Map.of("tag", tag), false) {
       @Override
       public SurgeryReport apply(SurgeryContext context) {
-        CALLS.add(tag + "@" + context.completedEpochs());
+        CALLS.add(tag + "@" + context.completedEpochs() + "/" + context.totalEpochs());
         return new SurgeryReport(name(), hyperparameters(), List.of(), 0, 0, 1);
       }
     };
