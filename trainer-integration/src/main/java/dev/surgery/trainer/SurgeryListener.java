@@ -257,6 +257,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (needsLoss(st, batch, progress, progressTotal)) {
       float loss = batchLoss(trainer, st, batchData);
       if (Float.isFinite(loss)) {
+        if (st.lastLossBatch != st.batches - 1) {
+          st.recentLosses.clear(); // the window holds consecutive batches only
+        }
+        st.lastLossBatch = st.batches;
         st.recentLosses.addLast(loss);
         if (st.recentLosses.size() > LOSS_WINDOW) {
           st.recentLosses.removeFirst();
@@ -538,28 +542,34 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
-   * Whether this batch's loss is needed: for the windows after recent applications, or because an
-   * entry is due at the next onEpoch and this batch is among the last ones of the epoch. Elsewhere
-   * nothing is computed, so training with nothing due costs nothing extra.
+   * Whether this batch's loss is needed: for the windows after recent applications, or because it
+   * is among the last {@link #LOSS_WINDOW} batches before the next due entry (counted from the
+   * batch's progress in the dataset). Elsewhere nothing is computed, so training with nothing due
+   * costs nothing extra.
    */
   private boolean needsLoss(TrainerState st, Batch batch, long progress, long progressTotal) {
     if (!st.awaitingLoss.isEmpty()) {
       return true;
     }
-    int next = st.completedEpochs + st.unseenEpochs + 1;
-    boolean due = false;
-    for (int i = 0; i < schedule.size() && !due; i++) {
-      due = st.status[i] == Status.PENDING && schedule.get(i).epoch() == next;
+    int passed = st.completedEpochs + st.unseenEpochs;
+    int nextDue = Integer.MAX_VALUE;
+    for (int i = 0; i < schedule.size(); i++) {
+      int epoch = schedule.get(i).epoch();
+      if (st.status[i] == Status.PENDING && epoch > passed) {
+        nextDue = Math.min(nextDue, epoch);
+      }
     }
-    if (!due) {
+    if (nextDue == Integer.MAX_VALUE) {
       return false;
     }
+    long epochsAway = nextDue - passed - 1L;
     int size = batch == null ? 0 : batch.getSize();
     if (progressTotal <= 0 || size <= 0) {
-      return true; // no progress information: keep a rolling window
+      return epochsAway == 0; // no progress information: a rolling window in the last epoch
     }
-    long remainingBatches = (progressTotal - progress + size - 1) / size;
-    return remainingBatches < LOSS_WINDOW;
+    long perEpoch = (progressTotal + size - 1) / size;
+    long remaining = (progressTotal - progress + size - 1) / size + epochsAway * perEpoch;
+    return remaining < LOSS_WINDOW;
   }
 
   /**
@@ -694,6 +704,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     int unseenEpochs;
     long batches;
     long lastProgress = -1;
+    long lastLossBatch = -1;
     boolean epochSinceLastBatch;
     Boolean evaluatorFirst;
     final ArrayDeque<Float> recentLosses = new ArrayDeque<>();

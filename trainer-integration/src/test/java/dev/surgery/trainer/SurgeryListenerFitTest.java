@@ -262,6 +262,32 @@ class SurgeryListenerFitTest {
   }
 
   @Test
+  void theLossBeforeSpansSeveralEpochsWhenEpochsAreShort() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 1)
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "b")), 7)
+            .build();
+    Probe probe = new Probe();
+    try (Model model = TestModels.model("windows");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener, probe))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 8, TestModels.dataset(data, 19), null);
+      }
+      // 4 batches per epoch: before epoch 7's application come batches 8..27 (epochs 3 to 7)
+      SurgeryApplication b = listener.getApplications().get(1);
+      assertEquals(7, b.epoch());
+      assertEquals(20, b.lossBeforeBatches());
+      assertEquals(mean(probe.losses.subList(8, 28)), b.lossBefore(), 1e-5);
+      assertEquals(4, b.lossAfterBatches());
+      assertEquals(mean(probe.losses.subList(28, 32)), b.lossAfter(), 1e-5);
+      SurgeryApplication a = listener.getApplications().get(0);
+      assertEquals(mean(probe.losses.subList(4, 24)), a.lossAfter(), 1e-5);
+    }
+  }
+
+  @Test
   void infoLineReadsLikeDjl() {
     SurgeryReport report =
         new SurgeryReport(
