@@ -35,7 +35,7 @@ import java.util.Map;
  * weights' state and starts the new ones fresh (through the engine). The decision needs each
  * layer's input size, so the model must be initialized (or have its input shapes recorded).
  */
-public final class Factorize extends PolicySurgeryAlgorithm {
+public final class Factorize extends AbstractSurgeryAlgorithm {
 
   /** The config name. */
   public static final String NAME = "factorize";

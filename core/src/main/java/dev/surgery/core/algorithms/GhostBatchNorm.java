@@ -18,7 +18,7 @@ import java.util.Map;
  * one chunk instead of failing. Works before and during training; idempotent (a ghost batch norm is
  * not a {@code BatchNorm}, so it is never wrapped again).
  */
-public final class GhostBatchNorm extends PolicySurgeryAlgorithm {
+public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
 
   /** The config name. */
   public static final String NAME = "ghost_batchnorm";

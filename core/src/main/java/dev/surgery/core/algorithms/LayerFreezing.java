@@ -123,7 +123,7 @@ public final class LayerFreezing implements Algorithm {
           null, NAME + " needs the planned number of epochs (SurgeryContext.totalEpochs)");
     }
     Block root = context.model();
-    long scalars = PolicySurgeryAlgorithm.countParameterScalars(root);
+    long scalars = AbstractSurgeryAlgorithm.countParameterScalars(root);
     // Resolve every optimizer first: a trainer that cannot be handled fails before any change.
     List<Optimizer> optimizers = new ArrayList<>();
     for (Trainer t : context.trainers()) {

@@ -25,7 +25,7 @@ import java.util.Set;
  * which convolutions qualify needs their input channels, known once the model is initialized (or
  * its input shapes recorded). A convolution already wrapped is never wrapped again.
  */
-public final class SqueezeExcite extends PolicySurgeryAlgorithm {
+public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
 
   /** The config name. */
   public static final String NAME = "squeeze_excite";

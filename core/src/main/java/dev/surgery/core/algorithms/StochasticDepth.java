@@ -35,7 +35,7 @@ import java.util.Map;
  * <p>No parameter changes, so the optimizer is untouched, and the checkpoint layout stays that of
  * the plain model. Works before and during training; a wrapped branch is never wrapped again.
  */
-public final class StochasticDepth extends PolicySurgeryAlgorithm {
+public final class StochasticDepth extends AbstractSurgeryAlgorithm {
 
   /** The config name. */
   public static final String NAME = "stochastic_depth";

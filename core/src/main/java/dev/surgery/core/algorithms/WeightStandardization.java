@@ -24,7 +24,7 @@ import java.util.Set;
  * keeps the convolution's parameters, so weights, optimizer state and the checkpoint layout are
  * unchanged; the algorithm works on initialized and uninitialized models and is idempotent.
  */
-public final class WeightStandardization extends PolicySurgeryAlgorithm {
+public final class WeightStandardization extends AbstractSurgeryAlgorithm {
 
   /** The config name. */
   public static final String NAME = "weight_standardization";
