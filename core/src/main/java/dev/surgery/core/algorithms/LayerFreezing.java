@@ -127,7 +127,12 @@ public final class LayerFreezing implements Algorithm {
     // Resolve every optimizer first: a trainer that cannot be handled fails before any change.
     List<Optimizer> optimizers = new ArrayList<>();
     for (Trainer t : context.trainers()) {
-      optimizers.add(DjlInternals.optimizer(t));
+      try {
+        optimizers.add(DjlInternals.optimizer(t));
+      } catch (IllegalStateException e) {
+        throw new SurgeryException(
+            null, NAME + " cannot update this trainer: " + e.getMessage(), e);
+      }
     }
     double elapsed = Math.min(1.0, (double) context.completedEpochs() / context.totalEpochs());
     Map<Block, String> layers = layers(root);
