@@ -65,6 +65,30 @@ class TruncatedSvdTest {
   }
 
   @ParameterizedTest
+  @CsvSource({"6, 3", "3, 6"})
+  void rankDeficientMatrix(int rows, int cols) {
+    // Column (or row) 1 is zero and 2 is twice 0: rank 1.
+    float[] a = new float[rows * cols];
+    for (int i = 0; i < Math.max(rows, cols); i++) {
+      float x = i + 1;
+      int[] idx =
+          rows > cols
+              ? new int[] {i * cols, i * cols + 1, i * cols + 2}
+              : new int[] {i, cols + i, 2 * cols + i};
+      a[idx[0]] = x;
+      a[idx[2]] = 2 * x;
+    }
+    TruncatedSvd svd = TruncatedSvd.of(a, rows, cols);
+    double[] s = svd.singularValues();
+    assertEquals(0, s[1], 1e-9);
+    assertEquals(0, svd.tailNorm(1), 1e-9);
+    double[] approx = product(svd.leftFactor(1), svd.rightFactor(1), rows, 1, cols);
+    for (int i = 0; i < a.length; i++) {
+      assertEquals(a[i], approx[i], 1e-5, "element " + i);
+    }
+  }
+
+  @ParameterizedTest
   @CsvSource({"4, 6", "6, 4"})
   void factorsHaveOrthogonalDirections(int rows, int cols) {
     TruncatedSvd svd = TruncatedSvd.of(random(rows, cols, 99), rows, cols);
