@@ -8,8 +8,9 @@ final class BuiltinAlgorithms {
 
   private BuiltinAlgorithms() {}
 
-  /** Registers every built-in algorithm of this file's list. */
+  /** Registers every built-in algorithm, in documentation order. */
   static void registerAll() {
+    Algorithms.register(BlurPool.SPEC);
     Algorithms.register(WeightStandardization.SPEC);
     Algorithms.register(GhostBatchNorm.SPEC);
     Algorithms.register(SqueezeExcite.SPEC);

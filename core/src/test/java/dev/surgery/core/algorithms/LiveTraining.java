@@ -34,12 +34,10 @@ final class LiveTraining {
 
   private LiveTraining() {}
 
-  /** Registers the built-ins once per JVM, as Algorithms' static block will. */
+  /** Makes sure the built-ins are registered (Algorithms' static block does it). */
   static void registerBuiltins() {
-    synchronized (LiveTraining.class) {
-      if (Algorithms.spec(WeightStandardization.NAME) == null) {
-        BuiltinAlgorithms.registerAll();
-      }
+    if (Algorithms.spec(WeightStandardization.NAME) == null) {
+      throw new IllegalStateException("built-in algorithms are not registered");
     }
   }
 
