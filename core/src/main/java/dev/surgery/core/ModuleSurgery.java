@@ -263,6 +263,37 @@ public final class ModuleSurgery {
     }
   }
 
+  /**
+   * Freezes parameters that stay in the model and drops what the trainers kept for updating them:
+   * optimizer state (closed), update counts and bias-correction marks. Their store entries stay, so
+   * forward passes still see them. All or nothing.
+   *
+   * @param parameters the parameters to freeze
+   * @param optimizers the trainers whose optimizer state to drop; null or empty freezes only
+   */
+  public static void freezeParameters(
+      Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
+    Journal journal = new Journal();
+    TrainerSurgery surgery = new TrainerSurgery(journal);
+    try {
+      for (Parameter p : parameters) {
+        if (p.requiresGradient()) {
+          p.freeze(true);
+          journal.onRollback(() -> p.freeze(false));
+        }
+        if (optimizers != null) {
+          for (Trainer t : optimizers) {
+            surgery.dropState(t, p);
+          }
+        }
+      }
+      journal.commit();
+    } catch (RuntimeException e) {
+      journal.rollback(e);
+      throw e;
+    }
+  }
+
   /** The shape of a parameter; a parameter built around an array has no declared shape. */
   private static Shape shapeOf(Parameter p) {
     return p.isInitialized() ? p.getArray().getShape() : p.getShape();

@@ -1,12 +1,10 @@
 package dev.surgery.core.algorithms;
 
-import ai.djl.Device;
-import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
-import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.BlockPaths;
+import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
@@ -125,10 +123,9 @@ public final class LayerFreezing implements Algorithm {
     Block root = context.model();
     long scalars = AbstractSurgeryAlgorithm.countParameterScalars(root);
     // Resolve every optimizer first: a trainer that cannot be handled fails before any change.
-    List<Optimizer> optimizers = new ArrayList<>();
     for (Trainer t : context.trainers()) {
       try {
-        optimizers.add(DjlInternals.optimizer(t));
+        DjlInternals.optimizer(t);
       } catch (IllegalStateException e) {
         throw new SurgeryException(
             null, NAME + " cannot update this trainer: " + e.getMessage(), e);
@@ -147,7 +144,6 @@ public final class LayerFreezing implements Algorithm {
       boolean changed = false;
       for (Parameter p : layer.getKey().getDirectParameters().values()) {
         if (p.requiresGradient()) {
-          p.freeze(true);
           frozen.add(p);
           changed = true;
         }
@@ -158,28 +154,9 @@ public final class LayerFreezing implements Algorithm {
             new SurgeryReport.Change(BlockPaths.display(layer.getValue()), type, "frozen " + type));
       }
     }
-    for (Optimizer optimizer : optimizers) {
-      dropState(optimizer, frozen);
-    }
+    ModuleSurgery.freezeParameters(frozen, context.trainers());
     return new SurgeryReport(
         NAME, hyperparameters(), changes, scalars, scalars, System.nanoTime() - start);
-  }
-
-  /** Removes and closes the optimizer state and update counts of parameters that stop training. */
-  private static void dropState(Optimizer optimizer, List<Parameter> frozen) {
-    Map<String, Integer> counts = DjlInternals.updateCounts(optimizer);
-    for (Map<String, Map<Device, NDArray>> state :
-        DjlInternals.optimizerStates(optimizer).values()) {
-      for (Parameter p : frozen) {
-        Map<Device, NDArray> arrays = state.remove(p.getId());
-        if (arrays != null) {
-          arrays.values().forEach(NDArray::close);
-        }
-      }
-    }
-    for (Parameter p : frozen) {
-      counts.remove(p.getId());
-    }
   }
 
   @Override
