@@ -1,0 +1,36 @@
+package dev.surgery.agent.bridge;
+
+import java.util.List;
+
+/**
+ * What the agent does to a DJL {@code Trainer}, implemented next to DJL (one instance per class
+ * loader that defines {@code ai.djl.training.Trainer}). Only JDK types cross this interface, so the
+ * agent side never links against DJL.
+ */
+public interface TrainerHooks {
+
+  /**
+   * Reads and validates the surgery config and builds the listener. Called once; later calls return
+   * the first answer.
+   *
+   * @return one {@code file:line:column: message} line per problem; empty when the config is valid
+   */
+  List<String> prepare();
+
+  /**
+   * Called when a {@code Trainer} constructor returns: attaches the listener (at most one per
+   * trainer) and sends it {@code onTrainingBegin}.
+   *
+   * @param trainer the new trainer
+   * @throws SurgeryFailure when the listener stops training on purpose ({@code on_error: fail})
+   */
+  void trainerCreated(Object trainer);
+
+  /**
+   * Called when {@code Trainer.initialize(Shape...)} returns: runs the surgery that needed shapes.
+   *
+   * @param trainer the initialized trainer
+   * @throws SurgeryFailure when the listener stops training on purpose ({@code on_error: fail})
+   */
+  void trainerInitialized(Object trainer);
+}

@@ -1,0 +1,151 @@
+package dev.surgery.agent.inst;
+
+import ai.djl.training.Trainer;
+import ai.djl.training.listener.TrainingListener;
+import dev.surgery.agent.bridge.AgentLog;
+import dev.surgery.agent.bridge.SurgeryDispatcher;
+import dev.surgery.agent.bridge.SurgeryFailure;
+import dev.surgery.agent.bridge.TrainerHooks;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.trainer.SurgeryListener;
+import dev.surgery.trainer.config.ConfigProblem;
+import dev.surgery.trainer.config.SurgeryConfigException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The agent's DJL side: builds the {@link SurgeryListener} from the config and attaches it to each
+ * {@link Trainer}. One instance serves every trainer of one DJL class loader, and so does its
+ * listener (a listener keeps its state per trainer).
+ *
+ * <p>This class is defined by the agent's per-DJL loader, never by the system class loader, so it
+ * links against the application's DJL wherever that lives.
+ */
+public final class DjlTrainerHooks implements TrainerHooks {
+
+  private final Path config;
+  private List<String> problems;
+  private SurgeryListener listener;
+  private volatile boolean usable;
+
+  /**
+   * Creates the hooks; nothing is read until {@link #prepare()}.
+   *
+   * @param config the YAML config as the user gave it
+   */
+  public DjlTrainerHooks(Path config) {
+    this.config = config;
+  }
+
+  @Override
+  public synchronized List<String> prepare() {
+    if (problems != null) {
+      return problems;
+    }
+    try {
+      listener = SurgeryListener.fromYaml(config);
+      problems = List.of();
+    } catch (SurgeryConfigException e) {
+      List<String> lines = new ArrayList<>();
+      for (ConfigProblem p : e.getProblems()) {
+        lines.add(p.toString());
+      }
+      if (lines.isEmpty()) {
+        lines.add(config + ":0:0: " + e.getMessage());
+      }
+      problems = List.copyOf(lines);
+    } catch (LinkageError e) {
+      // The DJL in this class loader lacks what the surgery library links against.
+      AgentLog.warnOnce(
+          AgentLog.DJL_MISMATCH,
+          "the surgery library does not link against this DJL (built for DJL 0.36.0); surgery"
+              + " disabled, the program runs unmodified",
+          e);
+      problems = List.of();
+      return problems;
+    } catch (RuntimeException e) {
+      if (AgentLog.isDebug()) {
+        e.printStackTrace(System.err);
+      }
+      problems = List.of(config + ":0:0: the config could not be validated: " + e);
+    }
+    if (problems.isEmpty()) {
+      try {
+        DjlInternals.verify();
+        usable = true;
+      } catch (RuntimeException | LinkageError e) {
+        AgentLog.warnOnce(
+            AgentLog.DJL_MISMATCH,
+            "this DJL does not have the internals DJL Surgery was built for (DJL 0.36.0);"
+                + " surgery disabled, the program runs unmodified",
+            e);
+      }
+    }
+    return problems;
+  }
+
+  @Override
+  public void trainerCreated(Object target) {
+    if (!usable) {
+      return;
+    }
+    Trainer trainer = (Trainer) target;
+    List<TrainingListener> current = DjlInternals.listeners(trainer);
+    if (current == null) {
+      current = List.of();
+    }
+    for (TrainingListener l : current) {
+      if (l != null && SurgeryListener.class.getName().equals(l.getClass().getName())) {
+        AgentLog.debug(
+            SurgeryDispatcher.describe(trainer)
+                + " already has a SurgeryListener (registered by the program); not adding another");
+        return;
+      }
+    }
+    // A new list: the old one may be the TrainingConfig's own (DefaultTrainingConfig hands out its
+    // internal ArrayList) or immutable, and must not change.
+    List<TrainingListener> extended = new ArrayList<>(current.size() + 1);
+    extended.addAll(current);
+    extended.add(listener);
+    DjlInternals.setListeners(trainer, extended);
+    AgentLog.debug("attached SurgeryListener to " + SurgeryDispatcher.describe(trainer));
+    // The constructor has already sent onTrainingBegin to the listeners it knew about.
+    try {
+      listener.onTrainingBegin(trainer);
+    } catch (SurgeryException e) {
+      throw new SurgeryFailure(e);
+    }
+  }
+
+  @Override
+  public void trainerInitialized(Object target) {
+    if (!usable) {
+      return;
+    }
+    Trainer trainer = (Trainer) target;
+    List<TrainingListener> current = DjlInternals.listeners(trainer);
+    if (current == null || !containsSame(current, listener)) {
+      // Not ours: a program that registers SurgeryListener itself also calls onInitialized itself.
+      return;
+    }
+    AgentLog.debug(
+        "Trainer.initialize returned: SurgeryListener.onInitialized for "
+            + SurgeryDispatcher.describe(trainer));
+    try {
+      listener.onInitialized(trainer);
+    } catch (SurgeryException e) {
+      throw new SurgeryFailure(e);
+    }
+  }
+
+  private static boolean containsSame(List<TrainingListener> listeners, Object wanted) {
+    for (TrainingListener l : listeners) {
+      if (l == wanted) {
+        return true;
+      }
+    }
+    return false;
+  }
+}

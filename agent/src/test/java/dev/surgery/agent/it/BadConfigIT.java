@@ -1,0 +1,103 @@
+package dev.surgery.agent.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.surgery.agent.testapp.CnnApp;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * A bad config stops the JVM with status 2 before the program's {@code main} runs, with one {@code
+ * surgery-agent: file:line:column: message} line per problem and no stack trace.
+ */
+class BadConfigIT {
+
+  static Stream<Arguments> badConfigs() {
+    return Stream.of(
+        // name, file content (null: no file), agent argument, expected problem line (regex)
+        Arguments.of(
+            "syntax error",
+            "algorithms:\n  - name: blurpool\n     epoch: 1\n",
+            "bad-syntax.yaml",
+            "(.*/)?bad-syntax\\.yaml:3:\\d+: .+"),
+        Arguments.of(
+            "unknown algorithm",
+            "algorithms:\n  - name: blurpol\n    epoch: 1\n",
+            "unknown-algorithm.yaml",
+            "(.*/)?unknown-algorithm\\.yaml:2:\\d+: .*blurpol.*"),
+        Arguments.of(
+            "negative epoch",
+            "algorithms:\n  - name: blurpool\n    epoch: -1\n",
+            "negative-epoch.yaml",
+            "(.*/)?negative-epoch\\.yaml:3:\\d+: .*(?i:epoch).*"),
+        Arguments.of(
+            "missing file",
+            null,
+            "no-such-config.yaml",
+            "no-such-config\\.yaml:0:0: .*not found.*"),
+        Arguments.of(
+            "missing file, key=value form",
+            null,
+            "config=no-such-config.yaml;debug=false",
+            "no-such-config\\.yaml:0:0: .*not found.*"),
+        Arguments.of("a directory", null, ".", "\\.:0:0: .*directory.*"),
+        Arguments.of(
+            "unknown agent argument key",
+            null,
+            "conf=x.yaml",
+            "unknown agent argument key 'conf' \\(valid keys: config, enabled, debug\\)"),
+        Arguments.of(
+            "malformed boolean", null, "config=x.yaml;debug=yes", "debug must be true or false.*"));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("badConfigs")
+  void refusesBeforeMain(String name, String yaml, String argument, String expectedLine)
+      throws Exception {
+    Path dir = AgentConfigs.dir("bad-config-" + name.replaceAll("\\W+", "-"));
+    if (yaml != null) {
+      AgentConfigs.write(dir, argument, yaml);
+    }
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
+            .classpath(ForkedJvm.appClasspath(false))
+            .agent(argument)
+            .workDir(dir)
+            .run();
+    assertEquals(2, r.exitCode(), r.toString());
+    assertFalse(r.stdout().contains(CnnApp.MARKER), "main ran: " + r);
+    Pattern expected = Pattern.compile("surgery-agent: " + expectedLine);
+    List<String> lines = r.agentLines();
+    assertTrue(
+        lines.stream().anyMatch(l -> expected.matcher(l).matches()),
+        "expected a line matching " + expected + "\n" + r);
+    assertEquals(
+        r.stderr().lines().filter(l -> !l.isBlank()).count(),
+        lines.size(),
+        "every line on stderr comes from the agent (no stack trace): " + r);
+  }
+
+  @ParameterizedTest(name = "no config from {0}")
+  @MethodSource("noConfigSources")
+  void refusesWithoutAConfig(String source, String argument) throws Exception {
+    Path dir = AgentConfigs.dir("no-config");
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1").agent(argument).workDir(dir).run();
+    assertEquals(2, r.exitCode(), r.toString());
+    assertFalse(r.stdout().contains(CnnApp.MARKER), "main ran: " + r);
+    assertTrue(r.stderr().startsWith("surgery-agent: no surgery config given"), r.toString());
+    assertTrue(Files.isDirectory(dir));
+  }
+
+  static Stream<Arguments> noConfigSources() {
+    return Stream.of(Arguments.of("nothing", null), Arguments.of("debug only", "debug=false"));
+  }
+}
