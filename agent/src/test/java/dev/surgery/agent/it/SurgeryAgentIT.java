@@ -150,14 +150,7 @@ class SurgeryAgentIT {
     Path dir = AgentConfigs.dir("child-loader");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     // The launcher alone on the system class path; DJL and the program in a URLClassLoader.
-    Path launcherClasses = dir.resolve("launcher");
-    String launcherFile = ChildLoaderLauncher.class.getName().replace('.', '/') + ".class";
-    Path target = launcherClasses.resolve(launcherFile);
-    Files.createDirectories(target.getParent());
-    Files.copy(
-        Path.of(ForkedJvm.testClassesDir(), launcherFile),
-        target,
-        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    Path launcherClasses = launcherOnly(dir);
     List<String> child = new ArrayList<>(ForkedJvm.appClasspath(false));
     ForkedJvm.Result r =
         ForkedJvm.main(
@@ -191,6 +184,22 @@ class SurgeryAgentIT {
     assertTrue(
         r.stderr().contains("java.lang.IllegalStateException: CNNAPP-OWN-FAILURE"), r.toString());
     assertTrue(r.agentLines().isEmpty(), "the agent is silent without debug: " + r);
+  }
+
+  /**
+   * Copies {@link ChildLoaderLauncher} alone into a class folder, to be the only thing on the
+   * system class path.
+   */
+  static Path launcherOnly(Path dir) throws java.io.IOException {
+    Path launcherClasses = dir.resolve("launcher");
+    String launcherFile = ChildLoaderLauncher.class.getName().replace('.', '/') + ".class";
+    Path target = launcherClasses.resolve(launcherFile);
+    Files.createDirectories(target.getParent());
+    Files.copy(
+        Path.of(ForkedJvm.testClassesDir(), launcherFile),
+        target,
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    return launcherClasses;
   }
 
   private static List<String> attachedTrainers(ForkedJvm.Result r) {

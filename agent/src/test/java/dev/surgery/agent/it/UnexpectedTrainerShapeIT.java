@@ -3,6 +3,7 @@ package dev.surgery.agent.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.surgery.agent.testapp.ChildLoaderLauncher;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -39,9 +40,54 @@ class UnexpectedTrainerShapeIT {
           "  }",
           "}");
 
+  /** DJL on the system class path: the surgery library cannot link against this "DJL". */
   @Test
   void warnsOnceAndRunsUnmodified() throws Exception {
     Path dir = AgentConfigs.dir("unexpected-shape");
+    Path classes = compileFakeDjl(dir);
+    ForkedJvm.Result r =
+        ForkedJvm.main("fake.FakeDjlApp")
+            .classpath(List.of(classes.toString()))
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertRanUnmodifiedWithOneWarning(r, "does not link against this DJL");
+  }
+
+  /**
+   * DJL in a child class loader: nothing is linked before the {@code Trainer} class loads, so the
+   * shape check on the class itself is what refuses it.
+   */
+  @Test
+  void checksTheTrainerShapeBeforeWeaving() throws Exception {
+    Path dir = AgentConfigs.dir("unexpected-shape-child");
+    Path classes = compileFakeDjl(dir);
+    Path launcher = SurgeryAgentIT.launcherOnly(dir);
+    ForkedJvm.Result r =
+        ForkedJvm.main(ChildLoaderLauncher.class.getName(), classes.toString(), "fake.FakeDjlApp")
+            .classpath(List.of(launcher.toString()))
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertRanUnmodifiedWithOneWarning(
+        r,
+        "ai.djl.training.Trainer does not have the shape DJL Surgery was built for (DJL 0.36.0),"
+            + " missing field List listeners, constructor (Model, TrainingConfig), method"
+            + " initialize(Shape...)");
+  }
+
+  private static void assertRanUnmodifiedWithOneWarning(ForkedJvm.Result r, String warning) {
+    assertEquals(0, r.exitCode(), r.toString());
+    assertEquals(
+        3, r.stdout().lines().filter(l -> l.startsWith("FAKE: trained t")).count(), r.toString());
+    List<String> agent = r.agentLines();
+    assertEquals(1, agent.size(), "exactly one agent line: " + r);
+    assertTrue(agent.get(0).startsWith("surgery-agent: WARNING: "), r.toString());
+    assertTrue(agent.get(0).contains(warning), r.toString());
+    assertTrue(agent.get(0).contains("the program runs unmodified"), r.toString());
+  }
+
+  private static Path compileFakeDjl(Path dir) throws Exception {
     Path src = dir.resolve("src");
     Path classes = dir.resolve("classes");
     Files.createDirectories(src.resolve("ai/djl/training"));
@@ -54,19 +100,6 @@ class UnexpectedTrainerShapeIT {
         javac.run(null, null, null, "-d", classes.toString(), trainer.toString(), app.toString());
     assertEquals(0, rc, "fake DJL did not compile");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-
-    ForkedJvm.Result r =
-        ForkedJvm.main("fake.FakeDjlApp")
-            .classpath(List.of(classes.toString()))
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
-    assertEquals(0, r.exitCode(), r.toString());
-    assertEquals(
-        3, r.stdout().lines().filter(l -> l.startsWith("FAKE: trained t")).count(), r.toString());
-    List<String> agent = r.agentLines();
-    assertEquals(1, agent.size(), "exactly one agent line: " + r);
-    assertTrue(agent.get(0).startsWith("surgery-agent: WARNING: "), r.toString());
-    assertTrue(agent.get(0).contains("runs unmodified"), r.toString());
+    return classes;
   }
 }

@@ -6,7 +6,9 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
+import ai.djl.nn.LambdaBlock;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
@@ -19,6 +21,7 @@ import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import ai.djl.util.Pair;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -99,6 +102,7 @@ public final class CnnApp {
       for (TrainingListener l : extraListeners) {
         config.addTrainingListeners(l);
       }
+      System.out.println("CNNAPP: structure before training: " + structure(model.getBlock()));
       System.out.println("CNNAPP: block tree before training: " + oneLine(model));
       for (int t = 1; t <= trainers; t++) {
         int before = config.getTrainingListeners().size();
@@ -120,6 +124,7 @@ public final class CnnApp {
                 + " after="
                 + config.getTrainingListeners().size());
       }
+      System.out.println("CNNAPP: structure after training: " + structure(model.getBlock()));
       System.out.println("CNNAPP: block tree after training: " + oneLine(model));
     }
     if (failAtEnd) {
@@ -131,6 +136,22 @@ public final class CnnApp {
 
   private static String oneLine(Model model) {
     return model.getBlock().toString().replaceAll("\\s+", " ");
+  }
+
+  /** The block classes and child names, recursively, without shapes (which appear on init). */
+  private static String structure(Block block) {
+    StringBuilder sb = new StringBuilder(block.getClass().getSimpleName());
+    if (block instanceof LambdaBlock) {
+      sb.append('(').append(block.toString().replaceAll("\\(.*", "")).append(')');
+    }
+    if (!block.getChildren().isEmpty()) {
+      sb.append(" {");
+      for (Pair<String, Block> child : block.getChildren()) {
+        sb.append(' ').append(child.getKey()).append('=').append(structure(child.getValue()));
+      }
+      sb.append(" }");
+    }
+    return sb.toString();
   }
 
   static SequentialBlock network() {
