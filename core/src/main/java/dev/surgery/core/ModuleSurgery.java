@@ -1,53 +1,316 @@
 package dev.surgery.core;
 
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
+import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
+import ai.djl.util.Pair;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
-/** The surgery engine (work in progress: signatures are final, bodies land next). */
+/**
+ * Model surgery for DJL blocks: the Java port of Composer's {@code module_surgery}.
+ *
+ * <p>In DJL the {@link Trainer} owns what a PyTorch optimizer holds (the parameter set, in its
+ * {@code ParameterStore}, and the {@code Optimizer} state), so the "optimizers" of Composer's API
+ * are trainers here. Passing {@code null} or an empty collection changes the model only; a trainer
+ * that already registered the model's parameters must then be recreated.
+ *
+ * <p>Every replacing call is all-or-nothing: if a replacement function throws, a replacement fails
+ * to initialize or changes output shapes, or the trainer update fails, the tree, the children keys
+ * and fields, the parameter arrays, the trainers' stores and the optimizer state are restored
+ * exactly, and a {@link SurgeryException} naming the block path propagates.
+ */
 public final class ModuleSurgery {
+
+  private static final Logger logger = LoggerFactory.getLogger(ModuleSurgery.class);
 
   private ModuleSurgery() {}
 
+  /**
+   * Counts the distinct blocks strictly below {@code module} that are instances of any given class
+   * (subclasses included). A block reachable along several paths counts once.
+   *
+   * @param module the root; never counted itself
+   * @param moduleClasses the classes to count
+   * @return the number of distinct matching blocks
+   */
   public static int countModuleInstances(Block module, Class<?>... moduleClasses) {
-    throw new UnsupportedOperationException("not yet implemented");
+    BlockMatcher matcher = BlockMatcher.ofClass(moduleClasses);
+    return countModuleInstances(module, matcher);
   }
 
+  /**
+   * Counts the distinct blocks strictly below {@code module} that a matcher selects.
+   *
+   * @param module the root; never counted itself
+   * @param matcher the selection
+   * @return the number of distinct matching blocks
+   */
+  public static int countModuleInstances(Block module, BlockMatcher matcher) {
+    Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+    seen.add(module);
+    int[] count = {0};
+    countBelow(module, "", matcher, seen, count);
+    return count[0];
+  }
+
+  private static void countBelow(
+      Block block, String prefix, BlockMatcher matcher, Set<Block> seen, int[] count) {
+    BlockList children = DjlInternals.liveChildren(block);
+    for (Pair<String, Block> entry : children != null ? children : block.getChildren()) {
+      Block child = entry.getValue();
+      if (seen.add(child)) {
+        String path = BlockPaths.join(prefix, entry.getKey());
+        if (matcher.matches(child, path)) {
+          count[0]++;
+        }
+        countBelow(child, path, matcher, seen, count);
+      }
+    }
+  }
+
+  /**
+   * Replaces blocks by class, changing the model only. Equivalent to {@code
+   * replaceModuleClasses(module, policies, null, false, null)}.
+   *
+   * @param module the root; never replaced itself
+   * @param policies class to replacement function; tried in the map's iteration order (use a {@link
+   *     LinkedHashMap} to control it)
+   * @return old block to new block, in replacement order
+   */
   public static Map<Block, Block> replaceModuleClasses(
       Block module, Map<Class<? extends Block>, ReplacementFunction> policies) {
-    throw new UnsupportedOperationException("not yet implemented");
+    return replaceModuleClasses(module, policies, null, false, null);
   }
 
+  /**
+   * Replaces every block below {@code module} that is an instance of a policy's class with what the
+   * policy's function returns, in Composer's order (pre-order of first appearance), and keeps the
+   * given trainers exact.
+   *
+   * <p>Policies are tried in the map's iteration order ({@link LinkedHashMap} keeps insertion
+   * order). A replacement is written into every parent that references the old block: its {@code
+   * children} list (renaming a key derived from the class name, so {@code toString} shows the new
+   * type) and every instance field, {@code List}, array or {@code Map} field that holds it.
+   * Replacing an initialized block initializes its replacement on the same manager, data type and
+   * device with the old block's input shapes (unless the function did) and rejects a replacement
+   * that changes the output shapes. Descendants of a replaced block are visited only while still
+   * reachable from the live tree.
+   *
+   * @param module the root; never replaced itself
+   * @param policies class to replacement function, tried in iteration order
+   * @param optimizers the live trainers to keep exact; null or empty to change the model only
+   * @param recurseOnReplacements whether replacements and their children are visited too
+   * @param indices per-class call counters passed to the functions and incremented on every call,
+   *     including calls that return null; updated in place; null to start all at 0
+   * @return old block to new block, in replacement order, intermediate replacements included
+   * @throws SurgeryException if anything failed; everything was restored then
+   */
   public static Map<Block, Block> replaceModuleClasses(
       Block module,
       Map<Class<? extends Block>, ReplacementFunction> policies,
       Collection<Trainer> optimizers,
       boolean recurseOnReplacements,
       Map<Class<? extends Block>, Integer> indices) {
-    throw new UnsupportedOperationException("not yet implemented");
+    Map<Class<? extends Block>, Integer> counters = indices != null ? indices : new HashMap<>();
+    List<TreeSurgery.Policy> list = new ArrayList<>();
+    for (Map.Entry<Class<? extends Block>, ReplacementFunction> e : policies.entrySet()) {
+      Class<? extends Block> type = e.getKey();
+      list.add(
+          new TreeSurgery.Policy(
+              type, type.getSimpleName(), BlockMatcher.ofClass(type), e.getValue()));
+    }
+    return run(
+        module,
+        list,
+        optimizers,
+        recurseOnReplacements,
+        false,
+        key -> {
+          @SuppressWarnings("unchecked")
+          Class<? extends Block> type = (Class<? extends Block>) key;
+          int index = counters.getOrDefault(type, 0);
+          counters.put(type, index + 1);
+          return index;
+        });
   }
 
-  public static int countModuleInstances(Block module, BlockMatcher matcher) {
-    throw new UnsupportedOperationException("not yet implemented");
-  }
-
+  /**
+   * Replaces every block a matcher selects; the matcher form of {@link #replaceModuleClasses}, for
+   * blocks that a class cannot single out (DJL's pools and activations are {@code LambdaBlock}s).
+   * The per-policy counters in {@link SurgeryOptions#getIndices()} are keyed by the matcher.
+   *
+   * @param module the root; never replaced itself
+   * @param policies matcher to replacement function, tried in iteration order
+   * @param options trainers, recursion, shape-change permission and counters
+   * @return old block to new block, in replacement order
+   * @throws SurgeryException if anything failed; everything was restored then
+   */
   public static Map<Block, Block> replaceModules(
       Block module, Map<BlockMatcher, ReplacementFunction> policies, SurgeryOptions options) {
-    throw new UnsupportedOperationException("not yet implemented");
+    List<TreeSurgery.Policy> list = new ArrayList<>();
+    int i = 0;
+    for (Map.Entry<BlockMatcher, ReplacementFunction> e : policies.entrySet()) {
+      list.add(new TreeSurgery.Policy(e.getKey(), "#" + i++, e.getKey(), e.getValue()));
+    }
+    Map<Object, Integer> counters = options.getIndices();
+    return run(
+        module,
+        list,
+        options.getTrainers(),
+        options.isRecurseOnReplacements(),
+        options.isAllowShapeChange(),
+        key -> {
+          int index = counters.getOrDefault(key, 0);
+          counters.put(key, index + 1);
+          return index;
+        });
   }
 
+  private static Map<Block, Block> run(
+      Block module,
+      List<TreeSurgery.Policy> policies,
+      Collection<Trainer> trainers,
+      boolean recurse,
+      boolean allowShapeChange,
+      java.util.function.ToIntFunction<Object> nextIndex) {
+    Map<Block, Block> replaced =
+        new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, nextIndex).run();
+    if ((trainers == null || trainers.isEmpty()) && !replaced.isEmpty()) {
+      logger.info(
+          "Surgery replaced {} blocks without a trainer: create the Trainer after surgery, or pass"
+              + " the live one so its parameters and optimizer state follow.",
+          replaced.size());
+    }
+    return replaced;
+  }
+
+  /**
+   * Swaps parameters one-to-one in the trainers: {@code newParams[i]} takes the place of {@code
+   * oldParams[i]}. When the shapes are equal the optimizer state and update count move with it, so
+   * a weight-copying replacement continues exactly where it was; otherwise the old state is closed
+   * and the new parameter starts fresh (with its own Adam bias correction).
+   *
+   * @param oldParams the parameters to take out
+   * @param newParams their replacements, same length
+   * @param optimizers the trainers to update; null or empty does nothing
+   * @throws IllegalArgumentException if the lists differ in length
+   * @throws IllegalStateException if an old parameter is held by none of the trainers
+   */
   public static void replaceParamsInOptimizer(
       List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
-    throw new UnsupportedOperationException("not yet implemented");
+    if (oldParams.size() != newParams.size()) {
+      throw new IllegalArgumentException(
+          "oldParams and newParams differ in length: "
+              + oldParams.size()
+              + " vs "
+              + newParams.size());
+    }
+    if (optimizers == null || optimizers.isEmpty()) {
+      logger.info("replaceParamsInOptimizer: no trainer given, nothing to update");
+      return;
+    }
+    Journal journal = new Journal();
+    TrainerSurgery surgery = new TrainerSurgery(journal);
+    try {
+      for (int i = 0; i < oldParams.size(); i++) {
+        Parameter from = oldParams.get(i);
+        Parameter to = newParams.get(i);
+        if (from == to) {
+          continue;
+        }
+        boolean held = false;
+        for (Trainer t : optimizers) {
+          if (!TrainerSurgery.holds(t, from)) {
+            continue;
+          }
+          held = true;
+          Shape fromShape = shapeOf(from);
+          boolean sameShape = fromShape != null && fromShape.equals(shapeOf(to));
+          surgery.add(t, to, !sameShape, null);
+          if (sameShape) {
+            surgery.moveState(t, from, to);
+          }
+          surgery.remove(t, from);
+        }
+        if (!held) {
+          throw new IllegalStateException(
+              "parameter '"
+                  + from.getName()
+                  + "' ("
+                  + from.getId()
+                  + ") at position "
+                  + i
+                  + " is not held by any given trainer");
+        }
+      }
+      journal.commit();
+    } catch (RuntimeException e) {
+      journal.rollback(e);
+      throw e;
+    }
   }
 
+  /** The shape of a parameter; a parameter built around an array has no declared shape. */
+  private static Shape shapeOf(Parameter p) {
+    return p.isInitialized() ? p.getArray().getShape() : p.getShape();
+  }
+
+  /**
+   * Updates the trainers after parameters changed: Composer's ordered difference. Each parameter in
+   * {@code oldParams} but not in {@code newParams} leaves every trainer that holds it (store entry
+   * and device mirrors closed, optimizer state removed and closed, update count removed; the
+   * parameter's own array is left to its owner). Each parameter in {@code newParams} but not in
+   * {@code oldParams} is registered on every device of the trainers that held removed ones (all
+   * trainers when nothing was removed), so the next {@code step()} updates it, with the bias
+   * correction of its own step count under Adam.
+   *
+   * @param oldParams the parameters before
+   * @param newParams the parameters after
+   * @param optimizers the trainers to update; null or empty does nothing
+   * @throws IllegalStateException if a removed parameter is held by none of the trainers, or an
+   *     added one is not initialized; nothing was changed then
+   */
   public static void updateParamsInOptimizer(
       Iterable<Parameter> oldParams,
       Iterable<Parameter> newParams,
       Collection<Trainer> optimizers) {
-    throw new UnsupportedOperationException("not yet implemented");
+    Set<Parameter> before = new java.util.LinkedHashSet<>();
+    oldParams.forEach(before::add);
+    Set<Parameter> after = new java.util.LinkedHashSet<>();
+    newParams.forEach(after::add);
+    List<Parameter> removed = before.stream().filter(p -> !after.contains(p)).toList();
+    List<Parameter> added = after.stream().filter(p -> !before.contains(p)).toList();
+    if (removed.isEmpty() && added.isEmpty()) {
+      return;
+    }
+    if (optimizers == null || optimizers.isEmpty()) {
+      logger.info("updateParamsInOptimizer: no trainer given, nothing to update");
+      return;
+    }
+    Journal journal = new Journal();
+    try {
+      TreeSurgery.applyUpdate(
+          removed, added, List.copyOf(optimizers), new IdentityHashMap<>(), journal);
+      journal.commit();
+    } catch (RuntimeException e) {
+      journal.rollback(e);
+      if (e instanceof SurgeryException s) {
+        throw new IllegalStateException(s.getMessage(), s);
+      }
+      throw e;
+    }
   }
 }

@@ -472,7 +472,7 @@ public final class DjlInternals {
 
   // ---------------------------------------------------------------- reflection plumbing
 
-  private static Field field(Class<?> owner, String name, Class<?> expectedType) {
+  static Field field(Class<?> owner, String name, Class<?> expectedType) {
     try {
       Field f = owner.getDeclaredField(name);
       if (!expectedType.isAssignableFrom(f.getType())) {

@@ -1,0 +1,78 @@
+package dev.surgery.core;
+
+import ai.djl.ndarray.NDArray;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Deque;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The undo log of one surgery. Every mutation registers how to undo it; native arrays that become
+ * garbage are only closed once the whole surgery has succeeded, so a rollback can put them back.
+ */
+final class Journal {
+
+  private final Deque<Runnable> undo = new ArrayDeque<>();
+  private final Set<NDArray> closeOnCommit = Collections.newSetFromMap(new IdentityHashMap<>());
+  private final List<NDArray> closeOnRollback = new ArrayList<>();
+
+  /** Registers how to undo a mutation that was just made. */
+  void onRollback(Runnable action) {
+    undo.push(action);
+  }
+
+  /** An array that is garbage once the surgery commits (a removed mirror or optimizer state). */
+  void closeOnCommit(NDArray array) {
+    if (array != null) {
+      closeOnCommit.add(array);
+    }
+  }
+
+  /** An array created by the surgery that must be freed if it is rolled back. */
+  void closeOnRollback(NDArray array) {
+    if (array != null) {
+      closeOnRollback.add(array);
+    }
+  }
+
+  /** Frees what the surgery made obsolete. */
+  void commit() {
+    for (NDArray array : closeOnCommit) {
+      closeQuietly(array);
+    }
+    closeOnCommit.clear();
+    undo.clear();
+    closeOnRollback.clear();
+  }
+
+  /**
+   * Undoes every mutation, newest first, and frees what the surgery created. Keeps going when an
+   * undo step fails so that as much as possible is restored; the first such failure is attached to
+   * {@code cause} as suppressed.
+   */
+  void rollback(Throwable cause) {
+    while (!undo.isEmpty()) {
+      try {
+        undo.pop().run();
+      } catch (RuntimeException e) {
+        cause.addSuppressed(e);
+      }
+    }
+    for (NDArray array : closeOnRollback) {
+      closeQuietly(array);
+    }
+    closeOnRollback.clear();
+    closeOnCommit.clear();
+  }
+
+  private static void closeQuietly(NDArray array) {
+    try {
+      array.close();
+    } catch (RuntimeException e) {
+      // Already released by its manager: nothing left to free.
+    }
+  }
+}

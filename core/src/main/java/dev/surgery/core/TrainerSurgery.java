@@ -1,0 +1,202 @@
+package dev.surgery.core;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.ParameterTracker;
+import dev.surgery.core.internal.DjlInternals;
+import java.lang.reflect.Field;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Keeps trainers exact while parameters come and go: parameter-store entries and their device
+ * mirrors, optimizer state, update counts and Adam's per-parameter bias correction. Every change is
+ * journaled; arrays are closed only when the journal commits.
+ */
+final class TrainerSurgery {
+
+  private final Journal journal;
+
+  TrainerSurgery(Journal journal) {
+    this.journal = journal;
+  }
+
+  /**
+   * Tells whether a trainer has registered anything yet (an empty store registers on initialize).
+   */
+  static boolean hasRegistered(Trainer trainer) {
+    return !DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).isEmpty();
+  }
+
+  /** Tells whether the trainer's store holds the parameter. */
+  static boolean holds(Trainer trainer, Parameter parameter) {
+    return DjlInternals.storeEntries(DjlInternals.parameterStore(trainer))
+        .containsKey(parameter.getId());
+  }
+
+  /**
+   * Unregisters a parameter: store entry and mirrors, optimizer state, update count, birth mark.
+   */
+  void remove(Trainer trainer, Parameter parameter) {
+    Faults.point("trainer.remove");
+    String id = parameter.getId();
+    Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+    Object entry = entries.remove(id);
+    if (entry != null) {
+      journal.onRollback(() -> entries.put(id, entry));
+      NDArray own = parameter.isInitialized() ? parameter.getArray() : null;
+      for (NDArray mirror : DjlInternals.mirrors(entry)) {
+        if (mirror != own) {
+          journal.closeOnCommit(mirror);
+        }
+      }
+    }
+    Optimizer optimizer = DjlInternals.optimizer(trainer);
+    for (Map<String, Map<Device, NDArray>> state :
+        DjlInternals.optimizerStates(optimizer).values()) {
+      Map<Device, NDArray> perDevice = state.remove(id);
+      if (perDevice != null) {
+        journal.onRollback(() -> state.put(id, perDevice));
+        perDevice.values().forEach(journal::closeOnCommit);
+      }
+    }
+    Map<String, Integer> counts = DjlInternals.updateCounts(optimizer);
+    Integer count = counts.remove(id);
+    if (count != null) {
+      journal.onRollback(() -> counts.put(id, count));
+    }
+    BirthStepTracker births = birthTracker(optimizer, false);
+    if (births != null) {
+      Integer birth = births.forget(id);
+      journal.onRollback(() -> births.restore(id, birth));
+    }
+  }
+
+  /**
+   * Registers a parameter on every device of the trainer, in device order as {@code
+   * Trainer.initialize} does, so the next step updates it. A fresh trainable parameter gets its own
+   * Adam bias correction.
+   */
+  void add(Trainer trainer, Parameter parameter, boolean fresh, String blockPath) {
+    if (!parameter.isInitialized()) {
+      throw new SurgeryException(
+          blockPath,
+          "parameter '"
+              + parameter.getName()
+              + "' of the replacement is not initialized, so the trainer cannot update it");
+    }
+    ParameterStore store = DjlInternals.parameterStore(trainer);
+    Map<String, Object> entries = DjlInternals.storeEntries(store);
+    String id = parameter.getId();
+    if (entries.containsKey(id)) {
+      return;
+    }
+    journal.onRollback(
+        () -> {
+          Object entry = entries.remove(id);
+          if (entry != null) {
+            for (NDArray mirror : DjlInternals.mirrors(entry)) {
+              if (mirror != parameter.getArray()) {
+                mirror.close();
+              }
+            }
+          }
+        });
+    for (Device device : DjlInternals.devices(trainer)) {
+      store.getValue(parameter, device, true);
+    }
+    Faults.point("trainer.add");
+    if (fresh && parameter.requiresGradient()) {
+      Optimizer optimizer = DjlInternals.optimizer(trainer);
+      BirthStepTracker births = birthTracker(optimizer, true);
+      if (births != null) {
+        Integer previous = births.recordBirth(id, DjlInternals.globalUpdateCount(optimizer));
+        journal.onRollback(() -> births.restore(id, previous));
+      }
+    }
+  }
+
+  /**
+   * Moves optimizer state, update count and birth mark from one parameter to another of the same
+   * shape, so the new parameter continues exactly where the old one was.
+   */
+  void moveState(Trainer trainer, Parameter from, Parameter to) {
+    String oldId = from.getId();
+    String newId = to.getId();
+    Optimizer optimizer = DjlInternals.optimizer(trainer);
+    for (Map<String, Map<Device, NDArray>> state :
+        DjlInternals.optimizerStates(optimizer).values()) {
+      Map<Device, NDArray> perDevice = state.remove(oldId);
+      if (perDevice != null) {
+        Map<Device, NDArray> displaced = state.put(newId, perDevice);
+        journal.onRollback(
+            () -> {
+              state.remove(newId);
+              if (displaced != null) {
+                state.put(newId, displaced);
+              }
+              state.put(oldId, perDevice);
+            });
+        if (displaced != null) {
+          displaced.values().forEach(journal::closeOnCommit);
+        }
+      }
+    }
+    Map<String, Integer> counts = DjlInternals.updateCounts(optimizer);
+    Integer count = counts.remove(oldId);
+    if (count != null) {
+      Integer displaced = counts.put(newId, count);
+      journal.onRollback(
+          () -> {
+            counts.remove(newId);
+            if (displaced != null) {
+              counts.put(newId, displaced);
+            }
+            counts.put(oldId, count);
+          });
+    }
+    BirthStepTracker births = birthTracker(optimizer, false);
+    if (births != null) {
+      Integer birth = births.forget(oldId);
+      Integer displaced = birth == null ? births.birthOf(newId) : births.recordBirth(newId, birth);
+      journal.onRollback(
+          () -> {
+            births.restore(newId, displaced);
+            births.restore(oldId, birth);
+          });
+    }
+  }
+
+  /**
+   * Returns the optimizer's birth tracker, installing it around the learning-rate tracker when
+   * asked to; null for optimizers without Adam-style bias correction.
+   */
+  private BirthStepTracker birthTracker(Optimizer optimizer, boolean install) {
+    Field field = DjlInternals.learningRateTrackerField(optimizer);
+    if (field == null) {
+      return null;
+    }
+    ParameterTracker current = (ParameterTracker) DjlInternals.read(field, optimizer);
+    if (current instanceof BirthStepTracker births) {
+      return births;
+    }
+    Float beta1 = DjlInternals.floatField(optimizer, "beta1");
+    Float beta2 = DjlInternals.floatField(optimizer, "beta2");
+    if (!install || beta1 == null || beta2 == null) {
+      return null;
+    }
+    BirthStepTracker births = new BirthStepTracker(current, beta1, beta2);
+    DjlInternals.write(field, optimizer, births);
+    journal.onRollback(() -> DjlInternals.write(field, optimizer, current));
+    return births;
+  }
+
+  /** The ids a trainer's store holds, for checks. */
+  static List<String> registeredIds(Trainer trainer) {
+    return List.copyOf(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet());
+  }
+}

@@ -1,0 +1,566 @@
+package dev.surgery.core;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.nn.BlockList;
+import ai.djl.nn.Parameter;
+import ai.djl.training.Trainer;
+import ai.djl.util.Pair;
+import dev.surgery.core.internal.DjlInternals;
+import java.lang.reflect.Field;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.Deque;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.ToIntFunction;
+
+/**
+ * One run of {@link ModuleSurgery#replaceModules}: traversal, replacement in every parent,
+ * placement of the replacements, trainer updates, and rollback of all of it on failure.
+ */
+final class TreeSurgery {
+
+  /** One policy: a key for its call counter, what it matches and how it replaces. */
+  record Policy(Object key, String label, BlockMatcher matcher, ReplacementFunction function) {}
+
+  private static final ClassValue<List<Field>> HOLDER_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          return DjlInternals.blockHoldingFields(type);
+        }
+      };
+
+  private final Block root;
+  private final List<Policy> policies;
+  private final List<Trainer> trainers;
+  private final boolean recurse;
+  private final boolean allowShapeChange;
+  private final ToIntFunction<Object> nextIndex;
+
+  private final Journal journal = new Journal();
+  private final Map<Block, String> paths = new IdentityHashMap<>();
+  private final Map<Block, List<Block>> parents = new IdentityHashMap<>();
+  private final Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+  private final Deque<Block> queue = new ArrayDeque<>();
+  private final Map<Block, Block> origin = new IdentityHashMap<>();
+  private final Map<Block, Block> replaced = new LinkedHashMap<>();
+
+  TreeSurgery(
+      Block root,
+      List<Policy> policies,
+      Collection<Trainer> trainers,
+      boolean recurse,
+      boolean allowShapeChange,
+      ToIntFunction<Object> nextIndex) {
+    this.root = root;
+    this.policies = policies;
+    this.trainers = trainers == null ? List.of() : List.copyOf(trainers);
+    this.recurse = recurse;
+    this.allowShapeChange = allowShapeChange;
+    this.nextIndex = nextIndex;
+  }
+
+  Map<Block, Block> run() {
+    Set<Parameter> before = parametersOf(root);
+    try {
+      paths.put(root, "");
+      seen.add(root);
+      enqueueDescendants(root);
+      while (!queue.isEmpty()) {
+        Block child = queue.poll();
+        if (isLive(child)) {
+          visit(child);
+        }
+      }
+      placeReplacements();
+      updateTrainers(before);
+      journal.commit();
+      return replaced;
+    } catch (RuntimeException | Error e) {
+      journal.rollback(e);
+      if (e instanceof SurgeryException) {
+        throw e;
+      }
+      throw new SurgeryException(null, "surgery failed and was rolled back: " + e.getMessage(), e);
+    }
+  }
+
+  // ------------------------------------------------------------------ traversal
+
+  private void enqueueDescendants(Block parent) {
+    String prefix = paths.get(parent);
+    for (Pair<String, Block> entry : childrenOf(parent)) {
+      Block child = entry.getValue();
+      List<Block> ps = parents.computeIfAbsent(child, k -> new ArrayList<>(1));
+      if (!containsIdentity(ps, parent)) {
+        ps.add(parent);
+      }
+      if (seen.add(child)) {
+        paths.put(child, BlockPaths.join(prefix, entry.getKey()));
+        queue.add(child);
+        enqueueDescendants(child);
+      }
+    }
+  }
+
+  private boolean isLive(Block block) {
+    if (block == root) {
+      return true;
+    }
+    List<Block> ps = parents.get(block);
+    if (ps == null) {
+      return false;
+    }
+    for (Block p : ps) {
+      if (isLive(p)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private void visit(Block child) {
+    String path = paths.get(child);
+    for (Policy policy : policies) {
+      if (!policy.matcher().matches(child, path)) {
+        continue;
+      }
+      int index = nextIndex.applyAsInt(policy.key());
+      Block replacement;
+      try {
+        replacement = policy.function().apply(child, index);
+      } catch (RuntimeException e) {
+        throw new SurgeryException(
+            BlockPaths.display(path),
+            "replacement function of policy " + policy.label() + " failed: " + e.getMessage(),
+            e);
+      }
+      if (replacement == null) {
+        continue;
+      }
+      if (replaced.containsKey(child)) {
+        throw new SurgeryException(
+            BlockPaths.display(path),
+            "two policies replace the same "
+                + BlockPaths.typeName(child)
+                + "; the second is "
+                + policy.label());
+      }
+      replaced.put(child, replacement);
+      if (replacement != child) {
+        substitute(child, replacement, path);
+      }
+    }
+  }
+
+  private void substitute(Block old, Block replacement, String path) {
+    if (seen.contains(replacement) && isLive(replacement)) {
+      throw new SurgeryException(
+          BlockPaths.display(path),
+          "the replacement is already part of the model; return a new block");
+    }
+    List<Block> ps = parents.remove(old);
+    for (Block parent : ps) {
+      writeIntoParent(parent, old, replacement, path);
+    }
+    parents.put(replacement, new ArrayList<>(ps));
+    origin.put(replacement, origin.getOrDefault(old, old));
+    paths.putIfAbsent(replacement, path);
+    // Blocks the replacement reuses (e.g. a wrapped original) stay reachable through it.
+    for (Pair<String, Block> entry : childrenOf(replacement)) {
+      List<Block> cps = parents.computeIfAbsent(entry.getValue(), k -> new ArrayList<>(1));
+      if (!containsIdentity(cps, replacement)) {
+        cps.add(replacement);
+      }
+    }
+    if (recurse && seen.add(replacement)) {
+      queue.add(replacement);
+      enqueueDescendants(replacement);
+    }
+  }
+
+  // ------------------------------------------------------------------ writing into parents
+
+  private void writeIntoParent(Block parent, Block old, Block replacement, String path) {
+    BlockList children = DjlInternals.liveChildren(parent);
+    if (children == null) {
+      throw new SurgeryException(
+          BlockPaths.display(paths.get(parent)),
+          parent.getClass().getName()
+              + " does not expose its children, so its child at "
+              + path
+              + " cannot be replaced (TorchScript symbol blocks can only be replaced whole)");
+    }
+    List<String> keys = children.keys();
+    List<Block> values = children.values();
+    for (int i = 0; i < values.size(); i++) {
+      if (values.get(i) == old) {
+        int at = i;
+        String oldKey = keys.get(i);
+        values.set(i, replacement);
+        keys.set(i, renamedKey(oldKey, i, old, replacement));
+        journal.onRollback(
+            () -> {
+              values.set(at, old);
+              keys.set(at, oldKey);
+            });
+      }
+    }
+    for (Field field : HOLDER_FIELDS.get(parent.getClass())) {
+      writeIntoField(parent, field, old, replacement, path);
+    }
+  }
+
+  /** Renames keys that DJL derived from the class name, so {@code toString} shows the new type. */
+  private static String renamedKey(String key, int index, Block old, Block replacement) {
+    String derived =
+        String.format(Locale.ROOT, "%02d%s", index + 1, old.getClass().getSimpleName());
+    if (!key.equals(derived)) {
+      return key;
+    }
+    return String.format(Locale.ROOT, "%02d%s", index + 1, replacement.getClass().getSimpleName());
+  }
+
+  @SuppressWarnings("unchecked")
+  private void writeIntoField(
+      Block parent, Field field, Block old, Block replacement, String path) {
+    Object value = DjlInternals.read(field, parent);
+    String where = parent.getClass().getSimpleName() + "." + field.getName();
+    if (value == old) {
+      if (!field.getType().isInstance(replacement)) {
+        throw new SurgeryException(
+            BlockPaths.display(path),
+            "field "
+                + where
+                + " of type "
+                + field.getType().getSimpleName()
+                + " cannot hold the replacement "
+                + replacement.getClass().getName());
+      }
+      DjlInternals.write(field, parent, replacement);
+      journal.onRollback(() -> DjlInternals.write(field, parent, old));
+    } else if (value instanceof List<?> list) {
+      List<Object> objects = (List<Object>) list;
+      for (int i = 0; i < objects.size(); i++) {
+        if (objects.get(i) == old) {
+          int at = i;
+          try {
+            objects.set(i, replacement);
+          } catch (UnsupportedOperationException | ClassCastException e) {
+            throw new SurgeryException(
+                BlockPaths.display(path),
+                "list field " + where + " holds the block but cannot be changed",
+                e);
+          }
+          journal.onRollback(() -> objects.set(at, old));
+        }
+      }
+    } else if (value instanceof Object[] array) {
+      for (int i = 0; i < array.length; i++) {
+        if (array[i] == old) {
+          int at = i;
+          try {
+            array[i] = replacement;
+          } catch (ArrayStoreException e) {
+            throw new SurgeryException(
+                BlockPaths.display(path),
+                "array field " + where + " cannot hold " + replacement.getClass().getName(),
+                e);
+          }
+          journal.onRollback(() -> array[at] = old);
+        }
+      }
+    } else if (value instanceof Map<?, ?> map) {
+      Map<Object, Object> objects = (Map<Object, Object>) map;
+      for (Map.Entry<Object, Object> e : new ArrayList<>(objects.entrySet())) {
+        if (e.getValue() == old) {
+          Object key = e.getKey();
+          objects.put(key, replacement);
+          journal.onRollback(() -> objects.put(key, old));
+        }
+      }
+    } else if (value instanceof Collection<?> collection && containsIdentity(collection, old)) {
+      Collection<Object> objects = (Collection<Object>) collection;
+      try {
+        objects.remove(old);
+        objects.add(replacement);
+      } catch (UnsupportedOperationException e) {
+        throw new SurgeryException(
+            BlockPaths.display(path),
+            "collection field " + where + " holds the block but cannot be changed",
+            e);
+      }
+      journal.onRollback(
+          () -> {
+            objects.remove(replacement);
+            objects.add(old);
+          });
+    }
+  }
+
+  // ------------------------------------------------------------------ placement
+
+  private void placeReplacements() {
+    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
+      Block replacement = pair.getValue();
+      if (replacement == pair.getKey()
+          || replaced.containsKey(replacement)
+          || !isLive(replacement)) {
+        continue;
+      }
+      Block original = origin.get(replacement);
+      String path = BlockPaths.display(paths.get(original));
+      Shape[] inputShapes = DjlInternals.recordedInputShapes(original);
+      if (inputShapes == null || !allInitialized(original)) {
+        continue; // structural surgery: the trainer initializes the replacement later
+      }
+      if (!allInitialized(replacement) || DjlInternals.recordedInputShapes(replacement) == null) {
+        initialize(original, replacement, inputShapes, path);
+      }
+      if (!allowShapeChange) {
+        checkShapes(original, replacement, inputShapes, path);
+      }
+    }
+  }
+
+  private void initialize(Block original, Block replacement, Shape[] inputShapes, String path) {
+    List<Parameter> fresh = new ArrayList<>();
+    for (Parameter p : parametersOf(replacement)) {
+      if (!p.isInitialized()) {
+        fresh.add(p);
+      }
+    }
+    NDArray anchor = anchorArray(original);
+    NDManager manager;
+    DataType dataType;
+    if (anchor != null) {
+      manager = anchor.getManager();
+      dataType = anchor.getDataType();
+    } else if (!trainers.isEmpty()) {
+      manager = trainers.get(0).getModel().getNDManager();
+      dataType = trainers.get(0).getModel().getDataType();
+    } else if (fresh.isEmpty()) {
+      manager = null;
+      dataType = DataType.FLOAT32;
+    } else {
+      throw new SurgeryException(
+          path,
+          "cannot tell which NDManager to initialize the replacement on: the model has no"
+              + " initialized parameter and no trainer was given");
+    }
+    try {
+      if (manager == null) {
+        try (NDManager scratch = NDManager.newBaseManager()) {
+          replacement.initialize(scratch, dataType, inputShapes);
+        }
+      } else {
+        replacement.initialize(manager, dataType, inputShapes);
+      }
+      Faults.point("initialize");
+    } catch (RuntimeException e) {
+      throw new SurgeryException(
+          path,
+          "replacement "
+              + replacement.getClass().getSimpleName()
+              + " failed to initialize with input shapes "
+              + Arrays.toString(inputShapes)
+              + ": "
+              + e.getMessage(),
+          e);
+    } finally {
+      for (Parameter p : fresh) {
+        if (p.isInitialized()) {
+          journal.closeOnRollback(p.getArray());
+        }
+      }
+    }
+  }
+
+  /** An array that tells where the old block lived: its own parameter, else any in the model. */
+  private NDArray anchorArray(Block original) {
+    for (Parameter p : parametersOf(original)) {
+      if (p.isInitialized()) {
+        return p.getArray();
+      }
+    }
+    for (Parameter p : parametersOf(root)) {
+      if (p.isInitialized()) {
+        return p.getArray();
+      }
+    }
+    return null;
+  }
+
+  private static void checkShapes(
+      Block original, Block replacement, Shape[] inputShapes, String path) {
+    Shape[] expected = original.getOutputShapes(inputShapes);
+    Shape[] actual;
+    try {
+      actual = replacement.getOutputShapes(inputShapes);
+    } catch (RuntimeException e) {
+      throw new SurgeryException(
+          path, "cannot compute the output shapes of the replacement: " + e.getMessage(), e);
+    }
+    if (!Arrays.equals(expected, actual)) {
+      throw new SurgeryException(
+          path,
+          "replacement "
+              + replacement.getClass().getSimpleName()
+              + " changes the output shapes from "
+              + Arrays.toString(expected)
+              + " to "
+              + Arrays.toString(actual)
+              + " (allow it with SurgeryOptions.optAllowShapeChange(true))");
+    }
+  }
+
+  // ------------------------------------------------------------------ trainers
+
+  private void updateTrainers(Set<Parameter> before) {
+    List<Trainer> active = new ArrayList<>();
+    for (Trainer t : trainers) {
+      if (TrainerSurgery.hasRegistered(t)) {
+        active.add(t);
+      }
+    }
+    Set<Parameter> after = parametersOf(root);
+    List<Parameter> removed = new ArrayList<>();
+    for (Parameter p : before) {
+      if (!after.contains(p)) {
+        removed.add(p);
+      }
+    }
+    if (!active.isEmpty()) {
+      List<Parameter> added = new ArrayList<>();
+      for (Parameter p : after) {
+        if (!before.contains(p)) {
+          added.add(p);
+        }
+      }
+      Map<Parameter, String> owners = ownerPaths(added);
+      applyUpdate(removed, added, active, owners, journal);
+    }
+    // The detached parameters belong to nobody now: free their arrays once the surgery commits.
+    for (Parameter p : removed) {
+      if (p.isInitialized()) {
+        journal.closeOnCommit(p.getArray());
+      }
+    }
+  }
+
+  private Map<Parameter, String> ownerPaths(List<Parameter> added) {
+    Map<Parameter, String> owners = new IdentityHashMap<>();
+    if (added.isEmpty()) {
+      return owners;
+    }
+    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
+      String path =
+          BlockPaths.display(paths.get(origin.getOrDefault(pair.getValue(), pair.getKey())));
+      for (Parameter p : parametersOf(pair.getValue())) {
+        owners.putIfAbsent(p, path);
+      }
+    }
+    return owners;
+  }
+
+  /**
+   * Applies Composer's optimizer update: removed parameters leave every trainer that holds them;
+   * added parameters join the trainers that held removed ones (all trainers when none were
+   * removed).
+   */
+  static void applyUpdate(
+      List<Parameter> removed,
+      List<Parameter> added,
+      List<Trainer> trainers,
+      Map<Parameter, String> owners,
+      Journal journal) {
+    TrainerSurgery surgery = new TrainerSurgery(journal);
+    Set<Trainer> targets = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Parameter p : removed) {
+      boolean held = false;
+      for (Trainer t : trainers) {
+        if (TrainerSurgery.holds(t, p)) {
+          held = true;
+          targets.add(t);
+          surgery.remove(t, p);
+        }
+      }
+      if (!held && p.isInitialized()) {
+        throw new IllegalStateException(
+            "parameter '" + p.getName() + "' (" + p.getId() + ") is not held by any given trainer");
+      }
+    }
+    List<Trainer> receivers = targets.isEmpty() ? trainers : new ArrayList<>(targets);
+    for (Parameter p : added) {
+      for (Trainer t : receivers) {
+        surgery.add(t, p, true, owners.get(p));
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private static BlockList childrenOf(Block block) {
+    BlockList live = DjlInternals.liveChildren(block);
+    return live != null ? live : block.getChildren();
+  }
+
+  /**
+   * Every parameter under a block, each once, in traversal order, from the live children and
+   * parameter maps (no per-node subtree walks). Parameters do not override {@code equals}, so the
+   * ordered set is an identity set.
+   */
+  static Set<Parameter> parametersOf(Block block) {
+    Set<Parameter> ordered = new LinkedHashSet<>();
+    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
+    Deque<Block> stack = new ArrayDeque<>();
+    stack.push(block);
+    while (!stack.isEmpty()) {
+      Block b = stack.pop();
+      if (!visited.add(b)) {
+        continue;
+      }
+      ordered.addAll(
+          b instanceof AbstractBlock ab
+              ? DjlInternals.liveParameters(ab).values()
+              : b.getDirectParameters().values());
+      List<Block> kids = childrenOf(b).values();
+      for (int i = kids.size() - 1; i >= 0; i--) {
+        stack.push(kids.get(i));
+      }
+    }
+    return ordered;
+  }
+
+  private static boolean allInitialized(Block block) {
+    for (Parameter p : parametersOf(block)) {
+      if (!p.isInitialized()) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static boolean containsIdentity(Collection<?> items, Object target) {
+    for (Object o : items) {
+      if (o == target) {
+        return true;
+      }
+    }
+    return false;
+  }
+}

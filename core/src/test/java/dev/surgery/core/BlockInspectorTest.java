@@ -1,0 +1,93 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.norm.Dropout;
+import ai.djl.nn.pooling.Pool;
+import dev.surgery.core.internal.DjlInternals;
+import org.junit.jupiter.api.Test;
+
+/** The hidden configuration of DJL blocks, read back exactly. */
+class BlockInspectorTest {
+
+  @Test
+  void maxPoolArgumentsAreRecoveredFromTheLambda() {
+    PoolSettings s =
+        BlockInspector.poolSettings(
+                Pool.maxPool2dBlock(new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), true))
+            .orElseThrow();
+    assertEquals("maxPool2d", s.name());
+    assertEquals(new Shape(3, 3), s.kernelShape());
+    assertEquals(new Shape(2, 2), s.stride());
+    assertEquals(new Shape(1, 1), s.padding());
+    assertTrue(s.ceilMode());
+    assertNull(s.countIncludePad());
+
+    PoolSettings defaults =
+        BlockInspector.poolSettings(Pool.maxPool2dBlock(new Shape(2, 2))).orElseThrow();
+    assertEquals(new Shape(2, 2), defaults.stride(), "stride defaults to the kernel");
+    assertEquals(new Shape(0, 0), defaults.padding());
+    assertFalse(defaults.ceilMode());
+  }
+
+  @Test
+  void avgPoolArgumentsIncludeCountIncludePad() {
+    PoolSettings s =
+        BlockInspector.poolSettings(
+                Pool.avgPool2dBlock(
+                    new Shape(5, 5), new Shape(3, 3), new Shape(2, 2), false, false))
+            .orElseThrow();
+    assertEquals("avgPool2d", s.name());
+    assertEquals(new Shape(5, 5), s.kernelShape());
+    assertEquals(new Shape(3, 3), s.stride());
+    assertEquals(new Shape(2, 2), s.padding());
+    assertFalse(s.ceilMode());
+    assertEquals(Boolean.FALSE, s.countIncludePad());
+  }
+
+  @Test
+  void nonPoolBlocksHaveNoPoolSettings() {
+    assertTrue(BlockInspector.poolSettings(Activation.reluBlock()).isEmpty());
+    assertTrue(BlockInspector.poolSettings(Pool.globalAvgPool2dBlock()).isEmpty());
+    assertTrue(BlockInspector.poolSettings(Linear.builder().setUnits(2).build()).isEmpty());
+  }
+
+  @Test
+  void batchNormDropoutAndLinearSettings() {
+    BatchNorm bn =
+        BatchNorm.builder().optAxis(2).optEpsilon(2e-5f).optMomentum(0.8f).optCenter(false).build();
+    DjlInternals.BatchNormSettings s = BlockInspector.batchNorm(bn);
+    assertEquals(2, s.axis());
+    assertEquals(2e-5f, s.epsilon());
+    assertEquals(0.8f, s.momentum());
+    assertFalse(s.center());
+    assertTrue(s.scale());
+
+    assertEquals(0.3f, BlockInspector.dropoutRate(Dropout.builder().optRate(0.3f).build()));
+    Linear linear = Linear.builder().setUnits(7).optBias(false).build();
+    assertEquals(7, BlockInspector.linearUnits(linear));
+    assertFalse(BlockInspector.linearHasBias(linear));
+    assertTrue(BlockInspector.linearHasBias(Linear.builder().setUnits(1).build()));
+  }
+
+  @Test
+  void convolutionInputChannelsAreKnownAfterInitialization() {
+    Conv2d conv =
+        Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(8).optGroups(2).build();
+    assertEquals(-1, BlockInspector.inputChannels(conv));
+    try (NDManager manager = NDManager.newBaseManager()) {
+      conv.initialize(manager, DataType.FLOAT32, new Shape(1, 6, 5, 5));
+      assertEquals(6, BlockInspector.inputChannels(conv));
+    }
+  }
+}

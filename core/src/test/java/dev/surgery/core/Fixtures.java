@@ -1,0 +1,258 @@
+package dev.surgery.core;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.initializer.NormalInitializer;
+import ai.djl.util.PairList;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/** Small blocks and inspection helpers shared by the engine tests. */
+final class Fixtures {
+
+  private Fixtures() {}
+
+  /** A Linear subclass with a child Linear of one unit less, like Composer's RecursiveLinear. */
+  static final class RecursiveLinear extends Linear {
+    final Linear submodule;
+
+    RecursiveLinear(long units) {
+      super(Linear.builder().setUnits(units));
+      submodule = addChildBlock("submodule", Linear.builder().setUnits(units - 1).build());
+    }
+  }
+
+  /** A dense layer with its own weight and bias, able to copy another one and adopt its bias. */
+  static final class Dense extends AbstractBlock {
+    final long units;
+    final Parameter weight;
+    final Parameter bias;
+
+    Dense(long units) {
+      this.units = units;
+      weight =
+          addParameter(
+              Parameter.builder()
+                  .setName("weight")
+                  .setType(Parameter.Type.WEIGHT)
+                  .optInitializer(new NormalInitializer(0.1f))
+                  .build());
+      bias = addParameter(Parameter.builder().setName("bias").setType(Parameter.Type.BIAS).build());
+    }
+
+    /** A new weight holding a copy of {@code from}'s values, and {@code from}'s own bias object. */
+    Dense(Dense from) {
+      this.units = from.units;
+      weight =
+          addParameter(
+              Parameter.builder()
+                  .setName("weight")
+                  .setType(Parameter.Type.WEIGHT)
+                  .optArray(from.weight.getArray().duplicate())
+                  .build());
+      bias = addParameter(from.bias);
+      DjlInternals.setRecordedInputShapes(this, DjlInternals.recordedInputShapes(from));
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      NDArray x = inputs.singletonOrThrow();
+      Device device = x.getDevice();
+      NDArray w = store.getValue(weight, device, training);
+      NDArray b = store.getValue(bias, device, training);
+      return new NDList(x.matMul(w.transpose()).add(b));
+    }
+
+    @Override
+    public void prepare(Shape[] inputShapes) {
+      if (weight.getShape() == null && !weight.isInitialized()) {
+        weight.setShape(new Shape(units, inputShapes[0].get(1)));
+      }
+      if (bias.getShape() == null && !bias.isInitialized()) {
+        bias.setShape(new Shape(units));
+      }
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return new Shape[] {new Shape(inputs[0].get(0), units)};
+    }
+  }
+
+  /** A container that runs its children in order and also keeps each in a field. */
+  static final class FieldHolder extends AbstractBlock {
+    Block first;
+    Block second;
+
+    FieldHolder(Block first, Block second) {
+      this.first = addChildBlock("first", first);
+      this.second = addChildBlock("second", second);
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return second.forward(store, first.forward(store, inputs, training), training);
+    }
+
+    @Override
+    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
+      first.initialize(manager, dataType, shapes);
+      second.initialize(manager, dataType, first.getOutputShapes(shapes));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return second.getOutputShapes(first.getOutputShapes(inputs));
+    }
+  }
+
+  /**
+   * A container that runs its children from a List field (the children list is only bookkeeping).
+   */
+  static final class ListHolder extends AbstractBlock {
+    final List<Block> layers = new ArrayList<>();
+
+    ListHolder(Block... blocks) {
+      for (Block b : blocks) {
+        layers.add(addChildBlock(b.getClass().getSimpleName(), b));
+      }
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      NDList x = inputs;
+      for (Block b : layers) {
+        x = b.forward(store, x, training);
+      }
+      return x;
+    }
+
+    @Override
+    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
+      Shape[] s = shapes;
+      for (Block b : layers) {
+        b.initialize(manager, dataType, s);
+        s = b.getOutputShapes(s);
+      }
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      Shape[] s = inputs;
+      for (Block b : layers) {
+        s = b.getOutputShapes(s);
+      }
+      return s;
+    }
+  }
+
+  /** A fresh Conv2d with the same settings, initialized where the old one lives, weights copied. */
+  static Conv2d copyOf(Conv2d old) {
+    Conv2d.Builder builder =
+        Conv2d.builder()
+            .setKernelShape(old.getKernelShape())
+            .optStride(old.getStride())
+            .optPadding(old.getPadding())
+            .optDilation(old.getDilation())
+            .setFilters(old.getFilters())
+            .optGroups(old.getGroups());
+    if (!old.isIncludeBias()) {
+      builder.optBias(false);
+    }
+    Conv2d copy = builder.build();
+    NDArray anchor = old.getParameters().get("weight").getArray();
+    copy.initialize(anchor.getManager(), anchor.getDataType(), old.getInputShapes());
+    for (var entry : old.getDirectParameters()) {
+      entry.getValue().getArray().copyTo(copy.getDirectParameters().get(entry.getKey()).getArray());
+    }
+    return copy;
+  }
+
+  /** Parameter id to a bitwise copy of its values, in traversal order. */
+  static Map<String, float[]> snapshot(Block root) {
+    Map<String, float[]> values = new LinkedHashMap<>();
+    for (Parameter p : TreeSurgery.parametersOf(root)) {
+      values.put(p.getId(), p.getArray().toFloatArray());
+    }
+    return values;
+  }
+
+  /** The ids the trainer's parameter store holds. */
+  static Set<String> storeIds(Trainer trainer) {
+    return new TreeSet<>(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet());
+  }
+
+  /** The ids of every parameter of the model. */
+  static Set<String> modelIds(Block root) {
+    Set<String> ids = new TreeSet<>();
+    for (Parameter p : TreeSurgery.parametersOf(root)) {
+      ids.add(p.getId());
+    }
+    return ids;
+  }
+
+  /** Every optimizer state key, per state field. */
+  static Map<String, Set<String>> stateKeys(Trainer trainer) {
+    Map<String, Set<String>> keys = new LinkedHashMap<>();
+    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
+        .forEach((name, state) -> keys.put(name, new TreeSet<>(state.keySet())));
+    return keys;
+  }
+
+  /** Every optimizer state array, per parameter id, as bitwise copies. */
+  static Map<String, float[]> stateValues(Trainer trainer) {
+    Map<String, float[]> values = new LinkedHashMap<>();
+    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
+        .forEach(
+            (name, state) ->
+                state.forEach(
+                    (id, perDevice) ->
+                        perDevice.forEach(
+                            (device, array) ->
+                                values.put(name + "/" + id + "/" + device, array.toFloatArray()))));
+    return values;
+  }
+
+  /** Generated 4-class images: brightness encodes the class, so a tiny CNN learns it quickly. */
+  static ArrayDataset images(NDManager manager, int n, int channels, int size, int batch) {
+    NDArray labels = manager.arange(n).toType(DataType.FLOAT32, false).mod(4);
+    NDArray x =
+        manager
+            .randomNormal(new Shape(n, channels, size, size))
+            .mul(0.3f)
+            .add(labels.reshape(n, 1, 1, 1).sub(1.5f));
+    return new ArrayDataset.Builder()
+        .setData(x)
+        .optLabels(labels)
+        .setSampling(batch, false)
+        .build();
+  }
+
+  /** Opens a model around a block. */
+  static Model model(String name, Block block) {
+    Model model = Model.newInstance(name);
+    model.setBlock(block);
+    return model;
+  }
+}

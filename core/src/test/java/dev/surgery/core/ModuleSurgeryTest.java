@@ -1,0 +1,403 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.LambdaBlock;
+import ai.djl.nn.ParallelBlock;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.pooling.Pool;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.Fixtures.Dense;
+import dev.surgery.core.Fixtures.FieldHolder;
+import dev.surgery.core.Fixtures.ListHolder;
+import dev.surgery.core.Fixtures.RecursiveLinear;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The engine's structural semantics. Tests named {@code test_*} port Composer's
+ * tests/utils/test_module_surgery.py case by case.
+ */
+class ModuleSurgeryTest {
+
+  private static Linear linear(long units) {
+    return Linear.builder().setUnits(units).build();
+  }
+
+  private static Conv2d conv(int filters, int stride) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optStride(new Shape(stride, stride))
+        .optPadding(new Shape(1, 1))
+        .setFilters(filters)
+        .build();
+  }
+
+  /** Composer's SimpleReplacementPolicy model: fc1 = Linear(32), fc2 = Linear(10), pool. */
+  private static SequentialBlock simpleModel() {
+    return new SequentialBlock()
+        .add(linear(32))
+        .add(linear(10))
+        .add(Pool.maxPool2dBlock(new Shape(3, 3)));
+  }
+
+  /** Linear -> RecursiveLinear when units are 10 or 9 and it is not one already; pools tagged. */
+  private static Map<BlockMatcher, ReplacementFunction> simplePolicy() {
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        BlockMatcher.ofClass(Linear.class),
+        (block, index) -> {
+          long units = BlockInspector.linearUnits((Linear) block);
+          boolean eligible = (units == 10 || units == 9) && !(block instanceof RecursiveLinear);
+          return eligible ? new RecursiveLinear(units) : null;
+        });
+    policies.put(
+        BlockMatcher.lambdaNamed("maxPool2d"),
+        (block, index) -> new LambdaBlock(list -> list, "tagged"));
+    return policies;
+  }
+
+  private static SurgeryOptions recurse(boolean recurse) {
+    return SurgeryOptions.builder().optRecurseOnReplacements(recurse).build();
+  }
+
+  @ParameterizedTest(name = "recurse={0}")
+  @ValueSource(booleans = {false, true})
+  void test_module_replacement_simple(boolean recurse) {
+    SequentialBlock model = simpleModel();
+    Block fc1 = model.getChildren().valueAt(0);
+    ModuleSurgery.replaceModules(model, simplePolicy(), recurse(recurse));
+
+    assertSame(fc1, model.getChildren().valueAt(0), "fc1 (32 units) stays a plain Linear");
+    RecursiveLinear fc2 = assertInstanceOf(RecursiveLinear.class, model.getChildren().valueAt(1));
+    assertEquals("tagged", ((LambdaBlock) model.getChildren().valueAt(2)).getName());
+    if (recurse) {
+      RecursiveLinear sub = assertInstanceOf(RecursiveLinear.class, fc2.getChildren().valueAt(0));
+      assertEquals(9, BlockInspector.linearUnits(sub));
+      Block leaf = sub.getChildren().valueAt(0);
+      assertEquals(Linear.class, leaf.getClass(), "8 units: recursion stops");
+    } else {
+      assertEquals(Linear.class, fc2.getChildren().valueAt(0).getClass());
+    }
+  }
+
+  @ParameterizedTest(name = "recurse={0}")
+  @ValueSource(booleans = {false, true})
+  void test_module_replacement_module_index(boolean recurse) {
+    SequentialBlock model = simpleModel();
+    Block fc2 = model.getChildren().valueAt(1);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    BlockMatcher linears = BlockMatcher.ofClass(Linear.class);
+    policies.put(
+        linears,
+        (block, index) ->
+            index == 0 ? new RecursiveLinear(BlockInspector.linearUnits((Linear) block)) : null);
+    SurgeryOptions options = recurse(recurse);
+    ModuleSurgery.replaceModules(model, policies, options);
+
+    RecursiveLinear fc1 = assertInstanceOf(RecursiveLinear.class, model.getChildren().valueAt(0));
+    assertSame(fc2, model.getChildren().valueAt(1), "only index 0 is replaced");
+    assertEquals(Linear.class, fc1.getChildren().valueAt(0).getClass());
+    assertEquals(recurse ? 4 : 2, options.getIndices().get(linears), "every call counts");
+  }
+
+  @ParameterizedTest(name = "recurse={0}")
+  @ValueSource(booleans = {false, true})
+  void test_module_replacement_noop(boolean recurse) {
+    SequentialBlock model = simpleModel();
+    String before = model.toString();
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        Conv2d.class,
+        (block, index) -> {
+          throw new AssertionError("no Conv2d in the model: must never be called");
+        });
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModuleClasses(model, policies, null, recurse, null);
+    assertTrue(replaced.isEmpty());
+    assertEquals(before, model.toString());
+  }
+
+  @Test
+  void seedExampleCountModuleInstances() {
+    SequentialBlock model = new SequentialBlock().add(linear(32)).add(linear(64));
+    model.add(Activation.reluBlock());
+    assertEquals(2, ModuleSurgery.countModuleInstances(model, Linear.class));
+    assertEquals(3, ModuleSurgery.countModuleInstances(model, Linear.class, LambdaBlock.class));
+    assertEquals(1, ModuleSurgery.countModuleInstances(model, BlockMatcher.lambdaNamed("ReLU")));
+    assertEquals(
+        0, ModuleSurgery.countModuleInstances(model, SequentialBlock.class), "root excluded");
+  }
+
+  @Test
+  void seedExampleRecursionReturnsIntermediateReplacements() {
+    SequentialBlock model = new SequentialBlock().add(conv(8, 1));
+    Block conv = model.getChildren().valueAt(0);
+    List<Block> made = new ArrayList<>();
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        Conv2d.class,
+        (block, index) -> {
+          Block l = linear(32);
+          made.add(l);
+          return l;
+        });
+    policies.put(
+        Linear.class,
+        (block, index) -> {
+          if (BlockInspector.linearUnits((Linear) block) != 32) {
+            return null;
+          }
+          Block l = linear(64);
+          made.add(l);
+          return l;
+        });
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModuleClasses(model, policies, null, true, null);
+
+    assertEquals(List.of(conv, made.get(0)), new ArrayList<>(replaced.keySet()));
+    assertEquals(made, new ArrayList<>(replaced.values()));
+    assertSame(made.get(1), model.getChildren().valueAt(0));
+    assertEquals("01Linear", model.getChildren().keyAt(0), "key renamed after the new class");
+  }
+
+  @Test
+  void indicesContinueAcrossCallsAndCountNullResults() {
+    Map<Class<? extends Block>, Integer> indices = new HashMap<>();
+    indices.put(Linear.class, 5);
+    List<Integer> seen = new ArrayList<>();
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        Linear.class,
+        (block, index) -> {
+          seen.add(index);
+          return null;
+        });
+    ModuleSurgery.replaceModuleClasses(simpleModel(), policies, null, false, indices);
+    ModuleSurgery.replaceModuleClasses(simpleModel(), policies, null, false, indices);
+    assertEquals(List.of(5, 6, 7, 8), seen);
+    assertEquals(9, indices.get(Linear.class));
+  }
+
+  @Test
+  void sharedBlockIsVisitedOnceAndReplacedInEveryParent() {
+    Linear shared = linear(4);
+    SequentialBlock left = new SequentialBlock().add(shared);
+    SequentialBlock right = new SequentialBlock().add(linear(3)).add(shared);
+    ParallelBlock root = new ParallelBlock(list -> list.get(0), List.of(left, right));
+    assertEquals(2, ModuleSurgery.countModuleInstances(root, Linear.class), "shared counts once");
+
+    List<Block> visited = new ArrayList<>();
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        Linear.class,
+        (block, index) -> {
+          visited.add(block);
+          return block == shared ? new Dense(4) : null;
+        });
+    Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(root, policies);
+
+    assertEquals(1, replaced.size());
+    Block dense = replaced.get(shared);
+    assertSame(dense, left.getChildren().valueAt(0));
+    assertSame(dense, right.getChildren().valueAt(1));
+    assertEquals(2, visited.size(), "the shared Linear is visited once, the other Linear once");
+    assertEquals("02Dense", right.getChildren().keyAt(1));
+  }
+
+  @Test
+  void replacementIsWrittenIntoFieldsAndListFields() {
+    Linear first = linear(8);
+    Linear second = linear(2);
+    FieldHolder holder = new FieldHolder(first, second);
+    Linear inList = linear(5);
+    ListHolder list = new ListHolder(inList, linear(3));
+    SequentialBlock root = new SequentialBlock().add(holder).add(list);
+
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        Linear.class,
+        (block, index) ->
+            block == second || block == inList
+                ? new Dense(BlockInspector.linearUnits((Linear) block))
+                : null);
+    Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(root, policies);
+
+    assertSame(replaced.get(second), holder.second, "field updated");
+    assertSame(replaced.get(second), holder.getChildren().valueAt(1), "children updated");
+    assertSame(first, holder.first);
+    assertSame(replaced.get(inList), list.layers.get(0), "List element updated");
+    assertSame(replaced.get(inList), list.getChildren().valueAt(0));
+    assertEquals("02second", holder.getChildren().keyAt(1), "custom keys are kept");
+  }
+
+  @Test
+  void replacementInsideReplacedSubtreeIsNotVisitedUnlessStillReachable() {
+    Linear inner = linear(10);
+    SequentialBlock container = new SequentialBlock().add(inner);
+    SequentialBlock root = new SequentialBlock().add(container);
+    List<Block> visited = new ArrayList<>();
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        BlockMatcher.ofClass(SequentialBlock.class),
+        (block, index) -> new SequentialBlock().add(linear(7)));
+    policies.put(
+        BlockMatcher.ofClass(Linear.class),
+        (block, index) -> {
+          visited.add(block);
+          return null;
+        });
+    ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+    assertTrue(visited.isEmpty(), "the detached Linear must not be visited");
+  }
+
+  @Test
+  void twoPoliciesReplacingTheSameBlockIsAnErrorAndChangesNothing() {
+    SequentialBlock model = simpleModel();
+    String before = model.toString();
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(BlockMatcher.ofClass(Linear.class), (b, i) -> new Dense(1));
+    policies.put(BlockMatcher.pathGlob("*Linear"), (b, i) -> new Dense(2));
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(model, policies, SurgeryOptions.defaults()));
+    assertEquals("01Linear", e.getBlockPath());
+    assertTrue(e.getMessage().contains("two policies"), e.getMessage());
+    assertEquals(before, model.toString());
+  }
+
+  @Test
+  void pathGlobMatchesAcrossSegments() {
+    SequentialBlock inner = new SequentialBlock().add(conv(4, 2)).add(conv(4, 1));
+    SequentialBlock root = new SequentialBlock().add(conv(4, 1)).add(inner);
+    assertEquals(
+        2, ModuleSurgery.countModuleInstances(root, BlockMatcher.pathGlob("02SequentialBlock/*")));
+    assertEquals(3, ModuleSurgery.countModuleInstances(root, BlockMatcher.pathGlob("**Conv2d")));
+    assertEquals(
+        "02SequentialBlock/01Conv2d", BlockPaths.pathOf(root, inner.getChildren().valueAt(0)));
+  }
+
+  @Test
+  void uninitializedReplacementOfInitializedBlockIsPlacedLikeTheOld() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock model = new SequentialBlock().add(conv(4, 2)).add(conv(4, 1));
+      model.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(Conv2d.class, (block, index) -> index == 0 ? conv(4, 2) : null);
+      Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(model, policies);
+      Block fresh = replaced.values().iterator().next();
+      assertTrue(fresh.isInitialized());
+      assertArrayEquals(new Shape[] {new Shape(2, 3, 8, 8)}, fresh.getInputShapes());
+      var weight = fresh.getParameters().get("weight").getArray();
+      assertSame(manager, weight.getManager());
+      assertEquals(DataType.FLOAT32, weight.getDataType());
+      assertTrue(model.isInitialized());
+    }
+  }
+
+  @Test
+  void replacementChangingOutputShapesIsRejectedUnlessAllowed() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock model = new SequentialBlock().add(conv(4, 2)).add(conv(4, 1));
+      model.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      Block original = model.getChildren().valueAt(0);
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(BlockMatcher.pathGlob("01Conv2d"), (block, index) -> conv(4, 1));
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModules(model, policies, SurgeryOptions.defaults()));
+      assertEquals("01Conv2d", e.getBlockPath());
+      assertTrue(e.getMessage().contains("changes the output shapes"), e.getMessage());
+      assertSame(original, model.getChildren().valueAt(0));
+
+      ModuleSurgery.replaceModules(
+          model, policies, SurgeryOptions.builder().optAllowShapeChange(true).build());
+      assertNotSame(original, model.getChildren().valueAt(0));
+    }
+  }
+
+  @Test
+  void rollbackAfterThirdCallRestoresStructureValuesStoreAndOptimizerState() throws Exception {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(conv(4, 2))
+            .add(Activation.reluBlock())
+            .add(conv(4, 2))
+            .add(conv(4, 2))
+            .add(ai.djl.nn.Blocks.batchFlattenBlock())
+            .add(linear(4));
+    try (Model model = Fixtures.model("rollback", net);
+        NDManager data = NDManager.newBaseManager()) {
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+              .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(8, 3, 16, 16));
+        ai.djl.training.EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 16, 8), null);
+
+        String structure = net.toString();
+        Map<String, float[]> values = Fixtures.snapshot(net);
+        var storeIds = Fixtures.storeIds(trainer);
+        Map<String, float[]> state = Fixtures.stateValues(trainer);
+
+        Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+        policies.put(
+            Conv2d.class,
+            (block, index) -> {
+              if (index == 2) {
+                throw new IllegalStateException("boom on the third call");
+              }
+              return Fixtures.copyOf((Conv2d) block);
+            });
+        SurgeryException e =
+            assertThrows(
+                SurgeryException.class,
+                () ->
+                    ModuleSurgery.replaceModuleClasses(
+                        net, policies, List.of(trainer), false, null));
+        assertEquals("04Conv2d", e.getBlockPath());
+        assertTrue(e.getMessage().contains("boom on the third call"), e.getMessage());
+
+        assertEquals(structure, net.toString());
+        Map<String, float[]> after = Fixtures.snapshot(net);
+        assertEquals(values.keySet(), after.keySet());
+        values.forEach((id, v) -> assertArrayEquals(v, after.get(id), "parameter " + id));
+        assertEquals(storeIds, Fixtures.storeIds(trainer));
+        Map<String, float[]> stateAfter = Fixtures.stateValues(trainer);
+        assertEquals(state.keySet(), stateAfter.keySet());
+        state.forEach((k, v) -> assertArrayEquals(v, stateAfter.get(k), "state " + k));
+
+        // and the trainer still trains
+        ai.djl.training.EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 16, 8), null);
+        assertFalse(Fixtures.snapshot(net).isEmpty());
+      }
+    }
+  }
+}
