@@ -22,7 +22,7 @@ import java.util.Set;
  * loader's parent is DJL's loader, so DJL, SLF4J and the JDK resolve as the application's; the
  * surgery classes ({@code dev.surgery.*}) are defined here, child first, from the agent jar itself.
  * The bridge package ({@code dev.surgery.agent.bridge}) is the one exception: it is taken from the
- * agent's own loader so that both sides share {@link TrainerHooks} and {@link AgentLog}.
+ * agent's own loader so that both sides share {@link DjlHooks} and {@link AgentLog}.
  */
 final class HookLoader extends URLClassLoader {
 
@@ -86,7 +86,7 @@ final class HookLoader extends URLClassLoader {
     Set<URL> roots = new LinkedHashSet<>();
     for (String marker :
         List.of(
-            "dev/surgery/agent/inst/DjlTrainerHooks.class",
+            "dev/surgery/agent/inst/DjlAgentHooks.class",
             "dev/surgery/trainer/SurgeryListener.class",
             "dev/surgery/core/ModuleSurgery.class")) {
       URL url = loader.getResource(marker);

@@ -10,15 +10,18 @@ import java.util.List;
  * only, so it links from any class loader that can see the agent jar, and it never lets the agent's
  * own faults reach the program: every failure is logged once and the program goes on unmodified.
  *
- * <p>The DJL side is reached through one {@link TrainerHooks} per {@code Trainer} class (that is,
- * per DJL class loader), created on first use in a {@link HookLoader} whose parent is DJL's loader.
+ * <p>The DJL side is reached through one {@link DjlHooks} per {@code Trainer} class (that is, per
+ * DJL class loader), created on first use in a {@link HookLoader} whose parent is DJL's loader.
  */
 public final class SurgeryDispatcher {
 
   /** The DJL class the agent instruments. */
   public static final String TRAINER = "ai.djl.training.Trainer";
 
-  private static final String HOOKS_CLASS = "dev.surgery.agent.inst.DjlTrainerHooks";
+  /** The DJL class whose parameter loading the agent instruments. */
+  public static final String MODEL = "ai.djl.BaseModel";
+
+  private static final String HOOKS_CLASS = "dev.surgery.agent.inst.DjlAgentHooks";
 
   private static volatile Path config;
 
@@ -69,12 +72,12 @@ public final class SurgeryDispatcher {
    */
   public static void trainerCreated(Object trainer) {
     try {
-      TrainerHooks hooks = readyHooks(trainer);
+      DjlHooks hooks = readyHooks(trainer);
       if (hooks != null) {
         hooks.trainerCreated(trainer);
       }
     } catch (SurgeryFailure f) {
-      throw f.failure();
+      throw f.rethrow();
     } catch (Throwable t) {
       AgentLog.warnOnce(
           "trainerCreated",
@@ -90,16 +93,40 @@ public final class SurgeryDispatcher {
    */
   public static void trainerInitialized(Object trainer) {
     try {
-      TrainerHooks hooks = readyHooks(trainer);
+      DjlHooks hooks = readyHooks(trainer);
       if (hooks != null) {
         hooks.trainerInitialized(trainer);
       }
     } catch (SurgeryFailure f) {
-      throw f.failure();
+      throw f.rethrow();
     } catch (Throwable t) {
       AgentLog.warnOnce(
           "trainerInitialized",
           "SurgeryListener.onInitialized failed for " + describe(trainer) + "; training goes on",
+          t);
+    }
+  }
+
+  /**
+   * Called by the advice when a DJL model is about to read a parameter file.
+   *
+   * @param model the model ({@code ai.djl.BaseModel})
+   * @param paramsFile the {@code java.nio.file.Path} it reads
+   */
+  public static void parametersLoading(Object model, Object paramsFile) {
+    try {
+      DjlHooks hooks = readyHooks(model);
+      if (hooks != null && paramsFile instanceof Path) {
+        hooks.parametersLoading(model, (Path) paramsFile);
+      }
+    } catch (SurgeryFailure f) {
+      throw f.rethrow();
+    } catch (Throwable t) {
+      AgentLog.warnOnce(
+          "parametersLoading",
+          "could not replay the surgery recorded in "
+              + paramsFile
+              + "; the model loads as plain DJL would",
           t);
     }
   }
@@ -116,11 +143,11 @@ public final class SurgeryDispatcher {
         + Integer.toHexString(System.identityHashCode(trainer));
   }
 
-  private static TrainerHooks readyHooks(Object trainer) {
+  private static DjlHooks readyHooks(Object djlObject) throws ClassNotFoundException {
     if (config == null) {
       return null;
     }
-    Slot slot = HOOKS.get(trainerClassOf(trainer.getClass()));
+    Slot slot = HOOKS.get(trainerClassOf(djlObject.getClass()));
     if (slot.hooks == null) {
       return null;
     }
@@ -133,16 +160,23 @@ public final class SurgeryDispatcher {
     return slot.hooks;
   }
 
-  private static Class<?> trainerClassOf(Class<?> type) {
+  /**
+   * Finds the {@code Trainer} class of the DJL that defines an instrumented object's class: the
+   * hooks are keyed by it, so a trainer and a model of one DJL share them.
+   */
+  private static Class<?> trainerClassOf(Class<?> type) throws ClassNotFoundException {
     for (Class<?> c = type; c != null; c = c.getSuperclass()) {
       if (TRAINER.equals(c.getName())) {
         return c;
       }
+      if (MODEL.equals(c.getName())) {
+        return Class.forName(TRAINER, false, c.getClassLoader());
+      }
     }
-    return type;
+    throw new ClassNotFoundException("not a DJL Trainer or BaseModel: " + type.getName());
   }
 
-  private static TrainerHooks createHooks(Class<?> trainerClass) {
+  private static DjlHooks createHooks(Class<?> trainerClass) {
     try {
       URL[] classPath = HookLoader.agentClassPath(SurgeryDispatcher.class);
       HookLoader loader =
@@ -157,7 +191,7 @@ public final class SurgeryDispatcher {
               + trainerClass.getClassLoader()
               + " defined by "
               + loader.getName());
-      return (TrainerHooks) hooks;
+      return (DjlHooks) hooks;
     } catch (InvocationTargetException e) {
       warnCannotLoad(e.getCause());
     } catch (Throwable t) {
@@ -176,9 +210,9 @@ public final class SurgeryDispatcher {
 
   /** The hooks of one DJL class loader; null hooks when they could not be created. */
   private static final class Slot {
-    private final TrainerHooks hooks;
+    private final DjlHooks hooks;
 
-    Slot(TrainerHooks hooks) {
+    Slot(DjlHooks hooks) {
       this.hooks = hooks;
     }
 

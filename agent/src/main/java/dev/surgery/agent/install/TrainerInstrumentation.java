@@ -7,13 +7,16 @@ import static net.bytebuddy.matcher.ElementMatchers.not;
 import static net.bytebuddy.matcher.ElementMatchers.takesArgument;
 import static net.bytebuddy.matcher.ElementMatchers.takesArguments;
 
+import dev.surgery.agent.advice.ModelReadParametersAdvice;
 import dev.surgery.agent.advice.TrainerConstructorAdvice;
 import dev.surgery.agent.advice.TrainerInitializeAdvice;
 import dev.surgery.agent.bridge.AgentLog;
 import dev.surgery.agent.bridge.SurgeryDispatcher;
 import java.lang.instrument.Instrumentation;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import net.bytebuddy.agent.builder.AgentBuilder;
 import net.bytebuddy.agent.builder.ResettableClassFileTransformer;
 import net.bytebuddy.asm.Advice;
@@ -24,8 +27,9 @@ import net.bytebuddy.matcher.ElementMatcher;
 import net.bytebuddy.utility.JavaModule;
 
 /**
- * Weaves the agent's advice into {@code ai.djl.training.Trainer}, in whichever class loader defines
- * it, including a {@code Trainer} that is already loaded (retransformation).
+ * Weaves the agent's advice into {@code ai.djl.training.Trainer} (and into {@code
+ * ai.djl.BaseModel}'s parameter loading, for checkpoint replay), in whichever class loader defines
+ * it, including classes that are already loaded (retransformation).
  *
  * <p>Before weaving, the class is checked for the members the advice and the dispatcher rely on
  * (the {@code listeners} field, the {@code (Model, TrainingConfig)} constructor and {@code
@@ -53,6 +57,8 @@ public final class TrainerInstrumentation {
         .with(new LogListener())
         .type(named(SurgeryDispatcher.TRAINER).and(new ShapeCheck()), new DispatcherVisible())
         .transform(TrainerInstrumentation::weave)
+        .type(named(SurgeryDispatcher.MODEL).and(new ModelShapeCheck()), new DispatcherVisible())
+        .transform(TrainerInstrumentation::weaveModel)
         .installOn(instrumentation);
   }
 
@@ -65,6 +71,23 @@ public final class TrainerInstrumentation {
     return builder
         .visit(Advice.to(TrainerConstructorAdvice.class).on(constructor()))
         .visit(Advice.to(TrainerInitializeAdvice.class).on(initialize()));
+  }
+
+  private static DynamicType.Builder<?> weaveModel(
+      DynamicType.Builder<?> builder,
+      TypeDescription type,
+      ClassLoader loader,
+      JavaModule module,
+      java.security.ProtectionDomain domain) {
+    return builder.visit(Advice.to(ModelReadParametersAdvice.class).on(readParameters()));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> readParameters() {
+    return named("readParameters")
+        .and(not(isStatic()))
+        .and(takesArguments(2))
+        .and(takesArgument(0, named(Path.class.getName())))
+        .and(takesArgument(1, named(Map.class.getName())));
   }
 
   private static ElementMatcher.Junction<MethodDescription> constructor() {
@@ -127,6 +150,23 @@ public final class TrainerInstrumentation {
     }
   }
 
+  /**
+   * Accepts {@code BaseModel} only with {@code readParameters(Path, Map)}; checkpoint replay is an
+   * extra, so its absence is a debug line, not a warning.
+   */
+  private static final class ModelShapeCheck implements ElementMatcher<TypeDescription> {
+    @Override
+    public boolean matches(TypeDescription type) {
+      if (!type.getDeclaredMethods().filter(readParameters()).isEmpty()) {
+        return true;
+      }
+      AgentLog.debug(
+          SurgeryDispatcher.MODEL
+              + " has no readParameters(Path, Map); checkpoints are not replayed under the agent");
+      return false;
+    }
+  }
+
   /** Accepts a class loader only if the woven advice will be able to link the dispatcher. */
   private static final class DispatcherVisible implements ElementMatcher<ClassLoader> {
     @Override
@@ -178,7 +218,7 @@ public final class TrainerInstrumentation {
     @Override
     public void onError(
         String typeName, ClassLoader loader, JavaModule module, boolean loaded, Throwable error) {
-      if (typeName.equals(SurgeryDispatcher.TRAINER)) {
+      if (typeName.equals(SurgeryDispatcher.TRAINER) || typeName.equals(SurgeryDispatcher.MODEL)) {
         AgentLog.warnOnce(
             "transform-error",
             "could not instrument " + typeName + "; surgery disabled, the program runs unmodified",

@@ -4,12 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.surgery.agent.testapp.ChildLoaderLauncher;
 import dev.surgery.agent.testapp.CnnApp;
+import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -83,6 +86,37 @@ class BadConfigIT {
         r.stderr().lines().filter(l -> !l.isBlank()).count(),
         lines.size(),
         "every line on stderr comes from the agent (no stack trace): " + r);
+  }
+
+  /**
+   * DJL in a child class loader cannot be reached before {@code main}: the config is checked when
+   * the first {@code Trainer} is created, and refused there, before any training step.
+   */
+  @Test
+  void childLoaderProgramIsStoppedAtItsFirstTrainer() throws Exception {
+    Path dir = AgentConfigs.dir("bad-config-child-loader");
+    AgentConfigs.write(
+        dir, "unknown-algorithm.yaml", "algorithms:\n  - name: blurpol\n    epoch: 1\n");
+    Path launcher = SurgeryAgentIT.launcherOnly(dir);
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                ChildLoaderLauncher.class.getName(),
+                String.join(File.pathSeparator, ForkedJvm.appClasspath(false)),
+                CnnApp.class.getName(),
+                "--epochs",
+                "1")
+            .classpath(List.of(launcher.toString()))
+            .agent("unknown-algorithm.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(2, r.exitCode(), r.toString());
+    assertTrue(r.stdout().contains(CnnApp.MARKER), r.toString());
+    assertFalse(r.stdout().contains("CNNAPP: trainer 1 trained"), "training ran: " + r);
+    Pattern expected =
+        Pattern.compile("surgery-agent: (.*/)?unknown-algorithm\\.yaml:2:\\d+: .*blurpol.*");
+    assertTrue(
+        r.agentLines().stream().anyMatch(l -> expected.matcher(l).matches()),
+        "expected a line matching " + expected + "\n" + r);
   }
 
   @ParameterizedTest(name = "no config from {0}")

@@ -80,17 +80,7 @@ public final class CnnApp {
     try (Model model = Model.newInstance("cnn-app");
         NDManager data = NDManager.newBaseManager()) {
       model.setBlock(network());
-      data.getEngine().setRandomSeed(11);
-      int n = 32;
-      NDArray labels = data.arange(n).toType(DataType.INT32, false).mod(4);
-      NDArray means = labels.toType(DataType.FLOAT32, false).reshape(n, 1, 1, 1);
-      NDArray images = data.randomNormal(new Shape(n, 3, 16, 16)).mul(0.3f).add(means);
-      ArrayDataset dataset =
-          new ArrayDataset.Builder()
-              .setData(images)
-              .optLabels(labels.toType(DataType.FLOAT32, false))
-              .setSampling(8, true)
-              .build();
+      ArrayDataset dataset = dataset(data);
 
       DefaultTrainingConfig config =
           immutable
@@ -138,8 +128,22 @@ public final class CnnApp {
     return model.getBlock().toString().replaceAll("\\s+", " ");
   }
 
+  /** Four learnable classes of generated 3x16x16 images, 32 samples in batches of 8. */
+  static ArrayDataset dataset(NDManager data) {
+    data.getEngine().setRandomSeed(11);
+    int n = 32;
+    NDArray labels = data.arange(n).toType(DataType.INT32, false).mod(4);
+    NDArray means = labels.toType(DataType.FLOAT32, false).reshape(n, 1, 1, 1);
+    NDArray images = data.randomNormal(new Shape(n, 3, 16, 16)).mul(0.3f).add(means);
+    return new ArrayDataset.Builder()
+        .setData(images)
+        .optLabels(labels.toType(DataType.FLOAT32, false))
+        .setSampling(8, true)
+        .build();
+  }
+
   /** The block classes and child names, recursively, without shapes (which appear on init). */
-  private static String structure(Block block) {
+  static String structure(Block block) {
     StringBuilder sb = new StringBuilder(block.getClass().getSimpleName());
     if (block instanceof LambdaBlock) {
       sb.append('(').append(block.toString().replaceAll("\\(.*", "")).append(')');

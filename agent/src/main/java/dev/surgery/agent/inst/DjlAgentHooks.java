@@ -1,16 +1,19 @@
 package dev.surgery.agent.inst;
 
+import ai.djl.MalformedModelException;
+import ai.djl.Model;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
 import dev.surgery.agent.bridge.AgentLog;
+import dev.surgery.agent.bridge.DjlHooks;
 import dev.surgery.agent.bridge.SurgeryDispatcher;
 import dev.surgery.agent.bridge.SurgeryFailure;
-import dev.surgery.agent.bridge.TrainerHooks;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.SurgeryListener;
 import dev.surgery.trainer.config.ConfigProblem;
 import dev.surgery.trainer.config.SurgeryConfigException;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,9 +26,10 @@ import java.util.List;
  * <p>This class is defined by the agent's per-DJL loader, never by the system class loader, so it
  * links against the application's DJL wherever that lives.
  */
-public final class DjlTrainerHooks implements TrainerHooks {
+public final class DjlAgentHooks implements DjlHooks {
 
   private final Path config;
+  private final CheckpointReplay checkpointReplay;
   private List<String> problems;
   private SurgeryListener listener;
   private volatile boolean usable;
@@ -35,8 +39,9 @@ public final class DjlTrainerHooks implements TrainerHooks {
    *
    * @param config the YAML config as the user gave it
    */
-  public DjlTrainerHooks(Path config) {
+  public DjlAgentHooks(Path config) {
     this.config = config;
+    this.checkpointReplay = CheckpointReplay.find(DjlAgentHooks.class.getClassLoader());
   }
 
   @Override
@@ -147,5 +152,44 @@ public final class DjlTrainerHooks implements TrainerHooks {
       }
     }
     return false;
+  }
+
+  @Override
+  public void parametersLoading(Object target, Path paramsFile) {
+    if (!usable) {
+      return;
+    }
+    if (calledFromCheckpointLibrary()) {
+      // SurgeryCheckpoint.load has just replayed the record itself before calling Model.load.
+      return;
+    }
+    Model model = (Model) target;
+    if (model.getBlock() == null) {
+      return;
+    }
+    int replayed;
+    try {
+      replayed = checkpointReplay.replay(model, paramsFile);
+    } catch (IOException | MalformedModelException e) {
+      // The checkpoint carries surgery that cannot be redone: its parameters would not fit either.
+      throw new SurgeryFailure(e);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+    if (replayed > 0) {
+      AgentLog.debug(
+          "replayed "
+              + replayed
+              + " surgery record(s) from "
+              + paramsFile
+              + " before loading its parameters");
+    }
+  }
+
+  private static boolean calledFromCheckpointLibrary() {
+    return StackWalker.getInstance()
+        .walk(
+            frames ->
+                frames.anyMatch(f -> f.getClassName().equals(CheckpointReplay.CHECKPOINT_CLASS)));
   }
 }

@@ -1,13 +1,14 @@
 package dev.surgery.agent.bridge;
 
+import java.nio.file.Path;
 import java.util.List;
 
 /**
- * What the agent does to a DJL {@code Trainer}, implemented next to DJL (one instance per class
- * loader that defines {@code ai.djl.training.Trainer}). Only JDK types cross this interface, so the
+ * What the agent does to DJL's {@code Trainer} and {@code Model}, implemented next to DJL (one
+ * instance per class loader that defines DJL's API). Only JDK types cross this interface, so the
  * agent side never links against DJL.
  */
-public interface TrainerHooks {
+public interface DjlHooks {
 
   /**
    * Reads and validates the surgery config and builds the listener. Called once; later calls return
@@ -33,4 +34,15 @@ public interface TrainerHooks {
    * @throws SurgeryFailure when the listener stops training on purpose ({@code on_error: fail})
    */
   void trainerInitialized(Object trainer);
+
+  /**
+   * Called when a DJL model is about to read a parameter file ({@code Model.load}): replays the
+   * surgery recorded in the file on the model's original architecture first, so that the parameters
+   * fit.
+   *
+   * @param model the model being loaded
+   * @param paramsFile the parameter file it is about to read
+   * @throws SurgeryFailure when the file's surgery record cannot be replayed
+   */
+  void parametersLoading(Object model, Path paramsFile);
 }
