@@ -3,6 +3,8 @@ package dev.surgery.agent.it;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.stream.Stream;
 
 /** Config files the agent tests write into their working directories. */
 final class AgentConfigs {
@@ -20,8 +22,16 @@ final class AgentConfigs {
     return file;
   }
 
+  /** A fresh, empty working directory (output of earlier runs removed). */
   static Path dir(String name) throws IOException {
     Path dir = ForkedJvm.workRoot().resolve(name);
+    if (Files.isDirectory(dir)) {
+      try (Stream<Path> files = Files.walk(dir)) {
+        for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
+          Files.delete(p);
+        }
+      }
+    }
     Files.createDirectories(dir);
     return dir;
   }

@@ -45,6 +45,7 @@ class SurgeryAgentIT {
 
   @Test
   void attachesExactlyOneListenerToEachTrainer() throws Exception {
+    Prerequisites.assumeBlurPool();
     ForkedJvm.Result r = twoTrainers();
     assertEquals(0, r.exitCode(), r.toString());
     List<String> ids = attachedTrainers(r);
@@ -62,6 +63,7 @@ class SurgeryAgentIT {
 
   @Test
   void callsOnInitializedAfterTrainerInitialize() throws Exception {
+    Prerequisites.assumeBlurPool();
     ForkedJvm.Result r = twoTrainers();
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(
@@ -74,6 +76,7 @@ class SurgeryAgentIT {
 
   @Test
   void blurPoolAtEpochOneReplacesTheStridedConvAndTheMaxPool() throws Exception {
+    Prerequisites.assumeBlurPool();
     ForkedJvm.Result r = twoTrainers();
     assertEquals(0, r.exitCode(), r.toString());
     String before = r.findOut("CNNAPP: block tree before training: (.*)");
@@ -86,6 +89,7 @@ class SurgeryAgentIT {
 
   @Test
   void worksWithAConfigThatReturnsAnImmutableListenerList() throws Exception {
+    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("immutable-listeners");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
@@ -101,6 +105,7 @@ class SurgeryAgentIT {
 
   @Test
   void doesNotAddASecondListenerWhenTheProgramRegisteredOne() throws Exception {
+    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("self-registering");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
@@ -132,6 +137,7 @@ class SurgeryAgentIT {
 
   @Test
   void givenTwiceStillAttachesOneListenerPerTrainer() throws Exception {
+    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("agent-twice");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
@@ -147,6 +153,7 @@ class SurgeryAgentIT {
 
   @Test
   void attachesWhenDjlIsLoadedByAChildClassLoader() throws Exception {
+    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("child-loader");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     // The launcher alone on the system class path; DJL and the program in a URLClassLoader.
@@ -173,6 +180,7 @@ class SurgeryAgentIT {
 
   @Test
   void theProgramsOwnExceptionsPassThroughUntouched() throws Exception {
+    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("own-exception");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =

@@ -51,7 +51,7 @@ class UnexpectedTrainerShapeIT {
             .agent("surgery.yaml")
             .workDir(dir)
             .run();
-    assertRanUnmodifiedWithOneWarning(r, "does not link against this DJL");
+    assertRanUnmodifiedWithOneWarning(r, "next to this DJL (built for DJL 0.36.0)");
   }
 
   /**
