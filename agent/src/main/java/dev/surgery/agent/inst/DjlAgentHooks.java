@@ -28,6 +28,14 @@ import java.util.List;
  */
 public final class DjlAgentHooks implements DjlHooks {
 
+  /**
+   * Exceptions by which the surgery library stops training on purpose. Named rather than linked:
+   * {@code SurgeryFailedException} is not part of the trainer contract the agent is built against.
+   */
+  private static final java.util.Set<String> DELIBERATE =
+      java.util.Set.of(
+          SurgeryException.class.getName(), "dev.surgery.trainer.SurgeryFailedException");
+
   private final Path config;
   private final CheckpointReplay checkpointReplay;
   private List<String> problems;
@@ -119,8 +127,8 @@ public final class DjlAgentHooks implements DjlHooks {
     // The constructor has already sent onTrainingBegin to the listeners it knew about.
     try {
       listener.onTrainingBegin(trainer);
-    } catch (SurgeryException e) {
-      throw new SurgeryFailure(e);
+    } catch (RuntimeException e) {
+      throw deliberate(e);
     }
   }
 
@@ -140,9 +148,24 @@ public final class DjlAgentHooks implements DjlHooks {
             + SurgeryDispatcher.describe(trainer));
     try {
       listener.onInitialized(trainer);
-    } catch (SurgeryException e) {
-      throw new SurgeryFailure(e);
+    } catch (RuntimeException e) {
+      throw deliberate(e);
     }
+  }
+
+  /**
+   * Sorts a listener failure: a surgery that failed on purpose ({@code on_error: fail} throws the
+   * trainer's {@code SurgeryFailedException}; the engine throws {@link SurgeryException}) is
+   * wrapped so that the dispatcher rethrows it to the program; anything else stays an agent-side
+   * fault that is logged once.
+   */
+  private static RuntimeException deliberate(RuntimeException e) {
+    for (Class<?> c = e.getClass(); c != null; c = c.getSuperclass()) {
+      if (DELIBERATE.contains(c.getName())) {
+        return new SurgeryFailure(e);
+      }
+    }
+    return e;
   }
 
   private static boolean containsSame(List<TrainingListener> listeners, Object wanted) {
