@@ -37,9 +37,13 @@ public final class ChildLoaderLauncher {
     for (String entry : args[0].split(File.pathSeparator)) {
       urls.add(new File(entry).toURI().toURL());
     }
-    try (URLClassLoader child =
-        new URLClassLoader(
-            "child-app", urls.toArray(new URL[0]), ClassLoader.getSystemClassLoader())) {
+    // -Dlauncher.isolated=true: the child does not delegate to the system class loader at all (as
+    // some plugin loaders do), so it cannot see the agent jar either.
+    ClassLoader parent =
+        Boolean.getBoolean("launcher.isolated")
+            ? ClassLoader.getPlatformClassLoader()
+            : ClassLoader.getSystemClassLoader();
+    try (URLClassLoader child = new URLClassLoader("child-app", urls.toArray(new URL[0]), parent)) {
       Thread.currentThread().setContextClassLoader(child);
       Class<?> main = Class.forName(args[1], true, child);
       Method m = main.getMethod("main", String[].class);
