@@ -95,6 +95,10 @@ final class TrainerSurgery {
     if (entries.containsKey(id)) {
       return;
     }
+    // A replacement built around existing arrays (not through initialize) has no gradient yet.
+    if (parameter.requiresGradient() && !parameter.getArray().hasGradient()) {
+      parameter.getArray().setRequiresGradient(true);
+    }
     journal.onRollback(
         () -> {
           Object entry = entries.remove(id);

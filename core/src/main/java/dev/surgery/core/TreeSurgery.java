@@ -58,6 +58,10 @@ final class TreeSurgery {
   private final Deque<Block> queue = new ArrayDeque<>();
   private final Map<Block, Block> origin = new IdentityHashMap<>();
   private final Map<Block, Block> replaced = new LinkedHashMap<>();
+  private final Map<Block, Integer> generation = new IdentityHashMap<>();
+
+  /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
+  static final int MAX_GENERATIONS = 1000;
 
   TreeSurgery(
       Block root,
@@ -179,6 +183,16 @@ final class TreeSurgery {
     }
     parents.put(replacement, new ArrayList<>(ps));
     origin.put(replacement, origin.getOrDefault(old, old));
+    int depth = generation.getOrDefault(old, 0) + 1;
+    if (depth > MAX_GENERATIONS) {
+      throw new SurgeryException(
+          BlockPaths.display(path),
+          "replacements were replaced "
+              + MAX_GENERATIONS
+              + " times in a row: the policies never stop matching their own output under"
+              + " recurseOnReplacements");
+    }
+    generation.put(replacement, depth);
     paths.putIfAbsent(replacement, path);
     // Blocks the replacement reuses (e.g. a wrapped original) stay reachable through it.
     for (Pair<String, Block> entry : childrenOf(replacement)) {

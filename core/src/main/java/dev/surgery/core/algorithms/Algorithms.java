@@ -16,6 +16,7 @@ public final class Algorithms {
 
   static {
     // Built-in algorithms are registered as they are implemented.
+    register(BlurPool.SPEC);
   }
 
   private Algorithms() {}

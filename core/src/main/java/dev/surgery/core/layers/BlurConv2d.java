@@ -1,0 +1,259 @@
+package dev.surgery.core.layers;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.ParameterList;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.ArrayList;
+
+/**
+ * A {@link Conv2d} with BlurPool's anti-aliasing (Zhang, 2019; MosaicML Composer's {@code
+ * BlurConv2d}): the input is low-pass filtered before the strided convolution ({@code blurFirst},
+ * Composer's default: {@code conv_s(blur_1(x))}), or the convolution runs with stride 1 and its
+ * output is blurred and subsampled ({@code conv} then {@code blur_s}, closer to the paper, about
+ * {@code stride^2} times the convolution cost). The output shape equals the plain convolution's in
+ * both orders.
+ *
+ * <p>The blur filter is a constant, not a {@link Parameter}: this block has exactly the version,
+ * metadata and parameters of the {@code Conv2d} it replaces, so the two load each other's saved
+ * parameters. {@link #fromConv2d} adopts the convolution's own {@code Parameter} objects, so
+ * weights, parameter ids, trainer parameter-store entries and optimizer state carry over unchanged.
+ */
+public class BlurConv2d extends Conv2d {
+
+  private final boolean blurFirst;
+  private final BlurFilter blur = new BlurFilter();
+
+  /**
+   * Creates the block from a convolution builder.
+   *
+   * @param conv the configured convolution builder
+   * @param blurFirst true to blur before the convolution, false to blur after it
+   */
+  protected BlurConv2d(Conv2d.Builder conv, boolean blurFirst) {
+    super(conv);
+    this.blurFirst = blurFirst;
+  }
+
+  /**
+   * Creates a builder for a new, uninitialized {@code BlurConv2d}.
+   *
+   * @return a new builder
+   */
+  public static Builder blurBuilder() {
+    return new Builder();
+  }
+
+  /**
+   * Builds the BlurPool replacement of a convolution: the same kernel, stride, padding, dilation,
+   * filters, groups and bias, using the convolution's own {@link Parameter} objects and recorded
+   * input shapes. An initialized convolution gives an initialized block that computes with the same
+   * weights; an uninitialized one gives a block that initializes those parameters later. The
+   * convolution must not be cleared or closed afterwards, since both share the parameter arrays.
+   *
+   * @param conv the convolution to replace
+   * @param blurFirst true to blur before the convolution (Composer's default), false after
+   * @return the replacement
+   */
+  public static BlurConv2d fromConv2d(Conv2d conv, boolean blurFirst) {
+    Conv2d.Builder config =
+        Conv2d.builder()
+            .setKernelShape(conv.getKernelShape())
+            .optStride(conv.getStride())
+            .optPadding(conv.getPadding())
+            .optDilation(conv.getDilation())
+            .setFilters(conv.getFilters())
+            .optGroups(conv.getGroups())
+            .optBias(conv.isIncludeBias());
+    BlurConv2d blurConv = new BlurConv2d(config, blurFirst);
+    blurConv.adopt(conv);
+    return blurConv;
+  }
+
+  /** Takes over the parameters and recorded input shapes of {@code conv}. */
+  private void adopt(Conv2d conv) {
+    ParameterList own = conv.getDirectParameters();
+    if (own.size() != parameters.size()
+        || !own.keys().equals(new ArrayList<>(parameters.keySet()))) {
+      throw new IllegalArgumentException(
+          "cannot adopt the parameters "
+              + own.keys()
+              + " of "
+              + conv.getClass().getName()
+              + ": a Conv2d with bias="
+              + includeBias
+              + " has "
+              + parameters.keySet());
+    }
+    weight = own.get("weight");
+    parameters.put("weight", weight);
+    if (includeBias) {
+      bias = own.get("bias");
+      parameters.put("bias", bias);
+    }
+    Shape[] shapes = DjlInternals.recordedInputShapes(conv);
+    if (shapes != null) {
+      inputShapes = shapes.clone();
+      if (conv.isInitialized()) {
+        inputNames = new ArrayList<>(conv.describeInput().keys());
+      }
+    }
+  }
+
+  /**
+   * Tells whether the blur runs before the convolution.
+   *
+   * @return true for blur then convolution, false for convolution then blur
+   */
+  public boolean isBlurFirst() {
+    return blurFirst;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected NDList forwardInternal(
+      ParameterStore parameterStore,
+      NDList inputs,
+      boolean training,
+      PairList<String, Object> params) {
+    NDArray input = inputs.singletonOrThrow();
+    Device device = input.getDevice();
+    NDArray weightArray = parameterStore.getValue(weight, device, training);
+    NDArray biasArray = parameterStore.getValue(bias, device, training);
+    if (blurFirst) {
+      NDArray blurred = blur.blur(input, new Shape(1, 1));
+      return conv2d(blurred, weightArray, biasArray, stride, padding, dilation, groups);
+    }
+    NDArray dense =
+        conv2d(input, weightArray, biasArray, new Shape(1, 1), padding, dilation, groups)
+            .singletonOrThrow();
+    return new NDList(blur.blur(dense, stride));
+  }
+
+  /**
+   * Builds a new {@link BlurConv2d}; the settings and defaults are those of {@link Conv2d.Builder}
+   * plus {@link #optBlurFirst}.
+   */
+  public static final class Builder {
+
+    private final Conv2d.Builder conv = Conv2d.builder();
+    private Shape kernelShape;
+    private int filters;
+    private boolean blurFirst = true;
+
+    Builder() {}
+
+    /**
+     * Sets the kernel shape (height, width). Required.
+     *
+     * @param kernelShape the kernel shape
+     * @return this builder
+     */
+    public Builder setKernelShape(Shape kernelShape) {
+      this.kernelShape = kernelShape;
+      conv.setKernelShape(kernelShape);
+      return this;
+    }
+
+    /**
+     * Sets the number of output channels. Required.
+     *
+     * @param filters the number of filters
+     * @return this builder
+     */
+    public Builder setFilters(int filters) {
+      this.filters = filters;
+      conv.setFilters(filters);
+      return this;
+    }
+
+    /**
+     * Sets the stride (height, width); default (1, 1).
+     *
+     * @param stride the stride
+     * @return this builder
+     */
+    public Builder optStride(Shape stride) {
+      conv.optStride(stride);
+      return this;
+    }
+
+    /**
+     * Sets the zero padding (height, width); default (0, 0).
+     *
+     * @param padding the padding
+     * @return this builder
+     */
+    public Builder optPadding(Shape padding) {
+      conv.optPadding(padding);
+      return this;
+    }
+
+    /**
+     * Sets the dilation (height, width); default (1, 1).
+     *
+     * @param dilation the dilation
+     * @return this builder
+     */
+    public Builder optDilation(Shape dilation) {
+      conv.optDilation(dilation);
+      return this;
+    }
+
+    /**
+     * Sets the number of groups; default 1.
+     *
+     * @param groups the groups
+     * @return this builder
+     */
+    public Builder optGroups(int groups) {
+      conv.optGroups(groups);
+      return this;
+    }
+
+    /**
+     * Sets whether the convolution adds a bias; default true.
+     *
+     * @param includeBias true for a bias
+     * @return this builder
+     */
+    public Builder optBias(boolean includeBias) {
+      conv.optBias(includeBias);
+      return this;
+    }
+
+    /**
+     * Sets whether to blur before the convolution (Composer's default, true) or after it.
+     *
+     * @param blurFirst true to blur first
+     * @return this builder
+     */
+    public Builder optBlurFirst(boolean blurFirst) {
+      this.blurFirst = blurFirst;
+      return this;
+    }
+
+    /**
+     * Builds the block.
+     *
+     * @return a new, uninitialized block
+     * @throws IllegalArgumentException if the kernel shape or the filters are missing
+     */
+    public BlurConv2d build() {
+      if (kernelShape == null || filters <= 0) {
+        throw new IllegalArgumentException(
+            "kernelShape and filters (> 0) must be set, got kernelShape="
+                + kernelShape
+                + ", filters="
+                + filters);
+      }
+      return new BlurConv2d(conv, blurFirst);
+    }
+  }
+}

@@ -1,0 +1,272 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.pooling.Pool;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.dataset.Batch;
+import ai.djl.training.listener.TrainingListenerAdapter;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.layers.BlurConv2d;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * BlurPool applied inside {@code EasyTrain.fit} with Adam, after the first epoch, on DJL's
+ * ResNet-20 at 28 x 28: training goes on with a finite loss, the strided convolutions are
+ * BlurConv2d, and their parameters keep their trainer entries and Adam state.
+ */
+class BlurPoolLiveTest {
+
+  private static final int BATCH = 8;
+
+  @Test
+  void blurPoolDuringTrainingKeepsParametersAndAdamStateAndTrainingGoesOn() throws Exception {
+    Block resNet =
+        ResNetV1.builder()
+            .setImageShape(new Shape(1, 28, 28))
+            .setNumLayers(20)
+            .setOutSize(4)
+            .build();
+    try (Model model = Model.newInstance("resnet20");
+        NDManager data = NDManager.newBaseManager()) {
+      model.setBlock(resNet);
+      data.getEngine().setRandomSeed(13);
+      int n = 32;
+      NDArray labels = data.arange(n).toType(DataType.FLOAT32, false).mod(4);
+      NDArray images =
+          data.randomNormal(new Shape(n, 1, 28, 28))
+              .mul(0.3f)
+              .add(labels.reshape(n, 1, 1, 1).sub(1.5f));
+      ArrayDataset dataset =
+          new ArrayDataset.Builder()
+              .setData(images)
+              .optLabels(labels)
+              .setSampling(BATCH, false)
+              .build();
+      SurgeryAtEpoch listener = new SurgeryAtEpoch(BlurPool.builder().build(), 1, 3);
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+              .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.003f)).build())
+              .addTrainingListeners(listener);
+
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(BATCH, 1, 28, 28));
+        EasyTrain.fit(trainer, 3, dataset, null);
+
+        assertNotNull(listener.report, "surgery must have run after epoch 1");
+        assertEquals(Map.of("Conv2d->BlurConv2d", 4), listener.report.countsByType());
+        assertEquals(listener.report.parametersBefore(), listener.report.parametersAfter());
+        String tree = model.getBlock().toString();
+        assertTrue(tree.contains("BlurConv2d"), tree);
+        assertEquals(4, countBlurConvs(model.getBlock()));
+
+        // Parameters were adopted: the trainer kept its entries and Adam its very state arrays.
+        assertEquals(listener.storeSizeBefore, listener.storeSizeAfter);
+        assertEquals(listener.stateBefore.size(), listener.stateAfter.size());
+        for (Map.Entry<String, Object> e : listener.stateBefore.entrySet()) {
+          assertSame(e.getValue(), listener.stateAfter.get(e.getKey()), e.getKey());
+        }
+        // and training went on updating the adopted weights
+        for (int i = 0; i < listener.blurWeights.size(); i++) {
+          float[] now = listener.blurWeights.get(i).getArray().toFloatArray();
+          assertFalse(
+              java.util.Arrays.equals(listener.weightsAtSurgery.get(i), now),
+              "weight " + i + " must still be trained after surgery");
+        }
+        float loss = meanLoss(trainer, dataset);
+        assertTrue(Float.isFinite(loss), "loss after surgery: " + loss);
+      }
+    }
+  }
+
+  @Test
+  void blurLastAndMaxPoolDuringTrainingThenTheCheckpointLoadsIntoTheOriginalNetwork(
+      @TempDir Path dir) throws Exception {
+    try (Model model = Model.newInstance("cnn");
+        NDManager data = NDManager.newBaseManager()) {
+      model.setBlock(smallCnn());
+      data.getEngine().setRandomSeed(17);
+      int n = 32;
+      NDArray labels = data.arange(n).toType(DataType.FLOAT32, false).mod(4);
+      NDArray images =
+          data.randomNormal(new Shape(n, 3, 12, 12))
+              .mul(0.3f)
+              .add(labels.reshape(n, 1, 1, 1).sub(1.5f));
+      ArrayDataset dataset =
+          new ArrayDataset.Builder()
+              .setData(images)
+              .optLabels(labels)
+              .setSampling(BATCH, false)
+              .build();
+      BlurPool blurPool = BlurPool.builder().optBlurFirst(false).optMinChannels(4).build();
+      SurgeryAtEpoch listener = new SurgeryAtEpoch(blurPool, 1, 2);
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+              .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build())
+              .addTrainingListeners(listener);
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(BATCH, 3, 12, 12));
+        EasyTrain.fit(trainer, 2, dataset, null);
+        assertNotNull(listener.report);
+        assertEquals(
+            Map.of("maxPool2d->BlurMaxPool2d", 1, "Conv2d->BlurConv2d", 1),
+            listener.report.countsByType());
+        assertTrue(Float.isFinite(meanLoss(trainer, dataset)));
+        model.save(dir, "cnn");
+      }
+      try (Model original = Model.newInstance("cnn")) {
+        original.setBlock(smallCnn());
+        original.load(dir, "cnn");
+        List<Parameter> trained = model.getBlock().getParameters().values();
+        List<Parameter> loaded = original.getBlock().getParameters().values();
+        assertEquals(trained.size(), loaded.size());
+        for (int i = 0; i < trained.size(); i++) {
+          assertArrayEquals(
+              trained.get(i).getArray().toFloatArray(),
+              loaded.get(i).getArray().toFloatArray(),
+              0f);
+        }
+      }
+    }
+  }
+
+  /** Conv 3 -> 8, a strided conv 8 -> 8 (replaced), a max pool (replaced), a classifier. */
+  private static Block smallCnn() {
+    return new SequentialBlock()
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optPadding(new Shape(1, 1))
+                .setFilters(8)
+                .build())
+        .add(Activation.reluBlock())
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optStride(new Shape(2, 2))
+                .optPadding(new Shape(1, 1))
+                .setFilters(8)
+                .build())
+        .add(Pool.maxPool2dBlock(new Shape(2, 2)))
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(4).build());
+  }
+
+  private static int countBlurConvs(Block block) {
+    int n = block instanceof BlurConv2d ? 1 : 0;
+    for (Block child : block.getChildren().values()) {
+      n += countBlurConvs(child);
+    }
+    return n;
+  }
+
+  private static float meanLoss(Trainer trainer, ArrayDataset dataset) throws Exception {
+    float sum = 0;
+    int batches = 0;
+    for (Batch batch : trainer.iterateDataset(dataset)) {
+      try (batch) {
+        NDList predictions = trainer.evaluate(batch.getData());
+        sum += trainer.getLoss().evaluate(batch.getLabels(), predictions).getFloat();
+        batches++;
+      }
+    }
+    return sum / batches;
+  }
+
+  /** Applies BlurPool at the end of one epoch and records the trainer state around it. */
+  private static final class SurgeryAtEpoch extends TrainingListenerAdapter {
+
+    private final Algorithm algorithm;
+    private final int atEpoch;
+    private final int totalEpochs;
+    private int epochs;
+    SurgeryReport report;
+    int storeSizeBefore;
+    int storeSizeAfter;
+    Map<String, Object> stateBefore;
+    Map<String, Object> stateAfter;
+    final List<Parameter> blurWeights = new ArrayList<>();
+    final List<float[]> weightsAtSurgery = new ArrayList<>();
+
+    SurgeryAtEpoch(Algorithm algorithm, int atEpoch, int totalEpochs) {
+      this.algorithm = algorithm;
+      this.atEpoch = atEpoch;
+      this.totalEpochs = totalEpochs;
+    }
+
+    @Override
+    public void onEpoch(Trainer trainer) {
+      epochs++;
+      if (epochs != atEpoch) {
+        return;
+      }
+      storeSizeBefore = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).size();
+      stateBefore = adamState(trainer);
+      report =
+          algorithm.apply(
+              SurgeryContext.live(trainer.getModel().getBlock(), trainer, epochs, totalEpochs));
+      storeSizeAfter = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).size();
+      stateAfter = adamState(trainer);
+      collectBlurWeights(trainer.getModel().getBlock());
+    }
+
+    private void collectBlurWeights(Block block) {
+      if (block instanceof BlurConv2d) {
+        Parameter weight = block.getParameters().get("weight");
+        blurWeights.add(weight);
+        weightsAtSurgery.add(weight.getArray().toFloatArray());
+      }
+      for (Block child : block.getChildren().values()) {
+        collectBlurWeights(child);
+      }
+    }
+
+    /** Every Adam state array by "field/parameter id/device". */
+    private static Map<String, Object> adamState(Trainer trainer) {
+      Map<String, Object> flat = new java.util.LinkedHashMap<>();
+      Map<String, Map<String, Map<Device, NDArray>>> states =
+          DjlInternals.optimizerStates(DjlInternals.optimizer(trainer));
+      for (Map.Entry<String, Map<String, Map<Device, NDArray>>> field : states.entrySet()) {
+        for (Map.Entry<String, Map<Device, NDArray>> param : field.getValue().entrySet()) {
+          for (Map.Entry<Device, NDArray> device : param.getValue().entrySet()) {
+            flat.put(
+                field.getKey() + "/" + param.getKey() + "/" + device.getKey(), device.getValue());
+          }
+        }
+      }
+      assertFalse(flat.isEmpty(), "Adam must have state after an epoch");
+      return flat;
+    }
+  }
+}
