@@ -65,11 +65,6 @@ class BadConfigIT {
   @MethodSource("badConfigs")
   void refusesBeforeMain(String name, String yaml, String argument, String expectedLine)
       throws Exception {
-    if (yaml != null) {
-      // Only the YAML problems need the config parser; the file and argument checks are the
-      // agent's.
-      Prerequisites.assumeTrainerIntegration();
-    }
     Path dir = AgentConfigs.dir("bad-config-" + name.replaceAll("\\W+", "-"));
     if (yaml != null) {
       AgentConfigs.write(dir, argument, yaml);
@@ -99,7 +94,6 @@ class BadConfigIT {
    */
   @Test
   void childLoaderProgramIsStoppedAtItsFirstTrainer() throws Exception {
-    Prerequisites.assumeTrainerIntegration();
     Path dir = AgentConfigs.dir("bad-config-child-loader");
     AgentConfigs.write(
         dir, "unknown-algorithm.yaml", "algorithms:\n  - name: blurpol\n    epoch: 1\n");

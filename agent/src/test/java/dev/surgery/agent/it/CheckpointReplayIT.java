@@ -18,7 +18,6 @@ class CheckpointReplayIT {
 
   @Test
   void modelLoadReplaysTheRecordedSurgery() throws Exception {
-    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("checkpoint");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     String main = CheckpointApp.class.getName();

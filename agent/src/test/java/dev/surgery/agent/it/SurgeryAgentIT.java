@@ -45,7 +45,6 @@ class SurgeryAgentIT {
 
   @Test
   void attachesExactlyOneListenerToEachTrainer() throws Exception {
-    Prerequisites.assumeBlurPool();
     ForkedJvm.Result r = twoTrainers();
     assertEquals(0, r.exitCode(), r.toString());
     List<String> ids = attachedTrainers(r);
@@ -63,7 +62,6 @@ class SurgeryAgentIT {
 
   @Test
   void callsOnInitializedAfterTrainerInitialize() throws Exception {
-    Prerequisites.assumeBlurPool();
     ForkedJvm.Result r = twoTrainers();
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(
@@ -76,7 +74,6 @@ class SurgeryAgentIT {
 
   @Test
   void blurPoolAtEpochOneReplacesTheStridedConvAndTheMaxPool() throws Exception {
-    Prerequisites.assumeBlurPool();
     ForkedJvm.Result r = twoTrainers();
     assertEquals(0, r.exitCode(), r.toString());
     String before = r.findOut("CNNAPP: block tree before training: (.*)");
@@ -89,7 +86,6 @@ class SurgeryAgentIT {
 
   @Test
   void worksWithAConfigThatReturnsAnImmutableListenerList() throws Exception {
-    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("immutable-listeners");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
@@ -105,7 +101,6 @@ class SurgeryAgentIT {
 
   @Test
   void doesNotAddASecondListenerWhenTheProgramRegisteredOne() throws Exception {
-    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("self-registering");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
@@ -137,7 +132,6 @@ class SurgeryAgentIT {
 
   @Test
   void givenTwiceStillAttachesOneListenerPerTrainer() throws Exception {
-    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("agent-twice");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
@@ -153,7 +147,6 @@ class SurgeryAgentIT {
 
   @Test
   void attachesWhenDjlIsLoadedByAChildClassLoader() throws Exception {
-    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("child-loader");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     // The launcher alone on the system class path; DJL and the program in a URLClassLoader.
@@ -180,7 +173,6 @@ class SurgeryAgentIT {
 
   @Test
   void theProgramsOwnExceptionsPassThroughUntouched() throws Exception {
-    Prerequisites.assumeBlurPool();
     Path dir = AgentConfigs.dir("own-exception");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
