@@ -187,6 +187,31 @@ class SurgeryAgentIT {
   }
 
   /**
+   * A surgery that fails under {@code on_error: fail} stops training, also when it is the agent
+   * that calls the listener (here {@code onInitialized}, from the {@code Trainer.initialize} hook):
+   * the program gets the listener's exception, as if it had registered the listener itself.
+   */
+  @Test
+  void aDeliberateSurgeryFailureStopsTraining() throws Exception {
+    Path dir = AgentConfigs.dir("surgery-fails");
+    AgentConfigs.write(
+        dir, "surgery.yaml", "algorithms:\n  - name: blurpool\n    epoch: 0\non_error: fail\n");
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--opaque-strided-conv", "--epochs", "1")
+            .agent("config=surgery.yaml;debug=true")
+            .workDir(dir)
+            .run();
+    assertEquals(1, r.exitCode(), r.toString());
+    assertTrue(
+        r.stderr()
+            .contains("Exception in thread \"main\" dev.surgery.trainer.SurgeryFailedException"),
+        r.toString());
+    assertTrue(r.stderr().contains("at ai.djl.training.Trainer.initialize("), r.toString());
+    assertFalse(r.stdout().contains("CNNAPP: trainer 1 trained"), "training ran: " + r);
+    assertEquals(0, r.countErr("^surgery-agent: WARNING"), r.toString());
+  }
+
+  /**
    * Copies {@link ChildLoaderLauncher} alone into a class folder, to be the only thing on the
    * system class path.
    */

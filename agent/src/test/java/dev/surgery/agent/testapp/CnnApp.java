@@ -32,7 +32,8 @@ import java.util.List;
  *
  * <p>Options: {@code --epochs N} (default 3), {@code --trainers N} (successive trainers from one
  * config, default 1), {@code --immutable-listeners} (a config that hands out an immutable listener
- * list), {@code --fail-at-end} (the program throws its own exception after training).
+ * list), {@code --fail-at-end} (the program throws its own exception after training), {@code
+ * --opaque-strided-conv} (the strided convolution sits in a block surgery cannot edit).
  */
 public final class CnnApp {
 
@@ -66,12 +67,14 @@ public final class CnnApp {
     int trainers = 1;
     boolean immutable = false;
     boolean failAtEnd = false;
+    boolean opaque = false;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--epochs" -> epochs = Integer.parseInt(args[++i]);
         case "--trainers" -> trainers = Integer.parseInt(args[++i]);
         case "--immutable-listeners" -> immutable = true;
         case "--fail-at-end" -> failAtEnd = true;
+        case "--opaque-strided-conv" -> opaque = true;
         default -> throw new IllegalArgumentException("unknown option " + args[i]);
       }
     }
@@ -79,7 +82,7 @@ public final class CnnApp {
     List<Trainer> used = new ArrayList<>();
     try (Model model = Model.newInstance("cnn-app");
         NDManager data = NDManager.newBaseManager()) {
-      model.setBlock(network());
+      model.setBlock(network(opaque));
       ArrayDataset dataset = dataset(data);
 
       DefaultTrainingConfig config =
@@ -159,6 +162,22 @@ public final class CnnApp {
   }
 
   static SequentialBlock network() {
+    return network(false);
+  }
+
+  /**
+   * The test CNN.
+   *
+   * @param opaqueStridedConv wrap the strided convolution in a block surgery cannot write into
+   */
+  static SequentialBlock network(boolean opaqueStridedConv) {
+    Block strided =
+        Conv2d.builder()
+            .setKernelShape(new Shape(3, 3))
+            .optStride(new Shape(2, 2))
+            .optPadding(new Shape(1, 1))
+            .setFilters(16)
+            .build();
     return new SequentialBlock()
         .add(
             Conv2d.builder()
@@ -167,13 +186,7 @@ public final class CnnApp {
                 .setFilters(16)
                 .build())
         .add(Activation.reluBlock())
-        .add(
-            Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .optStride(new Shape(2, 2))
-                .optPadding(new Shape(1, 1))
-                .setFilters(16)
-                .build())
+        .add(opaqueStridedConv ? new OpaqueBlock(strided) : strided)
         .add(Activation.reluBlock())
         .add(Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
         .add(Blocks.batchFlattenBlock())
