@@ -25,23 +25,29 @@ public final class SurgeryDispatcher {
 
   private static volatile Path config;
 
-  private static final ClassValue<Slot> HOOKS =
-      new ClassValue<>() {
-        @Override
-        protected Slot computeValue(Class<?> trainerClass) {
-          return new Slot(createHooks(trainerClass));
-        }
-      };
+  /** Hooks per DJL; replaced whenever the config changes (a late attach after a refused one). */
+  private static volatile ClassValue<Slot> hooks = newCache();
 
   private SurgeryDispatcher() {}
 
   /**
-   * Sets the config every hooks instance reads; called once by {@code premain}.
+   * Sets the config every hooks instance reads, forgetting hooks built for an earlier one; called
+   * by {@code premain} and {@code agentmain}.
    *
    * @param configFile the YAML config, as the user gave it
    */
   public static void configure(Path configFile) {
     config = configFile;
+    hooks = newCache();
+  }
+
+  private static ClassValue<Slot> newCache() {
+    return new ClassValue<>() {
+      @Override
+      protected Slot computeValue(Class<?> trainerClass) {
+        return new Slot(createHooks(trainerClass));
+      }
+    };
   }
 
   /**
@@ -58,7 +64,7 @@ public final class SurgeryDispatcher {
     } catch (ClassNotFoundException | LinkageError e) {
       return null;
     }
-    Slot slot = HOOKS.get(trainerClass);
+    Slot slot = hooks.get(trainerClass);
     if (slot.hooks == null) {
       return List.of();
     }
@@ -72,9 +78,9 @@ public final class SurgeryDispatcher {
    */
   public static void trainerCreated(Object trainer) {
     try {
-      DjlHooks hooks = readyHooks(trainer);
-      if (hooks != null) {
-        hooks.trainerCreated(trainer);
+      DjlHooks h = readyHooks(trainer);
+      if (h != null) {
+        h.trainerCreated(trainer);
       }
     } catch (SurgeryFailure f) {
       throw f.rethrow();
@@ -93,9 +99,9 @@ public final class SurgeryDispatcher {
    */
   public static void trainerInitialized(Object trainer) {
     try {
-      DjlHooks hooks = readyHooks(trainer);
-      if (hooks != null) {
-        hooks.trainerInitialized(trainer);
+      DjlHooks h = readyHooks(trainer);
+      if (h != null) {
+        h.trainerInitialized(trainer);
       }
     } catch (SurgeryFailure f) {
       throw f.rethrow();
@@ -115,9 +121,9 @@ public final class SurgeryDispatcher {
    */
   public static void parametersLoading(Object model, Object paramsFile) {
     try {
-      DjlHooks hooks = readyHooks(model);
-      if (hooks != null && paramsFile instanceof Path) {
-        hooks.parametersLoading(model, (Path) paramsFile);
+      DjlHooks h = readyHooks(model);
+      if (h != null && paramsFile instanceof Path) {
+        h.parametersLoading(model, (Path) paramsFile);
       }
     } catch (SurgeryFailure f) {
       throw f.rethrow();
@@ -147,7 +153,7 @@ public final class SurgeryDispatcher {
     if (config == null) {
       return null;
     }
-    Slot slot = HOOKS.get(trainerClassOf(djlObject.getClass()));
+    Slot slot = hooks.get(trainerClassOf(djlObject.getClass()));
     if (slot.hooks == null) {
       return null;
     }
@@ -183,7 +189,7 @@ public final class SurgeryDispatcher {
           new HookLoader(
               classPath, trainerClass.getClassLoader(), SurgeryDispatcher.class.getClassLoader());
       Class<?> hooksClass = Class.forName(HOOKS_CLASS, true, loader);
-      Object hooks = hooksClass.getConstructor(Path.class).newInstance(config);
+      Object instance = hooksClass.getConstructor(Path.class).newInstance(config);
       AgentLog.debug(
           "surgery classes for "
               + trainerClass.getName()
@@ -191,7 +197,7 @@ public final class SurgeryDispatcher {
               + trainerClass.getClassLoader()
               + " defined by "
               + loader.getName());
-      return (DjlHooks) hooks;
+      return (DjlHooks) instance;
     } catch (InvocationTargetException e) {
       warnCannotLoad(e.getCause());
     } catch (Throwable t) {
