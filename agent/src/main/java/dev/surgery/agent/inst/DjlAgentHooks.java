@@ -10,6 +10,7 @@ import dev.surgery.agent.bridge.SurgeryDispatcher;
 import dev.surgery.agent.bridge.SurgeryFailure;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.trainer.SurgeryFailedException;
 import dev.surgery.trainer.SurgeryListener;
 import dev.surgery.trainer.config.ConfigProblem;
 import dev.surgery.trainer.config.SurgeryConfigException;
@@ -27,14 +28,6 @@ import java.util.List;
  * links against the application's DJL wherever that lives.
  */
 public final class DjlAgentHooks implements DjlHooks {
-
-  /**
-   * Exceptions by which the surgery library stops training on purpose. Named rather than linked:
-   * {@code SurgeryFailedException} is not part of the trainer contract the agent is built against.
-   */
-  private static final java.util.Set<String> DELIBERATE =
-      java.util.Set.of(
-          SurgeryException.class.getName(), "dev.surgery.trainer.SurgeryFailedException");
 
   private final Path config;
   private final CheckpointReplay checkpointReplay;
@@ -127,8 +120,9 @@ public final class DjlAgentHooks implements DjlHooks {
     // The constructor has already sent onTrainingBegin to the listeners it knew about.
     try {
       listener.onTrainingBegin(trainer);
-    } catch (RuntimeException e) {
-      throw deliberate(e);
+    } catch (SurgeryFailedException | SurgeryException e) {
+      // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
+      throw new SurgeryFailure(e);
     }
   }
 
@@ -148,24 +142,10 @@ public final class DjlAgentHooks implements DjlHooks {
             + SurgeryDispatcher.describe(trainer));
     try {
       listener.onInitialized(trainer);
-    } catch (RuntimeException e) {
-      throw deliberate(e);
+    } catch (SurgeryFailedException | SurgeryException e) {
+      // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
+      throw new SurgeryFailure(e);
     }
-  }
-
-  /**
-   * Sorts a listener failure: a surgery that failed on purpose ({@code on_error: fail} throws the
-   * trainer's {@code SurgeryFailedException}; the engine throws {@link SurgeryException}) is
-   * wrapped so that the dispatcher rethrows it to the program; anything else stays an agent-side
-   * fault that is logged once.
-   */
-  private static RuntimeException deliberate(RuntimeException e) {
-    for (Class<?> c = e.getClass(); c != null; c = c.getSuperclass()) {
-      if (DELIBERATE.contains(c.getName())) {
-        return new SurgeryFailure(e);
-      }
-    }
-    return e;
   }
 
   private static boolean containsSame(List<TrainingListener> listeners, Object wanted) {
