@@ -45,6 +45,7 @@ public final class DjlAgentHooks implements DjlHooks {
     this.checkpointReplay = CheckpointReplay.find(DjlAgentHooks.class.getClassLoader());
   }
 
+  /** {@inheritDoc} */
   @Override
   public synchronized List<String> prepare() {
     if (problems != null) {
@@ -92,6 +93,7 @@ public final class DjlAgentHooks implements DjlHooks {
     return problems;
   }
 
+  /** {@inheritDoc} */
   @Override
   public void trainerCreated(Object target) {
     if (!usable) {
@@ -126,6 +128,7 @@ public final class DjlAgentHooks implements DjlHooks {
     }
   }
 
+  /** {@inheritDoc} */
   @Override
   public void trainerInitialized(Object target) {
     if (!usable) {
@@ -157,6 +160,7 @@ public final class DjlAgentHooks implements DjlHooks {
     return false;
   }
 
+  /** {@inheritDoc} */
   @Override
   public void parametersLoading(Object target, Path paramsFile) {
     if (!usable) {
