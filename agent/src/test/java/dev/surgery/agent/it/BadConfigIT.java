@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.surgery.agent.testapp.ChildLoaderLauncher;
 import dev.surgery.agent.testapp.CnnApp;
 import java.io.File;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -22,6 +23,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  * surgery-agent: file:line:column: message} line per problem and no stack trace.
  */
 class BadConfigIT {
+
+  /** Content marker: the rest of the string is raw bytes (ISO-8859-1), not text. */
+  private static final String BINARY = "binary:";
+
+  /** Content marker: the config is a symbolic link to a link back to itself. */
+  private static final String SYMLINK_LOOP = "symlink-loop";
 
   static Stream<Arguments> badConfigs() {
     return Stream.of(
@@ -41,6 +48,34 @@ class BadConfigIT {
             "algorithms:\n  - name: blurpool\n    epoch: -1\n",
             "negative-epoch.yaml",
             "(.*/)?negative-epoch\\.yaml:3:\\d+: .*(?i:epoch).*"),
+        Arguments.of("empty file", "", "empty.yaml", "(.*/)?empty\\.yaml:1:1: .*empty.*"),
+        Arguments.of(
+            "binary garbage",
+            BINARY + "\u0000\u008c\u00ff\u00fe\u0001\u0002",
+            "garbage.yaml",
+            "(.*/)?garbage\\.yaml:\\d+:\\d+: .*(UTF-8|binary).*"),
+        Arguments.of(
+            "duplicate key",
+            "algorithms:\n  - name: blurpool\n    epoch: 1\n    epoch: 2\n",
+            "duplicate-key.yaml",
+            "(.*/)?duplicate-key\\.yaml:4:5: .*duplicate.*'epoch'.*"),
+        Arguments.of(
+            "huge epoch",
+            "algorithms:\n  - name: blurpool\n    epoch: 99999999999\n",
+            "huge-epoch.yaml",
+            "(.*/)?huge-epoch\\.yaml:3:\\d+: .*99999999999.*"),
+        Arguments.of(
+            "wrong type",
+            "algorithms: 5\n",
+            "wrong-type.yaml",
+            "(.*/)?wrong-type\\.yaml:1:\\d+: .*algorithms.*"),
+        Arguments.of(
+            "unknown hyperparameter",
+            "algorithms:\n  - name: blurpool\n    epoch: 1\n    bogus: 1\n",
+            "unknown-key.yaml",
+            "(.*/)?unknown-key\\.yaml:4:5: .*bogus.*"),
+        Arguments.of(
+            "symbolic link loop", SYMLINK_LOOP, "loop.yaml", "loop\\.yaml:0:0: .*symbolic link.*"),
         Arguments.of(
             "missing file",
             null,
@@ -66,7 +101,14 @@ class BadConfigIT {
   void refusesBeforeMain(String name, String yaml, String argument, String expectedLine)
       throws Exception {
     Path dir = AgentConfigs.dir("bad-config-" + name.replaceAll("\\W+", "-"));
-    if (yaml != null) {
+    if (SYMLINK_LOOP.equals(yaml)) {
+      Files.createSymbolicLink(dir.resolve(argument), dir.resolve("other.yaml"));
+      Files.createSymbolicLink(dir.resolve("other.yaml"), dir.resolve(argument));
+    } else if (yaml != null && yaml.startsWith(BINARY)) {
+      Files.write(
+          dir.resolve(argument),
+          yaml.substring(BINARY.length()).getBytes(StandardCharsets.ISO_8859_1));
+    } else if (yaml != null) {
       AgentConfigs.write(dir, argument, yaml);
     }
     ForkedJvm.Result r =
