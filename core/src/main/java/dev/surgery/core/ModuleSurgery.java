@@ -190,8 +190,8 @@ public final class ModuleSurgery {
         new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, nextIndex).run();
     if ((trainers == null || trainers.isEmpty()) && !replaced.isEmpty()) {
       logger.info(
-          "Surgery replaced {} blocks without a trainer: create the Trainer after surgery, or pass"
-              + " the live one so its parameters and optimizer state follow.",
+          "Surgery replaced {} blocks without a trainer: a Trainer that already registered the"
+              + " old parameters must be recreated (or passed to the surgery to follow it).",
           replaced.size());
     }
     return replaced;
