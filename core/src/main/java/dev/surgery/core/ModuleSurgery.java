@@ -190,8 +190,8 @@ public final class ModuleSurgery {
         new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, nextIndex).run();
     if ((trainers == null || trainers.isEmpty()) && !replaced.isEmpty()) {
       logger.info(
-          "Surgery replaced {} blocks without a trainer: create the Trainer after surgery, or pass"
-              + " the live one so its parameters and optimizer state follow.",
+          "Surgery replaced {} blocks without a trainer: a Trainer that already registered the"
+              + " old parameters must be recreated (or passed to the surgery to follow it).",
           replaced.size());
     }
     return replaced;
@@ -254,6 +254,37 @@ public final class ModuleSurgery {
                   + ") at position "
                   + i
                   + " is not held by any given trainer");
+        }
+      }
+      journal.commit();
+    } catch (RuntimeException e) {
+      journal.rollback(e);
+      throw e;
+    }
+  }
+
+  /**
+   * Freezes parameters that stay in the model and drops what the trainers kept for updating them:
+   * optimizer state (closed), update counts and bias-correction marks. Their store entries stay, so
+   * forward passes still see them. All or nothing.
+   *
+   * @param parameters the parameters to freeze
+   * @param optimizers the trainers whose optimizer state to drop; null or empty freezes only
+   */
+  public static void freezeParameters(
+      Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
+    Journal journal = new Journal();
+    TrainerSurgery surgery = new TrainerSurgery(journal);
+    try {
+      for (Parameter p : parameters) {
+        if (p.requiresGradient()) {
+          p.freeze(true);
+          journal.onRollback(() -> p.freeze(false));
+        }
+        if (optimizers != null) {
+          for (Trainer t : optimizers) {
+            surgery.dropState(t, p);
+          }
         }
       }
       journal.commit();

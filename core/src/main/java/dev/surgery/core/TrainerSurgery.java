@@ -55,6 +55,15 @@ final class TrainerSurgery {
         }
       }
     }
+    dropState(trainer, parameter);
+  }
+
+  /**
+   * Removes a parameter's optimizer state (closed on commit), update count and birth mark, and
+   * keeps its store entry: for parameters that stay in the model but stop training.
+   */
+  void dropState(Trainer trainer, Parameter parameter) {
+    String id = parameter.getId();
     Optimizer optimizer = DjlInternals.optimizer(trainer);
     for (Map<String, Map<Device, NDArray>> state :
         DjlInternals.optimizerStates(optimizer).values()) {
@@ -94,6 +103,10 @@ final class TrainerSurgery {
     String id = parameter.getId();
     if (entries.containsKey(id)) {
       return;
+    }
+    // A replacement built around existing arrays (not through initialize) has no gradient yet.
+    if (parameter.requiresGradient() && !parameter.getArray().hasGradient()) {
+      parameter.getArray().setRequiresGradient(true);
     }
     journal.onRollback(
         () -> {

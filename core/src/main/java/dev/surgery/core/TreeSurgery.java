@@ -215,9 +215,10 @@ final class TreeSurgery {
       throw new SurgeryException(
           BlockPaths.display(paths.get(parent)),
           parent.getClass().getName()
-              + " does not expose its children, so its child at "
+              + " keeps its children to itself (it is not an ai.djl.nn.AbstractBlock, as a"
+              + " TorchScript symbol block is not), so its child at "
               + path
-              + " cannot be replaced (TorchScript symbol blocks can only be replaced whole)");
+              + " cannot be replaced in place; replace the whole block instead");
     }
     List<String> keys = children.keys();
     List<Block> values = children.values();

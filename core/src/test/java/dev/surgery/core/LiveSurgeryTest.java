@@ -277,6 +277,64 @@ class LiveSurgeryTest {
     }
   }
 
+  @Test
+  void frozenReplacementParametersAreNotUpdatedAndGetNoState() {
+    Dense dense = new Dense(3);
+    try (Model model = Fixtures.model("frozen", new SequentialBlock().add(dense))) {
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(2, 4));
+        sumStep(trainer);
+        Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+        policies.put(
+            Dense.class,
+            (block, index) -> {
+              Dense frozen = new Dense((Dense) block);
+              frozen.weight.freeze(true);
+              return frozen;
+            });
+        Dense frozen =
+            (Dense)
+                ModuleSurgery.replaceModuleClasses(
+                        model.getBlock(), policies, List.of(trainer), false, null)
+                    .get(dense);
+        float[] before = frozen.weight.getArray().toFloatArray();
+        sumStep(trainer);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(
+            before, frozen.weight.getArray().toFloatArray(), "frozen weight must not move");
+        for (Set<String> keys : Fixtures.stateKeys(trainer).values()) {
+          assertFalse(keys.contains(frozen.weight.getId()), "no optimizer state for frozen");
+          assertTrue(keys.contains(frozen.bias.getId()), "the kept bias trains on");
+        }
+      }
+    }
+  }
+
+  @Test
+  void everyTrainerOfTheModelFollowsTheSurgery() {
+    Dense dense = new Dense(3);
+    try (Model model = Fixtures.model("two-trainers", new SequentialBlock().add(dense))) {
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.l2Loss())
+              .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
+      try (Trainer first = model.newTrainer(config);
+          Trainer second = model.newTrainer(config)) {
+        first.initialize(new Shape(2, 4));
+        second.initialize(new Shape(2, 4));
+        Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+        policies.put(Dense.class, (block, index) -> new Dense((Dense) block));
+        ModuleSurgery.replaceModuleClasses(
+            model.getBlock(), policies, List.of(first, second), false, null);
+        Set<String> ids = Fixtures.modelIds(model.getBlock());
+        assertEquals(ids, Fixtures.storeIds(first));
+        assertEquals(ids, Fixtures.storeIds(second));
+        sumStep(first);
+        sumStep(second);
+      }
+    }
+  }
+
   private static Parameter copyParameter(Parameter like, NDArray array) {
     return Parameter.builder()
         .setName(like.getName())

@@ -132,7 +132,7 @@ class RollbackTest {
         assertThrows(
             SurgeryException.class, () -> ModuleSurgery.replaceModuleClasses(root, policies));
     assertEquals("01OpaqueBlock", e.getBlockPath());
-    assertTrue(e.getMessage().contains("does not expose its children"), e.getMessage());
+    assertTrue(e.getMessage().contains("keeps its children to itself"), e.getMessage());
     assertEquals(before, root.toString());
   }
 

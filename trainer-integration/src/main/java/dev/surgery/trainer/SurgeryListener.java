@@ -1,36 +1,871 @@
 package dev.surgery.trainer;
 
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
+import ai.djl.training.dataset.Batch;
+import ai.djl.training.listener.EvaluatorTrainingListener;
+import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
+import com.google.gson.JsonObject;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.trainer.config.OnError;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+import dev.surgery.trainer.config.SurgeryConfig;
+import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.WeakHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Collectors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * Applies scheduled surgery algorithms to a model while a DJL {@link Trainer} trains it (work in
- * progress: this contract is final, the body lands with the trainer-integration issue).
+ * Applies scheduled surgery algorithms to a model while a DJL {@link Trainer} trains it.
+ *
+ * <p>Register it with {@code DefaultTrainingConfig.addTrainingListeners(...)}. Each entry of the
+ * schedule names an algorithm and the number of completed epochs after which it runs:
+ *
+ * <ul>
+ *   <li>epoch 0 runs in {@link #onTrainingBegin}, which DJL fires from the {@code Trainer}
+ *       constructor, usually before {@code trainer.initialize}: the surgery is then structural and
+ *       {@code initialize} initializes the new blocks. An epoch-0 algorithm that needs an
+ *       initialized model ({@link Algorithm#needsInitializedModel()}) waits for {@link
+ *       #onInitialized}, which the program must call right after {@code trainer.initialize} (the
+ *       agent does it by itself); training refuses to start while it waits.
+ *   <li>epoch k &gt; 0 runs in the k-th {@link #onEpoch}, between steps and outside any gradient
+ *       collector, through the core engine with the live trainer, so its parameter store and
+ *       optimizer state stay exact.
+ * </ul>
+ *
+ * <p>One instance may serve several trainers, each with its own epoch count; per-trainer state is
+ * held weakly and dropped at {@link #onTrainingEnd}. Every application is logged at INFO, recorded
+ * in the model's {@code surgery} property (so that {@link SurgeryCheckpoint#load} can replay it),
+ * and written to the JSON report when one is configured. Entries whose epoch passes unseen (a
+ * custom loop that never notifies {@code onEpoch}) or that never run are reported as warnings,
+ * through SLF4J and {@link #getWarnings()}.
  */
 public final class SurgeryListener extends TrainingListenerAdapter {
 
-  private SurgeryListener() {}
+  /** The model property that records applied surgery, as a JSON array. */
+  public static final String PROPERTY = "surgery";
+
+  /** How many batches the loss means before and after an application average. */
+  public static final int LOSS_WINDOW = 20;
+
+  private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
+
+  private final List<ScheduledAlgorithm> schedule;
+  private final OnError onError;
+  private final Path reportPath;
+  private final int totalEpochs;
+
+  private final Map<Trainer, TrainerState> states =
+      Collections.synchronizedMap(new WeakHashMap<>());
+  private final AtomicInteger trainerCount = new AtomicInteger();
+  private final List<String> warnings = Collections.synchronizedList(new ArrayList<>());
+  private final List<Applied> applications = Collections.synchronizedList(new ArrayList<>());
+  private final List<JsonObject> notRun = Collections.synchronizedList(new ArrayList<>());
+  private volatile boolean reportWriteFailed;
+
+  private SurgeryListener(
+      List<ScheduledAlgorithm> schedule, OnError onError, Path reportPath, int totalEpochs) {
+    // Fail at start-up, naming the DJL field, rather than in the middle of a training run.
+    DjlInternals.verify();
+    this.schedule = List.copyOf(schedule);
+    this.onError = onError;
+    this.reportPath = reportPath;
+    this.totalEpochs = totalEpochs;
+  }
 
   /**
-   * Builds a listener from a YAML config file.
+   * Creates a builder for a schedule written in code.
+   *
+   * @return a new builder
+   */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /**
+   * Builds a listener from a YAML config file (see {@link SurgeryConfig} for the format).
    *
    * @param config the YAML file
    * @return the listener
    * @throws dev.surgery.trainer.config.SurgeryConfigException listing every problem in the file
    */
   public static SurgeryListener fromYaml(Path config) {
-    throw new UnsupportedOperationException("not yet implemented");
+    return fromConfig(SurgeryConfig.load(config));
   }
 
   /**
-   * Runs the surgery that was due before training but needed an initialized model (for example
-   * BlurPool with {@code min_channels}). Call it right after {@code trainer.initialize(shapes)};
-   * the agent calls it from its {@code Trainer.initialize} hook.
+   * Builds a listener from a validated config.
+   *
+   * @param config the config
+   * @return the listener
+   */
+  public static SurgeryListener fromConfig(SurgeryConfig config) {
+    return new SurgeryListener(
+        config.getAlgorithms(),
+        config.getOnError(),
+        config.getReportPath().orElse(null),
+        config.getTotalEpochs());
+  }
+
+  /**
+   * Returns the schedule, in order.
+   *
+   * @return the scheduled algorithms
+   */
+  public List<ScheduledAlgorithm> getSchedule() {
+    return schedule;
+  }
+
+  /**
+   * Returns what happens when an algorithm fails.
+   *
+   * @return the policy
+   */
+  public OnError getOnError() {
+    return onError;
+  }
+
+  /**
+   * Returns where the JSON report is written.
+   *
+   * @return the report path, if any
+   */
+  public Optional<Path> getReportPath() {
+    return Optional.ofNullable(reportPath);
+  }
+
+  /**
+   * Returns the planned number of epochs given to algorithms.
+   *
+   * @return the number, or 0 when unknown
+   */
+  public int getTotalEpochs() {
+    return totalEpochs;
+  }
+
+  /**
+   * Returns every warning this listener has logged so far (entries whose epoch passed unseen,
+   * entries that never ran), in order.
+   *
+   * @return a snapshot of the warnings
+   */
+  public List<String> getWarnings() {
+    synchronized (warnings) {
+      return List.copyOf(warnings);
+    }
+  }
+
+  /**
+   * Returns every application so far, over all trainers, in order.
+   *
+   * @return a snapshot of the applications
+   */
+  public List<SurgeryApplication> getApplications() {
+    synchronized (applications) {
+      return applications.stream().map(Applied::snapshot).collect(Collectors.toList());
+    }
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** {@inheritDoc} */
+  @Override
+  public void onTrainingBegin(Trainer trainer) {
+    TrainerState st = state(trainer);
+    if (st.begun) {
+      return; // the agent and the program may both forward this event
+    }
+    st.begun = true;
+    Block block = trainer.getModel().getBlock();
+    boolean initialized = block != null && block.isInitialized();
+    for (int i = 0; i < schedule.size(); i++) {
+      ScheduledAlgorithm entry = schedule.get(i);
+      if (entry.epoch() != 0 || st.status[i] != Status.PENDING) {
+        continue;
+      }
+      if (!initialized && entry.algorithm().needsInitializedModel()) {
+        st.status[i] = Status.DEFERRED;
+        logger.debug(
+            "Surgery: {} waits for the model to be initialized (onInitialized)", entry.describe());
+        continue;
+      }
+      apply(trainer, st, i, 0);
+    }
+  }
+
+  /**
+   * Runs the epoch-0 surgery that needed an initialized model (for example BlurPool with {@code
+   * min_channels}). Call it right after {@code trainer.initialize(shapes)}; the agent calls it from
+   * its {@code Trainer.initialize} hook. Does nothing when nothing waits.
    *
    * @param trainer the trainer that was just initialized
    */
   public void onInitialized(Trainer trainer) {
-    throw new UnsupportedOperationException("not yet implemented");
+    TrainerState st = state(trainer);
+    st.begun = true;
+    for (int i = 0; i < schedule.size(); i++) {
+      ScheduledAlgorithm entry = schedule.get(i);
+      boolean due =
+          st.status[i] == Status.DEFERRED
+              || (entry.epoch() == 0 && st.status[i] == Status.PENDING && st.batches == 0);
+      if (due && st.completedEpochs == 0) {
+        apply(trainer, st, i, 0);
+      }
+    }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void onTrainingBatch(Trainer trainer, BatchData batchData) {
+    TrainerState st = state(trainer);
+    if (st.batches == 0) {
+      firstBatch(st);
+    }
+    st.batches++;
+    Batch batch = batchData.getBatch();
+    long progress = batch == null ? 0 : batch.getProgress();
+    long progressTotal = batch == null ? 0 : batch.getProgressTotal();
+    if (!st.epochSinceLastBatch
+        && st.lastProgress > 0
+        && progressTotal > 0
+        && progress <= st.lastProgress) {
+      // The dataset iteration started over, but no onEpoch came in between.
+      st.unseenEpochs++;
+      warnUnseen(st);
+    }
+    st.epochSinceLastBatch = false;
+    st.lastProgress = progress;
+
+    if (needsLoss(st, batch, progress, progressTotal)) {
+      float loss = batchLoss(trainer, st, batchData);
+      if (Float.isFinite(loss)) {
+        if (st.lastLossBatch != st.batches - 1) {
+          st.recentLosses.clear(); // the window holds consecutive batches only
+        }
+        st.lastLossBatch = st.batches;
+        st.recentLosses.addLast(loss);
+        if (st.recentLosses.size() > LOSS_WINDOW) {
+          st.recentLosses.removeFirst();
+        }
+        boolean completed = false;
+        for (Applied a : st.awaitingLoss) {
+          a.addLossAfter(loss);
+          completed |= a.lossAfterBatches() >= LOSS_WINDOW;
+        }
+        if (completed) {
+          st.awaitingLoss.removeIf(a -> a.lossAfterBatches() >= LOSS_WINDOW);
+          writeReport();
+        }
+      }
+    }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void onEpoch(Trainer trainer) {
+    TrainerState st = state(trainer);
+    st.completedEpochs++;
+    st.epochSinceLastBatch = true;
+    int completed = st.completedEpochs;
+    for (int i = 0; i < schedule.size(); i++) {
+      ScheduledAlgorithm entry = schedule.get(i);
+      if (st.status[i] == Status.PENDING && entry.epoch() < completed) {
+        // The listener was attached after that epoch (or missed onTrainingBegin).
+        st.status[i] = Status.MISSED;
+        warn(
+            "Surgery: "
+                + entry.describe()
+                + " did not run: the listener first saw this trainer after that point (epoch "
+                + completed
+                + " has completed)");
+      } else if (st.status[i] == Status.PENDING && entry.epoch() == completed) {
+        apply(trainer, st, i, completed);
+      }
+    }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void onTrainingEnd(Trainer trainer) {
+    TrainerState st = states.remove(trainer);
+    if (st == null) {
+      return;
+    }
+    for (int i = 0; i < schedule.size(); i++) {
+      if (st.status[i] != Status.PENDING && st.status[i] != Status.DEFERRED) {
+        continue;
+      }
+      ScheduledAlgorithm entry = schedule.get(i);
+      String reason;
+      if (st.status[i] == Status.DEFERRED) {
+        reason = "it waited for onInitialized(trainer), which was never called";
+      } else if (st.completedEpochs == 0 && st.batches > 0) {
+        reason =
+            "the listener saw "
+                + st.batches
+                + " training batches but no onEpoch event; a custom training loop must call"
+                + " trainer.notifyListeners(listener -> listener.onEpoch(trainer)) after each"
+                + " epoch";
+      } else {
+        reason = "training ended after " + st.completedEpochs + " completed epochs";
+      }
+      warn("Surgery: " + entry.describe() + " never ran: " + reason);
+      JsonObject o = new JsonObject();
+      o.addProperty("trainer", st.ordinal);
+      o.addProperty("algorithm", entry.algorithm().name());
+      o.addProperty("epoch", entry.epoch());
+      o.addProperty("source", entry.source());
+      o.addProperty("reason", reason);
+      notRun.add(o);
+    }
+    writeReport();
+  }
+
+  // ------------------------------------------------------------------ applying
+
+  private void apply(Trainer trainer, TrainerState st, int index, int completed) {
+    ScheduledAlgorithm entry = schedule.get(index);
+    Algorithm algorithm = entry.algorithm();
+    Model model = trainer.getModel();
+    Block block = model.getBlock();
+    if (block == null) {
+      failed(st, index, completed, new IllegalStateException("the model has no block"), 0, null, 0);
+      return;
+    }
+    // A trainer whose store is still empty (before trainer.initialize) has nothing to keep exact:
+    // initialize registers the new blocks' parameters like all others.
+    boolean live = block.isInitialized() && trainerHoldsParameters(trainer);
+    SurgeryContext context =
+        live
+            ? SurgeryContext.live(block, trainer, completed, totalEpochs)
+            : new SurgeryContext(block, List.of(), completed, totalEpochs);
+    Double lossBefore = mean(st.recentLosses);
+    int lossBeforeBatches = st.recentLosses.size();
+    long start = System.nanoTime();
+    SurgeryReport report;
+    try {
+      report = algorithm.apply(context);
+    } catch (RuntimeException e) {
+      long nanos = System.nanoTime() - start;
+      failed(st, index, completed, e, nanos, lossBefore, lossBeforeBatches);
+      return;
+    }
+    long nanos = report.nanos() > 0 ? report.nanos() : System.nanoTime() - start;
+    st.status[index] = Status.APPLIED;
+    Applied applied =
+        new Applied(
+            st.ordinal,
+            entry,
+            algorithm.hyperparameters(),
+            completed,
+            SurgeryApplication.Status.APPLIED,
+            report,
+            null,
+            nanos,
+            lossBefore,
+            lossBeforeBatches);
+    applications.add(applied);
+    st.awaitingLoss.add(applied);
+    record(model, algorithm, completed);
+    if (logger.isInfoEnabled()) {
+      logger.info(logLine(algorithm.name(), completed, report, nanos));
+    }
+    writeReport();
+  }
+
+  private void failed(
+      TrainerState st,
+      int index,
+      int completed,
+      RuntimeException e,
+      long nanos,
+      Double lossBefore,
+      int lossBeforeBatches) {
+    ScheduledAlgorithm entry = schedule.get(index);
+    String path = e instanceof SurgeryException se ? se.getBlockPath() : null;
+    String cause = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+    String where = path == null || cause.contains(path) ? "" : " at block " + path;
+    SurgeryApplication.Status status =
+        onError == OnError.FAIL
+            ? SurgeryApplication.Status.FAILED
+            : SurgeryApplication.Status.SKIPPED;
+    applications.add(
+        new Applied(
+            st.ordinal,
+            entry,
+            entry.algorithm().hyperparameters(),
+            completed,
+            status,
+            null,
+            cause,
+            nanos,
+            lossBefore,
+            lossBeforeBatches));
+    if (onError == OnError.FAIL) {
+      st.status[index] = Status.FAILED;
+      writeReport();
+      throw new SurgeryFailedException(
+          "Surgery: "
+              + entry.describe()
+              + " failed"
+              + where
+              + ": "
+              + cause
+              + ". The model is as it was before "
+              + entry.algorithm().name()
+              + " (on_error: fail stops training; use on_error: skip to train on without it)",
+          entry.algorithm().name(),
+          completed,
+          path,
+          e);
+    }
+    st.status[index] = Status.SKIPPED;
+    logger.error(
+        "Surgery: {} failed{} and was skipped (on_error: skip), the model is unchanged: {}",
+        entry.describe(),
+        where,
+        cause);
+    // The stack trace helps only when debugging the algorithm itself.
+    logger.debug("Surgery: failure of {}", entry.describe(), e);
+    writeReport();
+  }
+
+  /** Formats the INFO line, e.g. {@code Surgery: blurpool at epoch 1 replaced 4 blocks (...)}. */
+  static String logLine(String algorithm, int epoch, SurgeryReport report, long nanos) {
+    StringBuilder sb = new StringBuilder("Surgery: ").append(algorithm).append(" at epoch ");
+    sb.append(epoch).append(" replaced ");
+    int n = report.changes().size();
+    if (n == 0) {
+      sb.append("no blocks");
+    } else {
+      sb.append(n).append(n == 1 ? " block (" : " blocks (");
+      sb.append(
+          report.countsByType().entrySet().stream()
+              .map(e -> e.getKey() + " x" + e.getValue())
+              .collect(Collectors.joining(", ")));
+      sb.append(')');
+    }
+    sb.append(
+        String.format(
+            Locale.ROOT,
+            ", parameters %,d -> %,d, %d ms",
+            report.parametersBefore(),
+            report.parametersAfter(),
+            Math.round(nanos / 1e6)));
+    return sb.toString();
+  }
+
+  /** Appends the application to the model's {@code surgery} property, which model.save keeps. */
+  private void record(Model model, Algorithm algorithm, int epoch) {
+    List<SurgeryRecord> records = new ArrayList<>();
+    String existing = model.getProperty(PROPERTY);
+    if (existing != null && !existing.isBlank()) {
+      try {
+        records.addAll(SurgeryJson.recordsFromJson(existing));
+      } catch (IllegalArgumentException e) {
+        warn(
+            "Surgery: the model's '"
+                + PROPERTY
+                + "' property is not a surgery record and is replaced ("
+                + e.getMessage()
+                + ")");
+      }
+    }
+    records.add(
+        new SurgeryRecord(algorithm.name(), algorithm.hyperparameters(), epoch, totalEpochs));
+    model.setProperty(PROPERTY, SurgeryJson.recordsToJson(records));
+  }
+
+  private static boolean trainerHoldsParameters(Trainer trainer) {
+    return !DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).isEmpty();
+  }
+
+  // ------------------------------------------------------------------ batches and loss
+
+  private void firstBatch(TrainerState st) {
+    for (int i = 0; i < schedule.size(); i++) {
+      ScheduledAlgorithm entry = schedule.get(i);
+      if (st.status[i] == Status.DEFERRED) {
+        throw new IllegalStateException(
+            "Surgery: "
+                + entry.describe()
+                + " needs an initialized model and is still waiting: call"
+                + " surgeryListener.onInitialized(trainer) right after trainer.initialize(...)"
+                + " (the surgery agent does this by itself), or schedule it at epoch 1 or later");
+      }
+      if (entry.epoch() == 0 && st.status[i] == Status.PENDING) {
+        st.status[i] = Status.MISSED;
+        warn(
+            "Surgery: "
+                + entry.describe()
+                + " did not run: the listener did not see onTrainingBegin for this trainer"
+                + " (it was added after the Trainer was created)");
+      }
+    }
+  }
+
+  private void warnUnseen(TrainerState st) {
+    int passed = st.completedEpochs + st.unseenEpochs;
+    for (int i = 0; i < schedule.size(); i++) {
+      ScheduledAlgorithm entry = schedule.get(i);
+      if (st.status[i] == Status.PENDING && entry.epoch() > 0 && entry.epoch() <= passed) {
+        // Never run it late: mark it so that a later onEpoch does not apply it at the wrong time.
+        st.status[i] = Status.MISSED;
+        warn(
+            "Surgery: "
+                + entry.describe()
+                + " did not run: epoch "
+                + entry.epoch()
+                + " ended without an onEpoch event. A custom training loop must call"
+                + " trainer.notifyListeners(listener -> listener.onEpoch(trainer)) after each"
+                + " epoch");
+      }
+    }
+  }
+
+  /**
+   * Whether this batch's loss is needed: for the windows after recent applications, or because it
+   * is among the last {@link #LOSS_WINDOW} batches before the next due entry (counted from the
+   * batch's progress in the dataset). Elsewhere nothing is computed, so training with nothing due
+   * costs nothing extra.
+   */
+  private boolean needsLoss(TrainerState st, Batch batch, long progress, long progressTotal) {
+    if (!st.awaitingLoss.isEmpty()) {
+      return true;
+    }
+    int passed = st.completedEpochs + st.unseenEpochs;
+    int nextDue = Integer.MAX_VALUE;
+    for (int i = 0; i < schedule.size(); i++) {
+      int epoch = schedule.get(i).epoch();
+      if (st.status[i] == Status.PENDING && epoch > passed) {
+        nextDue = Math.min(nextDue, epoch);
+      }
+    }
+    if (nextDue == Integer.MAX_VALUE) {
+      return false;
+    }
+    long epochsAway = nextDue - passed - 1L;
+    int size = batch == null ? 0 : batch.getSize();
+    if (progressTotal <= 0 || size <= 0) {
+      return epochsAway == 0; // no progress information: a rolling window in the last epoch
+    }
+    long perEpoch = (progressTotal + size - 1) / size;
+    long remaining = (progressTotal - progress + size - 1) / size + epochsAway * perEpoch;
+    return remaining < LOSS_WINDOW;
+  }
+
+  /**
+   * The training loss of this batch. When DJL's {@link EvaluatorTrainingListener} ran before this
+   * listener, it has already computed it (its {@code train/all} accumulator holds exactly the
+   * current batch), so it is read for free; otherwise the loss is evaluated on the batch's labels
+   * and predictions (no extra forward pass).
+   */
+  private float batchLoss(Trainer trainer, TrainerState st, BatchData batchData) {
+    if (st.evaluatorFirst == null) {
+      st.evaluatorFirst = evaluatorRunsFirst(trainer);
+    }
+    if (st.evaluatorFirst) {
+      try {
+        float v = trainer.getLoss().getAccumulator(EvaluatorTrainingListener.TRAIN_ALL);
+        if (Float.isFinite(v)) {
+          return v;
+        }
+      } catch (IllegalArgumentException e) {
+        st.evaluatorFirst = false; // no such accumulator: compute it
+      }
+    }
+    float sum = 0;
+    int n = 0;
+    for (Map.Entry<ai.djl.Device, NDList> e : batchData.getLabels().entrySet()) {
+      NDList predictions = batchData.getPredictions().get(e.getKey());
+      if (predictions == null) {
+        continue;
+      }
+      try (NDArray loss = trainer.getLoss().evaluate(e.getValue(), predictions);
+          NDArray total = loss.sum()) {
+        sum += total.getFloat();
+        n++;
+      }
+    }
+    return n == 0 ? Float.NaN : sum / n;
+  }
+
+  private boolean evaluatorRunsFirst(Trainer trainer) {
+    List<TrainingListener> listeners;
+    try {
+      listeners = DjlInternals.listeners(trainer);
+    } catch (RuntimeException e) {
+      return false;
+    }
+    if (listeners == null) {
+      return false;
+    }
+    for (TrainingListener l : listeners) {
+      if (l == this) {
+        return false;
+      }
+      if (l instanceof EvaluatorTrainingListener) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static Double mean(ArrayDeque<Float> values) {
+    if (values.isEmpty()) {
+      return null;
+    }
+    double sum = 0;
+    for (float v : values) {
+      sum += v;
+    }
+    return sum / values.size();
+  }
+
+  // ------------------------------------------------------------------ warnings and report
+
+  private void warn(String message) {
+    warnings.add(message);
+    logger.warn(message);
+  }
+
+  private void writeReport() {
+    if (reportPath == null) {
+      return;
+    }
+    String json;
+    synchronized (applications) {
+      List<SurgeryApplication> snapshot =
+          applications.stream().map(Applied::snapshot).collect(Collectors.toList());
+      List<JsonObject> pending;
+      synchronized (notRun) {
+        pending = new ArrayList<>(notRun);
+      }
+      json = SurgeryJson.report(snapshot, pending);
+    }
+    synchronized (this) {
+      try {
+        SurgeryJson.write(reportPath, json);
+        reportWriteFailed = false;
+      } catch (IOException | RuntimeException e) {
+        // A report is not worth stopping a training run for; say so once.
+        if (!reportWriteFailed) {
+          logger.warn(
+              "Surgery: cannot write the report {}: {}", reportPath.toAbsolutePath(), e.toString());
+        }
+        reportWriteFailed = true;
+      }
+    }
+  }
+
+  private TrainerState state(Trainer trainer) {
+    synchronized (states) {
+      return states.computeIfAbsent(
+          trainer, t -> new TrainerState(trainerCount.incrementAndGet(), schedule.size()));
+    }
+  }
+
+  // ------------------------------------------------------------------ state
+
+  /** Where one schedule entry stands for one trainer. */
+  private enum Status {
+    PENDING,
+    DEFERRED,
+    APPLIED,
+    FAILED,
+    SKIPPED,
+    MISSED
+  }
+
+  /** Per-trainer state. It must not refer to the trainer, which is the weak key. */
+  private static final class TrainerState {
+    final int ordinal;
+    final Status[] status;
+    boolean begun;
+    int completedEpochs;
+    int unseenEpochs;
+    long batches;
+    long lastProgress = -1;
+    long lastLossBatch = -1;
+    boolean epochSinceLastBatch;
+    Boolean evaluatorFirst;
+    final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
+    final List<Applied> awaitingLoss = new ArrayList<>();
+
+    TrainerState(int ordinal, int entries) {
+      this.ordinal = ordinal;
+      this.status = new Status[entries];
+      java.util.Arrays.fill(status, Status.PENDING);
+    }
+  }
+
+  /** An application whose after-loss is still filling in. */
+  private static final class Applied {
+    private final int trainer;
+    private final ScheduledAlgorithm entry;
+    private final Map<String, Object> hyperparameters;
+    private final int epoch;
+    private final SurgeryApplication.Status status;
+    private final SurgeryReport report;
+    private final String error;
+    private final long nanos;
+    private final Double lossBefore;
+    private final int lossBeforeBatches;
+    private double lossAfterSum;
+    private int lossAfterBatches;
+
+    Applied(
+        int trainer,
+        ScheduledAlgorithm entry,
+        Map<String, Object> hyperparameters,
+        int epoch,
+        SurgeryApplication.Status status,
+        SurgeryReport report,
+        String error,
+        long nanos,
+        Double lossBefore,
+        int lossBeforeBatches) {
+      this.trainer = trainer;
+      this.entry = entry;
+      this.hyperparameters = hyperparameters;
+      this.epoch = epoch;
+      this.status = status;
+      this.report = report;
+      this.error = error;
+      this.nanos = nanos;
+      this.lossBefore = lossBefore;
+      this.lossBeforeBatches = lossBeforeBatches;
+    }
+
+    synchronized void addLossAfter(float loss) {
+      lossAfterSum += loss;
+      lossAfterBatches++;
+    }
+
+    synchronized int lossAfterBatches() {
+      return lossAfterBatches;
+    }
+
+    synchronized SurgeryApplication snapshot() {
+      return new SurgeryApplication(
+          trainer,
+          entry.algorithm().name(),
+          hyperparameters,
+          epoch,
+          entry.source(),
+          status,
+          report,
+          error,
+          nanos,
+          lossBefore,
+          lossBeforeBatches,
+          lossAfterBatches == 0 ? null : lossAfterSum / lossAfterBatches,
+          lossAfterBatches);
+    }
+  }
+
+  // ------------------------------------------------------------------ builder
+
+  /** Builds a {@link SurgeryListener} from a schedule written in code. */
+  public static final class Builder {
+
+    private final List<Algorithm> algorithms = new ArrayList<>();
+    private final List<Integer> epochs = new ArrayList<>();
+    private OnError onError = OnError.FAIL;
+    private Path reportPath;
+    private int totalEpochs;
+
+    Builder() {}
+
+    /**
+     * Schedules an algorithm. Entries run in the order they are added when they share an epoch.
+     *
+     * @param algorithm the configured algorithm
+     * @param epoch the number of completed epochs after which it runs; 0 runs it before training
+     * @return this builder
+     * @throws IllegalArgumentException if the epoch is negative or beyond {@link
+     *     SurgeryConfig#MAX_EPOCH}
+     */
+    public Builder add(Algorithm algorithm, int epoch) {
+      if (algorithm == null) {
+        throw new IllegalArgumentException("algorithm must not be null");
+      }
+      if (epoch < 0 || epoch > SurgeryConfig.MAX_EPOCH) {
+        throw new IllegalArgumentException(
+            "epoch must be in [0, " + SurgeryConfig.MAX_EPOCH + "], got " + epoch);
+      }
+      algorithms.add(algorithm);
+      epochs.add(epoch);
+      return this;
+    }
+
+    /**
+     * Sets what happens when an algorithm fails (default {@link OnError#FAIL}).
+     *
+     * @param onError the policy
+     * @return this builder
+     */
+    public Builder optOnError(OnError onError) {
+      this.onError = onError == null ? OnError.FAIL : onError;
+      return this;
+    }
+
+    /**
+     * Sets where to write the JSON report (relative paths resolve against the working directory).
+     *
+     * @param reportPath the file, or null for no report
+     * @return this builder
+     */
+    public Builder optReportPath(Path reportPath) {
+      this.reportPath = reportPath;
+      return this;
+    }
+
+    /**
+     * Sets the planned number of epochs, passed to algorithms that follow a schedule.
+     *
+     * @param totalEpochs the number of epochs, or 0 when unknown
+     * @return this builder
+     */
+    public Builder optTotalEpochs(int totalEpochs) {
+      if (totalEpochs < 0) {
+        throw new IllegalArgumentException("totalEpochs must be >= 0, got " + totalEpochs);
+      }
+      this.totalEpochs = totalEpochs;
+      return this;
+    }
+
+    /**
+     * Builds the listener.
+     *
+     * @return the listener
+     */
+    public SurgeryListener build() {
+      List<ScheduledAlgorithm> schedule = new ArrayList<>();
+      for (int i = 0; i < algorithms.size(); i++) {
+        schedule.add(
+            new ScheduledAlgorithm(
+                algorithms.get(i), epochs.get(i), i, "builder entry " + (i + 1)));
+      }
+      return new SurgeryListener(schedule, onError, reportPath, totalEpochs);
+    }
   }
 }

@@ -15,8 +15,7 @@ public final class Algorithms {
       Collections.synchronizedMap(new LinkedHashMap<>());
 
   static {
-    // Built-in algorithms are registered as they are implemented.
-    register(BlurPool.SPEC);
+    BuiltinAlgorithms.registerAll();
   }
 
   private Algorithms() {}

@@ -33,40 +33,67 @@ import java.util.Map;
  *
  * <p>DJL has no public API to replace a child block in place, to unregister a parameter from a
  * trainer, or to inspect optimizer state, so these are reached through private fields of DJL
- * 0.36.0. Every field is resolved once, when this class is first used; {@link #verify()} forces
- * that check at start-up. A missing or retyped field fails with a {@link DjlInternalsException}
- * naming the DJL class and field, never with a confusing error in the middle of a training run.
+ * 0.36.0. Every field is resolved once, when this class is first used; {@link #verify()} reports
+ * the outcome at start-up. A missing or retyped field fails with a {@link DjlInternalsException}
+ * naming the DJL class and field (from {@code verify()} and from every accessor), never with a
+ * class-initialization error or a confusing failure in the middle of a training run.
  */
 public final class DjlInternals {
 
-  private static final Field BLOCK_CHILDREN =
-      field(AbstractBlock.class, "children", BlockList.class);
-  private static final Field BLOCK_PARAMETERS =
-      field(AbstractBlock.class, "parameters", LinkedHashMap.class);
-  private static final Field BLOCK_INPUT_SHAPES =
-      field(AbstractBaseBlock.class, "inputShapes", Shape[].class);
-  private static final Field LAMBDA_FUNCTION =
-      field(LambdaBlock.class, "lambda", java.util.function.Function.class);
-  private static final Field BATCH_NORM_AXIS = field(BatchNorm.class, "axis", int.class);
-  private static final Field BATCH_NORM_EPSILON = field(BatchNorm.class, "epsilon", float.class);
-  private static final Field BATCH_NORM_MOMENTUM = field(BatchNorm.class, "momentum", float.class);
-  private static final Field BATCH_NORM_CENTER = field(BatchNorm.class, "center", boolean.class);
-  private static final Field BATCH_NORM_SCALE = field(BatchNorm.class, "scale", boolean.class);
-  private static final Field DROPOUT_RATE = field(Dropout.class, "rate", float.class);
-  private static final Field LINEAR_UNITS = field(Linear.class, "units", long.class);
-  private static final Field TRAINER_STORE =
-      field(Trainer.class, "parameterStore", ParameterStore.class);
-  private static final Field TRAINER_LISTENERS = field(Trainer.class, "listeners", List.class);
-  private static final Field TRAINER_DEVICES = field(Trainer.class, "devices", Device[].class);
-  private static final Field STORE_MAP = field(ParameterStore.class, "parameterMap", Map.class);
-  private static final Field STORE_SERVER =
-      field(ParameterStore.class, "parameterServer", ParameterServer.class);
-  private static final Class<?> PARAMETER_DATA = nestedClass(ParameterStore.class, "ParameterData");
-  private static final Field DATA_LIST = field(PARAMETER_DATA, "list", List.class);
-  private static final Field SERVER_OPTIMIZER =
-      field(LocalParameterServer.class, "optimizer", Optimizer.class);
-  private static final Field OPTIMIZER_COUNTS = field(Optimizer.class, "updateCounts", Map.class);
-  private static final Field OPTIMIZER_NUM_UPDATE = field(Optimizer.class, "numUpdate", int.class);
+  /** Set when this DJL does not have a field surgery needs; every accessor then fails with it. */
+  private static final DjlInternalsException FAILURE;
+
+  private static Field blockChildren;
+  private static Field blockParameters;
+  private static Field blockInputShapes;
+  private static Field lambdaFunction;
+  private static Field batchNormAxis;
+  private static Field batchNormEpsilon;
+  private static Field batchNormMomentum;
+  private static Field batchNormCenter;
+  private static Field batchNormScale;
+  private static Field dropoutRate;
+  private static Field linearUnits;
+  private static Field trainerStore;
+  private static Field trainerListeners;
+  private static Field trainerDevices;
+  private static Field storeMap;
+  private static Field storeServer;
+  private static Class<?> parameterData;
+  private static Field dataList;
+  private static Field serverOptimizer;
+  private static Field optimizerCounts;
+  private static Field optimizerNumUpdate;
+
+  static {
+    DjlInternalsException failure = null;
+    try {
+      blockChildren = field(AbstractBlock.class, "children", BlockList.class);
+      blockParameters = field(AbstractBlock.class, "parameters", LinkedHashMap.class);
+      blockInputShapes = field(AbstractBaseBlock.class, "inputShapes", Shape[].class);
+      lambdaFunction = field(LambdaBlock.class, "lambda", java.util.function.Function.class);
+      batchNormAxis = field(BatchNorm.class, "axis", int.class);
+      batchNormEpsilon = field(BatchNorm.class, "epsilon", float.class);
+      batchNormMomentum = field(BatchNorm.class, "momentum", float.class);
+      batchNormCenter = field(BatchNorm.class, "center", boolean.class);
+      batchNormScale = field(BatchNorm.class, "scale", boolean.class);
+      dropoutRate = field(Dropout.class, "rate", float.class);
+      linearUnits = field(Linear.class, "units", long.class);
+      trainerStore = field(Trainer.class, "parameterStore", ParameterStore.class);
+      trainerListeners = field(Trainer.class, "listeners", List.class);
+      trainerDevices = field(Trainer.class, "devices", Device[].class);
+      storeMap = field(ParameterStore.class, "parameterMap", Map.class);
+      storeServer = field(ParameterStore.class, "parameterServer", ParameterServer.class);
+      parameterData = nestedClass(ParameterStore.class, "ParameterData");
+      dataList = field(parameterData, "list", List.class);
+      serverOptimizer = field(LocalParameterServer.class, "optimizer", Optimizer.class);
+      optimizerCounts = field(Optimizer.class, "updateCounts", Map.class);
+      optimizerNumUpdate = field(Optimizer.class, "numUpdate", int.class);
+    } catch (DjlInternalsException e) {
+      failure = e;
+    }
+    FAILURE = failure;
+  }
 
   private DjlInternals() {}
 
@@ -77,7 +104,9 @@ public final class DjlInternals {
    * @throws DjlInternalsException naming the DJL class and field that changed
    */
   public static void verify() {
-    // Loading this class resolved every field; nothing more to do.
+    if (FAILURE != null) {
+      throw FAILURE;
+    }
   }
 
   // ---------------------------------------------------------------- blocks
@@ -92,7 +121,7 @@ public final class DjlInternals {
     if (!(block instanceof AbstractBlock)) {
       return null;
     }
-    return (BlockList) get(BLOCK_CHILDREN, block);
+    return (BlockList) get(blockChildren, block);
   }
 
   /**
@@ -103,7 +132,7 @@ public final class DjlInternals {
    */
   @SuppressWarnings("unchecked")
   public static LinkedHashMap<String, Parameter> liveParameters(AbstractBlock block) {
-    return (LinkedHashMap<String, Parameter>) get(BLOCK_PARAMETERS, block);
+    return (LinkedHashMap<String, Parameter>) get(blockParameters, block);
   }
 
   /**
@@ -116,7 +145,7 @@ public final class DjlInternals {
     if (!(block instanceof AbstractBaseBlock)) {
       return null;
     }
-    return (Shape[]) get(BLOCK_INPUT_SHAPES, block);
+    return (Shape[]) get(blockInputShapes, block);
   }
 
   /**
@@ -127,7 +156,7 @@ public final class DjlInternals {
    * @param shapes the shapes to record
    */
   public static void setRecordedInputShapes(AbstractBaseBlock block, Shape[] shapes) {
-    set(BLOCK_INPUT_SHAPES, block, shapes);
+    set(blockInputShapes, block, shapes);
   }
 
   /**
@@ -171,7 +200,7 @@ public final class DjlInternals {
    * @return its function
    */
   public static Object lambdaFunction(LambdaBlock block) {
-    return get(LAMBDA_FUNCTION, block);
+    return get(lambdaFunction, block);
   }
 
   /**
@@ -224,11 +253,11 @@ public final class DjlInternals {
    */
   public static BatchNormSettings batchNormSettings(BatchNorm bn) {
     return new BatchNormSettings(
-        (Integer) get(BATCH_NORM_AXIS, bn),
-        (Float) get(BATCH_NORM_EPSILON, bn),
-        (Float) get(BATCH_NORM_MOMENTUM, bn),
-        (Boolean) get(BATCH_NORM_CENTER, bn),
-        (Boolean) get(BATCH_NORM_SCALE, bn));
+        (Integer) get(batchNormAxis, bn),
+        (Float) get(batchNormEpsilon, bn),
+        (Float) get(batchNormMomentum, bn),
+        (Boolean) get(batchNormCenter, bn),
+        (Boolean) get(batchNormScale, bn));
   }
 
   /**
@@ -250,7 +279,7 @@ public final class DjlInternals {
    * @return the drop probability
    */
   public static float dropoutRate(Dropout dropout) {
-    return (Float) get(DROPOUT_RATE, dropout);
+    return (Float) get(dropoutRate, dropout);
   }
 
   /**
@@ -260,7 +289,7 @@ public final class DjlInternals {
    * @return its number of output units
    */
   public static long linearUnits(Linear linear) {
-    return (Long) get(LINEAR_UNITS, linear);
+    return (Long) get(linearUnits, linear);
   }
 
   // ---------------------------------------------------------------- trainer and optimizer
@@ -272,7 +301,7 @@ public final class DjlInternals {
    * @return its store
    */
   public static ParameterStore parameterStore(Trainer trainer) {
-    return (ParameterStore) get(TRAINER_STORE, trainer);
+    return (ParameterStore) get(trainerStore, trainer);
   }
 
   /**
@@ -283,7 +312,7 @@ public final class DjlInternals {
    */
   @SuppressWarnings("unchecked")
   public static List<TrainingListener> listeners(Trainer trainer) {
-    return (List<TrainingListener>) get(TRAINER_LISTENERS, trainer);
+    return (List<TrainingListener>) get(trainerListeners, trainer);
   }
 
   /**
@@ -293,7 +322,7 @@ public final class DjlInternals {
    * @param listeners the new list
    */
   public static void setListeners(Trainer trainer, List<TrainingListener> listeners) {
-    set(TRAINER_LISTENERS, trainer, listeners);
+    set(trainerListeners, trainer, listeners);
   }
 
   /**
@@ -303,7 +332,7 @@ public final class DjlInternals {
    * @return the devices
    */
   public static Device[] devices(Trainer trainer) {
-    return (Device[]) get(TRAINER_DEVICES, trainer);
+    return (Device[]) get(trainerDevices, trainer);
   }
 
   /**
@@ -314,7 +343,7 @@ public final class DjlInternals {
    */
   @SuppressWarnings("unchecked")
   public static Map<String, Object> storeEntries(ParameterStore store) {
-    return (Map<String, Object>) get(STORE_MAP, store);
+    return (Map<String, Object>) get(storeMap, store);
   }
 
   /**
@@ -325,7 +354,7 @@ public final class DjlInternals {
    */
   @SuppressWarnings("unchecked")
   public static List<NDArray> mirrors(Object entry) {
-    return (List<NDArray>) get(DATA_LIST, entry);
+    return (List<NDArray>) get(dataList, entry);
   }
 
   /**
@@ -336,14 +365,14 @@ public final class DjlInternals {
    * @throws IllegalStateException when the store does not use DJL's local parameter server
    */
   public static Optimizer optimizer(Trainer trainer) {
-    Object server = get(STORE_SERVER, parameterStore(trainer));
+    Object server = get(storeServer, parameterStore(trainer));
     if (!(server instanceof LocalParameterServer)) {
       throw new IllegalStateException(
           "Surgery supports trainers whose ParameterStore uses ai.djl.training.LocalParameterServer,"
               + " found "
               + (server == null ? "none" : server.getClass().getName()));
     }
-    return (Optimizer) get(SERVER_OPTIMIZER, server);
+    return (Optimizer) get(serverOptimizer, server);
   }
 
   /**
@@ -354,7 +383,7 @@ public final class DjlInternals {
    */
   @SuppressWarnings("unchecked")
   public static Map<String, Integer> updateCounts(Optimizer optimizer) {
-    return (Map<String, Integer>) get(OPTIMIZER_COUNTS, optimizer);
+    return (Map<String, Integer>) get(optimizerCounts, optimizer);
   }
 
   /**
@@ -364,7 +393,7 @@ public final class DjlInternals {
    * @return the global step count
    */
   public static int globalUpdateCount(Optimizer optimizer) {
-    return (Integer) get(OPTIMIZER_NUM_UPDATE, optimizer);
+    return (Integer) get(optimizerNumUpdate, optimizer);
   }
 
   /**
@@ -521,6 +550,7 @@ public final class DjlInternals {
   }
 
   private static Object get(Field f, Object target) {
+    verify();
     try {
       return f.get(target);
     } catch (IllegalAccessException e) {
@@ -530,6 +560,7 @@ public final class DjlInternals {
   }
 
   private static void set(Field f, Object target, Object value) {
+    verify();
     try {
       f.set(target, value);
     } catch (IllegalAccessException e) {

@@ -1,0 +1,165 @@
+package dev.surgery.agent;
+
+import dev.surgery.agent.bridge.AgentLog;
+import dev.surgery.agent.bridge.SurgeryAgentExit;
+import dev.surgery.agent.bridge.SurgeryDispatcher;
+import dev.surgery.agent.install.TrainerInstrumentation;
+import dev.surgery.agent.settings.AgentSettings;
+import dev.surgery.agent.settings.AgentSettingsException;
+import java.lang.instrument.Instrumentation;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * The {@code -javaagent} entry point: attaches a {@code SurgeryListener} built from a YAML config
+ * to every DJL {@code Trainer} the program creates.
+ *
+ * <pre>
+ * java -javaagent:surgery-agent.jar=run.yaml -cp app.jar app.Main
+ * java -javaagent:surgery-agent.jar=config=run.yaml;debug=true -cp app.jar app.Main
+ * </pre>
+ *
+ * <p>Settings come from the agent argument, then the {@code surgery.*} system properties, then the
+ * {@code SURGERY_*} environment variables (see {@link AgentSettings}). With {@code enabled=false}
+ * nothing is installed. A config with problems stops the JVM with status 2 before the program's
+ * {@code main}, printing one {@code surgery-agent: file:line:column: message} line per problem; the
+ * agent's own faults never reach the program.
+ */
+public final class SurgeryAgent {
+
+  private static final AtomicBoolean INSTALLED = new AtomicBoolean();
+
+  private SurgeryAgent() {}
+
+  /**
+   * Called by the JVM before {@code main} for {@code -javaagent}.
+   *
+   * @param argument the agent argument, may be null
+   * @param instrumentation the JVM's instrumentation
+   */
+  public static void premain(String argument, Instrumentation instrumentation) {
+    start(argument, instrumentation, true);
+  }
+
+  /**
+   * Called when the agent is attached to a running JVM. A bad config is reported and the agent is
+   * not installed; the running program is never stopped.
+   *
+   * @param argument the agent argument, may be null
+   * @param instrumentation the JVM's instrumentation
+   */
+  public static void agentmain(String argument, Instrumentation instrumentation) {
+    start(argument, instrumentation, false);
+  }
+
+  private static void start(String argument, Instrumentation instrumentation, boolean premain) {
+    try {
+      AgentSettings settings;
+      try {
+        settings = AgentSettings.resolve(argument);
+      } catch (AgentSettingsException e) {
+        refuse(List.of(e.getMessage()), premain);
+        return;
+      }
+      AgentLog.setDebug(settings.isDebug() || AgentLog.isDebug());
+      AgentLog.debug("settings: " + settings.describe());
+      if (!settings.isEnabled()) {
+        AgentLog.debug("disabled; nothing installed");
+        return;
+      }
+      if (!INSTALLED.compareAndSet(false, true)) {
+        AgentLog.info(
+            "the agent was given more than once; only the first is used (ignoring '"
+                + argument
+                + "')");
+        return;
+      }
+      String given = settings.getConfig();
+      if (given == null) {
+        INSTALLED.set(false);
+        refuse(
+            List.of(
+                "no surgery config given: use -javaagent:surgery-agent.jar=<config.yaml>, the system"
+                    + " property surgery.config or the environment variable SURGERY_CONFIG"),
+            premain);
+        return;
+      }
+      List<String> fileProblems = checkFile(given);
+      if (!fileProblems.isEmpty()) {
+        INSTALLED.set(false);
+        refuse(fileProblems, premain);
+        return;
+      }
+      SurgeryDispatcher.configure(Path.of(given));
+      List<String> problems = SurgeryDispatcher.validateEarly();
+      if (problems == null) {
+        AgentLog.debug(
+            "DJL is not on the system class path; the config is validated when the first Trainer"
+                + " is created");
+      } else if (!problems.isEmpty()) {
+        INSTALLED.set(false);
+        SurgeryDispatcher.configure(null);
+        refuse(problems, premain);
+        return;
+      }
+      TrainerInstrumentation.install(instrumentation);
+      AgentLog.debug("installed (config " + given + ")");
+    } catch (Throwable t) {
+      // Never let anything escape: a throwing premain aborts the JVM with a native crash report.
+      SurgeryDispatcher.configure(null);
+      if (AgentLog.isDebug()) {
+        t.printStackTrace(System.err);
+      }
+      refuse(
+          List.of("the surgery config could not be validated (agent failure: " + t + ")"), premain);
+    }
+  }
+
+  /**
+   * Checks that the config file can be read, naming the path as given.
+   *
+   * @param given the path as the user wrote it
+   * @return problems as {@code path:0:0: message} lines (the whole file is concerned)
+   */
+  static List<String> checkFile(String given) {
+    Path path;
+    try {
+      path = Path.of(given);
+    } catch (InvalidPathException e) {
+      return List.of(given + ":0:0: not a valid file path: " + e.getReason());
+    }
+    String where = given + ":0:0: ";
+    if (!Files.exists(path)) {
+      if (Files.isSymbolicLink(path)) {
+        return List.of(where + "the config file is a broken or looping symbolic link");
+      }
+      return List.of(
+          where + "config file not found (working directory " + Path.of("").toAbsolutePath() + ")");
+    }
+    if (Files.isDirectory(path)) {
+      return List.of(where + "is a directory, expected a YAML config file");
+    }
+    if (!Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(path)) {
+      return List.of(where + "is not a regular file");
+    }
+    if (!Files.isReadable(path)) {
+      return List.of(where + "the config file cannot be read (permission denied)");
+    }
+    return List.of();
+  }
+
+  private static void refuse(List<String> problems, boolean premain) {
+    if (premain) {
+      SurgeryAgentExit.refuse(problems);
+    } else {
+      for (String p : problems) {
+        AgentLog.info(p);
+      }
+      AgentLog.info("not installed");
+    }
+  }
+}

@@ -1,0 +1,25 @@
+package dev.surgery.agent.advice;
+
+import dev.surgery.agent.bridge.SurgeryDispatcher;
+import net.bytebuddy.asm.Advice;
+
+/**
+ * Inlined at the start of {@code BaseModel.readParameters(Path, Map)}, which {@code Model.load}
+ * calls once the block is set: the surgery recorded in the file is replayed on the original
+ * architecture before the parameters are read, so resumed jobs load unmodified under the agent.
+ */
+public final class ModelReadParametersAdvice {
+
+  private ModelReadParametersAdvice() {}
+
+  /**
+   * Hands the model and the file to the dispatcher.
+   *
+   * @param model the model being loaded
+   * @param paramsFile the parameter file
+   */
+  @Advice.OnMethodEnter(suppress = Error.class)
+  public static void enter(@Advice.This Object model, @Advice.Argument(0) Object paramsFile) {
+    SurgeryDispatcher.parametersLoading(model, paramsFile);
+  }
+}

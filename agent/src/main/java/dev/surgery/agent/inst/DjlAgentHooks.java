@@ -1,0 +1,202 @@
+package dev.surgery.agent.inst;
+
+import ai.djl.MalformedModelException;
+import ai.djl.Model;
+import ai.djl.training.Trainer;
+import ai.djl.training.listener.TrainingListener;
+import dev.surgery.agent.bridge.AgentLog;
+import dev.surgery.agent.bridge.DjlHooks;
+import dev.surgery.agent.bridge.SurgeryDispatcher;
+import dev.surgery.agent.bridge.SurgeryFailure;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.trainer.SurgeryFailedException;
+import dev.surgery.trainer.SurgeryListener;
+import dev.surgery.trainer.config.ConfigProblem;
+import dev.surgery.trainer.config.SurgeryConfigException;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The agent's DJL side: builds the {@link SurgeryListener} from the config and attaches it to each
+ * {@link Trainer}. One instance serves every trainer of one DJL class loader, and so does its
+ * listener (a listener keeps its state per trainer).
+ *
+ * <p>This class is defined by the agent's per-DJL loader, never by the system class loader, so it
+ * links against the application's DJL wherever that lives.
+ */
+public final class DjlAgentHooks implements DjlHooks {
+
+  private final Path config;
+  private final CheckpointReplay checkpointReplay;
+  private List<String> problems;
+  private SurgeryListener listener;
+  private volatile boolean usable;
+
+  /**
+   * Creates the hooks; nothing is read until {@link #prepare()}.
+   *
+   * @param config the YAML config as the user gave it
+   */
+  public DjlAgentHooks(Path config) {
+    this.config = config;
+    this.checkpointReplay = CheckpointReplay.find(DjlAgentHooks.class.getClassLoader());
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public synchronized List<String> prepare() {
+    if (problems != null) {
+      return problems;
+    }
+    try {
+      listener = SurgeryListener.fromYaml(config);
+      problems = List.of();
+    } catch (SurgeryConfigException e) {
+      List<String> lines = new ArrayList<>();
+      for (ConfigProblem p : e.getProblems()) {
+        lines.add(p.toString());
+      }
+      if (lines.isEmpty()) {
+        lines.add(config + ":0:0: " + e.getMessage());
+      }
+      problems = List.copyOf(lines);
+    } catch (LinkageError e) {
+      // The DJL in this class loader lacks what the surgery library links against.
+      AgentLog.warnOnce(
+          AgentLog.DJL_MISMATCH,
+          "the surgery library does not link against this DJL (built for DJL 0.36.0); surgery"
+              + " disabled, the program runs unmodified",
+          e);
+      problems = List.of();
+      return problems;
+    } catch (RuntimeException e) {
+      if (AgentLog.isDebug()) {
+        e.printStackTrace(System.err);
+      }
+      problems = List.of(config + ":0:0: the config could not be validated: " + e);
+    }
+    if (problems.isEmpty()) {
+      try {
+        DjlInternals.verify();
+        usable = true;
+      } catch (RuntimeException | LinkageError e) {
+        AgentLog.warnOnce(
+            AgentLog.DJL_MISMATCH,
+            "this DJL does not have the internals DJL Surgery was built for (DJL 0.36.0);"
+                + " surgery disabled, the program runs unmodified",
+            e);
+      }
+    }
+    return problems;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void trainerCreated(Object target) {
+    if (!usable) {
+      return;
+    }
+    Trainer trainer = (Trainer) target;
+    List<TrainingListener> current = DjlInternals.listeners(trainer);
+    if (current == null) {
+      current = List.of();
+    }
+    for (TrainingListener l : current) {
+      if (l != null && SurgeryListener.class.getName().equals(l.getClass().getName())) {
+        AgentLog.debug(
+            SurgeryDispatcher.describe(trainer)
+                + " already has a SurgeryListener (registered by the program); not adding another");
+        return;
+      }
+    }
+    // A new list: the old one may be the TrainingConfig's own (DefaultTrainingConfig hands out its
+    // internal ArrayList) or immutable, and must not change.
+    List<TrainingListener> extended = new ArrayList<>(current.size() + 1);
+    extended.addAll(current);
+    extended.add(listener);
+    DjlInternals.setListeners(trainer, extended);
+    AgentLog.debug("attached SurgeryListener to " + SurgeryDispatcher.describe(trainer));
+    // The constructor has already sent onTrainingBegin to the listeners it knew about.
+    try {
+      listener.onTrainingBegin(trainer);
+    } catch (SurgeryFailedException | SurgeryException e) {
+      // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
+      throw new SurgeryFailure(e);
+    }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void trainerInitialized(Object target) {
+    if (!usable) {
+      return;
+    }
+    Trainer trainer = (Trainer) target;
+    List<TrainingListener> current = DjlInternals.listeners(trainer);
+    if (current == null || !containsSame(current, listener)) {
+      // Not ours: a program that registers SurgeryListener itself also calls onInitialized itself.
+      return;
+    }
+    AgentLog.debug(
+        "Trainer.initialize returned: SurgeryListener.onInitialized for "
+            + SurgeryDispatcher.describe(trainer));
+    try {
+      listener.onInitialized(trainer);
+    } catch (SurgeryFailedException | SurgeryException e) {
+      // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
+      throw new SurgeryFailure(e);
+    }
+  }
+
+  private static boolean containsSame(List<TrainingListener> listeners, Object wanted) {
+    for (TrainingListener l : listeners) {
+      if (l == wanted) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void parametersLoading(Object target, Path paramsFile) {
+    if (!usable) {
+      return;
+    }
+    if (calledFromCheckpointLibrary()) {
+      // SurgeryCheckpoint.load has just replayed the record itself before calling Model.load.
+      return;
+    }
+    Model model = (Model) target;
+    if (model.getBlock() == null) {
+      return;
+    }
+    int replayed;
+    try {
+      replayed = checkpointReplay.replay(model, paramsFile);
+    } catch (IOException | MalformedModelException e) {
+      // The checkpoint carries surgery that cannot be redone: its parameters would not fit either.
+      throw new SurgeryFailure(e);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+    if (replayed > 0) {
+      AgentLog.debug(
+          "replayed "
+              + replayed
+              + " surgery record(s) from "
+              + paramsFile
+              + " before loading its parameters");
+    }
+  }
+
+  private static boolean calledFromCheckpointLibrary() {
+    return StackWalker.getInstance()
+        .walk(
+            frames ->
+                frames.anyMatch(f -> f.getClassName().equals(CheckpointReplay.CHECKPOINT_CLASS)));
+  }
+}

@@ -1,0 +1,52 @@
+package dev.surgery.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The file checks premain makes before parsing, each naming the path as the user gave it. */
+class SurgeryAgentTest {
+
+  @TempDir Path dir;
+
+  @Test
+  void readableFileHasNoProblem() throws Exception {
+    Path file = Files.writeString(dir.resolve("ok.yaml"), "algorithms: []\n");
+    assertEquals(List.of(), SurgeryAgent.checkFile(file.toString()));
+  }
+
+  @Test
+  void missingFile() {
+    String given = dir.resolve("missing.yaml").toString();
+    List<String> problems = SurgeryAgent.checkFile(given);
+    assertEquals(1, problems.size());
+    assertTrue(problems.get(0).startsWith(given + ":0:0: config file not found"), problems.get(0));
+  }
+
+  @Test
+  void directory() {
+    assertEquals(
+        List.of(dir + ":0:0: is a directory, expected a YAML config file"),
+        SurgeryAgent.checkFile(dir.toString()));
+  }
+
+  @Test
+  void brokenAndLoopingSymbolicLinks() throws Exception {
+    Path broken = Files.createSymbolicLink(dir.resolve("broken.yaml"), dir.resolve("nowhere"));
+    Path a = dir.resolve("a.yaml");
+    Path b = dir.resolve("b.yaml");
+    Files.createSymbolicLink(a, b);
+    Files.createSymbolicLink(b, a);
+    assertEquals(
+        List.of(broken + ":0:0: the config file is a broken or looping symbolic link"),
+        SurgeryAgent.checkFile(broken.toString()));
+    assertEquals(
+        List.of(a + ":0:0: the config file is a broken or looping symbolic link"),
+        SurgeryAgent.checkFile(a.toString()));
+  }
+}

@@ -1,0 +1,30 @@
+package dev.surgery.agent.install;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import ai.djl.BaseModel;
+import ai.djl.training.Trainer;
+import java.util.List;
+import net.bytebuddy.description.type.TypeDescription;
+import org.junit.jupiter.api.Test;
+
+/** The shape check that decides whether the advice is woven. */
+class TrainerInstrumentationTest {
+
+  @Test
+  void djl036TrainerHasEverythingTheAdviceNeeds() {
+    assertEquals(
+        List.of(),
+        TrainerInstrumentation.missingMembers(TypeDescription.ForLoadedType.of(Trainer.class)));
+  }
+
+  @Test
+  void anotherClassListsWhatIsMissing() {
+    assertEquals(
+        List.of(
+            "field List listeners",
+            "constructor (Model, TrainingConfig)",
+            "method initialize(Shape...)"),
+        TrainerInstrumentation.missingMembers(TypeDescription.ForLoadedType.of(BaseModel.class)));
+  }
+}

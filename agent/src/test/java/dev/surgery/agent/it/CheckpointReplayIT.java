@@ -1,0 +1,54 @@
+package dev.surgery.agent.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.surgery.agent.testapp.CheckpointApp;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A program that resumes from a checkpoint with plain {@code Model.load}: under the agent, the
+ * surgery recorded in the file is replayed before the parameters load, and the model computes what
+ * the saved one did, bit for bit.
+ */
+class CheckpointReplayIT {
+
+  @Test
+  void modelLoadReplaysTheRecordedSurgery() throws Exception {
+    Path dir = AgentConfigs.dir("checkpoint");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    String main = CheckpointApp.class.getName();
+    ForkedJvm.Result trained =
+        ForkedJvm.main(main, "train", "model").agent("surgery.yaml").workDir(dir).run();
+    assertEquals(0, trained.exitCode(), trained.toString());
+    String savedStructure = trained.findOut("CKPT: structure (.*)");
+    assertTrue(savedStructure.contains("BlurConv2d"), trained.toString());
+
+    ForkedJvm.Result loaded =
+        ForkedJvm.main(main, "load", "model")
+            .agent("config=surgery.yaml;debug=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, loaded.exitCode(), loaded.toString());
+    assertEquals(savedStructure, loaded.findOut("CKPT: structure (.*)"), loaded.toString());
+    assertEquals(
+        trained.findOut("CKPT: output (.*)"),
+        loaded.findOut("CKPT: output (.*)"),
+        loaded.toString());
+    assertEquals(
+        1,
+        loaded.countErr(
+            "^surgery-agent: replayed \\d+ surgery record\\(s\\) from .*cnn-0002.params"),
+        loaded.toString());
+
+    // Without the agent, plain DJL loads the parameters into the original architecture.
+    ForkedJvm.Result plain = ForkedJvm.main(main, "load", "model").workDir(dir).run();
+    assertEquals(0, plain.exitCode(), plain.toString());
+    assertFalse(plain.findOut("CKPT: structure (.*)").contains("Blur"), plain.toString());
+    assertNotEquals(
+        trained.findOut("CKPT: output (.*)"), plain.findOut("CKPT: output (.*)"), plain.toString());
+  }
+}

@@ -1,0 +1,71 @@
+package dev.surgery.agent.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.surgery.agent.testapp.CnnApp;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code enabled=false} installs nothing: the program runs as without the agent, even when the
+ * config named next to it does not exist.
+ */
+class DisabledAgentIT {
+
+  @Test
+  void disabledByAgentArgumentLeavesTheProgramUnchanged() throws Exception {
+    Path dir = AgentConfigs.dir("disabled-argument");
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName())
+            .agent("config=no-such-config.yaml;enabled=false;debug=true")
+            .workDir(dir)
+            .run();
+    assertUnchanged(r);
+    assertTrue(
+        r.stderr().contains("surgery-agent: disabled; nothing installed"),
+        "debug line expected: " + r);
+    assertEquals(2, r.agentLines().size(), "only the settings and disabled lines: " + r);
+  }
+
+  @Test
+  void systemPropertyBeatsEnvironment() throws Exception {
+    Path dir = AgentConfigs.dir("disabled-property");
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
+            .agent(null)
+            .jvmArg("-Dsurgery.enabled=false")
+            .env("SURGERY_ENABLED", "true")
+            .env("SURGERY_CONFIG", "no-such-config.yaml")
+            .workDir(dir)
+            .run();
+    assertUnchanged(r);
+    assertTrue(r.agentLines().isEmpty(), r.toString());
+  }
+
+  @Test
+  void disabledByEnvironment() throws Exception {
+    Path dir = AgentConfigs.dir("disabled-env");
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
+            .agent("no-such-config.yaml")
+            .env("SURGERY_ENABLED", "false")
+            .workDir(dir)
+            .run();
+    assertUnchanged(r);
+    assertTrue(r.agentLines().isEmpty(), r.toString());
+  }
+
+  static void assertUnchanged(ForkedJvm.Result r) {
+    assertEquals(0, r.exitCode(), r.toString());
+    assertTrue(r.stdout().contains(CnnApp.MARKER), r.toString());
+    assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
+    String after = r.findOut("CNNAPP: structure after training: (.*)");
+    String before = r.findOut("CNNAPP: structure before training: (.*)");
+    assertEquals(before, after, "the block structure changed: " + r);
+    assertTrue(after.contains("Conv2d"), r.toString());
+    assertFalse(
+        r.findOut("CNNAPP: block tree after training: (.*)").contains("Blur"), r.toString());
+  }
+}

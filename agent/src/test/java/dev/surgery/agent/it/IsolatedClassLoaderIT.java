@@ -1,0 +1,48 @@
+package dev.surgery.agent.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.surgery.agent.testapp.ChildLoaderLauncher;
+import dev.surgery.agent.testapp.CnnApp;
+import java.io.File;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * DJL in a class loader that does not delegate to the system class loader cannot link the agent's
+ * dispatcher: the agent leaves that {@code Trainer} alone with one warning instead of weaving
+ * advice that would fail, and the program trains unmodified.
+ */
+class IsolatedClassLoaderIT {
+
+  @Test
+  void warnsOnceAndTrainsUnmodified() throws Exception {
+    Path dir = AgentConfigs.dir("isolated-loader");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path launcher = SurgeryAgentIT.launcherOnly(dir);
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                ChildLoaderLauncher.class.getName(),
+                String.join(File.pathSeparator, ForkedJvm.appClasspath(false)),
+                CnnApp.class.getName(),
+                "--epochs",
+                "1")
+            .classpath(List.of(launcher.toString()))
+            .jvmArg("-Dlauncher.isolated=true")
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    DisabledAgentIT.assertUnchanged(r);
+    List<String> agent = r.agentLines();
+    assertEquals(1, agent.size(), r.toString());
+    assertTrue(
+        agent
+            .get(0)
+            .matches(
+                "surgery-agent: WARNING: class loader .* defines ai.djl.training.Trainer but cannot see"
+                    + " the agent jar; its trainers run unmodified"),
+        r.toString());
+  }
+}

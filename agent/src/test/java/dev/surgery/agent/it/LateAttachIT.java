@@ -1,0 +1,65 @@
+package dev.surgery.agent.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.surgery.agent.testapp.LateAttachApp;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The agent attached to a running JVM ({@code Agent-Class}, {@code agentmain}): DJL's already
+ * loaded {@code Trainer} is retransformed and trainers created afterwards get the listener; a bad
+ * config is reported and the running program is left alone.
+ */
+class LateAttachIT {
+
+  @Test
+  void retransformsTheLoadedTrainer() throws Exception {
+    Path dir = AgentConfigs.dir("late-attach");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                LateAttachApp.class.getName(),
+                ForkedJvm.agentJar().toString(),
+                "config=surgery.yaml;debug=true",
+                "--epochs",
+                "2")
+            .jvmArg("-Djdk.attach.allowAttachSelf=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    assertEquals(
+        1,
+        r.countErr("^surgery-agent: instrumented ai.djl.training.Trainer .*\\(retransformed\\)$"),
+        r.toString());
+    assertEquals(
+        1, r.countErr("^surgery-agent: attached SurgeryListener to Trainer@"), r.toString());
+    String after = r.findOut("CNNAPP: block tree after training: (.*)");
+    assertTrue(after.contains("BlurConv2d") && after.contains("BlurMaxPool2d"), r.toString());
+  }
+
+  @Test
+  void badConfigIsReportedAndTheProgramGoesOn() throws Exception {
+    Path dir = AgentConfigs.dir("late-attach-bad");
+    AgentConfigs.write(dir, "bad.yaml", "algorithms:\n  - name: blurpol\n    epoch: 1\n");
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                LateAttachApp.class.getName(),
+                ForkedJvm.agentJar().toString(),
+                "bad.yaml",
+                "--epochs",
+                "1")
+            .jvmArg("-Djdk.attach.allowAttachSelf=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    List<String> agent = r.agentLines();
+    assertEquals(2, agent.size(), r.toString());
+    assertTrue(agent.get(0).matches("surgery-agent: bad\\.yaml:2:\\d+: .*blurpol.*"), r.toString());
+    assertEquals("surgery-agent: not installed", agent.get(1), r.toString());
+    assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
+    DisabledAgentIT.assertUnchanged(r);
+  }
+}

@@ -1,0 +1,93 @@
+package dev.surgery.agent.settings;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class AgentSettingsTest {
+
+  private static AgentSettings resolve(
+      String argument, Map<String, String> properties, Map<String, String> env) {
+    return AgentSettings.resolve(argument, properties::get, env::get);
+  }
+
+  @Test
+  void bareArgumentIsTheConfigPath() {
+    AgentSettings s = resolve("runs/blurpool.yaml", Map.of(), Map.of());
+    assertEquals("runs/blurpool.yaml", s.getConfig());
+    assertTrue(s.isEnabled());
+    assertFalse(s.isDebug());
+  }
+
+  @Test
+  void keyValuePairsSeparatedBySemicolons() {
+    AgentSettings s = resolve("config=a.yaml; debug=TRUE ;enabled=true", Map.of(), Map.of());
+    assertEquals("a.yaml", s.getConfig());
+    assertTrue(s.isDebug());
+    assertTrue(s.isEnabled());
+  }
+
+  @Test
+  void agentArgumentBeatsSystemPropertyBeatsEnvironment() {
+    Map<String, String> props = Map.of("surgery.config", "prop.yaml", "surgery.debug", "true");
+    Map<String, String> env =
+        Map.of("SURGERY_CONFIG", "env.yaml", "SURGERY_DEBUG", "false", "SURGERY_ENABLED", "false");
+    AgentSettings s = resolve("config=arg.yaml", props, env);
+    assertEquals("arg.yaml", s.getConfig());
+    assertTrue(s.isDebug(), "system property beats environment");
+    assertFalse(s.isEnabled(), "environment used when nothing else sets it");
+    assertEquals(
+        "config=arg.yaml (agent argument), enabled=false (environment SURGERY_ENABLED),"
+            + " debug=true (system property surgery.debug)",
+        s.describe());
+
+    AgentSettings fromProperty = resolve(null, props, env);
+    assertEquals("prop.yaml", fromProperty.getConfig());
+    AgentSettings fromEnv = resolve("", Map.of(), env);
+    assertEquals("env.yaml", fromEnv.getConfig());
+  }
+
+  @Test
+  void defaultsWhenNothingIsSet() {
+    AgentSettings s = resolve(null, Map.of(), Map.of());
+    assertNull(s.getConfig());
+    assertTrue(s.isEnabled());
+    assertFalse(s.isDebug());
+  }
+
+  @Test
+  void prefixedKeysAreAccepted() {
+    assertEquals("x.yaml", resolve("surgery.config=x.yaml", Map.of(), Map.of()).getConfig());
+  }
+
+  @Test
+  void malformedArgumentsAreRejectedWithTheValidKeys() {
+    AgentSettingsException unknown =
+        assertThrows(AgentSettingsException.class, () -> resolve("cfg=x.yaml", Map.of(), Map.of()));
+    assertEquals(
+        "unknown agent argument key 'cfg' (valid keys: config, enabled, debug)",
+        unknown.getMessage());
+    assertThrows(AgentSettingsException.class, () -> resolve("config=a;=b", Map.of(), Map.of()));
+    assertThrows(
+        AgentSettingsException.class, () -> resolve("config=a;config=b", Map.of(), Map.of()));
+    AgentSettingsException bool =
+        assertThrows(
+            AgentSettingsException.class,
+            () -> resolve(null, Map.of(), Map.of("SURGERY_ENABLED", "no")));
+    assertEquals(
+        "enabled must be true or false, got 'no' (from environment SURGERY_ENABLED)",
+        bool.getMessage());
+  }
+
+  @Test
+  void environmentNamesFollowTheSystemPropertyNames() {
+    assertEquals("surgery.config", AgentSettings.propertyName(AgentSettings.CONFIG));
+    assertEquals("SURGERY_CONFIG", AgentSettings.environmentName(AgentSettings.CONFIG));
+    assertEquals("SURGERY_ENABLED", AgentSettings.environmentName(AgentSettings.ENABLED));
+  }
+}

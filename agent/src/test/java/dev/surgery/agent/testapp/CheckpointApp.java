@@ -1,0 +1,68 @@
+package dev.surgery.agent.testapp;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * An ordinary DJL program that saves and resumes a checkpoint with plain {@code Model.save} and
+ * {@code Model.load} (it knows nothing of DJL Surgery). {@code train <dir>} trains the test CNN for
+ * two epochs and saves it; {@code load <dir>} builds the original architecture again and loads the
+ * checkpoint. Both print the model's structure and its output on a fixed input.
+ */
+public final class CheckpointApp {
+
+  private CheckpointApp() {}
+
+  /**
+   * Runs the program.
+   *
+   * @param args {@code train} or {@code load}, then the model directory
+   * @throws Exception when training, saving or loading fails
+   */
+  public static void main(String[] args) throws Exception {
+    System.out.println(CnnApp.MARKER);
+    Path dir = Path.of(args[1]);
+    try (Model model = Model.newInstance("cnn-checkpoint")) {
+      model.setBlock(CnnApp.network());
+      if (args[0].equals("train")) {
+        try (NDManager data = NDManager.newBaseManager()) {
+          DefaultTrainingConfig config =
+              new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+                  .optOptimizer(
+                      Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.05f)).build())
+                  .addTrainingListeners(TrainingListener.Defaults.basic());
+          try (Trainer trainer = model.newTrainer(config)) {
+            trainer.initialize(new Shape(8, 3, 16, 16));
+            EasyTrain.fit(trainer, 2, CnnApp.dataset(data), null);
+          }
+        }
+        model.save(dir, "cnn");
+      } else {
+        model.load(dir, "cnn");
+      }
+      System.out.println("CKPT: structure " + CnnApp.structure(model.getBlock()));
+      try (NDManager m = model.getNDManager().newSubManager()) {
+        NDArray x = m.ones(new Shape(2, 3, 16, 16)).mul(0.5f);
+        NDArray y =
+            model
+                .getBlock()
+                .forward(new ParameterStore(m, false), new NDList(x), false)
+                .singletonOrThrow();
+        System.out.println("CKPT: output " + Arrays.toString(y.toFloatArray()));
+      }
+    }
+  }
+}

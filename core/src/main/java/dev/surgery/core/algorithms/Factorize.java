@@ -1,0 +1,338 @@
+package dev.surgery.core.algorithms;
+
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import dev.surgery.core.BlockInspector;
+import dev.surgery.core.BlockMatcher;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.layers.FactorizedConv2d;
+import dev.surgery.core.layers.FactorizedLinear;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Factorization ({@code factorize}): replaces a {@link Conv2d} by a {@link FactorizedConv2d} and a
+ * {@link Linear} by a {@link FactorizedLinear} of lower rank, where that lowers the multiply-adds.
+ *
+ * <p>Composer's rule: the latent size is {@code max(1, floor(l * min(in, out)))} for a fraction
+ * {@code l < 1}, else {@code floor(l)}; a layer is factorized only if {@code min(in, out)} reaches
+ * {@code min_channels} (convolutions) or {@code min_features} (linears), the convolution is not
+ * grouped, and the latent size is at most {@code ceil(fan_in * out / (fan_in + out) - 1)}, with
+ * {@code fan_in = in * kh * kw} (the largest rank that is still cheaper). Only plain {@code Conv2d}
+ * and {@code Linear} are factorized, never subclasses or the layers inside a factorized block, so
+ * applying it again changes nothing.
+ *
+ * <p>Better than Composer, which starts the new layers from random weights: on an initialized model
+ * the new layers start from the truncated SVD of the trained weights, so a factorization during
+ * training keeps what was learned up to the discarded singular values. The optimizer drops the old
+ * weights' state and starts the new ones fresh (through the engine). The decision needs each
+ * layer's input size, so the model must be initialized (or have its input shapes recorded).
+ */
+public final class Factorize extends AbstractSurgeryAlgorithm {
+
+  /** The config name. */
+  public static final String NAME = "factorize";
+
+  /** {@code factorize_convs}. */
+  public static final HyperParameter FACTORIZE_CONVS =
+      HyperParameter.ofBoolean("factorize_convs", true, "whether to factorize Conv2d layers");
+
+  /** {@code factorize_linears}. */
+  public static final HyperParameter FACTORIZE_LINEARS =
+      HyperParameter.ofBoolean("factorize_linears", true, "whether to factorize Linear layers");
+
+  /** {@code min_channels}. */
+  public static final HyperParameter MIN_CHANNELS =
+      HyperParameter.ofInt(
+          "min_channels", 512, 1, null, "smallest min(in, out) channels of a factorized Conv2d");
+
+  /** {@code latent_channels}. */
+  public static final HyperParameter LATENT_CHANNELS =
+      HyperParameter.ofFloat(
+          "latent_channels",
+          0.25,
+          0.0,
+          true,
+          null,
+          "latent channels of a factorized Conv2d; below 1 a fraction of min(in, out)");
+
+  /** {@code min_features}. */
+  public static final HyperParameter MIN_FEATURES =
+      HyperParameter.ofInt(
+          "min_features", 512, 1, null, "smallest min(in, out) features of a factorized Linear");
+
+  /** {@code latent_features}. */
+  public static final HyperParameter LATENT_FEATURES =
+      HyperParameter.ofFloat(
+          "latent_features",
+          0.25,
+          0.0,
+          true,
+          null,
+          "latent features of a factorized Linear; below 1 a fraction of min(in, out)");
+
+  /** The declaration used by the configuration layer. */
+  public static final AlgorithmSpec SPEC =
+      new AlgorithmSpec(
+          NAME,
+          List.of(
+              FACTORIZE_CONVS,
+              FACTORIZE_LINEARS,
+              MIN_CHANNELS,
+              LATENT_CHANNELS,
+              MIN_FEATURES,
+              LATENT_FEATURES),
+          values ->
+              builder()
+                  .optFactorizeConvs((Boolean) values.get("factorize_convs"))
+                  .optFactorizeLinears((Boolean) values.get("factorize_linears"))
+                  .optMinChannels(((Number) values.get("min_channels")).intValue())
+                  .optLatentChannels(((Number) values.get("latent_channels")).doubleValue())
+                  .optMinFeatures(((Number) values.get("min_features")).intValue())
+                  .optLatentFeatures(((Number) values.get("latent_features")).doubleValue())
+                  .build());
+
+  private final boolean factorizeConvs;
+  private final boolean factorizeLinears;
+  private final int minChannels;
+  private final double latentChannels;
+  private final int minFeatures;
+  private final double latentFeatures;
+
+  private Factorize(Builder b) {
+    FACTORIZE_CONVS.check(b.factorizeConvs);
+    FACTORIZE_LINEARS.check(b.factorizeLinears);
+    MIN_CHANNELS.check(b.minChannels);
+    LATENT_CHANNELS.check(b.latentChannels);
+    MIN_FEATURES.check(b.minFeatures);
+    LATENT_FEATURES.check(b.latentFeatures);
+    factorizeConvs = b.factorizeConvs;
+    factorizeLinears = b.factorizeLinears;
+    minChannels = b.minChannels;
+    latentChannels = b.latentChannels;
+    minFeatures = b.minFeatures;
+    latentFeatures = b.latentFeatures;
+  }
+
+  /**
+   * Creates a builder with the defaults of Composer's functional API.
+   *
+   * @return a builder
+   */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public Map<String, Object> hyperparameters() {
+    Map<String, Object> map = new LinkedHashMap<>();
+    map.put(FACTORIZE_CONVS.name(), factorizeConvs);
+    map.put(FACTORIZE_LINEARS.name(), factorizeLinears);
+    map.put(MIN_CHANNELS.name(), minChannels);
+    map.put(LATENT_CHANNELS.name(), latentChannels);
+    map.put(MIN_FEATURES.name(), minFeatures);
+    map.put(LATENT_FEATURES.name(), latentFeatures);
+    return map;
+  }
+
+  /** Input sizes decide which layers are factorized. */
+  @Override
+  public boolean needsInitializedModel() {
+    return factorizeConvs || factorizeLinears;
+  }
+
+  /**
+   * Computes the latent size: a fraction of {@code min(in, out)} (at least 1) below 1, else the
+   * truncated value.
+   *
+   * @param latent the configured value
+   * @param in input size
+   * @param out output size
+   * @return the latent size
+   */
+  static long latentSize(double latent, long in, long out) {
+    return latent < 1 ? Math.max(1, (long) (latent * Math.min(in, out))) : (long) latent;
+  }
+
+  /**
+   * Returns the largest rank whose factorization costs fewer multiply-adds than the dense layer.
+   *
+   * @param fanIn inputs per output (in * kh * kw for a convolution)
+   * @param out outputs
+   * @return the largest rank worth factorizing to
+   */
+  static long maxRank(long fanIn, long out) {
+    double breakeven = (double) fanIn * out / (fanIn + out);
+    return (long) Math.ceil(breakeven - 1);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
+    Map<Block, String> paths = BlockPaths.index(context.model());
+    Map<Block, Boolean> inside = new IdentityHashMap<>();
+    for (Block b : paths.keySet()) {
+      if (b instanceof FactorizedConv2d || b instanceof FactorizedLinear) {
+        b.getChildren().values().forEach(child -> inside.put(child, true));
+      }
+    }
+    Map<Block, Integer> ranks = new IdentityHashMap<>();
+    for (Map.Entry<Block, String> e : paths.entrySet()) {
+      Block b = e.getKey();
+      if (e.getValue().isEmpty() || inside.containsKey(b)) {
+        continue;
+      }
+      if (factorizeConvs && b.getClass() == Conv2d.class) {
+        Conv2d conv = (Conv2d) b;
+        long in = BlockInspector.inputChannels(conv);
+        require(in, e.getValue());
+        long out = conv.getFilters();
+        long latent = latentSize(latentChannels, in, out);
+        long fanIn = in * conv.getKernelShape().size();
+        if (conv.getGroups() == 1
+            && Math.min(in, out) >= minChannels
+            && latent <= maxRank(fanIn, out)) {
+          ranks.put(b, (int) latent);
+        }
+      } else if (factorizeLinears && b.getClass() == Linear.class) {
+        Linear linear = (Linear) b;
+        long in = inputFeatures(linear);
+        require(in, e.getValue());
+        long out = BlockInspector.linearUnits(linear);
+        long latent = latentSize(latentFeatures, in, out);
+        if (Math.min(in, out) >= minFeatures && latent <= maxRank(in, out)) {
+          ranks.put(b, (int) latent);
+        }
+      }
+    }
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        (block, path) -> ranks.containsKey(block),
+        (block, index) ->
+            block instanceof Conv2d conv
+                ? FactorizedConv2d.from(conv, ranks.get(block))
+                : FactorizedLinear.from((Linear) block, ranks.get(block)));
+    return policies;
+  }
+
+  private static long inputFeatures(Linear linear) {
+    var weight = linear.getParameters().get("weight");
+    if (weight.getShape() != null) {
+      return weight.getShape().get(1);
+    }
+    Shape[] shapes = DjlInternals.recordedInputShapes(linear);
+    return shapes == null ? -1 : shapes[0].tail();
+  }
+
+  private static void require(long in, String path) {
+    if (in < 0) {
+      throw new SurgeryException(
+          BlockPaths.display(path),
+          NAME
+              + " needs the input size of every layer it may factorize; initialize the model first");
+    }
+  }
+
+  /** Builds {@link Factorize}. */
+  public static final class Builder {
+
+    private boolean factorizeConvs = true;
+    private boolean factorizeLinears = true;
+    private int minChannels = 512;
+    private double latentChannels = 0.25;
+    private int minFeatures = 512;
+    private double latentFeatures = 0.25;
+
+    Builder() {}
+
+    /**
+     * Sets whether convolutions are factorized.
+     *
+     * @param factorizeConvs true to factorize them
+     * @return this builder
+     */
+    public Builder optFactorizeConvs(boolean factorizeConvs) {
+      this.factorizeConvs = factorizeConvs;
+      return this;
+    }
+
+    /**
+     * Sets whether linear layers are factorized.
+     *
+     * @param factorizeLinears true to factorize them
+     * @return this builder
+     */
+    public Builder optFactorizeLinears(boolean factorizeLinears) {
+      this.factorizeLinears = factorizeLinears;
+      return this;
+    }
+
+    /**
+     * Sets the smallest {@code min(in, out)} channels of a factorized convolution.
+     *
+     * @param minChannels at least 1
+     * @return this builder
+     */
+    public Builder optMinChannels(int minChannels) {
+      this.minChannels = minChannels;
+      return this;
+    }
+
+    /**
+     * Sets the latent channels: below 1 a fraction of {@code min(in, out)}, else a count.
+     *
+     * @param latentChannels positive
+     * @return this builder
+     */
+    public Builder optLatentChannels(double latentChannels) {
+      this.latentChannels = latentChannels;
+      return this;
+    }
+
+    /**
+     * Sets the smallest {@code min(in, out)} features of a factorized linear layer.
+     *
+     * @param minFeatures at least 1
+     * @return this builder
+     */
+    public Builder optMinFeatures(int minFeatures) {
+      this.minFeatures = minFeatures;
+      return this;
+    }
+
+    /**
+     * Sets the latent features: below 1 a fraction of {@code min(in, out)}, else a count.
+     *
+     * @param latentFeatures positive
+     * @return this builder
+     */
+    public Builder optLatentFeatures(double latentFeatures) {
+      this.latentFeatures = latentFeatures;
+      return this;
+    }
+
+    /**
+     * Builds the algorithm.
+     *
+     * @return the algorithm
+     * @throws IllegalArgumentException naming the invalid hyperparameter
+     */
+    public Factorize build() {
+      return new Factorize(this);
+    }
+  }
+}

@@ -1,0 +1,109 @@
+package dev.surgery.core.algorithms;
+
+import ai.djl.nn.norm.BatchNorm;
+import dev.surgery.core.BlockMatcher;
+import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.layers.GhostBatchNormBlock;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Ghost batch normalization ({@code ghost_batchnorm}): every {@link BatchNorm} becomes a {@link
+ * GhostBatchNormBlock} that normalizes chunks of {@code ghost_batch_size} samples separately during
+ * training and equals the batch norm in evaluation.
+ *
+ * <p>The replacement keeps the batch norm's parameters (weights, running statistics, optimizer
+ * state, checkpoint layout). Unlike Composer, a batch smaller than the ghost size is normalized as
+ * one chunk instead of failing. Works before and during training; idempotent (a ghost batch norm is
+ * not a {@code BatchNorm}, so it is never wrapped again).
+ */
+public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
+
+  /** The config name. */
+  public static final String NAME = "ghost_batchnorm";
+
+  /** {@code ghost_batch_size}: samples per normalization chunk in training. */
+  public static final HyperParameter GHOST_BATCH_SIZE =
+      HyperParameter.ofInt(
+          "ghost_batch_size", 32, 1, null, "samples per chunk normalized separately in training");
+
+  /** The declaration used by the configuration layer. */
+  public static final AlgorithmSpec SPEC =
+      new AlgorithmSpec(
+          NAME,
+          List.of(GHOST_BATCH_SIZE),
+          values ->
+              builder()
+                  .optGhostBatchSize(((Number) values.get("ghost_batch_size")).intValue())
+                  .build());
+
+  private final int ghostBatchSize;
+
+  private GhostBatchNorm(Builder builder) {
+    GHOST_BATCH_SIZE.check(builder.ghostBatchSize);
+    ghostBatchSize = builder.ghostBatchSize;
+  }
+
+  /**
+   * Creates a builder with Composer's defaults.
+   *
+   * @return a builder
+   */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public Map<String, Object> hyperparameters() {
+    Map<String, Object> map = new LinkedHashMap<>();
+    map.put(GHOST_BATCH_SIZE.name(), ghostBatchSize);
+    return map;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        BlockMatcher.ofClass(BatchNorm.class),
+        (block, index) -> GhostBatchNormBlock.from((BatchNorm) block, ghostBatchSize));
+    return policies;
+  }
+
+  /** Builds {@link GhostBatchNorm}. */
+  public static final class Builder {
+
+    private int ghostBatchSize = 32;
+
+    Builder() {}
+
+    /**
+     * Sets the number of samples per chunk in training.
+     *
+     * @param ghostBatchSize at least 1
+     * @return this builder
+     */
+    public Builder optGhostBatchSize(int ghostBatchSize) {
+      this.ghostBatchSize = ghostBatchSize;
+      return this;
+    }
+
+    /**
+     * Builds the algorithm.
+     *
+     * @return the algorithm
+     * @throws IllegalArgumentException naming the invalid hyperparameter
+     */
+    public GhostBatchNorm build() {
+      return new GhostBatchNorm(this);
+    }
+  }
+}

@@ -1,0 +1,188 @@
+package dev.surgery.core.algorithms;
+
+import ai.djl.nn.Block;
+import ai.djl.nn.convolutional.Conv2d;
+import dev.surgery.core.BlockInspector;
+import dev.surgery.core.BlockMatcher;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.layers.SqueezeExciteConv2d;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Squeeze-excite ({@code squeeze_excite}): every {@link Conv2d} (subclasses included) with at least
+ * {@code min_channels} input and output channels is followed by a squeeze-excite gate, by replacing
+ * it with a {@link SqueezeExciteConv2d} that holds the same convolution object.
+ *
+ * <p>The convolution keeps its parameters and optimizer state; the gate's two weights are new
+ * (Xavier-initialized from DJL's random generator, so replicas agree for a given seed). Deciding
+ * which convolutions qualify needs their input channels, known once the model is initialized (or
+ * its input shapes recorded). A convolution already wrapped is never wrapped again.
+ */
+public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
+
+  /** The config name. */
+  public static final String NAME = "squeeze_excite";
+
+  /** {@code latent_channels}: the gate's hidden width, or a fraction of the channels if below 1. */
+  public static final HyperParameter LATENT_CHANNELS =
+      HyperParameter.ofFloat(
+          "latent_channels",
+          64,
+          0.0,
+          true,
+          null,
+          "hidden width of the gate; a value below 1 is a fraction of the channels");
+
+  /** {@code min_channels}: the smallest min(in, out) channels of a convolution that gets a gate. */
+  public static final HyperParameter MIN_CHANNELS =
+      HyperParameter.ofInt(
+          "min_channels",
+          128,
+          0,
+          null,
+          "convolutions with fewer input or output channels than this keep no gate");
+
+  /** The declaration used by the configuration layer. */
+  public static final AlgorithmSpec SPEC =
+      new AlgorithmSpec(
+          NAME,
+          List.of(LATENT_CHANNELS, MIN_CHANNELS),
+          values ->
+              builder()
+                  .optLatentChannels(((Number) values.get("latent_channels")).doubleValue())
+                  .optMinChannels(((Number) values.get("min_channels")).intValue())
+                  .build());
+
+  private final double latentChannels;
+  private final int minChannels;
+
+  private SqueezeExcite(Builder builder) {
+    LATENT_CHANNELS.check(builder.latentChannels);
+    MIN_CHANNELS.check(builder.minChannels);
+    latentChannels = builder.latentChannels;
+    minChannels = builder.minChannels;
+  }
+
+  /**
+   * Creates a builder with Composer's defaults.
+   *
+   * @return a builder
+   */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public Map<String, Object> hyperparameters() {
+    Map<String, Object> map = new LinkedHashMap<>();
+    map.put(LATENT_CHANNELS.name(), latentChannels);
+    map.put(MIN_CHANNELS.name(), minChannels);
+    return map;
+  }
+
+  /** Input channels are needed to apply {@code min_channels}, unless every convolution passes. */
+  @Override
+  public boolean needsInitializedModel() {
+    return minChannels > 1;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
+    Map<Block, String> paths = BlockPaths.index(context.model());
+    Set<Block> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Block b : paths.keySet()) {
+      if (b instanceof SqueezeExciteConv2d se) {
+        wrapped.add(se.getConv());
+      }
+    }
+    Set<Block> selected = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Map.Entry<Block, String> e : paths.entrySet()) {
+      if (!(e.getKey() instanceof Conv2d conv)
+          || wrapped.contains(conv)
+          || e.getValue().isEmpty()) {
+        continue;
+      }
+      if (minChannels > 1) {
+        long in = BlockInspector.inputChannels(conv);
+        if (in < 0) {
+          throw new SurgeryException(
+              BlockPaths.display(e.getValue()),
+              NAME
+                  + " needs the input channels of every Conv2d to apply min_channels="
+                  + minChannels
+                  + "; initialize the model first");
+        }
+        if (Math.min(in, conv.getFilters()) < minChannels) {
+          continue;
+        }
+      }
+      selected.add(conv);
+    }
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        (block, path) -> selected.contains(block),
+        (block, index) -> {
+          Conv2d conv = (Conv2d) block;
+          return new SqueezeExciteConv2d(
+              conv, SqueezeExciteConv2d.latentWidth(latentChannels, conv.getFilters()));
+        });
+    return policies;
+  }
+
+  /** Builds {@link SqueezeExcite}. */
+  public static final class Builder {
+
+    private double latentChannels = 64;
+    private int minChannels = 128;
+
+    Builder() {}
+
+    /**
+     * Sets the gate's hidden width: a value of at least 1 is a width (truncated to a whole number),
+     * a value in (0, 1) a fraction of the convolution's output channels.
+     *
+     * @param latentChannels a positive number
+     * @return this builder
+     */
+    public Builder optLatentChannels(double latentChannels) {
+      this.latentChannels = latentChannels;
+      return this;
+    }
+
+    /**
+     * Sets the smallest {@code min(in, out)} channels of a convolution that gets a gate.
+     *
+     * @param minChannels at least 0
+     * @return this builder
+     */
+    public Builder optMinChannels(int minChannels) {
+      this.minChannels = minChannels;
+      return this;
+    }
+
+    /**
+     * Builds the algorithm.
+     *
+     * @return the algorithm
+     * @throws IllegalArgumentException naming the invalid hyperparameter
+     */
+    public SqueezeExcite build() {
+      return new SqueezeExcite(this);
+    }
+  }
+}

@@ -1,0 +1,251 @@
+package dev.surgery.core.algorithms;
+
+import ai.djl.nn.Block;
+import ai.djl.nn.BlockList;
+import ai.djl.nn.LambdaBlock;
+import ai.djl.nn.ParallelBlock;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.norm.BatchNorm;
+import dev.surgery.core.BlockMatcher;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.layers.StochasticResidual;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Stochastic depth ({@code stochastic_depth}) for DJL's {@code ResNetV1} residual units: the
+ * residual branch of each unit is wrapped in a {@link StochasticResidual}, which drops it while
+ * training with the unit's scheduled probability and runs it unchanged in evaluation. The unit's
+ * own merge function ({@code relu(branch + shortcut)}) is kept.
+ *
+ * <p>A residual unit is a {@link ParallelBlock} of two {@link SequentialBlock}s: a branch holding
+ * at least one {@link Conv2d}, and a shortcut that is either DJL's {@code identity} lambda or a
+ * {@code Conv2d} followed by a {@code BatchNorm} (the shape of every unit {@code ResNetV1} builds,
+ * basic or bottleneck). With the {@code linear} distribution the i-th unit in traversal order (from
+ * 0, of L) drops with {@code (i + 1) / L * drop_rate}; with {@code uniform} every unit uses {@code
+ * drop_rate}. Unlike Composer, a kept branch is scaled by {@code 1 / (1 - p)} in training so that
+ * evaluation can use the branch exactly as it is.
+ *
+ * <p>No parameter changes, so the optimizer is untouched, and the checkpoint layout stays that of
+ * the plain model. Works before and during training; a wrapped branch is never wrapped again.
+ */
+public final class StochasticDepth extends AbstractSurgeryAlgorithm {
+
+  /** The config name. */
+  public static final String NAME = "stochastic_depth";
+
+  /** {@code target_layer_name}: which residual units to target. */
+  public static final HyperParameter TARGET_LAYER_NAME =
+      HyperParameter.ofChoice(
+          "target_layer_name",
+          "ResNetV1Unit",
+          List.of("ResNetV1Unit"),
+          "residual units to target (the units of DJL's ResNetV1, basic or bottleneck)");
+
+  /** {@code stochastic_method}: drop the whole batch's branch, or per sample. */
+  public static final HyperParameter STOCHASTIC_METHOD =
+      HyperParameter.ofChoice(
+          "stochastic_method",
+          "block",
+          List.of("block", "sample"),
+          "block: one draw per batch; sample: one draw per sample");
+
+  /** {@code drop_rate}: the (largest) drop probability. */
+  public static final HyperParameter DROP_RATE =
+      HyperParameter.ofFloat(
+          "drop_rate", 0.2, 0.0, false, 1.0, "drop probability (of the last unit when linear)");
+
+  /** {@code drop_distribution}: how the rate grows with depth. */
+  public static final HyperParameter DROP_DISTRIBUTION =
+      HyperParameter.ofChoice(
+          "drop_distribution",
+          "linear",
+          List.of("uniform", "linear"),
+          "uniform: every unit drops with drop_rate; linear: rate grows with depth");
+
+  /** The declaration used by the configuration layer. */
+  public static final AlgorithmSpec SPEC =
+      new AlgorithmSpec(
+          NAME,
+          List.of(TARGET_LAYER_NAME, STOCHASTIC_METHOD, DROP_RATE, DROP_DISTRIBUTION),
+          values ->
+              builder()
+                  .optTargetLayerName((String) values.get("target_layer_name"))
+                  .optStochasticMethod((String) values.get("stochastic_method"))
+                  .optDropRate(((Number) values.get("drop_rate")).doubleValue())
+                  .optDropDistribution((String) values.get("drop_distribution"))
+                  .build());
+
+  private final String targetLayerName;
+  private final String stochasticMethod;
+  private final double dropRate;
+  private final String dropDistribution;
+
+  private StochasticDepth(Builder builder) {
+    TARGET_LAYER_NAME.check(builder.targetLayerName);
+    STOCHASTIC_METHOD.check(builder.stochasticMethod);
+    DROP_RATE.check(builder.dropRate);
+    DROP_DISTRIBUTION.check(builder.dropDistribution);
+    targetLayerName = builder.targetLayerName;
+    stochasticMethod = builder.stochasticMethod;
+    dropRate = builder.dropRate;
+    dropDistribution = builder.dropDistribution;
+  }
+
+  /**
+   * Creates a builder with Composer's defaults.
+   *
+   * @return a builder
+   */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public Map<String, Object> hyperparameters() {
+    Map<String, Object> map = new LinkedHashMap<>();
+    map.put(TARGET_LAYER_NAME.name(), targetLayerName);
+    map.put(STOCHASTIC_METHOD.name(), stochasticMethod);
+    map.put(DROP_RATE.name(), dropRate);
+    map.put(DROP_DISTRIBUTION.name(), dropDistribution);
+    return map;
+  }
+
+  /**
+   * Finds the residual branches of the residual units under {@code root}, in traversal order.
+   *
+   * @param root the model
+   * @return the branches not wrapped yet
+   */
+  public static List<Block> residualBranches(Block root) {
+    List<Block> branches = new ArrayList<>();
+    for (Block b : BlockPaths.index(root).keySet()) {
+      if (b instanceof ParallelBlock unit && isResidualUnit(unit)) {
+        branches.add(unit.getChildren().valueAt(0));
+      }
+    }
+    return branches;
+  }
+
+  private static boolean isResidualUnit(ParallelBlock unit) {
+    BlockList children = unit.getChildren();
+    if (children.size() != 2
+        || !(children.valueAt(0) instanceof SequentialBlock branch)
+        || !(children.valueAt(1) instanceof SequentialBlock shortcut)) {
+      return false;
+    }
+    boolean hasConv = branch.getChildren().values().stream().anyMatch(Conv2d.class::isInstance);
+    List<Block> cut = shortcut.getChildren().values();
+    boolean identity =
+        cut.size() == 1 && cut.get(0) instanceof LambdaBlock l && "identity".equals(l.getName());
+    boolean projection =
+        cut.size() == 2 && cut.get(0) instanceof Conv2d && cut.get(1) instanceof BatchNorm;
+    return hasConv && (identity || projection);
+  }
+
+  /**
+   * Returns the drop probability of the i-th of {@code count} units.
+   *
+   * @param index the unit's position in traversal order, from 0
+   * @param count the number of units
+   * @return its drop probability
+   */
+  float rateOf(int index, int count) {
+    return (float) ("linear".equals(dropDistribution) ? dropRate * (index + 1) / count : dropRate);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
+    List<Block> branches = residualBranches(context.model());
+    Map<Block, Float> rates = new IdentityHashMap<>();
+    for (int i = 0; i < branches.size(); i++) {
+      rates.put(branches.get(i), rateOf(i, branches.size()));
+    }
+    StochasticResidual.Mode mode =
+        StochasticResidual.Mode.valueOf(stochasticMethod.toUpperCase(Locale.ROOT));
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        (block, path) -> rates.containsKey(block),
+        (block, index) -> new StochasticResidual(block, mode, rates.get(block)));
+    return policies;
+  }
+
+  /** Builds {@link StochasticDepth}. */
+  public static final class Builder {
+
+    private String targetLayerName = "ResNetV1Unit";
+    private String stochasticMethod = "block";
+    private double dropRate = 0.2;
+    private String dropDistribution = "linear";
+
+    Builder() {}
+
+    /**
+     * Sets which residual units to target; only {@code ResNetV1Unit} exists.
+     *
+     * @param name the target name
+     * @return this builder
+     */
+    public Builder optTargetLayerName(String name) {
+      this.targetLayerName = name;
+      return this;
+    }
+
+    /**
+     * Sets how the branch is dropped: {@code block} (per batch) or {@code sample}.
+     *
+     * @param method the method
+     * @return this builder
+     */
+    public Builder optStochasticMethod(String method) {
+      this.stochasticMethod = method;
+      return this;
+    }
+
+    /**
+     * Sets the drop probability (of the deepest unit with the linear distribution).
+     *
+     * @param dropRate in [0, 1]
+     * @return this builder
+     */
+    public Builder optDropRate(double dropRate) {
+      this.dropRate = dropRate;
+      return this;
+    }
+
+    /**
+     * Sets how the probability depends on depth: {@code uniform} or {@code linear}.
+     *
+     * @param distribution the distribution
+     * @return this builder
+     */
+    public Builder optDropDistribution(String distribution) {
+      this.dropDistribution = distribution;
+      return this;
+    }
+
+    /**
+     * Builds the algorithm.
+     *
+     * @return the algorithm
+     * @throws IllegalArgumentException naming the invalid hyperparameter
+     */
+    public StochasticDepth build() {
+      return new StochasticDepth(this);
+    }
+  }
+}

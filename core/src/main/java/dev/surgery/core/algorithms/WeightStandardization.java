@@ -1,0 +1,132 @@
+package dev.surgery.core.algorithms;
+
+import ai.djl.nn.Block;
+import ai.djl.nn.convolutional.Conv2d;
+import dev.surgery.core.BlockMatcher;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.layers.WeightStandardizedConv2d;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Weight standardization ({@code weight_standardization}): every plain {@link Conv2d} becomes a
+ * {@link WeightStandardizedConv2d}, except the last {@code n_last_layers_ignore} convolutions.
+ *
+ * <p>Convolutions are counted in traversal order (pre-order over the block tree, which follows the
+ * forward order of sequential models and of DJL's ResNets); subclasses of {@code Conv2d} count but
+ * are never replaced, since their own forward (a blur, for example) would be lost. The replacement
+ * keeps the convolution's parameters, so weights, optimizer state and the checkpoint layout are
+ * unchanged; the algorithm works on initialized and uninitialized models and is idempotent.
+ */
+public final class WeightStandardization extends AbstractSurgeryAlgorithm {
+
+  /** The config name. */
+  public static final String NAME = "weight_standardization";
+
+  /** {@code n_last_layers_ignore}: how many of the last convolutions to leave as they are. */
+  public static final HyperParameter N_LAST_LAYERS_IGNORE =
+      HyperParameter.ofInt(
+          "n_last_layers_ignore",
+          0,
+          0,
+          null,
+          "number of convolutions, counted from the end, that are not standardized");
+
+  /** The declaration used by the configuration layer. */
+  public static final AlgorithmSpec SPEC =
+      new AlgorithmSpec(
+          NAME,
+          List.of(N_LAST_LAYERS_IGNORE),
+          values ->
+              builder()
+                  .optNLastLayersIgnore(((Number) values.get("n_last_layers_ignore")).intValue())
+                  .build());
+
+  private final int nLastLayersIgnore;
+
+  private WeightStandardization(Builder builder) {
+    N_LAST_LAYERS_IGNORE.check(builder.nLastLayersIgnore);
+    nLastLayersIgnore = builder.nLastLayersIgnore;
+  }
+
+  /**
+   * Creates a builder with Composer's defaults.
+   *
+   * @return a builder
+   */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public Map<String, Object> hyperparameters() {
+    Map<String, Object> map = new LinkedHashMap<>();
+    map.put(N_LAST_LAYERS_IGNORE.name(), nLastLayersIgnore);
+    return map;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
+    List<Conv2d> convs = new ArrayList<>();
+    for (Block b : BlockPaths.index(context.model()).keySet()) {
+      if (b instanceof Conv2d c && b != context.model()) {
+        convs.add(c);
+      }
+    }
+    int target = Math.max(convs.size() - nLastLayersIgnore, 0);
+    Set<Block> selected = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Conv2d c : convs.subList(0, target)) {
+      if (c.getClass() == Conv2d.class) {
+        selected.add(c);
+      }
+    }
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        (block, path) -> selected.contains(block),
+        (block, index) -> WeightStandardizedConv2d.from((Conv2d) block));
+    return policies;
+  }
+
+  /** Builds {@link WeightStandardization}. */
+  public static final class Builder {
+
+    private int nLastLayersIgnore = 0;
+
+    Builder() {}
+
+    /**
+     * Sets how many of the last convolutions keep their plain weights.
+     *
+     * @param n a count, at least 0
+     * @return this builder
+     */
+    public Builder optNLastLayersIgnore(int n) {
+      this.nLastLayersIgnore = n;
+      return this;
+    }
+
+    /**
+     * Builds the algorithm.
+     *
+     * @return the algorithm
+     * @throws IllegalArgumentException naming the invalid hyperparameter
+     */
+    public WeightStandardization build() {
+      return new WeightStandardization(this);
+    }
+  }
+}

@@ -1,0 +1,192 @@
+package dev.surgery.core.layers;
+
+import ai.djl.Device;
+import ai.djl.MalformedModelException;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.norm.BatchNorm;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import dev.surgery.core.BlockInspector;
+import dev.surgery.core.internal.DjlInternals;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+
+/**
+ * Ghost batch normalization: in training, the batch is cut into chunks of about {@code
+ * ghostBatchSize} samples and each chunk is normalized with its own statistics; in evaluation it
+ * computes exactly what the {@link BatchNorm} it replaces computes (running statistics).
+ *
+ * <p>Chunks follow {@code torch.chunk}: {@code n = ceil(B / ghostBatchSize)} chunks of {@code
+ * ceil(B / n)} samples, the last one smaller (B = 12 with ghost size 5 gives three chunks of 4). A
+ * batch no larger than the ghost size is one chunk, which is plain batch normalization. The running
+ * statistics take one update per chunk, each with the batch norm's update weight divided by the
+ * number of chunks, so that one step moves them about as far as plain batch norm would.
+ *
+ * <p>Built with {@link #from(BatchNorm, int)}, it reuses the batch norm's own {@link Parameter}
+ * objects (gamma, beta, running mean and variance) and writes the same checkpoint layout (version,
+ * metadata and parameters), so the optimizer loses nothing and checkpoints load either way. DJL's
+ * {@code BatchNorm} cannot be subclassed outside its package, hence a separate class.
+ */
+public class GhostBatchNormBlock extends AbstractBlock {
+
+  /** BatchNorm's own encoding version, so that checkpoints are interchangeable. */
+  private static final byte VERSION = 2;
+
+  private final int ghostBatchSize;
+  private final int axis;
+  private final float epsilon;
+  private final float momentum;
+  private long inChannels;
+
+  private final Parameter gamma;
+  private final Parameter beta;
+  private final Parameter runningMean;
+  private final Parameter runningVar;
+
+  private GhostBatchNormBlock(BatchNorm bn, int ghostBatchSize) {
+    super(VERSION);
+    if (ghostBatchSize < 1) {
+      throw new IllegalArgumentException("ghost_batch_size must be >= 1, got " + ghostBatchSize);
+    }
+    this.ghostBatchSize = ghostBatchSize;
+    DjlInternals.BatchNormSettings settings = BlockInspector.batchNorm(bn);
+    axis = settings.axis();
+    epsilon = settings.epsilon();
+    momentum = settings.momentum();
+    // Adopt in BatchNorm's order (gamma, beta, runningMean, runningVar): the saved layout follows.
+    PairList<String, Parameter> own = new PairList<>();
+    for (Parameter p : bn.getDirectParameters().values()) {
+      addParameter(p);
+      own.add(p.getName(), p);
+    }
+    gamma = own.get("gamma");
+    beta = own.get("beta");
+    runningMean = own.get("runningMean");
+    runningVar = own.get("runningVar");
+    Shape[] shapes = DjlInternals.recordedInputShapes(bn);
+    if (shapes != null) {
+      inputShapes = shapes;
+      inChannels = shapes[0].size(axis);
+    }
+  }
+
+  /**
+   * Creates a ghost batch norm that takes over {@code bn}'s parameters and settings (axis, epsilon,
+   * momentum).
+   *
+   * @param bn the batch norm to replace; it must not be used anywhere else afterwards
+   * @param ghostBatchSize the chunk size, at least 1
+   * @return the replacement
+   * @throws IllegalArgumentException if the ghost batch size is below 1
+   */
+  public static GhostBatchNormBlock from(BatchNorm bn, int ghostBatchSize) {
+    return new GhostBatchNormBlock(bn, ghostBatchSize);
+  }
+
+  /**
+   * Returns the chunk size used in training.
+   *
+   * @return the ghost batch size
+   */
+  public int getGhostBatchSize() {
+    return ghostBatchSize;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected NDList forwardInternal(
+      ParameterStore parameterStore,
+      NDList inputs,
+      boolean training,
+      PairList<String, Object> params) {
+    NDArray input = inputs.singletonOrThrow();
+    Device device = input.getDevice();
+    NDArray g = parameterStore.getValue(gamma, device, training);
+    NDArray b = parameterStore.getValue(beta, device, training);
+    NDArray mean = parameterStore.getValue(runningMean, device, training);
+    NDArray var = parameterStore.getValue(runningVar, device, training);
+    long batch = input.getShape().get(0);
+    long[] bounds = chunkBounds(batch, ghostBatchSize);
+    if (!training || bounds.length == 0) {
+      return BatchNorm.batchNorm(input, mean, var, g, b, axis, momentum, epsilon, training);
+    }
+    NDList chunks = input.split(bounds, 0);
+    // DJL's momentum is the weight kept by the running statistics; spread the update over chunks.
+    float chunkMomentum = 1f - (1f - momentum) / chunks.size();
+    NDList outputs = new NDList(chunks.size());
+    for (NDArray chunk : chunks) {
+      outputs.add(
+          BatchNorm.batchNorm(chunk, mean, var, g, b, axis, chunkMomentum, epsilon, true)
+              .singletonOrThrow());
+    }
+    return new NDList(NDArrays.concat(outputs, 0));
+  }
+
+  /**
+   * Computes where {@code torch.chunk} cuts a batch into {@code ceil(batch / ghostBatchSize)}
+   * chunks.
+   *
+   * @param batch the batch size
+   * @param ghostBatchSize the ghost batch size
+   * @return the split indices (empty when the batch is one chunk)
+   */
+  static long[] chunkBounds(long batch, int ghostBatchSize) {
+    long n = (batch + ghostBatchSize - 1) / ghostBatchSize;
+    if (n <= 1) {
+      return new long[0];
+    }
+    long size = (batch + n - 1) / n;
+    int cuts = (int) ((batch - 1) / size);
+    long[] bounds = new long[cuts];
+    for (int i = 0; i < cuts; i++) {
+      bounds[i] = (i + 1) * size;
+    }
+    return bounds;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public Shape[] getOutputShapes(Shape[] inputs) {
+    return new Shape[] {inputs[0]};
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected void beforeInitialize(Shape... shapes) {
+    super.beforeInitialize(shapes);
+    inChannels = shapes[0].size(axis);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void prepare(Shape[] shapes) {
+    for (Parameter p : new Parameter[] {gamma, beta, runningMean, runningVar}) {
+      p.setShape(new Shape(inChannels));
+    }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected void saveMetadata(DataOutputStream os) throws IOException {
+    saveInputShapes(os);
+    os.writeLong(inChannels);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void loadMetadata(byte loadVersion, DataInputStream is)
+      throws IOException, MalformedModelException {
+    if (loadVersion == VERSION) {
+      readInputShapes(is);
+    } else if (loadVersion != 1) {
+      throw new MalformedModelException("Unsupported encoding version: " + loadVersion);
+    }
+    inChannels = is.readLong();
+  }
+}

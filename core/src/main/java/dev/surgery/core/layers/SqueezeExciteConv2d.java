@@ -1,0 +1,89 @@
+package dev.surgery.core.layers;
+
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+
+/**
+ * A convolution followed by a {@link SqueezeExcite2d} gate on its output. It holds the original
+ * {@link Conv2d} object itself (same parameters, same optimizer state) as its first child; only the
+ * gate's two weights are new.
+ */
+public class SqueezeExciteConv2d extends AbstractBlock {
+
+  private final Conv2d conv;
+  private final SqueezeExcite2d gate;
+
+  /**
+   * Wraps a convolution.
+   *
+   * @param conv the convolution, kept as it is
+   * @param latentChannels the gate's hidden width, at least 1
+   */
+  public SqueezeExciteConv2d(Conv2d conv, long latentChannels) {
+    this.conv = addChildBlock("Conv2d", conv);
+    this.gate =
+        addChildBlock("SqueezeExcite2d", new SqueezeExcite2d(conv.getFilters(), latentChannels));
+  }
+
+  /**
+   * Computes the gate's hidden width the way Composer does: a value of at least 1 is a width
+   * (truncated), a smaller one a fraction of the channels (truncated, at least 1 here, where
+   * Composer would build a zero-width layer).
+   *
+   * @param latentChannels the configured value, positive
+   * @param channels the convolution's output channels
+   * @return the hidden width
+   */
+  public static long latentWidth(double latentChannels, long channels) {
+    long width = (long) (latentChannels >= 1 ? latentChannels : latentChannels * channels);
+    return Math.max(1, width);
+  }
+
+  /**
+   * Returns the wrapped convolution.
+   *
+   * @return the convolution
+   */
+  public Conv2d getConv() {
+    return conv;
+  }
+
+  /**
+   * Returns the gate.
+   *
+   * @return the squeeze-excite gate
+   */
+  public SqueezeExcite2d getGate() {
+    return gate;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected NDList forwardInternal(
+      ParameterStore parameterStore,
+      NDList inputs,
+      boolean training,
+      PairList<String, Object> params) {
+    NDList y = conv.forward(parameterStore, inputs, training, params);
+    return gate.forward(parameterStore, y, training, params);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public Shape[] getOutputShapes(Shape[] inputs) {
+    return conv.getOutputShapes(inputs);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
+    conv.initialize(manager, dataType, inputShapes);
+    gate.initialize(manager, dataType, conv.getOutputShapes(inputShapes));
+  }
+}

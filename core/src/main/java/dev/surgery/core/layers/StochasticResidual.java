@@ -1,0 +1,170 @@
+package dev.surgery.core.layers;
+
+import ai.djl.Device;
+import ai.djl.MalformedModelException;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import dev.surgery.core.internal.DjlInternals;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.util.Arrays;
+
+/**
+ * Stochastic depth for the residual branch of a residual unit: while training, the branch is
+ * dropped (replaced by zeros, so the unit passes its shortcut on) with probability {@code
+ * dropRate}, and a kept branch is scaled by {@code 1 / (1 - dropRate)} so that its expected output
+ * is the original one; in evaluation the branch runs exactly as it is.
+ *
+ * <p>{@link Mode#BLOCK} draws once per forward pass for the whole batch and skips the branch's
+ * computation when it is dropped; {@link Mode#SAMPLE} draws per sample. Draws come from DJL's
+ * engine random generator, so they repeat for a given {@code Engine.setRandomSeed}.
+ *
+ * <p>The wrapper has no parameters or metadata of its own and saves and loads exactly as the
+ * wrapped branch does, so checkpoints move freely between the plain and the stochastic model.
+ */
+public class StochasticResidual extends AbstractBlock {
+
+  /** How the branch is dropped. */
+  public enum Mode {
+    /** One draw per forward pass, for the whole batch. */
+    BLOCK,
+    /** One draw per sample. */
+    SAMPLE
+  }
+
+  private final Block branch;
+  private final Mode mode;
+  private final float dropRate;
+  private Shape[] cachedIn;
+  private Shape[] cachedOut;
+
+  /**
+   * Wraps a residual branch. When the branch is initialized, so is the wrapper (same input shapes),
+   * and nothing needs to be initialized again.
+   *
+   * @param branch the branch; kept as it is, with its parameters
+   * @param mode per batch or per sample
+   * @param dropRate the drop probability, in [0, 1]
+   * @throws IllegalArgumentException if the rate is outside [0, 1]
+   */
+  public StochasticResidual(Block branch, Mode mode, float dropRate) {
+    if (!(dropRate >= 0 && dropRate <= 1)) {
+      throw new IllegalArgumentException("drop_rate must be in [0, 1], got " + dropRate);
+    }
+    this.branch = addChildBlock(branch.getClass().getSimpleName(), branch);
+    this.mode = mode;
+    this.dropRate = dropRate;
+    inputShapes = DjlInternals.recordedInputShapes(branch);
+  }
+
+  /**
+   * Returns the wrapped branch.
+   *
+   * @return the branch
+   */
+  public Block getBranch() {
+    return branch;
+  }
+
+  /**
+   * Returns the drop mode.
+   *
+   * @return block or sample
+   */
+  public Mode getMode() {
+    return mode;
+  }
+
+  /**
+   * Returns the drop probability while training.
+   *
+   * @return the rate
+   */
+  public float getDropRate() {
+    return dropRate;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected NDList forwardInternal(
+      ParameterStore parameterStore,
+      NDList inputs,
+      boolean training,
+      PairList<String, Object> params) {
+    if (!training || dropRate == 0f) {
+      return branch.forward(parameterStore, inputs, training, params);
+    }
+    NDManager manager = inputs.head().getManager();
+    Device device = inputs.head().getDevice();
+    if (mode == Mode.BLOCK) {
+      float draw;
+      try (NDArray u = manager.randomUniform(0f, 1f, new Shape(1), DataType.FLOAT32, device)) {
+        draw = u.getFloat(0);
+      }
+      if (draw < dropRate) {
+        return zeros(manager, inputs);
+      }
+      NDList out = branch.forward(parameterStore, inputs, true, params);
+      return new NDList(out.singletonOrThrow().div(1f - dropRate));
+    }
+    if (dropRate >= 1f) {
+      return zeros(manager, inputs);
+    }
+    NDArray out = branch.forward(parameterStore, inputs, true, params).singletonOrThrow();
+    long[] maskShape = new long[out.getShape().dimension()];
+    Arrays.fill(maskShape, 1);
+    maskShape[0] = out.getShape().get(0);
+    // floor(keep + U[0,1)) is 1 with probability keep: one Bernoulli draw per sample.
+    NDArray mask = manager.randomUniform(0f, 1f, new Shape(maskShape)).add(1f - dropRate).floor();
+    return new NDList(out.mul(mask.div(1f - dropRate)));
+  }
+
+  private NDList zeros(NDManager manager, NDList inputs) {
+    Shape[] in = inputs.getShapes();
+    if (cachedIn == null || !Arrays.equals(cachedIn, in)) {
+      cachedOut = branch.getOutputShapes(in);
+      cachedIn = in;
+    }
+    NDList result = new NDList(cachedOut.length);
+    for (Shape s : cachedOut) {
+      result.add(manager.zeros(s, inputs.head().getDataType(), inputs.head().getDevice()));
+    }
+    return result;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public Shape[] getOutputShapes(Shape[] inputs) {
+    return branch.getOutputShapes(inputs);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
+    branch.initialize(manager, dataType, inputShapes);
+  }
+
+  /** Writes exactly what the branch alone writes. */
+  @Override
+  public void saveParameters(DataOutputStream os) throws IOException {
+    branch.saveParameters(os);
+  }
+
+  /** Reads what the branch alone wrote. */
+  @Override
+  public void loadParameters(NDManager manager, DataInputStream is)
+      throws IOException, MalformedModelException {
+    branch.loadParameters(manager, is);
+    if (inputShapes == null) {
+      inputShapes = DjlInternals.recordedInputShapes(branch);
+    }
+  }
+}

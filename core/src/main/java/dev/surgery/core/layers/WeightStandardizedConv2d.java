@@ -1,0 +1,97 @@
+package dev.surgery.core.layers;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import dev.surgery.core.internal.DjlInternals;
+
+/**
+ * A {@link Conv2d} that standardizes its weight per output channel on every forward pass: {@code W'
+ * = (W - mean(W)) / sqrt(var(W) + 1e-10)}, with the mean and the biased variance taken over the
+ * input-channel and kernel dimensions. Gradients flow through the standardization.
+ *
+ * <p>Built from an existing convolution with {@link #from(Conv2d)}, it reuses that convolution's
+ * own {@link Parameter} objects: the stored weights, their ids (so the trainer's parameter store
+ * and optimizer state stay valid) and the checkpoint layout (same block version, same parameters,
+ * no extra metadata) are those of the plain convolution. A model saved with it loads into the plain
+ * architecture and the other way round.
+ */
+public class WeightStandardizedConv2d extends Conv2d {
+
+  /** Added to the variance, as in Composer's weight standardization. */
+  public static final float EPSILON = 1e-10f;
+
+  /**
+   * Creates an unconnected standardized convolution.
+   *
+   * @param builder the convolution settings
+   */
+  protected WeightStandardizedConv2d(Conv2d.Builder builder) {
+    super(builder);
+  }
+
+  /**
+   * Creates a standardized convolution with the settings of {@code conv}, sharing its parameters
+   * and, when it has them, its recorded input shapes (so an initialized convolution gives an
+   * initialized replacement).
+   *
+   * @param conv the convolution to standardize; it must not be used anywhere else afterwards
+   * @return the replacement
+   */
+  public static WeightStandardizedConv2d from(Conv2d conv) {
+    Conv2d.Builder builder =
+        Conv2d.builder()
+            .setKernelShape(conv.getKernelShape())
+            .optStride(conv.getStride())
+            .optPadding(conv.getPadding())
+            .optDilation(conv.getDilation())
+            .setFilters(conv.getFilters())
+            .optGroups(conv.getGroups())
+            .optBias(conv.isIncludeBias());
+    WeightStandardizedConv2d ws = new WeightStandardizedConv2d(builder);
+    ws.adopt(conv);
+    return ws;
+  }
+
+  private void adopt(Conv2d conv) {
+    // Same keys as the fresh ones, so put() keeps the map order (and thus the saved layout).
+    for (Parameter p : conv.getDirectParameters().values()) {
+      parameters.put(p.getName(), p);
+    }
+    weight = parameters.get("weight");
+    bias = parameters.get("bias");
+    inputShapes = DjlInternals.recordedInputShapes(conv);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  protected NDList forwardInternal(
+      ParameterStore parameterStore,
+      NDList inputs,
+      boolean training,
+      PairList<String, Object> params) {
+    NDArray input = inputs.singletonOrThrow();
+    Device device = input.getDevice();
+    NDArray w = standardize(parameterStore.getValue(weight, device, training));
+    NDArray b = parameterStore.getValue(bias, device, training);
+    return Conv2d.conv2d(input, w, b, stride, padding, dilation, groups);
+  }
+
+  /**
+   * Standardizes a convolution weight per output channel (dimension 0).
+   *
+   * @param w a weight of shape (out, in/groups, kh, kw)
+   * @return the standardized weight, same shape
+   */
+  public static NDArray standardize(NDArray w) {
+    // PyTorch's mean reduces one axis at a time in DJL: flatten each filter into one row.
+    NDArray rows = w.reshape(w.getShape().get(0), -1);
+    NDArray centered = rows.sub(rows.mean(new int[] {1}, true));
+    NDArray variance = centered.square().mean(new int[] {1}, true);
+    return centered.div(variance.add(EPSILON).sqrt()).reshape(w.getShape());
+  }
+}

@@ -1,0 +1,70 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class BuiltinAlgorithmsTest {
+
+  @BeforeAll
+  static void register() {
+    LiveTraining.registerBuiltins();
+  }
+
+  private static Map<String, Object> map(Object... kv) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    for (int i = 0; i < kv.length; i += 2) {
+      m.put((String) kv[i], kv[i + 1]);
+    }
+    return m;
+  }
+
+  @Test
+  void registeredWithComposersNamesAndDefaults() {
+    Map<String, Map<String, Object>> expected = new LinkedHashMap<>();
+    expected.put("weight_standardization", map("n_last_layers_ignore", 0));
+    expected.put("ghost_batchnorm", map("ghost_batch_size", 32));
+    expected.put("squeeze_excite", map("latent_channels", 64.0, "min_channels", 128));
+    expected.put(
+        "stochastic_depth",
+        map(
+            "target_layer_name", "ResNetV1Unit",
+            "stochastic_method", "block",
+            "drop_rate", 0.2,
+            "drop_distribution", "linear"));
+    expected.put("layer_freezing", map("freeze_start", 0.5, "freeze_level", 1.0));
+    expected.put(
+        "factorize",
+        map(
+            "factorize_convs",
+            true,
+            "factorize_linears",
+            true,
+            "min_channels",
+            512,
+            "latent_channels",
+            0.25,
+            "min_features",
+            512,
+            "latent_features",
+            0.25));
+    for (Map.Entry<String, Map<String, Object>> e : expected.entrySet()) {
+      AlgorithmSpec spec = Algorithms.spec(e.getKey());
+      assertNotNull(spec, e.getKey());
+      Algorithm algorithm = spec.create(Map.of());
+      assertEquals(e.getKey(), algorithm.name());
+      assertEquals(List.copyOf(e.getValue().keySet()), spec.names(), e.getKey());
+      assertEquals(e.getValue(), algorithm.hyperparameters(), e.getKey());
+      // What a report records is enough to build the same algorithm again (surgery replay).
+      assertEquals(
+          algorithm.hyperparameters(),
+          spec.create(algorithm.hyperparameters()).hyperparameters(),
+          e.getKey());
+    }
+  }
+}

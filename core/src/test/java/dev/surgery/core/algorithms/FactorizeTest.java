@@ -1,0 +1,156 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.training.ParameterStore;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.layers.FactorizedConv2d;
+import dev.surgery.core.layers.FactorizedLinear;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class FactorizeTest {
+
+  private static final Shape IN = new Shape(2, 3, 8, 8);
+
+  @BeforeAll
+  static void register() {
+    LiveTraining.registerBuiltins();
+  }
+
+  private static Factorize.Builder small() {
+    return Factorize.builder()
+        .optMinChannels(8)
+        .optLatentChannels(0.5)
+        .optMinFeatures(4)
+        .optLatentFeatures(0.5);
+  }
+
+  @Test
+  void composersSizeRules() {
+    assertEquals(255, Factorize.maxRank(512, 512));
+    assertEquals(230, Factorize.maxRank(256 * 9, 256));
+    assertEquals(1, Factorize.latentSize(0.01, 16, 32));
+    assertEquals(4, Factorize.latentSize(0.25, 16, 32));
+    assertEquals(1, Factorize.latentSize(1.0, 16, 32), "1.0 means one channel");
+    assertEquals(24, Factorize.latentSize(24.7, 16, 32));
+  }
+
+  @Test
+  void factorizesOnlyWhereItLowersTheCost() {
+    // smallCnn: conv 3->8 (fan-in 27), conv 8->16 (72, max rank 13), conv 16->16 (144, max rank
+    // 14), linear 16->4 (max rank 3).
+    SequentialBlock net = LiveTraining.smallCnn();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, IN);
+      NDArray x = manager.randomNormal(IN);
+      Shape out =
+          net.forward(new ParameterStore(manager, false), new NDList(x), false).head().getShape();
+      Factorize algorithm = small().build();
+      SurgeryReport report = algorithm.apply(SurgeryContext.of(net));
+      assertEquals(
+          List.of("04Conv2d", "07Conv2d", "10Linear"),
+          report.changes().stream().map(SurgeryReport.Change::path).toList());
+      assertEquals(4, ((FactorizedConv2d) BlockPaths.resolve(net, "04FactorizedConv2d")).getRank());
+      assertEquals(8, ((FactorizedConv2d) BlockPaths.resolve(net, "07FactorizedConv2d")).getRank());
+      assertEquals(2, ((FactorizedLinear) BlockPaths.resolve(net, "10FactorizedLinear")).getRank());
+      // 16*72 -> 4*72 + 16*4; 16*144 -> 8*144 + 16*8; 4*16 -> 2*16 + 4*2 (biases unchanged).
+      long saved = (16 * 72 - 4 * 72 - 16 * 4) + (16 * 144 - 8 * 144 - 16 * 8) + (64 - 32 - 8);
+      assertEquals(saved, report.parametersBefore() - report.parametersAfter());
+      assertTrue(net.isInitialized());
+      assertEquals(
+          out,
+          net.forward(new ParameterStore(manager, false), new NDList(x), false).head().getShape());
+      assertTrue(algorithm.apply(SurgeryContext.of(net)).isEmpty(), "idempotent");
+    }
+  }
+
+  @Test
+  void breakEvenRankIsTheLimit() {
+    SequentialBlock net = LiveTraining.smallCnn();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, IN);
+      SurgeryReport report =
+          small()
+              .optLatentChannels(14)
+              .optFactorizeLinears(false)
+              .build()
+              .apply(SurgeryContext.of(net));
+      assertEquals(
+          List.of("07Conv2d"), report.changes().stream().map(SurgeryReport.Change::path).toList());
+    }
+  }
+
+  @Test
+  void uninitializedModelIsRefusedWithoutChange() {
+    SequentialBlock net = LiveTraining.smallCnn();
+    Factorize algorithm = small().build();
+    assertTrue(algorithm.needsInitializedModel());
+    SurgeryException e =
+        assertThrows(SurgeryException.class, () -> algorithm.apply(SurgeryContext.of(net)));
+    assertEquals("01Conv2d", e.getBlockPath());
+    assertEquals(
+        0,
+        BlockPaths.index(net).keySet().stream().filter(FactorizedConv2d.class::isInstance).count());
+  }
+
+  @Test
+  void invalidValuesAreRefused() {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class, () -> Factorize.builder().optMinChannels(0).build());
+    assertTrue(e.getMessage().contains("min_channels") && e.getMessage().contains(">= 1"));
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> Factorize.builder().optLatentFeatures(-0.5).build());
+    assertTrue(e.getMessage().contains("latent_features") && e.getMessage().contains("-0.5"));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> Algorithms.spec(Factorize.NAME).create(Map.of("factorize_convs", "yes")));
+    assertEquals(
+        512,
+        Algorithms.spec(Factorize.NAME).create(Map.of()).hyperparameters().get("min_features"));
+  }
+
+  @Test
+  void liveFactorizationKeepsTraining() throws Exception {
+    float[][] atSurgery = new float[1][];
+    float[][] atEnd = new float[1][];
+    Block[] factorized = new Block[1];
+    LiveTraining.Result result =
+        LiveTraining.fit(
+            LiveTraining.smallCnn(),
+            new Shape(3, 8, 8),
+            3,
+            List.of(1),
+            small().build(),
+            trainer -> {
+              factorized[0] =
+                  BlockPaths.resolve(trainer.getModel().getBlock(), "07FactorizedConv2d");
+              atSurgery[0] = firstWeight(factorized[0]);
+            },
+            trainer -> atEnd[0] = firstWeight(factorized[0]));
+    assertEquals(3, result.reports.get(0).changes().size());
+    assertFalse(Arrays.equals(atSurgery[0], atEnd[0]), "the new layers train");
+    assertTrue(Float.isFinite(result.lossAfter), "loss " + result.lossAfter);
+  }
+
+  private static float[] firstWeight(Block block) {
+    return block.getChildren().valueAt(0).getParameters().get("weight").getArray().toFloatArray();
+  }
+}

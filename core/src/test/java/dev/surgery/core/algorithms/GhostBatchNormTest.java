@@ -1,0 +1,95 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.norm.BatchNorm;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.layers.GhostBatchNormBlock;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class GhostBatchNormTest {
+
+  @BeforeAll
+  static void register() {
+    LiveTraining.registerBuiltins();
+  }
+
+  private static long count(Block root, Class<?> type) {
+    return BlockPaths.index(root).keySet().stream().filter(type::isInstance).count();
+  }
+
+  @Test
+  void replacesEveryBatchNormOnceOnAnUninitializedModel() {
+    SequentialBlock net = LiveTraining.smallCnn();
+    GhostBatchNorm algorithm = GhostBatchNorm.builder().optGhostBatchSize(4).build();
+    SurgeryReport report = algorithm.apply(SurgeryContext.of(net));
+    assertEquals(Map.of("BatchNorm->GhostBatchNormBlock", 2), report.countsByType());
+    assertEquals(0, count(net, BatchNorm.class));
+    assertEquals(2, count(net, GhostBatchNormBlock.class));
+    assertTrue(algorithm.apply(SurgeryContext.of(net)).isEmpty(), "idempotent");
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      assertTrue(net.isInitialized());
+    }
+  }
+
+  @Test
+  void initializedModelKeepsEveryParameterObject() {
+    SequentialBlock net = LiveTraining.smallCnn();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      List<Parameter> before = WeightStandardizationTest.parameters(net);
+      GhostBatchNorm.builder().build().apply(SurgeryContext.of(net));
+      List<Parameter> after = WeightStandardizationTest.parameters(net);
+      assertEquals(before.size(), after.size());
+      for (int i = 0; i < before.size(); i++) {
+        assertSame(before.get(i), after.get(i));
+      }
+      assertEquals(
+          32,
+          ((GhostBatchNormBlock) BlockPaths.resolve(net, "02GhostBatchNormBlock"))
+              .getGhostBatchSize());
+    }
+  }
+
+  @Test
+  void invalidGhostSizeIsRefusedBeforeAnythingChanges() {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> GhostBatchNorm.builder().optGhostBatchSize(0).build());
+    assertTrue(e.getMessage().contains("ghost_batch_size") && e.getMessage().contains(">= 1"));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> Algorithms.spec(GhostBatchNorm.NAME).create(Map.of("ghost_batch_size", 2.5)));
+  }
+
+  @Test
+  void liveApplicationKeepsTraining() throws Exception {
+    LiveTraining.Result result =
+        LiveTraining.fit(
+            LiveTraining.smallCnn(),
+            new Shape(3, 8, 8),
+            3,
+            List.of(1),
+            GhostBatchNorm.builder().optGhostBatchSize(4).build(),
+            trainer ->
+                assertFalse(trainer.getModel().getBlock().toString().contains("BatchNorm(")));
+    assertEquals(2, result.reports.get(0).changes().size());
+    assertTrue(Float.isFinite(result.lossAfter), "loss " + result.lossAfter);
+    assertTrue(result.lossAfter < result.lossBefore, result.lossBefore + " -> " + result.lossAfter);
+  }
+}

@@ -1,0 +1,138 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.training.Trainer;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class LayerFreezingTest {
+
+  @BeforeAll
+  static void register() {
+    LiveTraining.registerBuiltins();
+  }
+
+  private static List<Boolean> frozenLayers(Block root) {
+    List<Boolean> frozen = new ArrayList<>();
+    for (Block layer : LayerFreezing.layers(root).keySet()) {
+      frozen.add(!layer.getDirectParameters().valueAt(0).requiresGradient());
+    }
+    return frozen;
+  }
+
+  @Test
+  void layersAreParameterLeavesInForwardOrder() {
+    SequentialBlock net = LiveTraining.smallCnn();
+    assertEquals(
+        List.of("01Conv2d", "02BatchNorm", "04Conv2d", "05BatchNorm", "07Conv2d", "10Linear"),
+        new ArrayList<>(LayerFreezing.layers(net).values()));
+  }
+
+  @Test
+  void followsComposersSchedule() {
+    LayerFreezing freezing = LayerFreezing.builder().build(); // start 0.5, level 1
+    assertEquals(0, freezing.frozenFraction(0.5));
+    assertEquals(0.5, freezing.frozenFraction(0.75), 1e-12);
+    assertEquals(1, freezing.frozenFraction(1.0), 1e-12);
+    assertEquals(
+        0.25,
+        LayerFreezing.builder().optFreezeStart(0.2).optFreezeLevel(0.5).build().frozenFraction(0.6),
+        1e-12);
+
+    SequentialBlock net = LiveTraining.smallCnn();
+    assertTrue(freezing.apply(new SurgeryContext(net, List.of(), 2, 4)).isEmpty());
+    // t = 3/4: half of the 5 freezable layers (the last one never freezes), rounded down: 2.
+    SurgeryReport report = freezing.apply(new SurgeryContext(net, List.of(), 3, 4));
+    assertEquals(
+        List.of("01Conv2d", "02BatchNorm"),
+        report.changes().stream().map(SurgeryReport.Change::path).toList());
+    assertEquals("frozen Conv2d", report.changes().get(0).newType());
+    assertEquals(List.of(true, true, false, false, false, false), frozenLayers(net));
+    assertTrue(freezing.apply(new SurgeryContext(net, List.of(), 3, 4)).isEmpty(), "idempotent");
+    freezing.apply(new SurgeryContext(net, List.of(), 4, 4));
+    assertEquals(List.of(true, true, true, true, true, false), frozenLayers(net));
+  }
+
+  @Test
+  void refusesInvalidValuesAndUnknownLength() {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> LayerFreezing.builder().optFreezeStart(1.5).build());
+    assertTrue(e.getMessage().contains("freeze_start") && e.getMessage().contains("[0, 1]"));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> Algorithms.spec(LayerFreezing.NAME).create(Map.of("freeze_level", -0.1)));
+    SequentialBlock net = LiveTraining.smallCnn();
+    assertThrows(
+        SurgeryException.class,
+        () -> LayerFreezing.builder().build().apply(SurgeryContext.of(net)));
+    assertEquals(List.of(false, false, false, false, false, false), frozenLayers(net));
+  }
+
+  @Test
+  void liveFreezingStopsUpdatesAndDropsOptimizerState() throws Exception {
+    List<float[]> atFreeze = new ArrayList<>();
+    List<float[]> atEnd = new ArrayList<>();
+    List<Integer> stateLeft = new ArrayList<>();
+    List<Integer> stateOfUnfrozen = new ArrayList<>();
+    String[] paths = {"01Conv2d", "04Conv2d"};
+    LiveTraining.Result result =
+        LiveTraining.fit(
+            LiveTraining.smallCnn(),
+            new Shape(3, 8, 8),
+            4,
+            List.of(1, 2, 3),
+            LayerFreezing.builder().build(),
+            (Trainer trainer) -> {
+              Block root = trainer.getModel().getBlock();
+              if (!frozenLayers(root).get(0)) {
+                return;
+              }
+              for (String path : paths) {
+                Parameter w = BlockPaths.resolve(root, path).getParameters().get("weight");
+                atFreeze.add(w.getArray().toFloatArray());
+                int count = 0;
+                for (Map<String, ?> s :
+                    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer)).values()) {
+                  count += s.containsKey(w.getId()) ? 1 : 0;
+                }
+                (path.equals("01Conv2d") ? stateLeft : stateOfUnfrozen).add(count);
+              }
+            },
+            trainer -> {
+              Block root = trainer.getModel().getBlock();
+              for (String path : paths) {
+                atEnd.add(
+                    BlockPaths.resolve(root, path)
+                        .getParameters()
+                        .get("weight")
+                        .getArray()
+                        .toFloatArray());
+              }
+            });
+    // Epochs 1 and 2 (t <= 0.5) freeze nothing; epoch 3 (t = 0.75) freezes conv1 and bn1.
+    assertTrue(result.reports.get(0).isEmpty() && result.reports.get(1).isEmpty());
+    assertEquals(2, result.reports.get(2).changes().size());
+    assertEquals(List.of(0), stateLeft, "Adam state of the frozen weight removed");
+    assertEquals(List.of(2), stateOfUnfrozen, "Adam state of a trained weight kept");
+    assertArrayEquals(atFreeze.get(0), atEnd.get(0), 0f);
+    assertFalse(java.util.Arrays.equals(atFreeze.get(1), atEnd.get(1)), "unfrozen still trains");
+    assertTrue(Float.isFinite(result.lossAfter), "loss " + result.lossAfter);
+  }
+}

@@ -1,0 +1,155 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.ParallelBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.layers.StochasticResidual;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class StochasticDepthTest {
+
+  @BeforeAll
+  static void register() {
+    LiveTraining.registerBuiltins();
+  }
+
+  private static List<StochasticResidual> wrappers(Block root) {
+    List<StochasticResidual> list = new ArrayList<>();
+    for (Block b : BlockPaths.index(root).keySet()) {
+      if (b instanceof StochasticResidual s) {
+        list.add(s);
+      }
+    }
+    return list;
+  }
+
+  @Test
+  void wrapsTheResidualBranchOfEveryResNetUnitWithTheLinearSchedule() {
+    Block net = LiveTraining.resNet20();
+    List<Block> branches = StochasticDepth.residualBranches(net);
+    assertEquals(9, branches.size(), "ResNet20 has 3 stages of 3 units");
+    List<ParallelBlock> units = new ArrayList<>();
+    for (Block b : BlockPaths.index(net).keySet()) {
+      if (b instanceof ParallelBlock p) {
+        units.add(p);
+      }
+    }
+    SurgeryReport report =
+        StochasticDepth.builder().optDropRate(0.3).build().apply(SurgeryContext.of(net));
+    assertEquals(Map.of("SequentialBlock->StochasticResidual", 9), report.countsByType());
+    List<StochasticResidual> wrapped = wrappers(net);
+    for (int i = 0; i < 9; i++) {
+      assertSame(branches.get(i), wrapped.get(i).getBranch());
+      assertEquals(0.3f * (i + 1) / 9, wrapped.get(i).getDropRate(), 1e-6);
+      assertEquals(StochasticResidual.Mode.BLOCK, wrapped.get(i).getMode());
+      // The unit (and with it its merge function) is the same object, now holding the wrapper.
+      assertSame(wrapped.get(i), units.get(i).getChildren().valueAt(0));
+    }
+    assertTrue(
+        StochasticDepth.builder().build().apply(SurgeryContext.of(net)).isEmpty(), "idempotent");
+    assertEquals(0, StochasticDepth.residualBranches(net).size());
+  }
+
+  @Test
+  void uniformSampleModeAndNoOtherParallelBlocks() {
+    Block net = LiveTraining.resNet20();
+    StochasticDepth.builder()
+        .optStochasticMethod("sample")
+        .optDropDistribution("uniform")
+        .optDropRate(0.1)
+        .build()
+        .apply(SurgeryContext.of(net));
+    for (StochasticResidual s : wrappers(net)) {
+      assertEquals(0.1f, s.getDropRate(), 1e-7);
+      assertEquals(StochasticResidual.Mode.SAMPLE, s.getMode());
+    }
+    // A model without residual units is left alone.
+    assertTrue(
+        StochasticDepth.builder()
+            .build()
+            .apply(SurgeryContext.of(LiveTraining.smallCnn()))
+            .isEmpty());
+  }
+
+  @Test
+  void initializedModelEvaluatesExactlyAsBeforeAndKeepsParameters() {
+    Block net = LiveTraining.resNet20();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
+      NDArray x = manager.randomNormal(new Shape(2, 1, 28, 28));
+      float[] before =
+          net.forward(new ParameterStore(manager, false), new NDList(x), false)
+              .head()
+              .toFloatArray();
+      List<Parameter> params = WeightStandardizationTest.parameters(net);
+      SurgeryReport report = StochasticDepth.builder().build().apply(SurgeryContext.of(net));
+      assertEquals(report.parametersBefore(), report.parametersAfter());
+      assertTrue(net.isInitialized());
+      List<Parameter> after = WeightStandardizationTest.parameters(net);
+      for (int i = 0; i < params.size(); i++) {
+        assertSame(params.get(i), after.get(i));
+      }
+      float[] now =
+          net.forward(new ParameterStore(manager, false), new NDList(x), false)
+              .head()
+              .toFloatArray();
+      assertArrayEquals(before, now, 0f);
+    }
+  }
+
+  @Test
+  void invalidValuesAreRefused() {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> StochasticDepth.builder().optDropRate(1.5).build());
+    assertTrue(e.getMessage().contains("drop_rate") && e.getMessage().contains("[0, 1]"));
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> StochasticDepth.builder().optStochasticMethod("layer").build());
+    assertTrue(e.getMessage().contains("stochastic_method") && e.getMessage().contains("'layer'"));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> StochasticDepth.builder().optDropDistribution("cubic").build());
+    assertThrows(
+        IllegalArgumentException.class,
+        () ->
+            Algorithms.spec(StochasticDepth.NAME)
+                .create(Map.of("target_layer_name", "ResNetBottleneck")));
+    assertEquals(
+        0.2,
+        Algorithms.spec(StochasticDepth.NAME).create(Map.of()).hyperparameters().get("drop_rate"));
+  }
+
+  @Test
+  void liveApplicationOnResNet20KeepsTraining() throws Exception {
+    LiveTraining.Result result =
+        LiveTraining.fit(
+            LiveTraining.resNet20(),
+            new Shape(1, 28, 28),
+            2,
+            List.of(1),
+            StochasticDepth.builder().optDropRate(0.5).build(),
+            trainer -> assertEquals(9, wrappers(trainer.getModel().getBlock()).size()));
+    assertEquals(9, result.reports.get(0).changes().size());
+    assertTrue(Float.isFinite(result.lossAfter), "loss " + result.lossAfter);
+  }
+}

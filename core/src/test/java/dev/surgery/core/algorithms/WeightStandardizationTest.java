@@ -1,0 +1,160 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.Trainer;
+import ai.djl.util.Pair;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.layers.WeightStandardizedConv2d;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class WeightStandardizationTest {
+
+  @BeforeAll
+  static void register() {
+    LiveTraining.registerBuiltins();
+  }
+
+  /** A Conv2d subclass with its own forward, which must never be swapped away. */
+  static final class CustomConv extends Conv2d {
+    CustomConv() {
+      super(Conv2d.builder().setKernelShape(new Shape(1, 1)).setFilters(8));
+    }
+  }
+
+  private static List<String> types(Block root) {
+    List<String> types = new ArrayList<>();
+    for (Block b : BlockPaths.index(root).keySet()) {
+      if (b instanceof Conv2d) {
+        types.add(b.getClass().getSimpleName());
+      }
+    }
+    return types;
+  }
+
+  @Test
+  void standardizesAllButTheLastConvolutionsInOrder() {
+    SequentialBlock net = LiveTraining.smallCnn();
+    SurgeryReport report =
+        WeightStandardization.builder()
+            .optNLastLayersIgnore(1)
+            .build()
+            .apply(SurgeryContext.of(net));
+    assertEquals(
+        List.of("WeightStandardizedConv2d", "WeightStandardizedConv2d", "Conv2d"), types(net));
+    assertEquals(2, report.changes().size());
+    assertEquals("01Conv2d", report.changes().get(0).path());
+    assertEquals(Map.of("Conv2d->WeightStandardizedConv2d", 2), report.countsByType());
+
+    SequentialBlock all = LiveTraining.smallCnn();
+    WeightStandardization.builder().build().apply(SurgeryContext.of(all));
+    assertEquals(3, countStandardized(all));
+
+    SequentialBlock none = LiveTraining.smallCnn();
+    assertTrue(
+        WeightStandardization.builder()
+            .optNLastLayersIgnore(3)
+            .build()
+            .apply(SurgeryContext.of(none))
+            .isEmpty());
+  }
+
+  private static long countStandardized(Block root) {
+    return types(root).stream().filter("WeightStandardizedConv2d"::equals).count();
+  }
+
+  @Test
+  void idempotentAndLeavesConvSubclassesAlone() {
+    SequentialBlock net = new SequentialBlock().add(new CustomConv()).add(LiveTraining.conv(4, 1));
+    WeightStandardization ws = WeightStandardization.builder().build();
+    SurgeryReport first = ws.apply(SurgeryContext.of(net));
+    assertEquals(1, first.changes().size());
+    assertEquals(List.of("CustomConv", "WeightStandardizedConv2d"), types(net));
+    assertTrue(ws.apply(SurgeryContext.of(net)).isEmpty(), "second application changes nothing");
+  }
+
+  @Test
+  void initializedModelKeepsParameterObjectsAndShapes() {
+    SequentialBlock net = LiveTraining.smallCnn();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      List<Parameter> before = parameters(net);
+      SurgeryReport report = WeightStandardization.builder().build().apply(SurgeryContext.of(net));
+      assertEquals(3, report.changes().size());
+      assertEquals(report.parametersBefore(), report.parametersAfter());
+      List<Parameter> after = parameters(net);
+      assertEquals(before.size(), after.size());
+      for (int i = 0; i < before.size(); i++) {
+        assertSame(before.get(i), after.get(i));
+      }
+      assertTrue(net.isInitialized());
+    }
+  }
+
+  static List<Parameter> parameters(Block root) {
+    List<Parameter> list = new ArrayList<>();
+    for (Pair<String, Parameter> p : root.getParameters()) {
+      list.add(p.getValue());
+    }
+    return list;
+  }
+
+  @Test
+  void invalidHyperparameterIsRefusedWithRange() {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> WeightStandardization.builder().optNLastLayersIgnore(-1).build());
+    assertTrue(e.getMessage().contains("n_last_layers_ignore"), e.getMessage());
+    assertTrue(e.getMessage().contains(">= 0") && e.getMessage().contains("-1"), e.getMessage());
+    AlgorithmSpec spec = Algorithms.spec(WeightStandardization.NAME);
+    assertThrows(
+        IllegalArgumentException.class, () -> spec.create(Map.of("n_last_layers_ignore", "2")));
+    assertEquals(
+        Map.of("n_last_layers_ignore", 2),
+        spec.create(Map.of("n_last_layers_ignore", 2)).hyperparameters());
+  }
+
+  @Test
+  void liveApplicationKeepsTrainingAndOptimizerState() throws Exception {
+    List<String> stateIds = new ArrayList<>();
+    LiveTraining.Result result =
+        LiveTraining.fit(
+            LiveTraining.smallCnn(),
+            new Shape(3, 8, 8),
+            3,
+            List.of(1),
+            WeightStandardization.builder().build(),
+            (Trainer trainer) -> {
+              Block root = trainer.getModel().getBlock();
+              WeightStandardizedConv2d first =
+                  (WeightStandardizedConv2d) BlockPaths.resolve(root, "01WeightStandardizedConv2d");
+              String id = first.getParameters().get("weight").getId();
+              for (Map<String, ?> state :
+                  DjlInternals.optimizerStates(DjlInternals.optimizer(trainer)).values()) {
+                if (state.containsKey(id)) {
+                  stateIds.add(id);
+                }
+              }
+            });
+    assertEquals(3, result.reports.get(0).changes().size());
+    assertEquals(2, stateIds.size(), "Adam's mean and variance of the adopted weight survive");
+    assertTrue(Float.isFinite(result.lossAfter), "loss " + result.lossAfter);
+    assertTrue(result.lossAfter < result.lossBefore, result.lossBefore + " -> " + result.lossAfter);
+  }
+}

@@ -1,0 +1,156 @@
+package dev.surgery.core.layers;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+class FactorizedLayersTest {
+
+  private NDManager manager;
+  private ParameterStore ps;
+
+  @BeforeEach
+  void setUp() {
+    manager = NDManager.newBaseManager();
+    ps = new ParameterStore(manager, false);
+    Engine.getInstance().setRandomSeed(8);
+  }
+
+  @AfterEach
+  void tearDown() {
+    manager.close();
+  }
+
+  private Conv2d conv(int filters, boolean bias, Shape in) {
+    Conv2d conv =
+        Conv2d.builder()
+            .setKernelShape(new Shape(3, 3))
+            .optStride(new Shape(2, 2))
+            .optPadding(new Shape(1, 1))
+            .setFilters(filters)
+            .optBias(bias)
+            .build();
+    conv.initialize(manager, DataType.FLOAT32, in);
+    if (bias) {
+      NDArray b = conv.getParameters().get("bias").getArray();
+      b.set(manager.randomNormal(b.getShape()).toFloatArray());
+    }
+    return conv;
+  }
+
+  private float[] run(Block block, NDArray x) {
+    return block.forward(ps, new NDList(x), false).singletonOrThrow().toFloatArray();
+  }
+
+  @Test
+  void convAtFullRankComputesTheOriginal() {
+    Shape in = new Shape(2, 2, 7, 6);
+    Conv2d conv = conv(5, true, in); // fan-in 18, out 5: full rank 5
+    NDArray x = manager.randomNormal(in);
+    float[] expected = run(conv, x);
+    FactorizedConv2d f = FactorizedConv2d.from(conv, 5);
+    assertTrue(f.isInitialized());
+    NDArray y = f.forward(ps, new NDList(x), false).singletonOrThrow();
+    assertEquals(conv.getOutputShapes(new Shape[] {in})[0], y.getShape());
+    assertArrayEquals(expected, y.toFloatArray(), 1e-4f);
+  }
+
+  @Test
+  void convAtLowRankHasTheSvdTailAsWeightError() {
+    Shape in = new Shape(1, 3, 5, 5);
+    Conv2d conv = conv(6, false, in); // out 6 x fan-in 27
+    float[] w = conv.getParameters().get("weight").getArray().toFloatArray();
+    TruncatedSvd svd = TruncatedSvd.of(w, 6, 27);
+    for (int r = 1; r <= 6; r++) {
+      FactorizedConv2d f = FactorizedConv2d.from(conv, r);
+      float[] m0 =
+          f.getChildren().valueAt(0).getParameters().get("weight").getArray().toFloatArray();
+      float[] m1 =
+          f.getChildren().valueAt(1).getParameters().get("weight").getArray().toFloatArray();
+      assertEquals(r * 27, m0.length);
+      assertEquals(6 * r, m1.length);
+      double err = 0;
+      for (int o = 0; o < 6; o++) {
+        for (int j = 0; j < 27; j++) {
+          double eff = 0;
+          for (int k = 0; k < r; k++) {
+            eff += (double) m1[o * r + k] * m0[k * 27 + j];
+          }
+          err += (w[o * 27 + j] - eff) * (w[o * 27 + j] - eff);
+        }
+      }
+      assertEquals(svd.tailNorm(r), Math.sqrt(err), 1e-4, "rank " + r);
+    }
+    assertFalse(
+        FactorizedConv2d.from(conv, 2).getChildren().valueAt(1).getParameters().contains("bias"));
+  }
+
+  @Test
+  void linearAtFullRankComputesTheOriginalAndAtLowRankLosesTheTail() {
+    Linear linear = Linear.builder().setUnits(4).build();
+    Shape in = new Shape(3, 7);
+    linear.initialize(manager, DataType.FLOAT32, in);
+    linear.getParameters().get("bias").getArray().set(new float[] {1f, -2f, 0.5f, 3f});
+    NDArray x = manager.randomNormal(in);
+    float[] expected = run(linear, x);
+    assertArrayEquals(expected, run(FactorizedLinear.from(linear, 4), x), 1e-4f);
+
+    float[] w = linear.getParameters().get("weight").getArray().toFloatArray();
+    TruncatedSvd svd = TruncatedSvd.of(w, 4, 7);
+    FactorizedLinear f = FactorizedLinear.from(linear, 2);
+    float[] m0 = f.getChildren().valueAt(0).getParameters().get("weight").getArray().toFloatArray();
+    float[] m1 = f.getChildren().valueAt(1).getParameters().get("weight").getArray().toFloatArray();
+    double err = 0;
+    for (int o = 0; o < 4; o++) {
+      for (int j = 0; j < 7; j++) {
+        double eff = m1[o * 2] * m0[j] + m1[o * 2 + 1] * m0[7 + j];
+        err += (w[o * 7 + j] - eff) * (w[o * 7 + j] - eff);
+      }
+    }
+    assertEquals(svd.tailNorm(2), Math.sqrt(err), 1e-4);
+    assertArrayEquals(
+        new float[] {1f, -2f, 0.5f, 3f},
+        f.getChildren().valueAt(1).getParameters().get("bias").getArray().toFloatArray(),
+        0f);
+  }
+
+  @Test
+  void uninitializedOriginalsGiveUninitializedBlocksThatInitialize() {
+    Conv2d conv = Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(8).build();
+    FactorizedConv2d fc = FactorizedConv2d.from(conv, 2);
+    assertFalse(fc.isInitialized());
+    fc.initialize(manager, DataType.FLOAT32, new Shape(1, 4, 6, 6));
+    assertEquals(new Shape(1, 8, 4, 4), fc.getOutputShapes(new Shape[] {new Shape(1, 4, 6, 6)})[0]);
+    FactorizedLinear fl = FactorizedLinear.from(Linear.builder().setUnits(3).build(), 2);
+    fl.initialize(manager, DataType.FLOAT32, new Shape(2, 9));
+    assertTrue(fl.isInitialized());
+  }
+
+  @Test
+  void rejectsBadRanksAndGroups() {
+    Shape in = new Shape(1, 4, 5, 5);
+    assertThrows(
+        IllegalArgumentException.class, () -> FactorizedConv2d.from(conv(3, false, in), 4));
+    assertThrows(
+        IllegalArgumentException.class, () -> FactorizedConv2d.from(conv(3, false, in), 0));
+    Conv2d grouped =
+        Conv2d.builder().setKernelShape(new Shape(1, 1)).setFilters(4).optGroups(2).build();
+    assertThrows(IllegalArgumentException.class, () -> FactorizedConv2d.from(grouped, 1));
+  }
+}

@@ -1,0 +1,193 @@
+package dev.surgery.core.layers;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.norm.BatchNorm;
+import ai.djl.training.ParameterStore;
+import java.io.ByteArrayInputStream;
+import java.io.DataInputStream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class GhostBatchNormBlockTest {
+
+  private static final Shape IN = new Shape(12, 3, 4, 4);
+  private NDManager manager;
+
+  @BeforeEach
+  void setUp() {
+    manager = NDManager.newBaseManager();
+    Engine.getInstance().setRandomSeed(5);
+  }
+
+  @AfterEach
+  void tearDown() {
+    manager.close();
+  }
+
+  private BatchNorm batchNorm(Shape in) {
+    BatchNorm bn = BatchNorm.builder().optEpsilon(1e-5f).optMomentum(0.8f).build();
+    bn.initialize(manager, DataType.FLOAT32, in);
+    // Non-trivial scale and shift, so the test sees that they are applied.
+    bn.getParameters().get("gamma").getArray().set(new float[] {1f, 2f, 0.5f});
+    bn.getParameters().get("beta").getArray().set(new float[] {0f, -1f, 3f});
+    return bn;
+  }
+
+  @Test
+  void chunksFollowTorchChunk() {
+    assertArrayEquals(new long[] {4, 8}, GhostBatchNormBlock.chunkBounds(12, 5));
+    assertArrayEquals(new long[] {6}, GhostBatchNormBlock.chunkBounds(12, 6));
+    assertArrayEquals(new long[] {3, 6, 9}, GhostBatchNormBlock.chunkBounds(10, 3));
+    assertArrayEquals(new long[0], GhostBatchNormBlock.chunkBounds(12, 12));
+    assertArrayEquals(new long[0], GhostBatchNormBlock.chunkBounds(7, 32));
+    assertEquals(11, GhostBatchNormBlock.chunkBounds(12, 1).length);
+  }
+
+  @ParameterizedTest
+  @ValueSource(ints = {1, 2, 3, 5})
+  void eachChunkIsNormalizedByItsOwnStatistics(int ghost) {
+    BatchNorm bn = batchNorm(IN);
+    GhostBatchNormBlock gbn = GhostBatchNormBlock.from(bn, ghost);
+    NDArray x = manager.randomNormal(IN).mul(2).add(manager.arange(12f).reshape(12, 1, 1, 1));
+    float[] out =
+        gbn.forward(new ParameterStore(manager, false), new NDList(x), true)
+            .singletonOrThrow()
+            .toFloatArray();
+    float[] gamma = {1f, 2f, 0.5f};
+    float[] beta = {0f, -1f, 3f};
+    long[] bounds = GhostBatchNormBlock.chunkBounds(12, ghost);
+    long start = 0;
+    for (int c = 0; c <= bounds.length; c++) {
+      long end = c < bounds.length ? bounds[c] : 12;
+      for (int ch = 0; ch < 3; ch++) {
+        double sum = 0;
+        double sq = 0;
+        int n = 0;
+        for (long s = start; s < end; s++) {
+          for (int i = 0; i < 16; i++) {
+            double v = (out[(int) (s * 48 + ch * 16 + i)] - beta[ch]) / gamma[ch];
+            sum += v;
+            sq += v * v;
+            n++;
+          }
+        }
+        double mean = sum / n;
+        assertEquals(0, mean, 1e-4, "chunk " + c + " channel " + ch + " mean");
+        assertEquals(1, sq / n - mean * mean, 2e-3, "chunk " + c + " channel " + ch + " var");
+      }
+      start = end;
+    }
+  }
+
+  @Test
+  void runningStatisticsTakeOneSpreadUpdatePerChunk() {
+    BatchNorm bn = batchNorm(IN);
+    GhostBatchNormBlock gbn = GhostBatchNormBlock.from(bn, 5); // chunks of 4, 4, 4
+    NDArray x = manager.randomNormal(IN).add(manager.arange(12f).reshape(12, 1, 1, 1));
+    float[] data = x.toFloatArray();
+    gbn.forward(new ParameterStore(manager, false), new NDList(x), true);
+
+    double keep = 1 - (1 - 0.8) / 3; // DJL momentum 0.8, spread over three chunks
+    double[] mean = {0, 0, 0};
+    double[] var = {1, 1, 1};
+    for (int chunk = 0; chunk < 3; chunk++) {
+      for (int ch = 0; ch < 3; ch++) {
+        double sum = 0;
+        double sq = 0;
+        int n = 0;
+        for (int s = chunk * 4; s < chunk * 4 + 4; s++) {
+          for (int i = 0; i < 16; i++) {
+            double v = data[s * 48 + ch * 16 + i];
+            sum += v;
+            sq += v * v;
+            n++;
+          }
+        }
+        double m = sum / n;
+        double unbiased = (sq - n * m * m) / (n - 1);
+        mean[ch] = keep * mean[ch] + (1 - keep) * m;
+        var[ch] = keep * var[ch] + (1 - keep) * unbiased;
+      }
+    }
+    float[] runningMean = bn.getParameters().get("runningMean").getArray().toFloatArray();
+    float[] runningVar = bn.getParameters().get("runningVar").getArray().toFloatArray();
+    for (int ch = 0; ch < 3; ch++) {
+      assertEquals(mean[ch], runningMean[ch], 1e-4, "running mean " + ch);
+      assertEquals(var[ch], runningVar[ch], 1e-3, "running var " + ch);
+    }
+  }
+
+  @Test
+  void evaluationEqualsTheBatchNorm() {
+    BatchNorm bn = batchNorm(IN);
+    bn.getParameters().get("runningMean").getArray().set(new float[] {0.5f, -2f, 1f});
+    bn.getParameters().get("runningVar").getArray().set(new float[] {2f, 0.5f, 1.5f});
+    NDArray x = manager.randomNormal(IN);
+    ParameterStore ps = new ParameterStore(manager, false);
+    float[] expected = bn.forward(ps, new NDList(x), false).singletonOrThrow().toFloatArray();
+    GhostBatchNormBlock gbn = GhostBatchNormBlock.from(bn, 2);
+    assertArrayEquals(
+        expected, gbn.forward(ps, new NDList(x), false).singletonOrThrow().toFloatArray(), 0f);
+  }
+
+  @Test
+  void batchNoLargerThanGhostSizeIsPlainBatchNorm() {
+    BatchNorm reference = batchNorm(IN);
+    NDArray x = manager.randomNormal(IN);
+    ParameterStore ps = new ParameterStore(manager, false);
+    float[] expected = reference.forward(ps, new NDList(x), true).singletonOrThrow().toFloatArray();
+    GhostBatchNormBlock gbn = GhostBatchNormBlock.from(batchNorm(IN), 32);
+    assertArrayEquals(
+        expected, gbn.forward(ps, new NDList(x), true).singletonOrThrow().toFloatArray(), 1e-6f);
+  }
+
+  @Test
+  void keepsParametersAndCheckpointLayout() throws Exception {
+    BatchNorm bn = batchNorm(IN);
+    byte[] plain = WeightStandardizedConv2dTest.save(bn);
+    GhostBatchNormBlock gbn = GhostBatchNormBlock.from(bn, 4);
+    for (String name : new String[] {"gamma", "beta", "runningMean", "runningVar"}) {
+      assertSame(bn.getParameters().get(name), gbn.getParameters().get(name), name);
+    }
+    assertTrue(gbn.isInitialized());
+    assertArrayEquals(plain, WeightStandardizedConv2dTest.save(gbn));
+
+    GhostBatchNormBlock fresh =
+        GhostBatchNormBlock.from(BatchNorm.builder().optMomentum(0.8f).build(), 4);
+    fresh.loadParameters(manager, new DataInputStream(new ByteArrayInputStream(plain)));
+    Parameter gamma = fresh.getParameters().get("gamma");
+    assertArrayEquals(new float[] {1f, 2f, 0.5f}, gamma.getArray().toFloatArray(), 0f);
+  }
+
+  @Test
+  void uninitializedBatchNormInitializesThroughTheReplacement() {
+    BatchNorm bn = BatchNorm.builder().build();
+    GhostBatchNormBlock gbn = GhostBatchNormBlock.from(bn, 4);
+    gbn.initialize(manager, DataType.FLOAT32, new Shape(8, 5, 2, 2));
+    assertEquals(new Shape(5), bn.getParameters().get("gamma").getArray().getShape());
+  }
+
+  @Test
+  void rejectsGhostSizeBelowOne() {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> GhostBatchNormBlock.from(BatchNorm.builder().build(), 0));
+    assertTrue(e.getMessage().contains("ghost_batch_size") && e.getMessage().contains("0"));
+  }
+}

@@ -1,0 +1,172 @@
+package dev.surgery.core.layers;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.ParameterStore;
+import java.io.ByteArrayInputStream;
+import java.io.DataInputStream;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+class StochasticResidualTest {
+
+  private static final Shape IN = new Shape(6, 2, 4, 4);
+  private NDManager manager;
+  private ParameterStore ps;
+
+  @BeforeEach
+  void setUp() {
+    manager = NDManager.newBaseManager();
+    ps = new ParameterStore(manager, false);
+    Engine.getInstance().setRandomSeed(21);
+  }
+
+  @AfterEach
+  void tearDown() {
+    manager.close();
+  }
+
+  private SequentialBlock branch() {
+    SequentialBlock branch =
+        new SequentialBlock()
+            .add(
+                Conv2d.builder()
+                    .setKernelShape(new Shape(3, 3))
+                    .optPadding(new Shape(1, 1))
+                    .setFilters(2)
+                    .build());
+    branch.initialize(manager, DataType.FLOAT32, IN);
+    return branch;
+  }
+
+  private float[] run(StochasticResidual block, NDArray x, boolean training) {
+    return block.forward(ps, new NDList(x), training).singletonOrThrow().toFloatArray();
+  }
+
+  @Test
+  void evaluationIsExactlyTheBranch() {
+    SequentialBlock branch = branch();
+    NDArray x = manager.randomNormal(IN);
+    float[] expected = branch.forward(ps, new NDList(x), false).head().toFloatArray();
+    for (StochasticResidual.Mode mode : StochasticResidual.Mode.values()) {
+      StochasticResidual block = new StochasticResidual(branch, mode, 0.7f);
+      assertTrue(
+          block.isInitialized(), "wrapping an initialized branch gives an initialized block");
+      assertArrayEquals(expected, run(block, x, false), 0f);
+    }
+  }
+
+  @Test
+  void blockModeDropsWholeBatchOrRescalesIt() {
+    SequentialBlock branch = branch();
+    NDArray x = manager.randomNormal(IN);
+    float[] y = branch.forward(ps, new NDList(x), false).head().toFloatArray();
+    StochasticResidual block = new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, 0.5f);
+    List<Boolean> kept = new ArrayList<>();
+    Engine.getInstance().setRandomSeed(21);
+    for (int i = 0; i < 40; i++) {
+      float[] out = run(block, x, true);
+      boolean zero = allZero(out);
+      if (!zero) {
+        for (int k = 0; k < y.length; k++) {
+          assertEquals(2 * y[k], out[k], 1e-5, "kept branch is scaled by 1/(1-p)");
+        }
+      }
+      kept.add(!zero);
+    }
+    assertTrue(kept.contains(true) && kept.contains(false), kept.toString());
+
+    Engine.getInstance().setRandomSeed(21);
+    List<Boolean> again = new ArrayList<>();
+    for (int i = 0; i < 40; i++) {
+      again.add(!allZero(run(block, x, true)));
+    }
+    assertEquals(kept, again, "same seed, same drops");
+  }
+
+  @Test
+  void sampleModeDropsSamplesIndependently() {
+    SequentialBlock branch = branch();
+    NDArray x = manager.randomNormal(IN);
+    float[] y = branch.forward(ps, new NDList(x), false).head().toFloatArray();
+    StochasticResidual block =
+        new StochasticResidual(branch, StochasticResidual.Mode.SAMPLE, 0.25f);
+    int per = y.length / 6;
+    int dropped = 0;
+    int keptCount = 0;
+    for (int i = 0; i < 10; i++) {
+      float[] out = run(block, x, true);
+      for (int s = 0; s < 6; s++) {
+        boolean zero = true;
+        for (int k = s * per; k < (s + 1) * per; k++) {
+          zero &= out[k] == 0f;
+        }
+        if (zero) {
+          dropped++;
+        } else {
+          keptCount++;
+          for (int k = s * per; k < (s + 1) * per; k++) {
+            assertEquals(y[k] / 0.75f, out[k], 1e-5);
+          }
+        }
+      }
+    }
+    assertTrue(dropped > 0 && keptCount > dropped, dropped + " dropped, " + keptCount + " kept");
+  }
+
+  @Test
+  void extremeRates() {
+    SequentialBlock branch = branch();
+    NDArray x = manager.randomNormal(IN);
+    float[] y = branch.forward(ps, new NDList(x), false).head().toFloatArray();
+    for (StochasticResidual.Mode mode : StochasticResidual.Mode.values()) {
+      assertTrue(allZero(run(new StochasticResidual(branch, mode, 1f), x, true)));
+      assertArrayEquals(y, run(new StochasticResidual(branch, mode, 0f), x, true), 0f);
+    }
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, 1.5f));
+  }
+
+  @Test
+  void savesExactlyLikeTheBranch() throws Exception {
+    SequentialBlock branch = branch();
+    byte[] plain = WeightStandardizedConv2dTest.save(branch);
+    StochasticResidual block = new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, 0.3f);
+    assertArrayEquals(plain, WeightStandardizedConv2dTest.save(block));
+
+    SequentialBlock fresh =
+        new SequentialBlock()
+            .add(Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(2).build());
+    StochasticResidual loaded = new StochasticResidual(fresh, StochasticResidual.Mode.BLOCK, 0.3f);
+    loaded.loadParameters(manager, new DataInputStream(new ByteArrayInputStream(plain)));
+    assertTrue(loaded.isInitialized());
+    assertArrayEquals(
+        branch.getParameters().valueAt(0).getArray().toFloatArray(),
+        fresh.getParameters().valueAt(0).getArray().toFloatArray(),
+        0f);
+  }
+
+  private static boolean allZero(float[] values) {
+    for (float v : values) {
+      if (v != 0f) {
+        return false;
+      }
+    }
+    return true;
+  }
+}

@@ -1,0 +1,191 @@
+package dev.surgery.core.layers;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+class WeightStandardizedConv2dTest {
+
+  private NDManager manager;
+
+  @BeforeEach
+  void setUp() {
+    manager = NDManager.newBaseManager();
+    Engine.getInstance().setRandomSeed(11);
+  }
+
+  @AfterEach
+  void tearDown() {
+    manager.close();
+  }
+
+  private Conv2d conv(int filters, int groups, boolean bias) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optPadding(new Shape(1, 1))
+        .optStride(new Shape(2, 1))
+        .setFilters(filters)
+        .optGroups(groups)
+        .optBias(bias)
+        .build();
+  }
+
+  /** Standardizes (out, fanIn) rows in double precision. */
+  private static float[] standardizeDirect(float[] w, int out) {
+    int fan = w.length / out;
+    float[] res = new float[w.length];
+    for (int o = 0; o < out; o++) {
+      double mean = 0;
+      for (int i = 0; i < fan; i++) {
+        mean += w[o * fan + i];
+      }
+      mean /= fan;
+      double var = 0;
+      for (int i = 0; i < fan; i++) {
+        double d = w[o * fan + i] - mean;
+        var += d * d;
+      }
+      var /= fan;
+      for (int i = 0; i < fan; i++) {
+        res[o * fan + i] = (float) ((w[o * fan + i] - mean) / Math.sqrt(var + 1e-10));
+      }
+    }
+    return res;
+  }
+
+  @Test
+  void standardizeMatchesDirectComputation() {
+    NDArray w = manager.randomNormal(new Shape(4, 3, 2, 2)).mul(3).add(1.5f);
+    float[] expected = standardizeDirect(w.toFloatArray(), 4);
+    assertArrayEquals(expected, WeightStandardizedConv2d.standardize(w).toFloatArray(), 1e-5f);
+  }
+
+  @Test
+  void forwardUsesStandardizedWeightAndKeepsParameters() {
+    Conv2d original = conv(4, 2, true);
+    Shape in = new Shape(2, 4, 6, 5);
+    original.initialize(manager, DataType.FLOAT32, in);
+    original.getParameters().get("bias").getArray().set(new float[] {0.5f, -1f, 2f, 0.25f});
+    float[] weightBefore = original.getParameters().get("weight").getArray().toFloatArray();
+
+    WeightStandardizedConv2d ws = WeightStandardizedConv2d.from(original);
+    assertSame(original.getParameters().get("weight"), ws.getParameters().get("weight"));
+    assertSame(original.getParameters().get("bias"), ws.getParameters().get("bias"));
+    assertTrue(ws.isInitialized(), "adopting initialized parameters gives an initialized block");
+    assertArrayEquals(original.getInputShapes(), ws.getInputShapes());
+
+    NDArray x = manager.randomNormal(in);
+    ParameterStore ps = new ParameterStore(manager, false);
+    NDArray actual = ws.forward(ps, new NDList(x), false).singletonOrThrow();
+
+    Conv2d reference = conv(4, 2, true);
+    reference.initialize(manager, DataType.FLOAT32, in);
+    reference.getParameters().get("weight").getArray().set(standardizeDirect(weightBefore, 4));
+    reference
+        .getParameters()
+        .get("bias")
+        .getArray()
+        .set(original.getParameters().get("bias").getArray().toFloatArray());
+    NDArray expected = reference.forward(ps, new NDList(x), false).singletonOrThrow();
+    assertEquals(expected.getShape(), actual.getShape());
+    assertArrayEquals(expected.toFloatArray(), actual.toFloatArray(), 1e-4f);
+    // The stored weight itself is untouched: only the forward pass sees the standardized one.
+    assertArrayEquals(
+        weightBefore, original.getParameters().get("weight").getArray().toFloatArray(), 0f);
+  }
+
+  @Test
+  void gradientIgnoresShiftAndScaleOfEachFilter() {
+    Conv2d original = conv(3, 1, false);
+    Shape in = new Shape(2, 2, 5, 5);
+    original.initialize(manager, DataType.FLOAT32, in);
+    WeightStandardizedConv2d ws = WeightStandardizedConv2d.from(original);
+    NDArray x = manager.randomNormal(in);
+    NDArray w = ws.getParameters().get("weight").getArray();
+    try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+      NDArray y = ws.forward(new ParameterStore(manager, false), new NDList(x), true).head();
+      gc.backward(y.mul(y).sum());
+    }
+    float[] grad = w.getGradient().toFloatArray();
+    float[] weight = w.toFloatArray();
+    int fan = grad.length / 3;
+    boolean anyNonZero = false;
+    for (int o = 0; o < 3; o++) {
+      double sum = 0;
+      double dot = 0;
+      double norm = 0;
+      for (int i = 0; i < fan; i++) {
+        sum += grad[o * fan + i];
+        dot += grad[o * fan + i] * weight[o * fan + i];
+        norm += Math.abs(grad[o * fan + i]);
+        anyNonZero |= grad[o * fan + i] != 0;
+      }
+      // The output does not change when a filter is shifted or scaled, so neither direction has
+      // a gradient component.
+      assertEquals(0, sum / norm, 1e-4, "shift component of filter " + o);
+      double shifted = 0;
+      for (int i = 0; i < fan; i++) {
+        shifted += weight[o * fan + i];
+      }
+      double mean = shifted / fan;
+      assertEquals(0, (dot - mean * sum) / norm, 1e-3, "scale component of filter " + o);
+    }
+    assertTrue(anyNonZero);
+  }
+
+  @Test
+  void checkpointLayoutIsThatOfTheConvolution() throws Exception {
+    Conv2d original = conv(4, 1, true);
+    original.initialize(manager, DataType.FLOAT32, new Shape(1, 3, 6, 6));
+    byte[] plain = save(original);
+    WeightStandardizedConv2d ws = WeightStandardizedConv2d.from(original);
+    byte[] standardized = save(ws);
+    assertArrayEquals(plain, standardized);
+
+    // And a fresh uninitialized standardized conv loads a plain conv's bytes.
+    WeightStandardizedConv2d fresh = WeightStandardizedConv2d.from(conv(4, 1, true));
+    fresh.loadParameters(manager, new DataInputStream(new ByteArrayInputStream(plain)));
+    assertArrayEquals(
+        original.getParameters().get("weight").getArray().toFloatArray(),
+        fresh.getParameters().get("weight").getArray().toFloatArray(),
+        0f);
+  }
+
+  @Test
+  void uninitializedConvGivesUninitializedReplacementThatInitializesNormally() {
+    Conv2d original = conv(4, 1, false);
+    WeightStandardizedConv2d ws = WeightStandardizedConv2d.from(original);
+    assertFalse(ws.isInitialized());
+    ws.initialize(manager, DataType.FLOAT32, new Shape(1, 3, 6, 6));
+    assertEquals(new Shape(4, 3, 3, 3), ws.getParameters().get("weight").getArray().getShape());
+    assertSame(original.getParameters().get("weight"), ws.getParameters().get("weight"));
+  }
+
+  static byte[] save(ai.djl.nn.Block block) throws IOException {
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    try (DataOutputStream os = new DataOutputStream(bytes)) {
+      block.saveParameters(os);
+    }
+    return bytes.toByteArray();
+  }
+}

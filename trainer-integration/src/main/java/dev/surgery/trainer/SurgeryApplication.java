@@ -1,0 +1,56 @@
+package dev.surgery.trainer;
+
+import dev.surgery.core.algorithms.SurgeryReport;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * What happened when a {@link SurgeryListener} ran one scheduled algorithm on one trainer's model:
+ * the engine's report, or the failure, and the mean training loss around it.
+ *
+ * @param trainer the listener's 1-based number for the trainer (a listener may serve several)
+ * @param algorithm the algorithm's config name
+ * @param hyperparameters the hyperparameters it ran with
+ * @param epoch the number of completed epochs when it ran
+ * @param source where the schedule entry was declared ({@code file:line:column} or builder entry)
+ * @param status what happened
+ * @param report what changed; null unless {@code status} is {@link Status#APPLIED}
+ * @param error the failure message; null when applied
+ * @param nanos time spent in the algorithm, in nanoseconds
+ * @param lossBefore mean training loss of the last batches before, or null when none was seen
+ * @param lossBeforeBatches how many batches {@code lossBefore} averages (at most 20)
+ * @param lossAfter mean training loss of the first batches after, or null when none was seen yet
+ * @param lossAfterBatches how many batches {@code lossAfter} averages (at most 20; fewer while
+ *     training is still filling the window)
+ */
+public record SurgeryApplication(
+    int trainer,
+    String algorithm,
+    Map<String, Object> hyperparameters,
+    int epoch,
+    String source,
+    Status status,
+    SurgeryReport report,
+    String error,
+    long nanos,
+    Double lossBefore,
+    int lossBeforeBatches,
+    Double lossAfter,
+    int lossAfterBatches) {
+
+  /** Copies the hyperparameters. */
+  public SurgeryApplication {
+    hyperparameters = Collections.unmodifiableMap(new LinkedHashMap<>(hyperparameters));
+  }
+
+  /** The outcome of an application. */
+  public enum Status {
+    /** The algorithm ran (it may have found nothing to replace). */
+    APPLIED,
+    /** The algorithm failed and training was stopped ({@code on_error: fail}). */
+    FAILED,
+    /** The algorithm failed and training went on with the model unchanged ({@code skip}). */
+    SKIPPED
+  }
+}

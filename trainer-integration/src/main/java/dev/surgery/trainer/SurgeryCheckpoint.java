@@ -1,0 +1,320 @@
+package dev.surgery.trainer;
+
+import ai.djl.MalformedModelException;
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.util.Utils;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.AlgorithmSpec;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.HyperParameter;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.trainer.config.HyperParameterValues;
+import java.io.BufferedInputStream;
+import java.io.DataInputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Loads checkpoints taken after surgery.
+ *
+ * <p>DJL's parameter files are positional: they hold no block classes, so a model changed by
+ * surgery loads correctly only into the same changed architecture. {@link SurgeryListener} records
+ * every applied surgery in the model's {@code surgery} property, which {@code Model.save} writes
+ * into the file header before the parameters. {@link #load} reads that record back, replays it on
+ * the freshly built original architecture, and only then loads the parameters.
+ *
+ * <pre>{@code
+ * Model model = Model.newInstance("resnet");
+ * model.setBlock(buildOriginalArchitecture());
+ * SurgeryCheckpoint.load(model, Paths.get("build/model"), "resnet");
+ * }</pre>
+ */
+public final class SurgeryCheckpoint {
+
+  private static final Logger logger = LoggerFactory.getLogger(SurgeryCheckpoint.class);
+
+  /** The model version DJL 0.36 writes after the {@code DJL@} magic. */
+  private static final int DJL_MODEL_VERSION = 1;
+
+  private SurgeryCheckpoint() {}
+
+  /**
+   * The header of a DJL parameter file: everything {@code Model.save} writes before the parameters.
+   *
+   * @param modelName the saved model's name
+   * @param dataType the model's data type
+   * @param inputNames the names of the block's inputs
+   * @param inputShapes the shapes of the block's inputs, as it was initialized
+   * @param properties the model properties, {@code surgery} and {@code Epoch} among them
+   */
+  public record Header(
+      String modelName,
+      DataType dataType,
+      List<String> inputNames,
+      List<Shape> inputShapes,
+      Map<String, String> properties) {
+
+    /** Copies the collections. */
+    public Header {
+      inputNames = List.copyOf(inputNames);
+      inputShapes = List.copyOf(inputShapes);
+      properties = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(properties));
+    }
+  }
+
+  /**
+   * Loads a checkpoint into a model built with the original (pre-surgery) architecture: replays the
+   * surgery recorded in the file, then loads the parameters with {@code model.load(dir, name)}. A
+   * checkpoint without a record loads exactly as {@code model.load} would.
+   *
+   * @param model the model, with its original block set
+   * @param dir the model directory
+   * @param name the model name (prefix of {@code name-NNNN.params}); null for the model's name
+   * @throws IOException if the file cannot be read
+   * @throws MalformedModelException if the file or its surgery record is malformed
+   */
+  public static void load(Model model, Path dir, String name)
+      throws IOException, MalformedModelException {
+    load(model, dir, name, null);
+  }
+
+  /**
+   * Like {@link #load(Model, Path, String)} with DJL load options (for example {@code epoch}).
+   *
+   * @param model the model, with its original block set
+   * @param dir the model directory
+   * @param name the model name; null for the model's name
+   * @param options DJL load options, may be null
+   * @throws IOException if the file cannot be read
+   * @throws MalformedModelException if the file or its surgery record is malformed
+   */
+  public static void load(Model model, Path dir, String name, Map<String, ?> options)
+      throws IOException, MalformedModelException {
+    String prefix = name == null ? model.getName() : name;
+    if (model.getBlock() != null) {
+      Path paramsFile = resolveParamsFile(dir, prefix, options);
+      if (paramsFile != null) {
+        replay(model, paramsFile);
+      }
+    }
+    model.load(dir, prefix, options);
+  }
+
+  /**
+   * Finds the parameter file {@code model.load(dir, name, options)} would read: {@code
+   * name-NNNN.params} with the {@code epoch} option's number or else the highest one.
+   *
+   * @param dir the model directory
+   * @param name the model name
+   * @param options DJL load options, may be null
+   * @return the file, or null when there is none
+   * @throws IOException if the directory cannot be listed
+   */
+  public static Path resolveParamsFile(Path dir, String name, Map<String, ?> options)
+      throws IOException {
+    Path modelDir = Utils.getNestedModelDir(dir);
+    Object epochOption = options == null ? null : options.get("epoch");
+    int epoch;
+    if (epochOption == null) {
+      epoch = Utils.getCurrentEpoch(modelDir, name);
+      if (epoch < 0) {
+        return null;
+      }
+    } else {
+      epoch = Integer.parseInt(epochOption.toString());
+    }
+    Path file = modelDir.resolve(String.format(Locale.ROOT, "%s-%04d.params", name, epoch));
+    return Files.isRegularFile(file) ? file : null;
+  }
+
+  /**
+   * Replays the surgery recorded in a parameter file on a model's (original, usually uninitialized)
+   * block, without loading the parameters. Algorithms that need an initialized model get the block
+   * initialized first with the input shapes from the file header. The agent calls this before
+   * letting {@code Model.load} run.
+   *
+   * @param model the model, with its original block set
+   * @param paramsFile the parameter file
+   * @return the replayed records; empty when the file has none
+   * @throws IOException if the file cannot be read
+   * @throws MalformedModelException if the record is malformed or names an unknown algorithm
+   */
+  public static List<SurgeryRecord> replay(Model model, Path paramsFile)
+      throws IOException, MalformedModelException {
+    Header header = readHeader(paramsFile);
+    if (header == null) {
+      return List.of();
+    }
+    List<SurgeryRecord> records = records(header, paramsFile);
+    if (!records.isEmpty()) {
+      replay(
+          model.getBlock(),
+          records,
+          model.getNDManager(),
+          model.getDataType(),
+          header.inputShapes().toArray(new Shape[0]),
+          paramsFile.toString());
+    }
+    return records;
+  }
+
+  /**
+   * Replays records on a block.
+   *
+   * @param block the original architecture's root block
+   * @param records the surgery to replay, in order
+   * @param manager where to initialize the block if an algorithm needs it initialized
+   * @param dataType the data type for that initialization
+   * @param inputShapes the input shapes for that initialization
+   * @param origin what to name in messages (the checkpoint file)
+   * @throws MalformedModelException if a record names an unknown algorithm or invalid values
+   */
+  public static void replay(
+      Block block,
+      List<SurgeryRecord> records,
+      NDManager manager,
+      DataType dataType,
+      Shape[] inputShapes,
+      String origin)
+      throws MalformedModelException {
+    for (int i = 0; i < records.size(); i++) {
+      SurgeryRecord r = records.get(i);
+      String where = origin + ": surgery record entry " + (i + 1) + " (" + r.algorithm() + ")";
+      AlgorithmSpec spec = Algorithms.spec(r.algorithm());
+      if (spec == null) {
+        throw new MalformedModelException(
+            where
+                + " names an algorithm that is not registered; register it with"
+                + " Algorithms.register before loading. Known: "
+                + Algorithms.names());
+      }
+      Algorithm algorithm;
+      try {
+        algorithm = spec.create(normalize(spec, r.hyperparameters()));
+      } catch (IllegalArgumentException e) {
+        throw new MalformedModelException(where + ": " + e.getMessage(), e);
+      }
+      if (algorithm.needsInitializedModel() && !block.isInitialized()) {
+        if (inputShapes == null || inputShapes.length == 0) {
+          throw new MalformedModelException(
+              where + " needs an initialized model, but the file records no input shapes");
+        }
+        block.initialize(manager, dataType, inputShapes);
+      }
+      try {
+        algorithm.apply(new SurgeryContext(block, List.of(), r.epoch(), r.totalEpochs()));
+      } catch (RuntimeException e) {
+        throw new MalformedModelException(
+            where + " cannot be replayed on this architecture: " + e.getMessage(), e);
+      }
+      logger.debug("Surgery: replayed {} from {}", r.algorithm(), origin);
+    }
+  }
+
+  /**
+   * Reads the surgery record of a parameter file.
+   *
+   * @param paramsFile a {@code .params} file written by {@code Model.save}
+   * @return the records, in application order; empty when the file has none or is not a DJL
+   *     parameter file (a TorchScript file, for example)
+   * @throws IOException if the file cannot be read or its header is truncated
+   * @throws MalformedModelException if the record is not valid
+   */
+  public static List<SurgeryRecord> readRecord(Path paramsFile)
+      throws IOException, MalformedModelException {
+    Header header = readHeader(paramsFile);
+    return header == null ? List.of() : records(header, paramsFile);
+  }
+
+  private static List<SurgeryRecord> records(Header header, Path paramsFile)
+      throws MalformedModelException {
+    String json = header.properties().get(SurgeryListener.PROPERTY);
+    if (json == null || json.isBlank()) {
+      return List.of();
+    }
+    try {
+      return SurgeryJson.recordsFromJson(json);
+    } catch (IllegalArgumentException e) {
+      throw new MalformedModelException(paramsFile + ": " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * Reads the header of a DJL parameter file, the way {@code BaseModel} does: {@code DJL@}, the
+   * version, the model name, the data type, the input descriptions and the properties.
+   *
+   * @param paramsFile the file
+   * @return the header, or null when the file does not start with {@code DJL@}
+   * @throws IOException if the file cannot be read, is truncated or has another version
+   */
+  public static Header readHeader(Path paramsFile) throws IOException {
+    try (DataInputStream dis =
+        new DataInputStream(new BufferedInputStream(Files.newInputStream(paramsFile)))) {
+      byte[] magic = new byte[4];
+      try {
+        dis.readFully(magic);
+      } catch (EOFException e) {
+        return null;
+      }
+      if (!"DJL@".equals(new String(magic, StandardCharsets.US_ASCII))) {
+        return null;
+      }
+      int version = dis.readInt();
+      if (version != DJL_MODEL_VERSION) {
+        throw new IOException(paramsFile + ": unsupported DJL model version " + version);
+      }
+      String modelName = dis.readUTF();
+      DataType dataType;
+      try {
+        dataType = DataType.valueOf(dis.readUTF());
+      } catch (IllegalArgumentException e) {
+        throw new IOException(paramsFile + ": unknown data type in the header", e);
+      }
+      int inputs = dis.readInt();
+      if (inputs < 0 || inputs > 1 << 16) {
+        throw new IOException(paramsFile + ": malformed header (" + inputs + " inputs)");
+      }
+      List<String> names = new ArrayList<>();
+      List<Shape> shapes = new ArrayList<>();
+      for (int i = 0; i < inputs; i++) {
+        names.add(dis.readUTF());
+        shapes.add(Shape.decode(dis));
+      }
+      int count = dis.readInt();
+      if (count < 0 || count > 1 << 16) {
+        throw new IOException(paramsFile + ": malformed header (" + count + " properties)");
+      }
+      Map<String, String> properties = new LinkedHashMap<>();
+      for (int i = 0; i < count; i++) {
+        properties.put(dis.readUTF(), dis.readUTF());
+      }
+      return new Header(modelName, dataType, names, shapes, properties);
+    } catch (EOFException e) {
+      throw new IOException(paramsFile + ": truncated DJL parameter file header", e);
+    }
+  }
+
+  private static Map<String, Object> normalize(AlgorithmSpec spec, Map<String, Object> values) {
+    Map<String, Object> out = new LinkedHashMap<>();
+    for (Map.Entry<String, Object> e : values.entrySet()) {
+      HyperParameter h = spec.hyperParameter(e.getKey());
+      out.put(
+          e.getKey(), h == null ? e.getValue() : HyperParameterValues.normalize(h, e.getValue()));
+    }
+    return out;
+  }
+}

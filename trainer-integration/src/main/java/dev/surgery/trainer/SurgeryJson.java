@@ -1,0 +1,182 @@
+package dev.surgery.trainer;
+
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonNull;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
+import com.google.gson.ToNumberPolicy;
+import com.google.gson.reflect.TypeToken;
+import dev.surgery.core.algorithms.SurgeryReport;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** The JSON forms of surgery records (model property) and reports (file). */
+final class SurgeryJson {
+
+  /** Integers stay integers (Long), so that replayed hyperparameters keep their types. */
+  private static final Gson GSON =
+      new GsonBuilder()
+          .setObjectToNumberStrategy(ToNumberPolicy.LONG_OR_DOUBLE)
+          .serializeSpecialFloatingPointValues()
+          .disableHtmlEscaping()
+          .create();
+
+  private static final Gson PRETTY =
+      new GsonBuilder()
+          .serializeSpecialFloatingPointValues()
+          .disableHtmlEscaping()
+          .setPrettyPrinting()
+          .create();
+
+  private SurgeryJson() {}
+
+  // ------------------------------------------------------------------ records
+
+  static String recordsToJson(List<SurgeryRecord> records) {
+    JsonArray array = new JsonArray();
+    for (SurgeryRecord r : records) {
+      JsonObject o = new JsonObject();
+      o.addProperty("algorithm", r.algorithm());
+      o.add("hyperparameters", GSON.toJsonTree(r.hyperparameters()));
+      o.addProperty("epoch", r.epoch());
+      o.addProperty("total_epochs", r.totalEpochs());
+      array.add(o);
+    }
+    return GSON.toJson(array);
+  }
+
+  /**
+   * Parses the {@code surgery} property.
+   *
+   * @throws IllegalArgumentException describing what is malformed
+   */
+  static List<SurgeryRecord> recordsFromJson(String json) {
+    JsonElement root;
+    try {
+      root = JsonParser.parseString(json);
+    } catch (JsonParseException e) {
+      throw new IllegalArgumentException("the surgery record is not JSON: " + e.getMessage(), e);
+    }
+    if (!root.isJsonArray()) {
+      throw new IllegalArgumentException("the surgery record must be a JSON array");
+    }
+    List<SurgeryRecord> records = new ArrayList<>();
+    int i = 0;
+    for (JsonElement e : root.getAsJsonArray()) {
+      i++;
+      if (!e.isJsonObject()
+          || !e.getAsJsonObject().has("algorithm")
+          || !e.getAsJsonObject().has("epoch")) {
+        throw new IllegalArgumentException(
+            "surgery record entry " + i + " must be an object with 'algorithm' and 'epoch'");
+      }
+      JsonObject o = e.getAsJsonObject();
+      Map<String, Object> hyperparameters = new LinkedHashMap<>();
+      if (o.has("hyperparameters") && o.get("hyperparameters").isJsonObject()) {
+        hyperparameters =
+            GSON.fromJson(
+                o.get("hyperparameters"),
+                new TypeToken<LinkedHashMap<String, Object>>() {}.getType());
+      }
+      try {
+        records.add(
+            new SurgeryRecord(
+                o.get("algorithm").getAsString(),
+                hyperparameters,
+                o.get("epoch").getAsInt(),
+                o.has("total_epochs") ? o.get("total_epochs").getAsInt() : 0));
+      } catch (RuntimeException ex) {
+        throw new IllegalArgumentException(
+            "surgery record entry " + i + " is malformed: " + ex.getMessage(), ex);
+      }
+    }
+    return records;
+  }
+
+  // ------------------------------------------------------------------ report file
+
+  static String report(List<SurgeryApplication> applications, List<JsonObject> notRun) {
+    JsonObject root = new JsonObject();
+    JsonArray apps = new JsonArray();
+    for (SurgeryApplication a : applications) {
+      apps.add(application(a));
+    }
+    root.add("applications", apps);
+    JsonArray pending = new JsonArray();
+    notRun.forEach(pending::add);
+    root.add("not_run", pending);
+    return PRETTY.toJson(root);
+  }
+
+  private static JsonObject application(SurgeryApplication a) {
+    JsonObject o = new JsonObject();
+    o.addProperty("trainer", a.trainer());
+    o.addProperty("algorithm", a.algorithm());
+    o.add("hyperparameters", PRETTY.toJsonTree(a.hyperparameters()));
+    o.addProperty("epoch", a.epoch());
+    o.addProperty("source", a.source());
+    o.addProperty("status", a.status().name().toLowerCase(java.util.Locale.ROOT));
+    o.addProperty("time_ms", a.nanos() / 1e6);
+    SurgeryReport r = a.report();
+    if (r != null) {
+      o.addProperty("blocks_replaced", r.changes().size());
+      JsonArray changes = new JsonArray();
+      for (SurgeryReport.Change c : r.changes()) {
+        JsonObject ch = new JsonObject();
+        ch.addProperty("path", c.path());
+        ch.addProperty("from", c.oldType());
+        ch.addProperty("to", c.newType());
+        changes.add(ch);
+      }
+      o.add("changes", changes);
+      o.addProperty("parameters_before", r.parametersBefore());
+      o.addProperty("parameters_after", r.parametersAfter());
+    }
+    if (a.error() != null) {
+      o.addProperty("error", a.error());
+    }
+    o.add("loss_before", loss(a.lossBefore(), a.lossBeforeBatches()));
+    o.add("loss_after", loss(a.lossAfter(), a.lossAfterBatches()));
+    return o;
+  }
+
+  private static JsonElement loss(Double mean, int batches) {
+    if (mean == null) {
+      return JsonNull.INSTANCE;
+    }
+    JsonObject o = new JsonObject();
+    o.add("mean", new JsonPrimitive(mean));
+    o.addProperty("batches", batches);
+    return o;
+  }
+
+  /** Writes through a temporary file and a rename, so a reader never sees half a report. */
+  static void write(Path file, String json) throws IOException {
+    Path absolute = file.toAbsolutePath();
+    Path dir = absolute.getParent();
+    if (dir != null) {
+      Files.createDirectories(dir);
+    }
+    Path tmp = absolute.resolveSibling(absolute.getFileName() + ".tmp");
+    Files.writeString(tmp, json + System.lineSeparator(), StandardCharsets.UTF_8);
+    try {
+      Files.move(
+          tmp, absolute, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    } catch (AtomicMoveNotSupportedException e) {
+      Files.move(tmp, absolute, StandardCopyOption.REPLACE_EXISTING);
+    }
+  }
+}

@@ -1,0 +1,555 @@
+package dev.surgery.trainer.config;
+
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.AlgorithmSpec;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.HyperParameter;
+import java.math.BigInteger;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeSet;
+import org.snakeyaml.engine.v2.api.LoadSettings;
+import org.snakeyaml.engine.v2.api.lowlevel.Compose;
+import org.snakeyaml.engine.v2.constructor.StandardConstructor;
+import org.snakeyaml.engine.v2.exceptions.Mark;
+import org.snakeyaml.engine.v2.exceptions.MarkedYamlEngineException;
+import org.snakeyaml.engine.v2.exceptions.ReaderException;
+import org.snakeyaml.engine.v2.exceptions.YamlEngineException;
+import org.snakeyaml.engine.v2.nodes.MappingNode;
+import org.snakeyaml.engine.v2.nodes.Node;
+import org.snakeyaml.engine.v2.nodes.NodeTuple;
+import org.snakeyaml.engine.v2.nodes.ScalarNode;
+import org.snakeyaml.engine.v2.nodes.SequenceNode;
+import org.snakeyaml.engine.v2.schema.CoreSchema;
+
+/**
+ * Binds a YAML node tree to a {@link SurgeryConfig}, collecting every problem with its position.
+ *
+ * <p>SnakeYAML Engine composes the document into nodes (which keep their marks) with duplicate keys
+ * allowed, so that duplicates are found here with both positions rather than as the parser's first
+ * error. Values are read with the YAML 1.2 core schema: {@code yes} is a string, {@code 0x10} an
+ * integer.
+ */
+final class ConfigParser {
+
+  static final String ALGORITHMS = "algorithms";
+  static final String ON_ERROR = "on_error";
+  static final String REPORT = "report";
+  static final String TOTAL_EPOCHS = "total_epochs";
+  static final String NAME = "name";
+  static final String EPOCH = "epoch";
+  static final List<String> TOP_LEVEL_KEYS = List.of(ALGORITHMS, ON_ERROR, REPORT, TOTAL_EPOCHS);
+
+  private final String file;
+  private final LoadSettings settings;
+  private final List<ConfigProblem> problems = new ArrayList<>();
+
+  ConfigParser(String file) {
+    this.file = file;
+    this.settings =
+        LoadSettings.builder()
+            .setLabel(file)
+            .setAllowDuplicateKeys(true)
+            .setSchema(new CoreSchema())
+            .setMaxAliasesForCollections(50)
+            .setCodePointLimit(SurgeryConfig.MAX_FILE_BYTES)
+            .build();
+  }
+
+  SurgeryConfig parse(String text) {
+    if (!text.isEmpty() && text.charAt(0) == '\uFEFF') {
+      text = text.substring(1);
+    }
+    checkText(text);
+    Node root = compose(text);
+    SurgeryConfig config = bind(root);
+    if (!problems.isEmpty()) {
+      throw exception();
+    }
+    return config;
+  }
+
+  // ------------------------------------------------------------------ text and syntax
+
+  /** Refuses control characters, which mean binary data, before YAML reports something obscure. */
+  private void checkText(String text) {
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      boolean control = c < 0x20 && c != '\t' && c != '\n' && c != '\r';
+      if (control || c == 0x7F || c == '\uFFFE' || c == '\uFFFF') {
+        int[] at = lineAndColumn(text, i);
+        add(
+            at[0],
+            at[1],
+            String.format(
+                Locale.ROOT,
+                "binary data: control character U+%04X; a surgery config is a UTF-8 YAML text"
+                    + " file",
+                (int) c));
+        throw exception();
+      }
+    }
+    if (text.isBlank()) {
+      add(1, 1, "the file is empty; expected a mapping with an 'algorithms' list");
+      throw exception();
+    }
+  }
+
+  private Node compose(String text) {
+    List<Node> documents = new ArrayList<>();
+    try {
+      Iterator<Node> it = new Compose(settings).composeAllFromString(text).iterator();
+      while (it.hasNext()) {
+        Node doc = it.next();
+        documents.add(doc);
+        if (documents.size() == 2) {
+          addAt(doc, "only one YAML document is allowed; found a second one here");
+          throw exception();
+        }
+      }
+    } catch (MarkedYamlEngineException e) {
+      Optional<Mark> mark = e.getProblemMark().or(e::getContextMark);
+      int line = mark.map(m -> m.getLine() + 1).orElse(1);
+      int column = mark.map(m -> m.getColumn() + 1).orElse(1);
+      String problem = clean(e.getProblem());
+      String context = clean(e.getContext());
+      add(
+          line,
+          column,
+          "YAML syntax error: " + problem + (context.isEmpty() ? "" : " (" + context + ")"));
+      throw exception();
+    } catch (ReaderException e) {
+      int[] at = lineAndColumn(text, Math.min(e.getPosition(), text.length()));
+      add(at[0], at[1], "unreadable character: " + clean(e.getMessage()));
+      throw exception();
+    } catch (YamlEngineException e) {
+      add(1, 1, "YAML error: " + clean(e.getMessage()));
+      throw exception();
+    } catch (StackOverflowError e) {
+      // The parser recurses per nesting level; thousands of '[' are an attack or garbage, and
+      // must be a config problem rather than an Error that kills the program (or the agent).
+      add(1, 1, "the YAML nests too deeply to be a surgery config");
+      throw exception();
+    }
+    if (documents.isEmpty()) {
+      add(1, 1, "the file has no YAML content; expected a mapping with an 'algorithms' list");
+      throw exception();
+    }
+    return documents.get(0);
+  }
+
+  // ------------------------------------------------------------------ binding
+
+  private SurgeryConfig bind(Node root) {
+    if (!(root instanceof MappingNode mapping)) {
+      addAt(
+          root,
+          "expected a mapping with an 'algorithms' list at the top level, found " + describe(root));
+      return null;
+    }
+    Map<String, Node> keys = keys(mapping, TOP_LEVEL_KEYS, "key", "");
+
+    List<ScheduledAlgorithm> entries = new ArrayList<>();
+    Node algorithms = keys.get(ALGORITHMS);
+    if (algorithms == null) {
+      addAt(
+          root,
+          "missing key 'algorithms': a list of entries, each with 'name' and 'epoch'; known"
+              + " algorithms: "
+              + known());
+    } else if (!(algorithms instanceof SequenceNode list)) {
+      addAt(algorithms, "'algorithms' must be a list of entries, found " + describe(algorithms));
+    } else {
+      for (Node entry : list.getValue()) {
+        ScheduledAlgorithm s = entry(entry, entries.size());
+        if (s != null) {
+          entries.add(s);
+        } else {
+          // keep indices stable for the entries that follow a bad one
+          entries.add(null);
+        }
+      }
+    }
+
+    OnError onError = OnError.FAIL;
+    Node onErrorNode = keys.get(ON_ERROR);
+    if (onErrorNode != null) {
+      Object v = scalar(onErrorNode);
+      if (v instanceof String s && (s.equals("fail") || s.equals("skip"))) {
+        onError = s.equals("fail") ? OnError.FAIL : OnError.SKIP;
+      } else if (v != INVALID) {
+        String hint = v instanceof String s ? didYouMean(s, List.of("fail", "skip")) : "";
+        addAt(
+            onErrorNode, "on_error must be 'fail' or 'skip', got " + describe(onErrorNode) + hint);
+      }
+    }
+
+    Path report = null;
+    Node reportNode = keys.get(REPORT);
+    if (reportNode != null) {
+      Object v = scalar(reportNode);
+      if (v instanceof String s && !s.isBlank()) {
+        try {
+          report = Path.of(s);
+        } catch (InvalidPathException e) {
+          addAt(reportNode, "report is not a valid path: " + e.getReason());
+        }
+      } else if (v != INVALID) {
+        addAt(
+            reportNode,
+            "report must be a file path such as surgery-report.json, got " + describe(reportNode));
+      }
+    }
+
+    int totalEpochs = 0;
+    Node totalNode = keys.get(TOTAL_EPOCHS);
+    if (totalNode != null) {
+      Integer t = integer(totalNode, "total_epochs", 1);
+      if (t != null) {
+        totalEpochs = t;
+        for (int i = 0; i < entries.size(); i++) {
+          ScheduledAlgorithm s = entries.get(i);
+          if (s != null && s.epoch() > t) {
+            Node entry = ((SequenceNode) algorithms).getValue().get(i);
+            Node epochNode = valueOf((MappingNode) entry, EPOCH);
+            addAt(
+                epochNode == null ? entry : epochNode,
+                "epoch "
+                    + s.epoch()
+                    + " is after the last epoch (total_epochs: "
+                    + t
+                    + "); this entry would never run");
+          }
+        }
+      }
+    }
+    if (!problems.isEmpty()) {
+      return null;
+    }
+    return new SurgeryConfig(file, entries, onError, report, totalEpochs);
+  }
+
+  private ScheduledAlgorithm entry(Node node, int index) {
+    String where = "algorithms entry " + (index + 1);
+    int problemsBefore = problems.size();
+    if (!(node instanceof MappingNode mapping)) {
+      addAt(node, where + " must be a mapping with 'name' and 'epoch', found " + describe(node));
+      return null;
+    }
+    Node nameNode = valueOf(mapping, NAME);
+    AlgorithmSpec spec = null;
+    String name = null;
+    if (nameNode == null) {
+      addAt(node, where + " has no 'name'; known algorithms: " + known());
+    } else {
+      Object v = scalar(nameNode);
+      if (v instanceof String s && !s.isBlank()) {
+        name = s;
+        spec = Algorithms.spec(s);
+        if (spec == null) {
+          addAt(
+              nameNode,
+              "unknown algorithm '"
+                  + s
+                  + "'"
+                  + didYouMean(s, Algorithms.names())
+                  + "; known algorithms: "
+                  + known());
+        }
+      } else if (v != INVALID) {
+        addAt(
+            nameNode,
+            where
+                + ": name must be an algorithm name such as one of "
+                + known()
+                + ", got "
+                + describe(nameNode));
+      }
+    }
+
+    List<String> validKeys = new ArrayList<>(List.of(NAME, EPOCH));
+    if (spec != null) {
+      validKeys.addAll(spec.names());
+    }
+    // Without a known algorithm there is no list of valid keys: report only the name problem.
+    Map<String, Node> keys =
+        keys(mapping, spec == null ? null : validKeys, "key", " for algorithm '" + name + "'");
+
+    Integer epoch = null;
+    Node epochNode = keys.get(EPOCH);
+    if (epochNode == null) {
+      addAt(
+          node,
+          where
+              + (name == null ? "" : " ('" + name + "')")
+              + " has no 'epoch': the number of completed training epochs after which it runs"
+              + " (0: before the first batch)");
+    } else {
+      epoch = integer(epochNode, "epoch", 0);
+    }
+
+    Map<String, Object> values = new LinkedHashMap<>();
+    boolean valuesOk = true;
+    if (spec != null) {
+      for (Map.Entry<String, Node> e : keys.entrySet()) {
+        if (e.getKey().equals(NAME) || e.getKey().equals(EPOCH)) {
+          continue;
+        }
+        HyperParameter h = spec.hyperParameter(e.getKey());
+        Object raw = valueForHyperParameter(e.getValue());
+        if (raw == INVALID) {
+          valuesOk = false;
+          continue;
+        }
+        Object value = HyperParameterValues.normalize(h, raw);
+        String problem = h.problemWith(value);
+        if (problem != null) {
+          addAt(e.getValue(), name + ": " + problem);
+          valuesOk = false;
+        } else {
+          values.put(h.name(), value);
+        }
+      }
+    }
+    if (spec == null || epoch == null || !valuesOk || problems.size() > problemsBefore) {
+      return null;
+    }
+    Algorithm algorithm;
+    try {
+      algorithm = spec.create(values);
+    } catch (RuntimeException e) {
+      // cross-parameter constraints only the factory knows
+      addAt(node, name + ": " + e.getMessage());
+      return null;
+    }
+    Mark mark = node.getStartMark().orElse(null);
+    String source =
+        file
+            + ":"
+            + (mark == null ? 1 : mark.getLine() + 1)
+            + ":"
+            + (mark == null ? 1 : mark.getColumn() + 1);
+    return new ScheduledAlgorithm(algorithm, epoch, index, source);
+  }
+
+  /**
+   * Reads the keys of a mapping: reports non-string keys, duplicates and (when {@code valid} is
+   * given) unknown keys; returns the first value of each valid key, in file order.
+   */
+  private Map<String, Node> keys(
+      MappingNode mapping, List<String> valid, String what, String suffix) {
+    Map<String, Node> values = new LinkedHashMap<>();
+    Map<String, Node> firstKey = new HashMap<>();
+    for (NodeTuple t : mapping.getValue()) {
+      Node keyNode = t.getKeyNode();
+      Object k = keyNode instanceof ScalarNode ? scalar(keyNode) : null;
+      if (!(k instanceof String key)) {
+        if (k != INVALID) {
+          addAt(keyNode, "keys must be plain names, found " + describe(keyNode));
+        }
+        continue;
+      }
+      Node first = firstKey.putIfAbsent(key, keyNode);
+      if (first != null) {
+        addAt(keyNode, "duplicate key '" + key + "' (first defined at " + position(first) + ")");
+        continue;
+      }
+      if (valid != null && !valid.contains(key)) {
+        addAt(
+            keyNode,
+            "unknown "
+                + what
+                + " '"
+                + key
+                + "'"
+                + suffix
+                + didYouMean(key, valid)
+                + "; valid keys: "
+                + String.join(", ", valid));
+        continue;
+      }
+      values.put(key, t.getValueNode());
+    }
+    return values;
+  }
+
+  private static Node valueOf(MappingNode mapping, String key) {
+    for (NodeTuple t : mapping.getValue()) {
+      if (t.getKeyNode() instanceof ScalarNode s && s.getValue().equals(key)) {
+        return t.getValueNode();
+      }
+    }
+    return null;
+  }
+
+  /** Reads a non-negative integer that must be at least {@code min} and at most MAX_EPOCH. */
+  private Integer integer(Node node, String key, int min) {
+    Object v = scalar(node);
+    if (v == INVALID) {
+      return null;
+    }
+    String expected =
+        key
+            + " must be a whole number in ["
+            + min
+            + ", "
+            + String.format(Locale.ROOT, "%,d", SurgeryConfig.MAX_EPOCH)
+            + "]";
+    if (v instanceof Integer || v instanceof Long || v instanceof BigInteger) {
+      BigInteger b = new BigInteger(v.toString());
+      if (b.compareTo(BigInteger.valueOf(min)) < 0) {
+        addAt(
+            node,
+            key
+                + " must not be "
+                + (b.signum() < 0 ? "negative" : "less than " + min)
+                + ", got "
+                + b
+                + " ("
+                + expected
+                + ")");
+        return null;
+      }
+      if (b.compareTo(BigInteger.valueOf(SurgeryConfig.MAX_EPOCH)) > 0) {
+        addAt(node, expected + ", got " + b + " (too large)");
+        return null;
+      }
+      return b.intValue();
+    }
+    addAt(node, expected + ", got " + describe(node));
+    return null;
+  }
+
+  /** A hyperparameter value: scalars as parsed; lists and mappings as a description to refuse. */
+  private Object valueForHyperParameter(Node node) {
+    if (node instanceof ScalarNode) {
+      return scalar(node);
+    }
+    return new Described(describe(node));
+  }
+
+  /** Marker for a value whose problem has been reported already. */
+  private static final Object INVALID = new Object();
+
+  /** A non-scalar value shown in a message through {@link HyperParameter#problemWith}. */
+  private record Described(String text) {
+    @Override
+    public String toString() {
+      return text;
+    }
+  }
+
+  /** Reads a scalar node as the core schema types it; returns null for collections. */
+  private Object scalar(Node node) {
+    if (!(node instanceof ScalarNode)) {
+      return null;
+    }
+    try {
+      return new StandardConstructor(settings).constructSingleDocument(Optional.of(node));
+    } catch (YamlEngineException e) {
+      String message =
+          e instanceof MarkedYamlEngineException m ? clean(m.getProblem()) : clean(e.getMessage());
+      addAt(node, "cannot read this value: " + message);
+      return INVALID;
+    }
+  }
+
+  private String describe(Node node) {
+    if (node instanceof SequenceNode) {
+      return "a list";
+    }
+    if (node instanceof MappingNode) {
+      return "a mapping";
+    }
+    if (node instanceof ScalarNode s) {
+      Object v;
+      try {
+        v = new StandardConstructor(settings).constructSingleDocument(Optional.of(node));
+      } catch (YamlEngineException e) {
+        return "'" + s.getValue() + "'";
+      }
+      if (v == null) {
+        return "nothing (an empty value)";
+      }
+      if (v instanceof String str) {
+        return "'" + str + "'";
+      }
+      if (v instanceof Boolean) {
+        return "the boolean " + v;
+      }
+      return s.getValue();
+    }
+    return "a " + node.getNodeType();
+  }
+
+  // ------------------------------------------------------------------ problems
+
+  private String didYouMean(String input, java.util.Collection<String> valid) {
+    String s = EditDistance.suggest(input, valid);
+    return s == null || s.equals(input) ? "" : " (did you mean '" + s + "'?)";
+  }
+
+  private static String known() {
+    TreeSet<String> names = new TreeSet<>(Algorithms.names());
+    return names.isEmpty() ? "(none registered)" : String.join(", ", names);
+  }
+
+  private String position(Node node) {
+    Mark m = node.getStartMark().orElse(null);
+    return m == null ? "?" : "line " + (m.getLine() + 1) + ", column " + (m.getColumn() + 1);
+  }
+
+  private void addAt(Node node, String message) {
+    Mark m = node.getStartMark().orElse(null);
+    add(m == null ? 1 : m.getLine() + 1, m == null ? 1 : m.getColumn() + 1, message);
+  }
+
+  private void add(int line, int column, String message) {
+    problems.add(new ConfigProblem(file, line, column, message));
+  }
+
+  private SurgeryConfigException exception() {
+    List<ConfigProblem> sorted = new ArrayList<>(problems);
+    sorted.sort(
+        Comparator.comparingInt(ConfigProblem::line).thenComparingInt(ConfigProblem::column));
+    return new SurgeryConfigException(sorted);
+  }
+
+  private static String clean(String s) {
+    if (s == null) {
+      return "";
+    }
+    return s.replaceAll("\\s+", " ").trim();
+  }
+
+  /**
+   * Converts a character offset to a 1-based line and column.
+   *
+   * @param text the text
+   * @param offset the offset, at most {@code text.length()}
+   * @return {line, column}
+   */
+  static int[] lineAndColumn(String text, int offset) {
+    int line = 1;
+    int column = 1;
+    for (int i = 0; i < offset && i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (c == '\n' || (c == '\r' && (i + 1 >= text.length() || text.charAt(i + 1) != '\n'))) {
+        line++;
+        column = 1;
+      } else if (c != '\r') {
+        column++;
+      }
+    }
+    return new int[] {line, column};
+  }
+}

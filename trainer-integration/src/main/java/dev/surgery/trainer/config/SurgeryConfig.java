@@ -1,0 +1,238 @@
+package dev.surgery.trainer.config;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+
+/**
+ * A validated surgery schedule read from YAML: which algorithms run after how many completed
+ * epochs, what to do when one fails, and where to write the JSON report.
+ *
+ * <pre>{@code
+ * algorithms:
+ *   - name: blurpool        # a registered algorithm name (see Algorithms.names())
+ *     epoch: 1              # apply when 1 training epoch has completed; 0: before the first batch
+ *     min_channels: 16      # any other key: a hyperparameter of that algorithm
+ * on_error: fail            # fail (default) | skip
+ * report: surgery-report.json   # optional, relative to the working directory
+ * total_epochs: 10          # optional, passed to algorithms that follow a schedule
+ * }</pre>
+ *
+ * <p>Instances are immutable. {@link #load} and {@link #parse} check everything before returning
+ * and throw one {@link SurgeryConfigException} listing every problem, each as {@code
+ * file:line:column: message} with 1-based positions. Problems with the file itself (missing, a
+ * directory, unreadable, a symbolic link loop, too large) have no position inside the file and use
+ * line 0, column 0; problems with its content (empty, binary data, YAML syntax, wrong values) point
+ * at the offending place, 1:1 for an empty file.
+ */
+public final class SurgeryConfig {
+
+  /** The largest epoch an entry may name; larger values are taken for typos. */
+  public static final int MAX_EPOCH = 1_000_000;
+
+  /** The largest config file read, in bytes; anything larger is not a surgery config. */
+  public static final int MAX_FILE_BYTES = 1 << 20;
+
+  private final String fileName;
+  private final List<ScheduledAlgorithm> algorithms;
+  private final OnError onError;
+  private final Path reportPath;
+  private final int totalEpochs;
+
+  SurgeryConfig(
+      String fileName,
+      List<ScheduledAlgorithm> algorithms,
+      OnError onError,
+      Path reportPath,
+      int totalEpochs) {
+    this.fileName = fileName;
+    this.algorithms = List.copyOf(algorithms);
+    this.onError = onError;
+    this.reportPath = reportPath;
+    this.totalEpochs = totalEpochs;
+  }
+
+  /**
+   * Reads and validates a config file.
+   *
+   * @param file the YAML file; messages name it as given
+   * @return the config
+   * @throws SurgeryConfigException listing every problem, file-level ones included
+   */
+  public static SurgeryConfig load(Path file) {
+    return parse(read(file), file.toString());
+  }
+
+  /**
+   * Validates config text.
+   *
+   * @param text the YAML text
+   * @param fileName the name to use in messages
+   * @return the config
+   * @throws SurgeryConfigException listing every problem
+   */
+  public static SurgeryConfig parse(String text, String fileName) {
+    return new ConfigParser(fileName).parse(text);
+  }
+
+  /**
+   * Returns the name of the file the config came from, as given.
+   *
+   * @return the file name
+   */
+  public String getFileName() {
+    return fileName;
+  }
+
+  /**
+   * Returns the scheduled algorithms, in file order.
+   *
+   * @return the entries
+   */
+  public List<ScheduledAlgorithm> getAlgorithms() {
+    return algorithms;
+  }
+
+  /**
+   * Returns what to do when an algorithm fails.
+   *
+   * @return the policy; {@link OnError#FAIL} unless the file says {@code skip}
+   */
+  public OnError getOnError() {
+    return onError;
+  }
+
+  /**
+   * Returns where to write the JSON report, relative to the working directory.
+   *
+   * @return the report path, if set
+   */
+  public Optional<Path> getReportPath() {
+    return Optional.ofNullable(reportPath);
+  }
+
+  /**
+   * Returns the planned number of training epochs.
+   *
+   * @return the {@code total_epochs} value, or 0 when the file does not set it
+   */
+  public int getTotalEpochs() {
+    return totalEpochs;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public String toString() {
+    StringBuilder sb = new StringBuilder("SurgeryConfig(").append(fileName).append(": ");
+    for (ScheduledAlgorithm a : algorithms) {
+      sb.append(a.algorithm().name()).append('@').append(a.epoch()).append(' ');
+    }
+    sb.append("on_error=").append(onError.configName());
+    if (reportPath != null) {
+      sb.append(", report=").append(reportPath);
+    }
+    return sb.append(')').toString();
+  }
+
+  // ------------------------------------------------------------------ reading the file
+
+  private static String read(Path file) {
+    String name = file.toString();
+    if (!Files.exists(file)) {
+      throw fileProblem(name, whyMissing(file));
+    }
+    if (Files.isDirectory(file)) {
+      throw fileProblem(name, "is a directory, not a YAML file");
+    }
+    if (!Files.isRegularFile(file)) {
+      throw fileProblem(name, "is not a regular file (a device, pipe or socket?)");
+    }
+    byte[] bytes;
+    try {
+      long size = Files.size(file);
+      if (size > MAX_FILE_BYTES) {
+        throw fileProblem(
+            name,
+            String.format(
+                Locale.ROOT,
+                "is %,d bytes; a surgery config is YAML text of at most %,d bytes",
+                size,
+                MAX_FILE_BYTES));
+      }
+      bytes = Files.readAllBytes(file);
+    } catch (AccessDeniedException e) {
+      throw fileProblem(name, "cannot be read: permission denied");
+    } catch (IOException e) {
+      throw fileProblem(name, "cannot be read: " + e.getMessage());
+    }
+    return decode(bytes, name);
+  }
+
+  private static String whyMissing(Path file) {
+    try {
+      file.toRealPath();
+      return "file not found (looked for " + file.toAbsolutePath() + ")";
+    } catch (NoSuchFileException e) {
+      if (Files.isSymbolicLink(file)) {
+        return "is a symbolic link to a missing file (looked for " + file.toAbsolutePath() + ")";
+      }
+      return "file not found (looked for " + file.toAbsolutePath() + ")";
+    } catch (FileSystemException e) {
+      String reason = e.getReason() == null ? "" : e.getReason();
+      if (reason.toLowerCase(Locale.ROOT).contains("symbolic link")) {
+        return "cannot be opened: symbolic link loop (" + reason + ")";
+      }
+      return "cannot be opened: " + (reason.isEmpty() ? e.getMessage() : reason);
+    } catch (IOException | SecurityException e) {
+      return "cannot be opened: " + e.getMessage();
+    }
+  }
+
+  /** Decodes strictly, so that binary data is reported at its first bad byte, not parsed. */
+  private static String decode(byte[] bytes, String name) {
+    CharsetDecoder decoder =
+        StandardCharsets.UTF_8
+            .newDecoder()
+            .onMalformedInput(CodingErrorAction.REPORT)
+            .onUnmappableCharacter(CodingErrorAction.REPORT);
+    ByteBuffer in = ByteBuffer.wrap(bytes);
+    CharBuffer out = CharBuffer.allocate(bytes.length + 1);
+    CoderResult result = decoder.decode(in, out, true);
+    if (result.isError()) {
+      int offset = in.position();
+      out.flip();
+      int[] position = ConfigParser.lineAndColumn(out.toString(), out.length());
+      throw new SurgeryConfigException(
+          List.of(
+              new ConfigProblem(
+                  name,
+                  position[0],
+                  position[1],
+                  String.format(
+                      Locale.ROOT,
+                      "binary data: byte 0x%02X at offset %d is not UTF-8 text; a surgery config"
+                          + " is a UTF-8 YAML file",
+                      bytes[offset] & 0xFF,
+                      offset))));
+    }
+    decoder.flush(out);
+    out.flip();
+    return out.toString();
+  }
+
+  private static SurgeryConfigException fileProblem(String name, String message) {
+    return new SurgeryConfigException(List.of(new ConfigProblem(name, 0, 0, message)));
+  }
+}

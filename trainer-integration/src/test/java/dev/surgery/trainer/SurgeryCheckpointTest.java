@@ -1,0 +1,180 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.SurgeryListenerFitTest.algorithm;
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.MalformedModelException;
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Checkpoints taken after surgery load into the original architecture, bit for bit. */
+class SurgeryCheckpointTest {
+
+  @TempDir Path dir;
+
+  @BeforeAll
+  static void register() {
+    TestAlgorithms.ensureRegistered();
+  }
+
+  /** Forward pass in inference mode on a fixed batch. */
+  static float[] outputs(Model model, NDArray batch) {
+    try (NDManager scratch = model.getNDManager().newSubManager()) {
+      NDList out =
+          model.getBlock().forward(new ParameterStore(scratch, false), new NDList(batch), false);
+      return out.singletonOrThrow().toFloatArray();
+    }
+  }
+
+  @Test
+  void surgeryAtEpochOneSurvivesSaveAndLoadBitForBit() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
+            .add(algorithm(TestAlgorithms.SCALE_CONV, Map.of("stride", 1, "factor", 0.25)), 1)
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 21);
+      data.getEngine().setRandomSeed(99);
+      NDArray batch = data.randomNormal(INPUT);
+      float[] saved;
+      String savedStructure;
+      try (Model model = TestModels.model("ckpt")) {
+        try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+          trainer.initialize(INPUT);
+          listener.onInitialized(trainer);
+          EasyTrain.fit(trainer, 2, dataset, null);
+        }
+        savedStructure = TestModels.structure(model.getBlock());
+        assertEquals(2, TestModels.count(model.getBlock(), "ScaledConv2d"), savedStructure);
+        assertEquals(1, TestModels.count(model.getBlock(), "ProbePool"), savedStructure);
+        saved = outputs(model, batch);
+        model.save(dir, "ckpt");
+      }
+
+      Path file = SurgeryCheckpoint.resolveParamsFile(dir, "ckpt", null);
+      List<SurgeryRecord> record = SurgeryCheckpoint.readRecord(file);
+      assertEquals(
+          List.of("t_scale_conv_min", "t_scale_conv", "t_pool"),
+          record.stream().map(SurgeryRecord::algorithm).toList());
+      assertEquals(List.of(0, 1, 1), record.stream().map(SurgeryRecord::epoch).toList());
+      assertEquals(0.25, ((Number) record.get(1).hyperparameters().get("factor")).doubleValue());
+      assertEquals(4L, ((Number) record.get(0).hyperparameters().get("min_channels")).longValue());
+      SurgeryCheckpoint.Header header = SurgeryCheckpoint.readHeader(file);
+      assertEquals(List.of(INPUT), header.inputShapes());
+
+      // A fresh model of the original architecture, restored through the record.
+      try (Model restored = TestModels.model("ckpt")) {
+        SurgeryCheckpoint.load(restored, dir, "ckpt");
+        assertEquals(savedStructure, TestModels.structure(restored.getBlock()));
+        assertArrayEquals(saved, outputs(restored, batch), "outputs must match bit for bit");
+
+        // resume training with a new trainer (and a new listener that adds to the record)
+        SurgeryListener more =
+            SurgeryListener.builder()
+                .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 1)
+                .build();
+        try (Trainer trainer = restored.newTrainer(TestModels.config(more))) {
+          trainer.initialize(INPUT);
+          TestModels.assertStoreMatchesModel(trainer);
+          float[] beforeResume = outputs(restored, batch);
+          EasyTrain.fit(trainer, 1, dataset, null);
+          float[] afterResume = outputs(restored, batch);
+          assertFalse(java.util.Arrays.equals(beforeResume, afterResume), "training resumed");
+          for (float v : afterResume) {
+            assertTrue(Float.isFinite(v));
+          }
+        }
+        assertEquals(4, SurgeryJson.recordsFromJson(restored.getProperty("surgery")).size());
+      }
+
+      // The same file loaded by plain DJL into the original architecture gives other outputs:
+      // the replay is what makes the checkpoint right.
+      try (Model plain = TestModels.model("ckpt")) {
+        plain.load(dir, "ckpt");
+        assertFalse(java.util.Arrays.equals(saved, outputs(plain, batch)));
+      }
+    }
+  }
+
+  @Test
+  void aCheckpointWithoutRecordLoadsAsPlainDjl() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(5);
+      NDArray batch = data.randomNormal(INPUT);
+      float[] saved;
+      try (Model model = TestModels.model("plain")) {
+        model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+        saved = outputs(model, batch);
+        model.save(dir, "plain");
+      }
+      Path file = SurgeryCheckpoint.resolveParamsFile(dir, "plain", null);
+      assertEquals(List.of(), SurgeryCheckpoint.readRecord(file));
+      try (Model restored = TestModels.model("plain")) {
+        SurgeryCheckpoint.load(restored, dir, "plain");
+        assertArrayEquals(saved, outputs(restored, batch));
+      }
+    }
+  }
+
+  @Test
+  void readRecordIgnoresFilesThatAreNotDjlParameters() throws Exception {
+    Path other = dir.resolve("model.pt");
+    Files.write(other, new byte[] {'P', 'K', 3, 4, 0, 0});
+    assertEquals(List.of(), SurgeryCheckpoint.readRecord(other));
+    assertNull(SurgeryCheckpoint.readHeader(other));
+    assertNull(SurgeryCheckpoint.resolveParamsFile(dir, "absent", null));
+  }
+
+  @Test
+  void aRecordNamingAnUnknownAlgorithmFailsClearly() throws Exception {
+    try (Model model = TestModels.model("unknown")) {
+      model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+      model.setProperty(
+          "surgery", "[{\"algorithm\":\"no_such_algorithm\",\"hyperparameters\":{},\"epoch\":1}]");
+      model.save(dir, "unknown");
+    }
+    try (Model restored = TestModels.model("unknown")) {
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class,
+              () -> SurgeryCheckpoint.load(restored, dir, "unknown"));
+      assertTrue(e.getMessage().contains("no_such_algorithm"), e.getMessage());
+      assertTrue(e.getMessage().contains("unknown-0000.params"), e.getMessage());
+    }
+  }
+
+  @Test
+  void aMalformedRecordFailsClearly() throws Exception {
+    try (Model model = TestModels.model("bad")) {
+      model.getBlock().initialize(model.getNDManager(), model.getDataType(), new Shape(1, 3, 8, 8));
+      model.setProperty("surgery", "{not json");
+      model.save(dir, "bad");
+    }
+    Path file = SurgeryCheckpoint.resolveParamsFile(dir, "bad", null);
+    MalformedModelException e =
+        assertThrows(MalformedModelException.class, () -> SurgeryCheckpoint.readRecord(file));
+    assertTrue(e.getMessage().contains("not JSON"), e.getMessage());
+  }
+}

@@ -1,0 +1,330 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.listener.TrainingListenerAdapter;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryReport;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The listener inside {@code EasyTrain.fit} on generated data with a tiny CNN. */
+class SurgeryListenerFitTest {
+
+  @TempDir Path tmp;
+
+  @BeforeAll
+  static void register() {
+    TestAlgorithms.ensureRegistered();
+  }
+
+  static Algorithm algorithm(String name, Map<String, Object> values) {
+    return Algorithms.spec(name).create(values);
+  }
+
+  /**
+   * Records the block tree at the first batch of every epoch and after every onEpoch (it sits after
+   * the surgery listener), checks the trainer's store against the model each time, and computes
+   * each batch's loss independently.
+   */
+  static final class Probe extends TrainingListenerAdapter {
+    final List<String> atFirstBatch = new ArrayList<>();
+    final List<String> afterEpoch = new ArrayList<>();
+    final List<Float> losses = new ArrayList<>();
+    final List<AssertionError> storeMismatches = new ArrayList<>();
+    private boolean epochStart = true;
+
+    @Override
+    public void onTrainingBatch(Trainer trainer, BatchData batchData) {
+      if (epochStart) {
+        atFirstBatch.add(TestModels.structure(trainer.getModel().getBlock()));
+        epochStart = false;
+      }
+      float sum = 0;
+      for (var e : batchData.getLabels().entrySet()) {
+        try (NDArray l =
+            trainer.getLoss().evaluate(e.getValue(), batchData.getPredictions().get(e.getKey()))) {
+          sum += l.getFloat();
+        }
+      }
+      losses.add(sum / batchData.getLabels().size());
+    }
+
+    @Override
+    public void onEpoch(Trainer trainer) {
+      afterEpoch.add(TestModels.structure(trainer.getModel().getBlock()));
+      try {
+        TestModels.assertStoreMatchesModel(trainer);
+      } catch (AssertionError e) {
+        storeMismatches.add(e);
+      }
+      epochStart = true;
+    }
+  }
+
+  @Test
+  void surgeryAtEpochsZeroOneAndTwoLandsExactlyThen() throws Exception {
+    Path report = tmp.resolve("reports/surgery-report.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.SCALE_CONV, Map.of("factor", 0.5)), 0)
+            .add(algorithm(TestAlgorithms.FRESH_CONV, Map.of("stride", 1)), 1)
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), 2)
+            .optTotalEpochs(3)
+            .optReportPath(report)
+            .build();
+    Probe probe = new Probe();
+    try (Model model = TestModels.model("fit");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 11);
+      Block block = model.getBlock();
+      String original = TestModels.structure(block);
+      try (Trainer trainer =
+          model.newTrainer(
+              TestModels.config(TrainingListener.Defaults.basic())
+                  .addTrainingListeners(listener, probe))) {
+        // epoch 0 ran in onTrainingBegin, before initialize: structural
+        assertEquals(1, TestModels.count(block, "ScaledConv2d"), TestModels.structure(block));
+        assertFalse(block.isInitialized());
+        trainer.initialize(INPUT);
+        TestModels.assertStoreMatchesModel(trainer);
+
+        Parameter before = parameterOfType(block, FreshConv2d.class);
+        assertEquals(null, before, "no FreshConv2d before epoch 1");
+        EasyTrain.fit(trainer, 3, dataset, null);
+
+        assertEquals(3, probe.atFirstBatch.size());
+        assertEquals(3, probe.afterEpoch.size());
+        assertTrue(probe.storeMismatches.isEmpty(), () -> probe.storeMismatches.toString());
+
+        // epoch 1 trains with the epoch-0 surgery only
+        String epoch0 = original.replace("04Conv2d=Conv2d", "04ScaledConv2d=ScaledConv2d");
+        assertEquals(epoch0, probe.atFirstBatch.get(0));
+        // onEpoch #1 replaced the stride-1 conv, onEpoch #2 the pool, onEpoch #3 nothing
+        String epoch1 = epoch0.replace("01Conv2d=Conv2d", "01FreshConv2d=FreshConv2d");
+        assertEquals(epoch1, probe.afterEpoch.get(0));
+        assertEquals(epoch1, probe.atFirstBatch.get(1));
+        String epoch2 = epoch1.replace("06LambdaBlock=maxPool2d", "06ProbePool=ProbePool");
+        assertEquals(epoch2, probe.afterEpoch.get(1));
+        assertEquals(epoch2, probe.atFirstBatch.get(2));
+        assertEquals(epoch2, probe.afterEpoch.get(2));
+
+        // the parameters born at epoch 1 were registered and are trained
+        Parameter fresh = parameterOfType(block, FreshConv2d.class);
+        assertNotNull(fresh);
+
+        List<SurgeryApplication> apps = listener.getApplications();
+        assertEquals(3, apps.size());
+        assertEquals(List.of(0, 1, 2), apps.stream().map(SurgeryApplication::epoch).toList());
+        assertTrue(
+            apps.stream().allMatch(a -> a.status() == SurgeryApplication.Status.APPLIED),
+            "" + apps);
+        SurgeryReport epoch1Report = apps.get(1).report();
+        assertEquals(
+            List.of(new SurgeryReport.Change("01Conv2d", "Conv2d", "FreshConv2d")),
+            epoch1Report.changes());
+        assertEquals(epoch1Report.parametersBefore(), epoch1Report.parametersAfter());
+
+        // loss around the epoch-1 application: the 4 batches of epoch 1 before, 8 after
+        SurgeryApplication a1 = apps.get(1);
+        assertEquals(4, a1.lossBeforeBatches());
+        assertEquals(mean(probe.losses.subList(0, 4)), a1.lossBefore(), 1e-5);
+        assertEquals(8, a1.lossAfterBatches());
+        assertEquals(mean(probe.losses.subList(4, 12)), a1.lossAfter(), 1e-5);
+        // epoch 0: nothing before, all 12 batches after (window 20)
+        assertEquals(null, apps.get(0).lossBefore());
+        assertEquals(12, apps.get(0).lossAfterBatches());
+
+        // every application is recorded in the model, in order
+        JsonArray record = JsonParser.parseString(model.getProperty("surgery")).getAsJsonArray();
+        assertEquals(3, record.size());
+        assertEquals(
+            "t_scale_conv", record.get(0).getAsJsonObject().get("algorithm").getAsString());
+        assertEquals(
+            0.5,
+            record
+                .get(0)
+                .getAsJsonObject()
+                .getAsJsonObject("hyperparameters")
+                .get("factor")
+                .getAsDouble());
+        assertEquals(1, record.get(1).getAsJsonObject().get("epoch").getAsInt());
+        assertEquals("t_pool", record.get(2).getAsJsonObject().get("algorithm").getAsString());
+      }
+      assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
+
+      // the report, written at training end
+      JsonObject json = JsonParser.parseString(Files.readString(report)).getAsJsonObject();
+      JsonArray apps = json.getAsJsonArray("applications");
+      assertEquals(3, apps.size());
+      JsonObject second = apps.get(1).getAsJsonObject();
+      assertEquals("t_fresh_conv", second.get("algorithm").getAsString());
+      assertEquals(1, second.get("epoch").getAsInt());
+      assertEquals(1, second.getAsJsonObject("hyperparameters").get("stride").getAsInt());
+      assertEquals("applied", second.get("status").getAsString());
+      assertEquals(1, second.get("blocks_replaced").getAsInt());
+      JsonObject change = second.getAsJsonArray("changes").get(0).getAsJsonObject();
+      assertEquals("01Conv2d", change.get("path").getAsString());
+      assertEquals("FreshConv2d", change.get("to").getAsString());
+      assertEquals(
+          second.get("parameters_before").getAsLong(), second.get("parameters_after").getAsLong());
+      assertTrue(second.get("parameters_after").getAsLong() > 0);
+      assertEquals(4, second.getAsJsonObject("loss_before").get("batches").getAsInt());
+      assertEquals(8, second.getAsJsonObject("loss_after").get("batches").getAsInt());
+      assertEquals(0, json.getAsJsonArray("not_run").size());
+    }
+  }
+
+  @Test
+  void newParametersBornAtAnEpochAreTrained() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FRESH_CONV, Map.of("stride", 1)), 1)
+            .build();
+    try (Model model = TestModels.model("born");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, dataset, null);
+        Parameter fresh = parameterOfType(model.getBlock(), FreshConv2d.class);
+        assertNotNull(fresh);
+        float[] atBirth = fresh.getArray().toFloatArray();
+        EasyTrain.fit(trainer, 1, dataset, null);
+        float[] later = fresh.getArray().toFloatArray();
+        assertFalse(java.util.Arrays.equals(atBirth, later), "the optimizer must update it");
+        TestModels.assertStoreMatchesModel(trainer);
+      }
+    }
+  }
+
+  /**
+   * The loss means are right wherever the listener sits: after DJL's evaluator listener (its
+   * per-batch accumulator is read), before it (the accumulator still holds the previous batch, so
+   * the loss is computed), or without it.
+   */
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(
+      strings = {"after-evaluator", "before-evaluator", "no-evaluator"})
+  void lossMeansDoNotDependOnListenerOrder(String order) throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 1).build();
+    Probe probe = new Probe();
+    TrainingListener[] basic = TrainingListener.Defaults.basic();
+    ai.djl.training.DefaultTrainingConfig config;
+    switch (order) {
+      case "after-evaluator":
+        config = TestModels.config(basic).addTrainingListeners(listener, probe);
+        break;
+      case "before-evaluator":
+        config =
+            TestModels.config(listener).addTrainingListeners(basic).addTrainingListeners(probe);
+        break;
+      default:
+        config = TestModels.config(listener, probe);
+        break;
+    }
+    try (Model model = TestModels.model("order-" + order);
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 17), null);
+      }
+      SurgeryApplication a = listener.getApplications().get(0);
+      assertEquals(4, a.lossBeforeBatches());
+      assertEquals(mean(probe.losses.subList(0, 4)), a.lossBefore(), 1e-5);
+      assertEquals(4, a.lossAfterBatches());
+      assertEquals(mean(probe.losses.subList(4, 8)), a.lossAfter(), 1e-5);
+    }
+  }
+
+  @Test
+  void theLossBeforeSpansSeveralEpochsWhenEpochsAreShort() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 1)
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "b")), 7)
+            .build();
+    Probe probe = new Probe();
+    try (Model model = TestModels.model("windows");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener, probe))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 8, TestModels.dataset(data, 19), null);
+      }
+      // 4 batches per epoch: before epoch 7's application come batches 8..27 (epochs 3 to 7)
+      SurgeryApplication b = listener.getApplications().get(1);
+      assertEquals(7, b.epoch());
+      assertEquals(20, b.lossBeforeBatches());
+      assertEquals(mean(probe.losses.subList(8, 28)), b.lossBefore(), 1e-5);
+      assertEquals(4, b.lossAfterBatches());
+      assertEquals(mean(probe.losses.subList(28, 32)), b.lossAfter(), 1e-5);
+      SurgeryApplication a = listener.getApplications().get(0);
+      assertEquals(mean(probe.losses.subList(4, 24)), a.lossAfter(), 1e-5);
+    }
+  }
+
+  @Test
+  void infoLineReadsLikeDjl() {
+    SurgeryReport report =
+        new SurgeryReport(
+            "blurpool",
+            Map.of(),
+            List.of(
+                new SurgeryReport.Change("a", "Conv2d", "BlurConv2d"),
+                new SurgeryReport.Change("b", "Conv2d", "BlurConv2d"),
+                new SurgeryReport.Change("c", "maxPool2d", "BlurMaxPool2d"),
+                new SurgeryReport.Change("d", "Conv2d", "BlurConv2d")),
+            272_474,
+            272_474,
+            9_200_000);
+    assertEquals(
+        "Surgery: blurpool at epoch 1 replaced 4 blocks (Conv2d->BlurConv2d x3,"
+            + " maxPool2d->BlurMaxPool2d x1), parameters 272,474 -> 272,474, 9 ms",
+        SurgeryListener.logLine("blurpool", 1, report, report.nanos()));
+    SurgeryReport none = new SurgeryReport("x", Map.of(), List.of(), 10, 10, 0);
+    assertEquals(
+        "Surgery: x at epoch 0 replaced no blocks, parameters 10 -> 10, 0 ms",
+        SurgeryListener.logLine("x", 0, none, 0));
+  }
+
+  static Parameter parameterOfType(Block root, Class<?> type) {
+    for (Block b : dev.surgery.core.BlockPaths.index(root).keySet()) {
+      if (type.isInstance(b)) {
+        return b.getDirectParameters().get("weight");
+      }
+    }
+    return null;
+  }
+
+  static double mean(List<Float> values) {
+    double sum = 0;
+    for (float v : values) {
+      sum += v;
+    }
+    return sum / values.size();
+  }
+}

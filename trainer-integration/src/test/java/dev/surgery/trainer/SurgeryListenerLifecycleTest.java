@@ -1,0 +1,295 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.SurgeryListenerFitTest.algorithm;
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.dataset.Batch;
+import dev.surgery.trainer.config.OnError;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Lifecycle corners: deferred epoch-0 surgery, failures, custom loops, shared listeners. */
+class SurgeryListenerLifecycleTest {
+
+  @BeforeAll
+  static void register() {
+    TestAlgorithms.ensureRegistered();
+  }
+
+  @BeforeEach
+  void clearCalls() {
+    TestAlgorithms.CALLS.clear();
+  }
+
+  @Test
+  void epochZeroThatNeedsShapesWaitsForOnInitialized() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
+            .build();
+    try (Model model = TestModels.model("deferred");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        assertEquals(0, TestModels.count(model.getBlock(), "ScaledConv2d"), "must wait");
+        trainer.initialize(INPUT);
+        listener.onInitialized(trainer);
+        assertEquals(1, TestModels.count(model.getBlock(), "ScaledConv2d"));
+        TestModels.assertStoreMatchesModel(trainer);
+        EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+        listener.onInitialized(trainer); // nothing waits any more: no second application
+        assertEquals(1, listener.getApplications().size());
+      }
+      assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
+    }
+  }
+
+  @Test
+  void forgettingOnInitializedFailsAtTheFirstBatchNamingTheEntry() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
+            .build();
+    try (Model model = TestModels.model("forgot");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        String before = TestModels.structure(model.getBlock());
+        IllegalStateException e =
+            assertThrows(
+                IllegalStateException.class,
+                () -> EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null));
+        assertTrue(e.getMessage().contains("t_scale_conv_min at epoch 0"), e.getMessage());
+        assertTrue(e.getMessage().contains("onInitialized(trainer)"), e.getMessage());
+        assertEquals(before, TestModels.structure(model.getBlock()));
+      }
+      assertTrue(
+          listener.getWarnings().stream().anyMatch(w -> w.contains("never ran")),
+          listener.getWarnings().toString());
+    }
+  }
+
+  @Test
+  void epochZeroOnAnInitializedModelRunsBeforeTheTrainerIsInitialized() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FRESH_CONV, Map.of("stride", 2)), 0)
+            .build();
+    try (Model model = TestModels.model("pretrained");
+        NDManager data = NDManager.newBaseManager()) {
+      model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        assertEquals(1, TestModels.count(model.getBlock(), "FreshConv2d"));
+        assertTrue(model.getBlock().isInitialized(), "the engine initializes the replacement");
+        trainer.initialize(INPUT);
+        TestModels.assertStoreMatchesModel(trainer);
+        EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+        TestModels.assertStoreMatchesModel(trainer);
+      }
+    }
+  }
+
+  @Test
+  void onErrorFailStopsTrainingNamingAlgorithmEpochAndBlock() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 1)
+            .add(algorithm(TestAlgorithms.FAIL, Map.of()), 1)
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "b")), 2)
+            .optOnError(OnError.FAIL)
+            .build();
+    try (Model model = TestModels.model("fail");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        String before = TestModels.structure(model.getBlock());
+        SurgeryFailedException e =
+            assertThrows(
+                SurgeryFailedException.class,
+                () -> EasyTrain.fit(trainer, 3, TestModels.dataset(data, 3), null));
+        assertEquals("t_fail", e.getAlgorithm());
+        assertEquals(1, e.getEpoch());
+        assertEquals("01Conv2d", e.getBlockPath());
+        assertTrue(e.getMessage().contains("t_fail at epoch 1"), e.getMessage());
+        assertTrue(e.getMessage().contains("01Conv2d"), e.getMessage());
+        assertTrue(e.getMessage().contains("injected failure"), e.getMessage());
+        assertEquals(before, TestModels.structure(model.getBlock()));
+        assertEquals(List.of("a@1/0"), TestAlgorithms.CALLS, "training stopped at the failure");
+      }
+      List<SurgeryApplication> apps = listener.getApplications();
+      assertEquals(SurgeryApplication.Status.FAILED, apps.get(1).status());
+      assertTrue(apps.get(1).error().contains("injected failure"));
+    }
+  }
+
+  @Test
+  void onErrorSkipLogsAndTrainsOn() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FAIL, Map.of()), 1)
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "b")), 2)
+            .optOnError(OnError.SKIP)
+            .build();
+    try (Model model = TestModels.model("skip");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        String before = TestModels.structure(model.getBlock());
+        EasyTrain.fit(trainer, 3, TestModels.dataset(data, 3), null);
+        assertEquals(before, TestModels.structure(model.getBlock()));
+        assertEquals(List.of("b@2/0"), TestAlgorithms.CALLS);
+      }
+      assertEquals(
+          List.of(SurgeryApplication.Status.SKIPPED, SurgeryApplication.Status.APPLIED),
+          listener.getApplications().stream().map(SurgeryApplication::status).toList());
+      // a skipped surgery is not recorded for checkpoint replay
+      assertEquals(1, SurgeryJson.recordsFromJson(model.getProperty("surgery")).size());
+    }
+  }
+
+  @Test
+  void customLoopThatNotifiesOnEpochGetsItsSurgery() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.SCALE_CONV, Map.of()), 1).build();
+    try (Model model = TestModels.model("custom");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 3);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        for (int epoch = 0; epoch < 2; epoch++) {
+          for (Batch batch : trainer.iterateDataset(dataset)) {
+            EasyTrain.trainBatch(trainer, batch);
+            trainer.step();
+            batch.close();
+          }
+          assertEquals(epoch, TestModels.count(model.getBlock(), "ScaledConv2d"));
+          trainer.notifyListeners(l -> l.onEpoch(trainer));
+          assertEquals(1, TestModels.count(model.getBlock(), "ScaledConv2d"));
+        }
+        TestModels.assertStoreMatchesModel(trainer);
+      }
+      assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
+    }
+  }
+
+  @Test
+  void customLoopThatNeverNotifiesOnEpochIsWarnedAboutOnceNamingTheEntry() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.SCALE_CONV, Map.of()), 1)
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), 2)
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "d")), 9)
+            .build();
+    try (Model model = TestModels.model("silent");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 3);
+      String before;
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        before = TestModels.structure(model.getBlock());
+        for (int epoch = 0; epoch < 4; epoch++) {
+          for (Batch batch : trainer.iterateDataset(dataset)) {
+            EasyTrain.trainBatch(trainer, batch);
+            trainer.step();
+            batch.close();
+          }
+          if (epoch == 1) {
+            // the first batch of the second pass showed that one epoch had ended unseen
+            List<String> w = listener.getWarnings();
+            assertEquals(1, w.size(), w.toString());
+            assertTrue(w.get(0).contains("t_scale_conv at epoch 1 (builder entry 1)"), w.get(0));
+            assertTrue(w.get(0).contains("onEpoch"), w.get(0));
+          }
+        }
+        assertEquals(before, TestModels.structure(model.getBlock()), "nothing ran late");
+      }
+      List<String> w = listener.getWarnings();
+      assertEquals(3, w.size(), w.toString());
+      assertTrue(w.get(1).contains("t_log at epoch 2 (builder entry 2) did not run"), w.get(1));
+      assertTrue(w.get(2).contains("t_log at epoch 9 (builder entry 3) never ran"), w.get(2));
+      assertTrue(w.get(2).contains("no onEpoch event"), w.get(2));
+      assertTrue(TestAlgorithms.CALLS.isEmpty());
+    }
+  }
+
+  @Test
+  void aYamlScheduleRunsInsideFitWithItsTotalEpochs(@TempDir Path dir) throws Exception {
+    Path yaml = dir.resolve("surgery.yaml");
+    Files.writeString(
+        yaml,
+        "algorithms:\n"
+            + "  - name: t_log\n"
+            + "    epoch: 1\n"
+            + "    tag: b\n"
+            + "  - name: t_scale_conv\n"
+            + "    epoch: 2\n"
+            + "    factor: 0.5\n"
+            + "total_epochs: 2\n"
+            + "report: "
+            + dir.resolve("not-a-dir").resolve("report.json")
+            + "\n");
+    // the report's parent is a file: writing fails, which must not disturb training
+    Files.writeString(dir.resolve("not-a-dir"), "x");
+    SurgeryListener listener = SurgeryListener.fromYaml(yaml);
+    try (Model model = TestModels.model("yaml");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+        assertEquals(List.of("b@1/2"), TestAlgorithms.CALLS);
+        assertEquals(1, TestModels.count(model.getBlock(), "ScaledConv2d"));
+        TestModels.assertStoreMatchesModel(trainer);
+      }
+      assertEquals(
+          List.of(yaml + ":2:5", yaml + ":5:5"),
+          listener.getApplications().stream().map(SurgeryApplication::source).toList());
+      assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
+    }
+  }
+
+  @Test
+  void oneListenerServesSeveralTrainersEachWithItsOwnEpochs() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 1)
+            .add(algorithm(TestAlgorithms.FRESH_CONV, Map.of("stride", 1)), 2)
+            .build();
+    try (Model m1 = TestModels.model("first");
+        Model m2 = TestModels.model("second");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 3);
+      try (Trainer t1 = m1.newTrainer(TestModels.config(listener));
+          Trainer t2 = m2.newTrainer(TestModels.config(listener))) {
+        t1.initialize(INPUT);
+        t2.initialize(INPUT);
+        EasyTrain.fit(t1, 1, dataset, null);
+        assertEquals(List.of("a@1/0"), TestAlgorithms.CALLS);
+        EasyTrain.fit(t2, 1, dataset, null);
+        assertEquals(List.of("a@1/0", "a@1/0"), TestAlgorithms.CALLS, "t2 counts its own epochs");
+        EasyTrain.fit(t1, 1, dataset, null);
+        assertEquals(1, TestModels.count(m1.getBlock(), "FreshConv2d"));
+        assertEquals(0, TestModels.count(m2.getBlock(), "FreshConv2d"), "t2 is at epoch 1");
+        EasyTrain.fit(t2, 1, dataset, null);
+        assertEquals(1, TestModels.count(m2.getBlock(), "FreshConv2d"));
+        TestModels.assertStoreMatchesModel(t1);
+        TestModels.assertStoreMatchesModel(t2);
+      }
+      List<SurgeryApplication> apps = listener.getApplications();
+      assertEquals(List.of(1, 2, 1, 2), apps.stream().map(SurgeryApplication::trainer).toList());
+      assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
+    }
+  }
+}

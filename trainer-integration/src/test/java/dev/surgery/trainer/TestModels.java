@@ -1,0 +1,121 @@
+package dev.surgery.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.pooling.Pool;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+
+/** A tiny CNN and generated data for the trainer tests. */
+final class TestModels {
+
+  static final int BATCH = 16;
+  static final int SAMPLES = 64; // 4 batches per epoch
+  static final Shape INPUT = new Shape(BATCH, 3, 8, 8);
+
+  private TestModels() {}
+
+  /** conv(3x3) - BN - ReLU - conv(3x3, stride 2) - ReLU - maxPool(2) - flatten - linear(4). */
+  static SequentialBlock cnn() {
+    return new SequentialBlock()
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optPadding(new Shape(1, 1))
+                .setFilters(4)
+                .build())
+        .add(BatchNorm.builder().build())
+        .add(Activation.reluBlock())
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optStride(new Shape(2, 2))
+                .optPadding(new Shape(1, 1))
+                .setFilters(8)
+                .build())
+        .add(Activation.reluBlock())
+        .add(Pool.maxPool2dBlock(new Shape(2, 2)))
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(4).build());
+  }
+
+  /** Four classes of constant brightness plus noise, as in the core smoke test. */
+  static ArrayDataset dataset(NDManager manager, long seed) {
+    manager.getEngine().setRandomSeed((int) seed);
+    NDArray labels = manager.arange(SAMPLES).toType(DataType.INT32, false).mod(4);
+    NDArray means = labels.toType(DataType.FLOAT32, false).reshape(SAMPLES, 1, 1, 1);
+    NDArray images =
+        manager.randomNormal(new Shape(SAMPLES, 3, 8, 8)).mul(0.3f).add(means.sub(1.5f));
+    return new ArrayDataset.Builder()
+        .setData(images)
+        .optLabels(labels.toType(DataType.FLOAT32, false))
+        .setSampling(BATCH, false)
+        .build();
+  }
+
+  static DefaultTrainingConfig config(TrainingListener... listeners) {
+    return new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build())
+        .addTrainingListeners(listeners);
+  }
+
+  static Model model(String name) {
+    Model model = Model.newInstance(name);
+    model.setBlock(cnn());
+    return model;
+  }
+
+  /** The types of every block in traversal order, e.g. {@code 01Conv2d=Conv2d, ...}. */
+  static String structure(Block root) {
+    return BlockPaths.index(root).entrySet().stream()
+        .filter(e -> !e.getValue().isEmpty())
+        .map(e -> e.getValue() + "=" + BlockPaths.typeName(e.getKey()))
+        .collect(Collectors.joining(", "));
+  }
+
+  /** How many blocks of a display type the tree holds. */
+  static long count(Block root, String type) {
+    return BlockPaths.index(root).keySet().stream()
+        .filter(b -> BlockPaths.typeName(b).equals(type))
+        .count();
+  }
+
+  /** Asserts that the trainer's parameter store holds exactly the model's parameters. */
+  static void assertStoreMatchesModel(Trainer trainer) {
+    Set<String> store =
+        new TreeSet<>(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet());
+    Set<String> model =
+        trainer.getModel().getBlock().getParameters().values().stream()
+            .map(Parameter::getId)
+            .collect(Collectors.toCollection(TreeSet::new));
+    assertEquals(model, store, "parameter store ids must equal the model's parameter ids");
+  }
+
+  static Map<String, Parameter> parametersByPath(Block root) {
+    return root.getParameters().toMap();
+  }
+}

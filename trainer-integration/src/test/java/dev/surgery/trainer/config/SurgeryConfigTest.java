@@ -1,0 +1,424 @@
+package dev.surgery.trainer.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.surgery.core.algorithms.AlgorithmSpec;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.HyperParameter;
+import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.trainer.SurgeryListener;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Table-driven checks of the config binder: every bad input with its position and message. */
+class SurgeryConfigTest {
+
+  static final String FILE = "surgery.yaml";
+
+  static {
+    Algorithms.register(
+        new AlgorithmSpec(
+            "c_typed",
+            List.of(
+                HyperParameter.ofInt("min_channels", 16, 1, 4096, "channels"),
+                HyperParameter.ofFloat("drop_rate", 0.2, 0.0, false, 1.0, "rate"),
+                HyperParameter.ofBoolean("blur_first", true, "flag"),
+                HyperParameter.ofChoice(
+                    "stochastic_method", "block", List.of("block", "sample"), "method")),
+            values -> new Recorded("c_typed", values)));
+    Algorithms.register(
+        new AlgorithmSpec("c_plain", List.of(), values -> new Recorded("c_plain", values)));
+  }
+
+  /** An algorithm that only remembers how it was configured. */
+  record Recorded(String name, Map<String, Object> values)
+      implements dev.surgery.core.algorithms.Algorithm {
+    @Override
+    public Map<String, Object> hyperparameters() {
+      return values;
+    }
+
+    @Override
+    public SurgeryReport apply(dev.surgery.core.algorithms.SurgeryContext context) {
+      throw new UnsupportedOperationException("config tests never apply");
+    }
+  }
+
+  /** One bad input: the problem expected at a position, with a fragment of its message. */
+  record Case(String name, String yaml, int line, int column, String fragment) {
+    @Override
+    public String toString() {
+      return name;
+    }
+  }
+
+  static final String ENTRY = "algorithms:\n  - name: c_typed\n    epoch: 1\n";
+
+  static Stream<Case> badInputs() {
+    return Stream.of(
+        new Case(
+            "bad indentation",
+            "algorithms:\n  - name: c_plain\n   epoch: 1\n",
+            3,
+            4,
+            "YAML syntax error: expected <block end>"),
+        new Case("tab indentation", "algorithms:\n\t- name: c_plain\n", 2, 1, "TAB"),
+        new Case("unclosed flow list", "algorithms: [\n", 2, 1, "YAML syntax error"),
+        new Case("undefined alias", "algorithms: *missing\n", 1, 13, "undefined alias missing"),
+        new Case(
+            "duplicate top-level key",
+            "algorithms: []\nalgorithms: []\n",
+            2,
+            1,
+            "duplicate key 'algorithms' (first defined at line 1, column 1)"),
+        new Case(
+            "duplicate entry key",
+            "algorithms:\n  - name: c_plain\n    epoch: 1\n    epoch: 2\n",
+            4,
+            5,
+            "duplicate key 'epoch' (first defined at line 3, column 5)"),
+        new Case(
+            "misspelled top-level key",
+            "algoritms:\n  - name: c_plain\n    epoch: 1\n",
+            1,
+            1,
+            "unknown key 'algoritms' (did you mean 'algorithms'?); valid keys: algorithms,"
+                + " on_error, report, total_epochs"),
+        new Case(
+            "misspelled algorithm",
+            "algorithms:\n  - name: c_typd\n    epoch: 1\n",
+            2,
+            11,
+            "unknown algorithm 'c_typd' (did you mean 'c_typed'?); known algorithms: "),
+        new Case(
+            "unknown algorithm lists the known ones",
+            "algorithms:\n  - name: zz_nothing_like_it\n    epoch: 1\n",
+            2,
+            11,
+            "unknown algorithm 'zz_nothing_like_it'; known algorithms: "),
+        new Case(
+            "misspelled hyperparameter",
+            ENTRY + "    min_chanels: 8\n",
+            4,
+            5,
+            "unknown key 'min_chanels' for algorithm 'c_typed' (did you mean 'min_channels'?)"),
+        new Case(
+            "unknown hyperparameter lists the valid keys",
+            ENTRY + "    colour: red\n",
+            4,
+            5,
+            "valid keys: name, epoch, min_channels, drop_rate, blur_first, stochastic_method"),
+        new Case(
+            "epoch is a word",
+            "algorithms:\n  - name: c_plain\n    epoch: one\n",
+            3,
+            12,
+            "epoch must be a whole number in [0, 1,000,000], got 'one'"),
+        new Case(
+            "negative epoch",
+            "algorithms:\n  - name: c_plain\n    epoch: -1\n",
+            3,
+            12,
+            "epoch must not be negative, got -1"),
+        new Case(
+            "fractional epoch",
+            "algorithms:\n  - name: c_plain\n    epoch: 1.5\n",
+            3,
+            12,
+            "got 1.5"),
+        new Case(
+            "huge epoch",
+            "algorithms:\n  - name: c_plain\n    epoch: 99999999999999999999\n",
+            3,
+            12,
+            "got 99999999999999999999 (too large)"),
+        new Case(
+            "quoted epoch", "algorithms:\n  - name: c_plain\n    epoch: \"1\"\n", 3, 12, "got '1'"),
+        new Case(
+            "integer hyperparameter below its range",
+            ENTRY + "    min_channels: 0\n",
+            4,
+            19,
+            "c_typed: min_channels must be in [1, 4096], got 0"),
+        new Case(
+            "integer hyperparameter given as a real number",
+            ENTRY + "    min_channels: 8.0\n",
+            4,
+            19,
+            "min_channels must be an integer in [1, 4096], got 8.0"),
+        new Case(
+            "integer hyperparameter given a list",
+            ENTRY + "    min_channels: [1, 2]\n",
+            4,
+            19,
+            "min_channels must be an integer in [1, 4096], got a list"),
+        new Case(
+            "real hyperparameter above its range",
+            ENTRY + "    drop_rate: 1.5\n",
+            4,
+            16,
+            "drop_rate must be in [0, 1], got 1.5"),
+        new Case(
+            "boolean given yes (YAML 1.2: a string)",
+            ENTRY + "    blur_first: yes\n",
+            4,
+            17,
+            "blur_first must be true or false, got 'yes'"),
+        new Case(
+            "choice not among the choices",
+            ENTRY + "    stochastic_method: blok\n",
+            4,
+            24,
+            "stochastic_method must be one of [block, sample], got 'blok'"),
+        new Case("algorithms missing", "on_error: skip\n", 1, 1, "missing key 'algorithms'"),
+        new Case(
+            "algorithms is a scalar",
+            "algorithms: c_plain\n",
+            1,
+            13,
+            "'algorithms' must be a list of entries, found 'c_plain'"),
+        new Case(
+            "algorithms is a mapping",
+            "algorithms:\n  name: c_plain\n",
+            2,
+            3,
+            "'algorithms' must be a list of entries, found a mapping"),
+        new Case(
+            "entry is a scalar",
+            "algorithms:\n  - c_plain\n",
+            2,
+            5,
+            "algorithms entry 1 must be a mapping with 'name' and 'epoch', found 'c_plain'"),
+        new Case(
+            "entry without name",
+            "algorithms:\n  - epoch: 1\n",
+            2,
+            5,
+            "algorithms entry 1 has no 'name'"),
+        new Case(
+            "entry without epoch",
+            "algorithms:\n  - name: c_plain\n",
+            2,
+            5,
+            "algorithms entry 1 ('c_plain') has no 'epoch'"),
+        new Case(
+            "second entry without epoch",
+            "algorithms:\n  - name: c_plain\n    epoch: 0\n  - name: c_plain\n",
+            4,
+            5,
+            "algorithms entry 2 ('c_plain') has no 'epoch'"),
+        new Case("empty name", "algorithms:\n  - name:\n    epoch: 1\n", 2, 10, "got nothing"),
+        new Case(
+            "on_error not fail or skip",
+            "algorithms: []\non_error: ignore\n",
+            2,
+            11,
+            "on_error must be 'fail' or 'skip', got 'ignore'"),
+        new Case(
+            "on_error misspelled",
+            "algorithms: []\non_error: skp\n",
+            2,
+            11,
+            "got 'skp' (did you mean 'skip'?)"),
+        new Case(
+            "report is a number",
+            "algorithms: []\nreport: 3\n",
+            2,
+            9,
+            "report must be a file path such as surgery-report.json, got 3"),
+        new Case(
+            "epoch after total_epochs",
+            "algorithms:\n  - name: c_plain\n    epoch: 5\ntotal_epochs: 3\n",
+            3,
+            12,
+            "epoch 5 is after the last epoch (total_epochs: 3)"),
+        new Case(
+            "total_epochs zero",
+            "algorithms: []\ntotal_epochs: 0\n",
+            2,
+            15,
+            "total_epochs must not be less than 1"),
+        new Case(
+            "unknown tag",
+            "algorithms:\n  - name: !!python/object c_plain\n    epoch: 1\n",
+            2,
+            11,
+            "cannot read this value: could not determine a constructor"),
+        new Case("non-string key", "algorithms: []\n1: x\n", 2, 1, "keys must be plain names"),
+        new Case("empty file", "", 1, 1, "the file is empty"),
+        new Case(
+            "nesting bomb", "algorithms: " + "[".repeat(200_000) + "\n", 1, 1, "nests too deeply"),
+        new Case(
+            "alias bomb",
+            "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nalgorithms: [" + "*b, ".repeat(60) + "*b]\n",
+            1,
+            1,
+            "Number of aliases for non-scalar nodes exceeds the specified max=50"),
+        new Case(
+            "recursive alias",
+            "algorithms: &a [*a]\n",
+            1,
+            13,
+            "algorithms entry 1 must be a mapping"),
+        new Case(
+            "NUL in the report path",
+            "algorithms: []\nreport: \"a\\u0000b\"\n",
+            2,
+            9,
+            "report is not a valid path"),
+        new Case("blank file", "  \n\n", 1, 1, "the file is empty"),
+        new Case("only comments", "# nothing here\n", 1, 1, "no YAML content"),
+        new Case(
+            "top level is a list",
+            "- name: c_plain\n  epoch: 1\n",
+            1,
+            1,
+            "expected a mapping with an 'algorithms' list at the top level, found a list"),
+        new Case(
+            "binary garbage",
+            "algorithms:\n  \u0000\u0001\u0002",
+            2,
+            3,
+            "binary data: control character U+0000"),
+        new Case(
+            "a second YAML document",
+            "algorithms: []\n---\nalgorithms: []\n",
+            3,
+            1,
+            "only one YAML document is allowed"));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("badInputs")
+  void badInputIsReportedAtItsPosition(Case c) {
+    SurgeryConfigException e =
+        assertThrows(SurgeryConfigException.class, () -> SurgeryConfig.parse(c.yaml(), FILE));
+    List<ConfigProblem> problems = e.getProblems();
+    assertFalse(problems.isEmpty());
+    boolean found =
+        problems.stream()
+            .anyMatch(
+                p ->
+                    p.file().equals(FILE)
+                        && p.line() == c.line()
+                        && p.column() == c.column()
+                        && p.message().contains(c.fragment()));
+    assertTrue(
+        found,
+        () ->
+            "expected "
+                + FILE
+                + ":"
+                + c.line()
+                + ":"
+                + c.column()
+                + ": ..."
+                + c.fragment()
+                + "... in\n"
+                + e.getMessage());
+    // the exception message lists every problem as file:line:column: message
+    for (ConfigProblem p : problems) {
+      assertTrue(e.getMessage().contains(p.toString()));
+      assertTrue(p.toString().startsWith(FILE + ":" + p.line() + ":" + p.column() + ": "));
+    }
+  }
+
+  @Test
+  void unknownAlgorithmsListEveryRegisteredName() {
+    SurgeryConfigException e =
+        assertThrows(
+            SurgeryConfigException.class,
+            () -> SurgeryConfig.parse("algorithms:\n  - name: nope\n    epoch: 1\n", FILE));
+    String message = e.getProblems().get(0).message();
+    for (String name : Algorithms.names()) {
+      assertTrue(message.contains(name), message);
+    }
+    assertFalse(message.contains("did you mean"), message);
+  }
+
+  @Test
+  void everyProblemIsCollectedInFileOrder() {
+    String yaml =
+        "algorithms:\n"
+            + "  - name: c_typd\n" // 2:11 unknown algorithm
+            + "    epoch: -2\n" // 3:12 negative
+            + "  - name: c_typed\n"
+            + "    epoch: 1\n"
+            + "    min_channels: 0\n" // 6:19 range
+            + "    blur_first: 3\n" // 7:17 type
+            + "on_error: maybe\n" // 8:11
+            + "extra: 1\n"; // 9:1 unknown key
+    SurgeryConfigException e =
+        assertThrows(SurgeryConfigException.class, () -> SurgeryConfig.parse(yaml, FILE));
+    assertEquals(
+        List.of("2:11", "3:12", "6:19", "7:17", "8:11", "9:1"),
+        e.getProblems().stream().map(p -> p.line() + ":" + p.column()).toList(),
+        e.getMessage());
+    assertTrue(e.getMessage().startsWith("invalid surgery config (6 problems)"), e.getMessage());
+  }
+
+  @Test
+  void aValidConfigKeepsEntriesInFileOrderWithTheirPositions() {
+    String yaml =
+        "# surgery for the quick-start job\n"
+            + "algorithms:\n"
+            + "  - name: c_typed\n"
+            + "    epoch: 1\n"
+            + "    min_channels: 0x10\n"
+            + "    drop_rate: 1\n"
+            + "    blur_first: false\n"
+            + "  - name: c_plain\n"
+            + "    epoch: 0\n"
+            + "  - name: c_typed\n"
+            + "    epoch: 1\n"
+            + "on_error: skip\n"
+            + "report: out/surgery-report.json\n"
+            + "total_epochs: 4\n";
+    SurgeryConfig config = SurgeryConfig.parse(yaml, FILE);
+    List<ScheduledAlgorithm> entries = config.getAlgorithms();
+    assertEquals(3, entries.size());
+    assertEquals(List.of(1, 0, 1), entries.stream().map(ScheduledAlgorithm::epoch).toList());
+    assertEquals(List.of(0, 1, 2), entries.stream().map(ScheduledAlgorithm::index).toList());
+    assertEquals("surgery.yaml:3:5", entries.get(0).source());
+    assertEquals("surgery.yaml:8:5", entries.get(1).source());
+    assertEquals("c_typed at epoch 1 (surgery.yaml:3:5)", entries.get(0).describe());
+    Map<String, Object> hp = entries.get(0).algorithm().hyperparameters();
+    assertEquals(16, hp.get("min_channels"));
+    assertEquals(1.0, hp.get("drop_rate"), "a whole number for a real parameter becomes a Double");
+    assertEquals(false, hp.get("blur_first"));
+    assertEquals("block", hp.get("stochastic_method"), "defaults are filled in");
+    assertEquals(OnError.SKIP, config.getOnError());
+    assertEquals(Path.of("out/surgery-report.json"), config.getReportPath().orElseThrow());
+    assertEquals(4, config.getTotalEpochs());
+
+    SurgeryListener listener = SurgeryListener.fromConfig(config);
+    assertEquals(entries, listener.getSchedule());
+    assertEquals(OnError.SKIP, listener.getOnError());
+  }
+
+  @Test
+  void defaultsAndAnEmptySchedule() {
+    SurgeryConfig config = SurgeryConfig.parse("\uFEFFalgorithms: []\n", FILE);
+    assertTrue(config.getAlgorithms().isEmpty());
+    assertEquals(OnError.FAIL, config.getOnError());
+    assertTrue(config.getReportPath().isEmpty());
+    assertEquals(0, config.getTotalEpochs());
+  }
+
+  @Test
+  void suggestionsAreOnlyOfferedForLikelyTypos() {
+    assertEquals("blurpool", EditDistance.suggest("blurpol", List.of("blurpool", "factorize")));
+    assertEquals("blurpool", EditDistance.suggest("BlurPool", List.of("blurpool")));
+    assertEquals("min_channels", EditDistance.suggest("min-channels", List.of("min_channels")));
+    assertEquals("epoch", EditDistance.suggest("epcoh", List.of("name", "epoch")));
+    assertEquals(null, EditDistance.suggest("foo", List.of("blurpool", "squeeze_excite")));
+  }
+}
