@@ -47,6 +47,7 @@ public class ImageClassificationJob {
 
   private final String name;
   private final JobOptions options;
+  private Shape imageShape;
 
   /**
    * Creates the job.
@@ -66,6 +67,16 @@ public class ImageClassificationJob {
    */
   public JobOptions getOptions() {
     return options;
+  }
+
+  /**
+   * Returns the shape of one input image, {@code (channels, height, width)}; known once {@link
+   * #run} has opened the dataset (before {@link #prepareModel}).
+   *
+   * @return the shape, or null before
+   */
+  public Shape getImageShape() {
+    return imageShape;
   }
 
   /**
@@ -163,6 +174,7 @@ public class ImageClassificationJob {
                 options.maxBatches(),
                 SIDE,
                 options.seed()));
+    imageShape = data.imageShape();
     Device[] devices = devices();
     logger.info(
         "{}: ResNetV1-{} on {} ({} classes, image {}), {} epochs, batch size {}, devices {}",
