@@ -208,9 +208,10 @@ public final class SurgeryReportWriter {
             .build();
     chart.getStyler().setChartBackgroundColor(Color.WHITE);
     chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.OutsideS);
-    // Epochs are whole numbers; the surgery markers sit between them.
+    // Epochs are whole numbers; the surgery markers sit between them. (XChart cannot draw an empty
+    // label, hence the space.)
     chart.setCustomXAxisTickLabelsFormatter(
-        x -> Math.abs(x - Math.rint(x)) < 1e-9 ? String.valueOf(Math.round(x)) : "");
+        x -> Math.abs(x - Math.rint(x)) < 1e-9 ? String.valueOf(Math.round(x)) : " ");
     double low = Double.POSITIVE_INFINITY;
     double high = Double.NEGATIVE_INFINITY;
     String[] names = {"training", "validation"};

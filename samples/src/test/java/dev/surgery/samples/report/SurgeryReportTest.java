@@ -1,0 +1,179 @@
+package dev.surgery.samples.report;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.evaluator.Accuracy;
+import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.listener.TrainingListenerAdapter;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.samples.report.TrainingHistory.ModelChange;
+import java.awt.image.BufferedImage;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import javax.imageio.ImageIO;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The history listener sees surgery made by someone else, and the report shows it. */
+class SurgeryReportTest {
+
+  @TempDir Path dir;
+
+  /** A listener (registered after the history) that applies BlurPool after {@code epoch} epochs. */
+  private static final class BlurAt extends TrainingListenerAdapter {
+    private final int epoch;
+    private int completed;
+
+    BlurAt(int epoch) {
+      this.epoch = epoch;
+    }
+
+    @Override
+    public void onEpoch(Trainer trainer) {
+      if (++completed == epoch) {
+        BlurPool.builder()
+            .optMinChannels(0)
+            .build()
+            .apply(SurgeryContext.live(trainer.getModel().getBlock(), trainer, completed, 0));
+      }
+    }
+  }
+
+  private static Block net() {
+    return new SequentialBlock()
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optStride(new Shape(2, 2))
+                .optPadding(new Shape(1, 1))
+                .setFilters(4)
+                .build())
+        .add(Activation.reluBlock())
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(2).build());
+  }
+
+  private TrainingHistory train(int epochs, TrainingListener surgery) throws Exception {
+    TrainingHistory history = new TrainingHistory();
+    try (Model model = Model.newInstance("report-test");
+        NDManager data = NDManager.newBaseManager()) {
+      model.setBlock(net());
+      NDArray labels = data.arange(32).toType(DataType.FLOAT32, false).mod(2);
+      NDArray images =
+          data.randomNormal(new Shape(32, 3, 8, 8)).mul(0.2f).add(labels.reshape(32, 1, 1, 1));
+      ArrayDataset set =
+          new ArrayDataset.Builder().setData(images).optLabels(labels).setSampling(8, true).build();
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+              .addEvaluator(new Accuracy())
+              .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build())
+              .addTrainingListeners(TrainingListener.Defaults.basic())
+              .addTrainingListeners(history);
+      if (surgery != null) {
+        config.addTrainingListeners(surgery);
+      }
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(1, 3, 8, 8));
+        EasyTrain.fit(trainer, epochs, set, set);
+      }
+    }
+    return history;
+  }
+
+  @Test
+  void historyRecordsEpochsAndTheSurgeryAtItsEpoch() throws Exception {
+    TrainingHistory history = train(3, new BlurAt(1));
+    assertEquals(3, history.getEpochs().size());
+    for (TrainingHistory.EpochMetrics m : history.getEpochs()) {
+      assertTrue(Double.isFinite(m.trainLoss()) && Double.isFinite(m.validationLoss()));
+      assertTrue(m.validationAccuracy() >= 0 && m.validationAccuracy() <= 1);
+    }
+    List<ModelChange> changes = history.getChanges();
+    assertEquals(1, changes.size());
+    ModelChange change = changes.get(0);
+    assertEquals(1, change.epoch());
+    assertEquals(1, change.blocks().size());
+    assertEquals("01Conv2d", change.blocks().get(0).path());
+    assertEquals("Conv2d", change.blocks().get(0).oldType());
+    assertEquals("BlurConv2d", change.blocks().get(0).newType());
+    // BlurPool keeps the parameters: 3*3*3*4 + 4 (conv) + 64*2 + 2 (linear).
+    assertEquals(112 + 130, change.parametersBefore());
+    assertEquals(change.parametersBefore(), change.parametersAfter());
+  }
+
+  @Test
+  void aSurgeryAfterTheLastEpochIsSeenAtTrainingEnd() throws Exception {
+    TrainingHistory history = train(1, new BlurAt(1));
+    assertEquals(1, history.getChanges().size());
+    assertEquals(1, history.getChanges().get(0).epoch());
+  }
+
+  @Test
+  void writesHtmlPngsAndJsonFromTheHistory() throws Exception {
+    TrainingHistory history = train(2, new BlurAt(1));
+    Path html = SurgeryReportWriter.builder("test job", history).build().write(dir);
+    String page = Files.readString(html);
+    assertTrue(page.contains("model change after epoch 1: 1 block(s) replaced"), page);
+    assertTrue(page.contains("<code>01Conv2d</code></td><td>Conv2d</td><td>BlurConv2d"), page);
+    for (String png : List.of(SurgeryReportWriter.LOSS_PNG, SurgeryReportWriter.ACCURACY_PNG)) {
+      BufferedImage image = ImageIO.read(dir.resolve(png).toFile());
+      assertEquals(720, image.getWidth());
+      assertTrue(page.contains("src=\"" + png + "\""));
+    }
+    JsonObject json =
+        JsonParser.parseString(Files.readString(dir.resolve(SurgeryReportWriter.JSON)))
+            .getAsJsonObject();
+    assertEquals(2, json.getAsJsonArray("epochs").size());
+    JsonObject surgery = json.getAsJsonArray("surgeries").get(0).getAsJsonObject();
+    assertEquals(1, surgery.get("epoch").getAsInt());
+    assertEquals(
+        "BlurConv2d",
+        surgery.getAsJsonArray("blocks").get(0).getAsJsonObject().get("new_type").getAsString());
+  }
+
+  @Test
+  void namesAlgorithmsFromTheListenerReportAndDrawsOneEpoch() throws Exception {
+    TrainingHistory history = train(1, null);
+    assertTrue(history.getChanges().isEmpty());
+    Path listenerJson = dir.resolve("listener.json");
+    Files.writeString(
+        listenerJson,
+        "{\"applications\":[{\"algorithm\":\"blurpool\",\"epoch\":1,\"status\":\"applied\","
+            + "\"time_ms\":12.5,\"changes\":[{\"path\":\"05ParallelBlock/01Conv2d\",\"from\":"
+            + "\"Conv2d\",\"to\":\"BlurConv2d\"}],\"parameters_before\":10,"
+            + "\"parameters_after\":10},{\"algorithm\":\"squeeze_excite\",\"epoch\":1,"
+            + "\"status\":\"failed\"}],\"not_run\":[]}");
+    Path out = dir.resolve("out");
+    SurgeryReportWriter writer =
+        SurgeryReportWriter.builder("one epoch", history).optListenerReport(listenerJson).build();
+    assertEquals(1, writer.surgeries().size());
+    writer.write(out);
+    String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+    assertTrue(page.contains("blurpool after epoch 1: 1 block(s) replaced, 12.5000 ms"), page);
+    assertTrue(!page.contains("squeeze_excite after"), page);
+    assertTrue(Files.size(out.resolve(SurgeryReportWriter.LOSS_PNG)) > 1000);
+  }
+}
