@@ -1,0 +1,110 @@
+package dev.surgery.samples.jobs;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import dev.surgery.samples.report.SurgeryReportWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import javax.imageio.ImageIO;
+import org.junit.jupiter.api.Test;
+
+/**
+ * README command 1 in small: the main job, which knows nothing of surgery, under the agent with
+ * {@code samples/configs/blurpool.yaml}; and the same job without the agent.
+ */
+class ResNetJobIT {
+
+  private static final String[] SMALL = {
+    "--epochs", "1", "--max-batches", "2", "--batch-size", "4"
+  };
+
+  static void assertReportFiles(Path out) throws Exception {
+    for (String f :
+        List.of(
+            SurgeryReportWriter.HTML,
+            SurgeryReportWriter.JSON,
+            SurgeryReportWriter.LOSS_PNG,
+            SurgeryReportWriter.ACCURACY_PNG)) {
+      assertTrue(Files.size(out.resolve(f)) > 0, f);
+    }
+    assertTrue(ImageIO.read(out.resolve(SurgeryReportWriter.LOSS_PNG).toFile()).getWidth() > 0);
+  }
+
+  @Test
+  void blurPoolUnderTheAgent() throws Exception {
+    Path agent = SampleProcess.agentJar().toAbsolutePath();
+    assertTrue(Files.isRegularFile(agent), "build the agent first: " + agent);
+    Path config = SampleProcess.samplesDir().resolve("configs/blurpool.yaml").toAbsolutePath();
+    SampleProcess.Result r =
+        SampleProcess.run(
+            SampleProcess.workDir("resnet-agent"),
+            List.of("-javaagent:" + agent + "=" + config),
+            ResNetJob.class,
+            SMALL);
+    assertEquals(0, r.exitCode(), r.tail());
+    assertTrue(r.output().contains("Surgery: blurpool at epoch 1 replaced 4 blocks"), r.tail());
+    String tree = r.blockTree();
+    // ResNet-20 has 4 strided convolutions with 16 or more input channels.
+    assertEquals(4, count(tree, "\tBlurConv2d("), tree);
+    Path out = r.workDir().resolve("out/resnet-job");
+    assertReportFiles(out);
+    JsonObject report = r.json("out/resnet-job/" + SurgeryReportWriter.JSON);
+    assertEquals(1, report.getAsJsonArray("epochs").size());
+    JsonArray surgeries = report.getAsJsonArray("surgeries");
+    assertEquals(1, surgeries.size());
+    JsonObject s = surgeries.get(0).getAsJsonObject();
+    assertEquals("blurpool", s.get("algorithm").getAsString());
+    assertEquals(1, s.get("epoch").getAsInt());
+    assertEquals(4, s.get("blocks_replaced").getAsInt());
+    String html = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+    assertTrue(html.contains("blurpool after epoch 1: 4 block(s) replaced"), html);
+  }
+
+  @Test
+  void withoutTheAgentNothingChanges() throws Exception {
+    SampleProcess.Result r =
+        SampleProcess.run(SampleProcess.workDir("resnet-plain"), List.of(), ResNetJob.class, SMALL);
+    assertEquals(0, r.exitCode(), r.tail());
+    String tree = r.blockTree();
+    assertFalse(tree.contains("BlurConv2d"), tree);
+    // ResNet-20: the stem, 18 in the residual branches, 3 in the first unit of each stage's
+    // shortcut.
+    assertEquals(22, count(tree, "\tConv2d("), tree);
+    assertReportFiles(r.workDir().resolve("out/resnet-job"));
+    JsonObject report = r.json("out/resnet-job/" + SurgeryReportWriter.JSON);
+    assertEquals(0, report.getAsJsonArray("surgeries").size());
+  }
+
+  @Test
+  void aMissingDatasetFailsWithAClearMessage() throws Exception {
+    SampleProcess.Result r =
+        SampleProcess.run(
+            SampleProcess.workDir("resnet-no-data"),
+            List.of(),
+            ResNetJob.class,
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            "does-not-exist");
+    assertEquals(1, r.exitCode(), r.tail());
+    assertTrue(r.output().contains("--data-dir does-not-exist is not a directory"), r.tail());
+    SampleProcess.Result bad =
+        SampleProcess.run(
+            SampleProcess.workDir("resnet-bad-flag"), List.of(), ResNetJob.class, "--epochz", "1");
+    assertEquals(2, bad.exitCode(), bad.tail());
+    assertTrue(bad.output().contains("unknown flag --epochz"), bad.tail());
+  }
+
+  static int count(String text, String needle) {
+    int n = 0;
+    for (int i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + 1)) {
+      n++;
+    }
+    return n;
+  }
+}
