@@ -1,0 +1,249 @@
+package dev.surgery.samples.bench;
+
+import ai.djl.Model;
+import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
+import ai.djl.engine.Engine;
+import ai.djl.modality.cv.transform.ToTensor;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.Batch;
+import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import ai.djl.translate.Pipeline;
+import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.samples.data.CenterCropTransform;
+import dev.surgery.samples.data.SyntheticImages;
+import dev.surgery.trainer.SurgeryListener;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * B2: idle overhead, with nothing due (BlurPool scheduled at epoch 1,000,000). ResNet-20 at 28 x
+ * 28, batch 32, Adam, CPU, steps through {@code EasyTrain.trainBatch} and {@code step} (every
+ * listener callback runs).
+ *
+ * <ol>
+ *   <li><b>Listener</b>, in one JVM: two identical trainers, one with a {@code SurgeryListener},
+ *       steps interleaved (same batches, same machine load).
+ *   <li><b>Agent</b>: worker JVMs alternately started with and without {@code
+ *       -javaagent:agent/target/surgery-agent.jar=<config>} (same seed, same work), steps per
+ *       second of each; rounds interleaved so both see the same load.
+ * </ol>
+ *
+ * Run from the repository root after {@code mvn -DskipTests package}: {@code mvn -B -q -pl samples
+ * exec:exec -Dsample.main=dev.surgery.samples.bench.B2IdleOverhead -Dsample.args="--steps 40
+ * --rounds 4"}.
+ */
+public final class B2IdleOverhead {
+
+  private static final int BATCH = 32;
+  private static final int WARMUP = 5;
+
+  private B2IdleOverhead() {}
+
+  /**
+   * Runs the benchmark (or, with {@code --worker}, one measured worker run).
+   *
+   * @param args {@code --steps N} (default 40), {@code --rounds N} (default 4), {@code --agent
+   *     PATH} (default agent/target/surgery-agent.jar)
+   * @throws Exception if DJL fails
+   */
+  public static void main(String[] args) throws Exception {
+    int steps = BenchSupport.intFlag(args, "steps", 40);
+    if (List.of(args).contains("--worker")) {
+      System.out.println("STEPS_PER_SECOND " + worker(steps));
+      return;
+    }
+    int rounds = BenchSupport.intFlag(args, "rounds", 4);
+    int agentFlag = List.of(args).indexOf("--agent");
+    Path agent = Path.of(agentFlag >= 0 ? args[agentFlag + 1] : "agent/target/surgery-agent.jar");
+    listenerInProcess(steps * 2);
+    if (!Files.isRegularFile(agent)) {
+      System.out.println("B2 agent part skipped: " + agent + " not found (build it first)");
+      return;
+    }
+    agentProcesses(agent, steps, rounds);
+  }
+
+  private static SurgeryListener idleListener() {
+    return SurgeryListener.builder().add(BlurPool.builder().build(), 1_000_000).build();
+  }
+
+  private static DefaultTrainingConfig config() {
+    return new DefaultTrainingConfig(BenchSupport.loss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build())
+        .addTrainingListeners(TrainingListener.Defaults.basic());
+  }
+
+  private static SyntheticImages data(int batches) {
+    return SyntheticImages.builder()
+        .optSize((long) batches * BATCH)
+        .optPipeline(new Pipeline(new CenterCropTransform(28), new ToTensor()))
+        .setSampling(BATCH, false)
+        .build();
+  }
+
+  private static ai.djl.nn.Block resnet20() {
+    return ResNetV1.builder()
+        .setImageShape(new Shape(3, 28, 28))
+        .setNumLayers(20)
+        .setOutSize(10)
+        .build();
+  }
+
+  private static void listenerInProcess(int steps) throws Exception {
+    Engine.getInstance().setRandomSeed(2);
+    List<Double> plain = new ArrayList<>();
+    List<Double> withListener = new ArrayList<>();
+    Shape input = new Shape(BATCH, 3, 28, 28);
+    try (Model a = Model.newInstance("b2-plain");
+        Model b = Model.newInstance("b2-listener");
+        NDManager manager = NDManager.newBaseManager()) {
+      a.setBlock(resnet20());
+      b.setBlock(resnet20());
+      SurgeryListener listener = idleListener();
+      try (Trainer ta = a.newTrainer(config());
+          Trainer tb = b.newTrainer(config().addTrainingListeners(listener))) {
+        ta.initialize(input);
+        tb.initialize(input);
+        listener.onInitialized(tb);
+        int s = -WARMUP;
+        for (Batch batch : data(steps + WARMUP).getData(manager)) {
+          long t = System.nanoTime();
+          EasyTrain.trainBatch(ta, batch);
+          ta.step();
+          double p = BenchSupport.millisSince(t);
+          t = System.nanoTime();
+          EasyTrain.trainBatch(tb, batch);
+          tb.step();
+          double l = BenchSupport.millisSince(t);
+          batch.close();
+          if (s++ >= 0) {
+            plain.add(p);
+            withListener.add(l);
+          }
+        }
+      }
+    }
+    double p = BenchSupport.median(plain);
+    double l = BenchSupport.median(withListener);
+    BenchSupport.printTable(
+        "B2a idle SurgeryListener (nothing due), ResNetV1-20 28 x 28, batch "
+            + BATCH
+            + ", "
+            + plain.size()
+            + " interleaved steps each, "
+            + BenchSupport.machine(),
+        List.of("variant", "median step ms", "steps/s", "min..max ms"),
+        List.of(
+            List.of(
+                "no listener",
+                BenchSupport.f("%.1f", p),
+                BenchSupport.f("%.2f", 1000 / p),
+                BenchSupport.range(plain, "%.1f")),
+            List.of(
+                "SurgeryListener, nothing due",
+                BenchSupport.f("%.1f", l),
+                BenchSupport.f("%.2f", 1000 / l),
+                BenchSupport.range(withListener, "%.1f")),
+            List.of("slowdown", BenchSupport.f("%+.2f %%", 100 * (l / p - 1)), "", "")));
+  }
+
+  /** One worker: trains {@code steps} measured batches after a warm-up; returns steps/s. */
+  private static double worker(int steps) throws Exception {
+    Engine.getInstance().setRandomSeed(2);
+    Shape input = new Shape(BATCH, 3, 28, 28);
+    try (Model model = Model.newInstance("b2-worker");
+        NDManager manager = NDManager.newBaseManager()) {
+      model.setBlock(resnet20());
+      try (Trainer trainer = model.newTrainer(config())) {
+        trainer.initialize(input);
+        int s = -WARMUP;
+        long start = 0;
+        for (Batch batch : data(steps + WARMUP).getData(manager)) {
+          if (s++ == 0) {
+            start = System.nanoTime();
+          }
+          EasyTrain.trainBatch(trainer, batch);
+          trainer.step();
+          batch.close();
+        }
+        return steps / ((System.nanoTime() - start) / 1e9);
+      }
+    }
+  }
+
+  private static void agentProcesses(Path agent, int steps, int rounds)
+      throws IOException, InterruptedException {
+    Path config = Files.createTempFile("b2-idle", ".yaml");
+    Files.writeString(
+        config, "algorithms:\n  - name: blurpool\n    epoch: 1000000\n", StandardCharsets.UTF_8);
+    List<Double> without = new ArrayList<>();
+    List<Double> with = new ArrayList<>();
+    for (int r = 0; r < rounds; r++) {
+      // Alternate which goes first, so that neither always runs on a warmer machine.
+      boolean agentFirst = r % 2 == 1;
+      for (int k = 0; k < 2; k++) {
+        boolean useAgent = (k == 0) == agentFirst;
+        double sps =
+            runWorker(
+                useAgent ? "-javaagent:" + agent.toAbsolutePath() + "=" + config : null, steps);
+        (useAgent ? with : without).add(sps);
+      }
+    }
+    Files.deleteIfExists(config);
+    double a = BenchSupport.median(without);
+    double b = BenchSupport.median(with);
+    BenchSupport.printTable(
+        "B2b agent attached, nothing due (blurpool at epoch 1,000,000): worker JVMs, "
+            + rounds
+            + " interleaved rounds of "
+            + steps
+            + " steps, ResNetV1-20 28 x 28, batch "
+            + BATCH
+            + ", "
+            + BenchSupport.machine(),
+        List.of("variant", "median steps/s", "min..max steps/s"),
+        List.of(
+            List.of("no agent", BenchSupport.f("%.3f", a), BenchSupport.range(without, "%.3f")),
+            List.of("agent", BenchSupport.f("%.3f", b), BenchSupport.range(with, "%.3f")),
+            List.of("slowdown", BenchSupport.f("%+.2f %%", 100 * (a / b - 1)), "")));
+  }
+
+  private static double runWorker(String agentArg, int steps)
+      throws IOException, InterruptedException {
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    command.add("-Dai.djl.offline=true");
+    command.add("-Xmx1g");
+    if (agentArg != null) {
+      command.add(agentArg);
+    }
+    command.add("-cp");
+    command.add(System.getProperty("java.class.path"));
+    command.add(B2IdleOverhead.class.getName());
+    command.add("--worker");
+    command.add("--steps");
+    command.add(String.valueOf(steps));
+    ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
+    pb.environment().put("DJL_OFFLINE", "true");
+    pb.environment().put("OPT_OUT_TRACKING", "true");
+    Process p = pb.start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    int status = p.waitFor();
+    for (String line : out.split("\n")) {
+      if (line.startsWith("STEPS_PER_SECOND ")) {
+        return Double.parseDouble(line.substring("STEPS_PER_SECOND ".length()).trim());
+      }
+    }
+    throw new IllegalStateException("worker exited with " + status + ":\n" + out);
+  }
+}
