@@ -12,10 +12,10 @@ import java.util.SplittableRandom;
 
 /**
  * A procedurally generated image-classification dataset that needs no download: every class is a
- * sine grating with its own orientation, drawn in one of five colors, with a random phase, a small
- * random tilt, random contrast and Gaussian pixel noise. A class is identified by its orientation
- * and its color together (classes {@code c} and {@code c + 5} share a color and differ by 90
- * degrees), so a network has to learn both.
+ * sine grating with its own orientation, drawn in one of five colors, with a random phase, a random
+ * tilt, random contrast and brightness, and strong Gaussian pixel noise. A class is identified by
+ * its orientation and its color together (classes {@code c} and {@code c + 5} share a color and
+ * differ by 90 degrees), so a network has to learn both.
  *
  * <p>Images are {@code (height, width, 3)} float arrays with values in {@code [0, 255]}, like DJL's
  * MNIST and CIFAR-10 datasets, so the same transforms ({@code ToTensor} and friends) apply. Sample
@@ -112,10 +112,11 @@ public final class SyntheticImages extends RandomAccessDataset {
     SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + index);
     int label = (int) (index % classes);
     // Orientations spread over half a turn; colors cycle every five classes.
-    double angle = Math.PI * label / classes + random.nextDouble(-0.06, 0.06);
+    double angle = Math.PI * label / classes + random.nextDouble(-0.12, 0.12);
     double frequency = 3.0 + (label % 3) * 0.5;
     double phase = random.nextDouble(0, 2 * Math.PI);
-    double contrast = random.nextDouble(0.6, 1.0);
+    double contrast = random.nextDouble(0.3, 1.0);
+    double brightness = random.nextDouble(-0.15, 0.15);
     float[] color = COLORS[label % COLORS.length];
     double cos = Math.cos(angle);
     double sin = Math.sin(angle);
@@ -127,7 +128,8 @@ public final class SyntheticImages extends RandomAccessDataset {
         double wave = 0.5 + 0.5 * contrast * Math.sin(2 * Math.PI * frequency * u + phase);
         for (int ch = 0; ch < 3; ch++) {
           // Dark background blended towards the class color by the grating.
-          double value = 0.1 + wave * (color[ch] - 0.1) + noise * random.nextGaussian();
+          double value =
+              0.1 + brightness + wave * (color[ch] - 0.1) + noise * random.nextGaussian();
           pixels[i++] = (float) (255 * Math.min(1.0, Math.max(0.0, value)));
         }
       }
@@ -162,7 +164,7 @@ public final class SyntheticImages extends RandomAccessDataset {
     private int classes = 10;
     private int imageSize = 32;
     private long seed = 42;
-    private float noise = 0.15f;
+    private float noise = 0.35f;
 
     Builder() {}
 
@@ -227,7 +229,7 @@ public final class SyntheticImages extends RandomAccessDataset {
 
     /**
      * Sets the standard deviation of the Gaussian pixel noise, in units of the full range (default
-     * 0.15).
+     * 0.35).
      *
      * @param noise the noise level, 0 to 1
      * @return this builder
