@@ -195,13 +195,14 @@ public final class B4ScaleAndLeaks {
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(input);
         BenchSupport.trainStep(trainer, input, 10);
-        int warmup = Math.max(1, cycles / 20);
+        int warmup = Math.max(1, cycles / 10);
         int every = Math.max(1, cycles / 5);
         for (int c = -warmup; c <= cycles; c++) {
           if (c >= 0 && c % every == 0) {
             System.gc();
             long arrays = openArrays(model, trainer);
             long rss = BenchSupport.rssKib();
+            long heap = Runtime.getRuntime().totalMemory() / 1024;
             if (firstArrays < 0) {
               firstArrays = arrays;
               firstRss = rss;
@@ -214,6 +215,8 @@ public final class B4ScaleAndLeaks {
                     String.valueOf(arrays),
                     String.format("%,d", rss),
                     BenchSupport.f("%+.1f %%", 100.0 * (rss - firstRss) / firstRss),
+                    String.format("%,d", heap),
+                    String.format("%,d", rss - heap),
                     BenchSupport.f("%.0f", (System.nanoTime() - start) / 1e9)));
           }
           if (c == cycles) {
@@ -227,9 +230,18 @@ public final class B4ScaleAndLeaks {
         "B4b "
             + cycles
             + " live apply/revert cycles (BlurPool on, step, BlurPool off, step) on a small CNN"
-            + " with Adam, "
+            + " with Adam, after "
+            + Math.max(1, cycles / 10)
+            + " warm-up cycles, "
             + BenchSupport.machine(),
-        List.of("cycle", "open NDArrays", "RSS KiB", "RSS vs first", "elapsed s"),
+        List.of(
+            "cycle",
+            "open NDArrays",
+            "RSS KiB",
+            "RSS vs first",
+            "Java heap committed KiB",
+            "RSS - heap KiB",
+            "elapsed s"),
         rows);
     System.out.println(
         "open NDArrays first/last: "
