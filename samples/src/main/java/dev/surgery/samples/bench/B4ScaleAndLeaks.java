@@ -66,15 +66,30 @@ public final class B4ScaleAndLeaks {
   /**
    * Runs the benchmark.
    *
-   * @param args {@code --runs N} (default 5), {@code --cycles N} (default 1000)
+   * @param args {@code --runs N} (default 5), {@code --cycles N} (default 1000), {@code --part
+   *     leaks|scale|all} (default all), {@code --mode full|surgery|steps} (default full: apply,
+   *     step, revert, step; surgery: apply and revert only; steps: two training steps only, the
+   *     control for what training alone does to RSS)
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
     int runs = BenchSupport.intFlag(args, "runs", 5);
     int cycles = BenchSupport.intFlag(args, "cycles", 1000);
+    List<String> list = List.of(args);
+    int part = list.indexOf("--part");
+    String which = part >= 0 && part + 1 < args.length ? args[part + 1] : "all";
     // Leaks first: the large generated trees of the scale part would inflate the heap, and RSS.
-    leaks(cycles);
-    scale(runs);
+    int modeFlag = list.indexOf("--mode");
+    String mode = modeFlag >= 0 && modeFlag + 1 < args.length ? args[modeFlag + 1] : "full";
+    if (!List.of("full", "surgery", "steps").contains(mode)) {
+      throw new IllegalArgumentException("--mode must be full, surgery or steps, got " + mode);
+    }
+    if (!which.equals("scale")) {
+      leaks(cycles, mode);
+    }
+    if (!which.equals("leaks")) {
+      scale(runs);
+    }
   }
 
   // ------------------------------------------------------------------ scale
@@ -178,7 +193,7 @@ public final class B4ScaleAndLeaks {
 
   // ------------------------------------------------------------------ leaks
 
-  private static void leaks(int cycles) {
+  private static void leaks(int cycles, String mode) {
     Engine.getInstance().setRandomSeed(4);
     Shape input = new Shape(4, 3, 16, 16);
     List<List<String>> rows = new ArrayList<>();
@@ -186,6 +201,9 @@ public final class B4ScaleAndLeaks {
     long firstRss = -1;
     long lastArrays = 0;
     long lastRss = 0;
+    List<Double> rssFirstFifth = new ArrayList<>();
+    List<Double> rssMiddle = new ArrayList<>();
+    List<Double> rssLastFifth = new ArrayList<>();
     long start = System.nanoTime();
     try (Model model = Model.newInstance("b4-leaks")) {
       model.setBlock(smallCnn());
@@ -197,7 +215,13 @@ public final class B4ScaleAndLeaks {
         BenchSupport.trainStep(trainer, input, 10);
         int warmup = Math.max(1, cycles / 10);
         int every = Math.max(1, cycles / 5);
+        int sampleEvery = Math.max(1, cycles / 50);
         for (int c = -warmup; c <= cycles; c++) {
+          if (c >= 0 && c % sampleEvery == 0) {
+            System.gc();
+            (c < cycles / 5 ? rssFirstFifth : c >= cycles - cycles / 5 ? rssLastFifth : rssMiddle)
+                .add((double) BenchSupport.rssKib());
+          }
           if (c >= 0 && c % every == 0) {
             System.gc();
             long arrays = openArrays(model, trainer);
@@ -222,14 +246,20 @@ public final class B4ScaleAndLeaks {
           if (c == cycles) {
             break;
           }
-          cycle(model, trainer, input);
+          cycle(model, trainer, input, mode);
         }
       }
     }
     BenchSupport.printTable(
         "B4b "
             + cycles
-            + " live apply/revert cycles (BlurPool on, step, BlurPool off, step) on a small CNN"
+            + " cycles of "
+            + switch (mode) {
+              case "surgery" -> "BlurPool on, BlurPool off (live, no step)";
+              case "steps" -> "two training steps (control, no surgery)";
+              default -> "BlurPool on, step, BlurPool off, step (live)";
+            }
+            + " on a small CNN"
             + " with Adam, after "
             + Math.max(1, cycles / 10)
             + " warm-up cycles, "
@@ -250,6 +280,21 @@ public final class B4ScaleAndLeaks {
             + lastArrays
             + BenchSupport.f(
                 ", RSS change first->last: %+.1f %%", 100.0 * (lastRss - firstRss) / firstRss));
+    double first = BenchSupport.median(rssFirstFifth);
+    double last = BenchSupport.median(rssLastFifth);
+    System.out.println(
+        "RSS sampled every "
+            + Math.max(1, cycles / 50)
+            + " cycles: median of the first fifth "
+            + String.format("%,.0f", first)
+            + " KiB (range "
+            + BenchSupport.range(rssFirstFifth, "%.0f")
+            + "), of the last fifth "
+            + String.format("%,.0f", last)
+            + " KiB (range "
+            + BenchSupport.range(rssLastFifth, "%.0f")
+            + "): "
+            + BenchSupport.f("%+.1f %%", 100 * (last / first - 1)));
   }
 
   private static Block smallCnn() {
@@ -272,9 +317,17 @@ public final class B4ScaleAndLeaks {
         .build();
   }
 
-  private static void cycle(Model model, Trainer trainer, Shape input) {
+  private static void cycle(Model model, Trainer trainer, Shape input, String mode) {
+    boolean steps = !mode.equals("surgery");
+    if (mode.equals("steps")) {
+      BenchSupport.trainStep(trainer, input, 10);
+      BenchSupport.trainStep(trainer, input, 10);
+      return;
+    }
     BlurPool.builder().build().apply(SurgeryContext.live(model.getBlock(), trainer, 1, 0));
-    BenchSupport.trainStep(trainer, input, 10);
+    if (steps) {
+      BenchSupport.trainStep(trainer, input, 10);
+    }
     NDManager manager = model.getNDManager();
     Map<BlockMatcher, ReplacementFunction> revert = new LinkedHashMap<>();
     revert.put(
@@ -302,7 +355,9 @@ public final class B4ScaleAndLeaks {
         }
       }
     }
-    BenchSupport.trainStep(trainer, input, 10);
+    if (steps) {
+      BenchSupport.trainStep(trainer, input, 10);
+    }
   }
 
   private static Block copyConv(Conv2d conv, NDManager manager) {
