@@ -57,8 +57,10 @@ class SoakTest {
 
   private static final Shape INPUT = new Shape(8, 3, 8, 8);
 
-  /** Surgeries before the baseline is taken: lets DJL, PyTorch and the JIT settle. */
-  private static final int WARM_UP = 20;
+  /** Surgeries before the baseline is taken (lets DJL, PyTorch and the JIT settle): 10%, >= 20. */
+  private static int warmUp(int cycles) {
+    return Math.max(20, cycles / 10);
+  }
 
   /** A convolution the soak swaps in and back out, distinguishable by class. */
   static final class MarkedConv2d extends Conv2d {
@@ -72,6 +74,7 @@ class SoakTest {
       int cycles,
       int trainingSteps,
       long arraysFreed,
+      long bytesFreed,
       int arraysAfterWarmUp,
       int arraysAtEnd,
       int maxArrays,
@@ -91,13 +94,14 @@ class SoakTest {
     public String toString() {
       return String.format(
           Locale.ROOT,
-          "%d surgeries, %d training steps, %,d arrays taken out and freed: open NDArrays %d"
+          "%d surgeries, %d training steps, %,d arrays (%,d kB) taken out and freed: open NDArrays %d"
               + " after warm-up, %d at the end"
               + " (max %d, %+.2f%%); RSS %,d kB after warm-up, %,d kB at the end (max %,d kB,"
               + " %+.2f%%)",
           cycles,
           trainingSteps,
           arraysFreed,
+          bytesFreed / 1024,
           arraysAfterWarmUp,
           arraysAtEnd,
           maxArrays,
@@ -134,9 +138,9 @@ class SoakTest {
   private static Figures soak(int cycles) throws Exception {
     SequentialBlock net =
         new SequentialBlock()
-            .add(conv(8))
+            .add(conv(32))
             .add(Activation.reluBlock())
-            .add(conv(8))
+            .add(conv(32))
             .add(Activation.reluBlock())
             .add(Blocks.batchFlattenBlock())
             .add(Linear.builder().setUnits(4).build());
@@ -159,15 +163,21 @@ class SoakTest {
 
       int steps = 0;
       long departed = 0;
+      long departedBytes = 0;
       int arraysAfterWarmUp = -1;
       long rssAfterWarmUp = -1;
       int maxArrays = 0;
       long maxRss = 0;
       List<String> samples = new ArrayList<>();
+      int warmUp = warmUp(cycles);
       for (int cycle = 1; cycle <= cycles; cycle++) {
         boolean applying = cycle % 2 == 1;
         Map<String, float[]> before = Fixtures.snapshot(net);
         Set<NDArray> reachableBefore = reachableArrays(net, trainer);
+        Map<NDArray, Long> bytes = new IdentityHashMap<>();
+        for (NDArray a : reachableBefore) {
+          bytes.put(a, a.size() * a.getDataType().getNumOfBytes());
+        }
         Map<Block, Block> replaced =
             ModuleSurgery.replaceModuleClasses(
                 net, applying ? apply : revert, List.of(trainer), false, null);
@@ -183,6 +193,9 @@ class SoakTest {
               gone.isReleased(), () -> "an array taken out is still open: " + gone.getShape());
         }
         departed += reachableBefore.size();
+        for (NDArray gone : reachableBefore) {
+          departedBytes += bytes.get(gone);
+        }
         assertEquals(Fixtures.modelIds(net), Fixtures.storeIds(trainer), "cycle " + cycle);
         for (Set<String> keys : Fixtures.stateKeys(trainer).values()) {
           assertTrue(Fixtures.modelIds(net).containsAll(keys), "cycle " + cycle);
@@ -191,14 +204,14 @@ class SoakTest {
           trainStep(trainer, x, y);
           steps++;
         }
-        if (cycle == WARM_UP || cycle == cycles || cycle % 50 == 0) {
+        if (cycle == warmUp || cycle == cycles || cycle % 50 == 0) {
           int arrays = openArrays(model, trainer).size();
           long rss = rssKbAfterGc();
-          if (cycle >= WARM_UP) {
+          if (cycle >= warmUp) {
             maxArrays = Math.max(maxArrays, arrays);
             maxRss = Math.max(maxRss, rss);
           }
-          if (cycle == WARM_UP) {
+          if (cycle == warmUp) {
             arraysAfterWarmUp = arrays;
             rssAfterWarmUp = rss;
           }
@@ -212,6 +225,7 @@ class SoakTest {
               cycles,
               steps,
               departed,
+              departedBytes,
               arraysAfterWarmUp,
               arraysAtEnd,
               Math.max(maxArrays, arraysAtEnd),
