@@ -59,6 +59,7 @@ final class TreeSurgery {
   private final Map<Block, Block> origin = new IdentityHashMap<>();
   private final Map<Block, Block> replaced = new LinkedHashMap<>();
   private final Map<Block, Integer> generation = new IdentityHashMap<>();
+  private NDArray[] rootAnchor;
 
   /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
   static final int MAX_GENERATIONS = 1000;
@@ -412,12 +413,17 @@ final class TreeSurgery {
         return p.getArray();
       }
     }
-    for (Parameter p : parametersOf(root)) {
-      if (p.isInitialized()) {
-        return p.getArray();
+    if (rootAnchor == null) {
+      // Looked up once per surgery: parameter-free replacements would otherwise walk the tree each.
+      rootAnchor = new NDArray[1];
+      for (Parameter p : parametersOf(root)) {
+        if (p.isInitialized()) {
+          rootAnchor[0] = p.getArray();
+          break;
+        }
       }
     }
-    return null;
+    return rootAnchor[0];
   }
 
   private static void checkShapes(

@@ -234,7 +234,7 @@ class LiveSurgeryTest {
   }
 
   @Test
-  void updateParamsInOptimizerFollowsComposerOrderedDifference() {
+  void test_update_params_in_optimizer() {
     SequentialBlock m1 = new SequentialBlock();
     SequentialBlock m2 = new SequentialBlock();
     for (int i = 0; i < 4; i++) {
@@ -275,6 +275,86 @@ class LiveSurgeryTest {
         assertTrue(e.getMessage().contains("not held"), e.getMessage());
       }
     }
+  }
+
+  /**
+   * Composer's optimizer_surgery_state fixture: fc1 and fc2 are referenced from a sequential child
+   * and from fields of the model; the policy copies each weight into a new parameter and keeps the
+   * same bias object. Returns {model, trainer, old weights, old biases, new blocks}.
+   */
+  private static void withOptimizerSurgeryState(OptimizerSurgeryCheck check) {
+    Dense fc1 = new Dense(8);
+    Dense fc2 = new Dense(3);
+    Fixtures.FieldHolder root = new Fixtures.FieldHolder(fc1, fc2);
+    try (Model model = Fixtures.model("optimizer-surgery", root)) {
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.l2Loss())
+              .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(2, 5));
+        sumStep(trainer);
+        Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+        policies.put(Dense.class, (block, index) -> new Dense((Dense) block));
+        Map<Block, Block> replaced =
+            ModuleSurgery.replaceModuleClasses(root, policies, List.of(trainer), false, null);
+        check.run(
+            trainer,
+            List.of(fc1, fc2),
+            List.of((Dense) replaced.get(fc1), (Dense) replaced.get(fc2)));
+        assertSame(replaced.get(fc1), root.first, "field updated");
+        assertSame(replaced.get(fc2), root.second, "field updated");
+        sumStep(trainer);
+      }
+    }
+  }
+
+  private interface OptimizerSurgeryCheck {
+    void run(Trainer trainer, List<Dense> old, List<Dense> made);
+  }
+
+  @Test
+  void test_no_duplicate_params() {
+    withOptimizerSurgeryState(
+        (trainer, old, made) -> {
+          List<String> ids =
+              new ArrayList<>(
+                  DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet());
+          assertEquals(Set.copyOf(ids).size(), ids.size());
+          assertEquals(4, ids.size(), "two new weights and the two kept biases");
+        });
+  }
+
+  @Test
+  void test_params_removed() {
+    withOptimizerSurgeryState(
+        (trainer, old, made) -> {
+          for (Dense d : old) {
+            assertFalse(Fixtures.storeIds(trainer).contains(d.weight.getId()));
+          }
+        });
+  }
+
+  @Test
+  void test_new_params_added() {
+    withOptimizerSurgeryState(
+        (trainer, old, made) -> {
+          for (Dense d : made) {
+            assertTrue(Fixtures.storeIds(trainer).contains(d.weight.getId()));
+            assertTrue(Fixtures.storeIds(trainer).contains(d.bias.getId()));
+          }
+        });
+  }
+
+  @Test
+  void test_params_kept() {
+    withOptimizerSurgeryState(
+        (trainer, old, made) -> {
+          for (int i = 0; i < old.size(); i++) {
+            assertSame(old.get(i).bias, made.get(i).bias, "the bias object is kept");
+            assertTrue(Fixtures.storeIds(trainer).contains(old.get(i).bias.getId()));
+            assertFalse(old.get(i).bias.getArray().isReleased(), "a kept array is not freed");
+          }
+        });
   }
 
   @Test
