@@ -97,10 +97,33 @@ final class TreeSurgery {
       return replaced;
     } catch (RuntimeException | Error e) {
       journal.rollback(e);
+      releaseDiscarded(before);
       if (e instanceof SurgeryException) {
         throw e;
       }
       throw new SurgeryException(null, "surgery failed and was rolled back: " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * After a rollback, frees the arrays of the replacements this surgery received that belong to
+   * nobody else (parameters the old tree had, such as adopted ones, are left alone), so that a job
+   * retrying a failing surgery does not accumulate them until the model closes.
+   */
+  private void releaseDiscarded(Set<Parameter> before) {
+    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
+      if (pair.getValue() == pair.getKey()) {
+        continue;
+      }
+      for (Parameter p : parametersOf(pair.getValue())) {
+        if (!before.contains(p) && p.isInitialized()) {
+          try {
+            p.getArray().close();
+          } catch (RuntimeException e) {
+            // already released with the rolled-back initialization
+          }
+        }
+      }
     }
   }
 

@@ -147,7 +147,7 @@ class StochasticDepthTest {
             new Shape(1, 28, 28),
             2,
             List.of(1),
-            StochasticDepth.builder().optDropRate(0.5).build(),
+            StochasticDepth.builder().optDropRate(0.2).build(),
             trainer -> assertEquals(9, wrappers(trainer.getModel().getBlock()).size()));
     assertEquals(9, result.reports.get(0).changes().size());
     assertTrue(Float.isFinite(result.lossAfter), "loss " + result.lossAfter);

@@ -1,0 +1,336 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.internal.DjlInternals;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Many live surgeries in one JVM on a small CNN with a live Adam trainer: a weight-copying
+ * replacement of both convolutions and its reversal, alternately, through {@link
+ * ModuleSurgery#replaceModuleClasses}, with a training step after every fifth surgery. The number
+ * of open NDArrays (every array of DJL's manager tree, plus the optimizer state DJL keeps outside
+ * it) and the process RSS must stay flat; every array a surgery takes out must be freed.
+ *
+ * <p>{@link #shortSoak} (100 surgeries) runs in {@code mvn verify} and allows no growth of the
+ * open-array count at all. {@link #fullSoak} (1,000 surgeries, RSS and arrays within 5%) runs with
+ * {@code mvn -Psoak -pl core test} (the profile sets {@code surgery.soak.cycles}).
+ */
+class SoakTest {
+
+  private static final Logger logger = LoggerFactory.getLogger(SoakTest.class);
+
+  private static final Shape INPUT = new Shape(8, 3, 8, 8);
+
+  /** Surgeries before the baseline is taken (lets DJL, PyTorch and the JIT settle): 10%, >= 20. */
+  private static int warmUp(int cycles) {
+    return Math.max(20, cycles / 10);
+  }
+
+  /** A convolution the soak swaps in and back out, distinguishable by class. */
+  static final class MarkedConv2d extends Conv2d {
+    MarkedConv2d(Conv2d.Builder builder) {
+      super(builder);
+    }
+  }
+
+  /** The measurements of one soak. */
+  record Figures(
+      int cycles,
+      int trainingSteps,
+      long arraysFreed,
+      long bytesFreed,
+      int arraysAfterWarmUp,
+      int arraysAtEnd,
+      int maxArrays,
+      long rssKbAfterWarmUp,
+      long rssKbAtEnd,
+      long maxRssKb) {
+
+    double arrayGrowth() {
+      return (arraysAtEnd - arraysAfterWarmUp) / (double) arraysAfterWarmUp;
+    }
+
+    double rssGrowth() {
+      return (rssKbAtEnd - rssKbAfterWarmUp) / (double) rssKbAfterWarmUp;
+    }
+
+    @Override
+    public String toString() {
+      return String.format(
+          Locale.ROOT,
+          "%d surgeries, %d training steps, %,d arrays (%,d kB) taken out and freed: open NDArrays %d"
+              + " after warm-up, %d at the end"
+              + " (max %d, %+.2f%%); RSS %,d kB after warm-up, %,d kB at the end (max %,d kB,"
+              + " %+.2f%%)",
+          cycles,
+          trainingSteps,
+          arraysFreed,
+          bytesFreed / 1024,
+          arraysAfterWarmUp,
+          arraysAtEnd,
+          maxArrays,
+          100 * arrayGrowth(),
+          rssKbAfterWarmUp,
+          rssKbAtEnd,
+          maxRssKb,
+          100 * rssGrowth());
+    }
+  }
+
+  @Test
+  void shortSoak() throws Exception {
+    Figures f = soak(100);
+    assertEquals(f.arraysAfterWarmUp(), f.arraysAtEnd(), f.toString());
+    assertEquals(f.arraysAfterWarmUp(), f.maxArrays(), "arrays never pile up between checks: " + f);
+    // 100 surgeries are too few for a tight RSS bound (allocator and JIT noise); 25% still
+    // catches a leak of the copied weights, which would grow without bound.
+    if (f.rssKbAfterWarmUp() > 0) {
+      assertTrue(f.rssGrowth() < 0.25, f.toString());
+    }
+  }
+
+  @Test
+  @EnabledIfSystemProperty(named = "surgery.soak.cycles", matches = "\\d+")
+  void fullSoak() throws Exception {
+    int cycles = Integer.parseInt(System.getProperty("surgery.soak.cycles"));
+    Figures f = soak(cycles);
+    assertTrue(Math.abs(f.arrayGrowth()) <= 0.05, f.toString());
+    assertTrue(f.rssKbAfterWarmUp() > 0, "no VmRSS in /proc/self/status on this system");
+    assertTrue(Math.abs(f.rssGrowth()) <= 0.05, f.toString());
+  }
+
+  private static Figures soak(int cycles) throws Exception {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(conv(32))
+            .add(Activation.reluBlock())
+            .add(conv(32))
+            .add(Activation.reluBlock())
+            .add(Blocks.batchFlattenBlock())
+            .add(Linear.builder().setUnits(4).build());
+    DefaultTrainingConfig config =
+        new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+            .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.001f)).build());
+    try (Model model = Fixtures.model("soak", net);
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(config)) {
+      trainer.initialize(INPUT);
+      NDArray x = data.randomNormal(INPUT);
+      NDArray y = data.arange(8).toType(DataType.FLOAT32, false).mod(4);
+
+      Map<Class<? extends Block>, ReplacementFunction> apply = new LinkedHashMap<>();
+      apply.put(
+          Conv2d.class,
+          (block, index) -> block instanceof MarkedConv2d ? null : copy((Conv2d) block, true));
+      Map<Class<? extends Block>, ReplacementFunction> revert = new LinkedHashMap<>();
+      revert.put(MarkedConv2d.class, (block, index) -> copy((Conv2d) block, false));
+
+      int steps = 0;
+      long departed = 0;
+      long departedBytes = 0;
+      int arraysAfterWarmUp = -1;
+      long rssAfterWarmUp = -1;
+      int maxArrays = 0;
+      long maxRss = 0;
+      List<String> samples = new ArrayList<>();
+      int warmUp = warmUp(cycles);
+      for (int cycle = 1; cycle <= cycles; cycle++) {
+        boolean applying = cycle % 2 == 1;
+        Map<String, float[]> before = Fixtures.snapshot(net);
+        Set<NDArray> reachableBefore = reachableArrays(net, trainer);
+        Map<NDArray, Long> bytes = new IdentityHashMap<>();
+        for (NDArray a : reachableBefore) {
+          bytes.put(a, a.size() * a.getDataType().getNumOfBytes());
+        }
+        Map<Block, Block> replaced =
+            ModuleSurgery.replaceModuleClasses(
+                net, applying ? apply : revert, List.of(trainer), false, null);
+        assertEquals(2, replaced.size(), "cycle " + cycle);
+        assertEquals(applying ? 2 : 0, ModuleSurgery.countModuleInstances(net, MarkedConv2d.class));
+        assertSameValues(before, Fixtures.snapshot(net), cycle);
+        // Every array the surgery took out of the model and the trainer (the old weights, their
+        // store entries and their Adam state, which DJL keeps detached from any manager) is freed.
+        reachableBefore.removeAll(reachableArrays(net, trainer));
+        assertTrue(!reachableBefore.isEmpty(), "cycle " + cycle);
+        for (NDArray gone : reachableBefore) {
+          assertTrue(
+              gone.isReleased(), () -> "an array taken out is still open: " + gone.getShape());
+        }
+        departed += reachableBefore.size();
+        for (NDArray gone : reachableBefore) {
+          departedBytes += bytes.get(gone);
+        }
+        assertEquals(Fixtures.modelIds(net), Fixtures.storeIds(trainer), "cycle " + cycle);
+        for (Set<String> keys : Fixtures.stateKeys(trainer).values()) {
+          assertTrue(Fixtures.modelIds(net).containsAll(keys), "cycle " + cycle);
+        }
+        if (cycle % 5 == 0) {
+          trainStep(trainer, x, y);
+          steps++;
+        }
+        if (cycle == warmUp || cycle == cycles || cycle % 50 == 0) {
+          int arrays = openArrays(model, trainer).size();
+          long rss = rssKbAfterGc();
+          if (cycle >= warmUp) {
+            maxArrays = Math.max(maxArrays, arrays);
+            maxRss = Math.max(maxRss, rss);
+          }
+          if (cycle == warmUp) {
+            arraysAfterWarmUp = arrays;
+            rssAfterWarmUp = rss;
+          }
+          samples.add(cycle + ":" + arrays + "/" + rss);
+        }
+      }
+      int arraysAtEnd = openArrays(model, trainer).size();
+      long rssAtEnd = rssKbAfterGc();
+      Figures figures =
+          new Figures(
+              cycles,
+              steps,
+              departed,
+              departedBytes,
+              arraysAfterWarmUp,
+              arraysAtEnd,
+              Math.max(maxArrays, arraysAtEnd),
+              rssAfterWarmUp,
+              rssAtEnd,
+              Math.max(maxRss, rssAtEnd));
+      logger.info("Soak: {}", figures);
+      logger.info("Soak samples (cycle:openArrays/rssKb): {}", String.join(" ", samples));
+      return figures;
+    }
+  }
+
+  /**
+   * Every open array: those of DJL's manager tree, plus those DJL keeps outside it (Adam's state is
+   * detached from every manager and only the optimizer holds it).
+   */
+  static Set<NDArray> openArrays(Model model, Trainer trainer) {
+    Set<NDArray> open = WeightCopyFaultTest.openArrays(model.getNDManager());
+    for (NDArray a : reachableArrays(model.getBlock(), trainer)) {
+      if (!a.isReleased()) {
+        open.add(a);
+      }
+    }
+    return open;
+  }
+
+  /** The parameter arrays of the model, the store's mirrors and the optimizer state arrays. */
+  static Set<NDArray> reachableArrays(Block root, Trainer trainer) {
+    Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Parameter p : TreeSurgery.parametersOf(root)) {
+      arrays.add(p.getArray());
+    }
+    for (Object entry : DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).values()) {
+      arrays.addAll(DjlInternals.mirrors(entry));
+    }
+    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
+        .values()
+        .forEach(state -> state.values().forEach(perDevice -> arrays.addAll(perDevice.values())));
+    return arrays;
+  }
+
+  /** One Adam step on a fixed batch; every intermediate array lives in a scratch manager. */
+  private static void trainStep(Trainer trainer, NDArray x, NDArray y) {
+    try (NDManager scratch = x.getManager().newSubManager()) {
+      NDArray xs = x.duplicate();
+      NDArray ys = y.duplicate();
+      xs.attach(scratch);
+      ys.attach(scratch);
+      try (GradientCollector collector = trainer.newGradientCollector()) {
+        NDList prediction = trainer.forward(new NDList(xs));
+        NDArray loss = trainer.getLoss().evaluate(new NDList(ys), prediction);
+        collector.backward(loss);
+      }
+      trainer.step();
+    }
+  }
+
+  private static void assertSameValues(
+      Map<String, float[]> before, Map<String, float[]> after, int cycle) {
+    List<float[]> a = new ArrayList<>(before.values());
+    List<float[]> b = new ArrayList<>(after.values());
+    assertEquals(a.size(), b.size(), "cycle " + cycle);
+    for (int i = 0; i < a.size(); i++) {
+      assertArrayEquals(a.get(i), b.get(i), "cycle " + cycle + ", parameter #" + i);
+    }
+  }
+
+  private static Conv2d conv(int filters) {
+    return builder(filters).build();
+  }
+
+  private static Conv2d.Builder builder(int filters) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optPadding(new Shape(1, 1))
+        .setFilters(filters);
+  }
+
+  /** A new convolution (marked or plain) on the old one's manager, holding a copy of its values. */
+  private static Conv2d copy(Conv2d old, boolean marked) {
+    Conv2d.Builder b = builder(old.getFilters());
+    Conv2d copy = marked ? new MarkedConv2d(b) : b.build();
+    NDArray anchor = old.getParameters().get("weight").getArray();
+    copy.initialize(anchor.getManager(), anchor.getDataType(), old.getInputShapes());
+    for (var entry : old.getDirectParameters()) {
+      entry.getValue().getArray().copyTo(copy.getDirectParameters().get(entry.getKey()).getArray());
+    }
+    return copy;
+  }
+
+  /** The resident set size after garbage collection, or -1 where /proc is not available. */
+  private static long rssKbAfterGc() throws InterruptedException, IOException {
+    for (int i = 0; i < 3; i++) {
+      System.gc();
+      Thread.sleep(50);
+    }
+    Path status = Path.of("/proc/self/status");
+    if (!Files.isReadable(status)) {
+      return -1;
+    }
+    for (String line : Files.readAllLines(status)) {
+      if (line.startsWith("VmRSS:")) {
+        return Long.parseLong(line.replaceAll("\\D+", ""));
+      }
+    }
+    return -1;
+  }
+}

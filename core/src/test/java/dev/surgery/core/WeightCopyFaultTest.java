@@ -1,0 +1,363 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.layers.FactorizedLinear;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Failures inside weight copying, the step of a live surgery that reads the old block's arrays into
+ * the new block's: a copy that throws half way (after the weight, before the bias), a real
+ * factorizing copy followed by a failing one, an {@link Error} in the middle of a copy, and a
+ * failing one-to-one parameter swap that had already moved optimizer state. Each leaves the block
+ * tree, every parameter value (bitwise), the trainer's parameter store, the optimizer state and its
+ * update counts as they were, and training goes on. The assertions are those of {@link
+ * RollbackTest}, gathered in {@link BeforeState}.
+ */
+class WeightCopyFaultTest {
+
+  private static final Shape INPUT = new Shape(8, 3, 8, 8);
+
+  @AfterEach
+  void removeFaults() {
+    Faults.install(null);
+  }
+
+  /** Everything a failed surgery must leave exactly as it was. */
+  record BeforeState(
+      String structure,
+      Map<String, float[]> values,
+      Set<String> storeIds,
+      Map<String, float[]> state,
+      Map<String, Integer> updateCounts) {
+
+    static BeforeState of(Block root, Trainer trainer) {
+      return new BeforeState(
+          root.toString(),
+          Fixtures.snapshot(root),
+          Fixtures.storeIds(trainer),
+          Fixtures.stateValues(trainer),
+          new TreeMap<>(DjlInternals.updateCounts(DjlInternals.optimizer(trainer))));
+    }
+
+    void assertUnchanged(Block root, Trainer trainer) {
+      BeforeState now = of(root, trainer);
+      assertEquals(structure, now.structure);
+      assertEquals(values.keySet(), now.values.keySet(), "parameter ids, in order");
+      values.forEach((id, v) -> assertArrayEquals(v, now.values.get(id), "parameter " + id));
+      assertEquals(storeIds, now.storeIds);
+      assertEquals(state.keySet(), now.state.keySet());
+      state.forEach((k, v) -> assertArrayEquals(v, now.state.get(k), "optimizer state " + k));
+      assertEquals(updateCounts, now.updateCounts);
+    }
+  }
+
+  private static Conv2d conv(int filters) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optPadding(new Shape(1, 1))
+        .setFilters(filters)
+        .build();
+  }
+
+  private static SequentialBlock threeConvNet() {
+    return new SequentialBlock()
+        .add(conv(4))
+        .add(Activation.reluBlock())
+        .add(conv(4))
+        .add(Activation.reluBlock())
+        .add(conv(4))
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(4).build());
+  }
+
+  private static DefaultTrainingConfig adam() {
+    return new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+  }
+
+  /**
+   * Like {@link Fixtures#copyOf} but stops after copying the weight: the bias copy "fails".
+   *
+   * @param made receives the half-made block, so the test can check what became of its arrays
+   */
+  private static Conv2d halfCopy(Conv2d old, List<Block> made) {
+    Conv2d copy = conv(old.getFilters());
+    NDArray anchor = old.getParameters().get("weight").getArray();
+    copy.initialize(anchor.getManager(), anchor.getDataType(), old.getInputShapes());
+    made.add(copy);
+    anchor.copyTo(copy.getParameters().get("weight").getArray());
+    throw new IllegalStateException("disk full while copying the bias of a Conv2d");
+  }
+
+  @ParameterizedTest(name = "copy fails in replacement {0}")
+  @ValueSource(ints = {1, 2, 3})
+  void halfDoneCopyInTheKthReplacementIsRolledBack(int k) throws Exception {
+    SequentialBlock net = threeConvNet();
+    try (Model model = Fixtures.model("copy-fault-" + k, net);
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(adam())) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+      BeforeState before = BeforeState.of(net, trainer);
+
+      Set<NDArray> openBefore = openArrays(model.getNDManager());
+      List<Block> halfMade = new ArrayList<>();
+      List<Block> made = new ArrayList<>();
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          Conv2d.class,
+          (block, index) -> {
+            if (index == k - 1) {
+              return halfCopy((Conv2d) block, halfMade);
+            }
+            Conv2d copy = Fixtures.copyOf((Conv2d) block);
+            made.add(copy);
+            return copy;
+          });
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () ->
+                  ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
+      // The k-th Conv2d sits at children 01, 03, 05.
+      assertEquals(String.format("%02dConv2d", 2 * k - 1), e.getBlockPath());
+      assertTrue(e.getMessage().contains("disk full while copying the bias"), e.getMessage());
+      assertInstanceOf(IllegalStateException.class, e.getCause());
+      assertEquals(1, halfMade.size());
+      assertEquals(k - 1, made.size());
+
+      // The engine leaves nothing open: it frees its own arrays and those of the replacements it
+      // received. Only the half-made block, whose function threw before returning it, is left to
+      // its maker (DJL frees it with the model).
+      Set<NDArray> leftOpen = openArrays(model.getNDManager());
+      leftOpen.removeAll(openBefore);
+      Set<NDArray> allocatedByFailedFunction = identitySet();
+      for (Parameter p : TreeSurgery.parametersOf(halfMade.get(0))) {
+        allocatedByFailedFunction.add(p.getArray());
+      }
+      assertEquals(2, allocatedByFailedFunction.size(), "weight and bias of the half-made conv");
+      assertEquals(allocatedByFailedFunction, leftOpen);
+      for (Block b : made) {
+        for (Parameter p : TreeSurgery.parametersOf(b)) {
+          assertTrue(p.getArray().isReleased(), "a discarded replacement's array is freed");
+        }
+      }
+      before.assertUnchanged(net, trainer);
+
+      // Training goes on, and the same surgery without the fault now succeeds exactly.
+      assertTrainingContinues(net, trainer, data, 8);
+      assertCopyingSurgerySucceeds(net, trainer);
+    }
+  }
+
+  /**
+   * A real weight-copying replacement (the truncated SVD of {@link FactorizedLinear#from}) that
+   * succeeded for the first Linear is undone when the copy for the second Linear fails.
+   */
+  @Test
+  void completedFactorizationIsUndoneWhenALaterCopyFails() throws Exception {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(Blocks.batchFlattenBlock())
+            .add(Linear.builder().setUnits(12).build())
+            .add(Activation.reluBlock())
+            .add(Linear.builder().setUnits(12).build())
+            .add(Activation.reluBlock())
+            .add(Linear.builder().setUnits(4).build());
+    try (Model model = Fixtures.model("factorize-fault", net);
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(adam())) {
+      trainer.initialize(new Shape(8, 3, 4, 4));
+      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 4, 4), null);
+      BeforeState before = BeforeState.of(net, trainer);
+
+      List<Block> factorized = new ArrayList<>();
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          Linear.class,
+          (block, index) -> {
+            FactorizedLinear f = FactorizedLinear.from((Linear) block, 3);
+            factorized.add(f);
+            if (index == 1) {
+              throw new IllegalStateException("copy of the second factorization failed");
+            }
+            return f;
+          });
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () ->
+                  ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
+      assertEquals("04Linear", e.getBlockPath());
+      assertEquals(2, factorized.size(), "the first factorization completed before the failure");
+      before.assertUnchanged(net, trainer);
+      assertEquals(0, ModuleSurgery.countModuleInstances(net, FactorizedLinear.class));
+
+      assertTrainingContinues(net, trainer, data, 4);
+    }
+  }
+
+  /** An Error (here a simulated out-of-memory) in the middle of a copy is rolled back too. */
+  @Test
+  void errorInTheMiddleOfACopyIsRolledBack() throws Exception {
+    SequentialBlock net = threeConvNet();
+    try (Model model = Fixtures.model("copy-error", net);
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(adam())) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+      BeforeState before = BeforeState.of(net, trainer);
+
+      OutOfMemoryError oom = new OutOfMemoryError("injected: no memory for the weight copy");
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          Conv2d.class,
+          (block, index) -> {
+            Conv2d copy = Fixtures.copyOf((Conv2d) block);
+            if (index == 1) {
+              throw oom;
+            }
+            return copy;
+          });
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () ->
+                  ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
+      assertSame(oom, e.getCause());
+      before.assertUnchanged(net, trainer);
+
+      assertTrainingContinues(net, trainer, data, 8);
+    }
+  }
+
+  /**
+   * {@link ModuleSurgery#replaceParamsInOptimizer} moves the optimizer state of weight-copied
+   * parameters one by one; when a later pair fails (its old parameter is held by no trainer), the
+   * state already moved goes back to the old parameters and the new ones leave the store.
+   */
+  @Test
+  void failedParameterSwapPutsMovedOptimizerStateBack() throws Exception {
+    SequentialBlock net = threeConvNet();
+    try (Model model = Fixtures.model("swap-fault", net);
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(adam())) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+      BeforeState before = BeforeState.of(net, trainer);
+
+      List<Parameter> oldParams = new ArrayList<>(TreeSurgery.parametersOf(net));
+      List<Parameter> newParams = new ArrayList<>();
+      for (Parameter p : oldParams) {
+        newParams.add(copyOf(p));
+      }
+      // A parameter no trainer holds, last in the list: every earlier pair has moved already.
+      Parameter stranger = copyOf(oldParams.get(0));
+      oldParams.add(stranger);
+      newParams.add(copyOf(stranger));
+
+      IllegalStateException e =
+          assertThrows(
+              IllegalStateException.class,
+              () -> ModuleSurgery.replaceParamsInOptimizer(oldParams, newParams, List.of(trainer)));
+      assertTrue(e.getMessage().contains("is not held by any given trainer"), e.getMessage());
+      before.assertUnchanged(net, trainer);
+
+      assertTrainingContinues(net, trainer, data, 8);
+    }
+  }
+
+  /** A new parameter around a copy of the values (on the model's manager, freed with it). */
+  private static Parameter copyOf(Parameter p) {
+    return Parameter.builder()
+        .setName(p.getName())
+        .setType(p.getType())
+        .optArray(p.getArray().duplicate())
+        .build();
+  }
+
+  /** Every open array of the engine: all arrays of the root manager above {@code any}. */
+  static Set<NDArray> openArrays(NDManager any) {
+    NDManager root = any;
+    while (root.getParentManager() != null) {
+      root = root.getParentManager();
+    }
+    Set<NDArray> open = identitySet();
+    open.addAll(root.getManagedArrays());
+    return open;
+  }
+
+  private static Set<NDArray> identitySet() {
+    return Collections.newSetFromMap(new IdentityHashMap<>());
+  }
+
+  /** One more epoch: every parameter moves and stays finite, so the trainer still works. */
+  private static void assertTrainingContinues(Block net, Trainer trainer, NDManager data, int size)
+      throws Exception {
+    Map<String, float[]> before = Fixtures.snapshot(net);
+    EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, size, size), null);
+    Map<String, float[]> after = Fixtures.snapshot(net);
+    assertEquals(before.keySet(), after.keySet());
+    boolean moved = false;
+    for (Map.Entry<String, float[]> e : after.entrySet()) {
+      for (float v : e.getValue()) {
+        assertTrue(Float.isFinite(v), "parameter " + e.getKey() + " is " + v);
+      }
+      moved |= !Arrays.equals(before.get(e.getKey()), e.getValue());
+    }
+    assertTrue(moved, "no parameter changed in an epoch of training");
+  }
+
+  /** The full-copy surgery: replacements hold bitwise the old values; the store follows. */
+  private static void assertCopyingSurgerySucceeds(SequentialBlock net, Trainer trainer) {
+    Map<String, float[]> before = Fixtures.snapshot(net);
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null);
+    assertEquals(3, replaced.size());
+    List<float[]> oldValues = new ArrayList<>(before.values());
+    List<float[]> newValues = new ArrayList<>(Fixtures.snapshot(net).values());
+    assertEquals(oldValues.size(), newValues.size());
+    for (int i = 0; i < oldValues.size(); i++) {
+      assertArrayEquals(oldValues.get(i), newValues.get(i), "parameter #" + i);
+    }
+    assertEquals(Fixtures.modelIds(net), Fixtures.storeIds(trainer));
+  }
+}
