@@ -173,7 +173,8 @@ public final class SurgeryReportWriter {
         epochs,
         surgeries,
         EpochMetrics::trainLoss,
-        EpochMetrics::validationLoss);
+        EpochMetrics::validationLoss,
+        false);
     saveChart(
         dir.resolve(ACCURACY_PNG),
         "Accuracy per epoch",
@@ -181,7 +182,8 @@ public final class SurgeryReportWriter {
         epochs,
         surgeries,
         EpochMetrics::trainAccuracy,
-        EpochMetrics::validationAccuracy);
+        EpochMetrics::validationAccuracy,
+        true);
     Files.writeString(dir.resolve(JSON), json(epochs, surgeries), StandardCharsets.UTF_8);
     Path html = dir.resolve(HTML);
     Files.writeString(html, html(epochs, surgeries), StandardCharsets.UTF_8);
@@ -195,7 +197,8 @@ public final class SurgeryReportWriter {
       List<EpochMetrics> epochs,
       List<Surgery> surgeries,
       ToDoubleFunction<EpochMetrics> train,
-      ToDoubleFunction<EpochMetrics> validation)
+      ToDoubleFunction<EpochMetrics> validation,
+      boolean unitRange)
       throws IOException {
     System.setProperty("java.awt.headless", "true");
     XYChart chart =
@@ -236,17 +239,37 @@ public final class SurgeryReportWriter {
         series.setMarker(SeriesMarkers.CIRCLE);
       }
     }
-    if (!Double.isFinite(low)) {
+    if (unitRange || !Double.isFinite(low)) {
       low = 0;
       high = 1;
     } else if (high - low < 1e-6) {
       high = low + 1;
     }
+    chart.getStyler().setYAxisMin(low);
+    chart.getStyler().setYAxisMax(high);
+    // From 0 to one past the last epoch or surgery, so that whole epochs get ticks even in a
+    // one-epoch run.
+    int lastX = 1;
+    for (EpochMetrics m : epochs) {
+      lastX = Math.max(lastX, m.epoch());
+    }
+    for (Surgery s : surgeries) {
+      lastX = Math.max(lastX, s.epoch() + 1);
+    }
+    chart.getStyler().setXAxisMin(0.0);
+    chart.getStyler().setXAxisMax(lastX + 0.5);
     // A surgery after k completed epochs sits between the points of epochs k and k + 1.
     TreeMap<Integer, List<String>> byEpoch = new TreeMap<>();
     for (Surgery s : surgeries) {
       byEpoch.computeIfAbsent(s.epoch(), k -> new ArrayList<>()).add(s.algorithm());
     }
+    Color[] markerColors = {
+      new Color(214, 39, 40),
+      new Color(148, 103, 189),
+      new Color(140, 86, 75),
+      new Color(227, 119, 194)
+    };
+    int m = 0;
     for (var e : byEpoch.entrySet()) {
       double x = e.getKey() + 0.5;
       XYSeries marker =
@@ -254,7 +277,7 @@ public final class SurgeryReportWriter {
               "surgery after epoch " + e.getKey() + ": " + String.join(", ", e.getValue()),
               new double[] {x, x},
               new double[] {low, high});
-      marker.setLineColor(new Color(200, 30, 30));
+      marker.setLineColor(markerColors[m++ % markerColors.length]);
       marker.setLineStyle(
           new BasicStroke(
               2f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[] {6f, 4f}, 0f));
@@ -319,7 +342,8 @@ public final class SurgeryReportWriter {
       h.append("</p>\n");
     }
     h.append("<p>").append(surgeries.size()).append(" surgery application(s); ");
-    h.append(epochs.size()).append(" epoch(s). The dashed red lines mark the surgeries.</p>\n");
+    h.append(epochs.size())
+        .append(" epoch(s). The dashed vertical lines mark the surgeries.</p>\n");
     h.append("<img src=\"").append(LOSS_PNG).append("\" alt=\"loss per epoch\">\n");
     h.append("<img src=\"").append(ACCURACY_PNG).append("\" alt=\"accuracy per epoch\">\n");
 
