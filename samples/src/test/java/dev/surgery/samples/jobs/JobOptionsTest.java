@@ -1,0 +1,101 @@
+package dev.surgery.samples.jobs;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+
+class JobOptionsTest {
+
+  @Test
+  void defaults() {
+    JobOptions o = JobOptions.parse("job", new String[0]);
+    assertEquals(4, o.epochs());
+    assertEquals(32, o.batchSize());
+    assertEquals(0, o.maxBatches());
+    assertEquals(0, o.devices());
+    assertEquals("synthetic", o.dataset());
+    assertNull(o.dataDir());
+    assertEquals(Path.of("out", "job"), o.out());
+    assertEquals(Path.of("out", "job", "surgery-listener.json"), o.listenerReport());
+  }
+
+  @Test
+  void parsesEveryFlagInBothForms() {
+    JobOptions o =
+        JobOptions.parse(
+            "job",
+            new String[] {
+              "--epochs",
+              "2",
+              "--batch-size=8",
+              "--max-batches",
+              "3",
+              "--devices",
+              "1",
+              "--dataset",
+              "CIFAR10",
+              "--data-dir",
+              "d",
+              "--out",
+              "o",
+              "--seed",
+              "7",
+              "--lr",
+              "0.01",
+              "--layers",
+              "32",
+              "--surgery-report",
+              "r.json",
+              "--resume-from",
+              "c"
+            },
+            "resume-from");
+    assertEquals(2, o.epochs());
+    assertEquals(8, o.batchSize());
+    assertEquals(3, o.maxBatches());
+    assertEquals(1, o.devices());
+    assertEquals("cifar10", o.dataset());
+    assertEquals(Path.of("d"), o.dataDir());
+    assertEquals(Path.of("o"), o.out());
+    assertEquals(7, o.seed());
+    assertEquals(0.01f, o.learningRate());
+    assertEquals(32, o.layers());
+    assertEquals(Path.of("r.json"), o.listenerReport());
+    assertEquals("c", o.extra("resume-from"));
+  }
+
+  @Test
+  void badFlagsNameTheFlag() {
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> parse("--epochz", "1"))
+            .getMessage()
+            .startsWith("unknown flag --epochz"));
+    assertEquals(
+        "flag --epochs needs a value",
+        assertThrows(IllegalArgumentException.class, () -> parse("--epochs")).getMessage());
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> parse("--batch-size", "0"))
+            .getMessage()
+            .contains("--batch-size must be >= 1"));
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> parse("--dataset", "imagenet"))
+            .getMessage()
+            .contains("imagenet"));
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> parse("--lr", "-1"))
+            .getMessage()
+            .contains("--lr must be in (0, 10)"));
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> parse("--resume-from", "x"))
+            .getMessage()
+            .startsWith("unknown flag --resume-from"));
+  }
+
+  private static JobOptions parse(String... args) {
+    return JobOptions.parse("job", args);
+  }
+}
