@@ -15,9 +15,10 @@ import java.util.concurrent.ConcurrentHashMap;
  * convolution (groups = channels) with zero padding 1, optionally strided.
  *
  * <p>The filter is a constant, never a {@code Parameter}, so that blocks that blur save and load
- * exactly like the blocks they replace. An instance caches one filter array per device, data type
- * and channel count. The cached arrays are detached from the manager of the input they were first
- * built for (a batch manager closes after its step) and live as long as the owning block; each is
+ * exactly like the blocks they replace. One filter array per device, data type and channel count is
+ * cached for the whole process and shared by every blurring block, so replacing blocks again and
+ * again (apply, revert, apply) allocates nothing new. The cached arrays are detached from the
+ * manager of the input they were first built for (a batch manager closes after its step); each is
  * only {@code 9 x channels} values.
  */
 public final class BlurFilter {
@@ -34,11 +35,11 @@ public final class BlurFilter {
   /** The zero padding that keeps a stride-1 blur's output the size of its input. */
   public static final Shape SAME_PADDING = new Shape(1, 1);
 
-  private final Map<Key, NDArray> cache = new ConcurrentHashMap<>();
+  private static final Map<Key, NDArray> CACHE = new ConcurrentHashMap<>();
 
   private record Key(Device device, DataType dataType, long channels) {}
 
-  /** Creates a blur with an empty filter cache. */
+  /** Creates a blur; the filters themselves are shared by all instances. */
   public BlurFilter() {}
 
   /**
@@ -99,8 +100,8 @@ public final class BlurFilter {
   }
 
   /**
-   * Blurs an NCHW array with zero padding 1, using this instance's cached filter for the array's
-   * device, data type and channel count (created on first use).
+   * Blurs an NCHW array with zero padding 1, using the shared cached filter for the array's device,
+   * data type and channel count (created on first use).
    *
    * @param input the array, shape {@code (N, C, H, W)}
    * @param stride the subsampling stride (height, width)
@@ -114,15 +115,15 @@ public final class BlurFilter {
    * Returns the cached filter matching an input's device, data type and channel count.
    *
    * @param input an NCHW array
-   * @return the filter, shape {@code (C, 1, 3, 3)}; owned by this instance, do not close it
+   * @return the filter, shape {@code (C, 1, 3, 3)}; shared and cached, do not close it
    */
   public NDArray filterFor(NDArray input) {
     Key key = new Key(input.getDevice(), input.getDataType(), input.getShape().get(1));
-    NDArray cached = cache.get(key);
+    NDArray cached = CACHE.get(key);
     if (cached != null && !cached.isReleased()) {
       return cached;
     }
-    return cache.compute(
+    return CACHE.compute(
         key, (k, old) -> old != null && !old.isReleased() ? old : newFilter(input.getManager(), k));
   }
 

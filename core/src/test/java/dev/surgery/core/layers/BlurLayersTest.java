@@ -101,6 +101,8 @@ class BlurLayersTest {
     }
     assertFalse(cached.isReleased());
     assertSame(cached, blur.filterFor(manager.zeros(new Shape(1, 2, 4, 4))));
+    // Every blurring block shares the filters: replacing blocks again allocates nothing new.
+    assertSame(cached, new BlurFilter().filterFor(manager.zeros(new Shape(1, 2, 4, 4))));
   }
 
   // ------------------------------------------------------------------ output shapes
