@@ -3,6 +3,7 @@ package dev.surgery.core.layers;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
@@ -76,7 +77,9 @@ public class WeightStandardizedConv2d extends Conv2d {
       PairList<String, Object> params) {
     NDArray input = inputs.singletonOrThrow();
     Device device = input.getDevice();
-    NDArray w = standardize(parameterStore.getValue(weight, device, training));
+    // The standardized weight lives for this batch only: build it on the input's (per-batch)
+    // manager, not on the weight's (the model's), which would keep every batch's copies alive.
+    NDArray w = standardize(parameterStore.getValue(weight, device, training), input.getManager());
     NDArray b = parameterStore.getValue(bias, device, training);
     return Conv2d.conv2d(input, w, b, stride, padding, dilation, groups);
   }
@@ -88,8 +91,22 @@ public class WeightStandardizedConv2d extends Conv2d {
    * @return the standardized weight, same shape
    */
   public static NDArray standardize(NDArray w) {
+    return standardize(w, w.getManager());
+  }
+
+  /**
+   * Standardizes a convolution weight per output channel, creating every intermediate and the
+   * result on {@code scope}.
+   *
+   * @param w a weight of shape (out, in/groups, kh, kw)
+   * @param scope the manager that owns the computed arrays
+   * @return the standardized weight, same shape
+   */
+  public static NDArray standardize(NDArray w, NDManager scope) {
     // PyTorch's mean reduces one axis at a time in DJL: flatten each filter into one row.
     NDArray rows = w.reshape(w.getShape().get(0), -1);
+    // Results of NDArray operations join their first operand's manager.
+    rows.attach(scope);
     NDArray centered = rows.sub(rows.mean(new int[] {1}, true));
     NDArray variance = centered.square().mean(new int[] {1}, true);
     return centered.div(variance.add(EPSILON).sqrt()).reshape(w.getShape());

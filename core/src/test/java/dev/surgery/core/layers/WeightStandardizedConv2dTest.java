@@ -74,6 +74,28 @@ class WeightStandardizedConv2dTest {
   }
 
   @Test
+  void forwardLeavesNothingOnTheModelsManager() {
+    try (NDManager model = NDManager.newBaseManager()) {
+      Conv2d conv = Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(4).build();
+      conv.initialize(model, DataType.FLOAT32, new Shape(2, 3, 6, 6));
+      WeightStandardizedConv2d ws = WeightStandardizedConv2d.from(conv);
+      int before = model.getManagedArrays().size();
+      for (int i = 0; i < 5; i++) {
+        try (NDManager batch = model.newSubManager()) {
+          ws.forward(
+              new ParameterStore(batch, false),
+              new NDList(batch.ones(new Shape(2, 3, 6, 6))),
+              true);
+        }
+      }
+      assertEquals(
+          before,
+          model.getManagedArrays().size(),
+          "per-batch arrays must not accumulate on the model's manager");
+    }
+  }
+
+  @Test
   void standardizeMatchesDirectComputation() {
     NDArray w = manager.randomNormal(new Shape(4, 3, 2, 2)).mul(3).add(1.5f);
     float[] expected = standardizeDirect(w.toFloatArray(), 4);
