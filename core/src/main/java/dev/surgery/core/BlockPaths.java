@@ -40,11 +40,7 @@ public final class BlockPaths {
 
   private static void walk(
       Block block, String prefix, IdentityHashMap<Block, Boolean> seen, Map<Block, String> out) {
-    BlockList children = DjlInternals.liveChildren(block);
-    if (children == null) {
-      children = block.getChildren();
-    }
-    for (Pair<String, Block> child : children) {
+    for (Pair<String, Block> child : children(block)) {
       if (seen.put(child.getValue(), true) == null) {
         String path = join(prefix, child.getKey());
         out.put(child.getValue(), path);
@@ -77,17 +73,25 @@ public final class BlockPaths {
     }
     Block current = root;
     for (String key : path.split("/")) {
-      BlockList children = DjlInternals.liveChildren(current);
-      if (children == null) {
-        children = current.getChildren();
-      }
-      Block next = children.get(key);
+      Block next = children(current).get(key);
       if (next == null) {
         return null;
       }
       current = next;
     }
     return current;
+  }
+
+  /**
+   * Returns the children of a block as DJL keeps them: the live list of an {@code AbstractBlock},
+   * or the (read-only) copy other blocks give.
+   *
+   * @param block a block
+   * @return its children with their keys
+   */
+  public static BlockList children(Block block) {
+    BlockList live = DjlInternals.liveChildren(block);
+    return live != null ? live : block.getChildren();
   }
 
   /**

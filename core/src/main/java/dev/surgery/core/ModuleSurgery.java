@@ -2,11 +2,9 @@ package dev.surgery.core;
 
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
-import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
-import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
@@ -68,8 +66,7 @@ public final class ModuleSurgery {
 
   private static void countBelow(
       Block block, String prefix, BlockMatcher matcher, Set<Block> seen, int[] count) {
-    BlockList children = DjlInternals.liveChildren(block);
-    for (Pair<String, Block> entry : children != null ? children : block.getChildren()) {
+    for (Pair<String, Block> entry : BlockPaths.children(block)) {
       Block child = entry.getValue();
       if (seen.add(child)) {
         String path = BlockPaths.join(prefix, entry.getKey());

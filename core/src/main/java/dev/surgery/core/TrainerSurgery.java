@@ -9,7 +9,6 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.ParameterTracker;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -106,7 +105,9 @@ final class TrainerSurgery {
     }
     // A replacement built around existing arrays (not through initialize) has no gradient yet.
     if (parameter.requiresGradient() && !parameter.getArray().hasGradient()) {
-      parameter.getArray().setRequiresGradient(true);
+      NDArray array = parameter.getArray();
+      array.setRequiresGradient(true);
+      journal.onRollback(() -> array.setRequiresGradient(false));
     }
     journal.onRollback(
         () -> {
@@ -206,10 +207,5 @@ final class TrainerSurgery {
     DjlInternals.write(field, optimizer, births);
     journal.onRollback(() -> DjlInternals.write(field, optimizer, current));
     return births;
-  }
-
-  /** The ids a trainer's store holds, for checks. */
-  static List<String> registeredIds(Trainer trainer) {
-    return List.copyOf(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet());
   }
 }

@@ -60,6 +60,10 @@ final class TreeSurgery {
   private final Map<Block, Block> replaced = new LinkedHashMap<>();
   private final Map<Block, Integer> generation = new IdentityHashMap<>();
   private NDArray[] rootAnchor;
+  private final Map<Block, Boolean> liveness = new IdentityHashMap<>();
+
+  /** The block being worked on, named by a failure that does not name one itself. */
+  private String currentPath;
 
   /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
   static final int MAX_GENERATIONS = 1000;
@@ -101,7 +105,10 @@ final class TreeSurgery {
       if (e instanceof SurgeryException) {
         throw e;
       }
-      throw new SurgeryException(null, "surgery failed and was rolled back: " + e.getMessage(), e);
+      throw new SurgeryException(
+          currentPath == null ? null : BlockPaths.display(currentPath),
+          "surgery failed and was rolled back: " + e.getMessage(),
+          e);
     }
   }
 
@@ -111,12 +118,13 @@ final class TreeSurgery {
    * retrying a failing surgery does not accumulate them until the model closes.
    */
   private void releaseDiscarded(Set<Parameter> before) {
+    Set<NDArray> kept = arraysOf(before);
     for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
       if (pair.getValue() == pair.getKey()) {
         continue;
       }
       for (Parameter p : parametersOf(pair.getValue())) {
-        if (!before.contains(p) && p.isInitialized()) {
+        if (!before.contains(p) && p.isInitialized() && !kept.contains(p.getArray())) {
           try {
             p.getArray().close();
           } catch (RuntimeException e) {
@@ -125,6 +133,17 @@ final class TreeSurgery {
         }
       }
     }
+  }
+
+  /** The arrays of some parameters, by identity (a new Parameter may wrap an existing array). */
+  private static Set<NDArray> arraysOf(Collection<Parameter> parameters) {
+    Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Parameter p : parameters) {
+      if (p.isInitialized()) {
+        arrays.add(p.getArray());
+      }
+    }
+    return arrays;
   }
 
   // ------------------------------------------------------------------ traversal
@@ -145,24 +164,36 @@ final class TreeSurgery {
     }
   }
 
+  /**
+   * Tells whether a block is still reachable from the root. Answers are memoized until the next
+   * substitution, so shared blocks (diamonds) are not walked again and again.
+   */
   private boolean isLive(Block block) {
     if (block == root) {
       return true;
     }
-    List<Block> ps = parents.get(block);
-    if (ps == null) {
-      return false;
+    Boolean known = liveness.get(block);
+    if (known != null) {
+      return known;
     }
-    for (Block p : ps) {
-      if (isLive(p)) {
-        return true;
+    liveness.put(block, Boolean.FALSE); // a block is not its own ancestor; guards cycles
+    boolean live = false;
+    List<Block> ps = parents.get(block);
+    if (ps != null) {
+      for (Block p : ps) {
+        if (isLive(p)) {
+          live = true;
+          break;
+        }
       }
     }
-    return false;
+    liveness.put(block, live);
+    return live;
   }
 
   private void visit(Block child) {
     String path = paths.get(child);
+    currentPath = path;
     for (Policy policy : policies) {
       if (!policy.matcher().matches(child, path)) {
         continue;
@@ -201,6 +232,7 @@ final class TreeSurgery {
           BlockPaths.display(path),
           "the replacement is already part of the model; return a new block");
     }
+    liveness.clear();
     List<Block> ps = parents.remove(old);
     for (Block parent : ps) {
       writeIntoParent(parent, old, replacement, path);
@@ -328,15 +360,28 @@ final class TreeSurgery {
       for (Map.Entry<Object, Object> e : new ArrayList<>(objects.entrySet())) {
         if (e.getValue() == old) {
           Object key = e.getKey();
-          objects.put(key, replacement);
+          try {
+            objects.put(key, replacement);
+          } catch (UnsupportedOperationException | ClassCastException ex) {
+            throw new SurgeryException(
+                BlockPaths.display(path),
+                "map field " + where + " holds the block but cannot be changed",
+                ex);
+          }
           journal.onRollback(() -> objects.put(key, old));
         }
       }
     } else if (value instanceof Collection<?> collection && containsIdentity(collection, old)) {
+      // Swap in place of the old element, keeping the collection's order (a deque, an ordered set).
       Collection<Object> objects = (Collection<Object>) collection;
+      List<Object> snapshot = new ArrayList<>(objects);
+      List<Object> swapped = new ArrayList<>(snapshot.size());
+      for (Object o : snapshot) {
+        swapped.add(o == old ? replacement : o);
+      }
       try {
-        objects.remove(old);
-        objects.add(replacement);
+        objects.clear();
+        objects.addAll(swapped);
       } catch (UnsupportedOperationException e) {
         throw new SurgeryException(
             BlockPaths.display(path),
@@ -345,8 +390,8 @@ final class TreeSurgery {
       }
       journal.onRollback(
           () -> {
-            objects.remove(replacement);
-            objects.add(old);
+            objects.clear();
+            objects.addAll(snapshot);
           });
     }
   }
@@ -362,7 +407,8 @@ final class TreeSurgery {
         continue;
       }
       Block original = origin.get(replacement);
-      String path = BlockPaths.display(paths.get(original));
+      currentPath = paths.get(original);
+      String path = BlockPaths.display(currentPath);
       Shape[] inputShapes = DjlInternals.recordedInputShapes(original);
       if (inputShapes == null || !allInitialized(original)) {
         continue; // structural surgery: the trainer initializes the replacement later
@@ -475,6 +521,7 @@ final class TreeSurgery {
   // ------------------------------------------------------------------ trainers
 
   private void updateTrainers(Set<Parameter> before) {
+    currentPath = null; // parameters, not one block, are concerned from here on
     List<Trainer> active = new ArrayList<>();
     for (Trainer t : trainers) {
       if (TrainerSurgery.hasRegistered(t)) {
@@ -498,9 +545,11 @@ final class TreeSurgery {
       Map<Parameter, String> owners = ownerPaths(added);
       applyUpdate(removed, added, active, owners, journal);
     }
-    // The detached parameters belong to nobody now: free their arrays once the surgery commits.
+    // The detached parameters belong to nobody now: free their arrays once the surgery commits,
+    // unless a live parameter wraps the same array.
+    Set<NDArray> live = arraysOf(after);
     for (Parameter p : removed) {
-      if (p.isInitialized()) {
+      if (p.isInitialized() && !live.contains(p.getArray())) {
         journal.closeOnCommit(p.getArray());
       }
     }
@@ -559,8 +608,7 @@ final class TreeSurgery {
   // ------------------------------------------------------------------ helpers
 
   private static BlockList childrenOf(Block block) {
-    BlockList live = DjlInternals.liveChildren(block);
-    return live != null ? live : block.getChildren();
+    return BlockPaths.children(block);
   }
 
   /**

@@ -60,16 +60,25 @@ final class Fixtures {
 
     /** A new weight holding a copy of {@code from}'s values, and {@code from}'s own bias object. */
     Dense(Dense from) {
+      this(from, from.weight.getArray().duplicate());
+    }
+
+    private Dense(Dense from, NDArray weightArray) {
       this.units = from.units;
       weight =
           addParameter(
               Parameter.builder()
                   .setName("weight")
                   .setType(Parameter.Type.WEIGHT)
-                  .optArray(from.weight.getArray().duplicate())
+                  .optArray(weightArray)
                   .build());
       bias = addParameter(from.bias);
       DjlInternals.setRecordedInputShapes(this, DjlInternals.recordedInputShapes(from));
+    }
+
+    /** A new weight Parameter around {@code from}'s very weight array (Composer style). */
+    static Dense wrapping(Dense from) {
+      return new Dense(from, from.weight.getArray());
     }
 
     @Override

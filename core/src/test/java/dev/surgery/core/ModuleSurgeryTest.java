@@ -256,6 +256,59 @@ class ModuleSurgeryTest {
     assertEquals("02second", holder.getChildren().keyAt(1), "custom keys are kept");
   }
 
+  /** A container that runs its children from an ArrayDeque field, in the deque's order. */
+  static final class DequeHolder extends ai.djl.nn.AbstractBlock {
+    final java.util.ArrayDeque<Block> layers = new java.util.ArrayDeque<>();
+
+    DequeHolder(Block... blocks) {
+      for (Block b : blocks) {
+        layers.add(addChildBlock(b.getClass().getSimpleName(), b));
+      }
+    }
+
+    @Override
+    protected ai.djl.ndarray.NDList forwardInternal(
+        ai.djl.training.ParameterStore store,
+        ai.djl.ndarray.NDList inputs,
+        boolean training,
+        ai.djl.util.PairList<String, Object> params) {
+      return inputs;
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  @Test
+  void replacementInAnOrderedCollectionFieldKeepsItsPlace() {
+    Linear a = linear(1);
+    Linear b = linear(2);
+    Linear c = linear(3);
+    DequeHolder holder = new DequeHolder(a, b, c);
+    SequentialBlock root = new SequentialBlock().add(holder);
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(Linear.class, (block, index) -> block == b ? new Dense(2) : null);
+    Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(root, policies);
+    assertEquals(List.of(a, replaced.get(b), c), new ArrayList<>(holder.layers));
+  }
+
+  @Test
+  void aNewParameterAroundTheOldArrayKeepsThatArrayAlive() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Dense dense = new Dense(3);
+      SequentialBlock root = new SequentialBlock().add(dense);
+      root.initialize(manager, DataType.FLOAT32, new Shape(2, 4));
+      var array = dense.weight.getArray();
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      // Composer style: a new block whose new Parameter wraps the old weight's array.
+      policies.put(Dense.class, (block, index) -> Dense.wrapping((Dense) block));
+      ModuleSurgery.replaceModuleClasses(root, policies);
+      assertFalse(array.isReleased(), "an array the live model still uses must not be closed");
+    }
+  }
+
   @Test
   void replacementInsideReplacedSubtreeIsNotVisitedUnlessStillReachable() {
     Linear inner = linear(10);

@@ -408,20 +408,34 @@ public final class DjlInternals {
   public static Map<String, Map<String, Map<Device, NDArray>>> optimizerStates(
       Optimizer optimizer) {
     Map<String, Map<String, Map<Device, NDArray>>> states = new LinkedHashMap<>();
-    for (Class<?> c = optimizer.getClass(); c != Object.class; c = c.getSuperclass()) {
-      for (Field f : c.getDeclaredFields()) {
-        if (!Modifier.isStatic(f.getModifiers()) && isStateMapType(f.getGenericType())) {
-          f.setAccessible(true);
-          Object value = get(f, optimizer);
-          if (value != null) {
-            states.put(
-                c.getSimpleName() + "." + f.getName(), (Map<String, Map<Device, NDArray>>) value);
-          }
-        }
+    for (Field f : STATE_FIELDS.get(optimizer.getClass())) {
+      Object value = get(f, optimizer);
+      if (value != null) {
+        states.put(
+            f.getDeclaringClass().getSimpleName() + "." + f.getName(),
+            (Map<String, Map<Device, NDArray>>) value);
       }
     }
     return states;
   }
+
+  /** The per-parameter state fields of each optimizer class, found once per class. */
+  private static final ClassValue<List<Field>> STATE_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
+          for (Class<?> c = type; c != Object.class; c = c.getSuperclass()) {
+            for (Field f : c.getDeclaredFields()) {
+              if (!Modifier.isStatic(f.getModifiers()) && isStateMapType(f.getGenericType())) {
+                f.setAccessible(true);
+                fields.add(f);
+              }
+            }
+          }
+          return List.copyOf(fields);
+        }
+      };
 
   private static boolean isStateMapType(Type type) {
     if (!(type instanceof ParameterizedType p) || p.getRawType() != Map.class) {
@@ -444,16 +458,25 @@ public final class DjlInternals {
    * @return the field, or null if the optimizer has none
    */
   public static Field learningRateTrackerField(Optimizer optimizer) {
-    for (Class<?> c = optimizer.getClass(); c != Object.class; c = c.getSuperclass()) {
-      for (Field f : c.getDeclaredFields()) {
-        if (!Modifier.isStatic(f.getModifiers()) && f.getType() == ParameterTracker.class) {
-          f.setAccessible(true);
-          return f;
-        }
-      }
-    }
-    return null;
+    return TRACKER_FIELD.get(optimizer.getClass()).orElse(null);
   }
+
+  /** The learning-rate tracker field of each optimizer class, found once per class. */
+  private static final ClassValue<java.util.Optional<Field>> TRACKER_FIELD =
+      new ClassValue<>() {
+        @Override
+        protected java.util.Optional<Field> computeValue(Class<?> type) {
+          for (Class<?> c = type; c != Object.class; c = c.getSuperclass()) {
+            for (Field f : c.getDeclaredFields()) {
+              if (!Modifier.isStatic(f.getModifiers()) && f.getType() == ParameterTracker.class) {
+                f.setAccessible(true);
+                return java.util.Optional.of(f);
+              }
+            }
+          }
+          return java.util.Optional.empty();
+        }
+      };
 
   /**
    * Reads a float field of an optimizer by name, searching the class hierarchy.
