@@ -284,7 +284,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     TrainerState st = state(trainer);
     st.completedEpochs++;
     st.epochSinceLastBatch = true;
-    int completed = st.completedEpochs;
+    // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
+    int completed = st.completedEpochs + st.unseenEpochs;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.get(i);
       if (st.status[i] == Status.PENDING && entry.epoch() < completed) {

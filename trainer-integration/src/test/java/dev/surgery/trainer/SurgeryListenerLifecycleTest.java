@@ -226,6 +226,33 @@ class SurgeryListenerLifecycleTest {
   }
 
   @Test
+  void anEpochThatEndedUnseenStillCountsForLaterEntries() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.SCALE_CONV, Map.of()), 3).build();
+    try (Model model = TestModels.model("partly-silent");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 3);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        for (int epoch = 0; epoch < 3; epoch++) {
+          for (Batch batch : trainer.iterateDataset(dataset)) {
+            EasyTrain.trainBatch(trainer, batch);
+            trainer.step();
+            batch.close();
+          }
+          if (epoch > 0) { // the first epoch ends without onEpoch
+            trainer.notifyListeners(l -> l.onEpoch(trainer));
+          }
+          assertEquals(
+              epoch == 2 ? 1 : 0,
+              TestModels.count(model.getBlock(), "ScaledConv2d"),
+              "the epoch-3 entry runs when the third epoch ends, epoch " + (epoch + 1));
+        }
+      }
+    }
+  }
+
+  @Test
   void aYamlScheduleRunsInsideFitWithItsTotalEpochs(@TempDir Path dir) throws Exception {
     Path yaml = dir.resolve("surgery.yaml");
     Files.writeString(
