@@ -10,6 +10,7 @@ import ai.djl.training.listener.EvaluatorTrainingListener;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import com.google.gson.JsonObject;
+import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.SurgeryContext;
@@ -353,7 +354,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     // A trainer whose store is still empty (before trainer.initialize) has nothing to keep exact:
     // initialize registers the new blocks' parameters like all others.
-    boolean live = block.isInitialized() && trainerHoldsParameters(trainer);
+    boolean live = block.isInitialized() && ModuleSurgery.hasRegisteredParameters(trainer);
     SurgeryContext context =
         live
             ? SurgeryContext.live(block, trainer, completed, totalEpochs)
@@ -493,10 +494,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     records.add(
         new SurgeryRecord(algorithm.name(), algorithm.hyperparameters(), epoch, totalEpochs));
     model.setProperty(PROPERTY, SurgeryJson.recordsToJson(records));
-  }
-
-  private static boolean trainerHoldsParameters(Trainer trainer) {
-    return !DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).isEmpty();
   }
 
   // ------------------------------------------------------------------ batches and loss
