@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
@@ -81,27 +82,61 @@ public class FactorizedConv2d extends AbstractBlock {
         throw new IllegalArgumentException(
             "rank must be in [1, " + Math.min(out, fanIn) + "], got " + rank);
       }
-      block.initialize(w.getManager(), w.getDataType(), inputShapes);
-      TruncatedSvd svd =
-          TruncatedSvd.of(w.toType(DataType.FLOAT32, false).toFloatArray(), out, fanIn);
-      set(block.module1.getParameters().get("weight"), svd.leftFactor(rank));
-      set(block.module0.getParameters().get("weight"), svd.rightFactor(rank));
-      if (conv.isIncludeBias()) {
-        block
-            .module1
-            .getParameters()
-            .get("bias")
-            .getArray()
-            .set(conv.getParameters().get("bias").getArray().toByteBuffer());
-      }
+      NDArray bias = conv.isIncludeBias() ? conv.getParameters().get("bias").getArray() : null;
+      initializeFromSvd(
+          block, block.module0, block.module1, w, inputShapes, out, fanIn, rank, bias);
     }
     return block;
   }
 
+  /**
+   * Initializes a two-layer factorized block where the original weight lives and sets its layers
+   * from the truncated SVD of that weight: {@code module1 * module0 ~ w}. On failure the block's
+   * new arrays are freed, since the block never reaches the model.
+   */
+  static void initializeFromSvd(
+      Block block,
+      Block module0,
+      Block module1,
+      NDArray w,
+      Shape[] inputShapes,
+      int out,
+      int fanIn,
+      int rank,
+      NDArray biasOrNull) {
+    block.initialize(w.getManager(), w.getDataType(), inputShapes);
+    try {
+      TruncatedSvd svd = TruncatedSvd.of(floatValues(w), out, fanIn);
+      set(module1.getParameters().get("weight"), svd.leftFactor(rank));
+      set(module0.getParameters().get("weight"), svd.rightFactor(rank));
+      if (biasOrNull != null) {
+        module1.getParameters().get("bias").getArray().set(biasOrNull.toByteBuffer());
+      }
+    } catch (RuntimeException e) {
+      for (Parameter p : block.getParameters().values()) {
+        if (p.isInitialized()) {
+          p.getArray().close();
+        }
+      }
+      throw e;
+    }
+  }
+
+  /** The values of an array as floats, without leaving a converted copy behind. */
+  static float[] floatValues(NDArray array) {
+    if (array.getDataType() == DataType.FLOAT32) {
+      return array.toFloatArray();
+    }
+    try (NDArray copy = array.toType(DataType.FLOAT32, true)) {
+      return copy.toFloatArray();
+    }
+  }
+
   static void set(Parameter parameter, float[] values) {
     NDArray array = parameter.getArray();
-    try (NDArray source = array.getManager().create(values, array.getShape())) {
-      array.set(source.toType(array.getDataType(), false).toByteBuffer());
+    try (NDArray source = array.getManager().create(values, array.getShape());
+        NDArray typed = source.toType(array.getDataType(), true)) {
+      array.set(typed.toByteBuffer());
     }
   }
 

@@ -63,18 +63,12 @@ public class FactorizedLinear extends AbstractBlock {
         throw new IllegalArgumentException(
             "rank must be in [1, " + Math.min(out, in) + "], got " + rank);
       }
-      block.initialize(w.getManager(), w.getDataType(), inputShapes);
-      TruncatedSvd svd = TruncatedSvd.of(w.toType(DataType.FLOAT32, false).toFloatArray(), out, in);
-      FactorizedConv2d.set(block.module1.getParameters().get("weight"), svd.leftFactor(rank));
-      FactorizedConv2d.set(block.module0.getParameters().get("weight"), svd.rightFactor(rank));
-      if (BlockInspector.linearHasBias(linear)) {
-        block
-            .module1
-            .getParameters()
-            .get("bias")
-            .getArray()
-            .set(linear.getParameters().get("bias").getArray().toByteBuffer());
-      }
+      NDArray bias =
+          BlockInspector.linearHasBias(linear)
+              ? linear.getParameters().get("bias").getArray()
+              : null;
+      FactorizedConv2d.initializeFromSvd(
+          block, block.module0, block.module1, w, inputShapes, out, in, rank, bias);
     }
     return block;
   }
