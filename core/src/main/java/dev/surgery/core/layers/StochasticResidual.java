@@ -11,6 +11,7 @@ import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
+import ai.djl.util.RandomUtils;
 import dev.surgery.core.internal.DjlInternals;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -43,8 +44,13 @@ public class StochasticResidual extends AbstractBlock {
   private final Block branch;
   private final Mode mode;
   private final float dropRate;
-  private Shape[] cachedIn;
-  private Shape[] cachedOut;
+
+  /**
+   * Output shapes for the last input shapes seen; one immutable pair, safe across device threads.
+   */
+  private volatile ShapeCache shapeCache;
+
+  private record ShapeCache(Shape[] in, Shape[] out) {}
 
   /**
    * Wraps a residual branch. When the branch is initialized, so is the wrapper (same input shapes),
@@ -105,11 +111,8 @@ public class StochasticResidual extends AbstractBlock {
     NDManager manager = inputs.head().getManager();
     Device device = inputs.head().getDevice();
     if (mode == Mode.BLOCK) {
-      float draw;
-      try (NDArray u = manager.randomUniform(0f, 1f, new Shape(1), DataType.FLOAT32, device)) {
-        draw = u.getFloat(0);
-      }
-      if (draw < dropRate) {
+      // Drawn on the host from DJL's seeded generator (Engine.setRandomSeed): no device round trip.
+      if (RandomUtils.nextFloat() < dropRate) {
         return zeros(manager, inputs);
       }
       NDList out = branch.forward(parameterStore, inputs, true, params);
@@ -129,12 +132,13 @@ public class StochasticResidual extends AbstractBlock {
 
   private NDList zeros(NDManager manager, NDList inputs) {
     Shape[] in = inputs.getShapes();
-    if (cachedIn == null || !Arrays.equals(cachedIn, in)) {
-      cachedOut = branch.getOutputShapes(in);
-      cachedIn = in;
+    ShapeCache cache = shapeCache;
+    if (cache == null || !Arrays.equals(cache.in(), in)) {
+      cache = new ShapeCache(in, branch.getOutputShapes(in));
+      shapeCache = cache;
     }
-    NDList result = new NDList(cachedOut.length);
-    for (Shape s : cachedOut) {
+    NDList result = new NDList(cache.out().length);
+    for (Shape s : cache.out()) {
       result.add(manager.zeros(s, inputs.head().getDataType(), inputs.head().getDevice()));
     }
     return result;
