@@ -5,12 +5,9 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
-import ai.djl.nn.ParameterList;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
-import dev.surgery.core.internal.DjlInternals;
-import java.util.ArrayList;
 
 /**
  * A {@link Conv2d} with BlurPool's anti-aliasing (Zhang, 2019; MosaicML Composer's {@code
@@ -25,7 +22,7 @@ import java.util.ArrayList;
  * parameters. {@link #fromConv2d} adopts the convolution's own {@code Parameter} objects, so
  * weights, parameter ids, trainer parameter-store entries and optimizer state carry over unchanged.
  */
-public class BlurConv2d extends Conv2d {
+public class BlurConv2d extends AdoptingConv2d {
 
   private final boolean blurFirst;
   private final BlurFilter blur = new BlurFilter();
@@ -62,48 +59,10 @@ public class BlurConv2d extends Conv2d {
    * @return the replacement
    */
   public static BlurConv2d fromConv2d(Conv2d conv, boolean blurFirst) {
-    Conv2d.Builder config =
-        Conv2d.builder()
-            .setKernelShape(conv.getKernelShape())
-            .optStride(conv.getStride())
-            .optPadding(conv.getPadding())
-            .optDilation(conv.getDilation())
-            .setFilters(conv.getFilters())
-            .optGroups(conv.getGroups())
-            .optBias(conv.isIncludeBias());
+    Conv2d.Builder config = settingsOf(conv);
     BlurConv2d blurConv = new BlurConv2d(config, blurFirst);
     blurConv.adopt(conv);
     return blurConv;
-  }
-
-  /** Takes over the parameters and recorded input shapes of {@code conv}. */
-  private void adopt(Conv2d conv) {
-    ParameterList own = conv.getDirectParameters();
-    if (own.size() != parameters.size()
-        || !own.keys().equals(new ArrayList<>(parameters.keySet()))) {
-      throw new IllegalArgumentException(
-          "cannot adopt the parameters "
-              + own.keys()
-              + " of "
-              + conv.getClass().getName()
-              + ": a Conv2d with bias="
-              + includeBias
-              + " has "
-              + parameters.keySet());
-    }
-    weight = own.get("weight");
-    parameters.put("weight", weight);
-    if (includeBias) {
-      bias = own.get("bias");
-      parameters.put("bias", bias);
-    }
-    Shape[] shapes = DjlInternals.recordedInputShapes(conv);
-    if (shapes != null) {
-      inputShapes = shapes.clone();
-      if (conv.isInitialized()) {
-        inputNames = new ArrayList<>(conv.describeInput().keys());
-      }
-    }
   }
 
   /**

@@ -8,7 +8,6 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
-import dev.surgery.core.internal.DjlInternals;
 
 /**
  * A {@link Conv2d} that standardizes its weight per output channel on every forward pass: {@code W'
@@ -21,7 +20,7 @@ import dev.surgery.core.internal.DjlInternals;
  * no extra metadata) are those of the plain convolution. A model saved with it loads into the plain
  * architecture and the other way round.
  */
-public class WeightStandardizedConv2d extends Conv2d {
+public class WeightStandardizedConv2d extends AdoptingConv2d {
 
   /** Added to the variance, as in Composer's weight standardization. */
   public static final float EPSILON = 1e-10f;
@@ -44,28 +43,10 @@ public class WeightStandardizedConv2d extends Conv2d {
    * @return the replacement
    */
   public static WeightStandardizedConv2d from(Conv2d conv) {
-    Conv2d.Builder builder =
-        Conv2d.builder()
-            .setKernelShape(conv.getKernelShape())
-            .optStride(conv.getStride())
-            .optPadding(conv.getPadding())
-            .optDilation(conv.getDilation())
-            .setFilters(conv.getFilters())
-            .optGroups(conv.getGroups())
-            .optBias(conv.isIncludeBias());
+    Conv2d.Builder builder = settingsOf(conv);
     WeightStandardizedConv2d ws = new WeightStandardizedConv2d(builder);
     ws.adopt(conv);
     return ws;
-  }
-
-  private void adopt(Conv2d conv) {
-    // Same keys as the fresh ones, so put() keeps the map order (and thus the saved layout).
-    for (Parameter p : conv.getDirectParameters().values()) {
-      parameters.put(p.getName(), p);
-    }
-    weight = parameters.get("weight");
-    bias = parameters.get("bias");
-    inputShapes = DjlInternals.recordedInputShapes(conv);
   }
 
   /** {@inheritDoc} */
