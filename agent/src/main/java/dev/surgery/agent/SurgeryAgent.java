@@ -9,7 +9,6 @@ import dev.surgery.agent.settings.AgentSettingsException;
 import java.lang.instrument.Instrumentation;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -143,7 +142,7 @@ public final class SurgeryAgent {
     if (Files.isDirectory(path)) {
       return List.of(where + "is a directory, expected a YAML config file");
     }
-    if (!Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(path)) {
+    if (!Files.isRegularFile(path)) {
       return List.of(where + "is not a regular file");
     }
     if (!Files.isReadable(path)) {

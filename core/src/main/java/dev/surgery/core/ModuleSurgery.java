@@ -320,7 +320,8 @@ public final class ModuleSurgery {
    * @param oldParams the parameters before
    * @param newParams the parameters after
    * @param optimizers the trainers to update; null or empty does nothing
-   * @throws IllegalStateException if a removed parameter is held by none of the trainers, or an
+   * @throws IllegalStateException if a removed, initialized parameter is held by none of the
+   *     trainers (an uninitialized one was never registered anywhere, so it is skipped), or an
    *     added one is not initialized; nothing was changed then
    */
   public static void updateParamsInOptimizer(
