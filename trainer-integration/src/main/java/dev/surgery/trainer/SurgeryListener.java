@@ -1,15 +1,10 @@
 package dev.surgery.trainer;
 
 import ai.djl.Model;
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
-import ai.djl.training.listener.EvaluatorTrainingListener;
-import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
-import com.google.gson.JsonObject;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
@@ -19,9 +14,7 @@ import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.SurgeryConfig;
-import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -78,9 +71,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       Collections.synchronizedMap(new WeakHashMap<>());
   private final AtomicInteger trainerCount = new AtomicInteger();
   private final List<String> warnings = Collections.synchronizedList(new ArrayList<>());
-  private final List<Applied> applications = Collections.synchronizedList(new ArrayList<>());
-  private final List<JsonObject> notRun = Collections.synchronizedList(new ArrayList<>());
-  private volatile boolean reportWriteFailed;
+  private final ReportWriter report;
 
   private SurgeryListener(
       List<ScheduledAlgorithm> schedule, OnError onError, Path reportPath, int totalEpochs) {
@@ -89,6 +80,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.schedule = List.copyOf(schedule);
     this.onError = onError;
     this.reportPath = reportPath;
+    this.report = new ReportWriter(reportPath);
     this.totalEpochs = totalEpochs;
   }
 
@@ -180,9 +172,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @return a snapshot of the applications
    */
   public List<SurgeryApplication> getApplications() {
-    synchronized (applications) {
-      return applications.stream().map(Applied::snapshot).collect(Collectors.toList());
-    }
+    return report.applications();
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -199,11 +189,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     boolean initialized = block != null && block.isInitialized();
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.get(i);
-      if (entry.epoch() != 0 || st.status[i] != Status.PENDING) {
+      if (entry.epoch() != 0 || st.status[i] != EntryStatus.PENDING) {
         continue;
       }
       if (!initialized && entry.algorithm().needsInitializedModel()) {
-        st.status[i] = Status.DEFERRED;
+        st.status[i] = EntryStatus.DEFERRED;
         logger.debug(
             "Surgery: {} waits for the model to be initialized (onInitialized)", entry.describe());
         continue;
@@ -225,8 +215,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.get(i);
       boolean due =
-          st.status[i] == Status.DEFERRED
-              || (entry.epoch() == 0 && st.status[i] == Status.PENDING && st.batches == 0);
+          st.status[i] == EntryStatus.DEFERRED
+              || (entry.epoch() == 0 && st.status[i] == EntryStatus.PENDING && st.batches == 0);
       if (due && st.completedEpochs == 0) {
         apply(trainer, st, i, 0);
       }
@@ -255,26 +245,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.epochSinceLastBatch = false;
     st.lastProgress = progress;
 
-    if (needsLoss(st, batch, progress, progressTotal)) {
-      float loss = batchLoss(trainer, st, batchData);
-      if (Float.isFinite(loss)) {
-        if (st.lastLossBatch != st.batches - 1) {
-          st.recentLosses.clear(); // the window holds consecutive batches only
-        }
-        st.lastLossBatch = st.batches;
-        st.recentLosses.addLast(loss);
-        if (st.recentLosses.size() > LOSS_WINDOW) {
-          st.recentLosses.removeFirst();
-        }
-        boolean completed = false;
-        for (Applied a : st.awaitingLoss) {
-          a.addLossAfter(loss);
-          completed |= a.lossAfterBatches() >= LOSS_WINDOW;
-        }
-        if (completed) {
-          st.awaitingLoss.removeIf(a -> a.lossAfterBatches() >= LOSS_WINDOW);
-          writeReport();
-        }
+    if (st.losses.needsLoss(st.passedEpochs(), nextDue(st), batch, progress, progressTotal)) {
+      float loss = st.losses.batchLoss(trainer, batchData, this);
+      if (Float.isFinite(loss) && st.losses.add(loss, st.batches)) {
+        report.write();
       }
     }
   }
@@ -286,19 +260,19 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.completedEpochs++;
     st.epochSinceLastBatch = true;
     // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
-    int completed = st.completedEpochs + st.unseenEpochs;
+    int completed = st.passedEpochs();
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.get(i);
-      if (st.status[i] == Status.PENDING && entry.epoch() < completed) {
+      if (st.status[i] == EntryStatus.PENDING && entry.epoch() < completed) {
         // The listener was attached after that epoch (or missed onTrainingBegin).
-        st.status[i] = Status.MISSED;
+        st.status[i] = EntryStatus.MISSED;
         warn(
             "Surgery: "
                 + entry.describe()
                 + " did not run: the listener first saw this trainer after that point (epoch "
                 + completed
                 + " has completed)");
-      } else if (st.status[i] == Status.PENDING && entry.epoch() == completed) {
+      } else if (st.status[i] == EntryStatus.PENDING && entry.epoch() == completed) {
         apply(trainer, st, i, completed);
       }
     }
@@ -312,12 +286,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       return;
     }
     for (int i = 0; i < schedule.size(); i++) {
-      if (st.status[i] != Status.PENDING && st.status[i] != Status.DEFERRED) {
+      if (st.status[i] != EntryStatus.PENDING && st.status[i] != EntryStatus.DEFERRED) {
         continue;
       }
       ScheduledAlgorithm entry = schedule.get(i);
       String reason;
-      if (st.status[i] == Status.DEFERRED) {
+      if (st.status[i] == EntryStatus.DEFERRED) {
         reason = "it waited for onInitialized(trainer), which was never called";
       } else if (st.completedEpochs == 0 && st.batches > 0) {
         reason =
@@ -330,15 +304,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         reason = "training ended after " + st.completedEpochs + " completed epochs";
       }
       warn("Surgery: " + entry.describe() + " never ran: " + reason);
-      JsonObject o = new JsonObject();
-      o.addProperty("trainer", st.ordinal);
-      o.addProperty("algorithm", entry.algorithm().name());
-      o.addProperty("epoch", entry.epoch());
-      o.addProperty("source", entry.source());
-      o.addProperty("reason", reason);
-      notRun.add(o);
+      report.addNotRun(st.ordinal, entry, reason);
     }
-    writeReport();
+    report.write();
   }
 
   // ------------------------------------------------------------------ applying
@@ -359,19 +327,19 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         live
             ? SurgeryContext.live(block, trainer, completed, totalEpochs)
             : new SurgeryContext(block, List.of(), completed, totalEpochs);
-    Double lossBefore = mean(st.recentLosses);
-    int lossBeforeBatches = st.recentLosses.size();
+    Double lossBefore = st.losses.meanBefore();
+    int lossBeforeBatches = st.losses.beforeBatches();
     long start = System.nanoTime();
-    SurgeryReport report;
+    SurgeryReport changes;
     try {
-      report = algorithm.apply(context);
+      changes = algorithm.apply(context);
     } catch (RuntimeException e) {
       long nanos = System.nanoTime() - start;
       failed(st, index, completed, e, nanos, lossBefore, lossBeforeBatches);
       return;
     }
-    long nanos = report.nanos() > 0 ? report.nanos() : System.nanoTime() - start;
-    st.status[index] = Status.APPLIED;
+    long nanos = changes.nanos() > 0 ? changes.nanos() : System.nanoTime() - start;
+    st.status[index] = EntryStatus.APPLIED;
     Applied applied =
         new Applied(
             st.ordinal,
@@ -379,18 +347,18 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             algorithm.hyperparameters(),
             completed,
             SurgeryApplication.Status.APPLIED,
-            report,
+            changes,
             null,
             nanos,
             lossBefore,
             lossBeforeBatches);
-    applications.add(applied);
-    st.awaitingLoss.add(applied);
+    report.add(applied);
+    st.losses.awaitAfter(applied);
     record(model, algorithm, completed);
     if (logger.isInfoEnabled()) {
-      logger.info(logLine(algorithm.name(), completed, report, nanos));
+      logger.info(logLine(algorithm.name(), completed, changes, nanos));
     }
-    writeReport();
+    report.write();
   }
 
   private void failed(
@@ -409,7 +377,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         onError == OnError.FAIL
             ? SurgeryApplication.Status.FAILED
             : SurgeryApplication.Status.SKIPPED;
-    applications.add(
+    report.add(
         new Applied(
             st.ordinal,
             entry,
@@ -422,8 +390,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             lossBefore,
             lossBeforeBatches));
     if (onError == OnError.FAIL) {
-      st.status[index] = Status.FAILED;
-      writeReport();
+      st.status[index] = EntryStatus.FAILED;
+      report.write();
       throw new SurgeryFailedException(
           "Surgery: "
               + entry.describe()
@@ -439,7 +407,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           path,
           e);
     }
-    st.status[index] = Status.SKIPPED;
+    st.status[index] = EntryStatus.SKIPPED;
     logger.error(
         "Surgery: {} failed{} and was skipped (on_error: skip), the model is unchanged: {}",
         entry.describe(),
@@ -447,7 +415,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         cause);
     // The stack trace helps only when debugging the algorithm itself.
     logger.debug("Surgery: failure of {}", entry.describe(), e);
-    writeReport();
+    report.write();
   }
 
   /** Formats the INFO line, e.g. {@code Surgery: blurpool at epoch 1 replaced 4 blocks (...)}. */
@@ -501,7 +469,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private void firstBatch(TrainerState st) {
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.get(i);
-      if (st.status[i] == Status.DEFERRED) {
+      if (st.status[i] == EntryStatus.DEFERRED) {
         throw new IllegalStateException(
             "Surgery: "
                 + entry.describe()
@@ -509,8 +477,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + " surgeryListener.onInitialized(trainer) right after trainer.initialize(...)"
                 + " (the surgery agent does this by itself), or schedule it at epoch 1 or later");
       }
-      if (entry.epoch() == 0 && st.status[i] == Status.PENDING) {
-        st.status[i] = Status.MISSED;
+      if (entry.epoch() == 0 && st.status[i] == EntryStatus.PENDING) {
+        st.status[i] = EntryStatus.MISSED;
         warn(
             "Surgery: "
                 + entry.describe()
@@ -521,12 +489,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   private void warnUnseen(TrainerState st) {
-    int passed = st.completedEpochs + st.unseenEpochs;
+    int passed = st.passedEpochs();
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.get(i);
-      if (st.status[i] == Status.PENDING && entry.epoch() > 0 && entry.epoch() <= passed) {
+      if (st.status[i] == EntryStatus.PENDING && entry.epoch() > 0 && entry.epoch() <= passed) {
         // Never run it late: mark it so that a later onEpoch does not apply it at the wrong time.
-        st.status[i] = Status.MISSED;
+        st.status[i] = EntryStatus.MISSED;
         warn(
             "Surgery: "
                 + entry.describe()
@@ -539,244 +507,30 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
   }
 
-  /**
-   * Whether this batch's loss is needed: for the windows after recent applications, or because it
-   * is among the last {@link #LOSS_WINDOW} batches before the next due entry (counted from the
-   * batch's progress in the dataset). Elsewhere nothing is computed, so training with nothing due
-   * costs nothing extra.
-   */
-  private boolean needsLoss(TrainerState st, Batch batch, long progress, long progressTotal) {
-    if (!st.awaitingLoss.isEmpty()) {
-      return true;
-    }
-    int passed = st.completedEpochs + st.unseenEpochs;
+  /** The epoch of the next pending entry that is still ahead, or Integer.MAX_VALUE when none. */
+  private int nextDue(TrainerState st) {
+    int passed = st.passedEpochs();
     int nextDue = Integer.MAX_VALUE;
     for (int i = 0; i < schedule.size(); i++) {
       int epoch = schedule.get(i).epoch();
-      if (st.status[i] == Status.PENDING && epoch > passed) {
+      if (st.status[i] == EntryStatus.PENDING && epoch > passed) {
         nextDue = Math.min(nextDue, epoch);
       }
     }
-    if (nextDue == Integer.MAX_VALUE) {
-      return false;
-    }
-    long epochsAway = nextDue - passed - 1L;
-    int size = batch == null ? 0 : batch.getSize();
-    if (progressTotal <= 0 || size <= 0) {
-      return epochsAway == 0; // no progress information: a rolling window in the last epoch
-    }
-    long perEpoch = (progressTotal + size - 1) / size;
-    long remaining = (progressTotal - progress + size - 1) / size + epochsAway * perEpoch;
-    return remaining < LOSS_WINDOW;
+    return nextDue;
   }
 
-  /**
-   * The training loss of this batch. When DJL's {@link EvaluatorTrainingListener} ran before this
-   * listener, it has already computed it (its {@code train/all} accumulator holds exactly the
-   * current batch), so it is read for free; otherwise the loss is evaluated on the batch's labels
-   * and predictions (no extra forward pass).
-   */
-  private float batchLoss(Trainer trainer, TrainerState st, BatchData batchData) {
-    if (st.evaluatorFirst == null) {
-      st.evaluatorFirst = evaluatorRunsFirst(trainer);
-    }
-    if (st.evaluatorFirst) {
-      try {
-        float v = trainer.getLoss().getAccumulator(EvaluatorTrainingListener.TRAIN_ALL);
-        if (Float.isFinite(v)) {
-          return v;
-        }
-      } catch (IllegalArgumentException e) {
-        st.evaluatorFirst = false; // no such accumulator: compute it
-      }
-    }
-    float sum = 0;
-    int n = 0;
-    for (Map.Entry<ai.djl.Device, NDList> e : batchData.getLabels().entrySet()) {
-      NDList predictions = batchData.getPredictions().get(e.getKey());
-      if (predictions == null) {
-        continue;
-      }
-      try (NDArray loss = trainer.getLoss().evaluate(e.getValue(), predictions);
-          NDArray total = loss.sum()) {
-        sum += total.getFloat();
-        n++;
-      }
-    }
-    return n == 0 ? Float.NaN : sum / n;
-  }
-
-  private boolean evaluatorRunsFirst(Trainer trainer) {
-    List<TrainingListener> listeners;
-    try {
-      listeners = DjlInternals.listeners(trainer);
-    } catch (RuntimeException e) {
-      return false;
-    }
-    if (listeners == null) {
-      return false;
-    }
-    for (TrainingListener l : listeners) {
-      if (l == this) {
-        return false;
-      }
-      if (l instanceof EvaluatorTrainingListener) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  private static Double mean(ArrayDeque<Float> values) {
-    if (values.isEmpty()) {
-      return null;
-    }
-    double sum = 0;
-    for (float v : values) {
-      sum += v;
-    }
-    return sum / values.size();
-  }
-
-  // ------------------------------------------------------------------ warnings and report
+  // ------------------------------------------------------------------ warnings
 
   private void warn(String message) {
     warnings.add(message);
     logger.warn(message);
   }
 
-  private void writeReport() {
-    if (reportPath == null) {
-      return;
-    }
-    String json;
-    synchronized (applications) {
-      List<SurgeryApplication> snapshot =
-          applications.stream().map(Applied::snapshot).collect(Collectors.toList());
-      List<JsonObject> pending;
-      synchronized (notRun) {
-        pending = new ArrayList<>(notRun);
-      }
-      json = SurgeryJson.report(snapshot, pending);
-    }
-    synchronized (this) {
-      try {
-        SurgeryJson.write(reportPath, json);
-        reportWriteFailed = false;
-      } catch (IOException | RuntimeException e) {
-        // A report is not worth stopping a training run for; say so once.
-        if (!reportWriteFailed) {
-          logger.warn(
-              "Surgery: cannot write the report {}: {}", reportPath.toAbsolutePath(), e.toString());
-        }
-        reportWriteFailed = true;
-      }
-    }
-  }
-
   private TrainerState state(Trainer trainer) {
     synchronized (states) {
       return states.computeIfAbsent(
           trainer, t -> new TrainerState(trainerCount.incrementAndGet(), schedule.size()));
-    }
-  }
-
-  // ------------------------------------------------------------------ state
-
-  /** Where one schedule entry stands for one trainer. */
-  private enum Status {
-    PENDING,
-    DEFERRED,
-    APPLIED,
-    FAILED,
-    SKIPPED,
-    MISSED
-  }
-
-  /** Per-trainer state. It must not refer to the trainer, which is the weak key. */
-  private static final class TrainerState {
-    final int ordinal;
-    final Status[] status;
-    boolean begun;
-    int completedEpochs;
-    int unseenEpochs;
-    long batches;
-    long lastProgress = -1;
-    long lastLossBatch = -1;
-    boolean epochSinceLastBatch;
-    Boolean evaluatorFirst;
-    final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
-    final List<Applied> awaitingLoss = new ArrayList<>();
-
-    TrainerState(int ordinal, int entries) {
-      this.ordinal = ordinal;
-      this.status = new Status[entries];
-      java.util.Arrays.fill(status, Status.PENDING);
-    }
-  }
-
-  /** An application whose after-loss is still filling in. */
-  private static final class Applied {
-    private final int trainer;
-    private final ScheduledAlgorithm entry;
-    private final Map<String, Object> hyperparameters;
-    private final int epoch;
-    private final SurgeryApplication.Status status;
-    private final SurgeryReport report;
-    private final String error;
-    private final long nanos;
-    private final Double lossBefore;
-    private final int lossBeforeBatches;
-    private double lossAfterSum;
-    private int lossAfterBatches;
-
-    Applied(
-        int trainer,
-        ScheduledAlgorithm entry,
-        Map<String, Object> hyperparameters,
-        int epoch,
-        SurgeryApplication.Status status,
-        SurgeryReport report,
-        String error,
-        long nanos,
-        Double lossBefore,
-        int lossBeforeBatches) {
-      this.trainer = trainer;
-      this.entry = entry;
-      this.hyperparameters = hyperparameters;
-      this.epoch = epoch;
-      this.status = status;
-      this.report = report;
-      this.error = error;
-      this.nanos = nanos;
-      this.lossBefore = lossBefore;
-      this.lossBeforeBatches = lossBeforeBatches;
-    }
-
-    synchronized void addLossAfter(float loss) {
-      lossAfterSum += loss;
-      lossAfterBatches++;
-    }
-
-    synchronized int lossAfterBatches() {
-      return lossAfterBatches;
-    }
-
-    synchronized SurgeryApplication snapshot() {
-      return new SurgeryApplication(
-          trainer,
-          entry.algorithm().name(),
-          hyperparameters,
-          epoch,
-          entry.source(),
-          status,
-          report,
-          error,
-          nanos,
-          lossBefore,
-          lossBeforeBatches,
-          lossAfterBatches == 0 ? null : lossAfterSum / lossAfterBatches,
-          lossAfterBatches);
     }
   }
 

@@ -1,0 +1,163 @@
+package dev.surgery.trainer;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.Batch;
+import ai.djl.training.listener.EvaluatorTrainingListener;
+import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.listener.TrainingListener.BatchData;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The training-loss windows of one trainer: the last {@link SurgeryListener#LOSS_WINDOW}
+ * consecutive batch losses (the "before" mean of the next application) and the applications whose
+ * "after" mean is still filling in. Losses are computed only for batches that need them, so that
+ * training with nothing due costs nothing extra.
+ */
+final class LossWindows {
+
+  private static final int WINDOW = SurgeryListener.LOSS_WINDOW;
+
+  private final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
+  private final List<Applied> awaitingLoss = new ArrayList<>();
+  private long lastLossBatch = -1;
+  private Boolean evaluatorFirst;
+
+  /**
+   * Whether this batch's loss is needed: for the windows after recent applications, or because it
+   * is among the last {@link SurgeryListener#LOSS_WINDOW} batches before the next due entry
+   * (counted from the batch's progress in the dataset).
+   *
+   * @param passed the epochs that have passed, seen or not
+   * @param nextDue the epoch of the next pending entry after {@code passed}, or {@link
+   *     Integer#MAX_VALUE} when none
+   */
+  boolean needsLoss(int passed, int nextDue, Batch batch, long progress, long progressTotal) {
+    if (!awaitingLoss.isEmpty()) {
+      return true;
+    }
+    if (nextDue == Integer.MAX_VALUE) {
+      return false;
+    }
+    long epochsAway = nextDue - passed - 1L;
+    int size = batch == null ? 0 : batch.getSize();
+    if (progressTotal <= 0 || size <= 0) {
+      return epochsAway == 0; // no progress information: a rolling window in the last epoch
+    }
+    long perEpoch = (progressTotal + size - 1) / size;
+    long remaining = (progressTotal - progress + size - 1) / size + epochsAway * perEpoch;
+    return remaining < WINDOW;
+  }
+
+  /**
+   * Adds the loss of batch number {@code batch} to the windows.
+   *
+   * @return whether an "after" window just completed, so that the report has news
+   */
+  boolean add(float loss, long batch) {
+    if (lastLossBatch != batch - 1) {
+      recentLosses.clear(); // the window holds consecutive batches only
+    }
+    lastLossBatch = batch;
+    recentLosses.addLast(loss);
+    if (recentLosses.size() > WINDOW) {
+      recentLosses.removeFirst();
+    }
+    boolean completed = false;
+    for (Applied a : awaitingLoss) {
+      a.addLossAfter(loss);
+      completed |= a.lossAfterBatches() >= WINDOW;
+    }
+    if (completed) {
+      awaitingLoss.removeIf(a -> a.lossAfterBatches() >= WINDOW);
+    }
+    return completed;
+  }
+
+  /** Returns the mean of the recent window, or null when it is empty. */
+  Double meanBefore() {
+    if (recentLosses.isEmpty()) {
+      return null;
+    }
+    double sum = 0;
+    for (float v : recentLosses) {
+      sum += v;
+    }
+    return sum / recentLosses.size();
+  }
+
+  /** Returns how many batches {@link #meanBefore()} averages. */
+  int beforeBatches() {
+    return recentLosses.size();
+  }
+
+  /** Starts filling the "after" window of an application. */
+  void awaitAfter(Applied applied) {
+    awaitingLoss.add(applied);
+  }
+
+  /**
+   * The training loss of this batch. When DJL's {@link EvaluatorTrainingListener} ran before {@code
+   * self}, it has already computed it (its {@code train/all} accumulator holds exactly the current
+   * batch), so it is read for free; otherwise the loss is evaluated on the batch's labels and
+   * predictions (no extra forward pass).
+   *
+   * @param self the listener asking, to tell whether the evaluator runs before it
+   */
+  float batchLoss(Trainer trainer, BatchData batchData, TrainingListener self) {
+    if (evaluatorFirst == null) {
+      evaluatorFirst = evaluatorRunsFirst(trainer, self);
+    }
+    if (evaluatorFirst) {
+      try {
+        float v = trainer.getLoss().getAccumulator(EvaluatorTrainingListener.TRAIN_ALL);
+        if (Float.isFinite(v)) {
+          return v;
+        }
+      } catch (IllegalArgumentException e) {
+        evaluatorFirst = false; // no such accumulator: compute it
+      }
+    }
+    float sum = 0;
+    int n = 0;
+    for (Map.Entry<Device, NDList> e : batchData.getLabels().entrySet()) {
+      NDList predictions = batchData.getPredictions().get(e.getKey());
+      if (predictions == null) {
+        continue;
+      }
+      try (NDArray loss = trainer.getLoss().evaluate(e.getValue(), predictions);
+          NDArray total = loss.sum()) {
+        sum += total.getFloat();
+        n++;
+      }
+    }
+    return n == 0 ? Float.NaN : sum / n;
+  }
+
+  private static boolean evaluatorRunsFirst(Trainer trainer, TrainingListener self) {
+    List<TrainingListener> listeners;
+    try {
+      listeners = DjlInternals.listeners(trainer);
+    } catch (RuntimeException e) {
+      return false;
+    }
+    if (listeners == null) {
+      return false;
+    }
+    for (TrainingListener l : listeners) {
+      if (l == self) {
+        return false;
+      }
+      if (l instanceof EvaluatorTrainingListener) {
+        return true;
+      }
+    }
+    return false;
+  }
+}
