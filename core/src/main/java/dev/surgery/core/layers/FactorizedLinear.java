@@ -1,15 +1,9 @@
 package dev.surgery.core.layers;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
-import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
 import dev.surgery.core.BlockInspector;
 import dev.surgery.core.internal.DjlInternals;
 
@@ -20,22 +14,17 @@ import dev.surgery.core.internal.DjlInternals;
  * <p>{@link #from(Linear, int)} starts it from the original's trained weight by truncated SVD
  * ({@code U sqrt(S)} and {@code sqrt(S) V^T}); at full rank it computes what the original did.
  */
-public class FactorizedLinear extends AbstractBlock {
-
-  private final Linear module0;
-  private final Linear module1;
-  private final int rank;
+public class FactorizedLinear extends FactorizedBlock<Linear> {
 
   private FactorizedLinear(Linear original, int rank) {
-    this.rank = rank;
-    module0 = addChildBlock("Linear", Linear.builder().setUnits(rank).optBias(false).build());
-    module1 =
-        addChildBlock(
-            "Linear",
-            Linear.builder()
-                .setUnits(BlockInspector.linearUnits(original))
-                .optBias(BlockInspector.linearHasBias(original))
-                .build());
+    super(
+        "Linear",
+        Linear.builder().setUnits(rank).optBias(false).build(),
+        Linear.builder()
+            .setUnits(BlockInspector.linearUnits(original))
+            .optBias(BlockInspector.linearHasBias(original))
+            .build(),
+        rank);
   }
 
   /**
@@ -67,42 +56,8 @@ public class FactorizedLinear extends AbstractBlock {
           BlockInspector.linearHasBias(linear)
               ? linear.getParameters().get("bias").getArray()
               : null;
-      FactorizedConv2d.initializeFromSvd(
-          block, block.module0, block.module1, w, inputShapes, out, in, rank, bias);
+      block.initializeFromSvd(w, inputShapes, out, in, rank, bias);
     }
     return block;
-  }
-
-  /**
-   * Returns the latent features.
-   *
-   * @return the rank
-   */
-  public int getRank() {
-    return rank;
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  protected NDList forwardInternal(
-      ParameterStore parameterStore,
-      NDList inputs,
-      boolean training,
-      PairList<String, Object> params) {
-    NDList latent = module0.forward(parameterStore, inputs, training, params);
-    return module1.forward(parameterStore, latent, training, params);
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  public Shape[] getOutputShapes(Shape[] inputs) {
-    return module1.getOutputShapes(module0.getOutputShapes(inputs));
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
-    module0.initialize(manager, dataType, inputShapes);
-    module1.initialize(manager, dataType, module0.getOutputShapes(inputShapes));
   }
 }
