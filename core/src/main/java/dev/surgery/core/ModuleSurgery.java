@@ -199,7 +199,8 @@ public final class ModuleSurgery {
   /**
    * Swaps parameters one-to-one in the trainers: {@code newParams[i]} takes the place of {@code
    * oldParams[i]}. When the shapes are equal the optimizer state and update count move with it, so
-   * a weight-copying replacement continues exactly where it was; otherwise the old state is closed
+   * a weight-copying replacement continues exactly where it was; when both wrap the very same
+   * array, the store entry (device copies as trained) moves too; otherwise the old state is closed
    * and the new parameter starts fresh (with its own Adam bias correction).
    *
    * @param oldParams the parameters to take out
@@ -236,6 +237,10 @@ public final class ModuleSurgery {
             continue;
           }
           held = true;
+          if (from.isInitialized() && to.isInitialized() && from.getArray() == to.getArray()) {
+            surgery.rekey(t, from, to); // the same array: its device copies and state carry on
+            continue;
+          }
           Shape fromShape = shapeOf(from);
           boolean sameShape = fromShape != null && fromShape.equals(shapeOf(to));
           surgery.add(t, to, !sameShape, null);
@@ -305,6 +310,41 @@ public final class ModuleSurgery {
     }
   }
 
+  /**
+   * Unfreezes parameters that stayed in the model while frozen: they train again from the next
+   * step, as a fresh optimizer would train them (new optimizer state and, under Adam, the bias
+   * correction of their own step count). All or nothing.
+   *
+   * @param parameters the parameters to unfreeze
+   * @param optimizers the trainers that hold them; null or empty unfreezes only
+   */
+  public static void unfreezeParameters(
+      Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
+    Journal journal = new Journal();
+    TrainerSurgery surgery = new TrainerSurgery(journal);
+    try {
+      for (Parameter p : parameters) {
+        if (p.requiresGradient()) {
+          continue;
+        }
+        p.freeze(false);
+        journal.onRollback(() -> p.freeze(true));
+        if (optimizers != null) {
+          for (Trainer t : optimizers) {
+            if (TrainerSurgery.holds(t, p)) {
+              surgery.dropState(t, p);
+              surgery.restartTraining(t, p);
+            }
+          }
+        }
+      }
+      journal.commit();
+    } catch (RuntimeException e) {
+      journal.rollback(e);
+      throw e;
+    }
+  }
+
   /** The shape of a parameter; a parameter built around an array has no declared shape. */
   private static Shape shapeOf(Parameter p) {
     return p.isInitialized() ? p.getArray().getShape() : p.getShape();
@@ -322,9 +362,13 @@ public final class ModuleSurgery {
    * @param oldParams the parameters before
    * @param newParams the parameters after
    * @param optimizers the trainers to update; null or empty does nothing
-   * @throws IllegalStateException if a removed, initialized parameter is held by none of the
-   *     trainers (an uninitialized one was never registered anywhere, so it is skipped), or an
-   *     added one is not initialized; nothing was changed then
+   *     <p>An added parameter around the very array of a removed one (a new {@code Parameter}
+   *     wrapping a trained weight) takes over the removed one's store entry, optimizer state and
+   *     update count. A removed parameter that no trainer holds (DJL registers parameters on their
+   *     first forward pass) is skipped and logged at debug level, as Composer skips parameters its
+   *     optimizer lacks.
+   * @throws IllegalStateException if an added parameter is not initialized; nothing was changed
+   *     then
    */
   public static void updateParamsInOptimizer(
       Iterable<Parameter> oldParams,

@@ -6,9 +6,8 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.ParameterTracker;
+import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
-import java.lang.reflect.Field;
 import java.util.Map;
 
 /**
@@ -77,7 +76,7 @@ final class TrainerSurgery {
     if (count != null) {
       journal.onRollback(() -> counts.put(id, count));
     }
-    BirthStepTracker births = birthTracker(optimizer, false);
+    BirthAwareOptimizer births = births(trainer, false);
     if (births != null) {
       Integer birth = births.forget(id);
       journal.onRollback(() -> births.restore(id, birth));
@@ -125,12 +124,32 @@ final class TrainerSurgery {
     }
     Faults.point("trainer.add");
     if (fresh && parameter.requiresGradient()) {
-      Optimizer optimizer = DjlInternals.optimizer(trainer);
-      BirthStepTracker births = birthTracker(optimizer, true);
-      if (births != null) {
-        Integer previous = births.recordBirth(id, DjlInternals.globalUpdateCount(optimizer));
-        journal.onRollback(() -> births.restore(id, previous));
+      markBorn(trainer, id);
+    }
+  }
+
+  /**
+   * Lets a parameter the store already holds train again after it was frozen: its device copies
+   * take gradients again (DJL fixes that at registration) and it is updated as a fresh parameter.
+   */
+  void restartTraining(Trainer trainer, Parameter parameter) {
+    Object entry =
+        DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).get(parameter.getId());
+    for (NDArray mirror : DjlInternals.mirrors(entry)) {
+      if (!mirror.hasGradient()) {
+        mirror.setRequiresGradient(true);
+        journal.onRollback(() -> mirror.setRequiresGradient(false));
       }
+    }
+    markBorn(trainer, parameter.getId());
+  }
+
+  private void markBorn(Trainer trainer, String id) {
+    BirthAwareOptimizer births = births(trainer, true);
+    if (births != null) {
+      Integer previous =
+          births.recordBirth(id, DjlInternals.globalUpdateCount(DjlInternals.optimizer(trainer)));
+      journal.onRollback(() -> births.restore(id, previous));
     }
   }
 
@@ -173,7 +192,7 @@ final class TrainerSurgery {
             counts.put(oldId, count);
           });
     }
-    BirthStepTracker births = birthTracker(optimizer, false);
+    BirthAwareOptimizer births = births(trainer, false);
     if (births != null) {
       Integer birth = births.forget(oldId);
       Integer displaced = birth == null ? births.birthOf(newId) : births.recordBirth(newId, birth);
@@ -186,26 +205,50 @@ final class TrainerSurgery {
   }
 
   /**
-   * Returns the optimizer's birth tracker, installing it around the learning-rate tracker when
-   * asked to; null for optimizers without Adam-style bias correction.
+   * Hands a parameter's store entry (its device arrays as trained), optimizer state, update count
+   * and birth mark to a new parameter object around the same array: the natural way to keep a
+   * trained weight in DJL, where parameter ids cannot be chosen. Training continues bit for bit.
    */
-  private BirthStepTracker birthTracker(Optimizer optimizer, boolean install) {
-    Field field = DjlInternals.learningRateTrackerField(optimizer);
-    if (field == null) {
-      return null;
+  void rekey(Trainer trainer, Parameter from, Parameter to) {
+    Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+    Object entry = entries.remove(from.getId());
+    if (entry == null) {
+      return;
     }
-    ParameterTracker current = (ParameterTracker) DjlInternals.read(field, optimizer);
-    if (current instanceof BirthStepTracker births) {
-      return births;
+    Object displaced = entries.put(to.getId(), entry);
+    DjlInternals.setEntryParameter(entry, to);
+    journal.onRollback(
+        () -> {
+          DjlInternals.setEntryParameter(entry, from);
+          entries.remove(to.getId());
+          if (displaced != null) {
+            entries.put(to.getId(), displaced);
+          }
+          entries.put(from.getId(), entry);
+        });
+    if (displaced != null) {
+      for (NDArray mirror : DjlInternals.mirrors(displaced)) {
+        if (mirror != to.getArray()) {
+          journal.closeOnCommit(mirror);
+        }
+      }
     }
-    Float beta1 = DjlInternals.floatField(optimizer, "beta1");
-    Float beta2 = DjlInternals.floatField(optimizer, "beta2");
-    if (!install || beta1 == null || beta2 == null) {
-      return null;
+    moveState(trainer, from, to);
+  }
+
+  /**
+   * Returns the trainer's stand-in optimizer for born parameters, installing it (journaled) when
+   * asked to; null for optimizers whose updates do not depend on a step count.
+   */
+  private BirthAwareOptimizer births(Trainer trainer, boolean install) {
+    BirthAwareOptimizer existing = DjlInternals.birthAwareOptimizer(trainer, false);
+    if (existing != null || !install) {
+      return existing;
     }
-    BirthStepTracker births = new BirthStepTracker(current, beta1, beta2);
-    DjlInternals.write(field, optimizer, births);
-    journal.onRollback(() -> DjlInternals.write(field, optimizer, current));
-    return births;
+    BirthAwareOptimizer installed = DjlInternals.birthAwareOptimizer(trainer, true);
+    if (installed != null) {
+      journal.onRollback(() -> DjlInternals.removeBirthAwareOptimizer(trainer));
+    }
+    return installed;
   }
 }

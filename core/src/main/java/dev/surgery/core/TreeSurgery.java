@@ -26,6 +26,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.ToIntFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One run of {@link ModuleSurgery#replaceModules}: traversal, replacement in every parent,
@@ -50,6 +52,8 @@ final class TreeSurgery {
   private final boolean recurse;
   private final boolean allowShapeChange;
   private final ToIntFunction<Object> nextIndex;
+
+  private static final Logger logger = LoggerFactory.getLogger(TreeSurgery.class);
 
   private final Journal journal = new Journal();
   private final Map<Block, String> paths = new IdentityHashMap<>();
@@ -573,7 +577,10 @@ final class TreeSurgery {
   /**
    * Applies Composer's optimizer update: removed parameters leave every trainer that holds them;
    * added parameters join the trainers that held removed ones (all trainers when none were
-   * removed).
+   * removed). An added parameter around the very array of a removed one takes over its store entry
+   * and optimizer state, so the trained weight continues exactly; a removed parameter that no
+   * trainer registered (DJL registers lazily, on a parameter's first forward) is skipped, as
+   * Composer skips parameters its optimizer does not hold.
    */
   static void applyUpdate(
       List<Parameter> removed,
@@ -582,8 +589,37 @@ final class TreeSurgery {
       Map<Parameter, String> owners,
       Journal journal) {
     TrainerSurgery surgery = new TrainerSurgery(journal);
+    Map<NDArray, Parameter> removedByArray = new IdentityHashMap<>();
+    for (Parameter p : removed) {
+      if (p.isInitialized()) {
+        removedByArray.putIfAbsent(p.getArray(), p);
+      }
+    }
+    Set<Parameter> rewrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+    List<Parameter> born = new ArrayList<>();
+    for (Parameter p : added) {
+      Parameter previous = p.isInitialized() ? removedByArray.remove(p.getArray()) : null;
+      if (previous == null) {
+        born.add(p);
+        continue;
+      }
+      rewrapped.add(previous);
+      boolean held = false;
+      for (Trainer t : trainers) {
+        if (TrainerSurgery.holds(t, previous)) {
+          held = true;
+          surgery.rekey(t, previous, p);
+        }
+      }
+      if (!held) {
+        born.add(p); // the old wrapper never trained: the new one starts as a fresh parameter
+      }
+    }
     Set<Trainer> targets = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Parameter p : removed) {
+      if (rewrapped.contains(p)) {
+        continue;
+      }
       boolean held = false;
       for (Trainer t : trainers) {
         if (TrainerSurgery.holds(t, p)) {
@@ -592,13 +628,15 @@ final class TreeSurgery {
           surgery.remove(t, p);
         }
       }
-      if (!held && p.isInitialized()) {
-        throw new IllegalStateException(
-            "parameter '" + p.getName() + "' (" + p.getId() + ") is not held by any given trainer");
+      if (!held) {
+        logger.debug(
+            "parameter '{}' ({}) is held by no trainer (never used in a forward pass): skipped",
+            p.getName(),
+            p.getId());
       }
     }
     List<Trainer> receivers = targets.isEmpty() ? trainers : new ArrayList<>(targets);
-    for (Parameter p : added) {
+    for (Parameter p : born) {
       for (Trainer t : receivers) {
         surgery.add(t, p, true, owners.get(p));
       }

@@ -17,9 +17,13 @@ import ai.djl.training.ParameterServer;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.optimizer.Adam;
+import ai.djl.training.optimizer.AdamW;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.ParameterTracker;
 import java.lang.reflect.Field;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
 import java.lang.reflect.ParameterizedType;
 import java.lang.reflect.Type;
@@ -64,6 +68,14 @@ public final class DjlInternals {
   private static Field serverOptimizer;
   private static Field optimizerCounts;
   private static Field optimizerNumUpdate;
+  private static Field dataParameter;
+  private static Field optimizerRescaleGrad;
+  private static Field optimizerBeginNumUpdate;
+  private static Field optimizerClipGrad;
+  private static Method optimizerUpdateCount;
+  private static Method optimizerWithDefaultState;
+  private static Method optimizerWeightDecay;
+  private static Map<Class<?>, AdamFields> adamFields;
 
   static {
     DjlInternalsException failure = null;
@@ -89,6 +101,22 @@ public final class DjlInternals {
       serverOptimizer = field(LocalParameterServer.class, "optimizer", Optimizer.class);
       optimizerCounts = field(Optimizer.class, "updateCounts", Map.class);
       optimizerNumUpdate = field(Optimizer.class, "numUpdate", int.class);
+      dataParameter = field(parameterData, "parameter", Parameter.class);
+      optimizerRescaleGrad = field(Optimizer.class, "rescaleGrad", float.class);
+      optimizerBeginNumUpdate = field(Optimizer.class, "beginNumUpdate", int.class);
+      optimizerClipGrad = field(Optimizer.class, "clipGrad", float.class);
+      optimizerUpdateCount = method(Optimizer.class, "updateCount", String.class);
+      optimizerWithDefaultState =
+          method(
+              Optimizer.class,
+              "withDefaultState",
+              Map.class,
+              String.class,
+              Device.class,
+              java.util.function.Function.class);
+      optimizerWeightDecay = method(Optimizer.class, "getWeightDecay");
+      adamFields =
+          Map.of(Adam.class, AdamFields.of(Adam.class), AdamW.class, AdamFields.of(AdamW.class));
     } catch (DjlInternalsException e) {
       failure = e;
     }
@@ -358,6 +386,26 @@ public final class DjlInternals {
   }
 
   /**
+   * Returns the parameter a store entry belongs to.
+   *
+   * @param entry a value of {@link #storeEntries(ParameterStore)}
+   * @return its parameter
+   */
+  public static Parameter entryParameter(Object entry) {
+    return (Parameter) get(dataParameter, entry);
+  }
+
+  /**
+   * Hands a store entry (its device arrays) to another parameter object around the same array.
+   *
+   * @param entry a value of {@link #storeEntries(ParameterStore)}
+   * @param parameter the parameter that owns the entry from now on
+   */
+  public static void setEntryParameter(Object entry, Parameter parameter) {
+    set(dataParameter, entry, parameter);
+  }
+
+  /**
    * Returns the optimizer behind a trainer's parameter store.
    *
    * @param trainer the trainer
@@ -372,7 +420,44 @@ public final class DjlInternals {
               + " found "
               + (server == null ? "none" : server.getClass().getName()));
     }
-    return (Optimizer) get(serverOptimizer, server);
+    Optimizer optimizer = (Optimizer) get(serverOptimizer, server);
+    return optimizer instanceof BirthAwareOptimizer stand ? stand.getDelegate() : optimizer;
+  }
+
+  /**
+   * Returns the stand-in that updates a trainer's born parameters exactly, installing it the first
+   * time when the trainer's optimizer needs one (see {@link BirthAwareOptimizer#isNeededFor}).
+   *
+   * @param trainer the trainer
+   * @param install whether to install a stand-in when there is none yet
+   * @return the stand-in, or null when none is installed (or none is needed)
+   */
+  public static BirthAwareOptimizer birthAwareOptimizer(Trainer trainer, boolean install) {
+    Object server = get(storeServer, parameterStore(trainer));
+    Optimizer current = optimizer(trainer);
+    Optimizer installed = (Optimizer) get(serverOptimizer, server);
+    if (installed instanceof BirthAwareOptimizer stand) {
+      return stand;
+    }
+    if (!install || !BirthAwareOptimizer.isNeededFor(current)) {
+      return null;
+    }
+    BirthAwareOptimizer stand = BirthAwareOptimizer.wrap(current);
+    set(serverOptimizer, server, stand);
+    return stand;
+  }
+
+  /**
+   * Puts the user's optimizer back in place of a stand-in (rollback of {@link
+   * #birthAwareOptimizer}).
+   *
+   * @param trainer the trainer
+   */
+  public static void removeBirthAwareOptimizer(Trainer trainer) {
+    Object server = get(storeServer, parameterStore(trainer));
+    if (get(serverOptimizer, server) instanceof BirthAwareOptimizer stand) {
+      set(serverOptimizer, server, stand.getDelegate());
+    }
   }
 
   /**
@@ -520,6 +605,102 @@ public final class DjlInternals {
    */
   public static void write(Field field, Object target, Object value) {
     set(field, target, value);
+  }
+
+  // ---------------------------------------------------------------- optimizer internals
+
+  /** The private fields of DJL's Adam and AdamW (the two classes declare them separately). */
+  record AdamFields(
+      Field learningRateTracker,
+      Field beta1,
+      Field beta2,
+      Field epsilon,
+      Field means,
+      Field variances) {
+    static AdamFields of(Class<?> type) {
+      return new AdamFields(
+          field(type, "learningRateTracker", ParameterTracker.class),
+          field(type, "beta1", float.class),
+          field(type, "beta2", float.class),
+          field(type, "epsilon", float.class),
+          field(type, "means", Map.class),
+          field(type, "variances", Map.class));
+    }
+  }
+
+  static AdamFields adamFields(Class<?> type) {
+    verify();
+    return adamFields.get(type);
+  }
+
+  static float rescaleGrad(Optimizer optimizer) {
+    return (Float) get(optimizerRescaleGrad, optimizer);
+  }
+
+  static int beginNumUpdate(Optimizer optimizer) {
+    return (Integer) get(optimizerBeginNumUpdate, optimizer);
+  }
+
+  static float clipGrad(Optimizer optimizer) {
+    return (Float) get(optimizerClipGrad, optimizer);
+  }
+
+  /**
+   * Calls DJL's {@code Optimizer.updateCount}: counts one update of the id, returns the global
+   * count.
+   */
+  static int countUpdate(Optimizer optimizer, String parameterId) {
+    return (Integer) call(optimizerUpdateCount, optimizer, parameterId);
+  }
+
+  /** Calls DJL's {@code Optimizer.withDefaultState}: the state array, created as DJL creates it. */
+  static NDArray stateArray(
+      Optimizer optimizer,
+      Map<String, Map<Device, NDArray>> state,
+      String parameterId,
+      Device device,
+      java.util.function.Function<String, NDArray> initial) {
+    return (NDArray)
+        call(optimizerWithDefaultState, optimizer, state, parameterId, device, initial);
+  }
+
+  static float weightDecay(Optimizer optimizer) {
+    return (Float) call(optimizerWeightDecay, optimizer);
+  }
+
+  private static Object call(Method method, Object target, Object... args) {
+    verify();
+    try {
+      return method.invoke(target, args);
+    } catch (IllegalAccessException e) {
+      throw new DjlInternalsException(
+          "cannot call " + method.getDeclaringClass().getName() + "." + method.getName(), e);
+    } catch (InvocationTargetException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      if (e.getCause() instanceof Error err) {
+        throw err;
+      }
+      throw new IllegalStateException(e.getCause());
+    }
+  }
+
+  private static Method method(Class<?> owner, String name, Class<?>... parameters) {
+    try {
+      Method m = owner.getDeclaredMethod(name, parameters);
+      m.setAccessible(true);
+      return m;
+    } catch (NoSuchMethodException | RuntimeException e) {
+      throw new DjlInternalsException(
+          "DJL changed: cannot access method "
+              + owner.getName()
+              + "."
+              + name
+              + " that DJL Surgery needs (built for DJL 0.36.0): "
+              + e,
+          e);
+    }
   }
 
   // ---------------------------------------------------------------- reflection plumbing

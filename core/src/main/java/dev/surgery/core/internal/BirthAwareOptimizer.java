@@ -1,0 +1,204 @@
+package dev.surgery.core.internal;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.training.optimizer.Adam;
+import ai.djl.training.optimizer.AdamW;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.ParameterTracker;
+import java.lang.reflect.Field;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
+
+/**
+ * Stands in for a trainer's Adam or AdamW optimizer once surgery has added parameters to it, so
+ * that every added ("born") parameter is updated exactly as a fresh optimizer of the same
+ * hyperparameters, started at step 0, would update it.
+ *
+ * <p>DJL's Adam computes its bias correction from one global step count (the largest per-parameter
+ * count), so a parameter added at global step {@code T} would start with zero moments and the
+ * correction of step {@code T}: its first updates would be several times the learning rate. And
+ * since the parameter store updates parameters in hash order, whether a born parameter sees {@code
+ * T} or {@code T + 1} is arbitrary. This optimizer gives each born parameter the correction of its
+ * own update count, and AdamW's decoupled weight decay the undistorted learning rate, by calling
+ * the same native kernel with the arguments a fresh optimizer would pass. Every other parameter
+ * goes to the user's optimizer untouched, and all state (moments, update counts) stays in it, so
+ * the user's optimizer object remains the one source of truth.
+ *
+ * <p>The learning-rate tracker of a born parameter is asked at the global position ({@code birth +
+ * own count}), so a schedule continues where the rest of the model is rather than restarting.
+ */
+public final class BirthAwareOptimizer extends Optimizer {
+
+  private final Optimizer delegate;
+  private final boolean decoupledDecay;
+  private final ParameterTracker learningRate;
+  private final float beta1;
+  private final float beta2;
+  private final float epsilon;
+  private final Map<String, Map<Device, NDArray>> means;
+  private final Map<String, Map<Device, NDArray>> variances;
+  private final Map<String, Integer> counts;
+
+  /** Parameter id to the global update count when it was added. */
+  private final Map<String, Integer> births = new ConcurrentHashMap<>();
+
+  private BirthAwareOptimizer(Optimizer delegate) {
+    super(new NoSettings());
+    this.delegate = delegate;
+    DjlInternals.AdamFields fields = DjlInternals.adamFields(delegate.getClass());
+    this.decoupledDecay = delegate.getClass() == AdamW.class;
+    this.learningRate =
+        (ParameterTracker) DjlInternals.read(fields.learningRateTracker(), delegate);
+    this.beta1 = (Float) DjlInternals.read(fields.beta1(), delegate);
+    this.beta2 = (Float) DjlInternals.read(fields.beta2(), delegate);
+    this.epsilon = (Float) DjlInternals.read(fields.epsilon(), delegate);
+    this.means = stateMap(fields.means());
+    this.variances = stateMap(fields.variances());
+    this.counts = DjlInternals.updateCounts(delegate);
+  }
+
+  /**
+   * Tells whether born parameters of this optimizer need a stand-in: only DJL's own Adam and AdamW,
+   * whose update depends on the global step count (a subclass may override the update, so it is
+   * left alone).
+   *
+   * @param optimizer an optimizer
+   * @return true for exactly {@link Adam} and {@link AdamW}
+   */
+  public static boolean isNeededFor(Optimizer optimizer) {
+    return optimizer.getClass() == Adam.class || optimizer.getClass() == AdamW.class;
+  }
+
+  /**
+   * Wraps DJL's Adam or AdamW.
+   *
+   * @param delegate the trainer's optimizer
+   * @return a stand-in with no born parameters yet
+   * @throws IllegalArgumentException if {@link #isNeededFor(Optimizer)} is false
+   */
+  public static BirthAwareOptimizer wrap(Optimizer delegate) {
+    if (!isNeededFor(delegate)) {
+      throw new IllegalArgumentException("not DJL's Adam or AdamW: " + delegate.getClass());
+    }
+    return new BirthAwareOptimizer(delegate);
+  }
+
+  /**
+   * Returns the user's optimizer, which holds all state.
+   *
+   * @return the wrapped optimizer
+   */
+  public Optimizer getDelegate() {
+    return delegate;
+  }
+
+  /**
+   * Marks a parameter as born at a global step count; returns the previous mark.
+   *
+   * @param parameterId the parameter id
+   * @param globalStep the global update count when it was added
+   * @return the previous mark, or null
+   */
+  public Integer recordBirth(String parameterId, int globalStep) {
+    return births.put(parameterId, globalStep);
+  }
+
+  /**
+   * Removes and returns a parameter's birth mark.
+   *
+   * @param parameterId the parameter id
+   * @return the mark, or null
+   */
+  public Integer forget(String parameterId) {
+    return births.remove(parameterId);
+  }
+
+  /**
+   * Restores a birth mark (null removes it).
+   *
+   * @param parameterId the parameter id
+   * @param birth the mark to restore
+   */
+  public void restore(String parameterId, Integer birth) {
+    if (birth == null) {
+      births.remove(parameterId);
+    } else {
+      births.put(parameterId, birth);
+    }
+  }
+
+  /**
+   * Returns the global step at which a parameter was added, or null for a parameter the user's
+   * optimizer updates.
+   *
+   * @param parameterId the parameter id
+   * @return the birth step, or null
+   */
+  public Integer birthOf(String parameterId) {
+    return births.get(parameterId);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void update(String parameterId, NDArray weight, NDArray grad) {
+    Integer birth = births.get(parameterId);
+    if (birth == null) {
+      delegate.update(parameterId, weight, grad);
+      return;
+    }
+    // Count as DJL would (per-id and global counts stay what they would be without the stand-in).
+    DjlInternals.countUpdate(delegate, parameterId);
+    // DJL starts a new id's count at beginNumUpdate + 1; the correction follows the updates this
+    // parameter has had itself, as a fresh optimizer started at step 0 would.
+    int own = counts.get(parameterId) - DjlInternals.beginNumUpdate(delegate);
+    double coef1 = 1.0 - Math.pow(beta1, own);
+    double coef2 = 1.0 - Math.pow(beta2, own);
+    // The schedule continues at the model's position: birth + the updates since birth.
+    float newLearningRate = learningRate.getNewValue(parameterId, birth + own);
+    float learningRateBiasCorrection = (float) (newLearningRate * Math.sqrt(coef2) / coef1);
+    float weightDecay = DjlInternals.weightDecay(delegate);
+    if (!Float.isFinite(learningRateBiasCorrection) || !Float.isFinite(weightDecay)) {
+      throw new IllegalArgumentException("learning rate or weight decay is nan or infinite");
+    }
+    Function<String, NDArray> zeros = k -> weight.zerosLike();
+    Device device = weight.getDevice();
+    NDList inputs =
+        new NDList(
+            weight,
+            grad,
+            DjlInternals.stateArray(delegate, means, parameterId, device, zeros),
+            DjlInternals.stateArray(delegate, variances, parameterId, device, zeros));
+    // The same kernel and arguments as DJL's own update of a fresh optimizer at step `own`.
+    weight
+        .getNDArrayInternal()
+        .adamUpdate(
+            inputs,
+            new NDList(weight),
+            newLearningRate,
+            learningRateBiasCorrection,
+            weightDecay,
+            DjlInternals.rescaleGrad(delegate),
+            DjlInternals.clipGrad(delegate),
+            beta1,
+            beta2,
+            epsilon,
+            true,
+            decoupledDecay);
+  }
+
+  @SuppressWarnings("unchecked")
+  private Map<String, Map<Device, NDArray>> stateMap(Field field) {
+    return (Map<String, Map<Device, NDArray>>) DjlInternals.read(field, delegate);
+  }
+
+  /** The base class needs a builder; the stand-in's own settings are never read. */
+  private static final class NoSettings extends OptimizerBuilder<NoSettings> {
+    @Override
+    protected NoSettings self() {
+      return this;
+    }
+  }
+}

@@ -1,0 +1,258 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import dev.surgery.core.testing.ConstantDense;
+import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyDense;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.UnaryOperator;
+import java.util.stream.Stream;
+import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Arbitrary;
+import net.jqwik.api.Assume;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.Provide;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Exactness beyond the first step: every kind of surgery under every optimizer the PyTorch engine
+ * runs, checked for {@value #STEPS} steps after surgery against oracles the engine did not compute
+ * (see {@link ExactnessOracle}): born parameters against a fresh optimizer, surviving parameters
+ * bit for bit against the same training without surgery, removed parameters gone from the trainer.
+ */
+class ExactnessMatrixTest {
+
+  /** Steps compared after each surgery. */
+  static final int STEPS = 50;
+
+  /** What a surgery does to the target layer's parameters. */
+  enum SurgeryKind {
+    /** A new layer with new random parameters. */
+    BORN(false),
+    /** A new layer holding the old Parameter objects. */
+    ADOPTED(true),
+    /** New Parameters with copied values, swapped through replaceParamsInOptimizer. */
+    COPIED(true),
+    /** New Parameters around the very same arrays. */
+    REWRAPPED(true),
+    /** The layer frozen into constants: its parameters leave the model. */
+    REMOVED(true),
+    /** Frozen for a few steps, then trained again. */
+    FROZEN_THEN_UNFROZEN(false),
+    /** Replaced by a born layer, which is replaced by another born layer a few steps later. */
+    REPLACED_TWICE(false),
+    /** Saved, loaded into a new model with a new optimizer, and replaced right away. */
+    AFTER_LOAD(false);
+
+    final boolean needsControl;
+
+    SurgeryKind(boolean needsControl) {
+      this.needsControl = needsControl;
+    }
+  }
+
+  static Stream<Arguments> matrix() {
+    List<Arguments> cases = new ArrayList<>();
+    for (OptimizerKind optimizer : OptimizerKind.values()) {
+      for (SurgeryKind kind : SurgeryKind.values()) {
+        cases.add(Arguments.of(optimizer, kind, 20));
+      }
+    }
+    return cases.stream();
+  }
+
+  @ParameterizedTest(name = "{1} under {0} at step {2}")
+  @MethodSource("matrix")
+  void everyKindOfSurgeryUnderEveryOptimizer(OptimizerKind optimizer, SurgeryKind kind, int at)
+      throws Exception {
+    check(optimizer, kind, at, 0, false);
+  }
+
+  static Stream<Arguments> bornAt() {
+    List<Arguments> cases = new ArrayList<>();
+    for (OptimizerKind optimizer : List.of(OptimizerKind.ADAM, OptimizerKind.ADAMW)) {
+      for (int at : new int[] {0, 1, 20, 1000}) {
+        for (boolean onlyNew : new boolean[] {false, true}) {
+          cases.add(Arguments.of(optimizer, at, onlyNew));
+        }
+      }
+    }
+    return cases.stream();
+  }
+
+  /**
+   * Defects 1 and 2: born Adam/AdamW parameters follow a fresh optimizer for 50 steps, whenever
+   * they are born and also when every trainable parameter is new (all others frozen), where DJL's
+   * global step count stands still.
+   */
+  @ParameterizedTest(name = "born under {0} at step {1}, only new trainable: {2}")
+  @MethodSource("bornAt")
+  void bornParametersFollowAFreshOptimizer(OptimizerKind optimizer, int at, boolean onlyNew)
+      throws Exception {
+    check(optimizer, SurgeryKind.BORN, at, 0, onlyNew);
+  }
+
+  /** Many old parameters around the changed layer. */
+  @ParameterizedTest(name = "{0} among many old parameters under Adam")
+  @MethodSource("kinds")
+  void amongManyOldParameters(SurgeryKind kind) throws Exception {
+    check(OptimizerKind.ADAM, kind, 3, 12, false);
+  }
+
+  static Stream<SurgeryKind> kinds() {
+    return Stream.of(SurgeryKind.values());
+  }
+
+  /**
+   * The matrix explored: any optimizer, any kind of surgery, at any early step, with or without
+   * extra layers and frozen neighbours. A new optimizer or surgery kind joins by adding an enum
+   * constant.
+   */
+  @Property(tries = 12)
+  void anySurgeryStaysExact(
+      @ForAll OptimizerKind optimizer,
+      @ForAll SurgeryKind kind,
+      @ForAll("earlySteps") int at,
+      @ForAll("extraLayers") int extra,
+      @ForAll boolean freezeOthers)
+      throws Exception {
+    // With every other layer frozen, freezing or removing the target leaves nothing to train.
+    Assume.that(
+        !freezeOthers || (kind != SurgeryKind.REMOVED && kind != SurgeryKind.FROZEN_THEN_UNFROZEN));
+    check(optimizer, kind, at, extra, freezeOthers);
+  }
+
+  @Provide
+  Arbitrary<Integer> earlySteps() {
+    return Arbitraries.integers().between(0, 25);
+  }
+
+  @Provide
+  Arbitrary<Integer> extraLayers() {
+    return Arbitraries.integers().between(0, 4);
+  }
+
+  static void check(
+      OptimizerKind optimizer, SurgeryKind kind, int at, int extra, boolean freezeOthers)
+      throws Exception {
+    boolean control = kind.needsControl && !freezeOthers;
+    try (ExactnessOracle o = new ExactnessOracle(optimizer, extra, freezeOthers, control)) {
+      o.steps(at);
+      int targetIndex = extra + 1;
+      switch (kind) {
+        case BORN -> born(o);
+        case ADOPTED -> replace(o, TinyDense::adopting);
+        case REWRAPPED -> replace(o, TinyDense::rewrapping);
+        case COPIED -> copied(o);
+        case REMOVED -> removed(o, control);
+        case FROZEN_THEN_UNFROZEN -> frozenThenUnfrozen(o);
+        case REPLACED_TWICE -> {
+          born(o);
+          o.steps(3);
+          born(o);
+        }
+        case AFTER_LOAD -> {
+          Path dir = Files.createTempDirectory("exactness");
+          o.reloadSubject(dir);
+          born(o);
+        }
+      }
+      o.assertTrainerHoldsOnlyLiveParameters();
+      boolean bornKind = !kind.needsControl;
+      for (int i = 0; i < STEPS; i++) {
+        o.step();
+        if (bornKind) {
+          o.assertBornMatchFreshOptimizer();
+        } else if (control) {
+          o.assertSurvivorsBitIdentical(
+              kind == SurgeryKind.REMOVED ? List.of(targetIndex) : List.of());
+        }
+      }
+      o.assertTrainerHoldsOnlyLiveParameters();
+    }
+  }
+
+  private static TinyDense replace(ExactnessOracle o, UnaryOperator<TinyDense> how) {
+    TinyDense target = o.target();
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModuleClasses(
+            o.subjectRoot(),
+            Map.of(TinyDense.class, (block, index) -> block == target ? how.apply(target) : null),
+            List.of(o.subjectTrainer()),
+            false,
+            null);
+    TinyDense replacement = (TinyDense) replaced.get(target);
+    o.targetReplacedBy(replacement);
+    return replacement;
+  }
+
+  private static void born(ExactnessOracle o) {
+    TinyDense replacement = replace(o, old -> new TinyDense(old.getUnits()));
+    o.startFreshOptimizer(replacement.getDirectParameters().values());
+  }
+
+  private static void copied(ExactnessOracle o) {
+    TinyDense target = o.target();
+    TinyDense copy = TinyDense.copying(target);
+    ModuleSurgery.replaceParamsInOptimizer(
+        target.getDirectParameters().values(),
+        copy.getDirectParameters().values(),
+        List.of(o.subjectTrainer()));
+    ModuleSurgery.replaceModuleClasses(
+        o.subjectRoot(),
+        Map.of(TinyDense.class, (block, index) -> block == target ? copy : null),
+        null,
+        false,
+        null);
+    o.targetReplacedBy(copy);
+  }
+
+  private static void removed(ExactnessOracle o, boolean control) {
+    TinyDense target = o.target();
+    List<Parameter> gone = target.getDirectParameters().values();
+    List<String> ids = gone.stream().map(Parameter::getId).toList();
+    List<NDArray> arrays = gone.stream().map(Parameter::getArray).toList();
+    ModuleSurgery.replaceModuleClasses(
+        o.subjectRoot(),
+        Map.of(
+            TinyDense.class, (block, index) -> block == target ? new ConstantDense(target) : null),
+        List.of(o.subjectTrainer()),
+        false,
+        null);
+    o.assertForgotten(ids);
+    for (NDArray array : arrays) {
+      assertTrue(array.isReleased(), "the arrays of removed parameters are freed");
+    }
+    if (control) {
+      // The control never trains those parameters again: frozen where they are.
+      List<Parameter> twins = o.controlTarget().getDirectParameters().values();
+      ModuleSurgery.freezeParameters(twins, List.of(o.controlTrainer()));
+    }
+  }
+
+  private static void frozenThenUnfrozen(ExactnessOracle o) {
+    List<Parameter> params = o.target().getDirectParameters().values();
+    ModuleSurgery.freezeParameters(params, List.of(o.subjectTrainer()));
+    float[] frozenAt = params.get(0).getArray().toFloatArray();
+    o.steps(3);
+    assertEquals(
+        java.util.Arrays.toString(frozenAt),
+        java.util.Arrays.toString(params.get(0).getArray().toFloatArray()),
+        "frozen parameters do not move");
+    ModuleSurgery.unfreezeParameters(params, List.of(o.subjectTrainer()));
+    o.startFreshOptimizer(params);
+  }
+}
