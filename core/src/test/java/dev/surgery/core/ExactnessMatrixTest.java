@@ -1,11 +1,24 @@
 package dev.surgery.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.util.PairList;
 import dev.surgery.core.testing.ConstantDense;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
@@ -23,6 +36,7 @@ import net.jqwik.api.Assume;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -143,6 +157,70 @@ class ExactnessMatrixTest {
   @Provide
   Arbitrary<Integer> extraLayers() {
     return Arbitraries.integers().between(0, 4);
+  }
+
+  /**
+   * Defect 8: DJL registers a parameter on its first forward pass, so a branch that never ran is in
+   * no store; replacing it must not fail the surgery (Composer skips what the optimizer lacks).
+   */
+  @Test
+  void replacingABranchNoTrainerRegisteredSucceeds() {
+    TinyDense used = new TinyDense(3);
+    TinyDense unused = new TinyDense(3);
+    UsesFirstChildOnly net = new UsesFirstChildOnly(used, unused);
+    try (Model model = Model.newInstance("lazy")) {
+      model.setBlock(net);
+      net.initialize(model.getNDManager(), DataType.FLOAT32, ExactnessOracle.INPUT);
+      try (Trainer trainer =
+          model.newTrainer(
+              new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(OptimizerKind.ADAM.create()))) {
+        try (GradientCollector collector = trainer.newGradientCollector()) {
+          NDArray out =
+              trainer
+                  .forward(new NDList(model.getNDManager().ones(ExactnessOracle.INPUT)))
+                  .singletonOrThrow();
+          collector.backward(out.sum());
+        }
+        // No step: DJL's first step() registers every parameter while checking gradients.
+        assertFalse(TrainerSurgery.holds(trainer, unused.getWeight()), "never registered");
+        Map<Block, Block> replaced =
+            ModuleSurgery.replaceModuleClasses(
+                net,
+                Map.of(TinyDense.class, (b, i) -> b == unused ? new TinyDense(3) : null),
+                List.of(trainer),
+                false,
+                null);
+        assertEquals(1, replaced.size());
+        assertTrue(unused.getWeight().getArray().isReleased(), "the old branch is freed");
+        assertTrue(TrainerSurgery.holds(trainer, used.getWeight()), "the rest is untouched");
+      }
+    }
+  }
+
+  /** A block whose forward uses only its first child (an auxiliary head that never ran). */
+  static final class UsesFirstChildOnly extends AbstractBlock {
+    UsesFirstChildOnly(Block first, Block second) {
+      addChildBlock("first", first);
+      addChildBlock("second", second);
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return children.get(0).getValue().forward(store, inputs, training);
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return children.get(0).getValue().getOutputShapes(inputs);
+    }
+
+    @Override
+    protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputs) {
+      for (Block child : children.values()) {
+        child.initialize(manager, dataType, inputs);
+      }
+    }
   }
 
   static void check(
