@@ -25,7 +25,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.function.ToIntFunction;
 
 /**
  * One run of {@link ModuleSurgery#replaceModules}: traversal, replacement in every parent,
@@ -49,7 +48,7 @@ final class TreeSurgery {
   private final List<Trainer> trainers;
   private final boolean recurse;
   private final boolean allowShapeChange;
-  private final ToIntFunction<Object> nextIndex;
+  private final Map<Object, Integer> indices;
 
   private final Journal journal = new Journal();
   private final Map<Block, String> paths = new IdentityHashMap<>();
@@ -74,13 +73,13 @@ final class TreeSurgery {
       Collection<Trainer> trainers,
       boolean recurse,
       boolean allowShapeChange,
-      ToIntFunction<Object> nextIndex) {
+      Map<Object, Integer> indices) {
     this.root = root;
     this.policies = policies;
     this.trainers = trainers == null ? List.of() : List.copyOf(trainers);
     this.recurse = recurse;
     this.allowShapeChange = allowShapeChange;
-    this.nextIndex = nextIndex;
+    this.indices = indices;
   }
 
   Map<Block, Block> run() {
@@ -198,7 +197,7 @@ final class TreeSurgery {
       if (!policy.matcher().matches(child, path)) {
         continue;
       }
-      int index = nextIndex.applyAsInt(policy.key());
+      int index = nextIndex(policy.key());
       Block replacement;
       try {
         replacement = policy.function().apply(child, index);
@@ -224,6 +223,26 @@ final class TreeSurgery {
         substitute(child, replacement, path);
       }
     }
+  }
+
+  /**
+   * Hands out the policy's next call index and journals the counter, so that a rolled-back surgery
+   * leaves the caller's counters as they were and a retry passes the same indices again.
+   */
+  private int nextIndex(Object key) {
+    boolean had = indices.containsKey(key);
+    Integer previous = indices.get(key);
+    int index = previous == null ? 0 : previous;
+    indices.put(key, index + 1);
+    journal.onRollback(
+        () -> {
+          if (had) {
+            indices.put(key, previous);
+          } else {
+            indices.remove(key);
+          }
+        });
+    return index;
   }
 
   private void substitute(Block old, Block replacement, String path) {
