@@ -105,8 +105,9 @@ public final class ModuleSurgery {
    * device with the old block's input shapes (unless the function did) and rejects a replacement
    * that changes the output shapes. Descendants of a replaced block are visited only while still
    * reachable from the live tree. Once the surgery succeeds, the arrays of parameters that left the
-   * model (and that no live parameter shares) are closed, so the returned old blocks must not be
-   * run again; copy what a replacement needs inside its function.
+   * model (and that no live parameter shares) are closed, those of replacements that did not stay
+   * in it (replaced again, or dropped with their holder) included, so the returned old and
+   * intermediate blocks must not be run again; copy what a replacement needs inside its function.
    *
    * @param module the root; never replaced itself
    * @param policies class to replacement function, tried in iteration order

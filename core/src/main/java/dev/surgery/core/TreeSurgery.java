@@ -61,6 +61,11 @@ final class TreeSurgery {
   private NDArray[] rootAnchor;
   private final Map<Block, Boolean> liveness = new IdentityHashMap<>();
 
+  /**
+   * Every parameter of every replacement received, as received (before its own children change).
+   */
+  private final Set<Parameter> received = Collections.newSetFromMap(new IdentityHashMap<>());
+
   /** The block being worked on, named by a failure that does not name one itself. */
   private String currentPath;
 
@@ -252,6 +257,7 @@ final class TreeSurgery {
           "the replacement is already part of the model; return a new block");
     }
     liveness.clear();
+    received.addAll(parametersOf(replacement));
     List<Block> ps = parents.remove(old);
     for (Block parent : ps) {
       writeIntoParent(parent, old, replacement, path);
@@ -565,10 +571,17 @@ final class TreeSurgery {
       applyUpdate(removed, added, active, owners, journal);
     }
     // The detached parameters belong to nobody now: free their arrays once the surgery commits,
-    // unless a live parameter wraps the same array.
+    // unless a live parameter wraps the same array. The same holds for the parameters of
+    // replacements that did not stay in the model (replaced again under recursion, or dropped
+    // with the replacement that held them): nothing else can reach them.
     Set<NDArray> live = arraysOf(after);
     for (Parameter p : removed) {
       if (p.isInitialized() && !live.contains(p.getArray())) {
+        journal.closeOnCommit(p.getArray());
+      }
+    }
+    for (Parameter p : received) {
+      if (!after.contains(p) && p.isInitialized() && !live.contains(p.getArray())) {
         journal.closeOnCommit(p.getArray());
       }
     }
