@@ -90,6 +90,7 @@ final class TreeSurgery {
   Map<Block, Block> run() {
     Set<Parameter> before = parametersOf(root);
     try {
+      syncTrainedValues(before);
       paths.put(root, "");
       seen.add(root);
       enqueueDescendants(root);
@@ -135,6 +136,42 @@ final class TreeSurgery {
             // already released with the rolled-back initialization
           }
         }
+      }
+    }
+  }
+
+  /**
+   * Makes each model parameter's own array hold what the trainers trained, before any replacement
+   * function reads it. A trainer that trains on copies (devices other than the model's, or a store
+   * that copies) updates its store's arrays, not {@code Parameter.getArray()}; a weight-copying
+   * replacement would capture stale values, and removing the parameter would close the trained
+   * copy. The copy on the trainer's first device is the trained value (every device's copy receives
+   * the same update); the first given trainer that holds the parameter decides. Journaled: a
+   * rollback puts the model's previous values back.
+   */
+  private void syncTrainedValues(Set<Parameter> parameters) {
+    Set<Parameter> synced = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Trainer trainer : trainers) {
+      if (!TrainerSurgery.hasRegistered(trainer)) {
+        continue;
+      }
+      Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+      for (Parameter p : parameters) {
+        Object entry = entries.get(p.getId());
+        if (entry == null || !p.isInitialized() || !synced.add(p)) {
+          continue;
+        }
+        List<NDArray> mirrors = DjlInternals.mirrors(entry);
+        NDArray array = p.getArray();
+        NDArray trained = mirrors.isEmpty() ? array : mirrors.get(0);
+        if (trained == array) {
+          continue;
+        }
+        NDArray previous = array.duplicate();
+        journal.closeOnCommit(previous);
+        journal.closeOnRollback(previous);
+        journal.onRollback(() -> previous.copyTo(array));
+        trained.copyTo(array);
       }
     }
   }
