@@ -186,8 +186,8 @@ public final class SurgeryCheckpoint {
    *
    * @param block the original architecture's root block
    * @param records the surgery to replay, in order
-   * @param manager tells the engine whose scratch manager records the shapes when an algorithm
-   *     needs them; nothing is left on it
+   * @param manager the model's manager: a scratch manager of its engine and device records the
+   *     shapes when an algorithm needs them; nothing is left on either
    * @param dataType the data type for that shape recording
    * @param inputShapes the input shapes for that shape recording
    * @param origin what to name in messages (the checkpoint file)
@@ -239,9 +239,10 @@ public final class SurgeryCheckpoint {
    * Records the input shapes of every block and the shape of every parameter, as {@code
    * Block.initialize} does, without leaving an array: DJL has no shape-only initialization, so the
    * parameters are initialized with an allocate-only initializer on a scratch manager of the same
-   * engine, then their arrays are freed and their own initializers restored. What the algorithms
-   * see is an uninitialized block with known shapes, so replacements are built structurally (a
-   * factorization computes no SVD) and {@code Model.load} sets every array exactly once.
+   * engine and device, then their arrays are freed and their own initializers restored. What the
+   * algorithms see is an uninitialized block with known shapes, so replacements are built
+   * structurally (a factorization computes no SVD) and {@code Model.load} sets every array exactly
+   * once.
    */
   private static void recordShapes(
       Block block, NDManager manager, DataType dataType, Shape[] inputShapes) {
@@ -252,7 +253,7 @@ public final class SurgeryCheckpoint {
         p.setInitializer(ALLOCATE_ONLY);
       }
     }
-    NDManager scratch = manager.getEngine().newBaseManager();
+    NDManager scratch = manager.getEngine().newBaseManager(manager.getDevice());
     try {
       block.initialize(scratch, dataType, inputShapes);
     } finally {
