@@ -105,15 +105,17 @@ public final class ModuleSurgery {
    * device with the old block's input shapes (unless the function did) and rejects a replacement
    * that changes the output shapes. Descendants of a replaced block are visited only while still
    * reachable from the live tree. Once the surgery succeeds, the arrays of parameters that left the
-   * model (and that no live parameter shares) are closed, so the returned old blocks must not be
-   * run again; copy what a replacement needs inside its function.
+   * model (and that no live parameter shares) are closed, those of replacements that did not stay
+   * in it (replaced again, or dropped with their holder) included, so the returned old and
+   * intermediate blocks must not be run again; copy what a replacement needs inside its function.
    *
    * @param module the root; never replaced itself
    * @param policies class to replacement function, tried in iteration order
    * @param optimizers the live trainers to keep exact; null or empty to change the model only
    * @param recurseOnReplacements whether replacements and their children are visited too
    * @param indices per-class call counters passed to the functions and incremented on every call,
-   *     including calls that return null; updated in place; null to start all at 0
+   *     including calls that return null; updated in place (and put back as they were if the
+   *     surgery fails, so a retry passes the same indices); null to start all at 0
    * @return old block to new block, in replacement order, intermediate replacements included
    * @throws SurgeryException if anything failed; everything was restored then
    */
@@ -123,7 +125,9 @@ public final class ModuleSurgery {
       Collection<Trainer> optimizers,
       boolean recurseOnReplacements,
       Map<Class<? extends Block>, Integer> indices) {
-    Map<Class<? extends Block>, Integer> counters = indices != null ? indices : new HashMap<>();
+    @SuppressWarnings("unchecked")
+    Map<Object, Integer> counters =
+        indices != null ? (Map<Object, Integer>) (Map<?, Integer>) indices : new HashMap<>();
     List<TreeSurgery.Policy> list = new ArrayList<>();
     for (Map.Entry<Class<? extends Block>, ReplacementFunction> e : policies.entrySet()) {
       Class<? extends Block> type = e.getKey();
@@ -131,19 +135,7 @@ public final class ModuleSurgery {
           new TreeSurgery.Policy(
               type, type.getSimpleName(), BlockMatcher.ofClass(type), e.getValue()));
     }
-    return run(
-        module,
-        list,
-        optimizers,
-        recurseOnReplacements,
-        false,
-        key -> {
-          @SuppressWarnings("unchecked")
-          Class<? extends Block> type = (Class<? extends Block>) key;
-          int index = counters.getOrDefault(type, 0);
-          counters.put(type, index + 1);
-          return index;
-        });
+    return run(module, list, optimizers, recurseOnReplacements, false, counters);
   }
 
   /**
@@ -164,18 +156,13 @@ public final class ModuleSurgery {
     for (Map.Entry<BlockMatcher, ReplacementFunction> e : policies.entrySet()) {
       list.add(new TreeSurgery.Policy(e.getKey(), "#" + i++, e.getKey(), e.getValue()));
     }
-    Map<Object, Integer> counters = options.getIndices();
     return run(
         module,
         list,
         options.getTrainers(),
         options.isRecurseOnReplacements(),
         options.isAllowShapeChange(),
-        key -> {
-          int index = counters.getOrDefault(key, 0);
-          counters.put(key, index + 1);
-          return index;
-        });
+        options.getIndices());
   }
 
   private static Map<Block, Block> run(
@@ -184,9 +171,9 @@ public final class ModuleSurgery {
       Collection<Trainer> trainers,
       boolean recurse,
       boolean allowShapeChange,
-      java.util.function.ToIntFunction<Object> nextIndex) {
+      Map<Object, Integer> indices) {
     Map<Block, Block> replaced =
-        new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, nextIndex).run();
+        new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices).run();
     if ((trainers == null || trainers.isEmpty()) && !replaced.isEmpty()) {
       logger.info(
           "Surgery replaced {} blocks without a trainer: a Trainer that already registered the"

@@ -25,7 +25,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.function.ToIntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -51,7 +50,7 @@ final class TreeSurgery {
   private final List<Trainer> trainers;
   private final boolean recurse;
   private final boolean allowShapeChange;
-  private final ToIntFunction<Object> nextIndex;
+  private final Map<Object, Integer> indices;
 
   private static final Logger logger = LoggerFactory.getLogger(TreeSurgery.class);
 
@@ -66,6 +65,11 @@ final class TreeSurgery {
   private NDArray[] rootAnchor;
   private final Map<Block, Boolean> liveness = new IdentityHashMap<>();
 
+  /**
+   * Every parameter of every replacement received, as received (before its own children change).
+   */
+  private final Set<Parameter> received = Collections.newSetFromMap(new IdentityHashMap<>());
+
   /** The block being worked on, named by a failure that does not name one itself. */
   private String currentPath;
 
@@ -78,18 +82,19 @@ final class TreeSurgery {
       Collection<Trainer> trainers,
       boolean recurse,
       boolean allowShapeChange,
-      ToIntFunction<Object> nextIndex) {
+      Map<Object, Integer> indices) {
     this.root = root;
     this.policies = policies;
     this.trainers = trainers == null ? List.of() : List.copyOf(trainers);
     this.recurse = recurse;
     this.allowShapeChange = allowShapeChange;
-    this.nextIndex = nextIndex;
+    this.indices = indices;
   }
 
   Map<Block, Block> run() {
     Set<Parameter> before = parametersOf(root);
     try {
+      syncTrainedValues(before);
       paths.put(root, "");
       seen.add(root);
       enqueueDescendants(root);
@@ -135,6 +140,42 @@ final class TreeSurgery {
             // already released with the rolled-back initialization
           }
         }
+      }
+    }
+  }
+
+  /**
+   * Makes each model parameter's own array hold what the trainers trained, before any replacement
+   * function reads it. A trainer that trains on copies (devices other than the model's, or a store
+   * that copies) updates its store's arrays, not {@code Parameter.getArray()}; a weight-copying
+   * replacement would capture stale values, and removing the parameter would close the trained
+   * copy. The copy on the trainer's first device is the trained value (every device's copy receives
+   * the same update); the first given trainer that holds the parameter decides. Journaled: a
+   * rollback puts the model's previous values back.
+   */
+  private void syncTrainedValues(Set<Parameter> parameters) {
+    Set<Parameter> synced = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Trainer trainer : trainers) {
+      if (!TrainerSurgery.hasRegistered(trainer)) {
+        continue;
+      }
+      Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+      for (Parameter p : parameters) {
+        Object entry = entries.get(p.getId());
+        if (entry == null || !p.isInitialized() || !synced.add(p)) {
+          continue;
+        }
+        List<NDArray> mirrors = DjlInternals.mirrors(entry);
+        NDArray array = p.getArray();
+        NDArray trained = mirrors.isEmpty() ? array : mirrors.get(0);
+        if (trained == array) {
+          continue;
+        }
+        NDArray previous = array.duplicate();
+        journal.closeOnCommit(previous);
+        journal.closeOnRollback(previous);
+        journal.onRollback(() -> previous.copyTo(array));
+        trained.copyTo(array);
       }
     }
   }
@@ -202,7 +243,7 @@ final class TreeSurgery {
       if (!policy.matcher().matches(child, path)) {
         continue;
       }
-      int index = nextIndex.applyAsInt(policy.key());
+      int index = nextIndex(policy.key());
       Block replacement;
       try {
         replacement = policy.function().apply(child, index);
@@ -230,6 +271,26 @@ final class TreeSurgery {
     }
   }
 
+  /**
+   * Hands out the policy's next call index and journals the counter, so that a rolled-back surgery
+   * leaves the caller's counters as they were and a retry passes the same indices again.
+   */
+  private int nextIndex(Object key) {
+    boolean had = indices.containsKey(key);
+    Integer previous = indices.get(key);
+    int index = previous == null ? 0 : previous;
+    indices.put(key, index + 1);
+    journal.onRollback(
+        () -> {
+          if (had) {
+            indices.put(key, previous);
+          } else {
+            indices.remove(key);
+          }
+        });
+    return index;
+  }
+
   private void substitute(Block old, Block replacement, String path) {
     if (seen.contains(replacement) && isLive(replacement)) {
       throw new SurgeryException(
@@ -237,6 +298,7 @@ final class TreeSurgery {
           "the replacement is already part of the model; return a new block");
     }
     liveness.clear();
+    received.addAll(parametersOf(replacement));
     List<Block> ps = parents.remove(old);
     for (Block parent : ps) {
       writeIntoParent(parent, old, replacement, path);
@@ -550,10 +612,17 @@ final class TreeSurgery {
       applyUpdate(removed, added, active, owners, journal);
     }
     // The detached parameters belong to nobody now: free their arrays once the surgery commits,
-    // unless a live parameter wraps the same array.
+    // unless a live parameter wraps the same array. The same holds for the parameters of
+    // replacements that did not stay in the model (replaced again under recursion, or dropped
+    // with the replacement that held them): nothing else can reach them.
     Set<NDArray> live = arraysOf(after);
     for (Parameter p : removed) {
       if (p.isInitialized() && !live.contains(p.getArray())) {
+        journal.closeOnCommit(p.getArray());
+      }
+    }
+    for (Parameter p : received) {
+      if (!after.contains(p) && p.isInitialized() && !live.contains(p.getArray())) {
         journal.closeOnCommit(p.getArray());
       }
     }

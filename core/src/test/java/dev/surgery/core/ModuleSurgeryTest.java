@@ -205,6 +205,45 @@ class ModuleSurgeryTest {
   }
 
   @Test
+  void aRolledBackSurgeryPutsTheIndicesBackSoARetryPassesTheSameOnes() {
+    Map<Class<? extends Block>, Integer> indices = new HashMap<>();
+    indices.put(Linear.class, 5);
+    List<Integer> seen = new ArrayList<>();
+    boolean[] failing = {true};
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        Linear.class,
+        (block, index) -> {
+          seen.add(index);
+          if (failing[0] && index == 6) {
+            throw new IllegalStateException("transient failure");
+          }
+          return new Fixtures.RecursiveLinear(3);
+        });
+    assertThrows(
+        SurgeryException.class,
+        () -> ModuleSurgery.replaceModuleClasses(simpleModel(), policies, null, false, indices));
+    assertEquals(Map.of(Linear.class, 5), indices, "the failed attempt's calls are undone");
+    failing[0] = false;
+    ModuleSurgery.replaceModuleClasses(simpleModel(), policies, null, false, indices);
+    assertEquals(List.of(5, 6, 5, 6), seen, "the retry passes the indices of the first attempt");
+    assertEquals(7, indices.get(Linear.class));
+
+    // Matcher-keyed counters that did not exist before the failed surgery are removed again.
+    SurgeryOptions options = SurgeryOptions.builder().build();
+    Map<BlockMatcher, ReplacementFunction> byMatcher = new LinkedHashMap<>();
+    byMatcher.put(
+        BlockMatcher.ofClass(Linear.class),
+        (block, index) -> {
+          throw new IllegalStateException("always fails");
+        });
+    assertThrows(
+        SurgeryException.class,
+        () -> ModuleSurgery.replaceModules(simpleModel(), byMatcher, options));
+    assertEquals(Map.of(), options.getIndices());
+  }
+
+  @Test
   void sharedBlockIsVisitedOnceAndReplacedInEveryParent() {
     Linear shared = linear(4);
     SequentialBlock left = new SequentialBlock().add(shared);

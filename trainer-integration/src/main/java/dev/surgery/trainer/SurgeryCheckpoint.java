@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.initializer.Initializer;
 import ai.djl.util.Utils;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
@@ -21,6 +23,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -49,6 +52,10 @@ public final class SurgeryCheckpoint {
 
   /** The model version DJL 0.36 writes after the {@code DJL@} magic. */
   private static final int DJL_MODEL_VERSION = 1;
+
+  /** Allocates without computing values: the arrays only carry shapes until they are freed. */
+  private static final Initializer ALLOCATE_ONLY =
+      (manager, shape, dataType) -> manager.create(shape, dataType);
 
   private SurgeryCheckpoint() {}
 
@@ -143,9 +150,11 @@ public final class SurgeryCheckpoint {
 
   /**
    * Replays the surgery recorded in a parameter file on a model's (original, usually uninitialized)
-   * block, without loading the parameters. Algorithms that need an initialized model get the block
-   * initialized first with the input shapes from the file header. The agent calls this before
-   * letting {@code Model.load} run.
+   * block, without loading the parameters. Algorithms that need an initialized model get an
+   * uninitialized block's shapes recorded first (from the input shapes in the file header), but no
+   * parameter arrays: the load that follows sets every array, so the replay computes no weights (no
+   * random initialization, no SVD of a factorization) and leaves none behind. The agent calls this
+   * before letting {@code Model.load} run.
    *
    * @param model the model, with its original block set
    * @param paramsFile the parameter file
@@ -177,9 +186,10 @@ public final class SurgeryCheckpoint {
    *
    * @param block the original architecture's root block
    * @param records the surgery to replay, in order
-   * @param manager where to initialize the block if an algorithm needs it initialized
-   * @param dataType the data type for that initialization
-   * @param inputShapes the input shapes for that initialization
+   * @param manager the model's manager: a scratch manager of its engine and device records the
+   *     shapes when an algorithm needs them; nothing is left on either
+   * @param dataType the data type for that shape recording
+   * @param inputShapes the input shapes for that shape recording
    * @param origin what to name in messages (the checkpoint file)
    * @throws MalformedModelException if a record names an unknown algorithm or invalid values
    */
@@ -213,7 +223,7 @@ public final class SurgeryCheckpoint {
           throw new MalformedModelException(
               where + " needs an initialized model, but the file records no input shapes");
         }
-        block.initialize(manager, dataType, inputShapes);
+        recordShapes(block, manager, dataType, inputShapes);
       }
       try {
         algorithm.apply(new SurgeryContext(block, List.of(), r.epoch(), r.totalEpochs()));
@@ -222,6 +232,36 @@ public final class SurgeryCheckpoint {
             where + " cannot be replayed on this architecture: " + e.getMessage(), e);
       }
       logger.debug("Surgery: replayed {} from {}", r.algorithm(), origin);
+    }
+  }
+
+  /**
+   * Records the input shapes of every block and the shape of every parameter, as {@code
+   * Block.initialize} does, without leaving an array: DJL has no shape-only initialization, so the
+   * parameters are initialized with an allocate-only initializer on a scratch manager of the same
+   * engine and device, then their arrays are freed and their own initializers restored. What the
+   * algorithms see is an uninitialized block with known shapes, so replacements are built
+   * structurally (a factorization computes no SVD) and {@code Model.load} sets every array exactly
+   * once.
+   */
+  private static void recordShapes(
+      Block block, NDManager manager, DataType dataType, Shape[] inputShapes) {
+    Map<Parameter, Initializer> initializers = new IdentityHashMap<>();
+    for (Parameter p : block.getParameters().values()) {
+      if (!p.isInitialized() && !initializers.containsKey(p)) {
+        initializers.put(p, p.getInitializer());
+        p.setInitializer(ALLOCATE_ONLY);
+      }
+    }
+    NDManager scratch = manager.getEngine().newBaseManager(manager.getDevice());
+    try {
+      block.initialize(scratch, dataType, inputShapes);
+    } finally {
+      for (Map.Entry<Parameter, Initializer> e : initializers.entrySet()) {
+        e.getKey().close(); // frees the placeholder and makes the parameter uninitialized again
+        e.getKey().setInitializer(e.getValue());
+      }
+      scratch.close();
     }
   }
 

@@ -15,14 +15,21 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryContext;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -114,6 +121,78 @@ class SurgeryCheckpointTest {
       try (Model plain = TestModels.model("ckpt")) {
         plain.load(dir, "ckpt");
         assertFalse(java.util.Arrays.equals(saved, outputs(plain, batch)));
+      }
+    }
+  }
+
+  /**
+   * Replaying BlurPool, squeeze-excite and factorize builds the architecture without computing
+   * weights the load then discards: after the replay no parameter has an array (no throwaway
+   * initialization, no SVD of random weights), and after the load the model's manager holds exactly
+   * one array per parameter, with the saved outputs bit for bit.
+   */
+  @Test
+  void replayAllocatesNothingAndLoadLeavesOnlyTheParameterArrays() throws Exception {
+    List<SurgeryRecord> records =
+        List.of(
+            new SurgeryRecord("blurpool", Map.of("min_channels", 4), 0, 0),
+            new SurgeryRecord(
+                "squeeze_excite", Map.of("min_channels", 4, "latent_channels", 2), 0, 0),
+            new SurgeryRecord(
+                "factorize",
+                Map.of(
+                    "min_channels",
+                    4,
+                    "latent_channels",
+                    2,
+                    "min_features",
+                    4,
+                    "latent_features",
+                    2),
+                0,
+                0));
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(17);
+      NDArray batch = data.randomNormal(INPUT);
+      float[] saved;
+      String savedStructure;
+      try (Model model = TestModels.model("lean")) {
+        Block block = model.getBlock();
+        block.initialize(model.getNDManager(), model.getDataType(), INPUT);
+        for (SurgeryRecord r : records) {
+          Algorithms.spec(r.algorithm())
+              .create(r.hyperparameters())
+              .apply(SurgeryContext.of(block));
+        }
+        savedStructure = TestModels.structure(block);
+        assertEquals(1, TestModels.count(block, "BlurConv2d"), savedStructure);
+        assertEquals(1, TestModels.count(block, "SqueezeExciteConv2d"), savedStructure);
+        assertEquals(1, TestModels.count(block, "FactorizedLinear"), savedStructure);
+        saved = outputs(model, batch);
+        model.setProperty(SurgeryListener.PROPERTY, SurgeryJson.recordsToJson(records));
+        model.save(dir, "lean");
+      }
+      Path file = SurgeryCheckpoint.resolveParamsFile(dir, "lean", null);
+
+      try (Model restored = TestModels.model("lean")) {
+        SurgeryCheckpoint.replay(restored, file);
+        assertEquals(savedStructure, TestModels.structure(restored.getBlock()));
+        for (Parameter p : restored.getBlock().getParameters().values()) {
+          assertFalse(p.isInitialized(), p.getName() + " was given an array the load discards");
+        }
+        assertEquals(0, restored.getNDManager().getManagedArrays().size());
+      }
+
+      try (Model restored = TestModels.model("lean")) {
+        SurgeryCheckpoint.load(restored, dir, "lean");
+        Set<Parameter> parameters = Collections.newSetFromMap(new IdentityHashMap<>());
+        parameters.addAll(restored.getBlock().getParameters().values());
+        Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
+        parameters.forEach(p -> arrays.add(p.getArray()));
+        Set<NDArray> open = Collections.newSetFromMap(new IdentityHashMap<>());
+        open.addAll(restored.getNDManager().getManagedArrays());
+        assertEquals(arrays, open, "the model must hold its parameters' arrays and nothing more");
+        assertArrayEquals(saved, outputs(restored, batch), "outputs must match bit for bit");
       }
     }
   }
