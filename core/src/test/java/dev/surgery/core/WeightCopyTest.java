@@ -1,0 +1,116 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.Trainer;
+import ai.djl.training.initializer.Initializer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import dev.surgery.core.testing.ExactnessOracle;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+class WeightCopyTest {
+
+  private static final Shape INPUT = new Shape(2, 3, 8, 8);
+
+  private static Conv2d conv(int stride) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optStride(new Shape(stride, stride))
+        .optPadding(new Shape(1, 1))
+        .setFilters(4)
+        .build();
+  }
+
+  @Test
+  void aCopiedConvolutionComputesTheSameWithoutRunningItsInitializer() {
+    Conv2d old = conv(2);
+    SequentialBlock net = new SequentialBlock().add(old);
+    try (Model model = Model.newInstance("copy")) {
+      model.setBlock(net);
+      try (Trainer trainer =
+          model.newTrainer(
+              new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build()))) {
+        trainer.initialize(INPUT);
+        NDArray x = model.getNDManager().randomNormal(INPUT);
+        float[] before = trainer.evaluate(new NDList(x)).singletonOrThrow().toFloatArray();
+        AtomicInteger initializerCalls = new AtomicInteger();
+        Map<Block, Block> replaced =
+            ModuleSurgery.replaceModuleClasses(
+                net,
+                Map.of(
+                    Conv2d.class,
+                    (block, index) -> {
+                      Conv2d fresh = conv(2);
+                      fresh.setInitializer(counting(initializerCalls), Parameter.Type.WEIGHT);
+                      return WeightCopy.into(fresh, block);
+                    }),
+                List.of(trainer),
+                false,
+                null);
+        Conv2d copy = (Conv2d) replaced.get(old);
+        assertEquals(0, initializerCalls.get(), "no random values computed to be overwritten");
+        List<Parameter> copied = copy.getParameters().values();
+        for (Parameter p : copied) {
+          assertTrue(p.getArray().hasGradient(), p.getName() + " trains");
+        }
+        float[] after = trainer.evaluate(new NDList(x)).singletonOrThrow().toFloatArray();
+        ExactnessOracle.assertBitsEqual(
+            model.getNDManager().create(before), model.getNDManager().create(after), "output");
+        assertNotSame(old, copy);
+        assertEquals(
+            new Shape(4, 3, 3, 3), copy.getParameters().get("weight").getArray().getShape());
+        assertEquals(INPUT, copy.getInputShapes()[0]);
+      }
+    }
+  }
+
+  @Test
+  void mismatchedLayoutsAreRefusedBeforeAnythingChanges() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Conv2d old = conv(1);
+      old.initialize(manager, DataType.FLOAT32, INPUT);
+      Conv2d initialized = conv(1);
+      initialized.initialize(manager, DataType.FLOAT32, INPUT);
+      IllegalArgumentException twice =
+          assertThrows(IllegalArgumentException.class, () -> WeightCopy.into(initialized, old));
+      assertTrue(twice.getMessage().contains("already has a shape"), twice.getMessage());
+
+      Conv2d noBias =
+          Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(4).optBias(false).build();
+      IllegalArgumentException count =
+          assertThrows(IllegalArgumentException.class, () -> WeightCopy.into(noBias, old));
+      assertTrue(count.getMessage().contains("has 2 parameters"), count.getMessage());
+      assertEquals(null, noBias.getParameters().get("weight").getShape(), "untouched");
+
+      IllegalArgumentException uninitialized =
+          assertThrows(IllegalArgumentException.class, () -> WeightCopy.into(conv(1), conv(1)));
+      assertTrue(
+          uninitialized.getMessage().contains("not initialized"), uninitialized.getMessage());
+    }
+  }
+
+  private static Initializer counting(AtomicInteger calls) {
+    return (manager, shape, dataType) -> {
+      calls.incrementAndGet();
+      return manager.zeros(shape, dataType);
+    };
+  }
+}
