@@ -55,15 +55,62 @@ final class TreeSurgery {
   private static final Logger logger = LoggerFactory.getLogger(TreeSurgery.class);
 
   private final Journal journal = new Journal();
-  private final Map<Block, String> paths = new IdentityHashMap<>();
-  private final Map<Block, List<Block>> parents = new IdentityHashMap<>();
-  private final Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+
+  /** What the surgery knows of each block it met, in one map (one hash per block, not five). */
+  private final Map<Block, Node> nodes = new IdentityHashMap<>();
+
   private final Deque<Block> queue = new ArrayDeque<>();
-  private final Map<Block, Block> origin = new IdentityHashMap<>();
   private final Map<Block, Block> replaced = new LinkedHashMap<>();
-  private final Map<Block, Integer> generation = new IdentityHashMap<>();
   private NDArray[] rootAnchor;
-  private final Map<Block, Boolean> liveness = new IdentityHashMap<>();
+
+  /** Bumped by every substitution: liveness answers of earlier epochs are stale. */
+  private int epoch;
+
+  /** A block's place in the tree as the surgery has seen it. */
+  private static final class Node {
+    /** Display path of the block (or of the block it replaced); null until known. */
+    String path;
+
+    /** Parents that reference the block (several for a shared block). */
+    List<Block> parents = new ArrayList<>(1);
+
+    /** Whether the block was enqueued for a visit. */
+    boolean seen;
+
+    /** For a replacement: the original block it stands for; null otherwise. */
+    Block origin;
+
+    /** How many replacements of replacements lead to this block. */
+    int generation;
+
+    int liveEpoch = -1;
+    boolean live;
+  }
+
+  private Node node(Block block) {
+    Node n = nodes.get(block);
+    if (n == null) {
+      n = new Node();
+      nodes.put(block, n);
+    }
+    return n;
+  }
+
+  /** The original a replacement of the pair stands for (the pair's own key if none). */
+  private Block originOrKey(Map.Entry<Block, Block> pair) {
+    Node n = nodes.get(pair.getValue());
+    return n == null || n.origin == null ? pair.getKey() : n.origin;
+  }
+
+  private String pathOf(Block block) {
+    Node n = nodes.get(block);
+    return n == null ? null : n.path;
+  }
+
+  private Block originOf(Block block) {
+    Node n = nodes.get(block);
+    return n == null || n.origin == null ? block : n.origin;
+  }
 
   /**
    * Every parameter of every replacement received, as received (before its own children change).
@@ -95,8 +142,9 @@ final class TreeSurgery {
     Set<Parameter> before = parametersOf(root);
     try {
       syncTrainedValues(before);
-      paths.put(root, "");
-      seen.add(root);
+      Node top = node(root);
+      top.path = "";
+      top.seen = true;
       enqueueDescendants(root);
       while (!queue.isEmpty()) {
         Block child = queue.poll();
@@ -194,15 +242,16 @@ final class TreeSurgery {
   // ------------------------------------------------------------------ traversal
 
   private void enqueueDescendants(Block parent) {
-    String prefix = paths.get(parent);
+    String prefix = pathOf(parent);
     for (Pair<String, Block> entry : childrenOf(parent)) {
       Block child = entry.getValue();
-      List<Block> ps = parents.computeIfAbsent(child, k -> new ArrayList<>(1));
-      if (!containsIdentity(ps, parent)) {
-        ps.add(parent);
+      Node n = node(child);
+      if (!containsIdentity(n.parents, parent)) {
+        n.parents.add(parent);
       }
-      if (seen.add(child)) {
-        paths.put(child, BlockPaths.join(prefix, entry.getKey()));
+      if (!n.seen) {
+        n.seen = true;
+        n.path = BlockPaths.join(prefix, entry.getKey());
         queue.add(child);
         enqueueDescendants(child);
       }
@@ -217,27 +266,28 @@ final class TreeSurgery {
     if (block == root) {
       return true;
     }
-    Boolean known = liveness.get(block);
-    if (known != null) {
-      return known;
+    Node n = nodes.get(block);
+    if (n == null) {
+      return false;
     }
-    liveness.put(block, Boolean.FALSE); // a block is not its own ancestor; guards cycles
+    if (n.liveEpoch == epoch) {
+      return n.live;
+    }
+    n.liveEpoch = epoch;
+    n.live = false; // a block is not its own ancestor; guards cycles
     boolean live = false;
-    List<Block> ps = parents.get(block);
-    if (ps != null) {
-      for (Block p : ps) {
-        if (isLive(p)) {
-          live = true;
-          break;
-        }
+    for (Block p : n.parents) {
+      if (isLive(p)) {
+        live = true;
+        break;
       }
     }
-    liveness.put(block, live);
+    n.live = live;
     return live;
   }
 
   private void visit(Block child) {
-    String path = paths.get(child);
+    String path = pathOf(child);
     currentPath = path;
     for (Policy policy : policies) {
       if (!policy.matcher().matches(child, path)) {
@@ -292,20 +342,24 @@ final class TreeSurgery {
   }
 
   private void substitute(Block old, Block replacement, String path) {
-    if (seen.contains(replacement) && isLive(replacement)) {
+    Node existing = nodes.get(replacement);
+    if (existing != null && existing.seen && isLive(replacement)) {
       throw new SurgeryException(
           BlockPaths.display(path),
           "the replacement is already part of the model; return a new block");
     }
-    liveness.clear();
+    epoch++;
     received.addAll(parametersOf(replacement));
-    List<Block> ps = parents.remove(old);
+    Node oldNode = node(old);
+    List<Block> ps = oldNode.parents;
+    oldNode.parents = new ArrayList<>(1);
     for (Block parent : ps) {
       writeIntoParent(parent, old, replacement, path);
     }
-    parents.put(replacement, new ArrayList<>(ps));
-    origin.put(replacement, origin.getOrDefault(old, old));
-    int depth = generation.getOrDefault(old, 0) + 1;
+    Node n = node(replacement);
+    n.parents = new ArrayList<>(ps);
+    n.origin = originOf(old);
+    int depth = oldNode.generation + 1;
     if (depth > MAX_GENERATIONS) {
       throw new SurgeryException(
           BlockPaths.display(path),
@@ -314,16 +368,19 @@ final class TreeSurgery {
               + " times in a row: the policies never stop matching their own output under"
               + " recurseOnReplacements");
     }
-    generation.put(replacement, depth);
-    paths.putIfAbsent(replacement, path);
+    n.generation = depth;
+    if (n.path == null) {
+      n.path = path;
+    }
     // Blocks the replacement reuses (e.g. a wrapped original) stay reachable through it.
     for (Pair<String, Block> entry : childrenOf(replacement)) {
-      List<Block> cps = parents.computeIfAbsent(entry.getValue(), k -> new ArrayList<>(1));
+      List<Block> cps = node(entry.getValue()).parents;
       if (!containsIdentity(cps, replacement)) {
         cps.add(replacement);
       }
     }
-    if (recurse && seen.add(replacement)) {
+    if (recurse && !n.seen) {
+      n.seen = true;
       queue.add(replacement);
       enqueueDescendants(replacement);
     }
@@ -335,7 +392,7 @@ final class TreeSurgery {
     BlockList children = DjlInternals.liveChildren(parent);
     if (children == null) {
       throw new SurgeryException(
-          BlockPaths.display(paths.get(parent)),
+          BlockPaths.display(pathOf(parent)),
           parent.getClass().getName()
               + " keeps its children to itself (it is not an ai.djl.nn.AbstractBlock, as a"
               + " TorchScript symbol block is not), so its child at "
@@ -472,8 +529,8 @@ final class TreeSurgery {
           || !isLive(replacement)) {
         continue;
       }
-      Block original = origin.get(replacement);
-      currentPath = paths.get(original);
+      Block original = nodes.get(replacement).origin;
+      currentPath = pathOf(original);
       String path = BlockPaths.display(currentPath);
       Shape[] inputShapes = DjlInternals.recordedInputShapes(original);
       if (inputShapes == null || !allInitialized(original)) {
@@ -634,8 +691,7 @@ final class TreeSurgery {
       return owners;
     }
     for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
-      String path =
-          BlockPaths.display(paths.get(origin.getOrDefault(pair.getValue(), pair.getKey())));
+      String path = BlockPaths.display(pathOf(originOrKey(pair)));
       for (Parameter p : parametersOf(pair.getValue())) {
         owners.putIfAbsent(p, path);
       }
@@ -724,6 +780,11 @@ final class TreeSurgery {
    * ordered set is an identity set.
    */
   static Set<Parameter> parametersOf(Block block) {
+    List<Block> direct = childrenOf(block).values();
+    if (direct.isEmpty()) {
+      // Most calls are on leaves: no visited set, no stack.
+      return new LinkedHashSet<>(directParameters(block));
+    }
     Set<Parameter> ordered = new LinkedHashSet<>();
     Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
     Deque<Block> stack = new ArrayDeque<>();
@@ -733,16 +794,19 @@ final class TreeSurgery {
       if (!visited.add(b)) {
         continue;
       }
-      ordered.addAll(
-          b instanceof AbstractBlock ab
-              ? DjlInternals.liveParameters(ab).values()
-              : b.getDirectParameters().values());
+      ordered.addAll(directParameters(b));
       List<Block> kids = childrenOf(b).values();
       for (int i = kids.size() - 1; i >= 0; i--) {
         stack.push(kids.get(i));
       }
     }
     return ordered;
+  }
+
+  private static Collection<Parameter> directParameters(Block block) {
+    return block instanceof AbstractBlock ab
+        ? DjlInternals.liveParameters(ab).values()
+        : block.getDirectParameters().values();
   }
 
   private static boolean allInitialized(Block block) {

@@ -96,16 +96,25 @@ public final class B4ScaleAndLeaks {
 
   private static void scale(int runs) {
     List<List<String>> rows = new ArrayList<>();
-    for (int size : new int[] {1_000, 10_000, 50_000}) {
+    double firstPerBlock = 0;
+    for (int size : new int[] {1_000, 10_000, 50_000, 200_000}) {
       SequentialBlock root = tree(size);
       int blocks = countAll(root);
+      List<Double> walk = new ArrayList<>();
       List<Double> count = new ArrayList<>();
       List<Double> traverse = new ArrayList<>();
       List<Double> replace = new ArrayList<>();
       int linears = 0;
       int replaced = 0;
       for (int r = -2; r < runs; r++) {
+        // The reference: a plain breadth-first walk of the same tree with getChildren().
         long t = System.nanoTime();
+        int walked = plainWalk(root);
+        double w = BenchSupport.millisSince(t);
+        if (walked != blocks) {
+          throw new IllegalStateException(walked + " walked, " + blocks + " blocks");
+        }
+        t = System.nanoTime();
         linears = ModuleSurgery.countModuleInstances(root, Linear.class);
         double c = BenchSupport.millisSince(t);
         Map<BlockMatcher, ReplacementFunction> visitAll = new LinkedHashMap<>();
@@ -121,6 +130,7 @@ public final class B4ScaleAndLeaks {
         replaced = ModuleSurgery.replaceModules(root, newLinear, SurgeryOptions.defaults()).size();
         double p = BenchSupport.millisSince(t);
         if (r >= 0) {
+          walk.add(w);
           count.add(c);
           traverse.add(v);
           replace.add(p);
@@ -129,16 +139,22 @@ public final class B4ScaleAndLeaks {
       double c = BenchSupport.median(count);
       double v = BenchSupport.median(traverse);
       double p = BenchSupport.median(replace);
+      double w = BenchSupport.median(walk);
+      double perBlock = 1000 * (c + p) / blocks;
+      if (firstPerBlock == 0) {
+        firstPerBlock = perBlock;
+      }
       rows.add(
           List.of(
               String.format("%,d", blocks),
+              BenchSupport.f("%.2f", w),
               BenchSupport.f("%.2f", c),
               BenchSupport.f("%.2f", v),
-              BenchSupport.f("%.2f", c + v),
-              BenchSupport.f("%.2f", 1000 * (c + v) / blocks),
               String.format("%,d", replaced),
               BenchSupport.f("%.2f", p),
-              BenchSupport.f("%.2f", 1000 * p / blocks)));
+              BenchSupport.f("%.2f", perBlock),
+              BenchSupport.f("%.2fx", perBlock / firstPerBlock),
+              BenchSupport.f("%.1fx", (c + p) / w)));
       if (linears != replaced) {
         throw new IllegalStateException(linears + " Linear blocks but " + replaced + " replaced");
       }
@@ -150,14 +166,29 @@ public final class B4ScaleAndLeaks {
             + BenchSupport.machine(),
         List.of(
             "blocks",
+            "plain walk ms",
             "count ms",
             "traversal ms",
-            "count + traversal ms",
-            "us/block",
             "replaced",
             "replace ms",
-            "replace us/block"),
+            "count + replace us/block",
+            "per block vs 1k",
+            "count + replace / walk"),
         rows);
+  }
+
+  /** Breadth-first over {@code getChildren()}, counting blocks: the floor for any traversal. */
+  static int plainWalk(Block root) {
+    java.util.ArrayDeque<Block> queue = new java.util.ArrayDeque<>();
+    queue.add(root);
+    int n = 0;
+    while (!queue.isEmpty()) {
+      for (Pair<String, Block> child : queue.poll().getChildren()) {
+        queue.add(child.getValue());
+        n++;
+      }
+    }
+    return n;
   }
 
   /** A tree of about {@code size} blocks: nested sequential blocks of 10 children. */
