@@ -280,7 +280,12 @@ public final class ExactnessOracle implements AutoCloseable {
           Map<Device, NDArray> ss = subjectStates.get(field).get(s.getId());
           assertEquals(cs == null, ss == null, field + " present, " + where);
           if (cs != null) {
-            assertBitsEqual(cs.get(Device.cpu()), ss.get(Device.cpu()), field + ", " + where);
+            // Per device the state is kept on: the CPU here, the GPU(s) under scripts/gpu-check.sh.
+            assertEquals(cs.keySet(), ss.keySet(), field + " devices, " + where);
+            for (Map.Entry<Device, NDArray> d : cs.entrySet()) {
+              assertBitsEqual(
+                  d.getValue(), ss.get(d.getKey()), field + " on " + d.getKey() + ", " + where);
+            }
           }
         }
         assertEquals(
