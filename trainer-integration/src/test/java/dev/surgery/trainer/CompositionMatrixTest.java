@@ -228,6 +228,12 @@ class CompositionMatrixTest {
         }
         assertNothingLeftUndone(names, model.getBlock(), total);
         assertTrainerExact(trainer);
+        // Layers frozen by layer freezing stay frozen through later surgery that keeps them.
+        Set<String> frozen = new TreeSet<>();
+        observed.forEach(o -> frozen.addAll(o.frozenAfter));
+        for (Parameter p : model.getBlock().getParameters().values()) {
+          assertFalse(frozen.contains(p.getId()) && p.requiresGradient(), p.getName() + " thawed");
+        }
       }
       float[] saved = outputs(model, probe);
       for (float v : saved) {
@@ -252,6 +258,7 @@ class CompositionMatrixTest {
   private static final class Observed implements Algorithm {
     private final Algorithm algorithm;
     private Set<String> expected;
+    private final Set<String> frozenAfter = new TreeSet<>();
 
     Observed(Algorithm algorithm) {
       this.algorithm = algorithm;
@@ -276,7 +283,13 @@ class CompositionMatrixTest {
     public SurgeryReport apply(SurgeryContext context) {
       expected =
           expected(name(), context.model(), context.completedEpochs(), context.totalEpochs());
-      return algorithm.apply(context);
+      SurgeryReport report = algorithm.apply(context);
+      for (Parameter p : context.model().getParameters().values()) {
+        if (!p.requiresGradient()) {
+          frozenAfter.add(p.getId());
+        }
+      }
+      return report;
     }
   }
 
