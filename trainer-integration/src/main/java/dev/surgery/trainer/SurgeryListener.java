@@ -8,6 +8,7 @@ import ai.djl.training.listener.TrainingListenerAdapter;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.Composition;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.internal.DjlInternals;
@@ -17,6 +18,7 @@ import dev.surgery.trainer.config.SurgeryConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -609,6 +611,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
      * Builds the listener.
      *
      * @return the listener
+     * @throws IllegalArgumentException if an entry cannot follow an earlier one (see {@link
+     *     Composition}); the message names both
      */
     public SurgeryListener build() {
       List<ScheduledAlgorithm> schedule = new ArrayList<>();
@@ -616,6 +620,23 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         schedule.add(
             new ScheduledAlgorithm(
                 algorithms.get(i), epochs.get(i), i, "builder entry " + (i + 1)));
+      }
+      List<ScheduledAlgorithm> order = new ArrayList<>(schedule);
+      order.sort(
+          Comparator.comparingInt(ScheduledAlgorithm::epoch)
+              .thenComparingInt(ScheduledAlgorithm::index));
+      List<Composition.Conflict> conflicts =
+          Composition.check(
+              order.stream().map(ScheduledAlgorithm::algorithm).toList(),
+              order.stream().map(ScheduledAlgorithm::epoch).toList());
+      if (!conflicts.isEmpty()) {
+        Composition.Conflict c = conflicts.get(0);
+        throw new IllegalArgumentException(
+            order.get(c.later()).describe()
+                + " cannot follow "
+                + order.get(c.earlier()).describe()
+                + ": "
+                + c.reason());
       }
       return new SurgeryListener(schedule, onError, reportPath, totalEpochs);
     }

@@ -9,6 +9,7 @@ import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurMaxPool2d;
+import dev.surgery.core.layers.WeightStandardizedConv2d;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -29,10 +30,15 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code min_channels}: keeps the stem convolution from blurring the raw image.
  * </ul>
  *
- * <p>Only blocks of the exact class {@code Conv2d} are replaced: a {@code Conv2d} subclass has a
- * forward pass of its own that the replacement would drop, and an existing {@code BlurConv2d} is
- * left alone, so applying BlurPool twice changes nothing the second time. The replacements keep
- * output shapes and the saved-parameter layout of the blocks they replace.
+ * <p>Only convolutions whose forward pass BlurPool can rebuild are replaced: a plain {@code Conv2d}
+ * and a {@link WeightStandardizedConv2d}, whose replacement keeps standardizing its weight (so
+ * weight standardization and BlurPool compose in either order; see {@link
+ * dev.surgery.core.layers.AdoptingConv2d}). Any other {@code Conv2d} subclass has a forward pass of
+ * its own that the replacement would drop, and an existing {@code BlurConv2d} is left alone, so
+ * applying BlurPool twice changes nothing the second time. Convolutions inside other blocks (the
+ * layers of a factorized convolution, the convolution a squeeze-excite block gates) are replaced
+ * like any other. The replacements keep output shapes and the saved-parameter layout of the blocks
+ * they replace.
  */
 public final class BlurPool extends AbstractSurgeryAlgorithm {
 
@@ -254,7 +260,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
   }
 
   private static boolean isStridedPlainConv(Block block) {
-    if (block.getClass() != Conv2d.class) {
+    if (block.getClass() != Conv2d.class && block.getClass() != WeightStandardizedConv2d.class) {
       return false;
     }
     Conv2d conv = (Conv2d) block;

@@ -25,9 +25,12 @@ import java.util.Map;
  * {@code l < 1}, else {@code floor(l)}; a layer is factorized only if {@code min(in, out)} reaches
  * {@code min_channels} (convolutions) or {@code min_features} (linears), the convolution is not
  * grouped, and the latent size is at most {@code ceil(fan_in * out / (fan_in + out) - 1)}, with
- * {@code fan_in = in * kh * kw} (the largest rank that is still cheaper). Only plain {@code Conv2d}
- * and {@code Linear} are factorized, never subclasses or the layers inside a factorized block, so
- * applying it again changes nothing.
+ * {@code fan_in = in * kh * kw} (the largest rank that is still cheaper). Factorized are plain
+ * {@code Linear}s and the convolutions whose forward pass two layers can rebuild ({@link
+ * FactorizedConv2d#canFactorize}: plain, weight-standardized or blurred); the new layers keep the
+ * standardization and the blur (so BlurPool and weight standardization compose with it in either
+ * order). Other subclasses and the layers inside a factorized block are never factorized, so
+ * applying it again with the same settings changes nothing.
  *
  * <p>Better than Composer, which starts the new layers from random weights: on an initialized model
  * the new layers start from the truncated SVD of the trained weights, so a factorization during
@@ -196,8 +199,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
       if (e.getValue().isEmpty() || inside.containsKey(b)) {
         continue;
       }
-      if (factorizeConvs && b.getClass() == Conv2d.class) {
-        Conv2d conv = (Conv2d) b;
+      if (factorizeConvs && b instanceof Conv2d conv && FactorizedConv2d.canFactorize(conv)) {
         long in = BlockInspector.inputChannels(conv);
         require(in, e.getValue());
         long out = conv.getFilters();

@@ -23,7 +23,10 @@ import java.util.Map;
  * layers are frozen (Composer's schedule). Freezing stops the parameters' gradients and updates
  * ({@link Parameter#freeze}); unlike Composer, their optimizer state (Adam moments, momentum) and
  * update counts are also removed and closed, so nothing stale is kept. Layers are never unfrozen,
- * and applying it again at the same point freezes nothing more.
+ * and applying it again at the same point freezes nothing more. Replacements that keep a layer's
+ * parameters (weight standardization, BlurPool, ghost batch norm, squeeze-excite's wrapped
+ * convolution) keep it frozen; layers with new parameters (Factorize's, a squeeze-excite gate)
+ * start trainable, and a later application counts them in the layer order.
  */
 public final class LayerFreezing implements Algorithm {
 

@@ -7,6 +7,7 @@ import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.layers.FactorizedConv2d;
 import dev.surgery.core.layers.SqueezeExciteConv2d;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -16,14 +17,20 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Squeeze-excite ({@code squeeze_excite}): every {@link Conv2d} (subclasses included) with at least
- * {@code min_channels} input and output channels is followed by a squeeze-excite gate, by replacing
- * it with a {@link SqueezeExciteConv2d} that holds the same convolution object.
+ * Squeeze-excite ({@code squeeze_excite}): every {@link Conv2d} (subclasses included) and every
+ * {@link FactorizedConv2d} (gated as the convolution it stands for, never its two layers) with at
+ * least {@code min_channels} input and output channels is followed by a squeeze-excite gate, by
+ * replacing it with a {@link SqueezeExciteConv2d} that holds the same layer object.
  *
  * <p>The convolution keeps its parameters and optimizer state; the gate's two weights are new
  * (Xavier-initialized from DJL's random generator, so replicas agree for a given seed). Deciding
  * which convolutions qualify needs their input channels, known once the model is initialized (or
- * its input shapes recorded). A convolution already wrapped is never wrapped again.
+ * its input shapes recorded). A convolution already wrapped, or inside a wrapped layer, is never
+ * wrapped again.
+ *
+ * <p>The wrapper holds the convolution object itself, so whatever that convolution computes
+ * (standardized weight, blur) carries on; BlurPool, weight standardization and Factorize later
+ * replace the wrapped convolution inside the wrapper, so they compose with it in either order.
  */
 public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
 
@@ -104,21 +111,38 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
   @Override
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
     Map<Block, String> paths = BlockPaths.index(context.model());
+    // A gated layer, and every convolution inside it (the layers of a factorized convolution),
+    // already has its gate: never gate them again.
     Set<Block> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Block b : paths.keySet()) {
       if (b instanceof SqueezeExciteConv2d se) {
-        wrapped.add(se.getConv());
+        wrapped.addAll(BlockPaths.index(se.getConv()).keySet());
       }
     }
-    Set<Block> selected = Collections.newSetFromMap(new IdentityHashMap<>());
+    // A factorized convolution is gated as the convolution it stands for, never its two layers.
+    for (Block b : paths.keySet()) {
+      if (b instanceof FactorizedConv2d f) {
+        f.getChildren().values().forEach(wrapped::add);
+      }
+    }
+    Map<Block, Long> selected = new IdentityHashMap<>();
     for (Map.Entry<Block, String> e : paths.entrySet()) {
-      if (!(e.getKey() instanceof Conv2d conv)
-          || wrapped.contains(conv)
-          || e.getValue().isEmpty()) {
+      Block b = e.getKey();
+      long in;
+      long out;
+      if (b instanceof Conv2d conv) {
+        in = minChannels > 1 ? BlockInspector.inputChannels(conv) : 0;
+        out = conv.getFilters();
+      } else if (b instanceof FactorizedConv2d f) {
+        in = minChannels > 1 ? f.getInputChannels() : 0;
+        out = f.getFilters();
+      } else {
+        continue;
+      }
+      if (wrapped.contains(b) || e.getValue().isEmpty()) {
         continue;
       }
       if (minChannels > 1) {
-        long in = BlockInspector.inputChannels(conv);
         if (in < 0) {
           throw new SurgeryException(
               BlockPaths.display(e.getValue()),
@@ -127,19 +151,21 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
                   + minChannels
                   + "; initialize the model first");
         }
-        if (Math.min(in, conv.getFilters()) < minChannels) {
+        if (Math.min(in, out) < minChannels) {
           continue;
         }
       }
-      selected.add(conv);
+      selected.put(b, out);
     }
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(
-        (block, path) -> selected.contains(block),
+        (block, path) -> selected.containsKey(block),
         (block, index) -> {
-          Conv2d conv = (Conv2d) block;
-          return new SqueezeExciteConv2d(
-              conv, SqueezeExciteConv2d.latentWidth(latentChannels, conv.getFilters()));
+          long channels = selected.get(block);
+          long latent = SqueezeExciteConv2d.latentWidth(latentChannels, channels);
+          return block instanceof Conv2d conv
+              ? new SqueezeExciteConv2d(conv, latent)
+              : new SqueezeExciteConv2d(block, channels, latent);
         });
     return policies;
   }

@@ -5,6 +5,7 @@ import ai.djl.nn.convolutional.Conv2d;
 import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.layers.AdoptingConv2d;
 import dev.surgery.core.layers.WeightStandardizedConv2d;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -19,10 +20,15 @@ import java.util.Set;
  * {@link WeightStandardizedConv2d}, except the last {@code n_last_layers_ignore} convolutions.
  *
  * <p>Convolutions are counted in traversal order (pre-order over the block tree, which follows the
- * forward order of sequential models and of DJL's ResNets); subclasses of {@code Conv2d} count but
- * are never replaced, since their own forward (a blur, for example) would be lost. The replacement
- * keeps the convolution's parameters, so weights, optimizer state and the checkpoint layout are
- * unchanged; the algorithm works on initialized and uninitialized models and is idempotent.
+ * forward order of sequential models and of DJL's ResNets). Standardization is a property of the
+ * project's convolutions ({@link AdoptingConv2d#isWeightStandardized}), as Composer makes it a
+ * parametrization that keeps the module's class: a {@code BlurConv2d} keeps blurring and
+ * standardizes too ({@link AdoptingConv2d#withWeightStandardization}), and BlurPool, Factorize and
+ * squeeze-excite keep a standardized convolution standardizing, so the algorithms compose in either
+ * order. Other {@code Conv2d} subclasses count but are never replaced, since their own forward
+ * would be lost. The replacement keeps the convolution's parameters, so weights, optimizer state
+ * and the checkpoint layout are unchanged; the algorithm works on initialized and uninitialized
+ * models and is idempotent.
  */
 public final class WeightStandardization extends AbstractSurgeryAlgorithm {
 
@@ -90,15 +96,30 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
     int target = Math.max(convs.size() - nLastLayersIgnore, 0);
     Set<Block> selected = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Conv2d c : convs.subList(0, target)) {
-      if (c.getClass() == Conv2d.class) {
+      if (canStandardize(c)) {
         selected.add(c);
       }
     }
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(
         (block, path) -> selected.contains(block),
-        (block, index) -> WeightStandardizedConv2d.from((Conv2d) block));
+        (block, index) ->
+            block instanceof AdoptingConv2d own
+                ? own.withWeightStandardization()
+                : WeightStandardizedConv2d.from((Conv2d) block));
     return policies;
+  }
+
+  /**
+   * Tells whether this algorithm would make a convolution standardize its weight: a plain {@code
+   * Conv2d}, or one of the project's convolutions that does not standardize yet.
+   *
+   * @param conv a convolution
+   * @return true when it would be replaced
+   */
+  public static boolean canStandardize(Conv2d conv) {
+    return conv.getClass() == Conv2d.class
+        || (conv instanceof AdoptingConv2d own && !own.isWeightStandardized());
   }
 
   /** Builds {@link WeightStandardization}. */

@@ -1,8 +1,11 @@
 package dev.surgery.core.layers;
 
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
 import ai.djl.nn.ParameterList;
 import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.ParameterStore;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 
@@ -11,16 +14,72 @@ import java.util.ArrayList;
  * convolution's own {@code Parameter} objects. Adopting keeps the parameter ids, so a live
  * trainer's store and optimizer state carry on untouched, and keeps the saved layout of a plain
  * {@code Conv2d} (same version, metadata and parameters), so checkpoints load both ways.
+ *
+ * <p>Weight standardization is a property of such a convolution rather than a class of its own (as
+ * Composer makes it a parametrization of the weight): every subclass can compute with its weight
+ * standardized per output channel ({@link #isWeightStandardized}). The algorithms that rebuild a
+ * convolution (BlurPool, Factorize) carry the property over, and weight standardization applied to
+ * a subclass asks it for a standardized twin ({@link #withWeightStandardization}), so the
+ * algorithms compose in either order.
  */
 public abstract class AdoptingConv2d extends Conv2d {
+
+  private final boolean weightStandardized;
 
   /**
    * Creates the convolution from its settings.
    *
    * @param builder the convolution settings
+   * @param weightStandardized true to compute with the weight standardized per output channel
    */
-  protected AdoptingConv2d(Conv2d.Builder builder) {
+  protected AdoptingConv2d(Conv2d.Builder builder, boolean weightStandardized) {
     super(builder);
+    this.weightStandardized = weightStandardized;
+  }
+
+  /**
+   * Tells whether this convolution computes with its weight standardized per output channel.
+   *
+   * @return true when the weight is standardized on every forward pass
+   */
+  public boolean isWeightStandardized() {
+    return weightStandardized;
+  }
+
+  /**
+   * Tells whether a block is a convolution of this project that standardizes its weight.
+   *
+   * @param block any block
+   * @return true for an {@code AdoptingConv2d} with {@link #isWeightStandardized}
+   */
+  public static boolean isWeightStandardized(Block block) {
+    return block instanceof AdoptingConv2d conv && conv.isWeightStandardized();
+  }
+
+  /**
+   * Returns a convolution with the same forward pass that also standardizes its weight, taking over
+   * this one's parameters; this one when it standardizes already. This block must not be used
+   * afterwards.
+   *
+   * @return the standardized twin
+   */
+  public abstract AdoptingConv2d withWeightStandardization();
+
+  /**
+   * Returns the weight to convolve with on this forward pass: the stored weight, or its
+   * standardized form created on the input's (per-batch) manager.
+   *
+   * @param parameterStore the parameter store of the forward pass
+   * @param input the input of the forward pass
+   * @param training whether this is a training pass
+   * @return the weight
+   */
+  protected final NDArray weightFor(
+      ParameterStore parameterStore, NDArray input, boolean training) {
+    NDArray w = parameterStore.getValue(weight, input.getDevice(), training);
+    // The standardized weight lives for this batch only: build it on the input's manager, not on
+    // the weight's (the model's), which would keep every batch's copies alive.
+    return weightStandardized ? WeightStandardizedConv2d.standardize(w, input.getManager()) : w;
   }
 
   /**

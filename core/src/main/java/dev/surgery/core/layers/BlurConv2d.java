@@ -21,6 +21,11 @@ import ai.djl.util.PairList;
  * metadata and parameters of the {@code Conv2d} it replaces, so the two load each other's saved
  * parameters. {@link #fromConv2d} adopts the convolution's own {@code Parameter} objects, so
  * weights, parameter ids, trainer parameter-store entries and optimizer state carry over unchanged.
+ *
+ * <p>A blurred convolution can also standardize its weight ({@link #isWeightStandardized}): {@link
+ * #fromConv2d} keeps the standardization of a {@link WeightStandardizedConv2d}, and {@link
+ * #withWeightStandardization} adds it, so BlurPool and weight standardization compose in either
+ * order.
  */
 public class BlurConv2d extends AdoptingConv2d {
 
@@ -34,7 +39,18 @@ public class BlurConv2d extends AdoptingConv2d {
    * @param blurFirst true to blur before the convolution, false to blur after it
    */
   protected BlurConv2d(Conv2d.Builder conv, boolean blurFirst) {
-    super(conv);
+    this(conv, blurFirst, false);
+  }
+
+  /**
+   * Creates the block from a convolution builder.
+   *
+   * @param conv the configured convolution builder
+   * @param blurFirst true to blur before the convolution, false to blur after it
+   * @param weightStandardized true to standardize the weight per output channel
+   */
+  protected BlurConv2d(Conv2d.Builder conv, boolean blurFirst, boolean weightStandardized) {
+    super(conv, weightStandardized);
     this.blurFirst = blurFirst;
   }
 
@@ -52,7 +68,9 @@ public class BlurConv2d extends AdoptingConv2d {
    * filters, groups and bias, using the convolution's own {@link Parameter} objects and recorded
    * input shapes. An initialized convolution gives an initialized block that computes with the same
    * weights; an uninitialized one gives a block that initializes those parameters later. The
-   * convolution must not be cleared or closed afterwards, since both share the parameter arrays.
+   * convolution must not be cleared or closed afterwards, since both share the parameter arrays. A
+   * convolution that standardizes its weight ({@link AdoptingConv2d#isWeightStandardized}) gives a
+   * block that standardizes too.
    *
    * @param conv the convolution to replace
    * @param blurFirst true to blur before the convolution (Composer's default), false after
@@ -60,9 +78,26 @@ public class BlurConv2d extends AdoptingConv2d {
    */
   public static BlurConv2d fromConv2d(Conv2d conv, boolean blurFirst) {
     Conv2d.Builder config = settingsOf(conv);
-    BlurConv2d blurConv = new BlurConv2d(config, blurFirst);
+    BlurConv2d blurConv =
+        new BlurConv2d(config, blurFirst, AdoptingConv2d.isWeightStandardized(conv));
     blurConv.adopt(conv);
     return blurConv;
+  }
+
+  /**
+   * Returns a block that blurs as this one does and standardizes its weight, taking over this
+   * block's parameters; this block when it standardizes already.
+   *
+   * @return the standardized twin
+   */
+  @Override
+  public BlurConv2d withWeightStandardization() {
+    if (isWeightStandardized()) {
+      return this;
+    }
+    BlurConv2d standardized = new BlurConv2d(settingsOf(this), blurFirst, true);
+    standardized.adopt(this);
+    return standardized;
   }
 
   /**
@@ -83,7 +118,7 @@ public class BlurConv2d extends AdoptingConv2d {
       PairList<String, Object> params) {
     NDArray input = inputs.singletonOrThrow();
     Device device = input.getDevice();
-    NDArray weightArray = parameterStore.getValue(weight, device, training);
+    NDArray weightArray = weightFor(parameterStore, input, training);
     NDArray biasArray = parameterStore.getValue(bias, device, training);
     if (blurFirst) {
       NDArray blurred = blur.blur(input, new Shape(1, 1));

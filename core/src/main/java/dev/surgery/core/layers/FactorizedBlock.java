@@ -29,16 +29,16 @@ public abstract class FactorizedBlock<B extends Block> extends AbstractBlock {
   private final int rank;
 
   /**
-   * Creates the block around its two layers.
+   * Creates the block around its two layers. Each child is keyed after its own class (for example
+   * {@code 01BlurConv2d}, {@code 02Conv2d}), so paths and {@code toString} say what it holds.
    *
-   * @param name the children's key name (the layers' type, for {@code toString})
    * @param module0 the layer to {@code rank} features or channels
    * @param module1 the layer to the original's outputs
    * @param rank the latent size
    */
-  protected FactorizedBlock(String name, B module0, B module1, int rank) {
-    this.module0 = addChildBlock(name, module0);
-    this.module1 = addChildBlock(name, module1);
+  protected FactorizedBlock(B module0, B module1, int rank) {
+    this.module0 = addChildBlock(module0.getClass().getSimpleName(), module0);
+    this.module1 = addChildBlock(module1.getClass().getSimpleName(), module1);
     this.rank = rank;
   }
 

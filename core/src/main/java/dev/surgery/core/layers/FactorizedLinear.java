@@ -18,7 +18,6 @@ public class FactorizedLinear extends FactorizedBlock<Linear> {
 
   private FactorizedLinear(Linear original, int rank) {
     super(
-        "Linear",
         Linear.builder().setUnits(rank).optBias(false).build(),
         Linear.builder()
             .setUnits(BlockInspector.linearUnits(original))

@@ -5,18 +5,21 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
 /**
  * A convolution followed by a {@link SqueezeExcite2d} gate on its output. It holds the original
- * {@link Conv2d} object itself (same parameters, same optimizer state) as its first child; only the
- * gate's two weights are new.
+ * {@link Conv2d} object itself (same parameters, same optimizer state) as its first child, keyed
+ * after its class (for example {@code 01WeightStandardizedConv2d}); only the gate's two weights are
+ * new. Later surgery may replace that layer by another one with the same output channels (a {@link
+ * BlurConv2d}, a {@link FactorizedConv2d}), which the block then gates.
  */
 public class SqueezeExciteConv2d extends AbstractBlock {
 
-  private final Conv2d conv;
+  private final Block conv;
   private final SqueezeExcite2d gate;
 
   /**
@@ -26,9 +29,20 @@ public class SqueezeExciteConv2d extends AbstractBlock {
    * @param latentChannels the gate's hidden width, at least 1
    */
   public SqueezeExciteConv2d(Conv2d conv, long latentChannels) {
-    this.conv = addChildBlock("Conv2d", conv);
-    this.gate =
-        addChildBlock("SqueezeExcite2d", new SqueezeExcite2d(conv.getFilters(), latentChannels));
+    this(conv, conv.getFilters(), latentChannels);
+  }
+
+  /**
+   * Wraps a convolution layer that is not a {@code Conv2d} itself, such as a {@link
+   * FactorizedConv2d}.
+   *
+   * @param layer the layer, kept as it is; its output has {@code channels} channels (NCHW)
+   * @param channels the layer's output channels
+   * @param latentChannels the gate's hidden width, at least 1
+   */
+  public SqueezeExciteConv2d(Block layer, long channels, long latentChannels) {
+    this.conv = addChildBlock(layer.getClass().getSimpleName(), layer);
+    this.gate = addChildBlock("SqueezeExcite2d", new SqueezeExcite2d(channels, latentChannels));
   }
 
   /**
@@ -46,11 +60,11 @@ public class SqueezeExciteConv2d extends AbstractBlock {
   }
 
   /**
-   * Returns the wrapped convolution.
+   * Returns the gated layer: the wrapped convolution, or what later surgery replaced it with.
    *
-   * @return the convolution
+   * @return the layer before the gate
    */
-  public Conv2d getConv() {
+  public Block getConv() {
     return conv;
   }
 

@@ -1,6 +1,5 @@
 package dev.surgery.core.layers;
 
-import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -19,6 +18,10 @@ import ai.djl.util.PairList;
  * and optimizer state stay valid) and the checkpoint layout (same block version, same parameters,
  * no extra metadata) are those of the plain convolution. A model saved with it loads into the plain
  * architecture and the other way round.
+ *
+ * <p>This class is the plain convolution with the standardization property of {@link
+ * AdoptingConv2d}; the project's other convolutions ({@link BlurConv2d}, the layers of a {@link
+ * FactorizedConv2d} built from a standardized convolution) standardize through the same property.
  */
 public class WeightStandardizedConv2d extends AdoptingConv2d {
 
@@ -31,7 +34,7 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
    * @param builder the convolution settings
    */
   protected WeightStandardizedConv2d(Conv2d.Builder builder) {
-    super(builder);
+    super(builder, true);
   }
 
   /**
@@ -49,6 +52,16 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
     return ws;
   }
 
+  /**
+   * Returns this convolution, which standardizes already.
+   *
+   * @return this
+   */
+  @Override
+  public WeightStandardizedConv2d withWeightStandardization() {
+    return this;
+  }
+
   /** {@inheritDoc} */
   @Override
   protected NDList forwardInternal(
@@ -57,11 +70,8 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
       boolean training,
       PairList<String, Object> params) {
     NDArray input = inputs.singletonOrThrow();
-    Device device = input.getDevice();
-    // The standardized weight lives for this batch only: build it on the input's (per-batch)
-    // manager, not on the weight's (the model's), which would keep every batch's copies alive.
-    NDArray w = standardize(parameterStore.getValue(weight, device, training), input.getManager());
-    NDArray b = parameterStore.getValue(bias, device, training);
+    NDArray w = weightFor(parameterStore, input, training);
+    NDArray b = parameterStore.getValue(bias, input.getDevice(), training);
     return Conv2d.conv2d(input, w, b, stride, padding, dilation, groups);
   }
 

@@ -3,6 +3,7 @@ package dev.surgery.trainer.config;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.Composition;
 import dev.surgery.core.algorithms.HyperParameter;
 import java.math.BigInteger;
 import java.nio.file.InvalidPathException;
@@ -232,10 +233,55 @@ final class ConfigParser {
         }
       }
     }
+    if (problems.isEmpty()) {
+      checkComposition(entries, (SequenceNode) algorithms);
+    }
     if (!problems.isEmpty()) {
       return null;
     }
     return new SurgeryConfig(file, entries, onError, report, totalEpochs);
+  }
+
+  /**
+   * Refuses entries that cannot follow an earlier one ({@link Composition}), at the later entry,
+   * naming both with their positions: such an entry would otherwise change nothing, or less than it
+   * says, at its epoch.
+   */
+  private void checkComposition(List<ScheduledAlgorithm> entries, SequenceNode list) {
+    List<ScheduledAlgorithm> order = applicationOrder(entries);
+    for (Composition.Conflict c :
+        Composition.check(
+            order.stream().map(ScheduledAlgorithm::algorithm).toList(),
+            order.stream().map(ScheduledAlgorithm::epoch).toList())) {
+      ScheduledAlgorithm earlier = order.get(c.earlier());
+      ScheduledAlgorithm later = order.get(c.later());
+      addAt(
+          list.getValue().get(later.index()),
+          "algorithms entry "
+              + (later.index() + 1)
+              + " ("
+              + later.describe()
+              + ") cannot follow entry "
+              + (earlier.index() + 1)
+              + " ("
+              + earlier.describe()
+              + "): "
+              + c.reason());
+    }
+  }
+
+  /**
+   * Sorts schedule entries the way they are applied: by epoch, then in declaration order.
+   *
+   * @param entries the entries, in declaration order
+   * @return the entries in application order
+   */
+  static List<ScheduledAlgorithm> applicationOrder(List<ScheduledAlgorithm> entries) {
+    List<ScheduledAlgorithm> order = new ArrayList<>(entries);
+    order.sort(
+        Comparator.comparingInt(ScheduledAlgorithm::epoch)
+            .thenComparingInt(ScheduledAlgorithm::index));
+    return order;
   }
 
   private ScheduledAlgorithm entry(Node node, int index) {

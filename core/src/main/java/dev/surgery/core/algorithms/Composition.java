@@ -1,0 +1,196 @@
+package dev.surgery.core.algorithms;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The rules for combining the built-in algorithms in one schedule (a recipe).
+ *
+ * <p>The convolution algorithms compose in either order: weight standardization is a property of
+ * the project's convolutions that BlurPool, Factorize and squeeze-excite carry over, and they
+ * replace convolutions wherever those sit (inside a factorized or gated layer too). A few
+ * combinations cannot do what they say, and a schedule that holds one is refused before training
+ * rather than left to change nothing, or less than asked, at epoch N:
+ *
+ * <ul>
+ *   <li>an algorithm after an earlier entry of itself that already did everything it could do
+ *       (every built-in is idempotent): {@code ghost_batchnorm} and {@code stochastic_depth}
+ *       always; {@code blurpool} unless it blurs something the earlier one left (lower {@code
+ *       min_channels}, or convolutions or max pools the earlier one skipped); {@code
+ *       weight_standardization} after one with {@code n_last_layers_ignore: 0}, or with the same
+ *       value and no {@code factorize} in between; {@code squeeze_excite} unless its {@code
+ *       min_channels} is lower; {@code factorize} unless it selects layers the earlier one left
+ *       (lower thresholds, another latent size, a layer kind the earlier one skipped, or linears
+ *       after a {@code squeeze_excite} that added gate layers). {@code layer_freezing} freezes more
+ *       as training goes on, so it may repeat at later epochs, but not at the same epoch with a
+ *       schedule that freezes no more;
+ *   <li>{@code stochastic_depth} after {@code ghost_batchnorm}, {@code squeeze_excite} or {@code
+ *       factorize}: it recognises a {@code ResNetV1} unit by a plain {@code Conv2d} in the residual
+ *       branch and a {@code Conv2d} + {@code BatchNorm} projection shortcut, which those algorithms
+ *       replace, so it would skip units. Scheduled first, it wraps every unit and the others then
+ *       work inside the wrapped branches.
+ * </ul>
+ */
+public final class Composition {
+
+  private Composition() {}
+
+  /**
+   * A pair of schedule entries that cannot be combined.
+   *
+   * @param earlier the position of the entry that runs first, in the list given to {@link #check}
+   * @param later the position of the entry that cannot follow it
+   * @param reason why, in a sentence
+   */
+  public record Conflict(int earlier, int later, String reason) {}
+
+  /**
+   * Finds the entries of a schedule that cannot follow an earlier one; at most one conflict per
+   * later entry (with the first earlier entry that forbids it).
+   *
+   * @param applicationOrder the algorithms in the order they will be applied
+   * @return the conflicts, by later entry; empty when the schedule composes
+   */
+  public static List<Conflict> check(List<? extends Algorithm> applicationOrder) {
+    return check(applicationOrder, null);
+  }
+
+  /**
+   * Like {@link #check(List)}, knowing the epoch of every entry: {@code layer_freezing} after an
+   * earlier one at the same epoch that freezes at least as much is a conflict too.
+   *
+   * @param applicationOrder the algorithms in the order they will be applied
+   * @param epochs the epoch of each, same order; null when unknown
+   * @return the conflicts, by later entry; empty when the schedule composes
+   */
+  public static List<Conflict> check(
+      List<? extends Algorithm> applicationOrder, List<Integer> epochs) {
+    List<Conflict> conflicts = new ArrayList<>();
+    for (int j = 1; j < applicationOrder.size(); j++) {
+      for (int i = 0; i < j; i++) {
+        String reason =
+            conflict(
+                applicationOrder.get(i),
+                applicationOrder.get(j),
+                applicationOrder.subList(i + 1, j));
+        if (reason == null
+            && epochs != null
+            && epochs.get(i).equals(epochs.get(j))
+            && LayerFreezing.NAME.equals(applicationOrder.get(i).name())
+            && LayerFreezing.NAME.equals(applicationOrder.get(j).name())) {
+          reason = freezesNoMore(applicationOrder.get(i), applicationOrder.get(j));
+        }
+        if (reason != null) {
+          conflicts.add(new Conflict(i, j, reason));
+          break;
+        }
+      }
+    }
+    return conflicts;
+  }
+
+  /**
+   * Tells why {@code later} cannot follow {@code earlier}, or null when it can.
+   *
+   * @param earlier the algorithm applied first
+   * @param later the algorithm applied after it
+   * @param between the algorithms applied between the two, in order
+   * @return the reason, or null
+   */
+  public static String conflict(
+      Algorithm earlier, Algorithm later, List<? extends Algorithm> between) {
+    String first = earlier.name();
+    String second = later.name();
+    if (StochasticDepth.NAME.equals(second)
+        && (GhostBatchNorm.NAME.equals(first)
+            || SqueezeExcite.NAME.equals(first)
+            || Factorize.NAME.equals(first))) {
+      return second
+          + " recognises a ResNetV1 unit by a plain Conv2d in its residual branch and a Conv2d +"
+          + " BatchNorm shortcut, which "
+          + first
+          + " replaces, so it would skip units; schedule "
+          + second
+          + " before "
+          + first;
+    }
+    if (!first.equals(second)) {
+      return null;
+    }
+    Map<String, Object> a = earlier.hyperparameters();
+    Map<String, Object> b = later.hyperparameters();
+    String noOp = "the earlier entry already did everything this one would do, so it would change";
+    switch (second) {
+      case GhostBatchNorm.NAME:
+        return noOp + " nothing: every BatchNorm is a GhostBatchNormBlock, never replaced again";
+      case StochasticDepth.NAME:
+        return noOp + " nothing: every residual branch is wrapped, and never wrapped again";
+      case BlurPool.NAME:
+        boolean convsCovered =
+            !bool(b, "replace_convs")
+                || (bool(a, "replace_convs") && num(b, "min_channels") >= num(a, "min_channels"));
+        boolean poolsCovered = !bool(b, "replace_maxpools") || bool(a, "replace_maxpools");
+        return convsCovered && poolsCovered
+            ? noOp
+                + " nothing: a blurred layer is never blurred again (lower min_channels to blur"
+                + " more)"
+            : null;
+      case WeightStandardization.NAME:
+        double n0 = num(a, "n_last_layers_ignore");
+        double n1 = num(b, "n_last_layers_ignore");
+        boolean structureKept = between.stream().noneMatch(x -> Factorize.NAME.equals(x.name()));
+        return n0 == 0 || (n1 >= n0 && structureKept)
+            ? noOp + " nothing: every convolution it selects already standardizes its weight"
+            : null;
+      case SqueezeExcite.NAME:
+        return num(b, "min_channels") >= num(a, "min_channels")
+            ? noOp
+                + " nothing: a gated convolution is never gated again (lower min_channels to"
+                + " gate more)"
+            : null;
+      case Factorize.NAME:
+        boolean convs = covered(a, b, "factorize_convs", "min_channels", "latent_channels");
+        boolean gatesAdded = between.stream().anyMatch(x -> SqueezeExcite.NAME.equals(x.name()));
+        boolean linears =
+            covered(a, b, "factorize_linears", "min_features", "latent_features")
+                && (!bool(b, "factorize_linears") || !gatesAdded);
+        return convs && linears
+            ? noOp
+                + " nothing: the layers it selects are factorized already, and the layers of a"
+                + " factorized block are never factorized again"
+            : null;
+      default:
+        return null;
+    }
+  }
+
+  /** Layer freezing at the same epoch freezes more only with a later start or a higher level. */
+  private static String freezesNoMore(Algorithm earlier, Algorithm later) {
+    Map<String, Object> a = earlier.hyperparameters();
+    Map<String, Object> b = later.hyperparameters();
+    return num(b, "freeze_start") >= num(a, "freeze_start")
+            && num(b, "freeze_level") <= num(a, "freeze_level")
+        ? "at the same epoch, the earlier entry already froze every layer this one would freeze,"
+            + " so it would change nothing"
+        : null;
+  }
+
+  /** Whether the later factorize selects, for one layer kind, only what the earlier one did. */
+  private static boolean covered(
+      Map<String, Object> a, Map<String, Object> b, String flag, String min, String latent) {
+    return !bool(b, flag)
+        || (bool(a, flag)
+            && num(b, min) >= num(a, min)
+            && Objects.equals(num(b, latent), num(a, latent)));
+  }
+
+  private static boolean bool(Map<String, Object> values, String key) {
+    return Boolean.TRUE.equals(values.get(key));
+  }
+
+  private static double num(Map<String, Object> values, String key) {
+    return ((Number) values.get(key)).doubleValue();
+  }
+}

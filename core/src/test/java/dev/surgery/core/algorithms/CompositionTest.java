@@ -1,0 +1,224 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.training.ParameterStore;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.layers.AdoptingConv2d;
+import dev.surgery.core.layers.BlurConv2d;
+import dev.surgery.core.layers.FactorizedConv2d;
+import dev.surgery.core.layers.SqueezeExciteConv2d;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The convolution algorithms compose in either order, and the refused pairs are the no-ops. */
+class CompositionTest {
+
+  static final Shape INPUT = new Shape(2, 16, 8, 8);
+
+  @BeforeAll
+  static void register() {
+    LiveTraining.registerBuiltins();
+  }
+
+  /** conv(16 -> 32, 3x3, stride 2): a target of BlurPool, WS, Factorize and squeeze-excite. */
+  static SequentialBlock net(NDManager manager) {
+    SequentialBlock net = new SequentialBlock().add(LiveTraining.conv(32, 2));
+    Engine.getInstance().setRandomSeed(5);
+    net.initialize(manager, DataType.FLOAT32, INPUT);
+    return net;
+  }
+
+  static float[] forward(Block net, NDArray x) {
+    NDList out = net.forward(new ParameterStore(x.getManager(), false), new NDList(x), false);
+    return out.singletonOrThrow().toFloatArray();
+  }
+
+  static void apply(Block net, Algorithm... algorithms) {
+    for (Algorithm a : algorithms) {
+      a.apply(SurgeryContext.of(net));
+    }
+  }
+
+  static String structure(Block net) {
+    return BlockPaths.index(net).entrySet().stream()
+        .map(e -> e.getValue() + "=" + BlockPaths.typeName(e.getKey()) + standardized(e.getKey()))
+        .collect(Collectors.joining(", "));
+  }
+
+  static String standardized(Block b) {
+    return AdoptingConv2d.isWeightStandardized(b) ? "(ws)" : "";
+  }
+
+  /** W' = (W - mean) / sqrt(var + 1e-10) per output channel, in double precision. */
+  static float[] standardizeByHand(float[] w, int out) {
+    int n = w.length / out;
+    float[] r = new float[w.length];
+    for (int o = 0; o < out; o++) {
+      double mean = 0;
+      for (int i = 0; i < n; i++) {
+        mean += w[o * n + i];
+      }
+      mean /= n;
+      double var = 0;
+      for (int i = 0; i < n; i++) {
+        var += Math.pow(w[o * n + i] - mean, 2);
+      }
+      var /= n;
+      for (int i = 0; i < n; i++) {
+        r[o * n + i] = (float) ((w[o * n + i] - mean) / Math.sqrt(var + 1e-10));
+      }
+    }
+    return r;
+  }
+
+  @Test
+  void blurPoolAndWeightStandardizationGiveTheSameLayerInEitherOrder() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      NDArray x = manager.randomNormal(INPUT);
+      Algorithm ws = WeightStandardization.builder().build();
+      Algorithm bp = BlurPool.builder().build();
+
+      SequentialBlock wsThenBp = net(manager);
+      String weightId = wsThenBp.getParameters().get(0).getValue().getId();
+      float[] w = wsThenBp.getParameters().get(0).getValue().getArray().toFloatArray();
+      apply(wsThenBp, ws, bp);
+      SequentialBlock bpThenWs = net(manager);
+      apply(bpThenWs, bp, ws);
+
+      assertEquals("=SequentialBlock, 01BlurConv2d=BlurConv2d(ws)", structure(wsThenBp));
+      assertEquals(structure(wsThenBp), structure(bpThenWs));
+      // The same Parameter objects all along: the trainer's store and optimizer state stay valid.
+      assertEquals(weightId, wsThenBp.getParameters().get(0).getValue().getId());
+
+      // Oracle: a plain blurred convolution whose weight holds the standardized values.
+      SequentialBlock oracle = net(manager);
+      apply(oracle, bp);
+      NDArray weight = oracle.getParameters().get(0).getValue().getArray();
+      weight.set(standardizeByHand(w, 32));
+      float[] expected = forward(oracle, x);
+      float[] a = forward(wsThenBp, x);
+      float[] b = forward(bpThenWs, x);
+      assertArrayEquals(a, b);
+      assertArrayEquals(expected, a, 1e-4f);
+    }
+  }
+
+  @Test
+  void factorizeCarriesBlurAndStandardizationAndCommutesWithThem() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      NDArray x = manager.randomNormal(INPUT);
+      Algorithm ws = WeightStandardization.builder().build();
+      Algorithm bp = BlurPool.builder().optBlurFirst(false).build();
+      Algorithm f = Factorize.builder().optMinChannels(16).optLatentChannels(4).build();
+
+      SequentialBlock before = net(manager);
+      apply(before, bp, ws, f);
+      SequentialBlock after = net(manager);
+      apply(after, f, bp, ws);
+      String expected =
+          "=SequentialBlock, 01FactorizedConv2d=FactorizedConv2d,"
+              + " 01FactorizedConv2d/01BlurConv2d=BlurConv2d(ws),"
+              + " 01FactorizedConv2d/02WeightStandardizedConv2d=WeightStandardizedConv2d(ws)";
+      assertEquals(expected, structure(before));
+      assertEquals(expected, structure(after));
+      BlurConv2d first = (BlurConv2d) BlockPaths.resolve(before, "01FactorizedConv2d/01BlurConv2d");
+      assertFalse(first.isBlurFirst(), "the blur keeps its order");
+      // Both start from the truncated SVD of the same trained weight: the same model.
+      assertArrayEquals(forward(before, x), forward(after, x));
+    }
+  }
+
+  @Test
+  void squeezeExciteGatesAFactorizedConvolutionInEitherOrder() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Algorithm se = SqueezeExcite.builder().optMinChannels(16).optLatentChannels(4).build();
+      Algorithm f = Factorize.builder().optMinChannels(16).optLatentChannels(4).build();
+      Algorithm ws = WeightStandardization.builder().build();
+
+      SequentialBlock seFirst = net(manager);
+      apply(seFirst, ws, se, f);
+      SequentialBlock fFirst = net(manager);
+      apply(fFirst, ws, f, se);
+      String expected =
+          "=SequentialBlock, 01SqueezeExciteConv2d=SqueezeExciteConv2d,"
+              + " 01SqueezeExciteConv2d/01FactorizedConv2d=FactorizedConv2d,";
+      assertTrue(structure(seFirst).startsWith(expected), structure(seFirst));
+      assertEquals(
+          structure(seFirst).replace("01WeightStandardizedConv2d", "X"),
+          structure(fFirst).replace("01WeightStandardizedConv2d", "X"));
+      SqueezeExciteConv2d gated = (SqueezeExciteConv2d) seFirst.getChildren().valueAt(0);
+      assertTrue(gated.getConv() instanceof FactorizedConv2d);
+
+      // A second squeeze-excite finds nothing left to gate, in the layer or inside it.
+      assertTrue(se.apply(SurgeryContext.of(seFirst)).isEmpty());
+      assertTrue(se.apply(SurgeryContext.of(fFirst)).isEmpty());
+    }
+  }
+
+  @Test
+  void aWrapperKeysItsChildAfterWhatItHolds() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = net(manager);
+      apply(
+          net,
+          WeightStandardization.builder().build(),
+          SqueezeExcite.builder().optMinChannels(16).build());
+      Block conv = BlockPaths.resolve(net, "01SqueezeExciteConv2d/01WeightStandardizedConv2d");
+      assertSame(((SqueezeExciteConv2d) net.getChildren().valueAt(0)).getConv(), conv);
+      // BlurPool then replaces it inside the wrapper, and the key follows the new class.
+      apply(net, BlurPool.builder().build());
+      Block blurred = BlockPaths.resolve(net, "01SqueezeExciteConv2d/01BlurConv2d");
+      assertTrue(AdoptingConv2d.isWeightStandardized(blurred), structure(net));
+    }
+  }
+
+  @Test
+  void compositionRules() {
+    Algorithm bp = BlurPool.builder().build();
+    Algorithm bpLower = BlurPool.builder().optMinChannels(8).build();
+    Algorithm gbn = GhostBatchNorm.builder().build();
+    Algorithm sd = StochasticDepth.builder().build();
+    Algorithm ws = WeightStandardization.builder().build();
+    Algorithm f = Factorize.builder().build();
+    Algorithm se = SqueezeExcite.builder().build();
+    Algorithm lf = LayerFreezing.builder().build();
+
+    assertTrue(Composition.conflict(bp, bp, List.of()).contains("change nothing"));
+    assertNull(Composition.conflict(bp, bpLower, List.of()));
+    assertTrue(Composition.conflict(bpLower, bp, List.of()).contains("change nothing"));
+    assertTrue(Composition.conflict(gbn, sd, List.of()).contains("schedule stochastic_depth"));
+    assertNull(Composition.conflict(sd, gbn, List.of()));
+    assertNull(Composition.conflict(ws, bp, List.of()));
+    assertNull(Composition.conflict(bp, ws, List.of()));
+    assertTrue(Composition.conflict(ws, ws, List.of(f)) != null);
+    assertTrue(Composition.conflict(f, f, List.of(bp)) != null);
+    // Gate layers added in between may be factorized by the second factorize.
+    assertNull(Composition.conflict(f, f, List.of(se)));
+    assertNull(Composition.conflict(lf, lf, List.of()));
+
+    List<Composition.Conflict> found =
+        Composition.check(List.of(lf, ws, lf, lf), List.of(1, 1, 1, 2));
+    assertEquals(List.of(new Composition.Conflict(0, 2, found.get(0).reason())), found);
+    assertEquals(
+        Map.of(),
+        Composition.check(List.of(sd, ws, bp, se, f, gbn, lf)).stream()
+            .collect(Collectors.toMap(c -> c.later(), c -> c.reason())));
+  }
+}
