@@ -24,6 +24,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.FactorizedLinear;
 import java.util.ArrayList;
@@ -58,32 +59,55 @@ class WeightCopyFaultTest {
     Faults.install(null);
   }
 
-  /** Everything a failed surgery must leave exactly as it was. */
+  /**
+   * Everything a failed surgery must leave exactly as it was: structure, values, store, optimizer
+   * state and update counts, the birth marks of born parameters, and the very optimizer object the
+   * parameter server holds (the user's, or the birth-aware stand-in that was there before).
+   */
   record BeforeState(
       String structure,
       Map<String, float[]> values,
       Set<String> storeIds,
       Map<String, float[]> state,
-      Map<String, Integer> updateCounts) {
+      Map<String, Integer> updateCounts,
+      Map<String, Integer> births,
+      Object heldOptimizer) {
 
     static BeforeState of(Block root, Trainer trainer) {
+      BirthAwareOptimizer stand = DjlInternals.birthAwareOptimizer(trainer, false);
+      Map<String, Integer> births = new TreeMap<>();
+      if (stand != null) {
+        for (String id : Fixtures.storeIds(trainer)) {
+          if (stand.birthOf(id) != null) {
+            births.put(id, stand.birthOf(id));
+          }
+        }
+      }
       return new BeforeState(
           root.toString(),
           Fixtures.snapshot(root),
           Fixtures.storeIds(trainer),
           Fixtures.stateValues(trainer),
-          new TreeMap<>(DjlInternals.updateCounts(DjlInternals.optimizer(trainer))));
+          new TreeMap<>(DjlInternals.updateCounts(DjlInternals.optimizer(trainer))),
+          births,
+          stand != null ? stand : DjlInternals.optimizer(trainer));
     }
 
     void assertUnchanged(Block root, Trainer trainer) {
       BeforeState now = of(root, trainer);
       assertEquals(structure, now.structure);
       assertEquals(values.keySet(), now.values.keySet(), "parameter ids, in order");
+      assertEquals(
+          new ArrayList<>(values.keySet()),
+          new ArrayList<>(now.values.keySet()),
+          "parameter order");
       values.forEach((id, v) -> assertArrayEquals(v, now.values.get(id), "parameter " + id));
       assertEquals(storeIds, now.storeIds);
       assertEquals(state.keySet(), now.state.keySet());
       state.forEach((k, v) -> assertArrayEquals(v, now.state.get(k), "optimizer state " + k));
       assertEquals(updateCounts, now.updateCounts);
+      assertEquals(births, now.births, "birth marks");
+      assertSame(heldOptimizer, now.heldOptimizer, "the optimizer the parameter server holds");
     }
   }
 
