@@ -1,7 +1,6 @@
 package dev.surgery.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -17,6 +16,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Dataset;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
+import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
@@ -29,8 +29,8 @@ import java.util.function.Supplier;
  * A subject model and a control twin built alike, with the same initial values and the same
  * optimizer settings, trained on the same batches. The control never undergoes surgery, so after a
  * failed (rolled back) surgery the subject must match it bit for bit: parameters, optimizer state,
- * update counts and the optimizer object its parameter server holds, before and after more
- * training.
+ * update counts, birth marks and the optimizer object its parameter server holds, before and after
+ * more training. A successful surgery both are to share goes through {@link #surgeryOnBoth}.
  */
 final class ControlTwin implements AutoCloseable {
 
@@ -122,13 +122,37 @@ final class ControlTwin implements AutoCloseable {
       assertEquals(
           controlCounts.get(c.getId()), subjectCounts.get(s.getId()), "update count, " + where);
     }
-    assertNull(
-        DjlInternals.birthAwareOptimizer(controlTrainer, false),
-        "the control never has a stand-in");
-    assertNull(
-        DjlInternals.birthAwareOptimizer(subjectTrainer, false), "no stand-in left behind " + when);
     assertSame(subjectOptimizerObject, subjectOptimizer, "the user's optimizer object " + when);
+    // The birth-aware stand-in: there exactly when the control has one, with the same marks.
+    BirthAwareOptimizer subjectStand = DjlInternals.birthAwareOptimizer(subjectTrainer, false);
+    BirthAwareOptimizer controlStand = DjlInternals.birthAwareOptimizer(controlTrainer, false);
+    assertEquals(controlStand == null, subjectStand == null, "stand-in installed " + when);
+    if (controlStand != null) {
+      assertSame(subjectOptimizerObject, subjectStand.getDelegate(), "stand-in's delegate " + when);
+      for (int i = 0; i < mine.size(); i++) {
+        assertEquals(
+            controlStand.birthOf(theirs.get(i).getId()),
+            subjectStand.birthOf(mine.get(i).getId()),
+            "birth mark of parameter #" + i + " " + when);
+      }
+    }
     assertTrue(subjectCounts.keySet().stream().allMatch(Fixtures.modelIds(subjectRoot)::contains));
+  }
+
+  /**
+   * Runs the same successful surgery on subject and control, each with its own trainer.
+   *
+   * @param policies the replacement policies
+   */
+  void surgeryOnBoth(Map<Class<? extends Block>, ReplacementFunction> policies) {
+    Map<Block, Block> a =
+        ModuleSurgery.replaceModuleClasses(
+            subjectRoot, policies, List.of(subjectTrainer), false, null);
+    Map<Block, Block> b =
+        ModuleSurgery.replaceModuleClasses(
+            controlRoot, policies, List.of(controlTrainer), false, null);
+    assertEquals(b.size(), a.size(), "the same surgery on both");
+    assertTrue(!a.isEmpty(), "the surgery changed something");
   }
 
   static List<Parameter> parameters(Block root) {
