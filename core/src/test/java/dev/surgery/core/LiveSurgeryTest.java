@@ -23,7 +23,6 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
-import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
@@ -614,22 +613,5 @@ class LiveSurgeryTest {
       }
       trainer.step();
     }
-  }
-
-  static float meanLoss(Trainer trainer, ArrayDataset dataset) {
-    float sum = 0;
-    int n = 0;
-    try {
-      for (Batch batch : trainer.iterateDataset(dataset)) {
-        try (batch) {
-          NDList predictions = trainer.evaluate(batch.getData());
-          sum += trainer.getLoss().evaluate(batch.getLabels(), predictions).getFloat();
-          n++;
-        }
-      }
-    } catch (Exception e) {
-      throw new IllegalStateException(e);
-    }
-    return sum / n;
   }
 }
