@@ -56,7 +56,8 @@ final class FinitenessGuard {
     for (Map.Entry<String, Map<String, Map<Device, NDArray>>> state : states.entrySet()) {
       for (Map.Entry<String, Map<Device, NDArray>> perParameter : state.getValue().entrySet()) {
         for (NDArray array : perParameter.getValue().values()) {
-          check(array, "optimizer state " + state.getKey() + " of " + perParameter.getKey(), bad);
+          String of = names.getOrDefault(perParameter.getKey(), perParameter.getKey());
+          check(array, "optimizer state " + state.getKey() + " of " + of, bad);
         }
       }
     }
