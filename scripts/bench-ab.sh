@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs one benchmark main class under two class paths in balanced order A, B, B, A (the first JVM of a pair
+# tends to run slower, whichever it is) and prints each run's table with the time and the load average.
+#
+# Usage: scripts/bench-ab.sh A_CLASSPATH_FILE B_CLASSPATH_FILE MAIN_CLASS [ARGS...]
+# Each file holds one class path line, e.g. the samples, core and trainer-integration target/classes folders of a
+# checkout followed by `mvn -pl samples dependency:build-classpath` output without the dev.surgery jars.
+set -euo pipefail
+if [ "$#" -lt 3 ]; then
+  sed -n '2,7p' "$0" >&2
+  exit 2
+fi
+export DJL_OFFLINE=true OPT_OUT_TRACKING=true
+a_cp=$(cat "$1")
+b_cp=$(cat "$2")
+main=$3
+shift 3
+for who in A B B A; do
+  if [ "$who" = A ]; then cp=$a_cp; else cp=$b_cp; fi
+  echo "=== $who $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)"
+  java -Dai.djl.offline=true -Xmx2g -cp "$cp" "$main" "$@" 2>&1 | grep -v 'INFO\|WARN' || true
+done
