@@ -14,6 +14,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.BiConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -276,25 +277,20 @@ public final class ModuleSurgery {
    */
   public static void freezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
-    Journal journal = new Journal();
-    TrainerSurgery surgery = new TrainerSurgery(journal);
-    try {
-      for (Parameter p : parameters) {
-        if (p.requiresGradient()) {
-          p.freeze(true);
-          journal.onRollback(() -> p.freeze(false));
-        }
-        if (optimizers != null) {
-          for (Trainer t : optimizers) {
-            surgery.dropState(t, p);
+    allOrNothing(
+        (journal, surgery) -> {
+          for (Parameter p : parameters) {
+            if (p.requiresGradient()) {
+              p.freeze(true);
+              journal.onRollback(() -> p.freeze(false));
+            }
+            if (optimizers != null) {
+              for (Trainer t : optimizers) {
+                surgery.dropState(t, p);
+              }
+            }
           }
-        }
-      }
-      journal.commit();
-    } catch (RuntimeException e) {
-      journal.rollback(e);
-      throw e;
-    }
+        });
   }
 
   /**
@@ -307,24 +303,31 @@ public final class ModuleSurgery {
    */
   public static void unfreezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
-    Journal journal = new Journal();
-    TrainerSurgery surgery = new TrainerSurgery(journal);
-    try {
-      for (Parameter p : parameters) {
-        if (p.requiresGradient()) {
-          continue;
-        }
-        p.freeze(false);
-        journal.onRollback(() -> p.freeze(true));
-        if (optimizers != null) {
-          for (Trainer t : optimizers) {
-            if (TrainerSurgery.holds(t, p)) {
-              surgery.dropState(t, p);
-              surgery.restartTraining(t, p);
+    allOrNothing(
+        (journal, surgery) -> {
+          for (Parameter p : parameters) {
+            if (p.requiresGradient()) {
+              continue;
+            }
+            p.freeze(false);
+            journal.onRollback(() -> p.freeze(true));
+            if (optimizers != null) {
+              for (Trainer t : optimizers) {
+                if (TrainerSurgery.holds(t, p)) {
+                  surgery.dropState(t, p);
+                  surgery.restartTraining(t, p);
+                }
+              }
             }
           }
-        }
-      }
+        });
+  }
+
+  /** Runs trainer changes under one journal: committed when all succeed, else rolled back. */
+  private static void allOrNothing(BiConsumer<Journal, TrainerSurgery> changes) {
+    Journal journal = new Journal();
+    try {
+      changes.accept(journal, new TrainerSurgery(journal));
       journal.commit();
     } catch (RuntimeException e) {
       journal.rollback(e);

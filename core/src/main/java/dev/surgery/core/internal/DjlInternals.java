@@ -692,15 +692,22 @@ public final class DjlInternals {
       m.setAccessible(true);
       return m;
     } catch (NoSuchMethodException | RuntimeException e) {
-      throw new DjlInternalsException(
-          "DJL changed: cannot access method "
-              + owner.getName()
-              + "."
-              + name
-              + " that DJL Surgery needs (built for DJL 0.36.0): "
-              + e,
-          e);
+      throw inaccessible("method", owner, name, e);
     }
+  }
+
+  private static DjlInternalsException inaccessible(
+      String kind, Class<?> owner, String name, Exception cause) {
+    return new DjlInternalsException(
+        "DJL changed: cannot access "
+            + kind
+            + " "
+            + owner.getName()
+            + "."
+            + name
+            + " that DJL Surgery needs (built for DJL 0.36.0): "
+            + cause,
+        cause);
   }
 
   // ---------------------------------------------------------------- reflection plumbing
@@ -727,14 +734,7 @@ public final class DjlInternals {
       if (e instanceof DjlInternalsException d) {
         throw d;
       }
-      throw new DjlInternalsException(
-          "DJL changed: cannot access field "
-              + owner.getName()
-              + "."
-              + name
-              + " that DJL Surgery needs (built for DJL 0.36.0): "
-              + e,
-          e);
+      throw inaccessible("field", owner, name, e);
     }
   }
 
