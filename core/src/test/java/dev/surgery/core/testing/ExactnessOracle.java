@@ -342,13 +342,38 @@ public final class ExactnessOracle implements AutoCloseable {
    * @throws Exception on I/O or model errors
    */
   public void reloadSubject(java.nio.file.Path directory) throws Exception {
+    reloadSubject(directory, Model::load);
+  }
+
+  /** How a saved model is loaded back (DJL's own {@code Model.load}, or a checkpoint loader). */
+  @FunctionalInterface
+  public interface Loader {
+    /**
+     * Loads the parameters saved under {@code name} in {@code directory} into {@code model}.
+     *
+     * @param model a fresh model of the same architecture
+     * @param directory the directory
+     * @param name the model name
+     * @throws Exception on I/O or model errors
+     */
+    void load(Model model, java.nio.file.Path directory, String name) throws Exception;
+  }
+
+  /**
+   * Like {@link #reloadSubject(java.nio.file.Path)}, loading with the given loader.
+   *
+   * @param directory where to save
+   * @param loader how to load the saved subject into a fresh model
+   * @throws Exception on I/O or model errors
+   */
+  public void reloadSubject(java.nio.file.Path directory, Loader loader) throws Exception {
     subject.save(directory, "subject");
     subjectTrainer.close();
     subject.close();
     List<TinyDense> layers = new ArrayList<>();
     int extra = subjectLayers.size() - 3;
     subject = model("subject", extra, layers);
-    subject.load(directory, "subject");
+    loader.load(subject, directory, "subject");
     subjectLayers = layers;
     subjectTrainer = trainer(subject, kind.resumed(step));
   }
