@@ -94,7 +94,8 @@ class TargetsConfigTest {
               SurgeryFailedException.class,
               () -> EasyTrain.fit(trainer, 2, TestModels.dataset(data, 5), null));
       assertTrue(e.getMessage().contains("surgery.yaml:3:5"), e.getMessage());
-      assertTrue(e.getMessage().contains("[**/07BatchNorm] match no block"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("pattern '**/07BatchNorm' matches no block"), e.getMessage());
       assertEquals(before, TestModels.structure(model.getBlock()));
     }
   }

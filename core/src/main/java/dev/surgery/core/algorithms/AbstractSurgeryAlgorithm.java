@@ -180,7 +180,8 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
       return null;
     }
     Targets.Selection selection = targets.select(root);
-    if (!selection.unmatchedIncludes().isEmpty()) {
+    List<String> unmatched = selection.unmatchedIncludes();
+    if (!unmatched.isEmpty()) {
       List<String> examples = new ArrayList<>();
       for (String path : BlockPaths.index(root).values()) {
         if (!path.isEmpty() && examples.size() < 4) {
@@ -191,9 +192,11 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
           null,
           name()
               + ": include "
-              + (selection.unmatchedIncludes().size() == 1 ? "pattern " : "patterns ")
-              + selection.unmatchedIncludes()
-              + " match no block of the model (block paths look like "
+              + (unmatched.size() == 1 ? "pattern " : "patterns ")
+              + "'"
+              + String.join("', '", unmatched)
+              + (unmatched.size() == 1 ? "' matches" : "' match")
+              + " no block of the model (block paths look like "
               + String.join(", ", examples)
               + "; type patterns are written type:Conv2d)");
     }
