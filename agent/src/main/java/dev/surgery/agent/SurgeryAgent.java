@@ -12,6 +12,7 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Predicate;
 
 /**
  * The {@code -javaagent} entry point: attaches a {@code SurgeryListener} built from a YAML config
@@ -126,6 +127,18 @@ public final class SurgeryAgent {
    * @return problems as {@code path:0:0: message} lines (the whole file is concerned)
    */
   static List<String> checkFile(String given) {
+    return checkFile(given, Files::isReadable);
+  }
+
+  /**
+   * Checks that the config file can be read, asking {@code readable} whether this process may read
+   * it: a seam for tests, since root may read even mode-000 files.
+   *
+   * @param given the path as the user wrote it
+   * @param readable whether this process may read a path ({@link Files#isReadable} outside tests)
+   * @return problems as {@code path:0:0: message} lines (the whole file is concerned)
+   */
+  static List<String> checkFile(String given, Predicate<Path> readable) {
     Path path;
     try {
       path = Path.of(given);
@@ -146,7 +159,7 @@ public final class SurgeryAgent {
     if (!Files.isRegularFile(path)) {
       return List.of(where + "is not a regular file");
     }
-    if (!Files.isReadable(path)) {
+    if (!readable.test(path)) {
       return List.of(where + "the config file cannot be read (permission denied)");
     }
     return List.of();

@@ -3,8 +3,12 @@ package dev.surgery.agent;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -48,5 +52,29 @@ class SurgeryAgentTest {
     assertEquals(
         List.of(a + ":0:0: the config file is a broken or looping symbolic link"),
         SurgeryAgent.checkFile(a.toString()));
+  }
+
+  /**
+   * Mode 000 is reported as permission denied. CI runs as root, which may read mode-000 files, so
+   * the check asks a predicate that answers as the kernel answers a non-root owner.
+   */
+  @Test
+  void unreadableFile() throws Exception {
+    Path file = Files.writeString(dir.resolve("secret.yaml"), "algorithms: []\n");
+    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("---------"));
+    assertEquals(
+        List.of(file + ":0:0: the config file cannot be read (permission denied)"),
+        SurgeryAgent.checkFile(file.toString(), SurgeryAgentTest::ownerMayRead));
+    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("r--------"));
+    assertEquals(
+        List.of(), SurgeryAgent.checkFile(file.toString(), SurgeryAgentTest::ownerMayRead));
+  }
+
+  private static boolean ownerMayRead(Path file) {
+    try {
+      return Files.getPosixFilePermissions(file).contains(PosixFilePermission.OWNER_READ);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
   }
 }

@@ -35,31 +35,39 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Many live surgeries in one JVM on a small CNN with a live Adam trainer: a weight-copying
  * replacement of both convolutions and its reversal, alternately, through {@link
- * ModuleSurgery#replaceModuleClasses}, with a training step after every fifth surgery. The number
- * of open NDArrays (every array of DJL's manager tree, plus the optimizer state DJL keeps outside
- * it) and the process RSS must stay flat; every array a surgery takes out must be freed.
+ * ModuleSurgery#replaceModuleClasses}, with a training step after every fifth surgery. Every array
+ * a surgery takes out must be freed, and the number of open NDArrays (every array of DJL's manager
+ * tree, plus the optimizer state DJL keeps outside it) must be the same after every surgery once
+ * warmed up: exactly, not within a margin.
  *
- * <p>{@link #shortSoak} (100 surgeries) runs in {@code mvn verify} and allows no growth of the
- * open-array count at all. {@link #fullSoak} (1,000 surgeries, RSS and arrays within 5%) runs with
- * {@code mvn -Psoak -pl core test} (the profile sets {@code surgery.soak.cycles}).
+ * <p>{@link #shortSoak} (100 surgeries) runs in {@code mvn verify}; {@link #fullSoak} (1,000
+ * surgeries, tag {@value #SOAK}) runs with {@code mvn -Psoak -pl core test} and is excluded
+ * otherwise. Both log the process RSS but assert nothing about it: it is not a signal at this
+ * scale. The arrays taken out after warm-up total about 4 MB over 100 surgeries and 50 MB over
+ * 1,000, and RSS moved by +5.6 % (12 MB) and +7.2 % (35 MB) in such runs with every array freed
+ * (JIT, malloc arenas, heap growth, a shared machine); the exact array count is the leak check, and
+ * it fails on a replacement that leaks one 4-float array per copy.
  */
 class SoakTest {
 
   private static final Logger logger = LoggerFactory.getLogger(SoakTest.class);
 
+  /** The JUnit tag of the long soak, which the default build excludes (see core/pom.xml). */
+  static final String SOAK = "soak";
+
   private static final Shape INPUT = new Shape(8, 3, 8, 8);
 
   /** Surgeries before the baseline is taken (lets DJL, PyTorch and the JIT settle): 10%, >= 20. */
   private static int warmUp(int cycles) {
-    return Math.max(20, cycles / 10);
+    return Math.max(20, cycles / 10 / 5 * 5); // a multiple of 5: the baseline follows a step
   }
 
   /** A convolution the soak swaps in and back out, distinguishable by class. */
@@ -75,16 +83,16 @@ class SoakTest {
       int trainingSteps,
       long arraysFreed,
       long bytesFreed,
+      long bytesFreedAfterWarmUp,
       int arraysAfterWarmUp,
       int arraysAtEnd,
       int maxArrays,
+      int minArrays,
+      int maxArraysBetweenSteps,
+      int minArraysBetweenSteps,
       long rssKbAfterWarmUp,
       long rssKbAtEnd,
       long maxRssKb) {
-
-    double arrayGrowth() {
-      return (arraysAtEnd - arraysAfterWarmUp) / (double) arraysAfterWarmUp;
-    }
 
     double rssGrowth() {
       return (rssKbAtEnd - rssKbAfterWarmUp) / (double) rssKbAfterWarmUp;
@@ -94,18 +102,21 @@ class SoakTest {
     public String toString() {
       return String.format(
           Locale.ROOT,
-          "%d surgeries, %d training steps, %,d arrays (%,d kB) taken out and freed: open NDArrays %d"
-              + " after warm-up, %d at the end"
-              + " (max %d, %+.2f%%); RSS %,d kB after warm-up, %,d kB at the end (max %,d kB,"
-              + " %+.2f%%)",
+          "%d surgeries, %d training steps, %,d arrays (%,d kB; %,d kB after warm-up) taken out and"
+              + " freed: open NDArrays %d after warm-up, %d at the end (after steps %d to %d, between"
+              + " steps %d to %d); RSS %,d kB after"
+              + " warm-up, %,d kB at the end (max %,d kB, %+.2f%%)",
           cycles,
           trainingSteps,
           arraysFreed,
           bytesFreed / 1024,
+          bytesFreedAfterWarmUp / 1024,
           arraysAfterWarmUp,
           arraysAtEnd,
+          minArrays,
           maxArrays,
-          100 * arrayGrowth(),
+          minArraysBetweenSteps,
+          maxArraysBetweenSteps,
           rssKbAfterWarmUp,
           rssKbAtEnd,
           maxRssKb,
@@ -115,24 +126,27 @@ class SoakTest {
 
   @Test
   void shortSoak() throws Exception {
-    Figures f = soak(100);
-    assertEquals(f.arraysAfterWarmUp(), f.arraysAtEnd(), f.toString());
-    assertEquals(f.arraysAfterWarmUp(), f.maxArrays(), "arrays never pile up between checks: " + f);
-    // 100 surgeries are too few for a tight RSS bound (allocator and JIT noise); 25% still
-    // catches a leak of the copied weights, which would grow without bound.
-    if (f.rssKbAfterWarmUp() > 0) {
-      assertTrue(f.rssGrowth() < 0.25, f.toString());
-    }
+    assertArraysFlat(soak(100));
   }
 
   @Test
-  @EnabledIfSystemProperty(named = "surgery.soak.cycles", matches = "\\d+")
+  @Tag(SOAK)
   void fullSoak() throws Exception {
-    int cycles = Integer.parseInt(System.getProperty("surgery.soak.cycles"));
-    Figures f = soak(cycles);
-    assertTrue(Math.abs(f.arrayGrowth()) <= 0.05, f.toString());
-    assertTrue(f.rssKbAfterWarmUp() > 0, "no VmRSS in /proc/self/status on this system");
-    assertTrue(Math.abs(f.rssGrowth()) <= 0.05, f.toString());
+    assertArraysFlat(soak(Integer.getInteger("surgery.soak.cycles", 1000)));
+  }
+
+  /**
+   * After warm-up the open-array count is the same after every surgery: no growth at all. Two
+   * phases differ by the gradient arrays (a copied parameter has none until the next step), so each
+   * is compared with itself: the cycles that end with a training step, then those that do not.
+   */
+  private static void assertArraysFlat(Figures f) {
+    assertTrue(f.arraysAfterWarmUp() > 0, f.toString());
+    assertEquals(f.arraysAfterWarmUp(), f.arraysAtEnd(), f.toString());
+    assertEquals(f.arraysAfterWarmUp(), f.maxArrays(), "arrays never pile up between checks: " + f);
+    assertEquals(f.arraysAfterWarmUp(), f.minArrays(), "arrays never drop between checks: " + f);
+    assertTrue(f.minArraysBetweenSteps() > 0, f.toString());
+    assertEquals(f.minArraysBetweenSteps(), f.maxArraysBetweenSteps(), "between steps: " + f);
   }
 
   private static Figures soak(int cycles) throws Exception {
@@ -164,9 +178,13 @@ class SoakTest {
       int steps = 0;
       long departed = 0;
       long departedBytes = 0;
+      long departedBytesAfterWarmUp = 0;
       int arraysAfterWarmUp = -1;
       long rssAfterWarmUp = -1;
       int maxArrays = 0;
+      int minArrays = Integer.MAX_VALUE;
+      int maxBetweenSteps = 0;
+      int minBetweenSteps = Integer.MAX_VALUE;
       long maxRss = 0;
       List<String> samples = new ArrayList<>();
       int warmUp = warmUp(cycles);
@@ -195,6 +213,9 @@ class SoakTest {
         departed += reachableBefore.size();
         for (NDArray gone : reachableBefore) {
           departedBytes += bytes.get(gone);
+          if (cycle > warmUp) {
+            departedBytesAfterWarmUp += bytes.get(gone);
+          }
         }
         assertEquals(Fixtures.modelIds(net), Fixtures.storeIds(trainer), "cycle " + cycle);
         for (Set<String> keys : Fixtures.stateKeys(trainer).values()) {
@@ -204,18 +225,29 @@ class SoakTest {
           trainStep(trainer, x, y);
           steps++;
         }
-        if (cycle == warmUp || cycle == cycles || cycle % 50 == 0) {
+        if (cycle >= warmUp) {
+          // The open-array count after every surgery, not only at the samples: exact per phase.
           int arrays = openArrays(model, trainer).size();
-          long rss = rssKbAfterGc();
-          if (cycle >= warmUp) {
+          if (cycle % 5 == 0) {
             maxArrays = Math.max(maxArrays, arrays);
-            maxRss = Math.max(maxRss, rss);
+            minArrays = Math.min(minArrays, arrays);
+          } else {
+            maxBetweenSteps = Math.max(maxBetweenSteps, arrays);
+            minBetweenSteps = Math.min(minBetweenSteps, arrays);
           }
           if (cycle == warmUp) {
             arraysAfterWarmUp = arrays;
+          }
+        }
+        if (cycle == warmUp || cycle == cycles || cycle % 50 == 0) {
+          long rss = rssKbAfterGc();
+          if (cycle >= warmUp) {
+            maxRss = Math.max(maxRss, rss);
+          }
+          if (cycle == warmUp) {
             rssAfterWarmUp = rss;
           }
-          samples.add(cycle + ":" + arrays + "/" + rss);
+          samples.add(cycle + ":" + openArrays(model, trainer).size() + "/" + rss);
         }
       }
       int arraysAtEnd = openArrays(model, trainer).size();
@@ -226,9 +258,13 @@ class SoakTest {
               steps,
               departed,
               departedBytes,
+              departedBytesAfterWarmUp,
               arraysAfterWarmUp,
               arraysAtEnd,
               Math.max(maxArrays, arraysAtEnd),
+              Math.min(minArrays, arraysAtEnd),
+              maxBetweenSteps,
+              minBetweenSteps,
               rssAfterWarmUp,
               rssAtEnd,
               Math.max(maxRss, rssAtEnd));

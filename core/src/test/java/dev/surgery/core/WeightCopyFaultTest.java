@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -18,16 +17,13 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
-import ai.djl.training.DefaultTrainingConfig;
-import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
+import ai.djl.training.dataset.ArrayDataset;
+import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.FactorizedLinear;
+import dev.surgery.core.testing.OptimizerKind;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -35,10 +31,14 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Failures inside weight copying, the step of a live surgery that reads the old block's arrays into
@@ -58,32 +58,55 @@ class WeightCopyFaultTest {
     Faults.install(null);
   }
 
-  /** Everything a failed surgery must leave exactly as it was. */
+  /**
+   * Everything a failed surgery must leave exactly as it was: structure, values, store, optimizer
+   * state and update counts, the birth marks of born parameters, and the very optimizer object the
+   * parameter server holds (the user's, or the birth-aware stand-in that was there before).
+   */
   record BeforeState(
       String structure,
       Map<String, float[]> values,
       Set<String> storeIds,
       Map<String, float[]> state,
-      Map<String, Integer> updateCounts) {
+      Map<String, Integer> updateCounts,
+      Map<String, Integer> births,
+      Object heldOptimizer) {
 
     static BeforeState of(Block root, Trainer trainer) {
+      BirthAwareOptimizer stand = DjlInternals.birthAwareOptimizer(trainer, false);
+      Map<String, Integer> births = new TreeMap<>();
+      if (stand != null) {
+        for (String id : Fixtures.storeIds(trainer)) {
+          if (stand.birthOf(id) != null) {
+            births.put(id, stand.birthOf(id));
+          }
+        }
+      }
       return new BeforeState(
           root.toString(),
           Fixtures.snapshot(root),
           Fixtures.storeIds(trainer),
           Fixtures.stateValues(trainer),
-          new TreeMap<>(DjlInternals.updateCounts(DjlInternals.optimizer(trainer))));
+          new TreeMap<>(DjlInternals.updateCounts(DjlInternals.optimizer(trainer))),
+          births,
+          stand != null ? stand : DjlInternals.optimizer(trainer));
     }
 
     void assertUnchanged(Block root, Trainer trainer) {
       BeforeState now = of(root, trainer);
       assertEquals(structure, now.structure);
       assertEquals(values.keySet(), now.values.keySet(), "parameter ids, in order");
+      assertEquals(
+          new ArrayList<>(values.keySet()),
+          new ArrayList<>(now.values.keySet()),
+          "parameter order");
       values.forEach((id, v) -> assertArrayEquals(v, now.values.get(id), "parameter " + id));
       assertEquals(storeIds, now.storeIds);
       assertEquals(state.keySet(), now.state.keySet());
       state.forEach((k, v) -> assertArrayEquals(v, now.state.get(k), "optimizer state " + k));
       assertEquals(updateCounts, now.updateCounts);
+      assertEquals(births, now.births, "birth marks");
+      assertSame(heldOptimizer, now.heldOptimizer, "the optimizer the parameter server holds");
     }
   }
 
@@ -106,11 +129,6 @@ class WeightCopyFaultTest {
         .add(Linear.builder().setUnits(4).build());
   }
 
-  private static DefaultTrainingConfig adam() {
-    return new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
-        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
-  }
-
   /**
    * Like {@link Fixtures#copyOf} but stops after copying the weight: the bias copy "fails".
    *
@@ -125,18 +143,33 @@ class WeightCopyFaultTest {
     throw new IllegalStateException("disk full while copying the bias of a Conv2d");
   }
 
-  @ParameterizedTest(name = "copy fails in replacement {0}")
-  @ValueSource(ints = {1, 2, 3})
-  void halfDoneCopyInTheKthReplacementIsRolledBack(int k) throws Exception {
-    SequentialBlock net = threeConvNet();
-    try (Model model = Fixtures.model("copy-fault-" + k, net);
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(adam())) {
-      trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+  static Stream<Arguments> replacementAndOptimizer() {
+    List<Arguments> cases = new ArrayList<>();
+    for (int k = 1; k <= 3; k++) {
+      for (OptimizerKind kind : RollbackTest.ROLLBACK_OPTIMIZERS) {
+        cases.add(Arguments.of(k, kind));
+      }
+    }
+    return cases.stream();
+  }
+
+  static Stream<OptimizerKind> optimizers() {
+    return RollbackTest.ROLLBACK_OPTIMIZERS.stream();
+  }
+
+  @ParameterizedTest(name = "copy fails in replacement {0} under {1}")
+  @MethodSource("replacementAndOptimizer")
+  void halfDoneCopyInTheKthReplacementIsRolledBack(int k, OptimizerKind kind) throws Exception {
+    try (ControlTwin twin =
+            new ControlTwin("copy-fault-" + k, WeightCopyFaultTest::threeConvNet, kind, INPUT);
+        NDManager data = NDManager.newBaseManager()) {
+      SequentialBlock net = (SequentialBlock) twin.subjectRoot;
+      Trainer trainer = twin.subjectTrainer;
+      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
-      Set<NDArray> openBefore = openArrays(model.getNDManager());
+      Set<NDArray> openBefore = openArrays(net.getParameters().valueAt(0).getArray().getManager());
       List<Block> halfMade = new ArrayList<>();
       List<Block> made = new ArrayList<>();
       Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
@@ -165,7 +198,7 @@ class WeightCopyFaultTest {
       // The engine leaves nothing open: it frees its own arrays and those of the replacements it
       // received. Only the half-made block, whose function threw before returning it, is left to
       // its maker (DJL frees it with the model).
-      Set<NDArray> leftOpen = openArrays(model.getNDManager());
+      Set<NDArray> leftOpen = openArrays(net.getParameters().valueAt(0).getArray().getManager());
       leftOpen.removeAll(openBefore);
       Set<NDArray> allocatedByFailedFunction = identitySet();
       for (Parameter p : TreeSurgery.parametersOf(halfMade.get(0))) {
@@ -180,8 +213,9 @@ class WeightCopyFaultTest {
       }
       before.assertUnchanged(net, trainer);
 
-      // Training goes on, and the same surgery without the fault now succeeds exactly.
-      assertTrainingContinues(net, trainer, data, 8);
+      // Training goes on as if no surgery had been tried, and the same surgery without the fault
+      // now succeeds exactly.
+      assertTrainsLikeTheControl(twin, images);
       assertCopyingSurgerySucceeds(net, trainer);
     }
   }
@@ -190,21 +224,24 @@ class WeightCopyFaultTest {
    * A real weight-copying replacement (the truncated SVD of {@link FactorizedLinear#from}) that
    * succeeded for the first Linear is undone when the copy for the second Linear fails.
    */
-  @Test
-  void completedFactorizationIsUndoneWhenALaterCopyFails() throws Exception {
-    SequentialBlock net =
-        new SequentialBlock()
-            .add(Blocks.batchFlattenBlock())
-            .add(Linear.builder().setUnits(12).build())
-            .add(Activation.reluBlock())
-            .add(Linear.builder().setUnits(12).build())
-            .add(Activation.reluBlock())
-            .add(Linear.builder().setUnits(4).build());
-    try (Model model = Fixtures.model("factorize-fault", net);
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(adam())) {
-      trainer.initialize(new Shape(8, 3, 4, 4));
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 4, 4), null);
+  @ParameterizedTest(name = "under {0}")
+  @MethodSource("optimizers")
+  void completedFactorizationIsUndoneWhenALaterCopyFails(OptimizerKind kind) throws Exception {
+    Supplier<Block> build =
+        () ->
+            new SequentialBlock()
+                .add(Blocks.batchFlattenBlock())
+                .add(Linear.builder().setUnits(12).build())
+                .add(Activation.reluBlock())
+                .add(Linear.builder().setUnits(12).build())
+                .add(Activation.reluBlock())
+                .add(Linear.builder().setUnits(4).build());
+    try (ControlTwin twin = new ControlTwin("factorize-fault", build, kind, new Shape(8, 3, 4, 4));
+        NDManager data = NDManager.newBaseManager()) {
+      Block net = twin.subjectRoot;
+      Trainer trainer = twin.subjectTrainer;
+      ArrayDataset images = Fixtures.images(data, 16, 3, 4, 4);
+      twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
       List<Block> factorized = new ArrayList<>();
@@ -229,19 +266,21 @@ class WeightCopyFaultTest {
       before.assertUnchanged(net, trainer);
       assertEquals(0, ModuleSurgery.countModuleInstances(net, FactorizedLinear.class));
 
-      assertTrainingContinues(net, trainer, data, 4);
+      assertTrainsLikeTheControl(twin, images);
     }
   }
 
   /** An Error (here a simulated out-of-memory) in the middle of a copy is rolled back too. */
-  @Test
-  void errorInTheMiddleOfACopyIsRolledBack() throws Exception {
-    SequentialBlock net = threeConvNet();
-    try (Model model = Fixtures.model("copy-error", net);
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(adam())) {
-      trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+  @ParameterizedTest(name = "under {0}")
+  @MethodSource("optimizers")
+  void errorInTheMiddleOfACopyIsRolledBack(OptimizerKind kind) throws Exception {
+    try (ControlTwin twin =
+            new ControlTwin("copy-error", WeightCopyFaultTest::threeConvNet, kind, INPUT);
+        NDManager data = NDManager.newBaseManager()) {
+      Block net = twin.subjectRoot;
+      Trainer trainer = twin.subjectTrainer;
+      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
       OutOfMemoryError oom = new OutOfMemoryError("injected: no memory for the weight copy");
@@ -263,7 +302,7 @@ class WeightCopyFaultTest {
       assertSame(oom, e.getCause());
       before.assertUnchanged(net, trainer);
 
-      assertTrainingContinues(net, trainer, data, 8);
+      assertTrainsLikeTheControl(twin, images);
     }
   }
 
@@ -272,14 +311,16 @@ class WeightCopyFaultTest {
    * parameters one by one; when a later pair fails (its old parameter is held by no trainer), the
    * state already moved goes back to the old parameters and the new ones leave the store.
    */
-  @Test
-  void failedParameterSwapPutsMovedOptimizerStateBack() throws Exception {
-    SequentialBlock net = threeConvNet();
-    try (Model model = Fixtures.model("swap-fault", net);
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(adam())) {
-      trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+  @ParameterizedTest(name = "under {0}")
+  @MethodSource("optimizers")
+  void failedParameterSwapPutsMovedOptimizerStateBack(OptimizerKind kind) throws Exception {
+    try (ControlTwin twin =
+            new ControlTwin("swap-fault", WeightCopyFaultTest::threeConvNet, kind, INPUT);
+        NDManager data = NDManager.newBaseManager()) {
+      Block net = twin.subjectRoot;
+      Trainer trainer = twin.subjectTrainer;
+      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
       List<Parameter> oldParams = new ArrayList<>(TreeSurgery.parametersOf(net));
@@ -299,7 +340,7 @@ class WeightCopyFaultTest {
       assertTrue(e.getMessage().contains("is not held by any given trainer"), e.getMessage());
       before.assertUnchanged(net, trainer);
 
-      assertTrainingContinues(net, trainer, data, 8);
+      assertTrainsLikeTheControl(twin, images);
     }
   }
 
@@ -327,21 +368,67 @@ class WeightCopyFaultTest {
     return Collections.newSetFromMap(new IdentityHashMap<>());
   }
 
-  /** One more epoch: every parameter moves and stays finite, so the trainer still works. */
-  private static void assertTrainingContinues(Block net, Trainer trainer, NDManager data, int size)
+  /**
+   * The subject, whose surgery failed, equals the control twin that never saw one, and still does
+   * after an epoch more: every parameter and optimizer state element, bit for bit.
+   */
+  private static void assertTrainsLikeTheControl(ControlTwin twin, ArrayDataset images)
       throws Exception {
-    Map<String, float[]> before = Fixtures.snapshot(net);
-    EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, size, size), null);
-    Map<String, float[]> after = Fixtures.snapshot(net);
-    assertEquals(before.keySet(), after.keySet());
-    boolean moved = false;
-    for (Map.Entry<String, float[]> e : after.entrySet()) {
-      for (float v : e.getValue()) {
-        assertTrue(Float.isFinite(v), "parameter " + e.getKey() + " is " + v);
-      }
-      moved |= !Arrays.equals(before.get(e.getKey()), e.getValue());
+    twin.assertSubjectIsTheControl("after the rolled-back surgery");
+    twin.fit(images);
+    twin.assertSubjectIsTheControl("after an epoch more");
+  }
+
+  /**
+   * Under Adam and AdamW an earlier successful surgery left born parameters, their birth marks and
+   * the birth-aware stand-in in the parameter server. A failed surgery that replaces the born block
+   * again (forgetting its marks) and others must restore the marks and keep the very stand-in, and
+   * training then goes on as in a control twin that had only the successful surgery.
+   */
+  @ParameterizedTest(name = "under {0}")
+  @EnumSource(
+      value = OptimizerKind.class,
+      names = {"ADAM", "ADAMW"})
+  void birthMarksAndTheStandInSurviveAFailedSurgery(OptimizerKind kind) throws Exception {
+    try (ControlTwin twin =
+            new ControlTwin("birth-fault", WeightCopyFaultTest::threeConvNet, kind, INPUT);
+        NDManager data = NDManager.newBaseManager()) {
+      Block net = twin.subjectRoot;
+      Trainer trainer = twin.subjectTrainer;
+      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      twin.fit(images);
+      Map<Class<? extends Block>, ReplacementFunction> first = new LinkedHashMap<>();
+      first.put(
+          Conv2d.class, (block, index) -> index == 0 ? Fixtures.copyOf((Conv2d) block) : null);
+      twin.surgeryOnBoth(first);
+      twin.fit(images);
+      BeforeState before = BeforeState.of(net, trainer);
+      Parameter bornWeight = ControlTwin.parameters(net).get(0);
+      assertTrue(
+          before.births().containsKey(bornWeight.getId()), "the first conv was born: " + before);
+      assertInstanceOf(BirthAwareOptimizer.class, before.heldOptimizer());
+
+      // All three convs are copied (each born anew); the fault hits the last registration, after
+      // the born conv's marks were forgotten and the new ones' recorded.
+      AtomicInteger adds = new AtomicInteger();
+      Faults.install(
+          name -> {
+            if (name.equals("trainer.add") && adds.incrementAndGet() == 6) {
+              throw new IllegalStateException("injected fault at the last registration");
+            }
+          });
+      Map<Class<? extends Block>, ReplacementFunction> all = new LinkedHashMap<>();
+      all.put(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModuleClasses(net, all, List.of(trainer), false, null));
+      assertTrue(e.getMessage().contains("injected fault"), e.getMessage());
+      assertEquals(6, adds.get(), "weight and bias of three convs were being registered");
+      Faults.install(null);
+      before.assertUnchanged(net, trainer);
+      assertTrainsLikeTheControl(twin, images);
     }
-    assertTrue(moved, "no parameter changed in an epoch of training");
   }
 
   /** The full-copy surgery: replacements hold bitwise the old values; the store follows. */

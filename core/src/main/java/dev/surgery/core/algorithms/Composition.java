@@ -10,9 +10,10 @@ import java.util.Objects;
  *
  * <p>The convolution algorithms compose in either order: weight standardization is a property of
  * the project's convolutions that BlurPool, Factorize and squeeze-excite carry over, and they
- * replace convolutions wherever those sit (inside a factorized or gated layer too). A few
- * combinations cannot do what they say, and a schedule that holds one is refused before training
- * rather than left to change nothing, or less than asked, at epoch N:
+ * replace convolutions wherever those sit (inside a factorized or gated layer too). Stochastic
+ * depth recognises residual units whatever the others made of their convolutions and batch norms. A
+ * few combinations cannot do what they say, and a schedule that holds one is refused before
+ * training rather than left to change nothing, or less than asked, at epoch N:
  *
  * <ul>
  *   <li>an algorithm after an earlier entry of itself that already did everything it could do
@@ -25,12 +26,7 @@ import java.util.Objects;
  *       (lower thresholds, another latent size, a layer kind the earlier one skipped, or linears
  *       after a {@code squeeze_excite} that added gate layers). {@code layer_freezing} freezes more
  *       as training goes on, so it may repeat at later epochs, but not at the same epoch with a
- *       schedule that freezes no more;
- *   <li>{@code stochastic_depth} after {@code ghost_batchnorm}, {@code squeeze_excite} or {@code
- *       factorize}: it recognises a {@code ResNetV1} unit by a plain {@code Conv2d} in the residual
- *       branch and a {@code Conv2d} + {@code BatchNorm} projection shortcut, which those algorithms
- *       replace, so it would skip units. Scheduled first, it wraps every unit and the others then
- *       work inside the wrapped branches.
+ *       schedule that freezes no more.
  * </ul>
  */
 public final class Composition {
@@ -103,19 +99,6 @@ public final class Composition {
       Algorithm earlier, Algorithm later, List<? extends Algorithm> between) {
     String first = earlier.name();
     String second = later.name();
-    if (StochasticDepth.NAME.equals(second)
-        && (GhostBatchNorm.NAME.equals(first)
-            || SqueezeExcite.NAME.equals(first)
-            || Factorize.NAME.equals(first))) {
-      return second
-          + " recognises a ResNetV1 unit by a plain Conv2d in its residual branch and a Conv2d +"
-          + " BatchNorm shortcut, which "
-          + first
-          + " replaces, so it would skip units; schedule "
-          + second
-          + " before "
-          + first;
-    }
     if (!first.equals(second) || !earlier.targets().isAll()) {
       // an earlier entry limited to targets left other blocks for the later one
       return null;

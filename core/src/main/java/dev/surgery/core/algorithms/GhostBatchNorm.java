@@ -17,8 +17,7 @@ import java.util.Map;
  * state, checkpoint layout). Unlike Composer, a batch smaller than the ghost size is normalized as
  * one chunk instead of failing. Works before and during training; idempotent (a ghost batch norm is
  * not a {@code BatchNorm}, so it is never wrapped again). It composes with the other algorithms in
- * either order, except that {@code stochastic_depth} must run before it, since it recognises
- * residual units by their {@code BatchNorm} shortcut ({@link Composition}).
+ * either order ({@link Composition}).
  */
 public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
 

@@ -1,6 +1,5 @@
 package dev.surgery.core.layers;
 
-import ai.djl.Device;
 import ai.djl.MalformedModelException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -109,14 +108,13 @@ public class StochasticResidual extends AbstractBlock {
       return branch.forward(parameterStore, inputs, training, params);
     }
     NDManager manager = inputs.head().getManager();
-    Device device = inputs.head().getDevice();
     if (mode == Mode.BLOCK) {
       // Drawn on the host from DJL's seeded generator (Engine.setRandomSeed): no device round trip.
       if (RandomUtils.nextFloat() < dropRate) {
         return zeros(manager, inputs);
       }
-      NDList out = branch.forward(parameterStore, inputs, true, params);
-      return new NDList(out.singletonOrThrow().div(1f - dropRate));
+      NDArray out = branch.forward(parameterStore, inputs, true, params).singletonOrThrow();
+      return new NDList(out.div(keepRate(out)));
     }
     if (dropRate >= 1f) {
       return zeros(manager, inputs);
@@ -125,9 +123,23 @@ public class StochasticResidual extends AbstractBlock {
     long[] maskShape = new long[out.getShape().dimension()];
     Arrays.fill(maskShape, 1);
     maskShape[0] = out.getShape().get(0);
+    NDArray keep = keepRate(out);
     // floor(keep + U[0,1)) is 1 with probability keep: one Bernoulli draw per sample.
-    NDArray mask = manager.randomUniform(0f, 1f, new Shape(maskShape)).add(1f - dropRate).floor();
-    return new NDList(out.mul(mask.div(1f - dropRate)));
+    NDArray mask = manager.randomUniform(0f, 1f, new Shape(maskShape)).add(keep).floor();
+    return new NDList(out.mul(mask.div(keep)));
+  }
+
+  /**
+   * Returns {@code 1 - dropRate} as a scalar array owned by the engine, on the device and of the
+   * type of {@code like}, and attached to its manager.
+   *
+   * <p>Not {@code div(float)}: on the PyTorch CPU engine a number operand becomes a tensor over a
+   * Java direct buffer, which is freed once the buffer is garbage collected. PyTorch's division
+   * keeps its divisor for backward, so a collection between forward and backward (any allocation
+   * may trigger one) left the kept branch's gradient scaled by freed memory: garbage, then NaN.
+   */
+  private NDArray keepRate(NDArray like) {
+    return like.getManager().full(new Shape(), 1f - dropRate, like.getDataType());
   }
 
   private NDList zeros(NDManager manager, NDList inputs) {

@@ -203,7 +203,10 @@ class CompositionTest {
     assertTrue(Composition.conflict(bp, bp, List.of()).contains("change nothing"));
     assertNull(Composition.conflict(bp, bpLower, List.of()));
     assertTrue(Composition.conflict(bpLower, bp, List.of()).contains("change nothing"));
-    assertTrue(Composition.conflict(gbn, sd, List.of()).contains("schedule stochastic_depth"));
+    assertNull(Composition.conflict(gbn, sd, List.of()));
+    assertNull(Composition.conflict(se, sd, List.of()));
+    assertNull(Composition.conflict(f, sd, List.of()));
+    assertTrue(Composition.conflict(sd, sd, List.of()).contains("change nothing"));
     assertNull(Composition.conflict(sd, gbn, List.of()));
     assertNull(Composition.conflict(ws, bp, List.of()));
     assertNull(Composition.conflict(bp, ws, List.of()));

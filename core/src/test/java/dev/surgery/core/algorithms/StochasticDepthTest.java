@@ -148,8 +148,40 @@ class StochasticDepthTest {
             2,
             List.of(1),
             StochasticDepth.builder().optDropRate(0.2).build(),
-            trainer -> assertEquals(9, wrappers(trainer.getModel().getBlock()).size()));
+            trainer -> {
+              assertEquals(9, wrappers(trainer.getModel().getBlock()).size());
+              FinitenessGuard.assertFinite(trainer, "right after the surgery");
+            },
+            trainer -> FinitenessGuard.assertFinite(trainer, "after training"));
     assertEquals(9, result.reports.get(0).changes().size());
     assertTrue(Float.isFinite(result.lossAfter), "loss " + result.lossAfter);
+  }
+
+  /**
+   * The reported setting: applied right after {@code Trainer.initialize}, SGD with momentum,
+   * several epochs. Everything stays finite after every batch (the guard), and the model learns.
+   */
+  @Test
+  void appliedRightAfterInitializeTrainsFinitelyInBothModes() throws Exception {
+    int epochs = 3;
+    int perEpoch = SeededTraining.SAMPLES / SeededTraining.BATCH;
+    for (String method : List.of("block", "sample")) {
+      SeededTraining.Result result =
+          SeededTraining.run(
+              LiveTraining::resNet20,
+              new Shape(1, 28, 28),
+              StochasticDepth.builder().optStochasticMethod(method).build(),
+              0,
+              epochs,
+              5);
+      assertEquals(9, result.report.changes().size());
+      double first = 0;
+      double last = 0;
+      for (int i = 0; i < perEpoch; i++) {
+        first += result.losses.get(i);
+        last += result.losses.get((epochs - 1) * perEpoch + i);
+      }
+      assertTrue(last < first, method + ": mean loss went from " + first + " to " + last);
+    }
   }
 }

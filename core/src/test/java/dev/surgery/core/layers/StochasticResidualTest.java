@@ -13,11 +13,13 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -98,6 +100,52 @@ class StochasticResidualTest {
     assertEquals(kept, again, "same seed, same drops");
   }
 
+  /**
+   * The kept branch's backward must not depend on memory the JVM may free between forward and
+   * backward: a collection there (as happens at any time in training) must not change the gradient.
+   */
+  @Test
+  void keptBranchGradientSurvivesAGarbageCollectionBeforeBackward() throws InterruptedException {
+    SequentialBlock branch = branch();
+    NDArray x = manager.randomNormal(IN);
+    float[] plain = inputGradient(in -> branch.forward(ps, new NDList(in), true), x, false);
+    StochasticResidual block = new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, 0.5f);
+    int kept = 0;
+    for (int i = 0; i < 6; i++) {
+      float[] grad = inputGradient(in -> block.forward(ps, new NDList(in), true), x, true);
+      if (allZero(grad)) {
+        continue; // dropped: no gradient reaches the input
+      }
+      kept++;
+      for (int k = 0; k < plain.length; k++) {
+        assertEquals(2 * plain[k], grad[k], 1e-5, "kept branch's gradient is scaled by 1/(1-p)");
+      }
+    }
+    assertTrue(kept > 0, "no pass kept the branch");
+  }
+
+  /**
+   * Returns d(sum f(x))/dx on a fresh copy of x, with garbage collections between forward and
+   * backward when asked to (as may happen at any point of training).
+   */
+  private static float[] inputGradient(Function<NDArray, NDList> f, NDArray x, boolean collect)
+      throws InterruptedException {
+    NDArray input = x.duplicate();
+    input.setRequiresGradient(true);
+    try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+      NDArray out = f.apply(input).singletonOrThrow();
+      if (allZero(out.toFloatArray())) {
+        return new float[Math.toIntExact(input.size())]; // dropped: the input has no say
+      }
+      for (int i = 0; collect && i < 3; i++) {
+        System.gc();
+        Thread.sleep(5); // lets the reference handler free what the collection found
+      }
+      collector.backward(out.sum());
+      return input.getGradient().toFloatArray();
+    }
+  }
+
   @Test
   void sampleModeDropsSamplesIndependently() {
     SequentialBlock branch = branch();
@@ -108,15 +156,17 @@ class StochasticResidualTest {
     int per = y.length / 6;
     int dropped = 0;
     int keptCount = 0;
+    int mixed = 0;
     for (int i = 0; i < 10; i++) {
       float[] out = run(block, x, true);
+      int droppedHere = 0;
       for (int s = 0; s < 6; s++) {
         boolean zero = true;
         for (int k = s * per; k < (s + 1) * per; k++) {
           zero &= out[k] == 0f;
         }
         if (zero) {
-          dropped++;
+          droppedHere++;
         } else {
           keptCount++;
           for (int k = s * per; k < (s + 1) * per; k++) {
@@ -124,8 +174,14 @@ class StochasticResidualTest {
           }
         }
       }
+      dropped += droppedHere;
+      if (droppedHere > 0 && droppedHere < 6) {
+        mixed++;
+      }
     }
     assertTrue(dropped > 0 && keptCount > dropped, dropped + " dropped, " + keptCount + " kept");
+    // Per sample, not per batch: some batch must keep some samples and drop others.
+    assertTrue(mixed > 0, "every batch was kept or dropped as a whole");
   }
 
   @Test

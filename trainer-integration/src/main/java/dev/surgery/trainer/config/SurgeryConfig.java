@@ -72,7 +72,34 @@ public final class SurgeryConfig {
    * @throws SurgeryConfigException listing every problem, file-level ones included
    */
   public static SurgeryConfig load(Path file) {
-    return parse(read(file), file.toString());
+    return load(file, Files::readAllBytes);
+  }
+
+  /**
+   * Reads and validates a config file through {@code reader}: a seam for tests, since a process
+   * running as root reads even mode-000 files and so never meets the permission-denied path.
+   *
+   * @param file the YAML file; messages name it as given
+   * @param reader reads the whole file, as {@link Files#readAllBytes} does
+   * @return the config
+   * @throws SurgeryConfigException listing every problem, file-level ones included
+   */
+  static SurgeryConfig load(Path file, FileReader reader) {
+    return parse(read(file, reader), file.toString());
+  }
+
+  /** Reads a whole file; {@link Files#readAllBytes} outside tests. */
+  @FunctionalInterface
+  interface FileReader {
+    /**
+     * Reads every byte of a file.
+     *
+     * @param file the file
+     * @return its bytes
+     * @throws IOException as {@link Files#readAllBytes} throws it, {@link AccessDeniedException}
+     *     when the file may not be read
+     */
+    byte[] readAllBytes(Path file) throws IOException;
   }
 
   /**
@@ -148,7 +175,7 @@ public final class SurgeryConfig {
 
   // ------------------------------------------------------------------ reading the file
 
-  private static String read(Path file) {
+  private static String read(Path file, FileReader reader) {
     String name = file.toString();
     if (!Files.exists(file)) {
       throw fileProblem(name, whyMissing(file));
@@ -171,7 +198,7 @@ public final class SurgeryConfig {
                 size,
                 MAX_FILE_BYTES));
       }
-      bytes = Files.readAllBytes(file);
+      bytes = reader.readAllBytes(file);
     } catch (AccessDeniedException e) {
       throw fileProblem(name, "cannot be read: permission denied");
     } catch (IOException e) {
