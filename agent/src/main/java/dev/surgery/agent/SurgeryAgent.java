@@ -94,6 +94,7 @@ public final class SurgeryAgent {
         refuse(fileProblems, premain);
         return;
       }
+      SurgeryDispatcher.setDryRun(settings.isDryRun());
       SurgeryDispatcher.configure(Path.of(given));
       List<String> problems = SurgeryDispatcher.validateEarly();
       if (problems == null) {

@@ -52,6 +52,8 @@ public interface BlockMatcher {
   /**
    * Matches blocks whose path matches a glob: {@code *} matches within one path segment, {@code **}
    * across segments, {@code ?} one character. Example: {@code 05ParallelBlock/**}{@code /*Conv2d}.
+   * The patterns users write ({@code include}/{@code exclude}) are {@link Targets}: checked, with
+   * {@code **} as whole segments that also match zero segments.
    *
    * @param glob the pattern
    * @return the matcher

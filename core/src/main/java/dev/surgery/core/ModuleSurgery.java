@@ -166,6 +166,40 @@ public final class ModuleSurgery {
         options.getIndices());
   }
 
+  /**
+   * Tells what {@link #replaceModules} would do, without changing anything: the surgery is made on
+   * the model alone (the options' trainers are ignored, so no parameter store or optimizer state is
+   * touched), described, and undone as after a failure. The replacement functions run, so the plan
+   * names the very types and parameter shapes an apply would produce.
+   *
+   * @param module the root; never replaced itself
+   * @param policies matcher to replacement function, tried in iteration order
+   * @param options recursion and shape-change permission; the counters are copied, not updated
+   * @return the plan; empty when nothing matches
+   * @throws SurgeryException if the surgery would fail; nothing was changed then
+   */
+  public static SurgeryPlan plan(
+      Block module, Map<BlockMatcher, ReplacementFunction> policies, SurgeryOptions options) {
+    List<TreeSurgery.Policy> list = new ArrayList<>();
+    int i = 0;
+    for (Map.Entry<BlockMatcher, ReplacementFunction> e : policies.entrySet()) {
+      list.add(new TreeSurgery.Policy(e.getKey(), "#" + i++, e.getKey(), e.getValue()));
+    }
+    Map<Block, String> paths = BlockPaths.index(module);
+    Map<Object, Integer> indices =
+        options.getIndices() == null ? new HashMap<>() : new HashMap<>(options.getIndices());
+    TreeSurgery surgery =
+        new TreeSurgery(
+            module,
+            list,
+            List.of(),
+            options.isRecurseOnReplacements(),
+            options.isAllowShapeChange(),
+            indices);
+    return surgery.dryRun(
+        (replaced, before) -> SurgeryPlan.describe(module, replaced, before, paths));
+  }
+
   private static Map<Block, Block> run(
       Block module,
       List<TreeSurgery.Policy> policies,

@@ -141,32 +141,58 @@ final class TreeSurgery {
   Map<Block, Block> run() {
     Set<Parameter> before = parametersOf(root);
     try {
-      syncTrainedValues(before);
-      Node top = node(root);
-      top.path = "";
-      top.seen = true;
-      enqueueDescendants(root);
-      while (!queue.isEmpty()) {
-        Block child = queue.poll();
-        if (isLive(child)) {
-          visit(child);
-        }
-      }
-      placeReplacements();
+      replaceAll(before);
       updateTrainers(before);
       journal.commit();
       return replaced;
     } catch (RuntimeException | Error e) {
-      journal.rollback(e);
-      releaseDiscarded(before);
-      if (e instanceof SurgeryException) {
-        throw e;
-      }
-      throw new SurgeryException(
-          currentPath == null ? null : BlockPaths.display(currentPath),
-          "surgery failed and was rolled back: " + e.getMessage(),
-          e);
+      throw rolledBack(e, before);
     }
+  }
+
+  /**
+   * Makes the surgery, lets {@code describe} look at the changed tree (old block to new block, and
+   * the parameters before), then undoes everything as after a failure: the plan of an apply.
+   */
+  <T> T dryRun(java.util.function.BiFunction<Map<Block, Block>, Set<Parameter>, T> describe) {
+    Set<Parameter> before = parametersOf(root);
+    T result;
+    try {
+      replaceAll(before);
+      result = describe.apply(replaced, before);
+    } catch (RuntimeException | Error e) {
+      throw rolledBack(e, before);
+    }
+    journal.rollback(new IllegalStateException("dry run"));
+    releaseDiscarded(before);
+    return result;
+  }
+
+  private void replaceAll(Set<Parameter> before) {
+    syncTrainedValues(before);
+    Node top = node(root);
+    top.path = "";
+    top.seen = true;
+    enqueueDescendants(root);
+    while (!queue.isEmpty()) {
+      Block child = queue.poll();
+      if (isLive(child)) {
+        visit(child);
+      }
+    }
+    placeReplacements();
+  }
+
+  private RuntimeException rolledBack(Throwable e, Set<Parameter> before) {
+    journal.rollback(e);
+    releaseDiscarded(before);
+    if (e instanceof SurgeryException s) {
+      return s;
+    }
+    return new SurgeryException(
+        currentPath == null ? null : BlockPaths.display(currentPath),
+        "surgery failed and was rolled back: " + e.getMessage(),
+        e);
   }
 
   /**

@@ -346,7 +346,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         new Applied(
             st.ordinal,
             entry,
-            algorithm.hyperparameters(),
+            algorithm.settings(),
             completed,
             SurgeryApplication.Status.APPLIED,
             changes,
@@ -383,7 +383,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         new Applied(
             st.ordinal,
             entry,
-            entry.algorithm().hyperparameters(),
+            entry.algorithm().settings(),
             completed,
             status,
             null,
@@ -461,8 +461,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + ")");
       }
     }
-    records.add(
-        new SurgeryRecord(algorithm.name(), algorithm.hyperparameters(), epoch, totalEpochs));
+    records.add(new SurgeryRecord(algorithm.name(), algorithm.settings(), epoch, totalEpochs));
     model.setProperty(PROPERTY, SurgeryJson.recordsToJson(records));
   }
 

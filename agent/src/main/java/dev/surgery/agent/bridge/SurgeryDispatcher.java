@@ -25,6 +25,8 @@ public final class SurgeryDispatcher {
 
   private static volatile Path config;
 
+  private static volatile boolean dryRun;
+
   /** Hooks per DJL; replaced whenever the config changes (a late attach after a refused one). */
   private static volatile ClassValue<Slot> hooks = newCache();
 
@@ -39,6 +41,25 @@ public final class SurgeryDispatcher {
   public static void configure(Path configFile) {
     config = configFile;
     hooks = newCache();
+  }
+
+  /**
+   * Sets whether the hooks only print the plan instead of attaching the listener ({@code dry_run});
+   * called by {@code premain} and {@code agentmain} before {@link #configure}.
+   *
+   * @param value true for a dry run
+   */
+  public static void setDryRun(boolean value) {
+    dryRun = value;
+  }
+
+  /**
+   * Tells whether this is a dry run.
+   *
+   * @return true when the agent only prints the plan
+   */
+  public static boolean isDryRun() {
+    return dryRun;
   }
 
   private static ClassValue<Slot> newCache() {

@@ -2,6 +2,7 @@ package dev.surgery.agent.inst;
 
 import ai.djl.MalformedModelException;
 import ai.djl.Model;
+import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
 import dev.surgery.agent.bridge.AgentLog;
@@ -9,15 +10,20 @@ import dev.surgery.agent.bridge.DjlHooks;
 import dev.surgery.agent.bridge.SurgeryDispatcher;
 import dev.surgery.agent.bridge.SurgeryFailure;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.SurgeryFailedException;
 import dev.surgery.trainer.SurgeryListener;
 import dev.surgery.trainer.config.ConfigProblem;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.SurgeryConfigException;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The agent's DJL side: builds the {@link SurgeryListener} from the config and attaches it to each
@@ -34,6 +40,7 @@ public final class DjlAgentHooks implements DjlHooks {
   private List<String> problems;
   private SurgeryListener listener;
   private volatile boolean usable;
+  private final AtomicBoolean planPrinted = new AtomicBoolean();
 
   /**
    * Creates the hooks; nothing is read until {@link #prepare()}.
@@ -100,6 +107,13 @@ public final class DjlAgentHooks implements DjlHooks {
       return;
     }
     Trainer trainer = (Trainer) target;
+    if (SurgeryDispatcher.isDryRun()) {
+      AgentLog.debug(
+          "dry run: no SurgeryListener for "
+              + SurgeryDispatcher.describe(trainer)
+              + "; nothing changes");
+      return;
+    }
     List<TrainingListener> current = DjlInternals.listeners(trainer);
     if (current == null) {
       current = List.of();
@@ -135,6 +149,12 @@ public final class DjlAgentHooks implements DjlHooks {
       return;
     }
     Trainer trainer = (Trainer) target;
+    if (SurgeryDispatcher.isDryRun()) {
+      if (planPrinted.compareAndSet(false, true)) {
+        AgentLog.info(planTable(trainer.getModel().getBlock()));
+      }
+      return;
+    }
     List<TrainingListener> current = DjlInternals.listeners(trainer);
     if (current == null || !containsSame(current, listener)) {
       // Not ours: a program that registers SurgeryListener itself also calls onInitialized itself.
@@ -149,6 +169,34 @@ public final class DjlAgentHooks implements DjlHooks {
       // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
       throw new SurgeryFailure(e);
     }
+  }
+
+  /**
+   * The plan of every entry, in application order, each on the model as it is now (nothing is
+   * applied in a dry run, so a later entry's plan does not see an earlier entry's changes).
+   */
+  private String planTable(Block block) {
+    StringBuilder sb =
+        new StringBuilder(
+            "dry run (dry_run=true): nothing is applied. What each entry would change on the"
+                + " model as initialized:");
+    List<ScheduledAlgorithm> order = new ArrayList<>(listener.getSchedule());
+    order.sort(
+        Comparator.comparingInt(ScheduledAlgorithm::epoch)
+            .thenComparingInt(ScheduledAlgorithm::index));
+    for (ScheduledAlgorithm entry : order) {
+      Algorithm algorithm = entry.algorithm();
+      String title = entry.describe() + " " + algorithm.settings();
+      SurgeryContext context =
+          new SurgeryContext(block, List.of(), entry.epoch(), listener.getTotalEpochs());
+      sb.append('\n');
+      try {
+        sb.append(algorithm.plan(context).toTable(title));
+      } catch (RuntimeException e) {
+        sb.append(title).append("\n  would fail: ").append(e.getMessage());
+      }
+    }
+    return sb.toString();
   }
 
   private static boolean containsSame(List<TrainingListener> listeners, Object wanted) {

@@ -7,7 +7,7 @@ import java.util.function.Function;
 
 /**
  * The agent's effective settings: where the surgery config is, whether the agent is enabled and
- * whether it logs debug lines.
+ * whether it logs debug lines, and whether it only prints the surgery plan ({@code dry_run}).
  *
  * <p>Each setting is looked up in three places; the first that has it wins:
  *
@@ -17,12 +17,12 @@ import java.util.function.Function;
  *   <li>the system properties {@code surgery.config}, {@code surgery.enabled}, {@code
  *       surgery.debug};
  *   <li>the environment variables {@code SURGERY_CONFIG}, {@code SURGERY_ENABLED}, {@code
- *       SURGERY_DEBUG}.
+ *       SURGERY_DEBUG}, {@code SURGERY_DRY_RUN}.
  * </ol>
  *
- * <p>Defaults: enabled, no debug, no config (an enabled agent without a config refuses to start).
- * The settings are kept in this object; the agent never writes them back as system properties, so
- * the application sees its environment unchanged.
+ * <p>Defaults: enabled, no debug, no dry run, no config (an enabled agent without a config refuses
+ * to start). The settings are kept in this object; the agent never writes them back as system
+ * properties, so the application sees its environment unchanged.
  */
 public final class AgentSettings {
 
@@ -35,18 +35,23 @@ public final class AgentSettings {
   /** Verbose {@code surgery-agent:} lines on standard error. */
   public static final String DEBUG = "debug";
 
-  private static final String[] KEYS = {CONFIG, ENABLED, DEBUG};
+  /** Print the plan of every entry at the first {@code Trainer.initialize}; change nothing. */
+  public static final String DRY_RUN = "dry_run";
+
+  private static final String[] KEYS = {CONFIG, ENABLED, DEBUG, DRY_RUN};
 
   private final String config;
   private final boolean enabled;
   private final boolean debug;
+  private final boolean dryRun;
   private final Map<String, String> sources;
 
   private AgentSettings(
-      String config, boolean enabled, boolean debug, Map<String, String> sources) {
+      String config, boolean enabled, boolean debug, boolean dryRun, Map<String, String> sources) {
     this.config = config;
     this.enabled = enabled;
     this.debug = debug;
+    this.dryRun = dryRun;
     this.sources = sources;
   }
 
@@ -99,7 +104,8 @@ public final class AgentSettings {
     }
     boolean enabled = bool(values, sources, ENABLED, true);
     boolean debug = bool(values, sources, DEBUG, false);
-    return new AgentSettings(config, enabled, debug, Map.copyOf(sources));
+    boolean dryRun = bool(values, sources, DRY_RUN, false);
+    return new AgentSettings(config, enabled, debug, dryRun, Map.copyOf(sources));
   }
 
   /**
@@ -142,7 +148,7 @@ public final class AgentSettings {
         throw new AgentSettingsException(
             "malformed agent argument '"
                 + item.trim()
-                + "': expected key=value pairs separated by ';' (keys: config, enabled, debug)"
+                + "': expected key=value pairs separated by ';' (keys: config, enabled, debug, dry_run)"
                 + " or a bare config path");
       }
       String key = item.substring(0, eq).trim().toLowerCase(Locale.ROOT);
@@ -153,7 +159,7 @@ public final class AgentSettings {
         throw new AgentSettingsException(
             "unknown agent argument key '"
                 + item.substring(0, eq).trim()
-                + "' (valid keys: config, enabled, debug)");
+                + "' (valid keys: config, enabled, debug, dry_run)");
       }
       if (values.containsKey(key)) {
         throw new AgentSettingsException("agent argument key '" + key + "' given twice");
@@ -225,6 +231,16 @@ public final class AgentSettings {
   }
 
   /**
+   * Returns whether the agent only prints the plan: at the first {@code Trainer.initialize} it
+   * prints what every entry would change, and it applies nothing.
+   *
+   * @return true for a dry run
+   */
+  public boolean isDryRun() {
+    return dryRun;
+  }
+
+  /**
    * Describes where each setting came from, for the debug banner.
    *
    * @return for example {@code config=run.yaml (agent argument), enabled=true (default), ...}
@@ -247,6 +263,12 @@ public final class AgentSettings {
         + debug
         + " ("
         + sources.get(DEBUG)
+        + "), "
+        + DRY_RUN
+        + "="
+        + dryRun
+        + " ("
+        + sources.get(DRY_RUN)
         + ")";
   }
 }

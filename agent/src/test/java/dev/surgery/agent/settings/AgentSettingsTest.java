@@ -43,13 +43,30 @@ class AgentSettingsTest {
     assertFalse(s.isEnabled(), "environment used when nothing else sets it");
     assertEquals(
         "config=arg.yaml (agent argument), enabled=false (environment SURGERY_ENABLED),"
-            + " debug=true (system property surgery.debug)",
+            + " debug=true (system property surgery.debug), dry_run=false (default)",
         s.describe());
 
     AgentSettings fromProperty = resolve(null, props, env);
     assertEquals("prop.yaml", fromProperty.getConfig());
     AgentSettings fromEnv = resolve("", Map.of(), env);
     assertEquals("env.yaml", fromEnv.getConfig());
+  }
+
+  @Test
+  void dryRunFromArgumentPropertyOrEnvironment() {
+    assertTrue(resolve("config=a.yaml;dry_run=true", Map.of(), Map.of()).isDryRun());
+    assertTrue(resolve("a.yaml", Map.of("surgery.dry_run", "TRUE"), Map.of()).isDryRun());
+    assertTrue(resolve("a.yaml", Map.of(), Map.of("SURGERY_DRY_RUN", "true")).isDryRun());
+    assertFalse(
+        resolve("a.yaml", Map.of("surgery.dry_run", "false"), Map.of("SURGERY_DRY_RUN", "true"))
+            .isDryRun(),
+        "system property beats environment");
+    assertFalse(resolve("a.yaml", Map.of(), Map.of()).isDryRun());
+    AgentSettingsException bad =
+        assertThrows(
+            AgentSettingsException.class,
+            () -> resolve("config=a.yaml;dry_run=yes", Map.of(), Map.of()));
+    assertTrue(bad.getMessage().contains("dry_run must be true or false"), bad.getMessage());
   }
 
   @Test
@@ -70,7 +87,7 @@ class AgentSettingsTest {
     AgentSettingsException unknown =
         assertThrows(AgentSettingsException.class, () -> resolve("cfg=x.yaml", Map.of(), Map.of()));
     assertEquals(
-        "unknown agent argument key 'cfg' (valid keys: config, enabled, debug)",
+        "unknown agent argument key 'cfg' (valid keys: config, enabled, debug, dry_run)",
         unknown.getMessage());
     assertThrows(AgentSettingsException.class, () -> resolve("config=a;=b", Map.of(), Map.of()));
     assertThrows(

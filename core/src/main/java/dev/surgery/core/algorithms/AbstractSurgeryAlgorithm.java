@@ -8,7 +8,10 @@ import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.SurgeryException;
 import dev.surgery.core.SurgeryOptions;
+import dev.surgery.core.SurgeryPlan;
+import dev.surgery.core.Targets;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -28,7 +31,10 @@ import java.util.Set;
  * before anything changes) and keeps {@link #policies} free of side effects on the model: the
  * engine makes the changes and undoes all of them if one fails.
  */
-public abstract class AbstractSurgeryAlgorithm implements Algorithm {
+public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
+
+  /** Where the algorithm applies; set only on the copy {@link #withTargets} makes. */
+  private Targets targets = Targets.ALL;
 
   /** Creates the algorithm; subclasses validate their hyperparameters in their constructor. */
   protected AbstractSurgeryAlgorithm() {}
@@ -58,11 +64,12 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm {
   }
 
   /**
-   * Runs the surgery described by {@link #policies} and reports it.
+   * Runs the surgery described by {@link #policies}, narrowed to {@link #targets}, and reports it.
    *
    * @param context the model, its trainers and where training stands
-   * @return what changed; empty when nothing matched
-   * @throws dev.surgery.core.SurgeryException if the surgery failed; nothing was changed then
+   * @return what changed; empty when nothing matched (and no include was given)
+   * @throws dev.surgery.core.SurgeryException if the surgery failed, or an include pattern matched
+   *     no block, or nothing among included blocks would change; nothing was changed then
    */
   @Override
   public SurgeryReport apply(SurgeryContext context) {
@@ -70,7 +77,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm {
     Block root = context.model();
     Map<Block, String> paths = BlockPaths.index(root);
     long before = countParameterScalars(root);
-    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = policies(context);
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = targetedPolicies(context);
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, surgeryOptions(context));
     List<SurgeryReport.Change> changes = new ArrayList<>(replaced.size());
@@ -90,9 +97,131 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm {
               BlockPaths.typeName(e.getKey()),
               BlockPaths.typeName(e.getValue())));
     }
+    if (changes.isEmpty()) {
+      requireChangeWhenIncluded();
+    }
     long after = countParameterScalars(root);
-    return new SurgeryReport(
-        name(), hyperparameters(), changes, before, after, System.nanoTime() - start);
+    return new SurgeryReport(name(), settings(), changes, before, after, System.nanoTime() - start);
+  }
+
+  /**
+   * Tells what {@link #apply} would do: the engine makes the surgery on the model alone and undoes
+   * it ({@link ModuleSurgery#plan}), so the trainers' stores and optimizer state are never touched.
+   *
+   * @param context the model, its trainers and where training stands
+   * @return the plan
+   * @throws dev.surgery.core.SurgeryException when {@link #apply} would fail for the same reason
+   */
+  @Override
+  public SurgeryPlan plan(SurgeryContext context) {
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = targetedPolicies(context);
+    SurgeryPlan plan = ModuleSurgery.plan(context.model(), policies, surgeryOptions(context));
+    if (plan.isEmpty()) {
+      requireChangeWhenIncluded();
+    }
+    return plan;
+  }
+
+  /** The subclass's policies, each narrowed to the targets. */
+  private LinkedHashMap<BlockMatcher, ReplacementFunction> targetedPolicies(
+      SurgeryContext context) {
+    Targets.Selection selection = selectTargets(context.model());
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = policies(context);
+    if (selection == null) {
+      return policies;
+    }
+    LinkedHashMap<BlockMatcher, ReplacementFunction> narrowed = new LinkedHashMap<>();
+    for (Map.Entry<BlockMatcher, ReplacementFunction> e : policies.entrySet()) {
+      narrowed.put(selection.narrow(e.getKey()), e.getValue());
+    }
+    return narrowed;
+  }
+
+  /**
+   * Returns where this algorithm applies.
+   *
+   * @return the targets; {@link Targets#ALL} by default
+   */
+  @Override
+  public Targets targets() {
+    return targets;
+  }
+
+  /**
+   * Returns a copy of this algorithm limited to the targets. The copy shares the (immutable)
+   * hyperparameters of this one.
+   *
+   * @param targets the targets
+   * @return the narrowed copy
+   */
+  @Override
+  public AbstractSurgeryAlgorithm withTargets(Targets targets) {
+    if (targets == null) {
+      throw new IllegalArgumentException("targets must not be null");
+    }
+    try {
+      AbstractSurgeryAlgorithm copy = (AbstractSurgeryAlgorithm) super.clone();
+      copy.targets = targets;
+      return copy;
+    } catch (CloneNotSupportedException e) {
+      throw new AssertionError("AbstractSurgeryAlgorithm is Cloneable", e);
+    }
+  }
+
+  /**
+   * Resolves the targets on a model, refusing include patterns that match no block.
+   *
+   * @param root the model's root
+   * @return the selection, or null when every block is a target
+   * @throws SurgeryException naming the patterns that match nothing
+   */
+  protected Targets.Selection selectTargets(Block root) {
+    if (targets.isAll()) {
+      return null;
+    }
+    Targets.Selection selection = targets.select(root);
+    List<String> unmatched = selection.unmatchedIncludes();
+    if (!unmatched.isEmpty()) {
+      List<String> examples = new ArrayList<>();
+      for (String path : BlockPaths.index(root).values()) {
+        if (!path.isEmpty() && examples.size() < 4) {
+          examples.add(path);
+        }
+      }
+      throw new SurgeryException(
+          null,
+          name()
+              + ": include "
+              + (unmatched.size() == 1 ? "pattern " : "patterns ")
+              + "'"
+              + String.join("', '", unmatched)
+              + (unmatched.size() == 1 ? "' matches" : "' match")
+              + " no block of the model (block paths look like "
+              + String.join(", ", examples)
+              + "; type patterns are written type:Conv2d)");
+    }
+    return selection;
+  }
+
+  /**
+   * Refuses an application that changes nothing although include patterns were given: the entry
+   * would silently be a no-op. Without includes an empty result is allowed (and only logged by some
+   * algorithms).
+   *
+   * @throws SurgeryException when include patterns are set
+   */
+  protected void requireChangeWhenIncluded() {
+    if (!targets.includes().isEmpty()) {
+      throw new SurgeryException(
+          null,
+          name()
+              + ": nothing among the included blocks ("
+              + targets
+              + ") is something "
+              + name()
+              + " changes with "
+              + hyperparameters());
+    }
   }
 
   /**
@@ -126,6 +255,6 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm {
    */
   @Override
   public String toString() {
-    return name() + hyperparameters();
+    return name() + settings();
   }
 }

@@ -1,5 +1,10 @@
 package dev.surgery.core.algorithms;
 
+import dev.surgery.core.SurgeryPlan;
+import dev.surgery.core.Targets;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
 /**
  * A model-surgery algorithm: a named, configured change to a DJL block tree, such as BlurPool.
  *
@@ -23,7 +28,7 @@ public interface Algorithm {
    *
    * @return hyperparameter name to value
    */
-  java.util.Map<String, Object> hyperparameters();
+  Map<String, Object> hyperparameters();
 
   /**
    * Tells whether this configured algorithm can only decide what to replace on an initialized model
@@ -46,4 +51,54 @@ public interface Algorithm {
    * @throws dev.surgery.core.SurgeryException if the surgery failed; nothing was changed then
    */
   SurgeryReport apply(SurgeryContext context);
+
+  /**
+   * Tells what {@link #apply} would do on this context, without changing anything: the model, the
+   * trainers' parameter stores and optimizer state stay exactly as they are.
+   *
+   * @param context the model, its trainers and where training stands
+   * @return the blocks that would change, with their old and new types and parameters
+   * @throws dev.surgery.core.SurgeryException if the apply would fail
+   * @throws UnsupportedOperationException if this algorithm cannot plan
+   */
+  default SurgeryPlan plan(SurgeryContext context) {
+    throw new UnsupportedOperationException(name() + " cannot tell its plan");
+  }
+
+  /**
+   * Returns where this algorithm applies; {@link Targets#ALL} unless set with {@link #withTargets}.
+   *
+   * @return the targets
+   */
+  default Targets targets() {
+    return Targets.ALL;
+  }
+
+  /**
+   * Returns a copy of this algorithm that applies only to the given targets: its own rule still
+   * decides what to change among them. With include patterns, an application fails when a pattern
+   * matches no block or when nothing among the targets would change.
+   *
+   * @param targets the targets
+   * @return the narrowed algorithm
+   * @throws UnsupportedOperationException if this algorithm cannot be narrowed
+   */
+  default Algorithm withTargets(Targets targets) {
+    if (targets.isAll()) {
+      return this;
+    }
+    throw new UnsupportedOperationException(name() + " cannot be limited to targets");
+  }
+
+  /**
+   * Returns the hyperparameters and, when set, the {@code include} and {@code exclude} lists: all
+   * that is needed to build the same algorithm again with {@link AlgorithmSpec#create}.
+   *
+   * @return setting name to value, in a stable order
+   */
+  default Map<String, Object> settings() {
+    Map<String, Object> settings = new LinkedHashMap<>(hyperparameters());
+    targets().putInto(settings);
+    return settings;
+  }
 }

@@ -1,5 +1,7 @@
 package dev.surgery.core.algorithms;
 
+import dev.surgery.core.Targets;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,7 +36,9 @@ public record AlgorithmSpec(
   }
 
   /**
-   * Builds the algorithm: fills in defaults, validates every value, then calls the factory.
+   * Builds the algorithm: fills in defaults, validates every value, then calls the factory. The
+   * keys {@code include} and {@code exclude} (lists of block patterns, see {@link Targets}) limit
+   * where it applies, for every algorithm.
    *
    * @param values snake_case name to value; unknown names are refused
    * @return the algorithm
@@ -45,7 +49,17 @@ public record AlgorithmSpec(
     for (HyperParameter h : hyperParameters) {
       complete.put(h.name(), h.defaultValue());
     }
+    List<String> include = List.of();
+    List<String> exclude = List.of();
     for (Map.Entry<String, Object> e : values.entrySet()) {
+      if (e.getKey().equals(Targets.INCLUDE) && hyperParameter(Targets.INCLUDE) == null) {
+        include = patterns(e.getKey(), e.getValue());
+        continue;
+      }
+      if (e.getKey().equals(Targets.EXCLUDE) && hyperParameter(Targets.EXCLUDE) == null) {
+        exclude = patterns(e.getKey(), e.getValue());
+        continue;
+      }
       HyperParameter h = hyperParameter(e.getKey());
       if (h == null) {
         throw new IllegalArgumentException(
@@ -54,7 +68,29 @@ public record AlgorithmSpec(
       h.check(e.getValue());
       complete.put(e.getKey(), e.getValue());
     }
-    return factory.apply(complete);
+    Targets targets = Targets.of(include, exclude);
+    Algorithm algorithm = factory.apply(complete);
+    return targets.isAll() ? algorithm : algorithm.withTargets(targets);
+  }
+
+  /** Reads an include or exclude value: a list of pattern strings (or one string). */
+  private static List<String> patterns(String key, Object value) {
+    if (value instanceof String s) {
+      return List.of(s);
+    }
+    if (value instanceof List<?> list) {
+      List<String> out = new ArrayList<>();
+      for (Object o : list) {
+        if (!(o instanceof String s)) {
+          throw new IllegalArgumentException(
+              key + " must be a list of block patterns (strings), found " + o);
+        }
+        out.add(s);
+      }
+      return out;
+    }
+    throw new IllegalArgumentException(
+        key + " must be a list of block patterns (strings), found " + value);
   }
 
   /**

@@ -203,7 +203,8 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
 
   /**
    * Applies BlurPool; logs a warning when it changed nothing (as Composer's {@code
-   * NoEffectWarning}).
+   * NoEffectWarning}). With {@code include} targets, changing nothing is an error instead (see
+   * {@link AbstractSurgeryAlgorithm#apply}).
    *
    * @param context the model, its trainers and where training stands
    * @return the replaced blocks

@@ -99,7 +99,8 @@ public final class Composition {
       Algorithm earlier, Algorithm later, List<? extends Algorithm> between) {
     String first = earlier.name();
     String second = later.name();
-    if (!first.equals(second)) {
+    if (!first.equals(second) || !earlier.targets().isAll()) {
+      // an earlier entry limited to targets left other blocks for the later one
       return null;
     }
     Map<String, Object> a = earlier.hyperparameters();
@@ -151,6 +152,9 @@ public final class Composition {
 
   /** Layer freezing at the same epoch freezes more only with a later start or a higher level. */
   private static String freezesNoMore(Algorithm earlier, Algorithm later) {
+    if (!earlier.targets().isAll()) {
+      return null;
+    }
     Map<String, Object> a = earlier.hyperparameters();
     Map<String, Object> b = later.hyperparameters();
     return num(b, "freeze_start") >= num(a, "freeze_start")

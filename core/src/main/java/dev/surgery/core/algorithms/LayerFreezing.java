@@ -3,9 +3,13 @@ package dev.surgery.core.algorithms;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
+import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
+import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.SurgeryPlan;
+import dev.surgery.core.Targets;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -28,7 +32,7 @@ import java.util.Map;
  * convolution) keep it frozen; layers with new parameters (Factorize's, a squeeze-excite gate)
  * start trainable, and a later application counts them in the layer order.
  */
-public final class LayerFreezing implements Algorithm {
+public final class LayerFreezing extends AbstractSurgeryAlgorithm {
 
   /** The config name. */
   public static final String NAME = "layer_freezing";
@@ -115,14 +119,19 @@ public final class LayerFreezing implements Algorithm {
     return layers;
   }
 
-  /** {@inheritDoc} */
+  /**
+   * Freezes the first layers (see {@link #layers}) for where training stands; with targets, the
+   * fraction is taken of the targeted layers only.
+   *
+   * @param context the model, its trainers and where training stands
+   * @return one change per frozen layer
+   * @throws SurgeryException if the planned number of epochs is unknown, a trainer cannot be
+   *     updated, an include pattern matches no block, or no targeted block is a layer
+   */
   @Override
   public SurgeryReport apply(SurgeryContext context) {
     long start = System.nanoTime();
-    if (context.totalEpochs() <= 0) {
-      throw new SurgeryException(
-          null, NAME + " needs the planned number of epochs (SurgeryContext.totalEpochs)");
-    }
+    requireTotalEpochs(context);
     Block root = context.model();
     long scalars = AbstractSurgeryAlgorithm.countParameterScalars(root);
     // Resolve every optimizer first: a trainer that cannot be handled fails before any change.
@@ -134,11 +143,55 @@ public final class LayerFreezing implements Algorithm {
             null, NAME + " cannot update this trainer: " + e.getMessage(), e);
       }
     }
-    double elapsed = Math.min(1.0, (double) context.completedEpochs() / context.totalEpochs());
-    Map<Block, String> layers = layers(root);
-    int depth = (int) (frozenFraction(elapsed) * (layers.size() - 1));
-    List<SurgeryReport.Change> changes = new ArrayList<>();
     List<Parameter> frozen = new ArrayList<>();
+    List<SurgeryReport.Change> changes = new ArrayList<>();
+    for (SurgeryPlan.Step step : freezing(context, frozen)) {
+      changes.add(new SurgeryReport.Change(step.path(), step.oldType(), step.newType()));
+    }
+    ModuleSurgery.freezeParameters(frozen, context.trainers());
+    return new SurgeryReport(
+        NAME, settings(), changes, scalars, scalars, System.nanoTime() - start);
+  }
+
+  /**
+   * Tells which layers {@link #apply} would freeze; freezing adds and removes no parameter.
+   *
+   * @param context the model, its trainers and where training stands
+   * @return one step per layer that would be frozen
+   */
+  @Override
+  public SurgeryPlan plan(SurgeryContext context) {
+    long scalars = AbstractSurgeryAlgorithm.countParameterScalars(context.model());
+    return new SurgeryPlan(freezing(context, new ArrayList<>()), scalars, scalars);
+  }
+
+  private static void requireTotalEpochs(SurgeryContext context) {
+    if (context.totalEpochs() <= 0) {
+      throw new SurgeryException(
+          null, NAME + " needs the planned number of epochs (SurgeryContext.totalEpochs)");
+    }
+  }
+
+  /** Picks the layers to freeze; adds their trainable parameters to {@code frozen}. */
+  private List<SurgeryPlan.Step> freezing(SurgeryContext context, List<Parameter> frozen) {
+    requireTotalEpochs(context);
+    Block root = context.model();
+    Targets.Selection selection = selectTargets(root);
+    Map<Block, String> layers = layers(root);
+    if (selection != null) {
+      layers.keySet().removeIf(b -> !selection.contains(b));
+      if (layers.isEmpty() && !targets().includes().isEmpty()) {
+        throw new SurgeryException(
+            null,
+            NAME
+                + ": no included block ("
+                + targets()
+                + ") is a layer it can freeze (a leaf block with parameters)");
+      }
+    }
+    double elapsed = Math.min(1.0, (double) context.completedEpochs() / context.totalEpochs());
+    int depth = (int) (frozenFraction(elapsed) * (layers.size() - 1));
+    List<SurgeryPlan.Step> steps = new ArrayList<>();
     int i = 0;
     for (Map.Entry<Block, String> layer : layers.entrySet()) {
       if (i++ >= depth) {
@@ -153,18 +206,27 @@ public final class LayerFreezing implements Algorithm {
       }
       if (changed) {
         String type = BlockPaths.typeName(layer.getKey());
-        changes.add(
-            new SurgeryReport.Change(BlockPaths.display(layer.getValue()), type, "frozen " + type));
+        steps.add(
+            new SurgeryPlan.Step(
+                BlockPaths.display(layer.getValue()),
+                type,
+                "frozen " + type,
+                List.of(),
+                List.of()));
       }
     }
-    ModuleSurgery.freezeParameters(frozen, context.trainers());
-    return new SurgeryReport(
-        NAME, hyperparameters(), changes, scalars, scalars, System.nanoTime() - start);
+    return steps;
   }
 
+  /**
+   * Not used: freezing replaces no block.
+   *
+   * @param context unused
+   * @return no policies
+   */
   @Override
-  public String toString() {
-    return NAME + hyperparameters();
+  protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
+    return new LinkedHashMap<>();
   }
 
   /** Builds {@link LayerFreezing}. */

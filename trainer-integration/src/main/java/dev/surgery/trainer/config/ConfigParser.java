@@ -1,5 +1,6 @@
 package dev.surgery.trainer.config;
 
+import dev.surgery.core.Targets;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
@@ -20,6 +21,7 @@ import java.util.Optional;
 import java.util.TreeSet;
 import org.snakeyaml.engine.v2.api.LoadSettings;
 import org.snakeyaml.engine.v2.api.lowlevel.Compose;
+import org.snakeyaml.engine.v2.common.ScalarStyle;
 import org.snakeyaml.engine.v2.constructor.StandardConstructor;
 import org.snakeyaml.engine.v2.exceptions.Mark;
 import org.snakeyaml.engine.v2.exceptions.MarkedYamlEngineException;
@@ -48,6 +50,9 @@ final class ConfigParser {
   static final String TOTAL_EPOCHS = "total_epochs";
   static final String NAME = "name";
   static final String EPOCH = "epoch";
+  static final String INCLUDE = Targets.INCLUDE;
+  static final String EXCLUDE = Targets.EXCLUDE;
+  static final List<String> ENTRY_KEYS = List.of(NAME, EPOCH, INCLUDE, EXCLUDE);
   static final List<String> TOP_LEVEL_KEYS = List.of(ALGORITHMS, ON_ERROR, REPORT, TOTAL_EPOCHS);
 
   private final String file;
@@ -326,6 +331,8 @@ final class ConfigParser {
     if (spec != null) {
       validKeys.addAll(spec.names());
     }
+    validKeys.add(INCLUDE);
+    validKeys.add(EXCLUDE);
     // Without a known algorithm there is no list of valid keys: report only the name problem.
     Map<String, Node> keys =
         keys(mapping, spec == null ? null : validKeys, "key", " for algorithm '" + name + "'");
@@ -347,7 +354,7 @@ final class ConfigParser {
     boolean valuesOk = true;
     if (spec != null) {
       for (Map.Entry<String, Node> e : keys.entrySet()) {
-        if (e.getKey().equals(NAME) || e.getKey().equals(EPOCH)) {
+        if (ENTRY_KEYS.contains(e.getKey())) {
           continue;
         }
         HyperParameter h = spec.hyperParameter(e.getKey());
@@ -366,6 +373,8 @@ final class ConfigParser {
         }
       }
     }
+    List<String> include = patterns(keys.get(INCLUDE), name);
+    List<String> exclude = patterns(keys.get(EXCLUDE), name);
     if (spec == null || epoch == null || !valuesOk || problems.size() > problemsBefore) {
       return null;
     }
@@ -376,6 +385,15 @@ final class ConfigParser {
       // cross-parameter constraints only the factory knows
       addAt(node, name + ": " + e.getMessage());
       return null;
+    }
+    Targets targets = Targets.of(include, exclude);
+    if (!targets.isAll()) {
+      try {
+        algorithm = algorithm.withTargets(targets);
+      } catch (UnsupportedOperationException e) {
+        addAt(keys.containsKey(INCLUDE) ? keys.get(INCLUDE) : keys.get(EXCLUDE), e.getMessage());
+        return null;
+      }
     }
     Mark mark = node.getStartMark().orElse(null);
     String source =
@@ -473,6 +491,54 @@ final class ConfigParser {
     }
     addAt(node, expected + ", got " + describe(node));
     return null;
+  }
+
+  /**
+   * Reads an {@code include} or {@code exclude} value: a list of block patterns (or one pattern),
+   * each checked; a bad pattern is reported at its offending character.
+   */
+  private List<String> patterns(Node node, String name) {
+    if (node == null) {
+      return List.of();
+    }
+    List<Node> items;
+    if (node instanceof SequenceNode list) {
+      items = list.getValue();
+    } else if (node instanceof ScalarNode) {
+      items = List.of(node);
+    } else {
+      addAt(node, name + ": include and exclude take a list of block patterns, found a mapping");
+      return List.of();
+    }
+    List<String> out = new ArrayList<>();
+    for (Node item : items) {
+      Object v = scalar(item);
+      if (v == INVALID) {
+        continue;
+      }
+      if (!(v instanceof String pattern)) {
+        addAt(
+            item,
+            name
+                + ": a block pattern must be a string such as '05ParallelBlock/**/01Conv2d' or"
+                + " 'type:Conv2d', found "
+                + describe(item));
+        continue;
+      }
+      try {
+        Targets.validate(pattern);
+        out.add(pattern);
+      } catch (Targets.InvalidPatternException e) {
+        Mark m = item.getStartMark().orElse(null);
+        ScalarNode scalar = (ScalarNode) item;
+        // Point at the offending character (past the opening quote of a quoted pattern; an
+        // escape sequence before it would shift this, which block patterns have no use for).
+        boolean quoted = scalar.getScalarStyle() != ScalarStyle.PLAIN;
+        int column = m == null ? 1 : m.getColumn() + 1 + e.getIndex() + (quoted ? 1 : 0);
+        add(m == null ? 1 : m.getLine() + 1, column, name + ": " + e.getMessage());
+      }
+    }
+    return out;
   }
 
   /** A hyperparameter value: scalars as parsed; lists and mappings as a description to refuse. */

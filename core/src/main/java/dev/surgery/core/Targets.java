@@ -1,0 +1,412 @@
+package dev.surgery.core;
+
+import ai.djl.nn.Block;
+import ai.djl.util.Pair;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * Where an algorithm may apply: {@code include} and {@code exclude} lists of block patterns.
+ *
+ * <p>A pattern is either a <b>path glob</b> over the stable paths of {@link BlockPaths} (for
+ * example {@code 05ParallelBlock/**}{@code /01Conv2d}) or a <b>type</b> pattern {@code type:NAME}
+ * that matches {@link BlockPaths#typeName} (a class's simple name, or a {@code LambdaBlock}'s name
+ * such as {@code maxPool2d}), the class's simple name or its full name. In a path glob, {@code *}
+ * matches within one segment, {@code ?} one character of a segment, and a {@code **} segment zero
+ * or more whole segments ({@code a/**}{@code /b} matches {@code a/b} and {@code a/x/y/b}; a
+ * trailing {@code /**} matches everything strictly below). A type pattern may use {@code *} and
+ * {@code ?} too.
+ *
+ * <p>A pattern that matches a block selects its whole subtree. A block is a target when it is
+ * selected by an include (or there are no includes) and by no exclude: exclusions win. The
+ * algorithm's own rule still decides, among the targets, what to change.
+ */
+public final class Targets {
+
+  /** The config key of the include list. */
+  public static final String INCLUDE = "include";
+
+  /** The config key of the exclude list. */
+  public static final String EXCLUDE = "exclude";
+
+  /** Every block: no include, no exclude. */
+  public static final Targets ALL = new Targets(List.of(), List.of());
+
+  private static final String TYPE_PREFIX = "type:";
+
+  private final List<Pattern> includes;
+  private final List<Pattern> excludes;
+  private final List<String> includeTexts;
+  private final List<String> excludeTexts;
+
+  private Targets(List<String> includes, List<String> excludes) {
+    this.includeTexts = List.copyOf(includes);
+    this.excludeTexts = List.copyOf(excludes);
+    this.includes = includeTexts.stream().map(Targets::compile).toList();
+    this.excludes = excludeTexts.stream().map(Targets::compile).toList();
+  }
+
+  /**
+   * Creates targets from pattern lists.
+   *
+   * @param includes the include patterns; empty means every block
+   * @param excludes the exclude patterns
+   * @return the targets
+   * @throws InvalidPatternException naming the first bad pattern and the offending character
+   */
+  public static Targets of(List<String> includes, List<String> excludes) {
+    List<String> in = includes == null ? List.of() : includes;
+    List<String> ex = excludes == null ? List.of() : excludes;
+    if (in.isEmpty() && ex.isEmpty()) {
+      return ALL;
+    }
+    return new Targets(in, ex);
+  }
+
+  /**
+   * Targets only the blocks the patterns select.
+   *
+   * @param patterns include patterns
+   * @return the targets
+   * @throws InvalidPatternException naming the first bad pattern
+   */
+  public static Targets include(String... patterns) {
+    return of(List.of(patterns), List.of());
+  }
+
+  /**
+   * Returns targets that also exclude the blocks the patterns select.
+   *
+   * @param patterns exclude patterns
+   * @return new targets
+   * @throws InvalidPatternException naming the first bad pattern
+   */
+  public Targets exclude(String... patterns) {
+    List<String> ex = new ArrayList<>(excludeTexts);
+    ex.addAll(List.of(patterns));
+    return of(includeTexts, ex);
+  }
+
+  /**
+   * Returns the include patterns as given.
+   *
+   * @return the include patterns; empty when every block is included
+   */
+  public List<String> includes() {
+    return includeTexts;
+  }
+
+  /**
+   * Returns the exclude patterns as given.
+   *
+   * @return the exclude patterns
+   */
+  public List<String> excludes() {
+    return excludeTexts;
+  }
+
+  /**
+   * Tells whether these targets select every block.
+   *
+   * @return true without includes and excludes
+   */
+  public boolean isAll() {
+    return includeTexts.isEmpty() && excludeTexts.isEmpty();
+  }
+
+  /**
+   * Adds the non-empty lists to a settings map under {@link #INCLUDE} and {@link #EXCLUDE}.
+   *
+   * @param settings the map to add to
+   */
+  public void putInto(Map<String, Object> settings) {
+    if (!includeTexts.isEmpty()) {
+      settings.put(INCLUDE, includeTexts);
+    }
+    if (!excludeTexts.isEmpty()) {
+      settings.put(EXCLUDE, excludeTexts);
+    }
+  }
+
+  /**
+   * Checks one pattern.
+   *
+   * @param pattern the pattern text
+   * @throws InvalidPatternException when it is not a valid pattern
+   */
+  public static void validate(String pattern) {
+    compile(pattern);
+  }
+
+  /**
+   * Resolves the targets on a model.
+   *
+   * @param root the model's root block
+   * @return the selected blocks and the include patterns that matched nothing
+   */
+  public Selection select(Block root) {
+    Set<Block> selected = Collections.newSetFromMap(new IdentityHashMap<>());
+    boolean[] includeUsed = new boolean[includes.size()];
+    Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+    seen.add(root);
+    walk(root, "", includes.isEmpty(), false, includeUsed, selected, seen);
+    List<String> unmatched = new ArrayList<>();
+    for (int i = 0; i < includeUsed.length; i++) {
+      if (!includeUsed[i]) {
+        unmatched.add(includeTexts.get(i));
+      }
+    }
+    return new Selection(selected, unmatched);
+  }
+
+  private void walk(
+      Block block,
+      String path,
+      boolean included,
+      boolean excluded,
+      boolean[] includeUsed,
+      Set<Block> selected,
+      Set<Block> seen) {
+    for (Pair<String, Block> child : BlockPaths.children(block)) {
+      Block b = child.getValue();
+      if (!seen.add(b)) {
+        continue; // a shared block keeps the decision of its first path, as BlockPaths names it
+      }
+      String p = BlockPaths.join(path, child.getKey());
+      boolean in = included;
+      for (int i = 0; i < includes.size(); i++) {
+        if (matches(includes.get(i), includeTexts.get(i), b, p)) {
+          includeUsed[i] = true;
+          in = true;
+        }
+      }
+      boolean out = excluded;
+      for (int i = 0; !out && i < excludes.size(); i++) {
+        out = matches(excludes.get(i), excludeTexts.get(i), b, p);
+      }
+      if (in && !out) {
+        selected.add(b);
+      }
+      walk(b, p, in, out, includeUsed, selected, seen);
+    }
+  }
+
+  private static boolean matches(Pattern pattern, String text, Block block, String path) {
+    if (text.startsWith(TYPE_PREFIX)) {
+      return pattern.matcher(BlockPaths.typeName(block)).matches()
+          || pattern.matcher(block.getClass().getSimpleName()).matches()
+          || pattern.matcher(block.getClass().getName()).matches();
+    }
+    return pattern.matcher(path).matches();
+  }
+
+  /**
+   * Shows the targets as in a config, for example {@code include: [**}{@code /01Conv2d], exclude:
+   * [01Conv2d]}.
+   *
+   * @return the description
+   */
+  @Override
+  public String toString() {
+    Map<String, Object> map = new LinkedHashMap<>();
+    putInto(map);
+    StringBuilder sb = new StringBuilder();
+    for (Map.Entry<String, Object> e : map.entrySet()) {
+      sb.append(sb.length() == 0 ? "" : ", ").append(e.getKey()).append(": ").append(e.getValue());
+    }
+    return sb.length() == 0 ? "all blocks" : sb.toString();
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof Targets t
+        && t.includeTexts.equals(includeTexts)
+        && t.excludeTexts.equals(excludeTexts);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public int hashCode() {
+    return includeTexts.hashCode() * 31 + excludeTexts.hashCode();
+  }
+
+  // ------------------------------------------------------------------ pattern syntax
+
+  private static Pattern compile(String text) {
+    if (text == null || text.isEmpty()) {
+      throw new InvalidPatternException(text, 0, "a pattern must not be empty");
+    }
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (Character.isWhitespace(c) || Character.isISOControl(c)) {
+        throw new InvalidPatternException(
+            text, i, "block paths contain no whitespace or control characters");
+      }
+      if ("[]{}\\".indexOf(c) >= 0) {
+        throw new InvalidPatternException(
+            text, i, "'" + c + "' is not supported: use *, ** and ? (or several patterns)");
+      }
+    }
+    if (text.startsWith(TYPE_PREFIX)) {
+      String name = text.substring(TYPE_PREFIX.length());
+      if (name.isEmpty()) {
+        throw new InvalidPatternException(
+            text, TYPE_PREFIX.length(), "'type:' needs a class or lambda name, e.g. type:Conv2d");
+      }
+      int slash = name.indexOf('/');
+      if (slash >= 0) {
+        throw new InvalidPatternException(
+            text, TYPE_PREFIX.length() + slash, "a type pattern is one name, without '/'");
+      }
+      int stars = name.indexOf("**");
+      if (stars >= 0) {
+        throw new InvalidPatternException(
+            text, TYPE_PREFIX.length() + stars, "'**' is for paths; use '*' in a type name");
+      }
+      return segmentRegex(name);
+    }
+    if (text.charAt(0) == '/') {
+      throw new InvalidPatternException(
+          text, 0, "paths are relative to the model's root and do not start with '/'");
+    }
+    if (text.endsWith("/")) {
+      throw new InvalidPatternException(text, text.length() - 1, "a path does not end with '/'");
+    }
+    StringBuilder regex = new StringBuilder();
+    String[] segments = text.split("/", -1);
+    int offset = 0;
+    for (int s = 0; s < segments.length; s++) {
+      String seg = segments[s];
+      if (seg.isEmpty()) {
+        throw new InvalidPatternException(text, offset, "empty path segment ('//')");
+      }
+      boolean last = s == segments.length - 1;
+      if (seg.equals("**")) {
+        // zero or more whole segments; trailing: one or more (strictly below)
+        regex.append(last ? (s == 0 ? ".*" : ".+") : "(?:[^/]+/)*");
+      } else {
+        int stars = seg.indexOf("**");
+        if (stars >= 0) {
+          throw new InvalidPatternException(
+              text,
+              offset + stars,
+              "'**' must be a whole path segment (as in a/**/b); use '*' within a segment");
+        }
+        regex.append(segmentRegex(seg).pattern());
+        if (!last) {
+          regex.append('/');
+        }
+      }
+      offset += seg.length() + 1;
+    }
+    return Pattern.compile(regex.toString());
+  }
+
+  private static Pattern segmentRegex(String segment) {
+    StringBuilder regex = new StringBuilder();
+    for (int i = 0; i < segment.length(); i++) {
+      char c = segment.charAt(i);
+      if (c == '*') {
+        regex.append("[^/]*");
+      } else if (c == '?') {
+        regex.append("[^/]");
+      } else {
+        regex.append(Pattern.quote(String.valueOf(c)));
+      }
+    }
+    return Pattern.compile(regex.toString());
+  }
+
+  /** The blocks that targets select in one model. */
+  public static final class Selection {
+
+    private final Set<Block> selected;
+    private final List<String> unmatchedIncludes;
+
+    Selection(Set<Block> selected, List<String> unmatchedIncludes) {
+      this.selected = selected;
+      this.unmatchedIncludes = List.copyOf(unmatchedIncludes);
+    }
+
+    /**
+     * Tells whether a block is a target.
+     *
+     * @param block a block of the model
+     * @return true when it is selected
+     */
+    public boolean contains(Block block) {
+      return selected.contains(block);
+    }
+
+    /**
+     * Returns the number of target blocks.
+     *
+     * @return the count
+     */
+    public int size() {
+      return selected.size();
+    }
+
+    /**
+     * Returns the include patterns that matched no block of the model.
+     *
+     * @return the patterns, in declaration order
+     */
+    public List<String> unmatchedIncludes() {
+      return unmatchedIncludes;
+    }
+
+    /**
+     * Narrows a matcher to the targets.
+     *
+     * @param rule the algorithm's own rule
+     * @return a matcher that selects what the rule selects among the targets
+     */
+    public BlockMatcher narrow(BlockMatcher rule) {
+      return (block, path) -> selected.contains(block) && rule.matches(block, path);
+    }
+  }
+
+  /** A pattern that is not a valid block pattern. */
+  public static final class InvalidPatternException extends IllegalArgumentException {
+
+    private static final long serialVersionUID = 1L;
+
+    /** The pattern text. */
+    private final String pattern;
+
+    /** The 0-based index of the offending character. */
+    private final int index;
+
+    InvalidPatternException(String pattern, int index, String reason) {
+      super("invalid block pattern '" + pattern + "' at character " + (index + 1) + ": " + reason);
+      this.pattern = pattern;
+      this.index = index;
+    }
+
+    /**
+     * Returns the pattern text.
+     *
+     * @return the pattern
+     */
+    public String getPattern() {
+      return pattern;
+    }
+
+    /**
+     * Returns the 0-based index of the offending character in the pattern.
+     *
+     * @return the index
+     */
+    public int getIndex() {
+      return index;
+    }
+  }
+}

@@ -1,0 +1,205 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import ai.djl.Model;
+import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.algorithms.Factorize;
+import dev.surgery.core.algorithms.GhostBatchNorm;
+import dev.surgery.core.algorithms.LayerFreezing;
+import dev.surgery.core.algorithms.SqueezeExcite;
+import dev.surgery.core.algorithms.StochasticDepth;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.core.algorithms.WeightStandardization;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * {@link Algorithm#plan} for the seven built-in algorithms on a training ResNetV1 (20 layers,
+ * 1x28x28, Adam after one step): the plan changes nothing (structure, parameter values, store,
+ * optimizer state), and the apply that follows does exactly what it said: the same blocks, types
+ * and parameter counts, and the parameters that really left and joined the model (compared by
+ * identity before and after) have the shapes the plan listed.
+ */
+class PlanTest {
+
+  static Stream<Arguments> algorithms() {
+    return Stream.of(
+        Arguments.of("blurpool", BlurPool.builder().build()),
+        Arguments.of("factorize", Factorize.builder().optMinChannels(16).build()),
+        Arguments.of("ghost_batchnorm", GhostBatchNorm.builder().build()),
+        Arguments.of("layer_freezing", LayerFreezing.builder().build()),
+        Arguments.of(
+            "squeeze_excite",
+            SqueezeExcite.builder().optMinChannels(16).optLatentChannels(0.25).build()),
+        Arguments.of("stochastic_depth", StochasticDepth.builder().build()),
+        Arguments.of("weight_standardization", WeightStandardization.builder().build()),
+        Arguments.of(
+            "blurpool limited to unit 08",
+            BlurPool.builder().build().withTargets(Targets.include("08ParallelBlock"))));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("algorithms")
+  void planChangesNothingAndEqualsTheApply(String name, Algorithm algorithm) throws Exception {
+    Block resnet =
+        ResNetV1.builder()
+            .setImageShape(new Shape(1, 28, 28))
+            .setNumLayers(20)
+            .setOutSize(4)
+            .build();
+    DefaultTrainingConfig config =
+        new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+            .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+    try (Model model = Fixtures.model("plan-" + name, resnet);
+        Trainer trainer = model.newTrainer(config);
+        NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(7);
+      trainer.initialize(new Shape(4, 1, 28, 28));
+      NDArray x = data.randomNormal(new Shape(4, 1, 28, 28));
+      NDArray y = data.create(new float[] {0, 1, 2, 3});
+      try (GradientCollector gc = trainer.newGradientCollector()) {
+        NDList out = trainer.forward(new NDList(x));
+        gc.backward(trainer.getLoss().evaluate(new NDList(y), out));
+      }
+      trainer.step();
+
+      SurgeryContext context = SurgeryContext.live(resnet, trainer, 2, 2);
+      List<String> structure = structure(resnet);
+      Map<String, float[]> values = Fixtures.snapshot(resnet);
+      Set<String> store = Fixtures.storeIds(trainer);
+      Map<String, Set<String>> stateKeys = Fixtures.stateKeys(trainer);
+      Map<String, float[]> state = Fixtures.stateValues(trainer);
+      Map<String, Boolean> trainable = trainable(resnet);
+      Set<Parameter> before = parameters(resnet);
+
+      SurgeryPlan plan = algorithm.plan(context);
+      assertFalse(plan.isEmpty(), "the algorithm should change something on ResNetV1");
+
+      // nothing changed
+      assertEquals(structure, structure(resnet));
+      assertSameValues(values, Fixtures.snapshot(resnet));
+      assertEquals(store, Fixtures.storeIds(trainer));
+      assertEquals(stateKeys, Fixtures.stateKeys(trainer));
+      assertSameValues(state, Fixtures.stateValues(trainer));
+      assertEquals(trainable, trainable(resnet));
+      // the model still trains as before: a forward pass works on the untouched tree
+      trainer.forward(new NDList(x)).close();
+
+      SurgeryReport report = algorithm.apply(context);
+      if (!(algorithm instanceof LayerFreezing)) {
+        assertNotEquals(structure, structure(resnet), "the apply replaced blocks");
+      }
+      List<String> planned = new ArrayList<>();
+      for (SurgeryPlan.Step s : plan.steps()) {
+        planned.add(s.path() + " " + s.oldType() + " -> " + s.newType());
+      }
+      List<String> applied = new ArrayList<>();
+      for (SurgeryReport.Change c : report.changes()) {
+        applied.add(c.path() + " " + c.oldType() + " -> " + c.newType());
+      }
+      assertEquals(applied, planned);
+      assertEquals(report.parametersBefore(), plan.parametersBefore());
+      assertEquals(report.parametersAfter(), plan.parametersAfter());
+
+      Set<Parameter> after = parameters(resnet);
+      assertEquals(shapesOnlyIn(before, after), plannedShapes(plan, true));
+      assertEquals(shapesOnlyIn(after, before), plannedShapes(plan, false));
+    }
+  }
+
+  /** Layer freezing without the planned number of epochs: plan and apply refuse alike. */
+  @Test
+  void aPlanThatWouldFailFailsTheSameWay() {
+    Algorithm algorithm = LayerFreezing.builder().build();
+    Block resnet =
+        ResNetV1.builder()
+            .setImageShape(new Shape(1, 28, 28))
+            .setNumLayers(20)
+            .setOutSize(4)
+            .build();
+    SurgeryException planned =
+        assertThrows(SurgeryException.class, () -> algorithm.plan(SurgeryContext.of(resnet)));
+    SurgeryException applied =
+        assertThrows(SurgeryException.class, () -> algorithm.apply(SurgeryContext.of(resnet)));
+    assertEquals(applied.getMessage(), planned.getMessage());
+  }
+
+  private static List<String> structure(Block root) {
+    List<String> out = new ArrayList<>();
+    BlockPaths.index(root).forEach((b, p) -> out.add(p + "=" + b.getClass().getName()));
+    return out;
+  }
+
+  private static Map<String, Boolean> trainable(Block root) {
+    Map<String, Boolean> out = new java.util.TreeMap<>();
+    for (Parameter p : TreeSurgery.parametersOf(root)) {
+      out.put(p.getId(), p.requiresGradient());
+    }
+    return out;
+  }
+
+  private static Set<Parameter> parameters(Block root) {
+    Set<Parameter> out = Collections.newSetFromMap(new IdentityHashMap<>());
+    out.addAll(TreeSurgery.parametersOf(root));
+    return out;
+  }
+
+  /** Sorted shapes of the parameters in {@code a} and not in {@code b}. */
+  private static List<String> shapesOnlyIn(Set<Parameter> a, Set<Parameter> b) {
+    List<String> out = new ArrayList<>();
+    for (Parameter p : a) {
+      if (!b.contains(p)) {
+        out.add(String.valueOf(p.getShape()));
+      }
+    }
+    Collections.sort(out);
+    return out;
+  }
+
+  private static List<String> plannedShapes(SurgeryPlan plan, boolean removed) {
+    List<String> out = new ArrayList<>();
+    for (SurgeryPlan.Step s : plan.steps()) {
+      for (SurgeryPlan.PlannedParameter p : removed ? s.removed() : s.added()) {
+        out.add(String.valueOf(p.shape()));
+      }
+    }
+    Collections.sort(out);
+    return out;
+  }
+
+  private static void assertSameValues(Map<String, float[]> expected, Map<String, float[]> actual) {
+    assertEquals(expected.keySet(), actual.keySet());
+    for (Map.Entry<String, float[]> e : expected.entrySet()) {
+      assertArrayEquals(e.getValue(), actual.get(e.getKey()), e.getKey());
+    }
+  }
+}

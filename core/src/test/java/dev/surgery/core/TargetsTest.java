@@ -1,0 +1,311 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.norm.BatchNorm;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.algorithms.GhostBatchNorm;
+import dev.surgery.core.algorithms.LayerFreezing;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.algorithms.SurgeryReport;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Include/exclude targets on DJL's ResNetV1 (20 layers, 1x28x28): the exact paths patterns select,
+ * exclusions winning, algorithms limited to their targets, and the errors for bad patterns and for
+ * includes that select nothing. The expected sets are written out or derived from the plain list of
+ * paths by string tests, not by the glob matcher under test.
+ */
+class TargetsTest {
+
+  private NDManager manager;
+  private Block resnet;
+
+  @BeforeEach
+  void setUp() {
+    manager = NDManager.newBaseManager();
+    manager.getEngine().setRandomSeed(11);
+    resnet =
+        ResNetV1.builder()
+            .setImageShape(new Shape(1, 28, 28))
+            .setNumLayers(20)
+            .setOutSize(4)
+            .build();
+    resnet.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
+  }
+
+  @AfterEach
+  void tearDown() {
+    manager.close();
+  }
+
+  private Set<String> selected(Targets targets) {
+    Targets.Selection selection = targets.select(resnet);
+    Set<String> paths = new TreeSet<>();
+    for (Map.Entry<Block, String> e : BlockPaths.index(resnet).entrySet()) {
+      if (selection.contains(e.getKey())) {
+        paths.add(e.getValue());
+      }
+    }
+    return paths;
+  }
+
+  private Set<String> allPaths() {
+    return new TreeSet<>(BlockPaths.index(resnet).values());
+  }
+
+  private Set<String> pathsOf(Class<?> type) {
+    return BlockPaths.index(resnet).entrySet().stream()
+        .filter(e -> type.isInstance(e.getKey()))
+        .map(Map.Entry::getValue)
+        .collect(Collectors.toCollection(TreeSet::new));
+  }
+
+  @Test
+  void doubleStarSegmentMatchesZeroOrMoreSegments() {
+    assertEquals(
+        Set.of(
+            "05ParallelBlock/01SequentialBlock/01Conv2d",
+            "05ParallelBlock/02SequentialBlock/01Conv2d"),
+        selected(Targets.include("05ParallelBlock/**/01Conv2d")));
+    // zero segments between: the stem convolution and every shortcut convolution
+    assertEquals(
+        Set.of(
+            "01Conv2d",
+            "02ParallelBlock/01SequentialBlock/01Conv2d",
+            "02ParallelBlock/02SequentialBlock/01Conv2d",
+            "03ParallelBlock/01SequentialBlock/01Conv2d",
+            "04ParallelBlock/01SequentialBlock/01Conv2d",
+            "05ParallelBlock/01SequentialBlock/01Conv2d",
+            "05ParallelBlock/02SequentialBlock/01Conv2d",
+            "06ParallelBlock/01SequentialBlock/01Conv2d",
+            "07ParallelBlock/01SequentialBlock/01Conv2d",
+            "08ParallelBlock/01SequentialBlock/01Conv2d",
+            "08ParallelBlock/02SequentialBlock/01Conv2d",
+            "09ParallelBlock/01SequentialBlock/01Conv2d",
+            "10ParallelBlock/01SequentialBlock/01Conv2d"),
+        selected(Targets.include("**/01Conv2d")));
+  }
+
+  @Test
+  void aMatchedBlockBringsItsSubtreeAndTrailingDoubleStarOnlyWhatIsBelow() {
+    Set<String> subtree =
+        allPaths().stream()
+            .filter(p -> p.equals("05ParallelBlock") || p.startsWith("05ParallelBlock/"))
+            .collect(Collectors.toCollection(TreeSet::new));
+    assertEquals(10, subtree.size());
+    assertEquals(subtree, selected(Targets.include("05ParallelBlock")));
+    subtree.remove("05ParallelBlock");
+    assertEquals(subtree, selected(Targets.include("05ParallelBlock/**")));
+  }
+
+  @Test
+  void singleStarAndQuestionMarkStayWithinOneSegment() {
+    Set<String> expected =
+        pathsOf(Conv2d.class).stream()
+            .filter(p -> p.startsWith("0") && p.contains("ParallelBlock/01SequentialBlock/"))
+            .collect(Collectors.toCollection(TreeSet::new));
+    assertEquals(16, expected.size()); // units 02..09, two convolutions each; not 10
+    assertEquals(expected, selected(Targets.include("0?ParallelBlock/01SequentialBlock/*Conv2d")));
+    // '*' does not cross '/': it cannot reach 05ParallelBlock/01SequentialBlock/01Conv2d
+    Targets.Selection none = Targets.include("05*Conv2d").select(resnet);
+    assertEquals(0, none.size());
+    assertEquals(List.of("05*Conv2d"), none.unmatchedIncludes());
+  }
+
+  @Test
+  void typePatternsMatchClassAndLambdaNames() {
+    assertEquals(pathsOf(BatchNorm.class), selected(Targets.include("type:BatchNorm")));
+    assertEquals(22, pathsOf(Conv2d.class).size()); // stem, 9 units x 2, 3 shortcuts
+    assertEquals(pathsOf(Conv2d.class), selected(Targets.include("type:Conv*")));
+    assertEquals(
+        Set.of(
+            "03ParallelBlock/02SequentialBlock/01LambdaBlock",
+            "04ParallelBlock/02SequentialBlock/01LambdaBlock",
+            "06ParallelBlock/02SequentialBlock/01LambdaBlock",
+            "07ParallelBlock/02SequentialBlock/01LambdaBlock",
+            "09ParallelBlock/02SequentialBlock/01LambdaBlock",
+            "10ParallelBlock/02SequentialBlock/01LambdaBlock"),
+        selected(Targets.include("type:identity")));
+  }
+
+  @Test
+  void exclusionsWin() {
+    // the residual branches' convolutions: every Conv2d but the stem and the shortcuts
+    Set<String> expected =
+        pathsOf(Conv2d.class).stream()
+            .filter(p -> p.contains("/01SequentialBlock/"))
+            .collect(Collectors.toCollection(TreeSet::new));
+    assertEquals(18, expected.size());
+    assertEquals(
+        expected,
+        selected(Targets.include("type:Conv2d").exclude("**/02SequentialBlock", "01Conv2d")));
+    // an exclusion of a subtree wins over an include of a block inside it
+    assertEquals(
+        Set.of(),
+        selected(
+            Targets.include("05ParallelBlock/01SequentialBlock/01Conv2d")
+                .exclude("05ParallelBlock")));
+    // excludes alone: everything else
+    Set<String> rest = allPaths();
+    rest.remove("");
+    rest.removeIf(p -> p.startsWith("02ParallelBlock"));
+    assertEquals(rest, selected(Targets.of(List.of(), List.of("02ParallelBlock"))));
+  }
+
+  @Test
+  void algorithmsChangeOnlyTheirTargets() {
+    // control: without targets BlurPool replaces the strided convolutions of units 05 and 08
+    Block control =
+        ResNetV1.builder()
+            .setImageShape(new Shape(1, 28, 28))
+            .setNumLayers(20)
+            .setOutSize(4)
+            .build();
+    control.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
+    SurgeryReport all = BlurPool.builder().build().apply(SurgeryContext.of(control));
+    assertEquals(
+        Set.of(
+            "05ParallelBlock/01SequentialBlock/01Conv2d",
+            "05ParallelBlock/02SequentialBlock/01Conv2d",
+            "08ParallelBlock/01SequentialBlock/01Conv2d",
+            "08ParallelBlock/02SequentialBlock/01Conv2d"),
+        changedPaths(all));
+
+    Algorithm limited =
+        BlurPool.builder().build().withTargets(Targets.include("05ParallelBlock/**"));
+    SurgeryReport report = limited.apply(SurgeryContext.of(resnet));
+    assertEquals(
+        Set.of(
+            "05ParallelBlock/01SequentialBlock/01Conv2d",
+            "05ParallelBlock/02SequentialBlock/01Conv2d"),
+        changedPaths(report));
+    assertTrue(
+        BlockPaths.resolve(resnet, "08ParallelBlock/01SequentialBlock/01Conv2d") instanceof Conv2d);
+    assertEquals(List.of("05ParallelBlock/**"), report.hyperparameters().get("include"));
+
+    Set<String> batchNorms = pathsOf(BatchNorm.class);
+    batchNorms.removeIf(p -> p.startsWith("02ParallelBlock/"));
+    SurgeryReport ghost =
+        GhostBatchNorm.builder()
+            .build()
+            .withTargets(Targets.include("type:BatchNorm").exclude("02ParallelBlock"))
+            .apply(SurgeryContext.of(resnet));
+    assertEquals(batchNorms, changedPaths(ghost));
+  }
+
+  @Test
+  void settingsRebuildTheSameTargetedAlgorithm() {
+    Algorithm a =
+        BlurPool.builder()
+            .optMinChannels(8)
+            .build()
+            .withTargets(Targets.include("05ParallelBlock").exclude("**/02SequentialBlock"));
+    Map<String, Object> settings = a.settings();
+    assertEquals(List.of("05ParallelBlock"), settings.get("include"));
+    assertEquals(List.of("**/02SequentialBlock"), settings.get("exclude"));
+    Algorithm b = Algorithms.spec("blurpool").create(settings);
+    assertEquals(a.targets(), b.targets());
+    assertEquals(a.settings(), b.settings());
+    assertEquals(
+        Set.of("05ParallelBlock/01SequentialBlock/01Conv2d"),
+        changedPaths(b.apply(SurgeryContext.of(resnet))));
+  }
+
+  @Test
+  void anIncludeThatMatchesNoBlockIsAnErrorAndChangesNothing() {
+    Set<String> before = describe(resnet);
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () ->
+                BlurPool.builder()
+                    .build()
+                    .withTargets(Targets.include("05ParallelBlock/**/01Conv2d", "**/07Conv2d"))
+                    .apply(SurgeryContext.of(resnet)));
+    assertTrue(e.getMessage().contains("pattern '**/07Conv2d' matches no block"), e.getMessage());
+    assertFalse(e.getMessage().contains("05ParallelBlock/**"), e.getMessage());
+    assertEquals(before, describe(resnet));
+  }
+
+  @Test
+  void anIncludeWhereTheRuleChangesNothingIsAnErrorButNoIncludeIsNot() {
+    // unit 02 has no strided convolution
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () ->
+                BlurPool.builder()
+                    .build()
+                    .withTargets(Targets.include("02ParallelBlock"))
+                    .apply(SurgeryContext.of(resnet)));
+    assertTrue(e.getMessage().contains("nothing among the included blocks"), e.getMessage());
+    // excludes only: an empty result stays a (logged) no-op, as without targets
+    SurgeryReport report =
+        BlurPool.builder()
+            .build()
+            .withTargets(Targets.of(List.of(), List.of("05ParallelBlock", "08ParallelBlock")))
+            .apply(SurgeryContext.of(resnet));
+    assertTrue(report.isEmpty());
+    SurgeryException freeze =
+        assertThrows(
+            SurgeryException.class,
+            () ->
+                LayerFreezing.builder()
+                    .build()
+                    .withTargets(Targets.include("**/03LambdaBlock"))
+                    .apply(new SurgeryContext(resnet, List.of(), 2, 2)));
+    assertTrue(freeze.getMessage().contains("no included block"), freeze.getMessage());
+  }
+
+  @Test
+  void badPatternsNameTheCharacter() {
+    assertBad("", 0, "must not be empty");
+    assertBad("/01Conv2d", 0, "do not start with '/'");
+    assertBad("05ParallelBlock/", 15, "does not end with '/'");
+    assertBad("05ParallelBlock//01Conv2d", 16, "empty path segment");
+    assertBad("05ParallelBlock/a**", 17, "whole path segment");
+    assertBad("0{1,2}Conv2d", 1, "'{' is not supported");
+    assertBad("01Conv2d ", 8, "no whitespace");
+    assertBad("type:", 5, "needs a class or lambda name");
+    assertBad("type:a/b", 6, "one name");
+  }
+
+  private static void assertBad(String pattern, int index, String fragment) {
+    Targets.InvalidPatternException e =
+        assertThrows(Targets.InvalidPatternException.class, () -> Targets.include(pattern));
+    assertEquals(index, e.getIndex(), e.getMessage());
+    assertEquals(pattern, e.getPattern());
+    assertTrue(e.getMessage().contains(fragment), e.getMessage());
+  }
+
+  private static Set<String> changedPaths(SurgeryReport report) {
+    return report.changes().stream()
+        .map(SurgeryReport.Change::path)
+        .collect(Collectors.toCollection(TreeSet::new));
+  }
+
+  private static Set<String> describe(Block root) {
+    Set<String> out = new TreeSet<>();
+    BlockPaths.index(root).forEach((b, p) -> out.add(p + "=" + BlockPaths.typeName(b)));
+    return out;
+  }
+}

@@ -1,0 +1,124 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import dev.surgery.core.Targets;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code include}/{@code exclude} in a YAML schedule on the test CNN ({@code 01Conv2d, 02BatchNorm,
+ * 03LambdaBlock, 04Conv2d} (stride 2){@code , 05LambdaBlock, 06LambdaBlock} (max pool){@code ,
+ * ...}): only the targets change, the checkpoint replays the same targets, and an include that
+ * matches nothing stops training under {@code on_error: fail}, naming the entry's file:line:column.
+ */
+class TargetsConfigTest {
+
+  @TempDir Path tmp;
+
+  private Path yaml(String text) throws Exception {
+    Path file = tmp.resolve("surgery.yaml");
+    Files.writeString(file, text, StandardCharsets.UTF_8);
+    return file;
+  }
+
+  @Test
+  void onlyTheIncludedBlocksChangeAndTheCheckpointReplaysTheTargets() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.fromYaml(
+            yaml(
+                "algorithms:\n"
+                    + "  - name: blurpool\n"
+                    + "    epoch: 1\n"
+                    + "    min_channels: 0\n"
+                    + "    include: ['type:Conv2d', '06LambdaBlock']\n"
+                    + "    exclude: [06*]\n"));
+    assertEquals(
+        Targets.of(List.of("type:Conv2d", "06LambdaBlock"), List.of("06*")),
+        listener.getSchedule().get(0).algorithm().targets());
+    String saved;
+    try (NDManager data = NDManager.newBaseManager()) {
+      try (Model model = TestModels.model("targets")) {
+        try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+          trainer.initialize(INPUT);
+          EasyTrain.fit(trainer, 2, TestModels.dataset(data, 5), null);
+        }
+        saved = TestModels.structure(model.getBlock());
+        // the strided conv is blurred (and its key renamed after its new type); the max pool, which
+        // BlurPool replaces by default, was
+        // excluded (exclusions win over the include that names it)
+        assertTrue(saved.contains("04BlurConv2d=BlurConv2d"), saved);
+        assertTrue(saved.contains("06LambdaBlock=maxPool2d"), saved);
+        assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"), saved);
+        model.save(tmp, "targets");
+      }
+      List<SurgeryRecord> record =
+          SurgeryCheckpoint.readRecord(SurgeryCheckpoint.resolveParamsFile(tmp, "targets", null));
+      assertEquals(
+          List.of("type:Conv2d", "06LambdaBlock"), record.get(0).hyperparameters().get("include"));
+      try (Model restored = TestModels.model("targets")) {
+        SurgeryCheckpoint.load(restored, tmp, "targets");
+        assertEquals(saved, TestModels.structure(restored.getBlock()));
+      }
+    }
+  }
+
+  @Test
+  void anIncludeThatMatchesNothingFailsNamingTheEntry() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.fromYaml(
+            yaml(
+                "on_error: fail\n"
+                    + "algorithms:\n"
+                    + "  - name: ghost_batchnorm\n"
+                    + "    epoch: 1\n"
+                    + "    include: ['**/07BatchNorm']\n"));
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("nothing");
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      String before = TestModels.structure(model.getBlock());
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class,
+              () -> EasyTrain.fit(trainer, 2, TestModels.dataset(data, 5), null));
+      assertTrue(e.getMessage().contains("surgery.yaml:3:5"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("pattern '**/07BatchNorm' matches no block"), e.getMessage());
+      assertEquals(before, TestModels.structure(model.getBlock()));
+    }
+  }
+
+  @Test
+  void aRepeatAfterATargetedEntryIsNoConflictButARepeatAfterAnUntargetedOneIs() throws Exception {
+    SurgeryListener twoParts =
+        SurgeryListener.fromYaml(
+            yaml(
+                "algorithms:\n"
+                    + "  - {name: blurpool, epoch: 1, include: ['01Conv2d']}\n"
+                    + "  - {name: blurpool, epoch: 2}\n"));
+    assertEquals(2, twoParts.getSchedule().size());
+    Path repeat =
+        yaml(
+            "algorithms:\n"
+                + "  - {name: blurpool, epoch: 1}\n"
+                + "  - {name: blurpool, epoch: 2, include: ['01Conv2d']}\n");
+    dev.surgery.trainer.config.SurgeryConfigException e =
+        assertThrows(
+            dev.surgery.trainer.config.SurgeryConfigException.class,
+            () -> SurgeryListener.fromYaml(repeat));
+    assertTrue(e.getMessage().contains("surgery.yaml:3:5"), e.getMessage());
+    assertTrue(e.getMessage().contains("already did everything"), e.getMessage());
+  }
+}
