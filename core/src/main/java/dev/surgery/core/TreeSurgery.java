@@ -22,7 +22,6 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import org.slf4j.Logger;
@@ -447,12 +446,19 @@ final class TreeSurgery {
 
   /** Renames keys that DJL derived from the class name, so {@code toString} shows the new type. */
   private static String renamedKey(String key, int index, Block old, Block replacement) {
-    String derived =
-        String.format(Locale.ROOT, "%02d%s", index + 1, old.getClass().getSimpleName());
-    if (!key.equals(derived)) {
+    if (!key.equals(childKey(index, old))) {
       return key;
     }
-    return String.format(Locale.ROOT, "%02d%s", index + 1, replacement.getClass().getSimpleName());
+    return childKey(index, replacement);
+  }
+
+  /**
+   * DJL's key for the child at {@code index}: {@code %02d} and the class name, without a Formatter.
+   */
+  private static String childKey(int index, Block block) {
+    int number = index + 1;
+    String name = block.getClass().getSimpleName();
+    return (number < 10 ? "0" + number : Integer.toString(number)) + name;
   }
 
   @SuppressWarnings("unchecked")
