@@ -12,9 +12,7 @@ import ai.djl.util.Utils;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
-import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.trainer.config.HyperParameterValues;
 import java.io.BufferedInputStream;
 import java.io.DataInputStream;
 import java.io.EOFException;
@@ -214,7 +212,7 @@ public final class SurgeryCheckpoint {
       }
       Algorithm algorithm;
       try {
-        algorithm = spec.create(normalize(spec, r.hyperparameters()));
+        algorithm = spec.create(r.hyperparameters());
       } catch (IllegalArgumentException e) {
         throw new MalformedModelException(where + ": " + e.getMessage(), e);
       }
@@ -346,15 +344,5 @@ public final class SurgeryCheckpoint {
     } catch (EOFException e) {
       throw new IOException(paramsFile + ": truncated DJL parameter file header", e);
     }
-  }
-
-  private static Map<String, Object> normalize(AlgorithmSpec spec, Map<String, Object> values) {
-    Map<String, Object> out = new LinkedHashMap<>();
-    for (Map.Entry<String, Object> e : values.entrySet()) {
-      HyperParameter h = spec.hyperParameter(e.getKey());
-      out.put(
-          e.getKey(), h == null ? e.getValue() : HyperParameterValues.normalize(h, e.getValue()));
-    }
-    return out;
   }
 }

@@ -27,17 +27,50 @@ import java.util.Set;
  * {@link SurgeryReport} (block paths before surgery, old and new types, parameter counts before and
  * after, elapsed time).
  *
- * <p>A subclass validates its hyperparameters in its constructor (so that an invalid value fails
- * before anything changes) and keeps {@link #policies} free of side effects on the model: the
- * engine makes the changes and undoes all of them if one fails.
+ * <p>A subclass receives its validated {@link HyperParameterValues} in its constructor (checks
+ * between hyperparameters go there too, so that an invalid value fails before anything changes),
+ * reads them with {@link #value}, and keeps {@link #policies} free of side effects on the model:
+ * the engine makes the changes and undoes all of them if one fails. {@link #hyperparameters} is
+ * derived from the values; the subclass's builder extends {@link AlgorithmBuilder}. See
+ * core/README.md for the recipe.
  */
 public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
+
+  /** The validated hyperparameters; immutable, so copies made by {@link #withTargets} share it. */
+  private final HyperParameterValues values;
 
   /** Where the algorithm applies; set only on the copy {@link #withTargets} makes. */
   private Targets targets = Targets.ALL;
 
-  /** Creates the algorithm; subclasses validate their hyperparameters in their constructor. */
-  protected AbstractSurgeryAlgorithm() {}
+  /**
+   * Creates the algorithm.
+   *
+   * @param values its validated hyperparameters
+   */
+  protected AbstractSurgeryAlgorithm(HyperParameterValues values) {
+    this.values = values;
+  }
+
+  /**
+   * Returns the value of one of this algorithm's hyperparameters.
+   *
+   * @param <T> its type
+   * @param hyperParameter the declaration
+   * @return the value
+   */
+  protected final <T> T value(HyperParameter<T> hyperParameter) {
+    return values.get(hyperParameter);
+  }
+
+  /**
+   * Returns the hyperparameter values by snake_case name, in declaration order.
+   *
+   * @return a new map
+   */
+  @Override
+  public Map<String, Object> hyperparameters() {
+    return new LinkedHashMap<>(values.asMap());
+  }
 
   /**
    * Returns the replacement policies to run, in priority order: the first matcher that selects a
@@ -256,5 +289,65 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
   @Override
   public String toString() {
     return name() + settings();
+  }
+
+  /**
+   * Base class of the algorithms' builders: starts from each declaration's default and builds
+   * through {@link AlgorithmSpec#create}, the path YAML configs take, so a builder and a config
+   * refuse the same values with the same messages.
+   *
+   * @param <B> the builder type
+   * @param <A> the algorithm type
+   */
+  public abstract static class AlgorithmBuilder<
+      B extends AlgorithmBuilder<B, A>, A extends Algorithm> {
+
+    private final AlgorithmSpec spec;
+    private final Class<A> algorithmClass;
+    private final Map<String, Object> given = new LinkedHashMap<>();
+
+    /**
+     * Creates a builder with every hyperparameter at its default.
+     *
+     * @param spec the algorithm's spec
+     * @param algorithmClass the class its factory returns
+     */
+    protected AlgorithmBuilder(AlgorithmSpec spec, Class<A> algorithmClass) {
+      this.spec = spec;
+      this.algorithmClass = algorithmClass;
+    }
+
+    /**
+     * Sets a hyperparameter, checking it against its declaration at once.
+     *
+     * @param <T> its type
+     * @param hyperParameter the declaration
+     * @param value the value
+     * @return this builder
+     * @throws IllegalArgumentException naming the parameter, the value and the valid range
+     */
+    protected final <T> B set(HyperParameter<T> hyperParameter, T value) {
+      if (spec.hyperParameter(hyperParameter.name()) != hyperParameter) {
+        throw new IllegalArgumentException(
+            hyperParameter.name() + " is not a hyperparameter of " + spec.name());
+      }
+      given.put(hyperParameter.name(), hyperParameter.convert(value));
+      return self();
+    }
+
+    @SuppressWarnings("unchecked")
+    private B self() {
+      return (B) this;
+    }
+
+    /**
+     * Builds the algorithm.
+     *
+     * @return the algorithm
+     * @throws IllegalArgumentException naming the invalid hyperparameters
+     */
+    public A build() {
+      return algorithmClass.cast(spec.create(given));
+    }
   }
 }

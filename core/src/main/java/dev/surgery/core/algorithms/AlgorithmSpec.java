@@ -9,15 +9,17 @@ import java.util.function.Function;
 
 /**
  * Describes an algorithm to the configuration layer: its config name, its hyperparameters and how
- * to build it from validated values.
+ * to build it from validated values. Every way of making an algorithm (YAML config, checkpoint,
+ * {@link AbstractSurgeryAlgorithm.AlgorithmBuilder builder}) goes through {@link #create}.
  *
  * @param name the config name, for example {@code blurpool}
  * @param hyperParameters the declarations, in documentation order
- * @param factory builds the algorithm from a complete map of values (defaults filled in)
+ * @param factory builds the algorithm from a complete map of validated, typed values (defaults
+ *     filled in)
  */
 public record AlgorithmSpec(
     String name,
-    List<HyperParameter> hyperParameters,
+    List<HyperParameter<?>> hyperParameters,
     Function<Map<String, Object>, Algorithm> factory) {
 
   /** Copies the declarations. */
@@ -26,48 +28,58 @@ public record AlgorithmSpec(
   }
 
   /**
+   * Describes an algorithm whose factory reads a {@link HyperParameterValues}, for example a
+   * constructor reference {@code GhostBatchNorm::new}.
+   *
+   * @param name the config name
+   * @param hyperParameters the declarations, in documentation order
+   * @param factory builds the algorithm from validated values
+   * @return the spec
+   */
+  public static AlgorithmSpec of(
+      String name,
+      List<HyperParameter<?>> hyperParameters,
+      Function<HyperParameterValues, ? extends Algorithm> factory) {
+    return new AlgorithmSpec(
+        name,
+        hyperParameters,
+        values -> factory.apply(HyperParameterValues.of(name, hyperParameters, values)));
+  }
+
+  /**
    * Finds a declaration by name.
    *
    * @param key the snake_case name
    * @return the declaration, or null
    */
-  public HyperParameter hyperParameter(String key) {
+  public HyperParameter<?> hyperParameter(String key) {
     return hyperParameters.stream().filter(h -> h.name().equals(key)).findFirst().orElse(null);
   }
 
   /**
-   * Builds the algorithm: fills in defaults, validates every value, then calls the factory. The
-   * keys {@code include} and {@code exclude} (lists of block patterns, see {@link Targets}) limit
-   * where it applies, for every algorithm.
+   * Builds the algorithm: fills in defaults, converts and validates every value ({@link
+   * HyperParameterValues#of}), then calls the factory. The keys {@code include} and {@code exclude}
+   * (lists of block patterns, see {@link Targets}) limit where it applies, for every algorithm.
    *
    * @param values snake_case name to value; unknown names are refused
    * @return the algorithm
    * @throws IllegalArgumentException naming the first invalid or unknown parameter
    */
   public Algorithm create(Map<String, Object> values) {
-    Map<String, Object> complete = new LinkedHashMap<>();
-    for (HyperParameter h : hyperParameters) {
-      complete.put(h.name(), h.defaultValue());
-    }
+    Map<String, Object> given = new LinkedHashMap<>();
     List<String> include = List.of();
     List<String> exclude = List.of();
     for (Map.Entry<String, Object> e : values.entrySet()) {
       if (e.getKey().equals(Targets.INCLUDE) && hyperParameter(Targets.INCLUDE) == null) {
         include = patterns(e.getKey(), e.getValue());
-        continue;
-      }
-      if (e.getKey().equals(Targets.EXCLUDE) && hyperParameter(Targets.EXCLUDE) == null) {
+      } else if (e.getKey().equals(Targets.EXCLUDE) && hyperParameter(Targets.EXCLUDE) == null) {
         exclude = patterns(e.getKey(), e.getValue());
-        continue;
+      } else {
+        given.put(e.getKey(), e.getValue());
       }
-      HyperParameter h = hyperParameter(e.getKey());
-      if (h == null) {
-        throw new IllegalArgumentException(
-            "unknown hyperparameter '" + e.getKey() + "' for " + name + "; valid: " + names());
-      }
-      h.check(e.getValue());
-      complete.put(e.getKey(), e.getValue());
     }
+    Map<String, Object> complete =
+        new LinkedHashMap<>(HyperParameterValues.of(name, hyperParameters, given).asMap());
     Targets targets = Targets.of(include, exclude);
     Algorithm algorithm = factory.apply(complete);
     return targets.isAll() ? algorithm : algorithm.withTargets(targets);

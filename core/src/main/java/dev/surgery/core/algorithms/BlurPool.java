@@ -45,16 +45,23 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
   /** The config name. */
   public static final String NAME = "blurpool";
 
-  private static final HyperParameter REPLACE_CONVS =
+  /** {@code replace_convs}: whether strided convolutions get a blur. */
+  public static final HyperParameter<Boolean> REPLACE_CONVS =
       HyperParameter.ofBoolean(
           "replace_convs", true, "replace strided Conv2d blocks with BlurConv2d");
-  private static final HyperParameter REPLACE_MAXPOOLS =
+
+  /** {@code replace_maxpools}: whether max pools get a blur. */
+  public static final HyperParameter<Boolean> REPLACE_MAXPOOLS =
       HyperParameter.ofBoolean(
           "replace_maxpools", true, "replace maxPool2d blocks with BlurMaxPool2d");
-  private static final HyperParameter BLUR_FIRST =
+
+  /** {@code blur_first}: whether a blurred convolution blurs before convolving. */
+  public static final HyperParameter<Boolean> BLUR_FIRST =
       HyperParameter.ofBoolean(
           "blur_first", true, "blur before the strided convolution (true) or after it (false)");
-  private static final HyperParameter MIN_CHANNELS =
+
+  /** {@code min_channels}: the smallest input channels of a convolution that gets a blur. */
+  public static final HyperParameter<Integer> MIN_CHANNELS =
       HyperParameter.ofInt(
           "min_channels",
           16,
@@ -62,26 +69,28 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
           null,
           "smallest number of input channels of a convolution to replace");
 
-  /** The hyperparameter declarations, in documentation order. */
-  public static final List<HyperParameter> HYPER_PARAMETERS =
-      List.of(REPLACE_CONVS, REPLACE_MAXPOOLS, BLUR_FIRST, MIN_CHANNELS);
-
   /** The description the configuration layer uses to build BlurPool by name. */
   public static final AlgorithmSpec SPEC =
-      new AlgorithmSpec(NAME, HYPER_PARAMETERS, BlurPool::fromConfig);
+      AlgorithmSpec.of(
+          NAME, List.of(REPLACE_CONVS, REPLACE_MAXPOOLS, BLUR_FIRST, MIN_CHANNELS), BlurPool::new);
 
   private static final Logger logger = LoggerFactory.getLogger(BlurPool.class);
 
-  private final boolean replaceConvs;
-  private final boolean replaceMaxpools;
-  private final boolean blurFirst;
-  private final int minChannels;
-
-  private BlurPool(Builder builder) {
-    replaceConvs = builder.replaceConvs;
-    replaceMaxpools = builder.replaceMaxpools;
-    blurFirst = builder.blurFirst;
-    minChannels = builder.minChannels;
+  /**
+   * Creates BlurPool; refuses a configuration that would change nothing.
+   *
+   * @param values the validated hyperparameters
+   * @throws IllegalArgumentException if both {@code replace_convs} and {@code replace_maxpools} are
+   *     false
+   */
+  private BlurPool(HyperParameterValues values) {
+    super(values);
+    if (!values.get(REPLACE_CONVS) && !values.get(REPLACE_MAXPOOLS)) {
+      throw new IllegalArgumentException(
+          "replace_convs and replace_maxpools are both false: at least one must be true for "
+              + NAME
+              + " to change anything");
+    }
   }
 
   /**
@@ -94,64 +103,20 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
   }
 
   /**
-   * Builds BlurPool from config values (snake_case names; missing ones take their defaults).
+   * Builds BlurPool from config values, as {@code SPEC.create(values)} does.
    *
-   * @param values hyperparameter name to value
+   * @param values hyperparameter name to value; missing ones take their defaults
    * @return the algorithm
    * @throws IllegalArgumentException naming the first unknown or invalid parameter
    */
   public static BlurPool fromConfig(Map<String, Object> values) {
-    Builder b = builder();
-    for (Map.Entry<String, Object> e : values.entrySet()) {
-      Object v = e.getValue();
-      switch (e.getKey()) {
-        case "replace_convs" -> b.optReplaceConvs(asBoolean(REPLACE_CONVS, v));
-        case "replace_maxpools" -> b.optReplaceMaxpools(asBoolean(REPLACE_MAXPOOLS, v));
-        case "blur_first" -> b.optBlurFirst(asBoolean(BLUR_FIRST, v));
-        case "min_channels" -> b.optMinChannels(asInt(MIN_CHANNELS, v));
-        default ->
-            throw new IllegalArgumentException(
-                "unknown hyperparameter '"
-                    + e.getKey()
-                    + "' for "
-                    + NAME
-                    + "; valid: "
-                    + SPEC.names());
-      }
-    }
-    return b.build();
-  }
-
-  private static boolean asBoolean(HyperParameter h, Object value) {
-    h.check(value);
-    return (Boolean) value;
-  }
-
-  private static int asInt(HyperParameter h, Object value) {
-    h.check(value);
-    long v = ((Number) value).longValue();
-    if (v > Integer.MAX_VALUE) {
-      throw new IllegalArgumentException(
-          h.name() + " must be" + h.range() + " and fit an int, got " + value);
-    }
-    return (int) v;
+    return (BlurPool) SPEC.create(values);
   }
 
   /** {@inheritDoc} */
   @Override
   public String name() {
     return NAME;
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  public Map<String, Object> hyperparameters() {
-    Map<String, Object> values = new LinkedHashMap<>();
-    values.put(REPLACE_CONVS.name(), replaceConvs);
-    values.put(REPLACE_MAXPOOLS.name(), replaceMaxpools);
-    values.put(BLUR_FIRST.name(), blurFirst);
-    values.put(MIN_CHANNELS.name(), minChannels);
-    return values;
   }
 
   /**
@@ -162,7 +127,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
    */
   @Override
   public boolean needsInitializedModel() {
-    return replaceConvs && minChannels > 0;
+    return value(REPLACE_CONVS) && value(MIN_CHANNELS) > 0;
   }
 
   /**
@@ -171,7 +136,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
    * @return {@code replace_convs}
    */
   public boolean isReplaceConvs() {
-    return replaceConvs;
+    return value(REPLACE_CONVS);
   }
 
   /**
@@ -180,7 +145,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
    * @return {@code replace_maxpools}
    */
   public boolean isReplaceMaxpools() {
-    return replaceMaxpools;
+    return value(REPLACE_MAXPOOLS);
   }
 
   /**
@@ -189,7 +154,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
    * @return {@code blur_first}
    */
   public boolean isBlurFirst() {
-    return blurFirst;
+    return value(BLUR_FIRST);
   }
 
   /**
@@ -198,7 +163,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
    * @return {@code min_channels}
    */
   public int getMinChannels() {
-    return minChannels;
+    return value(MIN_CHANNELS);
   }
 
   /**
@@ -225,21 +190,21 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     // Composer's order: pools first, then convolutions (the matchers are disjoint anyway).
-    if (replaceMaxpools) {
+    if (value(REPLACE_MAXPOOLS)) {
       policies.put(
           BlockMatcher.lambdaNamed("maxPool2d"),
           (block, index) -> BlurMaxPool2d.fromMaxPool2d(block));
     }
-    if (replaceConvs) {
-      if (minChannels > 0) {
+    if (value(REPLACE_CONVS)) {
+      if (value(MIN_CHANNELS) > 0) {
         requireKnownChannels(context.model());
       }
       policies.put(
           (block, path) ->
               isStridedPlainConv(block)
-                  && (minChannels == 0
-                      || BlockInspector.inputChannels((Conv2d) block) >= minChannels),
-          (block, index) -> BlurConv2d.fromConv2d((Conv2d) block, blurFirst));
+                  && (value(MIN_CHANNELS) == 0
+                      || BlockInspector.inputChannels((Conv2d) block) >= value(MIN_CHANNELS)),
+          (block, index) -> BlurConv2d.fromConv2d((Conv2d) block, value(BLUR_FIRST)));
     }
     return policies;
   }
@@ -252,7 +217,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
             BlockPaths.display(e.getValue()),
             NAME
                 + " with min_channels="
-                + minChannels
+                + value(MIN_CHANNELS)
                 + " needs the input channels of this strided Conv2d, which are unknown until the"
                 + " model is initialized: apply it after Trainer.initialize, or set min_channels"
                 + " to 0");
@@ -269,14 +234,11 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
   }
 
   /** Builds {@link BlurPool}; the defaults are Composer's. */
-  public static final class Builder {
+  public static final class Builder extends AlgorithmBuilder<Builder, BlurPool> {
 
-    private boolean replaceConvs = true;
-    private boolean replaceMaxpools = true;
-    private boolean blurFirst = true;
-    private int minChannels = 16;
-
-    Builder() {}
+    Builder() {
+      super(SPEC, BlurPool.class);
+    }
 
     /**
      * Sets whether strided convolutions are replaced ({@code replace_convs}, default true).
@@ -285,8 +247,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optReplaceConvs(boolean replaceConvs) {
-      this.replaceConvs = replaceConvs;
-      return this;
+      return set(REPLACE_CONVS, replaceConvs);
     }
 
     /**
@@ -296,8 +257,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optReplaceMaxpools(boolean replaceMaxpools) {
-      this.replaceMaxpools = replaceMaxpools;
-      return this;
+      return set(REPLACE_MAXPOOLS, replaceMaxpools);
     }
 
     /**
@@ -308,8 +268,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optBlurFirst(boolean blurFirst) {
-      this.blurFirst = blurFirst;
-      return this;
+      return set(BLUR_FIRST, blurFirst);
     }
 
     /**
@@ -321,26 +280,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
      * @throws IllegalArgumentException if it is negative
      */
     public Builder optMinChannels(int minChannels) {
-      MIN_CHANNELS.check(minChannels);
-      this.minChannels = minChannels;
-      return this;
-    }
-
-    /**
-     * Builds the algorithm.
-     *
-     * @return the algorithm
-     * @throws IllegalArgumentException if both {@code replace_convs} and {@code replace_maxpools}
-     *     are false, since BlurPool would then do nothing
-     */
-    public BlurPool build() {
-      if (!replaceConvs && !replaceMaxpools) {
-        throw new IllegalArgumentException(
-            "replace_convs and replace_maxpools are both false: at least one must be true for "
-                + NAME
-                + " to change anything");
-      }
-      return new BlurPool(this);
+      return set(MIN_CHANNELS, minChannels);
     }
   }
 }

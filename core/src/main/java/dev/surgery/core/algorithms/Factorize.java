@@ -44,20 +44,20 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
   public static final String NAME = "factorize";
 
   /** {@code factorize_convs}. */
-  public static final HyperParameter FACTORIZE_CONVS =
+  public static final HyperParameter<Boolean> FACTORIZE_CONVS =
       HyperParameter.ofBoolean("factorize_convs", true, "whether to factorize Conv2d layers");
 
   /** {@code factorize_linears}. */
-  public static final HyperParameter FACTORIZE_LINEARS =
+  public static final HyperParameter<Boolean> FACTORIZE_LINEARS =
       HyperParameter.ofBoolean("factorize_linears", true, "whether to factorize Linear layers");
 
   /** {@code min_channels}. */
-  public static final HyperParameter MIN_CHANNELS =
+  public static final HyperParameter<Integer> MIN_CHANNELS =
       HyperParameter.ofInt(
           "min_channels", 512, 1, null, "smallest min(in, out) channels of a factorized Conv2d");
 
   /** {@code latent_channels}. */
-  public static final HyperParameter LATENT_CHANNELS =
+  public static final HyperParameter<Double> LATENT_CHANNELS =
       HyperParameter.ofFloat(
           "latent_channels",
           0.25,
@@ -67,12 +67,12 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
           "latent channels of a factorized Conv2d; below 1 a fraction of min(in, out)");
 
   /** {@code min_features}. */
-  public static final HyperParameter MIN_FEATURES =
+  public static final HyperParameter<Integer> MIN_FEATURES =
       HyperParameter.ofInt(
           "min_features", 512, 1, null, "smallest min(in, out) features of a factorized Linear");
 
   /** {@code latent_features}. */
-  public static final HyperParameter LATENT_FEATURES =
+  public static final HyperParameter<Double> LATENT_FEATURES =
       HyperParameter.ofFloat(
           "latent_features",
           0.25,
@@ -83,7 +83,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
 
   /** The declaration used by the configuration layer. */
   public static final AlgorithmSpec SPEC =
-      new AlgorithmSpec(
+      AlgorithmSpec.of(
           NAME,
           List.of(
               FACTORIZE_CONVS,
@@ -92,40 +92,14 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
               LATENT_CHANNELS,
               MIN_FEATURES,
               LATENT_FEATURES),
-          values ->
-              builder()
-                  .optFactorizeConvs((Boolean) values.get("factorize_convs"))
-                  .optFactorizeLinears((Boolean) values.get("factorize_linears"))
-                  .optMinChannels(((Number) values.get("min_channels")).intValue())
-                  .optLatentChannels(((Number) values.get("latent_channels")).doubleValue())
-                  .optMinFeatures(((Number) values.get("min_features")).intValue())
-                  .optLatentFeatures(((Number) values.get("latent_features")).doubleValue())
-                  .build());
+          Factorize::new);
 
-  private final boolean factorizeConvs;
-  private final boolean factorizeLinears;
-  private final int minChannels;
-  private final double latentChannels;
-  private final int minFeatures;
-  private final double latentFeatures;
-
-  private Factorize(Builder b) {
-    FACTORIZE_CONVS.check(b.factorizeConvs);
-    FACTORIZE_LINEARS.check(b.factorizeLinears);
-    MIN_CHANNELS.check(b.minChannels);
-    LATENT_CHANNELS.check(b.latentChannels);
-    MIN_FEATURES.check(b.minFeatures);
-    LATENT_FEATURES.check(b.latentFeatures);
-    factorizeConvs = b.factorizeConvs;
-    factorizeLinears = b.factorizeLinears;
-    minChannels = b.minChannels;
-    latentChannels = b.latentChannels;
-    minFeatures = b.minFeatures;
-    latentFeatures = b.latentFeatures;
+  private Factorize(HyperParameterValues values) {
+    super(values);
   }
 
   /**
-   * Creates a builder with the defaults of Composer's functional API.
+   * Creates a builder with Composer's defaults.
    *
    * @return a builder
    */
@@ -139,23 +113,10 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
     return NAME;
   }
 
-  /** {@inheritDoc} */
-  @Override
-  public Map<String, Object> hyperparameters() {
-    Map<String, Object> map = new LinkedHashMap<>();
-    map.put(FACTORIZE_CONVS.name(), factorizeConvs);
-    map.put(FACTORIZE_LINEARS.name(), factorizeLinears);
-    map.put(MIN_CHANNELS.name(), minChannels);
-    map.put(LATENT_CHANNELS.name(), latentChannels);
-    map.put(MIN_FEATURES.name(), minFeatures);
-    map.put(LATENT_FEATURES.name(), latentFeatures);
-    return map;
-  }
-
   /** Input sizes decide which layers are factorized. */
   @Override
   public boolean needsInitializedModel() {
-    return factorizeConvs || factorizeLinears;
+    return value(FACTORIZE_CONVS) || value(FACTORIZE_LINEARS);
   }
 
   /**
@@ -199,24 +160,26 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
       if (e.getValue().isEmpty() || inside.containsKey(b)) {
         continue;
       }
-      if (factorizeConvs && b instanceof Conv2d conv && FactorizedConv2d.canFactorize(conv)) {
+      if (value(FACTORIZE_CONVS)
+          && b instanceof Conv2d conv
+          && FactorizedConv2d.canFactorize(conv)) {
         long in = BlockInspector.inputChannels(conv);
         require(in, e.getValue());
         long out = conv.getFilters();
-        long latent = latentSize(latentChannels, in, out);
+        long latent = latentSize(value(LATENT_CHANNELS), in, out);
         long fanIn = in * conv.getKernelShape().size();
         if (conv.getGroups() == 1
-            && Math.min(in, out) >= minChannels
+            && Math.min(in, out) >= value(MIN_CHANNELS)
             && latent <= maxRank(fanIn, out)) {
           ranks.put(b, (int) latent);
         }
-      } else if (factorizeLinears && b.getClass() == Linear.class) {
+      } else if (value(FACTORIZE_LINEARS) && b.getClass() == Linear.class) {
         Linear linear = (Linear) b;
         long in = inputFeatures(linear);
         require(in, e.getValue());
         long out = BlockInspector.linearUnits(linear);
-        long latent = latentSize(latentFeatures, in, out);
-        if (Math.min(in, out) >= minFeatures && latent <= maxRank(in, out)) {
+        long latent = latentSize(value(LATENT_FEATURES), in, out);
+        if (Math.min(in, out) >= value(MIN_FEATURES) && latent <= maxRank(in, out)) {
           ranks.put(b, (int) latent);
         }
       }
@@ -250,16 +213,11 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
   }
 
   /** Builds {@link Factorize}. */
-  public static final class Builder {
+  public static final class Builder extends AlgorithmBuilder<Builder, Factorize> {
 
-    private boolean factorizeConvs = true;
-    private boolean factorizeLinears = true;
-    private int minChannels = 512;
-    private double latentChannels = 0.25;
-    private int minFeatures = 512;
-    private double latentFeatures = 0.25;
-
-    Builder() {}
+    Builder() {
+      super(SPEC, Factorize.class);
+    }
 
     /**
      * Sets whether convolutions are factorized.
@@ -268,8 +226,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optFactorizeConvs(boolean factorizeConvs) {
-      this.factorizeConvs = factorizeConvs;
-      return this;
+      return set(FACTORIZE_CONVS, factorizeConvs);
     }
 
     /**
@@ -279,8 +236,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optFactorizeLinears(boolean factorizeLinears) {
-      this.factorizeLinears = factorizeLinears;
-      return this;
+      return set(FACTORIZE_LINEARS, factorizeLinears);
     }
 
     /**
@@ -290,8 +246,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optMinChannels(int minChannels) {
-      this.minChannels = minChannels;
-      return this;
+      return set(MIN_CHANNELS, minChannels);
     }
 
     /**
@@ -301,8 +256,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optLatentChannels(double latentChannels) {
-      this.latentChannels = latentChannels;
-      return this;
+      return set(LATENT_CHANNELS, latentChannels);
     }
 
     /**
@@ -312,8 +266,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optMinFeatures(int minFeatures) {
-      this.minFeatures = minFeatures;
-      return this;
+      return set(MIN_FEATURES, minFeatures);
     }
 
     /**
@@ -323,18 +276,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optLatentFeatures(double latentFeatures) {
-      this.latentFeatures = latentFeatures;
-      return this;
-    }
-
-    /**
-     * Builds the algorithm.
-     *
-     * @return the algorithm
-     * @throws IllegalArgumentException naming the invalid hyperparameter
-     */
-    public Factorize build() {
-      return new Factorize(this);
+      return set(LATENT_FEATURES, latentFeatures);
     }
   }
 }

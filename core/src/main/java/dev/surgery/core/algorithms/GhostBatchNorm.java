@@ -6,7 +6,6 @@ import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.layers.GhostBatchNormBlock;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * Ghost batch normalization ({@code ghost_batchnorm}): every {@link BatchNorm} becomes a {@link
@@ -25,25 +24,16 @@ public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
   public static final String NAME = "ghost_batchnorm";
 
   /** {@code ghost_batch_size}: samples per normalization chunk in training. */
-  public static final HyperParameter GHOST_BATCH_SIZE =
+  public static final HyperParameter<Integer> GHOST_BATCH_SIZE =
       HyperParameter.ofInt(
           "ghost_batch_size", 32, 1, null, "samples per chunk normalized separately in training");
 
   /** The declaration used by the configuration layer. */
   public static final AlgorithmSpec SPEC =
-      new AlgorithmSpec(
-          NAME,
-          List.of(GHOST_BATCH_SIZE),
-          values ->
-              builder()
-                  .optGhostBatchSize(((Number) values.get("ghost_batch_size")).intValue())
-                  .build());
+      AlgorithmSpec.of(NAME, List.of(GHOST_BATCH_SIZE), GhostBatchNorm::new);
 
-  private final int ghostBatchSize;
-
-  private GhostBatchNorm(Builder builder) {
-    GHOST_BATCH_SIZE.check(builder.ghostBatchSize);
-    ghostBatchSize = builder.ghostBatchSize;
+  private GhostBatchNorm(HyperParameterValues values) {
+    super(values);
   }
 
   /**
@@ -63,28 +53,20 @@ public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
 
   /** {@inheritDoc} */
   @Override
-  public Map<String, Object> hyperparameters() {
-    Map<String, Object> map = new LinkedHashMap<>();
-    map.put(GHOST_BATCH_SIZE.name(), ghostBatchSize);
-    return map;
-  }
-
-  /** {@inheritDoc} */
-  @Override
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(
         BlockMatcher.ofClass(BatchNorm.class),
-        (block, index) -> GhostBatchNormBlock.from((BatchNorm) block, ghostBatchSize));
+        (block, index) -> GhostBatchNormBlock.from((BatchNorm) block, value(GHOST_BATCH_SIZE)));
     return policies;
   }
 
   /** Builds {@link GhostBatchNorm}. */
-  public static final class Builder {
+  public static final class Builder extends AlgorithmBuilder<Builder, GhostBatchNorm> {
 
-    private int ghostBatchSize = 32;
-
-    Builder() {}
+    Builder() {
+      super(SPEC, GhostBatchNorm.class);
+    }
 
     /**
      * Sets the number of samples per chunk in training.
@@ -93,18 +75,7 @@ public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optGhostBatchSize(int ghostBatchSize) {
-      this.ghostBatchSize = ghostBatchSize;
-      return this;
-    }
-
-    /**
-     * Builds the algorithm.
-     *
-     * @return the algorithm
-     * @throws IllegalArgumentException naming the invalid hyperparameter
-     */
-    public GhostBatchNorm build() {
-      return new GhostBatchNorm(this);
+      return set(GHOST_BATCH_SIZE, ghostBatchSize);
     }
   }
 }

@@ -1,14 +1,20 @@
 package dev.surgery.core.algorithms;
 
+import java.math.BigInteger;
 import java.util.List;
 
 /**
- * The declaration of one algorithm hyperparameter: its snake_case config name, type, default and
- * valid range. The YAML config validates against it (and reports the file position); the algorithm
- * builders validate again, so code and config refuse the same values.
+ * The declaration of one algorithm hyperparameter: its snake_case config name, type, default, valid
+ * range and meaning. It is the only definition of the hyperparameter: the YAML config, checkpoints,
+ * {@link AlgorithmSpec#create} and the algorithm builders all convert and check values through it
+ * ({@link #convert}), so code and config refuse the same values with the same message; builders
+ * start from {@link #defaultValue}, and {@link AbstractSurgeryAlgorithm#hyperparameters} lists the
+ * values by {@link #name}.
  *
+ * @param <T> the Java type of a value: Integer, Double, Boolean or String
  * @param name the snake_case name, as in Composer
  * @param type the value type
+ * @param valueClass the Java class of a value, matching {@code type}
  * @param defaultValue the default (Composer's unless the algorithm documents otherwise)
  * @param min the smallest valid number (inclusive), or null
  * @param max the largest valid number (inclusive), or null
@@ -16,10 +22,11 @@ import java.util.List;
  * @param choices the valid strings for {@link Type#STRING}, empty for any
  * @param description one line for error messages and docs
  */
-public record HyperParameter(
+public record HyperParameter<T>(
     String name,
     Type type,
-    Object defaultValue,
+    Class<T> valueClass,
+    T defaultValue,
     Double min,
     Double max,
     boolean minExclusive,
@@ -38,18 +45,80 @@ public record HyperParameter(
     STRING
   }
 
-  /** Copies the choices. */
+  /** Copies the choices and checks the default against the declaration. */
   public HyperParameter {
     choices = choices == null ? List.of() : List.copyOf(choices);
+    if (!valueClass.isInstance(defaultValue)) {
+      throw new IllegalArgumentException(name + ": default " + defaultValue + " is no " + type);
+    }
+  }
+
+  /**
+   * Converts a value to this declaration's type and checks it: the one place where config,
+   * checkpoint and builder values become typed values.
+   *
+   * @param value the value, as given or as parsed from YAML or JSON
+   * @return the typed value
+   * @throws IllegalArgumentException naming the parameter, the value, the valid range and what the
+   *     parameter means
+   */
+  public T convert(Object value) {
+    Object normalized = normalize(value);
+    check(normalized);
+    return valueClass.cast(normalized);
+  }
+
+  /**
+   * Brings a parsed value to this declaration's Java type where this loses nothing: an INT given as
+   * {@code Long} or {@code BigInteger} becomes an {@code Integer} when it fits, a FLOAT given as
+   * any number becomes a {@code Double}. Anything else (a real number for an INT, a string for a
+   * number) is returned unchanged, for {@link #problemWith} to refuse.
+   *
+   * @param value the parsed value
+   * @return the value, converted where possible
+   */
+  public Object normalize(Object value) {
+    switch (type) {
+      case INT:
+        if (value instanceof Long || value instanceof Integer || value instanceof BigInteger) {
+          Number n = (Number) value;
+          return fitsInt(n) ? Integer.valueOf(n.intValue()) : value;
+        }
+        return value;
+      case FLOAT:
+        if (value instanceof BigInteger b) {
+          return b.doubleValue();
+        }
+        if (value instanceof Number n && !(value instanceof Double)) {
+          return n.doubleValue();
+        }
+        return value;
+      default:
+        return value;
+    }
+  }
+
+  private static boolean fitsInt(Number n) {
+    if (n instanceof BigInteger b) {
+      return b.bitLength() < 32;
+    }
+    long l = n.longValue();
+    return l >= Integer.MIN_VALUE && l <= Integer.MAX_VALUE;
   }
 
   /**
    * Checks a value against the declaration.
    *
    * @param value the value (Integer, Long, Double, Float, Boolean or String)
-   * @return null if valid, else a message naming the parameter, the value and the valid range
+   * @return null if valid, else a message naming the parameter, the value and the valid range, and
+   *     saying what the parameter means
    */
   public String problemWith(Object value) {
+    String problem = problemOf(value);
+    return problem == null ? null : problem + " (" + name + ": " + description + ")";
+  }
+
+  private String problemOf(Object value) {
     switch (type) {
       case BOOLEAN:
         return value instanceof Boolean
@@ -65,6 +134,9 @@ public record HyperParameter(
       case INT:
         if (!(value instanceof Integer || value instanceof Long)) {
           return name + " must be an integer" + range() + ", got " + show(value);
+        }
+        if (!fitsInt((Number) value)) {
+          return name + " must be" + range() + " and fit an int, got " + show(value);
         }
         return checkRange(((Number) value).doubleValue(), value);
       case FLOAT:
@@ -136,11 +208,12 @@ public record HyperParameter(
    * @param description one line
    * @return the declaration
    */
-  public static HyperParameter ofInt(
+  public static HyperParameter<Integer> ofInt(
       String name, int defaultValue, Integer min, Integer max, String description) {
-    return new HyperParameter(
+    return new HyperParameter<>(
         name,
         Type.INT,
+        Integer.class,
         defaultValue,
         min == null ? null : min.doubleValue(),
         max == null ? null : max.doubleValue(),
@@ -160,15 +233,23 @@ public record HyperParameter(
    * @param description one line
    * @return the declaration
    */
-  public static HyperParameter ofFloat(
+  public static HyperParameter<Double> ofFloat(
       String name,
       double defaultValue,
       Double min,
       boolean minExclusive,
       Double max,
       String description) {
-    return new HyperParameter(
-        name, Type.FLOAT, defaultValue, min, max, minExclusive, List.of(), description);
+    return new HyperParameter<>(
+        name,
+        Type.FLOAT,
+        Double.class,
+        defaultValue,
+        min,
+        max,
+        minExclusive,
+        List.of(),
+        description);
   }
 
   /**
@@ -179,9 +260,10 @@ public record HyperParameter(
    * @param description one line
    * @return the declaration
    */
-  public static HyperParameter ofBoolean(String name, boolean defaultValue, String description) {
-    return new HyperParameter(
-        name, Type.BOOLEAN, defaultValue, null, null, false, List.of(), description);
+  public static HyperParameter<Boolean> ofBoolean(
+      String name, boolean defaultValue, String description) {
+    return new HyperParameter<>(
+        name, Type.BOOLEAN, Boolean.class, defaultValue, null, null, false, List.of(), description);
   }
 
   /**
@@ -193,9 +275,9 @@ public record HyperParameter(
    * @param description one line
    * @return the declaration
    */
-  public static HyperParameter ofChoice(
+  public static HyperParameter<String> ofChoice(
       String name, String defaultValue, List<String> choices, String description) {
-    return new HyperParameter(
-        name, Type.STRING, defaultValue, null, null, false, choices, description);
+    return new HyperParameter<>(
+        name, Type.STRING, String.class, defaultValue, null, null, false, choices, description);
   }
 }

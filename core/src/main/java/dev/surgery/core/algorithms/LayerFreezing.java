@@ -38,34 +38,21 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   public static final String NAME = "layer_freezing";
 
   /** {@code freeze_start}: the fraction of training after which freezing begins. */
-  public static final HyperParameter FREEZE_START =
+  public static final HyperParameter<Double> FREEZE_START =
       HyperParameter.ofFloat(
           "freeze_start", 0.5, 0.0, false, 1.0, "fraction of training after which layers freeze");
 
   /** {@code freeze_level}: the fraction of layers frozen at the end of training. */
-  public static final HyperParameter FREEZE_LEVEL =
+  public static final HyperParameter<Double> FREEZE_LEVEL =
       HyperParameter.ofFloat(
           "freeze_level", 1.0, 0.0, false, 1.0, "fraction of layers frozen at the end of training");
 
   /** The declaration used by the configuration layer. */
   public static final AlgorithmSpec SPEC =
-      new AlgorithmSpec(
-          NAME,
-          List.of(FREEZE_START, FREEZE_LEVEL),
-          values ->
-              builder()
-                  .optFreezeStart(((Number) values.get("freeze_start")).doubleValue())
-                  .optFreezeLevel(((Number) values.get("freeze_level")).doubleValue())
-                  .build());
+      AlgorithmSpec.of(NAME, List.of(FREEZE_START, FREEZE_LEVEL), LayerFreezing::new);
 
-  private final double freezeStart;
-  private final double freezeLevel;
-
-  private LayerFreezing(Builder builder) {
-    FREEZE_START.check(builder.freezeStart);
-    FREEZE_LEVEL.check(builder.freezeLevel);
-    freezeStart = builder.freezeStart;
-    freezeLevel = builder.freezeLevel;
+  private LayerFreezing(HyperParameterValues values) {
+    super(values);
   }
 
   /**
@@ -83,15 +70,6 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     return NAME;
   }
 
-  /** {@inheritDoc} */
-  @Override
-  public Map<String, Object> hyperparameters() {
-    Map<String, Object> map = new LinkedHashMap<>();
-    map.put(FREEZE_START.name(), freezeStart);
-    map.put(FREEZE_LEVEL.name(), freezeLevel);
-    return map;
-  }
-
   /**
    * Returns the fraction of layers to freeze after a completed fraction of training.
    *
@@ -99,7 +77,9 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    * @return the fraction of layers frozen
    */
   public double frozenFraction(double elapsed) {
-    return elapsed <= freezeStart ? 0 : freezeLevel * (elapsed - freezeStart) / (1 - freezeStart);
+    return elapsed <= value(FREEZE_START)
+        ? 0
+        : value(FREEZE_LEVEL) * (elapsed - value(FREEZE_START)) / (1 - value(FREEZE_START));
   }
 
   /**
@@ -230,12 +210,11 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   }
 
   /** Builds {@link LayerFreezing}. */
-  public static final class Builder {
+  public static final class Builder extends AlgorithmBuilder<Builder, LayerFreezing> {
 
-    private double freezeStart = 0.5;
-    private double freezeLevel = 1.0;
-
-    Builder() {}
+    Builder() {
+      super(SPEC, LayerFreezing.class);
+    }
 
     /**
      * Sets the fraction of training after which freezing begins.
@@ -244,8 +223,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optFreezeStart(double freezeStart) {
-      this.freezeStart = freezeStart;
-      return this;
+      return set(FREEZE_START, freezeStart);
     }
 
     /**
@@ -255,18 +233,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optFreezeLevel(double freezeLevel) {
-      this.freezeLevel = freezeLevel;
-      return this;
-    }
-
-    /**
-     * Builds the algorithm.
-     *
-     * @return the algorithm
-     * @throws IllegalArgumentException naming the invalid hyperparameter
-     */
-    public LayerFreezing build() {
-      return new LayerFreezing(this);
+      return set(FREEZE_LEVEL, freezeLevel);
     }
   }
 }

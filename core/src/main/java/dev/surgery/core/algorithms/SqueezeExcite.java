@@ -38,7 +38,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
   public static final String NAME = "squeeze_excite";
 
   /** {@code latent_channels}: the gate's hidden width, or a fraction of the channels if below 1. */
-  public static final HyperParameter LATENT_CHANNELS =
+  public static final HyperParameter<Double> LATENT_CHANNELS =
       HyperParameter.ofFloat(
           "latent_channels",
           64,
@@ -48,7 +48,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
           "hidden width of the gate; a value below 1 is a fraction of the channels");
 
   /** {@code min_channels}: the smallest min(in, out) channels of a convolution that gets a gate. */
-  public static final HyperParameter MIN_CHANNELS =
+  public static final HyperParameter<Integer> MIN_CHANNELS =
       HyperParameter.ofInt(
           "min_channels",
           128,
@@ -58,23 +58,10 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
 
   /** The declaration used by the configuration layer. */
   public static final AlgorithmSpec SPEC =
-      new AlgorithmSpec(
-          NAME,
-          List.of(LATENT_CHANNELS, MIN_CHANNELS),
-          values ->
-              builder()
-                  .optLatentChannels(((Number) values.get("latent_channels")).doubleValue())
-                  .optMinChannels(((Number) values.get("min_channels")).intValue())
-                  .build());
+      AlgorithmSpec.of(NAME, List.of(LATENT_CHANNELS, MIN_CHANNELS), SqueezeExcite::new);
 
-  private final double latentChannels;
-  private final int minChannels;
-
-  private SqueezeExcite(Builder builder) {
-    LATENT_CHANNELS.check(builder.latentChannels);
-    MIN_CHANNELS.check(builder.minChannels);
-    latentChannels = builder.latentChannels;
-    minChannels = builder.minChannels;
+  private SqueezeExcite(HyperParameterValues values) {
+    super(values);
   }
 
   /**
@@ -92,19 +79,10 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
     return NAME;
   }
 
-  /** {@inheritDoc} */
-  @Override
-  public Map<String, Object> hyperparameters() {
-    Map<String, Object> map = new LinkedHashMap<>();
-    map.put(LATENT_CHANNELS.name(), latentChannels);
-    map.put(MIN_CHANNELS.name(), minChannels);
-    return map;
-  }
-
   /** Input channels are needed to apply {@code min_channels}, unless every convolution passes. */
   @Override
   public boolean needsInitializedModel() {
-    return minChannels > 1;
+    return value(MIN_CHANNELS) > 1;
   }
 
   /** {@inheritDoc} */
@@ -131,10 +109,10 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
       long in;
       long out;
       if (b instanceof Conv2d conv) {
-        in = minChannels > 1 ? BlockInspector.inputChannels(conv) : 0;
+        in = value(MIN_CHANNELS) > 1 ? BlockInspector.inputChannels(conv) : 0;
         out = conv.getFilters();
       } else if (b instanceof FactorizedConv2d f) {
-        in = minChannels > 1 ? f.getInputChannels() : 0;
+        in = value(MIN_CHANNELS) > 1 ? f.getInputChannels() : 0;
         out = f.getFilters();
       } else {
         continue;
@@ -142,16 +120,16 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
       if (wrapped.contains(b) || e.getValue().isEmpty()) {
         continue;
       }
-      if (minChannels > 1) {
+      if (value(MIN_CHANNELS) > 1) {
         if (in < 0) {
           throw new SurgeryException(
               BlockPaths.display(e.getValue()),
               NAME
                   + " needs the input channels of every Conv2d to apply min_channels="
-                  + minChannels
+                  + value(MIN_CHANNELS)
                   + "; initialize the model first");
         }
-        if (Math.min(in, out) < minChannels) {
+        if (Math.min(in, out) < value(MIN_CHANNELS)) {
           continue;
         }
       }
@@ -162,7 +140,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
         (block, path) -> selected.containsKey(block),
         (block, index) -> {
           long channels = selected.get(block);
-          long latent = SqueezeExciteConv2d.latentWidth(latentChannels, channels);
+          long latent = SqueezeExciteConv2d.latentWidth(value(LATENT_CHANNELS), channels);
           return block instanceof Conv2d conv
               ? new SqueezeExciteConv2d(conv, latent)
               : new SqueezeExciteConv2d(block, channels, latent);
@@ -171,12 +149,11 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
   }
 
   /** Builds {@link SqueezeExcite}. */
-  public static final class Builder {
+  public static final class Builder extends AlgorithmBuilder<Builder, SqueezeExcite> {
 
-    private double latentChannels = 64;
-    private int minChannels = 128;
-
-    Builder() {}
+    Builder() {
+      super(SPEC, SqueezeExcite.class);
+    }
 
     /**
      * Sets the gate's hidden width: a value of at least 1 is a width (truncated to a whole number),
@@ -186,8 +163,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optLatentChannels(double latentChannels) {
-      this.latentChannels = latentChannels;
-      return this;
+      return set(LATENT_CHANNELS, latentChannels);
     }
 
     /**
@@ -197,18 +173,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optMinChannels(int minChannels) {
-      this.minChannels = minChannels;
-      return this;
-    }
-
-    /**
-     * Builds the algorithm.
-     *
-     * @return the algorithm
-     * @throws IllegalArgumentException naming the invalid hyperparameter
-     */
-    public SqueezeExcite build() {
-      return new SqueezeExcite(this);
+      return set(MIN_CHANNELS, minChannels);
     }
   }
 }

@@ -47,7 +47,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
   public static final String NAME = "stochastic_depth";
 
   /** {@code target_layer_name}: which residual units to target. */
-  public static final HyperParameter TARGET_LAYER_NAME =
+  public static final HyperParameter<String> TARGET_LAYER_NAME =
       HyperParameter.ofChoice(
           "target_layer_name",
           "ResNetV1Unit",
@@ -55,7 +55,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
           "residual units to target (the units of DJL's ResNetV1, basic or bottleneck)");
 
   /** {@code stochastic_method}: drop the whole batch's branch, or per sample. */
-  public static final HyperParameter STOCHASTIC_METHOD =
+  public static final HyperParameter<String> STOCHASTIC_METHOD =
       HyperParameter.ofChoice(
           "stochastic_method",
           "block",
@@ -63,12 +63,12 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
           "block: one draw per batch; sample: one draw per sample");
 
   /** {@code drop_rate}: the (largest) drop probability. */
-  public static final HyperParameter DROP_RATE =
+  public static final HyperParameter<Double> DROP_RATE =
       HyperParameter.ofFloat(
           "drop_rate", 0.2, 0.0, false, 1.0, "drop probability (of the last unit when linear)");
 
   /** {@code drop_distribution}: how the rate grows with depth. */
-  public static final HyperParameter DROP_DISTRIBUTION =
+  public static final HyperParameter<String> DROP_DISTRIBUTION =
       HyperParameter.ofChoice(
           "drop_distribution",
           "linear",
@@ -77,31 +77,13 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
 
   /** The declaration used by the configuration layer. */
   public static final AlgorithmSpec SPEC =
-      new AlgorithmSpec(
+      AlgorithmSpec.of(
           NAME,
           List.of(TARGET_LAYER_NAME, STOCHASTIC_METHOD, DROP_RATE, DROP_DISTRIBUTION),
-          values ->
-              builder()
-                  .optTargetLayerName((String) values.get("target_layer_name"))
-                  .optStochasticMethod((String) values.get("stochastic_method"))
-                  .optDropRate(((Number) values.get("drop_rate")).doubleValue())
-                  .optDropDistribution((String) values.get("drop_distribution"))
-                  .build());
+          StochasticDepth::new);
 
-  private final String targetLayerName;
-  private final String stochasticMethod;
-  private final double dropRate;
-  private final String dropDistribution;
-
-  private StochasticDepth(Builder builder) {
-    TARGET_LAYER_NAME.check(builder.targetLayerName);
-    STOCHASTIC_METHOD.check(builder.stochasticMethod);
-    DROP_RATE.check(builder.dropRate);
-    DROP_DISTRIBUTION.check(builder.dropDistribution);
-    targetLayerName = builder.targetLayerName;
-    stochasticMethod = builder.stochasticMethod;
-    dropRate = builder.dropRate;
-    dropDistribution = builder.dropDistribution;
+  private StochasticDepth(HyperParameterValues values) {
+    super(values);
   }
 
   /**
@@ -117,17 +99,6 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
   @Override
   public String name() {
     return NAME;
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  public Map<String, Object> hyperparameters() {
-    Map<String, Object> map = new LinkedHashMap<>();
-    map.put(TARGET_LAYER_NAME.name(), targetLayerName);
-    map.put(STOCHASTIC_METHOD.name(), stochasticMethod);
-    map.put(DROP_RATE.name(), dropRate);
-    map.put(DROP_DISTRIBUTION.name(), dropDistribution);
-    return map;
   }
 
   /**
@@ -185,7 +156,10 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
    * @return its drop probability
    */
   float rateOf(int index, int count) {
-    return (float) ("linear".equals(dropDistribution) ? dropRate * (index + 1) / count : dropRate);
+    return (float)
+        ("linear".equals(value(DROP_DISTRIBUTION))
+            ? value(DROP_RATE) * (index + 1) / count
+            : value(DROP_RATE));
   }
 
   /** {@inheritDoc} */
@@ -197,7 +171,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
       rates.put(branches.get(i), rateOf(i, branches.size()));
     }
     StochasticResidual.Mode mode =
-        StochasticResidual.Mode.valueOf(stochasticMethod.toUpperCase(Locale.ROOT));
+        StochasticResidual.Mode.valueOf(value(STOCHASTIC_METHOD).toUpperCase(Locale.ROOT));
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(
         (block, path) -> rates.containsKey(block),
@@ -206,14 +180,11 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
   }
 
   /** Builds {@link StochasticDepth}. */
-  public static final class Builder {
+  public static final class Builder extends AlgorithmBuilder<Builder, StochasticDepth> {
 
-    private String targetLayerName = "ResNetV1Unit";
-    private String stochasticMethod = "block";
-    private double dropRate = 0.2;
-    private String dropDistribution = "linear";
-
-    Builder() {}
+    Builder() {
+      super(SPEC, StochasticDepth.class);
+    }
 
     /**
      * Sets which residual units to target; only {@code ResNetV1Unit} exists.
@@ -222,8 +193,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optTargetLayerName(String name) {
-      this.targetLayerName = name;
-      return this;
+      return set(TARGET_LAYER_NAME, name);
     }
 
     /**
@@ -233,8 +203,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optStochasticMethod(String method) {
-      this.stochasticMethod = method;
-      return this;
+      return set(STOCHASTIC_METHOD, method);
     }
 
     /**
@@ -244,8 +213,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optDropRate(double dropRate) {
-      this.dropRate = dropRate;
-      return this;
+      return set(DROP_RATE, dropRate);
     }
 
     /**
@@ -255,18 +223,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optDropDistribution(String distribution) {
-      this.dropDistribution = distribution;
-      return this;
-    }
-
-    /**
-     * Builds the algorithm.
-     *
-     * @return the algorithm
-     * @throws IllegalArgumentException naming the invalid hyperparameter
-     */
-    public StochasticDepth build() {
-      return new StochasticDepth(this);
+      return set(DROP_DISTRIBUTION, distribution);
     }
   }
 }

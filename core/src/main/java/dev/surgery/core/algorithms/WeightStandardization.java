@@ -12,7 +12,6 @@ import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -36,7 +35,7 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
   public static final String NAME = "weight_standardization";
 
   /** {@code n_last_layers_ignore}: how many of the last convolutions to leave as they are. */
-  public static final HyperParameter N_LAST_LAYERS_IGNORE =
+  public static final HyperParameter<Integer> N_LAST_LAYERS_IGNORE =
       HyperParameter.ofInt(
           "n_last_layers_ignore",
           0,
@@ -46,19 +45,10 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
 
   /** The declaration used by the configuration layer. */
   public static final AlgorithmSpec SPEC =
-      new AlgorithmSpec(
-          NAME,
-          List.of(N_LAST_LAYERS_IGNORE),
-          values ->
-              builder()
-                  .optNLastLayersIgnore(((Number) values.get("n_last_layers_ignore")).intValue())
-                  .build());
+      AlgorithmSpec.of(NAME, List.of(N_LAST_LAYERS_IGNORE), WeightStandardization::new);
 
-  private final int nLastLayersIgnore;
-
-  private WeightStandardization(Builder builder) {
-    N_LAST_LAYERS_IGNORE.check(builder.nLastLayersIgnore);
-    nLastLayersIgnore = builder.nLastLayersIgnore;
+  private WeightStandardization(HyperParameterValues values) {
+    super(values);
   }
 
   /**
@@ -78,14 +68,6 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
 
   /** {@inheritDoc} */
   @Override
-  public Map<String, Object> hyperparameters() {
-    Map<String, Object> map = new LinkedHashMap<>();
-    map.put(N_LAST_LAYERS_IGNORE.name(), nLastLayersIgnore);
-    return map;
-  }
-
-  /** {@inheritDoc} */
-  @Override
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
     List<Conv2d> convs = new ArrayList<>();
     for (Block b : BlockPaths.index(context.model()).keySet()) {
@@ -93,7 +75,7 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
         convs.add(c);
       }
     }
-    int target = Math.max(convs.size() - nLastLayersIgnore, 0);
+    int target = Math.max(convs.size() - value(N_LAST_LAYERS_IGNORE), 0);
     Set<Block> selected = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Conv2d c : convs.subList(0, target)) {
       if (canStandardize(c)) {
@@ -123,11 +105,11 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
   }
 
   /** Builds {@link WeightStandardization}. */
-  public static final class Builder {
+  public static final class Builder extends AlgorithmBuilder<Builder, WeightStandardization> {
 
-    private int nLastLayersIgnore = 0;
-
-    Builder() {}
+    Builder() {
+      super(SPEC, WeightStandardization.class);
+    }
 
     /**
      * Sets how many of the last convolutions keep their plain weights.
@@ -136,18 +118,7 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
      * @return this builder
      */
     public Builder optNLastLayersIgnore(int n) {
-      this.nLastLayersIgnore = n;
-      return this;
-    }
-
-    /**
-     * Builds the algorithm.
-     *
-     * @return the algorithm
-     * @throws IllegalArgumentException naming the invalid hyperparameter
-     */
-    public WeightStandardization build() {
-      return new WeightStandardization(this);
+      return set(N_LAST_LAYERS_IGNORE, n);
     }
   }
 }

@@ -357,13 +357,13 @@ final class ConfigParser {
         if (ENTRY_KEYS.contains(e.getKey())) {
           continue;
         }
-        HyperParameter h = spec.hyperParameter(e.getKey());
+        HyperParameter<?> h = spec.hyperParameter(e.getKey());
         Object raw = valueForHyperParameter(e.getValue());
         if (raw == INVALID) {
           valuesOk = false;
           continue;
         }
-        Object value = HyperParameterValues.normalize(h, raw);
+        Object value = h.normalize(raw);
         String problem = h.problemWith(value);
         if (problem != null) {
           addAt(e.getValue(), name + ": " + problem);
