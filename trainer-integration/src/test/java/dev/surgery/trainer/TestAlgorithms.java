@@ -83,6 +83,7 @@ final class TestAlgorithms {
             List.of(HyperParameter.ofInt("stride", 1, 1, 8, "the stride of the convs to replace")),
             v -> freshConv((Integer) v.get("stride"))));
     Algorithms.register(new AlgorithmSpec(POOL, List.of(), v -> pool()));
+    Algorithms.register(ToyLeakyRelu.SPEC);
     Algorithms.register(new AlgorithmSpec(FAIL, List.of(), v -> failing()));
     Algorithms.register(
         new AlgorithmSpec(

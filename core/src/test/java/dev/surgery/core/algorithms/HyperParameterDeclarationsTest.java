@@ -1,0 +1,105 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.math.BigInteger;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Each hyperparameter has one declaration: the builders start from its default, {@code
+ * hyperparameters()} lists every declared value in declaration order, config values are converted
+ * and checked by it, and its description explains a refused value.
+ */
+class HyperParameterDeclarationsTest {
+
+  /** Every built-in algorithm's spec with its builder's defaults. */
+  private static final Map<AlgorithmSpec, Supplier<Algorithm>> BUILDERS = new LinkedHashMap<>();
+
+  static {
+    BUILDERS.put(BlurPool.SPEC, () -> BlurPool.builder().build());
+    BUILDERS.put(WeightStandardization.SPEC, () -> WeightStandardization.builder().build());
+    BUILDERS.put(GhostBatchNorm.SPEC, () -> GhostBatchNorm.builder().build());
+    BUILDERS.put(SqueezeExcite.SPEC, () -> SqueezeExcite.builder().build());
+    BUILDERS.put(StochasticDepth.SPEC, () -> StochasticDepth.builder().build());
+    BUILDERS.put(LayerFreezing.SPEC, () -> LayerFreezing.builder().build());
+    BUILDERS.put(Factorize.SPEC, () -> Factorize.builder().build());
+  }
+
+  @Test
+  void everyBuiltinAlgorithmIsCovered() {
+    for (AlgorithmSpec spec : BUILDERS.keySet()) {
+      assertSame(spec, Algorithms.spec(spec.name()));
+    }
+    assertEquals(7, BUILDERS.size());
+  }
+
+  @Test
+  void everyBuilderDefaultIsItsDeclarationsDefault() {
+    for (Map.Entry<AlgorithmSpec, Supplier<Algorithm>> e : BUILDERS.entrySet()) {
+      AlgorithmSpec spec = e.getKey();
+      Map<String, Object> declared = new LinkedHashMap<>();
+      for (HyperParameter<?> h : spec.hyperParameters()) {
+        declared.put(h.name(), h.defaultValue());
+        assertTrue(h.valueClass().isInstance(h.defaultValue()), h.name());
+        assertTrue(!h.description().isBlank(), h.name());
+      }
+      Algorithm built = e.getValue().get();
+      assertEquals(spec.name(), built.name());
+      // same keys, same order, same values (and so the same boxed types)
+      assertEquals(
+          List.copyOf(declared.entrySet()), List.copyOf(built.hyperparameters().entrySet()));
+      assertEquals(declared, spec.create(Map.of()).hyperparameters(), spec.name());
+    }
+  }
+
+  @Test
+  void aRefusedValueSaysWhatTheKeyMeans() {
+    IllegalArgumentException config =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> GhostBatchNorm.SPEC.create(Map.of("ghost_batch_size", 0)));
+    assertTrue(config.getMessage().contains("ghost_batch_size must be >= 1, got 0"));
+    assertTrue(
+        config.getMessage().contains("samples per chunk normalized separately in training"),
+        config.getMessage());
+    IllegalArgumentException builder =
+        assertThrows(
+            IllegalArgumentException.class, () -> GhostBatchNorm.builder().optGhostBatchSize(0));
+    assertEquals(config.getMessage(), builder.getMessage());
+  }
+
+  @Test
+  void configValuesAreConvertedToTheDeclaredTypeInOnePlace() {
+    // whole numbers as parsers produce them, for an int and a float hyperparameter
+    Algorithm se =
+        SqueezeExcite.SPEC.create(
+            Map.of("latent_channels", 8L, "min_channels", BigInteger.valueOf(4)));
+    assertEquals(8.0, se.hyperparameters().get("latent_channels"));
+    assertEquals(4, se.hyperparameters().get("min_channels"));
+    assertEquals(Integer.valueOf(7), SqueezeExcite.MIN_CHANNELS.convert(7L));
+    assertEquals(Double.valueOf(0.5), SqueezeExcite.LATENT_CHANNELS.convert(0.5f));
+    IllegalArgumentException real =
+        assertThrows(IllegalArgumentException.class, () -> SqueezeExcite.MIN_CHANNELS.convert(2.5));
+    assertTrue(real.getMessage().contains("min_channels must be an integer >= 0, got 2.5"));
+    IllegalArgumentException huge =
+        assertThrows(
+            IllegalArgumentException.class, () -> Factorize.MIN_FEATURES.convert(1L << 33));
+    assertTrue(huge.getMessage().contains("fit an int"), huge.getMessage());
+  }
+
+  @Test
+  void valuesRefuseADeclarationOfAnotherAlgorithm() {
+    HyperParameterValues values =
+        HyperParameterValues.of(
+            GhostBatchNorm.NAME, GhostBatchNorm.SPEC.hyperParameters(), Map.of());
+    assertEquals(32, values.get(GhostBatchNorm.GHOST_BATCH_SIZE));
+    assertThrows(IllegalArgumentException.class, () -> values.get(BlurPool.MIN_CHANNELS));
+  }
+}
