@@ -47,11 +47,6 @@ final class ToyLeakyRelu extends AbstractSurgeryAlgorithm {
   }
 
   @Override
-  public String name() {
-    return NAME;
-  }
-
-  @Override
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(

@@ -63,6 +63,16 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
   }
 
   /**
+   * Returns the config name the algorithm's spec gave its values.
+   *
+   * @return the config name
+   */
+  @Override
+  public String name() {
+    return values.algorithm();
+  }
+
+  /**
    * Returns the hyperparameter values by snake_case name, in declaration order.
    *
    * @return a new map

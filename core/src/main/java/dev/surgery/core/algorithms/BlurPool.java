@@ -113,12 +113,6 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
     return (BlurPool) SPEC.create(values);
   }
 
-  /** {@inheritDoc} */
-  @Override
-  public String name() {
-    return NAME;
-  }
-
   /**
    * Returns true when strided convolutions are replaced subject to {@code min_channels > 0}: their
    * input channels are known only once the model is initialized.

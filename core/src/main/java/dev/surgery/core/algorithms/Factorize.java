@@ -107,12 +107,6 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
     return new Builder();
   }
 
-  /** {@inheritDoc} */
-  @Override
-  public String name() {
-    return NAME;
-  }
-
   /** Input sizes decide which layers are factorized. */
   @Override
   public boolean needsInitializedModel() {

@@ -47,12 +47,6 @@ public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
 
   /** {@inheritDoc} */
   @Override
-  public String name() {
-    return NAME;
-  }
-
-  /** {@inheritDoc} */
-  @Override
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(

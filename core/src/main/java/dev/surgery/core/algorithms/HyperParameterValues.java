@@ -12,10 +12,13 @@ import java.util.Map;
  */
 public final class HyperParameterValues {
 
+  private final String algorithm;
   private final List<HyperParameter<?>> declarations;
   private final Map<String, Object> values;
 
-  private HyperParameterValues(List<HyperParameter<?>> declarations, Map<String, Object> values) {
+  private HyperParameterValues(
+      String algorithm, List<HyperParameter<?>> declarations, Map<String, Object> values) {
+    this.algorithm = algorithm;
     this.declarations = declarations;
     this.values = Collections.unmodifiableMap(values);
   }
@@ -25,7 +28,7 @@ public final class HyperParameterValues {
    * to its declared type ({@link HyperParameter#convert}), so a whole number given as a {@code
    * Long} is accepted for an integer hyperparameter.
    *
-   * @param algorithm the algorithm's config name, for messages
+   * @param algorithm the algorithm's config name
    * @param declarations the declarations, in documentation order
    * @param given snake_case name to value; missing names take their defaults
    * @return the values
@@ -54,7 +57,7 @@ public final class HyperParameterValues {
           h.name(),
           given.containsKey(h.name()) ? h.convert(given.get(h.name())) : h.defaultValue());
     }
-    return new HyperParameterValues(List.copyOf(declarations), values);
+    return new HyperParameterValues(algorithm, List.copyOf(declarations), values);
   }
 
   /**
@@ -71,6 +74,15 @@ public final class HyperParameterValues {
           "hyperparameter " + hyperParameter.name() + " is not declared here");
     }
     return hyperParameter.valueClass().cast(values.get(hyperParameter.name()));
+  }
+
+  /**
+   * Returns the config name of the algorithm these values configure.
+   *
+   * @return the config name, for example {@code blurpool}
+   */
+  public String algorithm() {
+    return algorithm;
   }
 
   /**

@@ -64,12 +64,6 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     return new Builder();
   }
 
-  /** {@inheritDoc} */
-  @Override
-  public String name() {
-    return NAME;
-  }
-
   /**
    * Returns the fraction of layers to freeze after a completed fraction of training.
    *

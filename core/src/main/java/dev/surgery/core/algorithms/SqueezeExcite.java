@@ -73,12 +73,6 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
     return new Builder();
   }
 
-  /** {@inheritDoc} */
-  @Override
-  public String name() {
-    return NAME;
-  }
-
   /** Input channels are needed to apply {@code min_channels}, unless every convolution passes. */
   @Override
   public boolean needsInitializedModel() {

@@ -95,12 +95,6 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
     return new Builder();
   }
 
-  /** {@inheritDoc} */
-  @Override
-  public String name() {
-    return NAME;
-  }
-
   /**
    * Finds the residual branches of the residual units under {@code root}, in traversal order.
    *

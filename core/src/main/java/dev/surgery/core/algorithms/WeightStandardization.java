@@ -62,12 +62,6 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
 
   /** {@inheritDoc} */
   @Override
-  public String name() {
-    return NAME;
-  }
-
-  /** {@inheritDoc} */
-  @Override
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
     List<Conv2d> convs = new ArrayList<>();
     for (Block b : BlockPaths.index(context.model()).keySet()) {
