@@ -114,6 +114,12 @@ public final class LayerFreezing implements Algorithm {
 
   /** {@inheritDoc} */
   @Override
+  public boolean needsTotalEpochs() {
+    return true;
+  }
+
+  /** {@inheritDoc} */
+  @Override
   public SurgeryReport apply(SurgeryContext context) {
     long start = System.nanoTime();
     if (context.totalEpochs() <= 0) {
