@@ -109,7 +109,9 @@ public final class B5AlgorithmAccuracy {
    *     N} training images per dataset (default 2000), {@code --val-size N} validation images
    *     (default 2000), {@code --datasets mnist,synthetic}, {@code --mnist-dir DIR} (default {@code
    *     target/mnist}, written by {@code scripts/fetch-mnist.sh}), {@code --only a,b} algorithm
-   *     names to run (default all), {@code --points 0,1} application points (default both)
+   *     names to run (default all), {@code --points 0,1} application points (default both), {@code
+   *     --bn-momentum X} the batch norms' momentum (DJL's default 0.9: the weight the running
+   *     statistics keep at each batch)
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
@@ -123,6 +125,7 @@ public final class B5AlgorithmAccuracy {
     Path mnistDir = Path.of(stringFlag(args, "mnist-dir", "target/mnist"));
     String only = stringFlag(args, "only", "");
     List<String> points = Arrays.asList(stringFlag(args, "points", "0,1").split(","));
+    float bnMomentum = Float.parseFloat(stringFlag(args, "bn-momentum", "0.9"));
     List<Variant> variants = variants(epochs, only, points);
 
     String command =
@@ -142,7 +145,7 @@ public final class B5AlgorithmAccuracy {
       Map<String, List<Run>> results = new LinkedHashMap<>();
       for (int seed = 1; seed <= seeds; seed++) {
         for (Variant v : variants) {
-          Run r = run(v, data, image, batch, epochs, seed);
+          Run r = run(v, data, image, batch, epochs, seed, bnMomentum);
           results.computeIfAbsent(v.name(), k -> new ArrayList<>()).add(r);
           System.out.println(
               String.format(
@@ -160,7 +163,7 @@ public final class B5AlgorithmAccuracy {
                   loadAverage()));
         }
       }
-      printTable(dataset, results, epochs, seeds, trainSize, valSize, batch);
+      printTable(dataset, results, epochs, seeds, trainSize, valSize, batch, bnMomentum);
     }
     System.out.println("\ncommand: " + command);
   }
@@ -202,7 +205,13 @@ public final class B5AlgorithmAccuracy {
   }
 
   private static Run run(
-      Variant v, RandomAccessDataset[] data, Shape image, int batch, int epochs, int seed)
+      Variant v,
+      RandomAccessDataset[] data,
+      Shape image,
+      int batch,
+      int epochs,
+      int seed,
+      float bnMomentum)
       throws IOException, TranslateException {
     Engine.getInstance().setRandomSeed(seed);
     SurgeryListener.Builder schedule = SurgeryListener.builder().optTotalEpochs(epochs);
@@ -212,7 +221,12 @@ public final class B5AlgorithmAccuracy {
     SurgeryListener listener = schedule.build();
     try (Model model = Model.newInstance("b5")) {
       model.setBlock(
-          ResNetV1.builder().setImageShape(image).setNumLayers(20).setOutSize(CLASSES).build());
+          ResNetV1.builder()
+              .setImageShape(image)
+              .setNumLayers(20)
+              .setOutSize(CLASSES)
+              .optBatchNormMomentum(bnMomentum)
+              .build());
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(BenchSupport.loss())
               .optOptimizer(
@@ -330,7 +344,8 @@ public final class B5AlgorithmAccuracy {
       int seeds,
       int trainSize,
       int valSize,
-      int batch) {
+      int batch,
+      float bnMomentum) {
     List<Run> base = results.get("baseline");
     double baseSeconds = mean(base.stream().map(Run::seconds).toList());
     List<List<String>> rows = new ArrayList<>();
@@ -361,7 +376,9 @@ public final class B5AlgorithmAccuracy {
             + trainSize
             + " training / "
             + valSize
-            + " validation images, "
+            + " validation images, batch-norm momentum "
+            + bnMomentum
+            + ", "
             + seeds
             + " seeds (mean ± sd)",
         List.of(
