@@ -258,7 +258,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     TrainerState st = state(trainer);
     int planned = st.passedEpochs() + epochs;
-    if (st.plannedEpochs > 0 && st.plannedEpochs != planned) {
+    // Only schedules that follow the length care; the others would only get noise.
+    boolean lengthMatters = schedule.stream().anyMatch(e -> e.algorithm().needsTotalEpochs());
+    if (lengthMatters && st.plannedEpochs > 0 && st.plannedEpochs != planned) {
       warn(
           "Surgery: the training loop announced "
               + planned
@@ -268,7 +270,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               + st.plannedEpochs
               + "; algorithms that follow the length of training now use "
               + planned);
-    } else if (st.plannedEpochs == 0 && totalEpochs > 0 && totalEpochs != planned) {
+    } else if (lengthMatters
+        && st.plannedEpochs == 0
+        && totalEpochs > 0
+        && totalEpochs != planned) {
       warn(
           "Surgery: the training loop runs "
               + planned
