@@ -6,6 +6,11 @@ enum EntryStatus {
   PENDING,
   /** An epoch-0 entry that waits for {@link SurgeryListener#onInitialized}. */
   DEFERRED,
+  /**
+   * An epoch-0 entry whose algorithm needs the planned number of epochs, which is not known yet: it
+   * runs when the length arrives ({@link SurgeryListener#onPlannedEpochs}) or at the first batch.
+   */
+  AWAITING_LENGTH,
   APPLIED,
   FAILED,
   SKIPPED,

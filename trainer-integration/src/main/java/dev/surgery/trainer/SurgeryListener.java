@@ -53,6 +53,12 @@ import org.slf4j.LoggerFactory;
  * and written to the JSON report when one is configured. Entries whose epoch passes unseen (a
  * custom loop that never notifies {@code onEpoch}) or that never run are reported as warnings,
  * through SLF4J and {@link #getWarnings()}.
+ *
+ * <p>Algorithms that follow the planned length of training ({@link Algorithm#needsTotalEpochs()},
+ * such as layer freezing) get it from the training loop when it is known ({@link #onPlannedEpochs},
+ * which the agent calls when {@code EasyTrain.fit} starts), from the configured number otherwise
+ * ({@code total_epochs} in YAML, {@link Builder#optTotalEpochs}); without either they fail with an
+ * error that names the setting.
  */
 public final class SurgeryListener extends TrainingListenerAdapter {
 
@@ -68,6 +74,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final OnError onError;
   private final Path reportPath;
   private final int totalEpochs;
+  private final String totalEpochsHint;
 
   private final Map<Trainer, TrainerState> states =
       Collections.synchronizedMap(new WeakHashMap<>());
@@ -76,7 +83,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final ReportWriter report;
 
   private SurgeryListener(
-      List<ScheduledAlgorithm> schedule, OnError onError, Path reportPath, int totalEpochs) {
+      List<ScheduledAlgorithm> schedule,
+      OnError onError,
+      Path reportPath,
+      int totalEpochs,
+      String totalEpochsHint) {
     // Fail at start-up, naming the DJL field, rather than in the middle of a training run.
     DjlInternals.verify();
     this.schedule = List.copyOf(schedule);
@@ -84,6 +95,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.reportPath = reportPath;
     this.report = new ReportWriter(reportPath);
     this.totalEpochs = totalEpochs;
+    this.totalEpochsHint = totalEpochsHint;
   }
 
   /**
@@ -117,7 +129,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         config.getAlgorithms(),
         config.getOnError(),
         config.getReportPath().orElse(null),
-        config.getTotalEpochs());
+        config.getTotalEpochs(),
+        "set 'total_epochs: <n>' at the top level of " + config.getFileName());
   }
 
   /**
@@ -148,12 +161,34 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
-   * Returns the planned number of epochs given to algorithms.
+   * Returns the configured planned number of epochs ({@code total_epochs}, {@link
+   * Builder#optTotalEpochs}); a length learnt from the training loop ({@link #onPlannedEpochs})
+   * takes precedence for its trainer, see {@link #getPlannedEpochs(Trainer)}.
    *
-   * @return the number, or 0 when unknown
+   * @return the number, or 0 when not configured
    */
   public int getTotalEpochs() {
     return totalEpochs;
+  }
+
+  /**
+   * Returns the planned number of epochs algorithms get for a trainer: the length learnt from its
+   * training loop when there is one, the configured one otherwise.
+   *
+   * @param trainer the trainer
+   * @return the number, or 0 when unknown
+   */
+  public int getPlannedEpochs(Trainer trainer) {
+    TrainerState st = states.get(trainer);
+    return st == null ? totalEpochs : plannedEpochs(st);
+  }
+
+  private int plannedEpochs(TrainerState st) {
+    return st.plannedEpochs > 0 ? st.plannedEpochs : totalEpochs;
+  }
+
+  private boolean lacksLength(TrainerState st, ScheduledAlgorithm entry) {
+    return entry.algorithm().needsTotalEpochs() && plannedEpochs(st) <= 0;
   }
 
   /**
@@ -200,8 +235,79 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             "Surgery: {} waits for the model to be initialized (onInitialized)", entry.describe());
         continue;
       }
+      if (lacksLength(st, entry)) {
+        awaitLength(st, i);
+        continue;
+      }
       apply(trainer, st, i, 0);
     }
+  }
+
+  /**
+   * Tells the listener how many more epochs the training loop is about to run for a trainer, so
+   * that algorithms that follow the length of training ({@link Algorithm#needsTotalEpochs()}) know
+   * it. The planned length becomes the epochs already completed plus {@code epochs}, and takes
+   * precedence over the configured {@code total_epochs}. The agent calls it when {@code
+   * EasyTrain.fit(trainer, epochs, ...)} starts; a program with its own loop may call it before
+   * training. Epoch-0 entries that waited for the length run now.
+   *
+   * @param trainer the trainer about to train
+   * @param epochs the number of epochs the loop will run; nothing happens when it is not positive
+   */
+  public void onPlannedEpochs(Trainer trainer, int epochs) {
+    if (epochs <= 0) {
+      return;
+    }
+    TrainerState st = state(trainer);
+    int planned = st.passedEpochs() + epochs;
+    // Only schedules that follow the length care; the others would only get noise.
+    boolean lengthMatters = schedule.stream().anyMatch(e -> e.algorithm().needsTotalEpochs());
+    if (lengthMatters && st.plannedEpochs > 0 && st.plannedEpochs != planned) {
+      warn(
+          "Surgery: the training loop announced "
+              + planned
+              + " epochs in all after "
+              + st.passedEpochs()
+              + " completed, where it had announced "
+              + st.plannedEpochs
+              + "; algorithms that follow the length of training now use "
+              + planned);
+    } else if (lengthMatters
+        && st.plannedEpochs == 0
+        && totalEpochs > 0
+        && totalEpochs != planned) {
+      warn(
+          "Surgery: the training loop runs "
+              + planned
+              + " epochs but the configured total is "
+              + totalEpochs
+              + "; algorithms that follow the length of training use the loop's "
+              + planned);
+    }
+    st.plannedEpochs = planned;
+    if (st.passedEpochs() > 0) {
+      return;
+    }
+    Block block = trainer.getModel().getBlock();
+    boolean initialized = block != null && block.isInitialized();
+    for (int i = 0; i < schedule.size(); i++) {
+      if (st.status[i] != EntryStatus.AWAITING_LENGTH) {
+        continue;
+      }
+      if (!initialized && schedule.get(i).algorithm().needsInitializedModel()) {
+        st.status[i] = EntryStatus.DEFERRED;
+        continue;
+      }
+      apply(trainer, st, i, 0);
+    }
+  }
+
+  private void awaitLength(TrainerState st, int index) {
+    st.status[index] = EntryStatus.AWAITING_LENGTH;
+    logger.debug(
+        "Surgery: {} waits for the planned number of epochs (EasyTrain.fit under the agent,"
+            + " onPlannedEpochs)",
+        schedule.get(index).describe());
   }
 
   /**
@@ -220,6 +326,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           st.status[i] == EntryStatus.DEFERRED
               || (entry.epoch() == 0 && st.status[i] == EntryStatus.PENDING && st.batches == 0);
       if (due && st.completedEpochs == 0) {
+        if (lacksLength(st, entry)) {
+          awaitLength(st, i);
+          continue;
+        }
         apply(trainer, st, i, 0);
       }
     }
@@ -230,7 +340,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   public void onTrainingBatch(Trainer trainer, BatchData batchData) {
     TrainerState st = state(trainer);
     if (st.batches == 0) {
-      firstBatch(st);
+      firstBatch(trainer, st);
     }
     st.batches++;
     Batch batch = batchData.getBatch();
@@ -288,12 +398,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       return;
     }
     for (int i = 0; i < schedule.size(); i++) {
-      if (st.status[i] != EntryStatus.PENDING && st.status[i] != EntryStatus.DEFERRED) {
+      if (st.status[i] != EntryStatus.PENDING
+          && st.status[i] != EntryStatus.DEFERRED
+          && st.status[i] != EntryStatus.AWAITING_LENGTH) {
         continue;
       }
       ScheduledAlgorithm entry = schedule.get(i);
       String reason;
-      if (st.status[i] == EntryStatus.DEFERRED) {
+      if (st.status[i] == EntryStatus.AWAITING_LENGTH) {
+        reason =
+            "it waited for the planned number of epochs, which never came (" + lengthHint() + ")";
+      } else if (st.status[i] == EntryStatus.DEFERRED) {
         reason = "it waited for onInitialized(trainer), which was never called";
       } else if (st.completedEpochs == 0 && st.batches > 0) {
         reason =
@@ -322,13 +437,28 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       failed(st, index, completed, new IllegalStateException("the model has no block"), 0, null, 0);
       return;
     }
+    int planned = plannedEpochs(st);
+    if (algorithm.needsTotalEpochs() && planned <= 0) {
+      failed(
+          st,
+          index,
+          completed,
+          new IllegalStateException(
+              algorithm.name()
+                  + " needs the planned number of epochs, which is unknown: "
+                  + lengthHint()),
+          0,
+          st.losses.meanBefore(),
+          st.losses.beforeBatches());
+      return;
+    }
     // A trainer whose store is still empty (before trainer.initialize) has nothing to keep exact:
     // initialize registers the new blocks' parameters like all others.
     boolean live = block.isInitialized() && ModuleSurgery.hasRegisteredParameters(trainer);
     SurgeryContext context =
         live
-            ? SurgeryContext.live(block, trainer, completed, totalEpochs)
-            : new SurgeryContext(block, List.of(), completed, totalEpochs);
+            ? SurgeryContext.live(block, trainer, completed, planned)
+            : new SurgeryContext(block, List.of(), completed, planned);
     Double lossBefore = st.losses.meanBefore();
     int lossBeforeBatches = st.losses.beforeBatches();
     long start = System.nanoTime();
@@ -356,7 +486,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             lossBeforeBatches);
     report.add(applied);
     st.losses.awaitAfter(applied);
-    record(model, algorithm, completed);
+    record(model, algorithm, completed, planned);
     if (logger.isInfoEnabled()) {
       logger.info(logLine(algorithm.name(), completed, changes, nanos));
     }
@@ -446,7 +576,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /** Appends the application to the model's {@code surgery} property, which model.save keeps. */
-  private void record(Model model, Algorithm algorithm, int epoch) {
+  private void record(Model model, Algorithm algorithm, int epoch, int planned) {
     List<SurgeryRecord> records = new ArrayList<>();
     String existing = model.getProperty(PROPERTY);
     if (existing != null && !existing.isBlank()) {
@@ -461,15 +591,20 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + ")");
       }
     }
-    records.add(new SurgeryRecord(algorithm.name(), algorithm.settings(), epoch, totalEpochs));
+    records.add(new SurgeryRecord(algorithm.name(), algorithm.settings(), epoch, planned));
     model.setProperty(PROPERTY, SurgeryJson.recordsToJson(records));
   }
 
   // ------------------------------------------------------------------ batches and loss
 
-  private void firstBatch(TrainerState st) {
+  private void firstBatch(Trainer trainer, TrainerState st) {
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.get(i);
+      if (st.status[i] == EntryStatus.AWAITING_LENGTH) {
+        // Training starts without the length: fails (or is skipped) naming where to set it.
+        apply(trainer, st, i, 0);
+        continue;
+      }
       if (st.status[i] == EntryStatus.DEFERRED) {
         throw new IllegalStateException(
             "Surgery: "
@@ -487,6 +622,13 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + " (it was added after the Trainer was created)");
       }
     }
+  }
+
+  /** Says where the planned number of epochs can come from, for this listener's origin. */
+  private String lengthHint() {
+    return totalEpochsHint
+        + ", or train with EasyTrain.fit(trainer, epochs, ...) under the surgery agent, which passes"
+        + " its number of epochs";
   }
 
   private void warnUnseen(TrainerState st) {
@@ -637,7 +779,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + ": "
                 + c.reason());
       }
-      return new SurgeryListener(schedule, onError, reportPath, totalEpochs);
+      return new SurgeryListener(
+          schedule,
+          onError,
+          reportPath,
+          totalEpochs,
+          "call SurgeryListener.builder().optTotalEpochs(n) or listener.onPlannedEpochs(trainer, n)");
     }
   }
 }

@@ -20,6 +20,12 @@ final class TrainerState {
   /** Epochs whose end was inferred from the batches because no onEpoch came. */
   int unseenEpochs;
 
+  /**
+   * The planned number of epochs learnt from the training loop ({@code EasyTrain.fit} under the
+   * agent); 0 when unknown. It takes precedence over the configured number.
+   */
+  int plannedEpochs;
+
   long batches;
   long lastProgress = -1;
   boolean epochSinceLastBatch;

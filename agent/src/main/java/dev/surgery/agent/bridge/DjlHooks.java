@@ -36,6 +36,16 @@ public interface DjlHooks {
   void trainerInitialized(Object trainer);
 
   /**
+   * Called when {@code EasyTrain.fit(trainer, epochs, ...)} starts: tells the listener attached to
+   * the trainer the planned number of epochs, and runs the epoch-0 surgery that waited for it.
+   *
+   * @param trainer the trainer about to train
+   * @param epochs the number of epochs {@code fit} will run
+   * @throws SurgeryFailure when the listener stops training on purpose ({@code on_error: fail})
+   */
+  void fitStarting(Object trainer, int epochs);
+
+  /**
    * Called when a DJL model is about to read a parameter file ({@code Model.load}): replays the
    * surgery recorded in the file on the model's original architecture first, so that the parameters
    * fit.

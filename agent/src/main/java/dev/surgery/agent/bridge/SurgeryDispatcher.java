@@ -18,6 +18,9 @@ public final class SurgeryDispatcher {
   /** The DJL class the agent instruments. */
   public static final String TRAINER = "ai.djl.training.Trainer";
 
+  /** The DJL class whose {@code fit} tells the agent the planned number of epochs. */
+  public static final String EASY_TRAIN = "ai.djl.training.EasyTrain";
+
   /** The DJL class whose parameter loading the agent instruments. */
   public static final String MODEL = "ai.djl.BaseModel";
 
@@ -130,6 +133,33 @@ public final class SurgeryDispatcher {
       AgentLog.warnOnce(
           "trainerInitialized",
           "SurgeryListener.onInitialized failed for " + describe(trainer) + "; training goes on",
+          t);
+    }
+  }
+
+  /**
+   * Called by the advice at the start of {@code EasyTrain.fit(Trainer, int, Dataset, Dataset)}.
+   *
+   * @param trainer the trainer about to train; may be null (fit then fails as it would anyway)
+   * @param epochs the number of epochs fit will run
+   */
+  public static void fitStarting(Object trainer, int epochs) {
+    if (trainer == null) {
+      return;
+    }
+    try {
+      DjlHooks h = readyHooks(trainer);
+      if (h != null) {
+        h.fitStarting(trainer, epochs);
+      }
+    } catch (SurgeryFailure f) {
+      throw f.rethrow();
+    } catch (Throwable t) {
+      AgentLog.warnOnce(
+          "fitStarting",
+          "could not pass the number of epochs of EasyTrain.fit to the surgery of "
+              + describe(trainer)
+              + "; training goes on",
           t);
     }
   }

@@ -199,6 +199,31 @@ public final class DjlAgentHooks implements DjlHooks {
     return sb.toString();
   }
 
+  /** {@inheritDoc} */
+  @Override
+  public void fitStarting(Object target, int epochs) {
+    if (!usable) {
+      return;
+    }
+    Trainer trainer = (Trainer) target;
+    List<TrainingListener> current = DjlInternals.listeners(trainer);
+    if (current == null || !containsSame(current, listener)) {
+      // Not ours: a program that registers SurgeryListener itself gives it the length itself.
+      return;
+    }
+    AgentLog.debug(
+        "EasyTrain.fit starts "
+            + epochs
+            + " epochs: SurgeryListener.onPlannedEpochs for "
+            + SurgeryDispatcher.describe(trainer));
+    try {
+      listener.onPlannedEpochs(trainer, epochs);
+    } catch (SurgeryFailedException | SurgeryException e) {
+      // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
+      throw new SurgeryFailure(e);
+    }
+  }
+
   private static boolean containsSame(List<TrainingListener> listeners, Object wanted) {
     for (TrainingListener l : listeners) {
       if (l == wanted) {

@@ -7,6 +7,7 @@ import static net.bytebuddy.matcher.ElementMatchers.not;
 import static net.bytebuddy.matcher.ElementMatchers.takesArgument;
 import static net.bytebuddy.matcher.ElementMatchers.takesArguments;
 
+import dev.surgery.agent.advice.EasyTrainFitAdvice;
 import dev.surgery.agent.advice.ModelReadParametersAdvice;
 import dev.surgery.agent.advice.TrainerConstructorAdvice;
 import dev.surgery.agent.advice.TrainerInitializeAdvice;
@@ -28,8 +29,9 @@ import net.bytebuddy.utility.JavaModule;
 
 /**
  * Weaves the agent's advice into {@code ai.djl.training.Trainer} (and into {@code
- * ai.djl.BaseModel}'s parameter loading, for checkpoint replay), in whichever class loader defines
- * it, including classes that are already loaded (retransformation).
+ * ai.djl.BaseModel}'s parameter loading, for checkpoint replay, and into {@code
+ * ai.djl.training.EasyTrain.fit}, which tells the planned number of epochs), in whichever class
+ * loader defines it, including classes that are already loaded (retransformation).
  *
  * <p>Before weaving, the class is checked for the members the advice and the dispatcher rely on
  * (the {@code listeners} field, the {@code (Model, TrainingConfig)} constructor and {@code
@@ -41,6 +43,8 @@ public final class TrainerInstrumentation {
   private static final String MODEL = "ai.djl.Model";
   private static final String TRAINING_CONFIG = "ai.djl.training.TrainingConfig";
   private static final String SHAPE = "ai.djl.ndarray.types.Shape";
+  private static final String TRAINER = SurgeryDispatcher.TRAINER;
+  private static final String DATASET = "ai.djl.training.dataset.Dataset";
 
   private TrainerInstrumentation() {}
 
@@ -59,6 +63,8 @@ public final class TrainerInstrumentation {
         .transform(TrainerInstrumentation::weave)
         .type(named(SurgeryDispatcher.MODEL).and(new ModelShapeCheck()), new DispatcherVisible())
         .transform(TrainerInstrumentation::weaveModel)
+        .type(named(SurgeryDispatcher.EASY_TRAIN).and(new FitShapeCheck()), new DispatcherVisible())
+        .transform(TrainerInstrumentation::weaveFit)
         .installOn(instrumentation);
   }
 
@@ -80,6 +86,26 @@ public final class TrainerInstrumentation {
       JavaModule module,
       java.security.ProtectionDomain domain) {
     return builder.visit(Advice.to(ModelReadParametersAdvice.class).on(readParameters()));
+  }
+
+  private static DynamicType.Builder<?> weaveFit(
+      DynamicType.Builder<?> builder,
+      TypeDescription type,
+      ClassLoader loader,
+      JavaModule module,
+      java.security.ProtectionDomain domain) {
+    return builder.visit(Advice.to(EasyTrainFitAdvice.class).on(fit()));
+  }
+
+  /** {@code static fit(Trainer, int, Dataset, Dataset)}. */
+  static ElementMatcher.Junction<MethodDescription> fit() {
+    return named("fit")
+        .and(isStatic())
+        .and(takesArguments(4))
+        .and(takesArgument(0, named(TRAINER)))
+        .and(takesArgument(1, int.class))
+        .and(takesArgument(2, named(DATASET)))
+        .and(takesArgument(3, named(DATASET)));
   }
 
   private static ElementMatcher.Junction<MethodDescription> readParameters() {
@@ -167,6 +193,24 @@ public final class TrainerInstrumentation {
     }
   }
 
+  /**
+   * Accepts {@code EasyTrain} only with {@code fit(Trainer, int, Dataset, Dataset)}; without it the
+   * planned number of epochs comes from the config alone, so its absence is a debug line.
+   */
+  private static final class FitShapeCheck implements ElementMatcher<TypeDescription> {
+    @Override
+    public boolean matches(TypeDescription type) {
+      if (!type.getDeclaredMethods().filter(fit()).isEmpty()) {
+        return true;
+      }
+      AgentLog.debug(
+          SurgeryDispatcher.EASY_TRAIN
+              + " has no static fit(Trainer, int, Dataset, Dataset); the planned number of epochs"
+              + " comes from total_epochs alone");
+      return false;
+    }
+  }
+
   /** Accepts a class loader only if the woven advice will be able to link the dispatcher. */
   private static final class DispatcherVisible implements ElementMatcher<ClassLoader> {
     @Override
@@ -218,7 +262,9 @@ public final class TrainerInstrumentation {
     @Override
     public void onError(
         String typeName, ClassLoader loader, JavaModule module, boolean loaded, Throwable error) {
-      if (typeName.equals(SurgeryDispatcher.TRAINER) || typeName.equals(SurgeryDispatcher.MODEL)) {
+      if (typeName.equals(SurgeryDispatcher.TRAINER)
+          || typeName.equals(SurgeryDispatcher.MODEL)
+          || typeName.equals(SurgeryDispatcher.EASY_TRAIN)) {
         AgentLog.warnOnce(
             "transform-error",
             "could not instrument " + typeName + "; surgery disabled, the program runs unmodified",

@@ -3,6 +3,7 @@ package dev.surgery.agent.install;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import ai.djl.BaseModel;
+import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import java.util.List;
 import net.bytebuddy.description.type.TypeDescription;
@@ -26,5 +27,18 @@ class TrainerInstrumentationTest {
             "constructor (Model, TrainingConfig)",
             "method initialize(Shape...)"),
         TrainerInstrumentation.missingMembers(TypeDescription.ForLoadedType.of(BaseModel.class)));
+  }
+
+  @Test
+  void theFitMatcherFindsExactlyDjl036sFourArgumentFit() {
+    // EasyTrain also has trainBatch, validateBatch, evaluateDataset: none of them may match.
+    assertEquals(
+        List.of("fit"),
+        TypeDescription.ForLoadedType.of(EasyTrain.class)
+            .getDeclaredMethods()
+            .filter(TrainerInstrumentation.fit())
+            .stream()
+            .map(m -> m.getName())
+            .toList());
   }
 }

@@ -44,6 +44,18 @@ public interface Algorithm {
   }
 
   /**
+   * Tells whether this algorithm follows a schedule over the planned length of training (for
+   * example layer freezing), so that it cannot run while {@link SurgeryContext#totalEpochs()} is
+   * unknown. A caller that cannot supply the length reports it before applying, naming where the
+   * user can set it.
+   *
+   * @return true when {@link SurgeryContext#totalEpochs()} must be positive
+   */
+  default boolean needsTotalEpochs() {
+    return false;
+  }
+
+  /**
    * Applies the algorithm.
    *
    * @param context the model, its trainers and where training stands

@@ -103,6 +103,12 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    *     updated, an include pattern matches no block, or no targeted block is a layer
    */
   @Override
+  public boolean needsTotalEpochs() {
+    return true;
+  }
+
+  /** {@inheritDoc} */
+  @Override
   public SurgeryReport apply(SurgeryContext context) {
     long start = System.nanoTime();
     requireTotalEpochs(context);

@@ -6,15 +6,27 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Blocks;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.algorithms.GhostBatchNorm;
+import dev.surgery.core.algorithms.SurgeryContext;
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
 import org.junit.jupiter.api.AfterEach;
@@ -101,8 +113,49 @@ class GhostBatchNormBlockTest {
     NDArray x = manager.randomNormal(IN).add(manager.arange(12f).reshape(12, 1, 1, 1));
     float[] data = x.toFloatArray();
     gbn.forward(new ParameterStore(manager, false), new NDList(x), true);
+    assertRunningStatistics(bn, data, 0.8);
+  }
 
-    double keep = 1 - (1 - 0.8) / 3; // DJL momentum 0.8, spread over three chunks
+  /**
+   * The same through a {@link Trainer} after a live application, as in training: the trainer's
+   * parameter store must hand the layer the running statistics themselves, not copies, or the
+   * updates of a training step are lost and evaluation normalizes with stale statistics.
+   */
+  @Test
+  void runningStatisticsMoveWithTrainingStepsInsideATrainer() {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(BatchNorm.builder().optEpsilon(1e-5f).optMomentum(0.8f).build())
+            .add(Blocks.batchFlattenBlock())
+            .add(Linear.builder().setUnits(2).build());
+    try (Model model = Model.newInstance("ghost-trainer")) {
+      model.setBlock(net);
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.l2Loss())
+              .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(IN);
+        BatchNorm bn = (BatchNorm) net.getChildren().get(0).getValue();
+        GhostBatchNorm.builder()
+            .optGhostBatchSize(5)
+            .build()
+            .apply(SurgeryContext.live(net, trainer, 0, 0));
+        assertTrue(net.getChildren().get(0).getValue() instanceof GhostBatchNormBlock);
+        NDArray x = manager.randomNormal(IN).add(manager.arange(12f).reshape(12, 1, 1, 1));
+        float[] data = x.toFloatArray();
+        try (GradientCollector collector = trainer.newGradientCollector()) {
+          NDList out = trainer.forward(new NDList(x));
+          collector.backward(out.head().square().sum());
+        }
+        trainer.step();
+        assertRunningStatistics(bn, data, 0.8);
+      }
+    }
+  }
+
+  /** Checks the running statistics after one training pass of {@code data} from (0, 1). */
+  private static void assertRunningStatistics(BatchNorm bn, float[] data, double momentum) {
+    double keep = 1 - (1 - momentum) / 3; // DJL momentum spread over three chunks of 4
     double[] mean = {0, 0, 0};
     double[] var = {1, 1, 1};
     for (int chunk = 0; chunk < 3; chunk++) {

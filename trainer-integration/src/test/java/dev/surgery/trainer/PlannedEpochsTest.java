@@ -1,0 +1,159 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.listener.TrainingListenerAdapter;
+import dev.surgery.core.algorithms.LayerFreezing;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Where layer freezing gets the planned number of epochs from: the training loop ({@link
+ * SurgeryListener#onPlannedEpochs}), the configured number otherwise, and an error naming the
+ * setting when neither is there. The oracle is Composer's schedule: with 4 layers (conv, BN, conv,
+ * linear) and {@code freeze_start} 0, {@code floor(k / total * 3)} layers are frozen after {@code
+ * k} epochs.
+ */
+class PlannedEpochsTest {
+
+  @TempDir Path tmp;
+
+  private static LayerFreezing freezing() {
+    return LayerFreezing.builder().optFreezeStart(0.0).build();
+  }
+
+  /** Counts the frozen layers at the first batch of each epoch. */
+  static final class FrozenProbe extends TrainingListenerAdapter {
+    final List<Integer> atFirstBatch = new ArrayList<>();
+    private boolean epochStart = true;
+
+    @Override
+    public void onTrainingBatch(Trainer trainer, BatchData batchData) {
+      if (epochStart) {
+        atFirstBatch.add(frozenLayers(trainer.getModel().getBlock()));
+        epochStart = false;
+      }
+    }
+
+    @Override
+    public void onEpoch(Trainer trainer) {
+      epochStart = true;
+    }
+  }
+
+  /** Layers none of whose parameters takes gradients (BatchNorm's running statistics never do). */
+  static int frozenLayers(Block root) {
+    int frozen = 0;
+    for (Block layer : LayerFreezing.layers(root).keySet()) {
+      if (layer.getDirectParameters().values().stream().noneMatch(Parameter::requiresGradient)) {
+        frozen++;
+      }
+    }
+    return frozen;
+  }
+
+  /** Trains 2 epochs with {@code EasyTrain.fit}, announcing them first when {@code announce}. */
+  private static List<Integer> train(SurgeryListener listener, boolean announce) throws Exception {
+    FrozenProbe probe = new FrozenProbe();
+    try (Model model = TestModels.model("planned");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener, probe))) {
+      trainer.initialize(INPUT);
+      if (announce) {
+        listener.onPlannedEpochs(trainer, 2);
+        assertEquals(2, listener.getPlannedEpochs(trainer));
+      }
+      EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+      probe.atFirstBatch.add(frozenLayers(model.getBlock()));
+      String recorded = model.getProperty(SurgeryListener.PROPERTY);
+      for (SurgeryRecord r : SurgeryJson.recordsFromJson(recorded)) {
+        assertEquals(2, r.totalEpochs(), recorded);
+      }
+    }
+    return probe.atFirstBatch;
+  }
+
+  @Test
+  void theLoopsLengthReachesAnEpochZeroEntryThatWaitedForIt() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(freezing(), 0).add(freezing(), 1).build();
+    // epoch 1 trains with 0 frozen, epoch 2 with floor(1/2 * 3) = 1, and so it ends
+    assertEquals(List.of(0, 1, 1), train(listener, true));
+    assertEquals(2, listener.getApplications().size());
+    assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
+  }
+
+  @Test
+  void theBuildersTotalEpochsServesWhenTheLoopSaysNothing() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(freezing(), 0).add(freezing(), 1).optTotalEpochs(2).build();
+    assertEquals(List.of(0, 1, 1), train(listener, false));
+  }
+
+  @Test
+  void theLoopsLengthWinsOverTheConfiguredTotalWithAWarning() throws Exception {
+    Path yaml = tmp.resolve("surgery.yaml");
+    Files.writeString(
+        yaml,
+        "algorithms:\n"
+            + "  - name: layer_freezing\n"
+            + "    epoch: 1\n"
+            + "    freeze_start: 0.0\n"
+            + "total_epochs: 4\n");
+    SurgeryListener listener = SurgeryListener.fromYaml(yaml);
+    // with total_epochs 4 it would be floor(1/4 * 3) = 0
+    assertEquals(List.of(0, 1, 1), train(listener, true));
+    assertEquals(1, listener.getWarnings().size(), listener.getWarnings().toString());
+    assertTrue(
+        listener.getWarnings().get(0).contains("runs 2 epochs but the configured total is 4"),
+        listener.getWarnings().toString());
+  }
+
+  @Test
+  void withoutALengthTheErrorNamesTheYamlKey() throws Exception {
+    Path yaml = tmp.resolve("surgery.yaml");
+    Files.writeString(yaml, "algorithms:\n  - name: layer_freezing\n    epoch: 1\n");
+    SurgeryListener listener = SurgeryListener.fromYaml(yaml);
+    SurgeryFailedException e =
+        assertThrows(SurgeryFailedException.class, () -> train(listener, false));
+    assertTrue(
+        e.getMessage()
+            .contains(
+                "layer_freezing needs the planned number of epochs, which is unknown: set"
+                    + " 'total_epochs: <n>' at the top level of "
+                    + yaml),
+        e.getMessage());
+  }
+
+  @Test
+  void withoutALengthAnEpochZeroEntryFailsAtTheFirstBatchNamingTheBuilderSetting()
+      throws Exception {
+    SurgeryListener listener = SurgeryListener.builder().add(freezing(), 0).build();
+    FrozenProbe probe = new FrozenProbe();
+    try (Model model = TestModels.model("no-length");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(probe, listener))) {
+      // the constructor's onTrainingBegin does not fail: the loop may still announce the length
+      trainer.initialize(INPUT);
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class,
+              () -> EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null));
+      assertTrue(e.getMessage().contains("optTotalEpochs(n)"), e.getMessage());
+      assertEquals(List.of(0), probe.atFirstBatch, "it failed at the first batch");
+    }
+  }
+}
