@@ -302,4 +302,117 @@ class ConfigSchemaTest {
       assertTrue(refused, name);
     }
   }
+
+  /** YAML values tried for every hyperparameter: numbers at and around range edges, other types. */
+  static final List<String> PROBES =
+      List.of(
+          "-1",
+          "0",
+          "0.5",
+          "1",
+          "1.5",
+          "2",
+          "16",
+          "64",
+          "1000000",
+          "2147483648",
+          "-0.25",
+          "1e-3",
+          "true",
+          "false",
+          "block",
+          "sample",
+          "uniform",
+          "linear",
+          "ResNetV1Unit",
+          "yes",
+          "''",
+          "~",
+          "[1]",
+          "{a: 1}");
+
+  @Test
+  void theSchemaAndTheParserAgreeOnEveryHyperParameterValue() throws Exception {
+    // The parser (HyperParameter declarations) is the oracle; reading keys through names only
+    // keeps this independent of how declarations are written.
+    JsonSchema schema = schema();
+    List<String> disagreements = new ArrayList<>();
+    int cases = 0;
+    for (String name : ConfigurationDocTest.builtinAlgorithms()) {
+      for (String key : Algorithms.spec(name).names()) {
+        for (String value : PROBES) {
+          String yaml =
+              "algorithms:\n  - name: " + name + "\n    epoch: 1\n    " + key + ": " + value + "\n";
+          boolean parserAccepts;
+          try {
+            SurgeryConfig.parse(yaml, "probe.yaml");
+            parserAccepts = true;
+          } catch (SurgeryConfigException e) {
+            parserAccepts = false;
+          }
+          JsonNode json = toJson(yaml.getBytes(StandardCharsets.UTF_8));
+          boolean schemaAccepts = json != null && schema.validate(json).isEmpty();
+          if (parserAccepts != schemaAccepts) {
+            disagreements.add(
+                name
+                    + " "
+                    + key
+                    + ": "
+                    + value
+                    + " (parser "
+                    + parserAccepts
+                    + ", schema "
+                    + schemaAccepts
+                    + ")");
+          }
+          cases++;
+        }
+      }
+    }
+    assertTrue(cases > 300, "cases: " + cases);
+    assertTrue(
+        disagreements.isEmpty(),
+        "schema and parser disagree:\n" + String.join("\n", disagreements));
+  }
+
+  @Test
+  void theSchemaAndTheParserAgreeOnTopLevelValuesAndEpochs() throws Exception {
+    JsonSchema schema = schema();
+    List<String> configs = new ArrayList<>();
+    List<String> probes = new ArrayList<>(PROBES);
+    probes.addAll(List.of("999999", "1000001", "fail", "skip", "out/r.json", "' '"));
+    for (String value : probes) {
+      configs.add("algorithms:\n  - {name: blurpool, epoch: " + value + "}\n");
+      for (String key : ConfigParser.TOP_LEVEL_KEYS) {
+        if (!key.equals(ConfigParser.ALGORITHMS)) {
+          configs.add("algorithms: []\n" + key + ": " + value + "\n");
+        }
+      }
+      configs.add("algorithms:\n  - {name: blurpool, epoch: 1, include: " + value + "}\n");
+    }
+    List<String> disagreements = new ArrayList<>();
+    for (String yaml : configs) {
+      boolean parserAccepts;
+      try {
+        SurgeryConfig.parse(yaml, "probe.yaml");
+        parserAccepts = true;
+      } catch (SurgeryConfigException e) {
+        parserAccepts = false;
+      }
+      JsonNode json = toJson(yaml.getBytes(StandardCharsets.UTF_8));
+      boolean schemaAccepts = json != null && schema.validate(json).isEmpty();
+      if (parserAccepts != schemaAccepts) {
+        disagreements.add(
+            yaml.replace("\n", " | ")
+                + " (parser "
+                + parserAccepts
+                + ", schema "
+                + schemaAccepts
+                + ")");
+      }
+    }
+    assertTrue(
+        disagreements.isEmpty(),
+        "schema and parser disagree:\n" + String.join("\n", disagreements));
+  }
 }
