@@ -29,9 +29,9 @@ import org.junit.jupiter.api.TestFactory;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Compiles every {@code ```java} block of README.md, the module READMEs and docs/*.md with javac
- * against this module's test class path, with the build's lint options and {@code -Werror}, so a
- * renamed method or class breaks the build rather than the reader.
+ * Compiles every {@code ```java} block of README.md and docs/*.md with javac against this module's
+ * test class path, with the build's lint options and {@code -Werror}, so a renamed method or class
+ * breaks the build rather than the reader.
  *
  * <p>A block that declares a top-level class is compiled as it is. Any other block is a fragment:
  * it is compiled as the body of a method that has the variables such fragments use ({@code model},
@@ -41,19 +41,18 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class SnippetCompileTest {
 
-  /** The Markdown files whose Java blocks are compiled. */
-  static final List<String> DOCS =
-      List.of(
-          "README.md",
-          "trainer-integration/README.md",
-          "agent/README.md",
-          "samples/README.md",
-          "docs/architecture.md",
-          "docs/benchmarks.md",
-          "docs/configuration.md",
-          "docs/gpu.md",
-          "docs/reliability.md",
-          "docs/user-guide.md");
+  /** The Markdown files whose Java blocks are compiled: README.md and every file of docs/. */
+  static List<String> docs() throws IOException {
+    List<String> docs = new ArrayList<>(List.of("README.md"));
+    try (Stream<Path> files = Files.list(MarkdownDoc.repositoryRoot().resolve("docs"))) {
+      files
+          .map(p -> "docs/" + p.getFileName())
+          .filter(name -> name.endsWith(".md"))
+          .sorted()
+          .forEach(docs::add);
+    }
+    return docs;
+  }
 
   /** The documents whose complete programs are run after compiling. */
   static final List<String> RUN = List.of("docs/user-guide.md");
@@ -98,10 +97,8 @@ class SnippetCompileTest {
   @TestFactory
   Stream<DynamicTest> everyJavaBlockCompiles() throws IOException {
     List<MarkdownDoc.Block> blocks = new ArrayList<>();
-    for (String doc : DOCS) {
-      if (Files.exists(MarkdownDoc.repositoryRoot().resolve(doc))) {
-        blocks.addAll(MarkdownDoc.read(doc).codeBlocks("java"));
-      }
+    for (String doc : docs()) {
+      blocks.addAll(MarkdownDoc.read(doc).codeBlocks("java"));
     }
     assertTrue(blocks.size() >= 4, "expected the README and user-guide examples, got " + blocks);
     List<DynamicTest> tests = new ArrayList<>();
