@@ -13,6 +13,7 @@ import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlInternalsException;
 import dev.surgery.trainer.SurgeryFailedException;
 import dev.surgery.trainer.SurgeryListener;
 import dev.surgery.trainer.config.ConfigProblem;
@@ -37,6 +38,10 @@ public final class DjlAgentHooks implements DjlHooks {
 
   private final Path config;
   private final CheckpointReplay checkpointReplay;
+  private static final String INTERNALS_MISMATCH =
+      "this DJL does not have the internals DJL Surgery was built for (DJL 0.36.0);"
+          + " surgery disabled, the program runs unmodified";
+
   private List<String> problems;
   private SurgeryListener listener;
   private volatile boolean usable;
@@ -79,6 +84,11 @@ public final class DjlAgentHooks implements DjlHooks {
           e);
       problems = List.of();
       return problems;
+    } catch (DjlInternalsException e) {
+      // Reading the config already touched a DJL field that this DJL lacks: not a config error.
+      AgentLog.warnOnce(AgentLog.DJL_MISMATCH, INTERNALS_MISMATCH, e);
+      problems = List.of();
+      return problems;
     } catch (RuntimeException e) {
       if (AgentLog.isDebug()) {
         e.printStackTrace(System.err);
@@ -90,11 +100,7 @@ public final class DjlAgentHooks implements DjlHooks {
         DjlInternals.verify();
         usable = true;
       } catch (RuntimeException | LinkageError e) {
-        AgentLog.warnOnce(
-            AgentLog.DJL_MISMATCH,
-            "this DJL does not have the internals DJL Surgery was built for (DJL 0.36.0);"
-                + " surgery disabled, the program runs unmodified",
-            e);
+        AgentLog.warnOnce(AgentLog.DJL_MISMATCH, INTERNALS_MISMATCH, e);
       }
     }
     return problems;

@@ -54,7 +54,8 @@ class LayerFreezingIT {
           "epoch " + epoch + ": " + r);
     }
     assertEquals("2", r.findOut("FREEZEAPP: frozen layers after training (\\d+)"), r.toString());
-    assertFalse(r.stderr().contains("WARNING"), r.toString());
+    // The agent's own warnings only: newer JDKs warn about DJL's native access on their own.
+    assertEquals(0, r.countErr("^surgery-agent: WARNING"), r.toString());
   }
 
   @Test

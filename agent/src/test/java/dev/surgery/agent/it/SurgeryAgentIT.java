@@ -96,7 +96,8 @@ class SurgeryAgentIT {
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(1, attachedTrainers(r).size(), r.toString());
     assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
-    assertFalse(r.stderr().contains("WARNING"), r.toString());
+    // The agent's own warnings only: newer JDKs warn about DJL's native access on their own.
+    assertEquals(0, r.countErr("^surgery-agent: WARNING"), r.toString());
   }
 
   @Test
