@@ -222,9 +222,10 @@ final class TreeSurgery {
    * function reads it. A trainer that trains on copies (devices other than the model's, or a store
    * that copies) updates its store's arrays, not {@code Parameter.getArray()}; a weight-copying
    * replacement would capture stale values, and removing the parameter would close the trained
-   * copy. The copy on the trainer's first device is the trained value (every device's copy receives
-   * the same update); the first given trainer that holds the parameter decides. Journaled: a
-   * rollback puts the model's previous values back.
+   * copy. The copy on the trainer's first device is taken as the trained value, as DJL's own {@code
+   * ParameterStore.sync} does (with several devices DJL's Adam counts one update per copy, so the
+   * copies can differ in their last bits); the first given trainer that holds the parameter
+   * decides. Journaled: a rollback puts the model's previous values back.
    */
   private void syncTrainedValues(Set<Parameter> parameters) {
     Set<Parameter> synced = Collections.newSetFromMap(new IdentityHashMap<>());

@@ -103,25 +103,7 @@ final class ControlTwin implements AutoCloseable {
       assertEquals(
           controlStates.get(field).size(), subjectStates.get(field).size(), field + " " + when);
     }
-    for (int i = 0; i < mine.size(); i++) {
-      Parameter s = mine.get(i);
-      Parameter c = theirs.get(i);
-      String where = "parameter #" + i + " (" + s.getName() + ") " + when;
-      ExactnessOracle.assertBitsEqual(c.getArray(), s.getArray(), where);
-      for (String field : controlStates.keySet()) {
-        Map<Device, NDArray> cs = controlStates.get(field).get(c.getId());
-        Map<Device, NDArray> ss = subjectStates.get(field).get(s.getId());
-        assertEquals(cs == null, ss == null, field + " present, " + where);
-        if (cs != null) {
-          assertEquals(cs.keySet(), ss.keySet(), field + " devices, " + where);
-          for (Device d : cs.keySet()) {
-            ExactnessOracle.assertBitsEqual(cs.get(d), ss.get(d), field + ", " + where);
-          }
-        }
-      }
-      assertEquals(
-          controlCounts.get(c.getId()), subjectCounts.get(s.getId()), "update count, " + where);
-    }
+    ExactnessOracle.assertTwinsBitIdentical(theirs, controlTrainer, mine, subjectTrainer, when);
     assertSame(subjectOptimizerObject, subjectOptimizer, "the user's optimizer object " + when);
     // The birth-aware stand-in: there exactly when the control has one, with the same marks.
     BirthAwareOptimizer subjectStand = DjlInternals.birthAwareOptimizer(subjectTrainer, false);

@@ -258,41 +258,63 @@ public final class ExactnessOracle implements AutoCloseable {
    * @param exemptControlLayers control layers whose parameters are not compared
    */
   public void assertSurvivorsBitIdentical(List<Integer> exemptControlLayers) {
+    for (int layer = 0; layer < controlLayers.size(); layer++) {
+      if (!exemptControlLayers.contains(layer)) {
+        assertTwinsBitIdentical(
+            controlLayers.get(layer).getDirectParameters().values(),
+            controlTrainer,
+            subjectLayers.get(layer).getDirectParameters().values(),
+            subjectTrainer,
+            "layer " + layer + " after step " + step);
+      }
+    }
+  }
+
+  /**
+   * Asserts that parameters of two trainers, paired by position, are bit-identical and finite, with
+   * bit-identical optimizer state on every device it is kept on and equal update counts.
+   *
+   * @param control the control's parameters
+   * @param controlTrainer the control's trainer
+   * @param subject the subject's parameters, in the same order
+   * @param subjectTrainer the subject's trainer
+   * @param when where in the run, for the messages
+   */
+  public static void assertTwinsBitIdentical(
+      List<Parameter> control,
+      Trainer controlTrainer,
+      List<Parameter> subject,
+      Trainer subjectTrainer,
+      String when) {
+    assertEquals(control.size(), subject.size(), "parameters " + when);
     Optimizer subjectOptimizer = DjlInternals.optimizer(subjectTrainer);
     Optimizer controlOptimizer = DjlInternals.optimizer(controlTrainer);
     Map<String, Map<String, Map<Device, NDArray>>> subjectStates =
         DjlInternals.optimizerStates(subjectOptimizer);
     Map<String, Map<String, Map<Device, NDArray>>> controlStates =
         DjlInternals.optimizerStates(controlOptimizer);
-    for (int layer = 0; layer < controlLayers.size(); layer++) {
-      if (exemptControlLayers.contains(layer)) {
-        continue;
-      }
-      List<Parameter> mine = subjectLayers.get(layer).getDirectParameters().values();
-      List<Parameter> theirs = controlLayers.get(layer).getDirectParameters().values();
-      for (int i = 0; i < mine.size(); i++) {
-        Parameter s = mine.get(i);
-        Parameter c = theirs.get(i);
-        String where = "layer " + layer + " " + s.getName() + " after step " + step;
-        assertBitsEqual(c.getArray(), s.getArray(), where);
-        for (String field : controlStates.keySet()) {
-          Map<Device, NDArray> cs = controlStates.get(field).get(c.getId());
-          Map<Device, NDArray> ss = subjectStates.get(field).get(s.getId());
-          assertEquals(cs == null, ss == null, field + " present, " + where);
-          if (cs != null) {
-            // Per device the state is kept on: the CPU here, the GPU(s) under scripts/gpu-check.sh.
-            assertEquals(cs.keySet(), ss.keySet(), field + " devices, " + where);
-            for (Map.Entry<Device, NDArray> d : cs.entrySet()) {
-              assertBitsEqual(
-                  d.getValue(), ss.get(d.getKey()), field + " on " + d.getKey() + ", " + where);
-            }
+    for (int i = 0; i < subject.size(); i++) {
+      Parameter s = subject.get(i);
+      Parameter c = control.get(i);
+      String where = "parameter #" + i + " (" + s.getName() + ") " + when;
+      assertBitsEqual(c.getArray(), s.getArray(), where);
+      for (String field : controlStates.keySet()) {
+        Map<Device, NDArray> cs = controlStates.get(field).get(c.getId());
+        Map<Device, NDArray> ss = subjectStates.get(field).get(s.getId());
+        assertEquals(cs == null, ss == null, field + " present, " + where);
+        if (cs != null) {
+          // Per device the state is kept on: the CPU here, the GPU(s) under scripts/gpu-check.sh.
+          assertEquals(cs.keySet(), ss.keySet(), field + " devices, " + where);
+          for (Map.Entry<Device, NDArray> d : cs.entrySet()) {
+            assertBitsEqual(
+                d.getValue(), ss.get(d.getKey()), field + " on " + d.getKey() + ", " + where);
           }
         }
-        assertEquals(
-            DjlInternals.updateCounts(controlOptimizer).get(c.getId()),
-            DjlInternals.updateCounts(subjectOptimizer).get(s.getId()),
-            "update count, " + where);
       }
+      assertEquals(
+          DjlInternals.updateCounts(controlOptimizer).get(c.getId()),
+          DjlInternals.updateCounts(subjectOptimizer).get(s.getId()),
+          "update count, " + where);
     }
   }
 
@@ -402,7 +424,8 @@ public final class ExactnessOracle implements AutoCloseable {
   }
 
   /**
-   * Asserts two arrays are equal bit for bit.
+   * Asserts two arrays are equal bit for bit and finite (two NaNs with the same bits are a
+   * failure).
    *
    * @param expected the oracle's array
    * @param actual the subject's array
@@ -413,6 +436,9 @@ public final class ExactnessOracle implements AutoCloseable {
     float[] a = actual.toFloatArray();
     assertEquals(e.length, a.length, where);
     for (int i = 0; i < e.length; i++) {
+      if (!Float.isFinite(a[i])) {
+        throw new AssertionError(where + ": element " + i + " is " + a[i]);
+      }
       if (Float.floatToRawIntBits(e[i]) != Float.floatToRawIntBits(a[i])) {
         throw new AssertionError(
             where + ": element " + i + " is " + a[i] + ", the oracle says " + e[i]);
@@ -463,6 +489,19 @@ public final class ExactnessOracle implements AutoCloseable {
         float[] actual = e.getKey().getArray().toFloatArray();
         for (int i = 0; i < expected.length; i++) {
           double scale = Math.max(Math.abs(expected[i]), 1e-3);
+          if (!Float.isFinite(actual[i]) || !Float.isFinite(expected[i])) {
+            throw new AssertionError(
+                "born "
+                    + e.getKey().getName()
+                    + " element "
+                    + i
+                    + " is "
+                    + actual[i]
+                    + " (fresh optimizer: "
+                    + expected[i]
+                    + ") after step "
+                    + step);
+          }
           double relative = Math.abs(expected[i] - actual[i]) / scale;
           worst = Math.max(worst, relative);
           if (relative > BORN_TOLERANCE) {
