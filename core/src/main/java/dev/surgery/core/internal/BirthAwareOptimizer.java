@@ -42,6 +42,12 @@ public final class BirthAwareOptimizer extends Optimizer {
   private final Map<String, Map<Device, NDArray>> variances;
   private final Map<String, Integer> counts;
 
+  // DJL's optimizers set these once, in their constructor: read once here, not per update.
+  private final int beginNumUpdate;
+  private final float weightDecay;
+  private final float rescaleGrad;
+  private final float clipGrad;
+
   /** Parameter id to the global update count when it was added. */
   private final Map<String, Integer> births = new ConcurrentHashMap<>();
 
@@ -58,6 +64,10 @@ public final class BirthAwareOptimizer extends Optimizer {
     this.means = stateMap(fields.means());
     this.variances = stateMap(fields.variances());
     this.counts = DjlInternals.updateCounts(delegate);
+    this.beginNumUpdate = DjlInternals.beginNumUpdate(delegate);
+    this.weightDecay = DjlInternals.weightDecay(delegate);
+    this.rescaleGrad = DjlInternals.rescaleGrad(delegate);
+    this.clipGrad = DjlInternals.clipGrad(delegate);
   }
 
   /**
@@ -153,13 +163,12 @@ public final class BirthAwareOptimizer extends Optimizer {
     DjlInternals.countUpdate(delegate, parameterId);
     // DJL starts a new id's count at beginNumUpdate + 1; the correction follows the updates this
     // parameter has had itself, as a fresh optimizer started at step 0 would.
-    int own = counts.get(parameterId) - DjlInternals.beginNumUpdate(delegate);
+    int own = counts.get(parameterId) - beginNumUpdate;
     double coef1 = 1.0 - Math.pow(beta1, own);
     double coef2 = 1.0 - Math.pow(beta2, own);
     // The schedule continues at the model's position: birth + the updates since birth.
     float newLearningRate = learningRate.getNewValue(parameterId, birth + own);
     float learningRateBiasCorrection = (float) (newLearningRate * Math.sqrt(coef2) / coef1);
-    float weightDecay = DjlInternals.weightDecay(delegate);
     if (!Float.isFinite(learningRateBiasCorrection) || !Float.isFinite(weightDecay)) {
       throw new IllegalArgumentException("learning rate or weight decay is nan or infinite");
     }
@@ -180,8 +189,8 @@ public final class BirthAwareOptimizer extends Optimizer {
             newLearningRate,
             learningRateBiasCorrection,
             weightDecay,
-            DjlInternals.rescaleGrad(delegate),
-            DjlInternals.clipGrad(delegate),
+            rescaleGrad,
+            clipGrad,
             beta1,
             beta2,
             epsilon,
