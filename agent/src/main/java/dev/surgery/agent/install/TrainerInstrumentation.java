@@ -61,9 +61,25 @@ public final class TrainerInstrumentation {
         .with(new LogListener())
         .type(named(SurgeryDispatcher.TRAINER).and(new ShapeCheck()), new DispatcherVisible())
         .transform(TrainerInstrumentation::weave)
-        .type(named(SurgeryDispatcher.MODEL).and(new ModelShapeCheck()), new DispatcherVisible())
+        .type(
+            named(SurgeryDispatcher.MODEL)
+                .and(
+                    new OptionalMethodCheck(
+                        readParameters(),
+                        SurgeryDispatcher.MODEL
+                            + " has no readParameters(Path, Map); checkpoints are not replayed under"
+                            + " the agent")),
+            new DispatcherVisible())
         .transform(TrainerInstrumentation::weaveModel)
-        .type(named(SurgeryDispatcher.EASY_TRAIN).and(new FitShapeCheck()), new DispatcherVisible())
+        .type(
+            named(SurgeryDispatcher.EASY_TRAIN)
+                .and(
+                    new OptionalMethodCheck(
+                        fit(),
+                        SurgeryDispatcher.EASY_TRAIN
+                            + " has no static fit(Trainer, int, Dataset, Dataset); the planned number"
+                            + " of epochs comes from total_epochs alone")),
+            new DispatcherVisible())
         .transform(TrainerInstrumentation::weaveFit)
         .installOn(instrumentation);
   }
@@ -177,36 +193,25 @@ public final class TrainerInstrumentation {
   }
 
   /**
-   * Accepts {@code BaseModel} only with {@code readParameters(Path, Map)}; checkpoint replay is an
-   * extra, so its absence is a debug line, not a warning.
+   * Accepts a type only if it declares an optional hook point (checkpoint replay on {@code
+   * BaseModel}, the planned length on {@code EasyTrain}); these are extras, so a missing one is a
+   * debug line, not a warning.
    */
-  private static final class ModelShapeCheck implements ElementMatcher<TypeDescription> {
-    @Override
-    public boolean matches(TypeDescription type) {
-      if (!type.getDeclaredMethods().filter(readParameters()).isEmpty()) {
-        return true;
-      }
-      AgentLog.debug(
-          SurgeryDispatcher.MODEL
-              + " has no readParameters(Path, Map); checkpoints are not replayed under the agent");
-      return false;
-    }
-  }
+  private static final class OptionalMethodCheck implements ElementMatcher<TypeDescription> {
+    private final ElementMatcher<? super MethodDescription> method;
+    private final String whenMissing;
 
-  /**
-   * Accepts {@code EasyTrain} only with {@code fit(Trainer, int, Dataset, Dataset)}; without it the
-   * planned number of epochs comes from the config alone, so its absence is a debug line.
-   */
-  private static final class FitShapeCheck implements ElementMatcher<TypeDescription> {
+    OptionalMethodCheck(ElementMatcher<? super MethodDescription> method, String whenMissing) {
+      this.method = method;
+      this.whenMissing = whenMissing;
+    }
+
     @Override
     public boolean matches(TypeDescription type) {
-      if (!type.getDeclaredMethods().filter(fit()).isEmpty()) {
+      if (!type.getDeclaredMethods().filter(method).isEmpty()) {
         return true;
       }
-      AgentLog.debug(
-          SurgeryDispatcher.EASY_TRAIN
-              + " has no static fit(Trainer, int, Dataset, Dataset); the planned number of epochs"
-              + " comes from total_epochs alone");
+      AgentLog.debug(whenMissing);
       return false;
     }
   }
