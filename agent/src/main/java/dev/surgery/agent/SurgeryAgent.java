@@ -1,11 +1,10 @@
 package dev.surgery.agent;
 
-import dev.surgery.agent.bridge.AgentLog;
-import dev.surgery.agent.bridge.SurgeryAgentExit;
-import dev.surgery.agent.bridge.SurgeryDispatcher;
-import dev.surgery.agent.install.TrainerInstrumentation;
 import dev.surgery.agent.settings.AgentSettings;
 import dev.surgery.agent.settings.AgentSettingsException;
+import dev.surgery.agent.shared.AgentLog;
+import dev.surgery.agent.shared.SurgeryAgentExit;
+import dev.surgery.agent.shared.SurgeryDispatcher;
 import java.lang.instrument.Instrumentation;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;

@@ -1,21 +1,23 @@
-package dev.surgery.agent.inst;
+package dev.surgery.agent.hookloader;
 
 import ai.djl.MalformedModelException;
 import ai.djl.Model;
 import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
-import dev.surgery.agent.bridge.AgentLog;
-import dev.surgery.agent.bridge.DjlHooks;
-import dev.surgery.agent.bridge.SurgeryDispatcher;
-import dev.surgery.agent.bridge.SurgeryFailure;
+import dev.surgery.agent.shared.AgentLog;
+import dev.surgery.agent.shared.DjlHooks;
+import dev.surgery.agent.shared.SurgeryDispatcher;
+import dev.surgery.agent.shared.SurgeryFailure;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlInternalsException;
+import dev.surgery.trainer.SurgeryCheckpoint;
 import dev.surgery.trainer.SurgeryFailedException;
 import dev.surgery.trainer.SurgeryListener;
+import dev.surgery.trainer.SurgeryRecord;
 import dev.surgery.trainer.config.ConfigProblem;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.SurgeryConfigException;
@@ -37,7 +39,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class DjlAgentHooks implements DjlHooks {
 
   private final Path config;
-  private final CheckpointReplay checkpointReplay;
   private static final String INTERNALS_MISMATCH =
       "this DJL does not have the internals DJL Surgery was built for (DJL 0.36.0);"
           + " surgery disabled, the program runs unmodified";
@@ -54,7 +55,6 @@ public final class DjlAgentHooks implements DjlHooks {
    */
   public DjlAgentHooks(Path config) {
     this.config = config;
-    this.checkpointReplay = CheckpointReplay.find(DjlAgentHooks.class.getClassLoader());
   }
 
   /** {@inheritDoc} */
@@ -253,19 +253,17 @@ public final class DjlAgentHooks implements DjlHooks {
     if (model.getBlock() == null) {
       return;
     }
-    int replayed;
+    List<SurgeryRecord> replayed;
     try {
-      replayed = checkpointReplay.replay(model, paramsFile);
+      replayed = SurgeryCheckpoint.replay(model, paramsFile);
     } catch (IOException | MalformedModelException e) {
       // The checkpoint carries surgery that cannot be redone: its parameters would not fit either.
       throw new SurgeryFailure(e);
-    } catch (Exception e) {
-      throw new IllegalStateException(e);
     }
-    if (replayed > 0) {
+    if (!replayed.isEmpty()) {
       AgentLog.debug(
           "replayed "
-              + replayed
+              + replayed.size()
               + " surgery record(s) from "
               + paramsFile
               + " before loading its parameters");
@@ -276,6 +274,6 @@ public final class DjlAgentHooks implements DjlHooks {
     return StackWalker.getInstance()
         .walk(
             frames ->
-                frames.anyMatch(f -> f.getClassName().equals(CheckpointReplay.CHECKPOINT_CLASS)));
+                frames.anyMatch(f -> f.getClassName().equals(SurgeryCheckpoint.class.getName())));
   }
 }

@@ -1,4 +1,4 @@
-package dev.surgery.agent.bridge;
+package dev.surgery.agent.shared;
 
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -6,11 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import java.net.URL;
 import org.junit.jupiter.api.Test;
 
-/** The per-DJL loader: surgery classes child first, bridge shared, everything else from DJL's. */
+/**
+ * The per-DJL loader: surgery classes child first, the shared package shared, everything else from
+ * DJL's.
+ */
 class HookLoaderTest {
 
   @Test
-  void definesSurgeryClassesItselfAndSharesTheBridge() throws Exception {
+  void definesSurgeryClassesItselfAndTakesTheSharedPackageFromTheAgent() throws Exception {
     ClassLoader djl = HookLoaderTest.class.getClassLoader();
     URL[] classPath = HookLoader.agentClassPath(SurgeryDispatcher.class);
     try (HookLoader loader = new HookLoader(classPath, djl, djl)) {
@@ -20,7 +23,7 @@ class HookLoaderTest {
           Class.forName("dev.surgery.trainer.SurgeryListener", false, djl),
           listener,
           "a second copy, separate from the application's");
-      Class<?> hooks = Class.forName("dev.surgery.agent.inst.DjlAgentHooks", false, loader);
+      Class<?> hooks = Class.forName("dev.surgery.agent.hookloader.DjlAgentHooks", false, loader);
       assertSame(loader, hooks.getClassLoader());
       assertSame(AgentLog.class, Class.forName(AgentLog.class.getName(), false, loader));
       assertSame(DjlHooks.class, Class.forName(DjlHooks.class.getName(), false, loader));

@@ -1,4 +1,4 @@
-package dev.surgery.agent.bridge;
+package dev.surgery.agent.shared;
 
 import java.io.IOException;
 import java.net.MalformedURLException;
@@ -21,7 +21,7 @@ import java.util.Set;
  * launcher, a plugin loader); a listener defined by the system loader could not see DJL there. This
  * loader's parent is DJL's loader, so DJL, SLF4J and the JDK resolve as the application's; the
  * surgery classes ({@code dev.surgery.*}) are defined here, child first, from the agent jar itself.
- * The bridge package ({@code dev.surgery.agent.bridge}) is the one exception: it is taken from the
+ * The shared package ({@code dev.surgery.agent.shared}) is the one exception: it is taken from the
  * agent's own loader so that both sides share {@link DjlHooks} and {@link AgentLog}.
  */
 final class HookLoader extends URLClassLoader {
@@ -30,7 +30,7 @@ final class HookLoader extends URLClassLoader {
     ClassLoader.registerAsParallelCapable();
   }
 
-  private static final String BRIDGE = HookLoader.class.getPackageName() + ".";
+  private static final String SHARED = HookLoader.class.getPackageName() + ".";
 
   private final ClassLoader agentLoader;
 
@@ -44,7 +44,7 @@ final class HookLoader extends URLClassLoader {
 
   @Override
   protected Class<?> loadClass(String name, boolean resolve) throws ClassNotFoundException {
-    if (name.startsWith(BRIDGE)) {
+    if (name.startsWith(SHARED)) {
       return Class.forName(name, false, agentLoader);
     }
     if (!name.startsWith("dev.surgery.")) {
@@ -86,7 +86,7 @@ final class HookLoader extends URLClassLoader {
     Set<URL> roots = new LinkedHashSet<>();
     for (String marker :
         List.of(
-            "dev/surgery/agent/inst/DjlAgentHooks.class",
+            "dev/surgery/agent/hookloader/DjlAgentHooks.class",
             "dev/surgery/trainer/SurgeryListener.class",
             "dev/surgery/core/ModuleSurgery.class")) {
       URL url = loader.getResource(marker);

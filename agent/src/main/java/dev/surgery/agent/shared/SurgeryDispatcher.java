@@ -1,4 +1,4 @@
-package dev.surgery.agent.bridge;
+package dev.surgery.agent.shared;
 
 import java.lang.reflect.InvocationTargetException;
 import java.net.URL;
@@ -24,7 +24,7 @@ public final class SurgeryDispatcher {
   /** The DJL class whose parameter loading the agent instruments. */
   public static final String MODEL = "ai.djl.BaseModel";
 
-  private static final String HOOKS_CLASS = "dev.surgery.agent.inst.DjlAgentHooks";
+  private static final String HOOKS_CLASS = "dev.surgery.agent.hookloader.DjlAgentHooks";
 
   private static volatile Path config;
 

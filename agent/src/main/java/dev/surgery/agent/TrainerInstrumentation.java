@@ -1,4 +1,4 @@
-package dev.surgery.agent.install;
+package dev.surgery.agent;
 
 import static net.bytebuddy.matcher.ElementMatchers.isConstructor;
 import static net.bytebuddy.matcher.ElementMatchers.isStatic;
@@ -11,8 +11,8 @@ import dev.surgery.agent.advice.EasyTrainFitAdvice;
 import dev.surgery.agent.advice.ModelReadParametersAdvice;
 import dev.surgery.agent.advice.TrainerConstructorAdvice;
 import dev.surgery.agent.advice.TrainerInitializeAdvice;
-import dev.surgery.agent.bridge.AgentLog;
-import dev.surgery.agent.bridge.SurgeryDispatcher;
+import dev.surgery.agent.shared.AgentLog;
+import dev.surgery.agent.shared.SurgeryDispatcher;
 import java.lang.instrument.Instrumentation;
 import java.nio.file.Path;
 import java.util.ArrayList;

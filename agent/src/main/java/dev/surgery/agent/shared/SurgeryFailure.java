@@ -1,4 +1,4 @@
-package dev.surgery.agent.bridge;
+package dev.surgery.agent.shared;
 
 /**
  * Carries a failure that DJL Surgery raised on purpose (a surgery that failed under {@code

@@ -1,4 +1,4 @@
-package dev.surgery.agent.bridge;
+package dev.surgery.agent.shared;
 
 import java.io.PrintStream;
 import java.util.Set;

@@ -1,4 +1,4 @@
-package dev.surgery.agent.install;
+package dev.surgery.agent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
