@@ -11,18 +11,22 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Composition;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.SurgeryConfig;
+import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.WeakHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Collectors;
@@ -59,6 +63,16 @@ import org.slf4j.LoggerFactory;
  * which the agent calls when {@code EasyTrain.fit} starts), from the configured number otherwise
  * ({@code total_epochs} in YAML, {@link Builder#optTotalEpochs}); without either they fail with an
  * error that names the setting.
+ *
+ * <p><b>Events.</b> Any driver reports training {@link Event}s through the one entry point {@link
+ * #onEvent(Event, Trainer)}: the drop-in {@link SurgeryTrain#fit} reports every event at its exact
+ * point, a hand-written loop calls {@code listener.onEvent(Event.BATCH_END, trainer)} after {@code
+ * trainer.step()} (and the others where it has them), and the agent calls it from its advice. A
+ * listener is built for a driver that can report a given set of events ({@link
+ * Builder#optObservableEvents}, {@link #fromConfig(SurgeryConfig, Set)}); an entry whose trigger or
+ * algorithm needs an event outside that set is refused when the listener is built, with the entry's
+ * {@code file:line:column}, never skipped silently. DJL's own callbacks make {@link
+ * #CALLBACK_EVENTS}. Entries due at one event run in schedule (YAML) order.
  */
 public final class SurgeryListener extends TrainingListenerAdapter {
 
@@ -68,6 +82,16 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** How many batches the loss means before and after an application average. */
   public static final int LOSS_WINDOW = 20;
 
+  /**
+   * The events DJL's {@code TrainingListener} callbacks alone report: {@link Event#EPOCH_END}
+   * ({@code onEpoch}). {@code onTrainingBatch} fires before {@code Trainer.step()}, so it reports
+   * no exact point, and {@code onTrainingBegin} fires from the {@code Trainer} constructor, before
+   * initialization (it runs epoch-0 entries, which need no event). The default for {@link
+   * #fromYaml(Path)}, {@link #fromConfig(SurgeryConfig)} and {@link #builder()}.
+   */
+  public static final Set<Event> CALLBACK_EVENTS =
+      Collections.unmodifiableSet(EnumSet.of(Event.EPOCH_END));
+
   private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
 
   private final List<ScheduledAlgorithm> schedule;
@@ -75,6 +99,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final Path reportPath;
   private final int totalEpochs;
   private final String totalEpochsHint;
+  private final Set<Event> observable;
 
   private final Map<Trainer, TrainerState> states =
       Collections.synchronizedMap(new WeakHashMap<>());
@@ -87,7 +112,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       OnError onError,
       Path reportPath,
       int totalEpochs,
-      String totalEpochsHint) {
+      String totalEpochsHint,
+      Set<Event> observable) {
     // Fail at start-up, naming the DJL field, rather than in the middle of a training run.
     DjlInternals.verify();
     this.schedule = List.copyOf(schedule);
@@ -96,6 +122,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.report = new ReportWriter(reportPath);
     this.totalEpochs = totalEpochs;
     this.totalEpochsHint = totalEpochsHint;
+    this.observable = Collections.unmodifiableSet(eventSet(observable));
   }
 
   /**
@@ -119,18 +146,89 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
-   * Builds a listener from a validated config.
+   * Builds a listener from a YAML config file for a driver that reports the given events.
+   *
+   * @param config the YAML file
+   * @param observable the events the driver reports through {@link #onEvent} or DJL's callbacks,
+   *     for example {@link SurgeryTrain#EVENTS} or {@code EnumSet.allOf(Event.class)}
+   * @return the listener
+   * @throws dev.surgery.trainer.config.SurgeryConfigException listing every problem in the file,
+   *     including entries that need an event the driver cannot report (with file:line:column)
+   */
+  public static SurgeryListener fromYaml(Path config, Set<Event> observable) {
+    return fromConfig(SurgeryConfig.load(config), observable);
+  }
+
+  /**
+   * Builds a listener from a validated config, for DJL's callbacks alone ({@link
+   * #CALLBACK_EVENTS}).
    *
    * @param config the config
    * @return the listener
+   * @throws dev.surgery.trainer.config.SurgeryConfigException for entries that need events DJL's
+   *     callbacks do not report
    */
   public static SurgeryListener fromConfig(SurgeryConfig config) {
+    return fromConfig(config, CALLBACK_EVENTS);
+  }
+
+  /**
+   * Builds a listener from a validated config for a driver that reports the given events.
+   *
+   * @param config the config
+   * @param observable the events the driver reports
+   * @return the listener
+   * @throws dev.surgery.trainer.config.SurgeryConfigException for each entry that needs an event
+   *     outside {@code observable}, at the entry's file:line:column
+   */
+  public static SurgeryListener fromConfig(SurgeryConfig config, Set<Event> observable) {
+    config.requireObservable(observable);
     return new SurgeryListener(
         config.getAlgorithms(),
         config.getOnError(),
         config.getReportPath().orElse(null),
         config.getTotalEpochs(),
-        "set 'total_epochs: <n>' at the top level of " + config.getFileName());
+        "set 'total_epochs: <n>' at the top level of " + config.getFileName(),
+        observable);
+  }
+
+  /**
+   * Returns the events this listener's driver reports; entries needing others were refused.
+   *
+   * @return the observable events
+   */
+  public Set<Event> getObservableEvents() {
+    return observable;
+  }
+
+  /**
+   * Reports a training event: the one entry point every driver calls (the drop-in {@link
+   * SurgeryTrain#fit}, a hand-written loop, the agent's advice). Entries and event-driven
+   * algorithms due at the event run now, in schedule order. Call it at the exact point the event
+   * names (see {@link Event}); in particular {@link Event#BATCH_END} right after {@code
+   * trainer.step()}, outside any gradient collector.
+   *
+   * <p>{@link Event#INIT} is the same as {@link #onInitialized}, and {@link Event#EPOCH_END} the
+   * same as DJL's {@link #onEpoch}: a driver that reports both for one epoch counts it once. The
+   * batch loss that {@link dev.surgery.core.events.State#recentLosses()} shows comes from DJL's
+   * {@code onTrainingBatch} callback, which {@code EasyTrain.trainBatch} and {@link
+   * SurgeryTrain#trainBatch} fire.
+   *
+   * @param event the event
+   * @param trainer the trainer it happened to
+   * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail}
+   */
+  public void onEvent(Event event, Trainer trainer) {
+    switch (event) {
+      case INIT:
+        onInitialized(trainer);
+        break;
+      case EPOCH_END:
+        onEpoch(trainer);
+        break;
+      default:
+        break;
+    }
   }
 
   /**
@@ -670,6 +768,13 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     logger.warn(message);
   }
 
+  /** Copies a set of events; EnumSet.copyOf refuses an empty set that is no EnumSet. */
+  static EnumSet<Event> eventSet(Set<Event> events) {
+    EnumSet<Event> copy = EnumSet.noneOf(Event.class);
+    copy.addAll(events);
+    return copy;
+  }
+
   private TrainerState state(Trainer trainer) {
     synchronized (states) {
       return states.computeIfAbsent(
@@ -687,8 +792,41 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     private OnError onError = OnError.FAIL;
     private Path reportPath;
     private int totalEpochs;
+    private final List<Trigger> triggers = new ArrayList<>();
+    private Set<Event> observable = CALLBACK_EVENTS;
 
     Builder() {}
+
+    /**
+     * Schedules an algorithm with any trigger ({@link Trigger#atStep}, {@link Trigger#every},
+     * {@link Trigger#at}, {@link Trigger#onEvents}). Entries due at one event run in the order they
+     * are added.
+     *
+     * @param algorithm the configured algorithm
+     * @param trigger when it runs
+     * @return this builder
+     */
+    public Builder add(Algorithm algorithm, Trigger trigger) {
+      if (algorithm == null || trigger == null) {
+        throw new IllegalArgumentException("algorithm and trigger must not be null");
+      }
+      algorithms.add(algorithm);
+      epochs.add(trigger.kind() == Trigger.Kind.EPOCH ? (int) trigger.amount() : 0);
+      triggers.add(trigger);
+      return this;
+    }
+
+    /**
+     * Declares the events the driver reports (default {@link #CALLBACK_EVENTS}); {@link #build}
+     * refuses entries that need others.
+     *
+     * @param observable the events, for example {@link SurgeryTrain#EVENTS}
+     * @return this builder
+     */
+    public Builder optObservableEvents(Set<Event> observable) {
+      this.observable = observable == null ? CALLBACK_EVENTS : eventSet(observable);
+      return this;
+    }
 
     /**
      * Schedules an algorithm. Entries run in the order they are added when they share an epoch.
@@ -709,6 +847,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
       algorithms.add(algorithm);
       epochs.add(epoch);
+      triggers.add(Trigger.atEpoch(epoch));
       return this;
     }
 
@@ -758,9 +897,23 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     public SurgeryListener build() {
       List<ScheduledAlgorithm> schedule = new ArrayList<>();
       for (int i = 0; i < algorithms.size(); i++) {
-        schedule.add(
-            new ScheduledAlgorithm(
-                algorithms.get(i), epochs.get(i), i, "builder entry " + (i + 1)));
+        ScheduledAlgorithm entry =
+            ScheduledAlgorithm.of(
+                algorithms.get(i), triggers.get(i), i, "builder entry " + (i + 1));
+        Set<Event> needed = EnumSet.noneOf(Event.class);
+        needed.addAll(entry.trigger().events(entry.algorithm()));
+        needed.removeAll(observable);
+        if (!needed.isEmpty()) {
+          throw new IllegalArgumentException(
+              entry.describe()
+                  + " needs the events "
+                  + needed
+                  + ", which this listener's driver does not report (observable: "
+                  + observable
+                  + "); use SurgeryTrain.fit or call listener.onEvent, and declare it with"
+                  + " optObservableEvents");
+        }
+        schedule.add(entry);
       }
       List<ScheduledAlgorithm> order = new ArrayList<>(schedule);
       order.sort(
@@ -784,7 +937,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           onError,
           reportPath,
           totalEpochs,
-          "call SurgeryListener.builder().optTotalEpochs(n) or listener.onPlannedEpochs(trainer, n)");
+          "call SurgeryListener.builder().optTotalEpochs(n) or listener.onPlannedEpochs(trainer, n)",
+          observable);
     }
   }
 }

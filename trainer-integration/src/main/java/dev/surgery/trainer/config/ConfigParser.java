@@ -165,6 +165,7 @@ final class ConfigParser {
     Map<String, Node> keys = keys(mapping, TOP_LEVEL_KEYS, "key", "");
 
     List<ScheduledAlgorithm> entries = new ArrayList<>();
+    List<int[]> positions = new ArrayList<>();
     Node algorithms = keys.get(ALGORITHMS);
     if (algorithms == null) {
       addAt(
@@ -177,6 +178,7 @@ final class ConfigParser {
     } else {
       for (Node entry : list.getValue()) {
         ScheduledAlgorithm s = entry(entry, entries.size());
+        positions.add(at(entry));
         if (s != null) {
           entries.add(s);
         } else {
@@ -244,7 +246,7 @@ final class ConfigParser {
     if (!problems.isEmpty()) {
       return null;
     }
-    return new SurgeryConfig(file, entries, onError, report, totalEpochs);
+    return new SurgeryConfig(file, entries, onError, report, totalEpochs, 0, positions);
   }
 
   /**
@@ -618,6 +620,11 @@ final class ConfigParser {
   private String position(Node node) {
     Mark m = node.getStartMark().orElse(null);
     return m == null ? "?" : "line " + (m.getLine() + 1) + ", column " + (m.getColumn() + 1);
+  }
+
+  private static int[] at(Node node) {
+    Mark m = node.getStartMark().orElse(null);
+    return new int[] {m == null ? 1 : m.getLine() + 1, m == null ? 1 : m.getColumn() + 1};
   }
 
   private void addAt(Node node, String message) {
