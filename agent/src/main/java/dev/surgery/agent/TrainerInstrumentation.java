@@ -1,16 +1,27 @@
 package dev.surgery.agent;
 
+import static net.bytebuddy.matcher.ElementMatchers.hasSuperType;
+import static net.bytebuddy.matcher.ElementMatchers.isAbstract;
 import static net.bytebuddy.matcher.ElementMatchers.isConstructor;
+import static net.bytebuddy.matcher.ElementMatchers.isInterface;
 import static net.bytebuddy.matcher.ElementMatchers.isStatic;
+import static net.bytebuddy.matcher.ElementMatchers.nameEndsWith;
+import static net.bytebuddy.matcher.ElementMatchers.nameStartsWith;
 import static net.bytebuddy.matcher.ElementMatchers.named;
 import static net.bytebuddy.matcher.ElementMatchers.not;
 import static net.bytebuddy.matcher.ElementMatchers.takesArgument;
 import static net.bytebuddy.matcher.ElementMatchers.takesArguments;
 
+import dev.surgery.agent.advice.EasyTrainEvaluateDatasetAdvice;
 import dev.surgery.agent.advice.EasyTrainFitAdvice;
+import dev.surgery.agent.advice.GradientCollectorBackwardAdvice;
 import dev.surgery.agent.advice.ModelReadParametersAdvice;
 import dev.surgery.agent.advice.TrainerConstructorAdvice;
+import dev.surgery.agent.advice.TrainerEvaluateAdvice;
+import dev.surgery.agent.advice.TrainerForwardAdvice;
 import dev.surgery.agent.advice.TrainerInitializeAdvice;
+import dev.surgery.agent.advice.TrainerNewGradientCollectorAdvice;
+import dev.surgery.agent.advice.TrainerStepAdvice;
 import dev.surgery.agent.shared.AgentLog;
 import dev.surgery.agent.shared.SurgeryDispatcher;
 import java.lang.instrument.Instrumentation;
@@ -28,15 +39,18 @@ import net.bytebuddy.matcher.ElementMatcher;
 import net.bytebuddy.utility.JavaModule;
 
 /**
- * Weaves the agent's advice into {@code ai.djl.training.Trainer} (and into {@code
- * ai.djl.BaseModel}'s parameter loading, for checkpoint replay, and into {@code
- * ai.djl.training.EasyTrain.fit}, which tells the planned number of epochs), in whichever class
- * loader defines it, including classes that are already loaded (retransformation).
+ * Weaves the agent's advice into {@code ai.djl.training.Trainer} (construction, {@code initialize},
+ * {@code forward}, {@code newGradientCollector}, {@code step}, {@code evaluate}), into the engines'
+ * gradient collectors ({@code backward}), into {@code ai.djl.BaseModel}'s parameter loading (for
+ * checkpoint replay and the load events), and into {@code ai.djl.training.EasyTrain} ({@code fit},
+ * which tells the planned number of epochs, and {@code evaluateDataset}), in whichever class loader
+ * defines them, including classes that are already loaded (retransformation).
  *
- * <p>Before weaving, the class is checked for the members the advice and the dispatcher rely on
- * (the {@code listeners} field, the {@code (Model, TrainingConfig)} constructor and {@code
- * initialize(Shape...)}); a {@code Trainer} of another shape (another DJL version) is left alone
- * with one warning, and so is a class loader that cannot see the agent's dispatcher.
+ * <p>Before weaving, the {@code Trainer} is checked for every member the advice and the dispatcher
+ * rely on (the {@code listeners} field, the {@code (Model, TrainingConfig)} constructor and the
+ * instrumented methods); a {@code Trainer} of another shape (another DJL version) is left alone
+ * with one warning, and so is a class loader that cannot see the agent's dispatcher. The agent
+ * therefore reports either every training event or none.
  */
 public final class TrainerInstrumentation {
 
@@ -45,6 +59,9 @@ public final class TrainerInstrumentation {
   private static final String SHAPE = "ai.djl.ndarray.types.Shape";
   private static final String TRAINER = SurgeryDispatcher.TRAINER;
   private static final String DATASET = "ai.djl.training.dataset.Dataset";
+  private static final String NDLIST = "ai.djl.ndarray.NDList";
+  private static final String NDARRAY = "ai.djl.ndarray.NDArray";
+  private static final String GRADIENT_COLLECTOR = "ai.djl.training.GradientCollector";
 
   private TrainerInstrumentation() {}
 
@@ -81,6 +98,8 @@ public final class TrainerInstrumentation {
                             + " of epochs comes from total_epochs alone")),
             new DispatcherVisible())
         .transform(TrainerInstrumentation::weaveFit)
+        .type(gradientCollector(), new DispatcherVisible())
+        .transform(TrainerInstrumentation::weaveCollector)
         .installOn(instrumentation);
   }
 
@@ -92,7 +111,11 @@ public final class TrainerInstrumentation {
       java.security.ProtectionDomain domain) {
     return builder
         .visit(Advice.to(TrainerConstructorAdvice.class).on(constructor()))
-        .visit(Advice.to(TrainerInitializeAdvice.class).on(initialize()));
+        .visit(Advice.to(TrainerInitializeAdvice.class).on(initialize()))
+        .visit(Advice.to(TrainerForwardAdvice.class).on(forward()))
+        .visit(Advice.to(TrainerNewGradientCollectorAdvice.class).on(newGradientCollector()))
+        .visit(Advice.to(TrainerStepAdvice.class).on(step()))
+        .visit(Advice.to(TrainerEvaluateAdvice.class).on(evaluate()));
   }
 
   private static DynamicType.Builder<?> weaveModel(
@@ -110,7 +133,91 @@ public final class TrainerInstrumentation {
       ClassLoader loader,
       JavaModule module,
       java.security.ProtectionDomain domain) {
-    return builder.visit(Advice.to(EasyTrainFitAdvice.class).on(fit()));
+    return builder
+        .visit(Advice.to(EasyTrainFitAdvice.class).on(fit()))
+        .visit(Advice.to(EasyTrainEvaluateDatasetAdvice.class).on(evaluateDataset()));
+  }
+
+  private static DynamicType.Builder<?> weaveCollector(
+      DynamicType.Builder<?> builder,
+      TypeDescription type,
+      ClassLoader loader,
+      JavaModule module,
+      java.security.ProtectionDomain domain) {
+    return builder.visit(Advice.to(GradientCollectorBackwardAdvice.class).on(backward()));
+  }
+
+  /**
+   * The engines' gradient collectors ({@code ai.djl.pytorch.engine.PtGradientCollector} and the
+   * like): concrete DJL classes named {@code *GradientCollector} that implement DJL's interface and
+   * declare {@code backward(NDArray)}. The name test comes first, so that no other class has its
+   * hierarchy resolved.
+   */
+  static ElementMatcher.Junction<TypeDescription> gradientCollector() {
+    return nameStartsWith("ai.djl.")
+        .and(nameEndsWith("GradientCollector"))
+        .and(not(isInterface()))
+        .and(not(isAbstract()))
+        .and(hasSuperType(named(GRADIENT_COLLECTOR)))
+        .and(
+            new OptionalMethodCheck(
+                backward(),
+                "a DJL gradient collector has no backward(NDArray); AFTER_BACKWARD is not reported"
+                    + " for it"));
+  }
+
+  /** {@code backward(NDArray)}, the public one; the engines' private overloads are not matched. */
+  static ElementMatcher.Junction<MethodDescription> backward() {
+    return named("backward")
+        .and(not(isStatic()))
+        .and(not(isAbstract()))
+        .and(takesArguments(1))
+        .and(takesArgument(0, named(NDARRAY)));
+  }
+
+  /** {@code static evaluateDataset(Trainer, Dataset)}. */
+  static ElementMatcher.Junction<MethodDescription> evaluateDataset() {
+    return named("evaluateDataset")
+        .and(isStatic())
+        .and(takesArguments(2))
+        .and(takesArgument(0, named(TRAINER)))
+        .and(takesArgument(1, named(DATASET)));
+  }
+
+  /** {@code forward(NDList)} and {@code forward(NDList, NDList)}: the training forward passes. */
+  /** {@code forward(NDList)} and {@code forward(NDList, NDList)}: the training forward passes. */
+  private static ElementMatcher.Junction<MethodDescription> forward() {
+    return forwardWithoutLabels().or(forwardWithLabels());
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> forwardWithLabels() {
+    return named("forward")
+        .and(not(isStatic()))
+        .and(takesArguments(2))
+        .and(takesArgument(0, named(NDLIST)))
+        .and(takesArgument(1, named(NDLIST)));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> forwardWithoutLabels() {
+    return named("forward")
+        .and(not(isStatic()))
+        .and(takesArguments(1))
+        .and(takesArgument(0, named(NDLIST)));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> step() {
+    return named("step").and(not(isStatic())).and(takesArguments(0));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> evaluate() {
+    return named("evaluate")
+        .and(not(isStatic()))
+        .and(takesArguments(1))
+        .and(takesArgument(0, named(NDLIST)));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> newGradientCollector() {
+    return named("newGradientCollector").and(not(isStatic())).and(takesArguments(0));
   }
 
   /** {@code static fit(Trainer, int, Dataset, Dataset)}. */
@@ -169,6 +276,21 @@ public final class TrainerInstrumentation {
     }
     if (type.getDeclaredMethods().filter(initialize()).isEmpty()) {
       missing.add("method initialize(Shape...)");
+    }
+    if (type.getDeclaredMethods().filter(forwardWithoutLabels()).isEmpty()) {
+      missing.add("method forward(NDList)");
+    }
+    if (type.getDeclaredMethods().filter(forwardWithLabels()).isEmpty()) {
+      missing.add("method forward(NDList, NDList)");
+    }
+    if (type.getDeclaredMethods().filter(newGradientCollector()).isEmpty()) {
+      missing.add("method newGradientCollector()");
+    }
+    if (type.getDeclaredMethods().filter(step()).isEmpty()) {
+      missing.add("method step()");
+    }
+    if (type.getDeclaredMethods().filter(evaluate()).isEmpty()) {
+      missing.add("method evaluate(NDList)");
     }
     return missing;
   }
@@ -269,7 +391,8 @@ public final class TrainerInstrumentation {
         String typeName, ClassLoader loader, JavaModule module, boolean loaded, Throwable error) {
       if (typeName.equals(SurgeryDispatcher.TRAINER)
           || typeName.equals(SurgeryDispatcher.MODEL)
-          || typeName.equals(SurgeryDispatcher.EASY_TRAIN)) {
+          || typeName.equals(SurgeryDispatcher.EASY_TRAIN)
+          || (typeName.startsWith("ai.djl.") && typeName.endsWith("GradientCollector"))) {
         AgentLog.warnOnce(
             "transform-error",
             "could not instrument " + typeName + "; surgery disabled, the program runs unmodified",

@@ -7,11 +7,16 @@ import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
 import dev.surgery.agent.shared.AgentLog;
 import dev.surgery.agent.shared.DjlHooks;
+import dev.surgery.agent.shared.HookPoint;
 import dev.surgery.agent.shared.SurgeryDispatcher;
 import dev.surgery.agent.shared.SurgeryFailure;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.AlgorithmPluginException;
+import dev.surgery.core.algorithms.AlgorithmSpec;
+import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlInternalsException;
 import dev.surgery.trainer.SurgeryCheckpoint;
@@ -25,8 +30,10 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Collectors;
 
 /**
  * The agent's DJL side: builds the {@link SurgeryListener} from the config and attaches it to each
@@ -39,6 +46,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class DjlAgentHooks implements DjlHooks {
 
   private final Path config;
+  private final List<Path> extensions;
+  private final AgentEvents events = new AgentEvents(this::fire);
   private static final String INTERNALS_MISMATCH =
       "this DJL does not have the internals DJL Surgery was built for (DJL 0.36.0);"
           + " surgery disabled, the program runs unmodified";
@@ -52,9 +61,11 @@ public final class DjlAgentHooks implements DjlHooks {
    * Creates the hooks; nothing is read until {@link #prepare()}.
    *
    * @param config the YAML config as the user gave it
+   * @param extensions the plugin jars given with {@code extensions}, checked to be readable jars
    */
-  public DjlAgentHooks(Path config) {
+  public DjlAgentHooks(Path config, List<Path> extensions) {
     this.config = config;
+    this.extensions = List.copyOf(extensions);
   }
 
   /** {@inheritDoc} */
@@ -64,8 +75,21 @@ public final class DjlAgentHooks implements DjlHooks {
       return problems;
     }
     try {
-      listener = SurgeryListener.fromYaml(config);
+      if (!extensions.isEmpty()) {
+        List<AlgorithmSpec> added =
+            Algorithms.loadPlugins(
+                new ExtensionLoader(extensions, DjlAgentHooks.class.getClassLoader()));
+        AgentLog.debug(
+            "extensions "
+                + extensions
+                + " add the algorithms "
+                + added.stream().map(AlgorithmSpec::name).collect(Collectors.toList()));
+      }
+      // The agent reports every event (TrainerInstrumentation weaves all hook points or none).
+      listener = SurgeryListener.fromYaml(config, EnumSet.allOf(Event.class));
       problems = List.of();
+    } catch (AlgorithmPluginException e) {
+      problems = List.of("extensions: " + e.getMessage());
     } catch (SurgeryConfigException e) {
       List<String> lines = new ArrayList<>();
       for (ConfigProblem p : e.getProblems()) {
@@ -134,10 +158,12 @@ public final class DjlAgentHooks implements DjlHooks {
     }
     // A new list: the old one may be the TrainingConfig's own (DefaultTrainingConfig hands out its
     // internal ArrayList) or immutable, and must not change.
-    List<TrainingListener> extended = new ArrayList<>(current.size() + 1);
+    List<TrainingListener> extended = new ArrayList<>(current.size() + 2);
     extended.addAll(current);
+    extended.add(new EventTrackingListener(events));
     extended.add(listener);
     DjlInternals.setListeners(trainer, extended);
+    events.track(trainer);
     AgentLog.debug("attached SurgeryListener to " + SurgeryDispatcher.describe(trainer));
     // The constructor has already sent onTrainingBegin to the listeners it knew about.
     try {
@@ -161,19 +187,69 @@ public final class DjlAgentHooks implements DjlHooks {
       }
       return;
     }
-    List<TrainingListener> current = DjlInternals.listeners(trainer);
-    if (current == null || !containsSame(current, listener)) {
+    if (!events.tracks(trainer)) {
       // Not ours: a program that registers SurgeryListener itself also calls onInitialized itself.
       return;
     }
-    AgentLog.debug(
-        "Trainer.initialize returned: SurgeryListener.onInitialized for "
-            + SurgeryDispatcher.describe(trainer));
+    AgentLog.debug("Trainer.initialize returned: INIT for " + SurgeryDispatcher.describe(trainer));
+    events.initialized(trainer);
+  }
+
+  /**
+   * Hands an event to the listener; a deliberate failure ({@code on_error: fail}) goes to the
+   * program, as without the agent.
+   */
+  private void fire(Event event, Object trainer) {
     try {
-      listener.onInitialized(trainer);
+      listener.onEvent(event, (Trainer) trainer);
     } catch (SurgeryFailedException | SurgeryException e) {
-      // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
       throw new SurgeryFailure(e);
+    }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void hookPoint(HookPoint point, Object target) {
+    if (!usable) {
+      return;
+    }
+    switch (point) {
+      case FORWARD_ENTER:
+        events.forwardStarting(target);
+        break;
+      case FORWARD_EXIT:
+        events.forwardEnded(target);
+        break;
+      case BACKWARD_EXIT:
+        events.backwardEnded(target);
+        break;
+      case STEP_EXIT:
+        events.stepEnded(target);
+        break;
+      case EVALUATE_ENTER:
+        events.evaluateStarting(target);
+        break;
+      case EVALUATE_DATASET_ENTER:
+        events.evaluateDatasetStarting(target);
+        break;
+      case EVALUATE_DATASET_EXIT:
+        events.evaluateDatasetEnded(target);
+        break;
+      case FIT_EXIT:
+        events.fitEnded(target);
+        break;
+      case PARAMETERS_LOADED:
+        loadEvent(Event.AFTER_LOAD, target);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Reports a load event to every trainer of the model that the agent attached to. */
+  private void loadEvent(Event event, Object model) {
+    for (Object trainer : events.trainers(t -> ((Trainer) t).getModel() == model)) {
+      events.load(event, trainer);
     }
   }
 
@@ -212,8 +288,7 @@ public final class DjlAgentHooks implements DjlHooks {
       return;
     }
     Trainer trainer = (Trainer) target;
-    List<TrainingListener> current = DjlInternals.listeners(trainer);
-    if (current == null || !containsSame(current, listener)) {
+    if (!events.tracks(trainer)) {
       // Not ours: a program that registers SurgeryListener itself gives it the length itself.
       return;
     }
@@ -228,15 +303,7 @@ public final class DjlAgentHooks implements DjlHooks {
       // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
       throw new SurgeryFailure(e);
     }
-  }
-
-  private static boolean containsSame(List<TrainingListener> listeners, Object wanted) {
-    for (TrainingListener l : listeners) {
-      if (l == wanted) {
-        return true;
-      }
-    }
-    return false;
+    events.fitStarting(trainer);
   }
 
   /** {@inheritDoc} */
@@ -245,14 +312,15 @@ public final class DjlAgentHooks implements DjlHooks {
     if (!usable) {
       return;
     }
-    if (calledFromCheckpointLibrary()) {
-      // SurgeryCheckpoint.load has just replayed the record itself before calling Model.load.
-      return;
-    }
     Model model = (Model) target;
-    if (model.getBlock() == null) {
-      return;
+    if (model.getBlock() != null && !calledFromCheckpointLibrary()) {
+      // (SurgeryCheckpoint.load has just replayed the record itself before calling Model.load.)
+      replay(model, paramsFile);
     }
+    loadEvent(Event.BEFORE_LOAD, model);
+  }
+
+  private static void replay(Model model, Path paramsFile) {
     List<SurgeryRecord> replayed;
     try {
       replayed = SurgeryCheckpoint.replay(model, paramsFile);

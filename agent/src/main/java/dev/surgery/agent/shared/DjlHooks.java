@@ -55,4 +55,14 @@ public interface DjlHooks {
    * @throws SurgeryFailure when the file's surgery record cannot be replayed
    */
   void parametersLoading(Object model, Path paramsFile);
+
+  /**
+   * Called at one of the other hook points (the training loop's forward, backward, step,
+   * evaluation, the end of {@code EasyTrain.fit}, the end of loading parameters).
+   *
+   * @param point where DJL is
+   * @param target the trainer (the model for {@link HookPoint#PARAMETERS_LOADED})
+   * @throws SurgeryFailure when the listener stops training on purpose ({@code on_error: fail})
+   */
+  void hookPoint(HookPoint point, Object target);
 }

@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.CodeSource;
 import java.util.ArrayList;
+import java.util.Enumeration;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -30,6 +31,12 @@ final class HookLoader extends URLClassLoader {
     ClassLoader.registerAsParallelCapable();
   }
 
+  /**
+   * The prefix of the service files of the surgery library ({@code
+   * META-INF/services/dev.surgery.core.algorithms.AlgorithmProvider}).
+   */
+  static final String SURGERY_SERVICES = "META-INF/services/dev.surgery.";
+
   private static final String SHARED = HookLoader.class.getPackageName() + ".";
 
   private final ClassLoader agentLoader;
@@ -40,6 +47,19 @@ final class HookLoader extends URLClassLoader {
         agentClasses,
         djlLoader);
     this.agentLoader = agentLoader;
+  }
+
+  /**
+   * Service files of the surgery library come from the agent jar only, never from the application:
+   * a provider on the application's class path implements the application's copy of the service
+   * interface, not this loader's. Plugins reach the agent through {@code extensions}.
+   */
+  @Override
+  public Enumeration<URL> getResources(String name) throws IOException {
+    if (name.startsWith(SURGERY_SERVICES)) {
+      return findResources(name);
+    }
+    return super.getResources(name);
   }
 
   @Override

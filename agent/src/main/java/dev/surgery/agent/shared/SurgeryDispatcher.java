@@ -1,9 +1,13 @@
 package dev.surgery.agent.shared;
 
+import java.lang.ref.WeakReference;
 import java.lang.reflect.InvocationTargetException;
 import java.net.URL;
 import java.nio.file.Path;
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
+import java.util.WeakHashMap;
 
 /**
  * The entry points the advice woven into {@code ai.djl.training.Trainer} calls. It uses JDK types
@@ -28,6 +32,23 @@ public final class SurgeryDispatcher {
 
   private static volatile Path config;
 
+  private static volatile List<Path> extensions = List.of();
+
+  /**
+   * The trainer that made each gradient collector ({@code Trainer.newGradientCollector}): a
+   * collector knows nothing of its trainer, and {@code AFTER_BACKWARD} belongs to one. Weak keys:
+   * collectors live for one batch.
+   */
+  private static final Map<Object, WeakReference<Object>> COLLECTORS =
+      Collections.synchronizedMap(new WeakHashMap<>());
+
+  /**
+   * The trainer whose training forward ran last on this thread: the owner of a backward through a
+   * collector the program made itself ({@code Engine.newGradientCollector()}). Weak, so that a pool
+   * thread does not keep a closed trainer alive.
+   */
+  private static final ThreadLocal<WeakReference<Object>> LAST_FORWARD = new ThreadLocal<>();
+
   private static volatile boolean dryRun;
 
   /** Hooks per DJL; replaced whenever the config changes (a late attach after a refused one). */
@@ -40,9 +61,11 @@ public final class SurgeryDispatcher {
    * by {@code premain} and {@code agentmain}.
    *
    * @param configFile the YAML config, as the user gave it
+   * @param extensionJars plugin jars whose algorithms the config may name ({@code extensions})
    */
-  public static void configure(Path configFile) {
+  public static void configure(Path configFile, List<Path> extensionJars) {
     config = configFile;
+    extensions = List.copyOf(extensionJars);
     hooks = newCache();
   }
 
@@ -189,6 +212,81 @@ public final class SurgeryDispatcher {
   }
 
   /**
+   * Called by the advice at one of the training loop's hook points.
+   *
+   * @param point where DJL is
+   * @param target the trainer (the model for {@link HookPoint#PARAMETERS_LOADED})
+   */
+  public static void at(HookPoint point, Object target) {
+    if (target == null || config == null) {
+      return;
+    }
+    try {
+      if (point == HookPoint.FORWARD_ENTER) {
+        WeakReference<Object> last = LAST_FORWARD.get();
+        if (last == null || last.get() != target) {
+          LAST_FORWARD.set(new WeakReference<>(target));
+        }
+      }
+      DjlHooks h = readyHooks(target);
+      if (h != null) {
+        h.hookPoint(point, target);
+      }
+    } catch (SurgeryFailure f) {
+      throw f.rethrow();
+    } catch (Throwable t) {
+      AgentLog.warnOnce(
+          "hook-" + point,
+          "the surgery hook at " + point + " failed for " + describe(target) + "; training goes on",
+          t);
+    }
+  }
+
+  /**
+   * Called by the advice when {@code Trainer.newGradientCollector()} returns: remembers which
+   * trainer the collector's backward belongs to.
+   *
+   * @param trainer the trainer
+   * @param collector the collector it made
+   */
+  public static void collectorCreated(Object trainer, Object collector) {
+    if (collector == null || config == null) {
+      return;
+    }
+    try {
+      COLLECTORS.put(collector, new WeakReference<>(trainer));
+    } catch (Throwable t) {
+      AgentLog.warnOnce("collectorCreated", "could not track a gradient collector", t);
+    }
+  }
+
+  /**
+   * Called by the advice when a gradient collector's {@code backward(NDArray)} returns: reports
+   * {@link HookPoint#BACKWARD_EXIT} for the trainer that made the collector, or else for the
+   * trainer whose training forward ran last on this thread.
+   *
+   * @param collector the engine's gradient collector
+   */
+  public static void backwardDone(Object collector) {
+    if (config == null) {
+      return;
+    }
+    Object trainer = null;
+    try {
+      WeakReference<Object> owner = COLLECTORS.get(collector);
+      if (owner == null) {
+        owner = LAST_FORWARD.get();
+      }
+      trainer = owner == null ? null : owner.get();
+    } catch (Throwable t) {
+      AgentLog.warnOnce("backwardDone", "could not find the trainer of a gradient collector", t);
+    }
+    if (trainer != null) {
+      at(HookPoint.BACKWARD_EXIT, trainer);
+    }
+  }
+
+  /**
    * Names a trainer the way the agent's log lines do.
    *
    * @param trainer a trainer
@@ -240,7 +338,8 @@ public final class SurgeryDispatcher {
           new HookLoader(
               classPath, trainerClass.getClassLoader(), SurgeryDispatcher.class.getClassLoader());
       Class<?> hooksClass = Class.forName(HOOKS_CLASS, true, loader);
-      Object instance = hooksClass.getConstructor(Path.class).newInstance(config);
+      Object instance =
+          hooksClass.getConstructor(Path.class, List.class).newInstance(config, extensions);
       AgentLog.debug(
           "surgery classes for "
               + trainerClass.getName()
