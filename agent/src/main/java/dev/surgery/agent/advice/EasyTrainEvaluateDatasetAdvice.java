@@ -6,8 +6,9 @@ import net.bytebuddy.asm.Advice;
 
 /**
  * Inlined into {@code EasyTrain.evaluateDataset(Trainer, Dataset)}, which {@code EasyTrain.fit}
- * calls once per epoch: with a dataset, its entry is {@code EVAL_START} and its normal return
- * {@code EVAL_END}. Without one DJL evaluates nothing, and nothing is reported.
+ * calls once per epoch: with a dataset, its entry is {@code EVAL_START} and its return {@code
+ * EVAL_END}, also when evaluation throws, so that an algorithm that swapped weights in for
+ * evaluation swaps them back. Without a dataset DJL evaluates nothing, and nothing is reported.
  */
 public final class EasyTrainEvaluateDatasetAdvice {
 
@@ -27,12 +28,12 @@ public final class EasyTrainEvaluateDatasetAdvice {
   }
 
   /**
-   * Reports the evaluation that returned; not called when it threw.
+   * Reports the end of the evaluation, whether it returned or threw.
    *
    * @param trainer the trainer
    * @param dataset the validation dataset, may be null
    */
-  @Advice.OnMethodExit(suppress = Error.class)
+  @Advice.OnMethodExit(onThrowable = Throwable.class, suppress = Error.class)
   public static void exit(@Advice.Argument(0) Object trainer, @Advice.Argument(1) Object dataset) {
     if (dataset != null) {
       SurgeryDispatcher.at(HookPoint.EVALUATE_DATASET_EXIT, trainer);
