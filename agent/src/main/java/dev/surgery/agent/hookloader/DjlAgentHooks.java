@@ -191,7 +191,10 @@ public final class DjlAgentHooks implements DjlHooks {
       // Not ours: a program that registers SurgeryListener itself also calls onInitialized itself.
       return;
     }
-    AgentLog.debug("Trainer.initialize returned: INIT for " + SurgeryDispatcher.describe(trainer));
+    // INIT is the listener's onInitialized.
+    AgentLog.debug(
+        "Trainer.initialize returned: SurgeryListener.onInitialized for "
+            + SurgeryDispatcher.describe(trainer));
     events.initialized(trainer);
   }
 
