@@ -1,5 +1,6 @@
 package dev.surgery.core.events;
 
+import java.util.List;
 import java.util.Locale;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -82,12 +83,13 @@ public record Time(double value, Unit unit) {
               + "' is not a time string; write a number and a unit: '2ep' (epochs), '100ba'"
               + " (batches) or '0.5dur' (a fraction of the planned training)");
     }
-    String suffix = m.group(2).toLowerCase(Locale.ROOT);
+    String suffix = m.group(2);
     for (Unit unit : Unit.values()) {
       if (unit.suffix.equals(suffix)) {
         return new Time(Double.parseDouble(m.group(1)), unit);
       }
     }
+    String lower = suffix.toLowerCase(Locale.ROOT);
     throw new IllegalArgumentException(
         "'"
             + text
@@ -95,8 +97,11 @@ public record Time(double value, Unit unit) {
             + m.group(2)
             + "'; DJL Surgery knows 'ep' (epochs), 'ba' (batches) and 'dur' (a fraction of the"
             + " planned training)"
-            + (suffix.equals("sp") || suffix.equals("tok")
+            + (lower.equals("sp") || lower.equals("tok")
                 ? " (samples and tokens are not counted)"
+                : "")
+            + (!lower.equals(suffix) && List.of("ep", "ba", "dur").contains(lower)
+                ? " (units are written in lower case)"
                 : ""));
   }
 
