@@ -65,8 +65,8 @@ class ScheduleConfigTest {
                         + "total_steps: 10\n",
                     "s.yaml"));
     String m = e.getMessage();
-    assertTrue(m.contains("s.yaml:2:31: step 11 is after the last step (total_steps: 10)"), m);
-    assertTrue(m.contains("s.yaml:3:33: at takes a time string such as '2ep'"), m);
+    assertTrue(m.contains("s.yaml:2:28: step 11 is after the last step (total_steps: 10)"), m);
+    assertTrue(m.contains("s.yaml:3:32: at takes a time string such as '2ep'"), m);
     assertTrue(m.contains("s.yaml:4:30: every must be at least 1ep or 1ba"), m);
   }
 }
