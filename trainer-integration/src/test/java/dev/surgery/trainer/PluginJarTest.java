@@ -65,14 +65,14 @@ class PluginJarTest {
         + "    public Map<String, Object> hyperparameters() { return Map.of(\"every_n\", n); }\n"
         + "    public Set<Event> events() { return EnumSet.of(Event.BATCH_END); }\n"
         + "    public boolean match(Event e, State s) { return s.globalSteps() % n == 0; }\n"
-        + "    public SurgeryReport apply(Event e, State s) {\n"
+        + "    public SurgeryChanges apply(Event e, State s) {\n"
         + "      String key = \""
         + name
         + ".marks\";\n"
         + "      System.setProperty(key, System.getProperty(key, \"\") + s.globalSteps() + \";\");\n"
         + "      return null;\n"
         + "    }\n"
-        + "    public SurgeryReport apply(SurgeryContext c) { throw new UnsupportedOperationException(); }\n"
+        + "    public SurgeryChanges apply(SurgeryContext c) { throw new UnsupportedOperationException(); }\n"
         + "  }\n"
         + "}\n";
   }
