@@ -2,8 +2,8 @@ package dev.surgery.trainer;
 
 import ai.djl.Model;
 import ai.djl.training.Trainer;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.events.State;
 import java.util.List;
@@ -23,7 +23,7 @@ final class EventState implements State {
   private final int totalEpochs;
   private final long totalSteps;
   private final List<Float> recentLosses;
-  private final List<SurgeryReport> record;
+  private final List<SurgeryChanges> record;
 
   EventState(
       Event event,
@@ -95,7 +95,7 @@ final class EventState implements State {
   }
 
   @Override
-  public List<SurgeryReport> surgeryRecord() {
+  public List<SurgeryChanges> surgeryRecord() {
     return record;
   }
 

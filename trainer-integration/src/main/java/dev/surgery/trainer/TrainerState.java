@@ -1,6 +1,6 @@
 package dev.surgery.trainer;
 
-import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -59,7 +59,7 @@ final class TrainerState {
   final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
 
   /** What the listener's surgery changed on this trainer's model, in order. */
-  final List<SurgeryReport> reports = new ArrayList<>();
+  final List<SurgeryChanges> reports = new ArrayList<>();
 
   TrainerState(int ordinal, List<ScheduledAlgorithm> entries) {
     this.ordinal = ordinal;

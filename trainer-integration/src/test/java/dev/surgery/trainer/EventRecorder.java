@@ -4,8 +4,8 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.events.State;
 import java.util.ArrayList;
@@ -117,7 +117,7 @@ final class EventRecorder implements Algorithm {
   }
 
   @Override
-  public SurgeryReport apply(Event event, State state) {
+  public SurgeryChanges apply(Event event, State state) {
     if (name.equals(THROW)) {
       throw new IllegalArgumentException("injected in apply");
     }
@@ -126,7 +126,7 @@ final class EventRecorder implements Algorithm {
   }
 
   @Override
-  public SurgeryReport apply(SurgeryContext context) {
-    return new SurgeryReport(name, hyperparameters(), List.of(), 0, 0, 1);
+  public SurgeryChanges apply(SurgeryContext context) {
+    return new SurgeryChanges(name, hyperparameters(), List.of(), 0, 0, 1);
   }
 }

@@ -279,9 +279,9 @@ class EventsTest {
       EasyTrain.fit(controlTrainer, 1, data, null);
       ExactnessOracle.assertTwinsBitIdentical(
           params(control), controlTrainer, params(subject), subjectTrainer, "after skip");
-      assertEquals(1, skipping.getApplications().size(), "one failure, then it is not asked again");
+      assertEquals(1, skipping.getOutcomes().size(), "one failure, then it is not asked again");
       assertTrue(
-          skipping.getApplications().get(0).toString().contains("SKIPPED"),
+          skipping.getOutcomes().get(0).toString().contains("SKIPPED"),
           "the failure is reported as skipped");
     }
   }

@@ -78,7 +78,7 @@ public interface Algorithm {
    * @return what changed
    * @throws dev.surgery.core.SurgeryException if the surgery failed; nothing was changed then
    */
-  SurgeryReport apply(SurgeryContext context);
+  SurgeryChanges apply(SurgeryContext context);
 
   /**
    * Lists the events at which this algorithm may {@link #match} by itself, so that a host can
@@ -117,7 +117,7 @@ public interface Algorithm {
    * @throws dev.surgery.core.SurgeryException if a surgery failed; nothing was changed then
    * @throws IllegalStateException if the event does not allow surgery
    */
-  default SurgeryReport apply(Event event, State state) {
+  default SurgeryChanges apply(Event event, State state) {
     return apply(state.surgeryContext());
   }
 

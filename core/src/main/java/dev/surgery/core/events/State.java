@@ -2,8 +2,8 @@ package dev.surgery.core.events;
 
 import ai.djl.Model;
 import ai.djl.training.Trainer;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import java.util.List;
 
 /**
@@ -103,7 +103,7 @@ public interface State {
    *
    * @return the reports
    */
-  List<SurgeryReport> surgeryRecord();
+  List<SurgeryChanges> surgeryRecord();
 
   /**
    * Returns the context for a structural surgery at this event: the model's root block, the live

@@ -9,8 +9,8 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.algorithms.HyperParameterValues;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.events.State;
 import java.io.IOException;
@@ -128,7 +128,7 @@ public final class Ema implements Algorithm {
   }
 
   @Override
-  public SurgeryReport apply(Event event, State state) {
+  public SurgeryChanges apply(Event event, State state) {
     Block block = state.model().getBlock();
     switch (event) {
       case BATCH_END:
@@ -153,8 +153,8 @@ public final class Ema implements Algorithm {
    * @return an empty report
    */
   @Override
-  public SurgeryReport apply(SurgeryContext context) {
-    return new SurgeryReport(NAME, settings(), List.of(), 0, 0, 0);
+  public SurgeryChanges apply(SurgeryContext context) {
+    return new SurgeryChanges(NAME, settings(), List.of(), 0, 0, 0);
   }
 
   /**
