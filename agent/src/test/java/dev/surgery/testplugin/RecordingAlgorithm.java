@@ -6,8 +6,8 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
 import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.events.State;
 import dev.surgery.core.internal.DjlInternals;
@@ -66,7 +66,7 @@ public final class RecordingAlgorithm implements Algorithm {
   }
 
   @Override
-  public SurgeryReport apply(SurgeryContext context) {
+  public SurgeryChanges apply(SurgeryContext context) {
     throw new IllegalStateException("the recording plugin has no surgery");
   }
 

@@ -1,8 +1,8 @@
 package dev.surgery.testplugin;
 
 import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.events.State;
 import java.util.EnumSet;
@@ -48,12 +48,12 @@ public final class ThrowingAlgorithm implements Algorithm {
   }
 
   @Override
-  public SurgeryReport apply(Event event, State state) {
+  public SurgeryChanges apply(Event event, State state) {
     throw new IllegalStateException(MESSAGE + " in apply");
   }
 
   @Override
-  public SurgeryReport apply(SurgeryContext context) {
+  public SurgeryChanges apply(SurgeryContext context) {
     throw new IllegalStateException(MESSAGE + " in apply");
   }
 }
