@@ -507,7 +507,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.lastProgress = progress;
 
     boolean forState = eventDriven;
+    // This batch becomes step st.steps + 1: a step entry within the window needs its loss.
+    boolean stepSoon = st.schedule.stepsUntilDue(st.steps + 1, plannedSteps(st)) < LOSS_WINDOW;
     if (forState
+        || stepSoon
         || st.losses.needsLoss(
             st.passedEpochs(),
             st.schedule.nextDueEpoch(st.passedEpochs()),
