@@ -15,6 +15,7 @@ import java.util.List;
 final class EventState implements State {
 
   private final Event event;
+  private final Model model;
   private final Trainer trainer;
   private final boolean live;
   private final int completedEpochs;
@@ -33,6 +34,7 @@ final class EventState implements State {
       int totalEpochs,
       long totalSteps) {
     this.event = event;
+    this.model = trainer.getModel();
     this.trainer = trainer;
     this.live = live;
     this.completedEpochs = st.passedEpochs();
@@ -44,6 +46,21 @@ final class EventState implements State {
     this.record = List.copyOf(st.reports);
   }
 
+  /** A state for a load event of a model no trainer trains: no trainer, counters at 0. */
+  EventState(Event event, Model model) {
+    this.event = event;
+    this.model = model;
+    this.trainer = null;
+    this.live = false;
+    this.completedEpochs = 0;
+    this.steps = 0;
+    this.batchInEpoch = 0;
+    this.totalEpochs = 0;
+    this.totalSteps = 0;
+    this.recentLosses = List.of();
+    this.record = List.of();
+  }
+
   @Override
   public Event event() {
     return event;
@@ -51,7 +68,7 @@ final class EventState implements State {
 
   @Override
   public Model model() {
-    return trainer.getModel();
+    return model;
   }
 
   @Override
@@ -108,7 +125,6 @@ final class EventState implements State {
               + ": a batch's forward or backward is in flight (surgery is exact only between an"
               + " optimizer step and the next forward)");
     }
-    return new SurgeryContext(
-        trainer.getModel().getBlock(), trainers(), completedEpochs, totalEpochs);
+    return new SurgeryContext(model.getBlock(), trainers(), completedEpochs, totalEpochs);
   }
 }

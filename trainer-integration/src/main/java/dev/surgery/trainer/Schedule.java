@@ -116,16 +116,57 @@ final class Schedule {
     move(index, EntryStatus.MISSED, EntryStatus.PENDING);
   }
 
-  /** The epoch of the next pending epoch entry after {@code passed}, or MAX_VALUE when none. */
+  /**
+   * The epoch at whose end the next pending epoch entry runs, after {@code passed} epochs, or
+   * MAX_VALUE when none: what the loss window before an application needs to know.
+   */
   int nextDueEpoch(int passed) {
     int next = Integer.MAX_VALUE;
     for (int i = 0; i < entries.size(); i++) {
       ScheduledAlgorithm e = entries.get(i);
-      if (status[i] == EntryStatus.PENDING && e.byEpoch() && e.epoch() > passed) {
-        next = Math.min(next, e.epoch());
+      if (status[i] != EntryStatus.PENDING) {
+        continue;
       }
-      if (status[i] == EntryStatus.PENDING && !e.byEpoch()) {
-        next = Math.min(next, passed + 1); // step and event entries: any batch may be before one
+      if (e.byEpoch() && e.epoch() > passed) {
+        next = Math.min(next, e.epoch());
+      } else if (e.trigger().kind() == Trigger.Kind.EVERY_EPOCHS) {
+        long every = e.trigger().amount();
+        next = (int) Math.min(next, (passed / every + 1) * every);
+      }
+    }
+    return next;
+  }
+
+  /**
+   * How many optimizer steps after {@code steps} the next pending step entry runs (0: at step
+   * {@code steps} itself), or MAX_VALUE when none.
+   *
+   * @param steps the step count to measure from
+   * @param plannedSteps the planned steps, for duration entries; 0 when unknown
+   */
+  long stepsUntilDue(long steps, long plannedSteps) {
+    long next = Long.MAX_VALUE;
+    for (int i = 0; i < entries.size(); i++) {
+      if (status[i] != EntryStatus.PENDING) {
+        continue;
+      }
+      Trigger t = entries.get(i).trigger();
+      long due;
+      switch (t.kind()) {
+        case STEP:
+          due = t.amount();
+          break;
+        case EVERY_STEPS:
+          due = ((steps + t.amount() - 1) / t.amount()) * t.amount();
+          break;
+        case DURATION:
+          due = plannedSteps > 0 ? SurgeryListener.dueStep(t, plannedSteps) : Long.MAX_VALUE;
+          break;
+        default:
+          due = Long.MAX_VALUE;
+      }
+      if (due != Long.MAX_VALUE && due >= steps) {
+        next = Math.min(next, due - steps);
       }
     }
     return next;

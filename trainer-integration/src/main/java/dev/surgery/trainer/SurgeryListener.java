@@ -261,6 +261,52 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
+   * Reports a load event ({@link Event#BEFORE_LOAD} or {@link Event#AFTER_LOAD}) of a model that no
+   * trainer trains yet, such as {@code Model.load} before training. The event-driven entries whose
+   * algorithm lists the event are asked in schedule order, with a {@link
+   * dev.surgery.core.events.State} that has no trainer and counters at 0; a structural change made
+   * here is not recorded in the model's surgery record. A load during training is reported the same
+   * way.
+   *
+   * @param event {@link Event#BEFORE_LOAD} or {@link Event#AFTER_LOAD}
+   * @param model the model being loaded
+   * @throws IllegalArgumentException for any other event, which happens to a trainer
+   * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail}
+   */
+  public void onEvent(Event event, Model model) {
+    if (event != Event.BEFORE_LOAD && event != Event.AFTER_LOAD) {
+      throw new IllegalArgumentException(
+          event + " happens to a trainer: report it with onEvent(event, trainer)");
+    }
+    EventState state = new EventState(event, model);
+    for (ScheduledAlgorithm entry : schedule) {
+      Algorithm algorithm = entry.algorithm();
+      if (entry.trigger().kind() != Trigger.Kind.EVENTS || !algorithm.events().contains(event)) {
+        continue;
+      }
+      String call = "match";
+      try {
+        if (algorithm.match(event, state)) {
+          call = "apply";
+          algorithm.apply(event, state);
+        }
+      } catch (RuntimeException e) {
+        RuntimeException error = pluginError(call, event, algorithm, e);
+        String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
+        if (onError == OnError.FAIL) {
+          throw new SurgeryFailedException(
+              message + " (on_error: fail stops here; use on_error: skip to go on without it)",
+              algorithm.name(),
+              0,
+              null,
+              error);
+        }
+        logger.error("{} (on_error: skip, loading goes on)", message);
+      }
+    }
+  }
+
+  /**
    * Returns the schedule, in order.
    *
    * @return the scheduled algorithms
@@ -507,7 +553,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.lastProgress = progress;
 
     boolean forState = eventDriven;
+    // This batch becomes step st.steps + 1: a step entry within the window needs its loss.
+    boolean stepSoon = st.schedule.stepsUntilDue(st.steps + 1, plannedSteps(st)) < LOSS_WINDOW;
     if (forState
+        || stepSoon
         || st.losses.needsLoss(
             st.passedEpochs(),
             st.schedule.nextDueEpoch(st.passedEpochs()),

@@ -46,7 +46,10 @@ final class EventRecorder implements Algorithm {
                 HyperParameter.ofChoice("tag", "a", List.of("a", "b", "c", "d"), "label"),
                 HyperParameter.ofInt("at_step", 2, 0, null, "steps before it marks"),
                 HyperParameter.ofChoice(
-                    "event", "batch_end", List.of("batch_end", "eval_start"), "its event")),
+                    "event",
+                    "batch_end",
+                    List.of("batch_end", "eval_start", "after_load"),
+                    "its event")),
             v -> new EventRecorder(MARK, v)));
     Algorithms.register(
         new AlgorithmSpec(

@@ -23,6 +23,7 @@ import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.SurgeryConfigException;
 import java.util.ArrayList;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -313,6 +314,26 @@ class EventsTest {
       }
     }
     assertEquals(List.of("AFTER_FORWARD refused", "BATCH_END ok 1"), outcomes);
+  }
+
+  @Test
+  void loadEventsOfAModelWithoutTrainerReachEventDrivenEntries() {
+    SurgeryConfig config =
+        SurgeryConfig.parse(
+            "algorithms:\n  - {name: t_ev_mark, tag: a, at_step: 0, event: after_load}\n",
+            "load.yaml");
+    SurgeryConfigException refused =
+        assertThrows(
+            SurgeryConfigException.class,
+            () -> SurgeryListener.fromConfig(config, SurgeryTrain.EVENTS));
+    assertTrue(refused.getMessage().contains("load.yaml:2:5"), refused.getMessage());
+    SurgeryListener listener = SurgeryListener.fromConfig(config, EnumSet.allOf(Event.class));
+    try (Model model = TestModels.model("load")) {
+      listener.onEvent(Event.BEFORE_LOAD, model);
+      listener.onEvent(Event.AFTER_LOAD, model);
+      assertThrows(IllegalArgumentException.class, () -> listener.onEvent(Event.EPOCH_END, model));
+    }
+    assertEquals(List.of("a@0"), EventRecorder.MARKS);
   }
 
   static List<Parameter> params(Model model) {
