@@ -249,10 +249,21 @@ public final class DjlAgentHooks implements DjlHooks {
     }
   }
 
-  /** Reports a load event to every trainer of the model that the agent attached to. */
+  /**
+   * Reports a load event to every trainer of the model that the agent attached to, or, when none
+   * trains it (the usual {@code Model.load} before training), to the listener for the model alone.
+   */
   private void loadEvent(Event event, Object model) {
-    for (Object trainer : events.trainers(t -> ((Trainer) t).getModel() == model)) {
+    List<Object> trainers = events.trainers(t -> ((Trainer) t).getModel() == model);
+    for (Object trainer : trainers) {
       events.load(event, trainer);
+    }
+    if (trainers.isEmpty()) {
+      try {
+        listener.onEvent(event, (Model) model);
+      } catch (SurgeryFailedException | SurgeryException e) {
+        throw new SurgeryFailure(e);
+      }
     }
   }
 

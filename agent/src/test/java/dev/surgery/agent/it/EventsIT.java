@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.surgery.agent.testapp.CheckpointApp;
 import dev.surgery.agent.testapp.EventsApp;
 import dev.surgery.core.events.Event;
 import dev.surgery.testplugin.DuplicatePluginProvider;
@@ -181,6 +182,30 @@ class EventsIT {
         BATCHES,
         recorded(skipDir).stream().filter(l -> l.startsWith("BATCH_END ")).count(),
         "training went on through every batch: " + skipped);
+  }
+
+  @Test
+  void plainModelLoadReportsTheLoadEventsAfterTheReplay() throws Exception {
+    Path dir = AgentConfigs.dir("events-load");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    String main = CheckpointApp.class.getName();
+    ForkedJvm.Result trained =
+        ForkedJvm.main(main, "train", "model").agent("surgery.yaml").workDir(dir).run();
+    assertEquals(0, trained.exitCode(), trained.toString());
+    Path jar = pluginJar(dir, "recording.jar", TestPluginProvider.class);
+    AgentConfigs.write(dir, "load.yaml", "algorithms:\n  - name: recording\n");
+    ForkedJvm.Result loaded =
+        ForkedJvm.main(main, "load", "model")
+            .agent("config=load.yaml;extensions=" + jar)
+            .jvmArg("-Dsurgery.test.record=" + dir.resolve("events.txt"))
+            .workDir(dir)
+            .run();
+    assertEquals(0, loaded.exitCode(), loaded.toString());
+    // Model.load before any trainer: the model alone gets the events, after the replay (blur).
+    assertEquals(
+        List.of("BEFORE_LOAD steps=0 epochs=0 blur=true", "AFTER_LOAD steps=0 epochs=0 blur=true"),
+        recorded(dir).stream().filter(l -> l.contains("_LOAD ")).toList(),
+        loaded.toString());
   }
 
   @Test
