@@ -25,14 +25,15 @@ import org.junit.jupiter.params.provider.EnumSource;
  * README: "Replacing an initialized block initializes the replacement on the same manager, data
  * type and device". A float32 model on the model's own manager cannot tell that rule from "always
  * float32 on the model's manager", so the old blocks here live on a sub-manager of their own and in
- * another data type.
+ * float64 and float16 as well (the PyTorch CPU engine runs both convolutions and linear layers in
+ * float16).
  */
 class PlacementTest {
 
   @ParameterizedTest(name = "{0}")
   @EnumSource(
       value = DataType.class,
-      names = {"FLOAT32", "FLOAT64"})
+      names = {"FLOAT32", "FLOAT64", "FLOAT16"})
   void aFreshReplacementIsInitializedWhereTheOldBlockLives(DataType dataType) {
     try (NDManager root = NDManager.newBaseManager();
         NDManager own = root.newSubManager()) {
