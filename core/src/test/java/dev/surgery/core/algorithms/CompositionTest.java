@@ -187,7 +187,7 @@ class CompositionTest {
       NDArray x = manager.randomNormal(INPUT);
       float[] before = forward(factorized, x);
 
-      SurgeryReport report =
+      SurgeryChanges report =
           SqueezeExcite.builder()
               .optMinChannels(1)
               .optLatentChannels(2)
@@ -196,7 +196,7 @@ class CompositionTest {
 
       assertEquals(
           List.of("01FactorizedConv2d"),
-          report.changes().stream().map(SurgeryReport.Change::path).toList());
+          report.changes().stream().map(SurgeryChanges.Change::path).toList());
       assertEquals(
           1,
           BlockPaths.index(net).keySet().stream()
