@@ -3,4 +3,4 @@
  * listener and the agent, the cost of BlurPool, scale and leaks, and each algorithm's effect on
  * accuracy.
  */
-package dev.surgery.samples.bench;
+package dev.surgery.benchmarks;
