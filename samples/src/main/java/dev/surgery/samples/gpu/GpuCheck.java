@@ -23,8 +23,8 @@ import ai.djl.translate.TranslateException;
 import ai.djl.util.cuda.CudaUtils;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SqueezeExcite;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.samples.models.SmallCnn;
 import java.io.IOException;
@@ -312,7 +312,7 @@ public final class GpuCheck {
                 + " model arrays stale");
 
         // 2. BlurPool
-        SurgeryReport blur =
+        SurgeryChanges blur =
             BlurPool.builder()
                 .optMinChannels(0)
                 .build()
@@ -333,7 +333,7 @@ public final class GpuCheck {
         out.println("  blurpool kept every trained value; model arrays synced from " + devices[0]);
 
         // 3. squeeze-excite
-        SurgeryReport se =
+        SurgeryChanges se =
             SqueezeExcite.builder()
                 .optMinChannels(0)
                 .optLatentChannels(4)

@@ -1,6 +1,7 @@
 package dev.surgery.samples.jobs;
 
 import dev.surgery.samples.data.ImageDatasets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -25,8 +26,9 @@ import picocli.CommandLine.ParseResult;
  * @param seed the random seed ({@code --seed}, default 42)
  * @param learningRate Adam's learning rate ({@code --lr}, default 0.001)
  * @param layers ResNetV1 layers for images of side 28 or less ({@code --layers}, default 20)
- * @param surgeryReport the JSON report of a {@code SurgeryListener} to include in the report
- *     ({@code --surgery-report}, default {@code <out>/surgery-listener.json} when it exists)
+ * @param surgeryLog the surgery log (JSON) a {@code SurgeryListener} wrote, to include in the
+ *     surgery report ({@code --surgery-log}, formerly {@code --surgery-report}, still accepted;
+ *     default {@code <out>/surgery-log.json} when it exists)
  * @param extra flags a particular job defines, as {@code name=value}
  */
 public record JobOptions(
@@ -40,8 +42,11 @@ public record JobOptions(
     long seed,
     float learningRate,
     int layers,
-    Path surgeryReport,
+    Path surgeryLog,
     List<String> extra) {
+
+  /** The surgery log's default file name in the output directory. */
+  public static final String SURGERY_LOG = "surgery-log.json";
 
   /** The usage text of the shared flags (a job's own flags are added by {@link #usage}). */
   public static final String USAGE = usage("<job>");
@@ -117,7 +122,7 @@ public record JobOptions(
         result.matchedOptionValue("--seed", 42L),
         lr,
         atLeast(result, "--layers", 20, 1),
-        result.matchedOptionValue("--surgery-report", null),
+        result.matchedOptionValue("--surgery-log", null),
         List.copyOf(extra));
   }
 
@@ -155,18 +160,24 @@ public record JobOptions(
             "local dataset files (MNIST idx files, CIFAR-10 binaries, or one folder per class for"
                 + " imagefolder); without it DJL downloads"));
     spec.addOption(
-        option("--out", "DIR", Path.class, "output directory for the report (default out/<job>)"));
+        option(
+            "--out",
+            "DIR",
+            Path.class,
+            "output directory for the surgery report (default out/<job>)"));
     spec.addOption(option("--seed", "N", long.class, "random seed (default 42)"));
     spec.addOption(option("--lr", "X", float.class, "Adam learning rate (default 0.001)"));
     spec.addOption(
         option("--layers", "N", int.class, "ResNetV1 depth: 20, 32, 44, 56 or 110 (default 20)"));
+    // --surgery-report: the flag's name before the listener's file became the surgery log.
     spec.addOption(
-        option(
-            "--surgery-report",
-            "FILE",
-            Path.class,
-            "a SurgeryListener JSON report to include (default <out>/surgery-listener.json when"
-                + " it exists)"));
+        OptionSpec.builder("--surgery-log", "--surgery-report")
+            .paramLabel("FILE")
+            .type(Path.class)
+            .description(
+                "the SurgeryListener's surgery log (JSON) to include (default"
+                    + " <out>/surgery-log.json when it exists)")
+            .build());
     for (String name : extraFlags) {
       spec.addOption(option("--" + name, "VALUE", String.class, "a flag of this job"));
     }
@@ -202,13 +213,19 @@ public record JobOptions(
   }
 
   /**
-   * Returns the listener report to include: {@code --surgery-report}, else {@code
-   * <out>/surgery-listener.json}.
+   * Returns the surgery log to write and include: {@code --surgery-log}, else {@code
+   * <out>/surgery-log.json}, else {@code <out>/surgery-listener.json} when only that one exists
+   * (the default name before, which configs may still write to).
    *
    * @return the path (it may not exist)
    */
-  public Path listenerReport() {
-    return surgeryReport != null ? surgeryReport : out.resolve("surgery-listener.json");
+  public Path surgeryLogPath() {
+    if (surgeryLog != null) {
+      return surgeryLog;
+    }
+    Path current = out.resolve(SURGERY_LOG);
+    Path former = out.resolve("surgery-listener.json");
+    return !Files.exists(current) && Files.exists(former) ? former : current;
   }
 
   /**
@@ -230,7 +247,7 @@ public record JobOptions(
         seed,
         learningRate,
         layers,
-        surgeryReport,
+        surgeryLog,
         extra);
   }
 }
