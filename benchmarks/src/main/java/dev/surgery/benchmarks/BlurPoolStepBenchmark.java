@@ -5,6 +5,7 @@ import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
@@ -89,15 +90,21 @@ public class BlurPoolStepBenchmark {
   /**
    * One training step on a fixed batch.
    *
-   * @return the loss array, so that nothing is optimized away
+   * @return the loss, so that nothing is optimized away
    */
   @Benchmark
   public float step() {
-    try (GradientCollector collector = trainer.newGradientCollector();
-        NDArray loss = trainer.getLoss().evaluate(new NDList(y), trainer.forward(new NDList(x)))) {
-      collector.backward(loss);
-      trainer.step();
-      return loss.getFloat();
+    // The step's arrays (activations, gradients of x) go to a sub-manager closed after it, as
+    // with a batch from a dataset; x and y return to the trainer's manager.
+    try (NDManager stepManager = trainer.getManager().newSubManager()) {
+      x.tempAttach(stepManager);
+      y.tempAttach(stepManager);
+      try (GradientCollector collector = trainer.newGradientCollector()) {
+        NDArray loss = trainer.getLoss().evaluate(new NDList(y), trainer.forward(new NDList(x)));
+        collector.backward(loss);
+        trainer.step();
+        return loss.getFloat();
+      }
     }
   }
 

@@ -119,19 +119,30 @@ public final class SvdComparison {
                 measured ? BenchSupport.f("%.1e", orthogonalityError(result.u())) : "as below",
                 measured ? BenchSupport.f("%.1e", orthogonalityError(result.v())) : "as below"));
       }
+      // One table per shape as soon as it is measured: the largest take minutes on a busy machine.
+      BenchSupport.printTable(
+          shape
+              + ": factorize's SVD with U and V, medians of "
+              + runs
+              + " runs, load "
+              + BenchSupport.loadAverage(),
+          header(),
+          rows);
+      System.out.flush();
+      rows.clear();
     }
-    BenchSupport.printTable(
-        "Factorize's SVD with U and V, medians of " + runs + " runs (ms), double precision errors",
-        List.of(
-            "shape",
-            "implementation",
-            "median ms",
-            "min..max ms",
-            "thread CPU ms",
-            "||A - USV'||/||A||",
-            "max|U'U - I|",
-            "max|V'V - I|"),
-        rows);
+  }
+
+  private static List<String> header() {
+    return List.of(
+        "shape",
+        "implementation",
+        "median ms",
+        "min..max ms",
+        "thread CPU ms",
+        "||A - USV'||/||A||",
+        "max|U'U - I|",
+        "max|V'V - I|");
   }
 
   private static List<Variant> variants() {
