@@ -3,6 +3,7 @@ package dev.surgery.benchmarks;
 import dev.surgery.core.layers.TruncatedSvd;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
+import java.lang.reflect.Method;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -17,14 +18,15 @@ import org.ejml.dense.row.decomposition.svd.SvdImplicitQrDecompose_MT_DDRM;
 import org.ejml.interfaces.decomposition.SingularValueDecomposition_F64;
 
 /**
- * Factorize's SVD: EJML against the hand-written Householder QR + Jacobi that {@code TruncatedSvd}
- * held before, on the weight shapes {@code factorize} meets in ResNet-50 (up to 512 x 4608, the 3 x
- * 3 convolutions of the last stage) and smaller ones. For each shape and implementation: the time
- * of one decomposition with U and V (median and range over the runs, implementations alternating
- * within a run; wall time and the thread's CPU time, which other processes barely change), the
- * reconstruction error {@code ||A - U S V^T||_F / ||A||_F} and the orthogonality errors {@code
- * ||U^T U - I||_max}, {@code ||V^T V - I||_max}, all in double precision. The matrices are Gaussian
- * with a decaying spectrum, like trained weights.
+ * Factorize's SVD: core's hand-written Householder QR + Jacobi ({@code TruncatedSvd}) against
+ * EJML's SVD (issue 13 asked whether the library should replace it), on the weight shapes {@code
+ * factorize} meets in ResNet-50 (up to 512 x 4608, the 3 x 3 convolutions of the last stage) and
+ * smaller ones. For each shape and implementation: the time of one decomposition with U and V
+ * (median and range over the runs, implementations alternating within a run; wall time and the
+ * thread's CPU time, which other processes barely change), the reconstruction error {@code ||A - U
+ * S V^T||_F / ||A||_F} and the orthogonality errors {@code ||U^T U - I||_max}, {@code ||V^T V -
+ * I||_max}, all in double precision. The matrices are Gaussian with a decaying spectrum, like
+ * trained weights.
  *
  * <p>Run: {@code mvn -B -q -pl benchmarks exec:exec@svd -Dbench.args="--runs 5"}; {@code --shapes
  * 64x576,512x4608} picks shapes.
@@ -40,7 +42,7 @@ public final class SvdComparison {
   private SvdComparison() {}
 
   /** One SVD result in double precision: U (rows x k), singular values, V (cols x k). */
-  private record Result(DMatrixRMaj u, double[] s, DMatrixRMaj v) {}
+  record Result(DMatrixRMaj u, double[] s, DMatrixRMaj v) {}
 
   /** An implementation under comparison. */
   private record Variant(String name, Decomposer decomposer) {}
@@ -103,7 +105,6 @@ public final class SvdComparison {
       }
       for (int v = 0; v < variants.size(); v++) {
         Result result = results.get(v);
-        boolean measured = result != null;
         rows.add(
             List.of(
                 shape,
@@ -113,11 +114,9 @@ public final class SvdComparison {
                 variants.get(v).name().contains("multi")
                     ? "-"
                     : BenchSupport.f("%.1f", BenchSupport.median(cpuTimes.get(v))),
-                measured
-                    ? BenchSupport.f("%.1e", reconstructionError(a, r, c, result))
-                    : "as below",
-                measured ? BenchSupport.f("%.1e", orthogonalityError(result.u())) : "as below",
-                measured ? BenchSupport.f("%.1e", orthogonalityError(result.v())) : "as below"));
+                BenchSupport.f("%.1e", reconstructionError(a, r, c, result)),
+                BenchSupport.f("%.1e", orthogonalityError(result.u())),
+                BenchSupport.f("%.1e", orthogonalityError(result.v()))));
       }
       // One table per shape as soon as it is measured: the largest take minutes on a busy machine.
       BenchSupport.printTable(
@@ -147,13 +146,7 @@ public final class SvdComparison {
 
   private static List<Variant> variants() {
     return List.of(
-        new Variant("hand-written QR + Jacobi (before)", SvdComparison::handWritten),
-        new Variant(
-            "core TruncatedSvd.of (EJML, tall)",
-            (a, r, c) -> {
-              TruncatedSvd.of(a, r, c); // as factorize runs it; same EJML call as the next row
-              return null;
-            }),
+        new Variant("core TruncatedSvd (hand-written QR + Jacobi)", SvdComparison::handWritten),
         new Variant(
             "EJML, tall bidiagonal",
             (a, r, c) ->
@@ -168,20 +161,32 @@ public final class SvdComparison {
                 ejml(a, r, c, () -> new SvdImplicitQrDecompose_MT_DDRM(true, true, true, true))));
   }
 
-  private static Result handWritten(float[] a, int rows, int cols) {
-    HandWrittenSvd svd = HandWrittenSvd.of(a, rows, cols);
+  /**
+   * Core's SVD, with its singular vectors in double precision: read through its private {@code
+   * left(k)} and {@code right(k)}, since the public factors are rounded to float.
+   */
+  static Result handWritten(float[] a, int rows, int cols) {
+    TruncatedSvd svd = TruncatedSvd.of(a, rows, cols);
     int k = Math.min(rows, cols);
     DMatrixRMaj u = new DMatrixRMaj(rows, k);
     DMatrixRMaj v = new DMatrixRMaj(cols, k);
-    for (int j = 0; j < k; j++) {
-      double[] uj = svd.left(j);
-      double[] vj = svd.right(j);
-      for (int i = 0; i < rows; i++) {
-        u.set(i, j, uj[i]);
+    try {
+      Method left = TruncatedSvd.class.getDeclaredMethod("left", int.class);
+      Method right = TruncatedSvd.class.getDeclaredMethod("right", int.class);
+      left.setAccessible(true);
+      right.setAccessible(true);
+      for (int j = 0; j < k; j++) {
+        double[] uj = (double[]) left.invoke(svd, j);
+        double[] vj = (double[]) right.invoke(svd, j);
+        for (int i = 0; i < rows; i++) {
+          u.set(i, j, uj[i]);
+        }
+        for (int i = 0; i < cols; i++) {
+          v.set(i, j, vj[i]);
+        }
       }
-      for (int i = 0; i < cols; i++) {
-        v.set(i, j, vj[i]);
-      }
+    } catch (ReflectiveOperationException e) {
+      throw new IllegalStateException("TruncatedSvd's left/right vectors are not readable", e);
     }
     return new Result(u, svd.singularValues(), v);
   }

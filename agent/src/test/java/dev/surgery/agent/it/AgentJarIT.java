@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.URL;
-import java.net.URLClassLoader;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Enumeration;
@@ -22,8 +20,7 @@ import org.junit.jupiter.api.Test;
 class AgentJarIT {
 
   private static final Pattern UNRELOCATED =
-      Pattern.compile(
-          "(?<![./])(net/bytebuddy/|org/snakeyaml/engine/|com/google/gson/|org/ejml/|pabeles/)");
+      Pattern.compile("(?<![./])(net/bytebuddy/|org/snakeyaml/engine/|com/google/gson/)");
 
   @Test
   void manifestDeclaresTheAgent() throws IOException {
@@ -34,25 +31,6 @@ class AgentJarIT {
       assertEquals("true", main.getValue("Can-Retransform-Classes"));
       assertEquals("true", main.getValue("Can-Redefine-Classes"));
       assertEquals(null, main.getValue("Boot-Class-Path"));
-    }
-  }
-
-  @Test
-  void factorizesSvdRunsFromTheJarAloneWithTheRelocatedEjml() throws Exception {
-    // Only the agent jar on the class path (no EJML, no DJL): the EJML classes the jar keeps
-    // suffice.
-    try (URLClassLoader loader =
-        new URLClassLoader(new URL[] {ForkedJvm.agentJar().toUri().toURL()}, null)) {
-      Class<?> svd = Class.forName("dev.surgery.core.layers.TruncatedSvd", true, loader);
-      float[] a = {3, 0, 0, 0, 2, 0}; // 2 x 3, singular values 3 and 2
-      Object result =
-          svd.getMethod("of", float[].class, int.class, int.class).invoke(null, a, 2, 3);
-      double[] s = (double[]) svd.getMethod("singularValues").invoke(result);
-      assertEquals(3, s[0], 1e-12);
-      assertEquals(2, s[1], 1e-12);
-      assertEquals(
-          "dev.surgery.shaded.ejml.data.DMatrixRMaj",
-          Class.forName("dev.surgery.shaded.ejml.data.DMatrixRMaj", false, loader).getName());
     }
   }
 

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -130,14 +129,5 @@ class TruncatedSvdTest {
         assertEquals(i == j ? s[i] : 0, dot, 1e-4 * s[0], i + "," + j);
       }
     }
-  }
-
-  @Test
-  void nonFiniteValueIsRefusedWithItsPlace() {
-    float[] a = random(3, 4, 1);
-    a[1 * 4 + 2] = Float.NaN;
-    IllegalArgumentException e =
-        assertThrows(IllegalArgumentException.class, () -> TruncatedSvd.of(a, 3, 4));
-    assertTrue(e.getMessage().contains("(1, 2)"), e.getMessage());
   }
 }
