@@ -25,8 +25,8 @@ import dev.surgery.samples.report.TimeToAccuracyPage;
 import dev.surgery.samples.report.TimeToAccuracyPage.Curve;
 import dev.surgery.samples.report.TimeToAccuracyPage.Marker;
 import dev.surgery.samples.report.TimeToAccuracyPage.Point;
-import dev.surgery.trainer.SurgeryApplication;
 import dev.surgery.trainer.SurgeryListener;
+import dev.surgery.trainer.SurgeryOutcome;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
@@ -442,8 +442,8 @@ public final class B6TimeToAccuracy {
           seenApplications = markSurgeries(listener, marks, clock, seenApplications);
         }
         clock.stop();
-        for (SurgeryApplication a : listener.getApplications()) {
-          if (a.status() != SurgeryApplication.Status.APPLIED) {
+        for (SurgeryOutcome a : listener.getOutcomes()) {
+          if (a.status() != SurgeryOutcome.Status.APPLIED) {
             throw new IllegalStateException(v.name() + " failed: " + a.error());
           }
         }
@@ -463,10 +463,10 @@ public final class B6TimeToAccuracy {
   /** Records the surgeries applied since the last call, at the clock's current reading. */
   private static int markSurgeries(
       SurgeryListener listener, List<SurgeryMark> marks, Clock clock, int seen) {
-    List<SurgeryApplication> applications = listener.getApplications();
+    List<SurgeryOutcome> applications = listener.getOutcomes();
     for (int i = seen; i < applications.size(); i++) {
-      SurgeryApplication a = applications.get(i);
-      if (a.status() == SurgeryApplication.Status.APPLIED) {
+      SurgeryOutcome a = applications.get(i);
+      if (a.status() == SurgeryOutcome.Status.APPLIED) {
         marks.add(
             new SurgeryMark(a.algorithm(), a.epoch(), clock.wallSeconds(), clock.cpuSeconds()));
       }

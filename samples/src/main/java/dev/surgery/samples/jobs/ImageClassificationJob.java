@@ -55,7 +55,7 @@ public class ImageClassificationJob {
   private final JobOptions options;
   private Shape imageShape;
   private SurgeryReportWriter.BaselineRun baseline;
-  private boolean listenerReport = true;
+  private boolean surgeryLog = true;
 
   /**
    * Creates the job.
@@ -244,7 +244,7 @@ public class ImageClassificationJob {
     Files.createDirectories(out);
     Path html =
         SurgeryReportWriter.builder(name, history)
-            .optListenerReport(listenerReport ? options.listenerReport() : null)
+            .optSurgeryLog(surgeryLog ? options.surgeryLog() : null)
             .optRun(run)
             .optBaseline(baseline)
             .build()
@@ -332,8 +332,8 @@ public class ImageClassificationJob {
       ImageClassificationJob plain =
           new ImageClassificationJob(
               job.getName() + "-baseline", options.with(options.epochs(), out));
-      // A listener report named by --surgery-report belongs to the run with surgery.
-      plain.listenerReport = false;
+      // A surgery log named by --surgery-log belongs to the run with surgery.
+      plain.surgeryLog = false;
       return SurgeryReportWriter.BaselineRun.of("baseline", plain.run().history());
     }
     List<String> command = new ArrayList<>();
@@ -363,16 +363,18 @@ public class ImageClassificationJob {
   }
 
   /**
-   * The flags for the baseline: {@code --out} set to {@code out}, and no {@code --surgery-report}
-   * (that report belongs to the run with surgery).
+   * The flags for the baseline: {@code --out} set to {@code out}, and no {@code --surgery-log} (or
+   * its old name {@code --surgery-report}): that log belongs to the run with surgery.
    */
   static List<String> withOut(List<String> args, Path out) {
     List<String> result = new ArrayList<>();
     for (int i = 0; i < args.size(); i++) {
       String a = args.get(i);
-      if (a.equals("--out") || a.equals("--surgery-report")) {
+      if (a.equals("--out") || a.equals("--surgery-log") || a.equals("--surgery-report")) {
         i++;
-      } else if (!a.startsWith("--out=") && !a.startsWith("--surgery-report=")) {
+      } else if (!a.startsWith("--out=")
+          && !a.startsWith("--surgery-log=")
+          && !a.startsWith("--surgery-report=")) {
         result.add(a);
       }
     }

@@ -63,6 +63,7 @@ class CompareBaselineTest {
     assertEquals(
         List.of("--out", "b"),
         ImageClassificationJob.withOut(
-            List.of("--out=a", "--surgery-report", "f.json"), Path.of("b")));
+            List.of("--out=a", "--surgery-report", "f.json", "--surgery-log", "g.json"),
+            Path.of("b")));
   }
 }
