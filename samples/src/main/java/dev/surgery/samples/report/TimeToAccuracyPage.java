@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -130,6 +131,7 @@ public final class TimeToAccuracyPage {
     data.put("title", title);
     data.put("facts", facts);
     data.put("panels", panels);
+    data.put("tables", tables);
     Files.writeString(
         dir.resolve(JSON),
         new GsonBuilder()
@@ -141,6 +143,48 @@ public final class TimeToAccuracyPage {
     Path html = dir.resolve(HTML);
     Files.writeString(html, html(panels, tables), StandardCharsets.UTF_8);
     return html;
+  }
+
+  /**
+   * Reads back the page a run wrote ({@value #JSON}) and writes it again into the same directory,
+   * e.g. after a change of the charts' look, without training again.
+   *
+   * @param dir the directory holding {@value #JSON}
+   * @return the HTML file
+   * @throws IOException if the data cannot be read or the page written
+   */
+  public static Path rewrite(Path dir) throws IOException {
+    com.google.gson.Gson gson = new GsonBuilder().serializeSpecialFloatingPointValues().create();
+    com.google.gson.JsonObject root =
+        com.google.gson.JsonParser.parseString(
+                Files.readString(dir.resolve(JSON), StandardCharsets.UTF_8))
+            .getAsJsonObject();
+    Builder builder = builder(root.get("title").getAsString());
+    for (Map.Entry<String, com.google.gson.JsonElement> e :
+        root.getAsJsonObject("facts").entrySet()) {
+      builder.addFact(e.getKey(), e.getValue().getAsString());
+    }
+    List<Panel> panels = new ArrayList<>();
+    for (com.google.gson.JsonElement e : root.getAsJsonArray("panels")) {
+      panels.add(gson.fromJson(e, Panel.class));
+    }
+    List<String> tables = new ArrayList<>();
+    if (root.has("tables")) {
+      for (com.google.gson.JsonElement e : root.getAsJsonArray("tables")) {
+        tables.add(e.getAsString());
+      }
+    }
+    return builder.build().write(dir, panels, tables);
+  }
+
+  /**
+   * Re-draws a page from its data: {@code TimeToAccuracyPage DIR}.
+   *
+   * @param args the directory
+   * @throws IOException if it cannot be read or written
+   */
+  public static void main(String[] args) throws IOException {
+    System.out.println(rewrite(Path.of(args[0])));
   }
 
   private record Drawn(XYChart chart, String file) {
@@ -174,23 +218,34 @@ public final class TimeToAccuracyPage {
       int g = Math.max(0, p.groups().indexOf(c.group()));
       double[] xs = c.points().stream().mapToDouble(x).toArray();
       double[] ys = c.points().stream().mapToDouble(Point::accuracy).toArray();
+      // The legend lists each variant once, for all of its runs.
+      boolean first = listed.add("curve " + c.group());
       Charts.addLine(
           chart,
           new Charts.Line(
-              c.label(), xs, ys, Charts.color(g), g > 0, true, listed.add("curve " + c.group())));
+              first ? c.group() + " (one curve per run)" : c.label(),
+              xs,
+              ys,
+              Charts.color(g),
+              g > 0,
+              true,
+              first));
     }
+    List<String> kinds = new ArrayList<>();
     int n = 0;
     for (Marker m : p.markers()) {
-      int g = Math.max(0, p.groups().indexOf(m.group()));
       String legend = m.group() + ": " + m.label();
       boolean first = listed.add("marker " + legend);
+      if (first) {
+        kinds.add(legend);
+      }
       Charts.addVertical(
           chart,
           first ? "surgery " + legend : "surgery " + legend + " #" + (++n),
           markerX.applyAsDouble(m),
           low,
           1.0,
-          Charts.color(g + 3),
+          Charts.color(3 + kinds.indexOf(legend)),
           first);
     }
     if (Double.isFinite(p.target())) {

@@ -83,5 +83,11 @@ class TimeToAccuracyPageTest {
         0.7,
         second.getAsJsonArray("points").get(0).getAsJsonObject().get("cpuSeconds").getAsDouble());
     assertEquals("blurpool@0", json.getAsJsonObject("facts").get("recipe").getAsString());
+
+    // Re-drawn from its data alone, the page is the same page.
+    Files.delete(dir.resolve(TimeToAccuracyPage.png("mnist", "cpu")));
+    Path again = TimeToAccuracyPage.rewrite(dir);
+    assertEquals(page, Files.readString(again));
+    assertEquals(720, ImageIO.read(dir.resolve(TimeToAccuracyPage.png("mnist", "cpu")).toFile()).getWidth());
   }
 }
