@@ -244,7 +244,7 @@ public class ImageClassificationJob {
     Files.createDirectories(out);
     Path html =
         SurgeryReportWriter.builder(name, history)
-            .optSurgeryLog(surgeryLog ? options.surgeryLog() : null)
+            .optSurgeryLog(surgeryLog ? options.surgeryLogPath() : null)
             .optRun(run)
             .optBaseline(baseline)
             .build()

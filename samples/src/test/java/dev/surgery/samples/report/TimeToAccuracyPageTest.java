@@ -88,6 +88,7 @@ class TimeToAccuracyPageTest {
     Files.delete(dir.resolve(TimeToAccuracyPage.png("mnist", "cpu")));
     Path again = TimeToAccuracyPage.rewrite(dir);
     assertEquals(page, Files.readString(again));
-    assertEquals(720, ImageIO.read(dir.resolve(TimeToAccuracyPage.png("mnist", "cpu")).toFile()).getWidth());
+    assertEquals(
+        720, ImageIO.read(dir.resolve(TimeToAccuracyPage.png("mnist", "cpu")).toFile()).getWidth());
   }
 }
