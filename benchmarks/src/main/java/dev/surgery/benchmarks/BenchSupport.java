@@ -45,6 +45,11 @@ final class BenchSupport {
 
   /** Prints a table with a header row, columns padded to their widest cell. */
   static void printTable(String title, List<String> header, List<List<String>> rows) {
+    System.out.print(formatTable(title, header, rows));
+  }
+
+  /** Formats a table as {@link #printTable} prints it. */
+  static String formatTable(String title, List<String> header, List<List<String>> rows) {
     int[] width = new int[header.size()];
     List<List<String>> all = new ArrayList<>();
     all.add(header);
@@ -71,7 +76,7 @@ final class BenchSupport {
         sb.append('\n');
       }
     }
-    System.out.print(sb);
+    return sb.toString();
   }
 
   /** Formats a number with a pattern in the root locale. */
