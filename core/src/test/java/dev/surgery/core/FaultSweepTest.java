@@ -25,7 +25,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -42,11 +41,6 @@ class FaultSweepTest {
 
   private static final Shape INPUT = new Shape(8, 3, 8, 8);
   private static final List<String> POINTS = List.of("initialize", "trainer.remove", "trainer.add");
-
-  @AfterEach
-  void removeFaults() {
-    Faults.install(null);
-  }
 
   private static Conv2d conv() {
     return Conv2d.builder()
@@ -90,16 +84,14 @@ class FaultSweepTest {
         Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(INPUT);
       EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
-      Faults.install(
+      Faults counting =
           name -> {
             AtomicInteger n = hits.get(name);
             if (n != null) {
               n.incrementAndGet();
             }
-          });
-      ModuleSurgery.replaceModuleClasses(net, policies(), List.of(trainer), false, null);
-    } finally {
-      Faults.install(null);
+          };
+      ModuleSurgery.replaceModuleClasses(net, policies(), List.of(trainer), false, null, counting);
     }
     List<Arguments> cases = new ArrayList<>();
     hits.forEach(
@@ -123,19 +115,18 @@ class FaultSweepTest {
       WeightCopyFaultTest.BeforeState before = WeightCopyFaultTest.BeforeState.of(net, trainer);
 
       AtomicInteger seen = new AtomicInteger();
-      Faults.install(
+      Faults faults =
           name -> {
             if (name.equals(point) && seen.incrementAndGet() == hit) {
               throw new IllegalStateException("injected at " + point + " #" + hit);
             }
-          });
+          };
       SurgeryException e =
           assertThrows(
               SurgeryException.class,
               () ->
                   ModuleSurgery.replaceModuleClasses(
-                      net, policies(), List.of(trainer), false, null));
-      Faults.install(null);
+                      net, policies(), List.of(trainer), false, null, faults));
       assertEquals(hit, seen.get(), "the surgery stopped at the injected hit");
       assertTrue(e.getMessage().contains("injected at " + point + " #" + hit), e.getMessage());
       before.assertUnchanged(net, trainer);

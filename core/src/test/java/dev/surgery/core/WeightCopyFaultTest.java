@@ -34,7 +34,6 @@ import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -52,11 +51,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 class WeightCopyFaultTest {
 
   private static final Shape INPUT = new Shape(8, 3, 8, 8);
-
-  @AfterEach
-  void removeFaults() {
-    Faults.install(null);
-  }
 
   /**
    * Everything a failed surgery must leave exactly as it was: structure, values, store, optimizer
@@ -411,21 +405,22 @@ class WeightCopyFaultTest {
       // All three convs are copied (each born anew); the fault hits the last registration, after
       // the born conv's marks were forgotten and the new ones' recorded.
       AtomicInteger adds = new AtomicInteger();
-      Faults.install(
+      Faults faults =
           name -> {
             if (name.equals("trainer.add") && adds.incrementAndGet() == 6) {
               throw new IllegalStateException("injected fault at the last registration");
             }
-          });
+          };
       Map<Class<? extends Block>, ReplacementFunction> all = new LinkedHashMap<>();
       all.put(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
       SurgeryException e =
           assertThrows(
               SurgeryException.class,
-              () -> ModuleSurgery.replaceModuleClasses(net, all, List.of(trainer), false, null));
+              () ->
+                  ModuleSurgery.replaceModuleClasses(
+                      net, all, List.of(trainer), false, null, faults));
       assertTrue(e.getMessage().contains("injected fault"), e.getMessage());
       assertEquals(6, adds.get(), "weight and bias of three convs were being registered");
-      Faults.install(null);
       before.assertUnchanged(net, trainer);
       assertTrainsLikeTheControl(twin, images);
     }
