@@ -19,6 +19,8 @@ import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -79,11 +81,11 @@ class FaultSweepTest {
     Map<String, AtomicInteger> hits = new LinkedHashMap<>();
     POINTS.forEach(p -> hits.put(p, new AtomicInteger()));
     SequentialBlock net = net();
-    try (Model model = Fixtures.model("dry-run", net);
+    try (Model model = TinyModels.model("dry-run", net);
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+      EasyTrain.fit(trainer, 1, TinyData.images(data, 16, 3, 8, 8), null);
       Faults counting =
           name -> {
             AtomicInteger n = hits.get(name);
@@ -107,11 +109,11 @@ class FaultSweepTest {
   @MethodSource("everyHit")
   void failureAtThisHitIsRolledBack(String point, int hit, int of) throws Exception {
     SequentialBlock net = net();
-    try (Model model = Fixtures.model("sweep", net);
+    try (Model model = TinyModels.model("sweep", net);
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+      EasyTrain.fit(trainer, 1, TinyData.images(data, 16, 3, 8, 8), null);
       WeightCopyFaultTest.BeforeState before = WeightCopyFaultTest.BeforeState.of(net, trainer);
 
       AtomicInteger seen = new AtomicInteger();
@@ -131,7 +133,7 @@ class FaultSweepTest {
       assertTrue(e.getMessage().contains("injected at " + point + " #" + hit), e.getMessage());
       before.assertUnchanged(net, trainer);
 
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+      EasyTrain.fit(trainer, 1, TinyData.images(data, 16, 3, 8, 8), null);
       Map<Block, Block> replaced =
           ModuleSurgery.replaceModuleClasses(net, policies(), List.of(trainer), false, null);
       assertEquals(4, replaced.size());

@@ -22,6 +22,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.PairList;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyData;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -80,7 +81,7 @@ class RollbackTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       WeightCopyFaultTest.BeforeState before = WeightCopyFaultTest.BeforeState.of(net, trainer);
 

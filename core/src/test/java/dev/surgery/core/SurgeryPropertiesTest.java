@@ -27,6 +27,7 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.util.Pair;
 import dev.surgery.core.Fixtures.FieldHolder;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.TinyModels;
 import java.lang.reflect.Field;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -65,7 +66,7 @@ class SurgeryPropertiesTest {
     for (int i = 0; i < width; i++) {
       root.add(generate(random, 3, leaves));
     }
-    try (Model model = Fixtures.model("prop", root)) {
+    try (Model model = TinyModels.model("prop", root)) {
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer trainer = model.newTrainer(config)) {

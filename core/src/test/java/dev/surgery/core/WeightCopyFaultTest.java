@@ -22,7 +22,9 @@ import ai.djl.training.dataset.ArrayDataset;
 import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.FactorizedLinear;
+import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyData;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -159,11 +161,12 @@ class WeightCopyFaultTest {
         NDManager data = NDManager.newBaseManager()) {
       SequentialBlock net = (SequentialBlock) twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
-      Set<NDArray> openBefore = openArrays(net.getParameters().valueAt(0).getArray().getManager());
+      Set<NDArray> openBefore =
+          OpenArrays.ofEngine(net.getParameters().valueAt(0).getArray().getManager());
       List<Block> halfMade = new ArrayList<>();
       List<Block> made = new ArrayList<>();
       Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
@@ -192,7 +195,8 @@ class WeightCopyFaultTest {
       // The engine leaves nothing open: it frees its own arrays and those of the replacements it
       // received. Only the half-made block, whose function threw before returning it, is left to
       // its maker (DJL frees it with the model).
-      Set<NDArray> leftOpen = openArrays(net.getParameters().valueAt(0).getArray().getManager());
+      Set<NDArray> leftOpen =
+          OpenArrays.ofEngine(net.getParameters().valueAt(0).getArray().getManager());
       leftOpen.removeAll(openBefore);
       Set<NDArray> allocatedByFailedFunction = identitySet();
       for (Parameter p : TreeSurgery.parametersOf(halfMade.get(0))) {
@@ -234,7 +238,7 @@ class WeightCopyFaultTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 4, 4);
+      ArrayDataset images = TinyData.images(data, 16, 3, 4, 4);
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
@@ -273,7 +277,7 @@ class WeightCopyFaultTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
@@ -313,7 +317,7 @@ class WeightCopyFaultTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
@@ -347,17 +351,6 @@ class WeightCopyFaultTest {
         .build();
   }
 
-  /** Every open array of the engine: all arrays of the root manager above {@code any}. */
-  static Set<NDArray> openArrays(NDManager any) {
-    NDManager root = any;
-    while (root.getParentManager() != null) {
-      root = root.getParentManager();
-    }
-    Set<NDArray> open = identitySet();
-    open.addAll(root.getManagedArrays());
-    return open;
-  }
-
   private static Set<NDArray> identitySet() {
     return Collections.newSetFromMap(new IdentityHashMap<>());
   }
@@ -389,7 +382,7 @@ class WeightCopyFaultTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       Map<Class<? extends Block>, ReplacementFunction> first = new LinkedHashMap<>();
       first.put(

@@ -25,6 +25,7 @@ import dev.surgery.core.BlockPaths;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.OpenArrays;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -191,9 +192,10 @@ class SurgeryCheckpointTest {
         parameters.addAll(restored.getBlock().getParameters().values());
         Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
         parameters.forEach(p -> arrays.add(p.getArray()));
-        Set<NDArray> open = Collections.newSetFromMap(new IdentityHashMap<>());
-        open.addAll(restored.getNDManager().getManagedArrays());
-        assertEquals(arrays, open, "the model must hold its parameters' arrays and nothing more");
+        assertEquals(
+            arrays,
+            OpenArrays.managedBy(restored.getNDManager()),
+            "the model must hold its parameters' arrays and nothing more");
         assertArrayEquals(saved, outputs(restored, batch), "outputs must match bit for bit");
       }
     }
