@@ -55,6 +55,9 @@ final class TreeSurgery {
 
   private final Journal journal = new Journal();
 
+  /** Where a test injects failures; {@link Faults#NONE} otherwise. */
+  private final Faults faults;
+
   /** What the surgery knows of each block it met, in one map (one hash per block, not five). */
   private final Map<Block, Node> nodes = new IdentityHashMap<>();
 
@@ -134,13 +137,15 @@ final class TreeSurgery {
       Collection<Trainer> trainers,
       boolean recurse,
       boolean allowShapeChange,
-      Map<Object, Integer> indices) {
+      Map<Object, Integer> indices,
+      Faults faults) {
     this.root = root;
     this.policies = policies;
     this.trainers = trainers == null ? List.of() : List.copyOf(trainers);
     this.recurse = recurse;
     this.allowShapeChange = allowShapeChange;
     this.indices = indices;
+    this.faults = faults;
   }
 
   Map<Block, Block> run() {
@@ -641,7 +646,7 @@ final class TreeSurgery {
       } else {
         replacement.initialize(manager, dataType, inputShapes);
       }
-      Faults.point("initialize");
+      faults.point("initialize");
     } catch (RuntimeException e) {
       throw new SurgeryException(
           path,
@@ -795,7 +800,7 @@ final class TreeSurgery {
     }
     if (!active.isEmpty()) {
       Map<Parameter, String> owners = ownerPaths(added);
-      applyUpdate(removed, added, active, owners, journal);
+      applyUpdate(removed, added, active, owners, journal, faults);
     }
     // The detached parameters belong to nobody now: free their arrays once the surgery commits,
     // unless a live parameter wraps the same array.
@@ -899,8 +904,9 @@ final class TreeSurgery {
       List<Parameter> added,
       List<Trainer> trainers,
       Map<Parameter, String> owners,
-      Journal journal) {
-    TrainerSurgery surgery = new TrainerSurgery(journal);
+      Journal journal,
+      Faults faults) {
+    TrainerSurgery surgery = new TrainerSurgery(journal, faults);
     Map<NDArray, Parameter> removedByArray = new IdentityHashMap<>();
     for (Parameter p : removed) {
       if (p.isInitialized()) {
