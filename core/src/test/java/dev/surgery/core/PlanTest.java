@@ -27,8 +27,8 @@ import dev.surgery.core.algorithms.GhostBatchNorm;
 import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.SqueezeExcite;
 import dev.surgery.core.algorithms.StochasticDepth;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.algorithms.WeightStandardization;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -114,7 +114,7 @@ class PlanTest {
       // the model still trains as before: a forward pass works on the untouched tree
       trainer.forward(new NDList(x)).close();
 
-      SurgeryReport report = algorithm.apply(context);
+      SurgeryChanges report = algorithm.apply(context);
       if (!(algorithm instanceof LayerFreezing)) {
         assertNotEquals(structure, structure(resnet), "the apply replaced blocks");
       }
@@ -123,7 +123,7 @@ class PlanTest {
         planned.add(s.path() + " " + s.oldType() + " -> " + s.newType());
       }
       List<String> applied = new ArrayList<>();
-      for (SurgeryReport.Change c : report.changes()) {
+      for (SurgeryChanges.Change c : report.changes()) {
         applied.add(c.path() + " " + c.oldType() + " -> " + c.newType());
       }
       assertEquals(applied, planned);

@@ -17,8 +17,8 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.GhostBatchNorm;
 import dev.surgery.core.algorithms.LayerFreezing;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -181,7 +181,7 @@ class TargetsTest {
             .setOutSize(4)
             .build();
     control.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
-    SurgeryReport all = BlurPool.builder().build().apply(SurgeryContext.of(control));
+    SurgeryChanges all = BlurPool.builder().build().apply(SurgeryContext.of(control));
     assertEquals(
         Set.of(
             "05ParallelBlock/01SequentialBlock/01Conv2d",
@@ -192,7 +192,7 @@ class TargetsTest {
 
     Algorithm limited =
         BlurPool.builder().build().withTargets(Targets.include("05ParallelBlock/**"));
-    SurgeryReport report = limited.apply(SurgeryContext.of(resnet));
+    SurgeryChanges report = limited.apply(SurgeryContext.of(resnet));
     assertEquals(
         Set.of(
             "05ParallelBlock/01SequentialBlock/01Conv2d",
@@ -204,7 +204,7 @@ class TargetsTest {
 
     Set<String> batchNorms = pathsOf(BatchNorm.class);
     batchNorms.removeIf(p -> p.startsWith("02ParallelBlock/"));
-    SurgeryReport ghost =
+    SurgeryChanges ghost =
         GhostBatchNorm.builder()
             .build()
             .withTargets(Targets.include("type:BatchNorm").exclude("02ParallelBlock"))
@@ -259,7 +259,7 @@ class TargetsTest {
                     .apply(SurgeryContext.of(resnet)));
     assertTrue(e.getMessage().contains("nothing among the included blocks"), e.getMessage());
     // excludes only: an empty result stays a (logged) no-op, as without targets
-    SurgeryReport report =
+    SurgeryChanges report =
         BlurPool.builder()
             .build()
             .withTargets(Targets.of(List.of(), List.of("05ParallelBlock", "08ParallelBlock")))
@@ -297,9 +297,9 @@ class TargetsTest {
     assertTrue(e.getMessage().contains(fragment), e.getMessage());
   }
 
-  private static Set<String> changedPaths(SurgeryReport report) {
+  private static Set<String> changedPaths(SurgeryChanges report) {
     return report.changes().stream()
-        .map(SurgeryReport.Change::path)
+        .map(SurgeryChanges.Change::path)
         .collect(Collectors.toCollection(TreeSet::new));
   }
 

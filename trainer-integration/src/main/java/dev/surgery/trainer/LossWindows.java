@@ -25,7 +25,7 @@ final class LossWindows {
   private static final int WINDOW = SurgeryListener.LOSS_WINDOW;
 
   private final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
-  private final List<Applied> awaitingLoss = new ArrayList<>();
+  private final List<PendingOutcome> awaitingLoss = new ArrayList<>();
   private long lastLossBatch = -1;
   private Boolean evaluatorFirst;
 
@@ -58,7 +58,7 @@ final class LossWindows {
   /**
    * Adds the loss of batch number {@code batch} to the windows.
    *
-   * @return whether an "after" window just completed, so that the report has news
+   * @return whether an "after" window just completed, so that the surgery log has news
    */
   boolean add(float loss, long batch) {
     if (lastLossBatch != batch - 1) {
@@ -70,7 +70,7 @@ final class LossWindows {
       recentLosses.removeFirst();
     }
     boolean completed = false;
-    for (Applied a : awaitingLoss) {
+    for (PendingOutcome a : awaitingLoss) {
       a.addLossAfter(loss);
       completed |= a.lossAfterBatches() >= WINDOW;
     }
@@ -98,7 +98,7 @@ final class LossWindows {
   }
 
   /** Starts filling the "after" window of an application. */
-  void awaitAfter(Applied applied) {
+  void awaitAfter(PendingOutcome applied) {
     awaitingLoss.add(applied);
   }
 

@@ -11,7 +11,7 @@ import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
 import com.google.gson.ToNumberPolicy;
 import com.google.gson.reflect.TypeToken;
-import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -23,7 +23,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** The JSON forms of surgery records (model property) and reports (file). */
+/**
+ * The JSON forms of the surgery record (the model's {@code surgery} property, {@link
+ * SurgeryRecord}) and of the surgery log (the file a {@link SurgeryListener} writes, {@link
+ * SurgeryOutcome}s).
+ */
 final class SurgeryJson {
 
   /** Integers stay integers (Long), so that replayed hyperparameters keep their types. */
@@ -106,14 +110,15 @@ final class SurgeryJson {
     return records;
   }
 
-  // ------------------------------------------------------------------ report file
+  // ------------------------------------------------------------------ surgery log file
 
-  static String report(List<SurgeryApplication> applications, List<JsonObject> notRun) {
+  static String log(List<SurgeryOutcome> outcomes, List<JsonObject> notRun) {
     JsonObject root = new JsonObject();
     JsonArray apps = new JsonArray();
-    for (SurgeryApplication a : applications) {
-      apps.add(application(a));
+    for (SurgeryOutcome a : outcomes) {
+      apps.add(outcome(a));
     }
+    // "applications" is the file's key since the first release; readers depend on it.
     root.add("applications", apps);
     JsonArray pending = new JsonArray();
     notRun.forEach(pending::add);
@@ -121,7 +126,7 @@ final class SurgeryJson {
     return PRETTY.toJson(root);
   }
 
-  private static JsonObject application(SurgeryApplication a) {
+  private static JsonObject outcome(SurgeryOutcome a) {
     JsonObject o = new JsonObject();
     o.addProperty("trainer", a.trainer());
     o.addProperty("algorithm", a.algorithm());
@@ -130,11 +135,11 @@ final class SurgeryJson {
     o.addProperty("source", a.source());
     o.addProperty("status", a.status().name().toLowerCase(java.util.Locale.ROOT));
     o.addProperty("time_ms", a.nanos() / 1e6);
-    SurgeryReport r = a.report();
+    SurgeryChanges r = a.changes();
     if (r != null) {
       o.addProperty("blocks_replaced", r.changes().size());
       JsonArray changes = new JsonArray();
-      for (SurgeryReport.Change c : r.changes()) {
+      for (SurgeryChanges.Change c : r.changes()) {
         JsonObject ch = new JsonObject();
         ch.addProperty("path", c.path());
         ch.addProperty("from", c.oldType());
@@ -163,7 +168,7 @@ final class SurgeryJson {
     return o;
   }
 
-  /** Writes through a temporary file and a rename, so a reader never sees half a report. */
+  /** Writes through a temporary file and a rename, so a reader never sees half a file. */
   static void write(Path file, String json) throws IOException {
     Path absolute = file.toAbsolutePath();
     Path dir = absolute.getParent();

@@ -9,8 +9,8 @@ import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Composition;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
@@ -50,9 +50,9 @@ import org.slf4j.LoggerFactory;
  * <p>One instance may serve several trainers, each with its own epoch count; per-trainer state is
  * held weakly and dropped at {@link #onTrainingEnd}. Every application is logged at INFO, recorded
  * in the model's {@code surgery} property (so that {@link SurgeryCheckpoint#load} can replay it),
- * and written to the JSON report when one is configured. Entries whose epoch passes unseen (a
- * custom loop that never notifies {@code onEpoch}) or that never run are reported as warnings,
- * through SLF4J and {@link #getWarnings()}.
+ * and written to the surgery log (a JSON file) when one is configured. Entries whose epoch passes
+ * unseen (a custom loop that never notifies {@code onEpoch}) or that never run are reported as
+ * warnings, through SLF4J and {@link #getWarnings()}.
  *
  * <p>Algorithms that follow the planned length of training ({@link Algorithm#needsTotalEpochs()},
  * such as layer freezing) get it from the training loop when it is known ({@link #onPlannedEpochs},
@@ -80,7 +80,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       Collections.synchronizedMap(new WeakHashMap<>());
   private final AtomicInteger trainerCount = new AtomicInteger();
   private final List<String> warnings = Collections.synchronizedList(new ArrayList<>());
-  private final ReportWriter report;
+  private final SurgeryLogWriter surgeryLog;
 
   private SurgeryListener(
       List<ScheduledAlgorithm> schedule,
@@ -93,7 +93,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.schedule = List.copyOf(schedule);
     this.onError = onError;
     this.reportPath = reportPath;
-    this.report = new ReportWriter(reportPath);
+    this.surgeryLog = new SurgeryLogWriter(reportPath);
     this.totalEpochs = totalEpochs;
     this.totalEpochsHint = totalEpochsHint;
   }
@@ -152,9 +152,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
-   * Returns where the JSON report is written.
+   * Returns where the surgery log (JSON) is written.
    *
-   * @return the report path, if any
+   * @return the surgery log's path, if any
    */
   public Optional<Path> getReportPath() {
     return Optional.ofNullable(reportPath);
@@ -204,12 +204,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
-   * Returns every application so far, over all trainers, in order.
+   * Returns the outcome of every scheduled entry that ran so far, over all trainers, in order.
    *
-   * @return a snapshot of the applications
+   * @return a snapshot of the outcomes
    */
-  public List<SurgeryApplication> getApplications() {
-    return report.applications();
+  public List<SurgeryOutcome> getOutcomes() {
+    return surgeryLog.outcomes();
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -360,7 +360,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (st.losses.needsLoss(st.passedEpochs(), nextDue(st), batch, progress, progressTotal)) {
       float loss = st.losses.batchLoss(trainer, batchData, this);
       if (Float.isFinite(loss) && st.losses.add(loss, st.batches)) {
-        report.write();
+        surgeryLog.write();
       }
     }
   }
@@ -421,9 +421,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         reason = "training ended after " + st.completedEpochs + " completed epochs";
       }
       warn("Surgery: " + entry.describe() + " never ran: " + reason);
-      report.addNotRun(st.ordinal, entry, reason);
+      surgeryLog.addNotRun(st.ordinal, entry, reason);
     }
-    report.write();
+    surgeryLog.write();
   }
 
   // ------------------------------------------------------------------ applying
@@ -462,7 +462,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     Double lossBefore = st.losses.meanBefore();
     int lossBeforeBatches = st.losses.beforeBatches();
     long start = System.nanoTime();
-    SurgeryReport changes;
+    SurgeryChanges changes;
     try {
       changes = algorithm.apply(context);
     } catch (RuntimeException e) {
@@ -472,25 +472,25 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     long nanos = changes.nanos() > 0 ? changes.nanos() : System.nanoTime() - start;
     st.status[index] = EntryStatus.APPLIED;
-    Applied applied =
-        new Applied(
+    PendingOutcome applied =
+        new PendingOutcome(
             st.ordinal,
             entry,
             algorithm.settings(),
             completed,
-            SurgeryApplication.Status.APPLIED,
+            SurgeryOutcome.Status.APPLIED,
             changes,
             null,
             nanos,
             lossBefore,
             lossBeforeBatches);
-    report.add(applied);
+    surgeryLog.add(applied);
     st.losses.awaitAfter(applied);
     record(model, algorithm, completed, planned);
     if (logger.isInfoEnabled()) {
       logger.info(logLine(algorithm.name(), completed, changes, nanos));
     }
-    report.write();
+    surgeryLog.write();
   }
 
   private void failed(
@@ -505,12 +505,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     String path = e instanceof SurgeryException se ? se.getBlockPath() : null;
     String cause = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     String where = path == null || cause.contains(path) ? "" : " at block " + path;
-    SurgeryApplication.Status status =
-        onError == OnError.FAIL
-            ? SurgeryApplication.Status.FAILED
-            : SurgeryApplication.Status.SKIPPED;
-    report.add(
-        new Applied(
+    SurgeryOutcome.Status status =
+        onError == OnError.FAIL ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED;
+    surgeryLog.add(
+        new PendingOutcome(
             st.ordinal,
             entry,
             entry.algorithm().settings(),
@@ -523,7 +521,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             lossBeforeBatches));
     if (onError == OnError.FAIL) {
       st.status[index] = EntryStatus.FAILED;
-      report.write();
+      surgeryLog.write();
       throw new SurgeryFailedException(
           "Surgery: "
               + entry.describe()
@@ -547,20 +545,20 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         cause);
     // The stack trace helps only when debugging the algorithm itself.
     logger.debug("Surgery: failure of {}", entry.describe(), e);
-    report.write();
+    surgeryLog.write();
   }
 
   /** Formats the INFO line, e.g. {@code Surgery: blurpool at epoch 1 replaced 4 blocks (...)}. */
-  static String logLine(String algorithm, int epoch, SurgeryReport report, long nanos) {
+  static String logLine(String algorithm, int epoch, SurgeryChanges changes, long nanos) {
     StringBuilder sb = new StringBuilder("Surgery: ").append(algorithm).append(" at epoch ");
     sb.append(epoch).append(" replaced ");
-    int n = report.changes().size();
+    int n = changes.changes().size();
     if (n == 0) {
       sb.append("no blocks");
     } else {
       sb.append(n).append(n == 1 ? " block (" : " blocks (");
       sb.append(
-          report.countsByType().entrySet().stream()
+          changes.countsByType().entrySet().stream()
               .map(e -> e.getKey() + " x" + e.getValue())
               .collect(Collectors.joining(", ")));
       sb.append(')');
@@ -569,8 +567,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         String.format(
             Locale.ROOT,
             ", parameters %,d -> %,d, %d ms",
-            report.parametersBefore(),
-            report.parametersAfter(),
+            changes.parametersBefore(),
+            changes.parametersAfter(),
             Math.round(nanos / 1e6)));
     return sb.toString();
   }
@@ -724,9 +722,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
 
     /**
-     * Sets where to write the JSON report (relative paths resolve against the working directory).
+     * Sets where to write the surgery log, a JSON file (relative paths resolve against the working
+     * directory).
      *
-     * @param reportPath the file, or null for no report
+     * @param reportPath the file, or null for no surgery log
      * @return this builder
      */
     public Builder optReportPath(Path reportPath) {

@@ -46,12 +46,12 @@ class BlurPoolScheduleTest {
           EasyTrain.fit(trainer, 1, dataset, null);
           TestModels.assertStoreMatchesModel(trainer);
         }
-        SurgeryApplication a = listener.getApplications().get(0);
-        assertEquals(SurgeryApplication.Status.APPLIED, a.status());
-        assertEquals(2, a.report().changes().size());
+        SurgeryOutcome a = listener.getOutcomes().get(0);
+        assertEquals(SurgeryOutcome.Status.APPLIED, a.status());
+        assertEquals(2, a.changes().changes().size());
         assertEquals(
             Map.of("Conv2d->BlurConv2d", 1, "maxPool2d->BlurMaxPool2d", 1),
-            a.report().countsByType());
+            a.changes().countsByType());
         structure = TestModels.structure(model.getBlock());
         saved = outputs(model, batch);
         model.save(dir, "blur");

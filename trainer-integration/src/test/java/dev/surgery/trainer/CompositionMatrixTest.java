@@ -35,8 +35,8 @@ import dev.surgery.core.BlockInspector;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.AdoptingConv2d;
 import dev.surgery.core.layers.BlurConv2d;
@@ -176,8 +176,8 @@ class CompositionMatrixTest {
         trainer.initialize(INPUT);
         EasyTrain.fit(trainer, 2, dataset(data), null);
       }
-      List<SurgeryApplication> applied = listener.getApplications();
-      assertEquals(4, applied.get(1).report().changes().size(), applied.toString());
+      List<SurgeryOutcome> applied = listener.getOutcomes();
+      assertEquals(4, applied.get(1).changes().changes().size(), applied.toString());
       long blurredAndStandardized =
           BlockPaths.index(model.getBlock()).keySet().stream()
               .filter(b -> b instanceof BlurConv2d c && c.isWeightStandardized())
@@ -214,14 +214,14 @@ class CompositionMatrixTest {
         probe = data.randomNormal(INPUT);
         EasyTrain.fit(trainer, total, dataset, null);
 
-        List<SurgeryApplication> applied = listener.getApplications();
+        List<SurgeryOutcome> applied = listener.getOutcomes();
         assertEquals(names.size(), applied.size(), applied.toString());
         for (int i = 0; i < names.size(); i++) {
-          SurgeryApplication a = applied.get(i);
-          assertEquals(SurgeryApplication.Status.APPLIED, a.status(), a.toString());
+          SurgeryOutcome a = applied.get(i);
+          assertEquals(SurgeryOutcome.Status.APPLIED, a.status(), a.toString());
           Set<String> changed =
-              a.report().changes().stream()
-                  .map(SurgeryReport.Change::path)
+              a.changes().changes().stream()
+                  .map(SurgeryChanges.Change::path)
                   .collect(Collectors.toCollection(TreeSet::new));
           Set<String> expected = observed.get(i).expected;
           assertFalse(expected.isEmpty(), names.get(i) + " must have something to change");
@@ -281,10 +281,10 @@ class CompositionMatrixTest {
     }
 
     @Override
-    public SurgeryReport apply(SurgeryContext context) {
+    public SurgeryChanges apply(SurgeryContext context) {
       expected =
           expected(name(), context.model(), context.completedEpochs(), context.totalEpochs());
-      SurgeryReport report = algorithm.apply(context);
+      SurgeryChanges report = algorithm.apply(context);
       for (Parameter p : context.model().getParameters().values()) {
         if (!p.requiresGradient()) {
           frozenAfter.add(p.getId());

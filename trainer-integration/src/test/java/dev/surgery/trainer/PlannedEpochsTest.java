@@ -92,7 +92,7 @@ class PlannedEpochsTest {
         SurgeryListener.builder().add(freezing(), 0).add(freezing(), 1).build();
     // epoch 1 trains with 0 frozen, epoch 2 with floor(1/2 * 3) = 1, and so it ends
     assertEquals(List.of(0, 1, 1), train(listener, true));
-    assertEquals(2, listener.getApplications().size());
+    assertEquals(2, listener.getOutcomes().size());
     assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
   }
 

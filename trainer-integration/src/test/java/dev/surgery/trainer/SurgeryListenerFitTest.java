@@ -21,7 +21,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Algorithms;
-import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -136,20 +136,19 @@ class SurgeryListenerFitTest {
         Parameter fresh = parameterOfType(block, FreshConv2d.class);
         assertNotNull(fresh);
 
-        List<SurgeryApplication> apps = listener.getApplications();
+        List<SurgeryOutcome> apps = listener.getOutcomes();
         assertEquals(3, apps.size());
-        assertEquals(List.of(0, 1, 2), apps.stream().map(SurgeryApplication::epoch).toList());
+        assertEquals(List.of(0, 1, 2), apps.stream().map(SurgeryOutcome::epoch).toList());
         assertTrue(
-            apps.stream().allMatch(a -> a.status() == SurgeryApplication.Status.APPLIED),
-            "" + apps);
-        SurgeryReport epoch1Report = apps.get(1).report();
+            apps.stream().allMatch(a -> a.status() == SurgeryOutcome.Status.APPLIED), "" + apps);
+        SurgeryChanges epoch1Changes = apps.get(1).changes();
         assertEquals(
-            List.of(new SurgeryReport.Change("01Conv2d", "Conv2d", "FreshConv2d")),
-            epoch1Report.changes());
-        assertEquals(epoch1Report.parametersBefore(), epoch1Report.parametersAfter());
+            List.of(new SurgeryChanges.Change("01Conv2d", "Conv2d", "FreshConv2d")),
+            epoch1Changes.changes());
+        assertEquals(epoch1Changes.parametersBefore(), epoch1Changes.parametersAfter());
 
         // loss around the epoch-1 application: the 4 batches of epoch 1 before, 8 after
-        SurgeryApplication a1 = apps.get(1);
+        SurgeryOutcome a1 = apps.get(1);
         assertEquals(4, a1.lossBeforeBatches());
         assertEquals(mean(probe.losses.subList(0, 4)), a1.lossBefore(), 1e-5);
         assertEquals(8, a1.lossAfterBatches());
@@ -253,7 +252,7 @@ class SurgeryListenerFitTest {
         trainer.initialize(INPUT);
         EasyTrain.fit(trainer, 2, TestModels.dataset(data, 17), null);
       }
-      SurgeryApplication a = listener.getApplications().get(0);
+      SurgeryOutcome a = listener.getOutcomes().get(0);
       assertEquals(4, a.lossBeforeBatches());
       assertEquals(mean(probe.losses.subList(0, 4)), a.lossBefore(), 1e-5);
       assertEquals(4, a.lossAfterBatches());
@@ -276,28 +275,28 @@ class SurgeryListenerFitTest {
         EasyTrain.fit(trainer, 8, TestModels.dataset(data, 19), null);
       }
       // 4 batches per epoch: before epoch 7's application come batches 8..27 (epochs 3 to 7)
-      SurgeryApplication b = listener.getApplications().get(1);
+      SurgeryOutcome b = listener.getOutcomes().get(1);
       assertEquals(7, b.epoch());
       assertEquals(20, b.lossBeforeBatches());
       assertEquals(mean(probe.losses.subList(8, 28)), b.lossBefore(), 1e-5);
       assertEquals(4, b.lossAfterBatches());
       assertEquals(mean(probe.losses.subList(28, 32)), b.lossAfter(), 1e-5);
-      SurgeryApplication a = listener.getApplications().get(0);
+      SurgeryOutcome a = listener.getOutcomes().get(0);
       assertEquals(mean(probe.losses.subList(4, 24)), a.lossAfter(), 1e-5);
     }
   }
 
   @Test
   void infoLineReadsLikeDjl() {
-    SurgeryReport report =
-        new SurgeryReport(
+    SurgeryChanges report =
+        new SurgeryChanges(
             "blurpool",
             Map.of(),
             List.of(
-                new SurgeryReport.Change("a", "Conv2d", "BlurConv2d"),
-                new SurgeryReport.Change("b", "Conv2d", "BlurConv2d"),
-                new SurgeryReport.Change("c", "maxPool2d", "BlurMaxPool2d"),
-                new SurgeryReport.Change("d", "Conv2d", "BlurConv2d")),
+                new SurgeryChanges.Change("a", "Conv2d", "BlurConv2d"),
+                new SurgeryChanges.Change("b", "Conv2d", "BlurConv2d"),
+                new SurgeryChanges.Change("c", "maxPool2d", "BlurMaxPool2d"),
+                new SurgeryChanges.Change("d", "Conv2d", "BlurConv2d")),
             272_474,
             272_474,
             9_200_000);
@@ -305,7 +304,7 @@ class SurgeryListenerFitTest {
         "Surgery: blurpool at epoch 1 replaced 4 blocks (Conv2d->BlurConv2d x3,"
             + " maxPool2d->BlurMaxPool2d x1), parameters 272,474 -> 272,474, 9 ms",
         SurgeryListener.logLine("blurpool", 1, report, report.nanos()));
-    SurgeryReport none = new SurgeryReport("x", Map.of(), List.of(), 10, 10, 0);
+    SurgeryChanges none = new SurgeryChanges("x", Map.of(), List.of(), 10, 10, 0);
     assertEquals(
         "Surgery: x at epoch 0 replaced no blocks, parameters 10 -> 10, 0 ms",
         SurgeryListener.logLine("x", 0, none, 0));

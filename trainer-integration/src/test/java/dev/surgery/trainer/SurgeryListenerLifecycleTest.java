@@ -51,7 +51,7 @@ class SurgeryListenerLifecycleTest {
         TestModels.assertStoreMatchesModel(trainer);
         EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
         listener.onInitialized(trainer); // nothing waits any more: no second application
-        assertEquals(1, listener.getApplications().size());
+        assertEquals(1, listener.getOutcomes().size());
       }
       assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
     }
@@ -129,8 +129,8 @@ class SurgeryListenerLifecycleTest {
         assertEquals(before, TestModels.structure(model.getBlock()));
         assertEquals(List.of("a@1/0"), TestAlgorithms.CALLS, "training stopped at the failure");
       }
-      List<SurgeryApplication> apps = listener.getApplications();
-      assertEquals(SurgeryApplication.Status.FAILED, apps.get(1).status());
+      List<SurgeryOutcome> apps = listener.getOutcomes();
+      assertEquals(SurgeryOutcome.Status.FAILED, apps.get(1).status());
       assertTrue(apps.get(1).error().contains("injected failure"));
     }
   }
@@ -153,8 +153,8 @@ class SurgeryListenerLifecycleTest {
         assertEquals(List.of("b@2/0"), TestAlgorithms.CALLS);
       }
       assertEquals(
-          List.of(SurgeryApplication.Status.SKIPPED, SurgeryApplication.Status.APPLIED),
-          listener.getApplications().stream().map(SurgeryApplication::status).toList());
+          List.of(SurgeryOutcome.Status.SKIPPED, SurgeryOutcome.Status.APPLIED),
+          listener.getOutcomes().stream().map(SurgeryOutcome::status).toList());
       // a skipped surgery is not recorded for checkpoint replay
       assertEquals(1, SurgeryJson.recordsFromJson(model.getProperty("surgery")).size());
     }
@@ -282,7 +282,7 @@ class SurgeryListenerLifecycleTest {
       }
       assertEquals(
           List.of(yaml + ":2:5", yaml + ":5:5"),
-          listener.getApplications().stream().map(SurgeryApplication::source).toList());
+          listener.getOutcomes().stream().map(SurgeryOutcome::source).toList());
       assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
     }
   }
@@ -314,8 +314,8 @@ class SurgeryListenerLifecycleTest {
         TestModels.assertStoreMatchesModel(t1);
         TestModels.assertStoreMatchesModel(t2);
       }
-      List<SurgeryApplication> apps = listener.getApplications();
-      assertEquals(List.of(1, 2, 1, 2), apps.stream().map(SurgeryApplication::trainer).toList());
+      List<SurgeryOutcome> apps = listener.getOutcomes();
+      assertEquals(List.of(1, 2, 1, 2), apps.stream().map(SurgeryOutcome::trainer).toList());
       assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
     }
   }

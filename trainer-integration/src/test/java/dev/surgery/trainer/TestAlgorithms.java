@@ -16,8 +16,8 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -113,7 +113,7 @@ final class TestAlgorithms {
       String name, Map<String, Object> hp, double factor, int stride, int minChannels) {
     return new SimpleAlgorithm(name, hp, minChannels > 0) {
       @Override
-      public SurgeryReport apply(SurgeryContext context) {
+      public SurgeryChanges apply(SurgeryContext context) {
         BlockMatcher matcher =
             (block, path) -> {
               if (!(block instanceof Conv2d c)
@@ -139,7 +139,7 @@ final class TestAlgorithms {
   private static Algorithm freshConv(int stride) {
     return new SimpleAlgorithm(FRESH_CONV, Map.of("stride", stride), false) {
       @Override
-      public SurgeryReport apply(SurgeryContext context) {
+      public SurgeryChanges apply(SurgeryContext context) {
         BlockMatcher matcher =
             (block, path) ->
                 block.getClass() == Conv2d.class && ((Conv2d) block).getStride().get(0) == stride;
@@ -151,7 +151,7 @@ final class TestAlgorithms {
   private static Algorithm pool() {
     return new SimpleAlgorithm(POOL, Map.of(), false) {
       @Override
-      public SurgeryReport apply(SurgeryContext context) {
+      public SurgeryChanges apply(SurgeryContext context) {
         BlockMatcher matcher = BlockMatcher.lambdaNamed("maxPool2d");
         ReplacementFunction f =
             (block, i) -> {
@@ -168,7 +168,7 @@ final class TestAlgorithms {
   private static Algorithm failing() {
     return new SimpleAlgorithm(FAIL, Map.of(), false) {
       @Override
-      public SurgeryReport apply(SurgeryContext context) {
+      public SurgeryChanges apply(SurgeryContext context) {
         String path = null;
         for (Map.Entry<Block, String> e : BlockPaths.index(context.model()).entrySet()) {
           if (e.getKey() instanceof Conv2d) {
@@ -184,14 +184,14 @@ final class TestAlgorithms {
   private static Algorithm logging(String tag) {
     return new SimpleAlgorithm(LOG, Map.of("tag", tag), false) {
       @Override
-      public SurgeryReport apply(SurgeryContext context) {
+      public SurgeryChanges apply(SurgeryContext context) {
         CALLS.add(tag + "@" + context.completedEpochs() + "/" + context.totalEpochs());
-        return new SurgeryReport(name(), hyperparameters(), List.of(), 0, 0, 1);
+        return new SurgeryChanges(name(), hyperparameters(), List.of(), 0, 0, 1);
       }
     };
   }
 
-  static SurgeryReport replace(
+  static SurgeryChanges replace(
       SurgeryContext context, BlockMatcher matcher, ReplacementFunction f, Algorithm algorithm) {
     long start = System.nanoTime();
     Map<Block, String> paths = BlockPaths.index(context.model());
@@ -203,15 +203,15 @@ final class TestAlgorithms {
             context.model(),
             policies,
             SurgeryOptions.builder().optTrainers(context.trainers()).build());
-    List<SurgeryReport.Change> changes = new ArrayList<>();
+    List<SurgeryChanges.Change> changes = new ArrayList<>();
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
       changes.add(
-          new SurgeryReport.Change(
+          new SurgeryChanges.Change(
               paths.get(e.getKey()),
               BlockPaths.typeName(e.getKey()),
               BlockPaths.typeName(e.getValue())));
     }
-    return new SurgeryReport(
+    return new SurgeryChanges(
         algorithm.name(),
         algorithm.hyperparameters(),
         changes,

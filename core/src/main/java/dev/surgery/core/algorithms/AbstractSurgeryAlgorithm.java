@@ -24,8 +24,8 @@ import java.util.Set;
  * Base class for algorithms that work by replacing blocks through {@link
  * ModuleSurgery#replaceModules}: the subclass says which blocks to replace and how ({@link
  * #policies}); this class runs the surgery on the context's model and trainers, and builds the
- * {@link SurgeryReport} (block paths before surgery, old and new types, parameter counts before and
- * after, elapsed time).
+ * {@link SurgeryChanges} (block paths before surgery, old and new types, parameter counts before
+ * and after, elapsed time).
  *
  * <p>A subclass receives its validated {@link HyperParameterValues} in its constructor (checks
  * between hyperparameters go there too, so that an invalid value fails before anything changes),
@@ -115,7 +115,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    *     no block, or nothing among included blocks would change; nothing was changed then
    */
   @Override
-  public SurgeryReport apply(SurgeryContext context) {
+  public SurgeryChanges apply(SurgeryContext context) {
     long start = System.nanoTime();
     Block root = context.model();
     Map<Block, String> paths = BlockPaths.index(root);
@@ -123,7 +123,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = targetedPolicies(context);
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, surgeryOptions(context));
-    List<SurgeryReport.Change> changes = new ArrayList<>(replaced.size());
+    List<SurgeryChanges.Change> changes = new ArrayList<>(replaced.size());
     Map<Block, String> pathsAfter = null;
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
       String path = paths.get(e.getKey());
@@ -135,7 +135,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
         path = pathsAfter.get(e.getValue());
       }
       changes.add(
-          new SurgeryReport.Change(
+          new SurgeryChanges.Change(
               BlockPaths.display(path),
               BlockPaths.typeName(e.getKey()),
               BlockPaths.typeName(e.getValue())));
@@ -144,7 +144,8 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
       requireChangeWhenIncluded();
     }
     long after = countParameterScalars(root);
-    return new SurgeryReport(name(), settings(), changes, before, after, System.nanoTime() - start);
+    return new SurgeryChanges(
+        name(), settings(), changes, before, after, System.nanoTime() - start);
   }
 
   /**

@@ -62,7 +62,7 @@ public interface Algorithm {
    * @return what changed
    * @throws dev.surgery.core.SurgeryException if the surgery failed; nothing was changed then
    */
-  SurgeryReport apply(SurgeryContext context);
+  SurgeryChanges apply(SurgeryContext context);
 
   /**
    * Tells what {@link #apply} would do on this context, without changing anything: the model, the

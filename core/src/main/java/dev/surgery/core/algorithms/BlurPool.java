@@ -171,8 +171,8 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
    *     channel counts, or the surgery failed; nothing was changed then
    */
   @Override
-  public SurgeryReport apply(SurgeryContext context) {
-    SurgeryReport report = super.apply(context);
+  public SurgeryChanges apply(SurgeryContext context) {
+    SurgeryChanges report = super.apply(context);
     if (report.isEmpty()) {
       logger.warn("Applying {} did not change any layers: {}", NAME, hyperparameters());
     }

@@ -109,7 +109,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
 
   /** {@inheritDoc} */
   @Override
-  public SurgeryReport apply(SurgeryContext context) {
+  public SurgeryChanges apply(SurgeryContext context) {
     long start = System.nanoTime();
     requireTotalEpochs(context);
     Block root = context.model();
@@ -124,12 +124,12 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
       }
     }
     List<Parameter> frozen = new ArrayList<>();
-    List<SurgeryReport.Change> changes = new ArrayList<>();
+    List<SurgeryChanges.Change> changes = new ArrayList<>();
     for (SurgeryPlan.Step step : freezing(context, frozen)) {
-      changes.add(new SurgeryReport.Change(step.path(), step.oldType(), step.newType()));
+      changes.add(new SurgeryChanges.Change(step.path(), step.oldType(), step.newType()));
     }
     ModuleSurgery.freezeParameters(frozen, context.trainers());
-    return new SurgeryReport(
+    return new SurgeryChanges(
         NAME, settings(), changes, scalars, scalars, System.nanoTime() - start);
   }
 

@@ -211,7 +211,7 @@ class BlurPoolLiveTest {
     private final int atEpoch;
     private final int totalEpochs;
     private int epochs;
-    SurgeryReport report;
+    SurgeryChanges report;
     int storeSizeBefore;
     int storeSizeAfter;
     Map<String, Object> stateBefore;

@@ -111,13 +111,13 @@ class BlurPoolTest {
     float[] weightValues = conv1Weight.toFloatArray();
     long scalars = AbstractSurgeryAlgorithm.countParameterScalars(net);
 
-    SurgeryReport report = BlurPool.builder().build().apply(SurgeryContext.of(net));
+    SurgeryChanges report = BlurPool.builder().build().apply(SurgeryContext.of(net));
 
     assertEquals("blurpool", report.algorithm());
     assertEquals(
         List.of(
-            new SurgeryReport.Change(conv1Path, "Conv2d", "BlurConv2d"),
-            new SurgeryReport.Change(poolPath, "maxPool2d", "BlurMaxPool2d")),
+            new SurgeryChanges.Change(conv1Path, "Conv2d", "BlurConv2d"),
+            new SurgeryChanges.Change(poolPath, "maxPool2d", "BlurMaxPool2d")),
         report.changes().stream().sorted((a, b) -> a.path().compareTo(b.path())).toList());
     assertEquals(scalars, report.parametersBefore());
     assertEquals(scalars, report.parametersAfter());
@@ -148,7 +148,7 @@ class BlurPoolTest {
 
     BlurPool poolsOnly = BlurPool.builder().optReplaceConvs(false).build();
     assertFalse(poolsOnly.needsInitializedModel());
-    SurgeryReport report = poolsOnly.apply(SurgeryContext.of(net));
+    SurgeryChanges report = poolsOnly.apply(SurgeryContext.of(net));
     assertEquals(
         List.of("BlurMaxPool2d"), report.changes().stream().map(c -> c.newType()).toList());
     assertInstanceOf(BlurMaxPool2d.class, child(4));
@@ -157,7 +157,7 @@ class BlurPoolTest {
   @Test
   void minChannelsDecidesWhichStridedConvsAreReplaced() {
     initialize();
-    SurgeryReport none =
+    SurgeryChanges none =
         BlurPool.builder()
             .optMinChannels(64)
             .optReplaceMaxpools(false)
@@ -166,7 +166,7 @@ class BlurPoolTest {
     assertTrue(none.isEmpty());
     assertSame(conv1, child(0));
 
-    SurgeryReport all =
+    SurgeryChanges all =
         BlurPool.builder()
             .optMinChannels(0)
             .optReplaceMaxpools(false)
@@ -186,7 +186,7 @@ class BlurPoolTest {
     List<Block> after = List.copyOf(net.getChildren().values());
     String tree = net.toString();
 
-    SurgeryReport second = blurPool.apply(SurgeryContext.of(net));
+    SurgeryChanges second = blurPool.apply(SurgeryContext.of(net));
     assertTrue(second.isEmpty(), second.changes().toString());
     assertEquals(after, List.copyOf(net.getChildren().values()));
     assertEquals(tree, net.toString());
@@ -208,7 +208,7 @@ class BlurPoolTest {
   void uninitializedModelIsBlurredWhenMinChannelsIsZero() {
     BlurPool blurPool = BlurPool.builder().optMinChannels(0).build();
     assertFalse(blurPool.needsInitializedModel());
-    SurgeryReport report = blurPool.apply(SurgeryContext.of(net));
+    SurgeryChanges report = blurPool.apply(SurgeryContext.of(net));
     assertEquals(
         Map.of("Conv2d->BlurConv2d", 2, "maxPool2d->BlurMaxPool2d", 1), report.countsByType());
     assertEquals(0, report.parametersBefore());
@@ -292,7 +292,7 @@ class BlurPoolTest {
     BlurPoolTest fresh = new BlurPoolTest();
     fresh.manager = manager;
     fresh.setUpNetwork();
-    SurgeryReport replay = blurPool.apply(SurgeryContext.of(fresh.net));
+    SurgeryChanges replay = blurPool.apply(SurgeryContext.of(fresh.net));
     assertEquals(3, replay.changes().size());
     try (Model loaded = Model.newInstance("net")) {
       loaded.setBlock(fresh.net);
@@ -309,8 +309,8 @@ class BlurPoolTest {
     other.setUpNetwork();
     other.initialize();
     BlurPool blurPool = BlurPool.builder().optMinChannels(0).optBlurFirst(false).build();
-    SurgeryReport a = blurPool.apply(SurgeryContext.of(net));
-    SurgeryReport b = blurPool.apply(SurgeryContext.of(other.net));
+    SurgeryChanges a = blurPool.apply(SurgeryContext.of(net));
+    SurgeryChanges b = blurPool.apply(SurgeryContext.of(other.net));
     assertEquals(a.changes(), b.changes());
     assertEquals(net.toString(), other.net.toString());
   }

@@ -61,10 +61,10 @@ class FactorizeTest {
       Shape out =
           net.forward(new ParameterStore(manager, false), new NDList(x), false).head().getShape();
       Factorize algorithm = small().build();
-      SurgeryReport report = algorithm.apply(SurgeryContext.of(net));
+      SurgeryChanges report = algorithm.apply(SurgeryContext.of(net));
       assertEquals(
           List.of("04Conv2d", "07Conv2d", "10Linear"),
-          report.changes().stream().map(SurgeryReport.Change::path).toList());
+          report.changes().stream().map(SurgeryChanges.Change::path).toList());
       assertEquals(4, ((FactorizedConv2d) BlockPaths.resolve(net, "04FactorizedConv2d")).getRank());
       assertEquals(8, ((FactorizedConv2d) BlockPaths.resolve(net, "07FactorizedConv2d")).getRank());
       assertEquals(2, ((FactorizedLinear) BlockPaths.resolve(net, "10FactorizedLinear")).getRank());
@@ -84,14 +84,14 @@ class FactorizeTest {
     SequentialBlock net = LiveTraining.smallCnn();
     try (NDManager manager = NDManager.newBaseManager()) {
       net.initialize(manager, DataType.FLOAT32, IN);
-      SurgeryReport report =
+      SurgeryChanges report =
           small()
               .optLatentChannels(14)
               .optFactorizeLinears(false)
               .build()
               .apply(SurgeryContext.of(net));
       assertEquals(
-          List.of("07Conv2d"), report.changes().stream().map(SurgeryReport.Change::path).toList());
+          List.of("07Conv2d"), report.changes().stream().map(SurgeryChanges.Change::path).toList());
     }
   }
 

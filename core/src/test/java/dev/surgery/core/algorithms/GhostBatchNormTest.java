@@ -35,7 +35,7 @@ class GhostBatchNormTest {
   void replacesEveryBatchNormOnceOnAnUninitializedModel() {
     SequentialBlock net = LiveTraining.smallCnn();
     GhostBatchNorm algorithm = GhostBatchNorm.builder().optGhostBatchSize(4).build();
-    SurgeryReport report = algorithm.apply(SurgeryContext.of(net));
+    SurgeryChanges report = algorithm.apply(SurgeryContext.of(net));
     assertEquals(Map.of("BatchNorm->GhostBatchNormBlock", 2), report.countsByType());
     assertEquals(0, count(net, BatchNorm.class));
     assertEquals(2, count(net, GhostBatchNormBlock.class));

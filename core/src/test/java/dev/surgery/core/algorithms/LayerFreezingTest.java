@@ -57,10 +57,10 @@ class LayerFreezingTest {
     SequentialBlock net = LiveTraining.smallCnn();
     assertTrue(freezing.apply(new SurgeryContext(net, List.of(), 2, 4)).isEmpty());
     // t = 3/4: half of the 5 freezable layers (the last one never freezes), rounded down: 2.
-    SurgeryReport report = freezing.apply(new SurgeryContext(net, List.of(), 3, 4));
+    SurgeryChanges report = freezing.apply(new SurgeryContext(net, List.of(), 3, 4));
     assertEquals(
         List.of("01Conv2d", "02BatchNorm"),
-        report.changes().stream().map(SurgeryReport.Change::path).toList());
+        report.changes().stream().map(SurgeryChanges.Change::path).toList());
     assertEquals("frozen Conv2d", report.changes().get(0).newType());
     assertEquals(List.of(true, true, false, false, false, false), frozenLayers(net));
     assertTrue(freezing.apply(new SurgeryContext(net, List.of(), 3, 4)).isEmpty(), "idempotent");

@@ -76,7 +76,7 @@ final class LiveTraining {
 
   /** What a live run saw. */
   static final class Result {
-    final List<SurgeryReport> reports = new ArrayList<>();
+    final List<SurgeryChanges> reports = new ArrayList<>();
     float lossBefore;
     float lossAfter;
   }

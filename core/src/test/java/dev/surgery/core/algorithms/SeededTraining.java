@@ -50,7 +50,7 @@ final class SeededTraining {
     final Map<String, float[]> parameters = new LinkedHashMap<>();
 
     /** The surgery's report. */
-    SurgeryReport report;
+    SurgeryChanges report;
   }
 
   /**
@@ -132,9 +132,9 @@ final class SeededTraining {
     return result;
   }
 
-  private static SurgeryReport apply(
+  private static SurgeryChanges apply(
       Algorithm algorithm, Model model, Trainer trainer, int completed, int epochs) {
-    SurgeryReport report =
+    SurgeryChanges report =
         algorithm.apply(SurgeryContext.live(model.getBlock(), trainer, completed, epochs));
     FinitenessGuard.assertFinite(trainer, "right after " + algorithm.name() + " at " + completed);
     return report;

@@ -105,10 +105,10 @@ class SqueezeExciteTest {
           net.forward(new ParameterStore(manager, false), new NDList(x), false).head().getShape();
       SqueezeExcite algorithm =
           SqueezeExcite.builder().optMinChannels(8).optLatentChannels(0.5).build();
-      SurgeryReport report = algorithm.apply(SurgeryContext.of(net));
+      SurgeryChanges report = algorithm.apply(SurgeryContext.of(net));
       assertEquals(
           List.of("04Conv2d", "07Conv2d"),
-          report.changes().stream().map(SurgeryReport.Change::path).toList());
+          report.changes().stream().map(SurgeryChanges.Change::path).toList());
       assertEquals(List.of(second, third), wrappedConvs(net));
       // New parameters: per wrapped conv, two bias-free gate matrices of 16 x 8.
       assertEquals(2 * (2 * 16 * 8), report.parametersAfter() - report.parametersBefore());

@@ -51,7 +51,7 @@ class StochasticDepthTest {
         units.add(p);
       }
     }
-    SurgeryReport report =
+    SurgeryChanges report =
         StochasticDepth.builder().optDropRate(0.3).build().apply(SurgeryContext.of(net));
     assertEquals(Map.of("SequentialBlock->StochasticResidual", 9), report.countsByType());
     List<StochasticResidual> wrapped = wrappers(net);
@@ -99,7 +99,7 @@ class StochasticDepthTest {
               .head()
               .toFloatArray();
       List<Parameter> params = WeightStandardizationTest.parameters(net);
-      SurgeryReport report = StochasticDepth.builder().build().apply(SurgeryContext.of(net));
+      SurgeryChanges report = StochasticDepth.builder().build().apply(SurgeryContext.of(net));
       assertEquals(report.parametersBefore(), report.parametersAfter());
       assertTrue(net.isInitialized());
       List<Parameter> after = WeightStandardizationTest.parameters(net);

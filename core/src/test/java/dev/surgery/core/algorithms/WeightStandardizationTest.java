@@ -50,7 +50,7 @@ class WeightStandardizationTest {
   @Test
   void standardizesAllButTheLastConvolutionsInOrder() {
     SequentialBlock net = LiveTraining.smallCnn();
-    SurgeryReport report =
+    SurgeryChanges report =
         WeightStandardization.builder()
             .optNLastLayersIgnore(1)
             .build()
@@ -82,7 +82,7 @@ class WeightStandardizationTest {
   void idempotentAndLeavesConvSubclassesAlone() {
     SequentialBlock net = new SequentialBlock().add(new CustomConv()).add(LiveTraining.conv(4, 1));
     WeightStandardization ws = WeightStandardization.builder().build();
-    SurgeryReport first = ws.apply(SurgeryContext.of(net));
+    SurgeryChanges first = ws.apply(SurgeryContext.of(net));
     assertEquals(1, first.changes().size());
     assertEquals(List.of("CustomConv", "WeightStandardizedConv2d"), types(net));
     assertTrue(ws.apply(SurgeryContext.of(net)).isEmpty(), "second application changes nothing");
@@ -94,7 +94,7 @@ class WeightStandardizationTest {
     try (NDManager manager = NDManager.newBaseManager()) {
       net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
       List<Parameter> before = parameters(net);
-      SurgeryReport report = WeightStandardization.builder().build().apply(SurgeryContext.of(net));
+      SurgeryChanges report = WeightStandardization.builder().build().apply(SurgeryContext.of(net));
       assertEquals(3, report.changes().size());
       assertEquals(report.parametersBefore(), report.parametersAfter());
       List<Parameter> after = parameters(net);

@@ -18,8 +18,8 @@ import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.WeightCopy;
 import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -172,7 +172,8 @@ public final class B1LiveSurgery {
       BenchSupport.trainStep(trainer, inputShape(), CLASSES);
       System.gc();
       long start = System.nanoTime();
-      SurgeryReport report = blurPool().apply(SurgeryContext.live(model.getBlock(), trainer, 1, 0));
+      SurgeryChanges report =
+          blurPool().apply(SurgeryContext.live(model.getBlock(), trainer, 1, 0));
       double ms = BenchSupport.millisSince(start);
       // Training goes on with the new blocks (not timed).
       BenchSupport.trainStep(trainer, inputShape(), CLASSES);

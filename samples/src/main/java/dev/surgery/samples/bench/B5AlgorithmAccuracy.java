@@ -29,8 +29,8 @@ import dev.surgery.core.algorithms.SqueezeExcite;
 import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.WeightStandardization;
 import dev.surgery.samples.data.SyntheticImages;
-import dev.surgery.trainer.SurgeryApplication;
 import dev.surgery.trainer.SurgeryListener;
+import dev.surgery.trainer.SurgeryOutcome;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
@@ -251,13 +251,13 @@ public final class B5AlgorithmAccuracy {
         EasyTrain.fit(trainer, epochs, data[0], null);
         double seconds = (System.nanoTime() - start) / 1e9;
         double cpuSeconds = (threads.getCurrentThreadCpuTime() - cpuStart) / 1e9;
-        for (SurgeryApplication a : listener.getApplications()) {
-          if (a.status() != SurgeryApplication.Status.APPLIED) {
+        for (SurgeryOutcome a : listener.getOutcomes()) {
+          if (a.status() != SurgeryOutcome.Status.APPLIED) {
             throw new IllegalStateException(v.name() + " failed: " + a.error());
           }
         }
         int replaced =
-            listener.getApplications().stream().mapToInt(a -> a.report().changes().size()).sum();
+            listener.getOutcomes().stream().mapToInt(a -> a.changes().changes().size()).sum();
         double eval = accuracy(trainer, data[1], false);
         recalibrate(trainer, data[0]);
         double recalibrated = accuracy(trainer, data[1], false);

@@ -29,8 +29,8 @@ import ai.djl.translate.TranslateException;
 import ai.djl.util.cuda.CudaUtils;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SqueezeExcite;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.algorithms.SurgeryReport;
 import dev.surgery.core.internal.DjlInternals;
 import java.io.IOException;
 import java.io.InputStream;
@@ -316,7 +316,7 @@ public final class GpuCheck {
                 + " model arrays stale");
 
         // 2. BlurPool
-        SurgeryReport blur =
+        SurgeryChanges blur =
             BlurPool.builder()
                 .optMinChannels(0)
                 .build()
@@ -337,7 +337,7 @@ public final class GpuCheck {
         out.println("  blurpool kept every trained value; model arrays synced from " + devices[0]);
 
         // 3. squeeze-excite
-        SurgeryReport se =
+        SurgeryChanges se =
             SqueezeExcite.builder()
                 .optMinChannels(0)
                 .optLatentChannels(4)

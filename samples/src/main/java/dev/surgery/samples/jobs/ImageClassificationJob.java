@@ -227,7 +227,7 @@ public class ImageClassificationJob {
     Files.createDirectories(out);
     Path html =
         SurgeryReportWriter.builder(name, history)
-            .optListenerReport(options.listenerReport())
+            .optSurgeryLog(options.surgeryLog())
             .optRun(run)
             .build()
             .write(out);

@@ -1,6 +1,7 @@
 package dev.surgery.samples.jobs;
 
 import dev.surgery.samples.data.ImageDatasets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,8 +22,9 @@ import java.util.Locale;
  * @param seed the random seed ({@code --seed}, default 42)
  * @param learningRate Adam's learning rate ({@code --lr}, default 0.001)
  * @param layers ResNetV1 layers for images of side 28 or less ({@code --layers}, default 20)
- * @param surgeryReport the JSON report of a {@code SurgeryListener} to include in the report
- *     ({@code --surgery-report}, default {@code <out>/surgery-listener.json} when it exists)
+ * @param surgeryLog the surgery log (JSON) a {@code SurgeryListener} wrote, to include in the
+ *     surgery report ({@code --surgery-log}, formerly {@code --surgery-report}, still accepted;
+ *     default {@code <out>/surgery-log.json} when it exists)
  * @param extra flags a particular job defines, as {@code name=value}
  */
 public record JobOptions(
@@ -36,8 +38,11 @@ public record JobOptions(
     long seed,
     float learningRate,
     int layers,
-    Path surgeryReport,
+    Path surgeryLog,
     List<String> extra) {
+
+  /** The surgery log's default file name in the output directory. */
+  public static final String SURGERY_LOG = "surgery-log.json";
 
   /** The usage text. */
   public static final String USAGE =
@@ -51,12 +56,12 @@ public record JobOptions(
           "  --dataset NAME      " + String.join("|", ImageDatasets.NAMES) + " (default synthetic)",
           "  --data-dir DIR      local dataset files (MNIST idx files, CIFAR-10 binaries, or one",
           "                      folder per class for imagefolder); without it DJL downloads",
-          "  --out DIR           output directory for the report (default out/<job>)",
+          "  --out DIR           output directory for the surgery report (default out/<job>)",
           "  --seed N            random seed (default 42)",
           "  --lr X              Adam learning rate (default 0.001)",
           "  --layers N          ResNetV1 depth: 20, 32, 44, 56 or 110 (default 20)",
-          "  --surgery-report F  a SurgeryListener JSON report to include",
-          "                      (default <out>/surgery-listener.json when it exists)");
+          "  --surgery-log F     the SurgeryListener's surgery log (JSON) to include",
+          "                      (default <out>/surgery-log.json when it exists)");
 
   /**
    * Parses flags.
@@ -78,7 +83,7 @@ public record JobOptions(
     long seed = 42;
     float lr = 0.001f;
     int layers = 20;
-    Path surgeryReport = null;
+    Path surgeryLog = null;
     List<String> extra = new ArrayList<>();
     for (int i = 0; i < args.length; i++) {
       String flag = args[i];
@@ -110,7 +115,8 @@ public record JobOptions(
         case "seed" -> seed = number(name, value);
         case "lr" -> lr = learningRate(value);
         case "layers" -> layers = positive(name, value, 1);
-        case "surgery-report" -> surgeryReport = Path.of(value);
+        // --surgery-report: the flag's name before the listener's file became the surgery log.
+        case "surgery-log", "surgery-report" -> surgeryLog = Path.of(value);
         default -> {
           if (!List.of(extraFlags).contains(name)) {
             throw new IllegalArgumentException("unknown flag --" + name + "\n" + USAGE);
@@ -134,7 +140,7 @@ public record JobOptions(
         seed,
         lr,
         layers,
-        surgeryReport,
+        surgeryLog,
         List.copyOf(extra));
   }
 
@@ -155,13 +161,19 @@ public record JobOptions(
   }
 
   /**
-   * Returns the listener report to include: {@code --surgery-report}, else {@code
-   * <out>/surgery-listener.json}.
+   * Returns the surgery log to write and include: {@code --surgery-log}, else {@code
+   * <out>/surgery-log.json}, else {@code <out>/surgery-listener.json} when only that one exists
+   * (the default name before, which configs may still write to).
    *
    * @return the path (it may not exist)
    */
-  public Path listenerReport() {
-    return surgeryReport != null ? surgeryReport : out.resolve("surgery-listener.json");
+  public Path surgeryLogPath() {
+    if (surgeryLog != null) {
+      return surgeryLog;
+    }
+    Path current = out.resolve(SURGERY_LOG);
+    Path former = out.resolve("surgery-listener.json");
+    return !Files.exists(current) && Files.exists(former) ? former : current;
   }
 
   /**
@@ -183,7 +195,7 @@ public record JobOptions(
         seed,
         learningRate,
         layers,
-        surgeryReport,
+        surgeryLog,
         extra);
   }
 

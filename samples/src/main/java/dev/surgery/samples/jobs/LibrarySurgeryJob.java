@@ -20,7 +20,7 @@ import dev.surgery.trainer.SurgeryListener;
  *       0.1).
  * </ul>
  *
- * The listener writes its JSON report to {@code <out>/surgery-listener.json}, which the job's
+ * The listener writes its surgery log to {@code <out>/surgery-log.json}, which the job's surgery
  * report includes. Run: {@code mvn -B -q -pl samples exec:exec
  * -Dsample.main=dev.surgery.samples.jobs.LibrarySurgeryJob}.
  */
@@ -42,7 +42,7 @@ public final class LibrarySurgeryJob extends ImageClassificationJob {
             .add(SqueezeExcite.builder().optMinChannels(64).build(), 2)
             .add(StochasticDepth.builder().optDropRate(0.1).build(), 2)
             .optTotalEpochs(options.epochs())
-            .optReportPath(options.listenerReport())
+            .optReportPath(options.surgeryLogPath())
             .build();
   }
 

@@ -62,7 +62,7 @@ public final class ResumeJob extends ImageClassificationJob {
                 .add(BlurPool.builder().build(), 1)
                 .add(SqueezeExcite.builder().optMinChannels(64).build(), 1)
                 .optTotalEpochs(options.epochs())
-                .optReportPath(options.listenerReport())
+                .optReportPath(options.surgeryLogPath())
                 .build();
   }
 

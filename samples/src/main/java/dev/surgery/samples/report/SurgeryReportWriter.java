@@ -29,14 +29,16 @@ import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
 /**
- * Writes the report of a training run: {@code surgery-report.html} with two charts (loss and
- * accuracy per epoch, training and validation, a dashed vertical line at each surgery) saved as
- * PNGs beside it, and the table of what each surgery replaced; and {@code surgery-report.json} with
- * the same facts for machines.
+ * Writes the surgery report of a training run, the page people look at: {@code surgery-report.html}
+ * with two charts (loss and accuracy per epoch, training and validation, a dashed vertical line at
+ * each surgery) saved as PNGs beside it, and the table of what each surgery replaced; and {@code
+ * surgery-report.json} with the same facts for machines.
  *
  * <p>The surgeries come from the {@link TrainingHistory} (changes of the block tree, whoever made
- * them) and, when given, from the JSON report a {@code SurgeryListener} wrote (its {@code
- * applications}: algorithm, epoch, changed paths, time), which names the algorithms.
+ * them) and, when given, from the surgery log a {@code SurgeryListener} wrote (its {@code
+ * applications}: algorithm, epoch, changed paths, time), which names the algorithms. The surgery
+ * log is the listener's own JSON file; this report includes it under {@code
+ * surgery_listener_report}.
  */
 public final class SurgeryReportWriter {
 
@@ -62,13 +64,13 @@ public final class SurgeryReportWriter {
 
   private final String title;
   private final TrainingHistory history;
-  private final JsonObject listenerReport;
+  private final JsonObject surgeryLog;
   private final JsonObject run;
 
   private SurgeryReportWriter(Builder builder) {
     this.title = builder.title;
     this.history = builder.history;
-    this.listenerReport = builder.listenerReport;
+    this.surgeryLog = builder.surgeryLog;
     this.run = builder.run;
   }
 
@@ -102,15 +104,15 @@ public final class SurgeryReportWriter {
       double millis) {}
 
   /**
-   * Returns the surgeries of the run: the listener's applied entries when its report is known,
+   * Returns the surgeries of the run: the listener's applied entries when its surgery log is known,
    * otherwise the tree changes the history saw.
    *
    * @return the surgeries, in order
    */
   public List<Surgery> surgeries() {
     List<Surgery> list = new ArrayList<>();
-    if (listenerReport != null && listenerReport.has("applications")) {
-      for (JsonElement e : listenerReport.getAsJsonArray("applications")) {
+    if (surgeryLog != null && surgeryLog.has("applications")) {
+      for (JsonElement e : surgeryLog.getAsJsonArray("applications")) {
         JsonObject a = e.getAsJsonObject();
         String status = string(a, "status", "applied");
         if (!status.equals("applied")) {
@@ -313,8 +315,9 @@ public final class SurgeryReportWriter {
     }
     root.add("surgeries", list);
     root.add("charts", GSON.toJsonTree(List.of(LOSS_PNG, ACCURACY_PNG)));
-    if (listenerReport != null) {
-      root.add("surgery_listener_report", listenerReport);
+    if (surgeryLog != null) {
+      // The key predates the name "surgery log"; readers of this file depend on it.
+      root.add("surgery_listener_report", surgeryLog);
     }
     return GSON.toJson(root);
   }
@@ -422,7 +425,7 @@ public final class SurgeryReportWriter {
 
     private final String title;
     private final TrainingHistory history;
-    private JsonObject listenerReport;
+    private JsonObject surgeryLog;
     private JsonObject run;
 
     Builder(String title, TrainingHistory history) {
@@ -431,21 +434,21 @@ public final class SurgeryReportWriter {
     }
 
     /**
-     * Adds the JSON report a {@code SurgeryListener} wrote, when the file exists and parses.
+     * Adds the surgery log (JSON) a {@code SurgeryListener} wrote, when the file exists and parses.
      *
-     * @param file the listener's report file, or null
+     * @param file the surgery log file, or null
      * @return this builder
      * @throws IOException if the file exists but cannot be read
      */
-    public Builder optListenerReport(Path file) throws IOException {
+    public Builder optSurgeryLog(Path file) throws IOException {
       if (file != null && Files.isRegularFile(file)) {
         try {
           JsonElement e = JsonParser.parseString(Files.readString(file, StandardCharsets.UTF_8));
           if (e.isJsonObject()) {
-            listenerReport = e.getAsJsonObject();
+            surgeryLog = e.getAsJsonObject();
           }
         } catch (JsonParseException e) {
-          throw new IOException("the surgery listener report " + file + " is not JSON", e);
+          throw new IOException("the surgery log " + file + " is not JSON", e);
         }
       }
       return this;

@@ -5,8 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class JobOptionsTest {
 
@@ -20,7 +22,7 @@ class JobOptionsTest {
     assertEquals("synthetic", o.dataset());
     assertNull(o.dataDir());
     assertEquals(Path.of("out", "job"), o.out());
-    assertEquals(Path.of("out", "job", "surgery-listener.json"), o.listenerReport());
+    assertEquals(Path.of("out", "job", "surgery-log.json"), o.surgeryLogPath());
   }
 
   @Test
@@ -48,7 +50,7 @@ class JobOptionsTest {
               "0.01",
               "--layers",
               "32",
-              "--surgery-report",
+              "--surgery-log",
               "r.json",
               "--resume-from",
               "c"
@@ -64,8 +66,21 @@ class JobOptionsTest {
     assertEquals(7, o.seed());
     assertEquals(0.01f, o.learningRate());
     assertEquals(32, o.layers());
-    assertEquals(Path.of("r.json"), o.listenerReport());
+    assertEquals(Path.of("r.json"), o.surgeryLogPath());
     assertEquals("c", o.extra("resume-from"));
+  }
+
+  @Test
+  void surgeryLogKeepsTheFormerFlagAndDefaultName(@TempDir Path tmp) throws Exception {
+    // the flag's name before the listener's file was called the surgery log
+    assertEquals(Path.of("old.json"), parse("--surgery-report", "old.json").surgeryLogPath());
+    // a config that still writes the former default name is found when the new one is absent
+    JobOptions o = parse("--out", tmp.toString());
+    assertEquals(tmp.resolve("surgery-log.json"), o.surgeryLogPath());
+    Files.writeString(tmp.resolve("surgery-listener.json"), "{}");
+    assertEquals(tmp.resolve("surgery-listener.json"), o.surgeryLogPath());
+    Files.writeString(tmp.resolve("surgery-log.json"), "{}");
+    assertEquals(tmp.resolve("surgery-log.json"), o.surgeryLogPath());
   }
 
   @Test

@@ -168,7 +168,7 @@ class SurgeryReportTest {
             + "\"status\":\"failed\"}],\"not_run\":[]}");
     Path out = dir.resolve("out");
     SurgeryReportWriter writer =
-        SurgeryReportWriter.builder("one epoch", history).optListenerReport(listenerJson).build();
+        SurgeryReportWriter.builder("one epoch", history).optSurgeryLog(listenerJson).build();
     assertEquals(1, writer.surgeries().size());
     writer.write(out);
     String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));

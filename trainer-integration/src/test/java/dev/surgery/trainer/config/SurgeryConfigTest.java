@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
-import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.trainer.SurgeryListener;
 import java.nio.file.Path;
 import java.util.List;
@@ -47,7 +47,7 @@ class SurgeryConfigTest {
     }
 
     @Override
-    public SurgeryReport apply(dev.surgery.core.algorithms.SurgeryContext context) {
+    public SurgeryChanges apply(dev.surgery.core.algorithms.SurgeryContext context) {
       throw new UnsupportedOperationException("config tests never apply");
     }
   }

@@ -1,13 +1,15 @@
 package dev.surgery.trainer;
 
-import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * What happened when a {@link SurgeryListener} ran one scheduled algorithm on one trainer's model:
- * the engine's report, or the failure, and the mean training loss around it.
+ * What became of one scheduled entry on one trainer's model when a {@link SurgeryListener} ran it:
+ * applied (with the {@link SurgeryChanges} the algorithm made), failed or skipped, and the mean
+ * training loss around it. The surgery log file holds one per entry that ran, under {@code
+ * applications}.
  *
  * @param trainer the listener's 1-based number for the trainer (a listener may serve several)
  * @param algorithm the algorithm's config name
@@ -15,7 +17,7 @@ import java.util.Map;
  * @param epoch the number of completed epochs when it ran
  * @param source where the schedule entry was declared ({@code file:line:column} or builder entry)
  * @param status what happened
- * @param report what changed; null unless {@code status} is {@link Status#APPLIED}
+ * @param changes what the algorithm changed; null unless {@code status} is {@link Status#APPLIED}
  * @param error the failure message; null when applied
  * @param nanos time spent in the algorithm, in nanoseconds
  * @param lossBefore mean training loss of the last batches before, or null when none was seen
@@ -24,14 +26,14 @@ import java.util.Map;
  * @param lossAfterBatches how many batches {@code lossAfter} averages (at most 20; fewer while
  *     training is still filling the window)
  */
-public record SurgeryApplication(
+public record SurgeryOutcome(
     int trainer,
     String algorithm,
     Map<String, Object> hyperparameters,
     int epoch,
     String source,
     Status status,
-    SurgeryReport report,
+    SurgeryChanges changes,
     String error,
     long nanos,
     Double lossBefore,
@@ -40,11 +42,11 @@ public record SurgeryApplication(
     int lossAfterBatches) {
 
   /** Copies the hyperparameters. */
-  public SurgeryApplication {
+  public SurgeryOutcome {
     hyperparameters = Collections.unmodifiableMap(new LinkedHashMap<>(hyperparameters));
   }
 
-  /** The outcome of an application. */
+  /** Whether the scheduled algorithm ran, and if not, what training did about it. */
   public enum Status {
     /** The algorithm ran (it may have found nothing to replace). */
     APPLIED,

@@ -5,7 +5,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * What one application of an {@link Algorithm} changed.
+ * What one application of an {@link Algorithm} changed in a model: the blocks it replaced and the
+ * parameter counts around it. The trainer layer wraps it in the outcome of a scheduled entry (with
+ * the losses around it); it is not itself written anywhere.
  *
  * @param algorithm the algorithm's config name
  * @param hyperparameters the hyperparameters it ran with
@@ -14,7 +16,7 @@ import java.util.Map;
  * @param parametersAfter the number after
  * @param nanos time taken, in nanoseconds
  */
-public record SurgeryReport(
+public record SurgeryChanges(
     String algorithm,
     Map<String, Object> hyperparameters,
     List<Change> changes,
@@ -23,7 +25,7 @@ public record SurgeryReport(
     long nanos) {
 
   /** Copies the collections. */
-  public SurgeryReport {
+  public SurgeryChanges {
     hyperparameters = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(hyperparameters));
     changes = List.copyOf(changes);
   }

@@ -1,21 +1,22 @@
 package dev.surgery.trainer;
 
-import dev.surgery.core.algorithms.SurgeryReport;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.util.Map;
 
 /**
- * One application (applied, failed or skipped) whose after-loss may still be filling in. It is
- * shared between the training thread, which adds losses, and readers of the report, hence the
- * synchronized accessors.
+ * A {@link SurgeryOutcome} still being completed: the after-loss fills in over the batches that
+ * follow the surgery. It is shared between the training thread, which adds losses, and readers of
+ * the outcomes (the surgery log, {@link SurgeryListener#getOutcomes()}), hence the synchronized
+ * accessors; {@link #snapshot()} gives the immutable outcome.
  */
-final class Applied {
+final class PendingOutcome {
   private final int trainer;
   private final ScheduledAlgorithm entry;
   private final Map<String, Object> hyperparameters;
   private final int epoch;
-  private final SurgeryApplication.Status status;
-  private final SurgeryReport report;
+  private final SurgeryOutcome.Status status;
+  private final SurgeryChanges changes;
   private final String error;
   private final long nanos;
   private final Double lossBefore;
@@ -23,13 +24,13 @@ final class Applied {
   private double lossAfterSum;
   private int lossAfterBatches;
 
-  Applied(
+  PendingOutcome(
       int trainer,
       ScheduledAlgorithm entry,
       Map<String, Object> hyperparameters,
       int epoch,
-      SurgeryApplication.Status status,
-      SurgeryReport report,
+      SurgeryOutcome.Status status,
+      SurgeryChanges changes,
       String error,
       long nanos,
       Double lossBefore,
@@ -39,7 +40,7 @@ final class Applied {
     this.hyperparameters = hyperparameters;
     this.epoch = epoch;
     this.status = status;
-    this.report = report;
+    this.changes = changes;
     this.error = error;
     this.nanos = nanos;
     this.lossBefore = lossBefore;
@@ -55,15 +56,15 @@ final class Applied {
     return lossAfterBatches;
   }
 
-  synchronized SurgeryApplication snapshot() {
-    return new SurgeryApplication(
+  synchronized SurgeryOutcome snapshot() {
+    return new SurgeryOutcome(
         trainer,
         entry.algorithm().name(),
         hyperparameters,
         epoch,
         entry.source(),
         status,
-        report,
+        changes,
         error,
         nanos,
         lossBefore,

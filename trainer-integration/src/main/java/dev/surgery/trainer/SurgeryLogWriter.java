@@ -1,0 +1,92 @@
+package dev.surgery.trainer;
+
+import com.google.gson.JsonObject;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.stream.Collectors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Collects the outcomes and the entries that never ran, over all trainers of one {@link
+ * SurgeryListener}, and rewrites the surgery log (the JSON file named by {@code report:} in the
+ * config) from them. The file is rewritten whole each time, so that a run that dies midway still
+ * leaves a complete, valid file.
+ */
+final class SurgeryLogWriter {
+
+  // The listener's logger, so that users who configure logging for the listener see these lines.
+  private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
+
+  private final Path logPath;
+  private final List<PendingOutcome> outcomes = Collections.synchronizedList(new ArrayList<>());
+  private final List<JsonObject> notRun = Collections.synchronizedList(new ArrayList<>());
+  private volatile boolean writeFailed;
+
+  /**
+   * Creates a writer.
+   *
+   * @param logPath the surgery log file, or null to only collect
+   */
+  SurgeryLogWriter(Path logPath) {
+    this.logPath = logPath;
+  }
+
+  void add(PendingOutcome outcome) {
+    outcomes.add(outcome);
+  }
+
+  void addNotRun(int trainer, ScheduledAlgorithm entry, String reason) {
+    JsonObject o = new JsonObject();
+    o.addProperty("trainer", trainer);
+    o.addProperty("algorithm", entry.algorithm().name());
+    o.addProperty("epoch", entry.epoch());
+    o.addProperty("source", entry.source());
+    o.addProperty("reason", reason);
+    notRun.add(o);
+  }
+
+  /** Returns a snapshot of every outcome so far, in order. */
+  List<SurgeryOutcome> outcomes() {
+    synchronized (outcomes) {
+      return outcomes.stream().map(PendingOutcome::snapshot).collect(Collectors.toList());
+    }
+  }
+
+  /** Rewrites the surgery log, if one is configured; a failure is logged once and never thrown. */
+  void write() {
+    if (logPath == null) {
+      return;
+    }
+    String json;
+    synchronized (outcomes) {
+      List<SurgeryOutcome> snapshot =
+          outcomes.stream().map(PendingOutcome::snapshot).collect(Collectors.toList());
+      List<JsonObject> pending;
+      synchronized (notRun) {
+        pending = new ArrayList<>(notRun);
+      }
+      json = SurgeryJson.log(snapshot, pending);
+    }
+    // Trainers on several threads may write at once: one file write at a time.
+    synchronized (this) {
+      try {
+        SurgeryJson.write(logPath, json);
+        writeFailed = false;
+      } catch (IOException | RuntimeException e) {
+        // A surgery log is not worth stopping a training run for; say so once.
+        if (!writeFailed) {
+          logger.warn(
+              "Surgery: cannot write the surgery log {}: {}",
+              logPath.toAbsolutePath(),
+              e.toString());
+        }
+        writeFailed = true;
+      }
+    }
+  }
+}
