@@ -26,17 +26,15 @@ modules=(core trainer-integration agent)
 logdir=target/djl-compat
 mkdir -p "$logdir"
 
-# Sums tests, failures + errors and skipped over the JUnit XML reports in one folder (surefire and failsafe).
+# Sums one module's test results from the log: Maven's per-execution summary lines (surefire, then failsafe) that
+# follow the module's "Building" line. (The XML reports undercount dynamic tests, so the log is the source.)
 count() {
-  local files=("$1"/surefire-reports/TEST-*.xml "$1"/failsafe-reports/TEST-*.xml)
-  local existing=()
-  for f in "${files[@]}"; do [ -f "$f" ] && existing+=("$f"); done
-  if [ "${#existing[@]}" -eq 0 ]; then echo "-"; return; fi
-  grep -ho '<testsuite [^>]*>' "${existing[@]}" | awk '
-    { for (i = 1; i <= NF; i++) { split($i, kv, "=") ; gsub(/"/, "", kv[2]);
-        if (kv[1] == "tests") t += kv[2]; if (kv[1] == "failures" || kv[1] == "errors") f += kv[2];
-        if (kv[1] == "skipped") s += kv[2] } }
-    END { printf "%d run, %d failed%s", t, f, (s ? ", " s " skipped" : "") }'
+  awk -v module="$2" '
+    /Building DJL Surgery :: / { current = $6 }
+    current == module && /Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$/ {
+      gsub(/,/, ""); t += $4; f += $6 + $8; s += $10; seen = 1 }
+    END { if (!seen) print "no tests ran"; else printf "%d run, %d failed%s", t, f, (s ? ", " s " skipped" : "") }
+  ' "$1"
 }
 
 rows=()
@@ -56,8 +54,7 @@ for v in "${versions[@]}"; do
   lib=$(grep -m1 -o 'pytorch-native-[a-z0-9]*-[0-9.]*-linux-x86_64\.jar' "$log" | sed 's/-linux-x86_64\.jar//')
   row="| $v | ${djl#djl-} | ${lib:-not found in the log} |"
   for m in "${modules[@]}"; do
-    dir=$(ls -d "$m"/target/djl-"$v".* 2>/dev/null | head -1)
-    if [ -z "$dir" ]; then row="$row not built |"; else row="$row $(count "$dir") |"; fi
+    row="$row $(count "$log" "$m") |"
   done
   if [ "$rc" -eq 0 ]; then result=PASS; else
     # the first compile error or failed test names what broke

@@ -52,7 +52,13 @@ class AlgorithmCardsDocTest {
         String cell = row.split("\\|")[2].strip().replace("`", "");
         if (!h.defaultValue().equals(parse(h, cell))) {
           problems.add(
-              name + ": '" + h.name() + "' default is " + h.defaultValue() + ", the card says " + cell);
+              name
+                  + ": '"
+                  + h.name()
+                  + "' default is "
+                  + h.defaultValue()
+                  + ", the card says "
+                  + cell);
         }
       }
       documented.forEach(k -> problems.add(name + ": '" + k + "' is on the card but not declared"));

@@ -37,8 +37,9 @@ import org.junit.jupiter.api.io.TempDir;
  * member declaration (a field or method, possibly after its Javadoc) is compiled as the body of a
  * class. Any other block is a fragment: it is compiled as the body of a method that has the
  * variables such fragments use ({@code model}, {@code trainer}, {@code inputShape}, {@code epochs},
- * {@code trainSet}, {@code validateSet}). Both get the imports of {@link #FRAGMENT_IMPORTS}. Complete programs of docs/user-guide.md are also run:
- * each trains a tiny model for a second or so.
+ * {@code trainSet}, {@code validateSet}). Both get the imports of {@link #FRAGMENT_IMPORTS}.
+ * Complete programs of docs/user-guide.md are also run: each trains a tiny model for a second or
+ * so.
  */
 class SnippetCompileTest {
 
