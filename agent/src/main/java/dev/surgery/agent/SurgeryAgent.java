@@ -1,18 +1,20 @@
 package dev.surgery.agent;
 
-import dev.surgery.agent.bridge.AgentLog;
-import dev.surgery.agent.bridge.SurgeryAgentExit;
-import dev.surgery.agent.bridge.SurgeryDispatcher;
-import dev.surgery.agent.install.TrainerInstrumentation;
 import dev.surgery.agent.settings.AgentSettings;
 import dev.surgery.agent.settings.AgentSettingsException;
+import dev.surgery.agent.shared.AgentLog;
+import dev.surgery.agent.shared.SurgeryAgentExit;
+import dev.surgery.agent.shared.SurgeryDispatcher;
+import java.io.IOException;
 import java.lang.instrument.Instrumentation;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Predicate;
+import java.util.jar.JarFile;
 
 /**
  * The {@code -javaagent} entry point: attaches a {@code SurgeryListener} built from a YAML config
@@ -88,14 +90,22 @@ public final class SurgeryAgent {
             premain);
         return;
       }
-      List<String> fileProblems = checkFile(given);
+      List<String> fileProblems = new ArrayList<>(checkFile(given));
+      List<Path> extensions = new ArrayList<>();
+      for (String jar : settings.getExtensions()) {
+        List<String> jarProblems = checkExtension(jar);
+        fileProblems.addAll(jarProblems);
+        if (jarProblems.isEmpty()) {
+          extensions.add(Path.of(jar).toAbsolutePath());
+        }
+      }
       if (!fileProblems.isEmpty()) {
         INSTALLED.set(false);
         refuse(fileProblems, premain);
         return;
       }
       SurgeryDispatcher.setDryRun(settings.isDryRun());
-      SurgeryDispatcher.configure(Path.of(given));
+      SurgeryDispatcher.configure(Path.of(given), extensions);
       List<String> problems = SurgeryDispatcher.validateEarly();
       if (problems == null) {
         AgentLog.debug(
@@ -103,7 +113,7 @@ public final class SurgeryAgent {
                 + " is created");
       } else if (!problems.isEmpty()) {
         INSTALLED.set(false);
-        SurgeryDispatcher.configure(null);
+        SurgeryDispatcher.configure(null, List.of());
         refuse(problems, premain);
         return;
       }
@@ -111,7 +121,7 @@ public final class SurgeryAgent {
       AgentLog.debug("installed (config " + given + ")");
     } catch (Throwable t) {
       // Never let anything escape: a throwing premain aborts the JVM with a native crash report.
-      SurgeryDispatcher.configure(null);
+      SurgeryDispatcher.configure(null, List.of());
       if (AgentLog.isDebug()) {
         t.printStackTrace(System.err);
       }
@@ -161,6 +171,40 @@ public final class SurgeryAgent {
     }
     if (!readable.test(path)) {
       return List.of(where + "the config file cannot be read (permission denied)");
+    }
+    return List.of();
+  }
+
+  /**
+   * Checks that a plugin jar given with {@code extensions} exists and can be opened as a jar,
+   * naming the path as given: a missing plugin must stop the run before training, not turn its
+   * algorithm into an "unknown algorithm" later.
+   *
+   * @param given the jar path as the user wrote it
+   * @return problems as {@code path:0:0: message} lines
+   */
+  static List<String> checkExtension(String given) {
+    Path path;
+    try {
+      path = Path.of(given);
+    } catch (InvalidPathException e) {
+      return List.of(given + ":0:0: extensions: not a valid file path: " + e.getReason());
+    }
+    String where = given + ":0:0: extensions: ";
+    if (!Files.exists(path)) {
+      return List.of(
+          where + "plugin jar not found (working directory " + Path.of("").toAbsolutePath() + ")");
+    }
+    if (!Files.isRegularFile(path)) {
+      return List.of(where + "is not a regular file, expected a plugin jar");
+    }
+    if (!Files.isReadable(path)) {
+      return List.of(where + "the plugin jar cannot be read (permission denied)");
+    }
+    try (JarFile jar = new JarFile(path.toFile())) {
+      jar.size();
+    } catch (IOException | SecurityException e) {
+      return List.of(where + "cannot be read as a jar: " + e.getMessage());
     }
     return List.of();
   }

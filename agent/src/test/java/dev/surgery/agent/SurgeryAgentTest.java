@@ -25,6 +25,32 @@ class SurgeryAgentTest {
   }
 
   @Test
+  void extensionJarsMustExistAndBeJars() throws Exception {
+    String missing = dir.resolve("missing.jar").toString();
+    List<String> problems = SurgeryAgent.checkExtension(missing);
+    assertEquals(1, problems.size());
+    assertTrue(
+        problems.get(0).startsWith(missing + ":0:0: extensions: plugin jar not found"),
+        problems.get(0));
+    Path notAJar = Files.writeString(dir.resolve("plugin.jar"), "not a zip");
+    problems = SurgeryAgent.checkExtension(notAJar.toString());
+    assertEquals(1, problems.size());
+    assertTrue(
+        problems.get(0).startsWith(notAJar + ":0:0: extensions: cannot be read as a jar"),
+        problems.get(0));
+    assertEquals(
+        List.of(dir + ":0:0: extensions: is not a regular file, expected a plugin jar"),
+        SurgeryAgent.checkExtension(dir.toString()));
+    Path jar = dir.resolve("ok.jar");
+    try (java.util.jar.JarOutputStream out =
+        new java.util.jar.JarOutputStream(Files.newOutputStream(jar))) {
+      out.putNextEntry(new java.util.zip.ZipEntry("META-INF/services/x"));
+      out.closeEntry();
+    }
+    assertEquals(List.of(), SurgeryAgent.checkExtension(jar.toString()));
+  }
+
+  @Test
   void missingFile() {
     String given = dir.resolve("missing.yaml").toString();
     List<String> problems = SurgeryAgent.checkFile(given);

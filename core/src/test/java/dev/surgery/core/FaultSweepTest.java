@@ -17,8 +17,7 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.testing.OptimizerKind;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -36,7 +35,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * initializes) over three convolutions and a linear layer, so the points are reached at many stages
  * of the trainer update. How often each point is reached is counted on a dry run first; a failure
  * at each hit must restore everything {@link WeightCopyFaultTest.BeforeState} checks, after which
- * training goes on and the same surgery succeeds.
+ * training goes on and the same surgery succeeds. Every hit runs under Adam, SGD with momentum and
+ * weight decay, and AdamW ({@link RollbackTest#ROLLBACK_OPTIMIZERS}).
  */
 class FaultSweepTest {
 
@@ -75,19 +75,26 @@ class FaultSweepTest {
     return policies;
   }
 
-  private static DefaultTrainingConfig adam() {
-    return new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
-        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+  private static DefaultTrainingConfig config(OptimizerKind kind) {
+    return new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(kind.create());
   }
 
-  /** Every (point, hit) pair that one successful surgery reaches. */
+  /** Every (point, hit) pair that one successful surgery reaches, under each optimizer. */
   static Stream<Arguments> everyHit() throws Exception {
+    List<Arguments> cases = new ArrayList<>();
+    for (OptimizerKind kind : RollbackTest.ROLLBACK_OPTIMIZERS) {
+      cases.addAll(everyHit(kind));
+    }
+    return cases.stream();
+  }
+
+  private static List<Arguments> everyHit(OptimizerKind kind) throws Exception {
     Map<String, AtomicInteger> hits = new LinkedHashMap<>();
     POINTS.forEach(p -> hits.put(p, new AtomicInteger()));
     SequentialBlock net = net();
     try (Model model = Fixtures.model("dry-run", net);
         NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(adam())) {
+        Trainer trainer = model.newTrainer(config(kind))) {
       trainer.initialize(INPUT);
       EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
       Faults.install(
@@ -105,19 +112,20 @@ class FaultSweepTest {
     hits.forEach(
         (point, n) -> {
           for (int k = 1; k <= n.get(); k++) {
-            cases.add(Arguments.of(point, k, n.get()));
+            cases.add(Arguments.of(point, k, n.get(), kind));
           }
         });
-    return cases.stream();
+    return cases;
   }
 
-  @ParameterizedTest(name = "{0}, hit {1} of {2}")
+  @ParameterizedTest(name = "{0}, hit {1} of {2}, {3}")
   @MethodSource("everyHit")
-  void failureAtThisHitIsRolledBack(String point, int hit, int of) throws Exception {
+  void failureAtThisHitIsRolledBack(String point, int hit, int of, OptimizerKind kind)
+      throws Exception {
     SequentialBlock net = net();
     try (Model model = Fixtures.model("sweep", net);
         NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(adam())) {
+        Trainer trainer = model.newTrainer(config(kind))) {
       trainer.initialize(INPUT);
       EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
       WeightCopyFaultTest.BeforeState before = WeightCopyFaultTest.BeforeState.of(net, trainer);

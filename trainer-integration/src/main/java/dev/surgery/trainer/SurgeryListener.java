@@ -8,21 +8,25 @@ import ai.djl.training.listener.TrainingListenerAdapter;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.Composition;
 import dev.surgery.core.algorithms.SurgeryChanges;
-import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.SurgeryConfig;
+import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.WeakHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Collectors;
@@ -59,6 +63,16 @@ import org.slf4j.LoggerFactory;
  * which the agent calls when {@code EasyTrain.fit} starts), from the configured number otherwise
  * ({@code total_epochs} in YAML, {@link Builder#optTotalEpochs}); without either they fail with an
  * error that names the setting.
+ *
+ * <p><b>Events.</b> Any driver reports training {@link Event}s through the one entry point {@link
+ * #onEvent(Event, Trainer)}: the drop-in {@link SurgeryTrain#fit} reports every event at its exact
+ * point, a hand-written loop calls {@code listener.onEvent(Event.BATCH_END, trainer)} after {@code
+ * trainer.step()} (and the others where it has them), and the agent calls it from its advice. A
+ * listener is built for a driver that can report a given set of events ({@link
+ * Builder#optObservableEvents}, {@link #fromConfig(SurgeryConfig, Set)}); an entry whose trigger or
+ * algorithm needs an event outside that set is refused when the listener is built, with the entry's
+ * {@code file:line:column}, never skipped silently. DJL's own callbacks make {@link
+ * #CALLBACK_EVENTS}. Entries due at one event run in schedule (YAML) order.
  */
 public final class SurgeryListener extends TrainingListenerAdapter {
 
@@ -68,6 +82,16 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** How many batches the loss means before and after an application average. */
   public static final int LOSS_WINDOW = 20;
 
+  /**
+   * The events DJL's {@code TrainingListener} callbacks alone report: {@link Event#EPOCH_END}
+   * ({@code onEpoch}). {@code onTrainingBatch} fires before {@code Trainer.step()}, so it reports
+   * no exact point, and {@code onTrainingBegin} fires from the {@code Trainer} constructor, before
+   * initialization (it runs epoch-0 entries, which need no event). The default for {@link
+   * #fromYaml(Path)}, {@link #fromConfig(SurgeryConfig)} and {@link #builder()}.
+   */
+  public static final Set<Event> CALLBACK_EVENTS =
+      Collections.unmodifiableSet(EnumSet.of(Event.EPOCH_END));
+
   private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
 
   private final List<ScheduledAlgorithm> schedule;
@@ -75,6 +99,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final Path reportPath;
   private final int totalEpochs;
   private final String totalEpochsHint;
+  private final Set<Event> observable;
+  private final long totalSteps;
+
+  /** Whether an entry is event-driven: then batch losses are kept for State.recentLosses. */
+  private final boolean eventDriven;
 
   private final Map<Trainer, TrainerState> states =
       Collections.synchronizedMap(new WeakHashMap<>());
@@ -87,7 +116,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       OnError onError,
       Path reportPath,
       int totalEpochs,
-      String totalEpochsHint) {
+      String totalEpochsHint,
+      long totalSteps,
+      Set<Event> observable) {
     // Fail at start-up, naming the DJL field, rather than in the middle of a training run.
     DjlInternals.verify();
     this.schedule = List.copyOf(schedule);
@@ -96,6 +127,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.surgeryLog = new SurgeryLogWriter(reportPath);
     this.totalEpochs = totalEpochs;
     this.totalEpochsHint = totalEpochsHint;
+    this.observable = Collections.unmodifiableSet(eventSet(observable));
+    this.totalSteps = totalSteps;
+    this.eventDriven =
+        this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
   }
 
   /**
@@ -119,18 +154,156 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
-   * Builds a listener from a validated config.
+   * Builds a listener from a YAML config file for a driver that reports the given events.
+   *
+   * @param config the YAML file
+   * @param observable the events the driver reports through {@link #onEvent} or DJL's callbacks,
+   *     for example {@link SurgeryTrain#EVENTS} or {@code EnumSet.allOf(Event.class)}
+   * @return the listener
+   * @throws dev.surgery.trainer.config.SurgeryConfigException listing every problem in the file,
+   *     including entries that need an event the driver cannot report (with file:line:column)
+   */
+  public static SurgeryListener fromYaml(Path config, Set<Event> observable) {
+    return fromConfig(SurgeryConfig.load(config), observable);
+  }
+
+  /**
+   * Builds a listener from a validated config, for DJL's callbacks alone ({@link
+   * #CALLBACK_EVENTS}).
    *
    * @param config the config
    * @return the listener
+   * @throws dev.surgery.trainer.config.SurgeryConfigException for entries that need events DJL's
+   *     callbacks do not report
    */
   public static SurgeryListener fromConfig(SurgeryConfig config) {
+    return fromConfig(config, CALLBACK_EVENTS);
+  }
+
+  /**
+   * Builds a listener from a validated config for a driver that reports the given events.
+   *
+   * @param config the config
+   * @param observable the events the driver reports
+   * @return the listener
+   * @throws dev.surgery.trainer.config.SurgeryConfigException for each entry that needs an event
+   *     outside {@code observable}, at the entry's file:line:column
+   */
+  public static SurgeryListener fromConfig(SurgeryConfig config, Set<Event> observable) {
+    config.requireObservable(observable);
     return new SurgeryListener(
         config.getAlgorithms(),
         config.getOnError(),
         config.getReportPath().orElse(null),
         config.getTotalEpochs(),
-        "set 'total_epochs: <n>' at the top level of " + config.getFileName());
+        "set 'total_epochs: <n>' at the top level of " + config.getFileName(),
+        config.getTotalSteps(),
+        observable);
+  }
+
+  /**
+   * Returns the events this listener's driver reports; entries needing others were refused.
+   *
+   * @return the observable events
+   */
+  public Set<Event> getObservableEvents() {
+    return observable;
+  }
+
+  /**
+   * Reports a training event: the one entry point every driver calls (the drop-in {@link
+   * SurgeryTrain#fit}, a hand-written loop, the agent's advice). Entries and event-driven
+   * algorithms due at the event run now, in schedule order. Call it at the exact point the event
+   * names (see {@link Event}); in particular {@link Event#BATCH_END} right after {@code
+   * trainer.step()}, outside any gradient collector.
+   *
+   * <p>{@link Event#INIT} is the same as {@link #onInitialized}, and {@link Event#EPOCH_END} the
+   * same as DJL's {@link #onEpoch}: a driver that reports both for one epoch counts it once. The
+   * batch loss that {@link dev.surgery.core.events.State#recentLosses()} shows comes from DJL's
+   * {@code onTrainingBatch} callback, which {@code EasyTrain.trainBatch} and {@link
+   * SurgeryTrain#trainBatch} fire.
+   *
+   * @param event the event
+   * @param trainer the trainer it happened to
+   * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail}
+   */
+  public void onEvent(Event event, Trainer trainer) {
+    switch (event) {
+      case INIT:
+        initialized(trainer);
+        return;
+      case EPOCH_END:
+        epochEnd(trainer, false);
+        return;
+      default:
+        break;
+    }
+    TrainerState st = state(trainer);
+    switch (event) {
+      case EPOCH_START:
+        st.batchInEpoch = 0;
+        st.epochJustEnded = false;
+        break;
+      case BATCH_START:
+        st.epochJustEnded = false;
+        break;
+      case BATCH_END:
+        st.epochJustEnded = false;
+        st.steps++;
+        break;
+      default:
+        break;
+    }
+    runDue(trainer, st, event);
+    if (event == Event.BATCH_END) {
+      st.batchInEpoch++;
+    }
+  }
+
+  /**
+   * Reports a load event ({@link Event#BEFORE_LOAD} or {@link Event#AFTER_LOAD}) of a model that no
+   * trainer trains yet, such as {@code Model.load} before training. The event-driven entries whose
+   * algorithm lists the event are asked in schedule order, with a {@link
+   * dev.surgery.core.events.State} that has no trainer and counters at 0; a structural change made
+   * here is not recorded in the model's surgery record. A load during training is reported the same
+   * way.
+   *
+   * @param event {@link Event#BEFORE_LOAD} or {@link Event#AFTER_LOAD}
+   * @param model the model being loaded
+   * @throws IllegalArgumentException for any other event, which happens to a trainer
+   * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail}
+   */
+  public void onEvent(Event event, Model model) {
+    if (event != Event.BEFORE_LOAD && event != Event.AFTER_LOAD) {
+      throw new IllegalArgumentException(
+          event + " happens to a trainer: report it with onEvent(event, trainer)");
+    }
+    EventState state = new EventState(event, model);
+    for (ScheduledAlgorithm entry : schedule) {
+      Algorithm algorithm = entry.algorithm();
+      if (entry.trigger().kind() != Trigger.Kind.EVENTS || !algorithm.events().contains(event)) {
+        continue;
+      }
+      String call = "match";
+      try {
+        if (algorithm.match(event, state)) {
+          call = "apply";
+          algorithm.apply(event, state);
+        }
+      } catch (RuntimeException e) {
+        RuntimeException error = pluginError(call, event, algorithm, e);
+        String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
+        if (onError == OnError.FAIL) {
+          throw new SurgeryFailedException(
+              message + " (on_error: fail stops here; use on_error: skip to go on without it)",
+              algorithm.name(),
+              0,
+              null,
+              error);
+        }
+        logger.error("{} (on_error: skip, loading goes on)", message);
+      }
+    }
   }
 
   /**
@@ -224,13 +397,14 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.begun = true;
     Block block = trainer.getModel().getBlock();
     boolean initialized = block != null && block.isInitialized();
+    Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.get(i);
-      if (entry.epoch() != 0 || st.status[i] != EntryStatus.PENDING) {
+      ScheduledAlgorithm entry = schedule.entry(i);
+      if (!schedule.isPendingBeforeTraining(i)) {
         continue;
       }
       if (!initialized && entry.algorithm().needsInitializedModel()) {
-        st.status[i] = EntryStatus.DEFERRED;
+        schedule.defer(i);
         logger.debug(
             "Surgery: {} waits for the model to be initialized (onInitialized)", entry.describe());
         continue;
@@ -239,7 +413,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         awaitLength(st, i);
         continue;
       }
-      apply(trainer, st, i, 0);
+      apply(trainer, st, i, Event.FIT_START);
     }
   }
 
@@ -248,8 +422,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * that algorithms that follow the length of training ({@link Algorithm#needsTotalEpochs()}) know
    * it. The planned length becomes the epochs already completed plus {@code epochs}, and takes
    * precedence over the configured {@code total_epochs}. The agent calls it when {@code
-   * EasyTrain.fit(trainer, epochs, ...)} starts; a program with its own loop may call it before
-   * training. Epoch-0 entries that waited for the length run now.
+   * EasyTrain.fit(trainer, epochs, ...)} starts, and {@link SurgeryTrain#fit} before {@code
+   * FIT_START}; a program with its own loop may call it before training. Epoch-0 entries that
+   * waited for the length run now.
    *
    * @param trainer the trainer about to train
    * @param epochs the number of epochs the loop will run; nothing happens when it is not positive
@@ -261,7 +436,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     TrainerState st = state(trainer);
     int planned = st.passedEpochs() + epochs;
     // Only schedules that follow the length care; the others would only get noise.
-    boolean lengthMatters = schedule.stream().anyMatch(e -> e.algorithm().needsTotalEpochs());
+    boolean lengthMatters =
+        schedule.stream()
+            .anyMatch(e -> e.algorithm().needsTotalEpochs() || e.trigger().needsLength());
     if (lengthMatters && st.plannedEpochs > 0 && st.plannedEpochs != planned) {
       warn(
           "Surgery: the training loop announced "
@@ -290,20 +467,21 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     Block block = trainer.getModel().getBlock();
     boolean initialized = block != null && block.isInitialized();
+    Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
-      if (st.status[i] != EntryStatus.AWAITING_LENGTH) {
+      if (schedule.status(i) != EntryStatus.AWAITING_LENGTH) {
         continue;
       }
-      if (!initialized && schedule.get(i).algorithm().needsInitializedModel()) {
-        st.status[i] = EntryStatus.DEFERRED;
+      if (!initialized && schedule.entry(i).algorithm().needsInitializedModel()) {
+        schedule.defer(i);
         continue;
       }
-      apply(trainer, st, i, 0);
+      apply(trainer, st, i, Event.FIT_START);
     }
   }
 
   private void awaitLength(TrainerState st, int index) {
-    st.status[index] = EntryStatus.AWAITING_LENGTH;
+    st.schedule.awaitLength(index);
     logger.debug(
         "Surgery: {} waits for the planned number of epochs (EasyTrain.fit under the agent,"
             + " onPlannedEpochs)",
@@ -312,25 +490,37 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /**
    * Runs the epoch-0 surgery that needed an initialized model (for example BlurPool with {@code
-   * min_channels}). Call it right after {@code trainer.initialize(shapes)}; the agent calls it from
-   * its {@code Trainer.initialize} hook. Does nothing when nothing waits.
+   * min_channels}), and reports {@link Event#INIT}: the same as {@code onEvent(Event.INIT,
+   * trainer)}. Call it right after {@code trainer.initialize(shapes)}; the agent calls it from its
+   * {@code Trainer.initialize} hook. Handled once per trainer; does nothing when nothing waits.
    *
    * @param trainer the trainer that was just initialized
    */
   public void onInitialized(Trainer trainer) {
+    initialized(trainer);
+  }
+
+  private void initialized(Trainer trainer) {
     TrainerState st = state(trainer);
+    if (st.initSeen) {
+      return; // SurgeryTrain.fit reports INIT again after the program did
+    }
+    st.initSeen = true;
     st.begun = true;
+    Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.get(i);
+      ScheduledAlgorithm entry = schedule.entry(i);
       boolean due =
-          st.status[i] == EntryStatus.DEFERRED
-              || (entry.epoch() == 0 && st.status[i] == EntryStatus.PENDING && st.batches == 0);
+          schedule.status(i) == EntryStatus.DEFERRED
+              || (schedule.isPendingBeforeTraining(i) && st.batches == 0);
       if (due && st.completedEpochs == 0) {
         if (lacksLength(st, entry)) {
           awaitLength(st, i);
           continue;
         }
-        apply(trainer, st, i, 0);
+        apply(trainer, st, i, Event.INIT);
+      } else if (schedule.isPending(i) && schedule.hasKind(i, Trigger.Kind.EVENTS)) {
+        runIfMatches(trainer, st, i, Event.INIT);
       }
     }
   }
@@ -343,9 +533,14 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       firstBatch(trainer, st);
     }
     st.batches++;
+    st.epochJustEnded = false;
     Batch batch = batchData.getBatch();
     long progress = batch == null ? 0 : batch.getProgress();
     long progressTotal = batch == null ? 0 : batch.getProgressTotal();
+    int size = batch == null ? 0 : batch.getSize();
+    if (st.batchesPerEpoch == 0 && progressTotal > 0 && size > 0) {
+      st.batchesPerEpoch = (progressTotal + size - 1) / size;
+    }
     if (!st.epochSinceLastBatch
         && st.lastProgress > 0
         && progressTotal > 0
@@ -357,37 +552,143 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.epochSinceLastBatch = false;
     st.lastProgress = progress;
 
-    if (st.losses.needsLoss(st.passedEpochs(), nextDue(st), batch, progress, progressTotal)) {
+    boolean forState = eventDriven;
+    // This batch becomes step st.steps + 1: a step entry within the window needs its loss.
+    boolean stepSoon = st.schedule.stepsUntilDue(st.steps + 1, plannedSteps(st)) < LOSS_WINDOW;
+    if (forState
+        || stepSoon
+        || st.losses.needsLoss(
+            st.passedEpochs(),
+            st.schedule.nextDueEpoch(st.passedEpochs()),
+            batch,
+            progress,
+            progressTotal)) {
       float loss = st.losses.batchLoss(trainer, batchData, this);
+      if (forState && Float.isFinite(loss)) {
+        st.recentLosses.addLast(loss);
+        if (st.recentLosses.size() > LOSS_WINDOW) {
+          st.recentLosses.removeFirst();
+        }
+      }
       if (Float.isFinite(loss) && st.losses.add(loss, st.batches)) {
         surgeryLog.write();
       }
     }
   }
 
-  /** {@inheritDoc} */
+  /**
+   * Ends an epoch ({@link Event#EPOCH_END}): DJL calls it after each epoch of {@code
+   * EasyTrain.fit}; a hand-written loop calls {@code trainer.notifyListeners(l ->
+   * l.onEpoch(trainer))} or {@code onEvent(Event.EPOCH_END, trainer)}.
+   *
+   * @param trainer the trainer
+   */
   @Override
   public void onEpoch(Trainer trainer) {
+    epochEnd(trainer, true);
+  }
+
+  private void epochEnd(Trainer trainer, boolean byCallback) {
     TrainerState st = state(trainer);
+    if (st.epochJustEnded
+        && st.lastEpochEndByCallback != null
+        && st.lastEpochEndByCallback != byCallback) {
+      // The same epoch end, reported by DJL's onEpoch and by onEvent (the agent does both).
+      return;
+    }
+    st.epochJustEnded = true;
+    st.lastEpochEndByCallback = byCallback;
     st.completedEpochs++;
     st.epochSinceLastBatch = true;
+    if (st.batchesPerEpoch == 0 && st.completedEpochs == 1 && st.batchInEpoch > 0) {
+      st.batchesPerEpoch = st.batchInEpoch;
+    }
     // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
     int completed = st.passedEpochs();
+    Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.get(i);
-      if (st.status[i] == EntryStatus.PENDING && entry.epoch() < completed) {
+      ScheduledAlgorithm entry = schedule.entry(i);
+      if (schedule.isPending(i) && schedule.isEpochBefore(i, completed)) {
         // The listener was attached after that epoch (or missed onTrainingBegin).
-        st.status[i] = EntryStatus.MISSED;
+        schedule.missed(i);
         warn(
             "Surgery: "
                 + entry.describe()
                 + " did not run: the listener first saw this trainer after that point (epoch "
                 + completed
                 + " has completed)");
-      } else if (st.status[i] == EntryStatus.PENDING && entry.epoch() == completed) {
-        apply(trainer, st, i, completed);
+      } else if (schedule.isPending(i) && schedule.isEpoch(i, completed)) {
+        apply(trainer, st, i, Event.EPOCH_END);
+      } else if (schedule.isPending(i)
+          && schedule.hasKind(i, Trigger.Kind.EVERY_EPOCHS)
+          && completed % entry.trigger().amount() == 0) {
+        apply(trainer, st, i, Event.EPOCH_END);
+      } else if (schedule.isPending(i) && schedule.hasKind(i, Trigger.Kind.EVENTS)) {
+        runIfMatches(trainer, st, i, Event.EPOCH_END);
       }
     }
+  }
+
+  /** Runs the step, duration and event-driven entries due at an event, in schedule order. */
+  private void runDue(Trainer trainer, TrainerState st, Event event) {
+    Schedule schedule = st.schedule;
+    for (int i = 0; i < schedule.size(); i++) {
+      if (!schedule.isPending(i)) {
+        continue;
+      }
+      ScheduledAlgorithm entry = schedule.entry(i);
+      Trigger trigger = entry.trigger();
+      switch (trigger.kind()) {
+        case STEP:
+          if (event == Event.BATCH_END && st.steps == trigger.amount()) {
+            apply(trainer, st, i, event);
+          }
+          break;
+        case EVERY_STEPS:
+          if (event == Event.BATCH_END && st.steps % trigger.amount() == 0) {
+            apply(trainer, st, i, event);
+          }
+          break;
+        case DURATION:
+          if (event == Event.BATCH_END) {
+            long total = plannedSteps(st);
+            if (total <= 0) {
+              failed(
+                  st,
+                  i,
+                  event,
+                  new IllegalStateException(
+                      "'"
+                          + trigger.describe().substring(3)
+                          + "' needs the planned number of optimizer steps, which is unknown:"
+                          + " set 'total_steps: <n>', or 'total_epochs: <n>' with data that"
+                          + " reports its size"),
+                  0);
+            } else if (st.steps == dueStep(trigger, total)) {
+              apply(trainer, st, i, event);
+            }
+          }
+          break;
+        case EVENTS:
+          runIfMatches(trainer, st, i, event);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  /** The step at which a duration trigger lands: the first whose fraction reaches it. */
+  static long dueStep(Trigger trigger, long totalSteps) {
+    return Math.max(1, (long) Math.ceil(trigger.fraction() * totalSteps - 1e-9));
+  }
+
+  private long plannedSteps(TrainerState st) {
+    if (totalSteps > 0) {
+      return totalSteps;
+    }
+    int planned = plannedEpochs(st);
+    return planned > 0 && st.batchesPerEpoch > 0 ? planned * st.batchesPerEpoch : 0;
   }
 
   /** {@inheritDoc} */
@@ -397,19 +698,24 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (st == null) {
       return;
     }
+    Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
-      if (st.status[i] != EntryStatus.PENDING
-          && st.status[i] != EntryStatus.DEFERRED
-          && st.status[i] != EntryStatus.AWAITING_LENGTH) {
+      if (!schedule.isOpen(i)) {
         continue;
       }
-      ScheduledAlgorithm entry = schedule.get(i);
+      ScheduledAlgorithm entry = schedule.entry(i);
+      Trigger.Kind kind = entry.trigger().kind();
+      if (kind == Trigger.Kind.EVENTS || (entry.trigger().repeats() && schedule.runs(i) > 0)) {
+        continue; // it ran when it was due, or its own match never chose to
+      }
       String reason;
-      if (st.status[i] == EntryStatus.AWAITING_LENGTH) {
+      if (schedule.status(i) == EntryStatus.AWAITING_LENGTH) {
         reason =
             "it waited for the planned number of epochs, which never came (" + lengthHint() + ")";
-      } else if (st.status[i] == EntryStatus.DEFERRED) {
+      } else if (schedule.status(i) == EntryStatus.DEFERRED) {
         reason = "it waited for onInitialized(trainer), which was never called";
+      } else if (!entry.byEpoch()) {
+        reason = "training ended after " + st.steps + " optimizer steps (BATCH_END events)";
       } else if (st.completedEpochs == 0 && st.batches > 0) {
         reason =
             "the listener saw "
@@ -428,50 +734,96 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   // ------------------------------------------------------------------ applying
 
-  private void apply(Trainer trainer, TrainerState st, int index, int completed) {
+  private EventState stateAt(Trainer trainer, TrainerState st, Event event) {
+    Block block = trainer.getModel().getBlock();
+    // A trainer whose store is still empty (before trainer.initialize) has nothing to keep exact:
+    // initialize registers the new blocks' parameters like all others.
+    boolean live =
+        block != null && block.isInitialized() && ModuleSurgery.hasRegisteredParameters(trainer);
+    return new EventState(event, trainer, live, st, plannedEpochs(st), plannedSteps(st));
+  }
+
+  /** Asks an event-driven entry's algorithm whether it runs now, and runs it if so. */
+  private void runIfMatches(Trainer trainer, TrainerState st, int index, Event event) {
+    Algorithm algorithm = st.schedule.entry(index).algorithm();
+    if (!algorithm.events().contains(event)) {
+      return;
+    }
+    boolean match;
+    try {
+      match = algorithm.match(event, stateAt(trainer, st, event));
+    } catch (RuntimeException e) {
+      failed(st, index, event, pluginError("match", event, algorithm, e), 0);
+      return;
+    }
+    if (match) {
+      apply(trainer, st, index, event);
+    }
+  }
+
+  /** Wraps a plugin's exception so that the message names the plugin, the call and its jar. */
+  private static RuntimeException pluginError(
+      String call, Event event, Algorithm algorithm, RuntimeException e) {
+    if (e instanceof SurgeryException) {
+      return e; // the engine's own error, which names the block
+    }
+    String origin = Algorithms.origin(algorithm.name());
+    return new IllegalStateException(
+        "algorithm '"
+            + algorithm.name()
+            + "' ("
+            + algorithm.getClass().getName()
+            + (origin == null || origin.equals("built-in") ? "" : ", from " + origin)
+            + ") threw in "
+            + call
+            + "("
+            + event.configName()
+            + "): "
+            + e,
+        e);
+  }
+
+  private void apply(Trainer trainer, TrainerState st, int index, Event event) {
     ScheduledAlgorithm entry = schedule.get(index);
     Algorithm algorithm = entry.algorithm();
     Model model = trainer.getModel();
     Block block = model.getBlock();
     if (block == null) {
-      failed(st, index, completed, new IllegalStateException("the model has no block"), 0, null, 0);
+      failed(st, index, event, new IllegalStateException("the model has no block"), 0);
       return;
     }
+    int completed = st.passedEpochs();
     int planned = plannedEpochs(st);
     if (algorithm.needsTotalEpochs() && planned <= 0) {
       failed(
           st,
           index,
-          completed,
+          event,
           new IllegalStateException(
               algorithm.name()
                   + " needs the planned number of epochs, which is unknown: "
                   + lengthHint()),
-          0,
-          st.losses.meanBefore(),
-          st.losses.beforeBatches());
+          0);
       return;
     }
-    // A trainer whose store is still empty (before trainer.initialize) has nothing to keep exact:
-    // initialize registers the new blocks' parameters like all others.
-    boolean live = block.isInitialized() && ModuleSurgery.hasRegisteredParameters(trainer);
-    SurgeryContext context =
-        live
-            ? SurgeryContext.live(block, trainer, completed, planned)
-            : new SurgeryContext(block, List.of(), completed, planned);
+    EventState state = stateAt(trainer, st, event);
     Double lossBefore = st.losses.meanBefore();
     int lossBeforeBatches = st.losses.beforeBatches();
     long start = System.nanoTime();
     SurgeryChanges changes;
     try {
-      changes = algorithm.apply(context);
+      changes = algorithm.apply(event, state);
     } catch (RuntimeException e) {
       long nanos = System.nanoTime() - start;
-      failed(st, index, completed, e, nanos, lossBefore, lossBeforeBatches);
+      failed(st, index, event, pluginError("apply", event, algorithm, e), nanos);
+      return;
+    }
+    st.schedule.ran(index);
+    if (changes == null) {
+      // No structural change (for example an average of the weights): nothing to record.
       return;
     }
     long nanos = changes.nanos() > 0 ? changes.nanos() : System.nanoTime() - start;
-    st.status[index] = EntryStatus.APPLIED;
     PendingOutcome applied =
         new PendingOutcome(
             st.ordinal,
@@ -485,26 +837,25 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             lossBefore,
             lossBeforeBatches);
     surgeryLog.add(applied);
+    st.reports.add(changes);
     st.losses.awaitAfter(applied);
     record(model, algorithm, completed, planned);
     if (logger.isInfoEnabled()) {
-      logger.info(logLine(algorithm.name(), completed, changes, nanos));
+      String line = logLine(algorithm.name(), completed, changes, nanos);
+      logger.info(
+          entry.byEpoch() ? line : line + " (" + event.configName() + ", step " + st.steps + ")");
     }
     surgeryLog.write();
   }
 
-  private void failed(
-      TrainerState st,
-      int index,
-      int completed,
-      RuntimeException e,
-      long nanos,
-      Double lossBefore,
-      int lossBeforeBatches) {
+  private void failed(TrainerState st, int index, Event event, RuntimeException e, long nanos) {
     ScheduledAlgorithm entry = schedule.get(index);
+    int completed = st.passedEpochs();
     String path = e instanceof SurgeryException se ? se.getBlockPath() : null;
     String cause = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     String where = path == null || cause.contains(path) ? "" : " at block " + path;
+    String at =
+        entry.byEpoch() ? "" : " at " + event.configName() + " after " + st.steps + " steps";
     SurgeryOutcome.Status status =
         onError == OnError.FAIL ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED;
     surgeryLog.add(
@@ -517,15 +868,16 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             null,
             cause,
             nanos,
-            lossBefore,
-            lossBeforeBatches));
+            st.losses.meanBefore(),
+            st.losses.beforeBatches()));
+    st.schedule.failed(index, onError != OnError.FAIL);
     if (onError == OnError.FAIL) {
-      st.status[index] = EntryStatus.FAILED;
       surgeryLog.write();
       throw new SurgeryFailedException(
           "Surgery: "
               + entry.describe()
               + " failed"
+              + at
               + where
               + ": "
               + cause
@@ -537,10 +889,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           path,
           e);
     }
-    st.status[index] = EntryStatus.SKIPPED;
     logger.error(
-        "Surgery: {} failed{} and was skipped (on_error: skip), the model is unchanged: {}",
+        "Surgery: {} failed{}{} and was skipped (on_error: skip), it does not run again and the"
+            + " model is unchanged: {}",
         entry.describe(),
+        at,
         where,
         cause);
     // The stack trace helps only when debugging the algorithm itself.
@@ -596,14 +949,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   // ------------------------------------------------------------------ batches and loss
 
   private void firstBatch(Trainer trainer, TrainerState st) {
+    Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.get(i);
-      if (st.status[i] == EntryStatus.AWAITING_LENGTH) {
+      ScheduledAlgorithm entry = schedule.entry(i);
+      if (schedule.status(i) == EntryStatus.AWAITING_LENGTH) {
         // Training starts without the length: fails (or is skipped) naming where to set it.
-        apply(trainer, st, i, 0);
+        apply(trainer, st, i, Event.FIT_START);
         continue;
       }
-      if (st.status[i] == EntryStatus.DEFERRED) {
+      if (schedule.status(i) == EntryStatus.DEFERRED) {
         throw new IllegalStateException(
             "Surgery: "
                 + entry.describe()
@@ -611,8 +965,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + " surgeryListener.onInitialized(trainer) right after trainer.initialize(...)"
                 + " (the surgery agent does this by itself), or schedule it at epoch 1 or later");
       }
-      if (entry.epoch() == 0 && st.status[i] == EntryStatus.PENDING) {
-        st.status[i] = EntryStatus.MISSED;
+      if (schedule.isPendingBeforeTraining(i)) {
+        schedule.missed(i);
         warn(
             "Surgery: "
                 + entry.describe()
@@ -625,17 +979,21 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** Says where the planned number of epochs can come from, for this listener's origin. */
   private String lengthHint() {
     return totalEpochsHint
-        + ", or train with EasyTrain.fit(trainer, epochs, ...) under the surgery agent, which passes"
-        + " its number of epochs";
+        + ", or train with EasyTrain.fit(trainer, epochs, ...) under the surgery agent or with"
+        + " SurgeryTrain.fit(trainer, epochs, ...), which pass their number of epochs";
   }
 
   private void warnUnseen(TrainerState st) {
     int passed = st.passedEpochs();
+    Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.get(i);
-      if (st.status[i] == EntryStatus.PENDING && entry.epoch() > 0 && entry.epoch() <= passed) {
+      ScheduledAlgorithm entry = schedule.entry(i);
+      if (schedule.isPending(i)
+          && entry.byEpoch()
+          && entry.epoch() > 0
+          && entry.epoch() <= passed) {
         // Never run it late: mark it so that a later onEpoch does not apply it at the wrong time.
-        st.status[i] = EntryStatus.MISSED;
+        schedule.missed(i);
         warn(
             "Surgery: "
                 + entry.describe()
@@ -648,19 +1006,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
   }
 
-  /** The epoch of the next pending entry that is still ahead, or Integer.MAX_VALUE when none. */
-  private int nextDue(TrainerState st) {
-    int passed = st.passedEpochs();
-    int nextDue = Integer.MAX_VALUE;
-    for (int i = 0; i < schedule.size(); i++) {
-      int epoch = schedule.get(i).epoch();
-      if (st.status[i] == EntryStatus.PENDING && epoch > passed) {
-        nextDue = Math.min(nextDue, epoch);
-      }
-    }
-    return nextDue;
-  }
-
   // ------------------------------------------------------------------ warnings
 
   private void warn(String message) {
@@ -668,10 +1013,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     logger.warn(message);
   }
 
+  /** Copies a set of events; EnumSet.copyOf refuses an empty set that is no EnumSet. */
+  static EnumSet<Event> eventSet(Set<Event> events) {
+    EnumSet<Event> copy = EnumSet.noneOf(Event.class);
+    copy.addAll(events);
+    return copy;
+  }
+
   private TrainerState state(Trainer trainer) {
     synchronized (states) {
       return states.computeIfAbsent(
-          trainer, t -> new TrainerState(trainerCount.incrementAndGet(), schedule.size()));
+          trainer, t -> new TrainerState(trainerCount.incrementAndGet(), schedule));
     }
   }
 
@@ -685,8 +1037,42 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     private OnError onError = OnError.FAIL;
     private Path reportPath;
     private int totalEpochs;
+    private long totalSteps;
+    private final List<Trigger> triggers = new ArrayList<>();
+    private Set<Event> observable = CALLBACK_EVENTS;
 
     Builder() {}
+
+    /**
+     * Schedules an algorithm with any trigger ({@link Trigger#atStep}, {@link Trigger#every},
+     * {@link Trigger#at}, {@link Trigger#onEvents}). Entries due at one event run in the order they
+     * are added.
+     *
+     * @param algorithm the configured algorithm
+     * @param trigger when it runs
+     * @return this builder
+     */
+    public Builder add(Algorithm algorithm, Trigger trigger) {
+      if (algorithm == null || trigger == null) {
+        throw new IllegalArgumentException("algorithm and trigger must not be null");
+      }
+      algorithms.add(algorithm);
+      epochs.add(trigger.kind() == Trigger.Kind.EPOCH ? (int) trigger.amount() : 0);
+      triggers.add(trigger);
+      return this;
+    }
+
+    /**
+     * Declares the events the driver reports (default {@link #CALLBACK_EVENTS}); {@link #build}
+     * refuses entries that need others.
+     *
+     * @param observable the events, for example {@link SurgeryTrain#EVENTS}
+     * @return this builder
+     */
+    public Builder optObservableEvents(Set<Event> observable) {
+      this.observable = observable == null ? CALLBACK_EVENTS : eventSet(observable);
+      return this;
+    }
 
     /**
      * Schedules an algorithm. Entries run in the order they are added when they share an epoch.
@@ -707,6 +1093,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
       algorithms.add(algorithm);
       epochs.add(epoch);
+      triggers.add(Trigger.atEpoch(epoch));
       return this;
     }
 
@@ -748,6 +1135,21 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
 
     /**
+     * Sets the planned number of optimizer steps, for duration triggers ({@code 0.5dur}); without
+     * it the planned epochs times the batches per epoch are used.
+     *
+     * @param totalSteps the number of steps, or 0 when unknown
+     * @return this builder
+     */
+    public Builder optTotalSteps(long totalSteps) {
+      if (totalSteps < 0) {
+        throw new IllegalArgumentException("totalSteps must be >= 0, got " + totalSteps);
+      }
+      this.totalSteps = totalSteps;
+      return this;
+    }
+
+    /**
      * Builds the listener.
      *
      * @return the listener
@@ -757,11 +1159,27 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     public SurgeryListener build() {
       List<ScheduledAlgorithm> schedule = new ArrayList<>();
       for (int i = 0; i < algorithms.size(); i++) {
-        schedule.add(
-            new ScheduledAlgorithm(
-                algorithms.get(i), epochs.get(i), i, "builder entry " + (i + 1)));
+        ScheduledAlgorithm entry =
+            ScheduledAlgorithm.of(
+                algorithms.get(i), triggers.get(i), i, "builder entry " + (i + 1));
+        Set<Event> needed = EnumSet.noneOf(Event.class);
+        needed.addAll(entry.trigger().events(entry.algorithm()));
+        needed.removeAll(observable);
+        if (!needed.isEmpty()) {
+          throw new IllegalArgumentException(
+              entry.describe()
+                  + " needs the events "
+                  + needed
+                  + ", which this listener's driver does not report (observable: "
+                  + observable
+                  + "); use SurgeryTrain.fit or call listener.onEvent, and declare it with"
+                  + " optObservableEvents");
+        }
+        schedule.add(entry);
       }
-      List<ScheduledAlgorithm> order = new ArrayList<>(schedule);
+      // Step, time and event entries have no place in the epoch order known before training.
+      List<ScheduledAlgorithm> order =
+          new ArrayList<>(schedule.stream().filter(ScheduledAlgorithm::byEpoch).toList());
       order.sort(
           Comparator.comparingInt(ScheduledAlgorithm::epoch)
               .thenComparingInt(ScheduledAlgorithm::index));
@@ -783,7 +1201,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           onError,
           reportPath,
           totalEpochs,
-          "call SurgeryListener.builder().optTotalEpochs(n) or listener.onPlannedEpochs(trainer, n)");
+          "call SurgeryListener.builder().optTotalEpochs(n) or listener.onPlannedEpochs(trainer, n)",
+          totalSteps,
+          observable);
     }
   }
 }

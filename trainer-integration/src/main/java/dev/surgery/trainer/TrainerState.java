@@ -1,6 +1,10 @@
 package dev.surgery.trainer;
 
-import java.util.Arrays;
+import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * What {@link SurgeryListener} knows about one trainer. It must not refer to the trainer, which is
@@ -11,8 +15,8 @@ final class TrainerState {
   /** The 1-based number of the trainer in the order the listener first saw them. */
   final int ordinal;
 
-  /** The status of each schedule entry, by schedule index. */
-  final EntryStatus[] status;
+  /** The status of each schedule entry: the schedule's only owner. */
+  final Schedule schedule;
 
   boolean begun;
   int completedEpochs;
@@ -33,10 +37,33 @@ final class TrainerState {
   /** The loss windows before and after this trainer's applications. */
   final LossWindows losses = new LossWindows();
 
-  TrainerState(int ordinal, int entries) {
+  /** Optimizer steps reported ({@code BATCH_END}). */
+  long steps;
+
+  /** Batches of the current epoch reported ({@code BATCH_END}). */
+  long batchInEpoch;
+
+  /** Batches per epoch, from the data's progress total or the first completed epoch; 0 unknown. */
+  long batchesPerEpoch;
+
+  /** Whether {@code INIT} was reported: it is handled once. */
+  boolean initSeen;
+
+  /** How the last epoch end came (true: DJL's onEpoch), to count one reported twice once. */
+  Boolean lastEpochEndByCallback;
+
+  /** Whether an epoch ended with no batch or epoch start since. */
+  boolean epochJustEnded;
+
+  /** The most recent batch losses, for {@code State.recentLosses}. */
+  final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
+
+  /** What the listener's surgery changed on this trainer's model, in order. */
+  final List<SurgeryChanges> reports = new ArrayList<>();
+
+  TrainerState(int ordinal, List<ScheduledAlgorithm> entries) {
     this.ordinal = ordinal;
-    this.status = new EntryStatus[entries];
-    Arrays.fill(status, EntryStatus.PENDING);
+    this.schedule = new Schedule(entries);
   }
 
   /**

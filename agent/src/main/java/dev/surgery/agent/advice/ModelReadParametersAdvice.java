@@ -1,12 +1,14 @@
 package dev.surgery.agent.advice;
 
-import dev.surgery.agent.bridge.SurgeryDispatcher;
+import dev.surgery.agent.shared.HookPoint;
+import dev.surgery.agent.shared.SurgeryDispatcher;
 import net.bytebuddy.asm.Advice;
 
 /**
  * Inlined at the start of {@code BaseModel.readParameters(Path, Map)}, which {@code Model.load}
  * calls once the block is set: the surgery recorded in the file is replayed on the original
- * architecture before the parameters are read, so resumed jobs load unmodified under the agent.
+ * architecture before the parameters are read, so resumed jobs load unmodified under the agent;
+ * then {@code BEFORE_LOAD}. Its normal return is {@code AFTER_LOAD}.
  */
 public final class ModelReadParametersAdvice {
 
@@ -21,5 +23,15 @@ public final class ModelReadParametersAdvice {
   @Advice.OnMethodEnter(suppress = Error.class)
   public static void enter(@Advice.This Object model, @Advice.Argument(0) Object paramsFile) {
     SurgeryDispatcher.parametersLoading(model, paramsFile);
+  }
+
+  /**
+   * Reports the parameters loaded; not called when reading threw.
+   *
+   * @param model the model that loaded them
+   */
+  @Advice.OnMethodExit(suppress = Error.class)
+  public static void exit(@Advice.This Object model) {
+    SurgeryDispatcher.at(HookPoint.PARAMETERS_LOADED, model);
   }
 }

@@ -1,6 +1,6 @@
 package dev.surgery.agent.advice;
 
-import dev.surgery.agent.bridge.SurgeryDispatcher;
+import dev.surgery.agent.shared.SurgeryDispatcher;
 import net.bytebuddy.asm.Advice;
 
 /**

@@ -1,13 +1,18 @@
 package dev.surgery.agent.settings;
 
+import java.io.File;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.function.Function;
+import java.util.regex.Pattern;
 
 /**
  * The agent's effective settings: where the surgery config is, whether the agent is enabled and
- * whether it logs debug lines, and whether it only prints the surgery plan ({@code dry_run}).
+ * whether it logs debug lines, whether it only prints the surgery plan ({@code dry_run}), and which
+ * plugin jars add algorithms ({@code extensions}).
  *
  * <p>Each setting is looked up in three places; the first that has it wins:
  *
@@ -15,9 +20,9 @@ import java.util.function.Function;
  *   <li>the agent argument: either a bare path ({@code -javaagent:surgery-agent.jar=run.yaml}) or
  *       {@code key=value} pairs separated by {@code ;} ({@code config=run.yaml;debug=true});
  *   <li>the system properties {@code surgery.config}, {@code surgery.enabled}, {@code
- *       surgery.debug};
+ *       surgery.debug}, {@code surgery.dry_run}, {@code surgery.extensions};
  *   <li>the environment variables {@code SURGERY_CONFIG}, {@code SURGERY_ENABLED}, {@code
- *       SURGERY_DEBUG}, {@code SURGERY_DRY_RUN}.
+ *       SURGERY_DEBUG}, {@code SURGERY_DRY_RUN}, {@code SURGERY_EXTENSIONS}.
  * </ol>
  *
  * <p>Defaults: enabled, no debug, no dry run, no config (an enabled agent without a config refuses
@@ -38,20 +43,36 @@ public final class AgentSettings {
   /** Print the plan of every entry at the first {@code Trainer.initialize}; change nothing. */
   public static final String DRY_RUN = "dry_run";
 
-  private static final String[] KEYS = {CONFIG, ENABLED, DEBUG, DRY_RUN};
+  /**
+   * Plugin jars whose algorithms ({@code dev.surgery.core.algorithms.AlgorithmProvider}) YAML may
+   * name like the built-ins, separated by the platform's path separator ({@code :} on Linux and
+   * macOS).
+   */
+  public static final String EXTENSIONS = "extensions";
+
+  private static final String[] KEYS = {CONFIG, ENABLED, DEBUG, DRY_RUN, EXTENSIONS};
+
+  private static final String VALID_KEYS = String.join(", ", KEYS);
 
   private final String config;
   private final boolean enabled;
   private final boolean debug;
   private final boolean dryRun;
+  private final List<String> extensions;
   private final Map<String, String> sources;
 
   private AgentSettings(
-      String config, boolean enabled, boolean debug, boolean dryRun, Map<String, String> sources) {
+      String config,
+      boolean enabled,
+      boolean debug,
+      boolean dryRun,
+      List<String> extensions,
+      Map<String, String> sources) {
     this.config = config;
     this.enabled = enabled;
     this.debug = debug;
     this.dryRun = dryRun;
+    this.extensions = extensions;
     this.sources = sources;
   }
 
@@ -105,7 +126,22 @@ public final class AgentSettings {
     boolean enabled = bool(values, sources, ENABLED, true);
     boolean debug = bool(values, sources, DEBUG, false);
     boolean dryRun = bool(values, sources, DRY_RUN, false);
-    return new AgentSettings(config, enabled, debug, dryRun, Map.copyOf(sources));
+    List<String> extensions = paths(values.get(EXTENSIONS));
+    return new AgentSettings(config, enabled, debug, dryRun, extensions, Map.copyOf(sources));
+  }
+
+  /** Splits a path list at the platform's path separator, dropping empty items. */
+  private static List<String> paths(String value) {
+    if (value == null || value.isBlank()) {
+      return List.of();
+    }
+    List<String> out = new ArrayList<>();
+    for (String item : value.split(Pattern.quote(File.pathSeparator))) {
+      if (!item.isBlank()) {
+        out.add(item.trim());
+      }
+    }
+    return List.copyOf(out);
   }
 
   /**
@@ -148,8 +184,9 @@ public final class AgentSettings {
         throw new AgentSettingsException(
             "malformed agent argument '"
                 + item.trim()
-                + "': expected key=value pairs separated by ';' (keys: config, enabled, debug, dry_run)"
-                + " or a bare config path");
+                + "': expected key=value pairs separated by ';' (keys: "
+                + VALID_KEYS
+                + ") or a bare config path");
       }
       String key = item.substring(0, eq).trim().toLowerCase(Locale.ROOT);
       if (key.startsWith("surgery.")) {
@@ -159,7 +196,9 @@ public final class AgentSettings {
         throw new AgentSettingsException(
             "unknown agent argument key '"
                 + item.substring(0, eq).trim()
-                + "' (valid keys: config, enabled, debug, dry_run)");
+                + "' (valid keys: "
+                + VALID_KEYS
+                + ")");
       }
       if (values.containsKey(key)) {
         throw new AgentSettingsException("agent argument key '" + key + "' given twice");
@@ -241,6 +280,15 @@ public final class AgentSettings {
   }
 
   /**
+   * Returns the plugin jars, as the user gave them, in order.
+   *
+   * @return the paths; empty when none were given
+   */
+  public List<String> getExtensions() {
+    return extensions;
+  }
+
+  /**
    * Describes where each setting came from, for the debug banner.
    *
    * @return for example {@code config=run.yaml (agent argument), enabled=true (default), ...}
@@ -269,6 +317,12 @@ public final class AgentSettings {
         + dryRun
         + " ("
         + sources.get(DRY_RUN)
+        + "), "
+        + EXTENSIONS
+        + "="
+        + String.join(File.pathSeparator, extensions)
+        + " ("
+        + sources.get(EXTENSIONS)
         + ")";
   }
 }

@@ -91,7 +91,7 @@ class BadConfigIT {
             "unknown agent argument key",
             null,
             "conf=x.yaml",
-            "unknown agent argument key 'conf' \\(valid keys: config, enabled, debug, dry_run\\)"),
+            "unknown agent argument key 'conf' \\(valid keys: config, enabled, debug, dry_run, extensions\\)"),
         Arguments.of(
             "malformed boolean", null, "config=x.yaml;debug=yes", "debug must be true or false.*"));
   }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -43,7 +44,8 @@ class AgentSettingsTest {
     assertFalse(s.isEnabled(), "environment used when nothing else sets it");
     assertEquals(
         "config=arg.yaml (agent argument), enabled=false (environment SURGERY_ENABLED),"
-            + " debug=true (system property surgery.debug), dry_run=false (default)",
+            + " debug=true (system property surgery.debug), dry_run=false (default),"
+            + " extensions= (default)",
         s.describe());
 
     AgentSettings fromProperty = resolve(null, props, env);
@@ -70,6 +72,27 @@ class AgentSettingsTest {
   }
 
   @Test
+  void extensionsFromArgumentPropertyOrEnvironmentSplitAtThePathSeparator() {
+    String sep = java.io.File.pathSeparator;
+    assertEquals(
+        List.of("a.jar", "b.jar"),
+        resolve("config=x.yaml;extensions=a.jar" + sep + sep + "b.jar", Map.of(), Map.of())
+            .getExtensions());
+    assertEquals(
+        List.of("p.jar"),
+        resolve(
+                "x.yaml",
+                Map.of("surgery.extensions", "p.jar"),
+                Map.of("SURGERY_EXTENSIONS", "e.jar"))
+            .getExtensions(),
+        "system property beats environment");
+    assertEquals(
+        List.of("e.jar"),
+        resolve("x.yaml", Map.of(), Map.of("SURGERY_EXTENSIONS", "e.jar")).getExtensions());
+    assertEquals(List.of(), resolve("x.yaml", Map.of(), Map.of()).getExtensions());
+  }
+
+  @Test
   void defaultsWhenNothingIsSet() {
     AgentSettings s = resolve(null, Map.of(), Map.of());
     assertNull(s.getConfig());
@@ -87,7 +110,8 @@ class AgentSettingsTest {
     AgentSettingsException unknown =
         assertThrows(AgentSettingsException.class, () -> resolve("cfg=x.yaml", Map.of(), Map.of()));
     assertEquals(
-        "unknown agent argument key 'cfg' (valid keys: config, enabled, debug, dry_run)",
+        "unknown agent argument key 'cfg' (valid keys: config, enabled, debug, dry_run,"
+            + " extensions)",
         unknown.getMessage());
     assertThrows(AgentSettingsException.class, () -> resolve("config=a;=b", Map.of(), Map.of()));
     assertThrows(

@@ -2,8 +2,11 @@ package dev.surgery.core.algorithms;
 
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.Targets;
+import dev.surgery.core.events.Event;
+import dev.surgery.core.events.State;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * A model-surgery algorithm: a named, configured change to a DJL block tree, such as BlurPool.
@@ -12,6 +15,19 @@ import java.util.Map;
  * optimizer state are kept exact through {@link dev.surgery.core.ModuleSurgery}), and reports what
  * it changed. Applying it is all-or-nothing: on failure the model and trainers are as they were.
  * Applying it twice changes nothing the second time.
+ *
+ * <p>An algorithm also has Composer's event shape: at each training {@link Event} the host asks
+ * {@link #match(Event, State)} and, when it answers true, calls {@link #apply(Event, State)}. The
+ * defaults keep a plain surgery algorithm a scheduled one: it matches nothing by itself (a schedule
+ * such as {@code epoch: 2} decides when it runs), and {@code apply(event, state)} runs {@link
+ * #apply(SurgeryContext)} on {@link State#surgeryContext()}. "Apply at epoch N" written in the
+ * event shape is the one-liner {@code return event == Event.EPOCH_END && state.completedEpochs() ==
+ * N;} in {@code match}. An algorithm that reacts to events by itself (such as an exponential moving
+ * average of the weights) overrides {@link #events()}, {@link #match} and {@link #apply(Event,
+ * State)}; config entries without a schedule run it whenever it matches.
+ *
+ * <p>Algorithms from other jars are found through {@link AlgorithmProvider} (a {@link
+ * java.util.ServiceLoader} service) and named in YAML like the built-ins.
  */
 public interface Algorithm {
 
@@ -63,6 +79,47 @@ public interface Algorithm {
    * @throws dev.surgery.core.SurgeryException if the surgery failed; nothing was changed then
    */
   SurgeryChanges apply(SurgeryContext context);
+
+  /**
+   * Lists the events at which this algorithm may {@link #match} by itself, so that a host can
+   * refuse a config whose events its training loop cannot report (never skip them silently) and ask
+   * only at these events. Empty by default: the algorithm runs where its schedule says.
+   *
+   * @return the events, empty for a purely scheduled algorithm
+   */
+  default Set<Event> events() {
+    return Set.of();
+  }
+
+  /**
+   * Tells whether this algorithm wants to run at an event (Composer's {@code match}). Called only
+   * for the events listed by {@link #events()}, and only for config entries without a schedule. It
+   * must not change anything.
+   *
+   * @param event the event being reported
+   * @param state the training state at the event
+   * @return true to have {@link #apply(Event, State)} called now; false by default
+   */
+  default boolean match(Event event, State state) {
+    return false;
+  }
+
+  /**
+   * Runs the algorithm at an event (Composer's {@code apply}). The default runs the structural
+   * surgery {@link #apply(SurgeryContext)} on {@link State#surgeryContext()}, which is only
+   * possible at events where surgery is exact ({@link Event#allowsSurgery()}).
+   *
+   * @param event the event being reported
+   * @param state the training state at the event
+   * @return what changed in the block tree, recorded by the host (and replayed when a checkpoint
+   *     loads); null when the algorithm changed no structure (for example it only updated parameter
+   *     values), which the host does not record as a surgery
+   * @throws dev.surgery.core.SurgeryException if a surgery failed; nothing was changed then
+   * @throws IllegalStateException if the event does not allow surgery
+   */
+  default SurgeryChanges apply(Event event, State state) {
+    return apply(state.surgeryContext());
+  }
 
   /**
    * Tells what {@link #apply} would do on this context, without changing anything: the model, the

@@ -1,18 +1,37 @@
 package dev.surgery.core.algorithms;
 
+import java.net.URL;
+import java.security.CodeSource;
 import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.ServiceConfigurationError;
+import java.util.ServiceLoader;
 import java.util.Set;
 
 /**
  * The registry of algorithms by config name. The built-in algorithms register themselves here;
- * {@link #register} adds user algorithms so that YAML configs can name them.
+ * {@link #register} adds user algorithms written in code, and {@link #loadPlugins(ClassLoader)}
+ * adds those of plugin jars ({@link AlgorithmProvider}). The plugins on the class path of this
+ * library are loaded the first time a name is looked up.
  */
 public final class Algorithms {
 
   private static final Map<String, AlgorithmSpec> SPECS =
       Collections.synchronizedMap(new LinkedHashMap<>());
+
+  /** Where each name came from, for messages: a jar location, or "built-in". */
+  private static final Map<String, String> ORIGINS =
+      Collections.synchronizedMap(new LinkedHashMap<>());
+
+  /** The class loaders whose plugins were loaded already; weakness is not needed: few loaders. */
+  private static final Map<ClassLoader, Boolean> LOADED =
+      Collections.synchronizedMap(new IdentityHashMap<>());
+
+  private static volatile boolean classPathLoaded;
 
   static {
     BuiltinAlgorithms.registerAll();
@@ -27,8 +46,109 @@ public final class Algorithms {
    * @throws IllegalArgumentException if the name is taken
    */
   public static void register(AlgorithmSpec spec) {
-    if (SPECS.putIfAbsent(spec.name(), spec) != null) {
-      throw new IllegalArgumentException("algorithm name already registered: " + spec.name());
+    Class<?> caller =
+        StackWalker.getInstance(StackWalker.Option.RETAIN_CLASS_REFERENCE).getCallerClass();
+    register(spec, originOf(caller));
+  }
+
+  private static void register(AlgorithmSpec spec, String origin) {
+    synchronized (SPECS) {
+      if (SPECS.putIfAbsent(spec.name(), spec) != null) {
+        throw new IllegalArgumentException(
+            "algorithm name already registered: "
+                + spec.name()
+                + " (by "
+                + ORIGINS.get(spec.name())
+                + ")");
+      }
+      ORIGINS.put(spec.name(), origin);
+    }
+  }
+
+  /**
+   * Finds the {@link AlgorithmProvider}s visible to a class loader ({@link ServiceLoader}) and
+   * registers their algorithms. Loading the same loader again does nothing. All or nothing: when
+   * one name is taken (by a built-in or another jar) nothing of this loader is registered.
+   *
+   * @param loader the class loader to search, for example one over the agent's {@code extensions}
+   * @return the specs added, in discovery order
+   * @throws AlgorithmPluginException when two algorithms claim one name (naming both jars), or a
+   *     provider cannot be loaded (naming it)
+   */
+  public static List<AlgorithmSpec> loadPlugins(ClassLoader loader) {
+    synchronized (SPECS) {
+      if (LOADED.containsKey(loader)) {
+        return List.of();
+      }
+      Map<String, AlgorithmSpec> found = new LinkedHashMap<>();
+      Map<String, String> origins = new LinkedHashMap<>();
+      Iterator<AlgorithmProvider> it =
+          ServiceLoader.load(AlgorithmProvider.class, loader).iterator();
+      while (true) {
+        AlgorithmProvider provider;
+        try {
+          if (!it.hasNext()) {
+            break;
+          }
+          provider = it.next();
+        } catch (ServiceConfigurationError e) {
+          throw new AlgorithmPluginException(
+              "an algorithm plugin could not be loaded: " + e.getMessage(), e);
+        }
+        String origin = originOf(provider.getClass());
+        List<AlgorithmSpec> specs;
+        try {
+          specs = provider.algorithms();
+        } catch (RuntimeException | LinkageError e) {
+          throw new AlgorithmPluginException(
+              "the algorithm plugin "
+                  + provider.getClass().getName()
+                  + " ("
+                  + origin
+                  + ") failed to list its algorithms: "
+                  + e,
+              e);
+        }
+        for (AlgorithmSpec spec : specs) {
+          String name = spec.name();
+          String first = origins.containsKey(name) ? origins.get(name) : ORIGINS.get(name);
+          if (first != null) {
+            if (!origins.containsKey(name) && first.equals(origin)) {
+              continue; // the same jar again, through a second class loader: not a second name
+            }
+            throw new AlgorithmPluginException(
+                "two algorithms are named '"
+                    + name
+                    + "': one in "
+                    + first
+                    + ", one in "
+                    + origin
+                    + " ("
+                    + provider.getClass().getName()
+                    + "); remove one of the jars or rename one algorithm",
+                null);
+          }
+          found.put(name, spec);
+          origins.put(name, origin);
+        }
+      }
+      for (AlgorithmSpec spec : found.values()) {
+        register(spec, origins.get(spec.name()));
+      }
+      LOADED.put(loader, Boolean.TRUE);
+      return List.copyOf(found.values());
+    }
+  }
+
+  /** Loads the plugins on this library's class path once, before the first look-up. */
+  private static void loadClassPath() {
+    if (!classPathLoaded) {
+      synchronized (SPECS) {
+        if (!classPathLoaded) {
+          classPathLoaded = true;
+          loadPlugins(Algorithms.class.getClassLoader());
+        }
+      }
     }
   }
 
@@ -37,19 +157,70 @@ public final class Algorithms {
    *
    * @param name the config name
    * @return the spec, or null when unknown
+   * @throws AlgorithmPluginException when the plugins on the class path conflict
    */
   public static AlgorithmSpec spec(String name) {
+    loadClassPath();
     return SPECS.get(name);
+  }
+
+  /**
+   * Tells where an algorithm came from, for messages.
+   *
+   * @param name the config name
+   * @return the jar or directory of its plugin, "built-in", or null when unknown
+   */
+  public static String origin(String name) {
+    loadClassPath();
+    return ORIGINS.get(name);
   }
 
   /**
    * Lists the known config names.
    *
    * @return the names, built-ins first
+   * @throws AlgorithmPluginException when the plugins on the class path conflict
    */
   public static Set<String> names() {
+    loadClassPath();
     synchronized (SPECS) {
-      return Set.copyOf(SPECS.keySet());
+      return Collections.unmodifiableSet(new java.util.LinkedHashSet<>(SPECS.keySet()));
+    }
+  }
+
+  /**
+   * Describes where a class was loaded from: its jar or directory (code source location).
+   *
+   * @param type the class
+   * @return the location, or the class's loader when it has none
+   */
+  static String originOf(Class<?> type) {
+    if (type.getClassLoader() == Algorithms.class.getClassLoader()
+        && type.getName().startsWith("dev.surgery.core.algorithms.")) {
+      return "built-in";
+    }
+    CodeSource source = null;
+    try {
+      source = type.getProtectionDomain().getCodeSource();
+    } catch (SecurityException e) {
+      // fall through: named by its loader
+    }
+    URL location = source == null ? null : source.getLocation();
+    if (location != null) {
+      return location.getPath().isEmpty() ? location.toString() : location.getPath();
+    }
+    return "class loader " + type.getClassLoader();
+  }
+
+  /**
+   * Lists the algorithms with their origins, for listings such as {@code --list-algorithms}.
+   *
+   * @return name to origin
+   */
+  public static Map<String, String> origins() {
+    loadClassPath();
+    synchronized (SPECS) {
+      return Collections.unmodifiableMap(new LinkedHashMap<>(ORIGINS));
     }
   }
 }

@@ -15,9 +15,12 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.translate.Pipeline;
 import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.events.Event;
 import dev.surgery.samples.data.CenterCropTransform;
 import dev.surgery.samples.data.SyntheticImages;
 import dev.surgery.trainer.SurgeryListener;
+import dev.surgery.trainer.SurgeryTrain;
+import dev.surgery.trainer.config.Trigger;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -53,7 +56,8 @@ public final class B2IdleOverhead {
    * Runs the benchmark (or, with {@code --worker}, one measured worker run).
    *
    * @param args {@code --steps N} (default 40), {@code --rounds N} (default 4), {@code --agent
-   *     PATH} (default agent/target/surgery-agent.jar)
+   *     PATH} (default agent/target/surgery-agent.jar), {@code --events} (the listener part only,
+   *     with every event reported through {@code SurgeryTrain})
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
@@ -65,7 +69,11 @@ public final class B2IdleOverhead {
     int rounds = BenchSupport.intFlag(args, "rounds", 4);
     int agentFlag = List.of(args).indexOf("--agent");
     Path agent = Path.of(agentFlag >= 0 ? args[agentFlag + 1] : "agent/target/surgery-agent.jar");
-    listenerInProcess(steps * 2);
+    boolean events = List.of(args).contains("--events");
+    listenerInProcess(steps * 2, events);
+    if (events) {
+      return; // the events variant measures the listener only
+    }
     if (!Files.isRegularFile(agent)) {
       System.out.println("B2 agent part skipped: " + agent + " not found (build it first)");
       return;
@@ -73,8 +81,16 @@ public final class B2IdleOverhead {
     agentProcesses(agent, steps, rounds);
   }
 
-  private static SurgeryListener idleListener() {
-    return SurgeryListener.builder().add(BlurPool.builder().build(), 1_000_000).build();
+  private static SurgeryListener idleListener(boolean events) {
+    SurgeryListener.Builder builder =
+        SurgeryListener.builder().add(BlurPool.builder().build(), 1_000_000);
+    if (events) {
+      // Every event reported, a step entry pending but far away: the per-batch cost of onEvent.
+      builder
+          .add(BlurPool.builder().build(), Trigger.atStep(1_000_000_000_000L))
+          .optObservableEvents(SurgeryTrain.EVENTS);
+    }
+    return builder.build();
   }
 
   private static DefaultTrainingConfig config() {
@@ -99,7 +115,7 @@ public final class B2IdleOverhead {
         .build();
   }
 
-  private static void listenerInProcess(int steps) throws Exception {
+  private static void listenerInProcess(int steps, boolean events) throws Exception {
     Engine.getInstance().setRandomSeed(2);
     List<Double> plain = new ArrayList<>();
     List<Double> withListener = new ArrayList<>();
@@ -109,7 +125,7 @@ public final class B2IdleOverhead {
         NDManager manager = NDManager.newBaseManager()) {
       a.setBlock(resnet20());
       b.setBlock(resnet20());
-      SurgeryListener listener = idleListener();
+      SurgeryListener listener = idleListener(events);
       try (Trainer ta = a.newTrainer(config());
           Trainer tb = b.newTrainer(config().addTrainingListeners(listener))) {
         ta.initialize(input);
@@ -121,11 +137,11 @@ public final class B2IdleOverhead {
           double p;
           double l;
           if (s % 2 == 0) {
-            p = timedStep(ta, batch);
-            l = timedStep(tb, batch);
+            p = timedStep(ta, batch, events);
+            l = timedStep(tb, batch, events);
           } else {
-            l = timedStep(tb, batch);
-            p = timedStep(ta, batch);
+            l = timedStep(tb, batch, events);
+            p = timedStep(ta, batch, events);
           }
           batch.close();
           if (s++ >= 0) {
@@ -138,7 +154,11 @@ public final class B2IdleOverhead {
     double p = BenchSupport.median(plain);
     double l = BenchSupport.median(withListener);
     BenchSupport.printTable(
-        "B2a idle SurgeryListener (nothing due), ResNetV1-20 28 x 28, batch "
+        (events
+                ? "B2a idle SurgeryListener with every event reported (SurgeryTrain.trainBatch,"
+                    + " onEvent BATCH_START/AFTER_FORWARD/AFTER_BACKWARD/BATCH_END; nothing due),"
+                    + " ResNetV1-20 28 x 28, batch "
+                : "B2a idle SurgeryListener (nothing due), ResNetV1-20 28 x 28, batch ")
             + BATCH
             + ", "
             + plain.size()
@@ -167,10 +187,18 @@ public final class B2IdleOverhead {
     return values.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
   }
 
-  private static double timedStep(Trainer trainer, Batch batch) {
+  private static double timedStep(Trainer trainer, Batch batch, boolean events) {
     long t = System.nanoTime();
-    EasyTrain.trainBatch(trainer, batch);
-    trainer.step();
+    if (events) {
+      // Both trainers take the same path; only the one with a SurgeryListener has anyone to tell.
+      SurgeryTrain.fire(trainer, Event.BATCH_START);
+      SurgeryTrain.trainBatch(trainer, batch);
+      trainer.step();
+      SurgeryTrain.fire(trainer, Event.BATCH_END);
+    } else {
+      EasyTrain.trainBatch(trainer, batch);
+      trainer.step();
+    }
     return BenchSupport.millisSince(t);
   }
 

@@ -227,7 +227,7 @@ public class ImageClassificationJob {
     Files.createDirectories(out);
     Path html =
         SurgeryReportWriter.builder(name, history)
-            .optSurgeryLog(options.surgeryLog())
+            .optSurgeryLog(options.surgeryLogPath())
             .optRun(run)
             .build()
             .write(out);

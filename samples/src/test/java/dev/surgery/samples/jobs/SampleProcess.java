@@ -75,13 +75,28 @@ final class SampleProcess {
 
   static Result run(Path workDir, List<String> jvmArgs, Class<?> main, String... args)
       throws IOException, InterruptedException {
+    return run(workDir, jvmArgs, classpath(), main, args);
+  }
+
+  /** Runs a main class of the test sources: the samples' class path plus the test classes. */
+  static Result runWithTestClasses(
+      Path workDir, List<String> jvmArgs, Class<?> main, String... args)
+      throws IOException, InterruptedException {
+    String testClasses =
+        Path.of(main.getProtectionDomain().getCodeSource().getLocation().getPath()).toString();
+    return run(workDir, jvmArgs, classpath() + File.pathSeparator + testClasses, main, args);
+  }
+
+  private static Result run(
+      Path workDir, List<String> jvmArgs, String classpath, Class<?> main, String... args)
+      throws IOException, InterruptedException {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.add("-Dai.djl.offline=true");
     command.add("-Xmx1g");
     command.addAll(jvmArgs);
     command.add("-cp");
-    command.add(classpath());
+    command.add(classpath);
     command.add(main.getName());
     command.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(command).directory(workDir.toFile());

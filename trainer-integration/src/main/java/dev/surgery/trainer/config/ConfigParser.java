@@ -6,6 +6,7 @@ import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.Composition;
 import dev.surgery.core.algorithms.HyperParameter;
+import dev.surgery.core.events.Time;
 import java.math.BigInteger;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -48,16 +49,28 @@ final class ConfigParser {
   static final String ON_ERROR = "on_error";
   static final String REPORT = "report";
   static final String TOTAL_EPOCHS = "total_epochs";
+  static final String TOTAL_STEPS = "total_steps";
   static final String NAME = "name";
   static final String EPOCH = "epoch";
+  static final String STEP = "step";
+  static final String AT = "at";
+  static final String EVERY = "every";
   static final String INCLUDE = Targets.INCLUDE;
   static final String EXCLUDE = Targets.EXCLUDE;
-  static final List<String> ENTRY_KEYS = List.of(NAME, EPOCH, INCLUDE, EXCLUDE);
-  static final List<String> TOP_LEVEL_KEYS = List.of(ALGORITHMS, ON_ERROR, REPORT, TOTAL_EPOCHS);
+  static final List<String> SCHEDULE_KEYS = List.of(EPOCH, STEP, AT, EVERY);
+  static final List<String> ENTRY_KEYS = List.of(NAME, EPOCH, STEP, AT, EVERY, INCLUDE, EXCLUDE);
+  static final List<String> TOP_LEVEL_KEYS =
+      List.of(ALGORITHMS, ON_ERROR, REPORT, TOTAL_EPOCHS, TOTAL_STEPS);
+
+  /** The largest step an entry may name; larger values are taken for typos. */
+  static final long MAX_STEP = 1_000_000_000_000L;
 
   private final String file;
   private final LoadSettings settings;
   private final List<ConfigProblem> problems = new ArrayList<>();
+
+  /** The node that decides the events of the last entry read: its schedule key, or the entry. */
+  private Node triggerNode;
 
   ConfigParser(String file) {
     this.file = file;
@@ -165,6 +178,8 @@ final class ConfigParser {
     Map<String, Node> keys = keys(mapping, TOP_LEVEL_KEYS, "key", "");
 
     List<ScheduledAlgorithm> entries = new ArrayList<>();
+    List<int[]> positions = new ArrayList<>();
+    List<Node> triggerNodes = new ArrayList<>();
     Node algorithms = keys.get(ALGORITHMS);
     if (algorithms == null) {
       addAt(
@@ -176,7 +191,10 @@ final class ConfigParser {
       addAt(algorithms, "'algorithms' must be a list of entries, found " + describe(algorithms));
     } else {
       for (Node entry : list.getValue()) {
+        triggerNode = entry;
         ScheduledAlgorithm s = entry(entry, entries.size());
+        positions.add(at(triggerNode));
+        triggerNodes.add(triggerNode);
         if (s != null) {
           entries.add(s);
         } else {
@@ -238,13 +256,45 @@ final class ConfigParser {
         }
       }
     }
+    long totalSteps = 0;
+    Node totalStepsNode = keys.get(TOTAL_STEPS);
+    if (totalStepsNode != null) {
+      Long t = whole(totalStepsNode, TOTAL_STEPS, 1, MAX_STEP);
+      if (t != null) {
+        totalSteps = t;
+        for (int i = 0; i < entries.size(); i++) {
+          ScheduledAlgorithm s = entries.get(i);
+          if (s != null && s.trigger().kind() == Trigger.Kind.STEP && s.trigger().amount() > t) {
+            addAt(
+                triggerNodes.get(i),
+                "step "
+                    + s.trigger().amount()
+                    + " is after the last step (total_steps: "
+                    + t
+                    + "); this entry would never run");
+          }
+        }
+      }
+    }
+    for (int i = 0; i < entries.size(); i++) {
+      ScheduledAlgorithm s = entries.get(i);
+      if (s != null && s.trigger().needsLength() && totalEpochs == 0 && totalSteps == 0) {
+        addAt(
+            triggerNodes.get(i),
+            "'"
+                + s.trigger().describe().substring(3)
+                + "' is a fraction of the planned training, whose length this file does not give:"
+                + " set 'total_epochs: <n>' or 'total_steps: <n>' at the top level, or use '<n>ep'"
+                + " or '<n>ba'");
+      }
+    }
     if (problems.isEmpty()) {
       checkComposition(entries, (SequenceNode) algorithms);
     }
     if (!problems.isEmpty()) {
       return null;
     }
-    return new SurgeryConfig(file, entries, onError, report, totalEpochs);
+    return new SurgeryConfig(file, entries, onError, report, totalEpochs, totalSteps, positions);
   }
 
   /**
@@ -253,7 +303,9 @@ final class ConfigParser {
    * says, at its epoch.
    */
   private void checkComposition(List<ScheduledAlgorithm> entries, SequenceNode list) {
-    List<ScheduledAlgorithm> order = applicationOrder(entries);
+    // Step, time and event entries have no place in the epoch order known before training.
+    List<ScheduledAlgorithm> order =
+        applicationOrder(entries.stream().filter(ScheduledAlgorithm::byEpoch).toList());
     for (Composition.Conflict c :
         Composition.check(
             order.stream().map(ScheduledAlgorithm::algorithm).toList(),
@@ -331,25 +383,45 @@ final class ConfigParser {
     if (spec != null) {
       validKeys.addAll(spec.names());
     }
+    validKeys.addAll(List.of(STEP, AT, EVERY));
     validKeys.add(INCLUDE);
     validKeys.add(EXCLUDE);
     // Without a known algorithm there is no list of valid keys: report only the name problem.
     Map<String, Node> keys =
         keys(mapping, spec == null ? null : validKeys, "key", " for algorithm '" + name + "'");
 
-    Integer epoch = null;
-    Node epochNode = keys.get(EPOCH);
-    if (epochNode == null) {
-      addAt(
-          node,
-          where
-              + (name == null ? "" : " ('" + name + "')")
-              + " has no 'epoch': the number of completed training epochs after which it runs"
-              + " (0: before the first batch)");
-    } else {
-      epoch = integer(epochNode, "epoch", 0);
+    Trigger trigger = null;
+    boolean scheduleOk = true;
+    List<String> scheduleKeys = new ArrayList<>();
+    for (String k : SCHEDULE_KEYS) {
+      if (keys.containsKey(k)) {
+        scheduleKeys.add(k);
+      }
     }
-
+    if (scheduleKeys.size() > 1) {
+      addAt(
+          keys.get(scheduleKeys.get(1)),
+          where
+              + " has both '"
+              + scheduleKeys.get(0)
+              + "' and '"
+              + scheduleKeys.get(1)
+              + "': give one schedule (epoch, step, at or every)");
+      scheduleOk = false;
+    } else if (scheduleKeys.isEmpty()) {
+      if (spec == null) {
+        addAt(node, noSchedule(where, name));
+        scheduleOk = false;
+      } else {
+        trigger = Trigger.onEvents(); // checked against the algorithm's events once it is built
+      }
+    } else {
+      String key = scheduleKeys.get(0);
+      Node scheduleNode = keys.get(key);
+      triggerNode = scheduleNode;
+      trigger = trigger(key, scheduleNode);
+      scheduleOk = trigger != null;
+    }
     Map<String, Object> values = new LinkedHashMap<>();
     boolean valuesOk = true;
     if (spec != null) {
@@ -375,7 +447,7 @@ final class ConfigParser {
     }
     List<String> include = patterns(keys.get(INCLUDE), name);
     List<String> exclude = patterns(keys.get(EXCLUDE), name);
-    if (spec == null || epoch == null || !valuesOk || problems.size() > problemsBefore) {
+    if (spec == null || !scheduleOk || !valuesOk || problems.size() > problemsBefore) {
       return null;
     }
     Algorithm algorithm;
@@ -395,6 +467,10 @@ final class ConfigParser {
         return null;
       }
     }
+    if (trigger.kind() == Trigger.Kind.EVENTS && algorithm.events().isEmpty()) {
+      addAt(node, noSchedule(where, name));
+      return null;
+    }
     Mark mark = node.getStartMark().orElse(null);
     String source =
         file
@@ -402,7 +478,91 @@ final class ConfigParser {
             + (mark == null ? 1 : mark.getLine() + 1)
             + ":"
             + (mark == null ? 1 : mark.getColumn() + 1);
-    return new ScheduledAlgorithm(algorithm, epoch, index, source);
+    return ScheduledAlgorithm.of(algorithm, trigger, index, source);
+  }
+
+  private static String noSchedule(String where, String name) {
+    return where
+        + (name == null ? "" : " ('" + name + "')")
+        + " has no 'epoch': the number of completed training epochs after which it runs"
+        + " (0: before the first batch); or give 'step: K' (after K optimizer steps), 'at:"
+        + " \"0.5dur\"' or 'every: 2ep'. Only an algorithm that reacts to events by itself may"
+        + " have no schedule";
+  }
+
+  /** Reads one schedule key: epoch, step, at or every. */
+  private Trigger trigger(String key, Node node) {
+    switch (key) {
+      case EPOCH:
+        {
+          Integer epoch = integer(node, EPOCH, 0);
+          return epoch == null ? null : Trigger.atEpoch(epoch);
+        }
+      case STEP:
+        {
+          Long step = whole(node, STEP, 1, MAX_STEP);
+          return step == null ? null : Trigger.atStep(step);
+        }
+      default:
+        Object v = scalar(node);
+        if (v == INVALID) {
+          return null;
+        }
+        if (!(v instanceof String text)) {
+          addAt(
+              node,
+              key
+                  + " takes a time string such as '2ep' (epochs), '100ba' (batches)"
+                  + (key.equals(AT) ? " or '0.5dur' (a fraction of the planned training)" : "")
+                  + ", got "
+                  + describe(node));
+          return null;
+        }
+        try {
+          Time time = Time.parse(text);
+          if (key.equals(EVERY) && time.unit() != Time.Unit.DURATION && time.count() == 0) {
+            addAt(node, "every must be at least 1ep or 1ba, got '" + text + "'");
+            return null;
+          }
+          if (key.equals(AT)
+              && time.unit() == Time.Unit.BATCH
+              && (time.count() < 1 || time.count() > MAX_STEP)) {
+            addAt(node, "at: a step must be in [1, " + MAX_STEP + "], got '" + text + "'");
+            return null;
+          }
+          if (key.equals(AT)
+              && time.unit() == Time.Unit.EPOCH
+              && time.count() > SurgeryConfig.MAX_EPOCH) {
+            addAt(
+                node,
+                "at: an epoch must be at most " + SurgeryConfig.MAX_EPOCH + ", got '" + text + "'");
+            return null;
+          }
+          return key.equals(AT) ? Trigger.at(time) : Trigger.every(time);
+        } catch (IllegalArgumentException e) {
+          addAt(node, key + ": " + e.getMessage());
+          return null;
+        }
+    }
+  }
+
+  /** Reads a whole number in [min, max]. */
+  private Long whole(Node node, String key, long min, long max) {
+    Object v = scalar(node);
+    if (v == INVALID) {
+      return null;
+    }
+    String expected = key + " must be a whole number in [" + min + ", " + max + "]";
+    if (v instanceof Integer || v instanceof Long || v instanceof BigInteger) {
+      BigInteger b = new BigInteger(v.toString());
+      if (b.compareTo(BigInteger.valueOf(min)) < 0 || b.compareTo(BigInteger.valueOf(max)) > 0) {
+        addAt(node, expected + ", got " + b);
+        return null;
+      }
+      return b.longValue();
+    }
+    addAt(node, expected + ", got " + describe(node));
+    return null;
   }
 
   /**
@@ -618,6 +778,11 @@ final class ConfigParser {
   private String position(Node node) {
     Mark m = node.getStartMark().orElse(null);
     return m == null ? "?" : "line " + (m.getLine() + 1) + ", column " + (m.getColumn() + 1);
+  }
+
+  private static int[] at(Node node) {
+    Mark m = node.getStartMark().orElse(null);
+    return new int[] {m == null ? 1 : m.getLine() + 1, m == null ? 1 : m.getColumn() + 1};
   }
 
   private void addAt(Node node, String message) {

@@ -3,25 +3,35 @@ package dev.surgery.trainer.config;
 import dev.surgery.core.algorithms.Algorithm;
 
 /**
- * One entry of a surgery schedule: an algorithm and the number of completed training epochs after
- * which it is applied (0: before the first training batch).
+ * One entry of a surgery schedule: an algorithm and when it runs ({@link Trigger}).
  *
  * @param algorithm the configured algorithm
- * @param epoch the number of completed epochs when it runs; 0 runs it before training
- * @param index the entry's position in the schedule (0-based, file or builder order)
+ * @param epoch for an epoch trigger, the number of completed epochs when it runs (0 runs it before
+ *     training); 0 for the other triggers, which are not placed by epoch (see {@link #trigger})
+ * @param index the entry's position in the schedule (0-based, file or builder order); entries due
+ *     at one event run in this order
  * @param source where the entry was declared, for messages: {@code file:line:column} for a config
  *     entry, {@code builder entry N} for one added in code
+ * @param trigger when the entry runs
  */
-public record ScheduledAlgorithm(Algorithm algorithm, int epoch, int index, String source) {
+public record ScheduledAlgorithm(
+    Algorithm algorithm, int epoch, int index, String source, Trigger trigger) {
 
   /** Validates the entry. */
   public ScheduledAlgorithm {
     if (algorithm == null) {
       throw new IllegalArgumentException("algorithm must not be null");
     }
+    if (trigger == null) {
+      trigger = Trigger.atEpoch(epoch);
+    }
     if (epoch < 0 || epoch > SurgeryConfig.MAX_EPOCH) {
       throw new IllegalArgumentException(
           "epoch must be in [0, " + SurgeryConfig.MAX_EPOCH + "], got " + epoch);
+    }
+    if (trigger.kind() == Trigger.Kind.EPOCH && trigger.amount() != epoch) {
+      throw new IllegalArgumentException(
+          "epoch " + epoch + " disagrees with the trigger " + trigger.describe());
     }
     if (index < 0) {
       throw new IllegalArgumentException("index must be >= 0, got " + index);
@@ -32,12 +42,49 @@ public record ScheduledAlgorithm(Algorithm algorithm, int epoch, int index, Stri
   }
 
   /**
+   * Creates an entry that runs after a number of completed epochs.
+   *
+   * @param algorithm the configured algorithm
+   * @param epoch the completed epochs; 0 runs it before training
+   * @param index the entry's position in the schedule
+   * @param source where the entry was declared
+   */
+  public ScheduledAlgorithm(Algorithm algorithm, int epoch, int index, String source) {
+    this(algorithm, epoch, index, source, Trigger.atEpoch(epoch));
+  }
+
+  /**
+   * Creates an entry with any trigger.
+   *
+   * @param algorithm the configured algorithm
+   * @param trigger when it runs
+   * @param index the entry's position in the schedule
+   * @param source where the entry was declared
+   * @return the entry
+   */
+  public static ScheduledAlgorithm of(
+      Algorithm algorithm, Trigger trigger, int index, String source) {
+    int epoch = trigger.kind() == Trigger.Kind.EPOCH ? Math.toIntExact(trigger.amount()) : 0;
+    return new ScheduledAlgorithm(algorithm, epoch, index, source, trigger);
+  }
+
+  /**
+   * Tells whether the entry runs after completed epochs (the schedule DJL's callbacks alone can
+   * drive).
+   *
+   * @return true for an epoch trigger
+   */
+  public boolean byEpoch() {
+    return trigger.kind() == Trigger.Kind.EPOCH;
+  }
+
+  /**
    * Describes the entry for log lines and exceptions, for example {@code blurpool at epoch 1
-   * (surgery.yaml:4:5)}.
+   * (surgery.yaml:4:5)} or {@code ema on its events (surgery.yaml:7:5)}.
    *
    * @return the description
    */
   public String describe() {
-    return algorithm.name() + " at epoch " + epoch + " (" + source + ")";
+    return algorithm.name() + " " + trigger.describe() + " (" + source + ")";
   }
 }

@@ -1,5 +1,6 @@
 package dev.surgery.trainer.config;
 
+import dev.surgery.core.events.Event;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.CharBuffer;
@@ -12,9 +13,12 @@ import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * A validated surgery schedule read from YAML: which algorithms run after how many completed
@@ -50,18 +54,26 @@ public final class SurgeryConfig {
   private final OnError onError;
   private final Path reportPath;
   private final int totalEpochs;
+  private final long totalSteps;
+
+  /** Per entry, the 1-based line and column of what decides its events (schedule key or entry). */
+  private final List<int[]> triggerPositions;
 
   SurgeryConfig(
       String fileName,
       List<ScheduledAlgorithm> algorithms,
       OnError onError,
       Path reportPath,
-      int totalEpochs) {
+      int totalEpochs,
+      long totalSteps,
+      List<int[]> triggerPositions) {
     this.fileName = fileName;
     this.algorithms = List.copyOf(algorithms);
     this.onError = onError;
     this.reportPath = reportPath;
     this.totalEpochs = totalEpochs;
+    this.totalSteps = totalSteps;
+    this.triggerPositions = List.copyOf(triggerPositions);
   }
 
   /**
@@ -159,12 +171,66 @@ public final class SurgeryConfig {
     return totalEpochs;
   }
 
+  /**
+   * Returns the planned number of optimizer steps.
+   *
+   * @return the {@code total_steps} value, or 0 when the file does not set it
+   */
+  public long getTotalSteps() {
+    return totalSteps;
+  }
+
+  /**
+   * Refuses the entries whose trigger or algorithm needs an event the driving mode cannot report:
+   * such an entry would never run, and must not be skipped silently.
+   *
+   * @param observable the events the driver reports
+   * @throws SurgeryConfigException with one problem per such entry, at its schedule key (or the
+   *     entry, for an event-driven one) as file:line:column
+   */
+  public void requireObservable(Set<Event> observable) {
+    List<ConfigProblem> problems = new ArrayList<>();
+    for (int i = 0; i < algorithms.size(); i++) {
+      ScheduledAlgorithm entry = algorithms.get(i);
+      Set<Event> missing = EnumSet.noneOf(Event.class);
+      missing.addAll(entry.trigger().events(entry.algorithm()));
+      missing.removeAll(observable);
+      if (missing.isEmpty()) {
+        continue;
+      }
+      int[] at = triggerPositions.get(i);
+      problems.add(
+          new ConfigProblem(
+              fileName,
+              at[0],
+              at[1],
+              "algorithms entry "
+                  + (i + 1)
+                  + " ("
+                  + entry.algorithm().name()
+                  + " "
+                  + entry.trigger().describe()
+                  + ") needs the "
+                  + (missing.size() == 1 ? "event " : "events ")
+                  + missing.stream().map(Event::configName).toList()
+                  + ", which this training mode does not report (it reports "
+                  + observable.stream().map(Event::configName).toList()
+                  + "). DJL's TrainingListener callbacks report only epoch ends; train with"
+                  + " SurgeryTrain.fit, call listener.onEvent from your loop and build the listener"
+                  + " with those events (SurgeryListener.fromConfig(config, events)), or use the"
+                  + " surgery agent"));
+    }
+    if (!problems.isEmpty()) {
+      throw new SurgeryConfigException(problems);
+    }
+  }
+
   /** {@inheritDoc} */
   @Override
   public String toString() {
     StringBuilder sb = new StringBuilder("SurgeryConfig(").append(fileName).append(": ");
     for (ScheduledAlgorithm a : algorithms) {
-      sb.append(a.algorithm().name()).append('@').append(a.epoch()).append(' ');
+      sb.append(a.algorithm().name()).append(' ').append(a.trigger().describe()).append("; ");
     }
     sb.append("on_error=").append(onError.configName());
     if (reportPath != null) {

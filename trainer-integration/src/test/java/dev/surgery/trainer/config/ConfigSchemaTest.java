@@ -81,7 +81,11 @@ class ConfigSchemaTest {
           "55-exclude-double-star-inside-segment.yaml",
           "56-include-number-and-empty-type.yaml",
           "57-include-key-typo.yaml",
-          "58-include-mapping-exclude-absolute.yaml");
+          "58-include-mapping-exclude-absolute.yaml",
+          "59-step-zero.yaml",
+          "60-epoch-and-step.yaml",
+          "62-every-duration.yaml",
+          "63-time-string-upper-case.yaml");
 
   /**
    * Corpus files only the parser refuses: not YAML text at all (binary, syntax errors, several
@@ -111,7 +115,9 @@ class ConfigSchemaTest {
           "47-invalid-utf8-in-name.yaml",
           "51-unclosed-quote.yaml",
           "52-squeeze-excite-repeated.yaml",
-          "53-blurpool-repeated.yaml");
+          "53-blurpool-repeated.yaml",
+          "61-duration-without-length.yaml", // needs a length the file does not give
+          "64-fractional-epochs-time-string.yaml"); // whole counts inside a time string
 
   static JsonSchema schema() throws IOException {
     JsonNode node = JSON.readTree(schemaFile().toFile());

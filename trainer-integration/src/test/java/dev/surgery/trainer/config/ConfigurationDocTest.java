@@ -101,7 +101,8 @@ class ConfigurationDocTest {
     MarkdownDoc doc = MarkdownDoc.read(DOC);
     MarkdownDoc.Block example = doc.codeBlocks("yaml").get(0);
     SurgeryConfig config = SurgeryConfig.parse(example.text(), example.where());
-    assertEquals(2, config.getAlgorithms().size());
+    assertEquals(3, config.getAlgorithms().size());
     assertEquals(10, config.getTotalEpochs());
+    assertEquals(1200, config.getAlgorithms().get(2).trigger().amount());
   }
 }

@@ -1,0 +1,403 @@
+package dev.surgery.agent;
+
+import static net.bytebuddy.matcher.ElementMatchers.hasSuperType;
+import static net.bytebuddy.matcher.ElementMatchers.isAbstract;
+import static net.bytebuddy.matcher.ElementMatchers.isConstructor;
+import static net.bytebuddy.matcher.ElementMatchers.isInterface;
+import static net.bytebuddy.matcher.ElementMatchers.isStatic;
+import static net.bytebuddy.matcher.ElementMatchers.nameEndsWith;
+import static net.bytebuddy.matcher.ElementMatchers.nameStartsWith;
+import static net.bytebuddy.matcher.ElementMatchers.named;
+import static net.bytebuddy.matcher.ElementMatchers.not;
+import static net.bytebuddy.matcher.ElementMatchers.takesArgument;
+import static net.bytebuddy.matcher.ElementMatchers.takesArguments;
+
+import dev.surgery.agent.advice.EasyTrainEvaluateDatasetAdvice;
+import dev.surgery.agent.advice.EasyTrainFitAdvice;
+import dev.surgery.agent.advice.GradientCollectorBackwardAdvice;
+import dev.surgery.agent.advice.ModelReadParametersAdvice;
+import dev.surgery.agent.advice.TrainerConstructorAdvice;
+import dev.surgery.agent.advice.TrainerEvaluateAdvice;
+import dev.surgery.agent.advice.TrainerForwardAdvice;
+import dev.surgery.agent.advice.TrainerInitializeAdvice;
+import dev.surgery.agent.advice.TrainerNewGradientCollectorAdvice;
+import dev.surgery.agent.advice.TrainerStepAdvice;
+import dev.surgery.agent.shared.AgentLog;
+import dev.surgery.agent.shared.SurgeryDispatcher;
+import java.lang.instrument.Instrumentation;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import net.bytebuddy.agent.builder.AgentBuilder;
+import net.bytebuddy.agent.builder.ResettableClassFileTransformer;
+import net.bytebuddy.asm.Advice;
+import net.bytebuddy.description.method.MethodDescription;
+import net.bytebuddy.description.type.TypeDescription;
+import net.bytebuddy.dynamic.DynamicType;
+import net.bytebuddy.matcher.ElementMatcher;
+import net.bytebuddy.utility.JavaModule;
+
+/**
+ * Weaves the agent's advice into {@code ai.djl.training.Trainer} (construction, {@code initialize},
+ * {@code forward}, {@code newGradientCollector}, {@code step}, {@code evaluate}), into the engines'
+ * gradient collectors ({@code backward}), into {@code ai.djl.BaseModel}'s parameter loading (for
+ * checkpoint replay and the load events), and into {@code ai.djl.training.EasyTrain} ({@code fit},
+ * which tells the planned number of epochs, and {@code evaluateDataset}), in whichever class loader
+ * defines them, including classes that are already loaded (retransformation).
+ *
+ * <p>Before weaving, the {@code Trainer} is checked for every member the advice and the dispatcher
+ * rely on (the {@code listeners} field, the {@code (Model, TrainingConfig)} constructor and the
+ * instrumented methods); a {@code Trainer} of another shape (another DJL version) is left alone
+ * with one warning, and so is a class loader that cannot see the agent's dispatcher. The agent
+ * therefore reports either every training event or none.
+ */
+public final class TrainerInstrumentation {
+
+  private static final String MODEL = "ai.djl.Model";
+  private static final String TRAINING_CONFIG = "ai.djl.training.TrainingConfig";
+  private static final String SHAPE = "ai.djl.ndarray.types.Shape";
+  private static final String TRAINER = SurgeryDispatcher.TRAINER;
+  private static final String DATASET = "ai.djl.training.dataset.Dataset";
+  private static final String NDLIST = "ai.djl.ndarray.NDList";
+  private static final String NDARRAY = "ai.djl.ndarray.NDArray";
+  private static final String GRADIENT_COLLECTOR = "ai.djl.training.GradientCollector";
+
+  private TrainerInstrumentation() {}
+
+  /**
+   * Installs the transformation.
+   *
+   * @param instrumentation the JVM's instrumentation
+   * @return the transformer, which tests may reset
+   */
+  public static ResettableClassFileTransformer install(Instrumentation instrumentation) {
+    return new AgentBuilder.Default()
+        .disableClassFormatChanges()
+        .with(AgentBuilder.RedefinitionStrategy.RETRANSFORMATION)
+        .with(new LogListener())
+        .type(named(SurgeryDispatcher.TRAINER).and(new ShapeCheck()), new DispatcherVisible())
+        .transform(TrainerInstrumentation::weave)
+        .type(
+            named(SurgeryDispatcher.MODEL)
+                .and(
+                    new OptionalMethodCheck(
+                        readParameters(),
+                        SurgeryDispatcher.MODEL
+                            + " has no readParameters(Path, Map); checkpoints are not replayed under"
+                            + " the agent")),
+            new DispatcherVisible())
+        .transform(TrainerInstrumentation::weaveModel)
+        .type(
+            named(SurgeryDispatcher.EASY_TRAIN)
+                .and(
+                    new OptionalMethodCheck(
+                        fit(),
+                        SurgeryDispatcher.EASY_TRAIN
+                            + " has no static fit(Trainer, int, Dataset, Dataset); the planned number"
+                            + " of epochs comes from total_epochs alone")),
+            new DispatcherVisible())
+        .transform(TrainerInstrumentation::weaveFit)
+        .type(gradientCollector(), new DispatcherVisible())
+        .transform(TrainerInstrumentation::weaveCollector)
+        .installOn(instrumentation);
+  }
+
+  private static DynamicType.Builder<?> weave(
+      DynamicType.Builder<?> builder,
+      TypeDescription type,
+      ClassLoader loader,
+      JavaModule module,
+      java.security.ProtectionDomain domain) {
+    return builder
+        .visit(Advice.to(TrainerConstructorAdvice.class).on(constructor()))
+        .visit(Advice.to(TrainerInitializeAdvice.class).on(initialize()))
+        .visit(Advice.to(TrainerForwardAdvice.class).on(forward()))
+        .visit(Advice.to(TrainerNewGradientCollectorAdvice.class).on(newGradientCollector()))
+        .visit(Advice.to(TrainerStepAdvice.class).on(step()))
+        .visit(Advice.to(TrainerEvaluateAdvice.class).on(evaluate()));
+  }
+
+  private static DynamicType.Builder<?> weaveModel(
+      DynamicType.Builder<?> builder,
+      TypeDescription type,
+      ClassLoader loader,
+      JavaModule module,
+      java.security.ProtectionDomain domain) {
+    return builder.visit(Advice.to(ModelReadParametersAdvice.class).on(readParameters()));
+  }
+
+  private static DynamicType.Builder<?> weaveFit(
+      DynamicType.Builder<?> builder,
+      TypeDescription type,
+      ClassLoader loader,
+      JavaModule module,
+      java.security.ProtectionDomain domain) {
+    return builder
+        .visit(Advice.to(EasyTrainFitAdvice.class).on(fit()))
+        .visit(Advice.to(EasyTrainEvaluateDatasetAdvice.class).on(evaluateDataset()));
+  }
+
+  private static DynamicType.Builder<?> weaveCollector(
+      DynamicType.Builder<?> builder,
+      TypeDescription type,
+      ClassLoader loader,
+      JavaModule module,
+      java.security.ProtectionDomain domain) {
+    return builder.visit(Advice.to(GradientCollectorBackwardAdvice.class).on(backward()));
+  }
+
+  /**
+   * The engines' gradient collectors ({@code ai.djl.pytorch.engine.PtGradientCollector} and the
+   * like): concrete DJL classes named {@code *GradientCollector} that implement DJL's interface and
+   * declare {@code backward(NDArray)}. The name test comes first, so that no other class has its
+   * hierarchy resolved.
+   */
+  static ElementMatcher.Junction<TypeDescription> gradientCollector() {
+    return nameStartsWith("ai.djl.")
+        .and(nameEndsWith("GradientCollector"))
+        .and(not(isInterface()))
+        .and(not(isAbstract()))
+        .and(hasSuperType(named(GRADIENT_COLLECTOR)))
+        .and(
+            new OptionalMethodCheck(
+                backward(),
+                "a DJL gradient collector has no backward(NDArray); AFTER_BACKWARD is not reported"
+                    + " for it"));
+  }
+
+  /** {@code backward(NDArray)}, the public one; the engines' private overloads are not matched. */
+  static ElementMatcher.Junction<MethodDescription> backward() {
+    return named("backward")
+        .and(not(isStatic()))
+        .and(not(isAbstract()))
+        .and(takesArguments(1))
+        .and(takesArgument(0, named(NDARRAY)));
+  }
+
+  /** {@code static evaluateDataset(Trainer, Dataset)}. */
+  static ElementMatcher.Junction<MethodDescription> evaluateDataset() {
+    return named("evaluateDataset")
+        .and(isStatic())
+        .and(takesArguments(2))
+        .and(takesArgument(0, named(TRAINER)))
+        .and(takesArgument(1, named(DATASET)));
+  }
+
+  /** {@code forward(NDList)} and {@code forward(NDList, NDList)}: the training forward passes. */
+  /** {@code forward(NDList)} and {@code forward(NDList, NDList)}: the training forward passes. */
+  private static ElementMatcher.Junction<MethodDescription> forward() {
+    return forwardWithoutLabels().or(forwardWithLabels());
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> forwardWithLabels() {
+    return named("forward")
+        .and(not(isStatic()))
+        .and(takesArguments(2))
+        .and(takesArgument(0, named(NDLIST)))
+        .and(takesArgument(1, named(NDLIST)));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> forwardWithoutLabels() {
+    return named("forward")
+        .and(not(isStatic()))
+        .and(takesArguments(1))
+        .and(takesArgument(0, named(NDLIST)));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> step() {
+    return named("step").and(not(isStatic())).and(takesArguments(0));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> evaluate() {
+    return named("evaluate")
+        .and(not(isStatic()))
+        .and(takesArguments(1))
+        .and(takesArgument(0, named(NDLIST)));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> newGradientCollector() {
+    return named("newGradientCollector").and(not(isStatic())).and(takesArguments(0));
+  }
+
+  /** {@code static fit(Trainer, int, Dataset, Dataset)}. */
+  static ElementMatcher.Junction<MethodDescription> fit() {
+    return named("fit")
+        .and(isStatic())
+        .and(takesArguments(4))
+        .and(takesArgument(0, named(TRAINER)))
+        .and(takesArgument(1, int.class))
+        .and(takesArgument(2, named(DATASET)))
+        .and(takesArgument(3, named(DATASET)));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> readParameters() {
+    return named("readParameters")
+        .and(not(isStatic()))
+        .and(takesArguments(2))
+        .and(takesArgument(0, named(Path.class.getName())))
+        .and(takesArgument(1, named(Map.class.getName())));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> constructor() {
+    return isConstructor()
+        .and(takesArguments(2))
+        .and(takesArgument(0, named(MODEL)))
+        .and(takesArgument(1, named(TRAINING_CONFIG)));
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> initialize() {
+    return named("initialize")
+        .and(not(isStatic()))
+        .and(takesArguments(1))
+        .and(takesArgument(0, new ShapeArray()));
+  }
+
+  /**
+   * Lists what a {@code Trainer} lacks of the members the agent needs.
+   *
+   * @param type the class
+   * @return the missing members, empty when the class has the expected shape
+   */
+  static List<String> missingMembers(TypeDescription type) {
+    List<String> missing = new ArrayList<>();
+    boolean field =
+        type.getDeclaredFields().stream()
+            .anyMatch(
+                f ->
+                    f.getName().equals("listeners")
+                        && !f.isStatic()
+                        && f.getType().asErasure().getName().equals(List.class.getName()));
+    if (!field) {
+      missing.add("field List listeners");
+    }
+    if (type.getDeclaredMethods().filter(constructor()).isEmpty()) {
+      missing.add("constructor (Model, TrainingConfig)");
+    }
+    if (type.getDeclaredMethods().filter(initialize()).isEmpty()) {
+      missing.add("method initialize(Shape...)");
+    }
+    if (type.getDeclaredMethods().filter(forwardWithoutLabels()).isEmpty()) {
+      missing.add("method forward(NDList)");
+    }
+    if (type.getDeclaredMethods().filter(forwardWithLabels()).isEmpty()) {
+      missing.add("method forward(NDList, NDList)");
+    }
+    if (type.getDeclaredMethods().filter(newGradientCollector()).isEmpty()) {
+      missing.add("method newGradientCollector()");
+    }
+    if (type.getDeclaredMethods().filter(step()).isEmpty()) {
+      missing.add("method step()");
+    }
+    if (type.getDeclaredMethods().filter(evaluate()).isEmpty()) {
+      missing.add("method evaluate(NDList)");
+    }
+    return missing;
+  }
+
+  /** Accepts only a {@code Trainer} with the expected members; warns once otherwise. */
+  private static final class ShapeCheck implements ElementMatcher<TypeDescription> {
+    @Override
+    public boolean matches(TypeDescription type) {
+      List<String> missing = missingMembers(type);
+      if (missing.isEmpty()) {
+        return true;
+      }
+      AgentLog.warnOnce(
+          AgentLog.DJL_MISMATCH,
+          SurgeryDispatcher.TRAINER
+              + " does not have the shape DJL Surgery was built for (DJL 0.36.0), missing "
+              + String.join(", ", missing)
+              + "; surgery disabled, the program runs unmodified",
+          null);
+      return false;
+    }
+  }
+
+  /**
+   * Accepts a type only if it declares an optional hook point (checkpoint replay on {@code
+   * BaseModel}, the planned length on {@code EasyTrain}); these are extras, so a missing one is a
+   * debug line, not a warning.
+   */
+  private static final class OptionalMethodCheck implements ElementMatcher<TypeDescription> {
+    private final ElementMatcher<? super MethodDescription> method;
+    private final String whenMissing;
+
+    OptionalMethodCheck(ElementMatcher<? super MethodDescription> method, String whenMissing) {
+      this.method = method;
+      this.whenMissing = whenMissing;
+    }
+
+    @Override
+    public boolean matches(TypeDescription type) {
+      if (!type.getDeclaredMethods().filter(method).isEmpty()) {
+        return true;
+      }
+      AgentLog.debug(whenMissing);
+      return false;
+    }
+  }
+
+  /** Accepts a class loader only if the woven advice will be able to link the dispatcher. */
+  private static final class DispatcherVisible implements ElementMatcher<ClassLoader> {
+    @Override
+    public boolean matches(ClassLoader loader) {
+      try {
+        if (Class.forName(SurgeryDispatcher.class.getName(), false, loader)
+            == SurgeryDispatcher.class) {
+          return true;
+        }
+      } catch (ClassNotFoundException | LinkageError e) {
+        // reported below
+      }
+      AgentLog.warnOnce(
+          "dispatcher-visibility",
+          "class loader "
+              + loader
+              + " defines "
+              + SurgeryDispatcher.TRAINER
+              + " but cannot see the agent jar; its trainers run unmodified",
+          null);
+      return false;
+    }
+  }
+
+  private static final class ShapeArray implements ElementMatcher<TypeDescription> {
+    @Override
+    public boolean matches(TypeDescription type) {
+      return type.isArray() && type.getComponentType().getName().equals(SHAPE);
+    }
+  }
+
+  /** Reports transformation errors once, and transformations under debug. */
+  private static final class LogListener extends AgentBuilder.Listener.Adapter {
+    @Override
+    public void onTransformation(
+        TypeDescription type,
+        ClassLoader loader,
+        JavaModule module,
+        boolean loaded,
+        DynamicType dynamicType) {
+      AgentLog.debug(
+          "instrumented "
+              + type.getName()
+              + " of "
+              + loader
+              + (loaded ? " (retransformed)" : " (at load)"));
+    }
+
+    @Override
+    public void onError(
+        String typeName, ClassLoader loader, JavaModule module, boolean loaded, Throwable error) {
+      if (typeName.equals(SurgeryDispatcher.TRAINER)
+          || typeName.equals(SurgeryDispatcher.MODEL)
+          || typeName.equals(SurgeryDispatcher.EASY_TRAIN)
+          || (typeName.startsWith("ai.djl.") && typeName.endsWith("GradientCollector"))) {
+        AgentLog.warnOnce(
+            "transform-error",
+            "could not instrument " + typeName + "; surgery disabled, the program runs unmodified",
+            error);
+      }
+    }
+  }
+}

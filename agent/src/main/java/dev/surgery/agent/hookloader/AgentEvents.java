@@ -1,0 +1,297 @@
+package dev.surgery.agent.hookloader;
+
+import dev.surgery.core.events.Event;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.WeakHashMap;
+import java.util.function.BiConsumer;
+import java.util.stream.Collectors;
+
+/**
+ * Turns the instrumented DJL calls of each trainer into training {@link Event}s, each exactly once
+ * per occurrence, whether the program trains with {@code EasyTrain.fit} or its own loop. The
+ * instrumented methods of DJL 0.36.0 do not call one another, so no call is seen twice; what one
+ * event needs beyond its own call is kept per trainer:
+ *
+ * <ul>
+ *   <li>a batch is open from its first training {@code Trainer.forward} to the {@code
+ *       Trainer.step()} that ends it: {@link Event#BATCH_START} fires at the first forward only,
+ *       {@link Event#AFTER_FORWARD} and {@link Event#AFTER_BACKWARD} once per batch (at the exit of
+ *       its first forward and its first backward), {@link Event#BATCH_END} after the step;
+ *   <li>an epoch is open from its first batch to DJL's {@code onEpoch}: {@link Event#EPOCH_START}
+ *       fires before the first {@code BATCH_START} after {@code onEpoch} (or after the trainer was
+ *       made); {@link Event#EPOCH_END} is the listener's own {@code onEpoch};
+ *   <li>an evaluation is open inside {@code EasyTrain.evaluateDataset}, or, in a hand-written loop,
+ *       from the first {@code Trainer.evaluate} after training to whichever comes first of the next
+ *       training forward, {@code onEpoch}, the end of {@code fit} and {@code Trainer.close()}.
+ * </ul>
+ *
+ * <p>Calls made while an event is being handled (an algorithm's own forward passes) report nothing.
+ * Only trainers the agent attached its listener to are tracked ({@link #track}); calls for other
+ * trainers are ignored. The state of a trainer goes when the trainer is garbage.
+ */
+final class AgentEvents {
+
+  private final BiConsumer<Event, Object> sink;
+
+  private final Map<Object, Phase> phases = Collections.synchronizedMap(new WeakHashMap<>());
+
+  /**
+   * Creates the tracker.
+   *
+   * @param sink receives each event with its trainer (the listener's {@code onEvent})
+   */
+  AgentEvents(BiConsumer<Event, Object> sink) {
+    this.sink = sink;
+  }
+
+  /**
+   * Starts tracking a trainer the agent attached its listener to.
+   *
+   * @param trainer the trainer
+   */
+  void track(Object trainer) {
+    phases.putIfAbsent(trainer, new Phase());
+  }
+
+  /**
+   * Tells whether a trainer is tracked.
+   *
+   * @param trainer the trainer
+   * @return true when the agent attached its listener to it
+   */
+  boolean tracks(Object trainer) {
+    return phases.containsKey(trainer);
+  }
+
+  /**
+   * Lists the tracked trainers that match a test (for the load events: the trainers of a model).
+   *
+   * @param test the test, for example "trains this model"
+   * @return the trainers
+   */
+  List<Object> trainers(java.util.function.Predicate<Object> test) {
+    synchronized (phases) {
+      return phases.keySet().stream().filter(test).collect(Collectors.toList());
+    }
+  }
+
+  /** Exit of {@code Trainer.initialize}. */
+  void initialized(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p != null && !p.firing) {
+      synchronized (p) {
+        fire(p, Event.INIT, trainer);
+      }
+    }
+  }
+
+  /** Entry of {@code EasyTrain.fit}, after the planned epochs were passed on. */
+  void fitStarting(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p != null && !p.firing) {
+      synchronized (p) {
+        closeLazyEvaluation(p, trainer);
+        fire(p, Event.FIT_START, trainer);
+      }
+    }
+  }
+
+  /** Normal return of {@code EasyTrain.fit}. */
+  void fitEnded(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p != null && !p.firing) {
+      synchronized (p) {
+        closeLazyEvaluation(p, trainer);
+        fire(p, Event.FIT_END, trainer);
+      }
+    }
+  }
+
+  /** Entry of a training {@code Trainer.forward}. */
+  void forwardStarting(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firing) {
+      return;
+    }
+    synchronized (p) {
+      closeLazyEvaluation(p, trainer);
+      if (!p.batchOpen) {
+        if (!p.epochOpen) {
+          p.epochOpen = true;
+          fire(p, Event.EPOCH_START, trainer);
+        }
+        p.batchOpen = true;
+        p.forwardReported = false;
+        p.backwardReported = false;
+        fire(p, Event.BATCH_START, trainer);
+      }
+    }
+  }
+
+  /** Normal return of a training {@code Trainer.forward}. */
+  void forwardEnded(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firing) {
+      return;
+    }
+    synchronized (p) {
+      if (p.batchOpen && !p.forwardReported) {
+        p.forwardReported = true;
+        fire(p, Event.AFTER_FORWARD, trainer);
+      }
+    }
+  }
+
+  /** Normal return of a gradient collector's {@code backward} for this trainer. */
+  void backwardEnded(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firing) {
+      return;
+    }
+    synchronized (p) {
+      if (p.batchOpen && !p.backwardReported) {
+        p.backwardReported = true;
+        fire(p, Event.AFTER_BACKWARD, trainer);
+      }
+    }
+  }
+
+  /** Normal return of {@code Trainer.step()}: every step is one batch end. */
+  void stepEnded(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firing) {
+      return;
+    }
+    synchronized (p) {
+      p.batchOpen = false;
+      fire(p, Event.BATCH_END, trainer);
+    }
+  }
+
+  /** Entry of {@code Trainer.evaluate}: opens an evaluation unless one is open. */
+  void evaluateStarting(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firing) {
+      return;
+    }
+    synchronized (p) {
+      if (p.datasetEvaluations == 0 && !p.lazyEvaluation) {
+        p.lazyEvaluation = true;
+        fire(p, Event.EVAL_START, trainer);
+      }
+    }
+  }
+
+  /** Entry of {@code EasyTrain.evaluateDataset} with a dataset. */
+  void evaluateDatasetStarting(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firing) {
+      return;
+    }
+    synchronized (p) {
+      if (p.lazyEvaluation) {
+        // Already evaluating (the program called Trainer.evaluate first): one evaluation.
+        p.lazyEvaluation = false;
+      } else if (p.datasetEvaluations == 0) {
+        fire(p, Event.EVAL_START, trainer);
+      }
+      p.datasetEvaluations++;
+    }
+  }
+
+  /** Return (normal or not) of {@code EasyTrain.evaluateDataset} with a dataset. */
+  void evaluateDatasetEnded(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firing) {
+      return;
+    }
+    synchronized (p) {
+      if (p.datasetEvaluations > 0 && --p.datasetEvaluations == 0) {
+        fire(p, Event.EVAL_END, trainer);
+      }
+    }
+  }
+
+  /**
+   * DJL's {@code onEpoch}, seen by the agent's tracking listener just before the surgery listener
+   * (whose {@code onEpoch} is {@link Event#EPOCH_END}).
+   */
+  void epochEnding(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firing) {
+      return;
+    }
+    synchronized (p) {
+      closeLazyEvaluation(p, trainer);
+      if (!p.epochOpen) {
+        // An epoch without a training batch still starts before it ends.
+        fire(p, Event.EPOCH_START, trainer);
+      }
+      p.epochOpen = false;
+      p.batchOpen = false;
+    }
+  }
+
+  /** DJL's {@code onTrainingEnd} ({@code Trainer.close()}). */
+  void trainingEnding(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firing) {
+      return;
+    }
+    synchronized (p) {
+      closeLazyEvaluation(p, trainer);
+    }
+  }
+
+  /**
+   * Reports a load event for a trainer.
+   *
+   * @param event {@link Event#BEFORE_LOAD} or {@link Event#AFTER_LOAD}
+   * @param trainer a tracked trainer of the model being loaded
+   */
+  void load(Event event, Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firing) {
+      return;
+    }
+    synchronized (p) {
+      fire(p, event, trainer);
+    }
+  }
+
+  /**
+   * Hands an event to the sink. While the sink runs, this trainer's instrumented calls are the
+   * algorithm's own (say, forward passes that re-estimate batch-norm statistics), not the
+   * program's: they report nothing.
+   */
+  private void fire(Phase p, Event event, Object trainer) {
+    p.firing = true;
+    try {
+      sink.accept(event, trainer);
+    } finally {
+      p.firing = false;
+    }
+  }
+
+  private void closeLazyEvaluation(Phase p, Object trainer) {
+    if (p.lazyEvaluation) {
+      p.lazyEvaluation = false;
+      fire(p, Event.EVAL_END, trainer);
+    }
+  }
+
+  /** Where one trainer is in its training loop. Guarded by itself, except {@code firing}. */
+  private static final class Phase {
+    boolean epochOpen;
+    boolean batchOpen;
+    boolean forwardReported;
+    boolean backwardReported;
+    int datasetEvaluations;
+    boolean lazyEvaluation;
+
+    /** Set while the sink runs; read without the lock, so that other threads do not wait. */
+    volatile boolean firing;
+  }
+}

@@ -1,0 +1,361 @@
+package dev.surgery.agent.hookloader;
+
+import ai.djl.MalformedModelException;
+import ai.djl.Model;
+import ai.djl.nn.Block;
+import ai.djl.training.Trainer;
+import ai.djl.training.listener.TrainingListener;
+import dev.surgery.agent.shared.AgentLog;
+import dev.surgery.agent.shared.DjlHooks;
+import dev.surgery.agent.shared.HookPoint;
+import dev.surgery.agent.shared.SurgeryDispatcher;
+import dev.surgery.agent.shared.SurgeryFailure;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.AlgorithmPluginException;
+import dev.surgery.core.algorithms.AlgorithmSpec;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.events.Event;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlInternalsException;
+import dev.surgery.trainer.SurgeryCheckpoint;
+import dev.surgery.trainer.SurgeryFailedException;
+import dev.surgery.trainer.SurgeryListener;
+import dev.surgery.trainer.SurgeryRecord;
+import dev.surgery.trainer.config.ConfigProblem;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+import dev.surgery.trainer.config.SurgeryConfigException;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Collectors;
+
+/**
+ * The agent's DJL side: builds the {@link SurgeryListener} from the config and attaches it to each
+ * {@link Trainer}. One instance serves every trainer of one DJL class loader, and so does its
+ * listener (a listener keeps its state per trainer).
+ *
+ * <p>This class is defined by the agent's per-DJL loader, never by the system class loader, so it
+ * links against the application's DJL wherever that lives.
+ */
+public final class DjlAgentHooks implements DjlHooks {
+
+  private final Path config;
+  private final List<Path> extensions;
+  private final AgentEvents events = new AgentEvents(this::fire);
+  private static final String INTERNALS_MISMATCH =
+      "this DJL does not have the internals DJL Surgery was built for (DJL 0.36.0);"
+          + " surgery disabled, the program runs unmodified";
+
+  private List<String> problems;
+  private SurgeryListener listener;
+  private volatile boolean usable;
+  private final AtomicBoolean planPrinted = new AtomicBoolean();
+
+  /**
+   * Creates the hooks; nothing is read until {@link #prepare()}.
+   *
+   * @param config the YAML config as the user gave it
+   * @param extensions the plugin jars given with {@code extensions}, checked to be readable jars
+   */
+  public DjlAgentHooks(Path config, List<Path> extensions) {
+    this.config = config;
+    this.extensions = List.copyOf(extensions);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public synchronized List<String> prepare() {
+    if (problems != null) {
+      return problems;
+    }
+    try {
+      if (!extensions.isEmpty()) {
+        List<AlgorithmSpec> added =
+            Algorithms.loadPlugins(
+                new ExtensionLoader(extensions, DjlAgentHooks.class.getClassLoader()));
+        AgentLog.debug(
+            "extensions "
+                + extensions
+                + " add the algorithms "
+                + added.stream().map(AlgorithmSpec::name).collect(Collectors.toList()));
+      }
+      // The agent reports every event (TrainerInstrumentation weaves all hook points or none).
+      listener = SurgeryListener.fromYaml(config, EnumSet.allOf(Event.class));
+      problems = List.of();
+    } catch (AlgorithmPluginException e) {
+      problems = List.of("extensions: " + e.getMessage());
+    } catch (SurgeryConfigException e) {
+      List<String> lines = new ArrayList<>();
+      for (ConfigProblem p : e.getProblems()) {
+        lines.add(p.toString());
+      }
+      if (lines.isEmpty()) {
+        lines.add(config + ":0:0: " + e.getMessage());
+      }
+      problems = List.copyOf(lines);
+    } catch (LinkageError e) {
+      // The DJL in this class loader lacks what the surgery library links against.
+      AgentLog.warnOnce(
+          AgentLog.DJL_MISMATCH,
+          "the surgery library does not link against this DJL (built for DJL 0.36.0); surgery"
+              + " disabled, the program runs unmodified",
+          e);
+      problems = List.of();
+      return problems;
+    } catch (DjlInternalsException e) {
+      // Reading the config already touched a DJL field that this DJL lacks: not a config error.
+      AgentLog.warnOnce(AgentLog.DJL_MISMATCH, INTERNALS_MISMATCH, e);
+      problems = List.of();
+      return problems;
+    } catch (RuntimeException e) {
+      if (AgentLog.isDebug()) {
+        e.printStackTrace(System.err);
+      }
+      problems = List.of(config + ":0:0: the config could not be validated: " + e);
+    }
+    if (problems.isEmpty()) {
+      try {
+        DjlInternals.verify();
+        usable = true;
+      } catch (RuntimeException | LinkageError e) {
+        AgentLog.warnOnce(AgentLog.DJL_MISMATCH, INTERNALS_MISMATCH, e);
+      }
+    }
+    return problems;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void trainerCreated(Object target) {
+    if (!usable) {
+      return;
+    }
+    Trainer trainer = (Trainer) target;
+    if (SurgeryDispatcher.isDryRun()) {
+      AgentLog.debug(
+          "dry run: no SurgeryListener for "
+              + SurgeryDispatcher.describe(trainer)
+              + "; nothing changes");
+      return;
+    }
+    List<TrainingListener> current = DjlInternals.listeners(trainer);
+    if (current == null) {
+      current = List.of();
+    }
+    for (TrainingListener l : current) {
+      if (l != null && SurgeryListener.class.getName().equals(l.getClass().getName())) {
+        AgentLog.debug(
+            SurgeryDispatcher.describe(trainer)
+                + " already has a SurgeryListener (registered by the program); not adding another");
+        return;
+      }
+    }
+    // A new list: the old one may be the TrainingConfig's own (DefaultTrainingConfig hands out its
+    // internal ArrayList) or immutable, and must not change.
+    List<TrainingListener> extended = new ArrayList<>(current.size() + 2);
+    extended.addAll(current);
+    extended.add(new EventTrackingListener(events));
+    extended.add(listener);
+    DjlInternals.setListeners(trainer, extended);
+    events.track(trainer);
+    AgentLog.debug("attached SurgeryListener to " + SurgeryDispatcher.describe(trainer));
+    // The constructor has already sent onTrainingBegin to the listeners it knew about.
+    try {
+      listener.onTrainingBegin(trainer);
+    } catch (SurgeryFailedException | SurgeryException e) {
+      // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
+      throw new SurgeryFailure(e);
+    }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void trainerInitialized(Object target) {
+    if (!usable) {
+      return;
+    }
+    Trainer trainer = (Trainer) target;
+    if (SurgeryDispatcher.isDryRun()) {
+      if (planPrinted.compareAndSet(false, true)) {
+        AgentLog.info(planTable(trainer.getModel().getBlock()));
+      }
+      return;
+    }
+    if (!events.tracks(trainer)) {
+      // Not ours: a program that registers SurgeryListener itself also calls onInitialized itself.
+      return;
+    }
+    // INIT is the listener's onInitialized.
+    AgentLog.debug(
+        "Trainer.initialize returned: SurgeryListener.onInitialized for "
+            + SurgeryDispatcher.describe(trainer));
+    events.initialized(trainer);
+  }
+
+  /**
+   * Hands an event to the listener; a deliberate failure ({@code on_error: fail}) goes to the
+   * program, as without the agent.
+   */
+  private void fire(Event event, Object trainer) {
+    try {
+      listener.onEvent(event, (Trainer) trainer);
+    } catch (SurgeryFailedException | SurgeryException e) {
+      throw new SurgeryFailure(e);
+    }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void hookPoint(HookPoint point, Object target) {
+    if (!usable) {
+      return;
+    }
+    switch (point) {
+      case FORWARD_ENTER:
+        events.forwardStarting(target);
+        break;
+      case FORWARD_EXIT:
+        events.forwardEnded(target);
+        break;
+      case BACKWARD_EXIT:
+        events.backwardEnded(target);
+        break;
+      case STEP_EXIT:
+        events.stepEnded(target);
+        break;
+      case EVALUATE_ENTER:
+        events.evaluateStarting(target);
+        break;
+      case EVALUATE_DATASET_ENTER:
+        events.evaluateDatasetStarting(target);
+        break;
+      case EVALUATE_DATASET_EXIT:
+        events.evaluateDatasetEnded(target);
+        break;
+      case FIT_EXIT:
+        events.fitEnded(target);
+        break;
+      case PARAMETERS_LOADED:
+        loadEvent(Event.AFTER_LOAD, target);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * Reports a load event to every trainer of the model that the agent attached to, or, when none
+   * trains it (the usual {@code Model.load} before training), to the listener for the model alone.
+   */
+  private void loadEvent(Event event, Object model) {
+    List<Object> trainers = events.trainers(t -> ((Trainer) t).getModel() == model);
+    for (Object trainer : trainers) {
+      events.load(event, trainer);
+    }
+    if (trainers.isEmpty()) {
+      try {
+        listener.onEvent(event, (Model) model);
+      } catch (SurgeryFailedException | SurgeryException e) {
+        throw new SurgeryFailure(e);
+      }
+    }
+  }
+
+  /**
+   * The plan of every entry, in application order, each on the model as it is now (nothing is
+   * applied in a dry run, so a later entry's plan does not see an earlier entry's changes).
+   */
+  private String planTable(Block block) {
+    StringBuilder sb =
+        new StringBuilder(
+            "dry run (dry_run=true): nothing is applied. What each entry would change on the"
+                + " model as initialized:");
+    List<ScheduledAlgorithm> order = new ArrayList<>(listener.getSchedule());
+    order.sort(
+        Comparator.comparingInt(ScheduledAlgorithm::epoch)
+            .thenComparingInt(ScheduledAlgorithm::index));
+    for (ScheduledAlgorithm entry : order) {
+      Algorithm algorithm = entry.algorithm();
+      String title = entry.describe() + " " + algorithm.settings();
+      SurgeryContext context =
+          new SurgeryContext(block, List.of(), entry.epoch(), listener.getTotalEpochs());
+      sb.append('\n');
+      try {
+        sb.append(algorithm.plan(context).toTable(title));
+      } catch (RuntimeException e) {
+        sb.append(title).append("\n  would fail: ").append(e.getMessage());
+      }
+    }
+    return sb.toString();
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void fitStarting(Object target, int epochs) {
+    if (!usable) {
+      return;
+    }
+    Trainer trainer = (Trainer) target;
+    if (!events.tracks(trainer)) {
+      // Not ours: a program that registers SurgeryListener itself gives it the length itself.
+      return;
+    }
+    AgentLog.debug(
+        "EasyTrain.fit starts "
+            + epochs
+            + " epochs: SurgeryListener.onPlannedEpochs for "
+            + SurgeryDispatcher.describe(trainer));
+    try {
+      listener.onPlannedEpochs(trainer, epochs);
+    } catch (SurgeryFailedException | SurgeryException e) {
+      // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
+      throw new SurgeryFailure(e);
+    }
+    events.fitStarting(trainer);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void parametersLoading(Object target, Path paramsFile) {
+    if (!usable) {
+      return;
+    }
+    Model model = (Model) target;
+    if (model.getBlock() != null && !calledFromCheckpointLibrary()) {
+      // (SurgeryCheckpoint.load has just replayed the record itself before calling Model.load.)
+      replay(model, paramsFile);
+    }
+    loadEvent(Event.BEFORE_LOAD, model);
+  }
+
+  private static void replay(Model model, Path paramsFile) {
+    List<SurgeryRecord> replayed;
+    try {
+      replayed = SurgeryCheckpoint.replay(model, paramsFile);
+    } catch (IOException | MalformedModelException e) {
+      // The checkpoint carries surgery that cannot be redone: its parameters would not fit either.
+      throw new SurgeryFailure(e);
+    }
+    if (!replayed.isEmpty()) {
+      AgentLog.debug(
+          "replayed "
+              + replayed.size()
+              + " surgery record(s) from "
+              + paramsFile
+              + " before loading its parameters");
+    }
+  }
+
+  private static boolean calledFromCheckpointLibrary() {
+    return StackWalker.getInstance()
+        .walk(
+            frames ->
+                frames.anyMatch(f -> f.getClassName().equals(SurgeryCheckpoint.class.getName())));
+  }
+}

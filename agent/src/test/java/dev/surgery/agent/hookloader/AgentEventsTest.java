@@ -1,0 +1,168 @@
+package dev.surgery.agent.hookloader;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.surgery.core.events.Event;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The agent's event bookkeeping, driven by the instrumented calls in the order DJL 0.36.0 makes
+ * them, against the event order written down in {@link Event} (the oracle is that grammar, built
+ * here independently of the code under test).
+ */
+class AgentEventsTest {
+
+  private final Object trainer = new Object();
+  private final List<Event> seen = new ArrayList<>();
+  private final AgentEvents events = new AgentEvents(this::record);
+
+  private Runnable onBatchEnd = () -> {};
+
+  private void record(Event event, Object t) {
+    assertEquals(trainer, t);
+    seen.add(event);
+    if (event == Event.BATCH_END) {
+      onBatchEnd.run();
+    }
+  }
+
+  /** DJL's onEpoch: the agent's tracking listener, then the surgery listener (EPOCH_END). */
+  private void onEpoch() {
+    events.epochEnding(trainer);
+    seen.add(Event.EPOCH_END);
+  }
+
+  /** What EasyTrain.trainBatch and Trainer.step do for one single-device batch. */
+  private void batch() {
+    events.forwardStarting(trainer);
+    events.forwardEnded(trainer);
+    events.backwardEnded(trainer);
+    events.stepEnded(trainer);
+  }
+
+  private static List<Event> expectedFit(int epochs, int batches, boolean validation) {
+    List<Event> out = new ArrayList<>(List.of(Event.INIT, Event.FIT_START));
+    for (int e = 0; e < epochs; e++) {
+      out.add(Event.EPOCH_START);
+      for (int b = 0; b < batches; b++) {
+        out.addAll(
+            List.of(Event.BATCH_START, Event.AFTER_FORWARD, Event.AFTER_BACKWARD, Event.BATCH_END));
+      }
+      if (validation) {
+        out.addAll(List.of(Event.EVAL_START, Event.EVAL_END));
+      }
+      out.add(Event.EPOCH_END);
+    }
+    out.add(Event.FIT_END);
+    return out;
+  }
+
+  @Test
+  void easyTrainFitReportsEachEventOncePerOccurrenceInOrder() {
+    events.track(trainer);
+    events.initialized(trainer);
+    events.fitStarting(trainer);
+    for (int e = 0; e < 2; e++) {
+      for (int b = 0; b < 3; b++) {
+        batch();
+      }
+      events.evaluateDatasetStarting(trainer);
+      for (int v = 0; v < 2; v++) {
+        events.evaluateStarting(trainer); // EasyTrain.validateSplit -> Trainer.evaluate
+      }
+      events.evaluateDatasetEnded(trainer);
+      onEpoch();
+    }
+    events.fitEnded(trainer);
+    assertEquals(expectedFit(2, 3, true), seen);
+  }
+
+  @Test
+  void handWrittenLoopWithTrainerEvaluateClosesTheEvaluationBeforeTheEpochEnds() {
+    events.track(trainer);
+    events.initialized(trainer);
+    for (int e = 0; e < 2; e++) {
+      for (int b = 0; b < 2; b++) {
+        batch();
+      }
+      for (int v = 0; v < 3; v++) {
+        events.evaluateStarting(trainer);
+      }
+      onEpoch();
+    }
+    List<Event> expected = new ArrayList<>(expectedFit(2, 2, true));
+    expected.remove(Event.FIT_START);
+    expected.remove(Event.FIT_END);
+    assertEquals(expected, seen);
+  }
+
+  @Test
+  void evaluationInTheMiddleOfAnEpochEndsAtTheNextTrainingForward() {
+    events.track(trainer);
+    batch();
+    events.evaluateStarting(trainer);
+    batch();
+    events.trainingEnding(trainer); // Trainer.close without an open evaluation: nothing
+    assertEquals(
+        List.of(
+            Event.EPOCH_START,
+            Event.BATCH_START,
+            Event.AFTER_FORWARD,
+            Event.AFTER_BACKWARD,
+            Event.BATCH_END,
+            Event.EVAL_START,
+            Event.EVAL_END,
+            Event.BATCH_START,
+            Event.AFTER_FORWARD,
+            Event.AFTER_BACKWARD,
+            Event.BATCH_END),
+        seen);
+  }
+
+  @Test
+  void gradientAccumulationIsOneBatchPerStep() {
+    events.track(trainer);
+    for (int micro = 0; micro < 3; micro++) {
+      events.forwardStarting(trainer);
+      events.forwardEnded(trainer);
+      events.backwardEnded(trainer);
+    }
+    events.stepEnded(trainer);
+    assertEquals(
+        List.of(
+            Event.EPOCH_START,
+            Event.BATCH_START,
+            Event.AFTER_FORWARD,
+            Event.AFTER_BACKWARD,
+            Event.BATCH_END),
+        seen);
+  }
+
+  @Test
+  void callsMadeWhileAnEventIsHandledReportNothing() {
+    events.track(trainer);
+    // An algorithm that runs its own forward passes and steps at BATCH_END.
+    onBatchEnd =
+        () -> {
+          events.forwardStarting(trainer);
+          events.forwardEnded(trainer);
+          events.stepEnded(trainer);
+          events.evaluateStarting(trainer);
+        };
+    batch();
+    batch();
+    assertEquals(expectedFit(1, 2, false).subList(2, 11), seen);
+  }
+
+  @Test
+  void trainersTheAgentDidNotAttachToAreIgnored() {
+    events.initialized(trainer);
+    batch();
+    events.evaluateDatasetStarting(trainer);
+    events.evaluateDatasetEnded(trainer);
+    events.fitEnded(trainer);
+    assertEquals(List.of(), seen);
+  }
+}

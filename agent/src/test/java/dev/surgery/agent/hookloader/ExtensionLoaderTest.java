@@ -1,0 +1,96 @@
+package dev.surgery.agent.hookloader;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.AlgorithmProvider;
+import dev.surgery.testplugin.DuplicatePluginProvider;
+import dev.surgery.testplugin.RecordingAlgorithm;
+import dev.surgery.testplugin.TestPluginProvider;
+import java.io.IOException;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.ServiceLoader;
+import java.util.jar.JarEntry;
+import java.util.jar.JarOutputStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The loader of the {@code extensions} jars: what it takes from its jars and what from the host.
+ */
+class ExtensionLoaderTest {
+
+  @TempDir Path dir;
+
+  /**
+   * A jar holding a services file for one provider and the given classes, from the test classes.
+   */
+  private Path jar(String name, Class<?> provider, Class<?>... classes) throws IOException {
+    Path jar = dir.resolve(name);
+    try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar))) {
+      for (Class<?> c : classes) {
+        String entry = c.getName().replace('.', '/') + ".class";
+        out.putNextEntry(new JarEntry(entry));
+        try (var in = c.getClassLoader().getResourceAsStream(entry)) {
+          in.transferTo(out);
+        }
+        out.closeEntry();
+      }
+      out.putNextEntry(new JarEntry("META-INF/services/" + AlgorithmProvider.class.getName()));
+      out.write((provider.getName() + "\n").getBytes(StandardCharsets.UTF_8));
+      out.closeEntry();
+    }
+    return jar;
+  }
+
+  @Test
+  void pluginClassesComeFromTheJarTheHostsFromTheParent() throws Exception {
+    Path plugin =
+        jar(
+            "plugin.jar",
+            TestPluginProvider.class,
+            TestPluginProvider.class,
+            RecordingAlgorithm.class);
+    ClassLoader host = ExtensionLoaderTest.class.getClassLoader();
+    try (ExtensionLoader loader = new ExtensionLoader(List.of(plugin), host)) {
+      // The test class path holds these classes too: the jar's copy wins.
+      assertSame(loader, loader.loadClass(RecordingAlgorithm.class.getName()).getClassLoader());
+      // What the host provides is never taken from a plugin jar.
+      assertSame(Algorithm.class, loader.loadClass(Algorithm.class.getName()));
+      assertSame(
+          ai.djl.training.Trainer.class, loader.loadClass(ai.djl.training.Trainer.class.getName()));
+    }
+  }
+
+  @Test
+  void servicesComeFromThePluginJarsOnly() throws Exception {
+    Path plugin =
+        jar(
+            "plugin.jar",
+            TestPluginProvider.class,
+            TestPluginProvider.class,
+            RecordingAlgorithm.class);
+    Path elsewhere = jar("app-plugin.jar", DuplicatePluginProvider.class);
+    ClassLoader test = ExtensionLoaderTest.class.getClassLoader();
+    // A provider the host's class path lists (the application's own business under the agent).
+    try (URLClassLoader host = new URLClassLoader(new URL[] {elsewhere.toUri().toURL()}, test);
+        ExtensionLoader loader = new ExtensionLoader(List.of(plugin), host)) {
+      assertEquals(
+          1,
+          java.util.Collections.list(
+                  host.getResources("META-INF/services/" + AlgorithmProvider.class.getName()))
+              .size());
+      List<String> found =
+          ServiceLoader.load(AlgorithmProvider.class, loader).stream()
+              .map(p -> p.type().getName())
+              .toList();
+      assertEquals(List.of(TestPluginProvider.class.getName()), found);
+    }
+  }
+}

@@ -1,0 +1,66 @@
+package dev.surgery.core.events;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.EnumSet;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** Composer's time strings, and which events allow surgery. */
+class TimeTest {
+
+  @ParameterizedTest
+  @CsvSource({
+    "2ep, 2, EPOCH, 2ep",
+    "100ba, 100, BATCH, 100ba",
+    "0.5dur, 0.5, DURATION, 0.5dur",
+    "' 3 ep ', 3, EPOCH, 3ep",
+    "1.0dur, 1, DURATION, 1.0dur",
+    ".25dur, 0.25, DURATION, 0.25dur",
+    "0ep, 0, EPOCH, 0ep"
+  })
+  void readsTimeStrings(String text, double value, Time.Unit unit, String shown) {
+    Time t = Time.parse(text);
+    assertEquals(value, t.value());
+    assertEquals(unit, t.unit());
+    assertEquals(shown, t.toString());
+  }
+
+  @ParameterizedTest
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "2EP | units are written in lower case",
+        "3sp | samples and tokens are not counted",
+        "ep | is not a time string",
+        "'' | is not a time string",
+        "-1ep | is not a time string",
+        "1.5ep | counts whole epochs",
+        "2.5ba | counts whole batches",
+        "0dur | a fraction in (0, 1]",
+        "1.5dur | a fraction in (0, 1]",
+        "2 days | has the unit 'days'"
+      })
+  void refusesWhatIsNoTimeString(String text, String fragment) {
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> Time.parse(text));
+    assertTrue(e.getMessage().contains(fragment), e.getMessage());
+  }
+
+  @Test
+  void surgeryIsAllowedOnlyWhereNoBatchIsInFlight() {
+    EnumSet<Event> refused = EnumSet.noneOf(Event.class);
+    for (Event e : Event.values()) {
+      if (!e.allowsSurgery()) {
+        refused.add(e);
+      }
+    }
+    assertEquals(EnumSet.of(Event.AFTER_FORWARD, Event.AFTER_BACKWARD, Event.BEFORE_LOAD), refused);
+    assertFalse(Event.AFTER_BACKWARD.allowsSurgery());
+    assertEquals("batch_end", Event.BATCH_END.configName());
+  }
+}

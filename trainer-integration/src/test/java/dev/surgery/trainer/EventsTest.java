@@ -1,0 +1,346 @@
+package dev.surgery.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.nn.Parameter;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.dataset.Batch;
+import ai.djl.util.Pair;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.events.Event;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.trainer.config.SurgeryConfig;
+import dev.surgery.trainer.config.SurgeryConfigException;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Training events in library mode: the drop-in {@link SurgeryTrain#fit} and a hand-written loop.
+ */
+class EventsTest {
+
+  @BeforeAll
+  static void register() {
+    TestAlgorithms.ensureRegistered();
+    EventRecorder.ensureRegistered();
+  }
+
+  @BeforeEach
+  void clear() {
+    EventRecorder.SEEN.clear();
+    EventRecorder.MARKS.clear();
+    EventRecorder.probe = null;
+  }
+
+  private static SurgeryListener listener(String yaml) {
+    return SurgeryListener.fromConfig(
+        SurgeryConfig.parse(yaml, "events.yaml"), SurgeryTrain.EVENTS);
+  }
+
+  /**
+   * The documented order for 2 epochs of 4 batches with validation (counters: steps/batch/epochs).
+   */
+  private static List<String> expectedFitOrder() {
+    List<String> expected = new ArrayList<>(List.of("INIT 0/0/0", "FIT_START 0/0/0"));
+    int steps = 0;
+    for (int epoch = 0; epoch < 2; epoch++) {
+      expected.add("EPOCH_START " + steps + "/0/" + epoch);
+      for (int b = 0; b < 4; b++) {
+        expected.add("BATCH_START " + steps + "/" + b + "/" + epoch);
+        expected.add("AFTER_FORWARD " + steps + "/" + b + "/" + epoch);
+        expected.add("AFTER_BACKWARD " + steps + "/" + b + "/" + epoch);
+        steps++;
+        expected.add("BATCH_END " + steps + "/" + b + "/" + epoch);
+      }
+      expected.add("EVAL_START " + steps + "/4/" + epoch);
+      expected.add("EVAL_END " + steps + "/4/" + epoch);
+      expected.add("EPOCH_END " + steps + "/4/" + (epoch + 1));
+    }
+    expected.add("FIT_END 8/4/2");
+    return expected;
+  }
+
+  @Test
+  void surgeryTrainFitReportsEveryEventOnceInTheDocumentedOrder() throws Exception {
+    SurgeryListener listener = listener("algorithms:\n  - name: t_ev_rec\n");
+    try (Model model = TestModels.model("events");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      listener.onInitialized(trainer); // the program reports INIT; fit's second report is ignored
+      SurgeryTrain.fit(trainer, 2, TestModels.dataset(manager, 1), TestModels.dataset(manager, 2));
+    }
+    assertEquals(expectedFitOrder(), EventRecorder.SEEN);
+  }
+
+  @Test
+  void aHandWrittenLoopReportsEveryEventOnceEvenWithOnEpochToo() throws Exception {
+    SurgeryListener listener = listener("algorithms:\n  - name: t_ev_rec\n");
+    try (Model model = TestModels.model("events-loop");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      ArrayDataset train = TestModels.dataset(manager, 1);
+      ArrayDataset validation = TestModels.dataset(manager, 2);
+      listener.onEvent(Event.INIT, trainer);
+      listener.onEvent(Event.FIT_START, trainer);
+      for (int epoch = 0; epoch < 2; epoch++) {
+        listener.onEvent(Event.EPOCH_START, trainer);
+        for (Batch batch : trainer.iterateDataset(train)) {
+          listener.onEvent(Event.BATCH_START, trainer);
+          try (GradientCollector collector = trainer.newGradientCollector()) {
+            NDList preds = trainer.forward(batch.getData(), batch.getLabels());
+            NDArray loss = trainer.getLoss().evaluate(batch.getLabels(), preds);
+            listener.onEvent(Event.AFTER_FORWARD, trainer);
+            collector.backward(loss);
+            listener.onEvent(Event.AFTER_BACKWARD, trainer);
+          }
+          trainer.step();
+          listener.onEvent(Event.BATCH_END, trainer);
+          batch.close();
+        }
+        listener.onEvent(Event.EVAL_START, trainer);
+        for (Batch batch : trainer.iterateDataset(validation)) {
+          EasyTrain.validateBatch(trainer, batch);
+          batch.close();
+        }
+        listener.onEvent(Event.EVAL_END, trainer);
+        // Both ways of ending an epoch, as under the agent: counted once.
+        listener.onEvent(Event.EPOCH_END, trainer);
+        trainer.notifyListeners(l -> l.onEpoch(trainer));
+      }
+      listener.onEvent(Event.FIT_END, trainer);
+    }
+    assertEquals(expectedFitOrder(), EventRecorder.SEEN);
+  }
+
+  @Test
+  void stepKLandsAfterExactlyKStepsAndTheTrainerStaysExact() throws Exception {
+    int k = 3;
+    SurgeryListener listener =
+        listener("algorithms:\n  - name: t_scale_conv\n    step: " + k + "\n    factor: 0.5\n");
+    try (Model subject = TestModels.model("subject");
+        Model control = TestModels.model("control");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer subjectTrainer = subject.newTrainer(TestModels.config(listener));
+        Trainer controlTrainer = control.newTrainer(TestModels.config())) {
+      subjectTrainer.initialize(TestModels.INPUT);
+      controlTrainer.initialize(TestModels.INPUT);
+      List<Parameter> from = params(subject);
+      List<Parameter> to = params(control);
+      for (int i = 0; i < from.size(); i++) {
+        from.get(i).getArray().copyTo(to.get(i).getArray());
+      }
+      ArrayDataset data = TestModels.dataset(manager, 7);
+
+      SurgeryTrain.fit(subjectTrainer, 2, data, null);
+
+      // The control: the same surgery by hand, right after optimizer step k.
+      int steps = 0;
+      for (int epoch = 0; epoch < 2; epoch++) {
+        for (Batch batch : controlTrainer.iterateDataset(data)) {
+          EasyTrain.trainBatch(controlTrainer, batch);
+          controlTrainer.step();
+          batch.close();
+          if (++steps == k) {
+            Algorithms.spec(TestAlgorithms.SCALE_CONV)
+                .create(Map.of("factor", 0.5))
+                .apply(SurgeryContext.live(control.getBlock(), controlTrainer, 0, 0));
+          }
+        }
+      }
+      assertEquals(1, TestModels.count(subject.getBlock(), "ScaledConv2d"));
+      ExactnessOracle.assertTwinsBitIdentical(
+          params(control), controlTrainer, params(subject), subjectTrainer, "after 8 steps");
+      TestModels.assertStoreMatchesModel(subjectTrainer);
+      Set<String> live = params(subject).stream().map(Parameter::getId).collect(Collectors.toSet());
+      Set<String> withState = new TreeSet<>();
+      DjlInternals.optimizerStates(DjlInternals.optimizer(subjectTrainer))
+          .values()
+          .forEach(m -> withState.addAll(m.keySet()));
+      assertTrue(live.containsAll(withState), "optimizer state only for live parameters");
+    }
+  }
+
+  @Test
+  void entriesDueAtOneEventRunInYamlOrder() throws Exception {
+    SurgeryListener listener =
+        listener(
+            "algorithms:\n"
+                + "  - {name: t_ev_mark, tag: c, at_step: 2}\n"
+                + "  - {name: t_ev_mark, tag: a, step: 2}\n"
+                + "  - {name: t_ev_mark, tag: d, at_step: 2}\n"
+                + "  - {name: t_ev_mark, tag: b, every: 2ba}\n"
+                + "total_epochs: 1\n");
+    try (Model model = TestModels.model("order");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      SurgeryTrain.fit(trainer, 1, TestModels.dataset(manager, 1), null);
+    }
+    assertEquals(List.of("c@2", "a@2", "d@2", "b@2", "b@4"), EventRecorder.MARKS);
+  }
+
+  @Test
+  void timeStringsLandWhereTheySay() throws Exception {
+    SurgeryListener listener =
+        listener(
+            "algorithms:\n"
+                + "  - {name: t_ev_mark, tag: a, at: 0.75dur}\n"
+                + "  - {name: t_ev_mark, tag: b, at: 5ba}\n"
+                + "  - {name: t_ev_mark, tag: c, every: 1ep}\n"
+                + "  - {name: t_ev_mark, tag: d, at: 1ep}\n"
+                + "total_epochs: 2\n");
+    try (Model model = TestModels.model("times");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      SurgeryTrain.fit(trainer, 2, TestModels.dataset(manager, 1), null);
+    }
+    // 2 epochs of 4 batches: 0.75dur is step 6; epoch ends come after steps 4 and 8.
+    assertEquals(List.of("c@4", "d@4", "b@5", "a@6", "c@8"), EventRecorder.MARKS);
+  }
+
+  @Test
+  void aListenerForDjlCallbacksRefusesEntriesItCannotSeeAtTheirPosition() {
+    SurgeryConfig config =
+        SurgeryConfig.parse(
+            "algorithms:\n"
+                + "  - name: t_log\n"
+                + "    epoch: 1\n"
+                + "  - name: t_log\n"
+                + "    step: 10\n"
+                + "  - name: t_ev_rec\n",
+            "cb.yaml");
+    SurgeryConfigException e =
+        assertThrows(SurgeryConfigException.class, () -> SurgeryListener.fromConfig(config));
+    String message = e.getMessage();
+    assertTrue(message.contains("cb.yaml:5:11: algorithms entry 2 (t_log at step 10)"), message);
+    assertTrue(
+        message.contains("cb.yaml:6:5: algorithms entry 3 (t_ev_rec on its events)"), message);
+    assertEquals(2, e.getProblems().size(), message);
+    // The same file is fine where every event is reported.
+    SurgeryListener.fromConfig(config, SurgeryTrain.EVENTS);
+  }
+
+  @Test
+  void aThrowingPluginFailsNamingItselfOrIsSkippedLeavingTrainingUnchanged() throws Exception {
+    for (String in : List.of("match", "apply")) {
+      SurgeryListener failing = listener("algorithms:\n  - name: t_ev_throw\n    in: " + in + "\n");
+      try (Model model = TestModels.model("throw");
+          NDManager manager = NDManager.newBaseManager();
+          Trainer trainer = model.newTrainer(TestModels.config(failing))) {
+        trainer.initialize(TestModels.INPUT);
+        SurgeryFailedException e =
+            assertThrows(
+                SurgeryFailedException.class,
+                () -> SurgeryTrain.fit(trainer, 1, TestModels.dataset(manager, 1), null));
+        assertTrue(
+            e.getMessage().contains("algorithm 't_ev_throw'")
+                && e.getMessage().contains("threw in " + in + "(batch_end)")
+                && e.getMessage().contains("injected in " + in),
+            e.getMessage());
+      }
+    }
+    SurgeryListener skipping =
+        listener("algorithms:\n  - name: t_ev_throw\n    in: apply\non_error: skip\n");
+    try (Model subject = TestModels.model("skip");
+        Model control = TestModels.model("control");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer subjectTrainer = subject.newTrainer(TestModels.config(skipping));
+        Trainer controlTrainer = control.newTrainer(TestModels.config())) {
+      subjectTrainer.initialize(TestModels.INPUT);
+      controlTrainer.initialize(TestModels.INPUT);
+      List<Parameter> from = params(subject);
+      List<Parameter> to = params(control);
+      for (int i = 0; i < from.size(); i++) {
+        from.get(i).getArray().copyTo(to.get(i).getArray());
+      }
+      ArrayDataset data = TestModels.dataset(manager, 3);
+      SurgeryTrain.fit(subjectTrainer, 1, data, null);
+      EasyTrain.fit(controlTrainer, 1, data, null);
+      ExactnessOracle.assertTwinsBitIdentical(
+          params(control), controlTrainer, params(subject), subjectTrainer, "after skip");
+      assertEquals(1, skipping.getOutcomes().size(), "one failure, then it is not asked again");
+      assertTrue(
+          skipping.getOutcomes().get(0).toString().contains("SKIPPED"),
+          "the failure is reported as skipped");
+    }
+  }
+
+  @Test
+  void stateRefusesSurgeryWhileABatchIsInFlight() throws Exception {
+    List<String> outcomes = new ArrayList<>();
+    EventRecorder.probe =
+        (event, state) -> {
+          if (event == Event.AFTER_FORWARD || event == Event.BATCH_END) {
+            try {
+              state.surgeryContext();
+              outcomes.add(event + " ok " + state.trainers().size());
+            } catch (IllegalStateException e) {
+              outcomes.add(event + " refused");
+            }
+          }
+        };
+    SurgeryListener listener = listener("algorithms:\n  - name: t_ev_rec\n");
+    try (Model model = TestModels.model("inflight");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      try (Batch batch = trainer.iterateDataset(TestModels.dataset(manager, 1)).iterator().next()) {
+        listener.onEvent(Event.BATCH_START, trainer);
+        SurgeryTrain.trainBatch(trainer, batch);
+        trainer.step();
+        listener.onEvent(Event.BATCH_END, trainer);
+      }
+    }
+    assertEquals(List.of("AFTER_FORWARD refused", "BATCH_END ok 1"), outcomes);
+  }
+
+  @Test
+  void loadEventsOfAModelWithoutTrainerReachEventDrivenEntries() {
+    SurgeryConfig config =
+        SurgeryConfig.parse(
+            "algorithms:\n  - {name: t_ev_mark, tag: a, at_step: 0, event: after_load}\n",
+            "load.yaml");
+    SurgeryConfigException refused =
+        assertThrows(
+            SurgeryConfigException.class,
+            () -> SurgeryListener.fromConfig(config, SurgeryTrain.EVENTS));
+    assertTrue(refused.getMessage().contains("load.yaml:2:5"), refused.getMessage());
+    SurgeryListener listener = SurgeryListener.fromConfig(config, EnumSet.allOf(Event.class));
+    try (Model model = TestModels.model("load")) {
+      listener.onEvent(Event.BEFORE_LOAD, model);
+      listener.onEvent(Event.AFTER_LOAD, model);
+      assertThrows(IllegalArgumentException.class, () -> listener.onEvent(Event.EPOCH_END, model));
+    }
+    assertEquals(List.of("a@0"), EventRecorder.MARKS);
+  }
+
+  static List<Parameter> params(Model model) {
+    List<Parameter> out = new ArrayList<>();
+    for (Pair<String, Parameter> p : model.getBlock().getParameters()) {
+      out.add(p.getValue());
+    }
+    return out;
+  }
+}

@@ -1,0 +1,186 @@
+package dev.surgery.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.nn.Block;
+import ai.djl.training.Trainer;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.AlgorithmPluginException;
+import dev.surgery.core.algorithms.AlgorithmSpec;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.trainer.config.SurgeryConfig;
+import dev.surgery.trainer.config.SurgeryConfigException;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.jar.JarEntry;
+import java.util.jar.JarOutputStream;
+import java.util.stream.Stream;
+import javax.tools.JavaCompiler;
+import javax.tools.ToolProvider;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Algorithms from plugin jars: compiled here into real jars, loaded through their own class loader
+ * ({@link java.util.ServiceLoader}), named in YAML like the built-ins.
+ */
+class PluginJarTest {
+
+  @TempDir Path dir;
+
+  /** A plugin whose algorithm appends the step to a system property every {@code every_n} steps. */
+  private static String source(String pkg, String provider, String name) {
+    return "package "
+        + pkg
+        + ";\n"
+        + "import dev.surgery.core.algorithms.*;\n"
+        + "import dev.surgery.core.events.*;\n"
+        + "import java.util.*;\n"
+        + "public final class "
+        + provider
+        + " implements AlgorithmProvider {\n"
+        + "  static final HyperParameter<Integer> N =\n"
+        + "      HyperParameter.ofInt(\"every_n\", 2, 1, 100, \"steps between marks\");\n"
+        + "  public List<AlgorithmSpec> algorithms() {\n"
+        + "    return List.of(AlgorithmSpec.of(\""
+        + name
+        + "\", List.of(N), v -> new Mark(v.get(N))));\n"
+        + "  }\n"
+        + "  static final class Mark implements Algorithm {\n"
+        + "    final int n;\n"
+        + "    Mark(int n) { this.n = n; }\n"
+        + "    public String name() { return \""
+        + name
+        + "\"; }\n"
+        + "    public Map<String, Object> hyperparameters() { return Map.of(\"every_n\", n); }\n"
+        + "    public Set<Event> events() { return EnumSet.of(Event.BATCH_END); }\n"
+        + "    public boolean match(Event e, State s) { return s.globalSteps() % n == 0; }\n"
+        + "    public SurgeryChanges apply(Event e, State s) {\n"
+        + "      String key = \""
+        + name
+        + ".marks\";\n"
+        + "      System.setProperty(key, System.getProperty(key, \"\") + s.globalSteps() + \";\");\n"
+        + "      return null;\n"
+        + "    }\n"
+        + "    public SurgeryChanges apply(SurgeryContext c) { throw new UnsupportedOperationException(); }\n"
+        + "  }\n"
+        + "}\n";
+  }
+
+  /** Compiles one plugin and packs it, with its service file, into {@code dir/jarName}. */
+  private Path pluginJar(String jarName, String pkg, String provider, String name)
+      throws IOException {
+    Path src = dir.resolve(jarName + "-src/" + pkg + "/" + provider + ".java");
+    Path classes = dir.resolve(jarName + "-classes");
+    Files.createDirectories(src.getParent());
+    Files.createDirectories(classes);
+    Files.writeString(src, source(pkg, provider, name));
+    String classPath =
+        String.join(java.io.File.pathSeparator, location(Algorithm.class), location(Block.class));
+    JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
+    int rc =
+        javac.run(
+            null, null, null, "-classpath", classPath, "-d", classes.toString(), src.toString());
+    assertEquals(0, rc, "the plugin source compiles");
+    Path jar = dir.resolve(jarName);
+    try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar));
+        Stream<Path> files = Files.walk(classes)) {
+      for (Path f : files.filter(Files::isRegularFile).toList()) {
+        out.putNextEntry(new JarEntry(classes.relativize(f).toString().replace('\\', '/')));
+        Files.copy(f, out);
+        out.closeEntry();
+      }
+      out.putNextEntry(
+          new JarEntry("META-INF/services/dev.surgery.core.algorithms.AlgorithmProvider"));
+      OutputStream o = out;
+      o.write((pkg + "." + provider + "\n").getBytes(StandardCharsets.UTF_8));
+      out.closeEntry();
+    }
+    return jar;
+  }
+
+  private static String location(Class<?> type) {
+    try {
+      return Path.of(type.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
+    } catch (java.net.URISyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static URLClassLoader loader(Path... jars) throws IOException {
+    URL[] urls = new URL[jars.length];
+    for (int i = 0; i < jars.length; i++) {
+      urls[i] = jars[i].toUri().toURL();
+    }
+    return new URLClassLoader(urls, PluginJarTest.class.getClassLoader());
+  }
+
+  @Test
+  void aPluginJarRunsFromYamlWithItsHyperparametersCheckedLikeBuiltins() throws Exception {
+    Path jar = pluginJar("marks.jar", "p1", "MarksProvider", "t_jar_marks");
+    try (URLClassLoader loader = loader(jar)) {
+      List<AlgorithmSpec> added = Algorithms.loadPlugins(loader);
+      assertEquals(List.of("t_jar_marks"), added.stream().map(AlgorithmSpec::name).toList());
+      assertTrue(Algorithms.origin("t_jar_marks").endsWith("marks.jar"));
+      assertEquals(List.of(), Algorithms.loadPlugins(loader), "a second load adds nothing");
+
+      SurgeryConfigException bad =
+          assertThrows(
+              SurgeryConfigException.class,
+              () ->
+                  SurgeryConfig.parse(
+                      "algorithms:\n  - name: t_jar_marks\n    every_n: 0\n", "plug.yaml"));
+      assertTrue(
+          bad.getMessage().contains("plug.yaml:3:14: t_jar_marks: every_n must be in [1, 100]"),
+          bad.getMessage());
+
+      SurgeryListener listener =
+          SurgeryListener.fromConfig(
+              SurgeryConfig.parse(
+                  "algorithms:\n  - name: t_jar_marks\n    every_n: 3\n", "plug.yaml"),
+              SurgeryTrain.EVENTS);
+      System.clearProperty("t_jar_marks.marks");
+      try (Model model = TestModels.model("plugin");
+          NDManager manager = NDManager.newBaseManager();
+          Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(TestModels.INPUT);
+        SurgeryTrain.fit(trainer, 2, TestModels.dataset(manager, 1), null);
+      }
+      assertEquals("3;6;", System.getProperty("t_jar_marks.marks"));
+    }
+  }
+
+  @Test
+  void twoAlgorithmsWithOneNameAreAnErrorNamingBothJars() throws Exception {
+    Path first = pluginJar("first.jar", "p2", "FirstProvider", "t_jar_dup");
+    Path second = pluginJar("second.jar", "p3", "SecondProvider", "t_jar_dup");
+    try (URLClassLoader loader = loader(first, second)) {
+      AlgorithmPluginException e =
+          assertThrows(AlgorithmPluginException.class, () -> Algorithms.loadPlugins(loader));
+      assertTrue(
+          e.getMessage().contains("two algorithms are named 't_jar_dup'")
+              && e.getMessage().contains(first.toString())
+              && e.getMessage().contains(second.toString()),
+          e.getMessage());
+      assertEquals(null, Algorithms.spec("t_jar_dup"), "nothing of the loader is registered");
+    }
+    Path clash = pluginJar("clash.jar", "p4", "ClashProvider", "blurpool");
+    try (URLClassLoader loader = loader(clash)) {
+      AlgorithmPluginException e =
+          assertThrows(AlgorithmPluginException.class, () -> Algorithms.loadPlugins(loader));
+      assertTrue(
+          e.getMessage().contains("built-in") && e.getMessage().contains(clash.toString()),
+          e.getMessage());
+    }
+  }
+}

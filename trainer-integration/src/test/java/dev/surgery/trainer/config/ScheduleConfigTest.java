@@ -1,0 +1,72 @@
+package dev.surgery.trainer.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The schedule keys: epoch, step, at (time strings), every; and entries without a schedule. */
+class ScheduleConfigTest {
+
+  private static List<Trigger> triggers(String yaml) {
+    return SurgeryConfig.parse(yaml, "s.yaml").getAlgorithms().stream()
+        .map(ScheduledAlgorithm::trigger)
+        .toList();
+  }
+
+  @Test
+  void everyScheduleKeyReadsAsItsTrigger() {
+    assertEquals(
+        List.of(
+            Trigger.atEpoch(2),
+            Trigger.atEpoch(3),
+            Trigger.atStep(100),
+            Trigger.atStep(7),
+            new Trigger(Trigger.Kind.DURATION, 0, 0.5),
+            new Trigger(Trigger.Kind.EVERY_EPOCHS, 2, 0),
+            new Trigger(Trigger.Kind.EVERY_STEPS, 50, 0)),
+        triggers(
+            "algorithms:\n"
+                + "  - {name: blurpool, epoch: 2}\n"
+                + "  - {name: squeeze_excite, at: 3ep}\n"
+                + "  - {name: weight_standardization, step: 100}\n"
+                + "  - {name: ghost_batchnorm, at: 7ba}\n"
+                + "  - {name: factorize, at: 0.5dur}\n"
+                + "  - {name: stochastic_depth, every: 2ep}\n"
+                + "  - {name: layer_freezing, every: 50ba}\n"
+                + "total_steps: 1000\n"));
+  }
+
+  @Test
+  void aBuiltinWithoutScheduleIsRefusedAtItsEntry() {
+    SurgeryConfigException e =
+        assertThrows(
+            SurgeryConfigException.class,
+            () -> SurgeryConfig.parse("algorithms:\n  - name: blurpool\n", "s.yaml"));
+    assertTrue(
+        e.getMessage().contains("s.yaml:2:5: algorithms entry 1 ('blurpool') has no 'epoch'")
+            && e.getMessage().contains("Only an algorithm that reacts to events"),
+        e.getMessage());
+  }
+
+  @Test
+  void aStepAfterTotalStepsAndATimeStringOfTheWrongTypeAreRefusedWhereTheyAre() {
+    SurgeryConfigException e =
+        assertThrows(
+            SurgeryConfigException.class,
+            () ->
+                SurgeryConfig.parse(
+                    "algorithms:\n"
+                        + "  - {name: blurpool, step: 11}\n"
+                        + "  - {name: squeeze_excite, at: 3}\n"
+                        + "  - {name: factorize, every: 0ba}\n"
+                        + "total_steps: 10\n",
+                    "s.yaml"));
+    String m = e.getMessage();
+    assertTrue(m.contains("s.yaml:2:28: step 11 is after the last step (total_steps: 10)"), m);
+    assertTrue(m.contains("s.yaml:3:32: at takes a time string such as '2ep'"), m);
+    assertTrue(m.contains("s.yaml:4:30: every must be at least 1ep or 1ba"), m);
+  }
+}
