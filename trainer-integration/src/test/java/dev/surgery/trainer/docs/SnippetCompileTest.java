@@ -86,6 +86,7 @@ class SnippetCompileTest {
           "import ai.djl.training.loss.Loss;",
           "import dev.surgery.core.*;",
           "import dev.surgery.core.algorithms.*;",
+          "import dev.surgery.core.events.*;",
           "import dev.surgery.core.layers.*;",
           "import dev.surgery.trainer.*;",
           "import dev.surgery.trainer.config.*;",
@@ -142,8 +143,11 @@ class SnippetCompileTest {
     int prefixLines;
     if (m.find()) {
       className = m.group(1);
-      source = block.text();
-      prefixLines = 0;
+      // a class written without its imports (an illustration) gets the fragments' imports
+      boolean hasImports = Pattern.compile("(?m)^import\\s").matcher(block.text()).find();
+      String head = hasImports ? "" : FRAGMENT_IMPORTS;
+      source = head + block.text();
+      prefixLines = (int) head.chars().filter(c -> c == '\n').count();
     } else if (MEMBERS.matcher(block.text()).lookingAt()) {
       className = "Fragment";
       String head = FRAGMENT_IMPORTS + "class Fragment {\n";
