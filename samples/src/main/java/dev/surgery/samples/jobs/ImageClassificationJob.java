@@ -254,6 +254,9 @@ public class ImageClassificationJob {
     JobOptions options;
     try {
       options = JobOptions.parse(jobName, args, extraFlags);
+    } catch (JobOptions.HelpRequestedException e) {
+      System.out.print(e.getMessage());
+      return;
     } catch (IllegalArgumentException e) {
       System.err.println(jobName + ": " + e.getMessage());
       System.exit(2);

@@ -1,4 +1,4 @@
-package dev.surgery.samples.bench;
+package dev.surgery.benchmarks;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
@@ -125,6 +125,15 @@ final class BenchSupport {
         + System.getProperty("os.name")
         + " "
         + System.getProperty("os.arch");
+  }
+
+  /** The one-minute load average from /proc/loadavg ("?" if unknown). */
+  static String loadAverage() {
+    try {
+      return Files.readString(Path.of("/proc/loadavg")).split(" ")[0];
+    } catch (IOException | RuntimeException e) {
+      return "?";
+    }
   }
 
   /** Parses "--name value" flags into ints with defaults. */

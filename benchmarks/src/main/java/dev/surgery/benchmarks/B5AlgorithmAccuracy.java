@@ -1,4 +1,4 @@
-package dev.surgery.samples.bench;
+package dev.surgery.benchmarks;
 
 import ai.djl.Model;
 import ai.djl.basicdataset.cv.classification.Mnist;
@@ -61,8 +61,8 @@ import java.util.function.Supplier;
  * included). The table gives the mean and the standard deviation over the seeds, and the time
  * against the baseline of the same dataset.
  *
- * <p>Run: {@code scripts/fetch-mnist.sh && mvn -B -q -pl samples exec:exec@b5-accuracy} (flags in
- * {@code -Dsample.args}, see {@link #main}).
+ * <p>Run: {@code scripts/fetch-mnist.sh && mvn -B -q -pl benchmarks exec:exec@b5-accuracy} (flags
+ * in {@code -Dbench.args}, see {@link #main}).
  */
 public final class B5AlgorithmAccuracy {
 
@@ -132,7 +132,7 @@ public final class B5AlgorithmAccuracy {
     List<Variant> variants = variants(epochs, only, points);
 
     String command =
-        "mvn -B -q -pl samples exec:exec@b5-accuracy -Dsample.args=\""
+        "mvn -B -q -pl benchmarks exec:exec@b5-accuracy -Dbench.args=\""
             + String.join(" ", args)
             + "\"";
     System.out.println(
