@@ -18,13 +18,14 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -42,11 +43,6 @@ class FaultSweepTest {
 
   private static final Shape INPUT = new Shape(8, 3, 8, 8);
   private static final List<String> POINTS = List.of("initialize", "trainer.remove", "trainer.add");
-
-  @AfterEach
-  void removeFaults() {
-    Faults.install(null);
-  }
 
   private static Conv2d conv() {
     return Conv2d.builder()
@@ -92,21 +88,19 @@ class FaultSweepTest {
     Map<String, AtomicInteger> hits = new LinkedHashMap<>();
     POINTS.forEach(p -> hits.put(p, new AtomicInteger()));
     SequentialBlock net = net();
-    try (Model model = Fixtures.model("dry-run", net);
+    try (Model model = TinyModels.model("dry-run", net);
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(config(kind))) {
       trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
-      Faults.install(
+      EasyTrain.fit(trainer, 1, TinyData.images(data, 16, 3, 8, 8), null);
+      Faults counting =
           name -> {
             AtomicInteger n = hits.get(name);
             if (n != null) {
               n.incrementAndGet();
             }
-          });
-      ModuleSurgery.replaceModuleClasses(net, policies(), List.of(trainer), false, null);
-    } finally {
-      Faults.install(null);
+          };
+      ModuleSurgery.replaceModuleClasses(net, policies(), List.of(trainer), false, null, counting);
     }
     List<Arguments> cases = new ArrayList<>();
     hits.forEach(
@@ -123,32 +117,31 @@ class FaultSweepTest {
   void failureAtThisHitIsRolledBack(String point, int hit, int of, OptimizerKind kind)
       throws Exception {
     SequentialBlock net = net();
-    try (Model model = Fixtures.model("sweep", net);
+    try (Model model = TinyModels.model("sweep", net);
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(config(kind))) {
       trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+      EasyTrain.fit(trainer, 1, TinyData.images(data, 16, 3, 8, 8), null);
       WeightCopyFaultTest.BeforeState before = WeightCopyFaultTest.BeforeState.of(net, trainer);
 
       AtomicInteger seen = new AtomicInteger();
-      Faults.install(
+      Faults faults =
           name -> {
             if (name.equals(point) && seen.incrementAndGet() == hit) {
               throw new IllegalStateException("injected at " + point + " #" + hit);
             }
-          });
+          };
       SurgeryException e =
           assertThrows(
               SurgeryException.class,
               () ->
                   ModuleSurgery.replaceModuleClasses(
-                      net, policies(), List.of(trainer), false, null));
-      Faults.install(null);
+                      net, policies(), List.of(trainer), false, null, faults));
       assertEquals(hit, seen.get(), "the surgery stopped at the injected hit");
       assertTrue(e.getMessage().contains("injected at " + point + " #" + hit), e.getMessage());
       before.assertUnchanged(net, trainer);
 
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+      EasyTrain.fit(trainer, 1, TinyData.images(data, 16, 3, 8, 8), null);
       Map<Block, Block> replaced =
           ModuleSurgery.replaceModuleClasses(net, policies(), List.of(trainer), false, null);
       assertEquals(4, replaced.size());

@@ -32,6 +32,7 @@ import dev.surgery.core.PropertyTrees.Wrapper;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyModels;
 import java.lang.reflect.Field;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -212,8 +213,8 @@ class SurgeryPropertiesTest {
       this.scenario = scenario;
       subjectBuilt = PropertyTrees.build(scenario.tree());
       controlBuilt = PropertyTrees.build(scenario.tree());
-      subject = Fixtures.model("subject", subjectBuilt.root);
-      control = Fixtures.model("control", controlBuilt.root);
+      subject = TinyModels.model("subject", subjectBuilt.root);
+      control = TinyModels.model("control", controlBuilt.root);
       int count = scenario.twoTrainers() ? 2 : 1;
       for (int i = 0; i < count; i++) {
         subjectTrainers.add(subject.newTrainer(config(scenario.optimizer())));

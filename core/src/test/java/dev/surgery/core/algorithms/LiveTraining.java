@@ -11,7 +11,6 @@ import ai.djl.Model;
 import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -28,12 +27,12 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
-import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.TinyData;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -164,9 +163,9 @@ final class LiveTraining {
           });
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(16).addAll(sampleShape));
-        result.lossBefore = meanLoss(trainer, dataset);
+        result.lossBefore = TinyData.meanLoss(trainer, dataset);
         EasyTrain.fit(trainer, epochs, dataset, null);
-        result.lossAfter = meanLoss(trainer, dataset);
+        result.lossAfter = TinyData.meanLoss(trainer, dataset);
         afterTraining.accept(trainer);
       }
     }
@@ -256,18 +255,5 @@ final class LiveTraining {
         }
       }
     }
-  }
-
-  static float meanLoss(Trainer trainer, ArrayDataset dataset) throws Exception {
-    float sum = 0;
-    int batches = 0;
-    for (Batch batch : trainer.iterateDataset(dataset)) {
-      try (batch) {
-        NDList predictions = trainer.evaluate(batch.getData());
-        sum += trainer.getLoss().evaluate(batch.getLabels(), predictions).getFloat();
-        batches++;
-      }
-    }
-    return sum / batches;
   }
 }
