@@ -396,6 +396,9 @@ final class PropertyTrees {
           .setName(name)
           .setType(p.getType())
           .optRequiresGrad(p.requiresGradient())
+          // DJL takes the shape from the builder, not from the array: without it getShape() is
+          // null.
+          .optShape(p.getArray().getShape())
           .optArray(p.getArray())
           .build();
     }

@@ -1,6 +1,7 @@
 package dev.surgery.core;
 
 import dev.surgery.core.PropertyTrees.ConvNode;
+import dev.surgery.core.PropertyTrees.DenseNode;
 import dev.surgery.core.PropertyTrees.HolderNode;
 import dev.surgery.core.PropertyTrees.Holding;
 import dev.surgery.core.PropertyTrees.ResUnitNode;
@@ -122,5 +123,22 @@ class SurgeryPropertiesRegressionTest {
                 round(new PolicySpec(Match.CONV, 1, 0, -1, Kind.WRAP)),
                 round(new PolicySpec(Match.CONV, 1, 0, -1, Kind.REWRAP))),
             2));
+  }
+
+  /**
+   * Found by the property (seed -4706991336060412228): a linear layer replaced by one holding new
+   * Parameters around its arrays. The fixture's rewrapped Parameters had no shape (DJL takes it
+   * from the builder, not the array), so the replacement could not compute its output shape.
+   */
+  @Example
+  void aRewrappedLinearLayerKeepsItsShape() throws Exception {
+    play(
+        new Scenario(
+            new SeqNode(List.of(new DenseNode(false))),
+            OptimizerKind.SGD,
+            false,
+            true,
+            List.of(round(new PolicySpec(Match.GLOB_TOP, 1, 0, -1, Kind.REWRAP))),
+            1));
   }
 }
