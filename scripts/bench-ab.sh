@@ -3,11 +3,13 @@
 # tends to run slower, whichever it is) and prints each run's table with the time and the load average.
 #
 # Usage: scripts/bench-ab.sh A_CLASSPATH_FILE B_CLASSPATH_FILE MAIN_CLASS [ARGS...]
-# Each file holds one class path line, e.g. the samples, core and trainer-integration target/classes folders of a
-# checkout followed by `mvn -pl samples dependency:build-classpath` output without the dev.surgery jars.
+# Each file holds one class path line: the benchmarks, samples, trainer-integration and core target/classes folders
+# of a checkout followed by benchmarks/target/benchmarks-runtime.classpath (written by `mvn -DskipTests package`)
+# without the dev.surgery entries. MAIN_CLASS is e.g. dev.surgery.benchmarks.B1LiveSurgery, or
+# org.openjdk.jmh.Main with JMH's flags (see benchmarks/README.md).
 set -euo pipefail
 if [ "$#" -lt 3 ]; then
-  sed -n '2,7p' "$0" >&2
+  sed -n '2,9p' "$0" >&2
   exit 2
 fi
 export DJL_OFFLINE=true OPT_OUT_TRACKING=true

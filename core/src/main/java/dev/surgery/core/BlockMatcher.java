@@ -34,7 +34,15 @@ public interface BlockMatcher {
    */
   static BlockMatcher ofClass(Class<?>... classes) {
     List<Class<?>> list = List.of(classes);
-    return (block, path) -> list.stream().anyMatch(c -> c.isInstance(block));
+    // A plain loop: this runs once per block of a tree, where a stream's setup would dominate.
+    return (block, path) -> {
+      for (Class<?> c : list) {
+        if (c.isInstance(block)) {
+          return true;
+        }
+      }
+      return false;
+    };
   }
 
   /**

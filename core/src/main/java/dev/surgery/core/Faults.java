@@ -1,27 +1,21 @@
 package dev.surgery.core;
 
-import java.util.function.Consumer;
-
 /**
  * A test seam: named points inside a surgery where a test can inject a failure, to show that every
- * such failure is rolled back. Unset (and free) in production.
+ * such failure is rolled back. A surgery is handed its {@code Faults} when it starts (a test passes
+ * one in through the package-private overload of {@link ModuleSurgery}); production passes {@link
+ * #NONE}, so there is no global state to install or reset.
  */
-final class Faults {
+@FunctionalInterface
+interface Faults {
 
-  private static volatile Consumer<String> hook;
+  /** No faults: every point passes. */
+  Faults NONE = name -> {};
 
-  private Faults() {}
-
-  /** Installs a hook that may throw at any named point; null removes it. */
-  static void install(Consumer<String> newHook) {
-    hook = newHook;
-  }
-
-  /** Gives the hook a chance to fail at a named point. */
-  static void point(String name) {
-    Consumer<String> h = hook;
-    if (h != null) {
-      h.accept(name);
-    }
-  }
+  /**
+   * Called at a named point; may throw to inject a failure there.
+   *
+   * @param name the point's name, e.g. {@code trainer.add}
+   */
+  void point(String name);
 }

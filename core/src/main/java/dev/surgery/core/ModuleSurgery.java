@@ -126,6 +126,18 @@ public final class ModuleSurgery {
       Collection<Trainer> optimizers,
       boolean recurseOnReplacements,
       Map<Class<? extends Block>, Integer> indices) {
+    return replaceModuleClasses(
+        module, policies, optimizers, recurseOnReplacements, indices, Faults.NONE);
+  }
+
+  /** {@link #replaceModuleClasses(Block, Map, Collection, boolean, Map)} with injected faults. */
+  static Map<Block, Block> replaceModuleClasses(
+      Block module,
+      Map<Class<? extends Block>, ReplacementFunction> policies,
+      Collection<Trainer> optimizers,
+      boolean recurseOnReplacements,
+      Map<Class<? extends Block>, Integer> indices,
+      Faults faults) {
     @SuppressWarnings("unchecked")
     Map<Object, Integer> counters =
         indices != null ? (Map<Object, Integer>) (Map<?, Integer>) indices : new HashMap<>();
@@ -136,7 +148,7 @@ public final class ModuleSurgery {
           new TreeSurgery.Policy(
               type, type.getSimpleName(), BlockMatcher.ofClass(type), e.getValue()));
     }
-    return run(module, list, optimizers, recurseOnReplacements, false, counters);
+    return run(module, list, optimizers, recurseOnReplacements, false, counters, faults);
   }
 
   /**
@@ -163,7 +175,8 @@ public final class ModuleSurgery {
         options.getTrainers(),
         options.isRecurseOnReplacements(),
         options.isAllowShapeChange(),
-        options.getIndices());
+        options.getIndices(),
+        Faults.NONE);
   }
 
   /**
@@ -219,7 +232,8 @@ public final class ModuleSurgery {
             List.of(),
             options.isRecurseOnReplacements(),
             options.isAllowShapeChange(),
-            indices);
+            indices,
+            Faults.NONE);
     // Shapes are followed through the tree as it is now, before any replacement.
     Map<Block, Shape[]> inputs =
         inputShape == null ? null : MacCounter.inputShapes(module, new Shape[] {inputShape});
@@ -236,9 +250,11 @@ public final class ModuleSurgery {
       Collection<Trainer> trainers,
       boolean recurse,
       boolean allowShapeChange,
-      Map<Object, Integer> indices) {
+      Map<Object, Integer> indices,
+      Faults faults) {
     Map<Block, Block> replaced =
-        new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices).run();
+        new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices, faults)
+            .run();
     if ((trainers == null || trainers.isEmpty()) && !replaced.isEmpty()) {
       logger.info(
           "Surgery replaced {} blocks without a trainer: a Trainer that already registered the"
@@ -275,7 +291,7 @@ public final class ModuleSurgery {
       return;
     }
     Journal journal = new Journal();
-    TrainerSurgery surgery = new TrainerSurgery(journal);
+    TrainerSurgery surgery = new TrainerSurgery(journal, Faults.NONE);
     try {
       for (int i = 0; i < oldParams.size(); i++) {
         Parameter from = oldParams.get(i);
@@ -391,7 +407,7 @@ public final class ModuleSurgery {
   private static void allOrNothing(BiConsumer<Journal, TrainerSurgery> changes) {
     Journal journal = new Journal();
     try {
-      changes.accept(journal, new TrainerSurgery(journal));
+      changes.accept(journal, new TrainerSurgery(journal, Faults.NONE));
       journal.commit();
     } catch (RuntimeException e) {
       journal.rollback(e);
@@ -444,7 +460,7 @@ public final class ModuleSurgery {
     Journal journal = new Journal();
     try {
       TreeSurgery.applyUpdate(
-          removed, added, List.copyOf(optimizers), new IdentityHashMap<>(), journal);
+          removed, added, List.copyOf(optimizers), new IdentityHashMap<>(), journal, Faults.NONE);
       journal.commit();
     } catch (RuntimeException e) {
       journal.rollback(e);

@@ -18,9 +18,11 @@ import java.util.Map;
 final class TrainerSurgery {
 
   private final Journal journal;
+  private final Faults faults;
 
-  TrainerSurgery(Journal journal) {
+  TrainerSurgery(Journal journal, Faults faults) {
     this.journal = journal;
+    this.faults = faults;
   }
 
   /**
@@ -40,7 +42,7 @@ final class TrainerSurgery {
    * Unregisters a parameter: store entry and mirrors, optimizer state, update count, birth mark.
    */
   void remove(Trainer trainer, Parameter parameter) {
-    Faults.point("trainer.remove");
+    faults.point("trainer.remove");
     String id = parameter.getId();
     Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
     Object entry = entries.remove(id);
@@ -122,7 +124,7 @@ final class TrainerSurgery {
     for (Device device : DjlInternals.devices(trainer)) {
       store.getValue(parameter, device, true);
     }
-    Faults.point("trainer.add");
+    faults.point("trainer.add");
     if (fresh && parameter.requiresGradient()) {
       markBorn(trainer, id);
     }

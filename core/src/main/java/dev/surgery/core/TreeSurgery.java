@@ -55,6 +55,9 @@ final class TreeSurgery {
 
   private final Journal journal = new Journal();
 
+  /** Where a test injects failures; {@link Faults#NONE} otherwise. */
+  private final Faults faults;
+
   /** What the surgery knows of each block it met, in one map (one hash per block, not five). */
   private final Map<Block, Node> nodes = new IdentityHashMap<>();
 
@@ -84,6 +87,9 @@ final class TreeSurgery {
 
     int liveEpoch = -1;
     boolean live;
+
+    /** Whether the block was in the tree when the surgery began. */
+    boolean original;
   }
 
   private Node node(Block block) {
@@ -114,7 +120,10 @@ final class TreeSurgery {
   /**
    * Every parameter of every replacement received, as received (before its own children change).
    */
-  private final Set<Parameter> received = Collections.newSetFromMap(new IdentityHashMap<>());
+  private final List<Parameter> received = new ArrayList<>();
+
+  /** True while the first walk from the root marks the blocks the model had at the start. */
+  private boolean initialWalk;
 
   /** The block being worked on, named by a failure that does not name one itself. */
   private String currentPath;
@@ -128,24 +137,27 @@ final class TreeSurgery {
       Collection<Trainer> trainers,
       boolean recurse,
       boolean allowShapeChange,
-      Map<Object, Integer> indices) {
+      Map<Object, Integer> indices,
+      Faults faults) {
     this.root = root;
     this.policies = policies;
     this.trainers = trainers == null ? List.of() : List.copyOf(trainers);
     this.recurse = recurse;
     this.allowShapeChange = allowShapeChange;
     this.indices = indices;
+    this.faults = faults;
   }
 
   Map<Block, Block> run() {
-    Set<Parameter> before = parametersOf(root);
+    // No walk of every parameter up front: what left the model and what joined it is taken from
+    // the replaced subtrees (see updateTrainers), so a big tree costs one traversal, not three.
     try {
-      replaceAll(before);
-      updateTrainers(before);
+      replaceAll(null);
+      updateTrainers();
       journal.commit();
       return replaced;
     } catch (RuntimeException | Error e) {
-      throw rolledBack(e, before);
+      throw rolledBack(e, null);
     }
   }
 
@@ -167,12 +179,19 @@ final class TreeSurgery {
     return result;
   }
 
+  /**
+   * Runs the traversal and placement; {@code before} is every parameter of the model when the
+   * caller has it already, else null (then it is collected only if a trainer needs syncing).
+   */
   private void replaceAll(Set<Parameter> before) {
     syncTrainedValues(before);
     Node top = node(root);
     top.path = "";
     top.seen = true;
+    top.original = true;
+    initialWalk = true;
     enqueueDescendants(root);
+    initialWalk = false;
     while (!queue.isEmpty()) {
       Block child = queue.poll();
       if (isLive(child)) {
@@ -182,9 +201,13 @@ final class TreeSurgery {
     placeReplacements();
   }
 
+  /**
+   * Rolls back and frees what the surgery received; {@code before} may be null: the rollback has
+   * put the tree back, so its parameters are then collected from the root.
+   */
   private RuntimeException rolledBack(Throwable e, Set<Parameter> before) {
     journal.rollback(e);
-    releaseDiscarded(before);
+    releaseDiscarded(before != null ? before : parametersOf(root));
     if (e instanceof SurgeryException s) {
       return s;
     }
@@ -227,11 +250,15 @@ final class TreeSurgery {
    * copies can differ in their last bits); the first given trainer that holds the parameter
    * decides. Journaled: a rollback puts the model's previous values back.
    */
-  private void syncTrainedValues(Set<Parameter> parameters) {
+  private void syncTrainedValues(Set<Parameter> known) {
     Set<Parameter> synced = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> parameters = known;
     for (Trainer trainer : trainers) {
       if (!TrainerSurgery.hasRegistered(trainer)) {
         continue;
+      }
+      if (parameters == null) {
+        parameters = parametersOf(root);
       }
       Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
       for (Parameter p : parameters) {
@@ -277,6 +304,7 @@ final class TreeSurgery {
       }
       if (!n.seen) {
         n.seen = true;
+        n.original = initialWalk;
         n.path = BlockPaths.join(prefix, entry.getKey());
         queue.add(child);
         enqueueDescendants(child);
@@ -374,9 +402,14 @@ final class TreeSurgery {
           BlockPaths.display(path),
           "the replacement is already part of the model; return a new block");
     }
-    epoch++;
-    received.addAll(parametersOf(replacement));
     Node oldNode = node(old);
+    // Only a block with children can change whether other blocks are reachable; swapping a leaf
+    // for a leaf changes the liveness of those two alone, so the memo of every other block stays.
+    boolean structural = !childrenOf(old).isEmpty() || !childrenOf(replacement).isEmpty();
+    if (structural) {
+      epoch++;
+    }
+    addParameters(replacement, received);
     List<Block> ps = oldNode.parents;
     oldNode.parents = new ArrayList<>(1);
     for (Block parent : ps) {
@@ -384,6 +417,8 @@ final class TreeSurgery {
     }
     Node n = node(replacement);
     n.parents = new ArrayList<>(ps);
+    n.liveEpoch = -1;
+    oldNode.liveEpoch = -1;
     n.origin = originOf(old);
     int depth = oldNode.generation + 1;
     if (depth > MAX_GENERATIONS) {
@@ -611,7 +646,7 @@ final class TreeSurgery {
       } else {
         replacement.initialize(manager, dataType, inputShapes);
       }
-      Faults.point("initialize");
+      faults.point("initialize");
     } catch (RuntimeException e) {
       throw new SurgeryException(
           path,
@@ -676,7 +711,17 @@ final class TreeSurgery {
 
   // ------------------------------------------------------------------ trainers
 
-  private void updateTrainers(Set<Parameter> before) {
+  /**
+   * Updates the trainers and frees what left the model. What left and what joined are taken from
+   * the replaced subtrees rather than from walks of every parameter before and after: a parameter
+   * can only leave with an original block that was replaced ({@link #displaced}) and only join with
+   * a replacement that stayed. A block outside the replacements may still hold one of them (a block
+   * shared with a kept parent, a parameter object two blocks hold, an array a kept parameter
+   * wraps); one walk of the kept part of the tree answers that, and only when the answer matters (a
+   * trainer to update or an array to free). The result is the old difference of the whole before
+   * and after sets.
+   */
+  private void updateTrainers() {
     currentPath = null; // parameters, not one block, are concerned from here on
     List<Trainer> active = new ArrayList<>();
     for (Trainer t : trainers) {
@@ -684,36 +729,150 @@ final class TreeSurgery {
         active.add(t);
       }
     }
-    Set<Parameter> after = parametersOf(root);
+    // Without a trainer only arrays to free matter: parameters without one need no answer.
+    boolean all = !active.isEmpty();
+    Set<Parameter> displaced = new LinkedHashSet<>();
+    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
+      Node n = nodes.get(pair.getKey());
+      if (pair.getValue() != pair.getKey() && n != null && n.original) {
+        collectOriginalParameters(pair.getKey(), displaced, all);
+      }
+    }
+    boolean receivedArrays = false;
+    for (Parameter p : received) {
+      receivedArrays |= p.isInitialized();
+    }
+    if (!all && displaced.isEmpty() && !receivedArrays) {
+      return; // structural surgery on blocks without arrays: nothing to update or free
+    }
+    Set<Block> stayed = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> joined = new LinkedHashSet<>();
+    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
+      Block replacement = pair.getValue();
+      Block next = replaced.get(replacement);
+      if (replacement == pair.getKey()
+          || (next != null && next != replacement)
+          || !isLive(replacement)) {
+        continue;
+      }
+      stayed.add(replacement);
+      joined.addAll(parametersOf(replacement));
+    }
     List<Parameter> removed = new ArrayList<>();
-    for (Parameter p : before) {
-      if (!after.contains(p)) {
+    for (Parameter p : displaced) {
+      if (!joined.contains(p)) {
         removed.add(p);
       }
     }
+    List<Parameter> added = new ArrayList<>();
     if (!active.isEmpty()) {
-      List<Parameter> added = new ArrayList<>();
-      for (Parameter p : after) {
-        if (!before.contains(p)) {
+      for (Parameter p : joined) {
+        if (!displaced.contains(p)) {
           added.add(p);
         }
       }
+    }
+    // Parameters of replacements that did not stay (replaced again under recursion, or dropped
+    // with the replacement that held them): nothing else can reach them, unless a kept block does.
+    Set<Parameter> dropped = new LinkedHashSet<>();
+    for (Parameter p : received) {
+      if (p.isInitialized() && !joined.contains(p) && !displaced.contains(p)) {
+        dropped.add(p);
+      }
+    }
+    boolean arraysToFree = !dropped.isEmpty();
+    for (Parameter p : removed) {
+      arraysToFree |= p.isInitialized();
+    }
+    Set<NDArray> live = arraysOf(joined);
+    if (arraysToFree || !added.isEmpty() || (!active.isEmpty() && !removed.isEmpty())) {
+      Set<Parameter> asked = Collections.newSetFromMap(new IdentityHashMap<>());
+      asked.addAll(removed);
+      asked.addAll(added);
+      asked.addAll(dropped);
+      Set<NDArray> askedArrays = arraysOf(removed);
+      askedArrays.addAll(arraysOf(dropped));
+      Set<Parameter> held = Collections.newSetFromMap(new IdentityHashMap<>());
+      heldOutside(stayed, asked, askedArrays, held, live);
+      removed.removeIf(held::contains);
+      added.removeIf(held::contains);
+      dropped.removeIf(held::contains);
+    }
+    if (!active.isEmpty()) {
       Map<Parameter, String> owners = ownerPaths(added);
-      applyUpdate(removed, added, active, owners, journal);
+      applyUpdate(removed, added, active, owners, journal, faults);
     }
     // The detached parameters belong to nobody now: free their arrays once the surgery commits,
-    // unless a live parameter wraps the same array. The same holds for the parameters of
-    // replacements that did not stay in the model (replaced again under recursion, or dropped
-    // with the replacement that held them): nothing else can reach them.
-    Set<NDArray> live = arraysOf(after);
+    // unless a live parameter wraps the same array.
     for (Parameter p : removed) {
       if (p.isInitialized() && !live.contains(p.getArray())) {
         journal.closeOnCommit(p.getArray());
       }
     }
-    for (Parameter p : received) {
-      if (!after.contains(p) && p.isInitialized() && !live.contains(p.getArray())) {
+    for (Parameter p : dropped) {
+      if (!live.contains(p.getArray())) {
         journal.closeOnCommit(p.getArray());
+      }
+    }
+  }
+
+  /**
+   * Walks the tree from the root without entering the replacements that stayed, and records which
+   * of the asked parameters and which of the asked arrays the blocks met still hold.
+   */
+  private void heldOutside(
+      Set<Block> stayed,
+      Set<Parameter> asked,
+      Set<NDArray> askedArrays,
+      Set<Parameter> held,
+      Set<NDArray> heldArrays) {
+    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
+    Deque<Block> stack = new ArrayDeque<>();
+    stack.push(root);
+    while (!stack.isEmpty()) {
+      Block b = stack.pop();
+      if (stayed.contains(b) || !visited.add(b)) {
+        continue;
+      }
+      for (Parameter p : directParameters(b)) {
+        if (asked.contains(p)) {
+          held.add(p);
+        }
+        if (p.isInitialized() && askedArrays.contains(p.getArray())) {
+          heldArrays.add(p.getArray());
+        }
+      }
+      for (Block kid : childrenOf(b).values()) {
+        stack.push(kid);
+      }
+    }
+  }
+
+  /**
+   * Adds the direct parameters of every block under {@code block} (itself included) that the model
+   * had when the surgery began, all of them or only those with an array; blocks that replacements
+   * brought in are passed through, not counted. Taken after the traversal, this still finds every
+   * original parameter the block had: an original below it either is still below it (edges between
+   * original blocks change only where a block was replaced) or was replaced itself, and is
+   * collected with its own pair.
+   */
+  private void collectOriginalParameters(Block block, Set<Parameter> out, boolean all) {
+    if (childrenOf(block).isEmpty()) {
+      addOriginal(block, out, all);
+      return;
+    }
+    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
+    Deque<Block> stack = new ArrayDeque<>();
+    stack.push(block);
+    while (!stack.isEmpty()) {
+      Block b = stack.pop();
+      if (!visited.add(b)) {
+        continue;
+      }
+      addOriginal(b, out, all);
+      List<Block> kids = childrenOf(b).values();
+      for (int i = kids.size() - 1; i >= 0; i--) {
+        stack.push(kids.get(i));
       }
     }
   }
@@ -745,8 +904,9 @@ final class TreeSurgery {
       List<Parameter> added,
       List<Trainer> trainers,
       Map<Parameter, String> owners,
-      Journal journal) {
-    TrainerSurgery surgery = new TrainerSurgery(journal);
+      Journal journal,
+      Faults faults) {
+    TrainerSurgery surgery = new TrainerSurgery(journal, faults);
     Map<NDArray, Parameter> removedByArray = new IdentityHashMap<>();
     for (Parameter p : removed) {
       if (p.isInitialized()) {
@@ -801,7 +961,28 @@ final class TreeSurgery {
     }
   }
 
+  private void addOriginal(Block block, Set<Parameter> out, boolean all) {
+    Node n = nodes.get(block);
+    if (n == null || !n.original) {
+      return;
+    }
+    for (Parameter p : directParameters(block)) {
+      if (all || p.isInitialized()) {
+        out.add(p);
+      }
+    }
+  }
+
   // ------------------------------------------------------------------ helpers
+
+  /** Adds every parameter under a block to a list (a leaf without building a set). */
+  private static void addParameters(Block block, List<Parameter> out) {
+    if (childrenOf(block).isEmpty()) {
+      out.addAll(directParameters(block));
+    } else {
+      out.addAll(parametersOf(block));
+    }
+  }
 
   private static BlockList childrenOf(Block block) {
     return BlockPaths.children(block);

@@ -20,6 +20,7 @@ import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -45,8 +46,8 @@ final class ControlTwin implements AutoCloseable {
   ControlTwin(String name, Supplier<Block> net, OptimizerKind kind, Shape input) {
     subjectRoot = net.get();
     controlRoot = net.get();
-    subject = Fixtures.model(name, subjectRoot);
-    control = Fixtures.model(name + "-control", controlRoot);
+    subject = TinyModels.model(name, subjectRoot);
+    control = TinyModels.model(name + "-control", controlRoot);
     subjectOptimizerObject = kind.create();
     subjectTrainer = subject.newTrainer(config(subjectOptimizerObject));
     controlTrainer = control.newTrainer(config(kind.create()));

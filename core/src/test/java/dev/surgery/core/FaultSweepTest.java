@@ -17,15 +17,15 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -36,17 +36,13 @@ import org.junit.jupiter.params.provider.MethodSource;
  * initializes) over three convolutions and a linear layer, so the points are reached at many stages
  * of the trainer update. How often each point is reached is counted on a dry run first; a failure
  * at each hit must restore everything {@link WeightCopyFaultTest.BeforeState} checks, after which
- * training goes on and the same surgery succeeds.
+ * training goes on and the same surgery succeeds. Every hit runs under Adam, SGD with momentum and
+ * weight decay, and AdamW ({@link RollbackTest#ROLLBACK_OPTIMIZERS}).
  */
 class FaultSweepTest {
 
   private static final Shape INPUT = new Shape(8, 3, 8, 8);
   private static final List<String> POINTS = List.of("initialize", "trainer.remove", "trainer.add");
-
-  @AfterEach
-  void removeFaults() {
-    Faults.install(null);
-  }
 
   private static Conv2d conv() {
     return Conv2d.builder()
@@ -75,72 +71,77 @@ class FaultSweepTest {
     return policies;
   }
 
-  private static DefaultTrainingConfig adam() {
-    return new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
-        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+  private static DefaultTrainingConfig config(OptimizerKind kind) {
+    return new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(kind.create());
   }
 
-  /** Every (point, hit) pair that one successful surgery reaches. */
+  /** Every (point, hit) pair that one successful surgery reaches, under each optimizer. */
   static Stream<Arguments> everyHit() throws Exception {
+    List<Arguments> cases = new ArrayList<>();
+    for (OptimizerKind kind : RollbackTest.ROLLBACK_OPTIMIZERS) {
+      cases.addAll(everyHit(kind));
+    }
+    return cases.stream();
+  }
+
+  private static List<Arguments> everyHit(OptimizerKind kind) throws Exception {
     Map<String, AtomicInteger> hits = new LinkedHashMap<>();
     POINTS.forEach(p -> hits.put(p, new AtomicInteger()));
     SequentialBlock net = net();
-    try (Model model = Fixtures.model("dry-run", net);
+    try (Model model = TinyModels.model("dry-run", net);
         NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(adam())) {
+        Trainer trainer = model.newTrainer(config(kind))) {
       trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
-      Faults.install(
+      EasyTrain.fit(trainer, 1, TinyData.images(data, 16, 3, 8, 8), null);
+      Faults counting =
           name -> {
             AtomicInteger n = hits.get(name);
             if (n != null) {
               n.incrementAndGet();
             }
-          });
-      ModuleSurgery.replaceModuleClasses(net, policies(), List.of(trainer), false, null);
-    } finally {
-      Faults.install(null);
+          };
+      ModuleSurgery.replaceModuleClasses(net, policies(), List.of(trainer), false, null, counting);
     }
     List<Arguments> cases = new ArrayList<>();
     hits.forEach(
         (point, n) -> {
           for (int k = 1; k <= n.get(); k++) {
-            cases.add(Arguments.of(point, k, n.get()));
+            cases.add(Arguments.of(point, k, n.get(), kind));
           }
         });
-    return cases.stream();
+    return cases;
   }
 
-  @ParameterizedTest(name = "{0}, hit {1} of {2}")
+  @ParameterizedTest(name = "{0}, hit {1} of {2}, {3}")
   @MethodSource("everyHit")
-  void failureAtThisHitIsRolledBack(String point, int hit, int of) throws Exception {
+  void failureAtThisHitIsRolledBack(String point, int hit, int of, OptimizerKind kind)
+      throws Exception {
     SequentialBlock net = net();
-    try (Model model = Fixtures.model("sweep", net);
+    try (Model model = TinyModels.model("sweep", net);
         NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(adam())) {
+        Trainer trainer = model.newTrainer(config(kind))) {
       trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+      EasyTrain.fit(trainer, 1, TinyData.images(data, 16, 3, 8, 8), null);
       WeightCopyFaultTest.BeforeState before = WeightCopyFaultTest.BeforeState.of(net, trainer);
 
       AtomicInteger seen = new AtomicInteger();
-      Faults.install(
+      Faults faults =
           name -> {
             if (name.equals(point) && seen.incrementAndGet() == hit) {
               throw new IllegalStateException("injected at " + point + " #" + hit);
             }
-          });
+          };
       SurgeryException e =
           assertThrows(
               SurgeryException.class,
               () ->
                   ModuleSurgery.replaceModuleClasses(
-                      net, policies(), List.of(trainer), false, null));
-      Faults.install(null);
+                      net, policies(), List.of(trainer), false, null, faults));
       assertEquals(hit, seen.get(), "the surgery stopped at the injected hit");
       assertTrue(e.getMessage().contains("injected at " + point + " #" + hit), e.getMessage());
       before.assertUnchanged(net, trainer);
 
-      EasyTrain.fit(trainer, 1, Fixtures.images(data, 16, 3, 8, 8), null);
+      EasyTrain.fit(trainer, 1, TinyData.images(data, 16, 3, 8, 8), null);
       Map<Block, Block> replaced =
           ModuleSurgery.replaceModuleClasses(net, policies(), List.of(trainer), false, null);
       assertEquals(4, replaced.size());

@@ -1,7 +1,5 @@
 package dev.surgery.core;
 
-import ai.djl.Device;
-import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -14,8 +12,6 @@ import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
-import ai.djl.training.dataset.ArrayDataset;
-import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
@@ -37,73 +33,6 @@ final class Fixtures {
     RecursiveLinear(long units) {
       super(Linear.builder().setUnits(units));
       submodule = addChildBlock("submodule", Linear.builder().setUnits(units - 1).build());
-    }
-  }
-
-  /** A dense layer with its own weight and bias, able to copy another one and adopt its bias. */
-  static final class Dense extends AbstractBlock {
-    final long units;
-    final Parameter weight;
-    final Parameter bias;
-
-    Dense(long units) {
-      this.units = units;
-      weight =
-          addParameter(
-              Parameter.builder()
-                  .setName("weight")
-                  .setType(Parameter.Type.WEIGHT)
-                  .optInitializer(new NormalInitializer(0.1f))
-                  .build());
-      bias = addParameter(Parameter.builder().setName("bias").setType(Parameter.Type.BIAS).build());
-    }
-
-    /** A new weight holding a copy of {@code from}'s values, and {@code from}'s own bias object. */
-    Dense(Dense from) {
-      this(from, from.weight.getArray().duplicate());
-    }
-
-    private Dense(Dense from, NDArray weightArray) {
-      this.units = from.units;
-      weight =
-          addParameter(
-              Parameter.builder()
-                  .setName("weight")
-                  .setType(Parameter.Type.WEIGHT)
-                  .optArray(weightArray)
-                  .build());
-      bias = addParameter(from.bias);
-      DjlInternals.setRecordedInputShapes(this, DjlInternals.recordedInputShapes(from));
-    }
-
-    /** A new weight Parameter around {@code from}'s very weight array (Composer style). */
-    static Dense wrapping(Dense from) {
-      return new Dense(from, from.weight.getArray());
-    }
-
-    @Override
-    protected NDList forwardInternal(
-        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      NDArray x = inputs.singletonOrThrow();
-      Device device = x.getDevice();
-      NDArray w = store.getValue(weight, device, training);
-      NDArray b = store.getValue(bias, device, training);
-      return new NDList(x.matMul(w.transpose()).add(b));
-    }
-
-    @Override
-    public void prepare(Shape[] inputShapes) {
-      if (weight.getShape() == null && !weight.isInitialized()) {
-        weight.setShape(new Shape(units, inputShapes[0].get(1)));
-      }
-      if (bias.getShape() == null && !bias.isInitialized()) {
-        bias.setShape(new Shape(units));
-      }
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputs) {
-      return new Shape[] {new Shape(inputs[0].get(0), units)};
     }
   }
 
@@ -241,27 +170,5 @@ final class Fixtures {
                             (device, array) ->
                                 values.put(name + "/" + id + "/" + device, array.toFloatArray()))));
     return values;
-  }
-
-  /** Generated 4-class images: brightness encodes the class, so a tiny CNN learns it quickly. */
-  static ArrayDataset images(NDManager manager, int n, int channels, int size, int batch) {
-    NDArray labels = manager.arange(n).toType(DataType.FLOAT32, false).mod(4);
-    NDArray x =
-        manager
-            .randomNormal(new Shape(n, channels, size, size))
-            .mul(0.3f)
-            .add(labels.reshape(n, 1, 1, 1).sub(1.5f));
-    return new ArrayDataset.Builder()
-        .setData(x)
-        .optLabels(labels)
-        .setSampling(batch, false)
-        .build();
-  }
-
-  /** Opens a model around a block. */
-  static Model model(String name, Block block) {
-    Model model = Model.newInstance(name);
-    model.setBlock(block);
-    return model;
   }
 }

@@ -27,10 +27,12 @@ import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
-import dev.surgery.core.Fixtures.Dense;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyDense;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -74,11 +76,11 @@ class LiveSurgeryTest {
     Block resnet = build.get();
     Block twin = build.get();
     RebornOptimizer controlOptimizer = new RebornOptimizer(kind);
-    try (Model model = Fixtures.model("resnet-" + kind, resnet);
-        Model control = Fixtures.model("resnet-control-" + kind, twin);
+    try (Model model = TinyModels.model("resnet-" + kind, resnet);
+        Model control = TinyModels.model("resnet-control-" + kind, twin);
         NDManager data = NDManager.newBaseManager()) {
       data.getEngine().setRandomSeed(3);
-      ArrayDataset dataset = Fixtures.images(data, 16, 1, 12, 8);
+      ArrayDataset dataset = TinyData.images(data, 16, 1, 12, 8);
       List<Parameter> oldParameters = new ArrayList<>();
       Set<NDArray> expectedFreed = Collections.newSetFromMap(new IdentityHashMap<>());
       Map<Block, Block> replaced = new LinkedHashMap<>();
@@ -274,9 +276,9 @@ class LiveSurgeryTest {
   @Test
   void adamFirstUpdateOfNewParameterIsAFreshAdamsFirstStep() {
     float lr = 1e-3f;
-    Dense dense = new Dense(6);
+    TinyDense dense = new TinyDense(6);
     SequentialBlock net = new SequentialBlock().add(dense);
-    try (Model model = Fixtures.model("adam-birth", net);
+    try (Model model = TinyModels.model("adam-birth", net);
         NDManager oracle = NDManager.newBaseManager()) {
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.l2Loss())
@@ -291,12 +293,12 @@ class LiveSurgeryTest {
           sumStep(trainer);
         }
         Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-        policies.put(Dense.class, (block, index) -> new Dense(6));
-        Dense born =
-            (Dense)
+        policies.put(TinyDense.class, (block, index) -> new TinyDense(6));
+        TinyDense born =
+            (TinyDense)
                 ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null)
                     .get(dense);
-        NDArray expected = born.weight.getArray().duplicate();
+        NDArray expected = born.getWeight().getArray().duplicate();
         expected.attach(oracle);
         NDArray gradient;
         try (NDManager scratch = trainer.getManager().newSubManager()) {
@@ -304,7 +306,7 @@ class LiveSurgeryTest {
             NDList out = trainer.forward(new NDList(scratch.ones(new Shape(4, 5))));
             collector.backward(out.singletonOrThrow().sum());
           }
-          gradient = born.weight.getArray().getGradient().duplicate();
+          gradient = born.getWeight().getArray().getGradient().duplicate();
           gradient.attach(oracle);
           trainer.step();
         }
@@ -313,29 +315,31 @@ class LiveSurgeryTest {
             .build()
             .update("fresh", expected, gradient);
         ExactnessOracle.assertBitsEqual(
-            expected, born.weight.getArray(), "first Adam step of a new parameter");
+            expected, born.getWeight().getArray(), "first Adam step of a new parameter");
         assertEquals(
-            1005, DjlInternals.birthAwareOptimizer(trainer, false).birthOf(born.weight.getId()));
+            1005,
+            DjlInternals.birthAwareOptimizer(trainer, false).birthOf(born.getWeight().getId()));
       }
     }
   }
 
   @Test
   void replaceParamsInOptimizerMovesStateWhenShapesMatch() {
-    Dense dense = new Dense(3);
-    try (Model model = Fixtures.model("move", new SequentialBlock().add(dense));
+    TinyDense dense = new TinyDense(3);
+    try (Model model = TinyModels.model("move", new SequentialBlock().add(dense));
         NDManager manager = NDManager.newBaseManager()) {
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(2, 4));
         sumStep(trainer);
-        Parameter old = dense.weight;
+        Parameter old = dense.getWeight();
         Map<Device, NDArray> means = stateOf(trainer, "Adam.means", old.getId());
         Parameter same = copyParameter(old, old.getArray().duplicate());
-        Parameter other = copyParameter(dense.bias, manager.zeros(new Shape(7)));
+        Parameter other = copyParameter(dense.getBias(), manager.zeros(new Shape(7)));
         other.getArray().attach(model.getNDManager());
-        NDArray oldBiasMean = stateOf(trainer, "Adam.means", dense.bias.getId()).get(Device.cpu());
+        NDArray oldBiasMean =
+            stateOf(trainer, "Adam.means", dense.getBias().getId()).get(Device.cpu());
 
         assertThrows(
             IllegalArgumentException.class,
@@ -352,10 +356,10 @@ class LiveSurgeryTest {
         assertFalse(Fixtures.storeIds(trainer).contains(same.getId()), "nothing changed");
 
         ModuleSurgery.replaceParamsInOptimizer(
-            List.of(old, dense.bias), List.of(same, other), List.of(trainer));
+            List.of(old, dense.getBias()), List.of(same, other), List.of(trainer));
         Set<String> ids = Fixtures.storeIds(trainer);
         assertTrue(ids.contains(same.getId()) && ids.contains(other.getId()));
-        assertFalse(ids.contains(old.getId()) || ids.contains(dense.bias.getId()));
+        assertFalse(ids.contains(old.getId()) || ids.contains(dense.getBias().getId()));
         assertSame(means, stateOf(trainer, "Adam.means", same.getId()), "state moved whole");
         assertNull(stateOf(trainer, "Adam.means", other.getId()), "new shape starts fresh");
         assertTrue(oldBiasMean.isReleased(), "state of a differently shaped parameter is closed");
@@ -370,11 +374,11 @@ class LiveSurgeryTest {
     SequentialBlock m1 = new SequentialBlock();
     SequentialBlock m2 = new SequentialBlock();
     for (int i = 0; i < 4; i++) {
-      m1.add(new Dense(4));
-      m2.add(new Dense(4));
+      m1.add(new TinyDense(4));
+      m2.add(new TinyDense(4));
     }
-    try (Model model = Fixtures.model("m1", m1);
-        Model other = Fixtures.model("m2", m2)) {
+    try (Model model = TinyModels.model("m1", m1);
+        Model other = TinyModels.model("m2", m2)) {
       m2.initialize(other.getNDManager(), other.getDataType(), new Shape(2, 4));
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
@@ -388,7 +392,7 @@ class LiveSurgeryTest {
           assertTrue(keys.isEmpty(), "state of removed parameters dropped");
         }
 
-        Parameter uninitialized = new Dense(2).weight;
+        Parameter uninitialized = new TinyDense(2).getWeight();
         IllegalStateException e =
             assertThrows(
                 IllegalStateException.class,
@@ -413,12 +417,12 @@ class LiveSurgeryTest {
    * same bias object. Returns {model, trainer, old weights, old biases, new blocks}.
    */
   private static void withOptimizerSurgeryState(OptimizerSurgeryCheck check) {
-    Dense fc1 = new Dense(8);
-    Dense fc2 = new Dense(3);
+    TinyDense fc1 = new TinyDense(8);
+    TinyDense fc2 = new TinyDense(3);
     Fixtures.FieldHolder root = new Fixtures.FieldHolder(fc1, fc2);
-    Fixtures.FieldHolder twin = new Fixtures.FieldHolder(new Dense(8), new Dense(3));
-    try (Model model = Fixtures.model("optimizer-surgery", root);
-        Model control = Fixtures.model("optimizer-surgery-control", twin)) {
+    Fixtures.FieldHolder twin = new Fixtures.FieldHolder(new TinyDense(8), new TinyDense(3));
+    try (Model model = TinyModels.model("optimizer-surgery", root);
+        Model control = TinyModels.model("optimizer-surgery-control", twin)) {
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.l2Loss())
               .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
@@ -430,13 +434,13 @@ class LiveSurgeryTest {
         sumStep(trainer);
         sumStep(controlTrainer);
         Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-        policies.put(Dense.class, (block, index) -> new Dense((Dense) block));
+        policies.put(TinyDense.class, (block, index) -> TinyDense.copyingWeight((TinyDense) block));
         Map<Block, Block> replaced =
             ModuleSurgery.replaceModuleClasses(root, policies, List.of(trainer), false, null);
         check.run(
             trainer,
             List.of(fc1, fc2),
-            List.of((Dense) replaced.get(fc1), (Dense) replaced.get(fc2)));
+            List.of((TinyDense) replaced.get(fc1), (TinyDense) replaced.get(fc2)));
         assertSame(replaced.get(fc1), root.first, "field updated");
         assertSame(replaced.get(fc2), root.second, "field updated");
         // Plain SGD keeps no state: the next step must be the control's, element for element.
@@ -470,7 +474,7 @@ class LiveSurgeryTest {
   }
 
   private interface OptimizerSurgeryCheck {
-    void run(Trainer trainer, List<Dense> old, List<Dense> made);
+    void run(Trainer trainer, List<TinyDense> old, List<TinyDense> made);
   }
 
   @Test
@@ -489,8 +493,8 @@ class LiveSurgeryTest {
   void test_params_removed() {
     withOptimizerSurgeryState(
         (trainer, old, made) -> {
-          for (Dense d : old) {
-            assertFalse(Fixtures.storeIds(trainer).contains(d.weight.getId()));
+          for (TinyDense d : old) {
+            assertFalse(Fixtures.storeIds(trainer).contains(d.getWeight().getId()));
           }
         });
   }
@@ -499,9 +503,9 @@ class LiveSurgeryTest {
   void test_new_params_added() {
     withOptimizerSurgeryState(
         (trainer, old, made) -> {
-          for (Dense d : made) {
-            assertTrue(Fixtures.storeIds(trainer).contains(d.weight.getId()));
-            assertTrue(Fixtures.storeIds(trainer).contains(d.bias.getId()));
+          for (TinyDense d : made) {
+            assertTrue(Fixtures.storeIds(trainer).contains(d.getWeight().getId()));
+            assertTrue(Fixtures.storeIds(trainer).contains(d.getBias().getId()));
           }
         });
   }
@@ -511,17 +515,17 @@ class LiveSurgeryTest {
     withOptimizerSurgeryState(
         (trainer, old, made) -> {
           for (int i = 0; i < old.size(); i++) {
-            assertSame(old.get(i).bias, made.get(i).bias, "the bias object is kept");
-            assertTrue(Fixtures.storeIds(trainer).contains(old.get(i).bias.getId()));
-            assertFalse(old.get(i).bias.getArray().isReleased(), "a kept array is not freed");
+            assertSame(old.get(i).getBias(), made.get(i).getBias(), "the bias object is kept");
+            assertTrue(Fixtures.storeIds(trainer).contains(old.get(i).getBias().getId()));
+            assertFalse(old.get(i).getBias().getArray().isReleased(), "a kept array is not freed");
           }
         });
   }
 
   @Test
   void frozenReplacementParametersAreNotUpdatedAndGetNoState() {
-    Dense dense = new Dense(3);
-    try (Model model = Fixtures.model("frozen", new SequentialBlock().add(dense))) {
+    TinyDense dense = new TinyDense(3);
+    try (Model model = TinyModels.model("frozen", new SequentialBlock().add(dense))) {
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer trainer = model.newTrainer(config)) {
@@ -529,24 +533,24 @@ class LiveSurgeryTest {
         sumStep(trainer);
         Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
         policies.put(
-            Dense.class,
+            TinyDense.class,
             (block, index) -> {
-              Dense frozen = new Dense((Dense) block);
-              frozen.weight.freeze(true);
+              TinyDense frozen = TinyDense.copyingWeight((TinyDense) block);
+              frozen.getWeight().freeze(true);
               return frozen;
             });
-        Dense frozen =
-            (Dense)
+        TinyDense frozen =
+            (TinyDense)
                 ModuleSurgery.replaceModuleClasses(
                         model.getBlock(), policies, List.of(trainer), false, null)
                     .get(dense);
-        float[] before = frozen.weight.getArray().toFloatArray();
+        float[] before = frozen.getWeight().getArray().toFloatArray();
         sumStep(trainer);
         org.junit.jupiter.api.Assertions.assertArrayEquals(
-            before, frozen.weight.getArray().toFloatArray(), "frozen weight must not move");
+            before, frozen.getWeight().getArray().toFloatArray(), "frozen weight must not move");
         for (Set<String> keys : Fixtures.stateKeys(trainer).values()) {
-          assertFalse(keys.contains(frozen.weight.getId()), "no optimizer state for frozen");
-          assertTrue(keys.contains(frozen.bias.getId()), "the kept bias trains on");
+          assertFalse(keys.contains(frozen.getWeight().getId()), "no optimizer state for frozen");
+          assertTrue(keys.contains(frozen.getBias().getId()), "the kept bias trains on");
         }
       }
     }
@@ -554,10 +558,10 @@ class LiveSurgeryTest {
 
   @Test
   void everyTrainerOfTheModelFollowsTheSurgery() {
-    Dense dense = new Dense(3);
-    try (Model model = Fixtures.model("two-trainers", new SequentialBlock().add(dense));
+    TinyDense dense = new TinyDense(3);
+    try (Model model = TinyModels.model("two-trainers", new SequentialBlock().add(dense));
         Model control =
-            Fixtures.model("two-trainers-control", new SequentialBlock().add(new Dense(3)))) {
+            TinyModels.model("two-trainers-control", new SequentialBlock().add(new TinyDense(3)))) {
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.l2Loss())
               .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
@@ -571,7 +575,7 @@ class LiveSurgeryTest {
         controlSecond.initialize(new Shape(2, 4));
         copyValues(model.getBlock(), control.getBlock());
         Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-        policies.put(Dense.class, (block, index) -> new Dense((Dense) block));
+        policies.put(TinyDense.class, (block, index) -> TinyDense.copyingWeight((TinyDense) block));
         ModuleSurgery.replaceModuleClasses(
             model.getBlock(), policies, List.of(first, second), false, null);
         Set<String> ids = Fixtures.modelIds(model.getBlock());

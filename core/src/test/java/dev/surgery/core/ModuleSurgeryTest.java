@@ -22,11 +22,12 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.pooling.Pool;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
-import dev.surgery.core.Fixtures.Dense;
 import dev.surgery.core.Fixtures.FieldHolder;
 import dev.surgery.core.Fixtures.ListHolder;
 import dev.surgery.core.Fixtures.RecursiveLinear;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyDense;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -256,7 +257,7 @@ class ModuleSurgeryTest {
         Linear.class,
         (block, index) -> {
           visited.add(block);
-          return block == shared ? new Dense(4) : null;
+          return block == shared ? new TinyDense(4) : null;
         });
     Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(root, policies);
 
@@ -265,7 +266,7 @@ class ModuleSurgeryTest {
     assertSame(dense, left.getChildren().valueAt(0));
     assertSame(dense, right.getChildren().valueAt(1));
     assertEquals(2, visited.size(), "the shared Linear is visited once, the other Linear once");
-    assertEquals("02Dense", right.getChildren().keyAt(1));
+    assertEquals("02TinyDense", right.getChildren().keyAt(1));
   }
 
   @Test
@@ -282,7 +283,7 @@ class ModuleSurgeryTest {
         Linear.class,
         (block, index) ->
             block == second || block == inList
-                ? new Dense(BlockInspector.linearUnits((Linear) block))
+                ? new TinyDense(BlockInspector.linearUnits((Linear) block))
                 : null);
     Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(root, policies);
 
@@ -327,7 +328,7 @@ class ModuleSurgeryTest {
     DequeHolder holder = new DequeHolder(a, b, c);
     SequentialBlock root = new SequentialBlock().add(holder);
     Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(Linear.class, (block, index) -> block == b ? new Dense(2) : null);
+    policies.put(Linear.class, (block, index) -> block == b ? new TinyDense(2) : null);
     Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(root, policies);
     assertEquals(List.of(a, replaced.get(b), c), new ArrayList<>(holder.layers));
   }
@@ -335,13 +336,13 @@ class ModuleSurgeryTest {
   @Test
   void aNewParameterAroundTheOldArrayKeepsThatArrayAlive() {
     try (NDManager manager = NDManager.newBaseManager()) {
-      Dense dense = new Dense(3);
+      TinyDense dense = new TinyDense(3);
       SequentialBlock root = new SequentialBlock().add(dense);
       root.initialize(manager, DataType.FLOAT32, new Shape(2, 4));
-      var array = dense.weight.getArray();
+      var array = dense.getWeight().getArray();
       Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
       // Composer style: a new block whose new Parameter wraps the old weight's array.
-      policies.put(Dense.class, (block, index) -> Dense.wrapping((Dense) block));
+      policies.put(TinyDense.class, (block, index) -> TinyDense.rewrapping((TinyDense) block));
       ModuleSurgery.replaceModuleClasses(root, policies);
       assertFalse(array.isReleased(), "an array the live model still uses must not be closed");
     }
@@ -372,8 +373,8 @@ class ModuleSurgeryTest {
     SequentialBlock model = simpleModel();
     String before = model.toString();
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(BlockMatcher.ofClass(Linear.class), (b, i) -> new Dense(1));
-    policies.put(BlockMatcher.pathGlob("*Linear"), (b, i) -> new Dense(2));
+    policies.put(BlockMatcher.ofClass(Linear.class), (b, i) -> new TinyDense(1));
+    policies.put(BlockMatcher.pathGlob("*Linear"), (b, i) -> new TinyDense(2));
     SurgeryException e =
         assertThrows(
             SurgeryException.class,
@@ -451,7 +452,7 @@ class ModuleSurgeryTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 16, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 16, 8);
       twin.fit(images);
       WeightCopyFaultTest.BeforeState before = WeightCopyFaultTest.BeforeState.of(net, trainer);
 

@@ -30,6 +30,7 @@ import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -79,7 +80,7 @@ class PlanTest {
     DefaultTrainingConfig config =
         new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
             .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
-    try (Model model = Fixtures.model("plan-" + name, resnet);
+    try (Model model = TinyModels.model("plan-" + name, resnet);
         Trainer trainer = model.newTrainer(config);
         NDManager data = NDManager.newBaseManager()) {
       data.getEngine().setRandomSeed(7);

@@ -14,8 +14,8 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
-import java.util.Collections;
-import java.util.IdentityHashMap;
+import dev.surgery.core.testing.OpenArrays;
+import dev.surgery.core.testing.TinyDense;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
@@ -32,31 +32,30 @@ class ReplacementArraysTest {
 
   private static final Shape INPUT = new Shape(2, 3);
 
-  /** One copying {@link Fixtures.Dense} (the one that surgery replaces) and a Linear. */
+  /** One copying {@link TinyDense} (the one that surgery replaces) and a Linear. */
   private static SequentialBlock model() {
-    return new SequentialBlock()
-        .add(new Fixtures.Dense(4))
-        .add(Linear.builder().setUnits(2).build());
+    return new SequentialBlock().add(new TinyDense(4)).add(Linear.builder().setUnits(2).build());
   }
 
   @Test
   void aReplacementReplacedAgainIsFreed() {
-    // Dense -> copy -> copy: the middle copy never stays in the model.
+    // TinyDense -> copy -> copy: the middle copy never stays in the model.
     assertOnlyTheModelsArraysStayOpen(
-        (block, index) -> index < 2 ? new Fixtures.Dense((Fixtures.Dense) block) : null,
-        Fixtures.Dense.class);
+        (block, index) -> index < 2 ? TinyDense.copyingWeight((TinyDense) block) : null,
+        TinyDense.class);
   }
 
   @Test
   void aBlockDroppedFromInsideAReplacementIsFreed() {
-    // Dense -> FieldHolder(copy, identity); then the copy inside it is replaced by another copy.
+    // TinyDense -> FieldHolder(copy, identity); then the copy inside it is replaced by another
+    // copy.
     assertOnlyTheModelsArraysStayOpen(
         (block, index) ->
             switch (index) {
               case 0 ->
                   new Fixtures.FieldHolder(
-                      new Fixtures.Dense((Fixtures.Dense) block), Blocks.identityBlock());
-              case 1 -> new Fixtures.Dense((Fixtures.Dense) block);
+                      TinyDense.copyingWeight((TinyDense) block), Blocks.identityBlock());
+              case 1 -> TinyDense.copyingWeight((TinyDense) block);
               default -> null;
             },
         Fixtures.FieldHolder.class);
@@ -74,7 +73,7 @@ class ReplacementArraysTest {
       Set<NDArray> others = openBesides(manager, root);
 
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block instanceof Fixtures.Dense, function);
+      policies.put((block, path) -> block instanceof TinyDense, function);
       ModuleSurgery.replaceModules(
           root, policies, SurgeryOptions.builder().optRecurseOnReplacements(true).build());
       assertInstanceOf(expectedFirstChild, root.getChildren().valueAt(0));
@@ -88,8 +87,7 @@ class ReplacementArraysTest {
 
   /** The manager's open arrays that are not arrays of the model's parameters. */
   private static Set<NDArray> openBesides(NDManager manager, Block root) {
-    Set<NDArray> open = identitySet();
-    open.addAll(manager.getManagedArrays());
+    Set<NDArray> open = OpenArrays.managedBy(manager);
     for (Parameter p : TreeSurgery.parametersOf(root)) {
       open.remove(p.getArray());
     }
@@ -101,9 +99,5 @@ class ReplacementArraysTest {
       NDList out = root.forward(new ParameterStore(scratch, false), new NDList(x), false);
       return out.singletonOrThrow().toFloatArray();
     }
-  }
-
-  private static Set<NDArray> identitySet() {
-    return Collections.newSetFromMap(new IdentityHashMap<>());
   }
 }

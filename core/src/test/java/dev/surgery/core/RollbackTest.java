@@ -22,6 +22,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.PairList;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyData;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -29,7 +30,6 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -37,11 +37,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /** A failure at any point of a live surgery leaves model, store and optimizer state as before. */
 class RollbackTest {
-
-  @AfterEach
-  void removeFaults() {
-    Faults.install(null);
-  }
 
   private static Conv2d conv(int stride) {
     return Conv2d.builder()
@@ -86,17 +81,17 @@ class RollbackTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       WeightCopyFaultTest.BeforeState before = WeightCopyFaultTest.BeforeState.of(net, trainer);
 
       AtomicInteger hits = new AtomicInteger();
-      Faults.install(
+      Faults faults =
           name -> {
             if (name.equals(point) && hits.incrementAndGet() == 2) {
               throw new IllegalStateException("injected fault at " + name);
             }
-          });
+          };
       Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put(
           Conv2d.class,
@@ -111,7 +106,8 @@ class RollbackTest {
           assertThrows(
               SurgeryException.class,
               () ->
-                  ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
+                  ModuleSurgery.replaceModuleClasses(
+                      net, policies, List.of(trainer), false, null, faults));
       assertTrue(
           e.getMessage().contains(point.equals("shape") ? "output shapes" : "injected"),
           e.getMessage());
@@ -121,7 +117,6 @@ class RollbackTest {
 
       before.assertUnchanged(net, trainer);
       twin.assertSubjectIsTheControl("after the rolled-back surgery");
-      Faults.install(null);
       twin.fit(images);
       twin.assertSubjectIsTheControl("after an epoch more");
     }

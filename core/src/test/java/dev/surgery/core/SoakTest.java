@@ -13,7 +13,6 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
-import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
@@ -23,12 +22,12 @@ import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.OpenArrays;
+import dev.surgery.core.testing.TinyModels;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -161,7 +160,7 @@ class SoakTest {
     DefaultTrainingConfig config =
         new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
             .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.001f)).build());
-    try (Model model = Fixtures.model("soak", net);
+    try (Model model = TinyModels.model("soak", net);
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(config)) {
       trainer.initialize(INPUT);
@@ -191,7 +190,7 @@ class SoakTest {
       for (int cycle = 1; cycle <= cycles; cycle++) {
         boolean applying = cycle % 2 == 1;
         Map<String, float[]> before = Fixtures.snapshot(net);
-        Set<NDArray> reachableBefore = reachableArrays(net, trainer);
+        Set<NDArray> reachableBefore = OpenArrays.reachable(net, trainer);
         Map<NDArray, Long> bytes = new IdentityHashMap<>();
         for (NDArray a : reachableBefore) {
           bytes.put(a, a.size() * a.getDataType().getNumOfBytes());
@@ -204,7 +203,7 @@ class SoakTest {
         assertSameValues(before, Fixtures.snapshot(net), cycle);
         // Every array the surgery took out of the model and the trainer (the old weights, their
         // store entries and their Adam state, which DJL keeps detached from any manager) is freed.
-        reachableBefore.removeAll(reachableArrays(net, trainer));
+        reachableBefore.removeAll(OpenArrays.reachable(net, trainer));
         assertTrue(!reachableBefore.isEmpty(), "cycle " + cycle);
         for (NDArray gone : reachableBefore) {
           assertTrue(
@@ -227,7 +226,7 @@ class SoakTest {
         }
         if (cycle >= warmUp) {
           // The open-array count after every surgery, not only at the samples: exact per phase.
-          int arrays = openArrays(model, trainer).size();
+          int arrays = OpenArrays.ofTraining(model, trainer).size();
           if (cycle % 5 == 0) {
             maxArrays = Math.max(maxArrays, arrays);
             minArrays = Math.min(minArrays, arrays);
@@ -247,10 +246,10 @@ class SoakTest {
           if (cycle == warmUp) {
             rssAfterWarmUp = rss;
           }
-          samples.add(cycle + ":" + openArrays(model, trainer).size() + "/" + rss);
+          samples.add(cycle + ":" + OpenArrays.ofTraining(model, trainer).size() + "/" + rss);
         }
       }
-      int arraysAtEnd = openArrays(model, trainer).size();
+      int arraysAtEnd = OpenArrays.ofTraining(model, trainer).size();
       long rssAtEnd = rssKbAfterGc();
       Figures figures =
           new Figures(
@@ -272,35 +271,6 @@ class SoakTest {
       logger.info("Soak samples (cycle:openArrays/rssKb): {}", String.join(" ", samples));
       return figures;
     }
-  }
-
-  /**
-   * Every open array: those of DJL's manager tree, plus those DJL keeps outside it (Adam's state is
-   * detached from every manager and only the optimizer holds it).
-   */
-  static Set<NDArray> openArrays(Model model, Trainer trainer) {
-    Set<NDArray> open = WeightCopyFaultTest.openArrays(model.getNDManager());
-    for (NDArray a : reachableArrays(model.getBlock(), trainer)) {
-      if (!a.isReleased()) {
-        open.add(a);
-      }
-    }
-    return open;
-  }
-
-  /** The parameter arrays of the model, the store's mirrors and the optimizer state arrays. */
-  static Set<NDArray> reachableArrays(Block root, Trainer trainer) {
-    Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Parameter p : TreeSurgery.parametersOf(root)) {
-      arrays.add(p.getArray());
-    }
-    for (Object entry : DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).values()) {
-      arrays.addAll(DjlInternals.mirrors(entry));
-    }
-    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
-        .values()
-        .forEach(state -> state.values().forEach(perDevice -> arrays.addAll(perDevice.values())));
-    return arrays;
   }
 
   /** One Adam step on a fixed batch; every intermediate array lives in a scratch manager. */

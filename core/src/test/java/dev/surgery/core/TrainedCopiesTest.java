@@ -27,6 +27,8 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyModels;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -58,7 +60,7 @@ class TrainedCopiesTest {
   @Test
   void aWeightCopyReadsTheTrainedCopyNotTheStaleModelArray() throws Exception {
     SequentialBlock net = net();
-    try (Model model = Fixtures.model("copies", net);
+    try (Model model = TinyModels.model("copies", net);
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(config())) {
       ArrayDataset dataset = trainedOnCopies(trainer, data);
@@ -92,7 +94,7 @@ class TrainedCopiesTest {
   @Test
   void aRolledBackSurgeryLeavesTheModelArraysAsTheyWere() throws Exception {
     SequentialBlock net = net();
-    try (Model model = Fixtures.model("copies-rollback", net);
+    try (Model model = TinyModels.model("copies-rollback", net);
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(config())) {
       trainedOnCopies(trainer, data);
@@ -142,7 +144,7 @@ class TrainedCopiesTest {
       mirrors.set(0, copy);
     }
     data.getEngine().setRandomSeed(11);
-    ArrayDataset dataset = Fixtures.images(data, 32, 3, 6, 8);
+    ArrayDataset dataset = TinyData.images(data, 32, 3, 6, 8);
     EasyTrain.fit(trainer, 1, dataset, null);
     return dataset;
   }

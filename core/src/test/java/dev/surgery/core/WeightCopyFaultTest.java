@@ -22,7 +22,9 @@ import ai.djl.training.dataset.ArrayDataset;
 import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.FactorizedLinear;
+import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyData;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -34,7 +36,6 @@ import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -52,11 +53,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 class WeightCopyFaultTest {
 
   private static final Shape INPUT = new Shape(8, 3, 8, 8);
-
-  @AfterEach
-  void removeFaults() {
-    Faults.install(null);
-  }
 
   /**
    * Everything a failed surgery must leave exactly as it was: structure, values, store, optimizer
@@ -165,11 +161,12 @@ class WeightCopyFaultTest {
         NDManager data = NDManager.newBaseManager()) {
       SequentialBlock net = (SequentialBlock) twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
-      Set<NDArray> openBefore = openArrays(net.getParameters().valueAt(0).getArray().getManager());
+      Set<NDArray> openBefore =
+          OpenArrays.ofEngine(net.getParameters().valueAt(0).getArray().getManager());
       List<Block> halfMade = new ArrayList<>();
       List<Block> made = new ArrayList<>();
       Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
@@ -198,7 +195,8 @@ class WeightCopyFaultTest {
       // The engine leaves nothing open: it frees its own arrays and those of the replacements it
       // received. Only the half-made block, whose function threw before returning it, is left to
       // its maker (DJL frees it with the model).
-      Set<NDArray> leftOpen = openArrays(net.getParameters().valueAt(0).getArray().getManager());
+      Set<NDArray> leftOpen =
+          OpenArrays.ofEngine(net.getParameters().valueAt(0).getArray().getManager());
       leftOpen.removeAll(openBefore);
       Set<NDArray> allocatedByFailedFunction = identitySet();
       for (Parameter p : TreeSurgery.parametersOf(halfMade.get(0))) {
@@ -240,7 +238,7 @@ class WeightCopyFaultTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 4, 4);
+      ArrayDataset images = TinyData.images(data, 16, 3, 4, 4);
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
@@ -279,7 +277,7 @@ class WeightCopyFaultTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
@@ -319,7 +317,7 @@ class WeightCopyFaultTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
@@ -353,17 +351,6 @@ class WeightCopyFaultTest {
         .build();
   }
 
-  /** Every open array of the engine: all arrays of the root manager above {@code any}. */
-  static Set<NDArray> openArrays(NDManager any) {
-    NDManager root = any;
-    while (root.getParentManager() != null) {
-      root = root.getParentManager();
-    }
-    Set<NDArray> open = identitySet();
-    open.addAll(root.getManagedArrays());
-    return open;
-  }
-
   private static Set<NDArray> identitySet() {
     return Collections.newSetFromMap(new IdentityHashMap<>());
   }
@@ -395,7 +382,7 @@ class WeightCopyFaultTest {
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = Fixtures.images(data, 16, 3, 8, 8);
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       Map<Class<? extends Block>, ReplacementFunction> first = new LinkedHashMap<>();
       first.put(
@@ -411,21 +398,22 @@ class WeightCopyFaultTest {
       // All three convs are copied (each born anew); the fault hits the last registration, after
       // the born conv's marks were forgotten and the new ones' recorded.
       AtomicInteger adds = new AtomicInteger();
-      Faults.install(
+      Faults faults =
           name -> {
             if (name.equals("trainer.add") && adds.incrementAndGet() == 6) {
               throw new IllegalStateException("injected fault at the last registration");
             }
-          });
+          };
       Map<Class<? extends Block>, ReplacementFunction> all = new LinkedHashMap<>();
       all.put(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
       SurgeryException e =
           assertThrows(
               SurgeryException.class,
-              () -> ModuleSurgery.replaceModuleClasses(net, all, List.of(trainer), false, null));
+              () ->
+                  ModuleSurgery.replaceModuleClasses(
+                      net, all, List.of(trainer), false, null, faults));
       assertTrue(e.getMessage().contains("injected fault"), e.getMessage());
       assertEquals(6, adds.get(), "weight and bias of three convs were being registered");
-      Faults.install(null);
       before.assertUnchanged(net, trainer);
       assertTrainsLikeTheControl(twin, images);
     }

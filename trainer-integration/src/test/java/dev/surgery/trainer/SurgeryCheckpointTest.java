@@ -21,8 +21,11 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
+import dev.surgery.core.BlockPaths;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.OpenArrays;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -189,10 +192,59 @@ class SurgeryCheckpointTest {
         parameters.addAll(restored.getBlock().getParameters().values());
         Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
         parameters.forEach(p -> arrays.add(p.getArray()));
-        Set<NDArray> open = Collections.newSetFromMap(new IdentityHashMap<>());
-        open.addAll(restored.getNDManager().getManagedArrays());
-        assertEquals(arrays, open, "the model must hold its parameters' arrays and nothing more");
+        assertEquals(
+            arrays,
+            OpenArrays.managedBy(restored.getNDManager()),
+            "the model must hold its parameters' arrays and nothing more");
         assertArrayEquals(saved, outputs(restored, batch), "outputs must match bit for bit");
+      }
+    }
+  }
+
+  /**
+   * {@code SqueezeExciteConv2d} once keyed the layer it gates {@code Conv2d} whatever it held; it
+   * now keys it after its class ({@code 01BlurConv2d} once BlurPool replaced it). DJL's parameter
+   * stream is positional (no child keys), so a file saved under the old key holds the same bytes as
+   * one saved under the new, and both load into the original architecture.
+   */
+  @Test
+  void aWrappersChildKeyIsNotPartOfTheCheckpoint() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm("squeeze_excite", Map.of("min_channels", 1)), 0)
+            .add(algorithm("blurpool", Map.of("min_channels", 1)), 0)
+            .build();
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(8);
+      NDArray batch = data.randomNormal(INPUT);
+      float[] saved;
+      try (Model model = TestModels.model("keys")) {
+        try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+          trainer.initialize(INPUT);
+          listener.onInitialized(trainer);
+        }
+        Block wrapper = BlockPaths.resolve(model.getBlock(), "04SqueezeExciteConv2d");
+        assertEquals(
+            List.of("01BlurConv2d", "02SqueezeExcite2d"),
+            DjlInternals.liveChildren(wrapper).keys(),
+            TestModels.structure(model.getBlock()));
+        saved = outputs(model, batch);
+        model.save(dir.resolve("new"), "keys");
+        DjlInternals.liveChildren(wrapper).keys().set(0, "01Conv2d"); // the former key
+        model.save(dir.resolve("old"), "keys");
+      }
+      Path newFile = SurgeryCheckpoint.resolveParamsFile(dir.resolve("new"), "keys", null);
+      Path oldFile = SurgeryCheckpoint.resolveParamsFile(dir.resolve("old"), "keys", null);
+      assertArrayEquals(Files.readAllBytes(newFile), Files.readAllBytes(oldFile));
+      try (Model restored = TestModels.model("keys")) {
+        SurgeryCheckpoint.load(restored, dir.resolve("old"), "keys");
+        assertArrayEquals(saved, outputs(restored, batch));
+        assertEquals(
+            "01BlurConv2d",
+            DjlInternals.liveChildren(
+                    BlockPaths.resolve(restored.getBlock(), "04SqueezeExciteConv2d"))
+                .keys()
+                .get(0));
       }
     }
   }

@@ -3,19 +3,11 @@ package dev.surgery.trainer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import ai.djl.Model;
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
-import ai.djl.nn.Blocks;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
-import ai.djl.nn.convolutional.Conv2d;
-import ai.djl.nn.core.Linear;
-import ai.djl.nn.norm.BatchNorm;
-import ai.djl.nn.pooling.Pool;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
@@ -25,6 +17,8 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyModels;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
@@ -41,40 +35,13 @@ final class TestModels {
 
   /** conv(3x3) - BN - ReLU - conv(3x3, stride 2) - ReLU - maxPool(2) - flatten - linear(4). */
   static SequentialBlock cnn() {
-    return new SequentialBlock()
-        .add(
-            Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .optPadding(new Shape(1, 1))
-                .setFilters(4)
-                .build())
-        .add(BatchNorm.builder().build())
-        .add(Activation.reluBlock())
-        .add(
-            Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .optStride(new Shape(2, 2))
-                .optPadding(new Shape(1, 1))
-                .setFilters(8)
-                .build())
-        .add(Activation.reluBlock())
-        .add(Pool.maxPool2dBlock(new Shape(2, 2)))
-        .add(Blocks.batchFlattenBlock())
-        .add(Linear.builder().setUnits(4).build());
+    return TinyModels.cnn(4);
   }
 
   /** Four classes of constant brightness plus noise, as in the core smoke test. */
   static ArrayDataset dataset(NDManager manager, long seed) {
     manager.getEngine().setRandomSeed((int) seed);
-    NDArray labels = manager.arange(SAMPLES).toType(DataType.INT32, false).mod(4);
-    NDArray means = labels.toType(DataType.FLOAT32, false).reshape(SAMPLES, 1, 1, 1);
-    NDArray images =
-        manager.randomNormal(new Shape(SAMPLES, 3, 8, 8)).mul(0.3f).add(means.sub(1.5f));
-    return new ArrayDataset.Builder()
-        .setData(images)
-        .optLabels(labels.toType(DataType.FLOAT32, false))
-        .setSampling(BATCH, false)
-        .build();
+    return TinyData.images(manager, SAMPLES, 3, 8, BATCH);
   }
 
   static DefaultTrainingConfig config(TrainingListener... listeners) {
@@ -84,9 +51,7 @@ final class TestModels {
   }
 
   static Model model(String name) {
-    Model model = Model.newInstance(name);
-    model.setBlock(cnn());
-    return model;
+    return TinyModels.model(name, cnn());
   }
 
   /** The types of every block in traversal order, e.g. {@code 01Conv2d=Conv2d, ...}. */

@@ -93,6 +93,12 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     return layers;
   }
 
+  /** {@inheritDoc} */
+  @Override
+  public boolean needsTotalEpochs() {
+    return true;
+  }
+
   /**
    * Freezes the first layers (see {@link #layers}) for where training stands; with targets, the
    * fraction is taken of the targeted layers only.
@@ -102,12 +108,6 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    * @throws SurgeryException if the planned number of epochs is unknown, a trainer cannot be
    *     updated, an include pattern matches no block, or no targeted block is a layer
    */
-  @Override
-  public boolean needsTotalEpochs() {
-    return true;
-  }
-
-  /** {@inheritDoc} */
   @Override
   public SurgeryChanges apply(SurgeryContext context) {
     long start = System.nanoTime();

@@ -10,9 +10,8 @@ import ai.djl.nn.norm.BatchNorm;
 import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ReplacementFunction;
-import dev.surgery.core.layers.FactorizedConv2d;
-import dev.surgery.core.layers.GhostBatchNormBlock;
-import dev.surgery.core.layers.SqueezeExciteConv2d;
+import dev.surgery.core.layers.BatchNormLayer;
+import dev.surgery.core.layers.ConvolutionLayer;
 import dev.surgery.core.layers.StochasticResidual;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
@@ -30,13 +29,14 @@ import java.util.Map;
  * <p>A residual unit is a {@link ParallelBlock} of two {@link SequentialBlock}s: a branch holding
  * at least one convolution, and a shortcut that is either DJL's {@code identity} lambda or a
  * convolution followed by a batch norm (the shape of every unit {@code ResNetV1} builds, basic or
- * bottleneck). A convolution is a {@link Conv2d} (blurred and weight-standardized ones included), a
- * {@link SqueezeExciteConv2d} or a {@link FactorizedConv2d}; a batch norm is a {@code BatchNorm} or
- * a {@link GhostBatchNormBlock}: units the other algorithms changed are still units. With the
- * {@code linear} distribution the i-th unit in traversal order (from 0, of L) drops with {@code (i
- * + 1) / L * drop_rate}; with {@code uniform} every unit uses {@code drop_rate}. Unlike Composer, a
- * kept branch is scaled by {@code 1 / (1 - p)} in training so that evaluation can use the branch
- * exactly as it is.
+ * bottleneck). A convolution is a {@link Conv2d} or a {@link ConvolutionLayer} (the project's
+ * blurred, weight-standardized, squeeze-excite and factorized convolutions); a batch norm is a
+ * {@code BatchNorm} or a {@link BatchNormLayer} (ghost batch norm): units the other algorithms
+ * changed are still units, and a new layer joins by implementing the marker. With the {@code
+ * linear} distribution the i-th unit in traversal order (from 0, of L) drops with {@code (i + 1) /
+ * L * drop_rate}; with {@code uniform} every unit uses {@code drop_rate}. Unlike Composer, a kept
+ * branch is scaled by {@code 1 / (1 - p)} in training so that evaluation can use the branch exactly
+ * as it is.
  *
  * <p>No parameter changes, so the optimizer is untouched, and the checkpoint layout stays that of
  * the plain model. Works before and during training; a wrapped branch is never wrapped again.
@@ -128,18 +128,16 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
   }
 
   /**
-   * A convolution as the other algorithms leave it: DJL's (blurred or weight-standardized ones are
-   * subclasses), gated by squeeze-excite, or factorized, so that the algorithms compose in any
-   * order.
+   * A convolution as the other algorithms leave it: DJL's, or a layer marked as one (blurred,
+   * weight-standardized, gated by squeeze-excite, factorized), so that the algorithms compose in
+   * any order.
    */
   private static boolean isConvolution(Block block) {
-    return block instanceof Conv2d
-        || block instanceof SqueezeExciteConv2d
-        || block instanceof FactorizedConv2d;
+    return block instanceof Conv2d || block instanceof ConvolutionLayer;
   }
 
   private static boolean isBatchNorm(Block block) {
-    return block instanceof BatchNorm || block instanceof GhostBatchNormBlock;
+    return block instanceof BatchNorm || block instanceof BatchNormLayer;
   }
 
   /**

@@ -22,7 +22,7 @@ import java.util.ArrayList;
  * a subclass asks it for a standardized twin ({@link #withWeightStandardization}), so the
  * algorithms compose in either order.
  */
-public abstract class AdoptingConv2d extends Conv2d {
+public abstract class AdoptingConv2d extends Conv2d implements ConvolutionLayer {
 
   private final boolean weightStandardized;
 

@@ -22,7 +22,7 @@ import dev.surgery.core.internal.DjlInternals;
  * (truncated SVD), split as {@code U sqrt(S)} for the {@code 1 x 1} convolution and {@code sqrt(S)
  * V^T} for the first one. At full rank it computes what the original did.
  */
-public class FactorizedConv2d extends FactorizedBlock<Conv2d> {
+public class FactorizedConv2d extends FactorizedBlock<Conv2d> implements ConvolutionLayer {
 
   private final int filters;
 

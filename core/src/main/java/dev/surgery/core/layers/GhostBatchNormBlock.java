@@ -33,7 +33,7 @@ import java.io.IOException;
  * metadata and parameters), so the optimizer loses nothing and checkpoints load either way. DJL's
  * {@code BatchNorm} cannot be subclassed outside its package, hence a separate class.
  */
-public class GhostBatchNormBlock extends AbstractBlock {
+public class GhostBatchNormBlock extends AbstractBlock implements BatchNormLayer {
 
   /** BatchNorm's own encoding version, so that checkpoints are interchangeable. */
   private static final byte VERSION = 2;

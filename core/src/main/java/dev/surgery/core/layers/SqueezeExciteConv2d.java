@@ -17,7 +17,7 @@ import ai.djl.util.PairList;
  * new. Later surgery may replace that layer by another one with the same output channels (a {@link
  * BlurConv2d}, a {@link FactorizedConv2d}), which the block then gates.
  */
-public class SqueezeExciteConv2d extends AbstractBlock {
+public class SqueezeExciteConv2d extends AbstractBlock implements ConvolutionLayer {
 
   private final Block conv;
   private final SqueezeExcite2d gate;

@@ -11,9 +11,7 @@ import ai.djl.Device;
 import ai.djl.Model;
 import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
@@ -27,13 +25,13 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
-import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.BlurConv2d;
+import dev.surgery.core.testing.TinyData;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -62,18 +60,7 @@ class BlurPoolLiveTest {
         NDManager data = NDManager.newBaseManager()) {
       model.setBlock(resNet);
       data.getEngine().setRandomSeed(13);
-      int n = 32;
-      NDArray labels = data.arange(n).toType(DataType.FLOAT32, false).mod(4);
-      NDArray images =
-          data.randomNormal(new Shape(n, 1, 28, 28))
-              .mul(0.3f)
-              .add(labels.reshape(n, 1, 1, 1).sub(1.5f));
-      ArrayDataset dataset =
-          new ArrayDataset.Builder()
-              .setData(images)
-              .optLabels(labels)
-              .setSampling(BATCH, false)
-              .build();
+      ArrayDataset dataset = TinyData.images(data, 32, 1, 28, BATCH);
       SurgeryAtEpoch listener = new SurgeryAtEpoch(BlurPool.builder().build(), 1, 3);
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
@@ -104,7 +91,7 @@ class BlurPoolLiveTest {
               java.util.Arrays.equals(listener.weightsAtSurgery.get(i), now),
               "weight " + i + " must still be trained after surgery");
         }
-        float loss = meanLoss(trainer, dataset);
+        float loss = TinyData.meanLoss(trainer, dataset);
         assertTrue(Float.isFinite(loss), "loss after surgery: " + loss);
       }
     }
@@ -117,18 +104,7 @@ class BlurPoolLiveTest {
         NDManager data = NDManager.newBaseManager()) {
       model.setBlock(smallCnn());
       data.getEngine().setRandomSeed(17);
-      int n = 32;
-      NDArray labels = data.arange(n).toType(DataType.FLOAT32, false).mod(4);
-      NDArray images =
-          data.randomNormal(new Shape(n, 3, 12, 12))
-              .mul(0.3f)
-              .add(labels.reshape(n, 1, 1, 1).sub(1.5f));
-      ArrayDataset dataset =
-          new ArrayDataset.Builder()
-              .setData(images)
-              .optLabels(labels)
-              .setSampling(BATCH, false)
-              .build();
+      ArrayDataset dataset = TinyData.images(data, 32, 3, 12, BATCH);
       BlurPool blurPool = BlurPool.builder().optBlurFirst(false).optMinChannels(4).build();
       SurgeryAtEpoch listener = new SurgeryAtEpoch(blurPool, 1, 2);
       DefaultTrainingConfig config =
@@ -142,7 +118,7 @@ class BlurPoolLiveTest {
         assertEquals(
             Map.of("maxPool2d->BlurMaxPool2d", 1, "Conv2d->BlurConv2d", 1),
             listener.report.countsByType());
-        assertTrue(Float.isFinite(meanLoss(trainer, dataset)));
+        assertTrue(Float.isFinite(TinyData.meanLoss(trainer, dataset)));
         model.save(dir, "cnn");
       }
       try (Model original = Model.newInstance("cnn")) {
@@ -189,19 +165,6 @@ class BlurPoolLiveTest {
       n += countBlurConvs(child);
     }
     return n;
-  }
-
-  private static float meanLoss(Trainer trainer, ArrayDataset dataset) throws Exception {
-    float sum = 0;
-    int batches = 0;
-    for (Batch batch : trainer.iterateDataset(dataset)) {
-      try (batch) {
-        NDList predictions = trainer.evaluate(batch.getData());
-        sum += trainer.getLoss().evaluate(batch.getLabels(), predictions).getFloat();
-        batches++;
-      }
-    }
-    return sum / batches;
   }
 
   /** Applies BlurPool at the end of one epoch and records the trainer state around it. */

@@ -172,6 +172,45 @@ class CompositionTest {
     }
   }
 
+  /**
+   * Issue 19: squeeze-excite matches every Conv2d, and the two layers of a factorized convolution
+   * are Conv2d. With {@code min_channels} low enough for those layers to qualify (rank 4 here), it
+   * must still gate only the factorized convolution as a whole.
+   */
+  @Test
+  void squeezeExciteNeverGatesTheLayersInsideAFactorizedConvolution() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = net(manager);
+      apply(net, Factorize.builder().optMinChannels(16).optLatentChannels(4).build());
+      FactorizedConv2d factorized = (FactorizedConv2d) net.getChildren().valueAt(0);
+      List<Block> layers = List.copyOf(factorized.getChildren().values());
+      NDArray x = manager.randomNormal(INPUT);
+      float[] before = forward(factorized, x);
+
+      SurgeryChanges report =
+          SqueezeExcite.builder()
+              .optMinChannels(1)
+              .optLatentChannels(2)
+              .build()
+              .apply(SurgeryContext.of(net));
+
+      assertEquals(
+          List.of("01FactorizedConv2d"),
+          report.changes().stream().map(SurgeryChanges.Change::path).toList());
+      assertEquals(
+          1,
+          BlockPaths.index(net).keySet().stream()
+              .filter(b -> b instanceof SqueezeExciteConv2d)
+              .count(),
+          structure(net));
+      SqueezeExciteConv2d gated = (SqueezeExciteConv2d) net.getChildren().valueAt(0);
+      assertSame(factorized, gated.getConv());
+      // The factorized layers are the very same objects, ungated, and compute what they did.
+      assertEquals(layers, List.copyOf(factorized.getChildren().values()));
+      assertArrayEquals(before, forward(factorized, x));
+    }
+  }
+
   @Test
   void aWrapperKeysItsChildAfterWhatItHolds() {
     try (NDManager manager = NDManager.newBaseManager()) {

@@ -1,16 +1,23 @@
 package dev.surgery.core.algorithms;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import ai.djl.Model;
 import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
+import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
@@ -20,13 +27,20 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
-import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.TinyData;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.function.Consumer;
 
 /** Small models and a live-training harness for the algorithm tests. */
@@ -84,7 +98,8 @@ final class LiveTraining {
   /**
    * Trains {@code net} with Adam for {@code epochs} epochs on generated 4-class data; after each
    * completed epoch listed in {@code surgeryEpochs}, applies {@code algorithm} to the live model
-   * and trainer. {@code afterSurgery} runs right after each application.
+   * and trainer. {@code afterSurgery} runs right after each application. Every application is
+   * checked against the trainer right before it ({@link TrainerState}) and for finite values.
    */
   static Result fit(
       Block net,
@@ -136,34 +151,109 @@ final class LiveTraining {
             public void onEpoch(Trainer trainer) {
               completed[0]++;
               if (surgeryEpochs.contains(completed[0])) {
+                TrainerState before = TrainerState.of(model.getBlock(), trainer);
                 result.reports.add(
                     algorithm.apply(
                         SurgeryContext.live(model.getBlock(), trainer, completed[0], epochs)));
+                before.assertSurgeryKeptTheTrainerExact(model.getBlock(), trainer);
+                FinitenessGuard.assertFinite(trainer, "after " + algorithm.name());
                 afterSurgery.accept(trainer);
               }
             }
           });
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(16).addAll(sampleShape));
-        result.lossBefore = meanLoss(trainer, dataset);
+        result.lossBefore = TinyData.meanLoss(trainer, dataset);
         EasyTrain.fit(trainer, epochs, dataset, null);
-        result.lossAfter = meanLoss(trainer, dataset);
+        result.lossAfter = TinyData.meanLoss(trainer, dataset);
         afterTraining.accept(trainer);
       }
     }
     return result;
   }
 
-  static float meanLoss(Trainer trainer, ArrayDataset dataset) throws Exception {
-    float sum = 0;
-    int batches = 0;
-    for (Batch batch : trainer.iterateDataset(dataset)) {
-      try (batch) {
-        NDList predictions = trainer.evaluate(batch.getData());
-        sum += trainer.getLoss().evaluate(batch.getLabels(), predictions).getFloat();
-        batches++;
+  /**
+   * The trainer right before a live surgery, the oracle for what the surgery may change: a
+   * parameter that stays keeps its values, optimizer state and update count bit for bit (its state
+   * may only be dropped if it stopped training), a new parameter starts without state or count, and
+   * the store holds exactly the model's parameters.
+   */
+  static final class TrainerState {
+    final Map<Parameter, float[]> values = new IdentityHashMap<>();
+    final Map<String, float[]> states = new HashMap<>();
+    final Map<String, Integer> counts;
+
+    private TrainerState(Map<String, Integer> counts) {
+      this.counts = counts;
+    }
+
+    static TrainerState of(Block root, Trainer trainer) {
+      Optimizer optimizer = DjlInternals.optimizer(trainer);
+      TrainerState s = new TrainerState(new HashMap<>(DjlInternals.updateCounts(optimizer)));
+      for (Parameter p : root.getParameters().values()) {
+        if (p.isInitialized()) {
+          s.values.put(p, p.getArray().toFloatArray());
+        }
+      }
+      states(trainer).forEach(s.states::put);
+      return s;
+    }
+
+    private static Map<String, float[]> states(Trainer trainer) {
+      Map<String, float[]> all = new HashMap<>();
+      DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
+          .forEach(
+              (name, state) ->
+                  state.forEach(
+                      (id, perDevice) ->
+                          perDevice.forEach(
+                              (device, array) ->
+                                  all.put(name + "/" + id + "/" + device, array.toFloatArray()))));
+      return all;
+    }
+
+    void assertSurgeryKeptTheTrainerExact(Block root, Trainer trainer) {
+      Set<String> ids = new TreeSet<>();
+      for (Parameter p : root.getParameters().values()) {
+        ids.add(p.getId());
+      }
+      assertEquals(
+          ids,
+          new TreeSet<>(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet()),
+          "the store holds exactly the model's parameters");
+      Map<String, float[]> now = states(trainer);
+      Map<String, Integer> countsNow = DjlInternals.updateCounts(DjlInternals.optimizer(trainer));
+      Set<String> old = new HashSet<>();
+      values.keySet().forEach(p -> old.add(p.getId()));
+      for (String key : now.keySet()) {
+        String id = key.split("/", 3)[1];
+        assertTrue(ids.contains(id), "optimizer state for a parameter not in the model: " + key);
+        if (!old.contains(id)) {
+          fail("a new parameter starts with optimizer state: " + key);
+        }
+      }
+      for (Parameter p : root.getParameters().values()) {
+        float[] v = values.get(p);
+        if (v == null) {
+          assertNull(countsNow.get(p.getId()), "a new parameter starts without update count");
+          continue;
+        }
+        assertArrayEquals(v, p.getArray().toFloatArray(), p.getName() + " keeps its values");
+        for (Map.Entry<String, float[]> e : states.entrySet()) {
+          if (!e.getKey().split("/", 3)[1].equals(p.getId())) {
+            continue;
+          }
+          float[] after = now.get(e.getKey());
+          if (after == null) {
+            assertFalse(p.requiresGradient(), e.getKey() + " dropped from a training parameter");
+          } else {
+            assertArrayEquals(e.getValue(), after, e.getKey() + " kept bit for bit");
+          }
+        }
+        if (p.requiresGradient()) {
+          assertEquals(counts.get(p.getId()), countsNow.get(p.getId()), p.getName() + " count");
+        }
       }
     }
-    return sum / batches;
   }
 }

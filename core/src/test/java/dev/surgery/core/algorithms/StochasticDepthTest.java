@@ -11,11 +11,18 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
 import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.norm.BatchNorm;
 import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
 import dev.surgery.core.BlockPaths;
+import dev.surgery.core.layers.BatchNormLayer;
+import dev.surgery.core.layers.ConvolutionLayer;
 import dev.surgery.core.layers.StochasticResidual;
 import java.util.ArrayList;
 import java.util.List;
@@ -65,6 +72,57 @@ class StochasticDepthTest {
     assertTrue(
         StochasticDepth.builder().build().apply(SurgeryContext.of(net)).isEmpty(), "idempotent");
     assertEquals(0, StochasticDepth.residualBranches(net).size());
+  }
+
+  /** A convolution layer stochastic depth has never heard of, marked as one. */
+  private static final class MarkedConv extends AbstractBlock implements ConvolutionLayer {
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return inputs;
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  /** A batch norm stochastic depth has never heard of, marked as one. */
+  private static final class MarkedNorm extends AbstractBlock implements BatchNormLayer {
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return inputs;
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  /** A residual unit shaped like ResNetV1's: branch, then a projection shortcut of two blocks. */
+  private static ParallelBlock unit(Block branchConv, Block shortcutConv, Block shortcutNorm) {
+    return new ParallelBlock(
+        list -> list.get(0),
+        List.of(
+            new SequentialBlock().add(branchConv),
+            new SequentialBlock().add(shortcutConv).add(shortcutNorm)));
+  }
+
+  @Test
+  void aLayerMarkedAsConvolutionOrBatchNormJoinsAResidualUnit() {
+    // Marked layers count as what they mark, in the branch and in the projection shortcut.
+    ParallelBlock marked = unit(new MarkedConv(), new MarkedConv(), new MarkedNorm());
+    assertEquals(
+        List.of(marked.getChildren().valueAt(0)),
+        StochasticDepth.residualBranches(new SequentialBlock().add(marked)));
+    // Without the marker the same blocks are no convolution and no batch norm: no unit.
+    Block plain = new SequentialBlock().add(Blocks.identityBlock());
+    ParallelBlock unmarked =
+        unit(new MarkedConv(), new SequentialBlock().add(plain), BatchNorm.builder().build());
+    assertEquals(List.of(), StochasticDepth.residualBranches(new SequentialBlock().add(unmarked)));
   }
 
   @Test

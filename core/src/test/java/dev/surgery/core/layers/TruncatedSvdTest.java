@@ -106,4 +106,28 @@ class TruncatedSvdTest {
     }
     assertThrows(IllegalArgumentException.class, () -> svd.leftFactor(r + 1));
   }
+
+  @ParameterizedTest
+  @CsvSource({"24, 216", "216, 24"})
+  void wideAndTallWeightsReconstructAndBothFactorsAreOrthogonal(int rows, int cols) {
+    // A conv weight's shape (out x in*k*k) and its transpose: the tall bidiagonalization path.
+    float[] a = random(rows, cols, 5);
+    TruncatedSvd svd = TruncatedSvd.of(a, rows, cols);
+    int r = Math.min(rows, cols);
+    double[] approx = product(svd.leftFactor(r), svd.rightFactor(r), rows, r, cols);
+    for (int i = 0; i < a.length; i++) {
+      assertEquals(a[i], approx[i], 1e-4, "element " + i);
+    }
+    double[] s = svd.singularValues();
+    float[] left = svd.leftFactor(r); // columns of U sqrt(s) are orthogonal
+    for (int i = 0; i < r; i++) {
+      for (int j = 0; j < r; j++) {
+        double dot = 0;
+        for (int k = 0; k < rows; k++) {
+          dot += (double) left[k * r + i] * left[k * r + j];
+        }
+        assertEquals(i == j ? s[i] : 0, dot, 1e-4 * s[0], i + "," + j);
+      }
+    }
+  }
 }

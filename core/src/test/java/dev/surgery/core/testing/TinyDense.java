@@ -12,8 +12,9 @@ import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 
 /**
- * A dense layer ({@code x W^T + b}) whose parameters can be fresh, adopted, copied or rewrapped:
- * every way a replacement can treat the parameters of the block it replaces.
+ * A dense layer ({@code x W^T + b}) whose parameters can be fresh, adopted, copied or rewrapped (or
+ * a copied weight beside the adopted bias): every way a replacement can treat the parameters of the
+ * block it replaces.
  */
 public final class TinyDense extends AbstractBlock {
 
@@ -71,6 +72,18 @@ public final class TinyDense extends AbstractBlock {
         from,
         around("weight", from.weight.getArray().duplicate()),
         around("bias", from.bias.getArray().duplicate()));
+  }
+
+  /**
+   * A new layer with a new weight {@code Parameter} around a copy of {@code from}'s weight values,
+   * and {@code from}'s very bias {@code Parameter}: a replacement that keeps part of what it
+   * replaces (Composer's optimizer-surgery fixture), so one surgery both adds and keeps parameters.
+   *
+   * @param from the layer to replace
+   * @return the layer with a copied weight and the kept bias
+   */
+  public static TinyDense copyingWeight(TinyDense from) {
+    return new TinyDense(from, around("weight", from.weight.getArray().duplicate()), from.bias);
   }
 
   /**

@@ -8,14 +8,8 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
-import ai.djl.nn.Blocks;
 import ai.djl.nn.Parameter;
-import ai.djl.nn.SequentialBlock;
-import ai.djl.nn.convolutional.Conv2d;
-import ai.djl.nn.core.Linear;
-import ai.djl.nn.pooling.Pool;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
@@ -32,6 +26,7 @@ import dev.surgery.core.algorithms.SqueezeExcite;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.samples.models.SmallCnn;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
@@ -270,7 +265,8 @@ public final class GpuCheck {
     Engine.getInstance().setRandomSeed(7);
     try (Model model = Model.newInstance("gpu-check", Device.cpu());
         NDManager data = NDManager.newBaseManager(Device.cpu())) {
-      model.setBlock(network());
+      model.setBlock(
+          SmallCnn.builder().setFilters(8, 16, 16).optGlobalPool(true).setClasses(CLASSES).build());
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
               .optDevices(devices)
@@ -394,29 +390,6 @@ public final class GpuCheck {
       throws IOException, TranslateException {
     EasyTrain.fit(trainer, 1, dataset, null);
     return trainer.getTrainingResult();
-  }
-
-  private static Block network() {
-    return new SequentialBlock()
-        .add(conv(8, 1))
-        .add(Activation.reluBlock())
-        .add(conv(16, 2))
-        .add(Activation.reluBlock())
-        .add(Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
-        .add(conv(16, 1))
-        .add(Activation.reluBlock())
-        .add(Pool.globalAvgPool2dBlock())
-        .add(Blocks.batchFlattenBlock())
-        .add(Linear.builder().setUnits(CLASSES).build());
-  }
-
-  private static Conv2d conv(int filters, int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(stride, stride))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
   }
 
   /**

@@ -21,9 +21,12 @@ import dev.surgery.samples.data.ImageDatasets.ImageData;
 import dev.surgery.samples.report.SurgeryReportWriter;
 import dev.surgery.samples.report.TrainingHistory;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -45,9 +48,14 @@ public class ImageClassificationJob {
   /** The image side for ResNetV1's three-stage CIFAR layout (DJL uses it for heights up to 28). */
   public static final int SIDE = 28;
 
+  /** The flag that trains the job's network once more without surgery, for comparison. */
+  public static final String COMPARE_BASELINE = "--compare-baseline";
+
   private final String name;
   private final JobOptions options;
   private Shape imageShape;
+  private SurgeryReportWriter.BaselineRun baseline;
+  private boolean surgeryLog = true;
 
   /**
    * Creates the job.
@@ -77,6 +85,15 @@ public class ImageClassificationJob {
    */
   public Shape getImageShape() {
     return imageShape;
+  }
+
+  /**
+   * Sets a run to draw on this job's report charts for comparison (see {@code --compare-baseline}).
+   *
+   * @param baseline the run, or null for none
+   */
+  public void setBaseline(SurgeryReportWriter.BaselineRun baseline) {
+    this.baseline = baseline;
   }
 
   /**
@@ -227,8 +244,9 @@ public class ImageClassificationJob {
     Files.createDirectories(out);
     Path html =
         SurgeryReportWriter.builder(name, history)
-            .optSurgeryLog(options.surgeryLogPath())
+            .optSurgeryLog(surgeryLog ? options.surgeryLogPath() : null)
             .optRun(run)
+            .optBaseline(baseline)
             .build()
             .write(out);
     logger.info("{}: report written to {}", name, html.toAbsolutePath());
@@ -237,7 +255,9 @@ public class ImageClassificationJob {
 
   /**
    * Runs a job from a {@code main} method: prints usage and exits with status 2 on bad flags, and
-   * with status 1 when the dataset is unavailable.
+   * with status 1 when the dataset is unavailable. With {@value #COMPARE_BASELINE}, first trains
+   * the same network without surgery into {@code <out>/baseline} (see {@link #trainBaseline}) and
+   * draws both runs on the job's report.
    *
    * @param job creates the job from the parsed flags
    * @param jobName the job's name
@@ -251,19 +271,132 @@ public class ImageClassificationJob {
       String[] args,
       String... extraFlags)
       throws Exception {
+    List<String> rest = new ArrayList<>(Arrays.asList(args));
+    boolean compare = rest.remove(COMPARE_BASELINE);
     JobOptions options;
     try {
-      options = JobOptions.parse(jobName, args, extraFlags);
+      options = JobOptions.parse(jobName, rest.toArray(new String[0]), extraFlags);
+    } catch (JobOptions.HelpRequestedException e) {
+      System.out.print(e.getMessage());
+      System.out.println(
+          "      "
+              + COMPARE_BASELINE
+              + "  also train without surgery into <out>/baseline and draw both runs");
+      return;
     } catch (IllegalArgumentException e) {
-      System.err.println(jobName + ": " + e.getMessage());
+      System.err.println(
+          jobName
+              + ": "
+              + e.getMessage()
+              + "\n  "
+              + COMPARE_BASELINE
+              + "  also train without surgery into <out>/baseline and draw both runs");
       System.exit(2);
       return;
     }
     try {
-      job.apply(options).run();
+      ImageClassificationJob j = job.apply(options);
+      if (compare) {
+        j.setBaseline(trainBaseline(j, rest));
+      }
+      j.run();
     } catch (dev.surgery.samples.data.DatasetUnavailableException e) {
       System.err.println(jobName + ": " + e.getMessage());
       System.exit(1);
     }
+  }
+
+  /**
+   * Trains the job's network without surgery, with the same flags and seed, writing its report to
+   * {@code <out>/baseline}, and returns its figures. A job that adds surgery in code ({@link
+   * #hasSurgery}) gets its baseline from a plain {@code ImageClassificationJob} in this process.
+   * Under the java agent, whose configuration would change any training in this process, the
+   * baseline runs {@link ResNetJob} in a child JVM started with this JVM's options less the {@code
+   * -javaagent} ones.
+   *
+   * @param job the job to compare
+   * @param args the job's flags (without {@value #COMPARE_BASELINE})
+   * @return the baseline's figures
+   * @throws IOException if the baseline cannot be run or its report read
+   * @throws TranslateException if DJL fails to batch the data
+   */
+  public static SurgeryReportWriter.BaselineRun trainBaseline(
+      ImageClassificationJob job, List<String> args) throws IOException, TranslateException {
+    JobOptions options = job.getOptions();
+    Path out = options.out().resolve("baseline");
+    List<String> agents =
+        ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+            .filter(a -> a.startsWith("-javaagent:"))
+            .toList();
+    if (agents.isEmpty()) {
+      if (!job.hasSurgery()) {
+        logger.warn(
+            "{}: {} without a surgery configuration (no java agent, no surgery in code): both"
+                + " runs train the same way",
+            job.getName(),
+            COMPARE_BASELINE);
+      }
+      ImageClassificationJob plain =
+          new ImageClassificationJob(
+              job.getName() + "-baseline", options.with(options.epochs(), out));
+      // A surgery log named by --surgery-log belongs to the run with surgery.
+      plain.surgeryLog = false;
+      return SurgeryReportWriter.BaselineRun.of("baseline", plain.run().history());
+    }
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (!a.startsWith("-javaagent:")) {
+        command.add(a);
+      }
+    }
+    command.add("-cp");
+    command.add(System.getProperty("java.class.path"));
+    command.add(ResNetJob.class.getName());
+    command.addAll(withOut(args, out));
+    logger.info("{}: baseline without the agent: {}", job.getName(), command);
+    Process p = new ProcessBuilder(command).inheritIO().start();
+    try {
+      int rc = p.waitFor();
+      if (rc != 0) {
+        throw new IOException("the baseline run (" + command + ") exited with " + rc);
+      }
+    } catch (InterruptedException e) {
+      p.destroy();
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while the baseline ran", e);
+    }
+    return SurgeryReportWriter.BaselineRun.read("baseline", out.resolve(SurgeryReportWriter.JSON));
+  }
+
+  /**
+   * The flags for the baseline: {@code --out} set to {@code out}, and no {@code --surgery-log} (or
+   * its old name {@code --surgery-report}): that log belongs to the run with surgery.
+   */
+  static List<String> withOut(List<String> args, Path out) {
+    List<String> result = new ArrayList<>();
+    for (int i = 0; i < args.size(); i++) {
+      String a = args.get(i);
+      if (a.equals("--out") || a.equals("--surgery-log") || a.equals("--surgery-report")) {
+        i++;
+      } else if (!a.startsWith("--out=")
+          && !a.startsWith("--surgery-log=")
+          && !a.startsWith("--surgery-report=")) {
+        result.add(a);
+      }
+    }
+    result.add("--out");
+    result.add(out.toString());
+    return result;
+  }
+
+  /**
+   * Tells whether this job adds surgery in code (then its baseline is a plain job in the same
+   * process); the default says no.
+   *
+   * @return true when the job itself schedules surgery
+   */
+  protected boolean hasSurgery() {
+    return false;
   }
 }

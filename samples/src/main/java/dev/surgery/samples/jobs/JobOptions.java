@@ -6,6 +6,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import picocli.CommandLine;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.ParseResult;
 
 /**
  * The command-line flags shared by the sample jobs.
@@ -44,104 +48,152 @@ public record JobOptions(
   /** The surgery log's default file name in the output directory. */
   public static final String SURGERY_LOG = "surgery-log.json";
 
-  /** The usage text. */
-  public static final String USAGE =
-      String.join(
-          "\n",
-          "flags:",
-          "  --epochs N          training epochs (default 4)",
-          "  --batch-size N      batch size (default 32)",
-          "  --max-batches N     batches per epoch, training and validation (default: all)",
-          "  --devices N         use at most N GPUs (default: every GPU DJL sees; else the CPU)",
-          "  --dataset NAME      " + String.join("|", ImageDatasets.NAMES) + " (default synthetic)",
-          "  --data-dir DIR      local dataset files (MNIST idx files, CIFAR-10 binaries, or one",
-          "                      folder per class for imagefolder); without it DJL downloads",
-          "  --out DIR           output directory for the surgery report (default out/<job>)",
-          "  --seed N            random seed (default 42)",
-          "  --lr X              Adam learning rate (default 0.001)",
-          "  --layers N          ResNetV1 depth: 20, 32, 44, 56 or 110 (default 20)",
-          "  --surgery-log F     the SurgeryListener's surgery log (JSON) to include",
-          "                      (default <out>/surgery-log.json when it exists)");
+  /** The usage text of the shared flags (a job's own flags are added by {@link #usage}). */
+  public static final String USAGE = usage("<job>");
+
+  /** Thrown by {@link #parse} for {@code --help}; its message is the usage text. */
+  public static final class HelpRequestedException extends IllegalArgumentException {
+    private static final long serialVersionUID = 1L;
+
+    HelpRequestedException(String usage) {
+      super(usage);
+    }
+  }
 
   /**
-   * Parses flags.
+   * Returns the usage text of a job.
+   *
+   * @param job the job's name
+   * @param extraFlags the names of job-specific flags, without dashes
+   * @return the text picocli writes for {@code --help}
+   */
+  public static String usage(String job, String... extraFlags) {
+    return new CommandLine(spec(job, extraFlags)).getUsageMessage(CommandLine.Help.Ansi.OFF);
+  }
+
+  /**
+   * Parses flags ({@code --name value} or {@code --name=value}) with picocli.
    *
    * @param job the job's name, used for the default output directory
    * @param args the command line
    * @param extraFlags the names of job-specific flags (each takes a value), without dashes
    * @return the options
+   * @throws HelpRequestedException for {@code --help} or {@code -h}, with the usage text
    * @throws IllegalArgumentException naming the flag that is unknown, lacks a value or is malformed
    */
   public static JobOptions parse(String job, String[] args, String... extraFlags) {
-    int epochs = 4;
-    int batchSize = 32;
-    int maxBatches = 0;
-    int devices = 0;
-    String dataset = "synthetic";
-    Path dataDir = null;
-    Path out = Path.of("out", job);
-    long seed = 42;
-    float lr = 0.001f;
-    int layers = 20;
-    Path surgeryLog = null;
-    List<String> extra = new ArrayList<>();
-    for (int i = 0; i < args.length; i++) {
-      String flag = args[i];
-      if (flag.equals("--help") || flag.equals("-h")) {
-        throw new IllegalArgumentException(USAGE);
-      }
-      if (!flag.startsWith("--")) {
-        throw new IllegalArgumentException("unexpected argument '" + flag + "'\n" + USAGE);
-      }
-      String name = flag.substring(2);
-      String value;
-      int eq = name.indexOf('=');
-      if (eq >= 0) {
-        value = name.substring(eq + 1);
-        name = name.substring(0, eq);
-      } else if (i + 1 < args.length) {
-        value = args[++i];
-      } else {
-        throw new IllegalArgumentException("flag --" + name + " needs a value");
-      }
-      switch (name) {
-        case "epochs" -> epochs = positive(name, value, 0);
-        case "batch-size" -> batchSize = positive(name, value, 1);
-        case "max-batches" -> maxBatches = positive(name, value, 0);
-        case "devices" -> devices = positive(name, value, 0);
-        case "dataset" -> dataset = value.toLowerCase(Locale.ROOT);
-        case "data-dir" -> dataDir = Path.of(value);
-        case "out" -> out = Path.of(value);
-        case "seed" -> seed = number(name, value);
-        case "lr" -> lr = learningRate(value);
-        case "layers" -> layers = positive(name, value, 1);
-        // --surgery-report: the flag's name before the listener's file became the surgery log.
-        case "surgery-log", "surgery-report" -> surgeryLog = Path.of(value);
-        default -> {
-          if (!List.of(extraFlags).contains(name)) {
-            throw new IllegalArgumentException("unknown flag --" + name + "\n" + USAGE);
-          }
-          extra.add(name + "=" + value);
-        }
-      }
+    CommandSpec spec = spec(job, extraFlags);
+    // As before picocli: a repeated flag's last value wins, and "@file" is a value, not a file.
+    CommandLine commandLine =
+        new CommandLine(spec).setOverwrittenOptionsAllowed(true).setExpandAtFiles(false);
+    ParseResult result;
+    try {
+      result = commandLine.parseArgs(args);
+    } catch (CommandLine.ParameterException e) {
+      throw new IllegalArgumentException(e.getMessage() + "\n" + usage(job, extraFlags), e);
     }
+    if (commandLine.isUsageHelpRequested()) {
+      throw new HelpRequestedException(usage(job, extraFlags));
+    }
+    String dataset = result.matchedOptionValue("--dataset", "synthetic").toLowerCase(Locale.ROOT);
     if (!ImageDatasets.NAMES.contains(dataset)) {
       throw new IllegalArgumentException(
           "--dataset " + dataset + " is not one of " + ImageDatasets.NAMES);
     }
+    float lr = result.matchedOptionValue("--lr", 0.001f);
+    if (!(lr > 0 && lr < 10)) {
+      throw new IllegalArgumentException("--lr must be in (0, 10), got " + lr);
+    }
+    List<String> extra = new ArrayList<>();
+    for (String name : extraFlags) {
+      String value = result.matchedOptionValue("--" + name, null);
+      if (value != null) {
+        extra.add(name + "=" + value);
+      }
+    }
     return new JobOptions(
-        epochs,
-        batchSize,
-        maxBatches,
-        devices,
+        atLeast(result, "--epochs", 4, 0),
+        atLeast(result, "--batch-size", 32, 1),
+        atLeast(result, "--max-batches", 0, 0),
+        atLeast(result, "--devices", 0, 0),
         dataset,
-        dataDir,
-        out,
-        seed,
+        result.matchedOptionValue("--data-dir", null),
+        result.matchedOptionValue("--out", Path.of("out", job)),
+        result.matchedOptionValue("--seed", 42L),
         lr,
-        layers,
-        surgeryLog,
+        atLeast(result, "--layers", 20, 1),
+        result.matchedOptionValue("--surgery-log", null),
         List.copyOf(extra));
+  }
+
+  /** The command's flags: the shared ones, typed, then the job's own (string values). */
+  private static CommandSpec spec(String job, String... extraFlags) {
+    CommandSpec spec = CommandSpec.create().name(job);
+    spec.usageMessage().description("A DJL Surgery sample job.");
+    spec.addOption(
+        OptionSpec.builder("-h", "--help").usageHelp(true).description("show this help").build());
+    spec.addOption(option("--epochs", "N", int.class, "training epochs (default 4)"));
+    spec.addOption(option("--batch-size", "N", int.class, "batch size (default 32)"));
+    spec.addOption(
+        option(
+            "--max-batches",
+            "N",
+            int.class,
+            "batches per epoch, training and validation (default: all)"));
+    spec.addOption(
+        option(
+            "--devices",
+            "N",
+            int.class,
+            "use at most N GPUs (default: every GPU DJL sees; else the CPU)"));
+    spec.addOption(
+        option(
+            "--dataset",
+            "NAME",
+            String.class,
+            String.join("|", ImageDatasets.NAMES) + " (default synthetic)"));
+    spec.addOption(
+        option(
+            "--data-dir",
+            "DIR",
+            Path.class,
+            "local dataset files (MNIST idx files, CIFAR-10 binaries, or one folder per class for"
+                + " imagefolder); without it DJL downloads"));
+    spec.addOption(
+        option(
+            "--out",
+            "DIR",
+            Path.class,
+            "output directory for the surgery report (default out/<job>)"));
+    spec.addOption(option("--seed", "N", long.class, "random seed (default 42)"));
+    spec.addOption(option("--lr", "X", float.class, "Adam learning rate (default 0.001)"));
+    spec.addOption(
+        option("--layers", "N", int.class, "ResNetV1 depth: 20, 32, 44, 56 or 110 (default 20)"));
+    // --surgery-report: the flag's name before the listener's file became the surgery log.
+    spec.addOption(
+        OptionSpec.builder("--surgery-log", "--surgery-report")
+            .paramLabel("FILE")
+            .type(Path.class)
+            .description(
+                "the SurgeryListener's surgery log (JSON) to include (default"
+                    + " <out>/surgery-log.json when it exists)")
+            .build());
+    for (String name : extraFlags) {
+      spec.addOption(option("--" + name, "VALUE", String.class, "a flag of this job"));
+    }
+    return spec;
+  }
+
+  private static OptionSpec option(String name, String label, Class<?> type, String description) {
+    return OptionSpec.builder(name).paramLabel(label).type(type).description(description).build();
+  }
+
+  private static int atLeast(ParseResult result, String name, int fallback, int min) {
+    int value = result.matchedOptionValue(name, fallback);
+    if (value < min) {
+      throw new IllegalArgumentException(name + " must be >= " + min + ", got " + value);
+    }
+    return value;
   }
 
   /**
@@ -197,33 +249,5 @@ public record JobOptions(
         layers,
         surgeryLog,
         extra);
-  }
-
-  private static int positive(String name, String value, int min) {
-    long v = number(name, value);
-    if (v < min || v > Integer.MAX_VALUE) {
-      throw new IllegalArgumentException("--" + name + " must be >= " + min + ", got " + value);
-    }
-    return (int) v;
-  }
-
-  private static long number(String name, String value) {
-    try {
-      return Long.parseLong(value);
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("--" + name + " needs an integer, got '" + value + "'", e);
-    }
-  }
-
-  private static float learningRate(String value) {
-    try {
-      float lr = Float.parseFloat(value);
-      if (!(lr > 0 && lr < 10)) {
-        throw new IllegalArgumentException("--lr must be in (0, 10), got " + value);
-      }
-      return lr;
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("--lr needs a number, got '" + value + "'", e);
-    }
   }
 }

@@ -55,6 +55,12 @@ public final class LibrarySurgeryJob extends ImageClassificationJob {
     return surgery;
   }
 
+  /** This job schedules its surgery in code. */
+  @Override
+  protected boolean hasSurgery() {
+    return true;
+  }
+
   /** Registers the surgery listener after DJL's listeners and the report's history. */
   @Override
   protected void configure(DefaultTrainingConfig config) {

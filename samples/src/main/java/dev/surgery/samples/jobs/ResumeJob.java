@@ -204,6 +204,9 @@ public final class ResumeJob extends ImageClassificationJob {
     JobOptions options;
     try {
       options = JobOptions.parse(NAME, args, "resume-from");
+    } catch (JobOptions.HelpRequestedException e) {
+      System.out.print(e.getMessage() + "  --resume-from DIR: phase 2 only, from DIR\n");
+      return;
     } catch (IllegalArgumentException e) {
       System.err.println(NAME + ": " + e.getMessage() + "\n  --resume-from DIR  phase 2 only");
       System.exit(2);

@@ -7,10 +7,10 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
+import dev.surgery.samples.report.TrainingHistory.BatchLoss;
 import dev.surgery.samples.report.TrainingHistory.BlockChange;
 import dev.surgery.samples.report.TrainingHistory.EpochMetrics;
 import dev.surgery.samples.report.TrainingHistory.ModelChange;
-import java.awt.BasicStroke;
 import java.awt.Color;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -22,17 +22,15 @@ import java.util.List;
 import java.util.Locale;
 import java.util.TreeMap;
 import java.util.function.ToDoubleFunction;
-import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
-import org.knowm.xchart.XYChartBuilder;
-import org.knowm.xchart.XYSeries;
-import org.knowm.xchart.style.markers.SeriesMarkers;
 
 /**
  * Writes the surgery report of a training run, the page people look at: {@code surgery-report.html}
- * with two charts (loss and accuracy per epoch, training and validation, a dashed vertical line at
- * each surgery) saved as PNGs beside it, and the table of what each surgery replaced; and {@code
- * surgery-report.json} with the same facts for machines.
+ * with three charts (loss and accuracy per epoch, training and validation; the training loss of
+ * every batch, where a surgery's spike and recovery show; a dashed vertical line at each surgery)
+ * saved as PNGs beside it, and the table of what each surgery replaced; and {@code
+ * surgery-report.json} with the same facts for machines. Given a {@link BaselineRun} (the same
+ * training without surgery), it draws that run on the same charts (dashed) for comparison.
  *
  * <p>The surgeries come from the {@link TrainingHistory} (changes of the block tree, whoever made
  * them) and, when given, from the surgery log a {@code SurgeryListener} wrote (its {@code
@@ -54,6 +52,9 @@ public final class SurgeryReportWriter {
   /** The accuracy chart's file name. */
   public static final String ACCURACY_PNG = "accuracy.png";
 
+  /** The per-batch training loss chart's file name. */
+  public static final String BATCH_LOSS_PNG = "batch-loss.png";
+
   private static final Gson GSON =
       new GsonBuilder()
           .setFieldNamingPolicy(com.google.gson.FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
@@ -67,6 +68,7 @@ public final class SurgeryReportWriter {
   private final JsonObject surgeryLog;
   private final JsonObject run;
   private final JsonArray plans;
+  private final BaselineRun baseline;
 
   private SurgeryReportWriter(Builder builder) {
     this.title = builder.title;
@@ -74,6 +76,65 @@ public final class SurgeryReportWriter {
     this.surgeryLog = builder.surgeryLog;
     this.run = builder.run;
     this.plans = builder.plans;
+    this.baseline = builder.baseline;
+  }
+
+  /**
+   * A run to compare with, drawn dashed on the same charts: usually the same training without
+   * surgery.
+   *
+   * @param label its name in the legends, e.g. {@code baseline}
+   * @param epochs its epochs
+   * @param batchLosses its per-batch training losses
+   */
+  public record BaselineRun(String label, List<EpochMetrics> epochs, List<BatchLoss> batchLosses) {
+
+    /** Copies the lists. */
+    public BaselineRun {
+      epochs = List.copyOf(epochs);
+      batchLosses = List.copyOf(batchLosses);
+    }
+
+    /**
+     * Takes a run's figures from its history.
+     *
+     * @param label the legend name
+     * @param history what the run recorded
+     * @return the run
+     */
+    public static BaselineRun of(String label, TrainingHistory history) {
+      return new BaselineRun(label, history.getEpochs(), history.getBatchLosses());
+    }
+
+    /**
+     * Reads a run's figures back from the {@value #JSON} a writer wrote (its {@code epochs} and
+     * {@code batch_losses}), e.g. of a baseline trained in another process.
+     *
+     * @param label the legend name
+     * @param json the JSON report
+     * @return the run
+     * @throws IOException if the file cannot be read or is not such a report
+     */
+    public static BaselineRun read(String label, Path json) throws IOException {
+      try {
+        JsonObject root =
+            JsonParser.parseString(Files.readString(json, StandardCharsets.UTF_8))
+                .getAsJsonObject();
+        List<EpochMetrics> epochs = new ArrayList<>();
+        for (JsonElement e : root.getAsJsonArray("epochs")) {
+          epochs.add(GSON.fromJson(e, EpochMetrics.class));
+        }
+        List<BatchLoss> batches = new ArrayList<>();
+        if (root.has("batch_losses")) {
+          for (JsonElement e : root.getAsJsonArray("batch_losses")) {
+            batches.add(GSON.fromJson(e, BatchLoss.class));
+          }
+        }
+        return new BaselineRun(label, epochs, batches);
+      } catch (JsonParseException | IllegalStateException | NullPointerException e) {
+        throw new IOException(json + " is not a surgery report with epochs", e);
+      }
+    }
   }
 
   /**
@@ -160,7 +221,7 @@ public final class SurgeryReportWriter {
   }
 
   /**
-   * Writes the HTML, the two PNG charts and the JSON into a directory (created if missing).
+   * Writes the HTML, the three PNG charts and the JSON into a directory (created if missing).
    *
    * @param dir the output directory
    * @return the HTML file
@@ -170,11 +231,13 @@ public final class SurgeryReportWriter {
     Files.createDirectories(dir);
     List<Surgery> surgeries = surgeries();
     List<EpochMetrics> epochs = history.getEpochs();
+    List<EpochMetrics> baseEpochs = baseline == null ? List.of() : baseline.epochs();
     saveChart(
         dir.resolve(LOSS_PNG),
         "Loss per epoch",
         "loss",
         epochs,
+        baseEpochs,
         surgeries,
         EpochMetrics::trainLoss,
         EpochMetrics::validationLoss,
@@ -184,65 +247,52 @@ public final class SurgeryReportWriter {
         "Accuracy per epoch",
         "accuracy",
         epochs,
+        baseEpochs,
         surgeries,
         EpochMetrics::trainAccuracy,
         EpochMetrics::validationAccuracy,
         true);
+    saveBatchChart(dir.resolve(BATCH_LOSS_PNG), surgeries);
     Files.writeString(dir.resolve(JSON), json(epochs, surgeries), StandardCharsets.UTF_8);
     Path html = dir.resolve(HTML);
     Files.writeString(html, html(epochs, surgeries), StandardCharsets.UTF_8);
     return html;
   }
 
-  private static void saveChart(
+  private void saveChart(
       Path file,
       String chartTitle,
       String yTitle,
       List<EpochMetrics> epochs,
+      List<EpochMetrics> baseEpochs,
       List<Surgery> surgeries,
       ToDoubleFunction<EpochMetrics> train,
       ToDoubleFunction<EpochMetrics> validation,
       boolean unitRange)
       throws IOException {
-    System.setProperty("java.awt.headless", "true");
-    XYChart chart =
-        new XYChartBuilder()
-            .width(720)
-            .height(420)
-            .title(chartTitle)
-            .xAxisTitle("epoch")
-            .yAxisTitle(yTitle)
-            .build();
-    chart.getStyler().setChartBackgroundColor(Color.WHITE);
-    chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.OutsideS);
+    XYChart chart = Charts.newChart(chartTitle, "epoch", yTitle);
     // Epochs are whole numbers; the surgery markers sit between them. (XChart cannot draw an empty
     // label, hence the space.)
     chart.setCustomXAxisTickLabelsFormatter(
         x -> Math.abs(x - Math.rint(x)) < 1e-9 ? String.valueOf(Math.round(x)) : " ");
-    double low = Double.POSITIVE_INFINITY;
-    double high = Double.NEGATIVE_INFINITY;
+    double[] range = {Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY};
     String[] names = {"training", "validation"};
-    Color[] colors = {new Color(31, 119, 180), new Color(255, 127, 14)};
     List<ToDoubleFunction<EpochMetrics>> getters = List.of(train, validation);
     for (int s = 0; s < 2; s++) {
-      List<Double> xs = new ArrayList<>();
-      List<Double> ys = new ArrayList<>();
-      for (EpochMetrics m : epochs) {
-        double y = getters.get(s).applyAsDouble(m);
-        if (Double.isFinite(y)) {
-          xs.add((double) m.epoch());
-          ys.add(y);
-          low = Math.min(low, y);
-          high = Math.max(high, y);
-        }
-      }
-      if (!xs.isEmpty()) {
-        XYSeries series = chart.addSeries(names[s], xs, ys);
-        series.setLineColor(colors[s]);
-        series.setMarkerColor(colors[s]);
-        series.setMarker(SeriesMarkers.CIRCLE);
+      addEpochLine(chart, names[s], epochs, getters.get(s), Charts.color(s), false, range);
+      if (baseline != null) {
+        addEpochLine(
+            chart,
+            baseline.label() + " " + names[s],
+            baseEpochs,
+            getters.get(s),
+            Charts.color(s),
+            true,
+            range);
       }
     }
+    double low = range[0];
+    double high = range[1];
     if (unitRange || !Double.isFinite(low)) {
       low = 0;
       high = 1;
@@ -257,40 +307,119 @@ public final class SurgeryReportWriter {
     for (EpochMetrics m : epochs) {
       lastX = Math.max(lastX, m.epoch());
     }
+    for (EpochMetrics m : baseEpochs) {
+      lastX = Math.max(lastX, m.epoch());
+    }
     for (Surgery s : surgeries) {
       lastX = Math.max(lastX, s.epoch() + 1);
     }
     chart.getStyler().setXAxisMin(0.0);
     chart.getStyler().setXAxisMax(lastX + 0.5);
     // A surgery after k completed epochs sits between the points of epochs k and k + 1.
+    addSurgeryMarkers(chart, surgeries, 0.5, low, high);
+    Charts.save(chart, file);
+  }
+
+  private static void addEpochLine(
+      XYChart chart,
+      String name,
+      List<EpochMetrics> epochs,
+      ToDoubleFunction<EpochMetrics> getter,
+      Color color,
+      boolean dashed,
+      double[] range) {
+    List<Double> xs = new ArrayList<>();
+    List<Double> ys = new ArrayList<>();
+    for (EpochMetrics m : epochs) {
+      double y = getter.applyAsDouble(m);
+      if (Double.isFinite(y)) {
+        xs.add((double) m.epoch());
+        ys.add(y);
+        range[0] = Math.min(range[0], y);
+        range[1] = Math.max(range[1], y);
+      }
+    }
+    Charts.addLine(chart, new Charts.Line(name, array(xs), array(ys), color, dashed, true, true));
+  }
+
+  /**
+   * The training loss of every batch against epochs (batch {@code j} of {@code n} in epoch {@code
+   * e} at {@code e - 1 + j / n}), so a surgery after epoch {@code k} sits at {@code x = k}.
+   */
+  private void saveBatchChart(Path file, List<Surgery> surgeries) throws IOException {
+    XYChart chart = Charts.newChart("Training loss per batch", "epoch", "loss");
+    double[] range = {Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY};
+    addBatchLine(chart, "training loss per batch", history.getBatchLosses(), 0, false, range);
+    if (baseline != null) {
+      addBatchLine(
+          chart,
+          baseline.label() + " training loss per batch",
+          baseline.batchLosses(),
+          7,
+          true,
+          range);
+    }
+    double low = Double.isFinite(range[0]) ? Math.min(0, range[0]) : 0;
+    double high = Double.isFinite(range[1]) ? range[1] : 1;
+    if (high - low < 1e-6) {
+      high = low + 1;
+    }
+    chart.getStyler().setYAxisMin(low);
+    chart.getStyler().setYAxisMax(high);
+    chart.getStyler().setXAxisMin(0.0);
+    addSurgeryMarkers(chart, surgeries, 0.0, low, high);
+    Charts.save(chart, file);
+  }
+
+  private static void addBatchLine(
+      XYChart chart,
+      String name,
+      List<BatchLoss> losses,
+      int color,
+      boolean dashed,
+      double[] range) {
+    java.util.Map<Integer, Integer> perEpoch = new java.util.HashMap<>();
+    for (BatchLoss b : losses) {
+      perEpoch.merge(b.epoch(), b.batch(), Math::max);
+    }
+    List<Double> xs = new ArrayList<>();
+    List<Double> ys = new ArrayList<>();
+    for (BatchLoss b : losses) {
+      if (Double.isFinite(b.loss())) {
+        xs.add(b.epoch() - 1 + (double) b.batch() / perEpoch.get(b.epoch()));
+        ys.add(b.loss());
+        range[0] = Math.min(range[0], b.loss());
+        range[1] = Math.max(range[1], b.loss());
+      }
+    }
+    Charts.addLine(
+        chart,
+        new Charts.Line(
+            name, array(xs), array(ys), Charts.color(color), dashed, xs.size() <= 60, true));
+  }
+
+  /** One dashed vertical line per surgery point, at {@code epoch + offset}. */
+  private static void addSurgeryMarkers(
+      XYChart chart, List<Surgery> surgeries, double offset, double low, double high) {
     TreeMap<Integer, List<String>> byEpoch = new TreeMap<>();
     for (Surgery s : surgeries) {
       byEpoch.computeIfAbsent(s.epoch(), k -> new ArrayList<>()).add(s.algorithm());
     }
-    Color[] markerColors = {
-      new Color(214, 39, 40),
-      new Color(148, 103, 189),
-      new Color(140, 86, 75),
-      new Color(227, 119, 194)
-    };
     int m = 0;
     for (var e : byEpoch.entrySet()) {
-      double x = e.getKey() + 0.5;
-      XYSeries marker =
-          chart.addSeries(
-              "surgery after epoch " + e.getKey() + ": " + String.join(", ", e.getValue()),
-              new double[] {x, x},
-              new double[] {low, high});
-      marker.setLineColor(markerColors[m++ % markerColors.length]);
-      marker.setLineStyle(
-          new BasicStroke(
-              2f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[] {6f, 4f}, 0f));
-      marker.setMarker(SeriesMarkers.NONE);
+      Charts.addVertical(
+          chart,
+          "surgery after epoch " + e.getKey() + ": " + String.join(", ", e.getValue()),
+          e.getKey() + offset,
+          low,
+          high,
+          Charts.color(3 + m++),
+          true);
     }
-    if (chart.getSeriesMap().isEmpty()) {
-      chart.addSeries("no data", new double[] {0}, new double[] {0});
-    }
-    BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
+  }
+
+  private static double[] array(List<Double> values) {
+    return values.stream().mapToDouble(Double::doubleValue).toArray();
   }
 
   private String json(List<EpochMetrics> epochs, List<Surgery> surgeries) {
@@ -301,6 +430,14 @@ public final class SurgeryReportWriter {
       root.add("run", run);
     }
     root.add("epochs", GSON.toJsonTree(epochs));
+    root.add("batch_losses", GSON.toJsonTree(history.getBatchLosses()));
+    if (baseline != null) {
+      JsonObject b = new JsonObject();
+      b.addProperty("label", baseline.label());
+      b.add("epochs", GSON.toJsonTree(baseline.epochs()));
+      b.add("batch_losses", GSON.toJsonTree(baseline.batchLosses()));
+      root.add("baseline", b);
+    }
     JsonArray list = new JsonArray();
     for (Surgery s : surgeries) {
       JsonObject o = new JsonObject();
@@ -316,7 +453,7 @@ public final class SurgeryReportWriter {
       list.add(o);
     }
     root.add("surgeries", list);
-    root.add("charts", GSON.toJsonTree(List.of(LOSS_PNG, ACCURACY_PNG)));
+    root.add("charts", GSON.toJsonTree(List.of(LOSS_PNG, ACCURACY_PNG, BATCH_LOSS_PNG)));
     if (surgeryLog != null) {
       // The key predates the name "surgery log"; readers of this file depend on it.
       root.add("surgery_listener_report", surgeryLog);
@@ -352,27 +489,23 @@ public final class SurgeryReportWriter {
     h.append("<p>").append(surgeries.size()).append(" surgery application(s); ");
     h.append(epochs.size())
         .append(" epoch(s). The dashed vertical lines mark the surgeries.</p>\n");
+    if (baseline != null) {
+      h.append("<p>Dashed curves: <b>")
+          .append(escape(baseline.label()))
+          .append("</b>, the same training without surgery (")
+          .append(baseline.epochs().size())
+          .append(" epoch(s)).</p>\n");
+    }
     h.append("<img src=\"").append(LOSS_PNG).append("\" alt=\"loss per epoch\">\n");
     h.append("<img src=\"").append(ACCURACY_PNG).append("\" alt=\"accuracy per epoch\">\n");
+    h.append("<img src=\"").append(BATCH_LOSS_PNG).append("\" alt=\"training loss per batch\">\n");
 
-    h.append("<h2>Epochs</h2>\n<table><tr><th>epoch</th><th>training loss</th>")
-        .append("<th>validation loss</th><th>training accuracy</th><th>validation accuracy</th>")
-        .append("<th>seconds</th></tr>\n");
-    for (EpochMetrics m : epochs) {
-      h.append("<tr><td class=n>").append(m.epoch()).append("</td>");
-      for (double v :
-          new double[] {
-            m.trainLoss(),
-            m.validationLoss(),
-            m.trainAccuracy(),
-            m.validationAccuracy(),
-            m.seconds()
-          }) {
-        h.append("<td class=n>").append(format(v)).append("</td>");
-      }
-      h.append("</tr>\n");
+    h.append("<h2>Epochs</h2>\n");
+    epochTable(h, epochs);
+    if (baseline != null) {
+      h.append("<h2>Epochs of ").append(escape(baseline.label())).append("</h2>\n");
+      epochTable(h, baseline.epochs());
     }
-    h.append("</table>\n");
 
     h.append("<h2>Surgeries</h2>\n");
     if (surgeries.isEmpty()) {
@@ -482,6 +615,27 @@ public final class SurgeryReportWriter {
     return "not planned";
   }
 
+  private static void epochTable(StringBuilder h, List<EpochMetrics> epochs) {
+    h.append("<table><tr><th>epoch</th><th>training loss</th>")
+        .append("<th>validation loss</th><th>training accuracy</th><th>validation accuracy</th>")
+        .append("<th>seconds</th></tr>\n");
+    for (EpochMetrics m : epochs) {
+      h.append("<tr><td class=n>").append(m.epoch()).append("</td>");
+      for (double v :
+          new double[] {
+            m.trainLoss(),
+            m.validationLoss(),
+            m.trainAccuracy(),
+            m.validationAccuracy(),
+            m.seconds()
+          }) {
+        h.append("<td class=n>").append(format(v)).append("</td>");
+      }
+      h.append("</tr>\n");
+    }
+    h.append("</table>\n");
+  }
+
   private static String format(double v) {
     return Double.isFinite(v) ? String.format(Locale.ROOT, "%.4f", v) : "&ndash;";
   }
@@ -501,6 +655,7 @@ public final class SurgeryReportWriter {
     private JsonObject surgeryLog;
     private JsonObject run;
     private JsonArray plans;
+    private BaselineRun baseline;
 
     Builder(String title, TrainingHistory history) {
       this.title = title;
@@ -559,6 +714,18 @@ public final class SurgeryReportWriter {
      */
     public Builder optRun(JsonObject run) {
       this.run = run;
+      return this;
+    }
+
+    /**
+     * Sets a run to draw on the same charts for comparison (dashed), usually the same training
+     * without surgery.
+     *
+     * @param baseline the run, or null for none
+     * @return this builder
+     */
+    public Builder optBaseline(BaselineRun baseline) {
+      this.baseline = baseline;
       return this;
     }
 

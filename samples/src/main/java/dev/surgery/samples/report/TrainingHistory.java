@@ -1,11 +1,15 @@
 package dev.surgery.samples.report;
 
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.LambdaBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListenerAdapter;
+import ai.djl.training.loss.Loss;
 import ai.djl.util.Pair;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -17,9 +21,10 @@ import java.util.Set;
 
 /**
  * A plain DJL {@code TrainingListener} that records what a report needs: the loss and accuracy of
- * every epoch (from DJL's own evaluator listener) and every change of the model's block tree, found
- * by comparing the tree with a snapshot. It knows nothing of DJL Surgery: whatever replaced the
- * blocks (a {@code SurgeryListener} in code, the agent, or the program itself) shows up as a
+ * every epoch (from DJL's own evaluator listener), the training loss of every batch (the trainer's
+ * loss on the batch's predictions, before the step), and every change of the model's block tree,
+ * found by comparing the tree with a snapshot. It knows nothing of DJL Surgery: whatever replaced
+ * the blocks (a {@code SurgeryListener} in code, the agent, or the program itself) shows up as a
  * change.
  *
  * <p>Register it after {@code TrainingListener.Defaults.logging()} so that the evaluator listener
@@ -32,6 +37,8 @@ public final class TrainingHistory extends TrainingListenerAdapter {
 
   private final List<EpochMetrics> epochs = new ArrayList<>();
   private final List<ModelChange> changes = new ArrayList<>();
+  private final List<BatchLoss> batchLosses = new ArrayList<>();
+  private int batchInEpoch;
   private Map<String, Node> snapshot;
   private long snapshotParameters;
   private int completedEpochs;
@@ -59,6 +66,15 @@ public final class TrainingHistory extends TrainingListenerAdapter {
       double trainAccuracy,
       double validationAccuracy,
       double seconds) {}
+
+  /**
+   * The training loss of one batch.
+   *
+   * @param epoch the epoch, from 1
+   * @param batch the batch within the epoch, from 1
+   * @param loss the loss on the batch's predictions before the step (mean over devices)
+   */
+  public record BatchLoss(int epoch, int batch, double loss) {}
 
   /**
    * One replaced block.
@@ -90,6 +106,15 @@ public final class TrainingHistory extends TrainingListenerAdapter {
   }
 
   /**
+   * Returns the training loss of every batch so far.
+   *
+   * @return the batch losses, in order
+   */
+  public List<BatchLoss> getBatchLosses() {
+    return List.copyOf(batchLosses);
+  }
+
+  /**
    * Returns every change of the block tree seen so far.
    *
    * @return the changes, in order
@@ -106,6 +131,7 @@ public final class TrainingHistory extends TrainingListenerAdapter {
     snapshotParameters = root == null ? 0 : parameterCountNow(root);
     completedEpochs = 0;
     epochStarted = false;
+    batchInEpoch = 0;
   }
 
   /** {@inheritDoc} */
@@ -116,6 +142,29 @@ public final class TrainingHistory extends TrainingListenerAdapter {
       epochStartNanos = System.nanoTime();
       compare(trainer.getModel().getBlock());
     }
+    batchInEpoch++;
+    double loss = batchLoss(trainer.getLoss(), batchData);
+    batchLosses.add(new BatchLoss(completedEpochs + 1, batchInEpoch, loss));
+  }
+
+  /** The loss on each device's predictions, averaged over the devices; NaN when none. */
+  private static double batchLoss(Loss loss, BatchData batchData) {
+    if (loss == null || batchData.getPredictions() == null) {
+      return Double.NaN;
+    }
+    double sum = 0;
+    int devices = 0;
+    for (Map.Entry<Device, NDList> e : batchData.getPredictions().entrySet()) {
+      NDList labels = batchData.getLabels().get(e.getKey());
+      if (labels == null) {
+        continue;
+      }
+      try (NDArray value = loss.evaluate(labels, e.getValue())) {
+        sum += value.getFloat();
+        devices++;
+      }
+    }
+    return devices == 0 ? Double.NaN : sum / devices;
   }
 
   /** {@inheritDoc} */
@@ -133,6 +182,7 @@ public final class TrainingHistory extends TrainingListenerAdapter {
             value(values, "validate_Accuracy"),
             seconds));
     epochStarted = false;
+    batchInEpoch = 0;
   }
 
   /** {@inheritDoc} */

@@ -88,10 +88,15 @@ class JobOptionsTest {
     assertTrue(
         assertThrows(IllegalArgumentException.class, () -> parse("--epochz", "1"))
             .getMessage()
-            .startsWith("unknown flag --epochz"));
-    assertEquals(
-        "flag --epochs needs a value",
-        assertThrows(IllegalArgumentException.class, () -> parse("--epochs")).getMessage());
+            .startsWith("Unknown options: '--epochz', '1'"));
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> parse("--epochs"))
+            .getMessage()
+            .startsWith("Missing required parameter for option '--epochs'"));
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> parse("--epochs", "two"))
+            .getMessage()
+            .startsWith("Invalid value for option '--epochs': 'two' is not an int"));
     assertTrue(
         assertThrows(IllegalArgumentException.class, () -> parse("--batch-size", "0"))
             .getMessage()
@@ -105,9 +110,42 @@ class JobOptionsTest {
             .getMessage()
             .contains("--lr must be in (0, 10)"));
     assertTrue(
-        assertThrows(IllegalArgumentException.class, () -> parse("--resume-from", "x"))
+        assertThrows(IllegalArgumentException.class, () -> parse("--resume-from=x"))
             .getMessage()
-            .startsWith("unknown flag --resume-from"));
+            .startsWith("Unknown option: '--resume-from=x'"));
+  }
+
+  @Test
+  void lastValueOfARepeatedFlagWins() {
+    JobOptions o = parse("--epochs", "1", "--out", "@o", "--epochs=3");
+    assertEquals(3, o.epochs());
+    assertEquals(Path.of("@o"), o.out());
+  }
+
+  @Test
+  void helpListsEveryFlagAndTheJobsOwn() {
+    JobOptions.HelpRequestedException help =
+        assertThrows(
+            JobOptions.HelpRequestedException.class,
+            () -> JobOptions.parse("resume", new String[] {"--help"}, "resume-from"));
+    for (String flag :
+        new String[] {
+          "--epochs",
+          "--batch-size",
+          "--max-batches",
+          "--devices",
+          "--dataset",
+          "--data-dir",
+          "--out",
+          "--seed",
+          "--lr",
+          "--layers",
+          "--surgery-report",
+          "--resume-from"
+        }) {
+      assertTrue(help.getMessage().contains(flag), flag + " in\n" + help.getMessage());
+    }
+    assertTrue(help.getMessage().startsWith("Usage: resume"), help.getMessage());
   }
 
   private static JobOptions parse(String... args) {

@@ -29,10 +29,40 @@ class ResNetJobIT {
             SurgeryReportWriter.HTML,
             SurgeryReportWriter.JSON,
             SurgeryReportWriter.LOSS_PNG,
-            SurgeryReportWriter.ACCURACY_PNG)) {
+            SurgeryReportWriter.ACCURACY_PNG,
+            SurgeryReportWriter.BATCH_LOSS_PNG)) {
       assertTrue(Files.size(out.resolve(f)) > 0, f);
     }
     assertTrue(ImageIO.read(out.resolve(SurgeryReportWriter.LOSS_PNG).toFile()).getWidth() > 0);
+  }
+
+  @Test
+  void compareBaselineTrainsWithoutTheAgentInAChildJvm() throws Exception {
+    Path agent = SampleProcess.agentJar().toAbsolutePath();
+    assertTrue(Files.isRegularFile(agent), "build the agent first: " + agent);
+    Path config = SampleProcess.samplesDir().resolve("configs/blurpool.yaml").toAbsolutePath();
+    SampleProcess.Result r =
+        SampleProcess.run(
+            SampleProcess.workDir("resnet-compare"),
+            List.of("-javaagent:" + agent + "=" + config),
+            ResNetJob.class,
+            "--epochs",
+            "2",
+            "--max-batches",
+            "2",
+            "--batch-size",
+            "4",
+            "--compare-baseline");
+    assertEquals(0, r.exitCode(), r.tail());
+    // The child JVM had no agent: its report shows no surgery; the job's does and draws both.
+    JsonObject baseline = r.json("out/resnet-job/baseline/" + SurgeryReportWriter.JSON);
+    assertEquals(0, baseline.getAsJsonArray("surgeries").size(), baseline.toString());
+    JsonObject report = r.json("out/resnet-job/" + SurgeryReportWriter.JSON);
+    assertEquals(1, report.getAsJsonArray("surgeries").size(), report.toString());
+    assertEquals(
+        baseline.getAsJsonArray("batch_losses"),
+        report.getAsJsonObject("baseline").getAsJsonArray("batch_losses"));
+    assertEquals(4, baseline.getAsJsonArray("batch_losses").size());
   }
 
   @Test
@@ -97,7 +127,7 @@ class ResNetJobIT {
         SampleProcess.run(
             SampleProcess.workDir("resnet-bad-flag"), List.of(), ResNetJob.class, "--epochz", "1");
     assertEquals(2, bad.exitCode(), bad.tail());
-    assertTrue(bad.output().contains("unknown flag --epochz"), bad.tail());
+    assertTrue(bad.output().contains("Unknown options: '--epochz', '1'"), bad.tail());
   }
 
   static int count(String text, String needle) {

@@ -24,11 +24,15 @@ import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.samples.report.SurgeryReportWriter.BaselineRun;
+import dev.surgery.samples.report.TrainingHistory.BatchLoss;
+import dev.surgery.samples.report.TrainingHistory.EpochMetrics;
 import dev.surgery.samples.report.TrainingHistory.ModelChange;
 import dev.surgery.trainer.EntryPlan;
 import dev.surgery.trainer.SurgeryListener;
@@ -235,5 +239,82 @@ class SurgeryReportTest {
               .get("path")
               .getAsString());
     }
+  }
+
+  @Test
+  void batchLossesAverageToDjlsEpochLoss() throws Exception {
+    TrainingHistory history = train(2, new BlurAt(1));
+    List<BatchLoss> batches = history.getBatchLosses();
+    // 32 samples in batches of 8: 4 batches per epoch, numbered from 1 in each epoch.
+    assertEquals(8, batches.size());
+    for (int i = 0; i < batches.size(); i++) {
+      assertEquals(i / 4 + 1, batches.get(i).epoch());
+      assertEquals(i % 4 + 1, batches.get(i).batch());
+      assertTrue(Double.isFinite(batches.get(i).loss()));
+    }
+    // DJL's evaluator listener reports an epoch's training loss as the mean of its batch losses.
+    for (EpochMetrics m : history.getEpochs()) {
+      double mean =
+          batches.stream()
+              .filter(b -> b.epoch() == m.epoch())
+              .mapToDouble(BatchLoss::loss)
+              .average()
+              .orElseThrow();
+      assertEquals(m.trainLoss(), mean, 1e-5 * Math.max(1, Math.abs(mean)));
+    }
+  }
+
+  @Test
+  void drawsPerBatchLossAndTheBaselineOnTheSameCharts() throws Exception {
+    TrainingHistory baseline = train(2, null);
+    Path baseDir = dir.resolve("baseline");
+    SurgeryReportWriter.builder("baseline", baseline).build().write(baseDir);
+    BaselineRun read = BaselineRun.read("baseline", baseDir.resolve(SurgeryReportWriter.JSON));
+    // What the baseline's report says is what its history recorded.
+    assertEquals(baseline.getEpochs(), read.epochs());
+    assertEquals(baseline.getBatchLosses(), read.batchLosses());
+
+    TrainingHistory history = train(2, new BlurAt(1));
+    Path html =
+        SurgeryReportWriter.builder("with surgery", history).optBaseline(read).build().write(dir);
+    String page = Files.readString(html);
+    for (String png :
+        List.of(
+            SurgeryReportWriter.LOSS_PNG,
+            SurgeryReportWriter.ACCURACY_PNG,
+            SurgeryReportWriter.BATCH_LOSS_PNG)) {
+      BufferedImage image = ImageIO.read(dir.resolve(png).toFile());
+      assertEquals(720, image.getWidth());
+      assertTrue(page.contains("src=\"" + png + "\""), png);
+    }
+    assertTrue(page.contains("Epochs of baseline"), page);
+    JsonObject json =
+        JsonParser.parseString(Files.readString(dir.resolve(SurgeryReportWriter.JSON)))
+            .getAsJsonObject();
+    JsonArray batches = json.getAsJsonArray("batch_losses");
+    assertEquals(history.getBatchLosses().size(), batches.size());
+    JsonObject last = batches.get(7).getAsJsonObject();
+    assertEquals(2, last.get("epoch").getAsInt());
+    assertEquals(4, last.get("batch").getAsInt());
+    assertEquals(history.getBatchLosses().get(7).loss(), last.get("loss").getAsDouble());
+    JsonObject base = json.getAsJsonObject("baseline");
+    assertEquals("baseline", base.get("label").getAsString());
+    assertEquals(2, base.getAsJsonArray("epochs").size());
+    assertEquals(8, base.getAsJsonArray("batch_losses").size());
+    assertEquals(
+        baseline.getBatchLosses().get(0).loss(),
+        base.getAsJsonArray("batch_losses").get(0).getAsJsonObject().get("loss").getAsDouble());
+    assertTrue(
+        json.getAsJsonArray("charts").toString().contains(SurgeryReportWriter.BATCH_LOSS_PNG));
+  }
+
+  @Test
+  void readingSomethingElseAsABaselineFailsNamingTheFile() throws Exception {
+    Path notReport = dir.resolve("x.json");
+    Files.writeString(notReport, "{\"title\":\"no epochs\"}");
+    java.io.IOException e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            java.io.IOException.class, () -> BaselineRun.read("baseline", notReport));
+    assertTrue(e.getMessage().contains(notReport.toString()), e.getMessage());
   }
 }

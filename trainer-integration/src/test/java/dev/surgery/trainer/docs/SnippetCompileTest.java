@@ -29,21 +29,35 @@ import org.junit.jupiter.api.TestFactory;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Compiles every {@code ```java} block of README.md and docs/*.md with javac against this module's
- * test class path, with the build's lint options and {@code -Werror}, so a renamed method or class
- * breaks the build rather than the reader.
+ * Compiles every {@code ```java} block of README.md, the module READMEs and docs/*.md with javac
+ * against this module's test class path, with the build's lint options and {@code -Werror}, so a
+ * renamed method or class breaks the build rather than the reader.
  *
- * <p>A block that declares a top-level class is compiled as it is. Any other block is a fragment:
- * it is compiled as the body of a method that has the variables such fragments use ({@code model},
- * {@code trainer}, {@code inputShape}, {@code epochs}, {@code trainSet}, {@code validateSet}) and
- * the imports of {@link #FRAGMENT_IMPORTS}. Complete programs of docs/user-guide.md are also run:
- * each trains a tiny model for a second or so.
+ * <p>A block that declares a top-level class is compiled as it is. A block that starts with a
+ * member declaration (a field or method, possibly after its Javadoc) is compiled as the body of a
+ * class. Any other block is a fragment: it is compiled as the body of a method that has the
+ * variables such fragments use ({@code model}, {@code trainer}, {@code inputShape}, {@code epochs},
+ * {@code trainSet}, {@code validateSet}). Both get the imports of {@link #FRAGMENT_IMPORTS}.
+ * Complete programs of docs/user-guide.md are also run: each trains a tiny model for a second or
+ * so.
  */
 class SnippetCompileTest {
 
-  /** The Markdown files whose Java blocks are compiled: README.md and every file of docs/. */
+  /** The modules' own READMEs, whose Java blocks are compiled too. */
+  static final List<String> MODULE_READMES =
+      List.of(
+          "core/README.md",
+          "trainer-integration/README.md",
+          "agent/README.md",
+          "samples/README.md");
+
+  /**
+   * The Markdown files whose Java blocks are compiled: README.md, the module READMEs and every file
+   * of docs/.
+   */
   static List<String> docs() throws IOException {
     List<String> docs = new ArrayList<>(List.of("README.md"));
+    docs.addAll(MODULE_READMES);
     try (Stream<Path> files = Files.list(MarkdownDoc.repositoryRoot().resolve("docs"))) {
       files
           .map(p -> "docs/" + p.getFileName())
@@ -72,6 +86,7 @@ class SnippetCompileTest {
           "import ai.djl.training.loss.Loss;",
           "import dev.surgery.core.*;",
           "import dev.surgery.core.algorithms.*;",
+          "import dev.surgery.core.events.*;",
           "import dev.surgery.core.layers.*;",
           "import dev.surgery.trainer.*;",
           "import dev.surgery.trainer.config.*;",
@@ -92,6 +107,11 @@ class SnippetCompileTest {
   private static final Pattern CLASS =
       Pattern.compile("(?m)^(?:public\\s+)?(?:final\\s+)?(?:class|record|interface)\\s+(\\w+)");
 
+  /** The first code line of a block of class members: a modifier, after any comment lines. */
+  private static final Pattern MEMBERS =
+      Pattern.compile(
+          "^(?:[ \\t]*(?:/\\*\\*?.*|\\*.*|//.*)?\\n)*[ \\t]*(?:public|protected|private|static)\\s");
+
   @TempDir Path out;
 
   @TestFactory
@@ -101,6 +121,11 @@ class SnippetCompileTest {
       blocks.addAll(MarkdownDoc.read(doc).codeBlocks("java"));
     }
     assertTrue(blocks.size() >= 4, "expected the README and user-guide examples, got " + blocks);
+    for (String readme : MODULE_READMES) {
+      assertTrue(
+          blocks.stream().anyMatch(b -> b.where().startsWith(readme + ":")),
+          readme + " should show its module in a Java snippet");
+    }
     List<DynamicTest> tests = new ArrayList<>();
     for (int i = 0; i < blocks.size(); i++) {
       MarkdownDoc.Block block = blocks.get(i);
@@ -118,8 +143,16 @@ class SnippetCompileTest {
     int prefixLines;
     if (m.find()) {
       className = m.group(1);
-      source = block.text();
-      prefixLines = 0;
+      // a class written without its imports (an illustration) gets the fragments' imports
+      boolean hasImports = Pattern.compile("(?m)^import\\s").matcher(block.text()).find();
+      String head = hasImports ? "" : FRAGMENT_IMPORTS;
+      source = head + block.text();
+      prefixLines = (int) head.chars().filter(c -> c == '\n').count();
+    } else if (MEMBERS.matcher(block.text()).lookingAt()) {
+      className = "Fragment";
+      String head = FRAGMENT_IMPORTS + "class Fragment {\n";
+      source = head + block.text() + "}\n";
+      prefixLines = (int) head.chars().filter(c -> c == '\n').count();
     } else {
       className = "Fragment";
       List<String> parameters = new ArrayList<>();

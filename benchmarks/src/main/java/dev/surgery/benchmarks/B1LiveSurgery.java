@@ -1,4 +1,4 @@
-package dev.surgery.samples.bench;
+package dev.surgery.benchmarks;
 
 import ai.djl.Model;
 import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
@@ -44,8 +44,8 @@ import java.util.stream.Stream;
  * </ul>
  *
  * Both run on fresh models in the same process, interleaved; the table gives medians and the ratio.
- * Run: {@code mvn -B -q -pl samples exec:exec -Dsample.main=dev.surgery.samples.bench.B1LiveSurgery
- * -Dsample.args="--runs 7"}.
+ * Run: {@code mvn -B -q -pl benchmarks exec:exec -Dbench.main=dev.surgery.benchmarks.B1LiveSurgery
+ * -Dbench.args="--runs 7"}.
  */
 public final class B1LiveSurgery {
 

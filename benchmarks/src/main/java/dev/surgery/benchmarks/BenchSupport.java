@@ -1,4 +1,4 @@
-package dev.surgery.samples.bench;
+package dev.surgery.benchmarks;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
@@ -45,6 +45,11 @@ final class BenchSupport {
 
   /** Prints a table with a header row, columns padded to their widest cell. */
   static void printTable(String title, List<String> header, List<List<String>> rows) {
+    System.out.print(formatTable(title, header, rows));
+  }
+
+  /** Formats a table as {@link #printTable} prints it. */
+  static String formatTable(String title, List<String> header, List<List<String>> rows) {
     int[] width = new int[header.size()];
     List<List<String>> all = new ArrayList<>();
     all.add(header);
@@ -71,7 +76,7 @@ final class BenchSupport {
         sb.append('\n');
       }
     }
-    System.out.print(sb);
+    return sb.toString();
   }
 
   /** Formats a number with a pattern in the root locale. */
@@ -125,6 +130,15 @@ final class BenchSupport {
         + System.getProperty("os.name")
         + " "
         + System.getProperty("os.arch");
+  }
+
+  /** The one-minute load average from /proc/loadavg ("?" if unknown). */
+  static String loadAverage() {
+    try {
+      return Files.readString(Path.of("/proc/loadavg")).split(" ")[0];
+    } catch (IOException | RuntimeException e) {
+      return "?";
+    }
   }
 
   /** Parses "--name value" flags into ints with defaults. */

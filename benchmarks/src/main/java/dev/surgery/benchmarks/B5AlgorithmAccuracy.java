@@ -1,4 +1,4 @@
-package dev.surgery.samples.bench;
+package dev.surgery.benchmarks;
 
 import ai.djl.Model;
 import ai.djl.basicdataset.cv.classification.Mnist;
@@ -61,8 +61,8 @@ import java.util.function.Supplier;
  * included). The table gives the mean and the standard deviation over the seeds, and the time
  * against the baseline of the same dataset.
  *
- * <p>Run: {@code scripts/fetch-mnist.sh && mvn -B -q -pl samples exec:exec@b5-accuracy} (flags in
- * {@code -Dsample.args}, see {@link #main}).
+ * <p>Run: {@code scripts/fetch-mnist.sh && mvn -B -q -pl benchmarks exec:exec@b5-accuracy} (flags
+ * in {@code -Dbench.args}, see {@link #main}).
  */
 public final class B5AlgorithmAccuracy {
 
@@ -132,7 +132,7 @@ public final class B5AlgorithmAccuracy {
     List<Variant> variants = variants(epochs, only, points);
 
     String command =
-        "mvn -B -q -pl samples exec:exec@b5-accuracy -Dsample.args=\""
+        "mvn -B -q -pl benchmarks exec:exec@b5-accuracy -Dbench.args=\""
             + String.join(" ", args)
             + "\"";
     System.out.println(
@@ -269,7 +269,7 @@ public final class B5AlgorithmAccuracy {
   }
 
   /** The share of correctly classified validation images, in training or evaluation mode. */
-  private static double accuracy(Trainer trainer, Dataset validation, boolean trainingMode)
+  static double accuracy(Trainer trainer, Dataset validation, boolean trainingMode)
       throws IOException, TranslateException {
     long correct = 0;
     long total = 0;
@@ -300,12 +300,18 @@ public final class B5AlgorithmAccuracy {
     }
   }
 
-  private static RandomAccessDataset[] open(
+  /**
+   * Opens a dataset: the shuffled training set, the validation set, and the training set in order
+   * (for passes that must not draw from the shuffling generator).
+   */
+  static RandomAccessDataset[] open(
       String dataset, Path mnistDir, int trainSize, int valSize, int batch)
       throws IOException, TranslateException {
     if (dataset.equals("synthetic")) {
       return new RandomAccessDataset[] {
-        synthetic(trainSize, 1, batch, true), synthetic(valSize, 2, batch, false)
+        synthetic(trainSize, 1, batch, true),
+        synthetic(valSize, 2, batch, false),
+        synthetic(trainSize, 1, batch, false)
       };
     }
     if (!dataset.equals("mnist")) {
@@ -320,10 +326,10 @@ public final class B5AlgorithmAccuracy {
       }
     }
     Repository local = Repository.newInstance("local", mnistDir.toAbsolutePath());
-    RandomAccessDataset[] sets = new RandomAccessDataset[2];
-    Dataset.Usage[] usages = {Dataset.Usage.TRAIN, Dataset.Usage.TEST};
-    int[] sizes = {trainSize, valSize};
-    for (int i = 0; i < 2; i++) {
+    RandomAccessDataset[] sets = new RandomAccessDataset[3];
+    Dataset.Usage[] usages = {Dataset.Usage.TRAIN, Dataset.Usage.TEST, Dataset.Usage.TRAIN};
+    int[] sizes = {trainSize, valSize, trainSize};
+    for (int i = 0; i < 3; i++) {
       sets[i] =
           Mnist.builder()
               .optRepository(local)
@@ -337,7 +343,7 @@ public final class B5AlgorithmAccuracy {
     return sets;
   }
 
-  private static RandomAccessDataset synthetic(int size, long seed, int batch, boolean shuffle) {
+  static RandomAccessDataset synthetic(int size, long seed, int batch, boolean shuffle) {
     return SyntheticImages.builder()
         .optSize(size)
         .optImageSize(SIDE)
@@ -431,14 +437,14 @@ public final class B5AlgorithmAccuracy {
     return BenchSupport.f("%.1f", m) + " ± " + BenchSupport.f("%.1f", sd);
   }
 
-  private static String stringFlag(String[] args, String name, String fallback) {
+  static String stringFlag(String[] args, String name, String fallback) {
     List<String> list = Arrays.asList(args);
     int i = list.indexOf("--" + name);
     return i >= 0 && i + 1 < list.size() ? list.get(i + 1) : fallback;
   }
 
   /** The 1-minute load average, to judge how busy the machine was. */
-  private static String loadAverage() {
+  static String loadAverage() {
     try {
       return Files.readString(Path.of("/proc/loadavg")).split(" ")[0];
     } catch (IOException | RuntimeException e) {

@@ -1,4 +1,4 @@
-package dev.surgery.samples.bench;
+package dev.surgery.benchmarks;
 
 import ai.djl.Model;
 import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
@@ -25,8 +25,8 @@ import java.util.List;
  * 16 input channels, blur before the convolution); steps of the two models alternate so that both
  * see the same machine load. Then the blur alone, forward and backward on the activations the 4
  * blurred convolutions see, against the same blur written as a plain depthwise {@code
- * Conv2d.conv2d(..., groups = channels)} call. Run: {@code mvn -B -q -pl samples exec:exec
- * -Dsample.main=dev.surgery.samples.bench.B3BlurPoolCost -Dsample.args="--steps 30"}.
+ * Conv2d.conv2d(..., groups = channels)} call. Run: {@code mvn -B -q -pl benchmarks exec:exec
+ * -Dbench.main=dev.surgery.benchmarks.B3BlurPoolCost -Dbench.args="--steps 30"}.
  */
 public final class B3BlurPoolCost {
 

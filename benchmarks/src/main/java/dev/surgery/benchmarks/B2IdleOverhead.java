@@ -1,4 +1,4 @@
-package dev.surgery.samples.bench;
+package dev.surgery.benchmarks;
 
 import ai.djl.Model;
 import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
@@ -41,8 +41,8 @@ import java.util.List;
  *       second of each; rounds interleaved so both see the same load.
  * </ol>
  *
- * Run from the repository root after {@code mvn -DskipTests package}: {@code mvn -B -q -pl samples
- * exec:exec -Dsample.main=dev.surgery.samples.bench.B2IdleOverhead -Dsample.args="--steps 40
+ * Run from the repository root after {@code mvn -DskipTests package}: {@code mvn -B -q -pl
+ * benchmarks exec:exec -Dbench.main=dev.surgery.benchmarks.B2IdleOverhead -Dbench.args="--steps 40
  * --rounds 4"}.
  */
 public final class B2IdleOverhead {

@@ -1,4 +1,4 @@
-package dev.surgery.samples.bench;
+package dev.surgery.benchmarks;
 
 import ai.djl.Device;
 import ai.djl.Model;
@@ -7,7 +7,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
 import ai.djl.nn.Parameter;
@@ -30,6 +29,7 @@ import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurMaxPool2d;
+import dev.surgery.samples.models.SmallCnn;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -56,8 +56,8 @@ import java.util.Set;
  *       along the way.
  * </ol>
  *
- * Run: {@code mvn -B -q -pl samples exec:exec
- * -Dsample.main=dev.surgery.samples.bench.B4ScaleAndLeaks -Dsample.args="--runs 5 --cycles 1000"}.
+ * Run: {@code mvn -B -q -pl benchmarks exec:exec
+ * -Dbench.main=dev.surgery.benchmarks.B4ScaleAndLeaks -Dbench.args="--runs 5 --cycles 1000"}.
  */
 public final class B4ScaleAndLeaks {
 
@@ -237,7 +237,7 @@ public final class B4ScaleAndLeaks {
     List<Double> rssLastFifth = new ArrayList<>();
     long start = System.nanoTime();
     try (Model model = Model.newInstance("b4-leaks")) {
-      model.setBlock(smallCnn());
+      model.setBlock(SmallCnn.builder().setFilters(16, 16).setClasses(10).build());
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(BenchSupport.loss())
               .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build());
@@ -326,26 +326,6 @@ public final class B4ScaleAndLeaks {
             + BenchSupport.range(rssLastFifth, "%.0f")
             + "): "
             + BenchSupport.f("%+.1f %%", 100 * (last / first - 1)));
-  }
-
-  private static Block smallCnn() {
-    return new SequentialBlock()
-        .add(conv(16, 1))
-        .add(Activation.reluBlock())
-        .add(conv(16, 2))
-        .add(Activation.reluBlock())
-        .add(Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
-        .add(Blocks.batchFlattenBlock())
-        .add(Linear.builder().setUnits(10).build());
-  }
-
-  private static Conv2d conv(int filters, int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(stride, stride))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
   }
 
   private static void cycle(Model model, Trainer trainer, Shape input, String mode) {

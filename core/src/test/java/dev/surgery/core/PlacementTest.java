@@ -1,0 +1,65 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * README: "Replacing an initialized block initializes the replacement on the same manager, data
+ * type and device". A float32 model on the model's own manager cannot tell that rule from "always
+ * float32 on the model's manager", so the old blocks here live on a sub-manager of their own and in
+ * float64 and float16 as well (the PyTorch CPU engine runs both convolutions and linear layers in
+ * float16).
+ */
+class PlacementTest {
+
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(
+      value = DataType.class,
+      names = {"FLOAT32", "FLOAT64", "FLOAT16"})
+  void aFreshReplacementIsInitializedWhereTheOldBlockLives(DataType dataType) {
+    try (NDManager root = NDManager.newBaseManager();
+        NDManager own = root.newSubManager()) {
+      Conv2d conv = PropertyTrees.conv(1);
+      SequentialBlock net =
+          new SequentialBlock().add(conv).add(Linear.builder().setUnits(3).build());
+      Shape input = new Shape(2, 4, 5, 5);
+      net.initialize(own, dataType, input);
+      ai.djl.Device device = conv.getParameters().get("weight").getArray().getDevice();
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(Conv2d.class, (block, index) -> PropertyTrees.conv(1));
+      Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(net, policies);
+
+      Block fresh = replaced.get(conv);
+      assertNotSame(conv, fresh);
+      for (Parameter p : fresh.getParameters().values()) {
+        NDArray a = p.getArray();
+        assertSame(own, a.getManager(), p.getName() + ": the old block's manager");
+        assertEquals(dataType, a.getDataType(), p.getName() + ": the old block's data type");
+        assertEquals(device, a.getDevice(), p.getName() + ": the old device");
+      }
+      assertArrayEquals(new Shape[] {input}, fresh.getInputShapes());
+      // The model runs in that data type end to end.
+      NDArray x = own.randomNormal(input).toType(dataType, false);
+      NDList out = net.forward(new ParameterStore(own, false), new NDList(x), false);
+      assertEquals(dataType, out.singletonOrThrow().getDataType());
+    }
+  }
+}

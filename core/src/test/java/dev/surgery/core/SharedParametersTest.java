@@ -1,0 +1,203 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import ai.djl.util.PairList;
+import dev.surgery.core.Fixtures.Dense;
+import dev.surgery.core.Fixtures.FieldHolder;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import org.junit.jupiter.api.Test;
+
+/**
+ * What leaves the model is taken from the replaced subtrees, not from the whole tree: a parameter
+ * that a kept block still holds must stay registered, keep its optimizer state and keep its array,
+ * whether the kept block shares the replaced block's child or the parameter object itself. The
+ * expected store contents are written out from the tree's construction, not computed by the engine.
+ */
+class SharedParametersTest {
+
+  private static final Shape INPUT = new Shape(2, 5);
+
+  /** Adds a bias it shares with another block: weight tying by one Parameter object. */
+  static final class TiedBias extends AbstractBlock {
+    final Parameter bias;
+
+    TiedBias(Parameter shared) {
+      bias = addParameter(shared);
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      NDArray x = inputs.singletonOrThrow();
+      return new NDList(x.add(store.getValue(bias, x.getDevice(), training)));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  @Test
+  void aChildSharedWithAKeptParentStaysInTheTrainer() {
+    Dense shared = new Dense(5);
+    Dense alone = new Dense(5);
+    FieldHolder inner = new FieldHolder(shared, alone);
+    FieldHolder root = new FieldHolder(inner, shared);
+    try (Model model = Fixtures.model("shared-child", root);
+        Trainer trainer = model.newTrainer(adam())) {
+      trainer.initialize(INPUT);
+      sumStep(trainer);
+      Map<String, float[]> stateBefore = stateOf(trainer, shared.weight, shared.bias);
+      Dense fresh = new Dense(5);
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put((block, path) -> block == inner, (block, index) -> fresh);
+      ModuleSurgery.replaceModules(
+          root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+
+      assertEquals(
+          ids(shared.weight, shared.bias, fresh.weight, fresh.bias),
+          Fixtures.storeIds(trainer),
+          "the shared child's parameters stay, the dropped child's leave, the new ones join");
+      assertFalse(shared.weight.getArray().isReleased(), "a kept array is not freed");
+      assertFalse(shared.bias.getArray().isReleased(), "a kept array is not freed");
+      assertTrue(alone.weight.getArray().isReleased(), "the dropped child's array is freed");
+      Map<String, float[]> stateAfter = stateOf(trainer, shared.weight, shared.bias);
+      assertEquals(stateBefore.keySet(), stateAfter.keySet(), "Adam state of the shared child");
+      stateBefore.forEach((k, v) -> assertArrayEquals(v, stateAfter.get(k), k));
+      sumStep(trainer);
+    }
+  }
+
+  @Test
+  void aParameterObjectAKeptBlockHoldsStaysInTheTrainer() {
+    Dense replacedDense = new Dense(5);
+    TiedBias tied = new TiedBias(replacedDense.bias);
+    FieldHolder root = new FieldHolder(replacedDense, tied);
+    try (Model model = Fixtures.model("tied-bias", root);
+        Trainer trainer = model.newTrainer(adam())) {
+      trainer.initialize(INPUT);
+      sumStep(trainer);
+      Parameter bias = replacedDense.bias;
+      Map<String, float[]> stateBefore = stateOf(trainer, bias);
+      Dense fresh = new Dense(5);
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put((block, path) -> block == replacedDense, (block, index) -> fresh);
+      ModuleSurgery.replaceModules(
+          root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+
+      assertEquals(
+          ids(bias, fresh.weight, fresh.bias),
+          Fixtures.storeIds(trainer),
+          "the tied bias stays, the replaced weight leaves, the new parameters join");
+      assertFalse(bias.getArray().isReleased(), "the tied bias is still in use");
+      assertTrue(replacedDense.weight.getArray().isReleased(), "the replaced weight is freed");
+      Map<String, float[]> stateAfter = stateOf(trainer, bias);
+      assertEquals(stateBefore.keySet(), stateAfter.keySet(), "Adam state of the tied bias");
+      stateBefore.forEach((k, v) -> assertArrayEquals(v, stateAfter.get(k), k));
+      sumStep(trainer);
+    }
+  }
+
+  @Test
+  void aBlockAddedBackByTheReplacementKeepsItsParameters() {
+    Dense kept = new Dense(5);
+    Dense other = new Dense(5);
+    FieldHolder inner = new FieldHolder(kept, other);
+    FieldHolder root = new FieldHolder(inner, new Dense(5));
+    try (Model model = Fixtures.model("reused-child", root);
+        Trainer trainer = model.newTrainer(adam())) {
+      trainer.initialize(INPUT);
+      sumStep(trainer);
+      Set<String> before = Fixtures.storeIds(trainer);
+      Map<String, float[]> stateBefore = stateOf(trainer, kept.weight, kept.bias);
+      // The replacement reuses one child of the block it replaces and drops the other.
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          (block, path) -> block == inner, (block, index) -> new FieldHolder(kept, tail()));
+      Map<Block, Block> done =
+          ModuleSurgery.replaceModules(
+              root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+      Dense tail = (Dense) ((FieldHolder) done.get(inner)).second;
+
+      Set<String> expected = new TreeSet<>(before);
+      expected.remove(other.weight.getId());
+      expected.remove(other.bias.getId());
+      expected.add(tail.weight.getId());
+      expected.add(tail.bias.getId());
+      assertEquals(expected, Fixtures.storeIds(trainer));
+      assertFalse(kept.weight.getArray().isReleased(), "the reused child's array is kept");
+      assertTrue(other.weight.getArray().isReleased(), "the dropped child's array is freed");
+      Map<String, float[]> stateAfter = stateOf(trainer, kept.weight, kept.bias);
+      stateBefore.forEach((k, v) -> assertArrayEquals(v, stateAfter.get(k), k));
+      sumStep(trainer);
+    }
+  }
+
+  private static Dense tail() {
+    return new Dense(5);
+  }
+
+  private static DefaultTrainingConfig adam() {
+    return new DefaultTrainingConfig(Loss.l2Loss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+  }
+
+  private static Set<String> ids(Parameter... parameters) {
+    Set<String> ids = new TreeSet<>();
+    for (Parameter p : parameters) {
+      ids.add(p.getId());
+    }
+    return ids;
+  }
+
+  /** The optimizer state entries of some parameters, as bitwise copies. */
+  private static Map<String, float[]> stateOf(Trainer trainer, Parameter... parameters) {
+    Map<String, float[]> all = Fixtures.stateValues(trainer);
+    Map<String, float[]> mine = new LinkedHashMap<>();
+    for (Parameter p : parameters) {
+      all.forEach(
+          (key, value) -> {
+            if (key.contains("/" + p.getId() + "/")) {
+              mine.put(key, value);
+            }
+          });
+    }
+    assertFalse(mine.isEmpty(), "the optimizer holds state for the parameters");
+    return mine;
+  }
+
+  private static void sumStep(Trainer trainer) {
+    try (NDManager scratch = trainer.getManager().newSubManager()) {
+      NDArray ones = scratch.ones(INPUT);
+      try (GradientCollector collector = trainer.newGradientCollector()) {
+        NDList out = trainer.forward(new NDList(ones));
+        collector.backward(out.singletonOrThrow().sum());
+      }
+      trainer.step();
+    }
+  }
+}

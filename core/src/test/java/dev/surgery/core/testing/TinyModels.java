@@ -1,0 +1,61 @@
+package dev.surgery.core.testing;
+
+import ai.djl.Model;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.pooling.Pool;
+
+/** Small models the tests of every module build. */
+public final class TinyModels {
+
+  private TinyModels() {}
+
+  /**
+   * Opens a model around a block.
+   *
+   * @param name the model's name
+   * @param block its block
+   * @return the model (the caller closes it)
+   */
+  public static Model model(String name, Block block) {
+    Model model = Model.newInstance(name);
+    model.setBlock(block);
+    return model;
+  }
+
+  /**
+   * A CNN with one of each block the algorithms look for: conv(3x3, {@code filters}) - BN - ReLU -
+   * conv(3x3, stride 2, {@code 2 * filters}) - ReLU - maxPool(2) - flatten - linear(4).
+   *
+   * @param filters the first convolution's output channels
+   * @return the uninitialized network
+   */
+  public static SequentialBlock cnn(int filters) {
+    return new SequentialBlock()
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optPadding(new Shape(1, 1))
+                .setFilters(filters)
+                .build())
+        .add(BatchNorm.builder().build())
+        .add(Activation.reluBlock())
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optStride(new Shape(2, 2))
+                .optPadding(new Shape(1, 1))
+                .setFilters(2 * filters)
+                .build())
+        .add(Activation.reluBlock())
+        .add(Pool.maxPool2dBlock(new Shape(2, 2)))
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(4).build());
+  }
+}

@@ -1,0 +1,2 @@
+/** Small networks the samples, the GPU check and the benchmarks train. */
+package dev.surgery.samples.models;
