@@ -21,8 +21,9 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.PairList;
-import dev.surgery.core.Fixtures.Dense;
 import dev.surgery.core.Fixtures.FieldHolder;
+import dev.surgery.core.testing.TinyDense;
+import dev.surgery.core.testing.TinyModels;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -63,29 +64,29 @@ class SharedParametersTest {
 
   @Test
   void aChildSharedWithAKeptParentStaysInTheTrainer() {
-    Dense shared = new Dense(5);
-    Dense alone = new Dense(5);
+    TinyDense shared = new TinyDense(5);
+    TinyDense alone = new TinyDense(5);
     FieldHolder inner = new FieldHolder(shared, alone);
     FieldHolder root = new FieldHolder(inner, shared);
-    try (Model model = Fixtures.model("shared-child", root);
+    try (Model model = TinyModels.model("shared-child", root);
         Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(INPUT);
       sumStep(trainer);
-      Map<String, float[]> stateBefore = stateOf(trainer, shared.weight, shared.bias);
-      Dense fresh = new Dense(5);
+      Map<String, float[]> stateBefore = stateOf(trainer, shared.getWeight(), shared.getBias());
+      TinyDense fresh = new TinyDense(5);
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put((block, path) -> block == inner, (block, index) -> fresh);
       ModuleSurgery.replaceModules(
           root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
 
       assertEquals(
-          ids(shared.weight, shared.bias, fresh.weight, fresh.bias),
+          ids(shared.getWeight(), shared.getBias(), fresh.getWeight(), fresh.getBias()),
           Fixtures.storeIds(trainer),
           "the shared child's parameters stay, the dropped child's leave, the new ones join");
-      assertFalse(shared.weight.getArray().isReleased(), "a kept array is not freed");
-      assertFalse(shared.bias.getArray().isReleased(), "a kept array is not freed");
-      assertTrue(alone.weight.getArray().isReleased(), "the dropped child's array is freed");
-      Map<String, float[]> stateAfter = stateOf(trainer, shared.weight, shared.bias);
+      assertFalse(shared.getWeight().getArray().isReleased(), "a kept array is not freed");
+      assertFalse(shared.getBias().getArray().isReleased(), "a kept array is not freed");
+      assertTrue(alone.getWeight().getArray().isReleased(), "the dropped child's array is freed");
+      Map<String, float[]> stateAfter = stateOf(trainer, shared.getWeight(), shared.getBias());
       assertEquals(stateBefore.keySet(), stateAfter.keySet(), "Adam state of the shared child");
       stateBefore.forEach((k, v) -> assertArrayEquals(v, stateAfter.get(k), k));
       sumStep(trainer);
@@ -94,27 +95,27 @@ class SharedParametersTest {
 
   @Test
   void aParameterObjectAKeptBlockHoldsStaysInTheTrainer() {
-    Dense replacedDense = new Dense(5);
-    TiedBias tied = new TiedBias(replacedDense.bias);
+    TinyDense replacedDense = new TinyDense(5);
+    TiedBias tied = new TiedBias(replacedDense.getBias());
     FieldHolder root = new FieldHolder(replacedDense, tied);
-    try (Model model = Fixtures.model("tied-bias", root);
+    try (Model model = TinyModels.model("tied-bias", root);
         Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(INPUT);
       sumStep(trainer);
-      Parameter bias = replacedDense.bias;
+      Parameter bias = replacedDense.getBias();
       Map<String, float[]> stateBefore = stateOf(trainer, bias);
-      Dense fresh = new Dense(5);
+      TinyDense fresh = new TinyDense(5);
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put((block, path) -> block == replacedDense, (block, index) -> fresh);
       ModuleSurgery.replaceModules(
           root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
 
       assertEquals(
-          ids(bias, fresh.weight, fresh.bias),
+          ids(bias, fresh.getWeight(), fresh.getBias()),
           Fixtures.storeIds(trainer),
           "the tied bias stays, the replaced weight leaves, the new parameters join");
       assertFalse(bias.getArray().isReleased(), "the tied bias is still in use");
-      assertTrue(replacedDense.weight.getArray().isReleased(), "the replaced weight is freed");
+      assertTrue(replacedDense.getWeight().getArray().isReleased(), "the replaced weight is freed");
       Map<String, float[]> stateAfter = stateOf(trainer, bias);
       assertEquals(stateBefore.keySet(), stateAfter.keySet(), "Adam state of the tied bias");
       stateBefore.forEach((k, v) -> assertArrayEquals(v, stateAfter.get(k), k));
@@ -124,16 +125,16 @@ class SharedParametersTest {
 
   @Test
   void aBlockAddedBackByTheReplacementKeepsItsParameters() {
-    Dense kept = new Dense(5);
-    Dense other = new Dense(5);
+    TinyDense kept = new TinyDense(5);
+    TinyDense other = new TinyDense(5);
     FieldHolder inner = new FieldHolder(kept, other);
-    FieldHolder root = new FieldHolder(inner, new Dense(5));
-    try (Model model = Fixtures.model("reused-child", root);
+    FieldHolder root = new FieldHolder(inner, new TinyDense(5));
+    try (Model model = TinyModels.model("reused-child", root);
         Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(INPUT);
       sumStep(trainer);
       Set<String> before = Fixtures.storeIds(trainer);
-      Map<String, float[]> stateBefore = stateOf(trainer, kept.weight, kept.bias);
+      Map<String, float[]> stateBefore = stateOf(trainer, kept.getWeight(), kept.getBias());
       // The replacement reuses one child of the block it replaces and drops the other.
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put(
@@ -141,24 +142,24 @@ class SharedParametersTest {
       Map<Block, Block> done =
           ModuleSurgery.replaceModules(
               root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
-      Dense tail = (Dense) ((FieldHolder) done.get(inner)).second;
+      TinyDense tail = (TinyDense) ((FieldHolder) done.get(inner)).second;
 
       Set<String> expected = new TreeSet<>(before);
-      expected.remove(other.weight.getId());
-      expected.remove(other.bias.getId());
-      expected.add(tail.weight.getId());
-      expected.add(tail.bias.getId());
+      expected.remove(other.getWeight().getId());
+      expected.remove(other.getBias().getId());
+      expected.add(tail.getWeight().getId());
+      expected.add(tail.getBias().getId());
       assertEquals(expected, Fixtures.storeIds(trainer));
-      assertFalse(kept.weight.getArray().isReleased(), "the reused child's array is kept");
-      assertTrue(other.weight.getArray().isReleased(), "the dropped child's array is freed");
-      Map<String, float[]> stateAfter = stateOf(trainer, kept.weight, kept.bias);
+      assertFalse(kept.getWeight().getArray().isReleased(), "the reused child's array is kept");
+      assertTrue(other.getWeight().getArray().isReleased(), "the dropped child's array is freed");
+      Map<String, float[]> stateAfter = stateOf(trainer, kept.getWeight(), kept.getBias());
       stateBefore.forEach((k, v) -> assertArrayEquals(v, stateAfter.get(k), k));
       sumStep(trainer);
     }
   }
 
-  private static Dense tail() {
-    return new Dense(5);
+  private static TinyDense tail() {
+    return new TinyDense(5);
   }
 
   private static DefaultTrainingConfig adam() {
