@@ -193,6 +193,30 @@ public final class ModuleSurgery {
    */
   public static SurgeryPlan plan(
       Block module, Map<BlockMatcher, ReplacementFunction> policies, SurgeryOptions options) {
+    return plan(module, policies, options, null);
+  }
+
+  /**
+   * Tells what {@link #replaceModules} would do, as {@link #plan(Block, Map, SurgeryOptions)} does,
+   * and counts each step's multiply-accumulates per sample for one forward of the model on {@code
+   * inputShape}: for convolutions, linear layers, the blur filter and the project's layers built
+   * from them; null (unknown) for other types and for blocks whose input shape cannot be followed
+   * from the model input (sequential and parallel blocks pass it on; below other composites only
+   * the shapes recorded at initialization with this very input are used).
+   *
+   * @param module the root; never replaced itself
+   * @param policies matcher to replacement function, tried in iteration order
+   * @param options recursion and shape-change permission; the counters are copied, not updated
+   * @param inputShape the model's input, batch axis first (the counts are per sample); null for no
+   *     counts
+   * @return the plan; empty when nothing matches
+   * @throws SurgeryException if the surgery would fail; nothing was changed then
+   */
+  public static SurgeryPlan plan(
+      Block module,
+      Map<BlockMatcher, ReplacementFunction> policies,
+      SurgeryOptions options,
+      Shape inputShape) {
     List<TreeSurgery.Policy> list = new ArrayList<>();
     int i = 0;
     for (Map.Entry<BlockMatcher, ReplacementFunction> e : policies.entrySet()) {
@@ -210,8 +234,14 @@ public final class ModuleSurgery {
             options.isAllowShapeChange(),
             indices,
             Faults.NONE);
+    // Shapes are followed through the tree as it is now, before any replacement.
+    Map<Block, Shape[]> inputs =
+        inputShape == null ? null : MacCounter.inputShapes(module, new Shape[] {inputShape});
     return surgery.dryRun(
-        (replaced, before) -> SurgeryPlan.describe(module, replaced, before, paths));
+        (replaced, before) -> {
+          SurgeryPlan plan = SurgeryPlan.describe(module, replaced, before, paths);
+          return inputs == null ? plan : plan.withMacs(replaced, inputs, inputShape);
+        });
   }
 
   private static Map<Block, Block> run(

@@ -19,12 +19,26 @@ import java.util.Set;
  * @param steps one step per replaced block, in replacement order
  * @param parametersBefore the number of parameter values (scalars) in the model now
  * @param parametersAfter the number the model would have after the surgery
+ * @param inputShape the model input the steps' multiply-accumulate counts are for (batch axis
+ *     first, counts per sample), or null when the plan was made without one
  */
-public record SurgeryPlan(List<Step> steps, long parametersBefore, long parametersAfter) {
+public record SurgeryPlan(
+    List<Step> steps, long parametersBefore, long parametersAfter, Shape inputShape) {
 
   /** Copies the steps. */
   public SurgeryPlan {
     steps = List.copyOf(steps);
+  }
+
+  /**
+   * Creates a plan made without an input shape: every step's multiply-accumulates are unknown.
+   *
+   * @param steps one step per replaced block, in replacement order
+   * @param parametersBefore the number of parameter values (scalars) in the model now
+   * @param parametersAfter the number the model would have after the surgery
+   */
+  public SurgeryPlan(List<Step> steps, long parametersBefore, long parametersAfter) {
+    this(steps, parametersBefore, parametersAfter, null);
   }
 
   /**
@@ -36,18 +50,50 @@ public record SurgeryPlan(List<Step> steps, long parametersBefore, long paramete
    * @param newType the replacement's display type
    * @param removed parameters of the block that would leave the model
    * @param added parameters of the replacement that would join the model
+   * @param macsBefore multiply-accumulates of one forward of the block per sample, or null when
+   *     unknown (no input shape, or a type whose cost is not counted)
+   * @param macsAfter the same for the replacement, or null when unknown
    */
   public record Step(
       String path,
       String oldType,
       String newType,
       List<PlannedParameter> removed,
-      List<PlannedParameter> added) {
+      List<PlannedParameter> added,
+      Long macsBefore,
+      Long macsAfter) {
 
     /** Copies the lists. */
     public Step {
       removed = List.copyOf(removed);
       added = List.copyOf(added);
+    }
+
+    /**
+     * Creates a step whose multiply-accumulates are unknown.
+     *
+     * @param path the block's stable path before surgery
+     * @param oldType the block's display type
+     * @param newType the replacement's display type
+     * @param removed parameters of the block that would leave the model
+     * @param added parameters of the replacement that would join the model
+     */
+    public Step(
+        String path,
+        String oldType,
+        String newType,
+        List<PlannedParameter> removed,
+        List<PlannedParameter> added) {
+      this(path, oldType, newType, removed, added, null, null);
+    }
+
+    /**
+     * Returns the change in multiply-accumulates per sample, null when either side is unknown.
+     *
+     * @return {@code macsAfter - macsBefore}, or null
+     */
+    public Long macsChange() {
+      return macsBefore == null || macsAfter == null ? null : macsAfter - macsBefore;
     }
   }
 
@@ -84,8 +130,31 @@ public record SurgeryPlan(List<Step> steps, long parametersBefore, long paramete
   }
 
   /**
+   * Returns the change in multiply-accumulates per sample summed over the steps, null when the plan
+   * has no input shape or any step's count is unknown.
+   *
+   * @return the total change, or null
+   */
+  public Long macsChange() {
+    if (inputShape == null) {
+      return null;
+    }
+    long total = 0;
+    for (Step s : steps) {
+      Long change = s.macsChange();
+      if (change == null) {
+        return null;
+      }
+      total += change;
+    }
+    return total;
+  }
+
+  /**
    * Formats the plan as a text table: one line per step with path, {@code old -> new} and the
-   * parameters removed and added, then the parameter totals.
+   * parameters removed and added (and, for a plan made with an input shape, the
+   * multiply-accumulates per sample before and after, {@code unknown} where not counted), then the
+   * totals.
    *
    * @param title the first line, for example the algorithm and its settings
    * @return the table, lines separated by {@code \n}
@@ -104,6 +173,9 @@ public record SurgeryPlan(List<Step> steps, long parametersBefore, long paramete
       String params =
           (s.removed().isEmpty() ? "" : "  -" + s.removed())
               + (s.added().isEmpty() ? "" : "  +" + s.added());
+      if (inputShape != null) {
+        params += "  MACs " + count(s.macsBefore()) + " -> " + count(s.macsAfter());
+      }
       sb.append(String.format(Locale.ROOT, format, s.path(), s.oldType(), s.newType(), params));
     }
     sb.append(
@@ -113,7 +185,48 @@ public record SurgeryPlan(List<Step> steps, long parametersBefore, long paramete
             parametersBefore,
             parametersAfter,
             parametersAfter - parametersBefore));
+    if (inputShape != null) {
+      Long change = macsChange();
+      sb.append(
+          String.format(
+              Locale.ROOT,
+              "%n  MACs per sample for input %s: %s",
+              inputShape,
+              change == null ? "unknown" : String.format(Locale.ROOT, "%+d", change)));
+    }
     return sb.toString();
+  }
+
+  private static String count(Long macs) {
+    return macs == null ? "unknown" : macs.toString();
+  }
+
+  /**
+   * Returns this plan with each step's multiply-accumulates counted for a model input.
+   *
+   * @param replaced old block to new block, in the order of the steps
+   * @param inputs block to its input shapes before the surgery ({@link MacCounter#inputShapes})
+   * @param inputShape the model input the counts are for
+   * @return the plan with counts, null where not computable
+   */
+  SurgeryPlan withMacs(Map<Block, Block> replaced, Map<Block, Shape[]> inputs, Shape inputShape) {
+    List<Step> counted = new ArrayList<>(steps.size());
+    int i = 0;
+    for (Map.Entry<Block, Block> e : replaced.entrySet()) {
+      Step s = steps.get(i++);
+      // A replacement runs where the block ran, on the same input.
+      Shape[] in = inputs.get(e.getKey());
+      counted.add(
+          new Step(
+              s.path(),
+              s.oldType(),
+              s.newType(),
+              s.removed(),
+              s.added(),
+              MacCounter.macs(e.getKey(), in),
+              MacCounter.macs(e.getValue(), in)));
+    }
+    return new SurgeryPlan(counted, parametersBefore, parametersAfter, inputShape);
   }
 
   /**

@@ -11,6 +11,7 @@ import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
 import com.google.gson.ToNumberPolicy;
 import com.google.gson.reflect.TypeToken;
+import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -124,6 +125,63 @@ final class SurgeryJson {
     notRun.forEach(pending::add);
     root.add("not_run", pending);
     return PRETTY.toJson(root);
+  }
+
+  /**
+   * The surgery log of a dry run: no applications, and each entry's plan ({@code steps} with path,
+   * {@code from}/{@code to} types as in {@code changes}, parameters removed and added, and
+   * multiply-accumulates per sample, null where unknown).
+   */
+  static String plans(List<EntryPlan> plans) {
+    JsonObject root = new JsonObject();
+    root.addProperty("dry_run", true);
+    root.add("applications", new JsonArray());
+    root.add("not_run", new JsonArray());
+    JsonArray array = new JsonArray();
+    for (EntryPlan p : plans) {
+      JsonObject o = new JsonObject();
+      o.addProperty("algorithm", p.entry().algorithm().name());
+      o.add("hyperparameters", PRETTY.toJsonTree(p.entry().algorithm().settings()));
+      o.addProperty("epoch", p.entry().epoch());
+      o.addProperty("source", p.entry().source());
+      SurgeryPlan plan = p.plan();
+      if (plan == null) {
+        o.addProperty("error", p.error());
+        array.add(o);
+        continue;
+      }
+      o.addProperty("input_shape", plan.inputShape() == null ? null : plan.inputShape().toString());
+      JsonArray steps = new JsonArray();
+      for (SurgeryPlan.Step s : plan.steps()) {
+        JsonObject st = new JsonObject();
+        st.addProperty("path", s.path());
+        st.addProperty("from", s.oldType());
+        st.addProperty("to", s.newType());
+        st.add("removed", planned(s.removed()));
+        st.add("added", planned(s.added()));
+        st.addProperty("macs_before", s.macsBefore());
+        st.addProperty("macs_after", s.macsAfter());
+        steps.add(st);
+      }
+      o.add("steps", steps);
+      o.addProperty("parameters_before", plan.parametersBefore());
+      o.addProperty("parameters_after", plan.parametersAfter());
+      o.addProperty("macs_change", plan.macsChange());
+      array.add(o);
+    }
+    root.add("plans", array);
+    return PRETTY.newBuilder().serializeNulls().create().toJson(root);
+  }
+
+  private static JsonArray planned(List<SurgeryPlan.PlannedParameter> parameters) {
+    JsonArray array = new JsonArray();
+    for (SurgeryPlan.PlannedParameter p : parameters) {
+      JsonObject o = new JsonObject();
+      o.addProperty("name", p.name());
+      o.addProperty("shape", p.shape() == null ? null : p.shape().toString());
+      array.add(o);
+    }
+    return array;
   }
 
   private static JsonObject outcome(SurgeryOutcome a) {

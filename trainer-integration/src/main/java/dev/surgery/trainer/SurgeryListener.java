@@ -334,6 +334,30 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
+   * Writes a dry run's plans to the surgery log ({@code report:}), when one is configured: the file
+   * lists no applications, only what each entry would change ({@code "dry_run": true, "plans":
+   * [...]}). Nothing else is touched; a failure to write is logged, not thrown.
+   *
+   * @param plans the plan of every entry, in application order
+   * @return the file written, if a report is configured
+   */
+  public Optional<Path> writePlanReport(List<EntryPlan> plans) {
+    if (reportPath == null) {
+      return Optional.empty();
+    }
+    try {
+      SurgeryJson.write(reportPath, SurgeryJson.plans(plans));
+    } catch (java.io.IOException | RuntimeException e) {
+      logger.warn(
+          "Surgery: cannot write the dry run's plan to {}: {}",
+          reportPath.toAbsolutePath(),
+          e.toString());
+      return Optional.empty();
+    }
+    return Optional.of(reportPath);
+  }
+
+  /**
    * Returns the configured planned number of epochs ({@code total_epochs}, {@link
    * Builder#optTotalEpochs}); a length learnt from the training loop ({@link #onPlannedEpochs})
    * takes precedence for its trainer, see {@link #getPlannedEpochs(Trainer)}.

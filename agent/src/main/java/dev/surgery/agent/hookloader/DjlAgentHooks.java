@@ -2,6 +2,7 @@ package dev.surgery.agent.hookloader;
 
 import ai.djl.MalformedModelException;
 import ai.djl.Model;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
@@ -11,6 +12,7 @@ import dev.surgery.agent.shared.HookPoint;
 import dev.surgery.agent.shared.SurgeryDispatcher;
 import dev.surgery.agent.shared.SurgeryFailure;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmPluginException;
 import dev.surgery.core.algorithms.AlgorithmSpec;
@@ -19,6 +21,7 @@ import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlInternalsException;
+import dev.surgery.trainer.EntryPlan;
 import dev.surgery.trainer.SurgeryCheckpoint;
 import dev.surgery.trainer.SurgeryFailedException;
 import dev.surgery.trainer.SurgeryListener;
@@ -276,6 +279,9 @@ public final class DjlAgentHooks implements DjlHooks {
         new StringBuilder(
             "dry run (dry_run=true): nothing is applied. What each entry would change on the"
                 + " model as initialized:");
+    // Multiply-accumulates are counted for the input the trainer was initialized with.
+    Shape input = initializedInput(block);
+    List<EntryPlan> plans = new ArrayList<>();
     List<ScheduledAlgorithm> order = new ArrayList<>(listener.getSchedule());
     order.sort(
         Comparator.comparingInt(ScheduledAlgorithm::epoch)
@@ -287,12 +293,28 @@ public final class DjlAgentHooks implements DjlHooks {
           new SurgeryContext(block, List.of(), entry.epoch(), listener.getTotalEpochs());
       sb.append('\n');
       try {
-        sb.append(algorithm.plan(context).toTable(title));
+        SurgeryPlan plan = algorithm.plan(context, input);
+        plans.add(new EntryPlan(entry, plan, null));
+        sb.append(plan.toTable(title));
       } catch (RuntimeException e) {
+        plans.add(new EntryPlan(entry, null, String.valueOf(e.getMessage())));
         sb.append(title).append("\n  would fail: ").append(e.getMessage());
       }
     }
+    listener
+        .writePlanReport(plans)
+        .ifPresent(path -> sb.append("\nplan written to ").append(path.toAbsolutePath()));
     return sb.toString();
+  }
+
+  /** The model's single input shape as recorded by {@code Trainer.initialize}, or null. */
+  private static Shape initializedInput(Block block) {
+    try {
+      Shape[] shapes = block.isInitialized() ? block.getInputShapes() : null;
+      return shapes != null && shapes.length == 1 ? shapes[0] : null;
+    } catch (RuntimeException e) {
+      return null;
+    }
   }
 
   /** {@inheritDoc} */

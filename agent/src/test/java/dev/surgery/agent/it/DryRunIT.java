@@ -4,14 +4,24 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import dev.surgery.agent.testapp.CnnApp;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /**
  * {@code dry_run=true}: the agent prints, at the first {@code Trainer.initialize}, what each entry
  * would change (paths, old and new types, parameters) and changes nothing: the program trains the
- * model it built, and the block tree after training is the one before.
+ * model it built, and the block tree after training is the one before. With {@code report:} the
+ * same plan, step for step, is written to the JSON surgery log.
  */
 class DryRunIT {
 
@@ -29,6 +39,7 @@ class DryRunIT {
             "  - name: ghost_batchnorm",
             "    epoch: 2",
             "    include: ['**/07Nothing']",
+            "report: plan.json",
             ""));
     ForkedJvm.Result r =
         ForkedJvm.main(CnnApp.class.getName(), "--trainers", "2")
@@ -52,5 +63,62 @@ class DryRunIT {
     assertEquals(before, after, r.toString());
     assertFalse(after.contains("Blur"), r.toString());
     assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
+
+    // With report: the same plan goes to the JSON surgery log, which lists no application.
+    JsonObject log =
+        JsonParser.parseString(Files.readString(dir.resolve("plan.json"))).getAsJsonObject();
+    assertTrue(log.get("dry_run").getAsBoolean(), log.toString());
+    assertEquals(0, log.getAsJsonArray("applications").size(), log.toString());
+    JsonArray plans = log.getAsJsonArray("plans");
+    assertEquals(2, plans.size(), log.toString());
+    JsonObject blurpool = plans.get(0).getAsJsonObject();
+    assertEquals("blurpool", blurpool.get("algorithm").getAsString());
+    assertEquals("surgery.yaml:2:5", blurpool.get("source").getAsString());
+    // Each printed step line is "  <path> <old> -> <new>  -[...]  +[...]  MACs <a> -> <b>".
+    Matcher line =
+        Pattern.compile("(?m)^  ([^\\s:]+) +(\\S+) -> (\\S+)(.*?)(?:  MACs (\\S+) -> (\\S+))?$")
+            .matcher(r.stderr());
+    List<String> printed = new ArrayList<>();
+    while (line.find()) {
+      printed.add(
+          line.group(1)
+              + " "
+              + line.group(2)
+              + " -> "
+              + line.group(3)
+              + " MACs "
+              + line.group(5)
+              + " -> "
+              + line.group(6));
+    }
+    List<String> written = new ArrayList<>();
+    for (JsonElement e : blurpool.getAsJsonArray("steps")) {
+      JsonObject step = e.getAsJsonObject();
+      written.add(
+          step.get("path").getAsString()
+              + " "
+              + step.get("from").getAsString()
+              + " -> "
+              + step.get("to").getAsString()
+              + " MACs "
+              + macs(step.get("macs_before"))
+              + " -> "
+              + macs(step.get("macs_after")));
+      if ("Conv2d".equals(step.get("from").getAsString())) {
+        // A blurred convolution costs more than the plain one on the initialized input.
+        assertTrue(
+            step.get("macs_after").getAsLong() > step.get("macs_before").getAsLong(),
+            step.toString());
+      }
+    }
+    assertFalse(written.isEmpty(), log.toString());
+    assertEquals(printed, written, r.stderr());
+    JsonObject ghost = plans.get(1).getAsJsonObject();
+    assertEquals("ghost_batchnorm", ghost.get("algorithm").getAsString());
+    assertTrue(ghost.get("error").getAsString().contains("matches no block"), ghost.toString());
+  }
+
+  private static String macs(JsonElement value) {
+    return value == null || value.isJsonNull() ? "unknown" : value.getAsString();
   }
 }

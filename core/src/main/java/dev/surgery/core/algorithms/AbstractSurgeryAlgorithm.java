@@ -158,8 +158,23 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    */
   @Override
   public SurgeryPlan plan(SurgeryContext context) {
+    return plan(context, null);
+  }
+
+  /**
+   * Tells what {@link #apply} would do, with multiply-accumulate counts for {@code inputShape}
+   * ({@link ModuleSurgery#plan(Block, java.util.Map, dev.surgery.core.SurgeryOptions, Shape)}).
+   *
+   * @param context the model, its trainers and where training stands
+   * @param inputShape the model's input, batch axis first; null for no counts
+   * @return the plan
+   * @throws dev.surgery.core.SurgeryException when {@link #apply} would fail for the same reason
+   */
+  @Override
+  public SurgeryPlan plan(SurgeryContext context, Shape inputShape) {
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = targetedPolicies(context);
-    SurgeryPlan plan = ModuleSurgery.plan(context.model(), policies, surgeryOptions(context));
+    SurgeryPlan plan =
+        ModuleSurgery.plan(context.model(), policies, surgeryOptions(context), inputShape);
     if (plan.isEmpty()) {
       requireChangeWhenIncluded();
     }

@@ -1,5 +1,6 @@
 package dev.surgery.core.algorithms;
 
+import ai.djl.ndarray.types.Shape;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.Targets;
 import dev.surgery.core.events.Event;
@@ -132,6 +133,22 @@ public interface Algorithm {
    */
   default SurgeryPlan plan(SurgeryContext context) {
     throw new UnsupportedOperationException(name() + " cannot tell its plan");
+  }
+
+  /**
+   * Tells what {@link #apply} would do, as {@link #plan(SurgeryContext)} does, with each step's
+   * multiply-accumulates per sample for one forward of the model on {@code inputShape} where the
+   * layer types allow it ({@link dev.surgery.core.ModuleSurgery#plan(ai.djl.nn.Block,
+   * java.util.Map, dev.surgery.core.SurgeryOptions, Shape)}). The default plans without counts.
+   *
+   * @param context the model, its trainers and where training stands
+   * @param inputShape the model's input, batch axis first; null for no counts
+   * @return the blocks that would change, with their old and new types, parameters and costs
+   * @throws dev.surgery.core.SurgeryException if the apply would fail
+   * @throws UnsupportedOperationException if this algorithm cannot plan
+   */
+  default SurgeryPlan plan(SurgeryContext context, Shape inputShape) {
+    return plan(context);
   }
 
   /**

@@ -67,6 +67,7 @@ public final class SurgeryReportWriter {
   private final TrainingHistory history;
   private final JsonObject surgeryLog;
   private final JsonObject run;
+  private final JsonArray plans;
   private final BaselineRun baseline;
 
   private SurgeryReportWriter(Builder builder) {
@@ -74,6 +75,7 @@ public final class SurgeryReportWriter {
     this.history = builder.history;
     this.surgeryLog = builder.surgeryLog;
     this.run = builder.run;
+    this.plans = builder.plans;
     this.baseline = builder.baseline;
   }
 
@@ -456,6 +458,9 @@ public final class SurgeryReportWriter {
       // The key predates the name "surgery log"; readers of this file depend on it.
       root.add("surgery_listener_report", surgeryLog);
     }
+    if (plans != null) {
+      root.add("plans", plans);
+    }
     return GSON.toJson(root);
   }
 
@@ -526,7 +531,10 @@ public final class SurgeryReportWriter {
                 s.parametersBefore(),
                 s.parametersAfter()));
       }
-      h.append("<table><tr><th>block path</th><th>was</th><th>now</th></tr>\n");
+      JsonObject plan = planFor(s);
+      h.append("<table><tr><th>block path</th><th>was</th><th>now</th>")
+          .append(plan == null ? "" : "<th>planned</th>")
+          .append("</tr>\n");
       for (BlockChange b : s.blocks()) {
         h.append("<tr><td><code>")
             .append(escape(b.path()))
@@ -534,12 +542,77 @@ public final class SurgeryReportWriter {
             .append(escape(b.oldType()))
             .append("</td><td>")
             .append(escape(b.newType()))
-            .append("</td></tr>\n");
+            .append("</td>")
+            .append(plan == null ? "" : "<td>" + plannedCell(plan, b.path()) + "</td>")
+            .append("</tr>\n");
+      }
+      if (plan != null) {
+        // What the plan named that the application did not change.
+        for (JsonObject step : steps(plan)) {
+          String path = string(step, "path", "?");
+          if (s.blocks().stream().noneMatch(b -> b.path().equals(path))) {
+            h.append("<tr><td><code>")
+                .append(escape(path))
+                .append("</code></td><td>&ndash;</td><td>not applied</td><td>")
+                .append(plannedCell(plan, path))
+                .append("</td></tr>\n");
+          }
+        }
       }
       h.append("</table>\n");
     }
     h.append("</body></html>\n");
     return h.toString();
+  }
+
+  /**
+   * The plan of the entry a surgery applied: same algorithm and scheduled epoch, else the only plan
+   * of that algorithm; null when none was given or the match is ambiguous.
+   */
+  private JsonObject planFor(Surgery s) {
+    if (plans == null) {
+      return null;
+    }
+    List<JsonObject> sameAlgorithm = new ArrayList<>();
+    for (JsonElement e : plans) {
+      if (e.isJsonObject() && s.algorithm().equals(string(e.getAsJsonObject(), "algorithm", ""))) {
+        JsonObject p = e.getAsJsonObject();
+        if (p.has("epoch") && p.get("epoch").getAsInt() == s.epoch()) {
+          return p;
+        }
+        sameAlgorithm.add(p);
+      }
+    }
+    return sameAlgorithm.size() == 1 ? sameAlgorithm.get(0) : null;
+  }
+
+  private static List<JsonObject> steps(JsonObject plan) {
+    List<JsonObject> out = new ArrayList<>();
+    if (plan.has("steps") && plan.get("steps").isJsonArray()) {
+      for (JsonElement e : plan.getAsJsonArray("steps")) {
+        out.add(e.getAsJsonObject());
+      }
+    }
+    return out;
+  }
+
+  /** The planned change of one block path, with its multiply-accumulates per sample. */
+  private static String plannedCell(JsonObject plan, String path) {
+    if (plan.has("error")) {
+      return "plan failed: " + escape(string(plan, "error", "?"));
+    }
+    for (JsonObject step : steps(plan)) {
+      if (path.equals(string(step, "path", null))) {
+        return escape(string(step, "from", "?"))
+            + " &rarr; "
+            + escape(string(step, "to", "?"))
+            + ", MACs "
+            + escape(string(step, "macs_before", "unknown"))
+            + " &rarr; "
+            + escape(string(step, "macs_after", "unknown"));
+      }
+    }
+    return "not planned";
   }
 
   private static void epochTable(StringBuilder h, List<EpochMetrics> epochs) {
@@ -581,6 +654,7 @@ public final class SurgeryReportWriter {
     private final TrainingHistory history;
     private JsonObject surgeryLog;
     private JsonObject run;
+    private JsonArray plans;
     private BaselineRun baseline;
 
     Builder(String title, TrainingHistory history) {
@@ -604,6 +678,29 @@ public final class SurgeryReportWriter {
           }
         } catch (JsonParseException e) {
           throw new IOException("the surgery log " + file + " is not JSON", e);
+        }
+      }
+      return this;
+    }
+
+    /**
+     * Adds the plans of a dry run (the surgery log the agent writes with {@code dry_run=true} and
+     * {@code report:}, its {@code plans} list), shown next to what each surgery applied, when the
+     * file exists and parses.
+     *
+     * @param file the dry run's surgery log, or null
+     * @return this builder
+     * @throws IOException if the file exists but cannot be read or is not JSON
+     */
+    public Builder optPlanLog(Path file) throws IOException {
+      if (file != null && Files.isRegularFile(file)) {
+        try {
+          JsonElement e = JsonParser.parseString(Files.readString(file, StandardCharsets.UTF_8));
+          if (e.isJsonObject() && e.getAsJsonObject().has("plans")) {
+            plans = e.getAsJsonObject().getAsJsonArray("plans");
+          }
+        } catch (JsonParseException | IllegalStateException e) {
+          throw new IOException("the dry run's surgery log " + file + " is not JSON", e);
         }
       }
       return this;

@@ -27,12 +27,16 @@ import ai.djl.training.tracker.Tracker;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.samples.report.SurgeryReportWriter.BaselineRun;
 import dev.surgery.samples.report.TrainingHistory.BatchLoss;
 import dev.surgery.samples.report.TrainingHistory.EpochMetrics;
 import dev.surgery.samples.report.TrainingHistory.ModelChange;
+import dev.surgery.trainer.EntryPlan;
+import dev.surgery.trainer.SurgeryListener;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.awt.image.BufferedImage;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -179,6 +183,62 @@ class SurgeryReportTest {
     assertTrue(page.contains("blurpool after epoch 1: 1 block(s) replaced, 12.5000 ms"), page);
     assertTrue(!page.contains("squeeze_excite after"), page);
     assertTrue(Files.size(out.resolve(SurgeryReportWriter.LOSS_PNG)) > 1000);
+  }
+
+  /**
+   * A dry run's plan (written by the listener's own writer from the core plan) appears next to what
+   * the surgery applied, with the multiply-accumulates of the formula: 01Conv2d takes 3x8x8 to
+   * 4x4x4 with a 3x3 kernel (4*4*4*3*9 = 1728) and the blur first adds 3*8*8*9 = 1728.
+   */
+  @Test
+  void showsTheDryRunPlanNextToWhatWasApplied() throws Exception {
+    TrainingHistory history = train(1, null);
+    Block planned = net();
+    SurgeryPlan plan;
+    try (NDManager manager = NDManager.newBaseManager()) {
+      planned.initialize(manager, DataType.FLOAT32, new Shape(1, 3, 8, 8));
+      BlurPool blurpool = BlurPool.builder().optMinChannels(0).optBlurFirst(true).build();
+      plan = blurpool.plan(SurgeryContext.of(planned), new Shape(1, 3, 8, 8));
+      Path planJson = dir.resolve("plan.json");
+      SurgeryListener.builder()
+          .optReportPath(planJson)
+          .build()
+          .writePlanReport(
+              List.of(
+                  new EntryPlan(
+                      new ScheduledAlgorithm(blurpool, 1, 0, "surgery.yaml:2:5"), plan, null)));
+      Path listenerJson = dir.resolve("listener.json");
+      Files.writeString(
+          listenerJson,
+          "{\"applications\":[{\"algorithm\":\"blurpool\",\"epoch\":1,\"status\":\"applied\","
+              + "\"changes\":[{\"path\":\"01Conv2d\",\"from\":\"Conv2d\",\"to\":"
+              + "\"BlurConv2d\"}]}],\"not_run\":[]}");
+      Path out = dir.resolve("out");
+      SurgeryReportWriter.builder("planned", history)
+          .optSurgeryLog(listenerJson)
+          .optPlanLog(planJson)
+          .build()
+          .write(out);
+      String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+      assertTrue(
+          page.contains(
+              "<code>01Conv2d</code></td><td>Conv2d</td><td>BlurConv2d</td>"
+                  + "<td>Conv2d &rarr; BlurConv2d, MACs 1728 &rarr; 3456</td>"),
+          page);
+      JsonObject json =
+          JsonParser.parseString(Files.readString(out.resolve(SurgeryReportWriter.JSON)))
+              .getAsJsonObject();
+      assertEquals(
+          "01Conv2d",
+          json.getAsJsonArray("plans")
+              .get(0)
+              .getAsJsonObject()
+              .getAsJsonArray("steps")
+              .get(0)
+              .getAsJsonObject()
+              .get("path")
+              .getAsString());
+    }
   }
 
   @Test

@@ -1,0 +1,202 @@
+package dev.surgery.core;
+
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.ParallelBlock;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import dev.surgery.core.layers.BlurConv2d;
+import dev.surgery.core.layers.BlurFilter;
+import dev.surgery.core.layers.BlurMaxPool2d;
+import dev.surgery.core.layers.BlurPool2d;
+import dev.surgery.core.layers.FactorizedBlock;
+import dev.surgery.core.layers.SqueezeExcite2d;
+import dev.surgery.core.layers.SqueezeExciteConv2d;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Counts the multiply-accumulates of one forward per sample for the block types whose cost follows
+ * from their settings and input shape: convolutions and linear layers (with the project's layers
+ * built from them) and the blur filter (a depthwise 3x3 convolution). Elementwise work, pooling
+ * maxima and normalization are not multiply-accumulates of a weight and are not counted. Any other
+ * type gives null (unknown) rather than a guess.
+ */
+final class MacCounter {
+
+  private MacCounter() {}
+
+  /**
+   * Finds the input shapes of the blocks under {@code root} for a model input: sequential and
+   * parallel blocks pass shapes on through their children's {@code getOutputShapes}; below another
+   * composite only an initialized child's recorded shapes are used, and only when the composite was
+   * initialized with this very input. Blocks it cannot reach have no entry.
+   *
+   * @param root the root block
+   * @param input the model's input shapes, batch axis first; the batch is taken as 1
+   * @return block to its input shapes (batch 1)
+   */
+  static Map<Block, Shape[]> inputShapes(Block root, Shape[] input) {
+    Map<Block, Shape[]> out = new IdentityHashMap<>();
+    walk(root, perSample(input), out);
+    return out;
+  }
+
+  private static void walk(Block block, Shape[] in, Map<Block, Shape[]> out) {
+    out.put(block, in);
+    List<Block> children = block.getChildren().values();
+    if (children.isEmpty()) {
+      return;
+    }
+    if (block instanceof SequentialBlock) {
+      Shape[] current = in;
+      for (Block child : children) {
+        walk(child, current, out);
+        try {
+          current = perSample(child.getOutputShapes(current));
+        } catch (RuntimeException e) {
+          return; // the rest of the sequence stays unknown
+        }
+      }
+    } else if (block instanceof ParallelBlock) {
+      for (Block child : children) {
+        walk(child, in, out);
+      }
+    } else if (recordedInputIs(block, in)) {
+      for (Block child : children) {
+        if (child.isInitialized()) {
+          walk(child, perSample(child.getInputShapes()), out);
+        }
+      }
+    }
+  }
+
+  private static boolean recordedInputIs(Block block, Shape[] in) {
+    if (!block.isInitialized()) {
+      return false;
+    }
+    try {
+      return java.util.Arrays.equals(perSample(block.getInputShapes()), in);
+    } catch (RuntimeException e) {
+      return false;
+    }
+  }
+
+  /** The shapes with batch axis 1, so that counts are per sample. */
+  static Shape[] perSample(Shape[] shapes) {
+    Shape[] out = new Shape[shapes.length];
+    for (int i = 0; i < shapes.length; i++) {
+      Shape s = shapes[i];
+      out[i] = s.dimension() == 0 ? s : new Shape(1).addAll(s.slice(1));
+    }
+    return out;
+  }
+
+  /**
+   * Counts the multiply-accumulates of one forward of a block per sample.
+   *
+   * @param block the block
+   * @param in its input shapes (batch 1), or null when unknown
+   * @return the count, or null when the type or the input shape does not allow it
+   */
+  static Long macs(Block block, Shape[] in) {
+    if (in == null || in.length != 1) {
+      return null;
+    }
+    try {
+      return count(block, in[0]);
+    } catch (RuntimeException e) {
+      return null; // a shape the block refuses: unknown, never a wrong number
+    }
+  }
+
+  private static Long count(Block block, Shape x) {
+    if (block instanceof BlurConv2d blurConv) {
+      return blurConv(blurConv, x);
+    }
+    if (block instanceof Conv2d conv) {
+      return conv2d(conv, x, conv.getStride());
+    }
+    if (block instanceof Linear linear) {
+      Shape y = linear.getOutputShapes(new Shape[] {x})[0];
+      return x.size() * y.get(y.dimension() - 1);
+    }
+    if (block instanceof FactorizedBlock<?> factorized) {
+      return sequence(factorized.getChildren().values(), x);
+    }
+    if (block instanceof SqueezeExciteConv2d se) {
+      Long conv = count(se.getConv(), x);
+      Long gate = count(se.getGate(), se.getConv().getOutputShapes(new Shape[] {x})[0]);
+      return conv == null || gate == null ? null : conv + gate;
+    }
+    if (block instanceof SqueezeExcite2d gate) {
+      // Two bias-free linear layers on the pooled channels: c -> latent -> c.
+      return 2 * x.get(1) * gate.getLatentChannels();
+    }
+    if (block instanceof BlurPool2d || block instanceof BlurMaxPool2d) {
+      // Only the blur multiplies; it runs on the pooled map and gives the block's output.
+      return blur(block.getOutputShapes(new Shape[] {x})[0]);
+    }
+    return null;
+  }
+
+  private static Long sequence(List<Block> blocks, Shape x) {
+    long total = 0;
+    Shape current = x;
+    for (Block b : blocks) {
+      Long c = count(b, current);
+      if (c == null) {
+        return null;
+      }
+      total += c;
+      current = b.getOutputShapes(new Shape[] {current})[0];
+    }
+    return total;
+  }
+
+  private static long blurConv(BlurConv2d conv, Shape x) {
+    if (conv.isBlurFirst()) {
+      // A stride-1 blur keeps the input's size, then the strided convolution.
+      return blur(x) + conv2d(conv, x, conv.getStride());
+    }
+    // The convolution at stride 1, then the strided blur of its output.
+    Shape dense = conv2dOutput(conv, x, new Shape(1, 1));
+    long total = conv2d(conv, x, new Shape(1, 1));
+    Shape stride = conv.getStride();
+    Shape out =
+        new Shape(
+            1,
+            dense.get(1),
+            BlurFilter.outputLength(dense.get(2), stride.get(0), 1),
+            BlurFilter.outputLength(dense.get(3), stride.get(1), 1));
+    return total + blur(out);
+  }
+
+  /** The blur's cost for its output map: 3x3 taps per output value, one channel each. */
+  private static long blur(Shape out) {
+    return out.size() / out.get(0) * BlurFilter.SIZE * BlurFilter.SIZE;
+  }
+
+  /** {@code out_h * out_w * filters * in_channels / groups * k_h * k_w}. */
+  private static long conv2d(Conv2d conv, Shape x, Shape stride) {
+    Shape out = conv2dOutput(conv, x, stride);
+    Shape k = conv.getKernelShape();
+    return out.get(2)
+        * out.get(3)
+        * conv.getFilters()
+        * (x.get(1) / conv.getGroups())
+        * k.get(0)
+        * k.get(1);
+  }
+
+  private static Shape conv2dOutput(Conv2d conv, Shape x, Shape stride) {
+    Shape k = conv.getKernelShape();
+    Shape p = conv.getPadding();
+    Shape d = conv.getDilation();
+    long h = (x.get(2) + 2 * p.get(0) - d.get(0) * (k.get(0) - 1) - 1) / stride.get(0) + 1;
+    long w = (x.get(3) + 2 * p.get(1) - d.get(1) * (k.get(1) - 1) - 1) / stride.get(1) + 1;
+    return new Shape(x.get(0), conv.getFilters(), h, w);
+  }
+}

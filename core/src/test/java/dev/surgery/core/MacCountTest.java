@@ -1,0 +1,221 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.BatchNorm;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.algorithms.Factorize;
+import dev.surgery.core.algorithms.GhostBatchNorm;
+import dev.surgery.core.algorithms.SqueezeExcite;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.algorithms.WeightStandardization;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The multiply-accumulate counts of {@link SurgeryPlan} against hand-computed formulas: a
+ * convolution costs {@code out_h * out_w * out_c * in_c * k_h * k_w / groups} per sample, a linear
+ * layer {@code in * out}, a blur {@code 9} per output value; types without a formula stay unknown.
+ */
+class MacCountTest {
+
+  /** 3x16x16 -> conv 3x3 16 -> BN -> conv 3x3/2 32 -> flatten -> linear 64 -> linear 10. */
+  private static SequentialBlock tinyCnn() {
+    return new SequentialBlock()
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optPadding(new Shape(1, 1))
+                .setFilters(16)
+                .build())
+        .add(BatchNorm.builder().build())
+        .add(
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optPadding(new Shape(1, 1))
+                .optStride(new Shape(2, 2))
+                .setFilters(32)
+                .build())
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(64).build())
+        .add(Linear.builder().setUnits(10).build());
+  }
+
+  private static SurgeryPlan plan(Algorithm algorithm, Shape input) {
+    SequentialBlock net = tinyCnn();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 16, 16));
+      return algorithm.plan(SurgeryContext.of(net), input);
+    }
+  }
+
+  private static final long STRIDED_CONV = 8L * 8 * 32 * 16 * 3 * 3; // 8x8 out, 32 <- 16, 3x3
+
+  @Test
+  void blurFirstAddsTheBlurOfTheInput() {
+    SurgeryPlan plan = plan(BlurPool.builder().optBlurFirst(true).build(), new Shape(1, 3, 16, 16));
+    assertEquals(1, plan.steps().size());
+    SurgeryPlan.Step step = plan.steps().get(0);
+    assertEquals("Conv2d", step.oldType());
+    assertEquals(STRIDED_CONV, step.macsBefore());
+    // a stride-1 3x3 blur of the 16x16x16 input, then the same strided convolution
+    assertEquals(STRIDED_CONV + 16L * 16 * 16 * 9, step.macsAfter());
+    assertEquals(16L * 16 * 16 * 9, plan.macsChange());
+    assertTrue(plan.toTable("blurpool").contains("MACs 294912 -> 331776"), plan.toTable(""));
+  }
+
+  @Test
+  void blurAfterRunsTheConvolutionDenseThenBlursItsOutput() {
+    SurgeryPlan plan =
+        plan(BlurPool.builder().optBlurFirst(false).build(), new Shape(1, 3, 16, 16));
+    SurgeryPlan.Step step = plan.steps().get(0);
+    assertEquals(STRIDED_CONV, step.macsBefore());
+    assertEquals(16L * 16 * 32 * 16 * 9 + 8L * 8 * 32 * 9, step.macsAfter());
+  }
+
+  @Test
+  void factorizeCountsBothLayers() {
+    Algorithm factorize =
+        Factorize.builder()
+            .optMinChannels(8)
+            .optLatentChannels(4)
+            .optMinFeatures(16)
+            .optLatentFeatures(8)
+            .build();
+    SurgeryPlan plan = plan(factorize, new Shape(1, 3, 16, 16));
+    List<String> types = new ArrayList<>();
+    for (SurgeryPlan.Step s : plan.steps()) {
+      types.add(s.oldType() + " -> " + s.newType());
+    }
+    assertEquals(List.of("Conv2d -> FactorizedConv2d", "Linear -> FactorizedLinear"), types);
+    SurgeryPlan.Step conv = plan.steps().get(0);
+    assertEquals(STRIDED_CONV, conv.macsBefore());
+    // 3x3/2 conv 16 -> 4, then 1x1 conv 4 -> 32, both on the 8x8 output
+    assertEquals(8L * 8 * 4 * 16 * 9 + 8L * 8 * 32 * 4, conv.macsAfter());
+    SurgeryPlan.Step linear = plan.steps().get(1);
+    assertEquals(2048L * 64, linear.macsBefore());
+    assertEquals(2048L * 8 + 8L * 64, linear.macsAfter());
+  }
+
+  @Test
+  void squeezeExciteAddsTheGate() {
+    SurgeryPlan plan =
+        plan(
+            SqueezeExcite.builder().optMinChannels(16).optLatentChannels(8).build(),
+            new Shape(1, 3, 16, 16));
+    assertEquals(1, plan.steps().size());
+    SurgeryPlan.Step step = plan.steps().get(0);
+    assertEquals(STRIDED_CONV, step.macsBefore());
+    assertEquals(STRIDED_CONV + 2L * 32 * 8, step.macsAfter());
+  }
+
+  @Test
+  void weightStandardizationKeepsTheCostAndTheBatchDoesNotCount() {
+    SurgeryPlan plan = plan(WeightStandardization.builder().build(), new Shape(5, 3, 16, 16));
+    List<Long> before = new ArrayList<>();
+    for (SurgeryPlan.Step s : plan.steps()) {
+      before.add(s.macsBefore());
+      assertEquals(s.macsBefore(), s.macsAfter(), s.path());
+    }
+    // 16x16 out, 16 <- 3, 3x3 (WeightStandardization leaves the last layer alone by default)
+    assertTrue(before.contains(16L * 16 * 16 * 3 * 9), before.toString());
+  }
+
+  @Test
+  void typesWithoutAFormulaAreUnknownNeverAGuess() {
+    SurgeryPlan plan = plan(GhostBatchNorm.builder().build(), new Shape(1, 3, 16, 16));
+    assertEquals(1, plan.steps().size());
+    assertNull(plan.steps().get(0).macsBefore());
+    assertNull(plan.steps().get(0).macsAfter());
+    assertNull(plan.macsChange());
+    assertTrue(plan.toTable("ghost").contains("MACs unknown -> unknown"), plan.toTable(""));
+    assertTrue(plan.toTable("ghost").contains(": unknown"), plan.toTable(""));
+  }
+
+  @Test
+  void withoutAnInputShapeTheCountsAreUnknownAndNotShown() {
+    SequentialBlock net = tinyCnn();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 16, 16));
+      SurgeryPlan plan = BlurPool.builder().build().plan(SurgeryContext.of(net));
+      assertNull(plan.inputShape());
+      assertNull(plan.steps().get(0).macsBefore());
+      assertNull(plan.macsChange());
+      assertTrue(!plan.toTable("blurpool").contains("MACs"), plan.toTable(""));
+    }
+  }
+
+  /**
+   * On ResNetV1 the shapes reach every convolution through its sequential and parallel blocks; the
+   * oracle is the formula on the input shapes DJL recorded when it initialized the model.
+   */
+  @Test
+  void resnetCountsEveryReplacedConvolutionFromTheShapesDjlRecorded() {
+    Block resnet =
+        ResNetV1.builder()
+            .setImageShape(new Shape(1, 28, 28))
+            .setNumLayers(20)
+            .setOutSize(4)
+            .build();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      resnet.initialize(manager, DataType.FLOAT32, new Shape(4, 1, 28, 28));
+      Map<Block, String> paths = BlockPaths.index(resnet);
+      SurgeryPlan plan =
+          BlurPool.builder()
+              .optBlurFirst(true)
+              .build()
+              .plan(SurgeryContext.of(resnet), new Shape(1, 1, 28, 28));
+      assertTrue(plan.steps().size() > 1);
+      int checked = 0;
+      for (Map.Entry<Block, String> e : paths.entrySet()) {
+        if (!(e.getKey() instanceof Conv2d conv)) {
+          continue;
+        }
+        SurgeryPlan.Step step = step(plan, BlockPaths.display(e.getValue()));
+        if (step == null) {
+          continue;
+        }
+        Shape in = conv.getInputShapes()[0];
+        Shape out = conv.getOutputShapes(new Shape[] {in})[0];
+        Shape k = conv.getKernelShape();
+        long formula =
+            out.get(2)
+                * out.get(3)
+                * out.get(1)
+                * in.get(1)
+                * k.get(0)
+                * k.get(1)
+                / conv.getGroups();
+        assertEquals(formula, step.macsBefore(), step.path());
+        assertNotNull(step.macsAfter(), step.path());
+        assertEquals(in.get(1) * in.get(2) * in.get(3) * 9, step.macsChange(), step.path());
+        checked++;
+      }
+      assertEquals(plan.steps().size(), checked);
+    }
+  }
+
+  private static SurgeryPlan.Step step(SurgeryPlan plan, String path) {
+    for (SurgeryPlan.Step s : plan.steps()) {
+      if (s.path().equals(path)) {
+        return s;
+      }
+    }
+    return null;
+  }
+}

@@ -1,0 +1,21 @@
+package dev.surgery.trainer;
+
+import dev.surgery.core.SurgeryPlan;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+
+/**
+ * What one scheduled entry would change, for a dry run's report: its plan, or why planning failed.
+ *
+ * @param entry the scheduled entry
+ * @param plan its plan, or null when planning failed
+ * @param error why planning failed, or null
+ */
+public record EntryPlan(ScheduledAlgorithm entry, SurgeryPlan plan, String error) {
+
+  /** Requires the entry and exactly one of plan and error. */
+  public EntryPlan {
+    if (entry == null || (plan == null) == (error == null)) {
+      throw new IllegalArgumentException("an entry plan needs its entry and a plan or an error");
+    }
+  }
+}
