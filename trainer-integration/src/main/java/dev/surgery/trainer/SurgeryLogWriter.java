@@ -62,18 +62,19 @@ final class SurgeryLogWriter {
     if (logPath == null) {
       return;
     }
-    String json;
-    synchronized (outcomes) {
-      List<SurgeryOutcome> snapshot =
-          outcomes.stream().map(PendingOutcome::snapshot).collect(Collectors.toList());
-      List<JsonObject> pending;
-      synchronized (notRun) {
-        pending = new ArrayList<>(notRun);
-      }
-      json = SurgeryJson.log(snapshot, pending);
-    }
-    // Trainers on several threads may write at once: one file write at a time.
+    // Trainers on several threads may write at once: build and write under one lock, so an older
+    // snapshot can never overwrite a newer one.
     synchronized (this) {
+      String json;
+      synchronized (outcomes) {
+        List<SurgeryOutcome> snapshot =
+            outcomes.stream().map(PendingOutcome::snapshot).collect(Collectors.toList());
+        List<JsonObject> pending;
+        synchronized (notRun) {
+          pending = new ArrayList<>(notRun);
+        }
+        json = SurgeryJson.log(snapshot, pending);
+      }
       try {
         SurgeryJson.write(logPath, json);
         writeFailed = false;

@@ -159,9 +159,17 @@ public final class SurgeryTrain {
           batch.close();
         }
       }
-    } finally {
-      fire(trainer, Event.EVAL_END);
+    } catch (IOException | TranslateException | RuntimeException | Error failure) {
+      // EVAL_END still fires (a plugin swaps weights back there), but its own failure must not
+      // hide the one that ended the evaluation.
+      try {
+        fire(trainer, Event.EVAL_END);
+      } catch (RuntimeException | Error alsoFailed) {
+        failure.addSuppressed(alsoFailed);
+      }
+      throw failure;
     }
+    fire(trainer, Event.EVAL_END);
   }
 
   /**

@@ -145,8 +145,10 @@ public final class Algorithms {
     if (!classPathLoaded) {
       synchronized (SPECS) {
         if (!classPathLoaded) {
-          classPathLoaded = true;
+          // Marked only once loaded: a conflict keeps failing every look-up with its real cause
+          // instead of leaving later callers with a registry that silently lacks the plugins.
           loadPlugins(Algorithms.class.getClassLoader());
+          classPathLoaded = true;
         }
       }
     }
