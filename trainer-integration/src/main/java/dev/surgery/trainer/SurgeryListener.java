@@ -265,8 +265,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * trainer trains yet, such as {@code Model.load} before training. The event-driven entries whose
    * algorithm lists the event are asked in schedule order, with a {@link
    * dev.surgery.core.events.State} that has no trainer and counters at 0; a structural change made
-   * here is not recorded in the model's surgery record. A load during training is reported the same
-   * way.
+   * here is not recorded in the model's surgery record. A load of a model that a trainer known to
+   * this listener trains goes to {@link #onEvent(Event, Trainer)} instead, so that a surgery there
+   * keeps that trainer's parameter store and optimizer state exact.
    *
    * @param event {@link Event#BEFORE_LOAD} or {@link Event#AFTER_LOAD}
    * @param model the model being loaded
@@ -277,6 +278,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (event != Event.BEFORE_LOAD && event != Event.AFTER_LOAD) {
       throw new IllegalArgumentException(
           event + " happens to a trainer: report it with onEvent(event, trainer)");
+    }
+    Trainer training = trainerOf(model);
+    if (training != null) {
+      onEvent(event, training);
+      return;
     }
     EventState state = new EventState(event, model);
     for (ScheduledAlgorithm entry : schedule) {
@@ -304,6 +310,18 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         logger.error("{} (on_error: skip, loading goes on)", message);
       }
     }
+  }
+
+  /** The live trainer of {@code model} this listener follows, or null. */
+  private Trainer trainerOf(Model model) {
+    synchronized (states) {
+      for (Trainer trainer : states.keySet()) {
+        if (trainer.getModel() == model) {
+          return trainer;
+        }
+      }
+    }
+    return null;
   }
 
   /**

@@ -10,9 +10,10 @@ import java.util.stream.Collectors;
 
 /**
  * Turns the instrumented DJL calls of each trainer into training {@link Event}s, each exactly once
- * per occurrence, whether the program trains with {@code EasyTrain.fit} or its own loop. The
- * instrumented methods of DJL 0.36.0 do not call one another, so no call is seen twice; what one
- * event needs beyond its own call is kept per trainer:
+ * per occurrence, whether the program trains with {@code EasyTrain.fit} or its own loop. Some
+ * instrumented methods call others ({@code EasyTrain.fit} calls {@code evaluateDataset}, which
+ * calls {@code Trainer.evaluate}), so a call is not an event by itself: what one event needs beyond
+ * its own call, including whether an evaluation is already open, is kept per trainer:
  *
  * <ul>
  *   <li>a batch is open from its first training {@code Trainer.forward} to the {@code

@@ -257,6 +257,10 @@ public final class DjlAgentHooks implements DjlHooks {
    * trains it (the usual {@code Model.load} before training), to the listener for the model alone.
    */
   private void loadEvent(Event event, Object model) {
+    if (SurgeryDispatcher.isDryRun()) {
+      // A dry run changes nothing: no algorithm runs on a load event either.
+      return;
+    }
     List<Object> trainers = events.trainers(t -> ((Trainer) t).getModel() == model);
     for (Object trainer : trainers) {
       events.load(event, trainer);

@@ -346,16 +346,26 @@ public class ImageClassificationJob {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (!a.startsWith("-javaagent:")) {
+      // No agent of any kind: the baseline must train the network unchanged (and a debugger's
+      // port would clash).
+      if (!a.startsWith("-javaagent:")
+          && !a.startsWith("-agentlib:")
+          && !a.startsWith("-agentpath:")) {
         command.add(a);
       }
     }
+    // Should an agent still arrive (JAVA_TOOL_OPTIONS), it stays off.
+    command.add("-Dsurgery.enabled=false");
     command.add("-cp");
     command.add(System.getProperty("java.class.path"));
     command.add(ResNetJob.class.getName());
     command.addAll(withOut(args, out));
     logger.info("{}: baseline without the agent: {}", job.getName(), command);
-    Process p = new ProcessBuilder(command).inheritIO().start();
+    ProcessBuilder builder = new ProcessBuilder(command).inheritIO();
+    // The JVM adds these to the child's options itself: an agent given there would come back.
+    builder.environment().remove("JAVA_TOOL_OPTIONS");
+    builder.environment().remove("JDK_JAVA_OPTIONS");
+    Process p = builder.start();
     try {
       int rc = p.waitFor();
       if (rc != 0) {
