@@ -1,11 +1,10 @@
 package dev.surgery.agent.hookloader;
 
+import dev.surgery.agent.shared.ChildFirstLoader;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URL;
-import java.net.URLClassLoader;
 import java.nio.file.Path;
-import java.util.Enumeration;
 import java.util.List;
 
 /**
@@ -17,13 +16,11 @@ import java.util.List;
  * agent's. What the host provides (the JDK, DJL, SLF4J, the surgery library) always comes from the
  * parent, never from a jar that bundles it.
  */
-final class ExtensionLoader extends URLClassLoader {
+final class ExtensionLoader extends ChildFirstLoader {
 
   static {
     ClassLoader.registerAsParallelCapable();
   }
-
-  private static final String SURGERY_SERVICES = "META-INF/services/dev.surgery.";
 
   private static final List<String> FROM_PARENT =
       List.of(
@@ -31,6 +28,10 @@ final class ExtensionLoader extends URLClassLoader {
           "javax.",
           "jdk.",
           "sun.",
+          "com.sun.",
+          "org.w3c.",
+          "org.xml.",
+          "org.ietf.",
           "ai.djl.",
           "org.slf4j.",
           "dev.surgery.core.",
@@ -55,38 +56,15 @@ final class ExtensionLoader extends URLClassLoader {
   }
 
   /**
-   * Service files of the surgery library come from the plugin jars only: the application's class
-   * path is the application's business, and its providers would implement another copy of the
-   * service interface.
+   * The JDK, DJL, logging and the surgery library from the parent; a plugin's own classes first.
    */
   @Override
-  public Enumeration<URL> getResources(String name) throws IOException {
-    if (name.startsWith(SURGERY_SERVICES)) {
-      return findResources(name);
-    }
-    return super.getResources(name);
-  }
-
-  @Override
-  protected Class<?> loadClass(String name, boolean resolve) throws ClassNotFoundException {
+  protected Class<?> delegate(String name, boolean resolve) throws ClassNotFoundException {
     for (String prefix : FROM_PARENT) {
       if (name.startsWith(prefix)) {
-        return super.loadClass(name, resolve);
+        return parentFirst(name, resolve);
       }
     }
-    synchronized (getClassLoadingLock(name)) {
-      Class<?> c = findLoadedClass(name);
-      if (c == null) {
-        try {
-          c = findClass(name);
-        } catch (ClassNotFoundException e) {
-          c = super.loadClass(name, false);
-        }
-      }
-      if (resolve) {
-        resolveClass(c);
-      }
-      return c;
-    }
+    return null;
   }
 }

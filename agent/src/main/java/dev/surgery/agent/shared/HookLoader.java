@@ -4,12 +4,10 @@ import java.io.IOException;
 import java.net.MalformedURLException;
 import java.net.URISyntaxException;
 import java.net.URL;
-import java.net.URLClassLoader;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.CodeSource;
 import java.util.ArrayList;
-import java.util.Enumeration;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -25,17 +23,11 @@ import java.util.Set;
  * The shared package ({@code dev.surgery.agent.shared}) is the one exception: it is taken from the
  * agent's own loader so that both sides share {@link DjlHooks} and {@link AgentLog}.
  */
-final class HookLoader extends URLClassLoader {
+final class HookLoader extends ChildFirstLoader {
 
   static {
     ClassLoader.registerAsParallelCapable();
   }
-
-  /**
-   * The prefix of the service files of the surgery library ({@code
-   * META-INF/services/dev.surgery.core.algorithms.AlgorithmProvider}).
-   */
-  static final String SURGERY_SERVICES = "META-INF/services/dev.surgery.";
 
   private static final String SHARED = HookLoader.class.getPackageName() + ".";
 
@@ -49,41 +41,13 @@ final class HookLoader extends URLClassLoader {
     this.agentLoader = agentLoader;
   }
 
-  /**
-   * Service files of the surgery library come from the agent jar only, never from the application:
-   * a provider on the application's class path implements the application's copy of the service
-   * interface, not this loader's. Plugins reach the agent through {@code extensions}.
-   */
+  /** The agent's shared classes from the agent loader, anything not the agent's from DJL's. */
   @Override
-  public Enumeration<URL> getResources(String name) throws IOException {
-    if (name.startsWith(SURGERY_SERVICES)) {
-      return findResources(name);
-    }
-    return super.getResources(name);
-  }
-
-  @Override
-  protected Class<?> loadClass(String name, boolean resolve) throws ClassNotFoundException {
+  protected Class<?> delegate(String name, boolean resolve) throws ClassNotFoundException {
     if (name.startsWith(SHARED)) {
       return Class.forName(name, false, agentLoader);
     }
-    if (!name.startsWith("dev.surgery.")) {
-      return super.loadClass(name, resolve);
-    }
-    synchronized (getClassLoadingLock(name)) {
-      Class<?> c = findLoadedClass(name);
-      if (c == null) {
-        try {
-          c = findClass(name);
-        } catch (ClassNotFoundException e) {
-          c = super.loadClass(name, false);
-        }
-      }
-      if (resolve) {
-        resolveClass(c);
-      }
-      return c;
-    }
+    return name.startsWith("dev.surgery.") ? null : parentFirst(name, resolve);
   }
 
   /**
