@@ -55,7 +55,7 @@ public final class DjlAgentHooks implements DjlHooks {
       "this DJL does not have the internals DJL Surgery was built for (DJL 0.36.0);"
           + " surgery disabled, the program runs unmodified";
 
-  private List<String> problems;
+  private volatile List<String> problems;
   private SurgeryListener listener;
   private volatile boolean usable;
   private final AtomicBoolean planPrinted = new AtomicBoolean();
@@ -73,7 +73,13 @@ public final class DjlAgentHooks implements DjlHooks {
 
   /** {@inheritDoc} */
   @Override
-  public synchronized List<String> prepare() {
+  public List<String> prepare() {
+    // Every training call asks: once prepared, answer without taking the lock.
+    List<String> done = problems;
+    return done != null ? done : prepareOnce();
+  }
+
+  private synchronized List<String> prepareOnce() {
     if (problems != null) {
       return problems;
     }
