@@ -20,6 +20,7 @@ import dev.surgery.core.WeightCopy;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.layers.AdoptingConv2d;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -231,16 +232,7 @@ public final class B1LiveSurgery {
 
   /** A new Conv2d with the same configuration holding native copies of the weights. */
   private static Block copyOf(Conv2d conv) {
-    Conv2d copy =
-        Conv2d.builder()
-            .setKernelShape(conv.getKernelShape())
-            .optStride(conv.getStride())
-            .optPadding(conv.getPadding())
-            .optDilation(conv.getDilation())
-            .setFilters(conv.getFilters())
-            .optGroups(conv.getGroups())
-            .optBias(conv.isIncludeBias())
-            .build();
+    Conv2d copy = AdoptingConv2d.settingsOf(conv).build();
     return WeightCopy.into(copy, conv);
   }
 

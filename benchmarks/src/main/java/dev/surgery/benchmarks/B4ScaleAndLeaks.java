@@ -27,6 +27,7 @@ import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.layers.AdoptingConv2d;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurMaxPool2d;
 import dev.surgery.samples.models.SmallCnn;
@@ -372,16 +373,7 @@ public final class B4ScaleAndLeaks {
   }
 
   private static Block copyConv(Conv2d conv, NDManager manager) {
-    Conv2d copy =
-        Conv2d.builder()
-            .setKernelShape(conv.getKernelShape())
-            .optStride(conv.getStride())
-            .optPadding(conv.getPadding())
-            .optDilation(conv.getDilation())
-            .setFilters(conv.getFilters())
-            .optGroups(conv.getGroups())
-            .optBias(conv.isIncludeBias())
-            .build();
+    Conv2d copy = AdoptingConv2d.settingsOf(conv).build();
     copy.initialize(manager, DataType.FLOAT32, DjlInternals.recordedInputShapes(conv));
     ParameterList from = conv.getParameters();
     ParameterList to = copy.getParameters();

@@ -88,7 +88,7 @@ public abstract class AdoptingConv2d extends Conv2d implements ConvolutionLayer 
    * @param conv a convolution
    * @return a builder with its kernel, stride, padding, dilation, filters, groups and bias
    */
-  protected static Conv2d.Builder settingsOf(Conv2d conv) {
+  public static Conv2d.Builder settingsOf(Conv2d conv) {
     return Conv2d.builder()
         .setKernelShape(conv.getKernelShape())
         .optStride(conv.getStride())
