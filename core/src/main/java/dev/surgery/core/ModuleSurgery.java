@@ -181,9 +181,12 @@ public final class ModuleSurgery {
 
   /**
    * Tells what {@link #replaceModules} would do, without changing anything: the surgery is made on
-   * the model alone (the options' trainers are ignored, so no parameter store or optimizer state is
-   * touched), described, and undone as after a failure. The replacement functions run, so the plan
-   * names the very types and parameter shapes an apply would produce.
+   * the model alone (the options' trainers are only read, so no parameter store or optimizer state
+   * is touched), described, and undone as after a failure. The replacement functions run, so the
+   * plan names the very types and parameter shapes an apply would produce, and the parameters each
+   * step removes, adds and keeps, with what an apply with the options' trainers would do to their
+   * optimizer state ({@link SurgeryPlan.StateFate}: moved, dropped, fresh, or none), decided as the
+   * apply decides it.
    *
    * @param module the root; never replaced itself
    * @param policies matcher to replacement function, tried in iteration order
@@ -239,7 +242,8 @@ public final class ModuleSurgery {
         inputShape == null ? null : MacCounter.inputShapes(module, new Shape[] {inputShape});
     return surgery.dryRun(
         (replaced, before) -> {
-          SurgeryPlan plan = SurgeryPlan.describe(module, replaced, before, paths);
+          SurgeryPlan plan =
+              SurgeryPlan.describe(module, replaced, before, paths, options.getTrainers());
           return inputs == null ? plan : plan.withMacs(replaced, inputs, inputShape);
         });
   }
@@ -371,6 +375,25 @@ public final class ModuleSurgery {
             }
           }
         });
+  }
+
+  /**
+   * Tells what {@link #freezeParameters} would do to each parameter's optimizer state, without
+   * changing anything: {@link SurgeryPlan.StateFate#DROPPED} where a trainer holds the parameter or
+   * state for it, else {@link SurgeryPlan.StateFate#NONE}.
+   *
+   * @param parameters the parameters to freeze
+   * @param optimizers the trainers; null or empty for none
+   * @return one fate per parameter, in order
+   */
+  public static List<SurgeryPlan.StateFate> planFreeze(
+      List<Parameter> parameters, Collection<Trainer> optimizers) {
+    List<Trainer> trainers = optimizers == null ? List.of() : List.copyOf(optimizers);
+    List<SurgeryPlan.StateFate> fates = new ArrayList<>(parameters.size());
+    for (Parameter p : parameters) {
+      fates.add(StateFates.frozen(p, trainers).state());
+    }
+    return fates;
   }
 
   /**

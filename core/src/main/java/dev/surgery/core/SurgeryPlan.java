@@ -3,10 +3,13 @@ package dev.surgery.core;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.EnumMap;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -50,6 +53,8 @@ public record SurgeryPlan(
    * @param newType the replacement's display type
    * @param removed parameters of the block that would leave the model
    * @param added parameters of the replacement that would join the model
+   * @param kept parameters of the block that would stay in the model: adopted by the replacement,
+   *     or changed in place (frozen by layer freezing)
    * @param macsBefore multiply-accumulates of one forward of the block per sample, or null when
    *     unknown (no input shape, or a type whose cost is not counted)
    * @param macsAfter the same for the replacement, or null when unknown
@@ -60,6 +65,7 @@ public record SurgeryPlan(
       String newType,
       List<PlannedParameter> removed,
       List<PlannedParameter> added,
+      List<PlannedParameter> kept,
       Long macsBefore,
       Long macsAfter) {
 
@@ -67,10 +73,53 @@ public record SurgeryPlan(
     public Step {
       removed = List.copyOf(removed);
       added = List.copyOf(added);
+      kept = List.copyOf(kept);
+    }
+
+    /**
+     * Creates a step that keeps no parameter of the block.
+     *
+     * @param path the block's stable path before surgery
+     * @param oldType the block's display type
+     * @param newType the replacement's display type
+     * @param removed parameters of the block that would leave the model
+     * @param added parameters of the replacement that would join the model
+     * @param macsBefore multiply-accumulates of the block per sample, or null when unknown
+     * @param macsAfter the same for the replacement, or null when unknown
+     */
+    public Step(
+        String path,
+        String oldType,
+        String newType,
+        List<PlannedParameter> removed,
+        List<PlannedParameter> added,
+        Long macsBefore,
+        Long macsAfter) {
+      this(path, oldType, newType, removed, added, List.of(), macsBefore, macsAfter);
     }
 
     /**
      * Creates a step whose multiply-accumulates are unknown.
+     *
+     * @param path the block's stable path before surgery
+     * @param oldType the block's display type
+     * @param newType the replacement's display type
+     * @param removed parameters of the block that would leave the model
+     * @param added parameters of the replacement that would join the model
+     * @param kept parameters of the block that would stay in the model
+     */
+    public Step(
+        String path,
+        String oldType,
+        String newType,
+        List<PlannedParameter> removed,
+        List<PlannedParameter> added,
+        List<PlannedParameter> kept) {
+      this(path, oldType, newType, removed, added, kept, null, null);
+    }
+
+    /**
+     * Creates a step whose multiply-accumulates are unknown and that keeps no parameter.
      *
      * @param path the block's stable path before surgery
      * @param oldType the block's display type
@@ -84,7 +133,7 @@ public record SurgeryPlan(
         String newType,
         List<PlannedParameter> removed,
         List<PlannedParameter> added) {
-      this(path, oldType, newType, removed, added, null, null);
+      this(path, oldType, newType, removed, added, List.of(), null, null);
     }
 
     /**
@@ -95,15 +144,84 @@ public record SurgeryPlan(
     public Long macsChange() {
       return macsBefore == null || macsAfter == null ? null : macsAfter - macsBefore;
     }
+
+    /**
+     * Returns every parameter of the step: removed, added, then kept.
+     *
+     * @return a new list
+     */
+    public List<PlannedParameter> parameters() {
+      List<PlannedParameter> all = new ArrayList<>(removed);
+      all.addAll(added);
+      all.addAll(kept);
+      return all;
+    }
   }
 
   /**
-   * A parameter that a step removes or adds.
+   * What the surgery would do to a parameter's optimizer state (moments, momentum, update count),
+   * as the engine decides it for the trainers given to the plan.
+   */
+  public enum StateFate {
+    /**
+     * The state carries over: the replacement adopts the parameter, or a new parameter around the
+     * same array takes over its store entry and state; training continues exactly.
+     */
+    MOVED,
+    /** A parameter that leaves the model (or is frozen) and has state: the state is closed. */
+    DROPPED,
+    /**
+     * An added trainable parameter: it starts with no state, as with a fresh optimizer (see {@link
+     * PlannedParameter#bornExact()}).
+     */
+    FRESH,
+    /**
+     * No optimizer state is involved: the plan has no trainer (or none registered parameters yet),
+     * or the parameter does not train and has no state.
+     */
+    NONE;
+
+    /**
+     * Returns the lower-case name used in tables and JSON, for example {@code moved}.
+     *
+     * @return the label
+     */
+    public String label() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+  }
+
+  /**
+   * A parameter that a step removes, adds or keeps, and what happens to its optimizer state.
    *
    * @param name its name relative to its block, for example {@code weight}
    * @param shape its shape, or null when the model is not initialized
+   * @param state what the surgery does to its optimizer state
+   * @param bornExact for a {@link StateFate#FRESH} parameter under DJL's Adam or AdamW: the engine
+   *     updates it with the bias correction of its own step count, exactly as a fresh optimizer
+   *     started at step 0 would (DJL alone would use the global step count); false otherwise
    */
-  public record PlannedParameter(String name, Shape shape) {
+  public record PlannedParameter(String name, Shape shape, StateFate state, boolean bornExact) {
+
+    /** Checks that only a fresh parameter is born exact. */
+    public PlannedParameter {
+      if (state == null) {
+        throw new IllegalArgumentException("state must not be null, use StateFate.NONE");
+      }
+      if (bornExact && state != StateFate.FRESH) {
+        throw new IllegalArgumentException("only a FRESH parameter can be born exact");
+      }
+    }
+
+    /**
+     * Creates a parameter without optimizer state involved ({@link StateFate#NONE}).
+     *
+     * @param name its name relative to its block
+     * @param shape its shape, or null when the model is not initialized
+     */
+    public PlannedParameter(String name, Shape shape) {
+      this(name, shape, StateFate.NONE, false);
+    }
 
     /**
      * Returns the number of values, 0 when the shape is unknown.
@@ -114,10 +232,45 @@ public record SurgeryPlan(
       return shape == null ? 0 : shape.size();
     }
 
+    /**
+     * Returns the state's label, {@code fresh exact} for a parameter born exact.
+     *
+     * @return for example {@code moved}
+     */
+    public String stateLabel() {
+      return bornExact ? "fresh exact" : state.label();
+    }
+
+    /**
+     * Shows the name and shape, and the state unless it is {@link StateFate#NONE}, for example
+     * {@code weight(16, 16, 3, 3) moved}.
+     *
+     * @return the description
+     */
     @Override
     public String toString() {
-      return name + (shape == null ? "(?)" : shape.toString());
+      return name
+          + (shape == null ? "(?)" : shape.toString())
+          + (state == StateFate.NONE ? "" : " " + stateLabel());
     }
+  }
+
+  /**
+   * Counts the parameters of all steps by what happens to their optimizer state.
+   *
+   * @return state to count, every state present (0 where none)
+   */
+  public Map<StateFate, Integer> stateCounts() {
+    Map<StateFate, Integer> counts = new EnumMap<>(StateFate.class);
+    for (StateFate f : StateFate.values()) {
+      counts.put(f, 0);
+    }
+    for (Step s : steps) {
+      for (PlannedParameter p : s.parameters()) {
+        counts.merge(p.state(), 1, Integer::sum);
+      }
+    }
+    return counts;
   }
 
   /**
@@ -152,9 +305,11 @@ public record SurgeryPlan(
 
   /**
    * Formats the plan as a text table: one line per step with path, {@code old -> new} and the
-   * parameters removed and added (and, for a plan made with an input shape, the
-   * multiply-accumulates per sample before and after, {@code unknown} where not counted), then the
-   * totals.
+   * parameters removed ({@code -[...]}), added ({@code +[...]}) and kept ({@code =[...]}), each
+   * with what happens to its optimizer state unless none is involved ({@code weight(16, 16, 3, 3)
+   * dropped}; see {@link PlannedParameter#toString}), and, for a plan made with an input shape, the
+   * multiply-accumulates per sample before and after ({@code unknown} where not counted); then the
+   * totals, with a count per optimizer-state fate when a trainer is involved.
    *
    * @param title the first line, for example the algorithm and its settings
    * @return the table, lines separated by {@code \n}
@@ -166,13 +321,18 @@ public record SurgeryPlan(
       width = Math.max(width, s.path().length());
     }
     String format = "  %-" + width + "s  %s -> %s%s%n";
+    int exact = 0;
     if (steps.isEmpty()) {
       sb.append("  (no block would change)\n");
     }
     for (Step s : steps) {
       String params =
           (s.removed().isEmpty() ? "" : "  -" + s.removed())
-              + (s.added().isEmpty() ? "" : "  +" + s.added());
+              + (s.added().isEmpty() ? "" : "  +" + s.added())
+              + (s.kept().isEmpty() ? "" : "  =" + s.kept());
+      for (PlannedParameter p : s.added()) {
+        exact += p.bornExact() ? 1 : 0;
+      }
       if (inputShape != null) {
         params += "  MACs " + count(s.macsBefore()) + " -> " + count(s.macsAfter());
       }
@@ -185,6 +345,18 @@ public record SurgeryPlan(
             parametersBefore,
             parametersAfter,
             parametersAfter - parametersBefore));
+    Map<StateFate, Integer> counts = stateCounts();
+    if (counts.get(StateFate.NONE) < counts.values().stream().mapToInt(Integer::intValue).sum()) {
+      sb.append(
+          String.format(
+              Locale.ROOT,
+              "%n  optimizer state: %d moved, %d dropped, %d fresh (%d born exact), %d none",
+              counts.get(StateFate.MOVED),
+              counts.get(StateFate.DROPPED),
+              counts.get(StateFate.FRESH),
+              exact,
+              counts.get(StateFate.NONE)));
+    }
     if (inputShape != null) {
       Long change = macsChange();
       sb.append(
@@ -223,6 +395,7 @@ public record SurgeryPlan(
               s.newType(),
               s.removed(),
               s.added(),
+              s.kept(),
               MacCounter.macs(e.getKey(), in),
               MacCounter.macs(e.getValue(), in)));
     }
@@ -230,20 +403,34 @@ public record SurgeryPlan(
   }
 
   /**
-   * Describes a surgery that has just been made (and is about to be undone).
+   * Describes a surgery that has just been made (and is about to be undone), with what an apply
+   * would do to each parameter's optimizer state in the given trainers ({@link StateFates}).
    *
    * @param root the root, in its changed state
    * @param replaced old block to new block
    * @param before the parameters before the surgery
    * @param pathsBefore block to path before the surgery
+   * @param trainers the trainers an apply would update; only read
    * @return the plan
    */
   static SurgeryPlan describe(
       Block root,
       Map<Block, Block> replaced,
       Set<Parameter> before,
-      Map<Block, String> pathsBefore) {
+      Map<Block, String> pathsBefore,
+      List<Trainer> trainers) {
     Set<Parameter> after = TreeSurgery.parametersOf(root);
+    // The engine's removed and added lists: the differences of the parameters before and after.
+    Set<Parameter> removed = new LinkedHashSet<>();
+    Set<Parameter> added = new LinkedHashSet<>();
+    Set<Parameter> kept = new LinkedHashSet<>();
+    for (Map.Entry<Block, Block> e : replaced.entrySet()) {
+      removed.addAll(parameters(e.getKey(), before, after));
+      added.addAll(parameters(e.getValue(), after, before));
+      kept.addAll(keptParameters(e.getKey(), e.getValue(), before, after));
+    }
+    Map<Parameter, StateFates.Fate> fates =
+        StateFates.of(new ArrayList<>(removed), new ArrayList<>(added), kept, trainers);
     Map<Block, String> pathsAfter = null;
     List<Step> steps = new ArrayList<>(replaced.size());
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
@@ -255,26 +442,63 @@ public record SurgeryPlan(
         }
         path = pathsAfter.get(e.getValue());
       }
+      Set<Parameter> keptHere = keptParameters(e.getKey(), e.getValue(), before, after);
       steps.add(
           new Step(
               BlockPaths.display(path),
               BlockPaths.typeName(e.getKey()),
               BlockPaths.typeName(e.getValue()),
-              parameters(e.getKey(), before, after),
-              parameters(e.getValue(), after, before)));
+              planned(e.getKey(), parameters(e.getKey(), before, after), fates),
+              planned(e.getValue(), parameters(e.getValue(), after, before), fates),
+              planned(e.getKey(), keptHere, fates)));
     }
     return new SurgeryPlan(steps, scalars(before), scalars(after));
   }
 
-  /** The parameters of {@code block} that are in {@code in} but not in {@code notIn}. */
-  private static List<PlannedParameter> parameters(
-      Block block, Set<Parameter> in, Set<Parameter> notIn) {
+  /**
+   * The parameters of {@code block} that are in {@code in} but not in {@code notIn}, each once, in
+   * the block's order.
+   */
+  private static Set<Parameter> parameters(Block block, Set<Parameter> in, Set<Parameter> notIn) {
+    Set<Parameter> out = new LinkedHashSet<>();
+    for (Pair<String, Parameter> p : block.getParameters()) {
+      Parameter parameter = p.getValue();
+      if (in.contains(parameter) && !notIn.contains(parameter)) {
+        out.add(parameter);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The parameters of a replaced block that stay in the model; none when the block changed in place
+   * (a policy that returned the block itself keeps everything, and says nothing new).
+   */
+  private static Set<Parameter> keptParameters(
+      Block old, Block replacement, Set<Parameter> before, Set<Parameter> after) {
+    if (old == replacement) {
+      return new LinkedHashSet<>();
+    }
+    Set<Parameter> out = new LinkedHashSet<>();
+    for (Pair<String, Parameter> p : old.getParameters()) {
+      if (before.contains(p.getValue()) && after.contains(p.getValue())) {
+        out.add(p.getValue());
+      }
+    }
+    return out;
+  }
+
+  /** The planned form of some parameters of a block, named as the block names them. */
+  private static List<PlannedParameter> planned(
+      Block block, Set<Parameter> chosen, Map<Parameter, StateFates.Fate> fates) {
     List<PlannedParameter> out = new ArrayList<>();
     Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Pair<String, Parameter> p : block.getParameters()) {
       Parameter parameter = p.getValue();
-      if (seen.add(parameter) && in.contains(parameter) && !notIn.contains(parameter)) {
-        out.add(new PlannedParameter(p.getKey(), parameter.getShape()));
+      if (chosen.contains(parameter) && seen.add(parameter)) {
+        StateFates.Fate fate = fates.getOrDefault(parameter, StateFates.Fate.NONE);
+        out.add(
+            new PlannedParameter(p.getKey(), parameter.getShape(), fate.state(), fate.bornExact()));
       }
     }
     return out;

@@ -907,42 +907,19 @@ final class TreeSurgery {
       Journal journal,
       Faults faults) {
     TrainerSurgery surgery = new TrainerSurgery(journal, faults);
-    Map<NDArray, Parameter> removedByArray = new IdentityHashMap<>();
-    for (Parameter p : removed) {
-      if (p.isInitialized()) {
-        removedByArray.putIfAbsent(p.getArray(), p);
-      }
-    }
-    Set<Parameter> rewrapped = Collections.newSetFromMap(new IdentityHashMap<>());
-    List<Parameter> born = new ArrayList<>();
-    for (Parameter p : added) {
-      Parameter previous = p.isInitialized() ? removedByArray.remove(p.getArray()) : null;
-      if (previous == null) {
-        born.add(p);
-        continue;
-      }
-      rewrapped.add(previous);
-      boolean held = false;
+    TrainerUpdate update = decide(removed, added, trainers);
+    for (Map.Entry<Parameter, Parameter> e : update.rekeyed().entrySet()) {
       for (Trainer t : trainers) {
-        if (TrainerSurgery.holds(t, previous)) {
-          held = true;
-          surgery.rekey(t, previous, p);
+        if (TrainerSurgery.holds(t, e.getValue())) {
+          surgery.rekey(t, e.getValue(), e.getKey());
         }
       }
-      if (!held) {
-        born.add(p); // the old wrapper never trained: the new one starts as a fresh parameter
-      }
     }
-    Set<Trainer> targets = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Parameter p : removed) {
-      if (rewrapped.contains(p)) {
-        continue;
-      }
+    for (Parameter p : update.leaving()) {
       boolean held = false;
       for (Trainer t : trainers) {
         if (TrainerSurgery.holds(t, p)) {
           held = true;
-          targets.add(t);
           surgery.remove(t, p);
         }
       }
@@ -953,12 +930,83 @@ final class TreeSurgery {
             p.getId());
       }
     }
-    List<Trainer> receivers = targets.isEmpty() ? trainers : new ArrayList<>(targets);
-    for (Parameter p : born) {
-      for (Trainer t : receivers) {
+    for (Parameter p : update.born()) {
+      for (Trainer t : update.receivers()) {
         surgery.add(t, p, true, owners.get(p));
       }
     }
+  }
+
+  /**
+   * What {@link #applyUpdate} does to the trainers, decided before anything changes, so that a plan
+   * ({@link StateFates}) tells exactly what an apply does.
+   *
+   * @param rekeyed added parameter to the removed one around the same array that a trainer holds:
+   *     its store entry and optimizer state move over
+   * @param born added parameters that start fresh
+   * @param leaving removed parameters that leave every trainer holding them, with their state
+   * @param receivers the trainers the born parameters join
+   */
+  record TrainerUpdate(
+      Map<Parameter, Parameter> rekeyed,
+      List<Parameter> born,
+      List<Parameter> leaving,
+      List<Trainer> receivers) {}
+
+  /**
+   * Decides Composer's optimizer update: an added parameter around the very array of a removed one
+   * that a trainer holds takes over its entry and state; other added ones are born; removed ones
+   * not taken over leave; born ones join the trainers that held leaving ones (all trainers when
+   * none did). Reads the trainers' stores only.
+   */
+  static TrainerUpdate decide(
+      List<Parameter> removed, List<Parameter> added, List<Trainer> trainers) {
+    Map<NDArray, Parameter> removedByArray = new IdentityHashMap<>();
+    for (Parameter p : removed) {
+      if (p.isInitialized()) {
+        removedByArray.putIfAbsent(p.getArray(), p);
+      }
+    }
+    Set<Parameter> rewrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+    Map<Parameter, Parameter> rekeyed = new LinkedHashMap<>(); // identity keys, added order
+    List<Parameter> born = new ArrayList<>();
+    for (Parameter p : added) {
+      Parameter previous = p.isInitialized() ? removedByArray.remove(p.getArray()) : null;
+      if (previous == null) {
+        born.add(p);
+        continue;
+      }
+      rewrapped.add(previous);
+      if (heldByAny(trainers, previous)) {
+        rekeyed.put(p, previous);
+      } else {
+        born.add(p); // the old wrapper never trained: the new one starts as a fresh parameter
+      }
+    }
+    List<Parameter> leaving = new ArrayList<>();
+    Set<Trainer> targets = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Parameter p : removed) {
+      if (rewrapped.contains(p)) {
+        continue;
+      }
+      leaving.add(p);
+      for (Trainer t : trainers) {
+        if (TrainerSurgery.holds(t, p)) {
+          targets.add(t);
+        }
+      }
+    }
+    List<Trainer> receivers = targets.isEmpty() ? trainers : new ArrayList<>(targets);
+    return new TrainerUpdate(rekeyed, born, leaving, receivers);
+  }
+
+  private static boolean heldByAny(List<Trainer> trainers, Parameter p) {
+    for (Trainer t : trainers) {
+      if (TrainerSurgery.holds(t, p)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private void addOriginal(Block block, Set<Parameter> out, boolean all) {

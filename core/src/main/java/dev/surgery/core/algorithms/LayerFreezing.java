@@ -3,6 +3,7 @@ package dev.surgery.core.algorithms;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
+import ai.djl.util.Pair;
 import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
@@ -134,7 +135,9 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   }
 
   /**
-   * Tells which layers {@link #apply} would freeze; freezing adds and removes no parameter.
+   * Tells which layers {@link #apply} would freeze; freezing adds and removes no parameter. Each
+   * step keeps the layer's trainable parameters, whose optimizer state would be dropped in the
+   * context's trainers ({@link SurgeryPlan.StateFate#DROPPED}).
    *
    * @param context the model, its trainers and where training stands
    * @return one step per layer that would be frozen
@@ -177,14 +180,24 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
       if (i++ >= depth) {
         break;
       }
-      boolean changed = false;
-      for (Parameter p : layer.getKey().getDirectParameters().values()) {
-        if (p.requiresGradient()) {
-          frozen.add(p);
-          changed = true;
+      List<Parameter> freezing = new ArrayList<>();
+      List<String> names = new ArrayList<>();
+      for (Pair<String, Parameter> p : layer.getKey().getDirectParameters()) {
+        if (p.getValue().requiresGradient()) {
+          freezing.add(p.getValue());
+          names.add(p.getKey());
         }
       }
-      if (changed) {
+      if (!freezing.isEmpty()) {
+        frozen.addAll(freezing);
+        // Frozen in place: the parameters stay, their optimizer state is dropped.
+        List<SurgeryPlan.StateFate> fates = ModuleSurgery.planFreeze(freezing, context.trainers());
+        List<SurgeryPlan.PlannedParameter> kept = new ArrayList<>();
+        for (int k = 0; k < freezing.size(); k++) {
+          kept.add(
+              new SurgeryPlan.PlannedParameter(
+                  names.get(k), freezing.get(k).getShape(), fates.get(k), false));
+        }
         String type = BlockPaths.typeName(layer.getKey());
         steps.add(
             new SurgeryPlan.Step(
@@ -192,7 +205,8 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
                 type,
                 "frozen " + type,
                 List.of(),
-                List.of()));
+                List.of(),
+                kept));
       }
     }
     return steps;
