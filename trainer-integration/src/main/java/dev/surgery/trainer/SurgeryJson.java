@@ -129,8 +129,10 @@ final class SurgeryJson {
 
   /**
    * The surgery log of a dry run: no applications, and each entry's plan ({@code steps} with path,
-   * {@code from}/{@code to} types as in {@code changes}, parameters removed and added, and
-   * multiply-accumulates per sample, null where unknown).
+   * {@code from}/{@code to} types as in {@code changes}, parameters removed, added and kept, each
+   * with its optimizer {@code state} ({@code moved}, {@code dropped}, {@code fresh}, {@code none})
+   * and {@code born_exact}, and multiply-accumulates per sample, null where unknown; then the
+   * plan's totals, {@code optimizer_state} counting the parameters per state).
    */
   static String plans(List<EntryPlan> plans) {
     JsonObject root = new JsonObject();
@@ -159,6 +161,7 @@ final class SurgeryJson {
         st.addProperty("to", s.newType());
         st.add("removed", planned(s.removed()));
         st.add("added", planned(s.added()));
+        st.add("kept", planned(s.kept()));
         st.addProperty("macs_before", s.macsBefore());
         st.addProperty("macs_after", s.macsAfter());
         steps.add(st);
@@ -167,6 +170,9 @@ final class SurgeryJson {
       o.addProperty("parameters_before", plan.parametersBefore());
       o.addProperty("parameters_after", plan.parametersAfter());
       o.addProperty("macs_change", plan.macsChange());
+      JsonObject fates = new JsonObject();
+      plan.stateCounts().forEach((fate, count) -> fates.addProperty(fate.label(), count));
+      o.add("optimizer_state", fates);
       array.add(o);
     }
     root.add("plans", array);
@@ -179,6 +185,8 @@ final class SurgeryJson {
       JsonObject o = new JsonObject();
       o.addProperty("name", p.name());
       o.addProperty("shape", p.shape() == null ? null : p.shape().toString());
+      o.addProperty("state", p.state().label());
+      o.addProperty("born_exact", p.bornExact());
       array.add(o);
     }
     return array;

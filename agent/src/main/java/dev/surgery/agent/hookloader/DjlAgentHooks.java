@@ -192,7 +192,7 @@ public final class DjlAgentHooks implements DjlHooks {
     Trainer trainer = (Trainer) target;
     if (SurgeryDispatcher.isDryRun()) {
       if (planPrinted.compareAndSet(false, true)) {
-        AgentLog.info(planTable(trainer.getModel().getBlock()));
+        AgentLog.info(planTable(trainer));
       }
       return;
     }
@@ -282,9 +282,11 @@ public final class DjlAgentHooks implements DjlHooks {
 
   /**
    * The plan of every entry, in application order, each on the model as it is now (nothing is
-   * applied in a dry run, so a later entry's plan does not see an earlier entry's changes).
+   * applied in a dry run, so a later entry's plan does not see an earlier entry's changes), with
+   * what an apply would do to the trainer's optimizer state (the plan only reads it).
    */
-  private String planTable(Block block) {
+  private String planTable(Trainer trainer) {
+    Block block = trainer.getModel().getBlock();
     StringBuilder sb =
         new StringBuilder(
             "dry run (dry_run=true): nothing is applied. What each entry would change on the"
@@ -300,7 +302,7 @@ public final class DjlAgentHooks implements DjlHooks {
       Algorithm algorithm = entry.algorithm();
       String title = entry.describe() + " " + algorithm.settings();
       SurgeryContext context =
-          new SurgeryContext(block, List.of(), entry.epoch(), listener.getTotalEpochs());
+          new SurgeryContext(block, List.of(trainer), entry.epoch(), listener.getTotalEpochs());
       sb.append('\n');
       try {
         SurgeryPlan plan = algorithm.plan(context, input);

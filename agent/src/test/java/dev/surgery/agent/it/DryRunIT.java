@@ -52,6 +52,7 @@ class DryRunIT {
     assertTrue(r.stderr().contains("Conv2d -> BlurConv2d"), r.toString());
     assertTrue(r.stderr().contains("maxPool2d -> BlurMaxPool2d"), r.toString());
     assertTrue(r.stderr().contains("parameters: "), r.toString());
+    assertTrue(r.stderr().contains("optimizer state: "), r.toString());
     assertTrue(r.stderr().contains("ghost_batchnorm at epoch 2 (surgery.yaml:4:5)"), r.toString());
     assertTrue(
         r.stderr()
@@ -74,7 +75,8 @@ class DryRunIT {
     JsonObject blurpool = plans.get(0).getAsJsonObject();
     assertEquals("blurpool", blurpool.get("algorithm").getAsString());
     assertEquals("surgery.yaml:2:5", blurpool.get("source").getAsString());
-    // Each printed step line is "  <path> <old> -> <new>  -[...]  +[...]  MACs <a> -> <b>".
+    // Each printed step line is "  <path> <old> -> <new>  -[...]  +[...]  =[...]  MACs <a> -> <b>",
+    // each parameter with its optimizer state unless none is involved.
     Matcher line =
         Pattern.compile("(?m)^  ([^\\s:]+) +(\\S+) -> (\\S+)(.*?)(?:  MACs (\\S+) -> (\\S+))?$")
             .matcher(r.stderr());
@@ -86,12 +88,14 @@ class DryRunIT {
               + line.group(2)
               + " -> "
               + line.group(3)
+              + line.group(4)
               + " MACs "
               + line.group(5)
               + " -> "
               + line.group(6));
     }
     List<String> written = new ArrayList<>();
+    int moved = 0;
     for (JsonElement e : blurpool.getAsJsonArray("steps")) {
       JsonObject step = e.getAsJsonObject();
       written.add(
@@ -100,11 +104,18 @@ class DryRunIT {
               + step.get("from").getAsString()
               + " -> "
               + step.get("to").getAsString()
+              + parameters("-", step.getAsJsonArray("removed"))
+              + parameters("+", step.getAsJsonArray("added"))
+              + parameters("=", step.getAsJsonArray("kept"))
               + " MACs "
               + macs(step.get("macs_before"))
               + " -> "
               + macs(step.get("macs_after")));
       if ("Conv2d".equals(step.get("from").getAsString())) {
+        // The blurred convolution adopts the weight: the trainer's state for it carries over.
+        JsonObject weight = step.getAsJsonArray("kept").get(0).getAsJsonObject();
+        assertEquals("weight", weight.get("name").getAsString(), step.toString());
+        assertEquals("moved", weight.get("state").getAsString(), step.toString());
         // A blurred convolution costs more than the plain one on the initialized input.
         assertTrue(
             step.get("macs_after").getAsLong() > step.get("macs_before").getAsLong(),
@@ -112,10 +123,37 @@ class DryRunIT {
       }
     }
     assertFalse(written.isEmpty(), log.toString());
+    for (JsonElement e : blurpool.getAsJsonArray("steps")) {
+      for (JsonElement p : e.getAsJsonObject().getAsJsonArray("kept")) {
+        moved += "moved".equals(p.getAsJsonObject().get("state").getAsString()) ? 1 : 0;
+      }
+    }
+    assertTrue(moved > 0, log.toString());
+    assertEquals(
+        moved, blurpool.getAsJsonObject("optimizer_state").get("moved").getAsInt(), log.toString());
     assertEquals(printed, written, r.stderr());
     JsonObject ghost = plans.get(1).getAsJsonObject();
     assertEquals("ghost_batchnorm", ghost.get("algorithm").getAsString());
     assertTrue(ghost.get("error").getAsString().contains("matches no block"), ghost.toString());
+  }
+
+  /** A parameter list as the table prints it, from the JSON. */
+  private static String parameters(String sign, JsonArray list) {
+    if (list.isEmpty()) {
+      return "";
+    }
+    List<String> items = new ArrayList<>();
+    for (JsonElement e : list) {
+      JsonObject p = e.getAsJsonObject();
+      String state = p.get("state").getAsString();
+      items.add(
+          p.get("name").getAsString()
+              + p.get("shape").getAsString()
+              + (state.equals("none")
+                  ? ""
+                  : " " + (p.get("born_exact").getAsBoolean() ? "fresh exact" : state)));
+    }
+    return "  " + sign + items;
   }
 
   private static String macs(JsonElement value) {
