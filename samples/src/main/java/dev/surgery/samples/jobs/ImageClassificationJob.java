@@ -245,6 +245,7 @@ public class ImageClassificationJob {
     Path html =
         SurgeryReportWriter.builder(name, history)
             .optSurgeryLog(surgeryLog ? options.surgeryLogPath() : null)
+            .optPlanLog(surgeryLog ? options.planLog() : null)
             .optRun(run)
             .optBaseline(baseline)
             .build()
@@ -339,7 +340,8 @@ public class ImageClassificationJob {
       ImageClassificationJob plain =
           new ImageClassificationJob(
               job.getName() + "-baseline", options.with(options.epochs(), out));
-      // A surgery log named by --surgery-log belongs to the run with surgery.
+      // A surgery log named by --surgery-log (and a plan by --plan-log) belongs to the run with
+      // surgery.
       plain.surgeryLog = false;
       return SurgeryReportWriter.BaselineRun.of("baseline", plain.run().history());
     }
@@ -381,17 +383,22 @@ public class ImageClassificationJob {
 
   /**
    * The flags for the baseline: {@code --out} set to {@code out}, and no {@code --surgery-log} (or
-   * its old name {@code --surgery-report}): that log belongs to the run with surgery.
+   * its old name {@code --surgery-report}) nor {@code --plan-log}: they belong to the run with
+   * surgery.
    */
   static List<String> withOut(List<String> args, Path out) {
     List<String> result = new ArrayList<>();
     for (int i = 0; i < args.size(); i++) {
       String a = args.get(i);
-      if (a.equals("--out") || a.equals("--surgery-log") || a.equals("--surgery-report")) {
+      if (a.equals("--out")
+          || a.equals("--surgery-log")
+          || a.equals("--surgery-report")
+          || a.equals("--plan-log")) {
         i++;
       } else if (!a.startsWith("--out=")
           && !a.startsWith("--surgery-log=")
-          && !a.startsWith("--surgery-report=")) {
+          && !a.startsWith("--surgery-report=")
+          && !a.startsWith("--plan-log=")) {
         result.add(a);
       }
     }

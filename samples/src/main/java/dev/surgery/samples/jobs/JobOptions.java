@@ -29,6 +29,9 @@ import picocli.CommandLine.ParseResult;
  * @param surgeryLog the surgery log (JSON) a {@code SurgeryListener} wrote, to include in the
  *     surgery report ({@code --surgery-log}, formerly {@code --surgery-report}, still accepted;
  *     default {@code <out>/surgery-log.json} when it exists)
+ * @param planLog a dry run's surgery log (the JSON with {@code plans} the agent writes under {@code
+ *     dry_run=true} with {@code report:}), shown next to what each surgery applied ({@code
+ *     --plan-log}); null for none
  * @param extra flags a particular job defines, as {@code name=value}
  */
 public record JobOptions(
@@ -43,6 +46,7 @@ public record JobOptions(
     float learningRate,
     int layers,
     Path surgeryLog,
+    Path planLog,
     List<String> extra) {
 
   /** The surgery log's default file name in the output directory. */
@@ -104,6 +108,11 @@ public record JobOptions(
     if (!(lr > 0 && lr < 10)) {
       throw new IllegalArgumentException("--lr must be in (0, 10), got " + lr);
     }
+    Path planLog = result.matchedOptionValue("--plan-log", null);
+    if (planLog != null && !Files.isRegularFile(planLog)) {
+      // Named on purpose: a missing plan must not leave the report's plan column silently empty.
+      throw new IllegalArgumentException("--plan-log " + planLog + ": no such file");
+    }
     List<String> extra = new ArrayList<>();
     for (String name : extraFlags) {
       String value = result.matchedOptionValue("--" + name, null);
@@ -123,6 +132,7 @@ public record JobOptions(
         lr,
         atLeast(result, "--layers", 20, 1),
         result.matchedOptionValue("--surgery-log", null),
+        planLog,
         List.copyOf(extra));
   }
 
@@ -178,6 +188,13 @@ public record JobOptions(
                 "the SurgeryListener's surgery log (JSON) to include (default"
                     + " <out>/surgery-log.json when it exists)")
             .build());
+    spec.addOption(
+        option(
+            "--plan-log",
+            "FILE",
+            Path.class,
+            "a dry run's surgery log (JSON with plans, from the agent's dry_run=true and report:)"
+                + " to show next to what each surgery applied"));
     for (String name : extraFlags) {
       spec.addOption(option("--" + name, "VALUE", String.class, "a flag of this job"));
     }
@@ -248,6 +265,7 @@ public record JobOptions(
         learningRate,
         layers,
         surgeryLog,
+        planLog,
         extra);
   }
 }

@@ -596,7 +596,11 @@ public final class SurgeryReportWriter {
     return out;
   }
 
-  /** The planned change of one block path, with its multiply-accumulates per sample. */
+  /**
+   * The planned change of one block path, with its multiply-accumulates per sample and, where the
+   * plan was made with a trainer, what happens to each parameter's optimizer state ({@code
+   * -removed}, {@code +added}, {@code =kept}).
+   */
   private static String plannedCell(JsonObject plan, String path) {
     if (plan.has("error")) {
       return "plan failed: " + escape(string(plan, "error", "?"));
@@ -609,10 +613,35 @@ public final class SurgeryReportWriter {
             + ", MACs "
             + escape(string(step, "macs_before", "unknown"))
             + " &rarr; "
-            + escape(string(step, "macs_after", "unknown"));
+            + escape(string(step, "macs_after", "unknown"))
+            + stateCell(step);
       }
     }
     return "not planned";
+  }
+
+  /** The optimizer-state fates of a planned step's parameters; empty when none is involved. */
+  private static String stateCell(JsonObject step) {
+    List<String> fates = new ArrayList<>();
+    String[][] lists = {{"removed", "-"}, {"added", "+"}, {"kept", "="}};
+    for (String[] list : lists) {
+      if (!step.has(list[0]) || !step.get(list[0]).isJsonArray()) {
+        continue; // a plan written before the state was planned
+      }
+      for (JsonElement e : step.getAsJsonArray(list[0])) {
+        if (!e.isJsonObject()) {
+          continue;
+        }
+        JsonObject p = e.getAsJsonObject();
+        String state = string(p, "state", "none");
+        if (!"none".equals(state)) {
+          boolean exact = p.has("born_exact") && p.get("born_exact").getAsBoolean();
+          fates.add(
+              list[1] + string(p, "name", "?") + " " + state + (exact ? " (born exact)" : ""));
+        }
+      }
+    }
+    return fates.isEmpty() ? "" : ", optimizer state: " + escape(String.join(", ", fates));
   }
 
   private static void epochTable(StringBuilder h, List<EpochMetrics> epochs) {

@@ -65,5 +65,9 @@ class CompareBaselineTest {
         ImageClassificationJob.withOut(
             List.of("--out=a", "--surgery-report", "f.json", "--surgery-log", "g.json"),
             Path.of("b")));
+    assertEquals(
+        List.of("--seed", "3", "--out", "b"),
+        ImageClassificationJob.withOut(
+            List.of("--plan-log", "p.json", "--seed", "3", "--plan-log=q.json"), Path.of("b")));
   }
 }

@@ -23,6 +23,35 @@ class JobOptionsTest {
     assertNull(o.dataDir());
     assertEquals(Path.of("out", "job"), o.out());
     assertEquals(Path.of("out", "job", "surgery-log.json"), o.surgeryLogPath());
+    assertNull(o.planLog());
+  }
+
+  @Test
+  void planLogNamesAnExistingDryRunLog(@TempDir Path tmp) throws Exception {
+    Path plan = tmp.resolve("plan.json");
+    Files.writeString(plan, "{\"plans\":[]}");
+    assertEquals(plan, parse("--plan-log", plan.toString()).planLog());
+    assertEquals(plan, parse("--plan-log=" + plan).planLog());
+    // kept by the copy the resume job makes
+    assertEquals(plan, parse("--plan-log", plan.toString()).with(1, tmp).planLog());
+    // a plan that is not there is refused, not silently left out of the report
+    assertTrue(
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> parse("--plan-log", tmp.resolve("missing.json").toString()))
+            .getMessage()
+            .startsWith("--plan-log " + tmp.resolve("missing.json") + ": no such file"));
+  }
+
+  @Test
+  void theSamplesReadmeDocumentsEverySharedFlag() throws Exception {
+    String readme = Files.readString(Path.of("README.md"));
+    for (String line : JobOptions.USAGE.split("\n")) {
+      String flag = line.strip().split("[ ,=]")[0];
+      if (flag.startsWith("--") && !flag.equals("--help") && !flag.equals("--surgery-report")) {
+        assertTrue(readme.contains(flag), flag + " is not in samples/README.md");
+      }
+    }
   }
 
   @Test
@@ -141,6 +170,7 @@ class JobOptionsTest {
           "--lr",
           "--layers",
           "--surgery-report",
+          "--plan-log",
           "--resume-from"
         }) {
       assertTrue(help.getMessage().contains(flag), flag + " in\n" + help.getMessage());

@@ -84,6 +84,12 @@ class SurgeryReportTest {
         .add(Linear.builder().setUnits(2).build());
   }
 
+  private static Trainer newTrainer(Model model, Block block, Optimizer optimizer) {
+    model.setBlock(block);
+    return model.newTrainer(
+        new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(optimizer));
+  }
+
   private TrainingHistory train(int epochs, TrainingListener surgery) throws Exception {
     TrainingHistory history = new TrainingHistory();
     try (Model model = Model.newInstance("report-test");
@@ -186,19 +192,26 @@ class SurgeryReportTest {
   }
 
   /**
-   * A dry run's plan (written by the listener's own writer from the core plan) appears next to what
-   * the surgery applied, with the multiply-accumulates of the formula: 01Conv2d takes 3x8x8 to
-   * 4x4x4 with a 3x3 kernel (4*4*4*3*9 = 1728) and the blur first adds 3*8*8*9 = 1728.
+   * A dry run's plan (written by the listener's own writer from the core plan, made as the agent
+   * makes it with the trainer just initialized) appears next to what the surgery applied, with the
+   * multiply-accumulates of the formula: 01Conv2d takes 3x8x8 to 4x4x4 with a 3x3 kernel (4*4*4*3*9
+   * = 1728) and the blur first adds 3*8*8*9 = 1728; and with the optimizer state of the
+   * convolution's weight and bias, which the blurred convolution adopts, so their state moves.
    */
   @Test
   void showsTheDryRunPlanNextToWhatWasApplied() throws Exception {
     TrainingHistory history = train(1, null);
     Block planned = net();
     SurgeryPlan plan;
-    try (NDManager manager = NDManager.newBaseManager()) {
-      planned.initialize(manager, DataType.FLOAT32, new Shape(1, 3, 8, 8));
+    try (Model model = Model.newInstance("planned");
+        Trainer trainer =
+            newTrainer(
+                model,
+                planned,
+                Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build())) {
+      trainer.initialize(new Shape(1, 3, 8, 8));
       BlurPool blurpool = BlurPool.builder().optMinChannels(0).optBlurFirst(true).build();
-      plan = blurpool.plan(SurgeryContext.of(planned), new Shape(1, 3, 8, 8));
+      plan = blurpool.plan(SurgeryContext.live(planned, trainer, 0, 0), new Shape(1, 3, 8, 8));
       Path planJson = dir.resolve("plan.json");
       SurgeryListener.builder()
           .optReportPath(planJson)
@@ -223,7 +236,8 @@ class SurgeryReportTest {
       assertTrue(
           page.contains(
               "<code>01Conv2d</code></td><td>Conv2d</td><td>BlurConv2d</td>"
-                  + "<td>Conv2d &rarr; BlurConv2d, MACs 1728 &rarr; 3456</td>"),
+                  + "<td>Conv2d &rarr; BlurConv2d, MACs 1728 &rarr; 3456, optimizer state:"
+                  + " =weight moved, =bias moved</td>"),
           page);
       JsonObject json =
           JsonParser.parseString(Files.readString(out.resolve(SurgeryReportWriter.JSON)))
