@@ -220,6 +220,55 @@ class EventsTest {
     assertEquals(List.of("c@4", "d@4", "b@5", "a@6", "c@8"), EventRecorder.MARKS);
   }
 
+  /**
+   * A hand-written loop whose data does not report its size: the listener learns the batches per
+   * epoch when the first epoch ends. A duration entry due later waits and lands on its step; one
+   * whose step had passed by then fails saying so instead of running late or silently never.
+   */
+  @Test
+  void durationEntriesWaitForTheLengthWhenOnlyTheFirstEpochTellsIt() throws Exception {
+    SurgeryListener listener =
+        listener(
+            "algorithms:\n"
+                + "  - {name: t_ev_mark, tag: a, at: 0.5dur}\n"
+                + "  - {name: t_ev_mark, tag: b, at: 0.1dur}\n"
+                + "total_epochs: 3\n"
+                + "on_error: skip\n");
+    try (Model model = TestModels.model("dur-wait");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      ArrayDataset train = TestModels.dataset(manager, 1);
+      listener.onEvent(Event.INIT, trainer);
+      listener.onEvent(Event.FIT_START, trainer);
+      for (int epoch = 0; epoch < 3; epoch++) {
+        listener.onEvent(Event.EPOCH_START, trainer);
+        for (Batch batch : trainer.iterateDataset(train)) {
+          listener.onEvent(Event.BATCH_START, trainer);
+          // No EasyTrain.trainBatch: no onTrainingBatch, so no batch reports the data's size.
+          try (GradientCollector collector = trainer.newGradientCollector()) {
+            NDList preds = trainer.forward(batch.getData(), batch.getLabels());
+            collector.backward(trainer.getLoss().evaluate(batch.getLabels(), preds));
+          }
+          trainer.step();
+          listener.onEvent(Event.BATCH_END, trainer);
+          batch.close();
+        }
+        listener.onEvent(Event.EPOCH_END, trainer);
+      }
+      listener.onEvent(Event.FIT_END, trainer);
+    }
+    // 3 epochs of 4 batches: 0.5dur is step 6; 0.1dur is step 2, which had passed at step 5.
+    assertEquals(List.of("a@6"), EventRecorder.MARKS);
+    List<String> outcomes =
+        listener.getOutcomes().stream().map(Object::toString).collect(Collectors.toList());
+    // The mark changes no block, so only the skipped entry leaves an outcome.
+    assertEquals(1, outcomes.size(), outcomes.toString());
+    String early = outcomes.get(0);
+    assertTrue(
+        early.contains("'0.1dur' is step 2 of 12, but training is already at step 5"), early);
+  }
+
   @Test
   void aListenerForDjlCallbacksRefusesEntriesItCannotSeeAtTheirPosition() {
     SurgeryConfig config =
