@@ -79,6 +79,50 @@ class EventsTest {
     return expected;
   }
 
+  /**
+   * A hand-written loop that reports every event itself. It trains without {@code
+   * EasyTrain.trainBatch}, so no {@code onTrainingBatch} arrives and no batch tells the listener
+   * the data's size. It ends each epoch both ways, as under the agent ({@code onEvent(EPOCH_END)}
+   * and DJL's {@code onEpoch}).
+   */
+  private static void handWrittenLoop(
+      SurgeryListener listener,
+      Trainer trainer,
+      int epochs,
+      ArrayDataset train,
+      ArrayDataset validation)
+      throws Exception {
+    listener.onEvent(Event.INIT, trainer);
+    listener.onEvent(Event.FIT_START, trainer);
+    for (int epoch = 0; epoch < epochs; epoch++) {
+      listener.onEvent(Event.EPOCH_START, trainer);
+      for (Batch batch : trainer.iterateDataset(train)) {
+        listener.onEvent(Event.BATCH_START, trainer);
+        try (GradientCollector collector = trainer.newGradientCollector()) {
+          NDList preds = trainer.forward(batch.getData(), batch.getLabels());
+          NDArray loss = trainer.getLoss().evaluate(batch.getLabels(), preds);
+          listener.onEvent(Event.AFTER_FORWARD, trainer);
+          collector.backward(loss);
+          listener.onEvent(Event.AFTER_BACKWARD, trainer);
+        }
+        trainer.step();
+        listener.onEvent(Event.BATCH_END, trainer);
+        batch.close();
+      }
+      if (validation != null) {
+        listener.onEvent(Event.EVAL_START, trainer);
+        for (Batch batch : trainer.iterateDataset(validation)) {
+          EasyTrain.validateBatch(trainer, batch);
+          batch.close();
+        }
+        listener.onEvent(Event.EVAL_END, trainer);
+      }
+      listener.onEvent(Event.EPOCH_END, trainer);
+      trainer.notifyListeners(l -> l.onEpoch(trainer));
+    }
+    listener.onEvent(Event.FIT_END, trainer);
+  }
+
   @Test
   void surgeryTrainFitReportsEveryEventOnceInTheDocumentedOrder() throws Exception {
     SurgeryListener listener = listener("algorithms:\n  - name: t_ev_rec\n");
@@ -99,36 +143,8 @@ class EventsTest {
         NDManager manager = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
       trainer.initialize(TestModels.INPUT);
-      ArrayDataset train = TestModels.dataset(manager, 1);
-      ArrayDataset validation = TestModels.dataset(manager, 2);
-      listener.onEvent(Event.INIT, trainer);
-      listener.onEvent(Event.FIT_START, trainer);
-      for (int epoch = 0; epoch < 2; epoch++) {
-        listener.onEvent(Event.EPOCH_START, trainer);
-        for (Batch batch : trainer.iterateDataset(train)) {
-          listener.onEvent(Event.BATCH_START, trainer);
-          try (GradientCollector collector = trainer.newGradientCollector()) {
-            NDList preds = trainer.forward(batch.getData(), batch.getLabels());
-            NDArray loss = trainer.getLoss().evaluate(batch.getLabels(), preds);
-            listener.onEvent(Event.AFTER_FORWARD, trainer);
-            collector.backward(loss);
-            listener.onEvent(Event.AFTER_BACKWARD, trainer);
-          }
-          trainer.step();
-          listener.onEvent(Event.BATCH_END, trainer);
-          batch.close();
-        }
-        listener.onEvent(Event.EVAL_START, trainer);
-        for (Batch batch : trainer.iterateDataset(validation)) {
-          EasyTrain.validateBatch(trainer, batch);
-          batch.close();
-        }
-        listener.onEvent(Event.EVAL_END, trainer);
-        // Both ways of ending an epoch, as under the agent: counted once.
-        listener.onEvent(Event.EPOCH_END, trainer);
-        trainer.notifyListeners(l -> l.onEpoch(trainer));
-      }
-      listener.onEvent(Event.FIT_END, trainer);
+      handWrittenLoop(
+          listener, trainer, 2, TestModels.dataset(manager, 1), TestModels.dataset(manager, 2));
     }
     assertEquals(expectedFitOrder(), EventRecorder.SEEN);
   }
@@ -238,25 +254,7 @@ class EventsTest {
         NDManager manager = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
       trainer.initialize(TestModels.INPUT);
-      ArrayDataset train = TestModels.dataset(manager, 1);
-      listener.onEvent(Event.INIT, trainer);
-      listener.onEvent(Event.FIT_START, trainer);
-      for (int epoch = 0; epoch < 3; epoch++) {
-        listener.onEvent(Event.EPOCH_START, trainer);
-        for (Batch batch : trainer.iterateDataset(train)) {
-          listener.onEvent(Event.BATCH_START, trainer);
-          // No EasyTrain.trainBatch: no onTrainingBatch, so no batch reports the data's size.
-          try (GradientCollector collector = trainer.newGradientCollector()) {
-            NDList preds = trainer.forward(batch.getData(), batch.getLabels());
-            collector.backward(trainer.getLoss().evaluate(batch.getLabels(), preds));
-          }
-          trainer.step();
-          listener.onEvent(Event.BATCH_END, trainer);
-          batch.close();
-        }
-        listener.onEvent(Event.EPOCH_END, trainer);
-      }
-      listener.onEvent(Event.FIT_END, trainer);
+      handWrittenLoop(listener, trainer, 3, TestModels.dataset(manager, 1), null);
     }
     // 3 epochs of 4 batches: 0.5dur is step 6; 0.1dur is step 2, which had passed at step 5.
     assertEquals(List.of("a@6"), EventRecorder.MARKS);

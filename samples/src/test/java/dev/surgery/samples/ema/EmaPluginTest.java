@@ -106,6 +106,17 @@ class EmaPluginTest {
     }
   }
 
+  /** A listener with the EMA, then the probe that records the weights at each event. */
+  private static SurgeryListener emaWithProbe() {
+    Probe.EVENTS.clear();
+    Probe.WEIGHTS.clear();
+    return SurgeryListener.fromConfig(
+        SurgeryConfig.parse(
+            "algorithms:\n  - name: ema\n    smoothing: " + SMOOTHING + "\n  - name: t_ema_probe\n",
+            "ema.yaml"),
+        SurgeryTrain.EVENTS);
+  }
+
   private static Model model(String name) {
     Model model = Model.newInstance(name);
     model.setBlock(
@@ -163,16 +174,7 @@ class EmaPluginTest {
 
   @Test
   void evaluationSeesTheAverageTrainingTheRawWeightsAndTheAverageIsCheckpointed() throws Exception {
-    Probe.EVENTS.clear();
-    Probe.WEIGHTS.clear();
-    SurgeryListener listener =
-        SurgeryListener.fromConfig(
-            SurgeryConfig.parse(
-                "algorithms:\n  - name: ema\n    smoothing: "
-                    + SMOOTHING
-                    + "\n  - name: t_ema_probe\n",
-                "ema.yaml"),
-            SurgeryTrain.EVENTS);
+    SurgeryListener listener = emaWithProbe();
     Ema ema = (Ema) listener.getSchedule().get(0).algorithm();
     try (NDManager manager = NDManager.newBaseManager();
         Model subject = model("subject");
@@ -231,16 +233,7 @@ class EmaPluginTest {
    */
   @Test
   void theAverageGoesOnWhenASurgeryReplacesTheRootBlock() throws Exception {
-    Probe.EVENTS.clear();
-    Probe.WEIGHTS.clear();
-    SurgeryListener listener =
-        SurgeryListener.fromConfig(
-            SurgeryConfig.parse(
-                "algorithms:\n  - name: ema\n    smoothing: "
-                    + SMOOTHING
-                    + "\n  - name: t_ema_probe\n",
-                "ema.yaml"),
-            SurgeryTrain.EVENTS);
+    SurgeryListener listener = emaWithProbe();
     Ema ema = (Ema) listener.getSchedule().get(0).algorithm();
     try (NDManager manager = NDManager.newBaseManager();
         Model subject = model("rooted");
