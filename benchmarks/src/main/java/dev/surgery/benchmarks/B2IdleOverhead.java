@@ -1,7 +1,6 @@
 package dev.surgery.benchmarks;
 
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.modality.cv.transform.ToTensor;
 import ai.djl.ndarray.NDManager;
@@ -11,8 +10,6 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListener;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
 import ai.djl.translate.Pipeline;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.events.Event;
@@ -94,9 +91,7 @@ public final class B2IdleOverhead {
   }
 
   private static DefaultTrainingConfig config() {
-    return new DefaultTrainingConfig(BenchSupport.loss())
-        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build())
-        .addTrainingListeners(TrainingListener.Defaults.basic());
+    return BenchSupport.adamConfig().addTrainingListeners(TrainingListener.Defaults.basic());
   }
 
   private static SyntheticImages data(int batches) {
@@ -108,11 +103,7 @@ public final class B2IdleOverhead {
   }
 
   private static ai.djl.nn.Block resnet20() {
-    return ResNetV1.builder()
-        .setImageShape(new Shape(3, 28, 28))
-        .setNumLayers(20)
-        .setOutSize(10)
-        .build();
+    return BenchSupport.resNet20(new Shape(3, 28, 28), 10).build();
   }
 
   private static void listenerInProcess(int steps, boolean events) throws Exception {

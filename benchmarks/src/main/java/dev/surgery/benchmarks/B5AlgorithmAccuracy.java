@@ -2,7 +2,6 @@ package dev.surgery.benchmarks;
 
 import ai.djl.Model;
 import ai.djl.basicdataset.cv.classification.Mnist;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.modality.cv.transform.ToTensor;
 import ai.djl.ndarray.NDArray;
@@ -16,8 +15,6 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.dataset.Dataset;
 import ai.djl.training.dataset.RandomAccessDataset;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
 import ai.djl.translate.Pipeline;
 import ai.djl.translate.TranslateException;
 import dev.surgery.core.algorithms.Algorithm;
@@ -226,20 +223,8 @@ public final class B5AlgorithmAccuracy {
     SurgeryListener listener = schedule.build();
     try (Model model = Model.newInstance("b5")) {
       model.setBlock(
-          ResNetV1.builder()
-              .setImageShape(image)
-              .setNumLayers(20)
-              .setOutSize(CLASSES)
-              .optBatchNormMomentum(bnMomentum)
-              .build());
-      DefaultTrainingConfig config =
-          new DefaultTrainingConfig(BenchSupport.loss())
-              .optOptimizer(
-                  Optimizer.sgd()
-                      .setLearningRateTracker(Tracker.fixed(0.05f))
-                      .optMomentum(0.9f)
-                      .build())
-              .addTrainingListeners(listener);
+          BenchSupport.resNet20(image, CLASSES).optBatchNormMomentum(bnMomentum).build());
+      DefaultTrainingConfig config = BenchSupport.sgdConfig().addTrainingListeners(listener);
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(batch).addAll(image));
         listener.onInitialized(trainer);

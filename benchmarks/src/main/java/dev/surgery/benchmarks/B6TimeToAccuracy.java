@@ -1,7 +1,6 @@
 package dev.surgery.benchmarks;
 
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -13,8 +12,6 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.dataset.RandomAccessDataset;
 import ai.djl.training.listener.TrainingListener.BatchData;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
 import ai.djl.translate.TranslateException;
 import ai.djl.util.Pair;
 import ai.djl.util.RandomUtils;
@@ -383,16 +380,8 @@ public final class B6TimeToAccuracy {
     Engine.getInstance().setRandomSeed(seed);
     SurgeryListener listener = v.listener(epochs);
     try (Model model = Model.newInstance("b6")) {
-      model.setBlock(
-          ResNetV1.builder().setImageShape(image).setNumLayers(20).setOutSize(CLASSES).build());
-      DefaultTrainingConfig config =
-          new DefaultTrainingConfig(BenchSupport.loss())
-              .optOptimizer(
-                  Optimizer.sgd()
-                      .setLearningRateTracker(Tracker.fixed(0.05f))
-                      .optMomentum(0.9f)
-                      .build())
-              .addTrainingListeners(listener);
+      model.setBlock(BenchSupport.resNet20(image, CLASSES).build());
+      DefaultTrainingConfig config = BenchSupport.sgdConfig().addTrainingListeners(listener);
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(batch).addAll(image));
         Clock clock = new Clock();

@@ -1,14 +1,18 @@
 package dev.surgery.benchmarks;
 
 import ai.djl.Model;
+import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -105,6 +109,24 @@ final class BenchSupport {
   /** The softmax cross-entropy loss every benchmark trains with. */
   static Loss loss() {
     return Loss.softmaxCrossEntropyLoss();
+  }
+
+  /** DJL's ResNet-20 for {@code image} (C, H, W) inputs and {@code classes} outputs. */
+  static ResNetV1.Builder resNet20(Shape image, int classes) {
+    return ResNetV1.builder().setImageShape(image).setNumLayers(20).setOutSize(classes);
+  }
+
+  /** Adam at a fixed learning rate of 1e-3: how the cost and overhead benchmarks train. */
+  static DefaultTrainingConfig adamConfig() {
+    return new DefaultTrainingConfig(loss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build());
+  }
+
+  /** SGD with momentum 0.9 at a fixed learning rate of 0.05: how the accuracy benchmarks train. */
+  static DefaultTrainingConfig sgdConfig() {
+    return new DefaultTrainingConfig(loss())
+        .optOptimizer(
+            Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.05f)).optMomentum(0.9f).build());
   }
 
   /** The resident set size of this process in KiB, from /proc/self/status (0 if unknown). */
