@@ -33,6 +33,7 @@ import java.util.Map;
 import net.bytebuddy.agent.builder.AgentBuilder;
 import net.bytebuddy.agent.builder.ResettableClassFileTransformer;
 import net.bytebuddy.asm.Advice;
+import net.bytebuddy.asm.AsmVisitorWrapper;
 import net.bytebuddy.description.method.MethodDescription;
 import net.bytebuddy.description.type.TypeDescription;
 import net.bytebuddy.dynamic.DynamicType;
@@ -78,74 +79,54 @@ public final class TrainerInstrumentation {
         .with(AgentBuilder.RedefinitionStrategy.RETRANSFORMATION)
         .with(new LogListener())
         .type(named(SurgeryDispatcher.TRAINER).and(new ShapeCheck()), new DispatcherVisible())
-        .transform(TrainerInstrumentation::weave)
+        .transform(
+            advise(
+                Advice.to(TrainerConstructorAdvice.class).on(constructor()),
+                Advice.to(TrainerInitializeAdvice.class).on(initialize()),
+                Advice.to(TrainerForwardAdvice.class).on(forward()),
+                Advice.to(TrainerNewGradientCollectorAdvice.class).on(newGradientCollector()),
+                Advice.to(TrainerStepAdvice.class).on(step()),
+                Advice.to(TrainerEvaluateAdvice.class).on(evaluate())))
         .type(
-            named(SurgeryDispatcher.MODEL)
-                .and(
-                    new OptionalMethodCheck(
-                        readParameters(),
-                        SurgeryDispatcher.MODEL
-                            + " has no readParameters(Path, Map); checkpoints are not replayed under"
-                            + " the agent")),
+            withOptional(
+                SurgeryDispatcher.MODEL,
+                readParameters(),
+                " has no readParameters(Path, Map); checkpoints are not replayed under the agent"),
             new DispatcherVisible())
-        .transform(TrainerInstrumentation::weaveModel)
+        .transform(advise(Advice.to(ModelReadParametersAdvice.class).on(readParameters())))
         .type(
-            named(SurgeryDispatcher.EASY_TRAIN)
-                .and(
-                    new OptionalMethodCheck(
-                        fit(),
-                        SurgeryDispatcher.EASY_TRAIN
-                            + " has no static fit(Trainer, int, Dataset, Dataset); the planned number"
-                            + " of epochs comes from total_epochs alone")),
+            withOptional(
+                SurgeryDispatcher.EASY_TRAIN,
+                fit(),
+                " has no static fit(Trainer, int, Dataset, Dataset); the planned number of epochs"
+                    + " comes from total_epochs alone"),
             new DispatcherVisible())
-        .transform(TrainerInstrumentation::weaveFit)
+        .transform(
+            advise(
+                Advice.to(EasyTrainFitAdvice.class).on(fit()),
+                Advice.to(EasyTrainEvaluateDatasetAdvice.class).on(evaluateDataset())))
         .type(gradientCollector(), new DispatcherVisible())
-        .transform(TrainerInstrumentation::weaveCollector)
+        .transform(advise(Advice.to(GradientCollectorBackwardAdvice.class).on(backward())))
         .installOn(instrumentation);
   }
 
-  private static DynamicType.Builder<?> weave(
-      DynamicType.Builder<?> builder,
-      TypeDescription type,
-      ClassLoader loader,
-      JavaModule module,
-      java.security.ProtectionDomain domain) {
-    return builder
-        .visit(Advice.to(TrainerConstructorAdvice.class).on(constructor()))
-        .visit(Advice.to(TrainerInitializeAdvice.class).on(initialize()))
-        .visit(Advice.to(TrainerForwardAdvice.class).on(forward()))
-        .visit(Advice.to(TrainerNewGradientCollectorAdvice.class).on(newGradientCollector()))
-        .visit(Advice.to(TrainerStepAdvice.class).on(step()))
-        .visit(Advice.to(TrainerEvaluateAdvice.class).on(evaluate()));
+  /** Weaves the advice into every type the transformation matches, in the order given. */
+  private static AgentBuilder.Transformer advise(AsmVisitorWrapper... advice) {
+    return (builder, type, loader, module, domain) -> {
+      DynamicType.Builder<?> woven = builder;
+      for (AsmVisitorWrapper a : advice) {
+        woven = woven.visit(a);
+      }
+      return woven;
+    };
   }
 
-  private static DynamicType.Builder<?> weaveModel(
-      DynamicType.Builder<?> builder,
-      TypeDescription type,
-      ClassLoader loader,
-      JavaModule module,
-      java.security.ProtectionDomain domain) {
-    return builder.visit(Advice.to(ModelReadParametersAdvice.class).on(readParameters()));
-  }
-
-  private static DynamicType.Builder<?> weaveFit(
-      DynamicType.Builder<?> builder,
-      TypeDescription type,
-      ClassLoader loader,
-      JavaModule module,
-      java.security.ProtectionDomain domain) {
-    return builder
-        .visit(Advice.to(EasyTrainFitAdvice.class).on(fit()))
-        .visit(Advice.to(EasyTrainEvaluateDatasetAdvice.class).on(evaluateDataset()));
-  }
-
-  private static DynamicType.Builder<?> weaveCollector(
-      DynamicType.Builder<?> builder,
-      TypeDescription type,
-      ClassLoader loader,
-      JavaModule module,
-      java.security.ProtectionDomain domain) {
-    return builder.visit(Advice.to(GradientCollectorBackwardAdvice.class).on(backward()));
+  /**
+   * The type {@code name} when it declares {@code method}; a debug line says {@code whenMissing}.
+   */
+  private static ElementMatcher.Junction<TypeDescription> withOptional(
+      String name, ElementMatcher<? super MethodDescription> method, String whenMissing) {
+    return named(name).and(new OptionalMethodCheck(method, name + whenMissing));
   }
 
   /**

@@ -266,12 +266,11 @@ public final class B6TimeToAccuracy {
     int batch = BenchSupport.intFlag(args, "batch", 64);
     int evalEvery = BenchSupport.intFlag(args, "eval-every", 32);
     List<String> datasets =
-        Arrays.asList(
-            B5AlgorithmAccuracy.stringFlag(args, "datasets", "mnist,synthetic").split(","));
-    Path mnistDir = Path.of(B5AlgorithmAccuracy.stringFlag(args, "mnist-dir", "target/mnist"));
-    Path out = Path.of(B5AlgorithmAccuracy.stringFlag(args, "out", "target/b6"));
-    String recipeSpec = B5AlgorithmAccuracy.stringFlag(args, "recipe", DEFAULT_RECIPE);
-    String ablation = B5AlgorithmAccuracy.stringFlag(args, "ablation", "");
+        Arrays.asList(BenchSupport.stringFlag(args, "datasets", "mnist,synthetic").split(","));
+    Path mnistDir = Path.of(BenchSupport.stringFlag(args, "mnist-dir", "target/mnist"));
+    Path out = Path.of(BenchSupport.stringFlag(args, "out", "target/b6"));
+    String recipeSpec = BenchSupport.stringFlag(args, "recipe", DEFAULT_RECIPE);
+    String ablation = BenchSupport.stringFlag(args, "ablation", "");
 
     List<Variant> variants = new ArrayList<>();
     variants.add(Variant.baseline());
@@ -568,7 +567,7 @@ public final class B6TimeToAccuracy {
 
   /** The target: the baseline's final re-estimated accuracy, mean over seeds. */
   static double target(List<Run> runs, boolean reestimated) {
-    return mean(
+    return BenchSupport.mean(
         runs.stream()
             .filter(r -> r.variant().equals("baseline"))
             .map(r -> reestimated ? r.last().accuracy() : r.last().evalAccuracy())
@@ -589,8 +588,8 @@ public final class B6TimeToAccuracy {
     List<Run> base = runs.stream().filter(r -> r.variant().equals("baseline")).toList();
     // The baseline's time: what it took to produce the target's accuracy (its whole budget, and
     // one re-estimation pass to deploy it).
-    double baseCpu = mean(base.stream().map(r -> budgetCpu(r)).toList());
-    double baseWall = mean(base.stream().map(r -> budgetWall(r)).toList());
+    double baseCpu = BenchSupport.mean(base.stream().map(r -> budgetCpu(r)).toList());
+    double baseWall = BenchSupport.mean(base.stream().map(r -> budgetWall(r)).toList());
     List<List<String>> rows = new ArrayList<>();
     for (Variant v : variants) {
       List<Run> mine = runs.stream().filter(r -> r.variant().equals(v.name())).toList();
@@ -598,7 +597,7 @@ public final class B6TimeToAccuracy {
       List<Double> cpu = mine.stream().map(r -> reachCpu(r, target)).toList();
       List<Double> wall = mine.stream().map(r -> reachWall(r, target)).toList();
       boolean all = reached == mine.size();
-      double cpuRatio = all ? mean(cpu) / baseCpu : Double.NaN;
+      double cpuRatio = all ? BenchSupport.mean(cpu) / baseCpu : Double.NaN;
       List<Double> epochsToTarget = new ArrayList<>();
       for (Run r : mine) {
         Checkpoint c = r.reaching(target, true);
@@ -610,15 +609,17 @@ public final class B6TimeToAccuracy {
               reached + "/" + mine.size(),
               perRun(epochsToTarget, "%.2f"),
               perRun(cpu, "%.1f"),
-              all ? meanSd(cpu, "%.1f") : "not reached",
+              all ? BenchSupport.meanSd(cpu, "%.1f") : "not reached",
               all ? BenchSupport.f("%.2f", cpuRatio) : "–",
-              all ? meanSd(wall, "%.1f") : "not reached",
-              all ? BenchSupport.f("%.2f", mean(wall) / baseWall) : "–",
-              meanSd(mine.stream().map(r -> r.last().accuracy()).toList(), "%.3f"),
-              meanSd(mine.stream().map(r -> r.last().evalAccuracy()).toList(), "%.3f"),
-              meanSd(mine.stream().map(B6TimeToAccuracy::budgetCpu).toList(), "%.1f"),
+              all ? BenchSupport.meanSd(wall, "%.1f") : "not reached",
+              all ? BenchSupport.f("%.2f", BenchSupport.mean(wall) / baseWall) : "–",
+              BenchSupport.meanSd(mine.stream().map(r -> r.last().accuracy()).toList(), "%.3f"),
+              BenchSupport.meanSd(mine.stream().map(r -> r.last().evalAccuracy()).toList(), "%.3f"),
+              BenchSupport.meanSd(mine.stream().map(B6TimeToAccuracy::budgetCpu).toList(), "%.1f"),
               BenchSupport.f(
-                  "%.2f", mean(mine.stream().map(B6TimeToAccuracy::budgetCpu).toList()) / baseCpu),
+                  "%.2f",
+                  BenchSupport.mean(mine.stream().map(B6TimeToAccuracy::budgetCpu).toList())
+                      / baseCpu),
               v.entries().isEmpty() ? "–" : all && cpuRatio <= 0.8 ? "yes" : "no"));
     }
     return BenchSupport.formatTable(
@@ -713,19 +714,5 @@ public final class B6TimeToAccuracy {
     }
     return new TimeToAccuracyPage.Panel(
         dataset, target, variants.stream().map(Variant::name).toList(), curves, markers);
-  }
-
-  static double mean(List<Double> values) {
-    return values.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
-  }
-
-  static String meanSd(List<Double> values, String format) {
-    double m = mean(values);
-    double ss = 0;
-    for (double v : values) {
-      ss += (v - m) * (v - m);
-    }
-    double sd = values.size() > 1 ? Math.sqrt(ss / (values.size() - 1)) : 0;
-    return BenchSupport.f(format, m) + " ± " + BenchSupport.f(format, sd);
   }
 }

@@ -26,6 +26,22 @@ final class BenchSupport {
 
   private BenchSupport() {}
 
+  /** Returns the mean of some values (NaN for none). */
+  static double mean(List<Double> values) {
+    return values.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
+  }
+
+  /** Returns "mean ± sample standard deviation", both in {@code format}. */
+  static String meanSd(List<Double> values, String format) {
+    double m = mean(values);
+    double ss = 0;
+    for (double v : values) {
+      ss += (v - m) * (v - m);
+    }
+    double sd = values.size() > 1 ? Math.sqrt(ss / (values.size() - 1)) : 0;
+    return f(format, m) + " ± " + f(format, sd);
+  }
+
   /** Returns the median of some values. */
   static double median(List<Double> values) {
     double[] v = values.stream().mapToDouble(Double::doubleValue).sorted().toArray();
@@ -165,12 +181,15 @@ final class BenchSupport {
 
   /** Parses "--name value" flags into ints with defaults. */
   static int intFlag(String[] args, String name, int fallback) {
+    String value = stringFlag(args, name, null);
+    return value == null ? fallback : Integer.parseInt(value);
+  }
+
+  /** Returns the word after {@code --name} in the arguments, or {@code fallback}. */
+  static String stringFlag(String[] args, String name, String fallback) {
     List<String> list = Arrays.asList(args);
     int i = list.indexOf("--" + name);
-    if (i >= 0 && i + 1 < list.size()) {
-      return Integer.parseInt(list.get(i + 1));
-    }
-    return fallback;
+    return i >= 0 && i + 1 < list.size() ? list.get(i + 1) : fallback;
   }
 
   /** Closes a model quietly at the end of a measurement. */
