@@ -140,8 +140,8 @@ class BlurPoolTest {
   }
 
   /**
-   * The blurred layers against a direct computation in plain Java loops: the filter {@code
-   * [1,2,1] x [1,2,1] / 16} per channel with zero padding 1 (as {@code BlurFilter} documents), the
+   * The blurred layers against a direct computation in plain Java loops: the filter {@code [1,2,1]
+   * x [1,2,1] / 16} per channel with zero padding 1 (as {@code BlurFilter} documents), the
    * convolution with the adopted weight and bias, the dense 2 x 2 max pool.
    */
   @Test

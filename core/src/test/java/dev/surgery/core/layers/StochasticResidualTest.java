@@ -148,10 +148,10 @@ class StochasticResidualTest {
 
   /**
    * Sample mode, drop rate 0.25, five seeded batches of 400 samples: every sample's row is either
-   * exactly zero (the branch dropped, the unit adds nothing to its shortcut) or exactly the branch's
-   * output times 1 / 0.75 (the same float product, bit for bit), every batch has both kinds, and
-   * the number dropped over the 2,000 samples is within four standard deviations of the binomial
-   * mean (500 +- 77.5).
+   * exactly zero (the branch dropped, the unit adds nothing to its shortcut) or exactly the
+   * branch's output times 1 / 0.75 (the same float product, bit for bit), every batch has both
+   * kinds, and the number dropped over the 2,000 samples is within four standard deviations of the
+   * binomial mean (500 +- 77.5).
    */
   @Test
   void sampleModeDropsEachSampleWithTheRateAndScalesTheKeptOnes() {
