@@ -34,7 +34,6 @@ import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurMaxPool2d;
 import dev.surgery.core.testing.TinyData;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -213,8 +212,6 @@ class BlurPoolLiveTest {
     long scalarsAfter;
     Map<String, Object> stateBefore;
     Map<String, Object> stateAfter;
-    final List<Parameter> blurWeights = new ArrayList<>();
-    final List<float[]> weightsAtSurgery = new ArrayList<>();
 
     SurgeryAtEpoch(Algorithm algorithm, int atEpoch, int totalEpochs) {
       this.algorithm = algorithm;
@@ -237,7 +234,6 @@ class BlurPoolLiveTest {
       storeSizeAfter = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).size();
       stateAfter = adamState(trainer);
       scalarsAfter = scalars(trainer.getModel().getBlock());
-      collectBlurWeights(trainer.getModel().getBlock());
     }
 
     /** Parameter scalars as DJL's arrays hold them (each array once). */
@@ -250,17 +246,6 @@ class BlurPoolLiveTest {
         }
       }
       return n;
-    }
-
-    private void collectBlurWeights(Block block) {
-      if (block instanceof BlurConv2d) {
-        Parameter weight = block.getParameters().get("weight");
-        blurWeights.add(weight);
-        weightsAtSurgery.add(weight.getArray().toFloatArray());
-      }
-      for (Block child : block.getChildren().values()) {
-        collectBlurWeights(child);
-      }
     }
 
     /** Every Adam state array by "field/parameter id/device". */
