@@ -20,5 +20,5 @@ shift 3
 for who in A B B A; do
   if [ "$who" = A ]; then cp=$a_cp; else cp=$b_cp; fi
   echo "=== $who $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)"
-  java -Dai.djl.offline=true -Xmx2g -cp "$cp" "$main" "$@" 2>&1 | grep -v 'INFO\|WARN' || true
+  java -Dai.djl.offline=true -Xmx2g ${BENCH_JVM_ARGS:-} -cp "$cp" "$main" "$@" 2>&1 | grep -v 'INFO\|WARN' || true
 done

@@ -7,7 +7,6 @@ import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -58,18 +57,42 @@ public final class ModuleSurgery {
    * @return the number of distinct matching blocks
    */
   public static int countModuleInstances(Block module, BlockMatcher matcher) {
-    Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
-    seen.add(module);
+    // An identity map used as a set directly (no set view), presized past its first resizes.
+    IdentityHashMap<Block, Boolean> seen = new IdentityHashMap<>(64);
+    seen.put(module, Boolean.TRUE);
+    if (matcher instanceof PathFreeMatcher pathFree) {
+      return countBelow(module, pathFree, seen); // no path strings for a class or name matcher
+    }
     int[] count = {0};
     countBelow(module, "", matcher, seen, count);
     return count[0];
   }
 
+  private static int countBelow(
+      Block block, PathFreeMatcher matcher, IdentityHashMap<Block, Boolean> seen) {
+    int count = 0;
+    List<Block> children = BlockPaths.children(block).values();
+    for (int i = 0, n = children.size(); i < n; i++) {
+      Block child = children.get(i);
+      if (seen.put(child, Boolean.TRUE) == null) {
+        if (matcher.matches(child)) {
+          count++;
+        }
+        count += countBelow(child, matcher, seen);
+      }
+    }
+    return count;
+  }
+
   private static void countBelow(
-      Block block, String prefix, BlockMatcher matcher, Set<Block> seen, int[] count) {
+      Block block,
+      String prefix,
+      BlockMatcher matcher,
+      IdentityHashMap<Block, Boolean> seen,
+      int[] count) {
     for (Pair<String, Block> entry : BlockPaths.children(block)) {
       Block child = entry.getValue();
-      if (seen.add(child)) {
+      if (seen.put(child, Boolean.TRUE) == null) {
         String path = BlockPaths.join(prefix, entry.getKey());
         if (matcher.matches(child, path)) {
           count[0]++;

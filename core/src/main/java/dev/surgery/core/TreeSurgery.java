@@ -9,7 +9,6 @@ import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
-import ai.djl.util.Pair;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
 import java.util.ArrayDeque;
@@ -44,6 +43,15 @@ final class TreeSurgery {
         }
       };
 
+  /** Class.getSimpleName, which builds its answer anew on every call. */
+  private static final ClassValue<String> SIMPLE_NAMES =
+      new ClassValue<>() {
+        @Override
+        protected String computeValue(Class<?> type) {
+          return type.getSimpleName();
+        }
+      };
+
   private final Block root;
   private final List<Policy> policies;
   private final List<Trainer> trainers;
@@ -59,28 +67,54 @@ final class TreeSurgery {
   private final Faults faults;
 
   /** What the surgery knows of each block it met, in one map (one hash per block, not five). */
-  private final Map<Block, Node> nodes = new IdentityHashMap<>();
+  private final Map<Block, Node> nodes = new IdentityHashMap<>(64);
 
-  private final Deque<Block> queue = new ArrayDeque<>();
+  /** Blocks to visit, in pre-order of first appearance; nodes, so a visit needs no lookup. */
+  private final Deque<Node> queue = new ArrayDeque<>();
+
   private final Map<Block, Block> replaced = new LinkedHashMap<>();
+
+  /** The pairs of {@link #replaced} as nodes, in the same order (no lookups when walking them). */
+  private final List<Node[]> swaps = new ArrayList<>();
+
   private NDArray[] rootAnchor;
+
+  /** Whether a policy's matcher may read paths; else no path is built unless a message needs it. */
+  private final boolean pathsNeeded;
+
+  /** Which policies' call counters are journaled already. */
+  private final boolean[] journaled;
+
+  /** Each policy's next call index, read from the caller's counters at its first call. */
+  private final int[] counters;
 
   /** Bumped by every substitution: liveness answers of earlier epochs are stale. */
   private int epoch;
 
   /** A block's place in the tree as the surgery has seen it. */
   private static final class Node {
-    /** Display path of the block (or of the block it replaced); null until known. */
+    final Block block;
+
+    /**
+     * Display path of the block (or of the block it replaced), once built; until then it is {@code
+     * pathParent}'s path joined with {@code key}, built on demand: most blocks never need it.
+     */
     String path;
 
+    Node pathParent;
+    String key;
+
     /** Parents that reference the block (several for a shared block). */
-    List<Block> parents = new ArrayList<>(1);
+    List<Node> parents = new ArrayList<>(1);
 
     /** Whether the block was enqueued for a visit. */
     boolean seen;
 
+    /** Whether a policy decided on the block (replaced it, or returned the block itself). */
+    boolean decided;
+
     /** For a replacement: the original block it stands for; null otherwise. */
-    Block origin;
+    Node origin;
 
     /** How many replacements of replacements lead to this block. */
     int generation;
@@ -90,31 +124,50 @@ final class TreeSurgery {
 
     /** Whether the block was in the tree when the surgery began. */
     boolean original;
+
+    Node(Block block) {
+      this.block = block;
+    }
+
+    /** The path, built (and kept) on first use; null if the block never had a place. */
+    String path() {
+      if (path == null && pathParent != null) {
+        String prefix = pathParent.path();
+        path = prefix == null ? null : BlockPaths.join(prefix, key);
+      }
+      return path;
+    }
+
+    /** Whether a path is known or can be built. */
+    boolean hasPath() {
+      return path != null || pathParent != null;
+    }
+
+    /** The original this block stands for: itself unless it is a replacement. */
+    Node originOrSelf() {
+      return origin == null ? this : origin;
+    }
   }
 
   private Node node(Block block) {
-    Node n = nodes.get(block);
+    Node fresh = new Node(block);
+    Node n = nodes.put(block, fresh); // one hash for a new block; the rare known one goes back
     if (n == null) {
-      n = new Node();
-      nodes.put(block, n);
+      return fresh;
     }
+    nodes.put(block, n);
     return n;
   }
 
   /** The original a replacement of the pair stands for (the pair's own key if none). */
   private Block originOrKey(Map.Entry<Block, Block> pair) {
     Node n = nodes.get(pair.getValue());
-    return n == null || n.origin == null ? pair.getKey() : n.origin;
+    return n == null || n.origin == null ? pair.getKey() : n.origin.block;
   }
 
   private String pathOf(Block block) {
     Node n = nodes.get(block);
-    return n == null ? null : n.path;
-  }
-
-  private Block originOf(Block block) {
-    Node n = nodes.get(block);
-    return n == null || n.origin == null ? block : n.origin;
+    return n == null ? null : n.path();
   }
 
   /**
@@ -126,7 +179,7 @@ final class TreeSurgery {
   private boolean initialWalk;
 
   /** The block being worked on, named by a failure that does not name one itself. */
-  private String currentPath;
+  private Node current;
 
   /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
   static final int MAX_GENERATIONS = 1000;
@@ -146,6 +199,13 @@ final class TreeSurgery {
     this.allowShapeChange = allowShapeChange;
     this.indices = indices;
     this.faults = faults;
+    boolean paths = false;
+    for (Policy policy : policies) {
+      paths |= PathFreeMatcher.usesPath(policy.matcher());
+    }
+    this.pathsNeeded = paths;
+    this.journaled = new boolean[policies.size()];
+    this.counters = new int[policies.size()];
   }
 
   Map<Block, Block> run() {
@@ -190,10 +250,10 @@ final class TreeSurgery {
     top.seen = true;
     top.original = true;
     initialWalk = true;
-    enqueueDescendants(root);
+    enqueueDescendants(top);
     initialWalk = false;
     while (!queue.isEmpty()) {
-      Block child = queue.poll();
+      Node child = queue.poll();
       if (isLive(child)) {
         visit(child);
       }
@@ -212,7 +272,7 @@ final class TreeSurgery {
       return s;
     }
     return new SurgeryException(
-        currentPath == null ? null : BlockPaths.display(currentPath),
+        current == null ? null : BlockPaths.display(current.path()),
         "surgery failed and was rolled back: " + e.getMessage(),
         e);
   }
@@ -294,20 +354,22 @@ final class TreeSurgery {
 
   // ------------------------------------------------------------------ traversal
 
-  private void enqueueDescendants(Block parent) {
-    String prefix = pathOf(parent);
-    for (Pair<String, Block> entry : childrenOf(parent)) {
-      Block child = entry.getValue();
-      Node n = node(child);
+  private void enqueueDescendants(Node parent) {
+    BlockList children = childrenOf(parent.block);
+    List<Block> blocks = children.values();
+    List<String> keys = children.keys();
+    for (int i = 0, size = blocks.size(); i < size; i++) {
+      Node n = node(blocks.get(i));
       if (!containsIdentity(n.parents, parent)) {
         n.parents.add(parent);
       }
       if (!n.seen) {
         n.seen = true;
         n.original = initialWalk;
-        n.path = BlockPaths.join(prefix, entry.getKey());
-        queue.add(child);
-        enqueueDescendants(child);
+        n.pathParent = parent;
+        n.key = keys.get(i);
+        queue.add(n);
+        enqueueDescendants(n);
       }
     }
   }
@@ -321,8 +383,12 @@ final class TreeSurgery {
       return true;
     }
     Node n = nodes.get(block);
-    if (n == null) {
-      return false;
+    return n != null && isLive(n);
+  }
+
+  private boolean isLive(Node n) {
+    if (n.block == root) {
+      return true;
     }
     if (n.liveEpoch == epoch) {
       return n.live;
@@ -330,7 +396,7 @@ final class TreeSurgery {
     n.liveEpoch = epoch;
     n.live = false; // a block is not its own ancestor; guards cycles
     boolean live = false;
-    for (Block p : n.parents) {
+    for (Node p : n.parents) {
       if (isLive(p)) {
         live = true;
         break;
@@ -340,37 +406,42 @@ final class TreeSurgery {
     return live;
   }
 
-  private void visit(Block child) {
-    String path = pathOf(child);
-    currentPath = path;
-    for (Policy policy : policies) {
+  private void visit(Node node) {
+    Block child = node.block;
+    current = node;
+    String path = pathsNeeded ? node.path() : null;
+    for (int i = 0, size = policies.size(); i < size; i++) {
+      Policy policy = policies.get(i);
       if (!policy.matcher().matches(child, path)) {
         continue;
       }
-      int index = nextIndex(policy.key());
+      int index = nextIndex(i, policy.key());
       Block replacement;
       try {
         replacement = policy.function().apply(child, index);
       } catch (RuntimeException e) {
         throw new SurgeryException(
-            BlockPaths.display(path),
+            BlockPaths.display(node.path()),
             "replacement function of policy " + policy.label() + " failed: " + e.getMessage(),
             e);
       }
       if (replacement == null) {
         continue;
       }
-      if (replaced.containsKey(child)) {
+      if (node.decided) {
         throw new SurgeryException(
-            BlockPaths.display(path),
+            BlockPaths.display(node.path()),
             "two policies replace the same "
                 + BlockPaths.typeName(child)
                 + "; the second is "
                 + policy.label());
       }
+      node.decided = true;
       replaced.put(child, replacement);
       if (replacement != child) {
-        substitute(child, replacement, path);
+        swaps.add(new Node[] {node, substitute(node, replacement)});
+      } else {
+        swaps.add(new Node[] {node, node});
       }
     }
   }
@@ -379,30 +450,39 @@ final class TreeSurgery {
    * Hands out the policy's next call index and journals the counter, so that a rolled-back surgery
    * leaves the caller's counters as they were and a retry passes the same indices again.
    */
-  private int nextIndex(Object key) {
-    boolean had = indices.containsKey(key);
-    Integer previous = indices.get(key);
-    int index = previous == null ? 0 : previous;
-    indices.put(key, index + 1);
-    journal.onRollback(
-        () -> {
-          if (had) {
-            indices.put(key, previous);
-          } else {
-            indices.remove(key);
-          }
-        });
+  private int nextIndex(int policy, Object key) {
+    if (!journaled[policy]) {
+      // One journal entry per policy and surgery, holding the counter as it was before.
+      journaled[policy] = true;
+      boolean had = indices.containsKey(key);
+      Integer previous = indices.get(key);
+      counters[policy] = previous == null ? 0 : previous;
+      journal.onRollback(
+          () -> {
+            if (had) {
+              indices.put(key, previous);
+            } else {
+              indices.remove(key);
+            }
+          });
+    }
+    int index = counters[policy]++;
+    indices.put(key, index + 1); // the caller's map stays current, as documented
     return index;
   }
 
-  private void substitute(Block old, Block replacement, String path) {
-    Node existing = nodes.get(replacement);
-    if (existing != null && existing.seen && isLive(replacement)) {
+  private Node substitute(Node oldNode, Block replacement) {
+    Block old = oldNode.block;
+    Node n = nodes.get(replacement);
+    if (n != null && n.seen && isLive(n)) {
       throw new SurgeryException(
-          BlockPaths.display(path),
+          BlockPaths.display(oldNode.path()),
           "the replacement is already part of the model; return a new block");
     }
-    Node oldNode = node(old);
+    if (n == null) {
+      n = new Node(replacement);
+      nodes.put(replacement, n);
+    }
     // Only a block with children can change whether other blocks are reachable; swapping a leaf
     // for a leaf changes the liveness of those two alone, so the memo of every other block stays.
     boolean structural = !childrenOf(old).isEmpty() || !childrenOf(replacement).isEmpty();
@@ -410,50 +490,57 @@ final class TreeSurgery {
       epoch++;
     }
     addParameters(replacement, received);
-    List<Block> ps = oldNode.parents;
+    List<Node> ps = oldNode.parents;
     oldNode.parents = new ArrayList<>(1);
-    for (Block parent : ps) {
-      writeIntoParent(parent, old, replacement, path);
+    for (Node parent : ps) {
+      writeIntoParent(parent, oldNode, replacement);
     }
-    Node n = node(replacement);
     n.parents = new ArrayList<>(ps);
     n.liveEpoch = -1;
     oldNode.liveEpoch = -1;
-    n.origin = originOf(old);
+    n.origin = oldNode.originOrSelf();
     int depth = oldNode.generation + 1;
     if (depth > MAX_GENERATIONS) {
       throw new SurgeryException(
-          BlockPaths.display(path),
+          BlockPaths.display(oldNode.path()),
           "replacements were replaced "
               + MAX_GENERATIONS
               + " times in a row: the policies never stop matching their own output under"
               + " recurseOnReplacements");
     }
     n.generation = depth;
-    if (n.path == null) {
-      n.path = path;
+    if (!n.hasPath()) {
+      // The replacement takes the old block's path, still unbuilt if nobody asked for it.
+      n.path = oldNode.path;
+      n.pathParent = oldNode.pathParent;
+      n.key = oldNode.key;
     }
     // Blocks the replacement reuses (e.g. a wrapped original) stay reachable through it.
-    for (Pair<String, Block> entry : childrenOf(replacement)) {
-      List<Block> cps = node(entry.getValue()).parents;
-      if (!containsIdentity(cps, replacement)) {
-        cps.add(replacement);
+    List<Block> kids = childrenOf(replacement).values();
+    for (int i = 0, size = kids.size(); i < size; i++) {
+      List<Node> cps = node(kids.get(i)).parents;
+      if (!containsIdentity(cps, n)) {
+        cps.add(n);
       }
     }
     if (recurse && !n.seen) {
       n.seen = true;
-      queue.add(replacement);
-      enqueueDescendants(replacement);
+      queue.add(n);
+      enqueueDescendants(n);
     }
+    return n;
   }
 
   // ------------------------------------------------------------------ writing into parents
 
-  private void writeIntoParent(Block parent, Block old, Block replacement, String path) {
+  private void writeIntoParent(Node parentNode, Node oldNode, Block replacement) {
+    Block parent = parentNode.block;
+    Block old = oldNode.block;
     BlockList children = DjlInternals.liveChildren(parent);
     if (children == null) {
+      String path = oldNode.path();
       throw new SurgeryException(
-          BlockPaths.display(pathOf(parent)),
+          BlockPaths.display(parentNode.path()),
           parent.getClass().getName()
               + " keeps its children to itself (it is not an ai.djl.nn.AbstractBlock, as a"
               + " TorchScript symbol block is not), so its child at "
@@ -475,14 +562,15 @@ final class TreeSurgery {
             });
       }
     }
-    for (Field field : HOLDER_FIELDS.get(parent.getClass())) {
-      writeIntoField(parent, field, old, replacement, path);
+    List<Field> fields = HOLDER_FIELDS.get(parent.getClass());
+    for (int i = 0, size = fields.size(); i < size; i++) {
+      writeIntoField(parent, fields.get(i), old, replacement, oldNode);
     }
   }
 
   /** Renames keys that DJL derived from the class name, so {@code toString} shows the new type. */
   private static String renamedKey(String key, int index, Block old, Block replacement) {
-    if (!key.equals(childKey(index, old))) {
+    if (old.getClass() == replacement.getClass() || !key.equals(childKey(index, old))) {
       return key;
     }
     return childKey(index, replacement);
@@ -493,14 +581,15 @@ final class TreeSurgery {
    */
   private static String childKey(int index, Block block) {
     int number = index + 1;
-    String name = block.getClass().getSimpleName();
+    String name = SIMPLE_NAMES.get(block.getClass());
     return (number < 10 ? "0" + number : Integer.toString(number)) + name;
   }
 
   @SuppressWarnings("unchecked")
   private void writeIntoField(
-      Block parent, Field field, Block old, Block replacement, String path) {
+      Block parent, Field field, Block old, Block replacement, Node oldNode) {
     Object value = DjlInternals.read(field, parent);
+    String path = oldNode.path();
     String where = parent.getClass().getSimpleName() + "." + field.getName();
     if (value == old) {
       if (!field.getType().isInstance(replacement)) {
@@ -590,20 +679,19 @@ final class TreeSurgery {
   // ------------------------------------------------------------------ placement
 
   private void placeReplacements() {
-    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
-      Block replacement = pair.getValue();
-      if (replacement == pair.getKey()
-          || replaced.containsKey(replacement)
-          || !isLive(replacement)) {
+    for (Node[] swap : swaps) {
+      Node node = swap[1];
+      if (node == swap[0] || node.decided || !isLive(node)) {
         continue;
       }
-      Block original = nodes.get(replacement).origin;
-      currentPath = pathOf(original);
-      String path = BlockPaths.display(currentPath);
+      Block replacement = node.block;
+      Block original = node.origin.block;
+      current = node.origin;
       Shape[] inputShapes = DjlInternals.recordedInputShapes(original);
       if (inputShapes == null || !allInitialized(original)) {
         continue; // structural surgery: the trainer initializes the replacement later
       }
+      String path = BlockPaths.display(current.path());
       if (!allInitialized(replacement) || DjlInternals.recordedInputShapes(replacement) == null) {
         initialize(original, replacement, inputShapes, path);
       }
@@ -722,7 +810,7 @@ final class TreeSurgery {
    * and after sets.
    */
   private void updateTrainers() {
-    currentPath = null; // parameters, not one block, are concerned from here on
+    current = null; // parameters, not one block, are concerned from here on
     List<Trainer> active = new ArrayList<>();
     for (Trainer t : trainers) {
       if (TrainerSurgery.hasRegistered(t)) {
@@ -732,10 +820,9 @@ final class TreeSurgery {
     // Without a trainer only arrays to free matter: parameters without one need no answer.
     boolean all = !active.isEmpty();
     Set<Parameter> displaced = new LinkedHashSet<>();
-    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
-      Node n = nodes.get(pair.getKey());
-      if (pair.getValue() != pair.getKey() && n != null && n.original) {
-        collectOriginalParameters(pair.getKey(), displaced, all);
+    for (Node[] swap : swaps) {
+      if (swap[1] != swap[0] && swap[0].original) {
+        collectOriginalParameters(swap[0], displaced, all);
       }
     }
     boolean receivedArrays = false;
@@ -856,9 +943,10 @@ final class TreeSurgery {
    * original blocks change only where a block was replaced) or was replaced itself, and is
    * collected with its own pair.
    */
-  private void collectOriginalParameters(Block block, Set<Parameter> out, boolean all) {
+  private void collectOriginalParameters(Node node, Set<Parameter> out, boolean all) {
+    Block block = node.block;
     if (childrenOf(block).isEmpty()) {
-      addOriginal(block, out, all);
+      addOriginal(node, out, all); // a leaf: no lookup, no visited set
       return;
     }
     Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -869,7 +957,7 @@ final class TreeSurgery {
       if (!visited.add(b)) {
         continue;
       }
-      addOriginal(b, out, all);
+      addOriginal(nodes.get(b), out, all);
       List<Block> kids = childrenOf(b).values();
       for (int i = kids.size() - 1; i >= 0; i--) {
         stack.push(kids.get(i));
@@ -961,12 +1049,11 @@ final class TreeSurgery {
     }
   }
 
-  private void addOriginal(Block block, Set<Parameter> out, boolean all) {
-    Node n = nodes.get(block);
+  private void addOriginal(Node n, Set<Parameter> out, boolean all) {
     if (n == null || !n.original) {
       return;
     }
-    for (Parameter p : directParameters(block)) {
+    for (Parameter p : directParameters(n.block)) {
       if (all || p.isInitialized()) {
         out.add(p);
       }
@@ -978,7 +1065,9 @@ final class TreeSurgery {
   /** Adds every parameter under a block to a list (a leaf without building a set). */
   private static void addParameters(Block block, List<Parameter> out) {
     if (childrenOf(block).isEmpty()) {
-      out.addAll(directParameters(block));
+      for (Parameter p : directParameters(block)) {
+        out.add(p); // not addAll: that copies the map's values into an array first
+      }
     } else {
       out.addAll(parametersOf(block));
     }
