@@ -57,9 +57,8 @@ public final class ModuleSurgery {
    * @return the number of distinct matching blocks
    */
   public static int countModuleInstances(Block module, BlockMatcher matcher) {
-    // An identity map used as a set directly (no set view), presized past its first resizes.
-    IdentityHashMap<Block, Boolean> seen = new IdentityHashMap<>(64);
-    seen.put(module, Boolean.TRUE);
+    IdentityIndex<Boolean> seen = new IdentityIndex<>();
+    seen.putIfAbsent(module, Boolean.TRUE);
     if (matcher instanceof PathFreeMatcher pathFree) {
       return countBelow(module, pathFree, seen); // no path strings for a class or name matcher
     }
@@ -68,13 +67,12 @@ public final class ModuleSurgery {
     return count[0];
   }
 
-  private static int countBelow(
-      Block block, PathFreeMatcher matcher, IdentityHashMap<Block, Boolean> seen) {
+  private static int countBelow(Block block, PathFreeMatcher matcher, IdentityIndex<Boolean> seen) {
     int count = 0;
     List<Block> children = BlockPaths.children(block).values();
     for (int i = 0, n = children.size(); i < n; i++) {
       Block child = children.get(i);
-      if (seen.put(child, Boolean.TRUE) == null) {
+      if (seen.putIfAbsent(child, Boolean.TRUE) == null) {
         if (matcher.matches(child)) {
           count++;
         }
@@ -85,14 +83,10 @@ public final class ModuleSurgery {
   }
 
   private static void countBelow(
-      Block block,
-      String prefix,
-      BlockMatcher matcher,
-      IdentityHashMap<Block, Boolean> seen,
-      int[] count) {
+      Block block, String prefix, BlockMatcher matcher, IdentityIndex<Boolean> seen, int[] count) {
     for (Pair<String, Block> entry : BlockPaths.children(block)) {
       Block child = entry.getValue();
-      if (seen.put(child, Boolean.TRUE) == null) {
+      if (seen.putIfAbsent(child, Boolean.TRUE) == null) {
         String path = BlockPaths.join(prefix, entry.getKey());
         if (matcher.matches(child, path)) {
           count[0]++;

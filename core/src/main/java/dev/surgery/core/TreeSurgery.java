@@ -67,7 +67,7 @@ final class TreeSurgery {
   private final Faults faults;
 
   /** What the surgery knows of each block it met, in one map (one hash per block, not five). */
-  private final Map<Block, Node> nodes = new IdentityHashMap<>(64);
+  private final IdentityIndex<Node> nodes = new IdentityIndex<>();
 
   /** Blocks to visit, in pre-order of first appearance; nodes, so a visit needs no lookup. */
   private final Deque<Node> queue = new ArrayDeque<>();
@@ -104,8 +104,11 @@ final class TreeSurgery {
     Node pathParent;
     String key;
 
-    /** Parents that reference the block (several for a shared block). */
-    List<Node> parents = new ArrayList<>(1);
+    /** The first parent that references the block; null for the root or a detached block. */
+    Node parent;
+
+    /** Further parents of a shared block; null while there is at most one (no list per block). */
+    List<Node> moreParents;
 
     /** Whether the block was enqueued for a visit. */
     boolean seen;
@@ -143,6 +146,33 @@ final class TreeSurgery {
       return path != null || pathParent != null;
     }
 
+    void addParent(Node p) {
+      if (parent == null) {
+        parent = p;
+      } else if (parent != p) {
+        if (moreParents == null) {
+          moreParents = new ArrayList<>(2);
+        }
+        if (!containsIdentity(moreParents, p)) {
+          moreParents.add(p);
+        }
+      }
+    }
+
+    /** Every parent, and none left here. */
+    List<Node> takeParents() {
+      List<Node> all = new ArrayList<>(moreParents == null ? 1 : 1 + moreParents.size());
+      if (parent != null) {
+        all.add(parent);
+      }
+      if (moreParents != null) {
+        all.addAll(moreParents);
+      }
+      parent = null;
+      moreParents = null;
+      return all;
+    }
+
     /** The original this block stands for: itself unless it is a replacement. */
     Node originOrSelf() {
       return origin == null ? this : origin;
@@ -151,12 +181,8 @@ final class TreeSurgery {
 
   private Node node(Block block) {
     Node fresh = new Node(block);
-    Node n = nodes.put(block, fresh); // one hash for a new block; the rare known one goes back
-    if (n == null) {
-      return fresh;
-    }
-    nodes.put(block, n);
-    return n;
+    Node n = nodes.putIfAbsent(block, fresh); // one probe for a new block
+    return n == null ? fresh : n;
   }
 
   /** The original a replacement of the pair stands for (the pair's own key if none). */
@@ -256,6 +282,12 @@ final class TreeSurgery {
       Node child = queue.poll();
       if (isLive(child)) {
         visit(child);
+      }
+    }
+    // The counters, once per policy rather than a map update per call (journaled at first use).
+    for (int i = 0; i < policies.size(); i++) {
+      if (journaled[i]) {
+        indices.put(policies.get(i).key(), counters[i]);
       }
     }
     placeReplacements();
@@ -360,9 +392,7 @@ final class TreeSurgery {
     List<String> keys = children.keys();
     for (int i = 0, size = blocks.size(); i < size; i++) {
       Node n = node(blocks.get(i));
-      if (!containsIdentity(n.parents, parent)) {
-        n.parents.add(parent);
-      }
+      n.addParent(parent);
       if (!n.seen) {
         n.seen = true;
         n.original = initialWalk;
@@ -395,11 +425,13 @@ final class TreeSurgery {
     }
     n.liveEpoch = epoch;
     n.live = false; // a block is not its own ancestor; guards cycles
-    boolean live = false;
-    for (Node p : n.parents) {
-      if (isLive(p)) {
-        live = true;
-        break;
+    boolean live = n.parent != null && isLive(n.parent);
+    if (!live && n.moreParents != null) {
+      for (Node p : n.moreParents) {
+        if (isLive(p)) {
+          live = true;
+          break;
+        }
       }
     }
     n.live = live;
@@ -466,9 +498,7 @@ final class TreeSurgery {
             }
           });
     }
-    int index = counters[policy]++;
-    indices.put(key, index + 1); // the caller's map stays current, as documented
-    return index;
+    return counters[policy]++; // written back to the caller's map when the traversal ends
   }
 
   private Node substitute(Node oldNode, Block replacement) {
@@ -481,7 +511,7 @@ final class TreeSurgery {
     }
     if (n == null) {
       n = new Node(replacement);
-      nodes.put(replacement, n);
+      nodes.putIfAbsent(replacement, n);
     }
     // Only a block with children can change whether other blocks are reachable; swapping a leaf
     // for a leaf changes the liveness of those two alone, so the memo of every other block stays.
@@ -490,12 +520,15 @@ final class TreeSurgery {
       epoch++;
     }
     addParameters(replacement, received);
-    List<Node> ps = oldNode.parents;
-    oldNode.parents = new ArrayList<>(1);
+    List<Node> ps = oldNode.takeParents();
     for (Node parent : ps) {
       writeIntoParent(parent, oldNode, replacement);
     }
-    n.parents = new ArrayList<>(ps);
+    n.parent = null;
+    n.moreParents = null;
+    for (Node parent : ps) {
+      n.addParent(parent);
+    }
     n.liveEpoch = -1;
     oldNode.liveEpoch = -1;
     n.origin = oldNode.originOrSelf();
@@ -518,10 +551,7 @@ final class TreeSurgery {
     // Blocks the replacement reuses (e.g. a wrapped original) stay reachable through it.
     List<Block> kids = childrenOf(replacement).values();
     for (int i = 0, size = kids.size(); i < size; i++) {
-      List<Node> cps = node(kids.get(i)).parents;
-      if (!containsIdentity(cps, n)) {
-        cps.add(n);
-      }
+      node(kids.get(i)).addParent(n);
     }
     if (recurse && !n.seen) {
       n.seen = true;
