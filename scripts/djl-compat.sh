@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the core, trainer-integration and agent tests (unit tests and the forked-JVM *IT) against each DJL version
-# that has a profile in pom.xml (-Pdjl-0.33 ... -Pdjl-0.36), one version after the other, and prints one table.
+# Runs the core, trainer-integration, agent and samples tests (unit tests and the forked-JVM *IT) against each DJL
+# version that has a profile in pom.xml (-Pdjl-0.33 ... -Pdjl-0.36), one version after the other; prints one table.
 #
 # Usage: scripts/djl-compat.sh [--online] [VERSION...]      VERSION: 0.33 0.34 0.35 0.36 (default: all four)
 #   --online   let Maven download what is missing (the first run of a version); otherwise it runs with -o.
@@ -22,7 +22,7 @@ for arg in "$@"; do
 done
 [ "${#versions[@]}" -gt 0 ] || versions=(0.33 0.34 0.35 0.36)
 
-modules=(core trainer-integration agent)
+modules=(core trainer-integration agent samples)
 logdir=target/djl-compat
 mkdir -p "$logdir"
 
@@ -42,7 +42,7 @@ status=0
 for v in "${versions[@]}"; do
   log="$logdir/djl-$v.log"
   echo "=== DJL $v: $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg); log $log" >&2
-  rm -rf core/target/djl-"$v".* trainer-integration/target/djl-"$v".* agent/target/djl-"$v".*
+  for m in "${modules[@]}"; do rm -rf "$m"/target/djl-"$v".*; done
   start=$(date +%s)
   mvn -B "${offline[@]}" -fae -P "djl-$v" -pl "$(IFS=,; echo "${modules[*]}")" verify \
     -Dspotless.check.skip=true >"$log" 2>&1
@@ -65,7 +65,7 @@ for v in "${versions[@]}"; do
 done
 
 echo
-echo "| profile | DJL | libtorch from | core | trainer-integration | agent | result | time |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| profile | DJL | libtorch from | core | trainer-integration | agent | samples | result | time |"
+echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 exit "$status"

@@ -149,30 +149,18 @@ public final class SurgeryAgent {
    * @return problems as {@code path:0:0: message} lines (the whole file is concerned)
    */
   static List<String> checkFile(String given, Predicate<Path> readable) {
-    Path path;
-    try {
-      path = Path.of(given);
-    } catch (InvalidPathException e) {
-      return List.of(given + ":0:0: not a valid file path: " + e.getReason());
-    }
-    String where = given + ":0:0: ";
-    if (!Files.exists(path)) {
-      if (Files.isSymbolicLink(path)) {
-        return List.of(where + "the config file is a broken or looping symbolic link");
-      }
-      return List.of(
-          where + "config file not found (working directory " + Path.of("").toAbsolutePath() + ")");
-    }
-    if (Files.isDirectory(path)) {
-      return List.of(where + "is a directory, expected a YAML config file");
-    }
-    if (!Files.isRegularFile(path)) {
-      return List.of(where + "is not a regular file");
-    }
-    if (!readable.test(path)) {
-      return List.of(where + "the config file cannot be read (permission denied)");
-    }
-    return List.of();
+    return checkPath(
+        given,
+        given + ":0:0: ",
+        List.of(
+            new PathCheck(
+                path -> Files.exists(path) || !Files.isSymbolicLink(path),
+                "the config file is a broken or looping symbolic link"),
+            new PathCheck(Files::exists, notFound("config file")),
+            new PathCheck(
+                path -> !Files.isDirectory(path), "is a directory, expected a YAML config file"),
+            new PathCheck(Files::isRegularFile, "is not a regular file"),
+            new PathCheck(readable, "the config file cannot be read (permission denied)")));
   }
 
   /**
@@ -184,29 +172,55 @@ public final class SurgeryAgent {
    * @return problems as {@code path:0:0: message} lines
    */
   static List<String> checkExtension(String given) {
-    Path path;
-    try {
-      path = Path.of(given);
-    } catch (InvalidPathException e) {
-      return List.of(given + ":0:0: extensions: not a valid file path: " + e.getReason());
-    }
     String where = given + ":0:0: extensions: ";
-    if (!Files.exists(path)) {
-      return List.of(
-          where + "plugin jar not found (working directory " + Path.of("").toAbsolutePath() + ")");
+    List<String> problems =
+        checkPath(
+            given,
+            where,
+            List.of(
+                new PathCheck(Files::exists, notFound("plugin jar")),
+                new PathCheck(Files::isRegularFile, "is not a regular file, expected a plugin jar"),
+                new PathCheck(
+                    Files::isReadable, "the plugin jar cannot be read (permission denied)")));
+    if (!problems.isEmpty()) {
+      return problems;
     }
-    if (!Files.isRegularFile(path)) {
-      return List.of(where + "is not a regular file, expected a plugin jar");
-    }
-    if (!Files.isReadable(path)) {
-      return List.of(where + "the plugin jar cannot be read (permission denied)");
-    }
-    try (JarFile jar = new JarFile(path.toFile())) {
+    try (JarFile jar = new JarFile(Path.of(given).toFile())) {
       jar.size();
     } catch (IOException | SecurityException e) {
       return List.of(where + "cannot be read as a jar: " + e.getMessage());
     }
     return List.of();
+  }
+
+  /** One condition on a path the user gave, and what is wrong when the path fails it. */
+  private record PathCheck(Predicate<Path> ok, String problem) {}
+
+  /**
+   * Parses a path as the user wrote it and runs the checks in order.
+   *
+   * @param given the path as the user wrote it
+   * @param where the start of a problem line: {@code path:0:0: } and the setting, if any
+   * @param checks the conditions, in order
+   * @return the problem line of an invalid path or of the first failed check; empty when none
+   */
+  private static List<String> checkPath(String given, String where, List<PathCheck> checks) {
+    Path path;
+    try {
+      path = Path.of(given);
+    } catch (InvalidPathException e) {
+      return List.of(where + "not a valid file path: " + e.getReason());
+    }
+    for (PathCheck check : checks) {
+      if (!check.ok().test(path)) {
+        return List.of(where + check.problem());
+      }
+    }
+    return List.of();
+  }
+
+  private static String notFound(String what) {
+    return what + " not found (working directory " + Path.of("").toAbsolutePath() + ")";
   }
 
   private static void refuse(List<String> problems, boolean premain) {

@@ -27,11 +27,13 @@ import dev.surgery.agent.shared.SurgeryDispatcher;
 import java.lang.instrument.Instrumentation;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import net.bytebuddy.agent.builder.AgentBuilder;
 import net.bytebuddy.agent.builder.ResettableClassFileTransformer;
 import net.bytebuddy.asm.Advice;
+import net.bytebuddy.asm.AsmVisitorWrapper;
 import net.bytebuddy.description.method.MethodDescription;
 import net.bytebuddy.description.type.TypeDescription;
 import net.bytebuddy.dynamic.DynamicType;
@@ -77,74 +79,54 @@ public final class TrainerInstrumentation {
         .with(AgentBuilder.RedefinitionStrategy.RETRANSFORMATION)
         .with(new LogListener())
         .type(named(SurgeryDispatcher.TRAINER).and(new ShapeCheck()), new DispatcherVisible())
-        .transform(TrainerInstrumentation::weave)
+        .transform(
+            advise(
+                Advice.to(TrainerConstructorAdvice.class).on(constructor()),
+                Advice.to(TrainerInitializeAdvice.class).on(initialize()),
+                Advice.to(TrainerForwardAdvice.class).on(forward()),
+                Advice.to(TrainerNewGradientCollectorAdvice.class).on(newGradientCollector()),
+                Advice.to(TrainerStepAdvice.class).on(step()),
+                Advice.to(TrainerEvaluateAdvice.class).on(evaluate())))
         .type(
-            named(SurgeryDispatcher.MODEL)
-                .and(
-                    new OptionalMethodCheck(
-                        readParameters(),
-                        SurgeryDispatcher.MODEL
-                            + " has no readParameters(Path, Map); checkpoints are not replayed under"
-                            + " the agent")),
+            withOptional(
+                SurgeryDispatcher.MODEL,
+                readParameters(),
+                " has no readParameters(Path, Map); checkpoints are not replayed under the agent"),
             new DispatcherVisible())
-        .transform(TrainerInstrumentation::weaveModel)
+        .transform(advise(Advice.to(ModelReadParametersAdvice.class).on(readParameters())))
         .type(
-            named(SurgeryDispatcher.EASY_TRAIN)
-                .and(
-                    new OptionalMethodCheck(
-                        fit(),
-                        SurgeryDispatcher.EASY_TRAIN
-                            + " has no static fit(Trainer, int, Dataset, Dataset); the planned number"
-                            + " of epochs comes from total_epochs alone")),
+            withOptional(
+                SurgeryDispatcher.EASY_TRAIN,
+                fit(),
+                " has no static fit(Trainer, int, Dataset, Dataset); the planned number of epochs"
+                    + " comes from total_epochs alone"),
             new DispatcherVisible())
-        .transform(TrainerInstrumentation::weaveFit)
+        .transform(
+            advise(
+                Advice.to(EasyTrainFitAdvice.class).on(fit()),
+                Advice.to(EasyTrainEvaluateDatasetAdvice.class).on(evaluateDataset())))
         .type(gradientCollector(), new DispatcherVisible())
-        .transform(TrainerInstrumentation::weaveCollector)
+        .transform(advise(Advice.to(GradientCollectorBackwardAdvice.class).on(backward())))
         .installOn(instrumentation);
   }
 
-  private static DynamicType.Builder<?> weave(
-      DynamicType.Builder<?> builder,
-      TypeDescription type,
-      ClassLoader loader,
-      JavaModule module,
-      java.security.ProtectionDomain domain) {
-    return builder
-        .visit(Advice.to(TrainerConstructorAdvice.class).on(constructor()))
-        .visit(Advice.to(TrainerInitializeAdvice.class).on(initialize()))
-        .visit(Advice.to(TrainerForwardAdvice.class).on(forward()))
-        .visit(Advice.to(TrainerNewGradientCollectorAdvice.class).on(newGradientCollector()))
-        .visit(Advice.to(TrainerStepAdvice.class).on(step()))
-        .visit(Advice.to(TrainerEvaluateAdvice.class).on(evaluate()));
+  /** Weaves the advice into every type the transformation matches, in the order given. */
+  private static AgentBuilder.Transformer advise(AsmVisitorWrapper... advice) {
+    return (builder, type, loader, module, domain) -> {
+      DynamicType.Builder<?> woven = builder;
+      for (AsmVisitorWrapper a : advice) {
+        woven = woven.visit(a);
+      }
+      return woven;
+    };
   }
 
-  private static DynamicType.Builder<?> weaveModel(
-      DynamicType.Builder<?> builder,
-      TypeDescription type,
-      ClassLoader loader,
-      JavaModule module,
-      java.security.ProtectionDomain domain) {
-    return builder.visit(Advice.to(ModelReadParametersAdvice.class).on(readParameters()));
-  }
-
-  private static DynamicType.Builder<?> weaveFit(
-      DynamicType.Builder<?> builder,
-      TypeDescription type,
-      ClassLoader loader,
-      JavaModule module,
-      java.security.ProtectionDomain domain) {
-    return builder
-        .visit(Advice.to(EasyTrainFitAdvice.class).on(fit()))
-        .visit(Advice.to(EasyTrainEvaluateDatasetAdvice.class).on(evaluateDataset()));
-  }
-
-  private static DynamicType.Builder<?> weaveCollector(
-      DynamicType.Builder<?> builder,
-      TypeDescription type,
-      ClassLoader loader,
-      JavaModule module,
-      java.security.ProtectionDomain domain) {
-    return builder.visit(Advice.to(GradientCollectorBackwardAdvice.class).on(backward()));
+  /**
+   * The type {@code name} when it declares {@code method}; a debug line says {@code whenMissing}.
+   */
+  private static ElementMatcher.Junction<TypeDescription> withOptional(
+      String name, ElementMatcher<? super MethodDescription> method, String whenMissing) {
+    return named(name).and(new OptionalMethodCheck(method, name + whenMissing));
   }
 
   /**
@@ -168,82 +150,74 @@ public final class TrainerInstrumentation {
 
   /** {@code backward(NDArray)}, the public one; the engines' private overloads are not matched. */
   static ElementMatcher.Junction<MethodDescription> backward() {
-    return named("backward")
-        .and(not(isStatic()))
-        .and(not(isAbstract()))
-        .and(takesArguments(1))
-        .and(takesArgument(0, named(NDARRAY)));
+    return method("backward", false, NDARRAY).and(not(isAbstract()));
   }
 
   /** {@code static evaluateDataset(Trainer, Dataset)}. */
   static ElementMatcher.Junction<MethodDescription> evaluateDataset() {
-    return named("evaluateDataset")
-        .and(isStatic())
-        .and(takesArguments(2))
-        .and(takesArgument(0, named(TRAINER)))
-        .and(takesArgument(1, named(DATASET)));
+    return method("evaluateDataset", true, TRAINER, DATASET);
   }
 
-  /** {@code forward(NDList)} and {@code forward(NDList, NDList)}: the training forward passes. */
   /** {@code forward(NDList)} and {@code forward(NDList, NDList)}: the training forward passes. */
   private static ElementMatcher.Junction<MethodDescription> forward() {
     return forwardWithoutLabels().or(forwardWithLabels());
   }
 
   private static ElementMatcher.Junction<MethodDescription> forwardWithLabels() {
-    return named("forward")
-        .and(not(isStatic()))
-        .and(takesArguments(2))
-        .and(takesArgument(0, named(NDLIST)))
-        .and(takesArgument(1, named(NDLIST)));
+    return method("forward", false, NDLIST, NDLIST);
   }
 
   private static ElementMatcher.Junction<MethodDescription> forwardWithoutLabels() {
-    return named("forward")
-        .and(not(isStatic()))
-        .and(takesArguments(1))
-        .and(takesArgument(0, named(NDLIST)));
+    return method("forward", false, NDLIST);
   }
 
   private static ElementMatcher.Junction<MethodDescription> step() {
-    return named("step").and(not(isStatic())).and(takesArguments(0));
+    return method("step", false);
   }
 
   private static ElementMatcher.Junction<MethodDescription> evaluate() {
-    return named("evaluate")
-        .and(not(isStatic()))
-        .and(takesArguments(1))
-        .and(takesArgument(0, named(NDLIST)));
+    return method("evaluate", false, NDLIST);
   }
 
   private static ElementMatcher.Junction<MethodDescription> newGradientCollector() {
-    return named("newGradientCollector").and(not(isStatic())).and(takesArguments(0));
+    return method("newGradientCollector", false);
   }
 
   /** {@code static fit(Trainer, int, Dataset, Dataset)}. */
   static ElementMatcher.Junction<MethodDescription> fit() {
-    return named("fit")
-        .and(isStatic())
-        .and(takesArguments(4))
-        .and(takesArgument(0, named(TRAINER)))
-        .and(takesArgument(1, int.class))
-        .and(takesArgument(2, named(DATASET)))
-        .and(takesArgument(3, named(DATASET)));
+    return method("fit", true, TRAINER, "int", DATASET, DATASET);
   }
 
   private static ElementMatcher.Junction<MethodDescription> readParameters() {
-    return named("readParameters")
-        .and(not(isStatic()))
-        .and(takesArguments(2))
-        .and(takesArgument(0, named(Path.class.getName())))
-        .and(takesArgument(1, named(Map.class.getName())));
+    return method("readParameters", false, Path.class.getName(), Map.class.getName());
   }
 
   private static ElementMatcher.Junction<MethodDescription> constructor() {
-    return isConstructor()
-        .and(takesArguments(2))
-        .and(takesArgument(0, named(MODEL)))
-        .and(takesArgument(1, named(TRAINING_CONFIG)));
+    return isConstructor().and(parameters(MODEL, TRAINING_CONFIG));
+  }
+
+  /**
+   * Matches a method by name, static or not, and the names of its parameter types.
+   *
+   * @param name the method name
+   * @param staticMethod whether the method is static
+   * @param parameterTypes the type names of exactly its parameters, in order
+   * @return the matcher
+   */
+  private static ElementMatcher.Junction<MethodDescription> method(
+      String name, boolean staticMethod, String... parameterTypes) {
+    return named(name)
+        .and(staticMethod ? isStatic() : not(isStatic()))
+        .and(parameters(parameterTypes));
+  }
+
+  /** Exactly these parameters, by type name. */
+  private static ElementMatcher.Junction<MethodDescription> parameters(String... typeNames) {
+    ElementMatcher.Junction<MethodDescription> matcher = takesArguments(typeNames.length);
+    for (int i = 0; i < typeNames.length; i++) {
+      matcher = matcher.and(takesArgument(i, named(typeNames[i])));
+    }
+    return matcher;
   }
 
   private static ElementMatcher.Junction<MethodDescription> initialize() {
@@ -251,6 +225,19 @@ public final class TrainerInstrumentation {
         .and(not(isStatic()))
         .and(takesArguments(1))
         .and(takesArgument(0, new ShapeArray()));
+  }
+
+  /** The {@code Trainer} members the advice needs, by how the warning names a missing one. */
+  private static Map<String, ElementMatcher<MethodDescription>> trainerMembers() {
+    Map<String, ElementMatcher<MethodDescription>> members = new LinkedHashMap<>();
+    members.put("constructor (Model, TrainingConfig)", constructor());
+    members.put("method initialize(Shape...)", initialize());
+    members.put("method forward(NDList)", forwardWithoutLabels());
+    members.put("method forward(NDList, NDList)", forwardWithLabels());
+    members.put("method newGradientCollector()", newGradientCollector());
+    members.put("method step()", step());
+    members.put("method evaluate(NDList)", evaluate());
+    return members;
   }
 
   /**
@@ -271,26 +258,11 @@ public final class TrainerInstrumentation {
     if (!field) {
       missing.add("field List listeners");
     }
-    if (type.getDeclaredMethods().filter(constructor()).isEmpty()) {
-      missing.add("constructor (Model, TrainingConfig)");
-    }
-    if (type.getDeclaredMethods().filter(initialize()).isEmpty()) {
-      missing.add("method initialize(Shape...)");
-    }
-    if (type.getDeclaredMethods().filter(forwardWithoutLabels()).isEmpty()) {
-      missing.add("method forward(NDList)");
-    }
-    if (type.getDeclaredMethods().filter(forwardWithLabels()).isEmpty()) {
-      missing.add("method forward(NDList, NDList)");
-    }
-    if (type.getDeclaredMethods().filter(newGradientCollector()).isEmpty()) {
-      missing.add("method newGradientCollector()");
-    }
-    if (type.getDeclaredMethods().filter(step()).isEmpty()) {
-      missing.add("method step()");
-    }
-    if (type.getDeclaredMethods().filter(evaluate()).isEmpty()) {
-      missing.add("method evaluate(NDList)");
+    for (Map.Entry<String, ElementMatcher<MethodDescription>> member :
+        trainerMembers().entrySet()) {
+      if (type.getDeclaredMethods().filter(member.getValue()).isEmpty()) {
+        missing.add(member.getKey());
+      }
     }
     return missing;
   }

@@ -1,7 +1,6 @@
 package dev.surgery.benchmarks;
 
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.modality.cv.transform.ToTensor;
 import ai.djl.ndarray.NDManager;
@@ -11,8 +10,6 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListener;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
 import ai.djl.translate.Pipeline;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.events.Event;
@@ -22,6 +19,8 @@ import dev.surgery.trainer.SurgeryListener;
 import dev.surgery.trainer.SurgeryTrain;
 import dev.surgery.trainer.config.Trigger;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,8 +36,11 @@ import java.util.List;
  *   <li><b>Listener</b>, in one JVM: two identical trainers, one with a {@code SurgeryListener},
  *       steps interleaved (same batches, same machine load).
  *   <li><b>Agent</b>: worker JVMs alternately started with and without {@code
- *       -javaagent:agent/target/surgery-agent.jar=<config>} (same seed, same work), steps per
- *       second of each; rounds interleaved so both see the same load.
+ *       -javaagent:agent/target/surgery-agent.jar=<config>} (same seed, same work, PyTorch on one
+ *       thread), steps per second of each and the training thread's CPU time per step; rounds
+ *       interleaved so both see the same load. The CPU ratio per round, with a 95 % interval for
+ *       its mean, is what resolves a cost of about 1 %: wall time between JVMs varies by several
+ *       percent.
  * </ol>
  *
  * Run from the repository root after {@code mvn -DskipTests package}: {@code mvn -B -q -pl
@@ -49,6 +51,13 @@ public final class B2IdleOverhead {
 
   private static final int BATCH = 32;
   private static final int WARMUP = 5;
+
+  /** Student's t 0.975 quantiles for 1 to 30 degrees of freedom (the last also serves above). */
+  private static final double[] T_975 = {
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042
+  };
 
   private B2IdleOverhead() {}
 
@@ -63,7 +72,9 @@ public final class B2IdleOverhead {
   public static void main(String[] args) throws Exception {
     int steps = BenchSupport.intFlag(args, "steps", 40);
     if (List.of(args).contains("--worker")) {
-      System.out.println("STEPS_PER_SECOND " + worker(steps));
+      double[] measured = worker(steps);
+      System.out.println("STEPS_PER_SECOND " + measured[0]);
+      System.out.println("CPU_MS_PER_STEP " + measured[1]);
       return;
     }
     int rounds = BenchSupport.intFlag(args, "rounds", 4);
@@ -94,9 +105,7 @@ public final class B2IdleOverhead {
   }
 
   private static DefaultTrainingConfig config() {
-    return new DefaultTrainingConfig(BenchSupport.loss())
-        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build())
-        .addTrainingListeners(TrainingListener.Defaults.basic());
+    return BenchSupport.adamConfig().addTrainingListeners(TrainingListener.Defaults.basic());
   }
 
   private static SyntheticImages data(int batches) {
@@ -108,11 +117,7 @@ public final class B2IdleOverhead {
   }
 
   private static ai.djl.nn.Block resnet20() {
-    return ResNetV1.builder()
-        .setImageShape(new Shape(3, 28, 28))
-        .setNumLayers(20)
-        .setOutSize(10)
-        .build();
+    return BenchSupport.resNet20(new Shape(3, 28, 28), 10).build();
   }
 
   private static void listenerInProcess(int steps, boolean events) throws Exception {
@@ -202,10 +207,16 @@ public final class B2IdleOverhead {
     return BenchSupport.millisSince(t);
   }
 
-  /** One worker: trains {@code steps} measured batches after a warm-up; returns steps/s. */
-  private static double worker(int steps) throws Exception {
+  /**
+   * One worker: trains {@code steps} measured batches after a warm-up. Returns steps/s and the
+   * training thread's CPU milliseconds per step: with PyTorch on one thread (as {@link #runWorker}
+   * starts it) the whole step, hooks included, runs on this thread, and its CPU time hardly moves
+   * with other processes' load, unlike its wall time.
+   */
+  private static double[] worker(int steps) throws Exception {
     Engine.getInstance().setRandomSeed(2);
     Shape input = new Shape(BATCH, 3, 28, 28);
+    ThreadMXBean threads = ManagementFactory.getThreadMXBean();
     try (Model model = Model.newInstance("b2-worker");
         NDManager manager = NDManager.newBaseManager()) {
       model.setBlock(resnet20());
@@ -213,15 +224,19 @@ public final class B2IdleOverhead {
         trainer.initialize(input);
         int s = -WARMUP;
         long start = 0;
+        long cpuStart = 0;
         for (Batch batch : data(steps + WARMUP).getData(manager)) {
           if (s++ == 0) {
             start = System.nanoTime();
+            cpuStart = threads.getCurrentThreadCpuTime();
           }
           EasyTrain.trainBatch(trainer, batch);
           trainer.step();
           batch.close();
         }
-        return steps / ((System.nanoTime() - start) / 1e9);
+        double seconds = (System.nanoTime() - start) / 1e9;
+        double cpuMillis = (threads.getCurrentThreadCpuTime() - cpuStart) / 1e6;
+        return new double[] {steps / seconds, cpuMillis / steps};
       }
     }
   }
@@ -233,15 +248,18 @@ public final class B2IdleOverhead {
         config, "algorithms:\n  - name: blurpool\n    epoch: 1000000\n", StandardCharsets.UTF_8);
     List<Double> without = new ArrayList<>();
     List<Double> with = new ArrayList<>();
+    List<Double> cpuWithout = new ArrayList<>();
+    List<Double> cpuWith = new ArrayList<>();
     for (int r = 0; r < rounds; r++) {
       // Alternate which goes first, so that neither always runs on a warmer machine.
       boolean agentFirst = r % 2 == 1;
       for (int k = 0; k < 2; k++) {
         boolean useAgent = (k == 0) == agentFirst;
-        double sps =
+        double[] measured =
             runWorker(
                 useAgent ? "-javaagent:" + agent.toAbsolutePath() + "=" + config : null, steps);
-        (useAgent ? with : without).add(sps);
+        (useAgent ? with : without).add(measured[0]);
+        (useAgent ? cpuWith : cpuWithout).add(measured[1]);
       }
     }
     Files.deleteIfExists(config);
@@ -273,18 +291,73 @@ public final class B2IdleOverhead {
                 BenchSupport.f("%+.2f %%", 100 * (a / b - 1)),
                 BenchSupport.f("%+.2f %%", 100 * (max(without) / max(with) - 1)),
                 "")));
+    printCpuPairs(cpuWithout, cpuWith, steps);
+  }
+
+  /**
+   * The agent's cost as the ratio of training-thread CPU time per step, round by round (each round
+   * one JVM with and one without, back to back), with a 95 % interval for the mean ratio.
+   */
+  private static void printCpuPairs(List<Double> without, List<Double> with, int steps) {
+    List<List<String>> rows = new ArrayList<>();
+    List<Double> ratios = new ArrayList<>();
+    for (int r = 0; r < without.size(); r++) {
+      double ratio = with.get(r) / without.get(r);
+      ratios.add(ratio);
+      rows.add(
+          List.of(
+              String.valueOf(r + 1),
+              BenchSupport.f("%.2f", without.get(r)),
+              BenchSupport.f("%.2f", with.get(r)),
+              BenchSupport.f("%+.2f %%", 100 * (ratio - 1))));
+    }
+    double mean = ratios.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
+    double half = halfInterval95(ratios);
+    rows.add(
+        List.of(
+            "mean (95 % interval)",
+            "",
+            "",
+            BenchSupport.f("%+.2f %%", 100 * (mean - 1))
+                + " ("
+                + BenchSupport.f("%+.2f", 100 * (mean - half - 1))
+                + " to "
+                + BenchSupport.f("%+.2f %%", 100 * (mean + half - 1))
+                + ")"));
+    BenchSupport.printTable(
+        "B2b agent cost as training-thread CPU time per step (PyTorch on one thread), "
+            + without.size()
+            + " rounds of "
+            + steps
+            + " steps, one JVM without and one with the agent per round",
+        List.of("round", "no agent CPU ms/step", "agent CPU ms/step", "agent / no agent"),
+        rows);
+  }
+
+  /** Half the width of a Student-t 95 % interval for the mean (NaN below two values). */
+  static double halfInterval95(List<Double> values) {
+    int n = values.size();
+    if (n < 2) {
+      return Double.NaN;
+    }
+    double mean = values.stream().mapToDouble(Double::doubleValue).average().orElse(0);
+    double squares = values.stream().mapToDouble(v -> (v - mean) * (v - mean)).sum();
+    double sd = Math.sqrt(squares / (n - 1));
+    return T_975[Math.min(n - 1, T_975.length) - 1] * sd / Math.sqrt(n);
   }
 
   private static double max(List<Double> values) {
     return values.stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN);
   }
 
-  private static double runWorker(String agentArg, int steps)
+  private static double[] runWorker(String agentArg, int steps)
       throws IOException, InterruptedException {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.add("-Dai.djl.offline=true");
     command.add("-Xmx1g");
+    command.add("-Dai.djl.pytorch.num_threads=1");
+    command.add("-Dai.djl.pytorch.num_interop_threads=1");
     if (agentArg != null) {
       command.add(agentArg);
     }
@@ -300,10 +373,17 @@ public final class B2IdleOverhead {
     Process p = pb.start();
     String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     int status = p.waitFor();
+    Double stepsPerSecond = null;
+    Double cpuPerStep = null;
     for (String line : out.split("\n")) {
       if (line.startsWith("STEPS_PER_SECOND ")) {
-        return Double.parseDouble(line.substring("STEPS_PER_SECOND ".length()).trim());
+        stepsPerSecond = Double.parseDouble(line.substring("STEPS_PER_SECOND ".length()).trim());
+      } else if (line.startsWith("CPU_MS_PER_STEP ")) {
+        cpuPerStep = Double.parseDouble(line.substring("CPU_MS_PER_STEP ".length()).trim());
       }
+    }
+    if (stepsPerSecond != null && cpuPerStep != null) {
+      return new double[] {stepsPerSecond, cpuPerStep};
     }
     throw new IllegalStateException("worker exited with " + status + ":\n" + out);
   }

@@ -1,7 +1,6 @@
 package dev.surgery.benchmarks;
 
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -11,8 +10,6 @@ import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.layers.BlurFilter;
@@ -114,30 +111,20 @@ public final class B3BlurPoolCost {
     double oursMs = BenchSupport.median(ours);
     double convMs = BenchSupport.median(plainConv);
     List<List<String>> rows = new ArrayList<>();
+    rows.add(row("ResNet-20 step, no BlurPool", "%.1f", plainTimes, "1.00"));
     rows.add(
-        List.of(
-            "ResNet-20 step, no BlurPool",
-            BenchSupport.f("%.1f", plainMs),
-            BenchSupport.range(plainTimes, "%.1f"),
-            "1.00"));
-    rows.add(
-        List.of(
+        row(
             "ResNet-20 step, BlurPool (" + blurred + " BlurConv2d)",
-            BenchSupport.f("%.1f", blurMs),
-            BenchSupport.range(blurTimes, "%.1f"),
+            "%.1f",
+            blurTimes,
             BenchSupport.f("%.2f", blurMs / plainMs)));
     rows.add(
-        List.of(
+        row(
             "4 blurs fwd+bwd: BlurFilter.blur (cached filter)",
-            BenchSupport.f("%.2f", oursMs),
-            BenchSupport.range(ours, "%.2f"),
+            "%.2f",
+            ours,
             BenchSupport.f("%.2f", oursMs / convMs)));
-    rows.add(
-        List.of(
-            "4 blurs fwd+bwd: plain Conv2d.conv2d(groups = C)",
-            BenchSupport.f("%.2f", convMs),
-            BenchSupport.range(plainConv, "%.2f"),
-            "1.00"));
+    rows.add(row("4 blurs fwd+bwd: plain Conv2d.conv2d(groups = C)", "%.2f", plainConv, "1.00"));
     BenchSupport.printTable(
         "B3 BlurPool cost: ResNetV1-20 at 32 x 32, batch "
             + batch
@@ -203,18 +190,22 @@ public final class B3BlurPoolCost {
     collector.backward(total);
   }
 
+  /** A table row: the label, the median and range of the times, and the ratio to the baseline. */
+  private static List<String> row(String label, String format, List<Double> times, String ratio) {
+    return List.of(
+        label,
+        BenchSupport.f(format, BenchSupport.median(times)),
+        BenchSupport.range(times, format),
+        ratio);
+  }
+
   private static ai.djl.nn.Block resnet20() {
     // DJL picks the 3-stage CIFAR layout for heights up to 28; the network is fully convolutional,
     // so it trains on 32 x 32 inputs as well.
-    return ResNetV1.builder()
-        .setImageShape(new Shape(3, 28, 28))
-        .setNumLayers(20)
-        .setOutSize(CLASSES)
-        .build();
+    return BenchSupport.resNet20(new Shape(3, 28, 28), CLASSES).build();
   }
 
   private static DefaultTrainingConfig config() {
-    return new DefaultTrainingConfig(BenchSupport.loss())
-        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build());
+    return BenchSupport.adamConfig();
   }
 }

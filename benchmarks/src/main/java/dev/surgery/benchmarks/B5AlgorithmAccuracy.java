@@ -2,7 +2,6 @@ package dev.surgery.benchmarks;
 
 import ai.djl.Model;
 import ai.djl.basicdataset.cv.classification.Mnist;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.modality.cv.transform.ToTensor;
 import ai.djl.ndarray.NDArray;
@@ -16,8 +15,6 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.dataset.Dataset;
 import ai.djl.training.dataset.RandomAccessDataset;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
 import ai.djl.translate.Pipeline;
 import ai.djl.translate.TranslateException;
 import dev.surgery.core.algorithms.Algorithm;
@@ -124,11 +121,11 @@ public final class B5AlgorithmAccuracy {
     int valSize = BenchSupport.intFlag(args, "val-size", 2000);
     int batch = BenchSupport.intFlag(args, "batch", 64);
     List<String> datasets =
-        Arrays.asList(stringFlag(args, "datasets", "mnist,synthetic").split(","));
-    Path mnistDir = Path.of(stringFlag(args, "mnist-dir", "target/mnist"));
-    String only = stringFlag(args, "only", "");
-    List<String> points = Arrays.asList(stringFlag(args, "points", "0,1").split(","));
-    float bnMomentum = Float.parseFloat(stringFlag(args, "bn-momentum", "0.9"));
+        Arrays.asList(BenchSupport.stringFlag(args, "datasets", "mnist,synthetic").split(","));
+    Path mnistDir = Path.of(BenchSupport.stringFlag(args, "mnist-dir", "target/mnist"));
+    String only = BenchSupport.stringFlag(args, "only", "");
+    List<String> points = Arrays.asList(BenchSupport.stringFlag(args, "points", "0,1").split(","));
+    float bnMomentum = Float.parseFloat(BenchSupport.stringFlag(args, "bn-momentum", "0.9"));
     List<Variant> variants = variants(epochs, only, points);
 
     String command =
@@ -226,20 +223,8 @@ public final class B5AlgorithmAccuracy {
     SurgeryListener listener = schedule.build();
     try (Model model = Model.newInstance("b5")) {
       model.setBlock(
-          ResNetV1.builder()
-              .setImageShape(image)
-              .setNumLayers(20)
-              .setOutSize(CLASSES)
-              .optBatchNormMomentum(bnMomentum)
-              .build());
-      DefaultTrainingConfig config =
-          new DefaultTrainingConfig(BenchSupport.loss())
-              .optOptimizer(
-                  Optimizer.sgd()
-                      .setLearningRateTracker(Tracker.fixed(0.05f))
-                      .optMomentum(0.9f)
-                      .build())
-              .addTrainingListeners(listener);
+          BenchSupport.resNet20(image, CLASSES).optBatchNormMomentum(bnMomentum).build());
+      DefaultTrainingConfig config = BenchSupport.sgdConfig().addTrainingListeners(listener);
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(batch).addAll(image));
         listener.onInitialized(trainer);
@@ -363,26 +348,28 @@ public final class B5AlgorithmAccuracy {
       int batch,
       float bnMomentum) {
     List<Run> base = results.get("baseline");
-    double baseSeconds = mean(base.stream().map(Run::seconds).toList());
-    double baseCpu = mean(base.stream().map(Run::cpuSeconds).toList());
+    double baseSeconds = BenchSupport.mean(base.stream().map(Run::seconds).toList());
+    double baseCpu = BenchSupport.mean(base.stream().map(Run::cpuSeconds).toList());
     List<List<String>> rows = new ArrayList<>();
     for (Map.Entry<String, List<Run>> e : results.entrySet()) {
       List<Run> runs = e.getValue();
-      double seconds = mean(runs.stream().map(Run::seconds).toList());
+      double seconds = BenchSupport.mean(runs.stream().map(Run::seconds).toList());
       rows.add(
           List.of(
               e.getKey(),
               String.valueOf(runs.get(0).replaced()),
-              meanSd(runs.stream().map(Run::evalAccuracy).toList()),
-              meanSd(runs.stream().map(Run::recalibratedAccuracy).toList()),
-              meanSd(runs.stream().map(Run::trainModeAccuracy).toList()),
+              BenchSupport.meanSd(runs.stream().map(Run::evalAccuracy).toList(), "%.3f"),
+              BenchSupport.meanSd(runs.stream().map(Run::recalibratedAccuracy).toList(), "%.3f"),
+              BenchSupport.meanSd(runs.stream().map(Run::trainModeAccuracy).toList(), "%.3f"),
               BenchSupport.f("%.1f", seconds)
                   + " ("
                   + BenchSupport.range(runs.stream().map(Run::seconds).toList(), "%.1f")
                   + ")",
               BenchSupport.f("%.2f", seconds / baseSeconds),
-              meanSd1(runs.stream().map(Run::cpuSeconds).toList()),
-              BenchSupport.f("%.2f", mean(runs.stream().map(Run::cpuSeconds).toList()) / baseCpu)));
+              BenchSupport.meanSd(runs.stream().map(Run::cpuSeconds).toList(), "%.1f"),
+              BenchSupport.f(
+                  "%.2f",
+                  BenchSupport.mean(runs.stream().map(Run::cpuSeconds).toList()) / baseCpu)));
     }
     BenchSupport.printTable(
         "B5 accuracy on "
@@ -411,36 +398,6 @@ public final class B5AlgorithmAccuracy {
             "fit CPU s",
             "CPU vs baseline"),
         rows);
-  }
-
-  private static double mean(List<Double> values) {
-    return values.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
-  }
-
-  private static String meanSd(List<Double> values) {
-    double m = mean(values);
-    double ss = 0;
-    for (double v : values) {
-      ss += (v - m) * (v - m);
-    }
-    double sd = values.size() > 1 ? Math.sqrt(ss / (values.size() - 1)) : 0;
-    return BenchSupport.f("%.3f", m) + " ± " + BenchSupport.f("%.3f", sd);
-  }
-
-  private static String meanSd1(List<Double> values) {
-    double m = mean(values);
-    double ss = 0;
-    for (double v : values) {
-      ss += (v - m) * (v - m);
-    }
-    double sd = values.size() > 1 ? Math.sqrt(ss / (values.size() - 1)) : 0;
-    return BenchSupport.f("%.1f", m) + " ± " + BenchSupport.f("%.1f", sd);
-  }
-
-  static String stringFlag(String[] args, String name, String fallback) {
-    List<String> list = Arrays.asList(args);
-    int i = list.indexOf("--" + name);
-    return i >= 0 && i + 1 < list.size() ? list.get(i + 1) : fallback;
   }
 
   /** The 1-minute load average, to judge how busy the machine was. */

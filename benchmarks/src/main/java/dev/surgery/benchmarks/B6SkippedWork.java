@@ -1,7 +1,6 @@
 package dev.surgery.benchmarks;
 
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -13,8 +12,6 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.StochasticDepth;
@@ -173,15 +170,8 @@ public final class B6SkippedWork {
     Engine.getInstance().setRandomSeed(7);
     Shape image = new Shape(1, 28, 28);
     try (Model model = Model.newInstance("b6a")) {
-      model.setBlock(
-          ResNetV1.builder().setImageShape(image).setNumLayers(20).setOutSize(10).build());
-      DefaultTrainingConfig config =
-          new DefaultTrainingConfig(BenchSupport.loss())
-              .optOptimizer(
-                  Optimizer.sgd()
-                      .setLearningRateTracker(Tracker.fixed(0.05f))
-                      .optMomentum(0.9f)
-                      .build());
+      model.setBlock(BenchSupport.resNet20(image, 10).build());
+      DefaultTrainingConfig config = BenchSupport.sgdConfig();
       try (Trainer trainer = model.newTrainer(config)) {
         Shape input = new Shape(batch).addAll(image);
         trainer.initialize(input);

@@ -1,7 +1,6 @@
 package dev.surgery.benchmarks;
 
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -13,8 +12,6 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.dataset.RandomAccessDataset;
 import ai.djl.training.listener.TrainingListener.BatchData;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
 import ai.djl.translate.TranslateException;
 import ai.djl.util.Pair;
 import ai.djl.util.RandomUtils;
@@ -269,12 +266,11 @@ public final class B6TimeToAccuracy {
     int batch = BenchSupport.intFlag(args, "batch", 64);
     int evalEvery = BenchSupport.intFlag(args, "eval-every", 32);
     List<String> datasets =
-        Arrays.asList(
-            B5AlgorithmAccuracy.stringFlag(args, "datasets", "mnist,synthetic").split(","));
-    Path mnistDir = Path.of(B5AlgorithmAccuracy.stringFlag(args, "mnist-dir", "target/mnist"));
-    Path out = Path.of(B5AlgorithmAccuracy.stringFlag(args, "out", "target/b6"));
-    String recipeSpec = B5AlgorithmAccuracy.stringFlag(args, "recipe", DEFAULT_RECIPE);
-    String ablation = B5AlgorithmAccuracy.stringFlag(args, "ablation", "");
+        Arrays.asList(BenchSupport.stringFlag(args, "datasets", "mnist,synthetic").split(","));
+    Path mnistDir = Path.of(BenchSupport.stringFlag(args, "mnist-dir", "target/mnist"));
+    Path out = Path.of(BenchSupport.stringFlag(args, "out", "target/b6"));
+    String recipeSpec = BenchSupport.stringFlag(args, "recipe", DEFAULT_RECIPE);
+    String ablation = BenchSupport.stringFlag(args, "ablation", "");
 
     List<Variant> variants = new ArrayList<>();
     variants.add(Variant.baseline());
@@ -383,16 +379,8 @@ public final class B6TimeToAccuracy {
     Engine.getInstance().setRandomSeed(seed);
     SurgeryListener listener = v.listener(epochs);
     try (Model model = Model.newInstance("b6")) {
-      model.setBlock(
-          ResNetV1.builder().setImageShape(image).setNumLayers(20).setOutSize(CLASSES).build());
-      DefaultTrainingConfig config =
-          new DefaultTrainingConfig(BenchSupport.loss())
-              .optOptimizer(
-                  Optimizer.sgd()
-                      .setLearningRateTracker(Tracker.fixed(0.05f))
-                      .optMomentum(0.9f)
-                      .build())
-              .addTrainingListeners(listener);
+      model.setBlock(BenchSupport.resNet20(image, CLASSES).build());
+      DefaultTrainingConfig config = BenchSupport.sgdConfig().addTrainingListeners(listener);
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(batch).addAll(image));
         Clock clock = new Clock();
@@ -579,7 +567,7 @@ public final class B6TimeToAccuracy {
 
   /** The target: the baseline's final re-estimated accuracy, mean over seeds. */
   static double target(List<Run> runs, boolean reestimated) {
-    return mean(
+    return BenchSupport.mean(
         runs.stream()
             .filter(r -> r.variant().equals("baseline"))
             .map(r -> reestimated ? r.last().accuracy() : r.last().evalAccuracy())
@@ -600,8 +588,8 @@ public final class B6TimeToAccuracy {
     List<Run> base = runs.stream().filter(r -> r.variant().equals("baseline")).toList();
     // The baseline's time: what it took to produce the target's accuracy (its whole budget, and
     // one re-estimation pass to deploy it).
-    double baseCpu = mean(base.stream().map(r -> budgetCpu(r)).toList());
-    double baseWall = mean(base.stream().map(r -> budgetWall(r)).toList());
+    double baseCpu = BenchSupport.mean(base.stream().map(r -> budgetCpu(r)).toList());
+    double baseWall = BenchSupport.mean(base.stream().map(r -> budgetWall(r)).toList());
     List<List<String>> rows = new ArrayList<>();
     for (Variant v : variants) {
       List<Run> mine = runs.stream().filter(r -> r.variant().equals(v.name())).toList();
@@ -609,7 +597,7 @@ public final class B6TimeToAccuracy {
       List<Double> cpu = mine.stream().map(r -> reachCpu(r, target)).toList();
       List<Double> wall = mine.stream().map(r -> reachWall(r, target)).toList();
       boolean all = reached == mine.size();
-      double cpuRatio = all ? mean(cpu) / baseCpu : Double.NaN;
+      double cpuRatio = all ? BenchSupport.mean(cpu) / baseCpu : Double.NaN;
       List<Double> epochsToTarget = new ArrayList<>();
       for (Run r : mine) {
         Checkpoint c = r.reaching(target, true);
@@ -621,15 +609,17 @@ public final class B6TimeToAccuracy {
               reached + "/" + mine.size(),
               perRun(epochsToTarget, "%.2f"),
               perRun(cpu, "%.1f"),
-              all ? meanSd(cpu, "%.1f") : "not reached",
+              all ? BenchSupport.meanSd(cpu, "%.1f") : "not reached",
               all ? BenchSupport.f("%.2f", cpuRatio) : "–",
-              all ? meanSd(wall, "%.1f") : "not reached",
-              all ? BenchSupport.f("%.2f", mean(wall) / baseWall) : "–",
-              meanSd(mine.stream().map(r -> r.last().accuracy()).toList(), "%.3f"),
-              meanSd(mine.stream().map(r -> r.last().evalAccuracy()).toList(), "%.3f"),
-              meanSd(mine.stream().map(B6TimeToAccuracy::budgetCpu).toList(), "%.1f"),
+              all ? BenchSupport.meanSd(wall, "%.1f") : "not reached",
+              all ? BenchSupport.f("%.2f", BenchSupport.mean(wall) / baseWall) : "–",
+              BenchSupport.meanSd(mine.stream().map(r -> r.last().accuracy()).toList(), "%.3f"),
+              BenchSupport.meanSd(mine.stream().map(r -> r.last().evalAccuracy()).toList(), "%.3f"),
+              BenchSupport.meanSd(mine.stream().map(B6TimeToAccuracy::budgetCpu).toList(), "%.1f"),
               BenchSupport.f(
-                  "%.2f", mean(mine.stream().map(B6TimeToAccuracy::budgetCpu).toList()) / baseCpu),
+                  "%.2f",
+                  BenchSupport.mean(mine.stream().map(B6TimeToAccuracy::budgetCpu).toList())
+                      / baseCpu),
               v.entries().isEmpty() ? "–" : all && cpuRatio <= 0.8 ? "yes" : "no"));
     }
     return BenchSupport.formatTable(
@@ -724,19 +714,5 @@ public final class B6TimeToAccuracy {
     }
     return new TimeToAccuracyPage.Panel(
         dataset, target, variants.stream().map(Variant::name).toList(), curves, markers);
-  }
-
-  static double mean(List<Double> values) {
-    return values.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
-  }
-
-  static String meanSd(List<Double> values, String format) {
-    double m = mean(values);
-    double ss = 0;
-    for (double v : values) {
-      ss += (v - m) * (v - m);
-    }
-    double sd = values.size() > 1 ? Math.sqrt(ss / (values.size() - 1)) : 0;
-    return BenchSupport.f(format, m) + " ± " + BenchSupport.f(format, sd);
   }
 }

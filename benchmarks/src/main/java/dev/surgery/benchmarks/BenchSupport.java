@@ -1,14 +1,18 @@
 package dev.surgery.benchmarks;
 
 import ai.djl.Model;
+import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,6 +25,22 @@ import java.util.Locale;
 final class BenchSupport {
 
   private BenchSupport() {}
+
+  /** Returns the mean of some values (NaN for none). */
+  static double mean(List<Double> values) {
+    return values.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
+  }
+
+  /** Returns "mean ± sample standard deviation", both in {@code format}. */
+  static String meanSd(List<Double> values, String format) {
+    double m = mean(values);
+    double ss = 0;
+    for (double v : values) {
+      ss += (v - m) * (v - m);
+    }
+    double sd = values.size() > 1 ? Math.sqrt(ss / (values.size() - 1)) : 0;
+    return f(format, m) + " ± " + f(format, sd);
+  }
 
   /** Returns the median of some values. */
   static double median(List<Double> values) {
@@ -107,6 +127,24 @@ final class BenchSupport {
     return Loss.softmaxCrossEntropyLoss();
   }
 
+  /** DJL's ResNet-20 for {@code image} (C, H, W) inputs and {@code classes} outputs. */
+  static ResNetV1.Builder resNet20(Shape image, int classes) {
+    return ResNetV1.builder().setImageShape(image).setNumLayers(20).setOutSize(classes);
+  }
+
+  /** Adam at a fixed learning rate of 1e-3: how the cost and overhead benchmarks train. */
+  static DefaultTrainingConfig adamConfig() {
+    return new DefaultTrainingConfig(loss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build());
+  }
+
+  /** SGD with momentum 0.9 at a fixed learning rate of 0.05: how the accuracy benchmarks train. */
+  static DefaultTrainingConfig sgdConfig() {
+    return new DefaultTrainingConfig(loss())
+        .optOptimizer(
+            Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.05f)).optMomentum(0.9f).build());
+  }
+
   /** The resident set size of this process in KiB, from /proc/self/status (0 if unknown). */
   static long rssKib() {
     try {
@@ -143,12 +181,15 @@ final class BenchSupport {
 
   /** Parses "--name value" flags into ints with defaults. */
   static int intFlag(String[] args, String name, int fallback) {
+    String value = stringFlag(args, name, null);
+    return value == null ? fallback : Integer.parseInt(value);
+  }
+
+  /** Returns the word after {@code --name} in the arguments, or {@code fallback}. */
+  static String stringFlag(String[] args, String name, String fallback) {
     List<String> list = Arrays.asList(args);
     int i = list.indexOf("--" + name);
-    if (i >= 0 && i + 1 < list.size()) {
-      return Integer.parseInt(list.get(i + 1));
-    }
-    return fallback;
+    return i >= 0 && i + 1 < list.size() ? list.get(i + 1) : fallback;
   }
 
   /** Closes a model quietly at the end of a measurement. */

@@ -1,7 +1,6 @@
 package dev.surgery.benchmarks;
 
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -9,11 +8,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
-import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryContext;
 import java.util.concurrent.TimeUnit;
@@ -62,17 +58,8 @@ public class BlurPoolStepBenchmark {
     Shape input = new Shape(batch, 3, 32, 32);
     model = Model.newInstance("b3-" + variant);
     // DJL's 28-pixel layout (no stem pooling), fed 32 x 32: the fully convolutional net accepts it.
-    model.setBlock(
-        ResNetV1.builder()
-            .setImageShape(new Shape(3, 28, 28))
-            .setNumLayers(20)
-            .setOutSize(10)
-            .build());
-    trainer =
-        model.newTrainer(
-            new DefaultTrainingConfig(BenchSupport.loss())
-                .optOptimizer(
-                    Optimizer.adam().optLearningRateTracker(Tracker.fixed(1e-3f)).build()));
+    model.setBlock(BenchSupport.resNet20(new Shape(3, 28, 28), 10).build());
+    trainer = model.newTrainer(BenchSupport.adamConfig());
     trainer.initialize(input);
     if (variant.equals("blurpool")) {
       BlurPool.builder().build().apply(SurgeryContext.live(model.getBlock(), trainer, 0, 0));

@@ -124,6 +124,10 @@ public final class BlockPaths {
     return prefix.isEmpty() ? key : prefix + "/" + key;
   }
 
+  /**
+   * Translates a glob: {@code **} any run of characters, {@code *} any within a segment, {@code ?}
+   * one character of a segment. {@link Targets} passes it single segments and type names.
+   */
   static Pattern globToRegex(String glob) {
     StringBuilder regex = new StringBuilder();
     for (int i = 0; i < glob.length(); i++) {

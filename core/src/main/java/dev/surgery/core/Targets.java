@@ -270,7 +270,7 @@ public final class Targets {
         throw new InvalidPatternException(
             text, TYPE_PREFIX.length() + stars, "'**' is for paths; use '*' in a type name");
       }
-      return segmentRegex(name);
+      return BlockPaths.globToRegex(name);
     }
     if (text.charAt(0) == '/') {
       throw new InvalidPatternException(
@@ -299,27 +299,12 @@ public final class Targets {
               offset + stars,
               "'**' must be a whole path segment (as in a/**/b); use '*' within a segment");
         }
-        regex.append(segmentRegex(seg).pattern());
+        regex.append(BlockPaths.globToRegex(seg).pattern());
         if (!last) {
           regex.append('/');
         }
       }
       offset += seg.length() + 1;
-    }
-    return Pattern.compile(regex.toString());
-  }
-
-  private static Pattern segmentRegex(String segment) {
-    StringBuilder regex = new StringBuilder();
-    for (int i = 0; i < segment.length(); i++) {
-      char c = segment.charAt(i);
-      if (c == '*') {
-        regex.append("[^/]*");
-      } else if (c == '?') {
-        regex.append("[^/]");
-      } else {
-        regex.append(Pattern.quote(String.valueOf(c)));
-      }
     }
     return Pattern.compile(regex.toString());
   }

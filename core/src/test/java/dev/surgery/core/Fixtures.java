@@ -14,6 +14,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.ExactnessOracle;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -131,7 +132,7 @@ final class Fixtures {
   static Map<String, float[]> snapshot(Block root) {
     Map<String, float[]> values = new LinkedHashMap<>();
     for (Parameter p : TreeSurgery.parametersOf(root)) {
-      values.put(p.getId(), p.getArray().toFloatArray());
+      values.put(p.getId(), ExactnessOracle.floats(p.getArray()));
     }
     return values;
   }
@@ -168,7 +169,9 @@ final class Fixtures {
                     (id, perDevice) ->
                         perDevice.forEach(
                             (device, array) ->
-                                values.put(name + "/" + id + "/" + device, array.toFloatArray()))));
+                                values.put(
+                                    name + "/" + id + "/" + device,
+                                    ExactnessOracle.floats(array)))));
     return values;
   }
 }

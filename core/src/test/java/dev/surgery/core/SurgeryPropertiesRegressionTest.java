@@ -1,5 +1,6 @@
 package dev.surgery.core;
 
+import ai.djl.ndarray.types.DataType;
 import dev.surgery.core.PropertyTrees.ConvNode;
 import dev.surgery.core.PropertyTrees.DenseNode;
 import dev.surgery.core.PropertyTrees.HolderNode;
@@ -140,5 +141,39 @@ class SurgeryPropertiesRegressionTest {
             true,
             List.of(round(new PolicySpec(Match.GLOB_TOP, 1, 0, -1, Kind.REWRAP))),
             1));
+  }
+
+  /**
+   * float16 (issue 19): a ResNet unit trained with SGD and momentum in float16, its convolutions
+   * adopted (the subject must stay bit-identical to the control), then copied and its batch norms
+   * replaced by fresh ones, with steps between: every value, gradient and state stays float16 and
+   * finite, survivors keep their state. Fixed here so that every build trains float16 once,
+   * whatever the property draws.
+   */
+  @Example
+  void aFloat16ModelIsOperatedOnAndTrainsInFloat16() throws Exception {
+    play(
+        new Scenario(
+            new SeqNode(List.of(new ResUnitNode(false))),
+            OptimizerKind.SGD_MOMENTUM,
+            true,
+            true,
+            List.of(
+                new Round(
+                    2,
+                    List.of(new PolicySpec(Match.CONV, 1, 0, -1, Kind.ADOPT)),
+                    false,
+                    false,
+                    false),
+                new Round(
+                    1,
+                    List.of(
+                        new PolicySpec(Match.CONV, 1, 0, -1, Kind.COPY),
+                        new PolicySpec(Match.NORM, 1, 0, -1, Kind.FRESH)),
+                    false,
+                    false,
+                    false)),
+            2,
+            DataType.FLOAT16));
   }
 }

@@ -12,6 +12,7 @@ import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
@@ -124,14 +125,31 @@ class SurgeryPropertiesTest {
       boolean allowShapeChange,
       boolean revert) {}
 
-  /** A whole generated case. */
+  /**
+   * A whole generated case. The data type is float16 only with plain SGD or SGD with momentum:
+   * DJL's Adam and AdamW turn float16 parameters into NaN at their first step on the PyTorch CPU
+   * engine (epsilon 1e-8 is 0 in float16), with or without surgery.
+   */
   record Scenario(
       SeqNode tree,
       OptimizerKind optimizer,
       boolean twoTrainers,
       boolean initialized,
       List<Round> rounds,
-      int stepsAfter) {}
+      int stepsAfter,
+      DataType dataType) {
+
+    /** A float32 case (the regression cases). */
+    Scenario(
+        SeqNode tree,
+        OptimizerKind optimizer,
+        boolean twoTrainers,
+        boolean initialized,
+        List<Round> rounds,
+        int stepsAfter) {
+      this(tree, optimizer, twoTrainers, initialized, rounds, stepsAfter, DataType.FLOAT32);
+    }
+  }
 
   @Provide
   Arbitrary<Scenario> scenarios() {
@@ -160,19 +178,32 @@ class SurgeryPropertiesTest {
                 Arbitraries.frequencyOf(
                     Tuple.of(4, Arbitraries.just(false)), Tuple.of(1, Arbitraries.just(true))))
             .as(Round::new);
+    // float16 in 1 of 5 cases, with the optimizers the engine trains in float16 (see Scenario).
+    Arbitrary<Tuple.Tuple2<OptimizerKind, DataType>> numerics =
+        Arbitraries.frequencyOf(
+            Tuple.of(
+                4,
+                Arbitraries.of(
+                        OptimizerKind.SGD,
+                        OptimizerKind.SGD_MOMENTUM,
+                        OptimizerKind.ADAM,
+                        OptimizerKind.ADAMW)
+                    .map(k -> Tuple.of(k, DataType.FLOAT32))),
+            Tuple.of(
+                1,
+                Arbitraries.of(OptimizerKind.SGD, OptimizerKind.SGD_MOMENTUM)
+                    .map(k -> Tuple.of(k, DataType.FLOAT16))));
     return Combinators.combine(
             PropertyTrees.trees(),
-            Arbitraries.of(
-                OptimizerKind.SGD,
-                OptimizerKind.SGD_MOMENTUM,
-                OptimizerKind.ADAM,
-                OptimizerKind.ADAMW),
+            numerics,
             Arbitraries.of(false, true),
             Arbitraries.frequencyOf(
                 Tuple.of(5, Arbitraries.just(true)), Tuple.of(1, Arbitraries.just(false))),
             round.list().ofMinSize(1).ofMaxSize(3),
             Arbitraries.integers().between(1, 2))
-        .as(Scenario::new);
+        .as(
+            (tree, kind, two, init, rounds, after) ->
+                new Scenario(tree, kind.get1(), two, init, rounds, after, kind.get2()));
   }
 
   @Property
@@ -215,13 +246,16 @@ class SurgeryPropertiesTest {
       controlBuilt = PropertyTrees.build(scenario.tree());
       subject = TinyModels.model("subject", subjectBuilt.root);
       control = TinyModels.model("control", controlBuilt.root);
+      subject.setDataType(scenario.dataType());
+      control.setDataType(scenario.dataType());
+      Statistics.label("data type").collect(scenario.dataType());
       int count = scenario.twoTrainers() ? 2 : 1;
       for (int i = 0; i < count; i++) {
         subjectTrainers.add(subject.newTrainer(config(scenario.optimizer())));
         controlTrainers.add(control.newTrainer(config(scenario.optimizer())));
       }
       data = NDManager.newBaseManager();
-      x = data.randomNormal(PropertyTrees.INPUT);
+      x = data.randomNormal(PropertyTrees.INPUT).toType(scenario.dataType(), false);
       // Gradients reach the input even when every parameter is frozen, so backward always runs.
       x.setRequiresGradient(true);
     }
@@ -321,7 +355,16 @@ class SurgeryPropertiesTest {
                 (name, state) ->
                     state.forEach(
                         (id, perDevice) ->
-                            perDevice.values().forEach(a -> finite(a, name + " of " + id, when))));
+                            perDevice
+                                .values()
+                                .forEach(
+                                    a -> {
+                                      finite(a, name + " of " + id, when);
+                                      assertEquals(
+                                          scenario.dataType(),
+                                          a.getDataType(),
+                                          "data type of " + name + " of " + id + " " + when);
+                                    })));
       }
       for (Parameter p : live) {
         if (!p.isInitialized()) {
@@ -329,6 +372,10 @@ class SurgeryPropertiesTest {
           continue;
         }
         finite(p.getArray(), "parameter " + p.getName(), when);
+        assertEquals(
+            scenario.dataType(),
+            p.getArray().getDataType(),
+            "data type of parameter " + p.getName() + " " + when);
         if (p.getArray().hasGradient()) {
           finite(p.getArray().getGradient(), "gradient of " + p.getName(), when);
         }
@@ -348,7 +395,7 @@ class SurgeryPropertiesTest {
 
     private static void finite(NDArray array, String what, String when) {
       assertFalse(array.isReleased(), what + " was freed " + when);
-      for (float v : array.toFloatArray()) {
+      for (float v : ExactnessOracle.floats(array)) {
         if (!Float.isFinite(v)) {
           fail(what + " holds " + v + " " + when);
         }
@@ -864,7 +911,7 @@ class SurgeryPropertiesTest {
       parameters = parameters(tree.root);
       for (Parameter p : parameters) {
         if (p.isInitialized()) {
-          values.put(p, p.getArray().toFloatArray());
+          values.put(p, ExactnessOracle.floats(p.getArray()));
         }
       }
       for (Trainer t : run.subjectTrainers) {
@@ -898,7 +945,7 @@ class SurgeryPropertiesTest {
       if (v != null) {
         assertFalse(now.getArray().isReleased(), "array of " + now.getName() + " freed " + when);
         assertArrayEquals(
-            v, now.getArray().toFloatArray(), "values of " + now.getName() + " " + when);
+            v, ExactnessOracle.floats(now.getArray()), "values of " + now.getName() + " " + when);
       }
       for (int i = 0; i < run.subjectTrainers.size(); i++) {
         Trainer t = run.subjectTrainers.get(i);

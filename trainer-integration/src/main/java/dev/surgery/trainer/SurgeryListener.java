@@ -693,22 +693,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           break;
         case DURATION:
           if (event == Event.BATCH_END) {
-            long total = plannedSteps(st);
-            if (total <= 0) {
-              failed(
-                  st,
-                  i,
-                  event,
-                  new IllegalStateException(
-                      "'"
-                          + trigger.describe().substring(3)
-                          + "' needs the planned number of optimizer steps, which is unknown:"
-                          + " set 'total_steps: <n>', or 'total_epochs: <n>' with data that"
-                          + " reports its size"),
-                  0);
-            } else if (st.steps == dueStep(trigger, total)) {
-              apply(trainer, st, i, event);
-            }
+            runDuration(trainer, st, i, trigger);
           }
           break;
         case EVENTS:
@@ -717,6 +702,46 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         default:
           break;
       }
+    }
+  }
+
+  /**
+   * Runs a duration entry at its step. Data that does not report its size tells the number of
+   * batches per epoch only when the first epoch ends, so until then the entry waits; if its step
+   * turns out to have passed by then, it fails (or is skipped) saying so, rather than run late or
+   * never.
+   */
+  private void runDuration(Trainer trainer, TrainerState st, int index, Trigger trigger) {
+    long total = plannedSteps(st);
+    String time = "'" + trigger.describe().substring(3) + "'";
+    if (total <= 0 && plannedEpochs(st) > 0 && st.completedEpochs == 0) {
+      return; // the epochs are known, their size comes with the first epoch's end
+    }
+    RuntimeException problem = null;
+    if (total <= 0) {
+      problem =
+          new IllegalStateException(
+              time
+                  + " needs the planned number of optimizer steps, which is unknown: set"
+                  + " 'total_steps: <n>', or 'total_epochs: <n>'");
+    } else if (st.steps > dueStep(trigger, total)) {
+      problem =
+          new IllegalStateException(
+              time
+                  + " is step "
+                  + dueStep(trigger, total)
+                  + " of "
+                  + total
+                  + ", but training is already at step "
+                  + st.steps
+                  + ": the length of training became known too late (data that does not report"
+                  + " its size tells it when the first epoch ends); set 'total_steps: <n>' to"
+                  + " place it exactly");
+    }
+    if (problem != null) {
+      failed(st, index, Event.BATCH_END, problem, 0);
+    } else if (st.steps == dueStep(trigger, total)) {
+      apply(trainer, st, index, Event.BATCH_END);
     }
   }
 

@@ -79,6 +79,50 @@ class EventsTest {
     return expected;
   }
 
+  /**
+   * A hand-written loop that reports every event itself. It trains without {@code
+   * EasyTrain.trainBatch}, so no {@code onTrainingBatch} arrives and no batch tells the listener
+   * the data's size. It ends each epoch both ways, as under the agent ({@code onEvent(EPOCH_END)}
+   * and DJL's {@code onEpoch}).
+   */
+  private static void handWrittenLoop(
+      SurgeryListener listener,
+      Trainer trainer,
+      int epochs,
+      ArrayDataset train,
+      ArrayDataset validation)
+      throws Exception {
+    listener.onEvent(Event.INIT, trainer);
+    listener.onEvent(Event.FIT_START, trainer);
+    for (int epoch = 0; epoch < epochs; epoch++) {
+      listener.onEvent(Event.EPOCH_START, trainer);
+      for (Batch batch : trainer.iterateDataset(train)) {
+        listener.onEvent(Event.BATCH_START, trainer);
+        try (GradientCollector collector = trainer.newGradientCollector()) {
+          NDList preds = trainer.forward(batch.getData(), batch.getLabels());
+          NDArray loss = trainer.getLoss().evaluate(batch.getLabels(), preds);
+          listener.onEvent(Event.AFTER_FORWARD, trainer);
+          collector.backward(loss);
+          listener.onEvent(Event.AFTER_BACKWARD, trainer);
+        }
+        trainer.step();
+        listener.onEvent(Event.BATCH_END, trainer);
+        batch.close();
+      }
+      if (validation != null) {
+        listener.onEvent(Event.EVAL_START, trainer);
+        for (Batch batch : trainer.iterateDataset(validation)) {
+          EasyTrain.validateBatch(trainer, batch);
+          batch.close();
+        }
+        listener.onEvent(Event.EVAL_END, trainer);
+      }
+      listener.onEvent(Event.EPOCH_END, trainer);
+      trainer.notifyListeners(l -> l.onEpoch(trainer));
+    }
+    listener.onEvent(Event.FIT_END, trainer);
+  }
+
   @Test
   void surgeryTrainFitReportsEveryEventOnceInTheDocumentedOrder() throws Exception {
     SurgeryListener listener = listener("algorithms:\n  - name: t_ev_rec\n");
@@ -99,36 +143,8 @@ class EventsTest {
         NDManager manager = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
       trainer.initialize(TestModels.INPUT);
-      ArrayDataset train = TestModels.dataset(manager, 1);
-      ArrayDataset validation = TestModels.dataset(manager, 2);
-      listener.onEvent(Event.INIT, trainer);
-      listener.onEvent(Event.FIT_START, trainer);
-      for (int epoch = 0; epoch < 2; epoch++) {
-        listener.onEvent(Event.EPOCH_START, trainer);
-        for (Batch batch : trainer.iterateDataset(train)) {
-          listener.onEvent(Event.BATCH_START, trainer);
-          try (GradientCollector collector = trainer.newGradientCollector()) {
-            NDList preds = trainer.forward(batch.getData(), batch.getLabels());
-            NDArray loss = trainer.getLoss().evaluate(batch.getLabels(), preds);
-            listener.onEvent(Event.AFTER_FORWARD, trainer);
-            collector.backward(loss);
-            listener.onEvent(Event.AFTER_BACKWARD, trainer);
-          }
-          trainer.step();
-          listener.onEvent(Event.BATCH_END, trainer);
-          batch.close();
-        }
-        listener.onEvent(Event.EVAL_START, trainer);
-        for (Batch batch : trainer.iterateDataset(validation)) {
-          EasyTrain.validateBatch(trainer, batch);
-          batch.close();
-        }
-        listener.onEvent(Event.EVAL_END, trainer);
-        // Both ways of ending an epoch, as under the agent: counted once.
-        listener.onEvent(Event.EPOCH_END, trainer);
-        trainer.notifyListeners(l -> l.onEpoch(trainer));
-      }
-      listener.onEvent(Event.FIT_END, trainer);
+      handWrittenLoop(
+          listener, trainer, 2, TestModels.dataset(manager, 1), TestModels.dataset(manager, 2));
     }
     assertEquals(expectedFitOrder(), EventRecorder.SEEN);
   }
@@ -218,6 +234,37 @@ class EventsTest {
     }
     // 2 epochs of 4 batches: 0.75dur is step 6; epoch ends come after steps 4 and 8.
     assertEquals(List.of("c@4", "d@4", "b@5", "a@6", "c@8"), EventRecorder.MARKS);
+  }
+
+  /**
+   * A hand-written loop whose data does not report its size: the listener learns the batches per
+   * epoch when the first epoch ends. A duration entry due later waits and lands on its step; one
+   * whose step had passed by then fails saying so instead of running late or silently never.
+   */
+  @Test
+  void durationEntriesWaitForTheLengthWhenOnlyTheFirstEpochTellsIt() throws Exception {
+    SurgeryListener listener =
+        listener(
+            "algorithms:\n"
+                + "  - {name: t_ev_mark, tag: a, at: 0.5dur}\n"
+                + "  - {name: t_ev_mark, tag: b, at: 0.1dur}\n"
+                + "total_epochs: 3\n"
+                + "on_error: skip\n");
+    try (Model model = TestModels.model("dur-wait");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      handWrittenLoop(listener, trainer, 3, TestModels.dataset(manager, 1), null);
+    }
+    // 3 epochs of 4 batches: 0.5dur is step 6; 0.1dur is step 2, which had passed at step 5.
+    assertEquals(List.of("a@6"), EventRecorder.MARKS);
+    List<String> outcomes =
+        listener.getOutcomes().stream().map(Object::toString).collect(Collectors.toList());
+    // The mark changes no block, so only the skipped entry leaves an outcome.
+    assertEquals(1, outcomes.size(), outcomes.toString());
+    String early = outcomes.get(0);
+    assertTrue(
+        early.contains("'0.1dur' is step 2 of 12, but training is already at step 5"), early);
   }
 
   @Test

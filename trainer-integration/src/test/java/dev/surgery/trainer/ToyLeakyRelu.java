@@ -48,18 +48,16 @@ final class ToyLeakyRelu extends AbstractSurgeryAlgorithm {
 
   @Override
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
-    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
+    return policy(
         (block, path) -> block instanceof LambdaBlock l && value(RELU_NAME).equals(l.getName()),
         (block, index) -> Activation.leakyReluBlock(value(ALPHA).floatValue()));
-    return policies;
   }
 
   /** Builds {@link ToyLeakyRelu}. */
   static final class Builder extends AlgorithmBuilder<Builder, ToyLeakyRelu> {
 
     Builder() {
-      super(SPEC, ToyLeakyRelu.class);
+      super(SPEC);
     }
 
     Builder optAlpha(double alpha) {

@@ -28,9 +28,11 @@ import java.util.stream.Collectors;
  *       training forward, {@code onEpoch}, the end of {@code fit} and {@code Trainer.close()}.
  * </ul>
  *
- * <p>Calls made while an event is being handled (an algorithm's own forward passes) report nothing.
- * Only trainers the agent attached its listener to are tracked ({@link #track}); calls for other
- * trainers are ignored. The state of a trainer goes when the trainer is garbage.
+ * <p>Calls made by the thread handling an event (an algorithm's own forward passes) report nothing;
+ * other threads' calls wait until the event is handled. A handler must therefore not wait for work
+ * it hands to other threads that call instrumented DJL methods for the same trainer. Only trainers
+ * the agent attached its listener to are tracked ({@link #track}); calls for other trainers are
+ * ignored. The state of a trainer goes when the trainer is garbage.
  */
 final class AgentEvents {
 
@@ -81,7 +83,7 @@ final class AgentEvents {
   /** Exit of {@code Trainer.initialize}. */
   void initialized(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p != null && !p.firing) {
+    if (p != null && !p.firingHere()) {
       synchronized (p) {
         fire(p, Event.INIT, trainer);
       }
@@ -91,7 +93,7 @@ final class AgentEvents {
   /** Entry of {@code EasyTrain.fit}, after the planned epochs were passed on. */
   void fitStarting(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p != null && !p.firing) {
+    if (p != null && !p.firingHere()) {
       synchronized (p) {
         closeLazyEvaluation(p, trainer);
         fire(p, Event.FIT_START, trainer);
@@ -102,7 +104,7 @@ final class AgentEvents {
   /** Normal return of {@code EasyTrain.fit}. */
   void fitEnded(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p != null && !p.firing) {
+    if (p != null && !p.firingHere()) {
       synchronized (p) {
         closeLazyEvaluation(p, trainer);
         fire(p, Event.FIT_END, trainer);
@@ -113,7 +115,7 @@ final class AgentEvents {
   /** Entry of a training {@code Trainer.forward}. */
   void forwardStarting(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firing) {
+    if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
@@ -134,7 +136,7 @@ final class AgentEvents {
   /** Normal return of a training {@code Trainer.forward}. */
   void forwardEnded(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firing) {
+    if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
@@ -148,7 +150,7 @@ final class AgentEvents {
   /** Normal return of a gradient collector's {@code backward} for this trainer. */
   void backwardEnded(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firing) {
+    if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
@@ -162,7 +164,7 @@ final class AgentEvents {
   /** Normal return of {@code Trainer.step()}: every step is one batch end. */
   void stepEnded(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firing) {
+    if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
@@ -174,7 +176,7 @@ final class AgentEvents {
   /** Entry of {@code Trainer.evaluate}: opens an evaluation unless one is open. */
   void evaluateStarting(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firing) {
+    if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
@@ -188,7 +190,7 @@ final class AgentEvents {
   /** Entry of {@code EasyTrain.evaluateDataset} with a dataset. */
   void evaluateDatasetStarting(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firing) {
+    if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
@@ -205,7 +207,7 @@ final class AgentEvents {
   /** Return (normal or not) of {@code EasyTrain.evaluateDataset} with a dataset. */
   void evaluateDatasetEnded(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firing) {
+    if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
@@ -221,7 +223,7 @@ final class AgentEvents {
    */
   void epochEnding(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firing) {
+    if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
@@ -238,7 +240,7 @@ final class AgentEvents {
   /** DJL's {@code onTrainingEnd} ({@code Trainer.close()}). */
   void trainingEnding(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firing) {
+    if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
@@ -254,7 +256,7 @@ final class AgentEvents {
    */
   void load(Event event, Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firing) {
+    if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
@@ -268,11 +270,11 @@ final class AgentEvents {
    * program's: they report nothing.
    */
   private void fire(Phase p, Event event, Object trainer) {
-    p.firing = true;
+    p.firingThread = Thread.currentThread();
     try {
       sink.accept(event, trainer);
     } finally {
-      p.firing = false;
+      p.firingThread = null;
     }
   }
 
@@ -283,7 +285,7 @@ final class AgentEvents {
     }
   }
 
-  /** Where one trainer is in its training loop. Guarded by itself, except {@code firing}. */
+  /** Where one trainer is in its training loop. Guarded by itself, except {@code firingThread}. */
   private static final class Phase {
     boolean epochOpen;
     boolean batchOpen;
@@ -292,7 +294,15 @@ final class AgentEvents {
     int datasetEvaluations;
     boolean lazyEvaluation;
 
-    /** Set while the sink runs; read without the lock, so that other threads do not wait. */
-    volatile boolean firing;
+    /**
+     * The thread running the sink, null otherwise. Only that thread's calls are the sink's own and
+     * report nothing; another thread's call (a parallel executor's split of the same batch) waits
+     * for the lock and is then counted, instead of being lost or racing with a surgery.
+     */
+    volatile Thread firingThread;
+
+    boolean firingHere() {
+      return firingThread == Thread.currentThread();
+    }
   }
 }

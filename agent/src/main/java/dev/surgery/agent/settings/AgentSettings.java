@@ -130,13 +130,22 @@ public final class AgentSettings {
     return new AgentSettings(config, enabled, debug, dryRun, extensions, Map.copyOf(sources));
   }
 
-  /** Splits a path list at the platform's path separator, dropping empty items. */
+  /** Splits a path list at commas and the platform's path separator, dropping empty items. */
   private static List<String> paths(String value) {
+    return paths(value, File.pathSeparator);
+  }
+
+  /**
+   * Splits a path list at commas and at {@code pathSeparator}. Commas as well because on Windows
+   * the path separator {@code ;} also separates the settings of the agent argument, so there a list
+   * of two jars can only be written {@code extensions=a.jar,b.jar}.
+   */
+  static List<String> paths(String value, String pathSeparator) {
     if (value == null || value.isBlank()) {
       return List.of();
     }
     List<String> out = new ArrayList<>();
-    for (String item : value.split(Pattern.quote(File.pathSeparator))) {
+    for (String item : value.split("," + "|" + Pattern.quote(pathSeparator))) {
       if (!item.isBlank()) {
         out.add(item.trim());
       }

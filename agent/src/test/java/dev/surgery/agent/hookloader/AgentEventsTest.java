@@ -1,10 +1,13 @@
 package dev.surgery.agent.hookloader;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import dev.surgery.core.events.Event;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -15,16 +18,20 @@ import org.junit.jupiter.api.Test;
 class AgentEventsTest {
 
   private final Object trainer = new Object();
-  private final List<Event> seen = new ArrayList<>();
+  private final List<Event> seen = Collections.synchronizedList(new ArrayList<>());
   private final AgentEvents events = new AgentEvents(this::record);
 
   private Runnable onBatchEnd = () -> {};
+  private Runnable onBatchStart = () -> {};
 
   private void record(Event event, Object t) {
     assertEquals(trainer, t);
     seen.add(event);
     if (event == Event.BATCH_END) {
       onBatchEnd.run();
+    }
+    if (event == Event.BATCH_START) {
+      onBatchStart.run();
     }
   }
 
@@ -154,6 +161,46 @@ class AgentEventsTest {
     batch();
     batch();
     assertEquals(expectedFit(1, 2, false).subList(2, 11), seen);
+  }
+
+  /**
+   * A parallel executor trains the splits of one batch on several threads. While one thread's
+   * BATCH_START is handled (a surgery may be running), another split's calls must wait and then
+   * count: neither run beside the surgery nor be taken for the handler's own calls and lost.
+   */
+  @Test
+  void anotherThreadsCallsWaitForTheEventAndAreCounted() throws Exception {
+    events.track(trainer);
+    Thread split =
+        new Thread(
+            () -> {
+              events.forwardStarting(trainer);
+              events.forwardEnded(trainer);
+              events.backwardEnded(trainer);
+            });
+    AtomicBoolean splitDoneDuringHandler = new AtomicBoolean();
+    onBatchStart =
+        () -> {
+          split.start();
+          try {
+            split.join(500);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+          splitDoneDuringHandler.set(!split.isAlive());
+        };
+    events.forwardStarting(trainer);
+    split.join();
+    events.stepEnded(trainer);
+    assertFalse(splitDoneDuringHandler.get(), "the other split ran while BATCH_START was handled");
+    assertEquals(
+        List.of(
+            Event.EPOCH_START,
+            Event.BATCH_START,
+            Event.AFTER_FORWARD,
+            Event.AFTER_BACKWARD,
+            Event.BATCH_END),
+        seen);
   }
 
   @Test

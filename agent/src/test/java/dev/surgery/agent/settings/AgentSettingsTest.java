@@ -92,6 +92,18 @@ class AgentSettingsTest {
     assertEquals(List.of(), resolve("x.yaml", Map.of(), Map.of()).getExtensions());
   }
 
+  /** On Windows ';' is both the path separator and the argument's separator: commas work. */
+  @Test
+  void extensionsAlsoSplitAtCommasSoWindowsCanListTwoJarsInTheArgument() {
+    assertEquals(
+        List.of("a.jar", "b.jar"),
+        resolve("config=x.yaml;extensions=a.jar,b.jar", Map.of(), Map.of()).getExtensions());
+    assertEquals(
+        List.of("C:\\p\\a.jar", "D:\\b.jar", "c.jar"),
+        AgentSettings.paths("C:\\p\\a.jar;D:\\b.jar,c.jar", ";"),
+        "Windows: a drive letter's colon is not a separator");
+  }
+
   @Test
   void defaultsWhenNothingIsSet() {
     AgentSettings s = resolve(null, Map.of(), Map.of());

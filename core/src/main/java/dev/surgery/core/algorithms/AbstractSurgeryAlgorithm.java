@@ -95,6 +95,20 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
       SurgeryContext context);
 
   /**
+   * Returns the policies of an algorithm that replaces one kind of block.
+   *
+   * @param matcher selects the blocks to replace
+   * @param replacement builds the replacement of a selected block
+   * @return a map holding the one policy
+   */
+  protected static LinkedHashMap<BlockMatcher, ReplacementFunction> policy(
+      BlockMatcher matcher, ReplacementFunction replacement) {
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(matcher, replacement);
+    return policies;
+  }
+
+  /**
    * Returns the engine options for one application. The default keeps the context's trainers exact,
    * does not visit replacements, and requires output shapes to be kept. Override to change that
    * (start from {@code SurgeryOptions.builder().optTrainers(context.trainers())}).
@@ -329,18 +343,15 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
       B extends AlgorithmBuilder<B, A>, A extends Algorithm> {
 
     private final AlgorithmSpec spec;
-    private final Class<A> algorithmClass;
     private final Map<String, Object> given = new LinkedHashMap<>();
 
     /**
      * Creates a builder with every hyperparameter at its default.
      *
-     * @param spec the algorithm's spec
-     * @param algorithmClass the class its factory returns
+     * @param spec the algorithm's spec, whose factory builds an {@code A}
      */
-    protected AlgorithmBuilder(AlgorithmSpec spec, Class<A> algorithmClass) {
+    protected AlgorithmBuilder(AlgorithmSpec spec) {
       this.spec = spec;
-      this.algorithmClass = algorithmClass;
     }
 
     /**
@@ -372,8 +383,9 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
      * @return the algorithm
      * @throws IllegalArgumentException naming the invalid hyperparameters
      */
+    @SuppressWarnings("unchecked") // the spec's factory is the algorithm's constructor
     public A build() {
-      return algorithmClass.cast(spec.create(given));
+      return (A) spec.create(given);
     }
   }
 }

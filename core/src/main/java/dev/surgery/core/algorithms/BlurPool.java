@@ -93,11 +93,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
     }
   }
 
-  /**
-   * Creates a builder with Composer's defaults.
-   *
-   * @return a new builder
-   */
+  /** {@return a builder with Composer's defaults} */
   public static Builder builder() {
     return new Builder();
   }
@@ -231,7 +227,7 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
   public static final class Builder extends AlgorithmBuilder<Builder, BlurPool> {
 
     Builder() {
-      super(SPEC, BlurPool.class);
+      super(SPEC);
     }
 
     /**

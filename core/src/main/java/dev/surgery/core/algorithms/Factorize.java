@@ -98,11 +98,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
     super(values);
   }
 
-  /**
-   * Creates a builder with Composer's defaults.
-   *
-   * @return a builder
-   */
+  /** {@return a builder with Composer's defaults} */
   public static Builder builder() {
     return new Builder();
   }
@@ -178,14 +174,12 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
         }
       }
     }
-    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
+    return policy(
         (block, path) -> ranks.containsKey(block),
         (block, index) ->
             block instanceof Conv2d conv
                 ? FactorizedConv2d.from(conv, ranks.get(block))
                 : FactorizedLinear.from((Linear) block, ranks.get(block)));
-    return policies;
   }
 
   private static long inputFeatures(Linear linear) {
@@ -210,7 +204,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
   public static final class Builder extends AlgorithmBuilder<Builder, Factorize> {
 
     Builder() {
-      super(SPEC, Factorize.class);
+      super(SPEC);
     }
 
     /**

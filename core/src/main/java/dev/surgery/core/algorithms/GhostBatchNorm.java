@@ -36,11 +36,7 @@ public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
     super(values);
   }
 
-  /**
-   * Creates a builder with Composer's defaults.
-   *
-   * @return a builder
-   */
+  /** {@return a builder with Composer's defaults} */
   public static Builder builder() {
     return new Builder();
   }
@@ -48,18 +44,16 @@ public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
   /** {@inheritDoc} */
   @Override
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
-    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
+    return policy(
         BlockMatcher.ofClass(BatchNorm.class),
         (block, index) -> GhostBatchNormBlock.from((BatchNorm) block, value(GHOST_BATCH_SIZE)));
-    return policies;
   }
 
   /** Builds {@link GhostBatchNorm}. */
   public static final class Builder extends AlgorithmBuilder<Builder, GhostBatchNorm> {
 
     Builder() {
-      super(SPEC, GhostBatchNorm.class);
+      super(SPEC);
     }
 
     /**

@@ -55,11 +55,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     super(values);
   }
 
-  /**
-   * Creates a builder with Composer's defaults.
-   *
-   * @return a builder
-   */
+  /** {@return a builder with Composer's defaults} */
   public static Builder builder() {
     return new Builder();
   }
@@ -213,7 +209,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   public static final class Builder extends AlgorithmBuilder<Builder, LayerFreezing> {
 
     Builder() {
-      super(SPEC, LayerFreezing.class);
+      super(SPEC);
     }
 
     /**

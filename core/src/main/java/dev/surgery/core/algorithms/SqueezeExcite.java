@@ -64,11 +64,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
     super(values);
   }
 
-  /**
-   * Creates a builder with Composer's defaults.
-   *
-   * @return a builder
-   */
+  /** {@return a builder with Composer's defaults} */
   public static Builder builder() {
     return new Builder();
   }
@@ -129,8 +125,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
       }
       selected.put(b, out);
     }
-    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
+    return policy(
         (block, path) -> selected.containsKey(block),
         (block, index) -> {
           long channels = selected.get(block);
@@ -139,14 +134,13 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
               ? new SqueezeExciteConv2d(conv, latent)
               : new SqueezeExciteConv2d(block, channels, latent);
         });
-    return policies;
   }
 
   /** Builds {@link SqueezeExcite}. */
   public static final class Builder extends AlgorithmBuilder<Builder, SqueezeExcite> {
 
     Builder() {
-      super(SPEC, SqueezeExcite.class);
+      super(SPEC);
     }
 
     /**

@@ -86,11 +86,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
     super(values);
   }
 
-  /**
-   * Creates a builder with Composer's defaults.
-   *
-   * @return a builder
-   */
+  /** {@return a builder with Composer's defaults} */
   public static Builder builder() {
     return new Builder();
   }
@@ -164,18 +160,16 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
     }
     StochasticResidual.Mode mode =
         StochasticResidual.Mode.valueOf(value(STOCHASTIC_METHOD).toUpperCase(Locale.ROOT));
-    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
+    return policy(
         (block, path) -> rates.containsKey(block),
         (block, index) -> new StochasticResidual(block, mode, rates.get(block)));
-    return policies;
   }
 
   /** Builds {@link StochasticDepth}. */
   public static final class Builder extends AlgorithmBuilder<Builder, StochasticDepth> {
 
     Builder() {
-      super(SPEC, StochasticDepth.class);
+      super(SPEC);
     }
 
     /**

@@ -51,11 +51,7 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
     super(values);
   }
 
-  /**
-   * Creates a builder with Composer's defaults.
-   *
-   * @return a builder
-   */
+  /** {@return a builder with Composer's defaults} */
   public static Builder builder() {
     return new Builder();
   }
@@ -76,14 +72,12 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
         selected.add(c);
       }
     }
-    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
+    return policy(
         (block, path) -> selected.contains(block),
         (block, index) ->
             block instanceof AdoptingConv2d own
                 ? own.withWeightStandardization()
                 : WeightStandardizedConv2d.from((Conv2d) block));
-    return policies;
   }
 
   /**
@@ -102,7 +96,7 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
   public static final class Builder extends AlgorithmBuilder<Builder, WeightStandardization> {
 
     Builder() {
-      super(SPEC, WeightStandardization.class);
+      super(SPEC);
     }
 
     /**

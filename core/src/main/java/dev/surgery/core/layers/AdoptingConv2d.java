@@ -1,11 +1,13 @@
 package dev.surgery.core.layers;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.ParameterList;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 
@@ -81,6 +83,25 @@ public abstract class AdoptingConv2d extends Conv2d implements ConvolutionLayer 
     // the weight's (the model's), which would keep every batch's copies alive.
     return weightStandardized ? WeightStandardizedConv2d.standardize(w, input.getManager()) : w;
   }
+
+  /** {@inheritDoc} */
+  @Override
+  protected final NDList forwardInternal(
+      ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+    NDArray input = inputs.singletonOrThrow();
+    NDArray w = weightFor(store, input, training);
+    return convolve(input, w, store.getValue(bias, input.getDevice(), training));
+  }
+
+  /**
+   * Convolves the input of one forward pass.
+   *
+   * @param input the only input
+   * @param weight the weight of this pass ({@link #weightFor})
+   * @param bias the bias, or null without one
+   * @return the output
+   */
+  protected abstract NDList convolve(NDArray input, NDArray weight, NDArray bias);
 
   /**
    * Returns a builder holding every setting of {@code conv}.

@@ -1,13 +1,10 @@
 package dev.surgery.core.layers;
 
-import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
-import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
 
 /**
  * A {@link Conv2d} with BlurPool's anti-aliasing (Zhang, 2019; MosaicML Composer's {@code
@@ -111,22 +108,13 @@ public class BlurConv2d extends AdoptingConv2d {
 
   /** {@inheritDoc} */
   @Override
-  protected NDList forwardInternal(
-      ParameterStore parameterStore,
-      NDList inputs,
-      boolean training,
-      PairList<String, Object> params) {
-    NDArray input = inputs.singletonOrThrow();
-    Device device = input.getDevice();
-    NDArray weightArray = weightFor(parameterStore, input, training);
-    NDArray biasArray = parameterStore.getValue(bias, device, training);
+  protected NDList convolve(NDArray input, NDArray weight, NDArray bias) {
     if (blurFirst) {
       NDArray blurred = blur.blur(input, new Shape(1, 1));
-      return conv2d(blurred, weightArray, biasArray, stride, padding, dilation, groups);
+      return conv2d(blurred, weight, bias, stride, padding, dilation, groups);
     }
     NDArray dense =
-        conv2d(input, weightArray, biasArray, new Shape(1, 1), padding, dilation, groups)
-            .singletonOrThrow();
+        conv2d(input, weight, bias, new Shape(1, 1), padding, dilation, groups).singletonOrThrow();
     return new NDList(blur.blur(dense, stride));
   }
 

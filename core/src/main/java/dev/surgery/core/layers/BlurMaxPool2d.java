@@ -3,12 +3,10 @@ package dev.surgery.core.layers;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.LambdaBlock;
 import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
 import dev.surgery.core.BlockInspector;
 import dev.surgery.core.PoolSettings;
 import dev.surgery.core.internal.DjlInternals;
@@ -23,7 +21,7 @@ import dev.surgery.core.internal.DjlInternals;
  * <p>The block has no parameters; it saves a version byte and its input shapes exactly like the
  * {@code maxPool2d} {@link LambdaBlock} it replaces, so models save and load in both directions.
  */
-public class BlurMaxPool2d extends AbstractBlock {
+public class BlurMaxPool2d extends SingleInputBlock {
 
   private static final byte VERSION = 2;
   private static final Shape DENSE = new Shape(1, 1);
@@ -136,12 +134,7 @@ public class BlurMaxPool2d extends AbstractBlock {
 
   /** {@inheritDoc} */
   @Override
-  protected NDList forwardInternal(
-      ParameterStore parameterStore,
-      NDList inputs,
-      boolean training,
-      PairList<String, Object> params) {
-    NDArray input = inputs.singletonOrThrow();
+  protected NDList forwardSingle(ParameterStore parameterStore, NDArray input, boolean training) {
     NDArray pooled = Pool.maxPool2d(input, kernelShape, DENSE, padding, false);
     if (ceilMode) {
       Shape in = input.getShape();

@@ -1,10 +1,9 @@
 package dev.surgery.core.layers;
 
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
 
 /**
  * A standalone anti-aliased subsampling block: blurs every channel with the {@link BlurFilter}
@@ -15,7 +14,7 @@ import ai.djl.util.PairList;
  * <p>The block has no parameters and no children. It saves a version byte and its input shapes,
  * like a DJL {@code LambdaBlock}, so it can stand in for a parameter-free lambda in a saved model.
  */
-public class BlurPool2d extends AbstractBlock {
+public class BlurPool2d extends SingleInputBlock {
 
   private static final byte VERSION = 2;
 
@@ -54,12 +53,8 @@ public class BlurPool2d extends AbstractBlock {
 
   /** {@inheritDoc} */
   @Override
-  protected NDList forwardInternal(
-      ParameterStore parameterStore,
-      NDList inputs,
-      boolean training,
-      PairList<String, Object> params) {
-    return new NDList(blur.blur(inputs.singletonOrThrow(), stride));
+  protected NDList forwardSingle(ParameterStore parameterStore, NDArray input, boolean training) {
+    return new NDList(blur.blur(input, stride));
   }
 
   /** {@inheritDoc} */

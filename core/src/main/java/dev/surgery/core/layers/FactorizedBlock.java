@@ -1,15 +1,10 @@
 package dev.surgery.core.layers;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
-import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
 
 /**
  * A low-rank factorization of one layer into two, {@code module1(module0(x))}, with no nonlinearity
@@ -18,7 +13,7 @@ import ai.djl.util.PairList;
  *
  * @param <B> the type of the two layers
  */
-public abstract class FactorizedBlock<B extends Block> extends AbstractBlock {
+public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
 
   /** The layer to the latent size. */
   protected final B module0;
@@ -49,30 +44,6 @@ public abstract class FactorizedBlock<B extends Block> extends AbstractBlock {
    */
   public int getRank() {
     return rank;
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  protected NDList forwardInternal(
-      ParameterStore parameterStore,
-      NDList inputs,
-      boolean training,
-      PairList<String, Object> params) {
-    NDList latent = module0.forward(parameterStore, inputs, training, params);
-    return module1.forward(parameterStore, latent, training, params);
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  public Shape[] getOutputShapes(Shape[] inputs) {
-    return module1.getOutputShapes(module0.getOutputShapes(inputs));
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
-    module0.initialize(manager, dataType, inputShapes);
-    module1.initialize(manager, dataType, module0.getOutputShapes(inputShapes));
   }
 
   /**

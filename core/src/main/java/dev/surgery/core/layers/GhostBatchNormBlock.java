@@ -6,7 +6,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.training.ParameterStore;
@@ -33,7 +32,7 @@ import java.io.IOException;
  * metadata and parameters), so the optimizer loses nothing and checkpoints load either way. DJL's
  * {@code BatchNorm} cannot be subclassed outside its package, hence a separate class.
  */
-public class GhostBatchNormBlock extends AbstractBlock implements BatchNormLayer {
+public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLayer {
 
   /** BatchNorm's own encoding version, so that checkpoints are interchangeable. */
   private static final byte VERSION = 2;
@@ -100,12 +99,7 @@ public class GhostBatchNormBlock extends AbstractBlock implements BatchNormLayer
 
   /** {@inheritDoc} */
   @Override
-  protected NDList forwardInternal(
-      ParameterStore parameterStore,
-      NDList inputs,
-      boolean training,
-      PairList<String, Object> params) {
-    NDArray input = inputs.singletonOrThrow();
+  protected NDList forwardSingle(ParameterStore parameterStore, NDArray input, boolean training) {
     Device device = input.getDevice();
     NDArray g = parameterStore.getValue(gamma, device, training);
     NDArray b = parameterStore.getValue(beta, device, training);

@@ -5,18 +5,16 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Activation;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
 
 /**
  * A squeeze-excite gate for NCHW feature maps: each channel is scaled by {@code sigmoid(W2 relu(W1
  * m))}, where {@code m} is the vector of per-channel spatial means and {@code W1} ({@code latent x
  * channels}) and {@code W2} ({@code channels x latent}) are bias-free linear layers.
  */
-public class SqueezeExcite2d extends AbstractBlock {
+public class SqueezeExcite2d extends SingleInputBlock {
 
   private final long channels;
   private final long latentChannels;
@@ -53,12 +51,7 @@ public class SqueezeExcite2d extends AbstractBlock {
 
   /** {@inheritDoc} */
   @Override
-  protected NDList forwardInternal(
-      ParameterStore parameterStore,
-      NDList inputs,
-      boolean training,
-      PairList<String, Object> params) {
-    NDArray x = inputs.singletonOrThrow();
+  protected NDList forwardSingle(ParameterStore parameterStore, NDArray x, boolean training) {
     long n = x.getShape().get(0);
     long c = x.getShape().get(1);
     NDArray squeezed = x.reshape(n, c, -1).mean(new int[] {2});

@@ -1,14 +1,7 @@
 package dev.surgery.core.layers;
 
-import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.convolutional.Conv2d;
-import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
 
 /**
  * A convolution followed by a {@link SqueezeExcite2d} gate on its output. It holds the original
@@ -17,7 +10,7 @@ import ai.djl.util.PairList;
  * new. Later surgery may replace that layer by another one with the same output channels (a {@link
  * BlurConv2d}, a {@link FactorizedConv2d}), which the block then gates.
  */
-public class SqueezeExciteConv2d extends AbstractBlock implements ConvolutionLayer {
+public class SqueezeExciteConv2d extends TwoStageBlock implements ConvolutionLayer {
 
   private final Block conv;
   private final SqueezeExcite2d gate;
@@ -75,29 +68,5 @@ public class SqueezeExciteConv2d extends AbstractBlock implements ConvolutionLay
    */
   public SqueezeExcite2d getGate() {
     return gate;
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  protected NDList forwardInternal(
-      ParameterStore parameterStore,
-      NDList inputs,
-      boolean training,
-      PairList<String, Object> params) {
-    NDList y = conv.forward(parameterStore, inputs, training, params);
-    return gate.forward(parameterStore, y, training, params);
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  public Shape[] getOutputShapes(Shape[] inputs) {
-    return conv.getOutputShapes(inputs);
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
-    conv.initialize(manager, dataType, inputShapes);
-    gate.initialize(manager, dataType, conv.getOutputShapes(inputShapes));
   }
 }

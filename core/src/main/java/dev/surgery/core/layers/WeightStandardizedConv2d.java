@@ -5,8 +5,6 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
-import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
 
 /**
  * A {@link Conv2d} that standardizes its weight per output channel on every forward pass: {@code W'
@@ -64,15 +62,8 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
 
   /** {@inheritDoc} */
   @Override
-  protected NDList forwardInternal(
-      ParameterStore parameterStore,
-      NDList inputs,
-      boolean training,
-      PairList<String, Object> params) {
-    NDArray input = inputs.singletonOrThrow();
-    NDArray w = weightFor(parameterStore, input, training);
-    NDArray b = parameterStore.getValue(bias, input.getDevice(), training);
-    return Conv2d.conv2d(input, w, b, stride, padding, dilation, groups);
+  protected NDList convolve(NDArray input, NDArray weight, NDArray bias) {
+    return Conv2d.conv2d(input, weight, bias, stride, padding, dilation, groups);
   }
 
   /**

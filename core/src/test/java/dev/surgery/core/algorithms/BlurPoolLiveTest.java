@@ -31,13 +31,15 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.BlurConv2d;
+import dev.surgery.core.layers.BlurMaxPool2d;
 import dev.surgery.core.testing.TinyData;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * BlurPool applied inside {@code EasyTrain.fit} with Adam, after the first epoch, on DJL's
@@ -73,7 +75,10 @@ class BlurPoolLiveTest {
 
         assertNotNull(listener.report, "surgery must have run after epoch 1");
         assertEquals(Map.of("Conv2d->BlurConv2d", 4), listener.report.countsByType());
-        assertEquals(listener.report.parametersBefore(), listener.report.parametersAfter());
+        // The report's counts against DJL's own arrays, counted before and after the surgery.
+        assertEquals(listener.scalarsBefore, listener.report.parametersBefore());
+        assertEquals(listener.scalarsBefore, listener.scalarsAfter, "blurring adds no parameter");
+        assertEquals(listener.scalarsAfter, listener.report.parametersAfter());
         String tree = model.getBlock().toString();
         assertTrue(tree.contains("BlurConv2d"), tree);
         assertEquals(4, countBlurConvs(model.getBlock()));
@@ -84,15 +89,7 @@ class BlurPoolLiveTest {
         for (Map.Entry<String, Object> e : listener.stateBefore.entrySet()) {
           assertSame(e.getValue(), listener.stateAfter.get(e.getKey()), e.getKey());
         }
-        // and training went on updating the adopted weights
-        for (int i = 0; i < listener.blurWeights.size(); i++) {
-          float[] now = listener.blurWeights.get(i).getArray().toFloatArray();
-          assertFalse(
-              java.util.Arrays.equals(listener.weightsAtSurgery.get(i), now),
-              "weight " + i + " must still be trained after surgery");
-        }
-        float loss = TinyData.meanLoss(trainer, dataset);
-        assertTrue(Float.isFinite(loss), "loss after surgery: " + loss);
+        // Whether training goes on exactly is the hand-built oracle's, on a smaller network below.
       }
     }
   }
@@ -118,7 +115,6 @@ class BlurPoolLiveTest {
         assertEquals(
             Map.of("maxPool2d->BlurMaxPool2d", 1, "Conv2d->BlurConv2d", 1),
             listener.report.countsByType());
-        assertTrue(Float.isFinite(TinyData.meanLoss(trainer, dataset)));
         model.save(dir, "cnn");
       }
       try (Model original = Model.newInstance("cnn")) {
@@ -135,6 +131,41 @@ class BlurPoolLiveTest {
         }
       }
     }
+  }
+
+  /**
+   * Live, after three Adam steps, blurring before and after the convolution: the subject equals the
+   * model built by hand with a {@code BlurConv2d} around the strided convolution's parameters and a
+   * {@code BlurMaxPool2d} for the max pool, with a fresh Adam seeded with the moments, bit for bit
+   * in every parameter, moment and update count over four more steps.
+   */
+  @ParameterizedTest
+  @ValueSource(booleans = {true, false})
+  void liveBlurPoolTrainsExactlyLikeTheModelBuiltByHand(boolean blurFirst) throws Exception {
+    HandBuiltOracle.Case c = new HandBuiltOracle.Case();
+    c.before = BlurPoolLiveTest::smallCnn;
+    c.sample = new Shape(3, 12, 12);
+    c.batch = BATCH;
+    c.algorithm = BlurPool.builder().optBlurFirst(blurFirst).optMinChannels(4).build();
+    c.byHand =
+        fresh -> {
+          List<Block> blocks = fresh.getChildren().values();
+          SequentialBlock built = new SequentialBlock();
+          for (int i = 0; i < blocks.size(); i++) {
+            if (i == 2) { // the strided convolution, 8 >= 4 input channels
+              built.add(BlurConv2d.fromConv2d((Conv2d) blocks.get(i), blurFirst));
+            } else if (i == 3) { // the 2 x 2 max pool, stride 2, no padding
+              built.add(
+                  new BlurMaxPool2d(new Shape(2, 2), new Shape(2, 2), new Shape(0, 0), false));
+            } else {
+              built.add(blocks.get(i));
+            }
+          }
+          return built;
+        };
+    SurgeryChanges report = HandBuiltOracle.run(c);
+    assertEquals(
+        Map.of("maxPool2d->BlurMaxPool2d", 1, "Conv2d->BlurConv2d", 1), report.countsByType());
   }
 
   /** Conv 3 -> 8, a strided conv 8 -> 8 (replaced), a max pool (replaced), a classifier. */
@@ -177,10 +208,10 @@ class BlurPoolLiveTest {
     SurgeryChanges report;
     int storeSizeBefore;
     int storeSizeAfter;
+    long scalarsBefore;
+    long scalarsAfter;
     Map<String, Object> stateBefore;
     Map<String, Object> stateAfter;
-    final List<Parameter> blurWeights = new ArrayList<>();
-    final List<float[]> weightsAtSurgery = new ArrayList<>();
 
     SurgeryAtEpoch(Algorithm algorithm, int atEpoch, int totalEpochs) {
       this.algorithm = algorithm;
@@ -196,23 +227,25 @@ class BlurPoolLiveTest {
       }
       storeSizeBefore = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).size();
       stateBefore = adamState(trainer);
+      scalarsBefore = scalars(trainer.getModel().getBlock());
       report =
           algorithm.apply(
               SurgeryContext.live(trainer.getModel().getBlock(), trainer, epochs, totalEpochs));
       storeSizeAfter = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).size();
       stateAfter = adamState(trainer);
-      collectBlurWeights(trainer.getModel().getBlock());
+      scalarsAfter = scalars(trainer.getModel().getBlock());
     }
 
-    private void collectBlurWeights(Block block) {
-      if (block instanceof BlurConv2d) {
-        Parameter weight = block.getParameters().get("weight");
-        blurWeights.add(weight);
-        weightsAtSurgery.add(weight.getArray().toFloatArray());
+    /** Parameter scalars as DJL's arrays hold them (each array once). */
+    private static long scalars(Block block) {
+      Map<NDArray, Boolean> seen = new java.util.IdentityHashMap<>();
+      long n = 0;
+      for (Parameter p : block.getParameters().values()) {
+        if (seen.put(p.getArray(), true) == null) {
+          n += p.getArray().size();
+        }
       }
-      for (Block child : block.getChildren().values()) {
-        collectBlurWeights(child);
-      }
+      return n;
     }
 
     /** Every Adam state array by "field/parameter id/device". */

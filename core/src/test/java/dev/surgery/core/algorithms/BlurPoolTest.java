@@ -109,7 +109,8 @@ class BlurPoolTest {
     String poolPath = BlockPaths.pathOf(net, maxPool);
     NDArray conv1Weight = conv1.getParameters().get("weight").getArray();
     float[] weightValues = conv1Weight.toFloatArray();
-    long scalars = AbstractSurgeryAlgorithm.countParameterScalars(net);
+    // By hand: conv 32->8, 8->32 and 32->32 (3 x 3, with bias), then linear 32->4.
+    long scalars = (8 * 32 * 9 + 8) + (32 * 8 * 9 + 32) + (32 * 32 * 9 + 32) + (32 * 4 + 4);
 
     SurgeryChanges report = BlurPool.builder().build().apply(SurgeryContext.of(net));
 
@@ -136,6 +137,121 @@ class BlurPoolTest {
     assertEquals(outBefore, forward(x).getShape());
     String tree = net.toString();
     assertTrue(tree.contains("BlurConv2d") && tree.contains("BlurMaxPool2d"), tree);
+  }
+
+  /**
+   * The blurred layers against a direct computation in plain Java loops: the filter {@code [1,2,1]
+   * x [1,2,1] / 16} per channel with zero padding 1 (as {@code BlurFilter} documents), the
+   * convolution with the adopted weight and bias, the dense 2 x 2 max pool.
+   */
+  @Test
+  void blurredLayersComputeWhatTheDirectLoopsCompute() {
+    initialize();
+    BlurPool.builder().build().apply(SurgeryContext.of(net));
+    BlurConv2d blurConv = assertInstanceOf(BlurConv2d.class, child(0));
+    float[] weight = blurConv.getParameters().get("weight").getArray().toFloatArray();
+    float[] bias = blurConv.getParameters().get("bias").getArray().toFloatArray();
+
+    // blur first (stride 1), then the 3 x 3 convolution with stride 2 and padding 1
+    NDArray x = manager.randomNormal(INPUT);
+    int n = 2;
+    int c = 32;
+    float[] blurred = blurByHand(x.toFloatArray(), n, c, 16, 16, 1);
+    float[] expected = convByHand(blurred, n, c, 16, 16, weight, bias, 8, 2);
+    assertClose(expected, forward(child(0), x), "BlurConv2d (blur first)");
+
+    // the max pool: dense 2 x 2 maximum (stride 1, 4 x 4 -> 3 x 3), then the blur with stride 2
+    NDArray z = manager.randomNormal(new Shape(n, c, 4, 4));
+    float[] zs = z.toFloatArray();
+    float[] pooled = new float[n * c * 3 * 3];
+    for (int i = 0; i < n * c; i++) {
+      for (int r = 0; r < 3; r++) {
+        for (int q = 0; q < 3; q++) {
+          float m = Float.NEGATIVE_INFINITY;
+          for (int dr = 0; dr < 2; dr++) {
+            for (int dq = 0; dq < 2; dq++) {
+              m = Math.max(m, zs[i * 16 + (r + dr) * 4 + q + dq]);
+            }
+          }
+          pooled[i * 9 + r * 3 + q] = m;
+        }
+      }
+    }
+    assertClose(blurByHand(pooled, n, c, 3, 3, 2), forward(child(4), z), "BlurMaxPool2d");
+  }
+
+  /** Depthwise [1,2,1] x [1,2,1] / 16 with zero padding 1, output ((h - 1) / s + 1)^2. */
+  private static float[] blurByHand(float[] in, int n, int c, int h, int w, int stride) {
+    float[] taps = {1, 2, 1};
+    int oh = (h - 1) / stride + 1;
+    int ow = (w - 1) / stride + 1;
+    float[] out = new float[n * c * oh * ow];
+    for (int i = 0; i < n * c; i++) {
+      for (int r = 0; r < oh; r++) {
+        for (int q = 0; q < ow; q++) {
+          double sum = 0;
+          for (int a = 0; a < 3; a++) {
+            for (int b = 0; b < 3; b++) {
+              int rr = r * stride + a - 1;
+              int qq = q * stride + b - 1;
+              if (rr >= 0 && rr < h && qq >= 0 && qq < w) {
+                sum += taps[a] * taps[b] / 16.0 * in[(i * h + rr) * w + qq];
+              }
+            }
+          }
+          out[(i * oh + r) * ow + q] = (float) sum;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** A 3 x 3 convolution with padding 1 and bias, weight (f, c, 3, 3). */
+  private static float[] convByHand(
+      float[] in, int n, int c, int h, int w, float[] weight, float[] bias, int f, int stride) {
+    int oh = (h + 2 - 3) / stride + 1;
+    int ow = (w + 2 - 3) / stride + 1;
+    float[] out = new float[n * f * oh * ow];
+    for (int s = 0; s < n; s++) {
+      for (int o = 0; o < f; o++) {
+        for (int r = 0; r < oh; r++) {
+          for (int q = 0; q < ow; q++) {
+            double sum = bias[o];
+            for (int k = 0; k < c; k++) {
+              for (int a = 0; a < 3; a++) {
+                for (int b = 0; b < 3; b++) {
+                  int rr = r * stride + a - 1;
+                  int qq = q * stride + b - 1;
+                  if (rr >= 0 && rr < h && qq >= 0 && qq < w) {
+                    sum +=
+                        (double) weight[((o * c + k) * 3 + a) * 3 + b]
+                            * in[((s * c + k) * h + rr) * w + qq];
+                  }
+                }
+              }
+            }
+            out[((s * f + o) * oh + r) * ow + q] = (float) sum;
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  private float[] forward(Block block, NDArray x) {
+    return block
+        .forward(new ParameterStore(manager, false), new NDList(x), false)
+        .singletonOrThrow()
+        .toFloatArray();
+  }
+
+  /** Float sums in another order: within 1e-5 absolute plus 1e-5 relative. */
+  private static void assertClose(float[] expected, float[] actual, String what) {
+    assertEquals(expected.length, actual.length, what + " size");
+    for (int i = 0; i < expected.length; i++) {
+      double tolerance = 1e-5 + 1e-5 * Math.abs(expected[i]);
+      assertEquals(expected[i], actual[i], tolerance, what + " element " + i);
+    }
   }
 
   @Test

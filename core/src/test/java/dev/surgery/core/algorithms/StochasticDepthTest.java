@@ -12,12 +12,15 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
 import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.BlockPaths;
@@ -29,6 +32,8 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 class StochasticDepthTest {
 
@@ -197,27 +202,83 @@ class StochasticDepthTest {
         Algorithms.spec(StochasticDepth.NAME).create(Map.of()).hyperparameters().get("drop_rate"));
   }
 
-  @Test
-  void liveApplicationOnResNet20KeepsTraining() throws Exception {
-    LiveTraining.Result result =
-        LiveTraining.fit(
-            LiveTraining.resNet20(),
-            new Shape(1, 28, 28),
-            2,
-            List.of(1),
-            StochasticDepth.builder().optDropRate(0.2).build(),
-            trainer -> {
-              assertEquals(9, wrappers(trainer.getModel().getBlock()).size());
-              FinitenessGuard.assertFinite(trainer, "right after the surgery");
-            },
-            trainer -> FinitenessGuard.assertFinite(trainer, "after training"));
-    assertEquals(9, result.reports.get(0).changes().size());
-    assertTrue(Float.isFinite(result.lossAfter), "loss " + result.lossAfter);
+  /** A residual unit as DJL's ResNetV1 builds one: conv-BN-ReLU-conv-BN plus the identity. */
+  private static ParallelBlock residualUnit() {
+    return new ParallelBlock(
+        StochasticDepthTest::addAndRelu,
+        List.of(
+            new SequentialBlock()
+                .add(LiveTraining.conv(4, 1))
+                .add(BatchNorm.builder().build())
+                .add(Activation.reluBlock())
+                .add(LiveTraining.conv(4, 1))
+                .add(BatchNorm.builder().build()),
+            new SequentialBlock().add(Blocks.identityBlock())));
+  }
+
+  private static NDList addAndRelu(List<NDList> outputs) {
+    return new NDList(
+        Activation.relu(outputs.get(0).singletonOrThrow().add(outputs.get(1).singletonOrThrow())));
+  }
+
+  /** conv(4) BN ReLU, two residual units, global average pool, linear(4): input (N, 3, 8, 8). */
+  private static Block tinyResNet() {
+    return new SequentialBlock()
+        .add(LiveTraining.conv(4, 1))
+        .add(BatchNorm.builder().build())
+        .add(Activation.reluBlock())
+        .add(residualUnit())
+        .add(residualUnit())
+        .add(Pool.globalAvgPool2dBlock())
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(4).build());
+  }
+
+  /**
+   * Live, after three Adam steps, in both modes: the subject equals the model built by hand with
+   * each residual branch wrapped at the linear schedule's rate (drop_rate 0.5 over two units: 0.25
+   * and 0.5) and a fresh Adam seeded with the moments, bit for bit over six more steps in which
+   * both draw the same drops (the engine's generators seeded alike before every step).
+   */
+  @ParameterizedTest
+  @EnumSource(StochasticResidual.Mode.class)
+  void liveApplicationTrainsExactlyLikeTheModelBuiltByHand(StochasticResidual.Mode mode)
+      throws Exception {
+    HandBuiltOracle.Case c = new HandBuiltOracle.Case();
+    c.before = StochasticDepthTest::tinyResNet;
+    c.sample = new Shape(3, 8, 8);
+    c.stepsAfter = 6;
+    c.algorithm =
+        StochasticDepth.builder()
+            .optDropRate(0.5)
+            .optStochasticMethod(mode.name().toLowerCase(java.util.Locale.ROOT))
+            .build();
+    c.byHand =
+        fresh -> {
+          SequentialBlock built = new SequentialBlock();
+          int unit = 0;
+          for (Block b : fresh.getChildren().values()) {
+            if (b instanceof ParallelBlock p) {
+              float rate = 0.25f * ++unit;
+              Block wrapped = new StochasticResidual(p.getChildren().valueAt(0), mode, rate);
+              built.add(
+                  new ParallelBlock(
+                      StochasticDepthTest::addAndRelu,
+                      List.of(wrapped, p.getChildren().valueAt(1))));
+            } else {
+              built.add(b);
+            }
+          }
+          return built;
+        };
+    SurgeryChanges report = HandBuiltOracle.run(c);
+    assertEquals(Map.of("SequentialBlock->StochasticResidual", 2), report.countsByType());
   }
 
   /**
    * The reported setting: applied right after {@code Trainer.initialize}, SGD with momentum,
-   * several epochs. Everything stays finite after every batch (the guard), and the model learns.
+   * several epochs. Everything stays finite after every batch (the guard). Whether the surgery
+   * trains the right model is {@code liveApplicationTrainsExactlyLikeTheModelBuiltByHand}'s.
    */
   @Test
   void appliedRightAfterInitializeTrainsFinitelyInBothModes() throws Exception {
@@ -233,13 +294,8 @@ class StochasticDepthTest {
               epochs,
               5);
       assertEquals(9, result.report.changes().size());
-      double first = 0;
-      double last = 0;
-      for (int i = 0; i < perEpoch; i++) {
-        first += result.losses.get(i);
-        last += result.losses.get((epochs - 1) * perEpoch + i);
-      }
-      assertTrue(last < first, method + ": mean loss went from " + first + " to " + last);
+      // Every batch's loss was recorded and every value stayed finite (the guard, per batch).
+      assertEquals(epochs * perEpoch, result.losses.size());
     }
   }
 }

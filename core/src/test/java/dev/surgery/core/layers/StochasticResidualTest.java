@@ -146,42 +146,55 @@ class StochasticResidualTest {
     }
   }
 
+  /**
+   * Sample mode, drop rate 0.25, five seeded batches of 400 samples: every sample's row is either
+   * exactly zero (the branch dropped, the unit adds nothing to its shortcut) or exactly the
+   * branch's output times 1 / 0.75 (the same float product, bit for bit), every batch has both
+   * kinds, and the number dropped over the 2,000 samples is within four standard deviations of the
+   * binomial mean (500 +- 77.5).
+   */
   @Test
-  void sampleModeDropsSamplesIndependently() {
+  void sampleModeDropsEachSampleWithTheRateAndScalesTheKeptOnes() {
     SequentialBlock branch = branch();
-    NDArray x = manager.randomNormal(IN);
+    int n = 400;
+    NDArray x = manager.randomNormal(new Shape(n, 2, 4, 4));
     float[] y = branch.forward(ps, new NDList(x), false).head().toFloatArray();
+    int per = y.length / n;
+    float scale = 1f / (1f - 0.25f); // documented: a kept branch is scaled by 1 / (1 - p)
     StochasticResidual block =
         new StochasticResidual(branch, StochasticResidual.Mode.SAMPLE, 0.25f);
-    int per = y.length / 6;
+    Engine.getInstance().setRandomSeed(21);
+    int batches = 5;
     int dropped = 0;
-    int keptCount = 0;
-    int mixed = 0;
-    for (int i = 0; i < 10; i++) {
+    for (int b = 0; b < batches; b++) {
       float[] out = run(block, x, true);
       int droppedHere = 0;
-      for (int s = 0; s < 6; s++) {
+      for (int s = 0; s < n; s++) {
         boolean zero = true;
+        boolean scaled = true;
+        boolean branchIsZero = true;
         for (int k = s * per; k < (s + 1) * per; k++) {
           zero &= out[k] == 0f;
+          scaled &= Float.floatToIntBits(out[k]) == Float.floatToIntBits(y[k] * scale);
+          branchIsZero &= y[k] == 0f;
         }
+        assertTrue(!branchIsZero, "sample " + s + ": the branch output tells nothing");
+        assertTrue(
+            zero || scaled,
+            "batch " + b + ", sample " + s + " is neither dropped nor the scaled branch");
         if (zero) {
           droppedHere++;
-        } else {
-          keptCount++;
-          for (int k = s * per; k < (s + 1) * per; k++) {
-            assertEquals(y[k] / 0.75f, out[k], 1e-5);
-          }
         }
       }
+      assertTrue(
+          droppedHere > 0 && droppedHere < n,
+          "batch " + b + " dropped " + droppedHere + " of " + n + ": not per sample");
       dropped += droppedHere;
-      if (droppedHere > 0 && droppedHere < 6) {
-        mixed++;
-      }
     }
-    assertTrue(dropped > 0 && keptCount > dropped, dropped + " dropped, " + keptCount + " kept");
-    // Per sample, not per batch: some batch must keep some samples and drop others.
-    assertTrue(mixed > 0, "every batch was kept or dropped as a whole");
+    int samples = batches * n;
+    double mean = samples * 0.25;
+    double bound = 4 * Math.sqrt(samples * 0.25 * 0.75);
+    assertEquals(mean, dropped, bound, dropped + " of " + samples + " dropped");
   }
 
   @Test

@@ -432,8 +432,9 @@ public final class ExactnessOracle implements AutoCloseable {
    * @param where what is compared, for the message
    */
   public static void assertBitsEqual(NDArray expected, NDArray actual, String where) {
-    float[] e = expected.toFloatArray();
-    float[] a = actual.toFloatArray();
+    assertEquals(expected.getDataType(), actual.getDataType(), "data type of " + where);
+    float[] e = floats(expected);
+    float[] a = floats(actual);
     assertEquals(e.length, a.length, where);
     for (int i = 0; i < e.length; i++) {
       if (!Float.isFinite(a[i])) {
@@ -443,6 +444,22 @@ public final class ExactnessOracle implements AutoCloseable {
         throw new AssertionError(
             where + ": element " + i + " is " + a[i] + ", the oracle says " + e[i]);
       }
+    }
+  }
+
+  /**
+   * Reads an array's values as floats: float32 as they are, float16 (and other types) converted,
+   * which is exact from float16, so equal bits here mean equal bits there.
+   *
+   * @param array the array
+   * @return its values as floats
+   */
+  public static float[] floats(NDArray array) {
+    if (array.getDataType() == ai.djl.ndarray.types.DataType.FLOAT32) {
+      return array.toFloatArray();
+    }
+    try (NDArray converted = array.toType(ai.djl.ndarray.types.DataType.FLOAT32, true)) {
+      return converted.toFloatArray();
     }
   }
 

@@ -17,6 +17,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Function;
 
 /**
  * Opens the datasets the sample jobs train on, all as {@code (channels, side, side)} float tensors
@@ -178,49 +179,48 @@ public final class ImageDatasets {
     Dataset.Usage[] usages = {Dataset.Usage.TRAIN, Dataset.Usage.TEST};
     for (int i = 0; i < 2; i++) {
       if (fashion) {
-        FashionMnist.Builder b =
-            FashionMnist.builder()
-                .optUsage(usages[i])
-                .optPipeline(pipeline(28, request.side()))
-                .setSampling(request.batchSize(), i == 0)
-                .optLimit(request.limit());
+        FashionMnist.Builder b = FashionMnist.builder().optUsage(usages[i]);
         if (request.dataDir() != null) {
           b.optRepository(localRepository(request.dataDir()));
         }
-        sets[i] = b.build();
+        sets[i] = prepared(b, FashionMnist.Builder::build, request, 28, i == 0);
       } else {
-        Mnist.Builder b =
-            Mnist.builder()
-                .optUsage(usages[i])
-                .optPipeline(pipeline(28, request.side()))
-                .setSampling(request.batchSize(), i == 0)
-                .optLimit(request.limit());
+        Mnist.Builder b = Mnist.builder().optUsage(usages[i]);
         if (request.dataDir() != null) {
           b.optRepository(localRepository(request.dataDir()));
         }
-        sets[i] = b.build();
+        sets[i] = prepared(b, Mnist.Builder::build, request, 28, i == 0);
       }
-      sets[i].prepare();
     }
     return new ImageData(
         request.dataset(), sets[0], sets[1], new Shape(1, request.side(), request.side()), 10);
+  }
+
+  /**
+   * Gives one split of a DJL archive dataset the request's pipeline, batches and limit, then builds
+   * and prepares it (downloading or reading the archive).
+   */
+  private static <B extends RandomAccessDataset.BaseBuilder<B>> RandomAccessDataset prepared(
+      B builder, Function<B, RandomAccessDataset> build, Request request, int side, boolean train)
+      throws IOException, TranslateException {
+    builder
+        .optPipeline(pipeline(side, request.side()))
+        .setSampling(request.batchSize(), train)
+        .optLimit(request.limit());
+    RandomAccessDataset set = build.apply(builder);
+    set.prepare();
+    return set;
   }
 
   private static ImageData cifar10(Request request) throws IOException, TranslateException {
     RandomAccessDataset[] sets = new RandomAccessDataset[2];
     Dataset.Usage[] usages = {Dataset.Usage.TRAIN, Dataset.Usage.TEST};
     for (int i = 0; i < 2; i++) {
-      Cifar10.Builder b =
-          Cifar10.builder()
-              .optUsage(usages[i])
-              .optPipeline(pipeline(32, request.side()))
-              .setSampling(request.batchSize(), i == 0)
-              .optLimit(request.limit());
+      Cifar10.Builder b = Cifar10.builder().optUsage(usages[i]);
       if (request.dataDir() != null) {
         b.optRepository(localRepository(request.dataDir()));
       }
-      sets[i] = b.build();
-      sets[i].prepare();
+      sets[i] = prepared(b, Cifar10.Builder::build, request, 32, i == 0);
     }
     return new ImageData(
         "cifar10", sets[0], sets[1], new Shape(3, request.side(), request.side()), 10);

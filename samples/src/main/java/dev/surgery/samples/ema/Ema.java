@@ -75,8 +75,12 @@ public final class Ema implements Algorithm {
 
   private final HyperParameterValues values;
 
-  /** The averages per model (root block), held weakly: a closed model's averages go with it. */
-  private final Map<Block, Averages> averages = Collections.synchronizedMap(new WeakHashMap<>());
+  /**
+   * The averages per model, held weakly: a dropped model's averages go with it. Keyed by the model,
+   * not its root block, so that a surgery that replaces the root keeps the averages of the
+   * parameters that stay and frees those of the ones that left (at the next update).
+   */
+  private final Map<Model, Averages> averages = Collections.synchronizedMap(new WeakHashMap<>());
 
   private Ema(HyperParameterValues values) {
     this.values = values;
@@ -113,8 +117,7 @@ public final class Ema implements Algorithm {
 
   @Override
   public boolean match(Event event, State state) {
-    Block block = state.model().getBlock();
-    Averages a = block == null ? null : averages.get(block);
+    Averages a = averages.get(state.model());
     switch (event) {
       case BATCH_END:
         return state.globalSteps() % values.get(UPDATE_INTERVAL) == 0;
@@ -129,16 +132,18 @@ public final class Ema implements Algorithm {
 
   @Override
   public SurgeryChanges apply(Event event, State state) {
-    Block block = state.model().getBlock();
+    Model model = state.model();
     switch (event) {
       case BATCH_END:
-        averages.computeIfAbsent(block, b -> new Averages()).update(block, values.get(SMOOTHING));
+        averages
+            .computeIfAbsent(model, m -> new Averages())
+            .update(model.getBlock(), values.get(SMOOTHING));
         break;
       case EVAL_START:
-        averages.get(block).swapIn();
+        averages.get(model).swapIn();
         break;
       case EVAL_END:
-        averages.get(block).swapOut();
+        averages.get(model).swapOut();
         break;
       default:
         break;
@@ -165,7 +170,7 @@ public final class Ema implements Algorithm {
    * @return parameter name to a copy of its average as floats; empty before the first update
    */
   public Map<String, float[]> averageOf(Model model) {
-    Averages a = averages.get(model.getBlock());
+    Averages a = averages.get(model);
     Map<String, float[]> out = new LinkedHashMap<>();
     if (a == null) {
       return out;
@@ -190,7 +195,7 @@ public final class Ema implements Algorithm {
    * @throws IllegalStateException if there is no average yet
    */
   public void saveAverage(Model model, Path dir, String name) throws IOException {
-    Averages a = averages.get(model.getBlock());
+    Averages a = averages.get(model);
     if (a == null || a.average.isEmpty()) {
       throw new IllegalStateException("ema: no average of " + model.getName() + " yet");
     }
@@ -222,7 +227,7 @@ public final class Ema implements Algorithm {
       throw new IllegalArgumentException(
           "ema: the averaged model has " + from.size() + " parameters, the model " + to.size());
     }
-    Averages a = averages.computeIfAbsent(training.getBlock(), b -> new Averages());
+    Averages a = averages.computeIfAbsent(training, m -> new Averages());
     a.clear();
     for (int i = 0; i < to.size(); i++) {
       NDArray w = to.get(i).getArray();

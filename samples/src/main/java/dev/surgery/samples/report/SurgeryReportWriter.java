@@ -467,18 +467,18 @@ public final class SurgeryReportWriter {
   private String html(List<EpochMetrics> epochs, List<Surgery> surgeries) {
     StringBuilder h = new StringBuilder();
     h.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>")
-        .append(escape(title))
+        .append(Html.escape(title))
         .append("</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1100px}")
         .append("table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;")
         .append("padding:4px 8px;text-align:left}th{background:#f3f3f3}")
         .append("td.n{text-align:right}img{max-width:100%}</style></head><body>\n");
-    h.append("<h1>").append(escape(title)).append("</h1>\n");
+    h.append("<h1>").append(Html.escape(title)).append("</h1>\n");
     if (run != null) {
       h.append("<p>");
       for (var e : run.entrySet()) {
-        h.append("<b>").append(escape(e.getKey())).append("</b>: ");
+        h.append("<b>").append(Html.escape(e.getKey())).append("</b>: ");
         h.append(
-            escape(
+            Html.escape(
                 e.getValue().isJsonPrimitive()
                     ? e.getValue().getAsString()
                     : e.getValue().toString()));
@@ -491,7 +491,7 @@ public final class SurgeryReportWriter {
         .append(" epoch(s). The dashed vertical lines mark the surgeries.</p>\n");
     if (baseline != null) {
       h.append("<p>Dashed curves: <b>")
-          .append(escape(baseline.label()))
+          .append(Html.escape(baseline.label()))
           .append("</b>, the same training without surgery (")
           .append(baseline.epochs().size())
           .append(" epoch(s)).</p>\n");
@@ -503,7 +503,7 @@ public final class SurgeryReportWriter {
     h.append("<h2>Epochs</h2>\n");
     epochTable(h, epochs);
     if (baseline != null) {
-      h.append("<h2>Epochs of ").append(escape(baseline.label())).append("</h2>\n");
+      h.append("<h2>Epochs of ").append(Html.escape(baseline.label())).append("</h2>\n");
       epochTable(h, baseline.epochs());
     }
 
@@ -513,7 +513,7 @@ public final class SurgeryReportWriter {
     }
     for (Surgery s : surgeries) {
       h.append("<h3>")
-          .append(escape(s.algorithm()))
+          .append(Html.escape(s.algorithm()))
           .append(" after epoch ")
           .append(s.epoch())
           .append(": ")
@@ -537,11 +537,11 @@ public final class SurgeryReportWriter {
           .append("</tr>\n");
       for (BlockChange b : s.blocks()) {
         h.append("<tr><td><code>")
-            .append(escape(b.path()))
+            .append(Html.escape(b.path()))
             .append("</code></td><td>")
-            .append(escape(b.oldType()))
+            .append(Html.escape(b.oldType()))
             .append("</td><td>")
-            .append(escape(b.newType()))
+            .append(Html.escape(b.newType()))
             .append("</td>")
             .append(plan == null ? "" : "<td>" + plannedCell(plan, b.path()) + "</td>")
             .append("</tr>\n");
@@ -552,7 +552,7 @@ public final class SurgeryReportWriter {
           String path = string(step, "path", "?");
           if (s.blocks().stream().noneMatch(b -> b.path().equals(path))) {
             h.append("<tr><td><code>")
-                .append(escape(path))
+                .append(Html.escape(path))
                 .append("</code></td><td>&ndash;</td><td>not applied</td><td>")
                 .append(plannedCell(plan, path))
                 .append("</td></tr>\n");
@@ -599,17 +599,17 @@ public final class SurgeryReportWriter {
   /** The planned change of one block path, with its multiply-accumulates per sample. */
   private static String plannedCell(JsonObject plan, String path) {
     if (plan.has("error")) {
-      return "plan failed: " + escape(string(plan, "error", "?"));
+      return "plan failed: " + Html.escape(string(plan, "error", "?"));
     }
     for (JsonObject step : steps(plan)) {
       if (path.equals(string(step, "path", null))) {
-        return escape(string(step, "from", "?"))
+        return Html.escape(string(step, "from", "?"))
             + " &rarr; "
-            + escape(string(step, "to", "?"))
+            + Html.escape(string(step, "to", "?"))
             + ", MACs "
-            + escape(string(step, "macs_before", "unknown"))
+            + Html.escape(string(step, "macs_before", "unknown"))
             + " &rarr; "
-            + escape(string(step, "macs_after", "unknown"));
+            + Html.escape(string(step, "macs_after", "unknown"));
       }
     }
     return "not planned";
@@ -638,13 +638,6 @@ public final class SurgeryReportWriter {
 
   private static String format(double v) {
     return Double.isFinite(v) ? String.format(Locale.ROOT, "%.4f", v) : "&ndash;";
-  }
-
-  private static String escape(String s) {
-    return s.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("\"", "&quot;");
   }
 
   /** Builds a {@link SurgeryReportWriter}. */

@@ -266,15 +266,15 @@ public final class TimeToAccuracyPage {
   private String html(List<Panel> panels, List<String> tables) {
     StringBuilder h = new StringBuilder();
     h.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>")
-        .append(escape(title))
+        .append(Html.escape(title))
         .append("</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1100px}")
         .append("pre{font-size:12px;overflow-x:auto}img{max-width:100%}</style></head><body>\n");
-    h.append("<h1>").append(escape(title)).append("</h1>\n<p>");
+    h.append("<h1>").append(Html.escape(title)).append("</h1>\n<p>");
     for (Map.Entry<String, String> e : facts.entrySet()) {
       h.append("<b>")
-          .append(escape(e.getKey()))
+          .append(Html.escape(e.getKey()))
           .append("</b>: ")
-          .append(escape(e.getValue()))
+          .append(Html.escape(e.getValue()))
           .append("<br>\n");
     }
     h.append("</p>\n<p>Each curve is one run (one color per variant; all seeds), each point one")
@@ -282,13 +282,13 @@ public final class TimeToAccuracyPage {
         .append(" the clock). Dashed vertical lines: surgeries. Dashed horizontal line: the")
         .append(" target.</p>\n");
     for (Panel p : panels) {
-      h.append("<h2>").append(escape(p.dataset())).append("</h2>\n");
+      h.append("<h2>").append(Html.escape(p.dataset())).append("</h2>\n");
       h.append(String.format(Locale.ROOT, "<p>target accuracy %.4f</p>%n", p.target()));
       for (String axis : AXES) {
         h.append("<img src=\"")
             .append(png(p.dataset(), axis))
             .append("\" alt=\"")
-            .append(escape(p.dataset()))
+            .append(Html.escape(p.dataset()))
             .append(" accuracy against ")
             .append(axis)
             .append("\">\n");
@@ -297,18 +297,11 @@ public final class TimeToAccuracyPage {
     if (!tables.isEmpty()) {
       h.append("<h2>Tables</h2>\n");
       for (String t : tables) {
-        h.append("<pre>").append(escape(t)).append("</pre>\n");
+        h.append("<pre>").append(Html.escape(t)).append("</pre>\n");
       }
     }
     h.append("</body></html>\n");
     return h.toString();
-  }
-
-  private static String escape(String s) {
-    return s.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("\"", "&quot;");
   }
 
   /** Builds a {@link TimeToAccuracyPage}. */

@@ -106,6 +106,17 @@ class EmaPluginTest {
     }
   }
 
+  /** A listener with the EMA, then the probe that records the weights at each event. */
+  private static SurgeryListener emaWithProbe() {
+    Probe.EVENTS.clear();
+    Probe.WEIGHTS.clear();
+    return SurgeryListener.fromConfig(
+        SurgeryConfig.parse(
+            "algorithms:\n  - name: ema\n    smoothing: " + SMOOTHING + "\n  - name: t_ema_probe\n",
+            "ema.yaml"),
+        SurgeryTrain.EVENTS);
+  }
+
   private static Model model(String name) {
     Model model = Model.newInstance(name);
     model.setBlock(
@@ -163,16 +174,7 @@ class EmaPluginTest {
 
   @Test
   void evaluationSeesTheAverageTrainingTheRawWeightsAndTheAverageIsCheckpointed() throws Exception {
-    Probe.EVENTS.clear();
-    Probe.WEIGHTS.clear();
-    SurgeryListener listener =
-        SurgeryListener.fromConfig(
-            SurgeryConfig.parse(
-                "algorithms:\n  - name: ema\n    smoothing: "
-                    + SMOOTHING
-                    + "\n  - name: t_ema_probe\n",
-                "ema.yaml"),
-            SurgeryTrain.EVENTS);
+    SurgeryListener listener = emaWithProbe();
     Ema ema = (Ema) listener.getSchedule().get(0).algorithm();
     try (NDManager manager = NDManager.newBaseManager();
         Model subject = model("subject");
@@ -222,6 +224,34 @@ class EmaPluginTest {
         SurgeryCheckpoint.load(loaded, dir, "mlp-ema");
         assertClose(average, weights(loaded), "the saved average");
       }
+    }
+  }
+
+  /**
+   * A surgery that replaces the root block keeps the model: the average goes on over the same
+   * parameters instead of starting again (and the old root's copies are not left behind).
+   */
+  @Test
+  void theAverageGoesOnWhenASurgeryReplacesTheRootBlock() throws Exception {
+    SurgeryListener listener = emaWithProbe();
+    Ema ema = (Ema) listener.getSchedule().get(0).algorithm();
+    try (NDManager manager = NDManager.newBaseManager();
+        Model subject = model("rooted");
+        Trainer trainer = trainer(subject, listener)) {
+      ArrayDataset train = data(manager, 1);
+      SurgeryTrain.fit(trainer, 1, train, null);
+      // The same parameters under a new root, as a root-replacing surgery leaves them.
+      subject.setBlock(new SequentialBlock().add(subject.getBlock()));
+      SurgeryTrain.fit(trainer, 1, train, null);
+
+      List<float[]> average = null;
+      for (int e = 0; e < Probe.EVENTS.size(); e++) {
+        if (Probe.EVENTS.get(e).startsWith("BATCH_END")) {
+          average = update(average, Probe.WEIGHTS.get(e));
+        }
+      }
+      assertEquals(8, Probe.EVENTS.size(), Probe.EVENTS.toString());
+      assertClose(average, new ArrayList<>(ema.averageOf(subject).values()), "the average");
     }
   }
 
