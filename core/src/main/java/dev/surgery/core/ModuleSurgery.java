@@ -60,23 +60,29 @@ public final class ModuleSurgery {
     IdentityIndex<Boolean> seen = new IdentityIndex<>();
     seen.putIfAbsent(module, Boolean.TRUE);
     if (matcher instanceof PathFreeMatcher pathFree) {
-      return countBelow(module, pathFree, seen); // no path strings for a class or name matcher
+      // No path strings for a class or name matcher.
+      return countBelow(BlockPaths.children(module).values(), pathFree, seen);
     }
     int[] count = {0};
     countBelow(module, "", matcher, seen, count);
     return count[0];
   }
 
-  private static int countBelow(Block block, PathFreeMatcher matcher, IdentityIndex<Boolean> seen) {
+  private static int countBelow(
+      List<Block> children, PathFreeMatcher matcher, IdentityIndex<Boolean> seen) {
     int count = 0;
-    List<Block> children = BlockPaths.children(block).values();
     for (int i = 0, n = children.size(); i < n; i++) {
       Block child = children.get(i);
-      if (seen.putIfAbsent(child, Boolean.TRUE) == null) {
-        if (matcher.matches(child)) {
+      List<Block> below = BlockPaths.children(child).values();
+      boolean matches = matcher.matches(child);
+      // A leaf that does not match adds nothing and leads nowhere: met again through another
+      // parent it still adds nothing, so it needs no entry in the seen set (most blocks are such
+      // leaves). Composites and matched blocks are deduplicated, which also stops cycles.
+      if ((matches || !below.isEmpty()) && seen.putIfAbsent(child, Boolean.TRUE) == null) {
+        if (matches) {
           count++;
         }
-        count += countBelow(child, matcher, seen);
+        count += countBelow(below, matcher, seen);
       }
     }
     return count;

@@ -99,4 +99,27 @@ class LazyPathTest {
     // everything below the root but the Linears: the 3 groups and the 3 identities
     assertEquals(6, ModuleSurgery.countModuleInstances(root, linear.negate()));
   }
+
+  @Test
+  void sharedBlocksCountOnceWhateverTheirKind() {
+    // root -> a, b; both hold the same Linear, the same identity leaf and the same group, whose
+    // two Linears are counted once each: 1 + 2 Linears, 1 identity, 3 sequential blocks.
+    Block tied = Linear.builder().setUnits(2).build();
+    Block identity = Blocks.identityBlock();
+    SequentialBlock group =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(2).build())
+            .add(Linear.builder().setUnits(2).build());
+    SequentialBlock a = new SequentialBlock().add(tied).add(identity).add(group);
+    SequentialBlock b = new SequentialBlock().add(group).add(identity).add(tied);
+    SequentialBlock root = new SequentialBlock().add(a).add(b);
+    assertEquals(3, ModuleSurgery.countModuleInstances(root, Linear.class));
+    assertEquals(1, ModuleSurgery.countModuleInstances(root, BlockMatcher.lambdaNamed("identity")));
+    assertEquals(3, ModuleSurgery.countModuleInstances(root, SequentialBlock.class));
+    // The path-reading form counts the same blocks.
+    assertEquals(
+        3,
+        ModuleSurgery.countModuleInstances(
+            root, (block, path) -> block instanceof Linear && path != null));
+  }
 }
