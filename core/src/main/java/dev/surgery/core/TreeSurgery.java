@@ -159,20 +159,6 @@ final class TreeSurgery {
       }
     }
 
-    /** Every parent, and none left here. */
-    List<Node> takeParents() {
-      List<Node> all = new ArrayList<>(moreParents == null ? 1 : 1 + moreParents.size());
-      if (parent != null) {
-        all.add(parent);
-      }
-      if (moreParents != null) {
-        all.addAll(moreParents);
-      }
-      parent = null;
-      moreParents = null;
-      return all;
-    }
-
     /** The original this block stands for: itself unless it is a replacement. */
     Node originOrSelf() {
       return origin == null ? this : origin;
@@ -503,15 +489,11 @@ final class TreeSurgery {
 
   private Node substitute(Node oldNode, Block replacement) {
     Block old = oldNode.block;
-    Node n = nodes.get(replacement);
-    if (n != null && n.seen && isLive(n)) {
+    Node n = node(replacement); // one probe: a new block is entered, a known one found
+    if (n.seen && isLive(n)) {
       throw new SurgeryException(
           BlockPaths.display(oldNode.path()),
           "the replacement is already part of the model; return a new block");
-    }
-    if (n == null) {
-      n = new Node(replacement);
-      nodes.putIfAbsent(replacement, n);
     }
     // Only a block with children can change whether other blocks are reachable; swapping a leaf
     // for a leaf changes the liveness of those two alone, so the memo of every other block stays.
@@ -520,14 +502,22 @@ final class TreeSurgery {
       epoch++;
     }
     addParameters(replacement, received);
-    List<Node> ps = oldNode.takeParents();
-    for (Node parent : ps) {
-      writeIntoParent(parent, oldNode, replacement);
-    }
+    // The old block's parents become the replacement's (replacing any it had).
+    Node first = oldNode.parent;
+    List<Node> more = oldNode.moreParents;
+    oldNode.parent = null;
+    oldNode.moreParents = null;
     n.parent = null;
     n.moreParents = null;
-    for (Node parent : ps) {
-      n.addParent(parent);
+    if (first != null) {
+      writeIntoParent(first, oldNode, replacement);
+      n.addParent(first);
+    }
+    if (more != null) {
+      for (Node parent : more) {
+        writeIntoParent(parent, oldNode, replacement);
+        n.addParent(parent);
+      }
     }
     n.liveEpoch = -1;
     oldNode.liveEpoch = -1;
