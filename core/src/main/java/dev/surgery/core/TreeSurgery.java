@@ -9,6 +9,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
+import ai.djl.util.Pair;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
 import java.util.ArrayDeque;
@@ -43,15 +44,6 @@ final class TreeSurgery {
         }
       };
 
-  /** Class.getSimpleName, which builds its answer anew on every call. */
-  private static final ClassValue<String> SIMPLE_NAMES =
-      new ClassValue<>() {
-        @Override
-        protected String computeValue(Class<?> type) {
-          return type.getSimpleName();
-        }
-      };
-
   private final Block root;
   private final List<Policy> policies;
   private final List<Trainer> trainers;
@@ -67,57 +59,28 @@ final class TreeSurgery {
   private final Faults faults;
 
   /** What the surgery knows of each block it met, in one map (one hash per block, not five). */
-  private final IdentityIndex<Node> nodes = new IdentityIndex<>();
+  private final Map<Block, Node> nodes = new IdentityHashMap<>();
 
-  /** Blocks to visit, in pre-order of first appearance; nodes, so a visit needs no lookup. */
-  private final Deque<Node> queue = new ArrayDeque<>();
-
+  private final Deque<Block> queue = new ArrayDeque<>();
   private final Map<Block, Block> replaced = new LinkedHashMap<>();
-
-  /** The pairs of {@link #replaced} as nodes, in the same order (no lookups when walking them). */
-  private final List<Node[]> swaps = new ArrayList<>();
-
   private NDArray[] rootAnchor;
-
-  /** Whether a policy's matcher may read paths; else no path is built unless a message needs it. */
-  private final boolean pathsNeeded;
-
-  /** Which policies' call counters are journaled already. */
-  private final boolean[] journaled;
-
-  /** Each policy's next call index, read from the caller's counters at its first call. */
-  private final int[] counters;
 
   /** Bumped by every substitution: liveness answers of earlier epochs are stale. */
   private int epoch;
 
   /** A block's place in the tree as the surgery has seen it. */
   private static final class Node {
-    final Block block;
-
-    /**
-     * Display path of the block (or of the block it replaced), once built; until then it is {@code
-     * pathParent}'s path joined with {@code key}, built on demand: most blocks never need it.
-     */
+    /** Display path of the block (or of the block it replaced); null until known. */
     String path;
 
-    Node pathParent;
-    String key;
-
-    /** The first parent that references the block; null for the root or a detached block. */
-    Node parent;
-
-    /** Further parents of a shared block; null while there is at most one (no list per block). */
-    List<Node> moreParents;
+    /** Parents that reference the block (several for a shared block). */
+    List<Block> parents = new ArrayList<>(1);
 
     /** Whether the block was enqueued for a visit. */
     boolean seen;
 
-    /** Whether a policy decided on the block (replaced it, or returned the block itself). */
-    boolean decided;
-
     /** For a replacement: the original block it stands for; null otherwise. */
-    Node origin;
+    Block origin;
 
     /** How many replacements of replacements lead to this block. */
     int generation;
@@ -127,59 +90,31 @@ final class TreeSurgery {
 
     /** Whether the block was in the tree when the surgery began. */
     boolean original;
-
-    Node(Block block) {
-      this.block = block;
-    }
-
-    /** The path, built (and kept) on first use; null if the block never had a place. */
-    String path() {
-      if (path == null && pathParent != null) {
-        String prefix = pathParent.path();
-        path = prefix == null ? null : BlockPaths.join(prefix, key);
-      }
-      return path;
-    }
-
-    /** Whether a path is known or can be built. */
-    boolean hasPath() {
-      return path != null || pathParent != null;
-    }
-
-    void addParent(Node p) {
-      if (parent == null) {
-        parent = p;
-      } else if (parent != p) {
-        if (moreParents == null) {
-          moreParents = new ArrayList<>(2);
-        }
-        if (!containsIdentity(moreParents, p)) {
-          moreParents.add(p);
-        }
-      }
-    }
-
-    /** The original this block stands for: itself unless it is a replacement. */
-    Node originOrSelf() {
-      return origin == null ? this : origin;
-    }
   }
 
   private Node node(Block block) {
-    Node fresh = new Node(block);
-    Node n = nodes.putIfAbsent(block, fresh); // one probe for a new block
-    return n == null ? fresh : n;
+    Node n = nodes.get(block);
+    if (n == null) {
+      n = new Node();
+      nodes.put(block, n);
+    }
+    return n;
   }
 
   /** The original a replacement of the pair stands for (the pair's own key if none). */
   private Block originOrKey(Map.Entry<Block, Block> pair) {
     Node n = nodes.get(pair.getValue());
-    return n == null || n.origin == null ? pair.getKey() : n.origin.block;
+    return n == null || n.origin == null ? pair.getKey() : n.origin;
   }
 
   private String pathOf(Block block) {
     Node n = nodes.get(block);
-    return n == null ? null : n.path();
+    return n == null ? null : n.path;
+  }
+
+  private Block originOf(Block block) {
+    Node n = nodes.get(block);
+    return n == null || n.origin == null ? block : n.origin;
   }
 
   /**
@@ -191,7 +126,7 @@ final class TreeSurgery {
   private boolean initialWalk;
 
   /** The block being worked on, named by a failure that does not name one itself. */
-  private Node current;
+  private String currentPath;
 
   /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
   static final int MAX_GENERATIONS = 1000;
@@ -211,13 +146,6 @@ final class TreeSurgery {
     this.allowShapeChange = allowShapeChange;
     this.indices = indices;
     this.faults = faults;
-    boolean paths = false;
-    for (Policy policy : policies) {
-      paths |= PathFreeMatcher.usesPath(policy.matcher());
-    }
-    this.pathsNeeded = paths;
-    this.journaled = new boolean[policies.size()];
-    this.counters = new int[policies.size()];
   }
 
   Map<Block, Block> run() {
@@ -262,18 +190,12 @@ final class TreeSurgery {
     top.seen = true;
     top.original = true;
     initialWalk = true;
-    enqueueDescendants(top);
+    enqueueDescendants(root);
     initialWalk = false;
     while (!queue.isEmpty()) {
-      Node child = queue.poll();
+      Block child = queue.poll();
       if (isLive(child)) {
         visit(child);
-      }
-    }
-    // The counters, once per policy rather than a map update per call (journaled at first use).
-    for (int i = 0; i < policies.size(); i++) {
-      if (journaled[i]) {
-        indices.put(policies.get(i).key(), counters[i]);
       }
     }
     placeReplacements();
@@ -290,7 +212,7 @@ final class TreeSurgery {
       return s;
     }
     return new SurgeryException(
-        current == null ? null : BlockPaths.display(current.path()),
+        currentPath == null ? null : BlockPaths.display(currentPath),
         "surgery failed and was rolled back: " + e.getMessage(),
         e);
   }
@@ -372,20 +294,20 @@ final class TreeSurgery {
 
   // ------------------------------------------------------------------ traversal
 
-  private void enqueueDescendants(Node parent) {
-    BlockList children = childrenOf(parent.block);
-    List<Block> blocks = children.values();
-    List<String> keys = children.keys();
-    for (int i = 0, size = blocks.size(); i < size; i++) {
-      Node n = node(blocks.get(i));
-      n.addParent(parent);
+  private void enqueueDescendants(Block parent) {
+    String prefix = pathOf(parent);
+    for (Pair<String, Block> entry : childrenOf(parent)) {
+      Block child = entry.getValue();
+      Node n = node(child);
+      if (!containsIdentity(n.parents, parent)) {
+        n.parents.add(parent);
+      }
       if (!n.seen) {
         n.seen = true;
         n.original = initialWalk;
-        n.pathParent = parent;
-        n.key = keys.get(i);
-        queue.add(n);
-        enqueueDescendants(n);
+        n.path = BlockPaths.join(prefix, entry.getKey());
+        queue.add(child);
+        enqueueDescendants(child);
       }
     }
   }
@@ -399,67 +321,56 @@ final class TreeSurgery {
       return true;
     }
     Node n = nodes.get(block);
-    return n != null && isLive(n);
-  }
-
-  private boolean isLive(Node n) {
-    if (n.block == root) {
-      return true;
+    if (n == null) {
+      return false;
     }
     if (n.liveEpoch == epoch) {
       return n.live;
     }
     n.liveEpoch = epoch;
     n.live = false; // a block is not its own ancestor; guards cycles
-    boolean live = n.parent != null && isLive(n.parent);
-    if (!live && n.moreParents != null) {
-      for (Node p : n.moreParents) {
-        if (isLive(p)) {
-          live = true;
-          break;
-        }
+    boolean live = false;
+    for (Block p : n.parents) {
+      if (isLive(p)) {
+        live = true;
+        break;
       }
     }
     n.live = live;
     return live;
   }
 
-  private void visit(Node node) {
-    Block child = node.block;
-    current = node;
-    String path = pathsNeeded ? node.path() : null;
-    for (int i = 0, size = policies.size(); i < size; i++) {
-      Policy policy = policies.get(i);
+  private void visit(Block child) {
+    String path = pathOf(child);
+    currentPath = path;
+    for (Policy policy : policies) {
       if (!policy.matcher().matches(child, path)) {
         continue;
       }
-      int index = nextIndex(i, policy.key());
+      int index = nextIndex(policy.key());
       Block replacement;
       try {
         replacement = policy.function().apply(child, index);
       } catch (RuntimeException e) {
         throw new SurgeryException(
-            BlockPaths.display(node.path()),
+            BlockPaths.display(path),
             "replacement function of policy " + policy.label() + " failed: " + e.getMessage(),
             e);
       }
       if (replacement == null) {
         continue;
       }
-      if (node.decided) {
+      if (replaced.containsKey(child)) {
         throw new SurgeryException(
-            BlockPaths.display(node.path()),
+            BlockPaths.display(path),
             "two policies replace the same "
                 + BlockPaths.typeName(child)
                 + "; the second is "
                 + policy.label());
       }
-      node.decided = true;
       replaced.put(child, replacement);
       if (replacement != child) {
-        swaps.add(new Node[] {node, substitute(node, replacement)});
-      } else {
-        swaps.add(new Node[] {node, node});
+        substitute(child, replacement, path);
       }
     }
   }
@@ -468,33 +379,30 @@ final class TreeSurgery {
    * Hands out the policy's next call index and journals the counter, so that a rolled-back surgery
    * leaves the caller's counters as they were and a retry passes the same indices again.
    */
-  private int nextIndex(int policy, Object key) {
-    if (!journaled[policy]) {
-      // One journal entry per policy and surgery, holding the counter as it was before.
-      journaled[policy] = true;
-      boolean had = indices.containsKey(key);
-      Integer previous = indices.get(key);
-      counters[policy] = previous == null ? 0 : previous;
-      journal.onRollback(
-          () -> {
-            if (had) {
-              indices.put(key, previous);
-            } else {
-              indices.remove(key);
-            }
-          });
-    }
-    return counters[policy]++; // written back to the caller's map when the traversal ends
+  private int nextIndex(Object key) {
+    boolean had = indices.containsKey(key);
+    Integer previous = indices.get(key);
+    int index = previous == null ? 0 : previous;
+    indices.put(key, index + 1);
+    journal.onRollback(
+        () -> {
+          if (had) {
+            indices.put(key, previous);
+          } else {
+            indices.remove(key);
+          }
+        });
+    return index;
   }
 
-  private Node substitute(Node oldNode, Block replacement) {
-    Block old = oldNode.block;
-    Node n = node(replacement); // one probe: a new block is entered, a known one found
-    if (n.seen && isLive(n)) {
+  private void substitute(Block old, Block replacement, String path) {
+    Node existing = nodes.get(replacement);
+    if (existing != null && existing.seen && isLive(replacement)) {
       throw new SurgeryException(
-          BlockPaths.display(oldNode.path()),
+          BlockPaths.display(path),
           "the replacement is already part of the model; return a new block");
     }
+    Node oldNode = node(old);
     // Only a block with children can change whether other blocks are reachable; swapping a leaf
     // for a leaf changes the liveness of those two alone, so the memo of every other block stays.
     boolean structural = !childrenOf(old).isEmpty() || !childrenOf(replacement).isEmpty();
@@ -502,65 +410,50 @@ final class TreeSurgery {
       epoch++;
     }
     addParameters(replacement, received);
-    // The old block's parents become the replacement's (replacing any it had).
-    Node first = oldNode.parent;
-    List<Node> more = oldNode.moreParents;
-    oldNode.parent = null;
-    oldNode.moreParents = null;
-    n.parent = null;
-    n.moreParents = null;
-    if (first != null) {
-      writeIntoParent(first, oldNode, replacement);
-      n.addParent(first);
+    List<Block> ps = oldNode.parents;
+    oldNode.parents = new ArrayList<>(1);
+    for (Block parent : ps) {
+      writeIntoParent(parent, old, replacement, path);
     }
-    if (more != null) {
-      for (Node parent : more) {
-        writeIntoParent(parent, oldNode, replacement);
-        n.addParent(parent);
-      }
-    }
+    Node n = node(replacement);
+    n.parents = new ArrayList<>(ps);
     n.liveEpoch = -1;
     oldNode.liveEpoch = -1;
-    n.origin = oldNode.originOrSelf();
+    n.origin = originOf(old);
     int depth = oldNode.generation + 1;
     if (depth > MAX_GENERATIONS) {
       throw new SurgeryException(
-          BlockPaths.display(oldNode.path()),
+          BlockPaths.display(path),
           "replacements were replaced "
               + MAX_GENERATIONS
               + " times in a row: the policies never stop matching their own output under"
               + " recurseOnReplacements");
     }
     n.generation = depth;
-    if (!n.hasPath()) {
-      // The replacement takes the old block's path, still unbuilt if nobody asked for it.
-      n.path = oldNode.path;
-      n.pathParent = oldNode.pathParent;
-      n.key = oldNode.key;
+    if (n.path == null) {
+      n.path = path;
     }
     // Blocks the replacement reuses (e.g. a wrapped original) stay reachable through it.
-    List<Block> kids = childrenOf(replacement).values();
-    for (int i = 0, size = kids.size(); i < size; i++) {
-      node(kids.get(i)).addParent(n);
+    for (Pair<String, Block> entry : childrenOf(replacement)) {
+      List<Block> cps = node(entry.getValue()).parents;
+      if (!containsIdentity(cps, replacement)) {
+        cps.add(replacement);
+      }
     }
     if (recurse && !n.seen) {
       n.seen = true;
-      queue.add(n);
-      enqueueDescendants(n);
+      queue.add(replacement);
+      enqueueDescendants(replacement);
     }
-    return n;
   }
 
   // ------------------------------------------------------------------ writing into parents
 
-  private void writeIntoParent(Node parentNode, Node oldNode, Block replacement) {
-    Block parent = parentNode.block;
-    Block old = oldNode.block;
+  private void writeIntoParent(Block parent, Block old, Block replacement, String path) {
     BlockList children = DjlInternals.liveChildren(parent);
     if (children == null) {
-      String path = oldNode.path();
       throw new SurgeryException(
-          BlockPaths.display(parentNode.path()),
+          BlockPaths.display(pathOf(parent)),
           parent.getClass().getName()
               + " keeps its children to itself (it is not an ai.djl.nn.AbstractBlock, as a"
               + " TorchScript symbol block is not), so its child at "
@@ -582,15 +475,14 @@ final class TreeSurgery {
             });
       }
     }
-    List<Field> fields = HOLDER_FIELDS.get(parent.getClass());
-    for (int i = 0, size = fields.size(); i < size; i++) {
-      writeIntoField(parent, fields.get(i), old, replacement, oldNode);
+    for (Field field : HOLDER_FIELDS.get(parent.getClass())) {
+      writeIntoField(parent, field, old, replacement, path);
     }
   }
 
   /** Renames keys that DJL derived from the class name, so {@code toString} shows the new type. */
   private static String renamedKey(String key, int index, Block old, Block replacement) {
-    if (old.getClass() == replacement.getClass() || !key.equals(childKey(index, old))) {
+    if (!key.equals(childKey(index, old))) {
       return key;
     }
     return childKey(index, replacement);
@@ -601,15 +493,14 @@ final class TreeSurgery {
    */
   private static String childKey(int index, Block block) {
     int number = index + 1;
-    String name = SIMPLE_NAMES.get(block.getClass());
+    String name = block.getClass().getSimpleName();
     return (number < 10 ? "0" + number : Integer.toString(number)) + name;
   }
 
   @SuppressWarnings("unchecked")
   private void writeIntoField(
-      Block parent, Field field, Block old, Block replacement, Node oldNode) {
+      Block parent, Field field, Block old, Block replacement, String path) {
     Object value = DjlInternals.read(field, parent);
-    String path = oldNode.path();
     String where = parent.getClass().getSimpleName() + "." + field.getName();
     if (value == old) {
       if (!field.getType().isInstance(replacement)) {
@@ -699,19 +590,20 @@ final class TreeSurgery {
   // ------------------------------------------------------------------ placement
 
   private void placeReplacements() {
-    for (Node[] swap : swaps) {
-      Node node = swap[1];
-      if (node == swap[0] || node.decided || !isLive(node)) {
+    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
+      Block replacement = pair.getValue();
+      if (replacement == pair.getKey()
+          || replaced.containsKey(replacement)
+          || !isLive(replacement)) {
         continue;
       }
-      Block replacement = node.block;
-      Block original = node.origin.block;
-      current = node.origin;
+      Block original = nodes.get(replacement).origin;
+      currentPath = pathOf(original);
+      String path = BlockPaths.display(currentPath);
       Shape[] inputShapes = DjlInternals.recordedInputShapes(original);
       if (inputShapes == null || !allInitialized(original)) {
         continue; // structural surgery: the trainer initializes the replacement later
       }
-      String path = BlockPaths.display(current.path());
       if (!allInitialized(replacement) || DjlInternals.recordedInputShapes(replacement) == null) {
         initialize(original, replacement, inputShapes, path);
       }
@@ -830,7 +722,7 @@ final class TreeSurgery {
    * and after sets.
    */
   private void updateTrainers() {
-    current = null; // parameters, not one block, are concerned from here on
+    currentPath = null; // parameters, not one block, are concerned from here on
     List<Trainer> active = new ArrayList<>();
     for (Trainer t : trainers) {
       if (TrainerSurgery.hasRegistered(t)) {
@@ -840,9 +732,10 @@ final class TreeSurgery {
     // Without a trainer only arrays to free matter: parameters without one need no answer.
     boolean all = !active.isEmpty();
     Set<Parameter> displaced = new LinkedHashSet<>();
-    for (Node[] swap : swaps) {
-      if (swap[1] != swap[0] && swap[0].original) {
-        collectOriginalParameters(swap[0], displaced, all);
+    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
+      Node n = nodes.get(pair.getKey());
+      if (pair.getValue() != pair.getKey() && n != null && n.original) {
+        collectOriginalParameters(pair.getKey(), displaced, all);
       }
     }
     boolean receivedArrays = false;
@@ -963,10 +856,9 @@ final class TreeSurgery {
    * original blocks change only where a block was replaced) or was replaced itself, and is
    * collected with its own pair.
    */
-  private void collectOriginalParameters(Node node, Set<Parameter> out, boolean all) {
-    Block block = node.block;
+  private void collectOriginalParameters(Block block, Set<Parameter> out, boolean all) {
     if (childrenOf(block).isEmpty()) {
-      addOriginal(node, out, all); // a leaf: no lookup, no visited set
+      addOriginal(block, out, all);
       return;
     }
     Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -977,7 +869,7 @@ final class TreeSurgery {
       if (!visited.add(b)) {
         continue;
       }
-      addOriginal(nodes.get(b), out, all);
+      addOriginal(b, out, all);
       List<Block> kids = childrenOf(b).values();
       for (int i = kids.size() - 1; i >= 0; i--) {
         stack.push(kids.get(i));
@@ -1069,11 +961,12 @@ final class TreeSurgery {
     }
   }
 
-  private void addOriginal(Node n, Set<Parameter> out, boolean all) {
+  private void addOriginal(Block block, Set<Parameter> out, boolean all) {
+    Node n = nodes.get(block);
     if (n == null || !n.original) {
       return;
     }
-    for (Parameter p : directParameters(n.block)) {
+    for (Parameter p : directParameters(block)) {
       if (all || p.isInitialized()) {
         out.add(p);
       }
@@ -1085,9 +978,7 @@ final class TreeSurgery {
   /** Adds every parameter under a block to a list (a leaf without building a set). */
   private static void addParameters(Block block, List<Parameter> out) {
     if (childrenOf(block).isEmpty()) {
-      for (Parameter p : directParameters(block)) {
-        out.add(p); // not addAll: that copies the map's values into an array first
-      }
+      out.addAll(directParameters(block));
     } else {
       out.addAll(parametersOf(block));
     }

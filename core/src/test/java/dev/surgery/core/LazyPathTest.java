@@ -15,10 +15,10 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * Class and name matchers do not read paths, so the surgery builds a block's path only when it is
- * needed: a message, a path-reading matcher. The paths it then reports must be the very paths a
- * plain pre-order walk of the tree gives (the oracle here is written out from the tree's
- * construction), and matchers combined from path-free and path-reading parts must still see them.
+ * Class and name matchers do not read paths, so counting builds no path at all; the paths the
+ * surgery reports must be the very paths a plain pre-order walk of the tree gives (the oracle here
+ * is written out from the tree's construction), and matchers combined from path-free and
+ * path-reading parts must still see them.
  */
 class LazyPathTest {
 
