@@ -6,10 +6,12 @@
 # Each file holds one class path line: the benchmarks, samples, trainer-integration and core target/classes folders
 # of a checkout followed by benchmarks/target/benchmarks-runtime.classpath (written by `mvn -DskipTests package`)
 # without the dev.surgery entries. MAIN_CLASS is e.g. dev.surgery.benchmarks.B1LiveSurgery, or
-# org.openjdk.jmh.Main with JMH's flags (see benchmarks/README.md).
+# org.openjdk.jmh.Main with JMH's flags (see benchmarks/README.md). BENCH_JVM_ARGS adds JVM options, e.g. on a
+# shared machine BENCH_JVM_ARGS="-Dai.djl.pytorch.num_threads=1 -Dai.djl.pytorch.num_interop_threads=1" (with
+# OMP_NUM_THREADS=1).
 set -euo pipefail
 if [ "$#" -lt 3 ]; then
-  sed -n '2,9p' "$0" >&2
+  sed -n '2,12p' "$0" >&2
   exit 2
 fi
 export DJL_OFFLINE=true OPT_OUT_TRACKING=true
@@ -20,5 +22,5 @@ shift 3
 for who in A B B A; do
   if [ "$who" = A ]; then cp=$a_cp; else cp=$b_cp; fi
   echo "=== $who $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)"
-  java -Dai.djl.offline=true -Xmx2g -cp "$cp" "$main" "$@" 2>&1 | grep -v 'INFO\|WARN' || true
+  java -Dai.djl.offline=true -Xmx2g ${BENCH_JVM_ARGS:-} -cp "$cp" "$main" "$@" 2>&1 | grep -v 'INFO\|WARN' || true
 done

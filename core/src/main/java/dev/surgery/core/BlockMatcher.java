@@ -34,15 +34,20 @@ public interface BlockMatcher {
    */
   static BlockMatcher ofClass(Class<?>... classes) {
     List<Class<?>> list = List.of(classes);
+    if (list.size() == 1) {
+      Class<?> only = list.get(0);
+      return new PathFreeMatcher(only::isInstance);
+    }
     // A plain loop: this runs once per block of a tree, where a stream's setup would dominate.
-    return (block, path) -> {
-      for (Class<?> c : list) {
-        if (c.isInstance(block)) {
-          return true;
-        }
-      }
-      return false;
-    };
+    return new PathFreeMatcher(
+        block -> {
+          for (Class<?> c : list) {
+            if (c.isInstance(block)) {
+              return true;
+            }
+          }
+          return false;
+        });
   }
 
   /**
@@ -54,7 +59,8 @@ public interface BlockMatcher {
    */
   static BlockMatcher lambdaNamed(String... names) {
     Set<String> set = Set.copyOf(Arrays.asList(names));
-    return (block, path) -> block instanceof LambdaBlock l && set.contains(l.getName());
+    return new PathFreeMatcher(
+        block -> block instanceof LambdaBlock l && set.contains(l.getName()));
   }
 
   /**

@@ -7,7 +7,6 @@ import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -58,18 +57,42 @@ public final class ModuleSurgery {
    * @return the number of distinct matching blocks
    */
   public static int countModuleInstances(Block module, BlockMatcher matcher) {
-    Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
-    seen.add(module);
+    IdentityIndex<Boolean> seen = new IdentityIndex<>();
+    seen.putIfAbsent(module, Boolean.TRUE);
+    if (matcher instanceof PathFreeMatcher pathFree) {
+      // No path strings for a class or name matcher.
+      return countBelow(BlockPaths.children(module).values(), pathFree, seen);
+    }
     int[] count = {0};
     countBelow(module, "", matcher, seen, count);
     return count[0];
   }
 
+  private static int countBelow(
+      List<Block> children, PathFreeMatcher matcher, IdentityIndex<Boolean> seen) {
+    int count = 0;
+    for (int i = 0, n = children.size(); i < n; i++) {
+      Block child = children.get(i);
+      List<Block> below = BlockPaths.children(child).values();
+      boolean matches = matcher.matches(child);
+      // A leaf that does not match adds nothing and leads nowhere: met again through another
+      // parent it still adds nothing, so it needs no entry in the seen set (most blocks are such
+      // leaves). Composites and matched blocks are deduplicated, which also stops cycles.
+      if ((matches || !below.isEmpty()) && seen.putIfAbsent(child, Boolean.TRUE) == null) {
+        if (matches) {
+          count++;
+        }
+        count += countBelow(below, matcher, seen);
+      }
+    }
+    return count;
+  }
+
   private static void countBelow(
-      Block block, String prefix, BlockMatcher matcher, Set<Block> seen, int[] count) {
+      Block block, String prefix, BlockMatcher matcher, IdentityIndex<Boolean> seen, int[] count) {
     for (Pair<String, Block> entry : BlockPaths.children(block)) {
       Block child = entry.getValue();
-      if (seen.add(child)) {
+      if (seen.putIfAbsent(child, Boolean.TRUE) == null) {
         String path = BlockPaths.join(prefix, entry.getKey());
         if (matcher.matches(child, path)) {
           count[0]++;

@@ -21,6 +21,8 @@ import ai.djl.training.optimizer.Adam;
 import ai.djl.training.optimizer.AdamW;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.ParameterTracker;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
 import java.lang.reflect.Field;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
@@ -123,7 +125,27 @@ public final class DjlInternals {
     FAILURE = failure;
   }
 
+  /*
+   * Getters of the three fields every tree walk reads, once per block: a MethodHandle in a static
+   * final field is inlined by the JIT, where Field.get pays an access check per call. Null when
+   * the field was not found (FAILURE is then set and every accessor reports it).
+   */
+  private static final MethodHandle CHILDREN = getter(blockChildren);
+  private static final MethodHandle PARAMETERS = getter(blockParameters);
+  private static final MethodHandle INPUT_SHAPES = getter(blockInputShapes);
+
   private DjlInternals() {}
+
+  private static MethodHandle getter(Field f) {
+    if (f == null || FAILURE != null) {
+      return null;
+    }
+    try {
+      return MethodHandles.lookup().unreflectGetter(f); // f is accessible: no access check
+    } catch (IllegalAccessException e) {
+      return null; // Field.get below reports what is wrong
+    }
+  }
 
   /**
    * Resolves every DJL field this library depends on. Called by the trainer integration and the
@@ -149,6 +171,13 @@ public final class DjlInternals {
     if (!(block instanceof AbstractBlock)) {
       return null;
     }
+    if (CHILDREN != null) {
+      try {
+        return (BlockList) CHILDREN.invokeExact((AbstractBlock) block);
+      } catch (Throwable e) {
+        throw new IllegalStateException(e); // a plain field read does not throw
+      }
+    }
     return (BlockList) get(blockChildren, block);
   }
 
@@ -160,6 +189,13 @@ public final class DjlInternals {
    */
   @SuppressWarnings("unchecked")
   public static LinkedHashMap<String, Parameter> liveParameters(AbstractBlock block) {
+    if (PARAMETERS != null) {
+      try {
+        return (LinkedHashMap<String, Parameter>) PARAMETERS.invokeExact(block);
+      } catch (Throwable e) {
+        throw new IllegalStateException(e); // a plain field read does not throw
+      }
+    }
     return (LinkedHashMap<String, Parameter>) get(blockParameters, block);
   }
 
@@ -172,6 +208,13 @@ public final class DjlInternals {
   public static Shape[] recordedInputShapes(Block block) {
     if (!(block instanceof AbstractBaseBlock)) {
       return null;
+    }
+    if (INPUT_SHAPES != null) {
+      try {
+        return (Shape[]) INPUT_SHAPES.invokeExact((AbstractBaseBlock) block);
+      } catch (Throwable e) {
+        throw new IllegalStateException(e); // a plain field read does not throw
+      }
     }
     return (Shape[]) get(blockInputShapes, block);
   }

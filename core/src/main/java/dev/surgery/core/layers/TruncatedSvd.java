@@ -11,13 +11,26 @@ import java.util.Comparator;
  * <p>The long side is first reduced by a Householder QR ({@code B = QR}, with {@code B} the matrix
  * or its transpose, whichever is tall), then the small square {@code R} is decomposed by one-sided
  * Jacobi rotations (Hestenes' method). Singular vectors on the long side are expanded through
- * {@code Q} only when a factor asks for them, and only as many as the rank needs. A 512 x 4608
- * convolution weight takes seconds instead of the half minute plain Jacobi needs.
+ * {@code Q} only when a factor asks for them, and only as many as the rank needs.
+ *
+ * <p>From a short side of {@value #GRAM_MIN_SIDE} on (every weight {@code factorize} meets in a
+ * ResNet), the QR and Jacobi sweeps cost seconds (4.8 s of CPU for 512 x 4608), so the short side's
+ * Gram matrix {@code G = B^T B} is formed in double precision and decomposed by a symmetric
+ * eigen-solver (Householder tridiagonalization, then implicit QL): {@code G = V diag(s^2) V^T}. The
+ * long-side vectors {@code B v_k / ||B v_k||} are formed only for the ranks a factor asks for.
+ * Squaring the matrix costs relative accuracy in the smallest singular values only: their absolute
+ * error is about {@code q * 2^-52 * s_max^2 / s_k}, below the float32 rounding of the weights for
+ * every {@code s_k} above {@code 1e-7 s_max}, and a rank-{@code r} truncation's error stays that of
+ * the exact SVD to within the float rounding of the factors ({@code TruncatedSvdTest} compares both
+ * paths on well- and ill-conditioned matrices).
  */
 public final class TruncatedSvd {
 
   private static final int MAX_SWEEPS = 80;
   private static final double TOLERANCE = 1e-15;
+
+  /** The short side from which the Gram matrix and a symmetric eigen-solver are used. */
+  static final int GRAM_MIN_SIDE = 64;
 
   private final int rows;
   private final int cols;
@@ -29,6 +42,7 @@ public final class TruncatedSvd {
   private final double[][] householder; // v_j, stored from index j; null without QR
   private final double[] betas;
   private final double[][] longVectors; // expanded on demand
+  private final double[][] columns; // the columns of B, for B v_k; null on the QR + Jacobi path
 
   private TruncatedSvd(
       int rows,
@@ -50,6 +64,22 @@ public final class TruncatedSvd {
     this.householder = householder;
     this.betas = betas;
     this.longVectors = new double[s.length][];
+    this.columns = null;
+  }
+
+  private TruncatedSvd(
+      int rows, int cols, boolean transposed, double[] s, double[][] shortVectors, double[][] b) {
+    this.rows = rows;
+    this.cols = cols;
+    this.transposed = transposed;
+    this.longSide = b[0].length;
+    this.s = s;
+    this.shortVectors = shortVectors;
+    this.reduced = null;
+    this.householder = null;
+    this.betas = null;
+    this.longVectors = new double[s.length][];
+    this.columns = b;
   }
 
   /**
@@ -61,14 +91,23 @@ public final class TruncatedSvd {
    * @return the decomposition, singular values in decreasing order
    */
   public static TruncatedSvd of(float[] a, int rows, int cols) {
+    return Math.min(rows, cols) >= GRAM_MIN_SIDE
+        ? viaGram(a, rows, cols)
+        : viaJacobi(a, rows, cols);
+  }
+
+  private static void checkSize(float[] a, int rows, int cols) {
     if (rows < 1 || cols < 1 || a.length != (long) rows * cols) {
       throw new IllegalArgumentException(
           "expected " + rows + " x " + cols + " values, got " + a.length);
     }
+  }
+
+  /** The columns of the tall matrix B (A, or A^T when A is wide), in double precision. */
+  private static double[][] tallColumns(float[] a, int rows, int cols) {
     boolean transposed = rows < cols;
-    int p = transposed ? cols : rows; // long side
-    int q = transposed ? rows : cols; // short side
-    // work[j] is column j of the tall matrix B (A, or A^T when A is wide).
+    int p = transposed ? cols : rows;
+    int q = transposed ? rows : cols;
     double[][] work = new double[q][p];
     for (int i = 0; i < rows; i++) {
       for (int j = 0; j < cols; j++) {
@@ -79,6 +118,96 @@ public final class TruncatedSvd {
         }
       }
     }
+    return work;
+  }
+
+  /** The Gram matrix and symmetric eigen-solver path (see the class comment). */
+  static TruncatedSvd viaGram(float[] a, int rows, int cols) {
+    checkSize(a, rows, cols);
+    double[][] b = tallColumns(a, rows, cols);
+    int q = b.length;
+    double[][] g = gram(b);
+    double[] lambda = new double[q];
+    double[][] vectors = SymmetricEigen.decompose(g, lambda); // vectors[i]: eigenvector i
+    Integer[] order = new Integer[q];
+    for (int i = 0; i < q; i++) {
+      order[i] = i;
+    }
+    Arrays.sort(order, Comparator.comparingDouble((Integer i) -> -lambda[i]));
+    double[] values = new double[q];
+    double[][] shortVectors = new double[q][];
+    for (int r = 0; r < q; r++) {
+      // Rounding can leave the eigenvalue of a null direction slightly negative.
+      values[r] = Math.sqrt(Math.max(0, lambda[order[r]]));
+      shortVectors[r] = vectors[order[r]];
+    }
+    return new TruncatedSvd(rows, cols, rows < cols, values, shortVectors, b);
+  }
+
+  /**
+   * {@code G[i][j] = b[i] . b[j]}, in blocks: four rows of B share each pass over a fifth, and the
+   * long side is cut into chunks that stay in the cache.
+   */
+  private static double[][] gram(double[][] b) {
+    int q = b.length;
+    int p = b[0].length;
+    double[][] g = new double[q][q];
+    final int chunk = 512;
+    for (int k0 = 0; k0 < p; k0 += chunk) {
+      int k1 = Math.min(p, k0 + chunk);
+      int i = 0;
+      for (; i + 3 < q; i += 4) {
+        double[] b0 = b[i];
+        double[] b1 = b[i + 1];
+        double[] b2 = b[i + 2];
+        double[] b3 = b[i + 3];
+        for (int j = i; j < q; j++) {
+          double[] y = b[j];
+          double s0 = 0;
+          double s1 = 0;
+          double s2 = 0;
+          double s3 = 0;
+          for (int k = k0; k < k1; k++) {
+            double v = y[k];
+            s0 += b0[k] * v;
+            s1 += b1[k] * v;
+            s2 += b2[k] * v;
+            s3 += b3[k] * v;
+          }
+          g[i][j] += s0;
+          g[i + 1][j] += s1;
+          g[i + 2][j] += s2;
+          g[i + 3][j] += s3;
+        }
+      }
+      for (; i < q; i++) {
+        for (int j = i; j < q; j++) {
+          double sum = 0;
+          for (int k = k0; k < k1; k++) {
+            sum += b[i][k] * b[j][k];
+          }
+          g[i][j] += sum;
+        }
+      }
+    }
+    // Rows i+1..i+3 also summed the entries left of their diagonal (j from i): keep the upper
+    // triangle, which each row computed over j >= its own index, and mirror it.
+    for (int i = 0; i < q; i++) {
+      for (int j = i + 1; j < q; j++) {
+        g[j][i] = g[i][j];
+      }
+    }
+    return g;
+  }
+
+  /** The Householder QR and one-sided Jacobi path, exact to working precision. */
+  static TruncatedSvd viaJacobi(float[] a, int rows, int cols) {
+    checkSize(a, rows, cols);
+    boolean transposed = rows < cols;
+    int p = transposed ? cols : rows; // long side
+    int q = transposed ? rows : cols; // short side
+    // work[j] is column j of the tall matrix B (A, or A^T when A is wide).
+    double[][] work = tallColumns(a, rows, cols);
     double[][] householder = null;
     double[] betas = null;
     if (p > q) {
@@ -219,7 +348,28 @@ public final class TruncatedSvd {
 
   /** The k-th left singular vector of the tall matrix B (length {@code longSide}). */
   private double[] longVector(int k) {
-    if (longVectors[k] == null) {
+    if (longVectors[k] == null && columns != null) {
+      // u_k = B v_k / ||B v_k||: normalized by its own norm, so a direction whose singular value
+      // rounded to (almost) nothing still gets a unit vector, which its sqrt(s) then scales away.
+      double[] v = shortVectors[k];
+      double[] y = new double[longSide];
+      for (int j = 0; j < columns.length; j++) {
+        double c = v[j];
+        if (c != 0) {
+          double[] col = columns[j];
+          for (int i = 0; i < longSide; i++) {
+            y[i] += c * col[i];
+          }
+        }
+      }
+      double norm = Math.sqrt(dot(y, y));
+      if (norm > 0) {
+        for (int i = 0; i < longSide; i++) {
+          y[i] /= norm;
+        }
+      }
+      longVectors[k] = y;
+    } else if (longVectors[k] == null) {
       double[] y = Arrays.copyOf(reduced[k], longSide);
       if (householder != null) {
         // Q = H_0 H_1 ... H_{q-1}: apply the last reflection first.

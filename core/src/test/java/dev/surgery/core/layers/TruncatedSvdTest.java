@@ -130,4 +130,160 @@ class TruncatedSvdTest {
       }
     }
   }
+
+  /**
+   * A = U diag(s) V^T with random orthonormal U, V (Gram-Schmidt on Gaussians, in double) and
+   * singular values decaying geometrically from 1 to {@code smallest}, rounded to float as weights
+   * are.
+   */
+  private static float[] withSpectrum(int rows, int cols, double smallest, long seed) {
+    int q = Math.min(rows, cols);
+    double[][] u = orthonormal(q, rows, new Random(seed));
+    double[][] v = orthonormal(q, cols, new Random(seed + 1));
+    float[] a = new float[rows * cols];
+    for (int k = 0; k < q; k++) {
+      double sk = Math.pow(smallest, k / (double) (q - 1));
+      for (int i = 0; i < rows; i++) {
+        for (int j = 0; j < cols; j++) {
+          a[i * cols + j] += (float) (sk * u[k][i] * v[k][j]);
+        }
+      }
+    }
+    return a;
+  }
+
+  private static double[][] orthonormal(int count, int length, Random rnd) {
+    double[][] out = new double[count][length];
+    for (int k = 0; k < count; k++) {
+      for (int i = 0; i < length; i++) {
+        out[k][i] = rnd.nextGaussian();
+      }
+      for (int pass = 0; pass < 2; pass++) { // twice is enough (Kahan)
+        for (int m = 0; m < k; m++) {
+          double d = 0;
+          for (int i = 0; i < length; i++) {
+            d += out[k][i] * out[m][i];
+          }
+          for (int i = 0; i < length; i++) {
+            out[k][i] -= d * out[m][i];
+          }
+        }
+      }
+      double n = 0;
+      for (int i = 0; i < length; i++) {
+        n += out[k][i] * out[k][i];
+      }
+      for (int i = 0; i < length; i++) {
+        out[k][i] /= Math.sqrt(n);
+      }
+    }
+    return out;
+  }
+
+  private static double reconstructionError(
+      TruncatedSvd svd, float[] a, int rows, int cols, int r) {
+    double[] approx = product(svd.leftFactor(r), svd.rightFactor(r), rows, r, cols);
+    double err = 0;
+    for (int i = 0; i < a.length; i++) {
+      err += (a[i] - approx[i]) * (a[i] - approx[i]);
+    }
+    return Math.sqrt(err);
+  }
+
+  /**
+   * The Gram path (what {@code of} uses from a short side of 64 on) against the QR + Jacobi SVD,
+   * exact to working precision, as the oracle: the same singular values, and rank-r truncations
+   * whose error is the optimal one (the exact SVD's tail) up to the float rounding of the factors,
+   * on a Gaussian matrix and on spectra falling to 1e-3 and 1e-6 of the largest value.
+   */
+  @ParameterizedTest
+  @CsvSource({
+    "96, 300, 0",
+    "300, 96, 0",
+    "96, 300, 1e-3",
+    "300, 96, 1e-3",
+    "96, 300, 1e-6",
+    "80, 80, 1e-6"
+  })
+  void gramPathTruncatesAsWellAsTheExactSvd(int rows, int cols, double smallest) {
+    float[] a = smallest == 0 ? random(rows, cols, 7) : withSpectrum(rows, cols, smallest, 11);
+    TruncatedSvd exact = TruncatedSvd.viaJacobi(a, rows, cols);
+    TruncatedSvd gram = TruncatedSvd.viaGram(a, rows, cols);
+    assertEquals(
+        java.util.Arrays.toString(gram.singularValues()),
+        java.util.Arrays.toString(TruncatedSvd.of(a, rows, cols).singularValues()),
+        "of() takes the Gram path from a short side of " + TruncatedSvd.GRAM_MIN_SIDE);
+    double[] se = exact.singularValues();
+    double[] sg = gram.singularValues();
+    double norm = 0;
+    for (double x : se) {
+      norm += x * x;
+    }
+    norm = Math.sqrt(norm);
+    for (int i = 0; i < se.length; i++) {
+      assertEquals(se[i], sg[i], 1e-6 * se[0], "singular value " + i);
+    }
+    // The float32 factors round each entry at 2^-24 relative: that much error any SVD has.
+    double rounding = 2e-7 * norm;
+    int q = se.length;
+    for (int r : new int[] {1, q / 4, q / 2, q - 1, q}) {
+      double optimal = exact.tailNorm(r);
+      assertEquals(optimal, gram.tailNorm(r), 1e-6 * se[0], "tail at rank " + r);
+      double error = reconstructionError(gram, a, rows, cols, r);
+      assertTrue(
+          error <= optimal * (1 + 1e-4) + rounding,
+          "rank " + r + ": error " + error + " vs optimal " + optimal);
+    }
+    // Both factors' directions stay orthogonal: (U sqrt(S))^T (U sqrt(S)) = S.
+    int r = q / 2;
+    float[] left = gram.leftFactor(r);
+    float[] right = gram.rightFactor(r);
+    for (int i = 0; i < r; i++) {
+      for (int j = 0; j < r; j++) {
+        double dl = 0;
+        for (int k = 0; k < rows; k++) {
+          dl += (double) left[k * r + i] * left[k * r + j];
+        }
+        double dr = 0;
+        for (int k = 0; k < cols; k++) {
+          dr += (double) right[i * cols + k] * right[j * cols + k];
+        }
+        assertEquals(i == j ? sg[i] : 0, dl, 1e-5 * sg[0], "U " + i + "," + j);
+        assertEquals(i == j ? sg[i] : 0, dr, 1e-5 * sg[0], "V " + i + "," + j);
+      }
+    }
+  }
+
+  @ParameterizedTest
+  @CsvSource({"64, 200", "200, 64"})
+  void gramPathOnARankDeficientMatrixLeavesNoErrorAtItsRank(int rows, int cols) {
+    // Rank 3: the rest of the spectrum is rounding, and a rank-3 truncation reproduces A.
+    float[] a = new float[rows * cols];
+    Random rnd = new Random(3);
+    for (int k = 0; k < 3; k++) {
+      double[] x = new double[rows];
+      double[] y = new double[cols];
+      for (int i = 0; i < rows; i++) {
+        x[i] = rnd.nextGaussian();
+      }
+      for (int j = 0; j < cols; j++) {
+        y[j] = rnd.nextGaussian();
+      }
+      for (int i = 0; i < rows; i++) {
+        for (int j = 0; j < cols; j++) {
+          a[i * cols + j] += (float) (x[i] * y[j]);
+        }
+      }
+    }
+    TruncatedSvd gram = TruncatedSvd.viaGram(a, rows, cols);
+    double[] s = gram.singularValues();
+    assertTrue(s[3] <= 1e-5 * s[0], "s[3] = " + s[3]);
+    double norm = 0;
+    for (float x : a) {
+      norm += x * x;
+    }
+    assertTrue(reconstructionError(gram, a, rows, cols, 3) <= 1e-6 * Math.sqrt(norm));
+    // The full rank works too: the null directions get unit vectors scaled to nothing.
+    assertTrue(reconstructionError(gram, a, rows, cols, s.length) <= 1e-6 * Math.sqrt(norm));
+  }
 }

@@ -1,0 +1,86 @@
+package dev.surgery.core;
+
+/**
+ * An identity map for the surgery's one lookup per block: open addressing with keys and values side
+ * by side in one array (one cache line per probe), and a table that grows fourfold, so a tree of n
+ * blocks is rehashed about n/3 times in all instead of n ({@link java.util.IdentityHashMap}
+ * doubles). Not a general collection: no removal, no iteration.
+ *
+ * @param <V> the value type
+ */
+final class IdentityIndex<V> {
+
+  private Object[] table; // key at 2i, value at 2i + 1
+  private int size;
+  private int shift; // 32 - log2(slots)
+
+  IdentityIndex() {
+    table = new Object[2 * 256];
+    shift = 32 - 8;
+  }
+
+  private int slot(Object key) {
+    // Fibonacci hashing: the identity hash's high bits after a multiply pick the slot.
+    return (System.identityHashCode(key) * 0x9E3779B9) >>> shift;
+  }
+
+  /** The value of a key, or null. */
+  @SuppressWarnings("unchecked")
+  V get(Object key) {
+    Object[] t = table;
+    int mask = (t.length >> 1) - 1;
+    for (int i = slot(key); ; i = (i + 1) & mask) {
+      Object k = t[2 * i];
+      if (k == key) {
+        return (V) t[2 * i + 1];
+      }
+      if (k == null) {
+        return null;
+      }
+    }
+  }
+
+  /** Maps a key to a value unless it has one; returns the value it had, or null if it had none. */
+  @SuppressWarnings("unchecked")
+  V putIfAbsent(Object key, V value) {
+    Object[] t = table;
+    int mask = (t.length >> 1) - 1;
+    for (int i = slot(key); ; i = (i + 1) & mask) {
+      Object k = t[2 * i];
+      if (k == key) {
+        return (V) t[2 * i + 1];
+      }
+      if (k == null) {
+        t[2 * i] = key;
+        t[2 * i + 1] = value;
+        if (++size * 2 > mask + 1) {
+          grow();
+        }
+        return null;
+      }
+    }
+  }
+
+  /** The number of keys. */
+  int size() {
+    return size;
+  }
+
+  private void grow() {
+    Object[] old = table;
+    table = new Object[old.length * 4];
+    shift -= 2;
+    int mask = (table.length >> 1) - 1;
+    for (int j = 0; j < old.length; j += 2) {
+      Object key = old[j];
+      if (key != null) {
+        int i = slot(key);
+        while (table[2 * i] != null) {
+          i = (i + 1) & mask;
+        }
+        table[2 * i] = key;
+        table[2 * i + 1] = old[j + 1];
+      }
+    }
+  }
+}

@@ -1,0 +1,54 @@
+package dev.surgery.core;
+
+import ai.djl.nn.Block;
+import java.util.function.Predicate;
+
+/**
+ * A matcher that looks at the block only, never at its path: traversals then skip building the path
+ * string of every block they pass and build paths only for the blocks that need one (matched
+ * blocks, messages).
+ */
+final class PathFreeMatcher implements BlockMatcher {
+
+  private final Predicate<Block> test;
+
+  PathFreeMatcher(Predicate<Block> test) {
+    this.test = test;
+  }
+
+  /** Whether a matcher may need the path: anything not known to be path-free. */
+  static boolean usesPath(BlockMatcher matcher) {
+    return !(matcher instanceof PathFreeMatcher);
+  }
+
+  /** Matches without a path. */
+  boolean matches(Block block) {
+    return test.test(block);
+  }
+
+  @Override
+  public boolean matches(Block block, String path) {
+    return test.test(block);
+  }
+
+  @Override
+  public BlockMatcher and(BlockMatcher other) {
+    if (other instanceof PathFreeMatcher o) {
+      return new PathFreeMatcher(b -> test.test(b) && o.test.test(b));
+    }
+    return BlockMatcher.super.and(other);
+  }
+
+  @Override
+  public BlockMatcher or(BlockMatcher other) {
+    if (other instanceof PathFreeMatcher o) {
+      return new PathFreeMatcher(b -> test.test(b) || o.test.test(b));
+    }
+    return BlockMatcher.super.or(other);
+  }
+
+  @Override
+  public BlockMatcher negate() {
+    return new PathFreeMatcher(test.negate());
+  }
+}

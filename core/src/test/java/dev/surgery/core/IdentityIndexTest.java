@@ -1,0 +1,36 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The surgery's identity map, against what identity means: equal but distinct keys differ. */
+class IdentityIndexTest {
+
+  @Test
+  void keepsEveryKeyThroughGrowthAndTellsEqualKeysApart() {
+    IdentityIndex<Integer> index = new IdentityIndex<>();
+    List<String> keys = new ArrayList<>();
+    for (int i = 0; i < 20_000; i++) {
+      keys.add(new String("k" + (i % 100))); // many equal, all distinct objects
+    }
+    for (int i = 0; i < keys.size(); i++) {
+      assertNull(index.putIfAbsent(keys.get(i), i));
+    }
+    assertEquals(keys.size(), index.size());
+    for (int i = 0; i < keys.size(); i++) {
+      assertEquals(i, index.get(keys.get(i)));
+      assertEquals(i, index.putIfAbsent(keys.get(i), -1), "the first value stays");
+    }
+    assertNull(index.get(new String("k1")));
+    assertEquals(keys.size(), index.size());
+    Object value = new Object();
+    IdentityIndex<Object> small = new IdentityIndex<>();
+    small.putIfAbsent("x", value);
+    assertSame(value, small.get("x"));
+  }
+}

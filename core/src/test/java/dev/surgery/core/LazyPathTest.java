@@ -1,0 +1,125 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.core.Linear;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Class and name matchers do not read paths, so counting builds no path at all; the paths the
+ * surgery reports must be the very paths a plain pre-order walk of the tree gives (the oracle here
+ * is written out from the tree's construction), and matchers combined from path-free and
+ * path-reading parts must still see them.
+ */
+class LazyPathTest {
+
+  /** root -> 3 groups -> (Linear, identity, Linear); returns the Linears in pre-order. */
+  private static SequentialBlock tree(List<Block> linears) {
+    SequentialBlock root = new SequentialBlock();
+    for (int g = 0; g < 3; g++) {
+      SequentialBlock group = new SequentialBlock();
+      for (int i = 0; i < 3; i++) {
+        Block leaf = i == 1 ? Blocks.identityBlock() : Linear.builder().setUnits(2).build();
+        if (i != 1) {
+          linears.add(leaf);
+        }
+        group.add(leaf);
+      }
+      root.add(group);
+    }
+    return root;
+  }
+
+  @Test
+  void aFailingReplacementNamesTheDeepPathOfItsBlock() {
+    List<Block> linears = new ArrayList<>();
+    SequentialBlock root = tree(linears);
+    Block victim = linears.get(3); // second group's third child
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        Linear.class,
+        (block, index) -> {
+          if (block == victim) {
+            throw new IllegalStateException("boom");
+          }
+          return Linear.builder().setUnits(2).build();
+        });
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class, () -> ModuleSurgery.replaceModuleClasses(root, policies));
+    assertEquals("02SequentialBlock/03Linear", e.getBlockPath());
+    // rolled back: every original Linear is in place again
+    assertSame(
+        linears.get(3), root.getChildren().get(1).getValue().getChildren().get(2).getValue());
+  }
+
+  @Test
+  void aClassMatcherCombinedWithAPathGlobSeesPaths() {
+    List<Block> linears = new ArrayList<>();
+    SequentialBlock root = tree(linears);
+    BlockMatcher firstOfGroup =
+        BlockMatcher.ofClass(Linear.class).and(BlockMatcher.pathGlob("*/01Linear"));
+    assertEquals(3, ModuleSurgery.countModuleInstances(root, firstOfGroup));
+    List<String> seen = new ArrayList<>();
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        firstOfGroup,
+        (block, index) -> {
+          seen.add(BlockPaths.pathOf(root, block));
+          return null;
+        });
+    ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+    assertEquals(
+        List.of(
+            "01SequentialBlock/01Linear",
+            "02SequentialBlock/01Linear",
+            "03SequentialBlock/01Linear"),
+        seen);
+  }
+
+  @Test
+  void pathFreeCombinationsMatchAsTheirParts() {
+    List<Block> linears = new ArrayList<>();
+    SequentialBlock root = tree(linears);
+    BlockMatcher linear = BlockMatcher.ofClass(Linear.class);
+    BlockMatcher identity = BlockMatcher.lambdaNamed("identity");
+    assertEquals(6, ModuleSurgery.countModuleInstances(root, linear));
+    assertEquals(3, ModuleSurgery.countModuleInstances(root, identity));
+    assertEquals(9, ModuleSurgery.countModuleInstances(root, linear.or(identity)));
+    assertEquals(0, ModuleSurgery.countModuleInstances(root, linear.and(identity)));
+    // everything below the root but the Linears: the 3 groups and the 3 identities
+    assertEquals(6, ModuleSurgery.countModuleInstances(root, linear.negate()));
+  }
+
+  @Test
+  void sharedBlocksCountOnceWhateverTheirKind() {
+    // root -> a, b; both hold the same Linear, the same identity leaf and the same group, whose
+    // two Linears are counted once each: 1 + 2 Linears, 1 identity, 3 sequential blocks.
+    Block tied = Linear.builder().setUnits(2).build();
+    Block identity = Blocks.identityBlock();
+    SequentialBlock group =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(2).build())
+            .add(Linear.builder().setUnits(2).build());
+    SequentialBlock a = new SequentialBlock().add(tied).add(identity).add(group);
+    SequentialBlock b = new SequentialBlock().add(group).add(identity).add(tied);
+    SequentialBlock root = new SequentialBlock().add(a).add(b);
+    assertEquals(3, ModuleSurgery.countModuleInstances(root, Linear.class));
+    assertEquals(1, ModuleSurgery.countModuleInstances(root, BlockMatcher.lambdaNamed("identity")));
+    assertEquals(3, ModuleSurgery.countModuleInstances(root, SequentialBlock.class));
+    // The path-reading form counts the same blocks.
+    assertEquals(
+        3,
+        ModuleSurgery.countModuleInstances(
+            root, (block, path) -> block instanceof Linear && path != null));
+  }
+}
