@@ -92,6 +92,35 @@ class SurgeryPropertiesRegressionTest {
   }
 
   /**
+   * Found by the property (seed 2590511667578632701, try 863; shrunk): a second SHAPE round on a
+   * convolution that the first already gave 5 filters changes no shape, so it must succeed even
+   * without {@code optAllowShapeChange}. The test's expectation, not the engine, was wrong.
+   */
+  @Example
+  void aSecondShapeRoundThatKeepsTheShapeNeedsNoPermission() throws Exception {
+    play(
+        new Scenario(
+            new SeqNode(List.of(new ConvNode(false, false))),
+            OptimizerKind.SGD,
+            false,
+            true,
+            List.of(
+                new Round(
+                    0,
+                    List.of(new PolicySpec(Match.CONV, 1, 0, -1, Kind.SHAPE)),
+                    false,
+                    true,
+                    false),
+                new Round(
+                    0,
+                    List.of(new PolicySpec(Match.CONV, 1, 0, -1, Kind.SHAPE)),
+                    false,
+                    false,
+                    false)),
+            1));
+  }
+
+  /**
    * Planted bug "an array freed twice": a convolution replaced by new Parameters around its very
    * arrays; the engine must not free those arrays at commit (DJL would free them again).
    */

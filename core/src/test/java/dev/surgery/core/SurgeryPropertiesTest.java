@@ -45,6 +45,7 @@ import java.util.Map;
 import java.util.Set;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
+import net.jqwik.api.Assume;
 import net.jqwik.api.Combinators;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
@@ -206,6 +207,9 @@ class SurgeryPropertiesTest {
                 new Scenario(tree, kind.get1(), two, init, rounds, after, kind.get2()));
   }
 
+  /** The filters of a SHAPE replacement: a shape change for a conv with any other number. */
+  static final int SHAPE_FILTERS = 5;
+
   @Property
   void surgeriesKeepTreeStoreStateAndTrainingExact(@ForAll("scenarios") Scenario scenario)
       throws Exception {
@@ -318,8 +322,9 @@ class SurgeryPropertiesTest {
     }
 
     private void train(Trainer trainer) {
+      NDArray out;
       try (GradientCollector collector = trainer.newGradientCollector()) {
-        NDArray out = trainer.forward(new NDList(x)).singletonOrThrow();
+        out = trainer.forward(new NDList(x)).singletonOrThrow();
         // tanh bounds the loss's gradient: with mean(out^2) alone, plain SGD on these unnormalized
         // random trees sometimes diverged to NaN within a few steps, in the control run as well.
         collector.backward(out.tanh().square().mean());
@@ -327,7 +332,19 @@ class SurgeryPropertiesTest {
       // DJL's step cannot run without a trainable parameter (it stacks the gradients).
       if (parameters(trainer.getModel().getBlock()).stream()
           .anyMatch(Parameter::requiresGradient)) {
-        trainer.step();
+        try {
+          trainer.step();
+        } catch (IllegalStateException e) {
+          // DJL refuses a trainer's first step when every gradient is zero. An output that is all
+          // zeros (a final ReLU that a fresh replacement's values drove below zero) makes every
+          // gradient zero rightly: no case for this property. Any other cause is a failure.
+          boolean deadOutput = out.toType(DataType.FLOAT32, false).abs().max().getFloat() == 0f;
+          if (!deadOutput || !String.valueOf(e.getMessage()).contains("all zeros")) {
+            throw e;
+          }
+          Statistics.label("rejected").collect("all-zero output at a trainer's first step");
+          Assume.that(false);
+        }
       }
     }
 
@@ -605,7 +622,9 @@ class SurgeryPropertiesTest {
     private static Block shapeTarget(Tree tree) {
       List<Block> top = tree.root.getChildren().values();
       Block last = top.get(top.size() - 1);
-      return last instanceof Conv2d
+      // A conv that an earlier round already gave SHAPE_FILTERS filters keeps its shape.
+      return last instanceof Conv2d c
+              && c.getFilters() != SHAPE_FILTERS
               && tree.parents.get(last).size() == 1
               && Collections.frequency(top, last) == 1
           ? last
@@ -823,7 +842,7 @@ class SurgeryPropertiesTest {
     private Block build(Kind kind, Block b) {
       return switch (kind) {
         case FRESH -> fresh(b, -1);
-        case SHAPE -> fresh(b, 5);
+        case SHAPE -> fresh(b, SHAPE_FILTERS);
         case COPY, REVERT -> copy(b);
         case ADOPT -> Holding2d.adopting(b);
         case REWRAP -> Holding2d.rewrapping(b);

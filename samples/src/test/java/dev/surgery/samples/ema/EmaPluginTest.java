@@ -92,7 +92,7 @@ class EmaPluginTest {
   @BeforeAll
   static void loadPlugin() throws Exception {
     // The plugin's own files (classes and service file) as the build gathers them for its jar.
-    Path plugin = Path.of("target", "ema-plugin");
+    Path plugin = Path.of(System.getProperty("samples.emaPlugin", "target/ema-plugin"));
     assertTrue(
         Files.isRegularFile(
             plugin.resolve("META-INF/services/dev.surgery.core.algorithms.AlgorithmProvider")));
