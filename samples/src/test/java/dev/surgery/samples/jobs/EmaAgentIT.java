@@ -25,9 +25,15 @@ class EmaAgentIT {
   private static final float SMOOTHING = 0.5f;
   private static final int BATCHES_PER_EPOCH = 4;
 
-  /** The plugin jar the samples build packages: target/surgery-samples-*-ema-plugin.jar. */
+  /**
+   * The plugin jar the samples build packages: surgery-samples-*-ema-plugin.jar in the build folder
+   * (target, or target/djl-VERSION under a DJL profile).
+   */
   static Path emaJar() throws IOException {
-    Path target = SampleProcess.samplesDir().resolve("target");
+    Path target =
+        Path.of(
+            System.getProperty(
+                "samples.buildDir", SampleProcess.samplesDir().resolve("target").toString()));
     try (Stream<Path> files = Files.list(target)) {
       return files
           .filter(p -> p.getFileName().toString().endsWith("-ema-plugin.jar"))
