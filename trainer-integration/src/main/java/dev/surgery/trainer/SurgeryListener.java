@@ -644,6 +644,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.epochSinceLastBatch = true;
     if (st.batchesPerEpoch == 0 && st.completedEpochs == 1 && st.batchInEpoch > 0) {
       st.batchesPerEpoch = st.batchInEpoch;
+      runDurationsDueNow(trainer, st);
     }
     // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
     int completed = st.passedEpochs();
@@ -742,6 +743,25 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       failed(st, index, Event.BATCH_END, problem, 0);
     } else if (st.steps == dueStep(trigger, total)) {
       apply(trainer, st, index, Event.BATCH_END);
+    }
+  }
+
+  /**
+   * When the first epoch's end tells the length, a duration entry due at exactly this step (the
+   * epoch's last batch) runs now: no step has been taken since, so the model is the one it was due
+   * for.
+   */
+  private void runDurationsDueNow(Trainer trainer, TrainerState st) {
+    long total = plannedSteps(st);
+    Schedule schedule = st.schedule;
+    for (int i = 0; i < schedule.size(); i++) {
+      Trigger trigger = schedule.entry(i).trigger();
+      if (total > 0
+          && schedule.isPending(i)
+          && trigger.kind() == Trigger.Kind.DURATION
+          && dueStep(trigger, total) == st.steps) {
+        apply(trainer, st, i, Event.EPOCH_END);
+      }
     }
   }
 

@@ -248,6 +248,7 @@ class EventsTest {
             "algorithms:\n"
                 + "  - {name: t_ev_mark, tag: a, at: 0.5dur}\n"
                 + "  - {name: t_ev_mark, tag: b, at: 0.1dur}\n"
+                + "  - {name: t_ev_mark, tag: c, at: 0.3333333dur}\n"
                 + "total_epochs: 3\n"
                 + "on_error: skip\n");
     try (Model model = TestModels.model("dur-wait");
@@ -256,8 +257,9 @@ class EventsTest {
       trainer.initialize(TestModels.INPUT);
       handWrittenLoop(listener, trainer, 3, TestModels.dataset(manager, 1), null);
     }
-    // 3 epochs of 4 batches: 0.5dur is step 6; 0.1dur is step 2, which had passed at step 5.
-    assertEquals(List.of("a@6"), EventRecorder.MARKS);
+    // 3 epochs of 4 batches: 0.5dur is step 6; 0.3333333dur is step 4, the first epoch's last,
+    // which runs at that epoch's end; 0.1dur is step 2, which had passed at step 5.
+    assertEquals(List.of("c@4", "a@6"), EventRecorder.MARKS);
     List<String> outcomes =
         listener.getOutcomes().stream().map(Object::toString).collect(Collectors.toList());
     // The mark changes no block, so only the skipped entry leaves an outcome.

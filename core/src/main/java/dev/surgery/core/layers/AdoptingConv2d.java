@@ -86,7 +86,7 @@ public abstract class AdoptingConv2d extends Conv2d implements ConvolutionLayer 
 
   /** {@inheritDoc} */
   @Override
-  protected final NDList forwardInternal(
+  protected NDList forwardInternal(
       ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
     NDArray input = inputs.singletonOrThrow();
     NDArray w = weightFor(store, input, training);
@@ -94,14 +94,18 @@ public abstract class AdoptingConv2d extends Conv2d implements ConvolutionLayer 
   }
 
   /**
-   * Convolves the input of one forward pass.
+   * Convolves the input of one forward pass; by default a plain convolution with this block's
+   * settings. Subclasses that change only how the convolution runs override this, not {@code
+   * forwardInternal}.
    *
    * @param input the only input
    * @param weight the weight of this pass ({@link #weightFor})
    * @param bias the bias, or null without one
    * @return the output
    */
-  protected abstract NDList convolve(NDArray input, NDArray weight, NDArray bias);
+  protected NDList convolve(NDArray input, NDArray weight, NDArray bias) {
+    return Conv2d.conv2d(input, weight, bias, stride, padding, dilation, groups);
+  }
 
   /**
    * Returns a builder holding every setting of {@code conv}.

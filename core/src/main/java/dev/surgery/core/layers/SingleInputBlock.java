@@ -26,7 +26,7 @@ abstract class SingleInputBlock extends AbstractBlock {
 
   /** {@inheritDoc} */
   @Override
-  protected final NDList forwardInternal(
+  protected NDList forwardInternal(
       ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
     return forwardSingle(store, inputs.singletonOrThrow(), training);
   }

@@ -1,7 +1,6 @@
 package dev.surgery.core.layers;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
@@ -58,12 +57,6 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
   @Override
   public WeightStandardizedConv2d withWeightStandardization() {
     return this;
-  }
-
-  /** {@inheritDoc} */
-  @Override
-  protected NDList convolve(NDArray input, NDArray weight, NDArray bias) {
-    return Conv2d.conv2d(input, weight, bias, stride, padding, dilation, groups);
   }
 
   /**

@@ -635,7 +635,10 @@ public final class SurgeryReportWriter {
         JsonObject p = e.getAsJsonObject();
         String state = string(p, "state", "none");
         if (!"none".equals(state)) {
-          boolean exact = p.has("born_exact") && p.get("born_exact").getAsBoolean();
+          boolean exact =
+              p.has("born_exact")
+                  && p.get("born_exact").isJsonPrimitive()
+                  && p.get("born_exact").getAsBoolean();
           fates.add(
               list[1] + string(p, "name", "?") + " " + state + (exact ? " (born exact)" : ""));
         }
