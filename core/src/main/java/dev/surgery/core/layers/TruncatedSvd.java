@@ -43,6 +43,7 @@ public final class TruncatedSvd {
   private final double[] betas;
   private final double[][] longVectors; // expanded on demand
   private final double[][] columns; // the columns of B, for B v_k; null on the QR + Jacobi path
+  private final double[] longNorms; // ||B v_k|| of each long vector formed (Gram path only)
 
   private TruncatedSvd(
       int rows,
@@ -65,6 +66,7 @@ public final class TruncatedSvd {
     this.betas = betas;
     this.longVectors = new double[s.length][];
     this.columns = null;
+    this.longNorms = null;
   }
 
   private TruncatedSvd(
@@ -80,6 +82,7 @@ public final class TruncatedSvd {
     this.betas = null;
     this.longVectors = new double[s.length][];
     this.columns = b;
+    this.longNorms = new double[s.length];
   }
 
   /**
@@ -349,8 +352,8 @@ public final class TruncatedSvd {
   /** The k-th left singular vector of the tall matrix B (length {@code longSide}). */
   private double[] longVector(int k) {
     if (longVectors[k] == null && columns != null) {
-      // u_k = B v_k / ||B v_k||: normalized by its own norm, so a direction whose singular value
-      // rounded to (almost) nothing still gets a unit vector, which its sqrt(s) then scales away.
+      // u_k = B v_k / ||B v_k||, and the factors scale by sqrt(||B v_k||) (factorScale), so the
+      // kept term is exactly B v_k v_k^T even where lambda_k is rounding noise.
       double[] v = shortVectors[k];
       double[] y = new double[longSide];
       for (int j = 0; j < columns.length; j++) {
@@ -363,6 +366,7 @@ public final class TruncatedSvd {
         }
       }
       double norm = Math.sqrt(dot(y, y));
+      longNorms[k] = norm;
       if (norm > 0) {
         for (int i = 0; i < longSide; i++) {
           y[i] /= norm;
@@ -380,6 +384,20 @@ public final class TruncatedSvd {
       longVectors[k] = y;
     }
     return longVectors[k];
+  }
+
+  /**
+   * The square root of the k-th singular value, as the factors carry it. On the Gram path it is
+   * {@code ||B v_k||}, not {@code sqrt(lambda_k)}: near zero the eigenvalue is rounding noise,
+   * while {@code ||B v_k||} is exact for the direction found, so each kept term is exactly {@code B
+   * v_k v_k^T} and a noise direction adds nothing.
+   */
+  private double factorScale(int k) {
+    if (columns != null) {
+      longVector(k);
+      return Math.sqrt(longNorms[k]);
+    }
+    return Math.sqrt(s[k]);
   }
 
   /** The k-th left singular vector of A (length rows). */
@@ -412,7 +430,7 @@ public final class TruncatedSvd {
     float[] out = new float[rows * r];
     for (int k = 0; k < r; k++) {
       double[] u = left(k);
-      double scale = Math.sqrt(s[k]);
+      double scale = factorScale(k);
       for (int i = 0; i < rows; i++) {
         out[i * r + k] = (float) (u[i] * scale);
       }
@@ -432,7 +450,7 @@ public final class TruncatedSvd {
     float[] out = new float[r * cols];
     for (int k = 0; k < r; k++) {
       double[] v = right(k);
-      double scale = Math.sqrt(s[k]);
+      double scale = factorScale(k);
       for (int j = 0; j < cols; j++) {
         out[k * cols + j] = (float) (v[j] * scale);
       }
