@@ -31,6 +31,9 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
    * @param module1 the layer to the original's outputs
    * @param rank the latent size
    */
+  // JDK 21+ lint: addChildBlock is DJL's final method and only records the child; nothing reads
+  // this block's subclass state before the constructor ends.
+  @SuppressWarnings("this-escape")
   protected FactorizedBlock(B module0, B module1, int rank) {
     this.module0 = addChildBlock(module0.getClass().getSimpleName(), module0);
     this.module1 = addChildBlock(module1.getClass().getSimpleName(), module1);

@@ -28,6 +28,7 @@ public class SqueezeExcite2d extends SingleInputBlock {
    * @param latentChannels the width of the hidden layer, at least 1
    * @throws IllegalArgumentException if a size is below 1
    */
+  @SuppressWarnings("this-escape") // JDK 21+ lint: see FactorizedBlock's constructor
   public SqueezeExcite2d(long channels, long latentChannels) {
     if (channels < 1 || latentChannels < 1) {
       throw new IllegalArgumentException(

@@ -33,6 +33,7 @@ public class SqueezeExciteConv2d extends TwoStageBlock implements ConvolutionLay
    * @param channels the layer's output channels
    * @param latentChannels the gate's hidden width, at least 1
    */
+  @SuppressWarnings("this-escape") // JDK 21+ lint: see FactorizedBlock's constructor
   public SqueezeExciteConv2d(Block layer, long channels, long latentChannels) {
     this.conv = addChildBlock(layer.getClass().getSimpleName(), layer);
     this.gate = addChildBlock("SqueezeExcite2d", new SqueezeExcite2d(channels, latentChannels));

@@ -60,6 +60,7 @@ public class StochasticResidual extends AbstractBlock {
    * @param dropRate the drop probability, in [0, 1]
    * @throws IllegalArgumentException if the rate is outside [0, 1]
    */
+  @SuppressWarnings("this-escape") // JDK 21+ lint: see FactorizedBlock's constructor
   public StochasticResidual(Block branch, Mode mode, float dropRate) {
     if (!(dropRate >= 0 && dropRate <= 1)) {
       throw new IllegalArgumentException("drop_rate must be in [0, 1], got " + dropRate);
