@@ -66,9 +66,45 @@ final class Fixtures {
   }
 
   /**
-   * A container that runs its children from a List field (the children list is only bookkeeping).
+   * A container that runs the children its own field holds, in order (the children list is only
+   * bookkeeping): the surgery engine must find and write that field.
    */
-  static final class ListHolder extends AbstractBlock {
+  abstract static class InOrderHolder extends AbstractBlock {
+
+    /** The children as the field holds them now. */
+    abstract List<Block> layers();
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      NDList x = inputs;
+      for (Block b : layers()) {
+        x = b.forward(store, x, training);
+      }
+      return x;
+    }
+
+    @Override
+    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
+      Shape[] s = shapes;
+      for (Block b : layers()) {
+        b.initialize(manager, dataType, s);
+        s = b.getOutputShapes(s);
+      }
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      Shape[] s = inputs;
+      for (Block b : layers()) {
+        s = b.getOutputShapes(s);
+      }
+      return s;
+    }
+  }
+
+  /** An {@link InOrderHolder} whose field is a List. */
+  static final class ListHolder extends InOrderHolder {
     final List<Block> layers = new ArrayList<>();
 
     ListHolder(Block... blocks) {
@@ -78,31 +114,8 @@ final class Fixtures {
     }
 
     @Override
-    protected NDList forwardInternal(
-        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      NDList x = inputs;
-      for (Block b : layers) {
-        x = b.forward(store, x, training);
-      }
-      return x;
-    }
-
-    @Override
-    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
-      Shape[] s = shapes;
-      for (Block b : layers) {
-        b.initialize(manager, dataType, s);
-        s = b.getOutputShapes(s);
-      }
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputs) {
-      Shape[] s = inputs;
-      for (Block b : layers) {
-        s = b.getOutputShapes(s);
-      }
-      return s;
+    List<Block> layers() {
+      return layers;
     }
   }
 

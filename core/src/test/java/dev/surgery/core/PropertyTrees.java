@@ -22,6 +22,7 @@ import dev.surgery.core.Fixtures.FieldHolder;
 import dev.surgery.core.Fixtures.ListHolder;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -277,7 +278,7 @@ final class PropertyTrees {
   // ------------------------------------------------------------------ holders
 
   /** Runs its children in order from an array field. */
-  static final class ArrayHolder extends AbstractBlock {
+  static final class ArrayHolder extends Fixtures.InOrderHolder {
     final Block[] layers;
 
     ArrayHolder(List<Block> blocks) {
@@ -288,31 +289,8 @@ final class PropertyTrees {
     }
 
     @Override
-    protected NDList forwardInternal(
-        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      NDList x = inputs;
-      for (Block b : layers) {
-        x = b.forward(store, x, training);
-      }
-      return x;
-    }
-
-    @Override
-    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
-      Shape[] s = shapes;
-      for (Block b : layers) {
-        b.initialize(manager, dataType, s);
-        s = b.getOutputShapes(s);
-      }
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputs) {
-      Shape[] s = inputs;
-      for (Block b : layers) {
-        s = b.getOutputShapes(s);
-      }
-      return s;
+    List<Block> layers() {
+      return Arrays.asList(layers);
     }
   }
 
