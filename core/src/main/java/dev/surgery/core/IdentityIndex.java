@@ -24,41 +24,35 @@ final class IdentityIndex<V> {
     return (System.identityHashCode(key) * 0x9E3779B9) >>> shift;
   }
 
+  /** The slot holding the key, or the empty slot where it would go. */
+  private int find(Object key) {
+    int mask = (table.length >> 1) - 1;
+    int i = slot(key);
+    for (Object k = table[2 * i]; k != key && k != null; k = table[2 * i]) {
+      i = (i + 1) & mask;
+    }
+    return i;
+  }
+
   /** The value of a key, or null. */
   @SuppressWarnings("unchecked")
   V get(Object key) {
-    Object[] t = table;
-    int mask = (t.length >> 1) - 1;
-    for (int i = slot(key); ; i = (i + 1) & mask) {
-      Object k = t[2 * i];
-      if (k == key) {
-        return (V) t[2 * i + 1];
-      }
-      if (k == null) {
-        return null;
-      }
-    }
+    return (V) table[2 * find(key) + 1];
   }
 
   /** Maps a key to a value unless it has one; returns the value it had, or null if it had none. */
   @SuppressWarnings("unchecked")
   V putIfAbsent(Object key, V value) {
-    Object[] t = table;
-    int mask = (t.length >> 1) - 1;
-    for (int i = slot(key); ; i = (i + 1) & mask) {
-      Object k = t[2 * i];
-      if (k == key) {
-        return (V) t[2 * i + 1];
-      }
-      if (k == null) {
-        t[2 * i] = key;
-        t[2 * i + 1] = value;
-        if (++size * 2 > mask + 1) {
-          grow();
-        }
-        return null;
-      }
+    int i = find(key);
+    if (table[2 * i] == key) {
+      return (V) table[2 * i + 1];
     }
+    table[2 * i] = key;
+    table[2 * i + 1] = value;
+    if (++size * 2 > table.length >> 1) {
+      grow();
+    }
+    return null;
   }
 
   /** The number of keys. */

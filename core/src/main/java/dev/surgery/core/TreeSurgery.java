@@ -24,6 +24,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -861,20 +862,7 @@ final class TreeSurgery {
       addOriginal(block, out, all);
       return;
     }
-    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
-    Deque<Block> stack = new ArrayDeque<>();
-    stack.push(block);
-    while (!stack.isEmpty()) {
-      Block b = stack.pop();
-      if (!visited.add(b)) {
-        continue;
-      }
-      addOriginal(b, out, all);
-      List<Block> kids = childrenOf(b).values();
-      for (int i = kids.size() - 1; i >= 0; i--) {
-        stack.push(kids.get(i));
-      }
-    }
+    visitOnce(block, b -> addOriginal(b, out, all));
   }
 
   private Map<Parameter, String> ownerPaths(List<Parameter> added) {
@@ -1048,21 +1036,26 @@ final class TreeSurgery {
       return new LinkedHashSet<>(directParameters(block));
     }
     Set<Parameter> ordered = new LinkedHashSet<>();
+    visitOnce(block, b -> ordered.addAll(directParameters(b)));
+    return ordered;
+  }
+
+  /** Visits every block under {@code root} once, depth first, children in their order. */
+  private static void visitOnce(Block root, Consumer<Block> visit) {
     Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
     Deque<Block> stack = new ArrayDeque<>();
-    stack.push(block);
+    stack.push(root);
     while (!stack.isEmpty()) {
       Block b = stack.pop();
       if (!visited.add(b)) {
         continue;
       }
-      ordered.addAll(directParameters(b));
+      visit.accept(b);
       List<Block> kids = childrenOf(b).values();
       for (int i = kids.size() - 1; i >= 0; i--) {
         stack.push(kids.get(i));
       }
     }
-    return ordered;
   }
 
   private static Collection<Parameter> directParameters(Block block) {
