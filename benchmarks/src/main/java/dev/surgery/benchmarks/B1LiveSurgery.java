@@ -96,33 +96,14 @@ public final class B1LiveSurgery {
     }
     double liveMs = BenchSupport.median(live);
     double rebuildMs = BenchSupport.median(rebuild);
-    List<List<String>> rows = new ArrayList<>();
-    rows.add(
-        List.of(
-            "live BlurPool (trainer + Adam state kept)",
-            BenchSupport.f("%.1f", liveMs),
-            BenchSupport.range(live, "%.1f"),
-            String.valueOf(replaced)));
-    rows.add(
-        List.of(
-            "every strided Conv2d -> new Conv2d, weights copied (live)",
-            BenchSupport.f("%.1f", BenchSupport.median(copying)),
-            BenchSupport.range(copying, "%.1f"),
-            String.valueOf(copied)));
     double copyMs = BenchSupport.median(copying);
     double floorMs = BenchSupport.median(floor);
+    List<List<String>> rows = new ArrayList<>();
+    rows.add(timedRow("live BlurPool (trainer + Adam state kept)", live, replaced));
     rows.add(
-        List.of(
-            "floor: native duplicate of exactly those parameter arrays",
-            BenchSupport.f("%.1f", floorMs),
-            BenchSupport.range(floor, "%.1f"),
-            String.valueOf(copied)));
-    rows.add(
-        List.of(
-            "save + build + load + new Trainer + initialize",
-            BenchSupport.f("%.1f", rebuildMs),
-            BenchSupport.range(rebuild, "%.1f"),
-            String.valueOf(replaced)));
+        timedRow("every strided Conv2d -> new Conv2d, weights copied (live)", copying, copied));
+    rows.add(timedRow("floor: native duplicate of exactly those parameter arrays", floor, copied));
+    rows.add(timedRow("save + build + load + new Trainer + initialize", rebuild, replaced));
     rows.add(List.of("ratio rebuild / live", BenchSupport.f("%.1fx", rebuildMs / liveMs), "", ""));
     rows.add(
         List.of("ratio weights copied / floor", BenchSupport.f("%.1fx", copyMs / floorMs), "", ""));
@@ -289,5 +270,14 @@ public final class B1LiveSurgery {
         files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
       }
     }
+  }
+
+  /** A table row: the variant, its median and range in ms, and the blocks it replaced. */
+  private static List<String> timedRow(String variant, List<Double> millis, int blocks) {
+    return List.of(
+        variant,
+        BenchSupport.f("%.1f", BenchSupport.median(millis)),
+        BenchSupport.range(millis, "%.1f"),
+        String.valueOf(blocks));
   }
 }
