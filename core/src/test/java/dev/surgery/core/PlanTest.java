@@ -30,6 +30,7 @@ import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
+import dev.surgery.core.testing.PlanAssertions;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -119,17 +120,7 @@ class PlanTest {
       if (!(algorithm instanceof LayerFreezing)) {
         assertNotEquals(structure, structure(resnet), "the apply replaced blocks");
       }
-      List<String> planned = new ArrayList<>();
-      for (SurgeryPlan.Step s : plan.steps()) {
-        planned.add(s.path() + " " + s.oldType() + " -> " + s.newType());
-      }
-      List<String> applied = new ArrayList<>();
-      for (SurgeryChanges.Change c : report.changes()) {
-        applied.add(c.path() + " " + c.oldType() + " -> " + c.newType());
-      }
-      assertEquals(applied, planned);
-      assertEquals(report.parametersBefore(), plan.parametersBefore());
-      assertEquals(report.parametersAfter(), plan.parametersAfter());
+      PlanAssertions.assertAppliedAsPlanned(plan, report);
 
       Set<Parameter> after = parameters(resnet);
       assertEquals(shapesOnlyIn(before, after), plannedShapes(plan, true));

@@ -28,7 +28,7 @@ import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
-import java.util.ArrayList;
+import dev.surgery.core.testing.PlanAssertions;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -89,17 +89,7 @@ class SmallCnnPlanTest {
         values.forEach((k, v) -> assertArrayEquals(v, unchanged.get(k), "plan changed " + k));
 
         SurgeryChanges report = algorithm.apply(context);
-        List<String> planned = new ArrayList<>();
-        for (SurgeryPlan.Step s : plan.steps()) {
-          planned.add(s.path() + " " + s.oldType() + " -> " + s.newType());
-        }
-        List<String> applied = new ArrayList<>();
-        for (SurgeryChanges.Change c : report.changes()) {
-          applied.add(c.path() + " " + c.oldType() + " -> " + c.newType());
-        }
-        assertEquals(applied, planned);
-        assertEquals(report.parametersBefore(), plan.parametersBefore());
-        assertEquals(report.parametersAfter(), plan.parametersAfter());
+        List<String> planned = PlanAssertions.assertAppliedAsPlanned(plan, report);
         // SmallCnn has no batch norm and no residual unit: those two find nothing, the rest do.
         boolean findsNothing = name.equals("stochastic_depth") || name.equals("ghost_batchnorm");
         assertEquals(findsNothing, planned.isEmpty(), name + ": " + planned);
