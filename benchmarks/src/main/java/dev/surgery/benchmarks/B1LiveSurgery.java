@@ -22,6 +22,8 @@ import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.layers.AdoptingConv2d;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -53,6 +55,7 @@ public final class B1LiveSurgery {
   private static final Shape IMAGE = new Shape(3, 64, 64);
   private static final int CLASSES = 10;
   private static final int BATCH = 4;
+  private static final ThreadMXBean CPU = ManagementFactory.getThreadMXBean();
 
   private B1LiveSurgery() {}
 
@@ -68,6 +71,8 @@ public final class B1LiveSurgery {
     List<Double> live = new ArrayList<>();
     List<Double> copying = new ArrayList<>();
     List<Double> floor = new ArrayList<>();
+    List<Double> copyingCpu = new ArrayList<>();
+    List<Double> floorCpu = new ArrayList<>();
     int copied = 0;
     List<Double> rebuild = new ArrayList<>();
     List<String> rebuildParts = new ArrayList<>();
@@ -76,13 +81,16 @@ public final class B1LiveSurgery {
     for (int r = -1; r < runs; r++) {
       double[] l = liveRun();
       replaced = (int) l[1];
-      double[] c = copyingRun();
+      // The floor goes first in even runs and last in odd ones (the warm-up is odd).
+      double[] c = copyingRun((r & 1) == 0);
       copied = (int) c[1];
       double[] b = rebuildRun();
       if (r >= 0) {
         live.add(l[0]);
         copying.add(c[0]);
         floor.add(c[2]);
+        copyingCpu.add(c[3]);
+        floorCpu.add(c[4]);
         rebuild.add(b[0]);
         rebuildParts.add(
             BenchSupport.f("%.0f", b[1])
@@ -103,10 +111,19 @@ public final class B1LiveSurgery {
     rows.add(
         timedRow("every strided Conv2d -> new Conv2d, weights copied (live)", copying, copied));
     rows.add(timedRow("floor: native duplicate of exactly those parameter arrays", floor, copied));
+    rows.add(timedRow("weights copied (live), thread CPU", copyingCpu, copied));
+    rows.add(timedRow("floor, thread CPU", floorCpu, copied));
     rows.add(timedRow("save + build + load + new Trainer + initialize", rebuild, replaced));
     rows.add(List.of("ratio rebuild / live", BenchSupport.f("%.1fx", rebuildMs / liveMs), "", ""));
     rows.add(
-        List.of("ratio weights copied / floor", BenchSupport.f("%.1fx", copyMs / floorMs), "", ""));
+        List.of("ratio weights copied / floor", BenchSupport.f("%.2fx", copyMs / floorMs), "", ""));
+    rows.add(
+        List.of(
+            "ratio weights copied / floor, thread CPU",
+            BenchSupport.f(
+                "%.2fx", BenchSupport.median(copyingCpu) / BenchSupport.median(floorCpu)),
+            "",
+            ""));
     rows.add(
         List.of(
             "ratio rebuild / weights copied", BenchSupport.f("%.1fx", rebuildMs / copyMs), "", ""));
@@ -167,9 +184,14 @@ public final class B1LiveSurgery {
 
   /**
    * Issue 3's target: every strided Conv2d replaced by a new Conv2d of the same configuration whose
-   * weights are copied, with the live trainer; returns {time ms, blocks replaced}.
+   * weights are copied, with the live trainer, and its floor: a native duplicate of exactly the
+   * parameter arrays it replaces (before the surgery, or of the replacement's arrays of the same
+   * shapes after it). Both are timed alike, wall clock and thread CPU, each after a {@code
+   * System.gc()}, the floor's duplicates freed untimed; which goes first alternates between runs,
+   * since the second one can reuse memory the first freed. Returns {surgery ms, blocks replaced,
+   * floor ms, surgery CPU ms, floor CPU ms}.
    */
-  private static double[] copyingRun() {
+  private static double[] copyingRun(boolean floorFirst) {
     Model model = Model.newInstance("b1-copy");
     Trainer trainer = null;
     try {
@@ -185,18 +207,9 @@ public final class B1LiveSurgery {
                   && (((Conv2d) block).getStride().get(0) > 1
                       || ((Conv2d) block).getStride().get(1) > 1);
       policies.put(strided, (block, index) -> copyOf((Conv2d) block));
-      // The floor: natively duplicating exactly the parameter arrays that will be replaced.
-      List<NDArray> toCopy = new ArrayList<>();
-      collect(model.getBlock(), strided, toCopy);
+      double[] floor = floorFirst ? floor(model.getBlock(), strided) : null;
       System.gc();
-      long floorStart = System.nanoTime();
-      List<NDArray> duplicates = new ArrayList<>(toCopy.size());
-      for (NDArray array : toCopy) {
-        duplicates.add(array.duplicate());
-      }
-      double floorMs = BenchSupport.millisSince(floorStart);
-      duplicates.forEach(NDArray::close);
-      System.gc();
+      long cpuStart = CPU.getCurrentThreadCpuTime();
       long start = System.nanoTime();
       Map<Block, Block> done =
           ModuleSurgery.replaceModules(
@@ -204,11 +217,35 @@ public final class B1LiveSurgery {
               policies,
               SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
       double ms = BenchSupport.millisSince(start);
+      double cpuMs = (CPU.getCurrentThreadCpuTime() - cpuStart) / 1e6;
+      if (!floorFirst) {
+        floor = floor(model.getBlock(), strided);
+      }
       BenchSupport.trainStep(trainer, inputShape(), CLASSES);
-      return new double[] {ms, done.size(), floorMs};
+      return new double[] {ms, done.size(), floor[0], cpuMs, floor[1]};
     } finally {
       BenchSupport.close(model, trainer);
     }
+  }
+
+  /**
+   * The floor: natively duplicates the parameter arrays of the blocks the matcher selects; returns
+   * {wall ms, thread CPU ms}.
+   */
+  private static double[] floor(Block root, BlockMatcher strided) {
+    List<NDArray> toCopy = new ArrayList<>();
+    collect(root, strided, toCopy);
+    System.gc();
+    long cpuStart = CPU.getCurrentThreadCpuTime();
+    long start = System.nanoTime();
+    List<NDArray> duplicates = new ArrayList<>(toCopy.size());
+    for (NDArray array : toCopy) {
+      duplicates.add(array.duplicate());
+    }
+    double ms = BenchSupport.millisSince(start);
+    double cpuMs = (CPU.getCurrentThreadCpuTime() - cpuStart) / 1e6;
+    duplicates.forEach(NDArray::close);
+    return new double[] {ms, cpuMs};
   }
 
   /** A new Conv2d with the same configuration holding native copies of the weights. */

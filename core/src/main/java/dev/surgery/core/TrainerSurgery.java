@@ -8,6 +8,8 @@ import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
+import java.util.Collection;
+import java.util.IdentityHashMap;
 import java.util.Map;
 
 /**
@@ -19,6 +21,62 @@ final class TrainerSurgery {
 
   private final Journal journal;
   private final Faults faults;
+
+  /** Each trainer's internals, resolved once per surgery rather than once per parameter. */
+  private final Map<Trainer, View> views = new IdentityHashMap<>();
+
+  /**
+   * What a trainer's store and optimizer resolve to. Reflection runs cold (interpreted) on a
+   * surgery's path, so reading the same fields again for every parameter is what costs; these
+   * objects do not change during a surgery (only the stand-in is installed, and cached here).
+   */
+  private static final class View {
+    final Trainer trainer;
+    final ParameterStore store;
+    final Map<String, Object> entries;
+    private Optimizer optimizer;
+    private Collection<Map<String, Map<Device, NDArray>>> states;
+    private Map<String, Integer> counts;
+    BirthAwareOptimizer births;
+    boolean birthsLooked;
+
+    View(Trainer trainer) {
+      this.trainer = trainer;
+      store = DjlInternals.parameterStore(trainer);
+      entries = DjlInternals.storeEntries(store);
+    }
+
+    /** The optimizer, looked up when first needed (it throws for an unsupported store). */
+    Optimizer optimizer() {
+      if (optimizer == null) {
+        optimizer = DjlInternals.optimizer(trainer);
+      }
+      return optimizer;
+    }
+
+    Collection<Map<String, Map<Device, NDArray>>> states() {
+      if (states == null) {
+        states = DjlInternals.optimizerStates(optimizer()).values();
+      }
+      return states;
+    }
+
+    Map<String, Integer> counts() {
+      if (counts == null) {
+        counts = DjlInternals.updateCounts(optimizer());
+      }
+      return counts;
+    }
+  }
+
+  private View view(Trainer trainer) {
+    View v = views.get(trainer);
+    if (v == null) {
+      v = new View(trainer);
+      views.put(trainer, v);
+    }
+    return v;
+  }
 
   TrainerSurgery(Journal journal, Faults faults) {
     this.journal = journal;
@@ -44,7 +102,7 @@ final class TrainerSurgery {
   void remove(Trainer trainer, Parameter parameter) {
     faults.point("trainer.remove");
     String id = parameter.getId();
-    Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+    Map<String, Object> entries = view(trainer).entries;
     Object entry = entries.remove(id);
     if (entry != null) {
       journal.onRollback(() -> entries.put(id, entry));
@@ -64,16 +122,17 @@ final class TrainerSurgery {
    */
   void dropState(Trainer trainer, Parameter parameter) {
     String id = parameter.getId();
-    Optimizer optimizer = DjlInternals.optimizer(trainer);
-    for (Map<String, Map<Device, NDArray>> state :
-        DjlInternals.optimizerStates(optimizer).values()) {
+    View view = view(trainer);
+    for (Map<String, Map<Device, NDArray>> state : view.states()) {
       Map<Device, NDArray> perDevice = state.remove(id);
       if (perDevice != null) {
         journal.onRollback(() -> state.put(id, perDevice));
-        perDevice.values().forEach(journal::closeOnCommit);
+        for (NDArray array : perDevice.values()) {
+          journal.closeOnCommit(array);
+        }
       }
     }
-    Map<String, Integer> counts = DjlInternals.updateCounts(optimizer);
+    Map<String, Integer> counts = view.counts();
     Integer count = counts.remove(id);
     if (count != null) {
       journal.onRollback(() -> counts.put(id, count));
@@ -98,8 +157,9 @@ final class TrainerSurgery {
               + parameter.getName()
               + "' of the replacement is not initialized, so the trainer cannot update it");
     }
-    ParameterStore store = DjlInternals.parameterStore(trainer);
-    Map<String, Object> entries = DjlInternals.storeEntries(store);
+    View view = view(trainer);
+    ParameterStore store = view.store;
+    Map<String, Object> entries = view.entries;
     String id = parameter.getId();
     if (entries.containsKey(id)) {
       return;
@@ -135,8 +195,7 @@ final class TrainerSurgery {
    * take gradients again (DJL fixes that at registration) and it is updated as a fresh parameter.
    */
   void restartTraining(Trainer trainer, Parameter parameter) {
-    Object entry =
-        DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).get(parameter.getId());
+    Object entry = view(trainer).entries.get(parameter.getId());
     for (NDArray mirror : DjlInternals.mirrors(entry)) {
       if (!mirror.hasGradient()) {
         mirror.setRequiresGradient(true);
@@ -150,7 +209,7 @@ final class TrainerSurgery {
     BirthAwareOptimizer births = births(trainer, true);
     if (births != null) {
       Integer previous =
-          births.recordBirth(id, DjlInternals.globalUpdateCount(DjlInternals.optimizer(trainer)));
+          births.recordBirth(id, DjlInternals.globalUpdateCount(view(trainer).optimizer()));
       journal.onRollback(() -> births.restore(id, previous));
     }
   }
@@ -162,9 +221,8 @@ final class TrainerSurgery {
   void moveState(Trainer trainer, Parameter from, Parameter to) {
     String oldId = from.getId();
     String newId = to.getId();
-    Optimizer optimizer = DjlInternals.optimizer(trainer);
-    for (Map<String, Map<Device, NDArray>> state :
-        DjlInternals.optimizerStates(optimizer).values()) {
+    View view = view(trainer);
+    for (Map<String, Map<Device, NDArray>> state : view.states()) {
       Map<Device, NDArray> perDevice = state.remove(oldId);
       if (perDevice != null) {
         Map<Device, NDArray> displaced = state.put(newId, perDevice);
@@ -181,7 +239,7 @@ final class TrainerSurgery {
         }
       }
     }
-    Map<String, Integer> counts = DjlInternals.updateCounts(optimizer);
+    Map<String, Integer> counts = view.counts();
     Integer count = counts.remove(oldId);
     if (count != null) {
       Integer displaced = counts.put(newId, count);
@@ -212,7 +270,7 @@ final class TrainerSurgery {
    * trained weight in DJL, where parameter ids cannot be chosen. Training continues bit for bit.
    */
   void rekey(Trainer trainer, Parameter from, Parameter to) {
-    Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+    Map<String, Object> entries = view(trainer).entries;
     Object entry = entries.remove(from.getId());
     if (entry == null) {
       return;
@@ -243,14 +301,21 @@ final class TrainerSurgery {
    * asked to; null for optimizers whose updates do not depend on a step count.
    */
   private BirthAwareOptimizer births(Trainer trainer, boolean install) {
+    View view = view(trainer);
+    if (view.births != null || (view.birthsLooked && !install)) {
+      return view.births;
+    }
     BirthAwareOptimizer existing = DjlInternals.birthAwareOptimizer(trainer, false);
+    view.birthsLooked = true;
     if (existing != null || !install) {
+      view.births = existing;
       return existing;
     }
     BirthAwareOptimizer installed = DjlInternals.birthAwareOptimizer(trainer, true);
     if (installed != null) {
       journal.onRollback(() -> DjlInternals.removeBirthAwareOptimizer(trainer));
     }
+    view.births = installed;
     return installed;
   }
 }

@@ -255,13 +255,13 @@ final class TreeSurgery {
     Set<Parameter> synced = Collections.newSetFromMap(new IdentityHashMap<>());
     Set<Parameter> parameters = known;
     for (Trainer trainer : trainers) {
-      if (!TrainerSurgery.hasRegistered(trainer)) {
-        continue;
+      Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+      if (!trainsOnCopies(entries)) {
+        continue; // every trained array is the model's own: nothing is stale (nor registered)
       }
       if (parameters == null) {
         parameters = parametersOf(root);
       }
-      Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
       for (Parameter p : parameters) {
         Object entry = entries.get(p.getId());
         if (entry == null || !p.isInitialized() || !synced.add(p)) {
@@ -280,6 +280,27 @@ final class TreeSurgery {
         trained.copyTo(array);
       }
     }
+  }
+
+  /**
+   * Tells whether a store holds, for any parameter, a first-device array other than the parameter's
+   * own: then {@code getArray()} may be stale. A scan of the store's entries, cheaper than the walk
+   * of the whole model that the sync needs, which the usual single-device trainer (training on the
+   * model's own arrays) thus never pays. A parameter's id is unique to it, so the entry's parameter
+   * is the model's parameter of that id.
+   */
+  private static boolean trainsOnCopies(Map<String, Object> entries) {
+    for (Object entry : entries.values()) {
+      List<NDArray> mirrors = DjlInternals.mirrors(entry);
+      if (mirrors.isEmpty()) {
+        continue;
+      }
+      Parameter p = DjlInternals.entryParameter(entry);
+      if (!p.isInitialized() || mirrors.get(0) != p.getArray()) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The arrays of some parameters, by identity (a new Parameter may wrap an existing array). */
