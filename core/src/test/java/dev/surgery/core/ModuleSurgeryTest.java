@@ -25,6 +25,7 @@ import ai.djl.training.dataset.ArrayDataset;
 import dev.surgery.core.Fixtures.FieldHolder;
 import dev.surgery.core.Fixtures.ListHolder;
 import dev.surgery.core.Fixtures.RecursiveLinear;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyDense;
@@ -184,6 +185,33 @@ class ModuleSurgeryTest {
     assertEquals(made, new ArrayList<>(replaced.values()));
     assertSame(made.get(1), model.getChildren().valueAt(0));
     assertEquals("01Linear", model.getChildren().keyAt(0), "key renamed after the new class");
+  }
+
+  @Test
+  void derivedKeysAreRenamedWithTwoDigitsBeyondTheNinthChildAndOthersKept() {
+    SequentialBlock model = new SequentialBlock();
+    for (int i = 0; i < 11; i++) {
+      model.add(Activation.reluBlock());
+    }
+    model.add(Activation.reluBlock());
+    // A key the user chose is not derived from the class name: it stays.
+    DjlInternals.liveChildren(model).keys().set(11, "head");
+    ModuleSurgery.replaceModules(
+        model,
+        new LinkedHashMap<>(
+            Map.of(
+                (block, path) ->
+                    path.equals("03LambdaBlock")
+                        || path.equals("11LambdaBlock")
+                        || path.equals("head"),
+                (ReplacementFunction) (block, index) -> linear(4))),
+        SurgeryOptions.builder().build());
+    List<String> keys = model.getChildren().keys();
+    assertEquals("03Linear", keys.get(2));
+    assertEquals("10LambdaBlock", keys.get(9));
+    assertEquals("11Linear", keys.get(10));
+    assertEquals("head", keys.get(11));
+    assertInstanceOf(Linear.class, model.getChildren().valueAt(11));
   }
 
   @Test
