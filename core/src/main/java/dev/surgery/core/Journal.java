@@ -3,6 +3,7 @@ package dev.surgery.core;
 import ai.djl.ndarray.NDArray;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.Deque;
 import java.util.IdentityHashMap;
@@ -19,9 +20,45 @@ final class Journal {
   private final Set<NDArray> closeOnCommit = Collections.newSetFromMap(new IdentityHashMap<>());
   private final List<NDArray> closeOnRollback = new ArrayList<>();
 
+  /**
+   * Element writes ({@link #elementSet}), two entries each (list, old element), with their indices
+   * beside: a large surgery makes one or two per replaced block, and records in arrays cost no
+   * object each. The undo stack holds {@link #undoNewestSet} at each one's place in the order.
+   */
+  private Object[] sets = new Object[32];
+
+  private int[] setIndices = new int[16];
+  private int setCount;
+  private final Runnable undoNewestSet = this::undoNewestSet;
+
   /** Registers how to undo a mutation that was just made. */
   void onRollback(Runnable action) {
     undo.push(action);
+  }
+
+  /**
+   * Registers that {@code list.set(index, ...)} just replaced {@code old}: a rollback sets it back,
+   * in its place among the other undo steps.
+   */
+  <T> void elementSet(List<T> list, int index, T old) {
+    if (setCount == setIndices.length) {
+      sets = Arrays.copyOf(sets, sets.length * 2);
+      setIndices = Arrays.copyOf(setIndices, setIndices.length * 2);
+    }
+    sets[2 * setCount] = list;
+    sets[2 * setCount + 1] = old;
+    setIndices[setCount++] = index;
+    undo.push(undoNewestSet);
+  }
+
+  @SuppressWarnings("unchecked")
+  private void undoNewestSet() {
+    int k = --setCount;
+    List<Object> list = (List<Object>) sets[2 * k];
+    Object old = sets[2 * k + 1];
+    sets[2 * k] = null;
+    sets[2 * k + 1] = null;
+    list.set(setIndices[k], old);
   }
 
   /** An array that is garbage once the surgery commits (a removed mirror or optimizer state). */
@@ -45,6 +82,8 @@ final class Journal {
     }
     closeOnCommit.clear();
     undo.clear();
+    Arrays.fill(sets, 0, 2 * setCount, null);
+    setCount = 0;
     closeOnRollback.clear();
   }
 
