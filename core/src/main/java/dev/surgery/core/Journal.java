@@ -22,14 +22,15 @@ final class Journal {
 
   /**
    * Element writes ({@link #elementSet}), two entries each (list, old element), with their indices
-   * beside: a large surgery makes one or two per replaced block, and records in arrays cost no
-   * object each. The undo stack holds {@link #undoNewestSet} at each one's place in the order.
+   * and the size of {@link #undo} when each was made beside: a large surgery makes one or two per
+   * replaced block, and records in arrays cost no object and no undo entry each. A rollback undoes
+   * a write once the undo entries registered after it are undone, so the order is kept.
    */
   private Object[] sets = new Object[32];
 
   private int[] setIndices = new int[16];
+  private int[] setMarks = new int[16];
   private int setCount;
-  private final Runnable undoNewestSet = this::undoNewestSet;
 
   /** Registers how to undo a mutation that was just made. */
   void onRollback(Runnable action) {
@@ -44,11 +45,12 @@ final class Journal {
     if (setCount == setIndices.length) {
       sets = Arrays.copyOf(sets, sets.length * 2);
       setIndices = Arrays.copyOf(setIndices, setIndices.length * 2);
+      setMarks = Arrays.copyOf(setMarks, setMarks.length * 2);
     }
     sets[2 * setCount] = list;
     sets[2 * setCount + 1] = old;
-    setIndices[setCount++] = index;
-    undo.push(undoNewestSet);
+    setIndices[setCount] = index;
+    setMarks[setCount++] = undo.size();
   }
 
   @SuppressWarnings("unchecked")
@@ -93,7 +95,18 @@ final class Journal {
    * {@code cause} as suppressed.
    */
   void rollback(Throwable cause) {
-    while (!undo.isEmpty()) {
+    while (true) {
+      // Element writes made after every undo entry still on the stack come first.
+      while (setCount > 0 && setMarks[setCount - 1] >= undo.size()) {
+        try {
+          undoNewestSet();
+        } catch (RuntimeException e) {
+          cause.addSuppressed(e);
+        }
+      }
+      if (undo.isEmpty()) {
+        break;
+      }
       try {
         undo.pop().run();
       } catch (RuntimeException e) {
