@@ -450,6 +450,9 @@ final class TreeSurgery {
         n.kind = leaf ? LEAF : COMPOSITE;
         n.matched = matched;
         n.inputShapes = DjlInternals.recordedInputShapes(block);
+        if (leaf && matched > 0 && !allParameters && initialWalk) {
+          n.nothingDisplaced = noneInitialized(directParameters(block));
+        }
         queue.add(n);
         enqueueDescendants(n);
       }
@@ -609,7 +612,7 @@ final class TreeSurgery {
     if (oldNode.inputShapes == UNREAD) {
       oldNode.inputShapes = DjlInternals.recordedInputShapes(old);
     }
-    if (oldLeaf && !allParameters && oldNode.original) {
+    if (oldLeaf && !allParameters && oldNode.original && !oldNode.nothingDisplaced) {
       oldNode.nothingDisplaced = noneInitialized(directParameters(old));
     }
     if (!newLeaf) {
@@ -700,10 +703,11 @@ final class TreeSurgery {
       if (values.get(i) == old) {
         values.set(i, replacement);
         journal.elementSet(values, i, old);
-        if (!sameClass) {
-          String oldKey = keys.get(i);
-          keys.set(i, renamedKey(oldKey, i, old, replacement));
-          journal.elementSet(keys, i, oldKey);
+        // A key DJL derived from the old block's class is renamed, so toString shows the new type.
+        String key = sameClass ? null : keys.get(i);
+        if (key != null && isChildKey(key, i, old)) {
+          keys.set(i, childKey(i, replacement));
+          journal.elementSet(keys, i, key);
         }
       }
     }
@@ -716,12 +720,24 @@ final class TreeSurgery {
     }
   }
 
-  /** Renames keys that DJL derived from the class name, so {@code toString} shows the new type. */
-  private static String renamedKey(String key, int index, Block old, Block replacement) {
-    if (!key.equals(childKey(index, old))) {
-      return key;
+  /** Whether a key is DJL's key for the child at {@code index} of this class (no string built). */
+  private static boolean isChildKey(String key, int index, Block block) {
+    String name = block.getClass().getSimpleName();
+    int number = index + 1;
+    int digits = 0;
+    for (int v = number; v > 0; v /= 10) {
+      digits++;
     }
-    return childKey(index, replacement);
+    digits = Math.max(2, digits);
+    if (key.length() != digits + name.length() || !key.startsWith(name, digits)) {
+      return false;
+    }
+    for (int d = digits - 1; d >= 0; d--, number /= 10) {
+      if (key.charAt(d) != (char) ('0' + number % 10)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
