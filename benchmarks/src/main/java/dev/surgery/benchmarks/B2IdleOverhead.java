@@ -37,10 +37,13 @@ import java.util.List;
  *       steps interleaved (same batches, same machine load).
  *   <li><b>Agent</b>: worker JVMs alternately started with and without {@code
  *       -javaagent:agent/target/surgery-agent.jar=<config>} (same seed, same work, PyTorch on one
- *       thread), steps per second of each and the training thread's CPU time per step; rounds
- *       interleaved so both see the same load. The CPU ratio per round, with a 95 % interval for
- *       its mean, is what resolves a cost of about 1 %: wall time between JVMs varies by several
- *       percent.
+ *       thread), steps per second of each and the training thread's CPU time per step. By default
+ *       the two JVMs of a round run at the same time, each pinned to one of two cores (the agent's
+ *       core alternating from round to round), so both see the same load at the same moment;
+ *       started one after the other instead, the CPU time per step of one JVM against the next
+ *       differed by about 6 % (standard deviation of the ratio) on the quiet machine, against 2.6 %
+ *       side by side. The CPU ratio per round, with a 95 % interval for its mean, is what resolves
+ *       a cost of about 1 %.
  * </ol>
  *
  * Run from the repository root after {@code mvn -DskipTests package}: {@code mvn -B -q -pl
@@ -65,8 +68,10 @@ public final class B2IdleOverhead {
    * Runs the benchmark (or, with {@code --worker}, one measured worker run).
    *
    * @param args {@code --steps N} (default 40), {@code --rounds N} (default 4), {@code --agent
-   *     PATH} (default agent/target/surgery-agent.jar), {@code --events} (the listener part only,
-   *     with every event reported through {@code SurgeryTrain})
+   *     PATH} (default agent/target/surgery-agent.jar), {@code --part all|listener|agent} (default
+   *     all), {@code --pairing concurrent|sequential} (default concurrent where {@code taskset} and
+   *     2 cores exist: each round's two JVMs run at once, pinned to a core each), {@code --events}
+   *     (the listener part only, with every event reported through {@code SurgeryTrain})
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
@@ -81,15 +86,43 @@ public final class B2IdleOverhead {
     int agentFlag = List.of(args).indexOf("--agent");
     Path agent = Path.of(agentFlag >= 0 ? args[agentFlag + 1] : "agent/target/surgery-agent.jar");
     boolean events = List.of(args).contains("--events");
-    listenerInProcess(steps * 2, events);
-    if (events) {
+    String part = BenchSupport.stringFlag(args, "part", "all");
+    if (!part.equals("agent")) {
+      listenerInProcess(steps * 2, events);
+    }
+    if (events || part.equals("listener")) {
       return; // the events variant measures the listener only
     }
     if (!Files.isRegularFile(agent)) {
       System.out.println("B2 agent part skipped: " + agent + " not found (build it first)");
       return;
     }
-    agentProcesses(agent, steps, rounds);
+    String pairing =
+        BenchSupport.stringFlag(args, "pairing", canPin() ? "concurrent" : "sequential");
+    if (!pairing.equals("concurrent") && !pairing.equals("sequential")) {
+      throw new IllegalArgumentException("--pairing must be concurrent or sequential: " + pairing);
+    }
+    if (pairing.equals("concurrent") && !canPin()) {
+      throw new IllegalStateException("--pairing concurrent needs 2 cores and taskset on the PATH");
+    }
+    agentProcesses(agent, steps, rounds, pairing.equals("concurrent"));
+  }
+
+  /** Whether two workers can run at once, each pinned to a core of its own. */
+  private static boolean canPin() {
+    if (Runtime.getRuntime().availableProcessors() < 2) {
+      return false;
+    }
+    String path = System.getenv("PATH");
+    if (path == null) {
+      return false;
+    }
+    for (String dir : path.split(java.io.File.pathSeparator)) {
+      if (Files.isExecutable(Path.of(dir, "taskset"))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static SurgeryListener idleListener(boolean events) {
@@ -241,26 +274,42 @@ public final class B2IdleOverhead {
     }
   }
 
-  private static void agentProcesses(Path agent, int steps, int rounds)
+  private static void agentProcesses(Path agent, int steps, int rounds, boolean concurrent)
       throws IOException, InterruptedException {
     Path config = Files.createTempFile("b2-idle", ".yaml");
     Files.writeString(
         config, "algorithms:\n  - name: blurpool\n    epoch: 1000000\n", StandardCharsets.UTF_8);
+    String agentArg = "-javaagent:" + agent.toAbsolutePath() + "=" + config;
     List<Double> without = new ArrayList<>();
     List<Double> with = new ArrayList<>();
     List<Double> cpuWithout = new ArrayList<>();
     List<Double> cpuWith = new ArrayList<>();
+    List<Integer> agentCpu = new ArrayList<>();
     for (int r = 0; r < rounds; r++) {
-      // Alternate which goes first, so that neither always runs on a warmer machine.
-      boolean agentFirst = r % 2 == 1;
-      for (int k = 0; k < 2; k++) {
-        boolean useAgent = (k == 0) == agentFirst;
-        double[] measured =
-            runWorker(
-                useAgent ? "-javaagent:" + agent.toAbsolutePath() + "=" + config : null, steps);
-        (useAgent ? with : without).add(measured[0]);
-        (useAgent ? cpuWith : cpuWithout).add(measured[1]);
+      double[] plain;
+      double[] hooked;
+      if (concurrent) {
+        // Both JVMs at once, each pinned to its own core, the agent's core alternating: they
+        // share whatever the machine does meanwhile, and a faster core favours neither.
+        int core = r % 2;
+        Process p = startWorker(null, steps, 1 - core);
+        Process h = startWorker(agentArg, steps, core);
+        plain = readWorker(p);
+        hooked = readWorker(h);
+        agentCpu.add(core);
+      } else {
+        // One after the other, alternating which goes first.
+        boolean agentFirst = r % 2 == 1;
+        hooked = agentFirst ? readWorker(startWorker(agentArg, steps, -1)) : null;
+        plain = readWorker(startWorker(null, steps, -1));
+        if (!agentFirst) {
+          hooked = readWorker(startWorker(agentArg, steps, -1));
+        }
       }
+      without.add(plain[0]);
+      with.add(hooked[0]);
+      cpuWithout.add(plain[1]);
+      cpuWith.add(hooked[1]);
     }
     Files.deleteIfExists(config);
     double a = BenchSupport.median(without);
@@ -268,7 +317,8 @@ public final class B2IdleOverhead {
     BenchSupport.printTable(
         "B2b agent attached, nothing due (blurpool at epoch 1,000,000): worker JVMs, "
             + rounds
-            + " interleaved rounds of "
+            + (concurrent ? " rounds of two concurrent JVMs pinned to one core each, " : " rounds ")
+            + "of "
             + steps
             + " steps, ResNetV1-20 28 x 28, batch "
             + BATCH
@@ -291,47 +341,84 @@ public final class B2IdleOverhead {
                 BenchSupport.f("%+.2f %%", 100 * (a / b - 1)),
                 BenchSupport.f("%+.2f %%", 100 * (max(without) / max(with) - 1)),
                 "")));
-    printCpuPairs(cpuWithout, cpuWith, steps);
+    printCpuPairs(cpuWithout, cpuWith, agentCpu, steps, concurrent);
   }
 
   /**
    * The agent's cost as the ratio of training-thread CPU time per step, round by round (each round
-   * one JVM with and one without, back to back), with a 95 % interval for the mean ratio.
+   * one JVM with and one without), with a 95 % interval for the mean ratio; with many rounds, the
+   * summary only, and the mean by the agent's core (a difference there is the cores', not the
+   * agent's, and cancels because the cores alternate).
    */
-  private static void printCpuPairs(List<Double> without, List<Double> with, int steps) {
+  private static void printCpuPairs(
+      List<Double> without,
+      List<Double> with,
+      List<Integer> agentCpu,
+      int steps,
+      boolean concurrent) {
     List<List<String>> rows = new ArrayList<>();
     List<Double> ratios = new ArrayList<>();
+    List<List<Double>> byCore = List.of(new ArrayList<>(), new ArrayList<>());
     for (int r = 0; r < without.size(); r++) {
       double ratio = with.get(r) / without.get(r);
       ratios.add(ratio);
-      rows.add(
-          List.of(
-              String.valueOf(r + 1),
-              BenchSupport.f("%.2f", without.get(r)),
-              BenchSupport.f("%.2f", with.get(r)),
-              BenchSupport.f("%+.2f %%", 100 * (ratio - 1))));
+      if (concurrent) {
+        byCore.get(agentCpu.get(r)).add(ratio);
+      }
+      if (without.size() <= 12) {
+        rows.add(
+            List.of(
+                String.valueOf(r + 1),
+                BenchSupport.f("%.2f", without.get(r)),
+                BenchSupport.f("%.2f", with.get(r)),
+                BenchSupport.f("%+.2f %%", 100 * (ratio - 1))));
+      }
     }
-    double mean = ratios.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
-    double half = halfInterval95(ratios);
+    if (concurrent) {
+      for (int core = 0; core < 2; core++) {
+        List<Double> own = byCore.get(core);
+        rows.add(
+            List.of(
+                "agent on cpu " + core + " (" + own.size() + " rounds, mean)",
+                "",
+                "",
+                interval(own)));
+      }
+    }
     rows.add(
         List.of(
-            "mean (95 % interval)",
+            "all rounds: median " + BenchSupport.f("%.2f", BenchSupport.median(without)),
             "",
-            "",
-            BenchSupport.f("%+.2f %%", 100 * (mean - 1))
-                + " ("
-                + BenchSupport.f("%+.2f", 100 * (mean - half - 1))
-                + " to "
-                + BenchSupport.f("%+.2f %%", 100 * (mean + half - 1))
-                + ")"));
+            BenchSupport.f("%.2f", BenchSupport.median(with)),
+            "sd of ratio " + BenchSupport.f("%.2f %%", 100 * sd(ratios))));
+    rows.add(List.of("mean (95 % interval)", "", "", interval(ratios)));
     BenchSupport.printTable(
         "B2b agent cost as training-thread CPU time per step (PyTorch on one thread), "
             + without.size()
             + " rounds of "
             + steps
-            + " steps, one JVM without and one with the agent per round",
+            + " steps, one JVM without and one with the agent per round"
+            + (concurrent ? ", the two at once on their own cores" : ", one after the other"),
         List.of("round", "no agent CPU ms/step", "agent CPU ms/step", "agent / no agent"),
         rows);
+  }
+
+  private static String interval(List<Double> ratios) {
+    double mean = ratios.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
+    double half = halfInterval95(ratios);
+    return BenchSupport.f("%+.2f %%", 100 * (mean - 1))
+        + " ("
+        + BenchSupport.f("%+.2f", 100 * (mean - half - 1))
+        + " to "
+        + BenchSupport.f("%+.2f %%", 100 * (mean + half - 1))
+        + ")";
+  }
+
+  private static double sd(List<Double> values) {
+    int n = values.size();
+    double mean = values.stream().mapToDouble(Double::doubleValue).average().orElse(0);
+    double squares = values.stream().mapToDouble(v -> (v - mean) * (v - mean)).sum();
+    return n < 2 ? Double.NaN : Math.sqrt(squares / (n - 1));
   }
 
   /** Half the width of a Student-t 95 % interval for the mean (NaN below two values). */
@@ -340,19 +427,21 @@ public final class B2IdleOverhead {
     if (n < 2) {
       return Double.NaN;
     }
-    double mean = values.stream().mapToDouble(Double::doubleValue).average().orElse(0);
-    double squares = values.stream().mapToDouble(v -> (v - mean) * (v - mean)).sum();
-    double sd = Math.sqrt(squares / (n - 1));
-    return T_975[Math.min(n - 1, T_975.length) - 1] * sd / Math.sqrt(n);
+    return T_975[Math.min(n - 1, T_975.length) - 1] * sd(values) / Math.sqrt(n);
   }
 
   private static double max(List<Double> values) {
     return values.stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN);
   }
 
-  private static double[] runWorker(String agentArg, int steps)
-      throws IOException, InterruptedException {
+  /** Starts one worker JVM, pinned to {@code core} with {@code taskset} unless it is negative. */
+  private static Process startWorker(String agentArg, int steps, int core) throws IOException {
     List<String> command = new ArrayList<>();
+    if (core >= 0) {
+      command.add("taskset");
+      command.add("-c");
+      command.add(String.valueOf(core));
+    }
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.add("-Dai.djl.offline=true");
     command.add("-Xmx1g");
@@ -370,7 +459,12 @@ public final class B2IdleOverhead {
     ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
     pb.environment().put("DJL_OFFLINE", "true");
     pb.environment().put("OPT_OUT_TRACKING", "true");
-    Process p = pb.start();
+    pb.environment().put("OMP_NUM_THREADS", "1");
+    return pb.start();
+  }
+
+  /** Waits for a worker and returns its steps/s and CPU milliseconds per step. */
+  private static double[] readWorker(Process p) throws IOException, InterruptedException {
     String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     int status = p.waitFor();
     Double stepsPerSecond = null;
