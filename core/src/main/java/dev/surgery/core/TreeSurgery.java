@@ -9,7 +9,6 @@ import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
-import ai.djl.util.Pair;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
 import java.util.ArrayDeque;
@@ -59,29 +58,89 @@ final class TreeSurgery {
   /** Where a test injects failures; {@link Faults#NONE} otherwise. */
   private final Faults faults;
 
-  /** What the surgery knows of each block it met, in one map (one hash per block, not five). */
-  private final Map<Block, Node> nodes = new IdentityHashMap<>();
+  /**
+   * What the surgery knows of each block it met: one identity probe when a block is first met; the
+   * queue, parents and replacement pairs then hold nodes, so no later step looks a block up again.
+   */
+  private final IdentityIndex<Node> nodes = new IdentityIndex<>();
 
-  private final Deque<Block> queue = new ArrayDeque<>();
-  private final Map<Block, Block> replaced = new LinkedHashMap<>();
+  /** Blocks to visit, in pre-order of first appearance. */
+  private final Deque<Node> queue = new ArrayDeque<>();
+
+  /**
+   * The blocks a policy decided on, in replacement order, as nodes and as blocks, and what it
+   * returned (same index), entered before the substitution, so that a rollback also frees the
+   * replacement whose substitution failed. The returned map is made of the two block lists.
+   */
+  private final List<Node> decided = new ArrayList<>();
+
+  private final List<Block> decidedBlocks = new ArrayList<>();
+  private final List<Block> returned = new ArrayList<>();
+  private final Map<Block, Block> replaced = new ReplacementMap(decidedBlocks, returned);
+
   private NDArray[] rootAnchor;
+
+  /** Whether a policy's matcher may read paths; else no path is built unless a message needs it. */
+  private final boolean pathsNeeded;
+
+  /** Whether the walk records in each node which policies match it (all path-free, under 31). */
+  private final boolean masks;
+
+  /**
+   * True while leaves that no policy matches get no node: with only path-free matchers (class,
+   * lambda name) such a leaf can never be replaced nor lead anywhere, so the walk passes it by
+   * without an identity probe (most blocks of a large tree are such leaves). Each edge to one is
+   * recorded in {@link #passedLeaves}, and the first time an answer needs their nodes (a
+   * replacement that is such a leaf: is it already in the model?) they are all entered exactly as
+   * the walk would have entered them, and the surgery continues without passing any by.
+   */
+  private boolean passLeaves;
+
+  /**
+   * Edges to passed-by leaves, four entries each: leaf, parent node, key (null: not enqueued) and
+   * whether the edge was met in the first walk.
+   */
+  private final List<Object> passedLeaves = new ArrayList<>();
+
+  /** Which policies' call counters are journaled already. */
+  private final boolean[] journaled;
+
+  /** Each policy's next call index, read from the caller's counters at its first call. */
+  private final int[] counters;
 
   /** Bumped by every substitution: liveness answers of earlier epochs are stale. */
   private int epoch;
 
   /** A block's place in the tree as the surgery has seen it. */
   private static final class Node {
-    /** Display path of the block (or of the block it replaced); null until known. */
+    final Block block;
+
+    /**
+     * Display path of the block (or of the block it replaced) once built; until then it is {@code
+     * pathParent}'s path joined with {@code key}, built on demand: most blocks never need it.
+     */
     String path;
 
-    /** Parents that reference the block (several for a shared block). */
-    List<Block> parents = new ArrayList<>(1);
+    Node pathParent;
+    String key;
+
+    /** The first parent that references the block; null for the root or a detached block. */
+    Node parent;
+
+    /** Further parents of a shared block; null while there is at most one. */
+    List<Node> moreParents;
 
     /** Whether the block was enqueued for a visit. */
     boolean seen;
 
+    /**
+     * For a block a policy decided on: the node of what it returned (itself when a policy returned
+     * the block unchanged); null otherwise.
+     */
+    Node swap;
+
     /** For a replacement: the original block it stands for; null otherwise. */
-    Block origin;
+    Node origin;
 
     /** How many replacements of replacements lead to this block. */
     int generation;
@@ -91,43 +150,92 @@ final class TreeSurgery {
 
     /** Whether the block was in the tree when the surgery began. */
     boolean original;
+
+    /**
+     * For a replaced original leaf: none of its parameters matters to the trainer update (no
+     * trainer, no array), as read while the block was at hand rather than again at the end.
+     */
+    boolean nothingDisplaced;
+
+    /** Its recorded input shapes, read while it was at hand ({@link #UNREAD} until then). */
+    Shape[] inputShapes = UNREAD;
+
+    /** {@link #LEAF}, {@link #COMPOSITE}, or 0 while not looked at (it never changes). */
+    byte kind;
+
+    /**
+     * Which policies match it, one bit each, when the walk asked path-free matchers while the block
+     * was at hand (their answer never changes); -1 when not known.
+     */
+    int matched = -1;
+
+    Node(Block block) {
+      this.block = block;
+    }
+
+    /** The path, built (and kept) on first use; null if the block never had a place. */
+    String path() {
+      if (path == null && pathParent != null) {
+        String prefix = pathParent.path();
+        path = prefix == null ? null : BlockPaths.join(prefix, key);
+      }
+      return path;
+    }
+
+    /** Whether a path is known or can be built. */
+    boolean hasPath() {
+      return path != null || pathParent != null;
+    }
+
+    void addParent(Node p) {
+      if (parent == null) {
+        parent = p;
+      } else if (parent != p) {
+        if (moreParents == null) {
+          moreParents = new ArrayList<>(2);
+        }
+        if (!containsIdentity(moreParents, p)) {
+          moreParents.add(p);
+        }
+      }
+    }
+
+    /** The original this block stands for: itself unless it is a replacement. */
+    Node originOrSelf() {
+      return origin == null ? this : origin;
+    }
   }
+
+  private static final Shape[] UNREAD = new Shape[0];
+  private static final byte LEAF = 1;
+  private static final byte COMPOSITE = 2;
 
   private Node node(Block block) {
-    Node n = nodes.get(block);
-    if (n == null) {
-      n = new Node();
-      nodes.put(block, n);
-    }
-    return n;
-  }
-
-  /** The original a replacement of the pair stands for (the pair's own key if none). */
-  private Block originOrKey(Map.Entry<Block, Block> pair) {
-    Node n = nodes.get(pair.getValue());
-    return n == null || n.origin == null ? pair.getKey() : n.origin;
-  }
-
-  private String pathOf(Block block) {
-    Node n = nodes.get(block);
-    return n == null ? null : n.path;
-  }
-
-  private Block originOf(Block block) {
-    Node n = nodes.get(block);
-    return n == null || n.origin == null ? block : n.origin;
+    Node fresh = new Node(block);
+    Node n = nodes.putIfAbsent(block, fresh); // one probe for a new block
+    return n == null ? fresh : n;
   }
 
   /**
-   * Every parameter of every replacement received, as received (before its own children change).
+   * Every parameter of every replacement received that had an array when received (before the
+   * replacement's own children change): the only ones the trainer update may have to free. A
+   * parameter without one gets it only from {@link #placeReplacements}, for a replacement that
+   * stays, so it is never freed; {@link #placedArrays} tells that it happened. A leaf's are added
+   * at the end, only if it did not stay.
    */
   private final List<Parameter> received = new ArrayList<>();
+
+  /** Whether {@link #placeReplacements} initialized a replacement. */
+  private boolean placedArrays;
+
+  /** Whether a trainer holds registered parameters: the trainer update then wants every one. */
+  private boolean allParameters;
 
   /** True while the first walk from the root marks the blocks the model had at the start. */
   private boolean initialWalk;
 
   /** The block being worked on, named by a failure that does not name one itself. */
-  private String currentPath;
+  private Node current;
 
   /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
   static final int MAX_GENERATIONS = 1000;
@@ -147,6 +255,15 @@ final class TreeSurgery {
     this.allowShapeChange = allowShapeChange;
     this.indices = indices;
     this.faults = faults;
+    boolean paths = false;
+    for (Policy policy : policies) {
+      paths |= PathFreeMatcher.usesPath(policy.matcher());
+    }
+    this.pathsNeeded = paths;
+    this.masks = !paths && policies.size() < 31;
+    this.passLeaves = masks;
+    this.journaled = new boolean[policies.size()];
+    this.counters = new int[policies.size()];
   }
 
   Map<Block, Block> run() {
@@ -186,17 +303,28 @@ final class TreeSurgery {
    */
   private void replaceAll(Set<Parameter> before) {
     syncTrainedValues(before);
+    for (Trainer t : trainers) {
+      allParameters |= TrainerSurgery.hasRegistered(t);
+    }
     Node top = node(root);
     top.path = "";
     top.seen = true;
     top.original = true;
     initialWalk = true;
-    enqueueDescendants(root);
+    enqueueDescendants(top);
     initialWalk = false;
     while (!queue.isEmpty()) {
-      Block child = queue.poll();
-      if (isLive(child)) {
+      Node child = queue.poll();
+      // Until a block with children is swapped, every queued block is still where the walk met it
+      // (a leaf swap detaches that leaf alone, visited already): no liveness to ask.
+      if (epoch == 0 || isLive(child)) {
         visit(child);
+      }
+    }
+    // The counters, once per policy rather than a map update per call (journaled at first use).
+    for (int i = 0; i < policies.size(); i++) {
+      if (journaled[i]) {
+        indices.put(policies.get(i).key(), counters[i]);
       }
     }
     placeReplacements();
@@ -213,7 +341,7 @@ final class TreeSurgery {
       return s;
     }
     return new SurgeryException(
-        currentPath == null ? null : BlockPaths.display(currentPath),
+        current == null ? null : BlockPaths.display(current.path()),
         "surgery failed and was rolled back: " + e.getMessage(),
         e);
   }
@@ -225,11 +353,12 @@ final class TreeSurgery {
    */
   private void releaseDiscarded(Set<Parameter> before) {
     Set<NDArray> kept = arraysOf(before);
-    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
-      if (pair.getValue() == pair.getKey()) {
+    for (int i = 0; i < decided.size(); i++) {
+      Block replacement = returned.get(i);
+      if (replacement == decided.get(i).block) {
         continue;
       }
-      for (Parameter p : parametersOf(pair.getValue())) {
+      for (Parameter p : parametersOf(replacement)) {
         if (!before.contains(p) && p.isInitialized() && !kept.contains(p.getArray())) {
           try {
             p.getArray().close();
@@ -316,198 +445,320 @@ final class TreeSurgery {
 
   // ------------------------------------------------------------------ traversal
 
-  private void enqueueDescendants(Block parent) {
-    String prefix = pathOf(parent);
-    for (Pair<String, Block> entry : childrenOf(parent)) {
-      Block child = entry.getValue();
-      Node n = node(child);
-      if (!containsIdentity(n.parents, parent)) {
-        n.parents.add(parent);
+  private void enqueueDescendants(Node parent) {
+    BlockList children = childrenOf(parent.block);
+    List<Block> blocks = children.values();
+    List<String> keys = children.keys();
+    for (int i = 0, size = blocks.size(); i < size; i++) {
+      Block block = blocks.get(i);
+      // What later steps ask of the block, read now that it is at hand.
+      boolean leaf = childrenOf(block).isEmpty();
+      int matched = masks ? matchMask(block) : -1;
+      if (passLeaves && leaf && matched == 0) {
+        passedLeaves.add(block);
+        passedLeaves.add(parent);
+        passedLeaves.add(keys.get(i));
+        passedLeaves.add(initialWalk);
+        continue;
       }
+      Node n = node(block);
+      n.addParent(parent);
       if (!n.seen) {
         n.seen = true;
         n.original = initialWalk;
-        n.path = BlockPaths.join(prefix, entry.getKey());
-        queue.add(child);
-        enqueueDescendants(child);
+        n.pathParent = parent;
+        n.key = keys.get(i);
+        n.kind = leaf ? LEAF : COMPOSITE;
+        n.matched = matched;
+        n.inputShapes = DjlInternals.recordedInputShapes(block);
+        if (leaf && matched > 0 && !allParameters && initialWalk) {
+          n.nothingDisplaced = noneInitialized(directParameters(block));
+        }
+        queue.add(n);
+        enqueueDescendants(n);
       }
     }
+  }
+
+  /** Which policies match a block, one bit each (only asked while all matchers are path-free). */
+  private int matchMask(Block block) {
+    int mask = 0;
+    for (int i = 0, size = policies.size(); i < size; i++) {
+      if (((PathFreeMatcher) policies.get(i).matcher()).matches(block)) {
+        mask |= 1 << i;
+      }
+    }
+    return mask;
+  }
+
+  /** A leaf that no policy matches (only asked while all matchers are path-free). */
+  private boolean passable(Block block) {
+    return matchMask(block) == 0 && childrenOf(block).isEmpty();
+  }
+
+  /**
+   * Enters the passed-by leaves in the order the walks met them, with the parents, paths, seen and
+   * original marks they would have had, and passes no leaf by from now on.
+   */
+  private void enterPassedLeaves() {
+    passLeaves = false;
+    for (int i = 0; i < passedLeaves.size(); i += 4) {
+      Node n = node((Block) passedLeaves.get(i));
+      Node parent = (Node) passedLeaves.get(i + 1);
+      String key = (String) passedLeaves.get(i + 2);
+      n.addParent(parent);
+      if (key != null && !n.seen) {
+        n.seen = true;
+        n.original = (Boolean) passedLeaves.get(i + 3);
+        n.pathParent = parent;
+        n.key = key;
+      }
+    }
+    passedLeaves.clear();
   }
 
   /**
    * Tells whether a block is still reachable from the root. Answers are memoized until the next
    * substitution, so shared blocks (diamonds) are not walked again and again.
    */
-  private boolean isLive(Block block) {
-    if (block == root) {
+  private boolean isLive(Node n) {
+    if (n.block == root) {
       return true;
-    }
-    Node n = nodes.get(block);
-    if (n == null) {
-      return false;
     }
     if (n.liveEpoch == epoch) {
       return n.live;
     }
     n.liveEpoch = epoch;
     n.live = false; // a block is not its own ancestor; guards cycles
-    boolean live = false;
-    for (Block p : n.parents) {
-      if (isLive(p)) {
-        live = true;
-        break;
+    boolean live = n.parent != null && isLive(n.parent);
+    if (!live && n.moreParents != null) {
+      for (Node p : n.moreParents) {
+        if (isLive(p)) {
+          live = true;
+          break;
+        }
       }
     }
     n.live = live;
     return live;
   }
 
-  private void visit(Block child) {
-    String path = pathOf(child);
-    currentPath = path;
-    for (Policy policy : policies) {
-      if (!policy.matcher().matches(child, path)) {
+  private void visit(Node node) {
+    Block child = node.block;
+    current = node;
+    String path = pathsNeeded ? node.path() : null;
+    int known = node.matched;
+    for (int i = 0, size = policies.size(); i < size; i++) {
+      Policy policy = policies.get(i);
+      if (known != -1 ? (known & (1 << i)) == 0 : !policy.matcher().matches(child, path)) {
         continue;
       }
-      int index = nextIndex(policy.key());
+      int index = nextIndex(i);
       Block replacement;
       try {
         replacement = policy.function().apply(child, index);
       } catch (RuntimeException e) {
         throw new SurgeryException(
-            BlockPaths.display(path),
+            BlockPaths.display(node.path()),
             "replacement function of policy " + policy.label() + " failed: " + e.getMessage(),
             e);
       }
       if (replacement == null) {
         continue;
       }
-      if (replaced.containsKey(child)) {
+      if (node.swap != null) {
         throw new SurgeryException(
-            BlockPaths.display(path),
+            BlockPaths.display(node.path()),
             "two policies replace the same "
                 + BlockPaths.typeName(child)
                 + "; the second is "
                 + policy.label());
       }
-      replaced.put(child, replacement);
-      if (replacement != child) {
-        substitute(child, replacement, path);
-      }
+      decided.add(node);
+      decidedBlocks.add(child);
+      returned.add(replacement);
+      node.swap = replacement == child ? node : substitute(node, replacement);
     }
   }
 
   /**
-   * Hands out the policy's next call index and journals the counter, so that a rolled-back surgery
-   * leaves the caller's counters as they were and a retry passes the same indices again.
+   * Hands out the policy's next call index. The caller's counter is read at the policy's first call
+   * and journaled then (one entry per policy and surgery), and written back once when the traversal
+   * ends, so that a rolled-back surgery leaves the caller's counters as they were and a retry
+   * passes the same indices again.
    */
-  private int nextIndex(Object key) {
-    boolean had = indices.containsKey(key);
-    Integer previous = indices.get(key);
-    int index = previous == null ? 0 : previous;
-    indices.put(key, index + 1);
-    journal.onRollback(
-        () -> {
-          if (had) {
-            indices.put(key, previous);
-          } else {
-            indices.remove(key);
-          }
-        });
-    return index;
+  private int nextIndex(int policy) {
+    if (!journaled[policy]) {
+      journaled[policy] = true;
+      Object key = policies.get(policy).key();
+      boolean had = indices.containsKey(key);
+      Integer previous = indices.get(key);
+      counters[policy] = previous == null ? 0 : previous;
+      journal.onRollback(
+          () -> {
+            if (had) {
+              indices.put(key, previous);
+            } else {
+              indices.remove(key);
+            }
+          });
+    }
+    return counters[policy]++;
   }
 
-  private void substitute(Block old, Block replacement, String path) {
-    Node existing = nodes.get(replacement);
-    if (existing != null && existing.seen && isLive(replacement)) {
+  private Node substitute(Node oldNode, Block replacement) {
+    Block old = oldNode.block;
+    Node fresh = new Node(replacement);
+    Node known = nodes.putIfAbsent(replacement, fresh); // one probe: found or entered
+    Node n = known == null ? fresh : known;
+    if (known == null && passLeaves && passable(replacement)) {
+      // It may be a leaf the walk passed by: enter those, so that the check below sees it.
+      enterPassedLeaves();
+    }
+    if (n.seen && isLive(n)) {
       throw new SurgeryException(
-          BlockPaths.display(path),
+          BlockPaths.display(oldNode.path()),
           "the replacement is already part of the model; return a new block");
     }
-    Node oldNode = node(old);
     // Only a block with children can change whether other blocks are reachable; swapping a leaf
     // for a leaf changes the liveness of those two alone, so the memo of every other block stays.
-    boolean structural = !childrenOf(old).isEmpty() || !childrenOf(replacement).isEmpty();
-    if (structural) {
+    boolean oldLeaf = oldNode.kind != 0 ? oldNode.kind == LEAF : childrenOf(old).isEmpty();
+    boolean newLeaf = childrenOf(replacement).isEmpty();
+    n.kind = newLeaf ? LEAF : COMPOSITE;
+    if (!oldLeaf || !newLeaf) {
       epoch++;
     }
-    addParameters(replacement, received);
-    List<Block> ps = oldNode.parents;
-    oldNode.parents = new ArrayList<>(1);
-    for (Block parent : ps) {
-      writeIntoParent(parent, old, replacement, path);
+    // What placement and the trainer update will ask of the two blocks, read while they are at hand
+    // (on a large tree, reading them again at the end is a cache miss per block).
+    if (oldNode.inputShapes == UNREAD) {
+      oldNode.inputShapes = DjlInternals.recordedInputShapes(old);
     }
-    Node n = node(replacement);
-    n.parents = new ArrayList<>(ps);
+    if (oldLeaf && !allParameters && oldNode.original && !oldNode.nothingDisplaced) {
+      oldNode.nothingDisplaced = noneInitialized(directParameters(old));
+    }
+    if (!newLeaf) {
+      // A leaf's parameters stay what they are: looked at in the end, if it does not stay.
+      for (Parameter p : parametersOf(replacement)) {
+        if (p.isInitialized()) {
+          received.add(p);
+        }
+      }
+    }
+    // The old block's parents become the replacement's (replacing any it had).
+    Node first = oldNode.parent;
+    List<Node> more = oldNode.moreParents;
+    oldNode.parent = null;
+    oldNode.moreParents = null;
+    n.parent = null;
+    n.moreParents = null;
+    if (first != null) {
+      writeIntoParent(first, oldNode, replacement);
+      n.addParent(first);
+    }
+    if (more != null) {
+      for (Node parent : more) {
+        writeIntoParent(parent, oldNode, replacement);
+        n.addParent(parent);
+      }
+    }
     n.liveEpoch = -1;
     oldNode.liveEpoch = -1;
-    n.origin = originOf(old);
+    n.origin = oldNode.originOrSelf();
     int depth = oldNode.generation + 1;
     if (depth > MAX_GENERATIONS) {
       throw new SurgeryException(
-          BlockPaths.display(path),
+          BlockPaths.display(oldNode.path()),
           "replacements were replaced "
               + MAX_GENERATIONS
               + " times in a row: the policies never stop matching their own output under"
               + " recurseOnReplacements");
     }
     n.generation = depth;
-    if (n.path == null) {
-      n.path = path;
+    if (!n.hasPath()) {
+      // The replacement takes the old block's path, still unbuilt if nobody asked for it.
+      n.path = oldNode.path;
+      n.pathParent = oldNode.pathParent;
+      n.key = oldNode.key;
     }
     // Blocks the replacement reuses (e.g. a wrapped original) stay reachable through it.
-    for (Pair<String, Block> entry : childrenOf(replacement)) {
-      List<Block> cps = node(entry.getValue()).parents;
-      if (!containsIdentity(cps, replacement)) {
-        cps.add(replacement);
+    List<Block> kids = childrenOf(replacement).values();
+    for (int i = 0, size = kids.size(); i < size; i++) {
+      Block kid = kids.get(i);
+      if (passLeaves && passable(kid)) {
+        passedLeaves.add(kid);
+        passedLeaves.add(n);
+        passedLeaves.add(null);
+        passedLeaves.add(Boolean.FALSE);
+      } else {
+        node(kid).addParent(n);
       }
     }
     if (recurse && !n.seen) {
       n.seen = true;
-      queue.add(replacement);
-      enqueueDescendants(replacement);
+      queue.add(n);
+      enqueueDescendants(n);
     }
+    return n;
   }
 
   // ------------------------------------------------------------------ writing into parents
 
-  private void writeIntoParent(Block parent, Block old, Block replacement, String path) {
+  private void writeIntoParent(Node parentNode, Node oldNode, Block replacement) {
+    Block parent = parentNode.block;
+    Block old = oldNode.block;
     BlockList children = DjlInternals.liveChildren(parent);
     if (children == null) {
       throw new SurgeryException(
-          BlockPaths.display(pathOf(parent)),
+          BlockPaths.display(parentNode.path()),
           parent.getClass().getName()
               + " keeps its children to itself (it is not an ai.djl.nn.AbstractBlock, as a"
               + " TorchScript symbol block is not), so its child at "
-              + path
+              + oldNode.path()
               + " cannot be replaced in place; replace the whole block instead");
     }
     List<String> keys = children.keys();
     List<Block> values = children.values();
+    // DJL derives a child's key from its class: only a change of class can change the key.
+    boolean sameClass = old.getClass() == replacement.getClass();
     for (int i = 0; i < values.size(); i++) {
       if (values.get(i) == old) {
-        int at = i;
-        String oldKey = keys.get(i);
         values.set(i, replacement);
-        keys.set(i, renamedKey(oldKey, i, old, replacement));
-        journal.onRollback(
-            () -> {
-              values.set(at, old);
-              keys.set(at, oldKey);
-            });
+        journal.elementSet(values, i, old);
+        // A key DJL derived from the old block's class is renamed, so toString shows the new type.
+        String key = sameClass ? null : keys.get(i);
+        if (key != null && isChildKey(key, i, old)) {
+          keys.set(i, childKey(i, replacement));
+          journal.elementSet(keys, i, key);
+        }
       }
     }
-    for (Field field : HOLDER_FIELDS.get(parent.getClass())) {
-      writeIntoField(parent, field, old, replacement, path);
+    List<Field> fields = HOLDER_FIELDS.get(parent.getClass());
+    if (!fields.isEmpty()) {
+      String path = oldNode.path();
+      for (Field field : fields) {
+        writeIntoField(parent, field, old, replacement, path);
+      }
     }
   }
 
-  /** Renames keys that DJL derived from the class name, so {@code toString} shows the new type. */
-  private static String renamedKey(String key, int index, Block old, Block replacement) {
-    if (!key.equals(childKey(index, old))) {
-      return key;
+  /** Whether a key is DJL's key for the child at {@code index} of this class (no string built). */
+  private static boolean isChildKey(String key, int index, Block block) {
+    String name = block.getClass().getSimpleName();
+    int number = index + 1;
+    int digits = 0;
+    for (int v = number; v > 0; v /= 10) {
+      digits++;
     }
-    return childKey(index, replacement);
+    digits = Math.max(2, digits);
+    if (key.length() != digits + name.length() || !key.startsWith(name, digits)) {
+      return false;
+    }
+    for (int d = digits - 1; d >= 0; d--, number /= 10) {
+      if (key.charAt(d) != (char) ('0' + number % 10)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
@@ -546,7 +797,6 @@ final class TreeSurgery {
       List<Object> objects = (List<Object>) list;
       for (int i = 0; i < objects.size(); i++) {
         if (objects.get(i) == old) {
-          int at = i;
           try {
             objects.set(i, replacement);
           } catch (UnsupportedOperationException | ClassCastException e) {
@@ -555,7 +805,7 @@ final class TreeSurgery {
                 "list field " + where(parent, field) + " holds the block but cannot be changed",
                 e);
           }
-          journal.onRollback(() -> objects.set(at, old));
+          journal.elementSet(objects, i, old);
         }
       }
     } else if (value instanceof Object[] array) {
@@ -624,21 +874,25 @@ final class TreeSurgery {
 
   // ------------------------------------------------------------------ placement
 
+  /** Whether a replacement is in the model after the traversal: not replaced again, and live. */
+  private boolean stays(Node replacement) {
+    return (replacement.swap == null || replacement.swap == replacement) && isLive(replacement);
+  }
+
   private void placeReplacements() {
-    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
-      Block replacement = pair.getValue();
-      if (replacement == pair.getKey()
-          || replaced.containsKey(replacement)
-          || !isLive(replacement)) {
-        continue;
+    for (Node oldNode : decided) {
+      Node swap = oldNode.swap;
+      if (swap == oldNode || swap.swap != null || !isLive(swap)) {
+        continue; // returned unchanged, replaced again, or dropped with its holder
       }
-      Block original = nodes.get(replacement).origin;
-      currentPath = pathOf(original);
-      String path = BlockPaths.display(currentPath);
-      Shape[] inputShapes = DjlInternals.recordedInputShapes(original);
+      Block replacement = swap.block;
+      current = swap.origin;
+      Block original = current.block;
+      Shape[] inputShapes = current.inputShapes; // read by the walk or when it was replaced
       if (inputShapes == null || !allInitialized(original)) {
         continue; // structural surgery: the trainer initializes the replacement later
       }
+      String path = BlockPaths.display(current.path());
       if (!allInitialized(replacement) || DjlInternals.recordedInputShapes(replacement) == null) {
         initialize(original, replacement, inputShapes, path);
       }
@@ -673,6 +927,7 @@ final class TreeSurgery {
           "cannot tell which NDManager to initialize the replacement on: the model has no"
               + " initialized parameter and no trainer was given");
     }
+    placedArrays |= !fresh.isEmpty();
     try {
       if (manager == null) {
         try (NDManager scratch = NDManager.newBaseManager()) {
@@ -757,7 +1012,7 @@ final class TreeSurgery {
    * and after sets.
    */
   private void updateTrainers() {
-    currentPath = null; // parameters, not one block, are concerned from here on
+    current = null; // parameters, not one block, are concerned from here on
     List<Trainer> active = new ArrayList<>();
     for (Trainer t : trainers) {
       if (TrainerSurgery.hasRegistered(t)) {
@@ -767,29 +1022,34 @@ final class TreeSurgery {
     // Without a trainer only arrays to free matter: parameters without one need no answer.
     boolean all = !active.isEmpty();
     Set<Parameter> displaced = new LinkedHashSet<>();
-    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
-      Node n = nodes.get(pair.getKey());
-      if (pair.getValue() != pair.getKey() && n != null && n.original) {
-        collectOriginalParameters(pair.getKey(), displaced, all);
+    for (Node n : decided) {
+      if (n.swap != n && n.original && !n.nothingDisplaced) {
+        collectOriginalParameters(n.block, displaced, all);
       }
     }
-    boolean receivedArrays = false;
-    for (Parameter p : received) {
-      receivedArrays |= p.isInitialized();
+    // A leaf replacement that stays keeps its parameters in the model (they are joined below):
+    // only those that do not stay can leave arrays behind.
+    for (Node n : decided) {
+      Node swap = n.swap;
+      if (swap != n && swap.kind == LEAF && !stays(swap)) {
+        for (Parameter p : directParameters(swap.block)) {
+          if (p.isInitialized()) {
+            received.add(p);
+          }
+        }
+      }
     }
-    if (!all && displaced.isEmpty() && !receivedArrays) {
+    if (!all && displaced.isEmpty() && received.isEmpty() && !placedArrays) {
       return; // structural surgery on blocks without arrays: nothing to update or free
     }
     Set<Block> stayed = Collections.newSetFromMap(new IdentityHashMap<>());
     Set<Parameter> joined = new LinkedHashSet<>();
-    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
-      Block replacement = pair.getValue();
-      Block next = replaced.get(replacement);
-      if (replacement == pair.getKey()
-          || (next != null && next != replacement)
-          || !isLive(replacement)) {
-        continue;
+    for (Node n : decided) {
+      Node swap = n.swap;
+      if (swap == n || !stays(swap)) {
+        continue; // returned unchanged, replaced again, or dropped with its holder
       }
+      Block replacement = swap.block;
       stayed.add(replacement);
       joined.addAll(parametersOf(replacement));
     }
@@ -884,19 +1144,38 @@ final class TreeSurgery {
   }
 
   /**
-   * Adds the direct parameters of every block under {@code block} (itself included) that the model
-   * had when the surgery began, all of them or only those with an array; blocks that replacements
-   * brought in are passed through, not counted. Taken after the traversal, this still finds every
-   * original parameter the block had: an original below it either is still below it (edges between
-   * original blocks change only where a block was replaced) or was replaced itself, and is
-   * collected with its own pair.
+   * Adds the direct parameters of every block under {@code block} (itself included, an original)
+   * that the model had when the surgery began, all of them or only those with an array, in
+   * pre-order. Taken after the traversal, this still finds every original parameter the block had:
+   * an original below it either is still below it (edges between original blocks change only where
+   * a block was replaced) or was replaced itself, and is collected with its own pair. So the walk
+   * does not enter what replacements brought in: from an original block, edges lead only to
+   * originals and to replacements, and a block without a node is an original leaf the walk passed
+   * by.
    */
   private void collectOriginalParameters(Block block, Set<Parameter> out, boolean all) {
     if (childrenOf(block).isEmpty()) {
-      addOriginal(block, out, all);
+      addDirect(block, out, all);
       return;
     }
-    visitOnce(block, b -> addOriginal(b, out, all));
+    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
+    Deque<Block> stack = new ArrayDeque<>();
+    stack.push(block);
+    while (!stack.isEmpty()) {
+      Block b = stack.pop();
+      if (!visited.add(b)) {
+        continue;
+      }
+      Node n = b == block ? null : nodes.get(b);
+      if (n != null && !n.original) {
+        continue; // brought in by the surgery
+      }
+      addDirect(b, out, all);
+      List<Block> kids = childrenOf(b).values();
+      for (int i = kids.size() - 1; i >= 0; i--) {
+        stack.push(kids.get(i));
+      }
+    }
   }
 
   private Map<Parameter, String> ownerPaths(List<Parameter> added) {
@@ -904,9 +1183,9 @@ final class TreeSurgery {
     if (added.isEmpty()) {
       return owners;
     }
-    for (Map.Entry<Block, Block> pair : replaced.entrySet()) {
-      String path = BlockPaths.display(pathOf(originOrKey(pair)));
-      for (Parameter p : parametersOf(pair.getValue())) {
+    for (Node n : decided) {
+      String path = BlockPaths.display((n.swap.origin != null ? n.swap.origin : n).path());
+      for (Parameter p : parametersOf(n.swap.block)) {
         owners.putIfAbsent(p, path);
       }
     }
@@ -1031,11 +1310,7 @@ final class TreeSurgery {
     return false;
   }
 
-  private void addOriginal(Block block, Set<Parameter> out, boolean all) {
-    Node n = nodes.get(block);
-    if (n == null || !n.original) {
-      return;
-    }
+  private static void addDirect(Block block, Set<Parameter> out, boolean all) {
     for (Parameter p : directParameters(block)) {
       if (all || p.isInitialized()) {
         out.add(p);
@@ -1045,13 +1320,13 @@ final class TreeSurgery {
 
   // ------------------------------------------------------------------ helpers
 
-  /** Adds every parameter under a block to a list (a leaf without building a set). */
-  private static void addParameters(Block block, List<Parameter> out) {
-    if (childrenOf(block).isEmpty()) {
-      out.addAll(directParameters(block));
-    } else {
-      out.addAll(parametersOf(block));
+  private static boolean noneInitialized(Collection<Parameter> parameters) {
+    for (Parameter p : parameters) {
+      if (p.isInitialized()) {
+        return false;
+      }
     }
+    return true;
   }
 
   private static BlockList childrenOf(Block block) {

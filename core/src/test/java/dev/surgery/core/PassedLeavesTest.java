@@ -1,0 +1,189 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.Fixtures.FieldHolder;
+import dev.surgery.core.Fixtures.ListHolder;
+import dev.surgery.core.testing.TinyDense;
+import dev.surgery.core.testing.TinyModels;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import org.junit.jupiter.api.Test;
+
+/**
+ * With only class or name matchers the surgery's walk keeps no record of leaves that no policy
+ * matches (most blocks of a large tree); everything it still has to say about them must be what it
+ * says with a matcher that reads paths (which makes it record every block): a leaf still in the
+ * model is refused as a replacement, a detached one is accepted, and parameters of such leaves
+ * under a replaced block leave the trainer. Expectations are written out from the trees built here,
+ * and each case runs with both kinds of matcher.
+ */
+class PassedLeavesTest {
+
+  private static final Shape INPUT = new Shape(2, 5);
+
+  /** The class matcher, or the same selection through a path-reading matcher. */
+  private static BlockMatcher ofClass(Class<?> type, boolean pathFree) {
+    return pathFree ? BlockMatcher.ofClass(type) : (block, path) -> type.isInstance(block);
+  }
+
+  /** root -> 3 groups -> (Linear, identity, Linear). */
+  private static SequentialBlock tree(List<Block> linears, List<Block> identities) {
+    SequentialBlock root = new SequentialBlock();
+    for (int g = 0; g < 3; g++) {
+      SequentialBlock group = new SequentialBlock();
+      for (int i = 0; i < 3; i++) {
+        Block leaf = i == 1 ? Blocks.identityBlock() : Linear.builder().setUnits(2).build();
+        (i == 1 ? identities : linears).add(leaf);
+        group.add(leaf);
+      }
+      root.add(group);
+    }
+    return root;
+  }
+
+  /** Every block of the tree, in pre-order, by identity. */
+  private static List<Block> blocks(Block root) {
+    List<Block> out = new ArrayList<>();
+    for (Block child : root.getChildren().values()) {
+      out.add(child);
+      out.addAll(blocks(child));
+    }
+    return out;
+  }
+
+  @Test
+  void aLeafNoPolicyMatchesIsRefusedAsAReplacementWhileItIsInTheModel() {
+    for (boolean pathFree : new boolean[] {true, false}) {
+      List<Block> linears = new ArrayList<>();
+      List<Block> identities = new ArrayList<>();
+      SequentialBlock root = tree(linears, identities);
+      List<Block> before = blocks(root);
+      Block taken = identities.get(0); // still in the first group
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          ofClass(Linear.class, pathFree),
+          (block, index) -> index == 3 ? taken : Linear.builder().setUnits(2).build());
+      Map<Object, Integer> counters = new HashMap<>();
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () ->
+                  ModuleSurgery.replaceModules(
+                      root, policies, SurgeryOptions.builder().optIndices(counters).build()));
+      assertTrue(e.getMessage().contains("already part of the model"), e.getMessage());
+      assertEquals("02SequentialBlock/03Linear", e.getBlockPath(), "pathFree=" + pathFree);
+      List<Block> after = blocks(root);
+      assertEquals(before.size(), after.size());
+      for (int i = 0; i < before.size(); i++) {
+        assertSame(before.get(i), after.get(i), "rolled back, block " + i);
+      }
+      assertTrue(counters.isEmpty(), "the counters are as they were: " + counters);
+    }
+  }
+
+  @Test
+  void aDetachedLeafNoPolicyMatchesMayComeBack() {
+    for (boolean pathFree : new boolean[] {true, false}) {
+      List<Block> linears = new ArrayList<>();
+      List<Block> identities = new ArrayList<>();
+      SequentialBlock root = tree(linears, identities);
+      List<Block> groups = root.getChildren().values();
+      Block detached = identities.get(1); // leaves with the second group
+      Block newGroup = Linear.builder().setUnits(2).build();
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          ofClass(SequentialBlock.class, pathFree),
+          (block, index) -> block == groups.get(1) ? newGroup : null);
+      policies.put(
+          ofClass(Linear.class, pathFree),
+          (block, index) -> block == linears.get(5) ? detached : null);
+      Map<Block, Block> replaced =
+          ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+      assertEquals(List.of(groups.get(1), linears.get(5)), new ArrayList<>(replaced.keySet()));
+      assertSame(newGroup, root.getChildren().values().get(1));
+      assertSame(detached, groups.get(2).getChildren().values().get(2), "pathFree=" + pathFree);
+      assertSame(identities.get(2), groups.get(2).getChildren().values().get(1));
+    }
+  }
+
+  @Test
+  void parametersOfUnmatchedLeavesUnderAReplacedBlockLeaveTheTrainer() {
+    for (boolean pathFree : new boolean[] {true, false}) {
+      TinyDense a = new TinyDense(5);
+      TinyDense b = new TinyDense(5);
+      TinyDense kept = new TinyDense(5);
+      ListHolder inner = new ListHolder(a, b);
+      FieldHolder root = new FieldHolder(inner, kept);
+      try (Model model = TinyModels.model("passed-leaves", root);
+          Trainer trainer = model.newTrainer(sgd())) {
+        trainer.initialize(INPUT);
+        step(trainer);
+        TinyDense fresh = new TinyDense(5);
+        Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+        policies.put(ofClass(ListHolder.class, pathFree), (block, index) -> fresh);
+        ModuleSurgery.replaceModules(
+            root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+
+        assertEquals(
+            ids(kept.getWeight(), kept.getBias(), fresh.getWeight(), fresh.getBias()),
+            Fixtures.storeIds(trainer),
+            "pathFree=" + pathFree);
+        assertTrue(a.getWeight().getArray().isReleased(), "a dropped leaf's array is freed");
+        assertTrue(b.getBias().getArray().isReleased(), "a dropped leaf's array is freed");
+        assertFalse(kept.getWeight().getArray().isReleased(), "a kept leaf's array is not");
+        step(trainer);
+      }
+    }
+  }
+
+  private static DefaultTrainingConfig sgd() {
+    return new DefaultTrainingConfig(Loss.l2Loss())
+        .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.01f)).build());
+  }
+
+  private static Set<String> ids(Parameter... parameters) {
+    Set<String> ids = new TreeSet<>();
+    for (Parameter p : parameters) {
+      ids.add(p.getId());
+    }
+    return ids;
+  }
+
+  private static void step(Trainer trainer) {
+    try (NDManager scratch = trainer.getManager().newSubManager()) {
+      NDArray ones = scratch.ones(INPUT);
+      try (GradientCollector collector = trainer.newGradientCollector()) {
+        NDList out = trainer.forward(new NDList(ones));
+        collector.backward(out.singletonOrThrow().sum());
+      }
+      trainer.step();
+    }
+  }
+}
