@@ -4,6 +4,7 @@ import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
@@ -55,7 +56,12 @@ public final class CheckpointApp {
       }
       System.out.println("CKPT: structure " + CnnApp.structure(model.getBlock()));
       try (NDManager m = model.getNDManager().newSubManager()) {
-        NDArray x = m.ones(new Shape(2, 3, 16, 16)).mul(0.5f);
+        // A ramp, not a constant: blurring a constant map changes only its border.
+        NDArray x =
+            m.arange(2 * 3 * 16 * 16)
+                .reshape(2, 3, 16, 16)
+                .toType(DataType.FLOAT32, false)
+                .div(2 * 3 * 16 * 16);
         NDArray y =
             model
                 .getBlock()
