@@ -70,13 +70,13 @@ final class TreeSurgery {
   /**
    * The blocks a policy decided on, in replacement order, as nodes and as blocks, and what it
    * returned (same index), entered before the substitution, so that a rollback also frees the
-   * replacement whose substitution failed. The returned map is made of the two block lists.
+   * replacement whose substitution failed. The returned map is made of the two block lists once the
+   * traversal is over.
    */
   private final List<Node> decided = new ArrayList<>();
 
   private final List<Block> decidedBlocks = new ArrayList<>();
   private final List<Block> returned = new ArrayList<>();
-  private final Map<Block, Block> replaced = new ReplacementMap(decidedBlocks, returned);
 
   private NDArray[] rootAnchor;
 
@@ -273,10 +273,19 @@ final class TreeSurgery {
       replaceAll(null);
       updateTrainers();
       journal.commit();
-      return replaced;
+      return replacedMap();
     } catch (RuntimeException | Error e) {
       throw rolledBack(e, null);
     }
+  }
+
+  /** Old block to what a policy returned for it, in replacement order. */
+  private Map<Block, Block> replacedMap() {
+    Map<Block, Block> map = new LinkedHashMap<>(Math.max(16, decidedBlocks.size() * 4 / 3 + 1));
+    for (int i = 0; i < decidedBlocks.size(); i++) {
+      map.put(decidedBlocks.get(i), returned.get(i));
+    }
+    return map;
   }
 
   /**
@@ -288,7 +297,7 @@ final class TreeSurgery {
     T result;
     try {
       replaceAll(before);
-      result = describe.apply(replaced, before);
+      result = describe.apply(replacedMap(), before);
     } catch (RuntimeException | Error e) {
       throw rolledBack(e, before);
     }
