@@ -392,6 +392,18 @@ public final class B2IdleOverhead {
             BenchSupport.f("%.2f", BenchSupport.median(with)),
             "sd of ratio " + BenchSupport.f("%.2f %%", 100 * sd(ratios))));
     rows.add(List.of("mean (95 % interval)", "", "", interval(ratios)));
+    if (concurrent && !byCore.get(0).isEmpty() && !byCore.get(1).isEmpty()) {
+      rows.add(List.of("mean of the two cores' means (95 % interval)", "", "", balanced(byCore)));
+    }
+    StringBuilder each = new StringBuilder("B2b ratios, round by round (agent core");
+    each.append(concurrent ? "" : " n/a").append(":ratio):");
+    for (int r = 0; r < ratios.size(); r++) {
+      each.append(' ')
+          .append(concurrent ? agentCpu.get(r) : "-")
+          .append(':')
+          .append(BenchSupport.f("%.4f", ratios.get(r)));
+    }
+    System.out.println(each);
     BenchSupport.printTable(
         "B2b agent cost as training-thread CPU time per step (PyTorch on one thread), "
             + without.size()
@@ -406,6 +418,27 @@ public final class B2IdleOverhead {
   private static String interval(List<Double> ratios) {
     double mean = ratios.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
     double half = halfInterval95(ratios);
+    return BenchSupport.f("%+.2f %%", 100 * (mean - 1))
+        + " ("
+        + BenchSupport.f("%+.2f", 100 * (mean - half - 1))
+        + " to "
+        + BenchSupport.f("%+.2f %%", 100 * (mean + half - 1))
+        + ")";
+  }
+
+  /**
+   * The mean ratio with the cores as blocks: the mean of the two cores' means, its variance the sum
+   * of theirs over four, so that one core being faster than the other widens nothing (the rounds
+   * alternate cores, so it biases nothing either). Degrees of freedom: the smaller group's, minus
+   * one (conservative).
+   */
+  private static String balanced(List<List<Double>> byCore) {
+    List<Double> a = byCore.get(0);
+    List<Double> b = byCore.get(1);
+    double mean = (BenchSupport.mean(a) + BenchSupport.mean(b)) / 2;
+    double se = Math.sqrt(sd(a) * sd(a) / a.size() + sd(b) * sd(b) / b.size()) / 2;
+    int df = Math.max(1, Math.min(a.size(), b.size()) - 1);
+    double half = T_975[Math.min(df, T_975.length) - 1] * se;
     return BenchSupport.f("%+.2f %%", 100 * (mean - 1))
         + " ("
         + BenchSupport.f("%+.2f", 100 * (mean - half - 1))

@@ -138,8 +138,9 @@ public final class ModuleSurgery {
    * @param optimizers the live trainers to keep exact; null or empty to change the model only
    * @param recurseOnReplacements whether replacements and their children are visited too
    * @param indices per-class call counters passed to the functions and incremented on every call,
-   *     including calls that return null; updated in place (and put back as they were if the
-   *     surgery fails, so a retry passes the same indices); null to start all at 0
+   *     including calls that return null; written back in place when the traversal ends (a
+   *     replacement function reading the map sees the values from before the surgery), and left as
+   *     they were if the surgery fails, so a retry passes the same indices; null to start all at 0
    * @return old block to new block, in replacement order, intermediate replacements included
    * @throws SurgeryException if anything failed; everything was restored then
    */

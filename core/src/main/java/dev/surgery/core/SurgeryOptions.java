@@ -73,7 +73,7 @@ public final class SurgeryOptions {
   /**
    * Returns the mutable per-policy call counters, keyed by policy key (a class or a matcher).
    *
-   * @return the counters; updated in place by the surgery
+   * @return the counters; updated in place when a surgery's traversal ends (not during it)
    */
   public Map<Object, Integer> getIndices() {
     return indices;

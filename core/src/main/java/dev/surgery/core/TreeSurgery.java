@@ -639,10 +639,17 @@ final class TreeSurgery {
     }
     // What placement and the trainer update will ask of the two blocks, read while they are at hand
     // (on a large tree, reading them again at the end is a cache miss per block).
-    if (oldNode.inputShapes == UNREAD) {
-      oldNode.inputShapes = DjlInternals.recordedInputShapes(old);
+    // The walk read them before the replacement function ran; a function that initialized the old
+    // block (it records input shapes) made those answers stale, so they are read again then.
+    Shape[] recorded = DjlInternals.recordedInputShapes(old);
+    boolean initializedSinceWalk = oldNode.inputShapes == null && recorded != null;
+    if (oldNode.inputShapes == UNREAD || initializedSinceWalk) {
+      oldNode.inputShapes = recorded;
     }
-    if (oldLeaf && !allParameters && oldNode.original && !oldNode.nothingDisplaced) {
+    if (oldLeaf
+        && !allParameters
+        && oldNode.original
+        && (!oldNode.nothingDisplaced || initializedSinceWalk)) {
       oldNode.nothingDisplaced = noneInitialized(directParameters(old));
     }
     if (!newLeaf) {
@@ -891,7 +898,7 @@ final class TreeSurgery {
   private void placeReplacements() {
     for (Node oldNode : decided) {
       Node swap = oldNode.swap;
-      if (swap == oldNode || swap.swap != null || !isLive(swap)) {
+      if (swap == oldNode || !stays(swap)) {
         continue; // returned unchanged, replaced again, or dropped with its holder
       }
       Block replacement = swap.block;

@@ -62,4 +62,67 @@ class PlacementTest {
       assertEquals(dataType, out.singletonOrThrow().getDataType());
     }
   }
+
+  /**
+   * With recursion on replacements, the replacement is visited too, and its own policy may keep it
+   * (return it unchanged): it stays in the model, so it is initialized and shape-checked like any
+   * replacement that stays.
+   */
+  @org.junit.jupiter.api.Test
+  void aReplacementThatItsPolicyKeepsOnRecursionIsInitialized() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Conv2d conv = PropertyTrees.conv(1);
+      SequentialBlock net =
+          new SequentialBlock().add(conv).add(Linear.builder().setUnits(3).build());
+      Shape input = new Shape(2, 4, 5, 5);
+      net.initialize(manager, DataType.FLOAT32, input);
+      Shape outputBefore = net.getOutputShapes(new Shape[] {input})[0];
+      Map<String, Shape> oldShapes = new LinkedHashMap<>();
+      conv.getParameters().forEach(p -> oldShapes.put(p.getKey(), p.getValue().getShape()));
+      Conv2d fresh = PropertyTrees.conv(1);
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(Conv2d.class, (block, index) -> block == fresh ? block : fresh);
+
+      Map<Block, Block> replaced =
+          ModuleSurgery.replaceModuleClasses(net, policies, null, true, null);
+
+      assertSame(fresh, replaced.get(conv));
+      assertSame(fresh, replaced.get(fresh), "visited again and kept");
+      for (Parameter p : fresh.getParameters().values()) {
+        assertEquals(oldShapes.get(p.getName()), p.getArray().getShape(), p.getName());
+      }
+      assertArrayEquals(new Shape[] {input}, fresh.getInputShapes());
+      NDList out =
+          net.forward(new ParameterStore(manager, false), new NDList(manager.ones(input)), false);
+      assertEquals(outputBefore, out.singletonOrThrow().getShape());
+    }
+  }
+
+  /**
+   * The walk reads what placement needs of a block (its recorded input shapes) before the
+   * replacement function runs; a function that initializes the old block makes that answer stale,
+   * and its replacement must still be initialized and shape-checked, not waved through.
+   */
+  @org.junit.jupiter.api.Test
+  void aFunctionThatInitializesTheOldBlockStillHasItsReplacementChecked() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Linear old = Linear.builder().setUnits(3).build();
+      SequentialBlock net = new SequentialBlock().add(old);
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          Linear.class,
+          (block, index) -> {
+            block.initialize(manager, DataType.FLOAT32, new Shape(2, 5));
+            return Linear.builder().setUnits(4).build();
+          });
+
+      SurgeryException e =
+          org.junit.jupiter.api.Assertions.assertThrows(
+              SurgeryException.class, () -> ModuleSurgery.replaceModuleClasses(net, policies));
+
+      org.junit.jupiter.api.Assertions.assertTrue(
+          e.getMessage().contains("changes the output shapes"), e.getMessage());
+      assertSame(old, net.getChildren().get(0).getValue(), "rolled back");
+    }
+  }
 }
