@@ -29,6 +29,9 @@ public final class B3BlurPoolCost {
 
   private static final int CLASSES = 10;
 
+  private static final java.lang.management.ThreadMXBean THREADS =
+      java.lang.management.ManagementFactory.getThreadMXBean();
+
   private B3BlurPoolCost() {}
 
   /**
@@ -45,6 +48,10 @@ public final class B3BlurPoolCost {
     Engine.getInstance().setRandomSeed(3);
     List<Double> plainTimes = new ArrayList<>();
     List<Double> blurTimes = new ArrayList<>();
+    // Thread CPU beside wall time: PyTorch runs on this thread alone when started with one thread,
+    // and CPU time does not count the time the thread waited for a core.
+    List<Double> plainCpu = new ArrayList<>();
+    List<Double> blurCpu = new ArrayList<>();
     int blurred;
     try (Model plain = Model.newInstance("b3-plain");
         Model blur = Model.newInstance("b3-blur")) {
@@ -62,8 +69,8 @@ public final class B3BlurPoolCost {
                 .size();
         for (int s = -5; s < steps; s++) {
           // Alternate which model steps first, so that neither always runs on a warmer cache.
-          double p;
-          double b;
+          double[] p;
+          double[] b;
           if (s % 2 == 0) {
             p = timedStep(plainTrainer, input);
             b = timedStep(blurTrainer, input);
@@ -72,8 +79,10 @@ public final class B3BlurPoolCost {
             p = timedStep(plainTrainer, input);
           }
           if (s >= 0) {
-            plainTimes.add(p);
-            blurTimes.add(b);
+            plainTimes.add(p[0]);
+            blurTimes.add(b[0]);
+            plainCpu.add(p[1]);
+            blurCpu.add(b[1]);
           }
         }
       }
@@ -118,6 +127,15 @@ public final class B3BlurPoolCost {
             "%.1f",
             blurTimes,
             BenchSupport.f("%.2f", blurMs / plainMs)));
+    double plainCpuMs = BenchSupport.median(plainCpu);
+    double blurCpuMs = BenchSupport.median(blurCpu);
+    rows.add(row("ResNet-20 step, no BlurPool, thread CPU", "%.1f", plainCpu, "1.00"));
+    rows.add(
+        row(
+            "ResNet-20 step, BlurPool, thread CPU",
+            "%.1f",
+            blurCpu,
+            BenchSupport.f("%.2f", blurCpuMs / plainCpuMs)));
     rows.add(
         row(
             "4 blurs fwd+bwd: BlurFilter.blur (cached filter)",
@@ -136,6 +154,7 @@ public final class B3BlurPoolCost {
         rows);
     System.out.println(
         BenchSupport.f("BlurPool step overhead: %+.1f %%", 100 * (blurMs / plainMs - 1))
+            + BenchSupport.f(" (thread CPU: %+.1f %%)", 100 * (blurCpuMs / plainCpuMs - 1))
             + BenchSupport.f(
                 "; blur share of a BlurPool step (from the step times): %.1f %%",
                 100 * (blurMs - plainMs) / blurMs)
@@ -143,10 +162,14 @@ public final class B3BlurPoolCost {
                 "; blur share (from the blur micro-benchmark): %.1f %%", 100 * oursMs / blurMs));
   }
 
-  private static double timedStep(Trainer trainer, Shape input) {
+  /** One training step; returns its wall and thread CPU milliseconds. */
+  private static double[] timedStep(Trainer trainer, Shape input) {
+    long cpu = THREADS.getCurrentThreadCpuTime();
     long t = System.nanoTime();
     BenchSupport.trainStep(trainer, input, CLASSES);
-    return BenchSupport.millisSince(t);
+    return new double[] {
+      BenchSupport.millisSince(t), (THREADS.getCurrentThreadCpuTime() - cpu) / 1e6
+    };
   }
 
   /** Blurs every input and back-propagates the sum; returns the time in ms (copies not timed). */
