@@ -416,8 +416,11 @@ public final class B2IdleOverhead {
   }
 
   private static String interval(List<Double> ratios) {
-    double mean = ratios.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
-    double half = halfInterval95(ratios);
+    return percentInterval(BenchSupport.mean(ratios), halfInterval95(ratios));
+  }
+
+  /** A mean ratio and its interval as percentages: "+0.53 % (-0.32 to +1.39 %)". */
+  private static String percentInterval(double mean, double half) {
     return BenchSupport.f("%+.2f %%", 100 * (mean - 1))
         + " ("
         + BenchSupport.f("%+.2f", 100 * (mean - half - 1))
@@ -438,13 +441,7 @@ public final class B2IdleOverhead {
     double mean = (BenchSupport.mean(a) + BenchSupport.mean(b)) / 2;
     double se = Math.sqrt(sd(a) * sd(a) / a.size() + sd(b) * sd(b) / b.size()) / 2;
     int df = Math.max(1, Math.min(a.size(), b.size()) - 1);
-    double half = T_975[Math.min(df, T_975.length) - 1] * se;
-    return BenchSupport.f("%+.2f %%", 100 * (mean - 1))
-        + " ("
-        + BenchSupport.f("%+.2f", 100 * (mean - half - 1))
-        + " to "
-        + BenchSupport.f("%+.2f %%", 100 * (mean + half - 1))
-        + ")";
+    return percentInterval(mean, T_975[Math.min(df, T_975.length) - 1] * se);
   }
 
   private static double sd(List<Double> values) {

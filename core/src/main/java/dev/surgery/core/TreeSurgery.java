@@ -1174,24 +1174,16 @@ final class TreeSurgery {
       addDirect(block, out, all);
       return;
     }
-    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
-    Deque<Block> stack = new ArrayDeque<>();
-    stack.push(block);
-    while (!stack.isEmpty()) {
-      Block b = stack.pop();
-      if (!visited.add(b)) {
-        continue;
-      }
-      Node n = b == block ? null : nodes.get(b);
-      if (n != null && !n.original) {
-        continue; // brought in by the surgery
-      }
-      addDirect(b, out, all);
-      List<Block> kids = childrenOf(b).values();
-      for (int i = kids.size() - 1; i >= 0; i--) {
-        stack.push(kids.get(i));
-      }
-    }
+    walkOnce(
+        block,
+        b -> {
+          Node n = b == block ? null : nodes.get(b);
+          if (n != null && !n.original) {
+            return false; // brought in by the surgery
+          }
+          addDirect(b, out, all);
+          return true;
+        });
   }
 
   private Map<Parameter, String> ownerPaths(List<Parameter> added) {
@@ -1367,15 +1359,27 @@ final class TreeSurgery {
 
   /** Visits every block under {@code root} once, depth first, children in their order. */
   private static void visitOnce(Block root, Consumer<Block> visit) {
+    walkOnce(
+        root,
+        b -> {
+          visit.accept(b);
+          return true;
+        });
+  }
+
+  /**
+   * Visits blocks under {@code root} once each, depth first, children in their order, descending
+   * below a block only when {@code visit} returns true for it.
+   */
+  private static void walkOnce(Block root, java.util.function.Predicate<Block> visit) {
     Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
     Deque<Block> stack = new ArrayDeque<>();
     stack.push(root);
     while (!stack.isEmpty()) {
       Block b = stack.pop();
-      if (!visited.add(b)) {
+      if (!visited.add(b) || !visit.test(b)) {
         continue;
       }
-      visit.accept(b);
       List<Block> kids = childrenOf(b).values();
       for (int i = kids.size() - 1; i >= 0; i--) {
         stack.push(kids.get(i));

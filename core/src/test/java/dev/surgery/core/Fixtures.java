@@ -10,6 +10,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.util.PairList;
@@ -148,6 +149,31 @@ final class Fixtures {
       values.put(p.getId(), ExactnessOracle.floats(p.getArray()));
     }
     return values;
+  }
+
+  /** The ids of some parameters, sorted. */
+  static Set<String> ids(Parameter... parameters) {
+    Set<String> ids = new TreeSet<>();
+    for (Parameter p : parameters) {
+      ids.add(p.getId());
+    }
+    return ids;
+  }
+
+  /**
+   * One step whose loss is the sum of the outputs on an all-ones batch of the model's recorded
+   * input shape: gradients keep one sign.
+   */
+  static void sumStep(Trainer trainer) {
+    Shape input = trainer.getModel().getBlock().getInputShapes()[0];
+    try (NDManager scratch = trainer.getManager().newSubManager()) {
+      NDArray ones = scratch.ones(input);
+      try (GradientCollector collector = trainer.newGradientCollector()) {
+        NDList out = trainer.forward(new NDList(ones));
+        collector.backward(out.singletonOrThrow().sum());
+      }
+      trainer.step();
+    }
   }
 
   /** The ids the trainer's parameter store holds. */

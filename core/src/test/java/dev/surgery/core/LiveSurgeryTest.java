@@ -290,7 +290,7 @@ class LiveSurgeryTest {
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(4, 5));
         for (int i = 0; i < 5; i++) {
-          sumStep(trainer);
+          Fixtures.sumStep(trainer);
         }
         Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
         policies.put(TinyDense.class, (block, index) -> new TinyDense(6));
@@ -332,7 +332,7 @@ class LiveSurgeryTest {
           new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(2, 4));
-        sumStep(trainer);
+        Fixtures.sumStep(trainer);
         Parameter old = dense.getWeight();
         Map<Device, NDArray> means = stateOf(trainer, "Adam.means", old.getId());
         Parameter same = copyParameter(old, old.getArray().duplicate());
@@ -384,7 +384,7 @@ class LiveSurgeryTest {
           new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(2, 4));
-        sumStep(trainer);
+        Fixtures.sumStep(trainer);
         ModuleSurgery.updateParamsInOptimizer(
             TreeSurgery.parametersOf(m1), TreeSurgery.parametersOf(m2), List.of(trainer));
         assertEquals(Fixtures.modelIds(m2), Fixtures.storeIds(trainer));
@@ -431,8 +431,8 @@ class LiveSurgeryTest {
         trainer.initialize(new Shape(2, 5));
         controlTrainer.initialize(new Shape(2, 5));
         copyValues(root, twin);
-        sumStep(trainer);
-        sumStep(controlTrainer);
+        Fixtures.sumStep(trainer);
+        Fixtures.sumStep(controlTrainer);
         Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
         policies.put(TinyDense.class, (block, index) -> TinyDense.copyingWeight((TinyDense) block));
         Map<Block, Block> replaced =
@@ -445,8 +445,8 @@ class LiveSurgeryTest {
         assertSame(replaced.get(fc2), root.second, "field updated");
         // Plain SGD keeps no state: the next step must be the control's, element for element.
         assertSameValues(twin, root, "at the surgery");
-        sumStep(trainer);
-        sumStep(controlTrainer);
+        Fixtures.sumStep(trainer);
+        Fixtures.sumStep(controlTrainer);
         assertSameValues(twin, root, "after a step");
       }
     }
@@ -530,7 +530,7 @@ class LiveSurgeryTest {
           new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(2, 4));
-        sumStep(trainer);
+        Fixtures.sumStep(trainer);
         Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
         policies.put(
             TinyDense.class,
@@ -545,7 +545,7 @@ class LiveSurgeryTest {
                         model.getBlock(), policies, List.of(trainer), false, null)
                     .get(dense);
         float[] before = frozen.getWeight().getArray().toFloatArray();
-        sumStep(trainer);
+        Fixtures.sumStep(trainer);
         org.junit.jupiter.api.Assertions.assertArrayEquals(
             before, frozen.getWeight().getArray().toFloatArray(), "frozen weight must not move");
         for (Set<String> keys : Fixtures.stateKeys(trainer).values()) {
@@ -582,11 +582,11 @@ class LiveSurgeryTest {
         assertEquals(ids, Fixtures.storeIds(first));
         assertEquals(ids, Fixtures.storeIds(second));
         // Both trainers update the new parameters: a step of each, as in the control model.
-        sumStep(first);
-        sumStep(controlFirst);
+        Fixtures.sumStep(first);
+        Fixtures.sumStep(controlFirst);
         assertSameValues(control.getBlock(), model.getBlock(), "after the first trainer's step");
-        sumStep(second);
-        sumStep(controlSecond);
+        Fixtures.sumStep(second);
+        Fixtures.sumStep(controlSecond);
         assertSameValues(control.getBlock(), model.getBlock(), "after the second trainer's step");
       }
     }
@@ -602,20 +602,5 @@ class LiveSurgeryTest {
 
   private static Map<Device, NDArray> stateOf(Trainer trainer, String field, String id) {
     return DjlInternals.optimizerStates(DjlInternals.optimizer(trainer)).get(field).get(id);
-  }
-
-  /**
-   * One step whose loss is the sum of the outputs on an all-ones batch: gradients keep one sign.
-   */
-  private static void sumStep(Trainer trainer) {
-    Shape input = trainer.getModel().getBlock().getInputShapes()[0];
-    try (NDManager scratch = trainer.getManager().newSubManager()) {
-      NDArray ones = scratch.ones(input);
-      try (GradientCollector collector = trainer.newGradientCollector()) {
-        NDList out = trainer.forward(new NDList(ones));
-        collector.backward(out.singletonOrThrow().sum());
-      }
-      trainer.step();
-    }
   }
 }

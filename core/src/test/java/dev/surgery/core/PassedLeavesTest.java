@@ -7,17 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
-import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
-import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
@@ -31,8 +26,6 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
-import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -144,7 +137,7 @@ class PassedLeavesTest {
       try (Model model = TinyModels.model("passed-leaves", root);
           Trainer trainer = model.newTrainer(sgd())) {
         trainer.initialize(INPUT);
-        step(trainer);
+        Fixtures.sumStep(trainer);
         TinyDense fresh = new TinyDense(5);
         Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
         policies.put(ofClass(ListHolder.class, pathFree), (block, index) -> fresh);
@@ -152,13 +145,13 @@ class PassedLeavesTest {
             root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
 
         assertEquals(
-            ids(kept.getWeight(), kept.getBias(), fresh.getWeight(), fresh.getBias()),
+            Fixtures.ids(kept.getWeight(), kept.getBias(), fresh.getWeight(), fresh.getBias()),
             Fixtures.storeIds(trainer),
             "pathFree=" + pathFree);
         assertTrue(a.getWeight().getArray().isReleased(), "a dropped leaf's array is freed");
         assertTrue(b.getBias().getArray().isReleased(), "a dropped leaf's array is freed");
         assertFalse(kept.getWeight().getArray().isReleased(), "a kept leaf's array is not");
-        step(trainer);
+        Fixtures.sumStep(trainer);
       }
     }
   }
@@ -166,24 +159,5 @@ class PassedLeavesTest {
   private static DefaultTrainingConfig sgd() {
     return new DefaultTrainingConfig(Loss.l2Loss())
         .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.01f)).build());
-  }
-
-  private static Set<String> ids(Parameter... parameters) {
-    Set<String> ids = new TreeSet<>();
-    for (Parameter p : parameters) {
-      ids.add(p.getId());
-    }
-    return ids;
-  }
-
-  private static void step(Trainer trainer) {
-    try (NDManager scratch = trainer.getManager().newSubManager()) {
-      NDArray ones = scratch.ones(INPUT);
-      try (GradientCollector collector = trainer.newGradientCollector()) {
-        NDList out = trainer.forward(new NDList(ones));
-        collector.backward(out.singletonOrThrow().sum());
-      }
-      trainer.step();
-    }
   }
 }

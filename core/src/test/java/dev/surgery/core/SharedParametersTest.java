@@ -8,13 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.DefaultTrainingConfig;
-import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
@@ -71,7 +69,7 @@ class SharedParametersTest {
     try (Model model = TinyModels.model("shared-child", root);
         Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(INPUT);
-      sumStep(trainer);
+      Fixtures.sumStep(trainer);
       Map<String, float[]> stateBefore = stateOf(trainer, shared.getWeight(), shared.getBias());
       TinyDense fresh = new TinyDense(5);
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
@@ -80,7 +78,7 @@ class SharedParametersTest {
           root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
 
       assertEquals(
-          ids(shared.getWeight(), shared.getBias(), fresh.getWeight(), fresh.getBias()),
+          Fixtures.ids(shared.getWeight(), shared.getBias(), fresh.getWeight(), fresh.getBias()),
           Fixtures.storeIds(trainer),
           "the shared child's parameters stay, the dropped child's leave, the new ones join");
       assertFalse(shared.getWeight().getArray().isReleased(), "a kept array is not freed");
@@ -89,7 +87,7 @@ class SharedParametersTest {
       Map<String, float[]> stateAfter = stateOf(trainer, shared.getWeight(), shared.getBias());
       assertEquals(stateBefore.keySet(), stateAfter.keySet(), "Adam state of the shared child");
       stateBefore.forEach((k, v) -> assertArrayEquals(v, stateAfter.get(k), k));
-      sumStep(trainer);
+      Fixtures.sumStep(trainer);
     }
   }
 
@@ -101,7 +99,7 @@ class SharedParametersTest {
     try (Model model = TinyModels.model("tied-bias", root);
         Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(INPUT);
-      sumStep(trainer);
+      Fixtures.sumStep(trainer);
       Parameter bias = replacedDense.getBias();
       Map<String, float[]> stateBefore = stateOf(trainer, bias);
       TinyDense fresh = new TinyDense(5);
@@ -111,7 +109,7 @@ class SharedParametersTest {
           root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
 
       assertEquals(
-          ids(bias, fresh.getWeight(), fresh.getBias()),
+          Fixtures.ids(bias, fresh.getWeight(), fresh.getBias()),
           Fixtures.storeIds(trainer),
           "the tied bias stays, the replaced weight leaves, the new parameters join");
       assertFalse(bias.getArray().isReleased(), "the tied bias is still in use");
@@ -119,7 +117,7 @@ class SharedParametersTest {
       Map<String, float[]> stateAfter = stateOf(trainer, bias);
       assertEquals(stateBefore.keySet(), stateAfter.keySet(), "Adam state of the tied bias");
       stateBefore.forEach((k, v) -> assertArrayEquals(v, stateAfter.get(k), k));
-      sumStep(trainer);
+      Fixtures.sumStep(trainer);
     }
   }
 
@@ -132,7 +130,7 @@ class SharedParametersTest {
     try (Model model = TinyModels.model("reused-child", root);
         Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(INPUT);
-      sumStep(trainer);
+      Fixtures.sumStep(trainer);
       Set<String> before = Fixtures.storeIds(trainer);
       Map<String, float[]> stateBefore = stateOf(trainer, kept.getWeight(), kept.getBias());
       // The replacement reuses one child of the block it replaces and drops the other.
@@ -154,7 +152,7 @@ class SharedParametersTest {
       assertTrue(other.getWeight().getArray().isReleased(), "the dropped child's array is freed");
       Map<String, float[]> stateAfter = stateOf(trainer, kept.getWeight(), kept.getBias());
       stateBefore.forEach((k, v) -> assertArrayEquals(v, stateAfter.get(k), k));
-      sumStep(trainer);
+      Fixtures.sumStep(trainer);
     }
   }
 
@@ -165,14 +163,6 @@ class SharedParametersTest {
   private static DefaultTrainingConfig adam() {
     return new DefaultTrainingConfig(Loss.l2Loss())
         .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
-  }
-
-  private static Set<String> ids(Parameter... parameters) {
-    Set<String> ids = new TreeSet<>();
-    for (Parameter p : parameters) {
-      ids.add(p.getId());
-    }
-    return ids;
   }
 
   /** The optimizer state entries of some parameters, as bitwise copies. */
@@ -189,16 +179,5 @@ class SharedParametersTest {
     }
     assertFalse(mine.isEmpty(), "the optimizer holds state for the parameters");
     return mine;
-  }
-
-  private static void sumStep(Trainer trainer) {
-    try (NDManager scratch = trainer.getManager().newSubManager()) {
-      NDArray ones = scratch.ones(INPUT);
-      try (GradientCollector collector = trainer.newGradientCollector()) {
-        NDList out = trainer.forward(new NDList(ones));
-        collector.backward(out.singletonOrThrow().sum());
-      }
-      trainer.step();
-    }
   }
 }
