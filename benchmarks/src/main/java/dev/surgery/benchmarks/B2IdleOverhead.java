@@ -436,12 +436,16 @@ public final class B2IdleOverhead {
    * one (conservative).
    */
   private static String balanced(List<List<Double>> byCore) {
-    List<Double> a = byCore.get(0);
-    List<Double> b = byCore.get(1);
+    double[] meanAndHalf = balancedInterval95(byCore.get(0), byCore.get(1));
+    return percentInterval(meanAndHalf[0], meanAndHalf[1]);
+  }
+
+  /** The core-balanced mean of two groups and half the width of its 95 % interval. */
+  static double[] balancedInterval95(List<Double> a, List<Double> b) {
     double mean = (BenchSupport.mean(a) + BenchSupport.mean(b)) / 2;
     double se = Math.sqrt(sd(a) * sd(a) / a.size() + sd(b) * sd(b) / b.size()) / 2;
     int df = Math.max(1, Math.min(a.size(), b.size()) - 1);
-    return percentInterval(mean, T_975[Math.min(df, T_975.length) - 1] * se);
+    return new double[] {mean, T_975[Math.min(df, T_975.length) - 1] * se};
   }
 
   private static double sd(List<Double> values) {
