@@ -68,15 +68,20 @@ final class TreeSurgery {
   private final Deque<Node> queue = new ArrayDeque<>();
 
   /**
-   * The blocks a policy decided on, in replacement order, as nodes and as blocks, and what it
-   * returned (same index), entered before the substitution, so that a rollback also frees the
-   * replacement whose substitution failed. The returned map is made of the two block lists once the
-   * traversal is over.
+   * The blocks a policy decided on, in replacement order, as nodes, and what it returned (same
+   * index), entered before the substitution, so that a rollback also frees the replacement whose
+   * substitution failed.
    */
   private final List<Node> decided = new ArrayList<>();
 
-  private final List<Block> decidedBlocks = new ArrayList<>();
   private final List<Block> returned = new ArrayList<>();
+
+  /**
+   * The map the surgery returns, old block to what a policy returned, filled as each decision is
+   * made: the old block was just matched, so hashing it costs no cache miss (at the end it would
+   * cost one per replaced block on a large tree).
+   */
+  private final Map<Block, Block> replaced = new LinkedHashMap<>();
 
   private NDArray[] rootAnchor;
 
@@ -273,19 +278,10 @@ final class TreeSurgery {
       replaceAll(null);
       updateTrainers();
       journal.commit();
-      return replacedMap();
+      return replaced;
     } catch (RuntimeException | Error e) {
       throw rolledBack(e, null);
     }
-  }
-
-  /** Old block to what a policy returned for it, in replacement order. */
-  private Map<Block, Block> replacedMap() {
-    Map<Block, Block> map = new LinkedHashMap<>(Math.max(16, decidedBlocks.size() * 4 / 3 + 1));
-    for (int i = 0; i < decidedBlocks.size(); i++) {
-      map.put(decidedBlocks.get(i), returned.get(i));
-    }
-    return map;
   }
 
   /**
@@ -297,7 +293,7 @@ final class TreeSurgery {
     T result;
     try {
       replaceAll(before);
-      result = describe.apply(replacedMap(), before);
+      result = describe.apply(replaced, before);
     } catch (RuntimeException | Error e) {
       throw rolledBack(e, before);
     }
@@ -584,8 +580,8 @@ final class TreeSurgery {
                 + policy.label());
       }
       decided.add(node);
-      decidedBlocks.add(child);
       returned.add(replacement);
+      replaced.put(child, replacement);
       node.swap = replacement == child ? node : substitute(node, replacement);
     }
   }
