@@ -33,4 +33,32 @@ class IdentityIndexTest {
     small.putIfAbsent("x", value);
     assertSame(value, small.get("x"));
   }
+
+  /**
+   * Past one chunk of the table (tens of chunks after the growth to a million slots), every answer
+   * is java.util.IdentityHashMap's, including for keys never entered and keys entered twice.
+   */
+  @Test
+  void agreesWithIdentityHashMapAcrossManyChunks() {
+    IdentityIndex<Object> index = new IdentityIndex<>();
+    java.util.Map<Object, Object> oracle = new java.util.IdentityHashMap<>();
+    java.util.Random random = new java.util.Random(5);
+    List<Object> keys = new ArrayList<>();
+    for (int i = 0; i < 300_000; i++) {
+      Object key =
+          random.nextInt(10) == 0 && !keys.isEmpty()
+              ? keys.get(random.nextInt(keys.size())) // entered again
+              : new Object();
+      keys.add(key);
+      Object value = new Object();
+      assertSame(oracle.putIfAbsent(key, value), index.putIfAbsent(key, value), "put " + i);
+      if (i % 1000 == 0) {
+        assertNull(index.get(new Object()), "a key never entered");
+      }
+    }
+    assertEquals(oracle.size(), index.size());
+    for (Object key : keys) {
+      assertSame(oracle.get(key), index.get(key));
+    }
+  }
 }
