@@ -34,13 +34,16 @@ final class StateFates {
    * @param added parameters that join it
    * @param kept parameters of replaced blocks that stay in the model (adopted by a replacement)
    * @param trainers the trainers given to the surgery
+   * @param owners each added parameter's block path, as the apply's errors name it
    * @return parameter to fate (identity keys); every given parameter has one
+   * @throws SurgeryException where the apply would refuse a parameter, with the apply's error
    */
   static Map<Parameter, Fate> of(
       List<Parameter> removed,
       List<Parameter> added,
       Collection<Parameter> kept,
-      List<Trainer> trainers) {
+      List<Trainer> trainers,
+      Map<Parameter, String> owners) {
     Map<Parameter, Fate> fates = new IdentityHashMap<>();
     List<Trainer> active = new ArrayList<>();
     for (Trainer t : trainers) {
@@ -76,6 +79,9 @@ final class StateFates {
     // Born: TrainerSurgery.add registers them; a trainable one starts with no state, and under
     // DJL's Adam or AdamW with the stand-in's bias correction of its own step count.
     for (Parameter p : update.born()) {
+      if (!update.receivers().isEmpty()) {
+        TrainerSurgery.requireArray(p, owners.get(p)); // the apply's add refuses it so
+      }
       fates.put(p, born(p, update.receivers()));
     }
     // Adopted: the engine leaves their entries and state alone, so training carries on.

@@ -429,8 +429,21 @@ public record SurgeryPlan(
       added.addAll(parameters(e.getValue(), after, before));
       kept.addAll(keptParameters(e.getKey(), e.getValue(), before, after));
     }
+    // Each replacement's parameters are named by the original's path, as the apply names them.
+    Map<Parameter, String> owners = new IdentityHashMap<>();
+    Map<Block, String> origins = new IdentityHashMap<>();
+    for (Map.Entry<Block, Block> e : replaced.entrySet()) {
+      String origin = pathsBefore.get(e.getKey());
+      if (origin == null) {
+        origin = origins.get(e.getKey()); // a replacement replaced in turn (recursion)
+      }
+      origins.putIfAbsent(e.getValue(), origin);
+      for (Parameter p : TreeSurgery.parametersOf(e.getValue())) {
+        owners.putIfAbsent(p, BlockPaths.display(origin));
+      }
+    }
     Map<Parameter, StateFates.Fate> fates =
-        StateFates.of(new ArrayList<>(removed), new ArrayList<>(added), kept, trainers);
+        StateFates.of(new ArrayList<>(removed), new ArrayList<>(added), kept, trainers, owners);
     Map<Block, String> pathsAfter = null;
     List<Step> steps = new ArrayList<>(replaced.size());
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {

@@ -145,11 +145,12 @@ final class TrainerSurgery {
   }
 
   /**
-   * Registers a parameter on every device of the trainer, in device order as {@code
-   * Trainer.initialize} does, so the next step updates it. A fresh trainable parameter gets its own
-   * Adam bias correction.
+   * Refuses a parameter without an array: a trainer can neither register nor update it. A plan
+   * ({@link StateFates}) refuses the same parameters with the same error.
+   *
+   * @throws SurgeryException naming the replacement's block path
    */
-  void add(Trainer trainer, Parameter parameter, boolean fresh, String blockPath) {
+  static void requireArray(Parameter parameter, String blockPath) {
     if (!parameter.isInitialized()) {
       throw new SurgeryException(
           blockPath,
@@ -157,6 +158,15 @@ final class TrainerSurgery {
               + parameter.getName()
               + "' of the replacement is not initialized, so the trainer cannot update it");
     }
+  }
+
+  /**
+   * Registers a parameter on every device of the trainer, in device order as {@code
+   * Trainer.initialize} does, so the next step updates it. A fresh trainable parameter gets its own
+   * Adam bias correction.
+   */
+  void add(Trainer trainer, Parameter parameter, boolean fresh, String blockPath) {
+    requireArray(parameter, blockPath);
     View view = view(trainer);
     ParameterStore store = view.store;
     Map<String, Object> entries = view.entries;

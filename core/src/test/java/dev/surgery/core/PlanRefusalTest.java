@@ -1,0 +1,68 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A plan says what an apply would do, refusals included: where the apply refuses a surgery, the
+ * plan refuses it with the same error, rather than describing a surgery that will never happen.
+ */
+class PlanRefusalTest {
+
+  /**
+   * A block added to a trained model after its trainer initialized it has no arrays and no input
+   * shapes; replacing it with a new block leaves the new block's parameters without arrays (nothing
+   * tells their shapes), and the live trainer cannot take a parameter without an array.
+   */
+  @Test
+  void aReplacementTheTrainerCannotTakeIsRefusedByThePlanAsByTheApply() {
+    SequentialBlock net = new SequentialBlock().add(Linear.builder().setUnits(4).build());
+    try (Model model = Model.newInstance("plan-refusal")) {
+      model.setBlock(net);
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.l2Loss())
+              .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(2, 5));
+        Fixtures.sumStep(trainer);
+        Linear late = Linear.builder().setUnits(3).build();
+        net.add(late); // after initialization: no arrays, no input shapes
+        Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+        policies.put(
+            (block, path) -> block == late, (block, index) -> Linear.builder().setUnits(3).build());
+        SurgeryOptions options = SurgeryOptions.builder().optTrainers(List.of(trainer)).build();
+
+        SurgeryException planned =
+            assertThrows(SurgeryException.class, () -> ModuleSurgery.plan(net, policies, options));
+        SurgeryException applied =
+            assertThrows(
+                SurgeryException.class, () -> ModuleSurgery.replaceModules(net, policies, options));
+
+        assertTrue(
+            applied.getMessage().contains("is not initialized, so the trainer cannot update it"),
+            applied.getMessage());
+        assertEquals(applied.getMessage(), planned.getMessage());
+        assertEquals(applied.getBlockPath(), planned.getBlockPath());
+        Block last = net.getChildren().get(1).getValue();
+        assertSame(late, last, "both rolled back");
+      }
+    }
+  }
+}
