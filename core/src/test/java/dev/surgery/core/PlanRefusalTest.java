@@ -21,8 +21,9 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * A plan says what an apply would do, refusals included: where the apply refuses a surgery, the
- * plan refuses it with the same error, rather than describing a surgery that will never happen.
+ * A plan says what an apply would do at the edges too: where the apply refuses a surgery, the plan
+ * refuses it with the same error, rather than describing a surgery that will never happen; where
+ * the apply has to find a manager for a replacement, the plan finds the same.
  */
 class PlanRefusalTest {
 
@@ -62,6 +63,56 @@ class PlanRefusalTest {
         assertEquals(applied.getBlockPath(), planned.getBlockPath());
         Block last = net.getChildren().get(1).getValue();
         assertSame(late, last, "both rolled back");
+      }
+    }
+  }
+
+  /**
+   * A replacement with parameters for a block without any (an identity lambda) has no array of the
+   * old block to take its manager from; the plan, which is given no trainer so as never to touch
+   * one, takes it from the model's other arrays and plans what the apply then does: two fresh
+   * parameters of the shapes the apply gives them, the trainer untouched meanwhile.
+   */
+  @Test
+  void aReplacementWithoutAnArrayToFollowIsPlannedOnTheTrainersModelAsApplied() {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(4).build())
+            .add(ai.djl.nn.Blocks.identityBlock())
+            .add(Linear.builder().setUnits(3).build());
+    try (Model model = Model.newInstance("plan-anchorless")) {
+      model.setBlock(net);
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.l2Loss())
+              .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(2, 5));
+        Fixtures.sumStep(trainer);
+        Block identity = net.getChildren().get(1).getValue();
+        Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+        policies.put(
+            (block, path) -> block == identity,
+            (block, index) -> Linear.builder().setUnits(4).build());
+        SurgeryOptions options = SurgeryOptions.builder().optTrainers(List.of(trainer)).build();
+        java.util.Set<String> storeBefore = Fixtures.storeIds(trainer);
+
+        SurgeryPlan plan = ModuleSurgery.plan(net, policies, options);
+
+        assertSame(identity, net.getChildren().get(1).getValue(), "the plan changed nothing");
+        assertEquals(storeBefore, Fixtures.storeIds(trainer), "nor the trainer");
+        assertEquals(1, plan.steps().size());
+        List<SurgeryPlan.PlannedParameter> added = plan.steps().get(0).added();
+        assertEquals(2, added.size(), "the new Linear's weight and bias");
+        Map<Block, Block> replaced = ModuleSurgery.replaceModules(net, policies, options);
+        Linear fresh = (Linear) replaced.get(identity);
+        for (SurgeryPlan.PlannedParameter p : added) {
+          assertEquals(SurgeryPlan.StateFate.FRESH, p.state(), p.name());
+          assertEquals(
+              fresh.getParameters().get(p.name()).getArray().getShape(), p.shape(), p.name());
+        }
+        assertTrue(
+            Fixtures.storeIds(trainer).contains(fresh.getParameters().get("weight").getId()));
+        Fixtures.sumStep(trainer);
       }
     }
   }
