@@ -37,12 +37,7 @@ class PlanRefusalTest {
     SequentialBlock net = new SequentialBlock().add(Linear.builder().setUnits(4).build());
     try (Model model = Model.newInstance("plan-refusal")) {
       model.setBlock(net);
-      DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss())
-              .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
-      try (Trainer trainer = model.newTrainer(config)) {
-        trainer.initialize(new Shape(2, 5));
-        Fixtures.sumStep(trainer);
+      try (Trainer trainer = trainedOneStep(model)) {
         Linear late = Linear.builder().setUnits(3).build();
         net.add(late); // after initialization: no arrays, no input shapes
         Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
@@ -82,12 +77,7 @@ class PlanRefusalTest {
             .add(Linear.builder().setUnits(3).build());
     try (Model model = Model.newInstance("plan-anchorless")) {
       model.setBlock(net);
-      DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss())
-              .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
-      try (Trainer trainer = model.newTrainer(config)) {
-        trainer.initialize(new Shape(2, 5));
-        Fixtures.sumStep(trainer);
+      try (Trainer trainer = trainedOneStep(model)) {
         Block identity = net.getChildren().get(1).getValue();
         Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
         policies.put(
@@ -115,5 +105,16 @@ class PlanRefusalTest {
         Fixtures.sumStep(trainer);
       }
     }
+  }
+
+  /** A trainer on the model, initialized for (2, 5) inputs and one SGD step in. */
+  private static Trainer trainedOneStep(Model model) {
+    DefaultTrainingConfig config =
+        new DefaultTrainingConfig(Loss.l2Loss())
+            .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
+    Trainer trainer = model.newTrainer(config);
+    trainer.initialize(new Shape(2, 5));
+    Fixtures.sumStep(trainer);
+    return trainer;
   }
 }
