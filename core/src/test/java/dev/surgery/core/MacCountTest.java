@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -22,6 +21,7 @@ import dev.surgery.core.algorithms.GhostBatchNorm;
 import dev.surgery.core.algorithms.SqueezeExcite;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -166,12 +166,7 @@ class MacCountTest {
    */
   @Test
   void resnetCountsEveryReplacedConvolutionFromTheShapesDjlRecorded() {
-    Block resnet =
-        ResNetV1.builder()
-            .setImageShape(new Shape(1, 28, 28))
-            .setNumLayers(20)
-            .setOutSize(4)
-            .build();
+    Block resnet = TinyModels.resNet20();
     try (NDManager manager = NDManager.newBaseManager()) {
       resnet.initialize(manager, DataType.FLOAT32, new Shape(4, 1, 28, 28));
       Map<Block, String> paths = BlockPaths.index(resnet);

@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -145,12 +144,7 @@ class PlanStateTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("cases")
   void thePlannedStateFatesAreWhatTheApplyDoes(String name, Surgery algorithm, OptimizerKind kind) {
-    Block resnet =
-        ResNetV1.builder()
-            .setImageShape(new Shape(1, 28, 28))
-            .setNumLayers(20)
-            .setOutSize(4)
-            .build();
+    Block resnet = TinyModels.resNet20();
     Optimizer optimizer = kind.create();
     DefaultTrainingConfig config =
         new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(optimizer);

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -72,12 +71,7 @@ class PlanTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("algorithms")
   void planChangesNothingAndEqualsTheApply(String name, Algorithm algorithm) throws Exception {
-    Block resnet =
-        ResNetV1.builder()
-            .setImageShape(new Shape(1, 28, 28))
-            .setNumLayers(20)
-            .setOutSize(4)
-            .build();
+    Block resnet = TinyModels.resNet20();
     DefaultTrainingConfig config =
         new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
             .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
@@ -132,12 +126,7 @@ class PlanTest {
   @Test
   void aPlanThatWouldFailFailsTheSameWay() {
     Algorithm algorithm = LayerFreezing.builder().build();
-    Block resnet =
-        ResNetV1.builder()
-            .setImageShape(new Shape(1, 28, 28))
-            .setNumLayers(20)
-            .setOutSize(4)
-            .build();
+    Block resnet = TinyModels.resNet20();
     SurgeryException planned =
         assertThrows(SurgeryException.class, () -> algorithm.plan(SurgeryContext.of(resnet)));
     SurgeryException applied =

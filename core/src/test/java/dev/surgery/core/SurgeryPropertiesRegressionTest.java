@@ -40,6 +40,16 @@ class SurgeryPropertiesRegressionTest {
     return new Round(0, List.of(policies), false, false, false);
   }
 
+  /** A round giving the convolution 5 filters, after {@code stepsBefore} steps. */
+  private static Round shapeRound(int stepsBefore, boolean allowShapeChange) {
+    return new Round(
+        stepsBefore,
+        List.of(new PolicySpec(Match.CONV, 1, 0, -1, Kind.SHAPE)),
+        false,
+        allowShapeChange,
+        false);
+  }
+
   /** Planted bug "store entry left behind": one ResNet unit, every convolution replaced. */
   @Example
   void storeEntryOfAReplacedConvolutionLeavesTheStore() throws Exception {
@@ -81,13 +91,7 @@ class SurgeryPropertiesRegressionTest {
             OptimizerKind.SGD,
             false,
             true,
-            List.of(
-                new Round(
-                    1,
-                    List.of(new PolicySpec(Match.CONV, 1, 0, -1, Kind.SHAPE)),
-                    false,
-                    true,
-                    false)),
+            List.of(shapeRound(1, true)),
             1));
   }
 
@@ -104,19 +108,7 @@ class SurgeryPropertiesRegressionTest {
             OptimizerKind.SGD,
             false,
             true,
-            List.of(
-                new Round(
-                    0,
-                    List.of(new PolicySpec(Match.CONV, 1, 0, -1, Kind.SHAPE)),
-                    false,
-                    true,
-                    false),
-                new Round(
-                    0,
-                    List.of(new PolicySpec(Match.CONV, 1, 0, -1, Kind.SHAPE)),
-                    false,
-                    false,
-                    false)),
+            List.of(shapeRound(0, true), shapeRound(0, false)),
             1));
   }
 

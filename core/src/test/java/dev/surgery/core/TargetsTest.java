@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -19,6 +18,7 @@ import dev.surgery.core.algorithms.GhostBatchNorm;
 import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.testing.TinyModels;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -43,12 +43,7 @@ class TargetsTest {
   void setUp() {
     manager = NDManager.newBaseManager();
     manager.getEngine().setRandomSeed(11);
-    resnet =
-        ResNetV1.builder()
-            .setImageShape(new Shape(1, 28, 28))
-            .setNumLayers(20)
-            .setOutSize(4)
-            .build();
+    resnet = TinyModels.resNet20();
     resnet.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
   }
 
@@ -174,12 +169,7 @@ class TargetsTest {
   @Test
   void algorithmsChangeOnlyTheirTargets() {
     // control: without targets BlurPool replaces the strided convolutions of units 05 and 08
-    Block control =
-        ResNetV1.builder()
-            .setImageShape(new Shape(1, 28, 28))
-            .setNumLayers(20)
-            .setOutSize(4)
-            .build();
+    Block control = TinyModels.resNet20();
     control.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
     SurgeryChanges all = BlurPool.builder().build().apply(SurgeryContext.of(control));
     assertEquals(

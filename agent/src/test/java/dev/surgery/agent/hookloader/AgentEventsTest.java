@@ -17,6 +17,15 @@ import org.junit.jupiter.api.Test;
  */
 class AgentEventsTest {
 
+  /** The events of a first training batch, in order. */
+  private static final List<Event> FIRST_BATCH =
+      List.of(
+          Event.EPOCH_START,
+          Event.BATCH_START,
+          Event.AFTER_FORWARD,
+          Event.AFTER_BACKWARD,
+          Event.BATCH_END);
+
   private final Object trainer = new Object();
   private final List<Event> seen = Collections.synchronizedList(new ArrayList<>());
   private final AgentEvents events = new AgentEvents(this::record);
@@ -137,14 +146,7 @@ class AgentEventsTest {
       events.backwardEnded(trainer);
     }
     events.stepEnded(trainer);
-    assertEquals(
-        List.of(
-            Event.EPOCH_START,
-            Event.BATCH_START,
-            Event.AFTER_FORWARD,
-            Event.AFTER_BACKWARD,
-            Event.BATCH_END),
-        seen);
+    assertEquals(FIRST_BATCH, seen);
   }
 
   @Test
@@ -193,14 +195,7 @@ class AgentEventsTest {
     split.join();
     events.stepEnded(trainer);
     assertFalse(splitDoneDuringHandler.get(), "the other split ran while BATCH_START was handled");
-    assertEquals(
-        List.of(
-            Event.EPOCH_START,
-            Event.BATCH_START,
-            Event.AFTER_FORWARD,
-            Event.AFTER_BACKWARD,
-            Event.BATCH_END),
-        seen);
+    assertEquals(FIRST_BATCH, seen);
   }
 
   @Test

@@ -9,7 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -33,6 +32,7 @@ import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurMaxPool2d;
 import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyModels;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -52,12 +52,7 @@ class BlurPoolLiveTest {
 
   @Test
   void blurPoolDuringTrainingKeepsParametersAndAdamStateAndTrainingGoesOn() throws Exception {
-    Block resNet =
-        ResNetV1.builder()
-            .setImageShape(new Shape(1, 28, 28))
-            .setNumLayers(20)
-            .setOutSize(4)
-            .build();
+    Block resNet = TinyModels.resNet20();
     try (Model model = Model.newInstance("resnet20");
         NDManager data = NDManager.newBaseManager()) {
       model.setBlock(resNet);

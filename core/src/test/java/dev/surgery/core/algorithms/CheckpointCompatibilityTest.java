@@ -10,6 +10,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
+import dev.surgery.core.testing.TinyModels;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.function.Supplier;
@@ -86,7 +87,7 @@ class CheckpointCompatibilityTest {
   @Test
   void resNetWithStochasticDepth() throws Exception {
     roundTrip(
-        LiveTraining::resNet20,
+        TinyModels::resNet20,
         new Shape(2, 1, 28, 28),
         List.of(
             StochasticDepth.builder().optStochasticMethod("sample").build(),

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import ai.djl.ndarray.types.Shape;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -65,9 +66,9 @@ class DeterminismTest {
   void sameSeedGivesTheSameRun(String name, int applyAfterEpoch) throws Exception {
     Algorithm algorithm = Algorithms.spec(name).create(SETTINGS.get(name));
     SeededTraining.Result first =
-        SeededTraining.run(LiveTraining::resNet20, SAMPLE, algorithm, applyAfterEpoch, EPOCHS, 11);
+        SeededTraining.run(TinyModels::resNet20, SAMPLE, algorithm, applyAfterEpoch, EPOCHS, 11);
     SeededTraining.Result second =
-        SeededTraining.run(LiveTraining::resNet20, SAMPLE, algorithm, applyAfterEpoch, EPOCHS, 11);
+        SeededTraining.run(TinyModels::resNet20, SAMPLE, algorithm, applyAfterEpoch, EPOCHS, 11);
     // Layer freezing freezes nothing at the very start (no training has elapsed yet).
     if (!(LayerFreezing.NAME.equals(name) && applyAfterEpoch == 0)) {
       assertFalse(first.report.isEmpty(), name + " changed nothing: " + first.report);

@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import ai.djl.Model;
-import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -77,15 +76,6 @@ final class LiveTraining {
         .add(Pool.globalAvgPool2dBlock())
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(4).build());
-  }
-
-  /** DJL's ResNet20 for 1x28x28 inputs and 4 classes. */
-  static Block resNet20() {
-    return ResNetV1.builder()
-        .setImageShape(new Shape(1, 28, 28))
-        .setNumLayers(20)
-        .setOutSize(4)
-        .build();
   }
 
   /** What a live run saw. */

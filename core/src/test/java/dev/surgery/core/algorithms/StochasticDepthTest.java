@@ -27,6 +27,7 @@ import dev.surgery.core.BlockPaths;
 import dev.surgery.core.layers.BatchNormLayer;
 import dev.surgery.core.layers.ConvolutionLayer;
 import dev.surgery.core.layers.StochasticResidual;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -54,7 +55,7 @@ class StochasticDepthTest {
 
   @Test
   void wrapsTheResidualBranchOfEveryResNetUnitWithTheLinearSchedule() {
-    Block net = LiveTraining.resNet20();
+    Block net = TinyModels.resNet20();
     List<Block> branches = StochasticDepth.residualBranches(net);
     assertEquals(9, branches.size(), "ResNet20 has 3 stages of 3 units");
     List<ParallelBlock> units = new ArrayList<>();
@@ -132,7 +133,7 @@ class StochasticDepthTest {
 
   @Test
   void uniformSampleModeAndNoOtherParallelBlocks() {
-    Block net = LiveTraining.resNet20();
+    Block net = TinyModels.resNet20();
     StochasticDepth.builder()
         .optStochasticMethod("sample")
         .optDropDistribution("uniform")
@@ -153,7 +154,7 @@ class StochasticDepthTest {
 
   @Test
   void initializedModelEvaluatesExactlyAsBeforeAndKeepsParameters() {
-    Block net = LiveTraining.resNet20();
+    Block net = TinyModels.resNet20();
     try (NDManager manager = NDManager.newBaseManager()) {
       net.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
       NDArray x = manager.randomNormal(new Shape(2, 1, 28, 28));
@@ -287,7 +288,7 @@ class StochasticDepthTest {
     for (String method : List.of("block", "sample")) {
       SeededTraining.Result result =
           SeededTraining.run(
-              LiveTraining::resNet20,
+              TinyModels::resNet20,
               new Shape(1, 28, 28),
               StochasticDepth.builder().optStochasticMethod(method).build(),
               0,

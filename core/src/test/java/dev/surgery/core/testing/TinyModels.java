@@ -30,6 +30,20 @@ public final class TinyModels {
   }
 
   /**
+   * DJL's ResNetV1 with 20 layers for 1 x 28 x 28 inputs and 4 classes: the real network of the
+   * plan, target and live-algorithm tests.
+   *
+   * @return the uninitialized network
+   */
+  public static Block resNet20() {
+    return ai.djl.basicmodelzoo.cv.classification.ResNetV1.builder()
+        .setImageShape(new Shape(1, 28, 28))
+        .setNumLayers(20)
+        .setOutSize(4)
+        .build();
+  }
+
+  /**
    * A CNN with one of each block the algorithms look for: conv(3x3, {@code filters}) - BN - ReLU -
    * conv(3x3, stride 2, {@code 2 * filters}) - ReLU - maxPool(2) - flatten - linear(4).
    *
