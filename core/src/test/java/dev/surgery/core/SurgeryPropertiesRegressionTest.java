@@ -40,6 +40,18 @@ class SurgeryPropertiesRegressionTest {
     return new Round(0, List.of(policies), false, false, false);
   }
 
+  /** Plays rounds on a model of one convolution, trained with SGD. */
+  private static void playOnOneConv(List<Round> rounds) throws Exception {
+    play(
+        new Scenario(
+            new SeqNode(List.of(new ConvNode(false, false))),
+            OptimizerKind.SGD,
+            false,
+            true,
+            rounds,
+            1));
+  }
+
   /** A round giving the convolution 5 filters, after {@code stepsBefore} steps. */
   private static Round shapeRound(int stepsBefore, boolean allowShapeChange) {
     return new Round(
@@ -85,14 +97,7 @@ class SurgeryPropertiesRegressionTest {
    */
   @Example
   void aParameterWhoseShapeChangedStartsWithoutState() throws Exception {
-    play(
-        new Scenario(
-            new SeqNode(List.of(new ConvNode(false, false))),
-            OptimizerKind.SGD,
-            false,
-            true,
-            List.of(shapeRound(1, true)),
-            1));
+    playOnOneConv(List.of(shapeRound(1, true)));
   }
 
   /**
@@ -102,14 +107,7 @@ class SurgeryPropertiesRegressionTest {
    */
   @Example
   void aSecondShapeRoundThatKeepsTheShapeNeedsNoPermission() throws Exception {
-    play(
-        new Scenario(
-            new SeqNode(List.of(new ConvNode(false, false))),
-            OptimizerKind.SGD,
-            false,
-            true,
-            List.of(shapeRound(0, true), shapeRound(0, false)),
-            1));
+    playOnOneConv(List.of(shapeRound(0, true), shapeRound(0, false)));
   }
 
   /**
