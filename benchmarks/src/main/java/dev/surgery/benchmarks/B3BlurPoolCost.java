@@ -20,10 +20,11 @@ import java.util.List;
  * B3: what BlurPool costs. ResNet-20 (DJL's {@code ResNetV1}, 20 layers, 16/32/64 filters) trains
  * on 32 x 32 inputs on the CPU with and without BlurPool (the 4 strided convolutions with at least
  * 16 input channels, blur before the convolution); steps of the two models alternate so that both
- * see the same machine load. Then the blur alone, forward and backward on the activations the 4
- * blurred convolutions see, against the same blur written as a plain depthwise {@code
- * Conv2d.conv2d(..., groups = channels)} call. Run: {@code mvn -B -q -pl benchmarks exec:exec
- * -Dbench.main=dev.surgery.benchmarks.B3BlurPoolCost -Dbench.args="--steps 30"}.
+ * see the same machine load, each timed in wall clock and in the thread's CPU time. Then the blur
+ * alone, forward and backward on the activations the 4 blurred convolutions see, against the same
+ * blur written as a plain depthwise {@code Conv2d.conv2d(..., groups = channels)} call. Run: {@code
+ * mvn -B -q -pl benchmarks exec:exec -Dbench.main=dev.surgery.benchmarks.B3BlurPoolCost
+ * -Dbench.args="--steps 30"}.
  */
 public final class B3BlurPoolCost {
 
