@@ -109,7 +109,7 @@ public final class ModuleSurgery {
    * @param module the root; never replaced itself
    * @param policies class to replacement function; tried in the map's iteration order (use a {@link
    *     LinkedHashMap} to control it)
-   * @return old block to new block, in replacement order
+   * @return old block to new block, in replacement order (unmodifiable)
    */
   public static Map<Block, Block> replaceModuleClasses(
       Block module, Map<Class<? extends Block>, ReplacementFunction> policies) {
@@ -142,6 +142,7 @@ public final class ModuleSurgery {
    *     replacement function reading the map sees the values from before the surgery), and left as
    *     they were if the surgery fails, so a retry passes the same indices; null to start all at 0
    * @return old block to new block, in replacement order, intermediate replacements included
+   *     (unmodifiable)
    * @throws SurgeryException if anything failed; everything was restored then
    */
   public static Map<Block, Block> replaceModuleClasses(
@@ -183,7 +184,7 @@ public final class ModuleSurgery {
    * @param module the root; never replaced itself
    * @param policies matcher to replacement function, tried in iteration order
    * @param options trainers, recursion, shape-change permission and counters
-   * @return old block to new block, in replacement order
+   * @return old block to new block, in replacement order (unmodifiable)
    * @throws SurgeryException if anything failed; everything was restored then
    */
   public static Map<Block, Block> replaceModules(

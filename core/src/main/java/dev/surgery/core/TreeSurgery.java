@@ -11,6 +11,8 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
+import java.util.AbstractMap;
+import java.util.AbstractSet;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -18,10 +20,12 @@ import java.util.Collection;
 import java.util.Collections;
 import java.util.Deque;
 import java.util.IdentityHashMap;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.NoSuchElementException;
 import java.util.Set;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
@@ -77,11 +81,11 @@ final class TreeSurgery {
   private final List<Block> returned = new ArrayList<>();
 
   /**
-   * The map the surgery returns, old block to what a policy returned, filled as each decision is
-   * made: the old block was just matched, so hashing it costs no cache miss (at the end it would
-   * cost one per replaced block on a large tree).
+   * The map the surgery returns, old block to what a policy returned: a view of {@link #decided}
+   * and {@link #returned}, looked up through {@link #nodes}, so a decision costs no hashing beyond
+   * the probe the walk made anyway.
    */
-  private final Map<Block, Block> replaced = new LinkedHashMap<>();
+  private final Map<Block, Block> replaced = new Decisions(nodes, decided, returned);
 
   private NDArray[] rootAnchor;
 
@@ -137,6 +141,9 @@ final class TreeSurgery {
 
     /** Whether the block was enqueued for a visit. */
     boolean seen;
+
+    /** For a block a policy decided on: its position in {@link #decided}; -1 otherwise. */
+    int decision = -1;
 
     /**
      * For a block a policy decided on: the node of what it returned (itself when a policy returned
@@ -211,6 +218,75 @@ final class TreeSurgery {
     }
   }
 
+  /**
+   * Old block to what a policy returned, in decision order; unmodifiable. Blocks do not override
+   * {@code equals}, so identity lookups give what a {@code LinkedHashMap} of the same pairs would.
+   * It keeps the surgery's index of the blocks it met reachable while the caller holds it.
+   */
+  private static final class Decisions extends AbstractMap<Block, Block> {
+    private final IdentityIndex<Node> nodes;
+    private final List<Node> decided;
+    private final List<Block> returned;
+
+    Decisions(IdentityIndex<Node> nodes, List<Node> decided, List<Block> returned) {
+      this.nodes = nodes;
+      this.decided = decided;
+      this.returned = returned;
+    }
+
+    private int positionOf(Object key) {
+      Node n = key instanceof Block ? nodes.get(key) : null;
+      return n == null ? -1 : n.decision;
+    }
+
+    @Override
+    public Block get(Object key) {
+      int position = positionOf(key);
+      return position < 0 ? null : returned.get(position);
+    }
+
+    @Override
+    public boolean containsKey(Object key) {
+      return positionOf(key) >= 0;
+    }
+
+    @Override
+    public int size() {
+      return decided.size();
+    }
+
+    @Override
+    public Set<Entry<Block, Block>> entrySet() {
+      return new AbstractSet<>() {
+        @Override
+        public Iterator<Entry<Block, Block>> iterator() {
+          return new Iterator<>() {
+            private int next;
+
+            @Override
+            public boolean hasNext() {
+              return next < decided.size();
+            }
+
+            @Override
+            public Entry<Block, Block> next() {
+              if (next >= decided.size()) {
+                throw new NoSuchElementException();
+              }
+              int i = next++;
+              return new SimpleImmutableEntry<>(decided.get(i).block, returned.get(i));
+            }
+          };
+        }
+
+        @Override
+        public int size() {
+          return decided.size();
+        }
+      };
+    }
+  }
+
   private static final Shape[] UNREAD = new Shape[0];
   private static final byte LEAF = 1;
   private static final byte COMPOSITE = 2;
@@ -232,6 +308,15 @@ final class TreeSurgery {
 
   /** Whether {@link #placeReplacements} initialized a replacement. */
   private boolean placedArrays;
+
+  /** Whether an original that a replacement stands for had recorded input shapes. */
+  private boolean placementWanted;
+
+  /** Whether a replaced original may leave parameters behind. */
+  private boolean mayDisplace;
+
+  /** Whether a replacement was replaced again (recursion). */
+  private boolean replacedAgain;
 
   /** Whether a trainer holds registered parameters: the trainer update then wants every one. */
   private boolean allParameters;
@@ -579,9 +664,9 @@ final class TreeSurgery {
                 + "; the second is "
                 + policy.label());
       }
+      node.decision = decided.size();
       decided.add(node);
       returned.add(replacement);
-      replaced.put(child, replacement);
       node.swap = replacement == child ? node : substitute(node, replacement);
     }
   }
@@ -676,6 +761,11 @@ final class TreeSurgery {
     n.liveEpoch = -1;
     oldNode.liveEpoch = -1;
     n.origin = oldNode.originOrSelf();
+    // What the end of the surgery must look at, noted while the nodes are at hand: on a large tree
+    // every pass over the decisions costs a cache miss or two per decision.
+    placementWanted |= n.origin.inputShapes != null;
+    mayDisplace |= oldNode.original && !oldNode.nothingDisplaced;
+    replacedAgain |= oldNode.origin != null;
     int depth = oldNode.generation + 1;
     if (depth > MAX_GENERATIONS) {
       throw new SurgeryException(
@@ -892,6 +982,9 @@ final class TreeSurgery {
   }
 
   private void placeReplacements() {
+    if (!placementWanted) {
+      return; // structural surgery: every replaced original is uninitialized
+    }
     for (Node oldNode : decided) {
       Node swap = oldNode.swap;
       if (swap == oldNode || !stays(swap)) {
@@ -1034,14 +1127,18 @@ final class TreeSurgery {
     // Without a trainer only arrays to free matter: parameters without one need no answer.
     boolean all = !active.isEmpty();
     Set<Parameter> displaced = new LinkedHashSet<>();
-    for (Node n : decided) {
+    for (int i = 0, size = mayDisplace ? decided.size() : 0; i < size; i++) {
+      Node n = decided.get(i);
       if (n.swap != n && n.original && !n.nothingDisplaced) {
         collectOriginalParameters(n.block, displaced, all);
       }
     }
     // A leaf replacement that stays keeps its parameters in the model (they are joined below):
-    // only those that do not stay can leave arrays behind.
-    for (Node n : decided) {
+    // only those that do not stay can leave arrays behind. Every one stays unless a block with
+    // children was swapped (which may drop what it held) or a replacement was replaced again.
+    boolean allStay = epoch == 0 && !replacedAgain;
+    for (int i = 0, size = allStay ? 0 : decided.size(); i < size; i++) {
+      Node n = decided.get(i);
       Node swap = n.swap;
       if (swap != n && swap.kind == LEAF && !stays(swap)) {
         for (Parameter p : directParameters(swap.block)) {
