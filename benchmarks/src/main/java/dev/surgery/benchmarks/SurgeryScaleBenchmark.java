@@ -91,6 +91,25 @@ public class SurgeryScaleBenchmark {
     return count + ModuleSurgery.replaceModules(root, take, SurgeryOptions.defaults()).size();
   }
 
+  /**
+   * A floor under any surgery that refuses a replacement already in the model: the first identity
+   * hash of every replacement (a fresh block has none until it is asked for, and the check needs
+   * one per replacement, whatever the set it is looked up in). Compare with {@link #plainWalk}:
+   * this part alone, before any walk, probe or write, is what the engine cannot remove without
+   * dropping the check.
+   *
+   * @param prebuilt one new {@code Linear} per {@code Linear} of the tree, built per invocation
+   * @return a sum of the hashes
+   */
+  @Benchmark
+  public int freshIdentityHashes(Prebuilt prebuilt) {
+    int sum = 0;
+    for (Block block : prebuilt.blocks) {
+      sum += System.identityHashCode(block);
+    }
+    return sum;
+  }
+
   /** Replacements built outside the timed section, anew for every invocation. */
   @State(Scope.Thread)
   public static class Prebuilt {

@@ -701,7 +701,9 @@ final class TreeSurgery {
     Node fresh = new Node(replacement);
     Node known = nodes.putIfAbsent(replacement, fresh); // one probe: found or entered
     Node n = known == null ? fresh : known;
-    if (known == null && passLeaves && passable(replacement)) {
+    List<Block> kids = childrenOf(replacement).values();
+    boolean newLeaf = kids.isEmpty();
+    if (known == null && passLeaves && newLeaf && matchMask(replacement) == 0) {
       // It may be a leaf the walk passed by: enter those, so that the check below sees it.
       enterPassedLeaves();
     }
@@ -713,7 +715,6 @@ final class TreeSurgery {
     // Only a block with children can change whether other blocks are reachable; swapping a leaf
     // for a leaf changes the liveness of those two alone, so the memo of every other block stays.
     boolean oldLeaf = oldNode.kind != 0 ? oldNode.kind == LEAF : childrenOf(old).isEmpty();
-    boolean newLeaf = childrenOf(replacement).isEmpty();
     n.kind = newLeaf ? LEAF : COMPOSITE;
     if (!oldLeaf || !newLeaf) {
       epoch++;
@@ -783,7 +784,6 @@ final class TreeSurgery {
       n.key = oldNode.key;
     }
     // Blocks the replacement reuses (e.g. a wrapped original) stay reachable through it.
-    List<Block> kids = childrenOf(replacement).values();
     for (int i = 0, size = kids.size(); i < size; i++) {
       Block kid = kids.get(i);
       if (passLeaves && passable(kid)) {
