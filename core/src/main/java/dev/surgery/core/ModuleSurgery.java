@@ -266,9 +266,9 @@ public final class ModuleSurgery {
     Map<Block, Shape[]> inputs =
         inputShape == null ? null : MacCounter.inputShapes(module, new Shape[] {inputShape});
     return surgery.dryRun(
-        (replaced, before) -> {
+        (replaced, before, owners) -> {
           SurgeryPlan plan =
-              SurgeryPlan.describe(module, replaced, before, paths, options.getTrainers());
+              SurgeryPlan.describe(module, replaced, before, paths, owners, options.getTrainers());
           return inputs == null ? plan : plan.withMacs(replaced, inputs, inputShape);
         });
   }

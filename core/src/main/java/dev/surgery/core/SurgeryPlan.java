@@ -410,6 +410,7 @@ public record SurgeryPlan(
    * @param replaced old block to new block
    * @param before the parameters before the surgery
    * @param pathsBefore block to path before the surgery
+   * @param owners each replacement parameter's block path, as the apply's errors name it
    * @param trainers the trainers an apply would update; only read
    * @return the plan
    */
@@ -418,6 +419,7 @@ public record SurgeryPlan(
       Map<Block, Block> replaced,
       Set<Parameter> before,
       Map<Block, String> pathsBefore,
+      Map<Parameter, String> owners,
       List<Trainer> trainers) {
     Set<Parameter> after = TreeSurgery.parametersOf(root);
     // The engine's removed and added lists: the differences of the parameters before and after.
@@ -428,19 +430,6 @@ public record SurgeryPlan(
       removed.addAll(parameters(e.getKey(), before, after));
       added.addAll(parameters(e.getValue(), after, before));
       kept.addAll(keptParameters(e.getKey(), e.getValue(), before, after));
-    }
-    // Each replacement's parameters are named by the original's path, as the apply names them.
-    Map<Parameter, String> owners = new IdentityHashMap<>();
-    Map<Block, String> origins = new IdentityHashMap<>();
-    for (Map.Entry<Block, Block> e : replaced.entrySet()) {
-      String origin = pathsBefore.get(e.getKey());
-      if (origin == null) {
-        origin = origins.get(e.getKey()); // a replacement replaced in turn (recursion)
-      }
-      origins.putIfAbsent(e.getValue(), origin);
-      for (Parameter p : TreeSurgery.parametersOf(e.getValue())) {
-        owners.putIfAbsent(p, BlockPaths.display(origin));
-      }
     }
     Map<Parameter, StateFates.Fate> fates =
         StateFates.of(new ArrayList<>(removed), new ArrayList<>(added), kept, trainers, owners);

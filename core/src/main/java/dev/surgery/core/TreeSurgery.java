@@ -369,16 +369,29 @@ final class TreeSurgery {
     }
   }
 
+  /** What a dry run hands to its description: the changed tree's pairs and facts. */
+  interface Description<T> {
+    /**
+     * Describes the changed tree.
+     *
+     * @param replaced old block to new block
+     * @param before every parameter of the model before the surgery
+     * @param owners each replacement parameter's block path, as the apply's errors name it
+     * @return the description
+     */
+    T describe(Map<Block, Block> replaced, Set<Parameter> before, Map<Parameter, String> owners);
+  }
+
   /**
-   * Makes the surgery, lets {@code describe} look at the changed tree (old block to new block, and
-   * the parameters before), then undoes everything as after a failure: the plan of an apply.
+   * Makes the surgery, lets {@code describe} look at the changed tree, then undoes everything as
+   * after a failure: the plan of an apply.
    */
-  <T> T dryRun(java.util.function.BiFunction<Map<Block, Block>, Set<Parameter>, T> describe) {
+  <T> T dryRun(Description<T> describe) {
     Set<Parameter> before = parametersOf(root);
     T result;
     try {
       replaceAll(before);
-      result = describe.apply(replaced, before);
+      result = describe.describe(replaced, before, ownerPaths());
     } catch (RuntimeException | Error e) {
       throw rolledBack(e, before);
     }
@@ -1203,7 +1216,7 @@ final class TreeSurgery {
       dropped.removeIf(held::contains);
     }
     if (!active.isEmpty()) {
-      Map<Parameter, String> owners = ownerPaths(added);
+      Map<Parameter, String> owners = added.isEmpty() ? Map.of() : ownerPaths();
       applyUpdate(removed, added, active, owners, journal, faults);
     }
     // The detached parameters belong to nobody now: free their arrays once the surgery commits,
@@ -1279,11 +1292,12 @@ final class TreeSurgery {
         });
   }
 
-  private Map<Parameter, String> ownerPaths(List<Parameter> added) {
+  /**
+   * Each parameter of what the policies returned, named by the path of the original block it stands
+   * for (the first decision that reaches a parameter names it).
+   */
+  private Map<Parameter, String> ownerPaths() {
     Map<Parameter, String> owners = new IdentityHashMap<>();
-    if (added.isEmpty()) {
-      return owners;
-    }
     for (Node n : decided) {
       String path = BlockPaths.display((n.swap.origin != null ? n.swap.origin : n).path());
       for (Parameter p : parametersOf(n.swap.block)) {
