@@ -1243,26 +1243,22 @@ final class TreeSurgery {
       Set<NDArray> askedArrays,
       Set<Parameter> held,
       Set<NDArray> heldArrays) {
-    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
-    Deque<Block> stack = new ArrayDeque<>();
-    stack.push(root);
-    while (!stack.isEmpty()) {
-      Block b = stack.pop();
-      if (stayed.contains(b) || !visited.add(b)) {
-        continue;
-      }
-      for (Parameter p : directParameters(b)) {
-        if (asked.contains(p)) {
-          held.add(p);
-        }
-        if (p.isInitialized() && askedArrays.contains(p.getArray())) {
-          heldArrays.add(p.getArray());
-        }
-      }
-      for (Block kid : childrenOf(b).values()) {
-        stack.push(kid);
-      }
-    }
+    walkOnce(
+        root,
+        b -> {
+          if (stayed.contains(b)) {
+            return false;
+          }
+          for (Parameter p : directParameters(b)) {
+            if (asked.contains(p)) {
+              held.add(p);
+            }
+            if (p.isInitialized() && askedArrays.contains(p.getArray())) {
+              heldArrays.add(p.getArray());
+            }
+          }
+          return true;
+        });
   }
 
   /**
