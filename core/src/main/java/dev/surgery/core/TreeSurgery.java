@@ -841,7 +841,7 @@ final class TreeSurgery {
         journal.elementSet(values, i, old);
         // A key DJL derived from the old block's class is renamed, so toString shows the new type.
         String key = sameClass ? null : keys.get(i);
-        if (key != null && isChildKey(key, i, old)) {
+        if (key != null && key.equals(childKey(i, old))) {
           keys.set(i, childKey(i, replacement));
           journal.elementSet(keys, i, key);
         }
@@ -854,26 +854,6 @@ final class TreeSurgery {
         writeIntoField(parent, field, old, replacement, path);
       }
     }
-  }
-
-  /** Whether a key is DJL's key for the child at {@code index} of this class (no string built). */
-  private static boolean isChildKey(String key, int index, Block block) {
-    String name = block.getClass().getSimpleName();
-    int number = index + 1;
-    int digits = 0;
-    for (int v = number; v > 0; v /= 10) {
-      digits++;
-    }
-    digits = Math.max(2, digits);
-    if (key.length() != digits + name.length() || !key.startsWith(name, digits)) {
-      return false;
-    }
-    for (int d = digits - 1; d >= 0; d--, number /= 10) {
-      if (key.charAt(d) != (char) ('0' + number % 10)) {
-        return false;
-      }
-    }
-    return true;
   }
 
   /**
