@@ -31,15 +31,20 @@ final class BenchSupport {
     return values.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
   }
 
-  /** Returns "mean ± sample standard deviation", both in {@code format}. */
-  static String meanSd(List<Double> values, String format) {
+  /** Returns the sample standard deviation of some values (NaN below two). */
+  static double sd(List<Double> values) {
     double m = mean(values);
     double ss = 0;
     for (double v : values) {
       ss += (v - m) * (v - m);
     }
-    double sd = values.size() > 1 ? Math.sqrt(ss / (values.size() - 1)) : 0;
-    return f(format, m) + " ± " + f(format, sd);
+    return values.size() > 1 ? Math.sqrt(ss / (values.size() - 1)) : Double.NaN;
+  }
+
+  /** Returns "mean ± sample standard deviation", both in {@code format}. */
+  static String meanSd(List<Double> values, String format) {
+    double sd = sd(values);
+    return f(format, mean(values)) + " ± " + f(format, Double.isNaN(sd) ? 0 : sd);
   }
 
   /** Returns the median of some values. */

@@ -29,6 +29,8 @@ import org.openjdk.jmh.annotations.State;
  * the tree's shape, so each invocation sees the same tree. Issue 15: per-block time at 200k within
  * 1.5x of at 1k, and within 3x of the walk. {@code countAndReplacePrebuilt} times the engine's part
  * alone (replacements built beforehand); compare both with {@code plainWalk} of the same size.
+ * {@code freshIdentityHashes} times the first identity hash of every replacement, one part any
+ * surgery that refuses a replacement already in the model must pay.
  *
  * <p>Run: {@code mvn -B -q -pl benchmarks exec:exec@jmh -Dbench.args="-f 1 -wi 3 -i 5
  * SurgeryScaleBenchmark"}.

@@ -19,7 +19,7 @@ class B2IntervalTest {
   @Test
   void halfIntervalIsTheStudentTQuantileTimesTheStandardError() {
     Random random = new Random(7);
-    for (int n : new int[] {2, 3, 10, 30, 31}) {
+    for (int n : new int[] {2, 3, 10, 30, 31, 32, 60, 120, 300, 1000}) {
       List<Double> values = sample(random, n);
       SummaryStatistics stats = summary(values);
       double expected =

@@ -37,10 +37,12 @@ class ReplacementMapTest {
     SequentialBlock root =
         new SequentialBlock().add(a).add(Blocks.identityBlock()).add(inner).add(shared).add(c);
     Map<Block, Block> expected = new LinkedHashMap<>();
+    List<Block> calls = new ArrayList<>();
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(
         BlockMatcher.ofClass(Linear.class),
         (block, index) -> {
+          calls.add(block);
           Block replacement = block == b ? null : block == c ? block : linear();
           if (replacement != null) {
             expected.put(block, replacement);
@@ -51,7 +53,8 @@ class ReplacementMapTest {
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
 
-    assertEquals(List.of(a, shared, c), new ArrayList<>(expected.keySet()), "pre-order, once each");
+    assertEquals(List.of(a, b, shared, c), calls, "pre-order, each block asked once");
+    assertEquals(List.of(a, shared, c), new ArrayList<>(expected.keySet()));
     assertEquals(expected, replaced);
     assertEquals(replaced, expected);
     assertEquals(expected.hashCode(), replaced.hashCode());
