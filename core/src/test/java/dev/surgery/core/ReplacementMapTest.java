@@ -38,17 +38,16 @@ class ReplacementMapTest {
         new SequentialBlock().add(a).add(Blocks.identityBlock()).add(inner).add(shared).add(c);
     Map<Block, Block> expected = new LinkedHashMap<>();
     List<Block> calls = new ArrayList<>();
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
-        BlockMatcher.ofClass(Linear.class),
-        (block, index) -> {
-          calls.add(block);
-          Block replacement = block == b ? null : block == c ? block : linear();
-          if (replacement != null) {
-            expected.put(block, replacement);
-          }
-          return replacement;
-        });
+    Map<BlockMatcher, ReplacementFunction> policies =
+        everyLinear(
+            calls,
+            (block, index) -> {
+              Block replacement = block == b ? null : block == c ? block : linear();
+              if (replacement != null) {
+                expected.put(block, replacement);
+              }
+              return replacement;
+            });
 
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
@@ -102,13 +101,8 @@ class ReplacementMapTest {
     Linear a = linear();
     SequentialBlock root = new SequentialBlock().add(a);
     List<Block> calls = new ArrayList<>();
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
-        BlockMatcher.ofClass(Linear.class),
-        (block, index) -> {
-          calls.add(block);
-          return index < 2 ? linear() : null; // a -> r1 -> r2, then r2 is declined
-        });
+    Map<BlockMatcher, ReplacementFunction> policies =
+        everyLinear(calls, (block, index) -> index < 2 ? linear() : null); // a -> r1 -> r2, no more
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(
             root, policies, SurgeryOptions.builder().optRecurseOnReplacements(true).build());
@@ -117,6 +111,19 @@ class ReplacementMapTest {
     assertSame(calls.get(1), replaced.get(a));
     assertSame(calls.get(2), replaced.get(calls.get(1)));
     assertSame(calls.get(2), root.getChildren().get(0).getValue());
+  }
+
+  /** One policy for every {@code Linear}, recording each block it is asked about. */
+  private static Map<BlockMatcher, ReplacementFunction> everyLinear(
+      List<Block> calls, ReplacementFunction function) {
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        BlockMatcher.ofClass(Linear.class),
+        (block, index) -> {
+          calls.add(block);
+          return function.apply(block, index);
+        });
+    return policies;
   }
 
   private static Linear linear() {
