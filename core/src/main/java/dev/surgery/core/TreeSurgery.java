@@ -105,11 +105,11 @@ final class TreeSurgery {
    */
   private boolean passLeaves;
 
-  /**
-   * Edges to passed-by leaves, four entries each: leaf, parent node, key (null: not enqueued) and
-   * whether the edge was met in the first walk.
-   */
-  private final List<Object> passedLeaves = new ArrayList<>();
+  /** Edges to passed-by leaves: leaf, parent node and key (null: not enqueued). */
+  private PassedEdges passedLeaves = new PassedEdges();
+
+  /** How many of {@link #passedLeaves} the first walk from the root recorded (they come first). */
+  private int passedByInitialWalk;
 
   /** Which policies' call counters are journaled already. */
   private final boolean[] journaled;
@@ -416,6 +416,7 @@ final class TreeSurgery {
     initialWalk = true;
     enqueueDescendants(top);
     initialWalk = false;
+    passedByInitialWalk = passedLeaves.size();
     while (!queue.isEmpty()) {
       Node child = queue.poll();
       // Until a block with children is swapped, every queued block is still where the walk met it
@@ -558,10 +559,7 @@ final class TreeSurgery {
       boolean leaf = childrenOf(block).isEmpty();
       int matched = masks ? matchMask(block) : -1;
       if (passLeaves && leaf && matched == 0) {
-        passedLeaves.add(block);
-        passedLeaves.add(parent);
-        passedLeaves.add(keys.get(i));
-        passedLeaves.add(initialWalk);
+        passedLeaves.add(block, parent, keys.get(i));
         continue;
       }
       Node n = node(block);
@@ -605,19 +603,19 @@ final class TreeSurgery {
    */
   private void enterPassedLeaves() {
     passLeaves = false;
-    for (int i = 0; i < passedLeaves.size(); i += 4) {
-      Node n = node((Block) passedLeaves.get(i));
-      Node parent = (Node) passedLeaves.get(i + 1);
-      String key = (String) passedLeaves.get(i + 2);
+    for (int i = 0, size = passedLeaves.size(); i < size; i++) {
+      Node n = node(passedLeaves.leaf(i));
+      Node parent = (Node) passedLeaves.parent(i);
+      String key = passedLeaves.key(i);
       n.addParent(parent);
       if (key != null && !n.seen) {
         n.seen = true;
-        n.original = (Boolean) passedLeaves.get(i + 3);
+        n.original = i < passedByInitialWalk;
         n.pathParent = parent;
         n.key = key;
       }
     }
-    passedLeaves.clear();
+    passedLeaves = new PassedEdges(); // none is recorded from now on
   }
 
   /**
@@ -800,10 +798,7 @@ final class TreeSurgery {
     for (int i = 0, size = kids.size(); i < size; i++) {
       Block kid = kids.get(i);
       if (passLeaves && passable(kid)) {
-        passedLeaves.add(kid);
-        passedLeaves.add(n);
-        passedLeaves.add(null);
-        passedLeaves.add(Boolean.FALSE);
+        passedLeaves.add(kid, n, null);
       } else {
         node(kid).addParent(n);
       }

@@ -70,6 +70,51 @@ class PassedLeavesTest {
     return out;
   }
 
+  /**
+   * Thousands of passed-by leaves (the walk records them in chunks of 4,096): a replacement that is
+   * one of them, far into the walk, is still known as a block of the model, and a detached one is
+   * not; the leaves then entered keep their first paths (the refusal names the replaced block's).
+   */
+  @Test
+  void passedLeavesBeyondTheFirstChunksAreStillKnown() {
+    for (boolean pathFree : new boolean[] {true, false}) {
+      SequentialBlock root = new SequentialBlock();
+      List<Block> identities = new ArrayList<>();
+      for (int g = 0; g < 10; g++) {
+        SequentialBlock group = new SequentialBlock();
+        for (int i = 0; i < 1000; i++) {
+          Block identity = Blocks.identityBlock();
+          identities.add(identity);
+          group.add(identity);
+        }
+        root.add(group);
+      }
+      Linear last = Linear.builder().setUnits(2).build();
+      root.add(last);
+      Block deepInTheModel = identities.get(9_321);
+      List<Block> before = blocks(root);
+      Map<BlockMatcher, ReplacementFunction> takeOne = new LinkedHashMap<>();
+      takeOne.put(ofClass(Linear.class, pathFree), (block, index) -> deepInTheModel);
+
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModules(root, takeOne, SurgeryOptions.defaults()));
+
+      assertTrue(e.getMessage().contains("already part of the model"), e.getMessage());
+      assertEquals("11Linear", e.getBlockPath());
+      assertEquals(before, blocks(root), "rolled back");
+
+      Block detached = Blocks.identityBlock();
+      Map<BlockMatcher, ReplacementFunction> takeNew = new LinkedHashMap<>();
+      takeNew.put(ofClass(Linear.class, pathFree), (block, index) -> detached);
+      assertEquals(
+          Map.of(last, detached),
+          ModuleSurgery.replaceModules(root, takeNew, SurgeryOptions.defaults()));
+      assertSame(detached, root.getChildren().get(10).getValue());
+    }
+  }
+
   @Test
   void aLeafNoPolicyMatchesIsRefusedAsAReplacementWhileItIsInTheModel() {
     for (boolean pathFree : new boolean[] {true, false}) {
