@@ -43,12 +43,14 @@ import java.util.Set;
  * B4: scale and leaks.
  *
  * <ol>
- *   <li>Surgery time against block count: generated trees of 1,000, 10,000 and 50,000 blocks
- *       (nested {@code SequentialBlock}s of 10, leaves alternately an uninitialized {@code Linear}
- *       and an identity lambda). Count ({@code countModuleInstances}), traversal (a matcher that
- *       selects every block and a function that returns null: every block visited and offered) and
- *       replacement (every {@code Linear} replaced by a new one). Medians; the time per block shows
- *       whether the cost is linear.
+ *   <li>Surgery time against block count: generated trees of 1,000, 10,000, 50,000 and 200,000
+ *       blocks (nested {@code SequentialBlock}s of 10, leaves alternately an uninitialized {@code
+ *       Linear} and an identity lambda). Count ({@code countModuleInstances}), traversal (a matcher
+ *       that selects every block and a function that returns null: every block visited and offered)
+ *       and replacement (every {@code Linear} replaced by a new one), the engine's part alone
+ *       (replacements built beforehand) and the same job done by {@link MinimalLeafSurgery}, the
+ *       least work a surgery with the engine's guarantees does on these trees. Medians; the time
+ *       per block shows whether the cost is linear.
  *   <li>1,000 live apply/revert cycles on a small CNN with Adam: BlurPool applied with the live
  *       trainer, one training step, reverted (each {@code BlurConv2d} to a new {@code Conv2d} with
  *       copied weights, each {@code BlurMaxPool2d} to a max pool; the replaced blocks' own
@@ -111,9 +113,11 @@ public final class B4ScaleAndLeaks {
       List<Double> traverse = new ArrayList<>();
       List<Double> replace = new ArrayList<>();
       List<Double> engine = new ArrayList<>();
+      List<Double> floor = new ArrayList<>();
       int linears = 0;
       int replaced = 0;
       int replacedPrebuilt = 0;
+      int replacedFloor = 0;
       for (int r = -2; r < runs; r++) {
         // The reference: a plain breadth-first walk of the same tree with getChildren().
         long t = cpu.getCurrentThreadCpuTime();
@@ -149,12 +153,24 @@ public final class B4ScaleAndLeaks {
         replacedPrebuilt =
             ModuleSurgery.replaceModules(root, takePrebuilt, SurgeryOptions.defaults()).size();
         double e = (cpu.getCurrentThreadCpuTime() - t) / 1e6;
+        // The floor: the least work a two-phase leaf replacement with the same guarantees does on
+        // this tree (MinimalLeafSurgery), with replacements built beforehand as well.
+        java.util.ArrayDeque<Block> prebuiltForFloor = new java.util.ArrayDeque<>();
+        for (int i = 0; i < linears; i++) {
+          prebuiltForFloor.add(Linear.builder().setUnits(4).build());
+        }
+        t = cpu.getCurrentThreadCpuTime();
+        replacedFloor =
+            MinimalLeafSurgery.replace(
+                root, Linear.class, (block, index) -> prebuiltForFloor.poll());
+        double f = (cpu.getCurrentThreadCpuTime() - t) / 1e6;
         if (r >= 0) {
           walk.add(w);
           count.add(c);
           traverse.add(v);
           replace.add(p);
           engine.add(e);
+          floor.add(f);
         }
       }
       double c = BenchSupport.median(count);
@@ -162,6 +178,7 @@ public final class B4ScaleAndLeaks {
       double p = BenchSupport.median(replace);
       double e = BenchSupport.median(engine);
       double w = BenchSupport.median(walk);
+      double m = BenchSupport.median(floor);
       double perBlock = 1000 * (c + p) / blocks;
       double enginePerBlock = 1000 * (c + e) / blocks;
       if (firstPerBlock == 0) {
@@ -181,10 +198,20 @@ public final class B4ScaleAndLeaks {
               BenchSupport.f("%.2fx", perBlock / firstPerBlock),
               BenchSupport.f("%.2fx", enginePerBlock / firstEnginePerBlock),
               BenchSupport.f("%.1fx", (c + p) / w),
-              BenchSupport.f("%.1fx", (c + e) / w)));
-      if (linears != replaced || linears != replacedPrebuilt) {
+              BenchSupport.f("%.1fx", (c + e) / w),
+              BenchSupport.f("%.2f", m),
+              BenchSupport.f("%.1fx", (c + m) / w),
+              BenchSupport.f("%.2fx", e / m)));
+      if (linears != replaced || linears != replacedPrebuilt || linears != replacedFloor) {
         throw new IllegalStateException(
-            linears + " Linear blocks but " + replaced + " / " + replacedPrebuilt + " replaced");
+            linears
+                + " Linear blocks but "
+                + replaced
+                + " / "
+                + replacedPrebuilt
+                + " / "
+                + replacedFloor
+                + " replaced");
       }
     }
     BenchSupport.printTable(
@@ -209,7 +236,10 @@ public final class B4ScaleAndLeaks {
             "per block vs 1k",
             "per block vs 1k (engine)",
             "count + replace / walk",
-            "count + replace / walk (engine)"),
+            "count + replace / walk (engine)",
+            "floor ms (MinimalLeafSurgery)",
+            "count + floor / walk",
+            "engine / floor"),
         rows);
     System.out.println(
         "Issue 15 goal 2: per block at 200k within 1.5x of 1k, count + replace within 3x of the"

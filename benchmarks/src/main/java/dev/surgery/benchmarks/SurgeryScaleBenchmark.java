@@ -28,9 +28,11 @@ import org.openjdk.jmh.annotations.State;
  * the same tree with {@code getChildren()}. Replacing a {@code Linear} by a {@code Linear} keeps
  * the tree's shape, so each invocation sees the same tree. Issue 15: per-block time at 200k within
  * 1.5x of at 1k, and within 3x of the walk. {@code countAndReplacePrebuilt} times the engine's part
- * alone (replacements built beforehand); compare both with {@code plainWalk} of the same size.
- * {@code freshIdentityHashes} times the first identity hash of every replacement, one part any
- * surgery that refuses a replacement already in the model must pay.
+ * alone (replacements built beforehand); compare both with {@code plainWalk} of the same size, and
+ * the engine's part with {@code countAndMinimalPrebuilt}, the least work any two-phase surgery with
+ * the engine's guarantees does on this tree. {@code freshIdentityHashes} times the first identity
+ * hash of every replacement, one part any surgery that refuses a replacement already in the model
+ * must pay.
  *
  * <p>Run: {@code mvn -B -q -pl benchmarks exec:exec@jmh -Dbench.args="-f 1 -wi 3 -i 5
  * SurgeryScaleBenchmark"}.
@@ -91,6 +93,20 @@ public class SurgeryScaleBenchmark {
     Map<BlockMatcher, ReplacementFunction> take = new LinkedHashMap<>();
     take.put(BlockMatcher.ofClass(Linear.class), (block, index) -> prebuilt.blocks.poll());
     return count + ModuleSurgery.replaceModules(root, take, SurgeryOptions.defaults()).size();
+  }
+
+  /**
+   * The floor of {@link #countAndReplacePrebuilt}: the same count, then the least work a two-phase
+   * leaf replacement with the engine's guarantees does on this tree ({@link MinimalLeafSurgery}).
+   *
+   * @param prebuilt one new {@code Linear} per {@code Linear} of the tree, built per invocation
+   * @return the count plus the number replaced
+   */
+  @Benchmark
+  public int countAndMinimalPrebuilt(Prebuilt prebuilt) {
+    int count = ModuleSurgery.countModuleInstances(root, Linear.class);
+    return count
+        + MinimalLeafSurgery.replace(root, Linear.class, (block, index) -> prebuilt.blocks.poll());
   }
 
   /**

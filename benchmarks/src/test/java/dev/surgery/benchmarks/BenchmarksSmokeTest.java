@@ -32,6 +32,15 @@ class BenchmarksSmokeTest {
     // Counted, then each replaced once; a second invocation sees a tree of the same shape.
     assertEquals(2 * linears, bench.countAndReplace());
     assertEquals(2 * linears, bench.countAndReplace());
+    // The engine alone and its floor, each on replacements built beforehand.
+    SurgeryScaleBenchmark.Prebuilt prebuilt = new SurgeryScaleBenchmark.Prebuilt();
+    prebuilt.build(bench);
+    assertEquals(linears, prebuilt.blocks.size());
+    assertEquals(2 * linears, bench.countAndReplacePrebuilt(prebuilt));
+    assertTrue(prebuilt.blocks.isEmpty(), "every prebuilt block taken");
+    prebuilt.build(bench);
+    assertEquals(2 * linears, bench.countAndMinimalPrebuilt(prebuilt));
+    assertTrue(prebuilt.blocks.isEmpty(), "every prebuilt block taken");
   }
 
   @Test

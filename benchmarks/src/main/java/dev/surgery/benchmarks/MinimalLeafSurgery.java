@@ -1,0 +1,197 @@
+package dev.surgery.benchmarks;
+
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.util.Pair;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * A yardstick for B4a, not a surgery: the least work a replacement of leaves must do to keep the
+ * guarantees the engine keeps on B4a's trees, so that the engine's cost can be read against a floor
+ * as well as against the plain walk.
+ *
+ * <p>It walks the tree once in pre-order, entering every composite and every matched leaf in an
+ * identity set (a block met twice is visited once, a cycle ends), looks at each matched leaf's
+ * parameters while it is at hand (the engine frees the arrays a replaced block leaves behind, so it
+ * must know whether there are any), and queues it with its parent's live list. Then, in that order,
+ * it calls the function, refuses a replacement already in the model (one identity probe, which also
+ * enters it), writes it wherever the parent holds the old block and records each write for an undo.
+ * The engine's traversal has the same two phases (every function sees the tree as the walk found
+ * it, plus the earlier replacements), so no function call and no probe here is one the engine could
+ * skip.
+ *
+ * <p>Left out, because B4a's trees never need them: a matched leaf with two parents and an
+ * initialized leaf (both refused with an exception rather than handled), composites as targets,
+ * recursion, placement and shape checks, trainers, paths for messages, the rollback itself, the
+ * returned map and the keys DJL derives from class names. The set is the engine's kind of table
+ * (identity hash and position in a primitive slot, keys appended), not an {@code IdentityHashMap},
+ * so the floor is not raised by a slower structure.
+ */
+final class MinimalLeafSurgery {
+
+  private final Class<?> type;
+  private final ReplacementFunction function;
+
+  private long[] slots = new long[256];
+  private Object[] keys = new Object[128];
+  private int size;
+
+  /** Matched leaves and their parents' live lists, in pre-order. */
+  private Object[] queue = new Object[64];
+
+  private int queued;
+
+  /** Undo records: list, old block (two entries) and index. */
+  private Object[] undo = new Object[64];
+
+  private int[] undoIndices = new int[32];
+  private int undone;
+
+  private MinimalLeafSurgery(Class<?> type, ReplacementFunction function) {
+    this.type = type;
+    this.function = function;
+  }
+
+  /**
+   * Replaces every leaf of a class below {@code root} by what the function returns for it.
+   *
+   * @param root the root; its children lists are changed in place
+   * @param type the class of the leaves to replace
+   * @param function the replacement; null keeps the leaf
+   * @return the number of leaves replaced
+   * @throws IllegalStateException for a replacement already in the model, a matched leaf with two
+   *     parents, or a matched leaf that holds arrays (outside what this yardstick handles)
+   */
+  static int replace(Block root, Class<?> type, ReplacementFunction function) {
+    MinimalLeafSurgery surgery = new MinimalLeafSurgery(type, function);
+    surgery.enter(root);
+    surgery.walk(root);
+    return surgery.visitQueued();
+  }
+
+  private void walk(Block parent) {
+    List<Block> children = BlockPaths.children(parent).values();
+    for (int i = 0, n = children.size(); i < n; i++) {
+      Block child = children.get(i);
+      boolean leaf = BlockPaths.children(child).isEmpty();
+      boolean matched = type.isInstance(child);
+      if (leaf && !matched) {
+        continue;
+      }
+      if (!enter(child)) {
+        if (matched && leaf) {
+          throw new IllegalStateException("a matched leaf with two parents: not handled here");
+        }
+        continue;
+      }
+      if (leaf) {
+        if (holdsArrays(child)) {
+          throw new IllegalStateException("an initialized leaf: not handled here");
+        }
+        if (queued == queue.length) {
+          queue = Arrays.copyOf(queue, 2 * queued);
+        }
+        queue[queued++] = child;
+        queue[queued++] = children;
+      } else {
+        walk(child);
+      }
+    }
+  }
+
+  @SuppressWarnings("unchecked")
+  private int visitQueued() {
+    int replaced = 0;
+    int[] index = new int[1];
+    for (int k = 0; k < queued; k += 2) {
+      Block old = (Block) queue[k];
+      Block replacement = function.apply(old, index[0]++);
+      if (replacement == null) {
+        continue;
+      }
+      if (!enter(replacement)) {
+        throw new IllegalStateException("the replacement is already part of the model");
+      }
+      List<Block> siblings = (List<Block>) queue[k + 1];
+      for (int i = 0, n = siblings.size(); i < n; i++) {
+        if (siblings.get(i) == old) {
+          siblings.set(i, replacement);
+          record(siblings, old, i);
+        }
+      }
+      replaced++;
+    }
+    return replaced;
+  }
+
+  private void record(List<Block> list, Block old, int index) {
+    if (undone == undoIndices.length) {
+      undo = Arrays.copyOf(undo, 4 * undone);
+      undoIndices = Arrays.copyOf(undoIndices, 2 * undone);
+    }
+    undo[2 * undone] = list;
+    undo[2 * undone + 1] = old;
+    undoIndices[undone++] = index;
+  }
+
+  private static boolean holdsArrays(Block block) {
+    if (block instanceof AbstractBlock abstractBlock) {
+      for (Parameter p : DjlInternals.liveParameters(abstractBlock).values()) {
+        if (p.isInitialized()) {
+          return true;
+        }
+      }
+      return false;
+    }
+    for (Pair<String, Parameter> p : block.getDirectParameters()) {
+      if (p.getValue().isInitialized()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Enters a block in the identity set; false if it was there. */
+  private boolean enter(Object key) {
+    int hash = System.identityHashCode(key);
+    int mask = slots.length - 1;
+    int i = (hash * 0x9E3779B9) >>> (32 - Integer.numberOfTrailingZeros(slots.length));
+    while (slots[i] != 0) {
+      long s = slots[i];
+      if ((int) (s >>> 32) == hash && keys[(int) s] == key) {
+        return false;
+      }
+      i = (i + 1) & mask;
+    }
+    if (size == keys.length) {
+      keys = Arrays.copyOf(keys, 2 * size);
+    }
+    keys[size] = key;
+    slots[i] = ((long) hash << 32) | size;
+    if (++size * 2 > slots.length) {
+      grow();
+    }
+    return true;
+  }
+
+  private void grow() {
+    long[] old = slots;
+    slots = new long[4 * old.length];
+    int mask = slots.length - 1;
+    int shift = 32 - Integer.numberOfTrailingZeros(slots.length);
+    for (long s : old) {
+      if (s != 0) {
+        int i = ((int) (s >>> 32) * 0x9E3779B9) >>> shift;
+        while (slots[i] != 0) {
+          i = (i + 1) & mask;
+        }
+        slots[i] = s;
+      }
+    }
+  }
+}
