@@ -22,8 +22,6 @@ import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.layers.AdoptingConv2d;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
-import java.lang.management.ThreadMXBean;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -55,7 +53,6 @@ public final class B1LiveSurgery {
   private static final Shape IMAGE = new Shape(3, 64, 64);
   private static final int CLASSES = 10;
   private static final int BATCH = 4;
-  private static final ThreadMXBean CPU = ManagementFactory.getThreadMXBean();
 
   private B1LiveSurgery() {}
 
@@ -209,7 +206,7 @@ public final class B1LiveSurgery {
       policies.put(strided, (block, index) -> copyOf((Conv2d) block));
       double[] floor = floorFirst ? floor(model.getBlock(), strided) : null;
       System.gc();
-      long cpuStart = CPU.getCurrentThreadCpuTime();
+      long cpuStart = BenchSupport.threadCpuNanos();
       long start = System.nanoTime();
       Map<Block, Block> done =
           ModuleSurgery.replaceModules(
@@ -217,7 +214,7 @@ public final class B1LiveSurgery {
               policies,
               SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
       double ms = BenchSupport.millisSince(start);
-      double cpuMs = (CPU.getCurrentThreadCpuTime() - cpuStart) / 1e6;
+      double cpuMs = BenchSupport.cpuMillisSince(cpuStart);
       if (!floorFirst) {
         floor = floor(model.getBlock(), strided);
       }
@@ -236,14 +233,14 @@ public final class B1LiveSurgery {
     List<NDArray> toCopy = new ArrayList<>();
     collect(root, strided, toCopy);
     System.gc();
-    long cpuStart = CPU.getCurrentThreadCpuTime();
+    long cpuStart = BenchSupport.threadCpuNanos();
     long start = System.nanoTime();
     List<NDArray> duplicates = new ArrayList<>(toCopy.size());
     for (NDArray array : toCopy) {
       duplicates.add(array.duplicate());
     }
     double ms = BenchSupport.millisSince(start);
-    double cpuMs = (CPU.getCurrentThreadCpuTime() - cpuStart) / 1e6;
+    double cpuMs = BenchSupport.cpuMillisSince(cpuStart);
     duplicates.forEach(NDArray::close);
     return new double[] {ms, cpuMs};
   }

@@ -86,7 +86,7 @@ public final class B2IdleOverhead {
     int agentFlag = List.of(args).indexOf("--agent");
     Path agent = Path.of(agentFlag >= 0 ? args[agentFlag + 1] : "agent/target/surgery-agent.jar");
     boolean events = List.of(args).contains("--events");
-    String part = BenchSupport.stringFlag(args, "part", "all");
+    String part = BenchSupport.choiceFlag(args, "part", "all", "all", "listener", "agent");
     if (!part.equals("agent")) {
       listenerInProcess(steps * 2, events);
     }
@@ -97,12 +97,11 @@ public final class B2IdleOverhead {
       System.out.println("B2 agent part skipped: " + agent + " not found (build it first)");
       return;
     }
+    boolean canPin = canPin();
     String pairing =
-        BenchSupport.stringFlag(args, "pairing", canPin() ? "concurrent" : "sequential");
-    if (!pairing.equals("concurrent") && !pairing.equals("sequential")) {
-      throw new IllegalArgumentException("--pairing must be concurrent or sequential: " + pairing);
-    }
-    if (pairing.equals("concurrent") && !canPin()) {
+        BenchSupport.choiceFlag(
+            args, "pairing", canPin ? "concurrent" : "sequential", "concurrent", "sequential");
+    if (pairing.equals("concurrent") && !canPin) {
       throw new IllegalStateException("--pairing concurrent needs 2 cores and taskset on the PATH");
     }
     agentProcesses(agent, steps, rounds, pairing.equals("concurrent"));

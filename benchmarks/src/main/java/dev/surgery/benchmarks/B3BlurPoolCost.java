@@ -30,9 +30,6 @@ public final class B3BlurPoolCost {
 
   private static final int CLASSES = 10;
 
-  private static final java.lang.management.ThreadMXBean THREADS =
-      java.lang.management.ManagementFactory.getThreadMXBean();
-
   private B3BlurPoolCost() {}
 
   /**
@@ -165,12 +162,10 @@ public final class B3BlurPoolCost {
 
   /** One training step; returns its wall and thread CPU milliseconds. */
   private static double[] timedStep(Trainer trainer, Shape input) {
-    long cpu = THREADS.getCurrentThreadCpuTime();
+    long cpu = BenchSupport.threadCpuNanos();
     long t = System.nanoTime();
     BenchSupport.trainStep(trainer, input, CLASSES);
-    return new double[] {
-      BenchSupport.millisSince(t), (THREADS.getCurrentThreadCpuTime() - cpu) / 1e6
-    };
+    return new double[] {BenchSupport.millisSince(t), BenchSupport.cpuMillisSince(cpu)};
   }
 
   /** Blurs every input and back-propagates the sum; returns the time in ms (copies not timed). */

@@ -78,15 +78,9 @@ public final class B4ScaleAndLeaks {
   public static void main(String[] args) throws Exception {
     int runs = BenchSupport.intFlag(args, "runs", 5);
     int cycles = BenchSupport.intFlag(args, "cycles", 1000);
-    List<String> list = List.of(args);
-    int part = list.indexOf("--part");
-    String which = part >= 0 && part + 1 < args.length ? args[part + 1] : "all";
+    String which = BenchSupport.choiceFlag(args, "part", "all", "all", "leaks", "scale");
+    String mode = BenchSupport.choiceFlag(args, "mode", "full", "full", "surgery", "steps");
     // Leaks first: the large generated trees of the scale part would inflate the heap, and RSS.
-    int modeFlag = list.indexOf("--mode");
-    String mode = modeFlag >= 0 && modeFlag + 1 < args.length ? args[modeFlag + 1] : "full";
-    if (!List.of("full", "surgery", "steps").contains(mode)) {
-      throw new IllegalArgumentException("--mode must be full, surgery or steps, got " + mode);
-    }
     if (!which.equals("scale")) {
       leaks(cycles, mode);
     }
@@ -99,8 +93,6 @@ public final class B4ScaleAndLeaks {
 
   private static void scale(int runs) {
     // Thread CPU time, not wall time: on a shared machine other processes change it little.
-    java.lang.management.ThreadMXBean cpu =
-        java.lang.management.ManagementFactory.getThreadMXBean();
     String loadBefore = BenchSupport.loadAverage();
     List<List<String>> rows = new ArrayList<>();
     double firstPerBlock = 0;
@@ -120,27 +112,27 @@ public final class B4ScaleAndLeaks {
       int replacedFloor = 0;
       for (int r = -2; r < runs; r++) {
         // The reference: a plain breadth-first walk of the same tree with getChildren().
-        long t = cpu.getCurrentThreadCpuTime();
+        long t = BenchSupport.threadCpuNanos();
         int walked = plainWalk(root);
-        double w = (cpu.getCurrentThreadCpuTime() - t) / 1e6;
+        double w = BenchSupport.cpuMillisSince(t);
         if (walked != blocks) {
           throw new IllegalStateException(walked + " walked, " + blocks + " blocks");
         }
-        t = cpu.getCurrentThreadCpuTime();
+        t = BenchSupport.threadCpuNanos();
         linears = ModuleSurgery.countModuleInstances(root, Linear.class);
-        double c = (cpu.getCurrentThreadCpuTime() - t) / 1e6;
+        double c = BenchSupport.cpuMillisSince(t);
         Map<BlockMatcher, ReplacementFunction> visitAll = new LinkedHashMap<>();
         visitAll.put((block, path) -> true, (block, index) -> null);
-        t = cpu.getCurrentThreadCpuTime();
+        t = BenchSupport.threadCpuNanos();
         ModuleSurgery.replaceModules(root, visitAll, SurgeryOptions.defaults());
-        double v = (cpu.getCurrentThreadCpuTime() - t) / 1e6;
+        double v = BenchSupport.cpuMillisSince(t);
         Map<BlockMatcher, ReplacementFunction> newLinear = new LinkedHashMap<>();
         newLinear.put(
             BlockMatcher.ofClass(Linear.class),
             (block, index) -> Linear.builder().setUnits(4).build());
-        t = cpu.getCurrentThreadCpuTime();
+        t = BenchSupport.threadCpuNanos();
         replaced = ModuleSurgery.replaceModules(root, newLinear, SurgeryOptions.defaults()).size();
-        double p = (cpu.getCurrentThreadCpuTime() - t) / 1e6;
+        double p = BenchSupport.cpuMillisSince(t);
         // The engine's part: the same surgery with replacements built beforehand (the user's
         // work of building 45 % of the tree anew is then outside the timed section).
         java.util.ArrayDeque<Block> prebuilt = new java.util.ArrayDeque<>();
@@ -149,21 +141,21 @@ public final class B4ScaleAndLeaks {
         }
         Map<BlockMatcher, ReplacementFunction> takePrebuilt = new LinkedHashMap<>();
         takePrebuilt.put(BlockMatcher.ofClass(Linear.class), (block, index) -> prebuilt.poll());
-        t = cpu.getCurrentThreadCpuTime();
+        t = BenchSupport.threadCpuNanos();
         replacedPrebuilt =
             ModuleSurgery.replaceModules(root, takePrebuilt, SurgeryOptions.defaults()).size();
-        double e = (cpu.getCurrentThreadCpuTime() - t) / 1e6;
+        double e = BenchSupport.cpuMillisSince(t);
         // The floor: the least work a two-phase leaf replacement with the same guarantees does on
         // this tree (MinimalLeafSurgery), with replacements built beforehand as well.
         java.util.ArrayDeque<Block> prebuiltForFloor = new java.util.ArrayDeque<>();
         for (int i = 0; i < linears; i++) {
           prebuiltForFloor.add(Linear.builder().setUnits(4).build());
         }
-        t = cpu.getCurrentThreadCpuTime();
+        t = BenchSupport.threadCpuNanos();
         replacedFloor =
             MinimalLeafSurgery.replace(
                 root, Linear.class, (block, index) -> prebuiltForFloor.poll());
-        double f = (cpu.getCurrentThreadCpuTime() - t) / 1e6;
+        double f = BenchSupport.cpuMillisSince(t);
         if (r >= 0) {
           walk.add(w);
           count.add(c);

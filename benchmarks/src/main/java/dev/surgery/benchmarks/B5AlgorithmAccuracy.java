@@ -29,8 +29,6 @@ import dev.surgery.samples.data.SyntheticImages;
 import dev.surgery.trainer.SurgeryListener;
 import dev.surgery.trainer.SurgeryOutcome;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
-import java.lang.management.ThreadMXBean;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -230,12 +228,11 @@ public final class B5AlgorithmAccuracy {
         listener.onInitialized(trainer);
         // With one PyTorch thread the kernels run on this thread, so its CPU time is the work done,
         // much less sensitive than wall time to other processes sharing the cores.
-        ThreadMXBean threads = ManagementFactory.getThreadMXBean();
-        long cpuStart = threads.getCurrentThreadCpuTime();
+        long cpuStart = BenchSupport.threadCpuNanos();
         long start = System.nanoTime();
         EasyTrain.fit(trainer, epochs, data[0], null);
         double seconds = (System.nanoTime() - start) / 1e9;
-        double cpuSeconds = (threads.getCurrentThreadCpuTime() - cpuStart) / 1e9;
+        double cpuSeconds = BenchSupport.cpuMillisSince(cpuStart) / 1e3;
         for (SurgeryOutcome a : listener.getOutcomes()) {
           if (a.status() != SurgeryOutcome.Status.APPLIED) {
             throw new IllegalStateException(v.name() + " failed: " + a.error());

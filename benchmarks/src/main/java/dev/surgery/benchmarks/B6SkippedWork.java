@@ -16,8 +16,6 @@ import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.SurgeryContext;
-import java.lang.management.ManagementFactory;
-import java.lang.management.ThreadMXBean;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -41,8 +39,6 @@ import java.util.function.Consumer;
  * -Dbench.main=dev.surgery.benchmarks.B6SkippedWork -Dbench.args="--steps 20 --rounds 3"}.
  */
 public final class B6SkippedWork {
-
-  private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
   private B6SkippedWork() {}
 
@@ -184,19 +180,19 @@ public final class B6SkippedWork {
                 batchManager
                     .randomInteger(0, 10, new Shape(batch), DataType.INT64)
                     .toType(DataType.FLOAT32, false);
-            long t0 = THREADS.getCurrentThreadCpuTime();
+            long t0 = BenchSupport.threadCpuNanos();
             long t1;
             long t2;
             try (GradientCollector collector = trainer.newGradientCollector()) {
               NDList pred = trainer.forward(new NDList(x));
               NDArray loss = trainer.getLoss().evaluate(new NDList(y), pred);
               loss.getFloat(); // the forward pass has run (CPU kernels are synchronous anyway)
-              t1 = THREADS.getCurrentThreadCpuTime();
+              t1 = BenchSupport.threadCpuNanos();
               collector.backward(loss);
-              t2 = THREADS.getCurrentThreadCpuTime();
+              t2 = BenchSupport.threadCpuNanos();
             }
             trainer.step();
-            long t3 = THREADS.getCurrentThreadCpuTime();
+            long t3 = BenchSupport.threadCpuNanos();
             if (s >= 3) {
               into.forward().add((t1 - t0) / 1e6);
               into.backward().add((t2 - t1) / 1e6);

@@ -25,8 +25,6 @@ import dev.surgery.samples.report.TimeToAccuracyPage.Point;
 import dev.surgery.trainer.SurgeryListener;
 import dev.surgery.trainer.SurgeryOutcome;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
-import java.lang.management.ThreadMXBean;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -535,7 +533,6 @@ public final class B6TimeToAccuracy {
 
   /** A stopwatch for wall time and the current thread's CPU time. */
   static final class Clock {
-    private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
     private long wall;
     private long cpu;
     private long wallStart = -1;
@@ -543,13 +540,13 @@ public final class B6TimeToAccuracy {
 
     void start() {
       wallStart = System.nanoTime();
-      cpuStart = THREADS.getCurrentThreadCpuTime();
+      cpuStart = BenchSupport.threadCpuNanos();
     }
 
     void stop() {
       if (wallStart >= 0) {
         wall += System.nanoTime() - wallStart;
-        cpu += THREADS.getCurrentThreadCpuTime() - cpuStart;
+        cpu += BenchSupport.threadCpuNanos() - cpuStart;
         wallStart = -1;
       }
     }
@@ -560,7 +557,7 @@ public final class B6TimeToAccuracy {
     }
 
     double cpuSeconds() {
-      long running = wallStart >= 0 ? THREADS.getCurrentThreadCpuTime() - cpuStart : 0;
+      long running = wallStart >= 0 ? BenchSupport.threadCpuNanos() - cpuStart : 0;
       return (cpu + running) / 1e9;
     }
   }

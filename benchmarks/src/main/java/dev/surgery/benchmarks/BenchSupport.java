@@ -14,6 +14,8 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -66,6 +68,24 @@ final class BenchSupport {
   /** Milliseconds since {@code startNanos}. */
   static double millisSince(long startNanos) {
     return (System.nanoTime() - startNanos) / 1e6;
+  }
+
+  private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
+
+  /**
+   * The calling thread's CPU time in nanoseconds. The benchmarks time with it rather than the wall
+   * clock where one thread does the work (PyTorch on one thread runs its kernels on the caller's):
+   * other processes on a shared machine change it little.
+   */
+  static long threadCpuNanos() {
+    return THREADS.getCurrentThreadCpuTime();
+  }
+
+  /**
+   * Milliseconds of the calling thread's CPU since {@code startNanos} from {@link #threadCpuNanos}.
+   */
+  static double cpuMillisSince(long startNanos) {
+    return (THREADS.getCurrentThreadCpuTime() - startNanos) / 1e6;
   }
 
   /** Prints a table with a header row, columns padded to their widest cell. */
@@ -188,6 +208,21 @@ final class BenchSupport {
   static int intFlag(String[] args, String name, int fallback) {
     String value = stringFlag(args, name, null);
     return value == null ? fallback : Integer.parseInt(value);
+  }
+
+  /**
+   * Returns the word after {@code --name}, or {@code fallback}, refusing any word but the allowed
+   * ones (a misspelled choice would otherwise run something else than asked, silently).
+   *
+   * @throws IllegalArgumentException naming the flag, the word and the allowed words
+   */
+  static String choiceFlag(String[] args, String name, String fallback, String... allowed) {
+    String value = stringFlag(args, name, fallback);
+    if (!Arrays.asList(allowed).contains(value)) {
+      throw new IllegalArgumentException(
+          "--" + name + " must be one of " + String.join(", ", allowed) + ", got " + value);
+    }
+    return value;
   }
 
   /** Returns the word after {@code --name} in the arguments, or {@code fallback}. */
