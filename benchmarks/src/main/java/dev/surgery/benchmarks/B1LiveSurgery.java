@@ -156,16 +156,25 @@ public final class B1LiveSurgery {
     return new Shape(BATCH).addAll(IMAGE);
   }
 
+  /**
+   * Puts a new ResNet-50 in the model and trains it two Adam steps, so that the optimizer has state
+   * for the surgery to keep; the caller closes the trainer.
+   */
+  private static Trainer trainedTwoSteps(Model model) {
+    model.setBlock(resnet50());
+    Trainer trainer = model.newTrainer(config());
+    trainer.initialize(inputShape());
+    BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+    BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+    return trainer;
+  }
+
   /** A trained-for-two-steps model; returns {time ms, blocks replaced}. */
   private static double[] liveRun() {
     Model model = Model.newInstance("b1-live");
     Trainer trainer = null;
     try {
-      model.setBlock(resnet50());
-      trainer = model.newTrainer(config());
-      trainer.initialize(inputShape());
-      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
-      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      trainer = trainedTwoSteps(model);
       System.gc();
       long start = System.nanoTime();
       SurgeryChanges report =
@@ -192,11 +201,7 @@ public final class B1LiveSurgery {
     Model model = Model.newInstance("b1-copy");
     Trainer trainer = null;
     try {
-      model.setBlock(resnet50());
-      trainer = model.newTrainer(config());
-      trainer.initialize(inputShape());
-      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
-      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      trainer = trainedTwoSteps(model);
       LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       BlockMatcher strided =
           (block, path) ->
@@ -271,11 +276,7 @@ public final class B1LiveSurgery {
     Model rebuilt = null;
     Trainer newTrainer = null;
     try {
-      model.setBlock(resnet50());
-      trainer = model.newTrainer(config());
-      trainer.initialize(inputShape());
-      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
-      BenchSupport.trainStep(trainer, inputShape(), CLASSES);
+      trainer = trainedTwoSteps(model);
       System.gc();
       long start = System.nanoTime();
       model.save(dir, "b1");
