@@ -13,6 +13,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.BiConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -33,6 +34,10 @@ import org.slf4j.LoggerFactory;
 public final class ModuleSurgery {
 
   private static final Logger logger = LoggerFactory.getLogger(ModuleSurgery.class);
+
+  /** Whether the reminder about trainers after a surgery without one was logged at INFO yet. */
+  static final AtomicBoolean TRAINERLESS_REMINDED =
+      new AtomicBoolean(); // package-private: tests reset it
 
   private ModuleSurgery() {}
 
@@ -285,10 +290,16 @@ public final class ModuleSurgery {
         new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices, faults)
             .run();
     if ((trainers == null || trainers.isEmpty()) && !replaced.isEmpty()) {
-      logger.info(
+      // A reminder, not a fault: said at INFO once per process, then at DEBUG, so that a job that
+      // changes trees without a trainer again and again (or a benchmark) is not flooded with it.
+      String reminder =
           "Surgery replaced {} blocks without a trainer: a Trainer that already registered the"
-              + " old parameters must be recreated (or passed to the surgery to follow it).",
-          replaced.size());
+              + " old parameters must be recreated (or passed to the surgery to follow it).";
+      if (TRAINERLESS_REMINDED.compareAndSet(false, true)) {
+        logger.info(reminder, replaced.size());
+      } else {
+        logger.debug(reminder, replaced.size());
+      }
     }
     return replaced;
   }

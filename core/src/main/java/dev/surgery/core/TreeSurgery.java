@@ -576,7 +576,9 @@ final class TreeSurgery {
           n.nothingDisplaced = noneInitialized(directParameters(block));
         }
         queue.add(n);
-        enqueueDescendants(n);
+        if (!leaf) {
+          enqueueDescendants(n);
+        }
       }
     }
   }
