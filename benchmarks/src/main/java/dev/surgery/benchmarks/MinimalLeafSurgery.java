@@ -25,12 +25,13 @@ import java.util.List;
  * it, plus the earlier replacements), so no function call and no probe here is one the engine could
  * skip.
  *
- * <p>Left out, because B4a's trees never need them: a matched leaf with two parents and an
- * initialized leaf (both refused with an exception rather than handled), composites as targets,
- * recursion, placement and shape checks, trainers, paths for messages, the rollback itself, the
- * returned map and the keys DJL derives from class names. The set is the engine's kind of table
- * (identity hash and position in a primitive slot, keys appended), not an {@code IdentityHashMap},
- * so the floor is not raised by a slower structure.
+ * <p>Left out, because B4a's trees never need them: a matched leaf with two parents, an initialized
+ * leaf, a matched block with children and a replacement that is an unmatched leaf (the engine then
+ * enters the leaves its walk passed by; all four are refused with an exception rather than
+ * handled), recursion, placement and shape checks, trainers, paths for messages, the rollback
+ * itself, the returned map and the keys DJL derives from class names. The set is the engine's kind
+ * of table (identity hash and position in a primitive slot, keys appended), not an {@code
+ * IdentityHashMap}, so the floor is not raised by a slower structure.
  */
 final class MinimalLeafSurgery {
 
@@ -64,8 +65,9 @@ final class MinimalLeafSurgery {
    * @param type the class of the leaves to replace
    * @param function the replacement; null keeps the leaf
    * @return the number of leaves replaced
-   * @throws IllegalStateException for a replacement already in the model, a matched leaf with two
-   *     parents, or a matched leaf that holds arrays (outside what this yardstick handles)
+   * @throws IllegalStateException for a replacement already in the model, and for what this
+   *     yardstick does not handle: a matched block with children, a matched leaf with two parents
+   *     or with arrays, a replacement that is an unmatched leaf
    */
   static int replace(Block root, Class<?> type, ReplacementFunction function) {
     MinimalLeafSurgery surgery = new MinimalLeafSurgery(type, function);
@@ -83,8 +85,11 @@ final class MinimalLeafSurgery {
       if (leaf && !matched) {
         continue;
       }
+      if (matched && !leaf) {
+        throw new IllegalStateException("a matched block with children: not handled here");
+      }
       if (!enter(child)) {
-        if (matched && leaf) {
+        if (matched) {
           throw new IllegalStateException("a matched leaf with two parents: not handled here");
         }
         continue;
@@ -107,12 +112,17 @@ final class MinimalLeafSurgery {
   @SuppressWarnings("unchecked")
   private int visitQueued() {
     int replaced = 0;
-    int[] index = new int[1];
+    int index = 0;
     for (int k = 0; k < queued; k += 2) {
       Block old = (Block) queue[k];
-      Block replacement = function.apply(old, index[0]++);
+      Block replacement = function.apply(old, index++);
       if (replacement == null) {
         continue;
+      }
+      if (!type.isInstance(replacement) && BlockPaths.children(replacement).isEmpty()) {
+        // It could be one of the unmatched leaves the walk passed by, which the set does not hold.
+        throw new IllegalStateException(
+            "a replacement that is an unmatched leaf: not handled here");
       }
       if (!enter(replacement)) {
         throw new IllegalStateException("the replacement is already part of the model");

@@ -101,6 +101,22 @@ class MinimalLeafSurgeryTest {
         IllegalStateException.class,
         () -> MinimalLeafSurgery.replace(twoParents, Linear.class, (block, index) -> null));
 
+    SequentialBlock matchedComposite =
+        new SequentialBlock().add(new SequentialBlock().add(Blocks.identityBlock()));
+    assertThrows(
+        IllegalStateException.class,
+        () ->
+            MinimalLeafSurgery.replace(
+                matchedComposite, SequentialBlock.class, (block, index) -> null));
+
+    // An unmatched leaf as replacement could be one the walk passed by: refused, not probed.
+    SequentialBlock root100 = B4ScaleAndLeaks.tree(100);
+    assertThrows(
+        IllegalStateException.class,
+        () ->
+            MinimalLeafSurgery.replace(
+                root100, Linear.class, (block, index) -> Blocks.identityBlock()));
+
     try (NDManager manager = NDManager.newBaseManager()) {
       Linear initialized = Linear.builder().setUnits(2).build();
       initialized.initialize(manager, DataType.FLOAT32, new Shape(1, 3));
