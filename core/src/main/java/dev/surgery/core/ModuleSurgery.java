@@ -35,9 +35,11 @@ public final class ModuleSurgery {
 
   private static final Logger logger = LoggerFactory.getLogger(ModuleSurgery.class);
 
-  /** Whether the reminder about trainers after a surgery without one was logged at INFO yet. */
-  static final AtomicBoolean TRAINERLESS_REMINDED =
-      new AtomicBoolean(); // package-private: tests reset it
+  /**
+   * Whether the reminder about trainers after a surgery without one was logged at INFO yet
+   * (package-private: a test resets it).
+   */
+  static final AtomicBoolean TRAINERLESS_REMINDED = new AtomicBoolean();
 
   private ModuleSurgery() {}
 
