@@ -135,10 +135,7 @@ public final class B4ScaleAndLeaks {
         double p = BenchSupport.cpuMillisSince(t);
         // The engine's part: the same surgery with replacements built beforehand (the user's
         // work of building 45 % of the tree anew is then outside the timed section).
-        java.util.ArrayDeque<Block> prebuilt = new java.util.ArrayDeque<>();
-        for (int i = 0; i < linears; i++) {
-          prebuilt.add(Linear.builder().setUnits(4).build());
-        }
+        java.util.ArrayDeque<Block> prebuilt = newLinears(linears);
         Map<BlockMatcher, ReplacementFunction> takePrebuilt = new LinkedHashMap<>();
         takePrebuilt.put(BlockMatcher.ofClass(Linear.class), (block, index) -> prebuilt.poll());
         t = BenchSupport.threadCpuNanos();
@@ -147,10 +144,7 @@ public final class B4ScaleAndLeaks {
         double e = BenchSupport.cpuMillisSince(t);
         // The floor: the least work a two-phase leaf replacement with the same guarantees does on
         // this tree (MinimalLeafSurgery), with replacements built beforehand as well.
-        java.util.ArrayDeque<Block> prebuiltForFloor = new java.util.ArrayDeque<>();
-        for (int i = 0; i < linears; i++) {
-          prebuiltForFloor.add(Linear.builder().setUnits(4).build());
-        }
+        java.util.ArrayDeque<Block> prebuiltForFloor = newLinears(linears);
         t = BenchSupport.threadCpuNanos();
         replacedFloor =
             MinimalLeafSurgery.replace(
@@ -240,6 +234,15 @@ public final class B4ScaleAndLeaks {
             + " runtime class path> dev.surgery.benchmarks.B4ScaleAndLeaks --part scale --runs "
             + runs
             + " (OMP_NUM_THREADS=1)");
+  }
+
+  /** New uninitialized {@code Linear}s like the tree's, to be taken as replacements in order. */
+  static java.util.ArrayDeque<Block> newLinears(int count) {
+    java.util.ArrayDeque<Block> blocks = new java.util.ArrayDeque<>(count);
+    for (int i = 0; i < count; i++) {
+      blocks.add(Linear.builder().setUnits(4).build());
+    }
+    return blocks;
   }
 
   /** Breadth-first over {@code getChildren()}, counting blocks: the floor for any traversal. */

@@ -141,10 +141,8 @@ public class SurgeryScaleBenchmark {
     @Setup(Level.Invocation)
     public void build(SurgeryScaleBenchmark bench) {
       blocks.clear();
-      int linears = ModuleSurgery.countModuleInstances(bench.root, Linear.class);
-      for (int i = 0; i < linears; i++) {
-        blocks.add(Linear.builder().setUnits(4).build());
-      }
+      blocks.addAll(
+          B4ScaleAndLeaks.newLinears(ModuleSurgery.countModuleInstances(bench.root, Linear.class)));
     }
   }
 }
