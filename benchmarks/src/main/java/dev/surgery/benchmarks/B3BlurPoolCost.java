@@ -21,10 +21,10 @@ import java.util.List;
  * on 32 x 32 inputs on the CPU with and without BlurPool (the 4 strided convolutions with at least
  * 16 input channels, blur before the convolution); steps of the two models alternate so that both
  * see the same machine load, each timed in wall clock and in the thread's CPU time. Then the blur
- * alone, forward and backward on the activations the 4 blurred convolutions see, against the same
- * blur written as a plain depthwise {@code Conv2d.conv2d(..., groups = channels)} call. Run: {@code
- * mvn -B -q -pl benchmarks exec:exec -Dbench.main=dev.surgery.benchmarks.B3BlurPoolCost
- * -Dbench.args="--steps 30"}.
+ * alone, forward and backward on the activations the 4 blurred convolutions see (at the 1x1
+ * shortcuts only where their stride reads), against the same blur written as a plain depthwise
+ * {@code Conv2d.conv2d(..., groups = channels)} call. Run: {@code mvn -B -q -pl benchmarks
+ * exec:exec -Dbench.main=dev.surgery.benchmarks.B3BlurPoolCost -Dbench.args="--steps 30"}.
  */
 public final class B3BlurPoolCost {
 
@@ -88,14 +88,16 @@ public final class B3BlurPoolCost {
     double plainMs = BenchSupport.median(plainTimes);
     double blurMs = BenchSupport.median(blurTimes);
 
-    // The blur alone on the inputs of the four blurred convolutions (blur first, stride 1):
-    // stage 2's first unit sees 16 x 32 x 32 (3x3 conv and 1x1 shortcut), stage 3's 32 x 16 x 16.
+    // The blur alone on the inputs of the four blurred convolutions, as they blur (blur first):
+    // stage 2's first unit sees 16 x 32 x 32, stage 3's 32 x 16 x 16; the 3x3 convolution blurs
+    // every position, the 1x1 shortcut only those its stride 2 reads.
     Shape[] activations = {
       new Shape(batch, 16, 32, 32),
       new Shape(batch, 16, 32, 32),
       new Shape(batch, 32, 16, 16),
       new Shape(batch, 32, 16, 16)
     };
+    Shape[] strides = {new Shape(1, 1), new Shape(2, 2), new Shape(1, 1), new Shape(2, 2)};
     List<Double> ours = new ArrayList<>();
     List<Double> plainConv = new ArrayList<>();
     try (NDManager manager = NDManager.newBaseManager()) {
@@ -107,8 +109,8 @@ public final class B3BlurPoolCost {
         kernels[i] = BlurFilter.create(manager, activations[i].get(1), DataType.FLOAT32);
       }
       for (int s = -5; s < steps; s++) {
-        double a = blurForwardBackward(manager, inputs, null, filter);
-        double b = blurForwardBackward(manager, inputs, kernels, null);
+        double a = blurForwardBackward(manager, inputs, strides, null, filter);
+        double b = blurForwardBackward(manager, inputs, strides, kernels, null);
         if (s >= 0) {
           ours.add(a);
           plainConv.add(b);
@@ -170,7 +172,7 @@ public final class B3BlurPoolCost {
 
   /** Blurs every input and back-propagates the sum; returns the time in ms (copies not timed). */
   private static double blurForwardBackward(
-      NDManager manager, NDArray[] inputs, NDArray[] kernels, BlurFilter filter) {
+      NDManager manager, NDArray[] inputs, Shape[] strides, NDArray[] kernels, BlurFilter filter) {
     try (NDManager step = manager.newSubManager()) {
       NDArray[] xs = new NDArray[inputs.length];
       for (int i = 0; i < inputs.length; i++) {
@@ -180,25 +182,29 @@ public final class B3BlurPoolCost {
       }
       long start = System.nanoTime();
       try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-        blurAll(xs, kernels, filter, collector);
+        blurAll(xs, strides, kernels, filter, collector);
       }
       return BenchSupport.millisSince(start);
     }
   }
 
   private static void blurAll(
-      NDArray[] xs, NDArray[] kernels, BlurFilter filter, GradientCollector collector) {
+      NDArray[] xs,
+      Shape[] strides,
+      NDArray[] kernels,
+      BlurFilter filter,
+      GradientCollector collector) {
     NDArray total = null;
     for (int i = 0; i < xs.length; i++) {
       NDArray x = xs[i];
       NDArray y =
           filter != null
-              ? filter.blur(x, new Shape(1, 1))
+              ? filter.blur(x, strides[i])
               : Conv2d.conv2d(
                       x,
                       kernels[i],
                       null,
-                      new Shape(1, 1),
+                      strides[i],
                       new Shape(1, 1),
                       new Shape(1, 1),
                       (int) x.getShape().get(1))

@@ -26,6 +26,8 @@ import ai.djl.nn.convolutional.Conv2d;
  */
 public class BlurConv2d extends AdoptingConv2d {
 
+  private static final Shape UNIT_STRIDE = new Shape(1, 1);
+
   private final boolean blurFirst;
   private final BlurFilter blur = new BlurFilter();
 
@@ -106,15 +108,30 @@ public class BlurConv2d extends AdoptingConv2d {
     return blurFirst;
   }
 
+  /** A 1 x 1 kernel without padding: its output at a position reads the input there alone. */
+  private boolean isPointwise() {
+    return kernelShape.get(0) == 1
+        && kernelShape.get(1) == 1
+        && padding.get(0) == 0
+        && padding.get(1) == 0;
+  }
+
   /** {@inheritDoc} */
   @Override
   protected NDList convolve(NDArray input, NDArray weight, NDArray bias) {
     if (blurFirst) {
-      NDArray blurred = blur.blur(input, new Shape(1, 1));
+      if (isPointwise()) {
+        // A 1 x 1 convolution without padding reads only the positions its stride lands on, and
+        // a blur's value at a position does not depend on the stride: blurring at the stride
+        // gives the same values for a quarter of the work (stride 2) forward and backward.
+        NDArray blurred = blur.blur(input, stride);
+        return conv2d(blurred, weight, bias, UNIT_STRIDE, padding, dilation, groups);
+      }
+      NDArray blurred = blur.blur(input, UNIT_STRIDE);
       return conv2d(blurred, weight, bias, stride, padding, dilation, groups);
     }
     NDArray dense =
-        conv2d(input, weight, bias, new Shape(1, 1), padding, dilation, groups).singletonOrThrow();
+        conv2d(input, weight, bias, UNIT_STRIDE, padding, dilation, groups).singletonOrThrow();
     return new NDList(blur.blur(dense, stride));
   }
 

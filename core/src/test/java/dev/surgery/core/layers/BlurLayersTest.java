@@ -15,6 +15,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.pooling.Pool;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import java.util.ArrayList;
 import java.util.List;
@@ -255,6 +256,67 @@ class BlurLayersTest {
     assertArrayEquals(expected.toFloatArray(), actual.toFloatArray(), 1e-5f);
     // and it is not the plain convolution
     assertFalse(forward(conv, x).allClose(actual, 1e-3, 1e-3, false));
+  }
+
+  @Test
+  void pointwiseBlurFirstEqualsBlurringEverywhereForwardAndBackward() {
+    // A 1 x 1 strided convolution (ResNet's downsampling shortcut) blurs only where its stride
+    // lands; values and input gradients must be those of blurring every position first. A padded
+    // 1 x 1 convolution reads the zero border, so it must keep blurring everywhere.
+    int[][] strideAndPadding = {{2, 0}, {3, 0}, {2, 1}};
+    for (int[] sp : strideAndPadding) {
+      Conv2d conv =
+          Conv2d.builder()
+              .setKernelShape(new Shape(1, 1))
+              .optStride(new Shape(sp[0], sp[0]))
+              .optPadding(new Shape(sp[1], sp[1]))
+              .setFilters(3)
+              .build();
+      NDArray x = manager.randomNormal(new Shape(2, 4, 9, 8));
+      conv.initialize(manager, DataType.FLOAT32, x.getShape());
+      NDArray weight = conv.getParameters().get("weight").getArray();
+      NDArray bias = conv.getParameters().get("bias").getArray();
+      BlurConv2d blurConv = BlurConv2d.fromConv2d(conv, true);
+      String label = "stride " + sp[0] + ", padding " + sp[1];
+
+      NDArray blurred = manager.create(directBlur(x, 1), x.getShape());
+      NDArray expected =
+          Conv2d.conv2d(
+                  blurred, weight, bias, conv.getStride(), conv.getPadding(), conv.getDilation())
+              .singletonOrThrow();
+      NDArray actual = forward(blurConv, x);
+      assertEquals(expected.getShape(), actual.getShape(), label);
+      assertArrayEquals(expected.toFloatArray(), actual.toFloatArray(), 1e-5f, label);
+
+      // The oracle's gradient: autograd through the definition (a stride-1 blur, then the
+      // convolution at its own stride), against a random upstream gradient.
+      NDArray upstream = manager.randomNormal(expected.getShape());
+      NDArray oracleX = x.duplicate();
+      NDArray ourX = x.duplicate();
+      oracleX.setRequiresGradient(true);
+      ourX.setRequiresGradient(true);
+      try (GradientCollector collector = manager.getEngine().newGradientCollector()) {
+        NDArray definition =
+            Conv2d.conv2d(
+                    BlurFilter.blurWith(
+                        oracleX,
+                        BlurFilter.create(manager, 4, DataType.FLOAT32),
+                        new Shape(1, 1),
+                        BlurFilter.SAME_PADDING),
+                    weight,
+                    bias,
+                    conv.getStride(),
+                    conv.getPadding(),
+                    conv.getDilation())
+                .singletonOrThrow();
+        collector.backward(definition.mul(upstream).sum());
+      }
+      try (GradientCollector collector = manager.getEngine().newGradientCollector()) {
+        collector.backward(forward(blurConv, ourX).mul(upstream).sum());
+      }
+      assertArrayEquals(
+          oracleX.getGradient().toFloatArray(), ourX.getGradient().toFloatArray(), 1e-5f, label);
+    }
   }
 
   @Test
