@@ -69,10 +69,11 @@ public final class B4ScaleAndLeaks {
   /**
    * Runs the benchmark.
    *
-   * @param args {@code --runs N} (default 5), {@code --cycles N} (default 1000), {@code --part
-   *     leaks|scale|all} (default all), {@code --mode full|surgery|steps} (default full: apply,
-   *     step, revert, step; surgery: apply and revert only; steps: two training steps only, the
-   *     control for what training alone does to RSS)
+   * @param args {@code --runs N} measured rounds per tree size (default 5; an even number gives the
+   *     engine and the floor the first turn equally often), {@code --cycles N} (default 1000),
+   *     {@code --part leaks|scale|all} (default all), {@code --mode full|surgery|steps} (default
+   *     full: apply, step, revert, step; surgery: apply and revert only; steps: two training steps
+   *     only, the control for what training alone does to RSS)
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
@@ -134,22 +135,26 @@ public final class B4ScaleAndLeaks {
         replaced = ModuleSurgery.replaceModules(root, newLinear, SurgeryOptions.defaults()).size();
         double p = BenchSupport.cpuMillisSince(t);
         // The engine's part: the same surgery with replacements built beforehand (the user's
-        // work of building 45 % of the tree anew is then outside the timed section).
+        // work of building 45 % of the tree anew is then outside the timed section). The floor:
+        // the least work a two-phase leaf replacement with the same guarantees does on this tree
+        // (MinimalLeafSurgery), with replacements built beforehand as well. Whichever runs first
+        // meets leaves the function above has just scattered through the heap, so the two take
+        // turns going first.
         java.util.ArrayDeque<Block> prebuilt = newLinears(linears);
+        java.util.ArrayDeque<Block> prebuiltForFloor = newLinears(linears);
+        boolean floorFirst = (r & 1) != 0;
+        double[] floorRun = floorFirst ? timedFloor(root, prebuiltForFloor) : null;
         Map<BlockMatcher, ReplacementFunction> takePrebuilt = new LinkedHashMap<>();
         takePrebuilt.put(BlockMatcher.ofClass(Linear.class), (block, index) -> prebuilt.poll());
         t = BenchSupport.threadCpuNanos();
         replacedPrebuilt =
             ModuleSurgery.replaceModules(root, takePrebuilt, SurgeryOptions.defaults()).size();
         double e = BenchSupport.cpuMillisSince(t);
-        // The floor: the least work a two-phase leaf replacement with the same guarantees does on
-        // this tree (MinimalLeafSurgery), with replacements built beforehand as well.
-        java.util.ArrayDeque<Block> prebuiltForFloor = newLinears(linears);
-        t = BenchSupport.threadCpuNanos();
-        replacedFloor =
-            MinimalLeafSurgery.replace(
-                root, Linear.class, (block, index) -> prebuiltForFloor.poll());
-        double f = BenchSupport.cpuMillisSince(t);
+        if (!floorFirst) {
+          floorRun = timedFloor(root, prebuiltForFloor);
+        }
+        double f = floorRun[0];
+        replacedFloor = (int) floorRun[1];
         if (r >= 0) {
           walk.add(w);
           count.add(c);
@@ -204,7 +209,7 @@ public final class B4ScaleAndLeaks {
         "B4a surgery time vs block count (generated trees, uninitialized blocks), thread CPU ms,"
             + " medians of "
             + runs
-            + " runs, "
+            + " runs (engine and floor take turns going first), "
             + BenchSupport.machine()
             + ", load "
             + loadBefore
@@ -234,6 +239,13 @@ public final class B4ScaleAndLeaks {
             + " runtime class path> dev.surgery.benchmarks.B4ScaleAndLeaks --part scale --runs "
             + runs
             + " (OMP_NUM_THREADS=1)");
+  }
+
+  /** Runs the floor with replacements taken in order; returns its thread CPU ms and count. */
+  private static double[] timedFloor(Block root, java.util.ArrayDeque<Block> replacements) {
+    long t = BenchSupport.threadCpuNanos();
+    int replaced = MinimalLeafSurgery.replace(root, Linear.class, (b, i) -> replacements.poll());
+    return new double[] {BenchSupport.cpuMillisSince(t), replaced};
   }
 
   /** New uninitialized {@code Linear}s like the tree's, to be taken as replacements in order. */
