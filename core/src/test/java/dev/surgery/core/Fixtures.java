@@ -197,20 +197,4 @@ final class Fixtures {
         .forEach((name, state) -> keys.put(name, new TreeSet<>(state.keySet())));
     return keys;
   }
-
-  /** Every optimizer state array, per parameter id, as bitwise copies. */
-  static Map<String, float[]> stateValues(Trainer trainer) {
-    Map<String, float[]> values = new LinkedHashMap<>();
-    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
-        .forEach(
-            (name, state) ->
-                state.forEach(
-                    (id, perDevice) ->
-                        perDevice.forEach(
-                            (device, array) ->
-                                values.put(
-                                    name + "/" + id + "/" + device,
-                                    ExactnessOracle.floats(array)))));
-    return values;
-  }
 }

@@ -20,6 +20,7 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.PairList;
 import dev.surgery.core.Fixtures.FieldHolder;
+import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
 import java.util.LinkedHashMap;
@@ -167,7 +168,7 @@ class SharedParametersTest {
 
   /** The optimizer state entries of some parameters, as bitwise copies. */
   private static Map<String, float[]> stateOf(Trainer trainer, Parameter... parameters) {
-    Map<String, float[]> all = Fixtures.stateValues(trainer);
+    Map<String, float[]> all = ExactnessOracle.optimizerStateValues(trainer);
     Map<String, float[]> mine = new LinkedHashMap<>();
     for (Parameter p : parameters) {
       all.forEach(

@@ -22,6 +22,7 @@ import ai.djl.training.dataset.ArrayDataset;
 import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.FactorizedLinear;
+import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyData;
@@ -82,7 +83,7 @@ class WeightCopyFaultTest {
           root.toString(),
           Fixtures.snapshot(root),
           Fixtures.storeIds(trainer),
-          Fixtures.stateValues(trainer),
+          ExactnessOracle.optimizerStateValues(trainer),
           new TreeMap<>(DjlInternals.updateCounts(DjlInternals.optimizer(trainer))),
           births,
           stand != null ? stand : DjlInternals.optimizer(trainer));

@@ -31,6 +31,7 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.TinyData;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -185,21 +186,8 @@ final class LiveTraining {
           s.values.put(p, p.getArray().toFloatArray());
         }
       }
-      states(trainer).forEach(s.states::put);
+      ExactnessOracle.optimizerStateValues(trainer).forEach(s.states::put);
       return s;
-    }
-
-    private static Map<String, float[]> states(Trainer trainer) {
-      Map<String, float[]> all = new HashMap<>();
-      DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
-          .forEach(
-              (name, state) ->
-                  state.forEach(
-                      (id, perDevice) ->
-                          perDevice.forEach(
-                              (device, array) ->
-                                  all.put(name + "/" + id + "/" + device, array.toFloatArray()))));
-      return all;
     }
 
     void assertSurgeryKeptTheTrainerExact(Block root, Trainer trainer) {
@@ -211,7 +199,7 @@ final class LiveTraining {
           ids,
           new TreeSet<>(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet()),
           "the store holds exactly the model's parameters");
-      Map<String, float[]> now = states(trainer);
+      Map<String, float[]> now = ExactnessOracle.optimizerStateValues(trainer);
       Map<String, Integer> countsNow = DjlInternals.updateCounts(DjlInternals.optimizer(trainer));
       Set<String> old = new HashSet<>();
       values.keySet().forEach(p -> old.add(p.getId()));

@@ -448,6 +448,26 @@ public final class ExactnessOracle implements AutoCloseable {
   }
 
   /**
+   * Copies every optimizer state array of a trainer, keyed {@code state/parameter id/device}, so
+   * that a test can compare the state bit by bit before and after a surgery.
+   *
+   * @param trainer the trainer
+   * @return the state values, in the optimizer's order
+   */
+  public static Map<String, float[]> optimizerStateValues(Trainer trainer) {
+    Map<String, float[]> values = new LinkedHashMap<>();
+    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
+        .forEach(
+            (name, state) ->
+                state.forEach(
+                    (id, perDevice) ->
+                        perDevice.forEach(
+                            (device, array) ->
+                                values.put(name + "/" + id + "/" + device, floats(array)))));
+    return values;
+  }
+
+  /**
    * Reads an array's values as floats: float32 as they are, float16 (and other types) converted,
    * which is exact from float16, so equal bits here mean equal bits there.
    *
