@@ -158,8 +158,16 @@ final class MacCounter {
 
   private static long blurConv(BlurConv2d conv, Shape x) {
     if (conv.isBlurFirst()) {
-      // A stride-1 blur keeps the input's size, then the strided convolution.
-      return blur(x) + conv2d(conv, x, conv.getStride());
+      // The blur of the input (at stride 1, or where a 1 x 1 convolution reads), then the
+      // convolution, whose output and cost stay those of the plain one.
+      Shape blurStride = conv.getBlurStride();
+      Shape blurred =
+          new Shape(
+              1,
+              x.get(1),
+              BlurFilter.outputLength(x.get(2), blurStride.get(0), 1),
+              BlurFilter.outputLength(x.get(3), blurStride.get(1), 1));
+      return blur(blurred) + conv2d(conv, x, conv.getStride());
     }
     // The convolution at stride 1, then the strided blur of its output.
     Shape dense = conv2dOutput(conv, x, new Shape(1, 1));

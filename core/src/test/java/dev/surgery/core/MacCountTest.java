@@ -80,6 +80,40 @@ class MacCountTest {
   }
 
   @Test
+  void blurFirstBeforeAOneByOneConvolutionCountsOnlyWhereItReads() {
+    // 16x16x16 -> 1x1/2 conv 32 (a downsampling shortcut): the blur runs at the stride.
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(
+                Conv2d.builder()
+                    .setKernelShape(new Shape(3, 3))
+                    .optPadding(new Shape(1, 1))
+                    .setFilters(16)
+                    .build())
+            .add(
+                Conv2d.builder()
+                    .setKernelShape(new Shape(1, 1))
+                    .optStride(new Shape(2, 2))
+                    .setFilters(32)
+                    .build());
+    SurgeryPlan plan;
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 16, 16));
+      plan =
+          BlurPool.builder()
+              .optBlurFirst(true)
+              .build()
+              .plan(SurgeryContext.of(net), new Shape(1, 3, 16, 16));
+    }
+    assertEquals(1, plan.steps().size());
+    SurgeryPlan.Step step = plan.steps().get(0);
+    long conv = 8L * 8 * 32 * 16; // 8x8 out, 32 <- 16, 1x1
+    assertEquals(conv, step.macsBefore());
+    // the blur of the 16 input channels at the 8x8 positions the stride reads
+    assertEquals(conv + 8L * 8 * 16 * 9, step.macsAfter());
+  }
+
+  @Test
   void blurAfterRunsTheConvolutionDenseThenBlursItsOutput() {
     SurgeryPlan plan =
         plan(BlurPool.builder().optBlurFirst(false).build(), new Shape(1, 3, 16, 16));
@@ -177,6 +211,7 @@ class MacCountTest {
               .plan(SurgeryContext.of(resnet), new Shape(1, 1, 28, 28));
       assertTrue(plan.steps().size() > 1);
       int checked = 0;
+      int shortcuts = 0;
       for (Map.Entry<Block, String> e : paths.entrySet()) {
         if (!(e.getKey() instanceof Conv2d conv)) {
           continue;
@@ -198,10 +233,17 @@ class MacCountTest {
                 / conv.getGroups();
         assertEquals(formula, step.macsBefore(), step.path());
         assertNotNull(step.macsAfter(), step.path());
-        assertEquals(in.get(1) * in.get(2) * in.get(3) * 9, step.macsChange(), step.path());
+        // The blur runs over the input, or for a 1 x 1 shortcut only over the positions its
+        // stride reads: the convolution's output grid.
+        boolean pointwise =
+            k.get(0) == 1 && k.get(1) == 1 && conv.getPadding().equals(new Shape(0, 0));
+        long blurred = pointwise ? out.get(2) * out.get(3) : in.get(2) * in.get(3);
+        assertEquals(in.get(1) * blurred * 9, step.macsChange(), step.path());
         checked++;
+        shortcuts += pointwise ? 1 : 0;
       }
       assertEquals(plan.steps().size(), checked);
+      assertTrue(shortcuts > 0, "the 1 x 1 shortcuts are among the blurred convolutions");
     }
   }
 

@@ -108,6 +108,18 @@ public class BlurConv2d extends AdoptingConv2d {
     return blurFirst;
   }
 
+  /**
+   * Returns the stride of the blur: (1, 1) for a blur before the convolution, except before a
+   * {@code 1 x 1} convolution without padding, which reads only the positions its stride lands on
+   * and is therefore blurred only there (the same values, fewer of them); the convolution's stride
+   * for a blur after it.
+   *
+   * @return the stride the blur runs at
+   */
+  public Shape getBlurStride() {
+    return blurFirst && !isPointwise() ? UNIT_STRIDE : stride;
+  }
+
   /** A 1 x 1 kernel without padding: its output at a position reads the input there alone. */
   private boolean isPointwise() {
     return kernelShape.get(0) == 1
@@ -121,9 +133,9 @@ public class BlurConv2d extends AdoptingConv2d {
   protected NDList convolve(NDArray input, NDArray weight, NDArray bias) {
     if (blurFirst) {
       if (isPointwise()) {
-        // A 1 x 1 convolution without padding reads only the positions its stride lands on, and
-        // a blur's value at a position does not depend on the stride: blurring at the stride
-        // gives the same values for a quarter of the work (stride 2) forward and backward.
+        // A blur's value at a position does not depend on the stride, so blurring only where the
+        // 1 x 1 convolution reads gives the same values for a quarter of the blur (stride 2),
+        // forward and backward.
         NDArray blurred = blur.blur(input, stride);
         return conv2d(blurred, weight, bias, UNIT_STRIDE, padding, dilation, groups);
       }

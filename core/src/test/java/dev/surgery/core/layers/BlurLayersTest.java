@@ -278,6 +278,8 @@ class BlurLayersTest {
       NDArray bias = conv.getParameters().get("bias").getArray();
       BlurConv2d blurConv = BlurConv2d.fromConv2d(conv, true);
       String label = "stride " + sp[0] + ", padding " + sp[1];
+      assertEquals(
+          sp[1] == 0 ? conv.getStride() : new Shape(1, 1), blurConv.getBlurStride(), label);
 
       NDArray blurred = manager.create(directBlur(x, 1), x.getShape());
       NDArray expected =
