@@ -60,7 +60,7 @@ import java.util.Set;
  * </ol>
  *
  * Run: {@code mvn -B -q -pl benchmarks exec:exec
- * -Dbench.main=dev.surgery.benchmarks.B4ScaleAndLeaks -Dbench.args="--runs 5 --cycles 1000"}.
+ * -Dbench.main=dev.surgery.benchmarks.B4ScaleAndLeaks -Dbench.args="--runs 6 --cycles 1000"}.
  */
 public final class B4ScaleAndLeaks {
 
@@ -69,15 +69,15 @@ public final class B4ScaleAndLeaks {
   /**
    * Runs the benchmark.
    *
-   * @param args {@code --runs N} measured rounds per tree size (default 5; an even number gives the
-   *     engine and the floor the first turn equally often), {@code --cycles N} (default 1000),
-   *     {@code --part leaks|scale|all} (default all), {@code --mode full|surgery|steps} (default
-   *     full: apply, step, revert, step; surgery: apply and revert only; steps: two training steps
-   *     only, the control for what training alone does to RSS)
+   * @param args {@code --runs N} measured rounds per tree size (default 6; the engine and the floor
+   *     take turns going first, so at least 2), {@code --cycles N} (default 1000), {@code --part
+   *     leaks|scale|all} (default all), {@code --mode full|surgery|steps} (default full: apply,
+   *     step, revert, step; surgery: apply and revert only; steps: two training steps only, the
+   *     control for what training alone does to RSS)
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
-    int runs = BenchSupport.intFlag(args, "runs", 5);
+    int runs = BenchSupport.intFlag(args, "runs", 6);
     int cycles = BenchSupport.intFlag(args, "cycles", 1000);
     String which = BenchSupport.choiceFlag(args, "part", "all", "all", "leaks", "scale");
     String mode = BenchSupport.choiceFlag(args, "mode", "full", "full", "surgery", "steps");
@@ -93,6 +93,11 @@ public final class B4ScaleAndLeaks {
   // ------------------------------------------------------------------ scale
 
   private static void scale(int runs) {
+    if (runs < 2) {
+      throw new IllegalArgumentException(
+          "--runs must be at least 2: the engine and the floor take turns going first, got "
+              + runs);
+    }
     // Thread CPU time, not wall time: on a shared machine other processes change it little.
     String loadBefore = BenchSupport.loadAverage();
     List<List<String>> rows = new ArrayList<>();
@@ -105,8 +110,9 @@ public final class B4ScaleAndLeaks {
       List<Double> count = new ArrayList<>();
       List<Double> traverse = new ArrayList<>();
       List<Double> replace = new ArrayList<>();
-      List<Double> engine = new ArrayList<>();
-      List<Double> floor = new ArrayList<>();
+      // Per order: index 0 for the rounds where the engine went first, 1 where the floor did.
+      List<List<Double>> engine = List.of(new ArrayList<>(), new ArrayList<>());
+      List<List<Double>> floor = List.of(new ArrayList<>(), new ArrayList<>());
       int linears = 0;
       int replaced = 0;
       int replacedPrebuilt = 0;
@@ -160,16 +166,16 @@ public final class B4ScaleAndLeaks {
           count.add(c);
           traverse.add(v);
           replace.add(p);
-          engine.add(e);
-          floor.add(f);
+          engine.get(floorFirst ? 1 : 0).add(e);
+          floor.get(floorFirst ? 1 : 0).add(f);
         }
       }
       double c = BenchSupport.median(count);
       double v = BenchSupport.median(traverse);
       double p = BenchSupport.median(replace);
-      double e = BenchSupport.median(engine);
+      double e = orderBalanced(engine);
       double w = BenchSupport.median(walk);
-      double m = BenchSupport.median(floor);
+      double m = orderBalanced(floor);
       double perBlock = 1000 * (c + p) / blocks;
       double enginePerBlock = 1000 * (c + e) / blocks;
       if (firstPerBlock == 0) {
@@ -209,7 +215,8 @@ public final class B4ScaleAndLeaks {
         "B4a surgery time vs block count (generated trees, uninitialized blocks), thread CPU ms,"
             + " medians of "
             + runs
-            + " runs (engine and floor take turns going first), "
+            + " runs (engine and floor take turns going first; theirs the mean of the two orders'"
+            + " medians), "
             + BenchSupport.machine()
             + ", load "
             + loadBefore
@@ -239,6 +246,14 @@ public final class B4ScaleAndLeaks {
             + " runtime class path> dev.surgery.benchmarks.B4ScaleAndLeaks --part scale --runs "
             + runs
             + " (OMP_NUM_THREADS=1)");
+  }
+
+  /**
+   * The mean of the medians of the two orders: each order gives its own cluster of times, and the
+   * median of them pooled would fall between the clusters.
+   */
+  private static double orderBalanced(List<List<Double>> byOrder) {
+    return (BenchSupport.median(byOrder.get(0)) + BenchSupport.median(byOrder.get(1))) / 2;
   }
 
   /** Runs the floor with replacements taken in order; returns its thread CPU ms and count. */

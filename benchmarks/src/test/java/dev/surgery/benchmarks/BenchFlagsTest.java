@@ -32,5 +32,11 @@ class BenchFlagsTest {
     assertThrows(
         IllegalArgumentException.class,
         () -> B4ScaleAndLeaks.main(new String[] {"--part", "scales"}));
+    // B4a needs a round of each order (engine first, floor first).
+    IllegalArgumentException runs =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> B4ScaleAndLeaks.main(new String[] {"--part", "scale", "--runs", "1"}));
+    assertTrue(runs.getMessage().contains("--runs"), runs.getMessage());
   }
 }

@@ -12,7 +12,8 @@ import ai.djl.nn.convolutional.Conv2d;
  * Composer's default: {@code conv_s(blur_1(x))}), or the convolution runs with stride 1 and its
  * output is blurred and subsampled ({@code conv} then {@code blur_s}, closer to the paper, about
  * {@code stride^2} times the convolution cost). The output shape equals the plain convolution's in
- * both orders.
+ * both orders. Before a {@code 1 x 1} convolution without padding the blur runs only where the
+ * stride reads, as {@code conv_1(blur_s(x))}: the same values ({@link #getBlurStride}).
  *
  * <p>The blur filter is a constant, not a {@link Parameter}: this block has exactly the version,
  * metadata and parameters of the {@code Conv2d} it replaces, so the two load each other's saved

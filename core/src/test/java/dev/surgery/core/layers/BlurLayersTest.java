@@ -261,30 +261,55 @@ class BlurLayersTest {
   @Test
   void pointwiseBlurFirstEqualsBlurringEverywhereForwardAndBackward() {
     // A 1 x 1 strided convolution (ResNet's downsampling shortcut) blurs only where its stride
-    // lands; values and input gradients must be those of blurring every position first. A padded
-    // 1 x 1 convolution reads the zero border, so it must keep blurring everywhere.
-    int[][] strideAndPadding = {{2, 0}, {3, 0}, {2, 1}};
-    for (int[] sp : strideAndPadding) {
+    // lands; values and input gradients must be those of blurring every position first. Padding p
+    // moves the positions read to i * s - p, which a strided blur does not produce, so a padded
+    // 1 x 1 convolution (on either axis) must keep blurring everywhere.
+    // {stride h, stride w, padding h, padding w, dilation, groups, weight standardized}
+    int[][] cases = {
+      {2, 2, 0, 0, 1, 1, 0},
+      {3, 3, 0, 0, 1, 1, 0},
+      {2, 1, 0, 0, 1, 1, 0},
+      {1, 2, 0, 0, 1, 1, 0},
+      {2, 2, 1, 1, 1, 1, 0},
+      {2, 2, 0, 1, 1, 1, 0},
+      {2, 2, 0, 0, 2, 1, 0},
+      {2, 2, 0, 0, 1, 2, 0},
+      {2, 2, 0, 0, 1, 1, 1}
+    };
+    for (int[] c : cases) {
       Conv2d conv =
           Conv2d.builder()
               .setKernelShape(new Shape(1, 1))
-              .optStride(new Shape(sp[0], sp[0]))
-              .optPadding(new Shape(sp[1], sp[1]))
-              .setFilters(3)
+              .optStride(new Shape(c[0], c[1]))
+              .optPadding(new Shape(c[2], c[3]))
+              .optDilation(new Shape(c[4], c[4]))
+              .optGroups(c[5])
+              .setFilters(4)
               .build();
       NDArray x = manager.randomNormal(new Shape(2, 4, 9, 8));
       conv.initialize(manager, DataType.FLOAT32, x.getShape());
-      NDArray weight = conv.getParameters().get("weight").getArray();
+      NDArray stored = conv.getParameters().get("weight").getArray();
       NDArray bias = conv.getParameters().get("bias").getArray();
+      boolean standardized = c[6] == 1;
+      NDArray weight = standardized ? WeightStandardizedConv2d.standardize(stored) : stored;
       BlurConv2d blurConv = BlurConv2d.fromConv2d(conv, true);
-      String label = "stride " + sp[0] + ", padding " + sp[1];
-      assertEquals(
-          sp[1] == 0 ? conv.getStride() : new Shape(1, 1), blurConv.getBlurStride(), label);
+      if (standardized) {
+        blurConv = blurConv.withWeightStandardization();
+      }
+      String label = java.util.Arrays.toString(c);
+      boolean pointwise = c[2] == 0 && c[3] == 0;
+      assertEquals(pointwise ? conv.getStride() : new Shape(1, 1), blurConv.getBlurStride(), label);
 
       NDArray blurred = manager.create(directBlur(x, 1), x.getShape());
       NDArray expected =
           Conv2d.conv2d(
-                  blurred, weight, bias, conv.getStride(), conv.getPadding(), conv.getDilation())
+                  blurred,
+                  weight,
+                  bias,
+                  conv.getStride(),
+                  conv.getPadding(),
+                  conv.getDilation(),
+                  conv.getGroups())
               .singletonOrThrow();
       NDArray actual = forward(blurConv, x);
       assertEquals(expected.getShape(), actual.getShape(), label);
@@ -309,7 +334,8 @@ class BlurLayersTest {
                     bias,
                     conv.getStride(),
                     conv.getPadding(),
-                    conv.getDilation())
+                    conv.getDilation(),
+                    conv.getGroups())
                 .singletonOrThrow();
         collector.backward(definition.mul(upstream).sum());
       }
@@ -319,6 +345,14 @@ class BlurLayersTest {
       assertArrayEquals(
           oracleX.getGradient().toFloatArray(), ourX.getGradient().toFloatArray(), 1e-5f, label);
     }
+    // After the convolution, the blur always runs at the convolution's stride.
+    Conv2d last =
+        Conv2d.builder()
+            .setKernelShape(new Shape(1, 1))
+            .optStride(new Shape(2, 2))
+            .setFilters(4)
+            .build();
+    assertEquals(new Shape(2, 2), BlurConv2d.fromConv2d(last, false).getBlurStride());
   }
 
   @Test
