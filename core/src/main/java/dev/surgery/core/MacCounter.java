@@ -160,26 +160,20 @@ final class MacCounter {
     if (conv.isBlurFirst()) {
       // The blur of the input (at stride 1, or where a 1 x 1 convolution reads), then the
       // convolution, whose output and cost stay those of the plain one.
-      Shape blurStride = conv.getBlurStride();
-      Shape blurred =
-          new Shape(
-              1,
-              x.get(1),
-              BlurFilter.outputLength(x.get(2), blurStride.get(0), 1),
-              BlurFilter.outputLength(x.get(3), blurStride.get(1), 1));
-      return blur(blurred) + conv2d(conv, x, conv.getStride());
+      return blur(blurOutput(x, conv.getBlurStride())) + conv2d(conv, x, conv.getStride());
     }
     // The convolution at stride 1, then the strided blur of its output.
     Shape dense = conv2dOutput(conv, x, new Shape(1, 1));
-    long total = conv2d(conv, x, new Shape(1, 1));
-    Shape stride = conv.getStride();
-    Shape out =
-        new Shape(
-            1,
-            dense.get(1),
-            BlurFilter.outputLength(dense.get(2), stride.get(0), 1),
-            BlurFilter.outputLength(dense.get(3), stride.get(1), 1));
-    return total + blur(out);
+    return conv2d(conv, x, new Shape(1, 1)) + blur(blurOutput(dense, conv.getStride()));
+  }
+
+  /** The shape of one sample's blur of {@code in} at a stride, zero padding 1. */
+  private static Shape blurOutput(Shape in, Shape stride) {
+    return new Shape(
+        1,
+        in.get(1),
+        BlurFilter.outputLength(in.get(2), stride.get(0), 1),
+        BlurFilter.outputLength(in.get(3), stride.get(1), 1));
   }
 
   /** The blur's cost for its output map: 3x3 taps per output value, one channel each. */

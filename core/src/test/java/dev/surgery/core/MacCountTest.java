@@ -37,12 +37,7 @@ class MacCountTest {
   /** 3x16x16 -> conv 3x3 16 -> BN -> conv 3x3/2 32 -> flatten -> linear 64 -> linear 10. */
   private static SequentialBlock tinyCnn() {
     return new SequentialBlock()
-        .add(
-            Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .optPadding(new Shape(1, 1))
-                .setFilters(16)
-                .build())
+        .add(sameSize3x3(16))
         .add(BatchNorm.builder().build())
         .add(
             Conv2d.builder()
@@ -54,6 +49,15 @@ class MacCountTest {
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(64).build())
         .add(Linear.builder().setUnits(10).build());
+  }
+
+  /** A 3x3 convolution with padding 1: the map keeps its size. */
+  private static Conv2d sameSize3x3(int filters) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optPadding(new Shape(1, 1))
+        .setFilters(filters)
+        .build();
   }
 
   private static SurgeryPlan plan(Algorithm algorithm, Shape input) {
@@ -84,12 +88,7 @@ class MacCountTest {
     // 16x16x16 -> 1x1/2 conv 32 (a downsampling shortcut): the blur runs at the stride.
     SequentialBlock net =
         new SequentialBlock()
-            .add(
-                Conv2d.builder()
-                    .setKernelShape(new Shape(3, 3))
-                    .optPadding(new Shape(1, 1))
-                    .setFilters(16)
-                    .build())
+            .add(sameSize3x3(16))
             .add(
                 Conv2d.builder()
                     .setKernelShape(new Shape(1, 1))

@@ -300,23 +300,25 @@ class BlurLayersTest {
       boolean pointwise = c[2] == 0 && c[3] == 0;
       assertEquals(pointwise ? conv.getStride() : new Shape(1, 1), blurConv.getBlurStride(), label);
 
-      NDArray blurred = manager.create(directBlur(x, 1), x.getShape());
-      NDArray expected =
-          Conv2d.conv2d(
-                  blurred,
-                  weight,
-                  bias,
-                  conv.getStride(),
-                  conv.getPadding(),
-                  conv.getDilation(),
-                  conv.getGroups())
-              .singletonOrThrow();
+      // The definition: a stride-1 blur, then the convolution at its own stride.
+      java.util.function.UnaryOperator<NDArray> convolve =
+          blurred ->
+              Conv2d.conv2d(
+                      blurred,
+                      weight,
+                      bias,
+                      conv.getStride(),
+                      conv.getPadding(),
+                      conv.getDilation(),
+                      conv.getGroups())
+                  .singletonOrThrow();
+      NDArray expected = convolve.apply(manager.create(directBlur(x, 1), x.getShape()));
       NDArray actual = forward(blurConv, x);
       assertEquals(expected.getShape(), actual.getShape(), label);
       assertArrayEquals(expected.toFloatArray(), actual.toFloatArray(), 1e-5f, label);
 
-      // The oracle's gradient: autograd through the definition (a stride-1 blur, then the
-      // convolution at its own stride), against a random upstream gradient.
+      // The oracle's gradient: autograd through the definition, against a random upstream
+      // gradient.
       NDArray upstream = manager.randomNormal(expected.getShape());
       NDArray oracleX = x.duplicate();
       NDArray ourX = x.duplicate();
@@ -324,19 +326,12 @@ class BlurLayersTest {
       ourX.setRequiresGradient(true);
       try (GradientCollector collector = manager.getEngine().newGradientCollector()) {
         NDArray definition =
-            Conv2d.conv2d(
-                    BlurFilter.blurWith(
-                        oracleX,
-                        BlurFilter.create(manager, 4, DataType.FLOAT32),
-                        new Shape(1, 1),
-                        BlurFilter.SAME_PADDING),
-                    weight,
-                    bias,
-                    conv.getStride(),
-                    conv.getPadding(),
-                    conv.getDilation(),
-                    conv.getGroups())
-                .singletonOrThrow();
+            convolve.apply(
+                BlurFilter.blurWith(
+                    oracleX,
+                    BlurFilter.create(manager, 4, DataType.FLOAT32),
+                    new Shape(1, 1),
+                    BlurFilter.SAME_PADDING));
         collector.backward(definition.mul(upstream).sum());
       }
       try (GradientCollector collector = manager.getEngine().newGradientCollector()) {
