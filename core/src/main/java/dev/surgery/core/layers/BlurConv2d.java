@@ -13,7 +13,8 @@ import ai.djl.nn.convolutional.Conv2d;
  * output is blurred and subsampled ({@code conv} then {@code blur_s}, closer to the paper, about
  * {@code stride^2} times the convolution cost). The output shape equals the plain convolution's in
  * both orders. Before a {@code 1 x 1} convolution without padding the blur runs only where the
- * stride reads, as {@code conv_1(blur_s(x))}: the same values ({@link #getBlurStride}).
+ * stride reads, as {@code conv_1(blur_s(x))}: the same output values ({@link #getBlurStride}); the
+ * weight's gradient sums the same products in another order, so it may differ in the last bits.
  *
  * <p>The blur filter is a constant, not a {@link Parameter}: this block has exactly the version,
  * metadata and parameters of the {@code Conv2d} it replaces, so the two load each other's saved
