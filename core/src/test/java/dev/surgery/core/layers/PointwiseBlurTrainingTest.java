@@ -22,6 +22,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.testing.ExactnessOracle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
@@ -119,13 +120,7 @@ class PointwiseBlurTrainingTest {
   private static void assertBitsEqual(float[][] expected, float[][] actual, String where) {
     assertEquals(expected.length, actual.length, where);
     for (int p = 0; p < expected.length; p++) {
-      for (int i = 0; i < expected[p].length; i++) {
-        assertTrue(Float.isFinite(actual[p][i]), where + ": parameter " + p + " element " + i);
-        assertEquals(
-            Float.floatToRawIntBits(expected[p][i]),
-            Float.floatToRawIntBits(actual[p][i]),
-            where + ": parameter " + p + " element " + i);
-      }
+      ExactnessOracle.assertBitsEqual(expected[p], actual[p], where + ", parameter " + p);
     }
   }
 

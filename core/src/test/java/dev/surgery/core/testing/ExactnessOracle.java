@@ -433,8 +433,18 @@ public final class ExactnessOracle implements AutoCloseable {
    */
   public static void assertBitsEqual(NDArray expected, NDArray actual, String where) {
     assertEquals(expected.getDataType(), actual.getDataType(), "data type of " + where);
-    float[] e = floats(expected);
-    float[] a = floats(actual);
+    assertBitsEqual(floats(expected), floats(actual), where);
+  }
+
+  /**
+   * Asserts two float arrays are equal bit for bit and finite (two NaNs with the same bits are a
+   * failure).
+   *
+   * @param e the oracle's values
+   * @param a the subject's values
+   * @param where what is compared, for the message
+   */
+  public static void assertBitsEqual(float[] e, float[] a, String where) {
     assertEquals(e.length, a.length, where);
     for (int i = 0; i < e.length; i++) {
       if (!Float.isFinite(a[i])) {
