@@ -11,7 +11,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
-import ai.djl.training.dataset.Batch;
 import dev.surgery.trainer.config.OnError;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -170,11 +169,7 @@ class SurgeryListenerLifecycleTest {
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
         trainer.initialize(INPUT);
         for (int epoch = 0; epoch < 2; epoch++) {
-          for (Batch batch : trainer.iterateDataset(dataset)) {
-            EasyTrain.trainBatch(trainer, batch);
-            trainer.step();
-            batch.close();
-          }
+          TestModels.trainEpochWithoutEvents(trainer, dataset);
           assertEquals(epoch, TestModels.count(model.getBlock(), "ScaledConv2d"));
           trainer.notifyListeners(l -> l.onEpoch(trainer));
           assertEquals(1, TestModels.count(model.getBlock(), "ScaledConv2d"));
@@ -201,11 +196,7 @@ class SurgeryListenerLifecycleTest {
         trainer.initialize(INPUT);
         before = TestModels.structure(model.getBlock());
         for (int epoch = 0; epoch < 4; epoch++) {
-          for (Batch batch : trainer.iterateDataset(dataset)) {
-            EasyTrain.trainBatch(trainer, batch);
-            trainer.step();
-            batch.close();
-          }
+          TestModels.trainEpochWithoutEvents(trainer, dataset);
           if (epoch == 1) {
             // the first batch of the second pass showed that one epoch had ended unseen
             List<String> w = listener.getWarnings();
@@ -235,11 +226,7 @@ class SurgeryListenerLifecycleTest {
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
         trainer.initialize(INPUT);
         for (int epoch = 0; epoch < 3; epoch++) {
-          for (Batch batch : trainer.iterateDataset(dataset)) {
-            EasyTrain.trainBatch(trainer, batch);
-            trainer.step();
-            batch.close();
-          }
+          TestModels.trainEpochWithoutEvents(trainer, dataset);
           if (epoch > 0) { // the first epoch ends without onEpoch
             trainer.notifyListeners(l -> l.onEpoch(trainer));
           }

@@ -9,16 +9,20 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import ai.djl.translate.TranslateException;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyModels;
+import java.io.IOException;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
@@ -48,6 +52,20 @@ final class TestModels {
     return new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
         .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build())
         .addTrainingListeners(listeners);
+  }
+
+  /**
+   * One pass over the data as a custom loop that fires no epoch or batch events: forward, backward
+   * and step per batch.
+   */
+  static void trainEpochWithoutEvents(Trainer trainer, ArrayDataset dataset)
+      throws IOException, TranslateException {
+    for (Batch batch : trainer.iterateDataset(dataset)) {
+      try (batch) {
+        EasyTrain.trainBatch(trainer, batch);
+        trainer.step();
+      }
+    }
   }
 
   static Model model(String name) {
