@@ -35,8 +35,7 @@ public interface BlockMatcher {
   static BlockMatcher ofClass(Class<?>... classes) {
     List<Class<?>> list = List.of(classes);
     if (list.size() == 1) {
-      Class<?> only = list.get(0);
-      return new PathFreeMatcher(only::isInstance);
+      return PathFreeMatcher.ofClass(list.get(0));
     }
     // A plain loop: this runs once per block of a tree, where a stream's setup would dominate.
     return new PathFreeMatcher(

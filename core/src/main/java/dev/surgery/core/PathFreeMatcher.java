@@ -12,8 +12,25 @@ final class PathFreeMatcher implements BlockMatcher {
 
   private final Predicate<Block> test;
 
+  /**
+   * The one class of a class matcher, else null. Tested directly: a traversal asks once per block,
+   * and a call through the predicate there is a megamorphic call that is never inlined.
+   */
+  private final Class<?> onlyClass;
+
   PathFreeMatcher(Predicate<Block> test) {
     this.test = test;
+    this.onlyClass = null;
+  }
+
+  private PathFreeMatcher(Class<?> onlyClass) {
+    this.test = onlyClass::isInstance;
+    this.onlyClass = onlyClass;
+  }
+
+  /** Matches the instances of one class (subclasses included). */
+  static PathFreeMatcher ofClass(Class<?> type) {
+    return new PathFreeMatcher(type);
   }
 
   /** Whether a matcher may need the path: anything not known to be path-free. */
@@ -23,12 +40,13 @@ final class PathFreeMatcher implements BlockMatcher {
 
   /** Matches without a path. */
   boolean matches(Block block) {
-    return test.test(block);
+    Class<?> type = onlyClass;
+    return type != null ? type.isInstance(block) : test.test(block);
   }
 
   @Override
   public boolean matches(Block block, String path) {
-    return test.test(block);
+    return matches(block);
   }
 
   @Override

@@ -95,6 +95,9 @@ final class TreeSurgery {
   /** Whether the walk records in each node which policies match it (all path-free, under 31). */
   private final boolean masks;
 
+  /** With {@link #masks}: each policy's matcher, in policy order, for the walk's per-block test. */
+  private final PathFreeMatcher[] pathFree;
+
   /**
    * True while leaves that no policy matches get no node: with only path-free matchers (class,
    * lambda name) such a leaf can never be replaced nor lead anywhere, so the walk passes it by
@@ -351,6 +354,10 @@ final class TreeSurgery {
     }
     this.pathsNeeded = paths;
     this.masks = !paths && policies.size() < 31;
+    this.pathFree = new PathFreeMatcher[masks ? policies.size() : 0];
+    for (int i = 0; i < pathFree.length; i++) {
+      pathFree[i] = (PathFreeMatcher) policies.get(i).matcher();
+    }
     this.passLeaves = masks;
     this.journaled = new boolean[policies.size()];
     this.counters = new int[policies.size()];
@@ -586,8 +593,9 @@ final class TreeSurgery {
   /** Which policies match a block, one bit each (only asked while all matchers are path-free). */
   private int matchMask(Block block) {
     int mask = 0;
-    for (int i = 0, size = policies.size(); i < size; i++) {
-      if (((PathFreeMatcher) policies.get(i).matcher()).matches(block)) {
+    PathFreeMatcher[] matchers = pathFree;
+    for (int i = 0; i < matchers.length; i++) {
+      if (matchers[i].matches(block)) {
         mask |= 1 << i;
       }
     }
