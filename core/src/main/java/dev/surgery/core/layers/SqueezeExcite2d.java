@@ -6,20 +6,23 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 
 /**
  * A squeeze-excite gate for NCHW feature maps: each channel is scaled by {@code sigmoid(W2 relu(W1
  * m))}, where {@code m} is the vector of per-channel spatial means and {@code W1} ({@code latent x
- * channels}) and {@code W2} ({@code channels x latent}) are bias-free linear layers.
+ * channels}) and {@code W2} ({@code channels x latent}) are bias-free linear layers. The two layers
+ * are children like any other: a surgery may replace them (for example by factorized ones).
  */
 public class SqueezeExcite2d extends SingleInputBlock {
 
   private final long channels;
   private final long latentChannels;
-  private final Linear reduce;
-  private final Linear expand;
+  // Typed Block, not Linear: a later surgery (factorize) may put another layer in their place.
+  private final Block reduce;
+  private final Block expand;
 
   /**
    * Creates a gate.

@@ -20,6 +20,7 @@ import dev.surgery.core.BlockPaths;
 import dev.surgery.core.layers.AdoptingConv2d;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.FactorizedConv2d;
+import dev.surgery.core.layers.FactorizedLinear;
 import dev.surgery.core.layers.SqueezeExciteConv2d;
 import java.util.List;
 import java.util.Map;
@@ -170,6 +171,103 @@ class CompositionTest {
       assertTrue(se.apply(SurgeryContext.of(seFirst)).isEmpty());
       assertTrue(se.apply(SurgeryContext.of(fFirst)).isEmpty());
     }
+  }
+
+  /**
+   * The gate's two linear layers are children like any other: factorize (linears) replaces them
+   * inside the gate, and the gate then computes through the factorized layers. Checked against the
+   * gate written out by hand from the factors' weights.
+   */
+  @Test
+  void factorizeReplacesTheLinearLayersInsideASqueezeExciteGate() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = net(manager);
+      apply(net, SqueezeExcite.builder().optMinChannels(16).optLatentChannels(4).build());
+      SurgeryChanges report =
+          Factorize.builder()
+              .optFactorizeConvs(false)
+              .optMinFeatures(4)
+              .optLatentFeatures(2)
+              .build()
+              .apply(SurgeryContext.of(net));
+
+      assertEquals(
+          List.of(
+              "01SqueezeExciteConv2d/02SqueezeExcite2d/01reduce",
+              "01SqueezeExciteConv2d/02SqueezeExcite2d/02expand"),
+          report.changes().stream().map(SurgeryChanges.Change::path).toList());
+      SqueezeExciteConv2d gated = (SqueezeExciteConv2d) net.getChildren().valueAt(0);
+      List<Block> gateLayers = List.copyOf(gated.getGate().getChildren().values());
+      assertTrue(gateLayers.stream().allMatch(b -> b instanceof FactorizedLinear), structure(net));
+
+      // Oracle: x * sigmoid(E2 E1 relu(R2 R1 mean(x))), with the factors' own weights.
+      NDArray x = manager.randomNormal(INPUT);
+      NDArray features =
+          gated
+              .getConv()
+              .forward(new ParameterStore(manager, false), new NDList(x), false)
+              .singletonOrThrow();
+      float[][] r1 = weights(gateLayers.get(0), 0);
+      float[][] r2 = weights(gateLayers.get(0), 1);
+      float[][] e1 = weights(gateLayers.get(1), 0);
+      float[][] e2 = weights(gateLayers.get(1), 1);
+      long[] shape = features.getShape().getShape();
+      int n = (int) shape[0];
+      int c = (int) shape[1];
+      int hw = (int) (shape[2] * shape[3]);
+      float[] f = features.toFloatArray();
+      float[] expected = new float[f.length];
+      for (int i = 0; i < n; i++) {
+        double[] mean = new double[c];
+        for (int ch = 0; ch < c; ch++) {
+          for (int p = 0; p < hw; p++) {
+            mean[ch] += f[(i * c + ch) * hw + p];
+          }
+          mean[ch] /= hw;
+        }
+        double[] hidden = relu(times(r2, times(r1, mean)));
+        double[] gate = times(e2, times(e1, hidden));
+        for (int ch = 0; ch < c; ch++) {
+          double g = 1 / (1 + Math.exp(-gate[ch]));
+          for (int p = 0; p < hw; p++) {
+            int at = (i * c + ch) * hw + p;
+            expected[at] = (float) (f[at] * g);
+          }
+        }
+      }
+      assertArrayEquals(expected, forward(net, x), 1e-5f);
+    }
+  }
+
+  /** The weight of the {@code layer}-th linear layer of a factorized linear, as rows. */
+  private static float[][] weights(Block factorized, int layer) {
+    NDArray w = factorized.getChildren().valueAt(layer).getParameters().get("weight").getArray();
+    int rows = (int) w.getShape().get(0);
+    int cols = (int) w.getShape().get(1);
+    float[] flat = w.toFloatArray();
+    float[][] m = new float[rows][cols];
+    for (int r = 0; r < rows; r++) {
+      System.arraycopy(flat, r * cols, m[r], 0, cols);
+    }
+    return m;
+  }
+
+  private static double[] times(float[][] m, double[] v) {
+    double[] out = new double[m.length];
+    for (int r = 0; r < m.length; r++) {
+      for (int k = 0; k < v.length; k++) {
+        out[r] += m[r][k] * v[k];
+      }
+    }
+    return out;
+  }
+
+  private static double[] relu(double[] v) {
+    double[] out = new double[v.length];
+    for (int i = 0; i < v.length; i++) {
+      out[i] = Math.max(0, v[i]);
+    }
+    return out;
   }
 
   /**
