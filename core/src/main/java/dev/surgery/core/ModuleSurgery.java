@@ -371,7 +371,7 @@ public final class ModuleSurgery {
         }
       }
       journal.commit();
-    } catch (RuntimeException e) {
+    } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
       journal.rollback(e);
       throw e;
     }
@@ -470,7 +470,7 @@ public final class ModuleSurgery {
     try {
       changes.accept(journal, new TrainerSurgery(journal, Faults.NONE));
       journal.commit();
-    } catch (RuntimeException e) {
+    } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
       journal.rollback(e);
       throw e;
     }
@@ -523,7 +523,7 @@ public final class ModuleSurgery {
       TreeSurgery.applyUpdate(
           removed, added, List.copyOf(optimizers), new IdentityHashMap<>(), journal, Faults.NONE);
       journal.commit();
-    } catch (RuntimeException e) {
+    } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
       journal.rollback(e);
       if (e instanceof SurgeryException s) {
         throw new IllegalStateException(s.getMessage(), s);

@@ -371,7 +371,7 @@ final class TreeSurgery {
       updateTrainers();
       journal.commit();
       return replaced;
-    } catch (RuntimeException | Error e) {
+    } catch (Throwable e) { // checked ones too: a function may throw them undeclared
       throw rolledBack(e, null);
     }
   }
@@ -399,7 +399,7 @@ final class TreeSurgery {
     try {
       replaceAll(before);
       result = describe.describe(replaced, before, ownerPaths());
-    } catch (RuntimeException | Error e) {
+    } catch (Throwable e) { // checked ones too: a function may throw them undeclared
       throw rolledBack(e, before);
     }
     journal.rollback(new IllegalStateException("dry run"));
@@ -668,7 +668,8 @@ final class TreeSurgery {
       Block replacement;
       try {
         replacement = policy.function().apply(child, index);
-      } catch (RuntimeException e) {
+      } catch (
+          Exception e) { // checked ones too: Kotlin, Scala or a sneaky throw need no declaration
         throw new SurgeryException(
             BlockPaths.display(node.path()),
             "replacement function of policy " + policy.label() + " failed: " + e.getMessage(),
@@ -1040,7 +1041,7 @@ final class TreeSurgery {
         replacement.initialize(manager, dataType, inputShapes);
       }
       faults.point("initialize");
-    } catch (RuntimeException e) {
+    } catch (Exception e) { // a block's initialize may throw a checked exception undeclared
       throw new SurgeryException(
           path,
           "replacement "
@@ -1085,7 +1086,7 @@ final class TreeSurgery {
     Shape[] actual;
     try {
       actual = replacement.getOutputShapes(inputShapes);
-    } catch (RuntimeException e) {
+    } catch (Exception e) {
       throw new SurgeryException(
           path, "cannot compute the output shapes of the replacement: " + e.getMessage(), e);
     }

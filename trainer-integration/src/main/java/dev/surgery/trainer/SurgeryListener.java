@@ -296,7 +296,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           call = "apply";
           algorithm.apply(event, state);
         }
-      } catch (RuntimeException e) {
+      } catch (Exception e) { // a plugin may throw a checked exception undeclared
         RuntimeException error = pluginError(call, event, algorithm, e);
         String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
         if (onError == OnError.FAIL) {
@@ -839,7 +839,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     boolean match;
     try {
       match = algorithm.match(event, stateAt(trainer, st, event));
-    } catch (RuntimeException e) {
+    } catch (Exception e) { // a plugin may throw a checked exception undeclared
       failed(st, index, event, pluginError("match", event, algorithm, e), 0);
       return;
     }
@@ -850,9 +850,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /** Wraps a plugin's exception so that the message names the plugin, the call and its jar. */
   private static RuntimeException pluginError(
-      String call, Event event, Algorithm algorithm, RuntimeException e) {
-    if (e instanceof SurgeryException) {
-      return e; // the engine's own error, which names the block
+      String call, Event event, Algorithm algorithm, Exception e) {
+    if (e instanceof SurgeryException s) {
+      return s; // the engine's own error, which names the block
     }
     String origin = Algorithms.origin(algorithm.name());
     return new IllegalStateException(
@@ -900,7 +900,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     SurgeryChanges changes;
     try {
       changes = algorithm.apply(event, state);
-    } catch (RuntimeException e) {
+    } catch (Exception e) { // a plugin may throw a checked exception undeclared
       long nanos = System.nanoTime() - start;
       failed(st, index, event, pluginError("apply", event, algorithm, e), nanos);
       return;

@@ -20,7 +20,8 @@ import java.util.function.BiConsumer;
 /**
  * Event-driven test algorithms: {@code t_ev_rec} records every event it is asked about (it never
  * matches), {@code t_ev_mark} logs its tag at its {@code event} when {@code at_step} steps have
- * run, {@code t_ev_throw} throws in {@code match} or {@code apply} at BATCH_END.
+ * run, {@code t_ev_throw} throws in {@code match} (unchecked) or {@code apply} (an undeclared checked
+ * exception) at BATCH_END.
  */
 final class EventRecorder implements Algorithm {
 
@@ -122,7 +123,8 @@ final class EventRecorder implements Algorithm {
   @Override
   public SurgeryChanges apply(Event event, State state) {
     if (name.equals(THROW)) {
-      throw new IllegalArgumentException("injected in apply");
+      // An undeclared checked exception, as Kotlin or a sneaky throw can raise: handled the same.
+      throw EventRecorder.<RuntimeException>sneaky(new java.io.IOException("injected in apply"));
     }
     MARKS.add(values.get("tag") + "@" + state.globalSteps());
     return null;
@@ -131,5 +133,10 @@ final class EventRecorder implements Algorithm {
   @Override
   public SurgeryChanges apply(SurgeryContext context) {
     return new SurgeryChanges(name, hyperparameters(), List.of(), 0, 0, 1);
+  }
+
+  @SuppressWarnings("unchecked")
+  private static <T extends Throwable> T sneaky(Throwable t) throws T {
+    throw (T) t;
   }
 }
