@@ -20,8 +20,8 @@ import java.util.function.BiConsumer;
 /**
  * Event-driven test algorithms: {@code t_ev_rec} records every event it is asked about (it never
  * matches), {@code t_ev_mark} logs its tag at its {@code event} when {@code at_step} steps have
- * run, {@code t_ev_throw} throws in {@code match} (unchecked) or {@code apply} (an undeclared checked
- * exception) at BATCH_END.
+ * run, {@code t_ev_throw} throws in {@code match} (unchecked) or {@code apply} (an undeclared
+ * checked exception) at BATCH_END.
  */
 final class EventRecorder implements Algorithm {
 

@@ -1,6 +1,7 @@
 package dev.surgery.core.layers;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
@@ -53,14 +54,32 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
    * Initializes a two-layer factorized block where the original weight lives and sets its layers
    * from the truncated SVD of that weight: {@code module1 * module0 ~ w}. On failure the block's
    * new arrays are freed, since the block never reaches the model.
+   *
+   * @param standardized whether the original computed with its weight standardized per output
+   *     channel: the SVD is then taken of that standardized weight, {@code module0} standardizes
+   *     its own weight and the plain {@code module1} takes the scale each standardized row gets, so
+   *     that the product is still the truncated SVD of what the original computed with
    */
   final void initializeFromSvd(
-      NDArray w, Shape[] inputShapes, int out, int fanIn, int rank, NDArray biasOrNull) {
+      NDArray w,
+      Shape[] inputShapes,
+      int out,
+      int fanIn,
+      int rank,
+      NDArray biasOrNull,
+      boolean standardized) {
     initialize(w.getManager(), w.getDataType(), inputShapes);
     try {
-      TruncatedSvd svd = TruncatedSvd.of(floatValues(w), out, fanIn);
-      set(module1.getParameters().get("weight"), svd.leftFactor(rank));
-      set(module0.getParameters().get("weight"), svd.rightFactor(rank));
+      float[] matrix = standardized ? standardizedValues(w) : floatValues(w);
+      TruncatedSvd svd = TruncatedSvd.of(matrix, out, fanIn);
+      float[] left = svd.leftFactor(rank);
+      float[] right = svd.rightFactor(rank);
+      Parameter first = module0.getParameters().get("weight");
+      set(first, right);
+      if (standardized) {
+        undoRowScale(left, right, standardizedValues(first.getArray()), out, fanIn, rank);
+      }
+      set(module1.getParameters().get("weight"), left);
       if (biasOrNull != null) {
         module1.getParameters().get("bias").getArray().set(biasOrNull.toByteBuffer());
       }
@@ -71,6 +90,36 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
         }
       }
       throw e;
+    }
+  }
+
+  /**
+   * Divides each column {@code k} of {@code left} ({@code out x rank}) by the factor that
+   * standardizing row {@code k} of {@code right} ({@code rank x fanIn}) multiplies it by. The rows
+   * of an SVD of a standardized weight have zero mean (each row of that weight has), so
+   * standardizing one only scales it; the factor is measured on the rows as the layer standardizes
+   * them. A zero row (a zero singular value) contributes nothing either way.
+   */
+  private static void undoRowScale(
+      float[] left, float[] right, float[] standardizedRight, int out, int fanIn, int rank) {
+    for (int k = 0; k < rank; k++) {
+      double along = 0;
+      double norm = 0;
+      for (int j = 0; j < fanIn; j++) {
+        along += (double) standardizedRight[k * fanIn + j] * right[k * fanIn + j];
+        norm += (double) right[k * fanIn + j] * right[k * fanIn + j];
+      }
+      double scale = norm == 0 ? 0 : along / norm;
+      for (int o = 0; o < out; o++) {
+        left[o * rank + k] = scale == 0 ? 0 : (float) (left[o * rank + k] / scale);
+      }
+    }
+  }
+
+  /** A convolution weight standardized per output channel, as the layers compute it, as floats. */
+  private static float[] standardizedValues(NDArray w) {
+    try (NDManager scratch = w.getManager().newSubManager()) {
+      return floatValues(WeightStandardizedConv2d.standardize(w, scratch));
     }
   }
 

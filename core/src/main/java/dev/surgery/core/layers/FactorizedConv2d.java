@@ -11,32 +11,33 @@ import dev.surgery.core.internal.DjlInternals;
  * padding and dilation, no bias) followed by a {@code 1 x 1} convolution to the output channels
  * (with the original's bias, if it had one), with no nonlinearity in between.
  *
- * <p>The two layers keep what the original computed besides its weight: when it standardized its
- * weight ({@link AdoptingConv2d#isWeightStandardized}) both layers standardize theirs, and when it
- * was a {@link BlurConv2d} the first layer blurs the same way. That is the model weight
- * standardization or BlurPool would give when applied after factorization, so the algorithms
- * compose in either order.
+ * <p>The two layers compute what the original did besides its weight:
  *
- * <p>{@link #from(Conv2d, int)} starts it from the original's trained weights: the weight, seen as
- * an {@code out x (in * k * k)} matrix, is replaced by its best rank-{@code rank} approximation
- * (truncated SVD), split as {@code U sqrt(S)} for the {@code 1 x 1} convolution and {@code sqrt(S)
- * V^T} for the first one. At full rank it computes what the original did.
+ * <ul>
+ *   <li>when it standardized its weight ({@link AdoptingConv2d#isWeightStandardized}), the first
+ *       layer standardizes its own and the plain {@code 1 x 1} layer carries the scale: a product
+ *       of two standardized layers cannot equal a standardized weight (at rank 1 the {@code 1 x 1}
+ *       layer would standardize to zero);
+ *   <li>when it was a {@link BlurConv2d} that blurs first, the first layer blurs its input the same
+ *       way;
+ *   <li>when it was one that blurs after the convolution ({@code blur_s(conv_1(x) + b)}), the first
+ *       layer convolves at stride 1 and the {@code 1 x 1} layer blurs after itself at the stride,
+ *       so that the bias is blurred as before (next to the border a blurred constant is smaller).
+ * </ul>
+ *
+ * <p>{@link #from(Conv2d, int)} starts it from the original's trained weights: the weight the
+ * original computes with, seen as an {@code out x (in * k * k)} matrix, is replaced by its best
+ * rank-{@code rank} approximation (truncated SVD), split as {@code U sqrt(S)} for the {@code 1 x 1}
+ * convolution and {@code sqrt(S) V^T} for the first one. At full rank it computes what the original
+ * did. Weight standardization or BlurPool applied after factorization choose among the two layers
+ * by their own rules, so the two orders need not give the same layers.
  */
 public class FactorizedConv2d extends FactorizedBlock<Conv2d> implements ConvolutionLayer {
 
   private final int filters;
 
   private FactorizedConv2d(Conv2d original, int rank) {
-    super(
-        firstLayer(original, rank),
-        sameKind(
-            original,
-            Conv2d.builder()
-                .setKernelShape(new Shape(1, 1))
-                .setFilters(original.getFilters())
-                .optBias(original.isIncludeBias()),
-            false),
-        rank);
+    super(firstLayer(original, rank), secondLayer(original), rank);
     filters = original.getFilters();
   }
 
@@ -60,29 +61,42 @@ public class FactorizedConv2d extends FactorizedBlock<Conv2d> implements Convolu
     return w == null ? -1 : w.get(1);
   }
 
-  /** The k x k layer to {@code rank} channels: it blurs if the original blurred. */
+  /**
+   * The k x k layer to {@code rank} channels: standardized if the original was, blurring first if
+   * the original did; at stride 1 if the original blurred after the convolution.
+   */
   private static Conv2d firstLayer(Conv2d original, int rank) {
+    boolean blurAfter = isBlurAfter(original);
     Conv2d.Builder settings =
         Conv2d.builder()
             .setKernelShape(original.getKernelShape())
-            .optStride(original.getStride())
+            .optStride(blurAfter ? new Shape(1, 1) : original.getStride())
             .optPadding(original.getPadding())
             .optDilation(original.getDilation())
             .setFilters(rank)
             .optBias(false);
-    return sameKind(original, settings, true);
-  }
-
-  /**
-   * Builds a layer that computes the way {@code original} does: standardizing its weight if the
-   * original did, and (when {@code blur}) blurring as a {@link BlurConv2d} original did.
-   */
-  private static Conv2d sameKind(Conv2d original, Conv2d.Builder settings, boolean blur) {
     boolean standardized = AdoptingConv2d.isWeightStandardized(original);
-    if (blur && original instanceof BlurConv2d blurConv) {
-      return new BlurConv2d(settings, blurConv.isBlurFirst(), standardized);
+    if (original instanceof BlurConv2d && !blurAfter) {
+      return new BlurConv2d(settings, true, standardized);
     }
     return standardized ? new WeightStandardizedConv2d(settings) : settings.build();
+  }
+
+  /** The plain 1 x 1 layer to the outputs, which blurs after itself if the original did. */
+  private static Conv2d secondLayer(Conv2d original) {
+    Conv2d.Builder settings =
+        Conv2d.builder()
+            .setKernelShape(new Shape(1, 1))
+            .setFilters(original.getFilters())
+            .optBias(original.isIncludeBias());
+    if (isBlurAfter(original)) {
+      return new BlurConv2d(settings.optStride(original.getStride()), false, false);
+    }
+    return settings.build();
+  }
+
+  private static boolean isBlurAfter(Conv2d conv) {
+    return conv instanceof BlurConv2d blur && !blur.isBlurFirst();
   }
 
   /**
@@ -139,7 +153,8 @@ public class FactorizedConv2d extends FactorizedBlock<Conv2d> implements Convolu
             "rank must be in [1, " + Math.min(out, fanIn) + "], got " + rank);
       }
       NDArray bias = conv.isIncludeBias() ? conv.getParameters().get("bias").getArray() : null;
-      block.initializeFromSvd(w, inputShapes, out, fanIn, rank, bias);
+      block.initializeFromSvd(
+          w, inputShapes, out, fanIn, rank, bias, AdoptingConv2d.isWeightStandardized(conv));
     }
     return block;
   }

@@ -55,7 +55,7 @@ public class FactorizedLinear extends FactorizedBlock<Linear> {
           BlockInspector.linearHasBias(linear)
               ? linear.getParameters().get("bias").getArray()
               : null;
-      block.initializeFromSvd(w, inputShapes, out, in, rank, bias);
+      block.initializeFromSvd(w, inputShapes, out, in, rank, bias, false);
     }
     return block;
   }

@@ -121,28 +121,39 @@ class CompositionTest {
     }
   }
 
+  /**
+   * Factorize keeps what a blurred, standardized convolution computes (the layer tests check the
+   * values at full rank): the first layer standardizes, and a blur after the convolution moves
+   * after the {@code 1 x 1} layer, with the stride. Applied after factorize, BlurPool and weight
+   * standardization pick layers by their own rules instead: the strided first layer is blurred, and
+   * both layers are standardized.
+   */
   @Test
-  void factorizeCarriesBlurAndStandardizationAndCommutesWithThem() {
+  void factorizeKeepsBlurAndStandardizationWhereTheyComputeTheSame() {
     try (NDManager manager = NDManager.newBaseManager()) {
-      NDArray x = manager.randomNormal(INPUT);
       Algorithm ws = WeightStandardization.builder().build();
       Algorithm bp = BlurPool.builder().optBlurFirst(false).build();
       Algorithm f = Factorize.builder().optMinChannels(16).optLatentChannels(4).build();
 
-      SequentialBlock before = net(manager);
-      apply(before, bp, ws, f);
-      SequentialBlock after = net(manager);
-      apply(after, f, bp, ws);
-      String expected =
+      SequentialBlock factorizedLast = net(manager);
+      apply(factorizedLast, bp, ws, f);
+      assertEquals(
+          "=SequentialBlock, 01FactorizedConv2d=FactorizedConv2d,"
+              + " 01FactorizedConv2d/01WeightStandardizedConv2d=WeightStandardizedConv2d(ws),"
+              + " 01FactorizedConv2d/02BlurConv2d=BlurConv2d",
+          structure(factorizedLast));
+      BlurConv2d blur =
+          (BlurConv2d) BlockPaths.resolve(factorizedLast, "01FactorizedConv2d/02BlurConv2d");
+      assertFalse(blur.isBlurFirst(), "the blur keeps its order");
+      assertEquals(new Shape(2, 2), blur.getStride(), "and takes the stride");
+
+      SequentialBlock factorizedFirst = net(manager);
+      apply(factorizedFirst, f, bp, ws);
+      assertEquals(
           "=SequentialBlock, 01FactorizedConv2d=FactorizedConv2d,"
               + " 01FactorizedConv2d/01BlurConv2d=BlurConv2d(ws),"
-              + " 01FactorizedConv2d/02WeightStandardizedConv2d=WeightStandardizedConv2d(ws)";
-      assertEquals(expected, structure(before));
-      assertEquals(expected, structure(after));
-      BlurConv2d first = (BlurConv2d) BlockPaths.resolve(before, "01FactorizedConv2d/01BlurConv2d");
-      assertFalse(first.isBlurFirst(), "the blur keeps its order");
-      // Both start from the truncated SVD of the same trained weight: the same model.
-      assertArrayEquals(forward(before, x), forward(after, x));
+              + " 01FactorizedConv2d/02WeightStandardizedConv2d=WeightStandardizedConv2d(ws)",
+          structure(factorizedFirst));
     }
   }
 

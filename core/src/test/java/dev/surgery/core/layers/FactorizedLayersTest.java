@@ -16,6 +16,9 @@ import ai.djl.nn.Block;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -69,6 +72,109 @@ class FactorizedLayersTest {
     NDArray y = f.forward(ps, new NDList(x), false).singletonOrThrow();
     assertEquals(conv.getOutputShapes(new Shape[] {in})[0], y.getShape());
     assertArrayEquals(expected, y.toFloatArray(), 1e-4f);
+  }
+
+  /**
+   * Every kind of convolution factorize rebuilds, with a bias, at full rank: the two layers compute
+   * what the original computed (the original itself is the oracle). A blur after the convolution
+   * blurs the bias too, which shrinks it next to the border; a standardized weight is what the
+   * product must reproduce, not the raw one.
+   */
+  @Test
+  void everyKindOfConvolutionAtFullRankComputesTheOriginal() {
+    Shape in = new Shape(2, 2, 7, 6);
+    Map<String, Function<Conv2d, Conv2d>> kinds = new LinkedHashMap<>();
+    kinds.put("plain", c -> c);
+    kinds.put("standardized", WeightStandardizedConv2d::from);
+    kinds.put("blur first", c -> BlurConv2d.fromConv2d(c, true));
+    kinds.put("blur after", c -> BlurConv2d.fromConv2d(c, false));
+    kinds.put(
+        "blur first, standardized",
+        c -> BlurConv2d.fromConv2d(c, true).withWeightStandardization());
+    kinds.put(
+        "blur after, standardized",
+        c -> BlurConv2d.fromConv2d(c, false).withWeightStandardization());
+    for (Map.Entry<String, Function<Conv2d, Conv2d>> kind : kinds.entrySet()) {
+      Conv2d original = kind.getValue().apply(conv(5, true, in)); // fan-in 18, out 5: rank 5
+      NDArray x = manager.randomNormal(in);
+      float[] expected = run(original, x);
+      FactorizedConv2d f = FactorizedConv2d.from(original, 5);
+      assertArrayEquals(expected, run(f, x), 2e-4f, kind.getKey());
+    }
+  }
+
+  /**
+   * A standardized convolution at rank 1 computes with the best rank-1 approximation of its
+   * standardized weight, found here by power iteration in double precision; the 1 x 1 layer is not
+   * standardized (one weight per output channel would standardize to zero).
+   */
+  @Test
+  void standardizedConvolutionAtRankOneComputesTheBestRankOneStandardizedWeight() {
+    Shape in = new Shape(2, 3, 6, 6);
+    WeightStandardizedConv2d original = WeightStandardizedConv2d.from(conv(4, true, in));
+    float[] standardized =
+        WeightStandardizedConv2d.standardize(original.getParameters().get("weight").getArray())
+            .toFloatArray();
+    double[] rankOne = bestRankOne(standardized, 4, 27);
+    Conv2d oracle = conv(4, true, in);
+    float[] oracleWeight = new float[rankOne.length];
+    for (int i = 0; i < rankOne.length; i++) {
+      oracleWeight[i] = (float) rankOne[i];
+    }
+    oracle.getParameters().get("weight").getArray().set(oracleWeight);
+    oracle
+        .getParameters()
+        .get("bias")
+        .getArray()
+        .set(original.getParameters().get("bias").getArray().toFloatArray());
+    NDArray x = manager.randomNormal(in);
+
+    FactorizedConv2d f = FactorizedConv2d.from(original, 1);
+
+    assertFalse(AdoptingConv2d.isWeightStandardized(f.getChildren().valueAt(1)));
+    assertTrue(AdoptingConv2d.isWeightStandardized(f.getChildren().valueAt(0)));
+    float[] expected = run(oracle, x);
+    float[] actual = run(f, x);
+    assertArrayEquals(expected, actual, 1e-4f);
+    assertTrue(Math.abs(actual[0]) + Math.abs(actual[1]) > 0, "not the zero output");
+  }
+
+  /** The best rank-1 approximation of a rows x cols matrix, by power iteration on A^T A. */
+  private static double[] bestRankOne(float[] a, int rows, int cols) {
+    double[] v = new double[cols];
+    java.util.Arrays.fill(v, 1);
+    double[] u = new double[rows];
+    for (int iteration = 0; iteration < 2000; iteration++) {
+      for (int r = 0; r < rows; r++) {
+        u[r] = 0;
+        for (int c = 0; c < cols; c++) {
+          u[r] += a[r * cols + c] * v[c];
+        }
+      }
+      double norm = 0;
+      for (int c = 0; c < cols; c++) {
+        v[c] = 0;
+        for (int r = 0; r < rows; r++) {
+          v[c] += a[r * cols + c] * u[r];
+        }
+        norm += v[c] * v[c];
+      }
+      norm = Math.sqrt(norm);
+      for (int c = 0; c < cols; c++) {
+        v[c] /= norm;
+      }
+    }
+    double[] out = new double[rows * cols];
+    for (int r = 0; r < rows; r++) {
+      double projection = 0;
+      for (int c = 0; c < cols; c++) {
+        projection += a[r * cols + c] * v[c];
+      }
+      for (int c = 0; c < cols; c++) {
+        out[r * cols + c] = projection * v[c];
+      }
+    }
+    return out;
   }
 
   @Test
