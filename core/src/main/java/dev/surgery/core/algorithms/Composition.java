@@ -3,7 +3,6 @@ package dev.surgery.core.algorithms;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * The rules for combining the built-in algorithms in one schedule (a recipe).
@@ -164,13 +163,19 @@ public final class Composition {
         : null;
   }
 
-  /** Whether the later factorize selects, for one layer kind, only what the earlier one did. */
+  /**
+   * Whether the later factorize selects, for one layer kind, only what the earlier one did: a layer
+   * is selected when it is wide enough and its latent size is small enough, so a threshold as high
+   * and a latent size at least as large (both fractions or both counts, each monotone in its value)
+   * select a subset of the earlier one's layers, all factorized already.
+   */
   private static boolean covered(
       Map<String, Object> a, Map<String, Object> b, String flag, String min, String latent) {
+    double latentA = num(a, latent);
+    double latentB = num(b, latent);
+    boolean sameKind = (latentA < 1) == (latentB < 1);
     return !bool(b, flag)
-        || (bool(a, flag)
-            && num(b, min) >= num(a, min)
-            && Objects.equals(num(b, latent), num(a, latent)));
+        || (bool(a, flag) && num(b, min) >= num(a, min) && sameKind && latentB >= latentA);
   }
 
   private static boolean bool(Map<String, Object> values, String key) {

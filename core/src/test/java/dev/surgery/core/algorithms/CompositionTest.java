@@ -337,6 +337,21 @@ class CompositionTest {
     }
   }
 
+  /** What the rule below claims, checked by applying the two: the second changes nothing. */
+  @Test
+  void aLargerLatentSizeAtTheSameThresholdFactorizesNothingMore() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = net(manager);
+      Algorithm quarter = Factorize.builder().optMinChannels(16).optLatentChannels(0.25).build();
+      Algorithm half = Factorize.builder().optMinChannels(16).optLatentChannels(0.5).build();
+      assertEquals(1, quarter.apply(SurgeryContext.of(net)).changes().size());
+      String before = structure(net);
+      assertTrue(half.apply(SurgeryContext.of(net)).isEmpty());
+      assertEquals(before, structure(net));
+      assertTrue(Composition.conflict(quarter, half, List.of()) != null);
+    }
+  }
+
   @Test
   void compositionRules() {
     Algorithm bp = BlurPool.builder().build();
@@ -360,6 +375,13 @@ class CompositionTest {
     assertNull(Composition.conflict(bp, ws, List.of()));
     assertTrue(Composition.conflict(ws, ws, List.of(f)) != null);
     assertTrue(Composition.conflict(f, f, List.of(bp)) != null);
+    // A larger latent size at the same threshold selects only layers factorized already.
+    Algorithm quarter = Factorize.builder().optMinChannels(32).optLatentChannels(0.25).build();
+    Algorithm half = Factorize.builder().optMinChannels(32).optLatentChannels(0.5).build();
+    Algorithm eight = Factorize.builder().optMinChannels(32).optLatentChannels(8).build();
+    assertTrue(Composition.conflict(quarter, half, List.of()) != null);
+    assertNull(Composition.conflict(half, quarter, List.of()));
+    assertNull(Composition.conflict(quarter, eight, List.of()), "a count and a fraction");
     // Gate layers added in between may be factorized by the second factorize.
     assertNull(Composition.conflict(f, f, List.of(se)));
     assertNull(Composition.conflict(lf, lf, List.of()));
