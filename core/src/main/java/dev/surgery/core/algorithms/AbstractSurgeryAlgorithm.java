@@ -19,6 +19,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Base class for algorithms that work by replacing blocks through {@link
@@ -35,6 +37,8 @@ import java.util.Set;
  * core/README.md for the recipe.
  */
 public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
+
+  private static final Logger LOGGER = LoggerFactory.getLogger(AbstractSurgeryAlgorithm.class);
 
   /** The validated hyperparameters; immutable, so copies made by {@link #withTargets} share it. */
   private final HyperParameterValues values;
@@ -156,6 +160,8 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     }
     if (changes.isEmpty()) {
       requireChangeWhenIncluded();
+      // As Composer's NoEffectWarning, for every algorithm: an entry that does nothing is said.
+      LOGGER.warn("Applying {} did not change any layers: {}", name(), hyperparameters());
     }
     long after = countParameterScalars(root);
     return new SurgeryChanges(

@@ -13,8 +13,6 @@ import dev.surgery.core.layers.WeightStandardizedConv2d;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * BlurPool (Zhang, 2019, "Making Convolutional Networks Shift-Invariant Again"; MosaicML Composer's
@@ -73,8 +71,6 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
   public static final AlgorithmSpec SPEC =
       AlgorithmSpec.of(
           NAME, List.of(REPLACE_CONVS, REPLACE_MAXPOOLS, BLUR_FIRST, MIN_CHANNELS), BlurPool::new);
-
-  private static final Logger logger = LoggerFactory.getLogger(BlurPool.class);
 
   /**
    * Creates BlurPool; refuses a configuration that would change nothing.
@@ -154,25 +150,6 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
    */
   public int getMinChannels() {
     return value(MIN_CHANNELS);
-  }
-
-  /**
-   * Applies BlurPool; logs a warning when it changed nothing (as Composer's {@code
-   * NoEffectWarning}). With {@code include} targets, changing nothing is an error instead (see
-   * {@link AbstractSurgeryAlgorithm#apply}).
-   *
-   * @param context the model, its trainers and where training stands
-   * @return the replaced blocks
-   * @throws SurgeryException if the model is uninitialized while {@code min_channels > 0} needs
-   *     channel counts, or the surgery failed; nothing was changed then
-   */
-  @Override
-  public SurgeryChanges apply(SurgeryContext context) {
-    SurgeryChanges report = super.apply(context);
-    if (report.isEmpty()) {
-      logger.warn("Applying {} did not change any layers: {}", NAME, hyperparameters());
-    }
-    return report;
   }
 
   /** {@inheritDoc} */
