@@ -3,8 +3,10 @@ package dev.surgery.core.layers;
 /**
  * Eigenvalues and eigenvectors of a real symmetric matrix, in double precision: Householder
  * reduction to tridiagonal form with the transformations accumulated, then the implicit QL method
- * with Wilkinson-style shifts on the tridiagonal matrix (the classical EISPACK tred2/tql2 pair).
- * Used by {@link TruncatedSvd} on the Gram matrix of a weight.
+ * with Wilkinson-style shifts on the tridiagonal matrix (the classical EISPACK tred2/tql2 pair),
+ * deflating against the norm of the whole matrix so that low-rank and degenerate matrices, whose
+ * reduction leaves rounding and subnormals, converge like any other. Used by {@link TruncatedSvd}
+ * on the Gram matrix of a weight.
  */
 final class SymmetricEigen {
 
@@ -147,13 +149,22 @@ final class SymmetricEigen {
       e[i - 1] = e[i];
     }
     e[n - 1] = 0;
+    // A subdiagonal element is negligible below EPS times the norm of the whole matrix. tql2
+    // measures it against the rows seen so far instead, and on a low-rank matrix (a constant one,
+    // say) the leading rows hold only the rounding left by the reduction, down to subnormals: they
+    // passed as significant, the QL steps on them underflowed, and 0 / 0 spread NaN through every
+    // vector. Against the whole norm that block splits off at once, and the eigenvalues keep the
+    // absolute accuracy (EPS times the largest) that TruncatedSvd relies on.
+    double norm = 0;
+    for (int i = 0; i < n; i++) {
+      norm = Math.max(norm, Math.abs(d[i]) + Math.abs(e[i]));
+    }
+    double tst1 = EPS * norm;
     double f = 0;
-    double tst1 = 0;
     for (int l = 0; l < n; l++) {
       // Find a negligible subdiagonal element.
-      tst1 = Math.max(tst1, Math.abs(d[l]) + Math.abs(e[l]));
       int m = l;
-      while (m < n && Math.abs(e[m]) > EPS * tst1) {
+      while (m < n && Math.abs(e[m]) > tst1) {
         m++;
       }
       if (m > l) {
@@ -193,8 +204,14 @@ final class SymmetricEigen {
             h = c * p;
             r = hypot(p, e[i]);
             e[i + 1] = s * r;
-            s = e[i] / r;
-            c = p / r;
+            if (r == 0) {
+              // Nothing to annihilate (a split inside the block): any rotation does, take none.
+              s = 0;
+              c = 1;
+            } else {
+              s = e[i] / r;
+              c = p / r;
+            }
             p = c * d[i] - s * g;
             d[i + 1] = h + s * (c * g + s * d[i]);
             double[] x = vt[i];
@@ -208,15 +225,29 @@ final class SymmetricEigen {
           p = -s * s2 * c3 * el1 * e[l] / dl1;
           e[l] = s * p;
           d[l] = c * p;
-        } while (Math.abs(e[l]) > EPS * tst1);
+        } while (Math.abs(e[l]) > tst1);
       }
       d[l] += f;
       e[l] = 0;
     }
   }
 
-  /** sqrt(a^2 + b^2) without Math.hypot's cost; the Gram entries are far from overflow. */
+  /**
+   * sqrt(a^2 + b^2), squaring directly where that can neither underflow nor overflow (cheaper than
+   * Math.hypot), and scaled otherwise: squared subnormals are 0, and 0 / 0 is NaN.
+   */
   private static double hypot(double a, double b) {
-    return Math.sqrt(a * a + b * b);
+    double x = Math.abs(a);
+    double y = Math.abs(b);
+    double big = Math.max(x, y);
+    double small = Math.min(x, y);
+    if (big < 1e150 && small > 1e-150) {
+      return Math.sqrt(x * x + y * y);
+    }
+    if (big == 0) {
+      return 0;
+    }
+    double t = small / big;
+    return big * Math.sqrt(1 + t * t);
   }
 }
