@@ -22,7 +22,9 @@ import java.util.Comparator;
  * error is about {@code q * 2^-52 * s_max^2 / s_k}, below the float32 rounding of the weights for
  * every {@code s_k} above {@code 1e-7 s_max}, and a rank-{@code r} truncation's error stays that of
  * the exact SVD to within the float rounding of the factors ({@code TruncatedSvdTest} compares both
- * paths on well- and ill-conditioned matrices).
+ * paths on well- and ill-conditioned matrices). A decomposition of {@code G} that is not finite or
+ * contradicts its trace or Frobenius norm falls back to the exact path, and a weight holding NaN or
+ * an infinity is refused: no path returns NaN or silently wrong factors.
  */
 public final class TruncatedSvd {
 
@@ -126,12 +128,40 @@ public final class TruncatedSvd {
 
   /** The Gram matrix and symmetric eigen-solver path (see the class comment). */
   static TruncatedSvd viaGram(float[] a, int rows, int cols) {
+    return viaGram(a, rows, cols, SymmetricEigen::decompose);
+  }
+
+  /** A symmetric eigen-solver with the contract of {@link SymmetricEigen#decompose}. */
+  @FunctionalInterface
+  interface EigenSolver {
+    double[][] decompose(double[][] a, double[] lambda);
+  }
+
+  /**
+   * The Gram path with the given eigen-solver (tests pass a failing one). A decomposition that is
+   * not finite, or whose eigenvalues disagree with the invariants of G, falls back to the exact
+   * path: a wrong spectrum would otherwise turn into NaN or silently wrong weights.
+   */
+  static TruncatedSvd viaGram(float[] a, int rows, int cols, EigenSolver solver) {
     checkSize(a, rows, cols);
+    checkFinite(a, cols);
     double[][] b = tallColumns(a, rows, cols);
     int q = b.length;
     double[][] g = gram(b);
+    // The solver overwrites g: keep what its eigenvalues must reproduce.
+    double trace = 0;
+    double frobenius = 0;
+    for (int i = 0; i < q; i++) {
+      trace += g[i][i];
+      for (int j = 0; j < q; j++) {
+        frobenius += g[i][j] * g[i][j];
+      }
+    }
     double[] lambda = new double[q];
-    double[][] vectors = SymmetricEigen.decompose(g, lambda); // vectors[i]: eigenvector i
+    double[][] vectors = solver.decompose(g, lambda); // vectors[i]: eigenvector i
+    if (!consistent(lambda, vectors, trace, frobenius)) {
+      return viaJacobi(a, rows, cols);
+    }
     Integer[] order = new Integer[q];
     for (int i = 0; i < q; i++) {
       order[i] = i;
@@ -145,6 +175,47 @@ public final class TruncatedSvd {
       shortVectors[r] = vectors[order[r]];
     }
     return new TruncatedSvd(rows, cols, rows < cols, values, shortVectors, b);
+  }
+
+  /**
+   * Whether an eigen-decomposition of a Gram matrix is usable: every value finite, the eigenvalues
+   * summing to its trace and their squares to its squared Frobenius norm (both invariant under the
+   * orthogonal similarity), each to far more than the solver's rounding, and every vector of unit
+   * length. O(q^2), against the O(q^3) of the solve.
+   */
+  static boolean consistent(double[] lambda, double[][] vectors, double trace, double frobenius) {
+    double sum = 0;
+    double squares = 0;
+    for (int i = 0; i < lambda.length; i++) {
+      double l = lambda[i];
+      double length = 0;
+      for (double x : vectors[i]) {
+        length += x * x;
+      }
+      if (!Double.isFinite(l) || !(Math.abs(length - 1) <= 1e-6)) {
+        return false; // !(<=) also rejects NaN
+      }
+      sum += l;
+      squares += l * l;
+    }
+    return Math.abs(sum - trace) <= 1e-6 * trace
+        && Math.abs(squares - frobenius) <= 1e-6 * frobenius;
+  }
+
+  /** NaN or an infinity in a weight has no SVD; say where rather than return NaN factors. */
+  private static void checkFinite(float[] a, int cols) {
+    for (int i = 0; i < a.length; i++) {
+      if (!Float.isFinite(a[i])) {
+        throw new IllegalArgumentException(
+            "cannot decompose a matrix holding "
+                + a[i]
+                + " at ("
+                + i / cols
+                + ", "
+                + i % cols
+                + ")");
+      }
+    }
   }
 
   /**
@@ -206,6 +277,7 @@ public final class TruncatedSvd {
   /** The Householder QR and one-sided Jacobi path, exact to working precision. */
   static TruncatedSvd viaJacobi(float[] a, int rows, int cols) {
     checkSize(a, rows, cols);
+    checkFinite(a, cols);
     boolean transposed = rows < cols;
     int p = transposed ? cols : rows; // long side
     int q = transposed ? rows : cols; // short side

@@ -23,6 +23,8 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class FactorizeTest {
 
@@ -77,6 +79,67 @@ class FactorizeTest {
           out,
           net.forward(new ParameterStore(manager, false), new NDList(x), false).head().getShape());
       assertTrue(algorithm.apply(SurgeryContext.of(net)).isEmpty(), "idempotent");
+    }
+  }
+
+  /**
+   * Filters that are all equal (a constant initializer) make the weight rank 1 and its Gram matrix
+   * constant, on which the eigen-solver of the Gram path (both sides >= 64) once returned NaN: the
+   * factorized layers must be finite and multiply back to that weight, the oracle here, exactly up
+   * to float rounding.
+   */
+  @ParameterizedTest
+  @ValueSource(ints = {96, 256})
+  void identicalFiltersFactorizeToFiniteFactorsThatReproduceTheWeight(int filters) {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(
+                Conv2d.builder()
+                    .setKernelShape(new Shape(3, 3))
+                    .optPadding(new Shape(1, 1))
+                    .setFilters(64)
+                    .build())
+            .add(
+                Conv2d.builder()
+                    .setKernelShape(new Shape(3, 3))
+                    .optPadding(new Shape(1, 1))
+                    .setFilters(filters)
+                    .build());
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, IN);
+      NDArray weight = BlockPaths.resolve(net, "02Conv2d").getParameters().get("weight").getArray();
+      float[] w = new float[filters * 576];
+      java.util.Arrays.fill(w, 0.01f);
+      weight.set(w);
+      SurgeryChanges report =
+          Factorize.builder()
+              .optMinChannels(64)
+              .optLatentChannels(0.25)
+              .build()
+              .apply(SurgeryContext.of(net));
+      assertEquals(
+          List.of("02Conv2d"), report.changes().stream().map(SurgeryChanges.Change::path).toList());
+      FactorizedConv2d f = (FactorizedConv2d) BlockPaths.resolve(net, "02FactorizedConv2d");
+      int r = f.getRank();
+      float[] m0 =
+          f.getChildren().valueAt(0).getParameters().get("weight").getArray().toFloatArray();
+      float[] m1 =
+          f.getChildren().valueAt(1).getParameters().get("weight").getArray().toFloatArray();
+      for (float x : m0) {
+        assertTrue(Float.isFinite(x), "module0 holds " + x);
+      }
+      for (float x : m1) {
+        assertTrue(Float.isFinite(x), "module1 holds " + x);
+      }
+      for (int o = 0; o < filters; o++) {
+        for (int j = 0; j < 576; j++) {
+          double eff = 0;
+          for (int k = 0; k < r; k++) {
+            eff += (double) m1[o * r + k] * m0[k * 576 + j];
+          }
+          assertEquals(0.01, eff, 1e-6, "weight " + o + "," + j);
+        }
+      }
     }
   }
 

@@ -286,4 +286,152 @@ class TruncatedSvdTest {
     // The full rank works too: the null directions get unit vectors scaled to nothing.
     assertTrue(reconstructionError(gram, a, rows, cols, s.length) <= 1e-6 * Math.sqrt(norm));
   }
+
+  /**
+   * Low-rank and degenerate weights on the path {@code of} takes for them (the Gram path from a
+   * short side of 64): constant (every filter equal), block-constant ({@code A[i][j] = (i % 4 == j
+   * % 4)}), rank 1 and zero, whose singular values are known in closed form, and Gaussian ones
+   * against the QR + Jacobi SVD. The eigen-solver once returned NaN on the first two, and a
+   * constant 128 x 1152 came out with a largest singular value of 0. Everything must be finite, and
+   * a rank-r truncation must leave exactly the oracle's discarded singular values as error
+   * (Eckart-Young).
+   */
+  @ParameterizedTest
+  @CsvSource({
+    "constant, 64, 200",
+    "constant, 96, 300",
+    "constant, 128, 1152",
+    "constant, 192, 200",
+    "constant, 256, 260",
+    "constant, 300, 96",
+    "block, 64, 200",
+    "block, 96, 300",
+    "block, 128, 1152",
+    "block, 192, 200",
+    "block, 256, 260",
+    "block, 300, 96",
+    "rank1, 64, 200",
+    "rank1, 256, 260",
+    "rank1, 300, 96",
+    "zero, 64, 64",
+    "zero, 128, 130",
+    "random, 64, 200",
+    "random, 300, 96"
+  })
+  void degenerateAndLowRankMatricesTruncateOptimally(String kind, int rows, int cols) {
+    float[] a = new float[rows * cols];
+    int q = Math.min(rows, cols);
+    double[] expected = new double[q]; // the oracle's singular values, largest first
+    Random rnd = new Random(rows * 7L + cols);
+    switch (kind) {
+      case "constant" -> {
+        java.util.Arrays.fill(a, 0.01f);
+        expected[0] = 0.01f * Math.sqrt((double) rows * cols);
+      }
+      case "block" -> {
+        // A direct sum of four all-ones blocks, one per residue: sqrt(rows_c * cols_c) each.
+        for (int i = 0; i < rows; i++) {
+          for (int j = i % 4; j < cols; j += 4) {
+            a[i * cols + j] = 1;
+          }
+        }
+        for (int c = 0; c < 4; c++) {
+          expected[c] = Math.sqrt((double) ((rows - c + 3) / 4) * ((cols - c + 3) / 4));
+        }
+        java.util.Arrays.sort(expected, 0, 4);
+        for (int c = 0; c < 2; c++) {
+          double t = expected[c];
+          expected[c] = expected[3 - c];
+          expected[3 - c] = t;
+        }
+      }
+      case "rank1" -> {
+        double[] x = rnd.doubles(rows).map(v -> v - 0.5).toArray();
+        double[] y = rnd.doubles(cols).map(v -> v - 0.5).toArray();
+        for (int i = 0; i < rows; i++) {
+          for (int j = 0; j < cols; j++) {
+            a[i * cols + j] = (float) (x[i] * y[j]);
+          }
+        }
+        expected[0] =
+            Math.sqrt(
+                java.util.Arrays.stream(x).map(v -> v * v).sum()
+                    * java.util.Arrays.stream(y).map(v -> v * v).sum());
+      }
+      case "random" -> {
+        a = random(rows, cols, rows * 7L + cols);
+        expected = TruncatedSvd.viaJacobi(a, rows, cols).singularValues();
+      }
+      default -> {}
+    }
+    assertTrue(q >= TruncatedSvd.GRAM_MIN_SIDE, "of() takes the Gram path");
+    TruncatedSvd svd = TruncatedSvd.of(a, rows, cols);
+    double[] s = svd.singularValues();
+    double norm = 0;
+    for (float x : a) {
+      norm += x * x;
+    }
+    norm = Math.sqrt(norm);
+    for (int i = 0; i < q; i++) {
+      assertTrue(Double.isFinite(s[i]), "singular value " + i + " = " + s[i]);
+      assertEquals(expected[i], s[i], 1e-6 * norm, "singular value " + i);
+    }
+    for (int r : new int[] {1, 2, 4, q / 4}) {
+      for (float x : svd.leftFactor(r)) {
+        assertTrue(Float.isFinite(x), "left factor at rank " + r + " holds " + x);
+      }
+      for (float x : svd.rightFactor(r)) {
+        assertTrue(Float.isFinite(x), "right factor at rank " + r + " holds " + x);
+      }
+      double tail = 0;
+      for (int i = r; i < q; i++) {
+        tail += expected[i] * expected[i];
+      }
+      tail = Math.sqrt(tail);
+      // The float32 factors round each entry at 2^-24 relative: that much error any SVD has.
+      assertEquals(tail, reconstructionError(svd, a, rows, cols, r), 1e-6 * norm, "rank " + r);
+      assertEquals(tail, svd.tailNorm(r), 1e-6 * norm, "tail norm at rank " + r);
+    }
+  }
+
+  /**
+   * An eigen-solver that returns NaN, or a spectrum that contradicts the Gram matrix (its trace and
+   * Frobenius norm), makes the Gram path fall back to the exact one rather than hand out NaN or
+   * wrong factors: the result is then the QR + Jacobi SVD's.
+   */
+  @ParameterizedTest
+  @CsvSource({"nan, 64, 100", "wrong, 100, 64"})
+  void aFailingEigenSolverFallsBackToTheExactPath(String failure, int rows, int cols) {
+    float[] a = random(rows, cols, 5);
+    TruncatedSvd.EigenSolver broken =
+        (g, lambda) -> {
+          int n = g.length;
+          double[][] v = new double[n][n];
+          for (int i = 0; i < n; i++) {
+            v[i][i] = failure.equals("nan") ? Double.NaN : 1;
+            lambda[i] = 1; // the trace of a Gaussian Gram matrix is far from n
+          }
+          return v;
+        };
+    TruncatedSvd gram = TruncatedSvd.viaGram(a, rows, cols, broken);
+    TruncatedSvd exact = TruncatedSvd.viaJacobi(a, rows, cols);
+    double[] se = exact.singularValues();
+    double[] sg = gram.singularValues();
+    for (int i = 0; i < se.length; i++) {
+      assertEquals(se[i], sg[i], 1e-9 * se[0], "singular value " + i);
+    }
+    int r = 16;
+    assertEquals(
+        exact.tailNorm(r), reconstructionError(gram, a, rows, cols, r), 1e-5 * se[0], "rank " + r);
+  }
+
+  @ParameterizedTest
+  @CsvSource({"NaN, 4, 5", "Infinity, 64, 70", "-Infinity, 70, 64"})
+  void nonFiniteWeightsAreRefusedWithTheirPosition(float bad, int rows, int cols) {
+    float[] a = random(rows, cols, 1);
+    a[cols + 2] = bad;
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> TruncatedSvd.of(a, rows, cols));
+    assertTrue(e.getMessage().contains("(1, 2)"), e.getMessage());
+  }
 }
