@@ -17,8 +17,9 @@ import java.util.List;
  * @param valueClass the Java class of a value, matching {@code type}
  * @param defaultValue the default (Composer's unless the algorithm documents otherwise)
  * @param min the smallest valid number (inclusive), or null
- * @param max the largest valid number (inclusive), or null
+ * @param max the largest valid number, or null
  * @param minExclusive whether {@code min} itself is invalid
+ * @param maxExclusive whether {@code max} itself is invalid
  * @param choices the valid strings for {@link Type#STRING}, empty for any
  * @param description one line for error messages and docs
  */
@@ -30,6 +31,7 @@ public record HyperParameter<T>(
     Double min,
     Double max,
     boolean minExclusive,
+    boolean maxExclusive,
     List<String> choices,
     String description) {
 
@@ -168,7 +170,7 @@ public record HyperParameter<T>(
 
   private String checkRange(double d, Object value) {
     boolean tooSmall = min != null && (minExclusive ? d <= min : d < min);
-    boolean tooLarge = max != null && d > max;
+    boolean tooLarge = max != null && (maxExclusive ? d >= max : d > max);
     return tooSmall || tooLarge ? name + " must be" + range() + ", got " + show(value) : null;
   }
 
@@ -185,9 +187,14 @@ public record HyperParameter<T>(
       return (minExclusive ? " > " : " >= ") + num(min);
     }
     if (min == null) {
-      return " <= " + num(max);
+      return (maxExclusive ? " < " : " <= ") + num(max);
     }
-    return " in " + (minExclusive ? "(" : "[") + num(min) + ", " + num(max) + "]";
+    return " in "
+        + (minExclusive ? "(" : "[")
+        + num(min)
+        + ", "
+        + num(max)
+        + (maxExclusive ? ")" : "]");
   }
 
   private static String num(double d) {
@@ -218,12 +225,13 @@ public record HyperParameter<T>(
         min == null ? null : min.doubleValue(),
         max == null ? null : max.doubleValue(),
         false,
+        false,
         List.of(),
         description);
   }
 
   /**
-   * Declares a real-valued hyperparameter.
+   * Declares a real-valued hyperparameter with an inclusive maximum.
    *
    * @param name snake_case name
    * @param defaultValue default
@@ -240,6 +248,29 @@ public record HyperParameter<T>(
       boolean minExclusive,
       Double max,
       String description) {
+    return ofFloat(name, defaultValue, min, minExclusive, max, false, description);
+  }
+
+  /**
+   * Declares a real-valued hyperparameter.
+   *
+   * @param name snake_case name
+   * @param defaultValue default
+   * @param min minimum, or null
+   * @param minExclusive whether the minimum is excluded
+   * @param max maximum, or null
+   * @param maxExclusive whether the maximum is excluded
+   * @param description one line
+   * @return the declaration
+   */
+  public static HyperParameter<Double> ofFloat(
+      String name,
+      double defaultValue,
+      Double min,
+      boolean minExclusive,
+      Double max,
+      boolean maxExclusive,
+      String description) {
     return new HyperParameter<>(
         name,
         Type.FLOAT,
@@ -248,6 +279,7 @@ public record HyperParameter<T>(
         min,
         max,
         minExclusive,
+        maxExclusive,
         List.of(),
         description);
   }
@@ -263,7 +295,16 @@ public record HyperParameter<T>(
   public static HyperParameter<Boolean> ofBoolean(
       String name, boolean defaultValue, String description) {
     return new HyperParameter<>(
-        name, Type.BOOLEAN, Boolean.class, defaultValue, null, null, false, List.of(), description);
+        name,
+        Type.BOOLEAN,
+        Boolean.class,
+        defaultValue,
+        null,
+        null,
+        false,
+        false,
+        List.of(),
+        description);
   }
 
   /**
@@ -278,6 +319,15 @@ public record HyperParameter<T>(
   public static HyperParameter<String> ofChoice(
       String name, String defaultValue, List<String> choices, String description) {
     return new HyperParameter<>(
-        name, Type.STRING, String.class, defaultValue, null, null, false, choices, description);
+        name,
+        Type.STRING,
+        String.class,
+        defaultValue,
+        null,
+        null,
+        false,
+        false,
+        choices,
+        description);
   }
 }

@@ -64,8 +64,15 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
 
   /** {@code drop_rate}: the (largest) drop probability. */
   public static final HyperParameter<Double> DROP_RATE =
+      // 1 is excluded: a branch never kept never trains, yet evaluation runs it at full weight.
       HyperParameter.ofFloat(
-          "drop_rate", 0.2, 0.0, false, 1.0, "drop probability (of the last unit when linear)");
+          "drop_rate",
+          0.2,
+          0.0,
+          false,
+          1.0,
+          true,
+          "drop probability (of the last unit when linear)");
 
   /** {@code drop_distribution}: how the rate grows with depth. */
   public static final HyperParameter<String> DROP_DISTRIBUTION =
@@ -195,7 +202,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
     /**
      * Sets the drop probability (of the deepest unit with the linear distribution).
      *
-     * @param dropRate in [0, 1]
+     * @param dropRate in [0, 1)
      * @return this builder
      */
     public Builder optDropRate(double dropRate) {

@@ -102,4 +102,20 @@ class HyperParameterDeclarationsTest {
     assertEquals(32, values.get(GhostBatchNorm.GHOST_BATCH_SIZE));
     assertThrows(IllegalArgumentException.class, () -> values.get(BlurPool.MIN_CHANNELS));
   }
+
+  @Test
+  void exclusiveBoundsRefuseTheBoundItselfAndSaySo() {
+    HyperParameter<Double> open = HyperParameter.ofFloat("rate", 0.5, 0.0, true, 1.0, true, "rate");
+    assertEquals(" in (0, 1)", open.range());
+    for (double bad : new double[] {0.0, 1.0, -0.1, 1.1}) {
+      assertEquals("rate must be in (0, 1), got " + bad + " (rate: rate)", open.problemWith(bad));
+    }
+    for (double good : new double[] {Double.MIN_VALUE, 0.5, Math.nextDown(1.0)}) {
+      assertEquals(null, open.problemWith(good), "value " + good);
+    }
+    HyperParameter<Double> below = HyperParameter.ofFloat("x", 0.0, null, false, 2.0, true, "x");
+    assertEquals(" < 2", below.range());
+    assertEquals("x must be < 2, got 2.0 (x: x)", below.problemWith(2.0));
+    assertEquals(" in [0, 1]", HyperParameter.ofFloat("y", 0.0, 0.0, false, 1.0, "y").range());
+  }
 }

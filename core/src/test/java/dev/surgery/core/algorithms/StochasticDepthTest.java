@@ -184,7 +184,26 @@ class StochasticDepthTest {
         assertThrows(
             IllegalArgumentException.class,
             () -> StochasticDepth.builder().optDropRate(1.5).build());
-    assertTrue(e.getMessage().contains("drop_rate") && e.getMessage().contains("[0, 1]"));
+    assertTrue(e.getMessage().startsWith("drop_rate must be in [0, 1), got 1.5"), e.getMessage());
+    // 1 would leave the branch untrained while evaluation runs it at full weight.
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> StochasticDepth.builder().optDropRate(1.0).build());
+    assertTrue(e.getMessage().startsWith("drop_rate must be in [0, 1), got 1.0"), e.getMessage());
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> Algorithms.spec(StochasticDepth.NAME).create(Map.of("drop_rate", 1)));
+    assertTrue(e.getMessage().contains("drop_rate must be in [0, 1), got 1"), e.getMessage());
+    assertEquals(
+        Math.nextDown(1.0),
+        StochasticDepth.builder()
+            .optDropRate(Math.nextDown(1.0))
+            .build()
+            .hyperparameters()
+            .get("drop_rate"),
+        "just below 1 is still valid");
     e =
         assertThrows(
             IllegalArgumentException.class,

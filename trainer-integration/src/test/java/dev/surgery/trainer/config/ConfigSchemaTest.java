@@ -85,7 +85,8 @@ class ConfigSchemaTest {
           "59-step-zero.yaml",
           "60-epoch-and-step.yaml",
           "62-every-duration.yaml",
-          "63-time-string-upper-case.yaml");
+          "63-time-string-upper-case.yaml",
+          "65-drop-rate-one.yaml");
 
   /**
    * Corpus files only the parser refuses: not YAML text at all (binary, syntax errors, several
