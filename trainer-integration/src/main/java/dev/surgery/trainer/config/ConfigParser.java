@@ -245,11 +245,24 @@ final class ConfigParser {
           if (s != null && s.epoch() > t) {
             Node entry = ((SequenceNode) algorithms).getValue().get(i);
             Node epochNode = valueOf((MappingNode) entry, EPOCH);
+            // The value that says when: 'epoch: 5', or the trigger ('at: 5ep').
             addAt(
-                epochNode == null ? entry : epochNode,
+                epochNode != null ? epochNode : triggerNodes.get(i),
                 "epoch "
                     + s.epoch()
                     + " is after the last epoch (total_epochs: "
+                    + t
+                    + "); this entry would never run");
+          } else if (s != null
+              && s.trigger().kind() == Trigger.Kind.EVERY_EPOCHS
+              && s.trigger().amount() > t) {
+            addAt(
+                triggerNodes.get(i),
+                "every "
+                    + s.trigger().amount()
+                    + " epochs first runs after epoch "
+                    + s.trigger().amount()
+                    + ", after the last epoch (total_epochs: "
                     + t
                     + "); this entry would never run");
           }
@@ -264,12 +277,15 @@ final class ConfigParser {
         totalSteps = t;
         for (int i = 0; i < entries.size(); i++) {
           ScheduledAlgorithm s = entries.get(i);
-          if (s != null && s.trigger().kind() == Trigger.Kind.STEP && s.trigger().amount() > t) {
+          boolean once = s != null && s.trigger().kind() == Trigger.Kind.STEP;
+          boolean every = s != null && s.trigger().kind() == Trigger.Kind.EVERY_STEPS;
+          if ((once || every) && s.trigger().amount() > t) {
             addAt(
                 triggerNodes.get(i),
-                "step "
+                (once ? "step " : "every " + s.trigger().amount() + " steps first runs at step ")
                     + s.trigger().amount()
-                    + " is after the last step (total_steps: "
+                    + (once ? " is" : ",")
+                    + " after the last step (total_steps: "
                     + t
                     + "); this entry would never run");
           }

@@ -118,7 +118,10 @@ class ConfigSchemaTest {
           "52-squeeze-excite-repeated.yaml",
           "53-blurpool-repeated.yaml",
           "61-duration-without-length.yaml", // needs a length the file does not give
-          "64-fractional-epochs-time-string.yaml"); // whole counts inside a time string
+          "64-fractional-epochs-time-string.yaml", // whole counts inside a time string
+          "66-every-after-last-epoch.yaml", // compares a schedule with total_epochs
+          "67-at-after-last-epoch.yaml",
+          "68-every-after-last-step.yaml");
 
   static JsonSchema schema() throws IOException {
     JsonNode node = JSON.readTree(schemaFile().toFile());
