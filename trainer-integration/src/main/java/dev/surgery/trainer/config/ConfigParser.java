@@ -463,6 +463,21 @@ final class ConfigParser {
     }
     List<String> include = patterns(keys.get(INCLUDE), name);
     List<String> exclude = patterns(keys.get(EXCLUDE), name);
+    if (keys.get(INCLUDE) instanceof SequenceNode list && list.getValue().isEmpty()) {
+      // Without patterns an entry targets every block: an empty list would say the opposite.
+      addAt(
+          keys.get(INCLUDE),
+          name
+              + ": an empty include list selects no block; leave 'include' out to select every"
+              + " block");
+    }
+    for (String pattern : exclude) {
+      if (include.contains(pattern)) {
+        addAt(
+            keys.get(EXCLUDE),
+            name + ": '" + pattern + "' is both included and excluded, so it selects no block");
+      }
+    }
     if (spec == null || !scheduleOk || !valuesOk || problems.size() > problemsBefore) {
       return null;
     }

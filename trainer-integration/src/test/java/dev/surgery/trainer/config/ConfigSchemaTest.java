@@ -86,7 +86,8 @@ class ConfigSchemaTest {
           "60-epoch-and-step.yaml",
           "62-every-duration.yaml",
           "63-time-string-upper-case.yaml",
-          "65-drop-rate-one.yaml");
+          "65-drop-rate-one.yaml",
+          "69-include-empty-list.yaml");
 
   /**
    * Corpus files only the parser refuses: not YAML text at all (binary, syntax errors, several
@@ -121,7 +122,8 @@ class ConfigSchemaTest {
           "64-fractional-epochs-time-string.yaml", // whole counts inside a time string
           "66-every-after-last-epoch.yaml", // compares a schedule with total_epochs
           "67-at-after-last-epoch.yaml",
-          "68-every-after-last-step.yaml");
+          "68-every-after-last-step.yaml",
+          "70-include-and-exclude-same.yaml"); // compares two lists
 
   static JsonSchema schema() throws IOException {
     JsonNode node = JSON.readTree(schemaFile().toFile());
