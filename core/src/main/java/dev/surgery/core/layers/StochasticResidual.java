@@ -57,13 +57,14 @@ public class StochasticResidual extends AbstractBlock {
    *
    * @param branch the branch; kept as it is, with its parameters
    * @param mode per batch or per sample
-   * @param dropRate the drop probability, in [0, 1]
-   * @throws IllegalArgumentException if the rate is outside [0, 1]
+   * @param dropRate the drop probability, in [0, 1): at 1 the branch would never train, yet
+   *     evaluation would run it at full weight
+   * @throws IllegalArgumentException if the rate is outside [0, 1)
    */
   @SuppressWarnings("this-escape") // JDK 21+ lint: see FactorizedBlock's constructor
   public StochasticResidual(Block branch, Mode mode, float dropRate) {
-    if (!(dropRate >= 0 && dropRate <= 1)) {
-      throw new IllegalArgumentException("drop_rate must be in [0, 1], got " + dropRate);
+    if (!(dropRate >= 0 && dropRate < 1)) {
+      throw new IllegalArgumentException("drop_rate must be in [0, 1), got " + dropRate);
     }
     this.branch = addChildBlock(branch.getClass().getSimpleName(), branch);
     this.mode = mode;
@@ -116,9 +117,6 @@ public class StochasticResidual extends AbstractBlock {
       }
       NDArray out = branch.forward(parameterStore, inputs, true, params).singletonOrThrow();
       return new NDList(out.div(keepRate(out)));
-    }
-    if (dropRate >= 1f) {
-      return zeros(manager, inputs);
     }
     NDArray out = branch.forward(parameterStore, inputs, true, params).singletonOrThrow();
     long[] maskShape = new long[out.getShape().dimension()];

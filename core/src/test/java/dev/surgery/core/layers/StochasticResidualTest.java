@@ -203,12 +203,15 @@ class StochasticResidualTest {
     NDArray x = manager.randomNormal(IN);
     float[] y = branch.forward(ps, new NDList(x), false).head().toFloatArray();
     for (StochasticResidual.Mode mode : StochasticResidual.Mode.values()) {
-      assertTrue(allZero(run(new StochasticResidual(branch, mode, 1f), x, true)));
       assertArrayEquals(y, run(new StochasticResidual(branch, mode, 0f), x, true), 0f);
     }
-    assertThrows(
-        IllegalArgumentException.class,
-        () -> new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, 1.5f));
+    // At 1 the branch would never train, yet evaluation would run it at full weight.
+    for (float refused : new float[] {1f, 1.5f, -0.1f, Float.NaN}) {
+      assertThrows(
+          IllegalArgumentException.class,
+          () -> new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, refused),
+          String.valueOf(refused));
+    }
   }
 
   @Test
