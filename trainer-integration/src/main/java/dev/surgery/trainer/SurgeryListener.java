@@ -542,6 +542,33 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     initialized(trainer);
   }
 
+  /**
+   * Lists the epoch-0 entries that wait for {@link #onInitialized} for a trainer: shape-dependent
+   * surgery due before training on a model that was not initialized when training began. A driver
+   * that sees DJL about to initialize the model by itself (the first training forward pass) uses it
+   * to initialize the model first and report {@link Event#INIT}, so that they still run before
+   * training.
+   *
+   * @param trainer the trainer
+   * @return the waiting entries, in schedule order; empty when none waits
+   */
+  public List<ScheduledAlgorithm> awaitingInitialization(Trainer trainer) {
+    TrainerState st;
+    synchronized (states) {
+      st = states.get(trainer);
+    }
+    if (st == null || st.initSeen) {
+      return List.of();
+    }
+    List<ScheduledAlgorithm> waiting = new ArrayList<>();
+    for (int i = 0; i < st.schedule.size(); i++) {
+      if (st.schedule.status(i) == EntryStatus.DEFERRED) {
+        waiting.add(st.schedule.entry(i));
+      }
+    }
+    return waiting;
+  }
+
   private void initialized(Trainer trainer) {
     TrainerState st = state(trainer);
     if (st.initSeen) {

@@ -14,13 +14,15 @@ public final class TrainerForwardAdvice {
   private TrainerForwardAdvice() {}
 
   /**
-   * Reports the forward pass about to run.
+   * Reports the forward pass about to run, with its input (the shapes DJL initializes an
+   * uninitialized model with).
    *
    * @param trainer the trainer
+   * @param data the forward's input
    */
   @Advice.OnMethodEnter(suppress = Error.class)
-  public static void enter(@Advice.This Object trainer) {
-    SurgeryDispatcher.at(HookPoint.FORWARD_ENTER, trainer);
+  public static void enter(@Advice.This Object trainer, @Advice.Argument(0) Object data) {
+    SurgeryDispatcher.forwardStarting(trainer, data);
   }
 
   /**

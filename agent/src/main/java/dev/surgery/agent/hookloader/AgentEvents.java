@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.WeakHashMap;
 import java.util.function.BiConsumer;
+import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 
 /**
@@ -108,6 +109,26 @@ final class AgentEvents {
       synchronized (p) {
         closeLazyEvaluation(p, trainer);
         fire(p, Event.FIT_END, trainer);
+      }
+    }
+  }
+
+  /**
+   * Entry of a training {@code Trainer.forward} whose model is not initialized yet: runs {@code
+   * initialize} while holding the trainer's state, so that a parallel forward of the same batch
+   * waits for it, and reports {@link Event#INIT} when it initialized the model.
+   *
+   * @param trainer the trainer
+   * @param initialize initializes the model when still needed; true when it did
+   */
+  void initializeBeforeForward(Object trainer, BooleanSupplier initialize) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firingHere()) {
+      return;
+    }
+    synchronized (p) {
+      if (initialize.getAsBoolean()) {
+        fire(p, Event.INIT, trainer);
       }
     }
   }

@@ -2,7 +2,10 @@ package dev.surgery.agent.hookloader;
 
 import ai.djl.MalformedModelException;
 import ai.djl.Model;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
@@ -32,6 +35,7 @@ import dev.surgery.trainer.config.SurgeryConfigException;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.EnumSet;
 import java.util.List;
@@ -227,7 +231,7 @@ public final class DjlAgentHooks implements DjlHooks {
     }
     switch (point) {
       case FORWARD_ENTER:
-        events.forwardStarting(target);
+        forwardStarting(target, null);
         break;
       case FORWARD_EXIT:
         events.forwardEnded(target);
@@ -256,6 +260,77 @@ public final class DjlAgentHooks implements DjlHooks {
       default:
         break;
     }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void forwardStarting(Object target, Object data) {
+    if (!usable) {
+      return;
+    }
+    Trainer trainer = (Trainer) target;
+    if (events.tracks(trainer)) {
+      Block block = trainer.getModel().getBlock();
+      if (block != null && !block.isInitialized()) {
+        // The program never called trainer.initialize: DJL is about to initialize the model inside
+        // this forward, too late for the epoch-0 surgery that needs its shapes.
+        events.initializeBeforeForward(trainer, () -> initializeAsDjlWould(trainer, data));
+      }
+    }
+    events.forwardStarting(target);
+  }
+
+  /**
+   * Initializes the model of a trainer whose epoch-0 surgery waits for it, exactly as DJL 0.36's
+   * {@code AbstractBaseBlock.forward} would at this first training forward (the trainer's manager,
+   * which its parameter store uses, {@code FLOAT32} and the input's shapes), so that the surgery
+   * runs between initialization and the first forward, as after {@code trainer.initialize}.
+   *
+   * @return true when it initialized the model
+   * @throws SurgeryFailure when surgery waits but the initialization cannot be reproduced exactly
+   */
+  private boolean initializeAsDjlWould(Trainer trainer, Object data) {
+    Block block = trainer.getModel().getBlock();
+    if (block == null || block.isInitialized()) {
+      return false; // a parallel forward of the same batch did it
+    }
+    List<ScheduledAlgorithm> waiting = listener.awaitingInitialization(trainer);
+    if (waiting.isEmpty()) {
+      return false; // nothing needs the shapes: DJL initializes the model as it always does
+    }
+    if (!(block instanceof AbstractBaseBlock) || !(data instanceof NDList)) {
+      // DJL initializes only an AbstractBaseBlock by itself, and only from the forward's input.
+      ScheduledAlgorithm first = waiting.get(0);
+      throw new SurgeryFailure(
+          new SurgeryFailedException(
+              "Surgery: "
+                  + waiting.stream()
+                      .map(ScheduledAlgorithm::describe)
+                      .collect(Collectors.joining("; "))
+                  + " needs an initialized model, but the program never called"
+                  + " trainer.initialize(shapes) and the surgery agent cannot initialize "
+                  + block.getClass().getName()
+                  + " exactly as DJL would at the first forward: call trainer.initialize(shapes)"
+                  + " before training, or schedule it at epoch 1 or later",
+              first.algorithm().name(),
+              0,
+              null,
+              null));
+    }
+    Shape[] shapes = ((NDList) data).getShapes();
+    try {
+      block.initialize(trainer.getManager(), DataType.FLOAT32, shapes);
+    } catch (RuntimeException e) {
+      // DJL's own forward would throw the same: the program gets it unchanged.
+      throw new SurgeryFailure(e);
+    }
+    AgentLog.debug(
+        "the program never called trainer.initialize: initialized the model of "
+            + SurgeryDispatcher.describe(trainer)
+            + " with the first forward's shapes "
+            + Arrays.toString(shapes)
+            + " (as DJL would), then SurgeryListener.onInitialized");
+    return true;
   }
 
   /**

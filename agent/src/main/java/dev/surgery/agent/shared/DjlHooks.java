@@ -57,6 +57,18 @@ public interface DjlHooks {
   void parametersLoading(Object model, Path paramsFile);
 
   /**
+   * Called at the entry of a training {@code Trainer.forward} ({@link HookPoint#FORWARD_ENTER}).
+   * When the model is not initialized yet and epoch-0 surgery waits for it, the model is first
+   * initialized exactly as DJL would at this forward, and the waiting surgery runs.
+   *
+   * @param trainer the trainer
+   * @param data the forward's input ({@code NDList}); null when not known
+   * @throws SurgeryFailure when the listener stops training on purpose ({@code on_error: fail}), or
+   *     when waiting surgery cannot run before this first forward
+   */
+  void forwardStarting(Object trainer, Object data);
+
+  /**
    * Called at one of the other hook points (the training loop's forward, backward, step,
    * evaluation, the end of {@code EasyTrain.fit}, the end of loading parameters).
    *

@@ -218,16 +218,14 @@ public final class SurgeryDispatcher {
    * @param target the trainer (the model for {@link HookPoint#PARAMETERS_LOADED})
    */
   public static void at(HookPoint point, Object target) {
+    if (point == HookPoint.FORWARD_ENTER) {
+      forwardStarting(target, null);
+      return;
+    }
     if (target == null || config == null) {
       return;
     }
     try {
-      if (point == HookPoint.FORWARD_ENTER) {
-        WeakReference<Object> last = LAST_FORWARD.get();
-        if (last == null || last.get() != target) {
-          LAST_FORWARD.set(new WeakReference<>(target));
-        }
-      }
       DjlHooks h = readyHooks(target);
       if (h != null) {
         h.hookPoint(point, target);
@@ -238,6 +236,41 @@ public final class SurgeryDispatcher {
       AgentLog.warnOnce(
           "hook-" + point,
           "the surgery hook at " + point + " failed for " + describe(target) + "; training goes on",
+          t);
+    }
+  }
+
+  /**
+   * Called by the advice at the entry of a training {@code Trainer.forward}: {@link
+   * HookPoint#FORWARD_ENTER} with the forward's input, which the DJL side needs when it must
+   * initialize the model before DJL does so lazily.
+   *
+   * @param trainer the trainer
+   * @param data the forward's first argument (an {@code NDList}); null when not known
+   */
+  public static void forwardStarting(Object trainer, Object data) {
+    if (trainer == null || config == null) {
+      return;
+    }
+    try {
+      WeakReference<Object> last = LAST_FORWARD.get();
+      if (last == null || last.get() != trainer) {
+        LAST_FORWARD.set(new WeakReference<>(trainer));
+      }
+      DjlHooks h = readyHooks(trainer);
+      if (h != null) {
+        h.forwardStarting(trainer, data);
+      }
+    } catch (SurgeryFailure f) {
+      throw f.rethrow();
+    } catch (Throwable t) {
+      AgentLog.warnOnce(
+          "hook-" + HookPoint.FORWARD_ENTER,
+          "the surgery hook at "
+              + HookPoint.FORWARD_ENTER
+              + " failed for "
+              + describe(trainer)
+              + "; training goes on",
           t);
     }
   }

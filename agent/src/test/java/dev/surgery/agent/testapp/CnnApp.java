@@ -2,6 +2,7 @@ package dev.surgery.agent.testapp;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -15,8 +16,10 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.pooling.Pool;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
@@ -33,7 +36,10 @@ import java.util.List;
  * <p>Options: {@code --epochs N} (default 3), {@code --trainers N} (successive trainers from one
  * config, default 1), {@code --immutable-listeners} (a config that hands out an immutable listener
  * list), {@code --fail-at-end} (the program throws its own exception after training), {@code
- * --opaque-strided-conv} (the strided convolution sits in a block surgery cannot edit).
+ * --opaque-strided-conv} (the strided convolution sits in a block surgery cannot edit), {@code
+ * --no-initialize} (never calls {@code trainer.initialize}: DJL initializes the model at the first
+ * forward), {@code --own-loop} (a hand-written training loop instead of {@code EasyTrain.fit},
+ * printing the structure after its first step).
  */
 public final class CnnApp {
 
@@ -68,6 +74,8 @@ public final class CnnApp {
     boolean immutable = false;
     boolean failAtEnd = false;
     boolean opaque = false;
+    boolean initialize = true;
+    boolean ownLoop = false;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--epochs" -> epochs = Integer.parseInt(args[++i]);
@@ -75,6 +83,8 @@ public final class CnnApp {
         case "--immutable-listeners" -> immutable = true;
         case "--fail-at-end" -> failAtEnd = true;
         case "--opaque-strided-conv" -> opaque = true;
+        case "--no-initialize" -> initialize = false;
+        case "--own-loop" -> ownLoop = true;
         default -> throw new IllegalArgumentException("unknown option " + args[i]);
       }
     }
@@ -101,8 +111,14 @@ public final class CnnApp {
         int before = config.getTrainingListeners().size();
         try (Trainer trainer = model.newTrainer(config)) {
           used.add(trainer);
-          trainer.initialize(new Shape(8, 3, 16, 16));
-          EasyTrain.fit(trainer, epochs, dataset, null);
+          if (initialize) {
+            trainer.initialize(new Shape(8, 3, 16, 16));
+          }
+          if (ownLoop) {
+            trainOwnLoop(trainer, epochs, dataset);
+          } else {
+            EasyTrain.fit(trainer, epochs, dataset, null);
+          }
           System.out.println(
               "CNNAPP: trainer "
                   + t
@@ -125,6 +141,28 @@ public final class CnnApp {
     }
     System.out.println("CNNAPP: done");
     return used;
+  }
+
+  /** A hand-written loop, as in DJL's examples: forward, backward, step, and onEpoch per epoch. */
+  private static void trainOwnLoop(Trainer trainer, int epochs, ArrayDataset dataset)
+      throws Exception {
+    boolean first = true;
+    for (int e = 0; e < epochs; e++) {
+      for (Batch batch : trainer.iterateDataset(dataset)) {
+        try (GradientCollector collector = trainer.newGradientCollector()) {
+          NDList predictions = trainer.forward(batch.getData());
+          collector.backward(trainer.getLoss().evaluate(batch.getLabels(), predictions));
+        }
+        trainer.step();
+        batch.close();
+        if (first) {
+          first = false;
+          Block block = trainer.getModel().getBlock();
+          System.out.println("CNNAPP: structure after the first step: " + structure(block));
+        }
+      }
+      trainer.notifyListeners(listener -> listener.onEpoch(trainer));
+    }
   }
 
   private static String oneLine(Model model) {

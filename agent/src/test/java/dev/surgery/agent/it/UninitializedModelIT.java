@@ -1,0 +1,68 @@
+package dev.surgery.agent.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.surgery.agent.testapp.CnnApp;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Shape-dependent epoch-0 surgery on a program that never calls {@code trainer.initialize}: DJL
+ * would initialize the model inside the first training forward, after the point where the surgery
+ * is due. The agent initializes it the same way just before that forward, so the surgery runs
+ * before the first step instead of never.
+ */
+class UninitializedModelIT {
+
+  private static final String SQUEEZE_EXCITE_AT_EPOCH_0 =
+      String.join(
+          "\n",
+          "algorithms:",
+          "  - name: squeeze_excite",
+          "    epoch: 0",
+          "    min_channels: 8",
+          "report: report.json",
+          "");
+
+  @Test
+  void handWrittenLoopWithoutInitializeGetsTheSurgeryBeforeItsFirstStep() throws Exception {
+    Path dir = AgentConfigs.dir("uninitialized-own-loop");
+    AgentConfigs.write(dir, "surgery.yaml", SQUEEZE_EXCITE_AT_EPOCH_0);
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--no-initialize", "--own-loop", "--epochs", "1")
+            .agent("config=surgery.yaml;debug=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    String before = r.findOut("CNNAPP: structure before training: (.*)");
+    String afterFirstStep = r.findOut("CNNAPP: structure after the first step: (.*)");
+    assertNotNull(afterFirstStep, r.toString());
+    assertFalse(before.contains("SqueezeExcite"), r.toString());
+    assertTrue(afterFirstStep.contains("SqueezeExcite"), "no squeeze-excite at step 1: " + r);
+    assertEquals(
+        1,
+        r.countErr("^surgery-agent: the program never called trainer.initialize: initialized"),
+        r.toString());
+    assertEquals(0, r.countErr("never ran"), r.toString());
+    assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
+  }
+
+  @Test
+  void easyTrainFitWithoutInitializeGetsTheSurgeryInsteadOfFailing() throws Exception {
+    Path dir = AgentConfigs.dir("uninitialized-fit");
+    AgentConfigs.write(dir, "surgery.yaml", SQUEEZE_EXCITE_AT_EPOCH_0);
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--no-initialize", "--epochs", "1")
+            .agent("config=surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    String after = r.findOut("CNNAPP: structure after training: (.*)");
+    assertTrue(after.contains("SqueezeExcite"), "no squeeze-excite after training: " + r);
+    assertFalse(r.stderr().contains("IllegalStateException"), r.toString());
+    assertEquals(0, r.countErr("never ran"), r.toString());
+  }
+}
