@@ -27,13 +27,18 @@ import java.util.jar.JarFile;
  *
  * <p>Settings come from the agent argument, then the {@code surgery.*} system properties, then the
  * {@code SURGERY_*} environment variables (see {@link AgentSettings}). With {@code enabled=false}
- * nothing is installed. A config with problems stops the JVM with status 2 before the program's
- * {@code main}, printing one {@code surgery-agent: file:line:column: message} line per problem; the
- * agent's own faults never reach the program.
+ * nothing is installed. Given more than once on the command line, only the first {@code -javaagent}
+ * counts, also when it is disabled. A config with problems stops the JVM with status 2 before the
+ * program's {@code main}, printing one {@code surgery-agent: file:line:column: message} line per
+ * problem; the agent's own faults never reach the program.
  */
 public final class SurgeryAgent {
 
+  /** Set by the first agent that installs, or by the first {@code -javaagent} that is disabled. */
   private static final AtomicBoolean INSTALLED = new AtomicBoolean();
+
+  /** The first {@code -javaagent} had {@code enabled=false}: no later one installs. */
+  private static final AtomicBoolean FIRST_DISABLED = new AtomicBoolean();
 
   private SurgeryAgent() {}
 
@@ -70,12 +75,18 @@ public final class SurgeryAgent {
       AgentLog.setDebug(settings.isDebug() || AgentLog.isDebug());
       AgentLog.debug("settings: " + settings.describe());
       if (!settings.isEnabled()) {
+        if (premain && INSTALLED.compareAndSet(false, true)) {
+          // The kill switch is the first agent's claim too: a later -javaagent must not undo it.
+          FIRST_DISABLED.set(true);
+        }
         AgentLog.debug("disabled; nothing installed");
         return;
       }
       if (!INSTALLED.compareAndSet(false, true)) {
         AgentLog.info(
-            "the agent was given more than once; only the first is used (ignoring '"
+            "the agent was given more than once; only the first is used"
+                + (FIRST_DISABLED.get() ? ", which has enabled=false and installed nothing" : "")
+                + " (ignoring '"
                 + argument
                 + "')");
         return;

@@ -6,11 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.surgery.agent.testapp.CnnApp;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
  * {@code enabled=false} installs nothing: the program runs as without the agent, even when the
- * config named next to it does not exist.
+ * config named next to it does not exist, or a second {@code -javaagent} names a valid one.
  */
 class DisabledAgentIT {
 
@@ -27,6 +28,25 @@ class DisabledAgentIT {
         r.stderr().contains("surgery-agent: disabled; nothing installed"),
         "debug line expected: " + r);
     assertEquals(2, r.agentLines().size(), "only the settings and disabled lines: " + r);
+  }
+
+  @Test
+  void aDisabledFirstAgentIsNotUndoneByASecondOne() throws Exception {
+    Path dir = AgentConfigs.dir("disabled-then-enabled");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
+            .agent("enabled=false")
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertUnchanged(r);
+    assertEquals(
+        List.of(
+            "surgery-agent: the agent was given more than once; only the first is used, which has"
+                + " enabled=false and installed nothing (ignoring 'surgery.yaml')"),
+        r.agentLines(),
+        r.toString());
   }
 
   @Test
