@@ -255,9 +255,10 @@ class SurgeryListenerLifecycleTest {
             + "report: "
             + dir.resolve("not-a-dir").resolve("report.json")
             + "\n");
-    // the report's parent is a file: writing fails, which must not disturb training
-    Files.writeString(dir.resolve("not-a-dir"), "x");
     SurgeryListener listener = SurgeryListener.fromYaml(yaml);
+    // The report's parent becomes a file after the config was checked (which refuses that):
+    // writing fails, which must not disturb training.
+    Files.writeString(dir.resolve("not-a-dir"), "x");
     try (Model model = TestModels.model("yaml");
         NDManager data = NDManager.newBaseManager()) {
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {

@@ -7,7 +7,9 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.Composition;
 import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.events.Time;
+import java.io.IOException;
 import java.math.BigInteger;
+import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -66,6 +68,7 @@ final class ConfigParser {
   static final long MAX_STEP = 1_000_000_000_000L;
 
   private final String file;
+  private final Path source;
   private final LoadSettings settings;
   private final List<ConfigProblem> problems = new ArrayList<>();
 
@@ -73,7 +76,18 @@ final class ConfigParser {
   private Node triggerNode;
 
   ConfigParser(String file) {
+    this(file, null);
+  }
+
+  /**
+   * Creates a parser for the text of a config file.
+   *
+   * @param file the file name for messages
+   * @param source the file itself, which {@code report} must not name; null for text without one
+   */
+  ConfigParser(String file, Path source) {
     this.file = file;
+    this.source = source;
     this.settings =
         LoadSettings.builder()
             .setLabel(file)
@@ -226,6 +240,12 @@ final class ConfigParser {
           report = Path.of(s);
         } catch (InvalidPathException e) {
           addAt(reportNode, "report is not a valid path: " + e.getReason());
+        }
+        if (report != null) {
+          String unusable = unusableReport(report);
+          if (unusable != null) {
+            addAt(reportNode, unusable);
+          }
         }
       } else if (v != INVALID) {
         addAt(
@@ -809,6 +829,76 @@ final class ConfigParser {
   private String position(Node node) {
     Mark m = node.getStartMark().orElse(null);
     return m == null ? "?" : "line " + (m.getLine() + 1) + ", column " + (m.getColumn() + 1);
+  }
+
+  /**
+   * Tells why the report could not be written after training, or null when it can: the report is
+   * written only once surgery ran, so a path that cannot take it would lose it after the whole run
+   * (and one that names the config would overwrite the config).
+   */
+  private String unusableReport(Path report) {
+    Path target = report.toAbsolutePath().normalize();
+    if (source != null && sameFile(target, source.toAbsolutePath().normalize())) {
+      return "report names the config file itself, which the JSON report would overwrite; name"
+          + " another file, such as surgery-report.json";
+    }
+    if (Files.isDirectory(target)) {
+      return "report names the directory "
+          + target
+          + "; name a file in it, such as "
+          + target.resolve("surgery-report.json");
+    }
+    if (Files.exists(target) && !Files.isWritable(target)) {
+      return "report names " + target + ", which is not writable";
+    }
+    // The writer creates missing directories: the nearest existing one must take new entries.
+    Path dir = target.getParent();
+    while (dir != null && !Files.exists(dir)) {
+      dir = dir.getParent();
+    }
+    if (dir == null) {
+      return null;
+    }
+    if (!Files.isDirectory(dir)) {
+      return "report cannot be written to "
+          + target
+          + ": "
+          + dir
+          + " is not a directory, so the report's directory cannot be created";
+    }
+    if (!canCreateIn(dir)) {
+      return "report cannot be written to "
+          + target
+          + ": nothing can be created in "
+          + dir
+          + "; name a writable location";
+    }
+    return null;
+  }
+
+  private static boolean sameFile(Path a, Path b) {
+    if (a.equals(b)) {
+      return true;
+    }
+    try {
+      return Files.exists(a) && Files.exists(b) && Files.isSameFile(a, b);
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /**
+   * Tries to create (and removes) an empty file: permission bits alone do not tell, since a process
+   * running as root passes them everywhere, even in {@code /proc}.
+   */
+  private static boolean canCreateIn(Path dir) {
+    try {
+      Path probe = Files.createTempFile(dir, ".surgery-report", ".probe");
+      Files.deleteIfExists(probe);
+      return true;
+    } catch (IOException | SecurityException | UnsupportedOperationException e) {
+      return false;
+    }
   }
 
   private static int[] at(Node node) {

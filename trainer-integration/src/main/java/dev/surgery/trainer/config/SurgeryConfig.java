@@ -97,7 +97,7 @@ public final class SurgeryConfig {
    * @throws SurgeryConfigException listing every problem, file-level ones included
    */
   static SurgeryConfig load(Path file, FileReader reader) {
-    return parse(read(file, reader), file.toString());
+    return new ConfigParser(file.toString(), file).parse(read(file, reader));
   }
 
   /** Reads a whole file; {@link Files#readAllBytes} outside tests. */
