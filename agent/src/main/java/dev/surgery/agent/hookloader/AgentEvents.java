@@ -6,7 +6,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.WeakHashMap;
 import java.util.function.BiConsumer;
-import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 
 /**
@@ -115,21 +114,20 @@ final class AgentEvents {
 
   /**
    * Entry of a training {@code Trainer.forward} whose model is not initialized yet: runs {@code
-   * initialize} while holding the trainer's state, so that a parallel forward of the same batch
-   * waits for it, and reports {@link Event#INIT} when it initialized the model.
+   * action} (which may initialize the model, reporting {@link Event#INIT} through {@link
+   * #initialized}) while holding the trainer's state, so that a parallel forward of the same batch
+   * waits for it.
    *
    * @param trainer the trainer
-   * @param initialize initializes the model when still needed; true when it did
+   * @param action what to do before the forward
    */
-  void initializeBeforeForward(Object trainer, BooleanSupplier initialize) {
+  void beforeFirstForward(Object trainer, Runnable action) {
     Phase p = phases.get(trainer);
     if (p == null || p.firingHere()) {
       return;
     }
     synchronized (p) {
-      if (initialize.getAsBoolean()) {
-        fire(p, Event.INIT, trainer);
-      }
+      action.run();
     }
   }
 

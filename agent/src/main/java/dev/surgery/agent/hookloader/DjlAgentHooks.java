@@ -274,32 +274,45 @@ public final class DjlAgentHooks implements DjlHooks {
       if (block != null && !block.isInitialized()) {
         // The program never called trainer.initialize: DJL is about to initialize the model inside
         // this forward, too late for the epoch-0 surgery that needs its shapes.
-        events.initializeBeforeForward(trainer, () -> initializeAsDjlWould(trainer, data));
+        events.beforeFirstForward(trainer, () -> initializeAsDjlWould(trainer, data));
       }
     }
     events.forwardStarting(target);
   }
 
   /**
-   * Initializes the model of a trainer whose epoch-0 surgery waits for it, exactly as DJL 0.36's
-   * {@code AbstractBaseBlock.forward} would at this first training forward (the trainer's manager,
-   * which its parameter store uses, {@code FLOAT32} and the input's shapes), so that the surgery
-   * runs between initialization and the first forward, as after {@code trainer.initialize}.
+   * Initializes the model of a trainer whose epoch-0 surgery waits for it with {@code
+   * trainer.initialize} and the shapes of the first training forward's input, as the program could
+   * have done just before that forward; the {@code Trainer.initialize} hook then runs the surgery.
+   * Only where this matches what DJL 0.36's {@code AbstractBaseBlock.forward} would initialize by
+   * itself (those shapes, {@code FLOAT32}); elsewhere the surgery cannot run exactly before the
+   * first forward and training stops.
    *
-   * @return true when it initialized the model
-   * @throws SurgeryFailure when surgery waits but the initialization cannot be reproduced exactly
+   * @throws SurgeryFailure when surgery waits but cannot run exactly, or fails under {@code
+   *     on_error: fail}
    */
-  private boolean initializeAsDjlWould(Trainer trainer, Object data) {
+  private void initializeAsDjlWould(Trainer trainer, Object data) {
     Block block = trainer.getModel().getBlock();
     if (block == null || block.isInitialized()) {
-      return false; // a parallel forward of the same batch did it
+      return; // a parallel forward of the same batch did it
     }
     List<ScheduledAlgorithm> waiting = listener.awaitingInitialization(trainer);
     if (waiting.isEmpty()) {
-      return false; // nothing needs the shapes: DJL initializes the model as it always does
+      return; // nothing needs the shapes: DJL initializes the model as it always does
     }
+    DataType dataType = trainer.getModel().getDataType();
+    String inexact = null;
     if (!(block instanceof AbstractBaseBlock) || !(data instanceof NDList)) {
       // DJL initializes only an AbstractBaseBlock by itself, and only from the forward's input.
+      inexact = "DJL would not initialize " + block.getClass().getName() + " by itself";
+    } else if (dataType != DataType.FLOAT32) {
+      // Trainer.initialize uses the model's data type, DJL's forward always FLOAT32.
+      inexact =
+          "the model's data type is "
+              + (dataType == null ? "not set" : dataType.name())
+              + ", where DJL would initialize FLOAT32";
+    }
+    if (inexact != null) {
       ScheduledAlgorithm first = waiting.get(0);
       throw new SurgeryFailure(
           new SurgeryFailedException(
@@ -308,29 +321,32 @@ public final class DjlAgentHooks implements DjlHooks {
                       .map(ScheduledAlgorithm::describe)
                       .collect(Collectors.joining("; "))
                   + " needs an initialized model, but the program never called"
-                  + " trainer.initialize(shapes) and the surgery agent cannot initialize "
-                  + block.getClass().getName()
-                  + " exactly as DJL would at the first forward: call trainer.initialize(shapes)"
-                  + " before training, or schedule it at epoch 1 or later",
+                  + " trainer.initialize(shapes) and the surgery agent cannot do it exactly at the"
+                  + " first forward ("
+                  + inexact
+                  + "): call trainer.initialize(shapes) before training, or schedule it at epoch 1"
+                  + " or later",
               first.algorithm().name(),
               0,
               null,
               null));
     }
     Shape[] shapes = ((NDList) data).getShapes();
+    AgentLog.debug(
+        "the program never called trainer.initialize: trainer.initialize"
+            + Arrays.toString(shapes)
+            + " (the first forward's input shapes) for "
+            + SurgeryDispatcher.describe(trainer)
+            + " before its first forward");
     try {
-      block.initialize(trainer.getManager(), DataType.FLOAT32, shapes);
+      // Its hook reports INIT, which runs the waiting surgery.
+      trainer.initialize(shapes);
+    } catch (SurgeryFailedException | SurgeryException e) {
+      throw new SurgeryFailure(e); // on_error: fail, rethrown unwrapped by the hook
     } catch (RuntimeException e) {
       // DJL's own forward would throw the same: the program gets it unchanged.
       throw new SurgeryFailure(e);
     }
-    AgentLog.debug(
-        "the program never called trainer.initialize: initialized the model of "
-            + SurgeryDispatcher.describe(trainer)
-            + " with the first forward's shapes "
-            + Arrays.toString(shapes)
-            + " (as DJL would), then SurgeryListener.onInitialized");
-    return true;
   }
 
   /**

@@ -58,8 +58,9 @@ public interface DjlHooks {
 
   /**
    * Called at the entry of a training {@code Trainer.forward} ({@link HookPoint#FORWARD_ENTER}).
-   * When the model is not initialized yet and epoch-0 surgery waits for it, the model is first
-   * initialized exactly as DJL would at this forward, and the waiting surgery runs.
+   * When the model is not initialized yet and epoch-0 surgery waits for it, the trainer is first
+   * initialized with the shapes of this forward's input (those DJL would initialize the model
+   * with), and the waiting surgery runs.
    *
    * @param trainer the trainer
    * @param data the forward's input ({@code NDList}); null when not known

@@ -3,6 +3,7 @@ package dev.surgery.agent.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.surgery.agent.testapp.CnnApp;
@@ -12,8 +13,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Shape-dependent epoch-0 surgery on a program that never calls {@code trainer.initialize}: DJL
  * would initialize the model inside the first training forward, after the point where the surgery
- * is due. The agent initializes it the same way just before that forward, so the surgery runs
- * before the first step instead of never.
+ * is due. The agent calls {@code trainer.initialize} with that forward's input shapes just before
+ * it, so the surgery runs before the first step instead of never.
  */
 class UninitializedModelIT {
 
@@ -44,8 +45,16 @@ class UninitializedModelIT {
     assertTrue(afterFirstStep.contains("SqueezeExcite"), "no squeeze-excite at step 1: " + r);
     assertEquals(
         1,
-        r.countErr("^surgery-agent: the program never called trainer.initialize: initialized"),
+        r.countErr(
+            "^surgery-agent: the program never called trainer.initialize: trainer.initialize\\[\\(8,"
+                + " 3, 16, 16\\)\\]"),
         r.toString());
+    assertEquals(
+        1,
+        r.countErr("^surgery-agent: Trainer.initialize returned: SurgeryListener.onInitialized"),
+        r.toString());
+    // The surgery followed the trainer, which registered the parameters: nothing to recreate.
+    assertEquals(0, r.countErr("without a trainer"), r.toString());
     assertEquals(0, r.countErr("never ran"), r.toString());
     assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
   }
@@ -64,5 +73,33 @@ class UninitializedModelIT {
     assertTrue(after.contains("SqueezeExcite"), "no squeeze-excite after training: " + r);
     assertFalse(r.stderr().contains("IllegalStateException"), r.toString());
     assertEquals(0, r.countErr("never ran"), r.toString());
+  }
+
+  @Test
+  void stopsBeforeTheFirstForwardWhereItCannotInitializeAsDjlWould() throws Exception {
+    Path dir = AgentConfigs.dir("uninitialized-float64");
+    AgentConfigs.write(dir, "surgery.yaml", SQUEEZE_EXCITE_AT_EPOCH_0);
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                CnnApp.class.getName(),
+                "--no-initialize",
+                "--own-loop",
+                "--float64-model",
+                "--epochs",
+                "1")
+            .agent("config=surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(1, r.exitCode(), r.toString());
+    assertTrue(
+        r.stderr()
+            .contains(
+                "SurgeryFailedException: Surgery: squeeze_excite at epoch 0 (surgery.yaml:2:5)"
+                    + " needs an initialized model, but the program never called"
+                    + " trainer.initialize(shapes)"),
+        r.toString());
+    assertTrue(
+        r.stderr().contains("call trainer.initialize(shapes) before training"), r.toString());
+    assertNull(r.findOut("CNNAPP: structure after the first step: (.*)"), r.toString());
   }
 }

@@ -39,7 +39,8 @@ import java.util.List;
  * --opaque-strided-conv} (the strided convolution sits in a block surgery cannot edit), {@code
  * --no-initialize} (never calls {@code trainer.initialize}: DJL initializes the model at the first
  * forward), {@code --own-loop} (a hand-written training loop instead of {@code EasyTrain.fit},
- * printing the structure after its first step).
+ * printing the structure after its first step), {@code --float64-model} (the model's data type is
+ * {@code FLOAT64}).
  */
 public final class CnnApp {
 
@@ -76,6 +77,7 @@ public final class CnnApp {
     boolean opaque = false;
     boolean initialize = true;
     boolean ownLoop = false;
+    boolean float64 = false;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--epochs" -> epochs = Integer.parseInt(args[++i]);
@@ -85,6 +87,7 @@ public final class CnnApp {
         case "--opaque-strided-conv" -> opaque = true;
         case "--no-initialize" -> initialize = false;
         case "--own-loop" -> ownLoop = true;
+        case "--float64-model" -> float64 = true;
         default -> throw new IllegalArgumentException("unknown option " + args[i]);
       }
     }
@@ -93,6 +96,9 @@ public final class CnnApp {
     try (Model model = Model.newInstance("cnn-app");
         NDManager data = NDManager.newBaseManager()) {
       model.setBlock(network(opaque));
+      if (float64) {
+        model.setDataType(DataType.FLOAT64);
+      }
       ArrayDataset dataset = dataset(data);
 
       DefaultTrainingConfig config =
