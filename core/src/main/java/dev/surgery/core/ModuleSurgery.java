@@ -288,10 +288,14 @@ public final class ModuleSurgery {
       boolean allowShapeChange,
       Map<Object, Integer> indices,
       Faults faults) {
+    boolean trainerless = trainers == null || trainers.isEmpty();
+    // A trainer registers only initialized parameters: before initialization (epoch-0 surgery on a
+    // fresh model) there is nothing a trainer could hold, and the reminder would only mislead.
+    boolean registrable = trainerless && anyInitialized(module);
     Map<Block, Block> replaced =
         new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices, faults)
             .run();
-    if ((trainers == null || trainers.isEmpty()) && !replaced.isEmpty()) {
+    if (registrable && !replaced.isEmpty()) {
       // A reminder, not a fault: said at INFO once per process, then at DEBUG, so that a job that
       // changes trees without a trainer again and again (or a benchmark) is not flooded with it.
       String reminder =
@@ -374,6 +378,20 @@ public final class ModuleSurgery {
     } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
       journal.rollback(e);
       throw e;
+    }
+  }
+
+  /** Tells whether any parameter of the tree holds an array (was initialized). */
+  private static boolean anyInitialized(Block module) {
+    try {
+      for (Pair<String, Parameter> p : module.getParameters()) {
+        if (p.getValue().isInitialized()) {
+          return true;
+        }
+      }
+      return false;
+    } catch (RuntimeException e) {
+      return true; // a block that cannot list its parameters: remind, as before
     }
   }
 

@@ -2,7 +2,11 @@ package dev.surgery.core;
 
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import java.io.ByteArrayOutputStream;
@@ -13,31 +17,49 @@ import org.junit.jupiter.api.Test;
 /**
  * The reminder that a trainer must follow a surgery made without one is said once per process at
  * INFO (slf4j-simple's default level in these tests, written to {@code System.err}); a job that
- * changes trees without a trainer again and again is not flooded with it.
+ * changes trees without a trainer again and again is not flooded with it. A tree that was never
+ * initialized gets no reminder: no trainer can have registered its parameters.
  */
 class TrainerlessReminderTest {
 
-  @Test
-  void theReminderIsSaidOnceAtInfoThenOnlyAtDebug() {
-    ModuleSurgery.TRAINERLESS_REMINDED.set(false);
+  private static final Map<BlockMatcher, ReplacementFunction> LINEAR_TO_LINEAR =
+      Map.of(
+          BlockMatcher.ofClass(Linear.class),
+          (block, index) -> Linear.builder().setUnits(2).build());
+
+  /** Runs {@code surgeries} trainerless surgeries and returns the reminder lines logged. */
+  private static long reminders(int surgeries, boolean initialized) {
     PrintStream original = System.err;
     ByteArrayOutputStream captured = new ByteArrayOutputStream();
     System.setErr(new PrintStream(captured, true, UTF_8));
-    try {
-      for (int i = 0; i < 3; i++) {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      for (int i = 0; i < surgeries; i++) {
         SequentialBlock root = new SequentialBlock().add(Linear.builder().setUnits(2).build());
-        Map<BlockMatcher, ReplacementFunction> policy =
-            Map.of(
-                BlockMatcher.ofClass(Linear.class),
-                (block, index) -> Linear.builder().setUnits(2).build());
+        if (initialized) {
+          root.initialize(manager, DataType.FLOAT32, new Shape(1, 3));
+        }
         assertEquals(
-            1, ModuleSurgery.replaceModules(root, policy, SurgeryOptions.defaults()).size());
+            1,
+            ModuleSurgery.replaceModules(root, LINEAR_TO_LINEAR, SurgeryOptions.defaults()).size());
       }
     } finally {
       System.setErr(original);
     }
-    long reminders =
-        captured.toString(UTF_8).lines().filter(l -> l.contains("without a trainer")).count();
-    assertEquals(1, reminders, captured.toString(UTF_8));
+    return captured.toString(UTF_8).lines().filter(l -> l.contains("without a trainer")).count();
+  }
+
+  @Test
+  void theReminderIsSaidOnceAtInfoThenOnlyAtDebug() {
+    ModuleSurgery.TRAINERLESS_REMINDED.set(false);
+    assertEquals(1, reminders(3, true));
+  }
+
+  @Test
+  void noReminderBeforeInitialization() {
+    ModuleSurgery.TRAINERLESS_REMINDED.set(false);
+    assertEquals(0, reminders(2, false));
+    // Not used up either: the first surgery that could matter still says it at INFO.
+    assertFalse(ModuleSurgery.TRAINERLESS_REMINDED.get());
+    assertEquals(1, reminders(1, true));
   }
 }
