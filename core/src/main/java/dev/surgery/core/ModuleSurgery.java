@@ -1,10 +1,12 @@
 package dev.surgery.core;
 
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
+import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -291,7 +293,7 @@ public final class ModuleSurgery {
     boolean trainerless = trainers == null || trainers.isEmpty();
     // A trainer registers only initialized parameters: before initialization (epoch-0 surgery on a
     // fresh model) there is nothing a trainer could hold, and the reminder would only mislead.
-    boolean registrable = trainerless && anyInitialized(module);
+    boolean registrable = trainerless && mayBeRegistered(module);
     Map<Block, Block> replaced =
         new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices, faults)
             .run();
@@ -381,18 +383,16 @@ public final class ModuleSurgery {
     }
   }
 
-  /** Tells whether any parameter of the tree holds an array (was initialized). */
-  private static boolean anyInitialized(Block module) {
-    try {
-      for (Pair<String, Parameter> p : module.getParameters()) {
-        if (p.getValue().isInitialized()) {
-          return true;
-        }
-      }
-      return false;
-    } catch (RuntimeException e) {
-      return true; // a block that cannot list its parameters: remind, as before
+  /**
+   * Tells whether a trainer may hold parameters of the tree: its root records input shapes, as
+   * after {@code Trainer.initialize}, {@code Block.initialize} or a parameter load. One field read,
+   * not a walk of every parameter: trainerless surgery on a large tree must not pay for a reminder.
+   */
+  private static boolean mayBeRegistered(Block module) {
+    if (module instanceof AbstractBaseBlock) {
+      return DjlInternals.recordedInputShapes(module) != null;
     }
+    return true; // nothing to go by: remind, as before
   }
 
   /**
