@@ -271,7 +271,13 @@ public final class DjlAgentHooks implements DjlHooks {
     Trainer trainer = (Trainer) target;
     if (events.tracks(trainer)) {
       Block block = trainer.getModel().getBlock();
-      if (block != null && !block.isInitialized()) {
+      // One field read per forward for DJL's blocks (Block.isInitialized walks every parameter):
+      // one that records no input shapes was never initialized.
+      boolean uninitialized =
+          block instanceof AbstractBaseBlock
+              ? DjlInternals.recordedInputShapes(block) == null
+              : block != null && !block.isInitialized();
+      if (uninitialized) {
         // The program never called trainer.initialize: DJL is about to initialize the model inside
         // this forward, too late for the epoch-0 surgery that needs its shapes.
         events.beforeFirstForward(trainer, () -> initializeAsDjlWould(trainer, data));
