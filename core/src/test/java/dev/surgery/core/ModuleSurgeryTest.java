@@ -29,6 +29,7 @@ import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyDense;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -463,10 +464,21 @@ class ModuleSurgeryTest {
     }
   }
 
+  /**
+   * A function that throws on its third call, after two replacements are in the tree: unchecked, or
+   * a checked exception it never declared (Kotlin, Scala, a sneaky throw), which must be rolled
+   * back the same way and kept as the cause.
+   */
   @ParameterizedTest(name = "under {0}")
   @MethodSource("dev.surgery.core.WeightCopyFaultTest#optimizers")
   void rollbackAfterThirdCallRestoresStructureValuesStoreAndOptimizerState(OptimizerKind kind)
       throws Exception {
+    for (boolean checked : new boolean[] {false, true}) {
+      rollbackAfterThirdCall(kind, checked);
+    }
+  }
+
+  private static void rollbackAfterThirdCall(OptimizerKind kind, boolean checked) throws Exception {
     Supplier<Block> build =
         () ->
             new SequentialBlock()
@@ -489,7 +501,10 @@ class ModuleSurgeryTest {
           Conv2d.class,
           (block, index) -> {
             if (index == 2) {
-              throw new IllegalStateException("boom on the third call");
+              throw checked
+                  ? ModuleSurgeryTest.<RuntimeException>sneaky(
+                      new IOException("boom on the third call"))
+                  : new IllegalStateException("boom on the third call");
             }
             return Fixtures.copyOf((Conv2d) block);
           });
@@ -500,6 +515,8 @@ class ModuleSurgeryTest {
                   ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
       assertEquals("04Conv2d", e.getBlockPath());
       assertTrue(e.getMessage().contains("boom on the third call"), e.getMessage());
+      assertEquals(
+          checked ? IOException.class : IllegalStateException.class, e.getCause().getClass());
 
       // Against the snapshot taken before, then against a twin that never saw a surgery, before
       // and after an epoch more: every element of every parameter and optimizer state.
@@ -508,5 +525,11 @@ class ModuleSurgeryTest {
       twin.fit(images);
       twin.assertSubjectIsTheControl("after an epoch more");
     }
+  }
+
+  /** Throws a checked exception where the compiler sees none declared. */
+  @SuppressWarnings("unchecked")
+  private static <T extends Throwable> T sneaky(Throwable t) throws T {
+    throw (T) t;
   }
 }

@@ -23,7 +23,6 @@ import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.PairList;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyData;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -124,59 +123,6 @@ class RollbackTest {
   }
 
   /** A parent that hides its children (like a TorchScript block) cannot be changed in place. */
-  static Stream<OptimizerKind> rollbackOptimizers() {
-    return ROLLBACK_OPTIMIZERS.stream();
-  }
-
-  /**
-   * A replacement function that throws a checked exception it never declared (Kotlin, Scala, a
-   * sneaky throw) on its second call, after the first replacement is in the tree: the surgery is
-   * rolled back as for any other failure, and the error names the block and keeps the cause.
-   */
-  @ParameterizedTest(name = "under {0}")
-  @MethodSource("rollbackOptimizers")
-  void anUndeclaredCheckedExceptionFromTheFunctionIsRolledBack(OptimizerKind kind)
-      throws Exception {
-    Supplier<Block> build =
-        () -> new SequentialBlock().add(conv(2)).add(conv(2)).add(Blocks.batchFlattenBlock());
-    try (ControlTwin twin = new ControlTwin("checked", build, kind, new Shape(8, 3, 8, 8));
-        NDManager data = NDManager.newBaseManager()) {
-      Block net = twin.subjectRoot;
-      Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
-      twin.fit(images);
-      WeightCopyFaultTest.BeforeState before = WeightCopyFaultTest.BeforeState.of(net, trainer);
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          Conv2d.class,
-          (block, index) -> {
-            if (index == 1) {
-              throw RollbackTest.<RuntimeException>sneaky(new IOException("disk gone"));
-            }
-            return Fixtures.copyOf((Conv2d) block);
-          });
-
-      SurgeryException e =
-          assertThrows(
-              SurgeryException.class,
-              () ->
-                  ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
-      assertTrue(e.getMessage().contains("02Conv2d"), e.getMessage());
-      assertTrue(e.getCause() instanceof IOException, String.valueOf(e.getCause()));
-
-      before.assertUnchanged(net, trainer);
-      twin.assertSubjectIsTheControl("after the rolled-back surgery");
-      twin.fit(images);
-      twin.assertSubjectIsTheControl("an epoch after the rolled-back surgery");
-    }
-  }
-
-  /** Throws a checked exception where the compiler sees none declared. */
-  @SuppressWarnings("unchecked")
-  private static <T extends Throwable> T sneaky(Throwable t) throws T {
-    throw (T) t;
-  }
-
   @Test
   void parentWithoutLiveChildrenIsReportedByPath() {
     Linear hidden = Linear.builder().setUnits(2).build();
