@@ -13,6 +13,7 @@ import com.google.gson.ToNumberPolicy;
 import com.google.gson.reflect.TypeToken;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.trainer.config.Trigger;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -144,7 +145,10 @@ final class SurgeryJson {
       JsonObject o = new JsonObject();
       o.addProperty("algorithm", p.entry().algorithm().name());
       o.add("hyperparameters", PRETTY.toJsonTree(p.entry().algorithm().settings()));
-      o.addProperty("epoch", p.entry().epoch());
+      // An entry with another schedule (a step, a time, events) has no epoch: say when it runs.
+      boolean byEpoch = p.entry().trigger().kind() == Trigger.Kind.EPOCH;
+      o.addProperty("epoch", byEpoch ? p.entry().epoch() : null);
+      o.addProperty("when", p.entry().trigger().describe());
       o.addProperty("source", p.entry().source());
       SurgeryPlan plan = p.plan();
       if (plan == null) {

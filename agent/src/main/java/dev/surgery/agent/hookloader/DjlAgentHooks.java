@@ -32,6 +32,7 @@ import dev.surgery.trainer.SurgeryRecord;
 import dev.surgery.trainer.config.ConfigProblem;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.SurgeryConfigException;
+import dev.surgery.trainer.config.Trigger;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -391,9 +392,13 @@ public final class DjlAgentHooks implements DjlHooks {
     // Multiply-accumulates are counted for the input the trainer was initialized with.
     Shape input = initializedInput(block);
     List<EntryPlan> plans = new ArrayList<>();
+    // Entries at epoch 0 run before the first step; the others by epoch among themselves, and
+    // where an epoch and a step are to be compared (the batches per epoch are unknown here) in the
+    // order of the file. A step entry's epoch() is 0, so it is never taken for an epoch-0 entry.
     List<ScheduledAlgorithm> order = new ArrayList<>(listener.getSchedule());
     order.sort(
-        Comparator.comparingInt(ScheduledAlgorithm::epoch)
+        Comparator.comparingInt((ScheduledAlgorithm e) -> beforeTraining(e) ? 0 : 1)
+            .thenComparingInt(e -> e.trigger().kind() == Trigger.Kind.EPOCH ? e.epoch() : 0)
             .thenComparingInt(ScheduledAlgorithm::index));
     for (ScheduledAlgorithm entry : order) {
       Algorithm algorithm = entry.algorithm();
@@ -414,6 +419,11 @@ public final class DjlAgentHooks implements DjlHooks {
         .writePlanReport(plans)
         .ifPresent(path -> sb.append("\nplan written to ").append(path.toAbsolutePath()));
     return sb.toString();
+  }
+
+  /** Whether an entry runs before the first training step: at epoch 0. */
+  private static boolean beforeTraining(ScheduledAlgorithm entry) {
+    return entry.trigger().kind() == Trigger.Kind.EPOCH && entry.epoch() == 0;
   }
 
   /** The model's single input shape as recorded by {@code Trainer.initialize}, or null. */

@@ -159,4 +159,47 @@ class DryRunIT {
   private static String macs(JsonElement value) {
     return value == null || value.isJsonNull() ? "unknown" : value.getAsString();
   }
+
+  /**
+   * A step entry written first is planned after the epoch-0 entry, which runs before the first
+   * step, and the JSON says when it runs instead of giving it epoch 0.
+   */
+  @Test
+  void listsEpochZeroEntriesFirstAndSaysWhenAStepEntryRuns() throws Exception {
+    Path dir = AgentConfigs.dir("dry-run-order");
+    AgentConfigs.write(
+        dir,
+        "surgery.yaml",
+        String.join(
+            "\n",
+            "algorithms:",
+            "  - name: weight_standardization",
+            "    step: 2",
+            "  - name: blurpool",
+            "    epoch: 0",
+            "report: plan.json",
+            ""));
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName())
+            .agent("config=surgery.yaml;dry_run=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    int blurpool = r.stderr().indexOf("blurpool at epoch 0 (surgery.yaml:4:5)");
+    int standardization = r.stderr().indexOf("weight_standardization at step 2 (surgery.yaml:2:5)");
+    assertTrue(blurpool >= 0 && standardization > blurpool, r.toString());
+
+    JsonArray plans =
+        JsonParser.parseString(Files.readString(dir.resolve("plan.json")))
+            .getAsJsonObject()
+            .getAsJsonArray("plans");
+    JsonObject first = plans.get(0).getAsJsonObject();
+    JsonObject second = plans.get(1).getAsJsonObject();
+    assertEquals("blurpool", first.get("algorithm").getAsString());
+    assertEquals(0, first.get("epoch").getAsInt());
+    assertEquals("at epoch 0", first.get("when").getAsString());
+    assertEquals("weight_standardization", second.get("algorithm").getAsString());
+    assertTrue(second.get("epoch").isJsonNull(), second.toString());
+    assertEquals("at step 2", second.get("when").getAsString());
+  }
 }
