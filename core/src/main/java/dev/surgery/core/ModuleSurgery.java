@@ -322,7 +322,9 @@ public final class ModuleSurgery {
    * @param oldParams the parameters to take out
    * @param newParams their replacements, same length
    * @param optimizers the trainers to update; null or empty does nothing
-   * @throws IllegalArgumentException if the lists differ in length
+   * @throws IllegalArgumentException if the lists differ in length, or hold a null, or a new
+   *     parameter is listed twice, is an old parameter at another position (a permutation) or is
+   *     held by a given trainer already; nothing is changed then
    * @throws IllegalStateException if an old parameter is held by none of the trainers
    */
   public static void replaceParamsInOptimizer(
@@ -338,6 +340,7 @@ public final class ModuleSurgery {
       logger.info("replaceParamsInOptimizer: no trainer given, nothing to update");
       return;
     }
+    checkNewParams(oldParams, newParams, optimizers);
     Journal journal = new Journal();
     TrainerSurgery surgery = new TrainerSurgery(journal, Faults.NONE);
     try {
@@ -381,6 +384,65 @@ public final class ModuleSurgery {
       journal.rollback(e);
       throw e;
     }
+  }
+
+  /**
+   * Refuses, before anything changes, the new parameters whose move would lose state: a null, one
+   * listed twice, one that is itself an old parameter at another position (a permutation: the pairs
+   * are moved one after the other), and one a given trainer holds already (its own state would be
+   * overwritten, and the old parameter's store entry dropped).
+   */
+  private static void checkNewParams(
+      List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
+    Map<Parameter, Integer> oldAt = new IdentityHashMap<>();
+    for (int i = 0; i < oldParams.size(); i++) {
+      if (oldParams.get(i) == null) {
+        throw new IllegalArgumentException("oldParams[" + i + "] is null");
+      }
+      oldAt.putIfAbsent(oldParams.get(i), i);
+    }
+    Map<Parameter, Integer> newAt = new IdentityHashMap<>();
+    for (int i = 0; i < newParams.size(); i++) {
+      Parameter to = newParams.get(i);
+      if (to == null) {
+        throw new IllegalArgumentException("newParams[" + i + "] is null");
+      }
+      if (to == oldParams.get(i)) {
+        continue; // kept in place: nothing moves
+      }
+      Integer earlier = newAt.putIfAbsent(to, i);
+      if (earlier != null) {
+        throw new IllegalArgumentException(
+            describe(to) + " is listed twice in newParams, at " + earlier + " and " + i);
+      }
+      Integer old = oldAt.get(to);
+      if (old != null) {
+        throw new IllegalArgumentException(
+            "newParams["
+                + i
+                + "] "
+                + describe(to)
+                + " is oldParams["
+                + old
+                + "]: pairs are moved one after the other, so a permutation would lose state;"
+                + " give new Parameter objects");
+      }
+      for (Trainer t : optimizers) {
+        if (TrainerSurgery.holds(t, to)) {
+          throw new IllegalArgumentException(
+              "newParams["
+                  + i
+                  + "] "
+                  + describe(to)
+                  + " is held by a given trainer already: its own optimizer state would be"
+                  + " overwritten");
+        }
+      }
+    }
+  }
+
+  private static String describe(Parameter p) {
+    return "'" + p.getName() + "' (" + p.getId() + ")";
   }
 
   /**

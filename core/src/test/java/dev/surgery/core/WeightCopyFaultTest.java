@@ -37,6 +37,7 @@ import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -337,6 +338,53 @@ class WeightCopyFaultTest {
               IllegalStateException.class,
               () -> ModuleSurgery.replaceParamsInOptimizer(oldParams, newParams, List.of(trainer)));
       assertTrue(e.getMessage().contains("is not held by any given trainer"), e.getMessage());
+      before.assertUnchanged(net, trainer);
+
+      assertTrainsLikeTheControl(twin, images);
+    }
+  }
+
+  /**
+   * New parameters whose move would lose state are refused before anything changes: a swap of two
+   * live parameters, a new parameter the trainer holds already, one listed twice, and a null.
+   */
+  @Test
+  void newParametersThatWouldLoseStateAreRefusedAndNothingChanges() throws Exception {
+    try (ControlTwin twin =
+            new ControlTwin(
+                "swap-refused", WeightCopyFaultTest::threeConvNet, OptimizerKind.ADAM, INPUT);
+        NDManager data = NDManager.newBaseManager()) {
+      Block net = twin.subjectRoot;
+      Trainer trainer = twin.subjectTrainer;
+      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
+      twin.fit(images);
+      BeforeState before = BeforeState.of(net, trainer);
+      List<Parameter> live = new ArrayList<>(TreeSurgery.parametersOf(net));
+      Parameter w0 = live.get(0);
+      Parameter w1 = live.get(1);
+      Parameter fresh = copyOf(w0);
+      Map<String, List<List<Parameter>>> cases = new LinkedHashMap<>();
+      cases.put("is oldParams[1]", List.of(List.of(w0, w1), List.of(w1, w0)));
+      cases.put("is held by a given trainer already", List.of(List.of(w0), List.of(w1)));
+      cases.put("is listed twice", List.of(List.of(w0, w1), List.of(fresh, fresh)));
+      for (Map.Entry<String, List<List<Parameter>>> c : cases.entrySet()) {
+        IllegalArgumentException e =
+            assertThrows(
+                IllegalArgumentException.class,
+                () ->
+                    ModuleSurgery.replaceParamsInOptimizer(
+                        c.getValue().get(0), c.getValue().get(1), List.of(trainer)));
+        assertTrue(e.getMessage().contains(c.getKey()), e.getMessage());
+        before.assertUnchanged(net, trainer);
+      }
+      List<Parameter> withNull = new ArrayList<>();
+      withNull.add(null);
+      IllegalArgumentException e =
+          assertThrows(
+              IllegalArgumentException.class,
+              () ->
+                  ModuleSurgery.replaceParamsInOptimizer(List.of(w0), withNull, List.of(trainer)));
+      assertTrue(e.getMessage().contains("newParams[0] is null"), e.getMessage());
       before.assertUnchanged(net, trainer);
 
       assertTrainsLikeTheControl(twin, images);
