@@ -163,6 +163,9 @@ final class TreeSurgery {
     int liveEpoch = -1;
     boolean live;
 
+    /** Whether a policy's replacement was written into the tree as this block. */
+    boolean placed;
+
     /** Whether the block was in the tree when the surgery began. */
     boolean original;
 
@@ -453,7 +456,8 @@ final class TreeSurgery {
     }
     return new SurgeryException(
         current == null ? null : BlockPaths.display(current.path()),
-        "surgery failed and was rolled back: " + e.getMessage(),
+        "surgery failed and was rolled back: "
+            + (e.getMessage() == null ? e.toString() : e.getMessage()),
         e);
   }
 
@@ -577,6 +581,9 @@ final class TreeSurgery {
         n.pathParent = parent;
         n.key = keys.get(i);
         n.kind = leaf ? LEAF : COMPOSITE;
+        // Below a replacement, a block counts as deep in replacements as it: a replacement that
+        // holds a fresh match (a wrapper around a new layer) builds a chain the guard must see.
+        n.generation = parent.generation;
         n.matched = matched;
         n.inputShapes = DjlInternals.recordedInputShapes(block);
         if (leaf && matched > 0 && !allParameters && initialWalk) {
@@ -654,6 +661,29 @@ final class TreeSurgery {
     return live;
   }
 
+  /** Whether {@code candidate} is an ancestor of {@code node} (a walk up its parents). */
+  private static boolean isAbove(Node candidate, Node node) {
+    Deque<Node> todo = new ArrayDeque<>();
+    Set<Node> met = Collections.newSetFromMap(new IdentityHashMap<>());
+    todo.add(node);
+    while (!todo.isEmpty()) {
+      Node n = todo.poll();
+      if (n == candidate) {
+        return true;
+      }
+      if (!met.add(n)) {
+        continue;
+      }
+      if (n.parent != null) {
+        todo.add(n.parent);
+      }
+      if (n.moreParents != null) {
+        todo.addAll(n.moreParents);
+      }
+    }
+    return false;
+  }
+
   private void visit(Node node) {
     Block child = node.block;
     current = node;
@@ -729,7 +759,9 @@ final class TreeSurgery {
       // It may be a leaf the walk passed by: enter those, so that the check below sees it.
       enterPassedLeaves();
     }
-    if (n.seen && isLive(n)) {
+    // Placed already for another match (and not replaced since): the same rule as for any block
+    // of the model, with or without recursion.
+    if ((n.seen || n.placed) && isLive(n)) {
       throw new SurgeryException(
           BlockPaths.display(oldNode.path()),
           "the replacement is already part of the model; return a new block");
@@ -811,9 +843,18 @@ final class TreeSurgery {
       if (passLeaves && passable(kid)) {
         passedLeaves.add(kid, n, null);
       } else {
-        node(kid).addParent(n);
+        Node k = node(kid);
+        if (k.seen && k.kind != LEAF && isAbove(k, n)) { // only a walked block can be above
+          throw new SurgeryException(
+              BlockPaths.display(oldNode.path()),
+              "the replacement holds "
+                  + BlockPaths.display(k.path())
+                  + ", which holds the replaced block: the model would contain itself");
+        }
+        k.addParent(n);
       }
     }
+    n.placed = true;
     if (recurse && !n.seen) {
       n.seen = true;
       queue.add(n);

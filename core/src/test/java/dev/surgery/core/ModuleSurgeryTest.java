@@ -532,4 +532,79 @@ class ModuleSurgeryTest {
   private static <T extends Throwable> T sneaky(Throwable t) throws T {
     throw (T) t;
   }
+
+  private static SurgeryOptions recursing(boolean recurse) {
+    return SurgeryOptions.builder().optRecurseOnReplacements(recurse).build();
+  }
+
+  /**
+   * A replacement that wraps a fresh match (a new layer inside a new block) never stops under
+   * recursion: the blocks below a replacement count as deep in replacements as it, so the guard
+   * refuses the chain with its typed error instead of the stack overflowing; nothing changes.
+   */
+  @Test
+  void aWrapperAroundAFreshMatchIsRefusedAtTheGenerationLimit() {
+    Linear original = linear(2);
+    SequentialBlock root = new SequentialBlock().add(original);
+    Map<BlockMatcher, ReplacementFunction> policy =
+        Map.of(
+            BlockMatcher.ofClass(Linear.class),
+            (block, index) -> new SequentialBlock().add(linear(2)));
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policy, recursing(true)));
+    assertTrue(
+        e.getMessage().contains("replaced " + TreeSurgery.MAX_GENERATIONS + " times in a row"),
+        e.getMessage());
+    assertSame(original, root.getChildren().valueAt(0));
+    assertEquals(1, root.getChildren().size());
+  }
+
+  /** A replacement that holds an ancestor of the replaced block would make the tree a cycle. */
+  @Test
+  void aReplacementHoldingAnAncestorOfTheReplacedBlockIsRefused() {
+    Linear leaf = linear(2);
+    SequentialBlock middle = new SequentialBlock().add(leaf);
+    SequentialBlock root = new SequentialBlock().add(middle);
+    Map<BlockMatcher, ReplacementFunction> policy =
+        Map.of(
+            BlockMatcher.ofClass(Linear.class),
+            (block, index) -> new SequentialBlock().add(middle));
+    for (boolean recurse : new boolean[] {false, true}) {
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModules(root, policy, recursing(recurse)));
+      assertTrue(e.getMessage().contains("would contain itself"), e.getMessage());
+      assertEquals("01SequentialBlock/01Linear", e.getBlockPath());
+      assertSame(leaf, middle.getChildren().valueAt(0));
+      assertSame(middle, root.getChildren().valueAt(0));
+    }
+  }
+
+  /**
+   * The same new block returned for two matches is, from the second match on, a block of the model:
+   * refused as any such block is, with or without recursion, and nothing changes.
+   */
+  @Test
+  void theSameReplacementForTwoMatchesIsRefusedWithOrWithoutRecursion() {
+    Linear first = linear(2);
+    Linear second = linear(2);
+    SequentialBlock root = new SequentialBlock().add(first).add(second);
+    Block shared = linear(2);
+    Map<BlockMatcher, ReplacementFunction> policy =
+        Map.of(
+            BlockMatcher.ofClass(Linear.class), (block, index) -> block == shared ? null : shared);
+    for (boolean recurse : new boolean[] {false, true}) {
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModules(root, policy, recursing(recurse)));
+      assertTrue(e.getMessage().contains("already part of the model"), e.getMessage());
+      assertEquals("02Linear", e.getBlockPath());
+      assertSame(first, root.getChildren().valueAt(0));
+      assertSame(second, root.getChildren().valueAt(1));
+    }
+  }
 }
