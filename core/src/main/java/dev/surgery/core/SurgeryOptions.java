@@ -104,7 +104,9 @@ public final class SurgeryOptions {
     }
 
     /**
-     * Sets whether replacements and their children are visited too.
+     * Sets whether replacements and their children are visited too. A chain of replacements of
+     * replacements (counting the blocks a replacement holds as deep as it) longer than 1,000 is
+     * refused as a policy that never stops matching its own output.
      *
      * @param recurse true to recurse
      * @return this builder
