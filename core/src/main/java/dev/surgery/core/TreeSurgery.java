@@ -456,8 +456,7 @@ final class TreeSurgery {
     }
     return new SurgeryException(
         current == null ? null : BlockPaths.display(current.path()),
-        "surgery failed and was rolled back: "
-            + (e.getMessage() == null ? e.toString() : e.getMessage()),
+        "surgery failed and was rolled back: " + messageOf(e),
         e);
   }
 
@@ -661,6 +660,11 @@ final class TreeSurgery {
     return live;
   }
 
+  /** A failure's message for ours; its class too when it has none (an {@code IOException()}). */
+  private static String messageOf(Throwable e) {
+    return e.getMessage() == null ? e.toString() : e.getMessage();
+  }
+
   /** Whether {@code candidate} is an ancestor of {@code node} (a walk up its parents). */
   private static boolean isAbove(Node candidate, Node node) {
     Deque<Node> todo = new ArrayDeque<>();
@@ -702,7 +706,7 @@ final class TreeSurgery {
           Exception e) { // checked ones too: Kotlin, Scala or a sneaky throw need no declaration
         throw new SurgeryException(
             BlockPaths.display(node.path()),
-            "replacement function of policy " + policy.label() + " failed: " + e.getMessage(),
+            "replacement function of policy " + policy.label() + " failed: " + messageOf(e),
             e);
       }
       if (replacement == null) {
@@ -844,7 +848,8 @@ final class TreeSurgery {
         passedLeaves.add(kid, n, null);
       } else {
         Node k = node(kid);
-        if (k.seen && k.kind != LEAF && isAbove(k, n)) { // only a walked block can be above
+        // Only a block the surgery met (walked, or placed as a replacement) can be above.
+        if ((k.seen || k.placed) && k.kind != LEAF && isAbove(k, n)) {
           throw new SurgeryException(
               BlockPaths.display(oldNode.path()),
               "the replacement holds "
@@ -1090,7 +1095,7 @@ final class TreeSurgery {
               + " failed to initialize with input shapes "
               + Arrays.toString(inputShapes)
               + ": "
-              + e.getMessage(),
+              + messageOf(e),
           e);
     } finally {
       for (Parameter p : fresh) {
@@ -1129,7 +1134,7 @@ final class TreeSurgery {
       actual = replacement.getOutputShapes(inputShapes);
     } catch (Exception e) {
       throw new SurgeryException(
-          path, "cannot compute the output shapes of the replacement: " + e.getMessage(), e);
+          path, "cannot compute the output shapes of the replacement: " + messageOf(e), e);
     }
     if (!Arrays.equals(expected, actual)) {
       throw new SurgeryException(

@@ -584,6 +584,36 @@ class ModuleSurgeryTest {
   }
 
   /**
+   * The ancestor a cycle would run through can be a replacement placed earlier in the same surgery
+   * (a wrapper around the parent), not only a block the walk met.
+   */
+  @Test
+  void aReplacementHoldingAnEarlierReplacementAboveTheBlockIsRefused() {
+    Linear leaf = linear(2);
+    SequentialBlock middle = new SequentialBlock().add(leaf);
+    SequentialBlock root = new SequentialBlock().add(middle);
+    Block[] wrapper = new Block[1];
+    Map<BlockMatcher, ReplacementFunction> policy =
+        Map.of(
+            (block, path) -> block == middle || block == leaf,
+            (block, index) -> {
+              if (block == middle) {
+                wrapper[0] = new SequentialBlock().add(middle);
+                return wrapper[0];
+              }
+              return new SequentialBlock().add(wrapper[0]);
+            });
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policy, SurgeryOptions.defaults()));
+    assertTrue(e.getMessage().contains("would contain itself"), e.getMessage());
+    assertSame(middle, root.getChildren().valueAt(0));
+    assertSame(leaf, middle.getChildren().valueAt(0));
+    assertEquals(1, middle.getChildren().size());
+  }
+
+  /**
    * The same new block returned for two matches is, from the second match on, a block of the model:
    * refused as any such block is, with or without recursion, and nothing changes.
    */

@@ -131,6 +131,25 @@ final class AgentEvents {
     }
   }
 
+  /**
+   * Tells, once per trainer, that this is its first training forward (not one the sink itself
+   * makes): only then can the model still be uninitialized, so later forwards skip the question.
+   *
+   * @param trainer the trainer
+   * @return true for the first training forward only
+   */
+  boolean firstTrainingForward(Object trainer) {
+    Phase p = phases.get(trainer);
+    if (p == null || p.firingHere()) {
+      return false;
+    }
+    synchronized (p) {
+      boolean first = !p.firstForwardSeen;
+      p.firstForwardSeen = true;
+      return first;
+    }
+  }
+
   /** Entry of a training {@code Trainer.forward}. */
   void forwardStarting(Object trainer) {
     Phase p = phases.get(trainer);
@@ -312,6 +331,9 @@ final class AgentEvents {
     boolean backwardReported;
     int datasetEvaluations;
     boolean lazyEvaluation;
+
+    /** Whether the first training forward was looked at (for a model never initialized). */
+    boolean firstForwardSeen;
 
     /**
      * The thread running the sink, null otherwise. Only that thread's calls are the sink's own and

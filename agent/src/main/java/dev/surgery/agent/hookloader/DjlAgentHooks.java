@@ -270,10 +270,12 @@ public final class DjlAgentHooks implements DjlHooks {
       return;
     }
     Trainer trainer = (Trainer) target;
-    if (events.tracks(trainer)) {
+    // Asked at a trainer's first training forward only: DJL initializes the model in that forward
+    // if nothing did before, so later ones never find it uninitialized.
+    if (events.tracks(trainer) && events.firstTrainingForward(trainer)) {
       Block block = trainer.getModel().getBlock();
-      // One field read per forward for DJL's blocks (Block.isInitialized walks every parameter):
-      // one that records no input shapes was never initialized.
+      // One field read for DJL's blocks (Block.isInitialized walks every parameter): one that
+      // records no input shapes was never initialized.
       boolean uninitialized =
           block instanceof AbstractBaseBlock
               ? DjlInternals.recordedInputShapes(block) == null
@@ -291,9 +293,10 @@ public final class DjlAgentHooks implements DjlHooks {
    * Initializes the model of a trainer whose epoch-0 surgery waits for it with {@code
    * trainer.initialize} and the shapes of the first training forward's input, as the program could
    * have done just before that forward; the {@code Trainer.initialize} hook then runs the surgery.
-   * Only where this matches what DJL 0.36's {@code AbstractBaseBlock.forward} would initialize by
-   * itself (those shapes, {@code FLOAT32}); elsewhere the surgery cannot run exactly before the
-   * first forward and training stops.
+   * Only where the values are those DJL 0.36's {@code AbstractBaseBlock.forward} would initialize
+   * by itself (those shapes, {@code FLOAT32}); the arrays then belong to the model's manager, as
+   * after the program's own {@code trainer.initialize}, rather than to the trainer's. Elsewhere the
+   * surgery cannot run exactly before the first forward and training stops.
    *
    * @throws SurgeryFailure when surgery waits but cannot run exactly, or fails under {@code
    *     on_error: fail}
@@ -392,13 +395,12 @@ public final class DjlAgentHooks implements DjlHooks {
     // Multiply-accumulates are counted for the input the trainer was initialized with.
     Shape input = initializedInput(block);
     List<EntryPlan> plans = new ArrayList<>();
-    // Entries at epoch 0 run before the first step; the others by epoch among themselves, and
-    // where an epoch and a step are to be compared (the batches per epoch are unknown here) in the
-    // order of the file. A step entry's epoch() is 0, so it is never taken for an epoch-0 entry.
+    // Entries at epoch 0 run before the first step: first. The others in the order of the file:
+    // an epoch and a step cannot be compared here (the batches per epoch are unknown). A step
+    // entry's epoch() is 0, so it must not be taken for an epoch-0 entry.
     List<ScheduledAlgorithm> order = new ArrayList<>(listener.getSchedule());
     order.sort(
         Comparator.comparingInt((ScheduledAlgorithm e) -> beforeTraining(e) ? 0 : 1)
-            .thenComparingInt(e -> e.trigger().kind() == Trigger.Kind.EPOCH ? e.epoch() : 0)
             .thenComparingInt(ScheduledAlgorithm::index));
     for (ScheduledAlgorithm entry : order) {
       Algorithm algorithm = entry.algorithm();

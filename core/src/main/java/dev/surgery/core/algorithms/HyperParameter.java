@@ -35,6 +35,33 @@ public record HyperParameter<T>(
     List<String> choices,
     String description) {
 
+  /**
+   * Creates a declaration with an inclusive maximum: the form of the record before it gained {@code
+   * maxExclusive}, kept for plugins built against it.
+   *
+   * @param name snake_case name
+   * @param type value type
+   * @param valueClass the Java class of values
+   * @param defaultValue default
+   * @param min minimum, or null
+   * @param max inclusive maximum, or null
+   * @param minExclusive whether the minimum is excluded
+   * @param choices allowed values of a choice, else empty
+   * @param description one line
+   */
+  public HyperParameter(
+      String name,
+      Type type,
+      Class<T> valueClass,
+      T defaultValue,
+      Double min,
+      Double max,
+      boolean minExclusive,
+      List<String> choices,
+      String description) {
+    this(name, type, valueClass, defaultValue, min, max, minExclusive, false, choices, description);
+  }
+
   /** Value types a hyperparameter may have. */
   public enum Type {
     /** A whole number. */

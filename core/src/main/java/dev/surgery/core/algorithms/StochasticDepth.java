@@ -151,10 +151,12 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
    * @return its drop probability
    */
   float rateOf(int index, int count) {
-    return (float)
-        ("linear".equals(value(DROP_DISTRIBUTION))
+    double rate =
+        "linear".equals(value(DROP_DISTRIBUTION))
             ? value(DROP_RATE) * (index + 1) / count
-            : value(DROP_RATE));
+            : value(DROP_RATE);
+    // A rate below 1 in double can round to 1 in float (0.99999999): keep it below, as accepted.
+    return Math.min((float) rate, Math.nextDown(1f));
   }
 
   /** {@inheritDoc} */

@@ -74,6 +74,9 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
       TruncatedSvd svd = TruncatedSvd.of(matrix, out, fanIn);
       float[] left = svd.leftFactor(rank);
       float[] right = svd.rightFactor(rank);
+      if (standardized) {
+        dropNegligibleComponents(left, right, out, fanIn, rank);
+      }
       Parameter first = module0.getParameters().get("weight");
       set(first, right);
       if (standardized) {
@@ -90,6 +93,32 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
         }
       }
       throw e;
+    }
+  }
+
+  /**
+   * Zeroes the components whose singular value is rounding: a standardized weight has zero-mean
+   * rows, so its rank is below {@code fanIn} and, at full rank, the last direction is the constant
+   * one. Standardizing that row of the first layer would blow its rounding up to unit size. The row
+   * of {@code right} for component {@code k} has squared norm {@code s_k}.
+   */
+  private static void dropNegligibleComponents(
+      float[] left, float[] right, int out, int fanIn, int rank) {
+    double[] singular = new double[rank];
+    double largest = 0;
+    for (int k = 0; k < rank; k++) {
+      for (int j = 0; j < fanIn; j++) {
+        singular[k] += (double) right[k * fanIn + j] * right[k * fanIn + j];
+      }
+      largest = Math.max(largest, singular[k]);
+    }
+    for (int k = 0; k < rank; k++) {
+      if (singular[k] <= 1e-6 * largest) {
+        java.util.Arrays.fill(right, k * fanIn, (k + 1) * fanIn, 0f);
+        for (int o = 0; o < out; o++) {
+          left[o * rank + k] = 0f;
+        }
+      }
     }
   }
 

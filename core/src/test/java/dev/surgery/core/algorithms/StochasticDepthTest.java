@@ -179,6 +179,14 @@ class StochasticDepthTest {
   }
 
   @Test
+  void aRateJustBelowOneStaysBelowOneInTheLayer() {
+    // 0.99999999 passes as a double but is 1 as a float, which the layer refuses.
+    StochasticDepth sd = StochasticDepth.builder().optDropRate(0.99999999).build();
+    assertTrue(sd.rateOf(0, 1) < 1f);
+    assertEquals(Math.nextDown(1f), sd.rateOf(0, 1));
+  }
+
+  @Test
   void invalidValuesAreRefused() {
     IllegalArgumentException e =
         assertThrows(

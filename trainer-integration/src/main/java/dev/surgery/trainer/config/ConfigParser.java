@@ -848,9 +848,7 @@ final class ConfigParser {
           + "; name a file in it, such as "
           + target.resolve("surgery-report.json");
     }
-    if (Files.exists(target) && !Files.isWritable(target)) {
-      return "report names " + target + ", which is not writable";
-    }
+    // An existing read-only file is no obstacle: the report is written beside it and moved over it.
     // The writer creates missing directories: the nearest existing one must take new entries.
     Path dir = target.getParent();
     while (dir != null && !Files.exists(dir)) {
