@@ -1145,7 +1145,8 @@ final class TreeSurgery {
               + Arrays.toString(expected)
               + " to "
               + Arrays.toString(actual)
-              + " (allow it with SurgeryOptions.optAllowShapeChange(true))");
+              + " (allow it: replaceModules with"
+              + " SurgeryOptions.builder().optAllowShapeChange(true).build())");
     }
   }
 
