@@ -2,6 +2,7 @@ package dev.surgery.core.algorithms;
 
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.norm.BatchNorm;
 import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockMatcher;
@@ -70,11 +71,17 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   public double frozenFraction(double elapsed) {
     return elapsed <= value(FREEZE_START)
         ? 0
-        : value(FREEZE_LEVEL) * (elapsed - value(FREEZE_START)) / (1 - value(FREEZE_START));
+        // Composer's order: the fraction of the freezing period first, then the level, so that
+        // at the end of training it is exactly freeze_level (the other order can fall 1 ulp short
+        // and freeze one layer fewer).
+        : value(FREEZE_LEVEL) * ((elapsed - value(FREEZE_START)) / (1 - value(FREEZE_START)));
   }
 
   /**
-   * Lists the layers freezing works on: leaf blocks with parameters, in traversal order.
+   * Lists the layers freezing works on: leaf blocks with learnable parameters, in traversal order.
+   * A batch norm that neither scales nor centers learns nothing: DJL still gives it gamma, beta and
+   * running statistics, but PyTorch's {@code BatchNorm(affine=False)}, which Composer counts, has
+   * no parameters, so it is not a layer here either.
    *
    * @param root the model
    * @return block to path
@@ -83,11 +90,19 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     Map<Block, String> layers = new LinkedHashMap<>();
     for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
       Block b = e.getKey();
-      if (b != root && b.getChildren().isEmpty() && !b.getDirectParameters().isEmpty()) {
+      if (b != root
+          && b.getChildren().isEmpty()
+          && !b.getDirectParameters().isEmpty()
+          && !(b instanceof BatchNorm bn && learnsNothing(bn))) {
         layers.put(b, e.getValue());
       }
     }
     return layers;
+  }
+
+  private static boolean learnsNothing(BatchNorm bn) {
+    DjlInternals.BatchNormSettings settings = DjlInternals.batchNormSettings(bn);
+    return !settings.scale() && !settings.center();
   }
 
   /** {@inheritDoc} */

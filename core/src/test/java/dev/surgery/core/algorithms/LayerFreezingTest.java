@@ -10,6 +10,8 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.BatchNorm;
 import ai.djl.training.Trainer;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.SurgeryException;
@@ -40,6 +42,41 @@ class LayerFreezingTest {
     SequentialBlock net = LiveTraining.smallCnn();
     assertEquals(
         List.of("01Conv2d", "02BatchNorm", "04Conv2d", "05BatchNorm", "07Conv2d", "10Linear"),
+        new ArrayList<>(LayerFreezing.layers(net).values()));
+  }
+
+  /**
+   * At the end of training the fraction is exactly freeze_level, as in Composer's {@code level *
+   * ((t - start) / (1 - start))}; multiplying first fell 1 ulp short for these settings and froze
+   * one layer fewer than Composer's {@code int(level * (layers - 1))}.
+   */
+  @Test
+  void theFractionAtTheEndIsExactlyTheLevel() {
+    double[][] settings = {
+      {0.3, 0.4, 6, 2}, {0.3, 0.75, 5, 3}, {0.2, 0.7, 11, 7}, {0.3, 0.1, 11, 1}
+    };
+    for (double[] c : settings) {
+      LayerFreezing freezing =
+          LayerFreezing.builder().optFreezeStart(c[0]).optFreezeLevel(c[1]).build();
+      double fraction = freezing.frozenFraction(1.0);
+      assertEquals(c[1], fraction, 0.0, java.util.Arrays.toString(c));
+      assertEquals((int) c[3], (int) (fraction * (c[2] - 1)), java.util.Arrays.toString(c));
+    }
+  }
+
+  /**
+   * A batch norm that neither scales nor centers learns nothing: not a layer (Composer's count).
+   */
+  @Test
+  void aBatchNormThatLearnsNothingIsNotALayer() {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(4).build())
+            .add(BatchNorm.builder().optScale(false).optCenter(false).build())
+            .add(BatchNorm.builder().build())
+            .add(Linear.builder().setUnits(2).build());
+    assertEquals(
+        List.of("01Linear", "03BatchNorm", "04Linear"),
         new ArrayList<>(LayerFreezing.layers(net).values()));
   }
 
