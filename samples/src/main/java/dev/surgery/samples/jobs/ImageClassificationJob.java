@@ -24,6 +24,7 @@ import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -175,6 +176,25 @@ public class ImageClassificationJob {
   }
 
   /**
+   * The surgery log to report: the one named by {@code --surgery-log} as given, but the default one
+   * in {@code <out>} only when this run wrote it (an earlier run's would claim its surgery), that
+   * is unless it is unchanged since {@code leftover}, its last write before the run (null: none).
+   */
+  private Path logOfThisRun(Path log, FileTime leftover) throws IOException {
+    if (options.surgeryLog() != null || leftover == null || !Files.isRegularFile(log)) {
+      return log;
+    }
+    if (Files.getLastModifiedTime(log).equals(leftover)) {
+      logger.warn(
+          "{}: ignoring {}: an earlier run wrote it, and this run changed nothing there",
+          name,
+          log.toAbsolutePath());
+      return null;
+    }
+    return log;
+  }
+
+  /**
    * Trains, prints the final block tree and writes the report.
    *
    * @return what the run produced
@@ -182,6 +202,11 @@ public class ImageClassificationJob {
    * @throws TranslateException if DJL fails to batch the data
    */
   public Result run() throws IOException, TranslateException {
+    // A surgery log in the output directory from an earlier run must not be reported as this one's:
+    // remember when it was last written, if it exists before this run.
+    Path logAtStart = options.surgeryLogPath();
+    FileTime leftover =
+        Files.isRegularFile(logAtStart) ? Files.getLastModifiedTime(logAtStart) : null;
     ImageData data =
         ImageDatasets.open(
             new ImageDatasets.Request(
@@ -244,7 +269,7 @@ public class ImageClassificationJob {
     Files.createDirectories(out);
     Path html =
         SurgeryReportWriter.builder(name, history)
-            .optSurgeryLog(surgeryLog ? options.surgeryLogPath() : null)
+            .optSurgeryLog(surgeryLog ? logOfThisRun(options.surgeryLogPath(), leftover) : null)
             .optPlanLog(surgeryLog ? options.planLog() : null)
             .optRun(run)
             .optBaseline(baseline)

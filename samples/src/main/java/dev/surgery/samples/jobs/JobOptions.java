@@ -130,7 +130,7 @@ public record JobOptions(
         result.matchedOptionValue("--out", Path.of("out", job)),
         result.matchedOptionValue("--seed", 42L),
         lr,
-        atLeast(result, "--layers", 20, 1),
+        resNetDepth(result.matchedOptionValue("--layers", 20)),
         result.matchedOptionValue("--surgery-log", null),
         planLog,
         List.copyOf(extra));
@@ -203,6 +203,17 @@ public record JobOptions(
 
   private static OptionSpec option(String name, String label, Class<?> type, String description) {
     return OptionSpec.builder(name).paramLabel(label).type(type).description(description).build();
+  }
+
+  /** The depths DJL's ResNetV1 builds for small images; any other fails inside DJL. */
+  private static final List<Integer> RESNET_DEPTHS = List.of(20, 32, 44, 56, 110);
+
+  private static int resNetDepth(int layers) {
+    if (!RESNET_DEPTHS.contains(layers)) {
+      throw new IllegalArgumentException(
+          "--layers must be one of " + RESNET_DEPTHS + " (ResNetV1 depths), got " + layers);
+    }
+    return layers;
   }
 
   private static int atLeast(ParseResult result, String name, int fallback, int min) {

@@ -22,6 +22,27 @@ class CompareBaselineTest {
     return JsonParser.parseString(Files.readString(file)).getAsJsonObject();
   }
 
+  /**
+   * A run without surgery into an output directory an earlier run with surgery left its surgery log
+   * in reports no surgery: the old log is not this run's.
+   */
+  @Test
+  void aLeftoverSurgeryLogOfAnEarlierRunIsNotReported() throws Exception {
+    String[] args = {
+      "--epochs", "2", "--max-batches", "1", "--batch-size", "4", "--out", dir.toString()
+    };
+    new LibrarySurgeryJob(JobOptions.parse("library-surgery-job", args)).run();
+    assertTrue(Files.isRegularFile(dir.resolve(JobOptions.SURGERY_LOG)));
+    assertTrue(
+        json(dir.resolve(SurgeryReportWriter.JSON)).getAsJsonArray("surgeries").size() > 0,
+        "the earlier run did surgery");
+
+    new ImageClassificationJob("resnet-job", JobOptions.parse("resnet-job", args)).run();
+
+    JsonObject report = json(dir.resolve(SurgeryReportWriter.JSON));
+    assertEquals(0, report.getAsJsonArray("surgeries").size(), report.toString());
+  }
+
   @Test
   void libraryJobTrainsABaselineWithoutSurgeryAndDrawsBoth() throws Exception {
     List<String> args =

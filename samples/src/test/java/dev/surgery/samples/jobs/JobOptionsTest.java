@@ -142,6 +142,14 @@ class JobOptionsTest {
         assertThrows(IllegalArgumentException.class, () -> parse("--resume-from=x"))
             .getMessage()
             .startsWith("Unknown option: '--resume-from=x'"));
+    // A depth DJL's ResNetV1 cannot build is refused here, not with DJL's stack trace later.
+    for (String depth : new String[] {"1", "21", "50"}) {
+      assertTrue(
+          assertThrows(IllegalArgumentException.class, () -> parse("--layers", depth))
+              .getMessage()
+              .contains("--layers must be one of [20, 32, 44, 56, 110]"),
+          depth);
+    }
   }
 
   @Test
