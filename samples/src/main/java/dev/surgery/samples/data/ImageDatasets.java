@@ -252,6 +252,16 @@ public final class ImageDatasets {
               + " class folder(s); at least 2 are needed",
           null);
     }
+    for (String name : folder.getSynset()) {
+      Path classDir = request.dataDir().resolve(name);
+      try (java.util.stream.Stream<Path> files = Files.list(classDir)) {
+        if (files.noneMatch(Files::isRegularFile)) {
+          // ImageFolder counts it as a class all the same, and the model trains on the others.
+          throw new DatasetUnavailableException(
+              "ImageFolder class folder " + classDir + " holds no image", null);
+        }
+      }
+    }
     // 90 % training, 10 % validation, shuffled with the sampler's random order.
     RandomAccessDataset[] split = folder.randomSplit(9, 1);
     return new ImageData(

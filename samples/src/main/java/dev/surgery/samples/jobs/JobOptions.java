@@ -108,6 +108,11 @@ public record JobOptions(
     if (!(lr > 0 && lr < 10)) {
       throw new IllegalArgumentException("--lr must be in (0, 10), got " + lr);
     }
+    Path out = result.matchedOptionValue("--out", Path.of("out", job));
+    if (Files.exists(out) && !Files.isDirectory(out)) {
+      // Refused now rather than when the report is written, after the whole training.
+      throw new IllegalArgumentException("--out " + out + " is a file; name a directory");
+    }
     Path planLog = result.matchedOptionValue("--plan-log", null);
     if (planLog != null && !Files.isRegularFile(planLog)) {
       // Named on purpose: a missing plan must not leave the report's plan column silently empty.
@@ -127,7 +132,7 @@ public record JobOptions(
         atLeast(result, "--devices", 0, 0),
         dataset,
         result.matchedOptionValue("--data-dir", null),
-        result.matchedOptionValue("--out", Path.of("out", job)),
+        out,
         result.matchedOptionValue("--seed", 42L),
         lr,
         resNetDepth(result.matchedOptionValue("--layers", 20)),

@@ -171,6 +171,24 @@ class ImageDatasetsTest {
     }
   }
 
+  /** An empty class folder is named, not counted as a class the model never sees. */
+  @Test
+  void anEmptyClassFolderIsRefusedByName() throws Exception {
+    Path cats = Files.createDirectories(dir.resolve("cats"));
+    Files.createDirectories(dir.resolve("dogs"));
+    for (int i = 0; i < 4; i++) {
+      ImageIO.write(
+          new BufferedImage(8, 8, BufferedImage.TYPE_INT_RGB),
+          "png",
+          cats.resolve(i + ".png").toFile());
+    }
+    DatasetUnavailableException e =
+        assertThrows(
+            DatasetUnavailableException.class,
+            () -> ImageDatasets.open(request("imagefolder", dir, 0)));
+    assertTrue(e.getMessage().contains("dogs holds no image"), e.getMessage());
+  }
+
   @Test
   void missingFilesGiveAClearMessage() {
     DatasetUnavailableException e =

@@ -142,6 +142,11 @@ class JobOptionsTest {
         assertThrows(IllegalArgumentException.class, () -> parse("--resume-from=x"))
             .getMessage()
             .startsWith("Unknown option: '--resume-from=x'"));
+    // An --out that is a file is refused before training, not when the report is written.
+    assertTrue(
+        assertThrows(IllegalArgumentException.class, () -> parse("--out", "README.md"))
+            .getMessage()
+            .contains("--out README.md is a file"));
     // A depth DJL's ResNetV1 cannot build is refused here, not with DJL's stack trace later.
     for (String depth : new String[] {"1", "21", "50"}) {
       assertTrue(
