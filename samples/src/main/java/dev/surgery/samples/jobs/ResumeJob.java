@@ -90,7 +90,14 @@ public final class ResumeJob extends ImageClassificationJob {
     try {
       SurgeryCheckpoint.load(model, resumeFrom, NAME);
     } catch (MalformedModelException e) {
-      throw new IOException("cannot load the checkpoint in " + resumeFrom, e);
+      // Most often a checkpoint of another depth than the network built to load it.
+      throw new IOException(
+          "cannot load the checkpoint in "
+              + resumeFrom
+              + " into ResNetV1-"
+              + getOptions().layers()
+              + " (was it saved with other --layers?)",
+          e);
     }
     float[] expected = readOutputs(resumeFrom.resolve(OUTPUTS));
     float[] actual = outputs(model);
@@ -213,7 +220,26 @@ public final class ResumeJob extends ImageClassificationJob {
       return;
     }
     ResumeJob job = new ResumeJob(options);
-    job.run();
+    try {
+      job.run();
+    } catch (dev.surgery.samples.data.DatasetUnavailableException e) {
+      System.err.println(NAME + ": " + e.getMessage());
+      System.exit(1);
+      return;
+    } catch (java.nio.file.NoSuchFileException e) {
+      System.err.println(NAME + ": no such file: " + e.getFile());
+      System.exit(1);
+      return;
+    } catch (IOException e) {
+      // One line, as for the other jobs' data errors: the message and its cause, no stack trace.
+      System.err.println(
+          NAME
+              + ": "
+              + e.getMessage()
+              + (e.getCause() == null ? "" : " (" + e.getCause().getMessage() + ")"));
+      System.exit(1);
+      return;
+    }
     if (job.resumeFrom != null) {
       if (!job.outputsMatch) {
         System.err.println(NAME + ": the loaded model's outputs differ from the saved model's");
