@@ -1,6 +1,10 @@
 package dev.surgery.samples.jobs;
 
+import com.google.gson.JsonElement;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
 import dev.surgery.samples.data.ImageDatasets;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -118,6 +122,9 @@ public record JobOptions(
       // Named on purpose: a missing plan must not leave the report's plan column silently empty.
       throw new IllegalArgumentException("--plan-log " + planLog + ": no such file");
     }
+    if (planLog != null) {
+      checkPlanLog(planLog);
+    }
     List<String> extra = new ArrayList<>();
     for (String name : extraFlags) {
       String value = result.matchedOptionValue("--" + name, null);
@@ -208,6 +215,28 @@ public record JobOptions(
 
   private static OptionSpec option(String name, String label, Class<?> type, String description) {
     return OptionSpec.builder(name).paramLabel(label).type(type).description(description).build();
+  }
+
+  /**
+   * Refuses, before training, a plan log that is not a dry run's surgery log (a JSON object with a
+   * {@code plans} list): the report reads it only after the whole training.
+   */
+  private static void checkPlanLog(Path planLog) {
+    String problem;
+    try {
+      JsonElement json = JsonParser.parseString(Files.readString(planLog));
+      problem =
+          json.isJsonObject()
+                  && json.getAsJsonObject().has("plans")
+                  && json.getAsJsonObject().get("plans").isJsonArray()
+              ? null
+              : "not a dry run's surgery log (a JSON object with a \"plans\" list)";
+    } catch (IOException | JsonParseException e) {
+      problem = "cannot be read as JSON (" + e.getMessage() + ")";
+    }
+    if (problem != null) {
+      throw new IllegalArgumentException("--plan-log " + planLog + ": " + problem);
+    }
   }
 
   /** The depths DJL's ResNetV1 builds for small images; any other fails inside DJL. */

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -41,6 +42,16 @@ class JobOptionsTest {
                 () -> parse("--plan-log", tmp.resolve("missing.json").toString()))
             .getMessage()
             .startsWith("--plan-log " + tmp.resolve("missing.json") + ": no such file"));
+    // a file that is not a dry run's log is refused before training, not after it
+    Path notJson = Files.writeString(tmp.resolve("not.json"), "not json");
+    Path noPlans = Files.writeString(tmp.resolve("noplans.json"), "{\"plans\": 5}");
+    for (Path bad : List.of(notJson, noPlans)) {
+      assertTrue(
+          assertThrows(IllegalArgumentException.class, () -> parse("--plan-log", bad.toString()))
+              .getMessage()
+              .startsWith("--plan-log " + bad + ": "),
+          bad.toString());
+    }
   }
 
   @Test
