@@ -163,9 +163,6 @@ final class TreeSurgery {
     int liveEpoch = -1;
     boolean live;
 
-    /** Whether a policy's replacement was written into the tree as this block. */
-    boolean placed;
-
     /** Whether the block was in the tree when the surgery began. */
     boolean original;
 
@@ -763,9 +760,9 @@ final class TreeSurgery {
       // It may be a leaf the walk passed by: enter those, so that the check below sees it.
       enterPassedLeaves();
     }
-    // Placed already for another match (and not replaced since): the same rule as for any block
-    // of the model, with or without recursion.
-    if ((n.seen || n.placed) && isLive(n)) {
+    // Placed already for another match (a replacement has an origin), and still in the model: the
+    // same rule as for any block of the model, with or without recursion.
+    if ((n.seen || n.origin != null) && isLive(n)) {
       throw new SurgeryException(
           BlockPaths.display(oldNode.path()),
           "the replacement is already part of the model; return a new block");
@@ -849,7 +846,7 @@ final class TreeSurgery {
       } else {
         Node k = node(kid);
         // Only a block the surgery met (walked, or placed as a replacement) can be above.
-        if ((k.seen || k.placed) && k.kind != LEAF && isAbove(k, n)) {
+        if ((k.seen || k.origin != null) && k.kind != LEAF && isAbove(k, n)) {
           throw new SurgeryException(
               BlockPaths.display(oldNode.path()),
               "the replacement holds "
@@ -859,7 +856,6 @@ final class TreeSurgery {
         k.addParent(n);
       }
     }
-    n.placed = true;
     if (recurse && !n.seen) {
       n.seen = true;
       queue.add(n);

@@ -140,7 +140,7 @@ final class AgentEvents {
    */
   boolean firstTrainingForward(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firingHere()) {
+    if (p == null || p.firstForwardSeen || p.firingHere()) {
       return false;
     }
     synchronized (p) {
@@ -332,8 +332,11 @@ final class AgentEvents {
     int datasetEvaluations;
     boolean lazyEvaluation;
 
-    /** Whether the first training forward was looked at (for a model never initialized). */
-    boolean firstForwardSeen;
+    /**
+     * Whether the first training forward was looked at (for a model never initialized); volatile so
+     * that every later forward answers without taking the lock.
+     */
+    volatile boolean firstForwardSeen;
 
     /**
      * The thread running the sink, null otherwise. Only that thread's calls are the sink's own and
