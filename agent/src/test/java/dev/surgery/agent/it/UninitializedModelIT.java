@@ -59,6 +59,36 @@ class UninitializedModelIT {
     assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
   }
 
+  /**
+   * The oracle for "as DJL would": a program that never calls {@code trainer.initialize} trains the
+   * same bits as the same program that calls it (DJL alone, no agent), and under the agent, with
+   * the epoch-0 surgery, the same bits as the program that initializes itself; all finite.
+   */
+  @Test
+  void initializingAtTheFirstForwardTrainsTheSameBitsAsTheProgramsOwnInitialize() throws Exception {
+    Path dir = AgentConfigs.dir("uninitialized-bits");
+    AgentConfigs.write(dir, "surgery.yaml", SQUEEZE_EXCITE_AT_EPOCH_0);
+    String[] lazy = {"--no-initialize", "--own-loop", "--epochs", "2"};
+    String[] own = {"--own-loop", "--epochs", "2"};
+    String plainLazy = bits(ForkedJvm.main(CnnApp.class.getName(), lazy).workDir(dir).run());
+    String plainOwn = bits(ForkedJvm.main(CnnApp.class.getName(), own).workDir(dir).run());
+    assertEquals(plainOwn, plainLazy, "DJL's lazy initialization against trainer.initialize");
+    String agentLazy =
+        bits(ForkedJvm.main(CnnApp.class.getName(), lazy).agent("surgery.yaml").workDir(dir).run());
+    String agentOwn =
+        bits(ForkedJvm.main(CnnApp.class.getName(), own).agent("surgery.yaml").workDir(dir).run());
+    assertEquals(agentOwn, agentLazy, "the agent's initialization against the program's own");
+    assertTrue(agentLazy.endsWith(" finite"), agentLazy);
+    assertFalse(agentLazy.equals(plainLazy), "the surgery changed the model");
+  }
+
+  private static String bits(ForkedJvm.Result r) {
+    assertEquals(0, r.exitCode(), r.toString());
+    String bits = r.findOut("CNNAPP: parameter bits after training: (.*)");
+    assertNotNull(bits, r.toString());
+    return bits;
+  }
+
   @Test
   void easyTrainFitWithoutInitializeGetsTheSurgeryInsteadOfFailing() throws Exception {
     Path dir = AgentConfigs.dir("uninitialized-fit");

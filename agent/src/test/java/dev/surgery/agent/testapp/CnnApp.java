@@ -125,6 +125,9 @@ public final class CnnApp {
           } else {
             EasyTrain.fit(trainer, epochs, dataset, null);
           }
+          // Read while the trainer is open: DJL's lazy initialization puts the arrays on the
+          // trainer's manager, which closes with it.
+          System.out.println("CNNAPP: parameter bits after training: " + parameterBits(model));
           System.out.println(
               "CNNAPP: trainer "
                   + t
@@ -169,6 +172,26 @@ public final class CnnApp {
       }
       trainer.notifyListeners(listener -> listener.onEpoch(trainer));
     }
+  }
+
+  /**
+   * A digest of every parameter's bits in order, and whether all are finite: two runs print the
+   * same digest only if they trained the same values bit for bit (barring a hash collision).
+   */
+  private static String parameterBits(Model model) {
+    int digest = 1;
+    boolean finite = true;
+    for (ai.djl.util.Pair<String, ai.djl.nn.Parameter> p : model.getBlock().getParameters()) {
+      if (!p.getValue().isInitialized()) {
+        continue;
+      }
+      float[] values = p.getValue().getArray().toType(DataType.FLOAT32, false).toFloatArray();
+      for (float v : values) {
+        finite &= Float.isFinite(v);
+      }
+      digest = 31 * digest + java.util.Arrays.hashCode(values);
+    }
+    return Integer.toHexString(digest) + (finite ? " finite" : " NOT FINITE");
   }
 
   private static String oneLine(Model model) {
