@@ -101,6 +101,14 @@ final class Schedule {
     }
   }
 
+  /**
+   * PENDING to APPLIED without a run: the model's surgery record holds the entry already (a
+   * checkpoint's replayed surgery, or an earlier trainer of the same model).
+   */
+  void alreadyRecorded(int index) {
+    move(index, EntryStatus.APPLIED, EntryStatus.PENDING);
+  }
+
   /** The entry failed: FAILED (on_error: fail) or SKIPPED; it does not run again. */
   void failed(int index, boolean skipped) {
     move(

@@ -65,6 +65,14 @@ final class SurgeryJson {
   }
 
   /**
+   * Whether two sets of hyperparameters are the same once written as a record: key order and
+   * integer against floating-point spelling of a number ({@code 64} and {@code 64.0}) do not count.
+   */
+  static boolean sameHyperparameters(Map<String, Object> a, Map<String, Object> b) {
+    return GSON.toJsonTree(a).equals(GSON.toJsonTree(b));
+  }
+
+  /**
    * Parses the {@code surgery} property.
    *
    * @throws IllegalArgumentException describing what is malformed

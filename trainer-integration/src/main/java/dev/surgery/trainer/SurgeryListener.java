@@ -22,6 +22,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.EnumSet;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -1136,8 +1137,57 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   private TrainerState state(Trainer trainer) {
     synchronized (states) {
-      return states.computeIfAbsent(
-          trainer, t -> new TrainerState(trainerCount.incrementAndGet(), schedule));
+      TrainerState st = states.get(trainer);
+      if (st == null) {
+        st = new TrainerState(trainerCount.incrementAndGet(), schedule);
+        skipRecorded(trainer.getModel(), st);
+        states.put(trainer, st);
+      }
+      return st;
+    }
+  }
+
+  /**
+   * Marks as applied the one-shot entries that the model's surgery record holds already: a
+   * checkpoint loaded with its surgery replayed (through {@link SurgeryCheckpoint#load} or under
+   * the agent), or an earlier trainer of the same model. Running them again would at best change
+   * nothing and record them twice, and an entry whose algorithm is not idempotent would be applied
+   * twice. A record matches an entry with the same algorithm and hyperparameters, and for an epoch
+   * entry the same epoch; each record stands for one entry.
+   */
+  private void skipRecorded(Model model, TrainerState st) {
+    String existing = model == null ? null : model.getProperty(PROPERTY);
+    if (existing == null || existing.isBlank()) {
+      return;
+    }
+    List<SurgeryRecord> records;
+    try {
+      records = new ArrayList<>(SurgeryJson.recordsFromJson(existing));
+    } catch (IllegalArgumentException e) {
+      return; // not a record of ours: record() says so when it replaces it
+    }
+    Schedule entries = st.schedule;
+    for (int i = 0; i < entries.size(); i++) {
+      ScheduledAlgorithm entry = entries.entry(i);
+      if (entry.trigger().repeats()) {
+        continue; // a repeating entry's record is one of its runs, not the entry
+      }
+      Algorithm algorithm = entry.algorithm();
+      for (Iterator<SurgeryRecord> it = records.iterator(); it.hasNext(); ) {
+        SurgeryRecord r = it.next();
+        if (r.algorithm().equals(algorithm.name())
+            && (!entry.byEpoch() || r.epoch() == entry.epoch())
+            && SurgeryJson.sameHyperparameters(r.hyperparameters(), algorithm.settings())) {
+          it.remove();
+          entries.alreadyRecorded(i);
+          logger.info(
+              "Surgery: {} is in the model's surgery record already (a replayed checkpoint or an"
+                  + " earlier trainer applied it at epoch {}): not applied again",
+              entry.describe(),
+              r.epoch());
+          break;
+        }
+      }
     }
   }
 

@@ -129,6 +129,89 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * Resuming from a checkpoint with the same schedule (what a job under the agent does when it is
+   * restarted with its config): the entries the replayed record holds are not applied again, not
+   * recorded twice, and training goes on exactly as with a schedule that holds only the new entry.
+   * A recorded entry at another epoch, or with other hyperparameters, is not taken for done.
+   */
+  @Test
+  void resumingWithTheSameScheduleAppliesOnlyWhatTheRecordDoesNotHold() throws Exception {
+    SurgeryListener first =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
+            .add(algorithm(TestAlgorithms.SCALE_CONV, Map.of("stride", 1, "factor", 0.25)), 1)
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 23);
+      data.getEngine().setRandomSeed(5);
+      NDArray batch = data.randomNormal(INPUT);
+      String savedStructure;
+      try (Model model = TestModels.model("resume")) {
+        try (Trainer trainer = model.newTrainer(TestModels.config(first))) {
+          trainer.initialize(INPUT);
+          first.onInitialized(trainer);
+          EasyTrain.fit(trainer, 2, dataset, null);
+        }
+        savedStructure = TestModels.structure(model.getBlock());
+        model.save(dir, "resume");
+      }
+
+      float[][] resumed = new float[2][];
+      List<List<SurgeryOutcome>> outcomes = new java.util.ArrayList<>();
+      for (int run = 0; run < 2; run++) {
+        SurgeryListener.Builder builder = SurgeryListener.builder();
+        if (run == 0) { // the whole schedule again, as a restarted job would run it
+          builder
+              .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
+              .add(algorithm(TestAlgorithms.SCALE_CONV, Map.of("factor", 0.25, "stride", 1)), 1)
+              .add(algorithm(TestAlgorithms.POOL, Map.of()), 1);
+        }
+        SurgeryListener again = builder.add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+        try (Model restored = TestModels.model("resume")) {
+          SurgeryCheckpoint.load(restored, dir, "resume");
+          try (Trainer trainer = restored.newTrainer(TestModels.config(again))) {
+            trainer.initialize(INPUT);
+            again.onInitialized(trainer);
+            EasyTrain.fit(trainer, 2, dataset, null);
+          }
+          assertEquals(savedStructure, TestModels.structure(restored.getBlock()));
+          assertEquals(
+              List.of("t_scale_conv_min", "t_scale_conv", "t_pool", "t_log"),
+              SurgeryJson.recordsFromJson(restored.getProperty("surgery")).stream()
+                  .map(SurgeryRecord::algorithm)
+                  .toList(),
+              "each surgery recorded once");
+          resumed[run] = outputs(restored, batch);
+        }
+        outcomes.add(again.getOutcomes());
+      }
+      for (List<SurgeryOutcome> o : outcomes) {
+        assertEquals(
+            List.of("t_log"), o.stream().map(SurgeryOutcome::algorithm).toList(), o.toString());
+      }
+      assertArrayEquals(resumed[1], resumed[0], "the same training as with the new entry alone");
+
+      // Another epoch or other hyperparameters: not what the record holds, so it runs.
+      SurgeryListener other =
+          SurgeryListener.builder()
+              .add(algorithm(TestAlgorithms.POOL, Map.of()), 2)
+              .add(algorithm(TestAlgorithms.SCALE_CONV, Map.of("stride", 1, "factor", 0.5)), 1)
+              .build();
+      try (Model restored = TestModels.model("resume")) {
+        SurgeryCheckpoint.load(restored, dir, "resume");
+        try (Trainer trainer = restored.newTrainer(TestModels.config(other))) {
+          trainer.initialize(INPUT);
+          EasyTrain.fit(trainer, 2, dataset, null);
+        }
+      }
+      assertEquals(
+          List.of("t_scale_conv", "t_pool"),
+          other.getOutcomes().stream().map(SurgeryOutcome::algorithm).toList());
+    }
+  }
+
+  /**
    * Replaying BlurPool, squeeze-excite and factorize builds the architecture without computing
    * weights the load then discards: after the replay no parameter has an array (no throwaway
    * initialization, no SVD of random weights), and after the load the model's manager holds exactly
