@@ -218,8 +218,7 @@ final class TrainerSurgery {
   private void markBorn(Trainer trainer, String id) {
     BirthAwareOptimizer births = births(trainer, true);
     if (births != null) {
-      Integer previous =
-          births.recordBirth(id, DjlInternals.globalUpdateCount(view(trainer).optimizer()));
+      Integer previous = births.recordBirth(id, births.globalStep());
       journal.onRollback(() -> births.restore(id, previous));
     }
   }

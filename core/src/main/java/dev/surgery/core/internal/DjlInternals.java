@@ -20,6 +20,7 @@ import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.optimizer.Adam;
 import ai.djl.training.optimizer.AdamW;
 import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.optimizer.Sgd;
 import ai.djl.training.tracker.ParameterTracker;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
@@ -78,6 +79,7 @@ public final class DjlInternals {
   private static Method optimizerWithDefaultState;
   private static Method optimizerWeightDecay;
   private static Map<Class<?>, AdamFields> adamFields;
+  private static SgdFields sgdFields;
 
   static {
     DjlInternalsException failure = null;
@@ -119,6 +121,7 @@ public final class DjlInternals {
       optimizerWeightDecay = method(Optimizer.class, "getWeightDecay");
       adamFields =
           Map.of(Adam.class, AdamFields.of(Adam.class), AdamW.class, AdamFields.of(AdamW.class));
+      sgdFields = SgdFields.of();
     } catch (DjlInternalsException e) {
       failure = e;
     }
@@ -674,6 +677,21 @@ public final class DjlInternals {
   static AdamFields adamFields(Class<?> type) {
     verify();
     return adamFields.get(type);
+  }
+
+  /** The private fields of DJL's Sgd. */
+  record SgdFields(Field learningRateTracker, Field momentum, Field momentumStates) {
+    static SgdFields of() {
+      return new SgdFields(
+          field(Sgd.class, "learningRateTracker", ParameterTracker.class),
+          field(Sgd.class, "momentum", float.class),
+          field(Sgd.class, "momentumStates", Map.class));
+    }
+  }
+
+  static SgdFields sgdFields() {
+    verify();
+    return sgdFields;
   }
 
   static float rescaleGrad(Optimizer optimizer) {
