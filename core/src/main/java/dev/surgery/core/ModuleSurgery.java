@@ -1,12 +1,10 @@
 package dev.surgery.core;
 
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
-import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -293,7 +291,9 @@ public final class ModuleSurgery {
     boolean trainerless = trainers == null || trainers.isEmpty();
     // A trainer registers only initialized parameters: before initialization (epoch-0 surgery on a
     // fresh model) there is nothing a trainer could hold, and the reminder would only mislead.
-    boolean registrable = trainerless && mayBeRegistered(module);
+    // Asked of the root alone (one field read), so trainerless surgery on a large tree does not pay
+    // for the reminder.
+    boolean registrable = trainerless && BlockInspector.wasInitialized(module);
     Map<Block, Block> replaced =
         new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices, faults)
             .run();
@@ -443,18 +443,6 @@ public final class ModuleSurgery {
 
   private static String describe(Parameter p) {
     return "'" + p.getName() + "' (" + p.getId() + ")";
-  }
-
-  /**
-   * Tells whether a trainer may hold parameters of the tree: its root records input shapes, as
-   * after {@code Trainer.initialize}, {@code Block.initialize} or a parameter load. One field read,
-   * not a walk of every parameter: trainerless surgery on a large tree must not pay for a reminder.
-   */
-  private static boolean mayBeRegistered(Block module) {
-    if (module instanceof AbstractBaseBlock) {
-      return DjlInternals.recordedInputShapes(module) != null;
-    }
-    return true; // nothing to go by: remind, as before
   }
 
   /**

@@ -14,6 +14,7 @@ import dev.surgery.agent.shared.DjlHooks;
 import dev.surgery.agent.shared.HookPoint;
 import dev.surgery.agent.shared.SurgeryDispatcher;
 import dev.surgery.agent.shared.SurgeryFailure;
+import dev.surgery.core.BlockInspector;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.algorithms.Algorithm;
@@ -274,13 +275,7 @@ public final class DjlAgentHooks implements DjlHooks {
     // if nothing did before, so later ones never find it uninitialized.
     if (events.tracks(trainer) && events.firstTrainingForward(trainer)) {
       Block block = trainer.getModel().getBlock();
-      // One field read for DJL's blocks (Block.isInitialized walks every parameter): one that
-      // records no input shapes was never initialized.
-      boolean uninitialized =
-          block instanceof AbstractBaseBlock
-              ? DjlInternals.recordedInputShapes(block) == null
-              : block != null && !block.isInitialized();
-      if (uninitialized) {
+      if (block != null && !BlockInspector.wasInitialized(block)) {
         // The program never called trainer.initialize: DJL is about to initialize the model inside
         // this forward, too late for the epoch-0 surgery that needs its shapes.
         events.beforeFirstForward(trainer, () -> initializeAsDjlWould(trainer, data));
