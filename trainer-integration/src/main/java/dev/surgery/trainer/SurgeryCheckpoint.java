@@ -12,6 +12,7 @@ import ai.djl.util.Utils;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import java.io.BufferedInputStream;
 import java.io.DataInputStream;
@@ -26,6 +27,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -223,14 +225,36 @@ public final class SurgeryCheckpoint {
         }
         recordShapes(block, manager, dataType, inputShapes);
       }
+      SurgeryChanges changes;
       try {
-        algorithm.apply(new SurgeryContext(block, List.of(), r.epoch(), r.totalEpochs()));
+        changes = algorithm.apply(new SurgeryContext(block, List.of(), r.epoch(), r.totalEpochs()));
       } catch (RuntimeException e) {
         throw new MalformedModelException(
             where + " cannot be replayed on this architecture: " + e.getMessage(), e);
       }
+      // The same algorithm on the original architecture replaces the same blocks; anything else
+      // means another architecture, whose parameters might even load without an error.
+      Map<String, Integer> replayed = changes == null ? null : changes.countsByType();
+      if (r.changes() != null && !r.changes().equals(replayed)) {
+        throw new MalformedModelException(
+            where
+                + " cannot be replayed on this architecture: it replaced "
+                + describeChanges(replayed)
+                + " where the saved model's replaced "
+                + describeChanges(r.changes())
+                + "; load into the architecture the model had before surgery");
+      }
       logger.debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
+  }
+
+  private static String describeChanges(Map<String, Integer> changes) {
+    if (changes == null || changes.isEmpty()) {
+      return "nothing";
+    }
+    return changes.entrySet().stream()
+        .map(e -> e.getKey() + " x" + e.getValue())
+        .collect(Collectors.joining(", "));
   }
 
   /**

@@ -59,6 +59,9 @@ final class SurgeryJson {
       o.add("hyperparameters", GSON.toJsonTree(r.hyperparameters()));
       o.addProperty("epoch", r.epoch());
       o.addProperty("total_epochs", r.totalEpochs());
+      if (r.changes() != null) {
+        o.add("changes", GSON.toJsonTree(r.changes()));
+      }
       array.add(o);
     }
     return GSON.toJson(array);
@@ -106,12 +109,20 @@ final class SurgeryJson {
                 new TypeToken<LinkedHashMap<String, Object>>() {}.getType());
       }
       try {
+        Map<String, Integer> changes = null;
+        if (o.has("changes")) {
+          changes = new LinkedHashMap<>();
+          for (Map.Entry<String, JsonElement> c : o.getAsJsonObject("changes").entrySet()) {
+            changes.put(c.getKey(), c.getValue().getAsInt());
+          }
+        }
         records.add(
             new SurgeryRecord(
                 o.get("algorithm").getAsString(),
                 hyperparameters,
                 o.get("epoch").getAsInt(),
-                o.has("total_epochs") ? o.get("total_epochs").getAsInt() : 0));
+                o.has("total_epochs") ? o.get("total_epochs").getAsInt() : 0,
+                changes));
       } catch (RuntimeException ex) {
         throw new IllegalArgumentException(
             "surgery record entry " + i + " is malformed: " + ex.getMessage(), ex);

@@ -954,7 +954,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     surgeryLog.add(applied);
     st.reports.add(changes);
     st.losses.awaitAfter(applied);
-    record(model, algorithm, completed, planned);
+    record(model, algorithm, completed, planned, changes);
     if (logger.isInfoEnabled()) {
       String line = logLine(algorithm.name(), completed, changes, nanos);
       logger.info(
@@ -1042,7 +1042,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /** Appends the application to the model's {@code surgery} property, which model.save keeps. */
-  private void record(Model model, Algorithm algorithm, int epoch, int planned) {
+  private void record(
+      Model model, Algorithm algorithm, int epoch, int planned, SurgeryChanges changes) {
     List<SurgeryRecord> records = new ArrayList<>();
     String existing = model.getProperty(PROPERTY);
     if (existing != null && !existing.isBlank()) {
@@ -1057,7 +1058,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + ")");
       }
     }
-    records.add(new SurgeryRecord(algorithm.name(), algorithm.settings(), epoch, planned));
+    records.add(
+        new SurgeryRecord(
+            algorithm.name(), algorithm.settings(), epoch, planned, changes.countsByType()));
     model.setProperty(PROPERTY, SurgeryJson.recordsToJson(records));
   }
 

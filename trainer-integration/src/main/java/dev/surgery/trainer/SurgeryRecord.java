@@ -6,15 +6,23 @@ import java.util.Map;
 
 /**
  * One applied surgery as recorded in a model's {@code surgery} property: enough to replay it on the
- * original architecture before loading a checkpoint.
+ * original architecture before loading a checkpoint, and to tell when the architecture it is
+ * replayed on is not that one.
  *
  * @param algorithm the algorithm's config name
  * @param hyperparameters the hyperparameters it ran with, by config name
  * @param epoch the number of completed epochs when it ran (0: before training)
  * @param totalEpochs the planned number of epochs it was given, 0 when unknown
+ * @param changes what it replaced, counted by {@code old->new} type pair ({@code
+ *     Conv2d->BlurConv2d: 3}; empty when it replaced nothing); null when unknown (a record written
+ *     before this was recorded, or by hand): a replay must replace exactly these
  */
 public record SurgeryRecord(
-    String algorithm, Map<String, Object> hyperparameters, int epoch, int totalEpochs) {
+    String algorithm,
+    Map<String, Object> hyperparameters,
+    int epoch,
+    int totalEpochs,
+    Map<String, Integer> changes) {
 
   /** Validates and copies. */
   public SurgeryRecord {
@@ -27,5 +35,26 @@ public record SurgeryRecord(
     hyperparameters =
         Collections.unmodifiableMap(
             new LinkedHashMap<>(hyperparameters == null ? Map.of() : hyperparameters));
+    if (changes != null) {
+      for (Map.Entry<String, Integer> e : changes.entrySet()) {
+        if (e.getKey() == null || e.getValue() == null || e.getValue() < 1) {
+          throw new IllegalArgumentException("change counts must be positive, got " + changes);
+        }
+      }
+      changes = Collections.unmodifiableMap(new LinkedHashMap<>(changes));
+    }
+  }
+
+  /**
+   * A record whose changes are unknown (not checked on replay).
+   *
+   * @param algorithm the algorithm's config name
+   * @param hyperparameters the hyperparameters it ran with, by config name
+   * @param epoch the number of completed epochs when it ran (0: before training)
+   * @param totalEpochs the planned number of epochs it was given, 0 when unknown
+   */
+  public SurgeryRecord(
+      String algorithm, Map<String, Object> hyperparameters, int epoch, int totalEpochs) {
+    this(algorithm, hyperparameters, epoch, totalEpochs, null);
   }
 }

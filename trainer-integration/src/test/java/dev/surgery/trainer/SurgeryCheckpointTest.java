@@ -211,6 +211,71 @@ class SurgeryCheckpointTest {
     }
   }
 
+  /** A two-convolution model; the second convolution's stride is the only difference. */
+  private static Block twoConvs(int stride) {
+    return new ai.djl.nn.SequentialBlock()
+        .add(
+            ai.djl.nn.convolutional.Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .setFilters(4)
+                .build())
+        .add(
+            ai.djl.nn.convolutional.Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optStride(new Shape(stride, stride))
+                .optPadding(new Shape(1, 1))
+                .setFilters(4)
+                .build())
+        .add(ai.djl.nn.pooling.Pool.globalAvgPool2dBlock())
+        .add(ai.djl.nn.core.Linear.builder().setUnits(2).build());
+  }
+
+  /**
+   * A checkpoint loaded into another architecture whose parameters have the same layout (a stride
+   * changed) must be refused: the recorded BlurPool replaces nothing there, and DJL would load the
+   * weights without a word. The record says what the surgery replaced; the replay must replace the
+   * same. Into the original architecture it loads, and the record written says what was replaced.
+   */
+  @Test
+  void aCheckpointIsRefusedByAnArchitectureOnWhichItsSurgeryReplacesOtherBlocks() throws Exception {
+    SurgeryListener blur =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .build();
+    try (Model model = Model.newInstance("strided")) {
+      model.setBlock(twoConvs(2));
+      try (Trainer trainer = model.newTrainer(TestModels.config(blur))) {
+        trainer.initialize(new Shape(2, 1, 10, 10));
+        trainer.notifyListeners(l -> l.onEpoch(trainer));
+      }
+      model.save(dir, "strided");
+    }
+    Path file = SurgeryCheckpoint.resolveParamsFile(dir, "strided", null);
+    assertEquals(
+        Map.of("Conv2d->BlurConv2d", 1), SurgeryCheckpoint.readRecord(file).get(0).changes());
+
+    try (Model other = Model.newInstance("strided")) {
+      other.setBlock(twoConvs(1));
+      String before = TestModels.structure(other.getBlock());
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class, () -> SurgeryCheckpoint.load(other, dir, "strided"));
+      assertTrue(
+          e.getMessage().contains("cannot be replayed on this architecture: it replaced nothing")
+              && e.getMessage().contains("Conv2d->BlurConv2d x1"),
+          e.getMessage());
+      assertEquals(before, TestModels.structure(other.getBlock()));
+      for (Parameter p : other.getBlock().getParameters().values()) {
+        assertFalse(p.isInitialized(), p.getName() + " was loaded");
+      }
+    }
+    try (Model original = Model.newInstance("strided")) {
+      original.setBlock(twoConvs(2));
+      SurgeryCheckpoint.load(original, dir, "strided");
+      assertEquals(1, TestModels.count(original.getBlock(), "BlurConv2d"));
+    }
+  }
+
   /**
    * Replaying BlurPool, squeeze-excite and factorize builds the architecture without computing
    * weights the load then discards: after the replay no parameter has an array (no throwaway
