@@ -245,7 +245,8 @@ public final class Targets {
     }
     for (int i = 0; i < text.length(); i++) {
       char c = text.charAt(i);
-      if (Character.isWhitespace(c) || Character.isISOControl(c)) {
+      // isSpaceChar adds the no-break spaces (U+00A0, U+2007, U+202F) isWhitespace leaves out.
+      if (Character.isWhitespace(c) || Character.isSpaceChar(c) || Character.isISOControl(c)) {
         throw new InvalidPatternException(
             text, i, "block paths contain no whitespace or control characters");
       }

@@ -161,7 +161,7 @@ public record HyperParameter<T>(
             ? null
             : name + " must be one of " + choices + ", got " + show(value);
       case INT:
-        if (!(value instanceof Integer || value instanceof Long)) {
+        if (!(value instanceof Integer || value instanceof Long || value instanceof BigInteger)) {
           return name + " must be an integer" + range() + ", got " + show(value);
         }
         if (!fitsInt((Number) value)) {

@@ -44,6 +44,9 @@ public record Time(double value, Unit unit) {
     }
   }
 
+  /** The largest count of epochs or batches: every whole number up to it is a double. */
+  private static final double MAX_COUNT = 0x1p53;
+
   /** Checks the value against the unit. */
   public Time {
     if (unit == null) {
@@ -56,7 +59,11 @@ public record Time(double value, Unit unit) {
       throw new IllegalArgumentException(
           "a duration must be a fraction in (0, 1] of the planned training, got " + value + "dur");
     }
-    if (unit != Unit.DURATION && (value != Math.rint(value) || value > Integer.MAX_VALUE)) {
+    if (unit != Unit.DURATION && value > MAX_COUNT) {
+      throw new IllegalArgumentException(
+          unit.suffix + " counts at most " + (long) MAX_COUNT + ", got " + value + unit.suffix);
+    }
+    if (unit != Unit.DURATION && value != Math.rint(value)) {
       throw new IllegalArgumentException(
           unit.suffix
               + " counts whole "

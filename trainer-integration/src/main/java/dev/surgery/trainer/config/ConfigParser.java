@@ -13,14 +13,17 @@ import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.TreeSet;
 import org.snakeyaml.engine.v2.api.LoadSettings;
 import org.snakeyaml.engine.v2.api.lowlevel.Compose;
@@ -35,6 +38,7 @@ import org.snakeyaml.engine.v2.nodes.Node;
 import org.snakeyaml.engine.v2.nodes.NodeTuple;
 import org.snakeyaml.engine.v2.nodes.ScalarNode;
 import org.snakeyaml.engine.v2.nodes.SequenceNode;
+import org.snakeyaml.engine.v2.nodes.Tag;
 import org.snakeyaml.engine.v2.schema.CoreSchema;
 
 /**
@@ -104,6 +108,7 @@ final class ConfigParser {
     }
     checkText(text);
     Node root = compose(text);
+    checkCollectionTags(root, Collections.newSetFromMap(new IdentityHashMap<>()));
     SurgeryConfig config = bind(root);
     if (!problems.isEmpty()) {
       throw exception();
@@ -178,6 +183,42 @@ final class ConfigParser {
       throw exception();
     }
     return documents.get(0);
+  }
+
+  /**
+   * Refuses a tag on a mapping or a list ({@code !!python/object}, {@code !!omap}, {@code !mine}):
+   * the core schema knows only plain mappings and lists. A scalar's tag is checked when its value
+   * is built, and an unknown one refused there.
+   */
+  private void checkCollectionTags(Node node, Set<Node> seen) {
+    if (!seen.add(node)) {
+      return; // an alias of a node already checked
+    }
+    if (node instanceof MappingNode mapping) {
+      if (!mapping.getTag().equals(Tag.MAP)) {
+        addAt(node, "the tag " + tagName(node.getTag()) + " is not allowed: " + PLAIN_YAML);
+      }
+      for (NodeTuple t : mapping.getValue()) {
+        checkCollectionTags(t.getKeyNode(), seen);
+        checkCollectionTags(t.getValueNode(), seen);
+      }
+    } else if (node instanceof SequenceNode list) {
+      if (!list.getTag().equals(Tag.SEQ)) {
+        addAt(node, "the tag " + tagName(node.getTag()) + " is not allowed: " + PLAIN_YAML);
+      }
+      for (Node item : list.getValue()) {
+        checkCollectionTags(item, seen);
+      }
+    }
+  }
+
+  private static final String PLAIN_YAML =
+      "a surgery config is plain YAML (the core schema's mappings, lists and scalars); remove it";
+
+  /** {@code tag:yaml.org,2002:python/object} as written: {@code !!python/object}. */
+  private static String tagName(Tag tag) {
+    String value = tag.getValue();
+    return value.startsWith(Tag.PREFIX) ? "!!" + value.substring(Tag.PREFIX.length()) : value;
   }
 
   // ------------------------------------------------------------------ binding
@@ -575,18 +616,19 @@ final class ConfigParser {
             addAt(node, "every must be at least 1ep or 1ba, got '" + text + "'");
             return null;
           }
-          if (key.equals(AT)
-              && time.unit() == Time.Unit.BATCH
-              && (time.count() < 1 || time.count() > MAX_STEP)) {
-            addAt(node, "at: a step must be in [1, " + MAX_STEP + "], got '" + text + "'");
+          if (time.unit() == Time.Unit.BATCH && (time.count() < 1 || time.count() > MAX_STEP)) {
+            addAt(node, key + ": a step must be in [1, " + MAX_STEP + "], got '" + text + "'");
             return null;
           }
-          if (key.equals(AT)
-              && time.unit() == Time.Unit.EPOCH
-              && time.count() > SurgeryConfig.MAX_EPOCH) {
+          if (time.unit() == Time.Unit.EPOCH && time.count() > SurgeryConfig.MAX_EPOCH) {
             addAt(
                 node,
-                "at: an epoch must be at most " + SurgeryConfig.MAX_EPOCH + ", got '" + text + "'");
+                key
+                    + ": an epoch must be at most "
+                    + SurgeryConfig.MAX_EPOCH
+                    + ", got '"
+                    + text
+                    + "'");
             return null;
           }
           return key.equals(AT) ? Trigger.at(time) : Trigger.every(time);
@@ -741,15 +783,37 @@ final class ConfigParser {
         out.add(pattern);
       } catch (Targets.InvalidPatternException e) {
         Mark m = item.getStartMark().orElse(null);
-        ScalarNode scalar = (ScalarNode) item;
-        // Point at the offending character (past the opening quote of a quoted pattern; an
-        // escape sequence before it would shift this, which block patterns have no use for).
-        boolean quoted = scalar.getScalarStyle() != ScalarStyle.PLAIN;
-        int column = m == null ? 1 : m.getColumn() + 1 + e.getIndex() + (quoted ? 1 : 0);
-        add(m == null ? 1 : m.getLine() + 1, column, name + ": " + e.getMessage());
+        int offset = offsetInSource((ScalarNode) item, pattern, e.getIndex());
+        int column = m == null ? 1 : m.getColumn() + 1 + Math.max(offset, 0);
+        String where = offset < 0 ? " (character " + (e.getIndex() + 1) + " of the pattern)" : "";
+        add(m == null ? 1 : m.getLine() + 1, column, name + ": " + e.getMessage() + where);
       }
     }
     return out;
+  }
+
+  /**
+   * Where character {@code index} of a scalar's value is in the source, in columns (code points)
+   * from the scalar's start, or -1 when the source spells the value differently (escapes, a doubled
+   * quote, a block or multi-line scalar): then only the scalar's start can be named exactly.
+   */
+  private static int offsetInSource(ScalarNode scalar, String value, int index) {
+    ScalarStyle style = scalar.getScalarStyle();
+    int quotes = style == ScalarStyle.PLAIN ? 0 : 1;
+    boolean inline =
+        style == ScalarStyle.PLAIN
+            || style == ScalarStyle.SINGLE_QUOTED
+            || style == ScalarStyle.DOUBLE_QUOTED;
+    Mark start = scalar.getStartMark().orElse(null);
+    Mark end = scalar.getEndMark().orElse(null);
+    if (!inline || start == null || end == null || start.getLine() != end.getLine()) {
+      return -1;
+    }
+    int length = value.codePointCount(0, value.length());
+    if (end.getIndex() - start.getIndex() != length + 2 * quotes) {
+      return -1; // an escape or a doubled quote: source and value differ in length
+    }
+    return quotes + value.codePointCount(0, Math.min(index, value.length()));
   }
 
   /** A hyperparameter value: scalars as parsed; lists and mappings as a description to refuse. */
