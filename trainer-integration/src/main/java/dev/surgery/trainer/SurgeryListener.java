@@ -463,11 +463,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /**
    * Tells the listener how many more epochs the training loop is about to run for a trainer, so
    * that algorithms that follow the length of training ({@link Algorithm#needsTotalEpochs()}) know
-   * it. The planned length becomes the epochs already completed plus {@code epochs}, and takes
-   * precedence over the configured {@code total_epochs}. The agent calls it when {@code
-   * EasyTrain.fit(trainer, epochs, ...)} starts, and {@link SurgeryTrain#fit} before {@code
-   * FIT_START}; a program with its own loop may call it before training. Epoch-0 entries that
-   * waited for the length run now.
+   * it. The planned length becomes the epochs already completed plus {@code epochs}, or the
+   * configured {@code total_epochs} where that is larger: a program that calls {@code fit} once per
+   * epoch announces one epoch at a time, so a shorter announcement does not override what the user
+   * configured (a warning says so). The agent calls it when {@code EasyTrain.fit(trainer, epochs,
+   * ...)} starts, and {@link SurgeryTrain#fit} before {@code FIT_START}; a program with its own
+   * loop may call it before training. Epoch-0 entries that waited for the length run now.
    *
    * @param trainer the trainer about to train
    * @param epochs the number of epochs the loop will run; nothing happens when it is not positive
@@ -477,7 +478,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       return;
     }
     TrainerState st = state(trainer);
-    int planned = st.passedEpochs() + epochs;
+    int announced = st.passedEpochs() + epochs;
+    // A configured total is the user's word and holds against a shorter announcement: a program
+    // that calls fit once per epoch announces one epoch at a time. A longer one means training
+    // really runs longer than configured.
+    int planned = totalEpochs > 0 ? Math.max(totalEpochs, announced) : announced;
     // Only schedules that follow the length care; the others would only get noise.
     boolean lengthMatters =
         schedule.stream()
@@ -495,14 +500,18 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     } else if (lengthMatters
         && st.plannedEpochs == 0
         && totalEpochs > 0
-        && totalEpochs != planned) {
+        && totalEpochs != announced) {
       warn(
           "Surgery: the training loop runs "
-              + planned
+              + announced
               + " epochs but the configured total is "
               + totalEpochs
-              + "; algorithms that follow the length of training use the loop's "
-              + planned);
+              + "; algorithms that follow the length of training use "
+              + (planned == totalEpochs
+                  ? "the configured "
+                      + totalEpochs
+                      + " (a loop that calls fit once per epoch announces one epoch at a time)"
+                  : "the loop's " + planned));
     }
     st.plannedEpochs = planned;
     if (st.passedEpochs() > 0) {

@@ -104,7 +104,7 @@ class PlannedEpochsTest {
   }
 
   @Test
-  void theLoopsLengthWinsOverTheConfiguredTotalWithAWarning() throws Exception {
+  void aLongerLoopWinsOverTheConfiguredTotalWithAWarning() throws Exception {
     Path yaml = tmp.resolve("surgery.yaml");
     Files.writeString(
         yaml,
@@ -112,13 +112,50 @@ class PlannedEpochsTest {
             + "  - name: layer_freezing\n"
             + "    epoch: 1\n"
             + "    freeze_start: 0.0\n"
-            + "total_epochs: 4\n");
+            + "total_epochs: 1\n");
     SurgeryListener listener = SurgeryListener.fromYaml(yaml);
-    // with total_epochs 4 it would be floor(1/4 * 3) = 0
+    // with total_epochs 1 it would be floor(1/1 * 3) = 3
     assertEquals(List.of(0, 1, 1), train(listener, true));
     assertEquals(1, listener.getWarnings().size(), listener.getWarnings().toString());
     assertTrue(
-        listener.getWarnings().get(0).contains("runs 2 epochs but the configured total is 4"),
+        listener.getWarnings().get(0).contains("runs 2 epochs but the configured total is 1")
+            && listener.getWarnings().get(0).contains("use the loop's 2"),
+        listener.getWarnings().toString());
+  }
+
+  /**
+   * A program that calls {@code fit} once per epoch announces one epoch at a time: the configured
+   * total holds, so layer freezing follows Composer's fraction of the configured length (an outside
+   * tester found every layer frozen after the first epoch, at t = 1/1).
+   */
+  @Test
+  void fitOncePerEpochKeepsTheConfiguredTotal() throws Exception {
+    Path yaml = tmp.resolve("surgery.yaml");
+    Files.writeString(
+        yaml,
+        "algorithms:\n"
+            + "  - name: layer_freezing\n"
+            + "    every: 1ep\n"
+            + "    freeze_start: 0.0\n"
+            + "total_epochs: 4\n");
+    SurgeryListener listener = SurgeryListener.fromYaml(yaml);
+    FrozenProbe probe = new FrozenProbe();
+    try (Model model = TestModels.model("planned");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener, probe))) {
+      trainer.initialize(INPUT);
+      for (int epoch = 0; epoch < 4; epoch++) {
+        listener.onPlannedEpochs(trainer, 1); // what the agent does at each fit(trainer, 1, ...)
+        assertEquals(4, listener.getPlannedEpochs(trainer));
+        EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      }
+      probe.atFirstBatch.add(frozenLayers(model.getBlock()));
+    }
+    // after epoch e of 4, floor(e/4 * 3) layers: 0, 1, 2, then all three at the end
+    assertEquals(List.of(0, 0, 1, 2, 3), probe.atFirstBatch);
+    assertEquals(1, listener.getWarnings().size(), listener.getWarnings().toString());
+    assertTrue(
+        listener.getWarnings().get(0).contains("use the configured 4"),
         listener.getWarnings().toString());
   }
 
