@@ -5,8 +5,10 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Deque;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -291,9 +293,11 @@ public final class ModuleSurgery {
     boolean trainerless = trainers == null || trainers.isEmpty();
     // A trainer registers only initialized parameters: before initialization (epoch-0 surgery on a
     // fresh model) there is nothing a trainer could hold, and the reminder would only mislead.
-    // Asked of the root alone (one field read), so trainerless surgery on a large tree does not pay
-    // for the reminder.
-    boolean registrable = trainerless && BlockInspector.wasInitialized(module);
+    // Asked of the root first (one field read), so trainerless surgery on a large uninitialized
+    // tree
+    // does not pay for the reminder; a checkpoint's replay records shapes but leaves no array.
+    boolean registrable =
+        trainerless && BlockInspector.wasInitialized(module) && holdsAnArray(module);
     Map<Block, Block> replaced =
         new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices, faults)
             .run();
@@ -443,6 +447,24 @@ public final class ModuleSurgery {
 
   private static String describe(Parameter p) {
     return "'" + p.getName() + "' (" + p.getId() + ")";
+  }
+
+  /** Whether any parameter of the tree has an array: the first one found ends the walk. */
+  private static boolean holdsAnArray(Block root) {
+    Deque<Block> todo = new ArrayDeque<>();
+    todo.push(root);
+    while (!todo.isEmpty()) {
+      Block block = todo.pop();
+      for (Pair<String, Parameter> p : block.getDirectParameters()) {
+        if (p.getValue().isInitialized()) {
+          return true;
+        }
+      }
+      for (Pair<String, Block> child : block.getChildren()) {
+        todo.push(child.getValue());
+      }
+    }
+    return false;
   }
 
   /**

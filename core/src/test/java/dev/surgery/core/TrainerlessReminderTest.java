@@ -29,6 +29,14 @@ class TrainerlessReminderTest {
 
   /** Runs {@code surgeries} trainerless surgeries and returns the reminder lines logged. */
   private static long reminders(int surgeries, boolean initialized) {
+    return reminders(surgeries, initialized, false);
+  }
+
+  /**
+   * As above; {@code arraysFreed} frees the parameters' arrays after the initialization, as a
+   * checkpoint's replay does (shapes recorded, no array a trainer could hold).
+   */
+  private static long reminders(int surgeries, boolean initialized, boolean arraysFreed) {
     PrintStream original = System.err;
     ByteArrayOutputStream captured = new ByteArrayOutputStream();
     System.setErr(new PrintStream(captured, true, UTF_8));
@@ -37,6 +45,9 @@ class TrainerlessReminderTest {
         SequentialBlock root = new SequentialBlock().add(Linear.builder().setUnits(2).build());
         if (initialized) {
           root.initialize(manager, DataType.FLOAT32, new Shape(1, 3));
+        }
+        if (arraysFreed) {
+          root.getParameters().values().forEach(p -> p.close());
         }
         assertEquals(
             1,
@@ -52,6 +63,13 @@ class TrainerlessReminderTest {
   void theReminderIsSaidOnceAtInfoThenOnlyAtDebug() {
     ModuleSurgery.TRAINERLESS_REMINDED.set(false);
     assertEquals(1, reminders(3, true));
+  }
+
+  @Test
+  void noReminderForShapesWithoutArrays() {
+    ModuleSurgery.TRAINERLESS_REMINDED.set(false);
+    assertEquals(0, reminders(2, true, true));
+    assertFalse(ModuleSurgery.TRAINERLESS_REMINDED.get());
   }
 
   @Test
