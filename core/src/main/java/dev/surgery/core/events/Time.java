@@ -17,7 +17,7 @@ import java.util.regex.Pattern;
 public record Time(double value, Unit unit) {
 
   private static final Pattern SYNTAX =
-      Pattern.compile("\\s*([0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)\\s*([a-zA-Z]+)\\s*");
+      Pattern.compile(" *([0-9]+(?:\\.[0-9]*)?|\\.[0-9]+) *([a-zA-Z]+) *");
 
   /** The units of a {@link Time}. */
   public enum Unit {

@@ -30,6 +30,25 @@ class TimeTest {
     assertEquals(shown, t.toString());
   }
 
+  /** Spaces only, as the JSON Schema says: a tab or a line break is refused. */
+  @Test
+  void onlySpacesSeparateNumberAndUnit() {
+    for (String text : new String[] {"2ep\t", "2\nep", "\t2ep", "2\u00a0ep"}) {
+      assertThrows(IllegalArgumentException.class, () -> Time.parse(text), text);
+    }
+  }
+
+  /** Counts past an int are counts (the parser applies its own ranges), up to 2^53. */
+  @Test
+  void countsPastAnIntAreWholeCounts() {
+    assertEquals(3_000_000_000L, Time.parse("3000000000ba").count());
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> Time.parse("1e30ba"));
+    assertTrue(e.getMessage().contains("not a time string"), e.getMessage());
+    e = assertThrows(IllegalArgumentException.class, () -> new Time(1e17, Time.Unit.BATCH));
+    assertTrue(e.getMessage().contains("counts at most"), e.getMessage());
+  }
+
   @ParameterizedTest
   @CsvSource(
       delimiter = '|',
