@@ -77,7 +77,7 @@ final class StateFates {
       fates.putIfAbsent(p, Fate.NONE);
     }
     // Born: TrainerSurgery.add registers them; a trainable one starts with no state, and under
-    // DJL's Adam or AdamW with the stand-in's bias correction of its own step count.
+    // DJL's Sgd, Adam or AdamW the stand-in updates it as a fresh optimizer would.
     for (Parameter p : update.born()) {
       if (!update.receivers().isEmpty()) {
         TrainerSurgery.requireArray(p, owners.get(p)); // the apply's add refuses it so

@@ -197,9 +197,10 @@ public record SurgeryPlan(
    * @param name its name relative to its block, for example {@code weight}
    * @param shape its shape, or null when the model is not initialized
    * @param state what the surgery does to its optimizer state
-   * @param bornExact for a {@link StateFate#FRESH} parameter under DJL's Adam or AdamW: the engine
-   *     updates it with the bias correction of its own step count, exactly as a fresh optimizer
-   *     started at step 0 would (DJL alone would use the global step count); false otherwise
+   * @param bornExact for a {@link StateFate#FRESH} parameter under DJL's Sgd, Adam or AdamW: the
+   *     engine updates it exactly as a fresh optimizer started at step 0 would (Adam's bias
+   *     correction of its own step count, the learning rate of the model's position; DJL alone
+   *     would use the global step count for both); false otherwise
    */
   public record PlannedParameter(String name, Shape shape, StateFate state, boolean bornExact) {
 
