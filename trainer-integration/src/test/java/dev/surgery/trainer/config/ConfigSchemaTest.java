@@ -87,7 +87,10 @@ class ConfigSchemaTest {
           "62-every-duration.yaml",
           "63-time-string-upper-case.yaml",
           "65-drop-rate-one.yaml",
-          "69-include-empty-list.yaml");
+          "69-include-empty-list.yaml",
+          "73-pattern-with-escape.yaml",
+          "74-pattern-after-astral-character.yaml",
+          "77-integer-beyond-long.yaml");
 
   /**
    * Corpus files only the parser refuses: not YAML text at all (binary, syntax errors, several
@@ -123,7 +126,11 @@ class ConfigSchemaTest {
           "66-every-after-last-epoch.yaml", // compares a schedule with total_epochs
           "67-at-after-last-epoch.yaml",
           "68-every-after-last-step.yaml",
-          "70-include-and-exclude-same.yaml"); // compares two lists
+          "70-include-and-exclude-same.yaml", // compares two lists
+          "71-python-tag-on-entry.yaml", // a tag: JSON has none to check
+          "72-tag-on-list.yaml",
+          "75-pattern-with-no-break-space.yaml", // the validator's Java \\s leaves U+00A0 out
+          "76-at-past-the-last-step.yaml"); // a range inside a time string
 
   static JsonSchema schema() throws IOException {
     JsonNode node = JSON.readTree(schemaFile().toFile());
