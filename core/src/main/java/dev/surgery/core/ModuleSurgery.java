@@ -294,8 +294,7 @@ public final class ModuleSurgery {
     // A trainer registers only initialized parameters: before initialization (epoch-0 surgery on a
     // fresh model) there is nothing a trainer could hold, and the reminder would only mislead.
     // Asked of the root first (one field read), so trainerless surgery on a large uninitialized
-    // tree
-    // does not pay for the reminder; a checkpoint's replay records shapes but leaves no array.
+    // tree does not pay for the reminder; a checkpoint's replay records shapes but leaves no array.
     boolean registrable =
         trainerless && BlockInspector.wasInitialized(module) && holdsAnArray(module);
     Map<Block, Block> replaced =
