@@ -22,12 +22,14 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.stream.Collectors;
+import java.util.Set;
+import java.util.WeakHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -201,9 +203,12 @@ public final class SurgeryCheckpoint {
       Shape[] inputShapes,
       String origin)
       throws MalformedModelException {
+    // Every record is checked before any is replayed, so that a file naming an algorithm this JVM
+    // does not know, or values it refuses, leaves the model as it was.
+    List<Algorithm> algorithms = new ArrayList<>();
     for (int i = 0; i < records.size(); i++) {
       SurgeryRecord r = records.get(i);
-      String where = origin + ": surgery record entry " + (i + 1) + " (" + r.algorithm() + ")";
+      String where = where(origin, i, r);
       AlgorithmSpec spec = Algorithms.spec(r.algorithm());
       if (spec == null) {
         throw new MalformedModelException(
@@ -212,12 +217,17 @@ public final class SurgeryCheckpoint {
                 + " Algorithms.register before loading. Known: "
                 + Algorithms.names());
       }
-      Algorithm algorithm;
       try {
-        algorithm = spec.create(r.hyperparameters());
+        algorithms.add(spec.create(r.hyperparameters()));
       } catch (IllegalArgumentException e) {
         throw new MalformedModelException(where + ": " + e.getMessage(), e);
       }
+    }
+    Set<Parameter> frozenBefore = frozen(block);
+    for (int i = 0; i < records.size(); i++) {
+      SurgeryRecord r = records.get(i);
+      String where = where(origin, i, r);
+      Algorithm algorithm = algorithms.get(i);
       if (algorithm.needsInitializedModel() && !block.isInitialized()) {
         if (inputShapes == null || inputShapes.length == 0) {
           throw new MalformedModelException(
@@ -234,27 +244,89 @@ public final class SurgeryCheckpoint {
       }
       // The same algorithm on the original architecture replaces the same blocks; anything else
       // means another architecture, whose parameters might even load without an error.
-      Map<String, Integer> replayed = changes == null ? null : changes.countsByType();
+      Map<String, String> replayed = changes == null ? null : SurgeryRecord.changesOf(changes);
       if (r.changes() != null && !r.changes().equals(replayed)) {
         throw new MalformedModelException(
             where
-                + " cannot be replayed on this architecture: it replaced "
-                + describeChanges(replayed)
-                + " where the saved model's replaced "
-                + describeChanges(r.changes())
+                + " cannot be replayed on this architecture: "
+                + firstDifference(replayed, r.changes())
                 + "; load into the architecture the model had before surgery");
       }
       logger.debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
+    Set<Parameter> frozenNow = frozen(block);
+    frozenNow.removeAll(frozenBefore);
+    if (frozenNow.isEmpty()) {
+      FROZEN_BY_REPLAY.remove(block);
+    } else {
+      FROZEN_BY_REPLAY.put(block, Collections.unmodifiableSet(frozenNow));
+    }
   }
 
-  private static String describeChanges(Map<String, Integer> changes) {
-    if (changes == null || changes.isEmpty()) {
-      return "nothing";
+  /**
+   * Returns the parameters that the last replay on a block froze (a recorded {@code
+   * layer_freezing}). DJL's {@code newTrainer} unfreezes every parameter of a loaded model; a
+   * {@link SurgeryListener} on the new trainer (and so the agent) freezes these again when the
+   * trainer starts. A program that trains a loaded model without one can freeze them itself with
+   * {@code ModuleSurgery.freezeParameters}.
+   *
+   * @param root the model's root block the checkpoint was replayed on
+   * @return the parameters, empty when the replay froze none
+   */
+  public static Set<Parameter> frozenByReplay(Block root) {
+    Set<Parameter> frozen = root == null ? null : FROZEN_BY_REPLAY.get(root);
+    return frozen == null ? Set.of() : frozen;
+  }
+
+  /** Parameters that a replay froze, by root block (weakly: a dropped model frees its entry). */
+  private static final Map<Block, Set<Parameter>> FROZEN_BY_REPLAY =
+      Collections.synchronizedMap(new WeakHashMap<>());
+
+  /** The trainable kinds of parameters of a tree that take no gradient. */
+  private static Set<Parameter> frozen(Block block) {
+    Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Parameter p : block.getParameters().values()) {
+      // Running statistics never take gradients, and DJL's newTrainer leaves them so.
+      boolean statistic =
+          p.getType() == Parameter.Type.RUNNING_MEAN || p.getType() == Parameter.Type.RUNNING_VAR;
+      if (!statistic && !p.requiresGradient()) {
+        frozen.add(p);
+      }
     }
-    return changes.entrySet().stream()
-        .map(e -> e.getKey() + " x" + e.getValue())
-        .collect(Collectors.joining(", "));
+    return frozen;
+  }
+
+  private static String where(String origin, int i, SurgeryRecord r) {
+    return origin + ": surgery record entry " + (i + 1) + " (" + r.algorithm() + ")";
+  }
+
+  /** The first block the replay and the record disagree on, in words. */
+  private static String firstDifference(Map<String, String> replayed, Map<String, String> saved) {
+    Map<String, String> got = replayed == null ? Map.of() : replayed;
+    for (Map.Entry<String, String> e : saved.entrySet()) {
+      String there = got.get(e.getKey());
+      if (!e.getValue().equals(there)) {
+        return "the saved model's surgery replaced "
+            + e.getKey()
+            + " ("
+            + e.getValue()
+            + "), the replay "
+            + (there == null ? "did not" : "made it " + there)
+            + " (it replaced "
+            + (got.isEmpty() ? "nothing" : String.join(", ", got.keySet()))
+            + ")";
+      }
+    }
+    for (Map.Entry<String, String> e : got.entrySet()) {
+      if (!saved.containsKey(e.getKey())) {
+        return "the replay also replaced "
+            + e.getKey()
+            + " ("
+            + e.getValue()
+            + "), which the saved model's surgery did not";
+      }
+    }
+    return "the replay's changes differ from the record's";
   }
 
   /**

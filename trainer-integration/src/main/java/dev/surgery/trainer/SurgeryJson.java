@@ -68,11 +68,20 @@ final class SurgeryJson {
   }
 
   /**
-   * Whether two sets of hyperparameters are the same once written as a record: key order and
-   * integer against floating-point spelling of a number ({@code 64} and {@code 64.0}) do not count.
+   * Whether two sets of hyperparameters are the same once written as a record and read back: key
+   * order, integer against floating-point spelling ({@code 64} and {@code 64.0}) and a float
+   * against the double its text reads as ({@code 0.1f} and {@code 0.1}) do not count.
    */
   static boolean sameHyperparameters(Map<String, Object> a, Map<String, Object> b) {
-    return GSON.toJsonTree(a).equals(GSON.toJsonTree(b));
+    return JsonParser.parseString(GSON.toJson(a)).equals(JsonParser.parseString(GSON.toJson(b)));
+  }
+
+  private static boolean isWhole(JsonElement e) {
+    if (e == null || !e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+      return false;
+    }
+    double v = e.getAsDouble();
+    return v == Math.rint(v) && Math.abs(v) <= Integer.MAX_VALUE;
   }
 
   /**
@@ -102,18 +111,34 @@ final class SurgeryJson {
       }
       JsonObject o = e.getAsJsonObject();
       Map<String, Object> hyperparameters = new LinkedHashMap<>();
-      if (o.has("hyperparameters") && o.get("hyperparameters").isJsonObject()) {
+      if (o.has("hyperparameters") && !o.get("hyperparameters").isJsonObject()) {
+        throw new IllegalArgumentException(
+            "surgery record entry " + i + ": 'hyperparameters' must be an object");
+      }
+      if (!isWhole(o.get("epoch")) || (o.has("total_epochs") && !isWhole(o.get("total_epochs")))) {
+        throw new IllegalArgumentException(
+            "surgery record entry " + i + ": 'epoch' and 'total_epochs' must be whole numbers");
+      }
+      if (o.has("hyperparameters")) {
         hyperparameters =
             GSON.fromJson(
                 o.get("hyperparameters"),
                 new TypeToken<LinkedHashMap<String, Object>>() {}.getType());
       }
       try {
-        Map<String, Integer> changes = null;
+        Map<String, String> changes = null;
         if (o.has("changes")) {
+          if (!o.get("changes").isJsonObject()) {
+            throw new IllegalArgumentException(
+                "'changes' must be an object of block paths, got " + o.get("changes"));
+          }
           changes = new LinkedHashMap<>();
           for (Map.Entry<String, JsonElement> c : o.getAsJsonObject("changes").entrySet()) {
-            changes.put(c.getKey(), c.getValue().getAsInt());
+            if (!c.getValue().isJsonPrimitive() || !c.getValue().getAsJsonPrimitive().isString()) {
+              throw new IllegalArgumentException(
+                  "'changes' of " + c.getKey() + " must be a string such as 'Conv2d->BlurConv2d'");
+            }
+            changes.put(c.getKey(), c.getValue().getAsString());
           }
         }
         records.add(

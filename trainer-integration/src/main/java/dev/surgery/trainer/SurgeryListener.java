@@ -2,6 +2,7 @@ package dev.surgery.trainer;
 
 import ai.djl.Model;
 import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListenerAdapter;
@@ -22,6 +23,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.EnumSet;
+import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
@@ -1069,7 +1071,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     records.add(
         new SurgeryRecord(
-            algorithm.name(), algorithm.settings(), epoch, planned, changes.countsByType()));
+            algorithm.name(),
+            algorithm.settings(),
+            epoch,
+            planned,
+            SurgeryRecord.changesOf(changes)));
     model.setProperty(PROPERTY, SurgeryJson.recordsToJson(records));
   }
 
@@ -1153,9 +1159,38 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       if (st == null) {
         st = new TrainerState(trainerCount.incrementAndGet(), schedule);
         skipRecorded(trainer.getModel(), st);
+        freezeAgain(trainer);
         states.put(trainer, st);
       }
       return st;
+    }
+  }
+
+  /**
+   * Freezes again what a checkpoint's replayed surgery froze ({@code layer_freezing}): DJL's {@code
+   * newTrainer} unfreezes every parameter of a loaded model, just before this trainer starts, and
+   * the record's entries are not applied again.
+   */
+  private void freezeAgain(Trainer trainer) {
+    Block root = trainer.getModel() == null ? null : trainer.getModel().getBlock();
+    List<Parameter> thawed = new ArrayList<>();
+    for (Parameter p : SurgeryCheckpoint.frozenByReplay(root)) {
+      if (p.requiresGradient()) {
+        thawed.add(p);
+      }
+    }
+    if (thawed.isEmpty()) {
+      return;
+    }
+    Set<Parameter> inModel = Collections.newSetFromMap(new IdentityHashMap<>());
+    inModel.addAll(root.getParameters().values());
+    thawed.retainAll(inModel); // a later surgery may have replaced some
+    if (!thawed.isEmpty()) {
+      ModuleSurgery.freezeParameters(thawed, List.of(trainer));
+      logger.info(
+          "Surgery: froze again {} parameters that the checkpoint's surgery record froze (DJL's"
+              + " newTrainer unfreezes a loaded model)",
+          thawed.size());
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.surgery.trainer;
 
+import dev.surgery.core.algorithms.SurgeryChanges;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -13,16 +14,17 @@ import java.util.Map;
  * @param hyperparameters the hyperparameters it ran with, by config name
  * @param epoch the number of completed epochs when it ran (0: before training)
  * @param totalEpochs the planned number of epochs it was given, 0 when unknown
- * @param changes what it replaced, counted by {@code old->new} type pair ({@code
- *     Conv2d->BlurConv2d: 3}; empty when it replaced nothing); null when unknown (a record written
- *     before this was recorded, or by hand): a replay must replace exactly these
+ * @param changes what it replaced: block path (as it was before) to {@code old->new} type ({@code
+ *     02SequentialBlock/04Conv2d: Conv2d->BlurConv2d}), in order; empty when it replaced nothing;
+ *     null when unknown (a record written before this was recorded, or by hand). A replay must
+ *     replace exactly these
  */
 public record SurgeryRecord(
     String algorithm,
     Map<String, Object> hyperparameters,
     int epoch,
     int totalEpochs,
-    Map<String, Integer> changes) {
+    Map<String, String> changes) {
 
   /** Validates and copies. */
   public SurgeryRecord {
@@ -36,13 +38,28 @@ public record SurgeryRecord(
         Collections.unmodifiableMap(
             new LinkedHashMap<>(hyperparameters == null ? Map.of() : hyperparameters));
     if (changes != null) {
-      for (Map.Entry<String, Integer> e : changes.entrySet()) {
-        if (e.getKey() == null || e.getValue() == null || e.getValue() < 1) {
-          throw new IllegalArgumentException("change counts must be positive, got " + changes);
+      for (Map.Entry<String, String> e : changes.entrySet()) {
+        if (e.getKey() == null || e.getValue() == null || !e.getValue().contains("->")) {
+          throw new IllegalArgumentException(
+              "changes must map block paths to 'Old->New' types, got " + changes);
         }
       }
       changes = Collections.unmodifiableMap(new LinkedHashMap<>(changes));
     }
+  }
+
+  /**
+   * What an application replaced, as a record keeps it.
+   *
+   * @param changes the application's changes
+   * @return block path to {@code old->new} type, in replacement order
+   */
+  public static Map<String, String> changesOf(SurgeryChanges changes) {
+    Map<String, String> byPath = new LinkedHashMap<>();
+    for (SurgeryChanges.Change c : changes.changes()) {
+      byPath.merge(c.path(), c.oldType() + "->" + c.newType(), (a, b) -> a + ", " + b);
+    }
+    return byPath;
   }
 
   /**

@@ -17,6 +17,10 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.pooling.Pool;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
@@ -211,69 +215,156 @@ class SurgeryCheckpointTest {
     }
   }
 
-  /** A two-convolution model; the second convolution's stride is the only difference. */
-  private static Block twoConvs(int stride) {
-    return new ai.djl.nn.SequentialBlock()
-        .add(
-            ai.djl.nn.convolutional.Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .setFilters(4)
-                .build())
-        .add(
-            ai.djl.nn.convolutional.Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .optStride(new Shape(stride, stride))
-                .optPadding(new Shape(1, 1))
-                .setFilters(4)
-                .build())
-        .add(ai.djl.nn.pooling.Pool.globalAvgPool2dBlock())
-        .add(ai.djl.nn.core.Linear.builder().setUnits(2).build());
+  /** A two-convolution model; the strides are the only differences. */
+  private static Block twoConvs(int firstStride, int secondStride) {
+    SequentialBlock block = new SequentialBlock();
+    for (int stride : new int[] {firstStride, secondStride}) {
+      block.add(
+          Conv2d.builder()
+              .setKernelShape(new Shape(3, 3))
+              .optStride(new Shape(stride, stride))
+              .optPadding(new Shape(1, 1))
+              .setFilters(4)
+              .build());
+    }
+    return block.add(Pool.globalAvgPool2dBlock()).add(Linear.builder().setUnits(2).build());
   }
 
-  /**
-   * A checkpoint loaded into another architecture whose parameters have the same layout (a stride
-   * changed) must be refused: the recorded BlurPool replaces nothing there, and DJL would load the
-   * weights without a word. The record says what the surgery replaced; the replay must replace the
-   * same. Into the original architecture it loads, and the record written says what was replaced.
-   */
-  @Test
-  void aCheckpointIsRefusedByAnArchitectureOnWhichItsSurgeryReplacesOtherBlocks() throws Exception {
+  /** Saves a two-convolution model after BlurPool at epoch 1; returns its parameter file. */
+  private Path savedWithBlurPool(int firstStride, int secondStride) throws Exception {
     SurgeryListener blur =
         SurgeryListener.builder()
             .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
             .build();
     try (Model model = Model.newInstance("strided")) {
-      model.setBlock(twoConvs(2));
+      model.setBlock(twoConvs(firstStride, secondStride));
       try (Trainer trainer = model.newTrainer(TestModels.config(blur))) {
         trainer.initialize(new Shape(2, 1, 10, 10));
         trainer.notifyListeners(l -> l.onEpoch(trainer));
       }
       model.save(dir, "strided");
     }
-    Path file = SurgeryCheckpoint.resolveParamsFile(dir, "strided", null);
-    assertEquals(
-        Map.of("Conv2d->BlurConv2d", 1), SurgeryCheckpoint.readRecord(file).get(0).changes());
+    return SurgeryCheckpoint.resolveParamsFile(dir, "strided", null);
+  }
 
-    try (Model other = Model.newInstance("strided")) {
-      other.setBlock(twoConvs(1));
-      String before = TestModels.structure(other.getBlock());
-      MalformedModelException e =
-          assertThrows(
-              MalformedModelException.class, () -> SurgeryCheckpoint.load(other, dir, "strided"));
-      assertTrue(
-          e.getMessage().contains("cannot be replayed on this architecture: it replaced nothing")
-              && e.getMessage().contains("Conv2d->BlurConv2d x1"),
-          e.getMessage());
-      assertEquals(before, TestModels.structure(other.getBlock()));
-      for (Parameter p : other.getBlock().getParameters().values()) {
-        assertFalse(p.isInitialized(), p.getName() + " was loaded");
+  /**
+   * A checkpoint loaded into another architecture whose parameters have the same layout must be
+   * refused, whether the recorded BlurPool replaces nothing there (the stride changed) or another
+   * block (the stride moved): DJL would load the weights without a word. The record says which
+   * blocks the surgery replaced; the replay must replace the same. Into the original architecture
+   * it loads.
+   */
+  @Test
+  void aCheckpointIsRefusedByAnArchitectureOnWhichItsSurgeryReplacesOtherBlocks() throws Exception {
+    Path file = savedWithBlurPool(1, 2);
+    assertEquals(
+        Map.of("02Conv2d", "Conv2d->BlurConv2d"),
+        SurgeryCheckpoint.readRecord(file).get(0).changes());
+    Map<String, String> refusals =
+        Map.of(
+            "no stride",
+            "the saved model's surgery replaced 02Conv2d (Conv2d->BlurConv2d), the replay did not"
+                + " (it replaced nothing)",
+            "stride moved",
+            "the saved model's surgery replaced 02Conv2d (Conv2d->BlurConv2d), the replay did not"
+                + " (it replaced 01Conv2d)");
+    for (Map.Entry<String, String> refusal : refusals.entrySet()) {
+      try (Model other = Model.newInstance("strided")) {
+        other.setBlock(refusal.getKey().equals("no stride") ? twoConvs(1, 1) : twoConvs(2, 1));
+        String before = TestModels.structure(other.getBlock());
+        MalformedModelException e =
+            assertThrows(
+                MalformedModelException.class, () -> SurgeryCheckpoint.load(other, dir, "strided"));
+        assertTrue(
+            e.getMessage()
+                .contains("cannot be replayed on this architecture: " + refusal.getValue()),
+            e.getMessage());
+        if (refusal.getKey().equals("no stride")) {
+          assertEquals(before, TestModels.structure(other.getBlock()));
+        }
+        for (Parameter p : other.getBlock().getParameters().values()) {
+          assertFalse(p.isInitialized(), p.getName() + " was loaded");
+        }
       }
     }
     try (Model original = Model.newInstance("strided")) {
-      original.setBlock(twoConvs(2));
+      original.setBlock(twoConvs(1, 2));
       SurgeryCheckpoint.load(original, dir, "strided");
       assertEquals(1, TestModels.count(original.getBlock(), "BlurConv2d"));
     }
+  }
+
+  /**
+   * A record that names an algorithm this JVM does not know is refused before any record is
+   * replayed: the model stays the original architecture.
+   */
+  @Test
+  void anUnknownAlgorithmAnywhereInTheRecordLeavesTheModelAsItWas() throws Exception {
+    List<SurgeryRecord> records =
+        List.of(
+            new SurgeryRecord("blurpool", Map.of("min_channels", 0), 1, 0),
+            new SurgeryRecord("not_registered_here", Map.of(), 1, 0));
+    try (Model model = Model.newInstance("unknown")) {
+      model.setBlock(twoConvs(1, 2));
+      String before = TestModels.structure(model.getBlock());
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class,
+              () ->
+                  SurgeryCheckpoint.replay(
+                      model.getBlock(),
+                      records,
+                      model.getNDManager(),
+                      model.getDataType(),
+                      new Shape[] {new Shape(2, 1, 10, 10)},
+                      "test"));
+      assertTrue(e.getMessage().contains("not_registered_here"), e.getMessage());
+      assertEquals(before, TestModels.structure(model.getBlock()));
+    }
+  }
+
+  /**
+   * DJL's newTrainer unfreezes every parameter of a loaded model: the layers the checkpoint's
+   * layer_freezing froze must stay frozen when training resumes with a listener (the record's entry
+   * is not applied again), their values bit for bit through another epoch.
+   */
+  @Test
+  void layersTheRecordFrozeStayFrozenWhenTrainingResumes() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 29);
+      try (Model model = TestModels.model("frozen")) {
+        SurgeryListener freezing = freezingListener();
+        try (Trainer trainer = model.newTrainer(TestModels.config(freezing))) {
+          trainer.initialize(INPUT);
+          EasyTrain.fit(trainer, 2, dataset, null);
+        }
+        model.save(dir, "frozen");
+      }
+      try (Model restored = TestModels.model("frozen")) {
+        SurgeryCheckpoint.load(restored, dir, "frozen");
+        Set<Parameter> frozen = SurgeryCheckpoint.frozenByReplay(restored.getBlock());
+        assertFalse(frozen.isEmpty(), "the record froze layers");
+        Map<Parameter, float[]> saved = new IdentityHashMap<>();
+        frozen.forEach(p -> saved.put(p, p.getArray().toFloatArray()));
+        SurgeryListener again = freezingListener();
+        try (Trainer trainer = restored.newTrainer(TestModels.config(again))) {
+          trainer.initialize(INPUT);
+          EasyTrain.fit(trainer, 1, dataset, null);
+        }
+        for (Map.Entry<Parameter, float[]> e : saved.entrySet()) {
+          assertFalse(e.getKey().requiresGradient(), e.getKey().getName() + " trains again");
+          assertArrayEquals(e.getValue(), e.getKey().getArray().toFloatArray());
+        }
+        assertTrue(again.getOutcomes().isEmpty(), again.getOutcomes().toString());
+      }
+    }
+  }
+
+  private static SurgeryListener freezingListener() {
+    return SurgeryListener.builder()
+        .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+        .optTotalEpochs(2)
+        .build();
   }
 
   /**

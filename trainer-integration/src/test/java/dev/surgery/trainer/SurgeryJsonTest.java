@@ -1,0 +1,52 @@
+package dev.surgery.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** The surgery record as JSON: what is the same entry, and what a hand-edited record may not be. */
+class SurgeryJsonTest {
+
+  @Test
+  void hyperparametersAreTheSameAsTheirRecordReadsBack() {
+    // A plugin's float reads back as the double of its text; an int as a long; order is free.
+    assertTrue(SurgeryJson.sameHyperparameters(Map.of("alpha", 0.1f), Map.of("alpha", 0.1)));
+    assertTrue(SurgeryJson.sameHyperparameters(Map.of("n", 64), Map.of("n", 64.0)));
+    assertTrue(
+        SurgeryJson.sameHyperparameters(Map.of("a", 1, "b", "x"), Map.of("b", "x", "a", 1L)));
+    assertFalse(SurgeryJson.sameHyperparameters(Map.of("alpha", 0.1f), Map.of("alpha", 0.2)));
+    assertFalse(SurgeryJson.sameHyperparameters(Map.of("a", 1), Map.of("a", 1, "b", 2)));
+    List<SurgeryRecord> written =
+        List.of(new SurgeryRecord("leaky", Map.of("alpha", 0.1f), 1, 3, Map.of()));
+    SurgeryRecord read = SurgeryJson.recordsFromJson(SurgeryJson.recordsToJson(written)).get(0);
+    assertTrue(SurgeryJson.sameHyperparameters(read.hyperparameters(), Map.of("alpha", 0.1f)));
+    assertEquals(Map.of(), read.changes());
+  }
+
+  @Test
+  void aHandEditedRecordWithWrongTypesIsRefusedNamingTheField() {
+    Map<String, String> refusals =
+        Map.of(
+            "[{\"algorithm\":\"blurpool\",\"hyperparameters\":\"garbage\",\"epoch\":1}]",
+            "'hyperparameters' must be an object",
+            "[{\"algorithm\":\"blurpool\",\"epoch\":1.7}]",
+            "'epoch' and 'total_epochs' must be whole numbers",
+            "[{\"algorithm\":\"blurpool\",\"epoch\":1,\"total_epochs\":\"two\"}]",
+            "'epoch' and 'total_epochs' must be whole numbers",
+            "[{\"algorithm\":\"blurpool\",\"epoch\":1,\"changes\":\"x\"}]",
+            "'changes' must be an object of block paths",
+            "[{\"algorithm\":\"blurpool\",\"epoch\":1,\"changes\":{\"02Conv2d\":3}}]",
+            "must be a string such as 'Conv2d->BlurConv2d'");
+    for (Map.Entry<String, String> r : refusals.entrySet()) {
+      IllegalArgumentException e =
+          assertThrows(
+              IllegalArgumentException.class, () -> SurgeryJson.recordsFromJson(r.getKey()));
+      assertTrue(e.getMessage().contains(r.getValue()), r.getKey() + ": " + e.getMessage());
+    }
+  }
+}
