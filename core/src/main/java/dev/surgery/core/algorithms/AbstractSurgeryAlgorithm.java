@@ -35,6 +35,11 @@ import org.slf4j.LoggerFactory;
  * the engine makes the changes and undoes all of them if one fails. {@link #hyperparameters} is
  * derived from the values; the subclass's builder extends {@link AlgorithmBuilder}. See
  * core/README.md for the recipe.
+ *
+ * <p>Frozen layers stay frozen: the replacement of a block whose parameters were all frozen (by
+ * {@link LayerFreezing}, or by the user) comes out frozen too, its new parameters included, so a
+ * trainer registers them but never updates them; a plan reports them without optimizer state.
+ * Blocks that train are replaced by blocks that train.
  */
 public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
 
@@ -138,9 +143,17 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     Block root = context.model();
     Map<Block, String> paths = BlockPaths.index(root);
     long before = countParameterScalars(root);
-    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = targetedPolicies(context);
+    FrozenReplacements frozen = new FrozenReplacements(root);
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = targetedPolicies(context, frozen);
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, surgeryOptions(context));
+    if (frozen.frozenReplacements() > 0) {
+      LOGGER.info(
+          "{}: the new parameters of {} replacements of frozen layers are frozen too (layers are"
+              + " never unfrozen)",
+          name(),
+          frozen.frozenReplacements());
+    }
     List<SurgeryChanges.Change> changes = new ArrayList<>(replaced.size());
     Map<Block, String> pathsAfter = null;
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
@@ -192,7 +205,8 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    */
   @Override
   public SurgeryPlan plan(SurgeryContext context, Shape inputShape) {
-    LinkedHashMap<BlockMatcher, ReplacementFunction> policies = targetedPolicies(context);
+    LinkedHashMap<BlockMatcher, ReplacementFunction> policies =
+        targetedPolicies(context, new FrozenReplacements(context.model()));
     SurgeryPlan plan =
         ModuleSurgery.plan(context.model(), policies, surgeryOptions(context), inputShape);
     if (plan.isEmpty()) {
@@ -201,17 +215,19 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     return plan;
   }
 
-  /** The subclass's policies, each narrowed to the targets. */
+  /**
+   * The subclass's policies, each narrowed to the targets, and each function wrapped so that the
+   * replacement of a frozen block comes out frozen ({@code frozen}).
+   */
   private LinkedHashMap<BlockMatcher, ReplacementFunction> targetedPolicies(
-      SurgeryContext context) {
+      SurgeryContext context, FrozenReplacements frozen) {
     Targets.Selection selection = selectTargets(context.model());
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = policies(context);
-    if (selection == null) {
-      return policies;
-    }
     LinkedHashMap<BlockMatcher, ReplacementFunction> narrowed = new LinkedHashMap<>();
     for (Map.Entry<BlockMatcher, ReplacementFunction> e : policies.entrySet()) {
-      narrowed.put(selection.narrow(e.getKey()), e.getValue());
+      narrowed.put(
+          selection == null ? e.getKey() : selection.narrow(e.getKey()),
+          frozen.keepingFrozen(e.getValue()));
     }
     return narrowed;
   }

@@ -35,8 +35,10 @@ import java.util.Map;
  * <p>Better than Composer, which starts the new layers from random weights: on an initialized model
  * the new layers start from the truncated SVD of the trained weights, so a factorization during
  * training keeps what was learned up to the discarded singular values. The optimizer drops the old
- * weights' state and starts the new ones fresh (through the engine). The decision needs each
- * layer's input size, so the model must be initialized (or have its input shapes recorded).
+ * weights' state and starts the new ones fresh (through the engine); the new layers of a frozen
+ * layer ({@link LayerFreezing}) are frozen too, so they keep the SVD of the frozen weight and are
+ * never updated. The decision needs each layer's input size, so the model must be initialized (or
+ * have its input shapes recorded).
  */
 public final class Factorize extends AbstractSurgeryAlgorithm {
 

@@ -29,10 +29,22 @@ import java.util.Map;
  * layers are frozen (Composer's schedule). Freezing stops the parameters' gradients and updates
  * ({@link Parameter#freeze}); unlike Composer, their optimizer state (Adam moments, momentum) and
  * update counts are also removed and closed, so nothing stale is kept. Layers are never unfrozen,
- * and applying it again at the same point freezes nothing more. Replacements that keep a layer's
- * parameters (weight standardization, BlurPool, ghost batch norm, squeeze-excite's wrapped
- * convolution) keep it frozen; layers with new parameters (Factorize's, a squeeze-excite gate)
- * start trainable, and a later application counts them in the layer order.
+ * and applying it again at the same point freezes nothing more.
+ *
+ * <p>With the other algorithms, in either order:
+ *
+ * <ul>
+ *   <li>After freezing, an algorithm that replaces a frozen layer leaves its replacement frozen
+ *       ({@link AbstractSurgeryAlgorithm}): weight standardization, BlurPool, ghost batch norm and
+ *       squeeze-excite's wrapped convolution adopt the layer's own frozen parameters, and new
+ *       parameters built for a frozen layer are born frozen: Factorize's two layers (started from
+ *       the frozen weight's truncated SVD) and the gate squeeze-excite puts on a frozen
+ *       convolution. The trainer registers them and never updates them. Replacements of trainable
+ *       layers train.
+ *   <li>Freezing after Factorize or squeeze-excite counts their layers as Composer counts the
+ *       PyTorch modules: the two layers of a factorized layer are two layers (the frozen prefix may
+ *       end between them), a gate's two linears two more, each frozen as a whole.
+ * </ul>
  */
 public final class LayerFreezing extends AbstractSurgeryAlgorithm {
 

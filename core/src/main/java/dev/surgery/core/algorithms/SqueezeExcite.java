@@ -23,10 +23,16 @@ import java.util.Set;
  * replacing it with a {@link SqueezeExciteConv2d} that holds the same layer object.
  *
  * <p>The convolution keeps its parameters and optimizer state; the gate's two weights are new
- * (Xavier-initialized from DJL's random generator, so replicas agree for a given seed). Deciding
- * which convolutions qualify needs their input channels, known once the model is initialized (or
- * its input shapes recorded). A convolution already wrapped, or inside a wrapped layer, is never
- * wrapped again.
+ * (Xavier-initialized from DJL's random generator, so replicas agree for a given seed). The gate of
+ * a frozen convolution ({@link LayerFreezing}) is frozen too, unlike Composer, whose new modules
+ * always train: the wrapper takes the frozen layer's place in the forward order, where freezing
+ * promises a prefix that needs no backward pass (a trainable gate there would need one through
+ * every later layer) and whose layers never train again. Such a gate keeps its random start: it
+ * scales the channels, input by input, as an untrained gate does, and the trainable layers after it
+ * adapt to that; apply squeeze-excite before freezing reaches a layer to have its gate learn.
+ * Deciding which convolutions qualify needs their input channels, known once the model is
+ * initialized (or its input shapes recorded). A convolution already wrapped, or inside a wrapped
+ * layer, is never wrapped again.
  *
  * <p>The wrapper holds the convolution object itself, so whatever that convolution computes
  * (standardized weight, blur) carries on; BlurPool, weight standardization and Factorize later
