@@ -158,8 +158,16 @@ final class SurgeryJson {
 
   // ------------------------------------------------------------------ surgery log file
 
-  static String log(List<SurgeryOutcome> outcomes, List<JsonObject> notRun) {
+  /**
+   * The surgery log: the outcomes under {@code applications}, the entries that never ran under
+   * {@code not_run}, and, first and only when the program ended before a trainer's training did,
+   * {@code "cut_short": true} (a complete run's log has no such key).
+   */
+  static String log(List<SurgeryOutcome> outcomes, List<JsonObject> notRun, boolean cutShort) {
     JsonObject root = new JsonObject();
+    if (cutShort) {
+      root.addProperty("cut_short", true);
+    }
     JsonArray apps = new JsonArray();
     for (SurgeryOutcome a : outcomes) {
       apps.add(outcome(a));

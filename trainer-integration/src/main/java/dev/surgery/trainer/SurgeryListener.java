@@ -55,11 +55,14 @@ import org.slf4j.LoggerFactory;
  * </ul>
  *
  * <p>One instance may serve several trainers, each with its own epoch count; per-trainer state is
- * held weakly and dropped at {@link #onTrainingEnd}. Every application is logged at INFO, recorded
- * in the model's {@code surgery} property (so that {@link SurgeryCheckpoint#load} can replay it),
- * and written to the surgery log (a JSON file) when one is configured. Entries whose epoch passes
- * unseen (a custom loop that never notifies {@code onEpoch}) or that never run are reported as
- * warnings, through SLF4J and {@link #getWarnings()}.
+ * keyed weakly by the trainer and dropped at {@link #onTrainingEnd}. Every application is logged at
+ * INFO, recorded in the model's {@code surgery} property (so that {@link SurgeryCheckpoint#load}
+ * can replay it), and written to the surgery log (a JSON file) when one is configured. Entries
+ * whose epoch passes unseen (a custom loop that never notifies {@code onEpoch}) or that never run
+ * are reported as warnings, through SLF4J and {@link #getWarnings()}. A program that may end before
+ * its trainers are closed ({@code System.exit}, an uncaught exception) calls {@link
+ * #onProgramEnd()} from a shutdown hook (the agent does), so that the surgery log says it was cut
+ * short.
  *
  * <p>Algorithms that follow the planned length of training ({@link Algorithm#needsTotalEpochs()},
  * such as layer freezing) get it from the training loop when it is known ({@link #onPlannedEpochs},
@@ -110,6 +113,18 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   private final Map<Trainer, TrainerState> states =
       Collections.synchronizedMap(new WeakHashMap<>());
+
+  /**
+   * The states of the trainers whose training has not ended ({@link #onTrainingEnd}), held
+   * strongly: a trainer the program dropped without closing it (an uncaught exception) may be
+   * collected before {@link #onProgramEnd()}, which must still report it. Guarded by {@code
+   * states}.
+   */
+  private final Set<TrainerState> unfinished = Collections.newSetFromMap(new IdentityHashMap<>());
+
+  /** Set by {@link #onProgramEnd()}; guarded by {@code states}, read without it. */
+  private volatile boolean programEnded;
+
   private final AtomicInteger trainerCount = new AtomicInteger();
   private final List<String> warnings = Collections.synchronizedList(new ArrayList<>());
   private final SurgeryLogWriter surgeryLog;
@@ -820,10 +835,65 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** {@inheritDoc} */
   @Override
   public void onTrainingEnd(Trainer trainer) {
-    TrainerState st = states.remove(trainer);
-    if (st == null) {
-      return;
+    TrainerState st;
+    synchronized (states) {
+      if (programEnded) {
+        return; // onProgramEnd listed what never ran already
+      }
+      st = states.remove(trainer);
+      if (st == null) {
+        return;
+      }
+      unfinished.remove(st);
     }
+    listNotRun(st, false);
+    surgeryLog.write();
+  }
+
+  /**
+   * Tells the listener that the program is ending: call it from a JVM shutdown hook (the agent
+   * registers one). For every trainer whose training began but did not end ({@link #onTrainingEnd}
+   * never came: {@code System.exit}, an uncaught exception, a trainer never closed), the entries
+   * that never ran are logged as warnings and listed under {@code not_run} with the completed
+   * epochs (or steps), and the surgery log is marked {@code "cut_short": true} and rewritten. Does
+   * nothing when every trainer's training ended, so a complete run's log stays as {@link
+   * #onTrainingEnd} wrote it. After it the listener applies nothing more. Quick; never throws;
+   * called more than once, only the first call counts.
+   *
+   * @return whether some trainer's training was cut short
+   */
+  public boolean onProgramEnd() {
+    List<TrainerState> cut;
+    synchronized (states) {
+      if (programEnded) {
+        return false;
+      }
+      programEnded = true;
+      cut = new ArrayList<>(unfinished);
+      unfinished.clear();
+    }
+    if (cut.isEmpty()) {
+      return false;
+    }
+    try {
+      cut.sort(Comparator.comparingInt(st -> st.ordinal));
+      for (TrainerState st : cut) {
+        listNotRun(st, true);
+      }
+    } catch (RuntimeException e) {
+      // Another thread may still be training: what could be listed is listed, the mark still goes.
+      logger.debug("Surgery: listing the entries cut short failed", e);
+    }
+    surgeryLog.markCutShort();
+    surgeryLog.write();
+    return true;
+  }
+
+  /**
+   * Lists the open entries of a trainer whose training is over as never run, with why: training
+   * ended ({@link #onTrainingEnd}) or the program ended before it did ({@link #onProgramEnd()}).
+   */
+  private void listNotRun(TrainerState st, boolean programEnd) {
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       if (!schedule.isOpen(i)) {
@@ -835,7 +905,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         continue; // it ran when it was due, or its own match never chose to
       }
       String reason;
-      if (schedule.status(i) == EntryStatus.AWAITING_LENGTH) {
+      if (programEnd) {
+        reason =
+            "the program ended (System.exit, an uncaught exception, or a trainer never closed)"
+                + " after "
+                + (entry.byEpoch()
+                    ? st.completedEpochs + " completed epochs"
+                    : st.steps + " optimizer steps")
+                + ", before training ended";
+      } else if (schedule.status(i) == EntryStatus.AWAITING_LENGTH) {
         reason =
             "it waited for the planned number of epochs, which never came (" + lengthHint() + ")";
       } else if (schedule.status(i) == EntryStatus.DEFERRED) {
@@ -855,7 +933,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       warn("Surgery: " + entry.describe() + " never ran: " + reason);
       surgeryLog.addNotRun(st.ordinal, entry, reason);
     }
-    surgeryLog.write();
   }
 
   // ------------------------------------------------------------------ applying
@@ -910,6 +987,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   private void apply(Trainer trainer, TrainerState st, int index, Event event) {
+    if (programEnded) {
+      return; // onProgramEnd listed it as never run; the program is going away
+    }
     ScheduledAlgorithm entry = schedule.get(index);
     Algorithm algorithm = entry.algorithm();
     Model model = trainer.getModel();
@@ -975,6 +1055,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   private void failed(TrainerState st, int index, Event event, RuntimeException e, long nanos) {
+    if (programEnded) {
+      return; // as in apply
+    }
     ScheduledAlgorithm entry = schedule.get(index);
     int completed = st.passedEpochs();
     String path = e instanceof SurgeryException se ? se.getBlockPath() : null;
@@ -1161,6 +1244,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         skipRecorded(trainer.getModel(), st);
         freezeAgain(trainer);
         states.put(trainer, st);
+        unfinished.add(st);
       }
       return st;
     }

@@ -15,7 +15,8 @@ import org.slf4j.LoggerFactory;
  * Collects the outcomes and the entries that never ran, over all trainers of one {@link
  * SurgeryListener}, and rewrites the surgery log (the JSON file named by {@code report:} in the
  * config) from them. The file is rewritten whole each time, so that a run that dies midway still
- * leaves a complete, valid file.
+ * leaves a valid file; one whose program ended before training did is marked cut short ({@link
+ * SurgeryListener#onProgramEnd()}).
  */
 final class SurgeryLogWriter {
 
@@ -26,6 +27,9 @@ final class SurgeryLogWriter {
   private final List<PendingOutcome> outcomes = Collections.synchronizedList(new ArrayList<>());
   private final List<JsonObject> notRun = Collections.synchronizedList(new ArrayList<>());
   private volatile boolean writeFailed;
+
+  /** Set when the program ended before a trainer's training did: the log says it is cut short. */
+  private volatile boolean cutShort;
 
   /**
    * Creates a writer.
@@ -48,6 +52,14 @@ final class SurgeryLogWriter {
     o.addProperty("source", entry.source());
     o.addProperty("reason", reason);
     notRun.add(o);
+  }
+
+  /**
+   * Marks the log as cut short ({@code "cut_short": true}) from the next {@link #write()} on: the
+   * program ended before the training of some trainer did.
+   */
+  void markCutShort() {
+    cutShort = true;
   }
 
   /** Returns a snapshot of every outcome so far, in order. */
@@ -73,7 +85,7 @@ final class SurgeryLogWriter {
         synchronized (notRun) {
           pending = new ArrayList<>(notRun);
         }
-        json = SurgeryJson.log(snapshot, pending);
+        json = SurgeryJson.log(snapshot, pending, cutShort);
       }
       try {
         SurgeryJson.write(logPath, json);

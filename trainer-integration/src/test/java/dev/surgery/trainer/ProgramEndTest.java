@@ -1,0 +1,158 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.SurgeryListenerFitTest.algorithm;
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@link SurgeryListener#onProgramEnd()}: a program that ends before its trainer's training did
+ * ({@code System.exit}, an uncaught exception) leaves a surgery log that says so, and one whose
+ * training ended leaves the log exactly as {@code onTrainingEnd} wrote it. The schedule is {@code
+ * t_fresh_conv} at epoch 1 and {@code t_pool} at epoch 3; the program trains 1 epoch, so by the
+ * schedule alone {@code t_pool} is the one entry that never ran.
+ */
+class ProgramEndTest {
+
+  private static final String PROGRAM_ENDED =
+      "the program ended (System.exit, an uncaught exception, or a trainer never closed) after 1"
+          + " completed epochs, before training ended";
+
+  @TempDir Path tmp;
+
+  @BeforeAll
+  static void register() {
+    TestAlgorithms.ensureRegistered();
+  }
+
+  private static SurgeryListener listener(Path report) {
+    return SurgeryListener.builder()
+        .add(algorithm(TestAlgorithms.FRESH_CONV, Map.of("stride", 1)), 1)
+        .add(algorithm(TestAlgorithms.POOL, Map.of()), 3)
+        .optReportPath(report)
+        .build();
+  }
+
+  private static JsonObject read(Path report) throws Exception {
+    return JsonParser.parseString(Files.readString(report)).getAsJsonObject();
+  }
+
+  private static void assertNotRun(JsonObject entry, int trainer, String reason) {
+    assertEquals(trainer, entry.get("trainer").getAsInt(), entry.toString());
+    assertEquals(TestAlgorithms.POOL, entry.get("algorithm").getAsString(), entry.toString());
+    assertEquals(3, entry.get("epoch").getAsInt(), entry.toString());
+    assertEquals(reason, entry.get("reason").getAsString(), entry.toString());
+  }
+
+  @Test
+  void aTrainerStillOpenAtProgramEndIsListedAndTheLogMarkedCutShort() throws Exception {
+    Path report = tmp.resolve("log.json");
+    SurgeryListener listener = listener(report);
+    try (Model model = TestModels.model("cut");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, dataset, null);
+        // What a shutdown hook sees after System.exit: the trainer is still training.
+        assertTrue(listener.onProgramEnd());
+        JsonObject log = read(report);
+        assertTrue(log.get("cut_short").getAsBoolean(), log.toString());
+        JsonArray apps = log.getAsJsonArray("applications");
+        assertEquals(1, apps.size(), log.toString());
+        assertEquals(
+            TestAlgorithms.FRESH_CONV,
+            apps.get(0).getAsJsonObject().get("algorithm").getAsString());
+        JsonArray notRun = log.getAsJsonArray("not_run");
+        assertEquals(1, notRun.size(), log.toString());
+        assertNotRun(notRun.get(0).getAsJsonObject(), 1, PROGRAM_ENDED);
+        assertTrue(
+            listener.getWarnings().stream()
+                .anyMatch(w -> w.startsWith("Surgery: t_pool") && w.endsWith(PROGRAM_ENDED)),
+            listener.getWarnings().toString());
+
+        // Threads that go on training while the JVM exits apply nothing more.
+        EasyTrain.fit(trainer, 2, dataset, null);
+        assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"));
+        assertFalse(listener.onProgramEnd(), "only the first call counts");
+      }
+      // Closing the trainer afterwards lists nothing twice.
+      JsonObject log = read(report);
+      assertEquals(1, log.getAsJsonArray("not_run").size(), log.toString());
+      assertEquals(1, log.getAsJsonArray("applications").size(), log.toString());
+      assertTrue(log.get("cut_short").getAsBoolean(), log.toString());
+    }
+  }
+
+  @Test
+  void aProgramWhoseTrainingEndedKeepsTheLogTrainingEndWrote() throws Exception {
+    Path report = tmp.resolve("log.json");
+    SurgeryListener listener = listener(report);
+    try (Model model = TestModels.model("complete");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, TestModels.dataset(data, 5), null);
+      }
+    }
+    String written = Files.readString(report);
+    JsonObject log = read(report);
+    assertEquals(Set.of("applications", "not_run"), log.keySet(), log.toString());
+    assertNotRun(
+        log.getAsJsonArray("not_run").get(0).getAsJsonObject(),
+        1,
+        "training ended after 1 completed epochs");
+
+    assertFalse(listener.onProgramEnd());
+    assertEquals(written, Files.readString(report), "a complete run's log is left alone");
+  }
+
+  @Test
+  void onlyTheTrainerThatWasStillTrainingIsCutShort() throws Exception {
+    Path report = tmp.resolve("log.json");
+    SurgeryListener listener = listener(report);
+    try (Model first = TestModels.model("first");
+        Model second = TestModels.model("second");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = first.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, dataset, null);
+      }
+      try (Trainer trainer = second.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, dataset, null);
+        assertTrue(listener.onProgramEnd());
+      }
+    }
+    JsonObject log = read(report);
+    assertTrue(log.get("cut_short").getAsBoolean(), log.toString());
+    assertEquals(2, log.getAsJsonArray("applications").size(), log.toString());
+    JsonArray notRun = log.getAsJsonArray("not_run");
+    assertEquals(2, notRun.size(), log.toString());
+    assertNotRun(notRun.get(0).getAsJsonObject(), 1, "training ended after 1 completed epochs");
+    assertNotRun(notRun.get(1).getAsJsonObject(), 2, PROGRAM_ENDED);
+    assertEquals(
+        List.of("cut_short", "applications", "not_run"),
+        List.copyOf(log.keySet()),
+        "the mark comes first, where a reader sees it");
+  }
+}
