@@ -63,6 +63,7 @@ public final class DjlAgentHooks implements DjlHooks {
 
   private volatile List<String> problems;
   private SurgeryListener listener;
+  private ProgramEndHook programEnd;
   private volatile boolean usable;
   private final AtomicBoolean planPrinted = new AtomicBoolean();
 
@@ -102,6 +103,7 @@ public final class DjlAgentHooks implements DjlHooks {
       }
       // The agent reports every event (TrainerInstrumentation weaves all hook points or none).
       listener = SurgeryListener.fromYaml(config, EnumSet.allOf(Event.class));
+      programEnd = new ProgramEndHook(listener);
       problems = List.of();
     } catch (AlgorithmPluginException e) {
       problems = List.of("extensions: " + e.getMessage());
@@ -180,6 +182,9 @@ public final class DjlAgentHooks implements DjlHooks {
     DjlInternals.setListeners(trainer, extended);
     events.track(trainer);
     AgentLog.debug("attached SurgeryListener to " + SurgeryDispatcher.describe(trainer));
+    // A program that exits in the middle of training never closes the trainer: the hook tells the
+    // listener, so that the surgery log does not read as complete.
+    programEnd.registerOnce();
     // The constructor has already sent onTrainingBegin to the listeners it knew about.
     try {
       listener.onTrainingBegin(trainer);
