@@ -20,11 +20,11 @@ import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.EnumSet;
 import java.util.IdentityHashMap;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -1284,7 +1284,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * the agent), or an earlier trainer of the same model. Running them again would at best change
    * nothing and record them twice, and an entry whose algorithm is not idempotent would be applied
    * twice. A record matches an entry with the same algorithm and hyperparameters, and for an epoch
-   * entry the same epoch; each record stands for one entry.
+   * entry the same epoch; each record stands for one entry, and a repeating entry accounts for
+   * every run of it. Only when every record is accounted for (the job restarted with the schedule
+   * the record came from) are the matched entries skipped: a schedule of the rest of training runs
+   * in full, even an entry equal to one recorded.
    */
   private void skipRecorded(Model model, TrainerState st) {
     String existing = model == null ? null : model.getProperty(PROPERTY);
@@ -1298,26 +1301,45 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       return; // not a record of ours: record() says so when it replaces it
     }
     Schedule entries = st.schedule;
+    int[] recordOf = new int[entries.size()];
+    Arrays.fill(recordOf, -1);
+    boolean[] accounted = new boolean[records.size()];
     for (int i = 0; i < entries.size(); i++) {
       ScheduledAlgorithm entry = entries.entry(i);
-      if (entry.trigger().repeats()) {
-        continue; // a repeating entry's record is one of its runs, not the entry
-      }
       Algorithm algorithm = entry.algorithm();
-      for (Iterator<SurgeryRecord> it = records.iterator(); it.hasNext(); ) {
-        SurgeryRecord r = it.next();
-        if (r.algorithm().equals(algorithm.name())
-            && (!entry.byEpoch() || r.epoch() == entry.epoch())
-            && SurgeryJson.sameHyperparameters(r.hyperparameters(), algorithm.settings())) {
-          it.remove();
-          entries.alreadyRecorded(i);
-          logger.info(
-              "Surgery: {} is in the model's surgery record already (a replayed checkpoint or an"
-                  + " earlier trainer applied it at epoch {}): not applied again",
-              entry.describe(),
-              r.epoch());
+      for (int k = 0; k < records.size(); k++) {
+        SurgeryRecord r = records.get(k);
+        boolean same =
+            r.algorithm().equals(algorithm.name())
+                && SurgeryJson.sameHyperparameters(r.hyperparameters(), algorithm.settings());
+        if (same && entry.trigger().repeats()) {
+          accounted[k] = true; // one of its runs: accounted for, but the entry runs on
+        } else if (same && !accounted[k] && (!entry.byEpoch() || r.epoch() == entry.epoch())) {
+          accounted[k] = true;
+          recordOf[i] = k;
           break;
         }
+      }
+    }
+    for (boolean a : accounted) {
+      if (!a) {
+        // The schedule is not the one the record came from (a rest-of-training schedule, or
+        // another one): it runs in full, and an entry equal to a recorded one is meant anew.
+        logger.info(
+            "Surgery: the model's surgery record holds entries this schedule does not: the"
+                + " schedule runs in full ({} recorded)",
+            records.size());
+        return;
+      }
+    }
+    for (int i = 0; i < entries.size(); i++) {
+      if (recordOf[i] >= 0) {
+        entries.alreadyRecorded(i);
+        logger.info(
+            "Surgery: {} is in the model's surgery record already (a replayed checkpoint or an"
+                + " earlier trainer applied it at epoch {}): not applied again",
+            entries.entry(i).describe(),
+            records.get(recordOf[i]).epoch());
       }
     }
   }

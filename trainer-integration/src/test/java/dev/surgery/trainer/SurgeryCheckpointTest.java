@@ -212,6 +212,20 @@ class SurgeryCheckpointTest {
       assertEquals(
           List.of("t_scale_conv", "t_pool"),
           other.getOutcomes().stream().map(SurgeryOutcome::algorithm).toList());
+
+      // A schedule of the rest of training (the recorded entries dropped) runs in full, even an
+      // entry equal to a recorded one: it is meant anew.
+      SurgeryListener rest =
+          SurgeryListener.builder().add(algorithm(TestAlgorithms.POOL, Map.of()), 1).build();
+      try (Model restored = TestModels.model("resume")) {
+        SurgeryCheckpoint.load(restored, dir, "resume");
+        try (Trainer trainer = restored.newTrainer(TestModels.config(rest))) {
+          trainer.initialize(INPUT);
+          EasyTrain.fit(trainer, 1, dataset, null);
+        }
+      }
+      assertEquals(
+          List.of("t_pool"), rest.getOutcomes().stream().map(SurgeryOutcome::algorithm).toList());
     }
   }
 
