@@ -48,6 +48,20 @@ final class TreeSurgery {
         }
       };
 
+  /**
+   * Per class, the fields that may reference a child where the engine cannot write it (a holder
+   * such as a {@code Pair}, or a field of an interface type): checked at each parent of a replaced
+   * block, after the writes, so that a parent whose forward would still call the old block refuses
+   * the surgery instead of training the wrong model.
+   */
+  private static final ClassValue<List<Field>> REFERENCE_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          return DjlInternals.blockReferencingFields(type);
+        }
+      };
+
   private final Block root;
   private final List<Policy> policies;
   private final List<Trainer> trainers;
@@ -902,6 +916,58 @@ final class TreeSurgery {
         writeIntoField(parent, field, old, replacement, path);
       }
     }
+    // After the writes: a field aliasing a list written above no longer holds the old block.
+    for (Field field : REFERENCE_FIELDS.get(parent.getClass())) {
+      String holder = holderOf(DjlInternals.read(field, parent), old, field);
+      if (holder != null) {
+        throw new SurgeryException(
+            BlockPaths.display(oldNode.path()),
+            "parent "
+                + parent.getClass().getName()
+                + " (field '"
+                + field.getName()
+                + "') holds the block "
+                + holder
+                + ", which the surgery cannot change (its forward would still call the old"
+                + " block); keep children in a field of type Block, a List, an array or a Map");
+      }
+    }
+  }
+
+  /**
+   * Where a field's value keeps {@code old} out of the engine's reach, looking one level into the
+   * common holders; null when it does not. A {@code List}, array, other collection or map value is
+   * written by {@link #writeIntoField} and holds the old block no more by now; a map's keys are
+   * not.
+   */
+  private static String holderOf(Object value, Block old, Field field) {
+    if (value == null) {
+      return null;
+    }
+    if (value == old) {
+      return "in a field of type " + field.getType().getName();
+    }
+    if (value instanceof ai.djl.util.Pair<?, ?> pair) {
+      return pair.getKey() == old || pair.getValue() == old ? "inside a Pair" : null;
+    }
+    if (value instanceof ai.djl.util.PairList<?, ?> pairs) {
+      return containsIdentity(pairs.keys(), old) || containsIdentity(pairs.values(), old)
+          ? "inside a PairList"
+          : null;
+    }
+    if (value instanceof java.util.Optional<?> optional) {
+      return optional.isPresent() && optional.get() == old ? "inside an Optional" : null;
+    }
+    if (value instanceof Map.Entry<?, ?> entry) {
+      return entry.getKey() == old || entry.getValue() == old ? "inside a Map.Entry" : null;
+    }
+    if (value instanceof java.util.concurrent.atomic.AtomicReference<?> reference) {
+      return reference.get() == old ? "inside an AtomicReference" : null;
+    }
+    if (value instanceof Map<?, ?> map) {
+      return containsIdentity(map.keySet(), old) ? "as a key of a Map" : null;
+    }
+    return null;
   }
 
   /**

@@ -22,6 +22,8 @@ import ai.djl.training.optimizer.AdamW;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.optimizer.Sgd;
 import ai.djl.training.tracker.ParameterTracker;
+import ai.djl.util.Pair;
+import ai.djl.util.PairList;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.reflect.Field;
@@ -34,6 +36,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The only place in DJL Surgery that reads or writes DJL internals by reflection.
@@ -258,6 +262,47 @@ public final class DjlInternals {
                 || Map.class.isAssignableFrom(t)
                 || (t.isArray() && !t.getComponentType().isPrimitive())
                 || t == Object.class;
+        if (candidate) {
+          f.setAccessible(true);
+          fields.add(f);
+        }
+      }
+    }
+    return fields;
+  }
+
+  /**
+   * Lists every instance field, declared anywhere in the class hierarchy below {@link
+   * AbstractBlock}, whose value may reference a child block where {@link #blockHoldingFields} does
+   * not reach it: fields typed {@code Object} or an interface (other than a {@code Block} type),
+   * and fields of DJL's {@code Pair} or {@code PairList}, {@code Optional} or {@code
+   * AtomicReference}. Fields of other classes (a {@code String}, a {@code Shape}, a {@code
+   * Parameter}) cannot hold a block nor one of those holders, so they are left out.
+   *
+   * @param type the block class
+   * @return accessible fields, in declaration order from the most derived class upwards
+   */
+  public static List<Field> blockReferencingFields(Class<?> type) {
+    List<Field> fields = new ArrayList<>();
+    for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
+      if (c == AbstractBlock.class || c == AbstractBaseBlock.class) {
+        break;
+      }
+      for (Field f : c.getDeclaredFields()) {
+        Class<?> t = f.getType();
+        if (Modifier.isStatic(f.getModifiers())
+            || t.isPrimitive()
+            || t.isArray()
+            || Block.class.isAssignableFrom(t)) {
+          continue;
+        }
+        boolean candidate =
+            t == Object.class
+                || t.isInterface()
+                || Pair.class.isAssignableFrom(t)
+                || PairList.class.isAssignableFrom(t)
+                || t == Optional.class
+                || AtomicReference.class.isAssignableFrom(t);
         if (candidate) {
           f.setAccessible(true);
           fields.add(f);

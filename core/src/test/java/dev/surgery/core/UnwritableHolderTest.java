@@ -1,0 +1,365 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import ai.djl.util.Pair;
+import ai.djl.util.PairList;
+import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.TinyDense;
+import dev.surgery.core.testing.TinyModels;
+import java.util.AbstractMap;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * A parent whose forward reaches a child through a holder the engine cannot write (a Pair, an
+ * Optional, a Map.Entry, an AtomicReference, a PairList, a Map key, a field of an interface type)
+ * would keep calling the old block after a "successful" surgery: the surgery is refused, naming the
+ * block, the parent's class and field, and leaves tree, values and trainer as they were.
+ */
+class UnwritableHolderTest {
+
+  private static final Shape INPUT = new Shape(2, 5);
+
+  /** An interface a block may implement, so that a field of its type can hold the block. */
+  interface Layer {}
+
+  /** A TinyDense-like block behind an interface type. */
+  static final class InterfaceDense extends AbstractBlock implements Layer {
+    final Block inner = addChildBlock("inner", new TinyDense(5));
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return inner.forward(store, inputs, training);
+    }
+
+    @Override
+    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
+      inner.initialize(manager, dataType, shapes);
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  /**
+   * Runs a registered child that it reaches through a holder, then a plain child: the forward calls
+   * whatever the holder holds, not the children list.
+   */
+  abstract static class HolderParent extends AbstractBlock {
+    final Block plain;
+
+    HolderParent(Block plain) {
+      this.plain = plain;
+    }
+
+    /** The child as the holder holds it now. */
+    abstract Block held();
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return plain.forward(store, held().forward(store, inputs, training), training);
+    }
+
+    @Override
+    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
+      held().initialize(manager, dataType, shapes);
+      plain.initialize(manager, dataType, shapes);
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  static final class PairParent extends HolderParent {
+    final Pair<String, Block> pair;
+
+    PairParent(Block held, Block plain) {
+      super(plain);
+      pair = new Pair<>("held", addChildBlock("held", held));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return pair.getValue();
+    }
+  }
+
+  static final class OptionalParent extends HolderParent {
+    final Optional<Block> maybe;
+
+    OptionalParent(Block held, Block plain) {
+      super(plain);
+      maybe = Optional.of(addChildBlock("held", held));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return maybe.get();
+    }
+  }
+
+  static final class EntryParent extends HolderParent {
+    final Map.Entry<Block, String> entry;
+
+    EntryParent(Block held, Block plain) {
+      super(plain);
+      entry = new AbstractMap.SimpleEntry<>(addChildBlock("held", held), "held");
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return entry.getKey();
+    }
+  }
+
+  static final class ReferenceParent extends HolderParent {
+    final AtomicReference<Block> reference;
+
+    ReferenceParent(Block held, Block plain) {
+      super(plain);
+      reference = new AtomicReference<>(addChildBlock("held", held));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return reference.get();
+    }
+  }
+
+  static final class PairListParent extends HolderParent {
+    final PairList<String, Block> pairs = new PairList<>();
+
+    PairListParent(Block held, Block plain) {
+      super(plain);
+      pairs.add("held", addChildBlock("held", held));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return pairs.get("held");
+    }
+  }
+
+  /** Keys a map by its child: the engine writes map values, not keys. */
+  static final class MapKeyParent extends HolderParent {
+    final Map<Block, Integer> order = new LinkedHashMap<>();
+
+    MapKeyParent(Block held, Block plain) {
+      super(plain);
+      order.put(addChildBlock("held", held), 0);
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return order.keySet().iterator().next();
+    }
+  }
+
+  /** An Object field that holds a Pair: one level into the holder is looked at. */
+  static final class ObjectPairParent extends HolderParent {
+    final Object stash;
+
+    ObjectPairParent(Block held, Block plain) {
+      super(plain);
+      stash = new Pair<>(addChildBlock("held", held), "held");
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    Block held() {
+      return ((Pair<Block, String>) stash).getKey();
+    }
+  }
+
+  static final class InterfaceParent extends HolderParent {
+    final Layer layer;
+
+    InterfaceParent(Block held, Block plain) {
+      super(plain);
+      layer = (Layer) addChildBlock("held", held);
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return (Block) layer;
+    }
+  }
+
+  /** A Set field: a collection the engine writes (in place of the old element). */
+  static final class SetParent extends HolderParent {
+    final Set<Block> layers = new LinkedHashSet<>();
+
+    SetParent(Block held, Block plain) {
+      super(plain);
+      layers.add(addChildBlock("held", held));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return layers.iterator().next();
+    }
+  }
+
+  /** One holder: how to build its parent, and the words the refusal must use. */
+  record Case(
+      String holder,
+      String field,
+      java.util.function.BiFunction<Block, Block, HolderParent> parent,
+      boolean interfaceChild) {
+    @Override
+    public String toString() {
+      return holder;
+    }
+  }
+
+  static Stream<Case> refusedHolders() {
+    return Stream.of(
+        new Case("inside a Pair", "pair", PairParent::new, false),
+        new Case("inside an Optional", "maybe", OptionalParent::new, false),
+        new Case("inside a Map.Entry", "entry", EntryParent::new, false),
+        new Case("inside an AtomicReference", "reference", ReferenceParent::new, false),
+        new Case("inside a PairList", "pairs", PairListParent::new, false),
+        new Case("as a key of a Map", "order", MapKeyParent::new, false),
+        new Case("inside a Pair", "stash", ObjectPairParent::new, false),
+        new Case(
+            "in a field of type " + Layer.class.getName(), "layer", InterfaceParent::new, true));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("refusedHolders")
+  void aChildInAnUnwritableHolderRefusesTheWholeSurgery(Case c) {
+    Block held = c.interfaceChild() ? new InterfaceDense() : new TinyDense(5);
+    TinyDense plain = new TinyDense(5);
+    // A second, writable replacement in the same surgery: the refusal must undo it too.
+    TinyDense first = new TinyDense(5);
+    HolderParent parent = c.parent().apply(held, plain);
+    Fixtures.FieldHolder root = new Fixtures.FieldHolder(first, parent);
+    try (Model model = TinyModels.model("holder", root);
+        Trainer trainer = model.newTrainer(adam())) {
+      trainer.initialize(INPUT);
+      Fixtures.sumStep(trainer);
+      List<Block> childrenBefore = new ArrayList<>(parent.getChildren().values());
+      Map<String, float[]> valuesBefore = Fixtures.snapshot(root);
+      Set<String> storeBefore = Fixtures.storeIds(trainer);
+      Map<String, float[]> stateBefore = ExactnessOracle.optimizerStateValues(trainer);
+
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put((block, path) -> block == first || block == held, (block, index) -> fresh(c));
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () ->
+                  ModuleSurgery.replaceModules(
+                      root,
+                      policies,
+                      SurgeryOptions.builder().optTrainers(List.of(trainer)).build()));
+
+      String message = e.getMessage();
+      assertTrue(message.contains("02second/01held"), message); // the block path
+      assertTrue(message.contains(parent.getClass().getName()), message);
+      assertTrue(message.contains("'" + c.field() + "'"), message);
+      assertTrue(message.contains(c.holder()), message);
+      assertTrue(message.contains("a field of type Block, a List, an array or a Map"), message);
+      // All or nothing: the other replacement is undone, nothing changed in values or trainer.
+      assertSame(first, root.first);
+      assertSame(first, root.getChildren().valueAt(0));
+      assertEquals(childrenBefore, new ArrayList<>(parent.getChildren().values()));
+      assertSame(held, parent.held());
+      assertBitsEqual(valuesBefore, Fixtures.snapshot(root));
+      assertEquals(storeBefore, Fixtures.storeIds(trainer));
+      assertBitsEqual(stateBefore, ExactnessOracle.optimizerStateValues(trainer));
+      Fixtures.sumStep(trainer);
+    }
+  }
+
+  @Test
+  void aHolderThatDoesNotHoldTheReplacedBlockIsNoObstacle() {
+    TinyDense held = new TinyDense(5);
+    TinyDense plain = new TinyDense(5);
+    PairParent parent = new PairParent(held, plain);
+    Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
+    try (NDManager manager = NDManager.newBaseManager()) {
+      root.initialize(manager, DataType.FLOAT32, INPUT);
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put((block, path) -> block == plain, (block, index) -> new TinyDense(5));
+      Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
+      assertSame(replaced.get(plain), parent.getChildren().valueAt(1));
+      assertSame(replaced.get(plain), parent.plain, "the Block field is written");
+      assertSame(held, parent.held());
+    }
+  }
+
+  @Test
+  void aSetFieldIsWrittenNotRefused() {
+    TinyDense held = new TinyDense(5);
+    SetParent parent = new SetParent(held, new TinyDense(5));
+    Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == held, (block, index) -> new TinyDense(5));
+    Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
+    Block replacement = replaced.get(held);
+    assertNotSame(held, replacement);
+    assertSame(replacement, parent.held(), "the Set's element is the replacement");
+  }
+
+  private static Block fresh(Case c) {
+    return c.interfaceChild() ? new InterfaceDense() : new TinyDense(5);
+  }
+
+  private static SurgeryOptions noTrainer() {
+    return SurgeryOptions.builder().build();
+  }
+
+  private static DefaultTrainingConfig adam() {
+    return new DefaultTrainingConfig(Loss.l2Loss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+  }
+
+  private static void assertBitsEqual(Map<String, float[]> expected, Map<String, float[]> actual) {
+    assertEquals(expected.keySet(), actual.keySet());
+    expected.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, actual.get(k), k));
+  }
+}
