@@ -781,6 +781,19 @@ final class TreeSurgery {
           BlockPaths.display(oldNode.path()),
           "the replacement is already part of the model; return a new block");
     }
+    // A block whose arrays are gone (the old block of an earlier surgery, which freed them) would
+    // fail the next step far from here: refused now, before anything changed for it.
+    Collection<Parameter> own = newLeaf ? directParameters(replacement) : parametersOf(replacement);
+    for (Parameter p : own) {
+      if (p.isInitialized() && p.getArray().isReleased()) {
+        throw new SurgeryException(
+            BlockPaths.display(oldNode.path()),
+            "the replacement's parameter '"
+                + p.getName()
+                + "' cannot be used: its array was freed (a block an earlier surgery replaced?);"
+                + " return a new block, copying the weights it needs from a live one");
+      }
+    }
     // Only a block with children can change whether other blocks are reachable; swapping a leaf
     // for a leaf changes the liveness of those two alone, so the memo of every other block stays.
     boolean oldLeaf = oldNode.kind != 0 ? oldNode.kind == LEAF : childrenOf(old).isEmpty();
@@ -805,7 +818,7 @@ final class TreeSurgery {
     }
     if (!newLeaf) {
       // A leaf's parameters stay what they are: looked at in the end, if it does not stay.
-      for (Parameter p : parametersOf(replacement)) {
+      for (Parameter p : own) {
         if (p.isInitialized()) {
           received.add(p);
         }
