@@ -133,14 +133,20 @@ public final class ModuleSurgery {
    * <p>Policies are tried in the map's iteration order ({@link LinkedHashMap} keeps insertion
    * order). A replacement is written into every parent that references the old block: its {@code
    * children} list (renaming a key derived from the class name, so {@code toString} shows the new
-   * type) and every instance field, {@code List}, array or {@code Map} field that holds it.
-   * Replacing an initialized block initializes its replacement on the same manager, data type and
-   * device with the old block's input shapes (unless the function did) and rejects a replacement
-   * that changes the output shapes. Descendants of a replaced block are visited only while still
-   * reachable from the live tree. Once the surgery succeeds, the arrays of parameters that left the
-   * model (and that no live parameter shares) are closed, those of replacements that did not stay
-   * in it (replaced again, or dropped with their holder) included, so the returned old and
-   * intermediate blocks must not be run again; copy what a replacement needs inside its function.
+   * type) and every instance field, {@code List}, other collection, array or {@code Map} field that
+   * holds it. A parent that holds it where the engine cannot write (a field of another interface
+   * type, inside a {@code Pair}, {@code PairList}, {@code Optional}, {@code Map.Entry} or {@code
+   * AtomicReference}, or as a map key) refuses the surgery: its forward would still call the old
+   * block. Replacing an initialized block initializes its replacement on the same manager, data
+   * type and device with the old block's input shapes (unless the function did) and rejects a
+   * replacement that changes the output shapes. Descendants of a replaced block are visited only
+   * while still reachable from the live tree. Once the surgery succeeds, the arrays of parameters
+   * that left the model (and that no live parameter shares) are closed, those of replacements that
+   * did not stay in it (replaced again, or dropped with their holder) included, so the returned old
+   * and intermediate blocks must not be run again, nor returned by a later surgery (a replacement
+   * with a freed array is refused); copy what a replacement needs inside its function. A parameter
+   * that the model of another given trainer still uses (a block shared by two models) stays in that
+   * trainer and keeps its array.
    *
    * @param module the root; never replaced itself
    * @param policies class to replacement function, tried in iteration order
@@ -610,7 +616,13 @@ public final class ModuleSurgery {
     Journal journal = new Journal();
     try {
       TreeSurgery.applyUpdate(
-          removed, added, List.copyOf(optimizers), new IdentityHashMap<>(), journal, Faults.NONE);
+          removed,
+          added,
+          List.copyOf(optimizers),
+          new IdentityHashMap<>(),
+          journal,
+          Faults.NONE,
+          TreeSurgery.StillUsed.NONE);
       journal.commit();
     } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
       journal.rollback(e);

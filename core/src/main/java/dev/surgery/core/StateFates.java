@@ -35,6 +35,7 @@ final class StateFates {
    * @param kept parameters of replaced blocks that stay in the model (adopted by a replacement)
    * @param trainers the trainers given to the surgery
    * @param owners each added parameter's block path, as the apply's errors name it
+   * @param elsewhere what the trainers' other models still use (they keep it, state and all)
    * @return parameter to fate (identity keys); every given parameter has one
    * @throws SurgeryException where the apply would refuse a parameter, with the apply's error
    */
@@ -43,7 +44,8 @@ final class StateFates {
       List<Parameter> added,
       Collection<Parameter> kept,
       List<Trainer> trainers,
-      Map<Parameter, String> owners) {
+      Map<Parameter, String> owners,
+      TreeSurgery.StillUsed elsewhere) {
     Map<Parameter, Fate> fates = new IdentityHashMap<>();
     List<Trainer> active = new ArrayList<>();
     for (Trainer t : trainers) {
@@ -57,7 +59,7 @@ final class StateFates {
       kept.forEach(p -> fates.put(p, Fate.NONE));
       return fates;
     }
-    TreeSurgery.TrainerUpdate update = TreeSurgery.decide(removed, added, active);
+    TreeSurgery.TrainerUpdate update = TreeSurgery.decide(removed, added, active, elsewhere);
     // Re-keyed: the new parameter takes the old one's entry and state (TrainerSurgery.rekey).
     for (Map.Entry<Parameter, Parameter> e : update.rekeyed().entrySet()) {
       Fate moved = carries(e.getValue(), active) ? new Fate(StateFate.MOVED, false) : Fate.NONE;
@@ -68,7 +70,7 @@ final class StateFates {
     for (Parameter p : update.leaving()) {
       boolean held = false;
       for (Trainer t : active) {
-        held |= TrainerSurgery.holds(t, p);
+        held |= TreeSurgery.loses(t, p, elsewhere);
       }
       fates.put(p, held && carries(p, active) ? new Fate(StateFate.DROPPED, false) : Fate.NONE);
     }

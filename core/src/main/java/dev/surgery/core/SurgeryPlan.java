@@ -432,8 +432,10 @@ public record SurgeryPlan(
       added.addAll(parameters(e.getValue(), after, before));
       kept.addAll(keptParameters(e.getKey(), e.getValue(), before, after));
     }
+    TreeSurgery.StillUsed elsewhere = TreeSurgery.StillUsed.of(root, trainers, removed, added);
     Map<Parameter, StateFates.Fate> fates =
-        StateFates.of(new ArrayList<>(removed), new ArrayList<>(added), kept, trainers, owners);
+        StateFates.of(
+            new ArrayList<>(removed), new ArrayList<>(added), kept, trainers, owners, elsewhere);
     Map<Block, String> pathsAfter = null;
     List<Step> steps = new ArrayList<>(replaced.size());
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {

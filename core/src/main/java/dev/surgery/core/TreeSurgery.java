@@ -1323,21 +1323,150 @@ final class TreeSurgery {
       added.removeIf(held::contains);
       dropped.removeIf(held::contains);
     }
+    // A block this tree shares with another model: its parameters left this tree only.
+    StillUsed elsewhere = StillUsed.of(root, trainers, concat(removed, dropped), added);
     if (!active.isEmpty()) {
       Map<Parameter, String> owners = added.isEmpty() ? Map.of() : ownerPaths();
-      applyUpdate(removed, added, active, owners, journal, faults);
+      applyUpdate(removed, added, active, owners, journal, faults, elsewhere);
     }
     // The detached parameters belong to nobody now: free their arrays once the surgery commits,
-    // unless a live parameter wraps the same array.
+    // unless a live parameter wraps the same array, here or in a given trainer's model.
     for (Parameter p : removed) {
-      if (p.isInitialized() && !live.contains(p.getArray())) {
+      if (p.isInitialized() && !live.contains(p.getArray()) && !elsewhere.usesArray(p.getArray())) {
         journal.closeOnCommit(p.getArray());
       }
     }
     for (Parameter p : dropped) {
-      if (!live.contains(p.getArray())) {
+      if (!live.contains(p.getArray()) && !elsewhere.usesArray(p.getArray())) {
         journal.closeOnCommit(p.getArray());
       }
+    }
+  }
+
+  /**
+   * What the models of the given trainers other than the surgery's tree still use among the
+   * parameters leaving that tree, and which of those models the surgery does not touch at all: a
+   * block shared by two models left one of them only. Its parameters stay in the other model's
+   * trainer (state and all) and keep their arrays, and a trainer whose model reaches none of the
+   * joining parameters receives none of them. Only a model whose block is not the surgery's root is
+   * walked, once (a surgery on a subtree walks the whole model, already changed); the usual surgery
+   * on a trainer's own model costs nothing.
+   */
+  static final class StillUsed {
+    static final StillUsed NONE = new StillUsed(Map.of(), Set.of(), Set.of());
+
+    /** Per trainer, the leaving and joining parameters its model reaches. */
+    private final Map<Trainer, Set<Parameter>> byTrainer;
+
+    /** The leaving arrays those models hold (a parameter there may wrap a leaving one's array). */
+    private final Set<NDArray> arrays;
+
+    /** Trainers of another model that reaches none of the joining parameters. */
+    private final Set<Trainer> apart;
+
+    private StillUsed(
+        Map<Trainer, Set<Parameter>> byTrainer, Set<NDArray> arrays, Set<Trainer> apart) {
+      this.byTrainer = byTrainer;
+      this.arrays = arrays;
+      this.apart = apart;
+    }
+
+    /**
+     * Walks the given trainers' models that are not {@code root}.
+     *
+     * @param root the surgery's root, in its changed state
+     * @param trainers the trainers given to the surgery
+     * @param leaving the parameters leaving the tree
+     * @param joining the parameters joining it
+     * @return what those models still use
+     */
+    static StillUsed of(
+        Block root,
+        List<Trainer> trainers,
+        Collection<Parameter> leaving,
+        Collection<Parameter> joining) {
+      if (leaving.isEmpty() && joining.isEmpty()) {
+        return NONE;
+      }
+      Map<Block, Set<Parameter>> walked = null;
+      Map<Trainer, Set<Parameter>> byTrainer = null;
+      Set<NDArray> arrays = null;
+      Set<Trainer> apart = null;
+      for (Trainer t : trainers) {
+        Block model = t.getModel() == null ? null : t.getModel().getBlock();
+        if (model == null || model == root) {
+          continue;
+        }
+        if (walked == null) {
+          walked = new IdentityHashMap<>();
+          byTrainer = new IdentityHashMap<>();
+          arrays = Collections.newSetFromMap(new IdentityHashMap<>());
+          apart = Collections.newSetFromMap(new IdentityHashMap<>());
+        }
+        Set<Parameter> reached = walked.get(model);
+        if (reached == null) {
+          reached = reachedFrom(model, leaving, joining, arrays);
+          walked.put(model, reached);
+        }
+        if (!reached.isEmpty()) {
+          byTrainer.put(t, reached);
+        }
+        if (!containsAny(reached, joining)) {
+          apart.add(t);
+        }
+      }
+      return walked == null ? NONE : new StillUsed(byTrainer, arrays, apart);
+    }
+
+    /** The leaving and joining parameters a model reaches; adds the leaving arrays it holds. */
+    private static Set<Parameter> reachedFrom(
+        Block model,
+        Collection<Parameter> leaving,
+        Collection<Parameter> joining,
+        Set<NDArray> arrays) {
+      Set<Parameter> asked = Collections.newSetFromMap(new IdentityHashMap<>());
+      asked.addAll(leaving);
+      asked.addAll(joining);
+      Set<NDArray> askedArrays = arraysOf(leaving);
+      Set<Parameter> reached = Collections.newSetFromMap(new IdentityHashMap<>());
+      visitOnce(
+          model,
+          b -> {
+            for (Parameter p : directParameters(b)) {
+              if (asked.contains(p)) {
+                reached.add(p);
+              }
+              if (p.isInitialized() && askedArrays.contains(p.getArray())) {
+                arrays.add(p.getArray());
+              }
+            }
+          });
+      return reached;
+    }
+
+    private static boolean containsAny(Set<Parameter> set, Collection<Parameter> items) {
+      for (Parameter p : items) {
+        if (set.contains(p)) {
+          return true;
+        }
+      }
+      return false;
+    }
+
+    /** Whether the trainer's model still uses a leaving parameter: it stays in that trainer. */
+    boolean keeps(Trainer trainer, Parameter p) {
+      Set<Parameter> reached = byTrainer.get(trainer);
+      return reached != null && reached.contains(p);
+    }
+
+    /** Whether a given trainer's model still uses the array: it must not be freed. */
+    boolean usesArray(NDArray array) {
+      return arrays.contains(array);
+    }
+
+    /** Whether the trainer trains another model, which none of the joining parameters is in. */
+    boolean isApart(Trainer trainer) {
+      return apart.contains(trainer);
     }
   }
 
@@ -1417,7 +1546,8 @@ final class TreeSurgery {
    * removed). An added parameter around the very array of a removed one takes over its store entry
    * and optimizer state, so the trained weight continues exactly; a removed parameter that no
    * trainer registered (DJL registers lazily, on a parameter's first forward) is skipped, as
-   * Composer skips parameters its optimizer does not hold.
+   * Composer skips parameters its optimizer does not hold. A trainer whose model {@code elsewhere}
+   * says still uses a removed parameter keeps it, and receives nothing when it is apart.
    */
   static void applyUpdate(
       List<Parameter> removed,
@@ -1425,12 +1555,13 @@ final class TreeSurgery {
       List<Trainer> trainers,
       Map<Parameter, String> owners,
       Journal journal,
-      Faults faults) {
+      Faults faults,
+      StillUsed elsewhere) {
     TrainerSurgery surgery = new TrainerSurgery(journal, faults);
-    TrainerUpdate update = decide(removed, added, trainers);
+    TrainerUpdate update = decide(removed, added, trainers, elsewhere);
     for (Map.Entry<Parameter, Parameter> e : update.rekeyed().entrySet()) {
       for (Trainer t : trainers) {
-        if (TrainerSurgery.holds(t, e.getValue())) {
+        if (loses(t, e.getValue(), elsewhere)) {
           surgery.rekey(t, e.getValue(), e.getKey());
         }
       }
@@ -1440,7 +1571,9 @@ final class TreeSurgery {
       for (Trainer t : trainers) {
         if (TrainerSurgery.holds(t, p)) {
           held = true;
-          surgery.remove(t, p);
+          if (!elsewhere.keeps(t, p)) {
+            surgery.remove(t, p);
+          }
         }
       }
       if (!held) {
@@ -1477,10 +1610,12 @@ final class TreeSurgery {
    * Decides Composer's optimizer update: an added parameter around the very array of a removed one
    * that a trainer holds takes over its entry and state; other added ones are born; removed ones
    * not taken over leave; born ones join the trainers that held leaving ones (all trainers when
-   * none did). Reads the trainers' stores only.
+   * none did). A trainer whose model still uses a removed parameter ({@code elsewhere}: a block
+   * shared with another model) keeps it and is no target for it, and a trainer of another model
+   * that holds none of the added parameters is no receiver. Reads the trainers' stores only.
    */
   static TrainerUpdate decide(
-      List<Parameter> removed, List<Parameter> added, List<Trainer> trainers) {
+      List<Parameter> removed, List<Parameter> added, List<Trainer> trainers, StillUsed elsewhere) {
     Map<NDArray, Parameter> removedByArray = new IdentityHashMap<>();
     for (Parameter p : removed) {
       if (p.isInitialized()) {
@@ -1497,7 +1632,7 @@ final class TreeSurgery {
         continue;
       }
       rewrapped.add(previous);
-      if (heldByAny(trainers, previous)) {
+      if (losesAny(trainers, previous, elsewhere)) {
         rekeyed.put(p, previous);
       } else {
         born.add(p); // the old wrapper never trained: the new one starts as a fresh parameter
@@ -1511,22 +1646,38 @@ final class TreeSurgery {
       }
       leaving.add(p);
       for (Trainer t : trainers) {
-        if (TrainerSurgery.holds(t, p)) {
+        if (loses(t, p, elsewhere)) {
           targets.add(t);
         }
       }
     }
-    List<Trainer> receivers = targets.isEmpty() ? trainers : new ArrayList<>(targets);
+    List<Trainer> receivers = new ArrayList<>(targets);
+    if (targets.isEmpty()) {
+      for (Trainer t : trainers) {
+        if (!elsewhere.isApart(t)) {
+          receivers.add(t); // not the trainer of another model the new parameters are not in
+        }
+      }
+    }
     return new TrainerUpdate(rekeyed, born, leaving, receivers);
   }
 
-  private static boolean heldByAny(List<Trainer> trainers, Parameter p) {
+  /** Whether some trainer holds the parameter and its model no longer uses it. */
+  private static boolean losesAny(List<Trainer> trainers, Parameter p, StillUsed elsewhere) {
     for (Trainer t : trainers) {
-      if (TrainerSurgery.holds(t, p)) {
+      if (loses(t, p, elsewhere)) {
         return true;
       }
     }
     return false;
+  }
+
+  /**
+   * Whether the trainer holds a parameter leaving the tree and its model does not keep it (a block
+   * shared with the surgery's tree stays in another model and in that model's trainer).
+   */
+  static boolean loses(Trainer t, Parameter p, StillUsed elsewhere) {
+    return TrainerSurgery.holds(t, p) && !elsewhere.keeps(t, p);
   }
 
   private static void addDirect(Block block, Set<Parameter> out, boolean all) {
@@ -1538,6 +1689,15 @@ final class TreeSurgery {
   }
 
   // ------------------------------------------------------------------ helpers
+
+  private static List<Parameter> concat(List<Parameter> first, Collection<Parameter> second) {
+    if (second.isEmpty()) {
+      return first;
+    }
+    List<Parameter> both = new ArrayList<>(first);
+    both.addAll(second);
+    return both;
+  }
 
   private static boolean noneInitialized(Collection<Parameter> parameters) {
     for (Parameter p : parameters) {
