@@ -7,6 +7,7 @@ import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Pattern;
@@ -245,10 +246,19 @@ public final class Targets {
     }
     for (int i = 0; i < text.length(); i++) {
       char c = text.charAt(i);
-      // isSpaceChar adds the no-break spaces (U+00A0, U+2007, U+202F) isWhitespace leaves out.
-      if (Character.isWhitespace(c) || Character.isSpaceChar(c) || Character.isISOControl(c)) {
+      // isSpaceChar adds the no-break spaces (U+00A0, U+2007, U+202F) isWhitespace leaves out;
+      // format characters (a zero-width space, a byte-order mark) are invisible in a message.
+      if (Character.isWhitespace(c)
+          || Character.isSpaceChar(c)
+          || Character.isISOControl(c)
+          || Character.getType(c) == Character.FORMAT) {
         throw new InvalidPatternException(
-            text, i, "block paths contain no whitespace or control characters");
+            text,
+            i,
+            String.format(
+                Locale.ROOT,
+                "block paths contain no whitespace, control or invisible characters (U+%04X)",
+                (int) c));
       }
       if ("[]{}\\".indexOf(c) >= 0) {
         throw new InvalidPatternException(

@@ -244,12 +244,17 @@ public final class SurgeryCheckpoint {
       }
       // The same algorithm on the original architecture replaces the same blocks; anything else
       // means another architecture, whose parameters might even load without an error.
-      Map<String, String> replayed = changes == null ? null : SurgeryRecord.changesOf(changes);
-      if (r.changes() != null && !r.changes().equals(replayed)) {
+      // Freezing is left out: it changes no block, and a layer the user froze by hand before the
+      // saved run was not frozen by its layer_freezing, while the replay on a fresh model freezes
+      // it.
+      Map<String, String> replayed =
+          changes == null ? null : structural(SurgeryRecord.changesOf(changes));
+      Map<String, String> saved = r.changes() == null ? null : structural(r.changes());
+      if (saved != null && !saved.equals(replayed)) {
         throw new MalformedModelException(
             where
                 + " cannot be replayed on this architecture: "
-                + firstDifference(replayed, r.changes())
+                + firstDifference(replayed, saved)
                 + "; load into the architecture the model had before surgery");
       }
       logger.debug("Surgery: replayed {} from {}", r.algorithm(), origin);
@@ -294,6 +299,19 @@ public final class SurgeryCheckpoint {
       }
     }
     return frozen;
+  }
+
+  /**
+   * The changes that replace a block: a layer only frozen ({@code Conv2d->frozen Conv2d}) is not.
+   */
+  private static Map<String, String> structural(Map<String, String> changes) {
+    Map<String, String> kept = new LinkedHashMap<>();
+    for (Map.Entry<String, String> e : changes.entrySet()) {
+      if (!e.getValue().contains("->frozen ")) {
+        kept.put(e.getKey(), e.getValue());
+      }
+    }
+    return kept;
   }
 
   private static String where(String origin, int i, SurgeryRecord r) {

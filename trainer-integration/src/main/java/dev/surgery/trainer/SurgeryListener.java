@@ -1335,11 +1335,13 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     for (int i = 0; i < entries.size(); i++) {
       if (recordOf[i] >= 0) {
         entries.alreadyRecorded(i);
-        logger.info(
-            "Surgery: {} is in the model's surgery record already (a replayed checkpoint or an"
-                + " earlier trainer applied it at epoch {}): not applied again",
-            entries.entry(i).describe(),
-            records.get(recordOf[i]).epoch());
+        String reason =
+            "it is in the model's surgery record already (a replayed checkpoint or an earlier"
+                + " trainer applied it at epoch "
+                + records.get(recordOf[i]).epoch()
+                + "): not applied again";
+        logger.info("Surgery: {} {}", entries.entry(i).describe(), reason);
+        surgeryLog.addNotRun(st.ordinal, entries.entry(i), reason);
       }
     }
   }

@@ -171,7 +171,9 @@ class SurgeryCheckpointTest {
               .add(algorithm(TestAlgorithms.SCALE_CONV, Map.of("factor", 0.25, "stride", 1)), 1)
               .add(algorithm(TestAlgorithms.POOL, Map.of()), 1);
         }
-        SurgeryListener again = builder.add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+        Path report = dir.resolve("resume-" + run + ".json");
+        SurgeryListener again =
+            builder.add(algorithm(TestAlgorithms.LOG, Map.of()), 1).optReportPath(report).build();
         try (Model restored = TestModels.model("resume")) {
           SurgeryCheckpoint.load(restored, dir, "resume");
           try (Trainer trainer = restored.newTrainer(TestModels.config(again))) {
@@ -189,6 +191,12 @@ class SurgeryCheckpointTest {
           resumed[run] = outputs(restored, batch);
         }
         outcomes.add(again.getOutcomes());
+        // The report lists each skipped entry under not_run, saying why.
+        String log = Files.readString(report);
+        assertEquals(
+            run == 0 ? 3 : 0,
+            log.split("in the model's surgery record already", -1).length - 1,
+            log);
       }
       for (List<SurgeryOutcome> o : outcomes) {
         assertEquals(
@@ -370,6 +378,34 @@ class SurgeryCheckpointTest {
           assertArrayEquals(e.getValue(), e.getKey().getArray().toFloatArray());
         }
         assertTrue(again.getOutcomes().isEmpty(), again.getOutcomes().toString());
+      }
+    }
+  }
+
+  /**
+   * A layer the user froze by hand before training is not frozen by layer_freezing (it was
+   * already), so the record does not name it; the replay on a fresh model freezes it. Freezing
+   * replaces no block, so the check of the architecture leaves it out and the checkpoint loads.
+   */
+  @Test
+  void aLayerFrozenByHandBeforeLayerFreezingStillLoads() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 31);
+      try (Model model = TestModels.model("hand")) {
+        model.getBlock().getChildren().get(0).getValue().freezeParameters(true);
+        SurgeryListener freezing = freezingListener();
+        try (Trainer trainer = model.newTrainer(TestModels.config(freezing))) {
+          trainer.initialize(INPUT);
+          EasyTrain.fit(trainer, 2, dataset, null);
+        }
+        model.save(dir, "hand");
+      }
+      try (Model restored = TestModels.model("hand")) {
+        SurgeryCheckpoint.load(restored, dir, "hand");
+        assertFalse(
+            restored.getBlock().getChildren().get(0).getValue().getParameters().values().stream()
+                .anyMatch(Parameter::requiresGradient),
+            "the first layer is frozen again");
       }
     }
   }

@@ -44,9 +44,6 @@ public record Time(double value, Unit unit) {
     }
   }
 
-  /** The largest count of epochs or batches: every whole number up to it is a double. */
-  private static final double MAX_COUNT = 0x1p53;
-
   /** Checks the value against the unit. */
   public Time {
     if (unit == null) {
@@ -58,10 +55,6 @@ public record Time(double value, Unit unit) {
     if (unit == Unit.DURATION && (value <= 0 || value > 1)) {
       throw new IllegalArgumentException(
           "a duration must be a fraction in (0, 1] of the planned training, got " + value + "dur");
-    }
-    if (unit != Unit.DURATION && value > MAX_COUNT) {
-      throw new IllegalArgumentException(
-          unit.suffix + " counts at most " + (long) MAX_COUNT + ", got " + value + unit.suffix);
     }
     if (unit != Unit.DURATION && value != Math.rint(value)) {
       throw new IllegalArgumentException(
@@ -113,7 +106,8 @@ public record Time(double value, Unit unit) {
   }
 
   /**
-   * Returns the amount as a whole number, for epochs and batches.
+   * Returns the amount as a whole number, for epochs and batches; one past {@code Long.MAX_VALUE}
+   * reads as {@code Long.MAX_VALUE} (a count no training reaches; callers apply their ranges).
    *
    * @return the count
    * @throws IllegalStateException for a duration

@@ -130,7 +130,9 @@ class ConfigSchemaTest {
           "71-python-tag-on-entry.yaml", // a tag: JSON has none to check
           "72-tag-on-list.yaml",
           "75-pattern-with-no-break-space.yaml", // the validator's Java \\s leaves U+00A0 out
-          "76-at-past-the-last-step.yaml"); // a range inside a time string
+          "76-at-past-the-last-step.yaml", // a range inside a time string
+          "78-pattern-with-zero-width-space.yaml", // \\s has no format characters
+          "79-every-count-beyond-a-long.yaml");
 
   static JsonSchema schema() throws IOException {
     JsonNode node = JSON.readTree(schemaFile().toFile());
