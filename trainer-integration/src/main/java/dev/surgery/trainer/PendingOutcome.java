@@ -15,6 +15,7 @@ final class PendingOutcome {
   private final ScheduledAlgorithm entry;
   private final Map<String, Object> hyperparameters;
   private final int epoch;
+  private final long step;
   private final SurgeryOutcome.Status status;
   private final SurgeryChanges changes;
   private final String error;
@@ -29,6 +30,7 @@ final class PendingOutcome {
       ScheduledAlgorithm entry,
       Map<String, Object> hyperparameters,
       int epoch,
+      long step,
       SurgeryOutcome.Status status,
       SurgeryChanges changes,
       String error,
@@ -39,6 +41,7 @@ final class PendingOutcome {
     this.entry = entry;
     this.hyperparameters = hyperparameters;
     this.epoch = epoch;
+    this.step = step;
     this.status = status;
     this.changes = changes;
     this.error = error;
@@ -62,6 +65,7 @@ final class PendingOutcome {
         entry.algorithm().name(),
         hyperparameters,
         epoch,
+        step,
         entry.source(),
         status,
         changes,

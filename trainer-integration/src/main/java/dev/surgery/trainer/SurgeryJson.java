@@ -254,6 +254,7 @@ final class SurgeryJson {
     o.addProperty("algorithm", a.algorithm());
     o.add("hyperparameters", PRETTY.toJsonTree(a.hyperparameters()));
     o.addProperty("epoch", a.epoch());
+    o.addProperty("step", a.step());
     o.addProperty("source", a.source());
     o.addProperty("status", a.status().name().toLowerCase(java.util.Locale.ROOT));
     o.addProperty("time_ms", a.nanos() / 1e6);

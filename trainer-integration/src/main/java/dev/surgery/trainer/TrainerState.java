@@ -67,6 +67,15 @@ final class TrainerState {
   }
 
   /**
+   * Returns the training batches taken so far: the optimizer steps reported ({@code BATCH_END}),
+   * or, where no event reports them (DJL's callbacks only), the batches {@code onTrainingBatch}
+   * saw. Both count the same batches where both are reported.
+   */
+  long stepsTaken() {
+    return Math.max(steps, batches);
+  }
+
+  /**
    * Returns the epochs that have passed, seen or not: counting the unseen ones keeps later entries
    * from running late.
    */

@@ -216,6 +216,47 @@ class EventsTest {
     assertEquals(List.of("c@2", "a@2", "d@2", "b@2", "b@4"), EventRecorder.MARKS);
   }
 
+  /**
+   * The surgery log places each application at its step: a step entry inside the first epoch, an
+   * epoch entry at the first epoch's end (2 epochs of 4 batches), and in library mode without
+   * events (DJL's callbacks only) at the batches trained.
+   */
+  @Test
+  void theSurgeryLogRecordsTheStepOfEachApplication() throws Exception {
+    String yaml =
+        "algorithms:\n"
+            + "  - {name: t_log, tag: a, step: 3}\n"
+            + "  - {name: t_log, tag: b, epoch: 1}\n";
+    SurgeryListener listener = listener(yaml);
+    try (Model model = TestModels.model("steps");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      SurgeryTrain.fit(trainer, 2, TestModels.dataset(manager, 1), null);
+    }
+    List<SurgeryOutcome> outcomes = listener.getOutcomes();
+    assertEquals(List.of(3L, 4L), outcomes.stream().map(SurgeryOutcome::step).toList());
+    assertEquals(List.of(0, 1), outcomes.stream().map(SurgeryOutcome::epoch).toList());
+    com.google.gson.JsonObject first =
+        com.google.gson.JsonParser.parseString(SurgeryJson.log(outcomes, List.of()))
+            .getAsJsonObject()
+            .getAsJsonArray("applications")
+            .get(0)
+            .getAsJsonObject();
+    assertEquals(3, first.get("step").getAsLong());
+
+    SurgeryListener callbacks =
+        SurgeryListener.fromConfig(
+            SurgeryConfig.parse("algorithms:\n  - {name: t_log, tag: c, epoch: 1}\n", "cb.yaml"));
+    try (Model model = TestModels.model("callbacks");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(callbacks))) {
+      trainer.initialize(TestModels.INPUT);
+      EasyTrain.fit(trainer, 2, TestModels.dataset(manager, 1), null);
+    }
+    assertEquals(List.of(4L), callbacks.getOutcomes().stream().map(SurgeryOutcome::step).toList());
+  }
+
   @Test
   void timeStringsLandWhereTheySay() throws Exception {
     SurgeryListener listener =
