@@ -107,6 +107,33 @@ public class ImageClassificationJob {
   }
 
   /**
+   * Thrown before training when the output directory ({@code --out}) cannot be created or the
+   * report cannot be written there; its message names the path and the reason, in one line.
+   */
+  public static final class OutputDirectoryException extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    OutputDirectoryException(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
+  /**
+   * Creates the output directory and checks that the report can be written there (see {@link
+   * SurgeryReportWriter#checkWritable}): {@link #run} does it before training, so that a bad {@code
+   * --out} is not found after the whole training.
+   *
+   * @throws OutputDirectoryException naming {@code --out} and what is wrong
+   */
+  public void checkOut() throws OutputDirectoryException {
+    try {
+      SurgeryReportWriter.checkWritable(options.out());
+    } catch (IOException e) {
+      throw new OutputDirectoryException("--out " + e.getMessage(), e);
+    }
+  }
+
+  /**
    * What a run produced.
    *
    * @param blockTree the final block tree, as DJL prints it
@@ -202,6 +229,7 @@ public class ImageClassificationJob {
    * @throws TranslateException if DJL fails to batch the data
    */
   public Result run() throws IOException, TranslateException {
+    checkOut();
     // A surgery log in the output directory from an earlier run must not be reported as this one's:
     // remember when it was last written, if it exists before this run.
     Path logAtStart = options.surgeryLogPath();
@@ -248,6 +276,8 @@ public class ImageClassificationJob {
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(1).addAll(data.imageShape()));
         afterInitialize(trainer);
+        // The first epoch's seconds cover the training loop, not the initialization before it.
+        history.startEpochClock();
         EasyTrain.fit(trainer, options.epochs(), data.train(), data.validation());
         afterTraining(model, trainer);
       }
@@ -266,7 +296,6 @@ public class ImageClassificationJob {
     run.addProperty(
         "devices", Arrays.stream(devices).map(Device::toString).collect(Collectors.joining(",")));
     Path out = options.out();
-    Files.createDirectories(out);
     Path html =
         SurgeryReportWriter.builder(name, history)
             .optSurgeryLog(surgeryLog ? logOfThisRun(options.surgeryLogPath(), leftover) : null)
@@ -280,7 +309,8 @@ public class ImageClassificationJob {
   }
 
   /**
-   * Runs a job from a {@code main} method: prints usage and exits with status 2 on bad flags, and
+   * Runs a job from a {@code main} method: prints usage and exits with status 2 on bad flags, with
+   * status 2 and one line when {@code --out} cannot be created or written (before training), and
    * with status 1 when the dataset is unavailable. With {@value #COMPARE_BASELINE}, first trains
    * the same network without surgery into {@code <out>/baseline} (see {@link #trainBaseline}) and
    * draws both runs on the job's report.
@@ -322,10 +352,14 @@ public class ImageClassificationJob {
     }
     try {
       ImageClassificationJob j = job.apply(options);
+      j.checkOut(); // before the baseline trains too
       if (compare) {
         j.setBaseline(trainBaseline(j, rest));
       }
       j.run();
+    } catch (OutputDirectoryException e) {
+      System.err.println(jobName + ": " + e.getMessage());
+      System.exit(2);
     } catch (dev.surgery.samples.data.DatasetUnavailableException e) {
       System.err.println(jobName + ": " + e.getMessage());
       System.exit(1);

@@ -222,6 +222,10 @@ public final class ResumeJob extends ImageClassificationJob {
     ResumeJob job = new ResumeJob(options);
     try {
       job.run();
+    } catch (OutputDirectoryException e) {
+      System.err.println(NAME + ": " + e.getMessage());
+      System.exit(2);
+      return;
     } catch (dev.surgery.samples.data.DatasetUnavailableException e) {
       System.err.println(NAME + ": " + e.getMessage());
       System.exit(1);

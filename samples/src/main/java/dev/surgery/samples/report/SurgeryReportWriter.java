@@ -152,7 +152,10 @@ public final class SurgeryReportWriter {
    * One surgery as the report shows it.
    *
    * @param epoch completed epochs when it happened
+   * @param step training batches taken when it happened (the surgery log's {@code step}), or -1
+   *     when unknown (an older surgery log, or a change only the history saw)
    * @param algorithm the algorithm name, or {@code model change} when unknown
+   * @param source where its schedule entry was declared ({@code file:line:column}), or null
    * @param blocks what it replaced
    * @param parametersBefore parameter values before (0 when unknown)
    * @param parametersAfter parameter values after (0 when unknown)
@@ -160,7 +163,9 @@ public final class SurgeryReportWriter {
    */
   public record Surgery(
       int epoch,
+      long step,
       String algorithm,
+      String source,
       List<BlockChange> blocks,
       long parametersBefore,
       long parametersAfter,
@@ -192,12 +197,14 @@ public final class SurgeryReportWriter {
         }
         list.add(
             new Surgery(
-                a.has("epoch") ? a.get("epoch").getAsInt() : 0,
+                (int) number(a, "epoch", 0),
+                (long) number(a, "step", -1),
                 string(a, "algorithm", "?"),
+                string(a, "source", null),
                 blocks,
-                a.has("parameters_before") ? a.get("parameters_before").getAsLong() : 0,
-                a.has("parameters_after") ? a.get("parameters_after").getAsLong() : 0,
-                a.has("time_ms") ? a.get("time_ms").getAsDouble() : Double.NaN));
+                (long) number(a, "parameters_before", 0),
+                (long) number(a, "parameters_after", 0),
+                number(a, "time_ms", Double.NaN)));
       }
       if (!list.isEmpty()) {
         return list;
@@ -207,7 +214,9 @@ public final class SurgeryReportWriter {
       list.add(
           new Surgery(
               c.epoch(),
+              -1,
               "model change",
+              null,
               c.blocks(),
               c.parametersBefore(),
               c.parametersAfter(),
@@ -221,14 +230,50 @@ public final class SurgeryReportWriter {
   }
 
   /**
-   * Writes the HTML, the three PNG charts and the JSON into a directory (created if missing).
+   * A number field, or the fallback when it is absent, null (a step entry's plan epoch) or text.
+   */
+  private static double number(JsonObject o, String key, double fallback) {
+    JsonElement e = o.get(key);
+    return e != null && e.isJsonPrimitive() && e.getAsJsonPrimitive().isNumber()
+        ? e.getAsDouble()
+        : fallback;
+  }
+
+  /**
+   * Where a surgery sits. One inside an epoch (its step lies past the batches of the epochs
+   * completed before it, within the next one's) is at its batch on every chart; one between epochs
+   * at the epoch boundary, which the per-epoch charts draw between two epochs' points.
+   *
+   * @param batchX its x on the per-batch chart
+   * @param epochX its x on the per-epoch charts
+   * @param label how the report names the moment, e.g. {@code after epoch 1} or {@code at step 2
+   *     (epoch 1)}
+   */
+  record Position(double batchX, double epochX, String label) {}
+
+  /** Where a surgery sits, from its step and the batches the history recorded. */
+  Position position(Surgery s) {
+    List<BatchLoss> batches = history.getBatchLosses();
+    long before = batches.stream().filter(b -> b.epoch() <= s.epoch()).count();
+    long through = batches.stream().filter(b -> b.epoch() <= s.epoch() + 1).count();
+    if (s.step() > before && s.step() <= through) {
+      BatchLoss b = batches.get((int) s.step() - 1);
+      double x = b.epoch() - 1 + (double) b.batch() / (through - before);
+      return new Position(x, x, "at step " + s.step() + " (epoch " + b.epoch() + ")");
+    }
+    return new Position(s.epoch(), s.epoch() + 0.5, "after epoch " + s.epoch());
+  }
+
+  /**
+   * Writes the HTML, the three PNG charts and the JSON into a directory (created if missing), after
+   * {@link #checkWritable} found nothing in the way.
    *
    * @param dir the output directory
    * @return the HTML file
    * @throws IOException if a file cannot be written
    */
   public Path write(Path dir) throws IOException {
-    Files.createDirectories(dir);
+    checkWritable(dir);
     List<Surgery> surgeries = surgeries();
     List<EpochMetrics> epochs = history.getEpochs();
     List<EpochMetrics> baseEpochs = baseline == null ? List.of() : baseline.epochs();
@@ -257,6 +302,55 @@ public final class SurgeryReportWriter {
     Path html = dir.resolve(HTML);
     Files.writeString(html, html(epochs, surgeries), StandardCharsets.UTF_8);
     return html;
+  }
+
+  /**
+   * Checks that the report can be written into a directory before anything is: creates the
+   * directory, refuses one of the report's files that exists as something else than a regular file
+   * (a directory named {@value #HTML}) or cannot be replaced, and writes and deletes a file there.
+   * {@link #write} checks this first, so a refused report leaves nothing half written; a job checks
+   * it before training.
+   *
+   * @param dir the output directory
+   * @throws IOException naming the path and what is wrong with it
+   */
+  public static void checkWritable(Path dir) throws IOException {
+    try {
+      Files.createDirectories(dir);
+    } catch (IOException e) {
+      throw new IOException(dir + ": cannot create the directory (" + reason(e) + ")", e);
+    }
+    for (String name : List.of(HTML, JSON, LOSS_PNG, ACCURACY_PNG, BATCH_LOSS_PNG)) {
+      Path file = dir.resolve(name);
+      if (Files.exists(file) && !Files.isRegularFile(file)) {
+        throw new IOException(file + " exists and is not a file: the report cannot replace it");
+      }
+      if (Files.exists(file) && !Files.isWritable(file)) {
+        throw new IOException(file + " exists and cannot be written: the report cannot replace it");
+      }
+    }
+    try {
+      Files.delete(Files.createTempFile(dir, ".write-check", ".tmp"));
+    } catch (IOException e) {
+      throw new IOException(dir + ": cannot write files there (" + reason(e) + ")", e);
+    }
+  }
+
+  /** Why a file operation failed, in words: the system's reason rather than the path again. */
+  private static String reason(IOException e) {
+    if (e instanceof java.nio.file.FileAlreadyExistsException) {
+      return "a file of that name is in the way";
+    }
+    if (e instanceof java.nio.file.AccessDeniedException) {
+      return "permission denied";
+    }
+    if (e instanceof java.nio.file.NoSuchFileException) {
+      return "no such file or directory";
+    }
+    if (e instanceof java.nio.file.FileSystemException f && f.getReason() != null) {
+      return f.getReason();
+    }
+    return String.valueOf(e.getMessage());
   }
 
   private void saveChart(
@@ -311,12 +405,13 @@ public final class SurgeryReportWriter {
       lastX = Math.max(lastX, m.epoch());
     }
     for (Surgery s : surgeries) {
-      lastX = Math.max(lastX, s.epoch() + 1);
+      lastX = Math.max(lastX, (int) Math.ceil(position(s).epochX()));
     }
     chart.getStyler().setXAxisMin(0.0);
     chart.getStyler().setXAxisMax(lastX + 0.5);
-    // A surgery after k completed epochs sits between the points of epochs k and k + 1.
-    addSurgeryMarkers(chart, surgeries, 0.5, low, high);
+    // A surgery after k completed epochs sits between the points of epochs k and k + 1, one inside
+    // an epoch at its batch.
+    addSurgeryMarkers(chart, surgeries, Position::epochX, low, high);
     Charts.save(chart, file);
   }
 
@@ -344,10 +439,16 @@ public final class SurgeryReportWriter {
 
   /**
    * The training loss of every batch against epochs (batch {@code j} of {@code n} in epoch {@code
-   * e} at {@code e - 1 + j / n}), so a surgery after epoch {@code k} sits at {@code x = k}.
+   * e} at {@code e - 1 + j / n}), so a surgery after epoch {@code k} sits at {@code x = k}, one
+   * after batch {@code j} at that batch.
    */
   private void saveBatchChart(Path file, List<Surgery> surgeries) throws IOException {
     XYChart chart = Charts.newChart("Training loss per batch", "epoch", "loss");
+    // Ticks fall on batch positions such as 2/3: two decimals say enough.
+    java.text.DecimalFormat tick =
+        new java.text.DecimalFormat(
+            "0.##", java.text.DecimalFormatSymbols.getInstance(Locale.ROOT));
+    chart.setCustomXAxisTickLabelsFormatter(tick::format);
     double[] range = {Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY};
     addBatchLine(chart, "training loss per batch", history.getBatchLosses(), 0, false, range);
     if (baseline != null) {
@@ -367,7 +468,7 @@ public final class SurgeryReportWriter {
     chart.getStyler().setYAxisMin(low);
     chart.getStyler().setYAxisMax(high);
     chart.getStyler().setXAxisMin(0.0);
-    addSurgeryMarkers(chart, surgeries, 0.0, low, high);
+    addSurgeryMarkers(chart, surgeries, Position::batchX, low, high);
     Charts.save(chart, file);
   }
 
@@ -398,23 +499,34 @@ public final class SurgeryReportWriter {
             name, array(xs), array(ys), Charts.color(color), dashed, xs.size() <= 60, true));
   }
 
-  /** One dashed vertical line per surgery point, at {@code epoch + offset}. */
-  private static void addSurgeryMarkers(
-      XYChart chart, List<Surgery> surgeries, double offset, double low, double high) {
-    TreeMap<Integer, List<String>> byEpoch = new TreeMap<>();
+  /** One dashed vertical line per surgery point, at the x the position gives. */
+  private void addSurgeryMarkers(
+      XYChart chart,
+      List<Surgery> surgeries,
+      ToDoubleFunction<Position> x,
+      double low,
+      double high) {
+    // By x, then by the moment's name: the surgeries at one point share a line.
+    TreeMap<Double, TreeMap<String, List<String>>> byPoint = new TreeMap<>();
     for (Surgery s : surgeries) {
-      byEpoch.computeIfAbsent(s.epoch(), k -> new ArrayList<>()).add(s.algorithm());
+      Position p = position(s);
+      byPoint
+          .computeIfAbsent(x.applyAsDouble(p), k -> new TreeMap<>())
+          .computeIfAbsent(p.label(), k -> new ArrayList<>())
+          .add(s.algorithm());
     }
     int m = 0;
-    for (var e : byEpoch.entrySet()) {
-      Charts.addVertical(
-          chart,
-          "surgery after epoch " + e.getKey() + ": " + String.join(", ", e.getValue()),
-          e.getKey() + offset,
-          low,
-          high,
-          Charts.color(3 + m++),
-          true);
+    for (var point : byPoint.entrySet()) {
+      for (var e : point.getValue().entrySet()) {
+        Charts.addVertical(
+            chart,
+            "surgery " + e.getKey() + ": " + String.join(", ", e.getValue()),
+            point.getKey(),
+            low,
+            high,
+            Charts.color(3 + m++),
+            true);
+      }
     }
   }
 
@@ -442,6 +554,9 @@ public final class SurgeryReportWriter {
     for (Surgery s : surgeries) {
       JsonObject o = new JsonObject();
       o.addProperty("epoch", s.epoch());
+      if (s.step() >= 0) {
+        o.addProperty("step", s.step());
+      }
       o.addProperty("algorithm", s.algorithm());
       o.addProperty("blocks_replaced", s.blocks().size());
       o.add("blocks", GSON.toJsonTree(s.blocks()));
@@ -502,6 +617,11 @@ public final class SurgeryReportWriter {
 
     h.append("<h2>Epochs</h2>\n");
     epochTable(h, epochs);
+    h.append("<p>seconds: the wall time from the end of the previous epoch (the first: from the")
+        .append(" start of training) to the end of this one: loading its data, every")
+        .append(" training batch and validation. Work other listeners do at an epoch's end after")
+        .append(" the report's history listener (an epoch's surgery) counts towards the next")
+        .append(" epoch.</p>\n");
     if (baseline != null) {
       h.append("<h2>Epochs of ").append(Html.escape(baseline.label())).append("</h2>\n");
       epochTable(h, baseline.epochs());
@@ -514,8 +634,8 @@ public final class SurgeryReportWriter {
     for (Surgery s : surgeries) {
       h.append("<h3>")
           .append(Html.escape(s.algorithm()))
-          .append(" after epoch ")
-          .append(s.epoch())
+          .append(' ')
+          .append(position(s).label())
           .append(": ")
           .append(s.blocks().size())
           .append(" block(s) replaced");
@@ -566,8 +686,10 @@ public final class SurgeryReportWriter {
   }
 
   /**
-   * The plan of the entry a surgery applied: same algorithm and scheduled epoch, else the only plan
-   * of that algorithm; null when none was given or the match is ambiguous.
+   * The plan of the entry a surgery applied, by what both name: the same algorithm and entry
+   * (source position, when the dry run read the same config), else the same algorithm and scheduled
+   * epoch (a step or time entry's plan has none: {@code "epoch": null}), else the only plan of that
+   * algorithm; null when none was given or the match is ambiguous.
    */
   private JsonObject planFor(Surgery s) {
     if (plans == null) {
@@ -576,12 +698,20 @@ public final class SurgeryReportWriter {
     List<JsonObject> sameAlgorithm = new ArrayList<>();
     for (JsonElement e : plans) {
       if (e.isJsonObject() && s.algorithm().equals(string(e.getAsJsonObject(), "algorithm", ""))) {
-        JsonObject p = e.getAsJsonObject();
-        if (p.has("epoch") && p.get("epoch").getAsInt() == s.epoch()) {
-          return p;
-        }
-        sameAlgorithm.add(p);
+        sameAlgorithm.add(e.getAsJsonObject());
       }
+    }
+    List<JsonObject> sameEntry =
+        sameAlgorithm.stream()
+            .filter(p -> s.source() != null && s.source().equals(string(p, "source", null)))
+            .toList();
+    if (sameEntry.size() == 1) {
+      return sameEntry.get(0);
+    }
+    List<JsonObject> sameEpoch =
+        sameAlgorithm.stream().filter(p -> number(p, "epoch", -1) == s.epoch()).toList();
+    if (sameEpoch.size() == 1) {
+      return sameEpoch.get(0);
     }
     return sameAlgorithm.size() == 1 ? sameAlgorithm.get(0) : null;
   }

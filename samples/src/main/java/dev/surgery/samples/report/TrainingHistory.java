@@ -18,6 +18,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.LongSupplier;
 
 /**
  * A plain DJL {@code TrainingListener} that records what a report needs: the loss and accuracy of
@@ -32,6 +33,12 @@ import java.util.Set;
  * training begins, at the first batch of every epoch and when training ends; surgery happens
  * between epochs, so a change seen at the first batch of epoch {@code k + 1} is reported at epoch
  * {@code k} (after {@code k} completed epochs; 0 means before the first batch).
+ *
+ * <p>An epoch's seconds run from the end of the previous epoch (its {@code onEpoch}) to its own
+ * end, so they cover loading its data, every training batch (the first one too) and validation. The
+ * first epoch's clock starts when training begins ({@code onTrainingBegin}, which DJL calls when
+ * the trainer is created, before {@code trainer.initialize}); a program that calls {@link
+ * #startEpochClock} right before its training loop leaves initialization out.
  */
 public final class TrainingHistory extends TrainingListenerAdapter {
 
@@ -43,10 +50,19 @@ public final class TrainingHistory extends TrainingListenerAdapter {
   private long snapshotParameters;
   private int completedEpochs;
   private boolean epochStarted;
+  private final LongSupplier nanoClock;
   private long epochStartNanos;
 
   /** Creates an empty history. */
-  public TrainingHistory() {}
+  public TrainingHistory() {
+    this(System::nanoTime);
+  }
+
+  /** Creates an empty history that reads the time from a clock (nanoseconds), for tests. */
+  TrainingHistory(LongSupplier nanoClock) {
+    this.nanoClock = nanoClock;
+    this.epochStartNanos = nanoClock.getAsLong();
+  }
 
   /**
    * The figures of one completed epoch; NaN where the evaluator did not produce one (no validation
@@ -57,7 +73,9 @@ public final class TrainingHistory extends TrainingListenerAdapter {
    * @param validationLoss the validation loss
    * @param trainAccuracy the training accuracy
    * @param validationAccuracy the validation accuracy
-   * @param seconds the wall time of the epoch
+   * @param seconds the wall time of the epoch, from the end of the previous epoch (the first: from
+   *     the start of training, see {@link TrainingHistory}) to its own end: its data loading, every
+   *     training batch and validation
    */
   public record EpochMetrics(
       int epoch,
@@ -132,6 +150,16 @@ public final class TrainingHistory extends TrainingListenerAdapter {
     completedEpochs = 0;
     epochStarted = false;
     batchInEpoch = 0;
+    startEpochClock();
+  }
+
+  /**
+   * Starts the current epoch's clock now. Call it right before the training loop ({@code
+   * EasyTrain.fit}) so that the first epoch's seconds leave out what came before, such as {@code
+   * trainer.initialize}; otherwise the clock starts when training begins.
+   */
+  public void startEpochClock() {
+    epochStartNanos = nanoClock.getAsLong();
   }
 
   /** {@inheritDoc} */
@@ -139,7 +167,6 @@ public final class TrainingHistory extends TrainingListenerAdapter {
   public void onTrainingBatch(Trainer trainer, BatchData batchData) {
     if (!epochStarted) {
       epochStarted = true;
-      epochStartNanos = System.nanoTime();
       compare(trainer.getModel().getBlock());
     }
     batchInEpoch++;
@@ -172,7 +199,10 @@ public final class TrainingHistory extends TrainingListenerAdapter {
   public void onEpoch(Trainer trainer) {
     completedEpochs++;
     Map<String, Float> values = trainer.getTrainingResult().getEvaluations();
-    double seconds = epochStarted ? (System.nanoTime() - epochStartNanos) / 1e9 : Double.NaN;
+    long now = nanoClock.getAsLong();
+    double seconds = (now - epochStartNanos) / 1e9;
+    // The next epoch starts here: its first batch's data loading and step count towards it.
+    epochStartNanos = now;
     epochs.add(
         new EpochMetrics(
             completedEpochs,

@@ -130,6 +130,32 @@ class ResNetJobIT {
     assertTrue(bad.output().contains("Unknown options: '--epochz', '1'"), bad.tail());
   }
 
+  /**
+   * An --out that cannot be created (under a regular file) or written (a directory where the HTML
+   * report goes) stops the job before training, with one line and status 2, writing nothing.
+   */
+  @Test
+  void anUnwritableOutIsRefusedBeforeTraining() throws Exception {
+    Path work = SampleProcess.workDir("resnet-bad-out");
+    Files.writeString(work.resolve("afile"), "x");
+    SampleProcess.Result r =
+        SampleProcess.run(work, List.of(), ResNetJob.class, "--out", "afile/sub");
+    assertEquals(2, r.exitCode(), r.tail());
+    assertTrue(
+        r.output().contains("resnet-job: --out afile/sub: cannot create the directory"), r.tail());
+    assertFalse(r.output().contains("Training:") || r.output().contains("Exception"), r.tail());
+
+    Files.createDirectories(work.resolve("hx").resolve(SurgeryReportWriter.HTML));
+    SampleProcess.Result blocked =
+        SampleProcess.run(work, List.of(), ResNetJob.class, "--out", "hx");
+    assertEquals(2, blocked.exitCode(), blocked.tail());
+    assertTrue(
+        blocked.output().contains("surgery-report.html exists and is not a file"), blocked.tail());
+    try (var files = Files.list(work.resolve("hx"))) {
+      assertEquals(1, files.count(), "only the directory that was there");
+    }
+  }
+
   static int count(String text, String needle) {
     int n = 0;
     for (int i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + 1)) {

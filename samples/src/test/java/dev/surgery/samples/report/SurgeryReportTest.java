@@ -255,6 +255,145 @@ class SurgeryReportTest {
     }
   }
 
+  /** A surgery log of one applied blurpool entry, declared at {@code source}. */
+  private Path logOf(String source, int epoch, String step) throws Exception {
+    Path log = dir.resolve("log-" + epoch + "-" + step + ".json");
+    Files.writeString(
+        log,
+        "{\"applications\":[{\"algorithm\":\"blurpool\",\"epoch\":"
+            + epoch
+            + (step == null ? "" : ",\"step\":" + step)
+            + ",\"source\":\""
+            + source
+            + "\",\"status\":\"applied\",\"changes\":[{\"path\":\"01Conv2d\",\"from\":"
+            + "\"Conv2d\",\"to\":\"BlurConv2d\"}]}],\"not_run\":[]}");
+    return log;
+  }
+
+  /** A dry run's plan of one blurpool entry, as the agent writes it; epoch null: not by epoch. */
+  private static String plan(String source, String epoch, String when, String to) {
+    return "{\"algorithm\":\"blurpool\",\"epoch\":"
+        + epoch
+        + ",\"when\":\""
+        + when
+        + "\",\"source\":\""
+        + source
+        + "\",\"steps\":[{\"path\":\"01Conv2d\",\"from\":\"Conv2d\",\"to\":\""
+        + to
+        + "\",\"macs_before\":1728,\"macs_after\":3456}]}";
+  }
+
+  /**
+   * A plan of a step-scheduled entry ({@code "epoch": null}) is shown next to the surgery of the
+   * same entry (source) and algorithm; with an epoch entry's plan of the same algorithm beside it,
+   * each surgery gets its own entry's plan.
+   */
+  @Test
+  void aStepScheduledPlanIsShownNextToItsSurgery() throws Exception {
+    TrainingHistory history = train(1, null);
+    Path planLog = dir.resolve("plan.json");
+    Files.writeString(
+        planLog,
+        "{\"dry_run\":true,\"applications\":[],\"not_run\":[],\"plans\":["
+            + plan("run.yaml:2:5", "null", "at step 2", "StepPlanned")
+            + ","
+            + plan("run.yaml:5:5", "0", "at epoch 0", "EpochPlanned")
+            + "]}");
+    Path out = dir.resolve("step-plan");
+    SurgeryReportWriter.builder("step plan", history)
+        .optSurgeryLog(logOf("run.yaml:2:5", 0, "2"))
+        .optPlanLog(planLog)
+        .build()
+        .write(out);
+    String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+    assertTrue(page.contains("<td>Conv2d &rarr; StepPlanned, MACs 1728 &rarr; 3456</td>"), page);
+    assertTrue(!page.contains("EpochPlanned"), page);
+
+    Path epochOut = dir.resolve("epoch-plan");
+    SurgeryReportWriter.builder("epoch plan", history)
+        .optSurgeryLog(logOf("run.yaml:5:5", 0, "0"))
+        .optPlanLog(planLog)
+        .build()
+        .write(epochOut);
+    String epochPage = Files.readString(epochOut.resolve(SurgeryReportWriter.HTML));
+    assertTrue(epochPage.contains("Conv2d &rarr; EpochPlanned"), epochPage);
+    assertTrue(!epochPage.contains("StepPlanned"), epochPage);
+  }
+
+  /**
+   * Two epochs of 4 batches: a surgery after step 2 (the surgery log's step; 0 epochs completed) is
+   * at batch 2 of 4 of epoch 1, x = 0.5 on every chart; after step 6 at x = 1.5; one at the end of
+   * epoch 1 (step 4) stays "after epoch 1", at x = 1 per batch and between the epochs' points (1.5)
+   * per epoch; a log without steps places by epoch as before.
+   */
+  @Test
+  void aSurgeryInsideAnEpochIsPlacedAtItsStep() throws Exception {
+    TrainingHistory history = train(2, null);
+    SurgeryReportWriter writer =
+        SurgeryReportWriter.builder("mid epoch", history)
+            .optSurgeryLog(logOf("run.yaml:2:5", 0, "2"))
+            .build();
+    SurgeryReportWriter.Surgery s = writer.surgeries().get(0);
+    assertEquals(2, s.step());
+    assertEquals(
+        new SurgeryReportWriter.Position(0.5, 0.5, "at step 2 (epoch 1)"), writer.position(s));
+    Path out = dir.resolve("mid");
+    writer.write(out);
+    String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+    assertTrue(page.contains("blurpool at step 2 (epoch 1): 1 block(s) replaced"), page);
+    JsonObject json =
+        JsonParser.parseString(Files.readString(out.resolve(SurgeryReportWriter.JSON)))
+            .getAsJsonObject();
+    assertEquals(
+        2, json.getAsJsonArray("surgeries").get(0).getAsJsonObject().get("step").getAsInt());
+
+    assertEquals(
+        new SurgeryReportWriter.Position(1.5, 1.5, "at step 6 (epoch 2)"),
+        positionOf(history, 1, "6"));
+    assertEquals(
+        new SurgeryReportWriter.Position(1, 1.5, "after epoch 1"), positionOf(history, 1, "4"));
+    assertEquals(
+        new SurgeryReportWriter.Position(0, 0.5, "after epoch 0"), positionOf(history, 0, "0"));
+    assertEquals(
+        new SurgeryReportWriter.Position(1, 1.5, "after epoch 1"), positionOf(history, 1, null));
+  }
+
+  private SurgeryReportWriter.Position positionOf(TrainingHistory history, int epoch, String step)
+      throws Exception {
+    SurgeryReportWriter writer =
+        SurgeryReportWriter.builder("x", history)
+            .optSurgeryLog(logOf("run.yaml:2:5", epoch, step))
+            .build();
+    return writer.position(writer.surgeries().get(0));
+  }
+
+  /**
+   * A report whose HTML file cannot be written (a directory has its name) is refused before any of
+   * its files is written; so is a directory under a regular file.
+   */
+  @Test
+  void aReportThatCannotBeWrittenWritesNothing() throws Exception {
+    TrainingHistory history = train(1, null);
+    Path out = dir.resolve("blocked");
+    Files.createDirectories(out.resolve(SurgeryReportWriter.HTML));
+    java.io.IOException e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            java.io.IOException.class,
+            () -> SurgeryReportWriter.builder("blocked", history).build().write(out));
+    assertTrue(
+        e.getMessage().contains(SurgeryReportWriter.HTML + " exists and is not a file"),
+        e.getMessage());
+    try (var files = Files.list(out)) {
+      assertEquals(List.of(out.resolve(SurgeryReportWriter.HTML)), files.toList());
+    }
+    Path file = Files.writeString(dir.resolve("afile"), "x");
+    java.io.IOException under =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            java.io.IOException.class,
+            () -> SurgeryReportWriter.checkWritable(file.resolve("sub")));
+    assertTrue(under.getMessage().contains("cannot create the directory"), under.getMessage());
+  }
+
   @Test
   void batchLossesAverageToDjlsEpochLoss() throws Exception {
     TrainingHistory history = train(2, new BlurAt(1));
