@@ -54,6 +54,11 @@ public final class B1LiveSurgery {
   private static final int CLASSES = 10;
   private static final int BATCH = 4;
 
+  /** The command line. */
+  static final BenchFlags FLAGS =
+      BenchFlags.of("B1LiveSurgery", "B1: live BlurPool surgery against a rebuild, on ResNet-50")
+          .count("runs", 7, 1, "measured rounds");
+
   private B1LiveSurgery() {}
 
   /**
@@ -63,7 +68,7 @@ public final class B1LiveSurgery {
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
-    int runs = BenchSupport.intFlag(args, "runs", 7);
+    int runs = FLAGS.orExit(args, v -> v.count("runs"));
     Engine.getInstance().setRandomSeed(1);
     List<Double> live = new ArrayList<>();
     List<Double> copying = new ArrayList<>();

@@ -62,6 +62,23 @@ public final class B2IdleOverhead {
     2.052, 2.048, 2.045, 2.042
   };
 
+  /** The command line. */
+  static final BenchFlags FLAGS =
+      BenchFlags.of("B2IdleOverhead", "B2: what an idle SurgeryListener and the agent cost")
+          .count("steps", 40, 1, "measured steps per run")
+          .count("rounds", 4, 2, "rounds of the agent part (the interval needs 2)")
+          .text("agent", "agent/target/surgery-agent.jar", "the agent jar")
+          .choice("part", "all", "which part", "all", "listener", "agent")
+          .choice(
+              "pairing",
+              null,
+              "concurrent: each round's two JVMs at once, pinned to a core each (the default where"
+                  + " taskset and 2 cores exist); sequential: one after the other",
+              "concurrent",
+              "sequential")
+          .toggle("events", "the listener part only, every event reported through SurgeryTrain")
+          .toggle("worker", "one measured worker run (how the agent part starts its JVMs)");
+
   private B2IdleOverhead() {}
 
   /**
@@ -75,18 +92,18 @@ public final class B2IdleOverhead {
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
-    int steps = BenchSupport.intFlag(args, "steps", 40);
-    if (List.of(args).contains("--worker")) {
+    BenchFlags.Values flags = FLAGS.orExit(args, v -> v);
+    int steps = flags.count("steps");
+    if (flags.has("worker")) {
       double[] measured = worker(steps);
       System.out.println("STEPS_PER_SECOND " + measured[0]);
       System.out.println("CPU_MS_PER_STEP " + measured[1]);
       return;
     }
-    int rounds = BenchSupport.intFlag(args, "rounds", 4);
-    int agentFlag = List.of(args).indexOf("--agent");
-    Path agent = Path.of(agentFlag >= 0 ? args[agentFlag + 1] : "agent/target/surgery-agent.jar");
-    boolean events = List.of(args).contains("--events");
-    String part = BenchSupport.choiceFlag(args, "part", "all", "all", "listener", "agent");
+    int rounds = flags.count("rounds");
+    Path agent = Path.of(flags.text("agent"));
+    boolean events = flags.has("events");
+    String part = flags.text("part");
     if (!part.equals("agent")) {
       listenerInProcess(steps * 2, events);
     }
@@ -98,9 +115,7 @@ public final class B2IdleOverhead {
       return;
     }
     boolean canPin = canPin();
-    String pairing =
-        BenchSupport.choiceFlag(
-            args, "pairing", canPin ? "concurrent" : "sequential", "concurrent", "sequential");
+    String pairing = flags.text("pairing", canPin ? "concurrent" : "sequential");
     if (pairing.equals("concurrent") && !canPin) {
       throw new IllegalStateException("--pairing concurrent needs 2 cores and taskset on the PATH");
     }

@@ -30,6 +30,12 @@ public final class B3BlurPoolCost {
 
   private static final int CLASSES = 10;
 
+  /** The command line. */
+  static final BenchFlags FLAGS =
+      BenchFlags.of("B3BlurPoolCost", "B3: what BlurPool costs per training step of ResNet-20")
+          .count("steps", 30, 1, "measured steps per model")
+          .count("batch", 32, 1, "batch size");
+
   private B3BlurPoolCost() {}
 
   /**
@@ -40,8 +46,9 @@ public final class B3BlurPoolCost {
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
-    int steps = BenchSupport.intFlag(args, "steps", 30);
-    int batch = BenchSupport.intFlag(args, "batch", 32);
+    BenchFlags.Values flags = FLAGS.orExit(args, v -> v);
+    int steps = flags.count("steps");
+    int batch = flags.count("batch");
     Shape input = new Shape(batch, 3, 32, 32);
     Engine.getInstance().setRandomSeed(3);
     List<Double> plainTimes = new ArrayList<>();

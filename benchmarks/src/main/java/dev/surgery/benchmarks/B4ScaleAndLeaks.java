@@ -64,7 +64,41 @@ import java.util.Set;
  */
 public final class B4ScaleAndLeaks {
 
+  /** The command line. */
+  static final BenchFlags FLAGS =
+      BenchFlags.of("B4ScaleAndLeaks", "B4: surgery on large trees, and a soak for leaks")
+          .count(
+              "runs",
+              6,
+              1,
+              "measured rounds per tree size (the engine and the floor take turns going first, so"
+                  + " at least 2 with the scale part)")
+          .count("cycles", 1000, 1, "apply/revert cycles of the leak soak")
+          .choice("part", "all", "which part", "all", "leaks", "scale")
+          .choice(
+              "mode",
+              "full",
+              "full: apply, step, revert, step; surgery: apply and revert only; steps: two"
+                  + " training steps only",
+              "full",
+              "surgery",
+              "steps");
+
   private B4ScaleAndLeaks() {}
+
+  /** What the command line asks for. */
+  record Options(int runs, int cycles, String part, String mode) {}
+
+  /** Reads the flags, refusing too few runs for the scale part before any work starts. */
+  static Options options(BenchFlags.Values v) {
+    Options o = new Options(v.count("runs"), v.count("cycles"), v.text("part"), v.text("mode"));
+    if (!o.part().equals("leaks") && o.runs() < 2) {
+      throw new IllegalArgumentException(
+          "--runs must be at least 2: the engine and the floor take turns going first, got "
+              + o.runs());
+    }
+    return o;
+  }
 
   /**
    * Runs the benchmark.
@@ -77,10 +111,11 @@ public final class B4ScaleAndLeaks {
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
-    int runs = BenchSupport.intFlag(args, "runs", 6);
-    int cycles = BenchSupport.intFlag(args, "cycles", 1000);
-    String which = BenchSupport.choiceFlag(args, "part", "all", "all", "leaks", "scale");
-    String mode = BenchSupport.choiceFlag(args, "mode", "full", "full", "surgery", "steps");
+    Options o = FLAGS.orExit(args, B4ScaleAndLeaks::options);
+    int runs = o.runs();
+    int cycles = o.cycles();
+    String which = o.part();
+    String mode = o.mode();
     // Leaks first: the large generated trees of the scale part would inflate the heap, and RSS.
     if (!which.equals("scale")) {
       leaks(cycles, mode);

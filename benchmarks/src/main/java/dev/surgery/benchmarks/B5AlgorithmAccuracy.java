@@ -32,7 +32,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -64,7 +63,65 @@ public final class B5AlgorithmAccuracy {
   private static final int CLASSES = 10;
   private static final int SIDE = 28;
 
+  /** The algorithms {@code --only} may name, in the order they run. */
+  static final List<String> ALGORITHMS =
+      List.of(
+          "blurpool",
+          "factorize",
+          "ghost_batchnorm",
+          "squeeze_excite",
+          "stochastic_depth",
+          "weight_standardization",
+          "layer_freezing");
+
+  /** The command line. */
+  static final BenchFlags FLAGS =
+      BenchFlags.of("B5AlgorithmAccuracy", "B5: accuracy and time per algorithm on ResNetV1-20")
+          .count("epochs", 3, 1, "training epochs")
+          .count("seeds", 3, 1, "seeds")
+          .count("train-size", 2000, 1, "training images per dataset")
+          .count("val-size", 2000, 1, "validation images")
+          .count("batch", 64, 1, "batch size")
+          .choices("datasets", "mnist,synthetic", "datasets", "mnist", "synthetic")
+          .text("mnist-dir", "target/mnist", "the MNIST files (scripts/fetch-mnist.sh)")
+          .choices(
+              "only",
+              null,
+              "algorithms to run beside the baseline (default all)",
+              ALGORITHMS.toArray(new String[0]))
+          .text("points", "0,1", "application points: completed epochs, comma-separated")
+          .number(
+              "bn-momentum",
+              0.9,
+              0,
+              1,
+              "the batch norms' momentum (the weight the running statistics keep at each batch)");
+
   private B5AlgorithmAccuracy() {}
+
+  /** What the command line asks for. */
+  private record Options(BenchFlags.Values flags, List<Integer> points) {}
+
+  /** Reads {@code --points}: numbers of completed epochs. */
+  private static Options options(BenchFlags.Values flags) {
+    List<Integer> points = new ArrayList<>();
+    for (String p : flags.list("points")) {
+      int point;
+      try {
+        point = Integer.parseInt(p);
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException("--points: '" + p + "' is not a whole number");
+      }
+      if (point < 0) {
+        throw new IllegalArgumentException("--points: " + point + " is not a number of epochs");
+      }
+      points.add(point);
+    }
+    if (points.isEmpty()) {
+      throw new IllegalArgumentException("--points needs at least one epoch, e.g. 0,1");
+    }
+    return new Options(flags, points);
+  }
 
   /** One configuration: a name, the schedule (algorithm factory and epoch per entry). */
   private record Variant(String name, List<Supplier<Algorithm>> algorithms, List<Integer> epochs) {
@@ -113,18 +170,17 @@ public final class B5AlgorithmAccuracy {
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
-    int epochs = BenchSupport.intFlag(args, "epochs", 3);
-    int seeds = BenchSupport.intFlag(args, "seeds", 3);
-    int trainSize = BenchSupport.intFlag(args, "train-size", 2000);
-    int valSize = BenchSupport.intFlag(args, "val-size", 2000);
-    int batch = BenchSupport.intFlag(args, "batch", 64);
-    List<String> datasets =
-        Arrays.asList(BenchSupport.stringFlag(args, "datasets", "mnist,synthetic").split(","));
-    Path mnistDir = Path.of(BenchSupport.stringFlag(args, "mnist-dir", "target/mnist"));
-    String only = BenchSupport.stringFlag(args, "only", "");
-    List<String> points = Arrays.asList(BenchSupport.stringFlag(args, "points", "0,1").split(","));
-    float bnMomentum = Float.parseFloat(BenchSupport.stringFlag(args, "bn-momentum", "0.9"));
-    List<Variant> variants = variants(epochs, only, points);
+    Options options = FLAGS.orExit(args, B5AlgorithmAccuracy::options);
+    BenchFlags.Values flags = options.flags();
+    int epochs = flags.count("epochs");
+    int seeds = flags.count("seeds");
+    int trainSize = flags.count("train-size");
+    int valSize = flags.count("val-size");
+    int batch = flags.count("batch");
+    List<String> datasets = flags.list("datasets");
+    Path mnistDir = Path.of(flags.text("mnist-dir"));
+    float bnMomentum = (float) flags.number("bn-momentum");
+    List<Variant> variants = variants(epochs, flags.list("only"), options.points());
 
     String command =
         "mvn -B -q -pl benchmarks exec:exec@b5-accuracy -Dbench.args=\""
@@ -168,7 +224,8 @@ public final class B5AlgorithmAccuracy {
     System.out.println("\ncommand: " + command);
   }
 
-  private static List<Variant> variants(int epochs, String only, List<String> points) {
+  /** The baseline, then each algorithm of {@code only} (all when empty) at each point. */
+  static List<Variant> variants(int epochs, List<String> only, List<Integer> points) {
     Map<String, Supplier<Algorithm>> algorithms = new LinkedHashMap<>();
     // Settings that change ResNetV1-20 (16/32/64 channels); Composer's defaults would leave
     // factorize and squeeze-excite (min_channels 512 and 128) without anything to replace.
@@ -180,15 +237,15 @@ public final class B5AlgorithmAccuracy {
     algorithms.put("squeeze_excite", () -> SqueezeExcite.builder().optMinChannels(64).build());
     algorithms.put("stochastic_depth", () -> StochasticDepth.builder().build());
     algorithms.put("weight_standardization", () -> WeightStandardization.builder().build());
-    List<String> wanted = only.isEmpty() ? null : Arrays.asList(only.split(","));
+    List<String> wanted = only.isEmpty() ? null : only;
     List<Variant> variants = new ArrayList<>();
     variants.add(Variant.baseline());
     for (Map.Entry<String, Supplier<Algorithm>> e : algorithms.entrySet()) {
       if (wanted != null && !wanted.contains(e.getKey())) {
         continue;
       }
-      for (String p : points) {
-        variants.add(Variant.at(e.getKey(), e.getValue(), Integer.parseInt(p.trim())));
+      for (int p : points) {
+        variants.add(Variant.at(e.getKey(), e.getValue(), p));
       }
     }
     if (wanted == null || wanted.contains("layer_freezing")) {

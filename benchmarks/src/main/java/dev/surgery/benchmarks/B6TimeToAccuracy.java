@@ -30,7 +30,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -39,10 +38,10 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * B6: time to accuracy. Trains DJL's ResNetV1-20 as B5 does (SGD, learning rate 0.05, momentum 0.9,
- * batch 64; real digits and generated images) once without surgery (the baseline) and once with a
- * recipe of algorithms, on the same data and with the same seeds, interleaved (baseline, recipe,
- * recipe, baseline, ...), and measures when each run first reaches the baseline's final validation
- * accuracy (its mean over the seeds).
+ * batch 64 unless {@code --batch} says otherwise; real digits and generated images) once without
+ * surgery (the baseline) and once with a recipe of algorithms, on the same data and with the same
+ * seeds, interleaved (baseline, recipe, recipe, baseline, ...), and measures when each run first
+ * reaches the baseline's final validation accuracy (its mean over the seeds).
  *
  * <p><b>Accuracy</b> is measured every {@code --eval-every} batches and at every epoch end, in
  * evaluation mode, two ways: as the model stands (batch norm with the running statistics training
@@ -84,7 +83,50 @@ public final class B6TimeToAccuracy {
           "factorize", Map.of("min_channels", 32, "factorize_linears", false),
           "squeeze_excite", Map.of("min_channels", 64));
 
+  /** The command line. */
+  static final BenchFlags FLAGS =
+      BenchFlags.of("B6TimeToAccuracy", "B6: time to accuracy, the baseline against a recipe")
+          .count("epochs", 3, 1, "the baseline's budget in epochs")
+          .count("recipe-epochs", null, 1, "the recipe's budget in epochs (default: --epochs)")
+          .count("seeds", 3, 1, "seeds")
+          .count("train-size", 2000, 1, "training images per dataset")
+          .count("val-size", 1000, 1, "validation images")
+          .count("batch", 64, 1, "batch size")
+          .count("eval-every", 32, 1, "batches between evaluations (every epoch end too)")
+          .choices("datasets", "mnist,synthetic", "datasets", "mnist", "synthetic")
+          .text("mnist-dir", "target/mnist", "the MNIST files (scripts/fetch-mnist.sh)")
+          .text("out", "target/b6", "where the HTML page and the JSON go")
+          .text(
+              "recipe",
+              DEFAULT_RECIPE,
+              "the recipe: entries name[:key=value...]@epoch[/epoch...] joined by +")
+          .text("ablation", "", "more variants run in the same interleaving, SPEC;SPEC");
+
   private B6TimeToAccuracy() {}
+
+  /** The flags, and the variants they ask for. */
+  private record Options(BenchFlags.Values flags, List<Variant> variants) {}
+
+  /** The variants a command line asks for: the baseline, the recipe, then each ablation. */
+  static List<Variant> variants(BenchFlags.Values flags) {
+    List<Variant> variants = new ArrayList<>();
+    variants.add(Variant.baseline());
+    try {
+      variants.add(Variant.parse("recipe", flags.text("recipe")));
+    } catch (RuntimeException e) {
+      throw new IllegalArgumentException("--recipe: " + e.getMessage(), e);
+    }
+    for (String spec : flags.text("ablation").split(";")) {
+      if (!spec.isBlank()) {
+        try {
+          variants.add(Variant.parse(spec.trim(), spec.trim()));
+        } catch (RuntimeException e) {
+          throw new IllegalArgumentException("--ablation: " + e.getMessage(), e);
+        }
+      }
+    }
+    return variants;
+  }
 
   /**
    * One scheduled algorithm of a variant.
@@ -246,8 +288,8 @@ public final class B6TimeToAccuracy {
    *
    * @param args {@code --epochs N} the baseline's budget (default 3), {@code --recipe-epochs N} the
    *     recipe's budget (default: the same), {@code --seeds N} (default 3), {@code --train-size N}
-   *     (default 2000), {@code --val-size N} (default 2000), {@code --batch N} (default 64), {@code
-   *     --eval-every N} batches between evaluations (default 16; every epoch end too), {@code
+   *     (default 2000), {@code --val-size N} (default 1000), {@code --batch N} (default 64), {@code
+   *     --eval-every N} batches between evaluations (default 32; every epoch end too), {@code
    *     --datasets mnist,synthetic}, {@code --mnist-dir DIR} (default target/mnist), {@code
    *     --recipe SPEC} (default {@value #DEFAULT_RECIPE}; entries {@code
    *     name[:key=value...]@epoch[/epoch...]} joined by {@code +}), {@code --ablation SPEC;SPEC}
@@ -256,28 +298,20 @@ public final class B6TimeToAccuracy {
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
-    int epochs = BenchSupport.intFlag(args, "epochs", 3);
-    int recipeEpochs = BenchSupport.intFlag(args, "recipe-epochs", epochs);
-    int seeds = BenchSupport.intFlag(args, "seeds", 3);
-    int trainSize = BenchSupport.intFlag(args, "train-size", 2000);
-    int valSize = BenchSupport.intFlag(args, "val-size", 1000);
-    int batch = BenchSupport.intFlag(args, "batch", 64);
-    int evalEvery = BenchSupport.intFlag(args, "eval-every", 32);
-    List<String> datasets =
-        Arrays.asList(BenchSupport.stringFlag(args, "datasets", "mnist,synthetic").split(","));
-    Path mnistDir = Path.of(BenchSupport.stringFlag(args, "mnist-dir", "target/mnist"));
-    Path out = Path.of(BenchSupport.stringFlag(args, "out", "target/b6"));
-    String recipeSpec = BenchSupport.stringFlag(args, "recipe", DEFAULT_RECIPE);
-    String ablation = BenchSupport.stringFlag(args, "ablation", "");
-
-    List<Variant> variants = new ArrayList<>();
-    variants.add(Variant.baseline());
-    variants.add(Variant.parse("recipe", recipeSpec));
-    if (!ablation.isEmpty()) {
-      for (String spec : ablation.split(";")) {
-        variants.add(Variant.parse(spec.trim(), spec.trim()));
-      }
-    }
+    Options options = FLAGS.orExit(args, v -> new Options(v, variants(v)));
+    BenchFlags.Values flags = options.flags();
+    List<Variant> variants = options.variants();
+    int epochs = flags.count("epochs");
+    int recipeEpochs = flags.count("recipe-epochs", epochs);
+    int seeds = flags.count("seeds");
+    int trainSize = flags.count("train-size");
+    int valSize = flags.count("val-size");
+    int batch = flags.count("batch");
+    int evalEvery = flags.count("eval-every");
+    List<String> datasets = flags.list("datasets");
+    Path mnistDir = Path.of(flags.text("mnist-dir"));
+    Path out = Path.of(flags.text("out"));
+    String recipeSpec = flags.text("recipe");
     String command =
         "mvn -B -q -pl benchmarks exec:exec@b6-time-to-accuracy -Dbench.args=\""
             + String.join(" ", args)
@@ -336,7 +370,7 @@ public final class B6TimeToAccuracy {
         }
       }
       String table =
-          table(dataset, runs, variants, epochs, recipeEpochs, seeds, trainSize, valSize);
+          table(dataset, runs, variants, epochs, recipeEpochs, seeds, trainSize, valSize, batch);
       System.out.print(table);
       tables.add(table);
       all.put(dataset, runs);
@@ -571,7 +605,8 @@ public final class B6TimeToAccuracy {
             .toList());
   }
 
-  private static String table(
+  /** The table of one dataset's runs, titled with the run's settings. */
+  static String table(
       String dataset,
       List<Run> runs,
       List<Variant> variants,
@@ -579,7 +614,8 @@ public final class B6TimeToAccuracy {
       int recipeEpochs,
       int seeds,
       int trainSize,
-      int valSize) {
+      int valSize,
+      int batch) {
     double target = target(runs, true);
     double targetAsIs = target(runs, false);
     List<Run> base = runs.stream().filter(r -> r.variant().equals("baseline")).toList();
@@ -622,7 +658,9 @@ public final class B6TimeToAccuracy {
     return BenchSupport.formatTable(
         "B6 time to accuracy on "
             + dataset
-            + ": ResNetV1-20, SGD lr 0.05 momentum 0.9, batch 64, baseline "
+            + ": ResNetV1-20, SGD lr 0.05 momentum 0.9, batch "
+            + batch
+            + ", baseline "
             + epochs
             + " epochs, recipe budget "
             + recipeEpochs

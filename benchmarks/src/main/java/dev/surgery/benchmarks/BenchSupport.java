@@ -19,7 +19,6 @@ import java.lang.management.ThreadMXBean;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
@@ -202,34 +201,6 @@ final class BenchSupport {
     } catch (IOException | RuntimeException e) {
       return "?";
     }
-  }
-
-  /** Parses "--name value" flags into ints with defaults. */
-  static int intFlag(String[] args, String name, int fallback) {
-    String value = stringFlag(args, name, null);
-    return value == null ? fallback : Integer.parseInt(value);
-  }
-
-  /**
-   * Returns the word after {@code --name}, or {@code fallback}, refusing any word but the allowed
-   * ones (a misspelled choice would otherwise run something else than asked, silently).
-   *
-   * @throws IllegalArgumentException naming the flag, the word and the allowed words
-   */
-  static String choiceFlag(String[] args, String name, String fallback, String... allowed) {
-    String value = stringFlag(args, name, fallback);
-    if (!Arrays.asList(allowed).contains(value)) {
-      throw new IllegalArgumentException(
-          "--" + name + " must be one of " + String.join(", ", allowed) + ", got " + value);
-    }
-    return value;
-  }
-
-  /** Returns the word after {@code --name} in the arguments, or {@code fallback}. */
-  static String stringFlag(String[] args, String name, String fallback) {
-    List<String> list = Arrays.asList(args);
-    int i = list.indexOf("--" + name);
-    return i >= 0 && i + 1 < list.size() ? list.get(i + 1) : fallback;
   }
 
   /** Closes a model quietly at the end of a measurement. */

@@ -39,7 +39,40 @@ public final class SvdComparison {
   // Thread CPU time: what the decomposition costs when other processes share the cores.
   private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
+  /** The command line. */
+  static final BenchFlags FLAGS =
+      BenchFlags.of("SvdComparison", "factorize's SVD: core's paths against EJML's")
+          .count("runs", 3, 1, "measured runs per shape")
+          .text("shapes", DEFAULT_SHAPES, "matrix shapes, RxC,RxC...")
+          .toggle("core-only", "core's implementations only, no EJML");
+
   private SvdComparison() {}
+
+  /** What the command line asks for. */
+  record Options(int runs, List<int[]> shapes, boolean coreOnly) {}
+
+  /** Reads the flags, refusing a shape that is not {@code RxC} with positive sides. */
+  static Options options(BenchFlags.Values v) {
+    List<int[]> shapes = new ArrayList<>();
+    for (String shape : v.list("shapes")) {
+      String[] rc = shape.split("x", -1);
+      try {
+        int r = Integer.parseInt(rc[0]);
+        int c = Integer.parseInt(rc[1]);
+        if (rc.length != 2 || r < 1 || c < 1) {
+          throw new NumberFormatException();
+        }
+        shapes.add(new int[] {r, c});
+      } catch (RuntimeException e) {
+        throw new IllegalArgumentException(
+            "--shapes: '" + shape + "' is not ROWSxCOLUMNS with positive sides, e.g. 64x576");
+      }
+    }
+    if (shapes.isEmpty()) {
+      throw new IllegalArgumentException("--shapes needs at least one shape, e.g. 64x576");
+    }
+    return new Options(v.count("runs"), shapes, v.has("core-only"));
+  }
 
   /** One SVD result in double precision: U (rows x k), singular values, V (cols x k). */
   record Result(DMatrixRMaj u, double[] s, DMatrixRMaj v) {}
@@ -60,10 +93,8 @@ public final class SvdComparison {
    *     implementations only, no EJML)
    */
   public static void main(String[] args) {
-    int runs = BenchSupport.intFlag(args, "runs", 3);
-    List<String> list = List.of(args);
-    int at = list.indexOf("--shapes");
-    String shapes = at >= 0 ? list.get(at + 1) : DEFAULT_SHAPES;
+    Options o = FLAGS.orExit(args, SvdComparison::options);
+    int runs = o.runs();
     System.out.println(
         "SVD comparison "
             + Instant.now()
@@ -75,15 +106,15 @@ public final class SvdComparison {
             + String.join(" ", args)
             + "\"");
     List<Variant> variants = variants();
-    if (list.contains("--core-only")) {
+    if (o.coreOnly()) {
       // On a busy machine EJML's three variants take most of the run: compare core's two paths.
       variants = variants.stream().filter(v -> v.name().startsWith("core")).toList();
     }
     List<List<String>> rows = new ArrayList<>();
-    for (String shape : shapes.split(",")) {
-      String[] rc = shape.split("x");
-      int r = Integer.parseInt(rc[0]);
-      int c = Integer.parseInt(rc[1]);
+    for (int[] rc : o.shapes()) {
+      int r = rc[0];
+      int c = rc[1];
+      String shape = r + "x" + c;
       float[] a = matrix(r, c, 7L * r + c);
       List<List<Double>> times = new ArrayList<>();
       List<List<Double>> cpuTimes = new ArrayList<>();
