@@ -30,9 +30,10 @@ import java.util.function.LongSupplier;
  *
  * <p>Register it after {@code TrainingListener.Defaults.logging()} so that the evaluator listener
  * has computed an epoch's figures before {@link #onEpoch} reads them. The tree is compared when
- * training begins, at the first batch of every epoch and when training ends; surgery happens
- * between epochs, so a change seen at the first batch of epoch {@code k + 1} is reported at epoch
- * {@code k} (after {@code k} completed epochs; 0 means before the first batch).
+ * training begins, at the first batch of every epoch and when training ends; a change seen at the
+ * first batch of epoch {@code k + 1} is reported at epoch {@code k} (after {@code k} completed
+ * epochs; 0 means before the first batch). A surgery inside an epoch (a step entry) is seen at the
+ * next comparison; the surgery log's {@code step} places it exactly ({@link SurgeryReportWriter}).
  *
  * <p>An epoch's seconds run from the end of the previous epoch (its {@code onEpoch}) to its own
  * end, so they cover loading its data, every training batch (the first one too) and validation. The
