@@ -238,7 +238,7 @@ class EventsTest {
     assertEquals(List.of(3L, 4L), outcomes.stream().map(SurgeryOutcome::step).toList());
     assertEquals(List.of(0, 1), outcomes.stream().map(SurgeryOutcome::epoch).toList());
     com.google.gson.JsonObject first =
-        com.google.gson.JsonParser.parseString(SurgeryJson.log(outcomes, List.of()))
+        com.google.gson.JsonParser.parseString(SurgeryJson.log(outcomes, List.of(), false))
             .getAsJsonObject()
             .getAsJsonArray("applications")
             .get(0)
