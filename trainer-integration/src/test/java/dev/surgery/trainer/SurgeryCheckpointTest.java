@@ -51,6 +51,14 @@ class SurgeryCheckpointTest {
     TestAlgorithms.ensureRegistered();
   }
 
+  /** Scaled convolutions at epochs 0 and 1, then a pool replaced at epoch 1. */
+  private static SurgeryListener.Builder scaleThenPool() {
+    return SurgeryListener.builder()
+        .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
+        .add(algorithm(TestAlgorithms.SCALE_CONV, Map.of("stride", 1, "factor", 0.25)), 1)
+        .add(algorithm(TestAlgorithms.POOL, Map.of()), 1);
+  }
+
   /** Forward pass in inference mode on a fixed batch. */
   static float[] outputs(Model model, NDArray batch) {
     try (NDManager scratch = model.getNDManager().newSubManager()) {
@@ -62,12 +70,7 @@ class SurgeryCheckpointTest {
 
   @Test
   void surgeryAtEpochOneSurvivesSaveAndLoadBitForBit() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
-            .add(algorithm(TestAlgorithms.SCALE_CONV, Map.of("stride", 1, "factor", 0.25)), 1)
-            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
-            .build();
+    SurgeryListener listener = scaleThenPool().build();
     try (NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 21);
       data.getEngine().setRandomSeed(99);
@@ -140,12 +143,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void resumingWithTheSameScheduleAppliesOnlyWhatTheRecordDoesNotHold() throws Exception {
-    SurgeryListener first =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
-            .add(algorithm(TestAlgorithms.SCALE_CONV, Map.of("stride", 1, "factor", 0.25)), 1)
-            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
-            .build();
+    SurgeryListener first = scaleThenPool().build();
     try (NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 23);
       data.getEngine().setRandomSeed(5);
