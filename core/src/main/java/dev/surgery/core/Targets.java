@@ -244,8 +244,8 @@ public final class Targets {
     if (text == null || text.isEmpty()) {
       throw new InvalidPatternException(text, 0, "a pattern must not be empty");
     }
-    for (int i = 0; i < text.length(); i++) {
-      char c = text.charAt(i);
+    for (int i = 0; i < text.length(); i += Character.charCount(text.codePointAt(i))) {
+      int c = text.codePointAt(i); // by code point: a format character may lie beyond U+FFFF
       // isSpaceChar adds the no-break spaces (U+00A0, U+2007, U+202F) isWhitespace leaves out;
       // format characters (a zero-width space, a byte-order mark) are invisible in a message.
       if (Character.isWhitespace(c)
@@ -258,11 +258,11 @@ public final class Targets {
             String.format(
                 Locale.ROOT,
                 "block paths contain no whitespace, control or invisible characters (U+%04X)",
-                (int) c));
+                c));
       }
       if ("[]{}\\".indexOf(c) >= 0) {
         throw new InvalidPatternException(
-            text, i, "'" + c + "' is not supported: use *, ** and ? (or several patterns)");
+            text, i, "'" + (char) c + "' is not supported: use *, ** and ? (or several patterns)");
       }
     }
     if (text.startsWith(TYPE_PREFIX)) {
@@ -382,7 +382,14 @@ public final class Targets {
     private final int index;
 
     InvalidPatternException(String pattern, int index, String reason) {
-      super("invalid block pattern '" + pattern + "' at character " + (index + 1) + ": " + reason);
+      // Characters counted as a reader counts them: an emoji is one.
+      super(
+          "invalid block pattern '"
+              + pattern
+              + "' at character "
+              + (pattern == null ? index + 1 : pattern.codePointCount(0, index) + 1)
+              + ": "
+              + reason);
       this.pattern = pattern;
       this.index = index;
     }

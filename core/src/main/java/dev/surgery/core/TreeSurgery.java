@@ -978,7 +978,20 @@ final class TreeSurgery {
       return reference.get() == old ? "inside an AtomicReference" : null;
     }
     if (value instanceof Map<?, ?> map) {
-      return containsIdentity(map.keySet(), old) ? "as a key of a Map" : null;
+      if (containsIdentity(map.keySet(), old)) {
+        return "as a key of a Map";
+      }
+      return containsIdentity(map.values(), old) ? "in a Map the surgery does not write" : null;
+    }
+    // A collection or array the writes reached holds the old block no more; one still holding it
+    // sits in a field the surgery does not write (declared Iterable, say).
+    if (value instanceof Collection<?> items) {
+      return containsIdentity(items, old) ? "in a collection the surgery does not write" : null;
+    }
+    if (value instanceof Object[] array) {
+      return containsIdentity(Arrays.asList(array), old)
+          ? "in an array the surgery does not write"
+          : null;
     }
     return null;
   }

@@ -40,9 +40,11 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * A parent whose forward reaches a child through a holder the engine cannot write (a Pair, an
- * Optional, a Map.Entry, an AtomicReference, a PairList, a Map key, a field of an interface type)
- * would keep calling the old block after a "successful" surgery: the surgery is refused, naming the
- * block, the parent's class and field, and leaves tree, values and trainer as they were.
+ * Optional, a Map.Entry, an AtomicReference, a PairList, a Map key, a field of an interface type,
+ * concrete classes of these such as a HashMap's keys, an AbstractMap.SimpleEntry or a list in a
+ * field declared Iterable) would keep calling the old block after a "successful" surgery: the
+ * surgery is refused, naming the block, the parent's class and field, and leaves tree, values and
+ * trainer as they were.
  */
 class UnwritableHolderTest {
 
@@ -227,6 +229,54 @@ class UnwritableHolderTest {
     }
   }
 
+  /** Keys a concrete map class by its child (declared HashMap, not Map). */
+  static final class HashMapKeyParent extends HolderParent {
+    final java.util.HashMap<Block, String> byBlock = new java.util.HashMap<>();
+
+    HashMapKeyParent(Block held, Block plain) {
+      super(plain);
+      byBlock.put(addChildBlock("held", held), "held");
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return byBlock.keySet().iterator().next();
+    }
+  }
+
+  /** A concrete entry class (declared AbstractMap.SimpleEntry, not Map.Entry). */
+  static final class SimpleEntryParent extends HolderParent {
+    final AbstractMap.SimpleEntry<String, Block> named;
+
+    SimpleEntryParent(Block held, Block plain) {
+      super(plain);
+      named = new AbstractMap.SimpleEntry<>("held", addChildBlock("held", held));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return named.getValue();
+    }
+  }
+
+  /** A list in a field declared Iterable: the engine writes Collection fields, not this one. */
+  static final class IterableParent extends HolderParent {
+    final Iterable<Block> layers;
+
+    IterableParent(Block held, Block plain) {
+      super(plain);
+      layers = new ArrayList<>(List.of(addChildBlock("held", held)));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return layers.iterator().next();
+    }
+  }
+
   /** A Set field: a collection the engine writes (in place of the old element). */
   static final class SetParent extends HolderParent {
     final Set<Block> layers = new LinkedHashSet<>();
@@ -264,6 +314,10 @@ class UnwritableHolderTest {
         new Case("inside a PairList", "pairs", PairListParent::new, false),
         new Case("as a key of a Map", "order", MapKeyParent::new, false),
         new Case("inside a Pair", "stash", ObjectPairParent::new, false),
+        new Case("as a key of a Map", "byBlock", HashMapKeyParent::new, false),
+        new Case("inside a Map.Entry", "named", SimpleEntryParent::new, false),
+        new Case(
+            "in a collection the surgery does not write", "layers", IterableParent::new, false),
         new Case(
             "in a field of type " + Layer.class.getName(), "layer", InterfaceParent::new, true));
   }

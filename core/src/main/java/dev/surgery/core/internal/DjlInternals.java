@@ -296,13 +296,17 @@ public final class DjlInternals {
             || Block.class.isAssignableFrom(t)) {
           continue;
         }
+        // Any container class too: a HashMap's keys, an AbstractMap.SimpleEntry, an ArrayDeque.
         boolean candidate =
             t == Object.class
                 || t.isInterface()
                 || Pair.class.isAssignableFrom(t)
                 || PairList.class.isAssignableFrom(t)
                 || t == Optional.class
-                || AtomicReference.class.isAssignableFrom(t);
+                || AtomicReference.class.isAssignableFrom(t)
+                || Map.class.isAssignableFrom(t)
+                || Map.Entry.class.isAssignableFrom(t)
+                || java.util.Collection.class.isAssignableFrom(t);
         if (candidate) {
           f.setAccessible(true);
           fields.add(f);

@@ -785,7 +785,12 @@ final class ConfigParser {
         Mark m = item.getStartMark().orElse(null);
         int offset = offsetInSource((ScalarNode) item, pattern, e.getIndex());
         int column = m == null ? 1 : m.getColumn() + 1 + Math.max(offset, 0);
-        String where = offset < 0 ? " (character " + (e.getIndex() + 1) + " of the pattern)" : "";
+        String where =
+            offset < 0
+                ? " (character "
+                    + (pattern.codePointCount(0, e.getIndex()) + 1)
+                    + " of the pattern)"
+                : "";
         add(m == null ? 1 : m.getLine() + 1, column, name + ": " + e.getMessage() + where);
       }
     }

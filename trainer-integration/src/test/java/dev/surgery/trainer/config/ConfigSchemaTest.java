@@ -132,7 +132,8 @@ class ConfigSchemaTest {
           "75-pattern-with-no-break-space.yaml", // the validator's Java \\s leaves U+00A0 out
           "76-at-past-the-last-step.yaml", // a range inside a time string
           "78-pattern-with-zero-width-space.yaml", // \\s has no format characters
-          "79-every-count-beyond-a-long.yaml");
+          "79-every-count-beyond-a-long.yaml",
+          "80-pattern-with-astral-format-character.yaml");
 
   static JsonSchema schema() throws IOException {
     JsonNode node = JSON.readTree(schemaFile().toFile());
