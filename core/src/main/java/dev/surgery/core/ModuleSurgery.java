@@ -136,17 +136,18 @@ public final class ModuleSurgery {
    * type) and every instance field, {@code List}, other collection, array or {@code Map} field that
    * holds it. A parent that holds it where the engine cannot write (a field of another interface
    * type, inside a {@code Pair}, {@code PairList}, {@code Optional}, {@code Map.Entry} or {@code
-   * AtomicReference}, or as a map key) refuses the surgery: its forward would still call the old
-   * block. Replacing an initialized block initializes its replacement on the same manager, data
-   * type and device with the old block's input shapes (unless the function did) and rejects a
-   * replacement that changes the output shapes. Descendants of a replaced block are visited only
-   * while still reachable from the live tree. Once the surgery succeeds, the arrays of parameters
-   * that left the model (and that no live parameter shares) are closed, those of replacements that
-   * did not stay in it (replaced again, or dropped with their holder) included, so the returned old
-   * and intermediate blocks must not be run again, nor returned by a later surgery (a replacement
-   * with a freed array is refused); copy what a replacement needs inside its function. A parameter
-   * that the model of another given trainer still uses (a block shared by two models) stays in that
-   * trainer and keeps its array.
+   * AtomicReference} or a concrete class of these, as a map key, or in a collection of a field the
+   * writes do not reach such as one declared {@code Iterable}) refuses the surgery: its forward
+   * would still call the old block. Replacing an initialized block initializes its replacement on
+   * the same manager, data type and device with the old block's input shapes (unless the function
+   * did) and rejects a replacement that changes the output shapes. Descendants of a replaced block
+   * are visited only while still reachable from the live tree. Once the surgery succeeds, the
+   * arrays of parameters that left the model (and that no live parameter shares) are closed, those
+   * of replacements that did not stay in it (replaced again, or dropped with their holder)
+   * included, so the returned old and intermediate blocks must not be run again, nor returned by a
+   * later surgery (a replacement with a freed array is refused); copy what a replacement needs
+   * inside its function. A parameter that the model of another given trainer still uses (a block
+   * shared by two models) stays in that trainer and keeps its array.
    *
    * @param module the root; never replaced itself
    * @param policies class to replacement function, tried in iteration order
