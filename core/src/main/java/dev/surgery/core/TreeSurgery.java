@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
@@ -782,8 +783,16 @@ final class TreeSurgery {
           "the replacement is already part of the model; return a new block");
     }
     // A block whose arrays are gone (the old block of an earlier surgery, which freed them) would
-    // fail the next step far from here: refused now, before anything changed for it.
-    Collection<Parameter> own = newLeaf ? directParameters(replacement) : parametersOf(replacement);
+    // fail the next step far from here: refused now, before anything changed for it. Only a block
+    // that was initialized can hold arrays at all: a fresh leaf (the usual replacement) is not read
+    // here, which on a large tree saves a cache miss or two per replacement.
+    boolean mayHoldArrays =
+        !(replacement instanceof AbstractBaseBlock)
+            || DjlInternals.recordedInputShapes(replacement) != null;
+    Collection<Parameter> own =
+        newLeaf
+            ? (mayHoldArrays ? directParameters(replacement) : List.of())
+            : parametersOf(replacement);
     for (Parameter p : own) {
       if (p.isInitialized() && p.getArray().isReleased()) {
         throw new SurgeryException(
