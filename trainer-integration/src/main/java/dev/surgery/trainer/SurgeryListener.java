@@ -19,10 +19,12 @@ import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
+import java.util.Deque;
 import java.util.EnumSet;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -1015,13 +1017,20 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     EventState state = stateAt(trainer, st, event);
     Double lossBefore = st.losses.meanBefore();
     int lossBeforeBatches = st.losses.beforeBatches();
+    // The blocks as they were: a plugin may commit a surgery and fail after it, which no rollback
+    // of ours can undo; the failure must then not claim the model is unchanged.
+    List<Block> blocksBefore = blocksOf(block);
     long start = System.nanoTime();
     SurgeryChanges changes;
     try {
       changes = algorithm.apply(event, state);
     } catch (Exception e) { // a plugin may throw a checked exception undeclared
       long nanos = System.nanoTime() - start;
-      failed(st, index, event, pluginError("apply", event, algorithm, e), nanos);
+      RuntimeException problem = pluginError("apply", event, algorithm, e);
+      if (!sameBlocks(blocksBefore, blocksOf(model.getBlock()))) {
+        changedThenFailed(st, index, event, problem, nanos);
+      }
+      failed(st, index, event, problem, nanos);
       return;
     }
     st.schedule.ran(index);
@@ -1053,6 +1062,78 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           entry.byEpoch() ? line : line + " (" + event.configName() + ", step " + st.steps + ")");
     }
     surgeryLog.write();
+  }
+
+  /** The blocks of a tree in pre-order, by identity. */
+  private static List<Block> blocksOf(Block root) {
+    List<Block> blocks = new ArrayList<>();
+    if (root == null) {
+      return blocks;
+    }
+    Deque<Block> todo = new ArrayDeque<>();
+    todo.push(root);
+    while (!todo.isEmpty()) {
+      Block b = todo.pop();
+      blocks.add(b);
+      List<Block> children = b.getChildren().values();
+      for (int i = children.size() - 1; i >= 0; i--) {
+        todo.push(children.get(i));
+      }
+    }
+    return blocks;
+  }
+
+  private static boolean sameBlocks(List<Block> a, List<Block> b) {
+    if (a.size() != b.size()) {
+      return false;
+    }
+    for (int i = 0; i < a.size(); i++) {
+      if (a.get(i) != b.get(i)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * An algorithm failed after a surgery of its own had committed: the model is changed, and neither
+   * undone nor recorded, so training on (on_error: skip) would train a model no checkpoint record
+   * describes. Training stops whatever on_error says.
+   */
+  private void changedThenFailed(
+      TrainerState st, int index, Event event, RuntimeException e, long nanos) {
+    if (programEnded) {
+      return; // as in apply
+    }
+    ScheduledAlgorithm entry = schedule.get(index);
+    String cause = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+    surgeryLog.add(
+        new PendingOutcome(
+            st.ordinal,
+            entry,
+            entry.algorithm().settings(),
+            st.passedEpochs(),
+            st.stepsTaken(),
+            SurgeryOutcome.Status.FAILED,
+            null,
+            cause,
+            nanos,
+            st.losses.meanBefore(),
+            st.losses.beforeBatches()));
+    st.schedule.failed(index, false);
+    surgeryLog.write();
+    throw new SurgeryFailedException(
+        "Surgery: "
+            + entry.describe()
+            + " failed after it had changed the model (its blocks differ from before): "
+            + cause
+            + ". That change can be neither undone nor recorded for a checkpoint, so training stops"
+            + " whatever on_error says; an algorithm must fail before it changes the model or"
+            + " make its changes in one engine call",
+        entry.algorithm().name(),
+        st.passedEpochs(),
+        null,
+        e);
   }
 
   private void failed(TrainerState st, int index, Event event, RuntimeException e, long nanos) {
