@@ -2,10 +2,13 @@ package dev.surgery.core.algorithms;
 
 import dev.surgery.core.Targets;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Function;
+import java.util.regex.Pattern;
 
 /**
  * Describes an algorithm to the configuration layer: its config name, its hyperparameters and how
@@ -22,9 +25,60 @@ public record AlgorithmSpec(
     List<HyperParameter<?>> hyperParameters,
     Function<Map<String, Object>, Algorithm> factory) {
 
-  /** Copies the declarations. */
+  /** Keys of a config entry that schedule or target it: no hyperparameter may take them. */
+  private static final Set<String> ENTRY_KEYS =
+      Set.of("name", "epoch", "step", "at", "every", Targets.INCLUDE, Targets.EXCLUDE);
+
+  private static final Pattern SNAKE_CASE = Pattern.compile("[a-z][a-z0-9_]*");
+
+  /**
+   * Checks the name and the declarations, so that a plugin's mistake is refused where it is
+   * registered rather than met later as a wrong value at some config entry, and copies them.
+   *
+   * @throws IllegalArgumentException naming the algorithm and what is wrong
+   */
   public AlgorithmSpec {
-    hyperParameters = List.copyOf(hyperParameters);
+    if (name == null || !SNAKE_CASE.matcher(name).matches()) {
+      throw new IllegalArgumentException(
+          "an algorithm's name is its config name, in snake_case such as 'leaky_relu'; got "
+              + (name == null ? "null" : "'" + name + "'"));
+    }
+    if (hyperParameters == null || factory == null) {
+      throw new IllegalArgumentException(name + ": hyperparameters and factory must not be null");
+    }
+    hyperParameters = List.copyOf(hyperParameters); // refuses a null declaration
+    Set<String> seen = new HashSet<>();
+    for (HyperParameter<?> h : hyperParameters) {
+      String where = name + ": hyperparameter '" + h.name() + "'";
+      if (h.name() == null || !SNAKE_CASE.matcher(h.name()).matches()) {
+        throw new IllegalArgumentException(where + " must be named in snake_case");
+      }
+      if (ENTRY_KEYS.contains(h.name())) {
+        throw new IllegalArgumentException(
+            where + " takes a key a config entry uses for itself (" + ENTRY_KEYS + ")");
+      }
+      if (!seen.add(h.name())) {
+        throw new IllegalArgumentException(where + " is declared twice");
+      }
+      Class<?> expected =
+          switch (h.type()) {
+            case INT -> Integer.class;
+            case FLOAT -> Double.class;
+            case BOOLEAN -> Boolean.class;
+            case STRING -> String.class;
+          };
+      if (h.valueClass() != expected) {
+        throw new IllegalArgumentException(
+            where + " of type " + h.type() + " must hold " + expected.getSimpleName() + " values");
+      }
+      if (h.min() != null && h.max() != null && h.min() > h.max()) {
+        throw new IllegalArgumentException(where + " has a minimum above its maximum");
+      }
+      String problem = h.problemWith(h.defaultValue());
+      if (problem != null) {
+        throw new IllegalArgumentException(where + " has an invalid default: " + problem);
+      }
+    }
   }
 
   /**

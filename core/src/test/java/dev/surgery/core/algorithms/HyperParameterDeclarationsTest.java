@@ -118,4 +118,74 @@ class HyperParameterDeclarationsTest {
     assertEquals("x must be < 2, got 2.0 (x: x)", below.problemWith(2.0));
     assertEquals(" in [0, 1]", HyperParameter.ofFloat("y", 0.0, 0.0, false, 1.0, "y").range());
   }
+
+  /**
+   * A plugin's mistakes in its declarations are refused where it registers, naming what is wrong: a
+   * name that is no config name (null broke every later "did you mean"), a hyperparameter taking a
+   * key the config entry uses itself (epoch: 7 would schedule, not set it), one declared twice, a
+   * default outside its own range or choices, a minimum above the maximum, a value class that is
+   * not the type's.
+   */
+  @Test
+  void badDeclarationsAreRefusedWhereTheyAreRegistered() {
+    HyperParameter<Integer> ok = HyperParameter.ofInt("width", 4, 1, 64, "a width");
+    Map<String, Supplier<AlgorithmSpec>> refusals = new LinkedHashMap<>();
+    refusals.put("snake_case", () -> new AlgorithmSpec(null, List.of(ok), v -> null));
+    refusals.put("got 'My Algo'", () -> new AlgorithmSpec("My Algo", List.of(ok), v -> null));
+    refusals.put("got ''", () -> new AlgorithmSpec("", List.of(ok), v -> null));
+    refusals.put(
+        "takes a key a config entry uses",
+        () ->
+            new AlgorithmSpec(
+                "plug", List.of(HyperParameter.ofInt("epoch", 1, 0, 9, "x")), v -> null));
+    refusals.put(
+        "declared twice",
+        () ->
+            new AlgorithmSpec(
+                "plug", List.of(ok, HyperParameter.ofInt("width", 8, 1, 9, "y")), v -> null));
+    refusals.put(
+        "invalid default",
+        () ->
+            new AlgorithmSpec(
+                "plug", List.of(HyperParameter.ofInt("depth", -5, 0, 9, "z")), v -> null));
+    refusals.put(
+        "minimum above its maximum",
+        () ->
+            new AlgorithmSpec(
+                "plug",
+                List.of(
+                    new HyperParameter<>(
+                        "rate",
+                        HyperParameter.Type.FLOAT,
+                        Double.class,
+                        0.5,
+                        1.0,
+                        0.0,
+                        false,
+                        List.of(),
+                        "r")),
+                v -> null));
+    refusals.put(
+        "must hold Integer values",
+        () ->
+            new AlgorithmSpec(
+                "plug",
+                List.of(
+                    new HyperParameter<>(
+                        "count",
+                        HyperParameter.Type.INT,
+                        Long.class,
+                        3L,
+                        0.0,
+                        9.0,
+                        false,
+                        List.of(),
+                        "c")),
+                v -> null));
+    for (Map.Entry<String, Supplier<AlgorithmSpec>> r : refusals.entrySet()) {
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> r.getValue().get(), r.getKey());
+      assertTrue(e.getMessage().contains(r.getKey()), r.getKey() + ": " + e.getMessage());
+    }
+  }
 }
