@@ -92,6 +92,11 @@ public final class DjlAgentHooks implements DjlHooks {
     }
     try {
       if (!extensions.isEmpty()) {
+        String duplicate = ExtensionLoader.duplicateProvider(extensions);
+        if (duplicate != null) {
+          problems = List.of("extensions: " + duplicate);
+          return problems;
+        }
         List<AlgorithmSpec> added =
             Algorithms.loadPlugins(
                 new ExtensionLoader(extensions, DjlAgentHooks.class.getClassLoader()));

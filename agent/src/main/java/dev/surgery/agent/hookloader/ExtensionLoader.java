@@ -2,10 +2,16 @@ package dev.surgery.agent.hookloader;
 
 import dev.surgery.agent.shared.ChildFirstLoader;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.URL;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.jar.JarEntry;
+import java.util.jar.JarFile;
 
 /**
  * The class loader of the plugin jars given with {@code extensions}, one per DJL class loader. Its
@@ -42,6 +48,53 @@ final class ExtensionLoader extends ChildFirstLoader {
   ExtensionLoader(List<Path> jars, ClassLoader parent) {
     super("surgery-extensions", urls(jars), parent);
   }
+
+  /**
+   * Finds a provider class that two extension jars both declare: one class loader defines a class
+   * name once, so the second jar's version (another default, another behaviour) would be ignored
+   * without a word.
+   *
+   * @param jars the extension jars, in the order given
+   * @return a message naming the class and both jars, or null when every provider is in one jar
+   */
+  static String duplicateProvider(List<Path> jars) {
+    Map<String, Path> seen = new HashMap<>();
+    for (Path jar : jars) {
+      try (JarFile file = new JarFile(jar.toFile())) {
+        JarEntry services = file.getJarEntry(SERVICES);
+        if (services == null) {
+          continue;
+        }
+        String text;
+        try (InputStream in = file.getInputStream(services)) {
+          text = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+        for (String line : text.split("\\R")) {
+          String provider = line.replaceAll("#.*", "").trim();
+          if (provider.isEmpty()) {
+            continue;
+          }
+          Path first = seen.putIfAbsent(provider, jar);
+          if (first != null && !first.equals(jar)) {
+            return "the provider class "
+                + provider
+                + " is in both "
+                + first
+                + " and "
+                + jar
+                + ": one class loader defines it once, so one jar would be ignored; give each"
+                + " its own class name, or give one jar";
+          }
+        }
+      } catch (IOException e) {
+        return "cannot read " + jar + ": " + e.getMessage();
+      }
+    }
+    return null;
+  }
+
+  private static final String SERVICES =
+      "META-INF/services/dev.surgery.core.algorithms.AlgorithmProvider";
 
   private static URL[] urls(List<Path> jars) {
     URL[] urls = new URL[jars.size()];

@@ -1,7 +1,9 @@
 package dev.surgery.agent.hookloader;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmProvider;
@@ -92,5 +94,24 @@ class ExtensionLoaderTest {
               .toList();
       assertEquals(List.of(TestPluginProvider.class.getName()), found);
     }
+  }
+
+  /**
+   * Two jars declaring the same provider class (two versions of one plugin): one loader defines the
+   * class once, so one jar would be ignored silently; refused naming the class and both jars.
+   */
+  @Test
+  void theSameProviderClassInTwoJarsIsRefusedNamingBoth() throws IOException {
+    Path first = jar("plugin-v1.jar", TestPluginProvider.class, TestPluginProvider.class);
+    Path second = jar("plugin-v2.jar", TestPluginProvider.class, TestPluginProvider.class);
+    String problem = ExtensionLoader.duplicateProvider(List.of(first, second));
+    assertTrue(
+        problem != null
+            && problem.contains(TestPluginProvider.class.getName())
+            && problem.contains("plugin-v1.jar")
+            && problem.contains("plugin-v2.jar"),
+        String.valueOf(problem));
+    Path other = jar("other.jar", DuplicatePluginProvider.class, DuplicatePluginProvider.class);
+    assertNull(ExtensionLoader.duplicateProvider(List.of(first, other)));
   }
 }
