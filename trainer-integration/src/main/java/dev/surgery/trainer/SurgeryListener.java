@@ -116,6 +116,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final Map<Trainer, TrainerState> states =
       Collections.synchronizedMap(new WeakHashMap<>());
 
+  /** Trainers whose training ended ({@link #onTrainingEnd}), by number: they train no more. */
+  private final Map<Trainer, Integer> ended = Collections.synchronizedMap(new WeakHashMap<>());
+
   /**
    * The states of the trainers whose training has not ended ({@link #onTrainingEnd}), held
    * strongly: a trainer the program dropped without closing it (an uncaught exception) may be
@@ -846,6 +849,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       if (st == null) {
         return;
       }
+      ended.put(trainer, st.ordinal);
       unfinished.remove(st);
     }
     listNotRun(st, false);
@@ -1323,6 +1327,16 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     synchronized (states) {
       TrainerState st = states.get(trainer);
       if (st == null) {
+        Integer number = ended.get(trainer);
+        if (number != null) {
+          // A fresh state would restart every count: step entries would run late, silently.
+          throw new IllegalStateException(
+              "Surgery: trainer "
+                  + number
+                  + " gets training events after its training ended (onTrainingEnd, which"
+                  + " Trainer.close() sends): a trainer's training ends once; create a new"
+                  + " trainer to train on");
+        }
         st = new TrainerState(trainerCount.incrementAndGet(), schedule);
         skipRecorded(trainer.getModel(), st);
         freezeAgain(trainer);

@@ -34,6 +34,28 @@ class SurgeryListenerLifecycleTest {
     TestAlgorithms.CALLS.clear();
   }
 
+  /**
+   * Events for a trainer after its training ended used to start a fresh state, restarting every
+   * count, so a step entry ran late without a word: they are refused naming the trainer.
+   */
+  @Test
+  void eventsAfterTheTrainingEndedAreRefused() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+    try (Model model = TestModels.model("ended");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      EasyTrain.fit(trainer, 1, dataset, null);
+      listener.onTrainingEnd(trainer);
+      IllegalStateException e =
+          assertThrows(IllegalStateException.class, () -> EasyTrain.fit(trainer, 1, dataset, null));
+      assertTrue(
+          e.getMessage().contains("gets training events after its training ended"), e.getMessage());
+    }
+  }
+
   @Test
   void epochZeroThatNeedsShapesWaitsForOnInitialized() throws Exception {
     SurgeryListener listener =
