@@ -12,6 +12,13 @@ import dev.surgery.trainer.config.ScheduledAlgorithm;
  */
 public record EntryPlan(ScheduledAlgorithm entry, SurgeryPlan plan, String error) {
 
+  /**
+   * How {@code error} begins for an algorithm that cannot tell its plan before it runs (one that
+   * acts on events, a plugin without a plan): not a failure, and the plan report says {@code
+   * no_plan} for it rather than {@code error}.
+   */
+  public static final String NO_PLAN = "no plan: ";
+
   /** Requires the entry and exactly one of plan and error. */
   public EntryPlan {
     if (entry == null || (plan == null) == (error == null)) {

@@ -204,7 +204,8 @@ final class SurgeryJson {
       o.addProperty("source", p.entry().source());
       SurgeryPlan plan = p.plan();
       if (plan == null) {
-        o.addProperty("error", p.error());
+        boolean unplannable = p.error().startsWith(EntryPlan.NO_PLAN);
+        o.addProperty(unplannable ? "no_plan" : "error", p.error());
         array.add(o);
         continue;
       }

@@ -417,6 +417,14 @@ public final class DjlAgentHooks implements DjlHooks {
         SurgeryPlan plan = algorithm.plan(context, input);
         plans.add(new EntryPlan(entry, plan, null));
         sb.append(plan.toTable(title));
+      } catch (UnsupportedOperationException e) {
+        // An algorithm that cannot plan (one that acts on events, a plugin): not a failure.
+        String why =
+            EntryPlan.NO_PLAN
+                + e.getMessage()
+                + " before it runs; the dry run cannot say what it would change";
+        plans.add(new EntryPlan(entry, null, why));
+        sb.append(title).append("\n  ").append(why);
       } catch (RuntimeException e) {
         plans.add(new EntryPlan(entry, null, String.valueOf(e.getMessage())));
         sb.append(title).append("\n  would fail: ").append(e.getMessage());
