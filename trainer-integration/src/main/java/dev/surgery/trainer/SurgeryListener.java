@@ -1059,7 +1059,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     surgeryLog.add(applied);
     st.reports.add(changes);
     st.losses.awaitAfter(applied);
-    record(model, algorithm, completed, planned, changes);
+    if (!changes.isEmpty() || !entry.trigger().repeats()) {
+      // A repeating or event-driven entry that changed nothing this time leaves no record: each
+      // record rewrites the property and is replayed at every load.
+      record(model, algorithm, completed, planned, changes);
+    }
     if (logger.isInfoEnabled()) {
       String line = logLine(algorithm.name(), completed, changes, nanos);
       logger.info(

@@ -408,6 +408,30 @@ class SurgeryCheckpointTest {
     }
   }
 
+  /**
+   * A repeating entry records the runs that changed something: a no-op run would add a record every
+   * time (rewriting the property, replayed at every load).
+   */
+  @Test
+  void aRepeatingEntryRecordsOnlyTheRunsThatChangedSomething() throws Exception {
+    Path yaml = dir.resolve("every.yaml");
+    Files.writeString(
+        yaml,
+        "algorithms:\n  - name: blurpool\n    every: 1ep\n    min_channels: 0\ntotal_epochs: 3\n");
+    SurgeryListener every = SurgeryListener.fromYaml(yaml);
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("every");
+        Trainer trainer = model.newTrainer(TestModels.config(every))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 3, TestModels.dataset(data, 3), null);
+      assertEquals(3, every.getOutcomes().size(), "it ran after each epoch");
+      List<SurgeryRecord> records =
+          SurgeryJson.recordsFromJson(model.getProperty(SurgeryListener.PROPERTY));
+      assertEquals(1, records.size(), records.toString());
+      assertFalse(records.get(0).changes().isEmpty());
+    }
+  }
+
   private static SurgeryListener freezingListener() {
     return SurgeryListener.builder()
         .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)

@@ -5,6 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.gson.JsonArray;
+import com.google.gson.JsonParser;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+import dev.surgery.trainer.config.Trigger;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -48,5 +53,22 @@ class SurgeryJsonTest {
               IllegalArgumentException.class, () -> SurgeryJson.recordsFromJson(r.getKey()));
       assertTrue(e.getMessage().contains(r.getValue()), r.getKey() + ": " + e.getMessage());
     }
+  }
+
+  /** An algorithm that cannot tell its plan is no failure: the plan report says no_plan. */
+  @Test
+  void anEntryWithoutAPlanIsNotReportedAsAnError() {
+    ScheduledAlgorithm entry =
+        ScheduledAlgorithm.of(
+            Algorithms.spec("blurpool").create(Map.of()), Trigger.atEpoch(1), 0, "test");
+    String json =
+        SurgeryJson.plans(
+            List.of(
+                new EntryPlan(entry, null, EntryPlan.NO_PLAN + "x cannot tell its plan"),
+                new EntryPlan(entry, null, "include pattern 'x' matches no block")));
+    JsonArray plans = JsonParser.parseString(json).getAsJsonObject().getAsJsonArray("plans");
+    assertTrue(plans.get(0).getAsJsonObject().has("no_plan"), json);
+    assertFalse(plans.get(0).getAsJsonObject().has("error"), json);
+    assertTrue(plans.get(1).getAsJsonObject().has("error"), json);
   }
 }
