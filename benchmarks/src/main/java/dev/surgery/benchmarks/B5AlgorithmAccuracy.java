@@ -120,6 +120,27 @@ public final class B5AlgorithmAccuracy {
     if (points.isEmpty()) {
       throw new IllegalArgumentException("--points needs at least one epoch, e.g. 0,1");
     }
+    int epochs = flags.count("epochs");
+    for (int point : points) {
+      if (point >= epochs) {
+        // Applied after the last epoch, the algorithm would never train: a row of nothing.
+        throw new IllegalArgumentException(
+            "--points: " + point + " is not before the last of --epochs " + epochs);
+      }
+    }
+    // The data is checked now too, not after the header and the first runs.
+    if (flags.list("datasets").contains("mnist")) {
+      Path mnistDir = Path.of(flags.text("mnist-dir"));
+      for (String f : List.of("train_data", "train_labels", "test_data", "test_labels")) {
+        if (!Files.isRegularFile(mnistDir.resolve(f))) {
+          throw new IllegalArgumentException(
+              "--mnist-dir: "
+                  + mnistDir.resolve(f)
+                  + " not found: run scripts/fetch-mnist.sh first (it writes target/mnist), or"
+                  + " pass --datasets synthetic");
+        }
+      }
+    }
     return new Options(flags, points);
   }
 

@@ -197,7 +197,12 @@ final class BenchFlags {
         try {
           n = Integer.parseInt(value.trim());
         } catch (NumberFormatException e) {
-          throw new IllegalArgumentException(flag + " must be a whole number, got '" + value + "'");
+          // A whole number too large for an int is out of range, not malformed.
+          boolean whole = value.trim().matches("[+-]?[0-9]+");
+          throw new IllegalArgumentException(
+              whole
+                  ? flag + " must be at most " + Integer.MAX_VALUE + ", got " + value.trim()
+                  : flag + " must be a whole number, got '" + value + "'");
         }
         if (n < f.min()) {
           throw new IllegalArgumentException(

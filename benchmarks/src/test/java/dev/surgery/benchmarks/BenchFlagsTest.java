@@ -66,6 +66,8 @@ class BenchFlagsTest {
     assertEquals("--runs must be at least 1, got 0", refusal("--runs", "0"));
     assertEquals("--runs must be at least 1, got -1", refusal("--runs", "-1"));
     assertEquals("--runs must be a whole number, got 'x'", refusal("--runs", "x"));
+    assertEquals(
+        "--runs must be at most 2147483647, got 99999999999", refusal("--runs", "99999999999"));
     assertEquals("--part must be one of all, leaks, scale, got agnet", refusal("--part", "agnet"));
     assertTrue(refusal("--only", "blurpoool").contains("unknown name 'blurpoool'"));
     assertTrue(refusal("--momentum", "1.5").startsWith("--momentum must be in [0.0, 1.0]"));
