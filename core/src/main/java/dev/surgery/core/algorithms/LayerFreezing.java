@@ -1,5 +1,6 @@
 package dev.surgery.core.algorithms;
 
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.norm.BatchNorm;
@@ -169,6 +170,20 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   public SurgeryPlan plan(SurgeryContext context) {
     long scalars = AbstractSurgeryAlgorithm.countParameterScalars(context.model());
     return new SurgeryPlan(freezing(context, new ArrayList<>()), scalars, scalars);
+  }
+
+  /**
+   * The same plan as {@link #plan(SurgeryContext)}: freezing replaces no block, so an input shape
+   * adds nothing to count (the agent's dry run asks this form, and the inherited one planned the
+   * replacements freezing has none of: an empty plan for layers the apply then froze).
+   *
+   * @param context the model and where training stands
+   * @param inputShape ignored
+   * @return the plan
+   */
+  @Override
+  public SurgeryPlan plan(SurgeryContext context, Shape inputShape) {
+    return plan(context);
   }
 
   private static void requireTotalEpochs(SurgeryContext context) {

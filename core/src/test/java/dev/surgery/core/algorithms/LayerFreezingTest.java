@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
@@ -15,6 +17,7 @@ import ai.djl.nn.norm.BatchNorm;
 import ai.djl.training.Trainer;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.List;
@@ -35,6 +38,24 @@ class LayerFreezingTest {
       frozen.add(!layer.getDirectParameters().valueAt(0).requiresGradient());
     }
     return frozen;
+  }
+
+  /**
+   * The plan with an input shape (what the agent's dry run asks) is the plan without one: the
+   * inherited form planned replacements, of which freezing has none, and said nothing would change.
+   */
+  @Test
+  void thePlanWithAnInputShapeIsThePlan() {
+    Shape input = new Shape(2, 3, 8, 8);
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = LiveTraining.smallCnn();
+      net.initialize(manager, DataType.FLOAT32, input);
+      LayerFreezing freezing = LayerFreezing.builder().optFreezeStart(0.0).build();
+      SurgeryContext context = new SurgeryContext(net, List.of(), 2, 4);
+      SurgeryPlan plain = freezing.plan(context);
+      assertFalse(plain.isEmpty());
+      assertEquals(plain.steps(), freezing.plan(context, input).steps());
+    }
   }
 
   @Test
