@@ -251,6 +251,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail}
    */
   public void onEvent(Event event, Trainer trainer) {
+    boolean modelEvent = event == Event.BEFORE_LOAD || event == Event.AFTER_LOAD;
+    if (modelEvent && ended.containsKey(trainer) && !states.containsKey(trainer)) {
+      // A load into the model of a trainer that was closed: the model's event, not a training one.
+      onEvent(event, trainer.getModel());
+      return;
+    }
     switch (event) {
       case INIT:
         initialized(trainer);

@@ -59,7 +59,8 @@ final class ExtensionLoader extends ChildFirstLoader {
    */
   static String duplicateProvider(List<Path> jars) {
     Map<String, Path> seen = new HashMap<>();
-    for (Path jar : jars) {
+    for (Path given : jars) {
+      Path jar = canonical(given); // one jar under two spellings is one jar
       try (JarFile file = new JarFile(jar.toFile())) {
         JarEntry services = file.getJarEntry(SERVICES);
         if (services == null) {
@@ -91,6 +92,14 @@ final class ExtensionLoader extends ChildFirstLoader {
       }
     }
     return null;
+  }
+
+  private static Path canonical(Path jar) {
+    try {
+      return jar.toRealPath();
+    } catch (IOException e) {
+      return jar.toAbsolutePath().normalize();
+    }
   }
 
   private static final String SERVICES =

@@ -111,6 +111,10 @@ class ExtensionLoaderTest {
             && problem.contains("plugin-v1.jar")
             && problem.contains("plugin-v2.jar"),
         String.valueOf(problem));
+    // The same jar under two spellings is one jar.
+    assertNull(
+        ExtensionLoader.duplicateProvider(
+            List.of(first, first.getParent().resolve(".").resolve(first.getFileName()))));
     Path other = jar("other.jar", DuplicatePluginProvider.class, DuplicatePluginProvider.class);
     assertNull(ExtensionLoader.duplicateProvider(List.of(first, other)));
   }
