@@ -1094,20 +1094,22 @@ final class TreeSurgery {
       for (Object o : snapshot) {
         swapped.add(o == old ? replacement : o);
       }
-      try {
-        objects.clear();
-        objects.addAll(swapped);
-      } catch (UnsupportedOperationException e) {
-        throw new SurgeryException(
-            BlockPaths.display(path),
-            "collection field " + where(parent, field) + " holds the block but cannot be changed",
-            e);
-      }
+      // The undo first: an addAll that fails after the clear (a sorted set refusing the new
+      // element) must still leave the collection as it was.
       journal.onRollback(
           () -> {
             objects.clear();
             objects.addAll(snapshot);
           });
+      try {
+        objects.clear();
+        objects.addAll(swapped);
+      } catch (RuntimeException e) {
+        throw new SurgeryException(
+            BlockPaths.display(path),
+            "collection field " + where(parent, field) + " holds the block but cannot be changed",
+            e);
+      }
     }
   }
 

@@ -194,6 +194,9 @@ public final class SurgeryCheckpoint {
    * @param inputShapes the input shapes for that shape recording
    * @param origin what to name in messages (the checkpoint file)
    * @throws MalformedModelException if a record names an unknown algorithm or invalid values
+   *     (checked for every record before the first is replayed: the block is then as it was), or
+   *     cannot be replayed on this architecture (the records before it stay replayed: build the
+   *     model anew)
    */
   public static void replay(
       Block block,

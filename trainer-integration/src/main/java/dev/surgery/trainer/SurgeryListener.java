@@ -923,7 +923,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + " after "
                 + (entry.byEpoch()
                     ? st.completedEpochs + " completed epochs"
-                    : st.steps + " optimizer steps")
+                    : st.stepsTaken() + " optimizer steps")
                 + ", before training ended";
       } else if (schedule.status(i) == EntryStatus.AWAITING_LENGTH) {
         reason =
@@ -1160,7 +1160,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     String cause = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     String where = path == null || cause.contains(path) ? "" : " at block " + path;
     String at =
-        entry.byEpoch() ? "" : " at " + event.configName() + " after " + st.steps + " steps";
+        entry.byEpoch() ? "" : " at " + event.configName() + " after " + st.stepsTaken() + " steps";
     SurgeryOutcome.Status status =
         onError == OnError.FAIL ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED;
     surgeryLog.add(
@@ -1377,7 +1377,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     inModel.addAll(root.getParameters().values());
     thawed.retainAll(inModel); // a later surgery may have replaced some
     if (!thawed.isEmpty()) {
-      ModuleSurgery.freezeParameters(thawed, List.of(trainer));
+      try {
+        ModuleSurgery.freezeParameters(thawed, List.of(trainer));
+      } catch (RuntimeException e) {
+        warn(
+            "Surgery: could not freeze again the "
+                + thawed.size()
+                + " parameters the checkpoint's record froze ("
+                + e.getMessage()
+                + "); they train");
+        return;
+      }
       logger.info(
           "Surgery: froze again {} parameters that the checkpoint's surgery record froze (DJL's"
               + " newTrainer unfreezes a loaded model)",

@@ -21,6 +21,7 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmPluginException;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.PlanUnavailableException;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
@@ -417,7 +418,7 @@ public final class DjlAgentHooks implements DjlHooks {
         SurgeryPlan plan = algorithm.plan(context, input);
         plans.add(new EntryPlan(entry, plan, null));
         sb.append(plan.toTable(title));
-      } catch (UnsupportedOperationException e) {
+      } catch (PlanUnavailableException e) {
         // An algorithm that cannot plan (one that acts on events, a plugin): not a failure.
         String why =
             EntryPlan.NO_PLAN

@@ -129,10 +129,11 @@ public interface Algorithm {
    * @param context the model, its trainers and where training stands
    * @return the blocks that would change, with their old and new types and parameters
    * @throws dev.surgery.core.SurgeryException if the apply would fail
-   * @throws UnsupportedOperationException if this algorithm cannot plan
+   * @throws PlanUnavailableException if this algorithm cannot plan (no failure: a dry run says "no
+   *     plan")
    */
   default SurgeryPlan plan(SurgeryContext context) {
-    throw new UnsupportedOperationException(name() + " cannot tell its plan");
+    throw new PlanUnavailableException(name() + " cannot tell its plan");
   }
 
   /**
@@ -145,7 +146,8 @@ public interface Algorithm {
    * @param inputShape the model's input, batch axis first; null for no counts
    * @return the blocks that would change, with their old and new types, parameters and costs
    * @throws dev.surgery.core.SurgeryException if the apply would fail
-   * @throws UnsupportedOperationException if this algorithm cannot plan
+   * @throws PlanUnavailableException if this algorithm cannot plan (no failure: a dry run says "no
+   *     plan")
    */
   default SurgeryPlan plan(SurgeryContext context, Shape inputShape) {
     return plan(context);

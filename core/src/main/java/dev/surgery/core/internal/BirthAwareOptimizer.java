@@ -136,14 +136,11 @@ public final class BirthAwareOptimizer extends Optimizer {
    * @return the global step a parameter born now continues from
    */
   public int globalStep() {
+    // A born parameter's position (birth + own updates) is in furthestBorn once it was updated,
+    // and its birth alone was this same maximum when it was born: the three never decrease, so
+    // no walk over the birth marks is needed.
     int step = Math.max(DjlInternals.globalUpdateCount(delegate), beginNumUpdate);
-    step = Math.max(step, furthestBorn.get());
-    for (Map.Entry<String, Integer> birth : births.entrySet()) {
-      Integer count = counts.get(birth.getKey());
-      int own = count == null ? 0 : count - beginNumUpdate;
-      step = Math.max(step, birth.getValue() + own);
-    }
-    return step;
+    return Math.max(step, furthestBorn.get());
   }
 
   /**

@@ -80,11 +80,15 @@ public record Trigger(Kind kind, long amount, double fraction) {
    *
    * @param time the time
    * @return the trigger
+   * @throws IllegalArgumentException for an epoch count beyond an int
    */
   public static Trigger at(Time time) {
     switch (time.unit()) {
       case EPOCH:
-        return atEpoch(Math.toIntExact(time.count()));
+        if (time.count() > Integer.MAX_VALUE) {
+          throw new IllegalArgumentException("at: an epoch must fit an int, got " + time);
+        }
+        return atEpoch((int) time.count());
       case BATCH:
         return atStep(time.count());
       default:
