@@ -352,14 +352,7 @@ class SurgeryCheckpointTest {
   void layersTheRecordFrozeStayFrozenWhenTrainingResumes() throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 29);
-      try (Model model = TestModels.model("frozen")) {
-        SurgeryListener freezing = freezingListener();
-        try (Trainer trainer = model.newTrainer(TestModels.config(freezing))) {
-          trainer.initialize(INPUT);
-          EasyTrain.fit(trainer, 2, dataset, null);
-        }
-        model.save(dir, "frozen");
-      }
+      saveAfterFreezing("frozen", dataset, false);
       try (Model restored = TestModels.model("frozen")) {
         SurgeryCheckpoint.load(restored, dir, "frozen");
         Set<Parameter> frozen = SurgeryCheckpoint.frozenByReplay(restored.getBlock());
@@ -389,15 +382,7 @@ class SurgeryCheckpointTest {
   void aLayerFrozenByHandBeforeLayerFreezingStillLoads() throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 31);
-      try (Model model = TestModels.model("hand")) {
-        model.getBlock().getChildren().get(0).getValue().freezeParameters(true);
-        SurgeryListener freezing = freezingListener();
-        try (Trainer trainer = model.newTrainer(TestModels.config(freezing))) {
-          trainer.initialize(INPUT);
-          EasyTrain.fit(trainer, 2, dataset, null);
-        }
-        model.save(dir, "hand");
-      }
+      saveAfterFreezing("hand", dataset, true);
       try (Model restored = TestModels.model("hand")) {
         SurgeryCheckpoint.load(restored, dir, "hand");
         assertFalse(
@@ -429,6 +414,24 @@ class SurgeryCheckpointTest {
           SurgeryJson.recordsFromJson(model.getProperty(SurgeryListener.PROPERTY));
       assertEquals(1, records.size(), records.toString());
       assertFalse(records.get(0).changes().isEmpty());
+    }
+  }
+
+  /**
+   * Trains two epochs with layer_freezing at epoch 1 (the first layer frozen by hand before, if
+   * asked) and saves the model under {@code name}.
+   */
+  private void saveAfterFreezing(String name, ArrayDataset dataset, boolean firstFrozenByHand)
+      throws Exception {
+    try (Model model = TestModels.model(name)) {
+      if (firstFrozenByHand) {
+        model.getBlock().getChildren().get(0).getValue().freezeParameters(true);
+      }
+      try (Trainer trainer = model.newTrainer(TestModels.config(freezingListener()))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, dataset, null);
+      }
+      model.save(dir, name);
     }
   }
 
