@@ -28,6 +28,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.WeakHashMap;
 import org.slf4j.Logger;
@@ -156,7 +157,8 @@ public final class SurgeryCheckpoint {
    * uninitialized block's shapes recorded first (from the input shapes in the file header), but no
    * parameter arrays: the load that follows sets every array, so the replay computes no weights (no
    * random initialization, no SVD of a factorization) and leaves none behind. The agent calls this
-   * before letting {@code Model.load} run.
+   * before letting {@code Model.load} run. A model whose own surgery record is the file's (the
+   * model that was saved, loaded again) already is that architecture: nothing is replayed.
    *
    * @param model the model, with its original block set
    * @param paramsFile the parameter file
@@ -171,7 +173,7 @@ public final class SurgeryCheckpoint {
       return List.of();
     }
     List<SurgeryRecord> records = records(header, paramsFile);
-    if (!records.isEmpty()) {
+    if (!records.isEmpty() && !alreadyHas(model, records)) {
       replay(
           model.getBlock(),
           records,
@@ -181,6 +183,41 @@ public final class SurgeryCheckpoint {
           paramsFile.toString());
     }
     return records;
+  }
+
+  /**
+   * Whether the model is already what the records make of the original architecture: its own
+   * surgery record is the file's (a program saving and loading the same model, as a program under
+   * the agent may without knowing of surgery). Replaying again would change nothing, which the
+   * check of the architecture refuses.
+   */
+  private static boolean alreadyHas(Model model, List<SurgeryRecord> records) {
+    String own = model.getProperty(SurgeryListener.PROPERTY);
+    if (own == null || own.isBlank()) {
+      return false;
+    }
+    List<SurgeryRecord> applied;
+    try {
+      applied = SurgeryJson.recordsFromJson(own);
+    } catch (IllegalArgumentException e) {
+      return false;
+    }
+    if (applied.size() != records.size()) {
+      return false;
+    }
+    for (int i = 0; i < records.size(); i++) {
+      SurgeryRecord a = applied.get(i);
+      SurgeryRecord r = records.get(i);
+      boolean same =
+          a.algorithm().equals(r.algorithm())
+              && a.epoch() == r.epoch()
+              && Objects.equals(a.changes(), r.changes())
+              && SurgeryJson.sameHyperparameters(a.hyperparameters(), r.hyperparameters());
+      if (!same) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
