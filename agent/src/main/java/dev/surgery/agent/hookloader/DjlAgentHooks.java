@@ -282,6 +282,10 @@ public final class DjlAgentHooks implements DjlHooks {
       return;
     }
     Trainer trainer = (Trainer) target;
+    if (SurgeryDispatcher.isDryRun()) {
+      dryRunAtFirstForward(trainer, data);
+      return;
+    }
     // Asked at a trainer's first training forward only: DJL initializes the model in that forward
     // if nothing did before, so later ones never find it uninitialized.
     if (events.tracks(trainer) && events.firstTrainingForward(trainer)) {
@@ -293,6 +297,37 @@ public final class DjlAgentHooks implements DjlHooks {
       }
     }
     events.forwardStarting(target);
+  }
+
+  /**
+   * A dry run for a program that never calls {@code trainer.initialize}: the plan needs the model's
+   * shapes, so the model is initialized as DJL's forward is about to do (the first forward's input
+   * shapes, FLOAT32, only for DJL's own blocks), and the {@code Trainer.initialize} hook prints the
+   * plan. Where that would not be exactly DJL's initialization, the dry run says it cannot plan,
+   * rather than saying nothing.
+   */
+  private void dryRunAtFirstForward(Trainer trainer, Object data) {
+    if (planPrinted.get()) {
+      return;
+    }
+    Block block = trainer.getModel().getBlock();
+    if (block == null || BlockInspector.wasInitialized(block)) {
+      return;
+    }
+    boolean exact =
+        block instanceof AbstractBaseBlock
+            && data instanceof NDList
+            && trainer.getModel().getDataType() == DataType.FLOAT32;
+    if (!exact) {
+      if (planPrinted.compareAndSet(false, true)) {
+        AgentLog.info(
+            "dry run (dry_run=true): no plan: the program never called trainer.initialize(shapes)"
+                + " and the model cannot be initialized exactly as DJL would at its first forward");
+      }
+      return;
+    }
+    // Its hook prints the plan; DJL's forward then finds the model initialized, as it would be.
+    trainer.initialize(((NDList) data).getShapes());
   }
 
   /**

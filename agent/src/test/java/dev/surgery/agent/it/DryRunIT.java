@@ -2,6 +2,7 @@ package dev.surgery.agent.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonArray;
@@ -24,6 +25,37 @@ import org.junit.jupiter.api.Test;
  * same plan, step for step, is written to the JSON surgery log.
  */
 class DryRunIT {
+
+  /**
+   * A program that never calls trainer.initialize: the dry run initializes the model as DJL's first
+   * forward would and prints the plan there (it said nothing before), writes its report, and trains
+   * the same bits as without the agent.
+   */
+  @Test
+  void aProgramThatNeverInitializesGetsThePlanAtItsFirstForward() throws Exception {
+    Path dir = AgentConfigs.dir("dry-run-no-initialize");
+    AgentConfigs.write(
+        dir,
+        "surgery.yaml",
+        String.join(
+            "\n", "algorithms:", "  - name: blurpool", "    epoch: 1", "report: plan.json", ""));
+    String[] args = {"--no-initialize", "--own-loop", "--epochs", "1"};
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), args)
+            .agent("config=surgery.yaml;dry_run=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    assertEquals(1, r.countErr("^surgery-agent: dry run \\(dry_run=true\\)"), r.toString());
+    assertTrue(r.stderr().contains("Conv2d -> BlurConv2d"), r.toString());
+    assertTrue(Files.exists(dir.resolve("plan.json")), r.toString());
+    ForkedJvm.Result plain = ForkedJvm.main(CnnApp.class.getName(), args).workDir(dir).run();
+    assertNotNull(plain.findOut("CNNAPP: parameter bits after training: (.*)"), plain.toString());
+    assertEquals(
+        plain.findOut("CNNAPP: parameter bits after training: (.*)"),
+        r.findOut("CNNAPP: parameter bits after training: (.*)"),
+        r.toString());
+  }
 
   @Test
   void printsThePlanOnceAndChangesNothing() throws Exception {
