@@ -6,6 +6,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListenerAdapter;
+import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
@@ -1036,11 +1037,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       changes = algorithm.apply(event, state);
     } catch (Exception e) { // a plugin may throw a checked exception undeclared
       long nanos = System.nanoTime() - start;
-      RuntimeException problem = pluginError("apply", event, algorithm, e);
-      if (!sameBlocks(blocksBefore, blocksOf(model.getBlock()))) {
-        changedThenFailed(st, index, event, problem, nanos);
-      }
-      failed(st, index, event, problem, nanos);
+      boolean changed = !sameBlocks(blocksBefore, blocksOf(model.getBlock()));
+      failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
       return;
     }
     st.schedule.ran(index);
@@ -1089,7 +1087,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     while (!todo.isEmpty()) {
       Block b = todo.pop();
       blocks.add(b);
-      List<Block> children = b.getChildren().values();
+      List<Block> children = BlockPaths.children(b).values(); // live: no copy per block
       for (int i = children.size() - 1; i >= 0; i--) {
         todo.push(children.get(i));
       }
@@ -1109,48 +1107,23 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     return true;
   }
 
-  /**
-   * An algorithm failed after a surgery of its own had committed: the model is changed, and neither
-   * undone nor recorded, so training on (on_error: skip) would train a model no checkpoint record
-   * describes. Training stops whatever on_error says.
-   */
-  private void changedThenFailed(
-      TrainerState st, int index, Event event, RuntimeException e, long nanos) {
-    if (programEnded) {
-      return; // as in apply
-    }
-    ScheduledAlgorithm entry = schedule.get(index);
-    String cause = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-    surgeryLog.add(
-        new PendingOutcome(
-            st.ordinal,
-            entry,
-            entry.algorithm().settings(),
-            st.passedEpochs(),
-            st.stepsTaken(),
-            SurgeryOutcome.Status.FAILED,
-            null,
-            cause,
-            nanos,
-            st.losses.meanBefore(),
-            st.losses.beforeBatches()));
-    st.schedule.failed(index, false);
-    surgeryLog.write();
-    throw new SurgeryFailedException(
-        "Surgery: "
-            + entry.describe()
-            + " failed after it had changed the model (its blocks differ from before): "
-            + cause
-            + ". That change can be neither undone nor recorded for a checkpoint, so training stops"
-            + " whatever on_error says; an algorithm must fail before it changes the model or"
-            + " make its changes in one engine call",
-        entry.algorithm().name(),
-        st.passedEpochs(),
-        null,
-        e);
+  private void failed(TrainerState st, int index, Event event, RuntimeException e, long nanos) {
+    failed(st, index, event, e, nanos, false);
   }
 
-  private void failed(TrainerState st, int index, Event event, RuntimeException e, long nanos) {
+  /**
+   * Records and reports a failed entry. {@code modelChanged}: the algorithm failed after a surgery
+   * of its own had committed, so the model is changed, neither undone nor recorded; training on
+   * (on_error: skip) would train a model no checkpoint record describes, so training stops whatever
+   * on_error says.
+   */
+  private void failed(
+      TrainerState st,
+      int index,
+      Event event,
+      RuntimeException e,
+      long nanos,
+      boolean modelChanged) {
     if (programEnded) {
       return; // as in apply
     }
@@ -1161,8 +1134,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     String where = path == null || cause.contains(path) ? "" : " at block " + path;
     String at =
         entry.byEpoch() ? "" : " at " + event.configName() + " after " + st.stepsTaken() + " steps";
+    boolean stop = onError == OnError.FAIL || modelChanged;
     SurgeryOutcome.Status status =
-        onError == OnError.FAIL ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED;
+        stop ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED;
     surgeryLog.add(
         new PendingOutcome(
             st.ordinal,
@@ -1176,20 +1150,28 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             nanos,
             st.losses.meanBefore(),
             st.losses.beforeBatches()));
-    st.schedule.failed(index, onError != OnError.FAIL);
-    if (onError == OnError.FAIL) {
+    st.schedule.failed(index, !stop);
+    if (stop) {
       surgeryLog.write();
+      String state =
+          modelChanged
+              ? ". That change can be neither undone nor recorded for a checkpoint, so training"
+                  + " stops whatever on_error says; an algorithm must fail before it changes the"
+                  + " model or make its changes in one engine call"
+              : ". The model is as it was before "
+                  + entry.algorithm().name()
+                  + " (on_error: fail stops training; use on_error: skip to train on without it)";
       throw new SurgeryFailedException(
           "Surgery: "
               + entry.describe()
-              + " failed"
+              + (modelChanged
+                  ? " failed after it had changed the model (its blocks differ from before)"
+                  : " failed")
               + at
               + where
               + ": "
               + cause
-              + ". The model is as it was before "
-              + entry.algorithm().name()
-              + " (on_error: fail stops training; use on_error: skip to train on without it)",
+              + state,
           entry.algorithm().name(),
           completed,
           path,
