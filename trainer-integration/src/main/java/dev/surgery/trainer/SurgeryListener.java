@@ -65,13 +65,18 @@ import org.slf4j.LoggerFactory;
  * are reported as warnings, through SLF4J and {@link #getWarnings()}. A program that may end before
  * its trainers are closed ({@code System.exit}, an uncaught exception) calls {@link
  * #onProgramEnd()} from a shutdown hook (the agent does), so that the surgery log says it was cut
- * short.
+ * short. A trainer's training ends once: later training events for it are refused.
+ *
+ * <p>On a model loaded from a checkpoint: when every record in its {@code surgery} property matches
+ * an entry of the schedule (a job restarted with its schedule), the matched one-shot entries are
+ * not applied again; and what the replayed record froze is frozen again when the new trainer starts
+ * ({@code Model.newTrainer} unfreezes a loaded model).
  *
  * <p>Algorithms that follow the planned length of training ({@link Algorithm#needsTotalEpochs()},
  * such as layer freezing) get it from the training loop when it is known ({@link #onPlannedEpochs},
- * which the agent calls when {@code EasyTrain.fit} starts), from the configured number otherwise
- * ({@code total_epochs} in YAML, {@link Builder#optTotalEpochs}); without either they fail with an
- * error that names the setting.
+ * which the agent calls when {@code EasyTrain.fit} starts; a configured total holds against a
+ * shorter announcement), from the configured number otherwise ({@code total_epochs} in YAML, {@link
+ * Builder#optTotalEpochs}); without either they fail with an error that names the setting.
  *
  * <p><b>Events.</b> Any driver reports training {@link Event}s through the one entry point {@link
  * #onEvent(Event, Trainer)}: the drop-in {@link SurgeryTrain#fit} reports every event at its exact
