@@ -1142,13 +1142,34 @@ final class TreeSurgery {
         continue; // structural surgery: the trainer initializes the replacement later
       }
       String path = BlockPaths.display(current.path());
-      if (!allInitialized(replacement) || DjlInternals.recordedInputShapes(replacement) == null) {
+      Shape[] recorded = DjlInternals.recordedInputShapes(replacement);
+      List<Parameter> preset = presetArrays(original, replacement);
+      if (!allInitialized(replacement) || recorded == null) {
         initialize(original, replacement, inputShapes, path);
       }
+      PresetArraysCheck.check(
+          original, replacement, preset, recorded, inputShapes, anchorArray(original), path);
       if (!allowShapeChange) {
         checkShapes(original, replacement, inputShapes, path);
       }
     }
+  }
+
+  /** The replacement's parameters with arrays of their own: not one of the original's arrays. */
+  private static List<Parameter> presetArrays(Block original, Block replacement) {
+    List<Parameter> preset = new ArrayList<>();
+    Set<NDArray> adopted = null;
+    for (Parameter p : parametersOf(replacement)) {
+      if (p.isInitialized()) {
+        if (adopted == null) {
+          adopted = arraysOf(parametersOf(original));
+        }
+        if (!adopted.contains(p.getArray())) {
+          preset.add(p);
+        }
+      }
+    }
+    return preset;
   }
 
   private void initialize(Block original, Block replacement, Shape[] inputShapes, String path) {

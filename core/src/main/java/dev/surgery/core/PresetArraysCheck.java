@@ -1,0 +1,136 @@
+package dev.surgery.core;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Checks a replacement that arrived with arrays of its own (its replacement function initialized
+ * it, or set arrays on its parameters) against the initialized block it replaces, before the
+ * surgery commits. The surgery leaves such arrays as they are, and the output-shape check alone
+ * does not see a block initialized in another data type or for other input channels: the next
+ * training step would then fail in the engine, after the old block's arrays were freed. Arrays the
+ * replacement adopted from the old block are not looked at: they fit by construction.
+ *
+ * <p>The data type must be the model's (that of the old block's arrays). The input shapes the
+ * replacement was initialized for must be the old block's, the batch dimension aside; where they
+ * differ elsewhere (a length or a size the block may well accept), the two blocks' inference
+ * forwards on zeros of the old block's input shapes decide: a replacement that fails where the old
+ * block runs is refused. Nothing is run on the usual paths (a replacement the surgery initializes,
+ * one initialized for the old block's shapes, one that adopts the old block's arrays).
+ */
+final class PresetArraysCheck {
+
+  private PresetArraysCheck() {}
+
+  /**
+   * Refuses a replacement whose own arrays cannot work where the old block was.
+   *
+   * @param original the replaced block, initialized, its arrays still open
+   * @param replacement the replacement, placed
+   * @param preset the replacement's parameters that had arrays before placement and do not wrap one
+   *     of the old block's arrays; nothing is checked when empty
+   * @param recorded the input shapes the replacement recorded before placement, or null
+   * @param inputShapes the old block's input shapes
+   * @param anchor an array of the old block (else of the model): the data type and manager
+   * @param path the block's display path, for messages
+   * @throws SurgeryException naming the path and what does not fit
+   */
+  static void check(
+      Block original,
+      Block replacement,
+      Collection<Parameter> preset,
+      Shape[] recorded,
+      Shape[] inputShapes,
+      NDArray anchor,
+      String path) {
+    if (preset.isEmpty() || anchor == null) {
+      return;
+    }
+    DataType expected = anchor.getDataType();
+    for (Parameter p : preset) {
+      DataType actual = p.getArray().getDataType();
+      if (actual != expected) {
+        throw new SurgeryException(
+            path,
+            "the replacement's parameter '"
+                + p.getName()
+                + "' holds "
+                + actual
+                + " values where the model's are "
+                + expected
+                + ": initialize the replacement with the model's data type, or leave it"
+                + " uninitialized for the surgery to initialize");
+      }
+    }
+    if (recorded != null && sameBeyondBatch(recorded, inputShapes)) {
+      return;
+    }
+    String initializedFor =
+        recorded == null ? "arrays set by hand" : "input shapes " + Arrays.toString(recorded);
+    try (NDManager scratch = anchor.getManager().newSubManager()) {
+      // A block may compute on its weights first (weight.transpose()): the result then belongs to
+      // the weight's manager. Lent to the scratch manager, the arrays take every such result with
+      // them into it, and go back to their own managers when it closes.
+      Set<NDArray> lent = Collections.newSetFromMap(new IdentityHashMap<>());
+      for (Block block : List.of(original, replacement)) {
+        for (Parameter p : TreeSurgery.parametersOf(block)) {
+          if (p.isInitialized() && lent.add(p.getArray())) {
+            p.getArray().tempAttach(scratch);
+          }
+        }
+      }
+      NDList inputs = new NDList();
+      for (Shape shape : inputShapes) {
+        inputs.add(scratch.zeros(shape, expected));
+      }
+      ParameterStore store = new ParameterStore(scratch, false);
+      try {
+        original.forward(store, inputs, false);
+      } catch (RuntimeException e) {
+        return; // the old block needs other inputs (indices, say): zeros cannot judge
+      }
+      try {
+        replacement.forward(store, inputs, false);
+      } catch (RuntimeException e) {
+        throw new SurgeryException(
+            path,
+            "the replacement was initialized with "
+                + initializedFor
+                + ", but the block it replaces receives "
+                + Arrays.toString(inputShapes)
+                + " and the replacement's forward fails there: "
+                + (e.getMessage() == null
+                    ? e.toString()
+                    : e.getMessage().lines().findFirst().orElse(""))
+                + " (initialize it for those shapes, or leave it uninitialized)",
+            e);
+      }
+    }
+  }
+
+  private static boolean sameBeyondBatch(Shape[] recorded, Shape[] inputShapes) {
+    if (recorded.length != inputShapes.length) {
+      return false;
+    }
+    for (int i = 0; i < recorded.length; i++) {
+      Shape a = recorded[i];
+      Shape b = inputShapes[i];
+      if (a.dimension() != b.dimension() || (a.dimension() > 0 && !a.slice(1).equals(b.slice(1)))) {
+        return false;
+      }
+    }
+    return true;
+  }
+}

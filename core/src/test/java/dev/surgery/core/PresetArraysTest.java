@@ -1,0 +1,160 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.OpenArrays;
+import dev.surgery.core.testing.TinyModels;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A replacement its function initialized itself, against the block it replaces: one in another data
+ * type, or for other input channels, would pass the output-shape check and fail the next step in
+ * the engine after the old arrays were freed; it is refused, with the model, its values and the
+ * trainer as before. One initialized for another batch size, or for another image size that a
+ * convolution accepts, is placed and trains on.
+ */
+class PresetArraysTest {
+
+  private static final Shape INPUT = new Shape(4, 3, 8, 8);
+
+  /** The second convolution receives 4 channels of 6 x 6. */
+  private static final Shape SECOND_CONV_INPUT = new Shape(4, 4, 6, 6);
+
+  @Test
+  void aReplacementInitializedInAnotherDataTypeIsRefused() {
+    SurgeryException e = refused(DataType.FLOAT64, SECOND_CONV_INPUT);
+    assertTrue(e.getMessage().contains("float64"), e.getMessage());
+    assertTrue(e.getMessage().contains("float32"), e.getMessage());
+  }
+
+  @Test
+  void aReplacementInitializedForOtherInputChannelsIsRefused() {
+    SurgeryException e = refused(DataType.FLOAT32, new Shape(4, 2, 6, 6));
+    assertTrue(e.getMessage().contains("(4, 2, 6, 6)"), e.getMessage());
+    assertTrue(e.getMessage().contains("(4, 4, 6, 6)"), e.getMessage());
+    assertTrue(e.getMessage().contains("forward fails"), e.getMessage());
+  }
+
+  @Test
+  void anotherBatchSizeOrAnImageSizeTheConvolutionAcceptsIsPlaced() {
+    for (Shape initializedFor : List.of(new Shape(1, 4, 6, 6), new Shape(2, 4, 11, 11))) {
+      SequentialBlock root = cnn();
+      try (Model model = TinyModels.model("preset", root);
+          Trainer trainer = model.newTrainer(adam())) {
+        trainer.initialize(INPUT);
+        Fixtures.sumStep(trainer);
+        Block old = root.getChildren().valueAt(2);
+        Set<NDArray> openBefore = OpenArrays.ofEngine(model.getNDManager());
+        Map<Block, Block> done =
+            ModuleSurgery.replaceModules(
+                root,
+                secondConv(model.getNDManager(), DataType.FLOAT32, initializedFor),
+                SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+        assertNotSame(old, root.getChildren().valueAt(2), initializedFor.toString());
+        assertSame(done.get(old), root.getChildren().valueAt(2));
+        // The forwards that judged the other image size left nothing open.
+        Set<NDArray> stray = OpenArrays.ofEngine(model.getNDManager());
+        stray.removeAll(openBefore);
+        stray.removeAll(OpenArrays.reachable(root, trainer));
+        assertEquals(Set.of(), stray, initializedFor.toString());
+        Fixtures.sumStep(trainer); // trains on
+        Fixtures.sumStep(trainer);
+      }
+    }
+  }
+
+  private static SurgeryException refused(DataType dataType, Shape initializedFor) {
+    SequentialBlock root = cnn();
+    try (Model model = TinyModels.model("preset", root);
+        Trainer trainer = model.newTrainer(adam())) {
+      trainer.initialize(INPUT);
+      Fixtures.sumStep(trainer);
+      Fixtures.sumStep(trainer);
+      Block old = root.getChildren().valueAt(2);
+      Map<String, float[]> valuesBefore = Fixtures.snapshot(root);
+      Set<String> storeBefore = Fixtures.storeIds(trainer);
+      Map<String, float[]> stateBefore = ExactnessOracle.optimizerStateValues(trainer);
+
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () ->
+                  ModuleSurgery.replaceModules(
+                      root,
+                      secondConv(model.getNDManager(), dataType, initializedFor),
+                      SurgeryOptions.builder().optTrainers(List.of(trainer)).build()));
+
+      assertEquals("03Conv2d", e.getBlockPath(), e.getMessage());
+      assertSame(old, root.getChildren().valueAt(2));
+      assertFalse(
+          old.getParameters().valueAt(0).getArray().isReleased(), "the old arrays stay open");
+      Map<String, float[]> valuesAfter = Fixtures.snapshot(root);
+      assertEquals(valuesBefore.keySet(), valuesAfter.keySet());
+      valuesBefore.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, valuesAfter.get(k), k));
+      assertEquals(storeBefore, Fixtures.storeIds(trainer));
+      Map<String, float[]> stateAfter = ExactnessOracle.optimizerStateValues(trainer);
+      assertEquals(stateBefore.keySet(), stateAfter.keySet());
+      stateBefore.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, stateAfter.get(k), k));
+      Fixtures.sumStep(trainer); // trains on
+      return e;
+    }
+  }
+
+  /** Replaces the second convolution by a new one the function initializes itself. */
+  private static Map<BlockMatcher, ReplacementFunction> secondConv(
+      NDManager manager, DataType dataType, Shape initializedFor) {
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        (block, path) -> path.equals("03Conv2d"),
+        (block, index) -> {
+          Block fresh = conv();
+          fresh.initialize(manager, dataType, initializedFor);
+          return fresh;
+        });
+    return policies;
+  }
+
+  private static SequentialBlock cnn() {
+    return new SequentialBlock()
+        .add(conv())
+        .add(Activation.reluBlock())
+        .add(conv())
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(2).build());
+  }
+
+  private static Conv2d conv() {
+    return Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(4).build();
+  }
+
+  private static DefaultTrainingConfig adam() {
+    return new DefaultTrainingConfig(Loss.l2Loss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+  }
+}
