@@ -60,8 +60,16 @@ final class StateFates {
       return fates;
     }
     TreeSurgery.TrainerUpdate update = TreeSurgery.decide(removed, added, active, elsewhere);
-    // Re-keyed: the new parameter takes the old one's entry and state (TrainerSurgery.rekey).
+    // Re-keyed: the new parameter takes the old one's entry and state (TrainerSurgery.rekey); one
+    // that trains where the old one was frozen then starts fresh, as an unfrozen parameter does.
     for (Map.Entry<Parameter, Parameter> e : update.rekeyed().entrySet()) {
+      if (containsIdentity(update.restarted(), e.getKey())) {
+        fates.put(e.getKey(), new Fate(StateFate.FRESH, exactFreshStart(e.getValue(), active)));
+        fates.put(
+            e.getValue(),
+            carries(e.getValue(), active) ? new Fate(StateFate.DROPPED, false) : Fate.NONE);
+        continue;
+      }
       Fate moved = carries(e.getValue(), active) ? new Fate(StateFate.MOVED, false) : Fate.NONE;
       fates.put(e.getKey(), moved);
       fates.put(e.getValue(), moved);
@@ -133,6 +141,29 @@ final class StateFates {
           : Fate.NONE;
     }
     return new Fate(StateFate.FRESH, exact);
+  }
+
+  /**
+   * Whether the stand-in updates a restarted parameter as a fresh optimizer would, in the trainers
+   * holding the frozen parameter it takes over.
+   */
+  private static boolean exactFreshStart(Parameter p, List<Trainer> trainers) {
+    boolean exact = false;
+    for (Trainer t : trainers) {
+      if (TrainerSurgery.holds(t, p) || hasState(t, p)) {
+        exact |= BirthAwareOptimizer.isNeededFor(DjlInternals.optimizer(t));
+      }
+    }
+    return exact;
+  }
+
+  private static boolean containsIdentity(List<Parameter> list, Parameter p) {
+    for (Parameter q : list) {
+      if (q == p) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Whether a parameter has state to carry: it trains, or an optimizer holds state for it. */

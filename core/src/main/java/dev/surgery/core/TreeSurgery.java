@@ -1611,6 +1611,15 @@ final class TreeSurgery {
         }
       }
     }
+    for (Parameter p : update.restarted()) {
+      for (Trainer t : trainers) {
+        if (TrainerSurgery.holds(t, p)) {
+          // As ModuleSurgery.unfreezeParameters does: what was frozen starts training fresh.
+          surgery.dropState(t, p);
+          surgery.restartTraining(t, p);
+        }
+      }
+    }
     for (Parameter p : update.leaving()) {
       boolean held = false;
       for (Trainer t : trainers) {
@@ -1641,12 +1650,15 @@ final class TreeSurgery {
    *
    * @param rekeyed added parameter to the removed one around the same array that a trainer holds:
    *     its store entry and optimizer state move over
+   * @param restarted re-keyed parameters that train where the removed one around their array was
+   *     frozen: they start fresh, as a parameter {@link ModuleSurgery#unfreezeParameters} unfreezes
    * @param born added parameters that start fresh
    * @param leaving removed parameters that leave every trainer holding them, with their state
    * @param receivers the trainers the born parameters join
    */
   record TrainerUpdate(
       Map<Parameter, Parameter> rekeyed,
+      List<Parameter> restarted,
       List<Parameter> born,
       List<Parameter> leaving,
       List<Trainer> receivers) {}
@@ -1669,6 +1681,7 @@ final class TreeSurgery {
     }
     Set<Parameter> rewrapped = Collections.newSetFromMap(new IdentityHashMap<>());
     Map<Parameter, Parameter> rekeyed = new LinkedHashMap<>(); // identity keys, added order
+    List<Parameter> restarted = new ArrayList<>();
     List<Parameter> born = new ArrayList<>();
     for (Parameter p : added) {
       Parameter previous = p.isInitialized() ? removedByArray.remove(p.getArray()) : null;
@@ -1679,6 +1692,9 @@ final class TreeSurgery {
       rewrapped.add(previous);
       if (losesAny(trainers, previous, elsewhere)) {
         rekeyed.put(p, previous);
+        if (!previous.requiresGradient() && p.requiresGradient()) {
+          restarted.add(p); // a frozen layer made trainable by a new wrapper: it never trained
+        }
       } else {
         born.add(p); // the old wrapper never trained: the new one starts as a fresh parameter
       }
@@ -1704,7 +1720,7 @@ final class TreeSurgery {
         }
       }
     }
-    return new TrainerUpdate(rekeyed, born, leaving, receivers);
+    return new TrainerUpdate(rekeyed, restarted, born, leaving, receivers);
   }
 
   /** Whether some trainer holds the parameter and its model no longer uses it. */

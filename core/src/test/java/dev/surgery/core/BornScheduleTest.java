@@ -101,13 +101,37 @@ class BornScheduleTest {
   }
 
   /**
+   * A frozen middle layer made trainable by a new block whose new Parameters wrap its very arrays
+   * (a way to unfreeze by replacement): it never trained, so it starts fresh, as a layer {@link
+   * ModuleSurgery#unfreezeParameters} unfreezes does, and the plan says so ("born").
+   */
+  @ParameterizedTest
+  @EnumSource(Kind.class)
+  void aFrozenLayerMadeTrainableByNewParametersAroundItsArraysStartsFresh(Kind kind)
+      throws Exception {
+    run(kind, false, 0, List.of(7), 16, true);
+  }
+
+  private static void run(
+      Kind kind, boolean freezeOthers, int begin, List<Integer> surgeries, int steps)
+      throws Exception {
+    run(kind, freezeOthers, begin, surgeries, steps, false);
+  }
+
+  /**
    * Trains three dense layers (the first and last frozen if asked) with the optimizer resumed at
    * {@code begin}; at each step in {@code surgeries} replaces the middle layer by a new one, and
    * from then on checks its parameters after every step against a fresh optimizer shifted by {@code
-   * begin + step}.
+   * begin + step}. With {@code rewrapFrozenMiddle} the middle layer is frozen from the start and
+   * replaced by a trainable one whose new Parameters wrap its arrays.
    */
   private static void run(
-      Kind kind, boolean freezeOthers, int begin, List<Integer> surgeries, int steps)
+      Kind kind,
+      boolean freezeOthers,
+      int begin,
+      List<Integer> surgeries,
+      int steps,
+      boolean rewrapFrozenMiddle)
       throws Exception {
     try (Model model = Model.newInstance("born-schedule");
         NDManager data = NDManager.newBaseManager()) {
@@ -129,20 +153,38 @@ class BornScheduleTest {
           net.getChildren().get(0).getValue().freezeParameters(true);
           net.getChildren().get(2).getValue().freezeParameters(true);
         }
+        if (rewrapFrozenMiddle) {
+          net.getChildren().get(1).getValue().freezeParameters(true);
+        }
         Oracle oracle = null;
         for (int step = 0; step < steps; step++) {
           if (surgeries.contains(step)) {
             Block middle = net.getChildren().get(1).getValue();
+            ReplacementFunction function =
+                (block, index) -> {
+                  if (block != middle) {
+                    return null;
+                  }
+                  Linear fresh = Linear.builder().setUnits(6).build();
+                  if (rewrapFrozenMiddle) {
+                    fresh.getParameters().forEach(p -> p.getValue().setArray(arrayOf(middle, p)));
+                  }
+                  return fresh;
+                };
+            if (rewrapFrozenMiddle) {
+              SurgeryPlan plan =
+                  ModuleSurgery.plan(
+                      net,
+                      Map.of(BlockMatcher.ofClass(Linear.class), function),
+                      SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+              for (SurgeryPlan.PlannedParameter p : plan.steps().get(0).added()) {
+                assertEquals(SurgeryPlan.StateFate.FRESH, p.state(), plan.toTable("rewrap"));
+                assertEquals(true, p.bornExact(), plan.toTable("rewrap"));
+              }
+            }
             Map<Block, Block> replaced =
                 ModuleSurgery.replaceModuleClasses(
-                    net,
-                    Map.of(
-                        Linear.class,
-                        (block, index) ->
-                            block == middle ? Linear.builder().setUnits(6).build() : null),
-                    List.of(trainer),
-                    false,
-                    null);
+                    net, Map.of(Linear.class, function), List.of(trainer), false, null);
             assertEquals(1, replaced.size());
             if (oracle != null) {
               oracle.close();
@@ -169,6 +211,11 @@ class BornScheduleTest {
         }
       }
     }
+  }
+
+  /** The array of the parameter of the same name in another block. */
+  private static NDArray arrayOf(Block block, ai.djl.util.Pair<String, Parameter> named) {
+    return block.getParameters().get(named.getKey()).getArray();
   }
 
   private static Tracker shiftedBy(Tracker tracker, int steps) {
