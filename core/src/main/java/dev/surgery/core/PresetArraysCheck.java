@@ -28,7 +28,8 @@ import java.util.Set;
  * differ elsewhere (a length or a size the block may well accept), the two blocks' inference
  * forwards on zeros of the old block's input shapes decide: a replacement that fails where the old
  * block runs is refused. Nothing is run on the usual paths (a replacement the surgery initializes,
- * one initialized for the old block's shapes, one that adopts the old block's arrays).
+ * one initialized for the old block's shapes, one that adopts the old block's arrays, one holding
+ * copies of them such as {@link WeightCopy} makes: each array has a namesake of its shape there).
  */
 final class PresetArraysCheck {
 
@@ -74,8 +75,10 @@ final class PresetArraysCheck {
                 + " uninitialized for the surgery to initialize");
       }
     }
-    if (recorded != null && sameBeyondBatch(recorded, inputShapes)) {
-      return;
+    if (recorded != null
+        ? sameBeyondBatch(recorded, inputShapes)
+        : sameNamesAndShapes(preset, original)) {
+      return; // initialized for the old block's shapes, or copies of its arrays (WeightCopy)
     }
     String initializedFor =
         recorded == null ? "arrays set by hand" : "input shapes " + Arrays.toString(recorded);
@@ -118,6 +121,26 @@ final class PresetArraysCheck {
             e);
       }
     }
+  }
+
+  /** Whether each parameter has a namesake of the same shape among the old block's. */
+  private static boolean sameNamesAndShapes(Collection<Parameter> preset, Block original) {
+    Collection<Parameter> old = TreeSurgery.parametersOf(original);
+    for (Parameter p : preset) {
+      boolean found = false;
+      for (Parameter o : old) {
+        if (o.isInitialized()
+            && o.getName().equals(p.getName())
+            && o.getArray().getShape().equals(p.getArray().getShape())) {
+          found = true;
+          break;
+        }
+      }
+      if (!found) {
+        return false;
+      }
+    }
+    return true;
   }
 
   private static boolean sameBeyondBatch(Shape[] recorded, Shape[] inputShapes) {

@@ -25,6 +25,7 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OpenArrays;
+import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -86,6 +87,36 @@ class PresetArraysTest {
         Fixtures.sumStep(trainer); // trains on
         Fixtures.sumStep(trainer);
       }
+    }
+  }
+
+  /**
+   * The forwards that judge a replacement initialized for other input shapes leave no array behind,
+   * also where a block computes on its weight first ({@code TinyDense}: {@code x W^T}, whose
+   * transpose belongs to the weight's manager).
+   */
+  @Test
+  void theForwardsThatJudgeLeaveNoArrayBehind() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock root = new SequentialBlock().add(new TinyDense(5));
+      root.initialize(manager, DataType.FLOAT32, new Shape(2, 5));
+      Set<NDArray> before = OpenArrays.managedBy(manager);
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          BlockMatcher.ofClass(TinyDense.class),
+          (block, index) -> {
+            TinyDense fresh = new TinyDense(5);
+            fresh.initialize(manager, DataType.FLOAT32, new Shape(2, 5, 7)); // another rank
+            return fresh;
+          });
+      ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+      Set<NDArray> stray = OpenArrays.managedBy(manager);
+      stray.removeAll(before);
+      for (ai.djl.nn.Parameter p : root.getParameters().values()) {
+        stray.remove(p.getArray());
+      }
+      assertEquals(Set.of(), stray);
     }
   }
 
