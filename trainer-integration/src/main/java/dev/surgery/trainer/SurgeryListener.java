@@ -723,14 +723,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
       if (schedule.isPending(i) && schedule.isEpochBefore(i, completed)) {
-        // The listener was attached after that epoch (or missed onTrainingBegin).
-        schedule.missed(i);
-        warn(
-            "Surgery: "
-                + entry.describe()
-                + " did not run: the listener first saw this trainer after that point (epoch "
-                + completed
-                + " has completed)");
+        // An earlier entry stopped training at its epoch end (a program that caught the failure
+        // trains on), or the listener was attached after that epoch (or missed onTrainingBegin).
+        String stopped = stoppedBefore(st, entry);
+        missed(
+            st,
+            i,
+            stopped != null
+                ? stopped
+                : "the listener first saw this trainer after that point (epoch "
+                    + completed
+                    + " has completed)");
       } else if (schedule.isPending(i) && schedule.isEpoch(i, completed)) {
         apply(trainer, st, i, Event.EPOCH_END);
       } else if (schedule.isPending(i)
@@ -923,7 +926,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         continue; // it ran when it was due, or its own match never chose to
       }
       String reason;
-      if (programEnd) {
+      String stopped = stoppedBefore(st, entry);
+      if (stopped != null) {
+        reason = stopped;
+      } else if (programEnd) {
         reason =
             "the program ended (System.exit, an uncaught exception, or a trainer never closed)"
                 + " after "
@@ -1156,6 +1162,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             st.losses.meanBefore(),
             st.losses.beforeBatches()));
     st.schedule.failed(index, !stop);
+    if (stop && entry.byEpoch()) {
+      st.stoppedBy = entry;
+      st.stoppedAtEpoch = completed;
+    }
     if (stop) {
       surgeryLog.write();
       String state =
@@ -1252,8 +1262,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
-      if (schedule.status(i) == EntryStatus.AWAITING_LENGTH) {
-        // Training starts without the length: fails (or is skipped) naming where to set it.
+      if (schedule.status(i) == EntryStatus.AWAITING_LENGTH
+          || (schedule.isPending(i) && lacksLength(st, entry))) {
+        // Training starts without the length an entry needs: nothing announces it from now on
+        // (the agent and SurgeryTrain do before the first batch), so the entry fails (or is
+        // skipped) here, before the first step, naming where to set it, not epochs into training.
         apply(trainer, st, i, Event.FIT_START);
         continue;
       }
@@ -1266,12 +1279,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + " (the surgery agent does this by itself), or schedule it at epoch 1 or later");
       }
       if (schedule.isPendingBeforeTraining(i)) {
-        schedule.missed(i);
-        warn(
-            "Surgery: "
-                + entry.describe()
-                + " did not run: the listener did not see onTrainingBegin for this trainer"
-                + " (it was added after the Trainer was created)");
+        missed(
+            st,
+            i,
+            "the listener did not see onTrainingBegin for this trainer (it was added after the"
+                + " Trainer was created)");
       }
     }
   }
@@ -1293,17 +1305,41 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           && entry.epoch() > 0
           && entry.epoch() <= passed) {
         // Never run it late: mark it so that a later onEpoch does not apply it at the wrong time.
-        schedule.missed(i);
-        warn(
-            "Surgery: "
-                + entry.describe()
-                + " did not run: epoch "
+        missed(
+            st,
+            i,
+            "epoch "
                 + entry.epoch()
                 + " ended without an onEpoch event. A custom training loop must call"
                 + " trainer.notifyListeners(listener -> listener.onEpoch(trainer)) after each"
                 + " epoch");
       }
     }
+  }
+
+  /**
+   * Marks an entry whose moment passed unseen (it is never run late), warns, and lists it under
+   * {@code not_run} in the surgery log with the reason.
+   */
+  private void missed(TrainerState st, int index, String reason) {
+    ScheduledAlgorithm entry = st.schedule.entry(index);
+    st.schedule.missed(index);
+    warn("Surgery: " + entry.describe() + " did not run: " + reason);
+    surgeryLog.addNotRun(st.ordinal, entry, reason);
+  }
+
+  /**
+   * Why an epoch entry did not run when an earlier entry due at the same epoch end failed and
+   * stopped training before its turn; null when that is not what happened.
+   */
+  private static String stoppedBefore(TrainerState st, ScheduledAlgorithm entry) {
+    if (st.stoppedBy == null || !entry.byEpoch() || entry.epoch() != st.stoppedAtEpoch) {
+      return null;
+    }
+    return st.stoppedBy.describe()
+        + " failed before it at the end of epoch "
+        + st.stoppedAtEpoch
+        + " and stopped training (on_error: fail)";
   }
 
   // ------------------------------------------------------------------ warnings

@@ -58,6 +58,12 @@ final class TrainerState {
   /** The most recent batch losses, for {@code State.recentLosses}. */
   final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
 
+  /** The epoch entry whose failure stopped training (on_error: fail), or null. */
+  ScheduledAlgorithm stoppedBy;
+
+  /** The completed epochs when {@link #stoppedBy} failed. */
+  int stoppedAtEpoch = -1;
+
   /** What the listener's surgery changed on this trainer's model, in order. */
   final List<SurgeryChanges> reports = new ArrayList<>();
 

@@ -193,4 +193,29 @@ class PlannedEpochsTest {
       assertEquals(List.of(0), probe.atFirstBatch, "it failed at the first batch");
     }
   }
+
+  /**
+   * A later entry that needs the length, with none configured and none announced when training
+   * starts: nothing announces it from then on, so it fails at the first batch, before the first
+   * step, rather than epochs into training.
+   */
+  @Test
+  void withoutALengthALaterEntryFailsAtTheFirstBatch() throws Exception {
+    SurgeryListener listener = SurgeryListener.builder().add(freezing(), 2).build();
+    FrozenProbe probe = new FrozenProbe();
+    try (Model model = TestModels.model("no-length-later");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(probe, listener))) {
+      trainer.initialize(INPUT);
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class,
+              () -> EasyTrain.fit(trainer, 3, TestModels.dataset(data, 3), null));
+      assertTrue(e.getMessage().contains("optTotalEpochs(n)"), e.getMessage());
+      assertEquals(List.of(0), probe.atFirstBatch, "it failed at the first batch");
+      assertEquals(1, listener.getOutcomes().size());
+      assertEquals(0, listener.getOutcomes().get(0).step(), "before the first step");
+      assertEquals(SurgeryOutcome.Status.FAILED, listener.getOutcomes().get(0).status());
+    }
+  }
 }
