@@ -1144,11 +1144,17 @@ final class TreeSurgery {
       String path = BlockPaths.display(current.path());
       Shape[] recorded = DjlInternals.recordedInputShapes(replacement);
       List<Parameter> preset = presetArrays(original, replacement);
-      if (!allInitialized(replacement) || recorded == null) {
+      boolean placed = !allInitialized(replacement) || recorded == null;
+      if (placed) {
         initialize(original, replacement, inputShapes, path);
       }
       PresetArraysCheck.check(
           original, replacement, preset, recorded, inputShapes, anchorArray(original), path);
+      if (!placed && !Arrays.equals(recorded, inputShapes)) {
+        // Initialized for other shapes that it accepts: it records the ones it receives here (its
+        // blocks below too; no array changes), which a later surgery on it and a saved file read.
+        initialize(original, replacement, inputShapes, path);
+      }
       if (!allowShapeChange) {
         checkShapes(original, replacement, inputShapes, path);
       }

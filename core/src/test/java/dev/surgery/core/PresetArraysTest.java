@@ -18,11 +18,13 @@ import ai.djl.nn.Blocks;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.LayerNorm;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.TinyDense;
@@ -85,6 +87,19 @@ class PresetArraysTest {
         stray.removeAll(OpenArrays.reachable(root, trainer));
         assertEquals(Set.of(), stray, initializedFor.toString());
         Fixtures.sumStep(trainer); // trains on
+        // It records the shapes it receives here: a later surgery initializes its own replacement
+        // (a convolution and a layer norm over channels and image) for them and trains on.
+        assertEquals(
+            List.of(SECOND_CONV_INPUT),
+            List.of(DjlInternals.recordedInputShapes(root.getChildren().valueAt(2))));
+        Map<BlockMatcher, ReplacementFunction> again = new LinkedHashMap<>();
+        again.put(
+            (block, path) -> path.equals("03Conv2d"),
+            (block, index) ->
+                new SequentialBlock().add(conv()).add(LayerNorm.builder().axis(1, 2, 3).build()));
+        ModuleSurgery.replaceModules(
+            root, again, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+        Fixtures.sumStep(trainer);
         Fixtures.sumStep(trainer);
       }
     }
