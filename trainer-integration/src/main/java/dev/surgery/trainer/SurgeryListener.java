@@ -331,7 +331,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           call = "apply";
           algorithm.apply(event, state);
         }
-      } catch (Exception e) { // a plugin may throw a checked exception undeclared
+      } catch (Exception | LinkageError | AssertionError e) { // the plugin's own failures: checked
+        // ones undeclared, a class its jar lacks (NoClassDefFoundError), a broken assert
         RuntimeException error = pluginError(call, event, algorithm, e);
         String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
         if (onError == OnError.FAIL) {
@@ -435,6 +436,18 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   private int plannedEpochs(TrainerState st) {
     return st.plannedEpochs > 0 ? st.plannedEpochs : totalEpochs;
+  }
+
+  /**
+   * Whether an entry that ran took the length of training from the loop's announcement alone: no
+   * total (of epochs, or of steps for a duration trigger) is configured.
+   */
+  private boolean followsAnnouncedLength(TrainerState st, ScheduledAlgorithm entry) {
+    if (totalEpochs > 0 || st.plannedEpochs <= 0) {
+      return false;
+    }
+    return entry.algorithm().needsTotalEpochs()
+        || (entry.trigger().needsLength() && totalSteps <= 0);
   }
 
   private boolean lacksLength(TrainerState st, ScheduledAlgorithm entry) {
@@ -546,6 +559,28 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                       + totalEpochs
                       + " (a loop that calls fit once per epoch announces one epoch at a time)"
                   : "the loop's " + planned));
+    }
+    if (st.lengthFollowedBy != null && planned > st.lengthFollowed) {
+      // Only the loop's announcements gave the length (no total configured), and an entry that
+      // follows it has run: a second fit (a loop that calls fit once per epoch) shows that length
+      // was not the training's, so what the entry did (froze by the fraction of a wrong total,
+      // ran at the wrong step) is wrong. Said before this fit's first step, and again at every
+      // later one: nothing more trains silently on it.
+      ScheduledAlgorithm entry = st.lengthFollowedBy;
+      String message =
+          "Surgery: "
+              + entry.describe()
+              + " followed a length of "
+              + st.lengthFollowed
+              + " epochs that the training loop announced, but it now announces "
+              + planned
+              + " epochs in all: that was not the length of training, so what it did is wrong and"
+              + " training stops. A program that calls fit more than once (once per epoch, say)"
+              + " must "
+              + totalEpochsHint;
+      warn(message);
+      throw new SurgeryFailedException(
+          message, entry.algorithm().name(), st.passedEpochs(), null, null);
     }
     st.plannedEpochs = planned;
     if (st.passedEpochs() > 0) {
@@ -979,7 +1014,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     boolean match;
     try {
       match = algorithm.match(event, stateAt(trainer, st, event));
-    } catch (Exception e) { // a plugin may throw a checked exception undeclared
+    } catch (Exception | LinkageError | AssertionError e) { // the plugin's own failures: checked
+      // ones undeclared, a class its jar lacks (NoClassDefFoundError), a broken assert
       failed(st, index, event, pluginError("match", event, algorithm, e), 0);
       return;
     }
@@ -990,7 +1026,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /** Wraps a plugin's exception so that the message names the plugin, the call and its jar. */
   private static RuntimeException pluginError(
-      String call, Event event, Algorithm algorithm, Exception e) {
+      String call, Event event, Algorithm algorithm, Throwable e) {
     if (e instanceof SurgeryException s) {
       return s; // the engine's own error, which names the block
     }
@@ -1046,7 +1082,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     SurgeryChanges changes;
     try {
       changes = algorithm.apply(event, state);
-    } catch (Exception e) { // a plugin may throw a checked exception undeclared
+    } catch (Exception | LinkageError | AssertionError e) { // the plugin's own failures: checked
+      // ones undeclared, a class its jar lacks (NoClassDefFoundError), a broken assert
       long nanos = System.nanoTime() - start;
       boolean changed = !sameBlocks(blocksBefore, blocksOf(model.getBlock()));
       failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
@@ -1072,6 +1109,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             lossBefore,
             lossBeforeBatches);
     surgeryLog.add(applied);
+    if (followsAnnouncedLength(st, entry)) {
+      st.lengthFollowedBy = entry;
+      st.lengthFollowed = planned;
+    }
     st.reports.add(changes);
     st.losses.awaitAfter(applied);
     if (!changes.isEmpty() || !entry.trigger().repeats()) {

@@ -58,6 +58,14 @@ final class TrainerState {
   /** The most recent batch losses, for {@code State.recentLosses}. */
   final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
 
+  /**
+   * The last entry that ran following a length of training that only the loop announced (no total
+   * configured), or null; {@link #lengthFollowed} is that length in epochs.
+   */
+  ScheduledAlgorithm lengthFollowedBy;
+
+  int lengthFollowed;
+
   /** The epoch entry whose failure stopped training (on_error: fail), or null. */
   ScheduledAlgorithm stoppedBy;
 

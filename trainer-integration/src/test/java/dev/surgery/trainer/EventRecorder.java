@@ -20,8 +20,8 @@ import java.util.function.BiConsumer;
 /**
  * Event-driven test algorithms: {@code t_ev_rec} records every event it is asked about (it never
  * matches), {@code t_ev_mark} logs its tag at its {@code event} when {@code at_step} steps have
- * run, {@code t_ev_throw} throws in {@code match} (unchecked) or {@code apply} (an undeclared
- * checked exception) at BATCH_END.
+ * run, {@code t_ev_throw} throws in {@code match} (unchecked, or an {@code AssertionError}) or
+ * {@code apply} (an undeclared checked exception, or a {@code NoClassDefFoundError}) at BATCH_END.
  */
 final class EventRecorder implements Algorithm {
 
@@ -55,7 +55,12 @@ final class EventRecorder implements Algorithm {
     Algorithms.register(
         new AlgorithmSpec(
             THROW,
-            List.of(HyperParameter.ofChoice("in", "match", List.of("match", "apply"), "where")),
+            List.of(
+                HyperParameter.ofChoice(
+                    "in",
+                    "match",
+                    List.of("match", "apply", "match_assert", "apply_linkage"),
+                    "where, and what: an exception, or an Error that is the plugin's own")),
             v -> new EventRecorder(THROW, v)));
   }
 
@@ -116,12 +121,19 @@ final class EventRecorder implements Algorithm {
         if (values.get("in").equals("match")) {
           throw new IllegalArgumentException("injected in match");
         }
+        if (values.get("in").equals("match_assert")) {
+          throw new AssertionError("injected in match");
+        }
         return true;
     }
   }
 
   @Override
   public SurgeryChanges apply(Event event, State state) {
+    if (name.equals(THROW) && values.get("in").equals("apply_linkage")) {
+      // What a plugin jar that lacks a class of its own throws.
+      throw new NoClassDefFoundError("injected in apply");
+    }
     if (name.equals(THROW)) {
       // An undeclared checked exception, as Kotlin or a sneaky throw can raise: handled the same.
       throw EventRecorder.<RuntimeException>sneaky(new java.io.IOException("injected in apply"));

@@ -377,6 +377,46 @@ class EventsTest {
     }
   }
 
+  /**
+   * A plugin's own Errors (an assert it broke, a class its jar lacks) are its failures like its
+   * exceptions: on_error decides, and the message names it. They stopped training under skip and
+   * named nothing (and the agent, which keeps a failing hook from the program, trained on under
+   * fail).
+   */
+  @Test
+  void aPluginsOwnErrorIsAFailureThatOnErrorDecides() throws Exception {
+    for (String in : List.of("match_assert", "apply_linkage")) {
+      String call = in.substring(0, in.indexOf('_'));
+      SurgeryListener failing = listener("algorithms:\n  - name: t_ev_throw\n    in: " + in + "\n");
+      try (Model model = TestModels.model("error-" + in);
+          NDManager manager = NDManager.newBaseManager();
+          Trainer trainer = model.newTrainer(TestModels.config(failing))) {
+        trainer.initialize(TestModels.INPUT);
+        SurgeryFailedException e =
+            assertThrows(
+                SurgeryFailedException.class,
+                () -> SurgeryTrain.fit(trainer, 1, TestModels.dataset(manager, 1), null));
+        assertTrue(
+            e.getMessage().contains("algorithm 't_ev_throw'")
+                && e.getMessage().contains("threw in " + call + "(batch_end)")
+                && e.getMessage().contains("injected in " + call),
+            e.getMessage());
+      }
+      SurgeryListener skipping =
+          listener("algorithms:\n  - name: t_ev_throw\n    in: " + in + "\non_error: skip\n");
+      try (Model model = TestModels.model("skip-" + in);
+          NDManager manager = NDManager.newBaseManager();
+          Trainer trainer = model.newTrainer(TestModels.config(skipping))) {
+        trainer.initialize(TestModels.INPUT);
+        String before = TestModels.structure(model.getBlock());
+        SurgeryTrain.fit(trainer, 2, TestModels.dataset(manager, 1), null); // trains on
+        assertEquals(before, TestModels.structure(model.getBlock()));
+        assertEquals(1, skipping.getOutcomes().size(), in);
+        assertEquals(SurgeryOutcome.Status.SKIPPED, skipping.getOutcomes().get(0).status(), in);
+      }
+    }
+  }
+
   @Test
   void stateRefusesSurgeryWhileABatchIsInFlight() throws Exception {
     List<String> outcomes = new ArrayList<>();

@@ -218,4 +218,50 @@ class PlannedEpochsTest {
       assertEquals(SurgeryOutcome.Status.FAILED, listener.getOutcomes().get(0).status());
     }
   }
+
+  /**
+   * A loop that calls fit once per epoch, with no total configured: the first fit announces 1
+   * epoch, and layer_freezing at epoch 1 follows that length (the end of training: all but the last
+   * layer). The second fit shows it was not the length of training: it is refused before its first
+   * step, and so is every later one, naming the entry and the setting.
+   */
+  @Test
+  void aSecondFitAfterAnEntryFollowedTheFirstFitsLengthStopsTraining() throws Exception {
+    SurgeryListener listener = SurgeryListener.builder().add(freezing(), 1).build();
+    FrozenProbe probe = new FrozenProbe();
+    try (Model model = TestModels.model("once-per-epoch");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(probe, listener))) {
+      trainer.initialize(INPUT);
+      listener.onPlannedEpochs(trainer, 1); // what the agent does at fit(trainer, 1, ...)
+      EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      assertEquals(1, listener.getOutcomes().size(), "it ran with the announced length");
+      for (int attempt = 0; attempt < 2; attempt++) {
+        SurgeryFailedException e =
+            assertThrows(SurgeryFailedException.class, () -> listener.onPlannedEpochs(trainer, 1));
+        assertTrue(e.getMessage().contains("followed a length of 1 epochs"), e.getMessage());
+        assertTrue(e.getMessage().contains("now announces 2 epochs in all"), e.getMessage());
+        assertTrue(e.getMessage().contains("optTotalEpochs(n)"), e.getMessage());
+      }
+    }
+    assertEquals(List.of(0), probe.atFirstBatch, "no batch trained after the first fit");
+  }
+
+  /** With the total configured, fit once per epoch follows it and nothing is refused. */
+  @Test
+  void aConfiguredTotalLetsALoopCallFitOncePerEpoch() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(freezing(), 1).optTotalEpochs(3).build();
+    try (Model model = TestModels.model("once-per-epoch-total");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      for (int epoch = 0; epoch < 3; epoch++) {
+        listener.onPlannedEpochs(trainer, 1);
+        EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      }
+      assertEquals(1, listener.getOutcomes().size());
+      assertEquals(SurgeryOutcome.Status.APPLIED, listener.getOutcomes().get(0).status());
+    }
+  }
 }
