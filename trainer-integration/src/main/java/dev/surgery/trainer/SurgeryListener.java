@@ -1206,6 +1206,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (stop && entry.byEpoch()) {
       st.stoppedBy = entry;
       st.stoppedAtEpoch = completed;
+      listRepeatsStoppedAt(st, index, completed);
     }
     if (stop) {
       surgeryLog.write();
@@ -1370,6 +1371,26 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
+   * Lists under {@code not_run} the runs of repeating epoch entries that were due at the epoch end
+   * where the entry at {@code index} failed and stopped training, after it in the schedule: they
+   * never come, and a repeating entry that ran before is not listed at training end. (One-shot
+   * entries stay pending and are listed once, when they are missed or training ends.)
+   */
+  private void listRepeatsStoppedAt(TrainerState st, int index, int completed) {
+    Schedule schedule = st.schedule;
+    for (int j = index + 1; j < schedule.size(); j++) {
+      ScheduledAlgorithm later = schedule.entry(j);
+      if (schedule.isPending(j)
+          && schedule.hasKind(j, Trigger.Kind.EVERY_EPOCHS)
+          && completed % later.trigger().amount() == 0) {
+        String reason = stoppedReason(st) + " (its run at epoch " + completed + ")";
+        warn("Surgery: " + later.describe() + " did not run: " + reason);
+        surgeryLog.addNotRun(st.ordinal, later, reason);
+      }
+    }
+  }
+
+  /**
    * Why an epoch entry did not run when an earlier entry due at the same epoch end failed and
    * stopped training before its turn; null when that is not what happened.
    */
@@ -1377,6 +1398,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (st.stoppedBy == null || !entry.byEpoch() || entry.epoch() != st.stoppedAtEpoch) {
       return null;
     }
+    return stoppedReason(st);
+  }
+
+  /** Says which entry's failure stopped training, and at which epoch end. */
+  private static String stoppedReason(TrainerState st) {
     return st.stoppedBy.describe()
         + " failed before it at the end of epoch "
         + st.stoppedAtEpoch

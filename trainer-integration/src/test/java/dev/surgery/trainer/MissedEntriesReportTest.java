@@ -14,6 +14,8 @@ import ai.djl.training.dataset.ArrayDataset;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.surgery.core.events.Time;
+import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -113,6 +115,46 @@ class MissedEntriesReportTest {
     String reason = onlyNotRunReason(report);
     assertTrue(reason.startsWith("t_fail at epoch 1"), reason);
     assertTrue(reason.endsWith("stopped training (on_error: fail)"), reason);
+  }
+
+  /**
+   * A repeating entry whose run at the failing epoch end never came (it comes after the failing
+   * entry) is listed for that run; its later runs happen when the program catches and trains on.
+   */
+  @Test
+  void aRepeatingEntrysRunThatAFailureStoppedIsListed() throws Exception {
+    Path report = tmp.resolve("repeating.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FAIL, Map.of()), 1)
+            .add(
+                algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
+            .optReportPath(report)
+            .build();
+    TestAlgorithms.CALLS.clear();
+    try (Model model = TestModels.model("repeating");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        for (int epoch = 0; epoch < 3; epoch++) {
+          try {
+            EasyTrain.fit(trainer, 1, dataset, null);
+          } catch (SurgeryFailedException e) {
+            // trains on
+          }
+        }
+      }
+    }
+    assertEquals(
+        2, TestAlgorithms.CALLS.size(), "it ran at epochs 2 and 3: " + TestAlgorithms.CALLS);
+    JsonArray notRun = read(report).getAsJsonArray("not_run");
+    assertEquals(1, notRun.size(), notRun.toString());
+    JsonObject entry = notRun.get(0).getAsJsonObject();
+    assertEquals(TestAlgorithms.LOG, entry.get("algorithm").getAsString(), entry.toString());
+    String reason = entry.get("reason").getAsString();
+    assertTrue(reason.startsWith("t_fail at epoch 1"), reason);
+    assertTrue(reason.endsWith("(its run at epoch 1)"), reason);
   }
 
   private static SurgeryListener stoppingListener(Path report) {

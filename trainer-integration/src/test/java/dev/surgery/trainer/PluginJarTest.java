@@ -183,4 +183,25 @@ class PluginJarTest {
           e.getMessage());
     }
   }
+
+  /**
+   * Two copies (or two versions) of one plugin jar on one class path: the loader defines the
+   * provider class once, so one of them would be ignored without a word; refused, naming both.
+   */
+  @Test
+  void twoCopiesOfOnePluginJarAreAnErrorNamingBoth() throws Exception {
+    Path jar = pluginJar("copied.jar", "p5", "CopiedProvider", "t_jar_copied");
+    Path copy = dir.resolve("copied-again.jar");
+    Files.copy(jar, copy);
+    try (URLClassLoader loader = loader(jar, copy)) {
+      AlgorithmPluginException e =
+          assertThrows(AlgorithmPluginException.class, () -> Algorithms.loadPlugins(loader));
+      assertTrue(
+          e.getMessage().contains("p5.CopiedProvider is in both")
+              && e.getMessage().contains(jar.toString())
+              && e.getMessage().contains(copy.toString()),
+          e.getMessage());
+      assertEquals(null, Algorithms.spec("t_jar_copied"), "nothing of the loader is registered");
+    }
+  }
 }

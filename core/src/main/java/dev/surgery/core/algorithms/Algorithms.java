@@ -80,6 +80,10 @@ public final class Algorithms {
       if (LOADED.containsKey(loader)) {
         return List.of();
       }
+      String duplicate = duplicateProvider(loader);
+      if (duplicate != null) {
+        throw new AlgorithmPluginException(duplicate, null);
+      }
       Map<String, AlgorithmSpec> found = new LinkedHashMap<>();
       Map<String, String> origins = new LinkedHashMap<>();
       Iterator<AlgorithmProvider> it =
@@ -137,6 +141,64 @@ public final class Algorithms {
       }
       LOADED.put(loader, Boolean.TRUE);
       return List.copyOf(found.values());
+    }
+  }
+
+  private static final String SERVICES = "META-INF/services/" + AlgorithmProvider.class.getName();
+
+  /**
+   * Finds a provider class that two jars (or folders) of a class loader both declare: the loader
+   * defines a class name once, so the second one's version would be ignored without a word (two
+   * copies or two versions of one plugin jar on the class path).
+   *
+   * @return a message naming the class and both places, or null when each is declared once
+   */
+  private static String duplicateProvider(ClassLoader loader) {
+    Map<String, String> seen = new LinkedHashMap<>();
+    try {
+      for (URL file : Collections.list(loader.getResources(SERVICES))) {
+        String place = placeOf(file);
+        String text;
+        try (java.io.InputStream in = file.openStream()) {
+          text = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+        for (String line : text.split("\\R")) {
+          String provider = line.replaceAll("#.*", "").trim();
+          if (provider.isEmpty()) {
+            continue;
+          }
+          String first = seen.putIfAbsent(provider, place);
+          if (first != null && !first.equals(place)) {
+            return "the algorithm provider "
+                + provider
+                + " is in both "
+                + first
+                + " and "
+                + place
+                + ": a class loader defines it once, so one of them would be ignored; keep one"
+                + " jar on the class path";
+          }
+        }
+      }
+    } catch (java.io.IOException e) {
+      return "cannot read the algorithm plugins' " + SERVICES + ": " + e.getMessage();
+    }
+    return null;
+  }
+
+  /** The jar or folder a resource was found in, for messages. */
+  private static String placeOf(URL resource) {
+    String url = resource.toString();
+    int bang = url.indexOf("!/");
+    String container =
+        bang >= 0 ? url.substring(0, bang) : url.substring(0, url.length() - SERVICES.length());
+    if (container.startsWith("jar:")) {
+      container = container.substring(4);
+    }
+    try {
+      return java.nio.file.Path.of(new java.net.URI(container)).toString();
+    } catch (java.net.URISyntaxException | IllegalArgumentException e) {
+      return container;
     }
   }
 
