@@ -486,10 +486,11 @@ final class ConfigParser {
               + "': give one schedule (epoch, step, at or every)");
       scheduleOk = false;
     } else if (scheduleKeys.isEmpty()) {
-      if (spec == null) {
-        addAt(node, noSchedule(where, name));
-        scheduleOk = false;
-      } else {
+      // Whether an entry may go without a schedule depends on its algorithm's events: without a
+      // known algorithm there is nothing to judge, and the name problem is the one to fix (a typo
+      // in an event-driven plugin's name would otherwise also be told it needs an epoch).
+      scheduleOk = spec != null;
+      if (spec != null) {
         trigger = Trigger.onEvents(); // checked against the algorithm's events once it is built
       }
     } else {

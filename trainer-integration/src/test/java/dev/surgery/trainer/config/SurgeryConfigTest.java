@@ -296,6 +296,23 @@ class SurgeryConfigTest {
             "only one YAML document is allowed"));
   }
 
+  /**
+   * An unknown name is the one problem of an entry without a schedule: whether it may go without
+   * one depends on the algorithm, and a typo in an event-driven plugin's name must not read as a
+   * missing epoch.
+   */
+  @Test
+  void anUnknownAlgorithmWithoutScheduleIsOnlyUnknown() {
+    SurgeryConfigException e =
+        assertThrows(
+            SurgeryConfigException.class,
+            () -> SurgeryConfig.parse("algorithms:\n  - name: c_plian\n", FILE));
+    assertEquals(1, e.getProblems().size(), e.getMessage());
+    ConfigProblem p = e.getProblems().get(0);
+    assertEquals(List.of(2, 11), List.of(p.line(), p.column()));
+    assertTrue(p.message().startsWith("unknown algorithm 'c_plian' (did you mean 'c_plain'?)"));
+  }
+
   @ParameterizedTest(name = "{0}")
   @MethodSource("badInputs")
   void badInputIsReportedAtItsPosition(Case c) {
