@@ -430,6 +430,7 @@ final class ConfigParser {
     String name = null;
     if (nameNode == null) {
       addAt(node, where + " has no 'name'; known algorithms: " + known());
+      misspeltName(mapping, where);
     } else {
       Object v = scalar(nameNode);
       if (v instanceof String s && !s.isBlank()) {
@@ -572,6 +573,36 @@ final class ConfigParser {
             + ":"
             + (mark == null ? 1 : mark.getColumn() + 1);
     return ScheduledAlgorithm.of(algorithm, trigger, index, source);
+  }
+
+  /**
+   * Reports the keys of an entry without 'name' that stand for it ({@code Name}, {@code nmae}), at
+   * the key: the algorithm, and so its hyperparameters, are unknown, so only a key closer to 'name'
+   * than to any entry key or any registered algorithm's hyperparameter is taken for a misspelt one.
+   */
+  private void misspeltName(MappingNode mapping, String where) {
+    List<String> candidates = new ArrayList<>(ENTRY_KEYS);
+    for (String algorithm : Algorithms.names()) {
+      AlgorithmSpec spec = Algorithms.spec(algorithm);
+      if (spec != null) {
+        candidates.addAll(spec.names());
+      }
+    }
+    for (NodeTuple t : mapping.getValue()) {
+      if (t.getKeyNode() instanceof ScalarNode k
+          && !candidates.contains(k.getValue())
+          && NAME.equals(EditDistance.suggest(k.getValue(), candidates))) {
+        addAt(
+            k,
+            "unknown key '"
+                + k.getValue()
+                + "' in "
+                + where
+                + didYouMean(k.getValue(), candidates)
+                + "; valid keys: name, a schedule (epoch, step, at or every), include, exclude"
+                + " and the algorithm's hyperparameters");
+      }
+    }
   }
 
   private static String noSchedule(String where, String name) {

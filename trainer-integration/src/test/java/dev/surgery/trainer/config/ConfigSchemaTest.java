@@ -90,7 +90,8 @@ class ConfigSchemaTest {
           "69-include-empty-list.yaml",
           "73-pattern-with-escape.yaml",
           "74-pattern-after-astral-character.yaml",
-          "77-integer-beyond-long.yaml");
+          "77-integer-beyond-long.yaml",
+          "81-entry-key-wrong-case.yaml");
 
   /**
    * Corpus files only the parser refuses: not YAML text at all (binary, syntax errors, several

@@ -313,6 +313,38 @@ class SurgeryConfigTest {
     assertTrue(p.message().startsWith("unknown algorithm 'c_plian' (did you mean 'c_plain'?)"));
   }
 
+  /**
+   * A key that stands for 'name' in an entry without one is reported at the key, with the hint that
+   * top-level keys and hyperparameters get; the other keys of such an entry, whose algorithm is
+   * unknown, are not judged.
+   */
+  @Test
+  void aMisspeltNameKeyIsReportedAtTheKey() {
+    SurgeryConfigException e =
+        assertThrows(
+            SurgeryConfigException.class,
+            () ->
+                SurgeryConfig.parse(
+                    "algorithms:\n  - {epoch: 1, Name: c_plain, min_channels: 4}\n", FILE));
+    List<String> problems = e.getProblems().stream().map(ConfigProblem::toString).toList();
+    assertEquals(2, problems.size(), e.getMessage());
+    assertTrue(
+        problems.get(0).startsWith(FILE + ":2:5: algorithms entry 1 has no 'name'"),
+        e.getMessage());
+    assertTrue(
+        problems
+            .get(1)
+            .startsWith(
+                FILE + ":2:16: unknown key 'Name' in algorithms entry 1 (did you mean 'name'?)"),
+        e.getMessage());
+    // A key that is no misspelt name (a hyperparameter of some algorithm) stays unjudged.
+    SurgeryConfigException plain =
+        assertThrows(
+            SurgeryConfigException.class,
+            () -> SurgeryConfig.parse("algorithms:\n  - {epoch: 1, min_channels: 4}\n", FILE));
+    assertEquals(1, plain.getProblems().size(), plain.getMessage());
+  }
+
   @ParameterizedTest(name = "{0}")
   @MethodSource("badInputs")
   void badInputIsReportedAtItsPosition(Case c) {
