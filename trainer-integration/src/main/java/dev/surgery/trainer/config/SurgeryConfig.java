@@ -279,7 +279,7 @@ public final class SurgeryConfig {
       return "file not found (looked for " + file.toAbsolutePath() + ")";
     } catch (NoSuchFileException e) {
       if (Files.isSymbolicLink(file)) {
-        return "is a symbolic link to a missing file (looked for " + file.toAbsolutePath() + ")";
+        return "is a symbolic link to a missing file: " + missingTarget(file) + " does not exist";
       }
       return "file not found (looked for " + file.toAbsolutePath() + ")";
     } catch (FileSystemException e) {
@@ -291,6 +291,26 @@ public final class SurgeryConfig {
     } catch (IOException | SecurityException e) {
       return "cannot be opened: " + e.getMessage();
     }
+  }
+
+  /**
+   * Follows a dangling link to the path that is missing: the link's own path says nothing about
+   * what to fix. A relative target is resolved against the link's folder, as the system does, and a
+   * chain of links is followed to its last link.
+   */
+  private static Path missingTarget(Path link) {
+    Path current = link.toAbsolutePath();
+    // A chain longer than the system follows would be a loop, reported as such by toRealPath.
+    for (int hops = 0; hops < 40 && Files.isSymbolicLink(current); hops++) {
+      try {
+        Path target = Files.readSymbolicLink(current);
+        Path folder = current.getParent();
+        current = (folder == null ? target : folder.resolve(target)).normalize();
+      } catch (IOException | UnsupportedOperationException | SecurityException e) {
+        break;
+      }
+    }
+    return current;
   }
 
   /** Decodes strictly, so that binary data is reported at its first bad byte, not parsed. */

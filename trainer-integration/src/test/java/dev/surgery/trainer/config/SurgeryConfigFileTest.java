@@ -73,6 +73,28 @@ class SurgeryConfigFileTest {
     Files.createSymbolicLink(link, dir.resolve("gone.yaml"));
     ConfigProblem p = onlyProblem(link);
     assertTrue(p.message().contains("symbolic link to a missing file"), p.message());
+    // The message names what is missing, not the link the user gave.
+    assertTrue(
+        p.message().contains(dir.resolve("gone.yaml").toAbsolutePath() + " does not exist"),
+        p.message());
+  }
+
+  @Test
+  void danglingRelativeSymbolicLinkNamesItsTargetFromTheLinksFolder() throws Exception {
+    Path sub = Files.createDirectories(dir.resolve("sub"));
+    Path hop = sub.resolve("hop.yaml");
+    Files.createSymbolicLink(hop, Path.of("../missing/gone.yaml"));
+    Path link = dir.resolve("link.yaml");
+    Files.createSymbolicLink(link, Path.of("sub/hop.yaml"));
+    ConfigProblem p = onlyProblem(link);
+    assertEquals(0, p.line());
+    assertTrue(
+        p.message()
+            .endsWith(
+                "symbolic link to a missing file: "
+                    + dir.resolve("missing/gone.yaml").toAbsolutePath().normalize()
+                    + " does not exist"),
+        p.message());
   }
 
   /**
