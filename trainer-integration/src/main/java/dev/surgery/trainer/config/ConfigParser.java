@@ -27,8 +27,15 @@ import java.util.Set;
 import java.util.TreeSet;
 import org.snakeyaml.engine.v2.api.LoadSettings;
 import org.snakeyaml.engine.v2.api.lowlevel.Compose;
+import org.snakeyaml.engine.v2.api.lowlevel.Parse;
+import org.snakeyaml.engine.v2.common.Anchor;
 import org.snakeyaml.engine.v2.common.ScalarStyle;
 import org.snakeyaml.engine.v2.constructor.StandardConstructor;
+import org.snakeyaml.engine.v2.events.AliasEvent;
+import org.snakeyaml.engine.v2.events.CollectionStartEvent;
+import org.snakeyaml.engine.v2.events.DocumentStartEvent;
+import org.snakeyaml.engine.v2.events.Event;
+import org.snakeyaml.engine.v2.events.NodeEvent;
 import org.snakeyaml.engine.v2.exceptions.Mark;
 import org.snakeyaml.engine.v2.exceptions.MarkedYamlEngineException;
 import org.snakeyaml.engine.v2.exceptions.ReaderException;
@@ -170,7 +177,19 @@ final class ConfigParser {
       add(at[0], at[1], "unreadable character: " + clean(e.getMessage()));
       throw exception();
     } catch (YamlEngineException e) {
-      add(1, 1, "YAML error: " + clean(e.getMessage()));
+      // The composer's unmarked errors (too many aliases of lists and mappings) point nowhere;
+      // the events still tell where the alias over the limit is.
+      int[] at = aliasOverLimit(text);
+      add(
+          at == null ? 1 : at[0],
+          at == null ? 1 : at[1],
+          "YAML error: "
+              + clean(e.getMessage())
+              + (at == null
+                  ? ""
+                  : " (alias "
+                      + (settings.getMaxAliasesForCollections() + 1)
+                      + " of a list or mapping)"));
       throw exception();
     } catch (StackOverflowError e) {
       // The parser recurses per nesting level; thousands of '[' are an attack or garbage, and
@@ -183,6 +202,38 @@ final class ConfigParser {
       throw exception();
     }
     return documents.get(0);
+  }
+
+  /**
+   * Finds the alias of a list or mapping that goes over {@link
+   * LoadSettings#getMaxAliasesForCollections()}, counted as SnakeYAML Engine's composer counts
+   * (aliases of collections, per document; an anchor names the latest node that defines it).
+   *
+   * @param text the YAML text
+   * @return {line, column} of that alias, 1-based, or null when the events show none
+   */
+  private int[] aliasOverLimit(String text) {
+    Map<Anchor, Boolean> collections = new HashMap<>();
+    int count = 0;
+    try {
+      for (Event event : new Parse(settings).parseString(text)) {
+        if (event instanceof DocumentStartEvent) {
+          collections.clear();
+          count = 0;
+        } else if (event instanceof AliasEvent alias) {
+          if (Boolean.TRUE.equals(collections.get(alias.getAlias()))
+              && ++count > settings.getMaxAliasesForCollections()) {
+            Mark m = event.getStartMark().orElse(null);
+            return m == null ? null : new int[] {m.getLine() + 1, m.getColumn() + 1};
+          }
+        } else if (event instanceof NodeEvent node && node.getAnchor().isPresent()) {
+          collections.put(node.getAnchor().get(), event instanceof CollectionStartEvent);
+        }
+      }
+    } catch (YamlEngineException e) {
+      return null; // a syntax error before any alias over the limit: no place to name
+    }
+    return null;
   }
 
   /**

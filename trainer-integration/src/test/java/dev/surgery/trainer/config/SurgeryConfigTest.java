@@ -259,9 +259,16 @@ class SurgeryConfigTest {
         new Case(
             "alias bomb",
             "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nalgorithms: [" + "*b, ".repeat(60) + "*b]\n",
-            1,
-            1,
-            "Number of aliases for non-scalar nodes exceeds the specified max=50"),
+            3, // the 51st alias of a list: 3 on line 2, the 48th of line 3
+            14 + 47 * 4,
+            "Number of aliases for non-scalar nodes exceeds the specified max=50 (alias 51 of a"
+                + " list or mapping)"),
+        new Case(
+            "alias bomb, aliases of scalars not counted",
+            "s: &s x\nl: &l [x]\nalgorithms: [" + "*s, ".repeat(60) + "*l, ".repeat(50) + "*l]\n",
+            3,
+            14 + 110 * 4,
+            "exceeds the specified max=50"),
         new Case(
             "recursive alias",
             "algorithms: &a [*a]\n",
