@@ -1,6 +1,7 @@
 package dev.surgery.trainer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -457,6 +458,17 @@ class EventsTest {
             SurgeryConfigException.class,
             () -> SurgeryListener.fromConfig(config, SurgeryTrain.EVENTS));
     assertTrue(refused.getMessage().contains("load.yaml:2:5"), refused.getMessage());
+    // SurgeryTrain.fit never reports load events: the advice is the load call, not the loop.
+    assertTrue(
+        refused
+            .getMessage()
+            .contains(
+                "build the listener with [after_load] among its events"
+                    + " (SurgeryListener.fromConfig(config, events)) and call"
+                    + " listener.onEvent(Event.BEFORE_LOAD, model) before and"
+                    + " listener.onEvent(Event.AFTER_LOAD, model) after your own Model.load"),
+        refused.getMessage());
+    assertFalse(refused.getMessage().contains("train with SurgeryTrain.fit"), refused.getMessage());
     SurgeryListener listener = SurgeryListener.fromConfig(config, EnumSet.allOf(Event.class));
     try (Model model = TestModels.model("load")) {
       listener.onEvent(Event.BEFORE_LOAD, model);

@@ -215,14 +215,42 @@ public final class SurgeryConfig {
                   + missing.stream().map(Event::configName).toList()
                   + ", which this training mode does not report (it reports "
                   + observable.stream().map(Event::configName).toList()
-                  + "). DJL's TrainingListener callbacks report only epoch ends; train with"
-                  + " SurgeryTrain.fit, call listener.onEvent from your loop and build the listener"
-                  + " with those events (SurgeryListener.fromConfig(config, events)), or use the"
-                  + " surgery agent"));
+                  + ")"
+                  + advice(missing)));
     }
     if (!problems.isEmpty()) {
       throw new SurgeryConfigException(problems);
     }
+  }
+
+  /**
+   * Tells how to get the missing events reported. Load events come from no training loop, not even
+   * {@code SurgeryTrain.fit}: they are reported around {@code Model.load}, by the program or the
+   * agent, so they get their own advice.
+   */
+  private static String advice(Set<Event> missing) {
+    Set<Event> load = EnumSet.of(Event.BEFORE_LOAD, Event.AFTER_LOAD);
+    load.retainAll(missing);
+    StringBuilder sb = new StringBuilder();
+    if (load.size() < missing.size()) {
+      sb.append(
+          ". DJL's TrainingListener callbacks report only epoch ends; train with"
+              + " SurgeryTrain.fit, call listener.onEvent from your loop and build the listener"
+              + " with those events (SurgeryListener.fromConfig(config, events)), or use the"
+              + " surgery agent");
+    }
+    if (!load.isEmpty()) {
+      sb.append(
+              ". No training loop reports load events, SurgeryTrain.fit included: build the"
+                  + " listener with ")
+          .append(load.stream().map(Event::configName).toList())
+          .append(
+              " among its events (SurgeryListener.fromConfig(config, events)) and call"
+                  + " listener.onEvent(Event.BEFORE_LOAD, model) before and"
+                  + " listener.onEvent(Event.AFTER_LOAD, model) after your own Model.load, or use"
+                  + " the surgery agent, which reports them around Model.load");
+    }
+    return sb.toString();
   }
 
   /** {@inheritDoc} */
