@@ -253,8 +253,12 @@ public final class SurgeryCheckpoint {
       if (spec == null) {
         throw new MalformedModelException(
             where
-                + " names an algorithm that is not registered; register it with"
-                + " Algorithms.register before loading. Known: "
+                // Under the agent the usual way in is its extensions= argument, and a
+                // checkpoint loaded there (Model.load) names no other way: so name both.
+                + " names an algorithm that is not registered; before loading, register it with"
+                + " Algorithms.register or put its plugin jar on the class path, or, under the"
+                + " surgery agent, pass the plugin's jar with the agent argument"
+                + " extensions=<plugin.jar>. Known: "
                 + Algorithms.names());
       }
       try {

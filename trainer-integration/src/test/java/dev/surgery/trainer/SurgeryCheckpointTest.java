@@ -611,6 +611,11 @@ class SurgeryCheckpointTest {
               () -> SurgeryCheckpoint.load(restored, dir, "unknown"));
       assertTrue(e.getMessage().contains("no_such_algorithm"), e.getMessage());
       assertTrue(e.getMessage().contains("unknown-0000.params"), e.getMessage());
+      // Both ways in: a program registers it; under the agent its jar comes with extensions=.
+      assertTrue(e.getMessage().contains("register it with Algorithms.register"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("pass the plugin's jar with the agent argument extensions="),
+          e.getMessage());
     }
   }
 
