@@ -331,8 +331,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           call = "apply";
           algorithm.apply(event, state);
         }
-      } catch (Exception | LinkageError | AssertionError e) { // the plugin's own failures: checked
-        // ones undeclared, a class its jar lacks (NoClassDefFoundError), a broken assert
+      } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
+        // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
         RuntimeException error = pluginError(call, event, algorithm, e);
         String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
         if (onError == OnError.FAIL) {
@@ -960,6 +960,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       if (kind == Trigger.Kind.EVENTS || (entry.trigger().repeats() && schedule.runs(i) > 0)) {
         continue; // it ran when it was due, or its own match never chose to
       }
+      if (st.listedNotRun.get(i)) {
+        continue; // its run that a stopping failure prevented is listed, with that reason
+      }
       String reason;
       String stopped = stoppedBefore(st, entry);
       if (stopped != null) {
@@ -1014,8 +1017,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     boolean match;
     try {
       match = algorithm.match(event, stateAt(trainer, st, event));
-    } catch (Exception | LinkageError | AssertionError e) { // the plugin's own failures: checked
-      // ones undeclared, a class its jar lacks (NoClassDefFoundError), a broken assert
+    } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
+      // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
       failed(st, index, event, pluginError("match", event, algorithm, e), 0);
       return;
     }
@@ -1042,7 +1045,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             + "("
             + event.configName()
             + "): "
-            + e,
+            + e
+            + (e.getMessage() == null && e.getCause() != null
+                ? " caused by " + e.getCause() // ExceptionInInitializerError: the initializer's
+                : ""),
         e);
   }
 
@@ -1082,8 +1088,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     SurgeryChanges changes;
     try {
       changes = algorithm.apply(event, state);
-    } catch (Exception | LinkageError | AssertionError e) { // the plugin's own failures: checked
-      // ones undeclared, a class its jar lacks (NoClassDefFoundError), a broken assert
+    } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
+      // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
       long nanos = System.nanoTime() - start;
       boolean changed = !sameBlocks(blocksBefore, blocksOf(model.getBlock()));
       failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
@@ -1203,10 +1209,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             st.losses.meanBefore(),
             st.losses.beforeBatches()));
     st.schedule.failed(index, !stop);
-    if (stop && entry.byEpoch()) {
+    if (stop && (entry.byEpoch() || event == Event.BATCH_END)) {
+      // Entries after it in the schedule due at the same moment never get their turn.
       st.stoppedBy = entry;
-      st.stoppedAtEpoch = completed;
-      listRepeatsStoppedAt(st, index, completed);
+      st.stoppedAtEpoch = entry.byEpoch() ? completed : -1;
+      st.stoppedAtStep = entry.byEpoch() ? -1 : st.steps;
+      listRepeatsStoppedAt(st, index);
     }
     if (stop) {
       surgeryLog.write();
@@ -1371,42 +1379,59 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
-   * Lists under {@code not_run} the runs of repeating epoch entries that were due at the epoch end
-   * where the entry at {@code index} failed and stopped training, after it in the schedule: they
-   * never come, and a repeating entry that ran before is not listed at training end. (One-shot
+   * Lists under {@code not_run} the runs of repeating entries that were due at the moment (an epoch
+   * end, a step) where the entry at {@code index} failed and stopped training, after it in the
+   * schedule: they never come, and a repeating entry is not listed again at training end. (One-shot
    * entries stay pending and are listed once, when they are missed or training ends.)
    */
-  private void listRepeatsStoppedAt(TrainerState st, int index, int completed) {
+  private void listRepeatsStoppedAt(TrainerState st, int index) {
     Schedule schedule = st.schedule;
     for (int j = index + 1; j < schedule.size(); j++) {
       ScheduledAlgorithm later = schedule.entry(j);
-      if (schedule.isPending(j)
-          && schedule.hasKind(j, Trigger.Kind.EVERY_EPOCHS)
-          && completed % later.trigger().amount() == 0) {
-        String reason = stoppedReason(st) + " (its run at epoch " + completed + ")";
+      Trigger trigger = later.trigger();
+      boolean due =
+          st.stoppedAtEpoch >= 0
+              ? trigger.kind() == Trigger.Kind.EVERY_EPOCHS
+                  && st.stoppedAtEpoch % trigger.amount() == 0
+              : trigger.kind() == Trigger.Kind.EVERY_STEPS
+                  && st.stoppedAtStep % trigger.amount() == 0;
+      if (schedule.isPending(j) && due) {
+        String reason = stoppedReason(st) + " (its run " + moment(st) + ")";
         warn("Surgery: " + later.describe() + " did not run: " + reason);
         surgeryLog.addNotRun(st.ordinal, later, reason);
+        st.listedNotRun.set(j);
       }
     }
   }
 
   /**
-   * Why an epoch entry did not run when an earlier entry due at the same epoch end failed and
+   * Why a one-shot entry did not run when an earlier entry due at the same moment failed and
    * stopped training before its turn; null when that is not what happened.
    */
-  private static String stoppedBefore(TrainerState st, ScheduledAlgorithm entry) {
-    if (st.stoppedBy == null || !entry.byEpoch() || entry.epoch() != st.stoppedAtEpoch) {
+  private String stoppedBefore(TrainerState st, ScheduledAlgorithm entry) {
+    if (st.stoppedBy == null) {
       return null;
     }
-    return stoppedReason(st);
+    Trigger trigger = entry.trigger();
+    boolean sameMoment =
+        st.stoppedAtEpoch >= 0
+            ? entry.byEpoch() && entry.epoch() == st.stoppedAtEpoch
+            : (trigger.kind() == Trigger.Kind.STEP && trigger.amount() == st.stoppedAtStep)
+                || (trigger.kind() == Trigger.Kind.DURATION
+                    && plannedSteps(st) > 0
+                    && dueStep(trigger, plannedSteps(st)) == st.stoppedAtStep);
+    return sameMoment ? stoppedReason(st) : null;
   }
 
-  /** Says which entry's failure stopped training, and at which epoch end. */
+  /** Says which entry's failure stopped training, and when. */
   private static String stoppedReason(TrainerState st) {
-    return st.stoppedBy.describe()
-        + " failed before it at the end of epoch "
-        + st.stoppedAtEpoch
-        + " and stopped training (on_error: fail)";
+    return st.stoppedBy.describe() + " failed before it " + moment(st) + " and stopped training";
+  }
+
+  private static String moment(TrainerState st) {
+    return st.stoppedAtEpoch >= 0
+        ? "at the end of epoch " + st.stoppedAtEpoch
+        : "at step " + st.stoppedAtStep;
   }
 
   // ------------------------------------------------------------------ warnings

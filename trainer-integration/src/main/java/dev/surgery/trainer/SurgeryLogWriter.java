@@ -48,7 +48,10 @@ final class SurgeryLogWriter {
     JsonObject o = new JsonObject();
     o.addProperty("trainer", trainer);
     o.addProperty("algorithm", entry.algorithm().name());
-    o.addProperty("epoch", entry.epoch());
+    if (entry.byEpoch()) {
+      o.addProperty("epoch", entry.epoch()); // none for a step, a duration or a repeat
+    }
+    o.addProperty("when", entry.trigger().describe());
     o.addProperty("source", entry.source());
     o.addProperty("reason", reason);
     notRun.add(o);

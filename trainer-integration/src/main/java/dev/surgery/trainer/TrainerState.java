@@ -4,6 +4,7 @@ import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
 
 /**
@@ -66,11 +67,17 @@ final class TrainerState {
 
   int lengthFollowed;
 
-  /** The epoch entry whose failure stopped training (on_error: fail), or null. */
+  /** The entry whose failure stopped training at an epoch end or a step, or null. */
   ScheduledAlgorithm stoppedBy;
 
-  /** The completed epochs when {@link #stoppedBy} failed. */
+  /** The completed epochs when {@link #stoppedBy} failed at an epoch end, else -1. */
   int stoppedAtEpoch = -1;
+
+  /** The optimizer steps taken when {@link #stoppedBy} failed at a step, else -1. */
+  long stoppedAtStep = -1;
+
+  /** Entries already listed under {@code not_run}, by schedule index. */
+  final BitSet listedNotRun = new BitSet();
 
   /** What the listener's surgery changed on this trainer's model, in order. */
   final List<SurgeryChanges> reports = new ArrayList<>();

@@ -59,7 +59,7 @@ final class EventRecorder implements Algorithm {
                 HyperParameter.ofChoice(
                     "in",
                     "match",
-                    List.of("match", "apply", "match_assert", "apply_linkage"),
+                    List.of("match", "apply", "match_assert", "apply_linkage", "apply_overflow"),
                     "where, and what: an exception, or an Error that is the plugin's own")),
             v -> new EventRecorder(THROW, v)));
   }
@@ -130,6 +130,9 @@ final class EventRecorder implements Algorithm {
 
   @Override
   public SurgeryChanges apply(Event event, State state) {
+    if (name.equals(THROW) && values.get("in").equals("apply_overflow")) {
+      throw new StackOverflowError("injected in apply"); // its own runaway recursion
+    }
     if (name.equals(THROW) && values.get("in").equals("apply_linkage")) {
       // What a plugin jar that lacks a class of its own throws.
       throw new NoClassDefFoundError("injected in apply");

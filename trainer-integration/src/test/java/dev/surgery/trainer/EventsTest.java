@@ -379,14 +379,14 @@ class EventsTest {
   }
 
   /**
-   * A plugin's own Errors (an assert it broke, a class its jar lacks) are its failures like its
-   * exceptions: on_error decides, and the message names it. They stopped training under skip and
-   * named nothing (and the agent, which keeps a failing hook from the program, trained on under
-   * fail).
+   * A plugin's own Errors (an assert it broke, a class its jar lacks, its recursion overflowing the
+   * stack) are its failures like its exceptions: on_error decides, and the message names it. They
+   * stopped training under skip and named nothing (and the agent, which keeps a failing hook from
+   * the program, trained on under fail).
    */
   @Test
   void aPluginsOwnErrorIsAFailureThatOnErrorDecides() throws Exception {
-    for (String in : List.of("match_assert", "apply_linkage")) {
+    for (String in : List.of("match_assert", "apply_linkage", "apply_overflow")) {
       String call = in.substring(0, in.indexOf('_'));
       SurgeryListener failing = listener("algorithms:\n  - name: t_ev_throw\n    in: " + in + "\n");
       try (Model model = TestModels.model("error-" + in);

@@ -3,6 +3,7 @@ package dev.surgery.trainer;
 import static dev.surgery.trainer.SurgeryListenerFitTest.algorithm;
 import static dev.surgery.trainer.TestModels.INPUT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -89,7 +90,7 @@ class MissedEntriesReportTest {
     }
     assertEquals(
         "t_fail at epoch 1 (builder entry 1) failed before it at the end of epoch 1 and stopped"
-            + " training (on_error: fail)",
+            + " training",
         onlyNotRunReason(report));
   }
 
@@ -114,7 +115,7 @@ class MissedEntriesReportTest {
     }
     String reason = onlyNotRunReason(report);
     assertTrue(reason.startsWith("t_fail at epoch 1"), reason);
-    assertTrue(reason.endsWith("stopped training (on_error: fail)"), reason);
+    assertTrue(reason.endsWith("at the end of epoch 1 and stopped training"), reason);
   }
 
   /**
@@ -154,7 +155,84 @@ class MissedEntriesReportTest {
     assertEquals(TestAlgorithms.LOG, entry.get("algorithm").getAsString(), entry.toString());
     String reason = entry.get("reason").getAsString();
     assertTrue(reason.startsWith("t_fail at epoch 1"), reason);
-    assertTrue(reason.endsWith("(its run at epoch 1)"), reason);
+    assertTrue(reason.endsWith("(its run at the end of epoch 1)"), reason);
+  }
+
+  /**
+   * A failure at a step stops training there: the one-shot entry due at that step and the run of a
+   * repeating entry due there are each listed once, naming the failure, with no epoch and their
+   * schedule under "when".
+   */
+  @Test
+  void aFailureAtAStepNamesItselfForWhatWasDueAtThatStep() throws Exception {
+    Path report = tmp.resolve("step.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FAIL, Map.of()), Trigger.atStep(2))
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), Trigger.atStep(2))
+            .add(
+                algorithm(TestAlgorithms.LOG, Map.of("tag", "d")), Trigger.every(Time.parse("2ba")))
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .optReportPath(report)
+            .build();
+    TestAlgorithms.CALLS.clear();
+    try (Model model = TestModels.model("step-stop");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      assertThrows(
+          SurgeryFailedException.class,
+          () -> SurgeryTrain.fit(trainer, 2, TestModels.dataset(data, 5), null));
+    }
+    assertEquals(0, TestAlgorithms.CALLS.size(), TestAlgorithms.CALLS.toString());
+    JsonArray notRun = read(report).getAsJsonArray("not_run");
+    assertEquals(2, notRun.size(), notRun.toString());
+    String stopped =
+        "t_fail at step 2 (builder entry 1) failed before it at step 2 and stopped training";
+    JsonObject pool = notRun.get(0).getAsJsonObject();
+    JsonObject log = notRun.get(1).getAsJsonObject();
+    if (!pool.get("algorithm").getAsString().equals(TestAlgorithms.POOL)) {
+      JsonObject t = pool;
+      pool = log;
+      log = t;
+    }
+    assertEquals(stopped, pool.get("reason").getAsString(), pool.toString());
+    assertFalse(pool.has("epoch"), pool.toString());
+    assertEquals("at step 2", pool.get("when").getAsString(), pool.toString());
+    assertEquals(TestAlgorithms.LOG, log.get("algorithm").getAsString(), log.toString());
+    assertEquals(stopped + " (its run at step 2)", log.get("reason").getAsString());
+    assertEquals("every 2ba", log.get("when").getAsString(), log.toString());
+  }
+
+  /** A repeating entry whose first run a stopping failure prevented is listed once, not twice. */
+  @Test
+  void aRepeatingEntryThatNeverRanIsListedOnce() throws Exception {
+    Path report = tmp.resolve("once.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FAIL, Map.of()), 1)
+            .add(
+                algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
+            .optReportPath(report)
+            .build();
+    try (Model model = TestModels.model("once");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      assertThrows(
+          SurgeryFailedException.class,
+          () -> EasyTrain.fit(trainer, 3, TestModels.dataset(data, 5), null));
+    }
+    JsonArray notRun = read(report).getAsJsonArray("not_run");
+    assertEquals(1, notRun.size(), notRun.toString());
+    assertTrue(
+        notRun
+            .get(0)
+            .getAsJsonObject()
+            .get("reason")
+            .getAsString()
+            .endsWith("(its run at the end" + " of epoch 1)"),
+        notRun.toString());
   }
 
   private static SurgeryListener stoppingListener(Path report) {

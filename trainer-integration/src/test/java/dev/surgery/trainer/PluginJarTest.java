@@ -203,5 +203,13 @@ class PluginJarTest {
           e.getMessage());
       assertEquals(null, Algorithms.spec("t_jar_copied"), "nothing of the loader is registered");
     }
+    // One jar under two spellings (a ./ in its path, a symbolic link to it) is one jar.
+    Path spelled = dir.resolve(".").resolve("copied.jar");
+    Path link = Files.createSymbolicLink(dir.resolve("link.jar"), jar);
+    try (URLClassLoader loader = loader(jar, spelled, link)) {
+      assertEquals(
+          List.of("t_jar_copied"),
+          Algorithms.loadPlugins(loader).stream().map(AlgorithmSpec::name).toList());
+    }
   }
 }

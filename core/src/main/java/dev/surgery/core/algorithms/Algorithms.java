@@ -186,7 +186,7 @@ public final class Algorithms {
     return null;
   }
 
-  /** The jar or folder a resource was found in, for messages. */
+  /** The jar or folder a resource was found in, as a real path: for comparison and messages. */
   private static String placeOf(URL resource) {
     String url = resource.toString();
     int bang = url.indexOf("!/");
@@ -195,10 +195,16 @@ public final class Algorithms {
     if (container.startsWith("jar:")) {
       container = container.substring(4);
     }
+    java.nio.file.Path path;
     try {
-      return java.nio.file.Path.of(new java.net.URI(container)).toString();
+      path = java.nio.file.Path.of(new java.net.URI(container));
     } catch (java.net.URISyntaxException | IllegalArgumentException e) {
       return container;
+    }
+    try {
+      return path.toRealPath().toString(); // one jar under two spellings (./a.jar, a link) is one
+    } catch (java.io.IOException e) {
+      return path.toAbsolutePath().normalize().toString();
     }
   }
 
