@@ -60,9 +60,19 @@ final class PresetArraysCheck {
       return;
     }
     DataType expected = anchor.getDataType();
+    Collection<Parameter> old = TreeSurgery.parametersOf(original);
     for (Parameter p : preset) {
       DataType actual = p.getArray().getDataType();
-      if (actual != expected) {
+      // The old block's namesake says the type (a block may hold an index next to its weights);
+      // else the model's.
+      DataType wanted = expected;
+      for (Parameter o : old) {
+        if (o.isInitialized() && o.getName().equals(p.getName())) {
+          wanted = o.getArray().getDataType();
+          break;
+        }
+      }
+      if (actual != wanted) {
         throw new SurgeryException(
             path,
             "the replacement's parameter '"
@@ -70,7 +80,7 @@ final class PresetArraysCheck {
                 + "' holds "
                 + actual
                 + " values where the model's are "
-                + expected
+                + wanted
                 + ": initialize the replacement with the model's data type, or leave it"
                 + " uninitialized for the surgery to initialize");
       }
@@ -101,12 +111,12 @@ final class PresetArraysCheck {
       ParameterStore store = new ParameterStore(scratch, false);
       try {
         original.forward(store, inputs, false);
-      } catch (RuntimeException e) {
+      } catch (Exception | LinkageError | AssertionError e) { // checked ones undeclared too
         return; // the old block needs other inputs (indices, say): zeros cannot judge
       }
       try {
         replacement.forward(store, inputs, false);
-      } catch (RuntimeException e) {
+      } catch (Exception | LinkageError | AssertionError | StackOverflowError e) {
         throw new SurgeryException(
             path,
             "the replacement was initialized with "
@@ -143,7 +153,8 @@ final class PresetArraysCheck {
     return true;
   }
 
-  private static boolean sameBeyondBatch(Shape[] recorded, Shape[] inputShapes) {
+  /** Whether two lists of input shapes agree but for the batch dimension. */
+  static boolean sameBeyondBatch(Shape[] recorded, Shape[] inputShapes) {
     if (recorded.length != inputShapes.length) {
       return false;
     }

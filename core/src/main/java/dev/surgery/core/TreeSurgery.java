@@ -1150,7 +1150,7 @@ final class TreeSurgery {
       }
       PresetArraysCheck.check(
           original, replacement, preset, recorded, inputShapes, anchorArray(original), path);
-      if (!placed && !Arrays.equals(recorded, inputShapes)) {
+      if (!placed && !PresetArraysCheck.sameBeyondBatch(recorded, inputShapes)) {
         // Initialized for other shapes that it accepts: it records the ones it receives here (its
         // blocks below too; no array changes), which a later surgery on it and a saved file read.
         initialize(original, replacement, inputShapes, path);

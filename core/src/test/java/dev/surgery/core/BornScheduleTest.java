@@ -177,6 +177,7 @@ class BornScheduleTest {
                       net,
                       Map.of(BlockMatcher.ofClass(Linear.class), function),
                       SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+              assertEquals(2, plan.steps().get(0).added().size(), plan.toTable("rewrap"));
               for (SurgeryPlan.PlannedParameter p : plan.steps().get(0).added()) {
                 assertEquals(SurgeryPlan.StateFate.FRESH, p.state(), plan.toTable("rewrap"));
                 assertEquals(true, p.bornExact(), plan.toTable("rewrap"));

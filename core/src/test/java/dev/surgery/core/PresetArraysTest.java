@@ -89,9 +89,10 @@ class PresetArraysTest {
         Fixtures.sumStep(trainer); // trains on
         // It records the shapes it receives here: a later surgery initializes its own replacement
         // (a convolution and a layer norm over channels and image) for them and trains on.
-        assertEquals(
-            List.of(SECOND_CONV_INPUT),
-            List.of(DjlInternals.recordedInputShapes(root.getChildren().valueAt(2))));
+        // (The batch dimension aside: another batch size is recorded as it was, and harmless.)
+        Shape[] recorded = DjlInternals.recordedInputShapes(root.getChildren().valueAt(2));
+        assertEquals(1, recorded.length);
+        assertEquals(SECOND_CONV_INPUT.slice(1), recorded[0].slice(1), initializedFor.toString());
         Map<BlockMatcher, ReplacementFunction> again = new LinkedHashMap<>();
         again.put(
             (block, path) -> path.equals("03Conv2d"),

@@ -344,6 +344,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               error);
         }
         logger.error("{} (on_error: skip, loading goes on)", message);
+        rethrowIfTheJvmIsFailing(e);
       }
     }
   }
@@ -439,6 +440,52 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
+   * A longer announcement after an entry followed a length that only the loop announced (no total
+   * configured): a second fit (a loop that calls fit once per epoch) shows that length was not the
+   * training's, so what the entry did (froze by the fraction of a wrong total, ran at the wrong
+   * step) is wrong. Reported as that entry's failure, before this fit's first step: under on_error
+   * fail training stops (and again at every later announcement); under skip it goes on, said once.
+   */
+  private void lengthProvedWrong(TrainerState st, int planned) {
+    ScheduledAlgorithm entry = st.lengthFollowedBy;
+    String message =
+        "Surgery: "
+            + entry.describe()
+            + " followed a length of "
+            + st.lengthFollowed
+            + " epochs that the training loop announced, but it now announces "
+            + planned
+            + " epochs in all: that was not the length of training, so what it did is wrong. A"
+            + " program that calls fit more than once (once per epoch, say) must "
+            + totalEpochsHint;
+    surgeryLog.add(
+        new PendingOutcome(
+            st.ordinal,
+            entry,
+            entry.algorithm().settings(),
+            st.passedEpochs(),
+            st.stepsTaken(),
+            onError == OnError.FAIL ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED,
+            null,
+            message,
+            0,
+            st.losses.meanBefore(),
+            st.losses.beforeBatches()));
+    surgeryLog.write();
+    if (onError == OnError.FAIL) {
+      logger.error(message + " (on_error: fail stops training)");
+      throw new SurgeryFailedException(
+          message + " (on_error: fail stops training; on_error: skip trains on)",
+          entry.algorithm().name(),
+          st.passedEpochs(),
+          null,
+          null);
+    }
+    warn(message + " (on_error: skip: training goes on)");
+    st.lengthFollowedBy = null; // said once
+  }
+
+  /**
    * Whether an entry that ran took the length of training from the loop's announcement alone: no
    * total (of epochs, or of steps for a duration trigger) is configured.
    */
@@ -530,6 +577,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     // that calls fit once per epoch announces one epoch at a time. A longer one means training
     // really runs longer than configured.
     int planned = totalEpochs > 0 ? Math.max(totalEpochs, announced) : announced;
+    if (st.lengthFollowedBy != null && planned > st.lengthFollowed) {
+      lengthProvedWrong(st, planned);
+    }
     // Only schedules that follow the length care; the others would only get noise.
     boolean lengthMatters =
         schedule.stream()
@@ -559,28 +609,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                       + totalEpochs
                       + " (a loop that calls fit once per epoch announces one epoch at a time)"
                   : "the loop's " + planned));
-    }
-    if (st.lengthFollowedBy != null && planned > st.lengthFollowed) {
-      // Only the loop's announcements gave the length (no total configured), and an entry that
-      // follows it has run: a second fit (a loop that calls fit once per epoch) shows that length
-      // was not the training's, so what the entry did (froze by the fraction of a wrong total,
-      // ran at the wrong step) is wrong. Said before this fit's first step, and again at every
-      // later one: nothing more trains silently on it.
-      ScheduledAlgorithm entry = st.lengthFollowedBy;
-      String message =
-          "Surgery: "
-              + entry.describe()
-              + " followed a length of "
-              + st.lengthFollowed
-              + " epochs that the training loop announced, but it now announces "
-              + planned
-              + " epochs in all: that was not the length of training, so what it did is wrong and"
-              + " training stops. A program that calls fit more than once (once per epoch, say)"
-              + " must "
-              + totalEpochsHint;
-      warn(message);
-      throw new SurgeryFailedException(
-          message, entry.algorithm().name(), st.passedEpochs(), null, null);
     }
     st.plannedEpochs = planned;
     if (st.passedEpochs() > 0) {
@@ -1020,10 +1048,22 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
       // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
       failed(st, index, event, pluginError("match", event, algorithm, e), 0);
+      rethrowIfTheJvmIsFailing(e);
       return;
     }
     if (match) {
       apply(trainer, st, index, event);
+    }
+  }
+
+  /**
+   * After a skipped failure: the JVM running out of memory (or failing inside) is no failure of the
+   * entry alone that training could go on from; it goes on up, recorded. A stack overflow is the
+   * algorithm's own runaway recursion, and is skipped like any failure.
+   */
+  private static void rethrowIfTheJvmIsFailing(Throwable e) {
+    if (e instanceof VirtualMachineError vm && !(e instanceof StackOverflowError)) {
+      throw vm;
     }
   }
 
@@ -1093,6 +1133,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       long nanos = System.nanoTime() - start;
       boolean changed = !sameBlocks(blocksBefore, blocksOf(model.getBlock()));
       failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
+      rethrowIfTheJvmIsFailing(e);
       return;
     }
     st.schedule.ran(index);
@@ -1209,11 +1250,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             st.losses.meanBefore(),
             st.losses.beforeBatches()));
     st.schedule.failed(index, !stop);
-    if (stop && (entry.byEpoch() || event == Event.BATCH_END)) {
-      // Entries after it in the schedule due at the same moment never get their turn.
+    if (stop && (event == Event.EPOCH_END || event == Event.BATCH_END)) {
+      // Entries after it in the schedule due at the same moment (this epoch end, this step) never
+      // get their turn. (A stop before training has no such moment: nothing was due yet.)
       st.stoppedBy = entry;
-      st.stoppedAtEpoch = entry.byEpoch() ? completed : -1;
-      st.stoppedAtStep = entry.byEpoch() ? -1 : st.steps;
+      st.stoppedAtEpoch = event == Event.EPOCH_END ? completed : -1;
+      st.stoppedAtStep = event == Event.BATCH_END ? st.steps : -1;
       listRepeatsStoppedAt(st, index);
     }
     if (stop) {
@@ -1313,10 +1355,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
       if (schedule.status(i) == EntryStatus.AWAITING_LENGTH
-          || (schedule.isPending(i) && lacksLength(st, entry))) {
-        // Training starts without the length an entry needs: nothing announces it from now on
-        // (the agent and SurgeryTrain do before the first batch), so the entry fails (or is
-        // skipped) here, before the first step, naming where to set it, not epochs into training.
+          || (schedule.isPending(i)
+              && entry.trigger().kind() != Trigger.Kind.EVENTS
+              && !observable.contains(Event.FIT_START)
+              && lacksLength(st, entry))) {
+        // Training starts without the length an entry needs, and this listener's driver reports
+        // no fit start (DJL's callbacks alone: no SurgeryTrain, no agent), so nothing announces
+        // it from now on: the entry fails (or is skipped) here, before the first step, naming
+        // where to set it, not epochs into training. (Under the agent a warm-up batch may come
+        // before EasyTrain.fit announces the length.)
         apply(trainer, st, i, Event.FIT_START);
         continue;
       }

@@ -15,6 +15,7 @@ import ai.djl.training.dataset.ArrayDataset;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.events.Time;
 import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Files;
@@ -233,6 +234,62 @@ class MissedEntriesReportTest {
             .getAsString()
             .endsWith("(its run at the end" + " of epoch 1)"),
         notRun.toString());
+  }
+
+  /** A repeating entry's stopping failure at an epoch end names itself for what was due then. */
+  @Test
+  void aRepeatingEntrysStoppingFailureNamesItself() throws Exception {
+    Path report = tmp.resolve("every-fails.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FAIL, Map.of()), Trigger.every(Time.parse("1ep")))
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
+            .optReportPath(report)
+            .build();
+    try (Model model = TestModels.model("every-fails");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        for (int epoch = 0; epoch < 3; epoch++) {
+          try {
+            EasyTrain.fit(trainer, 1, dataset, null);
+          } catch (SurgeryFailedException e) {
+            // trains on
+          }
+        }
+      }
+    }
+    assertEquals(
+        "t_fail every 1ep (builder entry 1) failed before it at the end of epoch 1 and stopped"
+            + " training",
+        onlyNotRunReason(report));
+  }
+
+  /**
+   * A failure before the first step (an entry that needs the length nobody gave, at the first
+   * batch) is no epoch end: nothing is said to have been due "at the end of epoch 0".
+   */
+  @Test
+  void aFailureBeforeTheFirstStepClaimsNoEpochEnd() throws Exception {
+    Path report = tmp.resolve("first-batch.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 2)
+            .add(
+                algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
+            .optReportPath(report)
+            .build();
+    try (Model model = TestModels.model("first-batch");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      assertThrows(
+          SurgeryFailedException.class,
+          () -> EasyTrain.fit(trainer, 3, TestModels.dataset(data, 5), null));
+    }
+    String log = read(report).toString();
+    assertFalse(log.contains("epoch 0"), log);
   }
 
   private static SurgeryListener stoppingListener(Path report) {

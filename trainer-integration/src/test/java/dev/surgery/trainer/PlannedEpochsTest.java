@@ -13,6 +13,7 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import dev.surgery.core.algorithms.LayerFreezing;
+import dev.surgery.trainer.config.OnError;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -222,29 +223,65 @@ class PlannedEpochsTest {
   /**
    * A loop that calls fit once per epoch, with no total configured: the first fit announces 1
    * epoch, and layer_freezing at epoch 1 follows that length (the end of training: all but the last
-   * layer). The second fit shows it was not the length of training: it is refused before its first
-   * step, and so is every later one, naming the entry and the setting.
+   * layer). The second fit shows it was not the length of training: under on_error fail it is
+   * refused before its first step, and so is every later one; the report records the failure.
    */
   @Test
   void aSecondFitAfterAnEntryFollowedTheFirstFitsLengthStopsTraining() throws Exception {
-    SurgeryListener listener = SurgeryListener.builder().add(freezing(), 1).build();
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(freezing(), 1)
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .build();
     FrozenProbe probe = new FrozenProbe();
     try (Model model = TestModels.model("once-per-epoch");
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(probe, listener))) {
       trainer.initialize(INPUT);
-      listener.onPlannedEpochs(trainer, 1); // what the agent does at fit(trainer, 1, ...)
-      EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null); // announces 1 epoch
       assertEquals(1, listener.getOutcomes().size(), "it ran with the announced length");
       for (int attempt = 0; attempt < 2; attempt++) {
         SurgeryFailedException e =
-            assertThrows(SurgeryFailedException.class, () -> listener.onPlannedEpochs(trainer, 1));
+            assertThrows(
+                SurgeryFailedException.class,
+                () -> SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null));
         assertTrue(e.getMessage().contains("followed a length of 1 epochs"), e.getMessage());
         assertTrue(e.getMessage().contains("now announces 2 epochs in all"), e.getMessage());
         assertTrue(e.getMessage().contains("optTotalEpochs(n)"), e.getMessage());
       }
+      assertEquals(List.of(0), probe.atFirstBatch, "no batch of a later fit trained");
+      assertEquals(
+          List.of(SurgeryOutcome.Status.APPLIED, SurgeryOutcome.Status.FAILED),
+          listener.getOutcomes().stream().map(SurgeryOutcome::status).toList().subList(0, 2));
     }
-    assertEquals(List.of(0), probe.atFirstBatch, "no batch trained after the first fit");
+  }
+
+  /** The same under on_error: skip: the failure is reported once and training goes on. */
+  @Test
+  void underSkipASecondFitAfterAnAnnouncedLengthTrainsOnAfterAWarning() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(freezing(), 1)
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .optOnError(OnError.SKIP)
+            .build();
+    FrozenProbe probe = new FrozenProbe();
+    try (Model model = TestModels.model("once-per-epoch-skip");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(probe, listener))) {
+      trainer.initialize(INPUT);
+      for (int epoch = 0; epoch < 3; epoch++) {
+        SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      }
+      assertEquals(3, probe.atFirstBatch.size(), "every fit trained");
+      assertEquals(
+          List.of(SurgeryOutcome.Status.APPLIED, SurgeryOutcome.Status.SKIPPED),
+          listener.getOutcomes().stream().map(SurgeryOutcome::status).toList());
+      assertEquals(
+          1,
+          listener.getWarnings().stream().filter(w -> w.contains("followed a length")).count(),
+          listener.getWarnings().toString());
+    }
   }
 
   /** With the total configured, fit once per epoch follows it and nothing is refused. */

@@ -198,8 +198,8 @@ class PluginJarTest {
           assertThrows(AlgorithmPluginException.class, () -> Algorithms.loadPlugins(loader));
       assertTrue(
           e.getMessage().contains("p5.CopiedProvider is in both")
-              && e.getMessage().contains(jar.toString())
-              && e.getMessage().contains(copy.toString()),
+              && e.getMessage().contains(jar.toRealPath().toString())
+              && e.getMessage().contains(copy.toRealPath().toString()),
           e.getMessage());
       assertEquals(null, Algorithms.spec("t_jar_copied"), "nothing of the loader is registered");
     }

@@ -79,7 +79,7 @@ class LayerFreezingIT {
                     + " 'total_epochs: <n>' at the top level of surgery.yaml"),
         r.toString());
     assertTrue(r.stderr().contains("SurgeryFailedException"), r.toString());
-    // Refused at the first batch, before the first step: training never got to a second epoch.
+    // Refused when it is due, at the end of epoch 1: training never got to a second epoch.
     assertNull(r.findOut("FREEZEAPP: epoch 2 trains with frozen (\\d+)"), r.toString());
     assertFalse(r.stdout().contains("FREEZEAPP: done"), r.toString());
   }

@@ -198,8 +198,8 @@ public final class Algorithms {
     java.nio.file.Path path;
     try {
       path = java.nio.file.Path.of(new java.net.URI(container));
-    } catch (java.net.URISyntaxException | IllegalArgumentException e) {
-      return container;
+    } catch (java.net.URISyntaxException | RuntimeException e) {
+      return container; // a nested or unusual URL: compared and shown as it is
     }
     try {
       return path.toRealPath().toString(); // one jar under two spellings (./a.jar, a link) is one

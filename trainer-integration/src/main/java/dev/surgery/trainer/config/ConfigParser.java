@@ -179,7 +179,8 @@ final class ConfigParser {
     } catch (YamlEngineException e) {
       // The composer's unmarked errors (too many aliases of lists and mappings) point nowhere;
       // the events still tell where the alias over the limit is.
-      int[] at = aliasOverLimit(text);
+      String problem = String.valueOf(e.getMessage());
+      int[] at = problem.contains("aliases") ? aliasOverLimit(text) : null;
       add(
           at == null ? 1 : at[0],
           at == null ? 1 : at[1],
