@@ -296,6 +296,15 @@ public class ImageClassificationJob {
     run.addProperty(
         "devices", Arrays.stream(devices).map(Device::toString).collect(Collectors.joining(",")));
     Path out = options.out();
+    if (surgeryLog && options.surgeryLog() != null && !Files.exists(options.surgeryLog())) {
+      // Named on purpose: accepted before training (the agent may write it during the run), but a
+      // report without it must not pass silently for one with the algorithms named.
+      logger.warn(
+          "{}: --surgery-log {} was not written during the run; the report shows only the changes"
+              + " the job saw itself",
+          name,
+          options.surgeryLog());
+    }
     Path html =
         SurgeryReportWriter.builder(name, history)
             .optSurgeryLog(surgeryLog ? logOfThisRun(options.surgeryLogPath(), leftover) : null)

@@ -125,6 +125,10 @@ public record JobOptions(
     if (planLog != null) {
       checkPlanLog(planLog);
     }
+    Path surgeryLog = result.matchedOptionValue("--surgery-log", null);
+    if (surgeryLog != null) {
+      checkSurgeryLog(surgeryLog);
+    }
     List<String> extra = new ArrayList<>();
     for (String name : extraFlags) {
       String value = result.matchedOptionValue("--" + name, null);
@@ -143,7 +147,7 @@ public record JobOptions(
         result.matchedOptionValue("--seed", 42L),
         lr,
         resNetDepth(result.matchedOptionValue("--layers", 20)),
-        result.matchedOptionValue("--surgery-log", null),
+        surgeryLog,
         planLog,
         List.copyOf(extra));
   }
@@ -236,6 +240,32 @@ public record JobOptions(
     }
     if (problem != null) {
       throw new IllegalArgumentException("--plan-log " + planLog + ": " + problem);
+    }
+  }
+
+  /**
+   * Refuses, before training, a surgery log that exists but is not one (a directory, or a file that
+   * is not a JSON object): the report reads it only after the whole training. One that does not
+   * exist yet is accepted, since the agent or a listener writes it during the run (the config's
+   * {@code report:}); the job warns after training if it is still missing.
+   */
+  private static void checkSurgeryLog(Path surgeryLog) {
+    if (!Files.exists(surgeryLog)) {
+      return;
+    }
+    String problem;
+    if (!Files.isRegularFile(surgeryLog)) {
+      problem = "not a file";
+    } else {
+      try {
+        JsonElement json = JsonParser.parseString(Files.readString(surgeryLog));
+        problem = json.isJsonObject() ? null : "not a surgery log (a JSON object)";
+      } catch (IOException | JsonParseException e) {
+        problem = "cannot be read as JSON (" + e.getMessage() + ")";
+      }
+    }
+    if (problem != null) {
+      throw new IllegalArgumentException("--surgery-log " + surgeryLog + ": " + problem);
     }
   }
 

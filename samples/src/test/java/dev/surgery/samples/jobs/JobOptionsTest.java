@@ -55,6 +55,26 @@ class JobOptionsTest {
   }
 
   @Test
+  void surgeryLogThatIsNotOneIsRefusedBeforeTraining(@TempDir Path tmp) throws Exception {
+    // not there yet: the agent writes it during the run (its config's report:)
+    Path later = tmp.resolve("later.json");
+    assertEquals(later, parse("--surgery-log", later.toString()).surgeryLogPath());
+    Path log = Files.writeString(tmp.resolve("log.json"), "{\"applications\":[]}");
+    assertEquals(log, parse("--surgery-log", log.toString()).surgeryLogPath());
+    Path notJson = Files.writeString(tmp.resolve("not.txt"), "hello, not json");
+    Path array = Files.writeString(tmp.resolve("array.json"), "[1]");
+    for (Path bad : List.of(notJson, array, tmp)) {
+      for (String flag : List.of("--surgery-log", "--surgery-report")) {
+        assertTrue(
+            assertThrows(IllegalArgumentException.class, () -> parse(flag, bad.toString()))
+                .getMessage()
+                .startsWith("--surgery-log " + bad + ": "),
+            bad + " " + flag);
+      }
+    }
+  }
+
+  @Test
   void theSamplesReadmeDocumentsEverySharedFlag() throws Exception {
     String readme = Files.readString(Path.of("README.md"));
     for (String line : JobOptions.USAGE.split("\n")) {
