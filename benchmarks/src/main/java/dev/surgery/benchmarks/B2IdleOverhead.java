@@ -92,7 +92,7 @@ public final class B2IdleOverhead {
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
-    BenchFlags.Values flags = FLAGS.orExit(args, v -> v);
+    BenchFlags.Values flags = FLAGS.orExit(args, B2IdleOverhead::checkAgent);
     int steps = flags.count("steps");
     if (flags.has("worker")) {
       double[] measured = worker(steps);
@@ -111,6 +111,7 @@ public final class B2IdleOverhead {
       return; // the events variant measures the listener only
     }
     if (!Files.isRegularFile(agent)) {
+      // Only under --part all: the listener part has run, and says what it measured.
       System.out.println("B2 agent part skipped: " + agent + " not found (build it first)");
       return;
     }
@@ -120,6 +121,25 @@ public final class B2IdleOverhead {
       throw new IllegalStateException("--pairing concurrent needs 2 cores and taskset on the PATH");
     }
     agentProcesses(agent, steps, rounds, pairing.equals("concurrent"));
+  }
+
+  /**
+   * Refuses {@code --part agent} without the agent jar before anything runs: that part alone would
+   * measure nothing.
+   */
+  static BenchFlags.Values checkAgent(BenchFlags.Values flags) {
+    Path agent = Path.of(flags.text("agent"));
+    if (flags.text("part").equals("agent")
+        && !flags.has("worker")
+        && !flags.has("events")
+        && !Files.isRegularFile(agent)) {
+      throw new IllegalArgumentException(
+          "--agent "
+              + agent
+              + " not found: build it first (mvn -B -q -DskipTests install writes"
+              + " agent/target/surgery-agent.jar), or name it with --agent");
+    }
+    return flags;
   }
 
   /** Whether two workers can run at once, each pinned to a core of its own. */
@@ -407,7 +427,15 @@ public final class B2IdleOverhead {
             "sd of ratio " + BenchSupport.f("%.2f %%", 100 * BenchSupport.sd(ratios))));
     rows.add(List.of("mean (95 % interval)", "", "", interval(ratios)));
     if (concurrent && !byCore.get(0).isEmpty() && !byCore.get(1).isEmpty()) {
-      rows.add(List.of("mean of the two cores' means (95 % interval)", "", "", balanced(byCore)));
+      // Each core's spread needs 2 of its rounds; the cores alternate, so 4 rounds.
+      rows.add(
+          List.of(
+              "mean of the two cores' means (95 % interval)",
+              "",
+              "",
+              byCore.get(0).size() < 2 || byCore.get(1).size() < 2
+                  ? "n/a (needs 4 rounds)"
+                  : balanced(byCore)));
     }
     StringBuilder each = new StringBuilder("B2b ratios, round by round (agent core");
     each.append(concurrent ? "" : " n/a").append(":ratio):");
@@ -429,7 +457,11 @@ public final class B2IdleOverhead {
         rows);
   }
 
-  private static String interval(List<Double> ratios) {
+  /** The mean ratio and its interval, or "n/a" below the two values an interval needs. */
+  static String interval(List<Double> ratios) {
+    if (ratios.size() < 2) {
+      return "n/a (needs 2 rounds here; run more --rounds)";
+    }
     return percentInterval(BenchSupport.mean(ratios), halfInterval95(ratios));
   }
 

@@ -129,6 +129,18 @@ public final class B5AlgorithmAccuracy {
       }
     }
     // The data is checked now too, not after the header and the first runs.
+    checkMnistDir(flags);
+    return new Options(flags, points);
+  }
+
+  /**
+   * Refuses, before any run, a {@code --mnist-dir} without the MNIST files when {@code --datasets}
+   * names mnist, saying how to fetch them.
+   *
+   * @param flags flags with {@code datasets} and {@code mnist-dir}
+   * @throws IllegalArgumentException naming the missing file
+   */
+  static void checkMnistDir(BenchFlags.Values flags) {
     if (flags.list("datasets").contains("mnist")) {
       Path mnistDir = Path.of(flags.text("mnist-dir"));
       for (String f : List.of("train_data", "train_labels", "test_data", "test_labels")) {
@@ -141,7 +153,6 @@ public final class B5AlgorithmAccuracy {
         }
       }
     }
-    return new Options(flags, points);
   }
 
   /** One configuration: a name, the schedule (algorithm factory and epoch per entry). */

@@ -107,6 +107,50 @@ public final class B6TimeToAccuracy {
   /** The flags, and the variants they ask for. */
   private record Options(BenchFlags.Values flags, List<Variant> variants) {}
 
+  /**
+   * Reads a command line and refuses, before any run, what would fail or mean nothing later: a
+   * schedule entry after the variant's last epoch (it would never run), MNIST files that are not
+   * there, an output directory that cannot be created or written to.
+   */
+  private static Options read(BenchFlags.Values flags) {
+    List<Variant> variants = variants(flags);
+    int epochs = flags.count("epochs");
+    int recipeEpochs = flags.count("recipe-epochs", epochs);
+    for (Variant v : variants) {
+      for (Entry e : v.entries()) {
+        for (int epoch : e.epochs()) {
+          if (epoch >= recipeEpochs) {
+            throw new IllegalArgumentException(
+                (v.name().equals("recipe") ? "--recipe" : "--ablation")
+                    + ": "
+                    + e.name()
+                    + "@"
+                    + epoch
+                    + " is applied after epoch "
+                    + epoch
+                    + ", but the variant trains "
+                    + recipeEpochs
+                    + " epoch(s) (--recipe-epochs, default --epochs): it would never run");
+          }
+        }
+      }
+    }
+    B5AlgorithmAccuracy.checkMnistDir(flags);
+    checkOut(Path.of(flags.text("out")));
+    return new Options(flags, variants);
+  }
+
+  /** Creates {@code --out} and checks that a file can be written there, before any run. */
+  static void checkOut(Path out) {
+    try {
+      Files.createDirectories(out);
+      Files.deleteIfExists(Files.createTempFile(out, ".b6-check", ".tmp"));
+    } catch (IOException | RuntimeException e) {
+      throw new IllegalArgumentException(
+          "--out " + out + ": cannot be created or written to (" + e + ")", e);
+    }
+  }
+
   /** The variants a command line asks for: the baseline, the recipe, then each ablation. */
   static List<Variant> variants(BenchFlags.Values flags) {
     List<Variant> variants = new ArrayList<>();
@@ -161,7 +205,21 @@ public final class B6TimeToAccuracy {
         }
         List<Integer> epochs = new ArrayList<>();
         for (String e : p.substring(at + 1).split("/")) {
-          epochs.add(Integer.parseInt(e.trim()));
+          int epoch;
+          try {
+            epoch = Integer.parseInt(e.trim());
+          } catch (NumberFormatException bad) {
+            epoch = -1;
+          }
+          if (epoch < 0) {
+            throw new IllegalArgumentException(
+                "recipe entry '"
+                    + p
+                    + "': epoch '"
+                    + e.trim()
+                    + "' is not a whole number >= 0 (e.g. blurpool@0 or layer_freezing@1/2)");
+          }
+          epochs.add(epoch);
         }
         String[] head = p.substring(0, at).split(":");
         String name = head[0].trim();
@@ -298,7 +356,7 @@ public final class B6TimeToAccuracy {
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
-    Options options = FLAGS.orExit(args, v -> new Options(v, variants(v)));
+    Options options = FLAGS.orExit(args, B6TimeToAccuracy::read);
     BenchFlags.Values flags = options.flags();
     List<Variant> variants = options.variants();
     int epochs = flags.count("epochs");

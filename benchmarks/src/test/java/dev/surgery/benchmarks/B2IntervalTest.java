@@ -1,6 +1,7 @@
 package dev.surgery.benchmarks;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
@@ -65,5 +66,12 @@ class B2IntervalTest {
     SummaryStatistics stats = new SummaryStatistics();
     values.forEach(stats::addValue);
     return stats;
+  }
+
+  @Test
+  void anIntervalOfOneRoundSaysSoInsteadOfNaN() {
+    assertEquals(
+        "n/a (needs 2 rounds here; run more --rounds)", B2IdleOverhead.interval(List.of(1.01)));
+    assertFalse(B2IdleOverhead.interval(List.of(1.01, 1.02)).contains("NaN"));
   }
 }

@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A benchmark's command line is checked before any work: an unknown flag, a missing or malformed
@@ -159,6 +160,34 @@ class BenchFlagsTest {
     Result help = runMain(B1LiveSurgery.class, "--help");
     assertEquals(0, help.status(), help.output());
     assertTrue(help.output().startsWith("Usage: B1LiveSurgery"), help.output());
+  }
+
+  /**
+   * B6 and B2 refuse before any run, with one line and status 2, what would fail or mean nothing
+   * later (they printed stack traces, accepted a recipe entry that never runs, or skipped with 0).
+   */
+  @Test
+  void b6AndB2RefuseBadInputBeforeAnyRunWithOneLine(@TempDir Path tmp) throws Exception {
+    String out = tmp.resolve("out").toString();
+    List<List<String>> bad =
+        List.of(
+            List.of("--datasets", "mnist", "--mnist-dir", tmp.resolve("none").toString()),
+            List.of("--datasets", "synthetic", "--out", "/proc/x"),
+            List.of("--datasets", "synthetic", "--out", out, "--recipe", "blurpool@x"),
+            List.of("--datasets", "synthetic", "--out", out, "--recipe", "blurpool@5"));
+    List<String> expected =
+        List.of("fetch-mnist.sh", "--out /proc/x", "epoch 'x'", "would never run");
+    for (int i = 0; i < bad.size(); i++) {
+      Result r = runMain(B6TimeToAccuracy.class, bad.get(i).toArray(new String[0]));
+      assertEquals(2, r.status(), r.output());
+      assertEquals(1, r.output().strip().lines().count(), r.output());
+      assertTrue(r.output().contains(expected.get(i)), r.output());
+    }
+    Result agent =
+        runMain(
+            B2IdleOverhead.class, "--part", "agent", "--agent", tmp.resolve("no.jar").toString());
+    assertEquals(2, agent.status(), agent.output());
+    assertEquals(1, agent.output().strip().lines().count(), agent.output());
   }
 
   private record Result(int status, String output) {}
