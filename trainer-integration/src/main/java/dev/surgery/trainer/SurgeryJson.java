@@ -271,8 +271,14 @@ final class SurgeryJson {
         changes.add(ch);
       }
       o.add("changes", changes);
-      o.addProperty("parameters_before", r.parametersBefore());
-      o.addProperty("parameters_after", r.parametersAfter());
+      if (r.parametersBefore() == SurgeryChanges.UNKNOWN_PARAMETERS
+          || r.parametersAfter() == SurgeryChanges.UNKNOWN_PARAMETERS) {
+        // The model had no shapes yet (before Trainer.initialize): unknown, not 0.
+        o.addProperty("parameters_unknown", true);
+      } else {
+        o.addProperty("parameters_before", r.parametersBefore());
+        o.addProperty("parameters_after", r.parametersAfter());
+      }
     }
     if (a.error() != null) {
       o.addProperty("error", a.error());

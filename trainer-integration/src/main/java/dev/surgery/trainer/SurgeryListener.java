@@ -1311,13 +1311,19 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               .collect(Collectors.joining(", ")));
       sb.append(')');
     }
-    sb.append(
-        String.format(
-            Locale.ROOT,
-            ", parameters %,d -> %,d, %d ms",
-            changes.parametersBefore(),
-            changes.parametersAfter(),
-            Math.round(nanos / 1e6)));
+    if (changes.parametersBefore() == SurgeryChanges.UNKNOWN_PARAMETERS
+        || changes.parametersAfter() == SurgeryChanges.UNKNOWN_PARAMETERS) {
+      // Before Trainer.initialize no parameter has a shape: the count is unknown, not 0.
+      sb.append(", parameters unknown (model not initialized)");
+    } else {
+      sb.append(
+          String.format(
+              Locale.ROOT,
+              ", parameters %,d -> %,d",
+              changes.parametersBefore(),
+              changes.parametersAfter()));
+    }
+    sb.append(String.format(Locale.ROOT, ", %d ms", Math.round(nanos / 1e6)));
     return sb.toString();
   }
 

@@ -308,6 +308,46 @@ class SurgeryListenerFitTest {
     assertEquals(
         "Surgery: x at epoch 0 replaced no blocks, parameters 10 -> 10, 0 ms",
         SurgeryListener.logLine("x", 0, none, 0));
+    // before Trainer.initialize no parameter has a shape: unknown, not "0 -> 0"
+    SurgeryChanges unshaped =
+        new SurgeryChanges(
+            "ghost_batchnorm",
+            Map.of(),
+            List.of(new SurgeryChanges.Change("a", "BatchNorm", "GhostBatchNormBlock")),
+            SurgeryChanges.UNKNOWN_PARAMETERS,
+            SurgeryChanges.UNKNOWN_PARAMETERS,
+            0);
+    assertEquals(
+        "Surgery: ghost_batchnorm at epoch 0 replaced 1 block (BatchNorm->GhostBatchNormBlock"
+            + " x1), parameters unknown (model not initialized), 0 ms",
+        SurgeryListener.logLine("ghost_batchnorm", 0, unshaped, 0));
+    JsonObject logged =
+        JsonParser.parseString(
+                SurgeryJson.log(
+                    List.of(
+                        new SurgeryOutcome(
+                            1,
+                            "ghost_batchnorm",
+                            Map.of(),
+                            0,
+                            0,
+                            null,
+                            SurgeryOutcome.Status.APPLIED,
+                            unshaped,
+                            null,
+                            0,
+                            null,
+                            0,
+                            null,
+                            0)),
+                    List.of(),
+                    false))
+            .getAsJsonObject()
+            .getAsJsonArray("applications")
+            .get(0)
+            .getAsJsonObject();
+    assertTrue(logged.get("parameters_unknown").getAsBoolean(), logged.toString());
+    assertFalse(logged.has("parameters_before") || logged.has("parameters_after"));
   }
 
   static Parameter parameterOfType(Block root, Class<?> type) {

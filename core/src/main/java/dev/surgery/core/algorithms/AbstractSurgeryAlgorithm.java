@@ -142,7 +142,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     long start = System.nanoTime();
     Block root = context.model();
     Map<Block, String> paths = BlockPaths.index(root);
-    long before = countParameterScalars(root);
+    long before = countParameterScalarsIfKnown(root);
     FrozenReplacements frozen = new FrozenReplacements(root);
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = targetedPolicies(context, frozen);
     Map<Block, Block> replaced =
@@ -176,7 +176,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
       // As Composer's NoEffectWarning, for every algorithm: an entry that does nothing is said.
       LOGGER.warn("Applying {} did not change any layers: {}", name(), hyperparameters());
     }
-    long after = countParameterScalars(root);
+    long after = countParameterScalarsIfKnown(root);
     return new SurgeryChanges(
         name(), settings(), changes, before, after, System.nanoTime() - start);
   }
@@ -340,6 +340,23 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
       }
     }
     return total;
+  }
+
+  /**
+   * Counts the parameter values (scalars) under a block as {@link #countParameterScalars}, but
+   * returns {@link SurgeryChanges#UNKNOWN_PARAMETERS} when a parameter has no shape yet (a model
+   * before {@code Trainer.initialize}): a surgery there must not report "0 -> 0".
+   *
+   * @param root the root block
+   * @return the number of scalars, or {@link SurgeryChanges#UNKNOWN_PARAMETERS}
+   */
+  public static long countParameterScalarsIfKnown(Block root) {
+    for (Pair<String, Parameter> p : root.getParameters()) {
+      if (p.getValue().getShape() == null) {
+        return SurgeryChanges.UNKNOWN_PARAMETERS;
+      }
+    }
+    return countParameterScalars(root);
   }
 
   /**

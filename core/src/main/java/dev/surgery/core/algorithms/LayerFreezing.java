@@ -138,7 +138,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     long start = System.nanoTime();
     requireTotalEpochs(context);
     Block root = context.model();
-    long scalars = AbstractSurgeryAlgorithm.countParameterScalars(root);
+    long scalars = AbstractSurgeryAlgorithm.countParameterScalarsIfKnown(root);
     // Resolve every optimizer first: a trainer that cannot be handled fails before any change.
     for (Trainer t : context.trainers()) {
       try {

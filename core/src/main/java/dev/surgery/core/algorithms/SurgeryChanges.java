@@ -12,8 +12,9 @@ import java.util.Map;
  * @param algorithm the algorithm's config name
  * @param hyperparameters the hyperparameters it ran with
  * @param changes one entry per replaced block, in replacement order
- * @param parametersBefore the number of parameter values (scalars) in the model before
- * @param parametersAfter the number after
+ * @param parametersBefore the number of parameter values (scalars) in the model before, or {@link
+ *     #UNKNOWN_PARAMETERS} when a parameter had no shape yet (the model was not initialized)
+ * @param parametersAfter the number after, or {@link #UNKNOWN_PARAMETERS}
  * @param nanos time taken, in nanoseconds
  */
 public record SurgeryChanges(
@@ -23,6 +24,12 @@ public record SurgeryChanges(
     long parametersBefore,
     long parametersAfter,
     long nanos) {
+
+  /**
+   * The parameter count of a model whose parameters are not all shaped yet (surgery before {@code
+   * Trainer.initialize}): unknown, not 0.
+   */
+  public static final long UNKNOWN_PARAMETERS = -1;
 
   /** Copies the collections. */
   public SurgeryChanges {

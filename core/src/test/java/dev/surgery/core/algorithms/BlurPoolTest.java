@@ -327,7 +327,7 @@ class BlurPoolTest {
     SurgeryChanges report = blurPool.apply(SurgeryContext.of(net));
     assertEquals(
         Map.of("Conv2d->BlurConv2d", 2, "maxPool2d->BlurMaxPool2d", 1), report.countsByType());
-    assertEquals(0, report.parametersBefore());
+    assertEquals(SurgeryChanges.UNKNOWN_PARAMETERS, report.parametersBefore()); // no shapes yet
     initialize();
     assertEquals(new Shape(2, 4), forward(manager.randomNormal(INPUT)).getShape());
     assertEquals(new Shape(8, 32, 3, 3), child(0).getParameters().get("weight").getShape());

@@ -36,6 +36,9 @@ class GhostBatchNormTest {
     GhostBatchNorm algorithm = GhostBatchNorm.builder().optGhostBatchSize(4).build();
     SurgeryChanges report = algorithm.apply(SurgeryContext.of(net));
     assertEquals(Map.of("BatchNorm->GhostBatchNormBlock", 2), report.countsByType());
+    // No shapes yet: the count is unknown, not "0 -> 0".
+    assertEquals(SurgeryChanges.UNKNOWN_PARAMETERS, report.parametersBefore());
+    assertEquals(SurgeryChanges.UNKNOWN_PARAMETERS, report.parametersAfter());
     assertEquals(0, count(net, BatchNorm.class));
     assertEquals(2, count(net, GhostBatchNormBlock.class));
     assertTrue(algorithm.apply(SurgeryContext.of(net)).isEmpty(), "idempotent");
@@ -51,7 +54,11 @@ class GhostBatchNormTest {
     try (NDManager manager = NDManager.newBaseManager()) {
       net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
       List<Parameter> before = WeightStandardizationTest.parameters(net);
-      GhostBatchNorm.builder().build().apply(SurgeryContext.of(net));
+      long scalars = AbstractSurgeryAlgorithm.countParameterScalars(net);
+      SurgeryChanges report = GhostBatchNorm.builder().build().apply(SurgeryContext.of(net));
+      assertTrue(scalars > 0);
+      assertEquals(scalars, report.parametersBefore());
+      assertEquals(scalars, report.parametersAfter());
       List<Parameter> after = WeightStandardizationTest.parameters(net);
       assertEquals(before.size(), after.size());
       for (int i = 0; i < before.size(); i++) {

@@ -157,8 +157,9 @@ public final class SurgeryReportWriter {
    * @param algorithm the algorithm name, or {@code model change} when unknown
    * @param source where its schedule entry was declared ({@code file:line:column}), or null
    * @param blocks what it replaced
-   * @param parametersBefore parameter values before (0 when unknown)
-   * @param parametersAfter parameter values after (0 when unknown)
+   * @param parametersBefore parameter values before (0 when not given, -1 when the surgery log says
+   *     unknown: the model had no shapes yet)
+   * @param parametersAfter parameter values after (as {@code parametersBefore})
    * @param millis the time it took, or NaN when unknown
    */
   public record Surgery(
@@ -202,8 +203,8 @@ public final class SurgeryReportWriter {
                 string(a, "algorithm", "?"),
                 string(a, "source", null),
                 blocks,
-                (long) number(a, "parameters_before", 0),
-                (long) number(a, "parameters_after", 0),
+                parameters(a, "parameters_before"),
+                parameters(a, "parameters_after"),
                 number(a, "time_ms", Double.NaN)));
       }
       if (!list.isEmpty()) {
@@ -223,6 +224,21 @@ public final class SurgeryReportWriter {
               Double.NaN));
     }
     return list;
+  }
+
+  /**
+   * A parameter count: -1 when the log says {@code "parameters_unknown": true} (the model had no
+   * shapes yet), 0 when absent.
+   */
+  private static long parameters(JsonObject o, String key) {
+    JsonElement unknown = o.get("parameters_unknown");
+    if (unknown != null
+        && unknown.isJsonPrimitive()
+        && unknown.getAsJsonPrimitive().isBoolean()
+        && unknown.getAsBoolean()) {
+      return -1;
+    }
+    return (long) number(o, key, 0);
   }
 
   private static String string(JsonObject o, String key, String fallback) {
@@ -560,8 +576,11 @@ public final class SurgeryReportWriter {
       o.addProperty("algorithm", s.algorithm());
       o.addProperty("blocks_replaced", s.blocks().size());
       o.add("blocks", GSON.toJsonTree(s.blocks()));
-      o.addProperty("parameters_before", s.parametersBefore());
-      o.addProperty("parameters_after", s.parametersAfter());
+      // Left out when unknown (the model had no shapes yet; parameters_unknown in the log), not 0.
+      if (s.parametersBefore() >= 0 && s.parametersAfter() >= 0) {
+        o.addProperty("parameters_before", s.parametersBefore());
+        o.addProperty("parameters_after", s.parametersAfter());
+      }
       if (Double.isFinite(s.millis())) {
         o.addProperty("time_ms", s.millis());
       }
@@ -643,7 +662,9 @@ public final class SurgeryReportWriter {
         h.append(", ").append(format(s.millis())).append(" ms");
       }
       h.append("</h3>\n");
-      if (s.parametersBefore() > 0 || s.parametersAfter() > 0) {
+      if (s.parametersBefore() < 0 || s.parametersAfter() < 0) {
+        h.append("<p>parameters unknown (the model had no shapes yet)</p>\n");
+      } else if (s.parametersBefore() > 0 || s.parametersAfter() > 0) {
         h.append(
             String.format(
                 Locale.ROOT,

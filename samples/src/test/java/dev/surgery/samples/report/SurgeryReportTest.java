@@ -191,6 +191,29 @@ class SurgeryReportTest {
     assertTrue(Files.size(out.resolve(SurgeryReportWriter.LOSS_PNG)) > 1000);
   }
 
+  /** A count the log says is unknown (the model had no shapes yet) is shown unknown, not as 0. */
+  @Test
+  void anUnknownParameterCountIsSaidToBeUnknown() throws Exception {
+    TrainingHistory history = train(1, null);
+    Path log = dir.resolve("log.json");
+    Files.writeString(
+        log,
+        "{\"applications\":[{\"algorithm\":\"ghost_batchnorm\",\"epoch\":0,"
+            + "\"status\":\"applied\",\"changes\":[],\"parameters_unknown\":true}]}");
+    Path out = dir.resolve("unknown");
+    SurgeryReportWriter.builder("unknown", history).optSurgeryLog(log).build().write(out);
+    assertTrue(
+        Files.readString(out.resolve(SurgeryReportWriter.HTML)).contains("parameters unknown"));
+    JsonObject surgery =
+        JsonParser.parseString(Files.readString(out.resolve(SurgeryReportWriter.JSON)))
+            .getAsJsonObject()
+            .getAsJsonArray("surgeries")
+            .get(0)
+            .getAsJsonObject();
+    assertTrue(
+        !surgery.has("parameters_before") && !surgery.has("parameters_after"), surgery.toString());
+  }
+
   /**
    * A dry run's plan (written by the listener's own writer from the core plan, made as the agent
    * makes it with the trainer just initialized) appears next to what the surgery applied, with the
