@@ -212,11 +212,13 @@ public final class SurgeryReportWriter {
       }
     }
     for (ModelChange c : history.getChanges()) {
+      boolean freezingOnly =
+          c.blocks().stream().allMatch(b -> b.newType().startsWith(TrainingHistory.FROZEN));
       list.add(
           new Surgery(
               c.epoch(),
               -1,
-              "model change",
+              freezingOnly ? "layers frozen" : "model change",
               null,
               c.blocks(),
               c.parametersBefore(),
@@ -239,6 +241,19 @@ public final class SurgeryReportWriter {
       return -1;
     }
     return (long) number(o, key, 0);
+  }
+
+  /** "3 block(s) replaced", "6 block(s) frozen" (freezing replaces none), or both. */
+  private static String blockCount(Surgery s) {
+    long frozen =
+        s.blocks().stream().filter(b -> b.newType().startsWith(TrainingHistory.FROZEN)).count();
+    long replaced = s.blocks().size() - frozen;
+    if (frozen == 0) {
+      return replaced + " block(s) replaced";
+    }
+    return replaced == 0
+        ? frozen + " block(s) frozen"
+        : replaced + " block(s) replaced, " + frozen + " frozen";
   }
 
   private static String string(JsonObject o, String key, String fallback) {
@@ -587,6 +602,14 @@ public final class SurgeryReportWriter {
       list.add(o);
     }
     root.add("surgeries", list);
+    // Whether the list is the surgery log's, or what the job saw itself (then it cannot be
+    // complete).
+    root.addProperty(
+        "surgeries_from",
+        surgeryLog != null
+            ? "surgery log"
+            : "the job's own comparison of the block tree and frozen layers between epochs (no"
+                + " surgery log: algorithms not named; changes to neither do not show)");
     root.add("charts", GSON.toJsonTree(List.of(LOSS_PNG, ACCURACY_PNG, BATCH_LOSS_PNG)));
     if (surgeryLog != null) {
       // The key predates the name "surgery log"; readers of this file depend on it.
@@ -647,8 +670,20 @@ public final class SurgeryReportWriter {
     }
 
     h.append("<h2>Surgeries</h2>\n");
+    if (surgeryLog == null) {
+      // Say what the list below cannot hold, rather than let it look complete.
+      h.append("<p>No surgery log: the surgeries below are the changes the job saw itself, between")
+          .append(" epochs, in the block tree and in which layers are frozen; the algorithms are")
+          .append(
+              " not named, and a change to neither (weights or a rate only) does not show. Name")
+          .append(
+              " the log with <code>--surgery-log</code> (the config's <code>report:</code>).</p>\n");
+    }
     if (surgeries.isEmpty()) {
-      h.append("<p>The model was not changed during training.</p>\n");
+      h.append(
+          surgeryLog == null
+              ? "<p>The job saw no change of the block tree or of the frozen layers.</p>\n"
+              : "<p>The model was not changed during training.</p>\n");
     }
     for (Surgery s : surgeries) {
       h.append("<h3>")
@@ -656,8 +691,7 @@ public final class SurgeryReportWriter {
           .append(' ')
           .append(position(s).label())
           .append(": ")
-          .append(s.blocks().size())
-          .append(" block(s) replaced");
+          .append(blockCount(s));
       if (Double.isFinite(s.millis())) {
         h.append(", ").append(format(s.millis())).append(" ms");
       }

@@ -24,9 +24,10 @@ import java.util.function.LongSupplier;
  * A plain DJL {@code TrainingListener} that records what a report needs: the loss and accuracy of
  * every epoch (from DJL's own evaluator listener), the training loss of every batch (the trainer's
  * loss on the batch's predictions, before the step), and every change of the model's block tree,
- * found by comparing the tree with a snapshot. It knows nothing of DJL Surgery: whatever replaced
+ * found by comparing the tree with a snapshot, blocks and which layers are frozen (every parameter
+ * of their own excluded from training). It knows nothing of DJL Surgery: whatever replaced or froze
  * the blocks (a {@code SurgeryListener} in code, the agent, or the program itself) shows up as a
- * change.
+ * change; a change to neither (an algorithm that only changes weights or a rate) does not.
  *
  * <p>Register it after {@code TrainingListener.Defaults.logging()} so that the evaluator listener
  * has computed an epoch's figures before {@link #onEpoch} reads them. The tree is compared when
@@ -42,6 +43,11 @@ import java.util.function.LongSupplier;
  * #startEpochClock} right before its training loop leaves initialization out.
  */
 public final class TrainingHistory extends TrainingListenerAdapter {
+
+  /**
+   * The prefix of a frozen layer's type in a {@link BlockChange}, as {@code layer_freezing} writes.
+   */
+  public static final String FROZEN = "frozen ";
 
   private final List<EpochMetrics> epochs = new ArrayList<>();
   private final List<ModelChange> changes = new ArrayList<>();
@@ -96,11 +102,12 @@ public final class TrainingHistory extends TrainingListenerAdapter {
   public record BatchLoss(int epoch, int batch, double loss) {}
 
   /**
-   * One replaced block.
+   * One replaced (or frozen) block.
    *
    * @param path the block's path before the change, e.g. {@code 05ParallelBlock/01Conv2d}
-   * @param oldType the old block's type (class simple name or lambda name)
-   * @param newType the new block's type
+   * @param oldType the old block's type (class simple name or lambda name; {@code frozen Conv2d}
+   *     when its parameters were frozen)
+   * @param newType the new block's type ({@code frozen Conv2d} for a layer that was frozen)
    */
   public record BlockChange(String path, String oldType, String newType) {}
 
@@ -108,7 +115,7 @@ public final class TrainingHistory extends TrainingListenerAdapter {
    * A change of the block tree.
    *
    * @param epoch the number of completed epochs when it happened (0: before the first batch)
-   * @param blocks the replaced blocks (outermost only), in tree order
+   * @param blocks the replaced (outermost only) and frozen blocks, in tree order
    * @param parametersBefore the number of parameter values before
    * @param parametersAfter the number after
    */
@@ -250,6 +257,9 @@ public final class TrainingHistory extends TrainingListenerAdapter {
       } else if (after.block() != before.block()) {
         blocks.add(new BlockChange(before.path(), before.type(), after.type()));
         replacedPrefixes.add(position + "/");
+      } else if (after.frozen() != before.frozen()) {
+        // Freezing replaces no block (layer_freezing): without this it would not show at all.
+        blocks.add(new BlockChange(before.path(), before.label(), after.label()));
       }
     }
     for (Map.Entry<String, Node> e : now.entrySet()) {
@@ -288,7 +298,7 @@ public final class TrainingHistory extends TrainingListenerAdapter {
       i++;
       Block b = child.getValue();
       if (seen.add(b)) {
-        nodes.put(childPosition, new Node(childPath, typeName(b), b));
+        nodes.put(childPosition, new Node(childPath, typeName(b), b, frozen(b)));
         walk(b, childPosition, childPath, nodes, seen);
       }
     }
@@ -328,5 +338,22 @@ public final class TrainingHistory extends TrainingListenerAdapter {
     return total;
   }
 
-  private record Node(String path, String type, Block block) {}
+  /** Whether the block has parameters of its own and none of them trains. */
+  private static boolean frozen(Block block) {
+    boolean any = false;
+    for (Pair<String, Parameter> p : block.getDirectParameters()) {
+      if (p.getValue().requiresGradient()) {
+        return false;
+      }
+      any = true;
+    }
+    return any;
+  }
+
+  private record Node(String path, String type, Block block, boolean frozen) {
+    /** The type, as {@code layer_freezing} names a frozen layer: {@code frozen Conv2d}. */
+    String label() {
+      return frozen ? FROZEN + type : type;
+    }
+  }
 }

@@ -70,6 +70,32 @@ class SurgeryReportTest {
     }
   }
 
+  /** Freezes the first layer (the convolution) after an epoch, as layer_freezing does. */
+  private static final class FreezeAt extends TrainingListenerAdapter {
+    private final int epoch;
+    private int completed;
+
+    FreezeAt(int epoch) {
+      this.epoch = epoch;
+    }
+
+    @Override
+    public void onEpoch(Trainer trainer) {
+      if (++completed == epoch) {
+        List<ai.djl.nn.Parameter> conv = new java.util.ArrayList<>();
+        trainer
+            .getModel()
+            .getBlock()
+            .getChildren()
+            .get(0)
+            .getValue()
+            .getDirectParameters()
+            .forEach(p -> conv.add(p.getValue()));
+        dev.surgery.core.ModuleSurgery.freezeParameters(conv, List.of(trainer));
+      }
+    }
+  }
+
   private static Block net() {
     return new SequentialBlock()
         .add(
@@ -136,6 +162,29 @@ class SurgeryReportTest {
     // BlurPool keeps the parameters: 3*3*3*4 + 4 (conv) + 64*2 + 2 (linear).
     assertEquals(112 + 130, change.parametersBefore());
     assertEquals(change.parametersBefore(), change.parametersAfter());
+  }
+
+  /**
+   * Without a surgery log, freezing (which replaces no block) is still reported, and the report
+   * says that its list is only what the job saw.
+   */
+  @Test
+  void withoutASurgeryLogFreezingIsReportedAndTheReportSaysWhatItCannotKnow() throws Exception {
+    TrainingHistory history = train(2, new FreezeAt(1));
+    List<ModelChange> changes = history.getChanges();
+    assertEquals(1, changes.size(), changes.toString());
+    assertEquals(1, changes.get(0).epoch());
+    assertEquals(
+        List.of(new TrainingHistory.BlockChange("01Conv2d", "Conv2d", "frozen Conv2d")),
+        changes.get(0).blocks());
+    Path html = SurgeryReportWriter.builder("freeze", history).build().write(dir);
+    String page = Files.readString(html);
+    assertTrue(page.contains("layers frozen after epoch 1: 1 block(s) frozen"), page);
+    assertTrue(page.contains("No surgery log"), page);
+    JsonObject json =
+        JsonParser.parseString(Files.readString(dir.resolve(SurgeryReportWriter.JSON)))
+            .getAsJsonObject();
+    assertTrue(json.get("surgeries_from").getAsString().contains("no surgery log"));
   }
 
   @Test
