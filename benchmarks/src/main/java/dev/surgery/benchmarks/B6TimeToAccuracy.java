@@ -14,7 +14,6 @@ import ai.djl.training.dataset.RandomAccessDataset;
 import ai.djl.training.listener.TrainingListener.BatchData;
 import ai.djl.translate.TranslateException;
 import ai.djl.util.Pair;
-import ai.djl.util.RandomUtils;
 import com.google.gson.GsonBuilder;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
@@ -455,7 +454,7 @@ public final class B6TimeToAccuracy {
     System.out.println("page: " + page.toAbsolutePath());
   }
 
-  private static Run run(
+  static Run run(
       String dataset,
       Variant v,
       RandomAccessDataset[] data,
@@ -487,8 +486,12 @@ public final class B6TimeToAccuracy {
         int perEpoch = (int) ((data[0].size() + batch - 1) / batch);
         for (int epoch = 0; epoch < epochs; epoch++) {
           int inEpoch = 0;
+          // The epoch's shuffle, and every batch's draws, come from a seed of the training position
+          // alone: whatever an evaluation drew (how many ran) cannot reach the training.
+          reseed(seed, -1 - epoch);
           for (Batch b : trainer.iterateDataset(data[0])) {
             try (b) {
+              reseed(seed, done);
               lossSum += trainBatch(trainer, b);
               lossCount++;
               trainer.step();
@@ -538,6 +541,16 @@ public final class B6TimeToAccuracy {
     }
   }
 
+  /**
+   * Seeds the engine's generators (PyTorch's and DJL's {@code RandomUtils}, which shuffles) from
+   * the run's seed and a training position (a batch count, or {@code -1 - epoch} for an epoch's
+   * shuffle). DJL cannot save and restore PyTorch's generator, so training draws from these seeds
+   * instead of from whatever state the evaluations left.
+   */
+  static void reseed(int seed, int position) {
+    Engine.getInstance().setRandomSeed(seed * 1_000_003 + position);
+  }
+
   /** Records the surgeries applied since the last call, at the clock's current reading. */
   private static int markSurgeries(
       SurgeryListener listener, List<SurgeryMark> marks, Clock clock, int seen) {
@@ -575,8 +588,9 @@ public final class B6TimeToAccuracy {
   }
 
   /**
-   * Measures both accuracies, then puts the running statistics and the random generator back so
-   * that training goes on as if nothing had been measured.
+   * Measures both accuracies, then puts the running statistics back. Training then reseeds the
+   * random generators from its own position ({@link #reseed}), so it goes on as if nothing had been
+   * measured, however many evaluations ran.
    */
   private static Checkpoint checkpoint(
       Trainer trainer,
@@ -586,7 +600,6 @@ public final class B6TimeToAccuracy {
       Clock clock,
       double trainLoss)
       throws IOException, TranslateException {
-    long next = RandomUtils.RANDOM.nextLong();
     double asIs = B5AlgorithmAccuracy.accuracy(trainer, data[1], false);
     List<Pair<NDArray, NDArray>> saved = new ArrayList<>();
     for (Pair<String, Parameter> p : trainer.getModel().getBlock().getParameters()) {
@@ -610,7 +623,6 @@ public final class B6TimeToAccuracy {
       s.getKey().set(s.getValue().toByteBuffer());
       s.getValue().close();
     }
-    RandomUtils.RANDOM.setSeed(next);
     return new Checkpoint(
         batches,
         epochs,
