@@ -63,4 +63,17 @@ class B6RecipeTest {
             () -> B6TimeToAccuracy.Variant.parse("r", "layer_freezing:freeze_start=2.0@1"));
     assertTrue(setting.getMessage().contains("freeze_start"), setting.getMessage());
   }
+
+  /**
+   * The verdict needs the saving to stand out of the spread of identical work (a recipe that
+   * replaces nothing measured 0.77 of the baseline when the baseline carried the JVM's warm-up).
+   */
+  @Test
+  void theVerdictNeedsAMarginBeyondTheSpreadOfIdenticalWork() {
+    assertEquals("yes", B6TimeToAccuracy.verdict(true, 0.66, 0.05));
+    assertEquals("no (within the spread)", B6TimeToAccuracy.verdict(true, 0.77, 0.12));
+    assertEquals("no", B6TimeToAccuracy.verdict(true, 0.85, 0.01));
+    assertEquals("no", B6TimeToAccuracy.verdict(false, 0.5, 0.01));
+    assertEquals("n/a (1 seed: no spread)", B6TimeToAccuracy.verdict(true, 0.66, Double.NaN));
+  }
 }
