@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
+import ai.djl.nn.Block;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
@@ -99,21 +100,8 @@ class MissedEntriesReportTest {
   void aProgramThatCatchesTheFailureAndTrainsOnGetsTheSameReason() throws Exception {
     Path report = tmp.resolve("caught.json");
     SurgeryListener listener = stoppingListener(report);
-    try (Model model = TestModels.model("caught");
-        NDManager data = NDManager.newBaseManager()) {
-      ArrayDataset dataset = TestModels.dataset(data, 5);
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        for (int epoch = 0; epoch < 3; epoch++) {
-          try {
-            EasyTrain.fit(trainer, 1, dataset, null);
-          } catch (SurgeryFailedException e) {
-            // trains on, as a program that catches every exception of its loop does
-          }
-        }
-      }
-      assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"), "never run late");
-    }
+    Block root = trainCatchingFailures(listener, "caught");
+    assertEquals(0, TestModels.count(root, "ProbePool"), "never run late");
     String reason = onlyNotRunReason(report);
     assertTrue(reason.startsWith("t_fail at epoch 1"), reason);
     assertTrue(reason.endsWith("at the end of epoch 1 and stopped training"), reason);
@@ -134,20 +122,7 @@ class MissedEntriesReportTest {
             .optReportPath(report)
             .build();
     TestAlgorithms.CALLS.clear();
-    try (Model model = TestModels.model("repeating");
-        NDManager data = NDManager.newBaseManager()) {
-      ArrayDataset dataset = TestModels.dataset(data, 5);
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        for (int epoch = 0; epoch < 3; epoch++) {
-          try {
-            EasyTrain.fit(trainer, 1, dataset, null);
-          } catch (SurgeryFailedException e) {
-            // trains on
-          }
-        }
-      }
-    }
+    trainCatchingFailures(listener, "repeating");
     assertEquals(
         2, TestAlgorithms.CALLS.size(), "it ran at epochs 2 and 3: " + TestAlgorithms.CALLS);
     JsonArray notRun = read(report).getAsJsonArray("not_run");
@@ -246,20 +221,7 @@ class MissedEntriesReportTest {
             .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
             .optReportPath(report)
             .build();
-    try (Model model = TestModels.model("every-fails");
-        NDManager data = NDManager.newBaseManager()) {
-      ArrayDataset dataset = TestModels.dataset(data, 5);
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        for (int epoch = 0; epoch < 3; epoch++) {
-          try {
-            EasyTrain.fit(trainer, 1, dataset, null);
-          } catch (SurgeryFailedException e) {
-            // trains on
-          }
-        }
-      }
-    }
+    trainCatchingFailures(listener, "every-fails");
     assertEquals(
         "t_fail every 1ep (builder entry 1) failed before it at the end of epoch 1 and stopped"
             + " training",
@@ -290,6 +252,29 @@ class MissedEntriesReportTest {
     }
     String log = read(report).toString();
     assertFalse(log.contains("epoch 0"), log);
+  }
+
+  /**
+   * Trains three epochs, one fit each, catching each failure and training on, as a program that
+   * catches every exception of its loop does; returns the model's block.
+   */
+  private static Block trainCatchingFailures(SurgeryListener listener, String name)
+      throws Exception {
+    try (Model model = TestModels.model(name);
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        for (int epoch = 0; epoch < 3; epoch++) {
+          try {
+            EasyTrain.fit(trainer, 1, dataset, null);
+          } catch (SurgeryFailedException e) {
+            // trains on
+          }
+        }
+      }
+      return model.getBlock();
+    }
   }
 
   private static SurgeryListener stoppingListener(Path report) {
