@@ -473,6 +473,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             st.losses.beforeBatches()));
     surgeryLog.write();
     if (onError == OnError.FAIL) {
+      st.stoppedBy = entry;
+      st.stoppedAtEpoch = -1;
+      st.stoppedAtStep = -1;
+      st.stoppedWhen = "when a later fit announced " + planned + " epochs in all";
       logger.error(message + " (on_error: fail stops training)");
       throw new SurgeryFailedException(
           message + " (on_error: fail stops training; on_error: skip trains on)",
@@ -705,6 +709,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   @Override
   public void onTrainingBatch(Trainer trainer, BatchData batchData) {
     TrainerState st = state(trainer);
+    if (st.stoppedBy != null) {
+      resumedAfterStop(st);
+    }
     if (st.batches == 0) {
       firstBatch(trainer, st);
     }
@@ -995,6 +1002,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       String stopped = stoppedBefore(st, entry);
       if (stopped != null) {
         reason = stopped;
+      } else if (st.stoppedBy != null) {
+        reason =
+            st.stoppedBy.describe()
+                + " failed "
+                + st.stoppedWhen
+                + " and stopped training before it was due";
       } else if (programEnd) {
         reason =
             "the program ended (System.exit, an uncaught exception, or a trainer never closed)"
@@ -1156,7 +1169,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             lossBefore,
             lossBeforeBatches);
     surgeryLog.add(applied);
-    if (followsAnnouncedLength(st, entry)) {
+    if (followsAnnouncedLength(st, entry) && !changes.isEmpty()) {
+      // (A run that changed nothing under the announced length changes nothing under a longer one:
+      // layer_freezing freezes a smaller fraction of a longer training.)
       st.lengthFollowedBy = entry;
       st.lengthFollowed = planned;
     }
@@ -1250,12 +1265,19 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             st.losses.meanBefore(),
             st.losses.beforeBatches()));
     st.schedule.failed(index, !stop);
-    if (stop && (event == Event.EPOCH_END || event == Event.BATCH_END)) {
+    if (stop) {
       // Entries after it in the schedule due at the same moment (this epoch end, this step) never
-      // get their turn. (A stop before training has no such moment: nothing was due yet.)
+      // get their turn; the others are not due yet. (A stop before training, or at a fit's start,
+      // has no such moment.)
       st.stoppedBy = entry;
       st.stoppedAtEpoch = event == Event.EPOCH_END ? completed : -1;
       st.stoppedAtStep = event == Event.BATCH_END ? st.steps : -1;
+      st.stoppedWhen =
+          event == Event.EPOCH_END
+              ? "at the end of epoch " + completed
+              : event == Event.BATCH_END
+                  ? "at step " + st.steps
+                  : st.steps == 0 ? "before the first step" : "after " + st.steps + " steps";
       listRepeatsStoppedAt(st, index);
     }
     if (stop) {
@@ -1438,6 +1460,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * entries stay pending and are listed once, when they are missed or training ends.)
    */
   private void listRepeatsStoppedAt(TrainerState st, int index) {
+    if (st.stoppedAtEpoch < 0 && st.stoppedAtStep < 0) {
+      return; // no epoch end or step was due at that moment
+    }
     Schedule schedule = st.schedule;
     for (int j = index + 1; j < schedule.size(); j++) {
       ScheduledAlgorithm later = schedule.entry(j);
@@ -1462,7 +1487,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * stopped training before its turn; null when that is not what happened.
    */
   private String stoppedBefore(TrainerState st, ScheduledAlgorithm entry) {
-    if (st.stoppedBy == null) {
+    if (st.stoppedBy == null || (st.stoppedAtEpoch < 0 && st.stoppedAtStep < 0)) {
       return null;
     }
     Trigger trigger = entry.trigger();
@@ -1482,9 +1507,28 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   private static String moment(TrainerState st) {
-    return st.stoppedAtEpoch >= 0
-        ? "at the end of epoch " + st.stoppedAtEpoch
-        : "at step " + st.stoppedAtStep;
+    return st.stoppedWhen;
+  }
+
+  /**
+   * Training went on after a stopping failure (the program caught it): the one-shot entries due at
+   * that moment are missed now, with that reason, and later entries are judged on their own.
+   */
+  private void resumedAfterStop(TrainerState st) {
+    Schedule schedule = st.schedule;
+    for (int i = 0; i < schedule.size(); i++) {
+      ScheduledAlgorithm entry = schedule.entry(i);
+      if (schedule.isPending(i) && !entry.trigger().repeats()) {
+        String stopped = stoppedBefore(st, entry);
+        if (stopped != null) {
+          missed(st, i, stopped);
+        }
+      }
+    }
+    st.stoppedBy = null;
+    st.stoppedAtEpoch = -1;
+    st.stoppedAtStep = -1;
+    st.stoppedWhen = null;
   }
 
   // ------------------------------------------------------------------ warnings

@@ -76,6 +76,9 @@ final class TrainerState {
   /** The optimizer steps taken when {@link #stoppedBy} failed at a step, else -1. */
   long stoppedAtStep = -1;
 
+  /** When {@link #stoppedBy} stopped training, in words ("at step 6"), or null. */
+  String stoppedWhen;
+
   /** Entries already listed under {@code not_run}, by schedule index. */
   final BitSet listedNotRun = new BitSet();
 

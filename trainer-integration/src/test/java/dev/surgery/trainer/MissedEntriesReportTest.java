@@ -252,6 +252,52 @@ class MissedEntriesReportTest {
     }
     String log = read(report).toString();
     assertFalse(log.contains("epoch 0"), log);
+    assertTrue(
+        onlyReason(report, TestAlgorithms.LOG)
+            .endsWith("failed before the first step and stopped training before it was due"),
+        log);
+  }
+
+  /**
+   * A failure at a step stops training before an epoch entry's epoch: its reason names that
+   * failure, not a loop without onEpoch (SurgeryTrain.fit reports every epoch end).
+   */
+  @Test
+  void anEpochEntryAfterAFailureAtAStepNamesTheFailure() throws Exception {
+    Path report = tmp.resolve("step-then-epoch.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FAIL, Map.of()), Trigger.atStep(2))
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .optReportPath(report)
+            .build();
+    try (Model model = TestModels.model("step-then-epoch");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      assertThrows(
+          SurgeryFailedException.class,
+          () -> SurgeryTrain.fit(trainer, 2, TestModels.dataset(data, 5), null));
+    }
+    assertEquals(
+        "t_fail at step 2 (builder entry 1) failed at step 2 and stopped training before it was"
+            + " due",
+        onlyReason(report, TestAlgorithms.POOL));
+  }
+
+  /** The reason of the one not_run line of an algorithm. */
+  private static String onlyReason(Path report, String algorithm) throws Exception {
+    String reason = null;
+    for (var e : read(report).getAsJsonArray("not_run")) {
+      JsonObject o = e.getAsJsonObject();
+      if (o.get("algorithm").getAsString().equals(algorithm)) {
+        assertEquals(null, reason, "listed once: " + algorithm);
+        reason = o.get("reason").getAsString();
+      }
+    }
+    assertTrue(reason != null, algorithm + " is listed");
+    return reason;
   }
 
   /**

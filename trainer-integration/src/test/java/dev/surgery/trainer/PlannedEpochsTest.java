@@ -284,6 +284,30 @@ class PlannedEpochsTest {
     }
   }
 
+  /**
+   * A run that changed nothing under the announced length (layer_freezing with freeze_start 0.5 at
+   * epoch 1 of 2: fraction 0.5, nothing frozen) changes nothing under a longer one either: the next
+   * fit is not refused.
+   */
+  @Test
+  void aRunThatChangedNothingUnderTheAnnouncedLengthRefusesNoLaterFit() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(LayerFreezing.builder().optFreezeStart(0.5).build(), 1)
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .build();
+    try (Model model = TestModels.model("changed-nothing");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      SurgeryTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+      SurgeryTrain.fit(trainer, 2, TestModels.dataset(data, 3), null); // trains on
+      assertEquals(1, listener.getOutcomes().size());
+      assertEquals(SurgeryOutcome.Status.APPLIED, listener.getOutcomes().get(0).status());
+      assertTrue(listener.getOutcomes().get(0).changes().isEmpty());
+    }
+  }
+
   /** With the total configured, fit once per epoch follows it and nothing is refused. */
   @Test
   void aConfiguredTotalLetsALoopCallFitOncePerEpoch() throws Exception {

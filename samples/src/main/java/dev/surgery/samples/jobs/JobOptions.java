@@ -236,11 +236,21 @@ public record JobOptions(
               ? null
               : "not a dry run's surgery log (a JSON object with a \"plans\" list)";
     } catch (IOException | JsonParseException e) {
-      problem = "cannot be read as JSON (" + e.getMessage() + ")";
+      problem = "cannot be read as JSON (" + firstLine(e) + ")";
     }
     if (problem != null) {
       throw new IllegalArgumentException("--plan-log " + planLog + ": " + problem);
     }
+  }
+
+  /** The first line of a parser's message: Gson adds a second with advice for its developers. */
+  private static String firstLine(Exception e) {
+    String message = String.valueOf(e.getMessage());
+    int end = message.indexOf('\n');
+    String first = (end < 0 ? message : message.substring(0, end)).strip();
+    // "...MalformedJsonException: Use JsonReader.setStrictness(...) to accept malformed JSON at
+    // line 1 column 6 path $": what the user needs is where the file is malformed.
+    return first.replaceFirst("^.*Use JsonReader\\.setStrictness\\([^)]*\\) to accept ", "");
   }
 
   /**
@@ -261,7 +271,7 @@ public record JobOptions(
         JsonElement json = JsonParser.parseString(Files.readString(surgeryLog));
         problem = json.isJsonObject() ? null : "not a surgery log (a JSON object)";
       } catch (IOException | JsonParseException e) {
-        problem = "cannot be read as JSON (" + e.getMessage() + ")";
+        problem = "cannot be read as JSON (" + firstLine(e) + ")";
       }
     }
     if (problem != null) {

@@ -11,6 +11,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
 import ai.djl.util.Pair;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -321,10 +322,12 @@ public final class TrainingHistory extends TrainingListenerAdapter {
   }
 
   /**
-   * Counts the parameter values of a block tree (shared parameters once; unknown shapes as 0).
+   * Counts the parameter values of a block tree (shared parameters once), or returns {@link
+   * SurgeryChanges#UNKNOWN_PARAMETERS} when a parameter has no shape yet (before {@code
+   * Trainer.initialize}): counted as 0 it made a surgery there read "0 -> 274,298".
    *
    * @param root the root block
-   * @return the number of scalars
+   * @return the number of scalars, or {@link SurgeryChanges#UNKNOWN_PARAMETERS}
    */
   public static long parameterCountNow(Block root) {
     Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -332,7 +335,10 @@ public final class TrainingHistory extends TrainingListenerAdapter {
     for (Pair<String, Parameter> p : root.getParameters()) {
       if (seen.add(p.getValue())) {
         Shape shape = p.getValue().getShape();
-        total += shape == null ? 0 : shape.size();
+        if (shape == null) {
+          return SurgeryChanges.UNKNOWN_PARAMETERS;
+        }
+        total += shape.size();
       }
     }
     return total;

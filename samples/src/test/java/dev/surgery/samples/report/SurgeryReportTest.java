@@ -187,6 +187,23 @@ class SurgeryReportTest {
     assertTrue(json.get("surgeries_from").getAsString().contains("no surgery log"));
   }
 
+  /**
+   * Before initialize a model's parameter count is unknown, not 0: a surgery at epoch 0 without a
+   * surgery log read "parameters 0 -> 274,298" in the report.
+   */
+  @Test
+  void aParameterCountBeforeInitializeIsUnknownNotZero() {
+    ai.djl.nn.SequentialBlock net =
+        new ai.djl.nn.SequentialBlock().add(ai.djl.nn.core.Linear.builder().setUnits(2).build());
+    assertEquals(
+        dev.surgery.core.algorithms.SurgeryChanges.UNKNOWN_PARAMETERS,
+        TrainingHistory.parameterCountNow(net));
+    try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager()) {
+      net.initialize(m, ai.djl.ndarray.types.DataType.FLOAT32, new Shape(1, 3));
+      assertEquals(3 * 2 + 2, TrainingHistory.parameterCountNow(net));
+    }
+  }
+
   @Test
   void aSurgeryAfterTheLastEpochIsSeenAtTrainingEnd() throws Exception {
     TrainingHistory history = train(1, new BlurAt(1));
