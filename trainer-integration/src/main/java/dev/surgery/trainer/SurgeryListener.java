@@ -343,8 +343,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               null,
               error);
         }
+        if (e instanceof VirtualMachineError && !(e instanceof StackOverflowError)) {
+          throw new SurgeryFailedException(
+              message + " (the JVM is failing: loading stops whatever on_error says)",
+              algorithm.name(),
+              0,
+              null,
+              error);
+        }
         logger.error("{} (on_error: skip, loading goes on)", message);
-        rethrowIfTheJvmIsFailing(e);
       }
     }
   }
@@ -1061,22 +1068,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
       // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
       failed(st, index, event, pluginError("match", event, algorithm, e), 0);
-      rethrowIfTheJvmIsFailing(e);
       return;
     }
     if (match) {
       apply(trainer, st, index, event);
-    }
-  }
-
-  /**
-   * After a skipped failure: the JVM running out of memory (or failing inside) is no failure of the
-   * entry alone that training could go on from; it goes on up, recorded. A stack overflow is the
-   * algorithm's own runaway recursion, and is skipped like any failure.
-   */
-  private static void rethrowIfTheJvmIsFailing(Throwable e) {
-    if (e instanceof VirtualMachineError vm && !(e instanceof StackOverflowError)) {
-      throw vm;
     }
   }
 
@@ -1146,7 +1141,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       long nanos = System.nanoTime() - start;
       boolean changed = !sameBlocks(blocksBefore, blocksOf(model.getBlock()));
       failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
-      rethrowIfTheJvmIsFailing(e);
       return;
     }
     st.schedule.ran(index);
@@ -1248,7 +1242,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     String where = path == null || cause.contains(path) ? "" : " at block " + path;
     String at =
         entry.byEpoch() ? "" : " at " + event.configName() + " after " + st.stepsTaken() + " steps";
-    boolean stop = onError == OnError.FAIL || modelChanged;
+    // The JVM running out of memory (or failing inside) is no failure of the entry alone that
+    // training could go on from: it stops training whatever on_error says, recorded as failed.
+    boolean jvmFailing =
+        e.getCause() instanceof VirtualMachineError
+            && !(e.getCause() instanceof StackOverflowError);
+    boolean stop = onError == OnError.FAIL || modelChanged || jvmFailing;
     SurgeryOutcome.Status status =
         stop ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED;
     surgeryLog.add(
@@ -1287,9 +1286,14 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               ? ". That change can be neither undone nor recorded for a checkpoint, so training"
                   + " stops whatever on_error says; an algorithm must fail before it changes the"
                   + " model or make its changes in one engine call"
-              : ". The model is as it was before "
-                  + entry.algorithm().name()
-                  + " (on_error: fail stops training; use on_error: skip to train on without it)";
+              : jvmFailing
+                  ? ". The model is as it was before "
+                      + entry.algorithm().name()
+                      + "; the JVM is failing, so training stops whatever on_error says"
+                  : ". The model is as it was before "
+                      + entry.algorithm().name()
+                      + " (on_error: fail stops training; use on_error: skip to train on without"
+                      + " it)";
       throw new SurgeryFailedException(
           "Surgery: "
               + entry.describe()

@@ -59,7 +59,13 @@ final class EventRecorder implements Algorithm {
                 HyperParameter.ofChoice(
                     "in",
                     "match",
-                    List.of("match", "apply", "match_assert", "apply_linkage", "apply_overflow"),
+                    List.of(
+                        "match",
+                        "apply",
+                        "match_assert",
+                        "apply_linkage",
+                        "apply_overflow",
+                        "apply_oom"),
                     "where, and what: an exception, or an Error that is the plugin's own")),
             v -> new EventRecorder(THROW, v)));
   }
@@ -130,6 +136,9 @@ final class EventRecorder implements Algorithm {
 
   @Override
   public SurgeryChanges apply(Event event, State state) {
+    if (name.equals(THROW) && values.get("in").equals("apply_oom")) {
+      throw new OutOfMemoryError("injected in apply"); // the JVM failing, not the algorithm
+    }
     if (name.equals(THROW) && values.get("in").equals("apply_overflow")) {
       throw new StackOverflowError("injected in apply"); // its own runaway recursion
     }

@@ -418,6 +418,30 @@ class EventsTest {
     }
   }
 
+  /**
+   * The JVM running out of memory in an algorithm is no failure of the entry that training could go
+   * on from: under skip too it stops training, recorded as failed (it was recorded as skipped and
+   * went on up raw).
+   */
+  @Test
+  void anOutOfMemoryErrorStopsTrainingUnderSkipRecordedAsFailed() throws Exception {
+    SurgeryListener skipping =
+        listener("algorithms:\n  - name: t_ev_throw\n    in: apply_oom\non_error: skip\n");
+    try (Model model = TestModels.model("oom");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(skipping))) {
+      trainer.initialize(TestModels.INPUT);
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class,
+              () -> SurgeryTrain.fit(trainer, 1, TestModels.dataset(manager, 1), null));
+      assertTrue(e.getMessage().contains("the JVM is failing"), e.getMessage());
+      assertTrue(e.getCause().getCause() instanceof OutOfMemoryError, String.valueOf(e.getCause()));
+      assertEquals(1, skipping.getOutcomes().size());
+      assertEquals(SurgeryOutcome.Status.FAILED, skipping.getOutcomes().get(0).status());
+    }
+  }
+
   @Test
   void stateRefusesSurgeryWhileABatchIsInFlight() throws Exception {
     List<String> outcomes = new ArrayList<>();
