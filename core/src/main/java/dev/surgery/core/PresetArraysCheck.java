@@ -8,11 +8,14 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -60,18 +63,19 @@ final class PresetArraysCheck {
       return;
     }
     DataType expected = anchor.getDataType();
-    Collection<Parameter> old = TreeSurgery.parametersOf(original);
+    // The old block's arrays by parameter name, read once for both checks below.
+    Map<String, List<NDArray>> oldArrays = new HashMap<>();
+    for (Parameter o : TreeSurgery.parametersOf(original)) {
+      if (o.isInitialized()) {
+        oldArrays.computeIfAbsent(o.getName(), k -> new ArrayList<>()).add(o.getArray());
+      }
+    }
     for (Parameter p : preset) {
       DataType actual = p.getArray().getDataType();
       // The old block's namesake says the type (a block may hold an index next to its weights);
       // else the model's.
-      DataType wanted = expected;
-      for (Parameter o : old) {
-        if (o.isInitialized() && o.getName().equals(p.getName())) {
-          wanted = o.getArray().getDataType();
-          break;
-        }
-      }
+      List<NDArray> namesakes = oldArrays.get(p.getName());
+      DataType wanted = namesakes == null ? expected : namesakes.get(0).getDataType();
       if (actual != wanted) {
         throw new SurgeryException(
             path,
@@ -87,7 +91,7 @@ final class PresetArraysCheck {
     }
     if (recorded != null
         ? sameBeyondBatch(recorded, inputShapes)
-        : sameNamesAndShapes(preset, original)) {
+        : sameNamesAndShapes(preset, oldArrays)) {
       return; // initialized for the old block's shapes, or copies of its arrays (WeightCopy)
     }
     String initializedFor =
@@ -133,20 +137,13 @@ final class PresetArraysCheck {
     }
   }
 
-  /** Whether each parameter has a namesake of the same shape among the old block's. */
-  private static boolean sameNamesAndShapes(Collection<Parameter> preset, Block original) {
-    Collection<Parameter> old = TreeSurgery.parametersOf(original);
+  /** Whether each parameter has a namesake of the same shape among the old block's arrays. */
+  private static boolean sameNamesAndShapes(
+      Collection<Parameter> preset, Map<String, List<NDArray>> oldArrays) {
     for (Parameter p : preset) {
-      boolean found = false;
-      for (Parameter o : old) {
-        if (o.isInitialized()
-            && o.getName().equals(p.getName())
-            && o.getArray().getShape().equals(p.getArray().getShape())) {
-          found = true;
-          break;
-        }
-      }
-      if (!found) {
+      Shape shape = p.getArray().getShape();
+      List<NDArray> namesakes = oldArrays.getOrDefault(p.getName(), List.of());
+      if (namesakes.stream().noneMatch(a -> a.getShape().equals(shape))) {
         return false;
       }
     }

@@ -109,7 +109,13 @@ class BornScheduleTest {
   @EnumSource(Kind.class)
   void aFrozenLayerMadeTrainableByNewParametersAroundItsArraysStartsFresh(Kind kind)
       throws Exception {
-    run(kind, false, 0, List.of(7), 16, true);
+    List<float[]> first = run(kind, false, 0, List.of(7), 16, true);
+    // the same seed gives the same bits
+    List<float[]> second = run(kind, false, 0, List.of(7), 16, true);
+    assertEquals(first.size(), second.size());
+    for (int i = 0; i < first.size(); i++) {
+      ExactnessOracle.assertBitsEqual(first.get(i), second.get(i), kind + " run twice, " + i);
+    }
   }
 
   private static void run(
@@ -125,7 +131,7 @@ class BornScheduleTest {
    * begin + step}. With {@code rewrapFrozenMiddle} the middle layer is frozen from the start and
    * replaced by a trainable one whose new Parameters wrap its arrays.
    */
-  private static void run(
+  private static List<float[]> run(
       Kind kind,
       boolean freezeOthers,
       int begin,
@@ -210,6 +216,11 @@ class BornScheduleTest {
         if (oracle != null) {
           oracle.close();
         }
+        List<float[]> values = new ArrayList<>();
+        for (Parameter p : net.getParameters().values()) {
+          values.add(ExactnessOracle.floats(p.getArray()));
+        }
+        return values; // every parameter of the model at the end, in order
       }
     }
   }
@@ -253,6 +264,10 @@ class BornScheduleTest {
       for (Map.Entry<Parameter, NDArray> e : copies.entrySet()) {
         ExactnessOracle.assertBitsEqual(
             e.getValue(), e.getKey().getArray(), where + ", " + e.getKey().getName());
+        for (float v : ExactnessOracle.floats(e.getKey().getArray())) {
+          org.junit.jupiter.api.Assertions.assertTrue(
+              Float.isFinite(v), where + ", " + e.getKey().getName() + " is finite");
+        }
       }
     }
 

@@ -254,7 +254,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    *
    * @param event the event
    * @param trainer the trainer it happened to
-   * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail}
+   * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail},
+   *     and whatever {@code on_error} says when a failing algorithm had changed the model or the
+   *     JVM is failing (out of memory)
    */
   public void onEvent(Event event, Trainer trainer) {
     boolean modelEvent = event == Event.BEFORE_LOAD || event == Event.AFTER_LOAD;
@@ -307,7 +309,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @param event {@link Event#BEFORE_LOAD} or {@link Event#AFTER_LOAD}
    * @param model the model being loaded
    * @throws IllegalArgumentException for any other event, which happens to a trainer
-   * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail}
+   * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail},
+   *     and whatever {@code on_error} says when the JVM is failing (out of memory)
    */
   public void onEvent(Event event, Model model) {
     if (event != Event.BEFORE_LOAD && event != Event.AFTER_LOAD) {
@@ -465,25 +468,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             + " epochs in all: that was not the length of training, so what it did is wrong. A"
             + " program that calls fit more than once (once per epoch, say) must "
             + totalEpochsHint;
-    surgeryLog.add(
-        new PendingOutcome(
-            st.ordinal,
-            entry,
-            entry.algorithm().settings(),
-            st.passedEpochs(),
-            st.stepsTaken(),
-            onError == OnError.FAIL ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED,
-            null,
-            message,
-            0,
-            st.losses.meanBefore(),
-            st.losses.beforeBatches()));
+    logFailure(
+        st,
+        entry,
+        onError == OnError.FAIL ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED,
+        message,
+        0);
     surgeryLog.write();
     if (onError == OnError.FAIL) {
-      st.stoppedBy = entry;
-      st.stoppedAtEpoch = -1;
-      st.stoppedAtStep = -1;
-      st.stoppedWhen = "when a later fit announced " + planned + " epochs in all";
+      st.stopped =
+          new TrainerState.StoppedTraining(
+              entry, -1, -1, "when a later fit announced " + planned + " epochs in all");
       logger.error(message + " (on_error: fail stops training)");
       throw new SurgeryFailedException(
           message + " (on_error: fail stops training; on_error: skip trains on)",
@@ -573,10 +568,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * epoch announces one epoch at a time, so a shorter announcement does not override what the user
    * configured (a warning says so). The agent calls it when {@code EasyTrain.fit(trainer, epochs,
    * ...)} starts, and {@link SurgeryTrain#fit} before {@code FIT_START}; a program with its own
-   * loop may call it before training. Epoch-0 entries that waited for the length run now.
+   * loop may call it before training. Epoch-0 entries that waited for the length run now. Where no
+   * total is configured and an entry that follows the length ran with a shorter announced one (a
+   * loop that calls fit once per epoch), a longer announcement is that entry's failure: recorded,
+   * and under {@code on_error: fail} thrown before the new fit's first step.
    *
    * @param trainer the trainer about to train
    * @param epochs the number of epochs the loop will run; nothing happens when it is not positive
+   * @throws SurgeryFailedException under {@code on_error: fail}, when the length an entry followed
+   *     proves shorter than this announcement
    */
   public void onPlannedEpochs(Trainer trainer, int epochs) {
     if (epochs <= 0) {
@@ -716,7 +716,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   @Override
   public void onTrainingBatch(Trainer trainer, BatchData batchData) {
     TrainerState st = state(trainer);
-    if (st.stoppedBy != null) {
+    if (st.stopped != null) {
       resumedAfterStop(st);
     }
     if (st.batches == 0) {
@@ -1009,11 +1009,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       String stopped = stoppedBefore(st, entry);
       if (stopped != null) {
         reason = stopped;
-      } else if (st.stoppedBy != null) {
+      } else if (st.stopped != null) {
         reason =
-            st.stoppedBy.describe()
+            st.stopped.by().describe()
                 + " failed "
-                + st.stoppedWhen
+                + st.stopped.when()
                 + " and stopped training before it was due";
       } else if (programEnd) {
         reason =
@@ -1219,6 +1219,28 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     failed(st, index, event, e, nanos, false);
   }
 
+  /** Adds a failed or skipped run of an entry to the surgery log, with the losses before it. */
+  private void logFailure(
+      TrainerState st,
+      ScheduledAlgorithm entry,
+      SurgeryOutcome.Status status,
+      String cause,
+      long nanos) {
+    surgeryLog.add(
+        new PendingOutcome(
+            st.ordinal,
+            entry,
+            entry.algorithm().settings(),
+            st.passedEpochs(),
+            st.stepsTaken(),
+            status,
+            null,
+            cause,
+            nanos,
+            st.losses.meanBefore(),
+            st.losses.beforeBatches()));
+  }
+
   /**
    * Records and reports a failed entry. {@code modelChanged}: the algorithm failed after a surgery
    * of its own had committed, so the model is changed, neither undone nor recorded; training on
@@ -1250,33 +1272,22 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     boolean stop = onError == OnError.FAIL || modelChanged || jvmFailing;
     SurgeryOutcome.Status status =
         stop ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED;
-    surgeryLog.add(
-        new PendingOutcome(
-            st.ordinal,
-            entry,
-            entry.algorithm().settings(),
-            completed,
-            st.stepsTaken(),
-            status,
-            null,
-            cause,
-            nanos,
-            st.losses.meanBefore(),
-            st.losses.beforeBatches()));
+    logFailure(st, entry, status, cause, nanos);
     st.schedule.failed(index, !stop);
     if (stop) {
       // Entries after it in the schedule due at the same moment (this epoch end, this step) never
       // get their turn; the others are not due yet. (A stop before training, or at a fit's start,
       // has no such moment.)
-      st.stoppedBy = entry;
-      st.stoppedAtEpoch = event == Event.EPOCH_END ? completed : -1;
-      st.stoppedAtStep = event == Event.BATCH_END ? st.steps : -1;
-      st.stoppedWhen =
-          event == Event.EPOCH_END
-              ? "at the end of epoch " + completed
-              : event == Event.BATCH_END
-                  ? "at step " + st.steps
-                  : st.steps == 0 ? "before the first step" : "after " + st.steps + " steps";
+      st.stopped =
+          new TrainerState.StoppedTraining(
+              entry,
+              event == Event.EPOCH_END ? completed : -1,
+              event == Event.BATCH_END ? st.steps : -1,
+              event == Event.EPOCH_END
+                  ? "at the end of epoch " + completed
+                  : event == Event.BATCH_END
+                      ? "at step " + st.steps
+                      : st.steps == 0 ? "before the first step" : "after " + st.steps + " steps");
       listRepeatsStoppedAt(st, index);
     }
     if (stop) {
@@ -1464,7 +1475,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * entries stay pending and are listed once, when they are missed or training ends.)
    */
   private void listRepeatsStoppedAt(TrainerState st, int index) {
-    if (st.stoppedAtEpoch < 0 && st.stoppedAtStep < 0) {
+    TrainerState.StoppedTraining stop = st.stopped;
+    if (!stop.atAMoment()) {
       return; // no epoch end or step was due at that moment
     }
     Schedule schedule = st.schedule;
@@ -1472,13 +1484,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       ScheduledAlgorithm later = schedule.entry(j);
       Trigger trigger = later.trigger();
       boolean due =
-          st.stoppedAtEpoch >= 0
-              ? trigger.kind() == Trigger.Kind.EVERY_EPOCHS
-                  && st.stoppedAtEpoch % trigger.amount() == 0
-              : trigger.kind() == Trigger.Kind.EVERY_STEPS
-                  && st.stoppedAtStep % trigger.amount() == 0;
+          stop.epoch() >= 0
+              ? trigger.kind() == Trigger.Kind.EVERY_EPOCHS && stop.epoch() % trigger.amount() == 0
+              : trigger.kind() == Trigger.Kind.EVERY_STEPS && stop.step() % trigger.amount() == 0;
       if (schedule.isPending(j) && due) {
-        String reason = stoppedReason(st) + " (its run " + moment(st) + ")";
+        String reason = stop.reason() + " (its run " + stop.when() + ")";
         warn("Surgery: " + later.describe() + " did not run: " + reason);
         surgeryLog.addNotRun(st.ordinal, later, reason);
         st.listedNotRun.set(j);
@@ -1491,27 +1501,19 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * stopped training before its turn; null when that is not what happened.
    */
   private String stoppedBefore(TrainerState st, ScheduledAlgorithm entry) {
-    if (st.stoppedBy == null || (st.stoppedAtEpoch < 0 && st.stoppedAtStep < 0)) {
+    TrainerState.StoppedTraining stop = st.stopped;
+    if (stop == null || !stop.atAMoment()) {
       return null;
     }
     Trigger trigger = entry.trigger();
     boolean sameMoment =
-        st.stoppedAtEpoch >= 0
-            ? entry.byEpoch() && entry.epoch() == st.stoppedAtEpoch
-            : (trigger.kind() == Trigger.Kind.STEP && trigger.amount() == st.stoppedAtStep)
+        stop.epoch() >= 0
+            ? entry.byEpoch() && entry.epoch() == stop.epoch()
+            : (trigger.kind() == Trigger.Kind.STEP && trigger.amount() == stop.step())
                 || (trigger.kind() == Trigger.Kind.DURATION
                     && plannedSteps(st) > 0
-                    && dueStep(trigger, plannedSteps(st)) == st.stoppedAtStep);
-    return sameMoment ? stoppedReason(st) : null;
-  }
-
-  /** Says which entry's failure stopped training, and when. */
-  private static String stoppedReason(TrainerState st) {
-    return st.stoppedBy.describe() + " failed before it " + moment(st) + " and stopped training";
-  }
-
-  private static String moment(TrainerState st) {
-    return st.stoppedWhen;
+                    && dueStep(trigger, plannedSteps(st)) == stop.step());
+    return sameMoment ? stop.reason() : null;
   }
 
   /**
@@ -1529,10 +1531,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         }
       }
     }
-    st.stoppedBy = null;
-    st.stoppedAtEpoch = -1;
-    st.stoppedAtStep = -1;
-    st.stoppedWhen = null;
+    st.stopped = null;
   }
 
   // ------------------------------------------------------------------ warnings

@@ -64,7 +64,10 @@ public final class SurgeryTrain {
    * @param validateDataset the validation data, or null
    * @throws IOException when the data cannot be read
    * @throws TranslateException when the data cannot be translated
-   * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail}
+   * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail};
+   *     whatever {@code on_error} says when a failing algorithm had changed the model or the JVM is
+   *     failing (out of memory); and before this fit's first step when an earlier entry followed a
+   *     length of training that only an earlier fit announced, under {@code on_error: fail}
    */
   public static void fit(
       Trainer trainer, int numEpoch, Dataset trainingDataset, Dataset validateDataset)

@@ -67,17 +67,25 @@ final class TrainerState {
 
   int lengthFollowed;
 
-  /** The entry whose failure stopped training at an epoch end or a step, or null. */
-  ScheduledAlgorithm stoppedBy;
+  /** Where a failing entry stopped training, or null while training goes on. */
+  StoppedTraining stopped;
 
-  /** The completed epochs when {@link #stoppedBy} failed at an epoch end, else -1. */
-  int stoppedAtEpoch = -1;
+  /**
+   * An entry's failure that stopped training: at an epoch end ({@code epoch} the completed epochs,
+   * else -1), at a step ({@code step} the steps taken, else -1), or neither (before training, at a
+   * fit's start); {@code when} says it in words ("at step 6").
+   */
+  record StoppedTraining(ScheduledAlgorithm by, int epoch, long step, String when) {
+    /** Whether entries could be due at that moment: an epoch end or a step. */
+    boolean atAMoment() {
+      return epoch >= 0 || step >= 0;
+    }
 
-  /** The optimizer steps taken when {@link #stoppedBy} failed at a step, else -1. */
-  long stoppedAtStep = -1;
-
-  /** When {@link #stoppedBy} stopped training, in words ("at step 6"), or null. */
-  String stoppedWhen;
+    /** Names the failure, for entries that did not run because of it. */
+    String reason() {
+      return by.describe() + " failed before it " + when + " and stopped training";
+    }
+  }
 
   /** Entries already listed under {@code not_run}, by schedule index. */
   final BitSet listedNotRun = new BitSet();
