@@ -1,15 +1,15 @@
 package dev.surgery.agent.hookloader;
 
 import dev.surgery.agent.shared.ChildFirstLoader;
+import dev.surgery.core.algorithms.ProviderDeclarations;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.URL;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
+import java.util.Optional;
 import java.util.jar.JarEntry;
 import java.util.jar.JarFile;
 
@@ -58,11 +58,11 @@ final class ExtensionLoader extends ChildFirstLoader {
    * @return a message naming the class and both jars, or null when every provider is in one jar
    */
   static String duplicateProvider(List<Path> jars) {
-    Map<String, Path> seen = new HashMap<>();
+    ProviderDeclarations declarations = new ProviderDeclarations();
     for (Path given : jars) {
       Path jar = canonical(given); // one jar under two spellings is one jar
       try (JarFile file = new JarFile(jar.toFile())) {
-        JarEntry services = file.getJarEntry(SERVICES);
+        JarEntry services = file.getJarEntry(ProviderDeclarations.SERVICE_FILE);
         if (services == null) {
           continue;
         }
@@ -70,22 +70,17 @@ final class ExtensionLoader extends ChildFirstLoader {
         try (InputStream in = file.getInputStream(services)) {
           text = new String(in.readAllBytes(), StandardCharsets.UTF_8);
         }
-        for (String line : text.split("\\R")) {
-          String provider = line.replaceAll("#.*", "").trim();
-          if (provider.isEmpty()) {
-            continue;
-          }
-          Path first = seen.putIfAbsent(provider, jar);
-          if (first != null && !first.equals(jar)) {
-            return "the provider class "
-                + provider
-                + " is in both "
-                + first
-                + " and "
-                + jar
-                + ": one class loader defines it once, so one jar would be ignored; give each"
-                + " its own class name, or give one jar";
-          }
+        Optional<ProviderDeclarations.Conflict> conflict = declarations.add(jar.toString(), text);
+        if (conflict.isPresent()) {
+          ProviderDeclarations.Conflict c = conflict.get();
+          return "the provider class "
+              + c.provider()
+              + " is in both "
+              + c.firstPlace()
+              + " and "
+              + c.secondPlace()
+              + ": one class loader defines it once, so one jar would be ignored; give each"
+              + " its own class name, or give one jar";
         }
       } catch (IOException e) {
         return "cannot read " + jar + ": " + e.getMessage();
@@ -101,9 +96,6 @@ final class ExtensionLoader extends ChildFirstLoader {
       return jar.toAbsolutePath().normalize();
     }
   }
-
-  private static final String SERVICES =
-      "META-INF/services/dev.surgery.core.algorithms.AlgorithmProvider";
 
   private static URL[] urls(List<Path> jars) {
     URL[] urls = new URL[jars.size()];

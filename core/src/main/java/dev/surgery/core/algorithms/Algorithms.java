@@ -8,6 +8,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.ServiceConfigurationError;
 import java.util.ServiceLoader;
 import java.util.Set;
@@ -144,7 +145,7 @@ public final class Algorithms {
     }
   }
 
-  private static final String SERVICES = "META-INF/services/" + AlgorithmProvider.class.getName();
+  private static final String SERVICES = ProviderDeclarations.SERVICE_FILE;
 
   /**
    * Finds a provider class that two jars (or folders) of a class loader both declare: the loader
@@ -154,30 +155,24 @@ public final class Algorithms {
    * @return a message naming the class and both places, or null when each is declared once
    */
   private static String duplicateProvider(ClassLoader loader) {
-    Map<String, String> seen = new LinkedHashMap<>();
+    ProviderDeclarations declarations = new ProviderDeclarations();
     try {
       for (URL file : Collections.list(loader.getResources(SERVICES))) {
-        String place = placeOf(file);
         String text;
         try (java.io.InputStream in = file.openStream()) {
           text = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
         }
-        for (String line : text.split("\\R")) {
-          String provider = line.replaceAll("#.*", "").trim();
-          if (provider.isEmpty()) {
-            continue;
-          }
-          String first = seen.putIfAbsent(provider, place);
-          if (first != null && !first.equals(place)) {
-            return "the algorithm provider "
-                + provider
-                + " is in both "
-                + first
-                + " and "
-                + place
-                + ": a class loader defines it once, so one of them would be ignored; keep one"
-                + " jar on the class path";
-          }
+        Optional<ProviderDeclarations.Conflict> conflict = declarations.add(placeOf(file), text);
+        if (conflict.isPresent()) {
+          ProviderDeclarations.Conflict c = conflict.get();
+          return "the algorithm provider "
+              + c.provider()
+              + " is in both "
+              + c.firstPlace()
+              + " and "
+              + c.secondPlace()
+              + ": a class loader defines it once, so one of them would be ignored; keep one"
+              + " jar on the class path";
         }
       }
     } catch (java.io.IOException e) {
