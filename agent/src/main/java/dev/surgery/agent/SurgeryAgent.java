@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.jar.JarFile;
 
@@ -166,7 +167,7 @@ public final class SurgeryAgent {
         List.of(
             new PathCheck(
                 path -> Files.exists(path) || !Files.isSymbolicLink(path),
-                "the config file is a broken or looping symbolic link"),
+                SurgeryAgent::brokenLink),
             new PathCheck(Files::exists, notFound("config file")),
             new PathCheck(
                 path -> !Files.isDirectory(path), "is a directory, expected a YAML config file"),
@@ -204,8 +205,31 @@ public final class SurgeryAgent {
     return List.of();
   }
 
+  /**
+   * What is wrong with a config path that is a link to nothing: the link's own path says nothing
+   * about what to fix, its target does. (The library's config reader follows a whole chain; the
+   * agent's premain stays clear of library classes, so it reads the one link.)
+   */
+  private static String brokenLink(Path link) {
+    try {
+      Path target = Files.readSymbolicLink(link);
+      Path folder = link.toAbsolutePath().getParent();
+      // A relative target is resolved against the link's folder, as the system does.
+      Path missing = (folder == null ? target : folder.resolve(target)).normalize();
+      return Files.isSymbolicLink(missing)
+          ? "the config file is a symbolic link to " + missing + ", a broken or looping link"
+          : "the config file is a symbolic link to a missing file: " + missing + " does not exist";
+    } catch (IOException | UnsupportedOperationException | SecurityException e) {
+      return "the config file is a broken or looping symbolic link";
+    }
+  }
+
   /** One condition on a path the user gave, and what is wrong when the path fails it. */
-  private record PathCheck(Predicate<Path> ok, String problem) {}
+  private record PathCheck(Predicate<Path> ok, Function<Path, String> problem) {
+    PathCheck(Predicate<Path> ok, String problem) {
+      this(ok, path -> problem);
+    }
+  }
 
   /**
    * Parses a path as the user wrote it and runs the checks in order.
@@ -224,7 +248,7 @@ public final class SurgeryAgent {
     }
     for (PathCheck check : checks) {
       if (!check.ok().test(path)) {
-        return List.of(where + check.problem());
+        return List.of(where + check.problem().apply(path));
       }
     }
     return List.of();

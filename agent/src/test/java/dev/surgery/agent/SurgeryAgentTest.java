@@ -73,10 +73,18 @@ class SurgeryAgentTest {
     Files.createSymbolicLink(a, b);
     Files.createSymbolicLink(b, a);
     assertEquals(
-        List.of(broken + ":0:0: the config file is a broken or looping symbolic link"),
+        List.of(
+            broken
+                + ":0:0: the config file is a symbolic link to a missing file: "
+                + dir.resolve("nowhere").toAbsolutePath().normalize()
+                + " does not exist"),
         SurgeryAgent.checkFile(broken.toString()));
     assertEquals(
-        List.of(a + ":0:0: the config file is a broken or looping symbolic link"),
+        List.of(
+            a
+                + ":0:0: the config file is a symbolic link to "
+                + b.toAbsolutePath().normalize()
+                + ", a broken or looping link"),
         SurgeryAgent.checkFile(a.toString()));
   }
 

@@ -129,7 +129,9 @@ class BadConfigCorpusIT {
     assertRefused(r);
     assertEquals(
         List.of(
-            "surgery-agent: link.yaml:0:0: the config file is a broken or looping symbolic link"),
+            "surgery-agent: link.yaml:0:0: the config file is a symbolic link to a missing file: "
+                + dir.resolve("gone.yaml").toAbsolutePath().normalize()
+                + " does not exist"),
         r.agentLines(),
         r.toString());
   }
