@@ -70,28 +70,45 @@ public final class ModuleSurgery {
     seen.putIfAbsent(module, Boolean.TRUE);
     if (matcher instanceof PathFreeMatcher pathFree) {
       // No path strings for a class or name matcher.
-      return countBelow(BlockPaths.children(module).values(), pathFree, seen);
+      DistinctCount matchedLeaves = new DistinctCount();
+      int composites =
+          countBelow(BlockPaths.children(module).values(), pathFree, seen, matchedLeaves);
+      return composites + matchedLeaves.distinct();
     }
     int[] count = {0};
     countBelow(module, "", matcher, seen, count);
     return count[0];
   }
 
+  /**
+   * Counts the matching composites below, each once, and adds every matching leaf met (repeats too)
+   * to {@code matchedLeaves}, which tells their distinct number in the end.
+   */
   private static int countBelow(
-      List<Block> children, PathFreeMatcher matcher, IdentityIndex<Boolean> seen) {
+      List<Block> children,
+      PathFreeMatcher matcher,
+      IdentityIndex<Boolean> seen,
+      DistinctCount matchedLeaves) {
     int count = 0;
     for (int i = 0, n = children.size(); i < n; i++) {
       Block child = children.get(i);
       List<Block> below = BlockPaths.children(child).values();
       boolean matches = matcher.matches(child);
-      // A leaf that does not match adds nothing and leads nowhere: met again through another
-      // parent it still adds nothing, so it needs no entry in the seen set (most blocks are such
-      // leaves). Composites and matched blocks are deduplicated, which also stops cycles.
-      if ((matches || !below.isEmpty()) && seen.putIfAbsent(child, Boolean.TRUE) == null) {
+      if (below.isEmpty()) {
+        // A leaf leads nowhere, so meeting it again matters only to the count: a matching one is
+        // deduplicated at the end, all at once, without a probe into a table as large as the tree
+        // per leaf; one that does not match adds nothing, however often it is met.
+        if (matches) {
+          matchedLeaves.add(child);
+        }
+        continue;
+      }
+      // A composite is entered once, which also stops cycles.
+      if (seen.putIfAbsent(child, Boolean.TRUE) == null) {
         if (matches) {
           count++;
         }
-        count += countBelow(below, matcher, seen);
+        count += countBelow(below, matcher, seen, matchedLeaves);
       }
     }
     return count;

@@ -95,6 +95,9 @@ final class TreeSurgery {
 
   private final List<Block> returned = new ArrayList<>();
 
+  /** A replacement received and refused before it was decided on: the rollback frees it too. */
+  private final List<Block> refused = new ArrayList<>(0);
+
   /**
    * The map the surgery returns, old block to what a policy returned: a view of {@link #decided}
    * and {@link #returned}, looked up through {@link #nodes}, so a decision costs no hashing beyond
@@ -479,18 +482,33 @@ final class TreeSurgery {
    */
   private void releaseDiscarded(Set<Parameter> before) {
     Set<NDArray> kept = arraysOf(before);
+    List<Parameter> discarded = new ArrayList<>();
+    List<Block> received = new ArrayList<>(returned.size() + refused.size());
     for (int i = 0; i < decided.size(); i++) {
-      Block replacement = returned.get(i);
-      if (replacement == decided.get(i).block) {
-        continue;
+      if (returned.get(i) != decided.get(i).block) {
+        received.add(returned.get(i));
       }
+    }
+    received.addAll(refused);
+    for (Block replacement : received) {
       for (Parameter p : parametersOf(replacement)) {
         if (!before.contains(p) && p.isInitialized() && !kept.contains(p.getArray())) {
-          try {
-            p.getArray().close();
-          } catch (RuntimeException e) {
-            // already released with the rolled-back initialization
-          }
+          discarded.add(p);
+        }
+      }
+    }
+    if (discarded.isEmpty()) {
+      return;
+    }
+    // A replacement may be a block of another model (sharing a layer between two models): what a
+    // given trainer's model still uses keeps its arrays, as on the success path.
+    StillUsed elsewhere = StillUsed.of(root, trainers, discarded, List.of());
+    for (Parameter p : discarded) {
+      if (p.isInitialized() && !elsewhere.usesArray(p.getArray())) {
+        try {
+          p.getArray().close();
+        } catch (RuntimeException e) {
+          // already released with the rolled-back initialization
         }
       }
     }
@@ -725,6 +743,8 @@ final class TreeSurgery {
         continue;
       }
       if (node.swap != null) {
+        // Received all the same: the rollback frees what it holds (a weight copy's arrays).
+        refused.add(replacement);
         throw new SurgeryException(
             BlockPaths.display(node.path()),
             "two policies replace the same "
