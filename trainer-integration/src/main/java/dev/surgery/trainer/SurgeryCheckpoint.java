@@ -9,6 +9,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.util.Utils;
+import dev.surgery.core.BlockTreeSnapshot;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
@@ -89,7 +90,10 @@ public final class SurgeryCheckpoint {
   /**
    * Loads a checkpoint into a model built with the original (pre-surgery) architecture: replays the
    * surgery recorded in the file, then loads the parameters with {@code model.load(dir, name)}. A
-   * checkpoint without a record loads exactly as {@code model.load} would.
+   * checkpoint without a record loads exactly as {@code model.load} would. All or nothing: when the
+   * replay is refused or the parameters cannot be read (a truncated file), the model is put back as
+   * it was (its blocks, parameter arrays, frozen flags, properties and data type) and the arrays
+   * the failed load read are freed.
    *
    * @param model the model, with its original block set
    * @param dir the model directory
@@ -115,13 +119,56 @@ public final class SurgeryCheckpoint {
   public static void load(Model model, Path dir, String name, Map<String, ?> options)
       throws IOException, MalformedModelException {
     String prefix = name == null ? model.getName() : name;
-    if (model.getBlock() != null) {
-      Path paramsFile = resolveParamsFile(dir, prefix, options);
+    Block block = model.getBlock();
+    if (block == null) {
+      model.load(dir, prefix, options);
+      return;
+    }
+    Path paramsFile = resolveParamsFile(dir, prefix, options);
+    ModelLoadUndo undo = ModelLoadUndo.before(model);
+    try {
       if (paramsFile != null) {
         replay(model, paramsFile);
+        undo.replayed();
       }
+      model.load(dir, prefix, options);
+      undo.loaded();
+    } catch (IOException e) {
+      undo.failed();
+      throw named(e, paramsFile);
+    } catch (MalformedModelException | RuntimeException e) {
+      undo.failed();
+      throw e;
     }
-    model.load(dir, prefix, options);
+  }
+
+  /**
+   * DJL's {@code EOFException} for a truncated file has no message: it gets one naming the file.
+   *
+   * @param e what the load threw
+   * @param paramsFile the file it read, or null
+   * @return the exception to throw
+   */
+  private static IOException named(IOException e, Path paramsFile) {
+    if (paramsFile != null && e.getMessage() == null) {
+      return new IOException(
+          paramsFile + ": the parameters end early (a truncated file?): " + e, e);
+    }
+    return e;
+  }
+
+  /** The parameters the last replay on a block froze, or null: for {@link ModelLoadUndo}. */
+  static Set<Parameter> frozenByReplayOrNull(Block block) {
+    return FROZEN_BY_REPLAY.get(block);
+  }
+
+  /** Sets (null: clears) what a block's replay froze: for {@link ModelLoadUndo}. */
+  static void setFrozenByReplay(Block block, Set<Parameter> frozen) {
+    if (frozen == null) {
+      FROZEN_BY_REPLAY.remove(block);
+    } else {
+      FROZEN_BY_REPLAY.put(block, frozen);
+    }
   }
 
   /**
@@ -231,9 +278,9 @@ public final class SurgeryCheckpoint {
    * @param inputShapes the input shapes for that shape recording
    * @param origin what to name in messages (the checkpoint file)
    * @throws MalformedModelException if a record names an unknown algorithm or invalid values
-   *     (checked for every record before the first is replayed: the block is then as it was), or
-   *     cannot be replayed on this architecture (the records before it stay replayed: build the
-   *     model anew)
+   *     (checked for every record before the first is replayed), or cannot be replayed on this
+   *     architecture; either way the block is then as it was (the records replayed before the
+   *     refused one are undone)
    */
   public static void replay(
       Block block,
@@ -268,6 +315,32 @@ public final class SurgeryCheckpoint {
       }
     }
     Set<Parameter> frozenBefore = frozen(block);
+    BlockTreeSnapshot snapshot = BlockTreeSnapshot.of(block);
+    try {
+      replayChecked(block, records, algorithms, manager, dataType, inputShapes, origin);
+    } catch (MalformedModelException | RuntimeException e) {
+      // A refused record leaves the block as it was, with the records before it undone too.
+      snapshot.restore();
+      throw e;
+    }
+    Set<Parameter> frozenNow = frozen(block);
+    frozenNow.removeAll(frozenBefore);
+    if (frozenNow.isEmpty()) {
+      FROZEN_BY_REPLAY.remove(block);
+    } else {
+      FROZEN_BY_REPLAY.put(block, Collections.unmodifiableSet(frozenNow));
+    }
+  }
+
+  private static void replayChecked(
+      Block block,
+      List<SurgeryRecord> records,
+      List<Algorithm> algorithms,
+      NDManager manager,
+      DataType dataType,
+      Shape[] inputShapes,
+      String origin)
+      throws MalformedModelException {
     for (int i = 0; i < records.size(); i++) {
       SurgeryRecord r = records.get(i);
       String where = where(origin, i, r);
@@ -302,13 +375,6 @@ public final class SurgeryCheckpoint {
                 + "; load into the architecture the model had before surgery");
       }
       logger.debug("Surgery: replayed {} from {}", r.algorithm(), origin);
-    }
-    Set<Parameter> frozenNow = frozen(block);
-    frozenNow.removeAll(frozenBefore);
-    if (frozenNow.isEmpty()) {
-      FROZEN_BY_REPLAY.remove(block);
-    } else {
-      FROZEN_BY_REPLAY.put(block, Collections.unmodifiableSet(frozenNow));
     }
   }
 

@@ -299,9 +299,8 @@ class SurgeryCheckpointTest {
             e.getMessage()
                 .contains("cannot be replayed on this architecture: " + refusal.getValue()),
             e.getMessage());
-        if (refusal.getKey().equals("no stride")) {
-          assertEquals(before, TestModels.structure(other.getBlock()));
-        }
+        // Refused with nothing left changed, also where the refused replay replaced other blocks.
+        assertEquals(before, TestModels.structure(other.getBlock()));
         for (Parameter p : other.getBlock().getParameters().values()) {
           assertFalse(p.isInitialized(), p.getName() + " was loaded");
         }

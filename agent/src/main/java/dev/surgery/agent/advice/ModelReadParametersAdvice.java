@@ -8,7 +8,8 @@ import net.bytebuddy.asm.Advice;
  * Inlined at the start of {@code BaseModel.readParameters(Path, Map)}, which {@code Model.load}
  * calls once the block is set: the surgery recorded in the file is replayed on the original
  * architecture before the parameters are read, so resumed jobs load unmodified under the agent;
- * then {@code BEFORE_LOAD}. Its normal return is {@code AFTER_LOAD}.
+ * then {@code BEFORE_LOAD}. Its normal return is {@code AFTER_LOAD}; a throw puts the model back as
+ * it was before the replay.
  */
 public final class ModelReadParametersAdvice {
 
@@ -26,12 +27,18 @@ public final class ModelReadParametersAdvice {
   }
 
   /**
-   * Reports the parameters loaded; not called when reading threw.
+   * Reports the parameters loaded, or, when reading threw (a truncated file), has the model put
+   * back as it was before the replay and the load.
    *
    * @param model the model that loaded them
+   * @param thrown what reading threw, or null
    */
-  @Advice.OnMethodExit(suppress = Error.class)
-  public static void exit(@Advice.This Object model) {
-    SurgeryDispatcher.at(HookPoint.PARAMETERS_LOADED, model);
+  @Advice.OnMethodExit(onThrowable = Throwable.class, suppress = Error.class)
+  public static void exit(@Advice.This Object model, @Advice.Thrown Throwable thrown) {
+    if (thrown == null) {
+      SurgeryDispatcher.at(HookPoint.PARAMETERS_LOADED, model);
+    } else {
+      SurgeryDispatcher.parametersLoadFailed(model);
+    }
   }
 }

@@ -27,6 +27,7 @@ import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlInternalsException;
 import dev.surgery.trainer.EntryPlan;
+import dev.surgery.trainer.ModelLoadUndo;
 import dev.surgery.trainer.SurgeryCheckpoint;
 import dev.surgery.trainer.SurgeryFailedException;
 import dev.surgery.trainer.SurgeryListener;
@@ -41,7 +42,9 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.EnumSet;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Collectors;
 
@@ -268,6 +271,10 @@ public final class DjlAgentHooks implements DjlHooks {
         events.fitEnded(target);
         break;
       case PARAMETERS_LOADED:
+        ModelLoadUndo undo = LOADS.get().remove(target);
+        if (undo != null) {
+          undo.loaded();
+        }
         loadEvent(Event.AFTER_LOAD, target);
         break;
       default:
@@ -520,10 +527,35 @@ public final class DjlAgentHooks implements DjlHooks {
     }
     Model model = (Model) target;
     if (model.getBlock() != null && !calledFromCheckpointLibrary()) {
-      // (SurgeryCheckpoint.load has just replayed the record itself before calling Model.load.)
+      // (SurgeryCheckpoint.load has just replayed the record itself before calling Model.load, and
+      // puts the model back itself when the load fails.)
+      ModelLoadUndo undo = ModelLoadUndo.before(model);
       replay(model, paramsFile);
+      undo.replayed();
+      LOADS.get().put(model, undo);
     }
     loadEvent(Event.BEFORE_LOAD, model);
+  }
+
+  /**
+   * The undo of each load this thread is in, from {@link #parametersLoading} to the end of the
+   * load: DJL reads the parameters on the calling thread.
+   */
+  private static final ThreadLocal<Map<Model, ModelLoadUndo>> LOADS =
+      ThreadLocal.withInitial(IdentityHashMap::new);
+
+  /** {@inheritDoc} */
+  @Override
+  public void parametersLoadFailed(Object target) {
+    ModelLoadUndo undo = LOADS.get().remove(target);
+    if (undo != null) {
+      undo.failed();
+      AgentLog.info(
+          "the parameters of "
+              + ((Model) target).getName()
+              + " could not be read; the model is as it was before the load (surgery replay"
+              + " undone)");
+    }
   }
 
   private static void replay(Model model, Path paramsFile) {

@@ -57,6 +57,14 @@ public interface DjlHooks {
   void parametersLoading(Object model, Path paramsFile);
 
   /**
+   * Called when a DJL model's {@code Model.load} threw while reading the parameters (after {@link
+   * #parametersLoading}): puts the model back as it was before the replay and the load.
+   *
+   * @param model the model whose load failed
+   */
+  void parametersLoadFailed(Object model);
+
+  /**
    * Called at the entry of a training {@code Trainer.forward} ({@link HookPoint#FORWARD_ENTER}).
    * When the model is not initialized yet and epoch-0 surgery waits for it, the trainer is first
    * initialized with the shapes of this forward's input (those DJL would initialize the model

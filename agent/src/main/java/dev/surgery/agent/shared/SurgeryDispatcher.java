@@ -212,6 +212,27 @@ public final class SurgeryDispatcher {
   }
 
   /**
+   * Called by the advice when {@code Model.load} failed while reading the parameters: the model is
+   * put back as it was before the replay and the load. Never throws: the program gets DJL's own
+   * exception.
+   *
+   * @param model the model ({@code ai.djl.BaseModel})
+   */
+  public static void parametersLoadFailed(Object model) {
+    try {
+      DjlHooks h = readyHooks(model);
+      if (h != null) {
+        h.parametersLoadFailed(model);
+      }
+    } catch (Throwable t) {
+      AgentLog.warnOnce(
+          "parametersLoadFailed",
+          "could not put the model back as it was after its load failed",
+          t);
+    }
+  }
+
+  /**
    * Called by the advice at one of the training loop's hook points.
    *
    * @param point where DJL is

@@ -6,7 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.surgery.agent.testapp.CheckpointApp;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -53,5 +55,26 @@ class CheckpointReplayIT {
     assertFalse(plain.findOut("CKPT: structure (.*)").contains("Blur"), plain.toString());
     assertNotEquals(
         trained.findOut("CKPT: output (.*)"), plain.findOut("CKPT: output (.*)"), plain.toString());
+
+    // A truncated copy: DJL's load fails part way, after the replay; the program that catches it
+    // goes on with the model exactly as it was before the load (original blocks, no arrays, no
+    // surgery property), not a half-replaced, half-loaded one.
+    Path cut = Files.createDirectories(dir.resolve("cut"));
+    byte[] bytes = Files.readAllBytes(dir.resolve("model").resolve("cnn-0002.params"));
+    Files.write(cut.resolve("cnn-0002.params"), Arrays.copyOf(bytes, bytes.length - 100));
+    ForkedJvm.Result failed =
+        ForkedJvm.main(main, "load-failing", "cut").agent("surgery.yaml").workDir(dir).run();
+    assertEquals(0, failed.exitCode(), failed.toString());
+    assertTrue(failed.findOut("CKPT: failed (.*)").contains("EOFException"), failed.toString());
+    assertEquals("0", failed.findOut("CKPT: initialized (.*)"), failed.toString());
+    assertEquals("null", failed.findOut("CKPT: property (.*)"), failed.toString());
+    assertEquals(
+        plain.findOut("CKPT: structure (.*)"),
+        failed.findOut("CKPT: structure (.*)"),
+        failed.toString());
+    assertEquals(
+        1,
+        failed.countErr("^surgery-agent: the parameters of .* could not be read; the model is as"),
+        failed.toString());
   }
 }

@@ -1,5 +1,6 @@
 package dev.surgery.agent.testapp;
 
+import ai.djl.MalformedModelException;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -14,6 +15,7 @@ import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
 
@@ -21,7 +23,8 @@ import java.util.Arrays;
  * An ordinary DJL program that saves and resumes a checkpoint with plain {@code Model.save} and
  * {@code Model.load} (it knows nothing of DJL Surgery). {@code train <dir>} trains the test CNN for
  * two epochs and saves it; {@code load <dir>} builds the original architecture again and loads the
- * checkpoint. Both print the model's structure and its output on a fixed input.
+ * checkpoint; {@code load-failing <dir>} loads, survives a failure and prints what the model then
+ * is. All print the model's structure; the first two its output on a fixed input.
  */
 public final class CheckpointApp {
 
@@ -51,6 +54,22 @@ public final class CheckpointApp {
           }
         }
         model.save(dir, "cnn");
+      } else if (args[0].equals("load-failing")) {
+        // A program that survives a failed load (a truncated file) and goes on with the model.
+        try {
+          model.load(dir, "cnn");
+          System.out.println("CKPT: loaded");
+        } catch (IOException | MalformedModelException e) {
+          System.out.println("CKPT: failed " + e);
+        }
+        long initialized =
+            model.getBlock().getParameters().values().stream()
+                .filter(p -> p.isInitialized())
+                .count();
+        System.out.println("CKPT: initialized " + initialized);
+        System.out.println("CKPT: property " + model.getProperty("surgery"));
+        System.out.println("CKPT: structure " + CnnApp.structure(model.getBlock()));
+        return;
       } else {
         model.load(dir, "cnn");
       }

@@ -65,6 +65,8 @@ public final class DjlInternals {
   private static Field batchNormScale;
   private static Field dropoutRate;
   private static Field linearUnits;
+  private static Field parameterArray;
+  private static Field parameterShape;
   private static Field trainerStore;
   private static Field trainerListeners;
   private static Field trainerDevices;
@@ -99,6 +101,8 @@ public final class DjlInternals {
       batchNormScale = field(BatchNorm.class, "scale", boolean.class);
       dropoutRate = field(Dropout.class, "rate", float.class);
       linearUnits = field(Linear.class, "units", long.class);
+      parameterArray = field(Parameter.class, "array", NDArray.class);
+      parameterShape = field(Parameter.class, "shape", Shape.class);
       trainerStore = field(Trainer.class, "parameterStore", ParameterStore.class);
       trainerListeners = field(Trainer.class, "listeners", List.class);
       trainerDevices = field(Trainer.class, "devices", Device[].class);
@@ -235,6 +239,20 @@ public final class DjlInternals {
    */
   public static void setRecordedInputShapes(AbstractBaseBlock block, Shape[] shapes) {
     set(blockInputShapes, block, shapes);
+  }
+
+  /**
+   * Puts a parameter's array and shape back as they were, without the checks of {@code
+   * Parameter.setArray} (which refuses a parameter that has a shape): a load that failed part way
+   * replaced some arrays, and a rollback restores the earlier ones.
+   *
+   * @param parameter the parameter
+   * @param array its earlier array, or null
+   * @param shape its earlier shape, or null
+   */
+  public static void restoreParameter(Parameter parameter, NDArray array, Shape shape) {
+    set(parameterArray, parameter, array);
+    set(parameterShape, parameter, shape);
   }
 
   /**

@@ -1,0 +1,190 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.MalformedModelException;
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.util.Pair;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.testing.OpenArrays;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@link SurgeryCheckpoint#load} is all or nothing: DJL's own load writes as it reads and keeps no
+ * undo, and the replay before it changes the tree; a load that fails at any point (a truncated
+ * file, a record refused for the architecture after others replayed) must leave the model as it
+ * was, so that the right file then loads into the very same model, bit for bit.
+ */
+class CheckpointLoadAtomicityTest {
+
+  @TempDir Path dir;
+
+  private static final List<SurgeryRecord> RECORDS =
+      List.of(
+          new SurgeryRecord("blurpool", Map.of("min_channels", 4), 0, 0),
+          new SurgeryRecord(
+              "squeeze_excite", Map.of("min_channels", 4, "latent_channels", 2), 0, 0));
+
+  /** Saves the test model after the records' surgery; returns its outputs on the batch. */
+  private float[] saveChanged(NDArray batch) throws Exception {
+    try (Model model = TestModels.model("atomic")) {
+      Block block = model.getBlock();
+      block.initialize(model.getNDManager(), model.getDataType(), INPUT);
+      for (SurgeryRecord r : RECORDS) {
+        Algorithms.spec(r.algorithm()).create(r.hyperparameters()).apply(SurgeryContext.of(block));
+      }
+      model.setProperty(SurgeryListener.PROPERTY, SurgeryJson.recordsToJson(RECORDS));
+      float[] outputs = SurgeryCheckpointTest.outputs(model, batch);
+      model.save(dir, "atomic");
+      return outputs;
+    }
+  }
+
+  /** The blocks of a tree in walk order, to tell the very same objects back in their places. */
+  private static List<Block> blocks(Block root) {
+    List<Block> all = new ArrayList<>(List.of(root));
+    for (int i = 0; i < all.size(); i++) {
+      for (Pair<String, Block> child : all.get(i).getChildren()) {
+        all.add(child.getValue());
+      }
+    }
+    return all;
+  }
+
+  private static void assertSameBlocks(List<Block> expected, Block root) {
+    List<Block> now = blocks(root);
+    assertEquals(expected.size(), now.size());
+    for (int i = 0; i < expected.size(); i++) {
+      assertSame(expected.get(i), now.get(i), "block " + i);
+    }
+  }
+
+  @Test
+  void aTruncatedFileLeavesAFreshModelAsItWasAndTheRightFileThenLoads() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(5);
+      NDArray batch = data.randomNormal(INPUT);
+      float[] saved = saveChanged(batch);
+      Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
+      byte[] bytes = Files.readAllBytes(file);
+      Path cut = Files.createDirectories(dir.resolve("cut"));
+      Files.write(
+          cut.resolve("atomic-0000.params"), java.util.Arrays.copyOf(bytes, bytes.length - 100));
+
+      try (Model model = TestModels.model("atomic")) {
+        List<Block> before = blocks(model.getBlock());
+        String structure = TestModels.structure(model.getBlock());
+        Map<String, String> properties = new LinkedHashMap<>(model.getProperties());
+        IOException e =
+            assertThrows(IOException.class, () -> SurgeryCheckpoint.load(model, cut, "atomic"));
+        assertTrue(e.getMessage().contains("atomic-0000.params"), e.getMessage());
+        assertEquals(structure, TestModels.structure(model.getBlock()));
+        assertSameBlocks(before, model.getBlock());
+        for (Parameter p : model.getBlock().getParameters().values()) {
+          assertFalse(p.isInitialized(), p.getName() + " kept an array of the failed load");
+          assertNull(p.getShape(), p.getName() + " kept a shape of the failed load");
+        }
+        assertEquals(0, model.getNDManager().getManagedArrays().size(), "arrays left behind");
+        assertEquals(properties, model.getProperties());
+        assertTrue(SurgeryCheckpoint.frozenByReplay(model.getBlock()).isEmpty());
+
+        SurgeryCheckpoint.load(model, dir, "atomic");
+        assertArrayEquals(saved, SurgeryCheckpointTest.outputs(model, batch));
+      }
+    }
+  }
+
+  /**
+   * An initialized model whose load fails part way keeps its own arrays (the very objects, their
+   * values), and the arrays DJL read before the failure are freed.
+   */
+  @Test
+  void aTruncatedFileLeavesAnInitializedModelWithItsOwnArrays() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(6);
+      NDArray batch = data.randomNormal(INPUT);
+      saveChanged(batch);
+      Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
+      byte[] bytes = Files.readAllBytes(file);
+      Path cut = Files.createDirectories(dir.resolve("cut"));
+      Files.write(
+          cut.resolve("atomic-0000.params"), java.util.Arrays.copyOf(bytes, bytes.length - 40));
+      try (Model model = TestModels.model("atomic")) {
+        model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+        float[] own = SurgeryCheckpointTest.outputs(model, batch);
+        Map<Parameter, NDArray> arrays = new java.util.IdentityHashMap<>();
+        for (Parameter p : model.getBlock().getParameters().values()) {
+          arrays.put(p, p.getArray());
+        }
+        java.util.Set<NDArray> open = OpenArrays.managedBy(model.getNDManager());
+        assertThrows(IOException.class, () -> SurgeryCheckpoint.load(model, cut, "atomic"));
+        for (Map.Entry<Parameter, NDArray> e : arrays.entrySet()) {
+          assertSame(e.getValue(), e.getKey().getArray(), e.getKey().getName());
+        }
+        assertEquals(open, OpenArrays.managedBy(model.getNDManager()));
+        assertArrayEquals(own, SurgeryCheckpointTest.outputs(model, batch));
+      }
+    }
+  }
+
+  /**
+   * A record refused for the architecture after an earlier one replayed: both are undone (the
+   * earlier one's BlurPool stayed in the model), and the refused record's own replacements too.
+   */
+  @Test
+  void aRefusedRecordUndoesTheRecordsReplayedBeforeIt() throws Exception {
+    List<SurgeryRecord> records =
+        List.of(
+            // Without changes (an older record): replayed without a check.
+            new SurgeryRecord("blurpool", Map.of("min_channels", 0), 0, 0),
+            new SurgeryRecord(
+                "squeeze_excite",
+                Map.of("min_channels", 4, "latent_channels", 2),
+                0,
+                0,
+                Map.of("99Conv2d", "Conv2d->SqueezeExciteConv2d")));
+    try (Model model = TestModels.model("refused")) {
+      List<Block> before = blocks(model.getBlock());
+      String structure = TestModels.structure(model.getBlock());
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class,
+              () ->
+                  SurgeryCheckpoint.replay(
+                      model.getBlock(),
+                      records,
+                      model.getNDManager(),
+                      model.getDataType(),
+                      new Shape[] {INPUT},
+                      "test"));
+      assertTrue(
+          e.getMessage().contains("cannot be replayed on this architecture"), e.getMessage());
+      assertEquals(structure, TestModels.structure(model.getBlock()));
+      assertSameBlocks(before, model.getBlock());
+      for (Parameter p : model.getBlock().getParameters().values()) {
+        assertNull(p.getShape(), p.getName() + " kept the shape the replay recorded");
+      }
+    }
+  }
+}
