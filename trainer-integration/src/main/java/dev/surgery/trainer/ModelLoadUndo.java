@@ -1,10 +1,13 @@
 package dev.surgery.trainer;
 
+import ai.djl.MalformedModelException;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.util.Pair;
 import dev.surgery.core.BlockTreeSnapshot;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -30,6 +33,14 @@ public final class ModelLoadUndo {
   private final Set<Parameter> frozenByReplay;
   private List<NDArray> replayed = List.of();
 
+  /** Parameters that had a shape before the replay. */
+  private final Set<Parameter> shapedBefore = Collections.newSetFromMap(new IdentityHashMap<>());
+
+  /** The shapes the replay gave parameters that had none (new layers, recorded shapes). */
+  private final Map<String, Shape> builtByReplay = new LinkedHashMap<>();
+
+  private final Map<String, Parameter> byName = new LinkedHashMap<>();
+
   private ModelLoadUndo(Model model) {
     this.model = model;
     this.block = model.getBlock();
@@ -37,6 +48,11 @@ public final class ModelLoadUndo {
     this.properties = new LinkedHashMap<>(model.getProperties());
     this.dataType = model.getDataType();
     this.frozenByReplay = SurgeryCheckpoint.frozenByReplayOrNull(block);
+    for (Parameter p : block.getParameters().values()) {
+      if (p.getShape() != null) {
+        shapedBefore.add(p);
+      }
+    }
   }
 
   /**
@@ -55,16 +71,44 @@ public final class ModelLoadUndo {
    */
   public void replayed() {
     List<NDArray> arrays = new ArrayList<>();
-    for (Parameter p : block.getParameters().values()) {
+    for (Pair<String, Parameter> named : block.getParameters()) {
+      Parameter p = named.getValue();
       if (p.isInitialized() && !snapshot.recorded(p.getArray())) {
         arrays.add(p.getArray());
+      }
+      if (p.getShape() != null && !shapedBefore.contains(p)) {
+        builtByReplay.put(named.getKey(), p.getShape());
+        byName.put(named.getKey(), p);
       }
     }
     replayed = arrays;
   }
 
-  /** After a load that succeeded: frees the replay's arrays that the load replaced. */
-  public void loaded() {
+  /**
+   * After DJL's load returned: checks that every parameter the replay shaped received an array of
+   * that shape (DJL's load does not check shapes: a record that does not describe the saved model,
+   * such as an edited latent size, would load arrays into layers built for others), then frees the
+   * replay's arrays that the load replaced.
+   *
+   * @param origin the file, for the message
+   * @throws MalformedModelException when an array does not fit the layer the replay built; the
+   *     caller then calls {@link #failed}
+   */
+  public void loaded(String origin) throws MalformedModelException {
+    for (Map.Entry<String, Shape> built : builtByReplay.entrySet()) {
+      Shape loaded = byName.get(built.getKey()).getShape();
+      if (loaded != null && !loaded.equals(built.getValue())) {
+        throw new MalformedModelException(
+            origin
+                + ": parameter "
+                + built.getKey()
+                + " holds "
+                + loaded
+                + " in the file, but the replayed surgery built it as "
+                + built.getValue()
+                + ": the file's surgery record does not describe the model saved in it (edited?)");
+      }
+    }
     closeUnheld();
   }
 

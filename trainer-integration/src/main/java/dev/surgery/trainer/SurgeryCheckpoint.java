@@ -9,6 +9,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.util.Utils;
+import dev.surgery.core.BlockPaths;
 import dev.surgery.core.BlockTreeSnapshot;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
@@ -132,7 +133,7 @@ public final class SurgeryCheckpoint {
         undo.replayed();
       }
       model.load(dir, prefix, options);
-      undo.loaded();
+      undo.loaded(String.valueOf(paramsFile));
     } catch (IOException e) {
       undo.failed();
       throw named(e, paramsFile);
@@ -221,15 +222,36 @@ public final class SurgeryCheckpoint {
     }
     List<SurgeryRecord> records = records(header, paramsFile);
     if (!records.isEmpty() && !alreadyHas(model, records)) {
+      Block block = model.getBlock();
+      Shape[] inputShapes = header.inputShapes().toArray(new Shape[0]);
       replay(
-          model.getBlock(),
+          block,
           records,
           model.getNDManager(),
           model.getDataType(),
-          header.inputShapes().toArray(new Shape[0]),
+          inputShapes,
           paramsFile.toString());
+      if (inputShapes.length > 0 && noArrays(block)) {
+        // Every layer the replay built gets the shapes its arrays must have (still no array), so
+        // that the load can be checked against them: DJL's own load checks no shape.
+        try {
+          recordShapes(block, model.getNDManager(), model.getDataType(), inputShapes);
+        } catch (RuntimeException e) {
+          // Only for the check after the load: without the shapes, the load goes unchecked.
+          logger.debug("Surgery: no shapes recorded after the replay of {}", paramsFile, e);
+        }
+      }
     }
     return records;
+  }
+
+  private static boolean noArrays(Block block) {
+    for (Parameter p : block.getParameters().values()) {
+      if (p.isInitialized()) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
@@ -374,6 +396,18 @@ public final class SurgeryCheckpoint {
                 + firstDifference(replayed, saved)
                 + "; load into the architecture the model had before surgery");
       }
+      if (r.changes() != null) {
+        String notFrozen = firstNotFrozen(block, r.changes());
+        if (notFrozen != null) {
+          // The other way round is no proof: a layer the saved run froze by hand before its
+          // layer_freezing is not in its record, and the replay on a fresh model freezes it.
+          throw new MalformedModelException(
+              where
+                  + " does not describe the saved model: its record says it froze "
+                  + notFrozen
+                  + ", the replay left it trainable (an edited record?)");
+        }
+      }
       logger.debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
   }
@@ -414,6 +448,25 @@ public final class SurgeryCheckpoint {
   /**
    * The changes that replace a block: a layer only frozen ({@code Conv2d->frozen Conv2d}) is not.
    */
+  /** The first layer a record says was frozen that is trainable after the replay; else null. */
+  private static String firstNotFrozen(Block root, Map<String, String> changes) {
+    for (Map.Entry<String, String> e : changes.entrySet()) {
+      if (!e.getValue().contains("->frozen ")) {
+        continue;
+      }
+      Block layer = BlockPaths.resolve(root, e.getKey());
+      if (layer == null) {
+        return e.getKey() + " (no such block)";
+      }
+      for (Parameter p : layer.getParameters().values()) {
+        if (p.requiresGradient()) {
+          return e.getKey();
+        }
+      }
+    }
+    return null;
+  }
+
   private static Map<String, String> structural(Map<String, String> changes) {
     Map<String, String> kept = new LinkedHashMap<>();
     for (Map.Entry<String, String> e : changes.entrySet()) {

@@ -149,6 +149,45 @@ class CheckpointLoadAtomicityTest {
   }
 
   /**
+   * A record edited so that the replay still replaces the same blocks, but builds them for other
+   * shapes (a squeeze-excite gate of 3 channels where the saved one had 2): DJL's load does not
+   * check shapes and would put the saved arrays into gates built for others. Refused, naming the
+   * parameter, with the model as it was; the unedited file then loads.
+   */
+  @Test
+  void aRecordThatDoesNotDescribeTheSavedArraysIsRefused() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(7);
+      NDArray batch = data.randomNormal(INPUT);
+      float[] saved = saveChanged(batch);
+      Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
+      String text =
+          new String(Files.readAllBytes(file), java.nio.charset.StandardCharsets.ISO_8859_1);
+      String latent = "latent_channels\":2";
+      assertTrue(text.contains(latent), "the record as saved");
+      Path edited = Files.createDirectories(dir.resolve("edited"));
+      Files.write(
+          edited.resolve("atomic-0000.params"),
+          text.replace(latent, "latent_channels\":3")
+              .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+      try (Model model = TestModels.model("atomic")) {
+        List<Block> before = blocks(model.getBlock());
+        MalformedModelException e =
+            assertThrows(
+                MalformedModelException.class,
+                () -> SurgeryCheckpoint.load(model, edited, "atomic"));
+        assertTrue(
+            e.getMessage().contains("does not describe the model saved in it"), e.getMessage());
+        assertTrue(e.getMessage().contains("reduce_weight"), e.getMessage());
+        assertSameBlocks(before, model.getBlock());
+        assertEquals(0, model.getNDManager().getManagedArrays().size(), "arrays left behind");
+        SurgeryCheckpoint.load(model, dir, "atomic");
+        assertArrayEquals(saved, SurgeryCheckpointTest.outputs(model, batch));
+      }
+    }
+  }
+
+  /**
    * A record refused for the architecture after an earlier one replayed: both are undone (the
    * earlier one's BlurPool stayed in the model), and the refused record's own replacements too.
    */

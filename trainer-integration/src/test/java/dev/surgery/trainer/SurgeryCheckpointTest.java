@@ -424,6 +424,48 @@ class SurgeryCheckpointTest {
    * Trains two epochs with layer_freezing at epoch 1 (the first layer frozen by hand before, if
    * asked) and saves the model under {@code name}.
    */
+  /**
+   * A record whose layer_freezing values were edited so that the replay freezes fewer layers than
+   * the saved run did (its changes still list them): refused before any weight is read, the model
+   * as it was; freezing more than recorded is no proof (a layer frozen by hand, above).
+   */
+  @Test
+  void anEditedFreezingRecordThatFreezesLessIsRefused() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 23);
+      saveAfterFreezing("edited", dataset, false);
+    }
+    Path file = SurgeryCheckpoint.resolveParamsFile(dir, "edited", null);
+    assertFalse(SurgeryCheckpoint.readRecord(file).get(0).changes().isEmpty());
+    String text =
+        new String(Files.readAllBytes(file), java.nio.charset.StandardCharsets.ISO_8859_1);
+    String start = "\"freeze_start\":0.0";
+    assertTrue(text.contains(start), "the record as saved");
+    Path edited = Files.createDirectories(dir.resolve("edited-dir"));
+    Files.write(
+        edited.resolve("edited-0000.params"),
+        text.replace(start, "\"freeze_start\":0.9")
+            .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+    try (Model model = TestModels.model("edited")) {
+      String before = TestModels.structure(model.getBlock());
+      Map<Parameter, Boolean> trainable = new IdentityHashMap<>();
+      model
+          .getBlock()
+          .getParameters()
+          .values()
+          .forEach(p -> trainable.put(p, p.requiresGradient()));
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class, () -> SurgeryCheckpoint.load(model, edited, "edited"));
+      assertTrue(e.getMessage().contains("the replay left it trainable"), e.getMessage());
+      assertEquals(before, TestModels.structure(model.getBlock()));
+      for (Parameter p : model.getBlock().getParameters().values()) {
+        assertEquals(trainable.get(p), p.requiresGradient(), p.getName());
+        assertFalse(p.isInitialized(), p.getName() + " was loaded");
+      }
+    }
+  }
+
   private void saveAfterFreezing(String name, ArrayDataset dataset, boolean firstFrozenByHand)
       throws Exception {
     try (Model model = TestModels.model(name)) {

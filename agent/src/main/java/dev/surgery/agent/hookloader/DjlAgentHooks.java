@@ -271,10 +271,7 @@ public final class DjlAgentHooks implements DjlHooks {
         events.fitEnded(target);
         break;
       case PARAMETERS_LOADED:
-        ModelLoadUndo undo = LOADS.get().remove(target);
-        if (undo != null) {
-          undo.loaded();
-        }
+        loaded((Model) target);
         loadEvent(Event.AFTER_LOAD, target);
         break;
       default:
@@ -532,7 +529,7 @@ public final class DjlAgentHooks implements DjlHooks {
       ModelLoadUndo undo = ModelLoadUndo.before(model);
       replay(model, paramsFile);
       undo.replayed();
-      LOADS.get().put(model, undo);
+      LOADS.get().put(model, Map.entry(paramsFile, undo));
     }
     loadEvent(Event.BEFORE_LOAD, model);
   }
@@ -541,15 +538,29 @@ public final class DjlAgentHooks implements DjlHooks {
    * The undo of each load this thread is in, from {@link #parametersLoading} to the end of the
    * load: DJL reads the parameters on the calling thread.
    */
-  private static final ThreadLocal<Map<Model, ModelLoadUndo>> LOADS =
+  private static final ThreadLocal<Map<Model, Map.Entry<Path, ModelLoadUndo>>> LOADS =
       ThreadLocal.withInitial(IdentityHashMap::new);
+
+  /** Checks what the load read against the replay; refused, the model is put back. */
+  private static void loaded(Model model) {
+    Map.Entry<Path, ModelLoadUndo> load = LOADS.get().remove(model);
+    if (load == null) {
+      return;
+    }
+    try {
+      load.getValue().loaded(String.valueOf(load.getKey()));
+    } catch (MalformedModelException e) {
+      load.getValue().failed();
+      throw new SurgeryFailure(e);
+    }
+  }
 
   /** {@inheritDoc} */
   @Override
   public void parametersLoadFailed(Object target) {
-    ModelLoadUndo undo = LOADS.get().remove(target);
-    if (undo != null) {
-      undo.failed();
+    Map.Entry<Path, ModelLoadUndo> load = LOADS.get().remove(target);
+    if (load != null) {
+      load.getValue().failed();
       AgentLog.info(
           "the parameters of "
               + ((Model) target).getName()
