@@ -454,6 +454,45 @@ final class ConfigParser {
               + "): "
               + c.reason());
     }
+    // A step or duration entry meets the others in an order known only during training: a pair is
+    // refused where it conflicts in both orders, with every other entry assumed to run between.
+    for (int j = 0; j < entries.size(); j++) {
+      for (int i = 0; i < j; i++) {
+        ScheduledAlgorithm a = entries.get(i);
+        ScheduledAlgorithm b = entries.get(j);
+        if (a == null
+            || b == null
+            || (a.byEpoch() && b.byEpoch())
+            || a.trigger().repeats()
+            || b.trigger().repeats()
+            || a.trigger().kind() == Trigger.Kind.EVENTS
+            || b.trigger().kind() == Trigger.Kind.EVENTS) {
+          continue;
+        }
+        List<Algorithm> between = new ArrayList<>();
+        for (int k = 0; k < entries.size(); k++) {
+          if (k != i && k != j && entries.get(k) != null) {
+            between.add(entries.get(k).algorithm());
+          }
+        }
+        String aFirst = Composition.conflict(a.algorithm(), b.algorithm(), between);
+        if (aFirst != null && Composition.conflict(b.algorithm(), a.algorithm(), between) != null) {
+          addAt(
+              list.getValue().get(b.index()),
+              "algorithms entry "
+                  + (b.index() + 1)
+                  + " ("
+                  + b.describe()
+                  + ") cannot run with entry "
+                  + (a.index() + 1)
+                  + " ("
+                  + a.describe()
+                  + "), whichever runs first: "
+                  + aFirst);
+          break;
+        }
+      }
+    }
   }
 
   /**

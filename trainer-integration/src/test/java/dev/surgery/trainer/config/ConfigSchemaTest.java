@@ -133,6 +133,8 @@ class ConfigSchemaTest {
           "75-pattern-with-no-break-space.yaml", // the validator's Java \\s leaves U+00A0 out
           "76-at-past-the-last-step.yaml", // a range inside a time string
           "78-pattern-with-zero-width-space.yaml", // \\s has no format characters
+          "82-stochastic-depth-twice-by-step.yaml", // compares two entries
+          "83-ghost-batchnorm-by-epoch-and-duration.yaml",
           "79-every-count-beyond-a-long.yaml",
           "80-pattern-with-astral-format-character.yaml");
 
