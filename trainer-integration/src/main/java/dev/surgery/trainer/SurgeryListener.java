@@ -31,6 +31,7 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.WeakHashMap;
@@ -1112,6 +1113,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       failed(st, index, event, new IllegalStateException("the model has no block"), 0);
       return;
     }
+    if (!entry.trigger().repeats() && !Objects.equals(recordOf(model), st.recordSeen)) {
+      // Another trainer of this model applied entries since this one started (both were built
+      // before either trained): what the record holds now is not applied again.
+      st.recordSeen = recordOf(model);
+      skipRecorded(model, st);
+      if (st.schedule.status(index) == EntryStatus.APPLIED) {
+        return;
+      }
+    }
     int completed = st.passedEpochs();
     int planned = plannedEpochs(st);
     if (algorithm.needsTotalEpochs() && planned <= 0) {
@@ -1175,9 +1185,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       // A repeating or event-driven entry that changed nothing this time leaves no record: each
       // record rewrites the property and is replayed at every load.
       record(model, algorithm, completed, planned, changes);
+      st.recordSeen = recordOf(model);
     }
     if (logger.isInfoEnabled()) {
-      String line = logLine(algorithm.name(), completed, changes, nanos);
+      // An epoch entry says which epoch; any other its schedule (a step entry ran "at epoch 0").
+      String when =
+          entry.byEpoch() || entry.trigger().kind() == Trigger.Kind.EVERY_EPOCHS
+              ? "at epoch " + completed
+              : entry.trigger().describe();
+      String line = logLine(algorithm.name(), when, changes, nanos);
       logger.info(
           entry.byEpoch() ? line : line + " (" + event.configName() + ", step " + st.steps + ")");
     }
@@ -1335,8 +1351,13 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /** Formats the INFO line, e.g. {@code Surgery: blurpool at epoch 1 replaced 4 blocks (...)}. */
   static String logLine(String algorithm, int epoch, SurgeryChanges changes, long nanos) {
-    StringBuilder sb = new StringBuilder("Surgery: ").append(algorithm).append(" at epoch ");
-    sb.append(epoch).append(" replaced ");
+    return logLine(algorithm, "at epoch " + epoch, changes, nanos);
+  }
+
+  /** Formats the INFO line with the entry's moment as its schedule says it ({@code at step 3}). */
+  static String logLine(String algorithm, String when, SurgeryChanges changes, long nanos) {
+    StringBuilder sb = new StringBuilder("Surgery: ").append(algorithm).append(' ').append(when);
+    sb.append(" replaced ");
     int n = changes.changes().size();
     if (n == 0) {
       sb.append("no blocks");
@@ -1564,6 +1585,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         }
         st = new TrainerState(trainerCount.incrementAndGet(), schedule);
         skipRecorded(trainer.getModel(), st);
+        st.recordSeen = recordOf(trainer.getModel());
         freezeAgain(trainer);
         states.put(trainer, st);
         unfinished.add(st);
@@ -1621,6 +1643,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * the record came from) are the matched entries skipped: a schedule of the rest of training runs
    * in full, even an entry equal to one recorded.
    */
+  private static String recordOf(Model model) {
+    return model == null ? null : model.getProperty(PROPERTY);
+  }
+
   private void skipRecorded(Model model, TrainerState st) {
     String existing = model == null ? null : model.getProperty(PROPERTY);
     if (existing == null || existing.isBlank()) {
@@ -1665,7 +1691,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
     }
     for (int i = 0; i < entries.size(); i++) {
-      if (recordOf[i] >= 0) {
+      if (recordOf[i] >= 0 && entries.isPending(i)) {
         entries.alreadyRecorded(i);
         String reason =
             "it is in the model's surgery record already (a replayed checkpoint or an earlier"

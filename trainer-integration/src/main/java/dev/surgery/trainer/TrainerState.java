@@ -22,6 +22,12 @@ final class TrainerState {
   boolean begun;
   int completedEpochs;
 
+  /**
+   * The model's surgery record as this trainer last read or wrote it: a change it did not make
+   * (another trainer of the same model, built before either trained) is checked before a run.
+   */
+  String recordSeen;
+
   /** Epochs whose end was inferred from the batches because no onEpoch came. */
   int unseenEpochs;
 

@@ -169,7 +169,19 @@ class EventsTest {
       }
       ArrayDataset data = TestModels.dataset(manager, 7);
 
-      SurgeryTrain.fit(subjectTrainer, 2, data, null);
+      java.io.PrintStream err = System.err;
+      java.io.ByteArrayOutputStream logged = new java.io.ByteArrayOutputStream();
+      System.setErr(new java.io.PrintStream(logged, true, java.nio.charset.StandardCharsets.UTF_8));
+      try {
+        SurgeryTrain.fit(subjectTrainer, 2, data, null);
+      } finally {
+        System.setErr(err);
+      }
+      // The INFO line names the entry's schedule (it said "at epoch 0" for a step entry).
+      String log = logged.toString(java.nio.charset.StandardCharsets.UTF_8);
+      assertTrue(
+          log.contains("Surgery: " + TestAlgorithms.SCALE_CONV + " at step 3 replaced 1 block"),
+          log);
 
       // The control: the same surgery by hand, right after optimizer step k.
       int steps = 0;

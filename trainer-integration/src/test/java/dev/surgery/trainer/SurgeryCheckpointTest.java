@@ -421,9 +421,44 @@ class SurgeryCheckpointTest {
   }
 
   /**
-   * Trains two epochs with layer_freezing at epoch 1 (the first layer frozen by hand before, if
-   * asked) and saves the model under {@code name}.
+   * Two trainers of one model, both built before either trains (under the agent, a program that
+   * makes its trainers up front): the second must not apply again what the first recorded in the
+   * model meanwhile (it did, with a second, empty record), as a trainer built afterwards does not.
    */
+  @Test
+  void aTrainerBuiltBeforeAnotherTrainedDoesNotApplyItsRecordedEntriesAgain() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("two-trainers");
+        Trainer first = model.newTrainer(TestModels.config(listener));
+        Trainer second = model.newTrainer(TestModels.config(listener))) {
+      first.initialize(INPUT);
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      EasyTrain.fit(first, 2, dataset, null);
+      String structure = TestModels.structure(model.getBlock());
+      assertEquals(
+          2,
+          TestModels.count(model.getBlock(), "BlurConv2d")
+              + TestModels.count(model.getBlock(), "BlurMaxPool2d"),
+          structure);
+      second.initialize(INPUT);
+      EasyTrain.fit(second, 2, dataset, null);
+      assertEquals(structure, TestModels.structure(model.getBlock()));
+      List<SurgeryRecord> records =
+          SurgeryJson.recordsFromJson(model.getProperty(SurgeryListener.PROPERTY));
+      assertEquals(1, records.size(), records.toString());
+      assertEquals(
+          1,
+          listener.getOutcomes().stream()
+              .filter(o -> o.status() == SurgeryOutcome.Status.APPLIED)
+              .count(),
+          listener.getOutcomes().toString());
+    }
+  }
+
   /**
    * A record whose layer_freezing values were edited so that the replay freezes fewer layers than
    * the saved run did (its changes still list them): refused before any weight is read, the model
@@ -466,6 +501,10 @@ class SurgeryCheckpointTest {
     }
   }
 
+  /**
+   * Trains two epochs with layer_freezing at epoch 1 (the first layer frozen by hand before, if
+   * asked) and saves the model under {@code name}.
+   */
   private void saveAfterFreezing(String name, ArrayDataset dataset, boolean firstFrozenByHand)
       throws Exception {
     try (Model model = TestModels.model(name)) {
