@@ -28,13 +28,19 @@ import java.util.Set;
  *
  * <p>One surgery is all-or-nothing by itself (its own undo log); this is for a sequence of them
  * plus DJL's own writes, which keep no log. It holds references, not copies of values: an array
- * whose values were changed in place is not put back.
+ * whose values were changed in place is not put back, nor one a committed surgery freed (the arrays
+ * of the blocks it replaced). So it is taken where the tree holds no array a change could free: a
+ * model not initialized, or one whose arrays were taken off their parameters for the time of the
+ * change, as a checkpoint load does.
  */
 public final class BlockTreeSnapshot {
 
   private final Block root;
   private final List<BlockState> blocks = new ArrayList<>();
   private final List<ParameterState> parameters = new ArrayList<>();
+
+  /** The recorded parameters' arrays, built at the first question. */
+  private Set<Object> recordedArrays;
 
   private record BlockState(
       Block block,
@@ -93,12 +99,15 @@ public final class BlockTreeSnapshot {
    * @return true when a recorded parameter held it
    */
   public boolean recorded(NDArray array) {
-    for (ParameterState state : parameters) {
-      if (state.array() == array) {
-        return true;
+    if (recordedArrays == null) {
+      recordedArrays = identitySet();
+      for (ParameterState state : parameters) {
+        if (state.array() != null) {
+          recordedArrays.add(state.array());
+        }
       }
     }
-    return false;
+    return recordedArrays.contains(array);
   }
 
   /**

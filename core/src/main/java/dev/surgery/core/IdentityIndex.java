@@ -1,5 +1,7 @@
 package dev.surgery.core;
 
+import dev.surgery.core.internal.IdentityHashes;
+
 /**
  * An identity map for the surgery's one lookup per block. Keys and values are appended to arrays in
  * the order they are entered; the hash table holds, per slot, one {@code long}: the key's identity
@@ -24,6 +26,15 @@ final class IdentityIndex<V> {
   private final ChunkedArray keys = new ChunkedArray();
   private final ChunkedArray values = new ChunkedArray();
   private int size;
+
+  /**
+   * Keys entered by {@link #putNew} without a probe, with their values, in order: they join the
+   * table before any other operation reads it.
+   */
+  private ChunkedArray pendingKeys;
+
+  private ChunkedArray pendingValues;
+  private int pendingEntered;
   private int mask; // slots - 1
   private int shift; // 32 - log2(slots)
 
@@ -59,6 +70,7 @@ final class IdentityIndex<V> {
   /** The value of a key, or null. */
   @SuppressWarnings("unchecked")
   V get(Object key) {
+    enterPending();
     int position = find(key, System.identityHashCode(key));
     return position < 0 ? null : (V) values.get(position);
   }
@@ -66,6 +78,7 @@ final class IdentityIndex<V> {
   /** Maps a key to a value unless it has one; returns the value it had, or null if it had none. */
   @SuppressWarnings("unchecked")
   V putIfAbsent(Object key, V value) {
+    enterPending();
     int hash = System.identityHashCode(key);
     int found = find(key, hash);
     if (found >= 0) {
@@ -81,9 +94,46 @@ final class IdentityIndex<V> {
     return null;
   }
 
+  /**
+   * {@link #putIfAbsent} for a key that is likely new to the JVM (a replacement a function has just
+   * built). A key whose identity hash no one ever computed cannot be in the table, so it is not
+   * probed for (on a large tree the probe is a cache miss): its hash is computed, which marks it as
+   * met should it come again, and it joins the table before any later look-up.
+   */
+  V putNew(Object key, V value) {
+    if (!IdentityHashes.neverComputed(key)) {
+      return putIfAbsent(key, value);
+    }
+    System.identityHashCode(key);
+    if (pendingKeys == null) {
+      pendingKeys = new ChunkedArray();
+      pendingValues = new ChunkedArray();
+    }
+    pendingKeys.add(key);
+    pendingValues.add(value);
+    return null;
+  }
+
+  /** Enters the keys {@link #putNew} appended, in order. */
+  @SuppressWarnings("unchecked")
+  private void enterPending() {
+    if (pendingKeys == null || pendingEntered == pendingKeys.size()) {
+      return;
+    }
+    ChunkedArray k = pendingKeys;
+    ChunkedArray v = pendingValues;
+    pendingKeys = null; // putIfAbsent below must not come back here
+    for (int i = pendingEntered; i < k.size(); i++) {
+      putIfAbsent(k.get(i), (V) v.get(i));
+    }
+    pendingKeys = k;
+    pendingValues = v;
+    pendingEntered = k.size();
+  }
+
   /** The number of keys. */
   int size() {
-    return size;
+    return size + (pendingKeys == null ? 0 : pendingKeys.size() - pendingEntered);
   }
 
   private void grow() {

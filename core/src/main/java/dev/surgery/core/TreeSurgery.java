@@ -787,7 +787,9 @@ final class TreeSurgery {
   private Node substitute(Node oldNode, Block replacement) {
     Block old = oldNode.block;
     Node fresh = new Node(replacement);
-    Node known = nodes.putIfAbsent(replacement, fresh); // one probe: found or entered
+    // One probe, found or entered; none for a block whose identity hash no one ever computed (a
+    // new one, the usual replacement): it cannot be in the index.
+    Node known = nodes.putNew(replacement, fresh);
     Node n = known == null ? fresh : known;
     List<Block> kids = childrenOf(replacement).values();
     boolean newLeaf = kids.isEmpty();

@@ -62,4 +62,66 @@ class IdentityIndexTest {
       assertSame(oracle.get(key), index.get(key));
     }
   }
+
+  /**
+   * {@code putNew} (no probe for a key whose identity hash was never computed) against
+   * java.util.IdentityHashMap, mixed with the other operations: new objects, objects entered before
+   * through either path, objects hashed elsewhere first (a HashSet), and look-ups of keys still
+   * pending.
+   */
+  @Test
+  void putNewAgreesWithIdentityHashMapWhateverTheKeysHistory() {
+    IdentityIndex<Object> index = new IdentityIndex<>();
+    java.util.Map<Object, Object> oracle = new java.util.IdentityHashMap<>();
+    java.util.Set<Object> hashedElsewhere = new java.util.HashSet<>();
+    java.util.Random random = new java.util.Random(8);
+    List<Object> keys = new ArrayList<>();
+    for (int i = 0; i < 200_000; i++) {
+      int kind = random.nextInt(10);
+      Object key;
+      if (kind < 6 || keys.isEmpty()) {
+        key = new Object(); // never hashed
+      } else if (kind < 8) {
+        key = keys.get(random.nextInt(keys.size())); // met before, through either path
+      } else {
+        key = new Object();
+        hashedElsewhere.add(key); // hashed by someone else first
+      }
+      keys.add(key);
+      Object value = new Object();
+      Object expected = oracle.putIfAbsent(key, value);
+      Object actual =
+          random.nextBoolean() ? index.putNew(key, value) : index.putIfAbsent(key, value);
+      assertSame(expected, actual, "put " + i);
+      if (i % 997 == 0) {
+        Object asked = keys.get(random.nextInt(keys.size()));
+        assertSame(oracle.get(asked), index.get(asked), "get " + i);
+        assertEquals(oracle.size(), index.size(), "size " + i);
+      }
+    }
+    assertEquals(oracle.size(), index.size());
+    for (Object key : keys) {
+      assertSame(oracle.get(key), index.get(key));
+    }
+  }
+
+  /** The header check the fast path rests on answers as the JVM does, where it is usable. */
+  @Test
+  void aComputedIdentityHashIsNeverMissed() {
+    for (int i = 0; i < 10_000; i++) {
+      Object o = new Object();
+      System.identityHashCode(o);
+      org.junit.jupiter.api.Assertions.assertFalse(
+          dev.surgery.core.internal.IdentityHashes.neverComputed(o), "hashed object " + i);
+      Object locked = new Object();
+      synchronized (locked) {
+        org.junit.jupiter.api.Assertions.assertFalse(
+            dev.surgery.core.internal.IdentityHashes.neverComputed(locked), "a locked header");
+      }
+    }
+    if (dev.surgery.core.internal.IdentityHashes.usable()) {
+      org.junit.jupiter.api.Assertions.assertTrue(
+          dev.surgery.core.internal.IdentityHashes.neverComputed(new Object()));
+    }
+  }
 }

@@ -9,6 +9,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockTreeSnapshot;
+import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -45,6 +46,14 @@ public final class ModelLoadUndo {
     this.model = model;
     this.block = model.getBlock();
     this.snapshot = BlockTreeSnapshot.of(block);
+    // The replay's surgeries free the arrays of the blocks they replace, which a failed load must
+    // put back: the arrays leave their parameters for the time of the load (DJL's load replaces
+    // every one anyway), so the replay sees a model that is not initialized, as usual.
+    for (Parameter p : block.getParameters().values()) {
+      if (p.isInitialized()) {
+        DjlInternals.restoreParameter(p, null, p.getShape());
+      }
+    }
     this.properties = new LinkedHashMap<>(model.getProperties());
     this.dataType = model.getDataType();
     this.frozenByReplay = SurgeryCheckpoint.frozenByReplayOrNull(block);

@@ -48,13 +48,17 @@ class CheckpointLoadAtomicityTest {
 
   /** Saves the test model after the records' surgery; returns its outputs on the batch. */
   private float[] saveChanged(NDArray batch) throws Exception {
+    return saveChanged(batch, RECORDS);
+  }
+
+  private float[] saveChanged(NDArray batch, List<SurgeryRecord> records) throws Exception {
     try (Model model = TestModels.model("atomic")) {
       Block block = model.getBlock();
       block.initialize(model.getNDManager(), model.getDataType(), INPUT);
-      for (SurgeryRecord r : RECORDS) {
+      for (SurgeryRecord r : records) {
         Algorithms.spec(r.algorithm()).create(r.hyperparameters()).apply(SurgeryContext.of(block));
       }
-      model.setProperty(SurgeryListener.PROPERTY, SurgeryJson.recordsToJson(RECORDS));
+      model.setProperty(SurgeryListener.PROPERTY, SurgeryJson.recordsToJson(records));
       float[] outputs = SurgeryCheckpointTest.outputs(model, batch);
       model.save(dir, "atomic");
       return outputs;
@@ -124,7 +128,15 @@ class CheckpointLoadAtomicityTest {
     try (NDManager data = NDManager.newBaseManager()) {
       data.getEngine().setRandomSeed(6);
       NDArray batch = data.randomNormal(INPUT);
-      saveChanged(batch);
+      // With factorize, whose replay on this model replaces layers whose arrays it would free.
+      List<SurgeryRecord> records = new ArrayList<>(RECORDS);
+      records.add(
+          new SurgeryRecord(
+              "factorize",
+              Map.of("min_features", 4, "latent_features", 2, "factorize_convs", false),
+              0,
+              0));
+      saveChanged(batch, records);
       Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
       byte[] bytes = Files.readAllBytes(file);
       Path cut = Files.createDirectories(dir.resolve("cut"));

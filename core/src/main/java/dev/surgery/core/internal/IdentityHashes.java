@@ -1,0 +1,110 @@
+package dev.surgery.core.internal;
+
+import java.lang.reflect.Field;
+
+/**
+ * Tells, without computing it, whether an object's identity hash was ever computed: an object whose
+ * hash never was cannot be a key of any identity table, so a surgery need not probe its table for a
+ * new replacement (a cache miss per replacement on a large tree). HotSpot keeps the hash in the
+ * object's header, where {@code sun.misc.Unsafe} reads it.
+ *
+ * <p>Used only where checked: at class initialization, fresh objects must show no hash and then
+ * exactly the hash {@link System#identityHashCode} returns, in the layout of JDK 17 to 23 without
+ * compact headers; else (another JVM, another layout, {@code Unsafe} unavailable, or a JDK that
+ * warns on its use) {@link #neverComputed} always answers false and callers probe as before. An
+ * answer of true is safe whatever other threads do: a header that is locked or biased answers
+ * false, and a computed hash never leaves an unlocked header.
+ */
+public final class IdentityHashes {
+
+  private static final java.lang.invoke.MethodHandle GET_LONG;
+  private static final boolean USABLE;
+
+  /** Unlocked and not biased: the low three bits of the mark word. */
+  private static final long UNLOCKED = 0b001;
+
+  private static final int HASH_SHIFT = 8;
+  private static final long HASH_MASK = 0x7FFF_FFFFL;
+
+  static {
+    java.lang.invoke.MethodHandle getLong = null;
+    boolean usable = false;
+    // JDK 24 warns on every use of Unsafe's memory access; 17 to 23 do not.
+    if (Runtime.version().feature() <= 23) {
+      try {
+        Class<?> type = Class.forName("sun.misc.Unsafe");
+        Field field = type.getDeclaredField("theUnsafe");
+        field.setAccessible(true);
+        Object unsafe = field.get(null);
+        getLong =
+            java.lang.invoke.MethodHandles.lookup()
+                .findVirtual(
+                    type,
+                    "getLong",
+                    java.lang.invoke.MethodType.methodType(long.class, Object.class, long.class))
+                .bindTo(unsafe);
+        usable = layoutAsExpected(getLong);
+      } catch (Throwable e) { // an absent or closed Unsafe: the plain path
+        usable = false;
+      }
+    }
+    GET_LONG = getLong;
+    USABLE = usable;
+  }
+
+  private IdentityHashes() {}
+
+  /**
+   * Whether the check at start-up found the header layout this class reads.
+   *
+   * @return true when {@link #neverComputed} can answer true
+   */
+  public static boolean usable() {
+    return USABLE;
+  }
+
+  /**
+   * Tells whether an object's identity hash was never computed, by anyone.
+   *
+   * @param object an object
+   * @return true only when its header proves that no identity hash was computed; false when it was,
+   *     or when that cannot be read
+   */
+  public static boolean neverComputed(Object object) {
+    if (!USABLE) {
+      return false;
+    }
+    long mark;
+    try {
+      mark = (long) GET_LONG.invokeExact(object, 0L);
+    } catch (Throwable e) {
+      return false; // unreachable for a plain read
+    }
+    return (mark & 0b111) == UNLOCKED && ((mark >>> HASH_SHIFT) & HASH_MASK) == 0;
+  }
+
+  private static long mark(java.lang.invoke.MethodHandle getLong, Object object) {
+    try {
+      return (long) getLong.invokeExact(object, 0L);
+    } catch (Throwable e) {
+      return -1; // unreachable for a plain read; -1 reads as locked
+    }
+  }
+
+  /** Fresh objects show no hash, then exactly the one computed, where this class reads it. */
+  private static boolean layoutAsExpected(java.lang.invoke.MethodHandle getLong) {
+    for (int i = 0; i < 256; i++) {
+      Object probe = new Object();
+      long before = mark(getLong, probe);
+      if ((before & 0b111) != UNLOCKED || ((before >>> HASH_SHIFT) & HASH_MASK) != 0) {
+        return false;
+      }
+      int hash = System.identityHashCode(probe);
+      long after = mark(getLong, probe);
+      if ((after & 0b111) != UNLOCKED || ((after >>> HASH_SHIFT) & HASH_MASK) != hash) {
+        return false;
+      }
+    }
+    return true;
+  }
+}
