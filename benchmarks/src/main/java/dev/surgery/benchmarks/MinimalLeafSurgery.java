@@ -7,6 +7,7 @@ import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.IdentityHashes;
 import java.util.Arrays;
 import java.util.List;
 
@@ -20,10 +21,11 @@ import java.util.List;
  * parameters while it is at hand (the engine frees the arrays a replaced block leaves behind, so it
  * must know whether there are any), and queues it with its parent's live list. Then, in that order,
  * it calls the function, refuses a replacement already in the model (one identity probe, which also
- * enters it), writes it wherever the parent holds the old block and records each write for an undo.
- * The engine's traversal has the same two phases (every function sees the tree as the walk found
- * it, plus the earlier replacements), so no function call and no probe here is one the engine could
- * skip.
+ * enters it; none for a block whose identity hash no one ever computed, which cannot be in the
+ * model, as the engine knows too), writes it wherever the parent holds the old block and records
+ * each write for an undo. The engine's traversal has the same two phases (every function sees the
+ * tree as the walk found it, plus the earlier replacements), so no function call and no probe here
+ * is one the engine could skip.
  *
  * <p>Left out, because B4a's trees never need them: a matched leaf with two parents, an initialized
  * leaf, a matched block with children and a replacement that is an unmatched leaf (the engine then
@@ -46,6 +48,11 @@ final class MinimalLeafSurgery {
   private Object[] queue = new Object[64];
 
   private int queued;
+
+  /** Replacements entered without a probe, to join the set before its next look-up. */
+  private Object[] unprobedKeys = new Object[64];
+
+  private int unprobed;
 
   /** Undo records: list, old block (two entries) and index. */
   private Object[] undo = new Object[64];
@@ -124,8 +131,19 @@ final class MinimalLeafSurgery {
         throw new IllegalStateException(
             "a replacement that is an unmatched leaf: not handled here");
       }
-      if (!enter(replacement)) {
-        throw new IllegalStateException("the replacement is already part of the model");
+      if (IdentityHashes.neverComputed(replacement)) {
+        // A block whose identity hash no one computed cannot be in the model: no probe (as the
+        // engine); its hash is computed so that, met again, it is looked up.
+        System.identityHashCode(replacement);
+        if (unprobed == unprobedKeys.length) {
+          unprobedKeys = Arrays.copyOf(unprobedKeys, 2 * unprobed);
+        }
+        unprobedKeys[unprobed++] = replacement;
+      } else {
+        enterUnprobed();
+        if (!enter(replacement)) {
+          throw new IllegalStateException("the replacement is already part of the model");
+        }
       }
       List<Block> siblings = (List<Block>) queue[k + 1];
       for (int i = 0, n = siblings.size(); i < n; i++) {
@@ -164,6 +182,13 @@ final class MinimalLeafSurgery {
       }
     }
     return false;
+  }
+
+  private void enterUnprobed() {
+    for (int i = 0; i < unprobed; i++) {
+      enter(unprobedKeys[i]);
+    }
+    unprobed = 0;
   }
 
   /** Enters a block in the identity set; false if it was there. */
