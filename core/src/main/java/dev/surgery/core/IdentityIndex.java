@@ -28,13 +28,14 @@ final class IdentityIndex<V> {
   private int size;
 
   /**
-   * Keys entered by {@link #putNew} without a probe, with their values, in order: they join the
-   * table before any other operation reads it.
+   * Keys entered by {@link #putNew} without a probe, with their values and hashes, in order: they
+   * join the table before any other operation reads it.
    */
   private ChunkedArray pendingKeys;
 
   private ChunkedArray pendingValues;
-  private int pendingEntered;
+  private int[] pendingHashes;
+  private int pending;
   private int mask; // slots - 1
   private int shift; // 32 - log2(slots)
 
@@ -76,10 +77,13 @@ final class IdentityIndex<V> {
   }
 
   /** Maps a key to a value unless it has one; returns the value it had, or null if it had none. */
-  @SuppressWarnings("unchecked")
   V putIfAbsent(Object key, V value) {
     enterPending();
-    int hash = System.identityHashCode(key);
+    return putIfAbsent(key, System.identityHashCode(key), value);
+  }
+
+  @SuppressWarnings("unchecked")
+  private V putIfAbsent(Object key, int hash, V value) {
     int found = find(key, hash);
     if (found >= 0) {
       return (V) values.get(found);
@@ -104,36 +108,48 @@ final class IdentityIndex<V> {
     if (!IdentityHashes.neverComputed(key)) {
       return putIfAbsent(key, value);
     }
-    System.identityHashCode(key);
+    // Computing the hash stores it in the header: met again, the key is looked up.
+    int hash = System.identityHashCode(key);
     if (pendingKeys == null) {
       pendingKeys = new ChunkedArray();
       pendingValues = new ChunkedArray();
+      pendingHashes = new int[64];
+    }
+    if (pending == pendingHashes.length) {
+      pendingHashes = java.util.Arrays.copyOf(pendingHashes, 2 * pending);
     }
     pendingKeys.add(key);
     pendingValues.add(value);
+    pendingHashes[pending++] = hash;
     return null;
   }
 
-  /** Enters the keys {@link #putNew} appended, in order. */
+  /**
+   * Enters every key {@link #putNew} appended, in order, and lets the lists go. Called by every
+   * other operation; the surgery calls it before it hands its result out, so that the index is only
+   * read from then on (by the returned map, possibly from several threads).
+   */
   @SuppressWarnings("unchecked")
-  private void enterPending() {
-    if (pendingKeys == null || pendingEntered == pendingKeys.size()) {
+  void enterPending() {
+    if (pending == 0) {
       return;
     }
-    ChunkedArray k = pendingKeys;
-    ChunkedArray v = pendingValues;
-    pendingKeys = null; // putIfAbsent below must not come back here
-    for (int i = pendingEntered; i < k.size(); i++) {
-      putIfAbsent(k.get(i), (V) v.get(i));
+    ChunkedArray newKeys = pendingKeys;
+    ChunkedArray newValues = pendingValues;
+    int[] hashes = pendingHashes;
+    int count = pending;
+    pendingKeys = null;
+    pendingValues = null;
+    pendingHashes = null;
+    pending = 0;
+    for (int i = 0; i < count; i++) {
+      putIfAbsent(newKeys.get(i), hashes[i], (V) newValues.get(i));
     }
-    pendingKeys = k;
-    pendingValues = v;
-    pendingEntered = k.size();
   }
 
   /** The number of keys. */
   int size() {
-    return size + (pendingKeys == null ? 0 : pendingKeys.size() - pendingEntered);
+    return size + pending;
   }
 
   private void grow() {

@@ -388,6 +388,7 @@ final class TreeSurgery {
       replaceAll(null);
       updateTrainers();
       journal.commit();
+      nodes.enterPending(); // from here on the index is only read, by the map handed out
       return replaced;
     } catch (Throwable e) { // checked ones too: a function may throw them undeclared
       throw rolledBack(e, null);
@@ -416,6 +417,7 @@ final class TreeSurgery {
     T result;
     try {
       replaceAll(before);
+      nodes.enterPending();
       result = describe.describe(replaced, before, ownerPaths());
     } catch (Throwable e) { // checked ones too: a function may throw them undeclared
       throw rolledBack(e, before);
@@ -482,7 +484,7 @@ final class TreeSurgery {
    */
   private void releaseDiscarded(Set<Parameter> before) {
     Set<NDArray> kept = arraysOf(before);
-    List<Parameter> discarded = new ArrayList<>();
+    Set<Parameter> discarded = Collections.newSetFromMap(new IdentityHashMap<>());
     List<Block> received = new ArrayList<>(returned.size() + refused.size());
     for (int i = 0; i < decided.size(); i++) {
       if (returned.get(i) != decided.get(i).block) {

@@ -119,6 +119,34 @@ class IdentityIndexTest {
             dev.surgery.core.internal.IdentityHashes.neverComputed(locked), "a locked header");
       }
     }
+    // A hash computed while the header is locked (thin, then inflated by a wait) is not missed
+    // once the lock is gone either.
+    for (int i = 0; i < 100; i++) {
+      Object thin = new Object();
+      synchronized (thin) {
+        System.identityHashCode(thin);
+      }
+      org.junit.jupiter.api.Assertions.assertFalse(
+          dev.surgery.core.internal.IdentityHashes.neverComputed(thin), "hashed while locked");
+      Object inflated = new Object();
+      synchronized (inflated) {
+        try {
+          inflated.wait(1);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        System.identityHashCode(inflated);
+      }
+      org.junit.jupiter.api.Assertions.assertFalse(
+          dev.surgery.core.internal.IdentityHashes.neverComputed(inflated), "hashed in a monitor");
+    }
+    // Where the fast path is meant to work (HotSpot, JDK 17 to 22), it must: else the index
+    // would quietly probe for every replacement again.
+    boolean hotSpot = System.getProperty("java.vm.name", "").contains("64-Bit Server VM");
+    if (hotSpot && Runtime.version().feature() <= 22) {
+      org.junit.jupiter.api.Assertions.assertTrue(
+          dev.surgery.core.internal.IdentityHashes.usable());
+    }
     if (dev.surgery.core.internal.IdentityHashes.usable()) {
       org.junit.jupiter.api.Assertions.assertTrue(
           dev.surgery.core.internal.IdentityHashes.neverComputed(new Object()));

@@ -10,11 +10,9 @@ import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockTreeSnapshot;
 import dev.surgery.core.internal.DjlInternals;
-import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -22,7 +20,15 @@ import java.util.Set;
  * Makes a checkpoint load all or nothing. DJL's {@code Model.load} writes as it reads (the model's
  * properties and data type, then one parameter after another) and keeps no undo, and the surgery
  * replay before it changes the tree: taken before both, this puts the model back as it was when
- * either fails ({@link SurgeryCheckpoint#load}, and the agent around a plain {@code Model.load}).
+ * either fails ({@link SurgeryCheckpoint#load}, and the agent around a plain {@code Model.load}):
+ * its blocks, parameter arrays, frozen flags, properties and data type (DJL's input description and
+ * model directory keep what the failed load set).
+ *
+ * <p>An initialized model's arrays are taken off its parameters for the time of the load, so that
+ * the replay's surgeries free none of them (they free the arrays of the blocks they replace); a
+ * failure puts them back, and so does a load that left a parameter without an array (DJL skips a
+ * parameter saved uninitialized). After a load that replaced them they are left open and
+ * unreferenced, as DJL's own load leaves the arrays it replaces.
  */
 public final class ModelLoadUndo {
 
@@ -32,7 +38,9 @@ public final class ModelLoadUndo {
   private final Map<String, String> properties;
   private final DataType dataType;
   private final Set<Parameter> frozenByReplay;
-  private List<NDArray> replayed = List.of();
+
+  /** The arrays taken off their parameters for the load. */
+  private final Map<Parameter, NDArray> detached = new IdentityHashMap<>();
 
   /** Parameters that had a shape before the replay. */
   private final Set<Parameter> shapedBefore = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -46,14 +54,6 @@ public final class ModelLoadUndo {
     this.model = model;
     this.block = model.getBlock();
     this.snapshot = BlockTreeSnapshot.of(block);
-    // The replay's surgeries free the arrays of the blocks they replace, which a failed load must
-    // put back: the arrays leave their parameters for the time of the load (DJL's load replaces
-    // every one anyway), so the replay sees a model that is not initialized, as usual.
-    for (Parameter p : block.getParameters().values()) {
-      if (p.isInitialized()) {
-        DjlInternals.restoreParameter(p, null, p.getShape());
-      }
-    }
     this.properties = new LinkedHashMap<>(model.getProperties());
     this.dataType = model.getDataType();
     this.frozenByReplay = SurgeryCheckpoint.frozenByReplayOrNull(block);
@@ -62,10 +62,18 @@ public final class ModelLoadUndo {
         shapedBefore.add(p);
       }
     }
+    // Last, once everything that could fail has run: the model is only then changed.
+    for (Parameter p : block.getParameters().values()) {
+      if (p.isInitialized() && !detached.containsKey(p)) {
+        detached.put(p, p.getArray());
+        DjlInternals.restoreParameter(p, null, p.getShape());
+      }
+    }
   }
 
   /**
-   * Records a model with its block set, before the replay and the load.
+   * Records a model with its block set, before the replay and the load, and takes its arrays off
+   * its parameters until {@link #loaded} or {@link #failed}.
    *
    * @param model the model
    * @return the undo
@@ -74,36 +82,33 @@ public final class ModelLoadUndo {
     return new ModelLoadUndo(model);
   }
 
-  /**
-   * Notes the arrays the replay gave new layers (on an initialized model), which DJL's load then
-   * replaces without closing them.
-   */
+  /** Notes the shapes the replay gave parameters, which the load must then fill. */
   public void replayed() {
-    List<NDArray> arrays = new ArrayList<>();
     for (Pair<String, Parameter> named : block.getParameters()) {
       Parameter p = named.getValue();
-      if (p.isInitialized() && !snapshot.recorded(p.getArray())) {
-        arrays.add(p.getArray());
-      }
       if (p.getShape() != null && !shapedBefore.contains(p)) {
         builtByReplay.put(named.getKey(), p.getShape());
         byName.put(named.getKey(), p);
       }
     }
-    replayed = arrays;
   }
 
   /**
-   * After DJL's load returned: checks that every parameter the replay shaped received an array of
-   * that shape (DJL's load does not check shapes: a record that does not describe the saved model,
-   * such as an edited latent size, would load arrays into layers built for others), then frees the
-   * replay's arrays that the load replaced.
+   * After DJL's load returned: puts back an array the load did not replace, then checks that every
+   * parameter the replay shaped received an array of that shape (DJL's load does not check shapes:
+   * a record that does not describe the saved model, such as an edited latent size, would load
+   * arrays into layers built for others).
    *
    * @param origin the file, for the message
    * @throws MalformedModelException when an array does not fit the layer the replay built; the
    *     caller then calls {@link #failed}
    */
   public void loaded(String origin) throws MalformedModelException {
+    for (Map.Entry<Parameter, NDArray> e : detached.entrySet()) {
+      if (!e.getKey().isInitialized()) {
+        DjlInternals.restoreParameter(e.getKey(), e.getValue(), e.getValue().getShape());
+      }
+    }
     for (Map.Entry<String, Shape> built : builtByReplay.entrySet()) {
       Shape loaded = byName.get(built.getKey()).getShape();
       if (loaded != null && !loaded.equals(built.getValue())) {
@@ -118,13 +123,11 @@ public final class ModelLoadUndo {
                 + ": the file's surgery record does not describe the model saved in it (edited?)");
       }
     }
-    closeUnheld();
   }
 
   /** After a replay or load that failed: puts the model back as it was and frees what it read. */
   public void failed() {
     snapshot.restore();
-    closeUnheld();
     Map<String, String> live = model.getProperties();
     try {
       live.keySet().retainAll(properties.keySet());
@@ -134,23 +137,5 @@ public final class ModelLoadUndo {
     properties.forEach(model::setProperty);
     model.setDataType(dataType);
     SurgeryCheckpoint.setFrozenByReplay(block, frozenByReplay);
-  }
-
-  private void closeUnheld() {
-    if (replayed.isEmpty()) {
-      return;
-    }
-    Set<NDArray> held = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Parameter p : block.getParameters().values()) {
-      if (p.isInitialized()) {
-        held.add(p.getArray());
-      }
-    }
-    for (NDArray array : replayed) {
-      if (!held.contains(array) && !array.isReleased()) {
-        array.close();
-      }
-    }
-    replayed = List.of();
   }
 }

@@ -134,28 +134,22 @@ public final class SurgeryCheckpoint {
       }
       model.load(dir, prefix, options);
       undo.loaded(String.valueOf(paramsFile));
-    } catch (IOException e) {
-      undo.failed();
-      throw named(e, paramsFile);
-    } catch (MalformedModelException | RuntimeException e) {
-      undo.failed();
+    } catch (
+        Throwable e) { // an Error too (out of memory decoding a corrupt shape): nothing half done
+      try {
+        undo.failed();
+      } catch (Throwable u) {
+        e.addSuppressed(u);
+      }
+      if (e instanceof EOFException eof && eof.getMessage() == null && paramsFile != null) {
+        // DJL's EOFException of a truncated file names nothing.
+        EOFException named =
+            new EOFException(paramsFile + ": the parameters end early (a truncated file?)");
+        named.initCause(e);
+        throw named;
+      }
       throw e;
     }
-  }
-
-  /**
-   * DJL's {@code EOFException} for a truncated file has no message: it gets one naming the file.
-   *
-   * @param e what the load threw
-   * @param paramsFile the file it read, or null
-   * @return the exception to throw
-   */
-  private static IOException named(IOException e, Path paramsFile) {
-    if (paramsFile != null && e.getMessage() == null) {
-      return new IOException(
-          paramsFile + ": the parameters end early (a truncated file?): " + e, e);
-    }
-    return e;
   }
 
   /** The parameters the last replay on a block froze, or null: for {@link ModelLoadUndo}. */
@@ -445,9 +439,6 @@ public final class SurgeryCheckpoint {
     return frozen;
   }
 
-  /**
-   * The changes that replace a block: a layer only frozen ({@code Conv2d->frozen Conv2d}) is not.
-   */
   /** The first layer a record says was frozen that is trainable after the replay; else null. */
   private static String firstNotFrozen(Block root, Map<String, String> changes) {
     for (Map.Entry<String, String> e : changes.entrySet()) {
@@ -467,6 +458,9 @@ public final class SurgeryCheckpoint {
     return null;
   }
 
+  /**
+   * The changes that replace a block: a layer only frozen ({@code Conv2d->frozen Conv2d}) is not.
+   */
   private static Map<String, String> structural(Map<String, String> changes) {
     Map<String, String> kept = new LinkedHashMap<>();
     for (Map.Entry<String, String> e : changes.entrySet()) {

@@ -1632,6 +1632,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
   }
 
+  /** The model's surgery record as the property holds it; null when there is none. */
+  private static String recordOf(Model model) {
+    return model == null ? null : model.getProperty(PROPERTY);
+  }
+
   /**
    * Marks as applied the one-shot entries that the model's surgery record holds already: a
    * checkpoint loaded with its surgery replayed (through {@link SurgeryCheckpoint#load} or under
@@ -1643,10 +1648,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * the record came from) are the matched entries skipped: a schedule of the rest of training runs
    * in full, even an entry equal to one recorded.
    */
-  private static String recordOf(Model model) {
-    return model == null ? null : model.getProperty(PROPERTY);
-  }
-
   private void skipRecorded(Model model, TrainerState st) {
     String existing = model == null ? null : model.getProperty(PROPERTY);
     if (existing == null || existing.isBlank()) {

@@ -161,6 +161,42 @@ class CheckpointLoadAtomicityTest {
   }
 
   /**
+   * A load into a model the program initialized, that succeeds: the model computes what was saved,
+   * every parameter holds an array the load read, and the only other arrays left open are the
+   * model's own earlier ones (as DJL's own load leaves them): nothing of the replay.
+   */
+  @Test
+  void aSuccessfulLoadIntoAnInitializedModelLeavesNothingOfTheReplay() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(8);
+      NDArray batch = data.randomNormal(INPUT);
+      List<SurgeryRecord> records = new ArrayList<>(RECORDS);
+      records.add(
+          new SurgeryRecord(
+              "factorize",
+              Map.of("min_features", 4, "latent_features", 2, "factorize_convs", false),
+              0,
+              0));
+      float[] saved = saveChanged(batch, records);
+      try (Model model = TestModels.model("atomic")) {
+        model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+        java.util.Set<NDArray> own = OpenArrays.managedBy(model.getNDManager());
+        SurgeryCheckpoint.load(model, dir, "atomic");
+        assertArrayEquals(saved, SurgeryCheckpointTest.outputs(model, batch));
+        java.util.Set<NDArray> expected =
+            java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        expected.addAll(own);
+        for (Parameter p : model.getBlock().getParameters().values()) {
+          assertTrue(p.isInitialized(), p.getName());
+          assertFalse(own.contains(p.getArray()), p.getName() + " kept an array the file holds");
+          expected.add(p.getArray());
+        }
+        assertEquals(expected, OpenArrays.managedBy(model.getNDManager()));
+      }
+    }
+  }
+
+  /**
    * A record edited so that the replay still replaces the same blocks, but builds them for other
    * shapes (a squeeze-excite gate of 3 channels where the saved one had 2): DJL's load does not
    * check shapes and would put the saved arrays into gates built for others. Refused, naming the

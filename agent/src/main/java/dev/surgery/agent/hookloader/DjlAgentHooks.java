@@ -527,30 +527,47 @@ public final class DjlAgentHooks implements DjlHooks {
       // (SurgeryCheckpoint.load has just replayed the record itself before calling Model.load, and
       // puts the model back itself when the load fails.)
       ModelLoadUndo undo = ModelLoadUndo.before(model);
-      replay(model, paramsFile);
-      undo.replayed();
-      LOADS.get().put(model, Map.entry(paramsFile, undo));
+      int replayed;
+      try {
+        replayed = replay(model, paramsFile);
+        undo.replayed();
+      } catch (Throwable t) { // the arrays are off their parameters: put everything back first
+        undo.failed();
+        throw t;
+      }
+      LOADS.get().put(model, new Load(paramsFile, undo, replayed));
+      try {
+        loadEvent(Event.BEFORE_LOAD, model);
+      } catch (Throwable t) { // the load does not happen: nor does its exit advice
+        LOADS.get().remove(model);
+        undo.failed();
+        throw t;
+      }
+      return;
     }
     loadEvent(Event.BEFORE_LOAD, model);
   }
+
+  /** A load in progress: its file, its undo, and how many records were replayed before it. */
+  private record Load(Path file, ModelLoadUndo undo, int replayed) {}
 
   /**
    * The undo of each load this thread is in, from {@link #parametersLoading} to the end of the
    * load: DJL reads the parameters on the calling thread.
    */
-  private static final ThreadLocal<Map<Model, Map.Entry<Path, ModelLoadUndo>>> LOADS =
+  private static final ThreadLocal<Map<Model, Load>> LOADS =
       ThreadLocal.withInitial(IdentityHashMap::new);
 
   /** Checks what the load read against the replay; refused, the model is put back. */
   private static void loaded(Model model) {
-    Map.Entry<Path, ModelLoadUndo> load = LOADS.get().remove(model);
+    Load load = LOADS.get().remove(model);
     if (load == null) {
       return;
     }
     try {
-      load.getValue().loaded(String.valueOf(load.getKey()));
+      load.undo().loaded(String.valueOf(load.file()));
     } catch (MalformedModelException e) {
-      load.getValue().failed();
+      load.undo().failed();
       throw new SurgeryFailure(e);
     }
   }
@@ -558,18 +575,23 @@ public final class DjlAgentHooks implements DjlHooks {
   /** {@inheritDoc} */
   @Override
   public void parametersLoadFailed(Object target) {
-    Map.Entry<Path, ModelLoadUndo> load = LOADS.get().remove(target);
+    Load load = LOADS.get().remove(target);
     if (load != null) {
-      load.getValue().failed();
+      load.undo().failed();
       AgentLog.info(
           "the parameters of "
               + ((Model) target).getName()
-              + " could not be read; the model is as it was before the load (surgery replay"
-              + " undone)");
+              + " could not be read from "
+              + load.file()
+              + "; the model is as it was before the load"
+              + (load.replayed() > 0
+                  ? " (the replay of " + load.replayed() + " surgery record(s) undone)"
+                  : ""));
     }
   }
 
-  private static void replay(Model model, Path paramsFile) {
+  /** Replays the file's record on the model; returns how many records it holds. */
+  private static int replay(Model model, Path paramsFile) {
     List<SurgeryRecord> replayed;
     try {
       replayed = SurgeryCheckpoint.replay(model, paramsFile);
@@ -585,6 +607,7 @@ public final class DjlAgentHooks implements DjlHooks {
               + paramsFile
               + " before loading its parameters");
     }
+    return replayed.size();
   }
 
   private static boolean calledFromCheckpointLibrary() {

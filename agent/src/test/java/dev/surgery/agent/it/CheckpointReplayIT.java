@@ -74,7 +74,38 @@ class CheckpointReplayIT {
         failed.toString());
     assertEquals(
         1,
-        failed.countErr("^surgery-agent: the parameters of .* could not be read; the model is as"),
+        failed.countErr(
+            "^surgery-agent: the parameters of .* could not be read from .*cnn-0002.params; the"
+                + " model is as it was before the load \\(the replay of 1 surgery record\\(s\\)"
+                + " undone\\)"),
         failed.toString());
+
+    // A model the program initialized: its own arrays come back, whether the parameters cannot be
+    // read or the record cannot be replayed (an algorithm this JVM does not know).
+    ForkedJvm.Result initialized =
+        ForkedJvm.main(main, "load-failing", "cut", "init")
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(0, initialized.exitCode(), initialized.toString());
+    assertEquals("true", initialized.findOut("CKPT: own arrays (.*)"), initialized.toString());
+    Path unknown = Files.createDirectories(dir.resolve("unknown"));
+    String text = new String(bytes, java.nio.charset.StandardCharsets.ISO_8859_1);
+    assertTrue(text.contains("\"blurpool\""), "the record names blurpool");
+    Files.write(
+        unknown.resolve("cnn-0002.params"),
+        text.replace("\"blurpool\"", "\"blurpoox\"")
+            .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+    ForkedJvm.Result unknownAlgorithm =
+        ForkedJvm.main(main, "load-failing", "unknown", "init")
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(0, unknownAlgorithm.exitCode(), unknownAlgorithm.toString());
+    assertTrue(
+        unknownAlgorithm.findOut("CKPT: failed (.*)").contains("not registered"),
+        unknownAlgorithm.toString());
+    assertEquals(
+        "true", unknownAlgorithm.findOut("CKPT: own arrays (.*)"), unknownAlgorithm.toString());
   }
 }

@@ -55,12 +55,31 @@ public final class CheckpointApp {
         }
         model.save(dir, "cnn");
       } else if (args[0].equals("load-failing")) {
-        // A program that survives a failed load (a truncated file) and goes on with the model.
+        // A program that survives a failed load (a truncated file) and goes on with the model;
+        // with "init", a model it initialized first, whose own arrays must survive the failure.
+        boolean init = args.length > 2 && args[2].equals("init");
+        java.util.List<NDArray> own = new java.util.ArrayList<>();
+        if (init) {
+          model
+              .getBlock()
+              .initialize(model.getNDManager(), DataType.FLOAT32, new Shape(2, 3, 16, 16));
+          model.getBlock().getParameters().values().forEach(p -> own.add(p.getArray()));
+        }
         try {
           model.load(dir, "cnn");
           System.out.println("CKPT: loaded");
         } catch (IOException | MalformedModelException e) {
           System.out.println("CKPT: failed " + e);
+        }
+        if (init) {
+          java.util.List<NDArray> now = new java.util.ArrayList<>();
+          model.getBlock().getParameters().values().forEach(p -> now.add(p.getArray()));
+          boolean same = own.size() == now.size();
+          for (int i = 0; same && i < own.size(); i++) {
+            same = own.get(i) == now.get(i) && !now.get(i).isReleased();
+          }
+          System.out.println("CKPT: own arrays " + same);
+          return;
         }
         long initialized =
             model.getBlock().getParameters().values().stream()

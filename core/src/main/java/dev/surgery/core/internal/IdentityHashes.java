@@ -9,11 +9,11 @@ import java.lang.reflect.Field;
  * object's header, where {@code sun.misc.Unsafe} reads it.
  *
  * <p>Used only where checked: at class initialization, fresh objects must show no hash and then
- * exactly the hash {@link System#identityHashCode} returns, in the layout of JDK 17 to 23 without
- * compact headers; else (another JVM, another layout, {@code Unsafe} unavailable, or a JDK that
- * warns on its use) {@link #neverComputed} always answers false and callers probe as before. An
- * answer of true is safe whatever other threads do: a header that is locked or biased answers
- * false, and a computed hash never leaves an unlocked header.
+ * exactly the hash {@link System#identityHashCode} returns, in HotSpot's layout of JDK 17 to 22;
+ * else (another JVM, another layout, biased locking switched on, {@code Unsafe} unavailable, or a
+ * JDK from 23 on, which may warn on its use) {@link #neverComputed} always answers false and
+ * callers probe as before. An answer of true is safe whatever other threads do: a header that is
+ * locked or biased answers false, and a computed hash never leaves an unlocked header.
  */
 public final class IdentityHashes {
 
@@ -29,8 +29,9 @@ public final class IdentityHashes {
   static {
     java.lang.invoke.MethodHandle getLong = null;
     boolean usable = false;
-    // JDK 24 warns on every use of Unsafe's memory access; 17 to 23 do not.
-    if (Runtime.version().feature() <= 23) {
+    // JDK 24 warns at the first use of Unsafe's memory access, and JDK 23 does when started with
+    // --sun-misc-unsafe-memory-access=warn: the header is read on 17 to 22 only.
+    if (Runtime.version().feature() <= 22) {
       try {
         Class<?> type = Class.forName("sun.misc.Unsafe");
         Field field = type.getDeclaredField("theUnsafe");
