@@ -21,7 +21,6 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.testing.OpenArrays;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -91,10 +90,7 @@ class CheckpointLoadAtomicityTest {
       NDArray batch = data.randomNormal(INPUT);
       float[] saved = saveChanged(batch);
       Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
-      byte[] bytes = Files.readAllBytes(file);
-      Path cut = Files.createDirectories(dir.resolve("cut"));
-      Files.write(
-          cut.resolve("atomic-0000.params"), java.util.Arrays.copyOf(bytes, bytes.length - 100));
+      Path cut = CheckpointFiles.truncated(file, dir.resolve("cut"), 100);
 
       try (Model model = TestModels.model("atomic")) {
         List<Block> before = blocks(model.getBlock());
@@ -138,10 +134,7 @@ class CheckpointLoadAtomicityTest {
               0));
       saveChanged(batch, records);
       Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
-      byte[] bytes = Files.readAllBytes(file);
-      Path cut = Files.createDirectories(dir.resolve("cut"));
-      Files.write(
-          cut.resolve("atomic-0000.params"), java.util.Arrays.copyOf(bytes, bytes.length - 40));
+      Path cut = CheckpointFiles.truncated(file, dir.resolve("cut"), 40);
       try (Model model = TestModels.model("atomic")) {
         model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
         float[] own = SurgeryCheckpointTest.outputs(model, batch);
@@ -209,15 +202,9 @@ class CheckpointLoadAtomicityTest {
       NDArray batch = data.randomNormal(INPUT);
       float[] saved = saveChanged(batch);
       Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
-      String text =
-          new String(Files.readAllBytes(file), java.nio.charset.StandardCharsets.ISO_8859_1);
-      String latent = "latent_channels\":2";
-      assertTrue(text.contains(latent), "the record as saved");
-      Path edited = Files.createDirectories(dir.resolve("edited"));
-      Files.write(
-          edited.resolve("atomic-0000.params"),
-          text.replace(latent, "latent_channels\":3")
-              .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+      Path edited =
+          CheckpointFiles.edited(
+              file, dir.resolve("edited"), "latent_channels\":2", "latent_channels\":3");
       try (Model model = TestModels.model("atomic")) {
         List<Block> before = blocks(model.getBlock());
         MalformedModelException e =

@@ -472,15 +472,9 @@ class SurgeryCheckpointTest {
     }
     Path file = SurgeryCheckpoint.resolveParamsFile(dir, "edited", null);
     assertFalse(SurgeryCheckpoint.readRecord(file).get(0).changes().isEmpty());
-    String text =
-        new String(Files.readAllBytes(file), java.nio.charset.StandardCharsets.ISO_8859_1);
-    String start = "\"freeze_start\":0.0";
-    assertTrue(text.contains(start), "the record as saved");
-    Path edited = Files.createDirectories(dir.resolve("edited-dir"));
-    Files.write(
-        edited.resolve("edited-0000.params"),
-        text.replace(start, "\"freeze_start\":0.9")
-            .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+    Path edited =
+        CheckpointFiles.edited(
+            file, dir.resolve("edited-dir"), "\"freeze_start\":0.0", "\"freeze_start\":0.9");
     try (Model model = TestModels.model("edited")) {
       String before = TestModels.structure(model.getBlock());
       Map<Parameter, Boolean> trainable = new IdentityHashMap<>();

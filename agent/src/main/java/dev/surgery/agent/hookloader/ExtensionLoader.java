@@ -72,15 +72,12 @@ final class ExtensionLoader extends ChildFirstLoader {
         }
         Optional<ProviderDeclarations.Conflict> conflict = declarations.add(jar.toString(), text);
         if (conflict.isPresent()) {
-          ProviderDeclarations.Conflict c = conflict.get();
-          return "the provider class "
-              + c.provider()
-              + " is in both "
-              + c.firstPlace()
-              + " and "
-              + c.secondPlace()
-              + ": one class loader defines it once, so one jar would be ignored; give each"
-              + " its own class name, or give one jar";
+          return conflict
+              .get()
+              .message(
+                  "the provider class",
+                  "one class loader defines it once, so one jar would be ignored; give each its"
+                      + " own class name, or give one jar");
         }
       } catch (IOException e) {
         return "cannot read " + jar + ": " + e.getMessage();

@@ -164,15 +164,12 @@ public final class Algorithms {
         }
         Optional<ProviderDeclarations.Conflict> conflict = declarations.add(placeOf(file), text);
         if (conflict.isPresent()) {
-          ProviderDeclarations.Conflict c = conflict.get();
-          return "the algorithm provider "
-              + c.provider()
-              + " is in both "
-              + c.firstPlace()
-              + " and "
-              + c.secondPlace()
-              + ": a class loader defines it once, so one of them would be ignored; keep one"
-              + " jar on the class path";
+          return conflict
+              .get()
+              .message(
+                  "the algorithm provider",
+                  "a class loader defines it once, so one of them would be ignored; keep one jar"
+                      + " on the class path");
         }
       }
     } catch (java.io.IOException e) {

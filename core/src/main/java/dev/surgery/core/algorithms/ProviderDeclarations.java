@@ -26,7 +26,28 @@ public final class ProviderDeclarations {
    * @param firstPlace where it was declared first
    * @param secondPlace where it was declared again
    */
-  public record Conflict(String provider, String firstPlace, String secondPlace) {}
+  public record Conflict(String provider, String firstPlace, String secondPlace) {
+
+    /**
+     * Says what is wrong, for example {@code the provider class a.B is in both x.jar and y.jar:
+     * <advice>}.
+     *
+     * @param what what the class is called in the message
+     * @param advice what happens and what to do
+     * @return the message
+     */
+    public String message(String what, String advice) {
+      return what
+          + " "
+          + provider
+          + " is in both "
+          + firstPlace
+          + " and "
+          + secondPlace
+          + ": "
+          + advice;
+    }
+  }
 
   private final Map<String, String> placeOfProvider = new HashMap<>();
 
