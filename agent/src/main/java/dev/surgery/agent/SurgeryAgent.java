@@ -207,21 +207,25 @@ public final class SurgeryAgent {
 
   /**
    * What is wrong with a config path that is a link to nothing: the link's own path says nothing
-   * about what to fix, its target does. (The library's config reader follows a whole chain; the
-   * agent's premain stays clear of library classes, so it reads the one link.)
+   * about what to fix, the missing file at the end of the chain does. (The library's config reader
+   * does the same; the agent's premain stays clear of library classes.)
    */
   private static String brokenLink(Path link) {
-    try {
-      Path target = Files.readSymbolicLink(link);
-      Path folder = link.toAbsolutePath().getParent();
-      // A relative target is resolved against the link's folder, as the system does.
-      Path missing = (folder == null ? target : folder.resolve(target)).normalize();
-      return Files.isSymbolicLink(missing)
-          ? "the config file is a symbolic link to " + missing + ", a broken or looping link"
-          : "the config file is a symbolic link to a missing file: " + missing + " does not exist";
-    } catch (IOException | UnsupportedOperationException | SecurityException e) {
-      return "the config file is a broken or looping symbolic link";
+    Path current = link.toAbsolutePath();
+    // A chain longer than the system follows is a loop.
+    for (int hops = 0; hops < 40 && Files.isSymbolicLink(current); hops++) {
+      try {
+        Path target = Files.readSymbolicLink(current);
+        Path folder = current.getParent();
+        // A relative target is resolved against the link's folder, as the system does.
+        current = (folder == null ? target : folder.resolve(target)).normalize();
+      } catch (IOException | UnsupportedOperationException | SecurityException e) {
+        return "the config file is a broken or looping symbolic link";
+      }
     }
+    return Files.isSymbolicLink(current)
+        ? "the config file is a looping chain of symbolic links"
+        : "the config file is a symbolic link to a missing file: " + current + " does not exist";
   }
 
   /** One condition on a path the user gave, and what is wrong when the path fails it. */

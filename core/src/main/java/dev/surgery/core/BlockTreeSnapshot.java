@@ -20,11 +20,12 @@ import java.util.Set;
 
 /**
  * What a block tree is made of at one moment, to put back after a multi-step change failed part way
- * (a checkpoint's surgery replay and the parameter load after it): every block's children and the
- * fields that hold blocks, with the contents of their lists, arrays and maps, each block's recorded
- * input shapes, and each parameter's array, shape and whether it trains. A restore drops what the
- * failed change added, and frees the arrays of parameters that have no place in the restored tree
- * or that replaced an array the snapshot knew.
+ * (a checkpoint's surgery replay and the parameter load after it): every block's children and every
+ * field of it (a layer's settings, which DJL's load writes as it reads them, and the fields that
+ * hold blocks, with the contents of their lists, arrays and maps), each block's recorded input
+ * shapes, and each parameter's array, shape and whether it trains. A restore drops what the failed
+ * change added, and frees the arrays of parameters that have no place in the restored tree or that
+ * replaced an array the snapshot knew.
  *
  * <p>One surgery is all-or-nothing by itself (its own undo log); this is for a sequence of them
  * plus DJL's own writes, which keep no log. It holds references, not copies of values: an array
@@ -70,9 +71,12 @@ public final class BlockTreeSnapshot {
     for (Block block : reachable(root)) {
       BlockList children = DjlInternals.liveChildren(block);
       List<FieldState> fields = new ArrayList<>();
-      for (Field field : DjlInternals.blockHoldingFields(block.getClass())) {
+      List<Field> holding = DjlInternals.blockHoldingFields(block.getClass());
+      for (Field field : DjlInternals.instanceFields(block.getClass())) {
+        // Every field: DJL's load writes a layer's settings (Linear.units) as it reads them.
         Object value = DjlInternals.read(field, block);
-        fields.add(new FieldState(field, value, contentsOf(value)));
+        fields.add(
+            new FieldState(field, value, holding.contains(field) ? contentsOf(value) : null));
       }
       snapshot.blocks.add(
           new BlockState(
@@ -143,10 +147,16 @@ public final class BlockTreeSnapshot {
         children.values().addAll(state.children());
       }
       for (FieldState field : state.fields()) {
-        if (DjlInternals.read(field.field(), state.block()) != field.value()) {
+        Object now = DjlInternals.read(field.field(), state.block());
+        boolean same =
+            field.field().getType().isPrimitive()
+                ? now.equals(field.value())
+                : now == field.value();
+        if (!same) {
           DjlInternals.write(field.field(), state.block(), field.value());
         }
-        if (!sameElements(contentsOf(field.value()), field.contents())) {
+        if (field.contents() != null
+            && !sameElements(contentsOf(field.value()), field.contents())) {
           restoreContents(field.value(), field.contents());
         }
       }

@@ -38,6 +38,7 @@ public final class ModelLoadUndo {
   private final Map<String, String> properties;
   private final DataType dataType;
   private final Set<Parameter> frozenByReplay;
+  private final String carried;
 
   /** The arrays taken off their parameters for the load. */
   private final Map<Parameter, NDArray> detached = new IdentityHashMap<>();
@@ -57,6 +58,7 @@ public final class ModelLoadUndo {
     this.properties = new LinkedHashMap<>(model.getProperties());
     this.dataType = model.getDataType();
     this.frozenByReplay = SurgeryCheckpoint.frozenByReplayOrNull(block);
+    this.carried = SurgeryCheckpoint.carriedBy(block);
     for (Parameter p : block.getParameters().values()) {
       if (p.getShape() != null) {
         shapedBefore.add(p);
@@ -137,5 +139,6 @@ public final class ModelLoadUndo {
     properties.forEach(model::setProperty);
     model.setDataType(dataType);
     SurgeryCheckpoint.setFrozenByReplay(block, frozenByReplay);
+    SurgeryCheckpoint.carries(block, carried);
   }
 }

@@ -225,6 +225,7 @@ public final class SurgeryCheckpoint {
           model.getDataType(),
           inputShapes,
           paramsFile.toString());
+      carries(block, SurgeryJson.recordsToJson(records));
       if (inputShapes.length > 0 && noArrays(block)) {
         // Every layer the replay built gets the shapes its arrays must have (still no array), so
         // that the load can be checked against them: DJL's own load checks no shape.
@@ -249,13 +250,15 @@ public final class SurgeryCheckpoint {
   }
 
   /**
-   * Whether the model is already what the records make of the original architecture: its own
-   * surgery record is the file's (a program saving and loading the same model, as a program under
-   * the agent may without knowing of surgery). Replaying again would change nothing, which the
-   * check of the architecture refuses.
+   * Whether the model is already what the records make of the original architecture: its block
+   * carries the file's records (a program saving and loading the same model, as a program under the
+   * agent may without knowing of surgery). Replaying again would change nothing, which the check of
+   * the architecture refuses.
    */
   private static boolean alreadyHas(Model model, List<SurgeryRecord> records) {
-    String own = model.getProperty(SurgeryListener.PROPERTY);
+    // What the block carries, not the model's property: a program that sets the original block
+    // again on the same Model object keeps the property of the block it replaced.
+    String own = model.getBlock() == null ? null : CARRIED.get(model.getBlock());
     if (own == null || own.isBlank()) {
       return false;
     }
@@ -425,6 +428,29 @@ public final class SurgeryCheckpoint {
   private static final Map<Block, Set<Parameter>> FROZEN_BY_REPLAY =
       Collections.synchronizedMap(new WeakHashMap<>());
 
+  /** The surgery records each root block carries (replayed, or applied by a listener), weakly. */
+  private static final Map<Block, String> CARRIED =
+      Collections.synchronizedMap(new WeakHashMap<>());
+
+  /**
+   * Notes that a root block now carries these records (a listener applied one more, or a replay
+   * made them): a later load of a file with the same records into this block replays nothing.
+   */
+  static void carries(Block root, String recordsJson) {
+    if (root != null) {
+      if (recordsJson == null) {
+        CARRIED.remove(root);
+      } else {
+        CARRIED.put(root, recordsJson);
+      }
+    }
+  }
+
+  /** The records a root block carries, or null: for {@link ModelLoadUndo}. */
+  static String carriedBy(Block root) {
+    return root == null ? null : CARRIED.get(root);
+  }
+
   /** The trainable kinds of parameters of a tree that take no gradient. */
   private static Set<Parameter> frozen(Block block) {
     Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -563,6 +589,39 @@ public final class SurgeryCheckpoint {
   }
 
   /**
+   * Reads a shape as DJL's {@code Shape.decode} does, refusing lengths no shape has: a damaged file
+   * would otherwise have it allocate an array of billions (an {@code OutOfMemoryError}).
+   */
+  private static Shape shape(DataInputStream dis, Path paramsFile) throws IOException {
+    int rank = dis.readInt();
+    if (rank < 0 || rank > MAX_RANK) {
+      throw new IOException(
+          paramsFile + ": malformed header (an input shape of rank " + rank + ")");
+    }
+    long[] dimensions = new long[rank];
+    for (int i = 0; i < rank; i++) {
+      dimensions[i] = dis.readLong();
+    }
+    int layoutLength = dis.readInt();
+    if (layoutLength < 0 || layoutLength > MAX_RANK) {
+      throw new IOException(
+          paramsFile + ": malformed header (an input layout of " + layoutLength + " characters)");
+    }
+    char[] layout = new char[layoutLength];
+    for (int i = 0; i < layoutLength; i++) {
+      layout[i] = dis.readChar();
+    }
+    try {
+      return new Shape(dimensions, new String(layout));
+    } catch (IllegalArgumentException e) {
+      throw new IOException(paramsFile + ": malformed header (" + e.getMessage() + ")", e);
+    }
+  }
+
+  /** More dimensions than any input has: PyTorch itself allows 64. */
+  private static final int MAX_RANK = 64;
+
+  /**
    * Reads the header of a DJL parameter file, the way {@code BaseModel} does: {@code DJL@}, the
    * version, the model name, the data type, the input descriptions and the properties.
    *
@@ -601,7 +660,7 @@ public final class SurgeryCheckpoint {
       List<Shape> shapes = new ArrayList<>();
       for (int i = 0; i < inputs; i++) {
         names.add(dis.readUTF());
-        shapes.add(Shape.decode(dis));
+        shapes.add(shape(dis, paramsFile));
       }
       int count = dis.readInt();
       if (count < 0 || count > 1 << 16) {

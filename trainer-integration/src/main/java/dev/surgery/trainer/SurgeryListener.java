@@ -1409,7 +1409,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             epoch,
             planned,
             SurgeryRecord.changesOf(changes)));
-    model.setProperty(PROPERTY, SurgeryJson.recordsToJson(records));
+    String json = SurgeryJson.recordsToJson(records);
+    model.setProperty(PROPERTY, json);
+    SurgeryCheckpoint.carries(model.getBlock(), json);
   }
 
   // ------------------------------------------------------------------ batches and loss

@@ -64,6 +64,45 @@ class CheckpointLoadAtomicityTest {
     }
   }
 
+  /** Saves a wider model (6 filters, where the test model has 4) after the same records. */
+  private Path saveWider(Path folder) throws Exception {
+    try (Model model =
+        dev.surgery.core.testing.TinyModels.model(
+            "atomic", dev.surgery.core.testing.TinyModels.cnn(6))) {
+      Block block = model.getBlock();
+      block.initialize(model.getNDManager(), model.getDataType(), INPUT);
+      for (SurgeryRecord r : RECORDS) {
+        Algorithms.spec(r.algorithm()).create(r.hyperparameters()).apply(SurgeryContext.of(block));
+      }
+      model.setProperty(SurgeryListener.PROPERTY, SurgeryJson.recordsToJson(RECORDS));
+      model.save(folder, "atomic");
+    }
+    return folder;
+  }
+
+  /**
+   * A file of a wider model is refused (its arrays do not fit the layers the replay built), and
+   * DJL's load had meanwhile written the file's layer settings into the blocks (a Linear's input
+   * features): they are put back too, so that the model's own file then loads (it was refused).
+   */
+  @Test
+  void aRefusedLoadPutsBackTheLayerSettingsDjlReadFromTheFile() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(9);
+      NDArray batch = data.randomNormal(INPUT);
+      float[] saved = saveChanged(batch);
+      Path wider = saveWider(dir.resolve("wider"));
+      try (Model model = TestModels.model("atomic")) {
+        List<Block> before = blocks(model.getBlock());
+        assertThrows(
+            MalformedModelException.class, () -> SurgeryCheckpoint.load(model, wider, "atomic"));
+        assertSameBlocks(before, model.getBlock());
+        SurgeryCheckpoint.load(model, dir, "atomic");
+        assertArrayEquals(saved, SurgeryCheckpointTest.outputs(model, batch));
+      }
+    }
+  }
+
   /** The blocks of a tree in walk order, to tell the very same objects back in their places. */
   private static List<Block> blocks(Block root) {
     List<Block> all = new ArrayList<>(List.of(root));

@@ -314,6 +314,12 @@ class SurgeryCheckpointTest {
       // saved architecture, so nothing is replayed and the load succeeds.
       SurgeryCheckpoint.load(original, dir, "strided");
       assertEquals(1, TestModels.count(original.getBlock(), "BlurConv2d"));
+      // The same Model object given the original block again (one Model for several checkpoints):
+      // it keeps the loaded file's surgery property, but its block carries no surgery, so the
+      // replay runs (it was skipped: the weights went into the original layers, silently).
+      original.setBlock(twoConvs(1, 2));
+      SurgeryCheckpoint.load(original, dir, "strided");
+      assertEquals(1, TestModels.count(original.getBlock(), "BlurConv2d"));
     }
   }
 

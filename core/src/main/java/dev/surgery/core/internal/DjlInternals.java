@@ -255,6 +255,35 @@ public final class DjlInternals {
     set(parameterShape, parameter, shape);
   }
 
+  private static final ClassValue<List<Field>> INSTANCE_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
+          for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
+            for (Field f : c.getDeclaredFields()) {
+              if (!Modifier.isStatic(f.getModifiers())) {
+                f.setAccessible(true);
+                fields.add(f);
+              }
+            }
+          }
+          return List.copyOf(fields);
+        }
+      };
+
+  /**
+   * Lists every instance field of a block class and its superclasses, DJL's included (a layer's
+   * settings such as {@code Linear.units}, which DJL's {@code loadMetadata} writes as it reads a
+   * parameter file): what a snapshot of the block must record to put it back.
+   *
+   * @param type the block class
+   * @return accessible fields, from the most derived class upwards
+   */
+  public static List<Field> instanceFields(Class<?> type) {
+    return INSTANCE_FIELDS.get(type);
+  }
+
   /**
    * Lists every instance field, declared anywhere in the class hierarchy below {@link
    * AbstractBlock}, that may hold child blocks: block-typed fields, collections, maps and arrays.
