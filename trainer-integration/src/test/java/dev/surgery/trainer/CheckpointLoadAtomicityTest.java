@@ -45,6 +45,20 @@ class CheckpointLoadAtomicityTest {
           new SurgeryRecord(
               "squeeze_excite", Map.of("min_channels", 4, "latent_channels", 2), 0, 0));
 
+  /**
+   * The records with factorize, whose replay on an initialized model replaces layers whose arrays
+   * it would free.
+   */
+  private static final List<SurgeryRecord> WITH_FACTORIZE =
+      List.of(
+          RECORDS.get(0),
+          RECORDS.get(1),
+          new SurgeryRecord(
+              "factorize",
+              Map.of("min_features", 4, "latent_features", 2, "factorize_convs", false),
+              0,
+              0));
+
   /** Saves the test model after the records' surgery; returns its outputs on the batch. */
   private float[] saveChanged(NDArray batch) throws Exception {
     return saveChanged(batch, RECORDS);
@@ -163,15 +177,7 @@ class CheckpointLoadAtomicityTest {
     try (NDManager data = NDManager.newBaseManager()) {
       data.getEngine().setRandomSeed(6);
       NDArray batch = data.randomNormal(INPUT);
-      // With factorize, whose replay on this model replaces layers whose arrays it would free.
-      List<SurgeryRecord> records = new ArrayList<>(RECORDS);
-      records.add(
-          new SurgeryRecord(
-              "factorize",
-              Map.of("min_features", 4, "latent_features", 2, "factorize_convs", false),
-              0,
-              0));
-      saveChanged(batch, records);
+      saveChanged(batch, WITH_FACTORIZE);
       Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
       Path cut = CheckpointFiles.truncated(file, dir.resolve("cut"), 40);
       try (Model model = TestModels.model("atomic")) {
@@ -202,14 +208,7 @@ class CheckpointLoadAtomicityTest {
     try (NDManager data = NDManager.newBaseManager()) {
       data.getEngine().setRandomSeed(8);
       NDArray batch = data.randomNormal(INPUT);
-      List<SurgeryRecord> records = new ArrayList<>(RECORDS);
-      records.add(
-          new SurgeryRecord(
-              "factorize",
-              Map.of("min_features", 4, "latent_features", 2, "factorize_convs", false),
-              0,
-              0));
-      float[] saved = saveChanged(batch, records);
+      float[] saved = saveChanged(batch, WITH_FACTORIZE);
       try (Model model = TestModels.model("atomic")) {
         model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
         java.util.Set<NDArray> own = OpenArrays.managedBy(model.getNDManager());
