@@ -298,8 +298,10 @@ public final class SurgeryCheckpoint {
    * @param origin what to name in messages (the checkpoint file)
    * @throws MalformedModelException if a record names an unknown algorithm or invalid values
    *     (checked for every record before the first is replayed), or cannot be replayed on this
-   *     architecture; either way the block is then as it was (the records replayed before the
-   *     refused one are undone)
+   *     architecture; either way a block without arrays (the documented use) is then as it was, the
+   *     records replayed before the refused one undone (on a block the caller initialized, whose
+   *     replaced layers' arrays the replay frees, they stay: build it anew, or use {@link #load},
+   *     which is all or nothing)
    */
   public static void replay(
       Block block,
@@ -334,12 +336,16 @@ public final class SurgeryCheckpoint {
       }
     }
     Set<Parameter> frozenBefore = frozen(block);
-    BlockTreeSnapshot snapshot = BlockTreeSnapshot.of(block);
+    // A snapshot cannot bring back arrays that a committed surgery freed: it is taken on a block
+    // without arrays (the documented use, and what load() and the agent hand over).
+    BlockTreeSnapshot snapshot = noArrays(block) ? BlockTreeSnapshot.of(block) : null;
     try {
       replayChecked(block, records, algorithms, manager, dataType, inputShapes, origin);
     } catch (MalformedModelException | RuntimeException e) {
       // A refused record leaves the block as it was, with the records before it undone too.
-      snapshot.restore();
+      if (snapshot != null) {
+        snapshot.restore();
+      }
       throw e;
     }
     Set<Parameter> frozenNow = frozen(block);
