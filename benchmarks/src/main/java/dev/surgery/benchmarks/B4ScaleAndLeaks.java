@@ -71,8 +71,8 @@ public final class B4ScaleAndLeaks {
               "runs",
               6,
               1,
-              "measured rounds per tree size (the engine and the floor take turns going first, so"
-                  + " at least 2 with the scale part)")
+              "measured rounds at 200k blocks, up to 20 times as many for smaller trees (the engine"
+                  + " and the floor take turns going first, so at least 2 with the scale part)")
           .count("cycles", 1000, 1, "apply/revert cycles of the leak soak")
           .choice("part", "all", "which part", "all", "leaks", "scale")
           .choice(
@@ -103,11 +103,11 @@ public final class B4ScaleAndLeaks {
   /**
    * Runs the benchmark.
    *
-   * @param args {@code --runs N} measured rounds per tree size (default 6; the engine and the floor
-   *     take turns going first, so at least 2), {@code --cycles N} (default 1000), {@code --part
-   *     leaks|scale|all} (default all), {@code --mode full|surgery|steps} (default full: apply,
-   *     step, revert, step; surgery: apply and revert only; steps: two training steps only, the
-   *     control for what training alone does to RSS)
+   * @param args {@code --runs N} measured rounds at 200k blocks, up to 20 times as many for smaller
+   *     trees (default 6; the engine and the floor take turns going first, so at least 2), {@code
+   *     --cycles N} (default 1000), {@code --part leaks|scale|all} (default all), {@code --mode
+   *     full|surgery|steps} (default full: apply, step, revert, step; surgery: apply and revert
+   *     only; steps: two training steps only, the control for what training alone does to RSS)
    * @throws Exception if DJL fails
    */
   public static void main(String[] args) throws Exception {
@@ -140,6 +140,7 @@ public final class B4ScaleAndLeaks {
     double firstEnginePerBlock = 0;
     for (int size : new int[] {1_000, 10_000, 50_000, 200_000}) {
       SequentialBlock root = tree(size);
+      int rounds = roundsFor(size, runs);
       int blocks = countAll(root);
       List<Double> walk = new ArrayList<>();
       List<Double> count = new ArrayList<>();
@@ -152,7 +153,7 @@ public final class B4ScaleAndLeaks {
       int replaced = 0;
       int replacedPrebuilt = 0;
       int replacedFloor = 0;
-      for (int r = -2; r < runs; r++) {
+      for (int r = -2; r < rounds; r++) {
         // The reference: a plain breadth-first walk of the same tree with getChildren().
         long t = BenchSupport.threadCpuNanos();
         int walked = plainWalk(root);
@@ -249,9 +250,15 @@ public final class B4ScaleAndLeaks {
     BenchSupport.printTable(
         "B4a surgery time vs block count (generated trees, uninitialized blocks), thread CPU ms,"
             + " medians of "
-            + runs
-            + " runs (engine and floor take turns going first; theirs the mean of the two orders'"
-            + " medians), "
+            + roundsFor(1_000, runs)
+            + ", "
+            + roundsFor(10_000, runs)
+            + ", "
+            + roundsFor(50_000, runs)
+            + " and "
+            + roundsFor(200_000, runs)
+            + " rounds by size (engine and floor take turns going first; theirs the mean of the two"
+            + " orders' medians), "
             + BenchSupport.machine()
             + ", load "
             + loadBefore
@@ -281,6 +288,16 @@ public final class B4ScaleAndLeaks {
             + " runtime class path> dev.surgery.benchmarks.B4ScaleAndLeaks --part scale --runs "
             + runs
             + " (OMP_NUM_THREADS=1)");
+  }
+
+  /**
+   * Measured rounds for a tree size: {@code runs} at 200k blocks, more for smaller trees (up to 20
+   * times as many), so that each size's medians rest on about as much measured time. A 1k-block
+   * walk takes well under a millisecond: six of them gave ratios that moved by a third between
+   * JVMs.
+   */
+  static int roundsFor(int size, int runs) {
+    return Math.max(runs, Math.min(20 * runs, runs * (200_000 / size)));
   }
 
   /**
