@@ -2,7 +2,6 @@ package dev.surgery.core;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
@@ -43,12 +42,9 @@ public final class BlockTreeSnapshot {
   /** The recorded parameters' arrays, built at the first question. */
   private Set<Object> recordedArrays;
 
+  /** A block's children and its fields (its recorded input shapes among them). */
   private record BlockState(
-      Block block,
-      List<String> keys,
-      List<Block> children,
-      List<FieldState> fields,
-      Shape[] shapes) {}
+      Block block, List<String> keys, List<Block> children, List<FieldState> fields) {}
 
   private record FieldState(Field field, Object value, Object contents) {}
 
@@ -83,8 +79,7 @@ public final class BlockTreeSnapshot {
               block,
               children == null ? null : new ArrayList<>(children.keys()),
               children == null ? null : new ArrayList<>(children.values()),
-              fields,
-              DjlInternals.recordedInputShapes(block)));
+              fields));
       for (Parameter p : block.getDirectParameters().values()) {
         if (met.add(p)) {
           snapshot.parameters.add(
@@ -159,9 +154,6 @@ public final class BlockTreeSnapshot {
             && !sameElements(contentsOf(field.value()), field.contents())) {
           restoreContents(field.value(), field.contents());
         }
-      }
-      if (state.block() instanceof AbstractBaseBlock base) {
-        DjlInternals.setRecordedInputShapes(base, state.shapes());
       }
     }
     for (ParameterState state : parameters) {

@@ -345,24 +345,32 @@ class EventsTest {
     SurgeryListener.fromConfig(config, SurgeryTrain.EVENTS);
   }
 
+  /**
+   * Under on_error: fail, the test plugin that throws in {@code in} stops training with a failure
+   * that names it and the call ({@code match} or {@code apply}) it threw in.
+   */
+  private static void assertFailsNamingThePlugin(String in, String call) throws Exception {
+    SurgeryListener failing = listener("algorithms:\n  - name: t_ev_throw\n    in: " + in + "\n");
+    try (Model model = TestModels.model("throw-" + in);
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(failing))) {
+      trainer.initialize(TestModels.INPUT);
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class,
+              () -> SurgeryTrain.fit(trainer, 1, TestModels.dataset(manager, 1), null));
+      assertTrue(
+          e.getMessage().contains("algorithm 't_ev_throw'")
+              && e.getMessage().contains("threw in " + call + "(batch_end)")
+              && e.getMessage().contains("injected in " + call),
+          e.getMessage());
+    }
+  }
+
   @Test
   void aThrowingPluginFailsNamingItselfOrIsSkippedLeavingTrainingUnchanged() throws Exception {
     for (String in : List.of("match", "apply")) {
-      SurgeryListener failing = listener("algorithms:\n  - name: t_ev_throw\n    in: " + in + "\n");
-      try (Model model = TestModels.model("throw");
-          NDManager manager = NDManager.newBaseManager();
-          Trainer trainer = model.newTrainer(TestModels.config(failing))) {
-        trainer.initialize(TestModels.INPUT);
-        SurgeryFailedException e =
-            assertThrows(
-                SurgeryFailedException.class,
-                () -> SurgeryTrain.fit(trainer, 1, TestModels.dataset(manager, 1), null));
-        assertTrue(
-            e.getMessage().contains("algorithm 't_ev_throw'")
-                && e.getMessage().contains("threw in " + in + "(batch_end)")
-                && e.getMessage().contains("injected in " + in),
-            e.getMessage());
-      }
+      assertFailsNamingThePlugin(in, in);
     }
     SurgeryListener skipping =
         listener("algorithms:\n  - name: t_ev_throw\n    in: apply\non_error: skip\n");
@@ -400,21 +408,7 @@ class EventsTest {
   void aPluginsOwnErrorIsAFailureThatOnErrorDecides() throws Exception {
     for (String in : List.of("match_assert", "apply_linkage", "apply_overflow")) {
       String call = in.substring(0, in.indexOf('_'));
-      SurgeryListener failing = listener("algorithms:\n  - name: t_ev_throw\n    in: " + in + "\n");
-      try (Model model = TestModels.model("error-" + in);
-          NDManager manager = NDManager.newBaseManager();
-          Trainer trainer = model.newTrainer(TestModels.config(failing))) {
-        trainer.initialize(TestModels.INPUT);
-        SurgeryFailedException e =
-            assertThrows(
-                SurgeryFailedException.class,
-                () -> SurgeryTrain.fit(trainer, 1, TestModels.dataset(manager, 1), null));
-        assertTrue(
-            e.getMessage().contains("algorithm 't_ev_throw'")
-                && e.getMessage().contains("threw in " + call + "(batch_end)")
-                && e.getMessage().contains("injected in " + call),
-            e.getMessage());
-      }
+      assertFailsNamingThePlugin(in, call);
       SurgeryListener skipping =
           listener("algorithms:\n  - name: t_ev_throw\n    in: " + in + "\non_error: skip\n");
       try (Model model = TestModels.model("skip-" + in);

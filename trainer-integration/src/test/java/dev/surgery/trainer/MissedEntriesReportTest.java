@@ -45,12 +45,16 @@ class MissedEntriesReportTest {
     return JsonParser.parseString(Files.readString(report)).getAsJsonObject();
   }
 
+  /** The log's only not_run entry. */
+  private static JsonObject onlyNotRun(Path report) throws Exception {
+    JsonArray notRun = read(report).getAsJsonArray("not_run");
+    assertEquals(1, notRun.size(), notRun.toString());
+    return notRun.get(0).getAsJsonObject();
+  }
+
   /** The one not_run entry of the log, checked to be t_pool at epoch 1. */
   private static String onlyNotRunReason(Path report) throws Exception {
-    JsonObject log = read(report);
-    JsonArray notRun = log.getAsJsonArray("not_run");
-    assertEquals(1, notRun.size(), log.toString());
-    JsonObject entry = notRun.get(0).getAsJsonObject();
+    JsonObject entry = onlyNotRun(report);
     assertEquals(TestAlgorithms.POOL, entry.get("algorithm").getAsString(), entry.toString());
     assertEquals(1, entry.get("epoch").getAsInt(), entry.toString());
     return entry.get("reason").getAsString();
@@ -82,14 +86,7 @@ class MissedEntriesReportTest {
   void anEntryAfterAFailureThatStoppedTrainingSaysSo() throws Exception {
     Path report = tmp.resolve("stopped.json");
     SurgeryListener listener = stoppingListener(report);
-    try (Model model = TestModels.model("stopped");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      assertThrows(
-          SurgeryFailedException.class,
-          () -> EasyTrain.fit(trainer, 3, TestModels.dataset(data, 5), null));
-    }
+    fitUntilStopped(listener, "stopped", false, 3);
     assertEquals(
         "t_fail at epoch 1 (builder entry 1) failed before it at the end of epoch 1 and stopped"
             + " training",
@@ -125,9 +122,7 @@ class MissedEntriesReportTest {
     trainCatchingFailures(listener, "repeating");
     assertEquals(
         2, TestAlgorithms.CALLS.size(), "it ran at epochs 2 and 3: " + TestAlgorithms.CALLS);
-    JsonArray notRun = read(report).getAsJsonArray("not_run");
-    assertEquals(1, notRun.size(), notRun.toString());
-    JsonObject entry = notRun.get(0).getAsJsonObject();
+    JsonObject entry = onlyNotRun(report);
     assertEquals(TestAlgorithms.LOG, entry.get("algorithm").getAsString(), entry.toString());
     String reason = entry.get("reason").getAsString();
     assertTrue(reason.startsWith("t_fail at epoch 1"), reason);
@@ -152,26 +147,13 @@ class MissedEntriesReportTest {
             .optReportPath(report)
             .build();
     TestAlgorithms.CALLS.clear();
-    try (Model model = TestModels.model("step-stop");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      assertThrows(
-          SurgeryFailedException.class,
-          () -> SurgeryTrain.fit(trainer, 2, TestModels.dataset(data, 5), null));
-    }
+    fitUntilStopped(listener, "step-stop", true, 2);
     assertEquals(0, TestAlgorithms.CALLS.size(), TestAlgorithms.CALLS.toString());
-    JsonArray notRun = read(report).getAsJsonArray("not_run");
-    assertEquals(2, notRun.size(), notRun.toString());
+    assertEquals(2, read(report).getAsJsonArray("not_run").size(), read(report).toString());
     String stopped =
         "t_fail at step 2 (builder entry 1) failed before it at step 2 and stopped training";
-    JsonObject pool = notRun.get(0).getAsJsonObject();
-    JsonObject log = notRun.get(1).getAsJsonObject();
-    if (!pool.get("algorithm").getAsString().equals(TestAlgorithms.POOL)) {
-      JsonObject t = pool;
-      pool = log;
-      log = t;
-    }
+    JsonObject pool = notRunOf(report, TestAlgorithms.POOL);
+    JsonObject log = notRunOf(report, TestAlgorithms.LOG);
     assertEquals(stopped, pool.get("reason").getAsString(), pool.toString());
     assertFalse(pool.has("epoch"), pool.toString());
     assertEquals("at step 2", pool.get("when").getAsString(), pool.toString());
@@ -191,24 +173,11 @@ class MissedEntriesReportTest {
                 algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
             .optReportPath(report)
             .build();
-    try (Model model = TestModels.model("once");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      assertThrows(
-          SurgeryFailedException.class,
-          () -> EasyTrain.fit(trainer, 3, TestModels.dataset(data, 5), null));
-    }
-    JsonArray notRun = read(report).getAsJsonArray("not_run");
-    assertEquals(1, notRun.size(), notRun.toString());
+    fitUntilStopped(listener, "once", false, 3);
+    JsonObject entry = onlyNotRun(report);
     assertTrue(
-        notRun
-            .get(0)
-            .getAsJsonObject()
-            .get("reason")
-            .getAsString()
-            .endsWith("(its run at the end" + " of epoch 1)"),
-        notRun.toString());
+        entry.get("reason").getAsString().endsWith("(its run at the end of epoch 1)"),
+        entry.toString());
   }
 
   /** A repeating entry's stopping failure at an epoch end names itself for what was due then. */
@@ -242,14 +211,7 @@ class MissedEntriesReportTest {
                 algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
             .optReportPath(report)
             .build();
-    try (Model model = TestModels.model("first-batch");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      assertThrows(
-          SurgeryFailedException.class,
-          () -> EasyTrain.fit(trainer, 3, TestModels.dataset(data, 5), null));
-    }
+    fitUntilStopped(listener, "first-batch", false, 3);
     String log = read(report).toString();
     assertFalse(log.contains("epoch 0"), log);
     assertTrue(
@@ -272,32 +234,53 @@ class MissedEntriesReportTest {
             .optObservableEvents(SurgeryTrain.EVENTS)
             .optReportPath(report)
             .build();
-    try (Model model = TestModels.model("step-then-epoch");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      assertThrows(
-          SurgeryFailedException.class,
-          () -> SurgeryTrain.fit(trainer, 2, TestModels.dataset(data, 5), null));
-    }
+    fitUntilStopped(listener, "step-then-epoch", true, 2);
     assertEquals(
         "t_fail at step 2 (builder entry 1) failed at step 2 and stopped training before it was"
             + " due",
         onlyReason(report, TestAlgorithms.POOL));
   }
 
-  /** The reason of the one not_run line of an algorithm. */
-  private static String onlyReason(Path report, String algorithm) throws Exception {
-    String reason = null;
+  /** The one not_run line of an algorithm. */
+  private static JsonObject notRunOf(Path report, String algorithm) throws Exception {
+    JsonObject found = null;
     for (var e : read(report).getAsJsonArray("not_run")) {
       JsonObject o = e.getAsJsonObject();
       if (o.get("algorithm").getAsString().equals(algorithm)) {
-        assertEquals(null, reason, "listed once: " + algorithm);
-        reason = o.get("reason").getAsString();
+        assertEquals(null, found, "listed once: " + algorithm);
+        found = o;
       }
     }
-    assertTrue(reason != null, algorithm + " is listed");
-    return reason;
+    assertTrue(found != null, algorithm + " is listed");
+    return found;
+  }
+
+  /** The reason of the one not_run line of an algorithm. */
+  private static String onlyReason(Path report, String algorithm) throws Exception {
+    return notRunOf(report, algorithm).get("reason").getAsString();
+  }
+
+  /**
+   * Trains until a surgery failure stops the run (which it must), with {@code SurgeryTrain.fit}
+   * (every event reported) or {@code EasyTrain.fit}.
+   */
+  private static void fitUntilStopped(
+      SurgeryListener listener, String name, boolean surgeryTrain, int epochs) throws Exception {
+    try (Model model = TestModels.model(name);
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      assertThrows(
+          SurgeryFailedException.class,
+          () -> {
+            if (surgeryTrain) {
+              SurgeryTrain.fit(trainer, epochs, dataset, null);
+            } else {
+              EasyTrain.fit(trainer, epochs, dataset, null);
+            }
+          });
+    }
   }
 
   /**

@@ -179,17 +179,25 @@ class PlannedEpochsTest {
   @Test
   void withoutALengthAnEpochZeroEntryFailsAtTheFirstBatchNamingTheBuilderSetting()
       throws Exception {
-    SurgeryListener listener = SurgeryListener.builder().add(freezing(), 0).build();
+    // The constructor's onTrainingBegin does not fail: the loop may still announce the length.
+    failsAtTheFirstBatch(SurgeryListener.builder().add(freezing(), 0).build(), "no-length", 2);
+  }
+
+  /**
+   * Trains with a listener that must fail at the first batch, before the first step, for want of
+   * the planned length, naming the builder setting that gives it.
+   */
+  private static void failsAtTheFirstBatch(SurgeryListener listener, String name, int epochs)
+      throws Exception {
     FrozenProbe probe = new FrozenProbe();
-    try (Model model = TestModels.model("no-length");
+    try (Model model = TestModels.model(name);
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(probe, listener))) {
-      // the constructor's onTrainingBegin does not fail: the loop may still announce the length
       trainer.initialize(INPUT);
       SurgeryFailedException e =
           assertThrows(
               SurgeryFailedException.class,
-              () -> EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null));
+              () -> EasyTrain.fit(trainer, epochs, TestModels.dataset(data, 3), null));
       assertTrue(e.getMessage().contains("optTotalEpochs(n)"), e.getMessage());
       assertEquals(List.of(0), probe.atFirstBatch, "it failed at the first batch");
     }
@@ -203,21 +211,10 @@ class PlannedEpochsTest {
   @Test
   void withoutALengthALaterEntryFailsAtTheFirstBatch() throws Exception {
     SurgeryListener listener = SurgeryListener.builder().add(freezing(), 2).build();
-    FrozenProbe probe = new FrozenProbe();
-    try (Model model = TestModels.model("no-length-later");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(probe, listener))) {
-      trainer.initialize(INPUT);
-      SurgeryFailedException e =
-          assertThrows(
-              SurgeryFailedException.class,
-              () -> EasyTrain.fit(trainer, 3, TestModels.dataset(data, 3), null));
-      assertTrue(e.getMessage().contains("optTotalEpochs(n)"), e.getMessage());
-      assertEquals(List.of(0), probe.atFirstBatch, "it failed at the first batch");
-      assertEquals(1, listener.getOutcomes().size());
-      assertEquals(0, listener.getOutcomes().get(0).step(), "before the first step");
-      assertEquals(SurgeryOutcome.Status.FAILED, listener.getOutcomes().get(0).status());
-    }
+    failsAtTheFirstBatch(listener, "no-length-later", 3);
+    assertEquals(1, listener.getOutcomes().size());
+    assertEquals(0, listener.getOutcomes().get(0).step(), "before the first step");
+    assertEquals(SurgeryOutcome.Status.FAILED, listener.getOutcomes().get(0).status());
   }
 
   /**
