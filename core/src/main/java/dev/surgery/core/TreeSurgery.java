@@ -160,6 +160,18 @@ final class TreeSurgery {
     /** Further parents of a shared block; null while there is at most one. */
     List<Node> moreParents;
 
+    /**
+     * Where {@link #parent}'s children list holds the block, as met; -1 when not known. Only used
+     * while {@link #repeated} is false: a write then sets that one element instead of scanning.
+     */
+    int slot = -1;
+
+    /** Whether the block was met under more than one edge: writes then scan every parent's list. */
+    boolean repeated;
+
+    /** For a block with children: how many its list held when the surgery enumerated them. */
+    int childCount = -1;
+
     /** Whether the block was enqueued for a visit. */
     boolean seen;
 
@@ -220,10 +232,21 @@ final class TreeSurgery {
       return path != null || pathParent != null;
     }
 
-    void addParent(Node p) {
+    /**
+     * Notes an edge from {@code p}, the block at {@code index} of its children list (-1 when not
+     * known).
+     */
+    void addParent(Node p, int index) {
       if (parent == null) {
         parent = p;
-      } else if (parent != p) {
+        slot = index;
+        return;
+      }
+      if (parent == p && slot == index && index >= 0) {
+        return; // the same edge met again (a recursion's walk below a replacement)
+      }
+      repeated = true;
+      if (parent != p) {
         if (moreParents == null) {
           moreParents = new ArrayList<>(2);
         }
@@ -231,6 +254,14 @@ final class TreeSurgery {
           moreParents.add(p);
         }
       }
+    }
+
+    /** Forgets every edge to the block: it left the tree, or takes another block's place. */
+    void clearParents() {
+      parent = null;
+      moreParents = null;
+      slot = -1;
+      repeated = false;
     }
 
     /** The original this block stands for: itself unless it is a replacement. */
@@ -345,6 +376,12 @@ final class TreeSurgery {
   /** True while the first walk from the root marks the blocks the model had at the start. */
   private boolean initialWalk;
 
+  /** The class whose field lists {@link #holderFields} and {@link #referenceFields} are. */
+  private Class<?> fieldsClass;
+
+  private List<Field> holderFields;
+  private List<Field> referenceFields;
+
   /** The block being worked on, named by a failure that does not name one itself. */
   private Node current;
 
@@ -388,7 +425,10 @@ final class TreeSurgery {
       replaceAll(null);
       updateTrainers();
       journal.commit();
-      nodes.enterPending(); // from here on the index is only read, by the map handed out
+      // From here on the index is only read, by the map handed out, and only for blocks a policy
+      // decided on: a replacement nobody decided on (all of them without recursion) is forgotten
+      // rather than entered, which on a large tree saves a probe per replacement.
+      nodes.enterPending(n -> n.decision >= 0);
       return replaced;
     } catch (Throwable e) { // checked ones too: a function may throw them undeclared
       throw rolledBack(e, null);
@@ -595,6 +635,7 @@ final class TreeSurgery {
     BlockList children = childrenOf(parent.block);
     List<Block> blocks = children.values();
     List<String> keys = children.keys();
+    parent.childCount = blocks.size();
     for (int i = 0, size = blocks.size(); i < size; i++) {
       Block block = blocks.get(i);
       // What later steps ask of the block, read now that it is at hand.
@@ -605,7 +646,7 @@ final class TreeSurgery {
         continue;
       }
       Node n = node(block);
-      n.addParent(parent);
+      n.addParent(parent, i);
       if (!n.seen) {
         n.seen = true;
         n.original = initialWalk;
@@ -655,7 +696,7 @@ final class TreeSurgery {
       Node n = node(passedLeaves.leaf(i));
       Node parent = (Node) passedLeaves.parent(i);
       String key = passedLeaves.key(i);
-      n.addParent(parent);
+      n.addParent(parent, -1);
       if (key != null && !n.seen) {
         n.seen = true;
         n.original = i < passedByInitialWalk;
@@ -860,18 +901,17 @@ final class TreeSurgery {
     // The old block's parents become the replacement's (replacing any it had).
     Node first = oldNode.parent;
     List<Node> more = oldNode.moreParents;
-    oldNode.parent = null;
-    oldNode.moreParents = null;
-    n.parent = null;
-    n.moreParents = null;
+    // Where the walk met the old block, when that is its one place: the write sets it alone.
+    int hint = oldNode.repeated ? -1 : oldNode.slot;
+    oldNode.clearParents();
+    n.clearParents();
     if (first != null) {
-      writeIntoParent(first, oldNode, replacement);
-      n.addParent(first);
+      n.addParent(first, writeIntoParent(first, oldNode, replacement, hint));
     }
     if (more != null) {
       for (Node parent : more) {
-        writeIntoParent(parent, oldNode, replacement);
-        n.addParent(parent);
+        writeIntoParent(parent, oldNode, replacement, -1);
+        n.addParent(parent, -1);
       }
     }
     n.liveEpoch = -1;
@@ -899,6 +939,7 @@ final class TreeSurgery {
       n.key = oldNode.key;
     }
     // Blocks the replacement reuses (e.g. a wrapped original) stay reachable through it.
+    n.childCount = kids.size();
     for (int i = 0, size = kids.size(); i < size; i++) {
       Block kid = kids.get(i);
       if (passLeaves && passable(kid)) {
@@ -913,7 +954,7 @@ final class TreeSurgery {
                   + BlockPaths.display(k.path())
                   + ", which holds the replaced block: the model would contain itself");
         }
-        k.addParent(n);
+        k.addParent(n, i);
       }
     }
     if (recurse && !n.seen) {
@@ -926,7 +967,13 @@ final class TreeSurgery {
 
   // ------------------------------------------------------------------ writing into parents
 
-  private void writeIntoParent(Node parentNode, Node oldNode, Block replacement) {
+  /**
+   * Writes {@code replacement} wherever the parent holds the old block. {@code hint} is where the
+   * walk met the old block when that was its one place (-1 otherwise): if the list kept its length
+   * and still holds it there, that element alone is set, without a scan. Returns the index written
+   * when exactly one element was, else -1.
+   */
+  private int writeIntoParent(Node parentNode, Node oldNode, Block replacement, int hint) {
     Block parent = parentNode.block;
     Block old = oldNode.block;
     BlockList children = DjlInternals.liveChildren(parent);
@@ -943,19 +990,33 @@ final class TreeSurgery {
     List<Block> values = children.values();
     // DJL derives a child's key from its class: only a change of class can change the key.
     boolean sameClass = old.getClass() == replacement.getClass();
-    for (int i = 0; i < values.size(); i++) {
-      if (values.get(i) == old) {
-        values.set(i, replacement);
-        journal.elementSet(values, i, old);
-        // A key DJL derived from the old block's class is renamed, so toString shows the new type.
-        String key = sameClass ? null : keys.get(i);
-        if (key != null && key.equals(childKey(i, old))) {
-          keys.set(i, childKey(i, replacement));
-          journal.elementSet(keys, i, key);
+    int size = values.size();
+    int written;
+    if (hint >= 0 && hint < size && size == parentNode.childCount && values.get(hint) == old) {
+      setChild(keys, values, hint, old, replacement, sameClass);
+      written = hint;
+    } else {
+      written = -1;
+      int writes = 0;
+      for (int i = 0; i < size; i++) {
+        if (values.get(i) == old) {
+          setChild(keys, values, i, old, replacement, sameClass);
+          written = i;
+          writes++;
         }
       }
+      if (writes != 1) {
+        written = -1;
+      }
     }
-    List<Field> fields = HOLDER_FIELDS.get(parent.getClass());
+    Class<?> parentClass = parent.getClass();
+    if (parentClass != fieldsClass) {
+      // Parents of one class come in runs (a tree's blocks of a kind): one look-up per run.
+      fieldsClass = parentClass;
+      holderFields = HOLDER_FIELDS.get(parentClass);
+      referenceFields = REFERENCE_FIELDS.get(parentClass);
+    }
+    List<Field> fields = holderFields;
     if (!fields.isEmpty()) {
       String path = oldNode.path();
       for (Field field : fields) {
@@ -963,7 +1024,7 @@ final class TreeSurgery {
       }
     }
     // After the writes: a field aliasing a list written above no longer holds the old block.
-    for (Field field : REFERENCE_FIELDS.get(parent.getClass())) {
+    for (Field field : referenceFields) {
       String holder = holderOf(DjlInternals.read(field, parent), old, field);
       if (holder != null) {
         throw new SurgeryException(
@@ -977,6 +1038,25 @@ final class TreeSurgery {
                 + ", which the surgery cannot change (its forward would still call the old"
                 + " block); keep children in a field of type Block, a List, an array or a Map");
       }
+    }
+    return written;
+  }
+
+  /** Sets one child, journaled, renaming a key DJL derived from the old block's class. */
+  private void setChild(
+      List<String> keys,
+      List<Block> values,
+      int i,
+      Block old,
+      Block replacement,
+      boolean sameClass) {
+    values.set(i, replacement);
+    journal.elementSet(values, i, old);
+    // A key DJL derived from the old block's class is renamed, so toString shows the new type.
+    String key = sameClass ? null : keys.get(i);
+    if (key != null && key.equals(childKey(i, old))) {
+      keys.set(i, childKey(i, replacement));
+      journal.elementSet(keys, i, key);
     }
   }
 
