@@ -105,6 +105,43 @@ class IdentityIndexTest {
     }
   }
 
+  /**
+   * Entering only the wanted pending keys: those are found afterwards, the others are absent (as if
+   * never entered), keys entered earlier stay, and the index keeps working for new keys.
+   */
+  @Test
+  void enteringOnlyTheWantedPendingKeysForgetsTheOthers() {
+    IdentityIndex<Integer> index = new IdentityIndex<>();
+    List<Object> entered = new ArrayList<>();
+    for (int i = 0; i < 1000; i++) {
+      Object key = new Object();
+      entered.add(key);
+      assertNull(index.putIfAbsent(key, -1 - i));
+    }
+    List<Object> pending = new ArrayList<>();
+    for (int i = 0; i < 5000; i++) {
+      Object key = new Object();
+      pending.add(key);
+      assertNull(index.putNew(key, i));
+    }
+    index.enterPending(value -> value % 3 == 0);
+    for (int i = 0; i < pending.size(); i++) {
+      Integer found = index.get(pending.get(i));
+      if (i % 3 == 0) {
+        assertEquals(i, found, "wanted " + i);
+      } else {
+        assertNull(found, "forgotten " + i);
+      }
+    }
+    for (int i = 0; i < entered.size(); i++) {
+      assertEquals(-1 - i, index.get(entered.get(i)), "entered before " + i);
+    }
+    assertEquals(1000 + 1667, index.size());
+    Object forgotten = pending.get(1);
+    assertNull(index.putIfAbsent(forgotten, 7), "a forgotten key can be entered again");
+    assertEquals(7, index.get(forgotten));
+  }
+
   /** The header check the fast path rests on answers as the JVM does, where it is usable. */
   @Test
   void aComputedIdentityHashIsNeverMissed() {
