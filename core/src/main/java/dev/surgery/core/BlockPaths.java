@@ -14,6 +14,12 @@ import java.util.regex.Pattern;
  * for example {@code 05ParallelBlock/01SequentialBlock/01Conv2d}. The root's path is the empty
  * string, shown as {@code <root>} in messages. A block reachable along several paths is named by
  * the first one in traversal order.
+ *
+ * <p>During a surgery, matchers and errors see the paths of the tree as the surgery began: a
+ * replacement takes the path of the block it replaces, and a block below a replaced or wrapped one
+ * keeps its own, which is where the caller finds it again if the surgery is refused and rolled
+ * back. (Under {@code recurseOnReplacements}, a child a replacement brings is named by the
+ * replacement's path joined with its own key.)
  */
 public final class BlockPaths {
 

@@ -4,9 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
+import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -121,5 +127,52 @@ class LazyPathTest {
         3,
         ModuleSurgery.countModuleInstances(
             root, (block, path) -> block instanceof Linear && path != null));
+  }
+
+  /**
+   * Matchers and errors see the paths of the tree as the surgery began: a block below a wrapped
+   * composite keeps its own path (the one the caller finds again once a refused surgery is rolled
+   * back), not the path it would have below the wrapper while the surgery runs.
+   */
+  @Test
+  void aBlockBelowAWrappedCompositeIsNamedByThePathItHadWhenTheSurgeryBegan() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Block target = conv(4);
+      ParallelBlock parallel = new ParallelBlock(list -> list.get(0));
+      parallel.add(new SequentialBlock().add(target));
+      SequentialBlock root = new SequentialBlock().add(parallel);
+      root.initialize(manager, DataType.FLOAT32, new Shape(2, 4, 6, 6));
+      List<String> pathsSeen = new ArrayList<>();
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          BlockMatcher.pathGlob("*"),
+          (block, index) -> new SequentialBlock().add(block).add(Activation.reluBlock()));
+      policies.put(
+          (block, path) -> {
+            if (block == target) {
+              pathsSeen.add(path);
+            }
+            return block instanceof Conv2d;
+          },
+          (block, index) -> conv(5)); // five filters: a shape change, refused
+
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+      String original = "01ParallelBlock/01SequentialBlock/01Conv2d";
+      assertEquals(original, e.getBlockPath());
+      assertEquals(List.of(original), pathsSeen, "the matcher saw the same path");
+      assertEquals(original, BlockPaths.pathOf(root, target), "rolled back: the path exists");
+    }
+  }
+
+  private static Block conv(int filters) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .setFilters(filters)
+        .optPadding(new Shape(1, 1))
+        .build();
   }
 }
