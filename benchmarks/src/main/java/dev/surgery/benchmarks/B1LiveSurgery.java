@@ -59,6 +59,13 @@ public final class B1LiveSurgery {
       BenchFlags.of("B1LiveSurgery", "B1: live BlurPool surgery against a rebuild, on ResNet-50")
           .count("runs", 7, 1, "measured rounds");
 
+  /** The strided {@code Conv2d}s (exactly that class): what the weights-copied run replaces. */
+  static final BlockMatcher STRIDED =
+      (block, path) ->
+          block.getClass() == Conv2d.class
+              && (((Conv2d) block).getStride().get(0) > 1
+                  || ((Conv2d) block).getStride().get(1) > 1);
+
   private B1LiveSurgery() {}
 
   /**
@@ -165,7 +172,7 @@ public final class B1LiveSurgery {
    * Puts a new ResNet-50 in the model and trains it two Adam steps, so that the optimizer has state
    * for the surgery to keep; the caller closes the trainer.
    */
-  private static Trainer trainedTwoSteps(Model model) {
+  static Trainer trainedTwoSteps(Model model) {
     model.setBlock(resnet50());
     Trainer trainer = model.newTrainer(config());
     trainer.initialize(inputShape());
@@ -208,13 +215,8 @@ public final class B1LiveSurgery {
     try {
       trainer = trainedTwoSteps(model);
       LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      BlockMatcher strided =
-          (block, path) ->
-              block.getClass() == Conv2d.class
-                  && (((Conv2d) block).getStride().get(0) > 1
-                      || ((Conv2d) block).getStride().get(1) > 1);
-      policies.put(strided, (block, index) -> copyOf((Conv2d) block));
-      double[] floor = floorFirst ? floor(model.getBlock(), strided) : null;
+      policies.put(STRIDED, (block, index) -> copyOf((Conv2d) block));
+      double[] floor = floorFirst ? floor(model.getBlock(), STRIDED) : null;
       System.gc();
       long cpuStart = BenchSupport.threadCpuNanos();
       long start = System.nanoTime();
@@ -226,7 +228,7 @@ public final class B1LiveSurgery {
       double ms = BenchSupport.millisSince(start);
       double cpuMs = BenchSupport.cpuMillisSince(cpuStart);
       if (!floorFirst) {
-        floor = floor(model.getBlock(), strided);
+        floor = floor(model.getBlock(), STRIDED);
       }
       BenchSupport.trainStep(trainer, inputShape(), CLASSES);
       return new double[] {ms, done.size(), floor[0], cpuMs, floor[1]};
@@ -256,12 +258,12 @@ public final class B1LiveSurgery {
   }
 
   /** A new Conv2d with the same configuration holding native copies of the weights. */
-  private static Block copyOf(Conv2d conv) {
+  static Block copyOf(Conv2d conv) {
     Conv2d copy = AdoptingConv2d.settingsOf(conv).build();
     return WeightCopy.into(copy, conv);
   }
 
-  private static void collect(Block block, BlockMatcher matcher, List<NDArray> arrays) {
+  static void collect(Block block, BlockMatcher matcher, List<NDArray> arrays) {
     for (Block child : block.getChildren().values()) {
       if (matcher.matches(child, "")) {
         for (Parameter p : child.getParameters().values()) {

@@ -19,13 +19,13 @@ import java.util.List;
  * <p>It walks the tree once in pre-order, entering every composite and every matched leaf in an
  * identity set (a block met twice is visited once, a cycle ends), looks at each matched leaf's
  * parameters while it is at hand (the engine frees the arrays a replaced block leaves behind, so it
- * must know whether there are any), and queues it with its parent's live list. Then, in that order,
- * it calls the function, refuses a replacement already in the model (one identity probe, which also
- * enters it; none for a block whose identity hash no one ever computed, which cannot be in the
- * model, as the engine knows too), writes it wherever the parent holds the old block and records
- * each write for an undo. The engine's traversal has the same two phases (every function sees the
- * tree as the walk found it, plus the earlier replacements), so no function call and no probe here
- * is one the engine could skip.
+ * must know whether there are any), and queues it with its parent's live list and its index there.
+ * Then, in that order, it calls the function, refuses a replacement already in the model (one
+ * identity probe, which also enters it; none for a block whose identity hash no one ever computed,
+ * which cannot be in the model, as the engine knows too), writes it wherever the parent holds the
+ * old block and records each write for an undo. The engine's traversal has the same two phases
+ * (every function sees the tree as the walk found it, plus the earlier replacements), so no
+ * function call and no probe here is one the engine could skip.
  *
  * <p>Left out, because B4a's trees never need them: a matched leaf with two parents, an initialized
  * leaf, a matched block with children and a replacement that is an unmatched leaf (the engine then
@@ -46,6 +46,9 @@ final class MinimalLeafSurgery {
 
   /** Matched leaves and their parents' live lists, in pre-order. */
   private Object[] queue = new Object[64];
+
+  /** Each queued leaf's index in its parent's list. */
+  private int[] queuedIndices = new int[32];
 
   private int queued;
 
@@ -107,7 +110,9 @@ final class MinimalLeafSurgery {
         }
         if (queued == queue.length) {
           queue = Arrays.copyOf(queue, 2 * queued);
+          queuedIndices = Arrays.copyOf(queuedIndices, queued);
         }
+        queuedIndices[queued / 2] = i;
         queue[queued++] = child;
         queue[queued++] = children;
       } else {
@@ -145,13 +150,15 @@ final class MinimalLeafSurgery {
           throw new IllegalStateException("the replacement is already part of the model");
         }
       }
+      // A matched leaf has one place (one met twice is refused above): the write goes there, after
+      // the check the engine makes too (the list still holds it where the walk met it).
       List<Block> siblings = (List<Block>) queue[k + 1];
-      for (int i = 0, n = siblings.size(); i < n; i++) {
-        if (siblings.get(i) == old) {
-          siblings.set(i, replacement);
-          record(siblings, old, i);
-        }
+      int i = queuedIndices[k / 2];
+      if (siblings.get(i) != old) {
+        throw new IllegalStateException("the list changed during the surgery: not handled here");
       }
+      siblings.set(i, replacement);
+      record(siblings, old, i);
       replaced++;
     }
     return replaced;

@@ -22,6 +22,29 @@ import org.junit.jupiter.api.Test;
 class BenchmarksSmokeTest {
 
   @Test
+  void liveCopyBenchmarkReplacesTheStridedConvolutionsAgainAndKeepsTheirWeights() {
+    LiveCopyBenchmark bench = new LiveCopyBenchmark();
+    bench.setUp();
+    try {
+      List<ai.djl.ndarray.NDArray> before = new ArrayList<>();
+      B1LiveSurgery.collect(bench.model().getBlock(), B1LiveSurgery.STRIDED, before);
+      float[] first = before.get(0).toFloatArray();
+      assertEquals(before.size(), bench.nativeDuplicate());
+      // Each invocation replaces the previous one's copies, which are strided Conv2ds too.
+      int replaced = bench.weightsCopied();
+      assertTrue(replaced > 0);
+      assertEquals(replaced, bench.weightsCopied());
+      List<ai.djl.ndarray.NDArray> after = new ArrayList<>();
+      B1LiveSurgery.collect(bench.model().getBlock(), B1LiveSurgery.STRIDED, after);
+      assertEquals(before.size(), after.size());
+      assertTrue(before.get(0).isReleased(), "the replaced arrays are freed");
+      org.junit.jupiter.api.Assertions.assertArrayEquals(first, after.get(0).toFloatArray());
+    } finally {
+      bench.tearDown();
+    }
+  }
+
+  @Test
   void scaleBenchmarkWalksEveryBlockAndReplacesEveryLinear() {
     SurgeryScaleBenchmark bench = new SurgeryScaleBenchmark();
     bench.blocks = 1000;
