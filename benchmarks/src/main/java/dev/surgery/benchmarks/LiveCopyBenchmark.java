@@ -33,7 +33,7 @@ import org.openjdk.jmh.annotations.TearDown;
  * the JIT has compiled the engine; this times the same work once the code is compiled, which tells
  * how much of B1's ratio is the engine's work and how much cold code.
  *
- * <p>Run: {@code mvn -B -q -pl benchmarks exec:exec@jmh -Dbench.args="-f 1 -wi 5 -i 5
+ * <p>Run: {@code mvn -B -q -pl benchmarks exec:exec@jmh -Dbench.args="-f 2 -wi 5 -i 5 -w 2s -r 3s
  * LiveCopyBenchmark"}.
  */
 @State(Scope.Benchmark)

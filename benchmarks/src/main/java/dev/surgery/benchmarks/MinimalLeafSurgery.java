@@ -22,18 +22,20 @@ import java.util.List;
  * must know whether there are any), and queues it with its parent's live list and its index there.
  * Then, in that order, it calls the function, refuses a replacement already in the model (one
  * identity probe, which also enters it; none for a block whose identity hash no one ever computed,
- * which cannot be in the model, as the engine knows too), writes it wherever the parent holds the
- * old block and records each write for an undo. The engine's traversal has the same two phases
- * (every function sees the tree as the walk found it, plus the earlier replacements), so no
- * function call and no probe here is one the engine could skip.
+ * which cannot be in the model, as the engine knows too), checks that the parent's list still holds
+ * the old block at that index and writes the replacement there (a matched leaf has one place; the
+ * engine too writes a block met in one place without scanning the list) and records the write for
+ * an undo. The engine's traversal has the same two phases (every function sees the tree as the walk
+ * found it, plus the earlier replacements), so no function call and no probe here is one the engine
+ * could skip.
  *
  * <p>Left out, because B4a's trees never need them: a matched leaf with two parents, an initialized
- * leaf, a matched block with children and a replacement that is an unmatched leaf (the engine then
- * enters the leaves its walk passed by; all four are refused with an exception rather than
- * handled), recursion, placement and shape checks, trainers, paths for messages, the rollback
- * itself, the returned map and the keys DJL derives from class names. The set is the engine's kind
- * of table (identity hash and position in a primitive slot, keys appended), not an {@code
- * IdentityHashMap}, so the floor is not raised by a slower structure.
+ * leaf, a matched block with children, a replacement that is an unmatched leaf (the engine then
+ * enters the leaves its walk passed by) and a list that changed during the surgery (all five are
+ * refused with an exception rather than handled), recursion, placement and shape checks, trainers,
+ * paths for messages, the rollback itself, the returned map and the keys DJL derives from class
+ * names. The set is the engine's kind of table (identity hash and position in a primitive slot,
+ * keys appended), not an {@code IdentityHashMap}, so the floor is not raised by a slower structure.
  */
 final class MinimalLeafSurgery {
 

@@ -243,7 +243,9 @@ final class TreeSurgery {
         return;
       }
       if (parent == p && slot == index && index >= 0) {
-        return; // the same edge met again (a recursion's walk below a replacement)
+        // The same edge met again: a recursion's walk below a replacement, or a second pass
+        // over the children of an existing composite a replacement reuses.
+        return;
       }
       repeated = true;
       if (parent != p) {
@@ -970,8 +972,9 @@ final class TreeSurgery {
   /**
    * Writes {@code replacement} wherever the parent holds the old block. {@code hint} is where the
    * walk met the old block when that was its one place (-1 otherwise): if the list kept its length
-   * and still holds it there, that element alone is set, without a scan. Returns the index written
-   * when exactly one element was, else -1.
+   * and still holds it there, that element alone is set, without a scan. (A replacement function
+   * must not change the tree; one that lengthened the list is caught by the scan, one that set an
+   * element in place is not.) Returns the index written when exactly one element was, else -1.
    */
   private int writeIntoParent(Node parentNode, Node oldNode, Block replacement, int hint) {
     Block parent = parentNode.block;

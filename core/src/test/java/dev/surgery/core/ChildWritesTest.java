@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
@@ -93,6 +94,25 @@ class ChildWritesTest {
 
   @ParameterizedTest(name = "recurse={0}")
   @ValueSource(booleans = {false, true})
+  void aBlockTwiceInOneListAndNowhereElseIsReplacedAtBothPlaces(boolean recurse) {
+    Linear shared = linear();
+    SequentialBlock root =
+        new SequentialBlock().add(shared).add(Blocks.identityBlock()).add(shared);
+
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(
+            root,
+            Map.of(BlockMatcher.ofClass(Linear.class), (block, index) -> new TinyDense(4)),
+            recurse(recurse));
+
+    assertEquals(1, replaced.size());
+    Block dense = replaced.get(shared);
+    assertSame(dense, root.getChildren().valueAt(0));
+    assertSame(dense, root.getChildren().valueAt(2));
+  }
+
+  @ParameterizedTest(name = "recurse={0}")
+  @ValueSource(booleans = {false, true})
   void aRollbackPutsTheBlockBackInEveryPlace(boolean recurse) {
     Linear shared = linear();
     Linear alone = linear();
@@ -102,11 +122,13 @@ class ChildWritesTest {
     List<Block> twiceBefore = children(twice);
     List<Block> rootBefore = children(root);
 
+    List<Block> twiceWhenTheLastFailed = new ArrayList<>();
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(
         BlockMatcher.ofClass(Linear.class),
         (block, index) -> {
           if (block == alone) {
+            twiceWhenTheLastFailed.addAll(children(twice));
             throw new IllegalStateException("the last one fails");
           }
           return new TinyDense(4);
@@ -115,6 +137,10 @@ class ChildWritesTest {
         SurgeryException.class,
         () -> ModuleSurgery.replaceModules(root, policies, recurse(recurse)));
 
+    // Both places had been written before the failure, and both are put back.
+    assertEquals(3, twiceWhenTheLastFailed.size());
+    assertTrue(twiceWhenTheLastFailed.get(0) instanceof TinyDense);
+    assertSame(twiceWhenTheLastFailed.get(0), twiceWhenTheLastFailed.get(2));
     assertEquals(twiceBefore, children(twice));
     assertEquals(rootBefore, children(root));
     assertEquals("01Linear", twice.getChildren().keyAt(0));
@@ -156,8 +182,9 @@ class ChildWritesTest {
 
   @Test
   void aFunctionThatLengthenedTheListStillSeesEveryPlaceWritten() {
-    // Against the contract (a function must not change the tree), but not silently half done:
-    // a list whose length changed since the walk is scanned, as before.
+    // Against the contract (a function must not change the tree): a list whose length changed
+    // since the walk is scanned, as before. Only a change of length is noticed: an element a
+    // function set in place, keeping the length, is not.
     Linear matched = linear();
     SequentialBlock parent = new SequentialBlock().add(Blocks.identityBlock()).add(matched);
     Map<Block, Block> replaced =
