@@ -59,12 +59,17 @@ public final class B1LiveSurgery {
       BenchFlags.of("B1LiveSurgery", "B1: live BlurPool surgery against a rebuild, on ResNet-50")
           .count("runs", 7, 1, "measured rounds");
 
-  /** The strided {@code Conv2d}s (exactly that class): what the weights-copied run replaces. */
+  /**
+   * The strided {@code Conv2d}s (exactly that class): what the weights-copied run replaces. A
+   * block-only matcher, as a user selecting by a setting would write it: the surgery then builds no
+   * paths and passes the other leaves by.
+   */
   static final BlockMatcher STRIDED =
-      (block, path) ->
-          block.getClass() == Conv2d.class
-              && (((Conv2d) block).getStride().get(0) > 1
-                  || ((Conv2d) block).getStride().get(1) > 1);
+      BlockMatcher.byBlock(
+          block ->
+              block.getClass() == Conv2d.class
+                  && (((Conv2d) block).getStride().get(0) > 1
+                      || ((Conv2d) block).getStride().get(1) > 1));
 
   private B1LiveSurgery() {}
 

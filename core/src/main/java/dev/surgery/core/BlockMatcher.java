@@ -50,6 +50,23 @@ public interface BlockMatcher {
   }
 
   /**
+   * Matches by looking at the block alone, never at its path, for example strided convolutions or
+   * blocks with a given setting. Prefer it to a {@code (block, path)} lambda that ignores the path:
+   * a surgery whose matchers all look at blocks alone builds no path strings while it walks, and
+   * passes by the leaves no matcher selects without recording them one by one, which on a large
+   * model is most of its work. Combining it with {@link #and}, {@link #or} or {@link #negate} keeps
+   * that, as long as the other matchers are path-free too ({@link #ofClass}, {@link #lambdaNamed},
+   * this).
+   *
+   * @param test what a selected block satisfies
+   * @return the matcher
+   */
+  static BlockMatcher byBlock(java.util.function.Predicate<? super Block> test) {
+    java.util.Objects.requireNonNull(test, "test");
+    return new PathFreeMatcher(test::test);
+  }
+
+  /**
    * Matches {@link LambdaBlock}s by their name, for example {@code maxPool2d}, {@code avgPool2d},
    * {@code ReLU} or {@code identity}.
    *

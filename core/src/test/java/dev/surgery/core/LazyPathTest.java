@@ -130,6 +130,53 @@ class LazyPathTest {
   }
 
   /**
+   * A block-only matcher selects what its predicate says, as the same predicate in a path lambda
+   * does, and is path-free on its own and combined with other path-free matchers (the surgery then
+   * builds no paths and passes unselected leaves by).
+   */
+  @Test
+  void aBlockOnlyMatcherSelectsWhatItsPredicateSaysWithoutPaths() {
+    List<Block> linears = new ArrayList<>();
+    SequentialBlock root = tree(linears);
+    List<Block> lambdaLinears = new ArrayList<>();
+    SequentialBlock twin = tree(lambdaLinears);
+    java.util.Set<Block> chosen = java.util.Set.of(linears.get(1), linears.get(4));
+    java.util.Set<Block> chosenTwin = java.util.Set.of(lambdaLinears.get(1), lambdaLinears.get(4));
+    BlockMatcher byBlock = BlockMatcher.byBlock(chosen::contains);
+
+    assertEquals(false, PathFreeMatcher.usesPath(byBlock));
+    assertEquals(false, PathFreeMatcher.usesPath(byBlock.or(BlockMatcher.ofClass(Linear.class))));
+    assertEquals(false, PathFreeMatcher.usesPath(byBlock.negate()));
+    assertEquals(true, PathFreeMatcher.usesPath(byBlock.and(BlockMatcher.pathGlob("**"))));
+    assertEquals(2, ModuleSurgery.countModuleInstances(root, byBlock));
+
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(
+            root,
+            Map.of(byBlock, (block, index) -> Linear.builder().setUnits(2).build()),
+            SurgeryOptions.defaults());
+    Map<Block, Block> replacedTwin =
+        ModuleSurgery.replaceModules(
+            twin,
+            Map.of(
+                (block, path) -> chosenTwin.contains(block),
+                (block, index) -> Linear.builder().setUnits(2).build()),
+            SurgeryOptions.defaults());
+
+    assertEquals(chosen, replaced.keySet());
+    assertEquals(chosenTwin, replacedTwin.keySet());
+    assertEquals(
+        BlockPaths.index(twin).values().stream().toList(),
+        BlockPaths.index(root).values().stream().toList(),
+        "the same places changed");
+    for (int i : new int[] {1, 4}) {
+      String path = BlockPaths.pathOf(root, replaced.get(linears.get(i)));
+      assertEquals(BlockPaths.pathOf(twin, replacedTwin.get(lambdaLinears.get(i))), path);
+      org.junit.jupiter.api.Assertions.assertNotNull(path, "the replacement is in the tree");
+    }
+  }
+
+  /**
    * Matchers and errors see the paths of the tree as the surgery began: a block below a wrapped
    * composite keeps its own path (the one the caller finds again once a refused surgery is rolled
    * back), not the path it would have below the wrapper while the surgery runs.

@@ -167,10 +167,11 @@ public final class BlurPool extends AbstractSurgeryAlgorithm {
         requireKnownChannels(context.model());
       }
       policies.put(
-          (block, path) ->
-              isStridedPlainConv(block)
-                  && (value(MIN_CHANNELS) == 0
-                      || BlockInspector.inputChannels((Conv2d) block) >= value(MIN_CHANNELS)),
+          BlockMatcher.byBlock(
+              block ->
+                  isStridedPlainConv(block)
+                      && (value(MIN_CHANNELS) == 0
+                          || BlockInspector.inputChannels((Conv2d) block) >= value(MIN_CHANNELS))),
           (block, index) -> BlurConv2d.fromConv2d((Conv2d) block, value(BLUR_FIRST)));
     }
     return policies;

@@ -177,7 +177,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
       }
     }
     return policy(
-        (block, path) -> ranks.containsKey(block),
+        BlockMatcher.byBlock(ranks::containsKey),
         (block, index) ->
             block instanceof Conv2d conv
                 ? FactorizedConv2d.from(conv, ranks.get(block))

@@ -132,7 +132,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
       selected.put(b, out);
     }
     return policy(
-        (block, path) -> selected.containsKey(block),
+        BlockMatcher.byBlock(selected::containsKey),
         (block, index) -> {
           long channels = selected.get(block);
           long latent = SqueezeExciteConv2d.latentWidth(value(LATENT_CHANNELS), channels);

@@ -170,7 +170,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
     StochasticResidual.Mode mode =
         StochasticResidual.Mode.valueOf(value(STOCHASTIC_METHOD).toUpperCase(Locale.ROOT));
     return policy(
-        (block, path) -> rates.containsKey(block),
+        BlockMatcher.byBlock(rates::containsKey),
         (block, index) -> new StochasticResidual(block, mode, rates.get(block)));
   }
 

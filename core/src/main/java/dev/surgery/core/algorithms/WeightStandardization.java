@@ -73,7 +73,7 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
       }
     }
     return policy(
-        (block, path) -> selected.contains(block),
+        BlockMatcher.byBlock(selected::contains),
         (block, index) ->
             block instanceof AdoptingConv2d own
                 ? own.withWeightStandardization()
