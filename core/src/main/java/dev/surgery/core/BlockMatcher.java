@@ -63,7 +63,9 @@ public interface BlockMatcher {
    */
   static BlockMatcher byBlock(java.util.function.Predicate<? super Block> test) {
     java.util.Objects.requireNonNull(test, "test");
-    return new PathFreeMatcher(test::test);
+    @SuppressWarnings("unchecked") // a test of any supertype of Block tests blocks
+    java.util.function.Predicate<Block> blocks = (java.util.function.Predicate<Block>) test;
+    return new PathFreeMatcher(blocks);
   }
 
   /**

@@ -39,9 +39,6 @@ public final class BlockTreeSnapshot {
   private final List<BlockState> blocks = new ArrayList<>();
   private final List<ParameterState> parameters = new ArrayList<>();
 
-  /** The recorded parameters' arrays, built at the first question. */
-  private Set<Object> recordedArrays;
-
   /** A block's children and its fields (its recorded input shapes among them). */
   private record BlockState(
       Block block, List<String> keys, List<Block> children, List<FieldState> fields) {}
@@ -89,24 +86,6 @@ public final class BlockTreeSnapshot {
       }
     }
     return snapshot;
-  }
-
-  /**
-   * Tells whether an array is one the recorded parameters held.
-   *
-   * @param array an array
-   * @return true when a recorded parameter held it
-   */
-  public boolean recorded(NDArray array) {
-    if (recordedArrays == null) {
-      recordedArrays = identitySet();
-      for (ParameterState state : parameters) {
-        if (state.array() != null) {
-          recordedArrays.add(state.array());
-        }
-      }
-    }
-    return recordedArrays.contains(array);
   }
 
   /**
@@ -221,9 +200,6 @@ public final class BlockTreeSnapshot {
 
   @SuppressWarnings("unchecked")
   private static void restoreContents(Object value, Object contents) {
-    if (contents == null) {
-      return;
-    }
     if (value instanceof Object[] array) {
       Object[] saved = (Object[]) contents;
       System.arraycopy(saved, 0, array, 0, Math.min(saved.length, array.length));
@@ -241,19 +217,7 @@ public final class BlockTreeSnapshot {
   /** Every block under the root and the root, each once, parents before children. */
   private static List<Block> reachable(Block root) {
     List<Block> order = new ArrayList<>();
-    Set<Object> met = identitySet();
-    List<Block> todo = new ArrayList<>(List.of(root));
-    while (!todo.isEmpty()) {
-      Block b = todo.remove(todo.size() - 1);
-      if (!met.add(b)) {
-        continue;
-      }
-      order.add(b);
-      List<Block> kids = BlockPaths.children(b).values();
-      for (int i = kids.size() - 1; i >= 0; i--) {
-        todo.add(kids.get(i));
-      }
-    }
+    TreeSurgery.visitOnce(root, order::add);
     return order;
   }
 

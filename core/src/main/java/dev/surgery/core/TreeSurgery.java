@@ -41,28 +41,6 @@ final class TreeSurgery {
   /** One policy: a key for its call counter, what it matches and how it replaces. */
   record Policy(Object key, String label, BlockMatcher matcher, ReplacementFunction function) {}
 
-  private static final ClassValue<List<Field>> HOLDER_FIELDS =
-      new ClassValue<>() {
-        @Override
-        protected List<Field> computeValue(Class<?> type) {
-          return DjlInternals.blockHoldingFields(type);
-        }
-      };
-
-  /**
-   * Per class, the fields that may reference a child where the engine cannot write it (a holder
-   * such as a {@code Pair}, or a field of an interface type): checked at each parent of a replaced
-   * block, after the writes, so that a parent whose forward would still call the old block refuses
-   * the surgery instead of training the wrong model.
-   */
-  private static final ClassValue<List<Field>> REFERENCE_FIELDS =
-      new ClassValue<>() {
-        @Override
-        protected List<Field> computeValue(Class<?> type) {
-          return DjlInternals.blockReferencingFields(type);
-        }
-      };
-
   private final Block root;
   private final List<Policy> policies;
   private final List<Trainer> trainers;
@@ -377,12 +355,6 @@ final class TreeSurgery {
 
   /** True while the first walk from the root marks the blocks the model had at the start. */
   private boolean initialWalk;
-
-  /** The class whose field lists {@link #holderFields} and {@link #referenceFields} are. */
-  private Class<?> fieldsClass;
-
-  private List<Field> holderFields;
-  private List<Field> referenceFields;
 
   /** The block being worked on, named by a failure that does not name one itself. */
   private Node current;
@@ -1012,14 +984,7 @@ final class TreeSurgery {
         written = -1;
       }
     }
-    Class<?> parentClass = parent.getClass();
-    if (parentClass != fieldsClass) {
-      // Parents of one class come in runs (a tree's blocks of a kind): one look-up per run.
-      fieldsClass = parentClass;
-      holderFields = HOLDER_FIELDS.get(parentClass);
-      referenceFields = REFERENCE_FIELDS.get(parentClass);
-    }
-    List<Field> fields = holderFields;
+    List<Field> fields = DjlInternals.blockHoldingFields(parent.getClass());
     if (!fields.isEmpty()) {
       String path = oldNode.path();
       for (Field field : fields) {
@@ -1027,7 +992,7 @@ final class TreeSurgery {
       }
     }
     // After the writes: a field aliasing a list written above no longer holds the old block.
-    for (Field field : referenceFields) {
+    for (Field field : DjlInternals.blockReferencingFields(parent.getClass())) {
       String holder = holderOf(DjlInternals.read(field, parent), old, field);
       if (holder != null) {
         throw new SurgeryException(
@@ -1903,7 +1868,7 @@ final class TreeSurgery {
   }
 
   /** Visits every block under {@code root} once, depth first, children in their order. */
-  private static void visitOnce(Block root, Consumer<Block> visit) {
+  static void visitOnce(Block root, Consumer<Block> visit) {
     walkOnce(
         root,
         b -> {

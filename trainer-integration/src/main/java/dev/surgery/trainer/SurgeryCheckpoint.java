@@ -350,11 +350,7 @@ public final class SurgeryCheckpoint {
     }
     Set<Parameter> frozenNow = frozen(block);
     frozenNow.removeAll(frozenBefore);
-    if (frozenNow.isEmpty()) {
-      FROZEN_BY_REPLAY.remove(block);
-    } else {
-      FROZEN_BY_REPLAY.put(block, Collections.unmodifiableSet(frozenNow));
-    }
+    setFrozenByReplay(block, frozenNow.isEmpty() ? null : Collections.unmodifiableSet(frozenNow));
   }
 
   private static void replayChecked(

@@ -290,9 +290,22 @@ public final class DjlInternals {
    * The {@code children} list itself is excluded.
    *
    * @param type the block class
-   * @return accessible fields, in declaration order from the most derived class upwards
+   * @return accessible fields, in declaration order from the most derived class upwards (cached per
+   *     class)
    */
   public static List<Field> blockHoldingFields(Class<?> type) {
+    return HOLDING_FIELDS.get(type);
+  }
+
+  private static final ClassValue<List<Field>> HOLDING_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          return scanHoldingFields(type);
+        }
+      };
+
+  private static List<Field> scanHoldingFields(Class<?> type) {
     List<Field> fields = new ArrayList<>();
     for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
       if (c == AbstractBlock.class || c == AbstractBaseBlock.class) {
@@ -315,7 +328,7 @@ public final class DjlInternals {
         }
       }
     }
-    return fields;
+    return List.copyOf(fields);
   }
 
   /**
@@ -327,9 +340,22 @@ public final class DjlInternals {
    * Parameter}) cannot hold a block nor one of those holders, so they are left out.
    *
    * @param type the block class
-   * @return accessible fields, in declaration order from the most derived class upwards
+   * @return accessible fields, in declaration order from the most derived class upwards (cached per
+   *     class)
    */
   public static List<Field> blockReferencingFields(Class<?> type) {
+    return REFERENCING_FIELDS.get(type);
+  }
+
+  private static final ClassValue<List<Field>> REFERENCING_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          return scanReferencingFields(type);
+        }
+      };
+
+  private static List<Field> scanReferencingFields(Class<?> type) {
     List<Field> fields = new ArrayList<>();
     for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
       if (c == AbstractBlock.class || c == AbstractBaseBlock.class) {
@@ -360,7 +386,7 @@ public final class DjlInternals {
         }
       }
     }
-    return fields;
+    return List.copyOf(fields);
   }
 
   /**
