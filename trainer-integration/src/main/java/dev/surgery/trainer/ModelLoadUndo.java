@@ -10,9 +10,12 @@ import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockTreeSnapshot;
 import dev.surgery.core.internal.DjlInternals;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -46,10 +49,11 @@ public final class ModelLoadUndo {
   /** Parameters that had a shape before the replay. */
   private final Set<Parameter> shapedBefore = Collections.newSetFromMap(new IdentityHashMap<>());
 
-  /** The shapes the replay gave parameters that had none (new layers, recorded shapes). */
-  private final Map<String, Shape> builtByReplay = new LinkedHashMap<>();
+  /** The parameters the replay gave a shape they had not (new layers, recorded shapes), by name. */
+  private final Map<String, Built> builtByReplay = new LinkedHashMap<>();
 
-  private final Map<String, Parameter> byName = new LinkedHashMap<>();
+  /** A parameter the replay shaped, and that shape: the one the load must fill. */
+  private record Built(Parameter parameter, Shape shape) {}
 
   private ModelLoadUndo(Model model) {
     this.model = model;
@@ -59,13 +63,14 @@ public final class ModelLoadUndo {
     this.dataType = model.getDataType();
     this.frozenByReplay = SurgeryCheckpoint.frozenByReplayOrNull(block);
     this.carried = SurgeryCheckpoint.carriedBy(block);
-    for (Parameter p : block.getParameters().values()) {
+    List<Parameter> parameters = block.getParameters().values();
+    for (Parameter p : parameters) {
       if (p.getShape() != null) {
         shapedBefore.add(p);
       }
     }
     // Last, once everything that could fail has run: the model is only then changed.
-    for (Parameter p : block.getParameters().values()) {
+    for (Parameter p : parameters) {
       if (p.isInitialized() && !detached.containsKey(p)) {
         detached.put(p, p.getArray());
         DjlInternals.restoreParameter(p, null, p.getShape());
@@ -84,15 +89,25 @@ public final class ModelLoadUndo {
     return new ModelLoadUndo(model);
   }
 
-  /** Notes the shapes the replay gave parameters, which the load must then fill. */
-  public void replayed() {
+  /**
+   * Replays a checkpoint's surgery record on the model ({@link SurgeryCheckpoint#replay(Model,
+   * Path)}) and notes the shapes it gave parameters, which the load must then fill. The tree is
+   * recorded once, here: on failure the caller calls {@link #failed}, which puts it back.
+   *
+   * @param paramsFile the parameter file the load will read
+   * @return the replayed records; empty when the file has none
+   * @throws IOException if the file cannot be read
+   * @throws MalformedModelException if the record is malformed or cannot be replayed
+   */
+  public List<SurgeryRecord> replay(Path paramsFile) throws IOException, MalformedModelException {
+    List<SurgeryRecord> records = SurgeryCheckpoint.replay(model, paramsFile, false);
     for (Pair<String, Parameter> named : block.getParameters()) {
       Parameter p = named.getValue();
       if (p.getShape() != null && !shapedBefore.contains(p)) {
-        builtByReplay.put(named.getKey(), p.getShape());
-        byName.put(named.getKey(), p);
+        builtByReplay.put(named.getKey(), new Built(p, p.getShape()));
       }
     }
+    return records;
   }
 
   /**
@@ -111,9 +126,10 @@ public final class ModelLoadUndo {
         DjlInternals.restoreParameter(e.getKey(), e.getValue(), e.getValue().getShape());
       }
     }
-    for (Map.Entry<String, Shape> built : builtByReplay.entrySet()) {
-      Shape loaded = byName.get(built.getKey()).getShape();
-      if (loaded != null && !loaded.equals(built.getValue())) {
+    for (Map.Entry<String, Built> built : builtByReplay.entrySet()) {
+      Shape loaded = built.getValue().parameter().getShape();
+      Shape expected = built.getValue().shape();
+      if (loaded != null && !loaded.equals(expected)) {
         throw new MalformedModelException(
             origin
                 + ": parameter "
@@ -121,7 +137,7 @@ public final class ModelLoadUndo {
                 + " holds "
                 + loaded
                 + " in the file, but the replayed surgery built it as "
-                + built.getValue()
+                + expected
                 + ": the file's surgery record does not describe the model saved in it (edited?)");
       }
     }

@@ -129,8 +129,7 @@ public final class SurgeryCheckpoint {
     ModelLoadUndo undo = ModelLoadUndo.before(model);
     try {
       if (paramsFile != null) {
-        replay(model, paramsFile);
-        undo.replayed();
+        undo.replay(paramsFile);
       }
       model.load(dir, prefix, options);
       undo.loaded(String.valueOf(paramsFile));
@@ -210,6 +209,15 @@ public final class SurgeryCheckpoint {
    */
   public static List<SurgeryRecord> replay(Model model, Path paramsFile)
       throws IOException, MalformedModelException {
+    return replay(model, paramsFile, true);
+  }
+
+  /**
+   * {@link #replay(Model, Path)}; {@code undoOwn} false for a caller whose {@link ModelLoadUndo}
+   * already recorded the tree and puts it back on failure (no second snapshot of the whole tree).
+   */
+  static List<SurgeryRecord> replay(Model model, Path paramsFile, boolean undoOwn)
+      throws IOException, MalformedModelException {
     Header header = readHeader(paramsFile);
     if (header == null) {
       return List.of();
@@ -224,7 +232,8 @@ public final class SurgeryCheckpoint {
           model.getNDManager(),
           model.getDataType(),
           inputShapes,
-          paramsFile.toString());
+          paramsFile.toString(),
+          undoOwn);
       carries(block, SurgeryJson.recordsToJson(records));
       if (inputShapes.length > 0 && noArrays(block)) {
         // Every layer the replay built gets the shapes its arrays must have (still no array), so
@@ -311,6 +320,18 @@ public final class SurgeryCheckpoint {
       Shape[] inputShapes,
       String origin)
       throws MalformedModelException {
+    replay(block, records, manager, dataType, inputShapes, origin, true);
+  }
+
+  private static void replay(
+      Block block,
+      List<SurgeryRecord> records,
+      NDManager manager,
+      DataType dataType,
+      Shape[] inputShapes,
+      String origin,
+      boolean undoOwn)
+      throws MalformedModelException {
     // Every record is checked before any is replayed, so that a file naming an algorithm this JVM
     // does not know, or values it refuses, leaves the model as it was.
     List<Algorithm> algorithms = new ArrayList<>();
@@ -338,7 +359,7 @@ public final class SurgeryCheckpoint {
     Set<Parameter> frozenBefore = frozen(block);
     // A snapshot cannot bring back arrays that a committed surgery freed: it is taken on a block
     // without arrays (the documented use, and what load() and the agent hand over).
-    BlockTreeSnapshot snapshot = noArrays(block) ? BlockTreeSnapshot.of(block) : null;
+    BlockTreeSnapshot snapshot = undoOwn && noArrays(block) ? BlockTreeSnapshot.of(block) : null;
     try {
       replayChecked(block, records, algorithms, manager, dataType, inputShapes, origin);
     } catch (MalformedModelException | RuntimeException e) {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -25,6 +26,7 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
@@ -32,8 +34,10 @@ import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.OpenArrays;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -265,6 +269,51 @@ class SurgeryCheckpointTest {
       model.save(dir, "strided");
     }
     return SurgeryCheckpoint.resolveParamsFile(dir, "strided", null);
+  }
+
+  /**
+   * The same refusal in a model the program initialized: the replay runs with the model's arrays
+   * taken off (the load's undo recorded the tree once, and puts it back): afterwards the model
+   * holds its own blocks, the same array objects with the same values, and trains.
+   */
+  @Test
+  void aRefusedReplayLeavesAnInitializedModelItsBlocksAndArrays() throws Exception {
+    savedWithBlurPool(1, 2);
+    try (Model other = Model.newInstance("strided")) {
+      other.setBlock(twoConvs(2, 1)); // the stride moved: the replay blurs 01Conv2d instead
+      other
+          .getBlock()
+          .initialize(other.getNDManager(), other.getDataType(), new Shape(2, 1, 10, 10));
+      List<Block> blocksBefore = new ArrayList<>(other.getBlock().getChildren().values());
+      Map<String, NDArray> arraysBefore = new LinkedHashMap<>();
+      Map<String, float[]> valuesBefore = new LinkedHashMap<>();
+      for (Pair<String, Parameter> p : other.getBlock().getParameters()) {
+        arraysBefore.put(p.getKey(), p.getValue().getArray());
+        valuesBefore.put(p.getKey(), p.getValue().getArray().toFloatArray());
+      }
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class, () -> SurgeryCheckpoint.load(other, dir, "strided"));
+      assertTrue(e.getMessage().contains("it replaced 01Conv2d"), e.getMessage());
+      assertEquals(blocksBefore, new ArrayList<>(other.getBlock().getChildren().values()));
+      assertEquals(0, TestModels.count(other.getBlock(), "BlurConv2d"));
+      for (Pair<String, Parameter> p : other.getBlock().getParameters()) {
+        NDArray array = p.getValue().getArray();
+        assertSame(arraysBefore.get(p.getKey()), array, p.getKey());
+        assertFalse(array.isReleased(), p.getKey());
+        assertArrayEquals(valuesBefore.get(p.getKey()), array.toFloatArray(), p.getKey());
+      }
+      try (NDManager m = other.getNDManager().newSubManager()) {
+        NDList out =
+            other
+                .getBlock()
+                .forward(
+                    new ParameterStore(m, false),
+                    new NDList(m.ones(new Shape(2, 1, 10, 10))),
+                    false);
+        assertEquals(new Shape(2, 2), out.head().getShape());
+      }
+    }
   }
 
   /**

@@ -529,8 +529,7 @@ public final class DjlAgentHooks implements DjlHooks {
       ModelLoadUndo undo = ModelLoadUndo.before(model);
       int replayed;
       try {
-        replayed = replay(model, paramsFile);
-        undo.replayed();
+        replayed = replay(undo, paramsFile);
       } catch (Throwable t) { // the arrays are off their parameters: put everything back first
         undo.failed();
         throw t;
@@ -590,11 +589,11 @@ public final class DjlAgentHooks implements DjlHooks {
     }
   }
 
-  /** Replays the file's record on the model; returns how many records it holds. */
-  private static int replay(Model model, Path paramsFile) {
+  /** Replays the file's record under the load's undo; returns how many records it holds. */
+  private static int replay(ModelLoadUndo undo, Path paramsFile) {
     List<SurgeryRecord> replayed;
     try {
-      replayed = SurgeryCheckpoint.replay(model, paramsFile);
+      replayed = undo.replay(paramsFile);
     } catch (IOException | MalformedModelException e) {
       // The checkpoint carries surgery that cannot be redone: its parameters would not fit either.
       throw new SurgeryFailure(e);
