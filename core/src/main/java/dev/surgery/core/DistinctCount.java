@@ -38,7 +38,7 @@ final class DistinctCount {
     long[] shared = new long[once.length];
     boolean anyShared = false;
     for (int i = 0; i < size; i++) {
-      int bit = bitOf(hashes[i], shift);
+      int bit = IdentityIndex.fibonacci(hashes[i], shift);
       long mask = 1L << bit;
       if ((once[bit >>> 6] & mask) != 0) {
         shared[bit >>> 6] |= mask;
@@ -53,17 +53,12 @@ final class DistinctCount {
     IdentityIndex<Boolean> sharing = new IdentityIndex<>();
     int distinct = 0;
     for (int i = 0; i < size; i++) {
-      int bit = bitOf(hashes[i], shift);
+      int bit = IdentityIndex.fibonacci(hashes[i], shift);
       if ((shared[bit >>> 6] & (1L << bit)) == 0
           || sharing.putIfAbsent(objects.get(i), Boolean.TRUE) == null) {
         distinct++;
       }
     }
     return distinct;
-  }
-
-  private static int bitOf(int hash, int shift) {
-    // Fibonacci hashing, as the identity index: the product's high bits pick the bit.
-    return (hash * 0x9E3779B9) >>> shift;
   }
 }

@@ -46,7 +46,14 @@ final class IdentityIndex<V> {
   }
 
   private int slot(int hash) {
-    // Fibonacci hashing: the identity hash's high bits after a multiply pick the slot.
+    return fibonacci(hash, shift);
+  }
+
+  /**
+   * Fibonacci hashing: the top {@code 32 - shift} bits of the hash times the golden ratio, which
+   * spreads identity hashes (often close together) over a power-of-two table.
+   */
+  static int fibonacci(int hash, int shift) {
     return (hash * 0x9E3779B9) >>> shift;
   }
 

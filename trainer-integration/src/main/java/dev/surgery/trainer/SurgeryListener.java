@@ -1349,12 +1349,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     surgeryLog.write();
   }
 
-  /** Formats the INFO line, e.g. {@code Surgery: blurpool at epoch 1 replaced 4 blocks (...)}. */
-  static String logLine(String algorithm, int epoch, SurgeryChanges changes, long nanos) {
-    return logLine(algorithm, "at epoch " + epoch, changes, nanos);
-  }
-
-  /** Formats the INFO line with the entry's moment as its schedule says it ({@code at step 3}). */
+  /**
+   * Formats the INFO line with the entry's moment as its schedule says it, e.g. {@code Surgery:
+   * blurpool at epoch 1 replaced 4 blocks (...)} or {@code ... at step 3 ...}.
+   */
   static String logLine(String algorithm, String when, SurgeryChanges changes, long nanos) {
     StringBuilder sb = new StringBuilder("Surgery: ").append(algorithm).append(' ').append(when);
     sb.append(" replaced ");

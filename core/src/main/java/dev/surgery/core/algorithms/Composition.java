@@ -87,6 +87,22 @@ public final class Composition {
   }
 
   /**
+   * Tells why two entries whose order is known only during training (a step or duration schedule
+   * beside others) cannot both run, whichever goes first, or null when one order works: each is
+   * checked after the other with every other entry assumed to run between them.
+   *
+   * @param a one algorithm
+   * @param b the other
+   * @param others the schedule's other algorithms
+   * @return the reason {@code b} cannot follow {@code a} when neither order composes, else null
+   */
+  public static String conflictEitherOrder(
+      Algorithm a, Algorithm b, List<? extends Algorithm> others) {
+    String aFirst = conflict(a, b, others);
+    return aFirst != null && conflict(b, a, others) != null ? aFirst : null;
+  }
+
+  /**
    * Tells why {@code later} cannot follow {@code earlier}, or null when it can.
    *
    * @param earlier the algorithm applied first

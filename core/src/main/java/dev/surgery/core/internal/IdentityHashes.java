@@ -81,7 +81,12 @@ public final class IdentityHashes {
     } catch (Throwable e) {
       return false; // unreachable for a plain read
     }
-    return (mark & 0b111) == UNLOCKED && ((mark >>> HASH_SHIFT) & HASH_MASK) == 0;
+    return unlockedHolding(mark, 0);
+  }
+
+  /** Whether a mark word is unlocked, not biased, and holds this identity hash (0: none yet). */
+  private static boolean unlockedHolding(long mark, long hash) {
+    return (mark & 0b111) == UNLOCKED && ((mark >>> HASH_SHIFT) & HASH_MASK) == hash;
   }
 
   private static long mark(java.lang.invoke.MethodHandle getLong, Object object) {
@@ -96,13 +101,11 @@ public final class IdentityHashes {
   private static boolean layoutAsExpected(java.lang.invoke.MethodHandle getLong) {
     for (int i = 0; i < 256; i++) {
       Object probe = new Object();
-      long before = mark(getLong, probe);
-      if ((before & 0b111) != UNLOCKED || ((before >>> HASH_SHIFT) & HASH_MASK) != 0) {
+      if (!unlockedHolding(mark(getLong, probe), 0)) {
         return false;
       }
       int hash = System.identityHashCode(probe);
-      long after = mark(getLong, probe);
-      if ((after & 0b111) != UNLOCKED || ((after >>> HASH_SHIFT) & HASH_MASK) != hash) {
+      if (!unlockedHolding(mark(getLong, probe), hash)) {
         return false;
       }
     }

@@ -3,6 +3,7 @@ package dev.surgery.core.algorithms;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -87,6 +88,28 @@ class CompositionTest {
       }
     }
     return r;
+  }
+
+  /**
+   * Two BlurPool entries whose order is unknown: blurring from 0 channels covers one from 16, not
+   * the other way round, so one order works and the pair is accepted; two alike conflict in both.
+   */
+  @Test
+  void aPairConflictsEitherWayOnlyWhenNeitherOrderComposes() {
+    Algorithm fromZero = BlurPool.builder().optMinChannels(0).build();
+    Algorithm fromSixteen = BlurPool.builder().optMinChannels(16).build();
+    Algorithm alsoFromZero = BlurPool.builder().optMinChannels(0).build();
+    List<Algorithm> none = List.of();
+    assertNotNull(Composition.conflict(fromZero, fromSixteen, none));
+    assertNull(Composition.conflict(fromSixteen, fromZero, none));
+    assertNull(Composition.conflictEitherOrder(fromZero, fromSixteen, none));
+    assertNull(Composition.conflictEitherOrder(fromSixteen, fromZero, none));
+    assertEquals(
+        Composition.conflict(fromZero, alsoFromZero, none),
+        Composition.conflictEitherOrder(fromZero, alsoFromZero, none));
+    assertTrue(
+        Composition.conflictEitherOrder(fromZero, alsoFromZero, none)
+            .contains("a blurred layer is never blurred again"));
   }
 
   @Test

@@ -475,8 +475,8 @@ final class ConfigParser {
             between.add(entries.get(k).algorithm());
           }
         }
-        String aFirst = Composition.conflict(a.algorithm(), b.algorithm(), between);
-        if (aFirst != null && Composition.conflict(b.algorithm(), a.algorithm(), between) != null) {
+        String reason = Composition.conflictEitherOrder(a.algorithm(), b.algorithm(), between);
+        if (reason != null) {
           addAt(
               list.getValue().get(b.index()),
               "algorithms entry "
@@ -488,7 +488,7 @@ final class ConfigParser {
                   + " ("
                   + a.describe()
                   + "), whichever runs first: "
-                  + aFirst);
+                  + reason);
           break;
         }
       }
