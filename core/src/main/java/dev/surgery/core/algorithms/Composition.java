@@ -27,6 +27,10 @@ import java.util.Map;
  *       as training goes on, so it may repeat at later epochs, but not at the same epoch with a
  *       schedule that freezes no more.
  * </ul>
+ *
+ * <p>The earlier entry must cover the whole model, or have the same {@code include} and {@code
+ * exclude} as the later one with no entry between them (another entry can change block paths, and
+ * so what the patterns select); an earlier entry limited to other targets leaves other blocks.
  */
 public final class Composition {
 
@@ -114,8 +118,14 @@ public final class Composition {
       Algorithm earlier, Algorithm later, List<? extends Algorithm> between) {
     String first = earlier.name();
     String second = later.name();
-    if (!first.equals(second) || !earlier.targets().isAll()) {
-      // an earlier entry limited to targets left other blocks for the later one
+    boolean sameScope =
+        earlier.targets().isAll()
+            // The same include/exclude right after: the later entry sees the blocks the earlier
+            // one saw, as they left them. With an entry between, that entry may have moved blocks
+            // into the patterns' reach (a wrapper changes paths): then the later one may do more.
+            || (earlier.targets().equals(later.targets()) && between.isEmpty());
+    if (!first.equals(second) || !sameScope) {
+      // an earlier entry limited to other targets left other blocks for the later one
       return null;
     }
     Map<String, Object> a = earlier.hyperparameters();

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
@@ -18,6 +19,8 @@ import ai.djl.nn.Block;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.training.ParameterStore;
 import dev.surgery.core.BlockPaths;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.Targets;
 import dev.surgery.core.layers.AdoptingConv2d;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.FactorizedConv2d;
@@ -110,6 +113,35 @@ class CompositionTest {
     assertTrue(
         Composition.conflictEitherOrder(fromZero, alsoFromZero, none)
             .contains("a blurred layer is never blurred again"));
+  }
+
+  /**
+   * A repeat limited to the same targets right after the first can change nothing either (the
+   * oracle: applied to a net after the first, it finds nothing to change); with another entry
+   * between, or other targets, it is not refused.
+   */
+  @Test
+  void aRepeatWithTheSameTargetsRightAfterConflicts() {
+    Algorithm first =
+        BlurPool.builder().optMinChannels(0).build().withTargets(Targets.include("01*"));
+    Algorithm again =
+        BlurPool.builder().optMinChannels(0).build().withTargets(Targets.include("01*"));
+    Algorithm elsewhere =
+        BlurPool.builder().optMinChannels(0).build().withTargets(Targets.include("02*"));
+    Algorithm ws = WeightStandardization.builder().build();
+    assertNotNull(Composition.conflict(first, again, List.of()));
+    assertNull(Composition.conflict(first, elsewhere, List.of()));
+    assertNull(Composition.conflict(first, again, List.of(ws)));
+    assertEquals(
+        List.of(1), Composition.check(List.of(first, again)).stream().map(c -> c.later()).toList());
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = net(manager);
+      assertEquals(1, first.apply(SurgeryContext.of(net)).changes().size());
+      // At run time the repeat would stop the surgery: refused when the schedule is read instead.
+      SurgeryException e =
+          assertThrows(SurgeryException.class, () -> again.apply(SurgeryContext.of(net)));
+      assertTrue(e.getMessage().contains("nothing among the included blocks"), e.getMessage());
+    }
   }
 
   @Test

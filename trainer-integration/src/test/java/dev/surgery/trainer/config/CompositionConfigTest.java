@@ -54,6 +54,27 @@ class CompositionConfigTest {
   }
 
   @Test
+  void aRepeatWithTheSameIncludeRightAfterIsRefusedAndOneWithAnotherIsNot() {
+    ConfigProblem p =
+        refused(
+            "algorithms:\n"
+                + "  - {name: blurpool, epoch: 0, min_channels: 0, include: '01*'}\n"
+                + "  - {name: blurpool, epoch: 1, min_channels: 0, include: '01*'}\n");
+    assertEquals(3, p.line());
+    assertTrue(p.message().contains("recipe.yaml:2:5"), p.message());
+    assertTrue(p.message().contains("would change nothing"), p.message());
+    SurgeryConfig config =
+        SurgeryConfig.parse(
+            "algorithms:\n"
+                + "  - {name: blurpool, epoch: 0, min_channels: 0, include: '01*'}\n"
+                + "  - {name: blurpool, epoch: 1, min_channels: 0, include: '02*'}\n"
+                + "  - {name: weight_standardization, epoch: 1}\n"
+                + "  - {name: blurpool, epoch: 2, min_channels: 0, include: '02*'}\n",
+            FILE);
+    assertEquals(4, config.getAlgorithms().size());
+  }
+
+  @Test
   void aRepeatThatCanDoMoreIsAccepted() {
     SurgeryConfig config =
         SurgeryConfig.parse(
