@@ -11,11 +11,11 @@ import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Algorithms;
-import dev.surgery.core.algorithms.Composition;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.OnError;
+import dev.surgery.trainer.config.ScheduleComposition;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.Trigger;
@@ -1831,8 +1831,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
      * Builds the listener.
      *
      * @return the listener
-     * @throws IllegalArgumentException if an entry cannot follow an earlier one (see {@link
-     *     Composition}); the message names both
+     * @throws IllegalArgumentException if an entry cannot follow an earlier one, or a one-time
+     *     entry placed by step or duration cannot run with another in either order (see {@link
+     *     ScheduleComposition}); the message names both
      */
     public SurgeryListener build() {
       List<ScheduledAlgorithm> schedule = new ArrayList<>();
@@ -1855,24 +1856,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         }
         schedule.add(entry);
       }
-      // Step, time and event entries have no place in the epoch order known before training.
-      List<ScheduledAlgorithm> order =
-          new ArrayList<>(schedule.stream().filter(ScheduledAlgorithm::byEpoch).toList());
-      order.sort(
-          Comparator.comparingInt(ScheduledAlgorithm::epoch)
-              .thenComparingInt(ScheduledAlgorithm::index));
-      List<Composition.Conflict> conflicts =
-          Composition.check(
-              order.stream().map(ScheduledAlgorithm::algorithm).toList(),
-              order.stream().map(ScheduledAlgorithm::epoch).toList());
-      if (!conflicts.isEmpty()) {
-        Composition.Conflict c = conflicts.get(0);
-        throw new IllegalArgumentException(
-            order.get(c.later()).describe()
-                + " cannot follow "
-                + order.get(c.earlier()).describe()
-                + ": "
-                + c.reason());
+      List<ScheduleComposition.Refusal> refusals = ScheduleComposition.check(schedule);
+      if (!refusals.isEmpty()) {
+        throw new IllegalArgumentException(refusals.get(0).message(ScheduledAlgorithm::describe));
       }
       return new SurgeryListener(
           schedule,

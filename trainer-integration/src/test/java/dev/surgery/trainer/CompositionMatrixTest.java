@@ -44,6 +44,7 @@ import dev.surgery.core.layers.FactorizedConv2d;
 import dev.surgery.core.layers.GhostBatchNormBlock;
 import dev.surgery.core.layers.SqueezeExciteConv2d;
 import dev.surgery.core.layers.WeightStandardizedConv2d;
+import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -184,6 +185,39 @@ class CompositionMatrixTest {
               .count();
       assertEquals(4, blurredAndStandardized);
     }
+  }
+
+  /**
+   * A step entry and an epoch entry of ghost batch norm: whichever runs first leaves the other
+   * nothing, so the builder refuses them as a config file does; two blurpool entries of which one
+   * order works are accepted.
+   */
+  @Test
+  void theBuilderRefusesAStepEntryThatConflictsInEitherOrder() {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                SurgeryListener.builder()
+                    .add(algorithm(GBN), 1)
+                    .add(algorithm(GBN), Trigger.atStep(3))
+                    .optObservableEvents(SurgeryTrain.EVENTS)
+                    .optTotalEpochs(3)
+                    .build());
+    assertTrue(
+        e.getMessage()
+            .startsWith(
+                GBN
+                    + " at step 3 (builder entry 2) cannot run with "
+                    + GBN
+                    + " at epoch 1 (builder entry 1), whichever runs first: "),
+        e.getMessage());
+    SurgeryListener.builder()
+        .add(Algorithms.spec(BP).create(Map.of("min_channels", 0)), 1)
+        .add(Algorithms.spec(BP).create(Map.of("min_channels", 16)), Trigger.atStep(3))
+        .optObservableEvents(SurgeryTrain.EVENTS)
+        .optTotalEpochs(3)
+        .build();
   }
 
   // ------------------------------------------------------------------ one schedule

@@ -4,7 +4,6 @@ import dev.surgery.core.Targets;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
-import dev.surgery.core.algorithms.Composition;
 import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.events.Time;
 import java.io.IOException;
@@ -427,86 +426,16 @@ final class ConfigParser {
   }
 
   /**
-   * Refuses entries that cannot follow an earlier one ({@link Composition}), at the later entry,
-   * naming both with their positions: such an entry would otherwise change nothing, or less than it
-   * says, at its epoch.
+   * Refuses entries the schedule cannot hold ({@link ScheduleComposition}), each at its own entry,
+   * naming the other with its position: such an entry would otherwise change nothing, or less than
+   * it says, when it runs.
    */
   private void checkComposition(List<ScheduledAlgorithm> entries, SequenceNode list) {
-    // Step, time and event entries have no place in the epoch order known before training.
-    List<ScheduledAlgorithm> order =
-        applicationOrder(entries.stream().filter(ScheduledAlgorithm::byEpoch).toList());
-    for (Composition.Conflict c :
-        Composition.check(
-            order.stream().map(ScheduledAlgorithm::algorithm).toList(),
-            order.stream().map(ScheduledAlgorithm::epoch).toList())) {
-      ScheduledAlgorithm earlier = order.get(c.earlier());
-      ScheduledAlgorithm later = order.get(c.later());
+    for (ScheduleComposition.Refusal r : ScheduleComposition.check(entries)) {
       addAt(
-          list.getValue().get(later.index()),
-          "algorithms entry "
-              + (later.index() + 1)
-              + " ("
-              + later.describe()
-              + ") cannot follow entry "
-              + (earlier.index() + 1)
-              + " ("
-              + earlier.describe()
-              + "): "
-              + c.reason());
+          list.getValue().get(r.entry().index()),
+          "algorithms " + r.message(e -> "entry " + (e.index() + 1) + " (" + e.describe() + ")"));
     }
-    // A step or duration entry meets the others in an order known only during training: a pair is
-    // refused where it conflicts in both orders, with every other entry assumed to run between.
-    for (int j = 0; j < entries.size(); j++) {
-      for (int i = 0; i < j; i++) {
-        ScheduledAlgorithm a = entries.get(i);
-        ScheduledAlgorithm b = entries.get(j);
-        if (a == null
-            || b == null
-            || (a.byEpoch() && b.byEpoch())
-            || a.trigger().repeats()
-            || b.trigger().repeats()
-            || a.trigger().kind() == Trigger.Kind.EVENTS
-            || b.trigger().kind() == Trigger.Kind.EVENTS) {
-          continue;
-        }
-        List<Algorithm> between = new ArrayList<>();
-        for (int k = 0; k < entries.size(); k++) {
-          if (k != i && k != j && entries.get(k) != null) {
-            between.add(entries.get(k).algorithm());
-          }
-        }
-        String reason = Composition.conflictEitherOrder(a.algorithm(), b.algorithm(), between);
-        if (reason != null) {
-          addAt(
-              list.getValue().get(b.index()),
-              "algorithms entry "
-                  + (b.index() + 1)
-                  + " ("
-                  + b.describe()
-                  + ") cannot run with entry "
-                  + (a.index() + 1)
-                  + " ("
-                  + a.describe()
-                  + "), whichever runs first: "
-                  + reason);
-          break;
-        }
-      }
-    }
-  }
-
-  /**
-   * Sorts schedule entries the way they are applied: by epoch, then in declaration order.
-   *
-   * @param entries the entries, in declaration order
-   * @return the entries in application order
-   */
-  static List<ScheduledAlgorithm> applicationOrder(List<ScheduledAlgorithm> entries) {
-    List<ScheduledAlgorithm> order = new ArrayList<>(entries);
-    order.sort(
-        Comparator.comparingInt(ScheduledAlgorithm::epoch)
-            .thenComparingInt(ScheduledAlgorithm::index));
-    return order;
   }
 
   private ScheduledAlgorithm entry(Node node, int index) {

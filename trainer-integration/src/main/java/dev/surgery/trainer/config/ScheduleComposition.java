@@ -1,0 +1,118 @@
+package dev.surgery.trainer.config;
+
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.Composition;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * Checks a whole schedule against {@link Composition}'s rules, for a config file and for a listener
+ * built in code alike: {@code epoch} entries in the order they are applied, a pair whose order is
+ * known only during training ({@code step}, {@code at}) in both orders. Repeating ({@code every})
+ * and event-driven entries are not checked: a run that changes nothing says so at WARN.
+ */
+public final class ScheduleComposition {
+
+  private ScheduleComposition() {}
+
+  /** What kind of refusal: the entry after another, or with another in either order. */
+  public enum Kind {
+    /** The entry cannot follow an earlier one. */
+    FOLLOWS,
+    /** The entry and another cannot run together, whichever runs first. */
+    EITHER_ORDER
+  }
+
+  /**
+   * An entry the schedule cannot hold.
+   *
+   * @param entry the refused entry (the later one, for {@link Kind#FOLLOWS})
+   * @param other the entry it conflicts with
+   * @param kind the kind of conflict
+   * @param reason why, from {@link Composition}
+   */
+  public record Refusal(
+      ScheduledAlgorithm entry, ScheduledAlgorithm other, Kind kind, String reason) {
+
+    /**
+     * Writes the refusal as a sentence.
+     *
+     * @param name how to name an entry, for example by its {@link ScheduledAlgorithm#describe}
+     * @return the message
+     */
+    public String message(Function<ScheduledAlgorithm, String> name) {
+      return kind == Kind.FOLLOWS
+          ? name.apply(entry) + " cannot follow " + name.apply(other) + ": " + reason
+          : name.apply(entry)
+              + " cannot run with "
+              + name.apply(other)
+              + ", whichever runs first: "
+              + reason;
+    }
+  }
+
+  /**
+   * Finds the entries the schedule cannot hold; at most one refusal per entry.
+   *
+   * @param entries the schedule, in declaration order (null elements, entries a parser already
+   *     refused, are skipped)
+   * @return the refusals, epoch conflicts first; empty when the schedule composes
+   */
+  public static List<Refusal> check(List<ScheduledAlgorithm> entries) {
+    List<Refusal> refusals = new ArrayList<>();
+    List<ScheduledAlgorithm> order =
+        applicationOrder(entries.stream().filter(e -> e != null && e.byEpoch()).toList());
+    for (Composition.Conflict c :
+        Composition.check(
+            order.stream().map(ScheduledAlgorithm::algorithm).toList(),
+            order.stream().map(ScheduledAlgorithm::epoch).toList())) {
+      refusals.add(
+          new Refusal(order.get(c.later()), order.get(c.earlier()), Kind.FOLLOWS, c.reason()));
+    }
+    // A one-time step or duration entry meets the others in an order known only during training:
+    // a pair is refused where it conflicts in both orders, with every other entry between.
+    for (int j = 0; j < entries.size(); j++) {
+      ScheduledAlgorithm b = entries.get(j);
+      for (int i = 0; i < j && oneTime(b); i++) {
+        ScheduledAlgorithm a = entries.get(i);
+        if (!oneTime(a) || (a.byEpoch() && b.byEpoch())) {
+          continue;
+        }
+        String reason =
+            Composition.conflictEitherOrder(
+                a.algorithm(), b.algorithm(), othersThan(entries, i, j));
+        if (reason != null) {
+          refusals.add(new Refusal(b, a, Kind.EITHER_ORDER, reason));
+          break;
+        }
+      }
+    }
+    return refusals;
+  }
+
+  /** Sorts schedule entries the way they are applied: by epoch, then in declaration order. */
+  private static List<ScheduledAlgorithm> applicationOrder(List<ScheduledAlgorithm> entries) {
+    List<ScheduledAlgorithm> order = new ArrayList<>(entries);
+    order.sort(
+        Comparator.comparingInt(ScheduledAlgorithm::epoch)
+            .thenComparingInt(ScheduledAlgorithm::index));
+    return order;
+  }
+
+  /** Runs once at a moment of its own (not repeating, not event-driven). */
+  private static boolean oneTime(ScheduledAlgorithm e) {
+    return e != null && !e.trigger().repeats();
+  }
+
+  private static List<Algorithm> othersThan(List<ScheduledAlgorithm> entries, int i, int j) {
+    List<Algorithm> others = new ArrayList<>();
+    for (int k = 0; k < entries.size(); k++) {
+      if (k != i && k != j && entries.get(k) != null) {
+        others.add(entries.get(k).algorithm());
+      }
+    }
+    return others;
+  }
+}
