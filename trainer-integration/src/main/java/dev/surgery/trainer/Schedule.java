@@ -102,11 +102,17 @@ final class Schedule {
   }
 
   /**
-   * PENDING to APPLIED without a run: the model's surgery record holds the entry already (a
-   * checkpoint's replayed surgery, or an earlier trainer of the same model).
+   * PENDING (or DEFERRED, AWAITING_LENGTH: an epoch-0 entry still waiting) to APPLIED without a
+   * run: the model's surgery record holds the entry already (a checkpoint's replayed surgery, or an
+   * earlier trainer of the same model).
    */
   void alreadyRecorded(int index) {
-    move(index, EntryStatus.APPLIED, EntryStatus.PENDING);
+    move(
+        index,
+        EntryStatus.APPLIED,
+        EntryStatus.PENDING,
+        EntryStatus.DEFERRED,
+        EntryStatus.AWAITING_LENGTH);
   }
 
   /** The entry failed: FAILED (on_error: fail) or SKIPPED; it does not run again. */

@@ -455,7 +455,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * configured): a second fit (a loop that calls fit once per epoch) shows that length was not the
    * training's, so what the entry did (froze by the fraction of a wrong total, ran at the wrong
    * step) is wrong. Reported as that entry's failure, before this fit's first step: under on_error
-   * fail training stops (and again at every later announcement); under skip it goes on, said once.
+   * fail training stops (and again at every later announcement); under skip it goes on, said once
+   * (at ERROR, as skip logs failures), with what the entry did: it ran before the proof came.
    */
   private void lengthProvedWrong(TrainerState st, int planned) {
     ScheduledAlgorithm entry = st.lengthFollowedBy;
@@ -488,7 +489,14 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           null,
           null);
     }
-    warn(message + " (on_error: skip: training goes on)");
+    // Logged as skip logs a failure (an error), but unlike a failed surgery nothing can be put
+    // back: the entry ran in an earlier fit, and may have been trained on since.
+    String skipped =
+        message
+            + " (on_error: skip: training goes on with what the entry did, which cannot be undone"
+            + " after it ran)";
+    warnings.add(skipped);
+    logger.error(skipped);
     st.lengthFollowedBy = null; // said once
   }
 
@@ -1692,7 +1700,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
     }
     for (int i = 0; i < entries.size(); i++) {
-      if (recordOf[i] >= 0 && entries.isPending(i)) {
+      // Open, not only pending: an epoch-0 entry may wait for onInitialized or for the length.
+      if (recordOf[i] >= 0 && entries.isOpen(i)) {
         entries.alreadyRecorded(i);
         String reason =
             "it is in the model's surgery record already (a replayed checkpoint or an earlier"

@@ -253,9 +253,12 @@ class PlannedEpochsTest {
     }
   }
 
-  /** The same under on_error: skip: the failure is reported once and training goes on. */
+  /**
+   * The same under on_error: skip: the failure is reported once (at ERROR) and training goes on,
+   * with the freeze, which ran in the first fit and cannot be undone: the message says so.
+   */
   @Test
-  void underSkipASecondFitAfterAnAnnouncedLengthTrainsOnAfterAWarning() throws Exception {
+  void underSkipASecondFitAfterAnAnnouncedLengthTrainsOnAfterAnError() throws Exception {
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(freezing(), 1)
@@ -276,7 +279,9 @@ class PlannedEpochsTest {
           listener.getOutcomes().stream().map(SurgeryOutcome::status).toList());
       assertEquals(
           1,
-          listener.getWarnings().stream().filter(w -> w.contains("followed a length")).count(),
+          listener.getWarnings().stream()
+              .filter(w -> w.contains("followed a length") && w.contains("cannot be undone"))
+              .count(),
           listener.getWarnings().toString());
     }
   }

@@ -515,6 +515,52 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * The same with a shape-dependent epoch-0 entry, which waits for {@code onInitialized} in each
+   * trainer (squeeze-excite's {@code min_channels}), and both trainers initialized before either
+   * trains: the second found the entry waiting, not pending, applied it again (changing nothing)
+   * and recorded it twice, and then, its schedule no longer accounting for the record, applied the
+   * epoch-1 entry again too.
+   */
+  @Test
+  void aWaitingEpochZeroEntryIsNotAppliedAgainByASecondTrainer() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(
+                Algorithms.spec("squeeze_excite")
+                    .create(Map.of("min_channels", 4, "latent_channels", 2)),
+                0)
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("two-trainers-init");
+        Trainer first = model.newTrainer(TestModels.config(listener));
+        Trainer second = model.newTrainer(TestModels.config(listener))) {
+      first.initialize(INPUT);
+      listener.onInitialized(first);
+      second.initialize(INPUT);
+      listener.onInitialized(second);
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      EasyTrain.fit(first, 2, dataset, null);
+      String structure = TestModels.structure(model.getBlock());
+      assertTrue(TestModels.count(model.getBlock(), "SqueezeExciteConv2d") > 0, structure);
+      EasyTrain.fit(second, 2, dataset, null);
+      assertEquals(structure, TestModels.structure(model.getBlock()));
+      List<SurgeryRecord> records =
+          SurgeryJson.recordsFromJson(model.getProperty(SurgeryListener.PROPERTY));
+      assertEquals(
+          List.of("squeeze_excite", "blurpool"),
+          records.stream().map(SurgeryRecord::algorithm).toList(),
+          records.toString());
+      assertEquals(
+          2,
+          listener.getOutcomes().stream()
+              .filter(o -> o.status() == SurgeryOutcome.Status.APPLIED)
+              .count(),
+          listener.getOutcomes().toString());
+    }
+  }
+
+  /**
    * A record whose layer_freezing values were edited so that the replay freezes fewer layers than
    * the saved run did (its changes still list them): refused before any weight is read, the model
    * as it was; freezing more than recorded is no proof (a layer frozen by hand, above).
