@@ -70,6 +70,7 @@ public final class DjlAgentHooks implements DjlHooks {
   private ProgramEndHook programEnd;
   private volatile boolean usable;
   private final AtomicBoolean planPrinted = new AtomicBoolean();
+  private final AtomicBoolean loggingChecked = new AtomicBoolean();
 
   /**
    * Creates the hooks; nothing is read until {@link #prepare()}.
@@ -191,6 +192,15 @@ public final class DjlAgentHooks implements DjlHooks {
     DjlInternals.setListeners(trainer, extended);
     events.track(trainer);
     AgentLog.debug("attached SurgeryListener to " + SurgeryDispatcher.describe(trainer));
+    if (loggingChecked.compareAndSet(false, true) && !SurgeryLogging.shown()) {
+      AgentLog.info(
+          "the program's SLF4J has no binding (it logs nowhere), so the surgery's own lines are"
+              + " not shown: what each entry changed, entries that changed nothing or never ran,"
+              + " failures under on_error: skip. Add a binding (slf4j-simple, logback) to the"
+              + " class path, or set 'report: <file>' in "
+              + config
+              + " for the surgery log");
+    }
     // A program that exits in the middle of training never closes the trainer: the hook tells the
     // listener, so that the surgery log does not read as complete.
     programEnd.registerOnce();
