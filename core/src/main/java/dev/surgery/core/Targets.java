@@ -198,6 +198,55 @@ public final class Targets {
     }
   }
 
+  /**
+   * Finds a pattern that selects no block of the tree as written but would with case ignored (a
+   * misspelt name such as {@code type:Conv2D} for {@code Conv2d}): block types and paths are
+   * case-sensitive, and such a pattern is a typo, which can be told before training rather than
+   * when the entry runs. A pattern that selects nothing either way may name blocks an earlier
+   * surgery creates, and is not judged.
+   *
+   * @param root the model's root block, before training
+   * @return the problem, naming the pattern and a name it differs from only in case; null if none
+   */
+  public String caseMismatch(Block root) {
+    Map<Block, String> paths = BlockPaths.index(root);
+    for (int kind = 0; kind < 2; kind++) {
+      List<Pattern> patterns = kind == 0 ? includes : excludes;
+      List<String> texts = kind == 0 ? includeTexts : excludeTexts;
+      for (int i = 0; i < patterns.size(); i++) {
+        Pattern exact = patterns.get(i);
+        String text = texts.get(i);
+        Pattern anyCase = Pattern.compile(exact.pattern(), Pattern.CASE_INSENSITIVE);
+        String near = null;
+        boolean selects = false;
+        for (Map.Entry<Block, String> e : paths.entrySet()) {
+          if (e.getValue().isEmpty()) {
+            continue; // the root is never selected by a pattern
+          }
+          if (matches(exact, text, e.getKey(), e.getValue())) {
+            selects = true;
+            break;
+          }
+          if (near == null && matches(anyCase, text, e.getKey(), e.getValue())) {
+            near =
+                text.startsWith(TYPE_PREFIX)
+                    ? TYPE_PREFIX + BlockPaths.typeName(e.getKey())
+                    : e.getValue();
+          }
+        }
+        if (!selects && near != null) {
+          return (kind == 0 ? INCLUDE : EXCLUDE)
+              + " pattern '"
+              + text
+              + "' selects no block of the model, but '"
+              + near
+              + "' differs from it only in case (block types and paths are case-sensitive)";
+        }
+      }
+    }
+    return null;
+  }
+
   private static boolean matches(Pattern pattern, String text, Block block, String path) {
     if (text.startsWith(TYPE_PREFIX)) {
       return pattern.matcher(BlockPaths.typeName(block)).matches()

@@ -2,6 +2,7 @@ package dev.surgery.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -72,6 +73,27 @@ class TargetsTest {
         .filter(e -> type.isInstance(e.getKey()))
         .map(Map.Entry::getValue)
         .collect(Collectors.toCollection(TreeSet::new));
+  }
+
+  /**
+   * A type or path written in the wrong case selects nothing, and is named with the model's own
+   * spelling; patterns that select something, or nothing even with case ignored (blocks an earlier
+   * surgery may create), are not judged.
+   */
+  @Test
+  void aPatternThatSelectsOnlyWithCaseIgnoredIsACaseMismatch() {
+    assertEquals(
+        "include pattern 'type:Conv2D' selects no block of the model, but 'type:Conv2d' differs"
+            + " from it only in case (block types and paths are case-sensitive)",
+        Targets.include("type:Conv2D").caseMismatch(resnet));
+    String firstConv = pathsOf(Conv2d.class).iterator().next();
+    String misspelt = firstConv.replace("Conv2d", "conv2d");
+    String problem = Targets.include("type:Conv2d").exclude(misspelt).caseMismatch(resnet);
+    assertTrue(problem.startsWith("exclude pattern '" + misspelt + "'"), problem);
+    assertTrue(problem.contains("but '"), problem);
+    assertNull(Targets.include("type:Conv2d", firstConv).caseMismatch(resnet));
+    assertNull(Targets.include("type:BlurConv2d", "**/01BlurConv2d").caseMismatch(resnet));
+    assertNull(Targets.ALL.caseMismatch(resnet));
   }
 
   @Test

@@ -547,6 +547,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       return; // the agent and the program may both forward this event
     }
     st.begun = true;
+    refuseMisspeltPatterns(trainer, st);
     Block block = trainer.getModel().getBlock();
     boolean initialized = block != null && block.isInitialized();
     Schedule schedule = st.schedule;
@@ -703,6 +704,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     st.initSeen = true;
     st.begun = true;
+    refuseMisspeltPatterns(trainer, st);
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
@@ -1423,6 +1425,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   // ------------------------------------------------------------------ batches and loss
 
   private void firstBatch(Trainer trainer, TrainerState st) {
+    refuseMisspeltPatterns(trainer, st);
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
@@ -1453,6 +1456,38 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             i,
             "the listener did not see onTrainingBegin for this trainer (it was added after the"
                 + " Trainer was created)");
+      }
+    }
+  }
+
+  /**
+   * Fails, before training, each open entry whose include or exclude pattern selects nothing in the
+   * model but would with case ignored ({@code type:Conv2D}): a typo that would otherwise fail the
+   * entry only when it runs, epochs into training. Once per trainer; on_error decides as for any
+   * failure of the entry (fail: training stops here; skip: the entry is dropped).
+   */
+  private void refuseMisspeltPatterns(Trainer trainer, TrainerState st) {
+    if (st.patternsChecked) {
+      return;
+    }
+    st.patternsChecked = true;
+    Block root = trainer.getModel().getBlock();
+    if (root == null) {
+      return;
+    }
+    for (int i = 0; i < st.schedule.size(); i++) {
+      Algorithm algorithm = st.schedule.entry(i).algorithm();
+      if (!st.schedule.isOpen(i) || algorithm.targets().isAll()) {
+        continue;
+      }
+      String typo = algorithm.targets().caseMismatch(root);
+      if (typo != null) {
+        failed(
+            st,
+            i,
+            Event.FIT_START,
+            new SurgeryException(null, algorithm.name() + ": the " + typo),
+            0);
       }
     }
   }

@@ -20,6 +20,12 @@ final class TrainerState {
   final Schedule schedule;
 
   boolean begun;
+
+  /**
+   * Whether the entries' target patterns were checked against the model (once, before training).
+   */
+  boolean patternsChecked;
+
   int completedEpochs;
 
   /**
