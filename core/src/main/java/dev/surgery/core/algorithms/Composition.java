@@ -19,13 +19,13 @@ import java.util.Map;
  *       (every built-in is idempotent): {@code ghost_batchnorm} and {@code stochastic_depth}
  *       always; {@code blurpool} unless it blurs something the earlier one left (lower {@code
  *       min_channels}, or convolutions or max pools the earlier one skipped); {@code
- *       weight_standardization} after one with {@code n_last_layers_ignore: 0}, or with the same
- *       value and no {@code factorize} in between; {@code squeeze_excite} unless its {@code
- *       min_channels} is lower; {@code factorize} unless it selects layers the earlier one left
- *       (lower thresholds, another latent size, a layer kind the earlier one skipped, or linears
- *       after a {@code squeeze_excite} that added gate layers). {@code layer_freezing} freezes more
- *       as training goes on, so it may repeat at later epochs, but not at the same epoch with a
- *       schedule that freezes no more.
+ *       weight_standardization} after one that ignores no more last layers ({@code
+ *       n_last_layers_ignore} no larger), unless a {@code factorize} ran in between; {@code
+ *       squeeze_excite} unless its {@code min_channels} is lower; {@code factorize} unless it
+ *       selects layers the earlier one left (lower thresholds, another latent size, a layer kind
+ *       the earlier one skipped, or linears after a {@code squeeze_excite} that added gate layers).
+ *       {@code layer_freezing} freezes more as training goes on, so it may repeat at later epochs,
+ *       but not at the same epoch with a schedule that freezes no more.
  * </ul>
  *
  * <p>The earlier entry must cover the whole model, or have the same {@code include} and {@code
@@ -149,8 +149,10 @@ public final class Composition {
       case WeightStandardization.NAME:
         double n0 = num(a, "n_last_layers_ignore");
         double n1 = num(b, "n_last_layers_ignore");
+        // Factorize between splits convolutions into new, unstandardized layers: whatever the
+        // earlier entry ignored, the later one has those to standardize.
         boolean structureKept = between.stream().noneMatch(x -> Factorize.NAME.equals(x.name()));
-        return n0 == 0 || (n1 >= n0 && structureKept)
+        return structureKept && n1 >= n0
             ? noOp + " nothing: every convolution it selects already standardizes its weight"
             : null;
       case SqueezeExcite.NAME:

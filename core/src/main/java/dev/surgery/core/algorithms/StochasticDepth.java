@@ -106,6 +106,20 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
    */
   public static List<Block> residualBranches(Block root) {
     List<Block> branches = new ArrayList<>();
+    for (Block branch : branchesByDepth(root)) {
+      if (!(branch instanceof StochasticResidual)) {
+        branches.add(branch);
+      }
+    }
+    return branches;
+  }
+
+  /**
+   * The branch of every residual unit in traversal order, those an earlier entry wrapped included
+   * (as their {@link StochasticResidual}): a unit's depth, and so its linear rate, counts them.
+   */
+  private static List<Block> branchesByDepth(Block root) {
+    List<Block> branches = new ArrayList<>();
     for (Block b : BlockPaths.index(root).keySet()) {
       if (b instanceof ParallelBlock unit && isResidualUnit(unit)) {
         branches.add(unit.getChildren().valueAt(0));
@@ -116,8 +130,11 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
 
   private static boolean isResidualUnit(ParallelBlock unit) {
     BlockList children = unit.getChildren();
-    if (children.size() != 2
-        || !(children.valueAt(0) instanceof SequentialBlock branch)
+    Block first = children.size() == 2 ? children.valueAt(0) : null;
+    if (first instanceof StochasticResidual wrapped) {
+      first = wrapped.getBranch();
+    }
+    if (!(first instanceof SequentialBlock branch)
         || !(children.valueAt(1) instanceof SequentialBlock shortcut)) {
       return false;
     }
@@ -162,10 +179,14 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
   /** {@inheritDoc} */
   @Override
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
-    List<Block> branches = residualBranches(context.model());
+    // Rates by depth among all units: one an earlier entry wrapped keeps its place (and rate), so
+    // a second entry over the rest gives each unit the rate a single entry would have.
+    List<Block> branches = branchesByDepth(context.model());
     Map<Block, Float> rates = new IdentityHashMap<>();
     for (int i = 0; i < branches.size(); i++) {
-      rates.put(branches.get(i), rateOf(i, branches.size()));
+      if (!(branches.get(i) instanceof StochasticResidual)) {
+        rates.put(branches.get(i), rateOf(i, branches.size()));
+      }
     }
     StochasticResidual.Mode mode =
         StochasticResidual.Mode.valueOf(value(STOCHASTIC_METHOD).toUpperCase(Locale.ROOT));

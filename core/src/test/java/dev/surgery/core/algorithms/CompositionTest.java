@@ -144,6 +144,26 @@ class CompositionTest {
     }
   }
 
+  /**
+   * Weight standardization over every convolution, factorize, then weight standardization again:
+   * the factorized layers are new and unstandardized, so the repeat does something (the oracle:
+   * applied, it changes layers) and is not refused; without factorize between it is.
+   */
+  @Test
+  void weightStandardizationAgainAfterFactorizeIsAccepted() {
+    Algorithm ws = WeightStandardization.builder().build();
+    Algorithm again = WeightStandardization.builder().build();
+    Algorithm f = Factorize.builder().optMinChannels(16).optLatentChannels(4).build();
+    assertNotNull(Composition.conflict(ws, again, List.of()));
+    assertNull(Composition.conflict(ws, again, List.of(f)));
+    assertEquals(List.of(), Composition.check(List.of(ws, f, again)));
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = net(manager);
+      apply(net, ws, f);
+      assertFalse(again.apply(SurgeryContext.of(net)).isEmpty(), structure(net));
+    }
+  }
+
   @Test
   void blurPoolAndWeightStandardizationGiveTheSameLayerInEitherOrder() {
     try (NDManager manager = NDManager.newBaseManager()) {
@@ -428,7 +448,8 @@ class CompositionTest {
     assertNull(Composition.conflict(sd, gbn, List.of()));
     assertNull(Composition.conflict(ws, bp, List.of()));
     assertNull(Composition.conflict(bp, ws, List.of()));
-    assertTrue(Composition.conflict(ws, ws, List.of(f)) != null);
+    // Factorize in between leaves new layers to standardize (weightStandardizationAgainAfter...).
+    assertNull(Composition.conflict(ws, ws, List.of(f)));
     assertTrue(Composition.conflict(f, f, List.of(bp)) != null);
     // A larger latent size at the same threshold selects only layers factorized already.
     Algorithm quarter = Factorize.builder().optMinChannels(32).optLatentChannels(0.25).build();

@@ -24,6 +24,7 @@ import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.BlockPaths;
+import dev.surgery.core.Targets;
 import dev.surgery.core.layers.BatchNormLayer;
 import dev.surgery.core.layers.ConvolutionLayer;
 import dev.surgery.core.layers.StochasticResidual;
@@ -78,6 +79,33 @@ class StochasticDepthTest {
     assertTrue(
         StochasticDepth.builder().build().apply(SurgeryContext.of(net)).isEmpty(), "idempotent");
     assertEquals(0, StochasticDepth.residualBranches(net).size());
+  }
+
+  /**
+   * A first entry limited to units 3 to 5, then one over the whole model: each unit gets the rate
+   * Composer's linear rule gives it by its depth among all 9 units, whichever entry wrapped it (a
+   * second entry spread its rates over the 6 units left: 0.15, 0.30, ..., not monotone in depth).
+   */
+  @Test
+  void aSecondEntryGivesEachUnitTheRateOfItsDepthAmongAllUnits() {
+    Block net = TinyModels.resNet20();
+    List<Block> branches = StochasticDepth.residualBranches(net);
+    Map<Block, String> paths = BlockPaths.index(net);
+    List<String> middle =
+        List.of(paths.get(branches.get(2)), paths.get(branches.get(3)), paths.get(branches.get(4)));
+    StochasticDepth.builder()
+        .optDropRate(0.9)
+        .build()
+        .withTargets(Targets.of(middle, List.of()))
+        .apply(SurgeryContext.of(net));
+    assertEquals(3, wrappers(net).size());
+    StochasticDepth.builder().optDropRate(0.9).build().apply(SurgeryContext.of(net));
+    List<StochasticResidual> wrapped = wrappers(net);
+    assertEquals(9, wrapped.size());
+    for (int i = 0; i < 9; i++) {
+      assertSame(branches.get(i), wrapped.get(i).getBranch());
+      assertEquals(0.9f * (i + 1) / 9, wrapped.get(i).getDropRate(), 1e-6, "unit " + (i + 1));
+    }
   }
 
   /** A convolution layer stochastic depth has never heard of, marked as one. */
