@@ -230,10 +230,10 @@ public final class B4ScaleAndLeaks {
               BenchSupport.f("%.2f", perBlock),
               BenchSupport.f("%.2fx", perBlock / firstPerBlock),
               BenchSupport.f("%.2fx", enginePerBlock / firstEnginePerBlock),
-              BenchSupport.f("%.1fx", (c + p) / w),
-              BenchSupport.f("%.1fx", (c + e) / w),
+              BenchSupport.f("%.2fx", (c + p) / w),
+              BenchSupport.f("%.2fx", (c + e) / w),
               BenchSupport.f("%.2f", m),
-              BenchSupport.f("%.1fx", (c + m) / w),
+              BenchSupport.f("%.2fx", (c + m) / w),
               BenchSupport.f("%.2fx", e / m)));
       if (linears != replaced || linears != replacedPrebuilt || linears != replacedFloor) {
         throw new IllegalStateException(
