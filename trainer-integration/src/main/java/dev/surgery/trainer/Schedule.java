@@ -2,7 +2,6 @@ package dev.surgery.trainer;
 
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -42,11 +41,18 @@ final class Schedule {
 
   /** Whether the entry may still run: pending, or waiting for initialization or the length. */
   boolean isOpen(int index) {
-    EntryStatus s = status[index];
-    return s == EntryStatus.PENDING
-        || s == EntryStatus.DEFERRED
-        || s == EntryStatus.AWAITING_LENGTH;
+    for (EntryStatus open : OPEN) {
+      if (status[index] == open) {
+        return true;
+      }
+    }
+    return false;
   }
+
+  /** The statuses of an entry that may still run: pending, or at epoch 0 waiting. */
+  private static final EntryStatus[] OPEN = {
+    EntryStatus.PENDING, EntryStatus.DEFERRED, EntryStatus.AWAITING_LENGTH
+  };
 
   boolean isPending(int index) {
     return status[index] == EntryStatus.PENDING;
@@ -92,12 +98,7 @@ final class Schedule {
     if (entries.get(index).trigger().repeats()) {
       move(index, EntryStatus.PENDING, EntryStatus.PENDING);
     } else {
-      move(
-          index,
-          EntryStatus.APPLIED,
-          EntryStatus.PENDING,
-          EntryStatus.DEFERRED,
-          EntryStatus.AWAITING_LENGTH);
+      move(index, EntryStatus.APPLIED, OPEN);
     }
   }
 
@@ -107,22 +108,12 @@ final class Schedule {
    * earlier trainer of the same model).
    */
   void alreadyRecorded(int index) {
-    move(
-        index,
-        EntryStatus.APPLIED,
-        EntryStatus.PENDING,
-        EntryStatus.DEFERRED,
-        EntryStatus.AWAITING_LENGTH);
+    move(index, EntryStatus.APPLIED, OPEN);
   }
 
   /** The entry failed: FAILED (on_error: fail) or SKIPPED; it does not run again. */
   void failed(int index, boolean skipped) {
-    move(
-        index,
-        skipped ? EntryStatus.SKIPPED : EntryStatus.FAILED,
-        EntryStatus.PENDING,
-        EntryStatus.DEFERRED,
-        EntryStatus.AWAITING_LENGTH);
+    move(index, skipped ? EntryStatus.SKIPPED : EntryStatus.FAILED, OPEN);
   }
 
   /** PENDING to MISSED: its moment passed unseen; it is never run late. */
