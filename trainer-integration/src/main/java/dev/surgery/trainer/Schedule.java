@@ -2,6 +2,7 @@ package dev.surgery.trainer;
 
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
+import java.util.Arrays;
 import java.util.List;
 
 /**
