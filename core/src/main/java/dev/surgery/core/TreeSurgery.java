@@ -921,12 +921,12 @@ final class TreeSurgery {
       } else {
         Node k = node(kid);
         // Only a block the surgery met (walked, or placed as a replacement) can be above.
-        if ((k.seen || k.origin != null) && k.kind != LEAF && isAbove(k, n)) {
-          throw new SurgeryException(
-              BlockPaths.display(oldNode.path()),
-              "the replacement holds "
-                  + BlockPaths.display(k.path())
-                  + ", which holds the replaced block: the model would contain itself");
+        boolean met = k.seen || k.origin != null;
+        if (met && k.kind != LEAF && isAbove(k, n)) {
+          throw containsItself(oldNode, k);
+        }
+        if (!met) {
+          refuseAncestorsBelow(kid, n, oldNode, Collections.newSetFromMap(new IdentityHashMap<>()));
         }
         k.addParent(n, i);
       }
@@ -937,6 +937,36 @@ final class TreeSurgery {
       enqueueDescendants(n);
     }
     return n;
+  }
+
+  /**
+   * Refuses a replacement whose new blocks hold, at any depth, a block above the one it replaces (a
+   * new wrapper around a new wrapper around the old block's parent). Only blocks the surgery has
+   * not met are descended into: a met block is checked where it is, and below it lies the tree.
+   */
+  private void refuseAncestorsBelow(
+      Block block, Node replacement, Node oldNode, Set<Block> looked) {
+    for (Block kid : childrenOf(block).values()) {
+      if (!looked.add(kid)) {
+        continue;
+      }
+      Node k = nodes.get(kid);
+      if (k != null && (k.seen || k.origin != null)) {
+        if (k.kind != LEAF && isAbove(k, replacement)) {
+          throw containsItself(oldNode, k);
+        }
+      } else {
+        refuseAncestorsBelow(kid, replacement, oldNode, looked);
+      }
+    }
+  }
+
+  private static SurgeryException containsItself(Node oldNode, Node ancestor) {
+    return new SurgeryException(
+        BlockPaths.display(oldNode.path()),
+        "the replacement holds "
+            + BlockPaths.display(ancestor.path())
+            + ", which holds the replaced block: the model would contain itself");
   }
 
   // ------------------------------------------------------------------ writing into parents

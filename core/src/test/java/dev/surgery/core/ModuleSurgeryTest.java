@@ -584,6 +584,33 @@ class ModuleSurgeryTest {
   }
 
   /**
+   * The ancestor may sit deeper in the replacement, below new blocks: two new wrappers around the
+   * parent, or around the root (it was placed, and the model contained itself).
+   */
+  @Test
+  void aReplacementHoldingAnAncestorBelowNewBlocksIsRefused() {
+    Linear leaf = linear(2);
+    SequentialBlock middle = new SequentialBlock().add(leaf);
+    SequentialBlock root = new SequentialBlock().add(middle);
+    for (Block ancestor : new Block[] {middle, root}) {
+      Map<BlockMatcher, ReplacementFunction> policy =
+          Map.of(
+              BlockMatcher.ofClass(Linear.class),
+              (block, index) -> new SequentialBlock().add(new SequentialBlock().add(ancestor)));
+      for (boolean recurse : new boolean[] {false, true}) {
+        SurgeryException e =
+            assertThrows(
+                SurgeryException.class,
+                () -> ModuleSurgery.replaceModules(root, policy, recursing(recurse)));
+        assertTrue(e.getMessage().contains("would contain itself"), e.getMessage());
+        assertEquals("01SequentialBlock/01Linear", e.getBlockPath());
+        assertSame(leaf, middle.getChildren().valueAt(0));
+        assertSame(middle, root.getChildren().valueAt(0));
+      }
+    }
+  }
+
+  /**
    * The ancestor a cycle would run through can be a replacement placed earlier in the same surgery
    * (a wrapper around the parent), not only a block the walk met.
    */
