@@ -5,6 +5,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
+import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
@@ -1626,6 +1627,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                   + " Trainer.close() sends): a trainer's training ends once; create a new"
                   + " trainer to train on");
         }
+        refuseRegisteredTwice(trainer);
         st = new TrainerState(trainerCount.incrementAndGet(), schedule);
         skipRecorded(trainer.getModel(), st);
         st.recordSeen = recordOf(trainer.getModel());
@@ -1634,6 +1636,28 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         unfinished.add(st);
       }
       return st;
+    }
+  }
+
+  /**
+   * Refuses a trainer that lists this listener twice: every event would reach it twice, counting
+   * two steps per batch and two epochs per epoch, so entries would run early and be reported at the
+   * wrong moment.
+   */
+  private void refuseRegisteredTwice(Trainer trainer) {
+    List<TrainingListener> registered = DjlInternals.listeners(trainer);
+    int times = 0;
+    for (TrainingListener l : registered == null ? List.<TrainingListener>of() : registered) {
+      times += l == this ? 1 : 0;
+    }
+    if (times > 1) {
+      throw new IllegalStateException(
+          "Surgery: this SurgeryListener is registered "
+              + times
+              + " times with one trainer (its TrainingConfig lists it more than once): every event"
+              + " would reach it "
+              + times
+              + " times, and its entries would run at the wrong step or epoch; add it once");
     }
   }
 

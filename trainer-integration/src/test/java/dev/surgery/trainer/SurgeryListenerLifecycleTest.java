@@ -39,6 +39,25 @@ class SurgeryListenerLifecycleTest {
    * Events for a trainer after its training ended used to start a fresh state, restarting every
    * count, so a step entry ran late without a word: they are refused naming the trainer.
    */
+  /**
+   * One listener listed twice in a trainer's config heard every event twice (two steps per batch,
+   * two epochs per epoch): a step-6 entry ran after step 3, an epoch-2 entry after epoch 1. The
+   * trainer is refused when it is built; listed once, the same listener serves it.
+   */
+  @Test
+  void aListenerRegisteredTwiceWithOneTrainerIsRefused() {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+    try (Model model = TestModels.model("twice")) {
+      IllegalStateException e =
+          assertThrows(
+              IllegalStateException.class,
+              () -> model.newTrainer(TestModels.config(listener, listener)));
+      assertTrue(e.getMessage().contains("registered 2 times with one trainer"), e.getMessage());
+      model.newTrainer(TestModels.config(listener)).close();
+    }
+  }
+
   @Test
   void eventsAfterTheTrainingEndedAreRefused() throws Exception {
     SurgeryListener listener =
