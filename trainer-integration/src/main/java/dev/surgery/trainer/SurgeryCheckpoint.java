@@ -205,7 +205,8 @@ public final class SurgeryCheckpoint {
    * @param paramsFile the parameter file
    * @return the replayed records; empty when the file has none
    * @throws IOException if the file cannot be read
-   * @throws MalformedModelException if the record is malformed or names an unknown algorithm
+   * @throws MalformedModelException if the record is malformed or names an unknown algorithm, or
+   *     the file holds no record while this model's blocks were changed by surgery
    */
   public static List<SurgeryRecord> replay(Model model, Path paramsFile)
       throws IOException, MalformedModelException {
@@ -219,11 +220,12 @@ public final class SurgeryCheckpoint {
   static List<SurgeryRecord> replay(Model model, Path paramsFile, boolean undoOwn)
       throws IOException, MalformedModelException {
     Header header = readHeader(paramsFile);
-    if (header == null) {
-      return List.of();
+    List<SurgeryRecord> records = header == null ? List.of() : records(header, paramsFile);
+    if (records.isEmpty()) {
+      refuseIntoChangedModel(model, paramsFile);
+      return records;
     }
-    List<SurgeryRecord> records = records(header, paramsFile);
-    if (!records.isEmpty() && !alreadyHas(model, records)) {
+    if (!alreadyHas(model, records)) {
       Block block = model.getBlock();
       Shape[] inputShapes = header.inputShapes().toArray(new Shape[0]);
       replay(
@@ -247,6 +249,40 @@ public final class SurgeryCheckpoint {
       }
     }
     return records;
+  }
+
+  /**
+   * Refuses a file saved without surgery for a model whose blocks this JVM's surgery changed (its
+   * own checkpoint from before the surgery, loaded back into it): DJL would load the weights into
+   * the changed layers without a word where the layout is kept (BlurPool, weight standardization).
+   */
+  private static void refuseIntoChangedModel(Model model, Path paramsFile)
+      throws MalformedModelException {
+    String own = carriedBy(model.getBlock());
+    if (own == null || own.isBlank()) {
+      return;
+    }
+    List<SurgeryRecord> applied;
+    try {
+      applied = SurgeryJson.recordsFromJson(own);
+    } catch (IllegalArgumentException e) {
+      return;
+    }
+    List<String> changed = new ArrayList<>();
+    for (SurgeryRecord r : applied) {
+      if (r.changes() != null && !r.changes().isEmpty()) {
+        changed.add(r.algorithm() + " at epoch " + r.epoch());
+      }
+    }
+    if (!changed.isEmpty()) {
+      throw new MalformedModelException(
+          paramsFile
+              + " holds no surgery record (it was saved from a model without surgery), but this"
+              + " model's blocks were changed by "
+              + String.join(", ", changed)
+              + ": load it into the original architecture (a freshly built model), not into this"
+              + " one");
+    }
   }
 
   private static boolean noArrays(Block block) {

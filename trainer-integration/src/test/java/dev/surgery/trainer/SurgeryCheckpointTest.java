@@ -272,6 +272,48 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * A model's own checkpoint from before its surgery, loaded back into it: the file holds no
+   * record, the model's BlurPool keeps the layout, and the load went through silently into the
+   * changed layers. Refused, the model as it was; into a fresh original model the same file loads.
+   */
+  @Test
+  void aFileWithoutSurgeryIsRefusedByAModelThatHadSurgery() throws Exception {
+    SurgeryListener blur =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .build();
+    try (Model model = Model.newInstance("before-surgery")) {
+      model.setBlock(twoConvs(1, 2));
+      try (Trainer trainer = model.newTrainer(TestModels.config(blur))) {
+        trainer.initialize(new Shape(2, 1, 10, 10));
+        model.save(dir, "before-surgery");
+        trainer.notifyListeners(l -> l.onEpoch(trainer));
+      }
+      assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
+      String structure = TestModels.structure(model.getBlock());
+      Map<String, NDArray> arrays = new LinkedHashMap<>();
+      for (Pair<String, Parameter> p : model.getBlock().getParameters()) {
+        arrays.put(p.getKey(), p.getValue().getArray());
+      }
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class,
+              () -> SurgeryCheckpoint.load(model, dir, "before-surgery"));
+      assertTrue(e.getMessage().contains("holds no surgery record"), e.getMessage());
+      assertTrue(e.getMessage().contains("changed by blurpool at epoch 1"), e.getMessage());
+      assertEquals(structure, TestModels.structure(model.getBlock()));
+      for (Pair<String, Parameter> p : model.getBlock().getParameters()) {
+        assertSame(arrays.get(p.getKey()), p.getValue().getArray(), p.getKey());
+      }
+    }
+    try (Model fresh = Model.newInstance("before-surgery")) {
+      fresh.setBlock(twoConvs(1, 2));
+      SurgeryCheckpoint.load(fresh, dir, "before-surgery");
+      assertEquals(0, TestModels.count(fresh.getBlock(), "BlurConv2d"));
+    }
+  }
+
+  /**
    * The same refusal in a model the program initialized: the replay runs with the model's arrays
    * taken off (the load's undo recorded the tree once, and puts it back): afterwards the model
    * holds its own blocks, the same array objects with the same values, and trains.
