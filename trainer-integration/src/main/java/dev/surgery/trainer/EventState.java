@@ -17,7 +17,10 @@ final class EventState implements State {
   private final Event event;
   private final Model model;
   private final Trainer trainer;
-  private final boolean live;
+
+  /** The trainers a surgery keeps exact: this one and its model's other live ones, or none. */
+  private final List<Trainer> liveTrainers;
+
   private final int completedEpochs;
   private final long steps;
   private final long batchInEpoch;
@@ -29,14 +32,14 @@ final class EventState implements State {
   EventState(
       Event event,
       Trainer trainer,
-      boolean live,
+      List<Trainer> liveTrainers,
       TrainerState st,
       int totalEpochs,
       long totalSteps) {
     this.event = event;
     this.model = trainer.getModel();
     this.trainer = trainer;
-    this.live = live;
+    this.liveTrainers = List.copyOf(liveTrainers);
     this.completedEpochs = st.passedEpochs();
     this.steps = st.steps;
     this.batchInEpoch = st.batchInEpoch;
@@ -51,7 +54,7 @@ final class EventState implements State {
     this.event = event;
     this.model = model;
     this.trainer = null;
-    this.live = false;
+    this.liveTrainers = List.of();
     this.completedEpochs = 0;
     this.steps = 0;
     this.batchInEpoch = 0;
@@ -78,7 +81,7 @@ final class EventState implements State {
 
   @Override
   public List<Trainer> trainers() {
-    return live ? List.of(trainer) : List.of();
+    return liveTrainers;
   }
 
   @Override

@@ -1065,7 +1065,33 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     // initialize registers the new blocks' parameters like all others.
     boolean live =
         block != null && block.isInitialized() && ModuleSurgery.hasRegisteredParameters(trainer);
-    return new EventState(event, trainer, live, st, plannedEpochs(st), plannedSteps(st));
+    return new EventState(
+        event,
+        trainer,
+        live ? trainersOf(trainer) : List.of(),
+        st,
+        plannedEpochs(st),
+        plannedSteps(st));
+  }
+
+  /**
+   * The trainer and every other trainer of its model this listener serves that holds the model's
+   * parameters and has not ended: a surgery must keep them all exact (it frees the arrays it
+   * replaces, which another trainer of the model would otherwise still step).
+   */
+  private List<Trainer> trainersOf(Trainer trainer) {
+    List<Trainer> trainers = new ArrayList<>();
+    trainers.add(trainer);
+    synchronized (states) {
+      for (Trainer other : states.keySet()) {
+        if (other != trainer
+            && other.getModel() == trainer.getModel()
+            && ModuleSurgery.hasRegisteredParameters(other)) {
+          trainers.add(other);
+        }
+      }
+    }
+    return trainers;
   }
 
   /** Asks an event-driven entry's algorithm whether it runs now, and runs it if so. */

@@ -557,6 +557,51 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * Two live trainers of one model sharing the listener: the surgery one of them runs keeps both
+   * exact. Factorize replaced layers whose arrays it freed, and only the trainer that ran it was
+   * updated: the other's next step failed ("Native resource has been released already").
+   */
+  @Test
+  void aSurgeryKeepsEveryLiveTrainerOfTheModelThatTheListenerServes() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(
+                Algorithms.spec("factorize")
+                    .create(
+                        Map.of(
+                            "min_channels",
+                            2,
+                            "latent_channels",
+                            0.5,
+                            "min_features",
+                            2,
+                            "latent_features",
+                            0.5)),
+                1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("two-live-trainers");
+        Trainer first = model.newTrainer(TestModels.config(listener));
+        Trainer second = model.newTrainer(TestModels.config(listener))) {
+      first.initialize(INPUT);
+      second.initialize(INPUT);
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      EasyTrain.fit(first, 2, dataset, null);
+      assertTrue(
+          TestModels.count(model.getBlock(), "FactorizedConv2d")
+                  + TestModels.count(model.getBlock(), "FactorizedLinear")
+              > 0,
+          TestModels.structure(model.getBlock()));
+      TestModels.assertStoreMatchesModel(first);
+      TestModels.assertStoreMatchesModel(second);
+      EasyTrain.fit(second, 1, dataset, null);
+      for (Parameter p : model.getBlock().getParameters().values()) {
+        assertFalse(p.getArray().isReleased(), p.getName());
+      }
+    }
+  }
+
+  /**
    * The same with a shape-dependent epoch-0 entry, which waits for {@code onInitialized} in each
    * trainer (squeeze-excite's {@code min_channels}), and both trainers initialized before either
    * trains: the second found the entry waiting, not pending, applied it again (changing nothing)
