@@ -470,13 +470,13 @@ public final class SurgeryCheckpoint {
 
   /**
    * Returns the parameters that the last replay on a block froze (a recorded {@code
-   * layer_freezing}). DJL's {@code newTrainer} unfreezes every parameter of a loaded model; a
-   * {@link SurgeryListener} on the new trainer (and so the agent) freezes these again when the
-   * trainer starts. A program that trains a loaded model without one can freeze them itself with
-   * {@code ModuleSurgery.freezeParameters}.
+   * layer_freezing}), and those a {@link SurgeryListener}'s surgery froze on it since. DJL's {@code
+   * newTrainer} unfreezes every parameter of a loaded model; a {@link SurgeryListener} on the new
+   * trainer (and so the agent) freezes these again when the trainer starts. A program that trains a
+   * loaded model without one can freeze them itself with {@code ModuleSurgery.freezeParameters}.
    *
    * @param root the model's root block the checkpoint was replayed on
-   * @return the parameters, empty when the replay froze none
+   * @return the parameters, empty when surgery froze none
    */
   public static Set<Parameter> frozenByReplay(Block root) {
     Set<Parameter> frozen = root == null ? null : FROZEN_BY_REPLAY.get(root);
@@ -510,8 +510,25 @@ public final class SurgeryCheckpoint {
     return root == null ? null : CARRIED.get(root);
   }
 
-  /** The trainable kinds of parameters of a tree that take no gradient. */
-  private static Set<Parameter> frozen(Block block) {
+  /**
+   * Adds to what surgery froze on a block, which a new trainer of the model freezes again (see
+   * {@link #frozenByReplay}).
+   */
+  static void addFrozenBySurgery(Block root, Set<Parameter> frozen) {
+    if (root == null || frozen.isEmpty()) {
+      return;
+    }
+    Set<Parameter> all = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> earlier = FROZEN_BY_REPLAY.get(root);
+    if (earlier != null) {
+      all.addAll(earlier);
+    }
+    all.addAll(frozen);
+    FROZEN_BY_REPLAY.put(root, Collections.unmodifiableSet(all));
+  }
+
+  /** The trainable kinds of parameters of a tree that take no gradient (a new, mutable set). */
+  static Set<Parameter> frozen(Block block) {
     Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Parameter p : block.getParameters().values()) {
       // Running statistics never take gradients, and DJL's newTrainer leaves them so.

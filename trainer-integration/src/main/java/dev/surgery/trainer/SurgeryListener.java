@@ -1179,6 +1179,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     // The blocks as they were: a plugin may commit a surgery and fail after it, which no rollback
     // of ours can undo; the failure must then not claim the model is unchanged.
     List<Block> blocksBefore = blocksOf(block);
+    Set<Parameter> frozenBefore = SurgeryCheckpoint.frozen(block);
     long start = System.nanoTime();
     SurgeryChanges changes;
     try {
@@ -1191,6 +1192,14 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       return;
     }
     st.schedule.ran(index);
+    // What it froze is frozen again for a later trainer of the model: DJL's newTrainer unfreezes
+    // every parameter of a model that was loaded, and the recorded entry is not applied again.
+    Block after = model.getBlock();
+    if (after != null) {
+      Set<Parameter> frozenNow = SurgeryCheckpoint.frozen(after);
+      frozenNow.removeAll(frozenBefore);
+      SurgeryCheckpoint.addFrozenBySurgery(after, frozenNow);
+    }
     if (changes == null) {
       // No structural change (for example an average of the weights): nothing to record.
       return;
@@ -1688,9 +1697,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
-   * Freezes again what a checkpoint's replayed surgery froze ({@code layer_freezing}): DJL's {@code
-   * newTrainer} unfreezes every parameter of a loaded model, just before this trainer starts, and
-   * the record's entries are not applied again.
+   * Freezes again what a checkpoint's replayed surgery, or an entry an earlier trainer of the model
+   * ran, froze ({@code layer_freezing}): DJL's {@code newTrainer} unfreezes every parameter of a
+   * loaded model, just before this trainer starts, and the record's entries are not applied again.
    */
   private void freezeAgain(Trainer trainer) {
     Block root = trainer.getModel() == null ? null : trainer.getModel().getBlock();

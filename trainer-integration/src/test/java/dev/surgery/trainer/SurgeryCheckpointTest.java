@@ -557,6 +557,50 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * A model loaded from a plain checkpoint, layer_freezing run by a first trainer, then a second
+   * trainer on the same model: DJL's newTrainer unfreezes every parameter of a loaded model, the
+   * recorded entry is not applied again, and the frozen layer trained again, silently. The listener
+   * freezes again what its own surgery froze, as it does for a replayed record.
+   */
+  @Test
+  void layersFrozenByAnEarlierTrainerStayFrozenForTheNextOnALoadedModel() throws Exception {
+    try (Model saved = TestModels.model("resume-frozen")) {
+      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
+      saved.save(dir, "resume-frozen");
+    }
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .optTotalEpochs(2)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("resume-frozen")) {
+      model.load(dir, "resume-frozen");
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      try (Trainer first = model.newTrainer(TestModels.config(listener))) {
+        first.initialize(INPUT);
+        EasyTrain.fit(first, 1, dataset, null);
+      }
+      Map<Parameter, float[]> frozen = new IdentityHashMap<>();
+      for (Parameter p : model.getBlock().getParameters().values()) {
+        if (!p.requiresGradient() && p.getType() == Parameter.Type.WEIGHT) {
+          frozen.put(p, p.getArray().toFloatArray());
+        }
+      }
+      assertFalse(frozen.isEmpty(), "the first trainer froze layers");
+      try (Trainer second = model.newTrainer(TestModels.config(listener))) {
+        for (Parameter p : frozen.keySet()) {
+          assertFalse(p.requiresGradient(), p.getName() + " trains again");
+        }
+        EasyTrain.fit(second, 1, dataset, null);
+      }
+      for (Map.Entry<Parameter, float[]> e : frozen.entrySet()) {
+        assertArrayEquals(e.getValue(), e.getKey().getArray().toFloatArray(), e.getKey().getName());
+      }
+    }
+  }
+
+  /**
    * Two live trainers of one model sharing the listener: the surgery one of them runs keeps both
    * exact. Factorize replaced layers whose arrays it freed, and only the trainer that ran it was
    * updated: the other's next step failed ("Native resource has been released already").
