@@ -1029,7 +1029,9 @@ final class TreeSurgery {
             BlockPaths.display(oldNode.path()),
             "parent "
                 + parent.getClass().getName()
-                + " (field '"
+                + " ("
+                + (java.lang.reflect.Modifier.isStatic(field.getModifiers()) ? "static " : "")
+                + "field '"
                 + field.getName()
                 + "') holds the block "
                 + holder
@@ -1095,16 +1097,69 @@ final class TreeSurgery {
       return containsIdentity(map.values(), old) ? "in a Map the surgery does not write" : null;
     }
     // A collection or array the writes reached holds the old block no more; one still holding it
-    // sits in a field the surgery does not write (declared Iterable, say).
+    // sits in a field the surgery does not write (declared Iterable, say), or one level down in
+    // a list of lists or an array of arrays, which the writes do not reach.
     if (value instanceof Collection<?> items) {
-      return containsIdentity(items, old) ? "in a collection the surgery does not write" : null;
+      if (containsIdentity(items, old)) {
+        return "in a collection the surgery does not write";
+      }
+      return nestedIn(items, old) ? "in a collection nested in a collection" : null;
     }
     if (value instanceof Object[] array) {
-      return containsIdentity(Arrays.asList(array), old)
-          ? "in an array the surgery does not write"
+      List<Object> items = Arrays.asList(array);
+      if (containsIdentity(items, old)) {
+        return "in an array the surgery does not write";
+      }
+      return nestedIn(items, old) ? "in a collection or array nested in an array" : null;
+    }
+    if (value instanceof java.lang.ref.Reference<?> reference) {
+      return reference.get() == old ? "inside a " + value.getClass().getSimpleName() : null;
+    }
+    if (value instanceof ThreadLocal<?> local) {
+      return local.get() == old ? "inside a ThreadLocal" : null;
+    }
+    if (value instanceof java.util.concurrent.atomic.AtomicReferenceArray<?> cells) {
+      for (int i = 0; i < cells.length(); i++) {
+        if (cells.get(i) == old) {
+          return "inside an AtomicReferenceArray";
+        }
+      }
+      return null;
+    }
+    Class<?> type = value.getClass();
+    if (type.isSynthetic() || type.isHidden()) {
+      // A lambda calls what it captured: a field holding one that captured the block.
+      return containsIdentity(DjlInternals.capturedValues(value), old)
+          ? "captured by a lambda"
           : null;
     }
+    if (DjlInternals.isPlainHolder(type)) {
+      for (Field inner : DjlInternals.instanceFields(type)) {
+        if (inner.getType().isPrimitive()) {
+          continue;
+        }
+        Object held = DjlInternals.read(inner, value);
+        if (held == old
+            || (held instanceof Collection<?> c && containsIdentity(c, old))
+            || (held instanceof Object[] a && containsIdentity(Arrays.asList(a), old))) {
+          return "inside a " + type.getName() + " (its field '" + inner.getName() + "')";
+        }
+      }
+    }
     return null;
+  }
+
+  /** Whether a collection or array among the items holds the block. */
+  private static boolean nestedIn(Collection<?> items, Block old) {
+    for (Object item : items) {
+      if ((item instanceof Collection<?> c && containsIdentity(c, old))
+          || (item instanceof Object[] a && containsIdentity(Arrays.asList(a), old))
+          || (item instanceof Map<?, ?> m
+              && (containsIdentity(m.values(), old) || containsIdentity(m.keySet(), old)))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**

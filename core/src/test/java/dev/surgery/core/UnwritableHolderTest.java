@@ -42,9 +42,10 @@ import org.junit.jupiter.params.provider.MethodSource;
  * A parent whose forward reaches a child through a holder the engine cannot write (a Pair, an
  * Optional, a Map.Entry, an AtomicReference, a PairList, a Map key, a field of an interface type,
  * concrete classes of these such as a HashMap's keys, an AbstractMap.SimpleEntry or a list in a
- * field declared Iterable) would keep calling the old block after a "successful" surgery: the
- * surgery is refused, naming the block, the parent's class and field, and leaves tree, values and
- * trainer as they were.
+ * field declared Iterable; a record or box class of the program's own, a WeakReference, an
+ * AtomicReferenceArray, a lambda that captured it, a list of lists, an array of arrays, a static
+ * field) would keep calling the old block after a "successful" surgery: the surgery is refused,
+ * naming the block, the parent's class and field, and leaves tree, values and trainer as they were.
  */
 class UnwritableHolderTest {
 
@@ -293,6 +294,140 @@ class UnwritableHolderTest {
     }
   }
 
+  /** A record of the program's own holding the child. */
+  record Slot(Block block) {}
+
+  static final class RecordParent extends HolderParent {
+    final Slot slot;
+
+    RecordParent(Block held, Block plain) {
+      super(plain);
+      slot = new Slot(addChildBlock("held", held));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return slot.block();
+    }
+  }
+
+  /** A plain box class of the program's own. */
+  static final class Box {
+    Block inside;
+  }
+
+  static final class BoxParent extends HolderParent {
+    final Box box = new Box();
+
+    BoxParent(Block held, Block plain) {
+      super(plain);
+      box.inside = addChildBlock("held", held);
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return box.inside;
+    }
+  }
+
+  static final class WeakParent extends HolderParent {
+    final java.lang.ref.WeakReference<Block> weak;
+
+    WeakParent(Block held, Block plain) {
+      super(plain);
+      weak = new java.lang.ref.WeakReference<>(addChildBlock("held", held));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return weak.get();
+    }
+  }
+
+  static final class CellsParent extends HolderParent {
+    final java.util.concurrent.atomic.AtomicReferenceArray<Block> cells =
+        new java.util.concurrent.atomic.AtomicReferenceArray<>(1);
+
+    CellsParent(Block held, Block plain) {
+      super(plain);
+      cells.set(0, addChildBlock("held", held));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return cells.get(0);
+    }
+  }
+
+  /** A lambda that captured the child, in a field of a functional interface. */
+  static final class LambdaParent extends HolderParent {
+    final java.util.function.Supplier<Block> source;
+
+    LambdaParent(Block held, Block plain) {
+      super(plain);
+      Block child = addChildBlock("held", held);
+      source = () -> child;
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return source.get();
+    }
+  }
+
+  /** The child in a list of lists: the writes reach the outer list only. */
+  static final class NestedListParent extends HolderParent {
+    final List<List<Block>> groups = new ArrayList<>();
+
+    NestedListParent(Block held, Block plain) {
+      super(plain);
+      groups.add(new ArrayList<>(List.of(addChildBlock("held", held))));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return groups.get(0).get(0);
+    }
+  }
+
+  /** The child in an array of arrays. */
+  static final class NestedArrayParent extends HolderParent {
+    final Block[][] grid;
+
+    NestedArrayParent(Block held, Block plain) {
+      super(plain);
+      grid = new Block[][] {{addChildBlock("held", held)}};
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return grid[0][0];
+    }
+  }
+
+  /** The child in a static field: shared by every instance, never written. */
+  static final class StaticParent extends HolderParent {
+    static Block shared;
+
+    StaticParent(Block held, Block plain) {
+      super(plain);
+      shared = addChildBlock("held", held);
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return shared;
+    }
+  }
+
   /** One holder: how to build its parent, and the words the refusal must use. */
   record Case(
       String holder,
@@ -319,7 +454,25 @@ class UnwritableHolderTest {
         new Case(
             "in a collection the surgery does not write", "layers", IterableParent::new, false),
         new Case(
-            "in a field of type " + Layer.class.getName(), "layer", InterfaceParent::new, true));
+            "in a field of type " + Layer.class.getName(), "layer", InterfaceParent::new, true),
+        new Case(
+            "inside a " + Slot.class.getName() + " (its field 'block')",
+            "slot",
+            RecordParent::new,
+            false),
+        new Case(
+            "inside a " + Box.class.getName() + " (its field 'inside')",
+            "box",
+            BoxParent::new,
+            false),
+        new Case("inside a WeakReference", "weak", WeakParent::new, false),
+        new Case("inside an AtomicReferenceArray", "cells", CellsParent::new, false),
+        new Case("captured by a lambda", "source", LambdaParent::new, false),
+        new Case("in a collection nested in a collection", "groups", NestedListParent::new, false),
+        new Case(
+            "in a collection or array nested in an array", "grid", NestedArrayParent::new, false),
+        new Case(
+            "in a field of type " + Block.class.getName(), "shared", StaticParent::new, false));
   }
 
   @ParameterizedTest(name = "{0}")

@@ -332,12 +332,14 @@ public final class DjlInternals {
   }
 
   /**
-   * Lists every instance field, declared anywhere in the class hierarchy below {@link
-   * AbstractBlock}, whose value may reference a child block where {@link #blockHoldingFields} does
-   * not reach it: fields typed {@code Object} or an interface (other than a {@code Block} type),
-   * and fields of DJL's {@code Pair} or {@code PairList}, {@code Optional} or {@code
-   * AtomicReference}. Fields of other classes (a {@code String}, a {@code Shape}, a {@code
-   * Parameter}) cannot hold a block nor one of those holders, so they are left out.
+   * Lists every field, declared anywhere in the class hierarchy below {@link AbstractBlock}, whose
+   * value may reference a child block where {@link #blockHoldingFields} does not reach it: fields
+   * typed {@code Object} or an interface (other than a {@code Block} type), fields of DJL's {@code
+   * Pair} or {@code PairList}, {@code Optional}, {@code AtomicReference}, a reference ({@code
+   * WeakReference}), a {@code ThreadLocal}, an {@code AtomicReferenceArray}, a class of the
+   * program's own (a record, a box), arrays (written at the top level only), and static fields that
+   * may hold a block (never written). Fields of other classes (a {@code String}, a {@code Shape}, a
+   * {@code Parameter}) cannot hold a block nor one of those holders, so they are left out.
    *
    * @param type the block class
    * @return accessible fields, in declaration order from the most derived class upwards (cached per
@@ -363,13 +365,22 @@ public final class DjlInternals {
       }
       for (Field f : c.getDeclaredFields()) {
         Class<?> t = f.getType();
-        if (Modifier.isStatic(f.getModifiers())
-            || t.isPrimitive()
-            || t.isArray()
-            || Block.class.isAssignableFrom(t)) {
+        if (t.isPrimitive()) {
           continue;
         }
-        // Any container class too: a HashMap's keys, an AbstractMap.SimpleEntry, an ArrayDeque.
+        if (Modifier.isStatic(f.getModifiers())) {
+          // Shared by every instance and never written: one holding the block refuses.
+          if (mayHoldBlock(t) && !f.isSynthetic()) {
+            f.setAccessible(true);
+            fields.add(f);
+          }
+          continue;
+        }
+        if (Block.class.isAssignableFrom(t)) {
+          continue; // written
+        }
+        // Any container class too: a HashMap's keys, an AbstractMap.SimpleEntry, an ArrayDeque;
+        // arrays are written at their top level and looked into one level deeper here.
         boolean candidate =
             t == Object.class
                 || t.isInterface()
@@ -379,7 +390,12 @@ public final class DjlInternals {
                 || AtomicReference.class.isAssignableFrom(t)
                 || Map.class.isAssignableFrom(t)
                 || Map.Entry.class.isAssignableFrom(t)
-                || java.util.Collection.class.isAssignableFrom(t);
+                || java.util.Collection.class.isAssignableFrom(t)
+                || (t.isArray() && mayHoldBlock(t.getComponentType()))
+                || java.lang.ref.Reference.class.isAssignableFrom(t)
+                || ThreadLocal.class.isAssignableFrom(t)
+                || java.util.concurrent.atomic.AtomicReferenceArray.class.isAssignableFrom(t)
+                || isPlainHolder(t);
         if (candidate) {
           f.setAccessible(true);
           fields.add(f);
@@ -387,6 +403,53 @@ public final class DjlInternals {
       }
     }
     return List.copyOf(fields);
+  }
+
+  /**
+   * Whether a value of this type can be, or hold, a block: not a primitive, string, number, enum or
+   * class, and none of DJL's array, shape, parameter or device types.
+   *
+   * @param type a field's or an array's component type
+   * @return false when no value of the type can reach a block
+   */
+  public static boolean mayHoldBlock(Class<?> type) {
+    if (type.isPrimitive()) {
+      return false;
+    }
+    if (type.isArray()) {
+      return mayHoldBlock(type.getComponentType());
+    }
+    return !(type == String.class
+        || Number.class.isAssignableFrom(type)
+        || type == Boolean.class
+        || type == Character.class
+        || type.isEnum()
+        || type == Class.class
+        || NDArray.class.isAssignableFrom(type)
+        || ai.djl.ndarray.NDManager.class.isAssignableFrom(type)
+        || Parameter.class.isAssignableFrom(type)
+        || type.getName().startsWith("ai.djl.ndarray.types.")
+        || type == Device.class);
+  }
+
+  /**
+   * Whether a class is a plain holder of the program's own (a record, a small box class): not a
+   * block, not of the JDK or DJL, whose own fields may hold a block one level down.
+   *
+   * @param type a field's type
+   * @return true for a class of the program's own
+   */
+  public static boolean isPlainHolder(Class<?> type) {
+    String name = type.getName();
+    return !type.isInterface()
+        && !type.isArray()
+        && !type.isPrimitive()
+        && !Block.class.isAssignableFrom(type)
+        && !name.startsWith("java.")
+        && !name.startsWith("javax.")
+        && !name.startsWith("jdk.")
+        && !name.startsWith("sun.")
+        && !name.startsWith("ai.djl.");
   }
 
   /**
