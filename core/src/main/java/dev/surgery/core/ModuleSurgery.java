@@ -306,6 +306,11 @@ public final class ModuleSurgery {
         });
   }
 
+  /**
+   * Whether a surgery runs on this thread: one started from its replacement function is refused.
+   */
+  private static final ThreadLocal<Boolean> RUNNING = ThreadLocal.withInitial(() -> false);
+
   private static Map<Block, Block> run(
       Block module,
       List<TreeSurgery.Policy> policies,
@@ -321,9 +326,23 @@ public final class ModuleSurgery {
     // tree does not pay for the reminder; a checkpoint's replay records shapes but leaves no array.
     boolean registrable =
         trainerless && BlockInspector.wasInitialized(module) && holdsAnArray(module);
-    Map<Block, Block> replaced =
-        new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices, faults)
-            .run();
+    if (RUNNING.get()) {
+      // Called from a replacement function: its changes would be outside this surgery's undo.
+      throw new SurgeryException(
+          null,
+          "a surgery was started while another ran on this thread (from its replacement function):"
+              + " a replacement function must not change the tree; return the replacement, and"
+              + " run further surgery after this one returns");
+    }
+    Map<Block, Block> replaced;
+    RUNNING.set(true);
+    try {
+      replaced =
+          new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices, faults)
+              .run();
+    } finally {
+      RUNNING.set(false);
+    }
     if (registrable && !replaced.isEmpty()) {
       // A reminder, not a fault: said at INFO once per process, then at DEBUG, so that a job that
       // changes trees without a trainer again and again (or a benchmark) is not flooded with it.

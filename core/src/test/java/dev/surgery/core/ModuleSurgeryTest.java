@@ -584,6 +584,37 @@ class ModuleSurgeryTest {
   }
 
   /**
+   * A replacement function that runs a surgery of its own on another part of the tree: its change
+   * was outside the outer surgery's undo, so a later failure left it in place. The nested surgery
+   * is refused, the outer one fails with it, and the tree is as it was.
+   */
+  @Test
+  void aSurgeryStartedFromAReplacementFunctionIsRefused() {
+    Linear first = linear(2);
+    Linear second = linear(2);
+    SequentialBlock other = new SequentialBlock().add(second);
+    SequentialBlock root = new SequentialBlock().add(first).add(other);
+    Map<BlockMatcher, ReplacementFunction> nested =
+        Map.of(BlockMatcher.ofClass(Linear.class), (block, index) -> linear(2));
+    Map<BlockMatcher, ReplacementFunction> outer =
+        Map.of(
+            (block, path) -> block == first,
+            (block, index) -> {
+              ModuleSurgery.replaceModules(other, nested, SurgeryOptions.defaults());
+              return linear(2);
+            });
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, outer, SurgeryOptions.defaults()));
+    assertTrue(e.getMessage().contains("must not change the tree"), e.getMessage());
+    assertSame(first, root.getChildren().valueAt(0));
+    assertSame(second, other.getChildren().valueAt(0));
+    // The guard is released: the next surgery runs.
+    assertEquals(2, ModuleSurgery.replaceModules(root, nested, SurgeryOptions.defaults()).size());
+  }
+
+  /**
    * The ancestor may sit deeper in the replacement, below new blocks: two new wrappers around the
    * parent, or around the root (it was placed, and the model contained itself).
    */
