@@ -138,7 +138,9 @@ public final class ModelLoadUndo {
                 + loaded
                 + " in the file, but the replayed surgery built it as "
                 + expected
-                + ": the file's surgery record does not describe the model saved in it (edited?)");
+                + ": this model is not the architecture the file was saved from (other layer"
+                + " sizes?), or the file's surgery record does not describe the model saved in it"
+                + " (edited?)");
       }
     }
   }
