@@ -118,6 +118,7 @@ public record AlgorithmSpec(
    * @param values snake_case name to value; unknown names are refused
    * @return the algorithm
    * @throws IllegalArgumentException naming the first invalid or unknown parameter
+   * @throws AlgorithmPluginException if the factory returns null or an algorithm of another name
    */
   public Algorithm create(Map<String, Object> values) {
     Map<String, Object> given = new LinkedHashMap<>();
@@ -136,6 +137,24 @@ public record AlgorithmSpec(
         new LinkedHashMap<>(HyperParameterValues.of(name, hyperParameters, given).asMap());
     Targets targets = Targets.of(include, exclude);
     Algorithm algorithm = factory.apply(complete);
+    if (algorithm == null || !name.equals(algorithm.name())) {
+      // Its records are replayed by name: another name would replay another algorithm.
+      throw new AlgorithmPluginException(
+          "the factory of algorithm '"
+              + name
+              + "' returned "
+              + (algorithm == null
+                  ? "null"
+                  : "an algorithm named '"
+                      + algorithm.name()
+                      + "' ("
+                      + algorithm.getClass().getName()
+                      + ")")
+              + ": it must return an algorithm whose name() is '"
+              + name
+              + "'",
+          null);
+    }
     return targets.isAll() ? algorithm : algorithm.withTargets(targets);
   }
 

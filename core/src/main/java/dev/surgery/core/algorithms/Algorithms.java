@@ -114,6 +114,17 @@ public final class Algorithms {
                   + e,
               e);
         }
+        if (specs == null || specs.contains(null)) {
+          throw new AlgorithmPluginException(
+              "the algorithm plugin "
+                  + provider.getClass().getName()
+                  + " ("
+                  + origin
+                  + ") listed "
+                  + (specs == null ? "no list of algorithms (null)" : "a null algorithm spec")
+                  + ": AlgorithmProvider.algorithms() must return a list of specs",
+              null);
+        }
         for (AlgorithmSpec spec : specs) {
           String name = spec.name();
           String first = origins.containsKey(name) ? origins.get(name) : ORIGINS.get(name);

@@ -2,6 +2,7 @@ package dev.surgery.trainer.config;
 
 import dev.surgery.core.Targets;
 import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.AlgorithmPluginException;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
@@ -567,9 +568,13 @@ final class ConfigParser {
     Algorithm algorithm;
     try {
       algorithm = spec.create(values);
-    } catch (RuntimeException e) {
-      // cross-parameter constraints only the factory knows
+    } catch (IllegalArgumentException | AlgorithmPluginException e) {
+      // cross-parameter constraints only the factory knows, or a factory breaking its contract
       addAt(node, name + ": " + e.getMessage());
+      return null;
+    } catch (RuntimeException | LinkageError | AssertionError e) {
+      // A plugin's own failure: named at the entry, with the plugin, not thrown raw.
+      addAt(node, pluginFailure(name, "while building it", e));
       return null;
     }
     Targets targets = Targets.of(include, exclude);
@@ -581,7 +586,18 @@ final class ConfigParser {
         return null;
       }
     }
-    if (trigger.kind() == Trigger.Kind.EVENTS && algorithm.events().isEmpty()) {
+    Set<dev.surgery.core.events.Event> events;
+    try {
+      events = algorithm.events();
+    } catch (RuntimeException | LinkageError | AssertionError e) {
+      addAt(node, pluginFailure(name, "in events()", e));
+      return null;
+    }
+    if (events == null) {
+      addAt(node, pluginFailure(name, "in events()", new NullPointerException("it returned null")));
+      return null;
+    }
+    if (trigger.kind() == Trigger.Kind.EVENTS && events.isEmpty()) {
       addAt(node, noSchedule(where, name));
       return null;
     }
@@ -593,6 +609,17 @@ final class ConfigParser {
             + ":"
             + (mark == null ? 1 : mark.getColumn() + 1);
     return ScheduledAlgorithm.of(algorithm, trigger, index, source);
+  }
+
+  /** Names a plugin algorithm's failure while the config is read: algorithm, class and jar. */
+  private static String pluginFailure(String name, String when, Throwable e) {
+    String origin = Algorithms.origin(name);
+    return name
+        + " failed "
+        + when
+        + (origin == null || origin.equals("built-in") ? "" : " (algorithm from " + origin + ")")
+        + ": "
+        + e;
   }
 
   /**
