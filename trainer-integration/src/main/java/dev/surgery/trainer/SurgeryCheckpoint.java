@@ -433,9 +433,22 @@ public final class SurgeryCheckpoint {
       SurgeryChanges changes;
       try {
         changes = algorithm.apply(new SurgeryContext(block, List.of(), r.epoch(), r.totalEpochs()));
-      } catch (RuntimeException e) {
+      } catch (UnsupportedOperationException e) {
+        // An event-driven plugin that changed blocks from apply(Event, State) only.
         throw new MalformedModelException(
-            where + " cannot be replayed on this architecture: " + e.getMessage(), e);
+            where
+                + " cannot be replayed: its algorithm ("
+                + algorithm.getClass().getName()
+                + ") does not support apply(SurgeryContext), which a checkpoint's replay calls ("
+                + e.getMessage()
+                + "); an algorithm that changes blocks must implement it for its checkpoints to"
+                + " load",
+            e);
+      } catch (RuntimeException | LinkageError | AssertionError e) {
+        // A plugin's own Error too (it is named by its class then), not only its exceptions.
+        String why = e instanceof RuntimeException ? e.getMessage() : e.toString();
+        throw new MalformedModelException(
+            where + " cannot be replayed on this architecture: " + why, e);
       }
       // The same algorithm on the original architecture replaces the same blocks; anything else
       // means another architecture, whose parameters might even load without an error.

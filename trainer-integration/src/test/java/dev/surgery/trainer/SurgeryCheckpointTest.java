@@ -28,7 +28,10 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.OpenArrays;
@@ -41,6 +44,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -900,6 +904,73 @@ class SurgeryCheckpointTest {
     assertEquals(List.of(), SurgeryCheckpoint.readRecord(other));
     assertNull(SurgeryCheckpoint.readHeader(other));
     assertNull(SurgeryCheckpoint.resolveParamsFile(dir, "absent", null));
+  }
+
+  /** An algorithm whose replay, {@code apply(SurgeryContext)}, throws what it is given. */
+  private static AlgorithmSpec throwingOnReplay(String name, Supplier<Throwable> thrown) {
+    return new AlgorithmSpec(
+        name,
+        List.of(),
+        v ->
+            new Algorithm() {
+              @Override
+              public String name() {
+                return name;
+              }
+
+              @Override
+              public Map<String, Object> hyperparameters() {
+                return Map.of();
+              }
+
+              @Override
+              public SurgeryChanges apply(SurgeryContext context) {
+                Throwable t = thrown.get();
+                if (t instanceof Error error) {
+                  throw error;
+                }
+                throw (RuntimeException) t;
+              }
+            });
+  }
+
+  /**
+   * A plugin whose replay throws an Error of its own (it escaped raw), or does not support {@code
+   * apply(SurgeryContext)} (an event-driven plugin; it was told "cannot be replayed on this
+   * architecture", of the right architecture): a clear refusal naming the record, the model as it
+   * was.
+   */
+  @Test
+  void aPluginsReplayFailureIsARefusalNamingTheRecord() throws Exception {
+    Algorithms.register(throwingOnReplay("t_replay_assert", () -> new AssertionError("broken")));
+    Algorithms.register(
+        throwingOnReplay(
+            "t_event_only", () -> new UnsupportedOperationException("event-driven only")));
+    Map<String, String> expected =
+        Map.of(
+            "t_replay_assert",
+            "cannot be replayed on this architecture: java.lang.AssertionError: broken",
+            "t_event_only",
+            "does not support apply(SurgeryContext), which a checkpoint's replay calls");
+    for (Map.Entry<String, String> c : expected.entrySet()) {
+      try (Model model = TestModels.model(c.getKey())) {
+        model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+        model.setProperty(
+            "surgery",
+            "[{\"algorithm\":\"" + c.getKey() + "\",\"hyperparameters\":{},\"epoch\":1}]");
+        model.save(dir, c.getKey());
+      }
+      try (Model restored = TestModels.model(c.getKey())) {
+        String before = TestModels.structure(restored.getBlock());
+        MalformedModelException e =
+            assertThrows(
+                MalformedModelException.class,
+                () -> SurgeryCheckpoint.load(restored, dir, c.getKey()));
+        assertTrue(e.getMessage().contains(c.getValue()), e.getMessage());
+        assertTrue(e.getMessage().contains(c.getKey()), e.getMessage());
+        assertEquals(before, TestModels.structure(restored.getBlock()));
+      }
+    }
   }
 
   @Test
