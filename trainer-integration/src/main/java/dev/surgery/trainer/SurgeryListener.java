@@ -1191,6 +1191,20 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
       return;
     }
+    String untrue = untrueChanges(algorithm, changes, blocksBefore, model.getBlock());
+    if (untrue != null) {
+      // Committed and unrecordable (or recorded as another algorithm): as a failure after a
+      // change, training stops whatever on_error says.
+      long nanos = System.nanoTime() - start;
+      failed(
+          st,
+          index,
+          event,
+          pluginError("apply", event, algorithm, new IllegalStateException(untrue)),
+          nanos,
+          !sameBlocks(blocksBefore, blocksOf(model.getBlock())));
+      return;
+    }
     st.schedule.ran(index);
     // What it froze is frozen again for a later trainer of the model: DJL's newTrainer unfreezes
     // every parameter of a model that was loaded, and the recorded entry is not applied again.
@@ -1263,6 +1277,27 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
     }
     return blocks;
+  }
+
+  /**
+   * Why the changes an algorithm returned cannot be recorded as they are, or null: none while the
+   * model's blocks changed (a checkpoint would replay nothing), or changes of another algorithm
+   * (its replay would run that one).
+   */
+  private static String untrueChanges(
+      Algorithm algorithm, SurgeryChanges changes, List<Block> blocksBefore, Block now) {
+    if (changes == null) {
+      return sameBlocks(blocksBefore, blocksOf(now))
+          ? null
+          : "it changed the model's blocks but returned no SurgeryChanges, so the change cannot be"
+              + " recorded for a checkpoint";
+    }
+    if (!algorithm.name().equals(changes.algorithm())) {
+      return "it returned the SurgeryChanges of '"
+          + changes.algorithm()
+          + "', which a checkpoint would replay in its place";
+    }
+    return null;
   }
 
   private static boolean sameBlocks(List<Block> a, List<Block> b) {

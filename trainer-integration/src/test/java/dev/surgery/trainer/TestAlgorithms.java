@@ -99,7 +99,13 @@ final class TestAlgorithms {
                 HyperParameter.ofBoolean("blur_first", true, "flag"),
                 HyperParameter.ofChoice(
                     "stochastic_method", "block", List.of("block", "sample"), "method")),
-            v -> logging("typed")));
+            v ->
+                new SimpleAlgorithm(TYPED, Map.of(), false) {
+                  @Override
+                  public SurgeryChanges apply(SurgeryContext context) {
+                    return new SurgeryChanges(name(), hyperparameters(), List.of(), 0, 0, 1);
+                  }
+                }));
   }
 
   private TestAlgorithms() {}

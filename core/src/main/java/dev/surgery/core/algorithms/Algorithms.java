@@ -114,7 +114,8 @@ public final class Algorithms {
                   + e,
               e);
         }
-        if (specs == null || specs.contains(null)) {
+        // (contains(null) throws on an immutable list: each element is looked at instead.)
+        if (specs == null || specs.stream().anyMatch(java.util.Objects::isNull)) {
           throw new AlgorithmPluginException(
               "the algorithm plugin "
                   + provider.getClass().getName()

@@ -3,14 +3,12 @@ package dev.surgery.trainer.config;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.trainer.docs.MarkdownDoc;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
@@ -33,8 +31,8 @@ class ConfigurationDocTest {
   static Set<String> builtinAlgorithms() {
     Set<String> out = new TreeSet<>();
     for (String name : Algorithms.names()) {
-      Algorithm a = Algorithms.spec(name).create(Map.of());
-      if (a.getClass().getPackageName().equals(Algorithm.class.getPackageName())) {
+      // By where the spec came from, not by building it: test plugins here may fail to build.
+      if ("built-in".equals(Algorithms.origin(name))) {
         out.add(name);
       }
     }
