@@ -41,7 +41,7 @@ final class EventState implements State {
     this.trainer = trainer;
     this.liveTrainers = List.copyOf(liveTrainers);
     this.completedEpochs = st.passedEpochs();
-    this.steps = st.steps;
+    this.steps = st.stepsTaken(); // counted from BATCH_END, or from DJL's batch callbacks
     this.batchInEpoch = st.batchInEpoch;
     this.totalEpochs = totalEpochs;
     this.totalSteps = totalSteps;

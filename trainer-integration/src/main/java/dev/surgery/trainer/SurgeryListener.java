@@ -776,6 +776,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         surgeryLog.write();
       }
     }
+    if (!observable.contains(Event.BATCH_END)) {
+      st.batchInEpoch++; // a driver of DJL's callbacks alone: this is its batch end
+    }
   }
 
   /**
@@ -832,6 +835,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       } else if (schedule.isPending(i) && schedule.hasKind(i, Trigger.Kind.EVENTS)) {
         runIfMatches(trainer, st, i, Event.EPOCH_END);
       }
+    }
+    if (!observable.contains(Event.EPOCH_START)) {
+      st.batchInEpoch = 0; // no epoch start will say so
     }
   }
 

@@ -1,0 +1,78 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.events.Event;
+import dev.surgery.core.events.State;
+import dev.surgery.trainer.config.Trigger;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Under DJL's callbacks alone ({@code EasyTrain.fit}, no agent, no SurgeryTrain), an event-driven
+ * algorithm's State counts the steps and the epoch's batches too: at each epoch end it read 0 and 0
+ * after two batches, where the State's Javadoc promises the steps run and the batches trained.
+ */
+class CallbackCountersTest {
+
+  @Test
+  void atEachEpochEndTheStateCountsStepsAndTheEpochsBatches() throws Exception {
+    List<String> seen = new ArrayList<>();
+    Algorithm recorder =
+        new Algorithm() {
+          @Override
+          public String name() {
+            return "t_epoch_counter";
+          }
+
+          @Override
+          public Map<String, Object> hyperparameters() {
+            return Map.of();
+          }
+
+          @Override
+          public Set<Event> events() {
+            return Set.of(Event.EPOCH_END);
+          }
+
+          @Override
+          public boolean match(Event event, State state) {
+            seen.add(
+                state.globalSteps() + "/" + state.batchInEpoch() + "/" + state.completedEpochs());
+            return false;
+          }
+
+          @Override
+          public SurgeryChanges apply(SurgeryContext context) {
+            return null;
+          }
+        };
+    SurgeryListener listener = SurgeryListener.builder().add(recorder, Trigger.onEvents()).build();
+    try (Model model = TestModels.model("callback-counters");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      // TestModels.dataset: batches of TestModels.BATCH; count them from the dataset itself.
+      var dataset = TestModels.dataset(data, 3);
+      long batches = 0;
+      for (var batch : trainer.iterateDataset(dataset)) {
+        batches++;
+        batch.close();
+      }
+      EasyTrain.fit(trainer, 2, dataset, null);
+      assertEquals(
+          List.of(batches + "/" + batches + "/1", 2 * batches + "/" + batches + "/2"), seen);
+    }
+  }
+}
