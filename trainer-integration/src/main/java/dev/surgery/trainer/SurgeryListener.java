@@ -1442,12 +1442,16 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    */
   static String logLine(String algorithm, String when, SurgeryChanges changes, long nanos) {
     StringBuilder sb = new StringBuilder("Surgery: ").append(algorithm).append(' ').append(when);
-    sb.append(" replaced ");
     int n = changes.changes().size();
+    // A freeze changes no block (its changes read "Conv2d->frozen Conv2d"): it froze layers.
+    boolean froze =
+        n > 0 && changes.changes().stream().allMatch(c -> c.newType().startsWith("frozen "));
+    sb.append(froze ? " froze " : " replaced ");
     if (n == 0) {
       sb.append("no blocks");
     } else {
-      sb.append(n).append(n == 1 ? " block (" : " blocks (");
+      sb.append(n)
+          .append(froze ? (n == 1 ? " layer (" : " layers (") : n == 1 ? " block (" : " blocks (");
       sb.append(
           changes.countsByType().entrySet().stream()
               .map(e -> e.getKey() + " x" + e.getValue())

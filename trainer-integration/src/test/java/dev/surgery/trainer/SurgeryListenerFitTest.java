@@ -321,6 +321,21 @@ class SurgeryListenerFitTest {
         "Surgery: ghost_batchnorm at epoch 0 replaced 1 block (BatchNorm->GhostBatchNormBlock"
             + " x1), parameters unknown (model not initialized), 0 ms",
         SurgeryListener.logLine("ghost_batchnorm", "at epoch 0", unshaped, 0));
+    // A freeze replaces no block: it says what it did.
+    SurgeryChanges frozen =
+        new SurgeryChanges(
+            "layer_freezing",
+            Map.of(),
+            List.of(
+                new SurgeryChanges.Change("01Conv2d", "Conv2d", "frozen Conv2d"),
+                new SurgeryChanges.Change("02Linear", "Linear", "frozen Linear")),
+            10,
+            10,
+            0);
+    assertEquals(
+        "Surgery: layer_freezing at epoch 2 froze 2 layers (Conv2d->frozen Conv2d x1,"
+            + " Linear->frozen Linear x1), parameters 10 -> 10, 0 ms",
+        SurgeryListener.logLine("layer_freezing", "at epoch 2", frozen, 0));
     JsonObject logged =
         JsonParser.parseString(
                 SurgeryJson.log(
