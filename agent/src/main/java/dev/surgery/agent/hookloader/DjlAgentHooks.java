@@ -460,9 +460,20 @@ public final class DjlAgentHooks implements DjlHooks {
     for (ScheduledAlgorithm entry : order) {
       Algorithm algorithm = entry.algorithm();
       String title = entry.describe() + " " + algorithm.settings();
-      SurgeryContext context =
-          new SurgeryContext(block, List.of(trainer), entry.epoch(), listener.getTotalEpochs());
+      int planned = listener.getPlannedEpochs(trainer);
+      SurgeryContext context = new SurgeryContext(block, List.of(trainer), entry.epoch(), planned);
       sb.append('\n');
+      if (algorithm.needsTotalEpochs() && planned <= 0) {
+        // Not a failure: EasyTrain.fit announces the length when it starts, after this plan.
+        String why =
+            EntryPlan.NO_PLAN
+                + "it needs the planned number of epochs, which EasyTrain.fit announces when it"
+                + " starts, after this plan (a loop of the program's own needs 'total_epochs');"
+                + " the dry run cannot say what it would change";
+        plans.add(new EntryPlan(entry, null, why));
+        sb.append(title).append("\n  ").append(why);
+        continue;
+      }
       try {
         SurgeryPlan plan = algorithm.plan(context, input);
         plans.add(new EntryPlan(entry, plan, null));

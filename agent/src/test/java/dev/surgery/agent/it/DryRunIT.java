@@ -71,6 +71,8 @@ class DryRunIT {
             "  - name: ghost_batchnorm",
             "    epoch: 2",
             "    include: ['**/07Nothing']",
+            "  - name: layer_freezing",
+            "    epoch: 1",
             "report: plan.json",
             ""));
     ForkedJvm.Result r =
@@ -91,6 +93,11 @@ class DryRunIT {
             .contains(
                 "would fail: ghost_batchnorm: include pattern '**/07Nothing' matches no block"),
         r.toString());
+    // No total_epochs: EasyTrain.fit announces the length after the plan; the real run applies it.
+    assertTrue(
+        r.stderr().contains("no plan: it needs the planned number of epochs, which EasyTrain.fit"),
+        r.toString());
+    assertFalse(r.stderr().contains("would fail: layer_freezing"), r.toString());
     String before = r.findOut("CNNAPP: structure before training: (.*)");
     String after = r.findOut("CNNAPP: structure after training: (.*)");
     assertEquals(before, after, r.toString());
@@ -103,7 +110,7 @@ class DryRunIT {
     assertTrue(log.get("dry_run").getAsBoolean(), log.toString());
     assertEquals(0, log.getAsJsonArray("applications").size(), log.toString());
     JsonArray plans = log.getAsJsonArray("plans");
-    assertEquals(2, plans.size(), log.toString());
+    assertEquals(3, plans.size(), log.toString());
     JsonObject blurpool = plans.get(0).getAsJsonObject();
     assertEquals("blurpool", blurpool.get("algorithm").getAsString());
     assertEquals("surgery.yaml:2:5", blurpool.get("source").getAsString());
