@@ -74,11 +74,27 @@ public record HyperParameter<T>(
     STRING
   }
 
-  /** Copies the choices and checks the default against the declaration. */
+  /**
+   * Copies the choices and checks the declaration: the default's class, bounds that are numbers
+   * (not NaN) on a number, choices only on a string. A plugin's mistake here is refused when it is
+   * declared rather than left to let every value through.
+   */
   public HyperParameter {
     choices = choices == null ? List.of() : List.copyOf(choices);
     if (!valueClass.isInstance(defaultValue)) {
       throw new IllegalArgumentException(name + ": default " + defaultValue + " is no " + type);
+    }
+    boolean number = type == Type.INT || type == Type.FLOAT;
+    if (!number && (min != null || max != null)) {
+      throw new IllegalArgumentException(
+          name + ": a range (min, max) is for a number, not a " + type);
+    }
+    if ((min != null && min.isNaN()) || (max != null && max.isNaN())) {
+      throw new IllegalArgumentException(name + ": a bound of its range is NaN");
+    }
+    if (type != Type.STRING && !choices.isEmpty()) {
+      throw new IllegalArgumentException(
+          name + ": choices " + choices + " are for a string, not a " + type);
     }
   }
 

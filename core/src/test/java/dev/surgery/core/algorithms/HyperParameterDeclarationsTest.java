@@ -59,6 +59,49 @@ class HyperParameterDeclarationsTest {
     }
   }
 
+  /**
+   * A plugin's declaration that would let every value through is refused when declared: a NaN bound
+   * (every comparison false), choices on a number, a range on a string (both ignored).
+   */
+  @Test
+  void declarationsThatCheckNothingAreRefused() {
+    Map<String, Runnable> declarations = new LinkedHashMap<>();
+    declarations.put(
+        "a bound of its range is NaN",
+        () -> HyperParameter.ofFloat("nanr", 0.5, Double.NaN, false, 1.0, "rate"));
+    declarations.put(
+        "choices [a, b] are for a string, not a INT",
+        () ->
+            new HyperParameter<>(
+                "ic",
+                HyperParameter.Type.INT,
+                Integer.class,
+                1,
+                null,
+                null,
+                false,
+                List.of("a", "b"),
+                "count"));
+    declarations.put(
+        "a range (min, max) is for a number, not a STRING",
+        () ->
+            new HyperParameter<>(
+                "sr",
+                HyperParameter.Type.STRING,
+                String.class,
+                "x",
+                0.0,
+                1.0,
+                false,
+                List.of(),
+                "text"));
+    for (Map.Entry<String, Runnable> d : declarations.entrySet()) {
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, d.getValue()::run, d.getKey());
+      assertTrue(e.getMessage().contains(d.getKey()), e.getMessage());
+    }
+  }
+
   @Test
   void aRefusedValueSaysWhatTheKeyMeans() {
     IllegalArgumentException config =
