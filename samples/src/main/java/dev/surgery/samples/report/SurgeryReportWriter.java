@@ -725,7 +725,7 @@ public final class SurgeryReportWriter {
         // What the plan named that the application did not change.
         for (JsonObject step : steps(plan)) {
           String path = string(step, "path", "?");
-          if (s.blocks().stream().noneMatch(b -> b.path().equals(path))) {
+          if (s.blocks().stream().noneMatch(b -> samePlace(b.path(), path))) {
             h.append("<tr><td><code>")
                 .append(Html.escape(path))
                 .append("</code></td><td>&ndash;</td><td>not applied</td><td>")
@@ -736,8 +736,101 @@ public final class SurgeryReportWriter {
       }
       h.append("</table>\n");
     }
+    appendEntriesThatDidNotChange(h);
     h.append("</body></html>\n");
     return h.toString();
+  }
+
+  /**
+   * Lists the log's entries that changed nothing: applications that failed or were skipped, with
+   * their error, and entries that never ran, with the reason (the report showed applied ones only).
+   */
+  private void appendEntriesThatDidNotChange(StringBuilder h) {
+    if (surgeryLog == null) {
+      return;
+    }
+    List<String> rows = new ArrayList<>();
+    if (surgeryLog.has("applications")) {
+      for (JsonElement e : surgeryLog.getAsJsonArray("applications")) {
+        JsonObject a = e.getAsJsonObject();
+        String status = string(a, "status", "applied");
+        if (!status.equals("applied")) {
+          rows.add(entryRow(a, status, string(a, "error", "")));
+        }
+      }
+    }
+    if (surgeryLog.has("not_run")) {
+      for (JsonElement e : surgeryLog.getAsJsonArray("not_run")) {
+        JsonObject n = e.getAsJsonObject();
+        rows.add(entryRow(n, "not run", string(n, "reason", "")));
+      }
+    }
+    if (rows.isEmpty()) {
+      return;
+    }
+    h.append("<h2>Entries that did not change the model</h2>\n")
+        .append("<table><tr><th>entry</th><th>when</th><th>status</th><th>why</th></tr>\n");
+    rows.forEach(h::append);
+    h.append("</table>\n");
+  }
+
+  private static String entryRow(JsonObject o, String status, String why) {
+    String when =
+        o.has("when")
+            ? string(o, "when", "")
+            : o.has("epoch") ? "at epoch " + string(o, "epoch", "?") : "";
+    return "<tr><td>"
+        + Html.escape(string(o, "algorithm", "?"))
+        + (o.has("source") ? " <code>" + Html.escape(string(o, "source", "")) + "</code>" : "")
+        + "</td><td>"
+        + Html.escape(when)
+        + "</td><td>"
+        + Html.escape(status)
+        + "</td><td>"
+        + Html.escape(why)
+        + "</td></tr>\n";
+  }
+
+  /**
+   * Whether two block paths name the same place: segment by segment the same, or the same child
+   * number where DJL keyed both by position and class ({@code 01Conv2d} and {@code 01BlurConv2d}).
+   * A dry run plans every entry on the model as it was, so a later entry's plan names a block by
+   * the key it had before an earlier entry renamed it.
+   */
+  static boolean samePlace(String a, String b) {
+    if (a == null || b == null) {
+      return false;
+    }
+    if (a.equals(b)) {
+      return true;
+    }
+    String[] x = a.split("/", -1);
+    String[] y = b.split("/", -1);
+    if (x.length != y.length) {
+      return false;
+    }
+    for (int i = 0; i < x.length; i++) {
+      if (!x[i].equals(y[i]) && !samePosition(x[i], y[i])) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Both keys start with the same child number followed by a class name. */
+  private static boolean samePosition(String a, String b) {
+    int i = 0;
+    while (i < a.length()
+        && i < b.length()
+        && Character.isDigit(a.charAt(i))
+        && a.charAt(i) == b.charAt(i)) {
+      i++;
+    }
+    return i > 0
+        && i < a.length()
+        && i < b.length()
+        && !Character.isDigit(a.charAt(i))
+        && !Character.isDigit(b.charAt(i));
   }
 
   /**
@@ -791,7 +884,7 @@ public final class SurgeryReportWriter {
       return "plan failed: " + Html.escape(string(plan, "error", "?"));
     }
     for (JsonObject step : steps(plan)) {
-      if (path.equals(string(step, "path", null))) {
+      if (samePlace(path, string(step, "path", null))) {
         return Html.escape(string(step, "from", "?"))
             + " &rarr; "
             + Html.escape(string(step, "to", "?"))

@@ -373,6 +373,53 @@ class SurgeryReportTest {
   }
 
   /**
+   * A later entry's plan names a block by the key it had before an earlier entry renamed it ({@code
+   * 01Conv2d}, blurred since into {@code 01BlurConv2d}): the report matched by path and showed the
+   * block twice, "not applied" and "not planned". And the entries that changed nothing (skipped,
+   * never run) are listed with why; the report showed applied ones only.
+   */
+  @Test
+  void aPlanMatchesARenamedBlockAndEntriesThatChangedNothingAreListed() throws Exception {
+    TrainingHistory history = train(1, null);
+    Path log = dir.resolve("renamed-log.json");
+    Files.writeString(
+        log,
+        "{\"applications\":["
+            + "{\"algorithm\":\"squeeze_excite\",\"epoch\":2,\"source\":\"run.yaml:4:5\","
+            + "\"status\":\"applied\",\"changes\":[{\"path\":\"02Seq/01BlurConv2d\","
+            + "\"from\":\"BlurConv2d\",\"to\":\"SqueezeExciteConv2d\"}]},"
+            + "{\"algorithm\":\"ghost_batchnorm\",\"epoch\":1,\"source\":\"run.yaml:6:5\","
+            + "\"status\":\"skipped\",\"error\":\"injected failure\"}],"
+            + "\"not_run\":[{\"algorithm\":\"weight_standardization\",\"epoch\":4,"
+            + "\"when\":\"at epoch 4\",\"source\":\"run.yaml:8:5\","
+            + "\"reason\":\"training ended after 2 completed epochs\"}]}");
+    Path planLog = dir.resolve("renamed-plan.json");
+    Files.writeString(
+        planLog,
+        "{\"dry_run\":true,\"applications\":[],\"not_run\":[],\"plans\":["
+            + "{\"algorithm\":\"squeeze_excite\",\"epoch\":2,\"source\":\"run.yaml:4:5\","
+            + "\"steps\":[{\"path\":\"02Seq/01Conv2d\",\"from\":\"Conv2d\","
+            + "\"to\":\"SqueezeExciteConv2d\",\"macs_before\":10,\"macs_after\":12}]}]}");
+    Path out = dir.resolve("renamed");
+    SurgeryReportWriter.builder("renamed", history)
+        .optSurgeryLog(log)
+        .optPlanLog(planLog)
+        .build()
+        .write(out);
+    String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+    assertTrue(page.contains("<td>Conv2d &rarr; SqueezeExciteConv2d, MACs 10 &rarr; 12"), page);
+    assertTrue(!page.contains("not applied"), page);
+    assertTrue(!page.contains("not planned"), page);
+    assertTrue(page.contains("Entries that did not change the model"), page);
+    assertTrue(page.contains("<td>skipped</td><td>injected failure</td>"), page);
+    assertTrue(
+        page.contains("<td>not run</td><td>training ended after 2 completed epochs</td>"), page);
+    assertTrue(SurgeryReportWriter.samePlace("08P/01S/01Conv2d", "08P/01S/01BlurConv2d"));
+    assertTrue(!SurgeryReportWriter.samePlace("08P/01S/01Conv2d", "08P/01S/02Conv2d"));
+    assertTrue(!SurgeryReportWriter.samePlace("head", "tail"));
+  }
+
+  /**
    * A plan of a step-scheduled entry ({@code "epoch": null}) is shown next to the surgery of the
    * same entry (source) and algorithm; with an epoch entry's plan of the same algorithm beside it,
    * each surgery gets its own entry's plan.
