@@ -28,10 +28,8 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
-import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
-import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.OpenArrays;
@@ -912,26 +910,15 @@ class SurgeryCheckpointTest {
         name,
         List.of(),
         v ->
-            new Algorithm() {
-              @Override
-              public String name() {
-                return name;
-              }
-
-              @Override
-              public Map<String, Object> hyperparameters() {
-                return Map.of();
-              }
-
-              @Override
-              public SurgeryChanges apply(SurgeryContext context) {
-                Throwable t = thrown.get();
-                if (t instanceof Error error) {
-                  throw error;
-                }
-                throw (RuntimeException) t;
-              }
-            });
+            TestAlgorithms.applying(
+                name,
+                context -> {
+                  Throwable t = thrown.get();
+                  if (t instanceof Error error) {
+                    throw error;
+                  }
+                  throw (RuntimeException) t;
+                }));
   }
 
   /**

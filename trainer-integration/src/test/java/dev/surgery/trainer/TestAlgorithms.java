@@ -236,6 +236,17 @@ final class TestAlgorithms {
     return n;
   }
 
+  /** An algorithm without hyperparameters whose apply is the given function. */
+  static Algorithm applying(
+      String name, java.util.function.Function<SurgeryContext, SurgeryChanges> apply) {
+    return new SimpleAlgorithm(name, Map.of(), false) {
+      @Override
+      public SurgeryChanges apply(SurgeryContext context) {
+        return apply.apply(context);
+      }
+    };
+  }
+
   /** An algorithm with a fixed name and hyperparameters. */
   private abstract static class SimpleAlgorithm implements Algorithm {
     private final String name;

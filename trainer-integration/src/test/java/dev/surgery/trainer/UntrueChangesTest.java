@@ -12,9 +12,7 @@ import ai.djl.training.Trainer;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryChanges;
-import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.trainer.config.OnError;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -27,23 +25,12 @@ class UntrueChangesTest {
 
   /** Blurs the model and returns nothing, or blurpool's changes under its own name. */
   private static Algorithm blurring(String name, boolean returnsChanges) {
-    return new Algorithm() {
-      @Override
-      public String name() {
-        return name;
-      }
-
-      @Override
-      public Map<String, Object> hyperparameters() {
-        return Map.of();
-      }
-
-      @Override
-      public SurgeryChanges apply(SurgeryContext context) {
-        SurgeryChanges blurred = BlurPool.builder().optMinChannels(0).build().apply(context);
-        return returnsChanges ? blurred : null;
-      }
-    };
+    return TestAlgorithms.applying(
+        name,
+        context -> {
+          SurgeryChanges blurred = BlurPool.builder().optMinChannels(0).build().apply(context);
+          return returnsChanges ? blurred : null;
+        });
   }
 
   @Test
