@@ -298,18 +298,41 @@ public final class ModuleSurgery {
     // Shapes are followed through the tree as it is now, before any replacement.
     Map<Block, Shape[]> inputs =
         inputShape == null ? null : MacCounter.inputShapes(module, new Shape[] {inputShape});
-    return surgery.dryRun(
-        (replaced, before, owners) -> {
-          SurgeryPlan plan =
-              SurgeryPlan.describe(module, replaced, before, paths, owners, options.getTrainers());
-          return inputs == null ? plan : plan.withMacs(replaced, inputs, inputShape);
-        });
+    return alone(
+        () ->
+            surgery.dryRun(
+                (replaced, before, owners) -> {
+                  SurgeryPlan plan =
+                      SurgeryPlan.describe(
+                          module, replaced, before, paths, owners, options.getTrainers());
+                  return inputs == null ? plan : plan.withMacs(replaced, inputs, inputShape);
+                }));
   }
 
   /**
    * Whether a surgery runs on this thread: one started from its replacement function is refused.
    */
   private static final ThreadLocal<Boolean> RUNNING = ThreadLocal.withInitial(() -> false);
+
+  /**
+   * Runs a surgery or a dry run, refusing one started from another's replacement function: its
+   * changes would be outside the running one's undo (or, under a dry run, would stay).
+   */
+  private static <T> T alone(java.util.function.Supplier<T> surgery) {
+    if (RUNNING.get()) {
+      throw new SurgeryException(
+          null,
+          "a surgery was started while another ran on this thread (from its replacement function):"
+              + " a replacement function must not change the tree; return the replacement, and"
+              + " run further surgery after this one returns");
+    }
+    RUNNING.set(true);
+    try {
+      return surgery.get();
+    } finally {
+      RUNNING.set(false);
+    }
+  }
 
   private static Map<Block, Block> run(
       Block module,
@@ -326,23 +349,12 @@ public final class ModuleSurgery {
     // tree does not pay for the reminder; a checkpoint's replay records shapes but leaves no array.
     boolean registrable =
         trainerless && BlockInspector.wasInitialized(module) && holdsAnArray(module);
-    if (RUNNING.get()) {
-      // Called from a replacement function: its changes would be outside this surgery's undo.
-      throw new SurgeryException(
-          null,
-          "a surgery was started while another ran on this thread (from its replacement function):"
-              + " a replacement function must not change the tree; return the replacement, and"
-              + " run further surgery after this one returns");
-    }
-    Map<Block, Block> replaced;
-    RUNNING.set(true);
-    try {
-      replaced =
-          new TreeSurgery(module, policies, trainers, recurse, allowShapeChange, indices, faults)
-              .run();
-    } finally {
-      RUNNING.set(false);
-    }
+    Map<Block, Block> replaced =
+        alone(
+            () ->
+                new TreeSurgery(
+                        module, policies, trainers, recurse, allowShapeChange, indices, faults)
+                    .run());
     if (registrable && !replaced.isEmpty()) {
       // A reminder, not a fault: said at INFO once per process, then at DEBUG, so that a job that
       // changes trees without a trainer again and again (or a benchmark) is not flooded with it.

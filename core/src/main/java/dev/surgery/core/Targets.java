@@ -230,7 +230,7 @@ public final class Targets {
           if (near == null && matches(anyCase, text, e.getKey(), e.getValue())) {
             near =
                 text.startsWith(TYPE_PREFIX)
-                    ? TYPE_PREFIX + BlockPaths.typeName(e.getKey())
+                    ? TYPE_PREFIX + nameMatched(anyCase, e.getKey())
                     : e.getValue();
           }
         }
@@ -245,6 +245,16 @@ public final class Targets {
       }
     }
     return null;
+  }
+
+  /** Which of a block's type names a type pattern matched: the one to suggest. */
+  private static String nameMatched(Pattern pattern, Block block) {
+    String type = BlockPaths.typeName(block);
+    if (pattern.matcher(type).matches()) {
+      return type;
+    }
+    String simple = block.getClass().getSimpleName();
+    return pattern.matcher(simple).matches() ? simple : block.getClass().getName();
   }
 
   private static boolean matches(Pattern pattern, String text, Block block, String path) {

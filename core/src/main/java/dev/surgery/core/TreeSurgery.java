@@ -946,17 +946,21 @@ final class TreeSurgery {
    */
   private void refuseAncestorsBelow(
       Block block, Node replacement, Node oldNode, Set<Block> looked) {
-    for (Block kid : childrenOf(block).values()) {
-      if (!looked.add(kid)) {
-        continue;
-      }
-      Node k = nodes.get(kid);
-      if (k != null && (k.seen || k.origin != null)) {
-        if (k.kind != LEAF && isAbove(k, replacement)) {
-          throw containsItself(oldNode, k);
+    Deque<Block> todo = new ArrayDeque<>();
+    todo.push(block);
+    while (!todo.isEmpty()) {
+      for (Block kid : childrenOf(todo.pop()).values()) {
+        if (!looked.add(kid)) {
+          continue;
         }
-      } else {
-        refuseAncestorsBelow(kid, replacement, oldNode, looked);
+        Node k = nodes.get(kid);
+        if (k != null && (k.seen || k.origin != null)) {
+          if (k.kind != LEAF && isAbove(k, replacement)) {
+            throw containsItself(oldNode, k);
+          }
+        } else {
+          todo.push(kid); // new too: look below it
+        }
       }
     }
   }
@@ -1115,9 +1119,6 @@ final class TreeSurgery {
     if (value instanceof java.lang.ref.Reference<?> reference) {
       return reference.get() == old ? "inside a " + value.getClass().getSimpleName() : null;
     }
-    if (value instanceof ThreadLocal<?> local) {
-      return local.get() == old ? "inside a ThreadLocal" : null;
-    }
     if (value instanceof java.util.concurrent.atomic.AtomicReferenceArray<?> cells) {
       for (int i = 0; i < cells.length(); i++) {
         if (cells.get(i) == old) {
@@ -1134,10 +1135,7 @@ final class TreeSurgery {
           : null;
     }
     if (DjlInternals.isPlainHolder(type)) {
-      for (Field inner : DjlInternals.instanceFields(type)) {
-        if (inner.getType().isPrimitive()) {
-          continue;
-        }
+      for (Field inner : DjlInternals.plainHolderFields(type)) {
         Object held = DjlInternals.read(inner, value);
         if (held == old
             || (held instanceof Collection<?> c && containsIdentity(c, old))

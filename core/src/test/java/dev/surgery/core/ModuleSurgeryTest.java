@@ -614,6 +614,10 @@ class ModuleSurgeryTest {
     assertTrue(e.getMessage().contains("must not change the tree"), e.getMessage());
     assertSame(first, root.getChildren().valueAt(0));
     assertSame(second, other.getChildren().valueAt(0));
+    // Nor from a dry run's function, whose changes would stay ("without changing anything").
+    assertThrows(
+        SurgeryException.class, () -> ModuleSurgery.plan(root, outer, SurgeryOptions.defaults()));
+    assertSame(second, other.getChildren().valueAt(0));
     // The guard is released: the next surgery runs.
     assertEquals(2, ModuleSurgery.replaceModules(root, nested, SurgeryOptions.defaults()).size());
   }

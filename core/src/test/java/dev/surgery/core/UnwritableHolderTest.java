@@ -539,6 +539,46 @@ class UnwritableHolderTest {
     }
   }
 
+  /** A mode of the program's own, in a field of a parent: an enum holds no block. */
+  enum Mode {
+    FAST,
+    SLOW
+  }
+
+  /** A parent with an enum field and a Random of its own beside a plain Block field. */
+  static final class ModalParent extends HolderParent {
+    final Mode mode = Mode.FAST;
+    final java.util.Random random = new java.util.Random(1) {};
+    final Block child;
+
+    ModalParent(Block held, Block plain) {
+      super(plain);
+      child = addChildBlock("held", held);
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return child;
+    }
+  }
+
+  /**
+   * Fields of types that hold no block, an enum (whose fields are the JDK's) and a subclass of a
+   * JDK class, are no obstacle: looking into them failed every surgery below such a parent ("Unable
+   * to make field ... java.lang.Enum.name accessible").
+   */
+  @Test
+  void anEnumOrAJdkSubclassFieldIsNoObstacle() {
+    TinyDense held = new TinyDense(5);
+    ModalParent parent = new ModalParent(held, new TinyDense(5));
+    Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == held, (block, index) -> new TinyDense(5));
+    Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
+    assertSame(replaced.get(held), parent.held(), "the Block field is written");
+  }
+
   @Test
   void aSetFieldIsWrittenNotRefused() {
     TinyDense held = new TinyDense(5);

@@ -270,7 +270,8 @@ public final class SurgeryCheckpoint {
     }
     List<String> changed = new ArrayList<>();
     for (SurgeryRecord r : applied) {
-      if (r.changes() != null && !r.changes().isEmpty()) {
+      // A freeze changes no block: the original architecture still takes the file.
+      if (r.changes() != null && !structural(r.changes()).isEmpty()) {
         changed.add(r.algorithm() + " at epoch " + r.epoch());
       }
     }

@@ -1185,7 +1185,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     // The blocks as they were: a plugin may commit a surgery and fail after it, which no rollback
     // of ours can undo; the failure must then not claim the model is unchanged.
     List<Block> blocksBefore = blocksOf(block);
-    Set<Parameter> frozenBefore = SurgeryCheckpoint.frozen(block);
+    // What it freezes, looked for where freezing is likely (two parameter walks): not at each
+    // run of an event-driven entry, such as a per-batch average of the weights.
+    Set<Parameter> frozenBefore =
+        entry.trigger().kind() != Trigger.Kind.EVENTS || algorithm.needsTotalEpochs()
+            ? SurgeryCheckpoint.frozen(block)
+            : null;
     long start = System.nanoTime();
     SurgeryChanges changes;
     try {
@@ -1197,7 +1202,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
       return;
     }
-    String untrue = untrueChanges(algorithm, changes, blocksBefore, model.getBlock());
+    String untrue = untrueChanges(changes, blocksBefore, model.getBlock());
     if (untrue != null) {
       // Committed and unrecordable (or recorded as another algorithm): as a failure after a
       // change, training stops whatever on_error says.
@@ -1215,7 +1220,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     // What it froze is frozen again for a later trainer of the model: DJL's newTrainer unfreezes
     // every parameter of a model that was loaded, and the recorded entry is not applied again.
     Block after = model.getBlock();
-    if (after != null) {
+    if (frozenBefore != null && after != null) {
       Set<Parameter> frozenNow = SurgeryCheckpoint.frozen(after);
       frozenNow.removeAll(frozenBefore);
       SurgeryCheckpoint.addFrozenBySurgery(after, frozenNow);
@@ -1286,22 +1291,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
-   * Why the changes an algorithm returned cannot be recorded as they are, or null: none while the
-   * model's blocks changed (a checkpoint would replay nothing), or changes of another algorithm
-   * (its replay would run that one).
+   * Why the changes an algorithm returned cannot be recorded, or null: none while the model's
+   * blocks changed (a checkpoint would replay nothing, and load into the original architecture).
+   * The record names the entry's algorithm whatever the changes say, so a plugin may return the
+   * changes of a built-in it delegates to.
    */
-  private static String untrueChanges(
-      Algorithm algorithm, SurgeryChanges changes, List<Block> blocksBefore, Block now) {
-    if (changes == null) {
-      return sameBlocks(blocksBefore, blocksOf(now))
-          ? null
-          : "it changed the model's blocks but returned no SurgeryChanges, so the change cannot be"
-              + " recorded for a checkpoint";
-    }
-    if (!algorithm.name().equals(changes.algorithm())) {
-      return "it returned the SurgeryChanges of '"
-          + changes.algorithm()
-          + "', which a checkpoint would replay in its place";
+  private static String untrueChanges(SurgeryChanges changes, List<Block> blocksBefore, Block now) {
+    if (changes == null && !sameBlocks(blocksBefore, blocksOf(now))) {
+      return "it changed the model's blocks but returned no SurgeryChanges, so the change cannot be"
+          + " recorded for a checkpoint";
     }
     return null;
   }

@@ -313,6 +313,22 @@ class SurgeryCheckpointTest {
       SurgeryCheckpoint.load(fresh, dir, "before-surgery");
       assertEquals(0, TestModels.count(fresh.getBlock(), "BlurConv2d"));
     }
+    // A model only frozen since is still the file's architecture: the file loads.
+    SurgeryListener freeze =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .optTotalEpochs(2)
+            .build();
+    try (Model model = Model.newInstance("before-freezing")) {
+      model.setBlock(twoConvs(1, 2));
+      try (Trainer trainer = model.newTrainer(TestModels.config(freeze))) {
+        trainer.initialize(new Shape(2, 1, 10, 10));
+        model.save(dir, "before-freezing");
+        trainer.notifyListeners(l -> l.onEpoch(trainer));
+      }
+      assertFalse(freeze.getOutcomes().get(0).changes().isEmpty(), "it froze a layer");
+      SurgeryCheckpoint.load(model, dir, "before-freezing");
+    }
   }
 
   /**

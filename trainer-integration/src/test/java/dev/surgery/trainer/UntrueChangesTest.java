@@ -2,6 +2,7 @@ package dev.surgery.trainer;
 
 import static dev.surgery.trainer.TestModels.INPUT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -13,17 +14,18 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.trainer.config.OnError;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * A plugin that changes the model but returns no SurgeryChanges, or another algorithm's: its change
- * cannot be recorded truly (a checkpoint would replay nothing, or the other algorithm), so it is a
- * failure after a change, which stops training even under on_error: skip. It was recorded as
- * returned: the first checkpoint loaded into the original architecture silently.
+ * A plugin that changes the model but returns no SurgeryChanges: its change cannot be recorded (a
+ * checkpoint would replay nothing and load into the original architecture silently), so it is a
+ * failure after a change, which stops training even under on_error: skip. One that returns the
+ * changes of a built-in it delegates to is recorded under its own name, and trains on.
  */
 class UntrueChangesTest {
 
-  /** Blurs the model and returns nothing, or blurpool's changes under its own name. */
+  /** Blurs the model and returns nothing, or blurpool's changes. */
   private static Algorithm blurring(String name, boolean returnsChanges) {
     return TestAlgorithms.applying(
         name,
@@ -33,36 +35,40 @@ class UntrueChangesTest {
         });
   }
 
+  private static SurgeryListener skipping(Algorithm algorithm) {
+    return SurgeryListener.builder().add(algorithm, 1).optOnError(OnError.SKIP).build();
+  }
+
   @Test
-  void aChangeReportedAsNothingOrAsAnotherAlgorithmStopsTrainingEvenUnderSkip() throws Exception {
-    for (boolean returnsChanges : new boolean[] {false, true}) {
-      SurgeryListener listener =
-          SurgeryListener.builder()
-              .add(blurring("t_untrue", returnsChanges), 1)
-              .optOnError(OnError.SKIP)
-              .build();
-      try (Model model = TestModels.model("untrue");
-          NDManager data = NDManager.newBaseManager();
-          Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        SurgeryFailedException e =
-            assertThrows(
-                SurgeryFailedException.class,
-                () -> EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null));
-        String m = e.getMessage();
-        assertTrue(
-            m.contains(
-                returnsChanges
-                    ? "returned the SurgeryChanges of 'blurpool'"
-                    : "returned no SurgeryChanges"),
-            m);
-        assertTrue(m.contains("failed after it had changed the model"), m);
-        assertEquals(
-            SurgeryOutcome.Status.FAILED,
-            listener.getOutcomes().get(0).status(),
-            listener.getOutcomes().toString());
-        assertEquals(null, model.getProperty(SurgeryListener.PROPERTY), "nothing recorded");
-      }
+  void aChangeReportedAsNothingStopsTrainingEvenUnderSkip() throws Exception {
+    SurgeryListener listener = skipping(blurring("t_untrue", false));
+    try (Model model = TestModels.model("untrue");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class,
+              () -> EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null));
+      assertTrue(e.getMessage().contains("returned no SurgeryChanges"), e.getMessage());
+      assertTrue(e.getMessage().contains("failed after it had changed the model"), e.getMessage());
+      assertEquals(SurgeryOutcome.Status.FAILED, listener.getOutcomes().get(0).status());
+      assertNull(model.getProperty(SurgeryListener.PROPERTY), "nothing recorded");
+    }
+  }
+
+  @Test
+  void aBuiltInsChangesReturnedByADelegatingPluginAreRecordedUnderItsName() throws Exception {
+    SurgeryListener listener = skipping(blurring("t_delegating", true));
+    try (Model model = TestModels.model("delegating");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+      assertEquals(SurgeryOutcome.Status.APPLIED, listener.getOutcomes().get(0).status());
+      List<SurgeryRecord> records =
+          SurgeryJson.recordsFromJson(model.getProperty(SurgeryListener.PROPERTY));
+      assertEquals("t_delegating", records.get(0).algorithm(), records.toString());
     }
   }
 }

@@ -336,10 +336,10 @@ public final class DjlInternals {
    * value may reference a child block where {@link #blockHoldingFields} does not reach it: fields
    * typed {@code Object} or an interface (other than a {@code Block} type), fields of DJL's {@code
    * Pair} or {@code PairList}, {@code Optional}, {@code AtomicReference}, a reference ({@code
-   * WeakReference}), a {@code ThreadLocal}, an {@code AtomicReferenceArray}, a class of the
-   * program's own (a record, a box), arrays (written at the top level only), and static fields that
-   * may hold a block (never written). Fields of other classes (a {@code String}, a {@code Shape}, a
-   * {@code Parameter}) cannot hold a block nor one of those holders, so they are left out.
+   * WeakReference}), an {@code AtomicReferenceArray}, a class of the program's own (a record, a
+   * box), arrays (written at the top level only), and static fields that may hold a block (never
+   * written). Fields of other classes (a {@code String}, a {@code Shape}, a {@code Parameter})
+   * cannot hold a block nor one of those holders, so they are left out.
    *
    * @param type the block class
    * @return accessible fields, in declaration order from the most derived class upwards (cached per
@@ -393,7 +393,6 @@ public final class DjlInternals {
                 || java.util.Collection.class.isAssignableFrom(t)
                 || (t.isArray() && mayHoldBlock(t.getComponentType()))
                 || java.lang.ref.Reference.class.isAssignableFrom(t)
-                || ThreadLocal.class.isAssignableFrom(t)
                 || java.util.concurrent.atomic.AtomicReferenceArray.class.isAssignableFrom(t)
                 || isPlainHolder(t);
         if (candidate) {
@@ -444,6 +443,7 @@ public final class DjlInternals {
     return !type.isInterface()
         && !type.isArray()
         && !type.isPrimitive()
+        && !Enum.class.isAssignableFrom(type)
         && !Block.class.isAssignableFrom(type)
         && !name.startsWith("java.")
         && !name.startsWith("javax.")
@@ -451,6 +451,36 @@ public final class DjlInternals {
         && !name.startsWith("sun.")
         && !name.startsWith("ai.djl.");
   }
+
+  /**
+   * Lists the instance fields a plain holder declares, and its superclasses that are plain holders
+   * too (a JDK or DJL superclass, such as {@code Random} or {@code Record}, is not looked into),
+   * leaving out primitives and fields that cannot be made accessible.
+   *
+   * @param type a class for which {@link #isPlainHolder} is true
+   * @return accessible fields (cached per class)
+   */
+  public static List<Field> plainHolderFields(Class<?> type) {
+    return PLAIN_HOLDER_FIELDS.get(type);
+  }
+
+  private static final ClassValue<List<Field>> PLAIN_HOLDER_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
+          for (Class<?> c = type; c != null && isPlainHolder(c); c = c.getSuperclass()) {
+            for (Field f : c.getDeclaredFields()) {
+              if (!Modifier.isStatic(f.getModifiers())
+                  && !f.getType().isPrimitive()
+                  && f.trySetAccessible()) {
+                fields.add(f);
+              }
+            }
+          }
+          return List.copyOf(fields);
+        }
+      };
 
   /**
    * Returns the function a {@link LambdaBlock} runs.

@@ -54,7 +54,8 @@ public final class ScheduleComposition {
   }
 
   /**
-   * Finds the entries the schedule cannot hold; at most one refusal per entry.
+   * Finds the entries the schedule cannot hold; at most one refusal of each kind per entry (an
+   * epoch entry may also conflict, in either order, with a step entry).
    *
    * @param entries the schedule, in declaration order (null elements, entries a parser already
    *     refused, are skipped)
