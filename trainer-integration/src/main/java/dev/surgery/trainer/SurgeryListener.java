@@ -1204,8 +1204,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     String untrue = untrueChanges(changes, blocksBefore, model.getBlock());
     if (untrue != null) {
-      // Committed and unrecordable (or recorded as another algorithm): as a failure after a
-      // change, training stops whatever on_error says.
+      // Committed and unrecordable: as a failure after a change, training stops whatever
+      // on_error says.
       long nanos = System.nanoTime() - start;
       failed(
           st,
