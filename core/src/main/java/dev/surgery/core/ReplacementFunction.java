@@ -9,7 +9,8 @@ import ai.djl.nn.Block;
  * the same block (the block stays; as in Composer's {@code replaced_pairs}, the surgery's returned
  * map then holds the pair of it with itself, and no other policy may replace it), or {@code null}
  * (leave it, and let a later policy decide). It must not change the tree itself: the engine does
- * that, and undoes everything if any later step fails.
+ * that, and undoes everything if any later step fails; a surgery (or a plan) it starts through
+ * {@link ModuleSurgery} is refused, which fails the running surgery.
  *
  * <p>Every policy that matches a block is called for it, in policy order, as in Composer: when an
  * earlier policy already replaced the block, a later matching one is called with the block that has

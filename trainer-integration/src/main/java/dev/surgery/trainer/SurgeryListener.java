@@ -116,6 +116,13 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final int totalEpochs;
   private final String totalEpochsHint;
   private final Set<Event> observable;
+
+  /**
+   * Whether the driver reports no batch end (DJL's callbacks alone): the listener then counts an
+   * epoch's batches itself. Decided once, off the per-batch path.
+   */
+  private final boolean countsBatchesInEpoch;
+
   private final long totalSteps;
 
   /** Whether an entry is event-driven: then batch losses are kept for State.recentLosses. */
@@ -159,6 +166,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.totalEpochs = totalEpochs;
     this.totalEpochsHint = totalEpochsHint;
     this.observable = Collections.unmodifiableSet(eventSet(observable));
+    this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
     this.totalSteps = totalSteps;
     this.eventDriven =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
@@ -776,7 +784,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         surgeryLog.write();
       }
     }
-    if (!observable.contains(Event.BATCH_END)) {
+    if (countsBatchesInEpoch) {
       st.batchInEpoch++; // a driver of DJL's callbacks alone: this is its batch end
     }
   }
