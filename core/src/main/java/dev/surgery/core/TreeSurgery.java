@@ -107,6 +107,16 @@ final class TreeSurgery {
   /** Edges to passed-by leaves: leaf, parent node and key (null: not enqueued). */
   private PassedEdges passedLeaves = new PassedEdges();
 
+  /**
+   * Blocks of the original tree whose own fields may reference another block (weight tying), with
+   * their parent node and key (the root: none), as the first walk met them; looked at again only
+   * when the surgery replaced a block.
+   */
+  private final PassedEdges tyingBlocks = new PassedEdges();
+
+  /** Which blocks the first walk meets may tie another one. */
+  private final TieLookout tieLookout = new TieLookout();
+
   /** How many of {@link #passedLeaves} the first walk from the root recorded (they come first). */
   private int passedByInitialWalk;
 
@@ -455,6 +465,9 @@ final class TreeSurgery {
     top.seen = true;
     top.original = true;
     initialWalk = true;
+    if (tieLookout.mayTie(root)) {
+      tyingBlocks.add(root, null, null);
+    }
     enqueueDescendants(top);
     initialWalk = false;
     passedByInitialWalk = passedLeaves.size();
@@ -466,6 +479,7 @@ final class TreeSurgery {
         visit(child);
       }
     }
+    rewireTies();
     // The counters, once per policy rather than a map update per call (journaled at first use).
     for (int i = 0; i < policies.size(); i++) {
       if (journaled[i]) {
@@ -615,6 +629,9 @@ final class TreeSurgery {
       // What later steps ask of the block, read now that it is at hand.
       boolean leaf = childrenOf(block).isEmpty();
       int matched = masks ? matchMask(block) : -1;
+      if (initialWalk && tieLookout.mayTie(block)) {
+        tyingBlocks.add(block, parent, keys.get(i));
+      }
       if (passLeaves && leaf && matched == 0) {
         passedLeaves.add(block, parent, keys.get(i));
         continue;
@@ -1266,6 +1283,126 @@ final class TreeSurgery {
             e);
       }
     }
+  }
+
+  // ------------------------------------------------------------------ tied blocks
+
+  /**
+   * Points the fields of kept blocks that hold a replaced block without being its parent (weight
+   * tying: a block that calls a layer held elsewhere in the tree) at the replacement, as the
+   * parents' fields are, and refuses the surgery where such a block holds it in a place the engine
+   * cannot write: otherwise its forward would still call the old block, whose arrays are freed. The
+   * parents' fields were written with the children lists; a replaced block's parents hold its
+   * replacement now, so they are passed over here. A holder the walk met below a replaced block is
+   * looked at only if it is still in the tree (a block a replacement reuses is not known to be).
+   */
+  private void rewireTies() {
+    if (tyingBlocks.size() == 0 || decided.isEmpty()) {
+      return;
+    }
+    for (int i = 0, size = tyingBlocks.size(); i < size; i++) {
+      Block holder = tyingBlocks.leaf(i);
+      Node own = nodes.get(holder);
+      Node parent = (Node) tyingBlocks.parent(i);
+      boolean kept =
+          own != null
+              ? (own.swap == null || own.swap == own) && isLive(own)
+              : parent == null || isLive(parent);
+      if (!kept) {
+        continue;
+      }
+      String key = tyingBlocks.key(i);
+      java.util.function.Supplier<String> path = () -> holderPath(own, parent, key);
+      for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
+        List<Block> tied = new ArrayList<>(1);
+        FieldBlocks.forEachWritable(
+            DjlInternals.read(field, holder),
+            b -> {
+              if (replacementOf(b) != null && !containsIdentity(tied, b)) {
+                tied.add(b);
+              }
+            });
+        for (Block old : tied) {
+          Node replacement = replacementOf(old);
+          if (!stays(replacement)) {
+            throw tieRefused(
+                holder, field, old, path.get(), "", "its replacement was dropped again");
+          }
+          writeIntoField(holder, field, old, replacement.block, nodes.get(old).path());
+        }
+      }
+      for (Field field : DjlInternals.blockReferencingFields(holder.getClass())) {
+        checkUnwritable(holder, field, path);
+      }
+      for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
+        checkUnwritable(holder, field, path); // the nested places the writes do not reach
+      }
+    }
+  }
+
+  /** A tying block's path: its node's, or its parent's joined with its key (null: the root). */
+  private static String holderPath(Node own, Node parent, String key) {
+    if (own != null) {
+      return own.path();
+    }
+    String prefix = parent == null ? null : parent.path();
+    return prefix == null ? key : BlockPaths.join(prefix, key);
+  }
+
+  /** Refuses when a field's value still reaches a replaced block after the writes. */
+  private void checkUnwritable(
+      Block holder, Field field, java.util.function.Supplier<String> path) {
+    Object value = DjlInternals.read(field, holder);
+    Block[] found = new Block[1];
+    FieldBlocks.forEach(
+        value,
+        b -> {
+          if (found[0] == null && replacementOf(b) != null) {
+            found[0] = b;
+          }
+        });
+    if (found[0] != null) {
+      String where = holderOf(value, found[0], field);
+      throw tieRefused(
+          holder,
+          field,
+          found[0],
+          path.get(),
+          where == null ? "" : " " + where,
+          "the surgery cannot change that place (its forward would still call the old block)");
+    }
+  }
+
+  /**
+   * The node of what stands for an original block after the traversal (the end of a chain of
+   * replacements), or null when the block is not an original the surgery replaced.
+   */
+  private Node replacementOf(Block block) {
+    Node n = nodes.get(block);
+    if (n == null || !n.original || n.swap == null || n.swap == n) {
+      return null;
+    }
+    Node end = n.swap;
+    while (end.swap != null && end.swap != end) {
+      end = end.swap;
+    }
+    return end;
+  }
+
+  private SurgeryException tieRefused(
+      Block holder, Field field, Block old, String holderPath, String how, String why) {
+    return new SurgeryException(
+        BlockPaths.display(nodes.get(old).path()),
+        "block "
+            + BlockPaths.display(holderPath)
+            + " (field "
+            + where(holder, field)
+            + ") holds this block"
+            + how
+            + " without being its parent (weight tying), and "
+            + why
+            + "; hold the tied block as a child of the block that calls it, or replace that block"
+            + " too");
   }
 
   /** Names a parent's field in a message; built only when one is needed. */

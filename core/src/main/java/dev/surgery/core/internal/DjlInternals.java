@@ -145,6 +145,9 @@ public final class DjlInternals {
   private static final MethodHandle PARAMETERS = getter(blockParameters);
   private static final MethodHandle INPUT_SHAPES = getter(blockInputShapes);
 
+  /** The function a {@code LambdaBlock} runs: read per lambda block by the first walk. */
+  private static final MethodHandle LAMBDA_FUNCTION = getter(lambdaFunction);
+
   private DjlInternals() {}
 
   private static MethodHandle getter(Field f) {
@@ -404,6 +407,149 @@ public final class DjlInternals {
     return List.copyOf(fields);
   }
 
+  /** How a class's instances may reach other blocks through their own fields. */
+  public enum TieKind {
+    /** No field other than the children list can reach a block. */
+    NONE,
+    /** Exactly DJL's {@link LambdaBlock}: its function may have captured a block. */
+    LAMBDA_BLOCK,
+    /** Some fields may reach a block: their values must be looked at. */
+    FIELDS
+  }
+
+  /**
+   * How the instances of a block class may reach other blocks through their own fields (those
+   * {@link #blockHoldingFields} and {@link #blockReferencingFields} list). Such a block may call a
+   * block of the tree without being its parent (weight tying), so a surgery that replaces that
+   * block must look at it.
+   *
+   * @param type a block class
+   * @return its kind (computed once per class)
+   */
+  public static TieKind tieKind(Class<?> type) {
+    return TIE_KINDS.get(type);
+  }
+
+  private static final ClassValue<TieKind> TIE_KINDS =
+      new ClassValue<>() {
+        @Override
+        protected TieKind computeValue(Class<?> type) {
+          if (aliasFields(type).isEmpty()) {
+            return TieKind.NONE;
+          }
+          return type == LambdaBlock.class ? TieKind.LAMBDA_BLOCK : TieKind.FIELDS;
+        }
+      };
+
+  /**
+   * Whether a block's own fields may reach another block: a field of {@link #blockHoldingFields} or
+   * {@link #blockReferencingFields} holds something other than an inert function (a lambda or
+   * method reference that captured nothing able to reach a block, as DJL's activation, pooling and
+   * identity blocks hold).
+   *
+   * @param block a block
+   * @return false when no field of the block can reach another block
+   */
+  public static boolean mayReferenceBlocks(Block block) {
+    switch (tieKind(block.getClass())) {
+      case NONE:
+        return false;
+      case LAMBDA_BLOCK:
+        Object function = lambdaFunction((LambdaBlock) block);
+        return function != null && !inert(function, 2);
+      default:
+        for (Field field : aliasFields(block.getClass())) {
+          Object value = get(field, block);
+          if (value != null && !inert(value, 2)) {
+            return true;
+          }
+        }
+        return false;
+    }
+  }
+
+  /**
+   * Whether a function class captured nothing able to reach a block, whatever the instance: true
+   * for a lambda or method reference without captured fields of such types (a walk meets the same
+   * few function classes again and again, so callers may cache the answer per class).
+   *
+   * @param type the class of a {@code LambdaBlock}'s function
+   * @return true when no instance of it can reach a block
+   */
+  public static boolean inertFunctionClass(Class<?> type) {
+    if (!type.isSynthetic() && !type.isHidden()) {
+      return false;
+    }
+    List<Field> captured = CAPTURED_FIELDS.get(type);
+    return captured != UNREADABLE && captured.isEmpty();
+  }
+
+  /**
+   * Whether a value cannot reach a block: a value of a type that holds none, or a function whose
+   * captured values (looked into {@code depth} levels, as {@code LambdaBlock.singleton} wraps the
+   * user's function once) cannot.
+   *
+   * @param value a field's value
+   * @param depth how many levels of captured functions to look into
+   * @return true when the value cannot reach a block
+   */
+  public static boolean inert(Object value, int depth) {
+    Class<?> type = value.getClass();
+    if (!type.isSynthetic() && !type.isHidden()) {
+      return !mayHoldBlock(type);
+    }
+    List<Field> captured = CAPTURED_FIELDS.get(type);
+    if (captured == UNREADABLE) {
+      return false; // a field that cannot be read: assume the worst
+    }
+    if (captured.isEmpty()) {
+      return true;
+    }
+    if (depth == 0) {
+      return false;
+    }
+    for (Field f : captured) {
+      Object held = get(f, value);
+      if (held != null && !inert(held, depth - 1)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Every field of {@link #blockHoldingFields} and {@link #blockReferencingFields}, once. */
+  private static List<Field> aliasFields(Class<?> type) {
+    java.util.Set<Field> fields = new java.util.LinkedHashSet<>(blockHoldingFields(type));
+    fields.addAll(blockReferencingFields(type));
+    return List.copyOf(fields);
+  }
+
+  /** Stands for a function class with a field that cannot be made accessible. */
+  private static final List<Field> UNREADABLE =
+      java.util.Collections.unmodifiableList(new ArrayList<>());
+
+  /**
+   * A function class's instance fields whose type may hold a block; {@link #UNREADABLE} when one
+   * cannot be made accessible.
+   */
+  private static final ClassValue<List<Field>> CAPTURED_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
+          for (Field f : type.getDeclaredFields()) {
+            if (Modifier.isStatic(f.getModifiers()) || !mayHoldBlock(f.getType())) {
+              continue;
+            }
+            if (!f.trySetAccessible()) {
+              return UNREADABLE;
+            }
+            fields.add(f);
+          }
+          return List.copyOf(fields);
+        }
+      };
+
   /**
    * Whether a value of this type can be, or hold, a block: not a primitive, string, number, enum or
    * class, and none of DJL's array, shape, parameter or device types.
@@ -489,6 +635,13 @@ public final class DjlInternals {
    * @return its function
    */
   public static Object lambdaFunction(LambdaBlock block) {
+    if (LAMBDA_FUNCTION != null) {
+      try {
+        return LAMBDA_FUNCTION.invoke(block);
+      } catch (Throwable e) {
+        throw new IllegalStateException(e); // a plain field read does not throw
+      }
+    }
     return get(lambdaFunction, block);
   }
 

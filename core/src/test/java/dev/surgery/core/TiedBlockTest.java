@@ -1,0 +1,340 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.LambdaBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.pooling.Pool;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import ai.djl.util.PairList;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.TinyDense;
+import dev.surgery.core.testing.TinyModels;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Weight tying across branches: a block that calls a layer held elsewhere in the tree, keeping it
+ * in a field without being its parent. Replacing the layer must reach that field too (or refuse,
+ * where the field cannot be written), or the tying block's forward keeps calling the old layer,
+ * whose arrays the surgery frees. The oracle of the written case is a model built tied to the
+ * replacement from the start, trained on the same batches.
+ */
+class TiedBlockTest {
+
+  private static final Shape INPUT = new Shape(2, 5);
+
+  /** Calls a layer it does not own (held elsewhere), then its own child. */
+  static class TiedHead extends AbstractBlock {
+    Block tied;
+    Block own;
+
+    TiedHead(Block tied, Block own) {
+      this.tied = tied;
+      this.own = addChildBlock("own", own);
+    }
+
+    Block tied() {
+      return tied;
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return own.forward(store, tied().forward(store, inputs, training), training);
+    }
+
+    @Override
+    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
+      own.initialize(manager, dataType, shapes); // the tied layer is initialized by its parent
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  /** Keeps the tied layer in a list. */
+  static final class ListTiedHead extends TiedHead {
+    final List<Block> tiedLayers = new ArrayList<>();
+
+    ListTiedHead(Block tied, Block own) {
+      super(null, own);
+      tiedLayers.add(tied);
+    }
+
+    @Override
+    Block tied() {
+      return tiedLayers.get(0);
+    }
+  }
+
+  /** Keeps the tied layer in an Optional, which the engine cannot write. */
+  static final class OptionalTiedHead extends TiedHead {
+    final Optional<Block> maybe;
+
+    OptionalTiedHead(Block tied, Block own) {
+      super(null, own);
+      maybe = Optional.of(tied);
+    }
+
+    @Override
+    Block tied() {
+      return maybe.get();
+    }
+  }
+
+  /** {@code encoder(layer) -> head}, the head tied to the encoder's layer. */
+  private static SequentialBlock tiedModel(TinyDense layer, TiedHead head) {
+    return new SequentialBlock().add(new SequentialBlock().add(layer)).add(head);
+  }
+
+  @Test
+  void aBlockFieldTyingTheReplacedLayerIsPointedAtTheReplacementAndTrainsLikeAModelBuiltThatWay() {
+    assertTiedFieldRewritten(false);
+  }
+
+  @Test
+  void aListTyingTheReplacedLayerIsWrittenToo() {
+    assertTiedFieldRewritten(true);
+  }
+
+  private static void assertTiedFieldRewritten(boolean inList) {
+    TinyDense layer = new TinyDense(5);
+    TinyDense own = new TinyDense(5);
+    TiedHead head = inList ? new ListTiedHead(layer, own) : new TiedHead(layer, own);
+    SequentialBlock root = tiedModel(layer, head);
+    try (Model model = TinyModels.model("tied", root);
+        Trainer trainer = model.newTrainer(sgd())) {
+      trainer.initialize(INPUT);
+      Fixtures.sumStep(trainer);
+      Fixtures.sumStep(trainer);
+
+      TinyDense[] made = new TinyDense[1];
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          (block, path) -> block == layer, (block, i) -> made[0] = TinyDense.copying(layer));
+      Map<Block, Block> replaced =
+          ModuleSurgery.replaceModules(
+              root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+
+      assertEquals(Map.of(layer, made[0]), replaced);
+      assertSame(made[0], head.tied(), "the tying field follows the replacement");
+      assertSame(
+          made[0], ((SequentialBlock) root.getChildren().valueAt(0)).getChildren().valueAt(0));
+      assertTrue(layer.getWeight().getArray().isReleased(), "the old layer's arrays are freed");
+
+      // The oracle: the same structure built tied to a layer holding the replacement's values.
+      TinyDense controlLayer = new TinyDense(5);
+      TinyDense controlOwn = new TinyDense(5);
+      TiedHead controlHead =
+          inList
+              ? new ListTiedHead(controlLayer, controlOwn)
+              : new TiedHead(controlLayer, controlOwn);
+      SequentialBlock controlRoot = tiedModel(controlLayer, controlHead);
+      try (Model control = TinyModels.model("tied-control", controlRoot);
+          Trainer controlTrainer = control.newTrainer(sgd())) {
+        controlTrainer.initialize(INPUT);
+        copyValues(root, controlRoot);
+        for (int step = 0; step < 3; step++) {
+          Fixtures.sumStep(trainer);
+          Fixtures.sumStep(controlTrainer);
+        }
+        List<float[]> expected = values(controlRoot);
+        List<float[]> actual = values(root);
+        assertEquals(expected.size(), actual.size());
+        for (int i = 0; i < expected.size(); i++) {
+          ExactnessOracle.assertBitsEqual(expected.get(i), actual.get(i), "parameter " + i);
+        }
+      }
+    }
+  }
+
+  @Test
+  void aFailedSurgeryPutsTheTyingFieldBack() {
+    TinyDense layer = new TinyDense(5);
+    TinyDense own = new TinyDense(5);
+    TiedHead head = new TiedHead(layer, own);
+    SequentialBlock root = tiedModel(layer, head);
+    try (Model model = TinyModels.model("tied", root);
+        Trainer trainer = model.newTrainer(sgd())) {
+      trainer.initialize(INPUT);
+      Fixtures.sumStep(trainer);
+      Map<String, float[]> valuesBefore = Fixtures.snapshot(root);
+      Set<String> storeBefore = Fixtures.storeIds(trainer);
+
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put((block, path) -> block == layer, (block, i) -> TinyDense.copying(layer));
+      policies.put(
+          (block, path) -> block == own,
+          (block, i) -> {
+            throw new IllegalStateException("no replacement for the head's own layer");
+          });
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () ->
+                  ModuleSurgery.replaceModules(
+                      root,
+                      policies,
+                      SurgeryOptions.builder().optTrainers(List.of(trainer)).build()));
+
+      assertTrue(e.getMessage().contains("no replacement"), e.getMessage());
+      assertSame(layer, head.tied());
+      assertSame(layer, ((SequentialBlock) root.getChildren().valueAt(0)).getChildren().valueAt(0));
+      assertFalse(layer.getWeight().getArray().isReleased());
+      Map<String, float[]> valuesAfter = Fixtures.snapshot(root);
+      assertEquals(valuesBefore.keySet(), valuesAfter.keySet());
+      valuesBefore.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, valuesAfter.get(k), k));
+      assertEquals(storeBefore, Fixtures.storeIds(trainer));
+      Fixtures.sumStep(trainer); // still trains on the old layer
+    }
+  }
+
+  @Test
+  void aPlanDoesNotMoveTheTyingField() {
+    TinyDense layer = new TinyDense(5);
+    TiedHead head = new TiedHead(layer, new TinyDense(5));
+    SequentialBlock root = tiedModel(layer, head);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+
+    SurgeryPlan plan = ModuleSurgery.plan(root, policies, SurgeryOptions.defaults());
+
+    assertEquals(1, plan.steps().size());
+    assertSame(layer, head.tied());
+  }
+
+  @Test
+  void aTieTheEngineCannotWriteRefusesTheSurgeryNamingBothBlocks() {
+    TinyDense layer = new TinyDense(5);
+    TiedHead optionalHead = new OptionalTiedHead(layer, new TinyDense(5));
+    SequentialBlock root = tiedModel(layer, optionalHead);
+    assertRefusedUnchanged(root, layer, "02OptionalTiedHead", "inside an Optional", "maybe");
+  }
+
+  @Test
+  void aLambdaBlockThatCapturedTheReplacedLayerRefusesTheSurgery() {
+    TinyDense layer = new TinyDense(5);
+    LambdaBlock caller =
+        new LambdaBlock(x -> layer.forward(new ParameterStore(), x, false), "calls the layer");
+    SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer)).add(caller);
+    assertRefusedUnchanged(root, layer, "02LambdaBlock", "captured by a lambda", "lambda");
+  }
+
+  private static void assertRefusedUnchanged(
+      SequentialBlock root, TinyDense layer, String holderKey, String how, String field) {
+    Block encoder = root.getChildren().valueAt(0);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+    String message = e.getMessage();
+    assertTrue(message.contains("01SequentialBlock/01TinyDense"), message); // the tied layer
+    assertTrue(message.contains(holderKey), message); // the tying block
+    assertTrue(message.contains(how), message);
+    assertTrue(message.contains("." + field), message);
+    assertTrue(message.contains("weight tying"), message);
+    assertSame(layer, encoder.getChildren().valueAt(0));
+  }
+
+  @Test
+  void djlsOwnFunctionBlocksNeedNoSecondLookButOnesThatCapturedABlockDo() {
+    TinyDense layer = new TinyDense(5);
+    TieLookout lookout = new TieLookout();
+    for (Block inert :
+        List.of(
+            Blocks.identityBlock(),
+            Activation.reluBlock(),
+            Pool.maxPool2dBlock(new Shape(2, 2)),
+            LambdaBlock.singleton(a -> a.mul(2)),
+            Linear.builder().setUnits(3).build(),
+            new SequentialBlock().add(layer))) {
+      assertFalse(DjlInternals.mayReferenceBlocks(inert), inert.toString());
+      assertFalse(lookout.mayTie(inert), inert.toString());
+    }
+    for (Block tying :
+        List.of(
+            new TiedHead(layer, new TinyDense(5)),
+            new LambdaBlock(x -> layer.forward(new ParameterStore(), x, false)),
+            LambdaBlock.singleton(a -> layer.getWeight().getArray().add(a)))) {
+      assertTrue(DjlInternals.mayReferenceBlocks(tying), tying.toString());
+      // The lookout has met LambdaBlock and the singleton wrapper's class above: its cached
+      // answers per class must still look at each instance's captured values.
+      assertTrue(lookout.mayTie(tying), tying.toString());
+    }
+    assertFalse(lookout.mayTie(LambdaBlock.singleton(a -> a.mul(3))));
+  }
+
+  @Test
+  void aTiedLayerThatIsNotReplacedStaysTied() {
+    TinyDense layer = new TinyDense(5);
+    TinyDense own = new TinyDense(5);
+    TiedHead head = new TiedHead(layer, own);
+    SequentialBlock root = tiedModel(layer, head);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == own, (block, i) -> new TinyDense(5));
+
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+    assertEquals(1, replaced.size());
+    assertNotSame(own, head.own);
+    assertSame(head.own, head.getChildren().valueAt(0));
+    assertSame(layer, head.tied());
+  }
+
+  private static void copyValues(Block from, Block to) {
+    List<Parameter> source = new ArrayList<>(TreeSurgery.parametersOf(from));
+    List<Parameter> target = new ArrayList<>(TreeSurgery.parametersOf(to));
+    assertEquals(source.size(), target.size());
+    for (int i = 0; i < source.size(); i++) {
+      source.get(i).getArray().copyTo(target.get(i).getArray());
+    }
+  }
+
+  private static List<float[]> values(Block root) {
+    List<float[]> values = new ArrayList<>();
+    for (Parameter p : TreeSurgery.parametersOf(root)) {
+      values.add(ExactnessOracle.floats(p.getArray()));
+    }
+    return values;
+  }
+
+  private static DefaultTrainingConfig sgd() {
+    return new DefaultTrainingConfig(Loss.l2Loss())
+        .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.05f)).build());
+  }
+}
