@@ -3,18 +3,19 @@ package dev.surgery.core;
 import ai.djl.nn.Block;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Consumer;
 
 /**
- * The blocks a block's field value reaches, in the places the engine's field checks know: the value
- * itself, the elements of a collection or an array, a map's keys and values, one level further down
- * in a nested collection, array or map, and inside DJL's {@code Pair} and {@code PairList}, an
- * {@code Optional}, a {@code Map.Entry}, an {@code AtomicReference}, a reference, an {@code
- * AtomicReferenceArray}, a lambda's captured values and a plain holder's fields. A block met in
- * several places is given as often as it is met.
+ * The blocks a block's field value reaches: the ones the engine can write ({@link
+ * #forEachWritable}) and every one it can find through the holders it knows ({@link #forEach}), so
+ * that a block still reaching a replaced block after the writes is refused.
  */
 final class FieldBlocks {
 
@@ -36,77 +37,98 @@ final class FieldBlocks {
     }
   }
 
-  /** Every block the value reaches in a place the engine's checks know. */
+  /** How many holders deep the search goes (a record in a list in an Optional is three). */
+  static final int MAX_DEPTH = 8;
+
+  /**
+   * Every block the value reaches through holders the engine knows, however nested (up to {@link
+   * #MAX_DEPTH} holders deep), each holder looked into once: collections, arrays, maps (keys and
+   * values), DJL's {@code Pair} and {@code PairList}, {@code Optional}, {@code Map.Entry}, {@code
+   * AtomicReference}, references, {@code AtomicReferenceArray}, the values a lambda or a method
+   * reference captured (so a composed {@code f.andThen(g)} is looked through) and the fields of a
+   * class of the program's own. A block is given, not looked into (its children are blocks of the
+   * tree); values that cannot hold a block (strings, numbers, arrays of DJL) are passed by.
+   */
   static void forEach(Object value, Consumer<Block> action) {
+    Set<Object> entered = Collections.newSetFromMap(new IdentityHashMap<>());
+    visit(value, action, entered, 0, o -> {});
+  }
+
+  /**
+   * The first function met through the same holders as {@link #forEach} whose captured values may
+   * hold a block but cannot be read ({@link DjlInternals#opaqueFunction}), or null.
+   */
+  static Object firstOpaque(Object value) {
+    Object[] found = {null};
+    Set<Object> entered = Collections.newSetFromMap(new IdentityHashMap<>());
+    visit(value, b -> {}, entered, 0, o -> found[0] = found[0] == null ? o : found[0]);
+    return found[0];
+  }
+
+  private static void visit(
+      Object value,
+      Consumer<Block> action,
+      Set<Object> entered,
+      int depth,
+      Consumer<Object> opaque) {
     if (value == null) {
       return;
     }
     if (value instanceof Block block) {
       action.accept(block);
-    } else if (value instanceof ai.djl.util.Pair<?, ?> pair) {
-      one(pair.getKey(), action);
-      one(pair.getValue(), action);
+      return;
+    }
+    Class<?> type = value.getClass();
+    if (depth >= MAX_DEPTH || !DjlInternals.mayHoldBlock(type) || !entered.add(value)) {
+      return;
+    }
+    int next = depth + 1;
+    if (value instanceof ai.djl.util.Pair<?, ?> pair) {
+      visit(pair.getKey(), action, entered, next, opaque);
+      visit(pair.getValue(), action, entered, next, opaque);
     } else if (value instanceof ai.djl.util.PairList<?, ?> pairs) {
-      each(pairs.keys(), action);
-      each(pairs.values(), action);
+      visitAll(pairs.keys(), action, entered, next, opaque);
+      visitAll(pairs.values(), action, entered, next, opaque);
     } else if (value instanceof java.util.Optional<?> optional) {
-      optional.ifPresent(o -> one(o, action));
+      visit(optional.orElse(null), action, entered, next, opaque);
     } else if (value instanceof Map.Entry<?, ?> entry) {
-      one(entry.getKey(), action);
-      one(entry.getValue(), action);
+      visit(entry.getKey(), action, entered, next, opaque);
+      visit(entry.getValue(), action, entered, next, opaque);
     } else if (value instanceof java.util.concurrent.atomic.AtomicReference<?> reference) {
-      one(reference.get(), action);
+      visit(reference.get(), action, entered, next, opaque);
     } else if (value instanceof Map<?, ?> map) {
-      nested(map.keySet(), action);
-      nested(map.values(), action);
+      visitAll(new ArrayList<>(map.keySet()), action, entered, next, opaque);
+      visitAll(new ArrayList<>(map.values()), action, entered, next, opaque);
     } else if (value instanceof Collection<?> items) {
-      nested(items, action);
+      visitAll(new ArrayList<>(items), action, entered, next, opaque);
     } else if (value instanceof Object[] array) {
-      nested(Arrays.asList(array), action);
+      visitAll(Arrays.asList(array), action, entered, next, opaque);
     } else if (value instanceof java.lang.ref.Reference<?> reference) {
-      one(reference.get(), action);
+      visit(reference.get(), action, entered, next, opaque);
     } else if (value instanceof java.util.concurrent.atomic.AtomicReferenceArray<?> cells) {
       for (int i = 0; i < cells.length(); i++) {
-        one(cells.get(i), action);
+        visit(cells.get(i), action, entered, next, opaque);
       }
-    } else {
-      Class<?> type = value.getClass();
-      if (type.isSynthetic() || type.isHidden()) {
-        each(DjlInternals.capturedValues(value), action);
-      } else if (DjlInternals.isPlainHolder(type)) {
-        for (Field inner : DjlInternals.plainHolderFields(type)) {
-          Object held = DjlInternals.read(inner, value);
-          if (held instanceof Collection<?> c) {
-            each(c, action);
-          } else if (held instanceof Object[] a) {
-            each(Arrays.asList(a), action);
-          } else {
-            one(held, action);
-          }
-        }
+    } else if (type.isSynthetic() || type.isHidden()) {
+      if (DjlInternals.opaqueFunction(value)) {
+        opaque.accept(value);
+      }
+      visitAll(DjlInternals.capturedValues(value), action, entered, next, opaque);
+    } else if (DjlInternals.isPlainHolder(type)) {
+      for (Field inner : DjlInternals.plainHolderFields(type)) {
+        visit(DjlInternals.read(inner, value), action, entered, next, opaque);
       }
     }
   }
 
-  /** The items and, one level down, the items of collections, arrays and maps among them. */
-  private static void nested(Collection<?> items, Consumer<Block> action) {
+  private static void visitAll(
+      Collection<?> items,
+      Consumer<Block> action,
+      Set<Object> entered,
+      int depth,
+      Consumer<Object> opaque) {
     for (Object item : items) {
-      if (item instanceof Collection<?> c) {
-        each(c, action);
-      } else if (item instanceof Object[] a) {
-        each(Arrays.asList(a), action);
-      } else if (item instanceof Map<?, ?> m) {
-        each(m.keySet(), action);
-        each(m.values(), action);
-      } else {
-        one(item, action);
-      }
-    }
-  }
-
-  private static void each(Collection<?> items, Consumer<Block> action) {
-    for (Object item : items) {
-      one(item, action);
+      visit(item, action, entered, depth, opaque);
     }
   }
 
@@ -115,12 +137,6 @@ final class FieldBlocks {
       if (item instanceof Block block) {
         action.accept(block);
       }
-    }
-  }
-
-  private static void one(Object item, Consumer<Block> action) {
-    if (item instanceof Block block) {
-      action.accept(block);
     }
   }
 }

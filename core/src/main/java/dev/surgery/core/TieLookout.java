@@ -42,15 +42,14 @@ final class TieLookout {
         kinds[blockClassCount++] = kind;
       }
     }
-    switch (kind) {
-      case NONE:
-        return false;
-      case LAMBDA_BLOCK:
-        Object function = DjlInternals.lambdaFunction((LambdaBlock) block);
-        return function != null && !inertFunction(function);
-      default:
-        return DjlInternals.mayReferenceBlocks(block);
+    if (kind == TieKind.NONE) {
+      return false;
     }
+    if (kind == TieKind.LAMBDA_BLOCK) {
+      Object function = DjlInternals.lambdaFunction((LambdaBlock) block);
+      return function != null && !inertFunction(function);
+    }
+    return DjlInternals.mayReferenceBlocks(block);
   }
 
   private boolean inertFunction(Object function) {

@@ -114,6 +114,9 @@ final class TreeSurgery {
    */
   private final PassedEdges tyingBlocks = new PassedEdges();
 
+  /** Whether a replacement has children or fields that may reach another block. */
+  private boolean replacementsMayTie;
+
   /** Which blocks the first walk meets may tie another one. */
   private final TieLookout tieLookout = new TieLookout();
 
@@ -863,6 +866,8 @@ final class TreeSurgery {
     // for a leaf changes the liveness of those two alone, so the memo of every other block stays.
     boolean oldLeaf = oldNode.kind != 0 ? oldNode.kind == LEAF : childrenOf(old).isEmpty();
     n.kind = newLeaf ? LEAF : COMPOSITE;
+    // Read while the replacement is at hand: most are leaves of classes without such fields.
+    replacementsMayTie |= !newLeaf || tieLookout.mayTie(replacement);
     if (!oldLeaf || !newLeaf) {
       epoch++;
     }
@@ -1044,7 +1049,18 @@ final class TreeSurgery {
     }
     // After the writes: a field aliasing a list written above no longer holds the old block.
     for (Field field : DjlInternals.blockReferencingFields(parent.getClass())) {
-      String holder = holderOf(DjlInternals.read(field, parent), old, field);
+      Object value = DjlInternals.read(field, parent);
+      String holder = holderOf(value, old, field);
+      if (holder == null && reaches(value, old)) {
+        holder = describeHolder(value, old, field);
+      }
+      if (holder == null && FieldBlocks.firstOpaque(value) != null) {
+        holder =
+            "perhaps, through a function the engine cannot look into ("
+                + FieldBlocks.firstOpaque(value).getClass().getName()
+                + ", such as the one Function.andThen returns; write it as one lambda of your"
+                + " own)";
+      }
       if (holder != null) {
         throw new SurgeryException(
             BlockPaths.display(oldNode.path()),
@@ -1164,6 +1180,25 @@ final class TreeSurgery {
     return null;
   }
 
+  /** Whether a field's value reaches the block through holders nested any way. */
+  private static boolean reaches(Object value, Block block) {
+    boolean[] found = {false};
+    FieldBlocks.forEach(value, b -> found[0] |= b == block);
+    return found[0];
+  }
+
+  /** Where a field's value holds the block, in words: one level in, or nested deeper. */
+  private static String describeHolder(Object value, Block block, Field field) {
+    String where = holderOf(value, block, field);
+    if (where != null) {
+      return where;
+    }
+    Class<?> type = value.getClass();
+    return type.isSynthetic() || type.isHidden()
+        ? "captured by a lambda, through what it captured"
+        : "nested inside a " + type.getName();
+  }
+
   /** Whether a collection or array among the items holds the block. */
   private static boolean nestedIn(Collection<?> items, Block old) {
     for (Object item : items) {
@@ -1244,9 +1279,26 @@ final class TreeSurgery {
       }
     } else if (value instanceof Map<?, ?> map) {
       Map<Object, Object> objects = (Map<Object, Object>) map;
-      for (Map.Entry<Object, Object> e : new ArrayList<>(objects.entrySet())) {
+      List<Map.Entry<Object, Object>> entries = new ArrayList<>();
+      for (Map.Entry<Object, Object> e : objects.entrySet()) {
+        entries.add(new java.util.AbstractMap.SimpleImmutableEntry<>(e.getKey(), e.getValue()));
+      }
+      boolean journaled = false;
+      for (Map.Entry<Object, Object> e : entries) {
         if (e.getValue() == old) {
           Object key = e.getKey();
+          if (!journaled) {
+            // The whole map is put back, in its order: a put of an existing key moves it to the
+            // end of an access-ordered LinkedHashMap, so putting the old value back would not.
+            journaled = true;
+            journal.onRollback(
+                () -> {
+                  objects.clear();
+                  for (Map.Entry<Object, Object> kept : entries) {
+                    objects.put(kept.getKey(), kept.getValue());
+                  }
+                });
+          }
           try {
             objects.put(key, replacement);
           } catch (UnsupportedOperationException | ClassCastException ex) {
@@ -1255,7 +1307,6 @@ final class TreeSurgery {
                 "map field " + where(parent, field) + " holds the block but cannot be changed",
                 ex);
           }
-          journal.onRollback(() -> objects.put(key, old));
         }
       }
     } else if (value instanceof Collection<?> collection && containsIdentity(collection, old)) {
@@ -1290,14 +1341,16 @@ final class TreeSurgery {
   /**
    * Points the fields of kept blocks that hold a replaced block without being its parent (weight
    * tying: a block that calls a layer held elsewhere in the tree) at the replacement, as the
-   * parents' fields are, and refuses the surgery where such a block holds it in a place the engine
-   * cannot write: otherwise its forward would still call the old block, whose arrays are freed. The
-   * parents' fields were written with the children lists; a replaced block's parents hold its
-   * replacement now, so they are passed over here. A holder the walk met below a replaced block is
-   * looked at only if it is still in the tree (a block a replacement reuses is not known to be).
+   * parents' fields are, and refuses the surgery where such a block still reaches it in a place the
+   * engine cannot write: otherwise its forward would still call the old block, whose arrays are
+   * freed. The parents' fields were written with the children lists; a replaced block's parents
+   * hold its replacement now, so they are passed over here. Looked at: the blocks of the original
+   * tree the first walk noted, if still in the tree (a block a replacement reuses is not known to
+   * be, unless it is met below the replacement), and every replacement that stays with the blocks
+   * below it (a function may have built one around a block the same surgery replaced).
    */
   private void rewireTies() {
-    if (tyingBlocks.size() == 0 || decided.isEmpty()) {
+    if (decided.isEmpty() || (tyingBlocks.size() == 0 && !replacementsMayTie)) {
       return;
     }
     for (int i = 0, size = tyingBlocks.size(); i < size; i++) {
@@ -1308,35 +1361,64 @@ final class TreeSurgery {
           own != null
               ? (own.swap == null || own.swap == own) && isLive(own)
               : parent == null || isLive(parent);
-      if (!kept) {
+      if (kept) {
+        String key = tyingBlocks.key(i);
+        untie(holder, () -> holderPath(own, parent, key), null);
+      }
+    }
+    for (int i = 0, size = replacementsMayTie ? decided.size() : 0; i < size; i++) {
+      Node swap = decided.get(i).swap;
+      if (swap == null || swap == decided.get(i)) {
         continue;
       }
-      String key = tyingBlocks.key(i);
-      java.util.function.Supplier<String> path = () -> holderPath(own, parent, key);
-      for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
-        List<Block> tied = new ArrayList<>(1);
-        FieldBlocks.forEachWritable(
-            DjlInternals.read(field, holder),
-            b -> {
-              if (replacementOf(b) != null && !containsIdentity(tied, b)) {
-                tied.add(b);
-              }
-            });
-        for (Block old : tied) {
-          Node replacement = replacementOf(old);
-          if (!stays(replacement)) {
-            throw tieRefused(
-                holder, field, old, path.get(), "", "its replacement was dropped again");
-          }
-          writeIntoField(holder, field, old, replacement.block, nodes.get(old).path());
+      Block replacement = swap.block;
+      if (swap.kind == LEAF) {
+        // Most replacements are leaves of classes without such fields: one table lookup each.
+        if (tieLookout.mayTie(replacement) && stays(swap)) {
+          untie(replacement, swap::path, swap);
         }
+      } else if (stays(swap)) {
+        walkOnce(
+            replacement,
+            b -> {
+              if (tieLookout.mayTie(b)) {
+                untie(b, swap::path, swap);
+              }
+              return true;
+            });
       }
-      for (Field field : DjlInternals.blockReferencingFields(holder.getClass())) {
-        checkUnwritable(holder, field, path);
+    }
+  }
+
+  /**
+   * Writes the replacements into a holder's writable fields and refuses when it still reaches a
+   * replaced block elsewhere; {@code within} is the replacement the holder belongs to (null for an
+   * original block), whose own original it may hold on purpose (a wrapper around the old block).
+   */
+  private void untie(Block holder, java.util.function.Supplier<String> path, Node within) {
+    for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
+      List<Block> tied = new ArrayList<>(1);
+      FieldBlocks.forEachWritable(
+          DjlInternals.read(field, holder),
+          b -> {
+            Node replacement = replacementOf(b);
+            if (replacement != null && replacement != within && !containsIdentity(tied, b)) {
+              tied.add(b);
+            }
+          });
+      for (Block old : tied) {
+        Node replacement = replacementOf(old);
+        if (!stays(replacement)) {
+          throw tieRefused(holder, field, old, path.get(), "", "its replacement was dropped again");
+        }
+        writeIntoField(holder, field, old, replacement.block, nodes.get(old).path());
       }
-      for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
-        checkUnwritable(holder, field, path); // the nested places the writes do not reach
-      }
+    }
+    for (Field field : DjlInternals.blockReferencingFields(holder.getClass())) {
+      checkUnwritable(holder, field, path, within);
+    }
+    for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
+      checkUnwritable(holder, field, path, within); // the nested places the writes do not reach
     }
   }
 
@@ -1351,25 +1433,38 @@ final class TreeSurgery {
 
   /** Refuses when a field's value still reaches a replaced block after the writes. */
   private void checkUnwritable(
-      Block holder, Field field, java.util.function.Supplier<String> path) {
+      Block holder, Field field, java.util.function.Supplier<String> path, Node within) {
     Object value = DjlInternals.read(field, holder);
     Block[] found = new Block[1];
     FieldBlocks.forEach(
         value,
         b -> {
-          if (found[0] == null && replacementOf(b) != null) {
+          Node replacement = found[0] == null ? replacementOf(b) : null;
+          if (replacement != null && replacement != within) {
             found[0] = b;
           }
         });
     if (found[0] != null) {
-      String where = holderOf(value, found[0], field);
       throw tieRefused(
           holder,
           field,
           found[0],
           path.get(),
-          where == null ? "" : " " + where,
+          " " + describeHolder(value, found[0], field),
           "the surgery cannot change that place (its forward would still call the old block)");
+    }
+    Object opaque = within == null ? FieldBlocks.firstOpaque(value) : null;
+    if (opaque != null) {
+      throw new SurgeryException(
+          BlockPaths.display(path.get()),
+          "field "
+              + where(holder, field)
+              + " holds a function the engine cannot look into ("
+              + opaque.getClass().getName()
+              + ", a lambda of a module that does not open its package, such as the one"
+              + " Function.andThen returns): it may call a block this surgery replaces, and would"
+              + " then keep calling the old one; write the function as one lambda of your own"
+              + " (x -> g.apply(f.apply(x)))");
     }
   }
 

@@ -65,6 +65,11 @@ class TiedBlockTest {
       return tied;
     }
 
+    /** Makes a block its child too (a parent that also keeps it in a field). */
+    void adopt(String name, Block child) {
+      addChildBlock(name, child);
+    }
+
     @Override
     protected NDList forwardInternal(
         ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
@@ -109,6 +114,52 @@ class TiedBlockTest {
     @Override
     Block tied() {
       return maybe.get();
+    }
+  }
+
+  /** Keeps the tied layer two holders deep: a list of optionals. */
+  static final class NestedTiedHead extends TiedHead {
+    final List<Optional<Block>> slots = new ArrayList<>();
+
+    NestedTiedHead(Block tied, Block own) {
+      super(null, own);
+      slots.add(Optional.of(tied));
+    }
+
+    @Override
+    Block tied() {
+      return slots.get(0).get();
+    }
+  }
+
+  /** Keeps the tied layer in an access-ordered map, between two other entries. */
+  static final class AccessOrderTiedHead extends TiedHead {
+    final Map<String, Object> byName = new LinkedHashMap<>(16, 0.75f, true);
+
+    AccessOrderTiedHead(Block tied, Block own) {
+      super(null, own);
+      byName.put("a", "first");
+      byName.put("tied", tied);
+      byName.put("b", "last");
+    }
+
+    @Override
+    Block tied() {
+      return (Block) byName.get("tied");
+    }
+  }
+
+  /** Wraps a layer: holds it in a field and as its child (a replacement around the old block). */
+  static final class Wrapper extends TiedHead {
+    Wrapper(Block inner) {
+      super(null, inner);
+      tied = inner;
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return tied.forward(store, inputs, training);
     }
   }
 
@@ -191,13 +242,11 @@ class TiedBlockTest {
       Map<String, float[]> valuesBefore = Fixtures.snapshot(root);
       Set<String> storeBefore = Fixtures.storeIds(trainer);
 
+      // The second replacement changes the output shape: refused when the replacements are placed,
+      // after the tying field was written.
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put((block, path) -> block == layer, (block, i) -> TinyDense.copying(layer));
-      policies.put(
-          (block, path) -> block == own,
-          (block, i) -> {
-            throw new IllegalStateException("no replacement for the head's own layer");
-          });
+      policies.put((block, path) -> block == own, (block, i) -> new TinyDense(4));
       SurgeryException e =
           assertThrows(
               SurgeryException.class,
@@ -207,7 +256,7 @@ class TiedBlockTest {
                       policies,
                       SurgeryOptions.builder().optTrainers(List.of(trainer)).build()));
 
-      assertTrue(e.getMessage().contains("no replacement"), e.getMessage());
+      assertTrue(e.getMessage().contains("shape"), e.getMessage());
       assertSame(layer, head.tied());
       assertSame(layer, ((SequentialBlock) root.getChildren().valueAt(0)).getChildren().valueAt(0));
       assertFalse(layer.getWeight().getArray().isReleased());
@@ -239,6 +288,140 @@ class TiedBlockTest {
     TiedHead optionalHead = new OptionalTiedHead(layer, new TinyDense(5));
     SequentialBlock root = tiedModel(layer, optionalHead);
     assertRefusedUnchanged(root, layer, "02OptionalTiedHead", "inside an Optional", "maybe");
+  }
+
+  @Test
+  void aTieNestedTwoHoldersDeepRefusesTheSurgery() {
+    TinyDense layer = new TinyDense(5);
+    SequentialBlock root = tiedModel(layer, new NestedTiedHead(layer, new TinyDense(5)));
+    assertRefusedUnchanged(root, layer, "02NestedTiedHead", "nested inside", "slots");
+  }
+
+  @Test
+  void aLambdaBlockRunningAComposedFunctionThatCapturedTheLayerRefusesTheSurgery() {
+    TinyDense layer = new TinyDense(5);
+    java.util.function.Function<NDList, NDList> call =
+        x -> layer.forward(new ParameterStore(), x, false);
+    java.util.function.Function<NDList, NDList> then = x -> x;
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(new SequentialBlock().add(layer))
+            .add(new LambdaBlock(call.andThen(then), "composed"));
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+    // java.base does not open the package of andThen's lambda: what it captured cannot be read.
+    String message = e.getMessage();
+    assertTrue(message.contains("02LambdaBlock"), message);
+    assertTrue(message.contains("LambdaBlock.lambda"), message);
+    assertTrue(message.contains("cannot look into"), message);
+    assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
+  }
+
+  @Test
+  void aLambdaOfTheProgramComposingTwoFunctionsIsLookedThrough() {
+    TinyDense layer = new TinyDense(5);
+    java.util.function.Function<NDList, NDList> call =
+        x -> layer.forward(new ParameterStore(), x, false);
+    java.util.function.Function<NDList, NDList> then = x -> x;
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(new SequentialBlock().add(layer))
+            .add(new LambdaBlock(x -> then.apply(call.apply(x)), "composed by hand"));
+    assertRefusedUnchanged(root, layer, "02LambdaBlock", "captured by a lambda", "lambda");
+  }
+
+  @Test
+  void aParentHoldingItsChildTwoHoldersDeepRefusesTheSurgery() {
+    TinyDense layer = new TinyDense(5);
+    NestedTiedHead parent = new NestedTiedHead(layer, new TinyDense(5));
+    parent.adopt("layer", layer);
+    SequentialBlock root = new SequentialBlock().add(parent);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+    assertTrue(e.getMessage().contains("nested inside"), e.getMessage());
+    assertTrue(e.getMessage().contains("'slots'"), e.getMessage());
+    assertSame(layer, parent.getChildren().valueAt(1));
+  }
+
+  @Test
+  void aReplacementBuiltAroundTheOldTiedLayerIsPointedAtThatLayersReplacement() {
+    TinyDense layer = new TinyDense(5);
+    TiedHead head = new TiedHead(layer, new TinyDense(5));
+    SequentialBlock root = tiedModel(layer, head);
+    try (Model model = TinyModels.model("tied", root);
+        Trainer trainer = model.newTrainer(sgd())) {
+      trainer.initialize(INPUT);
+      Fixtures.sumStep(trainer);
+      TinyDense[] madeLayer = new TinyDense[1];
+      TiedHead[] madeHead = new TiedHead[1];
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          (block, path) -> block == layer, (block, i) -> madeLayer[0] = TinyDense.copying(layer));
+      // The function builds the new head around the old head's tied layer, which the same surgery
+      // replaces.
+      policies.put(
+          (block, path) -> block == head,
+          (block, i) ->
+              madeHead[0] =
+                  new TiedHead(((TiedHead) block).tied, TinyDense.copying((TinyDense) head.own)));
+
+      ModuleSurgery.replaceModules(
+          root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+
+      assertSame(madeHead[0], root.getChildren().valueAt(1));
+      assertSame(madeLayer[0], madeHead[0].tied());
+      Fixtures.sumStep(trainer); // the old layer's arrays are freed: it must not be called
+    }
+  }
+
+  @Test
+  void aWrapperHoldingTheBlockItReplacesKeepsIt() {
+    TinyDense layer = new TinyDense(5);
+    SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer));
+    Wrapper[] made = new Wrapper[1];
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> made[0] = new Wrapper(block));
+
+    ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+    assertSame(layer, made[0].tied, "not pointed at itself");
+    assertSame(layer, made[0].own);
+  }
+
+  @Test
+  void aRefusedSurgeryPutsAnAccessOrderedMapBackInItsOrder() {
+    TinyDense layer = new TinyDense(5);
+    TinyDense own = new TinyDense(5);
+    AccessOrderTiedHead head = new AccessOrderTiedHead(layer, own);
+    SequentialBlock root = tiedModel(layer, head);
+    try (Model model = TinyModels.model("tied", root);
+        Trainer trainer = model.newTrainer(sgd())) {
+      trainer.initialize(INPUT);
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put((block, path) -> block == layer, (block, i) -> TinyDense.copying(layer));
+      policies.put((block, path) -> block == own, (block, i) -> new TinyDense(4)); // refused
+
+      assertThrows(
+          SurgeryException.class,
+          () ->
+              ModuleSurgery.replaceModules(
+                  root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build()));
+
+      assertEquals(List.of("a", "tied", "b"), new ArrayList<>(head.byName.keySet()));
+      assertSame(layer, head.byName.values().toArray()[1]);
+    }
   }
 
   @Test

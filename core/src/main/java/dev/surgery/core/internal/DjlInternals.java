@@ -485,6 +485,18 @@ public final class DjlInternals {
   }
 
   /**
+   * Whether a function's captured values may hold a block but cannot be read: a lambda of a module
+   * that does not open its package, such as the one {@code Function.andThen} returns.
+   *
+   * @param function a lambda or method reference
+   * @return true when the engine cannot tell what the function calls
+   */
+  public static boolean opaqueFunction(Object function) {
+    Class<?> type = function.getClass();
+    return (type.isSynthetic() || type.isHidden()) && CAPTURED_FIELDS.get(type) == UNREADABLE;
+  }
+
+  /**
    * Whether a value cannot reach a block: a value of a type that holds none, or a function whose
    * captured values (looked into {@code depth} levels, as {@code LambdaBlock.singleton} wraps the
    * user's function once) cannot.
@@ -637,7 +649,7 @@ public final class DjlInternals {
   public static Object lambdaFunction(LambdaBlock block) {
     if (LAMBDA_FUNCTION != null) {
       try {
-        return LAMBDA_FUNCTION.invoke(block);
+        return (java.util.function.Function<?, ?>) LAMBDA_FUNCTION.invokeExact(block);
       } catch (Throwable e) {
         throw new IllegalStateException(e); // a plain field read does not throw
       }
