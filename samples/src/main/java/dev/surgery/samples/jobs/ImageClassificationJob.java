@@ -349,13 +349,18 @@ public class ImageClassificationJob {
               + "  also train without surgery into <out>/baseline and draw both runs");
       return;
     } catch (IllegalArgumentException e) {
+      // A flag picocli could not parse comes with the usage, which lacks the flag taken out above;
+      // a value refused after parsing is one line.
+      boolean withUsage = e.getMessage().contains("\n");
       System.err.println(
           jobName
               + ": "
               + e.getMessage()
-              + "\n  "
-              + COMPARE_BASELINE
-              + "  also train without surgery into <out>/baseline and draw both runs");
+              + (withUsage
+                  ? "\n  "
+                      + COMPARE_BASELINE
+                      + "  also train without surgery into <out>/baseline and draw both runs"
+                  : ""));
       System.exit(2);
       return;
     }

@@ -128,6 +128,8 @@ class ResNetJobIT {
             SampleProcess.workDir("resnet-bad-flag"), List.of(), ResNetJob.class, "--epochz", "1");
     assertEquals(2, bad.exitCode(), bad.tail());
     assertTrue(bad.output().contains("Unknown options: '--epochz', '1'"), bad.tail());
+    // A flag picocli refused comes with the usage, the flag the job takes out first included.
+    assertTrue(bad.output().contains(ImageClassificationJob.COMPARE_BASELINE), bad.tail());
   }
 
   /**
@@ -144,6 +146,8 @@ class ResNetJobIT {
     assertTrue(
         r.output().contains("resnet-job: --out afile/sub: cannot create the directory"), r.tail());
     assertFalse(r.output().contains("Training:") || r.output().contains("Exception"), r.tail());
+    // One line: no usage text after a value refused once parsed.
+    assertFalse(r.output().contains(ImageClassificationJob.COMPARE_BASELINE), r.tail());
 
     Files.createDirectories(work.resolve("hx").resolve(SurgeryReportWriter.HTML));
     SampleProcess.Result blocked =

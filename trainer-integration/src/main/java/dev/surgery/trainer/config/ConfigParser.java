@@ -291,7 +291,8 @@ final class ConfigParser {
     if (algorithms == null) {
       addAt(
           root,
-          "missing key 'algorithms': a list of entries, each with 'name' and 'epoch'; known"
+          "missing key 'algorithms': a list of entries, each with 'name' and a schedule (epoch,"
+              + " step, at or every; none for an event-driven plugin); known"
               + " algorithms: "
               + known());
     } else if (!(algorithms instanceof SequenceNode list)) {
@@ -343,7 +344,7 @@ final class ConfigParser {
       } else if (v != INVALID) {
         addAt(
             reportNode,
-            "report must be a file path such as surgery-report.json, got " + describe(reportNode));
+            "report must be a file path such as surgery-log.json, got " + describe(reportNode));
       }
     }
 
@@ -988,13 +989,13 @@ final class ConfigParser {
     Path target = report.toAbsolutePath().normalize();
     if (source != null && sameFile(target, source.toAbsolutePath().normalize())) {
       return "report names the config file itself, which the JSON report would overwrite; name"
-          + " another file, such as surgery-report.json";
+          + " another file, such as surgery-log.json";
     }
     if (Files.isDirectory(target)) {
       return "report names the directory "
           + target
           + "; name a file in it, such as "
-          + target.resolve("surgery-report.json");
+          + target.resolve("surgery-log.json");
     }
     // An existing read-only file is no obstacle: the report is written beside it and moved over it.
     // The writer creates missing directories: the nearest existing one must take new entries.

@@ -30,7 +30,7 @@ import java.util.Set;
  *     epoch: 1              # apply when 1 training epoch has completed; 0: before the first batch
  *     min_channels: 16      # any other key: a hyperparameter of that algorithm
  * on_error: fail            # fail (default) | skip
- * report: surgery-report.json   # optional, relative to the working directory
+ * report: surgery-log.json      # optional, relative to the working directory
  * total_epochs: 10          # optional, passed to algorithms that follow a schedule
  * }</pre>
  *

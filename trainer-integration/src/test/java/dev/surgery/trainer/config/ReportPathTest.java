@@ -65,7 +65,7 @@ class ReportPathTest {
     Files.writeString(file, config(dir.toString()));
     ConfigProblem p = reportProblem(file);
     assertTrue(p.message().startsWith("report names the directory " + dir), p.message());
-    assertTrue(p.message().contains(dir.resolve("surgery-report.json").toString()), p.message());
+    assertTrue(p.message().contains(dir.resolve("surgery-log.json").toString()), p.message());
   }
 
   @Test

@@ -233,7 +233,7 @@ class SurgeryConfigTest {
             "algorithms: []\nreport: 3\n",
             2,
             9,
-            "report must be a file path such as surgery-report.json, got 3"),
+            "report must be a file path such as surgery-log.json, got 3"),
         new Case(
             "epoch after total_epochs",
             "algorithms:\n  - name: c_plain\n    epoch: 5\ntotal_epochs: 3\n",
