@@ -1363,7 +1363,9 @@ final class TreeSurgery {
               : parent == null || isLive(parent);
       if (kept) {
         String key = tyingBlocks.key(i);
-        untie(holder, () -> holderPath(own, parent, key), null);
+        java.util.function.Supplier<String> path = () -> holderPath(own, parent, key);
+        untie(holder, path, null);
+        refuseRemovedTies(holder, path);
       }
     }
     for (int i = 0, size = replacementsMayTie ? decided.size() : 0; i < size; i++) {
@@ -1420,6 +1422,83 @@ final class TreeSurgery {
     for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
       checkUnwritable(holder, field, path, within); // the nested places the writes do not reach
     }
+  }
+
+  /** The blocks below the replacements that stay, once asked for (null until then). */
+  private Set<Block> belowReplacements;
+
+  /**
+   * Refuses when a kept block's field reaches a block of the original tree that left it with a
+   * replaced ancestor (a layer inside a replaced block, which the replacement did not reuse): its
+   * arrays are freed with the ancestor's, and the tying block would call it at the next step.
+   */
+  private void refuseRemovedTies(Block holder, java.util.function.Supplier<String> path) {
+    List<Field> fields = new ArrayList<>(DjlInternals.blockHoldingFields(holder.getClass()));
+    fields.addAll(DjlInternals.blockReferencingFields(holder.getClass()));
+    for (Field field : fields) {
+      Object value = DjlInternals.read(field, holder);
+      Block[] gone = new Block[1];
+      FieldBlocks.forEach(
+          value,
+          b -> {
+            if (gone[0] == null && leftTheTree(b)) {
+              gone[0] = b;
+            }
+          });
+      if (gone[0] != null) {
+        Node n = nodes.get(gone[0]);
+        throw new SurgeryException(
+            BlockPaths.display(path.get()),
+            "field "
+                + where(holder, field)
+                + " holds "
+                + (n != null
+                    ? "the block at " + BlockPaths.display(n.path())
+                    : "a " + gone[0].getClass().getSimpleName())
+                + " without being its parent (weight tying), and that block leaves the model with"
+                + " an ancestor this surgery replaces; the tying block would call it after its"
+                + " arrays are freed. Replace the tied block itself, or have the replacement keep"
+                + " it as a child");
+      }
+    }
+  }
+
+  /**
+   * Whether a block of the original tree, not replaced itself, is no longer in it: below a replaced
+   * block and not reused by a replacement that stays. A block the walk did not meet is no concern
+   * of this surgery (one outside its root).
+   */
+  private boolean leftTheTree(Block block) {
+    Node n = nodes.get(block);
+    if (n != null) {
+      if (!n.original || (n.swap != null && n.swap != n) || isLive(n)) {
+        return false;
+      }
+    } else {
+      boolean met = false;
+      for (int i = 0; i < passedByInitialWalk && i < passedLeaves.size(); i++) {
+        if (passedLeaves.leaf(i) == block) {
+          met = true;
+          Node parent = (Node) passedLeaves.parent(i);
+          if ((parent.swap == null || parent.swap == parent) && isLive(parent)) {
+            return false;
+          }
+        }
+      }
+      if (!met) {
+        return false;
+      }
+    }
+    if (belowReplacements == null) {
+      belowReplacements = Collections.newSetFromMap(new IdentityHashMap<>());
+      for (Node d : decided) {
+        Node swap = d.swap;
+        if (swap != null && swap != d && swap.kind == COMPOSITE && stays(swap)) {
+          visitOnce(swap.block, belowReplacements::add);
+        }
+      }
+    }
+    return !belowReplacements.contains(block);
   }
 
   /** A tying block's path: its node's, or its parent's joined with its key (null: the root). */

@@ -425,6 +425,53 @@ class TiedBlockTest {
   }
 
   @Test
+  void aTieToALayerInsideAReplacedBlockIsRefusedUnlessTheReplacementKeepsIt() {
+    TinyDense layer = new TinyDense(5);
+    SequentialBlock encoder = new SequentialBlock().add(layer);
+    TiedHead head = new TiedHead(layer, new TinyDense(5));
+    SequentialBlock root = new SequentialBlock().add(encoder).add(head);
+    try (Model model = TinyModels.model("tied", root);
+        Trainer trainer = model.newTrainer(sgd())) {
+      trainer.initialize(INPUT);
+      Fixtures.sumStep(trainer);
+      Map<String, float[]> valuesBefore = Fixtures.snapshot(root);
+
+      // The encoder replaced by a new one that does not keep the tied layer: refused.
+      Map<BlockMatcher, ReplacementFunction> dropping = new LinkedHashMap<>();
+      dropping.put(
+          (block, path) -> block == encoder,
+          (block, i) -> new SequentialBlock().add(TinyDense.copying(layer)));
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () ->
+                  ModuleSurgery.replaceModules(
+                      root,
+                      dropping,
+                      SurgeryOptions.builder().optTrainers(List.of(trainer)).build()));
+      assertTrue(e.getMessage().contains("02TiedHead"), e.getMessage());
+      assertTrue(e.getMessage().contains("01SequentialBlock/01TinyDense"), e.getMessage());
+      assertTrue(e.getMessage().contains("leaves the model with an ancestor"), e.getMessage());
+      assertSame(encoder, root.getChildren().valueAt(0));
+      Map<String, float[]> valuesAfter = Fixtures.snapshot(root);
+      valuesBefore.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, valuesAfter.get(k), k));
+
+      // A new encoder that keeps the layer as its child: the tie stays valid.
+      SequentialBlock[] kept = new SequentialBlock[1];
+      Map<BlockMatcher, ReplacementFunction> keeping = new LinkedHashMap<>();
+      keeping.put(
+          (block, path) -> block == encoder,
+          (block, i) -> kept[0] = new SequentialBlock().add(layer).add(Blocks.identityBlock()));
+      ModuleSurgery.replaceModules(
+          root, keeping, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+      assertSame(kept[0], root.getChildren().valueAt(0));
+      assertSame(layer, head.tied());
+      assertFalse(layer.getWeight().getArray().isReleased());
+      Fixtures.sumStep(trainer);
+    }
+  }
+
+  @Test
   void aLambdaBlockThatCapturedTheReplacedLayerRefusesTheSurgery() {
     TinyDense layer = new TinyDense(5);
     LambdaBlock caller =
