@@ -1051,15 +1051,13 @@ final class TreeSurgery {
     for (Field field : DjlInternals.blockReferencingFields(parent.getClass())) {
       Object value = DjlInternals.read(field, parent);
       String holder = holderOf(value, old, field);
-      if (holder == null && reaches(value, old)) {
-        holder = describeHolder(value, old, field);
-      }
-      if (holder == null && FieldBlocks.firstOpaque(value) != null) {
-        holder =
-            "perhaps, through a function the engine cannot look into ("
-                + FieldBlocks.firstOpaque(value).getClass().getName()
-                + ", such as the one Function.andThen returns; write it as one lambda of your"
-                + " own)";
+      if (holder == null) {
+        FieldBlocks.Found found = FieldBlocks.search(value, b -> b == old);
+        if (found.block() != null) {
+          holder = describeHolder(value, old, field);
+        } else if (found.opaque() != null && runsInForward(field)) {
+          throw unreadableFunction(oldNode.path(), parent, field, found.opaque());
+        }
       }
       if (holder != null) {
         throw new SurgeryException(
@@ -1180,11 +1178,30 @@ final class TreeSurgery {
     return null;
   }
 
-  /** Whether a field's value reaches the block through holders nested any way. */
-  private static boolean reaches(Object value, Block block) {
-    boolean[] found = {false};
-    FieldBlocks.forEach(value, b -> found[0] |= b == block);
-    return found[0];
+  /**
+   * Whether a field holds the function a DJL block runs in its forward ({@code LambdaBlock}'s,
+   * {@code ParallelBlock}'s): one whose captured values cannot be read may call any block. A
+   * function in another field (a comparator, a callback) is not assumed to be called in forward.
+   */
+  private static boolean runsInForward(Field field) {
+    return !java.lang.reflect.Modifier.isStatic(field.getModifiers())
+        && field.getDeclaringClass().getName().startsWith("ai.djl.nn.")
+        && java.util.function.Function.class.isAssignableFrom(field.getType());
+  }
+
+  /** The refusal for a forward's function whose captured values cannot be read. */
+  private static SurgeryException unreadableFunction(
+      String path, Block holder, Field field, Object function) {
+    return new SurgeryException(
+        BlockPaths.display(path),
+        "field "
+            + where(holder, field)
+            + " holds a function the engine cannot look into ("
+            + function.getClass().getName()
+            + ", a lambda of a module that does not open its package, such as the one"
+            + " Function.andThen returns): it may call a block this surgery replaces, and would"
+            + " then keep calling the old one; write the function as one lambda of your own"
+            + " (x -> g.apply(f.apply(x)))");
   }
 
   /** Where a field's value holds the block, in words: one level in, or nested deeper. */
@@ -1248,6 +1265,7 @@ final class TreeSurgery {
       List<Object> objects = (List<Object>) list;
       for (int i = 0; i < objects.size(); i++) {
         if (objects.get(i) == old) {
+          refuseUndeclaredElement(parent, field, 0, replacement, path);
           try {
             objects.set(i, replacement);
           } catch (UnsupportedOperationException | ClassCastException e) {
@@ -1286,6 +1304,7 @@ final class TreeSurgery {
       boolean journaled = false;
       for (Map.Entry<Object, Object> e : entries) {
         if (e.getValue() == old) {
+          refuseUndeclaredElement(parent, field, 1, replacement, path);
           Object key = e.getKey();
           if (!journaled) {
             // The whole map is put back, in its order: a put of an existing key moves it to the
@@ -1310,6 +1329,7 @@ final class TreeSurgery {
         }
       }
     } else if (value instanceof Collection<?> collection && containsIdentity(collection, old)) {
+      refuseUndeclaredElement(parent, field, 0, replacement, path);
       // Swap in place of the old element, keeping the collection's order (a deque, an ordered set).
       Collection<Object> objects = (Collection<Object>) collection;
       List<Object> snapshot = new ArrayList<>(objects);
@@ -1363,9 +1383,7 @@ final class TreeSurgery {
               : parent == null || isLive(parent);
       if (kept) {
         String key = tyingBlocks.key(i);
-        java.util.function.Supplier<String> path = () -> holderPath(own, parent, key);
-        untie(holder, path, null);
-        refuseRemovedTies(holder, path);
+        untie(holder, () -> holderPath(own, parent, key), null);
       }
     }
     for (int i = 0, size = replacementsMayTie ? decided.size() : 0; i < size; i++) {
@@ -1416,52 +1434,20 @@ final class TreeSurgery {
         writeIntoField(holder, field, old, replacement.block, nodes.get(old).path());
       }
     }
-    for (Field field : DjlInternals.blockReferencingFields(holder.getClass())) {
+    // Then every field once: what the writes did not reach (nested places, unwritable holders).
+    for (Field field : DjlInternals.aliasFields(holder.getClass())) {
       checkUnwritable(holder, field, path, within);
     }
-    for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
-      checkUnwritable(holder, field, path, within); // the nested places the writes do not reach
-    }
   }
+
+  /**
+   * The holders the searches of original tying blocks found nothing in (one question for all of
+   * them), with the depth each was entered at: a collection several blocks share is searched once.
+   */
+  private final Map<Object, Integer> searchedClean = new IdentityHashMap<>();
 
   /** The blocks below the replacements that stay, once asked for (null until then). */
   private Set<Block> belowReplacements;
-
-  /**
-   * Refuses when a kept block's field reaches a block of the original tree that left it with a
-   * replaced ancestor (a layer inside a replaced block, which the replacement did not reuse): its
-   * arrays are freed with the ancestor's, and the tying block would call it at the next step.
-   */
-  private void refuseRemovedTies(Block holder, java.util.function.Supplier<String> path) {
-    List<Field> fields = new ArrayList<>(DjlInternals.blockHoldingFields(holder.getClass()));
-    fields.addAll(DjlInternals.blockReferencingFields(holder.getClass()));
-    for (Field field : fields) {
-      Object value = DjlInternals.read(field, holder);
-      Block[] gone = new Block[1];
-      FieldBlocks.forEach(
-          value,
-          b -> {
-            if (gone[0] == null && leftTheTree(b)) {
-              gone[0] = b;
-            }
-          });
-      if (gone[0] != null) {
-        Node n = nodes.get(gone[0]);
-        throw new SurgeryException(
-            BlockPaths.display(path.get()),
-            "field "
-                + where(holder, field)
-                + " holds "
-                + (n != null
-                    ? "the block at " + BlockPaths.display(n.path())
-                    : "a " + gone[0].getClass().getSimpleName())
-                + " without being its parent (weight tying), and that block leaves the model with"
-                + " an ancestor this surgery replaces; the tying block would call it after its"
-                + " arrays are freed. Replace the tied block itself, or have the replacement keep"
-                + " it as a child");
-      }
-    }
-  }
 
   /**
    * Whether a block of the original tree, not replaced itself, is no longer in it: below a replaced
@@ -1514,36 +1500,43 @@ final class TreeSurgery {
   private void checkUnwritable(
       Block holder, Field field, java.util.function.Supplier<String> path, Node within) {
     Object value = DjlInternals.read(field, holder);
-    Block[] found = new Block[1];
-    FieldBlocks.forEach(
-        value,
-        b -> {
-          Node replacement = found[0] == null ? replacementOf(b) : null;
-          if (replacement != null && replacement != within) {
-            found[0] = b;
-          }
-        });
-    if (found[0] != null) {
+    // One search for both kinds of trouble: a replaced block (other than the replacement's own
+    // original), and, for an original holder, a block that left the tree with a replaced ancestor.
+    FieldBlocks.Found found =
+        FieldBlocks.search(
+            value,
+            b -> {
+              Node replacement = replacementOf(b);
+              return replacement != null ? replacement != within : within == null && leftTheTree(b);
+            },
+            within == null ? searchedClean : null);
+    Block tied = found.block();
+    if (tied != null && replacementOf(tied) != null) {
       throw tieRefused(
           holder,
           field,
-          found[0],
+          tied,
           path.get(),
-          " " + describeHolder(value, found[0], field),
+          " " + describeHolder(value, tied, field),
           "the surgery cannot change that place (its forward would still call the old block)");
     }
-    Object opaque = within == null ? FieldBlocks.firstOpaque(value) : null;
-    if (opaque != null) {
+    if (tied != null) {
+      Node n = nodes.get(tied);
       throw new SurgeryException(
           BlockPaths.display(path.get()),
           "field "
               + where(holder, field)
-              + " holds a function the engine cannot look into ("
-              + opaque.getClass().getName()
-              + ", a lambda of a module that does not open its package, such as the one"
-              + " Function.andThen returns): it may call a block this surgery replaces, and would"
-              + " then keep calling the old one; write the function as one lambda of your own"
-              + " (x -> g.apply(f.apply(x)))");
+              + " holds "
+              + (n != null
+                  ? "the block at " + BlockPaths.display(n.path())
+                  : "a " + tied.getClass().getSimpleName())
+              + " without being its parent (weight tying), and that block leaves the model with"
+              + " an ancestor this surgery replaces; the tying block would call it after its"
+              + " arrays are freed. Replace the tied block itself, or have the replacement keep"
+              + " it as a child");
+    }
+    if (found.opaque() != null && within == null && runsInForward(field)) {
+      throw unreadableFunction(path.get(), holder, field, found.opaque());
     }
   }
 
@@ -1577,6 +1570,37 @@ final class TreeSurgery {
             + why
             + "; hold the tied block as a child of the block that calls it, or replace that block"
             + " too");
+  }
+
+  /**
+   * Refuses a replacement that a collection or map field's declared element type cannot hold
+   * ({@code List<Linear>} given a {@code SequentialBlock}): erased at run time, the write would
+   * succeed and the block's own code fail with a ClassCastException at its next forward.
+   */
+  private static void refuseUndeclaredElement(
+      Block parent, Field field, int typeArgument, Block replacement, String path) {
+    java.lang.reflect.Type type = field.getGenericType();
+    if (!(type instanceof java.lang.reflect.ParameterizedType parameterized)) {
+      return; // no declared element type: an Object field, a raw List
+    }
+    java.lang.reflect.Type[] arguments = parameterized.getActualTypeArguments();
+    if (typeArgument >= arguments.length) {
+      return;
+    }
+    java.lang.reflect.Type argument = arguments[typeArgument];
+    if (argument instanceof java.lang.reflect.ParameterizedType inner) {
+      argument = inner.getRawType();
+    }
+    if (argument instanceof Class<?> element && !element.isInstance(replacement)) {
+      throw new SurgeryException(
+          BlockPaths.display(path),
+          "field "
+              + where(parent, field)
+              + " is declared to hold "
+              + element.getSimpleName()
+              + " and cannot hold the replacement "
+              + replacement.getClass().getName());
+    }
   }
 
   /** Names a parent's field in a message; built only when one is needed. */

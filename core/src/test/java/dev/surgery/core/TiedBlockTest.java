@@ -163,6 +163,55 @@ class TiedBlockTest {
     }
   }
 
+  /** Keeps the tied layer in a list typed for its class. */
+  static final class TypedListTiedHead extends TiedHead {
+    final List<TinyDense> layers = new ArrayList<>();
+
+    TypedListTiedHead(TinyDense tied, Block own) {
+      super(null, own);
+      layers.add(tied);
+    }
+
+    @Override
+    Block tied() {
+      return layers.get(0);
+    }
+  }
+
+  /** Holds the tied layer in a box reached both directly and at the end of a long chain. */
+  static final class DeepTiedHead extends TiedHead {
+    final Object[] extra;
+
+    DeepTiedHead(Block tied, Block own) {
+      super(null, own);
+      // Two holders deep in the box: met first at the chain's end, the inner list lies past the
+      // search's depth; met by the short path, it is found.
+      List<List<Block>> box = new ArrayList<>(List.of(new ArrayList<>(List.of(tied))));
+      Object chain = box;
+      for (int i = 0; i < 6; i++) {
+        chain = new ArrayList<>(List.of(chain));
+      }
+      extra = new Object[] {chain, new Object[] {box}};
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    Block tied() {
+      return ((List<List<Block>>) ((Object[]) extra[1])[0]).get(0).get(0);
+    }
+  }
+
+  /** Keeps functions it never calls in forward: a comparator, instance and static. */
+  static final class SortingHead extends TiedHead {
+    static final java.util.Comparator<String> BY_LENGTH =
+        java.util.Comparator.comparing(String::length);
+    final java.util.Comparator<String> order = java.util.Comparator.comparing(String::length);
+
+    SortingHead(Block tied, Block own) {
+      super(tied, own);
+    }
+  }
+
   /** {@code encoder(layer) -> head}, the head tied to the encoder's layer. */
   private static SequentialBlock tiedModel(TinyDense layer, TiedHead head) {
     return new SequentialBlock().add(new SequentialBlock().add(layer)).add(head);
@@ -469,6 +518,48 @@ class TiedBlockTest {
       assertFalse(layer.getWeight().getArray().isReleased());
       Fixtures.sumStep(trainer);
     }
+  }
+
+  @Test
+  void aTieReachedByAShortAndALongPathIsFoundWhereverTheLongOneIsMetFirst() {
+    TinyDense layer = new TinyDense(5);
+    SequentialBlock root = tiedModel(layer, new DeepTiedHead(layer, new TinyDense(5)));
+    assertRefusedUnchanged(root, layer, "02DeepTiedHead", "nested inside", "extra");
+  }
+
+  @Test
+  void aTypedListIsNotGivenAReplacementOfAnotherClass() {
+    TinyDense layer = new TinyDense(5);
+    TypedListTiedHead head = new TypedListTiedHead(layer, new TinyDense(5));
+    SequentialBlock root = tiedModel(layer, head);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        (block, path) -> block == layer, (block, i) -> new SequentialBlock().add(new TinyDense(5)));
+
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+    assertTrue(e.getMessage().contains("TypedListTiedHead.layers"), e.getMessage());
+    assertTrue(e.getMessage().contains("declared to hold TinyDense"), e.getMessage());
+    assertSame(layer, head.layers.get(0));
+    assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
+  }
+
+  @Test
+  void functionsABlockDoesNotRunInForwardAreNoObstacle() {
+    TinyDense layer = new TinyDense(5);
+    TinyDense own = new TinyDense(5);
+    SortingHead head = new SortingHead(layer, own);
+    SequentialBlock root = tiedModel(layer, head);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+    assertSame(replaced.get(layer), head.tied());
   }
 
   @Test

@@ -529,12 +529,26 @@ public final class DjlInternals {
     return true;
   }
 
-  /** Every field of {@link #blockHoldingFields} and {@link #blockReferencingFields}, once. */
-  private static List<Field> aliasFields(Class<?> type) {
-    java.util.Set<Field> fields = new java.util.LinkedHashSet<>(blockHoldingFields(type));
-    fields.addAll(blockReferencingFields(type));
-    return List.copyOf(fields);
+  /**
+   * Every field of {@link #blockHoldingFields} and {@link #blockReferencingFields}, each once: the
+   * fields through which a block may reach another block.
+   *
+   * @param type a block class
+   * @return accessible fields (cached per class)
+   */
+  public static List<Field> aliasFields(Class<?> type) {
+    return ALIAS_FIELDS.get(type);
   }
+
+  private static final ClassValue<List<Field>> ALIAS_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          java.util.Set<Field> fields = new java.util.LinkedHashSet<>(blockHoldingFields(type));
+          fields.addAll(blockReferencingFields(type));
+          return List.copyOf(fields);
+        }
+      };
 
   /** Stands for a function class with a field that cannot be made accessible. */
   private static final List<Field> UNREADABLE =
@@ -570,11 +584,24 @@ public final class DjlInternals {
    * @return false when no value of the type can reach a block
    */
   public static boolean mayHoldBlock(Class<?> type) {
+    // Asked per element of the collections a field check searches: the answer is cached per class.
+    return MAY_HOLD_BLOCK.get(type);
+  }
+
+  private static final ClassValue<Boolean> MAY_HOLD_BLOCK =
+      new ClassValue<>() {
+        @Override
+        protected Boolean computeValue(Class<?> type) {
+          return computeMayHoldBlock(type);
+        }
+      };
+
+  private static boolean computeMayHoldBlock(Class<?> type) {
     if (type.isPrimitive()) {
       return false;
     }
     if (type.isArray()) {
-      return mayHoldBlock(type.getComponentType());
+      return computeMayHoldBlock(type.getComponentType());
     }
     return !(type == String.class
         || Number.class.isAssignableFrom(type)
