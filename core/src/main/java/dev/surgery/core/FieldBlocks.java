@@ -13,7 +13,7 @@ import java.util.function.Predicate;
 
 /**
  * The blocks a block's field value reaches: the ones the engine can write ({@link
- * #forEachWritable}) and every one it can find through the holders it knows ({@link #forEach}), so
+ * #forEachWritable}) and every one it can find through the holders it knows ({@link #search}), so
  * that a block still reaching a replaced block after the writes is refused.
  */
 final class FieldBlocks {
@@ -64,9 +64,10 @@ final class FieldBlocks {
   /**
    * As {@link #search(Object, Predicate)}, passing by the holders an earlier search with the same
    * question entered at the same depth or less and found nothing in ({@code clean}, holder to
-   * depth; null for none), and adding to it the holders of this search if it finds nothing: blocks
-   * that keep one large collection between them (a vocabulary) have it searched once. A holder with
-   * an unreadable function is never recorded, so that each search reports it.
+   * depth; null for none), and adding to it the holders of this search if it finds nothing, not
+   * even an unreadable function: blocks that keep one large collection between them (a vocabulary)
+   * have it searched once, and a search that met such a function records nothing, so that each
+   * search through it reports it.
    */
   static Found search(Object value, Predicate<Block> wanted, Map<Object, Integer> clean) {
     if (value == null) {
@@ -86,9 +87,8 @@ final class FieldBlocks {
         if ((before != null && before <= depth) || entered.putIfAbsent(holder, depth) != null) {
           continue;
         }
-        if (DjlInternals.opaqueFunction(holder)) {
-          opaque = opaque == null ? holder : opaque;
-          entered.remove(holder);
+        if (opaque == null && DjlInternals.opaqueFunction(holder)) {
+          opaque = holder;
         }
         Block found = open(holder, wanted, next);
         if (found != null) {
@@ -100,7 +100,7 @@ final class FieldBlocks {
       next = swap;
       next.clear();
     }
-    if (clean != null) {
+    if (clean != null && opaque == null) {
       entered.forEach((holder, depth) -> clean.merge(holder, depth, Math::min));
     }
     return new Found(null, opaque);

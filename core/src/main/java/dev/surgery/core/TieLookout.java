@@ -6,12 +6,13 @@ import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlInternals.TieKind;
 
 /**
- * Tells, for each block a surgery's first walk meets, whether its own fields may reach another
- * block of the tree (weight tying), so that the surgery can look at it again once something was
- * replaced. Asked once per block of every tree, so the answers per class are kept in a small table
- * of its own (a tree has few distinct classes; {@code ClassValue} costs more per lookup than the
- * rest of the walk's work on a leaf), and so is whether each lambda class DJL's function blocks
- * hold captured anything (identity, activation and pooling blocks share a few).
+ * Tells, for each block a surgery's first walk meets and each replacement it receives, whether its
+ * own fields may reach another block of the tree (weight tying), so that the surgery can look at it
+ * again once something was replaced. Asked once per block of every tree, so the answers per class
+ * are kept in a small table of its own (a tree has few distinct classes; {@code ClassValue} costs
+ * more per lookup than the rest of the walk's work on a leaf), and so is whether each lambda class
+ * DJL's function blocks hold captured anything (identity, activation and pooling blocks share a
+ * few).
  */
 final class TieLookout {
 

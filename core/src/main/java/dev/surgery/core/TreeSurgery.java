@@ -114,6 +114,9 @@ final class TreeSurgery {
    */
   private final PassedEdges tyingBlocks = new PassedEdges();
 
+  /** Whether any block was replaced (a policy may keep every block it decides on). */
+  private boolean replacedAny;
+
   /** Whether a replacement has children or fields that may reach another block. */
   private boolean replacementsMayTie;
 
@@ -868,6 +871,7 @@ final class TreeSurgery {
     n.kind = newLeaf ? LEAF : COMPOSITE;
     // Read while the replacement is at hand: most are leaves of classes without such fields.
     replacementsMayTie |= !newLeaf || tieLookout.mayTie(replacement);
+    replacedAny = true;
     if (!oldLeaf || !newLeaf) {
       epoch++;
     }
@@ -1050,14 +1054,13 @@ final class TreeSurgery {
     // After the writes: a field aliasing a list written above no longer holds the old block.
     for (Field field : DjlInternals.blockReferencingFields(parent.getClass())) {
       Object value = DjlInternals.read(field, parent);
-      String holder = holderOf(value, old, field);
-      if (holder == null) {
-        FieldBlocks.Found found = FieldBlocks.search(value, b -> b == old);
-        if (found.block() != null) {
-          holder = describeHolder(value, old, field);
-        } else if (found.opaque() != null && runsInForward(field)) {
-          throw unreadableFunction(oldNode.path(), parent, field, found.opaque());
-        }
+      // One search; the words for a hit only (holderOf names the place one level in).
+      FieldBlocks.Found found = FieldBlocks.search(value, b -> b == old);
+      String holder = null;
+      if (found.block() != null) {
+        holder = describeHolder(value, old, field);
+      } else if (found.opaque() != null && runsInForward(field)) {
+        throw unreadableFunction(oldNode.path(), parent, field, found.opaque());
       }
       if (holder != null) {
         throw new SurgeryException(
@@ -1213,7 +1216,7 @@ final class TreeSurgery {
     Class<?> type = value.getClass();
     return type.isSynthetic() || type.isHidden()
         ? "captured by a lambda, through what it captured"
-        : "nested inside a " + type.getName();
+        : "nested inside a " + type.getTypeName();
   }
 
   /** Whether a collection or array among the items holds the block. */
@@ -1295,9 +1298,9 @@ final class TreeSurgery {
           journal.onRollback(() -> array[at] = old);
         }
       }
-    } else if (value instanceof Map<?, ?> map) {
+    } else if (value instanceof Map<?, ?> map && containsIdentity(map.values(), old)) {
       Map<Object, Object> objects = (Map<Object, Object>) map;
-      List<Map.Entry<Object, Object>> entries = new ArrayList<>();
+      List<Map.Entry<Object, Object>> entries = new ArrayList<>(objects.size());
       for (Map.Entry<Object, Object> e : objects.entrySet()) {
         entries.add(new java.util.AbstractMap.SimpleImmutableEntry<>(e.getKey(), e.getValue()));
       }
@@ -1305,10 +1308,18 @@ final class TreeSurgery {
       for (Map.Entry<Object, Object> e : entries) {
         if (e.getValue() == old) {
           refuseUndeclaredElement(parent, field, 1, replacement, path);
-          Object key = e.getKey();
+          try {
+            objects.put(e.getKey(), replacement);
+          } catch (UnsupportedOperationException | ClassCastException ex) {
+            throw new SurgeryException(
+                BlockPaths.display(path),
+                "map field " + where(parent, field) + " holds the block but cannot be changed",
+                ex);
+          }
           if (!journaled) {
-            // The whole map is put back, in its order: a put of an existing key moves it to the
-            // end of an access-ordered LinkedHashMap, so putting the old value back would not.
+            // After the first put succeeded (an unmodifiable map changed nothing): the whole map
+            // is put back in its order, as a put of an existing key moves it to the end of an
+            // access-ordered LinkedHashMap.
             journaled = true;
             journal.onRollback(
                 () -> {
@@ -1317,14 +1328,6 @@ final class TreeSurgery {
                     objects.put(kept.getKey(), kept.getValue());
                   }
                 });
-          }
-          try {
-            objects.put(key, replacement);
-          } catch (UnsupportedOperationException | ClassCastException ex) {
-            throw new SurgeryException(
-                BlockPaths.display(path),
-                "map field " + where(parent, field) + " holds the block but cannot be changed",
-                ex);
           }
         }
       }
@@ -1370,8 +1373,8 @@ final class TreeSurgery {
    * below it (a function may have built one around a block the same surgery replaced).
    */
   private void rewireTies() {
-    if (decided.isEmpty() || (tyingBlocks.size() == 0 && !replacementsMayTie)) {
-      return;
+    if (!replacedAny || (tyingBlocks.size() == 0 && !replacementsMayTie)) {
+      return; // nothing replaced (every policy kept its block), or nothing that can tie
     }
     for (int i = 0, size = tyingBlocks.size(); i < size; i++) {
       Block holder = tyingBlocks.leaf(i);
@@ -1398,11 +1401,13 @@ final class TreeSurgery {
           untie(replacement, swap::path, swap);
         }
       } else if (stays(swap)) {
+        // A block of the original tree the replacement reuses is checked as an original: only
+        // the replacement's own new blocks may hold the block it stands for.
         walkOnce(
             replacement,
             b -> {
               if (tieLookout.mayTie(b)) {
-                untie(b, swap::path, swap);
+                untie(b, swap::path, b != replacement && isOriginal(b) ? null : swap);
               }
               return true;
             });
@@ -1461,18 +1466,9 @@ final class TreeSurgery {
         return false;
       }
     } else {
-      boolean met = false;
-      for (int i = 0; i < passedByInitialWalk && i < passedLeaves.size(); i++) {
-        if (passedLeaves.leaf(i) == block) {
-          met = true;
-          Node parent = (Node) passedLeaves.parent(i);
-          if ((parent.swap == null || parent.swap == parent) && isLive(parent)) {
-            return false;
-          }
-        }
-      }
-      if (!met) {
-        return false;
+      Boolean kept = passedLeafKept(block);
+      if (kept == null || kept) {
+        return false; // not met by the first walk, or still below a kept parent
       }
     }
     if (belowReplacements == null) {
@@ -1485,6 +1481,33 @@ final class TreeSurgery {
       }
     }
     return !belowReplacements.contains(block);
+  }
+
+  /** Per leaf the first walk passed by: whether a parent it had is still in the tree. */
+  private Map<Block, Boolean> passedLeavesKept;
+
+  /**
+   * Whether a leaf the first walk passed by still has a kept parent; null for a block it did not
+   * pass by. The answers for all of them are taken in one pass, at the first question.
+   */
+  private Boolean passedLeafKept(Block leaf) {
+    if (passedLeavesKept == null) {
+      passedLeavesKept = new IdentityHashMap<>();
+      for (int i = 0, size = Math.min(passedByInitialWalk, passedLeaves.size()); i < size; i++) {
+        Node parent = (Node) passedLeaves.parent(i);
+        boolean kept = (parent.swap == null || parent.swap == parent) && isLive(parent);
+        passedLeavesKept.merge(passedLeaves.leaf(i), kept, Boolean::logicalOr);
+      }
+    }
+    return passedLeavesKept.get(leaf);
+  }
+
+  /**
+   * Whether a block was in the tree when the surgery began (a node marked so, or a passed leaf).
+   */
+  private boolean isOriginal(Block block) {
+    Node n = nodes.get(block);
+    return n != null ? n.original : passedLeafKept(block) != null;
   }
 
   /** A tying block's path: its node's, or its parent's joined with its key (null: the root). */
@@ -1550,10 +1573,15 @@ final class TreeSurgery {
       return null;
     }
     Node end = n.swap;
-    while (end.swap != null && end.swap != end) {
+    // Under recursion an original may come back (A -> B -> A): the chain is bounded, and a block
+    // that came back stands for itself.
+    for (int steps = 0; end.swap != null && end.swap != end; steps++) {
+      if (end == n || steps > decided.size()) {
+        return null;
+      }
       end = end.swap;
     }
-    return end;
+    return end == n ? null : end;
   }
 
   private SurgeryException tieRefused(
@@ -1580,8 +1608,10 @@ final class TreeSurgery {
   private static void refuseUndeclaredElement(
       Block parent, Field field, int typeArgument, Block replacement, String path) {
     java.lang.reflect.Type type = field.getGenericType();
-    if (!(type instanceof java.lang.reflect.ParameterizedType parameterized)) {
-      return; // no declared element type: an Object field, a raw List
+    if (!(type instanceof java.lang.reflect.ParameterizedType parameterized)
+        || !(parameterized.getRawType() instanceof Class<?> raw)
+        || !raw.getName().startsWith("java.util.")) {
+      return; // no declared element type (an Object field, a raw List), or a type of its own
     }
     java.lang.reflect.Type[] arguments = parameterized.getActualTypeArguments();
     if (typeArgument >= arguments.length) {

@@ -562,6 +562,74 @@ class TiedBlockTest {
     assertSame(replaced.get(layer), head.tied());
   }
 
+  /**
+   * A stage of the model: a sequential block of a class of its own, so a class matcher can pick it.
+   */
+  static final class Stage extends SequentialBlock {}
+
+  @Test
+  void aLambdaBlockTheWalkPassedByIsLookedAtUnderAClassMatcherToo() {
+    TinyDense layer = new TinyDense(5);
+    LambdaBlock caller =
+        new LambdaBlock(x -> layer.forward(new ParameterStore(), x, false), "calls the layer");
+    SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer)).add(caller);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(BlockMatcher.ofClass(TinyDense.class), (block, i) -> new TinyDense(5));
+
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+    assertTrue(e.getMessage().contains("02LambdaBlock"), e.getMessage());
+    assertTrue(e.getMessage().contains("captured by a lambda"), e.getMessage());
+    assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
+  }
+
+  @Test
+  void aTyingLeafAReplacementReusesIsCheckedAsAnOriginal() {
+    // The stage holds a layer and a lambda block that calls it; the new stage keeps the lambda
+    // block but not the layer, whose arrays would go with the old stage.
+    TinyDense layer = new TinyDense(5);
+    LambdaBlock caller =
+        new LambdaBlock(x -> layer.forward(new ParameterStore(), x, false), "calls the layer");
+    Stage stage = new Stage();
+    stage.add(layer).add(caller);
+    SequentialBlock root = new SequentialBlock().add(stage);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        BlockMatcher.ofClass(Stage.class),
+        (block, i) -> new SequentialBlock().add(new TinyDense(5)).add(caller));
+
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+    assertTrue(e.getMessage().contains("leaves the model with an ancestor"), e.getMessage());
+    assertSame(stage, root.getChildren().valueAt(0));
+    assertSame(caller, stage.getChildren().valueAt(1));
+  }
+
+  @Test
+  void aSurgeryThatKeepsEveryBlockLooksAtNoTie() {
+    TinyDense layer = new TinyDense(5);
+    java.util.function.Function<NDList, NDList> call =
+        x -> layer.forward(new ParameterStore(), x, false);
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(new SequentialBlock().add(layer))
+            .add(new LambdaBlock(call.andThen(x -> x), "composed"));
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> null); // keeps it
+
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+    assertTrue(replaced.isEmpty() || replaced.get(layer) == layer, replaced.toString());
+    assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
+  }
+
   @Test
   void aLambdaBlockThatCapturedTheReplacedLayerRefusesTheSurgery() {
     TinyDense layer = new TinyDense(5);

@@ -351,7 +351,7 @@ public class ImageClassificationJob {
     } catch (IllegalArgumentException e) {
       // A flag picocli could not parse comes with the usage, which lacks the flag taken out above;
       // a value refused after parsing is one line.
-      boolean withUsage = e.getMessage().contains("\n");
+      boolean withUsage = e.getMessage() != null && e.getMessage().contains("\n");
       System.err.println(
           jobName
               + ": "
