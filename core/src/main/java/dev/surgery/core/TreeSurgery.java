@@ -1471,6 +1471,11 @@ final class TreeSurgery {
         return false; // not met by the first walk, or still below a kept parent
       }
     }
+    return !belowReplacements().contains(block);
+  }
+
+  /** The blocks below the replacements that stay, taken at the first question. */
+  private Set<Block> belowReplacements() {
     if (belowReplacements == null) {
       belowReplacements = Collections.newSetFromMap(new IdentityHashMap<>());
       for (Node d : decided) {
@@ -1480,7 +1485,15 @@ final class TreeSurgery {
         }
       }
     }
-    return !belowReplacements.contains(block);
+    return belowReplacements;
+  }
+
+  /**
+   * Whether a block of the replacement {@code within} may hold it: the block the replacement stands
+   * for, kept below it as a child (a wrapper). Held only in a field, it would leave the model.
+   */
+  private boolean wrapped(Block block, Node replacement, Node within) {
+    return replacement == within && belowReplacements().contains(block);
   }
 
   /** Per leaf the first walk passed by: whether a parent it had is still in the tree. */
@@ -1530,10 +1543,22 @@ final class TreeSurgery {
             value,
             b -> {
               Node replacement = replacementOf(b);
-              return replacement != null ? replacement != within : within == null && leftTheTree(b);
+              return replacement != null
+                  ? !wrapped(b, replacement, within)
+                  : within == null && leftTheTree(b);
             },
             within == null ? searchedClean : null);
     Block tied = found.block();
+    if (tied != null && within != null && replacementOf(tied) == within) {
+      throw new SurgeryException(
+          BlockPaths.display(nodes.get(tied).path()),
+          "its replacement "
+              + holder.getClass().getName()
+              + " keeps it in field "
+              + where(holder, field)
+              + " but not as a child: it would leave the model, its arrays freed, and the"
+              + " replacement's forward would call it; add it as a child of the replacement");
+    }
     if (tied != null && replacementOf(tied) != null) {
       throw tieRefused(
           holder,

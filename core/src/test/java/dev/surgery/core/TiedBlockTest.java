@@ -449,6 +449,29 @@ class TiedBlockTest {
     assertSame(layer, made[0].own);
   }
 
+  /** Wraps a layer in a field only: the layer is not its child. */
+  static final class FieldOnlyWrapper extends TiedHead {
+    FieldOnlyWrapper(Block inner) {
+      super(inner, new TinyDense(5));
+    }
+  }
+
+  @Test
+  void aWrapperKeepingTheBlockItReplacesOnlyInAFieldIsRefused() {
+    TinyDense layer = new TinyDense(5);
+    SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer));
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> new FieldOnlyWrapper(block));
+
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+    assertTrue(e.getMessage().contains("but not as a child"), e.getMessage());
+    assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
+  }
+
   @Test
   void aRefusedSurgeryPutsAnAccessOrderedMapBackInItsOrder() {
     TinyDense layer = new TinyDense(5);
