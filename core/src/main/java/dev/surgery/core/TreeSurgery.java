@@ -1376,6 +1376,9 @@ final class TreeSurgery {
     if (!replacedAny || (tyingBlocks.size() == 0 && !replacementsMayTie)) {
       return; // nothing replaced (every policy kept its block), or nothing that can tie
     }
+    if (replacedAgain && !anOriginalReplaced()) {
+      return; // under recursion every replaced block came back (A -> B -> A)
+    }
     for (int i = 0, size = tyingBlocks.size(); i < size; i++) {
       Block holder = tyingBlocks.leaf(i);
       Node own = nodes.get(holder);
@@ -1413,6 +1416,16 @@ final class TreeSurgery {
             });
       }
     }
+  }
+
+  /** Whether an original block stands replaced at the end of the traversal. */
+  private boolean anOriginalReplaced() {
+    for (Node d : decided) {
+      if (d.original && replacementOf(d.block) != null) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**

@@ -654,6 +654,27 @@ class TiedBlockTest {
   }
 
   @Test
+  void aRecursionThatPutsEveryBlockBackLooksAtNoTie() {
+    TinyDense layer = new TinyDense(5);
+    java.util.function.Function<NDList, NDList> call =
+        x -> layer.forward(new ParameterStore(), x, false);
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(new SequentialBlock().add(layer))
+            .add(new LambdaBlock(call.andThen(x -> x), "composed"));
+    TinyDense[] stand = new TinyDense[1];
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    // The layer is replaced, then its replacement by the layer again: the tree ends as it began.
+    policies.put((block, path) -> block == layer, (block, i) -> stand[0] = new TinyDense(5));
+    policies.put((block, path) -> block == stand[0], (block, i) -> layer);
+
+    ModuleSurgery.replaceModules(
+        root, policies, SurgeryOptions.builder().optRecurseOnReplacements(true).build());
+
+    assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
+  }
+
+  @Test
   void aLambdaBlockThatCapturedTheReplacedLayerRefusesTheSurgery() {
     TinyDense layer = new TinyDense(5);
     LambdaBlock caller =
