@@ -1536,6 +1536,17 @@ final class TreeSurgery {
     return n != null ? n.original : passedLeafKept(block) != null;
   }
 
+  /** The path where the first walk passed a leaf by (its first place), for a message. */
+  private String passedLeafPath(Block leaf) {
+    for (int i = 0, size = Math.min(passedByInitialWalk, passedLeaves.size()); i < size; i++) {
+      if (passedLeaves.leaf(i) == leaf) {
+        String prefix = ((Node) passedLeaves.parent(i)).path();
+        return prefix == null ? passedLeaves.key(i) : BlockPaths.join(prefix, passedLeaves.key(i));
+      }
+    }
+    return leaf.getClass().getSimpleName();
+  }
+
   /** A tying block's path: its node's, or its parent's joined with its key (null: the root). */
   private static String holderPath(Node own, Node parent, String key) {
     if (own != null) {
@@ -1588,9 +1599,8 @@ final class TreeSurgery {
           "field "
               + where(holder, field)
               + " holds "
-              + (n != null
-                  ? "the block at " + BlockPaths.display(n.path())
-                  : "a " + tied.getClass().getSimpleName())
+              + "the block at "
+              + BlockPaths.display(n != null ? n.path() : passedLeafPath(tied))
               + " without being its parent (weight tying), and that block leaves the model with"
               + " an ancestor this surgery replaces; the tying block would call it after its"
               + " arrays are freed. Replace the tied block itself, or have the replacement keep"
