@@ -50,7 +50,7 @@ final class TieLookout {
       Object function = DjlInternals.lambdaFunction((LambdaBlock) block);
       return function != null && !inertFunction(function);
     }
-    return DjlInternals.mayReferenceBlocks(block);
+    return DjlInternals.fieldsMayReferenceBlocks(block);
   }
 
   private boolean inertFunction(Object function) {

@@ -1435,7 +1435,7 @@ final class TreeSurgery {
    */
   private void untie(Block holder, java.util.function.Supplier<String> path, Node within) {
     for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
-      List<Block> tied = new ArrayList<>(1);
+      List<Block> tied = new ArrayList<>(0); // grows only for a field that holds a tie
       FieldBlocks.forEachWritable(
           DjlInternals.read(field, holder),
           b -> {

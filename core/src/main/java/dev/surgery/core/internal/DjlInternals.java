@@ -458,14 +458,25 @@ public final class DjlInternals {
         Object function = lambdaFunction((LambdaBlock) block);
         return function != null && !inert(function, 2);
       default:
-        for (Field field : aliasFields(block.getClass())) {
-          Object value = get(field, block);
-          if (value != null && !inert(value, 2)) {
-            return true;
-          }
-        }
-        return false;
+        return fieldsMayReferenceBlocks(block);
     }
+  }
+
+  /**
+   * Whether a field of {@link #aliasFields} holds something other than an inert value: the answer
+   * for a block of kind {@link TieKind#FIELDS}, whose kind the caller looked up already.
+   *
+   * @param block a block
+   * @return false when no field of the block can reach another block
+   */
+  public static boolean fieldsMayReferenceBlocks(Block block) {
+    for (Field field : aliasFields(block.getClass())) {
+      Object value = get(field, block);
+      if (value != null && !inert(value, 2)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -708,19 +719,38 @@ public final class DjlInternals {
     if (function == null || !function.getClass().isSynthetic() && !isLambda(function)) {
       return values;
     }
-    for (Field f : function.getClass().getDeclaredFields()) {
-      if (Modifier.isStatic(f.getModifiers())) {
-        continue;
-      }
-      try {
-        f.setAccessible(true);
-        values.add(f.get(function));
-      } catch (ReflectiveOperationException | RuntimeException e) {
-        return new ArrayList<>();
-      }
+    List<Field> fields = ALL_CAPTURED_FIELDS.get(function.getClass());
+    if (fields == UNREADABLE) {
+      return values;
+    }
+    for (Field f : fields) {
+      values.add(get(f, function));
     }
     return values;
   }
+
+  /**
+   * Every instance field of a function class, in declaration order (what it captured); {@link
+   * #UNREADABLE} when one cannot be made accessible. Looked up per class: the field searches ask
+   * for captured values once per lambda they meet.
+   */
+  private static final ClassValue<List<Field>> ALL_CAPTURED_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
+          for (Field f : type.getDeclaredFields()) {
+            if (Modifier.isStatic(f.getModifiers())) {
+              continue;
+            }
+            if (!f.trySetAccessible()) {
+              return UNREADABLE;
+            }
+            fields.add(f);
+          }
+          return List.copyOf(fields);
+        }
+      };
 
   private static boolean isLambda(Object function) {
     return function.getClass().isHidden() || function.getClass().getName().contains("$$Lambda");
