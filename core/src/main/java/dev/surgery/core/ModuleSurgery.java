@@ -664,14 +664,14 @@ public final class ModuleSurgery {
     }
     Journal journal = new Journal();
     try {
-      TreeSurgery.applyUpdate(
+      TrainerUpdate.apply(
           removed,
           added,
           List.copyOf(optimizers),
           new IdentityHashMap<>(),
           journal,
           Faults.NONE,
-          TreeSurgery.StillUsed.NONE);
+          StillUsed.NONE);
       journal.commit();
     } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
       journal.rollback(e);

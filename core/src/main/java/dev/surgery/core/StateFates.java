@@ -14,8 +14,8 @@ import java.util.Map;
 
 /**
  * Tells, without changing anything, what a surgery would do to each parameter's optimizer state,
- * from the decision the engine itself acts on ({@link TreeSurgery#decide}) and the trainers' stores
- * and optimizers as they are now.
+ * from the decision the engine itself acts on ({@link TrainerUpdate#decide}) and the trainers'
+ * stores and optimizers as they are now.
  */
 final class StateFates {
 
@@ -45,7 +45,7 @@ final class StateFates {
       Collection<Parameter> kept,
       List<Trainer> trainers,
       Map<Parameter, String> owners,
-      TreeSurgery.StillUsed elsewhere) {
+      StillUsed elsewhere) {
     Map<Parameter, Fate> fates = new IdentityHashMap<>();
     List<Trainer> active = new ArrayList<>();
     for (Trainer t : trainers) {
@@ -59,7 +59,7 @@ final class StateFates {
       kept.forEach(p -> fates.put(p, Fate.NONE));
       return fates;
     }
-    TreeSurgery.TrainerUpdate update = TreeSurgery.decide(removed, added, active, elsewhere);
+    TrainerUpdate update = TrainerUpdate.decide(removed, added, active, elsewhere);
     // Re-keyed: the new parameter takes the old one's entry and state (TrainerSurgery.rekey); one
     // that trains where the old one was frozen then starts fresh, as an unfrozen parameter does.
     for (Map.Entry<Parameter, Parameter> e : update.rekeyed().entrySet()) {
@@ -78,7 +78,7 @@ final class StateFates {
     for (Parameter p : update.leaving()) {
       boolean held = false;
       for (Trainer t : active) {
-        held |= TreeSurgery.loses(t, p, elsewhere);
+        held |= TrainerUpdate.loses(t, p, elsewhere);
       }
       fates.put(p, held && carries(p, active) ? new Fate(StateFate.DROPPED, false) : Fate.NONE);
     }

@@ -432,7 +432,7 @@ public record SurgeryPlan(
       added.addAll(parameters(e.getValue(), after, before));
       kept.addAll(keptParameters(e.getKey(), e.getValue(), before, after));
     }
-    TreeSurgery.StillUsed elsewhere = TreeSurgery.StillUsed.of(root, trainers, removed, added);
+    StillUsed elsewhere = StillUsed.of(root, trainers, removed, added);
     Map<Parameter, StateFates.Fate> fates =
         StateFates.of(
             new ArrayList<>(removed), new ArrayList<>(added), kept, trainers, owners, elsewhere);

@@ -11,7 +11,6 @@ import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import dev.surgery.core.internal.DjlInternals;
-import java.lang.reflect.Field;
 import java.util.AbstractMap;
 import java.util.AbstractSet;
 import java.util.ArrayDeque;
@@ -22,7 +21,6 @@ import java.util.Collections;
 import java.util.Deque;
 import java.util.IdentityHashMap;
 import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -52,6 +50,50 @@ final class TreeSurgery {
 
   private final Journal journal = new Journal();
 
+  /** The writes into blocks' own fields, journaled with the rest. */
+  private final FieldWrites fieldWrites = new FieldWrites(journal);
+
+  /** The tie step: blocks that call a replaced block without being its parent. */
+  private final TieRewiring ties =
+      new TieRewiring(
+          new TieRewiring.Tree() {
+            @Override
+            public TreeNode nodeOf(Block block) {
+              return nodes.get(block);
+            }
+
+            @Override
+            public List<TreeNode> decided() {
+              return decided;
+            }
+
+            @Override
+            public boolean isLive(TreeNode node) {
+              return TreeSurgery.this.isLive(node);
+            }
+
+            @Override
+            public boolean stays(TreeNode replacement) {
+              return TreeSurgery.this.stays(replacement);
+            }
+
+            @Override
+            public boolean replacedAgain() {
+              return replacedAgain;
+            }
+
+            @Override
+            public PassedEdges passedLeaves() {
+              return passedLeaves;
+            }
+
+            @Override
+            public int passedByInitialWalk() {
+              return passedByInitialWalk;
+            }
+          },
+          fieldWrites);
+
   /** Where a test injects failures; {@link Faults#NONE} otherwise. */
   private final Faults faults;
 
@@ -59,17 +101,17 @@ final class TreeSurgery {
    * What the surgery knows of each block it met: one identity probe when a block is first met; the
    * queue, parents and replacement pairs then hold nodes, so no later step looks a block up again.
    */
-  private final IdentityIndex<Node> nodes = new IdentityIndex<>();
+  private final IdentityIndex<TreeNode> nodes = new IdentityIndex<>();
 
   /** Blocks to visit, in pre-order of first appearance. */
-  private final Deque<Node> queue = new ArrayDeque<>();
+  private final Deque<TreeNode> queue = new ArrayDeque<>();
 
   /**
    * The blocks a policy decided on, in replacement order, as nodes, and what it returned (same
    * index), entered before the substitution, so that a rollback also frees the replacement whose
    * substitution failed.
    */
-  private final List<Node> decided = new ArrayList<>();
+  private final List<TreeNode> decided = new ArrayList<>();
 
   private final List<Block> returned = new ArrayList<>();
 
@@ -107,22 +149,6 @@ final class TreeSurgery {
   /** Edges to passed-by leaves: leaf, parent node and key (null: not enqueued). */
   private PassedEdges passedLeaves = new PassedEdges();
 
-  /**
-   * Blocks of the original tree whose own fields may reference another block (weight tying), with
-   * their parent node and key (the root: none), as the first walk met them; looked at again only
-   * when the surgery replaced a block.
-   */
-  private final PassedEdges tyingBlocks = new PassedEdges();
-
-  /** Whether any block was replaced (a policy may keep every block it decides on). */
-  private boolean replacedAny;
-
-  /** Whether a replacement has children or fields that may reach another block. */
-  private boolean replacementsMayTie;
-
-  /** Which blocks the first walk meets may tie another one. */
-  private final TieLookout tieLookout = new TieLookout();
-
   /** How many of {@link #passedLeaves} the first walk from the root recorded (they come first). */
   private int passedByInitialWalk;
 
@@ -135,155 +161,24 @@ final class TreeSurgery {
   /** Bumped by every substitution: liveness answers of earlier epochs are stale. */
   private int epoch;
 
-  /** A block's place in the tree as the surgery has seen it. */
-  private static final class Node {
-    final Block block;
-
-    /**
-     * Display path of the block (or of the block it replaced) once built; until then it is {@code
-     * pathParent}'s path joined with {@code key}, built on demand: most blocks never need it.
-     */
-    String path;
-
-    Node pathParent;
-    String key;
-
-    /** The first parent that references the block; null for the root or a detached block. */
-    Node parent;
-
-    /** Further parents of a shared block; null while there is at most one. */
-    List<Node> moreParents;
-
-    /**
-     * Where {@link #parent}'s children list holds the block, as met; -1 when not known. Only used
-     * while {@link #repeated} is false: a write then sets that one element instead of scanning.
-     */
-    int slot = -1;
-
-    /** Whether the block was met under more than one edge: writes then scan every parent's list. */
-    boolean repeated;
-
-    /** For a block with children: how many its list held when the surgery enumerated them. */
-    int childCount = -1;
-
-    /** Whether the block was enqueued for a visit. */
-    boolean seen;
-
-    /** For a block a policy decided on: its position in {@link #decided}; -1 otherwise. */
-    int decision = -1;
-
-    /**
-     * For a block a policy decided on: the node of what it returned (itself when a policy returned
-     * the block unchanged); null otherwise.
-     */
-    Node swap;
-
-    /** For a replacement: the original block it stands for; null otherwise. */
-    Node origin;
-
-    /** How many replacements of replacements lead to this block. */
-    int generation;
-
-    int liveEpoch = -1;
-    boolean live;
-
-    /** Whether the block was in the tree when the surgery began. */
-    boolean original;
-
-    /**
-     * For a replaced original leaf: none of its parameters matters to the trainer update (no
-     * trainer, no array), as read while the block was at hand rather than again at the end.
-     */
-    boolean nothingDisplaced;
-
-    /** Its recorded input shapes, read while it was at hand ({@link #UNREAD} until then). */
-    Shape[] inputShapes = UNREAD;
-
-    /** {@link #LEAF}, {@link #COMPOSITE}, or 0 while not looked at (it never changes). */
-    byte kind;
-
-    /**
-     * Which policies match it, one bit each, when the walk asked path-free matchers while the block
-     * was at hand (their answer never changes); -1 when not known.
-     */
-    int matched = -1;
-
-    Node(Block block) {
-      this.block = block;
-    }
-
-    /** The path, built (and kept) on first use; null if the block never had a place. */
-    String path() {
-      if (path == null && pathParent != null) {
-        String prefix = pathParent.path();
-        path = prefix == null ? null : BlockPaths.join(prefix, key);
-      }
-      return path;
-    }
-
-    /** Whether a path is known or can be built. */
-    boolean hasPath() {
-      return path != null || pathParent != null;
-    }
-
-    /**
-     * Notes an edge from {@code p}, the block at {@code index} of its children list (-1 when not
-     * known).
-     */
-    void addParent(Node p, int index) {
-      if (parent == null) {
-        parent = p;
-        slot = index;
-        return;
-      }
-      if (parent == p && slot == index && index >= 0) {
-        // The same edge met again: a recursion's walk below a replacement, or a second pass
-        // over the children of an existing composite a replacement reuses.
-        return;
-      }
-      repeated = true;
-      if (parent != p) {
-        if (moreParents == null) {
-          moreParents = new ArrayList<>(2);
-        }
-        if (!containsIdentity(moreParents, p)) {
-          moreParents.add(p);
-        }
-      }
-    }
-
-    /** Forgets every edge to the block: it left the tree, or takes another block's place. */
-    void clearParents() {
-      parent = null;
-      moreParents = null;
-      slot = -1;
-      repeated = false;
-    }
-
-    /** The original this block stands for: itself unless it is a replacement. */
-    Node originOrSelf() {
-      return origin == null ? this : origin;
-    }
-  }
-
   /**
    * Old block to what a policy returned, in decision order; unmodifiable. Blocks do not override
    * {@code equals}, so identity lookups give what a {@code LinkedHashMap} of the same pairs would.
    * It keeps the surgery's index of the blocks it met reachable while the caller holds it.
    */
   private static final class Decisions extends AbstractMap<Block, Block> {
-    private final IdentityIndex<Node> nodes;
-    private final List<Node> decided;
+    private final IdentityIndex<TreeNode> nodes;
+    private final List<TreeNode> decided;
     private final List<Block> returned;
 
-    Decisions(IdentityIndex<Node> nodes, List<Node> decided, List<Block> returned) {
+    Decisions(IdentityIndex<TreeNode> nodes, List<TreeNode> decided, List<Block> returned) {
       this.nodes = nodes;
       this.decided = decided;
       this.returned = returned;
     }
 
     private int positionOf(Object key) {
-      Node n = key instanceof Block ? nodes.get(key) : null;
+      TreeNode n = key instanceof Block ? nodes.get(key) : null;
       return n == null ? -1 : n.decision;
     }
 
@@ -335,13 +230,9 @@ final class TreeSurgery {
     }
   }
 
-  private static final Shape[] UNREAD = new Shape[0];
-  private static final byte LEAF = 1;
-  private static final byte COMPOSITE = 2;
-
-  private Node node(Block block) {
-    Node fresh = new Node(block);
-    Node n = nodes.putIfAbsent(block, fresh); // one probe for a new block
+  private TreeNode node(Block block) {
+    TreeNode fresh = new TreeNode(block);
+    TreeNode n = nodes.putIfAbsent(block, fresh); // one probe for a new block
     return n == null ? fresh : n;
   }
 
@@ -373,7 +264,7 @@ final class TreeSurgery {
   private boolean initialWalk;
 
   /** The block being worked on, named by a failure that does not name one itself. */
-  private Node current;
+  private TreeNode current;
 
   /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
   static final int MAX_GENERATIONS = 1000;
@@ -466,26 +357,24 @@ final class TreeSurgery {
     for (Trainer t : trainers) {
       allParameters |= TrainerSurgery.hasRegistered(t);
     }
-    Node top = node(root);
+    TreeNode top = node(root);
     top.path = "";
     top.seen = true;
     top.original = true;
     initialWalk = true;
-    if (tieLookout.mayTie(root)) {
-      tyingBlocks.add(root, null, null);
-    }
+    ties.noteOriginal(root, null, null);
     enqueueDescendants(top);
     initialWalk = false;
     passedByInitialWalk = passedLeaves.size();
     while (!queue.isEmpty()) {
-      Node child = queue.poll();
+      TreeNode child = queue.poll();
       // Until a block with children is swapped, every queued block is still where the walk met it
       // (a leaf swap detaches that leaf alone, visited already): no liveness to ask.
       if (epoch == 0 || isLive(child)) {
         visit(child);
       }
     }
-    rewireTies();
+    ties.rewire();
     // The counters, once per policy rather than a map update per call (journaled at first use).
     for (int i = 0; i < policies.size(); i++) {
       if (journaled[i]) {
@@ -613,7 +502,7 @@ final class TreeSurgery {
   }
 
   /** The arrays of some parameters, by identity (a new Parameter may wrap an existing array). */
-  private static Set<NDArray> arraysOf(Collection<Parameter> parameters) {
+  static Set<NDArray> arraysOf(Collection<Parameter> parameters) {
     Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Parameter p : parameters) {
       if (p.isInitialized()) {
@@ -625,7 +514,7 @@ final class TreeSurgery {
 
   // ------------------------------------------------------------------ traversal
 
-  private void enqueueDescendants(Node parent) {
+  private void enqueueDescendants(TreeNode parent) {
     BlockList children = childrenOf(parent.block);
     List<Block> blocks = children.values();
     List<String> keys = children.keys();
@@ -635,21 +524,21 @@ final class TreeSurgery {
       // What later steps ask of the block, read now that it is at hand.
       boolean leaf = childrenOf(block).isEmpty();
       int matched = masks ? matchMask(block) : -1;
-      if (initialWalk && tieLookout.mayTie(block)) {
-        tyingBlocks.add(block, parent, keys.get(i));
+      if (initialWalk) {
+        ties.noteOriginal(block, parent, keys.get(i));
       }
       if (passLeaves && leaf && matched == 0) {
         passedLeaves.add(block, parent, keys.get(i));
         continue;
       }
-      Node n = node(block);
+      TreeNode n = node(block);
       n.addParent(parent, i);
       if (!n.seen) {
         n.seen = true;
         n.original = initialWalk;
         n.pathParent = parent;
         n.key = keys.get(i);
-        n.kind = leaf ? LEAF : COMPOSITE;
+        n.kind = leaf ? TreeNode.LEAF : TreeNode.COMPOSITE;
         // Below a replacement, a block counts as deep in replacements as it: a replacement that
         // holds a fresh match (a wrapper around a new layer) builds a chain the guard must see.
         n.generation = parent.generation;
@@ -690,8 +579,8 @@ final class TreeSurgery {
   private void enterPassedLeaves() {
     passLeaves = false;
     for (int i = 0, size = passedLeaves.size(); i < size; i++) {
-      Node n = node(passedLeaves.leaf(i));
-      Node parent = (Node) passedLeaves.parent(i);
+      TreeNode n = node(passedLeaves.leaf(i));
+      TreeNode parent = (TreeNode) passedLeaves.parent(i);
       String key = passedLeaves.key(i);
       n.addParent(parent, -1);
       if (key != null && !n.seen) {
@@ -708,7 +597,7 @@ final class TreeSurgery {
    * Tells whether a block is still reachable from the root. Answers are memoized until the next
    * substitution, so shared blocks (diamonds) are not walked again and again.
    */
-  private boolean isLive(Node n) {
+  private boolean isLive(TreeNode n) {
     if (n.block == root) {
       return true;
     }
@@ -719,7 +608,7 @@ final class TreeSurgery {
     n.live = false; // a block is not its own ancestor; guards cycles
     boolean live = n.parent != null && isLive(n.parent);
     if (!live && n.moreParents != null) {
-      for (Node p : n.moreParents) {
+      for (TreeNode p : n.moreParents) {
         if (isLive(p)) {
           live = true;
           break;
@@ -736,12 +625,12 @@ final class TreeSurgery {
   }
 
   /** Whether {@code candidate} is an ancestor of {@code node} (a walk up its parents). */
-  private static boolean isAbove(Node candidate, Node node) {
-    Deque<Node> todo = new ArrayDeque<>();
-    Set<Node> met = Collections.newSetFromMap(new IdentityHashMap<>());
+  private static boolean isAbove(TreeNode candidate, TreeNode node) {
+    Deque<TreeNode> todo = new ArrayDeque<>();
+    Set<TreeNode> met = Collections.newSetFromMap(new IdentityHashMap<>());
     todo.add(node);
     while (!todo.isEmpty()) {
-      Node n = todo.poll();
+      TreeNode n = todo.poll();
       if (n == candidate) {
         return true;
       }
@@ -758,7 +647,7 @@ final class TreeSurgery {
     return false;
   }
 
-  private void visit(Node node) {
+  private void visit(TreeNode node) {
     Block child = node.block;
     current = node;
     String path = pathsNeeded ? node.path() : null;
@@ -824,13 +713,13 @@ final class TreeSurgery {
     return counters[policy]++;
   }
 
-  private Node substitute(Node oldNode, Block replacement) {
+  private TreeNode substitute(TreeNode oldNode, Block replacement) {
     Block old = oldNode.block;
-    Node fresh = new Node(replacement);
+    TreeNode fresh = new TreeNode(replacement);
     // One probe, found or entered; none for a block whose identity hash no one ever computed (a
     // new one, the usual replacement): it cannot be in the index.
-    Node known = nodes.putNew(replacement, fresh);
-    Node n = known == null ? fresh : known;
+    TreeNode known = nodes.putNew(replacement, fresh);
+    TreeNode n = known == null ? fresh : known;
     List<Block> kids = childrenOf(replacement).values();
     boolean newLeaf = kids.isEmpty();
     if (known == null && passLeaves && newLeaf && matchMask(replacement) == 0) {
@@ -867,11 +756,10 @@ final class TreeSurgery {
     }
     // Only a block with children can change whether other blocks are reachable; swapping a leaf
     // for a leaf changes the liveness of those two alone, so the memo of every other block stays.
-    boolean oldLeaf = oldNode.kind != 0 ? oldNode.kind == LEAF : childrenOf(old).isEmpty();
-    n.kind = newLeaf ? LEAF : COMPOSITE;
+    boolean oldLeaf = oldNode.kind != 0 ? oldNode.kind == TreeNode.LEAF : childrenOf(old).isEmpty();
+    n.kind = newLeaf ? TreeNode.LEAF : TreeNode.COMPOSITE;
     // Read while the replacement is at hand: most are leaves of classes without such fields.
-    replacementsMayTie |= !newLeaf || tieLookout.mayTie(replacement);
-    replacedAny = true;
+    ties.noteReplacement(replacement, newLeaf);
     if (!oldLeaf || !newLeaf) {
       epoch++;
     }
@@ -881,7 +769,7 @@ final class TreeSurgery {
     // block (it records input shapes) made those answers stale, so they are read again then.
     Shape[] recorded = DjlInternals.recordedInputShapes(old);
     boolean initializedSinceWalk = oldNode.inputShapes == null && recorded != null;
-    if (oldNode.inputShapes == UNREAD || initializedSinceWalk) {
+    if (oldNode.inputShapes == TreeNode.UNREAD || initializedSinceWalk) {
       oldNode.inputShapes = recorded;
     }
     if (oldLeaf
@@ -899,8 +787,8 @@ final class TreeSurgery {
       }
     }
     // The old block's parents become the replacement's (replacing any it had).
-    Node first = oldNode.parent;
-    List<Node> more = oldNode.moreParents;
+    TreeNode first = oldNode.parent;
+    List<TreeNode> more = oldNode.moreParents;
     // Where the walk met the old block, when that is its one place: the write sets it alone.
     int hint = oldNode.repeated ? -1 : oldNode.slot;
     oldNode.clearParents();
@@ -909,7 +797,7 @@ final class TreeSurgery {
       n.addParent(first, writeIntoParent(first, oldNode, replacement, hint));
     }
     if (more != null) {
-      for (Node parent : more) {
+      for (TreeNode parent : more) {
         writeIntoParent(parent, oldNode, replacement, -1);
         n.addParent(parent, -1);
       }
@@ -945,10 +833,10 @@ final class TreeSurgery {
       if (passLeaves && passable(kid)) {
         passedLeaves.add(kid, n, null);
       } else {
-        Node k = node(kid);
+        TreeNode k = node(kid);
         // Only a block the surgery met (walked, or placed as a replacement) can be above.
         boolean met = k.seen || k.origin != null;
-        if (met && k.kind != LEAF && isAbove(k, n)) {
+        if (met && k.kind != TreeNode.LEAF && isAbove(k, n)) {
           throw containsItself(oldNode, k);
         }
         if (!met) {
@@ -971,7 +859,7 @@ final class TreeSurgery {
    * not met are descended into: a met block is checked where it is, and below it lies the tree.
    */
   private void refuseAncestorsBelow(
-      Block block, Node replacement, Node oldNode, Set<Block> looked) {
+      Block block, TreeNode replacement, TreeNode oldNode, Set<Block> looked) {
     Deque<Block> todo = new ArrayDeque<>();
     todo.push(block);
     while (!todo.isEmpty()) {
@@ -979,9 +867,9 @@ final class TreeSurgery {
         if (!looked.add(kid)) {
           continue;
         }
-        Node k = nodes.get(kid);
+        TreeNode k = nodes.get(kid);
         if (k != null && (k.seen || k.origin != null)) {
-          if (k.kind != LEAF && isAbove(k, replacement)) {
+          if (k.kind != TreeNode.LEAF && isAbove(k, replacement)) {
             throw containsItself(oldNode, k);
           }
         } else {
@@ -991,7 +879,7 @@ final class TreeSurgery {
     }
   }
 
-  private static SurgeryException containsItself(Node oldNode, Node ancestor) {
+  private static SurgeryException containsItself(TreeNode oldNode, TreeNode ancestor) {
     return new SurgeryException(
         BlockPaths.display(oldNode.path()),
         "the replacement holds "
@@ -1008,7 +896,7 @@ final class TreeSurgery {
    * must not change the tree; one that lengthened the list is caught by the scan, one that set an
    * element in place is not.) Returns the index written when exactly one element was, else -1.
    */
-  private int writeIntoParent(Node parentNode, Node oldNode, Block replacement, int hint) {
+  private int writeIntoParent(TreeNode parentNode, TreeNode oldNode, Block replacement, int hint) {
     Block parent = parentNode.block;
     Block old = oldNode.block;
     BlockList children = DjlInternals.liveChildren(parent);
@@ -1044,38 +932,12 @@ final class TreeSurgery {
         written = -1;
       }
     }
-    List<Field> fields = DjlInternals.blockHoldingFields(parent.getClass());
-    if (!fields.isEmpty()) {
-      String path = oldNode.path();
-      for (Field field : fields) {
-        writeIntoField(parent, field, old, replacement, path);
-      }
+    if (!DjlInternals.blockHoldingFields(parent.getClass()).isEmpty()) {
+      fieldWrites.writeFields(parent, old, replacement, oldNode.path());
     }
     // After the writes: a field aliasing a list written above no longer holds the old block.
-    for (Field field : DjlInternals.blockReferencingFields(parent.getClass())) {
-      Object value = DjlInternals.read(field, parent);
-      // One search; the words for a hit only (holderOf names the place one level in).
-      FieldBlocks.Found found = FieldBlocks.search(value, b -> b == old);
-      String holder = null;
-      if (found.block() != null) {
-        holder = describeHolder(value, old, field);
-      } else if (found.opaque() != null && runsInForward(field)) {
-        throw unreadableFunction(oldNode.path(), parent, field, found.opaque());
-      }
-      if (holder != null) {
-        throw new SurgeryException(
-            BlockPaths.display(oldNode.path()),
-            "parent "
-                + parent.getClass().getName()
-                + " ("
-                + (java.lang.reflect.Modifier.isStatic(field.getModifiers()) ? "static " : "")
-                + "field '"
-                + field.getName()
-                + "') holds the block "
-                + holder
-                + ", which the surgery cannot change (its forward would still call the old"
-                + " block); keep children in a field of type Block, a List, an array or a Map");
-      }
+    if (!DjlInternals.blockReferencingFields(parent.getClass()).isEmpty()) {
+      FieldWrites.refuseUnwritable(parent, old, oldNode::path);
     }
     return written;
   }
@@ -1099,140 +961,6 @@ final class TreeSurgery {
   }
 
   /**
-   * Where a field's value keeps {@code old} out of the engine's reach, looking one level into the
-   * common holders; null when it does not. A {@code List}, array, other collection or map value is
-   * written by {@link #writeIntoField} and holds the old block no more by now; a map's keys are
-   * not.
-   */
-  private static String holderOf(Object value, Block old, Field field) {
-    if (value == null) {
-      return null;
-    }
-    if (value == old) {
-      return "in a field of type " + field.getType().getName();
-    }
-    if (value instanceof ai.djl.util.Pair<?, ?> pair) {
-      return pair.getKey() == old || pair.getValue() == old ? "inside a Pair" : null;
-    }
-    if (value instanceof ai.djl.util.PairList<?, ?> pairs) {
-      return containsIdentity(pairs.keys(), old) || containsIdentity(pairs.values(), old)
-          ? "inside a PairList"
-          : null;
-    }
-    if (value instanceof java.util.Optional<?> optional) {
-      return optional.isPresent() && optional.get() == old ? "inside an Optional" : null;
-    }
-    if (value instanceof Map.Entry<?, ?> entry) {
-      return entry.getKey() == old || entry.getValue() == old ? "inside a Map.Entry" : null;
-    }
-    if (value instanceof java.util.concurrent.atomic.AtomicReference<?> reference) {
-      return reference.get() == old ? "inside an AtomicReference" : null;
-    }
-    if (value instanceof Map<?, ?> map) {
-      if (containsIdentity(map.keySet(), old)) {
-        return "as a key of a Map";
-      }
-      return containsIdentity(map.values(), old) ? "in a Map the surgery does not write" : null;
-    }
-    // A collection or array the writes reached holds the old block no more; one still holding it
-    // sits in a field the surgery does not write (declared Iterable, say), or one level down in
-    // a list of lists or an array of arrays, which the writes do not reach.
-    if (value instanceof Collection<?> items) {
-      if (containsIdentity(items, old)) {
-        return "in a collection the surgery does not write";
-      }
-      return nestedIn(items, old) ? "in a collection nested in a collection" : null;
-    }
-    if (value instanceof Object[] array) {
-      List<Object> items = Arrays.asList(array);
-      if (containsIdentity(items, old)) {
-        return "in an array the surgery does not write";
-      }
-      return nestedIn(items, old) ? "in a collection or array nested in an array" : null;
-    }
-    if (value instanceof java.lang.ref.Reference<?> reference) {
-      return reference.get() == old ? "inside a " + value.getClass().getSimpleName() : null;
-    }
-    if (value instanceof java.util.concurrent.atomic.AtomicReferenceArray<?> cells) {
-      for (int i = 0; i < cells.length(); i++) {
-        if (cells.get(i) == old) {
-          return "inside an AtomicReferenceArray";
-        }
-      }
-      return null;
-    }
-    Class<?> type = value.getClass();
-    if (type.isSynthetic() || type.isHidden()) {
-      // A lambda calls what it captured: a field holding one that captured the block.
-      return containsIdentity(DjlInternals.capturedValues(value), old)
-          ? "captured by a lambda"
-          : null;
-    }
-    if (DjlInternals.isPlainHolder(type)) {
-      for (Field inner : DjlInternals.plainHolderFields(type)) {
-        Object held = DjlInternals.read(inner, value);
-        if (held == old
-            || (held instanceof Collection<?> c && containsIdentity(c, old))
-            || (held instanceof Object[] a && containsIdentity(Arrays.asList(a), old))) {
-          return "inside a " + type.getName() + " (its field '" + inner.getName() + "')";
-        }
-      }
-    }
-    return null;
-  }
-
-  /**
-   * Whether a field holds the function a DJL block runs in its forward ({@code LambdaBlock}'s,
-   * {@code ParallelBlock}'s): one whose captured values cannot be read may call any block. A
-   * function in another field (a comparator, a callback) is not assumed to be called in forward.
-   */
-  private static boolean runsInForward(Field field) {
-    return !java.lang.reflect.Modifier.isStatic(field.getModifiers())
-        && field.getDeclaringClass().getName().startsWith("ai.djl.nn.")
-        && java.util.function.Function.class.isAssignableFrom(field.getType());
-  }
-
-  /** The refusal for a forward's function whose captured values cannot be read. */
-  private static SurgeryException unreadableFunction(
-      String path, Block holder, Field field, Object function) {
-    return new SurgeryException(
-        BlockPaths.display(path),
-        "field "
-            + where(holder, field)
-            + " holds a function the engine cannot look into ("
-            + function.getClass().getName()
-            + ", a lambda of a module that does not open its package, such as the one"
-            + " Function.andThen returns): it may call a block this surgery replaces, and would"
-            + " then keep calling the old one; write the function as one lambda of your own"
-            + " (x -> g.apply(f.apply(x)))");
-  }
-
-  /** Where a field's value holds the block, in words: one level in, or nested deeper. */
-  private static String describeHolder(Object value, Block block, Field field) {
-    String where = holderOf(value, block, field);
-    if (where != null) {
-      return where;
-    }
-    Class<?> type = value.getClass();
-    return type.isSynthetic() || type.isHidden()
-        ? "captured by a lambda, through what it captured"
-        : "nested inside a " + type.getTypeName();
-  }
-
-  /** Whether a collection or array among the items holds the block. */
-  private static boolean nestedIn(Collection<?> items, Block old) {
-    for (Object item : items) {
-      if ((item instanceof Collection<?> c && containsIdentity(c, old))
-          || (item instanceof Object[] a && containsIdentity(Arrays.asList(a), old))
-          || (item instanceof Map<?, ?> m
-              && (containsIdentity(m.values(), old) || containsIdentity(m.keySet(), old)))) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /**
    * DJL's key for the child at {@code index}: {@code %02d} and the class name, without a Formatter.
    */
   private static String childKey(int index, Block block) {
@@ -1247,449 +975,10 @@ final class TreeSurgery {
     return key.append(number).append(name).toString();
   }
 
-  @SuppressWarnings("unchecked")
-  private void writeIntoField(
-      Block parent, Field field, Block old, Block replacement, String path) {
-    Object value = DjlInternals.read(field, parent);
-    if (value == old) {
-      if (!field.getType().isInstance(replacement)) {
-        throw new SurgeryException(
-            BlockPaths.display(path),
-            "field "
-                + where(parent, field)
-                + " of type "
-                + field.getType().getSimpleName()
-                + " cannot hold the replacement "
-                + replacement.getClass().getName());
-      }
-      DjlInternals.write(field, parent, replacement);
-      journal.onRollback(() -> DjlInternals.write(field, parent, old));
-    } else if (value instanceof List<?> list) {
-      List<Object> objects = (List<Object>) list;
-      for (int i = 0; i < objects.size(); i++) {
-        if (objects.get(i) == old) {
-          refuseUndeclaredElement(parent, field, 0, replacement, path);
-          try {
-            objects.set(i, replacement);
-          } catch (UnsupportedOperationException | ClassCastException e) {
-            throw new SurgeryException(
-                BlockPaths.display(path),
-                "list field " + where(parent, field) + " holds the block but cannot be changed",
-                e);
-          }
-          journal.elementSet(objects, i, old);
-        }
-      }
-    } else if (value instanceof Object[] array) {
-      for (int i = 0; i < array.length; i++) {
-        if (array[i] == old) {
-          int at = i;
-          try {
-            array[i] = replacement;
-          } catch (ArrayStoreException e) {
-            throw new SurgeryException(
-                BlockPaths.display(path),
-                "array field "
-                    + where(parent, field)
-                    + " cannot hold "
-                    + replacement.getClass().getName(),
-                e);
-          }
-          journal.onRollback(() -> array[at] = old);
-        }
-      }
-    } else if (value instanceof Map<?, ?> map && containsIdentity(map.values(), old)) {
-      Map<Object, Object> objects = (Map<Object, Object>) map;
-      List<Map.Entry<Object, Object>> entries = new ArrayList<>(objects.size());
-      for (Map.Entry<Object, Object> e : objects.entrySet()) {
-        entries.add(new java.util.AbstractMap.SimpleImmutableEntry<>(e.getKey(), e.getValue()));
-      }
-      boolean journaled = false;
-      for (Map.Entry<Object, Object> e : entries) {
-        if (e.getValue() == old) {
-          refuseUndeclaredElement(parent, field, 1, replacement, path);
-          try {
-            objects.put(e.getKey(), replacement);
-          } catch (UnsupportedOperationException | ClassCastException ex) {
-            throw new SurgeryException(
-                BlockPaths.display(path),
-                "map field " + where(parent, field) + " holds the block but cannot be changed",
-                ex);
-          }
-          if (!journaled) {
-            // After the first put succeeded (an unmodifiable map changed nothing): the whole map
-            // is put back in its order, as a put of an existing key moves it to the end of an
-            // access-ordered LinkedHashMap.
-            journaled = true;
-            journal.onRollback(
-                () -> {
-                  objects.clear();
-                  for (Map.Entry<Object, Object> kept : entries) {
-                    objects.put(kept.getKey(), kept.getValue());
-                  }
-                });
-          }
-        }
-      }
-    } else if (value instanceof Collection<?> collection && containsIdentity(collection, old)) {
-      refuseUndeclaredElement(parent, field, 0, replacement, path);
-      // Swap in place of the old element, keeping the collection's order (a deque, an ordered set).
-      Collection<Object> objects = (Collection<Object>) collection;
-      List<Object> snapshot = new ArrayList<>(objects);
-      List<Object> swapped = new ArrayList<>(snapshot.size());
-      for (Object o : snapshot) {
-        swapped.add(o == old ? replacement : o);
-      }
-      // The undo first: an addAll that fails after the clear (a sorted set refusing the new
-      // element) must still leave the collection as it was.
-      journal.onRollback(
-          () -> {
-            objects.clear();
-            objects.addAll(snapshot);
-          });
-      try {
-        objects.clear();
-        objects.addAll(swapped);
-      } catch (RuntimeException e) {
-        throw new SurgeryException(
-            BlockPaths.display(path),
-            "collection field " + where(parent, field) + " holds the block but cannot be changed",
-            e);
-      }
-    }
-  }
-
-  // ------------------------------------------------------------------ tied blocks
-
-  /**
-   * Points the fields of kept blocks that hold a replaced block without being its parent (weight
-   * tying: a block that calls a layer held elsewhere in the tree) at the replacement, as the
-   * parents' fields are, and refuses the surgery where such a block still reaches it in a place the
-   * engine cannot write: otherwise its forward would still call the old block, whose arrays are
-   * freed. The parents' fields were written with the children lists; a replaced block's parents
-   * hold its replacement now, so they are passed over here. Looked at: the blocks of the original
-   * tree the first walk noted, if still in the tree (a block a replacement reuses is not known to
-   * be, unless it is met below the replacement), and every replacement that stays with the blocks
-   * below it (a function may have built one around a block the same surgery replaced).
-   */
-  private void rewireTies() {
-    if (!replacedAny || (tyingBlocks.size() == 0 && !replacementsMayTie)) {
-      return; // nothing replaced (every policy kept its block), or nothing that can tie
-    }
-    if (replacedAgain && !anOriginalReplaced()) {
-      return; // under recursion every replaced block came back (A -> B -> A)
-    }
-    for (int i = 0, size = tyingBlocks.size(); i < size; i++) {
-      Block holder = tyingBlocks.leaf(i);
-      Node own = nodes.get(holder);
-      Node parent = (Node) tyingBlocks.parent(i);
-      boolean kept =
-          own != null
-              ? (own.swap == null || own.swap == own) && isLive(own)
-              : parent == null || isLive(parent);
-      if (kept) {
-        String key = tyingBlocks.key(i);
-        untie(holder, () -> holderPath(own, parent, key), null);
-      }
-    }
-    for (int i = 0, size = replacementsMayTie ? decided.size() : 0; i < size; i++) {
-      Node swap = decided.get(i).swap;
-      if (swap == null || swap == decided.get(i)) {
-        continue;
-      }
-      Block replacement = swap.block;
-      if (swap.kind == LEAF) {
-        // Most replacements are leaves of classes without such fields: one table lookup each.
-        if (tieLookout.mayTie(replacement) && stays(swap)) {
-          untie(replacement, swap::path, swap);
-        }
-      } else if (stays(swap)) {
-        // A block of the original tree the replacement reuses is checked as an original: only
-        // the replacement's own new blocks may hold the block it stands for.
-        walkOnce(
-            replacement,
-            b -> {
-              if (tieLookout.mayTie(b)) {
-                untie(b, swap::path, b != replacement && isOriginal(b) ? null : swap);
-              }
-              return true;
-            });
-      }
-    }
-  }
-
-  /** Whether an original block stands replaced at the end of the traversal. */
-  private boolean anOriginalReplaced() {
-    for (Node d : decided) {
-      if (d.original && replacementOf(d.block) != null) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /**
-   * Writes the replacements into a holder's writable fields and refuses when it still reaches a
-   * replaced block elsewhere; {@code within} is the replacement the holder belongs to (null for an
-   * original block), whose own original it may hold on purpose (a wrapper around the old block).
-   */
-  private void untie(Block holder, java.util.function.Supplier<String> path, Node within) {
-    for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
-      List<Block> tied = new ArrayList<>(0); // grows only for a field that holds a tie
-      FieldBlocks.forEachWritable(
-          DjlInternals.read(field, holder),
-          b -> {
-            Node replacement = replacementOf(b);
-            if (replacement != null && replacement != within && !containsIdentity(tied, b)) {
-              tied.add(b);
-            }
-          });
-      for (Block old : tied) {
-        Node replacement = replacementOf(old);
-        if (!stays(replacement)) {
-          throw tieRefused(holder, field, old, path.get(), "", "its replacement was dropped again");
-        }
-        writeIntoField(holder, field, old, replacement.block, nodes.get(old).path());
-      }
-    }
-    // Then every field once: what the writes did not reach (nested places, unwritable holders).
-    for (Field field : DjlInternals.aliasFields(holder.getClass())) {
-      checkUnwritable(holder, field, path, within);
-    }
-  }
-
-  /**
-   * The holders the searches of original tying blocks found nothing in (one question for all of
-   * them), with the depth each was entered at: a collection several blocks share is searched once.
-   */
-  private final Map<Object, Integer> searchedClean = new IdentityHashMap<>();
-
-  /** The blocks below the replacements that stay, once asked for (null until then). */
-  private Set<Block> belowReplacements;
-
-  /**
-   * Whether a block of the original tree, not replaced itself, is no longer in it: below a replaced
-   * block and not reused by a replacement that stays. A block the walk did not meet is no concern
-   * of this surgery (one outside its root).
-   */
-  private boolean leftTheTree(Block block) {
-    Node n = nodes.get(block);
-    if (n != null) {
-      if (!n.original || (n.swap != null && n.swap != n) || isLive(n)) {
-        return false;
-      }
-    } else {
-      Boolean kept = passedLeafKept(block);
-      if (kept == null || kept) {
-        return false; // not met by the first walk, or still below a kept parent
-      }
-    }
-    return !belowReplacements().contains(block);
-  }
-
-  /** The blocks below the replacements that stay, taken at the first question. */
-  private Set<Block> belowReplacements() {
-    if (belowReplacements == null) {
-      belowReplacements = Collections.newSetFromMap(new IdentityHashMap<>());
-      for (Node d : decided) {
-        Node swap = d.swap;
-        if (swap != null && swap != d && swap.kind == COMPOSITE && stays(swap)) {
-          visitOnce(swap.block, belowReplacements::add);
-        }
-      }
-    }
-    return belowReplacements;
-  }
-
-  /**
-   * Whether a block of the replacement {@code within} may hold it: the block the replacement stands
-   * for, kept below it as a child (a wrapper). Held only in a field, it would leave the model.
-   */
-  private boolean wrapped(Block block, Node replacement, Node within) {
-    return replacement == within && belowReplacements().contains(block);
-  }
-
-  /** Per leaf the first walk passed by: whether a parent it had is still in the tree. */
-  private Map<Block, Boolean> passedLeavesKept;
-
-  /**
-   * Whether a leaf the first walk passed by still has a kept parent; null for a block it did not
-   * pass by. The answers for all of them are taken in one pass, at the first question.
-   */
-  private Boolean passedLeafKept(Block leaf) {
-    if (passedLeavesKept == null) {
-      passedLeavesKept = new IdentityHashMap<>();
-      for (int i = 0, size = Math.min(passedByInitialWalk, passedLeaves.size()); i < size; i++) {
-        Node parent = (Node) passedLeaves.parent(i);
-        boolean kept = (parent.swap == null || parent.swap == parent) && isLive(parent);
-        passedLeavesKept.merge(passedLeaves.leaf(i), kept, Boolean::logicalOr);
-      }
-    }
-    return passedLeavesKept.get(leaf);
-  }
-
-  /**
-   * Whether a block was in the tree when the surgery began (a node marked so, or a passed leaf).
-   */
-  private boolean isOriginal(Block block) {
-    Node n = nodes.get(block);
-    return n != null ? n.original : passedLeafKept(block) != null;
-  }
-
-  /** The path where the first walk passed a leaf by (its first place), for a message. */
-  private String passedLeafPath(Block leaf) {
-    for (int i = 0, size = Math.min(passedByInitialWalk, passedLeaves.size()); i < size; i++) {
-      if (passedLeaves.leaf(i) == leaf) {
-        String prefix = ((Node) passedLeaves.parent(i)).path();
-        return prefix == null ? passedLeaves.key(i) : BlockPaths.join(prefix, passedLeaves.key(i));
-      }
-    }
-    return leaf.getClass().getSimpleName();
-  }
-
-  /** A tying block's path: its node's, or its parent's joined with its key (null: the root). */
-  private static String holderPath(Node own, Node parent, String key) {
-    if (own != null) {
-      return own.path();
-    }
-    String prefix = parent == null ? null : parent.path();
-    return prefix == null ? key : BlockPaths.join(prefix, key);
-  }
-
-  /** Refuses when a field's value still reaches a replaced block after the writes. */
-  private void checkUnwritable(
-      Block holder, Field field, java.util.function.Supplier<String> path, Node within) {
-    Object value = DjlInternals.read(field, holder);
-    // One search for both kinds of trouble: a replaced block (other than the replacement's own
-    // original), and, for an original holder, a block that left the tree with a replaced ancestor.
-    FieldBlocks.Found found =
-        FieldBlocks.search(
-            value,
-            b -> {
-              Node replacement = replacementOf(b);
-              return replacement != null
-                  ? !wrapped(b, replacement, within)
-                  : within == null && leftTheTree(b);
-            },
-            within == null ? searchedClean : null);
-    Block tied = found.block();
-    if (tied != null && within != null && replacementOf(tied) == within) {
-      throw new SurgeryException(
-          BlockPaths.display(nodes.get(tied).path()),
-          "its replacement "
-              + holder.getClass().getName()
-              + " keeps it in field "
-              + where(holder, field)
-              + " but not as a child: it would leave the model, its arrays freed, and the"
-              + " replacement's forward would call it; add it as a child of the replacement");
-    }
-    if (tied != null && replacementOf(tied) != null) {
-      throw tieRefused(
-          holder,
-          field,
-          tied,
-          path.get(),
-          " " + describeHolder(value, tied, field),
-          "the surgery cannot change that place (its forward would still call the old block)");
-    }
-    if (tied != null) {
-      Node n = nodes.get(tied);
-      throw new SurgeryException(
-          BlockPaths.display(path.get()),
-          "field "
-              + where(holder, field)
-              + " holds "
-              + "the block at "
-              + BlockPaths.display(n != null ? n.path() : passedLeafPath(tied))
-              + " without being its parent (weight tying), and that block leaves the model with"
-              + " an ancestor this surgery replaces; the tying block would call it after its"
-              + " arrays are freed. Replace the tied block itself, or have the replacement keep"
-              + " it as a child");
-    }
-    if (found.opaque() != null && within == null && runsInForward(field)) {
-      throw unreadableFunction(path.get(), holder, field, found.opaque());
-    }
-  }
-
-  /**
-   * The node of what stands for an original block after the traversal (the end of a chain of
-   * replacements), or null when the block is not an original the surgery replaced.
-   */
-  private Node replacementOf(Block block) {
-    Node n = nodes.get(block);
-    if (n == null || !n.original || n.swap == null || n.swap == n) {
-      return null;
-    }
-    Node end = n.swap;
-    // Under recursion an original may come back (A -> B -> A): the chain is bounded, and a block
-    // that came back stands for itself.
-    for (int steps = 0; end.swap != null && end.swap != end; steps++) {
-      if (end == n || steps > decided.size()) {
-        return null;
-      }
-      end = end.swap;
-    }
-    return end == n ? null : end;
-  }
-
-  private SurgeryException tieRefused(
-      Block holder, Field field, Block old, String holderPath, String how, String why) {
-    return new SurgeryException(
-        BlockPaths.display(nodes.get(old).path()),
-        "block "
-            + BlockPaths.display(holderPath)
-            + " (field "
-            + where(holder, field)
-            + ") holds this block"
-            + how
-            + " without being its parent (weight tying), and "
-            + why
-            + "; hold the tied block as a child of the block that calls it, or replace that block"
-            + " too");
-  }
-
-  /**
-   * Refuses a replacement that a collection or map field's declared element type cannot hold
-   * ({@code List<Linear>} given a {@code SequentialBlock}): erased at run time, the write would
-   * succeed and the block's own code fail with a ClassCastException at its next forward.
-   */
-  private static void refuseUndeclaredElement(
-      Block parent, Field field, int typeArgument, Block replacement, String path) {
-    java.lang.reflect.Type type = field.getGenericType();
-    if (!(type instanceof java.lang.reflect.ParameterizedType parameterized)
-        || !(parameterized.getRawType() instanceof Class<?> raw)
-        || !raw.getName().startsWith("java.util.")) {
-      return; // no declared element type (an Object field, a raw List), or a type of its own
-    }
-    java.lang.reflect.Type[] arguments = parameterized.getActualTypeArguments();
-    if (typeArgument >= arguments.length) {
-      return;
-    }
-    java.lang.reflect.Type argument = arguments[typeArgument];
-    if (argument instanceof java.lang.reflect.ParameterizedType inner) {
-      argument = inner.getRawType();
-    }
-    if (argument instanceof Class<?> element && !element.isInstance(replacement)) {
-      throw new SurgeryException(
-          BlockPaths.display(path),
-          "field "
-              + where(parent, field)
-              + " is declared to hold "
-              + element.getSimpleName()
-              + " and cannot hold the replacement "
-              + replacement.getClass().getName());
-    }
-  }
-
-  /** Names a parent's field in a message; built only when one is needed. */
-  private static String where(Block parent, Field field) {
-    return parent.getClass().getSimpleName() + "." + field.getName();
-  }
-
   // ------------------------------------------------------------------ placement
 
   /** Whether a replacement is in the model after the traversal: not replaced again, and live. */
-  private boolean stays(Node replacement) {
+  private boolean stays(TreeNode replacement) {
     return (replacement.swap == null || replacement.swap == replacement) && isLive(replacement);
   }
 
@@ -1697,8 +986,8 @@ final class TreeSurgery {
     if (!placementWanted) {
       return; // structural surgery: every replaced original is uninitialized
     }
-    for (Node oldNode : decided) {
-      Node swap = oldNode.swap;
+    for (TreeNode oldNode : decided) {
+      TreeNode swap = oldNode.swap;
       if (swap == oldNode || !stays(swap)) {
         continue; // returned unchanged, replaced again, or dropped with its holder
       }
@@ -1868,7 +1157,7 @@ final class TreeSurgery {
     boolean all = !active.isEmpty();
     Set<Parameter> displaced = new LinkedHashSet<>();
     for (int i = 0, size = mayDisplace ? decided.size() : 0; i < size; i++) {
-      Node n = decided.get(i);
+      TreeNode n = decided.get(i);
       if (n.swap != n && n.original && !n.nothingDisplaced) {
         collectOriginalParameters(n.block, displaced, all);
       }
@@ -1878,9 +1167,9 @@ final class TreeSurgery {
     // children was swapped (which may drop what it held) or a replacement was replaced again.
     boolean allStay = epoch == 0 && !replacedAgain;
     for (int i = 0, size = allStay ? 0 : decided.size(); i < size; i++) {
-      Node n = decided.get(i);
-      Node swap = n.swap;
-      if (swap != n && swap.kind == LEAF && !stays(swap)) {
+      TreeNode n = decided.get(i);
+      TreeNode swap = n.swap;
+      if (swap != n && swap.kind == TreeNode.LEAF && !stays(swap)) {
         for (Parameter p : directParameters(swap.block)) {
           if (p.isInitialized()) {
             received.add(p);
@@ -1893,8 +1182,8 @@ final class TreeSurgery {
     }
     Set<Block> stayed = Collections.newSetFromMap(new IdentityHashMap<>());
     Set<Parameter> joined = new LinkedHashSet<>();
-    for (Node n : decided) {
-      Node swap = n.swap;
+    for (TreeNode n : decided) {
+      TreeNode swap = n.swap;
       if (swap == n || !stays(swap)) {
         continue; // returned unchanged, replaced again, or dropped with its holder
       }
@@ -1946,7 +1235,7 @@ final class TreeSurgery {
     StillUsed elsewhere = StillUsed.of(root, trainers, concat(removed, dropped), added);
     if (!active.isEmpty()) {
       Map<Parameter, String> owners = added.isEmpty() ? Map.of() : ownerPaths();
-      applyUpdate(removed, added, active, owners, journal, faults, elsewhere);
+      TrainerUpdate.apply(removed, added, active, owners, journal, faults, elsewhere);
     }
     // The detached parameters belong to nobody now: free their arrays once the surgery commits,
     // unless a live parameter wraps the same array, here or in a given trainer's model.
@@ -1959,133 +1248,6 @@ final class TreeSurgery {
       if (!live.contains(p.getArray()) && !elsewhere.usesArray(p.getArray())) {
         journal.closeOnCommit(p.getArray());
       }
-    }
-  }
-
-  /**
-   * What the models of the given trainers other than the surgery's tree still use among the
-   * parameters leaving that tree, and which of those models the surgery does not touch at all: a
-   * block shared by two models left one of them only. Its parameters stay in the other model's
-   * trainer (state and all) and keep their arrays, and a trainer whose model reaches none of the
-   * joining parameters receives none of them. Only a model whose block is not the surgery's root is
-   * walked, once (a surgery on a subtree walks the whole model, already changed); the usual surgery
-   * on a trainer's own model costs nothing.
-   */
-  static final class StillUsed {
-    static final StillUsed NONE = new StillUsed(Map.of(), Set.of(), Set.of());
-
-    /** Per trainer, the leaving and joining parameters its model reaches. */
-    private final Map<Trainer, Set<Parameter>> byTrainer;
-
-    /** The leaving arrays those models hold (a parameter there may wrap a leaving one's array). */
-    private final Set<NDArray> arrays;
-
-    /** Trainers of another model that reaches none of the joining parameters. */
-    private final Set<Trainer> apart;
-
-    private StillUsed(
-        Map<Trainer, Set<Parameter>> byTrainer, Set<NDArray> arrays, Set<Trainer> apart) {
-      this.byTrainer = byTrainer;
-      this.arrays = arrays;
-      this.apart = apart;
-    }
-
-    /**
-     * Walks the given trainers' models that are not {@code root}.
-     *
-     * @param root the surgery's root, in its changed state
-     * @param trainers the trainers given to the surgery
-     * @param leaving the parameters leaving the tree
-     * @param joining the parameters joining it
-     * @return what those models still use
-     */
-    static StillUsed of(
-        Block root,
-        List<Trainer> trainers,
-        Collection<Parameter> leaving,
-        Collection<Parameter> joining) {
-      if (leaving.isEmpty() && joining.isEmpty()) {
-        return NONE;
-      }
-      Map<Block, Set<Parameter>> walked = null;
-      Map<Trainer, Set<Parameter>> byTrainer = null;
-      Set<NDArray> arrays = null;
-      Set<Trainer> apart = null;
-      for (Trainer t : trainers) {
-        Block model = t.getModel() == null ? null : t.getModel().getBlock();
-        if (model == null || model == root) {
-          continue;
-        }
-        if (walked == null) {
-          walked = new IdentityHashMap<>();
-          byTrainer = new IdentityHashMap<>();
-          arrays = Collections.newSetFromMap(new IdentityHashMap<>());
-          apart = Collections.newSetFromMap(new IdentityHashMap<>());
-        }
-        Set<Parameter> reached = walked.get(model);
-        if (reached == null) {
-          reached = reachedFrom(model, leaving, joining, arrays);
-          walked.put(model, reached);
-        }
-        if (!reached.isEmpty()) {
-          byTrainer.put(t, reached);
-        }
-        if (!containsAny(reached, joining)) {
-          apart.add(t);
-        }
-      }
-      return walked == null ? NONE : new StillUsed(byTrainer, arrays, apart);
-    }
-
-    /** The leaving and joining parameters a model reaches; adds the leaving arrays it holds. */
-    private static Set<Parameter> reachedFrom(
-        Block model,
-        Collection<Parameter> leaving,
-        Collection<Parameter> joining,
-        Set<NDArray> arrays) {
-      Set<Parameter> asked = Collections.newSetFromMap(new IdentityHashMap<>());
-      asked.addAll(leaving);
-      asked.addAll(joining);
-      Set<NDArray> askedArrays = arraysOf(leaving);
-      Set<Parameter> reached = Collections.newSetFromMap(new IdentityHashMap<>());
-      visitOnce(
-          model,
-          b -> {
-            for (Parameter p : directParameters(b)) {
-              if (asked.contains(p)) {
-                reached.add(p);
-              }
-              if (p.isInitialized() && askedArrays.contains(p.getArray())) {
-                arrays.add(p.getArray());
-              }
-            }
-          });
-      return reached;
-    }
-
-    private static boolean containsAny(Set<Parameter> set, Collection<Parameter> items) {
-      for (Parameter p : items) {
-        if (set.contains(p)) {
-          return true;
-        }
-      }
-      return false;
-    }
-
-    /** Whether the trainer's model still uses a leaving parameter: it stays in that trainer. */
-    boolean keeps(Trainer trainer, Parameter p) {
-      Set<Parameter> reached = byTrainer.get(trainer);
-      return reached != null && reached.contains(p);
-    }
-
-    /** Whether a given trainer's model still uses the array: it must not be freed. */
-    boolean usesArray(NDArray array) {
-      return arrays.contains(array);
-    }
-
-    /** Whether the trainer trains another model, which none of the joining parameters is in. */
-    boolean isApart(Trainer trainer) {
-      return apart.contains(trainer);
     }
   }
 
@@ -2135,7 +1297,7 @@ final class TreeSurgery {
     walkOnce(
         block,
         b -> {
-          Node n = b == block ? null : nodes.get(b);
+          TreeNode n = b == block ? null : nodes.get(b);
           if (n != null && !n.original) {
             return false; // brought in by the surgery
           }
@@ -2150,169 +1312,13 @@ final class TreeSurgery {
    */
   private Map<Parameter, String> ownerPaths() {
     Map<Parameter, String> owners = new IdentityHashMap<>();
-    for (Node n : decided) {
+    for (TreeNode n : decided) {
       String path = BlockPaths.display((n.swap.origin != null ? n.swap.origin : n).path());
       for (Parameter p : parametersOf(n.swap.block)) {
         owners.putIfAbsent(p, path);
       }
     }
     return owners;
-  }
-
-  /**
-   * Applies Composer's optimizer update: removed parameters leave every trainer that holds them;
-   * added parameters join the trainers that held removed ones (all trainers when none were
-   * removed). An added parameter around the very array of a removed one takes over its store entry
-   * and optimizer state, so the trained weight continues exactly; a removed parameter that no
-   * trainer registered (DJL registers lazily, on a parameter's first forward) is skipped, as
-   * Composer skips parameters its optimizer does not hold. A trainer whose model {@code elsewhere}
-   * says still uses a removed parameter keeps it, and receives nothing when it is apart.
-   */
-  static void applyUpdate(
-      List<Parameter> removed,
-      List<Parameter> added,
-      List<Trainer> trainers,
-      Map<Parameter, String> owners,
-      Journal journal,
-      Faults faults,
-      StillUsed elsewhere) {
-    TrainerSurgery surgery = new TrainerSurgery(journal, faults);
-    TrainerUpdate update = decide(removed, added, trainers, elsewhere);
-    for (Map.Entry<Parameter, Parameter> e : update.rekeyed().entrySet()) {
-      for (Trainer t : trainers) {
-        if (loses(t, e.getValue(), elsewhere)) {
-          surgery.rekey(t, e.getValue(), e.getKey());
-        }
-      }
-    }
-    for (Parameter p : update.restarted()) {
-      for (Trainer t : trainers) {
-        if (TrainerSurgery.holds(t, p)) {
-          // As ModuleSurgery.unfreezeParameters does: what was frozen starts training fresh.
-          surgery.dropState(t, p);
-          surgery.restartTraining(t, p);
-        }
-      }
-    }
-    for (Parameter p : update.leaving()) {
-      boolean held = false;
-      for (Trainer t : trainers) {
-        if (TrainerSurgery.holds(t, p)) {
-          held = true;
-          if (!elsewhere.keeps(t, p)) {
-            surgery.remove(t, p);
-          }
-        }
-      }
-      if (!held) {
-        logger.debug(
-            "parameter '{}' ({}) is held by no trainer (never used in a forward pass): skipped",
-            p.getName(),
-            p.getId());
-      }
-    }
-    for (Parameter p : update.born()) {
-      for (Trainer t : update.receivers()) {
-        surgery.add(t, p, true, owners.get(p));
-      }
-    }
-  }
-
-  /**
-   * What {@link #applyUpdate} does to the trainers, decided before anything changes, so that a plan
-   * ({@link StateFates}) tells exactly what an apply does.
-   *
-   * @param rekeyed added parameter to the removed one around the same array that a trainer holds:
-   *     its store entry and optimizer state move over
-   * @param restarted re-keyed parameters that train where the removed one around their array was
-   *     frozen: they start fresh, as a parameter {@link ModuleSurgery#unfreezeParameters} unfreezes
-   * @param born added parameters that start fresh
-   * @param leaving removed parameters that leave every trainer holding them, with their state
-   * @param receivers the trainers the born parameters join
-   */
-  record TrainerUpdate(
-      Map<Parameter, Parameter> rekeyed,
-      List<Parameter> restarted,
-      List<Parameter> born,
-      List<Parameter> leaving,
-      List<Trainer> receivers) {}
-
-  /**
-   * Decides Composer's optimizer update: an added parameter around the very array of a removed one
-   * that a trainer holds takes over its entry and state; other added ones are born; removed ones
-   * not taken over leave; born ones join the trainers that held leaving ones (all trainers when
-   * none did). A trainer whose model still uses a removed parameter ({@code elsewhere}: a block
-   * shared with another model) keeps it and is no target for it, and a trainer of another model
-   * that holds none of the added parameters is no receiver. Reads the trainers' stores only.
-   */
-  static TrainerUpdate decide(
-      List<Parameter> removed, List<Parameter> added, List<Trainer> trainers, StillUsed elsewhere) {
-    Map<NDArray, Parameter> removedByArray = new IdentityHashMap<>();
-    for (Parameter p : removed) {
-      if (p.isInitialized()) {
-        removedByArray.putIfAbsent(p.getArray(), p);
-      }
-    }
-    Set<Parameter> rewrapped = Collections.newSetFromMap(new IdentityHashMap<>());
-    Map<Parameter, Parameter> rekeyed = new LinkedHashMap<>(); // identity keys, added order
-    List<Parameter> restarted = new ArrayList<>();
-    List<Parameter> born = new ArrayList<>();
-    for (Parameter p : added) {
-      Parameter previous = p.isInitialized() ? removedByArray.remove(p.getArray()) : null;
-      if (previous == null) {
-        born.add(p);
-        continue;
-      }
-      rewrapped.add(previous);
-      if (losesAny(trainers, previous, elsewhere)) {
-        rekeyed.put(p, previous);
-        if (!previous.requiresGradient() && p.requiresGradient()) {
-          restarted.add(p); // a frozen layer made trainable by a new wrapper: it never trained
-        }
-      } else {
-        born.add(p); // the old wrapper never trained: the new one starts as a fresh parameter
-      }
-    }
-    List<Parameter> leaving = new ArrayList<>();
-    Set<Trainer> targets = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Parameter p : removed) {
-      if (rewrapped.contains(p)) {
-        continue;
-      }
-      leaving.add(p);
-      for (Trainer t : trainers) {
-        if (loses(t, p, elsewhere)) {
-          targets.add(t);
-        }
-      }
-    }
-    List<Trainer> receivers = new ArrayList<>(targets);
-    if (targets.isEmpty()) {
-      for (Trainer t : trainers) {
-        if (!elsewhere.isApart(t)) {
-          receivers.add(t); // not the trainer of another model the new parameters are not in
-        }
-      }
-    }
-    return new TrainerUpdate(rekeyed, restarted, born, leaving, receivers);
-  }
-
-  /** Whether some trainer holds the parameter and its model no longer uses it. */
-  private static boolean losesAny(List<Trainer> trainers, Parameter p, StillUsed elsewhere) {
-    for (Trainer t : trainers) {
-      if (loses(t, p, elsewhere)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /**
-   * Whether the trainer holds a parameter leaving the tree and its model does not keep it (a block
-   * shared with the surgery's tree stays in another model and in that model's trainer).
-   */
-  static boolean loses(Trainer t, Parameter p, StillUsed elsewhere) {
-    return TrainerSurgery.holds(t, p) && !elsewhere.keeps(t, p);
   }
 
   private static void addDirect(Block block, Set<Parameter> out, boolean all) {
@@ -2377,7 +1383,7 @@ final class TreeSurgery {
    * Visits blocks under {@code root} once each, depth first, children in their order, descending
    * below a block only when {@code visit} returns true for it.
    */
-  private static void walkOnce(Block root, java.util.function.Predicate<Block> visit) {
+  static void walkOnce(Block root, java.util.function.Predicate<Block> visit) {
     Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
     Deque<Block> stack = new ArrayDeque<>();
     stack.push(root);
@@ -2393,7 +1399,7 @@ final class TreeSurgery {
     }
   }
 
-  private static Collection<Parameter> directParameters(Block block) {
+  static Collection<Parameter> directParameters(Block block) {
     return block instanceof AbstractBlock ab
         ? DjlInternals.liveParameters(ab).values()
         : block.getDirectParameters().values();
@@ -2408,7 +1414,7 @@ final class TreeSurgery {
     return true;
   }
 
-  private static boolean containsIdentity(Collection<?> items, Object target) {
+  static boolean containsIdentity(Collection<?> items, Object target) {
     for (Object o : items) {
       if (o == target) {
         return true;

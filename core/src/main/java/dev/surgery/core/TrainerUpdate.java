@@ -1,0 +1,174 @@
+package dev.surgery.core;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.Parameter;
+import ai.djl.training.Trainer;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * What a surgery does to the trainers' parameter stores and optimizer state (Composer's {@code
+ * update_params_in_optimizer}), decided by {@link #decide} before anything changes, so that a plan
+ * ({@link StateFates}) tells exactly what {@link #apply} does.
+ *
+ * @param rekeyed added parameter to the removed one around the same array that a trainer holds: its
+ *     store entry and optimizer state move over
+ * @param restarted re-keyed parameters that train where the removed one around their array was
+ *     frozen: they start fresh, as a parameter {@link ModuleSurgery#unfreezeParameters} unfreezes
+ * @param born added parameters that start fresh
+ * @param leaving removed parameters that leave every trainer holding them, with their state
+ * @param receivers the trainers the born parameters join
+ */
+record TrainerUpdate(
+    Map<Parameter, Parameter> rekeyed,
+    List<Parameter> restarted,
+    List<Parameter> born,
+    List<Parameter> leaving,
+    List<Trainer> receivers) {
+
+  private static final Logger logger = LoggerFactory.getLogger(TrainerUpdate.class);
+
+  /**
+   * Applies Composer's optimizer update: removed parameters leave every trainer that holds them;
+   * added parameters join the trainers that held removed ones (all trainers when none were
+   * removed). An added parameter around the very array of a removed one takes over its store entry
+   * and optimizer state, so the trained weight continues exactly; a removed parameter that no
+   * trainer registered (DJL registers lazily, on a parameter's first forward) is skipped, as
+   * Composer skips parameters its optimizer does not hold. A trainer whose model {@code elsewhere}
+   * says still uses a removed parameter keeps it, and receives nothing when it is apart.
+   */
+  static void apply(
+      List<Parameter> removed,
+      List<Parameter> added,
+      List<Trainer> trainers,
+      Map<Parameter, String> owners,
+      Journal journal,
+      Faults faults,
+      StillUsed elsewhere) {
+    TrainerSurgery surgery = new TrainerSurgery(journal, faults);
+    TrainerUpdate update = decide(removed, added, trainers, elsewhere);
+    for (Map.Entry<Parameter, Parameter> e : update.rekeyed().entrySet()) {
+      for (Trainer t : trainers) {
+        if (loses(t, e.getValue(), elsewhere)) {
+          surgery.rekey(t, e.getValue(), e.getKey());
+        }
+      }
+    }
+    for (Parameter p : update.restarted()) {
+      for (Trainer t : trainers) {
+        if (TrainerSurgery.holds(t, p)) {
+          // As ModuleSurgery.unfreezeParameters does: what was frozen starts training fresh.
+          surgery.dropState(t, p);
+          surgery.restartTraining(t, p);
+        }
+      }
+    }
+    for (Parameter p : update.leaving()) {
+      boolean held = false;
+      for (Trainer t : trainers) {
+        if (TrainerSurgery.holds(t, p)) {
+          held = true;
+          if (!elsewhere.keeps(t, p)) {
+            surgery.remove(t, p);
+          }
+        }
+      }
+      if (!held) {
+        logger.debug(
+            "parameter '{}' ({}) is held by no trainer (never used in a forward pass): skipped",
+            p.getName(),
+            p.getId());
+      }
+    }
+    for (Parameter p : update.born()) {
+      for (Trainer t : update.receivers()) {
+        surgery.add(t, p, true, owners.get(p));
+      }
+    }
+  }
+
+  /**
+   * Decides Composer's optimizer update: an added parameter around the very array of a removed one
+   * that a trainer holds takes over its entry and state; other added ones are born; removed ones
+   * not taken over leave; born ones join the trainers that held leaving ones (all trainers when
+   * none did). A trainer whose model still uses a removed parameter ({@code elsewhere}: a block
+   * shared with another model) keeps it and is no target for it, and a trainer of another model
+   * that holds none of the added parameters is no receiver. Reads the trainers' stores only.
+   */
+  static TrainerUpdate decide(
+      List<Parameter> removed, List<Parameter> added, List<Trainer> trainers, StillUsed elsewhere) {
+    Map<NDArray, Parameter> removedByArray = new IdentityHashMap<>();
+    for (Parameter p : removed) {
+      if (p.isInitialized()) {
+        removedByArray.putIfAbsent(p.getArray(), p);
+      }
+    }
+    Set<Parameter> rewrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+    Map<Parameter, Parameter> rekeyed = new LinkedHashMap<>(); // identity keys, added order
+    List<Parameter> restarted = new ArrayList<>();
+    List<Parameter> born = new ArrayList<>();
+    for (Parameter p : added) {
+      Parameter previous = p.isInitialized() ? removedByArray.remove(p.getArray()) : null;
+      if (previous == null) {
+        born.add(p);
+        continue;
+      }
+      rewrapped.add(previous);
+      if (losesAny(trainers, previous, elsewhere)) {
+        rekeyed.put(p, previous);
+        if (!previous.requiresGradient() && p.requiresGradient()) {
+          restarted.add(p); // a frozen layer made trainable by a new wrapper: it never trained
+        }
+      } else {
+        born.add(p); // the old wrapper never trained: the new one starts as a fresh parameter
+      }
+    }
+    List<Parameter> leaving = new ArrayList<>();
+    Set<Trainer> targets = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Parameter p : removed) {
+      if (rewrapped.contains(p)) {
+        continue;
+      }
+      leaving.add(p);
+      for (Trainer t : trainers) {
+        if (loses(t, p, elsewhere)) {
+          targets.add(t);
+        }
+      }
+    }
+    List<Trainer> receivers = new ArrayList<>(targets);
+    if (targets.isEmpty()) {
+      for (Trainer t : trainers) {
+        if (!elsewhere.isApart(t)) {
+          receivers.add(t); // not the trainer of another model the new parameters are not in
+        }
+      }
+    }
+    return new TrainerUpdate(rekeyed, restarted, born, leaving, receivers);
+  }
+
+  /** Whether some trainer holds the parameter and its model no longer uses it. */
+  private static boolean losesAny(List<Trainer> trainers, Parameter p, StillUsed elsewhere) {
+    for (Trainer t : trainers) {
+      if (loses(t, p, elsewhere)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Whether the trainer holds a parameter leaving the tree and its model does not keep it (a block
+   * shared with the surgery's tree stays in another model and in that model's trainer).
+   */
+  static boolean loses(Trainer t, Parameter p, StillUsed elsewhere) {
+    return TrainerSurgery.holds(t, p) && !elsewhere.keeps(t, p);
+  }
+}
