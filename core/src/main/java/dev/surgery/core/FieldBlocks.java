@@ -108,65 +108,148 @@ final class FieldBlocks {
 
   /** Looks at what one holder holds: returns a wanted block, or queues what may hold one. */
   private static Block open(Object holder, Predicate<Block> wanted, ArrayDeque<Object> next) {
-    Class<?> type = holder.getClass();
-    if (holder instanceof ai.djl.util.Pair<?, ?> pair) {
-      return first(wanted, next, pair.getKey(), pair.getValue());
-    } else if (holder instanceof ai.djl.util.PairList<?, ?> pairs) {
-      Block b = each(pairs.keys(), wanted, next);
-      return b != null ? b : each(pairs.values(), wanted, next);
-    } else if (holder instanceof java.util.Optional<?> optional) {
-      return one(wanted, next, optional.orElse(null));
-    } else if (holder instanceof Map.Entry<?, ?> entry) {
-      return first(wanted, next, entry.getKey(), entry.getValue());
-    } else if (holder instanceof java.util.concurrent.atomic.AtomicReference<?> reference) {
-      return one(wanted, next, reference.get());
-    } else if (holder instanceof Map<?, ?> map) {
-      Block b = each(map.keySet(), wanted, next);
-      return b != null ? b : each(map.values(), wanted, next);
-    } else if (holder instanceof Collection<?> items) {
-      return each(items, wanted, next);
-    } else if (holder instanceof Object[] array) {
-      return each(Arrays.asList(array), wanted, next);
-    } else if (holder instanceof java.lang.ref.Reference<?> reference) {
-      return one(wanted, next, reference.get());
-    } else if (holder instanceof java.util.concurrent.atomic.AtomicReferenceArray<?> cells) {
-      for (int i = 0; i < cells.length(); i++) {
-        Block b = one(wanted, next, cells.get(i));
-        if (b != null) {
-          return b;
-        }
-      }
-    } else if (type.isSynthetic() || type.isHidden()) {
-      return each(DjlInternals.capturedValues(holder), wanted, next);
-    } else if (DjlInternals.isPlainHolder(type)) {
-      for (Field inner : DjlInternals.plainHolderFields(type)) {
-        Block b = one(wanted, next, DjlInternals.read(inner, holder));
-        if (b != null) {
-          return b;
-        }
-      }
-    }
-    return null;
+    Block[] found = new Block[1];
+    forEachItem(
+        holder, Holder.of(holder), (item, part) -> (found[0] = one(wanted, next, item)) != null);
+    return found[0];
   }
 
-  private static Block each(Iterable<?> items, Predicate<Block> wanted, ArrayDeque<Object> next) {
-    for (Object item : items) {
-      Block b = one(wanted, next, item);
-      if (b != null) {
-        return b;
-      }
+  /**
+   * The kinds of holder the engine looks through, told apart in this order, each with the words a
+   * refusal uses for a block it holds directly (null: built from the holder, see {@code
+   * FieldWrites}).
+   */
+  enum Holder {
+    PAIR("inside a Pair"),
+    PAIR_LIST("inside a PairList"),
+    OPTIONAL("inside an Optional"),
+    MAP_ENTRY("inside a Map.Entry"),
+    ATOMIC_REFERENCE("inside an AtomicReference"),
+    MAP("in a Map the surgery does not write"),
+    COLLECTION("in a collection the surgery does not write"),
+    ARRAY("in an array the surgery does not write"),
+    REFERENCE(null),
+    ATOMIC_REFERENCE_ARRAY("inside an AtomicReferenceArray"),
+    /** A lambda or method reference: it holds what it captured. */
+    FUNCTION("captured by a lambda"),
+    /** An object of a class of the program's own (a record, a small holder class). */
+    PLAIN(null),
+    /** Anything else: looked at, not into. */
+    OTHER(null);
+
+    final String words;
+
+    Holder(String words) {
+      this.words = words;
     }
-    return null;
+
+    static Holder of(Object value) {
+      if (value instanceof ai.djl.util.Pair<?, ?>) {
+        return PAIR;
+      } else if (value instanceof ai.djl.util.PairList<?, ?>) {
+        return PAIR_LIST;
+      } else if (value instanceof java.util.Optional<?>) {
+        return OPTIONAL;
+      } else if (value instanceof Map.Entry<?, ?>) {
+        return MAP_ENTRY;
+      } else if (value instanceof java.util.concurrent.atomic.AtomicReference<?>) {
+        return ATOMIC_REFERENCE;
+      } else if (value instanceof Map<?, ?>) {
+        return MAP;
+      } else if (value instanceof Collection<?>) {
+        return COLLECTION;
+      } else if (value instanceof Object[]) {
+        return ARRAY;
+      } else if (value instanceof java.lang.ref.Reference<?>) {
+        return REFERENCE;
+      } else if (value instanceof java.util.concurrent.atomic.AtomicReferenceArray<?>) {
+        return ATOMIC_REFERENCE_ARRAY;
+      }
+      Class<?> type = value.getClass();
+      if (type.isSynthetic() || type.isHidden()) {
+        return FUNCTION;
+      }
+      return DjlInternals.isPlainHolder(type) ? PLAIN : OTHER;
+    }
   }
 
-  private static Block first(Predicate<Block> wanted, ArrayDeque<Object> next, Object... items) {
-    for (Object item : items) {
-      Block b = one(wanted, next, item);
-      if (b != null) {
-        return b;
+  /** Where in its holder an item sits, for the holders whose parts differ: a map's keys. */
+  static final Object MAP_KEY = new Object();
+
+  /** Receives a holder's items one at a time. */
+  @FunctionalInterface
+  interface Items {
+    /**
+     * Takes one item.
+     *
+     * @param item what the holder holds (may be null)
+     * @param part {@link #MAP_KEY} for a map's key, the {@link Field} of a {@link Holder#PLAIN}
+     *     holder the item is in, null otherwise
+     * @return true to stop
+     */
+    boolean next(Object item, Object part);
+  }
+
+  /**
+   * Hands each item a holder holds directly to {@code items}, in order (a map's keys before its
+   * values), until one stops it. Collections are iterated in place, never copied.
+   *
+   * @return whether {@code items} stopped it
+   */
+  static boolean forEachItem(Object holder, Holder kind, Items items) {
+    switch (kind) {
+      case PAIR:
+        ai.djl.util.Pair<?, ?> pair = (ai.djl.util.Pair<?, ?>) holder;
+        return items.next(pair.getKey(), null) || items.next(pair.getValue(), null);
+      case PAIR_LIST:
+        ai.djl.util.PairList<?, ?> pairs = (ai.djl.util.PairList<?, ?>) holder;
+        return each(pairs.keys(), null, items) || each(pairs.values(), null, items);
+      case OPTIONAL:
+        return items.next(((java.util.Optional<?>) holder).orElse(null), null);
+      case MAP_ENTRY:
+        Map.Entry<?, ?> entry = (Map.Entry<?, ?>) holder;
+        return items.next(entry.getKey(), null) || items.next(entry.getValue(), null);
+      case ATOMIC_REFERENCE:
+        return items.next(((java.util.concurrent.atomic.AtomicReference<?>) holder).get(), null);
+      case MAP:
+        Map<?, ?> map = (Map<?, ?>) holder;
+        return each(map.keySet(), MAP_KEY, items) || each(map.values(), null, items);
+      case COLLECTION:
+        return each((Collection<?>) holder, null, items);
+      case ARRAY:
+        return each(Arrays.asList((Object[]) holder), null, items);
+      case REFERENCE:
+        return items.next(((java.lang.ref.Reference<?>) holder).get(), null);
+      case ATOMIC_REFERENCE_ARRAY:
+        java.util.concurrent.atomic.AtomicReferenceArray<?> cells =
+            (java.util.concurrent.atomic.AtomicReferenceArray<?>) holder;
+        for (int i = 0; i < cells.length(); i++) {
+          if (items.next(cells.get(i), null)) {
+            return true;
+          }
+        }
+        return false;
+      case FUNCTION:
+        return each(DjlInternals.capturedValues(holder), null, items);
+      case PLAIN:
+        for (Field inner : DjlInternals.plainHolderFields(holder.getClass())) {
+          if (items.next(DjlInternals.read(inner, holder), inner)) {
+            return true;
+          }
+        }
+        return false;
+      default:
+        return false;
+    }
+  }
+
+  private static boolean each(Iterable<?> values, Object part, Items items) {
+    for (Object item : values) {
+      if (items.next(item, part)) {
+        return true;
       }
     }
-    return null;
+    return false;
   }
 
   /** The item if it is a wanted block, else null; queues it if it may hold one. */

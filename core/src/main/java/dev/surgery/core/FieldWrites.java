@@ -1,10 +1,10 @@
 package dev.surgery.core;
 
 import ai.djl.nn.Block;
+import dev.surgery.core.FieldBlocks.Holder;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
@@ -36,9 +36,11 @@ final class FieldWrites {
 
   /**
    * Where a field's value keeps {@code old} out of the engine's reach, looking one level into the
-   * common holders; null when it does not. A {@code List}, array, other collection or map value is
-   * written by {@link #writeIntoField} and holds the old block no more by now; a map's keys are
-   * not.
+   * holders {@link FieldBlocks} knows (two into a collection, an array or a plain holder: a list of
+   * lists, a record's list); null when it does not. A {@code List}, array, other collection or map
+   * value is written by {@link #writeIntoField} and holds the old block no more by now, unless it
+   * sits in a field the surgery does not write (declared {@code Iterable}, say); a map's keys are
+   * never written.
    */
   private static String holderOf(Object value, Block old, Field field) {
     if (value == null) {
@@ -47,78 +49,55 @@ final class FieldWrites {
     if (value == old) {
       return "in a field of type " + field.getType().getName();
     }
-    if (value instanceof ai.djl.util.Pair<?, ?> pair) {
-      return pair.getKey() == old || pair.getValue() == old ? "inside a Pair" : null;
+    Holder kind = Holder.of(value);
+    Object[] part = new Object[1];
+    if (FieldBlocks.forEachItem(value, kind, (item, where) -> item == old && found(part, where))) {
+      return words(kind, value, part[0]);
     }
-    if (value instanceof ai.djl.util.PairList<?, ?> pairs) {
-      return TreeSurgery.containsIdentity(pairs.keys(), old)
-              || TreeSurgery.containsIdentity(pairs.values(), old)
-          ? "inside a PairList"
-          : null;
-    }
-    if (value instanceof java.util.Optional<?> optional) {
-      return optional.isPresent() && optional.get() == old ? "inside an Optional" : null;
-    }
-    if (value instanceof Map.Entry<?, ?> entry) {
-      return entry.getKey() == old || entry.getValue() == old ? "inside a Map.Entry" : null;
-    }
-    if (value instanceof java.util.concurrent.atomic.AtomicReference<?> reference) {
-      return reference.get() == old ? "inside an AtomicReference" : null;
-    }
-    if (value instanceof Map<?, ?> map) {
-      if (TreeSurgery.containsIdentity(map.keySet(), old)) {
-        return "as a key of a Map";
-      }
-      return TreeSurgery.containsIdentity(map.values(), old)
-          ? "in a Map the surgery does not write"
-          : null;
-    }
-    // A collection or array the writes reached holds the old block no more; one still holding it
-    // sits in a field the surgery does not write (declared Iterable, say), or one level down in
-    // a list of lists or an array of arrays, which the writes do not reach.
-    if (value instanceof Collection<?> items) {
-      if (TreeSurgery.containsIdentity(items, old)) {
-        return "in a collection the surgery does not write";
-      }
-      return nestedIn(items, old) ? "in a collection nested in a collection" : null;
-    }
-    if (value instanceof Object[] array) {
-      List<Object> items = Arrays.asList(array);
-      if (TreeSurgery.containsIdentity(items, old)) {
-        return "in an array the surgery does not write";
-      }
-      return nestedIn(items, old) ? "in a collection or array nested in an array" : null;
-    }
-    if (value instanceof java.lang.ref.Reference<?> reference) {
-      return reference.get() == old ? "inside a " + value.getClass().getSimpleName() : null;
-    }
-    if (value instanceof java.util.concurrent.atomic.AtomicReferenceArray<?> cells) {
-      for (int i = 0; i < cells.length(); i++) {
-        if (cells.get(i) == old) {
-          return "inside an AtomicReferenceArray";
-        }
-      }
+    if (kind != Holder.COLLECTION && kind != Holder.ARRAY && kind != Holder.PLAIN) {
       return null;
     }
-    Class<?> type = value.getClass();
-    if (type.isSynthetic() || type.isHidden()) {
-      // A lambda calls what it captured: a field holding one that captured the block.
-      return TreeSurgery.containsIdentity(DjlInternals.capturedValues(value), old)
-          ? "captured by a lambda"
-          : null;
+    boolean nested =
+        FieldBlocks.forEachItem(
+            value, kind, (item, where) -> holdsDirectly(item, old) && found(part, where));
+    if (!nested) {
+      return null;
     }
-    if (DjlInternals.isPlainHolder(type)) {
-      for (Field inner : DjlInternals.plainHolderFields(type)) {
-        Object held = DjlInternals.read(inner, value);
-        if (held == old
-            || (held instanceof Collection<?> c && TreeSurgery.containsIdentity(c, old))
-            || (held instanceof Object[] a
-                && TreeSurgery.containsIdentity(Arrays.asList(a), old))) {
-          return "inside a " + type.getName() + " (its field '" + inner.getName() + "')";
-        }
-      }
+    return switch (kind) {
+      case COLLECTION -> "in a collection nested in a collection";
+      case ARRAY -> "in a collection or array nested in an array";
+      default -> words(kind, value, part[0]);
+    };
+  }
+
+  private static boolean found(Object[] part, Object where) {
+    part[0] = where;
+    return true;
+  }
+
+  /** Whether an item is a collection, an array or a map (keys or values) holding the block. */
+  private static boolean holdsDirectly(Object item, Block old) {
+    if (item == null) {
+      return false;
     }
-    return null;
+    Holder kind = Holder.of(item);
+    return (kind == Holder.COLLECTION || kind == Holder.ARRAY || kind == Holder.MAP)
+        && FieldBlocks.forEachItem(item, kind, (inner, where) -> inner == old);
+  }
+
+  /** The words for a block a holder of the kind holds at {@code part}. */
+  private static String words(Holder kind, Object value, Object part) {
+    return switch (kind) {
+      case MAP -> part == FieldBlocks.MAP_KEY ? "as a key of a Map" : kind.words;
+      case REFERENCE -> "inside a " + value.getClass().getSimpleName();
+      case PLAIN ->
+          "inside a "
+              + value.getClass().getName()
+              + " (its field '"
+              + ((Field) part).getName()
+              + "')";
+      default -> kind.words;
+    };
   }
 
   /**
@@ -157,20 +136,6 @@ final class FieldWrites {
     return type.isSynthetic() || type.isHidden()
         ? "captured by a lambda, through what it captured"
         : "nested inside a " + type.getTypeName();
-  }
-
-  /** Whether a collection or array among the items holds the block. */
-  private static boolean nestedIn(Collection<?> items, Block old) {
-    for (Object item : items) {
-      if ((item instanceof Collection<?> c && TreeSurgery.containsIdentity(c, old))
-          || (item instanceof Object[] a && TreeSurgery.containsIdentity(Arrays.asList(a), old))
-          || (item instanceof Map<?, ?> m
-              && (TreeSurgery.containsIdentity(m.values(), old)
-                  || TreeSurgery.containsIdentity(m.keySet(), old)))) {
-        return true;
-      }
-    }
-    return false;
   }
 
   @SuppressWarnings("unchecked")

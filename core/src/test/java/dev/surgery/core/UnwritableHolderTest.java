@@ -26,6 +26,7 @@ import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
 import java.util.AbstractMap;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -428,6 +429,38 @@ class UnwritableHolderTest {
     }
   }
 
+  /** A static map: the engine writes an instance's maps, never a class's. */
+  static final class StaticMapParent extends HolderParent {
+    static final Map<String, Block> REGISTRY = new HashMap<>();
+
+    StaticMapParent(Block held, Block plain) {
+      super(plain);
+      REGISTRY.put("held", addChildBlock("held", held));
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return REGISTRY.get("held");
+    }
+  }
+
+  /** A static array: the engine writes an instance's arrays, never a class's. */
+  static final class StaticArrayParent extends HolderParent {
+    static final Block[] SLOTS = new Block[1];
+
+    StaticArrayParent(Block held, Block plain) {
+      super(plain);
+      SLOTS[0] = addChildBlock("held", held);
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return SLOTS[0];
+    }
+  }
+
   /** One holder: how to build its parent, and the words the refusal must use. */
   record Case(
       String holder,
@@ -471,8 +504,9 @@ class UnwritableHolderTest {
         new Case("in a collection nested in a collection", "groups", NestedListParent::new, false),
         new Case(
             "in a collection or array nested in an array", "grid", NestedArrayParent::new, false),
-        new Case(
-            "in a field of type " + Block.class.getName(), "shared", StaticParent::new, false));
+        new Case("in a field of type " + Block.class.getName(), "shared", StaticParent::new, false),
+        new Case("in a Map the surgery does not write", "REGISTRY", StaticMapParent::new, false),
+        new Case("in an array the surgery does not write", "SLOTS", StaticArrayParent::new, false));
   }
 
   @ParameterizedTest(name = "{0}")
