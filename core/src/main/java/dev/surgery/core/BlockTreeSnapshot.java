@@ -62,7 +62,7 @@ public final class BlockTreeSnapshot {
     BlockTreeSnapshot snapshot = new BlockTreeSnapshot(root);
     Set<Object> met = identitySet();
     for (Block block : reachable(root)) {
-      BlockList children = DjlInternals.liveChildren(block);
+      BlockList children = DjlInternals.registeredChildren(block);
       List<FieldState> fields = new ArrayList<>();
       List<Field> holding = DjlInternals.blockHoldingFields(block.getClass());
       for (Field field : DjlInternals.instanceFields(block.getClass())) {
@@ -114,7 +114,7 @@ public final class BlockTreeSnapshot {
     }
     for (BlockState state : blocks) {
       if (state.children() != null) {
-        BlockList children = DjlInternals.liveChildren(state.block());
+        BlockList children = DjlInternals.registeredChildren(state.block());
         children.keys().clear();
         children.keys().addAll(state.keys());
         children.values().clear();

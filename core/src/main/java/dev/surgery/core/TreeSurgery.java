@@ -899,7 +899,7 @@ final class TreeSurgery {
   private int writeIntoParent(TreeNode parentNode, TreeNode oldNode, Block replacement, int hint) {
     Block parent = parentNode.block;
     Block old = oldNode.block;
-    BlockList children = DjlInternals.liveChildren(parent);
+    BlockList children = DjlInternals.registeredChildren(parent);
     if (children == null) {
       throw new SurgeryException(
           BlockPaths.display(parentNode.path()),
@@ -939,7 +939,35 @@ final class TreeSurgery {
     if (!DjlInternals.blockReferencingFields(parent.getClass()).isEmpty()) {
       FieldWrites.refuseUnwritable(parent, old, oldNode::path);
     }
+    if (DjlInternals.listsChildrenItself(parent.getClass())) {
+      // Its getChildren() is DJL's view of it (parameters, save, the trainer) and usually built
+      // from the fields written above: it must now list the replacement, not the old block.
+      refuseStillListed(parentNode, oldNode, replacement);
+      return -1;
+    }
     return written;
+  }
+
+  /**
+   * Refuses when a parent that lists its children itself still lists the old block, or does not
+   * list the replacement, after the writes: the surgery cannot reach the place the list is built
+   * from.
+   */
+  private static void refuseStillListed(TreeNode parentNode, TreeNode oldNode, Block replacement) {
+    Block parent = parentNode.block;
+    List<Block> listed = parent.getChildren().values();
+    boolean stale = containsIdentity(listed, oldNode.block);
+    if (stale || !containsIdentity(listed, replacement)) {
+      throw new SurgeryException(
+          BlockPaths.display(oldNode.path()),
+          parent.getClass().getName()
+              + " lists its children itself (it overrides getChildren()) and "
+              + (stale ? "still lists the old block" : "does not list the replacement")
+              + " after the surgery wrote the fields that held it: the model DJL trains and saves"
+              + " would not be the one its forward runs; keep the children in fields of type"
+              + " Block, a List, an array or a Map that getChildren() reads, or replace the whole"
+              + " block");
+    }
   }
 
   /** Sets one child, journaled, renaming a key DJL derived from the old block's class. */

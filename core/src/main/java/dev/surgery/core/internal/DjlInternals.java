@@ -179,9 +179,24 @@ public final class DjlInternals {
    * Returns the live children list of a block (not the defensive copy {@code getChildren()} makes).
    *
    * @param block a block
-   * @return its live list, or null when the block is not an {@link AbstractBlock}
+   * @return its live list, or null when the block is not an {@link AbstractBlock} or its class
+   *     lists its children itself ({@link #listsChildrenItself}): the live list is then not what
+   *     DJL sees
    */
   public static BlockList liveChildren(Block block) {
+    if (!(block instanceof AbstractBlock) || listsChildrenItself(block.getClass())) {
+      return null;
+    }
+    return registeredChildren(block);
+  }
+
+  /**
+   * Returns the list {@code addChildBlock} fills, even for a class that lists its children itself.
+   *
+   * @param block a block
+   * @return the live list, or null when the block is not an {@link AbstractBlock}
+   */
+  public static BlockList registeredChildren(Block block) {
     if (!(block instanceof AbstractBlock)) {
       return null;
     }
@@ -194,6 +209,50 @@ public final class DjlInternals {
     }
     return (BlockList) get(blockChildren, block);
   }
+
+  /**
+   * Whether a block class overrides {@code getChildren()}: DJL's view of its children (its
+   * parameters, save and load, the trainer) is then what the override returns, which need not be
+   * the list {@code addChildBlock} fills. DJL's own blocks do not override it.
+   *
+   * @param type a block class
+   * @return whether a class between it and {@link AbstractBlock} declares {@code getChildren()}
+   */
+  public static boolean listsChildrenItself(Class<?> type) {
+    // Asked for every block of every walk: a short scan of the classes seen not to override
+    // (a tree has few), where a ClassValue lookup would cost more than the rest of a leaf's work.
+    Class<?>[] plain = childrenNotOverridden;
+    for (Class<?> c : plain) {
+      if (c == type) {
+        return false;
+      }
+    }
+    boolean overrides = CHILDREN_OVERRIDDEN.get(type);
+    if (!overrides && plain.length < 32) {
+      Class<?>[] grown = java.util.Arrays.copyOf(plain, plain.length + 1);
+      grown[plain.length] = type;
+      childrenNotOverridden = grown; // a lost race only costs a ClassValue lookup later
+    }
+    return overrides;
+  }
+
+  private static volatile Class<?>[] childrenNotOverridden = new Class<?>[0];
+
+  private static final ClassValue<Boolean> CHILDREN_OVERRIDDEN =
+      new ClassValue<>() {
+        @Override
+        protected Boolean computeValue(Class<?> type) {
+          for (Class<?> c = type; c != null && c != AbstractBlock.class; c = c.getSuperclass()) {
+            try {
+              c.getDeclaredMethod("getChildren");
+              return true;
+            } catch (NoSuchMethodException e) {
+              // not here: look further up
+            }
+          }
+          return false;
+        }
+      };
 
   /**
    * Returns the live map of a block's direct parameters.

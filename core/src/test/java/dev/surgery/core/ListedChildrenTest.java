@@ -1,0 +1,302 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.BlockList;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import ai.djl.util.PairList;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.TinyDense;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.BiFunction;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A block that lists its children by overriding {@code getChildren()} instead of registering them
+ * with {@code addChildBlock}: DJL's own view of the tree (parameters, save, load, the trainer) is
+ * what the override returns. The engine must see those children too: find and replace them (the
+ * fields the list is built from are written), free the arrays of such a block it replaces, and
+ * refuse, with the model as it was, a list it cannot change. The oracle is the same block with its
+ * children registered (the engine's usual case) put through the same surgery and the same steps.
+ */
+class ListedChildrenTest {
+
+  private static final Shape INPUT = new Shape(4, 5);
+
+  /** Calls its two children in turn. */
+  abstract static class Pairing extends AbstractBlock {
+    Block first;
+    Block second;
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      NDList hidden = first.forward(store, inputs, training);
+      return second.forward(
+          store, new NDList(Activation.relu(hidden.singletonOrThrow())), training);
+    }
+
+    @Override
+    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
+      first.initialize(manager, dataType, shapes);
+      second.initialize(manager, dataType, first.getOutputShapes(shapes));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return second.getOutputShapes(first.getOutputShapes(inputs));
+    }
+  }
+
+  /** Keeps its children in fields and lists them from there, never registering them. */
+  static final class Listed extends Pairing {
+    Listed(Block first, Block second) {
+      this.first = first;
+      this.second = second;
+    }
+
+    @Override
+    public BlockList getChildren() {
+      BlockList list = new BlockList(2);
+      list.add("first", first);
+      list.add("second", second);
+      return list;
+    }
+  }
+
+  /** The twin: the same block with its children registered. */
+  static final class Registered extends Pairing {
+    Registered(Block first, Block second) {
+      this.first = addChildBlock("first", first);
+      this.second = addChildBlock("second", second);
+    }
+  }
+
+  /**
+   * Lists the children it was built with, whatever its fields hold later, from a place the engine
+   * does not look into (a thread-local list).
+   */
+  static final class ListedOnce extends Pairing {
+    private final ThreadLocal<BlockList> built = new ThreadLocal<>();
+
+    ListedOnce(Block first, Block second) {
+      this.first = first;
+      this.second = second;
+      BlockList list = new BlockList(2);
+      list.add("first", first);
+      list.add("second", second);
+      built.set(list);
+    }
+
+    @Override
+    public BlockList getChildren() {
+      BlockList copy = new BlockList(2);
+      copy.addAll(built.get());
+      return copy;
+    }
+  }
+
+  /** A model, its trainer under Adam, and a batch, all initialized from the same seed. */
+  private static final class Run implements AutoCloseable {
+    final Pairing inner;
+    final Model model;
+    final Trainer trainer;
+    final NDArray x;
+    final NDArray y;
+
+    Run(BiFunction<Block, Block, Pairing> build) {
+      inner = build.apply(new TinyDense(4), new TinyDense(4));
+      model = Model.newInstance("listed");
+      model.setBlock(new SequentialBlock().add(inner).add(new TinyDense(3)));
+      trainer =
+          model.newTrainer(
+              new DefaultTrainingConfig(Loss.l2Loss())
+                  .optOptimizer(
+                      Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build()));
+      Engine.getInstance().setRandomSeed(11);
+      trainer.initialize(INPUT);
+      x = model.getNDManager().randomNormal(INPUT);
+      y = model.getNDManager().randomNormal(new Shape(4, 3));
+    }
+
+    void step() {
+      try (GradientCollector collector = trainer.newGradientCollector()) {
+        NDArray loss = trainer.getLoss().evaluate(new NDList(y), trainer.forward(new NDList(x)));
+        collector.backward(loss);
+      }
+      trainer.step();
+    }
+
+    List<Parameter> parameters() {
+      List<Parameter> all = new ArrayList<>();
+      model.getBlock().getParameters().values().forEach(all::add);
+      return all;
+    }
+
+    /** The ids of the trainer's store: exactly the model's parameters, none left behind. */
+    void assertStoreIsTheModel() {
+      Set<String> model = new HashSet<>();
+      parameters().forEach(p -> model.add(p.getId()));
+      Map<String, Object> store = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+      assertEquals(model, store.keySet(), "the trainer's store holds exactly the model");
+    }
+
+    @Override
+    public void close() {
+      trainer.close();
+      model.close();
+    }
+  }
+
+  private static Map<Block, Block> copySecond(Run run) {
+    return ModuleSurgery.replaceModules(
+        run.model.getBlock(),
+        Map.<BlockMatcher, ReplacementFunction>of(
+            BlockMatcher.byBlock(block -> block == run.inner.second),
+            (block, index) -> TinyDense.copying((TinyDense) block)),
+        SurgeryOptions.builder().optTrainers(List.of(run.trainer)).build());
+  }
+
+  @Test
+  void aLayerListedOnlyByGetChildrenIsFoundReplacedAndTrainsAsWhenRegistered() {
+    try (Run subject = new Run(Listed::new);
+        Run control = new Run(Registered::new)) {
+      ExactnessOracle.assertTwinsBitIdentical(
+          control.parameters(), control.trainer, subject.parameters(), subject.trainer, "at start");
+      assertEquals(
+          3, ModuleSurgery.countModuleInstances(subject.model.getBlock(), TinyDense.class));
+      for (int i = 0; i < 2; i++) {
+        subject.step();
+        control.step();
+      }
+      Block old = subject.inner.second;
+      List<NDArray> oldArrays = new ArrayList<>();
+      old.getParameters().values().forEach(p -> oldArrays.add(p.getArray()));
+
+      assertEquals(1, copySecond(subject).size());
+      assertEquals(1, copySecond(control).size());
+
+      assertNotSame(old, subject.inner.second, "the field the list is built from was written");
+      assertSame(subject.inner.second, subject.inner.getChildren().get("second"));
+      assertTrue(oldArrays.stream().allMatch(NDArray::isReleased), "the old arrays are freed");
+      subject.assertStoreIsTheModel();
+      for (int i = 0; i < 4; i++) {
+        subject.step();
+        control.step();
+        ExactnessOracle.assertTwinsBitIdentical(
+            control.parameters(),
+            control.trainer,
+            subject.parameters(),
+            subject.trainer,
+            "after step " + (i + 1) + " past the surgery");
+      }
+    }
+  }
+
+  @Test
+  void replacingABlockThatListsItsChildrenItselfFreesTheirArraysAndLeavesTheTrainerExact() {
+    try (Run subject = new Run(Listed::new);
+        Run control = new Run(Registered::new)) {
+      subject.step();
+      control.step();
+      List<NDArray> oldArrays = new ArrayList<>();
+      subject.inner.getParameters().values().forEach(p -> oldArrays.add(p.getArray()));
+      assertEquals(4, oldArrays.size());
+
+      for (Run run : List.of(subject, control)) {
+        Pairing inner = run.inner;
+        BiFunction<Block, Block, Pairing> rebuild =
+            inner instanceof Listed ? Listed::new : Registered::new;
+        ModuleSurgery.replaceModules(
+            run.model.getBlock(),
+            Map.<BlockMatcher, ReplacementFunction>of(
+                BlockMatcher.byBlock(block -> block == inner),
+                (block, index) ->
+                    rebuild.apply(
+                        TinyDense.copying((TinyDense) inner.first),
+                        TinyDense.copying((TinyDense) inner.second))),
+            SurgeryOptions.builder().optTrainers(List.of(run.trainer)).build());
+      }
+
+      assertTrue(
+          oldArrays.stream().allMatch(NDArray::isReleased),
+          "the replaced block's children's arrays are freed");
+      subject.assertStoreIsTheModel();
+      for (int i = 0; i < 3; i++) {
+        subject.step();
+        control.step();
+        ExactnessOracle.assertTwinsBitIdentical(
+            control.parameters(),
+            control.trainer,
+            subject.parameters(),
+            subject.trainer,
+            "after step " + (i + 1) + " past the surgery");
+      }
+    }
+  }
+
+  @Test
+  void aListThatDoesNotFollowItsFieldsIsRefusedWithTheModelAsItWas() {
+    try (Run subject = new Run(ListedOnce::new);
+        Run control = new Run(ListedOnce::new)) {
+      subject.step();
+      control.step();
+      Block old = subject.inner.second;
+      List<NDArray> arrays = new ArrayList<>();
+      subject.parameters().forEach(p -> arrays.add(p.getArray()));
+
+      SurgeryException refused = assertThrows(SurgeryException.class, () -> copySecond(subject));
+
+      assertTrue(
+          refused.getMessage().contains("overrides getChildren()")
+              && refused.getMessage().contains("still lists the old block"),
+          refused.getMessage());
+      assertEquals("01ListedOnce/second", refused.getBlockPath());
+      assertSame(old, subject.inner.second, "the field is put back");
+      List<Parameter> now = subject.parameters();
+      for (int i = 0; i < arrays.size(); i++) {
+        assertSame(arrays.get(i), now.get(i).getArray());
+        assertFalse(arrays.get(i).isReleased());
+      }
+      subject.assertStoreIsTheModel();
+      for (int i = 0; i < 2; i++) {
+        subject.step();
+        control.step();
+        ExactnessOracle.assertTwinsBitIdentical(
+            control.parameters(),
+            control.trainer,
+            subject.parameters(),
+            subject.trainer,
+            "after step " + (i + 1) + " past the refusal");
+      }
+    }
+  }
+}
