@@ -1428,7 +1428,7 @@ final class TreeSurgery {
   }
 
   static Collection<Parameter> directParameters(Block block) {
-    return block instanceof AbstractBlock ab
+    return block instanceof AbstractBlock ab && !DjlInternals.listsParametersItself(ab.getClass())
         ? DjlInternals.liveParameters(ab).values()
         : block.getDirectParameters().values();
   }

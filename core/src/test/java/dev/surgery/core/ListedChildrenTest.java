@@ -19,11 +19,13 @@ import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.ParameterList;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
+import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
@@ -124,18 +126,66 @@ class ListedChildrenTest {
     }
   }
 
+  /**
+   * Scales its input by one parameter it keeps in a field and lists itself, never registering it.
+   */
+  static class ListedScale extends AbstractBlock {
+    final Parameter scale =
+        Parameter.builder()
+            .setName("scale")
+            .setType(Parameter.Type.WEIGHT)
+            .optInitializer(new ConstantInitializer(0.5f))
+            .optShape(new Shape(1))
+            .build();
+
+    @Override
+    public ParameterList getDirectParameters() {
+      ParameterList list = new ParameterList();
+      list.add("scale", scale);
+      return list;
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      NDArray x = inputs.singletonOrThrow();
+      return new NDList(x.mul(store.getValue(scale, x.getDevice(), training)));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  /** The twin: the same parameter registered. */
+  static final class RegisteredScale extends ListedScale {
+    RegisteredScale() {
+      addParameter(scale);
+    }
+
+    @Override
+    public ParameterList getDirectParameters() {
+      return new ParameterList(DjlInternals.liveParameters(this));
+    }
+  }
+
   /** A model, its trainer under Adam, and a batch, all initialized from the same seed. */
   private static final class Run implements AutoCloseable {
-    final Pairing inner;
+    final Pairing inner; // null for a run whose first block is not a pairing
     final Model model;
     final Trainer trainer;
     final NDArray x;
     final NDArray y;
 
     Run(BiFunction<Block, Block, Pairing> build) {
-      inner = build.apply(new TinyDense(4), new TinyDense(4));
+      this(build.apply(new TinyDense(4), new TinyDense(4)));
+    }
+
+    Run(Block first) {
+      inner = first instanceof Pairing pairing ? pairing : null;
       model = Model.newInstance("listed");
-      model.setBlock(new SequentialBlock().add(inner).add(new TinyDense(3)));
+      model.setBlock(new SequentialBlock().add(first).add(new TinyDense(3)));
       trainer =
           model.newTrainer(
               new DefaultTrainingConfig(Loss.l2Loss())
@@ -296,6 +346,41 @@ class ListedChildrenTest {
             subject.parameters(),
             subject.trainer,
             "after step " + (i + 1) + " past the refusal");
+      }
+    }
+  }
+
+  @Test
+  void replacingABlockThatListsItsParametersItselfFreesThemAndLeavesTheTrainerExact() {
+    ListedScale listed = new ListedScale();
+    RegisteredScale registered = new RegisteredScale();
+    assertTrue(DjlInternals.liveParameters(listed).isEmpty(), "never registered");
+    try (Run subject = new Run(listed);
+        Run control = new Run(registered)) {
+      subject.step();
+      control.step();
+      NDArray old = listed.scale.getArray();
+      for (Run run : List.of(subject, control)) {
+        Block first = run.model.getBlock().getChildren().valueAt(0);
+        ModuleSurgery.replaceModules(
+            run.model.getBlock(),
+            Map.<BlockMatcher, ReplacementFunction>of(
+                BlockMatcher.byBlock(block -> block == first),
+                (block, index) ->
+                    block instanceof RegisteredScale ? new RegisteredScale() : new ListedScale()),
+            SurgeryOptions.builder().optTrainers(List.of(run.trainer)).build());
+      }
+      assertTrue(old.isReleased(), "the replaced block's own parameter is freed");
+      subject.assertStoreIsTheModel();
+      for (int i = 0; i < 3; i++) {
+        subject.step();
+        control.step();
+        ExactnessOracle.assertTwinsBitIdentical(
+            control.parameters(),
+            control.trainer,
+            subject.parameters(),
+            subject.trainer,
+            "after step " + (i + 1) + " past the surgery");
       }
     }
   }

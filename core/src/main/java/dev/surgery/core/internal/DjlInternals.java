@@ -219,40 +219,66 @@ public final class DjlInternals {
    * @return whether a class between it and {@link AbstractBlock} declares {@code getChildren()}
    */
   public static boolean listsChildrenItself(Class<?> type) {
-    // Asked for every block of every walk: a short scan of the classes seen not to override
-    // (a tree has few), where a ClassValue lookup would cost more than the rest of a leaf's work.
-    Class<?>[] plain = childrenNotOverridden;
-    for (Class<?> c : plain) {
-      if (c == type) {
-        return false;
-      }
-    }
-    boolean overrides = CHILDREN_OVERRIDDEN.get(type);
-    if (!overrides && plain.length < 32) {
-      Class<?>[] grown = java.util.Arrays.copyOf(plain, plain.length + 1);
-      grown[plain.length] = type;
-      childrenNotOverridden = grown; // a lost race only costs a ClassValue lookup later
-    }
-    return overrides;
+    return (ownViews(type) & OWN_CHILDREN) != 0;
   }
 
-  private static volatile Class<?>[] childrenNotOverridden = new Class<?>[0];
+  /**
+   * Whether a block class overrides {@code getDirectParameters()}: DJL's view of its parameters
+   * (initialization, save and load, the trainer) is then what the override returns, which need not
+   * be the map {@code addParameter} fills. DJL's own blocks do not override it.
+   *
+   * @param type a block class
+   * @return whether a class between it and {@link AbstractBlock} declares {@code
+   *     getDirectParameters()}
+   */
+  public static boolean listsParametersItself(Class<?> type) {
+    return (ownViews(type) & OWN_PARAMETERS) != 0;
+  }
 
-  private static final ClassValue<Boolean> CHILDREN_OVERRIDDEN =
+  private static final int OWN_CHILDREN = 1;
+  private static final int OWN_PARAMETERS = 2;
+
+  private static int ownViews(Class<?> type) {
+    // Asked for every block of every walk: a short scan of the classes seen to override neither
+    // (a tree has few), where a ClassValue lookup would cost more than the rest of a leaf's work.
+    Class<?>[] plain = plainViews;
+    for (Class<?> c : plain) {
+      if (c == type) {
+        return 0;
+      }
+    }
+    int views = OWN_VIEWS.get(type);
+    if (views == 0 && plain.length < 32) {
+      Class<?>[] grown = java.util.Arrays.copyOf(plain, plain.length + 1);
+      grown[plain.length] = type;
+      plainViews = grown; // a lost race only costs a ClassValue lookup later
+    }
+    return views;
+  }
+
+  private static volatile Class<?>[] plainViews = new Class<?>[0];
+
+  private static final ClassValue<Integer> OWN_VIEWS =
       new ClassValue<>() {
         @Override
-        protected Boolean computeValue(Class<?> type) {
+        protected Integer computeValue(Class<?> type) {
+          int views = 0;
           for (Class<?> c = type; c != null && c != AbstractBlock.class; c = c.getSuperclass()) {
-            try {
-              c.getDeclaredMethod("getChildren");
-              return true;
-            } catch (NoSuchMethodException e) {
-              // not here: look further up
-            }
+            views |= declares(c, "getChildren") ? OWN_CHILDREN : 0;
+            views |= declares(c, "getDirectParameters") ? OWN_PARAMETERS : 0;
           }
-          return false;
+          return views;
         }
       };
+
+  private static boolean declares(Class<?> type, String method) {
+    try {
+      type.getDeclaredMethod(method);
+      return true;
+    } catch (NoSuchMethodException e) {
+      return false;
+    }
+  }
 
   /**
    * Returns the live map of a block's direct parameters.
