@@ -970,6 +970,14 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       ended.put(trainer, st.ordinal);
       unfinished.remove(st);
     }
+    Model model = trainer.getModel();
+    if (!Objects.equals(recordOf(model), st.recordSeen)) {
+      // Another trainer of this model (sharing this listener, as an evaluation trainer built from
+      // the same config does) applied entries this one never reached: they ran on the model, and
+      // are listed so, not as never run.
+      st.recordSeen = recordOf(model);
+      skipRecorded(model, st);
+    }
     listNotRun(st, false);
     surgeryLog.write();
   }

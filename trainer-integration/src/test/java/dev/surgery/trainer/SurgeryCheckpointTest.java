@@ -710,6 +710,37 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * An evaluation trainer built from the same config as the training one (so sharing the listener)
+   * never trains: an entry the training trainer applied to their model while the evaluator was open
+   * is not "never ran" for the model. It was listed so, with a warning, when the evaluator closed.
+   */
+  @Test
+  void anEvaluationTrainerSharingTheListenerDoesNotReportWhatItsModelRanAsNeverRun()
+      throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .optTotalEpochs(2)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("evaluator-shares-listener")) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener));
+          Trainer evaluator = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 4), null);
+        evaluator.evaluate(new NDList(data.randomNormal(INPUT)));
+      } // the evaluator's training ends first
+      assertTrue(TestModels.count(model.getBlock(), "BlurConv2d") > 0);
+      assertEquals(List.of(), listener.getWarnings());
+      List<SurgeryOutcome> applied =
+          listener.getOutcomes().stream()
+              .filter(o -> o.status() == SurgeryOutcome.Status.APPLIED)
+              .toList();
+      assertEquals(1, applied.size(), listener.getOutcomes().toString());
+    }
+  }
+
+  /**
    * A record whose layer_freezing values were edited so that the replay freezes fewer layers than
    * the saved run did (its changes still list them): refused before any weight is read, the model
    * as it was; freezing more than recorded is no proof (a layer frozen by hand, above).
