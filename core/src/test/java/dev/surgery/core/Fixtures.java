@@ -38,15 +38,10 @@ final class Fixtures {
     }
   }
 
-  /** A container that runs its children in order and also keeps each in a field. */
-  static final class FieldHolder extends AbstractBlock {
+  /** Runs two children in order, keeping each in a field; how it lists them is up to a subclass. */
+  abstract static class TwoInOrder extends AbstractBlock {
     Block first;
     Block second;
-
-    FieldHolder(Block first, Block second) {
-      this.first = addChildBlock("first", first);
-      this.second = addChildBlock("second", second);
-    }
 
     @Override
     protected NDList forwardInternal(
@@ -63,6 +58,14 @@ final class Fixtures {
     @Override
     public Shape[] getOutputShapes(Shape[] inputs) {
       return second.getOutputShapes(first.getOutputShapes(inputs));
+    }
+  }
+
+  /** A container that runs its children in order and also keeps each in a field. */
+  static final class FieldHolder extends TwoInOrder {
+    FieldHolder(Block first, Block second) {
+      this.first = addChildBlock("first", first);
+      this.second = addChildBlock("second", second);
     }
   }
 

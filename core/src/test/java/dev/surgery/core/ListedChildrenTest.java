@@ -11,11 +11,8 @@ import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
-import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
@@ -53,33 +50,8 @@ class ListedChildrenTest {
 
   private static final Shape INPUT = new Shape(4, 5);
 
-  /** Calls its two children in turn. */
-  abstract static class Pairing extends AbstractBlock {
-    Block first;
-    Block second;
-
-    @Override
-    protected NDList forwardInternal(
-        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      NDList hidden = first.forward(store, inputs, training);
-      return second.forward(
-          store, new NDList(Activation.relu(hidden.singletonOrThrow())), training);
-    }
-
-    @Override
-    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
-      first.initialize(manager, dataType, shapes);
-      second.initialize(manager, dataType, first.getOutputShapes(shapes));
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputs) {
-      return second.getOutputShapes(first.getOutputShapes(inputs));
-    }
-  }
-
   /** Keeps its children in fields and lists them from there, never registering them. */
-  static final class Listed extends Pairing {
+  static final class Listed extends Fixtures.TwoInOrder {
     Listed(Block first, Block second) {
       this.first = first;
       this.second = second;
@@ -94,19 +66,11 @@ class ListedChildrenTest {
     }
   }
 
-  /** The twin: the same block with its children registered. */
-  static final class Registered extends Pairing {
-    Registered(Block first, Block second) {
-      this.first = addChildBlock("first", first);
-      this.second = addChildBlock("second", second);
-    }
-  }
-
   /**
    * Lists the children it was built with, whatever its fields hold later, from a place the engine
    * does not look into (a thread-local list).
    */
-  static final class ListedOnce extends Pairing {
+  static final class ListedOnce extends Fixtures.TwoInOrder {
     private final ThreadLocal<BlockList> built = new ThreadLocal<>();
 
     ListedOnce(Block first, Block second) {
@@ -172,18 +136,18 @@ class ListedChildrenTest {
 
   /** A model, its trainer under Adam, and a batch, all initialized from the same seed. */
   private static final class Run implements AutoCloseable {
-    final Pairing inner; // null for a run whose first block is not a pairing
+    final Fixtures.TwoInOrder inner; // null for a run whose first block is not a pairing
     final Model model;
     final Trainer trainer;
     final NDArray x;
     final NDArray y;
 
-    Run(BiFunction<Block, Block, Pairing> build) {
+    Run(BiFunction<Block, Block, Fixtures.TwoInOrder> build) {
       this(build.apply(new TinyDense(4), new TinyDense(4)));
     }
 
     Run(Block first) {
-      inner = first instanceof Pairing pairing ? pairing : null;
+      inner = first instanceof Fixtures.TwoInOrder pairing ? pairing : null;
       model = Model.newInstance("listed");
       model.setBlock(new SequentialBlock().add(first).add(new TinyDense(3)));
       trainer =
@@ -226,6 +190,20 @@ class ListedChildrenTest {
     }
   }
 
+  /** Steps both runs {@code steps} times, asserting bit-identical twins after each step. */
+  private static void stepTwins(Run subject, Run control, int steps, String past) {
+    for (int i = 0; i < steps; i++) {
+      subject.step();
+      control.step();
+      ExactnessOracle.assertTwinsBitIdentical(
+          control.parameters(),
+          control.trainer,
+          subject.parameters(),
+          subject.trainer,
+          "after step " + (i + 1) + " past the " + past);
+    }
+  }
+
   private static Map<Block, Block> copySecond(Run run) {
     return ModuleSurgery.replaceModules(
         run.model.getBlock(),
@@ -238,7 +216,7 @@ class ListedChildrenTest {
   @Test
   void aLayerListedOnlyByGetChildrenIsFoundReplacedAndTrainsAsWhenRegistered() {
     try (Run subject = new Run(Listed::new);
-        Run control = new Run(Registered::new)) {
+        Run control = new Run(Fixtures.FieldHolder::new)) {
       ExactnessOracle.assertTwinsBitIdentical(
           control.parameters(), control.trainer, subject.parameters(), subject.trainer, "at start");
       assertEquals(
@@ -258,23 +236,14 @@ class ListedChildrenTest {
       assertSame(subject.inner.second, subject.inner.getChildren().get("second"));
       assertTrue(oldArrays.stream().allMatch(NDArray::isReleased), "the old arrays are freed");
       subject.assertStoreIsTheModel();
-      for (int i = 0; i < 4; i++) {
-        subject.step();
-        control.step();
-        ExactnessOracle.assertTwinsBitIdentical(
-            control.parameters(),
-            control.trainer,
-            subject.parameters(),
-            subject.trainer,
-            "after step " + (i + 1) + " past the surgery");
-      }
+      stepTwins(subject, control, 4, "surgery");
     }
   }
 
   @Test
   void replacingABlockThatListsItsChildrenItselfFreesTheirArraysAndLeavesTheTrainerExact() {
     try (Run subject = new Run(Listed::new);
-        Run control = new Run(Registered::new)) {
+        Run control = new Run(Fixtures.FieldHolder::new)) {
       subject.step();
       control.step();
       List<NDArray> oldArrays = new ArrayList<>();
@@ -282,9 +251,9 @@ class ListedChildrenTest {
       assertEquals(4, oldArrays.size());
 
       for (Run run : List.of(subject, control)) {
-        Pairing inner = run.inner;
-        BiFunction<Block, Block, Pairing> rebuild =
-            inner instanceof Listed ? Listed::new : Registered::new;
+        Fixtures.TwoInOrder inner = run.inner;
+        BiFunction<Block, Block, Fixtures.TwoInOrder> rebuild =
+            inner instanceof Listed ? Listed::new : Fixtures.FieldHolder::new;
         ModuleSurgery.replaceModules(
             run.model.getBlock(),
             Map.<BlockMatcher, ReplacementFunction>of(
@@ -300,16 +269,7 @@ class ListedChildrenTest {
           oldArrays.stream().allMatch(NDArray::isReleased),
           "the replaced block's children's arrays are freed");
       subject.assertStoreIsTheModel();
-      for (int i = 0; i < 3; i++) {
-        subject.step();
-        control.step();
-        ExactnessOracle.assertTwinsBitIdentical(
-            control.parameters(),
-            control.trainer,
-            subject.parameters(),
-            subject.trainer,
-            "after step " + (i + 1) + " past the surgery");
-      }
+      stepTwins(subject, control, 3, "surgery");
     }
   }
 
@@ -337,16 +297,7 @@ class ListedChildrenTest {
         assertFalse(arrays.get(i).isReleased());
       }
       subject.assertStoreIsTheModel();
-      for (int i = 0; i < 2; i++) {
-        subject.step();
-        control.step();
-        ExactnessOracle.assertTwinsBitIdentical(
-            control.parameters(),
-            control.trainer,
-            subject.parameters(),
-            subject.trainer,
-            "after step " + (i + 1) + " past the refusal");
-      }
+      stepTwins(subject, control, 2, "refusal");
     }
   }
 
@@ -372,16 +323,7 @@ class ListedChildrenTest {
       }
       assertTrue(old.isReleased(), "the replaced block's own parameter is freed");
       subject.assertStoreIsTheModel();
-      for (int i = 0; i < 3; i++) {
-        subject.step();
-        control.step();
-        ExactnessOracle.assertTwinsBitIdentical(
-            control.parameters(),
-            control.trainer,
-            subject.parameters(),
-            subject.trainer,
-            "after step " + (i + 1) + " past the surgery");
-      }
+      stepTwins(subject, control, 3, "surgery");
     }
   }
 }
