@@ -6,8 +6,12 @@ import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Supplier;
 
 /**
@@ -288,22 +292,50 @@ final class FieldWrites {
     return parent.getClass().getSimpleName() + "." + field.getName();
   }
 
+  /** What a field's value reached when first searched in this surgery. */
+  private record Reach(Object value, Set<Block> blocks, Object opaque) {}
+
+  /** Per parent and field: the blocks its value reached, searched once per surgery. */
+  private final Map<Block, Map<Field, Reach>> reached = new IdentityHashMap<>();
+
   /**
    * Refuses when one of a parent's fields still holds {@code old} after the writes, in a place the
    * engine cannot write (an {@code Optional}, a map's key, a lambda's capture, a record): the
    * parent's forward would still call the old block. A function the parent runs in its forward
    * whose captured values cannot be read is refused too: it may call the old block.
+   *
+   * <p>Each field is searched in full once per surgery, however many of the parent's children are
+   * replaced (a field may hold a large collection): a child is looked for again only where that
+   * search met it. The writes only ever take blocks out of a field, so a block the first search did
+   * not meet cannot be there later.
    */
-  static void refuseUnwritable(Block parent, Block old, Supplier<String> path) {
+  void refuseUnwritable(Block parent, Block old, Supplier<String> path) {
+    Map<Field, Reach> fields = reached.computeIfAbsent(parent, p -> new HashMap<>());
     for (Field field : DjlInternals.blockReferencingFields(parent.getClass())) {
       Object value = DjlInternals.read(field, parent);
-      // One search; the words for a hit only (holderOf names the place one level in).
-      FieldBlocks.Found found = FieldBlocks.search(value, b -> b == old);
+      Reach reach = fields.get(field);
+      if (reach == null || reach.value() != value) {
+        Set<Block> blocks = Collections.newSetFromMap(new IdentityHashMap<>());
+        FieldBlocks.Found all =
+            FieldBlocks.search(
+                value,
+                b -> {
+                  blocks.add(b);
+                  return false; // met, not wanted: the search goes through the whole value
+                });
+        reach = new Reach(value, blocks, all.opaque());
+        fields.put(field, reach);
+      }
+      Object opaque = reach.opaque();
       String holder = null;
-      if (found.block() != null) {
-        holder = describeHolder(value, old, field);
-      } else if (found.opaque() != null && runsInForward(field)) {
-        throw unreadableFunction(path.get(), parent, field, found.opaque());
+      if (reach.blocks().contains(old)) {
+        // One search more, for this block: the words for a hit only (holderOf names the place).
+        FieldBlocks.Found found = FieldBlocks.search(value, b -> b == old);
+        opaque = found.opaque();
+        holder = found.block() != null ? describeHolder(value, old, field) : null;
+      }
+      if (holder == null && opaque != null && runsInForward(field)) {
+        throw unreadableFunction(path.get(), parent, field, opaque);
       }
       if (holder != null) {
         throw new SurgeryException(

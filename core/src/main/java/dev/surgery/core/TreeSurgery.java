@@ -937,7 +937,7 @@ final class TreeSurgery {
     }
     // After the writes: a field aliasing a list written above no longer holds the old block.
     if (!DjlInternals.blockReferencingFields(parent.getClass()).isEmpty()) {
-      FieldWrites.refuseUnwritable(parent, old, oldNode::path);
+      fieldWrites.refuseUnwritable(parent, old, oldNode::path);
     }
     if (DjlInternals.listsChildrenItself(parent.getClass())) {
       // Its getChildren() is DJL's view of it (parameters, save, the trainer) and usually built

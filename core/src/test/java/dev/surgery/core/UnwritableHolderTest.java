@@ -626,6 +626,67 @@ class UnwritableHolderTest {
     assertSame(replacement, parent.held(), "the Set's element is the replacement");
   }
 
+  /** A collection of words that counts how often it is walked. */
+  static final class CountedWords extends java.util.AbstractCollection<Object> {
+    final List<Object> words = new ArrayList<>();
+    int walks;
+
+    @Override
+    public java.util.Iterator<Object> iterator() {
+      walks++;
+      return words.iterator();
+    }
+
+    @Override
+    public int size() {
+      return words.size();
+    }
+  }
+
+  /** A parent with a large collection in a field the writes do not reach (declared Iterable). */
+  static final class VocabularyParent extends HolderParent {
+    final Iterable<Object> vocabulary;
+    final Block child;
+
+    VocabularyParent(Block held, Block plain, Iterable<Object> vocabulary) {
+      super(plain);
+      this.vocabulary = vocabulary;
+      child = addChildBlock("held", held);
+      addChildBlock("plain", plain);
+    }
+
+    @Override
+    Block held() {
+      return child;
+    }
+  }
+
+  /**
+   * A parent's field the writes do not reach is searched once by the parents' check, however many
+   * of the parent's children are replaced (it was searched in full once per child: a large
+   * vocabulary and 32 replaced children took seconds), and once more by the tie step, whose
+   * question is another.
+   */
+  @Test
+  void aParentsLargeFieldIsSearchedOncePerSurgery() {
+    CountedWords vocabulary = new CountedWords();
+    for (int i = 0; i < 1000; i++) {
+      vocabulary.words.add("word" + i);
+    }
+    TinyDense held = new TinyDense(5);
+    TinyDense plain = new TinyDense(5);
+    VocabularyParent parent = new VocabularyParent(held, plain, vocabulary);
+    Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == held || block == plain, (b, index) -> new TinyDense(5));
+    Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
+    assertEquals(2, replaced.size());
+    assertSame(replaced.get(held), parent.held());
+    assertSame(replaced.get(plain), parent.plain);
+    assertEquals(
+        2, vocabulary.walks, "the parents' check once for both children, the tie step once");
+  }
+
   private static Block fresh(Case c) {
     return c.interfaceChild() ? new InterfaceDense() : new TinyDense(5);
   }
