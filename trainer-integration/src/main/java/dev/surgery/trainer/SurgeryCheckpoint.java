@@ -237,6 +237,7 @@ public final class SurgeryCheckpoint {
           paramsFile.toString(),
           undoOwn);
       carries(block, SurgeryJson.recordsToJson(records));
+      describes(model);
       if (inputShapes.length > 0 && noArrays(block)) {
         // Every layer the replay built gets the shapes its arrays must have (still no array), so
         // that the load can be checked against them: DJL's own load checks no shape.
@@ -517,6 +518,61 @@ public final class SurgeryCheckpoint {
         CARRIED.put(root, recordsJson);
       }
     }
+  }
+
+  /**
+   * Per model, the root block its {@code surgery} property was last written for by a listener or a
+   * replay, weakly (a model reused with {@code setBlock} must not keep its old block alive).
+   */
+  private static final Map<Model, java.lang.ref.WeakReference<Block>> DESCRIBED =
+      Collections.synchronizedMap(new WeakHashMap<>());
+
+  /** Notes that the model's {@code surgery} property now describes its current block. */
+  static void describes(Model model) {
+    DESCRIBED.put(model, new java.lang.ref.WeakReference<>(model.getBlock()));
+  }
+
+  /**
+   * The surgery record that describes a model's current block: what the block carries (a replay, or
+   * a listener's application, noted it), else the model's {@code surgery} property, unless a
+   * listener or a replay wrote that property for another block (a {@code Model} given a new block
+   * with {@code setBlock}, as a hyperparameter search may do, keeps the property of the block it
+   * had); null when there is none.
+   *
+   * @param model the model
+   * @return the records as JSON, or null
+   */
+  static String recordOf(Model model) {
+    Block block = model.getBlock();
+    String carried = carriedBy(block);
+    if (carried != null) {
+      return carried;
+    }
+    return describesAnotherBlock(model) ? null : model.getProperty(SurgeryListener.PROPERTY);
+  }
+
+  private static boolean describesAnotherBlock(Model model) {
+    java.lang.ref.WeakReference<Block> described = DESCRIBED.get(model);
+    return described != null && described.get() != model.getBlock();
+  }
+
+  /**
+   * Takes a {@code surgery} property that describes another block off the model (see {@link
+   * #recordOf}), so that {@code model.save} does not write a record of surgery this block never
+   * had, which a load would replay.
+   *
+   * @param model the model
+   * @return whether the property was taken off
+   */
+  static boolean forgetRecordOfAnotherBlock(Model model) {
+    if (carriedBy(model.getBlock()) != null
+        || !describesAnotherBlock(model)
+        || model.getProperty(SurgeryListener.PROPERTY) == null) {
+      return false;
+    }
+    model.getProperties().remove(SurgeryListener.PROPERTY);
+    DESCRIBED.remove(model);
+    return true;
   }
 
   /** The records a root block carries, or null: for {@link ModelLoadUndo}. */

@@ -1492,7 +1492,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private void record(
       Model model, Algorithm algorithm, int epoch, int planned, SurgeryChanges changes) {
     List<SurgeryRecord> records = new ArrayList<>();
-    String existing = model.getProperty(PROPERTY);
+    String existing = SurgeryCheckpoint.recordOf(model);
     if (existing != null && !existing.isBlank()) {
       try {
         records.addAll(SurgeryJson.recordsFromJson(existing));
@@ -1515,6 +1515,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     String json = SurgeryJson.recordsToJson(records);
     model.setProperty(PROPERTY, json);
     SurgeryCheckpoint.carries(model.getBlock(), json);
+    SurgeryCheckpoint.describes(model);
   }
 
   // ------------------------------------------------------------------ batches and loss
@@ -1723,6 +1724,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         }
         refuseRegisteredTwice(trainer);
         st = new TrainerState(trainerCount.incrementAndGet(), schedule);
+        if (SurgeryCheckpoint.forgetRecordOfAnotherBlock(trainer.getModel())) {
+          logger.info(
+              "Surgery: the model's '{}' property described the block it had before setBlock:"
+                  + " taken off (this block's surgery is recorded anew)",
+              PROPERTY);
+        }
         skipRecorded(trainer.getModel(), st);
         st.recordSeen = recordOf(trainer.getModel());
         freezeAgain(trainer);
@@ -1795,7 +1802,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /** The model's surgery record as the property holds it; null when there is none. */
   private static String recordOf(Model model) {
-    return model == null ? null : model.getProperty(PROPERTY);
+    return model == null ? null : SurgeryCheckpoint.recordOf(model);
   }
 
   /**
@@ -1810,7 +1817,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * in full, even an entry equal to one recorded.
    */
   private void skipRecorded(Model model, TrainerState st) {
-    String existing = model == null ? null : model.getProperty(PROPERTY);
+    String existing = recordOf(model);
     if (existing == null || existing.isBlank()) {
       return;
     }

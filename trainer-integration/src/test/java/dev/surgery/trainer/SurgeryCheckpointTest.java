@@ -710,6 +710,51 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * One {@code Model} given a new original block per trial (a hyperparameter search): the model's
+   * {@code surgery} property still described the first trial's block, so the listener took the
+   * later trials' entries for applied (no surgery after trial 1) and {@code model.save} wrote a
+   * record of surgery the saved block never had, which a load then replayed.
+   */
+  @Test
+  void aModelGivenANewBlockGetsItsOwnSurgeryAndSavesOnlyItsOwnRecord() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("trials")) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      for (int trial = 1; trial <= 2; trial++) {
+        if (trial > 1) {
+          model.setBlock(TestModels.cnn());
+        }
+        try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+          trainer.initialize(INPUT);
+          EasyTrain.fit(trainer, 3, dataset, null);
+        }
+        assertTrue(
+            TestModels.count(model.getBlock(), "BlurConv2d") > 0,
+            "trial " + trial + ": " + TestModels.structure(model.getBlock()));
+      }
+      // A trial that ends before the entry's epoch: its block has no surgery, nor its record.
+      model.setBlock(TestModels.cnn());
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, dataset, null);
+      }
+      assertEquals(0, TestModels.count(model.getBlock(), "BlurConv2d"));
+      model.save(dir, "short-trial");
+      Path file = SurgeryCheckpoint.resolveParamsFile(dir, "short-trial", null);
+      assertEquals(List.of(), SurgeryCheckpoint.readRecord(file));
+      try (Model loaded = TestModels.model("short-trial")) {
+        SurgeryCheckpoint.load(loaded, dir, "short-trial");
+        assertEquals(
+            TestModels.structure(model.getBlock()), TestModels.structure(loaded.getBlock()));
+      }
+    }
+  }
+
+  /**
    * An evaluation trainer built from the same config as the training one (so sharing the listener)
    * never trains: an entry the training trainer applied to their model while the evaluator was open
    * is not "never ran" for the model. It was listed so, with a warning, when the evaluator closed.
