@@ -899,39 +899,11 @@ final class TreeSurgery {
   private int writeIntoParent(TreeNode parentNode, TreeNode oldNode, Block replacement, int hint) {
     Block parent = parentNode.block;
     Block old = oldNode.block;
+    // Null for a block outside DJL's AbstractBlock (one of its own on AbstractBaseBlock): its
+    // children live where its fields keep them, and its getChildren() says where they are.
     BlockList children = DjlInternals.registeredChildren(parent);
-    if (children == null) {
-      throw new SurgeryException(
-          BlockPaths.display(parentNode.path()),
-          parent.getClass().getName()
-              + " keeps its children to itself (it is not an ai.djl.nn.AbstractBlock, as a"
-              + " TorchScript symbol block is not), so its child at "
-              + oldNode.path()
-              + " cannot be replaced in place; replace the whole block instead");
-    }
-    List<String> keys = children.keys();
-    List<Block> values = children.values();
-    // DJL derives a child's key from its class: only a change of class can change the key.
-    boolean sameClass = old.getClass() == replacement.getClass();
-    int size = values.size();
-    int written;
-    if (hint >= 0 && hint < size && size == parentNode.childCount && values.get(hint) == old) {
-      setChild(keys, values, hint, old, replacement, sameClass);
-      written = hint;
-    } else {
-      written = -1;
-      int writes = 0;
-      for (int i = 0; i < size; i++) {
-        if (values.get(i) == old) {
-          setChild(keys, values, i, old, replacement, sameClass);
-          written = i;
-          writes++;
-        }
-      }
-      if (writes != 1) {
-        written = -1;
-      }
-    }
+    int written =
+        children == null ? -1 : writeIntoList(parentNode, children, old, replacement, hint);
     if (!DjlInternals.blockHoldingFields(parent.getClass()).isEmpty()) {
       fieldWrites.writeFields(parent, old, replacement, oldNode.path());
     }
@@ -939,13 +911,41 @@ final class TreeSurgery {
     if (!DjlInternals.blockReferencingFields(parent.getClass()).isEmpty()) {
       fieldWrites.refuseUnwritable(parent, old, oldNode::path);
     }
-    if (DjlInternals.listsChildrenItself(parent.getClass())) {
+    if (children == null || DjlInternals.listsChildrenItself(parent.getClass())) {
       // Its getChildren() is DJL's view of it (parameters, save, the trainer) and usually built
       // from the fields written above: it must now list the replacement, not the old block.
       refuseStillListed(parentNode, oldNode, replacement);
       return -1;
     }
     return written;
+  }
+
+  /**
+   * Writes the replacement into a children list: at {@code hint} alone when the list kept its
+   * length and still holds the old block there, else wherever it holds it. Returns the index
+   * written when exactly one element was, else -1.
+   */
+  private int writeIntoList(
+      TreeNode parentNode, BlockList children, Block old, Block replacement, int hint) {
+    List<String> keys = children.keys();
+    List<Block> values = children.values();
+    // DJL derives a child's key from its class: only a change of class can change the key.
+    boolean sameClass = old.getClass() == replacement.getClass();
+    int size = values.size();
+    if (hint >= 0 && hint < size && size == parentNode.childCount && values.get(hint) == old) {
+      setChild(keys, values, hint, old, replacement, sameClass);
+      return hint;
+    }
+    int written = -1;
+    int writes = 0;
+    for (int i = 0; i < size; i++) {
+      if (values.get(i) == old) {
+        setChild(keys, values, i, old, replacement, sameClass);
+        written = i;
+        writes++;
+      }
+    }
+    return writes == 1 ? written : -1;
   }
 
   /**
@@ -961,7 +961,10 @@ final class TreeSurgery {
       throw new SurgeryException(
           BlockPaths.display(oldNode.path()),
           parent.getClass().getName()
-              + " lists its children itself (it overrides getChildren()) and "
+              + (parent instanceof ai.djl.nn.AbstractBlock
+                  ? " lists its children itself (it overrides getChildren()) and "
+                  : " lists its children itself (it is not an ai.djl.nn.AbstractBlock, as a"
+                      + " TorchScript symbol block is not) and ")
               + (stale ? "still lists the old block" : "does not list the replacement")
               + " after the surgery wrote the fields that held it: the model DJL trains and saves"
               + " would not be the one its forward runs; keep the children in fields of type"

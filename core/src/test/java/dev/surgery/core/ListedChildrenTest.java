@@ -11,7 +11,10 @@ import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
@@ -63,6 +66,47 @@ class ListedChildrenTest {
       list.add("first", first);
       list.add("second", second);
       return list;
+    }
+  }
+
+  /** Outside DJL's AbstractBlock: its children in fields, listed by its getChildren(). */
+  static final class BaseListed extends AbstractBaseBlock {
+    Block first;
+    Block second;
+
+    BaseListed(Block first, Block second) {
+      this.first = first;
+      this.second = second;
+    }
+
+    @Override
+    public BlockList getChildren() {
+      BlockList list = new BlockList(2);
+      list.add("first", first);
+      list.add("second", second);
+      return list;
+    }
+
+    @Override
+    public ParameterList getDirectParameters() {
+      return new ParameterList();
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return second.forward(store, first.forward(store, inputs, training), training);
+    }
+
+    @Override
+    public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
+      first.initialize(manager, dataType, shapes);
+      second.initialize(manager, dataType, first.getOutputShapes(shapes));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return second.getOutputShapes(first.getOutputShapes(inputs));
     }
   }
 
@@ -322,6 +366,30 @@ class ListedChildrenTest {
             SurgeryOptions.builder().optTrainers(List.of(run.trainer)).build());
       }
       assertTrue(old.isReleased(), "the replaced block's own parameter is freed");
+      subject.assertStoreIsTheModel();
+      stepTwins(subject, control, 3, "surgery");
+    }
+  }
+
+  @Test
+  void aLayerOfABlockOutsideAbstractBlockIsReplacedThroughItsFieldAndTrainsAsWhenRegistered() {
+    BaseListed base = new BaseListed(new TinyDense(4), new TinyDense(4));
+    try (Run subject = new Run(base);
+        Run control = new Run(Fixtures.FieldHolder::new)) {
+      subject.step();
+      control.step();
+      Block old = base.second;
+      for (Run run : List.of(subject, control)) {
+        Block second = run == subject ? base.second : run.inner.second;
+        ModuleSurgery.replaceModules(
+            run.model.getBlock(),
+            Map.<BlockMatcher, ReplacementFunction>of(
+                BlockMatcher.byBlock(block -> block == second),
+                (block, index) -> TinyDense.copying((TinyDense) block)),
+            SurgeryOptions.builder().optTrainers(List.of(run.trainer)).build());
+      }
+      assertNotSame(old, base.second, "the field is written");
+      assertTrue(old.getParameters().values().stream().allMatch(p -> p.getArray().isReleased()));
       subject.assertStoreIsTheModel();
       stepTwins(subject, control, 3, "surgery");
     }
