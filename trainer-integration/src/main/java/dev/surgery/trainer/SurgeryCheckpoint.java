@@ -199,7 +199,9 @@ public final class SurgeryCheckpoint {
    * parameter arrays: the load that follows sets every array, so the replay computes no weights (no
    * random initialization, no SVD of a factorization) and leaves none behind. The agent calls this
    * before letting {@code Model.load} run. A model whose own surgery record is the file's (the
-   * model that was saved, loaded again) already is that architecture: nothing is replayed.
+   * model that was saved, loaded again) already is that architecture: nothing is replayed; one
+   * whose block carries the start of the file's records (an earlier checkpoint of the same run,
+   * loaded before) has only the rest replayed.
    *
    * @param model the model, with its original block set
    * @param paramsFile the parameter file
@@ -225,16 +227,23 @@ public final class SurgeryCheckpoint {
       refuseIntoChangedModel(model, paramsFile);
       return records;
     }
-    if (!alreadyHas(model, records)) {
+    int carried = carriedPrefix(model, records);
+    if (carried < records.size()) {
       Block block = model.getBlock();
       Shape[] inputShapes = header.inputShapes().toArray(new Shape[0]);
       replay(
           block,
-          records,
+          records.subList(carried, records.size()),
           model.getNDManager(),
           model.getDataType(),
           inputShapes,
-          paramsFile.toString(),
+          // Entries are counted from the first one replayed: say where that one is in the file.
+          carried == 0
+              ? paramsFile.toString()
+              : paramsFile
+                  + " (from its record entry "
+                  + (carried + 1)
+                  + "; the model carries the entries before it)",
           undoOwn);
       carries(block, SurgeryJson.recordsToJson(records));
       describes(model);
@@ -297,28 +306,30 @@ public final class SurgeryCheckpoint {
   }
 
   /**
-   * Whether the model is already what the records make of the original architecture: its block
-   * carries the file's records (a program saving and loading the same model, as a program under the
-   * agent may without knowing of surgery). Replaying again would change nothing, which the check of
-   * the architecture refuses.
+   * How many of the file's records, from the first, the model's block carries already: all of them
+   * when it is the model that was saved (loaded again, as a program under the agent may without
+   * knowing of surgery), some when it loaded an earlier checkpoint of the same run (one model that
+   * evaluates every checkpoint in turn); only the rest is replayed. Replaying what the block has
+   * again would change nothing, which the check of the architecture refuses. 0 when the block
+   * carries none, or a history that is not the start of the file's.
    */
-  private static boolean alreadyHas(Model model, List<SurgeryRecord> records) {
+  private static int carriedPrefix(Model model, List<SurgeryRecord> records) {
     // What the block carries, not the model's property: a program that sets the original block
     // again on the same Model object keeps the property of the block it replaced.
     String own = model.getBlock() == null ? null : CARRIED.get(model.getBlock());
     if (own == null || own.isBlank()) {
-      return false;
+      return 0;
     }
     List<SurgeryRecord> applied;
     try {
       applied = SurgeryJson.recordsFromJson(own);
     } catch (IllegalArgumentException e) {
-      return false;
+      return 0;
     }
-    if (applied.size() != records.size()) {
-      return false;
+    if (applied.size() > records.size()) {
+      return 0;
     }
-    for (int i = 0; i < records.size(); i++) {
+    for (int i = 0; i < applied.size(); i++) {
       SurgeryRecord a = applied.get(i);
       SurgeryRecord r = records.get(i);
       boolean same =
@@ -327,10 +338,10 @@ public final class SurgeryCheckpoint {
               && Objects.equals(a.changes(), r.changes())
               && SurgeryJson.sameHyperparameters(a.hyperparameters(), r.hyperparameters());
       if (!same) {
-        return false;
+        return 0;
       }
     }
-    return true;
+    return applied.size();
   }
 
   /**
