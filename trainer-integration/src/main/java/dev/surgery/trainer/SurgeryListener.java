@@ -504,7 +504,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         message
             + " (on_error: skip: training goes on with what the entry did, which cannot be undone"
             + " after it ran)";
-    warnings.add(skipped);
+    keepWarning(skipped);
     logger.error(skipped);
     st.lengthFollowedBy = null; // said once
   }
@@ -527,7 +527,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /**
    * Returns every warning this listener has logged so far (entries whose epoch passed unseen,
-   * entries that never ran), in order.
+   * entries that never ran), in order; the last 10,000 at most.
    *
    * @return a snapshot of the warnings
    */
@@ -539,6 +539,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /**
    * Returns the outcome of every scheduled entry that ran so far, over all trainers, in order.
+   * Without a surgery log ({@link Builder#optReportPath}) only the last 10,000 are kept: a listener
+   * serving a long hyperparameter search does not grow for the life of the JVM.
    *
    * @return a snapshot of the outcomes
    */
@@ -1697,8 +1699,18 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   // ------------------------------------------------------------------ warnings
 
   private void warn(String message) {
-    warnings.add(message);
+    keepWarning(message);
     logger.warn(message);
+  }
+
+  /** Keeps a warning for {@link #getWarnings}, the last 10,000 at most. */
+  private void keepWarning(String message) {
+    synchronized (warnings) {
+      warnings.add(message);
+      if (warnings.size() > SurgeryLogWriter.KEPT_WITHOUT_LOG) {
+        warnings.remove(0);
+      }
+    }
   }
 
   /** Copies a set of events; EnumSet.copyOf refuses an empty set that is no EnumSet. */

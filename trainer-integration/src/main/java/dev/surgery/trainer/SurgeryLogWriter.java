@@ -40,8 +40,26 @@ final class SurgeryLogWriter {
     this.logPath = logPath;
   }
 
+  /**
+   * How many outcomes and entries that never ran are kept without a surgery log, the oldest dropped
+   * first: a listener that serves a long hyperparameter search (the agent's) must not grow for the
+   * life of the JVM. With a log every one is kept, since the file lists every one.
+   */
+  static final int KEPT_WITHOUT_LOG = 10_000;
+
   void add(PendingOutcome outcome) {
     outcomes.add(outcome);
+    dropOldestWithoutLog(outcomes);
+  }
+
+  private <T> void dropOldestWithoutLog(List<T> items) {
+    if (logPath == null) {
+      synchronized (items) {
+        while (items.size() > KEPT_WITHOUT_LOG) {
+          items.remove(0);
+        }
+      }
+    }
   }
 
   void addNotRun(int trainer, ScheduledAlgorithm entry, String reason) {
@@ -55,6 +73,7 @@ final class SurgeryLogWriter {
     o.addProperty("source", entry.source());
     o.addProperty("reason", reason);
     notRun.add(o);
+    dropOldestWithoutLog(notRun);
   }
 
   /**
@@ -65,7 +84,9 @@ final class SurgeryLogWriter {
     cutShort = true;
   }
 
-  /** Returns a snapshot of every outcome so far, in order. */
+  /**
+   * Returns a snapshot of every outcome so far (the last {@link #KEPT_WITHOUT_LOG} without a log).
+   */
   List<SurgeryOutcome> outcomes() {
     synchronized (outcomes) {
       return outcomes.stream().map(PendingOutcome::snapshot).collect(Collectors.toList());
