@@ -12,15 +12,16 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
 /**
- * A user block that wraps one child but is no {@code AbstractBlock}: it lists the child, yet has no
- * children list that surgery could write into, so replacing the child fails.
+ * A user block that wraps one child but is no {@code AbstractBlock}: it lists the child, yet keeps
+ * it where surgery cannot write (a thread-local; the program trains on one thread), so replacing
+ * the child fails.
  */
 final class OpaqueBlock extends AbstractBaseBlock {
 
-  private final Block inner;
+  private final ThreadLocal<Block> inner = new ThreadLocal<>();
 
   OpaqueBlock(Block inner) {
-    this.inner = inner;
+    this.inner.set(inner);
   }
 
   @Override
@@ -29,23 +30,23 @@ final class OpaqueBlock extends AbstractBaseBlock {
       NDList inputs,
       boolean training,
       PairList<String, Object> params) {
-    return inner.forward(parameterStore, inputs, training, params);
+    return inner.get().forward(parameterStore, inputs, training, params);
   }
 
   @Override
   protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
-    inner.initialize(manager, dataType, inputShapes);
+    inner.get().initialize(manager, dataType, inputShapes);
   }
 
   @Override
   public Shape[] getOutputShapes(Shape[] inputShapes) {
-    return inner.getOutputShapes(inputShapes);
+    return inner.get().getOutputShapes(inputShapes);
   }
 
   @Override
   public BlockList getChildren() {
     BlockList children = new BlockList();
-    children.add("01" + inner.getClass().getSimpleName(), inner);
+    children.add("01" + inner.get().getClass().getSimpleName(), inner.get());
     return children;
   }
 
