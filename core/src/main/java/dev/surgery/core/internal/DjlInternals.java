@@ -241,22 +241,24 @@ public final class DjlInternals {
   private static int ownViews(Class<?> type) {
     // Asked for every block of every walk: a short scan of the classes seen to override neither
     // (a tree has few), where a ClassValue lookup would cost more than the rest of a leaf's work.
-    Class<?>[] plain = plainViews;
-    for (Class<?> c : plain) {
-      if (c == type) {
+    // Weakly held: the table must not keep a program's classes (and their class loader) alive.
+    java.lang.ref.WeakReference<?>[] plain = plainViews;
+    for (java.lang.ref.WeakReference<?> c : plain) {
+      if (c.get() == type) {
         return 0;
       }
     }
     int views = OWN_VIEWS.get(type);
     if (views == 0 && plain.length < 32) {
-      Class<?>[] grown = java.util.Arrays.copyOf(plain, plain.length + 1);
-      grown[plain.length] = type;
+      java.lang.ref.WeakReference<?>[] grown = java.util.Arrays.copyOf(plain, plain.length + 1);
+      grown[plain.length] = new java.lang.ref.WeakReference<>(type);
       plainViews = grown; // a lost race only costs a ClassValue lookup later
     }
     return views;
   }
 
-  private static volatile Class<?>[] plainViews = new Class<?>[0];
+  private static volatile java.lang.ref.WeakReference<?>[] plainViews =
+      new java.lang.ref.WeakReference<?>[0];
 
   private static final ClassValue<Integer> OWN_VIEWS =
       new ClassValue<>() {
