@@ -16,6 +16,7 @@ import dev.surgery.agent.advice.EasyTrainEvaluateDatasetAdvice;
 import dev.surgery.agent.advice.EasyTrainFitAdvice;
 import dev.surgery.agent.advice.GradientCollectorBackwardAdvice;
 import dev.surgery.agent.advice.ModelReadParametersAdvice;
+import dev.surgery.agent.advice.ModelSaveAdvice;
 import dev.surgery.agent.advice.TrainerConstructorAdvice;
 import dev.surgery.agent.advice.TrainerEvaluateAdvice;
 import dev.surgery.agent.advice.TrainerForwardAdvice;
@@ -93,7 +94,10 @@ public final class TrainerInstrumentation {
                 readParameters(),
                 " has no readParameters(Path, Map); checkpoints are not replayed under the agent"),
             new DispatcherVisible())
-        .transform(advise(Advice.to(ModelReadParametersAdvice.class).on(readParameters())))
+        .transform(
+            advise(
+                Advice.to(ModelReadParametersAdvice.class).on(readParameters()),
+                Advice.to(ModelSaveAdvice.class).on(save())))
         .type(
             withOptional(
                 SurgeryDispatcher.EASY_TRAIN,
@@ -186,6 +190,10 @@ public final class TrainerInstrumentation {
   /** {@code static fit(Trainer, int, Dataset, Dataset)}. */
   static ElementMatcher.Junction<MethodDescription> fit() {
     return method("fit", true, TRAINER, "int", DATASET, DATASET);
+  }
+
+  private static ElementMatcher.Junction<MethodDescription> save() {
+    return method("save", false, Path.class.getName(), String.class.getName());
   }
 
   private static ElementMatcher.Junction<MethodDescription> readParameters() {

@@ -3,6 +3,7 @@ package dev.surgery.trainer;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.List;
 
 /**
@@ -15,6 +16,9 @@ final class Schedule {
   private final List<ScheduledAlgorithm> entries;
   private final EntryStatus[] status;
   private final int[] runs;
+
+  /** The entries closed as in the model's record already, not run by this trainer. */
+  private final BitSet recorded = new BitSet();
 
   Schedule(List<ScheduledAlgorithm> entries) {
     this.entries = entries;
@@ -110,6 +114,20 @@ final class Schedule {
    */
   void alreadyRecorded(int index) {
     move(index, EntryStatus.APPLIED, OPEN);
+    recorded.set(index);
+  }
+
+  /**
+   * Opens again the entries {@link #alreadyRecorded} closed: the model was given another block (its
+   * record was another block's), so they may run on this one. Returns which were opened.
+   */
+  BitSet reopenRecorded() {
+    BitSet opened = (BitSet) recorded.clone();
+    for (int i = opened.nextSetBit(0); i >= 0; i = opened.nextSetBit(i + 1)) {
+      move(i, EntryStatus.PENDING, EntryStatus.APPLIED);
+    }
+    recorded.clear();
+    return opened;
   }
 
   /** The entry failed: FAILED (on_error: fail) or SKIPPED; it does not run again. */

@@ -227,7 +227,7 @@ public final class SurgeryCheckpoint {
       refuseIntoChangedModel(model, paramsFile);
       return records;
     }
-    int carried = carriedPrefix(model, records);
+    int carried = carriedPrefix(model, records, paramsFile);
     if (carried < records.size()) {
       Block block = model.getBlock();
       Shape[] inputShapes = header.inputShapes().toArray(new Shape[0]);
@@ -311,9 +311,10 @@ public final class SurgeryCheckpoint {
    * knowing of surgery), some when it loaded an earlier checkpoint of the same run (one model that
    * evaluates every checkpoint in turn); only the rest is replayed. Replaying what the block has
    * again would change nothing, which the check of the architecture refuses. 0 when the block
-   * carries none, or a history that is not the start of the file's.
+   * carries none; refused when it carries a history that is not the start of the file's.
    */
-  private static int carriedPrefix(Model model, List<SurgeryRecord> records) {
+  private static int carriedPrefix(Model model, List<SurgeryRecord> records, Path origin)
+      throws MalformedModelException {
     // What the block carries, not the model's property: a program that sets the original block
     // again on the same Model object keeps the property of the block it replaced.
     String own = model.getBlock() == null ? null : CARRIED.get(model.getBlock());
@@ -326,19 +327,32 @@ public final class SurgeryCheckpoint {
     } catch (IllegalArgumentException e) {
       return 0;
     }
-    if (applied.size() > records.size()) {
+    if (applied.isEmpty()) {
       return 0;
     }
     for (int i = 0; i < applied.size(); i++) {
       SurgeryRecord a = applied.get(i);
-      SurgeryRecord r = records.get(i);
+      SurgeryRecord r = i < records.size() ? records.get(i) : null;
       boolean same =
-          a.algorithm().equals(r.algorithm())
+          r != null
+              && a.algorithm().equals(r.algorithm())
               && a.epoch() == r.epoch()
               && Objects.equals(a.changes(), r.changes())
               && SurgeryJson.sameHyperparameters(a.hyperparameters(), r.hyperparameters());
       if (!same) {
-        return 0;
+        // A replay on top of surgery the file does not describe would fail on the first record
+        // (nothing left to replace), naming that record: say what is in the way instead.
+        throw new MalformedModelException(
+            origin
+                + ": this model already carries surgery the file's record "
+                + (r == null ? "does not have" : "does not start with")
+                + " (its entry "
+                + (i + 1)
+                + ": "
+                + a.algorithm()
+                + (r == null ? "" : ", the file's: " + r.algorithm())
+                + "); load it into the architecture the model had before surgery, such as a"
+                + " freshly built model");
       }
     }
     return applied.size();
@@ -565,6 +579,32 @@ public final class SurgeryCheckpoint {
   private static boolean describesAnotherBlock(Model model) {
     java.lang.ref.WeakReference<Block> described = DESCRIBED.get(model);
     return described != null && described.get() != model.getBlock();
+  }
+
+  /**
+   * Makes a model's {@code surgery} property the record its current block carries, so that {@code
+   * model.save} writes what the saved block is: a {@code Model} given a new block with {@code
+   * setBlock} (a hyperparameter search) keeps the property of the block it had, and a second {@code
+   * Model} around the same block has none. The agent calls it before every save, and the listener
+   * when it sees a trainer's model with another block; a program without the agent that saves a
+   * {@code Model} it gave another block with {@code setBlock} before training it, or a second
+   * {@code Model} around a block, calls it before {@code model.save}. A property this library did
+   * not write for another block (one a plain load read from a file) is left as it is when the block
+   * carries none.
+   *
+   * @param model the model about to be saved
+   */
+  public static void syncRecord(Model model) {
+    Block block = model.getBlock();
+    String carried = carriedBy(block);
+    if (carried != null) {
+      if (!carried.equals(model.getProperty(SurgeryListener.PROPERTY))) {
+        model.setProperty(SurgeryListener.PROPERTY, carried);
+      }
+      describes(model);
+    } else {
+      forgetRecordOfAnotherBlock(model);
+    }
   }
 
   /**

@@ -95,6 +95,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** The model property that records applied surgery, as a JSON array. */
   public static final String PROPERTY = "surgery";
 
+  /** How the reason of an entry skipped as in the model's record begins. */
+  private static final String ALREADY_RECORDED = "it is in the model's surgery record already";
+
   /** How many batches the loss means before and after an application average. */
   public static final int LOSS_WINDOW = 20;
 
@@ -1745,11 +1748,30 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         skipRecorded(trainer.getModel(), st);
         st.recordSeen = recordOf(trainer.getModel());
         freezeAgain(trainer);
+        st.block = trainer.getModel().getBlock();
         states.put(trainer, st);
         unfinished.add(st);
+      } else if (st.block != trainer.getModel().getBlock()) {
+        rebind(trainer, st);
       }
       return st;
     }
+  }
+
+  /**
+   * The model was given another block after this trainer's state was made (setBlock between
+   * newTrainer and training): the entries skipped as in the old block's record may run on this one,
+   * and this block's own record decides again.
+   */
+  private void rebind(Trainer trainer, TrainerState st) {
+    Model model = trainer.getModel();
+    st.block = model.getBlock();
+    SurgeryCheckpoint.syncRecord(model);
+    if (!st.schedule.reopenRecorded().isEmpty()) {
+      surgeryLog.forgetNotRun(st.ordinal, ALREADY_RECORDED);
+    }
+    st.recordSeen = recordOf(model);
+    skipRecorded(model, st);
   }
 
   /**
@@ -1876,8 +1898,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       if (recordOf[i] >= 0 && entries.isOpen(i)) {
         entries.alreadyRecorded(i);
         String reason =
-            "it is in the model's surgery record already (a replayed checkpoint or an earlier"
-                + " trainer applied it at epoch "
+            ALREADY_RECORDED
+                + " (a replayed checkpoint or an earlier trainer applied it at epoch "
                 + records.get(recordOf[i]).epoch()
                 + "): not applied again";
         logger.info("Surgery: {} {}", entries.entry(i).describe(), reason);

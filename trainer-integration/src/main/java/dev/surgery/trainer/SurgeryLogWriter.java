@@ -77,6 +77,19 @@ final class SurgeryLogWriter {
   }
 
   /**
+   * Forgets the entries listed as not run for one trainer with a reason that starts with {@code
+   * reason}: they may run after all (the model was given another block).
+   */
+  void forgetNotRun(int trainer, String reason) {
+    synchronized (notRun) {
+      notRun.removeIf(
+          o ->
+              o.get("trainer").getAsInt() == trainer
+                  && o.get("reason").getAsString().startsWith(reason));
+    }
+  }
+
+  /**
    * Marks the log as cut short ({@code "cut_short": true}) from the next {@link #write()} on: the
    * program ended before the training of some trainer did.
    */

@@ -19,6 +19,12 @@ final class TrainerState {
   /** The status of each schedule entry: the schedule's only owner. */
   final Schedule schedule;
 
+  /**
+   * The model's block when this trainer's state was made, or when it was last seen: a program may
+   * give the model another block ({@code setBlock}) between {@code newTrainer} and training.
+   */
+  Object block;
+
   boolean begun;
 
   /**

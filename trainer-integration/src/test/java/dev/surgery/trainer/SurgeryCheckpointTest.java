@@ -808,6 +808,125 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * A trainer built before the model was given a new block ({@code setBlock} between {@code
+   * newTrainer} and training): its entries were closed as in the old block's record when it was
+   * built, so the new block trained without its surgery, and the file recorded surgery it never
+   * had.
+   */
+  @Test
+  void aTrainerBuiltBeforeSetBlockRunsTheNewBlocksSurgery() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("late-block")) {
+      ArrayDataset dataset = TestModels.dataset(data, 7);
+      try (Trainer first = model.newTrainer(TestModels.config(listener))) {
+        first.initialize(INPUT);
+        EasyTrain.fit(first, 2, dataset, null);
+      }
+      try (Trainer second = model.newTrainer(TestModels.config(listener))) {
+        model.setBlock(TestModels.cnn());
+        second.initialize(INPUT);
+        EasyTrain.fit(second, 2, dataset, null);
+      }
+      assertTrue(
+          TestModels.count(model.getBlock(), "BlurConv2d") > 0,
+          TestModels.structure(model.getBlock()));
+      assertEquals(List.of(), listener.getWarnings());
+      assertEquals(
+          2,
+          listener.getOutcomes().stream()
+              .filter(o -> o.status() == SurgeryOutcome.Status.APPLIED)
+              .count());
+      model.save(dir, "late-block");
+      try (Model loaded = TestModels.model("late-block")) {
+        SurgeryCheckpoint.load(loaded, dir, "late-block");
+        assertEquals(
+            TestModels.structure(model.getBlock()), TestModels.structure(loaded.getBlock()));
+        NDArray probe = data.randomNormal(INPUT);
+        assertArrayEquals(predict(model, probe), predict(loaded, probe));
+      }
+    }
+  }
+
+  /**
+   * Without the agent, {@code syncRecord} before {@code model.save} makes the saved record the one
+   * the model's block carries: none for a new block saved untrained, the block's own for a second
+   * {@code Model} around a block that had surgery.
+   */
+  @Test
+  void syncRecordMakesTheSavedRecordTheBlocks() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("sync");
+        Model second = TestModels.model("sync-second")) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 8), null);
+      }
+      Block trained = model.getBlock();
+      second.setBlock(trained);
+      SurgeryCheckpoint.syncRecord(second);
+      assertEquals(model.getProperty(SurgeryListener.PROPERTY), second.getProperty("surgery"));
+
+      model.setBlock(TestModels.cnn());
+      model
+          .getBlock()
+          .initialize(model.getNDManager(), ai.djl.ndarray.types.DataType.FLOAT32, INPUT);
+      SurgeryCheckpoint.syncRecord(model);
+      model.save(dir, "sync");
+      Path file = SurgeryCheckpoint.resolveParamsFile(dir, "sync", null);
+      assertEquals(List.of(), SurgeryCheckpoint.readRecord(file));
+    }
+  }
+
+  /**
+   * A model that carries surgery the file's record does not start with (a later checkpoint loaded
+   * first, then an earlier one): refused naming what is in the way, the model as it was.
+   */
+  @Test
+  void aCheckpointWithoutTheSurgeryTheModelCarriesIsRefusedSayingSo() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .add(Algorithms.spec("weight_standardization").create(Map.of()), 2)
+            .build();
+    try (NDManager data = NDManager.newBaseManager()) {
+      try (Model model = TestModels.model("order");
+          Trainer trainer =
+              model.newTrainer(
+                  TestModels.config(
+                      listener,
+                      new ai.djl.training.listener.SaveModelTrainingListener(
+                          dir.toString(), "order", 1)))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 9), null);
+      }
+      NDArray probe = data.randomNormal(INPUT);
+      try (Model later = TestModels.model("order")) {
+        SurgeryCheckpoint.load(later, dir, "order", Map.of("epoch", 2));
+        String structure = TestModels.structure(later.getBlock());
+        float[] before = predict(later, probe);
+        MalformedModelException e =
+            assertThrows(
+                MalformedModelException.class,
+                () -> SurgeryCheckpoint.load(later, dir, "order", Map.of("epoch", 1)));
+        assertTrue(
+            e.getMessage().contains("already carries surgery the file's record does not have")
+                && e.getMessage().contains("weight_standardization"),
+            e.getMessage());
+        assertEquals(structure, TestModels.structure(later.getBlock()));
+        assertArrayEquals(before, predict(later, probe));
+      }
+    }
+  }
+
+  /**
    * An evaluation trainer built from the same config as the training one (so sharing the listener)
    * never trains: an entry the training trainer applied to their model while the evaluator was open
    * is not "never ran" for the model. It was listed so, with a warning, when the evaluator closed.

@@ -284,6 +284,9 @@ public final class DjlAgentHooks implements DjlHooks {
         loaded((Model) target);
         loadEvent(Event.AFTER_LOAD, target);
         break;
+      case MODEL_SAVING:
+        SurgeryCheckpoint.syncRecord((Model) target);
+        break;
       default:
         break;
     }

@@ -24,5 +24,7 @@ public enum HookPoint {
   /** Normal return of {@code EasyTrain.fit(Trainer, int, Dataset, Dataset)}. */
   FIT_EXIT,
   /** Normal return of {@code BaseModel.readParameters(Path, Map)}; the target is the model. */
-  PARAMETERS_LOADED
+  PARAMETERS_LOADED,
+  /** Entry of {@code BaseModel.save(Path, String)}; the target is the model. */
+  MODEL_SAVING
 }

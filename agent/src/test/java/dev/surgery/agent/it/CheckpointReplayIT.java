@@ -18,6 +18,35 @@ import org.junit.jupiter.api.Test;
  */
 class CheckpointReplayIT {
 
+  /**
+   * One {@code Model} given a new original block after a trial with surgery, saved untrained: the
+   * file must not carry the earlier block's record (a load would replay surgery the saved block
+   * never had), and a load under the agent gives the saved model back, bit for bit.
+   */
+  @Test
+  void aModelGivenANewBlockSavesThatBlocksRecord() throws Exception {
+    Path dir = AgentConfigs.dir("checkpoint-new-block");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    String main = CheckpointApp.class.getName();
+    ForkedJvm.Result trained =
+        ForkedJvm.main(main, "train", "model", "new-block")
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(0, trained.exitCode(), trained.toString());
+    String savedStructure = trained.findOut("CKPT: structure (.*)");
+    assertFalse(savedStructure.contains("Blur"), trained.toString());
+
+    ForkedJvm.Result loaded =
+        ForkedJvm.main(main, "load", "model").agent("surgery.yaml").workDir(dir).run();
+    assertEquals(0, loaded.exitCode(), loaded.toString());
+    assertEquals(savedStructure, loaded.findOut("CKPT: structure (.*)"), loaded.toString());
+    assertEquals(
+        trained.findOut("CKPT: output (.*)"),
+        loaded.findOut("CKPT: output (.*)"),
+        loaded.toString());
+  }
+
   @Test
   void modelLoadReplaysTheRecordedSurgery() throws Exception {
     Path dir = AgentConfigs.dir("checkpoint");

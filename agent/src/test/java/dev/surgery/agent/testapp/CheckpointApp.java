@@ -24,7 +24,9 @@ import java.util.Arrays;
  * {@code Model.load} (it knows nothing of DJL Surgery). {@code train <dir>} trains the test CNN for
  * two epochs and saves it; {@code load <dir>} builds the original architecture again and loads the
  * checkpoint; {@code load-failing <dir>} loads, survives a failure and prints what the model then
- * is. All print the model's structure; the first two its output on a fixed input.
+ * is. All print the model's structure; the first two its output on a fixed input. {@code train
+ * <dir> new-block} gives the model a new original block after training and saves that one,
+ * untrained (one {@code Model} per search, a new block per trial).
  */
 public final class CheckpointApp {
 
@@ -52,6 +54,14 @@ public final class CheckpointApp {
             trainer.initialize(new Shape(8, 3, 16, 16));
             EasyTrain.fit(trainer, 2, CnnApp.dataset(data), null);
           }
+        }
+        if (args.length > 2 && args[2].equals("new-block")) {
+          // One Model per search, a new block per trial: this trial's block is saved untrained.
+          model.setBlock(CnnApp.network());
+          model
+              .getBlock()
+              .initialize(model.getNDManager(), DataType.FLOAT32, new Shape(8, 3, 16, 16));
+          printOutput(model);
         }
         model.save(dir, "cnn");
       } else if (args[0].equals("load-failing")) {
@@ -92,21 +102,26 @@ public final class CheckpointApp {
       } else {
         model.load(dir, "cnn");
       }
-      System.out.println("CKPT: structure " + CnnApp.structure(model.getBlock()));
-      try (NDManager m = model.getNDManager().newSubManager()) {
-        // A ramp, not a constant: blurring a constant map changes only its border.
-        NDArray x =
-            m.arange(2 * 3 * 16 * 16)
-                .reshape(2, 3, 16, 16)
-                .toType(DataType.FLOAT32, false)
-                .div(2 * 3 * 16 * 16);
-        NDArray y =
-            model
-                .getBlock()
-                .forward(new ParameterStore(m, false), new NDList(x), false)
-                .singletonOrThrow();
-        System.out.println("CKPT: output " + Arrays.toString(y.toFloatArray()));
-      }
+      printOutput(model);
+    }
+  }
+
+  /** Prints the model's structure and its output on a fixed input. */
+  private static void printOutput(Model model) {
+    System.out.println("CKPT: structure " + CnnApp.structure(model.getBlock()));
+    try (NDManager m = model.getNDManager().newSubManager()) {
+      // A ramp, not a constant: blurring a constant map changes only its border.
+      NDArray x =
+          m.arange(2 * 3 * 16 * 16)
+              .reshape(2, 3, 16, 16)
+              .toType(DataType.FLOAT32, false)
+              .div(2 * 3 * 16 * 16);
+      NDArray y =
+          model
+              .getBlock()
+              .forward(new ParameterStore(m, false), new NDList(x), false)
+              .singletonOrThrow();
+      System.out.println("CKPT: output " + Arrays.toString(y.toFloatArray()));
     }
   }
 }
