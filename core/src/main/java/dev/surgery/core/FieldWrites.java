@@ -306,8 +306,10 @@ final class FieldWrites {
    *
    * <p>Each field is searched in full once per surgery, however many of the parent's children are
    * replaced (a field may hold a large collection): a child is looked for again only where that
-   * search met it. The writes only ever take blocks out of a field, so a block the first search did
-   * not meet cannot be there later.
+   * search met it. A child the first search did not meet cannot be there later: the writes put only
+   * replacements into fields, and a replacement function must not change the tree (one that adds an
+   * original block to a parent's field during the surgery breaks that contract). A field given a
+   * new value is searched again.
    */
   void refuseUnwritable(Block parent, Block old, Supplier<String> path) {
     Map<Field, Reach> fields = reached.computeIfAbsent(parent, p -> new HashMap<>());

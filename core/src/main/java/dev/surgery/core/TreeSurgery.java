@@ -374,6 +374,7 @@ final class TreeSurgery {
         visit(child);
       }
     }
+    refuseStaleLists();
     ties.rewire();
     // The counters, once per policy rather than a map update per call (journaled at first use).
     for (int i = 0; i < policies.size(); i++) {
@@ -902,8 +903,13 @@ final class TreeSurgery {
     // Null for a block outside DJL's AbstractBlock (one of its own on AbstractBaseBlock): its
     // children live where its fields keep them, and its getChildren() says where they are.
     BlockList children = DjlInternals.registeredChildren(parent);
+    boolean listsItself = children == null || DjlInternals.listsChildrenItself(parent.getClass());
+    // The walk met the block in the parent's own list: a position there says nothing of where the
+    // registered list holds it.
     int written =
-        children == null ? -1 : writeIntoList(parentNode, children, old, replacement, hint);
+        children == null
+            ? -1
+            : writeIntoList(parentNode, children, old, replacement, listsItself ? -1 : hint);
     if (!DjlInternals.blockHoldingFields(parent.getClass()).isEmpty()) {
       fieldWrites.writeFields(parent, old, replacement, oldNode.path());
     }
@@ -911,10 +917,11 @@ final class TreeSurgery {
     if (!DjlInternals.blockReferencingFields(parent.getClass()).isEmpty()) {
       fieldWrites.refuseUnwritable(parent, old, oldNode::path);
     }
-    if (children == null || DjlInternals.listsChildrenItself(parent.getClass())) {
+    if (listsItself) {
       // Its getChildren() is DJL's view of it (parameters, save, the trainer) and usually built
-      // from the fields written above: it must now list the replacement, not the old block.
-      refuseStillListed(parentNode, oldNode, replacement);
+      // from the fields written above: once the traversal is done (another parent's writes may be
+      // what it lists), it must list the replacement, not the old block.
+      listedWrites.add(new TreeNode[] {parentNode, oldNode});
       return -1;
     }
     return written;
@@ -948,28 +955,59 @@ final class TreeSurgery {
     return writes == 1 ? written : -1;
   }
 
+  /** Writes into parents that list their children themselves: parent and old block nodes. */
+  private final List<TreeNode[]> listedWrites = new ArrayList<>(0);
+
   /**
-   * Refuses when a parent that lists its children itself still lists the old block, or does not
-   * list the replacement, after the writes: the surgery cannot reach the place the list is built
-   * from.
+   * Refuses when a parent that lists its children itself (and is still in the tree) lists an old
+   * block it held, or not what stands for it now, after the traversal's writes: the surgery cannot
+   * reach the place the list is built from. Each such parent's list is asked once.
    */
-  private static void refuseStillListed(TreeNode parentNode, TreeNode oldNode, Block replacement) {
-    Block parent = parentNode.block;
-    List<Block> listed = parent.getChildren().values();
-    boolean stale = containsIdentity(listed, oldNode.block);
-    if (stale || !containsIdentity(listed, replacement)) {
+  private void refuseStaleLists() {
+    Map<TreeNode, List<Block>> listed = new IdentityHashMap<>();
+    for (TreeNode[] write : listedWrites) {
+      TreeNode parentNode = write[0];
+      TreeNode oldNode = write[1];
+      if ((parentNode.swap != null && parentNode.swap != parentNode) || !isLive(parentNode)) {
+        continue; // replaced, or left with an ancestor: its list is no longer the model's
+      }
+      List<Block> blocks = listed.computeIfAbsent(parentNode, this::listedChildren);
+      TreeNode standIn = oldNode;
+      for (int steps = 0; standIn.swap != null && standIn.swap != standIn; steps++) {
+        if (steps > decided.size()) {
+          break; // a chain that came back (A -> B -> A): it stands for itself
+        }
+        standIn = standIn.swap;
+      }
+      boolean stale = standIn != oldNode && containsIdentity(blocks, oldNode.block);
+      boolean missing = stays(standIn) && !containsIdentity(blocks, standIn.block);
+      if (stale || missing) {
+        Block parent = parentNode.block;
+        throw new SurgeryException(
+            BlockPaths.display(oldNode.path()),
+            parent.getClass().getName()
+                + (parent instanceof ai.djl.nn.AbstractBlock
+                    ? " lists its children itself (it overrides getChildren()) and "
+                    : " lists its children itself (it is not an ai.djl.nn.AbstractBlock, as a"
+                        + " TorchScript symbol block is not) and ")
+                + (stale ? "still lists the old block" : "does not list the replacement")
+                + " after the surgery wrote the fields that held it: the model DJL trains and"
+                + " saves would not be the one its forward runs; keep the children in fields of"
+                + " type Block, a List, an array or a Map that getChildren() reads, or replace the"
+                + " whole block");
+      }
+    }
+  }
+
+  /** A parent's own list of its children, its failure named by the parent's path. */
+  private List<Block> listedChildren(TreeNode parentNode) {
+    try {
+      return parentNode.block.getChildren().values();
+    } catch (RuntimeException e) {
       throw new SurgeryException(
-          BlockPaths.display(oldNode.path()),
-          parent.getClass().getName()
-              + (parent instanceof ai.djl.nn.AbstractBlock
-                  ? " lists its children itself (it overrides getChildren()) and "
-                  : " lists its children itself (it is not an ai.djl.nn.AbstractBlock, as a"
-                      + " TorchScript symbol block is not) and ")
-              + (stale ? "still lists the old block" : "does not list the replacement")
-              + " after the surgery wrote the fields that held it: the model DJL trains and saves"
-              + " would not be the one its forward runs; keep the children in fields of type"
-              + " Block, a List, an array or a Map that getChildren() reads, or replace the whole"
-              + " block");
+          BlockPaths.display(parentNode.path()),
+          "getChildren() failed after the surgery wrote into the block: " + messageOf(e),
+          e);
     }
   }
 

@@ -178,6 +178,43 @@ class ListedChildrenTest {
     }
   }
 
+  /**
+   * Lists its second child only while it is a TinyDense: a replacement of another class is lost.
+   */
+  static final class ListedByClass extends Fixtures.TwoInOrder {
+    ListedByClass(Block first, Block second) {
+      this.first = first;
+      this.second = second;
+    }
+
+    @Override
+    public BlockList getChildren() {
+      BlockList list = new BlockList(2);
+      list.add("first", first);
+      if (second instanceof TinyDense) {
+        list.add("second", second);
+      }
+      return list;
+    }
+  }
+
+  /** Registers its first child twice but lists it once, beside its second. */
+  static final class ListedOnceRegisteredTwice extends Fixtures.TwoInOrder {
+    ListedOnceRegisteredTwice(Block first, Block second) {
+      this.first = addChildBlock("first", first);
+      addChildBlock("again", first);
+      this.second = second;
+    }
+
+    @Override
+    public BlockList getChildren() {
+      BlockList list = new BlockList(2);
+      list.add("first", first);
+      list.add("second", second);
+      return list;
+    }
+  }
+
   /** A model, its trainer under Adam, and a batch, all initialized from the same seed. */
   private static final class Run implements AutoCloseable {
     final Fixtures.TwoInOrder inner; // null for a run whose first block is not a pairing
@@ -393,5 +430,44 @@ class ListedChildrenTest {
       subject.assertStoreIsTheModel();
       stepTwins(subject, control, 3, "surgery");
     }
+  }
+
+  @Test
+  void aListThatDropsTheReplacementIsRefusedWithTheModelAsItWas() {
+    TinyDense second = new TinyDense(4);
+    ListedByClass parent = new ListedByClass(new TinyDense(4), second);
+    SequentialBlock root = new SequentialBlock().add(parent);
+    SurgeryException refused =
+        assertThrows(
+            SurgeryException.class,
+            () ->
+                ModuleSurgery.replaceModules(
+                    root,
+                    Map.<BlockMatcher, ReplacementFunction>of(
+                        BlockMatcher.byBlock(block -> block == second),
+                        (block, index) -> ai.djl.nn.core.Linear.builder().setUnits(4).build()),
+                    SurgeryOptions.defaults()));
+    assertTrue(
+        refused.getMessage().contains("does not list the replacement"), refused.getMessage());
+    assertSame(second, parent.second, "the field is put back");
+  }
+
+  @Test
+  void aBlockRegisteredTwiceButListedOnceIsWrittenInEveryRegisteredPlace() {
+    TinyDense first = new TinyDense(4);
+    ListedOnceRegisteredTwice parent = new ListedOnceRegisteredTwice(first, new TinyDense(4));
+    SequentialBlock root = new SequentialBlock().add(parent);
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(
+            root,
+            Map.<BlockMatcher, ReplacementFunction>of(
+                BlockMatcher.byBlock(block -> block == first), (block, index) -> new TinyDense(4)),
+            SurgeryOptions.defaults());
+    Block replacement = replaced.get(first);
+    assertSame(replacement, parent.first);
+    assertEquals(
+        List.of(replacement, replacement),
+        DjlInternals.registeredChildren(parent).values(),
+        "both registered places hold the replacement");
   }
 }

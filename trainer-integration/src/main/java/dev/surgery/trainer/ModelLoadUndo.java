@@ -43,6 +43,9 @@ public final class ModelLoadUndo {
   private final Set<Parameter> frozenByReplay;
   private final String carried;
 
+  /** Which block the model's surgery property described before the load, as a token to restore. */
+  private final Object described;
+
   /** The arrays taken off their parameters for the load. */
   private final Map<Parameter, NDArray> detached = new IdentityHashMap<>();
 
@@ -63,6 +66,7 @@ public final class ModelLoadUndo {
     this.dataType = model.getDataType();
     this.frozenByReplay = SurgeryCheckpoint.frozenByReplayOrNull(block);
     this.carried = SurgeryCheckpoint.carriedBy(block);
+    this.described = SurgeryCheckpoint.describedToken(model);
     List<Parameter> parameters = block.getParameters().values();
     for (Parameter p : parameters) {
       if (p.getShape() != null) {
@@ -158,5 +162,6 @@ public final class ModelLoadUndo {
     model.setDataType(dataType);
     SurgeryCheckpoint.setFrozenByReplay(block, frozenByReplay);
     SurgeryCheckpoint.carries(block, carried);
+    SurgeryCheckpoint.restoreDescribed(model, described);
   }
 }

@@ -433,8 +433,20 @@ public final class SurgeryCheckpoint {
       throw e;
     }
     Set<Parameter> frozenNow = frozen(block);
+    Set<Parameter> byReplay = Collections.newSetFromMap(new IdentityHashMap<>());
+    // What an earlier replay on this block froze stays frozen by replay (a model that loads the
+    // checkpoints of one run in turn replays only the records it did not carry yet).
+    Set<Parameter> earlier = FROZEN_BY_REPLAY.get(block);
+    if (earlier != null) {
+      for (Parameter p : earlier) {
+        if (frozenNow.contains(p)) {
+          byReplay.add(p);
+        }
+      }
+    }
     frozenNow.removeAll(frozenBefore);
-    setFrozenByReplay(block, frozenNow.isEmpty() ? null : Collections.unmodifiableSet(frozenNow));
+    byReplay.addAll(frozenNow);
+    setFrozenByReplay(block, byReplay.isEmpty() ? null : Collections.unmodifiableSet(byReplay));
   }
 
   private static void replayChecked(
@@ -555,6 +567,23 @@ public final class SurgeryCheckpoint {
   /** Notes that the model's {@code surgery} property now describes its current block. */
   static void describes(Model model) {
     DESCRIBED.put(model, new java.lang.ref.WeakReference<>(model.getBlock()));
+  }
+
+  /** Which block the model's property describes, as a token for {@link #restoreDescribed}. */
+  static Object describedToken(Model model) {
+    return DESCRIBED.get(model);
+  }
+
+  /**
+   * Puts back what {@link #describedToken} returned (a failed load undoes its {@link #describes}).
+   */
+  @SuppressWarnings("unchecked")
+  static void restoreDescribed(Model model, Object token) {
+    if (token == null) {
+      DESCRIBED.remove(model);
+    } else {
+      DESCRIBED.put(model, (java.lang.ref.WeakReference<Block>) token);
+    }
   }
 
   /**

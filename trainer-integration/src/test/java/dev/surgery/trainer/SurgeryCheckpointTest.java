@@ -36,6 +36,7 @@ import dev.surgery.core.testing.OpenArrays;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -923,6 +924,95 @@ class SurgeryCheckpointTest {
         assertEquals(structure, TestModels.structure(later.getBlock()));
         assertArrayEquals(before, predict(later, probe));
       }
+    }
+  }
+
+  /**
+   * Loading a run's checkpoints in turn into one model keeps what the run froze: the replay of the
+   * records the block did not carry yet overwrote the set of parameters the earlier replay froze,
+   * so a new trainer trained the frozen layers again (a reviewer's case).
+   */
+  @Test
+  void inTurnLoadsKeepWhatTheRunFroze() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
+            .optTotalEpochs(3)
+            .build();
+    try (NDManager data = NDManager.newBaseManager()) {
+      try (Model model = TestModels.model("frozen-turns");
+          Trainer trainer =
+              model.newTrainer(
+                  TestModels.config(
+                      listener,
+                      new ai.djl.training.listener.SaveModelTrainingListener(
+                          dir.toString(), "frozen-turns", 1)))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 3, TestModels.dataset(data, 10), null);
+      }
+      try (Model inTurn = TestModels.model("frozen-turns")) {
+        for (int epoch = 1; epoch <= 3; epoch++) {
+          SurgeryCheckpoint.load(inTurn, dir, "frozen-turns", Map.of("epoch", epoch));
+          try (Model fresh = TestModels.model("frozen-turns")) {
+            SurgeryCheckpoint.load(fresh, dir, "frozen-turns", Map.of("epoch", epoch));
+            assertEquals(
+                trainableAfterNewTrainer(fresh),
+                trainableAfterNewTrainer(inTurn),
+                "trainable parameters after loading epoch " + epoch);
+          }
+        }
+        assertFalse(SurgeryCheckpoint.frozenByReplay(inTurn.getBlock()).isEmpty());
+      }
+    }
+  }
+
+  /** The paths of the parameters a new trainer of the model trains (it re-freezes the replay's). */
+  private static Set<String> trainableAfterNewTrainer(Model model) {
+    try (Trainer trainer = model.newTrainer(TestModels.config(SurgeryListener.builder().build()))) {
+      assertSame(model, trainer.getModel());
+      Set<String> trainable = new java.util.TreeSet<>();
+      TestModels.parametersByPath(model.getBlock())
+          .forEach(
+              (path, p) -> {
+                if (p.requiresGradient()) {
+                  trainable.add(path);
+                }
+              });
+      return trainable;
+    }
+  }
+
+  /**
+   * A load that fails after the replay (a truncated file) into a model given a new block: it put
+   * the old block's property back but left it marked as describing the new block, so the next
+   * trial's surgery was taken for applied (a reviewer's case).
+   */
+  @Test
+  void aFailedLoadAfterSetBlockLeavesTheNewBlocksSurgeryToRun() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("retry")) {
+      ArrayDataset dataset = TestModels.dataset(data, 11);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, dataset, null);
+      }
+      model.save(dir, "good");
+      byte[] bytes = Files.readAllBytes(SurgeryCheckpoint.resolveParamsFile(dir, "good", null));
+      Files.write(dir.resolve("cut-0001.params"), Arrays.copyOf(bytes, bytes.length * 2 / 3));
+      model.setBlock(TestModels.cnn());
+      assertThrows(Exception.class, () -> SurgeryCheckpoint.load(model, dir, "cut"));
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, dataset, null);
+      }
+      assertTrue(
+          TestModels.count(model.getBlock(), "BlurConv2d") > 0,
+          TestModels.structure(model.getBlock()));
     }
   }
 

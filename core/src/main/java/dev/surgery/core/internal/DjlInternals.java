@@ -8,10 +8,14 @@ import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.LambdaBlock;
+import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.norm.Dropout;
+import ai.djl.nn.norm.LayerNorm;
 import ai.djl.training.LocalParameterServer;
 import ai.djl.training.ParameterServer;
 import ai.djl.training.ParameterStore;
@@ -217,6 +221,8 @@ public final class DjlInternals {
    *
    * @param type a block class
    * @return whether a class between it and {@link AbstractBlock} declares {@code getChildren()}
+   *     (for a class outside {@code AbstractBlock}: between it and {@link AbstractBaseBlock}; such
+   *     a block is read through its own lists anyway)
    */
   public static boolean listsChildrenItself(Class<?> type) {
     return (ownViews(type) & OWN_CHILDREN) != 0;
@@ -239,33 +245,32 @@ public final class DjlInternals {
   private static final int OWN_PARAMETERS = 2;
 
   private static int ownViews(Class<?> type) {
-    // Asked for every block of every walk: a short scan of the classes seen to override neither
-    // (a tree has few), where a ClassValue lookup would cost more than the rest of a leaf's work.
-    // Weakly held: the table must not keep a program's classes (and their class loader) alive.
-    java.lang.ref.WeakReference<?>[] plain = plainViews;
-    for (java.lang.ref.WeakReference<?> c : plain) {
-      if (c.get() == type) {
-        return 0;
-      }
+    // Asked for every block of every walk (two or three times per block): DJL's common blocks,
+    // which never override either, are told by identity (constants, no memory read), the rest by
+    // a ClassValue, which keeps no class alive.
+    if (type == SequentialBlock.class
+        || type == LambdaBlock.class
+        || type == Linear.class
+        || type == Conv2d.class
+        || type == BatchNorm.class
+        || type == ParallelBlock.class
+        || type == Dropout.class
+        || type == LayerNorm.class) {
+      return 0;
     }
-    int views = OWN_VIEWS.get(type);
-    if (views == 0 && plain.length < 32) {
-      java.lang.ref.WeakReference<?>[] grown = java.util.Arrays.copyOf(plain, plain.length + 1);
-      grown[plain.length] = new java.lang.ref.WeakReference<>(type);
-      plainViews = grown; // a lost race only costs a ClassValue lookup later
-    }
-    return views;
+    return OWN_VIEWS.get(type);
   }
-
-  private static volatile java.lang.ref.WeakReference<?>[] plainViews =
-      new java.lang.ref.WeakReference<?>[0];
 
   private static final ClassValue<Integer> OWN_VIEWS =
       new ClassValue<>() {
         @Override
         protected Integer computeValue(Class<?> type) {
           int views = 0;
-          for (Class<?> c = type; c != null && c != AbstractBlock.class; c = c.getSuperclass()) {
+          // Up to AbstractBlock; a class outside it (on AbstractBaseBlock) is read through its
+          // own lists whatever this says.
+          for (Class<?> c = type;
+              c != null && c != AbstractBlock.class && c != AbstractBaseBlock.class;
+              c = c.getSuperclass()) {
             views |= declares(c, "getChildren") ? OWN_CHILDREN : 0;
             views |= declares(c, "getDirectParameters") ? OWN_PARAMETERS : 0;
           }
@@ -279,6 +284,10 @@ public final class DjlInternals {
       return true;
     } catch (NoSuchMethodException e) {
       return false;
+    } catch (LinkageError e) {
+      // A method of the class names a class missing at run time: its methods cannot be listed.
+      // Read it through its own lists, as DJL does: correct either way, only slower.
+      return true;
     }
   }
 
