@@ -49,6 +49,9 @@ public final class FreezeApp {
       }
       net.add(Linear.builder().setUnits(4).build());
       model.setBlock(net);
+      // Seeded before the weights are drawn: four small ReLU layers drawn at random could start
+      // with every unit dead, and DJL's first step then refuses all-zero gradients.
+      data.getEngine().setRandomSeed(5);
       DefaultTrainingConfig config =
           new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
               .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.05f)).build())
