@@ -350,7 +350,17 @@ public final class SurgeryCheckpoint {
                 + (i + 1)
                 + ": "
                 + a.algorithm()
-                + (r == null ? "" : ", the file's: " + r.algorithm())
+                + " at epoch "
+                + a.epoch()
+                + (r == null
+                    ? ""
+                    : ", the file's: "
+                        + r.algorithm()
+                        + " at epoch "
+                        + r.epoch()
+                        + (a.algorithm().equals(r.algorithm()) && a.epoch() == r.epoch()
+                            ? ", with other hyperparameters or other layers changed"
+                            : ""))
                 + "); load it into the architecture the model had before surgery, such as a"
                 + " freshly built model");
       }

@@ -1766,6 +1766,22 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private void rebind(Trainer trainer, TrainerState st) {
     Model model = trainer.getModel();
     st.block = model.getBlock();
+    Schedule schedule = st.schedule;
+    for (int i = 0; i < schedule.size(); i++) {
+      ScheduledAlgorithm entry = schedule.entry(i);
+      if (schedule.status(i) == EntryStatus.APPLIED
+          && schedule.runs(i) > 0
+          && !entry.trigger().repeats()) {
+        // This trainer's counts go on: what it applied to the old block is not due again.
+        String reason =
+            "trainer "
+                + st.ordinal
+                + " applied it to the block its model had before setBlock; the new block does not"
+                + " get it from this trainer (build a new trainer for a new block)";
+        warn("Surgery: " + entry.describe() + " " + reason);
+        surgeryLog.addNotRun(st.ordinal, entry, reason);
+      }
+    }
     SurgeryCheckpoint.syncRecord(model);
     if (!st.schedule.reopenRecorded().isEmpty()) {
       surgeryLog.forgetNotRun(st.ordinal, ALREADY_RECORDED);

@@ -853,6 +853,38 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * A trainer that trained the old block and goes on training after {@code setBlock}: its epochs go
+   * on, so what it applied to the old block is not due again; the new block trained without it, and
+   * nothing said so. Now a warning and a not-run entry say it.
+   */
+  @Test
+  void aTrainerThatGoesOnAfterSetBlockSaysWhatTheNewBlockDoesNotGet() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .optTotalEpochs(4)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("goes-on");
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      ArrayDataset dataset = TestModels.dataset(data, 12);
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 2, dataset, null);
+      assertTrue(TestModels.count(model.getBlock(), "BlurConv2d") > 0);
+      model.setBlock(TestModels.cnn());
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 2, dataset, null);
+      assertEquals(0, TestModels.count(model.getBlock(), "BlurConv2d"));
+      assertEquals(1, listener.getWarnings().size(), listener.getWarnings().toString());
+      assertTrue(
+          listener.getWarnings().get(0).contains("applied it to the block its model had before"),
+          listener.getWarnings().toString());
+      assertEquals(
+          null, model.getProperty(SurgeryListener.PROPERTY), "no record for the new block");
+    }
+  }
+
+  /**
    * Without the agent, {@code syncRecord} before {@code model.save} makes the saved record the one
    * the model's block carries: none for a new block saved untrained, the block's own for a second
    * {@code Model} around a block that had surgery.
@@ -919,7 +951,7 @@ class SurgeryCheckpointTest {
                 () -> SurgeryCheckpoint.load(later, dir, "order", Map.of("epoch", 1)));
         assertTrue(
             e.getMessage().contains("already carries surgery the file's record does not have")
-                && e.getMessage().contains("weight_standardization"),
+                && e.getMessage().contains("weight_standardization at epoch 2"),
             e.getMessage());
         assertEquals(structure, TestModels.structure(later.getBlock()));
         assertArrayEquals(before, predict(later, probe));
