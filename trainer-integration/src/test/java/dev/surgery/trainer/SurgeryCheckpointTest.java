@@ -259,10 +259,7 @@ class SurgeryCheckpointTest {
 
   /** Saves a two-convolution model after BlurPool at epoch 1; returns its parameter file. */
   private Path savedWithBlurPool(int firstStride, int secondStride) throws Exception {
-    SurgeryListener blur =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .build();
+    SurgeryListener blur = blurpoolAtEpoch1();
     try (Model model = Model.newInstance("strided")) {
       model.setBlock(twoConvs(firstStride, secondStride));
       try (Trainer trainer = model.newTrainer(TestModels.config(blur))) {
@@ -281,10 +278,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aFileWithoutSurgeryIsRefusedByAModelThatHadSurgery() throws Exception {
-    SurgeryListener blur =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .build();
+    SurgeryListener blur = blurpoolAtEpoch1();
     try (Model model = Model.newInstance("before-surgery")) {
       model.setBlock(twoConvs(1, 2));
       try (Trainer trainer = model.newTrainer(TestModels.config(blur))) {
@@ -543,10 +537,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aTrainerBuiltBeforeAnotherTrainedDoesNotApplyItsRecordedEntriesAgain() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .build();
+    SurgeryListener listener = blurpoolAtEpoch1();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("two-trainers");
         Trainer first = model.newTrainer(TestModels.config(listener));
@@ -596,10 +587,7 @@ class SurgeryCheckpointTest {
         Model model = TestModels.model("resume-frozen")) {
       model.load(dir, "resume-frozen");
       ArrayDataset dataset = TestModels.dataset(data, 4);
-      try (Trainer first = model.newTrainer(TestModels.config(listener))) {
-        first.initialize(INPUT);
-        EasyTrain.fit(first, 1, dataset, null);
-      }
+      train(model, listener, 1, dataset);
       Map<Parameter, float[]> frozen = new IdentityHashMap<>();
       for (Parameter p : model.getBlock().getParameters().values()) {
         if (!p.requiresGradient() && p.getType() == Parameter.Type.WEIGHT) {
@@ -739,10 +727,7 @@ class SurgeryCheckpointTest {
       }
       // A trial that ends before the entry's epoch: its block has no surgery, nor its record.
       model.setBlock(TestModels.cnn());
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 1, dataset, null);
-      }
+      train(model, listener, 1, dataset);
       assertEquals(0, TestModels.count(model.getBlock(), "BlurConv2d"));
       model.save(dir, "short-trial");
       Path file = SurgeryCheckpoint.resolveParamsFile(dir, "short-trial", null);
@@ -769,16 +754,7 @@ class SurgeryCheckpointTest {
             .add(Algorithms.spec("weight_standardization").create(Map.of()), 2)
             .build();
     try (NDManager data = NDManager.newBaseManager()) {
-      try (Model model = TestModels.model("turns");
-          Trainer trainer =
-              model.newTrainer(
-                  TestModels.config(
-                      listener,
-                      new ai.djl.training.listener.SaveModelTrainingListener(
-                          dir.toString(), "turns", 1)))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 6), null);
-      }
+      trainAndSaveEveryEpoch(listener, "turns", 2, TestModels.dataset(data, 6));
       NDArray probe = data.randomNormal(INPUT);
       try (Model inTurn = TestModels.model("turns")) {
         for (int epoch = 1; epoch <= 2; epoch++) {
@@ -795,6 +771,37 @@ class SurgeryCheckpointTest {
         }
         assertTrue(TestModels.count(inTurn.getBlock(), "BlurConv2d") > 0);
       }
+    }
+  }
+
+  /** A listener that applies BlurPool (every strided convolution) after the first epoch. */
+  private static SurgeryListener blurpoolAtEpoch1() {
+    return SurgeryListener.builder()
+        .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+        .build();
+  }
+
+  /** Trains the model under the listener with a trainer of its own, closed afterwards. */
+  private static void train(Model model, SurgeryListener listener, int epochs, ArrayDataset dataset)
+      throws Exception {
+    try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, epochs, dataset, null);
+    }
+  }
+
+  /** Trains a fresh model of the test CNN under the listener, saving it after every epoch. */
+  private void trainAndSaveEveryEpoch(
+      SurgeryListener listener, String name, int epochs, ArrayDataset dataset) throws Exception {
+    try (Model model = TestModels.model(name);
+        Trainer trainer =
+            model.newTrainer(
+                TestModels.config(
+                    listener,
+                    new ai.djl.training.listener.SaveModelTrainingListener(
+                        dir.toString(), name, 1)))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, epochs, dataset, null);
     }
   }
 
@@ -816,17 +823,11 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aTrainerBuiltBeforeSetBlockRunsTheNewBlocksSurgery() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .build();
+    SurgeryListener listener = blurpoolAtEpoch1();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("late-block")) {
       ArrayDataset dataset = TestModels.dataset(data, 7);
-      try (Trainer first = model.newTrainer(TestModels.config(listener))) {
-        first.initialize(INPUT);
-        EasyTrain.fit(first, 2, dataset, null);
-      }
+      train(model, listener, 2, dataset);
       try (Trainer second = model.newTrainer(TestModels.config(listener))) {
         model.setBlock(TestModels.cnn());
         second.initialize(INPUT);
@@ -891,10 +892,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void syncRecordMakesTheSavedRecordTheBlocks() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .build();
+    SurgeryListener listener = blurpoolAtEpoch1();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("sync");
         Model second = TestModels.model("sync-second")) {
@@ -930,16 +928,7 @@ class SurgeryCheckpointTest {
             .add(Algorithms.spec("weight_standardization").create(Map.of()), 2)
             .build();
     try (NDManager data = NDManager.newBaseManager()) {
-      try (Model model = TestModels.model("order");
-          Trainer trainer =
-              model.newTrainer(
-                  TestModels.config(
-                      listener,
-                      new ai.djl.training.listener.SaveModelTrainingListener(
-                          dir.toString(), "order", 1)))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 9), null);
-      }
+      trainAndSaveEveryEpoch(listener, "order", 2, TestModels.dataset(data, 9));
       NDArray probe = data.randomNormal(INPUT);
       try (Model later = TestModels.model("order")) {
         SurgeryCheckpoint.load(later, dir, "order", Map.of("epoch", 2));
@@ -973,16 +962,7 @@ class SurgeryCheckpointTest {
             .optTotalEpochs(3)
             .build();
     try (NDManager data = NDManager.newBaseManager()) {
-      try (Model model = TestModels.model("frozen-turns");
-          Trainer trainer =
-              model.newTrainer(
-                  TestModels.config(
-                      listener,
-                      new ai.djl.training.listener.SaveModelTrainingListener(
-                          dir.toString(), "frozen-turns", 1)))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 3, TestModels.dataset(data, 10), null);
-      }
+      trainAndSaveEveryEpoch(listener, "frozen-turns", 3, TestModels.dataset(data, 10));
       try (Model inTurn = TestModels.model("frozen-turns")) {
         for (int epoch = 1; epoch <= 3; epoch++) {
           SurgeryCheckpoint.load(inTurn, dir, "frozen-turns", Map.of("epoch", epoch));
@@ -1022,26 +1002,17 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aFailedLoadAfterSetBlockLeavesTheNewBlocksSurgeryToRun() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .build();
+    SurgeryListener listener = blurpoolAtEpoch1();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("retry")) {
       ArrayDataset dataset = TestModels.dataset(data, 11);
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 2, dataset, null);
-      }
+      train(model, listener, 2, dataset);
       model.save(dir, "good");
       byte[] bytes = Files.readAllBytes(SurgeryCheckpoint.resolveParamsFile(dir, "good", null));
       Files.write(dir.resolve("cut-0001.params"), Arrays.copyOf(bytes, bytes.length * 2 / 3));
       model.setBlock(TestModels.cnn());
       assertThrows(Exception.class, () -> SurgeryCheckpoint.load(model, dir, "cut"));
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 2, dataset, null);
-      }
+      train(model, listener, 2, dataset);
       assertTrue(
           TestModels.count(model.getBlock(), "BlurConv2d") > 0,
           TestModels.structure(model.getBlock()));
