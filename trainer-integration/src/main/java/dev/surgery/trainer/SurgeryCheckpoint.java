@@ -660,7 +660,12 @@ public final class SurgeryCheckpoint {
         || model.getProperty(SurgeryListener.PROPERTY) == null) {
       return false;
     }
-    model.getProperties().remove(SurgeryListener.PROPERTY);
+    try {
+      model.getProperties().remove(SurgeryListener.PROPERTY);
+    } catch (UnsupportedOperationException e) {
+      // A model whose properties are a copy: an empty record says the same (no surgery).
+      model.setProperty(SurgeryListener.PROPERTY, "[]");
+    }
     DESCRIBED.remove(model);
     return true;
   }

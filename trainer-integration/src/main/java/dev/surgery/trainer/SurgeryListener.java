@@ -1850,7 +1850,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
   }
 
-  /** The model's surgery record as the property holds it; null when there is none. */
+  /**
+   * The surgery record of the model's current block (see SurgeryCheckpoint#recordOf); null: none.
+   */
   private static String recordOf(Model model) {
     return model == null ? null : SurgeryCheckpoint.recordOf(model);
   }
