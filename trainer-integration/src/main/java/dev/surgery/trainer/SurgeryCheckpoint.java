@@ -446,10 +446,14 @@ public final class SurgeryCheckpoint {
     Set<Parameter> byReplay = Collections.newSetFromMap(new IdentityHashMap<>());
     // What an earlier replay on this block froze stays frozen by replay (a model that loads the
     // checkpoints of one run in turn replays only the records it did not carry yet).
+    // Still in the block is enough: a trainer without the listener (DJL's newTrainer unfreezes a
+    // loaded model) may have unfrozen them in between; the next listener's trainer freezes again.
     Set<Parameter> earlier = FROZEN_BY_REPLAY.get(block);
     if (earlier != null) {
+      Set<Parameter> present = Collections.newSetFromMap(new IdentityHashMap<>());
+      present.addAll(block.getParameters().values());
       for (Parameter p : earlier) {
-        if (frozenNow.contains(p)) {
+        if (present.contains(p)) {
           byReplay.add(p);
         }
       }

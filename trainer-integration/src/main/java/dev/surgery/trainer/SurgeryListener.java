@@ -976,7 +976,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       unfinished.remove(st);
     }
     Model model = trainer.getModel();
-    if (!Objects.equals(recordOf(model), st.recordSeen)) {
+    // Only for the block this trainer trained: a model given another block since then (a later
+    // checkpoint loaded into it) says nothing of what ran on this trainer's block.
+    if (model.getBlock() == st.block && !Objects.equals(recordOf(model), st.recordSeen)) {
       // Another trainer of this model (sharing this listener, as an evaluation trainer built from
       // the same config does) applied entries this one never reached: they ran on the model, and
       // are listed so, not as never run.
@@ -1518,8 +1520,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             planned,
             SurgeryRecord.changesOf(changes)));
     String json = SurgeryJson.recordsToJson(records);
-    model.setProperty(PROPERTY, json);
+    // The block first: a save on another thread syncs the property from it.
     SurgeryCheckpoint.carries(model.getBlock(), json);
+    model.setProperty(PROPERTY, json);
     SurgeryCheckpoint.describes(model);
   }
 
@@ -1760,8 +1763,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /**
    * The model was given another block after this trainer's state was made (setBlock between
-   * newTrainer and training): the entries skipped as in the old block's record may run on this one,
-   * and this block's own record decides again.
+   * newTrainer and training, or in the middle of training): the entries skipped as in the old
+   * block's record may run on this one, and this block's own record decides again; the entries this
+   * trainer applied to the old block are not due again (its counts go on), which a warning and a
+   * not-run entry say, once per entry.
    */
   private void rebind(Trainer trainer, TrainerState st) {
     Model model = trainer.getModel();
@@ -1771,7 +1776,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       ScheduledAlgorithm entry = schedule.entry(i);
       if (schedule.status(i) == EntryStatus.APPLIED
           && schedule.runs(i) > 0
-          && !entry.trigger().repeats()) {
+          && !entry.trigger().repeats()
+          && !st.listedNotRun.get(i)) {
+        st.listedNotRun.set(i);
         // This trainer's counts go on: what it applied to the old block is not due again.
         String reason =
             "trainer "

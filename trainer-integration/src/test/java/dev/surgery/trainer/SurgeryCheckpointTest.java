@@ -996,6 +996,68 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * The same with a trainer without the listener between the loads (a plain evaluation trainer:
+   * DJL's newTrainer unfreezes a loaded model): the frozen set kept only what was frozen at that
+   * moment, so the run's frozen layers were lost (a second reviewer's case).
+   */
+  @Test
+  void inTurnLoadsWithAPlainTrainerBetweenKeepWhatTheRunFroze() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
+            .optTotalEpochs(3)
+            .build();
+    try (NDManager data = NDManager.newBaseManager()) {
+      trainAndSaveEveryEpoch(listener, "plain-between", 3, TestModels.dataset(data, 13));
+      try (Model inTurn = TestModels.model("plain-between");
+          Model fresh = TestModels.model("plain-between")) {
+        for (int epoch = 1; epoch <= 3; epoch++) {
+          SurgeryCheckpoint.load(inTurn, dir, "plain-between", Map.of("epoch", epoch));
+          inTurn.newTrainer(TestModels.config()).close();
+        }
+        SurgeryCheckpoint.load(fresh, dir, "plain-between", Map.of("epoch", 3));
+        assertEquals(trainableAfterNewTrainer(fresh), trainableAfterNewTrainer(inTurn));
+      }
+    }
+  }
+
+  /**
+   * A trainer closed after its model was given a block loaded from a later checkpoint: it read that
+   * block's record at its end and took its own unreached entry for run (a second reviewer's case).
+   */
+  @Test
+  void aTrainerClosedAfterItsModelGotAnotherBlockReportsItsOwnEntries() throws Exception {
+    SurgeryListener saving =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
+            .optTotalEpochs(3)
+            .build();
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
+            .optTotalEpochs(3)
+            .build();
+    try (NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 14);
+      trainAndSaveEveryEpoch(saving, "later", 3, dataset);
+      try (Model model = TestModels.model("closed-late")) {
+        Trainer trainer = model.newTrainer(TestModels.config(listener));
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, dataset, null); // blurpool@2 not reached
+        model.setBlock(TestModels.cnn());
+        SurgeryCheckpoint.load(model, dir, "later", Map.of("epoch", 3));
+        trainer.close();
+      }
+      assertTrue(
+          listener.getWarnings().stream().anyMatch(w -> w.contains("blurpool at epoch 2")),
+          listener.getWarnings().toString());
+    }
+  }
+
+  /**
    * A load that fails after the replay (a truncated file) into a model given a new block: it put
    * the old block's property back but left it marked as describing the new block, so the next
    * trial's surgery was taken for applied (a reviewer's case).
