@@ -225,6 +225,7 @@ public final class SurgeryCheckpoint {
     List<SurgeryRecord> records = header == null ? List.of() : records(header, paramsFile);
     if (records.isEmpty()) {
       refuseIntoChangedModel(model, paramsFile);
+      forgetFreezes(model);
       return records;
     }
     int carried = carriedPrefix(model, records, paramsFile);
@@ -294,6 +295,27 @@ public final class SurgeryCheckpoint {
               + ": load it into the original architecture (a freshly built model), not into this"
               + " one");
     }
+  }
+
+  /**
+   * A file saved without surgery, loaded into a model whose block only a freeze changed (which the
+   * original architecture takes): the model becomes what the file says, its record and what it
+   * froze forgotten, so that no later trainer freezes again nor a save writes the record. A failed
+   * load puts them back ({@link ModelLoadUndo}).
+   */
+  private static void forgetFreezes(Model model) {
+    Block block = model.getBlock();
+    if (carriedBy(block) == null) {
+      return;
+    }
+    carries(block, null);
+    setFrozenByReplay(block, null);
+    try {
+      model.getProperties().remove(SurgeryListener.PROPERTY);
+    } catch (UnsupportedOperationException e) {
+      model.setProperty(SurgeryListener.PROPERTY, "[]");
+    }
+    describes(model);
   }
 
   private static boolean noArrays(Block block) {

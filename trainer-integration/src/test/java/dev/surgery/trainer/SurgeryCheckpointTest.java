@@ -5,6 +5,7 @@ import static dev.surgery.trainer.TestModels.INPUT;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -1054,6 +1055,65 @@ class SurgeryCheckpointTest {
       assertTrue(
           listener.getWarnings().stream().anyMatch(w -> w.contains("blurpool at epoch 2")),
           listener.getWarnings().toString());
+    }
+  }
+
+  /**
+   * A file saved without surgery, loaded into a model that only a freeze changed (the original
+   * architecture takes it): the load was accepted but the model kept its freezing record, so the
+   * next trainer froze again what the file does not freeze and a save wrote the record (a fuzzer's
+   * case). The model now becomes what the file says.
+   */
+  @Test
+  void aFileWithoutSurgeryLoadedIntoAFrozenModelLeavesNothingFrozen() throws Exception {
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("frozen-then-plain")) {
+      ArrayDataset dataset = TestModels.dataset(data, 15);
+      train(model, SurgeryListener.builder().build(), 1, dataset);
+      model.save(dir, "before");
+      SurgeryListener freezing =
+          SurgeryListener.builder()
+              .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+              .optTotalEpochs(2)
+              .build();
+      train(model, freezing, 1, dataset);
+      assertNotEquals(null, model.getProperty(SurgeryListener.PROPERTY), "the freeze is recorded");
+      SurgeryCheckpoint.load(model, dir, "before");
+      assertEquals(null, model.getProperty(SurgeryListener.PROPERTY));
+      try (Model fresh = TestModels.model("frozen-then-plain")) {
+        SurgeryCheckpoint.load(fresh, dir, "before");
+        assertEquals(trainableAfterNewTrainer(fresh), trainableAfterNewTrainer(model));
+      }
+    }
+  }
+
+  /**
+   * A model loaded from a checkpoint and trained without {@code trainer.initialize} (DJL trains a
+   * loaded model so): BlurPool failed, since DJL's load restores input shapes but not input names
+   * (a fuzzer's case).
+   */
+  @Test
+  void blurPoolRunsOnALoadedModelTrainedWithoutInitialize() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 16);
+      try (Model model = TestModels.model("loaded-plain")) {
+        train(model, SurgeryListener.builder().build(), 1, dataset);
+        model.save(dir, "loaded-plain");
+      }
+      try (Model loaded = TestModels.model("loaded-plain")) {
+        SurgeryCheckpoint.load(loaded, dir, "loaded-plain");
+        SurgeryListener listener =
+            SurgeryListener.builder()
+                .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+                .optTotalEpochs(2)
+                .build();
+        try (Trainer trainer = loaded.newTrainer(TestModels.config(listener))) {
+          EasyTrain.fit(trainer, 2, dataset, null);
+        }
+        assertTrue(
+            TestModels.count(loaded.getBlock(), "BlurConv2d") > 0,
+            TestModels.structure(loaded.getBlock()) + " " + listener.getOutcomes());
+      }
     }
   }
 

@@ -310,6 +310,22 @@ public final class DjlInternals {
   }
 
   /**
+   * Returns the input names of an initialized block, to copy onto a block that takes its place;
+   * null when it has none to give: DJL's load restores a block's input shapes but not its names, so
+   * {@code describeInput()} then fails ("key value size mismatch").
+   *
+   * @param block an initialized block
+   * @return a new list of its input names, or null
+   */
+  public static List<String> inputNamesOf(Block block) {
+    try {
+      return new ArrayList<>(block.describeInput().keys());
+    } catch (IllegalArgumentException e) {
+      return null;
+    }
+  }
+
+  /**
    * Returns the input shapes a block was initialized with, even if it is not fully initialized.
    *
    * @param block a block

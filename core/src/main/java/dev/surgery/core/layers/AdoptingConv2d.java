@@ -10,6 +10,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A {@link Conv2d} whose subclasses change only the forward pass and can take over an existing
@@ -154,8 +155,9 @@ public abstract class AdoptingConv2d extends Conv2d implements ConvolutionLayer 
     Shape[] shapes = DjlInternals.recordedInputShapes(conv);
     if (shapes != null) {
       inputShapes = shapes.clone();
-      if (conv.isInitialized()) {
-        inputNames = new ArrayList<>(conv.describeInput().keys());
+      List<String> names = conv.isInitialized() ? DjlInternals.inputNamesOf(conv) : null;
+      if (names != null) {
+        inputNames = names;
       }
     }
   }

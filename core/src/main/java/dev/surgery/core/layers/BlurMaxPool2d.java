@@ -89,8 +89,10 @@ public class BlurMaxPool2d extends SingleInputBlock {
     Shape[] shapes = DjlInternals.recordedInputShapes(maxPool);
     if (shapes != null) {
       block.inputShapes = shapes.clone();
-      if (maxPool.isInitialized()) {
-        block.inputNames = new java.util.ArrayList<>(maxPool.describeInput().keys());
+      java.util.List<String> names =
+          maxPool.isInitialized() ? DjlInternals.inputNamesOf(maxPool) : null;
+      if (names != null) {
+        block.inputNames = names;
       }
     }
     return block;
