@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
+import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
@@ -46,19 +47,39 @@ final class Fixtures {
     @Override
     protected NDList forwardInternal(
         ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      return second.forward(store, first.forward(store, inputs, training), training);
+      return inOrder(first, second, store, inputs, training);
     }
 
     @Override
     public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
-      first.initialize(manager, dataType, shapes);
-      second.initialize(manager, dataType, first.getOutputShapes(shapes));
+      initializeInOrder(first, second, manager, dataType, shapes);
     }
 
     @Override
     public Shape[] getOutputShapes(Shape[] inputs) {
       return second.getOutputShapes(first.getOutputShapes(inputs));
     }
+  }
+
+  /** Two blocks as a children list, named {@code first} and {@code second}. */
+  static BlockList listOf(Block first, Block second) {
+    BlockList list = new BlockList(2);
+    list.add("first", first);
+    list.add("second", second);
+    return list;
+  }
+
+  /** The forward of two blocks in order. */
+  static NDList inOrder(
+      Block first, Block second, ParameterStore store, NDList inputs, boolean training) {
+    return second.forward(store, first.forward(store, inputs, training), training);
+  }
+
+  /** Initializes two blocks in order, the second for the first's output shapes. */
+  static void initializeInOrder(
+      Block first, Block second, NDManager manager, DataType dataType, Shape... shapes) {
+    first.initialize(manager, dataType, shapes);
+    second.initialize(manager, dataType, first.getOutputShapes(shapes));
   }
 
   /** A container that runs its children in order and also keeps each in a field. */

@@ -62,10 +62,7 @@ class ListedChildrenTest {
 
     @Override
     public BlockList getChildren() {
-      BlockList list = new BlockList(2);
-      list.add("first", first);
-      list.add("second", second);
-      return list;
+      return Fixtures.listOf(first, second);
     }
   }
 
@@ -81,10 +78,7 @@ class ListedChildrenTest {
 
     @Override
     public BlockList getChildren() {
-      BlockList list = new BlockList(2);
-      list.add("first", first);
-      list.add("second", second);
-      return list;
+      return Fixtures.listOf(first, second);
     }
 
     @Override
@@ -95,13 +89,12 @@ class ListedChildrenTest {
     @Override
     protected NDList forwardInternal(
         ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      return second.forward(store, first.forward(store, inputs, training), training);
+      return Fixtures.inOrder(first, second, store, inputs, training);
     }
 
     @Override
     public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... shapes) {
-      first.initialize(manager, dataType, shapes);
-      second.initialize(manager, dataType, first.getOutputShapes(shapes));
+      Fixtures.initializeInOrder(first, second, manager, dataType, shapes);
     }
 
     @Override
@@ -120,10 +113,7 @@ class ListedChildrenTest {
     ListedOnce(Block first, Block second) {
       this.first = first;
       this.second = second;
-      BlockList list = new BlockList(2);
-      list.add("first", first);
-      list.add("second", second);
-      built.set(list);
+      built.set(Fixtures.listOf(first, second));
     }
 
     @Override
@@ -208,10 +198,7 @@ class ListedChildrenTest {
 
     @Override
     public BlockList getChildren() {
-      BlockList list = new BlockList(2);
-      list.add("first", first);
-      list.add("second", second);
-      return list;
+      return Fixtures.listOf(first, second);
     }
   }
 

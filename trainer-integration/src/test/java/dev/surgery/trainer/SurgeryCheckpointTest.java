@@ -956,12 +956,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void inTurnLoadsKeepWhatTheRunFroze() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
-            .optTotalEpochs(3)
-            .build();
+    SurgeryListener listener = freezingThenBlurpool();
     try (NDManager data = NDManager.newBaseManager()) {
       trainAndSaveEveryEpoch(listener, "frozen-turns", 3, TestModels.dataset(data, 10));
       try (Model inTurn = TestModels.model("frozen-turns")) {
@@ -1003,12 +998,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void inTurnLoadsWithAPlainTrainerBetweenKeepWhatTheRunFroze() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
-            .optTotalEpochs(3)
-            .build();
+    SurgeryListener listener = freezingThenBlurpool();
     try (NDManager data = NDManager.newBaseManager()) {
       trainAndSaveEveryEpoch(listener, "plain-between", 3, TestModels.dataset(data, 13));
       try (Model inTurn = TestModels.model("plain-between");
@@ -1029,18 +1019,8 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aTrainerClosedAfterItsModelGotAnotherBlockReportsItsOwnEntries() throws Exception {
-    SurgeryListener saving =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
-            .optTotalEpochs(3)
-            .build();
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
-            .optTotalEpochs(3)
-            .build();
+    SurgeryListener saving = freezingThenBlurpool();
+    SurgeryListener listener = freezingThenBlurpool();
     try (NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 14);
       trainAndSaveEveryEpoch(saving, "later", 3, dataset);
@@ -1071,12 +1051,7 @@ class SurgeryCheckpointTest {
       ArrayDataset dataset = TestModels.dataset(data, 15);
       train(model, SurgeryListener.builder().build(), 1, dataset);
       model.save(dir, "before");
-      SurgeryListener freezing =
-          SurgeryListener.builder()
-              .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
-              .optTotalEpochs(2)
-              .build();
-      train(model, freezing, 1, dataset);
+      train(model, freezingListener(), 1, dataset);
       assertNotEquals(null, model.getProperty(SurgeryListener.PROPERTY), "the freeze is recorded");
       SurgeryCheckpoint.load(model, dir, "before");
       assertEquals(null, model.getProperty(SurgeryListener.PROPERTY));
@@ -1224,6 +1199,15 @@ class SurgeryCheckpointTest {
       }
       model.save(dir, name);
     }
+  }
+
+  /** layer_freezing after the first of three epochs, BlurPool after the second. */
+  private static SurgeryListener freezingThenBlurpool() {
+    return SurgeryListener.builder()
+        .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+        .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
+        .optTotalEpochs(3)
+        .build();
   }
 
   private static SurgeryListener freezingListener() {
