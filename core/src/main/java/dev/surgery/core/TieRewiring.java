@@ -355,15 +355,7 @@ final class TieRewiring {
     if (n == null || !n.original || n.swap == null || n.swap == n) {
       return null;
     }
-    TreeNode end = n.swap;
-    // Under recursion an original may come back (A -> B -> A): the chain is bounded, and a block
-    // that came back stands for itself.
-    for (int steps = 0; end.swap != null && end.swap != end; steps++) {
-      if (end == n || steps > tree.decided().size()) {
-        return null;
-      }
-      end = end.swap;
-    }
+    TreeNode end = n.endOfChain(tree.decided().size());
     return end == n ? null : end;
   }
 

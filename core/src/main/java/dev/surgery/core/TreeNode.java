@@ -139,6 +139,25 @@ final class TreeNode {
     repeated = false;
   }
 
+  /**
+   * What stands for this block at the end of its chain of replacements (itself when it was not
+   * replaced). Under recursion a block may come back (A -> B -> A): then it stands for itself, as
+   * it does when the chain runs longer than {@code limit} steps.
+   */
+  TreeNode endOfChain(int limit) {
+    TreeNode end = this;
+    for (int steps = 0; end.swap != null && end.swap != end; steps++) {
+      if (steps > limit) {
+        return this;
+      }
+      end = end.swap;
+      if (end == this) {
+        return this;
+      }
+    }
+    return end;
+  }
+
   /** The original this block stands for: itself unless it is a replacement. */
   TreeNode originOrSelf() {
     return origin == null ? this : origin;

@@ -972,13 +972,7 @@ final class TreeSurgery {
         continue; // replaced, or left with an ancestor: its list is no longer the model's
       }
       List<Block> blocks = listed.computeIfAbsent(parentNode, this::listedChildren);
-      TreeNode standIn = oldNode;
-      for (int steps = 0; standIn.swap != null && standIn.swap != standIn; steps++) {
-        if (steps > decided.size()) {
-          break; // a chain that came back (A -> B -> A): it stands for itself
-        }
-        standIn = standIn.swap;
-      }
+      TreeNode standIn = oldNode.endOfChain(decided.size());
       boolean stale = standIn != oldNode && containsIdentity(blocks, oldNode.block);
       boolean missing = stays(standIn) && !containsIdentity(blocks, standIn.block);
       if (stale || missing) {

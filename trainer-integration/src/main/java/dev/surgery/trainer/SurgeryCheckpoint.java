@@ -310,12 +310,18 @@ public final class SurgeryCheckpoint {
     }
     carries(block, null);
     setFrozenByReplay(block, null);
+    takeRecordOff(model);
+    describes(model);
+  }
+
+  /** Takes the {@code surgery} property off a model: the file it saves claims no surgery. */
+  private static void takeRecordOff(Model model) {
     try {
       model.getProperties().remove(SurgeryListener.PROPERTY);
     } catch (UnsupportedOperationException e) {
+      // A model whose properties are a copy: an empty record says the same (no surgery).
       model.setProperty(SurgeryListener.PROPERTY, "[]");
     }
-    describes(model);
   }
 
   private static boolean noArrays(Block block) {
@@ -686,12 +692,7 @@ public final class SurgeryCheckpoint {
         || model.getProperty(SurgeryListener.PROPERTY) == null) {
       return false;
     }
-    try {
-      model.getProperties().remove(SurgeryListener.PROPERTY);
-    } catch (UnsupportedOperationException e) {
-      // A model whose properties are a copy: an empty record says the same (no surgery).
-      model.setProperty(SurgeryListener.PROPERTY, "[]");
-    }
+    takeRecordOff(model);
     DESCRIBED.remove(model);
     return true;
   }
