@@ -1201,12 +1201,11 @@ final class TreeSurgery {
   /**
    * Updates the trainers and frees what left the model. What left and what joined are taken from
    * the replaced subtrees rather than from walks of every parameter before and after: a parameter
-   * can only leave with an original block that was replaced ({@link #displaced}) and only join with
-   * a replacement that stayed. A block outside the replacements may still hold one of them (a block
-   * shared with a kept parent, a parameter object two blocks hold, an array a kept parameter
-   * wraps); one walk of the kept part of the tree answers that, and only when the answer matters (a
-   * trainer to update or an array to free). The result is the old difference of the whole before
-   * and after sets.
+   * can only leave with an original block that was replaced and only join with a replacement that
+   * stayed. A block outside the replacements may still hold one of them (a block shared with a kept
+   * parent, a parameter object two blocks hold, an array a kept parameter wraps); one walk of the
+   * kept part of the tree answers that, and only when the answer matters (a trainer to update or an
+   * array to free). The result is the old difference of the whole before and after sets.
    */
   private void updateTrainers() {
     current = null; // parameters, not one block, are concerned from here on

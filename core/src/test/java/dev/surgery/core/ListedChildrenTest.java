@@ -304,7 +304,7 @@ class ListedChildrenTest {
       assertSame(subject.inner.second, subject.inner.getChildren().get("second"));
       assertTrue(oldArrays.stream().allMatch(NDArray::isReleased), "the old arrays are freed");
       subject.assertStoreIsTheModel();
-      stepTwins(subject, control, 4, "surgery");
+      stepTwins(subject, control, 10, "surgery");
     }
   }
 
@@ -337,7 +337,7 @@ class ListedChildrenTest {
           oldArrays.stream().allMatch(NDArray::isReleased),
           "the replaced block's children's arrays are freed");
       subject.assertStoreIsTheModel();
-      stepTwins(subject, control, 3, "surgery");
+      stepTwins(subject, control, 10, "surgery");
     }
   }
 
@@ -365,7 +365,7 @@ class ListedChildrenTest {
         assertFalse(arrays.get(i).isReleased());
       }
       subject.assertStoreIsTheModel();
-      stepTwins(subject, control, 2, "refusal");
+      stepTwins(subject, control, 10, "refusal");
     }
   }
 
@@ -391,7 +391,7 @@ class ListedChildrenTest {
       }
       assertTrue(old.isReleased(), "the replaced block's own parameter is freed");
       subject.assertStoreIsTheModel();
-      stepTwins(subject, control, 3, "surgery");
+      stepTwins(subject, control, 10, "surgery");
     }
   }
 
@@ -415,7 +415,7 @@ class ListedChildrenTest {
       assertNotSame(old, base.second, "the field is written");
       assertTrue(old.getParameters().values().stream().allMatch(p -> p.getArray().isReleased()));
       subject.assertStoreIsTheModel();
-      stepTwins(subject, control, 3, "surgery");
+      stepTwins(subject, control, 10, "surgery");
     }
   }
 
