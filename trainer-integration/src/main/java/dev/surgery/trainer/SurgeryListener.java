@@ -149,7 +149,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private volatile boolean programEnded;
 
   private final AtomicInteger trainerCount = new AtomicInteger();
-  private final List<String> warnings = Collections.synchronizedList(new ArrayList<>());
+  private final RecentItems<String> warnings = RecentItems.last(SurgeryLogWriter.KEPT_WITHOUT_LOG);
   private final SurgeryLogWriter surgeryLog;
 
   private SurgeryListener(
@@ -535,9 +535,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @return a snapshot of the warnings
    */
   public List<String> getWarnings() {
-    synchronized (warnings) {
-      return List.copyOf(warnings);
-    }
+    return List.copyOf(warnings.snapshot(w -> w));
   }
 
   /**
@@ -1711,12 +1709,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /** Keeps a warning for {@link #getWarnings}, the last 10,000 at most. */
   private void keepWarning(String message) {
-    synchronized (warnings) {
-      warnings.add(message);
-      if (warnings.size() > SurgeryLogWriter.KEPT_WITHOUT_LOG) {
-        warnings.remove(0);
-      }
-    }
+    warnings.add(message);
   }
 
   /** Copies a set of events; EnumSet.copyOf refuses an empty set that is no EnumSet. */

@@ -4,10 +4,7 @@ import com.google.gson.JsonObject;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
-import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -24,8 +21,8 @@ final class SurgeryLogWriter {
   private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
 
   private final Path logPath;
-  private final List<PendingOutcome> outcomes = Collections.synchronizedList(new ArrayList<>());
-  private final List<JsonObject> notRun = Collections.synchronizedList(new ArrayList<>());
+  private final RecentItems<PendingOutcome> outcomes;
+  private final RecentItems<JsonObject> notRun;
   private volatile boolean writeFailed;
 
   /** Set when the program ended before a trainer's training did: the log says it is cut short. */
@@ -38,6 +35,8 @@ final class SurgeryLogWriter {
    */
   SurgeryLogWriter(Path logPath) {
     this.logPath = logPath;
+    this.outcomes = logPath == null ? RecentItems.last(KEPT_WITHOUT_LOG) : RecentItems.all();
+    this.notRun = logPath == null ? RecentItems.last(KEPT_WITHOUT_LOG) : RecentItems.all();
   }
 
   /**
@@ -49,17 +48,6 @@ final class SurgeryLogWriter {
 
   void add(PendingOutcome outcome) {
     outcomes.add(outcome);
-    dropOldestWithoutLog(outcomes);
-  }
-
-  private <T> void dropOldestWithoutLog(List<T> items) {
-    if (logPath == null) {
-      synchronized (items) {
-        while (items.size() > KEPT_WITHOUT_LOG) {
-          items.remove(0);
-        }
-      }
-    }
   }
 
   void addNotRun(int trainer, ScheduledAlgorithm entry, String reason) {
@@ -73,7 +61,6 @@ final class SurgeryLogWriter {
     o.addProperty("source", entry.source());
     o.addProperty("reason", reason);
     notRun.add(o);
-    dropOldestWithoutLog(notRun);
   }
 
   /**
@@ -81,12 +68,10 @@ final class SurgeryLogWriter {
    * reason}: they may run after all (the model was given another block).
    */
   void forgetNotRun(int trainer, String reason) {
-    synchronized (notRun) {
-      notRun.removeIf(
-          o ->
-              o.get("trainer").getAsInt() == trainer
-                  && o.get("reason").getAsString().startsWith(reason));
-    }
+    notRun.removeIf(
+        o ->
+            o.get("trainer").getAsInt() == trainer
+                && o.get("reason").getAsString().startsWith(reason));
   }
 
   /**
@@ -101,9 +86,7 @@ final class SurgeryLogWriter {
    * Returns a snapshot of every outcome so far (the last {@link #KEPT_WITHOUT_LOG} without a log).
    */
   List<SurgeryOutcome> outcomes() {
-    synchronized (outcomes) {
-      return outcomes.stream().map(PendingOutcome::snapshot).collect(Collectors.toList());
-    }
+    return outcomes.snapshot(PendingOutcome::snapshot);
   }
 
   /** Rewrites the surgery log, if one is configured; a failure is logged once and never thrown. */
@@ -114,16 +97,9 @@ final class SurgeryLogWriter {
     // Trainers on several threads may write at once: build and write under one lock, so an older
     // snapshot can never overwrite a newer one.
     synchronized (this) {
-      String json;
-      synchronized (outcomes) {
-        List<SurgeryOutcome> snapshot =
-            outcomes.stream().map(PendingOutcome::snapshot).collect(Collectors.toList());
-        List<JsonObject> pending;
-        synchronized (notRun) {
-          pending = new ArrayList<>(notRun);
-        }
-        json = SurgeryJson.log(snapshot, pending, cutShort);
-      }
+      String json =
+          SurgeryJson.log(
+              outcomes.snapshot(PendingOutcome::snapshot), notRun.snapshot(o -> o), cutShort);
       try {
         SurgeryJson.write(logPath, json);
         writeFailed = false;
