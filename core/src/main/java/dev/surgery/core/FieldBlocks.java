@@ -21,18 +21,27 @@ final class FieldBlocks {
   private FieldBlocks() {}
 
   /**
-   * The blocks a field can write directly: the value, a list's or other collection's elements, an
-   * array's elements and a map's values (a map's keys are not written).
+   * The blocks a field's value holds where the engine writes them ({@link
+   * FieldWrites#writeIntoField}): the value itself, and the items of a {@link Holder#written}
+   * holder (a list's or other collection's elements, an array's elements, a map's values; a map's
+   * keys are not written).
    */
   static void forEachWritable(Object value, Consumer<Block> action) {
     if (value instanceof Block block) {
       action.accept(block);
-    } else if (value instanceof Collection<?> items) {
-      eachBlock(items, action);
-    } else if (value instanceof Object[] array) {
-      eachBlock(Arrays.asList(array), action);
-    } else if (value instanceof Map<?, ?> map) {
-      eachBlock(map.values(), action);
+      return;
+    }
+    Holder kind = value == null ? Holder.OTHER : Holder.of(value);
+    if (kind.written) {
+      forEachItem(
+          value,
+          kind,
+          (item, part) -> {
+            if (part != MAP_KEY && item instanceof Block block) {
+              action.accept(block);
+            }
+            return false;
+          });
     }
   }
 
@@ -117,7 +126,7 @@ final class FieldBlocks {
   /**
    * The kinds of holder the engine looks through, told apart in this order, each with the words a
    * refusal uses for a block it holds directly (null: built from the holder, see {@code
-   * FieldWrites}).
+   * FieldWrites}) and whether the engine writes a replacement into it when it is a field's value.
    */
   enum Holder {
     PAIR("inside a Pair"),
@@ -125,9 +134,9 @@ final class FieldBlocks {
     OPTIONAL("inside an Optional"),
     MAP_ENTRY("inside a Map.Entry"),
     ATOMIC_REFERENCE("inside an AtomicReference"),
-    MAP("in a Map the surgery does not write"),
-    COLLECTION("in a collection the surgery does not write"),
-    ARRAY("in an array the surgery does not write"),
+    MAP("in a Map the surgery does not write", true),
+    COLLECTION("in a collection the surgery does not write", true),
+    ARRAY("in an array the surgery does not write", true),
     REFERENCE(null),
     ATOMIC_REFERENCE_ARRAY("inside an AtomicReferenceArray"),
     /** A lambda or method reference: it holds what it captured. */
@@ -139,8 +148,16 @@ final class FieldBlocks {
 
     final String words;
 
+    /** Whether a field's value of this kind is written (a map: its values only). */
+    final boolean written;
+
     Holder(String words) {
+      this(words, false);
+    }
+
+    Holder(String words, boolean written) {
       this.words = words;
+      this.written = written;
     }
 
     static Holder of(Object value) {
@@ -261,13 +278,5 @@ final class FieldBlocks {
       next.add(item);
     }
     return null;
-  }
-
-  private static void eachBlock(Collection<?> items, Consumer<Block> action) {
-    for (Object item : items) {
-      if (item instanceof Block block) {
-        action.accept(block);
-      }
-    }
   }
 }

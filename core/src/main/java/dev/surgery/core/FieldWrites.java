@@ -85,8 +85,7 @@ final class FieldWrites {
       return false;
     }
     Holder kind = Holder.of(item);
-    return (kind == Holder.COLLECTION || kind == Holder.ARRAY || kind == Holder.MAP)
-        && FieldBlocks.forEachItem(item, kind, (inner, where) -> inner == old);
+    return kind.written && FieldBlocks.forEachItem(item, kind, (inner, where) -> inner == old);
   }
 
   /** The words for a block a holder of the kind holds at {@code part}. */
