@@ -8,6 +8,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.KeptIdTracker;
 import java.util.Collection;
 import java.util.IdentityHashMap;
 import java.util.Map;
@@ -39,6 +40,8 @@ final class TrainerSurgery {
     private Map<String, Integer> counts;
     BirthAwareOptimizer births;
     boolean birthsLooked;
+    KeptIdTracker keptIds;
+    boolean keptIdsLooked;
 
     View(Trainer trainer) {
       this.trainer = trainer;
@@ -142,6 +145,49 @@ final class TrainerSurgery {
       Integer birth = births.forget(id);
       journal.onRollback(() -> births.restore(id, birth));
     }
+    KeptIdTracker kept = keptIds(view, false);
+    if (kept != null) {
+      String first = kept.forget(id);
+      journal.onRollback(() -> kept.restore(id, first));
+    }
+  }
+
+  /**
+   * Lets the optimizer's learning-rate tracker go on answering a moved parameter as it answered it
+   * under its first id: DJL's per-id rates ({@code FixedPerVarTracker}, a user's layer-wise rates)
+   * would otherwise give it their default. Nothing is installed for a tracker that answers every id
+   * alike (DJL's schedules).
+   */
+  private void keepFirstId(View view, String oldId, String newId) {
+    KeptIdTracker kept = keptIds(view, true);
+    if (kept != null) {
+      String previous = kept.moved(oldId, newId);
+      journal.onRollback(() -> kept.restore(newId, previous));
+    }
+  }
+
+  /**
+   * Returns the optimizer's {@link KeptIdTracker}, installing it (journaled) the first time it is
+   * asked to install; null while there is none, and for a tracker that answers every id alike.
+   */
+  private KeptIdTracker keptIds(View view, boolean install) {
+    if (view.keptIds != null || view.keptIdsLooked) {
+      return view.keptIds; // looked at once per surgery: an install is tried at most once
+    }
+    Optimizer optimizer = view.optimizer();
+    KeptIdTracker existing = DjlInternals.keptIdTracker(optimizer, false);
+    if (existing == null && !install) {
+      return null; // asked again when a move may install one
+    }
+    view.keptIdsLooked = true;
+    view.keptIds = existing;
+    if (existing == null) {
+      view.keptIds = DjlInternals.keptIdTracker(optimizer, true);
+      if (view.keptIds != null) {
+        journal.onRollback(() -> DjlInternals.removeKeptIdTracker(optimizer));
+      }
+    }
+    return view.keptIds;
   }
 
   /**
@@ -261,6 +307,7 @@ final class TrainerSurgery {
             counts.put(oldId, count);
           });
     }
+    keepFirstId(view, oldId, newId);
     BirthAwareOptimizer births = births(trainer, false);
     if (births != null) {
       Integer birth = births.forget(oldId);

@@ -2,6 +2,9 @@ package dev.surgery.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
@@ -18,11 +21,16 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
 import ai.djl.util.PairList;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.KeptIdTracker;
 import dev.surgery.core.testing.ConstantDense;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.RatesById;
 import dev.surgery.core.testing.TinyDense;
+import java.lang.reflect.Field;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -193,6 +201,70 @@ class ExactnessMatrixTest {
         assertEquals(1, replaced.size());
         assertTrue(unused.getWeight().getArray().isReleased(), "the old branch is freed");
         assertTrue(TrainerSurgery.holds(trainer, used.getWeight()), "the rest is untouched");
+      }
+    }
+  }
+
+  /**
+   * A surgery that moved a parameter to new objects (rewrapped, so its rate per id must follow it)
+   * and then failed leaves the user's own tracker in the optimizer and trains on as the control;
+   * the move, retried, keeps the moved parameters' rates (bit for bit with the control).
+   */
+  @Test
+  void aMoveRolledBackLeavesTheUsersTrackerAndARetryKeepsTheRate() {
+    try (ExactnessOracle o = new ExactnessOracle(OptimizerKind.ADAM_RATE_PER_ID, 0, false, true)) {
+      o.steps(3);
+      TinyDense target = o.target();
+      List<Block> layers =
+          o.subjectRoot().getChildren().values().stream()
+              .filter(b -> b instanceof TinyDense)
+              .toList();
+      TinyDense last = (TinyDense) layers.get(layers.size() - 1);
+      Optimizer optimizer = DjlInternals.optimizer(o.subjectTrainer());
+      Field trackerField = DjlInternals.learningRateTrackerField(optimizer);
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Map.of(
+              TinyDense.class,
+              (block, index) ->
+                  block == target
+                      ? TinyDense.rewrapping(target)
+                      : block == last ? new TinyDense(last.getUnits()) : null);
+      Faults failAfterTheMove =
+          point -> {
+            if (point.equals("trainer.remove")) {
+              throw new IllegalStateException("planted after the move");
+            }
+          };
+      assertThrows(
+          SurgeryException.class,
+          () ->
+              ModuleSurgery.replaceModuleClasses(
+                  o.subjectRoot(),
+                  policies,
+                  List.of(o.subjectTrainer()),
+                  false,
+                  null,
+                  failAfterTheMove));
+      assertSame(RatesById.TRACKER, DjlInternals.read(trackerField, optimizer));
+      for (int i = 0; i < 5; i++) {
+        o.step();
+        o.assertSurvivorsBitIdentical(List.of());
+      }
+      // The retry, of the move alone: the moved parameters keep their rates.
+      Map<Block, Block> replaced =
+          ModuleSurgery.replaceModuleClasses(
+              o.subjectRoot(),
+              Map.of(
+                  TinyDense.class,
+                  (block, index) -> block == target ? TinyDense.rewrapping(target) : null),
+              List.of(o.subjectTrainer()),
+              false,
+              null);
+      o.targetReplacedBy((TinyDense) replaced.get(target));
+      assertInstanceOf(KeptIdTracker.class, DjlInternals.read(trackerField, optimizer));
+      for (int i = 0; i < 10; i++) {
+        o.step();
+        o.assertSurvivorsBitIdentical(List.of());
       }
     }
   }

@@ -39,7 +39,10 @@ public final class BirthAwareOptimizer extends Optimizer {
   private final Optimizer delegate;
   private final boolean sgd;
   private final boolean decoupledDecay;
-  private final ParameterTracker learningRate;
+
+  /** The user's optimizer's tracker field, read per update: a stand-in may be put in it later. */
+  private final Field learningRate;
+
   private final float beta1;
   private final float beta2;
   private final float epsilon;
@@ -71,8 +74,7 @@ public final class BirthAwareOptimizer extends Optimizer {
     this.decoupledDecay = delegate.getClass() == AdamW.class;
     if (sgd) {
       DjlInternals.SgdFields fields = DjlInternals.sgdFields();
-      this.learningRate =
-          (ParameterTracker) DjlInternals.read(fields.learningRateTracker(), delegate);
+      this.learningRate = fields.learningRateTracker();
       this.momentum = (Float) DjlInternals.read(fields.momentum(), delegate);
       this.momentumStates = stateMap(fields.momentumStates());
       this.beta1 = 0;
@@ -82,8 +84,7 @@ public final class BirthAwareOptimizer extends Optimizer {
       this.variances = null;
     } else {
       DjlInternals.AdamFields fields = DjlInternals.adamFields(delegate.getClass());
-      this.learningRate =
-          (ParameterTracker) DjlInternals.read(fields.learningRateTracker(), delegate);
+      this.learningRate = fields.learningRateTracker();
       this.beta1 = (Float) DjlInternals.read(fields.beta1(), delegate);
       this.beta2 = (Float) DjlInternals.read(fields.beta2(), delegate);
       this.epsilon = (Float) DjlInternals.read(fields.epsilon(), delegate);
@@ -214,7 +215,9 @@ public final class BirthAwareOptimizer extends Optimizer {
     // The schedule continues at the model's position: birth + the updates since birth.
     int position = birth + own;
     furthestBorn.accumulateAndGet(position, Math::max);
-    float newLearningRate = learningRate.getNewValue(parameterId, position);
+    float newLearningRate =
+        ((ParameterTracker) DjlInternals.read(learningRate, delegate))
+            .getNewValue(parameterId, position);
     Function<String, NDArray> zeros = k -> weight.zerosLike();
     Device device = weight.getDevice();
     if (sgd) {

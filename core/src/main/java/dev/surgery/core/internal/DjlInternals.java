@@ -1141,6 +1141,45 @@ public final class DjlInternals {
     return TRACKER_FIELD.get(optimizer.getClass()).orElse(null);
   }
 
+  /**
+   * Returns the stand-in in front of an optimizer's learning-rate tracker that keeps moved
+   * parameters' first ids ({@link KeptIdTracker}), installing it when asked and when the tracker
+   * may answer by id.
+   *
+   * @param optimizer the user's optimizer
+   * @param install whether to install one when there is none
+   * @return the stand-in, or null when none is installed (or none is needed, or the optimizer has
+   *     no tracker field)
+   */
+  public static KeptIdTracker keptIdTracker(Optimizer optimizer, boolean install) {
+    Field field = learningRateTrackerField(optimizer);
+    if (field == null) {
+      return null;
+    }
+    Object tracker = get(field, optimizer);
+    if (tracker instanceof KeptIdTracker kept) {
+      return kept;
+    }
+    if (!install || !(tracker instanceof ParameterTracker own) || !KeptIdTracker.answersById(own)) {
+      return null;
+    }
+    KeptIdTracker kept = new KeptIdTracker(own);
+    set(field, optimizer, kept);
+    return kept;
+  }
+
+  /**
+   * Puts the user's own tracker back in front of an optimizer (undoing {@link #keptIdTracker}).
+   *
+   * @param optimizer the user's optimizer
+   */
+  public static void removeKeptIdTracker(Optimizer optimizer) {
+    Field field = learningRateTrackerField(optimizer);
+    if (field != null && get(field, optimizer) instanceof KeptIdTracker kept) {
+      set(field, optimizer, kept.getTracker());
+    }
+  }
+
   /** The learning-rate tracker field of each optimizer class, found once per class. */
   private static final ClassValue<java.util.Optional<Field>> TRACKER_FIELD =
       new ClassValue<>() {

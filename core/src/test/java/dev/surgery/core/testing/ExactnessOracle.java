@@ -80,6 +80,7 @@ public final class ExactnessOracle implements AutoCloseable {
     subjectLayers = new ArrayList<>();
     subject = model("subject", extraLayers, subjectLayers);
     subjectTrainer = trainer(subject, kind.create());
+    RatesById.assign(parameters(subjectLayers));
     if (withControl) {
       controlLayers = new ArrayList<>();
       control = model("control", extraLayers, controlLayers);
@@ -89,6 +90,7 @@ public final class ExactnessOracle implements AutoCloseable {
       for (int i = 0; i < from.size(); i++) {
         from.get(i).getArray().copyTo(to.get(i).getArray());
       }
+      RatesById.assign(to);
     } else {
       controlLayers = null;
       control = null;
@@ -508,7 +510,9 @@ public final class ExactnessOracle implements AutoCloseable {
         NDArray copy = p.getArray().duplicate();
         copy.attach(manager);
         copies.put(p, copy);
-        ids.put(p, "oracle-" + ids.size());
+        // Keyed as the subject's optimizer keys it: a tracker with a rate per id (RatesById)
+        // answers both alike, the default for a new id, the parameter's own for an unfrozen one.
+        ids.put(p, p.getId());
       }
     }
 

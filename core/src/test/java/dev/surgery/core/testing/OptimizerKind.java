@@ -46,6 +46,24 @@ public enum OptimizerKind {
               .optWeightDecays(0.05f)
               .optBeginNumUpdate(begin)
               .build()),
+  /**
+   * Adam with a learning rate per parameter id ({@link RatesById}): a parameter that continues
+   * under a new id (new {@code Parameter}s around its arrays, a 1:1 copy) must keep its own rate.
+   */
+  ADAM_RATE_PER_ID(
+      begin ->
+          Optimizer.adam()
+              .optLearningRateTracker(RatesById.TRACKER)
+              .optBeginNumUpdate(begin)
+              .build()),
+  /** SGD with momentum and a learning rate per parameter id ({@link RatesById}). */
+  SGD_MOMENTUM_RATE_PER_ID(
+      begin ->
+          Optimizer.sgd()
+              .setLearningRateTracker(RatesById.TRACKER)
+              .optMomentum(0.9f)
+              .optBeginNumUpdate(begin)
+              .build()),
   /** A user-written optimizer: signed momentum, its state in a map like DJL's own. */
   USER(begin -> new SignMomentum(0.02f, 0.8f, begin));
 

@@ -1,0 +1,110 @@
+package dev.surgery.core.internal;
+
+import ai.djl.training.tracker.ParameterTracker;
+import ai.djl.training.tracker.Tracker;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Stands in for an optimizer's learning-rate tracker once a surgery has moved a parameter's
+ * training to a new {@code Parameter} (new objects around the same arrays, a 1:1 copy): DJL gives
+ * every parameter a new id, and a tracker that answers by id (DJL's {@code FixedPerVarTracker}, a
+ * user's layer-wise rates) would give the moved parameter its default rate instead of its own. This
+ * one asks the user's tracker with the id the parameter had before its first move, so it trains on
+ * exactly as without the surgery. Any other id (a parameter born in a surgery) is passed through:
+ * the user's tracker answers it as it would for a fresh optimizer.
+ *
+ * <p>Installed only in front of a tracker that may answer by id ({@link #answersById}); a {@link
+ * Tracker} that keeps DJL's default for ids (every schedule DJL ships but {@code
+ * FixedPerVarTracker}) is left alone.
+ */
+public final class KeptIdTracker implements ParameterTracker {
+
+  private final ParameterTracker tracker;
+
+  /** A moved parameter's id to the id it had before its first move. */
+  private final Map<String, String> firstIds = new ConcurrentHashMap<>();
+
+  KeptIdTracker(ParameterTracker tracker) {
+    this.tracker = tracker;
+  }
+
+  /**
+   * Tells whether a tracker may answer differently for different ids: anything but a {@link
+   * Tracker} that keeps the interface's default for ids.
+   *
+   * @param tracker an optimizer's learning-rate tracker
+   * @return whether a moved parameter needs its first id kept for it
+   */
+  public static boolean answersById(ParameterTracker tracker) {
+    if (tracker instanceof KeptIdTracker) {
+      return true;
+    }
+    return !(tracker instanceof Tracker) || ANSWERS_BY_ID.get(tracker.getClass());
+  }
+
+  private static final ClassValue<Boolean> ANSWERS_BY_ID =
+      new ClassValue<>() {
+        @Override
+        protected Boolean computeValue(Class<?> type) {
+          try {
+            return type.getMethod("getNewValue", String.class, int.class).getDeclaringClass()
+                != Tracker.class;
+          } catch (NoSuchMethodException e) {
+            return true; // cannot tell: keep the ids
+          }
+        }
+      };
+
+  /** {@inheritDoc} */
+  @Override
+  public float getNewValue(String parameterId, int numUpdate) {
+    String first = firstIds.get(parameterId);
+    return tracker.getNewValue(first == null ? parameterId : first, numUpdate);
+  }
+
+  /**
+   * Returns the user's tracker.
+   *
+   * @return the tracker this one asks
+   */
+  public ParameterTracker getTracker() {
+    return tracker;
+  }
+
+  /**
+   * Notes that a parameter now trains under a new id; returns what the new id mapped to before.
+   *
+   * @param oldId the id it had
+   * @param newId the id it has now
+   * @return the new id's previous first id, or null
+   */
+  public String moved(String oldId, String newId) {
+    String first = firstIds.getOrDefault(oldId, oldId);
+    return firstIds.put(newId, first);
+  }
+
+  /**
+   * Forgets an id (its parameter left the optimizer); returns its first id, or null.
+   *
+   * @param id the id
+   * @return what it mapped to, or null
+   */
+  public String forget(String id) {
+    return firstIds.remove(id);
+  }
+
+  /**
+   * Puts back what an id mapped to (null removes it).
+   *
+   * @param id the id
+   * @param firstId its first id, or null
+   */
+  public void restore(String id, String firstId) {
+    if (firstId == null) {
+      firstIds.remove(id);
+    } else {
+      firstIds.put(id, firstId);
+    }
+  }
+}
