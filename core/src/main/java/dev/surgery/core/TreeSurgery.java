@@ -10,6 +10,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
+import ai.djl.training.initializer.Initializer;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.AbstractMap;
 import java.util.AbstractSet;
@@ -266,6 +267,13 @@ final class TreeSurgery {
   /** The block being worked on, named by a failure that does not name one itself. */
   private TreeNode current;
 
+  /**
+   * Set by a dry run: the replacements it places are freed by its rollback, so their fresh
+   * parameters are filled without drawing from the engine's random generator, which a plan must
+   * leave where it was (the program's next draws, data or dropout or a later apply, would differ).
+   */
+  private boolean planning;
+
   /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
   static final int MAX_GENERATIONS = 1000;
 
@@ -334,6 +342,7 @@ final class TreeSurgery {
    * after a failure: the plan of an apply.
    */
   <T> T dryRun(Description<T> describe) {
+    planning = true;
     Set<Parameter> before = parametersOf(root);
     T result;
     try {
@@ -1124,6 +1133,13 @@ final class TreeSurgery {
               + " initialized parameter and no trainer was given");
     }
     placedArrays |= !fresh.isEmpty();
+    List<Initializer> own = new ArrayList<>(planning ? fresh.size() : 0);
+    if (planning) {
+      for (Parameter p : fresh) {
+        own.add(p.getInitializer());
+        p.setInitializer(Initializer.ZEROS);
+      }
+    }
     try {
       if (manager == null) {
         try (NDManager scratch = NDManager.newBaseManager()) {
@@ -1144,6 +1160,9 @@ final class TreeSurgery {
               + messageOf(e),
           e);
     } finally {
+      for (int i = 0; i < own.size(); i++) {
+        fresh.get(i).setInitializer(own.get(i));
+      }
       for (Parameter p : fresh) {
         if (p.isInitialized()) {
           journal.closeOnRollback(p.getArray());

@@ -10,9 +10,12 @@ import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
@@ -35,6 +38,7 @@ import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -98,8 +102,14 @@ class PlanTest {
       Map<String, Boolean> trainable = trainable(resnet);
       Set<Parameter> before = parameters(resnet);
 
+      data.getEngine().setRandomSeed(11);
       SurgeryPlan plan = algorithm.plan(context);
       assertFalse(plan.isEmpty(), "the algorithm should change something on ResNetV1");
+      float[] afterPlan = data.randomUniform(0, 1, new Shape(8)).toFloatArray();
+      assertArrayEquals(
+          drawAfterSeed(data, 11),
+          afterPlan,
+          "the plan left the engine's random generator where it was");
 
       // nothing changed
       assertEquals(structure, structure(resnet));
@@ -121,6 +131,38 @@ class PlanTest {
       assertEquals(shapesOnlyIn(before, after), plannedShapes(plan, true));
       assertEquals(shapesOnlyIn(after, before), plannedShapes(plan, false));
     }
+  }
+
+  /**
+   * A plan of a replacement the engine initializes (a new layer from a user's function) draws
+   * nothing from the engine's random generator: the program's next draws (data, dropout, the
+   * apply's own initialization) are what they would be without the plan.
+   */
+  @Test
+  void aPlanOfNewLayersLeavesTheRandomGeneratorWhereItWas() {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(6).build())
+            .add(Linear.builder().setUnits(3).build());
+    try (Model model = TinyModels.model("plan-rng", net);
+        NDManager data = NDManager.newBaseManager()) {
+      net.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(2, 4));
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          BlockMatcher.ofClass(Linear.class),
+          (block, index) -> Linear.builder().setUnits(index == 0 ? 6 : 3).build());
+      data.getEngine().setRandomSeed(5);
+      SurgeryPlan plan = ModuleSurgery.plan(net, policies, SurgeryOptions.defaults());
+      assertEquals(2, plan.steps().size());
+      float[] afterPlan = data.randomUniform(0, 1, new Shape(8)).toFloatArray();
+      assertArrayEquals(drawAfterSeed(data, 5), afterPlan);
+    }
+  }
+
+  /** What the engine's generator gives first after a seed. */
+  private static float[] drawAfterSeed(NDManager data, int seed) {
+    data.getEngine().setRandomSeed(seed);
+    return data.randomUniform(0, 1, new Shape(8)).toFloatArray();
   }
 
   /** Layer freezing without the planned number of epochs: plan and apply refuse alike. */

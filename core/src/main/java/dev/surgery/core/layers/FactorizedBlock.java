@@ -6,6 +6,9 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.training.initializer.Initializer;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A low-rank factorization of one layer into two, {@code module1(module0(x))}, with no nonlinearity
@@ -68,7 +71,21 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
       int rank,
       NDArray biasOrNull,
       boolean standardized) {
-    initialize(w.getManager(), w.getDataType(), inputShapes);
+    // Every array is set from the SVD below: filled without a draw, so that a factorize (or its
+    // plan) leaves the engine's random generator where it was and does no work twice.
+    List<Parameter> parameters = getParameters().values();
+    List<Initializer> own = new ArrayList<>(parameters.size());
+    for (Parameter p : parameters) {
+      own.add(p.getInitializer());
+      p.setInitializer(Initializer.ZEROS);
+    }
+    try {
+      initialize(w.getManager(), w.getDataType(), inputShapes);
+    } finally {
+      for (int i = 0; i < parameters.size(); i++) {
+        parameters.get(i).setInitializer(own.get(i));
+      }
+    }
     try {
       float[] matrix = standardized ? standardizedValues(w) : floatValues(w);
       TruncatedSvd svd = TruncatedSvd.of(matrix, out, fanIn);
