@@ -123,8 +123,16 @@ public class StochasticResidual extends AbstractBlock {
     Arrays.fill(maskShape, 1);
     maskShape[0] = out.getShape().get(0);
     NDArray keep = keepRate(out);
-    // floor(keep + U[0,1)) is 1 with probability keep: one Bernoulli draw per sample.
-    NDArray mask = manager.randomUniform(0f, 1f, new Shape(maskShape)).add(keep).floor();
+    // floor(keep + U[0,1)) is 1 with probability keep: one Bernoulli draw per sample. The draw is
+    // float32; a half-precision branch draws in float32 too (U near 1 would round to 1) and takes
+    // the mask in its own type, so the block's output keeps the branch's type.
+    NDArray uniform = manager.randomUniform(0f, 1f, new Shape(maskShape));
+    NDArray keepForDraw =
+        out.getDataType() == DataType.FLOAT16 ? keep.toType(DataType.FLOAT32, false) : keep;
+    NDArray mask = uniform.add(keepForDraw).floor();
+    if (mask.getDataType() != out.getDataType()) {
+      mask = mask.toType(out.getDataType(), false);
+    }
     return new NDList(out.mul(mask.div(keep)));
   }
 

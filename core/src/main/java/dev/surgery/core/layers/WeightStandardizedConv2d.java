@@ -2,13 +2,15 @@ package dev.surgery.core.layers;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
 
 /**
  * A {@link Conv2d} that standardizes its weight per output channel on every forward pass: {@code W'
  * = (W - mean(W)) / sqrt(var(W) + 1e-10)}, with the mean and the biased variance taken over the
- * input-channel and kernel dimensions. Gradients flow through the standardization.
+ * input-channel and kernel dimensions (in float16, where 1e-10 is zero, {@link
+ * #HALF_PRECISION_EPSILON}). Gradients flow through the standardization.
  *
  * <p>Built from an existing convolution with {@link #from(Conv2d)}, it reuses that convolution's
  * own {@link Parameter} objects: the stored weights, their ids (so the trainer's parameter store
@@ -24,6 +26,14 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
 
   /** Added to the variance, as in Composer's weight standardization. */
   public static final float EPSILON = 1e-10f;
+
+  /**
+   * Added to the variance of a half-precision weight instead of {@link #EPSILON}, which is zero in
+   * float16: the smallest positive float16 (2^-24). A filter whose variance is zero (constant
+   * weights) or underflows then standardizes to zero, as in float32, not to 0/0 (NaN); larger
+   * variances do not see it (it is below their float16 resolution, as 1e-10 is in float32).
+   */
+  public static final float HALF_PRECISION_EPSILON = 0x1p-24f;
 
   /**
    * Creates an unconnected standardized convolution.
@@ -84,6 +94,7 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
     rows.attach(scope);
     NDArray centered = rows.sub(rows.mean(new int[] {1}, true));
     NDArray variance = centered.square().mean(new int[] {1}, true);
-    return centered.div(variance.add(EPSILON).sqrt()).reshape(w.getShape());
+    float epsilon = w.getDataType() == DataType.FLOAT16 ? HALF_PRECISION_EPSILON : EPSILON;
+    return centered.div(variance.add(epsilon).sqrt()).reshape(w.getShape());
   }
 }

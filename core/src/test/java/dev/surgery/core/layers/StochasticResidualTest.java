@@ -153,6 +153,48 @@ class StochasticResidualTest {
    * kinds, and the number dropped over the 2,000 samples is within four standard deviations of the
    * binomial mean (500 +- 77.5).
    */
+  /**
+   * A half-precision branch keeps its type through sample mode (the mask is drawn in float32 and
+   * taken in float16), so the next float16 layer accepts the output, and backward reaches the
+   * branch: each sample is the branch's output scaled by {@code 1 / (1 - p)}, or zero.
+   */
+  @Test
+  void sampleModeKeepsAHalfPrecisionBranchInHalfPrecision() {
+    Conv2d conv =
+        Conv2d.builder()
+            .setKernelShape(new Shape(3, 3))
+            .optPadding(new Shape(1, 1))
+            .setFilters(2)
+            .build();
+    conv.initialize(manager, DataType.FLOAT16, IN);
+    StochasticResidual block = new StochasticResidual(conv, StochasticResidual.Mode.SAMPLE, 0.5f);
+    NDArray x = manager.randomNormal(IN).toType(DataType.FLOAT16, false);
+    float[] y =
+        conv.forward(ps, new NDList(x), false)
+            .head()
+            .toType(DataType.FLOAT32, false)
+            .toFloatArray();
+    x.setRequiresGradient(true);
+    NDArray out;
+    try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+      out = block.forward(ps, new NDList(x), true).singletonOrThrow();
+      collector.backward(out.sum());
+    }
+    assertEquals(DataType.FLOAT16, out.getDataType());
+    assertEquals(DataType.FLOAT16, x.getGradient().getDataType(), "backward reaches the input");
+    float[] values = out.toType(DataType.FLOAT32, false).toFloatArray();
+    int per = values.length / (int) IN.get(0);
+    for (int s = 0; s < IN.get(0); s++) {
+      boolean zero = true;
+      boolean scaled = true;
+      for (int k = s * per; k < (s + 1) * per; k++) {
+        zero &= values[k] == 0f;
+        scaled &= Math.abs(values[k] - 2 * y[k]) <= 1e-3 * Math.max(1, Math.abs(y[k]));
+      }
+      assertTrue(zero || scaled, "sample " + s + " is neither dropped nor the scaled branch");
+    }
+  }
+
   @Test
   void sampleModeDropsEachSampleWithTheRateAndScalesTheKeptOnes() {
     SequentialBlock branch = branch();

@@ -102,6 +102,30 @@ class WeightStandardizedConv2dTest {
     assertArrayEquals(expected, WeightStandardizedConv2d.standardize(w).toFloatArray(), 1e-5f);
   }
 
+  /**
+   * In float16, where 1e-10 is zero, a constant filter (variance zero) standardizes to zero as in
+   * float32, not to 0/0; a filter of spread weights matches the double-precision formula to
+   * float16's resolution.
+   */
+  @Test
+  void halfPrecisionConstantFilterStandardizesToZero() {
+    float[] values = new float[2 * 27];
+    java.util.Arrays.fill(values, 0, 27, 0.3f); // filter 0: constant
+    for (int i = 27; i < values.length; i++) {
+      values[i] = (i % 7) * 0.25f - 0.5f;
+    }
+    NDArray w = manager.create(values, new Shape(2, 3, 3, 3)).toType(DataType.FLOAT16, false);
+    float[] actual =
+        WeightStandardizedConv2d.standardize(w).toType(DataType.FLOAT32, false).toFloatArray();
+    float[] expected = standardizeDirect(w.toType(DataType.FLOAT32, false).toFloatArray(), 2);
+    for (int i = 0; i < actual.length; i++) {
+      assertTrue(Float.isFinite(actual[i]), "element " + i + " is " + actual[i]);
+    }
+    assertArrayEquals(
+        java.util.Arrays.copyOf(expected, 27), java.util.Arrays.copyOf(actual, 27), 0f);
+    assertArrayEquals(expected, actual, 5e-3f);
+  }
+
   @Test
   void forwardUsesStandardizedWeightAndKeepsParameters() {
     Conv2d original = conv(4, 2, true);
