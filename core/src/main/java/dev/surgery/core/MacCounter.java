@@ -13,6 +13,7 @@ import dev.surgery.core.layers.BlurPool2d;
 import dev.surgery.core.layers.FactorizedBlock;
 import dev.surgery.core.layers.SqueezeExcite2d;
 import dev.surgery.core.layers.SqueezeExciteConv2d;
+import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -29,23 +30,31 @@ final class MacCounter {
   private MacCounter() {}
 
   /**
-   * Finds the input shapes of the blocks under {@code root} for a model input: sequential and
+   * Finds the input shapes of the blocks under {@code root} for a model input, one per place a
+   * block runs (a block held at two places of the tree runs twice per sample): sequential and
    * parallel blocks pass shapes on through their children's {@code getOutputShapes}; below another
    * composite only an initialized child's recorded shapes are used, and only when the composite was
-   * initialized with this very input. Blocks it cannot reach have no entry.
+   * initialized with this very input. A place it cannot reach gets no entry.
    *
    * @param root the root block
    * @param input the model's input shapes, batch axis first; the batch is taken as 1
-   * @return block to its input shapes (batch 1)
+   * @return block to its input shapes (batch 1) at each place reached, and its places in all
    */
-  static Map<Block, Shape[]> inputShapes(Block root, Shape[] input) {
-    Map<Block, Shape[]> out = new IdentityHashMap<>();
-    walk(root, perSample(input), out);
-    return out;
+  static Reached inputShapes(Block root, Shape[] input) {
+    Reached reached = new Reached(new IdentityHashMap<>(), new IdentityHashMap<>());
+    walk(root, perSample(input), reached.shapes());
+    countPlaces(root, reached.places());
+    return reached;
   }
 
-  private static void walk(Block block, Shape[] in, Map<Block, Shape[]> out) {
-    out.put(block, in);
+  /**
+   * What {@link #inputShapes} found: per block, the input shapes at the places the shapes reached,
+   * and how many places it has in the tree.
+   */
+  record Reached(Map<Block, List<Shape[]>> shapes, Map<Block, Integer> places) {}
+
+  private static void walk(Block block, Shape[] in, Map<Block, List<Shape[]>> out) {
+    out.computeIfAbsent(block, b -> new ArrayList<>(1)).add(in);
     List<Block> children = block.getChildren().values();
     if (children.isEmpty()) {
       return;
@@ -71,6 +80,38 @@ final class MacCounter {
         }
       }
     }
+  }
+
+  private static void countPlaces(Block block, Map<Block, Integer> places) {
+    places.merge(block, 1, Integer::sum);
+    for (Block child : block.getChildren().values()) {
+      countPlaces(child, places);
+    }
+  }
+
+  /**
+   * Counts the multiply-accumulates per sample of a block at every place it runs: the sum over its
+   * places, or null when the shapes did not reach every one of them or a place's count is unknown.
+   *
+   * @param block the block
+   * @param reached the shapes and places of the tree the block ran in
+   * @param at the block whose places count (the replaced one, for its replacement)
+   * @return the count, or null
+   */
+  static Long macsAtEveryPlace(Block block, Reached reached, Block at) {
+    List<Shape[]> ins = reached.shapes().get(at);
+    if (ins == null || ins.size() != reached.places().getOrDefault(at, 0)) {
+      return null;
+    }
+    long total = 0;
+    for (Shape[] in : ins) {
+      Long c = macs(block, in);
+      if (c == null) {
+        return null;
+      }
+      total += c;
+    }
+    return total;
   }
 
   private static boolean recordedInputIs(Block block, Shape[] in) {

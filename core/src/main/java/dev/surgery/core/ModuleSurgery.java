@@ -296,7 +296,7 @@ public final class ModuleSurgery {
             indices,
             Faults.NONE);
     // Shapes are followed through the tree as it is now, before any replacement.
-    Map<Block, Shape[]> inputs =
+    MacCounter.Reached inputs =
         inputShape == null ? null : MacCounter.inputShapes(module, new Shape[] {inputShape});
     return alone(
         () ->

@@ -382,13 +382,12 @@ public record SurgeryPlan(
    * @param inputShape the model input the counts are for
    * @return the plan with counts, null where not computable
    */
-  SurgeryPlan withMacs(Map<Block, Block> replaced, Map<Block, Shape[]> inputs, Shape inputShape) {
+  SurgeryPlan withMacs(Map<Block, Block> replaced, MacCounter.Reached inputs, Shape inputShape) {
     List<Step> counted = new ArrayList<>(steps.size());
     int i = 0;
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
       Step s = steps.get(i++);
-      // A replacement runs where the block ran, on the same input.
-      Shape[] in = inputs.get(e.getKey());
+      // A replacement runs where the block ran, on the same input, at every place it was held.
       counted.add(
           new Step(
               s.path(),
@@ -397,8 +396,8 @@ public record SurgeryPlan(
               s.removed(),
               s.added(),
               s.kept(),
-              MacCounter.macs(e.getKey(), in),
-              MacCounter.macs(e.getValue(), in)));
+              MacCounter.macsAtEveryPlace(e.getKey(), inputs, e.getKey()),
+              MacCounter.macsAtEveryPlace(e.getValue(), inputs, e.getKey())));
     }
     return new SurgeryPlan(counted, parametersBefore, parametersAfter, inputShape);
   }

@@ -10,6 +10,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
+import ai.djl.nn.LambdaBlock;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
@@ -155,6 +156,44 @@ class MacCountTest {
     SurgeryPlan.Step step = plan.steps().get(0);
     assertEquals(STRIDED_CONV, step.macsBefore());
     assertEquals(STRIDED_CONV + 2L * 32 * 8, step.macsAfter());
+  }
+
+  /**
+   * A layer held at two places runs twice per sample: its step counts both runs (hand count), also
+   * where the second place is inside a nested sequence.
+   */
+  @Test
+  void aLayerHeldTwiceIsCountedAtBothPlaces() {
+    Conv2d shared = sameSize3x3(8);
+    SequentialBlock net = new SequentialBlock().add(sameSize3x3(8)).add(shared).add(shared);
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      SurgeryPlan plan =
+          SqueezeExcite.builder()
+              .optMinChannels(8)
+              .optLatentChannels(2)
+              .build()
+              .plan(SurgeryContext.of(net), new Shape(1, 3, 8, 8));
+      long conv = 8L * 8 * 8 * 8 * 3 * 3; // 8x8 out, 8 <- 8, 3x3
+      long gate = 2L * 8 * 2; // 8 -> 2 -> 8
+      SurgeryPlan.Step step =
+          plan.steps().stream().filter(s -> s.path().equals("02Conv2d")).findFirst().orElseThrow();
+      assertEquals(2 * conv, step.macsBefore());
+      assertEquals(2 * (conv + gate), step.macsAfter());
+    }
+    LambdaBlock identity = new LambdaBlock(x -> x);
+    Conv2d twice = sameSize3x3(3);
+    SequentialBlock hidden =
+        new SequentialBlock().add(twice).add(new SequentialBlock().add(identity).add(twice));
+    try (NDManager manager = NDManager.newBaseManager()) {
+      hidden.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      SurgeryPlan plan =
+          WeightStandardization.builder()
+              .optNLastLayersIgnore(0)
+              .build()
+              .plan(SurgeryContext.of(hidden), new Shape(1, 3, 8, 8));
+      assertEquals(2L * 8 * 8 * 3 * 3 * 9, plan.steps().get(0).macsBefore());
+    }
   }
 
   @Test
