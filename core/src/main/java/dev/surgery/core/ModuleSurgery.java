@@ -543,12 +543,23 @@ public final class ModuleSurgery {
    */
   public static void freezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
+    for (Parameter p : parameters) {
+      // Before anything changes: DJL's freeze changes the flag, then fails on a freed array.
+      if (p.isInitialized() && p.getArray().isReleased()) {
+        throw new SurgeryException(
+            null,
+            "cannot freeze parameter '"
+                + p.getName()
+                + "': its array was freed (was the Model or its NDManager closed?); nothing was"
+                + " frozen");
+      }
+    }
     allOrNothing(
         (journal, surgery) -> {
           for (Parameter p : parameters) {
             if (p.requiresGradient()) {
-              p.freeze(true);
               journal.onRollback(() -> p.freeze(false));
+              p.freeze(true);
             }
             if (optimizers != null) {
               for (Trainer t : optimizers) {

@@ -401,13 +401,46 @@ final class TreeSurgery {
   private RuntimeException rolledBack(Throwable e, Set<Parameter> before) {
     journal.rollback(e);
     releaseDiscarded(before != null ? before : parametersOf(root));
+    String freed = freedArrayNote();
     if (e instanceof SurgeryException s) {
-      return s;
+      if (freed == null) {
+        return s;
+      }
+      String path = s.getBlockPath();
+      String message = s.getMessage();
+      if (path != null && message.startsWith("at " + path + ": ")) {
+        message = message.substring(("at " + path + ": ").length());
+      }
+      SurgeryException noted = new SurgeryException(path, message + freed, s.getCause());
+      noted.setStackTrace(s.getStackTrace());
+      return noted;
     }
     return new SurgeryException(
         current == null ? null : BlockPaths.display(current.path()),
-        "surgery failed and was rolled back: " + messageOf(e),
+        "surgery failed and was rolled back: " + messageOf(e) + (freed == null ? "" : freed),
         e);
+  }
+
+  /**
+   * After a rollback, says where the model as it was holds a freed array (null if nowhere): a
+   * replacement function that closed the old block's arrays (the engine frees them when the surgery
+   * commits) leaves a model that cannot run, which the rollback cannot undo.
+   */
+  private String freedArrayNote() {
+    for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
+      for (Parameter p : directParameters(e.getKey())) {
+        if (p.isInitialized() && p.getArray().isReleased()) {
+          return "; after the rollback, parameter '"
+              + p.getName()
+              + "' of "
+              + BlockPaths.display(e.getValue())
+              + " has no array: it was freed (by a replacement function? it must not close the"
+              + " arrays of the block it replaces: the engine frees them when the surgery"
+              + " commits), so the model as it was cannot run";
+        }
+      }
+    }
+    return null;
   }
 
   /**

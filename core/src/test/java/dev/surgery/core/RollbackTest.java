@@ -185,4 +185,48 @@ class RollbackTest {
       inner.get().initialize(manager, dataType, shapes);
     }
   }
+
+  /**
+   * A replacement function that closed the old block's arrays (which the engine frees itself when
+   * the surgery commits) and a later failure: the rollback puts the old block back, which cannot
+   * run any more, and the refusal says so, naming the parameter and the block, beside the failure
+   * itself. Without the close, no such note.
+   */
+  @ParameterizedTest(name = "function closes the old arrays: {0}")
+  @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+  void aFunctionThatFreedTheOldArraysIsNamedByTheRefusal(boolean closesOld) {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(4).build())
+            .add(Linear.builder().setUnits(2).build());
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(1, 3));
+      AtomicInteger calls = new AtomicInteger();
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Map.of(
+              Linear.class,
+              (block, index) -> {
+                if (calls.incrementAndGet() == 2) {
+                  throw new IllegalStateException("planted in the second call");
+                }
+                long units = block.getParameters().get("weight").getArray().getShape().get(0);
+                Block copy = WeightCopy.into(Linear.builder().setUnits(units).build(), block);
+                if (closesOld) {
+                  block.getParameters().values().forEach(p -> p.getArray().close());
+                }
+                return copy;
+              });
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModuleClasses(net, policies, null, false, null));
+      assertTrue(e.getMessage().contains("planted in the second call"), e.getMessage());
+      assertEquals(
+          closesOld,
+          e.getMessage()
+              .contains(
+                  "after the rollback, parameter 'weight' of 01Linear has no array: it was freed"),
+          e.getMessage());
+    }
+  }
 }

@@ -142,6 +142,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     long start = System.nanoTime();
     Block root = context.model();
     Map<Block, String> paths = BlockPaths.index(root);
+    refuseFreedArrays(paths);
     long before = countParameterScalarsIfKnown(root);
     FrozenReplacements frozen = new FrozenReplacements(root);
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies = targetedPolicies(context, frozen);
@@ -205,6 +206,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    */
   @Override
   public SurgeryPlan plan(SurgeryContext context, Shape inputShape) {
+    refuseFreedArrays(BlockPaths.index(context.model()));
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies =
         targetedPolicies(context, new FrozenReplacements(context.model()));
     SurgeryPlan plan =
@@ -213,6 +215,31 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
       requireChangeWhenIncluded();
     }
     return plan;
+  }
+
+  /**
+   * Refuses a model whose parameters' arrays were freed (its {@code Model} or {@code NDManager}
+   * closed, or a block an earlier surgery replaced and freed), before anything changes: the model
+   * cannot run, and the algorithm would otherwise fail half way with DJL's "Native resource has
+   * been released already" or a refusal aimed at a hand-written replacement function.
+   *
+   * @param paths every block of the model to its path ({@link BlockPaths#index})
+   * @throws SurgeryException naming the first such block and parameter
+   */
+  static void refuseFreedArrays(Map<Block, String> paths) {
+    for (Map.Entry<Block, String> e : paths.entrySet()) {
+      for (Pair<String, Parameter> p : e.getKey().getDirectParameters()) {
+        Parameter parameter = p.getValue();
+        if (parameter.isInitialized() && parameter.getArray().isReleased()) {
+          throw new SurgeryException(
+              BlockPaths.display(e.getValue()),
+              "parameter '"
+                  + parameter.getName()
+                  + "' has no array any more: it was freed (was the Model or its NDManager"
+                  + " closed?), so the model cannot run; nothing was changed");
+        }
+      }
+    }
   }
 
   /**

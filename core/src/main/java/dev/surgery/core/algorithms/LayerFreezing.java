@@ -138,6 +138,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     long start = System.nanoTime();
     requireTotalEpochs(context);
     Block root = context.model();
+    AbstractSurgeryAlgorithm.refuseFreedArrays(BlockPaths.index(root));
     long scalars = AbstractSurgeryAlgorithm.countParameterScalarsIfKnown(root);
     // Resolve every optimizer first: a trainer that cannot be handled fails before any change.
     for (Trainer t : context.trainers()) {
@@ -168,6 +169,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    */
   @Override
   public SurgeryPlan plan(SurgeryContext context) {
+    AbstractSurgeryAlgorithm.refuseFreedArrays(BlockPaths.index(context.model()));
     long scalars = AbstractSurgeryAlgorithm.countParameterScalars(context.model());
     return new SurgeryPlan(freezing(context, new ArrayList<>()), scalars, scalars);
   }

@@ -32,7 +32,7 @@ class DeterminismTest {
    * Hyperparameters that make each algorithm change ResNet-20 (1x28x28, 16 to 64 channels, batch
    * 8); the rest are the defaults.
    */
-  private static final Map<String, Map<String, Object>> SETTINGS =
+  static final Map<String, Map<String, Object>> SETTINGS =
       Map.of(
           BlurPool.NAME, Map.of(),
           SqueezeExcite.NAME, Map.of("min_channels", 16, "latent_channels", 0.25),
