@@ -9,9 +9,11 @@ import ai.djl.nn.convolutional.Convolution;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.norm.Dropout;
+import ai.djl.util.Pair;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -22,6 +24,34 @@ import java.util.Optional;
 public final class BlockInspector {
 
   private BlockInspector() {}
+
+  /**
+   * A parameter whose array was freed, and the path of the block that holds it.
+   *
+   * @param blockPath the block's path (see {@link BlockPaths})
+   * @param parameter the parameter
+   */
+  public record FreedParameter(String blockPath, Parameter parameter) {}
+
+  /**
+   * Finds the first block, in the order given, that holds an initialized parameter whose array was
+   * freed (its {@code Model} or {@code NDManager} closed, or a replaced block's arrays freed): such
+   * a model cannot run.
+   *
+   * @param paths blocks to their paths, in the order to look ({@link BlockPaths#index})
+   * @return the first such parameter with its block's path, if any
+   */
+  public static Optional<FreedParameter> firstFreedParameter(Map<Block, String> paths) {
+    for (Map.Entry<Block, String> e : paths.entrySet()) {
+      for (Pair<String, Parameter> p : e.getKey().getDirectParameters()) {
+        Parameter parameter = p.getValue();
+        if (parameter.isInitialized() && parameter.getArray().isReleased()) {
+          return Optional.of(new FreedParameter(e.getValue(), parameter));
+        }
+      }
+    }
+    return Optional.empty();
+  }
 
   /**
    * Tells whether a block was initialized ({@code Block.initialize}, {@code Trainer.initialize} or

@@ -427,20 +427,17 @@ final class TreeSurgery {
    * commits) leaves a model that cannot run, which the rollback cannot undo.
    */
   private String freedArrayNote() {
-    for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
-      for (Parameter p : directParameters(e.getKey())) {
-        if (p.isInitialized() && p.getArray().isReleased()) {
-          return "; after the rollback, parameter '"
-              + p.getName()
-              + "' of "
-              + BlockPaths.display(e.getValue())
-              + " has no array: it was freed (by a replacement function? it must not close the"
-              + " arrays of the block it replaces: the engine frees them when the surgery"
-              + " commits), so the model as it was cannot run";
-        }
-      }
-    }
-    return null;
+    return BlockInspector.firstFreedParameter(BlockPaths.index(root))
+        .map(
+            freed ->
+                "; after the rollback, parameter '"
+                    + freed.parameter().getName()
+                    + "' of "
+                    + BlockPaths.display(freed.blockPath())
+                    + " has no array: it was freed (by a replacement function? it must not close"
+                    + " the arrays of the block it replaces: the engine frees them when the"
+                    + " surgery commits), so the model as it was cannot run")
+        .orElse(null);
   }
 
   /**

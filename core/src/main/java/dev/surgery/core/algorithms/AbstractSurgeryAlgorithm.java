@@ -4,6 +4,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
+import dev.surgery.core.BlockInspector;
 import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
@@ -227,19 +228,16 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    * @throws SurgeryException naming the first such block and parameter
    */
   static void refuseFreedArrays(Map<Block, String> paths) {
-    for (Map.Entry<Block, String> e : paths.entrySet()) {
-      for (Pair<String, Parameter> p : e.getKey().getDirectParameters()) {
-        Parameter parameter = p.getValue();
-        if (parameter.isInitialized() && parameter.getArray().isReleased()) {
-          throw new SurgeryException(
-              BlockPaths.display(e.getValue()),
-              "parameter '"
-                  + parameter.getName()
-                  + "' has no array any more: it was freed (was the Model or its NDManager"
-                  + " closed?), so the model cannot run; nothing was changed");
-        }
-      }
-    }
+    BlockInspector.firstFreedParameter(paths)
+        .ifPresent(
+            freed -> {
+              throw new SurgeryException(
+                  BlockPaths.display(freed.blockPath()),
+                  "parameter '"
+                      + freed.parameter().getName()
+                      + "' has no array any more: it was freed (was the Model or its NDManager"
+                      + " closed?), so the model cannot run; nothing was changed");
+            });
   }
 
   /**
