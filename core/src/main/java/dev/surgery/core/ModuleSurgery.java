@@ -543,7 +543,9 @@ public final class ModuleSurgery {
    */
   public static void freezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
-    for (Parameter p : parameters) {
+    List<Parameter> all = new ArrayList<>();
+    parameters.forEach(all::add); // walked twice below: an Iterable may be one-shot
+    for (Parameter p : all) {
       // Before anything changes: DJL's freeze changes the flag, then fails on a freed array.
       if (p.isInitialized() && p.getArray().isReleased()) {
         throw new SurgeryException(
@@ -556,7 +558,7 @@ public final class ModuleSurgery {
     }
     allOrNothing(
         (journal, surgery) -> {
-          for (Parameter p : parameters) {
+          for (Parameter p : all) {
             if (p.requiresGradient()) {
               journal.onRollback(() -> p.freeze(false));
               p.freeze(true);

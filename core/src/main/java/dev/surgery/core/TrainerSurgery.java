@@ -42,6 +42,7 @@ final class TrainerSurgery {
     boolean birthsLooked;
     KeptIdTracker keptIds;
     boolean keptIdsLooked;
+    boolean keptIdsInstallTried;
 
     View(Trainer trainer) {
       this.trainer = trainer;
@@ -117,6 +118,13 @@ final class TrainerSurgery {
       }
     }
     dropState(trainer, parameter);
+    // Leaving the optimizer for good: its first id is forgotten (a frozen parameter keeps it, so
+    // that it trains at its own rate once unfrozen).
+    KeptIdTracker kept = keptIds(view(trainer), false);
+    if (kept != null) {
+      String first = kept.forget(id);
+      journal.onRollback(() -> kept.restore(id, first));
+    }
   }
 
   /**
@@ -145,11 +153,6 @@ final class TrainerSurgery {
       Integer birth = births.forget(id);
       journal.onRollback(() -> births.restore(id, birth));
     }
-    KeptIdTracker kept = keptIds(view, false);
-    if (kept != null) {
-      String first = kept.forget(id);
-      journal.onRollback(() -> kept.restore(id, first));
-    }
   }
 
   /**
@@ -161,8 +164,13 @@ final class TrainerSurgery {
   private void keepFirstId(View view, String oldId, String newId) {
     KeptIdTracker kept = keptIds(view, true);
     if (kept != null) {
-      String previous = kept.moved(oldId, newId);
-      journal.onRollback(() -> kept.restore(newId, previous));
+      String oldFirst = kept.forget(oldId); // the old id leaves with its parameter
+      String previous = kept.moved(newId, oldFirst != null ? oldFirst : oldId);
+      journal.onRollback(
+          () -> {
+            kept.restore(newId, previous);
+            kept.restore(oldId, oldFirst);
+          });
     }
   }
 
@@ -171,17 +179,16 @@ final class TrainerSurgery {
    * asked to install; null while there is none, and for a tracker that answers every id alike.
    */
   private KeptIdTracker keptIds(View view, boolean install) {
-    if (view.keptIds != null || view.keptIdsLooked) {
-      return view.keptIds; // looked at once per surgery: an install is tried at most once
+    if (view.keptIds != null || (view.keptIdsInstallTried || (view.keptIdsLooked && !install))) {
+      return view.keptIds; // the field is read once, and an install tried once, per surgery
     }
     Optimizer optimizer = view.optimizer();
-    KeptIdTracker existing = DjlInternals.keptIdTracker(optimizer, false);
-    if (existing == null && !install) {
-      return null; // asked again when a move may install one
+    if (!view.keptIdsLooked) {
+      view.keptIdsLooked = true;
+      view.keptIds = DjlInternals.keptIdTracker(optimizer, false);
     }
-    view.keptIdsLooked = true;
-    view.keptIds = existing;
-    if (existing == null) {
+    if (view.keptIds == null && install) {
+      view.keptIdsInstallTried = true;
       view.keptIds = DjlInternals.keptIdTracker(optimizer, true);
       if (view.keptIds != null) {
         journal.onRollback(() -> DjlInternals.removeKeptIdTracker(optimizer));

@@ -269,8 +269,9 @@ final class TreeSurgery {
 
   /**
    * Set by a dry run: the replacements it places are freed by its rollback, so their fresh
-   * parameters are filled without drawing from the engine's random generator, which a plan must
-   * leave where it was (the program's next draws, data or dropout or a later apply, would differ).
+   * parameters are initialized without drawing from the engine's random generator ({@link
+   * NoDrawInitializer}), which a plan must leave where it was (the program's next draws, data or
+   * dropout or a later apply, would differ).
    */
   private boolean planning;
 
@@ -413,6 +414,9 @@ final class TreeSurgery {
       }
       SurgeryException noted = new SurgeryException(path, message + freed, s.getCause());
       noted.setStackTrace(s.getStackTrace());
+      for (Throwable undo : s.getSuppressed()) {
+        noted.addSuppressed(undo); // what failed in the rollback itself
+      }
       return noted;
     }
     return new SurgeryException(
@@ -1166,8 +1170,11 @@ final class TreeSurgery {
     List<Initializer> own = new ArrayList<>(planning ? fresh.size() : 0);
     if (planning) {
       for (Parameter p : fresh) {
-        own.add(p.getInitializer());
-        p.setInitializer(Initializer.ZEROS);
+        Initializer initializer = p.getInitializer();
+        own.add(initializer);
+        if (initializer != null) { // none: the apply's refusal, which the plan must give too
+          p.setInitializer(new NoDrawInitializer(initializer));
+        }
       }
     }
     try {

@@ -269,6 +269,32 @@ class ExactnessMatrixTest {
     }
   }
 
+  /**
+   * A parameter moved to new objects, then frozen and unfrozen, trains at its own rate again: bit
+   * for bit with a twin frozen and unfrozen at the same steps without the move.
+   */
+  @ParameterizedTest(name = "{0}")
+  @org.junit.jupiter.params.provider.EnumSource(
+      value = OptimizerKind.class,
+      names = {"ADAM_RATE_PER_ID", "SGD_MOMENTUM_RATE_PER_ID"})
+  void aMovedParameterFrozenAndUnfrozenKeepsItsRate(OptimizerKind kind) {
+    try (ExactnessOracle o = new ExactnessOracle(kind, 0, false, true)) {
+      o.steps(3);
+      replace(o, TinyDense::rewrapping);
+      List<Parameter> moved = o.target().getDirectParameters().values();
+      List<Parameter> twins = o.controlTarget().getDirectParameters().values();
+      ModuleSurgery.freezeParameters(moved, List.of(o.subjectTrainer()));
+      ModuleSurgery.freezeParameters(twins, List.of(o.controlTrainer()));
+      o.steps(2);
+      ModuleSurgery.unfreezeParameters(moved, List.of(o.subjectTrainer()));
+      ModuleSurgery.unfreezeParameters(twins, List.of(o.controlTrainer()));
+      for (int i = 0; i < 10; i++) {
+        o.step();
+        o.assertSurvivorsBitIdentical(List.of());
+      }
+    }
+  }
+
   /** A block whose forward uses only its first child (an auxiliary head that never ran). */
   static final class UsesFirstChildOnly extends AbstractBlock {
     UsesFirstChildOnly(Block first, Block second) {

@@ -6,12 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
+import ai.djl.training.initializer.XavierInitializer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
@@ -19,6 +21,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A plan says what an apply would do at the edges too: where the apply refuses a surgery, the plan
@@ -59,6 +63,43 @@ class PlanRefusalTest {
         Block last = net.getChildren().get(1).getValue();
         assertSame(late, last, "both rolled back");
       }
+    }
+  }
+
+  /**
+   * A replacement the engine cannot initialize (a parameter without an initializer, or with one
+   * that refuses its shape): the apply fails, and the plan, which initializes without random draws,
+   * fails the same way rather than describing a surgery that will never happen.
+   */
+  @ParameterizedTest(name = "no initializer: {0}")
+  @ValueSource(booleans = {true, false})
+  void aReplacementThatCannotBeInitializedIsRefusedByThePlanAsByTheApply(boolean none) {
+    SequentialBlock net = new SequentialBlock().add(Linear.builder().setUnits(4).build());
+    try (Model model = Model.newInstance("plan-uninitializable")) {
+      model.setBlock(net);
+      net.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(2, 3));
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          BlockMatcher.ofClass(Linear.class),
+          (block, index) -> {
+            Linear fresh = Linear.builder().setUnits(4).build();
+            if (none) {
+              fresh.getParameters().get("weight").setInitializer(null);
+            } else {
+              fresh.getParameters().get("bias").setInitializer(new XavierInitializer());
+            }
+            return fresh;
+          });
+      SurgeryException planned =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.plan(net, policies, SurgeryOptions.defaults()));
+      SurgeryException applied =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModules(net, policies, SurgeryOptions.defaults()));
+      assertTrue(applied.getMessage().contains("failed to initialize"), applied.getMessage());
+      assertEquals(applied.getMessage(), planned.getMessage());
     }
   }
 

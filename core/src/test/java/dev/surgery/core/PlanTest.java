@@ -22,6 +22,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import ai.djl.util.RandomUtils;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.Factorize;
@@ -106,10 +107,13 @@ class PlanTest {
       SurgeryPlan plan = algorithm.plan(context);
       assertFalse(plan.isEmpty(), "the algorithm should change something on ResNetV1");
       float[] afterPlan = data.randomUniform(0, 1, new Shape(8)).toFloatArray();
+      float hostAfterPlan = RandomUtils.nextFloat();
       assertArrayEquals(
           drawAfterSeed(data, 11),
           afterPlan,
           "the plan left the engine's random generator where it was");
+      assertEquals(
+          RandomUtils.nextFloat(), hostAfterPlan, "and DJL's host generator (the same seed)");
 
       // nothing changed
       assertEquals(structure, structure(resnet));

@@ -97,9 +97,16 @@ final class SurgeryLogWriter {
     // Trainers on several threads may write at once: build and write under one lock, so an older
     // snapshot can never overwrite a newer one.
     synchronized (this) {
-      String json =
-          SurgeryJson.log(
-              outcomes.snapshot(PendingOutcome::snapshot), notRun.snapshot(o -> o), cutShort);
+      String json;
+      // Both lists under both locks: one consistent moment (a trainer's outcome and the entries
+      // it takes off the not-run list are never half in the file).
+      synchronized (outcomes) {
+        synchronized (notRun) {
+          json =
+              SurgeryJson.log(
+                  outcomes.snapshot(PendingOutcome::snapshot), notRun.snapshot(o -> o), cutShort);
+        }
+      }
       try {
         SurgeryJson.write(logPath, json);
         writeFailed = false;

@@ -75,13 +75,12 @@ public final class KeptIdTracker implements ParameterTracker {
   /**
    * Notes that a parameter now trains under a new id; returns what the new id mapped to before.
    *
-   * @param oldId the id it had
    * @param newId the id it has now
+   * @param firstId the id it had before its first move
    * @return the new id's previous first id, or null
    */
-  public String moved(String oldId, String newId) {
-    String first = firstIds.getOrDefault(oldId, oldId);
-    return firstIds.put(newId, first);
+  public String moved(String newId, String firstId) {
+    return firstIds.put(newId, firstId);
   }
 
   /**

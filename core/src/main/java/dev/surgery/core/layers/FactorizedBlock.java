@@ -77,7 +77,9 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
     List<Initializer> own = new ArrayList<>(parameters.size());
     for (Parameter p : parameters) {
       own.add(p.getInitializer());
-      p.setInitializer(Initializer.ZEROS);
+      if (p.getInitializer() != null) {
+        p.setInitializer(Initializer.ZEROS);
+      }
     }
     try {
       initialize(w.getManager(), w.getDataType(), inputShapes);

@@ -29,9 +29,10 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
 
   /**
    * Added to the variance of a half-precision weight instead of {@link #EPSILON}, which is zero in
-   * float16: the smallest positive float16 (2^-24). A filter whose variance is zero (constant
-   * weights) or underflows then standardizes to zero, as in float32, not to 0/0 (NaN); larger
-   * variances do not see it (it is below their float16 resolution, as 1e-10 is in float32).
+   * float16: the smallest positive float16 (2^-24). A filter of constant weights then standardizes
+   * to zero, as in float32, not to 0/0 (NaN), and one whose variance underflows to a finite value
+   * of at most about 0.7 instead of NaN; larger variances do not see it (it is below their float16
+   * resolution, as 1e-10 is in float32).
    */
   public static final float HALF_PRECISION_EPSILON = 0x1p-24f;
 

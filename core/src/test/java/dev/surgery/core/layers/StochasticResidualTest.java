@@ -147,13 +147,6 @@ class StochasticResidualTest {
   }
 
   /**
-   * Sample mode, drop rate 0.25, five seeded batches of 400 samples: every sample's row is either
-   * exactly zero (the branch dropped, the unit adds nothing to its shortcut) or exactly the
-   * branch's output times 1 / 0.75 (the same float product, bit for bit), every batch has both
-   * kinds, and the number dropped over the 2,000 samples is within four standard deviations of the
-   * binomial mean (500 +- 77.5).
-   */
-  /**
    * A half-precision branch keeps its type through sample mode (the mask is drawn in float32 and
    * taken in float16), so the next float16 layer accepts the output, and backward reaches the
    * branch: each sample is the branch's output scaled by {@code 1 / (1 - p)}, or zero.
@@ -195,6 +188,13 @@ class StochasticResidualTest {
     }
   }
 
+  /**
+   * Sample mode, drop rate 0.25, five seeded batches of 400 samples: every sample's row is either
+   * exactly zero (the branch dropped, the unit adds nothing to its shortcut) or exactly the
+   * branch's output times 1 / 0.75 (the same float product, bit for bit), every batch has both
+   * kinds, and the number dropped over the 2,000 samples is within four standard deviations of the
+   * binomial mean (500 +- 77.5).
+   */
   @Test
   void sampleModeDropsEachSampleWithTheRateAndScalesTheKeptOnes() {
     SequentialBlock branch = branch();
