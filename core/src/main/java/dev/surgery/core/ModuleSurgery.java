@@ -543,19 +543,7 @@ public final class ModuleSurgery {
    */
   public static void freezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
-    List<Parameter> all = new ArrayList<>();
-    parameters.forEach(all::add); // walked twice below: an Iterable may be one-shot
-    for (Parameter p : all) {
-      // Before anything changes: DJL's freeze changes the flag, then fails on a freed array.
-      if (p.isInitialized() && p.getArray().isReleased()) {
-        throw new SurgeryException(
-            null,
-            "cannot freeze parameter '"
-                + p.getName()
-                + "': its array was freed (was the Model or its NDManager closed?); nothing was"
-                + " frozen");
-      }
-    }
+    List<Parameter> all = withLiveArrays(parameters, "freeze", "frozen");
     allOrNothing(
         (journal, surgery) -> {
           for (Parameter p : all) {
@@ -601,14 +589,15 @@ public final class ModuleSurgery {
    */
   public static void unfreezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
+    List<Parameter> all = withLiveArrays(parameters, "unfreeze", "unfrozen");
     allOrNothing(
         (journal, surgery) -> {
-          for (Parameter p : parameters) {
+          for (Parameter p : all) {
             if (p.requiresGradient()) {
               continue;
             }
-            p.freeze(false);
             journal.onRollback(() -> p.freeze(true));
+            p.freeze(false);
             if (optimizers != null) {
               for (Trainer t : optimizers) {
                 if (TrainerSurgery.holds(t, p)) {
@@ -619,6 +608,29 @@ public final class ModuleSurgery {
             }
           }
         });
+  }
+
+  /**
+   * The parameters as a list (an Iterable may be one-shot), refused before anything changes when
+   * one's array was freed: DJL's freeze changes the flag, then fails on a freed array.
+   */
+  private static List<Parameter> withLiveArrays(
+      Iterable<Parameter> parameters, String verb, String participle) {
+    List<Parameter> all = new ArrayList<>();
+    parameters.forEach(all::add);
+    for (Parameter p : all) {
+      if (p.isInitialized() && p.getArray().isReleased()) {
+        throw new SurgeryException(
+            null,
+            "cannot "
+                + verb
+                + " parameter '"
+                + p.getName()
+                + "': its array was freed (was the Model or its NDManager closed?); nothing was "
+                + participle);
+      }
+    }
+    return all;
   }
 
   /** Runs trainer changes under one journal: committed when all succeed, else rolled back. */

@@ -60,7 +60,7 @@ class FreedModelTest {
   }
 
   @Test
-  void freezingFreedParametersFreezesNone() {
+  void freezingOrUnfreezingFreedParametersChangesNone() {
     Block resnet = TinyModels.resNet20();
     Model model = TinyModels.model("freed-freeze", resnet);
     resnet.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(2, 1, 28, 28));
@@ -72,6 +72,19 @@ class FreedModelTest {
             () -> ModuleSurgery.freezeParameters(resnet.getParameters().values(), null));
     assertTrue(e.getMessage().contains("nothing was frozen"), e.getMessage());
     assertEquals(trainable, trainable(resnet));
+    // Frozen before the close: unfreezing refuses alike, every flag as it was.
+    Block frozen = TinyModels.resNet20();
+    Model other = TinyModels.model("freed-unfreeze", frozen);
+    frozen.initialize(other.getNDManager(), DataType.FLOAT32, new Shape(2, 1, 28, 28));
+    ModuleSurgery.freezeParameters(frozen.getParameters().values(), null);
+    other.close();
+    Map<String, Boolean> before = trainable(frozen);
+    SurgeryException u =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.unfreezeParameters(frozen.getParameters().values(), null));
+    assertTrue(u.getMessage().contains("nothing was unfrozen"), u.getMessage());
+    assertEquals(before, trainable(frozen));
   }
 
   private static Map<String, Boolean> trainable(Block block) {
