@@ -10,7 +10,9 @@ import ai.djl.nn.convolutional.Conv2d;
  * A {@link Conv2d} that standardizes its weight per output channel on every forward pass: {@code W'
  * = (W - mean(W)) / sqrt(var(W) + 1e-10)}, with the mean and the biased variance taken over the
  * input-channel and kernel dimensions (in float16, where 1e-10 is zero, {@link
- * #HALF_PRECISION_EPSILON}). Gradients flow through the standardization.
+ * #HALF_PRECISION_EPSILON}, and each filter first scaled to unit range, which leaves the result as
+ * it is and keeps the forward and backward within float16's range). Gradients flow through the
+ * standardization.
  *
  * <p>Built from an existing convolution with {@link #from(Conv2d)}, it reuses that convolution's
  * own {@link Parameter} objects: the stored weights, their ids (so the trainer's parameter store
@@ -30,11 +32,13 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
   /**
    * Added to the variance of a half-precision weight instead of {@link #EPSILON}, which is zero in
    * float16: the smallest positive float16 (2^-24). A filter of constant weights then standardizes
-   * to zero, as in float32, not to 0/0 (NaN), and one whose variance underflows to a finite value
-   * of at most about 0.7 instead of NaN; larger variances do not see it (it is below their float16
-   * resolution, as 1e-10 is in float32).
+   * to zero, as in float32, not to 0/0 (NaN); the variance of a filter brought to unit range (see
+   * {@link #standardize}) does not see it.
    */
   public static final float HALF_PRECISION_EPSILON = 0x1p-24f;
+
+  /** The smallest normal float16 (2^-14): below it a filter's range is taken as this. */
+  private static final float HALF_PRECISION_SMALLEST_NORMAL = 0x1p-14f;
 
   /**
    * Creates an unconnected standardized convolution.
@@ -94,6 +98,13 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
     // Results of NDArray operations join their first operand's manager.
     rows.attach(scope);
     NDArray centered = rows.sub(rows.mean(new int[] {1}, true));
+    if (w.getDataType() == DataType.FLOAT16) {
+      // The result does not change when a filter is scaled, so each is first brought to unit range
+      // by a constant (no gradient flows through it): a filter of std 0.01 has variance 1e-4, and
+      // the backward of its square root reaches 1e6, past float16's largest value (65504).
+      NDArray peak = centered.abs().max(new int[] {1}, true).stopGradient();
+      centered = centered.div(peak.maximum(HALF_PRECISION_SMALLEST_NORMAL));
+    }
     NDArray variance = centered.square().mean(new int[] {1}, true);
     float epsilon = w.getDataType() == DataType.FLOAT16 ? HALF_PRECISION_EPSILON : EPSILON;
     return centered.div(variance.add(epsilon).sqrt()).reshape(w.getShape());
