@@ -318,9 +318,9 @@ public final class DjlAgentHooks implements DjlHooks {
 
   /**
    * A dry run for a program that never calls {@code trainer.initialize}: the plan needs the model's
-   * shapes, so the model is initialized as DJL's forward is about to do (the first forward's input
-   * shapes, FLOAT32, only for DJL's own blocks), and the {@code Trainer.initialize} hook prints the
-   * plan. Where that would not be exactly DJL's initialization, the dry run says it cannot plan,
+   * shapes, so the model is initialized as DJL's forward is about to do (on the trainer's manager,
+   * with the first forward's input shapes, FLOAT32, only for DJL's own blocks), and the plan is
+   * printed. Where that would not be exactly DJL's initialization, the dry run says it cannot plan,
    * rather than saying nothing.
    */
   private void dryRunAtFirstForward(Trainer trainer, Object data) {
@@ -343,8 +343,13 @@ public final class DjlAgentHooks implements DjlHooks {
       }
       return;
     }
-    // Its hook prints the plan; DJL's forward then finds the model initialized, as it would be.
-    trainer.initialize(((NDList) data).getShapes());
+    // Exactly what DJL's forward is about to do (AbstractBaseBlock.forward: the trainer's manager,
+    // FLOAT32, the input's shapes), so the program goes on as without the agent: its arrays on
+    // the trainer's manager, the same draws; DJL's forward then finds the model initialized.
+    block.initialize(trainer.getManager(), DataType.FLOAT32, ((NDList) data).getShapes());
+    if (planPrinted.compareAndSet(false, true)) {
+      AgentLog.info(planTable(trainer));
+    }
   }
 
   /**

@@ -29,7 +29,9 @@ class DryRunIT {
   /**
    * A program that never calls trainer.initialize: the dry run initializes the model as DJL's first
    * forward would and prints the plan there (it said nothing before), writes its report, and trains
-   * the same bits as without the agent.
+   * the same bits as without the agent, its arrays on the same manager (the trainer's, as DJL's
+   * forward puts them), with a plan of new layers (squeeze-excite) that draws nothing from the
+   * engine's random generator, which the program's later draws depend on.
    */
   @Test
   void aProgramThatNeverInitializesGetsThePlanAtItsFirstForward() throws Exception {
@@ -38,7 +40,15 @@ class DryRunIT {
         dir,
         "surgery.yaml",
         String.join(
-            "\n", "algorithms:", "  - name: blurpool", "    epoch: 1", "report: plan.json", ""));
+            "\n",
+            "algorithms:",
+            "  - name: blurpool",
+            "    epoch: 1",
+            "  - name: squeeze_excite",
+            "    epoch: 1",
+            "    min_channels: 0",
+            "report: plan.json",
+            ""));
     String[] args = {"--no-initialize", "--own-loop", "--epochs", "1"};
     ForkedJvm.Result r =
         ForkedJvm.main(CnnApp.class.getName(), args)
@@ -54,6 +64,12 @@ class DryRunIT {
     assertEquals(
         plain.findOut("CNNAPP: parameter bits after training: (.*)"),
         r.findOut("CNNAPP: parameter bits after training: (.*)"),
+        r.toString());
+    assertTrue(r.stderr().contains("Conv2d -> SqueezeExciteConv2d"), r.toString());
+    assertEquals("trainer", plain.findOut("CNNAPP: parameter arrays on manager: (.*)"));
+    assertEquals(
+        plain.findOut("CNNAPP: parameter arrays on manager: (.*)"),
+        r.findOut("CNNAPP: parameter arrays on manager: (.*)"),
         r.toString());
   }
 

@@ -129,6 +129,16 @@ public final class CnnApp {
           // trainer's manager, which closes with it.
           System.out.println("CNNAPP: parameter bits after training: " + parameterBits(model));
           System.out.println(
+              "CNNAPP: parameter arrays on manager: "
+                  + model
+                      .getBlock()
+                      .getParameters()
+                      .get(0)
+                      .getValue()
+                      .getArray()
+                      .getManager()
+                      .getName());
+          System.out.println(
               "CNNAPP: trainer "
                   + t
                   + " trained "
