@@ -462,6 +462,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     return st.plannedEpochs > 0 ? st.plannedEpochs : totalEpochs;
   }
 
+  /** Whether an entry follows the length of training (a fraction of it, or a duration). */
+  private boolean lengthMatters() {
+    return schedule.stream()
+        .anyMatch(e -> e.algorithm().needsTotalEpochs() || e.trigger().needsLength());
+  }
+
   /**
    * A longer announcement after an entry followed a length that only the loop announced (no total
    * configured): a second fit (a loop that calls fit once per epoch) shows that length was not the
@@ -614,18 +620,16 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       lengthProvedWrong(st, planned);
     }
     // Only schedules that follow the length care; the others would only get noise.
-    boolean lengthMatters =
-        schedule.stream()
-            .anyMatch(e -> e.algorithm().needsTotalEpochs() || e.trigger().needsLength());
+    boolean lengthMatters = lengthMatters();
     if (lengthMatters && st.plannedEpochs > 0 && st.plannedEpochs != planned) {
       warn(
           "Surgery: the training loop announced "
               + planned
               + " epochs in all after "
               + st.passedEpochs()
-              + " completed, where it had announced "
+              + " completed, where training was planned at "
               + st.plannedEpochs
-              + "; algorithms that follow the length of training now use "
+              + " epochs; algorithms that follow the length of training now use "
               + planned);
     } else if (lengthMatters
         && st.plannedEpochs == 0
@@ -822,6 +826,22 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
     int completed = st.passedEpochs();
+    int planned = plannedEpochs(st);
+    if (planned > 0 && completed > planned && !st.pastPlannedLengthWarned && lengthMatters()) {
+      // Nothing announced a longer loop (the agent announces each EasyTrain.fit; a program with
+      // the library calls onPlannedEpochs itself): what followed the planned length keeps it.
+      st.pastPlannedLengthWarned = true;
+      warn(
+          "Surgery: epoch "
+              + completed
+              + " ended, past the "
+              + planned
+              + " epochs training was planned at; algorithms that follow the length of training"
+              + " keep "
+              + planned
+              + ": set total_epochs (optTotalEpochs) to the real length, or call"
+              + " onPlannedEpochs(trainer, epochs) before each fit");
+    }
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
@@ -1287,7 +1307,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               : entry.trigger().describe();
       String line = logLine(algorithm.name(), when, changes, nanos);
       logger.info(
-          entry.byEpoch() ? line : line + " (" + event.configName() + ", step " + st.steps + ")");
+          entry.byEpoch()
+              ? line
+              : line + " (" + event.configName() + ", step " + st.stepsTaken() + ")");
     }
     surgeryLog.write();
   }

@@ -15,10 +15,10 @@ import java.util.Map;
  * @param algorithm the algorithm's config name
  * @param hyperparameters the hyperparameters it ran with
  * @param epoch the number of completed epochs when it ran
- * @param step the number of training batches (optimizer steps) taken when it ran, counted from the
- *     start of training: {@code BATCH_END} events where they are reported (the agent, {@link
- *     SurgeryTrain}), else DJL's {@code onTrainingBatch} calls; 0 before the first batch. It places
- *     a surgery inside an epoch, which {@code epoch} alone cannot.
+ * @param step the number of steps taken when it ran, counted from the start of training as {@code
+ *     step:} entries count them: {@code BATCH_END} events (optimizer steps) where they are reported
+ *     (the agent, {@link SurgeryTrain}), else DJL's {@code onTrainingBatch} calls; 0 before the
+ *     first batch. It places a surgery inside an epoch, which {@code epoch} alone cannot.
  * @param source where the schedule entry was declared ({@code file:line:column} or builder entry)
  * @param status what happened
  * @param changes what the algorithm changed; null unless {@code status} is {@link Status#APPLIED}

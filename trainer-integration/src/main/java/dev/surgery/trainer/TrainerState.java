@@ -74,6 +74,9 @@ final class TrainerState {
   /** Whether an epoch ended with no batch or epoch start since. */
   boolean epochJustEnded;
 
+  /** Set once the trainer has warned that training ran past its planned number of epochs. */
+  boolean pastPlannedLengthWarned;
+
   /** The most recent batch losses, for {@code State.recentLosses}. */
   final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
 
@@ -117,12 +120,13 @@ final class TrainerState {
   }
 
   /**
-   * Returns the training batches taken so far: the optimizer steps reported ({@code BATCH_END}),
-   * or, where no event reports them (DJL's callbacks only), the batches {@code onTrainingBatch}
-   * saw. Both count the same batches where both are reported.
+   * Returns the steps taken so far, as {@code step:} entries count them: the optimizer steps
+   * reported ({@code BATCH_END}), or, where no event reports them (DJL's callbacks only), the
+   * batches {@code onTrainingBatch} saw. Both count the same where both are reported, except under
+   * gradient accumulation (several batches per optimizer step), where the steps are what counts.
    */
   long stepsTaken() {
-    return Math.max(steps, batches);
+    return steps > 0 ? steps : batches;
   }
 
   /**

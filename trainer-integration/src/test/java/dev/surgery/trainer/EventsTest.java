@@ -270,6 +270,33 @@ class EventsTest {
     assertEquals(List.of(4L), callbacks.getOutcomes().stream().map(SurgeryOutcome::step).toList());
   }
 
+  /**
+   * Gradient accumulation (an optimizer step every second batch): a {@code step: 2} entry runs
+   * after the second optimizer step, and the log, the outcome and the INFO line all say step 2, the
+   * count the config uses, not the 4 batches taken.
+   */
+  @Test
+  void underGradientAccumulationTheLogCountsStepsAsTheConfigDoes() throws Exception {
+    SurgeryListener listener = listener("algorithms:\n  - {name: t_log, tag: a, step: 2}\n");
+    try (Model model = TestModels.model("accumulation");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      int batches = 0;
+      for (Batch batch : trainer.iterateDataset(TestModels.dataset(manager, 1))) {
+        EasyTrain.trainBatch(trainer, batch); // forward, backward, onTrainingBatch; no step
+        if (++batches % 2 == 0) {
+          trainer.step();
+          listener.onEvent(Event.BATCH_END, trainer);
+        }
+        batch.close();
+      }
+      assertEquals(4, batches);
+    }
+    List<SurgeryOutcome> outcomes = listener.getOutcomes();
+    assertEquals(List.of(2L), outcomes.stream().map(SurgeryOutcome::step).toList());
+  }
+
   @Test
   void timeStringsLandWhereTheySay() throws Exception {
     SurgeryListener listener =

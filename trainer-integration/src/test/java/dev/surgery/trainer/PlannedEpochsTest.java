@@ -125,6 +125,28 @@ class PlannedEpochsTest {
   }
 
   /**
+   * Training that runs past the configured total without announcing it (EasyTrain.fit with the
+   * library alone announces nothing) is warned of once, when the first epoch past it ends: what
+   * follows the length keeps the configured total.
+   */
+  @Test
+  void trainingPastTheConfiguredTotalWithoutAnAnnouncementIsWarnedOfOnce() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(freezing(), 1).optTotalEpochs(1).build();
+    try (Model model = TestModels.model("past-total");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 3, TestModels.dataset(data, 3), null);
+      assertEquals(1, listener.getPlannedEpochs(trainer));
+    }
+    assertEquals(1, listener.getWarnings().size(), listener.getWarnings().toString());
+    assertTrue(
+        listener.getWarnings().get(0).contains("epoch 2 ended, past the 1 epochs training was"),
+        listener.getWarnings().toString());
+  }
+
+  /**
    * A program that calls {@code fit} once per epoch announces one epoch at a time: the configured
    * total holds, so layer freezing follows Composer's fraction of the configured length (an outside
    * tester found every layer frozen after the first epoch, at t = 1/1).
