@@ -182,6 +182,9 @@ final class TrainerSurgery {
     if (view.keptIds != null || (view.keptIdsInstallTried || (view.keptIdsLooked && !install))) {
       return view.keptIds; // the field is read once, and an install tried once, per surgery
     }
+    if (!install && !KeptIdTracker.anyMade()) {
+      return null; // none exists anywhere yet
+    }
     Optimizer optimizer = view.optimizer();
     if (!view.keptIdsLooked) {
       view.keptIdsLooked = true;

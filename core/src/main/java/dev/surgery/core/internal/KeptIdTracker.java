@@ -25,8 +25,22 @@ public final class KeptIdTracker implements ParameterTracker {
   /** A moved parameter's id to the id it had before its first move. */
   private final Map<String, String> firstIds = new ConcurrentHashMap<>();
 
+  /** Whether any was ever made in this JVM: until then no optimizer can hold one. */
+  private static volatile boolean anyMade;
+
   KeptIdTracker(ParameterTracker tracker) {
     this.tracker = tracker;
+    anyMade = true;
+  }
+
+  /**
+   * Tells whether any stand-in was ever made in this JVM: until one is, no optimizer holds one, and
+   * a surgery that only removes parameters need not look (a reflective read, on a cold path).
+   *
+   * @return whether one may be installed somewhere
+   */
+  public static boolean anyMade() {
+    return anyMade;
   }
 
   /**
