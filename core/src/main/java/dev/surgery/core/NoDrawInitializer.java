@@ -6,9 +6,12 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.initializer.Initializer;
+import ai.djl.training.initializer.TruncatedNormalInitializer;
 import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Method;
 import java.lang.reflect.Proxy;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
 
 /**
  * Runs a parameter's own initializer on a manager whose random draws are zeros: a plan places and
@@ -16,8 +19,12 @@ import java.lang.reflect.Proxy;
  * (an initializer that rejects a shape fails the plan as it fails the apply), without moving the
  * engine's random generator, on which the program's next draws (data, dropout, the apply's own
  * initialization) depend. The arrays are freed by the plan's rollback; their values are never read.
- * A draw without a shape to give zeros of (a permutation, a sample shaped like another array) still
- * draws: DJL's initializers make none.
+ *
+ * <p>Only the draws whose result is the shape asked for are replaced ({@code randomUniform}, {@code
+ * randomNormal}, {@code truncatedNormal}, {@code randomInteger}); sub-managers are wrapped alike.
+ * DJL's {@code TruncatedNormalInitializer} attaches its result to the manager it was given, which
+ * must be DJL's own class: it is given its one check (a determined shape) and zeros. Another
+ * initializer that does the same is given zeros once its checks passed.
  */
 final class NoDrawInitializer implements Initializer {
 
@@ -30,17 +37,34 @@ final class NoDrawInitializer implements Initializer {
   /** {@inheritDoc} */
   @Override
   public NDArray initialize(NDManager manager, Shape shape, DataType dataType) {
-    return initializer.initialize(withoutDraws(manager), shape, dataType);
+    if (initializer instanceof TruncatedNormalInitializer) {
+      if (shape.size() < 0) {
+        throw new IllegalArgumentException("Shape is not determined.");
+      }
+      return manager.zeros(shape, dataType);
+    }
+    List<NDManager> subManagers = new ArrayList<>();
+    try {
+      return initializer.initialize(withoutDraws(manager, subManagers), shape, dataType);
+    } catch (ClassCastException e) {
+      // It handed the stand-in to DJL code that wants DJL's own manager class (attach): its checks
+      // had passed by then.
+      subManagers.forEach(NDManager::close);
+      return manager.zeros(shape, dataType);
+    }
   }
 
-  /** The manager, with its shaped random draws giving zeros of their shape, type and device. */
-  static NDManager withoutDraws(NDManager manager) {
+  /**
+   * The manager, with its shaped random draws giving zeros of their shape, type and device; the
+   * sub-managers it creates are wrapped alike and listed in {@code subManagers}.
+   */
+  static NDManager withoutDraws(NDManager manager, List<NDManager> subManagers) {
     return (NDManager)
         Proxy.newProxyInstance(
             NDManager.class.getClassLoader(),
             new Class<?>[] {NDManager.class},
             (proxy, method, args) -> {
-              if (draws(method) && args != null) {
+              if (DRAWS.contains(method.getName()) && args != null) {
                 Shape shape = null;
                 DataType dataType = DataType.FLOAT32;
                 Device device = manager.getDevice();
@@ -57,16 +81,21 @@ final class NoDrawInitializer implements Initializer {
                   return manager.zeros(shape, dataType, device);
                 }
               }
+              Object result;
               try {
-                return method.invoke(manager, args);
+                result = method.invoke(manager, args);
               } catch (InvocationTargetException e) {
                 throw e.getCause();
               }
+              if (method.getName().equals("newSubManager") && result instanceof NDManager sub) {
+                subManagers.add(sub);
+                return withoutDraws(sub, subManagers);
+              }
+              return result;
             });
   }
 
-  private static boolean draws(Method method) {
-    String name = method.getName();
-    return name.startsWith("random") || name.startsWith("sample") || name.equals("truncatedNormal");
-  }
+  /** The draws whose result has the shape they are given (a sample's has the parameters' too). */
+  private static final Set<String> DRAWS =
+      Set.of("randomUniform", "randomNormal", "truncatedNormal", "randomInteger");
 }

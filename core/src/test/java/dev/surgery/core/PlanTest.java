@@ -19,6 +19,9 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
+import ai.djl.training.initializer.Initializer;
+import ai.djl.training.initializer.NormalInitializer;
+import ai.djl.training.initializer.TruncatedNormalInitializer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
@@ -137,13 +140,34 @@ class PlanTest {
     }
   }
 
+  /** Initializers a user's new layer may carry, by name. */
+  static Stream<Arguments> initializers() {
+    Initializer attaching =
+        (manager, shape, dataType) -> {
+          // Draws in a sub-manager and attaches the result to the one given, as DJL's truncated
+          // normal does: the plan's stand-in manager cannot be attached to.
+          NDManager sub = manager.newSubManager();
+          NDArray array = sub.randomNormal(0, 0.1f, shape, dataType);
+          array.attach(manager);
+          sub.close();
+          return array;
+        };
+    return Stream.of(
+        Arguments.of("Xavier (the layer's own)", null),
+        Arguments.of("truncated normal", new TruncatedNormalInitializer(0.02f)),
+        Arguments.of("normal", new NormalInitializer(0.05f)),
+        Arguments.of("a user's attaching to the manager given", attaching));
+  }
+
   /**
    * A plan of a replacement the engine initializes (a new layer from a user's function) draws
-   * nothing from the engine's random generator: the program's next draws (data, dropout, the
-   * apply's own initialization) are what they would be without the plan.
+   * nothing from the engine's random generator, whatever the layer's initializer: the program's
+   * next draws (data, dropout, the apply's own initialization) are what they would be without the
+   * plan, and the apply that follows succeeds as planned.
    */
-  @Test
-  void aPlanOfNewLayersLeavesTheRandomGeneratorWhereItWas() {
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("initializers")
+  void aPlanOfNewLayersLeavesTheRandomGeneratorWhereItWas(String name, Initializer initializer) {
     SequentialBlock net =
         new SequentialBlock()
             .add(Linear.builder().setUnits(6).build())
@@ -154,12 +178,20 @@ class PlanTest {
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put(
           BlockMatcher.ofClass(Linear.class),
-          (block, index) -> Linear.builder().setUnits(index == 0 ? 6 : 3).build());
+          (block, index) -> {
+            Linear fresh = Linear.builder().setUnits(index == 0 ? 6 : 3).build();
+            if (initializer != null) {
+              fresh.getParameters().get("weight").setInitializer(initializer);
+            }
+            return fresh;
+          });
       data.getEngine().setRandomSeed(5);
       SurgeryPlan plan = ModuleSurgery.plan(net, policies, SurgeryOptions.defaults());
       assertEquals(2, plan.steps().size());
       float[] afterPlan = data.randomUniform(0, 1, new Shape(8)).toFloatArray();
       assertArrayEquals(drawAfterSeed(data, 5), afterPlan);
+      assertEquals(
+          2, ModuleSurgery.replaceModules(net, policies, SurgeryOptions.defaults()).size());
     }
   }
 
