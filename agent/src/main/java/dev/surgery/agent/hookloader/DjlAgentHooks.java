@@ -1,5 +1,6 @@
 package dev.surgery.agent.hookloader;
 
+import ai.djl.Device;
 import ai.djl.MalformedModelException;
 import ai.djl.Model;
 import ai.djl.ndarray.NDList;
@@ -7,8 +8,11 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
+import ai.djl.util.Pair;
 import dev.surgery.agent.shared.AgentLog;
 import dev.surgery.agent.shared.DjlHooks;
 import dev.surgery.agent.shared.HookPoint;
@@ -347,6 +351,15 @@ public final class DjlAgentHooks implements DjlHooks {
     // FLOAT32, the input's shapes), so the program goes on as without the agent: its arrays on
     // the trainer's manager, the same draws; DJL's forward then finds the model initialized.
     block.initialize(trainer.getManager(), DataType.FLOAT32, ((NDList) data).getShapes());
+    // The forward registers each parameter in the trainer's store as it reads it; registered now
+    // (the same call, the same arrays), the plan sees what the trainer will hold at the entry's
+    // epoch and says what an apply does to each parameter's optimizer state.
+    ParameterStore store = DjlInternals.parameterStore(trainer);
+    for (Pair<String, Parameter> p : block.getParameters()) {
+      for (Device device : trainer.getDevices()) {
+        store.getValue(p.getValue(), device, true);
+      }
+    }
     if (planPrinted.compareAndSet(false, true)) {
       AgentLog.info(planTable(trainer));
     }

@@ -66,6 +66,9 @@ class DryRunIT {
         r.findOut("CNNAPP: parameter bits after training: (.*)"),
         r.toString());
     assertTrue(r.stderr().contains("Conv2d -> SqueezeExciteConv2d"), r.toString());
+    // The parameters are registered as the forward would register them: the plan says what an
+    // apply does to their optimizer state.
+    assertTrue(r.stderr().contains("optimizer state: "), r.toString());
     assertEquals("trainer", plain.findOut("CNNAPP: parameter arrays on manager: (.*)"));
     assertEquals(
         plain.findOut("CNNAPP: parameter arrays on manager: (.*)"),
