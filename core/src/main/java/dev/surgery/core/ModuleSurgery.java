@@ -540,6 +540,7 @@ public final class ModuleSurgery {
    *
    * @param parameters the parameters to freeze
    * @param optimizers the trainers whose optimizer state to drop; null or empty freezes only
+   * @throws SurgeryException when a parameter's array was freed (nothing is frozen)
    */
   public static void freezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
@@ -582,10 +583,12 @@ public final class ModuleSurgery {
   /**
    * Unfreezes parameters that stayed in the model while frozen: they train again from the next
    * step, as a fresh optimizer would train them (new optimizer state and, under Adam, the bias
-   * correction of their own step count). All or nothing.
+   * correction of their own step count), at the learning rate a tracker by parameter id gives the
+   * id each had first (see {@code KeptIdTracker}). All or nothing.
    *
    * @param parameters the parameters to unfreeze
    * @param optimizers the trainers that hold them; null or empty unfreezes only
+   * @throws SurgeryException when a parameter's array was freed (nothing is unfrozen)
    */
   public static void unfreezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {

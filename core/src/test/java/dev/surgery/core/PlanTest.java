@@ -115,6 +115,7 @@ class PlanTest {
           drawAfterSeed(data, 11),
           afterPlan,
           "the plan left the engine's random generator where it was");
+      // drawAfterSeed has just seeded DJL's host generator too (Engine.setRandomSeed seeds both).
       assertEquals(
           RandomUtils.nextFloat(), hostAfterPlan, "and DJL's host generator (the same seed)");
 

@@ -839,8 +839,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               + " epochs training was planned at; algorithms that follow the length of training"
               + " keep "
               + planned
-              + ": set total_epochs (optTotalEpochs) to the real length, or call"
-              + " onPlannedEpochs(trainer, epochs) before each fit");
+              + ": give the listener the real length (total_epochs in the config, optTotalEpochs"
+              + " in the builder, or onPlannedEpochs(trainer, epochs) before training)");
     }
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
@@ -1756,7 +1756,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                   + " trainer to train on");
         }
         refuseRegisteredTwice(trainer);
-        st = new TrainerState(trainerCount.incrementAndGet(), schedule);
+        st = new TrainerState(trainerCount.incrementAndGet(), schedule, !countsBatchesInEpoch);
         if (SurgeryCheckpoint.forgetRecordOfAnotherBlock(trainer.getModel())) {
           logger.info(
               "Surgery: the model's '{}' property described the block it had before setBlock:"

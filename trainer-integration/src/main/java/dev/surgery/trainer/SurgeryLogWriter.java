@@ -98,8 +98,7 @@ final class SurgeryLogWriter {
     // snapshot can never overwrite a newer one.
     synchronized (this) {
       String json;
-      // Both lists under both locks: one consistent moment (a trainer's outcome and the entries
-      // it takes off the not-run list are never half in the file).
+      // Both lists under both locks: the file shows them as they were at one moment.
       synchronized (outcomes) {
         synchronized (notRun) {
           json =

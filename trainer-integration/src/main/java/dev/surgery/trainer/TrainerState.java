@@ -114,19 +114,23 @@ final class TrainerState {
   /** What the listener's surgery changed on this trainer's model, in order. */
   final List<SurgeryChanges> reports = new ArrayList<>();
 
-  TrainerState(int ordinal, List<ScheduledAlgorithm> entries) {
+  /** Whether the driver reports optimizer steps ({@code BATCH_END}); else batches count. */
+  private final boolean stepsReported;
+
+  TrainerState(int ordinal, List<ScheduledAlgorithm> entries, boolean stepsReported) {
     this.ordinal = ordinal;
     this.schedule = new Schedule(entries);
+    this.stepsReported = stepsReported;
   }
 
   /**
-   * Returns the steps taken so far, as {@code step:} entries count them: the optimizer steps
-   * reported ({@code BATCH_END}), or, where no event reports them (DJL's callbacks only), the
-   * batches {@code onTrainingBatch} saw. Both count the same where both are reported, except under
-   * gradient accumulation (several batches per optimizer step), where the steps are what counts.
+   * Returns the steps taken so far, as {@code step:} entries count them: the optimizer steps, where
+   * the driver reports them ({@code BATCH_END}), else the batches {@code onTrainingBatch} saw
+   * (DJL's callbacks only). Chosen by the driver, not by the counts, so that under gradient
+   * accumulation (several batches per optimizer step) the count never goes back.
    */
   long stepsTaken() {
-    return steps > 0 ? steps : batches;
+    return stepsReported ? steps : batches;
   }
 
   /**
