@@ -39,10 +39,7 @@ class FreedModelTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("names")
   void everyAlgorithmRefusesAClosedModelChangingNothing(String name) {
-    Block resnet = TinyModels.resNet20();
-    Model model = TinyModels.model("freed-" + name, resnet);
-    resnet.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(2, 1, 28, 28));
-    model.close();
+    Block resnet = closedResNet(false);
     String structure = resnet.toString();
     Map<String, Boolean> trainable = trainable(resnet);
     Algorithm algorithm = Algorithms.spec(name).create(DeterminismTest.SETTINGS.get(name));
@@ -61,10 +58,7 @@ class FreedModelTest {
 
   @Test
   void freezingOrUnfreezingFreedParametersChangesNone() {
-    Block resnet = TinyModels.resNet20();
-    Model model = TinyModels.model("freed-freeze", resnet);
-    resnet.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(2, 1, 28, 28));
-    model.close();
+    Block resnet = closedResNet(false);
     Map<String, Boolean> trainable = trainable(resnet);
     SurgeryException e =
         assertThrows(
@@ -73,11 +67,7 @@ class FreedModelTest {
     assertTrue(e.getMessage().contains("nothing was frozen"), e.getMessage());
     assertEquals(trainable, trainable(resnet));
     // Frozen before the close: unfreezing refuses alike, every flag as it was.
-    Block frozen = TinyModels.resNet20();
-    Model other = TinyModels.model("freed-unfreeze", frozen);
-    frozen.initialize(other.getNDManager(), DataType.FLOAT32, new Shape(2, 1, 28, 28));
-    ModuleSurgery.freezeParameters(frozen.getParameters().values(), null);
-    other.close();
+    Block frozen = closedResNet(true);
     Map<String, Boolean> before = trainable(frozen);
     SurgeryException u =
         assertThrows(
@@ -85,6 +75,18 @@ class FreedModelTest {
             () -> ModuleSurgery.unfreezeParameters(frozen.getParameters().values(), null));
     assertTrue(u.getMessage().contains("nothing was unfrozen"), u.getMessage());
     assertEquals(before, trainable(frozen));
+  }
+
+  /** An initialized ResNet-20 whose Model was closed (its parameters frozen first if asked). */
+  private static Block closedResNet(boolean frozen) {
+    Block resnet = TinyModels.resNet20();
+    Model model = TinyModels.model("freed", resnet);
+    resnet.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(2, 1, 28, 28));
+    if (frozen) {
+      ModuleSurgery.freezeParameters(resnet.getParameters().values(), null);
+    }
+    model.close();
+    return resnet;
   }
 
   private static Map<String, Boolean> trainable(Block block) {
