@@ -20,11 +20,15 @@ import java.util.Set;
  * engine's random generator, on which the program's next draws (data, dropout, the apply's own
  * initialization) depend. The arrays are freed by the plan's rollback; their values are never read.
  *
- * <p>Only the draws whose result is the shape asked for are replaced ({@code randomUniform}, {@code
- * randomNormal}, {@code truncatedNormal}, {@code randomInteger}); sub-managers are wrapped alike.
- * DJL's {@code TruncatedNormalInitializer} attaches its result to the manager it was given, which
- * must be DJL's own class: it is given its one check (a determined shape) and zeros. Another
- * initializer that does the same is given zeros once its checks passed.
+ * <p>The draws whose result is the shape asked for ({@code randomUniform}, {@code randomNormal},
+ * {@code truncatedNormal}, {@code randomInteger}) give zeros and {@code randomPermutation} the
+ * identity; sub-managers are wrapped alike. DJL's {@code TruncatedNormalInitializer} attaches its
+ * result to the manager it was given, which must be DJL's own class: it is given its one check (a
+ * determined shape) and zeros. That covers every initializer DJL ships. An initializer of the
+ * program's own runs as it is, within these limits: a draw of another kind (a sample shaped like
+ * other arrays, DJL's host generator {@code RandomUtils}, a {@code java.util.Random}) still draws,
+ * and one that attaches its result to the manager it was given is given zeros from there on (a
+ * check it would make after that is not made).
  */
 final class NoDrawInitializer implements Initializer {
 
@@ -64,6 +68,14 @@ final class NoDrawInitializer implements Initializer {
             NDManager.class.getClassLoader(),
             new Class<?>[] {NDManager.class},
             (proxy, method, args) -> {
+              if (method.getName().equals("randomPermutation")
+                  && args != null
+                  && args.length == 1
+                  && args[0] instanceof Long n) {
+                // The identity is a permutation too, drawn from nothing (PyTorch's randperm is
+                // int64).
+                return manager.arange(0, (int) (long) n, 1, DataType.INT64);
+              }
               if (DRAWS.contains(method.getName()) && args != null) {
                 Shape shape = null;
                 DataType dataType = DataType.FLOAT32;

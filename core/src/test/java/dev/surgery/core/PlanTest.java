@@ -153,8 +153,16 @@ class PlanTest {
           sub.close();
           return array;
         };
+    Initializer permuting =
+        (manager, shape, dataType) ->
+            manager
+                .randomPermutation(shape.size())
+                .toType(dataType, false)
+                .reshape(shape)
+                .div(manager.create((float) shape.size()).toType(dataType, false));
     return Stream.of(
         Arguments.of("Xavier (the layer's own)", null),
+        Arguments.of("a user's permutation", permuting),
         Arguments.of("truncated normal", new TruncatedNormalInitializer(0.02f)),
         Arguments.of("normal", new NormalInitializer(0.05f)),
         Arguments.of("a user's attaching to the manager given", attaching));
