@@ -44,6 +44,14 @@ final class Fixtures {
     Block first;
     Block second;
 
+    /** The two blocks, held in fields only (a subclass lists or registers them as it likes). */
+    TwoInOrder(Block first, Block second) {
+      this.first = first;
+      this.second = second;
+    }
+
+    TwoInOrder() {}
+
     @Override
     protected NDList forwardInternal(
         ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {

@@ -56,8 +56,7 @@ class ListedChildrenTest {
   /** Keeps its children in fields and lists them from there, never registering them. */
   static final class Listed extends Fixtures.TwoInOrder {
     Listed(Block first, Block second) {
-      this.first = first;
-      this.second = second;
+      super(first, second);
     }
 
     @Override
@@ -111,8 +110,7 @@ class ListedChildrenTest {
     private final ThreadLocal<BlockList> built = new ThreadLocal<>();
 
     ListedOnce(Block first, Block second) {
-      this.first = first;
-      this.second = second;
+      super(first, second);
       built.set(Fixtures.listOf(first, second));
     }
 
@@ -173,8 +171,7 @@ class ListedChildrenTest {
    */
   static final class ListedByClass extends Fixtures.TwoInOrder {
     ListedByClass(Block first, Block second) {
-      this.first = first;
-      this.second = second;
+      super(first, second);
     }
 
     @Override

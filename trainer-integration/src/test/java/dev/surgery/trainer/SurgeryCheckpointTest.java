@@ -749,11 +749,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void checkpointsOfOneRunLoadInTurnIntoOneModel() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .add(Algorithms.spec("weight_standardization").create(Map.of()), 2)
-            .build();
+    SurgeryListener listener = blurpoolThenStandardization();
     try (NDManager data = NDManager.newBaseManager()) {
       trainAndSaveEveryEpoch(listener, "turns", 2, TestModels.dataset(data, 6));
       NDArray probe = data.randomNormal(INPUT);
@@ -777,9 +773,18 @@ class SurgeryCheckpointTest {
 
   /** A listener that applies BlurPool (every strided convolution) after the first epoch. */
   private static SurgeryListener blurpoolAtEpoch1() {
+    return blurpoolAt1().build();
+  }
+
+  /** A builder with BlurPool (every strided convolution) after the first epoch. */
+  private static SurgeryListener.Builder blurpoolAt1() {
     return SurgeryListener.builder()
-        .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-        .build();
+        .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1);
+  }
+
+  /** BlurPool after the first epoch, weight standardization after the second. */
+  private static SurgeryListener blurpoolThenStandardization() {
+    return blurpoolAt1().add(Algorithms.spec("weight_standardization").create(Map.of()), 2).build();
   }
 
   /** Trains the model under the listener with a trainer of its own, closed afterwards. */
@@ -861,11 +866,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aTrainerThatGoesOnAfterSetBlockSaysWhatTheNewBlockDoesNotGet() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .optTotalEpochs(4)
-            .build();
+    SurgeryListener listener = blurpoolAt1().optTotalEpochs(4).build();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("goes-on");
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -923,11 +924,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aCheckpointWithoutTheSurgeryTheModelCarriesIsRefusedSayingSo() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .add(Algorithms.spec("weight_standardization").create(Map.of()), 2)
-            .build();
+    SurgeryListener listener = blurpoolThenStandardization();
     try (NDManager data = NDManager.newBaseManager()) {
       trainAndSaveEveryEpoch(listener, "order", 2, TestModels.dataset(data, 9));
       NDArray probe = data.randomNormal(INPUT);
@@ -1077,11 +1074,7 @@ class SurgeryCheckpointTest {
       }
       try (Model loaded = TestModels.model("loaded-plain")) {
         SurgeryCheckpoint.load(loaded, dir, "loaded-plain");
-        SurgeryListener listener =
-            SurgeryListener.builder()
-                .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-                .optTotalEpochs(2)
-                .build();
+        SurgeryListener listener = blurpoolAt1().optTotalEpochs(2).build();
         try (Trainer trainer = loaded.newTrainer(TestModels.config(listener))) {
           EasyTrain.fit(trainer, 2, dataset, null);
         }
@@ -1124,11 +1117,7 @@ class SurgeryCheckpointTest {
   @Test
   void anEvaluationTrainerSharingTheListenerDoesNotReportWhatItsModelRanAsNeverRun()
       throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .optTotalEpochs(2)
-            .build();
+    SurgeryListener listener = blurpoolAt1().optTotalEpochs(2).build();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("evaluator-shares-listener")) {
       try (Trainer trainer = model.newTrainer(TestModels.config(listener));

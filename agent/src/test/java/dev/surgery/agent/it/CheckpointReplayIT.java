@@ -37,14 +37,7 @@ class CheckpointReplayIT {
     String savedStructure = trained.findOut("CKPT: structure (.*)");
     assertFalse(savedStructure.contains("Blur"), trained.toString());
 
-    ForkedJvm.Result loaded =
-        ForkedJvm.main(main, "load", "model").agent("surgery.yaml").workDir(dir).run();
-    assertEquals(0, loaded.exitCode(), loaded.toString());
-    assertEquals(savedStructure, loaded.findOut("CKPT: structure (.*)"), loaded.toString());
-    assertEquals(
-        trained.findOut("CKPT: output (.*)"),
-        loaded.findOut("CKPT: output (.*)"),
-        loaded.toString());
+    loadsBack(trained, savedStructure, dir, "surgery.yaml");
   }
 
   @Test
@@ -62,16 +55,7 @@ class CheckpointReplayIT {
     assertTrue(savedStructure.contains("BlurMaxPool2d"), trained.toString());
 
     ForkedJvm.Result loaded =
-        ForkedJvm.main(main, "load", "model")
-            .agent("config=surgery.yaml;debug=true")
-            .workDir(dir)
-            .run();
-    assertEquals(0, loaded.exitCode(), loaded.toString());
-    assertEquals(savedStructure, loaded.findOut("CKPT: structure (.*)"), loaded.toString());
-    assertEquals(
-        trained.findOut("CKPT: output (.*)"),
-        loaded.findOut("CKPT: output (.*)"),
-        loaded.toString());
+        loadsBack(trained, savedStructure, dir, "config=surgery.yaml;debug=true");
     assertEquals(
         1,
         loaded.countErr(
@@ -136,5 +120,26 @@ class CheckpointReplayIT {
         unknownAlgorithm.toString());
     assertEquals(
         "true", unknownAlgorithm.findOut("CKPT: own arrays (.*)"), unknownAlgorithm.toString());
+  }
+
+  /**
+   * Loads the saved model under the agent and asserts it is the trained one: the same structure and
+   * the same output bits.
+   */
+  private static ForkedJvm.Result loadsBack(
+      ForkedJvm.Result trained, String savedStructure, Path dir, String agentArgument)
+      throws Exception {
+    ForkedJvm.Result loaded =
+        ForkedJvm.main(CheckpointApp.class.getName(), "load", "model")
+            .agent(agentArgument)
+            .workDir(dir)
+            .run();
+    assertEquals(0, loaded.exitCode(), loaded.toString());
+    assertEquals(savedStructure, loaded.findOut("CKPT: structure (.*)"), loaded.toString());
+    assertEquals(
+        trained.findOut("CKPT: output (.*)"),
+        loaded.findOut("CKPT: output (.*)"),
+        loaded.toString());
+    return loaded;
   }
 }
