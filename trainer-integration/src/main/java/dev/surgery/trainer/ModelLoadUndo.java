@@ -10,6 +10,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockTreeSnapshot;
 import dev.surgery.core.internal.DjlInternals;
+import java.io.EOFException;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -150,6 +151,25 @@ public final class ModelLoadUndo {
   }
 
   /** After a replay or load that failed: puts the model back as it was and frees what it read. */
+  /**
+   * The exception a failed load throws: DJL's {@code EOFException} of a truncated parameter file,
+   * which names nothing, becomes one that names the file (the same type, so a program's handler
+   * still catches it, with DJL's as its cause); any other failure is returned as it is.
+   *
+   * @param paramsFile the parameter file the load read, or null when unknown
+   * @param failure what the load threw
+   * @return the exception to throw in its place
+   */
+  public static Throwable named(Object paramsFile, Throwable failure) {
+    if (failure instanceof EOFException eof && eof.getMessage() == null && paramsFile != null) {
+      EOFException named =
+          new EOFException(paramsFile + ": the parameters end early (a truncated file?)");
+      named.initCause(failure);
+      return named;
+    }
+    return failure;
+  }
+
   public void failed() {
     snapshot.restore();
     Map<String, String> live = model.getProperties();

@@ -140,12 +140,8 @@ public final class SurgeryCheckpoint {
       } catch (Throwable u) {
         e.addSuppressed(u);
       }
-      if (e instanceof EOFException eof && eof.getMessage() == null && paramsFile != null) {
-        // DJL's EOFException of a truncated file names nothing.
-        EOFException named =
-            new EOFException(paramsFile + ": the parameters end early (a truncated file?)");
-        named.initCause(e);
-        throw named;
+      if (ModelLoadUndo.named(paramsFile, e) instanceof EOFException named && named != e) {
+        throw named; // DJL's EOFException of a truncated file names nothing
       }
       throw e;
     }

@@ -13,6 +13,7 @@ import com.google.gson.ToNumberPolicy;
 import com.google.gson.reflect.TypeToken;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.Trigger;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -305,7 +306,7 @@ final class SurgeryJson {
     if (dir != null) {
       Files.createDirectories(dir);
     }
-    Path tmp = absolute.resolveSibling(absolute.getFileName() + ".tmp");
+    Path tmp = absolute.resolveSibling(absolute.getFileName() + SurgeryConfig.REPORT_TEMP_SUFFIX);
     Files.writeString(tmp, json + System.lineSeparator(), StandardCharsets.UTF_8);
     try {
       Files.move(

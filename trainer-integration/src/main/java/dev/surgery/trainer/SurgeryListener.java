@@ -7,6 +7,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
+import com.google.gson.JsonObject;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
@@ -165,7 +166,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.schedule = List.copyOf(schedule);
     this.onError = onError;
     this.reportPath = reportPath;
-    this.surgeryLog = new SurgeryLogWriter(reportPath);
+    this.surgeryLog = new SurgeryLogWriter(reportPath, this::notReachedYet);
     this.totalEpochs = totalEpochs;
     this.totalEpochsHint = totalEpochsHint;
     this.observable = Collections.unmodifiableSet(eventSet(observable));
@@ -586,6 +587,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
       apply(trainer, st, i, Event.FIT_START);
     }
+    // From the first event on, the log on disk is this job's: marked cut short, with what is not
+    // reached yet, until training ends (a previous job's log would otherwise stay until the first
+    // surgery, and a job killed before then would leave it).
+    surgeryLog.write();
   }
 
   /**
@@ -1047,23 +1052,67 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   /**
+   * What the surgery log lists while training runs: the open entries of every trainer whose
+   * training began and has not ended, not reached yet; null when none trains (or the program ended,
+   * which lists them itself). A job killed outright leaves its log with these.
+   */
+  private List<JsonObject> notReachedYet() {
+    List<TrainerState> running;
+    synchronized (states) {
+      if (programEnded || unfinished.isEmpty()) {
+        return null;
+      }
+      running = new ArrayList<>(unfinished);
+    }
+    running.sort(Comparator.comparingInt(st -> st.ordinal));
+    List<JsonObject> items = new ArrayList<>();
+    for (TrainerState st : running) {
+      Schedule schedule = st.schedule;
+      for (int i = 0; i < schedule.size(); i++) {
+        if (!stillOpen(st, i)) {
+          continue;
+        }
+        ScheduledAlgorithm entry = schedule.entry(i);
+        items.add(
+            SurgeryLogWriter.notRunItem(
+                st.ordinal,
+                entry,
+                "not reached yet: training was running when this log was written, after "
+                    + (entry.byEpoch()
+                        ? st.completedEpochs + " completed epochs"
+                        : st.stepsTaken() + " optimizer steps")
+                    + " (the write at the end of training replaces this list; a job killed"
+                    + " outright leaves it)"));
+      }
+    }
+    return items;
+  }
+
+  /** Whether an entry may still run: not run (or repeating), and not listed as never run. */
+  private static boolean stillOpen(TrainerState st, int i) {
+    Schedule schedule = st.schedule;
+    if (!schedule.isOpen(i)) {
+      return false;
+    }
+    ScheduledAlgorithm entry = schedule.entry(i);
+    Trigger.Kind kind = entry.trigger().kind();
+    if (kind == Trigger.Kind.EVENTS || (entry.trigger().repeats() && schedule.runs(i) > 0)) {
+      return false; // it ran when it was due, or its own match never chose to
+    }
+    return !st.listedNotRun.get(i); // its run that a stopping failure prevented is listed
+  }
+
+  /**
    * Lists the open entries of a trainer whose training is over as never run, with why: training
    * ended ({@link #onTrainingEnd}) or the program ended before it did ({@link #onProgramEnd()}).
    */
   private void listNotRun(TrainerState st, boolean programEnd) {
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
-      if (!schedule.isOpen(i)) {
+      if (!stillOpen(st, i)) {
         continue;
       }
       ScheduledAlgorithm entry = schedule.entry(i);
-      Trigger.Kind kind = entry.trigger().kind();
-      if (kind == Trigger.Kind.EVENTS || (entry.trigger().repeats() && schedule.runs(i) > 0)) {
-        continue; // it ran when it was due, or its own match never chose to
-      }
-      if (st.listedNotRun.get(i)) {
-        continue; // its run that a stopping failure prevented is listed, with that reason
-      }
       String reason;
       String stopped = stoppedBefore(st, entry);
       if (stopped != null) {

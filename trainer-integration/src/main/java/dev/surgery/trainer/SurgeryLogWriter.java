@@ -4,7 +4,9 @@ import com.google.gson.JsonObject;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -12,7 +14,10 @@ import org.slf4j.LoggerFactory;
  * Collects the outcomes and the entries that never ran, over all trainers of one {@link
  * SurgeryListener}, and rewrites the surgery log (the JSON file named by {@code report:} in the
  * config) from them. The file is rewritten whole each time, so that a run that dies midway still
- * leaves a valid file; one whose program ended before training did is marked cut short ({@link
+ * leaves a valid file. While a trainer's training runs, the file says {@code "cut_short": true} and
+ * lists that trainer's entries not reached yet: a job killed outright (SIGKILL, the OOM killer),
+ * which runs no shutdown hook, must not leave a log that reads as complete. The write when the last
+ * training ends drops both; one whose program ended before training did stays cut short ({@link
  * SurgeryListener#onProgramEnd()}).
  */
 final class SurgeryLogWriter {
@@ -23,6 +28,7 @@ final class SurgeryLogWriter {
   private final Path logPath;
   private final RecentItems<PendingOutcome> outcomes;
   private final RecentItems<JsonObject> notRun;
+  private final Supplier<List<JsonObject>> notReachedYet;
   private volatile boolean writeFailed;
 
   /** Set when the program ended before a trainer's training did: the log says it is cut short. */
@@ -32,9 +38,12 @@ final class SurgeryLogWriter {
    * Creates a writer.
    *
    * @param logPath the surgery log file, or null to only collect
+   * @param notReachedYet asked at each write: the open entries of the trainers still training, as
+   *     {@code not_run} items, or null when no training runs
    */
-  SurgeryLogWriter(Path logPath) {
+  SurgeryLogWriter(Path logPath, Supplier<List<JsonObject>> notReachedYet) {
     this.logPath = logPath;
+    this.notReachedYet = notReachedYet;
     this.outcomes = logPath == null ? RecentItems.last(KEPT_WITHOUT_LOG) : RecentItems.all();
     this.notRun = logPath == null ? RecentItems.last(KEPT_WITHOUT_LOG) : RecentItems.all();
   }
@@ -51,6 +60,11 @@ final class SurgeryLogWriter {
   }
 
   void addNotRun(int trainer, ScheduledAlgorithm entry, String reason) {
+    notRun.add(notRunItem(trainer, entry, reason));
+  }
+
+  /** An entry of the log's {@code not_run} list. */
+  static JsonObject notRunItem(int trainer, ScheduledAlgorithm entry, String reason) {
     JsonObject o = new JsonObject();
     o.addProperty("trainer", trainer);
     o.addProperty("algorithm", entry.algorithm().name());
@@ -60,7 +74,7 @@ final class SurgeryLogWriter {
     o.addProperty("when", entry.trigger().describe());
     o.addProperty("source", entry.source());
     o.addProperty("reason", reason);
-    notRun.add(o);
+    return o;
   }
 
   /**
@@ -98,12 +112,28 @@ final class SurgeryLogWriter {
     // snapshot can never overwrite a newer one.
     synchronized (this) {
       String json;
+      List<JsonObject> running;
+      try {
+        running = notReachedYet.get();
+      } catch (RuntimeException e) {
+        // Read while other threads train: a torn read costs the list, never the training. Only
+        // the running trainers' states can throw, so the log stays marked cut short.
+        logger.debug("Surgery: the entries not reached yet could not be listed", e);
+        running = List.of();
+      }
       // Both lists under both locks: the file shows them as they were at one moment.
       synchronized (outcomes) {
         synchronized (notRun) {
+          List<JsonObject> notRunNow = notRun.snapshot(o -> o);
+          if (running != null && !running.isEmpty()) {
+            notRunNow = new ArrayList<>(notRunNow);
+            notRunNow.addAll(running);
+          }
           json =
               SurgeryJson.log(
-                  outcomes.snapshot(PendingOutcome::snapshot), notRun.snapshot(o -> o), cutShort);
+                  outcomes.snapshot(PendingOutcome::snapshot),
+                  notRunNow,
+                  cutShort || running != null);
         }
       }
       try {

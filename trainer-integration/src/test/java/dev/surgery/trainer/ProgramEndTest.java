@@ -103,6 +103,66 @@ class ProgramEndTest {
   }
 
   @Test
+  void whileTrainingRunsTheLogOnDiskIsThisJobsAndReadsCutShort() throws Exception {
+    // What a job killed outright (SIGKILL, the OOM killer) leaves: no hook runs, so the file on
+    // disk at that moment is all there is. It must not read as complete, nor be the last job's.
+    Path report = tmp.resolve("log.json");
+    String previousJob =
+        "{\"applications\": [{\"algorithm\": \"t_pool\", \"epoch\": 3}], \"not_run\": []}";
+    Files.writeString(report, previousJob);
+    SurgeryListener listener = listener(report);
+    try (Model model = TestModels.model("killed");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        // Training began (the Trainer's constructor): killed now, before any surgery.
+        JsonObject log = read(report);
+        assertTrue(log.get("cut_short").getAsBoolean(), log.toString());
+        assertEquals(0, log.getAsJsonArray("applications").size(), log.toString());
+        JsonArray notRun = log.getAsJsonArray("not_run");
+        assertEquals(2, notRun.size(), log.toString());
+        assertEquals(
+            List.of(TestAlgorithms.FRESH_CONV, TestAlgorithms.POOL),
+            List.of(
+                notRun.get(0).getAsJsonObject().get("algorithm").getAsString(),
+                notRun.get(1).getAsJsonObject().get("algorithm").getAsString()));
+        assertTrue(
+            notRun
+                .get(0)
+                .getAsJsonObject()
+                .get("reason")
+                .getAsString()
+                .startsWith(
+                    "not reached yet: training was running when this log was written, after 0"
+                        + " completed epochs"),
+            log.toString());
+
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, TestModels.dataset(data, 5), null);
+        // Killed after epoch 1's surgery: it is listed as applied, the rest as not reached yet.
+        log = read(report);
+        assertTrue(log.get("cut_short").getAsBoolean(), log.toString());
+        assertEquals(1, log.getAsJsonArray("applications").size(), log.toString());
+        assertEquals(1, log.getAsJsonArray("not_run").size(), log.toString());
+        assertTrue(
+            log.getAsJsonArray("not_run")
+                .get(0)
+                .getAsJsonObject()
+                .get("reason")
+                .getAsString()
+                .contains("after 1 completed epochs"),
+            log.toString());
+      }
+    }
+    // Training ended: the log is complete, with the true reason.
+    JsonObject log = read(report);
+    assertEquals(Set.of("applications", "not_run"), log.keySet(), log.toString());
+    assertNotRun(
+        log.getAsJsonArray("not_run").get(0).getAsJsonObject(),
+        1,
+        "training ended after 1 completed epochs");
+  }
+
+  @Test
   void aProgramWhoseTrainingEndedKeepsTheLogTrainingEndWrote() throws Exception {
     Path report = tmp.resolve("log.json");
     SurgeryListener listener = listener(report);

@@ -28,17 +28,19 @@ public final class ModelReadParametersAdvice {
 
   /**
    * Reports the parameters loaded, or, when reading threw (a truncated file), has the model put
-   * back as it was before the replay and the load.
+   * back as it was before the replay and the load (a truncated file's bare {@code EOFException} is
+   * replaced by one that names the file).
    *
    * @param model the model that loaded them
    * @param thrown what reading threw, or null
    */
   @Advice.OnMethodExit(onThrowable = Throwable.class, suppress = Error.class)
-  public static void exit(@Advice.This Object model, @Advice.Thrown Throwable thrown) {
+  public static void exit(
+      @Advice.This Object model, @Advice.Thrown(readOnly = false) Throwable thrown) {
     if (thrown == null) {
       SurgeryDispatcher.at(HookPoint.PARAMETERS_LOADED, model);
     } else {
-      SurgeryDispatcher.parametersLoadFailed(model);
+      thrown = SurgeryDispatcher.parametersLoadFailed(model, thrown);
     }
   }
 }

@@ -615,20 +615,22 @@ public final class DjlAgentHooks implements DjlHooks {
 
   /** {@inheritDoc} */
   @Override
-  public void parametersLoadFailed(Object target) {
+  public Throwable parametersLoadFailed(Object target, Throwable thrown) {
     Load load = LOADS.get().remove(target);
-    if (load != null) {
-      load.undo().failed();
-      AgentLog.info(
-          "the parameters of "
-              + ((Model) target).getName()
-              + " could not be read from "
-              + load.file()
-              + "; the model is as it was before the load"
-              + (load.replayed() > 0
-                  ? " (the replay of " + load.replayed() + " surgery record(s) undone)"
-                  : ""));
+    if (load == null) {
+      return thrown;
     }
+    load.undo().failed();
+    AgentLog.info(
+        "the parameters of "
+            + ((Model) target).getName()
+            + " could not be read from "
+            + load.file()
+            + "; the model is as it was before the load"
+            + (load.replayed() > 0
+                ? " (the replay of " + load.replayed() + " surgery record(s) undone)"
+                : ""));
+    return ModelLoadUndo.named(load.file(), thrown);
   }
 
   /** Replays the file's record under the load's undo; returns how many records it holds. */

@@ -61,8 +61,11 @@ public interface DjlHooks {
    * #parametersLoading}): puts the model back as it was before the replay and the load.
    *
    * @param model the model whose load failed
+   * @param thrown what reading threw
+   * @return what the load throws instead: DJL's bare exception of a truncated file named, else
+   *     {@code thrown}
    */
-  void parametersLoadFailed(Object model);
+  Throwable parametersLoadFailed(Object model, Throwable thrown);
 
   /**
    * Called at the entry of a training {@code Trainer.forward} ({@link HookPoint#FORWARD_ENTER}).

@@ -214,15 +214,19 @@ public final class SurgeryDispatcher {
   /**
    * Called by the advice when {@code Model.load} failed while reading the parameters: the model is
    * put back as it was before the replay and the load. Never throws: the program gets DJL's own
-   * exception.
+   * exception, or, for a truncated file, one of the same type that names the file, as without the
+   * agent {@code SurgeryCheckpoint.load} throws.
    *
    * @param model the model ({@code ai.djl.BaseModel})
+   * @param thrown what reading threw
+   * @return what the load throws instead
    */
-  public static void parametersLoadFailed(Object model) {
+  public static Throwable parametersLoadFailed(Object model, Throwable thrown) {
     try {
       DjlHooks h = readyHooks(model);
       if (h != null) {
-        h.parametersLoadFailed(model);
+        Throwable named = h.parametersLoadFailed(model, thrown);
+        return named == null ? thrown : named;
       }
     } catch (Throwable t) {
       AgentLog.warnOnce(
@@ -230,6 +234,7 @@ public final class SurgeryDispatcher {
           "could not put the model back as it was after its load failed",
           t);
     }
+    return thrown;
   }
 
   /**

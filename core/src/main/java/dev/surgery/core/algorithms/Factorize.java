@@ -96,8 +96,22 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
               LATENT_FEATURES),
           Factorize::new);
 
+  /**
+   * Creates Factorize; refuses a configuration that would change nothing.
+   *
+   * @param values the validated hyperparameters
+   * @throws IllegalArgumentException if both {@code factorize_convs} and {@code factorize_linears}
+   *     are false
+   */
   private Factorize(HyperParameterValues values) {
     super(values);
+    // As BlurPool refuses both of its kinds off: an entry that can change nothing is a mistake.
+    if (!values.get(FACTORIZE_CONVS) && !values.get(FACTORIZE_LINEARS)) {
+      throw new IllegalArgumentException(
+          "factorize_convs and factorize_linears are both false: at least one must be true for "
+              + NAME
+              + " to change anything");
+    }
   }
 
   /** {@return a builder with Composer's defaults} */

@@ -9,6 +9,7 @@ import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.events.Time;
 import java.io.IOException;
 import java.math.BigInteger;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -25,11 +26,12 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.regex.Pattern;
 import org.snakeyaml.engine.v2.api.LoadSettings;
-import org.snakeyaml.engine.v2.api.lowlevel.Compose;
 import org.snakeyaml.engine.v2.api.lowlevel.Parse;
 import org.snakeyaml.engine.v2.common.Anchor;
 import org.snakeyaml.engine.v2.common.ScalarStyle;
+import org.snakeyaml.engine.v2.common.SpecVersion;
 import org.snakeyaml.engine.v2.constructor.StandardConstructor;
 import org.snakeyaml.engine.v2.events.AliasEvent;
 import org.snakeyaml.engine.v2.events.CollectionStartEvent;
@@ -40,12 +42,14 @@ import org.snakeyaml.engine.v2.exceptions.Mark;
 import org.snakeyaml.engine.v2.exceptions.MarkedYamlEngineException;
 import org.snakeyaml.engine.v2.exceptions.ReaderException;
 import org.snakeyaml.engine.v2.exceptions.YamlEngineException;
+import org.snakeyaml.engine.v2.exceptions.YamlVersionException;
 import org.snakeyaml.engine.v2.nodes.MappingNode;
 import org.snakeyaml.engine.v2.nodes.Node;
 import org.snakeyaml.engine.v2.nodes.NodeTuple;
 import org.snakeyaml.engine.v2.nodes.ScalarNode;
 import org.snakeyaml.engine.v2.nodes.SequenceNode;
 import org.snakeyaml.engine.v2.nodes.Tag;
+import org.snakeyaml.engine.v2.resolver.CoreScalarResolver;
 import org.snakeyaml.engine.v2.schema.CoreSchema;
 
 /**
@@ -149,15 +153,36 @@ final class ConfigParser {
     }
   }
 
+  /**
+   * Where the second document starts: its {@code ---} when it has one. The composed document's own
+   * mark is its first node, after any comments, or the end of the file for a document of comments.
+   */
+  private int[] secondDocumentStart(String text) {
+    int starts = 0;
+    for (Event event : new Parse(settings).parseString(text)) {
+      if (event instanceof DocumentStartEvent && ++starts == 2) {
+        Mark m = event.getStartMark().orElse(null);
+        return m == null ? null : new int[] {m.getLine() + 1, m.getColumn() + 1};
+      }
+    }
+    return null;
+  }
+
   private Node compose(String text) {
     List<Node> documents = new ArrayList<>();
     try {
-      Iterator<Node> it = new Compose(settings).composeAllFromString(text).iterator();
+      Iterator<Node> it = new MergeFreeComposer(settings, text);
       while (it.hasNext()) {
         Node doc = it.next();
         documents.add(doc);
         if (documents.size() == 2) {
-          addAt(doc, "only one YAML document is allowed; found a second one here");
+          int[] at = secondDocumentStart(text);
+          String message = "only one YAML document is allowed; found a second one here";
+          if (at == null) {
+            addAt(doc, message);
+          } else {
+            add(at[0], at[1], message);
+          }
           throw exception();
         }
       }
@@ -175,6 +200,17 @@ final class ConfigParser {
     } catch (ReaderException e) {
       int[] at = lineAndColumn(text, Math.min(e.getPosition(), text.length()));
       add(at[0], at[1], "unreadable character: " + clean(e.getMessage()));
+      throw exception();
+    } catch (YamlVersionException e) {
+      SpecVersion version = e.getSpecVersion();
+      int[] at = lineAndColumn(text, Math.max(0, text.indexOf("%YAML")));
+      add(
+          at[0],
+          at[1],
+          "unsupported YAML version "
+              + version.getRepresentation()
+              + " in the %YAML directive: a surgery config is YAML 1.2 (write '%YAML 1.2' or"
+              + " leave the directive out)");
       throw exception();
     } catch (YamlEngineException e) {
       // The composer's unmarked errors (too many aliases of lists and mappings) point nowhere;
@@ -251,6 +287,9 @@ final class ConfigParser {
         addAt(node, "the tag " + tagName(node.getTag()) + " is not allowed: " + PLAIN_YAML);
       }
       for (NodeTuple t : mapping.getValue()) {
+        if (isMergeKey(t.getKeyNode())) {
+          addAt(t.getKeyNode(), MERGE_KEY);
+        }
         checkCollectionTags(t.getKeyNode(), seen);
         checkCollectionTags(t.getValueNode(), seen);
       }
@@ -263,6 +302,15 @@ final class ConfigParser {
       }
     }
   }
+
+  /** Whether a key is {@code <<}, YAML 1.1's merge key (reported once, here). */
+  private static boolean isMergeKey(Node key) {
+    return key instanceof ScalarNode k && k.getValue().equals("<<");
+  }
+
+  private static final String MERGE_KEY =
+      "'<<' is YAML 1.1's merge key, which a surgery config (YAML 1.2) does not have: write the"
+          + " keys out, or repeat a whole entry with an alias such as '- *blur'";
 
   private static final String PLAIN_YAML =
       "a surgery config is plain YAML (the core schema's mappings, lists and scalars); remove it";
@@ -329,7 +377,7 @@ final class ConfigParser {
     Node reportNode = keys.get(REPORT);
     if (reportNode != null) {
       Object v = scalar(reportNode);
-      if (v instanceof String s && !s.isBlank()) {
+      if (v instanceof String s && !ConfigText.blank(s)) {
         try {
           report = Path.of(s);
         } catch (InvalidPathException e) {
@@ -455,15 +503,14 @@ final class ConfigParser {
       misspeltName(mapping, where);
     } else {
       Object v = scalar(nameNode);
-      if (v instanceof String s && !s.isBlank()) {
+      if (v instanceof String s && !ConfigText.blank(s)) {
         name = s;
         spec = Algorithms.spec(s);
         if (spec == null) {
           addAt(
               nameNode,
-              "unknown algorithm '"
-                  + s
-                  + "'"
+              "unknown algorithm "
+                  + ConfigText.shown(s)
                   + didYouMean(s, Algorithms.names())
                   + "; known algorithms: "
                   + known());
@@ -642,9 +689,9 @@ final class ConfigParser {
           && NAME.equals(EditDistance.suggest(k.getValue(), candidates))) {
         addAt(
             k,
-            "unknown key '"
-                + k.getValue()
-                + "' in "
+            "unknown key "
+                + ConfigText.shown(k.getValue())
+                + " in "
                 + where
                 + didYouMean(k.getValue(), candidates)
                 + "; valid keys: name, a schedule (epoch, step, at or every), include, exclude"
@@ -760,14 +807,16 @@ final class ConfigParser {
         addAt(keyNode, "duplicate key '" + key + "' (first defined at " + position(first) + ")");
         continue;
       }
+      if (isMergeKey(keyNode)) {
+        continue; // reported with the tags
+      }
       if (valid != null && !valid.contains(key)) {
         addAt(
             keyNode,
             "unknown "
                 + what
-                + " '"
-                + key
-                + "'"
+                + " "
+                + ConfigText.shown(key)
                 + suffix
                 + didYouMean(key, valid)
                 + "; valid keys: "
@@ -922,17 +971,69 @@ final class ConfigParser {
 
   /** Reads a scalar node as the core schema types it; returns null for collections. */
   private Object scalar(Node node) {
-    if (!(node instanceof ScalarNode)) {
+    if (!(node instanceof ScalarNode s)) {
       return null;
+    }
+    Tag tag = s.getTag();
+    String value = s.getValue();
+    // YAML 1.2's core schema reads '+.inf' as infinity; SnakeYAML Engine 2.10 fails on it with a
+    // NumberFormatException. Read here, the value checks refuse it as they refuse '.inf'.
+    if (Tag.FLOAT.equals(tag) && PLUS_INFINITY.matcher(value).matches()) {
+      return Double.POSITIVE_INFINITY;
+    }
+    // An explicit tag on text not of its type ('!!bool yes', '!!int abc'): the constructor reads
+    // such text as null, or fails with a Java exception's text.
+    Pattern form = CORE_FORMS.get(tag);
+    if (form != null && !form.matcher(value).matches()) {
+      addAt(node, cannotRead(s));
+      return INVALID;
     }
     try {
       return new StandardConstructor(settings).constructSingleDocument(Optional.of(node));
     } catch (YamlEngineException e) {
-      String message =
-          e instanceof MarkedYamlEngineException m ? clean(m.getProblem()) : clean(e.getMessage());
-      addAt(node, "cannot read this value: " + message);
+      addAt(node, cannotRead(s));
       return INVALID;
     }
+  }
+
+  private static final Pattern PLUS_INFINITY = Pattern.compile("\\+\\.(?:inf|Inf|INF)");
+
+  /** The text each core type takes (an empty value is null too). */
+  private static final Map<Tag, Pattern> CORE_FORMS =
+      Map.of(
+          Tag.INT, CoreScalarResolver.INT,
+          Tag.FLOAT, CoreScalarResolver.FLOAT,
+          Tag.BOOL, CoreScalarResolver.BOOL,
+          Tag.NULL, Pattern.compile(CoreScalarResolver.NULL.pattern() + "|^$"));
+
+  private static String cannotRead(ScalarNode s) {
+    Tag tag = s.getTag();
+    String type =
+        Tag.INT.equals(tag)
+            ? "a whole number"
+            : Tag.FLOAT.equals(tag)
+                ? "a number"
+                : Tag.BOOL.equals(tag) ? "true or false" : Tag.NULL.equals(tag) ? "nothing" : "";
+    if (type.isEmpty()) { // a tag of another schema: nothing reads it
+      return "the tag " + tagName(tag) + " is not allowed: " + PLAIN_YAML;
+    }
+    return "cannot read "
+        + ConfigText.shown(s.getValue())
+        + " as "
+        + type
+        + " ("
+        + tagName(tag)
+        + ")";
+  }
+
+  /** Whether a scalar's tag was written in the file rather than read from its text. */
+  private boolean explicitlyTagged(ScalarNode s) {
+    Tag implicit =
+        settings
+            .getSchema()
+            .getScalarResolver()
+            .resolve(s.getValue(), s.getScalarStyle() == ScalarStyle.PLAIN);
+    return !implicit.equals(s.getTag());
   }
 
   private String describe(Node node) {
@@ -947,18 +1048,21 @@ final class ConfigParser {
       try {
         v = new StandardConstructor(settings).constructSingleDocument(Optional.of(node));
       } catch (YamlEngineException e) {
-        return "'" + s.getValue() + "'";
+        return ConfigText.shown(s.getValue());
       }
       if (v == null) {
         return "nothing (an empty value)";
       }
       if (v instanceof String str) {
-        return "'" + str + "'";
+        return ConfigText.shown(str);
       }
       if (v instanceof Boolean) {
         return "the boolean " + v;
       }
-      return s.getValue();
+      // '!!float 1' is the float 1.0: the text alone would contradict "must be a whole number".
+      return explicitlyTagged(s)
+          ? v + " (" + tagName(s.getTag()) + " " + s.getValue() + ")"
+          : s.getValue();
     }
     return "a " + node.getNodeType();
   }
@@ -1000,8 +1104,35 @@ final class ConfigParser {
     // An existing read-only file is no obstacle: the report is written beside it and moved over it.
     // The writer creates missing directories: the nearest existing one must take new entries.
     Path dir = target.getParent();
+    List<String> newNames = new ArrayList<>();
+    newNames.add(target.getFileName() + SurgeryConfig.REPORT_TEMP_SUFFIX);
     while (dir != null && !Files.exists(dir)) {
+      if (dir.getFileName() != null) {
+        newNames.add(dir.getFileName().toString());
+      }
       dir = dir.getParent();
+    }
+    for (int i = 0; i < newNames.size(); i++) {
+      String name = newNames.get(i);
+      int bytes = name.getBytes(StandardCharsets.UTF_8).length;
+      if (bytes > SurgeryConfig.MAX_NAME_BYTES) {
+        return "report cannot be written to "
+            + target
+            + ": "
+            + (i == 0
+                ? "it is written first to a file named as it with '"
+                    + SurgeryConfig.REPORT_TEMP_SUFFIX
+                    + "' added, "
+                : "the directory name ")
+            + "'"
+            + (name.length() > 40 ? name.substring(0, 40) + "..." : name)
+            + "' of "
+            + bytes
+            + " bytes, over the "
+            + SurgeryConfig.MAX_NAME_BYTES
+            + " a file system takes; name a shorter "
+            + (i == 0 ? "file" : "directory");
+      }
     }
     if (dir == null) {
       return null;

@@ -46,6 +46,18 @@ public final class SurgeryConfig {
   /** The largest epoch an entry may name; larger values are taken for typos. */
   public static final int MAX_EPOCH = 1_000_000;
 
+  /**
+   * The suffix of the file the report is first written to, then moved over the report (so that a
+   * reader never sees half a report); its name must fit the file system too.
+   */
+  public static final String REPORT_TEMP_SUFFIX = ".tmp";
+
+  /**
+   * The longest file or directory name, in UTF-8 bytes, that the report's path may hold: the limit
+   * of the common file systems (ext4, XFS, APFS; NTFS counts 255 UTF-16 units, never fewer).
+   */
+  public static final int MAX_NAME_BYTES = 255;
+
   /** The largest config file read, in bytes; anything larger is not a surgery config. */
   public static final int MAX_FILE_BYTES = 1 << 20;
 
