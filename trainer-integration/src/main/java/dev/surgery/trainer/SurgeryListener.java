@@ -1995,6 +1995,41 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         surgeryLog.addNotRun(st.ordinal, entries.entry(i), reason);
       }
     }
+    if (st.completedEpochs == 0) {
+      warnEpochsCountFromResume(st, records, recordOf);
+    }
+  }
+
+  /**
+   * A job restarted with its whole schedule from a checkpoint: this run counts epochs from 0, so an
+   * entry the record does not hold runs that many epochs after the resume, not at the job's epoch
+   * the schedule names (documented; said here because nothing else shows it until the end).
+   */
+  private void warnEpochsCountFromResume(
+      TrainerState st, List<SurgeryRecord> records, int[] recordOf) {
+    int reached = 0;
+    for (SurgeryRecord r : records) {
+      reached = Math.max(reached, r.epoch());
+    }
+    Schedule entries = st.schedule;
+    for (int i = 0; reached > 0 && i < entries.size(); i++) {
+      ScheduledAlgorithm entry = entries.entry(i);
+      if (recordOf[i] < 0 && entries.isOpen(i) && entry.byEpoch() && entry.epoch() > 0) {
+        warn(
+            "Surgery: "
+                + entry.describe()
+                + " counts epochs from this run's start: the model resumes from a checkpoint"
+                + " whose surgery record reaches epoch "
+                + reached
+                + ", so it runs "
+                + entry.epoch()
+                + " epochs after the resume (at least epoch "
+                + (reached + entry.epoch())
+                + " of the whole job); for the job's epoch "
+                + entry.epoch()
+                + ", resume with a schedule for what remains (see 'Checkpoints and resuming')");
+      }
+    }
   }
 
   // ------------------------------------------------------------------ builder

@@ -1125,7 +1125,9 @@ final class ConfigParser {
                     + "' added, "
                 : "the directory name ")
             + "'"
-            + (name.length() > 40 ? name.substring(0, 40) + "..." : name)
+            + (name.codePointCount(0, name.length()) > 40
+                ? name.substring(0, name.offsetByCodePoints(0, 40)) + "..."
+                : name)
             + "' of "
             + bytes
             + " bytes, over the "
