@@ -26,6 +26,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.snakeyaml.engine.v2.api.LoadSettings;
 import org.snakeyaml.engine.v2.api.lowlevel.Parse;
@@ -203,7 +204,9 @@ final class ConfigParser {
       throw exception();
     } catch (YamlVersionException e) {
       SpecVersion version = e.getSpecVersion();
-      int[] at = lineAndColumn(text, Math.max(0, text.indexOf("%YAML")));
+      // The directive starts a line; the same text in a comment before it is not it.
+      Matcher directive = YAML_DIRECTIVE.matcher(text);
+      int[] at = lineAndColumn(text, directive.find() ? directive.start() : 0);
       add(
           at[0],
           at[1],
@@ -303,14 +306,19 @@ final class ConfigParser {
     }
   }
 
-  /** Whether a key is {@code <<}, YAML 1.1's merge key (reported once, here). */
+  /**
+   * Whether a key is a plain {@code <<}, YAML 1.1's merge key (reported once, here); a quoted one
+   * is a key like any other, even in YAML 1.1.
+   */
   private static boolean isMergeKey(Node key) {
-    return key instanceof ScalarNode k && k.getValue().equals("<<");
+    return key instanceof ScalarNode k
+        && k.getScalarStyle() == ScalarStyle.PLAIN
+        && k.getValue().equals("<<");
   }
 
   private static final String MERGE_KEY =
       "'<<' is YAML 1.1's merge key, which a surgery config (YAML 1.2) does not have: write the"
-          + " keys out, or repeat a whole entry with an alias such as '- *blur'";
+          + " keys out in each entry (an alias can repeat a single value)";
 
   private static final String PLAIN_YAML =
       "a surgery config is plain YAML (the core schema's mappings, lists and scalars); remove it";
@@ -996,6 +1004,8 @@ final class ConfigParser {
     }
   }
 
+  private static final Pattern YAML_DIRECTIVE = Pattern.compile("(?m)^%YAML\\b");
+
   private static final Pattern PLUS_INFINITY = Pattern.compile("\\+\\.(?:inf|Inf|INF)");
 
   /** The text each core type takes (an empty value is null too). */
@@ -1116,19 +1126,18 @@ final class ConfigParser {
       String name = newNames.get(i);
       int bytes = name.getBytes(StandardCharsets.UTF_8).length;
       if (bytes > SurgeryConfig.MAX_NAME_BYTES) {
-        return "report cannot be written to "
-            + target
-            + ": "
+        // The name, not the whole path: it is long, and shown with any invisible character marked.
+        return "report cannot be written: "
             + (i == 0
                 ? "it is written first to a file named as it with '"
                     + SurgeryConfig.REPORT_TEMP_SUFFIX
                     + "' added, "
                 : "the directory name ")
-            + "'"
-            + (name.codePointCount(0, name.length()) > 40
-                ? name.substring(0, name.offsetByCodePoints(0, 40)) + "..."
-                : name)
-            + "' of "
+            + ConfigText.shown(
+                name.codePointCount(0, name.length()) > 40
+                    ? name.substring(0, name.offsetByCodePoints(0, 40)) + "..."
+                    : name)
+            + " of "
             + bytes
             + " bytes, over the "
             + SurgeryConfig.MAX_NAME_BYTES

@@ -51,8 +51,14 @@ final class ConfigText {
    * @return true when it holds nothing but such spaces
    */
   static boolean blank(String text) {
-    return text.codePoints()
-        .allMatch(c -> Character.isWhitespace(c) || Character.isSpaceChar(c) || c == 0xFEFF);
+    return text.codePoints().allMatch(ConfigText::ecmaScriptSpace);
+  }
+
+  /** ECMAScript's {@code \s}: Java's white space less U+001C to U+001F, plus the no-break ones. */
+  private static boolean ecmaScriptSpace(int c) {
+    return (Character.isWhitespace(c) && (c < 0x1C || c > 0x1F))
+        || Character.isSpaceChar(c)
+        || c == 0xFEFF;
   }
 
   /** A character a message cannot show as itself: any space but ' ', a control or format one. */

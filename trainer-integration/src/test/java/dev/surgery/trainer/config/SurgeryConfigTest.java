@@ -300,7 +300,19 @@ class SurgeryConfigTest {
             "algorithms: []\n---\nalgorithms: []\n",
             2,
             1,
-            "only one YAML document is allowed"));
+            "only one YAML document is allowed"),
+        new Case(
+            "a %YAML directive after a comment that names it",
+            "# needs %YAML 2.0 someday\n%YAML 2.0\n---\nalgorithms: []\n",
+            2,
+            1,
+            "unsupported YAML version 2.0 in the %YAML directive"),
+        new Case(
+            "a quoted '<<' is a key like any other, not a merge key",
+            "algorithms:\n  - name: blurpool\n    epoch: 1\n    \"<<\": 3\n",
+            4,
+            5,
+            "unknown key '<<' for algorithm 'blurpool'"));
   }
 
   /**
