@@ -1,7 +1,9 @@
 package dev.surgery.agent;
 
+import static net.bytebuddy.matcher.ElementMatchers.any;
 import static net.bytebuddy.matcher.ElementMatchers.hasSuperType;
 import static net.bytebuddy.matcher.ElementMatchers.isAbstract;
+import static net.bytebuddy.matcher.ElementMatchers.isBootstrapClassLoader;
 import static net.bytebuddy.matcher.ElementMatchers.isConstructor;
 import static net.bytebuddy.matcher.ElementMatchers.isInterface;
 import static net.bytebuddy.matcher.ElementMatchers.isStatic;
@@ -79,7 +81,12 @@ public final class TrainerInstrumentation {
         .disableClassFormatChanges()
         .with(AgentBuilder.RedefinitionStrategy.RETRANSFORMATION)
         .with(new LogListener())
-        .type(named(SurgeryDispatcher.TRAINER).and(new ShapeCheck()), new DispatcherVisible())
+        // Only the bootstrap loader's classes are left out. ByteBuddy's default also leaves out
+        // the system loader's parent, taken for the extension loader: under a custom system class
+        // loader (-Djava.system.class.loader) that parent is the application loader, which defines
+        // DJL, and every trainer ran without surgery. The matchers below name DJL's types anyway.
+        .ignore(any(), isBootstrapClassLoader())
+        .type(inVisibleLoader(named(SurgeryDispatcher.TRAINER).and(new ShapeCheck())))
         .transform(
             advise(
                 Advice.to(TrainerConstructorAdvice.class).on(constructor()),
@@ -89,27 +96,28 @@ public final class TrainerInstrumentation {
                 Advice.to(TrainerStepAdvice.class).on(step()),
                 Advice.to(TrainerEvaluateAdvice.class).on(evaluate())))
         .type(
-            withOptional(
-                SurgeryDispatcher.MODEL,
-                readParameters(),
-                " has no readParameters(Path, Map); checkpoints are not replayed under the agent"),
-            new DispatcherVisible())
+            inVisibleLoader(
+                withOptional(
+                    SurgeryDispatcher.MODEL,
+                    readParameters(),
+                    " has no readParameters(Path, Map); checkpoints are not replayed under the"
+                        + " agent")))
         .transform(
             advise(
                 Advice.to(ModelReadParametersAdvice.class).on(readParameters()),
                 Advice.to(ModelSaveAdvice.class).on(save())))
         .type(
-            withOptional(
-                SurgeryDispatcher.EASY_TRAIN,
-                fit(),
-                " has no static fit(Trainer, int, Dataset, Dataset); the planned number of epochs"
-                    + " comes from total_epochs alone"),
-            new DispatcherVisible())
+            inVisibleLoader(
+                withOptional(
+                    SurgeryDispatcher.EASY_TRAIN,
+                    fit(),
+                    " has no static fit(Trainer, int, Dataset, Dataset); the planned number of"
+                        + " epochs comes from total_epochs alone")))
         .transform(
             advise(
                 Advice.to(EasyTrainFitAdvice.class).on(fit()),
                 Advice.to(EasyTrainEvaluateDatasetAdvice.class).on(evaluateDataset())))
-        .type(gradientCollector(), new DispatcherVisible())
+        .type(inVisibleLoader(gradientCollector()))
         .transform(advise(Advice.to(GradientCollectorBackwardAdvice.class).on(backward())))
         .installOn(instrumentation);
   }
@@ -319,27 +327,42 @@ public final class TrainerInstrumentation {
   }
 
   /** Accepts a class loader only if the woven advice will be able to link the dispatcher. */
-  private static final class DispatcherVisible implements ElementMatcher<ClassLoader> {
-    @Override
-    public boolean matches(ClassLoader loader) {
-      try {
-        if (Class.forName(SurgeryDispatcher.class.getName(), false, loader)
-            == SurgeryDispatcher.class) {
-          return true;
-        }
-      } catch (ClassNotFoundException | LinkageError e) {
-        // reported below
+  /**
+   * The types {@code types} matches, where their class loader sees the agent's dispatcher. The type
+   * is tested first: ByteBuddy asks a loader matcher about every class of every loader, and one
+   * that cannot see the agent jar but defines no DJL type (another agent's, an isolated plugin
+   * loader) must not be reported as defining DJL's {@code Trainer}.
+   */
+  private static AgentBuilder.RawMatcher inVisibleLoader(ElementMatcher<TypeDescription> types) {
+    return (type, loader, module, classBeingRedefined, domain) ->
+        types.matches(type) && dispatcherVisible(type, loader);
+  }
+
+  private static boolean dispatcherVisible(TypeDescription type, ClassLoader loader) {
+    try {
+      if (Class.forName(SurgeryDispatcher.class.getName(), false, loader)
+          == SurgeryDispatcher.class) {
+        return true;
       }
+    } catch (ClassNotFoundException | LinkageError e) {
+      // reported below
+    }
+    if (type.getName().equals(SurgeryDispatcher.TRAINER)) { // the others matter only with it
       AgentLog.warnOnce(
           "dispatcher-visibility",
           "class loader "
               + loader
               + " defines "
               + SurgeryDispatcher.TRAINER
-              + " but cannot see the agent jar; its trainers run unmodified",
+              + " but cannot see the agent jar; its trainers run unmodified"
+              + (System.getProperty("java.system.class.loader") == null
+                  ? ""
+                  // The JVM appends the agent jar to that custom loader, a child of the one
+                  // that loads the program's class path, which cannot see its children.
+                  : " (with -Djava.system.class.loader, put the agent jar on -cp too)"),
           null);
-      return false;
     }
+    return false;
   }
 
   private static final class ShapeArray implements ElementMatcher<TypeDescription> {

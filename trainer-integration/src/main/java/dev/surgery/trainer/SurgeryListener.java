@@ -1006,7 +1006,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       // the same config does) applied entries this one never reached: they ran on the model, and
       // are listed so, not as never run.
       st.recordSeen = recordOf(model);
-      skipRecorded(model, st);
+      skipRecorded(model, st, false);
     }
     listNotRun(st, false);
     surgeryLog.write();
@@ -1250,7 +1250,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       // Another trainer of this model applied entries since this one started (both were built
       // before either trained): what the record holds now is not applied again.
       st.recordSeen = recordOf(model);
-      skipRecorded(model, st);
+      skipRecorded(model, st, false);
       if (st.schedule.status(index) == EntryStatus.APPLIED) {
         return;
       }
@@ -1812,7 +1812,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                   + " taken off (this block's surgery is recorded anew)",
               PROPERTY);
         }
-        skipRecorded(trainer.getModel(), st);
+        skipRecorded(trainer.getModel(), st, true);
         st.recordSeen = recordOf(trainer.getModel());
         freezeAgain(trainer);
         st.block = trainer.getModel().getBlock();
@@ -1858,7 +1858,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       surgeryLog.forgetNotRun(st.ordinal, ALREADY_RECORDED);
     }
     st.recordSeen = recordOf(model);
-    skipRecorded(model, st);
+    skipRecorded(model, st, false);
   }
 
   /**
@@ -1937,9 +1937,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * entry the same epoch; each record stands for one entry, and a repeating entry accounts for
    * every run of it. Only when every record is accounted for (the job restarted with the schedule
    * the record came from) are the matched entries skipped: a schedule of the rest of training runs
-   * in full, even an entry equal to one recorded.
+   * in full, even an entry equal to one recorded. When {@code trainerBegins}, the entries the
+   * record does not hold are warned of: they count epochs from this trainer's start.
    */
-  private void skipRecorded(Model model, TrainerState st) {
+  private void skipRecorded(Model model, TrainerState st, boolean trainerBegins) {
     String existing = recordOf(model);
     if (existing == null || existing.isBlank()) {
       return;
@@ -1995,7 +1996,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         surgeryLog.addNotRun(st.ordinal, entries.entry(i), reason);
       }
     }
-    if (st.completedEpochs == 0) {
+    if (trainerBegins) {
       warnEpochsCountFromResume(st, records, recordOf);
     }
   }
@@ -2018,16 +2019,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         warn(
             "Surgery: "
                 + entry.describe()
-                + " counts epochs from this run's start: the model resumes from a checkpoint"
-                + " whose surgery record reaches epoch "
+                + " counts epochs from this trainer's start: the model comes with a surgery record"
+                + " (a loaded checkpoint, or an earlier trainer) that reaches epoch "
                 + reached
                 + ", so it runs "
                 + entry.epoch()
-                + " epochs after the resume (at least epoch "
+                + " epochs from now (at least epoch "
                 + (reached + entry.epoch())
                 + " of the whole job); for the job's epoch "
                 + entry.epoch()
-                + ", resume with a schedule for what remains (see 'Checkpoints and resuming')");
+                + ", give this trainer a schedule for what remains (see 'Checkpoints and"
+                + " resuming')");
       }
     }
   }

@@ -200,7 +200,7 @@ class SurgeryCheckpointTest {
         // Restarted with its whole schedule, the job is told when its remaining entry runs.
         List<String> counted =
             again.getWarnings().stream()
-                .filter(w -> w.contains("counts epochs from this run's start"))
+                .filter(w -> w.contains("counts epochs from this trainer's start"))
                 .toList();
         assertEquals(run == 0 ? 1 : 0, counted.size(), again.getWarnings().toString());
         if (run == 0) {
@@ -209,8 +209,8 @@ class SurgeryCheckpointTest {
                   && counted
                       .get(0)
                       .contains(
-                          "reaches epoch 1, so it runs 1 epochs after the resume (at least"
-                              + " epoch 2 of the whole job)"),
+                          "reaches epoch 1, so it runs 1 epochs from now (at least epoch 2 of"
+                              + " the whole job)"),
               counted.get(0));
         }
         // The report lists each skipped entry under not_run, saying why.

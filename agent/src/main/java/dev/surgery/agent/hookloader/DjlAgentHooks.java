@@ -44,11 +44,13 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.EnumSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.WeakHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Collectors;
 
@@ -74,6 +76,14 @@ public final class DjlAgentHooks implements DjlHooks {
   private ProgramEndHook programEnd;
   private volatile boolean usable;
   private final AtomicBoolean planPrinted = new AtomicBoolean();
+
+  /**
+   * Trainers met training without the agent's listener, each told of once: created before a late
+   * attach (or given a SurgeryListener by the program, which needs no word). Weak: trainers come
+   * and go in a long search.
+   */
+  private final Map<Object, Boolean> untracked = Collections.synchronizedMap(new WeakHashMap<>());
+
   private final AtomicBoolean loggingChecked = new AtomicBoolean();
 
   /**
@@ -307,9 +317,13 @@ public final class DjlAgentHooks implements DjlHooks {
       dryRunAtFirstForward(trainer, data);
       return;
     }
+    if (!events.tracks(trainer)) {
+      untrackedTrains(trainer);
+      return;
+    }
     // Asked at a trainer's first training forward only: DJL initializes the model in that forward
     // if nothing did before, so later ones never find it uninitialized.
-    if (events.tracks(trainer) && events.firstTrainingForward(trainer)) {
+    if (events.firstTrainingForward(trainer)) {
       Block block = trainer.getModel().getBlock();
       if (block != null && !BlockInspector.wasInitialized(block)) {
         // The program never called trainer.initialize: DJL is about to initialize the model inside
@@ -318,6 +332,28 @@ public final class DjlAgentHooks implements DjlHooks {
       }
     }
     events.forwardStarting(target);
+  }
+
+  /**
+   * A trainer trains without the agent's listener: it was created before the agent was attached to
+   * the running JVM (late attach reaches trainers created afterwards), unless the program gave it a
+   * SurgeryListener of its own. Said once per trainer: such a job would otherwise train without
+   * surgery and without a word.
+   */
+  private void untrackedTrains(Trainer trainer) {
+    if (untracked.putIfAbsent(trainer, Boolean.TRUE) != null) {
+      return;
+    }
+    List<TrainingListener> current = DjlInternals.listeners(trainer);
+    for (TrainingListener l : current == null ? List.<TrainingListener>of() : current) {
+      if (l != null && SurgeryListener.class.getName().equals(l.getClass().getName())) {
+        return; // the program's own listener does the surgery
+      }
+    }
+    AgentLog.warn(
+        SurgeryDispatcher.describe(trainer)
+            + " trains without surgery: it was created before the agent was attached (a late"
+            + " attach reaches the trainers created after it)");
   }
 
   /**

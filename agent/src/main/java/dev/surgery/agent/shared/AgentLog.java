@@ -55,6 +55,15 @@ public final class AgentLog {
   }
 
   /**
+   * Prints a warning; for a warning of which each occurrence matters (one per trainer, say).
+   *
+   * @param message the message
+   */
+  public static void warn(String message) {
+    print("WARNING: " + message);
+  }
+
+  /**
    * Prints a line when debug is on.
    *
    * @param message the message

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.surgery.agent.testapp.ChildLoaderLauncher;
 import dev.surgery.agent.testapp.CnnApp;
+import dev.surgery.agent.testapp.UnrelatedIsolatedLoaderApp;
 import java.io.File;
 import java.nio.file.Path;
 import java.util.List;
@@ -16,6 +17,28 @@ import org.junit.jupiter.api.Test;
  * advice that would fail, and the program trains unmodified.
  */
 class IsolatedClassLoaderIT {
+
+  @Test
+  void aLoaderThatDefinesNoDjlClassIsNotWarnedOf() throws Exception {
+    // Another agent's or a plugin's loader: the class loader was asked about before the type, so
+    // the warning named it as defining DJL's Trainer, and used up the one warning there is.
+    Path dir = AgentConfigs.dir("unrelated-isolated-loader");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                UnrelatedIsolatedLoaderApp.class.getName(),
+                ForkedJvm.testClassesDir(),
+                "--epochs",
+                "2")
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    assertTrue(r.findOut("UNRELATED: loaded (.*)").contains("AppendingSystemLoader"), r.toString());
+    assertEquals(List.of(), r.agentLines(), r.toString());
+    String after = r.findOut("CNNAPP: block tree after training: (.*)");
+    assertTrue(after.contains("BlurConv2d"), r.toString());
+  }
 
   @Test
   void warnsOnceAndTrainsUnmodified() throws Exception {

@@ -41,6 +41,37 @@ class LateAttachIT {
   }
 
   @Test
+  void aTrainerCreatedBeforeTheAttachIsToldOfAndTrainsUnmodified() throws Exception {
+    Path dir = AgentConfigs.dir("late-attach-after-trainer");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                LateAttachApp.class.getName(),
+                ForkedJvm.agentJar().toString(),
+                "surgery.yaml",
+                "--after-trainer",
+                "--epochs",
+                "2")
+            .jvmArg("-Djdk.attach.allowAttachSelf=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    // Not silent: one warning for the trainer, which keeps the architecture it was built with.
+    List<String> agent = r.agentLines();
+    assertEquals(1, agent.size(), r.toString());
+    assertTrue(
+        agent
+            .get(0)
+            .matches(
+                "surgery-agent: WARNING: Trainer@[0-9a-f]+ trains without surgery: it was created"
+                    + " before the agent was attached \\(a late attach reaches the trainers"
+                    + " created after it\\)"),
+        r.toString());
+    String after = r.findOut("CNNAPP: block tree after training: (.*)");
+    assertTrue(after.contains("Conv2d") && !after.contains("Blur"), r.toString());
+  }
+
+  @Test
   void badConfigIsReportedAndTheProgramGoesOn() throws Exception {
     Path dir = AgentConfigs.dir("late-attach-bad");
     AgentConfigs.write(dir, "bad.yaml", "algorithms:\n  - name: blurpol\n    epoch: 1\n");
