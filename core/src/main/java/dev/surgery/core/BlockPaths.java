@@ -5,7 +5,10 @@ import ai.djl.nn.BlockList;
 import ai.djl.nn.LambdaBlock;
 import ai.djl.util.Pair;
 import dev.surgery.core.internal.DjlInternals;
+import java.util.ArrayDeque;
+import java.util.Deque;
 import java.util.IdentityHashMap;
+import java.util.Iterator;
 import java.util.Map;
 import java.util.regex.Pattern;
 
@@ -46,11 +49,25 @@ public final class BlockPaths {
 
   private static void walk(
       Block block, String prefix, IdentityHashMap<Block, Boolean> seen, Map<Block, String> out) {
-    for (Pair<String, Block> child : children(block)) {
+    // Pre-order with a stack of its own, not recursion: a chain thousands of blocks deep must not
+    // overflow the thread's stack where DJL's own walks do not.
+    Deque<Iterator<Pair<String, Block>>> children = new ArrayDeque<>();
+    Deque<String> prefixes = new ArrayDeque<>();
+    children.push(children(block).iterator());
+    prefixes.push(prefix);
+    while (!children.isEmpty()) {
+      Iterator<Pair<String, Block>> it = children.peek();
+      if (!it.hasNext()) {
+        children.pop();
+        prefixes.pop();
+        continue;
+      }
+      Pair<String, Block> child = it.next();
       if (seen.put(child.getValue(), true) == null) {
-        String path = join(prefix, child.getKey());
+        String path = join(prefixes.peek(), child.getKey());
         out.put(child.getValue(), path);
-        walk(child.getValue(), path, seen, out);
+        children.push(children(child.getValue()).iterator());
+        prefixes.push(path);
       }
     }
   }
@@ -81,6 +98,12 @@ public final class BlockPaths {
     for (String key : path.split("/")) {
       Block next = children(current).get(key);
       if (next == null) {
+        // A key that holds '/' itself: the path is one that index gave, so the index finds it.
+        for (Map.Entry<Block, String> e : index(root).entrySet()) {
+          if (e.getValue().equals(path)) {
+            return e.getKey();
+          }
+        }
         return null;
       }
       current = next;
@@ -144,8 +167,10 @@ public final class BlockPaths {
    */
   static Pattern globToRegex(String glob) {
     StringBuilder regex = new StringBuilder();
-    for (int i = 0; i < glob.length(); i++) {
-      char c = glob.charAt(i);
+    // By code point: a character beyond U+FFFF quoted as two halves matched nothing, so an exclude
+    // naming a block with an emoji key excluded nothing.
+    for (int i = 0; i < glob.length(); i += Character.charCount(glob.codePointAt(i))) {
+      int c = glob.codePointAt(i);
       if (c == '*') {
         if (i + 1 < glob.length() && glob.charAt(i + 1) == '*') {
           regex.append(".*");
@@ -156,7 +181,7 @@ public final class BlockPaths {
       } else if (c == '?') {
         regex.append("[^/]");
       } else {
-        regex.append(Pattern.quote(String.valueOf(c)));
+        regex.append(Pattern.quote(new String(Character.toChars(c))));
       }
     }
     return Pattern.compile(regex.toString());

@@ -32,6 +32,10 @@ import org.slf4j.LoggerFactory;
  * to initialize or changes output shapes, or the trainer update fails, the tree, the children keys
  * and fields, the parameter arrays, the trainers' stores and the optimizer state are restored
  * exactly, and a {@link SurgeryException} naming the block path propagates.
+ *
+ * <p>Every call that changes or plans on a model runs under {@link SurgeryLock}: two threads never
+ * change one model at once. A thread that uses the model meanwhile without the lock (a forward, a
+ * training step) can meet it half changed.
  */
 public final class ModuleSurgery {
 
@@ -66,6 +70,10 @@ public final class ModuleSurgery {
    * @return the number of distinct matching blocks
    */
   public static int countModuleInstances(Block module, BlockMatcher matcher) {
+    return notTooDeep(() -> countWalking(module, matcher));
+  }
+
+  private static int countWalking(Block module, BlockMatcher matcher) {
     IdentityIndex<Boolean> seen = new IdentityIndex<>();
     seen.putIfAbsent(module, Boolean.TRUE);
     if (matcher instanceof PathFreeMatcher pathFree) {
@@ -278,6 +286,14 @@ public final class ModuleSurgery {
       Map<BlockMatcher, ReplacementFunction> policies,
       SurgeryOptions options,
       Shape inputShape) {
+    return notTooDeep(() -> planWalking(module, policies, options, inputShape));
+  }
+
+  private static SurgeryPlan planWalking(
+      Block module,
+      Map<BlockMatcher, ReplacementFunction> policies,
+      SurgeryOptions options,
+      Shape inputShape) {
     List<TreeSurgery.Policy> list = new ArrayList<>();
     int i = 0;
     for (Map.Entry<BlockMatcher, ReplacementFunction> e : policies.entrySet()) {
@@ -310,6 +326,25 @@ public final class ModuleSurgery {
   }
 
   /**
+   * Runs a walk of the tree; one too deep for this thread's stack is refused with a typed error
+   * rather than a bare {@code StackOverflowError} (the engine's own failures are rolled back and
+   * typed before they get here: nothing changed then either).
+   */
+  private static <T> T notTooDeep(java.util.function.Supplier<T> walk) {
+    try {
+      return walk.get();
+    } catch (StackOverflowError e) {
+      throw new SurgeryException(
+          null,
+          "the block tree nests too deeply for this thread's stack (a chain thousands of blocks"
+              + " deep; DJL itself initializes none much past 3,000 levels): nothing was changed;"
+              + " run the surgery on a thread with a larger stack (new Thread(null, task, name,"
+              + " stackSize)) or nest the blocks less deeply",
+          e);
+    }
+  }
+
+  /**
    * Whether a surgery runs on this thread: one started from its replacement function is refused.
    */
   private static final ThreadLocal<Boolean> RUNNING = ThreadLocal.withInitial(() -> false);
@@ -326,15 +361,30 @@ public final class ModuleSurgery {
               + " a replacement function must not change the tree; return the replacement, and"
               + " run further surgery after this one returns");
     }
+    // One model changed by two threads at once ends neither as the one nor as the other order.
+    SurgeryLock.get().lock();
     RUNNING.set(true);
     try {
       return surgery.get();
     } finally {
       RUNNING.set(false);
+      SurgeryLock.get().unlock();
     }
   }
 
   private static Map<Block, Block> run(
+      Block module,
+      List<TreeSurgery.Policy> policies,
+      Collection<Trainer> trainers,
+      boolean recurse,
+      boolean allowShapeChange,
+      Map<Object, Integer> indices,
+      Faults faults) {
+    return notTooDeep(
+        () -> runWalking(module, policies, trainers, recurse, allowShapeChange, indices, faults));
+  }
+
+  private static Map<Block, Block> runWalking(
       Block module,
       List<TreeSurgery.Policy> policies,
       Collection<Trainer> trainers,
@@ -386,6 +436,17 @@ public final class ModuleSurgery {
    * @throws IllegalStateException if an old parameter is held by none of the trainers
    */
   public static void replaceParamsInOptimizer(
+      List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
+    SurgeryLock.get().lock();
+    try {
+      replaceParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers);
+    } finally {
+      SurgeryLock.get().unlock();
+    }
+  }
+
+  /** {@link #replaceParamsInOptimizer}, with {@link SurgeryLock} held. */
+  private static void replaceParamsInOptimizerHoldingTheLock(
       List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
     if (oldParams.size() != newParams.size()) {
       throw new IllegalArgumentException(
@@ -544,6 +605,17 @@ public final class ModuleSurgery {
    */
   public static void freezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
+    SurgeryLock.get().lock();
+    try {
+      freezeParametersHoldingTheLock(parameters, optimizers);
+    } finally {
+      SurgeryLock.get().unlock();
+    }
+  }
+
+  /** {@link #freezeParameters}, with {@link SurgeryLock} held. */
+  private static void freezeParametersHoldingTheLock(
+      Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
     List<Parameter> all = withLiveArrays(parameters, "freeze", "frozen");
     allOrNothing(
         (journal, surgery) -> {
@@ -572,6 +644,17 @@ public final class ModuleSurgery {
    */
   public static List<SurgeryPlan.StateFate> planFreeze(
       List<Parameter> parameters, Collection<Trainer> optimizers) {
+    SurgeryLock.get().lock();
+    try {
+      return planFreezeHoldingTheLock(parameters, optimizers);
+    } finally {
+      SurgeryLock.get().unlock();
+    }
+  }
+
+  /** {@link #planFreeze}, with {@link SurgeryLock} held. */
+  private static List<SurgeryPlan.StateFate> planFreezeHoldingTheLock(
+      List<Parameter> parameters, Collection<Trainer> optimizers) {
     List<Trainer> trainers = optimizers == null ? List.of() : List.copyOf(optimizers);
     List<SurgeryPlan.StateFate> fates = new ArrayList<>(parameters.size());
     for (Parameter p : parameters) {
@@ -591,6 +674,17 @@ public final class ModuleSurgery {
    * @throws SurgeryException when a parameter's array was freed (nothing is unfrozen)
    */
   public static void unfreezeParameters(
+      Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
+    SurgeryLock.get().lock();
+    try {
+      unfreezeParametersHoldingTheLock(parameters, optimizers);
+    } finally {
+      SurgeryLock.get().unlock();
+    }
+  }
+
+  /** {@link #unfreezeParameters}, with {@link SurgeryLock} held. */
+  private static void unfreezeParametersHoldingTheLock(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
     List<Parameter> all = withLiveArrays(parameters, "unfreeze", "unfrozen");
     allOrNothing(
@@ -674,6 +768,19 @@ public final class ModuleSurgery {
    *     then
    */
   public static void updateParamsInOptimizer(
+      Iterable<Parameter> oldParams,
+      Iterable<Parameter> newParams,
+      Collection<Trainer> optimizers) {
+    SurgeryLock.get().lock();
+    try {
+      updateParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers);
+    } finally {
+      SurgeryLock.get().unlock();
+    }
+  }
+
+  /** {@link #updateParamsInOptimizer}, with {@link SurgeryLock} held. */
+  private static void updateParamsInOptimizerHoldingTheLock(
       Iterable<Parameter> oldParams,
       Iterable<Parameter> newParams,
       Collection<Trainer> optimizers) {

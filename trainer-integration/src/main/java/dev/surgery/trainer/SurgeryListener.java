@@ -11,6 +11,7 @@ import com.google.gson.JsonObject;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryChanges;
@@ -346,7 +347,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       try {
         if (algorithm.match(event, state)) {
           call = "apply";
-          algorithm.apply(event, state);
+          SurgeryLock.holding(() -> algorithm.apply(event, state));
         }
       } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
         // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
@@ -1284,7 +1285,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     long start = System.nanoTime();
     SurgeryChanges changes;
     try {
-      changes = algorithm.apply(event, state);
+      // A plugin's apply too (the built-ins take the lock themselves): one model, one surgery.
+      changes = SurgeryLock.holding(() -> algorithm.apply(event, state));
     } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
       // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
       long nanos = System.nanoTime() - start;

@@ -10,6 +10,7 @@ import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.Targets;
@@ -140,6 +141,13 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    */
   @Override
   public SurgeryChanges apply(SurgeryContext context) {
+    // The decision and the surgery as one: another thread's surgery between them would leave this
+    // one's changes untrue.
+    return SurgeryLock.holding(() -> applyHoldingTheLock(context));
+  }
+
+  /** {@link #apply}, with {@link SurgeryLock} held. */
+  private SurgeryChanges applyHoldingTheLock(SurgeryContext context) {
     long start = System.nanoTime();
     Block root = context.model();
     Map<Block, String> paths = BlockPaths.index(root);
@@ -207,6 +215,12 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    */
   @Override
   public SurgeryPlan plan(SurgeryContext context, Shape inputShape) {
+    // A plan makes the surgery and undoes it: not while another thread changes the model.
+    return SurgeryLock.holding(() -> planHoldingTheLock(context, inputShape));
+  }
+
+  /** {@link #plan}, with {@link SurgeryLock} held. */
+  private SurgeryPlan planHoldingTheLock(SurgeryContext context, Shape inputShape) {
     refuseFreedArrays(BlockPaths.index(context.model()));
     LinkedHashMap<BlockMatcher, ReplacementFunction> policies =
         targetedPolicies(context, new FrozenReplacements(context.model()));

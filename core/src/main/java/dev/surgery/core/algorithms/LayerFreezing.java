@@ -11,6 +11,7 @@ import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.Targets;
 import dev.surgery.core.internal.DjlInternals;
@@ -135,6 +136,13 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    */
   @Override
   public SurgeryChanges apply(SurgeryContext context) {
+    // The decision and the surgery as one: another thread's surgery between them would leave this
+    // one's changes untrue.
+    return SurgeryLock.holding(() -> applyHoldingTheLock(context));
+  }
+
+  /** {@link #apply}, with {@link SurgeryLock} held. */
+  private SurgeryChanges applyHoldingTheLock(SurgeryContext context) {
     long start = System.nanoTime();
     requireTotalEpochs(context);
     Block root = context.model();
@@ -169,6 +177,12 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    */
   @Override
   public SurgeryPlan plan(SurgeryContext context) {
+    // Read as one state of the model.
+    return SurgeryLock.holding(() -> planHoldingTheLock(context));
+  }
+
+  /** {@link #plan}, with {@link SurgeryLock} held. */
+  private SurgeryPlan planHoldingTheLock(SurgeryContext context) {
     AbstractSurgeryAlgorithm.refuseFreedArrays(BlockPaths.index(context.model()));
     long scalars = AbstractSurgeryAlgorithm.countParameterScalars(context.model());
     return new SurgeryPlan(freezing(context, new ArrayList<>()), scalars, scalars);
