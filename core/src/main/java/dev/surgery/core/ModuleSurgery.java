@@ -286,7 +286,9 @@ public final class ModuleSurgery {
       Map<BlockMatcher, ReplacementFunction> policies,
       SurgeryOptions options,
       Shape inputShape) {
-    return notTooDeep(() -> planWalking(module, policies, options, inputShape));
+    // The whole plan under the lock: its paths and shapes are read before the dry run starts.
+    return notTooDeep(
+        () -> SurgeryLock.holding(() -> planWalking(module, policies, options, inputShape)));
   }
 
   private static SurgeryPlan planWalking(
@@ -338,8 +340,9 @@ public final class ModuleSurgery {
           null,
           "the block tree nests too deeply for this thread's stack (a chain thousands of blocks"
               + " deep; DJL itself initializes none much past 3,000 levels): nothing was changed;"
-              + " run the surgery on a thread with a larger stack (new Thread(null, task, name,"
-              + " stackSize)) or nest the blocks less deeply",
+              + " start it from a thread with a larger stack (new Thread(null, task, name,"
+              + " stackSize)), not from inside another surgery or algorithm, or nest the blocks"
+              + " less deeply",
           e);
     }
   }
@@ -437,12 +440,8 @@ public final class ModuleSurgery {
    */
   public static void replaceParamsInOptimizer(
       List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
-    SurgeryLock.get().lock();
-    try {
-      replaceParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers);
-    } finally {
-      SurgeryLock.get().unlock();
-    }
+    SurgeryLock.holding(
+        () -> replaceParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers));
   }
 
   /** {@link #replaceParamsInOptimizer}, with {@link SurgeryLock} held. */
@@ -605,12 +604,7 @@ public final class ModuleSurgery {
    */
   public static void freezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
-    SurgeryLock.get().lock();
-    try {
-      freezeParametersHoldingTheLock(parameters, optimizers);
-    } finally {
-      SurgeryLock.get().unlock();
-    }
+    SurgeryLock.holding(() -> freezeParametersHoldingTheLock(parameters, optimizers));
   }
 
   /** {@link #freezeParameters}, with {@link SurgeryLock} held. */
@@ -644,12 +638,7 @@ public final class ModuleSurgery {
    */
   public static List<SurgeryPlan.StateFate> planFreeze(
       List<Parameter> parameters, Collection<Trainer> optimizers) {
-    SurgeryLock.get().lock();
-    try {
-      return planFreezeHoldingTheLock(parameters, optimizers);
-    } finally {
-      SurgeryLock.get().unlock();
-    }
+    return SurgeryLock.holding(() -> planFreezeHoldingTheLock(parameters, optimizers));
   }
 
   /** {@link #planFreeze}, with {@link SurgeryLock} held. */
@@ -675,12 +664,7 @@ public final class ModuleSurgery {
    */
   public static void unfreezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
-    SurgeryLock.get().lock();
-    try {
-      unfreezeParametersHoldingTheLock(parameters, optimizers);
-    } finally {
-      SurgeryLock.get().unlock();
-    }
+    SurgeryLock.holding(() -> unfreezeParametersHoldingTheLock(parameters, optimizers));
   }
 
   /** {@link #unfreezeParameters}, with {@link SurgeryLock} held. */
@@ -771,12 +755,8 @@ public final class ModuleSurgery {
       Iterable<Parameter> oldParams,
       Iterable<Parameter> newParams,
       Collection<Trainer> optimizers) {
-    SurgeryLock.get().lock();
-    try {
-      updateParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers);
-    } finally {
-      SurgeryLock.get().unlock();
-    }
+    SurgeryLock.holding(
+        () -> updateParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers));
   }
 
   /** {@link #updateParamsInOptimizer}, with {@link SurgeryLock} held. */

@@ -57,4 +57,17 @@ public final class SurgeryLock {
       LOCK.unlock();
     }
   }
+
+  /**
+   * Runs an action while holding the lock.
+   *
+   * @param action the action
+   */
+  public static void holding(Runnable action) {
+    holding(
+        () -> {
+          action.run();
+          return null;
+        });
+  }
 }

@@ -347,7 +347,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       try {
         if (algorithm.match(event, state)) {
           call = "apply";
-          SurgeryLock.holding(() -> algorithm.apply(event, state));
+          algorithm.apply(event, state);
         }
       } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
         // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
@@ -1285,8 +1285,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     long start = System.nanoTime();
     SurgeryChanges changes;
     try {
-      // A plugin's apply too (the built-ins take the lock themselves): one model, one surgery.
-      changes = SurgeryLock.holding(() -> algorithm.apply(event, state));
+      changes = algorithm.apply(event, state);
     } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
       // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
       long nanos = System.nanoTime() - start;
@@ -1793,6 +1792,19 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   private TrainerState state(Trainer trainer) {
+    synchronized (states) {
+      TrainerState st = states.get(trainer);
+      if (st != null && st.block == trainer.getModel().getBlock()) {
+        return st; // every event after the first
+      }
+    }
+    // A new state may freeze again what a replay froze, which is a surgery: the surgery lock comes
+    // first, as for every surgery, so that a thread holding it cannot meet this one the other way.
+    return SurgeryLock.holding(() -> stateHoldingTheLock(trainer));
+  }
+
+  /** {@link #state}, with {@link SurgeryLock} held. */
+  private TrainerState stateHoldingTheLock(Trainer trainer) {
     synchronized (states) {
       TrainerState st = states.get(trainer);
       if (st == null) {

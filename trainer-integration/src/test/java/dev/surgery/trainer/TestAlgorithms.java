@@ -248,7 +248,7 @@ final class TestAlgorithms {
   }
 
   /** An algorithm with a fixed name and hyperparameters. */
-  private abstract static class SimpleAlgorithm implements Algorithm {
+  abstract static class SimpleAlgorithm implements Algorithm {
     private final String name;
     private final Map<String, Object> hyperparameters;
     private final boolean needsInit;

@@ -50,17 +50,11 @@ class CustomSystemClassLoaderIT {
   void withoutItTheWarningNamesTheLoaderThatDefinesDjlAndWhatToDo() throws Exception {
     ForkedJvm.Result r = run("custom-system-loader-no-cp", false);
     assertEquals(0, r.exitCode(), r.toString());
-    List<String> agent = r.agentLines();
-    assertEquals(1, agent.size(), r.toString());
-    assertTrue(
-        agent
-            .get(0)
-            .matches(
-                "surgery-agent: WARNING: class loader jdk\\.internal\\.loader\\.ClassLoaders\\$AppClassLoader@"
-                    + "[0-9a-f]+ defines ai\\.djl\\.training\\.Trainer but cannot see the agent jar;"
-                    + " its trainers run unmodified \\(with -Djava\\.system\\.class\\.loader, put"
-                    + " the agent jar on -cp too\\)"),
-        r.toString());
+    r.assertOnlyAgentLine(
+        "surgery-agent: WARNING: class loader jdk\\.internal\\.loader\\.ClassLoaders\\$AppClassLoader@"
+            + "[0-9a-f]+ defines ai\\.djl\\.training\\.Trainer but cannot see the agent jar;"
+            + " its trainers run unmodified \\(with -Djava\\.system\\.class\\.loader, put"
+            + " the agent jar on -cp too\\)");
     String after = r.findOut("CNNAPP: block tree after training: (.*)");
     assertTrue(!after.contains("Blur"), r.toString());
   }

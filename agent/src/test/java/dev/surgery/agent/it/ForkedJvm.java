@@ -40,6 +40,13 @@ final class ForkedJvm {
       return stderr.lines().filter(l -> l.startsWith("surgery-agent: ")).toList();
     }
 
+    /** Asserts that the agent printed exactly one line, and that it matches a pattern. */
+    void assertOnlyAgentLine(String regex) {
+      List<String> agent = agentLines();
+      org.junit.jupiter.api.Assertions.assertEquals(1, agent.size(), this::toString);
+      org.junit.jupiter.api.Assertions.assertTrue(agent.get(0).matches(regex), this::toString);
+    }
+
     /** Counts the lines of standard error matching a pattern. */
     long countErr(String regex) {
       Pattern p = Pattern.compile(regex);

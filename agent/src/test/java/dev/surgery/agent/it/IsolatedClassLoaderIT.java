@@ -58,14 +58,8 @@ class IsolatedClassLoaderIT {
             .workDir(dir)
             .run();
     DisabledAgentIT.assertUnchanged(r);
-    List<String> agent = r.agentLines();
-    assertEquals(1, agent.size(), r.toString());
-    assertTrue(
-        agent
-            .get(0)
-            .matches(
-                "surgery-agent: WARNING: class loader .* defines ai.djl.training.Trainer but cannot see"
-                    + " the agent jar; its trainers run unmodified"),
-        r.toString());
+    r.assertOnlyAgentLine(
+        "surgery-agent: WARNING: class loader .* defines ai.djl.training.Trainer but cannot see"
+            + " the agent jar; its trainers run unmodified");
   }
 }

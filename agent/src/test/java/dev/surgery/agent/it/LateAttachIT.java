@@ -15,20 +15,24 @@ import org.junit.jupiter.api.Test;
  */
 class LateAttachIT {
 
+  /** Runs {@link LateAttachApp} in {@code dir}, which holds the config, with these arguments. */
+  private static ForkedJvm.Result attach(Path dir, String argument, String... appArgs)
+      throws Exception {
+    List<String> args = new java.util.ArrayList<>();
+    args.add(ForkedJvm.agentJar().toString());
+    args.add(argument);
+    args.addAll(List.of(appArgs));
+    return ForkedJvm.main(LateAttachApp.class.getName(), args.toArray(String[]::new))
+        .jvmArg("-Djdk.attach.allowAttachSelf=true")
+        .workDir(dir)
+        .run();
+  }
+
   @Test
   void retransformsTheLoadedTrainer() throws Exception {
     Path dir = AgentConfigs.dir("late-attach");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    ForkedJvm.Result r =
-        ForkedJvm.main(
-                LateAttachApp.class.getName(),
-                ForkedJvm.agentJar().toString(),
-                "config=surgery.yaml;debug=true",
-                "--epochs",
-                "2")
-            .jvmArg("-Djdk.attach.allowAttachSelf=true")
-            .workDir(dir)
-            .run();
+    ForkedJvm.Result r = attach(dir, "config=surgery.yaml;debug=true", "--epochs", "2");
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(
         1,
@@ -44,29 +48,13 @@ class LateAttachIT {
   void aTrainerCreatedBeforeTheAttachIsToldOfAndTrainsUnmodified() throws Exception {
     Path dir = AgentConfigs.dir("late-attach-after-trainer");
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    ForkedJvm.Result r =
-        ForkedJvm.main(
-                LateAttachApp.class.getName(),
-                ForkedJvm.agentJar().toString(),
-                "surgery.yaml",
-                "--after-trainer",
-                "--epochs",
-                "2")
-            .jvmArg("-Djdk.attach.allowAttachSelf=true")
-            .workDir(dir)
-            .run();
+    ForkedJvm.Result r = attach(dir, "surgery.yaml", "--after-trainer", "--epochs", "2");
     assertEquals(0, r.exitCode(), r.toString());
     // Not silent: one warning for the trainer, which keeps the architecture it was built with.
-    List<String> agent = r.agentLines();
-    assertEquals(1, agent.size(), r.toString());
-    assertTrue(
-        agent
-            .get(0)
-            .matches(
-                "surgery-agent: WARNING: Trainer@[0-9a-f]+ trains without surgery: it was created"
-                    + " before the agent was attached \\(a late attach reaches the trainers"
-                    + " created after it\\)"),
-        r.toString());
+    r.assertOnlyAgentLine(
+        "surgery-agent: WARNING: Trainer@[0-9a-f]+ trains without surgery: it was created"
+            + " before the agent was attached \\(a late attach reaches the trainers"
+            + " created after it\\)");
     String after = r.findOut("CNNAPP: block tree after training: (.*)");
     assertTrue(after.contains("Conv2d") && !after.contains("Blur"), r.toString());
   }
@@ -75,16 +63,7 @@ class LateAttachIT {
   void badConfigIsReportedAndTheProgramGoesOn() throws Exception {
     Path dir = AgentConfigs.dir("late-attach-bad");
     AgentConfigs.write(dir, "bad.yaml", "algorithms:\n  - name: blurpol\n    epoch: 1\n");
-    ForkedJvm.Result r =
-        ForkedJvm.main(
-                LateAttachApp.class.getName(),
-                ForkedJvm.agentJar().toString(),
-                "bad.yaml",
-                "--epochs",
-                "1")
-            .jvmArg("-Djdk.attach.allowAttachSelf=true")
-            .workDir(dir)
-            .run();
+    ForkedJvm.Result r = attach(dir, "bad.yaml", "--epochs", "1");
     assertEquals(0, r.exitCode(), r.toString());
     List<String> agent = r.agentLines();
     assertEquals(2, agent.size(), r.toString());
