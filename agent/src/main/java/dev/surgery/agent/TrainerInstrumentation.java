@@ -326,7 +326,6 @@ public final class TrainerInstrumentation {
     }
   }
 
-  /** Accepts a class loader only if the woven advice will be able to link the dispatcher. */
   /**
    * The types {@code types} matches, where their class loader sees the agent's dispatcher. The type
    * is tested first: ByteBuddy asks a loader matcher about every class of every loader, and one

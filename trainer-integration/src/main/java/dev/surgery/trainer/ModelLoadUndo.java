@@ -150,7 +150,6 @@ public final class ModelLoadUndo {
     }
   }
 
-  /** After a replay or load that failed: puts the model back as it was and frees what it read. */
   /**
    * The exception a failed load throws: DJL's {@code EOFException} of a truncated parameter file,
    * which names nothing, becomes one that names the file (the same type, so a program's handler
@@ -170,6 +169,7 @@ public final class ModelLoadUndo {
     return failure;
   }
 
+  /** After a replay or load that failed: puts the model back as it was and frees what it read. */
   public void failed() {
     snapshot.restore();
     Map<String, String> live = model.getProperties();
