@@ -2038,7 +2038,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + reached
                 + ", so it runs "
                 + entry.epoch()
-                + " epochs from now (at least epoch "
+                + (entry.epoch() == 1 ? " epoch" : " epochs")
+                + " from now (at least epoch "
                 + (reached + entry.epoch())
                 + " of the whole job); for the job's epoch "
                 + entry.epoch()

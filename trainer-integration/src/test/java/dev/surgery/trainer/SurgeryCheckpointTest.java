@@ -209,7 +209,7 @@ class SurgeryCheckpointTest {
                   && counted
                       .get(0)
                       .contains(
-                          "reaches epoch 1, so it runs 1 epochs from now (at least epoch 2 of"
+                          "reaches epoch 1, so it runs 1 epoch from now (at least epoch 2 of"
                               + " the whole job)"),
               counted.get(0));
         }
