@@ -1,7 +1,9 @@
 package dev.surgery.core.algorithms;
 
 import ai.djl.nn.Block;
+import ai.djl.nn.convolutional.Conv1d;
 import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.convolutional.Conv3d;
 import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ReplacementFunction;
@@ -13,6 +15,8 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Weight standardization ({@code weight_standardization}): every plain {@link Conv2d} becomes a
@@ -30,6 +34,8 @@ import java.util.Set;
  * models and is idempotent.
  */
 public final class WeightStandardization extends AbstractSurgeryAlgorithm {
+
+  private static final Logger LOGGER = LoggerFactory.getLogger(WeightStandardization.class);
 
   /** The config name. */
   public static final String NAME = "weight_standardization";
@@ -60,10 +66,22 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
   @Override
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
     List<Conv2d> convs = new ArrayList<>();
+    int otherConvs = 0;
     for (Block b : BlockPaths.index(context.model()).keySet()) {
       if (b instanceof Conv2d c && b != context.model()) {
         convs.add(c);
+      } else if (b instanceof Conv1d || b instanceof Conv3d) {
+        otherConvs++;
       }
+    }
+    if (otherConvs > 0) {
+      // Composer standardizes (and counts) Conv1d and Conv3d too: said, never silent.
+      LOGGER.warn(
+          "{}: {} Conv1d/Conv3d layer(s) stay plain: only Conv2d is standardized (Composer also"
+              + " standardizes Conv1d and Conv3d), and n_last_layers_ignore counts Conv2d layers"
+              + " alone",
+          name(),
+          otherConvs);
     }
     int target = Math.max(convs.size() - value(N_LAST_LAYERS_IGNORE), 0);
     Set<Block> selected = Collections.newSetFromMap(new IdentityHashMap<>());

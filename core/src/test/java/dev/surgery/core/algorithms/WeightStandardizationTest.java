@@ -11,6 +11,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv1d;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
@@ -74,6 +75,26 @@ class WeightStandardizationTest {
 
   private static long countStandardized(Block root) {
     return types(root).stream().filter("WeightStandardizedConv2d"::equals).count();
+  }
+
+  @Test
+  void conv1dStaysPlainAndIsNotCountedForTheLastLayersIgnored() {
+    // Composer standardizes and counts Conv1d too (an outside probe); here it stays plain, as
+    // algorithms.md says, and n_last_layers_ignore counts the Conv2d layers alone.
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(Conv1d.builder().setKernelShape(new Shape(3)).setFilters(4).build())
+            .add(LiveTraining.conv(4, 1))
+            .add(LiveTraining.conv(4, 1));
+    SurgeryChanges report =
+        WeightStandardization.builder()
+            .optNLastLayersIgnore(1)
+            .build()
+            .apply(SurgeryContext.of(net));
+    assertEquals(
+        List.of("Conv1d", "WeightStandardizedConv2d", "Conv2d"),
+        net.getChildren().values().stream().map(b -> b.getClass().getSimpleName()).toList());
+    assertEquals("02Conv2d", report.changes().get(0).path());
   }
 
   @Test
