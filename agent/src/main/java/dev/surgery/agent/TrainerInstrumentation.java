@@ -355,6 +355,7 @@ public final class TrainerInstrumentation {
               + SurgeryDispatcher.TRAINER
               + " but cannot see the agent jar; its trainers run unmodified"
               + (System.getProperty("java.system.class.loader") == null
+                      || loader != ClassLoader.getSystemClassLoader().getParent()
                   ? ""
                   // The JVM appends the agent jar to that custom loader, a child of the one
                   // that loads the program's class path, which cannot see its children.

@@ -68,6 +68,7 @@ public final class ModuleSurgery {
    * @param module the root; never counted itself
    * @param matcher the selection
    * @return the number of distinct matching blocks
+   * @throws SurgeryException when the tree nests too deeply for this thread's stack
    */
   public static int countModuleInstances(Block module, BlockMatcher matcher) {
     return notTooDeep(() -> countWalking(module, matcher));
@@ -336,16 +337,16 @@ public final class ModuleSurgery {
     try {
       return walk.get();
     } catch (StackOverflowError e) {
-      throw new SurgeryException(
-          null,
-          "the block tree nests too deeply for this thread's stack (a chain thousands of blocks"
-              + " deep; DJL itself initializes none much past 3,000 levels): nothing was changed;"
-              + " start it from a thread with a larger stack (new Thread(null, task, name,"
-              + " stackSize)), not from inside another surgery or algorithm, or nest the blocks"
-              + " less deeply",
-          e);
+      throw new SurgeryException(null, TOO_DEEP, e);
     }
   }
+
+  /** Why a tree too deep for the stack is refused; the engine's rollback says the same. */
+  static final String TOO_DEEP =
+      "the block tree nests too deeply for this thread's stack (a chain thousands of blocks deep;"
+          + " DJL itself initializes none much past 3,000 levels): nothing was changed; start the"
+          + " surgery from a thread with a larger stack (new Thread(null, task, name, stackSize)),"
+          + " not from inside another surgery or algorithm, or nest the blocks less deeply";
 
   /**
    * Whether a surgery runs on this thread: one started from its replacement function is refused.

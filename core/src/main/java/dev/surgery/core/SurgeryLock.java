@@ -25,7 +25,8 @@ import java.util.function.Supplier;
  * }</pre>
  *
  * <p>The lock is reentrant; a surgery waits for it, so code that holds it must not wait for another
- * thread's surgery.
+ * thread's surgery. It is one per copy of this class: the Java agent loads its own copy of the
+ * library beside DJL, whose lock a program's copy does not reach.
  */
 public final class SurgeryLock {
 

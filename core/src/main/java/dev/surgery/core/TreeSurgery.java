@@ -419,6 +419,9 @@ final class TreeSurgery {
       }
       return noted;
     }
+    if (e instanceof StackOverflowError) {
+      return new SurgeryException(null, ModuleSurgery.TOO_DEEP + (freed == null ? "" : freed), e);
+    }
     return new SurgeryException(
         current == null ? null : BlockPaths.display(current.path()),
         "surgery failed and was rolled back: " + messageOf(e) + (freed == null ? "" : freed),

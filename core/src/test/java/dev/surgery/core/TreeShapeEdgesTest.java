@@ -151,11 +151,14 @@ class TreeShapeEdgesTest {
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(
         BlockMatcher.ofClass(Linear.class), (b, i) -> Linear.builder().setUnits(2).build());
-    assertThrows(
-        SurgeryException.class,
-        () ->
-            onSmallStack(
-                () -> ModuleSurgery.replaceModules(deep, policies, SurgeryOptions.defaults())));
+    SurgeryException replaced =
+        assertThrows(
+            SurgeryException.class,
+            () ->
+                onSmallStack(
+                    () -> ModuleSurgery.replaceModules(deep, policies, SurgeryOptions.defaults())));
+    assertTrue(replaced.getMessage().contains("nests too deeply"), replaced.getMessage());
+    assertTrue(replaced.getMessage().contains("nothing was changed"), replaced.getMessage());
     // Unchanged: the bottom of the chain is still the original block.
     Block current = deep;
     while (!current.getChildren().isEmpty()) {

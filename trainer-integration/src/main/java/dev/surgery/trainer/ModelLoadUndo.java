@@ -9,6 +9,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockTreeSnapshot;
+import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.internal.DjlInternals;
 import java.io.EOFException;
 import java.io.IOException;
@@ -171,6 +172,11 @@ public final class ModelLoadUndo {
 
   /** After a replay or load that failed: puts the model back as it was and frees what it read. */
   public void failed() {
+    // A restore rewrites the tree: as any surgery, under the lock (the agent's load path too).
+    SurgeryLock.holding(this::restore);
+  }
+
+  private void restore() {
     snapshot.restore();
     Map<String, String> live = model.getProperties();
     try {

@@ -11,6 +11,7 @@ import ai.djl.training.initializer.Initializer;
 import ai.djl.util.Utils;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.BlockTreeSnapshot;
+import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
@@ -118,6 +119,18 @@ public final class SurgeryCheckpoint {
    * @throws MalformedModelException if the file or its surgery record is malformed
    */
   public static void load(Model model, Path dir, String name, Map<String, ?> options)
+      throws IOException, MalformedModelException {
+    // The replay, the load and a failure's undo as one surgery: another thread's surgery must not
+    // come between two replayed records, nor between the replay and the arrays it expects.
+    SurgeryLock.get().lock();
+    try {
+      loadHoldingTheLock(model, dir, name, options);
+    } finally {
+      SurgeryLock.get().unlock();
+    }
+  }
+
+  private static void loadHoldingTheLock(Model model, Path dir, String name, Map<String, ?> options)
       throws IOException, MalformedModelException {
     String prefix = name == null ? model.getName() : name;
     Block block = model.getBlock();

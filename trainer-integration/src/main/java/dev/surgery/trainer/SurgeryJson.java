@@ -161,8 +161,8 @@ final class SurgeryJson {
 
   /**
    * The surgery log: the outcomes under {@code applications}, the entries that never ran under
-   * {@code not_run}, and, first and only when the program ended before a trainer's training did,
-   * {@code "cut_short": true} (a complete run's log has no such key).
+   * {@code not_run}, and, first, {@code "cut_short": true} while a trainer's training runs and when
+   * the program ended before it did (a complete run's log has no such key).
    */
   static String log(List<SurgeryOutcome> outcomes, List<JsonObject> notRun, boolean cutShort) {
     JsonObject root = new JsonObject();

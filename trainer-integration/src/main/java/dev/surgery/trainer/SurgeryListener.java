@@ -588,7 +588,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
       apply(trainer, st, i, Event.FIT_START);
     }
-    // From the first event on, the log on disk is this job's: marked cut short, with what is not
+    // From onTrainingBegin on, the log on disk is this job's: marked cut short, with what is not
     // reached yet, until training ends (a previous job's log would otherwise stay until the first
     // surgery, and a job killed before then would leave it).
     surgeryLog.write();

@@ -189,13 +189,11 @@ public final class DjlAgentHooks implements DjlHooks {
     if (current == null) {
       current = List.of();
     }
-    for (TrainingListener l : current) {
-      if (l != null && SurgeryListener.class.getName().equals(l.getClass().getName())) {
-        AgentLog.debug(
-            SurgeryDispatcher.describe(trainer)
-                + " already has a SurgeryListener (registered by the program); not adding another");
-        return;
-      }
+    if (hasSurgeryListener(current)) {
+      AgentLog.debug(
+          SurgeryDispatcher.describe(trainer)
+              + " already has a SurgeryListener (registered by the program); not adding another");
+      return;
     }
     // A new list: the old one may be the TrainingConfig's own (DefaultTrainingConfig hands out its
     // internal ArrayList) or immutable, and must not change.
@@ -345,15 +343,27 @@ public final class DjlAgentHooks implements DjlHooks {
       return;
     }
     List<TrainingListener> current = DjlInternals.listeners(trainer);
-    for (TrainingListener l : current == null ? List.<TrainingListener>of() : current) {
-      if (l != null && SurgeryListener.class.getName().equals(l.getClass().getName())) {
-        return; // the program's own listener does the surgery
-      }
+    if (current != null && hasSurgeryListener(current)) {
+      return; // the program's own listener does the surgery
     }
     AgentLog.warn(
         SurgeryDispatcher.describe(trainer)
-            + " trains without surgery: it was created before the agent was attached (a late"
-            + " attach reaches the trainers created after it)");
+            + " trains without surgery: the agent attached no listener to it (it was created"
+            + " before the agent was attached: a late attach reaches the trainers created after"
+            + " it)");
+  }
+
+  /**
+   * Whether a trainer's listeners hold a SurgeryListener, by class name: the class may exist in two
+   * loaders (the program's and the agent's).
+   */
+  private static boolean hasSurgeryListener(List<TrainingListener> listeners) {
+    for (TrainingListener l : listeners) {
+      if (l != null && SurgeryListener.class.getName().equals(l.getClass().getName())) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**

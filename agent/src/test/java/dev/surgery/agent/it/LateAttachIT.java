@@ -52,9 +52,9 @@ class LateAttachIT {
     assertEquals(0, r.exitCode(), r.toString());
     // Not silent: one warning for the trainer, which keeps the architecture it was built with.
     r.assertOnlyAgentLine(
-        "surgery-agent: WARNING: Trainer@[0-9a-f]+ trains without surgery: it was created"
-            + " before the agent was attached \\(a late attach reaches the trainers"
-            + " created after it\\)");
+        "surgery-agent: WARNING: Trainer@[0-9a-f]+ trains without surgery: the agent attached no"
+            + " listener to it \\(it was created before the agent was attached: a late attach"
+            + " reaches the trainers created after it\\)");
     String after = r.findOut("CNNAPP: block tree after training: (.*)");
     assertTrue(after.contains("Conv2d") && !after.contains("Blur"), r.toString());
   }

@@ -77,9 +77,9 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
     if (otherConvs > 0) {
       // Composer standardizes (and counts) Conv1d and Conv3d too: said, never silent.
       LOGGER.warn(
-          "{}: {} Conv1d/Conv3d layer(s) stay plain: only Conv2d is standardized (Composer also"
-              + " standardizes Conv1d and Conv3d), and n_last_layers_ignore counts Conv2d layers"
-              + " alone",
+          "{}: the model has {} Conv1d/Conv3d layer(s), which stay plain: only Conv2d is"
+              + " standardized (Composer also standardizes Conv1d and Conv3d), and"
+              + " n_last_layers_ignore counts Conv2d layers alone",
           name(),
           otherConvs);
     }

@@ -18,7 +18,6 @@ import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -87,6 +86,9 @@ final class ConfigParser {
   private final Path source;
   private final LoadSettings settings;
   private final List<ConfigProblem> problems = new ArrayList<>();
+
+  /** The keys the composer found to be merge keys (see {@link MergeFreeComposer}). */
+  private Set<Node> mergeKeys = Set.of();
 
   /** The node that decides the events of the last entry read: its schedule key, or the entry. */
   private Node triggerNode;
@@ -172,7 +174,8 @@ final class ConfigParser {
   private Node compose(String text) {
     List<Node> documents = new ArrayList<>();
     try {
-      Iterator<Node> it = new MergeFreeComposer(settings, text);
+      MergeFreeComposer it = new MergeFreeComposer(settings, text);
+      mergeKeys = it.mergeKeys();
       while (it.hasNext()) {
         Node doc = it.next();
         documents.add(doc);
@@ -291,7 +294,7 @@ final class ConfigParser {
       }
       for (NodeTuple t : mapping.getValue()) {
         if (isMergeKey(t.getKeyNode())) {
-          addAt(t.getKeyNode(), MERGE_KEY);
+          addAt(t.getKeyNode(), mergeKeyProblem(t.getKeyNode()));
         }
         checkCollectionTags(t.getKeyNode(), seen);
         checkCollectionTags(t.getValueNode(), seen);
@@ -307,18 +310,25 @@ final class ConfigParser {
   }
 
   /**
-   * Whether a key is a plain {@code <<}, YAML 1.1's merge key (reported once, here); a quoted one
-   * is a key like any other, even in YAML 1.1.
+   * Whether a key was a merge key, a plain {@code <<} or any key tagged {@code !!merge} (reported
+   * once, with the tags); a quoted {@code "<<"} is a key like any other, even in YAML 1.1.
    */
-  private static boolean isMergeKey(Node key) {
-    return key instanceof ScalarNode k
-        && k.getScalarStyle() == ScalarStyle.PLAIN
-        && k.getValue().equals("<<");
+  private boolean isMergeKey(Node key) {
+    return mergeKeys.contains(key);
   }
 
-  private static final String MERGE_KEY =
-      "'<<' is YAML 1.1's merge key, which a surgery config (YAML 1.2) does not have: write the"
-          + " keys out in each entry (an alias can repeat a single value)";
+  private static String mergeKeyProblem(Node key) {
+    String what;
+    if (key instanceof ScalarNode k) {
+      what = k.getValue().equals("<<") ? "'<<' is" : ConfigText.shown(k.getValue()) + " is tagged";
+    } else {
+      what = "a key tagged";
+    }
+    what = what.endsWith("tagged") ? what + " !!merge," : what;
+    return what
+        + " YAML 1.1's merge key, which a surgery config (YAML 1.2) does not have: write the keys"
+        + " out in each entry (an alias can repeat a single value)";
+  }
 
   private static final String PLAIN_YAML =
       "a surgery config is plain YAML (the core schema's mappings, lists and scalars); remove it";

@@ -145,6 +145,7 @@ class ConfigSchemaTest {
           "86-merge-key.yaml", // the editor's reader merges; JSON never sees the key
           "87-merge-key-with-a-scalar.yaml",
           "88-merge-tag.yaml",
+          "96-merge-tag-on-an-ordinary-key.yaml", // a tag: JSON has none
           "89-yaml-version-2.yaml", // not YAML 1.2 text
           "90-second-document-of-comments.yaml",
           "91-report-name-too-long.yaml", // a file system's limit, with the writer's suffix
