@@ -49,11 +49,7 @@ class WeightStandardizationTest {
   @Test
   void standardizesAllButTheLastConvolutionsInOrder() {
     SequentialBlock net = LiveTraining.smallCnn();
-    SurgeryChanges report =
-        WeightStandardization.builder()
-            .optNLastLayersIgnore(1)
-            .build()
-            .apply(SurgeryContext.of(net));
+    SurgeryChanges report = ignoringLast(1, net);
     assertEquals(
         List.of("WeightStandardizedConv2d", "WeightStandardizedConv2d", "Conv2d"), types(net));
     assertEquals(2, report.changes().size());
@@ -73,6 +69,14 @@ class WeightStandardizationTest {
             .isEmpty());
   }
 
+  /** Applies weight standardization, leaving the last {@code n} convolutions plain. */
+  private static SurgeryChanges ignoringLast(int n, Block net) {
+    return WeightStandardization.builder()
+        .optNLastLayersIgnore(n)
+        .build()
+        .apply(SurgeryContext.of(net));
+  }
+
   private static long countStandardized(Block root) {
     return types(root).stream().filter("WeightStandardizedConv2d"::equals).count();
   }
@@ -86,11 +90,7 @@ class WeightStandardizationTest {
             .add(Conv1d.builder().setKernelShape(new Shape(3)).setFilters(4).build())
             .add(LiveTraining.conv(4, 1))
             .add(LiveTraining.conv(4, 1));
-    SurgeryChanges report =
-        WeightStandardization.builder()
-            .optNLastLayersIgnore(1)
-            .build()
-            .apply(SurgeryContext.of(net));
+    SurgeryChanges report = ignoringLast(1, net);
     assertEquals(
         List.of("Conv1d", "WeightStandardizedConv2d", "Conv2d"),
         net.getChildren().values().stream().map(b -> b.getClass().getSimpleName()).toList());
