@@ -329,9 +329,9 @@ public final class ModuleSurgery {
   }
 
   /**
-   * Runs a walk of the tree; one too deep for this thread's stack is refused with a typed error
-   * rather than a bare {@code StackOverflowError} (the engine's own failures are rolled back and
-   * typed before they get here: nothing changed then either).
+   * Runs a walk of the tree that is no surgery (a count, a plan's reading of paths and shapes); one
+   * too deep for this thread's stack is refused with a typed error rather than a bare {@code
+   * StackOverflowError}. A surgery's own walks are the engine's, whose rollback says the same.
    */
   private static <T> T notTooDeep(java.util.function.Supplier<T> walk) {
     try {
@@ -377,18 +377,6 @@ public final class ModuleSurgery {
   }
 
   private static Map<Block, Block> run(
-      Block module,
-      List<TreeSurgery.Policy> policies,
-      Collection<Trainer> trainers,
-      boolean recurse,
-      boolean allowShapeChange,
-      Map<Object, Integer> indices,
-      Faults faults) {
-    return notTooDeep(
-        () -> runWalking(module, policies, trainers, recurse, allowShapeChange, indices, faults));
-  }
-
-  private static Map<Block, Block> runWalking(
       Block module,
       List<TreeSurgery.Policy> policies,
       Collection<Trainer> trainers,

@@ -8,6 +8,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.IdMarks;
 import dev.surgery.core.internal.KeptIdTracker;
 import java.util.Collection;
 import java.util.IdentityHashMap;
@@ -122,8 +123,7 @@ final class TrainerSurgery {
     // that it trains at its own rate once unfrozen).
     KeptIdTracker kept = keptIds(view(trainer), false);
     if (kept != null) {
-      String first = kept.forget(id);
-      journal.onRollback(() -> kept.restore(id, first));
+      removeMark(kept.firstIds(), id);
     }
   }
 
@@ -150,8 +150,7 @@ final class TrainerSurgery {
     }
     BirthAwareOptimizer births = births(trainer, false);
     if (births != null) {
-      Integer birth = births.forget(id);
-      journal.onRollback(() -> births.restore(id, birth));
+      removeMark(births.births(), id);
     }
   }
 
@@ -164,13 +163,8 @@ final class TrainerSurgery {
   private void keepFirstId(View view, String oldId, String newId) {
     KeptIdTracker kept = keptIds(view, true);
     if (kept != null) {
-      String oldFirst = kept.forget(oldId); // the old id leaves with its parameter
-      String previous = kept.moved(newId, oldFirst != null ? oldFirst : oldId);
-      journal.onRollback(
-          () -> {
-            kept.restore(newId, previous);
-            kept.restore(oldId, oldFirst);
-          });
+      String oldFirst = removeMark(kept.firstIds(), oldId); // the old id leaves with its parameter
+      putMark(kept.firstIds(), newId, oldFirst != null ? oldFirst : oldId);
     }
   }
 
@@ -274,9 +268,21 @@ final class TrainerSurgery {
   private void markBorn(Trainer trainer, String id) {
     BirthAwareOptimizer births = births(trainer, true);
     if (births != null) {
-      Integer previous = births.recordBirth(id, births.globalStep());
-      journal.onRollback(() -> births.restore(id, previous));
+      putMark(births.births(), id, births.globalStep());
     }
+  }
+
+  /** Takes an id's mark off, the rollback putting it back; returns the mark it had. */
+  private <V> V removeMark(IdMarks<V> marks, String id) {
+    V had = marks.remove(id);
+    journal.onRollback(() -> marks.restore(id, had));
+    return had;
+  }
+
+  /** Sets an id's mark, the rollback putting back the one it had. */
+  private <V> void putMark(IdMarks<V> marks, String id, V mark) {
+    V had = marks.put(id, mark);
+    journal.onRollback(() -> marks.restore(id, had));
   }
 
   /**
@@ -320,13 +326,10 @@ final class TrainerSurgery {
     keepFirstId(view, oldId, newId);
     BirthAwareOptimizer births = births(trainer, false);
     if (births != null) {
-      Integer birth = births.forget(oldId);
-      Integer displaced = birth == null ? births.birthOf(newId) : births.recordBirth(newId, birth);
-      journal.onRollback(
-          () -> {
-            births.restore(newId, displaced);
-            births.restore(oldId, birth);
-          });
+      Integer birth = removeMark(births.births(), oldId);
+      if (birth != null) {
+        putMark(births.births(), newId, birth);
+      }
     }
   }
 

@@ -10,7 +10,6 @@ import ai.djl.training.optimizer.Sgd;
 import ai.djl.training.tracker.ParameterTracker;
 import java.lang.reflect.Field;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 
@@ -59,7 +58,7 @@ public final class BirthAwareOptimizer extends Optimizer {
   private final float clipGrad;
 
   /** Parameter id to the global update count when it was added. */
-  private final Map<String, Integer> births = new ConcurrentHashMap<>();
+  private final IdMarks<Integer> births = new IdMarks<>();
 
   /**
    * The furthest position a born parameter has been updated at: kept here because a born parameter
@@ -154,38 +153,12 @@ public final class BirthAwareOptimizer extends Optimizer {
   }
 
   /**
-   * Marks a parameter as born at a global step count; returns the previous mark.
+   * Returns each born parameter's id mapped to the global update count when it was added.
    *
-   * @param parameterId the parameter id
-   * @param globalStep the global update count when it was added
-   * @return the previous mark, or null
+   * @return the marks, which surgery sets and its rollback puts back
    */
-  public Integer recordBirth(String parameterId, int globalStep) {
-    return births.put(parameterId, globalStep);
-  }
-
-  /**
-   * Removes and returns a parameter's birth mark.
-   *
-   * @param parameterId the parameter id
-   * @return the mark, or null
-   */
-  public Integer forget(String parameterId) {
-    return births.remove(parameterId);
-  }
-
-  /**
-   * Restores a birth mark (null removes it).
-   *
-   * @param parameterId the parameter id
-   * @param birth the mark to restore
-   */
-  public void restore(String parameterId, Integer birth) {
-    if (birth == null) {
-      births.remove(parameterId);
-    } else {
-      births.put(parameterId, birth);
-    }
+  public IdMarks<Integer> births() {
+    return births;
   }
 
   /**

@@ -2,8 +2,6 @@ package dev.surgery.core.internal;
 
 import ai.djl.training.tracker.ParameterTracker;
 import ai.djl.training.tracker.Tracker;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Stands in for an optimizer's learning-rate tracker once a surgery has moved a parameter's
@@ -23,7 +21,7 @@ public final class KeptIdTracker implements ParameterTracker {
   private final ParameterTracker tracker;
 
   /** A moved parameter's id to the id it had before its first move. */
-  private final Map<String, String> firstIds = new ConcurrentHashMap<>();
+  private final IdMarks<String> firstIds = new IdMarks<>();
 
   /** Whether any was ever made in this JVM: until then no optimizer can hold one. */
   private static volatile boolean anyMade;
@@ -87,37 +85,11 @@ public final class KeptIdTracker implements ParameterTracker {
   }
 
   /**
-   * Notes that a parameter now trains under a new id; returns what the new id mapped to before.
+   * Returns each moved parameter's id mapped to the id it had before its first move.
    *
-   * @param newId the id it has now
-   * @param firstId the id it had before its first move
-   * @return the new id's previous first id, or null
+   * @return the marks, which surgery sets and its rollback puts back
    */
-  public String moved(String newId, String firstId) {
-    return firstIds.put(newId, firstId);
-  }
-
-  /**
-   * Forgets an id (its parameter left the optimizer); returns its first id, or null.
-   *
-   * @param id the id
-   * @return what it mapped to, or null
-   */
-  public String forget(String id) {
-    return firstIds.remove(id);
-  }
-
-  /**
-   * Puts back what an id mapped to (null removes it).
-   *
-   * @param id the id
-   * @param firstId its first id, or null
-   */
-  public void restore(String id, String firstId) {
-    if (firstId == null) {
-      firstIds.remove(id);
-    } else {
-      firstIds.put(id, firstId);
-    }
+  public IdMarks<String> firstIds() {
+    return firstIds;
   }
 }
