@@ -184,7 +184,7 @@ final class Schedule {
           due = ((steps + t.amount() - 1) / t.amount()) * t.amount();
           break;
         case DURATION:
-          due = plannedSteps > 0 ? SurgeryListener.dueStep(t, plannedSteps) : Long.MAX_VALUE;
+          due = plannedSteps > 0 ? TrainingLength.dueStep(t, plannedSteps) : Long.MAX_VALUE;
           break;
         default:
           due = Long.MAX_VALUE;

@@ -2,19 +2,15 @@ package dev.surgery.trainer;
 
 import ai.djl.Model;
 import ai.djl.nn.Block;
-import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import com.google.gson.JsonObject;
-import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.algorithms.Algorithm;
-import dev.surgery.core.algorithms.Algorithms;
-import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.OnError;
@@ -23,23 +19,18 @@ import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Path;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Deque;
 import java.util.EnumSet;
 import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.WeakHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -97,9 +88,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** The model property that records applied surgery, as a JSON array. */
   public static final String PROPERTY = "surgery";
 
-  /** How the reason of an entry skipped as in the model's record begins. */
-  private static final String ALREADY_RECORDED = "it is in the model's surgery record already";
-
   /** How many batches the loss means before and after an application average. */
   public static final int LOSS_WINDOW = 20;
 
@@ -118,8 +106,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final List<ScheduledAlgorithm> schedule;
   private final OnError onError;
   private final Path reportPath;
-  private final int totalEpochs;
-  private final String totalEpochsHint;
+  private final TrainingLength length;
   private final Set<Event> observable;
 
   /**
@@ -127,8 +114,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * epoch's batches itself. Decided once, off the per-batch path.
    */
   private final boolean countsBatchesInEpoch;
-
-  private final long totalSteps;
 
   /** Whether an entry is event-driven: then batch losses are kept for State.recentLosses. */
   private final boolean eventDriven;
@@ -151,8 +136,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private volatile boolean programEnded;
 
   private final AtomicInteger trainerCount = new AtomicInteger();
-  private final RecentItems<String> warnings = RecentItems.last(SurgeryLogWriter.KEPT_WITHOUT_LOG);
+  private final ListenerWarnings warnings = new ListenerWarnings();
   private final SurgeryLogWriter surgeryLog;
+  private final NotRunEntries notRun;
+  private final RecordedEntries records;
+  private final EntryRunner runner;
 
   private SurgeryListener(
       List<ScheduledAlgorithm> schedule,
@@ -168,11 +156,22 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.onError = onError;
     this.reportPath = reportPath;
     this.surgeryLog = new SurgeryLogWriter(reportPath, this::notReachedYet);
-    this.totalEpochs = totalEpochs;
-    this.totalEpochsHint = totalEpochsHint;
+    this.length = new TrainingLength(this.schedule, totalEpochs, totalSteps, totalEpochsHint);
+    this.notRun = new NotRunEntries(warnings, surgeryLog, length);
+    this.records = new RecordedEntries(warnings, surgeryLog);
+    this.runner =
+        new EntryRunner(
+            this.schedule,
+            onError,
+            length,
+            warnings,
+            surgeryLog,
+            notRun,
+            records,
+            () -> programEnded,
+            this::trainersOf);
     this.observable = Collections.unmodifiableSet(eventSet(observable));
     this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
-    this.totalSteps = totalSteps;
     this.eventDriven =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
   }
@@ -351,7 +350,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         }
       } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
         // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
-        RuntimeException error = pluginError(call, event, algorithm, e);
+        RuntimeException error = EntryRunner.pluginError(call, event, algorithm, e);
         String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
         if (onError == OnError.FAIL) {
           throw new SurgeryFailedException(
@@ -445,7 +444,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @return the number, or 0 when not configured
    */
   public int getTotalEpochs() {
-    return totalEpochs;
+    return length.configuredEpochs();
   }
 
   /**
@@ -457,83 +456,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    */
   public int getPlannedEpochs(Trainer trainer) {
     TrainerState st = states.get(trainer);
-    return st == null ? totalEpochs : plannedEpochs(st);
-  }
-
-  private int plannedEpochs(TrainerState st) {
-    return st.plannedEpochs > 0 ? st.plannedEpochs : totalEpochs;
-  }
-
-  /** Whether an entry follows the length of training (a fraction of it, or a duration). */
-  private boolean lengthMatters() {
-    return schedule.stream()
-        .anyMatch(e -> e.algorithm().needsTotalEpochs() || e.trigger().needsLength());
-  }
-
-  /**
-   * A longer announcement after an entry followed a length that only the loop announced (no total
-   * configured): a second fit (a loop that calls fit once per epoch) shows that length was not the
-   * training's, so what the entry did (froze by the fraction of a wrong total, ran at the wrong
-   * step) is wrong. Reported as that entry's failure, before this fit's first step: under on_error
-   * fail training stops (and again at every later announcement); under skip it goes on, said once
-   * (at ERROR, as skip logs failures), with what the entry did: it ran before the proof came.
-   */
-  private void lengthProvedWrong(TrainerState st, int planned) {
-    ScheduledAlgorithm entry = st.lengthFollowedBy;
-    String message =
-        "Surgery: "
-            + entry.describe()
-            + " followed a length of "
-            + st.lengthFollowed
-            + " epochs that the training loop announced, but it now announces "
-            + planned
-            + " epochs in all: that was not the length of training, so what it did is wrong. A"
-            + " program that calls fit more than once (once per epoch, say) must "
-            + totalEpochsHint;
-    logFailure(
-        st,
-        entry,
-        onError == OnError.FAIL ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED,
-        message,
-        0);
-    surgeryLog.write();
-    if (onError == OnError.FAIL) {
-      st.stopped =
-          new TrainerState.StoppedTraining(
-              entry, -1, -1, "when a later fit announced " + planned + " epochs in all");
-      logger.error(message + " (on_error: fail stops training)");
-      throw new SurgeryFailedException(
-          message + " (on_error: fail stops training; on_error: skip trains on)",
-          entry.algorithm().name(),
-          st.passedEpochs(),
-          null,
-          null);
-    }
-    // Logged as skip logs a failure (an error), but unlike a failed surgery nothing can be put
-    // back: the entry ran in an earlier fit, and may have been trained on since.
-    String skipped =
-        message
-            + " (on_error: skip: training goes on with what the entry did, which cannot be undone"
-            + " after it ran)";
-    keepWarning(skipped);
-    logger.error(skipped);
-    st.lengthFollowedBy = null; // said once
-  }
-
-  /**
-   * Whether an entry that ran took the length of training from the loop's announcement alone: no
-   * total (of epochs, or of steps for a duration trigger) is configured.
-   */
-  private boolean followsAnnouncedLength(TrainerState st, ScheduledAlgorithm entry) {
-    if (totalEpochs > 0 || st.plannedEpochs <= 0) {
-      return false;
-    }
-    return entry.algorithm().needsTotalEpochs()
-        || (entry.trigger().needsLength() && totalSteps <= 0);
-  }
-
-  private boolean lacksLength(TrainerState st, ScheduledAlgorithm entry) {
-    return entry.algorithm().needsTotalEpochs() && plannedEpochs(st) <= 0;
+    return st == null ? length.configuredEpochs() : length.plannedEpochs(st);
   }
 
   /**
@@ -543,7 +466,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @return a snapshot of the warnings
    */
   public List<String> getWarnings() {
-    return List.copyOf(warnings.snapshot(w -> w));
+    return warnings.list();
   }
 
   /**
@@ -582,11 +505,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             "Surgery: {} waits for the model to be initialized (onInitialized)", entry.describe());
         continue;
       }
-      if (lacksLength(st, entry)) {
+      if (length.lacks(st, entry)) {
         awaitLength(st, i);
         continue;
       }
-      apply(trainer, st, i, Event.FIT_START);
+      runner.apply(trainer, st, i, Event.FIT_START);
     }
     // From onTrainingBegin on, the log on disk is this job's: marked cut short, with what is not
     // reached yet, until training ends (a previous job's log would otherwise stay until the first
@@ -618,17 +541,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     TrainerState st = state(trainer);
     int announced = st.passedEpochs() + epochs;
-    // A configured total is the user's word and holds against a shorter announcement: a program
-    // that calls fit once per epoch announces one epoch at a time. A longer one means training
-    // really runs longer than configured.
-    int planned = totalEpochs > 0 ? Math.max(totalEpochs, announced) : announced;
+    int planned = length.afterAnnouncement(st, epochs);
+    int totalEpochs = length.configuredEpochs();
     if (st.lengthFollowedBy != null && planned > st.lengthFollowed) {
-      lengthProvedWrong(st, planned);
+      runner.lengthProvedWrong(st, planned);
     }
     // Only schedules that follow the length care; the others would only get noise.
-    boolean lengthMatters = lengthMatters();
+    boolean lengthMatters = length.matters();
     if (lengthMatters && st.plannedEpochs > 0 && st.plannedEpochs != planned) {
-      warn(
+      warnings.warn(
           "Surgery: the training loop announced "
               + planned
               + " epochs in all after "
@@ -641,7 +562,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         && st.plannedEpochs == 0
         && totalEpochs > 0
         && totalEpochs != announced) {
-      warn(
+      warnings.warn(
           "Surgery: the training loop runs "
               + announced
               + " epochs but the configured total is "
@@ -668,7 +589,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         schedule.defer(i);
         continue;
       }
-      apply(trainer, st, i, Event.FIT_START);
+      runner.apply(trainer, st, i, Event.FIT_START);
     }
   }
 
@@ -734,13 +655,13 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           schedule.status(i) == EntryStatus.DEFERRED
               || (schedule.isPendingBeforeTraining(i) && st.batches == 0);
       if (due && st.completedEpochs == 0) {
-        if (lacksLength(st, entry)) {
+        if (length.lacks(st, entry)) {
           awaitLength(st, i);
           continue;
         }
-        apply(trainer, st, i, Event.INIT);
+        runner.apply(trainer, st, i, Event.INIT);
       } else if (schedule.isPending(i) && schedule.hasKind(i, Trigger.Kind.EVENTS)) {
-        runIfMatches(trainer, st, i, Event.INIT);
+        runner.runIfMatches(trainer, st, i, Event.INIT);
       }
     }
   }
@@ -750,7 +671,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   public void onTrainingBatch(Trainer trainer, BatchData batchData) {
     TrainerState st = state(trainer);
     if (st.stopped != null) {
-      resumedAfterStop(st);
+      notRun.resumedAfterStop(st);
     }
     if (st.batches == 0) {
       firstBatch(trainer, st);
@@ -770,14 +691,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         && progress <= st.lastProgress) {
       // The dataset iteration started over, but no onEpoch came in between.
       st.unseenEpochs++;
-      warnUnseen(st);
+      notRun.warnUnseen(st);
     }
     st.epochSinceLastBatch = false;
     st.lastProgress = progress;
 
     boolean forState = eventDriven;
     // This batch becomes step st.steps + 1: a step entry within the window needs its loss.
-    boolean stepSoon = st.schedule.stepsUntilDue(st.steps + 1, plannedSteps(st)) < LOSS_WINDOW;
+    boolean stepSoon =
+        st.schedule.stepsUntilDue(st.steps + 1, length.plannedSteps(st)) < LOSS_WINDOW;
     if (forState
         || stepSoon
         || st.losses.needsLoss(
@@ -832,12 +754,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
     int completed = st.passedEpochs();
-    int planned = plannedEpochs(st);
-    if (planned > 0 && completed > planned && !st.pastPlannedLengthWarned && lengthMatters()) {
+    int planned = length.plannedEpochs(st);
+    if (planned > 0 && completed > planned && !st.pastPlannedLengthWarned && length.matters()) {
       // Nothing announced a longer loop (the agent announces each EasyTrain.fit; a program with
       // the library calls onPlannedEpochs itself): what followed the planned length keeps it.
       st.pastPlannedLengthWarned = true;
-      warn(
+      warnings.warn(
           "Surgery: epoch "
               + completed
               + " ended, past the "
@@ -854,8 +776,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       if (schedule.isPending(i) && schedule.isEpochBefore(i, completed)) {
         // An earlier entry stopped training at its epoch end (a program that caught the failure
         // trains on), or the listener was attached after that epoch (or missed onTrainingBegin).
-        String stopped = stoppedBefore(st, entry);
-        missed(
+        String stopped = notRun.stoppedBefore(st, entry);
+        notRun.missed(
             st,
             i,
             stopped != null
@@ -864,13 +786,13 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                     + completed
                     + " has completed)");
       } else if (schedule.isPending(i) && schedule.isEpoch(i, completed)) {
-        apply(trainer, st, i, Event.EPOCH_END);
+        runner.apply(trainer, st, i, Event.EPOCH_END);
       } else if (schedule.isPending(i)
           && schedule.hasKind(i, Trigger.Kind.EVERY_EPOCHS)
           && completed % entry.trigger().amount() == 0) {
-        apply(trainer, st, i, Event.EPOCH_END);
+        runner.apply(trainer, st, i, Event.EPOCH_END);
       } else if (schedule.isPending(i) && schedule.hasKind(i, Trigger.Kind.EVENTS)) {
-        runIfMatches(trainer, st, i, Event.EPOCH_END);
+        runner.runIfMatches(trainer, st, i, Event.EPOCH_END);
       }
     }
     if (!observable.contains(Event.EPOCH_START)) {
@@ -890,12 +812,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       switch (trigger.kind()) {
         case STEP:
           if (event == Event.BATCH_END && st.steps == trigger.amount()) {
-            apply(trainer, st, i, event);
+            runner.apply(trainer, st, i, event);
           }
           break;
         case EVERY_STEPS:
           if (event == Event.BATCH_END && st.steps % trigger.amount() == 0) {
-            apply(trainer, st, i, event);
+            runner.apply(trainer, st, i, event);
           }
           break;
         case DURATION:
@@ -904,7 +826,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           }
           break;
         case EVENTS:
-          runIfMatches(trainer, st, i, event);
+          runner.runIfMatches(trainer, st, i, event);
           break;
         default:
           break;
@@ -919,9 +841,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * never.
    */
   private void runDuration(Trainer trainer, TrainerState st, int index, Trigger trigger) {
-    long total = plannedSteps(st);
+    long total = length.plannedSteps(st);
     String time = "'" + trigger.describe().substring(3) + "'";
-    if (total <= 0 && plannedEpochs(st) > 0 && st.completedEpochs == 0) {
+    if (total <= 0 && length.plannedEpochs(st) > 0 && st.completedEpochs == 0) {
       return; // the epochs are known, their size comes with the first epoch's end
     }
     RuntimeException problem = null;
@@ -931,12 +853,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               time
                   + " needs the planned number of optimizer steps, which is unknown: set"
                   + " 'total_steps: <n>', or 'total_epochs: <n>'");
-    } else if (st.steps > dueStep(trigger, total)) {
+    } else if (st.steps > TrainingLength.dueStep(trigger, total)) {
       problem =
           new IllegalStateException(
               time
                   + " is step "
-                  + dueStep(trigger, total)
+                  + TrainingLength.dueStep(trigger, total)
                   + " of "
                   + total
                   + ", but training is already at step "
@@ -946,9 +868,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                   + " place it exactly");
     }
     if (problem != null) {
-      failed(st, index, Event.BATCH_END, problem, 0);
-    } else if (st.steps == dueStep(trigger, total)) {
-      apply(trainer, st, index, Event.BATCH_END);
+      runner.failed(st, index, Event.BATCH_END, problem, 0);
+    } else if (st.steps == TrainingLength.dueStep(trigger, total)) {
+      runner.apply(trainer, st, index, Event.BATCH_END);
     }
   }
 
@@ -958,30 +880,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * for.
    */
   private void runDurationsDueNow(Trainer trainer, TrainerState st) {
-    long total = plannedSteps(st);
+    long total = length.plannedSteps(st);
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       Trigger trigger = schedule.entry(i).trigger();
       if (total > 0
           && schedule.isPending(i)
           && trigger.kind() == Trigger.Kind.DURATION
-          && dueStep(trigger, total) == st.steps) {
-        apply(trainer, st, i, Event.EPOCH_END);
+          && TrainingLength.dueStep(trigger, total) == st.steps) {
+        runner.apply(trainer, st, i, Event.EPOCH_END);
       }
     }
-  }
-
-  /** The step at which a duration trigger lands: the first whose fraction reaches it. */
-  static long dueStep(Trigger trigger, long totalSteps) {
-    return Math.max(1, (long) Math.ceil(trigger.fraction() * totalSteps - 1e-9));
-  }
-
-  private long plannedSteps(TrainerState st) {
-    if (totalSteps > 0) {
-      return totalSteps;
-    }
-    int planned = plannedEpochs(st);
-    return planned > 0 && st.batchesPerEpoch > 0 ? planned * st.batchesPerEpoch : 0;
   }
 
   /** {@inheritDoc} */
@@ -1002,14 +911,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     Model model = trainer.getModel();
     // Only for the block this trainer trained: a model given another block since then (a later
     // checkpoint loaded into it) says nothing of what ran on this trainer's block.
-    if (model.getBlock() == st.block && !Objects.equals(recordOf(model), st.recordSeen)) {
+    if (model.getBlock() == st.block
+        && !Objects.equals(RecordedEntries.recordOf(model), st.recordSeen)) {
       // Another trainer of this model (sharing this listener, as an evaluation trainer built from
       // the same config does) applied entries this one never reached: they ran on the model, and
       // are listed so, not as never run.
-      st.recordSeen = recordOf(model);
-      skipRecorded(model, st, false);
+      st.recordSeen = RecordedEntries.recordOf(model);
+      records.skipRecorded(model, st, false);
     }
-    listNotRun(st, false);
+    notRun.listNotRun(st, false);
     surgeryLog.write();
   }
 
@@ -1041,7 +951,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     try {
       cut.sort(Comparator.comparingInt(st -> st.ordinal));
       for (TrainerState st : cut) {
-        listNotRun(st, true);
+        notRun.listNotRun(st, true);
       }
     } catch (RuntimeException e) {
       // Another thread may still be training: what could be listed is listed, the mark still goes.
@@ -1055,7 +965,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /**
    * What the surgery log lists while training runs: the open entries of every trainer whose
    * training began and has not ended, not reached yet; null when none trains (or the program ended,
-   * which lists them itself). A job killed outright leaves its log with these.
+   * which lists them itself).
    */
   private List<JsonObject> notReachedYet() {
     List<TrainerState> running;
@@ -1065,110 +975,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
       running = new ArrayList<>(unfinished);
     }
-    running.sort(Comparator.comparingInt(st -> st.ordinal));
-    List<JsonObject> items = new ArrayList<>();
-    for (TrainerState st : running) {
-      Schedule schedule = st.schedule;
-      for (int i = 0; i < schedule.size(); i++) {
-        if (!stillOpen(st, i)) {
-          continue;
-        }
-        ScheduledAlgorithm entry = schedule.entry(i);
-        items.add(
-            SurgeryLogWriter.notRunItem(
-                st.ordinal,
-                entry,
-                "not reached yet: training was running when this log was written, after "
-                    + (entry.byEpoch()
-                        ? st.completedEpochs + " completed epochs"
-                        : st.stepsTaken() + " optimizer steps")
-                    + " (the write at the end of training replaces this list; a job killed"
-                    + " outright leaves it)"));
-      }
-    }
-    return items;
-  }
-
-  /** Whether an entry may still run: not run (or repeating), and not listed as never run. */
-  private static boolean stillOpen(TrainerState st, int i) {
-    Schedule schedule = st.schedule;
-    if (!schedule.isOpen(i)) {
-      return false;
-    }
-    ScheduledAlgorithm entry = schedule.entry(i);
-    Trigger.Kind kind = entry.trigger().kind();
-    if (kind == Trigger.Kind.EVENTS || (entry.trigger().repeats() && schedule.runs(i) > 0)) {
-      return false; // it ran when it was due, or its own match never chose to
-    }
-    return !st.listedNotRun.get(i); // its run that a stopping failure prevented is listed
-  }
-
-  /**
-   * Lists the open entries of a trainer whose training is over as never run, with why: training
-   * ended ({@link #onTrainingEnd}) or the program ended before it did ({@link #onProgramEnd()}).
-   */
-  private void listNotRun(TrainerState st, boolean programEnd) {
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      if (!stillOpen(st, i)) {
-        continue;
-      }
-      ScheduledAlgorithm entry = schedule.entry(i);
-      String reason;
-      String stopped = stoppedBefore(st, entry);
-      if (stopped != null) {
-        reason = stopped;
-      } else if (st.stopped != null) {
-        reason =
-            st.stopped.by().describe()
-                + " failed "
-                + st.stopped.when()
-                + " and stopped training before it was due";
-      } else if (programEnd) {
-        reason =
-            "the program ended (System.exit, an uncaught exception, or a trainer never closed)"
-                + " after "
-                + (entry.byEpoch()
-                    ? st.completedEpochs + " completed epochs"
-                    : st.stepsTaken() + " optimizer steps")
-                + ", before training ended";
-      } else if (schedule.status(i) == EntryStatus.AWAITING_LENGTH) {
-        reason =
-            "it waited for the planned number of epochs, which never came (" + lengthHint() + ")";
-      } else if (schedule.status(i) == EntryStatus.DEFERRED) {
-        reason = "it waited for onInitialized(trainer), which was never called";
-      } else if (!entry.byEpoch()) {
-        reason = "training ended after " + st.steps + " optimizer steps (BATCH_END events)";
-      } else if (st.completedEpochs == 0 && st.batches > 0) {
-        reason =
-            "the listener saw "
-                + st.batches
-                + " training batches but no onEpoch event; a custom training loop must call"
-                + " trainer.notifyListeners(listener -> listener.onEpoch(trainer)) after each"
-                + " epoch";
-      } else {
-        reason = "training ended after " + st.completedEpochs + " completed epochs";
-      }
-      warn("Surgery: " + entry.describe() + " never ran: " + reason);
-      surgeryLog.addNotRun(st.ordinal, entry, reason);
-    }
-  }
-
-  // ------------------------------------------------------------------ applying
-
-  private EventState stateAt(Trainer trainer, TrainerState st, Event event) {
-    Block block = trainer.getModel().getBlock();
-    // A trainer whose store is still empty (before trainer.initialize) has nothing to keep exact:
-    // initialize registers the new blocks' parameters like all others.
-    boolean live =
-        block != null && block.isInitialized() && ModuleSurgery.hasRegisteredParameters(trainer);
-    return new EventState(
-        event,
-        trainer,
-        live ? trainersOf(trainer) : List.of(),
-        st,
-        plannedEpochs(st),
-        plannedSteps(st));
+    return notRun.notReachedYet(running);
   }
 
   /**
@@ -1191,411 +998,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     return trainers;
   }
 
-  /** Asks an event-driven entry's algorithm whether it runs now, and runs it if so. */
-  private void runIfMatches(Trainer trainer, TrainerState st, int index, Event event) {
-    Algorithm algorithm = st.schedule.entry(index).algorithm();
-    if (!algorithm.events().contains(event)) {
-      return;
-    }
-    boolean match;
-    try {
-      match = algorithm.match(event, stateAt(trainer, st, event));
-    } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
-      // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
-      failed(st, index, event, pluginError("match", event, algorithm, e), 0);
-      return;
-    }
-    if (match) {
-      apply(trainer, st, index, event);
-    }
-  }
-
-  /** Wraps a plugin's exception so that the message names the plugin, the call and its jar. */
-  private static RuntimeException pluginError(
-      String call, Event event, Algorithm algorithm, Throwable e) {
-    if (e instanceof SurgeryException s) {
-      return s; // the engine's own error, which names the block
-    }
-    String origin = Algorithms.origin(algorithm.name());
-    return new IllegalStateException(
-        "algorithm '"
-            + algorithm.name()
-            + "' ("
-            + algorithm.getClass().getName()
-            + (origin == null || origin.equals("built-in") ? "" : ", from " + origin)
-            + ") threw in "
-            + call
-            + "("
-            + event.configName()
-            + "): "
-            + e
-            + (e.getMessage() == null && e.getCause() != null
-                ? " caused by " + e.getCause() // ExceptionInInitializerError: the initializer's
-                : ""),
-        e);
-  }
-
-  private void apply(Trainer trainer, TrainerState st, int index, Event event) {
-    if (programEnded) {
-      return; // onProgramEnd listed it as never run; the program is going away
-    }
-    ScheduledAlgorithm entry = schedule.get(index);
-    Algorithm algorithm = entry.algorithm();
-    Model model = trainer.getModel();
-    Block block = model.getBlock();
-    if (block == null) {
-      failed(st, index, event, new IllegalStateException("the model has no block"), 0);
-      return;
-    }
-    if (!entry.trigger().repeats() && !Objects.equals(recordOf(model), st.recordSeen)) {
-      // Another trainer of this model applied entries since this one started (both were built
-      // before either trained): what the record holds now is not applied again.
-      st.recordSeen = recordOf(model);
-      skipRecorded(model, st, false);
-      if (st.schedule.status(index) == EntryStatus.APPLIED) {
-        return;
-      }
-    }
-    int completed = st.passedEpochs();
-    int planned = plannedEpochs(st);
-    if (algorithm.needsTotalEpochs() && planned <= 0) {
-      failed(
-          st,
-          index,
-          event,
-          new IllegalStateException(
-              algorithm.name()
-                  + " needs the planned number of epochs, which is unknown: "
-                  + lengthHint()),
-          0);
-      return;
-    }
-    EventState state = stateAt(trainer, st, event);
-    Double lossBefore = st.losses.meanBefore();
-    int lossBeforeBatches = st.losses.beforeBatches();
-    // The blocks as they were: a plugin may commit a surgery and fail after it, which no rollback
-    // of ours can undo; the failure must then not claim the model is unchanged.
-    List<Block> blocksBefore = blocksOf(block);
-    // What it freezes, looked for where freezing is likely (two parameter walks): not at each
-    // run of an event-driven entry, such as a per-batch average of the weights.
-    Set<Parameter> frozenBefore =
-        entry.trigger().kind() != Trigger.Kind.EVENTS || algorithm.needsTotalEpochs()
-            ? SurgeryCheckpoint.frozen(block)
-            : null;
-    long start = System.nanoTime();
-    SurgeryChanges changes;
-    try {
-      changes = algorithm.apply(event, state);
-    } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
-      // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
-      long nanos = System.nanoTime() - start;
-      boolean changed = !sameBlocks(blocksBefore, blocksOf(model.getBlock()));
-      failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
-      return;
-    }
-    String untrue = untrueChanges(changes, blocksBefore, model.getBlock());
-    if (untrue != null) {
-      // Committed and unrecordable: as a failure after a change, training stops whatever
-      // on_error says.
-      long nanos = System.nanoTime() - start;
-      failed(
-          st,
-          index,
-          event,
-          pluginError("apply", event, algorithm, new IllegalStateException(untrue)),
-          nanos,
-          !sameBlocks(blocksBefore, blocksOf(model.getBlock())));
-      return;
-    }
-    st.schedule.ran(index);
-    // What it froze is frozen again for a later trainer of the model: DJL's newTrainer unfreezes
-    // every parameter of a model that was loaded, and the recorded entry is not applied again.
-    Block after = model.getBlock();
-    if (frozenBefore != null && after != null) {
-      Set<Parameter> frozenNow = SurgeryCheckpoint.frozen(after);
-      frozenNow.removeAll(frozenBefore);
-      SurgeryCheckpoint.addFrozenBySurgery(after, frozenNow);
-    }
-    if (changes == null) {
-      // No structural change (for example an average of the weights): nothing to record.
-      return;
-    }
-    long nanos = changes.nanos() > 0 ? changes.nanos() : System.nanoTime() - start;
-    PendingOutcome applied =
-        new PendingOutcome(
-            st.ordinal,
-            entry,
-            algorithm.settings(),
-            completed,
-            st.stepsTaken(),
-            SurgeryOutcome.Status.APPLIED,
-            changes,
-            null,
-            nanos,
-            lossBefore,
-            lossBeforeBatches);
-    surgeryLog.add(applied);
-    if (followsAnnouncedLength(st, entry) && !changes.isEmpty()) {
-      // (A run that changed nothing under the announced length changes nothing under a longer one:
-      // layer_freezing freezes a smaller fraction of a longer training.)
-      st.lengthFollowedBy = entry;
-      st.lengthFollowed = planned;
-    }
-    st.reports.add(changes);
-    st.losses.awaitAfter(applied);
-    if (!changes.isEmpty() || !entry.trigger().repeats()) {
-      // A repeating or event-driven entry that changed nothing this time leaves no record: each
-      // record rewrites the property and is replayed at every load.
-      record(model, algorithm, completed, planned, changes);
-      st.recordSeen = recordOf(model);
-    }
-    if (logger.isInfoEnabled()) {
-      // An epoch entry says which epoch; any other its schedule (a step entry ran "at epoch 0").
-      String when =
-          entry.byEpoch() || entry.trigger().kind() == Trigger.Kind.EVERY_EPOCHS
-              ? "at epoch " + completed
-              : entry.trigger().describe();
-      String line = logLine(algorithm.name(), when, changes, nanos);
-      logger.info(
-          entry.byEpoch()
-              ? line
-              : line + " (" + event.configName() + ", step " + st.stepsTaken() + ")");
-    }
-    surgeryLog.write();
-  }
-
-  /** The blocks of a tree in pre-order, by identity. */
-  private static List<Block> blocksOf(Block root) {
-    List<Block> blocks = new ArrayList<>();
-    if (root == null) {
-      return blocks;
-    }
-    Deque<Block> todo = new ArrayDeque<>();
-    todo.push(root);
-    while (!todo.isEmpty()) {
-      Block b = todo.pop();
-      blocks.add(b);
-      List<Block> children = BlockPaths.children(b).values(); // live: no copy per block
-      for (int i = children.size() - 1; i >= 0; i--) {
-        todo.push(children.get(i));
-      }
-    }
-    return blocks;
-  }
-
-  /**
-   * Why the changes an algorithm returned cannot be recorded, or null: none while the model's
-   * blocks changed (a checkpoint would replay nothing, and load into the original architecture).
-   * The record names the entry's algorithm whatever the changes say, so a plugin may return the
-   * changes of a built-in it delegates to.
-   */
-  private static String untrueChanges(SurgeryChanges changes, List<Block> blocksBefore, Block now) {
-    if (changes == null && !sameBlocks(blocksBefore, blocksOf(now))) {
-      return "it changed the model's blocks but returned no SurgeryChanges, so the change cannot be"
-          + " recorded for a checkpoint";
-    }
-    return null;
-  }
-
-  private static boolean sameBlocks(List<Block> a, List<Block> b) {
-    if (a.size() != b.size()) {
-      return false;
-    }
-    for (int i = 0; i < a.size(); i++) {
-      if (a.get(i) != b.get(i)) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  private void failed(TrainerState st, int index, Event event, RuntimeException e, long nanos) {
-    failed(st, index, event, e, nanos, false);
-  }
-
-  /** Adds a failed or skipped run of an entry to the surgery log, with the losses before it. */
-  private void logFailure(
-      TrainerState st,
-      ScheduledAlgorithm entry,
-      SurgeryOutcome.Status status,
-      String cause,
-      long nanos) {
-    surgeryLog.add(
-        new PendingOutcome(
-            st.ordinal,
-            entry,
-            entry.algorithm().settings(),
-            st.passedEpochs(),
-            st.stepsTaken(),
-            status,
-            null,
-            cause,
-            nanos,
-            st.losses.meanBefore(),
-            st.losses.beforeBatches()));
-  }
-
-  /**
-   * Records and reports a failed entry. {@code modelChanged}: the algorithm failed after a surgery
-   * of its own had committed, so the model is changed, neither undone nor recorded; training on
-   * (on_error: skip) would train a model no checkpoint record describes, so training stops whatever
-   * on_error says.
-   */
-  private void failed(
-      TrainerState st,
-      int index,
-      Event event,
-      RuntimeException e,
-      long nanos,
-      boolean modelChanged) {
-    if (programEnded) {
-      return; // as in apply
-    }
-    ScheduledAlgorithm entry = schedule.get(index);
-    int completed = st.passedEpochs();
-    String path = e instanceof SurgeryException se ? se.getBlockPath() : null;
-    String cause = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-    String where = path == null || cause.contains(path) ? "" : " at block " + path;
-    String at =
-        entry.byEpoch() ? "" : " at " + event.configName() + " after " + st.stepsTaken() + " steps";
-    // The JVM running out of memory (or failing inside) is no failure of the entry alone that
-    // training could go on from: it stops training whatever on_error says, recorded as failed.
-    boolean jvmFailing =
-        e.getCause() instanceof VirtualMachineError
-            && !(e.getCause() instanceof StackOverflowError);
-    boolean stop = onError == OnError.FAIL || modelChanged || jvmFailing;
-    SurgeryOutcome.Status status =
-        stop ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED;
-    logFailure(st, entry, status, cause, nanos);
-    st.schedule.failed(index, !stop);
-    if (stop) {
-      // Entries after it in the schedule due at the same moment (this epoch end, this step) never
-      // get their turn; the others are not due yet. (A stop before training, or at a fit's start,
-      // has no such moment.)
-      st.stopped =
-          new TrainerState.StoppedTraining(
-              entry,
-              event == Event.EPOCH_END ? completed : -1,
-              event == Event.BATCH_END ? st.steps : -1,
-              event == Event.EPOCH_END
-                  ? "at the end of epoch " + completed
-                  : event == Event.BATCH_END
-                      ? "at step " + st.steps
-                      : st.steps == 0 ? "before the first step" : "after " + st.steps + " steps");
-      listRepeatsStoppedAt(st, index);
-    }
-    if (stop) {
-      surgeryLog.write();
-      String state =
-          modelChanged
-              ? ". That change can be neither undone nor recorded for a checkpoint, so training"
-                  + " stops whatever on_error says; an algorithm must fail before it changes the"
-                  + " model or make its changes in one engine call"
-              : jvmFailing
-                  ? ". The model is as it was before "
-                      + entry.algorithm().name()
-                      + "; the JVM is failing, so training stops whatever on_error says"
-                  : ". The model is as it was before "
-                      + entry.algorithm().name()
-                      + " (on_error: fail stops training; use on_error: skip to train on without"
-                      + " it)";
-      throw new SurgeryFailedException(
-          "Surgery: "
-              + entry.describe()
-              + (modelChanged
-                  ? " failed after it had changed the model (its blocks differ from before)"
-                  : " failed")
-              + at
-              + where
-              + ": "
-              + cause
-              + state,
-          entry.algorithm().name(),
-          completed,
-          path,
-          e);
-    }
-    logger.error(
-        "Surgery: {} failed{}{} and was skipped (on_error: skip), it does not run again and the"
-            + " model is unchanged: {}",
-        entry.describe(),
-        at,
-        where,
-        cause);
-    // The stack trace helps only when debugging the algorithm itself.
-    logger.debug("Surgery: failure of {}", entry.describe(), e);
-    surgeryLog.write();
-  }
-
-  /**
-   * Formats the INFO line with the entry's moment as its schedule says it, e.g. {@code Surgery:
-   * blurpool at epoch 1 replaced 4 blocks (...)} or {@code ... at step 3 ...}.
-   */
-  static String logLine(String algorithm, String when, SurgeryChanges changes, long nanos) {
-    StringBuilder sb = new StringBuilder("Surgery: ").append(algorithm).append(' ').append(when);
-    int n = changes.changes().size();
-    // A freeze changes no block (its changes read "Conv2d->frozen Conv2d"): it froze layers.
-    boolean froze =
-        n > 0 && changes.changes().stream().allMatch(c -> c.newType().startsWith("frozen "));
-    sb.append(froze ? " froze " : " replaced ");
-    if (n == 0) {
-      sb.append("no blocks");
-    } else {
-      sb.append(n)
-          .append(froze ? (n == 1 ? " layer (" : " layers (") : n == 1 ? " block (" : " blocks (");
-      sb.append(
-          changes.countsByType().entrySet().stream()
-              .map(e -> e.getKey() + " x" + e.getValue())
-              .collect(Collectors.joining(", ")));
-      sb.append(')');
-    }
-    if (changes.parametersBefore() == SurgeryChanges.UNKNOWN_PARAMETERS
-        || changes.parametersAfter() == SurgeryChanges.UNKNOWN_PARAMETERS) {
-      // Before Trainer.initialize no parameter has a shape: the count is unknown, not 0.
-      sb.append(", parameters unknown (model not initialized)");
-    } else {
-      sb.append(
-          String.format(
-              Locale.ROOT,
-              ", parameters %,d -> %,d",
-              changes.parametersBefore(),
-              changes.parametersAfter()));
-    }
-    sb.append(String.format(Locale.ROOT, ", %d ms", Math.round(nanos / 1e6)));
-    return sb.toString();
-  }
-
-  /** Appends the application to the model's {@code surgery} property, which model.save keeps. */
-  private void record(
-      Model model, Algorithm algorithm, int epoch, int planned, SurgeryChanges changes) {
-    List<SurgeryRecord> records = new ArrayList<>();
-    String existing = SurgeryCheckpoint.recordOf(model);
-    if (existing != null && !existing.isBlank()) {
-      try {
-        records.addAll(SurgeryJson.recordsFromJson(existing));
-      } catch (IllegalArgumentException e) {
-        warn(
-            "Surgery: the model's '"
-                + PROPERTY
-                + "' property is not a surgery record and is replaced ("
-                + e.getMessage()
-                + ")");
-      }
-    }
-    records.add(
-        new SurgeryRecord(
-            algorithm.name(),
-            algorithm.settings(),
-            epoch,
-            planned,
-            SurgeryRecord.changesOf(changes)));
-    String json = SurgeryJson.recordsToJson(records);
-    // The block first: a save on another thread syncs the property from it.
-    SurgeryCheckpoint.carries(model.getBlock(), json);
-    model.setProperty(PROPERTY, json);
-    SurgeryCheckpoint.describes(model);
-  }
-
   // ------------------------------------------------------------------ batches and loss
 
   private void firstBatch(Trainer trainer, TrainerState st) {
@@ -1607,13 +1009,13 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           || (schedule.isPending(i)
               && entry.trigger().kind() != Trigger.Kind.EVENTS
               && !observable.contains(Event.FIT_START)
-              && lacksLength(st, entry))) {
+              && length.lacks(st, entry))) {
         // Training starts without the length an entry needs, and this listener's driver reports
         // no fit start (DJL's callbacks alone: no SurgeryTrain, no agent), so nothing announces
         // it from now on: the entry fails (or is skipped) here, before the first step, naming
         // where to set it, not epochs into training. (Under the agent a warm-up batch may come
         // before EasyTrain.fit announces the length.)
-        apply(trainer, st, i, Event.FIT_START);
+        runner.apply(trainer, st, i, Event.FIT_START);
         continue;
       }
       if (schedule.status(i) == EntryStatus.DEFERRED) {
@@ -1625,7 +1027,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + " (the surgery agent does this by itself), or schedule it at epoch 1 or later");
       }
       if (schedule.isPendingBeforeTraining(i)) {
-        missed(
+        notRun.missed(
             st,
             i,
             "the listener did not see onTrainingBegin for this trainer (it was added after the"
@@ -1656,7 +1058,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
       String typo = algorithm.targets().caseMismatch(root);
       if (typo != null) {
-        failed(
+        runner.failed(
             st,
             i,
             Event.FIT_START,
@@ -1664,124 +1066,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             0);
       }
     }
-  }
-
-  /** Says where the planned number of epochs can come from, for this listener's origin. */
-  private String lengthHint() {
-    return totalEpochsHint
-        + ", or train with EasyTrain.fit(trainer, epochs, ...) under the surgery agent or with"
-        + " SurgeryTrain.fit(trainer, epochs, ...), which pass their number of epochs";
-  }
-
-  private void warnUnseen(TrainerState st) {
-    int passed = st.passedEpochs();
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.entry(i);
-      if (schedule.isPending(i)
-          && entry.byEpoch()
-          && entry.epoch() > 0
-          && entry.epoch() <= passed) {
-        // Never run it late: mark it so that a later onEpoch does not apply it at the wrong time.
-        missed(
-            st,
-            i,
-            "epoch "
-                + entry.epoch()
-                + " ended without an onEpoch event. A custom training loop must call"
-                + " trainer.notifyListeners(listener -> listener.onEpoch(trainer)) after each"
-                + " epoch");
-      }
-    }
-  }
-
-  /**
-   * Marks an entry whose moment passed unseen (it is never run late), warns, and lists it under
-   * {@code not_run} in the surgery log with the reason.
-   */
-  private void missed(TrainerState st, int index, String reason) {
-    ScheduledAlgorithm entry = st.schedule.entry(index);
-    st.schedule.missed(index);
-    warn("Surgery: " + entry.describe() + " did not run: " + reason);
-    surgeryLog.addNotRun(st.ordinal, entry, reason);
-  }
-
-  /**
-   * Lists under {@code not_run} the runs of repeating entries that were due at the moment (an epoch
-   * end, a step) where the entry at {@code index} failed and stopped training, after it in the
-   * schedule: they never come, and a repeating entry is not listed again at training end. (One-shot
-   * entries stay pending and are listed once, when they are missed or training ends.)
-   */
-  private void listRepeatsStoppedAt(TrainerState st, int index) {
-    TrainerState.StoppedTraining stop = st.stopped;
-    if (!stop.atAMoment()) {
-      return; // no epoch end or step was due at that moment
-    }
-    Schedule schedule = st.schedule;
-    for (int j = index + 1; j < schedule.size(); j++) {
-      ScheduledAlgorithm later = schedule.entry(j);
-      Trigger trigger = later.trigger();
-      boolean due =
-          stop.epoch() >= 0
-              ? trigger.kind() == Trigger.Kind.EVERY_EPOCHS && stop.epoch() % trigger.amount() == 0
-              : trigger.kind() == Trigger.Kind.EVERY_STEPS && stop.step() % trigger.amount() == 0;
-      if (schedule.isPending(j) && due) {
-        String reason = stop.reason() + " (its run " + stop.when() + ")";
-        warn("Surgery: " + later.describe() + " did not run: " + reason);
-        surgeryLog.addNotRun(st.ordinal, later, reason);
-        st.listedNotRun.set(j);
-      }
-    }
-  }
-
-  /**
-   * Why a one-shot entry did not run when an earlier entry due at the same moment failed and
-   * stopped training before its turn; null when that is not what happened.
-   */
-  private String stoppedBefore(TrainerState st, ScheduledAlgorithm entry) {
-    TrainerState.StoppedTraining stop = st.stopped;
-    if (stop == null || !stop.atAMoment()) {
-      return null;
-    }
-    Trigger trigger = entry.trigger();
-    boolean sameMoment =
-        stop.epoch() >= 0
-            ? entry.byEpoch() && entry.epoch() == stop.epoch()
-            : (trigger.kind() == Trigger.Kind.STEP && trigger.amount() == stop.step())
-                || (trigger.kind() == Trigger.Kind.DURATION
-                    && plannedSteps(st) > 0
-                    && dueStep(trigger, plannedSteps(st)) == stop.step());
-    return sameMoment ? stop.reason() : null;
-  }
-
-  /**
-   * Training went on after a stopping failure (the program caught it): the one-shot entries due at
-   * that moment are missed now, with that reason, and later entries are judged on their own.
-   */
-  private void resumedAfterStop(TrainerState st) {
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.entry(i);
-      if (schedule.isPending(i) && !entry.trigger().repeats()) {
-        String stopped = stoppedBefore(st, entry);
-        if (stopped != null) {
-          missed(st, i, stopped);
-        }
-      }
-    }
-    st.stopped = null;
-  }
-
-  // ------------------------------------------------------------------ warnings
-
-  private void warn(String message) {
-    keepWarning(message);
-    logger.warn(message);
-  }
-
-  /** Keeps a warning for {@link #getWarnings}, the last 10,000 at most. */
-  private void keepWarning(String message) {
-    warnings.add(message);
   }
 
   /** Copies a set of events; EnumSet.copyOf refuses an empty set that is no EnumSet. */
@@ -1826,9 +1110,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                   + " taken off (this block's surgery is recorded anew)",
               PROPERTY);
         }
-        skipRecorded(trainer.getModel(), st, true);
-        st.recordSeen = recordOf(trainer.getModel());
-        freezeAgain(trainer);
+        records.skipRecorded(trainer.getModel(), st, true);
+        st.recordSeen = RecordedEntries.recordOf(trainer.getModel());
+        records.freezeAgain(trainer);
         st.block = trainer.getModel().getBlock();
         states.put(trainer, st);
         unfinished.add(st);
@@ -1863,16 +1147,16 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + st.ordinal
                 + " applied it to the block its model had before setBlock; the new block does not"
                 + " get it from this trainer (build a new trainer for a new block)";
-        warn("Surgery: " + entry.describe() + " " + reason);
+        warnings.warn("Surgery: " + entry.describe() + " " + reason);
         surgeryLog.addNotRun(st.ordinal, entry, reason);
       }
     }
     SurgeryCheckpoint.syncRecord(model);
     if (!st.schedule.reopenRecorded().isEmpty()) {
-      surgeryLog.forgetNotRun(st.ordinal, ALREADY_RECORDED);
+      surgeryLog.forgetNotRun(st.ordinal, RecordedEntries.ALREADY_RECORDED);
     }
-    st.recordSeen = recordOf(model);
-    skipRecorded(model, st, false);
+    st.recordSeen = RecordedEntries.recordOf(model);
+    records.skipRecorded(model, st, false);
   }
 
   /**
@@ -1894,158 +1178,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               + " would reach it "
               + times
               + " times, and its entries would run at the wrong step or epoch; add it once");
-    }
-  }
-
-  /**
-   * Freezes again what a checkpoint's replayed surgery, or an entry an earlier trainer of the model
-   * ran, froze ({@code layer_freezing}): DJL's {@code newTrainer} unfreezes every parameter of a
-   * loaded model, just before this trainer starts, and the record's entries are not applied again.
-   */
-  private void freezeAgain(Trainer trainer) {
-    Block root = trainer.getModel() == null ? null : trainer.getModel().getBlock();
-    List<Parameter> thawed = new ArrayList<>();
-    for (Parameter p : SurgeryCheckpoint.frozenByReplay(root)) {
-      if (p.requiresGradient()) {
-        thawed.add(p);
-      }
-    }
-    if (thawed.isEmpty()) {
-      return;
-    }
-    Set<Parameter> inModel = Collections.newSetFromMap(new IdentityHashMap<>());
-    inModel.addAll(root.getParameters().values());
-    thawed.retainAll(inModel); // a later surgery may have replaced some
-    if (!thawed.isEmpty()) {
-      try {
-        ModuleSurgery.freezeParameters(thawed, List.of(trainer));
-      } catch (RuntimeException e) {
-        warn(
-            "Surgery: could not freeze again the "
-                + thawed.size()
-                + " parameters the checkpoint's record froze ("
-                + e.getMessage()
-                + "); they train");
-        return;
-      }
-      logger.info(
-          "Surgery: froze again {} parameters that the checkpoint's surgery record froze (DJL's"
-              + " newTrainer unfreezes a loaded model)",
-          thawed.size());
-    }
-  }
-
-  /**
-   * The surgery record of the model's current block (see SurgeryCheckpoint#recordOf); null: none.
-   */
-  private static String recordOf(Model model) {
-    return model == null ? null : SurgeryCheckpoint.recordOf(model);
-  }
-
-  /**
-   * Marks as applied the one-shot entries that the model's surgery record holds already: a
-   * checkpoint loaded with its surgery replayed (through {@link SurgeryCheckpoint#load} or under
-   * the agent), or an earlier trainer of the same model. Running them again would at best change
-   * nothing and record them twice, and an entry whose algorithm is not idempotent would be applied
-   * twice. A record matches an entry with the same algorithm and hyperparameters, and for an epoch
-   * entry the same epoch; each record stands for one entry, and a repeating entry accounts for
-   * every run of it. Only when every record is accounted for (the job restarted with the schedule
-   * the record came from) are the matched entries skipped: a schedule of the rest of training runs
-   * in full, even an entry equal to one recorded. When {@code trainerBegins}, the entries the
-   * record does not hold are warned of: they count epochs from this trainer's start.
-   */
-  private void skipRecorded(Model model, TrainerState st, boolean trainerBegins) {
-    String existing = recordOf(model);
-    if (existing == null || existing.isBlank()) {
-      return;
-    }
-    List<SurgeryRecord> records;
-    try {
-      records = new ArrayList<>(SurgeryJson.recordsFromJson(existing));
-    } catch (IllegalArgumentException e) {
-      return; // not a record of ours: record() says so when it replaces it
-    }
-    Schedule entries = st.schedule;
-    int[] recordOf = new int[entries.size()];
-    Arrays.fill(recordOf, -1);
-    boolean[] accounted = new boolean[records.size()];
-    for (int i = 0; i < entries.size(); i++) {
-      ScheduledAlgorithm entry = entries.entry(i);
-      Algorithm algorithm = entry.algorithm();
-      for (int k = 0; k < records.size(); k++) {
-        SurgeryRecord r = records.get(k);
-        boolean same =
-            r.algorithm().equals(algorithm.name())
-                && SurgeryJson.sameHyperparameters(r.hyperparameters(), algorithm.settings());
-        if (same && entry.trigger().repeats()) {
-          accounted[k] = true; // one of its runs: accounted for, but the entry runs on
-        } else if (same && !accounted[k] && (!entry.byEpoch() || r.epoch() == entry.epoch())) {
-          accounted[k] = true;
-          recordOf[i] = k;
-          break;
-        }
-      }
-    }
-    for (boolean a : accounted) {
-      if (!a) {
-        // The schedule is not the one the record came from (a rest-of-training schedule, or
-        // another one): it runs in full, and an entry equal to a recorded one is meant anew.
-        logger.info(
-            "Surgery: the model's surgery record holds entries this schedule does not: the"
-                + " schedule runs in full ({} recorded)",
-            records.size());
-        return;
-      }
-    }
-    for (int i = 0; i < entries.size(); i++) {
-      // Open, not only pending: an epoch-0 entry may wait for onInitialized or for the length.
-      if (recordOf[i] >= 0 && entries.isOpen(i)) {
-        entries.alreadyRecorded(i);
-        String reason =
-            ALREADY_RECORDED
-                + " (a replayed checkpoint or an earlier trainer applied it at epoch "
-                + records.get(recordOf[i]).epoch()
-                + "): not applied again";
-        logger.info("Surgery: {} {}", entries.entry(i).describe(), reason);
-        surgeryLog.addNotRun(st.ordinal, entries.entry(i), reason);
-      }
-    }
-    if (trainerBegins) {
-      warnEpochsCountFromResume(st, records, recordOf);
-    }
-  }
-
-  /**
-   * A job restarted with its whole schedule from a checkpoint: this run counts epochs from 0, so an
-   * entry the record does not hold runs that many epochs after the resume, not at the job's epoch
-   * the schedule names (documented; said here because nothing else shows it until the end).
-   */
-  private void warnEpochsCountFromResume(
-      TrainerState st, List<SurgeryRecord> records, int[] recordOf) {
-    int reached = 0;
-    for (SurgeryRecord r : records) {
-      reached = Math.max(reached, r.epoch());
-    }
-    Schedule entries = st.schedule;
-    for (int i = 0; reached > 0 && i < entries.size(); i++) {
-      ScheduledAlgorithm entry = entries.entry(i);
-      if (recordOf[i] < 0 && entries.isOpen(i) && entry.byEpoch() && entry.epoch() > 0) {
-        warn(
-            "Surgery: "
-                + entry.describe()
-                + " counts epochs from this trainer's start: the model comes with a surgery record"
-                + " (a loaded checkpoint, or an earlier trainer) that reaches epoch "
-                + reached
-                + ", so it runs "
-                + entry.epoch()
-                + (entry.epoch() == 1 ? " epoch" : " epochs")
-                + " from now (at least epoch "
-                + (reached + entry.epoch())
-                + " of the whole job); for the job's epoch "
-                + entry.epoch()
-                + ", give this trainer a schedule for what remains (see 'Checkpoints and"
-                + " resuming')");
-      }
     }
   }
 

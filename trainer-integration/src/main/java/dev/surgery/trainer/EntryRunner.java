@@ -1,0 +1,519 @@
+package dev.surgery.trainer;
+
+import ai.djl.Model;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.Trainer;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.ModuleSurgery;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.core.events.Event;
+import dev.surgery.trainer.config.OnError;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+import dev.surgery.trainer.config.Trigger;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.Set;
+import java.util.function.BooleanSupplier;
+import java.util.function.Function;
+import java.util.stream.Collectors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Runs a listener's entries: applies an entry's algorithm through the core engine with the live
+ * trainers of the model, records and logs what it changed, and reports a failure as {@code
+ * on_error} says (recorded, logged, thrown when training stops). The listener decides when an entry
+ * is due; this class does what running it means.
+ */
+final class EntryRunner {
+
+  private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
+
+  private final List<ScheduledAlgorithm> schedule;
+  private final OnError onError;
+  private final TrainingLength length;
+  private final ListenerWarnings warnings;
+  private final SurgeryLogWriter surgeryLog;
+  private final NotRunEntries notRun;
+  private final RecordedEntries records;
+
+  /** Whether the program ended: nothing runs any more (onProgramEnd listed what never ran). */
+  private final BooleanSupplier programEnded;
+
+  /** The live trainers of a trainer's model that a surgery must keep exact, the trainer first. */
+  private final Function<Trainer, List<Trainer>> trainersOf;
+
+  EntryRunner(
+      List<ScheduledAlgorithm> schedule,
+      OnError onError,
+      TrainingLength length,
+      ListenerWarnings warnings,
+      SurgeryLogWriter surgeryLog,
+      NotRunEntries notRun,
+      RecordedEntries records,
+      BooleanSupplier programEnded,
+      Function<Trainer, List<Trainer>> trainersOf) {
+    this.schedule = schedule;
+    this.onError = onError;
+    this.length = length;
+    this.warnings = warnings;
+    this.surgeryLog = surgeryLog;
+    this.notRun = notRun;
+    this.records = records;
+    this.programEnded = programEnded;
+    this.trainersOf = trainersOf;
+  }
+
+  /**
+   * A longer announcement after an entry followed a length that only the loop announced (no total
+   * configured): a second fit (a loop that calls fit once per epoch) shows that length was not the
+   * training's, so what the entry did (froze by the fraction of a wrong total, ran at the wrong
+   * step) is wrong. Reported as that entry's failure, before this fit's first step: under on_error
+   * fail training stops (and again at every later announcement); under skip it goes on, said once
+   * (at ERROR, as skip logs failures), with what the entry did: it ran before the proof came.
+   */
+  void lengthProvedWrong(TrainerState st, int planned) {
+    ScheduledAlgorithm entry = st.lengthFollowedBy;
+    String message =
+        "Surgery: "
+            + entry.describe()
+            + " followed a length of "
+            + st.lengthFollowed
+            + " epochs that the training loop announced, but it now announces "
+            + planned
+            + " epochs in all: that was not the length of training, so what it did is wrong. A"
+            + " program that calls fit more than once (once per epoch, say) must "
+            + length.configuredEpochsHint();
+    logFailure(
+        st,
+        entry,
+        onError == OnError.FAIL ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED,
+        message,
+        0);
+    surgeryLog.write();
+    if (onError == OnError.FAIL) {
+      st.stopped =
+          new TrainerState.StoppedTraining(
+              entry, -1, -1, "when a later fit announced " + planned + " epochs in all");
+      logger.error(message + " (on_error: fail stops training)");
+      throw new SurgeryFailedException(
+          message + " (on_error: fail stops training; on_error: skip trains on)",
+          entry.algorithm().name(),
+          st.passedEpochs(),
+          null,
+          null);
+    }
+    // Logged as skip logs a failure (an error), but unlike a failed surgery nothing can be put
+    // back: the entry ran in an earlier fit, and may have been trained on since.
+    String skipped =
+        message
+            + " (on_error: skip: training goes on with what the entry did, which cannot be undone"
+            + " after it ran)";
+    warnings.keep(skipped);
+    logger.error(skipped);
+    st.lengthFollowedBy = null; // said once
+  }
+
+  /** What an algorithm sees at an event: the trainers to keep exact once the model is live. */
+  private EventState stateAt(Trainer trainer, TrainerState st, Event event) {
+    Block block = trainer.getModel().getBlock();
+    // A trainer whose store is still empty (before trainer.initialize) has nothing to keep exact:
+    // initialize registers the new blocks' parameters like all others.
+    boolean live =
+        block != null && block.isInitialized() && ModuleSurgery.hasRegisteredParameters(trainer);
+    return new EventState(
+        event,
+        trainer,
+        live ? trainersOf.apply(trainer) : List.of(),
+        st,
+        length.plannedEpochs(st),
+        length.plannedSteps(st));
+  }
+
+  /** Asks an event-driven entry's algorithm whether it runs now, and runs it if so. */
+  void runIfMatches(Trainer trainer, TrainerState st, int index, Event event) {
+    Algorithm algorithm = st.schedule.entry(index).algorithm();
+    if (!algorithm.events().contains(event)) {
+      return;
+    }
+    boolean match;
+    try {
+      match = algorithm.match(event, stateAt(trainer, st, event));
+    } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
+      // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
+      failed(st, index, event, pluginError("match", event, algorithm, e), 0);
+      return;
+    }
+    if (match) {
+      apply(trainer, st, index, event);
+    }
+  }
+
+  /** Wraps a plugin's exception so that the message names the plugin, the call and its jar. */
+  static RuntimeException pluginError(String call, Event event, Algorithm algorithm, Throwable e) {
+    if (e instanceof SurgeryException s) {
+      return s; // the engine's own error, which names the block
+    }
+    String origin = Algorithms.origin(algorithm.name());
+    return new IllegalStateException(
+        "algorithm '"
+            + algorithm.name()
+            + "' ("
+            + algorithm.getClass().getName()
+            + (origin == null || origin.equals("built-in") ? "" : ", from " + origin)
+            + ") threw in "
+            + call
+            + "("
+            + event.configName()
+            + "): "
+            + e
+            + (e.getMessage() == null && e.getCause() != null
+                ? " caused by " + e.getCause() // ExceptionInInitializerError: the initializer's
+                : ""),
+        e);
+  }
+
+  /**
+   * Runs entry {@code index} now: applies its algorithm with the trainer's live state, records what
+   * it changed in the model and the surgery log, or reports its failure (see {@link #failed}).
+   */
+  void apply(Trainer trainer, TrainerState st, int index, Event event) {
+    if (programEnded.getAsBoolean()) {
+      return; // onProgramEnd listed it as never run; the program is going away
+    }
+    ScheduledAlgorithm entry = schedule.get(index);
+    Algorithm algorithm = entry.algorithm();
+    Model model = trainer.getModel();
+    Block block = model.getBlock();
+    if (block == null) {
+      failed(st, index, event, new IllegalStateException("the model has no block"), 0);
+      return;
+    }
+    if (!entry.trigger().repeats()
+        && !Objects.equals(RecordedEntries.recordOf(model), st.recordSeen)) {
+      // Another trainer of this model applied entries since this one started (both were built
+      // before either trained): what the record holds now is not applied again.
+      st.recordSeen = RecordedEntries.recordOf(model);
+      records.skipRecorded(model, st, false);
+      if (st.schedule.status(index) == EntryStatus.APPLIED) {
+        return;
+      }
+    }
+    int completed = st.passedEpochs();
+    int planned = length.plannedEpochs(st);
+    if (algorithm.needsTotalEpochs() && planned <= 0) {
+      failed(
+          st,
+          index,
+          event,
+          new IllegalStateException(
+              algorithm.name()
+                  + " needs the planned number of epochs, which is unknown: "
+                  + length.hint()),
+          0);
+      return;
+    }
+    EventState state = stateAt(trainer, st, event);
+    Double lossBefore = st.losses.meanBefore();
+    int lossBeforeBatches = st.losses.beforeBatches();
+    // The blocks as they were: a plugin may commit a surgery and fail after it, which no rollback
+    // of ours can undo; the failure must then not claim the model is unchanged.
+    List<Block> blocksBefore = blocksOf(block);
+    // What it freezes, looked for where freezing is likely (two parameter walks): not at each
+    // run of an event-driven entry, such as a per-batch average of the weights.
+    Set<Parameter> frozenBefore =
+        entry.trigger().kind() != Trigger.Kind.EVENTS || algorithm.needsTotalEpochs()
+            ? SurgeryCheckpoint.frozen(block)
+            : null;
+    long start = System.nanoTime();
+    SurgeryChanges changes;
+    try {
+      changes = algorithm.apply(event, state);
+    } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
+      // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
+      long nanos = System.nanoTime() - start;
+      boolean changed = !sameBlocks(blocksBefore, blocksOf(model.getBlock()));
+      failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
+      return;
+    }
+    String untrue = untrueChanges(changes, blocksBefore, model.getBlock());
+    if (untrue != null) {
+      // Committed and unrecordable: as a failure after a change, training stops whatever
+      // on_error says.
+      long nanos = System.nanoTime() - start;
+      failed(
+          st,
+          index,
+          event,
+          pluginError("apply", event, algorithm, new IllegalStateException(untrue)),
+          nanos,
+          !sameBlocks(blocksBefore, blocksOf(model.getBlock())));
+      return;
+    }
+    st.schedule.ran(index);
+    // What it froze is frozen again for a later trainer of the model: DJL's newTrainer unfreezes
+    // every parameter of a model that was loaded, and the recorded entry is not applied again.
+    Block after = model.getBlock();
+    if (frozenBefore != null && after != null) {
+      Set<Parameter> frozenNow = SurgeryCheckpoint.frozen(after);
+      frozenNow.removeAll(frozenBefore);
+      SurgeryCheckpoint.addFrozenBySurgery(after, frozenNow);
+    }
+    if (changes == null) {
+      // No structural change (for example an average of the weights): nothing to record.
+      return;
+    }
+    long nanos = changes.nanos() > 0 ? changes.nanos() : System.nanoTime() - start;
+    PendingOutcome applied =
+        new PendingOutcome(
+            st.ordinal,
+            entry,
+            algorithm.settings(),
+            completed,
+            st.stepsTaken(),
+            SurgeryOutcome.Status.APPLIED,
+            changes,
+            null,
+            nanos,
+            lossBefore,
+            lossBeforeBatches);
+    surgeryLog.add(applied);
+    if (length.followsAnnouncement(st, entry) && !changes.isEmpty()) {
+      // (A run that changed nothing under the announced length changes nothing under a longer one:
+      // layer_freezing freezes a smaller fraction of a longer training.)
+      st.lengthFollowedBy = entry;
+      st.lengthFollowed = planned;
+    }
+    st.reports.add(changes);
+    st.losses.awaitAfter(applied);
+    if (!changes.isEmpty() || !entry.trigger().repeats()) {
+      // A repeating or event-driven entry that changed nothing this time leaves no record: each
+      // record rewrites the property and is replayed at every load.
+      records.record(model, algorithm, completed, planned, changes);
+      st.recordSeen = RecordedEntries.recordOf(model);
+    }
+    if (logger.isInfoEnabled()) {
+      // An epoch entry says which epoch; any other its schedule (a step entry ran "at epoch 0").
+      String when =
+          entry.byEpoch() || entry.trigger().kind() == Trigger.Kind.EVERY_EPOCHS
+              ? "at epoch " + completed
+              : entry.trigger().describe();
+      String line = logLine(algorithm.name(), when, changes, nanos);
+      logger.info(
+          entry.byEpoch()
+              ? line
+              : line + " (" + event.configName() + ", step " + st.stepsTaken() + ")");
+    }
+    surgeryLog.write();
+  }
+
+  /** The blocks of a tree in pre-order, by identity. */
+  private static List<Block> blocksOf(Block root) {
+    List<Block> blocks = new ArrayList<>();
+    if (root == null) {
+      return blocks;
+    }
+    Deque<Block> todo = new ArrayDeque<>();
+    todo.push(root);
+    while (!todo.isEmpty()) {
+      Block b = todo.pop();
+      blocks.add(b);
+      List<Block> children = BlockPaths.children(b).values(); // live: no copy per block
+      for (int i = children.size() - 1; i >= 0; i--) {
+        todo.push(children.get(i));
+      }
+    }
+    return blocks;
+  }
+
+  /**
+   * Why the changes an algorithm returned cannot be recorded, or null: none while the model's
+   * blocks changed (a checkpoint would replay nothing, and load into the original architecture).
+   * The record names the entry's algorithm whatever the changes say, so a plugin may return the
+   * changes of a built-in it delegates to.
+   */
+  private static String untrueChanges(SurgeryChanges changes, List<Block> blocksBefore, Block now) {
+    if (changes == null && !sameBlocks(blocksBefore, blocksOf(now))) {
+      return "it changed the model's blocks but returned no SurgeryChanges, so the change cannot be"
+          + " recorded for a checkpoint";
+    }
+    return null;
+  }
+
+  private static boolean sameBlocks(List<Block> a, List<Block> b) {
+    if (a.size() != b.size()) {
+      return false;
+    }
+    for (int i = 0; i < a.size(); i++) {
+      if (a.get(i) != b.get(i)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Records and reports a failed entry that had not changed the model. */
+  void failed(TrainerState st, int index, Event event, RuntimeException e, long nanos) {
+    failed(st, index, event, e, nanos, false);
+  }
+
+  /** Adds a failed or skipped run of an entry to the surgery log, with the losses before it. */
+  private void logFailure(
+      TrainerState st,
+      ScheduledAlgorithm entry,
+      SurgeryOutcome.Status status,
+      String cause,
+      long nanos) {
+    surgeryLog.add(
+        new PendingOutcome(
+            st.ordinal,
+            entry,
+            entry.algorithm().settings(),
+            st.passedEpochs(),
+            st.stepsTaken(),
+            status,
+            null,
+            cause,
+            nanos,
+            st.losses.meanBefore(),
+            st.losses.beforeBatches()));
+  }
+
+  /**
+   * Records and reports a failed entry. {@code modelChanged}: the algorithm failed after a surgery
+   * of its own had committed, so the model is changed, neither undone nor recorded; training on
+   * (on_error: skip) would train a model no checkpoint record describes, so training stops whatever
+   * on_error says.
+   */
+  private void failed(
+      TrainerState st,
+      int index,
+      Event event,
+      RuntimeException e,
+      long nanos,
+      boolean modelChanged) {
+    if (programEnded.getAsBoolean()) {
+      return; // as in apply
+    }
+    ScheduledAlgorithm entry = schedule.get(index);
+    int completed = st.passedEpochs();
+    String path = e instanceof SurgeryException se ? se.getBlockPath() : null;
+    String cause = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+    String where = path == null || cause.contains(path) ? "" : " at block " + path;
+    String at =
+        entry.byEpoch() ? "" : " at " + event.configName() + " after " + st.stepsTaken() + " steps";
+    // The JVM running out of memory (or failing inside) is no failure of the entry alone that
+    // training could go on from: it stops training whatever on_error says, recorded as failed.
+    boolean jvmFailing =
+        e.getCause() instanceof VirtualMachineError
+            && !(e.getCause() instanceof StackOverflowError);
+    boolean stop = onError == OnError.FAIL || modelChanged || jvmFailing;
+    SurgeryOutcome.Status status =
+        stop ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED;
+    logFailure(st, entry, status, cause, nanos);
+    st.schedule.failed(index, !stop);
+    if (stop) {
+      // Entries after it in the schedule due at the same moment (this epoch end, this step) never
+      // get their turn; the others are not due yet. (A stop before training, or at a fit's start,
+      // has no such moment.)
+      st.stopped =
+          new TrainerState.StoppedTraining(
+              entry,
+              event == Event.EPOCH_END ? completed : -1,
+              event == Event.BATCH_END ? st.steps : -1,
+              event == Event.EPOCH_END
+                  ? "at the end of epoch " + completed
+                  : event == Event.BATCH_END
+                      ? "at step " + st.steps
+                      : st.steps == 0 ? "before the first step" : "after " + st.steps + " steps");
+      notRun.listRepeatsStoppedAt(st, index);
+    }
+    if (stop) {
+      surgeryLog.write();
+      String state =
+          modelChanged
+              ? ". That change can be neither undone nor recorded for a checkpoint, so training"
+                  + " stops whatever on_error says; an algorithm must fail before it changes the"
+                  + " model or make its changes in one engine call"
+              : jvmFailing
+                  ? ". The model is as it was before "
+                      + entry.algorithm().name()
+                      + "; the JVM is failing, so training stops whatever on_error says"
+                  : ". The model is as it was before "
+                      + entry.algorithm().name()
+                      + " (on_error: fail stops training; use on_error: skip to train on without"
+                      + " it)";
+      throw new SurgeryFailedException(
+          "Surgery: "
+              + entry.describe()
+              + (modelChanged
+                  ? " failed after it had changed the model (its blocks differ from before)"
+                  : " failed")
+              + at
+              + where
+              + ": "
+              + cause
+              + state,
+          entry.algorithm().name(),
+          completed,
+          path,
+          e);
+    }
+    logger.error(
+        "Surgery: {} failed{}{} and was skipped (on_error: skip), it does not run again and the"
+            + " model is unchanged: {}",
+        entry.describe(),
+        at,
+        where,
+        cause);
+    // The stack trace helps only when debugging the algorithm itself.
+    logger.debug("Surgery: failure of {}", entry.describe(), e);
+    surgeryLog.write();
+  }
+
+  /**
+   * Formats the INFO line with the entry's moment as its schedule says it, e.g. {@code Surgery:
+   * blurpool at epoch 1 replaced 4 blocks (...)} or {@code ... at step 3 ...}.
+   */
+  static String logLine(String algorithm, String when, SurgeryChanges changes, long nanos) {
+    StringBuilder sb = new StringBuilder("Surgery: ").append(algorithm).append(' ').append(when);
+    int n = changes.changes().size();
+    // A freeze changes no block (its changes read "Conv2d->frozen Conv2d"): it froze layers.
+    boolean froze =
+        n > 0 && changes.changes().stream().allMatch(c -> c.newType().startsWith("frozen "));
+    sb.append(froze ? " froze " : " replaced ");
+    if (n == 0) {
+      sb.append("no blocks");
+    } else {
+      sb.append(n)
+          .append(froze ? (n == 1 ? " layer (" : " layers (") : n == 1 ? " block (" : " blocks (");
+      sb.append(
+          changes.countsByType().entrySet().stream()
+              .map(e -> e.getKey() + " x" + e.getValue())
+              .collect(Collectors.joining(", ")));
+      sb.append(')');
+    }
+    if (changes.parametersBefore() == SurgeryChanges.UNKNOWN_PARAMETERS
+        || changes.parametersAfter() == SurgeryChanges.UNKNOWN_PARAMETERS) {
+      // Before Trainer.initialize no parameter has a shape: the count is unknown, not 0.
+      sb.append(", parameters unknown (model not initialized)");
+    } else {
+      sb.append(
+          String.format(
+              Locale.ROOT,
+              ", parameters %,d -> %,d",
+              changes.parametersBefore(),
+              changes.parametersAfter()));
+    }
+    sb.append(String.format(Locale.ROOT, ", %d ms", Math.round(nanos / 1e6)));
+    return sb.toString();
+  }
+}

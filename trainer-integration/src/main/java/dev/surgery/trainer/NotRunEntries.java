@@ -1,0 +1,225 @@
+package dev.surgery.trainer;
+
+import com.google.gson.JsonObject;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+import dev.surgery.trainer.config.Trigger;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+
+/**
+ * Says which entries of a trainer's schedule did not run, and why: each is warned of and listed
+ * under {@code not_run} in the surgery log, once. An entry whose moment passed unseen is marked so
+ * that it never runs late; one that is still open when training (or the program) ends is listed as
+ * never run; while training runs, the log lists the open ones as not reached yet.
+ */
+final class NotRunEntries {
+
+  private final ListenerWarnings warnings;
+  private final SurgeryLogWriter surgeryLog;
+  private final TrainingLength length;
+
+  NotRunEntries(ListenerWarnings warnings, SurgeryLogWriter surgeryLog, TrainingLength length) {
+    this.warnings = warnings;
+    this.surgeryLog = surgeryLog;
+    this.length = length;
+  }
+
+  /**
+   * What the surgery log lists while training runs: the open entries of the trainers whose training
+   * began and has not ended ({@code running}, sorted here), not reached yet. A job killed outright
+   * leaves its log with these.
+   */
+  List<JsonObject> notReachedYet(List<TrainerState> running) {
+    running.sort(Comparator.comparingInt(st -> st.ordinal));
+    List<JsonObject> items = new ArrayList<>();
+    for (TrainerState st : running) {
+      Schedule schedule = st.schedule;
+      for (int i = 0; i < schedule.size(); i++) {
+        if (!stillOpen(st, i)) {
+          continue;
+        }
+        ScheduledAlgorithm entry = schedule.entry(i);
+        items.add(
+            SurgeryLogWriter.notRunItem(
+                st.ordinal,
+                entry,
+                "not reached yet: training was running when this log was written, after "
+                    + (entry.byEpoch()
+                        ? st.completedEpochs + " completed epochs"
+                        : st.stepsTaken() + " optimizer steps")
+                    + " (the write at the end of training replaces this list; a job killed"
+                    + " outright leaves it)"));
+      }
+    }
+    return items;
+  }
+
+  /** Whether an entry may still run: not run (or repeating), and not listed as never run. */
+  static boolean stillOpen(TrainerState st, int i) {
+    Schedule schedule = st.schedule;
+    if (!schedule.isOpen(i)) {
+      return false;
+    }
+    ScheduledAlgorithm entry = schedule.entry(i);
+    Trigger.Kind kind = entry.trigger().kind();
+    if (kind == Trigger.Kind.EVENTS || (entry.trigger().repeats() && schedule.runs(i) > 0)) {
+      return false; // it ran when it was due, or its own match never chose to
+    }
+    return !st.listedNotRun.get(i); // its run that a stopping failure prevented is listed
+  }
+
+  /**
+   * Lists the open entries of a trainer whose training is over as never run, with why: training
+   * ended ({@link #onTrainingEnd}) or the program ended before it did ({@link #onProgramEnd()}).
+   */
+  void listNotRun(TrainerState st, boolean programEnd) {
+    Schedule schedule = st.schedule;
+    for (int i = 0; i < schedule.size(); i++) {
+      if (!stillOpen(st, i)) {
+        continue;
+      }
+      ScheduledAlgorithm entry = schedule.entry(i);
+      String reason;
+      String stopped = stoppedBefore(st, entry);
+      if (stopped != null) {
+        reason = stopped;
+      } else if (st.stopped != null) {
+        reason =
+            st.stopped.by().describe()
+                + " failed "
+                + st.stopped.when()
+                + " and stopped training before it was due";
+      } else if (programEnd) {
+        reason =
+            "the program ended (System.exit, an uncaught exception, or a trainer never closed)"
+                + " after "
+                + (entry.byEpoch()
+                    ? st.completedEpochs + " completed epochs"
+                    : st.stepsTaken() + " optimizer steps")
+                + ", before training ended";
+      } else if (schedule.status(i) == EntryStatus.AWAITING_LENGTH) {
+        reason =
+            "it waited for the planned number of epochs, which never came (" + length.hint() + ")";
+      } else if (schedule.status(i) == EntryStatus.DEFERRED) {
+        reason = "it waited for onInitialized(trainer), which was never called";
+      } else if (!entry.byEpoch()) {
+        reason = "training ended after " + st.steps + " optimizer steps (BATCH_END events)";
+      } else if (st.completedEpochs == 0 && st.batches > 0) {
+        reason =
+            "the listener saw "
+                + st.batches
+                + " training batches but no onEpoch event; a custom training loop must call"
+                + " trainer.notifyListeners(listener -> listener.onEpoch(trainer)) after each"
+                + " epoch";
+      } else {
+        reason = "training ended after " + st.completedEpochs + " completed epochs";
+      }
+      warnings.warn("Surgery: " + entry.describe() + " never ran: " + reason);
+      surgeryLog.addNotRun(st.ordinal, entry, reason);
+    }
+  }
+
+  /**
+   * An epoch ended without an onEpoch (the data started over with no epoch end between): each
+   * pending epoch entry whose epoch has passed did not run, and never will.
+   */
+  void warnUnseen(TrainerState st) {
+    int passed = st.passedEpochs();
+    Schedule schedule = st.schedule;
+    for (int i = 0; i < schedule.size(); i++) {
+      ScheduledAlgorithm entry = schedule.entry(i);
+      if (schedule.isPending(i)
+          && entry.byEpoch()
+          && entry.epoch() > 0
+          && entry.epoch() <= passed) {
+        // Never run it late: mark it so that a later onEpoch does not apply it at the wrong time.
+        missed(
+            st,
+            i,
+            "epoch "
+                + entry.epoch()
+                + " ended without an onEpoch event. A custom training loop must call"
+                + " trainer.notifyListeners(listener -> listener.onEpoch(trainer)) after each"
+                + " epoch");
+      }
+    }
+  }
+
+  /**
+   * Marks an entry whose moment passed unseen (it is never run late), warns, and lists it under
+   * {@code not_run} in the surgery log with the reason.
+   */
+  void missed(TrainerState st, int index, String reason) {
+    ScheduledAlgorithm entry = st.schedule.entry(index);
+    st.schedule.missed(index);
+    warnings.warn("Surgery: " + entry.describe() + " did not run: " + reason);
+    surgeryLog.addNotRun(st.ordinal, entry, reason);
+  }
+
+  /**
+   * Lists under {@code not_run} the runs of repeating entries that were due at the moment (an epoch
+   * end, a step) where the entry at {@code index} failed and stopped training, after it in the
+   * schedule: they never come, and a repeating entry is not listed again at training end. (One-shot
+   * entries stay pending and are listed once, when they are missed or training ends.)
+   */
+  void listRepeatsStoppedAt(TrainerState st, int index) {
+    TrainerState.StoppedTraining stop = st.stopped;
+    if (!stop.atAMoment()) {
+      return; // no epoch end or step was due at that moment
+    }
+    Schedule schedule = st.schedule;
+    for (int j = index + 1; j < schedule.size(); j++) {
+      ScheduledAlgorithm later = schedule.entry(j);
+      Trigger trigger = later.trigger();
+      boolean due =
+          stop.epoch() >= 0
+              ? trigger.kind() == Trigger.Kind.EVERY_EPOCHS && stop.epoch() % trigger.amount() == 0
+              : trigger.kind() == Trigger.Kind.EVERY_STEPS && stop.step() % trigger.amount() == 0;
+      if (schedule.isPending(j) && due) {
+        String reason = stop.reason() + " (its run " + stop.when() + ")";
+        warnings.warn("Surgery: " + later.describe() + " did not run: " + reason);
+        surgeryLog.addNotRun(st.ordinal, later, reason);
+        st.listedNotRun.set(j);
+      }
+    }
+  }
+
+  /**
+   * Why a one-shot entry did not run when an earlier entry due at the same moment failed and
+   * stopped training before its turn; null when that is not what happened.
+   */
+  String stoppedBefore(TrainerState st, ScheduledAlgorithm entry) {
+    TrainerState.StoppedTraining stop = st.stopped;
+    if (stop == null || !stop.atAMoment()) {
+      return null;
+    }
+    Trigger trigger = entry.trigger();
+    boolean sameMoment =
+        stop.epoch() >= 0
+            ? entry.byEpoch() && entry.epoch() == stop.epoch()
+            : (trigger.kind() == Trigger.Kind.STEP && trigger.amount() == stop.step())
+                || (trigger.kind() == Trigger.Kind.DURATION
+                    && length.plannedSteps(st) > 0
+                    && TrainingLength.dueStep(trigger, length.plannedSteps(st)) == stop.step());
+    return sameMoment ? stop.reason() : null;
+  }
+
+  /**
+   * Training went on after a stopping failure (the program caught it): the one-shot entries due at
+   * that moment are missed now, with that reason, and later entries are judged on their own.
+   */
+  void resumedAfterStop(TrainerState st) {
+    Schedule schedule = st.schedule;
+    for (int i = 0; i < schedule.size(); i++) {
+      ScheduledAlgorithm entry = schedule.entry(i);
+      if (schedule.isPending(i) && !entry.trigger().repeats()) {
+        String stopped = stoppedBefore(st, entry);
+        if (stopped != null) {
+          missed(st, i, stopped);
+        }
+      }
+    }
+    st.stopped = null;
+  }
+}

@@ -1,0 +1,222 @@
+package dev.surgery.trainer;
+
+import ai.djl.Model;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.Trainer;
+import dev.surgery.core.ModuleSurgery;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A listener's side of the model's surgery record (its {@code surgery} property, which {@code
+ * Model.save} keeps and {@link SurgeryCheckpoint#load} replays): appends each application to it,
+ * skips the entries a loaded checkpoint or an earlier trainer of the model applied already, and
+ * freezes again what the record froze.
+ */
+final class RecordedEntries {
+
+  /** How the reason of an entry skipped as in the model's record begins. */
+  static final String ALREADY_RECORDED = "it is in the model's surgery record already";
+
+  private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
+
+  private final ListenerWarnings warnings;
+  private final SurgeryLogWriter surgeryLog;
+
+  RecordedEntries(ListenerWarnings warnings, SurgeryLogWriter surgeryLog) {
+    this.warnings = warnings;
+    this.surgeryLog = surgeryLog;
+  }
+
+  /** Appends the application to the model's {@code surgery} property, which model.save keeps. */
+  void record(Model model, Algorithm algorithm, int epoch, int planned, SurgeryChanges changes) {
+    List<SurgeryRecord> records = new ArrayList<>();
+    String existing = SurgeryCheckpoint.recordOf(model);
+    if (existing != null && !existing.isBlank()) {
+      try {
+        records.addAll(SurgeryJson.recordsFromJson(existing));
+      } catch (IllegalArgumentException e) {
+        warnings.warn(
+            "Surgery: the model's '"
+                + SurgeryListener.PROPERTY
+                + "' property is not a surgery record and is replaced ("
+                + e.getMessage()
+                + ")");
+      }
+    }
+    records.add(
+        new SurgeryRecord(
+            algorithm.name(),
+            algorithm.settings(),
+            epoch,
+            planned,
+            SurgeryRecord.changesOf(changes)));
+    String json = SurgeryJson.recordsToJson(records);
+    // The block first: a save on another thread syncs the property from it.
+    SurgeryCheckpoint.carries(model.getBlock(), json);
+    model.setProperty(SurgeryListener.PROPERTY, json);
+    SurgeryCheckpoint.describes(model);
+  }
+
+  /**
+   * Freezes again what a checkpoint's replayed surgery, or an entry an earlier trainer of the model
+   * ran, froze ({@code layer_freezing}): DJL's {@code newTrainer} unfreezes every parameter of a
+   * loaded model, just before this trainer starts, and the record's entries are not applied again.
+   */
+  void freezeAgain(Trainer trainer) {
+    Block root = trainer.getModel() == null ? null : trainer.getModel().getBlock();
+    List<Parameter> thawed = new ArrayList<>();
+    for (Parameter p : SurgeryCheckpoint.frozenByReplay(root)) {
+      if (p.requiresGradient()) {
+        thawed.add(p);
+      }
+    }
+    if (thawed.isEmpty()) {
+      return;
+    }
+    Set<Parameter> inModel = Collections.newSetFromMap(new IdentityHashMap<>());
+    inModel.addAll(root.getParameters().values());
+    thawed.retainAll(inModel); // a later surgery may have replaced some
+    if (!thawed.isEmpty()) {
+      try {
+        ModuleSurgery.freezeParameters(thawed, List.of(trainer));
+      } catch (RuntimeException e) {
+        warnings.warn(
+            "Surgery: could not freeze again the "
+                + thawed.size()
+                + " parameters the checkpoint's record froze ("
+                + e.getMessage()
+                + "); they train");
+        return;
+      }
+      logger.info(
+          "Surgery: froze again {} parameters that the checkpoint's surgery record froze (DJL's"
+              + " newTrainer unfreezes a loaded model)",
+          thawed.size());
+    }
+  }
+
+  /**
+   * The surgery record of the model's current block (see SurgeryCheckpoint#recordOf); null: none.
+   */
+  static String recordOf(Model model) {
+    return model == null ? null : SurgeryCheckpoint.recordOf(model);
+  }
+
+  /**
+   * Marks as applied the one-shot entries that the model's surgery record holds already: a
+   * checkpoint loaded with its surgery replayed (through {@link SurgeryCheckpoint#load} or under
+   * the agent), or an earlier trainer of the same model. Running them again would at best change
+   * nothing and record them twice, and an entry whose algorithm is not idempotent would be applied
+   * twice. A record matches an entry with the same algorithm and hyperparameters, and for an epoch
+   * entry the same epoch; each record stands for one entry, and a repeating entry accounts for
+   * every run of it. Only when every record is accounted for (the job restarted with the schedule
+   * the record came from) are the matched entries skipped: a schedule of the rest of training runs
+   * in full, even an entry equal to one recorded. When {@code trainerBegins}, the entries the
+   * record does not hold are warned of: they count epochs from this trainer's start.
+   */
+  void skipRecorded(Model model, TrainerState st, boolean trainerBegins) {
+    String existing = recordOf(model);
+    if (existing == null || existing.isBlank()) {
+      return;
+    }
+    List<SurgeryRecord> records;
+    try {
+      records = new ArrayList<>(SurgeryJson.recordsFromJson(existing));
+    } catch (IllegalArgumentException e) {
+      return; // not a record of ours: record() says so when it replaces it
+    }
+    Schedule entries = st.schedule;
+    int[] recordOf = new int[entries.size()];
+    Arrays.fill(recordOf, -1);
+    boolean[] accounted = new boolean[records.size()];
+    for (int i = 0; i < entries.size(); i++) {
+      ScheduledAlgorithm entry = entries.entry(i);
+      Algorithm algorithm = entry.algorithm();
+      for (int k = 0; k < records.size(); k++) {
+        SurgeryRecord r = records.get(k);
+        boolean same =
+            r.algorithm().equals(algorithm.name())
+                && SurgeryJson.sameHyperparameters(r.hyperparameters(), algorithm.settings());
+        if (same && entry.trigger().repeats()) {
+          accounted[k] = true; // one of its runs: accounted for, but the entry runs on
+        } else if (same && !accounted[k] && (!entry.byEpoch() || r.epoch() == entry.epoch())) {
+          accounted[k] = true;
+          recordOf[i] = k;
+          break;
+        }
+      }
+    }
+    for (boolean a : accounted) {
+      if (!a) {
+        // The schedule is not the one the record came from (a rest-of-training schedule, or
+        // another one): it runs in full, and an entry equal to a recorded one is meant anew.
+        logger.info(
+            "Surgery: the model's surgery record holds entries this schedule does not: the"
+                + " schedule runs in full ({} recorded)",
+            records.size());
+        return;
+      }
+    }
+    for (int i = 0; i < entries.size(); i++) {
+      // Open, not only pending: an epoch-0 entry may wait for onInitialized or for the length.
+      if (recordOf[i] >= 0 && entries.isOpen(i)) {
+        entries.alreadyRecorded(i);
+        String reason =
+            ALREADY_RECORDED
+                + " (a replayed checkpoint or an earlier trainer applied it at epoch "
+                + records.get(recordOf[i]).epoch()
+                + "): not applied again";
+        logger.info("Surgery: {} {}", entries.entry(i).describe(), reason);
+        surgeryLog.addNotRun(st.ordinal, entries.entry(i), reason);
+      }
+    }
+    if (trainerBegins) {
+      warnEpochsCountFromResume(st, records, recordOf);
+    }
+  }
+
+  /**
+   * A job restarted with its whole schedule from a checkpoint: this run counts epochs from 0, so an
+   * entry the record does not hold runs that many epochs after the resume, not at the job's epoch
+   * the schedule names (documented; said here because nothing else shows it until the end).
+   */
+  private void warnEpochsCountFromResume(
+      TrainerState st, List<SurgeryRecord> records, int[] recordOf) {
+    int reached = 0;
+    for (SurgeryRecord r : records) {
+      reached = Math.max(reached, r.epoch());
+    }
+    Schedule entries = st.schedule;
+    for (int i = 0; reached > 0 && i < entries.size(); i++) {
+      ScheduledAlgorithm entry = entries.entry(i);
+      if (recordOf[i] < 0 && entries.isOpen(i) && entry.byEpoch() && entry.epoch() > 0) {
+        warnings.warn(
+            "Surgery: "
+                + entry.describe()
+                + " counts epochs from this trainer's start: the model comes with a surgery record"
+                + " (a loaded checkpoint, or an earlier trainer) that reaches epoch "
+                + reached
+                + ", so it runs "
+                + entry.epoch()
+                + (entry.epoch() == 1 ? " epoch" : " epochs")
+                + " from now (at least epoch "
+                + (reached + entry.epoch())
+                + " of the whole job); for the job's epoch "
+                + entry.epoch()
+                + ", give this trainer a schedule for what remains (see 'Checkpoints and"
+                + " resuming')");
+      }
+    }
+  }
+}

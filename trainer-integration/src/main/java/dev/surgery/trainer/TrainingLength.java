@@ -1,0 +1,99 @@
+package dev.surgery.trainer;
+
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+import dev.surgery.trainer.config.Trigger;
+import java.util.List;
+
+/**
+ * The planned length of training a listener's entries follow: the configured totals ({@code
+ * total_epochs}, {@code total_steps}), a length the training loop announced for a trainer, and
+ * where a missing one can come from. Immutable; a trainer's announced length lives in its {@link
+ * TrainerState}.
+ */
+final class TrainingLength {
+
+  private final int totalEpochs;
+  private final long totalSteps;
+  private final String totalEpochsHint;
+
+  /** Whether an entry follows the length of training (a fraction of it, or a duration). */
+  private final boolean matters;
+
+  TrainingLength(
+      List<ScheduledAlgorithm> schedule, int totalEpochs, long totalSteps, String totalEpochsHint) {
+    this.totalEpochs = totalEpochs;
+    this.totalSteps = totalSteps;
+    this.totalEpochsHint = totalEpochsHint;
+    this.matters =
+        schedule.stream()
+            .anyMatch(e -> e.algorithm().needsTotalEpochs() || e.trigger().needsLength());
+  }
+
+  /** The configured number of epochs, or 0. */
+  int configuredEpochs() {
+    return totalEpochs;
+  }
+
+  /** How to configure the number of epochs, for this listener's origin (the YAML file, code). */
+  String configuredEpochsHint() {
+    return totalEpochsHint;
+  }
+
+  /** Whether an entry follows the length of training (a fraction of it, or a duration). */
+  boolean matters() {
+    return matters;
+  }
+
+  /** The planned number of epochs for a trainer: announced by its loop, else configured; 0. */
+  int plannedEpochs(TrainerState st) {
+    return st.plannedEpochs > 0 ? st.plannedEpochs : totalEpochs;
+  }
+
+  /** The planned number of optimizer steps: configured, else planned epochs times their size. */
+  long plannedSteps(TrainerState st) {
+    if (totalSteps > 0) {
+      return totalSteps;
+    }
+    int planned = plannedEpochs(st);
+    return planned > 0 && st.batchesPerEpoch > 0 ? planned * st.batchesPerEpoch : 0;
+  }
+
+  /**
+   * Whether an entry that ran took the length of training from the loop's announcement alone: no
+   * total (of epochs, or of steps for a duration trigger) is configured.
+   */
+  boolean followsAnnouncement(TrainerState st, ScheduledAlgorithm entry) {
+    if (totalEpochs > 0 || st.plannedEpochs <= 0) {
+      return false;
+    }
+    return entry.algorithm().needsTotalEpochs()
+        || (entry.trigger().needsLength() && totalSteps <= 0);
+  }
+
+  /** Whether an entry needs the planned number of epochs, which is unknown for this trainer. */
+  boolean lacks(TrainerState st, ScheduledAlgorithm entry) {
+    return entry.algorithm().needsTotalEpochs() && plannedEpochs(st) <= 0;
+  }
+
+  /**
+   * The planned number of epochs after the loop announced {@code epochs} more: a configured total
+   * is the user's word and holds against a shorter announcement (a program that calls fit once per
+   * epoch announces one epoch at a time); a longer one means training really runs longer.
+   */
+  int afterAnnouncement(TrainerState st, int epochs) {
+    int announced = st.passedEpochs() + epochs;
+    return totalEpochs > 0 ? Math.max(totalEpochs, announced) : announced;
+  }
+
+  /** Says where the planned number of epochs can come from, for this listener's origin. */
+  String hint() {
+    return totalEpochsHint
+        + ", or train with EasyTrain.fit(trainer, epochs, ...) under the surgery agent or with"
+        + " SurgeryTrain.fit(trainer, epochs, ...), which pass their number of epochs";
+  }
+
+  /** The step at which a duration trigger lands: the first whose fraction reaches it. */
+  static long dueStep(Trigger trigger, long totalSteps) {
+    return Math.max(1, (long) Math.ceil(trigger.fraction() * totalSteps - 1e-9));
+  }
+}
