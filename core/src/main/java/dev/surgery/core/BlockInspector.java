@@ -10,6 +10,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.norm.Dropout;
 import ai.djl.util.Pair;
+import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.List;
@@ -140,7 +141,7 @@ public final class BlockInspector {
     if (!(block instanceof LambdaBlock lambda) || !lambda.getName().contains("Pool")) {
       return Optional.empty();
     }
-    List<Object> captured = DjlInternals.capturedValues(DjlInternals.lambdaFunction(lambda));
+    List<Object> captured = BlockFields.capturedValues(DjlInternals.lambdaFunction(lambda));
     List<Shape> shapes = new ArrayList<>();
     List<Boolean> flags = new ArrayList<>();
     for (Object value : captured) {

@@ -5,6 +5,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
+import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
 import java.util.ArrayList;
@@ -64,8 +65,8 @@ public final class BlockTreeSnapshot {
     for (Block block : reachable(root)) {
       BlockList children = DjlInternals.registeredChildren(block);
       List<FieldState> fields = new ArrayList<>();
-      List<Field> holding = DjlInternals.blockHoldingFields(block.getClass());
-      for (Field field : DjlInternals.instanceFields(block.getClass())) {
+      List<Field> holding = BlockFields.blockHoldingFields(block.getClass());
+      for (Field field : BlockFields.instanceFields(block.getClass())) {
         // Every field: DJL's load writes a layer's settings (Linear.units) as it reads them.
         Object value = DjlInternals.read(field, block);
         fields.add(

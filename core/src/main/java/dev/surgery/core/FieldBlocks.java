@@ -1,6 +1,7 @@
 package dev.surgery.core;
 
 import ai.djl.nn.Block;
+import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
 import java.util.ArrayDeque;
@@ -64,7 +65,7 @@ final class FieldBlocks {
    * @param value a field's value
    * @param wanted the blocks looked for
    * @return the first wanted block met (null if none) and the first function whose captured values
-   *     may hold a block but cannot be read ({@link DjlInternals#opaqueFunction}; null if none)
+   *     may hold a block but cannot be read ({@link BlockFields#opaqueFunction}; null if none)
    */
   static Found search(Object value, Predicate<Block> wanted) {
     return search(value, wanted, null);
@@ -96,7 +97,7 @@ final class FieldBlocks {
         if ((before != null && before <= depth) || entered.putIfAbsent(holder, depth) != null) {
           continue;
         }
-        if (opaque == null && DjlInternals.opaqueFunction(holder)) {
+        if (opaque == null && BlockFields.opaqueFunction(holder)) {
           opaque = holder;
         }
         Block found = open(holder, wanted, next);
@@ -186,7 +187,7 @@ final class FieldBlocks {
       if (type.isSynthetic() || type.isHidden()) {
         return FUNCTION;
       }
-      return DjlInternals.isPlainHolder(type) ? PLAIN : OTHER;
+      return BlockFields.isPlainHolder(type) ? PLAIN : OTHER;
     }
   }
 
@@ -247,9 +248,9 @@ final class FieldBlocks {
         }
         return false;
       case FUNCTION:
-        return each(DjlInternals.capturedValues(holder), null, items);
+        return each(BlockFields.capturedValues(holder), null, items);
       case PLAIN:
-        for (Field inner : DjlInternals.plainHolderFields(holder.getClass())) {
+        for (Field inner : BlockFields.plainHolderFields(holder.getClass())) {
           if (items.next(DjlInternals.read(inner, holder), inner)) {
             return true;
           }
@@ -274,7 +275,7 @@ final class FieldBlocks {
     if (item instanceof Block block) {
       return wanted.test(block) ? block : null;
     }
-    if (item != null && DjlInternals.mayHoldBlock(item.getClass())) {
+    if (item != null && BlockFields.mayHoldBlock(item.getClass())) {
       next.add(item);
     }
     return null;

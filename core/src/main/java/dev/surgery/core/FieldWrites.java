@@ -2,6 +2,7 @@ package dev.surgery.core;
 
 import ai.djl.nn.Block;
 import dev.surgery.core.FieldBlocks.Holder;
+import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
 import java.util.ArrayList;
@@ -33,7 +34,7 @@ final class FieldWrites {
    * values.
    */
   void writeFields(Block holder, Block old, Block replacement, String path) {
-    for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
+    for (Field field : BlockFields.blockHoldingFields(holder.getClass())) {
       writeIntoField(holder, field, old, replacement, path);
     }
   }
@@ -312,7 +313,7 @@ final class FieldWrites {
    */
   void refuseUnwritable(Block parent, Block old, Supplier<String> path) {
     Map<Field, Reach> fields = reached.computeIfAbsent(parent, p -> new HashMap<>());
-    for (Field field : DjlInternals.blockReferencingFields(parent.getClass())) {
+    for (Field field : BlockFields.blockReferencingFields(parent.getClass())) {
       Object value = DjlInternals.read(field, parent);
       Reach reach = fields.get(field);
       if (reach == null || reach.value() != value) {

@@ -2,8 +2,9 @@ package dev.surgery.core;
 
 import ai.djl.nn.Block;
 import ai.djl.nn.LambdaBlock;
+import dev.surgery.core.internal.BlockFields;
+import dev.surgery.core.internal.BlockFields.TieKind;
 import dev.surgery.core.internal.DjlInternals;
-import dev.surgery.core.internal.DjlInternals.TieKind;
 
 /**
  * Tells, for each block a surgery's first walk meets and each replacement it receives, whether its
@@ -37,7 +38,7 @@ final class TieLookout {
       }
     }
     if (kind == null) {
-      kind = DjlInternals.tieKind(type);
+      kind = BlockFields.tieKind(type);
       if (blockClassCount < WIDTH) {
         blockClasses[blockClassCount] = type;
         kinds[blockClassCount++] = kind;
@@ -50,21 +51,21 @@ final class TieLookout {
       Object function = DjlInternals.lambdaFunction((LambdaBlock) block);
       return function != null && !inertFunction(function);
     }
-    return DjlInternals.fieldsMayReferenceBlocks(block);
+    return BlockFields.fieldsMayReferenceBlocks(block);
   }
 
   private boolean inertFunction(Object function) {
     Class<?> type = function.getClass();
     for (int i = 0; i < functionClassCount; i++) {
       if (functionClasses[i] == type) {
-        return inert[i] || DjlInternals.inert(function, 2);
+        return inert[i] || BlockFields.inert(function, 2);
       }
     }
-    boolean classInert = DjlInternals.inertFunctionClass(type);
+    boolean classInert = BlockFields.inertFunctionClass(type);
     if (functionClassCount < WIDTH) {
       functionClasses[functionClassCount] = type;
       inert[functionClassCount++] = classInert;
     }
-    return classInert || DjlInternals.inert(function, 2);
+    return classInert || BlockFields.inert(function, 2);
   }
 }

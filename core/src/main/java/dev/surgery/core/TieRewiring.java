@@ -1,6 +1,7 @@
 package dev.surgery.core;
 
 import ai.djl.nn.Block;
+import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
 import java.util.ArrayList;
@@ -162,7 +163,7 @@ final class TieRewiring {
    * original block), whose own original it may hold on purpose (a wrapper around the old block).
    */
   private void untie(Block holder, Supplier<String> path, TreeNode within) {
-    for (Field field : DjlInternals.blockHoldingFields(holder.getClass())) {
+    for (Field field : BlockFields.blockHoldingFields(holder.getClass())) {
       List<Block> tied = new ArrayList<>(0); // grows only for a field that holds a tie
       FieldBlocks.forEachWritable(
           DjlInternals.read(field, holder),
@@ -183,7 +184,7 @@ final class TieRewiring {
       }
     }
     // Then every field once: what the writes did not reach (nested places, unwritable holders).
-    for (Field field : DjlInternals.aliasFields(holder.getClass())) {
+    for (Field field : BlockFields.aliasFields(holder.getClass())) {
       checkUnwritable(holder, field, path, within);
     }
   }

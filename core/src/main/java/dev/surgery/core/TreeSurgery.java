@@ -11,6 +11,7 @@ import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.training.initializer.Initializer;
+import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.AbstractMap;
 import java.util.AbstractSet;
@@ -956,11 +957,11 @@ final class TreeSurgery {
         children == null
             ? -1
             : writeIntoList(parentNode, children, old, replacement, listsItself ? -1 : hint);
-    if (!DjlInternals.blockHoldingFields(parent.getClass()).isEmpty()) {
+    if (!BlockFields.blockHoldingFields(parent.getClass()).isEmpty()) {
       fieldWrites.writeFields(parent, old, replacement, oldNode.path());
     }
     // After the writes: a field aliasing a list written above no longer holds the old block.
-    if (!DjlInternals.blockReferencingFields(parent.getClass()).isEmpty()) {
+    if (!BlockFields.blockReferencingFields(parent.getClass()).isEmpty()) {
       fieldWrites.refuseUnwritable(parent, old, oldNode::path);
     }
     if (listsItself) {

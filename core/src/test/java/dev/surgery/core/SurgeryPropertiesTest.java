@@ -30,6 +30,7 @@ import dev.surgery.core.PropertyTrees.Built;
 import dev.surgery.core.PropertyTrees.Holding2d;
 import dev.surgery.core.PropertyTrees.SeqNode;
 import dev.surgery.core.PropertyTrees.Wrapper;
+import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
@@ -403,7 +404,7 @@ class SurgeryPropertiesTest {
       // Every children entry and every block-holding field points into the live tree.
       Set<Block> blocks = liveBlocks(root);
       for (Block b : blocks) {
-        for (Field f : DjlInternals.blockHoldingFields(b.getClass())) {
+        for (Field f : BlockFields.blockHoldingFields(b.getClass())) {
           for (Block held : heldBlocks(DjlInternals.read(f, b))) {
             assertTrue(
                 blocks.contains(held),
@@ -1000,7 +1001,7 @@ class SurgeryPropertiesTest {
       for (Pair<String, Block> c : b.getChildren()) {
         s.append(' ').append(c.getKey()).append('=').append(id(run, c.getValue()));
       }
-      for (Field f : DjlInternals.blockHoldingFields(b.getClass())) {
+      for (Field f : BlockFields.blockHoldingFields(b.getClass())) {
         s.append(" | ").append(f.getName()).append('=');
         Object v = DjlInternals.read(f, b);
         if (v instanceof Map<?, ?> m) {

@@ -28,7 +28,7 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.PairList;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
@@ -722,7 +722,7 @@ class TiedBlockTest {
             LambdaBlock.singleton(a -> a.mul(2)),
             Linear.builder().setUnits(3).build(),
             new SequentialBlock().add(layer))) {
-      assertFalse(DjlInternals.mayReferenceBlocks(inert), inert.toString());
+      assertFalse(BlockFields.mayReferenceBlocks(inert), inert.toString());
       assertFalse(lookout.mayTie(inert), inert.toString());
     }
     for (Block tying :
@@ -730,7 +730,7 @@ class TiedBlockTest {
             new TiedHead(layer, new TinyDense(5)),
             new LambdaBlock(x -> layer.forward(new ParameterStore(), x, false)),
             LambdaBlock.singleton(a -> layer.getWeight().getArray().add(a)))) {
-      assertTrue(DjlInternals.mayReferenceBlocks(tying), tying.toString());
+      assertTrue(BlockFields.mayReferenceBlocks(tying), tying.toString());
       // The lookout has met LambdaBlock and the singleton wrapper's class above: its cached
       // answers per class must still look at each instance's captured values.
       assertTrue(lookout.mayTie(tying), tying.toString());

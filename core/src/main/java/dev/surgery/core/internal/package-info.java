@@ -2,7 +2,9 @@
  * Everything that depends on DJL's non-public internals, kept in one place: {@link
  * dev.surgery.core.internal.DjlInternals} resolves every DJL field the library reads by reflection
  * (built for DJL 0.36.0) and names the class and field when one is missing; {@link
- * dev.surgery.core.internal.BirthAwareOptimizer} gives parameters added mid-training the updates of
- * a fresh optimizer. Not an API: it may change in any release.
+ * dev.surgery.core.internal.BlockFields} lists the fields of block classes that may hold a block
+ * and the values lambdas captured; {@link dev.surgery.core.internal.BirthAwareOptimizer} gives
+ * parameters added mid-training the updates of a fresh optimizer. Not an API: it may change in any
+ * release.
  */
 package dev.surgery.core.internal;

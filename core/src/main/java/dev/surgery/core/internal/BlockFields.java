@@ -1,0 +1,514 @@
+package dev.surgery.core.internal;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.AbstractBaseBlock;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.nn.LambdaBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.util.Pair;
+import ai.djl.util.PairList;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * The fields of block classes (DJL's and the program's) that may hold or reference blocks, and the
+ * values lambdas captured: what the engine must read to find every place a block is held or called
+ * from, and write to replace it. Looked up once per class ({@link ClassValue}s) and made accessible
+ * by reflection; DJL's own private fields are read in {@link DjlInternals}.
+ */
+public final class BlockFields {
+
+  private BlockFields() {}
+
+  private static final ClassValue<List<Field>> INSTANCE_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
+          for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
+            for (Field f : c.getDeclaredFields()) {
+              if (!Modifier.isStatic(f.getModifiers())) {
+                f.setAccessible(true);
+                fields.add(f);
+              }
+            }
+          }
+          return List.copyOf(fields);
+        }
+      };
+
+  /**
+   * Lists every instance field of a block class and its superclasses, DJL's included (a layer's
+   * settings such as {@code Linear.units}, which DJL's {@code loadMetadata} writes as it reads a
+   * parameter file): what a snapshot of the block must record to put it back.
+   *
+   * @param type the block class
+   * @return accessible fields, from the most derived class upwards
+   */
+  public static List<Field> instanceFields(Class<?> type) {
+    return INSTANCE_FIELDS.get(type);
+  }
+
+  /**
+   * Lists every instance field, declared anywhere in the class hierarchy below {@link
+   * AbstractBlock}, that may hold child blocks: block-typed fields, collections, maps and arrays.
+   * The {@code children} list itself is excluded.
+   *
+   * @param type the block class
+   * @return accessible fields, in declaration order from the most derived class upwards (cached per
+   *     class)
+   */
+  public static List<Field> blockHoldingFields(Class<?> type) {
+    return HOLDING_FIELDS.get(type);
+  }
+
+  private static final ClassValue<List<Field>> HOLDING_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          return scanHoldingFields(type);
+        }
+      };
+
+  private static List<Field> scanHoldingFields(Class<?> type) {
+    List<Field> fields = new ArrayList<>();
+    for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
+      if (c == AbstractBlock.class || c == AbstractBaseBlock.class) {
+        break;
+      }
+      for (Field f : c.getDeclaredFields()) {
+        if (Modifier.isStatic(f.getModifiers()) || f.getType().isPrimitive()) {
+          continue;
+        }
+        Class<?> t = f.getType();
+        boolean candidate =
+            Block.class.isAssignableFrom(t)
+                || java.util.Collection.class.isAssignableFrom(t)
+                || Map.class.isAssignableFrom(t)
+                || (t.isArray() && !t.getComponentType().isPrimitive())
+                || t == Object.class;
+        if (candidate) {
+          f.setAccessible(true);
+          fields.add(f);
+        }
+      }
+    }
+    return List.copyOf(fields);
+  }
+
+  /**
+   * Lists every field, declared anywhere in the class hierarchy below {@link AbstractBlock}, whose
+   * value may reference a child block where {@link #blockHoldingFields} does not reach it: fields
+   * typed {@code Object} or an interface (other than a {@code Block} type), fields of DJL's {@code
+   * Pair} or {@code PairList}, {@code Optional}, {@code AtomicReference}, a reference ({@code
+   * WeakReference}), an {@code AtomicReferenceArray}, a class of the program's own (a record, a
+   * box), arrays (written at the top level only), and static fields that may hold a block (never
+   * written). Fields of other classes (a {@code String}, a {@code Shape}, a {@code Parameter})
+   * cannot hold a block nor one of those holders, so they are left out.
+   *
+   * @param type the block class
+   * @return accessible fields, in declaration order from the most derived class upwards (cached per
+   *     class)
+   */
+  public static List<Field> blockReferencingFields(Class<?> type) {
+    return REFERENCING_FIELDS.get(type);
+  }
+
+  private static final ClassValue<List<Field>> REFERENCING_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          return scanReferencingFields(type);
+        }
+      };
+
+  private static List<Field> scanReferencingFields(Class<?> type) {
+    List<Field> fields = new ArrayList<>();
+    for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
+      if (c == AbstractBlock.class || c == AbstractBaseBlock.class) {
+        break;
+      }
+      for (Field f : c.getDeclaredFields()) {
+        Class<?> t = f.getType();
+        if (t.isPrimitive()) {
+          continue;
+        }
+        if (Modifier.isStatic(f.getModifiers())) {
+          // Shared by every instance and never written: one holding the block refuses.
+          if (mayHoldBlock(t) && !f.isSynthetic()) {
+            f.setAccessible(true);
+            fields.add(f);
+          }
+          continue;
+        }
+        if (Block.class.isAssignableFrom(t)) {
+          continue; // written
+        }
+        // Any container class too: a HashMap's keys, an AbstractMap.SimpleEntry, an ArrayDeque;
+        // arrays are written at their top level and looked into one level deeper here.
+        boolean candidate =
+            t == Object.class
+                || t.isInterface()
+                || Pair.class.isAssignableFrom(t)
+                || PairList.class.isAssignableFrom(t)
+                || t == Optional.class
+                || AtomicReference.class.isAssignableFrom(t)
+                || Map.class.isAssignableFrom(t)
+                || Map.Entry.class.isAssignableFrom(t)
+                || java.util.Collection.class.isAssignableFrom(t)
+                || (t.isArray() && mayHoldBlock(t.getComponentType()))
+                || java.lang.ref.Reference.class.isAssignableFrom(t)
+                || java.util.concurrent.atomic.AtomicReferenceArray.class.isAssignableFrom(t)
+                || isPlainHolder(t);
+        if (candidate) {
+          f.setAccessible(true);
+          fields.add(f);
+        }
+      }
+    }
+    return List.copyOf(fields);
+  }
+
+  /** How a class's instances may reach other blocks through their own fields. */
+  public enum TieKind {
+    /** No field other than the children list can reach a block. */
+    NONE,
+    /** Exactly DJL's {@link LambdaBlock}: its function may have captured a block. */
+    LAMBDA_BLOCK,
+    /** Some fields may reach a block: their values must be looked at. */
+    FIELDS
+  }
+
+  /**
+   * How the instances of a block class may reach other blocks through their own fields (those
+   * {@link #blockHoldingFields} and {@link #blockReferencingFields} list). Such a block may call a
+   * block of the tree without being its parent (weight tying), so a surgery that replaces that
+   * block must look at it.
+   *
+   * @param type a block class
+   * @return its kind (computed once per class)
+   */
+  public static TieKind tieKind(Class<?> type) {
+    return TIE_KINDS.get(type);
+  }
+
+  private static final ClassValue<TieKind> TIE_KINDS =
+      new ClassValue<>() {
+        @Override
+        protected TieKind computeValue(Class<?> type) {
+          if (aliasFields(type).isEmpty()) {
+            return TieKind.NONE;
+          }
+          return type == LambdaBlock.class ? TieKind.LAMBDA_BLOCK : TieKind.FIELDS;
+        }
+      };
+
+  /**
+   * Whether a block's own fields may reach another block: a field of {@link #blockHoldingFields} or
+   * {@link #blockReferencingFields} holds something other than an inert function (a lambda or
+   * method reference that captured nothing able to reach a block, as DJL's activation, pooling and
+   * identity blocks hold).
+   *
+   * @param block a block
+   * @return false when no field of the block can reach another block
+   */
+  public static boolean mayReferenceBlocks(Block block) {
+    switch (tieKind(block.getClass())) {
+      case NONE:
+        return false;
+      case LAMBDA_BLOCK:
+        Object function = DjlInternals.lambdaFunction((LambdaBlock) block);
+        return function != null && !inert(function, 2);
+      default:
+        return fieldsMayReferenceBlocks(block);
+    }
+  }
+
+  /**
+   * Whether a field of {@link #aliasFields} holds something other than an inert value: the answer
+   * for a block of kind {@link TieKind#FIELDS}, whose kind the caller looked up already.
+   *
+   * @param block a block
+   * @return false when no field of the block can reach another block
+   */
+  public static boolean fieldsMayReferenceBlocks(Block block) {
+    for (Field field : aliasFields(block.getClass())) {
+      Object value = get(field, block);
+      if (value != null && !inert(value, 2)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Whether a function class captured nothing able to reach a block, whatever the instance: true
+   * for a lambda or method reference without captured fields of such types (a walk meets the same
+   * few function classes again and again, so callers may cache the answer per class).
+   *
+   * @param type the class of a {@code LambdaBlock}'s function
+   * @return true when no instance of it can reach a block
+   */
+  public static boolean inertFunctionClass(Class<?> type) {
+    if (!type.isSynthetic() && !type.isHidden()) {
+      return false;
+    }
+    List<Field> captured = CAPTURED_FIELDS.get(type);
+    return captured != UNREADABLE && captured.isEmpty();
+  }
+
+  /**
+   * Whether a function's captured values may hold a block but cannot be read: a lambda of a module
+   * that does not open its package, such as the one {@code Function.andThen} returns.
+   *
+   * @param function a lambda or method reference
+   * @return true when the engine cannot tell what the function calls
+   */
+  public static boolean opaqueFunction(Object function) {
+    Class<?> type = function.getClass();
+    return (type.isSynthetic() || type.isHidden()) && CAPTURED_FIELDS.get(type) == UNREADABLE;
+  }
+
+  /**
+   * Whether a value cannot reach a block: a value of a type that holds none, or a function whose
+   * captured values (looked into {@code depth} levels, as {@code LambdaBlock.singleton} wraps the
+   * user's function once) cannot.
+   *
+   * @param value a field's value
+   * @param depth how many levels of captured functions to look into
+   * @return true when the value cannot reach a block
+   */
+  public static boolean inert(Object value, int depth) {
+    Class<?> type = value.getClass();
+    if (!type.isSynthetic() && !type.isHidden()) {
+      return !mayHoldBlock(type);
+    }
+    List<Field> captured = CAPTURED_FIELDS.get(type);
+    if (captured == UNREADABLE) {
+      return false; // a field that cannot be read: assume the worst
+    }
+    if (captured.isEmpty()) {
+      return true;
+    }
+    if (depth == 0) {
+      return false;
+    }
+    for (Field f : captured) {
+      Object held = get(f, value);
+      if (held != null && !inert(held, depth - 1)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Every field of {@link #blockHoldingFields} and {@link #blockReferencingFields}, each once: the
+   * fields through which a block may reach another block.
+   *
+   * @param type a block class
+   * @return accessible fields (cached per class)
+   */
+  public static List<Field> aliasFields(Class<?> type) {
+    return ALIAS_FIELDS.get(type);
+  }
+
+  private static final ClassValue<List<Field>> ALIAS_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          java.util.Set<Field> fields = new java.util.LinkedHashSet<>(blockHoldingFields(type));
+          fields.addAll(blockReferencingFields(type));
+          return List.copyOf(fields);
+        }
+      };
+
+  /** Stands for a function class with a field that cannot be made accessible. */
+  private static final List<Field> UNREADABLE =
+      java.util.Collections.unmodifiableList(new ArrayList<>());
+
+  /**
+   * A function class's instance fields whose type may hold a block; {@link #UNREADABLE} when one
+   * cannot be made accessible.
+   */
+  private static final ClassValue<List<Field>> CAPTURED_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
+          for (Field f : type.getDeclaredFields()) {
+            if (Modifier.isStatic(f.getModifiers()) || !mayHoldBlock(f.getType())) {
+              continue;
+            }
+            if (!f.trySetAccessible()) {
+              return UNREADABLE;
+            }
+            fields.add(f);
+          }
+          return List.copyOf(fields);
+        }
+      };
+
+  /**
+   * Whether a value of this type can be, or hold, a block: not a primitive, string, number, enum or
+   * class, and none of DJL's array, shape, parameter or device types.
+   *
+   * @param type a field's or an array's component type
+   * @return false when no value of the type can reach a block
+   */
+  public static boolean mayHoldBlock(Class<?> type) {
+    // Asked per element of the collections a field check searches: the answer is cached per class.
+    return MAY_HOLD_BLOCK.get(type);
+  }
+
+  private static final ClassValue<Boolean> MAY_HOLD_BLOCK =
+      new ClassValue<>() {
+        @Override
+        protected Boolean computeValue(Class<?> type) {
+          return computeMayHoldBlock(type);
+        }
+      };
+
+  private static boolean computeMayHoldBlock(Class<?> type) {
+    if (type.isPrimitive()) {
+      return false;
+    }
+    if (type.isArray()) {
+      return computeMayHoldBlock(type.getComponentType());
+    }
+    return !(type == String.class
+        || Number.class.isAssignableFrom(type)
+        || type == Boolean.class
+        || type == Character.class
+        || type.isEnum()
+        || type == Class.class
+        || NDArray.class.isAssignableFrom(type)
+        || ai.djl.ndarray.NDManager.class.isAssignableFrom(type)
+        || Parameter.class.isAssignableFrom(type)
+        || type.getName().startsWith("ai.djl.ndarray.types.")
+        || type == Device.class);
+  }
+
+  /**
+   * Whether a class is a plain holder of the program's own (a record, a small box class): not a
+   * block, not of the JDK or DJL, whose own fields may hold a block one level down.
+   *
+   * @param type a field's type
+   * @return true for a class of the program's own
+   */
+  public static boolean isPlainHolder(Class<?> type) {
+    String name = type.getName();
+    return !type.isInterface()
+        && !type.isArray()
+        && !type.isPrimitive()
+        && !Enum.class.isAssignableFrom(type)
+        && !Block.class.isAssignableFrom(type)
+        && !name.startsWith("java.")
+        && !name.startsWith("javax.")
+        && !name.startsWith("jdk.")
+        && !name.startsWith("sun.")
+        && !name.startsWith("ai.djl.");
+  }
+
+  /**
+   * Lists the instance fields a plain holder declares, and its superclasses that are plain holders
+   * too (a JDK or DJL superclass, such as {@code Random} or {@code Record}, is not looked into),
+   * leaving out primitives and fields that cannot be made accessible.
+   *
+   * @param type a class for which {@link #isPlainHolder} is true
+   * @return accessible fields (cached per class)
+   */
+  public static List<Field> plainHolderFields(Class<?> type) {
+    return PLAIN_HOLDER_FIELDS.get(type);
+  }
+
+  private static final ClassValue<List<Field>> PLAIN_HOLDER_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
+          for (Class<?> c = type; c != null && isPlainHolder(c); c = c.getSuperclass()) {
+            for (Field f : c.getDeclaredFields()) {
+              if (!Modifier.isStatic(f.getModifiers())
+                  && !f.getType().isPrimitive()
+                  && f.trySetAccessible()) {
+                fields.add(f);
+              }
+            }
+          }
+          return List.copyOf(fields);
+        }
+      };
+
+  /**
+   * Returns the values a lambda captured, in capture order (the arguments of a pooling call).
+   * Singleton lambdas wrap the real function once more; that wrapper is looked through.
+   *
+   * @param function a lambda object
+   * @return the captured values; empty for method references and non-lambda objects
+   */
+  public static List<Object> capturedValues(Object function) {
+    List<Object> values = capturedOf(function);
+    // LambdaBlock.singleton wraps the user function in a one-argument lambda: unwrap it.
+    if (values.size() == 1 && values.get(0) instanceof java.util.function.Function) {
+      List<Object> inner = capturedOf(values.get(0));
+      if (!inner.isEmpty()) {
+        return inner;
+      }
+    }
+    return values;
+  }
+
+  private static List<Object> capturedOf(Object function) {
+    List<Object> values = new ArrayList<>();
+    if (function == null || !function.getClass().isSynthetic() && !isLambda(function)) {
+      return values;
+    }
+    List<Field> fields = ALL_CAPTURED_FIELDS.get(function.getClass());
+    if (fields == UNREADABLE) {
+      return values;
+    }
+    for (Field f : fields) {
+      values.add(get(f, function));
+    }
+    return values;
+  }
+
+  /**
+   * Every instance field of a function class, in declaration order (what it captured); {@link
+   * #UNREADABLE} when one cannot be made accessible. Looked up per class: the field searches ask
+   * for captured values once per lambda they meet.
+   */
+  private static final ClassValue<List<Field>> ALL_CAPTURED_FIELDS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
+          for (Field f : type.getDeclaredFields()) {
+            if (Modifier.isStatic(f.getModifiers())) {
+              continue;
+            }
+            if (!f.trySetAccessible()) {
+              return UNREADABLE;
+            }
+            fields.add(f);
+          }
+          return List.copyOf(fields);
+        }
+      };
+
+  private static boolean isLambda(Object function) {
+    return function.getClass().isHidden() || function.getClass().getName().contains("$$Lambda");
+  }
+
+  private static Object get(Field f, Object target) {
+    return DjlInternals.read(f, target);
+  }
+}
