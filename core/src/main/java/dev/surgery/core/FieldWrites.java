@@ -3,6 +3,7 @@ package dev.surgery.core;
 import ai.djl.nn.Block;
 import dev.surgery.core.FieldBlocks.Holder;
 import dev.surgery.core.internal.BlockFields;
+import dev.surgery.core.internal.ClosedPackageException;
 import dev.surgery.core.internal.DjlInternals;
 import java.lang.reflect.Field;
 import java.util.ArrayList;
@@ -124,10 +125,15 @@ final class FieldWrites {
             + where(holder, field)
             + " holds a function the engine cannot look into ("
             + function.getClass().getName()
-            + ", a lambda of a module that does not open its package, such as the one"
-            + " Function.andThen returns): it may call a block this surgery replaces, and would"
-            + " then keep calling the old one; write the function as one lambda of your own"
-            + " (x -> g.apply(f.apply(x)))");
+            + (ClosedPackageException.isClosed(function.getClass())
+                    && !function.getClass().getModule().getName().startsWith("java.")
+                ? "): it may call a block this surgery replaces, and would then keep calling the"
+                    + " old one; "
+                    + ClosedPackageException.advice(function.getClass())
+                : ", a lambda of a module that does not open its package, such as the one"
+                    + " Function.andThen returns): it may call a block this surgery replaces, and"
+                    + " would then keep calling the old one; write the function as one lambda of"
+                    + " your own (x -> g.apply(f.apply(x)))"));
   }
 
   /** Where a field's value holds the block, in words: one level in, or nested deeper. */

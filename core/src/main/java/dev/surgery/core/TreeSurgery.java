@@ -12,6 +12,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.training.initializer.Initializer;
 import dev.surgery.core.internal.BlockFields;
+import dev.surgery.core.internal.ClosedPackageException;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.AbstractMap;
 import java.util.AbstractSet;
@@ -422,6 +423,23 @@ final class TreeSurgery {
     }
     if (e instanceof StackOverflowError) {
       return new SurgeryException(null, ModuleSurgery.TOO_DEEP + (freed == null ? "" : freed), e);
+    }
+    if (e instanceof ClosedPackageException closed) {
+      // The module system refused: named at the first block of that class, or where the walk was.
+      String path = null;
+      for (Map.Entry<Block, String> b : BlockPaths.index(root).entrySet()) {
+        if (closed.getType().isInstance(b.getKey())) {
+          path = b.getValue();
+          break;
+        }
+      }
+      if (path == null && current != null) {
+        path = current.path();
+      }
+      return new SurgeryException(
+          path == null ? null : BlockPaths.display(path),
+          "surgery failed and was rolled back: " + e.getMessage() + (freed == null ? "" : freed),
+          e);
     }
     return new SurgeryException(
         current == null ? null : BlockPaths.display(current.path()),

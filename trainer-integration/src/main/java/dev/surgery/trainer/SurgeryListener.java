@@ -7,11 +7,14 @@ import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import com.google.gson.JsonObject;
+import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.events.Event;
+import dev.surgery.core.internal.BlockFields;
+import dev.surgery.core.internal.ClosedPackageException;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduleComposition;
@@ -1051,6 +1054,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (root == null) {
       return;
     }
+    warnClosedPackages(root, st);
     for (int i = 0; i < st.schedule.size(); i++) {
       Algorithm algorithm = st.schedule.entry(i).algorithm();
       if (!st.schedule.isOpen(i) || algorithm.targets().isAll()) {
@@ -1064,6 +1068,36 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             Event.FIT_START,
             new SurgeryException(null, algorithm.name() + ": the " + typo),
             0);
+      }
+    }
+  }
+
+  /**
+   * Warns, before training, of a block class whose named module does not open its package to DJL
+   * Surgery: a surgery that needs its fields (a block below it replaced, a checkpoint replayed)
+   * will be refused and rolled back when it runs, epochs into training. Once per class and trainer.
+   */
+  private void warnClosedPackages(Block root, TrainerState st) {
+    boolean open = false;
+    for (int i = 0; i < st.schedule.size() && !open; i++) {
+      open = st.schedule.isOpen(i);
+    }
+    if (!open) {
+      return;
+    }
+    Set<Class<?>> warned = new java.util.HashSet<>();
+    for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
+      Class<?> closed = BlockFields.closedFieldOwner(e.getKey().getClass());
+      if (closed != null && warned.add(closed)) {
+        warnings.warn(
+            "Surgery: block "
+                + BlockPaths.display(e.getValue())
+                + " is a "
+                + closed.getName()
+                + ", whose fields the engine cannot read: "
+                + ClosedPackageException.advice(closed)
+                + ". Until then a surgery that needs them (a block below it replaced, a checkpoint"
+                + " replayed) is refused and rolled back when it runs");
       }
     }
   }

@@ -35,7 +35,7 @@ public final class BlockFields {
           for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
             for (Field f : c.getDeclaredFields()) {
               if (!Modifier.isStatic(f.getModifiers())) {
-                f.setAccessible(true);
+                open(f);
                 fields.add(f);
               }
             }
@@ -95,7 +95,7 @@ public final class BlockFields {
                 || (t.isArray() && !t.getComponentType().isPrimitive())
                 || t == Object.class;
         if (candidate) {
-          f.setAccessible(true);
+          open(f);
           fields.add(f);
         }
       }
@@ -143,7 +143,7 @@ public final class BlockFields {
         if (Modifier.isStatic(f.getModifiers())) {
           // Shared by every instance and never written: one holding the block refuses.
           if (mayHoldBlock(t) && !f.isSynthetic()) {
-            f.setAccessible(true);
+            open(f);
             fields.add(f);
           }
           continue;
@@ -168,7 +168,7 @@ public final class BlockFields {
                 || java.util.concurrent.atomic.AtomicReferenceArray.class.isAssignableFrom(t)
                 || isPlainHolder(t);
         if (candidate) {
-          f.setAccessible(true);
+          open(f);
           fields.add(f);
         }
       }
@@ -506,6 +506,48 @@ public final class BlockFields {
 
   private static boolean isLambda(Object function) {
     return function.getClass().isHidden() || function.getClass().getName().contains("$$Lambda");
+  }
+
+  /**
+   * Returns the first class of a block class's hierarchy (DJL's {@code AbstractBlock} and above
+   * aside) that declares instance fields the engine may need but cannot read: its named module does
+   * not open its package to DJL Surgery ({@link ClosedPackageException#isClosed}).
+   *
+   * @param type a block class
+   * @return that class, or null when every field can be read (cached per class)
+   */
+  public static Class<?> closedFieldOwner(Class<?> type) {
+    return CLOSED_FIELD_OWNERS.get(type).orElse(null);
+  }
+
+  private static final ClassValue<java.util.Optional<Class<?>>> CLOSED_FIELD_OWNERS =
+      new ClassValue<>() {
+        @Override
+        protected java.util.Optional<Class<?>> computeValue(Class<?> type) {
+          for (Class<?> c = type; c != null && c != AbstractBlock.class; c = c.getSuperclass()) {
+            if (!ClosedPackageException.isClosed(c)) {
+              continue;
+            }
+            for (Field f : c.getDeclaredFields()) {
+              if (!Modifier.isStatic(f.getModifiers())) {
+                return java.util.Optional.of(c);
+              }
+            }
+          }
+          return java.util.Optional.empty();
+        }
+      };
+
+  /**
+   * Makes a field accessible; a named module that does not open its package refuses, which is said
+   * with the {@code opens} that allows it.
+   */
+  private static void open(Field f) {
+    try {
+      f.setAccessible(true);
+    } catch (java.lang.reflect.InaccessibleObjectException e) {
+      throw ClosedPackageException.of(f, e);
+    }
   }
 
   private static Object get(Field f, Object target) {

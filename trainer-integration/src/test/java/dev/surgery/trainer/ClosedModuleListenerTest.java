@@ -1,0 +1,60 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.testing.ClosedModules;
+import dev.surgery.trainer.config.OnError;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A model with a block class of a module that does not open its package to DJL Surgery: the
+ * listener says so before the first step, naming the block and the {@code opens}, rather than only
+ * when the surgery fails epochs into training; the surgery then fails rolled back, saying the same.
+ */
+class ClosedModuleListenerTest {
+
+  @Test
+  void aClosedBlockClassIsWarnedOfBeforeTrainingAndItsSurgeryFailsNamingTheOpens(@TempDir Path dir)
+      throws Exception {
+    ClassLoader closedApp = ClosedModules.closedApp(dir);
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(BlurPool.builder().optMinChannels(0).build(), 1)
+            .optOnError(OnError.SKIP)
+            .build();
+    SequentialBlock root =
+        new SequentialBlock().add(ClosedModules.holder(closedApp, TestModels.cnn()));
+    try (Model model = Model.newInstance("closed");
+        NDManager data = NDManager.newBaseManager()) {
+      model.setBlock(root);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        List<String> atStart = listener.getWarnings();
+        assertEquals(1, atStart.size(), atStart.toString());
+        assertTrue(
+            atStart.get(0).startsWith("Surgery: block 01Holder is a closedapp.Holder"),
+            atStart.get(0));
+        assertTrue(atStart.get(0).contains("add 'opens closedapp;'"), atStart.get(0));
+        String before = TestModels.structure(root);
+
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+
+        SurgeryOutcome outcome = listener.getOutcomes().get(0);
+        assertEquals(SurgeryOutcome.Status.SKIPPED, outcome.status());
+        assertTrue(outcome.error().contains("add 'opens closedapp;'"), outcome.error());
+        assertEquals(before, TestModels.structure(root), "rolled back");
+      }
+    }
+  }
+}
