@@ -271,6 +271,8 @@ final class EntryRunner {
       // No structural change (for example an average of the weights): nothing to record.
       return;
     }
+    // Logged by the algorithm already; listed with the listener's own.
+    changes.warnings().forEach(warnings::keep);
     long nanos = changes.nanos() > 0 ? changes.nanos() : System.nanoTime() - start;
     PendingOutcome applied =
         new PendingOutcome(

@@ -158,7 +158,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.schedule = List.copyOf(schedule);
     this.onError = onError;
     this.reportPath = reportPath;
-    this.surgeryLog = new SurgeryLogWriter(reportPath, this::notReachedYet);
+    this.surgeryLog = new SurgeryLogWriter(reportPath, this::notReachedYet, warnings);
     this.length = new TrainingLength(this.schedule, totalEpochs, totalSteps, totalEpochsHint);
     this.notRun = new NotRunEntries(warnings, surgeryLog, length);
     this.records = new RecordedEntries(warnings, surgeryLog);
@@ -430,10 +430,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     try {
       SurgeryJson.write(reportPath, SurgeryJson.plans(plans));
     } catch (java.io.IOException | RuntimeException e) {
-      logger.warn(
-          "Surgery: cannot write the dry run's plan to {}: {}",
-          reportPath.toAbsolutePath(),
-          e.toString());
+      warnings.warn(
+          "Surgery: cannot write the dry run's plan to " + reportPath.toAbsolutePath() + ": " + e);
       return Optional.empty();
     }
     return Optional.of(reportPath);

@@ -29,6 +29,7 @@ final class SurgeryLogWriter {
   private final RecentItems<PendingOutcome> outcomes;
   private final RecentItems<JsonObject> notRun;
   private final Supplier<List<JsonObject>> notReachedYet;
+  private final ListenerWarnings warnings;
   private volatile boolean writeFailed;
 
   /** Set when the program ended before a trainer's training did: the log says it is cut short. */
@@ -41,9 +42,11 @@ final class SurgeryLogWriter {
    * @param notReachedYet asked at each write: the open entries of the trainers still training, as
    *     {@code not_run} items, or null when no training runs
    */
-  SurgeryLogWriter(Path logPath, Supplier<List<JsonObject>> notReachedYet) {
+  SurgeryLogWriter(
+      Path logPath, Supplier<List<JsonObject>> notReachedYet, ListenerWarnings warnings) {
     this.logPath = logPath;
     this.notReachedYet = notReachedYet;
+    this.warnings = warnings;
     this.outcomes = logPath == null ? RecentItems.last(KEPT_WITHOUT_LOG) : RecentItems.all();
     this.notRun = logPath == null ? RecentItems.last(KEPT_WITHOUT_LOG) : RecentItems.all();
   }
@@ -142,10 +145,8 @@ final class SurgeryLogWriter {
       } catch (IOException | RuntimeException e) {
         // A surgery log is not worth stopping a training run for; say so once.
         if (!writeFailed) {
-          logger.warn(
-              "Surgery: cannot write the surgery log {}: {}",
-              logPath.toAbsolutePath(),
-              e.toString());
+          warnings.warn(
+              "Surgery: cannot write the surgery log " + logPath.toAbsolutePath() + ": " + e);
         }
         writeFailed = true;
       }

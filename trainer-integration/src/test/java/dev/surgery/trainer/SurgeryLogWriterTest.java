@@ -29,7 +29,7 @@ class SurgeryLogWriterTest {
 
   @Test
   void withoutALogTheOldestOutcomesGoFirst() {
-    SurgeryLogWriter writer = new SurgeryLogWriter(null, () -> null);
+    SurgeryLogWriter writer = new SurgeryLogWriter(null, () -> null, new ListenerWarnings());
     int total = SurgeryLogWriter.KEPT_WITHOUT_LOG + 25;
     for (int trainer = 1; trainer <= total; trainer++) {
       writer.add(outcome(trainer));
@@ -43,7 +43,8 @@ class SurgeryLogWriterTest {
 
   @Test
   void withALogEveryOutcomeIsKept(@TempDir Path dir) {
-    SurgeryLogWriter writer = new SurgeryLogWriter(dir.resolve("log.json"), () -> null);
+    SurgeryLogWriter writer =
+        new SurgeryLogWriter(dir.resolve("log.json"), () -> null, new ListenerWarnings());
     int total = SurgeryLogWriter.KEPT_WITHOUT_LOG + 25;
     for (int trainer = 1; trainer <= total; trainer++) {
       writer.add(outcome(trainer));

@@ -47,6 +47,9 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
 
   private static final Logger LOGGER = LoggerFactory.getLogger(AbstractSurgeryAlgorithm.class);
 
+  /** The warnings of the application running on this thread ({@link #warn}); null outside one. */
+  private static final ThreadLocal<List<String>> APPLYING = new ThreadLocal<>();
+
   /** The validated hyperparameters; immutable, so copies made by {@link #withTargets} share it. */
   private final HyperParameterValues values;
 
@@ -146,8 +149,39 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     return SurgeryLock.holding(() -> applyHoldingTheLock(context));
   }
 
+  /**
+   * Warns of something the user should know about this application, such as layers it leaves as
+   * they are: logged at WARN under the algorithm's class, and returned by {@link #apply} with its
+   * changes ({@link SurgeryChanges#warnings()}), which a listener lists among its own warnings.
+   *
+   * @param message the warning
+   */
+  protected final void warn(String message) {
+    LoggerFactory.getLogger(getClass()).warn(message);
+    List<String> collecting = APPLYING.get();
+    if (collecting != null) {
+      collecting.add(message);
+    }
+  }
+
   /** {@link #apply}, with {@link SurgeryLock} held. */
   private SurgeryChanges applyHoldingTheLock(SurgeryContext context) {
+    // An apply may run inside another's (a plugin delegating to a built-in): each keeps its own.
+    List<String> outer = APPLYING.get();
+    List<String> warnings = new ArrayList<>();
+    APPLYING.set(warnings);
+    try {
+      return applyCollectingWarnings(context, warnings);
+    } finally {
+      if (outer == null) {
+        APPLYING.remove();
+      } else {
+        APPLYING.set(outer);
+      }
+    }
+  }
+
+  private SurgeryChanges applyCollectingWarnings(SurgeryContext context, List<String> warnings) {
     long start = System.nanoTime();
     Block root = context.model();
     Map<Block, String> paths = BlockPaths.index(root);
@@ -184,11 +218,11 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     if (changes.isEmpty()) {
       requireChangeWhenIncluded();
       // As Composer's NoEffectWarning, for every algorithm: an entry that does nothing is said.
-      LOGGER.warn("Applying {} did not change any layers: {}", name(), hyperparameters());
+      warn("Applying " + name() + " did not change any layers: " + hyperparameters());
     }
     long after = countParameterScalarsIfKnown(root);
     return new SurgeryChanges(
-        name(), settings(), changes, before, after, System.nanoTime() - start);
+        name(), settings(), changes, before, after, System.nanoTime() - start, warnings);
   }
 
   /**

@@ -16,6 +16,8 @@ import java.util.Map;
  *     #UNKNOWN_PARAMETERS} when a parameter had no shape yet (the model was not initialized)
  * @param parametersAfter the number after, or {@link #UNKNOWN_PARAMETERS}
  * @param nanos time taken, in nanoseconds
+ * @param warnings what the algorithm warned of while it ran (logged at WARN too), such as an
+ *     application that changed nothing; empty when nothing
  */
 public record SurgeryChanges(
     String algorithm,
@@ -23,7 +25,8 @@ public record SurgeryChanges(
     List<Change> changes,
     long parametersBefore,
     long parametersAfter,
-    long nanos) {
+    long nanos,
+    List<String> warnings) {
 
   /**
    * The parameter count of a model whose parameters are not all shaped yet (surgery before {@code
@@ -35,6 +38,27 @@ public record SurgeryChanges(
   public SurgeryChanges {
     hyperparameters = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(hyperparameters));
     changes = List.copyOf(changes);
+    warnings = warnings == null ? List.of() : List.copyOf(warnings);
+  }
+
+  /**
+   * Changes without warnings.
+   *
+   * @param algorithm the algorithm's config name
+   * @param hyperparameters its hyperparameters
+   * @param changes the replaced blocks
+   * @param parametersBefore parameter scalars before, or {@link #UNKNOWN_PARAMETERS}
+   * @param parametersAfter parameter scalars after, or {@link #UNKNOWN_PARAMETERS}
+   * @param nanos time taken, in nanoseconds
+   */
+  public SurgeryChanges(
+      String algorithm,
+      Map<String, Object> hyperparameters,
+      List<Change> changes,
+      long parametersBefore,
+      long parametersAfter,
+      long nanos) {
+    this(algorithm, hyperparameters, changes, parametersBefore, parametersAfter, nanos, List.of());
   }
 
   /**

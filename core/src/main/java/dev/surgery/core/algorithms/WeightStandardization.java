@@ -15,8 +15,6 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Set;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Weight standardization ({@code weight_standardization}): every plain {@link Conv2d} becomes a
@@ -34,8 +32,6 @@ import org.slf4j.LoggerFactory;
  * models and is idempotent.
  */
 public final class WeightStandardization extends AbstractSurgeryAlgorithm {
-
-  private static final Logger LOGGER = LoggerFactory.getLogger(WeightStandardization.class);
 
   /** The config name. */
   public static final String NAME = "weight_standardization";
@@ -76,12 +72,13 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
     }
     if (otherConvs > 0) {
       // Composer standardizes (and counts) Conv1d and Conv3d too: said, never silent.
-      LOGGER.warn(
-          "{}: the model has {} Conv1d/Conv3d layer(s), which stay plain: only Conv2d is"
-              + " standardized (Composer also standardizes Conv1d and Conv3d), and"
-              + " n_last_layers_ignore counts Conv2d layers alone",
-          name(),
-          otherConvs);
+      warn(
+          name()
+              + ": the model has "
+              + otherConvs
+              + " Conv1d/Conv3d layer(s), which stay plain: only Conv2d is standardized (Composer"
+              + " also standardizes Conv1d and Conv3d), and n_last_layers_ignore counts Conv2d"
+              + " layers alone");
     }
     int target = Math.max(convs.size() - value(N_LAST_LAYERS_IGNORE), 0);
     Set<Block> selected = Collections.newSetFromMap(new IdentityHashMap<>());

@@ -17,8 +17,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Every algorithm that replaces blocks says so at WARN when it changed nothing (as Composer's
- * {@code NoEffectWarning}), not only BlurPool: an entry with no effect is never silent.
- * slf4j-simple writes to {@code System.err} in these tests.
+ * {@code NoEffectWarning}), not only BlurPool, and returns the warning with its changes: an entry
+ * with no effect is never silent. slf4j-simple writes to {@code System.err} in these tests.
  */
 class NoEffectWarningTest {
 
@@ -45,7 +45,12 @@ class NoEffectWarningTest {
       String before = mlp.toString();
       System.setErr(new PrintStream(captured, true, UTF_8));
       for (Algorithm a : algorithms) {
-        assertTrue(a.apply(SurgeryContext.of(mlp)).isEmpty(), a.name());
+        SurgeryChanges changes = a.apply(SurgeryContext.of(mlp));
+        assertTrue(changes.isEmpty(), a.name());
+        // Returned with the changes too, so that a listener lists it among its warnings.
+        assertEquals(
+            List.of("Applying " + a.name() + " did not change any layers: " + a.hyperparameters()),
+            changes.warnings());
       }
       assertEquals(before, mlp.toString());
     } finally {
