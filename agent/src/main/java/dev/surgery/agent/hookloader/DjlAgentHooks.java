@@ -204,14 +204,9 @@ public final class DjlAgentHooks implements DjlHooks {
     DjlInternals.setListeners(trainer, extended);
     events.track(trainer);
     AgentLog.debug("attached SurgeryListener to " + SurgeryDispatcher.describe(trainer));
-    if (loggingChecked.compareAndSet(false, true) && !SurgeryLogging.shown()) {
-      AgentLog.info(
-          "the program's SLF4J has no binding (it logs nowhere), so the surgery's own lines are"
-              + " not shown: what each entry changed, entries that changed nothing or never ran,"
-              + " failures under on_error: skip. Add a binding (slf4j-simple, logback) to the"
-              + " class path, or set 'report: <file>' in "
-              + config
-              + " for the surgery log");
+    String silence = loggingChecked.compareAndSet(false, true) ? SurgeryLogging.silence() : null;
+    if (silence != null) {
+      AgentLog.info(silenceNotice(silence, config, listener.getReportPath().orElse(null)));
     }
     // A program that exits in the middle of training never closes the trainer: the hook tells the
     // listener, so that the surgery log does not read as complete.
@@ -223,6 +218,22 @@ public final class DjlAgentHooks implements DjlHooks {
       // Stopping training on purpose (on_error: fail): the program gets it, as without the agent.
       throw new SurgeryFailure(e);
     }
+  }
+
+  /**
+   * What the agent says once when the program's SLF4J shows nothing: why, what is lost, and the
+   * ways to see it (a printing binding; the surgery log, or where it is written already).
+   */
+  static String silenceNotice(String silence, Path config, Path report) {
+    boolean nop = silence.contains("slf4j-nop");
+    return silence
+        + ", so the surgery's own lines are not shown: what each entry changed, entries that"
+        + " changed nothing or never ran, failures under on_error: skip. "
+        + (nop ? "Replace slf4j-nop by a binding that prints" : "Add a binding")
+        + " (slf4j-simple, logback) to the class path"
+        + (report == null
+            ? ", or set 'report: <file>' in " + config + " for the surgery log"
+            : "; the surgery log is written to " + report);
   }
 
   /** {@inheritDoc} */

@@ -1,5 +1,6 @@
 package dev.surgery.agent.hookloader;
 
+import java.util.function.Predicate;
 import org.slf4j.ILoggerFactory;
 import org.slf4j.LoggerFactory;
 
@@ -25,5 +26,44 @@ final class SurgeryLogging {
   /** The same for a given factory (SLF4J 1.7 and 2.x name their no-op one alike). */
   static boolean shown(ILoggerFactory factory) {
     return !factory.getClass().getName().endsWith(".NOPLoggerFactory");
+  }
+
+  /**
+   * Says why the program's SLF4J shows nothing, or null when it shows the lines: it has no binding,
+   * or the program chose slf4j-nop, which discards every line on purpose.
+   *
+   * @return the reason, in words, or null
+   */
+  static String silence() {
+    ClassLoader loader = LoggerFactory.class.getClassLoader();
+    return silence(LoggerFactory.getILoggerFactory(), name -> present(name, loader));
+  }
+
+  /** The same for a given factory, and a test of which classes the program's SLF4J sees. */
+  static String silence(ILoggerFactory factory, Predicate<String> classPresent) {
+    if (shown(factory)) {
+      return null;
+    }
+    String nop = "the program's SLF4J binding is slf4j-nop (it discards every line)";
+    String none = "the program's SLF4J has no binding (it logs nowhere)";
+    boolean binding17 = classPresent.test("org.slf4j.impl.StaticLoggerBinder");
+    if (!classPresent.test("org.slf4j.spi.SLF4JServiceProvider")) {
+      return binding17 ? nop : none; // SLF4J 1.7: a binding that prints nothing is slf4j-nop's
+    }
+    if (classPresent.test("org.slf4j.nop.NOPServiceProvider")) {
+      return nop;
+    }
+    return binding17
+        ? "the program's SLF4J 2 ignores its binding for SLF4J 1.7 (it logs nowhere)"
+        : none;
+  }
+
+  private static boolean present(String name, ClassLoader loader) {
+    try {
+      Class.forName(name, false, loader);
+      return true;
+    } catch (ClassNotFoundException | LinkageError e) {
+      return false;
+    }
   }
 }
