@@ -15,6 +15,7 @@ import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import java.io.BufferedInputStream;
@@ -445,6 +446,7 @@ public final class SurgeryCheckpoint {
     // Every record is checked before any is replayed, so that a file naming an algorithm this JVM
     // does not know, or values it refuses, leaves the model as it was.
     List<Algorithm> algorithms = new ArrayList<>();
+    List<String> defaulted = new ArrayList<>();
     for (int i = 0; i < records.size(); i++) {
       SurgeryRecord r = records.get(i);
       String where = where(origin, i, r);
@@ -465,13 +467,14 @@ public final class SurgeryCheckpoint {
       } catch (IllegalArgumentException e) {
         throw new MalformedModelException(where + ": " + e.getMessage(), e);
       }
+      defaulted.add(defaultedNote(spec, r));
     }
     Set<Parameter> frozenBefore = frozen(block);
     // A snapshot cannot bring back arrays that a committed surgery freed: it is taken on a block
     // without arrays (the documented use, and what load() and the agent hand over).
     BlockTreeSnapshot snapshot = undoOwn && noArrays(block) ? BlockTreeSnapshot.of(block) : null;
     try {
-      replayChecked(block, records, algorithms, manager, dataType, inputShapes, origin);
+      replayChecked(block, records, algorithms, defaulted, manager, dataType, inputShapes, origin);
     } catch (MalformedModelException | RuntimeException e) {
       // A refused record leaves the block as it was, with the records before it undone too.
       if (snapshot != null) {
@@ -500,10 +503,31 @@ public final class SurgeryCheckpoint {
     setFrozenByReplay(block, byReplay.isEmpty() ? null : Collections.unmodifiableSet(byReplay));
   }
 
+  /**
+   * Says which of the algorithm's hyperparameters the record does not give, and so took their
+   * defaults (empty when it gives them all): a record written by another version of DJL Surgery,
+   * before a hyperparameter existed, may have meant another value, which a refused replay names.
+   */
+  private static String defaultedNote(AlgorithmSpec spec, SurgeryRecord r) {
+    List<String> missing = new ArrayList<>();
+    for (HyperParameter<?> h : spec.hyperParameters()) {
+      if (!r.hyperparameters().containsKey(h.name())) {
+        missing.add(h.name() + " (default " + h.defaultValue() + ")");
+      }
+    }
+    return missing.isEmpty()
+        ? ""
+        : " (the record does not give "
+            + String.join(", ", missing)
+            + ", which took the default: a record written by another version of DJL Surgery may"
+            + " have meant another value)";
+  }
+
   private static void replayChecked(
       Block block,
       List<SurgeryRecord> records,
       List<Algorithm> algorithms,
+      List<String> defaulted,
       NDManager manager,
       DataType dataType,
       Shape[] inputShapes,
@@ -538,7 +562,7 @@ public final class SurgeryCheckpoint {
         // A plugin's own Error too (it is named by its class then), not only its exceptions.
         String why = e instanceof RuntimeException ? e.getMessage() : e.toString();
         throw new MalformedModelException(
-            where + " cannot be replayed on this architecture: " + why, e);
+            where + " cannot be replayed on this architecture: " + why + defaulted.get(i), e);
       }
       // The same algorithm on the original architecture replaces the same blocks; anything else
       // means another architecture, whose parameters might even load without an error.
@@ -553,7 +577,8 @@ public final class SurgeryCheckpoint {
             where
                 + " cannot be replayed on this architecture: "
                 + firstDifference(replayed, saved)
-                + "; load into the architecture the model had before surgery");
+                + "; load into the architecture the model had before surgery"
+                + defaulted.get(i));
       }
       if (r.changes() != null) {
         String notFrozen = firstNotFrozen(block, r.changes());

@@ -52,10 +52,18 @@ final class SurgeryJson {
 
   // ------------------------------------------------------------------ records
 
+  /**
+   * The format of the surgery records this build writes and reads: a record written in a later one
+   * (by a newer DJL Surgery) is refused rather than read as far as this build understands it. A
+   * record without the field (written before it existed) is format 1.
+   */
+  static final int RECORD_FORMAT = 1;
+
   static String recordsToJson(List<SurgeryRecord> records) {
     JsonArray array = new JsonArray();
     for (SurgeryRecord r : records) {
       JsonObject o = new JsonObject();
+      o.addProperty("format", RECORD_FORMAT);
       o.addProperty("algorithm", r.algorithm());
       o.add("hyperparameters", GSON.toJsonTree(r.hyperparameters()));
       o.addProperty("epoch", r.epoch());
@@ -111,6 +119,20 @@ final class SurgeryJson {
             "surgery record entry " + i + " must be an object with 'algorithm' and 'epoch'");
       }
       JsonObject o = e.getAsJsonObject();
+      if (o.has("format") && (!isWhole(o.get("format")) || o.get("format").getAsInt() < 1)) {
+        throw new IllegalArgumentException(
+            "surgery record entry " + i + ": 'format' must be a whole number from 1");
+      }
+      if (o.has("format") && o.get("format").getAsInt() > RECORD_FORMAT) {
+        throw new IllegalArgumentException(
+            "surgery record entry "
+                + i
+                + " is in record format "
+                + o.get("format").getAsInt()
+                + ", written by a newer DJL Surgery; this one reads format "
+                + RECORD_FORMAT
+                + ": load it with the version that wrote it, or a newer one");
+      }
       Map<String, Object> hyperparameters = new LinkedHashMap<>();
       if (o.has("hyperparameters") && !o.get("hyperparameters").isJsonObject()) {
         throw new IllegalArgumentException(

@@ -1451,6 +1451,69 @@ class SurgeryCheckpointTest {
     }
   }
 
+  /**
+   * A record says its format: one written by a newer DJL Surgery (a later format, fields this build
+   * may not know) is refused naming it, and the model stays as it was, rather than replayed as far
+   * as this build understands it (an outside probe found no way for a file to say so).
+   */
+  @Test
+  void aRecordInALaterFormatIsRefusedAndTheModelStaysAsItWas() throws Exception {
+    try (Model model = TestModels.model("later")) {
+      model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+      model.setProperty(
+          "surgery",
+          "[{\"format\":2,\"algorithm\":\"blurpool\",\"hyperparameters\":{},\"epoch\":1,"
+              + "\"total_epochs\":0,\"changes\":{}}]");
+      model.save(dir, "later");
+    }
+    try (Model restored = TestModels.model("later")) {
+      String before = TestModels.structure(restored.getBlock());
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class, () -> SurgeryCheckpoint.load(restored, dir, "later"));
+      assertTrue(
+          e.getMessage().contains("is in record format 2, written by a newer DJL Surgery"),
+          e.getMessage());
+      assertTrue(e.getMessage().contains("later-0000.params"), e.getMessage());
+      assertEquals(before, TestModels.structure(restored.getBlock()));
+    }
+  }
+
+  /**
+   * A record that does not give a hyperparameter (written before it existed, or edited) replays
+   * with the default; when that replay is refused, the message names the defaulted value, rather
+   * than only blaming the architecture (an outside probe met "replaced nothing" on the very
+   * architecture the file came from).
+   */
+  @Test
+  void aRefusedReplayNamesTheHyperparametersTheRecordDidNotGive() throws Exception {
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("defaulted")) {
+      train(model, blurpoolAtEpoch1(), 2, TestModels.dataset(data, 5));
+      com.google.gson.JsonArray records =
+          com.google.gson.JsonParser.parseString(model.getProperty(SurgeryListener.PROPERTY))
+              .getAsJsonArray();
+      records.get(0).getAsJsonObject().getAsJsonObject("hyperparameters").remove("min_channels");
+      model.setProperty(SurgeryListener.PROPERTY, records.toString());
+      model.save(dir, "defaulted");
+    }
+    try (Model restored = TestModels.model("defaulted")) {
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class,
+              () -> SurgeryCheckpoint.load(restored, dir, "defaulted"));
+      assertTrue(
+          e.getMessage().contains("cannot be replayed on this architecture"), e.getMessage());
+      assertTrue(
+          e.getMessage()
+              .contains(
+                  "(the record does not give min_channels (default 16), which took the default: a"
+                      + " record written by another version of DJL Surgery may have meant another"
+                      + " value)"),
+          e.getMessage());
+    }
+  }
+
   @Test
   void aMalformedRecordFailsClearly() throws Exception {
     try (Model model = TestModels.model("bad")) {

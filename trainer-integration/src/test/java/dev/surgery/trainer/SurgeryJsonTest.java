@@ -31,6 +31,15 @@ class SurgeryJsonTest {
     SurgeryRecord read = SurgeryJson.recordsFromJson(SurgeryJson.recordsToJson(written)).get(0);
     assertTrue(SurgeryJson.sameHyperparameters(read.hyperparameters(), Map.of("alpha", 0.1f)));
     assertEquals(Map.of(), read.changes());
+    // Each record says its format; one without (written before the field) reads as format 1.
+    assertTrue(
+        SurgeryJson.recordsToJson(written).startsWith("[{\"format\":1,\"algorithm\":\"leaky\""),
+        SurgeryJson.recordsToJson(written));
+    assertEquals(
+        "blurpool",
+        SurgeryJson.recordsFromJson("[{\"algorithm\":\"blurpool\",\"epoch\":1}]")
+            .get(0)
+            .algorithm());
   }
 
   @Test
@@ -46,7 +55,11 @@ class SurgeryJsonTest {
             "[{\"algorithm\":\"blurpool\",\"epoch\":1,\"changes\":\"x\"}]",
             "'changes' must be an object of block paths",
             "[{\"algorithm\":\"blurpool\",\"epoch\":1,\"changes\":{\"02Conv2d\":3}}]",
-            "must be a string such as 'Conv2d->BlurConv2d'");
+            "must be a string such as 'Conv2d->BlurConv2d'",
+            "[{\"format\":1.5,\"algorithm\":\"blurpool\",\"epoch\":1}]",
+            "'format' must be a whole number from 1",
+            "[{\"format\":3,\"algorithm\":\"blurpool\",\"epoch\":1}]",
+            "is in record format 3, written by a newer DJL Surgery; this one reads format 1");
     for (Map.Entry<String, String> r : refusals.entrySet()) {
       IllegalArgumentException e =
           assertThrows(
