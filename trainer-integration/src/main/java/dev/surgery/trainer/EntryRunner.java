@@ -197,6 +197,11 @@ final class EntryRunner {
       failed(st, index, event, new IllegalStateException("the model has no block"), 0);
       return;
     }
+    String unwritable = RecordedEntries.unwritableRecord(model);
+    if (unwritable != null) {
+      failed(st, index, event, new IllegalStateException(unwritable), 0);
+      return;
+    }
     if (!entry.trigger().repeats()
         && !Objects.equals(RecordedEntries.recordOf(model), st.recordSeen)) {
       // Another trainer of this model applied entries since this one started (both were built

@@ -38,6 +38,33 @@ final class RecordedEntries {
     this.surgeryLog = surgeryLog;
   }
 
+  /**
+   * Why this build cannot add to the model's surgery record, or null: it is in a later format,
+   * written by a newer DJL Surgery, whose entries an append would drop. Asked before an entry runs,
+   * so that it fails (as {@code on_error} says) with the model unchanged.
+   */
+  static String unwritableRecord(Model model) {
+    String existing = SurgeryCheckpoint.recordOf(model);
+    // Parsed only when some entry names a format other than this build's (an event-driven entry may
+    // run at every batch).
+    if (existing == null
+        || !existing
+            .replace("\"format\":" + SurgeryJson.RECORD_FORMAT + ",", "")
+            .contains("format")) {
+      return null;
+    }
+    try {
+      SurgeryJson.recordsFromJson(existing);
+      return null;
+    } catch (SurgeryJson.NewerRecordFormatException e) {
+      return "the model's surgery record cannot take this entry: "
+          + e.getMessage()
+          + " (this build would drop what it does not understand)";
+    } catch (IllegalArgumentException e) {
+      return null; // not a record of ours: record() says so when it replaces it
+    }
+  }
+
   /** Appends the application to the model's {@code surgery} property, which model.save keeps. */
   void record(Model model, Algorithm algorithm, int epoch, int planned, SurgeryChanges changes) {
     List<SurgeryRecord> records = new ArrayList<>();

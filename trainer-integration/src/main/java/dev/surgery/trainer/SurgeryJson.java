@@ -59,6 +59,15 @@ final class SurgeryJson {
    */
   static final int RECORD_FORMAT = 1;
 
+  /** A record in a format later than {@link #RECORD_FORMAT}: written by a newer DJL Surgery. */
+  static final class NewerRecordFormatException extends IllegalArgumentException {
+    private static final long serialVersionUID = 1L;
+
+    NewerRecordFormatException(String message) {
+      super(message);
+    }
+  }
+
   static String recordsToJson(List<SurgeryRecord> records) {
     JsonArray array = new JsonArray();
     for (SurgeryRecord r : records) {
@@ -124,7 +133,7 @@ final class SurgeryJson {
             "surgery record entry " + i + ": 'format' must be a whole number from 1");
       }
       if (o.has("format") && o.get("format").getAsInt() > RECORD_FORMAT) {
-        throw new IllegalArgumentException(
+        throw new NewerRecordFormatException(
             "surgery record entry "
                 + i
                 + " is in record format "

@@ -1083,19 +1083,30 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (!open) {
       return;
     }
-    Set<Class<?>> warned = new java.util.HashSet<>();
+    Set<String> warned = new java.util.HashSet<>();
     for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
       Class<?> closed = BlockFields.closedFieldOwner(e.getKey().getClass());
-      if (closed != null && warned.add(closed)) {
+      String what = "is a " + (closed == null ? "" : closed.getName()) + ", whose fields";
+      if (closed == null) {
+        closed = BlockFields.closedFunctionClass(e.getKey());
+        what =
+            "runs a function of class "
+                + (closed == null ? "" : closed.getName())
+                + ", whose"
+                + " captured values";
+      }
+      // Once per module package: the one directive opens them all.
+      if (closed != null
+          && warned.add(closed.getModule().getName() + "/" + closed.getPackageName())) {
         warnings.warn(
             "Surgery: block "
                 + BlockPaths.display(e.getValue())
-                + " is a "
-                + closed.getName()
-                + ", whose fields the engine cannot read: "
+                + " "
+                + what
+                + " the engine cannot read: "
                 + ClosedPackageException.advice(closed)
-                + ". Until then a surgery that needs them (a block below it replaced, a checkpoint"
-                + " replayed) is refused and rolled back when it runs");
+                + ". Until then a surgery that needs them (a block below it or one it calls"
+                + " replaced, a checkpoint replayed) is refused and rolled back when it runs");
       }
     }
   }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
+import ai.djl.nn.Activation;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
@@ -45,6 +46,9 @@ class ClosedModuleListenerTest {
         assertTrue(
             atStart.get(0).startsWith("Surgery: block 01Holder is a closedapp.Holder"),
             atStart.get(0));
+        assertTrue(
+            atStart.get(0).contains("closedapp.Holder, whose fields the engine cannot read"),
+            atStart.get(0));
         assertTrue(atStart.get(0).contains("add 'opens closedapp;'"), atStart.get(0));
         String before = TestModels.structure(root);
 
@@ -54,6 +58,34 @@ class ClosedModuleListenerTest {
         assertEquals(SurgeryOutcome.Status.SKIPPED, outcome.status());
         assertTrue(outcome.error().contains("add 'opens closedapp;'"), outcome.error());
         assertEquals(before, TestModels.structure(root), "rolled back");
+      }
+    }
+  }
+
+  /** A lambda block of the closed module: DJL's LambdaBlock class, the program's function. */
+  @Test
+  void aLambdaOfAClosedModuleIsWarnedOfBeforeTraining(@TempDir Path dir) throws Exception {
+    ClassLoader closedApp = ClosedModules.closedApp(dir);
+    SurgeryListener listener =
+        SurgeryListener.builder().add(BlurPool.builder().optMinChannels(0).build(), 1).build();
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(TestModels.cnn())
+            .add(ClosedModules.lambdaOver(closedApp, Activation.reluBlock()));
+    try (Model model = Model.newInstance("closed-lambda")) {
+      model.setBlock(root);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        List<String> atStart = listener.getWarnings();
+        assertEquals(1, atStart.size(), atStart.toString());
+        assertTrue(
+            atStart
+                .get(0)
+                .startsWith(
+                    "Surgery: block 02LambdaBlock runs a function of class"
+                        + " closedapp.Holder$$Lambda"),
+            atStart.get(0));
+        assertTrue(atStart.get(0).contains("add 'opens closedapp;'"), atStart.get(0));
       }
     }
   }

@@ -1514,6 +1514,31 @@ class SurgeryCheckpointTest {
     }
   }
 
+  /**
+   * A model that carries a record in a later format (a newer build's checkpoint loaded without its
+   * replay): an entry cannot add to that record without dropping what it does not understand, so it
+   * fails before it changes anything, and the record stays as it was (an outside probe found it
+   * replaced, the newer entries lost).
+   */
+  @Test
+  void anEntryOnAModelWithALaterFormatRecordFailsAndLeavesTheRecord() throws Exception {
+    String later =
+        "[{\"format\":2,\"algorithm\":\"squeeze_excite\",\"hyperparameters\":{},\"epoch\":1}]";
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("later-record")) {
+      model.setProperty(SurgeryListener.PROPERTY, later);
+      String before = TestModels.structure(model.getBlock());
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class,
+              () -> train(model, blurpoolAtEpoch1(), 2, TestModels.dataset(data, 5)));
+      assertTrue(e.getMessage().contains("is in record format 2"), e.getMessage());
+      assertTrue(e.getMessage().contains("would drop what it does not understand"), e.getMessage());
+      assertEquals(later, model.getProperty(SurgeryListener.PROPERTY));
+      assertEquals(before, TestModels.structure(model.getBlock()));
+    }
+  }
+
   @Test
   void aMalformedRecordFailsClearly() throws Exception {
     try (Model model = TestModels.model("bad")) {

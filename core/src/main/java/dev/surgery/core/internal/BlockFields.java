@@ -520,6 +520,52 @@ public final class BlockFields {
     return CLOSED_FIELD_OWNERS.get(type).orElse(null);
   }
 
+  /**
+   * Returns the class of a function the block runs in its forward (a {@code LambdaBlock}'s, a
+   * {@code ParallelBlock}'s) when that class is in a named module that does not open its package to
+   * DJL Surgery: what it captured cannot be read, so a surgery that replaces a block it may call is
+   * refused. JDK classes (the one {@code Function.andThen} returns) are left to that refusal's own
+   * advice.
+   *
+   * @param block a block
+   * @return the function's class, or null
+   */
+  public static Class<?> closedFunctionClass(Block block) {
+    for (Field f : FORWARD_FUNCTIONS.get(block.getClass())) {
+      Object function = get(f, block);
+      if (function != null) {
+        Class<?> type = function.getClass();
+        Module module = type.getModule();
+        if (ClosedPackageException.isClosed(type) && !module.getName().startsWith("java.")) {
+          return type;
+        }
+      }
+    }
+    return null;
+  }
+
+  /** The function-typed fields DJL's own block classes (ai.djl.nn) declare: run in forward. */
+  private static final ClassValue<List<Field>> FORWARD_FUNCTIONS =
+      new ClassValue<>() {
+        @Override
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
+          for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
+            if (!c.getName().startsWith("ai.djl.nn.")) {
+              continue;
+            }
+            for (Field f : c.getDeclaredFields()) {
+              if (!Modifier.isStatic(f.getModifiers())
+                  && java.util.function.Function.class.isAssignableFrom(f.getType())
+                  && f.trySetAccessible()) {
+                fields.add(f);
+              }
+            }
+          }
+          return List.copyOf(fields);
+        }
+      };
+
   private static final ClassValue<java.util.Optional<Class<?>>> CLOSED_FIELD_OWNERS =
       new ClassValue<>() {
         @Override
