@@ -281,7 +281,7 @@ final class SurgeryJson {
     return array;
   }
 
-  private static JsonObject outcome(SurgeryOutcome a) {
+  static JsonObject outcome(SurgeryOutcome a) {
     JsonObject o = new JsonObject();
     o.addProperty("trainer", a.trainer());
     o.addProperty("algorithm", a.algorithm());
@@ -310,6 +310,11 @@ final class SurgeryJson {
       } else {
         o.addProperty("parameters_before", r.parametersBefore());
         o.addProperty("parameters_after", r.parametersAfter());
+      }
+      if (!r.warnings().isEmpty()) {
+        JsonArray warnings = new JsonArray();
+        r.warnings().forEach(warnings::add);
+        o.add("warnings", warnings);
       }
     }
     if (a.error() != null) {

@@ -39,6 +39,14 @@ class ListenerWarningsTest {
       trainer.initialize(INPUT);
       EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
     }
+    // The surgery log (when it can be written) keeps it with the application.
+    assertEquals(
+        List.of("Applying blurpool did not change any layers: " + nothingToBlur.hyperparameters()),
+        listener.getOutcomes().get(0).changes().warnings());
+    com.google.gson.JsonObject logged = SurgeryJson.outcome(listener.getOutcomes().get(0));
+    assertEquals(
+        "Applying blurpool did not change any layers: " + nothingToBlur.hyperparameters(),
+        logged.getAsJsonArray("warnings").get(0).getAsString());
     List<String> warnings = listener.getWarnings();
     assertEquals(
         1,
