@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 
+import dev.surgery.core.internal.IdentityHashes;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -129,17 +130,23 @@ class IdentityIndexTest {
       Integer found = index.get(pending.get(i));
       if (i % 3 == 0) {
         assertEquals(i, found, "wanted " + i);
-      } else {
+      } else if (IdentityHashes.usable()) {
         assertNull(found, "forgotten " + i);
+      } else {
+        // Without the object header's word (a JVM other than HotSpot 17 to 22) every key is
+        // entered at once, as putIfAbsent would: harmless to a caller that asks for wanted keys.
+        assertEquals(i, found, "entered at once " + i);
       }
     }
     for (int i = 0; i < entered.size(); i++) {
       assertEquals(-1 - i, index.get(entered.get(i)), "entered before " + i);
     }
-    assertEquals(1000 + 1667, index.size());
-    Object forgotten = pending.get(1);
-    assertNull(index.putIfAbsent(forgotten, 7), "a forgotten key can be entered again");
-    assertEquals(7, index.get(forgotten));
+    assertEquals(IdentityHashes.usable() ? 1000 + 1667 : 1000 + 5000, index.size());
+    if (IdentityHashes.usable()) {
+      Object forgotten = pending.get(1);
+      assertNull(index.putIfAbsent(forgotten, 7), "a forgotten key can be entered again");
+      assertEquals(7, index.get(forgotten));
+    }
   }
 
   /** The header check the fast path rests on answers as the JVM does, where it is usable. */

@@ -25,6 +25,23 @@ import org.junit.jupiter.api.Test;
  */
 class SurgeryLockTest {
 
+  /**
+   * Each task on a thread of its own: the common pool may have one thread on a small machine (and
+   * CompletableFuture uses it from JDK 25 on), where a task that waits would keep the next from
+   * starting.
+   */
+  private static final java.util.concurrent.ExecutorService THREADS =
+      java.util.concurrent.Executors.newCachedThreadPool(
+          r -> {
+            Thread t = new Thread(r, "surgery-lock-test");
+            t.setDaemon(true);
+            return t;
+          });
+
+  private static <T> CompletableFuture<T> async(java.util.function.Supplier<T> task) {
+    return CompletableFuture.supplyAsync(task, THREADS);
+  }
+
   private static final long WAIT_MS = 300;
 
   private static SequentialBlock model() {
@@ -66,13 +83,13 @@ class SurgeryLockTest {
     CountDownLatch inside = new CountDownLatch(1);
     CountDownLatch release = new CountDownLatch(1);
     CompletableFuture<Map<Block, Block>> first =
-        CompletableFuture.supplyAsync(
+        async(
             () ->
                 ModuleSurgery.replaceModules(
                     model, holdingLinears(inside, release), SurgeryOptions.defaults()));
     assertTrue(inside.await(30, TimeUnit.SECONDS));
     CompletableFuture<Map<Block, Block>> second =
-        CompletableFuture.supplyAsync(
+        async(
             () ->
                 ModuleSurgery.replaceModules(
                     model, dropoutToIdentity(), SurgeryOptions.defaults()));
@@ -96,7 +113,7 @@ class SurgeryLockTest {
     CountDownLatch inside = new CountDownLatch(1);
     CountDownLatch release = new CountDownLatch(1);
     CompletableFuture<SurgeryPlan> plan =
-        CompletableFuture.supplyAsync(
+        async(
             () ->
                 ModuleSurgery.plan(
                     model, holdingLinears(inside, release), SurgeryOptions.defaults(), null));
@@ -104,7 +121,7 @@ class SurgeryLockTest {
     // What a program's inference thread does: it cannot enter while the plan has the tree.
     Lock lock = SurgeryLock.get();
     CompletableFuture<Boolean> user =
-        CompletableFuture.supplyAsync(
+        async(
             () -> {
               try {
                 if (!lock.tryLock(WAIT_MS, TimeUnit.MILLISECONDS)) {
@@ -132,7 +149,7 @@ class SurgeryLockTest {
     CompletableFuture<Map<Block, Block>> surgery;
     try {
       surgery =
-          CompletableFuture.supplyAsync(
+          async(
               () ->
                   ModuleSurgery.replaceModules(
                       model, dropoutToIdentity(), SurgeryOptions.defaults()));
