@@ -46,7 +46,7 @@ final class EventState implements State {
     this.totalEpochs = totalEpochs;
     this.totalSteps = totalSteps;
     this.recentLosses = List.copyOf(st.recentLosses);
-    this.record = List.copyOf(st.reports);
+    this.record = st.surgeryRecord();
   }
 
   /** A state for a load event of a model no trainer trains: no trainer, counters at 0. */

@@ -1155,6 +1155,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         }
         records.skipRecorded(trainer.getModel(), st, true);
         st.recordSeen = RecordedEntries.recordOf(trainer.getModel());
+        st.carry(st.recordSeen);
         records.freezeAgain(trainer);
         st.block = trainer.getModel().getBlock();
         states.put(trainer, st);
@@ -1199,6 +1200,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       surgeryLog.forgetNotRun(st.ordinal, RecordedEntries.ALREADY_RECORDED);
     }
     st.recordSeen = RecordedEntries.recordOf(model);
+    st.carry(st.recordSeen);
     records.skipRecorded(model, st, false);
   }
 

@@ -1,8 +1,10 @@
 package dev.surgery.trainer;
 
 import dev.surgery.core.algorithms.SurgeryChanges;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -46,6 +48,50 @@ public record SurgeryRecord(
       }
       changes = Collections.unmodifiableMap(new LinkedHashMap<>(changes));
     }
+  }
+
+  /**
+   * Reads a model's surgery record (its {@code surgery} property) as the changes of each entry:
+   * algorithm, hyperparameters and replaced blocks; parameter counts unknown, time 0 (a record
+   * keeps neither).
+   *
+   * @param json the property, or null
+   * @return the changes, in order; empty when there is no record or it is not one this build reads
+   */
+  static List<SurgeryChanges> asChanges(String json) {
+    if (json == null || json.isBlank()) {
+      return List.of();
+    }
+    List<SurgeryRecord> records;
+    try {
+      records = SurgeryJson.recordsFromJson(json);
+    } catch (IllegalArgumentException e) {
+      return List.of();
+    }
+    List<SurgeryChanges> changes = new ArrayList<>(records.size());
+    for (SurgeryRecord r : records) {
+      List<SurgeryChanges.Change> replaced = new ArrayList<>();
+      if (r.changes() != null) {
+        for (Map.Entry<String, String> e : r.changes().entrySet()) {
+          // One path may hold several replacements in turn: "A->B, B->C".
+          for (String step : e.getValue().split(", ")) {
+            int arrow = step.indexOf("->");
+            replaced.add(
+                new SurgeryChanges.Change(
+                    e.getKey(), step.substring(0, arrow), step.substring(arrow + 2)));
+          }
+        }
+      }
+      changes.add(
+          new SurgeryChanges(
+              r.algorithm(),
+              r.hyperparameters(),
+              replaced,
+              SurgeryChanges.UNKNOWN_PARAMETERS,
+              SurgeryChanges.UNKNOWN_PARAMETERS,
+              0));
+    }
+    return changes;
   }
 
   /**

@@ -114,6 +114,38 @@ final class TrainerState {
   /** What the listener's surgery changed on this trainer's model, in order. */
   final List<SurgeryChanges> reports = new ArrayList<>();
 
+  /**
+   * The model's surgery record when this trainer began (or its block was replaced): a replayed
+   * checkpoint's, an earlier trainer's; null when none.
+   */
+  String carriedRecord;
+
+  /** {@link #carriedRecord} as changes, read once when an algorithm first asks. */
+  private List<SurgeryChanges> carried;
+
+  /**
+   * The surgery the model carried when this trainer began, then what this trainer's listener
+   * applied: what an event-driven algorithm sees as the surgery applied to its model so far.
+   */
+  List<SurgeryChanges> surgeryRecord() {
+    if (carried == null) {
+      carried = SurgeryRecord.asChanges(carriedRecord);
+    }
+    if (carried.isEmpty()) {
+      return List.copyOf(reports);
+    }
+    List<SurgeryChanges> all = new ArrayList<>(carried.size() + reports.size());
+    all.addAll(carried);
+    all.addAll(reports);
+    return List.copyOf(all);
+  }
+
+  /** The model's record changed under this trainer (a new block): read again when asked. */
+  void carry(String record) {
+    carriedRecord = record;
+    carried = null;
+  }
+
   /** Whether the driver reports optimizer steps ({@code BATCH_END}); else batches count. */
   private final boolean stepsReported;
 

@@ -2,22 +2,27 @@ package dev.surgery.trainer;
 
 import static dev.surgery.trainer.TestModels.INPUT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.algorithms.Factorize;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.events.State;
 import dev.surgery.trainer.config.Trigger;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Under DJL's callbacks alone ({@code EasyTrain.fit}, no agent, no SurgeryTrain), an event-driven
@@ -74,5 +79,80 @@ class CallbackCountersTest {
       assertEquals(
           List.of(batches + "/" + batches + "/1", 2 * batches + "/" + batches + "/2"), seen);
     }
+  }
+
+  /**
+   * An event-driven algorithm sees the surgery its model carries, not only what this trainer's
+   * listener applied: a checkpoint loaded with its record replayed, then training on with blurpool
+   * at epoch 1 (an outside probe found the replayed record missing, so a plugin could not tell what
+   * was done already).
+   */
+  @Test
+  void theStateShowsTheReplayedRecordThenWhatThisTrainerApplied(@TempDir Path dir)
+      throws Exception {
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("carried")) {
+      SurgeryListener first =
+          SurgeryListener.builder().add(BlurPool.builder().optMinChannels(0).build(), 1).build();
+      try (Trainer trainer = model.newTrainer(TestModels.config(first))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+      }
+      model.save(dir, "carried");
+    }
+    List<String> seen = new ArrayList<>();
+    Algorithm recorder =
+        new Algorithm() {
+          @Override
+          public String name() {
+            return "t_record_reader";
+          }
+
+          @Override
+          public Map<String, Object> hyperparameters() {
+            return Map.of();
+          }
+
+          @Override
+          public Set<Event> events() {
+            return Set.of(Event.EPOCH_END);
+          }
+
+          @Override
+          public boolean match(Event event, State state) {
+            seen.add(
+                state.surgeryRecord().stream()
+                    .map(c -> c.algorithm() + ":" + c.changes().size())
+                    .toList()
+                    .toString());
+            return false;
+          }
+
+          @Override
+          public SurgeryChanges apply(SurgeryContext context) {
+            return null;
+          }
+        };
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(recorder, Trigger.onEvents())
+            .add(Factorize.builder().optMinChannels(1).optLatentChannels(2).build(), 1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model restored = TestModels.model("carried")) {
+      SurgeryCheckpoint.load(restored, dir, "carried");
+      String blurred = TestModels.structure(restored.getBlock());
+      assertTrue(blurred.contains("BlurConv2d"), blurred);
+      try (Trainer trainer = restored.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+      }
+    }
+    // Epoch 1: the replayed blurpool (its replaced blocks); epoch 2: factorize too, applied at
+    // epoch 1 after the recorder was asked (schedule order).
+    assertEquals(2, seen.size(), seen.toString());
+    assertTrue(seen.get(0).matches("\\[blurpool:[1-9]\\d*\\]"), seen.toString());
+    assertTrue(
+        seen.get(1).matches("\\[blurpool:[1-9]\\d*, factorize:[1-9]\\d*\\]"), seen.toString());
   }
 }

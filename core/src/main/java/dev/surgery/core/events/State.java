@@ -99,7 +99,9 @@ public interface State {
   List<Float> recentLosses();
 
   /**
-   * Returns the surgery applied to this model so far by the host, in order.
+   * Returns the surgery applied to this model so far, in order: what the model carried when this
+   * trainer began (a checkpoint's replayed record, an earlier trainer's entries; parameter counts
+   * unknown and time 0, which a record does not keep), then what the host applied since.
    *
    * @return the reports
    */
