@@ -36,10 +36,6 @@ class SurgeryListenerLifecycleTest {
   }
 
   /**
-   * Events for a trainer after its training ended used to start a fresh state, restarting every
-   * count, so a step entry ran late without a word: they are refused naming the trainer.
-   */
-  /**
    * One listener listed twice in a trainer's config heard every event twice (two steps per batch,
    * two epochs per epoch): a step-6 entry ran after step 3, an epoch-2 entry after epoch 1. The
    * trainer is refused when it is built; listed once, the same listener serves it.
@@ -58,6 +54,10 @@ class SurgeryListenerLifecycleTest {
     }
   }
 
+  /**
+   * Events for a trainer after its training ended used to start a fresh state, restarting every
+   * count, so a step entry ran late without a word: they are refused naming the trainer.
+   */
   @Test
   void eventsAfterTheTrainingEndedAreRefused() throws Exception {
     SurgeryListener listener =
