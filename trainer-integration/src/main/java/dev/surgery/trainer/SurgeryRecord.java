@@ -73,8 +73,11 @@ public record SurgeryRecord(
       List<SurgeryChanges.Change> replaced = new ArrayList<>();
       if (r.changes() != null) {
         for (Map.Entry<String, String> e : r.changes().entrySet()) {
-          // One path may hold several replacements in turn: "A->B, B->C".
-          for (String step : e.getValue().split(", ")) {
+          // One path may hold several replacements in turn: "A->B, B->C" (a name with ", " in it
+          // is one step).
+          String[] steps = e.getValue().split(", ");
+          boolean each = java.util.Arrays.stream(steps).allMatch(step -> step.contains("->"));
+          for (String step : each ? steps : new String[] {e.getValue()}) {
             int arrow = step.indexOf("->");
             replaced.add(
                 new SurgeryChanges.Change(

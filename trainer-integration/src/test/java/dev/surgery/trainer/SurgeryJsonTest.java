@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonParser;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
 import java.util.List;
@@ -40,6 +41,33 @@ class SurgeryJsonTest {
         SurgeryJson.recordsFromJson("[{\"algorithm\":\"blurpool\",\"epoch\":1}]")
             .get(0)
             .algorithm());
+  }
+
+  /** A record read back as changes, as an event-driven algorithm's State shows it. */
+  @Test
+  void aRecordReadsAsTheChangesOfEachEntry() {
+    Map<String, String> changes = new java.util.LinkedHashMap<>();
+    changes.put("02Conv2d", "Conv2d->BlurConv2d");
+    changes.put("03Seq/01Linear", "Linear->FactorizedLinear, FactorizedLinear->Frozen");
+    changes.put("04LambdaBlock", "pool(a, b)->BlurMaxPool2d");
+    String json =
+        SurgeryJson.recordsToJson(
+            List.of(new SurgeryRecord("blurpool", Map.of("min_channels", 0), 1, 3, changes)));
+    List<SurgeryChanges> read = SurgeryRecord.asChanges(json);
+    assertEquals(1, read.size());
+    assertEquals("blurpool", read.get(0).algorithm());
+    assertTrue(
+        SurgeryJson.sameHyperparameters(Map.of("min_channels", 0), read.get(0).hyperparameters()));
+    assertEquals(
+        List.of(
+            new SurgeryChanges.Change("02Conv2d", "Conv2d", "BlurConv2d"),
+            new SurgeryChanges.Change("03Seq/01Linear", "Linear", "FactorizedLinear"),
+            new SurgeryChanges.Change("03Seq/01Linear", "FactorizedLinear", "Frozen"),
+            new SurgeryChanges.Change("04LambdaBlock", "pool(a, b)", "BlurMaxPool2d")),
+        read.get(0).changes());
+    assertEquals(SurgeryChanges.UNKNOWN_PARAMETERS, read.get(0).parametersBefore());
+    assertEquals(List.of(), SurgeryRecord.asChanges(null));
+    assertEquals(List.of(), SurgeryRecord.asChanges("{not a record"));
   }
 
   @Test
