@@ -42,6 +42,12 @@ class ClosedModuleTest {
     assertTrue(ClosedPackageException.isClosed(closedApp.loadClass("closedapp.Holder")));
   }
 
+  /** A surgery that needs the fields of every block on the way: each TinyDense replaced. */
+  private static Map<Block, Block> renewDenseLayers(Block root) {
+    return ModuleSurgery.replaceModuleClasses(
+        root, Map.of(TinyDense.class, (b, i) -> new TinyDense(5)));
+  }
+
   @Test
   void aSurgeryBelowABlockOfAClosedModuleIsRefusedNamingThePathAndTheOpens() throws Exception {
     try (Model model = Model.newInstance("closed")) {
@@ -52,12 +58,7 @@ class ClosedModuleTest {
       root.initialize(model.getNDManager(), DataType.FLOAT32, INPUT);
       float[] before = dense.getParameters().valueAt(0).getArray().toFloatArray();
 
-      SurgeryException e =
-          assertThrows(
-              SurgeryException.class,
-              () ->
-                  ModuleSurgery.replaceModuleClasses(
-                      root, Map.of(TinyDense.class, (b, i) -> new TinyDense(5))));
+      SurgeryException e = assertThrows(SurgeryException.class, () -> renewDenseLayers(root));
 
       assertEquals("02Holder", e.getBlockPath(), e.getMessage());
       assertInstanceOf(ClosedPackageException.class, e.getCause());
@@ -80,12 +81,7 @@ class ClosedModuleTest {
       SequentialBlock root = new SequentialBlock().add(dense).add(calls);
       root.initialize(manager, DataType.FLOAT32, INPUT);
 
-      SurgeryException e =
-          assertThrows(
-              SurgeryException.class,
-              () ->
-                  ModuleSurgery.replaceModuleClasses(
-                      root, Map.of(TinyDense.class, (b, i) -> new TinyDense(5))));
+      SurgeryException e = assertThrows(SurgeryException.class, () -> renewDenseLayers(root));
 
       String message = e.getMessage();
       assertTrue(message.contains("add 'opens closedapp;' to its module-info.java"), message);

@@ -21,6 +21,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -31,38 +32,47 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class CallbackCountersTest {
 
+  /** An event-driven algorithm that notes what it reads of the state at each epoch end. */
+  private static Algorithm epochEndReader(
+      String name, Function<State, String> read, List<String> seen) {
+    return new Algorithm() {
+      @Override
+      public String name() {
+        return name;
+      }
+
+      @Override
+      public Map<String, Object> hyperparameters() {
+        return Map.of();
+      }
+
+      @Override
+      public Set<Event> events() {
+        return Set.of(Event.EPOCH_END);
+      }
+
+      @Override
+      public boolean match(Event event, State state) {
+        seen.add(read.apply(state));
+        return false;
+      }
+
+      @Override
+      public SurgeryChanges apply(SurgeryContext context) {
+        return null;
+      }
+    };
+  }
+
   @Test
   void atEachEpochEndTheStateCountsStepsAndTheEpochsBatches() throws Exception {
     List<String> seen = new ArrayList<>();
     Algorithm recorder =
-        new Algorithm() {
-          @Override
-          public String name() {
-            return "t_epoch_counter";
-          }
-
-          @Override
-          public Map<String, Object> hyperparameters() {
-            return Map.of();
-          }
-
-          @Override
-          public Set<Event> events() {
-            return Set.of(Event.EPOCH_END);
-          }
-
-          @Override
-          public boolean match(Event event, State state) {
-            seen.add(
-                state.globalSteps() + "/" + state.batchInEpoch() + "/" + state.completedEpochs());
-            return false;
-          }
-
-          @Override
-          public SurgeryChanges apply(SurgeryContext context) {
-            return null;
-          }
-        };
+        epochEndReader(
+            "t_epoch_counter",
+            state ->
+                state.globalSteps() + "/" + state.batchInEpoch() + "/" + state.completedEpochs(),
+            seen);
     SurgeryListener listener = SurgeryListener.builder().add(recorder, Trigger.onEvents()).build();
     try (Model model = TestModels.model("callback-counters");
         NDManager data = NDManager.newBaseManager();
@@ -102,37 +112,14 @@ class CallbackCountersTest {
     }
     List<String> seen = new ArrayList<>();
     Algorithm recorder =
-        new Algorithm() {
-          @Override
-          public String name() {
-            return "t_record_reader";
-          }
-
-          @Override
-          public Map<String, Object> hyperparameters() {
-            return Map.of();
-          }
-
-          @Override
-          public Set<Event> events() {
-            return Set.of(Event.EPOCH_END);
-          }
-
-          @Override
-          public boolean match(Event event, State state) {
-            seen.add(
+        epochEndReader(
+            "t_record_reader",
+            state ->
                 state.surgeryRecord().stream()
                     .map(c -> c.algorithm() + ":" + c.changes().size())
                     .toList()
-                    .toString());
-            return false;
-          }
-
-          @Override
-          public SurgeryChanges apply(SurgeryContext context) {
-            return null;
-          }
-        };
+                    .toString(),
+            seen);
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(recorder, Trigger.onEvents())
