@@ -24,6 +24,8 @@ final class PendingOutcome {
   private final int lossBeforeBatches;
   private double lossAfterSum;
   private int lossAfterBatches;
+  private String logItem;
+  private int logItemBatches;
 
   PendingOutcome(
       int trainer,
@@ -57,6 +59,18 @@ final class PendingOutcome {
 
   synchronized int lossAfterBatches() {
     return lossAfterBatches;
+  }
+
+  /**
+   * The outcome as the surgery log prints it, printed again only when its after-loss changed: a
+   * long search's log lists every outcome at every write.
+   */
+  synchronized String logItem() {
+    if (logItem == null || logItemBatches != lossAfterBatches) {
+      logItem = SurgeryJson.outcomeItem(snapshot());
+      logItemBatches = lossAfterBatches;
+    }
+    return logItem;
   }
 
   synchronized SurgeryOutcome snapshot() {

@@ -196,20 +196,52 @@ final class SurgeryJson {
    * the program ended before it did (a complete run's log has no such key).
    */
   static String log(List<SurgeryOutcome> outcomes, List<JsonObject> notRun, boolean cutShort) {
-    JsonObject root = new JsonObject();
+    return logOfItems(
+        outcomes.stream().map(SurgeryJson::outcomeItem).toList(),
+        notRun.stream().map(SurgeryJson::item).toList(),
+        cutShort);
+  }
+
+  /**
+   * The surgery log from its items as {@link #outcomeItem} and {@link #item} print them: the same
+   * text as the whole tree pretty-printed at once, but an item printed once can be kept and put in
+   * every later write (a long search's log is written several times per trial; printing every
+   * outcome again each time made each trial slower than the one before).
+   */
+  static String logOfItems(List<String> outcomes, List<String> notRun, boolean cutShort) {
+    StringBuilder sb = new StringBuilder(64 + 512 * (outcomes.size() + notRun.size()));
+    sb.append("{\n");
     if (cutShort) {
-      root.addProperty("cut_short", true);
-    }
-    JsonArray apps = new JsonArray();
-    for (SurgeryOutcome a : outcomes) {
-      apps.add(outcome(a));
+      sb.append("  \"cut_short\": true,\n");
     }
     // "applications" is the file's key since the first release; readers depend on it.
-    root.add("applications", apps);
-    JsonArray pending = new JsonArray();
-    notRun.forEach(pending::add);
-    root.add("not_run", pending);
-    return PRETTY.toJson(root);
+    sb.append("  \"applications\": ");
+    array(sb, outcomes);
+    sb.append(",\n  \"not_run\": ");
+    array(sb, notRun);
+    return sb.append("\n}").toString();
+  }
+
+  private static void array(StringBuilder sb, List<String> items) {
+    if (items.isEmpty()) {
+      sb.append("[]");
+      return;
+    }
+    sb.append("[\n");
+    for (int i = 0; i < items.size(); i++) {
+      sb.append(items.get(i)).append(i + 1 < items.size() ? ",\n" : "\n");
+    }
+    sb.append("  ]");
+  }
+
+  /** An application as an item of the log's {@code applications}, printed and indented. */
+  static String outcomeItem(SurgeryOutcome a) {
+    return item(outcome(a));
+  }
+
+  /** An object pretty-printed as an item of one of the log's top-level arrays. */
+  static String item(JsonObject o) {
+    return "    " + PRETTY.toJson(o).replace("\n", "\n    ");
   }
 
   /**

@@ -27,7 +27,10 @@ final class SurgeryLogWriter {
 
   private final Path logPath;
   private final RecentItems<PendingOutcome> outcomes;
-  private final RecentItems<JsonObject> notRun;
+
+  /** Entries that never ran, each with its text as the log prints it (printed once). */
+  private final RecentItems<NotRunItem> notRun;
+
   private final Supplier<List<JsonObject>> notReachedYet;
   private final ListenerWarnings warnings;
   private volatile boolean writeFailed;
@@ -63,7 +66,7 @@ final class SurgeryLogWriter {
   }
 
   void addNotRun(int trainer, ScheduledAlgorithm entry, String reason) {
-    notRun.add(notRunItem(trainer, entry, reason));
+    notRun.add(NotRunItem.of(notRunItem(trainer, entry, reason)));
   }
 
   /** An entry of the log's {@code not_run} list. */
@@ -86,9 +89,9 @@ final class SurgeryLogWriter {
    */
   void forgetNotRun(int trainer, String reason) {
     notRun.removeIf(
-        o ->
-            o.get("trainer").getAsInt() == trainer
-                && o.get("reason").getAsString().startsWith(reason));
+        item ->
+            item.json().get("trainer").getAsInt() == trainer
+                && item.json().get("reason").getAsString().startsWith(reason));
   }
 
   /**
@@ -127,14 +130,17 @@ final class SurgeryLogWriter {
       // Both lists under both locks: the file shows them as they were at one moment.
       synchronized (outcomes) {
         synchronized (notRun) {
-          List<JsonObject> notRunNow = notRun.snapshot(o -> o);
+          // Each item as printed before: only new items and changed after-losses are printed.
+          List<String> notRunNow = notRun.snapshot(NotRunItem::text);
           if (running != null && !running.isEmpty()) {
             notRunNow = new ArrayList<>(notRunNow);
-            notRunNow.addAll(running);
+            for (JsonObject item : running) {
+              notRunNow.add(SurgeryJson.item(item));
+            }
           }
           json =
-              SurgeryJson.log(
-                  outcomes.snapshot(PendingOutcome::snapshot),
+              SurgeryJson.logOfItems(
+                  outcomes.snapshot(PendingOutcome::logItem),
                   notRunNow,
                   cutShort || running != null);
         }
@@ -150,6 +156,13 @@ final class SurgeryLogWriter {
         }
         writeFailed = true;
       }
+    }
+  }
+
+  /** A {@code not_run} item and its text in the log. */
+  private record NotRunItem(JsonObject json, String text) {
+    static NotRunItem of(JsonObject json) {
+      return new NotRunItem(json, SurgeryJson.item(json));
     }
   }
 }

@@ -43,6 +43,83 @@ class SurgeryJsonTest {
             .algorithm());
   }
 
+  /**
+   * The log put together from items printed one by one (kept between writes, so a long search's log
+   * does not print every outcome again at each write) is the text Gson prints for the whole tree at
+   * once.
+   */
+  @Test
+  void theLogOfItemsIsTheWholeTreePrettyPrinted() {
+    SurgeryChanges changes =
+        new SurgeryChanges(
+            "blurpool",
+            Map.of("min_channels", 0),
+            List.of(new SurgeryChanges.Change("02Conv2d", "Conv2d", "BlurConv2d")),
+            100,
+            100,
+            5_000_000,
+            List.of("a warning"));
+    List<SurgeryOutcome> outcomes =
+        List.of(
+            new SurgeryOutcome(
+                1,
+                "blurpool",
+                Map.of("min_channels", 0),
+                1,
+                8,
+                "s.yaml:2:5",
+                SurgeryOutcome.Status.APPLIED,
+                changes,
+                null,
+                5_000_000,
+                1.5,
+                4,
+                Double.NaN,
+                0),
+            new SurgeryOutcome(
+                2,
+                "t_fail",
+                Map.of(),
+                2,
+                16,
+                "s.yaml:4:5",
+                SurgeryOutcome.Status.SKIPPED,
+                null,
+                "failed \"quoted\" <here>",
+                10,
+                null,
+                0,
+                0.25,
+                3));
+    com.google.gson.JsonObject notRun = new com.google.gson.JsonObject();
+    notRun.addProperty("trainer", 1);
+    notRun.addProperty("reason", "never");
+    com.google.gson.Gson pretty =
+        new com.google.gson.GsonBuilder()
+            .serializeSpecialFloatingPointValues()
+            .disableHtmlEscaping()
+            .setPrettyPrinting()
+            .create();
+    for (boolean cutShort : new boolean[] {false, true}) {
+      for (List<SurgeryOutcome> some : List.of(outcomes, List.<SurgeryOutcome>of())) {
+        for (List<com.google.gson.JsonObject> pending :
+            List.of(List.of(notRun, notRun), List.<com.google.gson.JsonObject>of())) {
+          com.google.gson.JsonObject root = new com.google.gson.JsonObject();
+          if (cutShort) {
+            root.addProperty("cut_short", true);
+          }
+          com.google.gson.JsonArray apps = new com.google.gson.JsonArray();
+          some.forEach(o -> apps.add(SurgeryJson.outcome(o)));
+          root.add("applications", apps);
+          com.google.gson.JsonArray notRunArray = new com.google.gson.JsonArray();
+          pending.forEach(notRunArray::add);
+          root.add("not_run", notRunArray);
+          assertEquals(pretty.toJson(root), SurgeryJson.log(some, pending, cutShort));
+        }
+      }
+    }
+  }
+
   /** A record read back as changes, as an event-driven algorithm's State shows it. */
   @Test
   void aRecordReadsAsTheChangesOfEachEntry() {
