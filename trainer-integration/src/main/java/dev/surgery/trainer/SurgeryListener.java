@@ -1073,7 +1073,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /**
    * Warns, before training, of a block class whose named module does not open its package to DJL
    * Surgery: a surgery that needs its fields (a block below it replaced, a checkpoint replayed)
-   * will be refused and rolled back when it runs, epochs into training. Once per class and trainer.
+   * will be refused and rolled back when it runs, epochs into training. A block class of such a
+   * module, or a lambda block running a function of one, is named once per package and trainer.
    */
   private void warnClosedPackages(Block root, TrainerState st) {
     boolean open = false;
@@ -1085,29 +1086,25 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     Set<String> warned = new java.util.HashSet<>();
     for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
-      Class<?> closed = BlockFields.closedFieldOwner(e.getKey().getClass());
-      String what = "is a " + (closed == null ? "" : closed.getName()) + ", whose fields";
-      if (closed == null) {
-        closed = BlockFields.closedFunctionClass(e.getKey());
-        what =
-            "runs a function of class "
-                + (closed == null ? "" : closed.getName())
-                + ", whose"
-                + " captured values";
-      }
+      Block block = e.getKey();
+      Class<?> owner = BlockFields.closedFieldOwner(block.getClass());
+      Class<?> function = owner == null ? BlockFields.closedFunctionClass(block) : null;
+      Class<?> closed = owner != null ? owner : function;
       // Once per module package: the one directive opens them all.
-      if (closed != null
-          && warned.add(closed.getModule().getName() + "/" + closed.getPackageName())) {
-        warnings.warn(
-            "Surgery: block "
-                + BlockPaths.display(e.getValue())
-                + " "
-                + what
-                + " the engine cannot read: "
-                + ClosedPackageException.advice(closed)
-                + ". Until then a surgery that needs them (a block below it or one it calls"
-                + " replaced, a checkpoint replayed) is refused and rolled back when it runs");
+      if (closed == null
+          || !warned.add(closed.getModule().getName() + "/" + closed.getPackageName())) {
+        continue;
       }
+      warnings.warn(
+          "Surgery: block "
+              + BlockPaths.display(e.getValue())
+              + (owner != null
+                  ? " is a " + owner.getName() + ", whose fields"
+                  : " runs a function of class " + function.getName() + ", whose captured values")
+              + " the engine cannot read: "
+              + ClosedPackageException.advice(closed)
+              + ". Until then a surgery that needs them (a block below it or one it calls"
+              + " replaced, a checkpoint replayed) is refused and rolled back when it runs");
     }
   }
 
