@@ -197,7 +197,9 @@ final class EntryRunner {
       failed(st, index, event, new IllegalStateException("the model has no block"), 0);
       return;
     }
-    String unwritable = RecordedEntries.unwritableRecord(model);
+    // An event-driven entry may change nothing (an average of the weights): asked all the same.
+    String unwritable =
+        entry.trigger().kind() == Trigger.Kind.EVENTS ? null : records.unwritableRecord(model);
     if (unwritable != null) {
       failed(st, index, event, new IllegalStateException(unwritable), 0);
       return;
@@ -306,6 +308,7 @@ final class EntryRunner {
       // record rewrites the property and is replayed at every load.
       records.record(model, algorithm, completed, planned, changes);
       st.recordSeen = RecordedEntries.recordOf(model);
+      st.wrote(st.recordSeen);
     }
     if (logger.isInfoEnabled()) {
       // An epoch entry says which epoch; any other its schedule (a step entry ran "at epoch 0").

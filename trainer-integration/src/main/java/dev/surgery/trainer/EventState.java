@@ -46,7 +46,7 @@ final class EventState implements State {
     this.totalEpochs = totalEpochs;
     this.totalSteps = totalSteps;
     this.recentLosses = List.copyOf(st.recentLosses);
-    this.record = st.surgeryRecord();
+    this.record = st.surgeryRecord(RecordedEntries.recordOf(trainer.getModel()));
   }
 
   /** A state for a load event of a model no trainer trains: no trainer, counters at 0. */

@@ -33,6 +33,11 @@ final class RecordedEntries {
   private final ListenerWarnings warnings;
   private final SurgeryLogWriter surgeryLog;
 
+  /** The record text {@link #unwritableRecord} read last, and what it found; guarded by this. */
+  private String checkedRecord;
+
+  private String checkedProblem;
+
   RecordedEntries(ListenerWarnings warnings, SurgeryLogWriter surgeryLog) {
     this.warnings = warnings;
     this.surgeryLog = surgeryLog;
@@ -43,26 +48,47 @@ final class RecordedEntries {
    * written by a newer DJL Surgery, whose entries an append would drop. Asked before an entry runs,
    * so that it fails (as {@code on_error} says) with the model unchanged.
    */
-  static String unwritableRecord(Model model) {
+  String unwritableRecord(Model model) {
     String existing = SurgeryCheckpoint.recordOf(model);
-    // Parsed only when some entry names a format other than this build's (an event-driven entry may
-    // run at every batch).
-    if (existing == null
-        || !existing
-            .replace("\"format\":" + SurgeryJson.RECORD_FORMAT + ",", "")
-            .contains("format")) {
+    if (existing == null || existing.isBlank()) {
       return null;
     }
+    // Parsed once per record text (an event-driven entry may run at every batch).
+    synchronized (this) {
+      if (existing.equals(checkedRecord)) {
+        return checkedProblem;
+      }
+    }
+    String problem = null;
     try {
       SurgeryJson.recordsFromJson(existing);
-      return null;
     } catch (SurgeryJson.NewerRecordFormatException e) {
-      return "the model's surgery record cannot take this entry: "
-          + e.getMessage()
-          + " (this build would drop what it does not understand)";
+      problem =
+          "the model's surgery record cannot take this entry: "
+              + e.getMessage()
+              + " (this build would drop what it does not understand)";
     } catch (IllegalArgumentException e) {
-      return null; // not a record of ours: record() says so when it replaces it
+      // not a record of ours: record() says so when it replaces it
     }
+    synchronized (this) {
+      checkedRecord = existing;
+      checkedProblem = problem;
+    }
+    return problem;
+  }
+
+  /**
+   * Whether a record holds an entry: an application of the same algorithm with the same
+   * hyperparameters.
+   */
+  static boolean holds(String record, ScheduledAlgorithm entry) {
+    for (SurgeryChanges c : SurgeryRecord.asChanges(record)) {
+      if (c.algorithm().equals(entry.algorithm().name())
+          && SurgeryJson.sameHyperparameters(c.hyperparameters(), entry.algorithm().settings())) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Appends the application to the model's {@code surgery} property, which model.save keeps. */
@@ -72,6 +98,17 @@ final class RecordedEntries {
     if (existing != null && !existing.isBlank()) {
       try {
         records.addAll(SurgeryJson.recordsFromJson(existing));
+      } catch (SurgeryJson.NewerRecordFormatException e) {
+        // A newer build's record: this entry cannot be added without dropping its entries. Kept as
+        // it is (the entry's change is then not in it; apply refuses such a model first, but an
+        // event-driven entry is asked only when it returns changes).
+        warnings.warn(
+            "Surgery: "
+                + algorithm.name()
+                + " changed the model but is not added to its surgery record, which is kept as it"
+                + " is: "
+                + e.getMessage());
+        return;
       } catch (IllegalArgumentException e) {
         warnings.warn(
             "Surgery: the model's '"

@@ -117,6 +117,26 @@ final class SurgeryJson {
     if (!root.isJsonArray()) {
       throw new IllegalArgumentException("the surgery record must be a JSON array");
     }
+    // A later format first, whatever else an entry holds: a newer build may shape entries anew.
+    int n = 0;
+    for (JsonElement e : root.getAsJsonArray()) {
+      n++;
+      JsonObject o = e.isJsonObject() ? e.getAsJsonObject() : new JsonObject();
+      if (o.has("format") && (!isWhole(o.get("format")) || o.get("format").getAsInt() < 1)) {
+        throw new IllegalArgumentException(
+            "surgery record entry " + n + ": 'format' must be a whole number from 1");
+      }
+      if (o.has("format") && o.get("format").getAsInt() > RECORD_FORMAT) {
+        throw new NewerRecordFormatException(
+            "surgery record entry "
+                + n
+                + " is in record format "
+                + o.get("format").getAsInt()
+                + ", written by a newer DJL Surgery; this one reads format "
+                + RECORD_FORMAT
+                + ": load it with the version that wrote it, or a newer one");
+      }
+    }
     List<SurgeryRecord> records = new ArrayList<>();
     int i = 0;
     for (JsonElement e : root.getAsJsonArray()) {
@@ -128,20 +148,6 @@ final class SurgeryJson {
             "surgery record entry " + i + " must be an object with 'algorithm' and 'epoch'");
       }
       JsonObject o = e.getAsJsonObject();
-      if (o.has("format") && (!isWhole(o.get("format")) || o.get("format").getAsInt() < 1)) {
-        throw new IllegalArgumentException(
-            "surgery record entry " + i + ": 'format' must be a whole number from 1");
-      }
-      if (o.has("format") && o.get("format").getAsInt() > RECORD_FORMAT) {
-        throw new NewerRecordFormatException(
-            "surgery record entry "
-                + i
-                + " is in record format "
-                + o.get("format").getAsInt()
-                + ", written by a newer DJL Surgery; this one reads format "
-                + RECORD_FORMAT
-                + ": load it with the version that wrote it, or a newer one");
-      }
       Map<String, Object> hyperparameters = new LinkedHashMap<>();
       if (o.has("hyperparameters") && !o.get("hyperparameters").isJsonObject()) {
         throw new IllegalArgumentException(

@@ -1174,13 +1174,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private void rebind(Trainer trainer, TrainerState st) {
     Model model = trainer.getModel();
     st.block = model.getBlock();
+    SurgeryCheckpoint.syncRecord(model);
+    String newRecord = RecordedEntries.recordOf(model);
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
       if (schedule.status(i) == EntryStatus.APPLIED
           && schedule.runs(i) > 0
           && !entry.trigger().repeats()
-          && !st.listedNotRun.get(i)) {
+          && !st.listedNotRun.get(i)
+          // A checkpoint loaded into the new block brought it with its record: it has it.
+          && !RecordedEntries.holds(newRecord, entry)) {
         st.listedNotRun.set(i);
         // This trainer's counts go on: what it applied to the old block is not due again.
         String reason =
@@ -1192,7 +1196,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         surgeryLog.addNotRun(st.ordinal, entry, reason);
       }
     }
-    SurgeryCheckpoint.syncRecord(model);
     if (!st.schedule.reopenRecorded().isEmpty()) {
       surgeryLog.forgetNotRun(st.ordinal, RecordedEntries.ALREADY_RECORDED);
     }

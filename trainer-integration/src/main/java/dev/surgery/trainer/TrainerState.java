@@ -6,6 +6,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * What {@link SurgeryListener} knows about one trainer. It must not refer to the trainer, which is
@@ -115,35 +116,60 @@ final class TrainerState {
   final List<SurgeryChanges> reports = new ArrayList<>();
 
   /**
-   * The model's surgery record when this trainer began (or its block was replaced): a replayed
-   * checkpoint's, an earlier trainer's; null when none.
+   * The model's surgery record as this trainer last read it whole (when it began, when its model
+   * got another block, when another trainer had added to it): a replayed checkpoint's, an earlier
+   * trainer's entries; null when none.
    */
-  String carriedRecord;
+  private String carriedRecord;
 
   /** {@link #carriedRecord} as changes, read once when an algorithm first asks. */
   private List<SurgeryChanges> carried;
 
+  /** The first of {@link #reports} applied since {@link #carriedRecord} was read. */
+  private int reportsFrom;
+
+  /** The record as this trainer's own last application left it; null before one. */
+  private String ownRecord;
+
   /**
-   * The surgery the model carried when this trainer began, then what this trainer's listener
-   * applied: what an event-driven algorithm sees as the surgery applied to its model so far.
+   * The surgery applied to the model so far: its record as last read whole, then what this
+   * trainer's listener applied since. A record that changed since, other than by this trainer's own
+   * application (another trainer of the model added to it, a checkpoint was loaded into it), is
+   * read whole again, this trainer's earlier applications then among its entries.
+   *
+   * @param current the model's record now
    */
-  List<SurgeryChanges> surgeryRecord() {
+  List<SurgeryChanges> surgeryRecord(String current) {
+    if (!Objects.equals(current, carriedRecord) && !Objects.equals(current, ownRecord)) {
+      carry(current);
+    }
     if (carried == null) {
       carried = SurgeryRecord.asChanges(carriedRecord);
     }
+    List<SurgeryChanges> since = reports.subList(reportsFrom, reports.size());
     if (carried.isEmpty()) {
-      return List.copyOf(reports);
+      return List.copyOf(since);
     }
-    List<SurgeryChanges> all = new ArrayList<>(carried.size() + reports.size());
+    List<SurgeryChanges> all = new ArrayList<>(carried.size() + since.size());
     all.addAll(carried);
-    all.addAll(reports);
+    all.addAll(since);
     return List.copyOf(all);
   }
 
-  /** The model's record changed under this trainer (a new block): read again when asked. */
+  /**
+   * Reads the model's record whole from now on (the trainer began, its model got another block):
+   * this trainer's applications so far are the record's, or were made on a block it no longer has.
+   */
   void carry(String record) {
     carriedRecord = record;
     carried = null;
+    reportsFrom = reports.size();
+    ownRecord = null;
+  }
+
+  /** This trainer's application left the model's record so. */
+  void wrote(String record) {
+    ownRecord = record;
   }
 
   /** Whether the driver reports optimizer steps ({@code BATCH_END}); else batches count. */

@@ -142,4 +142,69 @@ class CallbackCountersTest {
     assertTrue(
         seen.get(1).matches("\\[blurpool:[1-9]\\d*, factorize:[1-9]\\d*\\]"), seen.toString());
   }
+
+  /** An event-driven reader of the names in {@code surgeryRecord()}, then blurpool at epoch 1. */
+  private static SurgeryListener recordReaderThenBlurpool(List<String> seen) {
+    Algorithm recorder =
+        epochEndReader(
+            "t_record_names",
+            state -> state.surgeryRecord().stream().map(c -> c.algorithm()).toList().toString(),
+            seen);
+    return SurgeryListener.builder()
+        .add(recorder, Trigger.onEvents())
+        .add(BlurPool.builder().optMinChannels(0).build(), 1)
+        .build();
+  }
+
+  /**
+   * A trainer whose model got another block: the state lists that block's surgery, not what this
+   * trainer applied to the old one (a reviewer found blurpool listed twice after a checkpoint was
+   * loaded into the model, and the old block's blurpool listed for a fresh block; and the listener
+   * warned that the loaded block did not get an entry its record holds).
+   */
+  @Test
+  void afterSetBlockTheStateListsTheNewBlocksSurgeryOnly(@TempDir Path dir) throws Exception {
+    List<String> seen = new ArrayList<>();
+    SurgeryListener listener = recordReaderThenBlurpool(seen);
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("rebound");
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      model.save(dir, "rebound");
+
+      // A checkpoint of the blurred model loaded into a fresh original block.
+      model.setBlock(TestModels.cnn());
+      SurgeryCheckpoint.load(model, dir, "rebound");
+      listener.onEpoch(trainer);
+      // A fresh block without surgery.
+      model.setBlock(TestModels.cnn());
+      model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+      listener.onEpoch(trainer);
+    }
+    assertEquals(List.of("[]", "[blurpool]", "[]"), seen);
+    List<String> told =
+        listener.getWarnings().stream().filter(w -> w.contains("does not get it")).toList();
+    assertEquals(1, told.size(), listener.getWarnings().toString()); // the fresh block only
+  }
+
+  /**
+   * Two trainers of one model sharing the listener, both built before either trained: the second
+   * sees what the first applied, as its own listener does when it skips that entry (a reviewer
+   * found its state empty).
+   */
+  @Test
+  void aSecondTrainerSeesWhatTheFirstApplied() throws Exception {
+    List<String> seen = new ArrayList<>();
+    SurgeryListener listener = recordReaderThenBlurpool(seen);
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("two-trainers");
+        Trainer first = model.newTrainer(TestModels.config(listener));
+        Trainer second = model.newTrainer(TestModels.config(listener))) {
+      first.initialize(INPUT);
+      EasyTrain.fit(first, 1, TestModels.dataset(data, 3), null);
+      listener.onEpoch(second);
+    }
+    assertEquals(List.of("[]", "[blurpool]"), seen);
+  }
 }

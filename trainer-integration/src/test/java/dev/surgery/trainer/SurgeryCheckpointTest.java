@@ -29,8 +29,10 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
+import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.OpenArrays;
@@ -1522,21 +1524,70 @@ class SurgeryCheckpointTest {
    */
   @Test
   void anEntryOnAModelWithALaterFormatRecordFailsAndLeavesTheRecord() throws Exception {
-    String later =
-        "[{\"format\":2,\"algorithm\":\"squeeze_excite\",\"hyperparameters\":{},\"epoch\":1}]";
-    try (NDManager data = NDManager.newBaseManager();
-        Model model = TestModels.model("later-record")) {
-      model.setProperty(SurgeryListener.PROPERTY, later);
-      String before = TestModels.structure(model.getBlock());
-      SurgeryFailedException e =
-          assertThrows(
-              SurgeryFailedException.class,
-              () -> train(model, blurpoolAtEpoch1(), 2, TestModels.dataset(data, 5)));
-      assertTrue(e.getMessage().contains("is in record format 2"), e.getMessage());
-      assertTrue(e.getMessage().contains("would drop what it does not understand"), e.getMessage());
-      assertEquals(later, model.getProperty(SurgeryListener.PROPERTY));
-      assertEquals(before, TestModels.structure(model.getBlock()));
+    List<String> later =
+        List.of(
+            "[{\"format\":2,\"algorithm\":\"squeeze_excite\",\"hyperparameters\":{},\"epoch\":1}]",
+            // Shaped anew, and a key spelled with an escape (a reviewer: both were replaced).
+            "[{\"format\":2,\"algorithm\":\"squeeze_excite\",\"at\":{\"epoch\":1}}]",
+            "[{\"\\u0066ormat\":2,\"algorithm\":\"squeeze_excite\",\"epoch\":1}]");
+    for (String record : later) {
+      try (NDManager data = NDManager.newBaseManager();
+          Model model = TestModels.model("later-record")) {
+        model.setProperty(SurgeryListener.PROPERTY, record);
+        String before = TestModels.structure(model.getBlock());
+        SurgeryFailedException e =
+            assertThrows(
+                SurgeryFailedException.class,
+                () -> train(model, blurpoolAtEpoch1(), 2, TestModels.dataset(data, 5)),
+                record);
+        assertTrue(e.getMessage().contains("is in record format 2"), e.getMessage());
+        assertTrue(
+            e.getMessage().contains("would drop what it does not understand"), e.getMessage());
+        assertEquals(record, model.getProperty(SurgeryListener.PROPERTY));
+        assertEquals(before, TestModels.structure(model.getBlock()));
+      }
     }
+  }
+
+  /**
+   * An event-driven entry that changes nothing (a plugin that reads or averages) runs on such a
+   * model as on any other: only an entry that would add to the record is refused (a reviewer found
+   * a read-only plugin failed, which under on_error: fail stops training).
+   */
+  @Test
+  void anEventDrivenEntryThatChangesNothingRunsOnAModelWithALaterFormatRecord() throws Exception {
+    String later = "[{\"format\":2,\"algorithm\":\"squeeze_excite\",\"epoch\":1}]";
+    List<Integer> asked = new ArrayList<>();
+    Algorithm reader =
+        new TestAlgorithms.SimpleAlgorithm("t_reads_only", Map.of(), false) {
+          @Override
+          public Set<dev.surgery.core.events.Event> events() {
+            return Set.of(dev.surgery.core.events.Event.EPOCH_END);
+          }
+
+          @Override
+          public boolean match(
+              dev.surgery.core.events.Event event, dev.surgery.core.events.State state) {
+            return true;
+          }
+
+          @Override
+          public SurgeryChanges apply(SurgeryContext context) {
+            asked.add(context.completedEpochs());
+            return null;
+          }
+        };
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(reader, dev.surgery.trainer.config.Trigger.onEvents())
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("later-reader")) {
+      model.setProperty(SurgeryListener.PROPERTY, later);
+      train(model, listener, 2, TestModels.dataset(data, 5));
+      assertEquals(later, model.getProperty(SurgeryListener.PROPERTY));
+    }
+    assertEquals(List.of(1, 2), asked);
   }
 
   @Test

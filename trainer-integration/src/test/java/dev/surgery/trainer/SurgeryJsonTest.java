@@ -164,7 +164,10 @@ class SurgeryJsonTest {
             "[{\"format\":1.5,\"algorithm\":\"blurpool\",\"epoch\":1}]",
             "'format' must be a whole number from 1",
             "[{\"format\":3,\"algorithm\":\"blurpool\",\"epoch\":1}]",
-            "is in record format 3, written by a newer DJL Surgery; this one reads format 1");
+            "is in record format 3, written by a newer DJL Surgery; this one reads format 1",
+            // A later format may shape an entry anew: named before anything else (a reviewer).
+            "[{\"algorithm\":\"blurpool\"},{\"format\":2,\"at\":{\"epoch\":0}}]",
+            "surgery record entry 2 is in record format 2");
     for (Map.Entry<String, String> r : refusals.entrySet()) {
       IllegalArgumentException e =
           assertThrows(

@@ -99,9 +99,10 @@ public interface State {
   List<Float> recentLosses();
 
   /**
-   * Returns the surgery applied to this model so far, in order: what the model carried when this
-   * trainer began (a checkpoint's replayed record, an earlier trainer's entries; parameter counts
-   * unknown and time 0, which a record does not keep), then what the host applied since.
+   * Returns the surgery applied to this model so far, in order: the model's surgery record as last
+   * read whole (when this trainer began, when its model got another block, when another trainer
+   * added to it: a checkpoint's replayed record, earlier entries; parameter counts unknown and time
+   * 0, which a record does not keep), then what this trainer's host applied since.
    *
    * @return the reports
    */
