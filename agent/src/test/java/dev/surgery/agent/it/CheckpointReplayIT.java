@@ -62,6 +62,14 @@ class CheckpointReplayIT {
             "^surgery-agent: replayed \\d+ surgery record\\(s\\) from .*cnn-0002.params"),
         loaded.toString());
 
+    // The two inputs' outputs differ: the trained network computes something (a comparison of
+    // outputs below means nothing for a network whose output is its last bias).
+    String[] out = trained.findOut("CKPT: output \\[(.*)\\]").split(", ");
+    assertNotEquals(
+        String.join(",", java.util.Arrays.copyOfRange(out, 0, out.length / 2)),
+        String.join(",", java.util.Arrays.copyOfRange(out, out.length / 2, out.length)),
+        trained.toString());
+
     // Without the agent, plain DJL loads the parameters into the original architecture.
     ForkedJvm.Result plain = ForkedJvm.main(main, "load", "model").workDir(dir).run();
     assertEquals(0, plain.exitCode(), plain.toString());
