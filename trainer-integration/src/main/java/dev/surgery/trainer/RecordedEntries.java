@@ -45,8 +45,9 @@ final class RecordedEntries {
 
   /**
    * Why this build cannot add to the model's surgery record, or null: it is in a later format,
-   * written by a newer DJL Surgery, whose entries an append would drop. Asked before an entry runs,
-   * so that it fails (as {@code on_error} says) with the model unchanged.
+   * written by a newer DJL Surgery, whose entries an append would drop. Asked before a scheduled
+   * entry runs (not before an event-driven one, which may change nothing), so that it fails (as
+   * {@code on_error} says) with the model unchanged.
    */
   String unwritableRecord(Model model) {
     String existing = SurgeryCheckpoint.recordOf(model);
