@@ -301,12 +301,14 @@ final class EntryRunner {
       st.lengthFollowedBy = entry;
       st.lengthFollowed = planned;
     }
-    st.reports.add(changes);
     st.losses.awaitAfter(applied);
     if (!changes.isEmpty() || !entry.trigger().repeats()) {
       // A repeating or event-driven entry that changed nothing this time leaves no record: each
-      // record rewrites the property and is replayed at every load.
-      records.record(model, algorithm, completed, planned, changes);
+      // record rewrites the property and is replayed at every load. What an algorithm's state
+      // lists is the record, so such a run is not listed there either.
+      if (records.record(model, algorithm, completed, planned, changes)) {
+        st.reports.add(changes);
+      }
       st.recordSeen = RecordedEntries.recordOf(model);
       st.wrote(st.recordSeen);
     }

@@ -38,6 +38,9 @@ final class RecordedEntries {
 
   private String checkedProblem;
 
+  /** Algorithm and record pairs already warned of as not added to a later-format record. */
+  private final java.util.Set<String> notAdded = new java.util.HashSet<>();
+
   RecordedEntries(ListenerWarnings warnings, SurgeryLogWriter surgeryLog) {
     this.warnings = warnings;
     this.surgeryLog = surgeryLog;
@@ -92,8 +95,12 @@ final class RecordedEntries {
     return false;
   }
 
-  /** Appends the application to the model's {@code surgery} property, which model.save keeps. */
-  void record(Model model, Algorithm algorithm, int epoch, int planned, SurgeryChanges changes) {
+  /**
+   * Appends the application to the model's {@code surgery} property, which model.save keeps.
+   *
+   * @return false when the record is in a later format and was kept as it is, without it
+   */
+  boolean record(Model model, Algorithm algorithm, int epoch, int planned, SurgeryChanges changes) {
     List<SurgeryRecord> records = new ArrayList<>();
     String existing = SurgeryCheckpoint.recordOf(model);
     if (existing != null && !existing.isBlank()) {
@@ -102,14 +109,21 @@ final class RecordedEntries {
       } catch (SurgeryJson.NewerRecordFormatException e) {
         // A newer build's record: this entry cannot be added without dropping its entries. Kept as
         // it is (the entry's change is then not in it; apply refuses such a model first, but an
-        // event-driven entry is asked only when it returns changes).
-        warnings.warn(
-            "Surgery: "
-                + algorithm.name()
-                + " changed the model but is not added to its surgery record, which is kept as it"
-                + " is: "
-                + e.getMessage());
-        return;
+        // event-driven entry is asked only when it returns changes). Said once per algorithm and
+        // record, not at every batch of an entry that runs at each.
+        boolean first;
+        synchronized (this) {
+          first = notAdded.add(algorithm.name() + "\n" + existing);
+        }
+        if (first) {
+          warnings.warn(
+              "Surgery: "
+                  + algorithm.name()
+                  + " changed the model but is not added to its surgery record, which is kept as"
+                  + " it is (said once): "
+                  + e.getMessage());
+        }
+        return false;
       } catch (IllegalArgumentException e) {
         warnings.warn(
             "Surgery: the model's '"
@@ -131,6 +145,7 @@ final class RecordedEntries {
     SurgeryCheckpoint.carries(model.getBlock(), json);
     model.setProperty(SurgeryListener.PROPERTY, json);
     SurgeryCheckpoint.describes(model);
+    return true;
   }
 
   /**

@@ -207,4 +207,100 @@ class CallbackCountersTest {
     }
     assertEquals(List.of("[]", "[blurpool]"), seen);
   }
+
+  /** Changes of one made-up block at every epoch whose number is even, none at the others. */
+  private static Algorithm changingOnEvenEpochs() {
+    return TestAlgorithms.applying(
+        "t_even",
+        context ->
+            new SurgeryChanges(
+                "t_even",
+                Map.of(),
+                context.completedEpochs() % 2 == 0
+                    ? List.of(new SurgeryChanges.Change("01Conv2d", "Conv2d", "Conv2d"))
+                    : List.of(),
+                0,
+                0,
+                0));
+  }
+
+  /**
+   * A repeating entry whose runs change something only sometimes: the state lists what the record
+   * holds, the runs that changed something (a reviewer found every run listed, then the empty ones
+   * dropped once the record was read again).
+   */
+  @Test
+  void theStateListsOnlyTheRunsTheRecordHolds() throws Exception {
+    List<String> seen = new ArrayList<>();
+    Algorithm recorder =
+        epochEndReader(
+            "t_record_names",
+            state -> state.surgeryRecord().stream().map(c -> c.algorithm()).toList().toString(),
+            seen);
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(recorder, Trigger.onEvents())
+            .add(changingOnEvenEpochs(), Trigger.every(dev.surgery.core.events.Time.parse("1ep")))
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("sometimes");
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 5, TestModels.dataset(data, 3), null);
+      // Asked before the entry's run at each epoch end: epochs 2 and 4 changed something.
+      assertEquals(List.of("[]", "[]", "[t_even]", "[t_even]", "[t_even, t_even]"), seen);
+      assertEquals(
+          2, SurgeryJson.recordsFromJson(model.getProperty(SurgeryListener.PROPERTY)).size());
+    }
+  }
+
+  /**
+   * An event-driven entry that changes the model at each event, on a model whose record is in a
+   * later format: the record is kept, the warning said once, and the state lists nothing it cannot
+   * read nor what the record does not hold (a reviewer found a warning per batch).
+   */
+  @Test
+  void aLaterFormatRecordIsWarnedOfOnceAndListsNothing() throws Exception {
+    String later = "[{\"format\":2,\"algorithm\":\"blurpool\",\"epoch\":0}]";
+    List<String> seen = new ArrayList<>();
+    Algorithm changing =
+        new TestAlgorithms.SimpleAlgorithm("t_each_epoch", Map.of(), false) {
+          @Override
+          public Set<Event> events() {
+            return Set.of(Event.EPOCH_END);
+          }
+
+          @Override
+          public boolean match(Event event, State state) {
+            seen.add(state.surgeryRecord().toString());
+            return true;
+          }
+
+          @Override
+          public SurgeryChanges apply(SurgeryContext context) {
+            return new SurgeryChanges(
+                "t_each_epoch",
+                Map.of(),
+                List.of(new SurgeryChanges.Change("01Conv2d", "Conv2d", "Conv2d")),
+                0,
+                0,
+                0);
+          }
+        };
+    SurgeryListener listener = SurgeryListener.builder().add(changing, Trigger.onEvents()).build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("later-each")) {
+      model.setProperty(SurgeryListener.PROPERTY, later);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 3, TestModels.dataset(data, 3), null);
+      }
+      assertEquals(later, model.getProperty(SurgeryListener.PROPERTY));
+    }
+    assertEquals(List.of("[]", "[]", "[]"), seen);
+    assertEquals(
+        1,
+        listener.getWarnings().stream().filter(w -> w.contains("is not added to its")).count(),
+        listener.getWarnings().toString());
+  }
 }

@@ -102,7 +102,9 @@ public interface State {
    * Returns the surgery applied to this model so far, in order: the model's surgery record as last
    * read whole (when this trainer began, when its model got another block, when another trainer
    * added to it: a checkpoint's replayed record, earlier entries; parameter counts unknown and time
-   * 0, which a record does not keep), then what this trainer's host applied since.
+   * 0, which a record does not keep), then what this trainer's host applied since and recorded (a
+   * run of a repeating entry that changed nothing is in neither). A record this build cannot read
+   * (a later format) lists nothing.
    *
    * @return the reports
    */
