@@ -61,7 +61,7 @@ final class EventState implements State {
     this.totalEpochs = 0;
     this.totalSteps = 0;
     this.recentLosses = List.of();
-    this.record = List.of();
+    this.record = SurgeryRecord.asChanges(RecordedEntries.recordOf(model));
   }
 
   @Override

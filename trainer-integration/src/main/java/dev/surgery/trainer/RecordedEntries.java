@@ -38,8 +38,12 @@ final class RecordedEntries {
 
   private String checkedProblem;
 
-  /** Algorithm and record pairs already warned of as not added to a later-format record. */
-  private final java.util.Set<String> notAdded = new java.util.HashSet<>();
+  /**
+   * The algorithms already warned of as not added to a model's later-format record, by model
+   * (weakly: a search's dropped models free their entry).
+   */
+  private final java.util.Map<Model, java.util.Set<String>> notAdded =
+      new java.util.WeakHashMap<>();
 
   RecordedEntries(ListenerWarnings warnings, SurgeryLogWriter surgeryLog) {
     this.warnings = warnings;
@@ -110,10 +114,11 @@ final class RecordedEntries {
         // A newer build's record: this entry cannot be added without dropping its entries. Kept as
         // it is (the entry's change is then not in it; apply refuses such a model first, but an
         // event-driven entry is asked only when it returns changes). Said once per algorithm and
-        // record, not at every batch of an entry that runs at each.
+        // model, not at every batch of an entry that runs at each.
         boolean first;
         synchronized (this) {
-          first = notAdded.add(algorithm.name() + "\n" + existing);
+          first =
+              notAdded.computeIfAbsent(model, m -> new java.util.HashSet<>()).add(algorithm.name());
         }
         if (first) {
           warnings.warn(
