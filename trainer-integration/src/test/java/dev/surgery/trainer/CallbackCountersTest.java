@@ -35,6 +35,12 @@ class CallbackCountersTest {
   /** An event-driven algorithm that notes what it reads of the state at each epoch end. */
   private static Algorithm epochEndReader(
       String name, Function<State, String> read, List<String> seen) {
+    return reader(name, Event.EPOCH_END, read, seen);
+  }
+
+  /** An event-driven algorithm that notes what it reads of the state at each of one event. */
+  private static Algorithm reader(
+      String name, Event at, Function<State, String> read, List<String> seen) {
     return new Algorithm() {
       @Override
       public String name() {
@@ -48,7 +54,7 @@ class CallbackCountersTest {
 
       @Override
       public Set<Event> events() {
-        return Set.of(Event.EPOCH_END);
+        return Set.of(at);
       }
 
       @Override
@@ -326,23 +332,11 @@ class CallbackCountersTest {
     }
     List<String> seen = new ArrayList<>();
     Algorithm reader =
-        new TestAlgorithms.SimpleAlgorithm("t_load_reader", Map.of(), false) {
-          @Override
-          public Set<Event> events() {
-            return Set.of(Event.AFTER_LOAD);
-          }
-
-          @Override
-          public boolean match(Event event, State state) {
-            seen.add(state.surgeryRecord().stream().map(c -> c.algorithm()).toList().toString());
-            return false;
-          }
-
-          @Override
-          public SurgeryChanges apply(SurgeryContext context) {
-            return null;
-          }
-        };
+        reader(
+            "t_load_reader",
+            Event.AFTER_LOAD,
+            state -> state.surgeryRecord().stream().map(c -> c.algorithm()).toList().toString(),
+            seen);
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(reader, Trigger.onEvents())
