@@ -32,6 +32,25 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class CallbackCountersTest {
 
+  /** The algorithms of the state's surgery record, in order, as text. */
+  private static String recordNames(State state) {
+    return state.surgeryRecord().stream().map(c -> c.algorithm()).toList().toString();
+  }
+
+  /** Trains the test CNN with blurpool at epoch 1 for two epochs and saves it as {@code name}. */
+  private static void saveBlurredCheckpoint(Path dir, String name) throws Exception {
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model(name)) {
+      SurgeryListener first =
+          SurgeryListener.builder().add(BlurPool.builder().optMinChannels(0).build(), 1).build();
+      try (Trainer trainer = model.newTrainer(TestModels.config(first))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+      }
+      model.save(dir, name);
+    }
+  }
+
   /** An event-driven algorithm that notes what it reads of the state at each epoch end. */
   private static Algorithm epochEndReader(
       String name, Function<State, String> read, List<String> seen) {
@@ -106,16 +125,7 @@ class CallbackCountersTest {
   @Test
   void theStateShowsTheReplayedRecordThenWhatThisTrainerApplied(@TempDir Path dir)
       throws Exception {
-    try (NDManager data = NDManager.newBaseManager();
-        Model model = TestModels.model("carried")) {
-      SurgeryListener first =
-          SurgeryListener.builder().add(BlurPool.builder().optMinChannels(0).build(), 1).build();
-      try (Trainer trainer = model.newTrainer(TestModels.config(first))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
-      }
-      model.save(dir, "carried");
-    }
+    saveBlurredCheckpoint(dir, "carried");
     List<String> seen = new ArrayList<>();
     Algorithm recorder =
         epochEndReader(
@@ -151,11 +161,7 @@ class CallbackCountersTest {
 
   /** An event-driven reader of the names in {@code surgeryRecord()}, then blurpool at epoch 1. */
   private static SurgeryListener recordReaderThenBlurpool(List<String> seen) {
-    Algorithm recorder =
-        epochEndReader(
-            "t_record_names",
-            state -> state.surgeryRecord().stream().map(c -> c.algorithm()).toList().toString(),
-            seen);
+    Algorithm recorder = epochEndReader("t_record_names", CallbackCountersTest::recordNames, seen);
     return SurgeryListener.builder()
         .add(recorder, Trigger.onEvents())
         .add(BlurPool.builder().optMinChannels(0).build(), 1)
@@ -238,11 +244,7 @@ class CallbackCountersTest {
   @Test
   void theStateListsOnlyTheRunsTheRecordHolds() throws Exception {
     List<String> seen = new ArrayList<>();
-    Algorithm recorder =
-        epochEndReader(
-            "t_record_names",
-            state -> state.surgeryRecord().stream().map(c -> c.algorithm()).toList().toString(),
-            seen);
+    Algorithm recorder = epochEndReader("t_record_names", CallbackCountersTest::recordNames, seen);
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(recorder, Trigger.onEvents())
@@ -320,23 +322,10 @@ class CallbackCountersTest {
    */
   @Test
   void atAfterLoadTheStateListsTheReplayedRecord(@TempDir Path dir) throws Exception {
-    try (NDManager data = NDManager.newBaseManager();
-        Model model = TestModels.model("loaded")) {
-      SurgeryListener first =
-          SurgeryListener.builder().add(BlurPool.builder().optMinChannels(0).build(), 1).build();
-      try (Trainer trainer = model.newTrainer(TestModels.config(first))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
-      }
-      model.save(dir, "loaded");
-    }
+    saveBlurredCheckpoint(dir, "loaded");
     List<String> seen = new ArrayList<>();
     Algorithm reader =
-        reader(
-            "t_load_reader",
-            Event.AFTER_LOAD,
-            state -> state.surgeryRecord().stream().map(c -> c.algorithm()).toList().toString(),
-            seen);
+        reader("t_load_reader", Event.AFTER_LOAD, CallbackCountersTest::recordNames, seen);
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(reader, Trigger.onEvents())
