@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.jar.JarFile;
@@ -28,10 +29,12 @@ import java.util.jar.JarFile;
  *
  * <p>Settings come from the agent argument, then the {@code surgery.*} system properties, then the
  * {@code SURGERY_*} environment variables (see {@link AgentSettings}). With {@code enabled=false}
- * nothing is installed. Given more than once on the command line, only the first {@code -javaagent}
- * counts, also when it is disabled. A config with problems stops the JVM with status 2 before the
- * program's {@code main}, printing one {@code surgery-agent: file:line:column: message} line per
- * problem; the agent's own faults never reach the program.
+ * nothing is installed. Given more than once, only the first {@code -javaagent} counts, but a
+ * {@code enabled=false} in any of them turns the agent off (the JVM reads {@code JAVA_TOOL_OPTIONS}
+ * before the command line, so a kill switch there is first and one on the command line later). A
+ * config with problems stops the JVM with status 2 before the program's {@code main}, printing one
+ * {@code surgery-agent: file:line:column: message} line per problem; the agent's own faults never
+ * reach the program.
  */
 public final class SurgeryAgent {
 
@@ -40,6 +43,12 @@ public final class SurgeryAgent {
 
   /** The first {@code -javaagent} had {@code enabled=false}: no later one installs. */
   private static final AtomicBoolean FIRST_DISABLED = new AtomicBoolean();
+
+  /** A later {@code -javaagent} with {@code enabled=false} turned off the one installed. */
+  private static final AtomicBoolean TURNED_OFF = new AtomicBoolean();
+
+  /** The argument of the agent that installed, named when a later kill switch turns it off. */
+  private static final AtomicReference<String> FIRST_ARGUMENT = new AtomicReference<>();
 
   private SurgeryAgent() {}
 
@@ -79,6 +88,21 @@ public final class SurgeryAgent {
         if (premain && INSTALLED.compareAndSet(false, true)) {
           // The kill switch is the first agent's claim too: a later -javaagent must not undo it.
           FIRST_DISABLED.set(true);
+        } else if (premain && !FIRST_DISABLED.get() && !TURNED_OFF.get()) {
+          // An earlier -javaagent installed (JAVA_TOOL_OPTIONS comes before the command line):
+          // the kill switch wins wherever it stands. No trainer exists before main, so none has
+          // a listener yet; hooks without a config attach nothing.
+          TURNED_OFF.set(true);
+          SurgeryDispatcher.configure(null, List.of());
+          AgentLog.info(
+              "the agent was given more than once and this -javaagent has enabled=false: the"
+                  + " agent is off, no trainer gets surgery (ignoring '"
+                  + FIRST_ARGUMENT.get()
+                  + "')");
+        } else if (!premain && INSTALLED.get() && !FIRST_DISABLED.get() && !TURNED_OFF.get()) {
+          AgentLog.info(
+              "enabled=false in a late attach does not turn off the agent installed at start-up"
+                  + " (trainers already training keep their surgery)");
         }
         AgentLog.debug("disabled; nothing installed");
         return;
@@ -87,11 +111,13 @@ public final class SurgeryAgent {
         AgentLog.info(
             "the agent was given more than once; only the first is used"
                 + (FIRST_DISABLED.get() ? ", which has enabled=false and installed nothing" : "")
+                + (TURNED_OFF.get() ? ", and a -javaagent with enabled=false turned it off" : "")
                 + " (ignoring '"
                 + argument
                 + "')");
         return;
       }
+      FIRST_ARGUMENT.set(argument);
       String given = settings.getConfig();
       if (given == null) {
         INSTALLED.set(false);

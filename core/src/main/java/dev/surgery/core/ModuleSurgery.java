@@ -39,8 +39,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class ModuleSurgery {
 
-  private static final Logger logger = LoggerFactory.getLogger(ModuleSurgery.class);
-
   /**
    * Whether the reminder about trainers after a surgery without one was logged at INFO yet
    * (package-private: a test resets it).
@@ -404,9 +402,9 @@ public final class ModuleSurgery {
           "Surgery replaced {} blocks without a trainer: a Trainer that already registered the"
               + " old parameters must be recreated (or passed to the surgery to follow it).";
       if (TRAINERLESS_REMINDED.compareAndSet(false, true)) {
-        logger.info(reminder, replaced.size());
+        logger().info(reminder, replaced.size());
       } else {
-        logger.debug(reminder, replaced.size());
+        logger().debug(reminder, replaced.size());
       }
     }
     return replaced;
@@ -444,7 +442,7 @@ public final class ModuleSurgery {
               + newParams.size());
     }
     if (optimizers == null || optimizers.isEmpty()) {
-      logger.info("replaceParamsInOptimizer: no trainer given, nothing to update");
+      logger().info("replaceParamsInOptimizer: no trainer given, nothing to update");
       return;
     }
     checkNewParams(oldParams, newParams, optimizers);
@@ -763,7 +761,7 @@ public final class ModuleSurgery {
       return;
     }
     if (optimizers == null || optimizers.isEmpty()) {
-      logger.info("updateParamsInOptimizer: no trainer given, nothing to update");
+      logger().info("updateParamsInOptimizer: no trainer given, nothing to update");
       return;
     }
     Journal journal = new Journal();
@@ -784,5 +782,17 @@ public final class ModuleSurgery {
       }
       throw e;
     }
+  }
+
+  /**
+   * The class's logger, made when something is first logged: the agent builds the library's objects
+   * before the program's {@code main}, which may still configure its logging.
+   */
+  private static Logger logger() {
+    return LogHolder.LOGGER;
+  }
+
+  private static final class LogHolder {
+    static final Logger LOGGER = LoggerFactory.getLogger(ModuleSurgery.class);
   }
 }

@@ -33,8 +33,6 @@ record TrainerUpdate(
     List<Parameter> leaving,
     List<Trainer> receivers) {
 
-  private static final Logger logger = LoggerFactory.getLogger(TrainerUpdate.class);
-
   /**
    * Applies Composer's optimizer update: removed parameters leave every trainer that holds them;
    * added parameters join the trainers that held removed ones (all trainers when none were
@@ -81,10 +79,11 @@ record TrainerUpdate(
         }
       }
       if (!held) {
-        logger.debug(
-            "parameter '{}' ({}) is held by no trainer (never used in a forward pass): skipped",
-            p.getName(),
-            p.getId());
+        logger()
+            .debug(
+                "parameter '{}' ({}) is held by no trainer (never used in a forward pass): skipped",
+                p.getName(),
+                p.getId());
       }
     }
     for (Parameter p : update.born()) {
@@ -170,5 +169,17 @@ record TrainerUpdate(
    */
   static boolean loses(Trainer t, Parameter p, StillUsed elsewhere) {
     return TrainerSurgery.holds(t, p) && !elsewhere.keeps(t, p);
+  }
+
+  /**
+   * The class's logger, made when something is first logged: the agent builds the library's objects
+   * before the program's {@code main}, which may still configure its logging.
+   */
+  private static Logger logger() {
+    return LogHolder.LOGGER;
+  }
+
+  private static final class LogHolder {
+    static final Logger LOGGER = LoggerFactory.getLogger(TrainerUpdate.class);
   }
 }

@@ -30,8 +30,6 @@ import java.util.Map;
 import java.util.NoSuchElementException;
 import java.util.Set;
 import java.util.function.Consumer;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * One run of {@link ModuleSurgery#replaceModules}: traversal, replacement in every parent,
@@ -48,8 +46,6 @@ final class TreeSurgery {
   private final boolean recurse;
   private final boolean allowShapeChange;
   private final Map<Object, Integer> indices;
-
-  private static final Logger logger = LoggerFactory.getLogger(TreeSurgery.class);
 
   private final Journal journal = new Journal();
 

@@ -1,6 +1,7 @@
 package dev.surgery.trainer;
 
 import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
@@ -24,8 +25,6 @@ import java.util.Set;
 import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import java.util.stream.Collectors;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Runs a listener's entries: applies an entry's algorithm through the core engine with the live
@@ -34,8 +33,6 @@ import org.slf4j.LoggerFactory;
  * is due; this class does what running it means.
  */
 final class EntryRunner {
-
-  private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
 
   private final List<ScheduledAlgorithm> schedule;
   private final OnError onError;
@@ -103,7 +100,7 @@ final class EntryRunner {
       st.stopped =
           new TrainerState.StoppedTraining(
               entry, -1, -1, "when a later fit announced " + planned + " epochs in all");
-      logger.error(message + " (on_error: fail stops training)");
+      ListenerLog.logger().error(message + " (on_error: fail stops training)");
       throw new SurgeryFailedException(
           message + " (on_error: fail stops training; on_error: skip trains on)",
           entry.algorithm().name(),
@@ -118,7 +115,7 @@ final class EntryRunner {
             + " (on_error: skip: training goes on with what the entry did, which cannot be undone"
             + " after it ran)";
     warnings.keep(skipped);
-    logger.error(skipped);
+    ListenerLog.logger().error(skipped);
     st.lengthFollowedBy = null; // said once
   }
 
@@ -154,6 +151,52 @@ final class EntryRunner {
     }
     if (match) {
       apply(trainer, st, index, event);
+    }
+  }
+
+  /**
+   * Warns when a scheduled surgery meets gradients that a backward pass left and no optimizer step
+   * took (a loop that accumulates gradients over several batches per step, its window open across
+   * the epoch end): parameters the surgery keeps keep theirs, those it replaces take theirs away,
+   * and new ones start without, so the next step mixes gradients of two models. DJL's step zeroes
+   * the gradients it applies, so after a step there is nothing to find. Asked only when a scheduled
+   * entry runs (not for each event of an event-driven one): a reduction per trainable parameter.
+   */
+  private void warnPendingGradients(ScheduledAlgorithm entry, Block block) {
+    if (!block.isInitialized()) {
+      return;
+    }
+    int trainable = 0;
+    int pending = 0;
+    for (Parameter parameter : block.getParameters().values()) {
+      if (!parameter.isInitialized() || !parameter.requiresGradient()) {
+        continue;
+      }
+      NDArray array = parameter.getArray();
+      if (!array.hasGradient()) {
+        continue; // frozen
+      }
+      trainable++;
+      try (NDArray gradient = array.getGradient();
+          NDArray nonZero = gradient.any()) {
+        if (nonZero.getBoolean()) {
+          pending++;
+        }
+      }
+    }
+    if (pending > 0) {
+      warnings.warn(
+          "Surgery: "
+              + entry.describe()
+              + " runs with gradients pending on "
+              + pending
+              + " of "
+              + trainable
+              + " trainable parameters (a backward pass since the last trainer.step(), such as"
+              + " a gradient-accumulation window open across the epoch end): parameters it keeps"
+              + " keep theirs, parameters it replaces lose theirs and new ones start without, so"
+              + " the next step mixes gradients of the model before and after the surgery. Step"
+              + " (or zero the gradients) before the epoch ends, or schedule the entry by step");
     }
   }
 
@@ -227,6 +270,9 @@ final class EntryRunner {
                   + length.hint()),
           0);
       return;
+    }
+    if (entry.trigger().kind() != Trigger.Kind.EVENTS) {
+      warnPendingGradients(entry, block);
     }
     EventState state = stateAt(trainer, st, event);
     Double lossBefore = st.losses.meanBefore();
@@ -312,17 +358,18 @@ final class EntryRunner {
       st.recordSeen = RecordedEntries.recordOf(model);
       st.wrote(st.recordSeen);
     }
-    if (logger.isInfoEnabled()) {
+    if (ListenerLog.logger().isInfoEnabled()) {
       // An epoch entry says which epoch; any other its schedule (a step entry ran "at epoch 0").
       String when =
           entry.byEpoch() || entry.trigger().kind() == Trigger.Kind.EVERY_EPOCHS
               ? "at epoch " + completed
               : entry.trigger().describe();
       String line = logLine(algorithm.name(), when, changes, nanos);
-      logger.info(
-          entry.byEpoch()
-              ? line
-              : line + " (" + event.configName() + ", step " + st.stepsTaken() + ")");
+      ListenerLog.logger()
+          .info(
+              entry.byEpoch()
+                  ? line
+                  : line + " (" + event.configName() + ", step " + st.stepsTaken() + ")");
     }
     surgeryLog.write();
   }
@@ -479,15 +526,16 @@ final class EntryRunner {
           path,
           e);
     }
-    logger.error(
-        "Surgery: {} failed{}{} and was skipped (on_error: skip), it does not run again and the"
-            + " model is unchanged: {}",
-        entry.describe(),
-        at,
-        where,
-        cause);
+    ListenerLog.logger()
+        .error(
+            "Surgery: {} failed{}{} and was skipped (on_error: skip), it does not run again and the"
+                + " model is unchanged: {}",
+            entry.describe(),
+            at,
+            where,
+            cause);
     // The stack trace helps only when debugging the algorithm itself.
-    logger.debug("Surgery: failure of {}", entry.describe(), e);
+    ListenerLog.logger().debug("Surgery: failure of {}", entry.describe(), e);
     surgeryLog.write();
   }
 

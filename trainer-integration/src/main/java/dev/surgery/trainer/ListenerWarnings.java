@@ -1,8 +1,6 @@
 package dev.surgery.trainer;
 
 import java.util.List;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * A listener's warnings: logged at WARN under {@link SurgeryListener}'s logger and kept for {@link
@@ -11,14 +9,12 @@ import org.slf4j.LoggerFactory;
  */
 final class ListenerWarnings {
 
-  private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
-
   private final RecentItems<String> kept = RecentItems.last(SurgeryLogWriter.KEPT_WITHOUT_LOG);
 
   /** Logs a warning and keeps it. */
   void warn(String message) {
     kept.add(message);
-    logger.warn(message);
+    ListenerLog.logger().warn(message);
   }
 
   /** Keeps a message the caller logs itself (at another level). */

@@ -109,9 +109,24 @@ final class NotRunEntries {
         reason =
             "the listener saw "
                 + st.batches
-                + " training batches but no onEpoch event; a custom training loop must call"
+                + " training batches but no onEpoch event: a listener before it in the trainer's"
+                + " list stopped training in its own onEpoch (as DJL's EarlyStoppingListener"
+                + " does), or a custom training loop does not call"
                 + " trainer.notifyListeners(listener -> listener.onEpoch(trainer)) after each"
                 + " epoch";
+      } else if (!st.epochSinceLastBatch && st.batchInEpoch > 0) {
+        // Batches ran after the last epoch end this listener saw: that epoch's end stopped
+        // before it (DJL's EarlyStoppingListener throws from onEpoch), or the loop broke off.
+        reason =
+            "training ended after "
+                + st.completedEpochs
+                + " completed epochs and "
+                + st.batchInEpoch
+                + " batches of epoch "
+                + (st.completedEpochs + 1)
+                + ", whose end (onEpoch) did not reach this listener: a listener before it in the"
+                + " trainer's list stopped training in its own onEpoch (as DJL's"
+                + " EarlyStoppingListener does), or the loop stopped within the epoch";
       } else {
         reason = "training ended after " + st.completedEpochs + " completed epochs";
       }

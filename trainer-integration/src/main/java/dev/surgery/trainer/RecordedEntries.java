@@ -14,8 +14,6 @@ import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Set;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * A listener's side of the model's surgery record (its {@code surgery} property, which {@code
@@ -27,8 +25,6 @@ final class RecordedEntries {
 
   /** How the reason of an entry skipped as in the model's record begins. */
   static final String ALREADY_RECORDED = "it is in the model's surgery record already";
-
-  private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
 
   private final ListenerWarnings warnings;
   private final SurgeryLogWriter surgeryLog;
@@ -184,10 +180,11 @@ final class RecordedEntries {
                 + "); they train");
         return;
       }
-      logger.info(
-          "Surgery: froze again {} parameters that the checkpoint's surgery record froze (DJL's"
-              + " newTrainer unfreezes a loaded model)",
-          thawed.size());
+      ListenerLog.logger()
+          .info(
+              "Surgery: froze again {} parameters that the checkpoint's surgery record froze (DJL's"
+                  + " newTrainer unfreezes a loaded model)",
+              thawed.size());
     }
   }
 
@@ -246,10 +243,11 @@ final class RecordedEntries {
       if (!a) {
         // The schedule is not the one the record came from (a rest-of-training schedule, or
         // another one): it runs in full, and an entry equal to a recorded one is meant anew.
-        logger.info(
-            "Surgery: the model's surgery record holds entries this schedule does not: the"
-                + " schedule runs in full ({} recorded)",
-            records.size());
+        ListenerLog.logger()
+            .info(
+                "Surgery: the model's surgery record holds entries this schedule does not: the"
+                    + " schedule runs in full ({} recorded)",
+                records.size());
         return;
       }
     }
@@ -262,7 +260,7 @@ final class RecordedEntries {
                 + " (a replayed checkpoint or an earlier trainer applied it at epoch "
                 + records.get(recordOf[i]).epoch()
                 + "): not applied again";
-        logger.info("Surgery: {} {}", entries.entry(i).describe(), reason);
+        ListenerLog.logger().info("Surgery: {} {}", entries.entry(i).describe(), reason);
         surgeryLog.addNotRun(st.ordinal, entries.entry(i), reason);
       }
     }

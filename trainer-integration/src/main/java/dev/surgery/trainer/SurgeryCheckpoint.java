@@ -55,8 +55,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class SurgeryCheckpoint {
 
-  private static final Logger logger = LoggerFactory.getLogger(SurgeryCheckpoint.class);
-
   /** The model version DJL 0.36 writes after the {@code DJL@} magic. */
   private static final int DJL_MODEL_VERSION = 1;
 
@@ -265,7 +263,7 @@ public final class SurgeryCheckpoint {
           recordShapes(block, model.getNDManager(), model.getDataType(), inputShapes);
         } catch (RuntimeException e) {
           // Only for the check after the load: without the shapes, the load goes unchecked.
-          logger.debug("Surgery: no shapes recorded after the replay of {}", paramsFile, e);
+          logger().debug("Surgery: no shapes recorded after the replay of {}", paramsFile, e);
         }
       }
     }
@@ -592,7 +590,7 @@ public final class SurgeryCheckpoint {
                   + ", the replay left it trainable (an edited record?)");
         }
       }
-      logger.debug("Surgery: replayed {} from {}", r.algorithm(), origin);
+      logger().debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
   }
 
@@ -976,5 +974,17 @@ public final class SurgeryCheckpoint {
     } catch (EOFException e) {
       throw new IOException(paramsFile + ": truncated DJL parameter file header", e);
     }
+  }
+
+  /**
+   * The class's logger, made when something is first logged: the agent builds the library's objects
+   * before the program's {@code main}, which may still configure its logging.
+   */
+  private static Logger logger() {
+    return LogHolder.LOGGER;
+  }
+
+  private static final class LogHolder {
+    static final Logger LOGGER = LoggerFactory.getLogger(SurgeryCheckpoint.class);
   }
 }

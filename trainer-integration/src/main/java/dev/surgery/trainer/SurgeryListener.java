@@ -4,6 +4,7 @@ import ai.djl.Model;
 import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
+import ai.djl.training.listener.SaveModelTrainingListener;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import com.google.gson.JsonObject;
@@ -34,8 +35,6 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.WeakHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Applies scheduled surgery algorithms to a model while a DJL {@link Trainer} trains it.
@@ -104,8 +103,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   public static final Set<Event> CALLBACK_EVENTS =
       Collections.unmodifiableSet(EnumSet.of(Event.EPOCH_END));
 
-  private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
-
   private final List<ScheduledAlgorithm> schedule;
   private final OnError onError;
   private final Path reportPath;
@@ -137,6 +134,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /** Set by {@link #onProgramEnd()}; guarded by {@code states}, read without it. */
   private volatile boolean programEnded;
+
+  /** Whether the listener-order warning was given (once per listener, not per trial). */
+  private volatile boolean saveOrderWarned;
 
   private final AtomicInteger trainerCount = new AtomicInteger();
   private final ListenerWarnings warnings = new ListenerWarnings();
@@ -311,7 +311,48 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     runDue(trainer, st, event);
     if (event == Event.BATCH_END) {
       st.batchInEpoch++;
+      warnPastPlannedSteps(st);
     }
+  }
+
+  /**
+   * Warns once when training takes more optimizer steps than it was planned at, after an {@code at:
+   * "<f>dur"} entry took its step from that estimate (the planned epochs times the first epoch's
+   * steps): a loop whose epochs differ in steps, such as gradient accumulation whose windows cross
+   * epoch ends, ran it early. A configured {@code total_steps} is the user's word.
+   */
+  private void warnPastPlannedSteps(TrainerState st) {
+    if (st.pastPlannedStepsWarned || length.stepsConfigured()) {
+      return;
+    }
+    long planned = length.plannedSteps(st);
+    if (planned <= 0 || st.steps <= planned) {
+      return;
+    }
+    List<String> ran = new ArrayList<>();
+    for (int i = 0; i < st.schedule.size(); i++) {
+      if (st.schedule.hasKind(i, Trigger.Kind.DURATION) && st.schedule.runs(i) > 0) {
+        ran.add(st.schedule.entry(i).describe());
+      }
+    }
+    if (ran.isEmpty()) {
+      return;
+    }
+    st.pastPlannedStepsWarned = true;
+    warnings.warn(
+        "Surgery: step "
+            + st.steps
+            + " ran, past the "
+            + planned
+            + " optimizer steps training was planned at ("
+            + length.plannedEpochs(st)
+            + " epochs times "
+            + st.batchesPerEpoch
+            + ", the batches per epoch as the data or the first epoch told), so "
+            + String.join(", ", ran)
+            + " ran earlier in training than its fraction says. Give total_steps in the config"
+            + " (optTotalSteps in the builder) where epochs differ in steps, as with gradient"
+            + " accumulation whose windows cross epoch ends");
   }
 
   /**
@@ -371,7 +412,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               null,
               error);
         }
-        logger.error("{} (on_error: skip, loading goes on)", message);
+        ListenerLog.logger().error("{} (on_error: skip, loading goes on)", message);
       }
     }
   }
@@ -492,6 +533,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     st.begun = true;
     refuseMisspeltPatterns(trainer, st);
+    warnSaveAfterSurgery(trainer, st);
     Block block = trainer.getModel().getBlock();
     boolean initialized = block != null && block.isInitialized();
     Schedule schedule = st.schedule;
@@ -502,8 +544,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
       if (!initialized && entry.algorithm().needsInitializedModel()) {
         schedule.defer(i);
-        logger.debug(
-            "Surgery: {} waits for the model to be initialized (onInitialized)", entry.describe());
+        ListenerLog.logger()
+            .debug(
+                "Surgery: {} waits for the model to be initialized (onInitialized)",
+                entry.describe());
         continue;
       }
       if (length.lacks(st, entry)) {
@@ -596,10 +640,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   private void awaitLength(TrainerState st, int index) {
     st.schedule.awaitLength(index);
-    logger.debug(
-        "Surgery: {} waits for the planned number of epochs (EasyTrain.fit under the agent,"
-            + " onPlannedEpochs)",
-        schedule.get(index).describe());
+    ListenerLog.logger()
+        .debug(
+            "Surgery: {} waits for the planned number of epochs (EasyTrain.fit under the agent,"
+                + " onPlannedEpochs)",
+            schedule.get(index).describe());
   }
 
   /**
@@ -956,7 +1001,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       }
     } catch (RuntimeException e) {
       // Another thread may still be training: what could be listed is listed, the mark still goes.
-      logger.debug("Surgery: listing the entries cut short failed", e);
+      ListenerLog.logger().debug("Surgery: listing the entries cut short failed", e);
     }
     surgeryLog.markCutShort();
     surgeryLog.write();
@@ -1108,6 +1153,55 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
   }
 
+  /**
+   * Warns when DJL's {@link SaveModelTrainingListener} comes after this listener in a trainer's
+   * list and an entry may run at an epoch end: there the checkpoint it saves would hold the changed
+   * model, while the epoch's metrics (and the {@code Accuracy} a save callback sets from them)
+   * belong to the model before the surgery. Said once per listener; the agent adds its listener
+   * last, where this cannot happen.
+   */
+  private void warnSaveAfterSurgery(Trainer trainer, TrainerState st) {
+    if (saveOrderWarned || !runsAtEpochEnds(st.schedule)) {
+      return;
+    }
+    boolean after = false;
+    for (TrainingListener listener : DjlInternals.listeners(trainer)) {
+      if (listener == this) {
+        after = true;
+      } else if (after && listener instanceof SaveModelTrainingListener) {
+        saveOrderWarned = true;
+        warnings.warn(
+            "Surgery: this SurgeryListener comes before DJL's SaveModelTrainingListener in the"
+                + " trainer's listeners, so at an epoch end where surgery runs the checkpoint holds"
+                + " the changed model while the epoch's metrics (and an Accuracy a save callback"
+                + " sets from them) belong to the model before the surgery. Add the"
+                + " SurgeryListener after the SaveModelTrainingListener (the agent adds its"
+                + " listener last)");
+        return;
+      }
+    }
+  }
+
+  /** Whether an entry of a schedule may run at an epoch end (not only before training). */
+  private static boolean runsAtEpochEnds(Schedule schedule) {
+    for (int i = 0; i < schedule.size(); i++) {
+      Trigger trigger = schedule.entry(i).trigger();
+      switch (trigger.kind()) {
+        case EPOCH:
+          if (trigger.amount() > 0) {
+            return true;
+          }
+          break;
+        case EVERY_EPOCHS:
+        case EVENTS:
+          return true;
+        default:
+          break;
+      }
+    }
+    return false;
+  }
+
   /** Copies a set of events; EnumSet.copyOf refuses an empty set that is no EnumSet. */
   static EnumSet<Event> eventSet(Set<Event> events) {
     EnumSet<Event> copy = EnumSet.noneOf(Event.class);
@@ -1145,10 +1239,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         refuseRegisteredTwice(trainer);
         st = new TrainerState(trainerCount.incrementAndGet(), schedule, !countsBatchesInEpoch);
         if (SurgeryCheckpoint.forgetRecordOfAnotherBlock(trainer.getModel())) {
-          logger.info(
-              "Surgery: the model's '{}' property described the block it had before setBlock:"
-                  + " taken off (this block's surgery is recorded anew)",
-              PROPERTY);
+          ListenerLog.logger()
+              .info(
+                  "Surgery: the model's '{}' property described the block it had before setBlock:"
+                      + " taken off (this block's surgery is recorded anew)",
+                  PROPERTY);
         }
         records.skipRecorded(trainer.getModel(), st, true);
         st.recordSeen = RecordedEntries.recordOf(trainer.getModel());

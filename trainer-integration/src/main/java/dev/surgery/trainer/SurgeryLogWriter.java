@@ -7,8 +7,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Collects the outcomes and the entries that never ran, over all trainers of one {@link
@@ -23,7 +21,6 @@ import org.slf4j.LoggerFactory;
 final class SurgeryLogWriter {
 
   // The listener's logger, so that users who configure logging for the listener see these lines.
-  private static final Logger logger = LoggerFactory.getLogger(SurgeryListener.class);
 
   private final Path logPath;
   private final RecentItems<PendingOutcome> outcomes;
@@ -124,7 +121,7 @@ final class SurgeryLogWriter {
       } catch (RuntimeException e) {
         // Read while other threads train: a torn read costs the list, never the training. Only
         // the running trainers' states can throw, so the log stays marked cut short.
-        logger.debug("Surgery: the entries not reached yet could not be listed", e);
+        ListenerLog.logger().debug("Surgery: the entries not reached yet could not be listed", e);
         running = List.of();
       }
       // Both lists under both locks: the file shows them as they were at one moment.

@@ -78,6 +78,9 @@ final class TrainerState {
   /** Set once the trainer has warned that training ran past its planned number of epochs. */
   boolean pastPlannedLengthWarned;
 
+  /** Whether steps past the planned number, after a duration entry ran, were warned of. */
+  boolean pastPlannedStepsWarned;
+
   /** The most recent batch losses, for {@code State.recentLosses}. */
   final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
 

@@ -58,6 +58,11 @@ final class TrainingLength {
     return planned > 0 && st.batchesPerEpoch > 0 ? planned * st.batchesPerEpoch : 0;
   }
 
+  /** Whether the planned number of optimizer steps is configured rather than estimated. */
+  boolean stepsConfigured() {
+    return totalSteps > 0;
+  }
+
   /**
    * Whether an entry that ran took the length of training from the loop's announcement alone: no
    * total (of epochs, or of steps for a duration trigger) is configured.

@@ -11,7 +11,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * {@code enabled=false} installs nothing: the program runs as without the agent, even when the
- * config named next to it does not exist, or a second {@code -javaagent} names a valid one.
+ * config named next to it does not exist, or another {@code -javaagent}, before or after it, names
+ * a valid one.
  */
 class DisabledAgentIT {
 
@@ -47,6 +48,46 @@ class DisabledAgentIT {
                 + " enabled=false and installed nothing (ignoring 'surgery.yaml')"),
         r.agentLines(),
         r.toString());
+  }
+
+  /**
+   * An outside probe: a kill switch given after an agent with a config (on the command line after
+   * one in {@code JAVA_TOOL_OPTIONS}, which the JVM reads first) was ignored without a word, and
+   * the job trained the changed model. The kill switch now wins wherever it stands.
+   */
+  @Test
+  void aKillSwitchAfterAnEnabledAgentTurnsItOff() throws Exception {
+    Path dir = AgentConfigs.dir("enabled-then-disabled");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "2")
+            .agent("surgery.yaml")
+            .agent("enabled=false")
+            .workDir(dir)
+            .run();
+    assertUnchanged(r);
+    assertEquals(
+        List.of(
+            "surgery-agent: the agent was given more than once and this -javaagent has"
+                + " enabled=false: the agent is off, no trainer gets surgery (ignoring"
+                + " 'surgery.yaml')"),
+        r.agentLines(),
+        r.toString());
+  }
+
+  @Test
+  void aKillSwitchOnTheCommandLineTurnsOffTheAgentOfJavaToolOptions() throws Exception {
+    Path dir = AgentConfigs.dir("tool-options-then-disabled");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "2")
+            .env("JAVA_TOOL_OPTIONS", "-javaagent:" + ForkedJvm.agentJar() + "=surgery.yaml")
+            .agent("enabled=false")
+            .workDir(dir)
+            .run();
+    assertUnchanged(r);
+    assertTrue(r.stderr().contains("Picked up JAVA_TOOL_OPTIONS"), r.toString());
+    assertEquals(1, r.countErr("the agent is off, no trainer gets surgery"), r.toString());
   }
 
   @Test

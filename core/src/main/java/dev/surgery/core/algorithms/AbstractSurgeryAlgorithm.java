@@ -45,8 +45,6 @@ import org.slf4j.LoggerFactory;
  */
 public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
 
-  private static final Logger LOGGER = LoggerFactory.getLogger(AbstractSurgeryAlgorithm.class);
-
   /** The warnings of the application running on this thread ({@link #warn}); null outside one. */
   private static final ThreadLocal<List<String>> APPLYING = new ThreadLocal<>();
 
@@ -192,11 +190,12 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, surgeryOptions(context));
     if (frozen.frozenReplacements() > 0) {
-      LOGGER.info(
-          "{}: the new parameters of {} replacements of frozen layers are frozen too (layers are"
-              + " never unfrozen)",
-          name(),
-          frozen.frozenReplacements());
+      logger()
+          .info(
+              "{}: the new parameters of {} replacements of frozen layers are frozen too (layers are"
+                  + " never unfrozen)",
+              name(),
+              frozen.frozenReplacements());
     }
     List<SurgeryChanges.Change> changes = new ArrayList<>(replaced.size());
     Map<Block, String> pathsAfter = null;
@@ -499,5 +498,17 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     public A build() {
       return (A) spec.create(given);
     }
+  }
+
+  /**
+   * The class's logger, made when something is first logged: the agent builds the library's objects
+   * before the program's {@code main}, which may still configure its logging.
+   */
+  private static Logger logger() {
+    return LogHolder.LOGGER;
+  }
+
+  private static final class LogHolder {
+    static final Logger LOGGER = LoggerFactory.getLogger(AbstractSurgeryAlgorithm.class);
   }
 }

@@ -1,0 +1,105 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.listener.EarlyStoppingListener;
+import ai.djl.training.listener.EarlyStoppingListener.EarlyStoppedException;
+import ai.djl.training.listener.EpochTrainingListener;
+import ai.djl.training.listener.SaveModelTrainingListener;
+import ai.djl.training.listener.TrainingListener;
+import dev.surgery.core.algorithms.BlurPool;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Where the listener sits among DJL's own listeners. An outside probe found a checkpoint of DJL's
+ * {@code SaveModelTrainingListener}, placed after the surgery listener, holding the changed model
+ * under the metrics of the model before the surgery, and an entry stopped by {@code
+ * EarlyStoppingListener} (placed before it) reported one completed epoch less than ran.
+ */
+class ListenerOrderTest {
+
+  private static final String ORDER_WARNING =
+      "Surgery: this SurgeryListener comes before DJL's SaveModelTrainingListener";
+
+  @TempDir Path dir;
+
+  @Test
+  void aSaveListenerAfterTheSurgeryListenerIsWarnedOfOnce() throws Exception {
+    SurgeryListener listener = blurAt(1);
+    SaveModelTrainingListener save = new SaveModelTrainingListener(dir.toString(), "net", 1);
+    train(listener, 2, listener, save);
+    train(listener, 2, listener, save); // a second trial: not said again
+    assertEquals(
+        1, count(listener.getWarnings(), ORDER_WARNING), listener.getWarnings().toString());
+  }
+
+  @Test
+  void aSaveListenerBeforeTheSurgeryListenerOrOnlyEpochZeroSurgeryIsNotWarnedOf() throws Exception {
+    SurgeryListener after = blurAt(1);
+    train(after, 2, new SaveModelTrainingListener(dir.toString(), "a", 1), after);
+    assertEquals(0, count(after.getWarnings(), ORDER_WARNING), after.getWarnings().toString());
+
+    // Epoch-0 surgery is over before the first checkpoint: nothing to warn of.
+    SurgeryListener beforeTraining = blurAt(0);
+    train(beforeTraining, 2, beforeTraining, new SaveModelTrainingListener(dir.toString(), "b", 1));
+    assertEquals(
+        0,
+        count(beforeTraining.getWarnings(), ORDER_WARNING),
+        beforeTraining.getWarnings().toString());
+  }
+
+  @Test
+  void anEntryWhoseEpochEndAnEarlierListenerStoppedNamesTheEpochsThatRan() throws Exception {
+    SurgeryListener listener = blurAt(2);
+    // Stops training in its onEpoch at the end of epoch 2, before the surgery listener hears it.
+    EarlyStoppingListener stop =
+        EarlyStoppingListener.builder().optMinEpochs(2).optMaxMillis(0).build();
+    EarlyStoppedException stopped =
+        assertThrows(
+            EarlyStoppedException.class,
+            () -> train(listener, 3, new EpochTrainingListener(), stop, listener));
+    assertEquals(2, stopped.getStopEpoch());
+    List<String> warnings = listener.getWarnings();
+    assertEquals(1, warnings.size(), warnings.toString());
+    assertTrue(
+        warnings
+            .get(0)
+            .endsWith(
+                "never ran: training ended after 1 completed epochs and 4 batches of epoch 2,"
+                    + " whose end (onEpoch) did not reach this listener: a listener before it in"
+                    + " the trainer's list stopped training in its own onEpoch (as DJL's"
+                    + " EarlyStoppingListener does), or the loop stopped within the epoch"),
+        warnings.get(0));
+  }
+
+  private static SurgeryListener blurAt(int epoch) {
+    return SurgeryListener.builder()
+        .add(BlurPool.builder().optMinChannels(1).optReplaceMaxpools(false).build(), epoch)
+        .build();
+  }
+
+  private static void train(SurgeryListener surgery, int epochs, TrainingListener... listeners)
+      throws Exception {
+    try (Model model = TestModels.model("order");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listeners))) {
+      trainer.initialize(INPUT);
+      surgery.onInitialized(trainer);
+      EasyTrain.fit(trainer, epochs, TestModels.dataset(data, 3), null);
+    }
+  }
+
+  private static long count(List<String> warnings, String prefix) {
+    return warnings.stream().filter(w -> w.startsWith(prefix)).count();
+  }
+}
