@@ -144,6 +144,11 @@ public final class SurgeryAgent {
       }
       SurgeryDispatcher.setDryRun(settings.isDryRun());
       SurgeryDispatcher.configure(Path.of(given), extensions);
+      if (premain) {
+        // Before the check below loads DJL's Trainer (when DJL is on the class path), so that it
+        // is woven as it loads; in a JVM that never loads DJL, ByteBuddy is never loaded.
+        FirstDjlClassTransformer.register(instrumentation);
+      }
       List<String> problems = SurgeryDispatcher.validateEarly();
       if (problems == null) {
         AgentLog.debug(
@@ -155,7 +160,10 @@ public final class SurgeryAgent {
         refuse(problems, premain);
         return;
       }
-      TrainerInstrumentation.install(instrumentation);
+      if (!premain) {
+        // DJL may be loaded and training already: weave its classes now (retransformation).
+        TrainerInstrumentation.install(instrumentation);
+      }
       AgentLog.debug("installed (config " + given + ")");
     } catch (Throwable t) {
       // Never let anything escape: a throwing premain aborts the JVM with a native crash report.

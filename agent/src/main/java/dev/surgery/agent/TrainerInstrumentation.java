@@ -27,6 +27,7 @@ import dev.surgery.agent.advice.TrainerNewGradientCollectorAdvice;
 import dev.surgery.agent.advice.TrainerStepAdvice;
 import dev.surgery.agent.shared.AgentLog;
 import dev.surgery.agent.shared.SurgeryDispatcher;
+import java.lang.instrument.ClassFileTransformer;
 import java.lang.instrument.Instrumentation;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -77,6 +78,20 @@ public final class TrainerInstrumentation {
    * @return the transformer, which tests may reset
    */
   public static ResettableClassFileTransformer install(Instrumentation instrumentation) {
+    return builder().installOn(instrumentation);
+  }
+
+  /**
+   * The transformation as a plain transformer, applied to no class already loaded: what {@link
+   * FirstDjlClassTransformer} hands DJL's classes to once the first one loads.
+   *
+   * @return the transformer
+   */
+  static ClassFileTransformer weaving() {
+    return builder().makeRaw();
+  }
+
+  private static AgentBuilder builder() {
     return new AgentBuilder.Default()
         .disableClassFormatChanges()
         .with(AgentBuilder.RedefinitionStrategy.RETRANSFORMATION)
@@ -118,8 +133,7 @@ public final class TrainerInstrumentation {
                 Advice.to(EasyTrainFitAdvice.class).on(fit()),
                 Advice.to(EasyTrainEvaluateDatasetAdvice.class).on(evaluateDataset())))
         .type(inVisibleLoader(gradientCollector()))
-        .transform(advise(Advice.to(GradientCollectorBackwardAdvice.class).on(backward())))
-        .installOn(instrumentation);
+        .transform(advise(Advice.to(GradientCollectorBackwardAdvice.class).on(backward())));
   }
 
   /** Weaves the advice into every type the transformation matches, in the order given. */

@@ -40,7 +40,10 @@ class UnexpectedTrainerShapeIT {
           "  }",
           "}");
 
-  /** DJL on the system class path: the surgery library cannot link against this "DJL". */
+  /**
+   * DJL on the system class path: the {@code Trainer} the config check loads before {@code main} is
+   * checked as it loads (before the agent builds a listener that would not link against this DJL).
+   */
   @Test
   void warnsOnceAndRunsUnmodified() throws Exception {
     Path dir = AgentConfigs.dir("unexpected-shape");
@@ -51,7 +54,10 @@ class UnexpectedTrainerShapeIT {
             .agent("surgery.yaml")
             .workDir(dir)
             .run();
-    assertRanUnmodifiedWithOneWarning(r, "next to this DJL (built for DJL 0.36.0)");
+    assertRanUnmodifiedWithOneWarning(
+        r,
+        "ai.djl.training.Trainer does not have the shape DJL Surgery was built for (DJL 0.36.0),"
+            + " missing field List listeners");
   }
 
   /**
