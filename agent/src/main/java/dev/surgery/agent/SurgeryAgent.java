@@ -7,6 +7,7 @@ import dev.surgery.agent.shared.SurgeryAgentExit;
 import dev.surgery.agent.shared.SurgeryDispatcher;
 import java.io.IOException;
 import java.lang.instrument.Instrumentation;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -47,8 +48,8 @@ public final class SurgeryAgent {
   /** A later {@code -javaagent} with {@code enabled=false} turned off the one installed. */
   private static final AtomicBoolean TURNED_OFF = new AtomicBoolean();
 
-  /** The argument of the agent that installed, named when a later kill switch turns it off. */
-  private static final AtomicReference<String> FIRST_ARGUMENT = new AtomicReference<>();
+  /** The config of the agent that installed, named when a later kill switch turns it off. */
+  private static final AtomicReference<String> FIRST_CONFIG = new AtomicReference<>();
 
   private SurgeryAgent() {}
 
@@ -92,13 +93,7 @@ public final class SurgeryAgent {
           // An earlier -javaagent installed (JAVA_TOOL_OPTIONS comes before the command line):
           // the kill switch wins wherever it stands. No trainer exists before main, so none has
           // a listener yet; hooks without a config attach nothing.
-          TURNED_OFF.set(true);
-          SurgeryDispatcher.configure(null, List.of());
-          AgentLog.info(
-              "the agent was given more than once and this -javaagent has enabled=false: the"
-                  + " agent is off, no trainer gets surgery (ignoring '"
-                  + FIRST_ARGUMENT.get()
-                  + "')");
+          turnOff();
         } else if (!premain && INSTALLED.get() && !FIRST_DISABLED.get() && !TURNED_OFF.get()) {
           AgentLog.info(
               "enabled=false in a late attach does not turn off the agent installed at start-up"
@@ -117,11 +112,11 @@ public final class SurgeryAgent {
                 + "')");
         return;
       }
-      FIRST_ARGUMENT.set(argument);
       String given = settings.getConfig();
+      FIRST_CONFIG.set(given);
       if (given == null) {
-        INSTALLED.set(false);
-        refuse(
+        refuseUnlessTurnedOff(
+            argument,
             List.of(
                 "no surgery config given: use -javaagent:surgery-agent.jar=<config.yaml>, the system"
                     + " property surgery.config or the environment variable SURGERY_CONFIG"),
@@ -138,8 +133,7 @@ public final class SurgeryAgent {
         }
       }
       if (!fileProblems.isEmpty()) {
-        INSTALLED.set(false);
-        refuse(fileProblems, premain);
+        refuseUnlessTurnedOff(argument, fileProblems, premain);
         return;
       }
       SurgeryDispatcher.setDryRun(settings.isDryRun());
@@ -155,9 +149,8 @@ public final class SurgeryAgent {
             "DJL is not on the system class path; the config is validated when the first Trainer"
                 + " is created");
       } else if (!problems.isEmpty()) {
-        INSTALLED.set(false);
         SurgeryDispatcher.configure(null, List.of());
-        refuse(problems, premain);
+        refuseUnlessTurnedOff(argument, problems, premain);
         return;
       }
       if (!premain) {
@@ -294,6 +287,62 @@ public final class SurgeryAgent {
 
   private static String notFound(String what) {
     return what + " not found (working directory " + Path.of("").toAbsolutePath() + ")";
+  }
+
+  /** A later {@code -javaagent} with {@code enabled=false} turns off the agent installed. */
+  private static void turnOff() {
+    TURNED_OFF.set(true);
+    SurgeryDispatcher.configure(null, List.of());
+    AgentLog.info(
+        "the agent was given more than once and a -javaagent has enabled=false: the agent is off,"
+            + " no trainer gets surgery (config '"
+            + FIRST_CONFIG.get()
+            + "' not used)");
+  }
+
+  /**
+   * Refuses the installing agent's config, unless a later {@code -javaagent} of this jar has {@code
+   * enabled=false}: that agent's premain comes too late to stop the refusal, so this one looks
+   * ahead at the JVM's arguments ({@code JAVA_TOOL_OPTIONS} first, then the command line). Asked
+   * only here: the look loads {@code java.management}.
+   */
+  private static void refuseUnlessTurnedOff(
+      String argument, List<String> problems, boolean premain) {
+    if (premain && laterKillSwitch(argument)) {
+      turnOff();
+      return;
+    }
+    INSTALLED.set(false);
+    refuse(problems, premain);
+  }
+
+  /** Whether a {@code -javaagent} of this jar after the one given {@code own} is disabled. */
+  private static boolean laterKillSwitch(String own) {
+    try {
+      Path jar =
+          Path.of(SurgeryAgent.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+      boolean ownSeen = false;
+      for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+        if (!arg.startsWith("-javaagent:")) {
+          continue;
+        }
+        String spec = arg.substring("-javaagent:".length());
+        int eq = spec.indexOf('=');
+        String option = eq < 0 ? null : spec.substring(eq + 1);
+        Path path = Path.of(eq < 0 ? spec : spec.substring(0, eq));
+        if (!Files.exists(path) || !Files.isSameFile(path, jar)) {
+          continue;
+        }
+        if (!ownSeen) {
+          ownSeen = java.util.Objects.equals(option, own);
+        } else if (!AgentSettings.resolve(option).isEnabled()) {
+          return true;
+        }
+      }
+    } catch (Exception | LinkageError e) {
+      AgentLog.debug("could not look for a later -javaagent with enabled=false: " + e);
+    }
+    return false;
   }
 
   private static void refuse(List<String> problems, boolean premain) {

@@ -155,19 +155,17 @@ final class EntryRunner {
   }
 
   /**
-   * Warns when a scheduled surgery meets gradients that a backward pass left and no optimizer step
-   * took (a loop that accumulates gradients over several batches per step, its window open across
-   * the epoch end): parameters the surgery keeps keep theirs, those it replaces take theirs away,
-   * and new ones start without, so the next step mixes gradients of two models. DJL's step zeroes
-   * the gradients it applies, so after a step there is nothing to find. Asked only when a scheduled
-   * entry runs (not for each event of an event-driven one): a reduction per trainable parameter.
+   * Counts the trainable parameters holding a gradient that a backward pass left and no optimizer
+   * step took (a loop that accumulates gradients over several batches per step, its window open
+   * across the epoch end): {@code {pending, trainable}}. A reduction per trainable parameter, asked
+   * only when a scheduled entry runs at an epoch end.
    */
-  private void warnPendingGradients(ScheduledAlgorithm entry, Block block) {
-    if (!block.isInitialized()) {
-      return;
-    }
+  private static int[] pendingGradients(Block block) {
     int trainable = 0;
     int pending = 0;
+    if (!block.isInitialized()) {
+      return new int[] {0, 0};
+    }
     for (Parameter parameter : block.getParameters().values()) {
       if (!parameter.isInitialized() || !parameter.requiresGradient()) {
         continue;
@@ -184,20 +182,27 @@ final class EntryRunner {
         }
       }
     }
-    if (pending > 0) {
-      warnings.warn(
-          "Surgery: "
-              + entry.describe()
-              + " runs with gradients pending on "
-              + pending
-              + " of "
-              + trainable
-              + " trainable parameters (a backward pass since the last trainer.step(), such as"
-              + " a gradient-accumulation window open across the epoch end): parameters it keeps"
-              + " keep theirs, parameters it replaces lose theirs and new ones start without, so"
-              + " the next step mixes gradients of the model before and after the surgery. Step"
-              + " (or zero the gradients) before the epoch ends, or schedule the entry by step");
-    }
+    return new int[] {pending, trainable};
+  }
+
+  /**
+   * Warns that a surgery that changed blocks ran with gradients pending: parameters it keeps keep
+   * theirs, those it replaces take theirs away, and new ones start without, so the next step mixes
+   * gradients of two models. Once per entry and trainer.
+   */
+  private void warnPendingGradients(ScheduledAlgorithm entry, int[] pending) {
+    warnings.warn(
+        "Surgery: "
+            + entry.describe()
+            + " ran with gradients pending on "
+            + pending[0]
+            + " of "
+            + pending[1]
+            + " trainable parameters (a backward pass since the last trainer.step(), such as"
+            + " a gradient-accumulation window open across the epoch end): parameters it kept"
+            + " keep theirs, parameters it replaced lost theirs and new ones start without, so"
+            + " the next step mixes gradients of the model before and after the surgery. Step"
+            + " (or zero the gradients) before the epoch ends, or schedule the entry by step");
   }
 
   /** Wraps a plugin's exception so that the message names the plugin, the call and its jar. */
@@ -271,9 +276,12 @@ final class EntryRunner {
           0);
       return;
     }
-    if (entry.trigger().kind() != Trigger.Kind.EVENTS) {
-      warnPendingGradients(entry, block);
-    }
+    // At an epoch end a loop may have backpropagated batches it did not step yet (after a step,
+    // DJL's update has zeroed the gradients: nothing to look for there).
+    int[] pending =
+        event == Event.EPOCH_END && entry.trigger().kind() != Trigger.Kind.EVENTS
+            ? pendingGradients(block)
+            : null;
     EventState state = stateAt(trainer, st, event);
     Double lossBefore = st.losses.meanBefore();
     int lossBeforeBatches = st.losses.beforeBatches();
@@ -323,6 +331,9 @@ final class EntryRunner {
     if (changes == null) {
       // No structural change (for example an average of the weights): nothing to record.
       return;
+    }
+    if (pending != null && pending[0] > 0 && !changes.isEmpty() && st.pendingWarned.add(index)) {
+      warnPendingGradients(entry, pending);
     }
     // Logged by the algorithm already; listed with the listener's own.
     changes.warnings().forEach(warnings::keep);

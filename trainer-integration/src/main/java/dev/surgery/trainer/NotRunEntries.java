@@ -117,16 +117,19 @@ final class NotRunEntries {
       } else if (!st.epochSinceLastBatch && st.batchInEpoch > 0) {
         // Batches ran after the last epoch end this listener saw: that epoch's end stopped
         // before it (DJL's EarlyStoppingListener throws from onEpoch), or the loop broke off.
+        boolean whole = st.batchesPerEpoch > 0 && st.batchInEpoch >= st.batchesPerEpoch;
         reason =
             "training ended after "
                 + st.completedEpochs
                 + " completed epochs and "
+                + (whole ? "all " : "")
                 + st.batchInEpoch
                 + " batches of epoch "
                 + (st.completedEpochs + 1)
                 + ", whose end (onEpoch) did not reach this listener: a listener before it in the"
                 + " trainer's list stopped training in its own onEpoch (as DJL's"
-                + " EarlyStoppingListener does), or the loop stopped within the epoch";
+                + " EarlyStoppingListener does)"
+                + (whole ? "" : ", or the loop stopped within the epoch");
       } else {
         reason = "training ended after " + st.completedEpochs + " completed epochs";
       }

@@ -136,7 +136,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private volatile boolean programEnded;
 
   /** Whether the listener-order warning was given (once per listener, not per trial). */
-  private volatile boolean saveOrderWarned;
+  private final java.util.concurrent.atomic.AtomicBoolean saveOrderWarned =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
+  /** Whether the schedule has {@code at: "<f>dur"} entries, whose steps follow an estimate. */
+  private final boolean hasDurations;
 
   private final AtomicInteger trainerCount = new AtomicInteger();
   private final ListenerWarnings warnings = new ListenerWarnings();
@@ -160,6 +164,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.reportPath = reportPath;
     this.surgeryLog = new SurgeryLogWriter(reportPath, this::notReachedYet, warnings);
     this.length = new TrainingLength(this.schedule, totalEpochs, totalSteps, totalEpochsHint);
+    this.hasDurations =
+        this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.DURATION);
     this.notRun = new NotRunEntries(warnings, surgeryLog, length);
     this.records = new RecordedEntries(warnings, surgeryLog);
     this.runner =
@@ -322,11 +328,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * epoch ends, ran it early. A configured {@code total_steps} is the user's word.
    */
   private void warnPastPlannedSteps(TrainerState st) {
-    if (st.pastPlannedStepsWarned || length.stepsConfigured()) {
+    if (!hasDurations || st.pastPlannedStepsWarned || length.stepsConfigured()) {
       return;
     }
     long planned = length.plannedSteps(st);
-    if (planned <= 0 || st.steps <= planned) {
+    // Past the planned epochs too, the epoch-end warning says what happened.
+    if (planned <= 0 || st.steps <= planned || st.completedEpochs >= length.plannedEpochs(st)) {
       return;
     }
     List<String> ran = new ArrayList<>();
@@ -350,7 +357,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             + st.batchesPerEpoch
             + ", the batches per epoch as the data or the first epoch told), so "
             + String.join(", ", ran)
-            + " ran earlier in training than its fraction says. Give total_steps in the config"
+            + " took its step from that estimate, not from the length training has. Give"
+            + " total_steps in the config"
             + " (optTotalSteps in the builder) where epochs differ in steps, as with gradient"
             + " accumulation whose windows cross epoch ends");
   }
@@ -797,6 +805,25 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (st.batchesPerEpoch == 0 && st.completedEpochs == 1 && st.batchInEpoch > 0) {
       st.batchesPerEpoch = st.batchInEpoch;
       runDurationsDueNow(trainer, st);
+    } else if (st.completedEpochs == 1
+        && st.batchInEpoch > 0
+        && st.batchInEpoch != st.batchesPerEpoch
+        && !countsBatchesInEpoch
+        && hasDurations
+        && !length.stepsConfigured()) {
+      // The data's batches were the estimate, but the loop stepped once per several of them
+      // (gradient accumulation): durations count optimizer steps.
+      warnings.warn(
+          "Surgery: the first epoch took "
+              + st.batchInEpoch
+              + " optimizer steps (BATCH_END) for "
+              + st.batchesPerEpoch
+              + " batches of data, so at: \"<f>dur\" entries now take "
+              + st.batchInEpoch
+              + " steps per epoch as the planned length; give total_steps in the config"
+              + " (optTotalSteps in the builder) for an exact one");
+      st.batchesPerEpoch = st.batchInEpoch;
+      runDurationsDueNow(trainer, st);
     }
     // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
     int completed = st.passedEpochs();
@@ -1161,7 +1188,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * last, where this cannot happen.
    */
   private void warnSaveAfterSurgery(Trainer trainer, TrainerState st) {
-    if (saveOrderWarned || !runsAtEpochEnds(st.schedule)) {
+    if (saveOrderWarned.get() || !runsAtEpochEnds(st.schedule)) {
       return;
     }
     boolean after = false;
@@ -1169,7 +1196,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       if (listener == this) {
         after = true;
       } else if (after && listener instanceof SaveModelTrainingListener) {
-        saveOrderWarned = true;
+        if (!saveOrderWarned.compareAndSet(false, true)) {
+          return;
+        }
         warnings.warn(
             "Surgery: this SurgeryListener comes before DJL's SaveModelTrainingListener in the"
                 + " trainer's listeners, so at an epoch end where surgery runs the checkpoint holds"
@@ -1193,8 +1222,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           }
           break;
         case EVERY_EPOCHS:
-        case EVENTS:
           return true;
+        case EVENTS:
+          if (schedule.entry(i).algorithm().events().contains(Event.EPOCH_END)) {
+            return true;
+          }
+          break;
         default:
           break;
       }

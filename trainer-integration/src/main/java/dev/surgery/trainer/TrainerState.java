@@ -81,6 +81,9 @@ final class TrainerState {
   /** Whether steps past the planned number, after a duration entry ran, were warned of. */
   boolean pastPlannedStepsWarned;
 
+  /** The entries warned of for running with gradients pending (once per entry). */
+  final java.util.Set<Integer> pendingWarned = new java.util.HashSet<>();
+
   /** The most recent batch losses, for {@code State.recentLosses}. */
   final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
 

@@ -16,7 +16,9 @@ import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.training.dataset.Batch;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.events.Event;
+import dev.surgery.core.events.Time;
 import dev.surgery.trainer.config.SurgeryConfig;
+import dev.surgery.trainer.config.Trigger;
 import java.util.List;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
@@ -39,13 +41,13 @@ class GradientAccumulationTest {
     List<String> warnings = listener.getWarnings();
     assertEquals(
         List.of(
-            "Surgery: blurpool at epoch 1 (builder entry 1) runs with gradients pending on "
+            "Surgery: blurpool at epoch 1 (builder entry 1) ran with gradients pending on "
                 + trainable
                 + " of "
                 + trainable
                 + " trainable parameters (a backward pass since the last trainer.step(), such as"
-                + " a gradient-accumulation window open across the epoch end): parameters it keeps"
-                + " keep theirs, parameters it replaces lose theirs and new ones start without, so"
+                + " a gradient-accumulation window open across the epoch end): parameters it kept"
+                + " keep theirs, parameters it replaced lost theirs and new ones start without, so"
                 + " the next step mixes gradients of the model before and after the surgery. Step"
                 + " (or zero the gradients) before the epoch ends, or schedule the entry by step"),
         warnings);
@@ -77,31 +79,7 @@ class GradientAccumulationTest {
     try (Model model = TestModels.model("accumulate-dur");
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      listener.onEvent(Event.INIT, trainer);
-      listener.onEvent(Event.FIT_START, trainer);
-      ArrayDataset dataset = TestModels.dataset(data, 5);
-      int batches = 0;
-      for (int epoch = 0; epoch < 3; epoch++) {
-        listener.onEvent(Event.EPOCH_START, trainer);
-        for (Batch batch : trainer.iterateDataset(dataset)) {
-          try (batch;
-              GradientCollector collector = trainer.newGradientCollector()) {
-            listener.onEvent(Event.BATCH_START, trainer);
-            NDList predictions = trainer.forward(batch.getData(), batch.getLabels());
-            NDArray loss = trainer.getLoss().evaluate(batch.getLabels(), predictions);
-            listener.onEvent(Event.AFTER_FORWARD, trainer);
-            collector.backward(loss);
-            listener.onEvent(Event.AFTER_BACKWARD, trainer);
-          }
-          if (++batches % BATCHES_PER_STEP == 0) {
-            trainer.step();
-            listener.onEvent(Event.BATCH_END, trainer);
-          }
-        }
-        listener.onEvent(Event.EPOCH_END, trainer);
-      }
-      listener.onEvent(Event.FIT_END, trainer);
+      eventLoop(listener, trainer, TestModels.dataset(data, 5), 3, BATCHES_PER_STEP, false);
     }
     assertEquals(
         List.of(3L),
@@ -114,8 +92,142 @@ class GradientAccumulationTest {
             .startsWith(
                 "Surgery: step 4 ran, past the 3 optimizer steps training was planned at (3"
                     + " epochs times 1, the batches per epoch as the data or the first epoch"
-                    + " told), so blurpool at 1.0dur (accumulate.yaml:2:5) ran earlier"),
+                    + " told), so blurpool at 1.0dur (accumulate.yaml:2:5) took its step from that"),
         warnings.get(0));
+  }
+
+  /**
+   * A reviewer: a repeating entry warned at each run, also where it changed nothing (BlurPool's
+   * second run finds nothing left to blur). Said once, for the run that changed blocks.
+   */
+  @Test
+  void aRepeatingEntryIsWarnedOfOnceAndOnlyWhereItChangedBlocks() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(
+                BlurPool.builder().optMinChannels(1).optReplaceMaxpools(false).build(),
+                Trigger.every(Time.parse("1ep")))
+            .build();
+    train(listener, false);
+    assertEquals(
+        1,
+        listener.getWarnings().stream().filter(w -> w.contains("gradients pending")).count(),
+        listener.getWarnings().toString());
+  }
+
+  /**
+   * A reviewer: an event-driven loop whose data reports 4 batches per epoch, stepping once per 3,
+   * planned 12 steps where 4 run, and "0.5dur" never ran. The first epoch's steps now correct the
+   * estimate, with a warning: 3 epochs of 1 step, so "0.5dur" is step 2.
+   */
+  @Test
+  void theFirstEpochsStepsCorrectADurationEstimateTakenFromTheData() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.fromConfig(
+            SurgeryConfig.parse(
+                "algorithms:\n"
+                    + "  - {name: blurpool, at: 0.5dur, min_channels: 1, replace_maxpools: false}\n"
+                    + "total_epochs: 3\n",
+                "accumulate.yaml"),
+            SurgeryTrain.EVENTS);
+    try (Model model = TestModels.model("accumulate-data");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      eventLoop(listener, trainer, TestModels.dataset(data, 5), 3, BATCHES_PER_STEP, true);
+    }
+    assertEquals(
+        List.of(2L),
+        listener.getOutcomes().stream().map(SurgeryOutcome::step).collect(Collectors.toList()),
+        listener.getWarnings().toString());
+    List<String> warnings = listener.getWarnings();
+    assertEquals(
+        "Surgery: the first epoch took 1 optimizer steps (BATCH_END) for 4 batches of data,"
+            + " so at: \"<f>dur\" entries now take 1 steps per epoch as the planned length;"
+            + " give total_steps in the config (optTotalSteps in the builder) for an exact"
+            + " one",
+        warnings.get(0));
+    // The third epoch took 2 steps: still more than the corrected estimate, which is said too.
+    assertEquals(2, warnings.size(), warnings.toString());
+    assertTrue(warnings.get(1).startsWith("Surgery: step 4 ran, past the 3"), warnings.get(1));
+  }
+
+  /**
+   * A reviewer: training simply longer than planned (3 epochs of a planned 2) was blamed on
+   * accumulation; the epoch-end warning alone says what happened.
+   */
+  @Test
+  void trainingPastThePlannedEpochsIsNotBlamedOnAccumulation() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.fromConfig(
+            SurgeryConfig.parse(
+                "algorithms:\n"
+                    + "  - {name: blurpool, at: 1.0dur, min_channels: 1, replace_maxpools: false}\n"
+                    + "total_epochs: 2\n",
+                "longer.yaml"),
+            SurgeryTrain.EVENTS);
+    try (Model model = TestModels.model("longer");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      // A step per batch, and no announcement of the loop's length.
+      eventLoop(listener, trainer, TestModels.dataset(data, 5), 3, 1, false);
+    }
+    List<String> warnings = listener.getWarnings();
+    assertEquals(
+        0,
+        warnings.stream()
+            .filter(w -> w.contains("optimizer steps training was planned at"))
+            .count(),
+        warnings.toString());
+    assertEquals(
+        1,
+        warnings.stream()
+            .filter(w -> w.startsWith("Surgery: epoch 3 ended, past the 2 epochs"))
+            .count(),
+        warnings.toString());
+  }
+
+  /**
+   * A loop that reports every event itself and steps once per {@code batchesPerStep} batches (the
+   * batch count runs on across epoch ends); with {@code viaTrainBatch}, each batch goes through
+   * {@code EasyTrain.trainBatch}, which tells the listener the data's size.
+   */
+  private static void eventLoop(
+      SurgeryListener listener,
+      Trainer trainer,
+      ArrayDataset dataset,
+      int epochs,
+      int batchesPerStep,
+      boolean viaTrainBatch)
+      throws Exception {
+    trainer.initialize(INPUT);
+    listener.onEvent(Event.INIT, trainer);
+    listener.onEvent(Event.FIT_START, trainer);
+    int batches = 0;
+    for (int epoch = 0; epoch < epochs; epoch++) {
+      listener.onEvent(Event.EPOCH_START, trainer);
+      for (Batch batch : trainer.iterateDataset(dataset)) {
+        try (batch) {
+          listener.onEvent(Event.BATCH_START, trainer);
+          if (viaTrainBatch) {
+            EasyTrain.trainBatch(trainer, batch);
+          } else {
+            try (GradientCollector collector = trainer.newGradientCollector()) {
+              NDList predictions = trainer.forward(batch.getData(), batch.getLabels());
+              NDArray loss = trainer.getLoss().evaluate(batch.getLabels(), predictions);
+              listener.onEvent(Event.AFTER_FORWARD, trainer);
+              collector.backward(loss);
+              listener.onEvent(Event.AFTER_BACKWARD, trainer);
+            }
+          }
+        }
+        if (++batches % batchesPerStep == 0) {
+          trainer.step();
+          listener.onEvent(Event.BATCH_END, trainer);
+        }
+      }
+      listener.onEvent(Event.EPOCH_END, trainer);
+    }
+    listener.onEvent(Event.FIT_END, trainer);
   }
 
   private static SurgeryListener blurAtEpoch1() {

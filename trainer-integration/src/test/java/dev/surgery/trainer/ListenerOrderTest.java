@@ -15,6 +15,7 @@ import ai.djl.training.listener.EpochTrainingListener;
 import ai.djl.training.listener.SaveModelTrainingListener;
 import ai.djl.training.listener.TrainingListener;
 import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.trainer.config.SurgeryConfig;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -58,6 +59,23 @@ class ListenerOrderTest {
         beforeTraining.getWarnings().toString());
   }
 
+  /**
+   * A reviewer: an event-driven entry that never runs at an epoch end (a per-batch average of the
+   * weights) was warned of too. Only one whose events include the epoch end is.
+   */
+  @Test
+  void anEventDrivenEntryIsWarnedOfOnlyWhenItMayRunAtAnEpochEnd() throws Exception {
+    EventRecorder.MARKS.clear(); // registers the event-driven test algorithms
+    SurgeryListener perBatch = eventDriven("t_ev_mark");
+    train(perBatch, 1, perBatch, new SaveModelTrainingListener(dir.toString(), "c", 1));
+    assertEquals(
+        0, count(perBatch.getWarnings(), ORDER_WARNING), perBatch.getWarnings().toString());
+    SurgeryListener everyEvent = eventDriven("t_ev_rec");
+    train(everyEvent, 1, everyEvent, new SaveModelTrainingListener(dir.toString(), "d", 1));
+    assertEquals(
+        1, count(everyEvent.getWarnings(), ORDER_WARNING), everyEvent.getWarnings().toString());
+  }
+
   @Test
   void anEntryWhoseEpochEndAnEarlierListenerStoppedNamesTheEpochsThatRan() throws Exception {
     SurgeryListener listener = blurAt(2);
@@ -75,11 +93,17 @@ class ListenerOrderTest {
         warnings
             .get(0)
             .endsWith(
-                "never ran: training ended after 1 completed epochs and 4 batches of epoch 2,"
-                    + " whose end (onEpoch) did not reach this listener: a listener before it in"
+                "never ran: training ended after 1 completed epochs and all 4 batches of epoch"
+                    + " 2, whose end (onEpoch) did not reach this listener: a listener before it in"
                     + " the trainer's list stopped training in its own onEpoch (as DJL's"
-                    + " EarlyStoppingListener does), or the loop stopped within the epoch"),
+                    + " EarlyStoppingListener does)"),
         warnings.get(0));
+  }
+
+  private static SurgeryListener eventDriven(String algorithm) {
+    return SurgeryListener.fromConfig(
+        SurgeryConfig.parse("algorithms:\n  - {name: " + algorithm + "}\n", "order.yaml"),
+        SurgeryTrain.EVENTS);
   }
 
   private static SurgeryListener blurAt(int epoch) {

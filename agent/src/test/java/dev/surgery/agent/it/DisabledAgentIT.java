@@ -68,9 +68,9 @@ class DisabledAgentIT {
     assertUnchanged(r);
     assertEquals(
         List.of(
-            "surgery-agent: the agent was given more than once and this -javaagent has"
-                + " enabled=false: the agent is off, no trainer gets surgery (ignoring"
-                + " 'surgery.yaml')"),
+            "surgery-agent: the agent was given more than once and a -javaagent has"
+                + " enabled=false: the agent is off, no trainer gets surgery (config"
+                + " 'surgery.yaml' not used)"),
         r.agentLines(),
         r.toString());
   }
@@ -88,6 +88,30 @@ class DisabledAgentIT {
     assertUnchanged(r);
     assertTrue(r.stderr().contains("Picked up JAVA_TOOL_OPTIONS"), r.toString());
     assertEquals(1, r.countErr("the agent is off, no trainer gets surgery"), r.toString());
+  }
+
+  /**
+   * A reviewer: the first agent checked its config in its own premain and stopped the JVM on a
+   * missing file before the kill switch after it ran. It now looks ahead for one first.
+   */
+  @Test
+  void aKillSwitchAfterAnAgentWithAMissingConfigTurnsItOffInsteadOfStoppingTheJvm()
+      throws Exception {
+    Path dir = AgentConfigs.dir("missing-config-then-disabled");
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
+            .env("JAVA_TOOL_OPTIONS", "-javaagent:" + ForkedJvm.agentJar() + "=no-such.yaml")
+            .agent("enabled=false")
+            .workDir(dir)
+            .run();
+    assertUnchanged(r);
+    assertEquals(
+        List.of(
+            "surgery-agent: the agent was given more than once and a -javaagent has"
+                + " enabled=false: the agent is off, no trainer gets surgery (config"
+                + " 'no-such.yaml' not used)"),
+        r.agentLines(),
+        r.toString());
   }
 
   @Test
