@@ -34,6 +34,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.WeakHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -136,8 +137,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private volatile boolean programEnded;
 
   /** Whether the listener-order warning was given (once per listener, not per trial). */
-  private final java.util.concurrent.atomic.AtomicBoolean saveOrderWarned =
-      new java.util.concurrent.atomic.AtomicBoolean();
+  private final AtomicBoolean saveOrderWarned = new AtomicBoolean();
 
   /** Whether the schedule has {@code at: "<f>dur"} entries, whose steps follow an estimate. */
   private final boolean hasDurations;

@@ -5,8 +5,10 @@ import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Objects;
+import java.util.Set;
 
 /**
  * What {@link SurgeryListener} knows about one trainer. It must not refer to the trainer, which is
@@ -82,7 +84,7 @@ final class TrainerState {
   boolean pastPlannedStepsWarned;
 
   /** The entries warned of for running with gradients pending (once per entry). */
-  final java.util.Set<Integer> pendingWarned = new java.util.HashSet<>();
+  final Set<Integer> pendingWarned = new HashSet<>();
 
   /** The most recent batch losses, for {@code State.recentLosses}. */
   final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
