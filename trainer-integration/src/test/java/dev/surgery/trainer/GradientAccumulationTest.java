@@ -68,19 +68,8 @@ class GradientAccumulationTest {
    */
   @Test
   void aDurationEntryThatRanBeforeTheRealEndIsWarnedOfWhenTrainingGoesPastIt() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.fromConfig(
-            SurgeryConfig.parse(
-                "algorithms:\n"
-                    + "  - {name: blurpool, at: 1.0dur, min_channels: 1, replace_maxpools: false}\n"
-                    + "total_epochs: 3\n",
-                "accumulate.yaml"),
-            SurgeryTrain.EVENTS);
-    try (Model model = TestModels.model("accumulate-dur");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      eventLoop(listener, trainer, TestModels.dataset(data, 5), 3, BATCHES_PER_STEP, false);
-    }
+    SurgeryListener listener = blurAtDuration("1.0", 3, "accumulate.yaml");
+    trainInEvents(listener, "accumulate-dur", BATCHES_PER_STEP, false);
     assertEquals(
         List.of(3L),
         listener.getOutcomes().stream().map(SurgeryOutcome::step).collect(Collectors.toList()));
@@ -122,19 +111,8 @@ class GradientAccumulationTest {
    */
   @Test
   void theFirstEpochsStepsCorrectADurationEstimateTakenFromTheData() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.fromConfig(
-            SurgeryConfig.parse(
-                "algorithms:\n"
-                    + "  - {name: blurpool, at: 0.5dur, min_channels: 1, replace_maxpools: false}\n"
-                    + "total_epochs: 3\n",
-                "accumulate.yaml"),
-            SurgeryTrain.EVENTS);
-    try (Model model = TestModels.model("accumulate-data");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      eventLoop(listener, trainer, TestModels.dataset(data, 5), 3, BATCHES_PER_STEP, true);
-    }
+    SurgeryListener listener = blurAtDuration("0.5", 3, "accumulate.yaml");
+    trainInEvents(listener, "accumulate-data", BATCHES_PER_STEP, true);
     assertEquals(
         List.of(2L),
         listener.getOutcomes().stream().map(SurgeryOutcome::step).collect(Collectors.toList()),
@@ -157,20 +135,8 @@ class GradientAccumulationTest {
    */
   @Test
   void trainingPastThePlannedEpochsIsNotBlamedOnAccumulation() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.fromConfig(
-            SurgeryConfig.parse(
-                "algorithms:\n"
-                    + "  - {name: blurpool, at: 1.0dur, min_channels: 1, replace_maxpools: false}\n"
-                    + "total_epochs: 2\n",
-                "longer.yaml"),
-            SurgeryTrain.EVENTS);
-    try (Model model = TestModels.model("longer");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      // A step per batch, and no announcement of the loop's length.
-      eventLoop(listener, trainer, TestModels.dataset(data, 5), 3, 1, false);
-    }
+    SurgeryListener listener = blurAtDuration("1.0", 2, "longer.yaml");
+    trainInEvents(listener, "longer", 1, false);
     List<String> warnings = listener.getWarnings();
     assertEquals(
         0,
@@ -184,6 +150,32 @@ class GradientAccumulationTest {
             .filter(w -> w.startsWith("Surgery: epoch 3 ended, past the 2 epochs"))
             .count(),
         warnings.toString());
+  }
+
+  /** A listener for an event driver with BlurPool at a fraction of the planned training. */
+  private static SurgeryListener blurAtDuration(String fraction, int totalEpochs, String file) {
+    return SurgeryListener.fromConfig(
+        SurgeryConfig.parse(
+            "algorithms:\n"
+                + "  - {name: blurpool, at: "
+                + fraction
+                + "dur, min_channels: 1, replace_maxpools: false}\n"
+                + "total_epochs: "
+                + totalEpochs
+                + "\n",
+            file),
+        SurgeryTrain.EVENTS);
+  }
+
+  /** Three epochs of {@link #eventLoop} on a fresh model, its length never announced. */
+  private static void trainInEvents(
+      SurgeryListener listener, String name, int batchesPerStep, boolean viaTrainBatch)
+      throws Exception {
+    try (Model model = TestModels.model(name);
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      eventLoop(listener, trainer, TestModels.dataset(data, 5), 3, batchesPerStep, viaTrainBatch);
+    }
   }
 
   /**
