@@ -10,8 +10,9 @@ import java.security.ProtectionDomain;
  * JVM loads its first DJL class ({@code ai/djl/...}) and then hands DJL's classes to. Until then it
  * only reads class names, so a JVM that never loads DJL (every JVM of a shell whose {@code
  * JAVA_TOOL_OPTIONS} names the agent: {@code javac}, Maven, other programs) never loads ByteBuddy.
- * No DJL class loads before {@code premain}, so nothing needs retransforming; registered as able to
- * retransform, it weaves the advice again when another agent retransforms a DJL class.
+ * Registered only when no DJL class is loaded yet (else {@code premain} retransforms as a late
+ * attach does); registered as able to retransform, it weaves the advice again when another agent
+ * retransforms a DJL class.
  *
  * <p>This class names no ByteBuddy type, so that loading it loads none.
  */

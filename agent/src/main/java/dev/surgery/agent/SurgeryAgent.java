@@ -13,6 +13,7 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
@@ -80,7 +81,7 @@ public final class SurgeryAgent {
       try {
         settings = AgentSettings.resolve(argument);
       } catch (AgentSettingsException e) {
-        refuse(List.of(e.getMessage()), premain);
+        refuseUnlessTurnedOff(argument, List.of(e.getMessage()), premain);
         return;
       }
       AgentLog.setDebug(settings.isDebug() || AgentLog.isDebug());
@@ -138,9 +139,13 @@ public final class SurgeryAgent {
       }
       SurgeryDispatcher.setDryRun(settings.isDryRun());
       SurgeryDispatcher.configure(Path.of(given), extensions);
-      if (premain) {
-        // Before the check below loads DJL's Trainer (when DJL is on the class path), so that it
-        // is woven as it loads; in a JVM that never loads DJL, ByteBuddy is never loaded.
+      // From premain, DJL's classes are woven as they load, the weaving built at the first one,
+      // so that a JVM that never loads DJL never loads ByteBuddy; registered before the check
+      // below loads DJL's Trainer (when DJL is on the class path). Where a DJL class loaded before
+      // premain (another agent's premain, a custom system class loader), and at a late attach,
+      // the classes already loaded are woven too (retransformation).
+      boolean atFirstDjlClass = premain && !djlLoaded(instrumentation);
+      if (atFirstDjlClass) {
         FirstDjlClassTransformer.register(instrumentation);
       }
       List<String> problems = SurgeryDispatcher.validateEarly();
@@ -153,8 +158,7 @@ public final class SurgeryAgent {
         refuseUnlessTurnedOff(argument, problems, premain);
         return;
       }
-      if (!premain) {
-        // DJL may be loaded and training already: weave its classes now (retransformation).
+      if (!atFirstDjlClass) {
         TrainerInstrumentation.install(instrumentation);
       }
       AgentLog.debug("installed (config " + given + ")");
@@ -164,8 +168,10 @@ public final class SurgeryAgent {
       if (AgentLog.isDebug()) {
         t.printStackTrace(System.err);
       }
-      refuse(
-          List.of("the surgery config could not be validated (agent failure: " + t + ")"), premain);
+      refuseUnlessTurnedOff(
+          argument,
+          List.of("the surgery config could not be validated (agent failure: " + t + ")"),
+          premain);
     }
   }
 
@@ -289,15 +295,25 @@ public final class SurgeryAgent {
     return what + " not found (working directory " + Path.of("").toAbsolutePath() + ")";
   }
 
+  /** Whether a DJL class is loaded already (by another agent's premain, for example). */
+  private static boolean djlLoaded(Instrumentation instrumentation) {
+    for (Class<?> type : instrumentation.getAllLoadedClasses()) {
+      if (type.getName().startsWith("ai.djl.")) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** A later {@code -javaagent} with {@code enabled=false} turns off the agent installed. */
   private static void turnOff() {
     TURNED_OFF.set(true);
     SurgeryDispatcher.configure(null, List.of());
+    String config = FIRST_CONFIG.get();
     AgentLog.info(
         "the agent was given more than once and a -javaagent has enabled=false: the agent is off,"
-            + " no trainer gets surgery (config '"
-            + FIRST_CONFIG.get()
-            + "' not used)");
+            + " no trainer gets surgery"
+            + (config == null ? "" : " (config '" + config + "' not used)"));
   }
 
   /**
@@ -309,6 +325,7 @@ public final class SurgeryAgent {
   private static void refuseUnlessTurnedOff(
       String argument, List<String> problems, boolean premain) {
     if (premain && laterKillSwitch(argument)) {
+      INSTALLED.set(true); // the kill switch's own premain then stays quiet
       turnOff();
       return;
     }
@@ -316,33 +333,55 @@ public final class SurgeryAgent {
     refuse(problems, premain);
   }
 
-  /** Whether a {@code -javaagent} of this jar after the one given {@code own} is disabled. */
+  /**
+   * Whether a {@code -javaagent} of this agent (this jar, or another copy whose manifest names this
+   * class as its {@code Premain-Class}) after the one given {@code own} is disabled.
+   */
   private static boolean laterKillSwitch(String own) {
+    List<String> arguments;
     try {
-      Path jar =
-          Path.of(SurgeryAgent.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-      boolean ownSeen = false;
-      for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-        if (!arg.startsWith("-javaagent:")) {
-          continue;
-        }
-        String spec = arg.substring("-javaagent:".length());
-        int eq = spec.indexOf('=');
-        String option = eq < 0 ? null : spec.substring(eq + 1);
-        Path path = Path.of(eq < 0 ? spec : spec.substring(0, eq));
-        if (!Files.exists(path) || !Files.isSameFile(path, jar)) {
-          continue;
-        }
-        if (!ownSeen) {
-          ownSeen = java.util.Objects.equals(option, own);
-        } else if (!AgentSettings.resolve(option).isEnabled()) {
+      arguments = ManagementFactory.getRuntimeMXBean().getInputArguments();
+    } catch (RuntimeException | LinkageError e) {
+      AgentLog.debug("could not look for a later -javaagent with enabled=false: " + e);
+      return false;
+    }
+    boolean ownSeen = false;
+    for (String arg : arguments) {
+      if (!arg.startsWith("-javaagent:")) {
+        continue;
+      }
+      String spec = arg.substring("-javaagent:".length());
+      int eq = spec.indexOf('=');
+      String option = eq < 0 ? null : spec.substring(eq + 1);
+      if (!isThisAgent(eq < 0 ? spec : spec.substring(0, eq))) {
+        continue;
+      }
+      if (!ownSeen) {
+        ownSeen = Objects.equals(option, own);
+        continue;
+      }
+      try {
+        if (!AgentSettings.resolve(option).isEnabled()) {
           return true;
         }
+      } catch (AgentSettingsException e) {
+        // That agent's own premain refuses it; look on.
       }
-    } catch (Exception | LinkageError e) {
-      AgentLog.debug("could not look for a later -javaagent with enabled=false: " + e);
     }
     return false;
+  }
+
+  /** Whether a jar given to {@code -javaagent} starts this agent. */
+  private static boolean isThisAgent(String jar) {
+    try (JarFile file = new JarFile(jar)) {
+      java.util.jar.Manifest manifest = file.getManifest();
+      return manifest != null
+          && SurgeryAgent.class
+              .getName()
+              .equals(manifest.getMainAttributes().getValue("Premain-Class"));
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
   }
 
   private static void refuse(List<String> problems, boolean premain) {

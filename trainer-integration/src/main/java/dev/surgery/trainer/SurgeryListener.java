@@ -738,6 +738,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     int size = batch == null ? 0 : batch.getSize();
     if (st.batchesPerEpoch == 0 && progressTotal > 0 && size > 0) {
       st.batchesPerEpoch = (progressTotal + size - 1) / size;
+      st.batchesPerEpochDroppingLast = progressTotal / size;
     }
     if (!st.epochSinceLastBatch
         && st.lastProgress > 0
@@ -811,17 +812,20 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         && !countsBatchesInEpoch
         && hasDurations
         && !length.stepsConfigured()) {
-      // The data's batches were the estimate, but the loop stepped once per several of them
-      // (gradient accumulation): durations count optimizer steps.
-      warnings.warn(
-          "Surgery: the first epoch took "
-              + st.batchInEpoch
-              + " optimizer steps (BATCH_END) for "
-              + st.batchesPerEpoch
-              + " batches of data, so at: \"<f>dur\" entries now take "
-              + st.batchInEpoch
-              + " steps per epoch as the planned length; give total_steps in the config"
-              + " (optTotalSteps in the builder) for an exact one");
+      // The data's batches were the estimate, but the epoch took another number of steps:
+      // durations count optimizer steps. A sampler that drops the last partial batch is no news.
+      if (st.batchInEpoch != st.batchesPerEpochDroppingLast) {
+        warnings.warn(
+            "Surgery: the first epoch had "
+                + st.batchInEpoch
+                + " optimizer steps (BATCH_END), not the "
+                + st.batchesPerEpoch
+                + " batches the data reports (several batches per step?), so at: \"<f>dur\""
+                + " entries now take "
+                + st.batchInEpoch
+                + " steps per epoch as the planned length; give total_steps in the config"
+                + " (optTotalSteps in the builder) for an exact one");
+      }
       st.batchesPerEpoch = st.batchInEpoch;
       runDurationsDueNow(trainer, st);
     }

@@ -68,6 +68,9 @@ final class TrainerState {
   /** Batches per epoch, from the data's progress total or the first completed epoch; 0 unknown. */
   long batchesPerEpoch;
 
+  /** Batches per epoch as the data reports them when its last partial batch is dropped. */
+  long batchesPerEpochDroppingLast;
+
   /** Whether {@code INIT} was reported: it is handled once. */
   boolean initSeen;
 

@@ -119,14 +119,42 @@ class GradientAccumulationTest {
         listener.getWarnings().toString());
     List<String> warnings = listener.getWarnings();
     assertEquals(
-        "Surgery: the first epoch took 1 optimizer steps (BATCH_END) for 4 batches of data,"
-            + " so at: \"<f>dur\" entries now take 1 steps per epoch as the planned length;"
-            + " give total_steps in the config (optTotalSteps in the builder) for an exact"
-            + " one",
+        "Surgery: the first epoch had 1 optimizer steps (BATCH_END), not the 4 batches the data"
+            + " reports (several batches per step?), so at: \"<f>dur\" entries now take 1 steps"
+            + " per epoch as the planned length; give total_steps in the config (optTotalSteps in"
+            + " the builder) for an exact one",
         warnings.get(0));
     // The third epoch took 2 steps: still more than the corrected estimate, which is said too.
     assertEquals(2, warnings.size(), warnings.toString());
     assertTrue(warnings.get(1).startsWith("Surgery: step 4 ran, past the 3"), warnings.get(1));
+  }
+
+  /**
+   * A reviewer: a sampler that drops the last partial batch (72 samples, batches of 16: 4, where
+   * the data's size rounds up to 5) got the accumulation warning in a plain fit. The estimate is
+   * corrected without a word: 2 epochs of 4 steps, so "0.5dur" is step 4.
+   */
+  @Test
+  void aDroppedLastBatchCorrectsTheEstimateWithoutAWarning() throws Exception {
+    SurgeryListener listener = blurAtDuration("0.5", 2, "drop-last.yaml");
+    try (Model model = TestModels.model("drop-last");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      data.getEngine().setRandomSeed(5);
+      NDArray labels = data.arange(72).toType(ai.djl.ndarray.types.DataType.FLOAT32, false).mod(4);
+      ArrayDataset dataset =
+          new ArrayDataset.Builder()
+              .setData(data.randomNormal(new ai.djl.ndarray.types.Shape(72, 3, 8, 8)))
+              .optLabels(labels)
+              .setSampling(16, false, true)
+              .build();
+      SurgeryTrain.fit(trainer, 2, dataset, null);
+    }
+    assertEquals(List.of(), listener.getWarnings());
+    assertEquals(
+        List.of(4L),
+        listener.getOutcomes().stream().map(SurgeryOutcome::step).collect(Collectors.toList()));
   }
 
   /**

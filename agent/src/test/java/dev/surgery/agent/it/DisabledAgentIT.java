@@ -5,7 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.surgery.agent.testapp.CnnApp;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -110,6 +112,33 @@ class DisabledAgentIT {
             "surgery-agent: the agent was given more than once and a -javaagent has"
                 + " enabled=false: the agent is off, no trainer gets surgery (config"
                 + " 'no-such.yaml' not used)"),
+        r.agentLines(),
+        r.toString());
+  }
+
+  /**
+   * A reviewer: a malformed first argument stopped the JVM despite the kill switch after it, and a
+   * kill switch in another copy of the agent jar was not seen.
+   */
+  @Test
+  void aKillSwitchInACopyOfTheJarTurnsOffAnAgentWithAMalformedArgument() throws Exception {
+    Path dir = AgentConfigs.dir("malformed-then-copy-disabled");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path copy = Files.createDirectories(dir.resolve("copy")).resolve("surgery-agent.jar");
+    Files.copy(ForkedJvm.agentJar(), copy, StandardCopyOption.REPLACE_EXISTING);
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "2")
+            .env(
+                "JAVA_TOOL_OPTIONS",
+                "-javaagent:" + ForkedJvm.agentJar() + "=config=surgery.yaml;bogus=1")
+            .jvmArg("-javaagent:" + copy + "=enabled=false")
+            .workDir(dir)
+            .run();
+    assertUnchanged(r);
+    assertEquals(
+        List.of(
+            "surgery-agent: the agent was given more than once and a -javaagent has"
+                + " enabled=false: the agent is off, no trainer gets surgery"),
         r.agentLines(),
         r.toString());
   }
