@@ -67,14 +67,7 @@ class DisabledAgentIT {
             .agent("enabled=false")
             .workDir(dir)
             .run();
-    assertUnchanged(r);
-    assertEquals(
-        List.of(
-            "surgery-agent: the agent was given more than once and a -javaagent has"
-                + " enabled=false: the agent is off, no trainer gets surgery (config"
-                + " 'surgery.yaml' not used)"),
-        r.agentLines(),
-        r.toString());
+    assertTurnedOff(r, " (config 'surgery.yaml' not used)");
   }
 
   @Test
@@ -106,14 +99,7 @@ class DisabledAgentIT {
             .agent("enabled=false")
             .workDir(dir)
             .run();
-    assertUnchanged(r);
-    assertEquals(
-        List.of(
-            "surgery-agent: the agent was given more than once and a -javaagent has"
-                + " enabled=false: the agent is off, no trainer gets surgery (config"
-                + " 'no-such.yaml' not used)"),
-        r.agentLines(),
-        r.toString());
+    assertTurnedOff(r, " (config 'no-such.yaml' not used)");
   }
 
   /**
@@ -134,13 +120,7 @@ class DisabledAgentIT {
             .jvmArg("-javaagent:" + copy + "=enabled=false")
             .workDir(dir)
             .run();
-    assertUnchanged(r);
-    assertEquals(
-        List.of(
-            "surgery-agent: the agent was given more than once and a -javaagent has"
-                + " enabled=false: the agent is off, no trainer gets surgery"),
-        r.agentLines(),
-        r.toString());
+    assertTurnedOff(r, "");
   }
 
   @Test
@@ -169,6 +149,18 @@ class DisabledAgentIT {
             .run();
     assertUnchanged(r);
     assertTrue(r.agentLines().isEmpty(), r.toString());
+  }
+
+  /** The program ran unchanged, and the agent's one line said a kill switch turned it off. */
+  private static void assertTurnedOff(ForkedJvm.Result r, String configClause) {
+    assertUnchanged(r);
+    assertEquals(
+        List.of(
+            "surgery-agent: the agent was given more than once and a -javaagent has"
+                + " enabled=false: the agent is off, no trainer gets surgery"
+                + configClause),
+        r.agentLines(),
+        r.toString());
   }
 
   static void assertUnchanged(ForkedJvm.Result r) {
