@@ -49,6 +49,9 @@ public final class SurgeryAgent {
   /** A later {@code -javaagent} with {@code enabled=false} turned off the one installed. */
   private static final AtomicBoolean TURNED_OFF = new AtomicBoolean();
 
+  /** The weaving is registered (or installed): once per JVM, whatever the agents given. */
+  private static final AtomicBoolean WOVEN = new AtomicBoolean();
+
   /** The config of the agent that installed, named when a later kill switch turns it off. */
   private static final AtomicReference<String> FIRST_CONFIG = new AtomicReference<>();
 
@@ -76,12 +79,13 @@ public final class SurgeryAgent {
   }
 
   private static void start(String argument, Instrumentation instrumentation, boolean premain) {
+    boolean claimed = false; // whether this call took INSTALLED: only then may it give it back
     try {
       AgentSettings settings;
       try {
         settings = AgentSettings.resolve(argument);
       } catch (AgentSettingsException e) {
-        refuseUnlessTurnedOff(argument, List.of(e.getMessage()), premain);
+        refuseUnlessTurnedOff(argument, List.of(e.getMessage()), premain, false);
         return;
       }
       AgentLog.setDebug(settings.isDebug() || AgentLog.isDebug());
@@ -103,7 +107,8 @@ public final class SurgeryAgent {
         AgentLog.debug("disabled; nothing installed");
         return;
       }
-      if (!INSTALLED.compareAndSet(false, true)) {
+      claimed = INSTALLED.compareAndSet(false, true);
+      if (!claimed) {
         AgentLog.info(
             "the agent was given more than once; only the first is used"
                 + (FIRST_DISABLED.get() ? ", which has enabled=false and installed nothing" : "")
@@ -121,7 +126,8 @@ public final class SurgeryAgent {
             List.of(
                 "no surgery config given: use -javaagent:surgery-agent.jar=<config.yaml>, the system"
                     + " property surgery.config or the environment variable SURGERY_CONFIG"),
-            premain);
+            premain,
+            true);
         return;
       }
       List<String> fileProblems = new ArrayList<>(checkFile(given));
@@ -134,18 +140,17 @@ public final class SurgeryAgent {
         }
       }
       if (!fileProblems.isEmpty()) {
-        refuseUnlessTurnedOff(argument, fileProblems, premain);
+        refuseUnlessTurnedOff(argument, fileProblems, premain, true);
         return;
       }
       SurgeryDispatcher.setDryRun(settings.isDryRun());
       SurgeryDispatcher.configure(Path.of(given), extensions);
       // From premain, DJL's classes are woven as they load, the weaving built at the first one,
       // so that a JVM that never loads DJL never loads ByteBuddy; registered before the check
-      // below loads DJL's Trainer (when DJL is on the class path). Where a DJL class loaded before
-      // premain (another agent's premain, a custom system class loader), and at a late attach,
-      // the classes already loaded are woven too (retransformation).
-      boolean atFirstDjlClass = premain && !djlLoaded(instrumentation);
-      if (atFirstDjlClass) {
+      // below loads DJL's Trainer (when DJL is on the class path), then the DJL classes loaded
+      // before premain (another agent's premain, a custom system class loader) are retransformed.
+      // A late attach installs the weaving with retransformation.
+      if (premain && WOVEN.compareAndSet(false, true)) {
         FirstDjlClassTransformer.register(instrumentation);
       }
       List<String> problems = SurgeryDispatcher.validateEarly();
@@ -155,10 +160,10 @@ public final class SurgeryAgent {
                 + " is created");
       } else if (!problems.isEmpty()) {
         SurgeryDispatcher.configure(null, List.of());
-        refuseUnlessTurnedOff(argument, problems, premain);
+        refuseUnlessTurnedOff(argument, problems, premain, true);
         return;
       }
-      if (!atFirstDjlClass) {
+      if (!premain && WOVEN.compareAndSet(false, true)) {
         TrainerInstrumentation.install(instrumentation);
       }
       AgentLog.debug("installed (config " + given + ")");
@@ -171,7 +176,8 @@ public final class SurgeryAgent {
       refuseUnlessTurnedOff(
           argument,
           List.of("the surgery config could not be validated (agent failure: " + t + ")"),
-          premain);
+          premain,
+          claimed);
     }
   }
 
@@ -295,19 +301,11 @@ public final class SurgeryAgent {
     return what + " not found (working directory " + Path.of("").toAbsolutePath() + ")";
   }
 
-  /** Whether a DJL class is loaded already (by another agent's premain, for example). */
-  private static boolean djlLoaded(Instrumentation instrumentation) {
-    for (Class<?> type : instrumentation.getAllLoadedClasses()) {
-      if (type.getName().startsWith("ai.djl.")) {
-        return true;
-      }
-    }
-    return false;
-  }
-
   /** A later {@code -javaagent} with {@code enabled=false} turns off the agent installed. */
   private static void turnOff() {
-    TURNED_OFF.set(true);
+    if (!TURNED_OFF.compareAndSet(false, true)) {
+      return;
+    }
     SurgeryDispatcher.configure(null, List.of());
     String config = FIRST_CONFIG.get();
     AgentLog.info(
@@ -323,13 +321,15 @@ public final class SurgeryAgent {
    * only here: the look loads {@code java.management}.
    */
   private static void refuseUnlessTurnedOff(
-      String argument, List<String> problems, boolean premain) {
+      String argument, List<String> problems, boolean premain, boolean claimed) {
     if (premain && laterKillSwitch(argument)) {
       INSTALLED.set(true); // the kill switch's own premain then stays quiet
       turnOff();
       return;
     }
-    INSTALLED.set(false);
+    if (claimed) {
+      INSTALLED.set(false); // an agent installed before (a late attach's typo) keeps its claim
+    }
     refuse(problems, premain);
   }
 

@@ -59,6 +59,36 @@ class LateAttachIT {
     assertTrue(after.contains("Conv2d") && !after.contains("Blur"), r.toString());
   }
 
+  /**
+   * A reviewer: a late attach with a malformed argument gave back the claim of the agent installed
+   * at start-up, so the retried attach installed a second weaving: every hook ran twice, and
+   * training came out different. The failed attach now leaves the claim alone.
+   */
+  @Test
+  void aMistypedAttachAndItsRetryDoNotWeaveTwice() throws Exception {
+    Path dir = AgentConfigs.dir("late-attach-retry");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                LateAttachApp.class.getName(),
+                ForkedJvm.agentJar().toString(),
+                "config=surgery.yaml;bogus=1|surgery.yaml",
+                "--epochs",
+                "2")
+            .agent("config=surgery.yaml;debug=true")
+            .jvmArg("-Djdk.attach.allowAttachSelf=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    assertEquals(
+        1, r.countErr("^surgery-agent: instrumented ai.djl.training.Trainer "), r.toString());
+    assertEquals(
+        1, r.countErr("^surgery-agent: attached SurgeryListener to Trainer@"), r.toString());
+    assertEquals(1, r.countErr("the agent was given more than once"), r.toString());
+    String after = r.findOut("CNNAPP: block tree after training: (.*)");
+    assertTrue(after.contains("BlurConv2d"), r.toString());
+  }
+
   @Test
   void badConfigIsReportedAndTheProgramGoesOn() throws Exception {
     Path dir = AgentConfigs.dir("late-attach-bad");

@@ -9,9 +9,10 @@ import java.util.List;
 
 /**
  * A program that attaches the agent to itself while it runs ({@code agentmain}), after DJL's {@code
- * Trainer} class is loaded, then trains. Arguments: the agent jar, the agent argument, optionally
- * {@code --after-trainer} (attach from inside the trainer's constructor, so that the trainer exists
- * before the agent), then {@link CnnApp} options. Needs {@code -Djdk.attach.allowAttachSelf=true}.
+ * Trainer} class is loaded, then trains. Arguments: the agent jar, the agent argument (several,
+ * separated by {@code |}, attach one after another), optionally {@code --after-trainer} (attach
+ * from inside the trainer's constructor, so that the trainer exists before the agent), then {@link
+ * CnnApp} options. Needs {@code -Djdk.attach.allowAttachSelf=true}.
  */
 public final class LateAttachApp {
 
@@ -42,11 +43,14 @@ public final class LateAttachApp {
     CnnApp.run(Arrays.copyOfRange(args, 2, args.length), List.of());
   }
 
-  private static void attach(String jar, String argument) {
+  /** Attaches the agent once per argument; arguments are separated by {@code |}. */
+  private static void attach(String jar, String arguments) {
     try {
       VirtualMachine vm = VirtualMachine.attach(String.valueOf(ProcessHandle.current().pid()));
       try {
-        vm.loadAgent(jar, argument);
+        for (String argument : arguments.split("\\|")) {
+          vm.loadAgent(jar, argument);
+        }
       } finally {
         vm.detach();
       }
