@@ -1,11 +1,12 @@
 package dev.surgery.agent;
 
 import dev.surgery.agent.shared.AgentLog;
+import dev.surgery.agent.shared.SurgeryDispatcher;
 import java.lang.instrument.ClassFileTransformer;
 import java.lang.instrument.Instrumentation;
 import java.security.ProtectionDomain;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Installed by {@code premain} in place of the ByteBuddy transformation, which it builds when the
@@ -24,35 +25,68 @@ final class FirstDjlClassTransformer implements ClassFileTransformer {
 
   private volatile ClassFileTransformer weaving;
 
+  /** The classes the weaving changes that this transformer was shown, as name@loader. */
+  private final Set<String> seen = ConcurrentHashMap.newKeySet();
+
   private FirstDjlClassTransformer() {}
 
   /**
-   * Registers the transformer, then retransforms the DJL classes loaded before it (by another
-   * agent's {@code premain}, a custom system class loader): registered first, no class can load
-   * between the look and the registration unwoven.
+   * Registers the transformer, then retransforms the classes it weaves that loaded before it (by
+   * another agent's {@code premain}, a custom system class loader).
+   *
+   * @param instrumentation the JVM's instrumentation
+   * @return the transformer, for {@link #retransformUnseen}
+   */
+  static FirstDjlClassTransformer register(Instrumentation instrumentation) {
+    FirstDjlClassTransformer transformer = new FirstDjlClassTransformer();
+    instrumentation.addTransformer(transformer, true);
+    transformer.retransformUnseen(instrumentation);
+    return transformer;
+  }
+
+  /**
+   * Retransforms, one by one, the loaded classes the weaving changes ({@code Trainer}, {@code
+   * BaseModel}, {@code EasyTrain}, the engines' gradient collectors) that this transformer never
+   * saw load: those loaded before it was registered, or defined by another thread while it was
+   * being registered. A retransformation starts from the class's original bytes, so a class is
+   * never woven twice; one that fails is named and leaves the others woven.
    *
    * @param instrumentation the JVM's instrumentation
    */
-  static void register(Instrumentation instrumentation) {
-    instrumentation.addTransformer(new FirstDjlClassTransformer(), true);
-    List<Class<?>> loaded = new ArrayList<>();
+  void retransformUnseen(Instrumentation instrumentation) {
     for (Class<?> type : instrumentation.getAllLoadedClasses()) {
-      if (type.getName().startsWith("ai.djl.") && instrumentation.isModifiableClass(type)) {
-        loaded.add(type);
+      String name = type.getName();
+      if (!isWoven(name)
+          || seen.contains(key(name, type.getClassLoader()))
+          || !instrumentation.isModifiableClass(type)) {
+        continue;
+      }
+      try {
+        instrumentation.retransformClasses(type);
+      } catch (Throwable t) {
+        AgentLog.warnOnce(
+            "retransform " + name,
+            "could not instrument "
+                + name
+                + ", loaded before the agent"
+                + (name.equals(SurgeryDispatcher.TRAINER)
+                    ? "; surgery disabled, the program runs unmodified"
+                    : "; the training events it reports are missed"),
+            t);
       }
     }
-    if (loaded.isEmpty()) {
-      return;
-    }
-    try {
-      instrumentation.retransformClasses(loaded.toArray(new Class<?>[0]));
-    } catch (Throwable t) {
-      AgentLog.warnOnce(
-          "weaving",
-          "could not instrument the DJL classes loaded before the agent; surgery disabled, the"
-              + " program runs unmodified",
-          t);
-    }
+  }
+
+  /** Whether the weaving changes a class of this name (every one of them is DJL's). */
+  private static boolean isWoven(String name) {
+    return name.equals(SurgeryDispatcher.TRAINER)
+        || name.equals(SurgeryDispatcher.MODEL)
+        || name.equals(SurgeryDispatcher.EASY_TRAIN)
+        || (name.startsWith("ai.djl.") && name.endsWith("GradientCollector"));
+  }
+
+  private static String key(String name, ClassLoader loader) {
+    return name + "@" + System.identityHashCode(loader);
   }
 
   /** {@inheritDoc} */
@@ -71,6 +105,10 @@ final class FirstDjlClassTransformer implements ClassFileTransformer {
     ClassFileTransformer w = weaving;
     if (w == null) {
       w = weaving();
+    }
+    String name = className.replace('/', '.');
+    if (isWoven(name)) {
+      seen.add(key(name, loader));
     }
     try {
       return w.transform(

@@ -85,6 +85,16 @@ public final class SurgeryAgent {
       try {
         settings = AgentSettings.resolve(argument);
       } catch (AgentSettingsException e) {
+        if (premain && INSTALLED.get()) {
+          // An earlier -javaagent decided (installed, or the kill switch): this one is ignored.
+          AgentLog.info(
+              "the agent was given more than once; only the first is used (ignoring '"
+                  + argument
+                  + "': "
+                  + e.getMessage()
+                  + ")");
+          return;
+        }
         refuseUnlessTurnedOff(argument, List.of(e.getMessage()), premain, false);
         return;
       }
@@ -150,8 +160,9 @@ public final class SurgeryAgent {
       // below loads DJL's Trainer (when DJL is on the class path), then the DJL classes loaded
       // before premain (another agent's premain, a custom system class loader) are retransformed.
       // A late attach installs the weaving with retransformation.
+      FirstDjlClassTransformer atLoad = null;
       if (premain && WOVEN.compareAndSet(false, true)) {
-        FirstDjlClassTransformer.register(instrumentation);
+        atLoad = FirstDjlClassTransformer.register(instrumentation);
       }
       List<String> problems = SurgeryDispatcher.validateEarly();
       if (problems == null) {
@@ -163,8 +174,13 @@ public final class SurgeryAgent {
         refuseUnlessTurnedOff(argument, problems, premain, true);
         return;
       }
-      if (!premain && WOVEN.compareAndSet(false, true)) {
+      if (atLoad != null) {
+        // A class another agent's thread was defining while the transformer was registered.
+        atLoad.retransformUnseen(instrumentation);
+      }
+      if (!premain && !WOVEN.get()) {
         TrainerInstrumentation.install(instrumentation);
+        WOVEN.set(true);
       }
       AgentLog.debug("installed (config " + given + ")");
     } catch (Throwable t) {
@@ -329,6 +345,12 @@ public final class SurgeryAgent {
     }
     if (claimed) {
       INSTALLED.set(false); // an agent installed before (a late attach's typo) keeps its claim
+    } else if (!premain && INSTALLED.get()) {
+      for (String p : problems) {
+        AgentLog.info(p);
+      }
+      AgentLog.info("this attach is ignored; the agent installed before keeps running");
+      return;
     }
     refuse(problems, premain);
   }

@@ -50,8 +50,9 @@ import net.bytebuddy.utility.JavaModule;
  * gradient collectors ({@code backward}), into {@code ai.djl.BaseModel}'s parameter loading (for
  * checkpoint replay and the load events), and into {@code ai.djl.training.EasyTrain} ({@code fit},
  * which tells the planned number of epochs, and {@code evaluateDataset}), in whichever class loader
- * defines them: from {@code premain} as they load, built at the first DJL class ({@link
- * FirstDjlClassTransformer}); at a late attach also the classes already loaded (retransformation).
+ * defines them: from {@code premain} as they load, built at the first DJL class, and by
+ * retransformation where they loaded before ({@link FirstDjlClassTransformer}); at a late attach
+ * also the classes already loaded (retransformation).
  *
  * <p>Before weaving, the {@code Trainer} is checked for every member the advice and the dispatcher
  * rely on (the {@code listeners} field, the {@code (Model, TrainingConfig)} constructor and the

@@ -123,6 +123,22 @@ class DisabledAgentIT {
     assertTurnedOff(r, "");
   }
 
+  /** A reviewer: a mistyped later -javaagent stopped the JVM although the first one had decided. */
+  @Test
+  void aMalformedLaterAgentIsIgnoredAfterTheKillSwitch() throws Exception {
+    Path dir = AgentConfigs.dir("disabled-then-malformed");
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
+            .agent("enabled=false")
+            .agent("config=surgery.yaml;bogus=1")
+            .workDir(dir)
+            .run();
+    assertUnchanged(r);
+    r.assertOnlyAgentLine(
+        "surgery-agent: the agent was given more than once; only the first is used \\(ignoring"
+            + " 'config=surgery.yaml;bogus=1': .*bogus.*\\)");
+  }
+
   @Test
   void systemPropertyBeatsEnvironment() throws Exception {
     Path dir = AgentConfigs.dir("disabled-property");

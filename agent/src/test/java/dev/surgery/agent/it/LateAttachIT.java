@@ -85,6 +85,11 @@ class LateAttachIT {
     assertEquals(
         1, r.countErr("^surgery-agent: attached SurgeryListener to Trainer@"), r.toString());
     assertEquals(1, r.countErr("the agent was given more than once"), r.toString());
+    assertEquals(
+        1,
+        r.countErr(
+            "^surgery-agent: this attach is ignored; the agent installed before keeps running$"),
+        r.toString());
     String after = r.findOut("CNNAPP: block tree after training: (.*)");
     assertTrue(after.contains("BlurConv2d"), r.toString());
   }
