@@ -1,8 +1,5 @@
 package dev.surgery.agent.it;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import dev.surgery.agent.testapp.CnnApp;
 import dev.surgery.agent.testapp.EarlyDjlAgent;
 import java.io.OutputStream;
@@ -32,9 +29,7 @@ class EarlyDjlClassIT {
             .agent("surgery.yaml")
             .workDir(dir)
             .run();
-    assertEquals(0, r.exitCode(), r.toString());
-    assertTrue(
-        r.findOut("CNNAPP: block tree after training: (.*)").contains("BlurConv2d"), r.toString());
+    r.assertTrainedWithBlur();
   }
 
   /** A jar holding {@link EarlyDjlAgent} as its {@code Premain-Class}. */

@@ -40,6 +40,14 @@ final class ForkedJvm {
       return stderr.lines().filter(l -> l.startsWith("surgery-agent: ")).toList();
     }
 
+    /** Asserts that the program ended normally with {@code CnnApp}'s network blurred. */
+    void assertTrainedWithBlur() {
+      org.junit.jupiter.api.Assertions.assertEquals(0, exitCode, this::toString);
+      String after = findOut("CNNAPP: block tree after training: (.*)");
+      org.junit.jupiter.api.Assertions.assertTrue(
+          after != null && after.contains("BlurConv2d"), this::toString);
+    }
+
     /** Asserts that the agent printed exactly one line, and that it matches a pattern. */
     void assertOnlyAgentLine(String regex) {
       List<String> agent = agentLines();
