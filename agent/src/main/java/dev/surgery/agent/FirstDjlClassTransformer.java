@@ -4,6 +4,7 @@ import dev.surgery.agent.shared.AgentLog;
 import dev.surgery.agent.shared.SurgeryDispatcher;
 import java.lang.instrument.ClassFileTransformer;
 import java.lang.instrument.Instrumentation;
+import java.lang.reflect.Modifier;
 import java.security.ProtectionDomain;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -13,8 +14,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * JVM loads its first DJL class ({@code ai/djl/...}) and then hands DJL's classes to. Until then it
  * only reads class names, so a JVM that never loads DJL (every JVM of a shell whose {@code
  * JAVA_TOOL_OPTIONS} names the agent: {@code javac}, Maven, other programs) never loads ByteBuddy.
- * DJL classes loaded before {@code premain} are retransformed through it once it is registered;
- * registered as able to retransform, it also weaves the advice again when another agent
+ * The classes the weaving changes that loaded before it was registered are retransformed through
+ * it; registered as able to retransform, it also weaves the advice again when another agent
  * retransforms a DJL class.
  *
  * <p>This class names no ByteBuddy type, so that loading it loads none.
@@ -25,8 +26,14 @@ final class FirstDjlClassTransformer implements ClassFileTransformer {
 
   private volatile ClassFileTransformer weaving;
 
-  /** The classes the weaving changes that this transformer was shown, as name@loader. */
+  /**
+   * The classes the weaving changes that this transformer was shown during start-up, as name@loader
+   * identity (two live loaders with one identity hash are not told apart: one class could be
+   * retransformed needlessly, which weaves nothing twice). Not filled after start-up.
+   */
   private final Set<String> seen = ConcurrentHashMap.newKeySet();
+
+  private volatile boolean startingUp = true;
 
   private FirstDjlClassTransformer() {}
 
@@ -57,6 +64,8 @@ final class FirstDjlClassTransformer implements ClassFileTransformer {
     for (Class<?> type : instrumentation.getAllLoadedClasses()) {
       String name = type.getName();
       if (!isWoven(name)
+          || type.isInterface()
+          || Modifier.isAbstract(type.getModifiers())
           || seen.contains(key(name, type.getClassLoader()))
           || !instrumentation.isModifiableClass(type)) {
         continue;
@@ -65,16 +74,17 @@ final class FirstDjlClassTransformer implements ClassFileTransformer {
         instrumentation.retransformClasses(type);
       } catch (Throwable t) {
         AgentLog.warnOnce(
-            "retransform " + name,
-            "could not instrument "
-                + name
-                + ", loaded before the agent"
-                + (name.equals(SurgeryDispatcher.TRAINER)
-                    ? "; surgery disabled, the program runs unmodified"
-                    : "; the training events it reports are missed"),
+            TrainerInstrumentation.notInstrumentedKey(name),
+            TrainerInstrumentation.notInstrumented(name),
             t);
       }
     }
+  }
+
+  /** Start-up is over: classes loading from now on are woven as they load, not looked for. */
+  void startedUp() {
+    startingUp = false;
+    seen.clear();
   }
 
   /** Whether the weaving changes a class of this name (every one of them is DJL's). */
@@ -106,9 +116,11 @@ final class FirstDjlClassTransformer implements ClassFileTransformer {
     if (w == null) {
       w = weaving();
     }
-    String name = className.replace('/', '.');
-    if (isWoven(name)) {
-      seen.add(key(name, loader));
+    if (startingUp) {
+      String name = className.replace('/', '.');
+      if (isWoven(name)) {
+        seen.add(key(name, loader));
+      }
     }
     try {
       return w.transform(

@@ -19,6 +19,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.jar.JarFile;
+import java.util.regex.Pattern;
 
 /**
  * The {@code -javaagent} entry point: attaches a {@code SurgeryListener} built from a YAML config
@@ -48,6 +49,10 @@ public final class SurgeryAgent {
 
   /** A later {@code -javaagent} with {@code enabled=false} turned off the one installed. */
   private static final AtomicBoolean TURNED_OFF = new AtomicBoolean();
+
+  /** {@code enabled=false} among an agent argument's settings, read without parsing the rest. */
+  private static final Pattern DISABLED =
+      Pattern.compile("(^|;)\\s*enabled\\s*=\\s*false\\s*(;|$)", Pattern.CASE_INSENSITIVE);
 
   /** The weaving is registered (or installed): once per JVM, whatever the agents given. */
   private static final AtomicBoolean WOVEN = new AtomicBoolean();
@@ -85,6 +90,21 @@ public final class SurgeryAgent {
       try {
         settings = AgentSettings.resolve(argument);
       } catch (AgentSettingsException e) {
+        if (premain && saysDisabled(argument)) {
+          // A kill switch with a mistake beside it is still a kill switch.
+          if (INSTALLED.compareAndSet(false, true)) {
+            FIRST_DISABLED.set(true);
+          } else if (!FIRST_DISABLED.get()) {
+            turnOff();
+          }
+          AgentLog.info(
+              "enabled=false taken from a malformed agent argument '"
+                  + argument
+                  + "' ("
+                  + e.getMessage()
+                  + "): nothing installed");
+          return;
+        }
         if (premain && INSTALLED.get()) {
           // An earlier -javaagent decided (installed, or the kill switch): this one is ignored.
           AgentLog.info(
@@ -177,6 +197,7 @@ public final class SurgeryAgent {
       if (atLoad != null) {
         // A class another agent's thread was defining while the transformer was registered.
         atLoad.retransformUnseen(instrumentation);
+        atLoad.startedUp();
       }
       if (!premain && !WOVEN.get()) {
         TrainerInstrumentation.install(instrumentation);
@@ -349,7 +370,13 @@ public final class SurgeryAgent {
       for (String p : problems) {
         AgentLog.info(p);
       }
-      AgentLog.info("this attach is ignored; the agent installed before keeps running");
+      AgentLog.info(
+          "this attach is ignored"
+              + (FIRST_DISABLED.get()
+                  ? " (the agent given at start-up has enabled=false)"
+                  : TURNED_OFF.get()
+                      ? " (a -javaagent with enabled=false turned the agent off)"
+                      : "; the agent installed before keeps running"));
       return;
     }
     refuse(problems, premain);
@@ -387,10 +414,17 @@ public final class SurgeryAgent {
           return true;
         }
       } catch (AgentSettingsException e) {
-        // That agent's own premain refuses it; look on.
+        if (saysDisabled(option)) {
+          return true; // its own premain takes it as the kill switch too
+        }
       }
     }
     return false;
+  }
+
+  /** Whether an agent argument holds {@code enabled=false}, also beside a malformed setting. */
+  private static boolean saysDisabled(String argument) {
+    return argument != null && DISABLED.matcher(argument).find();
   }
 
   /** Whether a jar given to {@code -javaagent} starts this agent. */

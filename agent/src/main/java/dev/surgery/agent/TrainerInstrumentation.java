@@ -388,6 +388,32 @@ public final class TrainerInstrumentation {
     }
   }
 
+  /**
+   * The key under which a class that could not be woven is warned of once, whether ByteBuddy
+   * reports it or a retransformation of an early class fails.
+   *
+   * @param typeName the class
+   * @return the warning's key
+   */
+  static String notInstrumentedKey(String typeName) {
+    return "transform-error " + typeName;
+  }
+
+  /**
+   * What a class that could not be woven means: without {@code Trainer} no surgery; without the
+   * others, the events they report (checkpoint loads, the planned epochs, AFTER_BACKWARD).
+   *
+   * @param typeName the class
+   * @return the warning
+   */
+  static String notInstrumented(String typeName) {
+    return "could not instrument "
+        + typeName
+        + (typeName.equals(SurgeryDispatcher.TRAINER)
+            ? "; surgery disabled, the program runs unmodified"
+            : "; the training events it reports are missed");
+  }
+
   /** Reports transformation errors once, and transformations under debug. */
   private static final class LogListener extends AgentBuilder.Listener.Adapter {
     @Override
@@ -412,10 +438,7 @@ public final class TrainerInstrumentation {
           || typeName.equals(SurgeryDispatcher.MODEL)
           || typeName.equals(SurgeryDispatcher.EASY_TRAIN)
           || (typeName.startsWith("ai.djl.") && typeName.endsWith("GradientCollector"))) {
-        AgentLog.warnOnce(
-            "transform-error",
-            "could not instrument " + typeName + "; surgery disabled, the program runs unmodified",
-            error);
+        AgentLog.warnOnce(notInstrumentedKey(typeName), notInstrumented(typeName), error);
       }
     }
   }

@@ -139,6 +139,27 @@ class DisabledAgentIT {
             + " 'config=surgery.yaml;bogus=1': .*bogus.*\\)");
   }
 
+  /**
+   * A reviewer: a kill switch with a typo beside it was ignored, and the job trained with surgery.
+   */
+  @Test
+  void aKillSwitchWithAMalformedSettingBesideItIsStillAKillSwitch() throws Exception {
+    Path dir = AgentConfigs.dir("enabled-then-malformed-disabled");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "2")
+            .agent("surgery.yaml")
+            .agent("enabled=false;bogus=1")
+            .workDir(dir)
+            .run();
+    assertUnchanged(r);
+    assertEquals(1, r.countErr("the agent is off, no trainer gets surgery"), r.toString());
+    assertEquals(
+        1,
+        r.countErr("^surgery-agent: enabled=false taken from a malformed agent argument"),
+        r.toString());
+  }
+
   @Test
   void systemPropertyBeatsEnvironment() throws Exception {
     Path dir = AgentConfigs.dir("disabled-property");
