@@ -155,34 +155,39 @@ final class EntryRunner {
   }
 
   /**
-   * Counts the trainable parameters holding a gradient that a backward pass left and no optimizer
-   * step took (a loop that accumulates gradients over several batches per step, its window open
-   * across the epoch end): {@code {pending, trainable}}. A reduction per trainable parameter, asked
-   * only when a scheduled entry runs at an epoch end.
+   * The trainable parameters holding a gradient that a backward pass left and no optimizer step
+   * took (a loop that accumulates gradients over several batches per step, its window open across
+   * the epoch end), of all trainable parameters.
    */
-  private static int[] pendingGradients(Block block) {
-    int trainable = 0;
-    int pending = 0;
-    if (!block.isInitialized()) {
-      return new int[] {0, 0};
-    }
-    for (Parameter parameter : block.getParameters().values()) {
-      if (!parameter.isInitialized() || !parameter.requiresGradient()) {
-        continue;
+  private record PendingGradients(int pending, int trainable) {
+
+    /**
+     * Counts them: a reduction per trainable parameter, asked when an entry runs at an epoch end.
+     */
+    static PendingGradients of(Block block) {
+      int trainable = 0;
+      int pending = 0;
+      if (!block.isInitialized()) {
+        return new PendingGradients(0, 0);
       }
-      NDArray array = parameter.getArray();
-      if (!array.hasGradient()) {
-        continue; // frozen
-      }
-      trainable++;
-      try (NDArray gradient = array.getGradient();
-          NDArray nonZero = gradient.any()) {
-        if (nonZero.getBoolean()) {
-          pending++;
+      for (Parameter parameter : block.getParameters().values()) {
+        if (!parameter.isInitialized() || !parameter.requiresGradient()) {
+          continue;
+        }
+        NDArray array = parameter.getArray();
+        if (!array.hasGradient()) {
+          continue; // frozen
+        }
+        trainable++;
+        try (NDArray gradient = array.getGradient();
+            NDArray nonZero = gradient.any()) {
+          if (nonZero.getBoolean()) {
+            pending++;
+          }
         }
       }
+      return new PendingGradients(pending, trainable);
     }
-    return new int[] {pending, trainable};
   }
 
   /**
@@ -190,14 +195,14 @@ final class EntryRunner {
    * theirs, those it replaces take theirs away, and new ones start without, so the next step mixes
    * gradients of two models. Once per entry and trainer.
    */
-  private void warnPendingGradients(ScheduledAlgorithm entry, int[] pending) {
+  private void warnPendingGradients(ScheduledAlgorithm entry, PendingGradients pending) {
     warnings.warn(
         "Surgery: "
             + entry.describe()
             + " ran with gradients pending on "
-            + pending[0]
+            + pending.pending()
             + " of "
-            + pending[1]
+            + pending.trainable()
             + " trainable parameters (a backward pass since the last trainer.step(), such as"
             + " a gradient-accumulation window open across the epoch end): parameters it kept"
             + " keep theirs, parameters it replaced lost theirs and new ones start without, so"
@@ -278,9 +283,9 @@ final class EntryRunner {
     }
     // At an epoch end a loop may have backpropagated batches it did not step yet (after a step,
     // DJL's update has zeroed the gradients: nothing to look for there).
-    int[] pending =
+    PendingGradients pending =
         event == Event.EPOCH_END && entry.trigger().kind() != Trigger.Kind.EVENTS
-            ? pendingGradients(block)
+            ? PendingGradients.of(block)
             : null;
     EventState state = stateAt(trainer, st, event);
     Double lossBefore = st.losses.meanBefore();
@@ -332,7 +337,10 @@ final class EntryRunner {
       // No structural change (for example an average of the weights): nothing to record.
       return;
     }
-    if (pending != null && pending[0] > 0 && !changes.isEmpty() && st.pendingWarned.add(index)) {
+    if (pending != null
+        && pending.pending() > 0
+        && !changes.isEmpty()
+        && st.pendingWarned.add(index)) {
       warnPendingGradients(entry, pending);
     }
     // Logged by the algorithm already; listed with the listener's own.

@@ -342,10 +342,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         ran.add(st.schedule.entry(i).describe());
       }
     }
+    // Said once, and looked for once: a duration entry not run by now never will be.
+    st.pastPlannedStepsWarned = true;
     if (ran.isEmpty()) {
       return;
     }
-    st.pastPlannedStepsWarned = true;
     warnings.warn(
         "Surgery: step "
             + st.steps
@@ -803,18 +804,18 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.lastEpochEndByCallback = byCallback;
     st.completedEpochs++;
     st.epochSinceLastBatch = true;
-    if (st.batchesPerEpoch == 0 && st.completedEpochs == 1 && st.batchInEpoch > 0) {
-      st.batchesPerEpoch = st.batchInEpoch;
-      runDurationsDueNow(trainer, st);
-    } else if (st.completedEpochs == 1
-        && st.batchInEpoch > 0
-        && st.batchInEpoch != st.batchesPerEpoch
-        && !countsBatchesInEpoch
-        && hasDurations
-        && !length.stepsConfigured()) {
-      // The data's batches were the estimate, but the epoch took another number of steps:
-      // durations count optimizer steps. A sampler that drops the last partial batch is no news.
-      if (st.batchInEpoch != st.batchesPerEpochDroppingLast) {
+    // The first epoch tells the batches per epoch where the data did not; where the data's count
+    // was the estimate but the epoch took another number of steps, durations count the steps.
+    boolean untold = st.batchesPerEpoch == 0;
+    boolean differs =
+        !untold
+            && st.batchInEpoch != st.batchesPerEpoch
+            && !countsBatchesInEpoch
+            && hasDurations
+            && !length.stepsConfigured();
+    if (st.completedEpochs == 1 && st.batchInEpoch > 0 && (untold || differs)) {
+      // A sampler that drops the last partial batch is no news.
+      if (differs && st.batchInEpoch != st.batchesPerEpochDroppingLast) {
         warnings.warn(
             "Surgery: the first epoch had "
                 + st.batchInEpoch

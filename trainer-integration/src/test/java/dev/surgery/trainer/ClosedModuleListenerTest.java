@@ -40,16 +40,10 @@ class ClosedModuleListenerTest {
         NDManager data = NDManager.newBaseManager()) {
       model.setBlock(root);
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        List<String> atStart = listener.getWarnings();
-        assertEquals(1, atStart.size(), atStart.toString());
+        String atStart = onlyWarningOnceInitialized(trainer, listener);
+        assertTrue(atStart.startsWith("Surgery: block 01Holder is a closedapp.Holder"), atStart);
         assertTrue(
-            atStart.get(0).startsWith("Surgery: block 01Holder is a closedapp.Holder"),
-            atStart.get(0));
-        assertTrue(
-            atStart.get(0).contains("closedapp.Holder, whose fields the engine cannot read"),
-            atStart.get(0));
-        assertTrue(atStart.get(0).contains("add 'opens closedapp;'"), atStart.get(0));
+            atStart.contains("closedapp.Holder, whose fields the engine cannot read"), atStart);
         String before = TestModels.structure(root);
 
         EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
@@ -75,18 +69,24 @@ class ClosedModuleListenerTest {
     try (Model model = Model.newInstance("closed-lambda")) {
       model.setBlock(root);
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        List<String> atStart = listener.getWarnings();
-        assertEquals(1, atStart.size(), atStart.toString());
+        String atStart = onlyWarningOnceInitialized(trainer, listener);
         assertTrue(
-            atStart
-                .get(0)
-                .startsWith(
-                    "Surgery: block 02LambdaBlock runs a function of class"
-                        + " closedapp.Holder$$Lambda"),
-            atStart.get(0));
-        assertTrue(atStart.get(0).contains("add 'opens closedapp;'"), atStart.get(0));
+            atStart.startsWith(
+                "Surgery: block 02LambdaBlock runs a function of class closedapp.Holder$$Lambda"),
+            atStart);
       }
     }
+  }
+
+  /**
+   * Initializes the trainer and returns the listener's one warning by then, which names the
+   * directive that opens the closed package.
+   */
+  private static String onlyWarningOnceInitialized(Trainer trainer, SurgeryListener listener) {
+    trainer.initialize(INPUT);
+    List<String> atStart = listener.getWarnings();
+    assertEquals(1, atStart.size(), atStart.toString());
+    assertTrue(atStart.get(0).contains("add 'opens closedapp;'"), atStart.get(0));
+    return atStart.get(0);
   }
 }
