@@ -342,7 +342,11 @@ class ExactnessMatrixTest {
         }
         case AFTER_LOAD -> {
           Path dir = Files.createTempDirectory("exactness");
-          o.reloadSubject(dir);
+          try {
+            o.reloadSubject(dir);
+          } finally {
+            deleteTree(dir);
+          }
           born(o);
         }
       }
@@ -358,6 +362,15 @@ class ExactnessMatrixTest {
         }
       }
       o.assertTrainerHoldsOnlyLiveParameters();
+    }
+  }
+
+  /** Deletes a saved model's directory (jqwik properties get no {@code @TempDir}). */
+  private static void deleteTree(Path dir) throws java.io.IOException {
+    try (Stream<Path> files = Files.walk(dir)) {
+      for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.delete(p);
+      }
     }
   }
 

@@ -15,9 +15,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import javax.tools.DiagnosticCollector;
 import javax.tools.JavaCompiler;
@@ -231,9 +234,33 @@ class SnippetCompileTest {
       Class<?> c = loader.loadClass(className);
       Method main = c.getMethod("main", String[].class);
       assertTrue(Modifier.isStatic(main.getModifiers()), block.where() + ": main is not static");
-      main.invoke(null, (Object) new String[0]);
+      Set<Path> before = examplesTempDirs();
+      try {
+        main.invoke(null, (Object) new String[0]);
+      } finally {
+        // The guide's examples save into Files.createTempDirectory("surgery-example"), as a user
+        // trying them would; the test removes what its run made there.
+        for (Path made : examplesTempDirs()) {
+          if (!before.contains(made)) {
+            try (Stream<Path> files = Files.walk(made)) {
+              for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+              }
+            }
+          }
+        }
+      }
     } catch (NoSuchMethodException e) {
       assertFalse(true, block.where() + ": a complete example of the user guide needs a main");
+    }
+  }
+
+  /** The folders the guide's examples made in the system's temporary folder. */
+  private static Set<Path> examplesTempDirs() throws IOException {
+    try (Stream<Path> entries = Files.list(Path.of(System.getProperty("java.io.tmpdir")))) {
+      return entries
+          .filter(p -> p.getFileName().toString().startsWith("surgery-example"))
+          .collect(Collectors.toSet());
     }
   }
 
