@@ -5,6 +5,7 @@ import ai.djl.nn.BlockList;
 import ai.djl.nn.LambdaBlock;
 import ai.djl.util.Pair;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.LinkedIdentityMap;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.IdentityHashMap;
@@ -38,12 +39,13 @@ public final class BlockPaths {
    * @return identity map from block to path; iteration order is traversal order
    */
   public static Map<Block, String> index(Block root) {
-    Map<Block, String> paths = new java.util.LinkedHashMap<>();
+    // Keyed by identity: a user's block class may override equals, and two equal blocks are two
+    // places in the model.
+    Map<Block, String> paths = new LinkedIdentityMap<>();
     IdentityHashMap<Block, Boolean> seen = new IdentityHashMap<>();
     seen.put(root, true);
     paths.put(root, "");
     walk(root, "", seen, paths);
-    // LinkedHashMap with identity semantics: blocks never override equals, so this is identity.
     return paths;
   }
 

@@ -18,6 +18,7 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.internal.WeakIdentityMap;
 import java.io.BufferedInputStream;
 import java.io.DataInputStream;
 import java.io.EOFException;
@@ -34,7 +35,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-import java.util.WeakHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -610,12 +610,11 @@ public final class SurgeryCheckpoint {
   }
 
   /** Parameters that a replay froze, by root block (weakly: a dropped model frees its entry). */
-  private static final Map<Block, Set<Parameter>> FROZEN_BY_REPLAY =
-      Collections.synchronizedMap(new WeakHashMap<>());
+  private static final WeakIdentityMap<Block, Set<Parameter>> FROZEN_BY_REPLAY =
+      new WeakIdentityMap<>();
 
   /** The surgery records each root block carries (replayed, or applied by a listener), weakly. */
-  private static final Map<Block, String> CARRIED =
-      Collections.synchronizedMap(new WeakHashMap<>());
+  private static final WeakIdentityMap<Block, String> CARRIED = new WeakIdentityMap<>();
 
   /**
    * Notes that a root block now carries these records (a listener applied one more, or a replay
@@ -635,8 +634,8 @@ public final class SurgeryCheckpoint {
    * Per model, the root block its {@code surgery} property was last written for by a listener or a
    * replay, weakly (a model reused with {@code setBlock} must not keep its old block alive).
    */
-  private static final Map<Model, java.lang.ref.WeakReference<Block>> DESCRIBED =
-      Collections.synchronizedMap(new WeakHashMap<>());
+  private static final WeakIdentityMap<Model, java.lang.ref.WeakReference<Block>> DESCRIBED =
+      new WeakIdentityMap<>();
 
   /** Notes that the model's {@code surgery} property now describes its current block. */
   static void describes(Model model) {

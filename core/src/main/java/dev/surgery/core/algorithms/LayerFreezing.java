@@ -15,6 +15,7 @@ import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.Targets;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.LinkedIdentityMap;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -101,7 +102,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    * @return block to path
    */
   public static Map<Block, String> layers(Block root) {
-    Map<Block, String> layers = new LinkedHashMap<>();
+    Map<Block, String> layers = new LinkedIdentityMap<>();
     for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
       Block b = e.getKey();
       if (b != root

@@ -4,7 +4,10 @@
  * (built for DJL 0.36.0) and names the class and field when one is missing; {@link
  * dev.surgery.core.internal.BlockFields} lists the fields of block classes that may hold a block
  * and the values lambdas captured; {@link dev.surgery.core.internal.BirthAwareOptimizer} gives
- * parameters added mid-training the updates of a fresh optimizer. Not an API: it may change in any
- * release.
+ * parameters added mid-training the updates of a fresh optimizer. Beside them, the identity maps
+ * ({@link dev.surgery.core.internal.LinkedIdentityMap}, {@link
+ * dev.surgery.core.internal.WeakIdentityMap}) the other packages share: blocks and models are keyed
+ * by identity, since a user's block class may override {@code equals}. Not an API: it may change in
+ * any release.
  */
 package dev.surgery.core.internal;

@@ -1,0 +1,166 @@
+package dev.surgery.core.internal;
+
+import java.lang.ref.Reference;
+import java.lang.ref.ReferenceQueue;
+import java.lang.ref.WeakReference;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * A thread-safe map from objects, compared by identity and held weakly, to values: {@link
+ * java.util.WeakHashMap} with the key comparison of {@link java.util.IdentityHashMap}. Models and
+ * blocks are keyed by identity: a user's block class may override {@code equals}, and two equal
+ * blocks of two models must not share what is noted of one (its surgery record, its frozen
+ * parameters). An entry goes when its key is collected.
+ *
+ * @param <K> the key type
+ * @param <V> the value type (held strongly: it must not refer to its key)
+ */
+public final class WeakIdentityMap<K, V> {
+
+  private final Map<Key<K>, V> entries = new HashMap<>();
+  private final ReferenceQueue<K> collected = new ReferenceQueue<>();
+
+  /** Creates an empty map. */
+  public WeakIdentityMap() {}
+
+  /**
+   * Returns the value for a key.
+   *
+   * @param key the key, may be null (then null)
+   * @return its value, or null
+   */
+  public synchronized V get(Object key) {
+    if (key == null) {
+      return null;
+    }
+    expunge();
+    return entries.get(new Lookup(key));
+  }
+
+  /**
+   * Sets the value for a key.
+   *
+   * @param key the key, not null
+   * @param value the value
+   * @return the previous value, or null
+   */
+  public synchronized V put(K key, V value) {
+    java.util.Objects.requireNonNull(key, "key");
+    expunge();
+    return entries.put(new Key<>(key, collected), value);
+  }
+
+  /**
+   * Removes a key.
+   *
+   * @param key the key
+   * @return its value, or null
+   */
+  public synchronized V remove(Object key) {
+    if (key == null) {
+      return null;
+    }
+    expunge();
+    return entries.remove(new Lookup(key));
+  }
+
+  /**
+   * Returns the value for a key, computing and entering it when there is none.
+   *
+   * @param key the key
+   * @param compute makes the value (called under the map's lock)
+   * @return the value
+   */
+  public synchronized V computeIfAbsent(K key, Function<? super K, ? extends V> compute) {
+    V value = get(key);
+    if (value == null) {
+      value = compute.apply(key);
+      if (value != null) {
+        entries.put(new Key<>(key, collected), value);
+      }
+    }
+    return value;
+  }
+
+  /**
+   * Returns the number of entries whose keys are not yet known to be collected.
+   *
+   * @return the size
+   */
+  public synchronized int size() {
+    expunge();
+    return entries.size();
+  }
+
+  private void expunge() {
+    for (Reference<? extends K> r; (r = collected.poll()) != null; ) {
+      entries.remove(r);
+    }
+  }
+
+  /**
+   * Both kinds of key answer the referent's identity hash and compare referents by identity; a
+   * collected key equals only itself, so that the queue can remove it.
+   */
+  private interface Identity {
+    Object referent();
+
+    int hash();
+  }
+
+  private static final class Key<K> extends WeakReference<K> implements Identity {
+    private final int hash;
+
+    Key(K key, ReferenceQueue<K> queue) {
+      super(key, queue);
+      this.hash = System.identityHashCode(key);
+    }
+
+    @Override
+    public Object referent() {
+      return get();
+    }
+
+    @Override
+    public int hash() {
+      return hash;
+    }
+
+    @Override
+    public int hashCode() {
+      return hash;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      if (o == this) {
+        return true;
+      }
+      if (!(o instanceof Identity other)) {
+        return false;
+      }
+      Object mine = get();
+      return mine != null && mine == other.referent();
+    }
+  }
+
+  /** A strong key for one lookup, so that a lookup creates no reference to be queued. */
+  private record Lookup(Object referent) implements Identity {
+    @Override
+    public int hash() {
+      return System.identityHashCode(referent);
+    }
+
+    @Override
+    public int hashCode() {
+      return hash();
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof Identity other && referent == other.referent();
+    }
+  }
+}

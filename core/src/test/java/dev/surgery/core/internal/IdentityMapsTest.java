@@ -1,0 +1,64 @@
+package dev.surgery.core.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** The identity maps keep equal keys apart; the weak one lets its keys go. */
+class IdentityMapsTest {
+
+  /** Equal to every other instance: what a value-style class does at the extreme. */
+  static final class AllEqual {
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof AllEqual;
+    }
+
+    @Override
+    public int hashCode() {
+      return 7;
+    }
+  }
+
+  @Test
+  void theLinkedMapKeepsEqualKeysApartInInsertionOrder() {
+    AllEqual a = new AllEqual();
+    AllEqual b = new AllEqual();
+    AllEqual c = new AllEqual();
+    Map<AllEqual, String> map = new LinkedIdentityMap<>();
+    map.put(b, "b");
+    map.put(a, "a");
+    map.put(c, "c");
+    assertEquals("c", map.put(c, "c2"), "a second put replaces the value");
+    assertEquals(3, map.size());
+    assertEquals(List.of("b", "a", "c2"), List.copyOf(map.values()));
+    assertEquals("a", map.get(a));
+    assertTrue(map.keySet().contains(b));
+    assertNull(map.get(new AllEqual()));
+    assertThrows(UnsupportedOperationException.class, () -> map.remove(a));
+  }
+
+  @Test
+  void theWeakMapKeepsEqualKeysApartAndForgetsCollectedOnes() throws InterruptedException {
+    WeakIdentityMap<AllEqual, String> map = new WeakIdentityMap<>();
+    AllEqual kept = new AllEqual();
+    map.put(kept, "kept");
+    map.put(new AllEqual(), "dropped");
+    assertEquals("kept", map.get(kept));
+    assertNull(map.get(new AllEqual()), "an equal key that was never put");
+    assertEquals("kept", map.computeIfAbsent(kept, k -> "other"));
+    for (int i = 0; i < 100 && map.size() > 1; i++) {
+      System.gc();
+      Thread.sleep(10);
+    }
+    assertEquals(1, map.size(), "the dropped key's entry went with it");
+    assertEquals("kept", map.remove(kept));
+    assertNull(map.get(kept));
+    assertNull(map.get(null));
+  }
+}
