@@ -144,7 +144,7 @@ final class RecordedEntries {
     String json = SurgeryJson.recordsToJson(records);
     // The block first: a save on another thread syncs the property from it.
     SurgeryCheckpoint.carries(model.getBlock(), json);
-    model.setProperty(SurgeryListener.PROPERTY, json);
+    RecordProperty.write(model, json);
     SurgeryCheckpoint.describes(model);
     return true;
   }

@@ -325,10 +325,10 @@ public final class SurgeryCheckpoint {
   /** Takes the {@code surgery} property off a model: the file it saves claims no surgery. */
   private static void takeRecordOff(Model model) {
     try {
-      model.getProperties().remove(SurgeryListener.PROPERTY);
+      RecordProperty.remove(model);
     } catch (UnsupportedOperationException e) {
       // A model whose properties are a copy: an empty record says the same (no surgery).
-      model.setProperty(SurgeryListener.PROPERTY, "[]");
+      RecordProperty.write(model, "[]");
     }
   }
 
@@ -675,7 +675,12 @@ public final class SurgeryCheckpoint {
     if (carried != null) {
       return carried;
     }
-    return describesAnotherBlock(model) ? null : model.getProperty(SurgeryListener.PROPERTY);
+    return describesAnotherBlock(model) ? null : propertyOf(model);
+  }
+
+  /** The model's record property, its parts joined. */
+  private static String propertyOf(Model model) {
+    return RecordProperty.read(model.getProperties());
   }
 
   private static boolean describesAnotherBlock(Model model) {
@@ -700,8 +705,8 @@ public final class SurgeryCheckpoint {
     Block block = model.getBlock();
     String carried = carriedBy(block);
     if (carried != null) {
-      if (!carried.equals(model.getProperty(SurgeryListener.PROPERTY))) {
-        model.setProperty(SurgeryListener.PROPERTY, carried);
+      if (!carried.equals(propertyOf(model))) {
+        RecordProperty.write(model, carried);
       }
       describes(model);
     } else {
@@ -876,11 +881,11 @@ public final class SurgeryCheckpoint {
 
   private static List<SurgeryRecord> records(Header header, Path paramsFile)
       throws MalformedModelException {
-    String json = header.properties().get(SurgeryListener.PROPERTY);
-    if (json == null || json.isBlank()) {
-      return List.of();
-    }
     try {
+      String json = RecordProperty.read(header.properties());
+      if (json == null || json.isBlank()) {
+        return List.of();
+      }
       return SurgeryJson.recordsFromJson(json);
     } catch (IllegalArgumentException e) {
       throw new MalformedModelException(paramsFile + ": " + e.getMessage(), e);

@@ -1,0 +1,159 @@
+package dev.surgery.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.loss.Loss;
+import dev.surgery.core.algorithms.Algorithms;
+import java.io.ByteArrayOutputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A surgery record longer than one model property can hold (DJL writes each with {@code writeUTF},
+ * at most 65,535 bytes): saved in parts, read back whole.
+ */
+class LongRecordTest {
+
+  private static final Shape INPUT = new Shape(4, 1, 2, 2);
+
+  @TempDir Path dir;
+
+  /** Many one-filter 1x1 convolutions: weight standardization records each one it changes. */
+  private static SequentialBlock deep(int convolutions) {
+    SequentialBlock net = new SequentialBlock();
+    for (int i = 0; i < convolutions; i++) {
+      net.add(Conv2d.builder().setKernelShape(new Shape(1, 1)).setFilters(1).build());
+    }
+    return net.add(Blocks.batchFlattenBlock());
+  }
+
+  @Test
+  void aRecordOfOverSixtyFourKilobytesIsSavedInPartsAndReplayed() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("weight_standardization").create(Map.of()), 1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = Model.newInstance("net")) {
+      data.getEngine().setRandomSeed(3);
+      ArrayDataset train =
+          new ArrayDataset.Builder()
+              .setData(data.randomNormal(INPUT))
+              .optLabels(data.randomNormal(new Shape(4, 4)))
+              .setSampling(4, false)
+              .build();
+      NDArray batch = data.randomNormal(INPUT);
+      model.setBlock(deep(1600));
+      try (Trainer trainer =
+          model.newTrainer(
+              new DefaultTrainingConfig(Loss.l2Loss()).addTrainingListeners(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, train, null);
+      }
+      String record = SurgeryCheckpoint.recordOf(model);
+      assertTrue(utfBytes(record) > RecordProperty.MAX_PART_BYTES, "the record needs parts");
+      assertTrue(model.getProperty(RecordProperty.PARTS) != null);
+      float[] saved = SurgeryCheckpointTest.outputs(model, batch);
+      model.save(dir, "net"); // failed with UTFDataFormatException, leaving a cut file
+
+      Path file = SurgeryCheckpoint.resolveParamsFile(dir, "net", null);
+      assertEquals(1, SurgeryCheckpoint.readRecord(file).size());
+      assertEquals(1600, SurgeryCheckpoint.readRecord(file).get(0).changes().size());
+      try (Model restored = Model.newInstance("net")) {
+        restored.setBlock(deep(1600));
+        SurgeryCheckpoint.load(restored, dir, "net");
+        assertEquals(
+            TestModels.structure(model.getBlock()), TestModels.structure(restored.getBlock()));
+        assertArrayEquals(saved, SurgeryCheckpointTest.outputs(restored, batch));
+        assertEquals(record, SurgeryCheckpoint.recordOf(restored));
+      }
+    }
+  }
+
+  @Test
+  void partsNeverExceedTheLimitNorSplitASurrogatePair() throws IOException {
+    String text = "ab\u00e9\u4e2d\ud83d\ude00".repeat(40) + "\ud83d\ude00z";
+    for (int max = 6; max <= 40; max++) { // from 6: a surrogate pair takes 6 bytes
+      List<String> parts = RecordProperty.split(text, max);
+      assertEquals(text, String.join("", parts), "max " + max);
+      for (String part : parts) {
+        assertFalse(part.isEmpty(), "max " + max);
+        assertTrue(utfBytes(part) <= max, "max " + max + ": " + part);
+        assertFalse(Character.isLowSurrogate(part.charAt(0)), "max " + max + ": " + part);
+      }
+    }
+    assertEquals(List.of("short"), RecordProperty.split("short", RecordProperty.MAX_PART_BYTES));
+  }
+
+  @Test
+  void partsThatDoNotMatchTheirCountAreNotJoined() {
+    Map<String, String> properties = new HashMap<>();
+    properties.put("surgery", "[1,");
+    properties.put("surgery.part2", "2]");
+    properties.put(RecordProperty.PARTS, "2 " + RecordProperty.checksum("[1,2]"));
+    assertEquals("[1,2]", RecordProperty.read(properties));
+
+    // A plain Model.load of a file with a short record over a model that had a long one: the
+    // loaded 'surgery' is whole, the parts beside it are left over.
+    properties.put("surgery", "[]");
+    assertEquals("[]", RecordProperty.read(properties));
+    properties.put("surgery", "[1,");
+    properties.remove("surgery.part2");
+    assertEquals("[1,", RecordProperty.read(properties), "a missing part: the first alone");
+    properties.put(RecordProperty.PARTS, "two parts");
+    assertEquals("[1,", RecordProperty.read(properties));
+    assertNull(RecordProperty.read(Map.of()));
+  }
+
+  @Test
+  void aShorterRecordTakesTheLongerOnesPartsOff() {
+    try (Model model = Model.newInstance("m")) {
+      String longRecord = "x".repeat(2 * RecordProperty.MAX_PART_BYTES + 10);
+      RecordProperty.write(model, longRecord);
+      assertEquals("3 " + RecordProperty.checksum(longRecord), model.getProperty("surgery.parts"));
+      assertEquals(longRecord, RecordProperty.read(model.getProperties()));
+      RecordProperty.write(model, "[]");
+      assertEquals(Map.of("surgery", "[]"), model.getProperties());
+      RecordProperty.write(model, longRecord);
+      RecordProperty.remove(model);
+      assertEquals(Map.of(), model.getProperties());
+    }
+  }
+
+  /** The length {@code writeUTF} measures. */
+  private static int utfBytes(String s) throws IOException {
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    try (DataOutputStream out = new DataOutputStream(bytes)) {
+      if (s.length() > 65_535 / 3) {
+        int n = 0;
+        for (char c : s.toCharArray()) {
+          n += c >= 1 && c <= 0x7f ? 1 : c <= 0x7ff ? 2 : 3;
+        }
+        return n;
+      }
+      out.writeUTF(s);
+    }
+    return bytes.size() - 2;
+  }
+}
