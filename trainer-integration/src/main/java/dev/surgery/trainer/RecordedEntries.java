@@ -260,7 +260,7 @@ final class RecordedEntries {
                 + " (a replayed checkpoint or an earlier trainer applied it at epoch "
                 + records.get(recordOf[i]).epoch()
                 + "): not applied again";
-        ListenerLog.logger().info("Surgery: {} {}", entries.entry(i).describe(), reason);
+        ListenerLog.logger().info("Surgery: {}: {}", entries.entry(i).describe(), reason);
         surgeryLog.addNotRun(st.ordinal, entries.entry(i), reason);
       }
     }
