@@ -22,7 +22,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Set;
-import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 
@@ -42,8 +41,8 @@ final class EntryRunner {
   private final NotRunEntries notRun;
   private final RecordedEntries records;
 
-  /** Whether the program ended: nothing runs any more (onProgramEnd listed what never ran). */
-  private final BooleanSupplier programEnded;
+  /** Whether the program ended (nothing begins any more), and the applications under way. */
+  private final ProgramEnd programEnd;
 
   /** The live trainers of a trainer's model that a surgery must keep exact, the trainer first. */
   private final Function<Trainer, List<Trainer>> trainersOf;
@@ -56,7 +55,7 @@ final class EntryRunner {
       SurgeryLogWriter surgeryLog,
       NotRunEntries notRun,
       RecordedEntries records,
-      BooleanSupplier programEnded,
+      ProgramEnd programEnd,
       Function<Trainer, List<Trainer>> trainersOf) {
     this.schedule = schedule;
     this.onError = onError;
@@ -65,7 +64,7 @@ final class EntryRunner {
     this.surgeryLog = surgeryLog;
     this.notRun = notRun;
     this.records = records;
-    this.programEnded = programEnded;
+    this.programEnd = programEnd;
     this.trainersOf = trainersOf;
   }
 
@@ -239,9 +238,20 @@ final class EntryRunner {
    * it changed in the model and the surgery log, or reports its failure (see {@link #failed}).
    */
   void apply(Trainer trainer, TrainerState st, int index, Event event) {
-    if (programEnded.getAsBoolean()) {
+    if (!programEnd.beginApplying()) {
       return; // onProgramEnd listed it as never run; the program is going away
     }
+    int outer = st.applying;
+    st.applying = index;
+    try {
+      applyNow(trainer, st, index, event);
+    } finally {
+      st.applying = outer;
+      programEnd.doneApplying();
+    }
+  }
+
+  private void applyNow(Trainer trainer, TrainerState st, int index, Event event) {
     ScheduledAlgorithm entry = schedule.get(index);
     Algorithm algorithm = entry.algorithm();
     Model model = trainer.getModel();
@@ -359,6 +369,7 @@ final class EntryRunner {
             nanos,
             lossBefore,
             lossBeforeBatches);
+    forgetNotRunIfEnded(st);
     surgeryLog.add(applied);
     if (length.followsAnnouncement(st, entry) && !changes.isEmpty()) {
       // (A run that changed nothing under the announced length changes nothing under a longer one:
@@ -391,6 +402,17 @@ final class EntryRunner {
                   : line + " (" + event.configName() + ", step " + st.stepsTaken() + ")");
     }
     surgeryLog.write();
+  }
+
+  /**
+   * An application that the program's end did not wait for to the finish (it outlasted {@link
+   * ProgramEnd#WAIT_MILLIS}) was listed as not run: it ran after all, and is listed once, as what
+   * it did.
+   */
+  private void forgetNotRunIfEnded(TrainerState st) {
+    if (programEnd.ended()) {
+      surgeryLog.forgetNotRun(st.ordinal, NotRunEntries.ENDED_WHILE_APPLIED);
+    }
   }
 
   /** The blocks of a tree in pre-order, by identity. */
@@ -478,9 +500,10 @@ final class EntryRunner {
       RuntimeException e,
       long nanos,
       boolean modelChanged) {
-    if (programEnded.getAsBoolean()) {
-      return; // as in apply
+    if (programEnd.ended() && st.applying != index) {
+      return; // as in apply; an application under way at the end is reported as it ends
     }
+    forgetNotRunIfEnded(st);
     ScheduledAlgorithm entry = schedule.get(index);
     int completed = st.passedEpochs();
     String path = e instanceof SurgeryException se ? se.getBlockPath() : null;

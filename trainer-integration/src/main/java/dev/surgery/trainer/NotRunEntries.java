@@ -73,6 +73,9 @@ final class NotRunEntries {
    * Lists the open entries of a trainer whose training is over as never run, with why: training
    * ended ({@link #onTrainingEnd}) or the program ended before it did ({@link #onProgramEnd()}).
    */
+  /** The start of the reason of an entry whose application the program's end cut into. */
+  static final String ENDED_WHILE_APPLIED = "the program ended while it was being applied";
+
   void listNotRun(TrainerState st, boolean programEnd) {
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
@@ -90,14 +93,20 @@ final class NotRunEntries {
                 + " failed "
                 + st.stopped.when()
                 + " and stopped training before it was due";
+      } else if (programEnd && st.applying == i) {
+        reason =
+            ENDED_WHILE_APPLIED
+                + " (System.exit inside it, or it had not finished "
+                + ProgramEnd.WAIT_MILLIS / 1000
+                + " s after the end began): whether the model holds its change is not known";
       } else if (programEnd) {
         reason =
-            "the program ended (System.exit, an uncaught exception, or a trainer never closed)"
-                + " after "
+            "the program began to end (System.exit, a signal such as SIGTERM, an uncaught"
+                + " exception, or a trainer never closed) after "
                 + (entry.byEpoch()
                     ? st.completedEpochs + " completed epochs"
                     : st.stepsTaken() + " optimizer steps")
-                + ", before training ended";
+                + ", before training ended; nothing is applied after that";
       } else if (schedule.status(i) == EntryStatus.AWAITING_LENGTH) {
         reason =
             "it waited for the planned number of epochs, which never came (" + length.hint() + ")";

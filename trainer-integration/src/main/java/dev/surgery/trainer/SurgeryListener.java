@@ -136,6 +136,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** Set by {@link #onProgramEnd()}; guarded by {@code states}, read without it. */
   private volatile boolean programEnded;
 
+  /** The program's end as applications see it: none begins after it, one under way is awaited. */
+  private final ProgramEnd programEnd = new ProgramEnd();
+
   /** Whether the listener-order warning was given (once per listener, not per trial). */
   private final AtomicBoolean saveOrderWarned = new AtomicBoolean();
 
@@ -177,7 +180,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             surgeryLog,
             notRun,
             records,
-            () -> programEnded,
+            programEnd,
             this::trainersOf);
     this.observable = Collections.unmodifiableSet(eventSet(observable));
     this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
@@ -848,6 +851,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               + ": give the listener the real length (total_epochs in the config, optTotalEpochs"
               + " in the builder, or onPlannedEpochs(trainer, epochs) before training)");
     }
+    if (programEnd.ended()) {
+      return; // training goes on while the program ends (a graceful shutdown): nothing is applied
+    }
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
@@ -1008,12 +1014,18 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * that never ran are logged as warnings and listed under {@code not_run} with the completed
    * epochs (or steps), and the surgery log is marked {@code "cut_short": true} and rewritten. Does
    * nothing when every trainer's training ended, so a complete run's log stays as {@link
-   * #onTrainingEnd} wrote it. After it the listener applies nothing more. Quick; never throws;
+   * #onTrainingEnd} wrote it. After it the listener applies nothing more; an application under way
+   * on another thread is awaited (up to 2 s) so that the log lists it as what it did. Never throws;
    * called more than once, only the first call counts.
    *
    * @return whether some trainer's training was cut short
    */
   public boolean onProgramEnd() {
+    // First no application may begin, and one under way on the training thread (a SIGTERM in the
+    // middle of a surgery) ends, applied or failed, before the log lists what never ran.
+    if (!programEnd.end(ProgramEnd.WAIT_MILLIS)) {
+      return false;
+    }
     List<TrainerState> cut;
     synchronized (states) {
       if (programEnded) {

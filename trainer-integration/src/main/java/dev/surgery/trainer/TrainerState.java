@@ -31,6 +31,13 @@ final class TrainerState {
   boolean begun;
 
   /**
+   * The entry being applied, or -1: read by a shutdown hook's {@link
+   * SurgeryListener#onProgramEnd()} on another thread, which lists an application that did not
+   * finish in time as such.
+   */
+  volatile int applying = -1;
+
+  /**
    * Whether the entries' target patterns were checked against the model (once, before training).
    */
   boolean patternsChecked;

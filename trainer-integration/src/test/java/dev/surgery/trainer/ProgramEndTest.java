@@ -14,11 +14,17 @@ import ai.djl.training.dataset.ArrayDataset;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.core.algorithms.SurgeryContext;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -33,8 +39,9 @@ import org.junit.jupiter.api.io.TempDir;
 class ProgramEndTest {
 
   private static final String PROGRAM_ENDED =
-      "the program ended (System.exit, an uncaught exception, or a trainer never closed) after 1"
-          + " completed epochs, before training ended";
+      "the program began to end (System.exit, a signal such as SIGTERM, an uncaught exception, or"
+          + " a trainer never closed) after 1 completed epochs, before training ended; nothing is"
+          + " applied after that";
 
   @TempDir Path tmp;
 
@@ -89,9 +96,12 @@ class ProgramEndTest {
                 .anyMatch(w -> w.startsWith("Surgery: t_pool") && w.endsWith(PROGRAM_ENDED)),
             listener.getWarnings().toString());
 
-        // Threads that go on training while the JVM exits apply nothing more.
-        EasyTrain.fit(trainer, 2, dataset, null);
+        // Threads that go on training while the JVM exits apply nothing more, and say nothing
+        // more (t_pool's epoch passes: it is not "missed" a second time).
+        List<String> warned = listener.getWarnings();
+        EasyTrain.fit(trainer, 3, dataset, null);
         assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"));
+        assertEquals(warned, listener.getWarnings());
         assertFalse(listener.onProgramEnd(), "only the first call counts");
       }
       // Closing the trainer afterwards lists nothing twice.
@@ -99,6 +109,91 @@ class ProgramEndTest {
       assertEquals(1, log.getAsJsonArray("not_run").size(), log.toString());
       assertEquals(1, log.getAsJsonArray("applications").size(), log.toString());
       assertTrue(log.get("cut_short").getAsBoolean(), log.toString());
+    }
+  }
+
+  /** Delegates to {@code t_fresh_conv}, pausing inside its apply until let go. */
+  static final class Paused implements Algorithm {
+    private final Algorithm inner = algorithm(TestAlgorithms.FRESH_CONV, Map.of("stride", 1));
+    final CountDownLatch entered = new CountDownLatch(1);
+    final CountDownLatch release = new CountDownLatch(1);
+
+    @Override
+    public String name() {
+      return inner.name();
+    }
+
+    @Override
+    public Map<String, Object> hyperparameters() {
+      return inner.hyperparameters();
+    }
+
+    @Override
+    public SurgeryChanges apply(SurgeryContext context) {
+      entered.countDown();
+      try {
+        assertTrue(release.await(30, TimeUnit.SECONDS));
+      } catch (InterruptedException e) {
+        throw new IllegalStateException(e);
+      }
+      return inner.apply(context);
+    }
+  }
+
+  @Test
+  void anApplicationUnderWayWhenTheProgramEndsIsListedOnceAsApplied() throws Exception {
+    // A SIGTERM in the middle of a surgery: the agent's shutdown hook runs beside the training
+    // thread. It used to list the entry as never run while the surgery went on to apply it.
+    Path report = tmp.resolve("log.json");
+    Paused paused = new Paused();
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(paused, 1)
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), 3)
+            .optReportPath(report)
+            .build();
+    try (Model model = TestModels.model("sigterm");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        AtomicBoolean ended = new AtomicBoolean();
+        Thread hook =
+            new Thread(
+                () -> {
+                  try {
+                    assertTrue(paused.entered.await(30, TimeUnit.SECONDS));
+                  } catch (InterruptedException e) {
+                    return;
+                  }
+                  ended.set(listener.onProgramEnd());
+                });
+        hook.start();
+        Thread releaser =
+            new Thread(
+                () -> {
+                  try {
+                    assertTrue(paused.entered.await(30, TimeUnit.SECONDS));
+                    Thread.sleep(300); // the hook is waiting by now
+                  } catch (InterruptedException e) {
+                    return;
+                  }
+                  paused.release.countDown();
+                });
+        releaser.start();
+        EasyTrain.fit(trainer, 1, dataset, null);
+        hook.join(30_000);
+        releaser.join(30_000);
+        assertTrue(ended.get(), "the trainer was still training");
+        assertEquals(1, TestModels.count(model.getBlock(), "FreshConv2d"), "applied");
+      }
+      JsonObject log = read(report);
+      JsonArray apps = log.getAsJsonArray("applications");
+      assertEquals(1, apps.size(), log.toString());
+      assertEquals("applied", apps.get(0).getAsJsonObject().get("status").getAsString());
+      JsonArray notRun = log.getAsJsonArray("not_run");
+      assertEquals(1, notRun.size(), "only t_pool: " + log);
+      assertNotRun(notRun.get(0).getAsJsonObject(), 1, PROGRAM_ENDED);
     }
   }
 

@@ -69,8 +69,9 @@ class ProgramEndReportIT {
     String reason =
         log.getAsJsonArray("not_run").get(0).getAsJsonObject().get("reason").getAsString();
     assertEquals(
-        "the program ended (System.exit, an uncaught exception, or a trainer never closed) after 1"
-            + " completed epochs, before training ended",
+        "the program began to end (System.exit, a signal such as SIGTERM, an uncaught exception,"
+            + " or a trainer never closed) after 1 completed epochs, before training ended; nothing"
+            + " is applied after that",
         reason,
         log.toString());
   }
