@@ -727,14 +727,14 @@ public final class ModuleSurgery {
    * trainers when nothing was removed), so the next {@code step()} updates it, with the bias
    * correction of its own step count under Adam.
    *
+   * <p>An added parameter around the very array of a removed one (a new {@code Parameter} wrapping
+   * a trained weight) takes over the removed one's store entry, optimizer state and update count. A
+   * removed parameter that no trainer holds (DJL registers parameters on their first forward pass)
+   * is skipped and logged at debug level, as Composer skips parameters its optimizer lacks.
+   *
    * @param oldParams the parameters before
    * @param newParams the parameters after
    * @param optimizers the trainers to update; null or empty does nothing
-   *     <p>An added parameter around the very array of a removed one (a new {@code Parameter}
-   *     wrapping a trained weight) takes over the removed one's store entry, optimizer state and
-   *     update count. A removed parameter that no trainer holds (DJL registers parameters on their
-   *     first forward pass) is skipped and logged at debug level, as Composer skips parameters its
-   *     optimizer lacks.
    * @throws IllegalStateException if an added parameter is not initialized; nothing was changed
    *     then
    */

@@ -1377,7 +1377,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   public static final class Builder {
 
     private final List<Algorithm> algorithms = new ArrayList<>();
-    private final List<Integer> epochs = new ArrayList<>();
     private OnError onError = OnError.FAIL;
     private Path reportPath;
     private int totalEpochs;
@@ -1401,7 +1400,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         throw new IllegalArgumentException("algorithm and trigger must not be null");
       }
       algorithms.add(algorithm);
-      epochs.add(trigger.kind() == Trigger.Kind.EPOCH ? (int) trigger.amount() : 0);
       triggers.add(trigger);
       return this;
     }
@@ -1436,7 +1434,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             "epoch must be in [0, " + SurgeryConfig.MAX_EPOCH + "], got " + epoch);
       }
       algorithms.add(algorithm);
-      epochs.add(epoch);
       triggers.add(Trigger.atEpoch(epoch));
       return this;
     }

@@ -29,7 +29,7 @@ public record ScheduledAlgorithm(
       throw new IllegalArgumentException(
           "epoch must be in [0, " + SurgeryConfig.MAX_EPOCH + "], got " + epoch);
     }
-    if (trigger.kind() == Trigger.Kind.EPOCH && trigger.amount() != epoch) {
+    if (trigger.kind() == Trigger.Kind.EPOCH ? trigger.amount() != epoch : epoch != 0) {
       throw new IllegalArgumentException(
           "epoch " + epoch + " disagrees with the trigger " + trigger.describe());
     }

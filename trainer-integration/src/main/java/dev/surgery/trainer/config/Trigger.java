@@ -49,6 +49,10 @@ public record Trigger(Kind kind, long amount, double fraction) {
     if (counted && amount < min) {
       throw new IllegalArgumentException(kind + " needs an amount >= " + min + ", got " + amount);
     }
+    if ((kind == Kind.EPOCH || kind == Kind.EVERY_EPOCHS) && amount > SurgeryConfig.MAX_EPOCH) {
+      throw new IllegalArgumentException(
+          kind + " needs an amount <= " + SurgeryConfig.MAX_EPOCH + ", got " + amount);
+    }
     if (kind == Kind.DURATION && !(fraction > 0 && fraction <= 1)) {
       throw new IllegalArgumentException("a duration must be in (0, 1], got " + fraction);
     }

@@ -69,4 +69,32 @@ class ScheduleConfigTest {
     assertTrue(m.contains("s.yaml:3:32: at takes a time string such as '2ep'"), m);
     assertTrue(m.contains("s.yaml:4:30: every must be at least 1ep or 1ba"), m);
   }
+
+  @Test
+  void triggersInCodeAreCheckedWhereTheyAreMade() {
+    // Built in code, not read from YAML: an epoch past MAX_EPOCH used to pass the trigger and fail
+    // in build() as an ArithmeticException naming no entry.
+    IllegalArgumentException epoch =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new Trigger(Trigger.Kind.EPOCH, 3_000_000_000L, 0));
+    assertTrue(epoch.getMessage().contains("<= " + SurgeryConfig.MAX_EPOCH), epoch.getMessage());
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> new Trigger(Trigger.Kind.EVERY_EPOCHS, SurgeryConfig.MAX_EPOCH + 1L, 0));
+    new Trigger(Trigger.Kind.EVERY_STEPS, 3_000_000_000L, 0); // steps may be many
+    // An entry's epoch is 0 for triggers not placed by epoch, as its Javadoc says.
+    IllegalArgumentException step =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                new ScheduledAlgorithm(
+                    dev.surgery.core.algorithms.Algorithms.spec("blurpool")
+                        .create(java.util.Map.of()),
+                    5,
+                    0,
+                    "x",
+                    Trigger.atStep(10)));
+    assertTrue(step.getMessage().contains("disagrees with the trigger"), step.getMessage());
+  }
 }
