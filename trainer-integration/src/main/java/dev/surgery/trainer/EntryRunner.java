@@ -416,7 +416,7 @@ final class EntryRunner {
   }
 
   /** The blocks of a tree in pre-order, by identity. */
-  private static List<Block> blocksOf(Block root) {
+  static List<Block> blocksOf(Block root) {
     List<Block> blocks = new ArrayList<>();
     if (root == null) {
       return blocks;
@@ -448,7 +448,7 @@ final class EntryRunner {
     return null;
   }
 
-  private static boolean sameBlocks(List<Block> a, List<Block> b) {
+  static boolean sameBlocks(List<Block> a, List<Block> b) {
     if (a.size() != b.size()) {
       return false;
     }

@@ -380,7 +380,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @param model the model being loaded
    * @throws IllegalArgumentException for any other event, which happens to a trainer
    * @throws SurgeryFailedException when an algorithm fails and {@code on_error} is {@code fail},
-   *     and whatever {@code on_error} says when the JVM is failing (out of memory)
+   *     and whatever {@code on_error} says when the JVM is failing (out of memory) or the algorithm
+   *     failed after it had changed the model's blocks (nothing undoes that change)
    */
   public void onEvent(Event event, Model model) {
     if (event != Event.BEFORE_LOAD && event != Event.AFTER_LOAD) {
@@ -399,6 +400,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         continue;
       }
       String call = "match";
+      List<Block> blocksBefore = EntryRunner.blocksOf(model.getBlock());
       try {
         if (algorithm.match(event, state)) {
           call = "apply";
@@ -408,6 +410,18 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
         RuntimeException error = EntryRunner.pluginError(call, event, algorithm, e);
         String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
+        if (!EntryRunner.sameBlocks(blocksBefore, EntryRunner.blocksOf(model.getBlock()))) {
+          // As in training: a change no rollback undoes, loaded on under skip, would be a model
+          // that neither the program nor a record knows.
+          throw new SurgeryFailedException(
+              message
+                  + " (it failed after it had changed the model, which is neither undone nor"
+                  + " recorded: loading stops whatever on_error says)",
+              algorithm.name(),
+              0,
+              null,
+              error);
+        }
         if (onError == OnError.FAIL) {
           throw new SurgeryFailedException(
               message + " (on_error: fail stops here; use on_error: skip to go on without it)",

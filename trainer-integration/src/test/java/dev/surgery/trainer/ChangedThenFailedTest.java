@@ -15,8 +15,12 @@ import ai.djl.training.Trainer;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.events.Event;
+import dev.surgery.core.events.State;
 import dev.surgery.trainer.config.OnError;
+import dev.surgery.trainer.config.Trigger;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -69,6 +73,75 @@ class ChangedThenFailedTest {
       assertEquals(1, listener.getOutcomes().size());
       assertEquals(SurgeryOutcome.Status.FAILED, listener.getOutcomes().get(0).status());
       assertNull(model.getProperty(SurgeryListener.PROPERTY), "nothing recorded");
+    }
+  }
+
+  /** The same plugin at a load event of a model no trainer trains yet. */
+  static class CommitsThenThrowsAtLoad implements Algorithm {
+    private final CommitsThenThrows inner = new CommitsThenThrows();
+
+    @Override
+    public String name() {
+      return inner.name();
+    }
+
+    @Override
+    public Map<String, Object> hyperparameters() {
+      return Map.of();
+    }
+
+    @Override
+    public Set<Event> events() {
+      return Set.of(Event.AFTER_LOAD);
+    }
+
+    @Override
+    public boolean match(Event event, State state) {
+      return true;
+    }
+
+    @Override
+    public SurgeryChanges apply(SurgeryContext context) {
+      return inner.apply(context);
+    }
+  }
+
+  @Test
+  void atALoadEventTooAChangeThenAFailureStopsEvenUnderSkip() {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(new CommitsThenThrowsAtLoad(), Trigger.onEvents())
+            .optOnError(OnError.SKIP)
+            .optObservableEvents(Set.of(Event.AFTER_LOAD))
+            .build();
+    try (Model model = TestModels.model("changed-at-load")) {
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class, () -> listener.onEvent(Event.AFTER_LOAD, model));
+      assertTrue(
+          e.getMessage().contains("failed after it had changed the model")
+              && e.getMessage().contains("loading stops whatever on_error says"),
+          e.getMessage());
+    }
+  }
+
+  @Test
+  void atALoadEventAFailureThatChangedNothingIsSkippedUnderSkip() {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(
+                new CommitsThenThrowsAtLoad() {
+                  @Override
+                  public SurgeryChanges apply(SurgeryContext context) {
+                    throw new IllegalStateException("nothing changed");
+                  }
+                },
+                Trigger.onEvents())
+            .optOnError(OnError.SKIP)
+            .optObservableEvents(Set.of(Event.AFTER_LOAD))
+            .build();
+    try (Model model = TestModels.model("unchanged-at-load")) {
+      listener.onEvent(Event.AFTER_LOAD, model); // logged, loading goes on
     }
   }
 }
