@@ -14,7 +14,8 @@
 #   oracle-gpu             core's ExactnessMatrixTest and TrainedCopiesTest with the CUDA jar on
 #                          the test class path, on the first GPU
 # One line per check, PASS/FAIL/SKIP and its name, then what ran where. Logs: out/gpu-check/.
-# Exit status: 0 all passed, 1 a check failed, 2 no GPU (DJL sees none: nothing was proved).
+# Exit status: 0 all passed, 1 a check failed, 2 no GPU (no NVIDIA driver lists one, checked before
+# the build, or DJL sees none: nothing was proved), 3 a usage error.
 #
 # --no-build  reuse the last -Pcuda build (samples/target/samples-runtime.classpath).
 # --offline   Maven offline (-o) and DJL offline; by default DJL may contact its own download host,
@@ -34,10 +35,28 @@ for arg in "$@"; do
     --offline) offline=true ;;
     *)
       echo "usage: scripts/gpu-check.sh [--no-build] [--offline]" >&2
-      exit 1
+      exit 3
       ;;
   esac
 done
+# This run's logs only: the summary prints what each log says.
+rm -f "${out}"/*.log
+
+# ------------------------------------------------------------------ a GPU at all?
+# Before the build, which downloads DJL's CUDA libtorch (over a gigabyte): a machine whose NVIDIA
+# driver lists no GPU has nothing to prove. (DJL's own look, after the build, is the probe below.)
+gpus_listed() {
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+    return 0
+  fi
+  [ -d /proc/driver/nvidia/gpus ] && [ -n "$(ls -A /proc/driver/nvidia/gpus 2>/dev/null)" ]
+}
+if ! gpus_listed; then
+  echo "SKIP build (no GPU)"
+  echo "NO GPU: no NVIDIA driver lists a GPU here (nvidia-smi -L, /proc/driver/nvidia/gpus):" \
+    "nothing was built or checked (exit 2)"
+  exit 2
+fi
 
 export OPT_OUT_TRACKING=true
 export DJL_OFFLINE="${offline}"

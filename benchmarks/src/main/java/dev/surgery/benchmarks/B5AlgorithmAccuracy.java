@@ -103,10 +103,10 @@ public final class B5AlgorithmAccuracy {
   private B5AlgorithmAccuracy() {}
 
   /** What the command line asks for. */
-  private record Options(BenchFlags.Values flags, List<Integer> points) {}
+  record Options(BenchFlags.Values flags, List<Integer> points) {}
 
   /** Reads {@code --points}: numbers of completed epochs. */
-  private static Options options(BenchFlags.Values flags) {
+  static Options options(BenchFlags.Values flags) {
     List<Integer> points = new ArrayList<>();
     for (String p : flags.list("points")) {
       int point;
@@ -130,6 +130,13 @@ public final class B5AlgorithmAccuracy {
         throw new IllegalArgumentException(
             "--points: " + point + " is not before the last of --epochs " + epochs);
       }
+    }
+    if (epochs < 2 && flags.list("only").contains("layer_freezing")) {
+      // It freezes at the epoch ends before the last: one epoch has none, so no row would come.
+      throw new IllegalArgumentException(
+          "--only layer_freezing needs --epochs 2 or more (it freezes at each epoch end before the"
+              + " last), got --epochs "
+              + epochs);
     }
     // The data is checked now too, not after the header and the first runs.
     checkMnistDir(flags);
@@ -309,6 +316,8 @@ public final class B5AlgorithmAccuracy {
       }
       if (ends.length > 0) {
         variants.add(Variant.at("layer_freezing", () -> LayerFreezing.builder().build(), ends));
+      } else {
+        System.out.println("layer_freezing left out: with one epoch it has no epoch end to run at");
       }
     }
     return variants;

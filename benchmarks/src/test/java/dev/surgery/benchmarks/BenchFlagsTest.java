@@ -130,6 +130,19 @@ class BenchFlagsTest {
                 () -> B5AlgorithmAccuracy.FLAGS.parse(new String[] {"--only", "blurpoool"}))
             .getMessage();
     assertTrue(only.contains("'blurpoool'") && only.contains("layer_freezing"), only);
+    // layer_freezing freezes at epoch ends before the last: with one epoch it ran nowhere,
+    // silently.
+    String freezing =
+        assertThrows(
+                IllegalArgumentException.class,
+                () ->
+                    B5AlgorithmAccuracy.options(
+                        B5AlgorithmAccuracy.FLAGS.parse(
+                            new String[] {
+                              "--epochs", "1", "--points", "0", "--only", "blurpool,layer_freezing"
+                            })))
+            .getMessage();
+    assertTrue(freezing.contains("--epochs 2 or more"), freezing);
     assertThrows(
         IllegalArgumentException.class,
         () -> B6TimeToAccuracy.FLAGS.parse(new String[] {"--datasets", "mnist,cifar"}));

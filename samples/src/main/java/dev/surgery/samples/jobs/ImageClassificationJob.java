@@ -305,9 +305,23 @@ public class ImageClassificationJob {
           name,
           options.surgeryLog());
     }
+    Path thisRunsLog = surgeryLog ? logOfThisRun(options.surgeryLogPath(), leftover) : null;
+    if (surgeryLog
+        && options.planLog() != null
+        && (thisRunsLog == null || !Files.isRegularFile(thisRunsLog))) {
+      // The plans are placed beside what the surgery log says each entry changed: without it, the
+      // tables have no planned column, which must not pass silently.
+      logger.warn(
+          "{}: --plan-log {} has no surgery log of this run to stand beside ({} not found): the"
+              + " report's tables show no planned column; pass --surgery-log with the file the"
+              + " config's report: writes",
+          name,
+          options.planLog(),
+          options.surgeryLogPath());
+    }
     Path html =
         SurgeryReportWriter.builder(name, history)
-            .optSurgeryLog(surgeryLog ? logOfThisRun(options.surgeryLogPath(), leftover) : null)
+            .optSurgeryLog(thisRunsLog)
             .optPlanLog(surgeryLog ? options.planLog() : null)
             .optRun(run)
             .optBaseline(baseline)

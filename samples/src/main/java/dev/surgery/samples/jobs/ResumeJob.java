@@ -16,6 +16,7 @@ import dev.surgery.trainer.SurgeryListener;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -158,13 +159,25 @@ public final class ResumeJob extends ImageClassificationJob {
     }
   }
 
+  /**
+   * The JVM flags phase 2 starts with: this JVM's own ({@code -Dsample.jvmArgs}, {@code -Pcuda}'s
+   * online mode, an agent), but a debugger's, whose port would clash.
+   *
+   * @param inputArguments this JVM's flags
+   * @return the flags for the new JVM
+   */
+  static List<String> childJvmFlags(List<String> inputArguments) {
+    return inputArguments.stream()
+        .filter(a -> !a.startsWith("-agentlib:jdwp") && !a.startsWith("-Xrunjdwp"))
+        .toList();
+  }
+
   /** Starts phase 2 in a new JVM with the same class path and flags; returns its exit status. */
   private int resumeInNewProcess() throws IOException, InterruptedException {
     JobOptions o = getOptions();
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    command.add("-Dai.djl.offline=true");
-    command.add("-Xmx2g");
+    command.addAll(childJvmFlags(ManagementFactory.getRuntimeMXBean().getInputArguments()));
     command.add("-cp");
     command.add(System.getProperty("java.class.path"));
     command.add(ResumeJob.class.getName());
@@ -195,7 +208,7 @@ public final class ResumeJob extends ImageClassificationJob {
       command.addAll(List.of("--data-dir", o.dataDir().toString()));
     }
     ProcessBuilder pb = new ProcessBuilder(command).inheritIO();
-    pb.environment().put("DJL_OFFLINE", "true");
+    pb.environment().putIfAbsent("DJL_OFFLINE", "true"); // -Pcuda runs online
     pb.environment().put("OPT_OUT_TRACKING", "true");
     logger.info("{}: starting phase 2 in a new JVM", NAME);
     return pb.start().waitFor();

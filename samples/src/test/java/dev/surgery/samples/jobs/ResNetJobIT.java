@@ -97,9 +97,17 @@ class ResNetJobIT {
 
   @Test
   void withoutTheAgentNothingChanges() throws Exception {
+    Path dir = SampleProcess.workDir("resnet-plain");
+    Files.createDirectories(dir);
+    Files.writeString(dir.resolve("plan.json"), "{\"dry_run\":true,\"plans\":[]}");
+    List<String> flags = new java.util.ArrayList<>(List.of(SMALL));
+    flags.addAll(List.of("--plan-log", "plan.json"));
     SampleProcess.Result r =
-        SampleProcess.run(SampleProcess.workDir("resnet-plain"), List.of(), ResNetJob.class, SMALL);
+        SampleProcess.run(dir, List.of(), ResNetJob.class, flags.toArray(new String[0]));
     assertEquals(0, r.exitCode(), r.tail());
+    // A plan with no surgery log of the run to stand beside is said, not dropped silently.
+    assertTrue(
+        r.output().contains("--plan-log plan.json has no surgery log of this run"), r.tail());
     String tree = r.blockTree();
     assertFalse(tree.contains("BlurConv2d"), tree);
     // ResNet-20: the stem, 18 in the residual branches, 3 in the first unit of each stage's
