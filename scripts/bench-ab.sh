@@ -11,7 +11,7 @@
 # OMP_NUM_THREADS=1).
 set -euo pipefail
 if [ "$#" -lt 3 ]; then
-  sed -n '2,12p' "$0" >&2
+  sed -n '2,11p' "$0" >&2
   exit 2
 fi
 export DJL_OFFLINE=true OPT_OUT_TRACKING=true

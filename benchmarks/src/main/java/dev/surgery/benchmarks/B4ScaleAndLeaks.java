@@ -283,11 +283,9 @@ public final class B4ScaleAndLeaks {
         rows);
     System.out.println(
         "Issue 15 goal 2: per block at 200k within 1.5x of 1k, count + replace within 3x of the"
-            + " walk. Command: java -Dai.djl.offline=true -Xmx2g"
-            + " -Dai.djl.pytorch.num_threads=1 -Dai.djl.pytorch.num_interop_threads=1 -cp <benchmarks"
-            + " runtime class path> dev.surgery.benchmarks.B4ScaleAndLeaks --part scale --runs "
-            + runs
-            + " (OMP_NUM_THREADS=1)");
+            + " walk. Command (this table alone): "
+            + BenchSupport.commandLine(
+                B4ScaleAndLeaks.class, "--part", "scale", "--runs", String.valueOf(runs)));
   }
 
   /**

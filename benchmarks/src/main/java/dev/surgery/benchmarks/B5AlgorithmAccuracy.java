@@ -224,10 +224,7 @@ public final class B5AlgorithmAccuracy {
     float bnMomentum = (float) flags.number("bn-momentum");
     List<Variant> variants = variants(epochs, flags.list("only"), options.points());
 
-    String command =
-        "mvn -B -q -pl benchmarks exec:exec@b5-accuracy -Dbench.args=\""
-            + String.join(" ", args)
-            + "\"";
+    String command = BenchSupport.commandLine(B5AlgorithmAccuracy.class, args);
     System.out.println(
         "B5 "
             + java.time.Instant.now()

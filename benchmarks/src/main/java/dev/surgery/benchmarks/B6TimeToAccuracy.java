@@ -372,10 +372,7 @@ public final class B6TimeToAccuracy {
     Path mnistDir = Path.of(flags.text("mnist-dir"));
     Path out = Path.of(flags.text("out"));
     String recipeSpec = flags.text("recipe");
-    String command =
-        "mvn -B -q -pl benchmarks exec:exec@b6-time-to-accuracy -Dbench.args=\""
-            + String.join(" ", args)
-            + "\"";
+    String command = BenchSupport.commandLine(B6TimeToAccuracy.class, args);
     String started = Instant.now().toString();
     String header =
         "B6 "

@@ -183,6 +183,44 @@ final class BenchSupport {
     return 0;
   }
 
+  /**
+   * The command line that ran this benchmark, as one could type it again: the thread settings of
+   * the environment, this JVM's own flags (those {@code -Dbench.jvmArgs} gave, a debugger's left
+   * out), the class path as a placeholder (docs/benchmarks.md says how to build it) and the
+   * arguments.
+   *
+   * @param main the benchmark's class
+   * @param args its arguments
+   * @return the command
+   */
+  static String commandLine(Class<?> main, String... args) {
+    StringBuilder command = new StringBuilder("DJL_OFFLINE=true OPT_OUT_TRACKING=true");
+    for (String variable : List.of("OMP_NUM_THREADS", "MKL_NUM_THREADS")) {
+      String value = System.getenv(variable);
+      if (value != null) {
+        command.append(' ').append(variable).append('=').append(value);
+      }
+    }
+    command.append(" java");
+    for (String flag : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (!flag.startsWith("-agentlib:jdwp") && !flag.startsWith("-Xrunjdwp")) {
+        command.append(' ').append(quoted(flag));
+      }
+    }
+    command.append(" -cp <benchmarks runtime class path> ").append(main.getName());
+    for (String arg : args) {
+      command.append(' ').append(quoted(arg));
+    }
+    return command.toString();
+  }
+
+  /** An argument as a shell takes it: quoted when it holds a space or a shell character. */
+  private static String quoted(String arg) {
+    return arg.isEmpty() || arg.matches(".*[\\s\"'$`;&|<>()*?].*")
+        ? "'" + arg.replace("'", "'\\''") + "'"
+        : arg;
+  }
+
   /** A short description of the machine for the tables. */
   static String machine() {
     return Runtime.getRuntime().availableProcessors()
