@@ -8,6 +8,7 @@ import ai.djl.util.Pair;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
@@ -553,16 +554,20 @@ public final class ModuleSurgery {
   /** Whether any parameter of the tree has an array: the first one found ends the walk. */
   private static boolean holdsAnArray(Block root) {
     Deque<Block> todo = new ArrayDeque<>();
+    Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
     todo.push(root);
     while (!todo.isEmpty()) {
       Block block = todo.pop();
+      if (!seen.add(block)) {
+        continue; // a block shared by several parents is looked at once
+      }
       for (Pair<String, Parameter> p : block.getDirectParameters()) {
         if (p.getValue().isInitialized()) {
           return true;
         }
       }
-      for (Pair<String, Block> child : block.getChildren()) {
-        todo.push(child.getValue());
+      for (Block child : BlockPaths.children(block).values()) {
+        todo.push(child);
       }
     }
     return false;

@@ -30,9 +30,14 @@ public final class SurgeryDispatcher {
 
   private static final String HOOKS_CLASS = "dev.surgery.agent.hookloader.DjlAgentHooks";
 
-  private static volatile Path config;
+  /**
+   * The config, its plugin jars and the hooks built for them, published together: a trainer built
+   * on another thread while {@code agentmain} configures sees one config or the other, never a new
+   * config with the old plugins or the old hooks.
+   */
+  private record Settings(Path config, List<Path> extensions, ClassValue<Slot> hooks) {}
 
-  private static volatile List<Path> extensions = List.of();
+  private static volatile Settings settings = newSettings(null, List.of());
 
   /**
    * The trainer that made each gradient collector ({@code Trainer.newGradientCollector}): a
@@ -51,9 +56,6 @@ public final class SurgeryDispatcher {
 
   private static volatile boolean dryRun;
 
-  /** Hooks per DJL; replaced whenever the config changes (a late attach after a refused one). */
-  private static volatile ClassValue<Slot> hooks = newCache();
-
   private SurgeryDispatcher() {}
 
   /**
@@ -64,9 +66,7 @@ public final class SurgeryDispatcher {
    * @param extensionJars plugin jars whose algorithms the config may name ({@code extensions})
    */
   public static void configure(Path configFile, List<Path> extensionJars) {
-    config = configFile;
-    extensions = List.copyOf(extensionJars);
-    hooks = newCache();
+    settings = newSettings(configFile, List.copyOf(extensionJars));
   }
 
   /**
@@ -88,13 +88,17 @@ public final class SurgeryDispatcher {
     return dryRun;
   }
 
-  private static ClassValue<Slot> newCache() {
-    return new ClassValue<>() {
-      @Override
-      protected Slot computeValue(Class<?> trainerClass) {
-        return new Slot(createHooks(trainerClass));
-      }
-    };
+  /** Settings with hooks per DJL built for this config (a late attach after a refused one). */
+  private static Settings newSettings(Path config, List<Path> extensions) {
+    return new Settings(
+        config,
+        extensions,
+        new ClassValue<>() {
+          @Override
+          protected Slot computeValue(Class<?> trainerClass) {
+            return new Slot(createHooks(trainerClass, config, extensions));
+          }
+        });
   }
 
   /**
@@ -111,7 +115,7 @@ public final class SurgeryDispatcher {
     } catch (ClassNotFoundException | LinkageError e) {
       return null;
     }
-    Slot slot = hooks.get(trainerClass);
+    Slot slot = settings.hooks().get(trainerClass);
     if (slot.hooks == null) {
       return List.of();
     }
@@ -248,7 +252,7 @@ public final class SurgeryDispatcher {
       forwardStarting(target, null);
       return;
     }
-    if (target == null || config == null) {
+    if (target == null || settings.config() == null) {
       return;
     }
     try {
@@ -275,7 +279,7 @@ public final class SurgeryDispatcher {
    * @param data the forward's first argument (an {@code NDList}); null when not known
    */
   public static void forwardStarting(Object trainer, Object data) {
-    if (trainer == null || config == null) {
+    if (trainer == null || settings.config() == null) {
       return;
     }
     try {
@@ -309,7 +313,7 @@ public final class SurgeryDispatcher {
    * @param collector the collector it made
    */
   public static void collectorCreated(Object trainer, Object collector) {
-    if (collector == null || config == null) {
+    if (collector == null || settings.config() == null) {
       return;
     }
     try {
@@ -327,7 +331,7 @@ public final class SurgeryDispatcher {
    * @param collector the engine's gradient collector
    */
   public static void backwardDone(Object collector) {
-    if (config == null) {
+    if (settings.config() == null) {
       return;
     }
     Object trainer = null;
@@ -358,10 +362,11 @@ public final class SurgeryDispatcher {
   }
 
   private static DjlHooks readyHooks(Object djlObject) throws ClassNotFoundException {
-    if (config == null) {
+    Settings current = settings;
+    if (current.config() == null) {
       return null;
     }
-    Slot slot = hooks.get(trainerClassOf(djlObject.getClass()));
+    Slot slot = current.hooks().get(trainerClassOf(djlObject.getClass()));
     if (slot.hooks == null) {
       return null;
     }
@@ -390,7 +395,7 @@ public final class SurgeryDispatcher {
     throw new ClassNotFoundException("not a DJL Trainer or BaseModel: " + type.getName());
   }
 
-  private static DjlHooks createHooks(Class<?> trainerClass) {
+  private static DjlHooks createHooks(Class<?> trainerClass, Path config, List<Path> extensions) {
     try {
       URL[] classPath = HookLoader.agentClassPath(SurgeryDispatcher.class);
       HookLoader loader =
