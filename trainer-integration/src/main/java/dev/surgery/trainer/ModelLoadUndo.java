@@ -86,7 +86,9 @@ public final class ModelLoadUndo {
 
   /**
    * Records a model with its block set, before the replay and the load, and takes its arrays off
-   * its parameters until {@link #loaded} or {@link #failed}.
+   * its parameters until {@link #loaded} or {@link #failed}. One of the two must follow, in a
+   * {@code finally} or a catch: until then the model has no weights. {@link SurgeryCheckpoint#load}
+   * does this for a program; the agent around a plain {@code Model.load}.
    *
    * @param model the model
    * @return the undo

@@ -8,6 +8,8 @@
  * ({@link dev.surgery.core.internal.LinkedIdentityMap}, {@link
  * dev.surgery.core.internal.WeakIdentityMap}) the other packages share: blocks and models are keyed
  * by identity, since a user's block class may override {@code equals}. Not an API: it may change in
- * any release.
+ * any release, but for {@link dev.surgery.core.internal.DjlInternalsException}, which a DJL whose
+ * internals differ raises at first use (the user guide names it), and which keeps its name and
+ * package.
  */
 package dev.surgery.core.internal;
