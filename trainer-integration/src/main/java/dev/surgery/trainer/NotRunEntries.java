@@ -142,7 +142,13 @@ final class NotRunEntries {
       } else {
         reason = "training ended after " + st.completedEpochs + " completed epochs";
       }
-      warnings.warn("Surgery: " + entry.describe() + " never ran: " + reason);
+      warnings.warn(
+          "Surgery: "
+              + entry.describe()
+              + (reason.startsWith(ENDED_WHILE_APPLIED)
+                  ? " did not finish before the program ended: "
+                  : " never ran: ")
+              + reason);
       surgeryLog.addNotRun(st.ordinal, entry, reason);
     }
   }

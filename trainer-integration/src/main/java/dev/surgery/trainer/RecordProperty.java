@@ -44,10 +44,14 @@ final class RecordProperty {
     for (int i = 0; i < parts.size(); i++) {
       model.setProperty(partKey(i + 1), parts.get(i));
     }
+    boolean countless = removeParts(model, parts.size());
     if (parts.size() > 1) {
       model.setProperty(PARTS, parts.size() + " " + checksum(json));
+    } else if (countless) {
+      // Properties that cannot be taken off (a copy): a count that matches no parts leaves the
+      // first part alone, whole.
+      model.setProperty(PARTS, "1 -");
     }
-    removeParts(model, parts.size());
   }
 
   /**
@@ -131,29 +135,32 @@ final class RecordProperty {
     return parts;
   }
 
-  /** Takes off the parts after the first {@code kept} and the count when one part is left. */
-  private static void removeParts(Model model, int kept) {
+  /**
+   * Takes off the parts after the first {@code kept}, and the count; as far as the model lets it.
+   *
+   * @return whether a count is left that could not be taken off
+   */
+  private static boolean removeParts(Model model, int kept) {
     Map<String, String> properties = model.getProperties();
     if (!properties.containsKey(PARTS)) {
-      return;
+      return false;
     }
-    try {
-      List<String> stale = new ArrayList<>();
-      for (String key : properties.keySet()) {
-        if (key.startsWith(SurgeryListener.PROPERTY + ".part") && !key.equals(PARTS)) {
-          String index = key.substring((SurgeryListener.PROPERTY + ".part").length());
-          if (!(index.matches("[1-9][0-9]{0,8}") && Integer.parseInt(index) <= kept)) {
-            stale.add(key);
-          }
+    List<String> stale = new ArrayList<>();
+    for (String key : properties.keySet()) {
+      if (key.startsWith(SurgeryListener.PROPERTY + ".part") && !key.equals(PARTS)) {
+        String index = key.substring((SurgeryListener.PROPERTY + ".part").length());
+        if (!(index.matches("[1-9][0-9]{0,8}") && Integer.parseInt(index) <= kept)) {
+          stale.add(key);
         }
       }
+    }
+    try {
       stale.forEach(properties::remove);
-      if (kept == 1) {
-        properties.remove(PARTS);
-      }
+      properties.remove(PARTS);
+      return false;
     } catch (UnsupportedOperationException e) {
-      // A model whose properties are a copy: a count that matches no parts leaves the first alone.
-      model.setProperty(PARTS, "1 -");
+      // A model whose properties are a copy: parts past the count are never read.
+      return true;
     }
   }
 }

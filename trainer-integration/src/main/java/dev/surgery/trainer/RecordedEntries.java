@@ -38,8 +38,8 @@ final class RecordedEntries {
    * The algorithms already warned of as not added to a model's later-format record, by model
    * (weakly: a search's dropped models free their entry).
    */
-  private final java.util.Map<Model, java.util.Set<String>> notAdded =
-      new java.util.WeakHashMap<>();
+  private final dev.surgery.core.internal.WeakIdentityMap<Model, java.util.Set<String>> notAdded =
+      new dev.surgery.core.internal.WeakIdentityMap<>();
 
   RecordedEntries(ListenerWarnings warnings, SurgeryLogWriter surgeryLog) {
     this.warnings = warnings;

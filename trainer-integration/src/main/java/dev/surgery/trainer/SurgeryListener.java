@@ -17,6 +17,7 @@ import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.ClosedPackageException;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.WeakIdentityMap;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduleComposition;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
@@ -33,7 +34,6 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
-import java.util.WeakHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -119,11 +119,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** Whether an entry is event-driven: then batch losses are kept for State.recentLosses. */
   private final boolean eventDriven;
 
-  private final Map<Trainer, TrainerState> states =
-      Collections.synchronizedMap(new WeakHashMap<>());
+  private final WeakIdentityMap<Trainer, TrainerState> states = new WeakIdentityMap<>();
 
   /** Trainers whose training ended ({@link #onTrainingEnd}), by number: they train no more. */
-  private final Map<Trainer, Integer> ended = Collections.synchronizedMap(new WeakHashMap<>());
+  private final WeakIdentityMap<Trainer, Integer> ended = new WeakIdentityMap<>();
 
   /**
    * The states of the trainers whose training has not ended ({@link #onTrainingEnd}), held
@@ -446,7 +445,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** The live trainer of {@code model} this listener follows, or null. */
   private Trainer trainerOf(Model model) {
     synchronized (states) {
-      for (Trainer trainer : states.keySet()) {
+      for (Trainer trainer : states.keys()) {
         if (trainer.getModel() == model) {
           return trainer;
         }
@@ -1091,7 +1090,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     List<Trainer> trainers = new ArrayList<>();
     trainers.add(trainer);
     synchronized (states) {
-      for (Trainer other : states.keySet()) {
+      for (Trainer other : states.keys()) {
         if (other != trainer
             && other.getModel() == trainer.getModel()
             && ModuleSurgery.hasRegisteredParameters(other)) {

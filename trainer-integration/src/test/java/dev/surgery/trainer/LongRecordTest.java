@@ -141,6 +141,30 @@ class LongRecordTest {
     }
   }
 
+  @Test
+  void onAModelWhosePropertiesAreACopyTheLastRecordWrittenIsRead() {
+    try (Model real = Model.newInstance("m")) {
+      // A model whose getProperties() is a read-only view (a wrapper, a copy): nothing is taken
+      // off.
+      Model model =
+          (Model)
+              java.lang.reflect.Proxy.newProxyInstance(
+                  Model.class.getClassLoader(),
+                  new Class<?>[] {Model.class},
+                  (proxy, method, args) ->
+                      method.getName().equals("getProperties")
+                          ? java.util.Collections.unmodifiableMap(real.getProperties())
+                          : method.invoke(real, args));
+      String four = "x".repeat(3 * RecordProperty.MAX_PART_BYTES + 7);
+      String two = "y".repeat(RecordProperty.MAX_PART_BYTES + 7);
+      String one = "[]";
+      for (String record : List.of(four, two, one, four, one, two)) {
+        RecordProperty.write(model, record);
+        assertEquals(record, RecordProperty.read(model.getProperties()));
+      }
+    }
+  }
+
   /** The length {@code writeUTF} measures. */
   private static int utfBytes(String s) throws IOException {
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();

@@ -1,10 +1,8 @@
 package dev.surgery.agent.hookloader;
 
 import dev.surgery.core.events.Event;
-import java.util.Collections;
+import dev.surgery.core.internal.WeakIdentityMap;
 import java.util.List;
-import java.util.Map;
-import java.util.WeakHashMap;
 import java.util.function.BiConsumer;
 import java.util.stream.Collectors;
 
@@ -38,7 +36,7 @@ final class AgentEvents {
 
   private final BiConsumer<Event, Object> sink;
 
-  private final Map<Object, Phase> phases = Collections.synchronizedMap(new WeakHashMap<>());
+  private final WeakIdentityMap<Object, Phase> phases = new WeakIdentityMap<>();
 
   /**
    * Creates the tracker.
@@ -76,7 +74,7 @@ final class AgentEvents {
    */
   List<Object> trainers(java.util.function.Predicate<Object> test) {
     synchronized (phases) {
-      return phases.keySet().stream().filter(test).collect(Collectors.toList());
+      return phases.keys().stream().filter(test).collect(Collectors.toList());
     }
   }
 

@@ -30,6 +30,7 @@ import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlInternalsException;
+import dev.surgery.core.internal.WeakIdentityMap;
 import dev.surgery.trainer.EntryPlan;
 import dev.surgery.trainer.ModelLoadUndo;
 import dev.surgery.trainer.SurgeryCheckpoint;
@@ -44,13 +45,11 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.Comparator;
 import java.util.EnumSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.WeakHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Collectors;
 
@@ -82,7 +81,7 @@ public final class DjlAgentHooks implements DjlHooks {
    * attach (or given a SurgeryListener by the program, which needs no word). Weak: trainers come
    * and go in a long search.
    */
-  private final Map<Object, Boolean> untracked = Collections.synchronizedMap(new WeakHashMap<>());
+  private final WeakIdentityMap<Object, Boolean> untracked = new WeakIdentityMap<>();
 
   private final AtomicBoolean loggingChecked = new AtomicBoolean();
 

@@ -2,26 +2,76 @@ package dev.surgery.core.internal;
 
 import java.util.AbstractMap;
 import java.util.AbstractSet;
-import java.util.ArrayList;
+import java.util.ConcurrentModificationException;
 import java.util.IdentityHashMap;
 import java.util.Iterator;
-import java.util.List;
+import java.util.Map;
 import java.util.NoSuchElementException;
 import java.util.Set;
+import java.util.function.Function;
 
 /**
  * A map that compares keys by identity, as {@link IdentityHashMap} does, and iterates in insertion
  * order, as {@link java.util.LinkedHashMap} does. Blocks are keyed by identity: a user's block
  * class may override {@code equals} (a value-style layer, Lombok), and two equal blocks are still
- * two places in a model. Not thread-safe; removal is not supported (the maps are built, then read).
+ * two places in a model. Not thread-safe.
  *
  * @param <K> the key type
  * @param <V> the value type
  */
 public final class LinkedIdentityMap<K, V> extends AbstractMap<K, V> {
 
-  private final IdentityHashMap<K, V> values = new IdentityHashMap<>();
-  private final List<K> order = new ArrayList<>();
+  /** One entry, linked in insertion order. */
+  private static final class Node<K, V> implements Map.Entry<K, V> {
+    final K key;
+    V value;
+    Node<K, V> before;
+    Node<K, V> after;
+
+    Node(K key, V value) {
+      this.key = key;
+      this.value = value;
+    }
+
+    @Override
+    public K getKey() {
+      return key;
+    }
+
+    @Override
+    public V getValue() {
+      return value;
+    }
+
+    @Override
+    public V setValue(V v) {
+      V old = value;
+      value = v;
+      return old;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof Map.Entry<?, ?> e
+          && e.getKey() == key
+          && java.util.Objects.equals(e.getValue(), value);
+    }
+
+    @Override
+    public int hashCode() {
+      return System.identityHashCode(key) ^ java.util.Objects.hashCode(value);
+    }
+
+    @Override
+    public String toString() {
+      return key + "=" + value;
+    }
+  }
+
+  private final IdentityHashMap<K, Node<K, V>> nodes = new IdentityHashMap<>();
+  private Node<K, V> head;
+  private Node<K, V> tail;
+  private int changes;
 
   /** Creates an empty map. */
   public LinkedIdentityMap() {}
@@ -29,30 +79,126 @@ public final class LinkedIdentityMap<K, V> extends AbstractMap<K, V> {
   /** {@inheritDoc} */
   @Override
   public V put(K key, V value) {
-    boolean had = values.containsKey(key);
-    V previous = values.put(key, value);
-    if (!had) {
-      order.add(key);
+    Node<K, V> node = nodes.get(key);
+    if (node != null) {
+      return node.setValue(value);
     }
-    return previous;
+    node = new Node<>(key, value);
+    nodes.put(key, node);
+    if (tail == null) {
+      head = node;
+    } else {
+      tail.after = node;
+      node.before = tail;
+    }
+    tail = node;
+    changes++;
+    return null;
   }
 
   /** {@inheritDoc} */
   @Override
   public V get(Object key) {
-    return values.get(key);
+    Node<K, V> node = nodes.get(key);
+    return node == null ? null : node.value;
   }
 
   /** {@inheritDoc} */
   @Override
   public boolean containsKey(Object key) {
-    return values.containsKey(key);
+    return nodes.containsKey(key);
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public V remove(Object key) {
+    Node<K, V> node = nodes.remove(key);
+    if (node == null) {
+      return null;
+    }
+    unlink(node);
+    return node.value;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public V computeIfAbsent(K key, Function<? super K, ? extends V> compute) {
+    Node<K, V> node = nodes.get(key);
+    if (node != null && node.value != null) {
+      return node.value;
+    }
+    V value = compute.apply(key);
+    if (value != null) {
+      put(key, value);
+    }
+    return value;
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public void clear() {
+    nodes.clear();
+    head = null;
+    tail = null;
+    changes++;
   }
 
   /** {@inheritDoc} */
   @Override
   public int size() {
-    return order.size();
+    return nodes.size();
+  }
+
+  private void unlink(Node<K, V> node) {
+    if (node.before == null) {
+      head = node.after;
+    } else {
+      node.before.after = node.after;
+    }
+    if (node.after == null) {
+      tail = node.before;
+    } else {
+      node.after.before = node.before;
+    }
+    changes++;
+  }
+
+  /** Walks the entries in order; {@code remove} takes the last one returned out of the map. */
+  private final class NodeIterator implements Iterator<Node<K, V>> {
+    private Node<K, V> next = head;
+    private Node<K, V> last;
+    private int expected = changes;
+
+    @Override
+    public boolean hasNext() {
+      return next != null;
+    }
+
+    @Override
+    public Node<K, V> next() {
+      if (changes != expected) {
+        throw new ConcurrentModificationException();
+      }
+      if (next == null) {
+        throw new NoSuchElementException();
+      }
+      last = next;
+      next = next.after;
+      return last;
+    }
+
+    @Override
+    public void remove() {
+      if (last == null) {
+        throw new IllegalStateException();
+      }
+      if (changes != expected) {
+        throw new ConcurrentModificationException();
+      }
+      LinkedIdentityMap.this.remove(last.key);
+      last = null;
+      expected = changes;
+    }
   }
 
   /** {@inheritDoc} */
@@ -61,28 +207,28 @@ public final class LinkedIdentityMap<K, V> extends AbstractMap<K, V> {
     return new AbstractSet<>() {
       @Override
       public Iterator<Entry<K, V>> iterator() {
+        NodeIterator nodes = new NodeIterator();
         return new Iterator<>() {
-          private int next;
-
           @Override
           public boolean hasNext() {
-            return next < order.size();
+            return nodes.hasNext();
           }
 
           @Override
           public Entry<K, V> next() {
-            if (next >= order.size()) {
-              throw new NoSuchElementException();
-            }
-            K key = order.get(next++);
-            return new SimpleImmutableEntry<>(key, values.get(key));
+            return nodes.next();
+          }
+
+          @Override
+          public void remove() {
+            nodes.remove();
           }
         };
       }
 
       @Override
       public int size() {
-        return order.size();
+        return nodes.size();
       }
     };
   }
@@ -93,50 +239,73 @@ public final class LinkedIdentityMap<K, V> extends AbstractMap<K, V> {
     return new AbstractSet<>() {
       @Override
       public Iterator<K> iterator() {
-        Iterator<K> it = order.iterator();
+        NodeIterator nodes = new NodeIterator();
         return new Iterator<>() {
           @Override
           public boolean hasNext() {
-            return it.hasNext();
+            return nodes.hasNext();
           }
 
           @Override
           public K next() {
-            return it.next();
+            return nodes.next().key;
+          }
+
+          @Override
+          public void remove() {
+            nodes.remove();
           }
         };
       }
 
       @Override
       public boolean contains(Object key) {
-        return values.containsKey(key);
+        return containsKey(key);
+      }
+
+      @Override
+      public boolean remove(Object key) {
+        boolean had = containsKey(key);
+        LinkedIdentityMap.this.remove(key);
+        return had;
       }
 
       @Override
       public int size() {
-        return order.size();
+        return nodes.size();
       }
     };
   }
 
   /**
-   * Compares as {@link IdentityHashMap} does: same keys by identity, equal values. (AbstractMap's
-   * own comparison would look keys up in the other map by {@code equals}.)
+   * Compares as {@link IdentityHashMap} does: the same keys by identity, equal values in order or
+   * not. (AbstractMap's own comparison would look keys up in the other map by {@code equals}.)
    */
   @Override
   public boolean equals(Object o) {
     if (o == this) {
       return true;
     }
-    if (!(o instanceof LinkedIdentityMap<?, ?> other)) {
+    if (!(o instanceof LinkedIdentityMap<?, ?> other) || other.size() != size()) {
       return false;
     }
-    return values.equals(other.values);
+    for (Node<K, V> n = head; n != null; n = n.after) {
+      Object theirs = other.get(n.key);
+      if (!java.util.Objects.equals(n.value, theirs)
+          || (theirs == null && !other.containsKey(n.key))) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** {@inheritDoc} */
   @Override
   public int hashCode() {
-    return values.hashCode();
+    int h = 0;
+    for (Node<K, V> n = head; n != null; n = n.after) {
+      h += n.hashCode();
+    }
+    return h;
   }
 }

@@ -3,12 +3,15 @@ package dev.surgery.core.internal;
 import java.lang.ref.Reference;
 import java.lang.ref.ReferenceQueue;
 import java.lang.ref.WeakReference;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
 
 /**
- * A thread-safe map from objects, compared by identity and held weakly, to values: {@link
+ * A thread-safe map from objects, compared by identity and held weakly, to values (each method
+ * holds the map's monitor, which a caller may hold around several calls): {@link
  * java.util.WeakHashMap} with the key comparison of {@link java.util.IdentityHashMap}. Models and
  * blocks are keyed by identity: a user's block class may override {@code equals}, and two equal
  * blocks of two models must not share what is noted of one (its surgery record, its frozen
@@ -82,6 +85,52 @@ public final class WeakIdentityMap<K, V> {
       }
     }
     return value;
+  }
+
+  /**
+   * Tells whether a key has a value.
+   *
+   * @param key the key, may be null (then false)
+   * @return whether it has one
+   */
+  public synchronized boolean containsKey(Object key) {
+    if (key == null) {
+      return false;
+    }
+    expunge();
+    return entries.containsKey(new Lookup(key));
+  }
+
+  /**
+   * Sets the value for a key that has none.
+   *
+   * @param key the key, not null
+   * @param value the value
+   * @return the value the key had (then unchanged), or null
+   */
+  public synchronized V putIfAbsent(K key, V value) {
+    V had = get(key);
+    if (had == null) {
+      put(key, value);
+    }
+    return had;
+  }
+
+  /**
+   * Returns the keys not collected yet, a copy in no particular order.
+   *
+   * @return the keys
+   */
+  public synchronized List<K> keys() {
+    expunge();
+    List<K> keys = new ArrayList<>(entries.size());
+    for (Key<K> key : entries.keySet()) {
+      K k = key.get();
+      if (k != null) {
+        keys.add(k);
+      }
+    }
+    return keys;
   }
 
   /**

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -40,7 +41,20 @@ class IdentityMapsTest {
     assertEquals("a", map.get(a));
     assertTrue(map.keySet().contains(b));
     assertNull(map.get(new AllEqual()));
-    assertThrows(UnsupportedOperationException.class, () -> map.remove(a));
+    // Removal keeps the order of the rest (layer_freezing narrows its layers to the targets).
+    assertEquals("a", map.remove(a));
+    assertEquals(List.of("b", "c2"), List.copyOf(map.values()));
+    map.keySet().removeIf(k -> k == b);
+    assertEquals(List.of("c2"), List.copyOf(map.values()));
+    map.put(a, "a again");
+    assertEquals(List.of("c2", "a again"), List.copyOf(map.values()));
+    Iterator<Map.Entry<AllEqual, String>> it = map.entrySet().iterator();
+    it.next();
+    it.remove();
+    assertEquals(List.of("a again"), List.copyOf(map.values()));
+    assertThrows(IllegalStateException.class, it::remove);
+    map.clear();
+    assertTrue(map.isEmpty());
   }
 
   @Test

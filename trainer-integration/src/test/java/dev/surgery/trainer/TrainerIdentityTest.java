@@ -1,0 +1,107 @@
+package dev.surgery.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.TrainingConfig;
+import ai.djl.training.dataset.ArrayDataset;
+import dev.surgery.core.algorithms.Algorithms;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Trainers of a program's own subclass that compare by value (Lombok's {@code @Data} on a trainer
+ * that counts its steps, or one equal to every trainer of its model): the listener follows each
+ * trainer object, whatever its {@code equals} says.
+ */
+class TrainerIdentityTest {
+
+  /** Counts its steps and compares by that count: its hash changes at every step. */
+  static final class CountingTrainer extends Trainer {
+    int steps;
+
+    CountingTrainer(Model model, TrainingConfig config) {
+      super(model, config);
+    }
+
+    @Override
+    public void step() {
+      super.step();
+      steps++;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof CountingTrainer t && t.steps == steps;
+    }
+
+    @Override
+    public int hashCode() {
+      return steps;
+    }
+  }
+
+  /** Equal to every trainer of the same model. */
+  static final class ModelKeyedTrainer extends Trainer {
+    ModelKeyedTrainer(Model model, TrainingConfig config) {
+      super(model, config);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof ModelKeyedTrainer t && t.getModel() == getModel();
+    }
+
+    @Override
+    public int hashCode() {
+      return System.identityHashCode(getModel());
+    }
+  }
+
+  private static SurgeryListener blurAtEpoch2() {
+    return SurgeryListener.builder()
+        .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
+        .build();
+  }
+
+  @Test
+  void aTrainerWhoseHashChangesAtEachStepGetsItsSurgery() throws Exception {
+    SurgeryListener listener = blurAtEpoch2();
+    try (Model model = TestModels.model("counting");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 3);
+      try (Trainer trainer = new CountingTrainer(model, TestModels.config(listener))) {
+        trainer.initialize(TestModels.INPUT);
+        EasyTrain.fit(trainer, 3, dataset, null);
+      }
+      assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
+      assertEquals(
+          List.of(SurgeryOutcome.Status.APPLIED),
+          listener.getOutcomes().stream().map(SurgeryOutcome::status).toList());
+      assertEquals(List.of(), listener.getWarnings());
+    }
+  }
+
+  @Test
+  void closingAnEqualEvaluationTrainerDoesNotEndTheTrainingOne() throws Exception {
+    SurgeryListener listener = blurAtEpoch2();
+    try (Model model = TestModels.model("model-keyed");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      try (Trainer trainer = new ModelKeyedTrainer(model, TestModels.config(listener))) {
+        trainer.initialize(TestModels.INPUT);
+        EasyTrain.fit(trainer, 1, dataset, null);
+        try (Trainer evaluation = new ModelKeyedTrainer(model, TestModels.config(listener))) {
+          EasyTrain.evaluateDataset(evaluation, dataset);
+        }
+        EasyTrain.fit(
+            trainer, 2, dataset, null); // threw: "trainer 1 gets training events after ..."
+      }
+      assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
+    }
+  }
+}
