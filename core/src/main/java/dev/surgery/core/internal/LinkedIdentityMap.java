@@ -201,29 +201,34 @@ public final class LinkedIdentityMap<K, V> extends AbstractMap<K, V> {
     }
   }
 
+  /** The entries in order, seen through {@code view}; {@code remove} takes one out of the map. */
+  private <T> Iterator<T> iterator(Function<Node<K, V>, T> view) {
+    NodeIterator nodes = new NodeIterator();
+    return new Iterator<>() {
+      @Override
+      public boolean hasNext() {
+        return nodes.hasNext();
+      }
+
+      @Override
+      public T next() {
+        return view.apply(nodes.next());
+      }
+
+      @Override
+      public void remove() {
+        nodes.remove();
+      }
+    };
+  }
+
   /** {@inheritDoc} */
   @Override
   public Set<Entry<K, V>> entrySet() {
     return new AbstractSet<>() {
       @Override
       public Iterator<Entry<K, V>> iterator() {
-        NodeIterator nodes = new NodeIterator();
-        return new Iterator<>() {
-          @Override
-          public boolean hasNext() {
-            return nodes.hasNext();
-          }
-
-          @Override
-          public Entry<K, V> next() {
-            return nodes.next();
-          }
-
-          @Override
-          public void remove() {
-            nodes.remove();
-          }
-        };
+        return LinkedIdentityMap.this.iterator(node -> node);
       }
 
       @Override
@@ -239,23 +244,7 @@ public final class LinkedIdentityMap<K, V> extends AbstractMap<K, V> {
     return new AbstractSet<>() {
       @Override
       public Iterator<K> iterator() {
-        NodeIterator nodes = new NodeIterator();
-        return new Iterator<>() {
-          @Override
-          public boolean hasNext() {
-            return nodes.hasNext();
-          }
-
-          @Override
-          public K next() {
-            return nodes.next().key;
-          }
-
-          @Override
-          public void remove() {
-            nodes.remove();
-          }
-        };
+        return LinkedIdentityMap.this.iterator(node -> node.key);
       }
 
       @Override
