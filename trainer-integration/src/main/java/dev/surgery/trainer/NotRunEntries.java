@@ -114,6 +114,15 @@ final class NotRunEntries {
         reason = "it waited for onInitialized(trainer), which was never called";
       } else if (!entry.byEpoch()) {
         reason = "training ended after " + st.steps + " optimizer steps (BATCH_END events)";
+      } else if (st.completedEpochs == 0 && st.batches == 0 && st.steps == 0) {
+        // Not the training trainer's entry: this trainer's own copy of the schedule (one listener
+        // serves every trainer of a config, an evaluation trainer too).
+        reason =
+            "trainer "
+                + st.ordinal
+                + " never trained (no training batch, step or epoch end reached the listener: an"
+                + " evaluation trainer, or one closed before training); other trainers of this"
+                + " listener keep their own schedule";
       } else if (st.completedEpochs == 0 && st.batches > 0) {
         reason =
             "the listener saw "

@@ -58,12 +58,17 @@ final class RecordProperty {
    * Takes a model's record off, every part of it.
    *
    * @param model the model
-   * @throws UnsupportedOperationException when the model's properties are a copy
+   * @throws UnsupportedOperationException when the model's properties are a copy (read-only, or
+   *     changeable but not the model's own)
    */
   static void remove(Model model) {
     Map<String, String> properties = model.getProperties();
     properties.remove(SurgeryListener.PROPERTY);
     removeParts(model, 1);
+    if (model.getProperty(SurgeryListener.PROPERTY) != null) {
+      // The map was a copy that took the removal and dropped it: say the same through setProperty.
+      throw new UnsupportedOperationException("the model's properties are a copy");
+    }
   }
 
   /**
@@ -157,10 +162,11 @@ final class RecordProperty {
     try {
       stale.forEach(properties::remove);
       properties.remove(PARTS);
-      return false;
     } catch (UnsupportedOperationException e) {
-      // A model whose properties are a copy: parts past the count are never read.
+      // A model whose properties are a read-only view: parts past the count are never read.
       return true;
     }
+    // A changeable copy takes the removal and drops it: the count is still there.
+    return model.getProperty(PARTS) != null;
   }
 }

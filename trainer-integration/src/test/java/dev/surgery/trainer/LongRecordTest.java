@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
@@ -28,6 +29,8 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A surgery record longer than one model property can hold (DJL writes each with {@code writeUTF},
@@ -141,27 +144,36 @@ class LongRecordTest {
     }
   }
 
-  @Test
-  void onAModelWhosePropertiesAreACopyTheLastRecordWrittenIsRead() {
+  /**
+   * A model whose {@code getProperties()} is a read-only view, or a changeable copy (a wrapper, a
+   * decorator): nothing taken off that map reaches the model.
+   */
+  @ParameterizedTest(name = "properties as a {0}")
+  @ValueSource(strings = {"read-only view", "changeable copy"})
+  void onAModelWhosePropertiesAreACopyTheLastRecordWrittenIsRead(String kind) {
     try (Model real = Model.newInstance("m")) {
-      // A model whose getProperties() is a read-only view (a wrapper, a copy): nothing is taken
-      // off.
       Model model =
           (Model)
               java.lang.reflect.Proxy.newProxyInstance(
                   Model.class.getClassLoader(),
                   new Class<?>[] {Model.class},
                   (proxy, method, args) ->
-                      method.getName().equals("getProperties")
-                          ? java.util.Collections.unmodifiableMap(real.getProperties())
-                          : method.invoke(real, args));
+                      !method.getName().equals("getProperties")
+                          ? method.invoke(real, args)
+                          : kind.startsWith("read-only")
+                              ? java.util.Collections.unmodifiableMap(real.getProperties())
+                              : new HashMap<>(real.getProperties()));
       String four = "x".repeat(3 * RecordProperty.MAX_PART_BYTES + 7);
       String two = "y".repeat(RecordProperty.MAX_PART_BYTES + 7);
       String one = "[]";
       for (String record : List.of(four, two, one, four, one, two)) {
         RecordProperty.write(model, record);
-        assertEquals(record, RecordProperty.read(model.getProperties()));
+        assertEquals(record, RecordProperty.read(model.getProperties()), "a record was cut");
       }
+      // Taking the record off cannot go through such a map: the caller writes "[]" instead.
+      assertThrows(UnsupportedOperationException.class, () -> RecordProperty.remove(model));
+      RecordProperty.write(model, one);
+      assertEquals(one, RecordProperty.read(model.getProperties()));
     }
   }
 

@@ -1,6 +1,7 @@
 package dev.surgery.trainer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
@@ -98,10 +99,14 @@ class TrainerIdentityTest {
         try (Trainer evaluation = new ModelKeyedTrainer(model, TestModels.config(listener))) {
           EasyTrain.evaluateDataset(evaluation, dataset);
         }
-        EasyTrain.fit(
-            trainer, 2, dataset, null); // threw: "trainer 1 gets training events after ..."
+        // Threw: "trainer 1 gets training events after its training ended".
+        EasyTrain.fit(trainer, 2, dataset, null);
       }
       assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
+      // The evaluation trainer's own copy of the schedule: said to be its, not training's end.
+      List<String> warnings = listener.getWarnings();
+      assertEquals(1, warnings.size(), warnings.toString());
+      assertTrue(warnings.get(0).contains("never ran: trainer 2 never trained"), warnings.get(0));
     }
   }
 }

@@ -267,8 +267,9 @@ public final class LinkedIdentityMap<K, V> extends AbstractMap<K, V> {
   }
 
   /**
-   * Compares as {@link IdentityHashMap} does: the same keys by identity, equal values in order or
-   * not. (AbstractMap's own comparison would look keys up in the other map by {@code equals}.)
+   * Compares with another {@code LinkedIdentityMap} only: the same keys by identity, with equal
+   * values ({@code equals}), in any order; any other map is not equal (AbstractMap's comparison
+   * would look keys up by {@code equals}, and IdentityHashMap's compares values by identity).
    */
   @Override
   public boolean equals(Object o) {
