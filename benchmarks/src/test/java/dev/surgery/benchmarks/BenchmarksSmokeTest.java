@@ -85,6 +85,21 @@ class BenchmarksSmokeTest {
   }
 
   @Test
+  void surgeryLogBenchmarkAppliesAtEveryStepAndLogsEachApplication(
+      @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    java.nio.file.Path log = dir.resolve("log.json");
+    double[] windows = B7SurgeryLogCost.run(20, 2, log);
+    assertEquals(2, windows.length);
+    for (double w : windows) {
+      assertTrue(w > 0 && Double.isFinite(w), String.valueOf(w));
+    }
+    com.google.gson.JsonObject written =
+        com.google.gson.JsonParser.parseString(java.nio.file.Files.readString(log))
+            .getAsJsonObject();
+    assertEquals(20, written.getAsJsonArray("applications").size());
+  }
+
+  @Test
   void idleListenerBenchmarkRunsAnEpochWithoutSurgery() {
     ListenerIdleBenchmark bench = new ListenerIdleBenchmark();
     bench.setUp();

@@ -401,7 +401,7 @@ final class EntryRunner {
                   ? line
                   : line + " (" + event.configName() + ", step " + st.stepsTaken() + ")");
     }
-    surgeryLog.write();
+    surgeryLog.writeSoon();
   }
 
   /**

@@ -788,7 +788,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         }
       }
       if (Float.isFinite(loss) && st.losses.add(loss, st.batches)) {
-        surgeryLog.write();
+        surgeryLog.writeSoon();
       }
     }
     if (countsBatchesInEpoch) {

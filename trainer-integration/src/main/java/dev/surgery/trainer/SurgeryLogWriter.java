@@ -6,16 +6,19 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
 /**
  * Collects the outcomes and the entries that never ran, over all trainers of one {@link
  * SurgeryListener}, and rewrites the surgery log (the JSON file named by {@code report:} in the
  * config) from them. The file is rewritten whole each time, so that a run that dies midway still
- * leaves a valid file. While a trainer's training runs, the file says {@code "cut_short": true} and
- * lists that trainer's entries not reached yet: a job killed outright (SIGKILL, the OOM killer),
- * which runs no shutdown hook, must not leave a log that reads as complete. The write when the last
- * training ends drops both; one whose program ended before training did stays cut short ({@link
+ * leaves a valid file; once a write takes a millisecond or more, the writes after applications are
+ * spaced so that they take about 5 % of the time (the file then lags by up to 19 times one write).
+ * While a trainer's training runs, the file says {@code "cut_short": true} and lists that trainer's
+ * entries not reached yet: a job killed outright (SIGKILL, the OOM killer), which runs no shutdown
+ * hook, must not leave a log that reads as complete. The write when the last training ends drops
+ * both; one whose program ended before training did stays cut short ({@link
  * SurgeryListener#onProgramEnd()}).
  */
 final class SurgeryLogWriter {
@@ -36,6 +39,25 @@ final class SurgeryLogWriter {
   private volatile boolean cutShort;
 
   /**
+   * A write that takes at least this long (a log of thousands of outcomes: an {@code every: 1ba}
+   * entry over a long run) is followed by {@link #DUTY}{@code - 1} times as long without the writes
+   * that {@link #writeSoon} asks for: rewriting the whole file after every application grew with
+   * the file, quadratic over the run. Quicker writes, the usual, are never skipped.
+   */
+  static final long THROTTLE_FROM_NANOS = 1_000_000;
+
+  /** One write's time in this many: at most about 5 % of training goes to rewriting the log. */
+  static final int DUTY = 20;
+
+  private final LongSupplier clock;
+
+  /** Until when {@link #writeSoon} writes nothing (clock nanos). Guarded by this. */
+  private long quietUntil = Long.MIN_VALUE;
+
+  /** How many times the file was written: for tests. Guarded by this. */
+  private int writes;
+
+  /**
    * Creates a writer.
    *
    * @param logPath the surgery log file, or null to only collect
@@ -44,6 +66,16 @@ final class SurgeryLogWriter {
    */
   SurgeryLogWriter(
       Path logPath, Supplier<List<JsonObject>> notReachedYet, ListenerWarnings warnings) {
+    this(logPath, notReachedYet, warnings, System::nanoTime);
+  }
+
+  /** As above, with the clock that times writes (a test's). */
+  SurgeryLogWriter(
+      Path logPath,
+      Supplier<List<JsonObject>> notReachedYet,
+      ListenerWarnings warnings,
+      LongSupplier clock) {
+    this.clock = clock;
     this.logPath = logPath;
     this.notReachedYet = notReachedYet;
     this.warnings = warnings;
@@ -106,6 +138,28 @@ final class SurgeryLogWriter {
     return outcomes.snapshot(PendingOutcome::snapshot);
   }
 
+  /**
+   * Rewrites the surgery log after an application or a filled loss window, unless the last write
+   * was slow and recent (see {@link #THROTTLE_FROM_NANOS}): then the next write, asked for or due,
+   * carries it. Training's begin and end, failures and the program's end call {@link #write}.
+   */
+  void writeSoon() {
+    if (logPath == null) {
+      return;
+    }
+    synchronized (this) {
+      if (clock.getAsLong() < quietUntil) {
+        return;
+      }
+    }
+    write();
+  }
+
+  /** How many times the file was written. */
+  synchronized int writes() {
+    return writes;
+  }
+
   /** Rewrites the surgery log, if one is configured; a failure is logged once and never thrown. */
   void write() {
     if (logPath == null) {
@@ -114,6 +168,7 @@ final class SurgeryLogWriter {
     // Trainers on several threads may write at once: build and write under one lock, so an older
     // snapshot can never overwrite a newer one.
     synchronized (this) {
+      long start = clock.getAsLong();
       String json;
       List<JsonObject> running;
       try {
@@ -145,6 +200,10 @@ final class SurgeryLogWriter {
       try {
         SurgeryJson.write(logPath, json);
         writeFailed = false;
+        writes++;
+        long end = clock.getAsLong();
+        long took = end - start;
+        quietUntil = took < THROTTLE_FROM_NANOS ? Long.MIN_VALUE : end + (DUTY - 1) * took;
       } catch (IOException | RuntimeException e) {
         // A surgery log is not worth stopping a training run for; say so once.
         if (!writeFailed) {

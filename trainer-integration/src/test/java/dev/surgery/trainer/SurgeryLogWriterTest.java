@@ -87,4 +87,45 @@ class SurgeryLogWriterTest {
     assertEquals(
         "why", log.getAsJsonArray("not_run").get(0).getAsJsonObject().get("reason").getAsString());
   }
+
+  /**
+   * An {@code every: 1ba} entry over a long run: each application rewrote the whole log, which grew
+   * with every one (an outside probe: 2 ms per step after 2,000 steps, 12 ms after 12,000). Once a
+   * write takes a millisecond or more, the writes after applications are spaced at 19 times that;
+   * quick writes are never skipped, nor are the writes that must be on disk (training's end).
+   */
+  @Test
+  void slowWritesAreSpacedQuickOnesAreNot(@TempDir Path dir) throws Exception {
+    long[] now = {0};
+    long[] perWrite = {100_000}; // 0.1 ms: a small log
+    // The clock moves by half a write's time at each reading (a write reads it twice).
+    java.util.function.LongSupplier clock = () -> now[0] += perWrite[0] / 2;
+    Path file = dir.resolve("log.json");
+    SurgeryLogWriter writer = new SurgeryLogWriter(file, () -> null, new ListenerWarnings(), clock);
+    for (int i = 1; i <= 50; i++) {
+      writer.add(outcome(i));
+      writer.writeSoon();
+    }
+    assertEquals(50, writer.writes(), "a quick write is never skipped");
+
+    perWrite[0] = 4_000_000; // 2 ms per write: a large log
+    int before = writer.writes();
+    for (int i = 51; i <= 250; i++) {
+      writer.add(outcome(i));
+      writer.writeSoon();
+    }
+    int slow = writer.writes() - before;
+    // The clock moves 2 ms at each reading: a write (two readings) takes 2 ms and is followed by
+    // 38 ms without one, and each call reads the clock once: one write in about 20 calls.
+    assertTrue(slow >= 8 && slow <= 12, slow + " writes for 200 applications");
+    writer.write(); // training's end: always written
+    assertEquals(before + slow + 1, writer.writes());
+    assertEquals(
+        250,
+        com.google.gson.JsonParser.parseString(java.nio.file.Files.readString(file))
+            .getAsJsonObject()
+            .getAsJsonArray("applications")
+            .size(),
+        "the last write carries every application");
+  }
 }
