@@ -320,6 +320,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (event == Event.BATCH_END) {
       st.batchInEpoch++;
       warnPastPlannedSteps(st);
+      surgeryLog.flushIfDue();
     }
   }
 
@@ -794,6 +795,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (countsBatchesInEpoch) {
       st.batchInEpoch++; // a driver of DJL's callbacks alone: this is its batch end
     }
+    surgeryLog.flushIfDue();
   }
 
   /**
@@ -895,6 +897,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (!observable.contains(Event.EPOCH_START)) {
       st.batchInEpoch = 0; // no epoch start will say so
     }
+    surgeryLog.flushIfDue();
   }
 
   /** Runs the step, duration and event-driven entries due at an event, in schedule order. */

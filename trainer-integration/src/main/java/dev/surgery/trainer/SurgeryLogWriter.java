@@ -57,6 +57,9 @@ final class SurgeryLogWriter {
   /** How many times the file was written: for tests. Guarded by this. */
   private int writes;
 
+  /** A write {@link #writeSoon} skipped, which {@link #flushIfDue} makes once it is due. */
+  private volatile boolean pending;
+
   /**
    * Creates a writer.
    *
@@ -149,10 +152,22 @@ final class SurgeryLogWriter {
     }
     synchronized (this) {
       if (clock.getAsLong() < quietUntil) {
+        pending = true;
         return;
       }
     }
     write();
+  }
+
+  /**
+   * Makes the write that {@link #writeSoon} skipped, once it is due: called at each batch and epoch
+   * end, so that the file lags by the spacing at most, also when no application follows (a volatile
+   * read when nothing is pending).
+   */
+  void flushIfDue() {
+    if (pending) {
+      writeSoon();
+    }
   }
 
   /** How many times the file was written. */
@@ -168,6 +183,7 @@ final class SurgeryLogWriter {
     // Trainers on several threads may write at once: build and write under one lock, so an older
     // snapshot can never overwrite a newer one.
     synchronized (this) {
+      pending = false;
       long start = clock.getAsLong();
       String json;
       List<JsonObject> running;
