@@ -21,14 +21,21 @@ case "${1:-}" in
   snapshot)
     [ "$#" -eq 2 ] || usage
     dir=$2
-    rm -rf "${dir}"
-    mkdir -p "${dir}"
     for m in core trainer-integration samples benchmarks; do
       [ -d "${m}/target/classes" ] || { echo "no ${m}/target/classes: build first" >&2; exit 1; }
-      cp -r "${m}/target/classes" "${dir}/${m}-classes"
     done
     runtime=benchmarks/target/benchmarks-runtime.classpath
     [ -f "${runtime}" ] || { echo "no ${runtime}: mvn -B -q -DskipTests install first" >&2; exit 1; }
+    # Only a folder this script made (it holds cp.txt) or an empty one is replaced.
+    if [ -e "${dir}" ] && [ ! -f "${dir}/cp.txt" ] && [ -n "$(ls -A "${dir}" 2>/dev/null)" ]; then
+      echo "${dir} exists and is not a snapshot (no cp.txt): name a new or empty folder" >&2
+      exit 1
+    fi
+    rm -rf "${dir}"
+    mkdir -p "${dir}"
+    for m in core trainer-integration samples benchmarks; do
+      cp -r "${m}/target/classes" "${dir}/${m}-classes"
+    done
     abs=$(cd "${dir}" && pwd)
     deps=$(tr ':' '\n' <"${runtime}" | grep -v '/dev/surgery/' | paste -sd: -)
     echo "${abs}/core-classes:${abs}/trainer-integration-classes:${abs}/samples-classes:${abs}/benchmarks-classes:${deps}" \

@@ -124,19 +124,19 @@ public final class B5AlgorithmAccuracy {
       throw new IllegalArgumentException("--points needs at least one epoch, e.g. 0,1");
     }
     int epochs = flags.count("epochs");
-    for (int point : points) {
-      if (point >= epochs) {
-        // Applied after the last epoch, the algorithm would never train: a row of nothing.
-        throw new IllegalArgumentException(
-            "--points: " + point + " is not before the last of --epochs " + epochs);
-      }
-    }
     if (epochs < 2 && flags.list("only").contains("layer_freezing")) {
       // It freezes at the epoch ends before the last: one epoch has none, so no row would come.
       throw new IllegalArgumentException(
           "--only layer_freezing needs --epochs 2 or more (it freezes at each epoch end before the"
               + " last), got --epochs "
               + epochs);
+    }
+    for (int point : points) {
+      if (point >= epochs) {
+        // Applied after the last epoch, the algorithm would never train: a row of nothing.
+        throw new IllegalArgumentException(
+            "--points: " + point + " is not before the last of --epochs " + epochs);
+      }
     }
     // The data is checked now too, not after the header and the first runs.
     checkMnistDir(flags);

@@ -138,9 +138,7 @@ class BenchFlagsTest {
                 () ->
                     B5AlgorithmAccuracy.options(
                         B5AlgorithmAccuracy.FLAGS.parse(
-                            new String[] {
-                              "--epochs", "1", "--points", "0", "--only", "blurpool,layer_freezing"
-                            })))
+                            new String[] {"--epochs", "1", "--only", "layer_freezing"})))
             .getMessage();
     assertTrue(freezing.contains("--epochs 2 or more"), freezing);
     assertThrows(

@@ -112,17 +112,19 @@ final class NotRunEntries {
             "it waited for the planned number of epochs, which never came (" + length.hint() + ")";
       } else if (schedule.status(i) == EntryStatus.DEFERRED) {
         reason = "it waited for onInitialized(trainer), which was never called";
-      } else if (!entry.byEpoch()) {
-        reason = "training ended after " + st.steps + " optimizer steps (BATCH_END events)";
       } else if (st.completedEpochs == 0 && st.batches == 0 && st.steps == 0) {
-        // Not the training trainer's entry: this trainer's own copy of the schedule (one listener
-        // serves every trainer of a config, an evaluation trainer too).
+        // This trainer's own copy of the schedule (one listener serves every trainer of a config,
+        // an evaluation trainer too): nothing says it is the training trainer's entry.
         reason =
             "trainer "
                 + st.ordinal
-                + " never trained (no training batch, step or epoch end reached the listener: an"
-                + " evaluation trainer, or one closed before training); other trainers of this"
-                + " listener keep their own schedule";
+                + " reported no training batch, step or epoch end to the listener: an evaluation"
+                + " trainer, one closed before training, or a custom training loop that does not"
+                + " call trainer.notifyListeners(listener -> listener.onTrainingBatch(trainer,"
+                + " batchData)) and listener.onEpoch(trainer); other trainers of this listener keep"
+                + " their own schedule";
+      } else if (!entry.byEpoch()) {
+        reason = "training ended after " + st.steps + " optimizer steps (BATCH_END events)";
       } else if (st.completedEpochs == 0 && st.batches > 0) {
         reason =
             "the listener saw "

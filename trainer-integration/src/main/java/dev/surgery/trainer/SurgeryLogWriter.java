@@ -13,12 +13,13 @@ import java.util.function.Supplier;
  * Collects the outcomes and the entries that never ran, over all trainers of one {@link
  * SurgeryListener}, and rewrites the surgery log (the JSON file named by {@code report:} in the
  * config) from them. The file is rewritten whole each time, so that a run that dies midway still
- * leaves a valid file; once a write takes a millisecond or more, the writes after applications are
- * spaced so that they take about 5 % of the time (the file then lags by up to 19 times one write).
- * While a trainer's training runs, the file says {@code "cut_short": true} and lists that trainer's
- * entries not reached yet: a job killed outright (SIGKILL, the OOM killer), which runs no shutdown
- * hook, must not leave a log that reads as complete. The write when the last training ends drops
- * both; one whose program ended before training did stays cut short ({@link
+ * leaves a valid file; once the log holds a hundred outcomes and a write takes a millisecond or
+ * more, the writes after applications are spaced so that they take about 5 % of the time (the file
+ * then lags by up to 19 times one write, made good at the next batch or epoch end). While a
+ * trainer's training runs, the file says {@code "cut_short": true} and lists that trainer's entries
+ * not reached yet: a job killed outright (SIGKILL, the OOM killer), which runs no shutdown hook,
+ * must not leave a log that reads as complete. The write when the last training ends drops both;
+ * one whose program ended before training did stays cut short ({@link
  * SurgeryListener#onProgramEnd()}).
  */
 final class SurgeryLogWriter {
@@ -39,12 +40,17 @@ final class SurgeryLogWriter {
   private volatile boolean cutShort;
 
   /**
-   * A write that takes at least this long (a log of thousands of outcomes: an {@code every: 1ba}
-   * entry over a long run) is followed by {@link #DUTY}{@code - 1} times as long without the writes
-   * that {@link #writeSoon} asks for: rewriting the whole file after every application grew with
-   * the file, quadratic over the run. Quicker writes, the usual, are never skipped.
+   * A write of a log of at least {@link #THROTTLE_FROM_OUTCOMES} outcomes (an {@code every: 1ba}
+   * entry over a long run) that takes at least this long is followed by {@link #DUTY}{@code - 1}
+   * times as long without the writes that {@link #writeSoon} asks for: rewriting the whole file
+   * after every application grew with the file, quadratic over the run. A smaller log, the usual,
+   * is written after every application (a slow first write of a cold JVM must not hold the first
+   * application back).
    */
   static final long THROTTLE_FROM_NANOS = 1_000_000;
+
+  /** How many outcomes a log holds before its writes may be spaced. */
+  static final int THROTTLE_FROM_OUTCOMES = 100;
 
   /** One write's time in this many: at most about 5 % of training goes to rewriting the log. */
   static final int DUTY = 20;
@@ -219,7 +225,10 @@ final class SurgeryLogWriter {
         writes++;
         long end = clock.getAsLong();
         long took = end - start;
-        quietUntil = took < THROTTLE_FROM_NANOS ? Long.MIN_VALUE : end + (DUTY - 1) * took;
+        quietUntil =
+            took < THROTTLE_FROM_NANOS || outcomes.size() < THROTTLE_FROM_OUTCOMES
+                ? Long.MIN_VALUE
+                : end + (DUTY - 1) * took;
       } catch (IOException | RuntimeException e) {
         // A surgery log is not worth stopping a training run for; say so once.
         if (!writeFailed) {

@@ -82,6 +82,39 @@ class MissedEntriesReportTest {
     assertTrue(reason.contains("ended without an onEpoch event"), reason);
   }
 
+  /**
+   * A trainer whose training reported nothing (an evaluation trainer of the same listener, a custom
+   * loop that notifies no listener): its entries, by epoch or by step, say that, not "training
+   * ended after 0 ...", which reads as the training trainer's end.
+   */
+  @Test
+  void aTrainerThatReportedNothingSaysSoForEveryKindOfEntry() throws Exception {
+    Path report = tmp.resolve("nothing.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), Trigger.atStep(2))
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .optReportPath(report)
+            .build();
+    try (Model model = TestModels.model("nothing");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.evaluateDataset(trainer, TestModels.dataset(data, 5));
+      }
+    }
+    JsonArray notRun = read(report).getAsJsonArray("not_run");
+    assertEquals(2, notRun.size(), notRun.toString());
+    for (int i = 0; i < 2; i++) {
+      String reason = notRun.get(i).getAsJsonObject().get("reason").getAsString();
+      assertTrue(
+          reason.startsWith("trainer 1 reported no training batch, step or epoch end")
+              && reason.contains("custom training loop"),
+          reason);
+    }
+  }
+
   @Test
   void anEntryAfterAFailureThatStoppedTrainingSaysSo() throws Exception {
     Path report = tmp.resolve("stopped.json");

@@ -90,37 +90,41 @@ class SurgeryLogWriterTest {
 
   /**
    * An {@code every: 1ba} entry over a long run: each application rewrote the whole log, which grew
-   * with every one (an outside probe: 2 ms per step after 2,000 steps, 12 ms after 12,000). Once a
-   * write takes a millisecond or more, the writes after applications are spaced at 19 times that;
-   * quick writes are never skipped, nor are the writes that must be on disk (training's end).
+   * with every one (an outside probe: 2 ms per step after 2,000 steps, 12 ms after 12,000). Once
+   * the log holds a hundred outcomes and a write takes a millisecond or more, the writes after
+   * applications are spaced at 19 times that; a small log's are never skipped (a reviewer: a cold
+   * JVM's slow first write held back the first application's), nor the writes that must be on disk
+   * (training's end).
    */
   @Test
-  void slowWritesAreSpacedQuickOnesAreNot(@TempDir Path dir) throws Exception {
+  void slowWritesOfALargeLogAreSpacedOthersAreNot(@TempDir Path dir) throws Exception {
     long[] now = {0};
-    long[] perWrite = {100_000}; // 0.1 ms: a small log
-    // The clock moves by half a write's time at each reading (a write reads it twice).
-    java.util.function.LongSupplier clock = () -> now[0] += perWrite[0] / 2;
+    // The clock moves 2 ms at each reading: a write (two readings) takes 2 ms, a slow write.
+    java.util.function.LongSupplier clock = () -> now[0] += 2_000_000;
     Path file = dir.resolve("log.json");
     SurgeryLogWriter writer = new SurgeryLogWriter(file, () -> null, new ListenerWarnings(), clock);
+    // A small log (a cold JVM's first writes are slow too): written after every application.
     for (int i = 1; i <= 50; i++) {
       writer.add(outcome(i));
       writer.writeSoon();
     }
-    assertEquals(50, writer.writes(), "a quick write is never skipped");
+    assertEquals(50, writer.writes(), "a small log's write is never skipped");
 
-    perWrite[0] = 4_000_000; // 2 ms per write: a large log
-    int before = writer.writes();
-    for (int i = 51; i <= 250; i++) {
+    for (int i = 51; i < SurgeryLogWriter.THROTTLE_FROM_OUTCOMES; i++) {
       writer.add(outcome(i));
+    }
+    int before = writer.writes();
+    for (int i = 0; i < 200; i++) {
+      writer.add(outcome(SurgeryLogWriter.THROTTLE_FROM_OUTCOMES + i));
       writer.writeSoon();
     }
     int slow = writer.writes() - before;
-    // The clock moves 2 ms at each reading: a write (two readings) takes 2 ms and is followed by
-    // 38 ms without one, and each call reads the clock once: one write in about 20 calls.
+    // A write is followed by 38 ms without one, and each call reads the clock once: one write in
+    // about 20 calls.
     assertTrue(slow >= 8 && slow <= 12, slow + " writes for 200 applications");
+
     // No application follows: the skipped write is made at a batch end once it is due.
     int afterLast = writer.writes();
-    writer.flushIfDue(); // not due yet (2 ms after the last skipped call)
     for (int i = 0; i < 25 && writer.writes() == afterLast; i++) {
       writer.flushIfDue();
     }
@@ -130,7 +134,7 @@ class SurgeryLogWriterTest {
     writer.write(); // training's end: always written
     assertEquals(afterLast + 2, writer.writes());
     assertEquals(
-        250,
+        SurgeryLogWriter.THROTTLE_FROM_OUTCOMES + 199,
         com.google.gson.JsonParser.parseString(java.nio.file.Files.readString(file))
             .getAsJsonObject()
             .getAsJsonArray("applications")

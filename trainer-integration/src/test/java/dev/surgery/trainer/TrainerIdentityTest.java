@@ -106,7 +106,9 @@ class TrainerIdentityTest {
       // The evaluation trainer's own copy of the schedule: said to be its, not training's end.
       List<String> warnings = listener.getWarnings();
       assertEquals(1, warnings.size(), warnings.toString());
-      assertTrue(warnings.get(0).contains("never ran: trainer 2 never trained"), warnings.get(0));
+      assertTrue(
+          warnings.get(0).contains("never ran: trainer 2 reported no training batch"),
+          warnings.get(0));
     }
   }
 }
