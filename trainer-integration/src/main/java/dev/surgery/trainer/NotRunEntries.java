@@ -123,7 +123,7 @@ final class NotRunEntries {
                 + " call trainer.notifyListeners(listener -> listener.onTrainingBatch(trainer,"
                 + " batchData)) and listener.onEpoch(trainer); other trainers of this listener keep"
                 + " their own schedule";
-      } else if (!entry.byEpoch()) {
+      } else if (!entry.byEpoch() && !schedule.hasKind(i, Trigger.Kind.EVERY_EPOCHS)) {
         reason = "training ended after " + st.steps + " optimizer steps (BATCH_END events)";
       } else if (st.completedEpochs == 0 && st.batches > 0) {
         reason =
@@ -173,16 +173,18 @@ final class NotRunEntries {
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
-      if (schedule.isPending(i)
-          && entry.byEpoch()
-          && entry.epoch() > 0
-          && entry.epoch() <= passed) {
+      // An epoch entry, or a repeating one whose first epoch passed: the loop reports no epoch end.
+      int due =
+          entry.byEpoch()
+              ? entry.epoch()
+              : schedule.hasKind(i, Trigger.Kind.EVERY_EPOCHS) ? (int) entry.trigger().amount() : 0;
+      if (schedule.isPending(i) && due > 0 && due <= passed) {
         // Never run it late: mark it so that a later onEpoch does not apply it at the wrong time.
         missed(
             st,
             i,
             "epoch "
-                + entry.epoch()
+                + due
                 + " ended without an onEpoch event. A custom training loop must call"
                 + " trainer.notifyListeners(listener -> listener.onEpoch(trainer)) after each"
                 + " epoch");

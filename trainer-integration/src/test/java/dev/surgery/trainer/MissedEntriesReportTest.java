@@ -83,6 +83,40 @@ class MissedEntriesReportTest {
   }
 
   /**
+   * A repeating {@code every: 2ep} entry in a loop that never reports an epoch end: missed when the
+   * data starts over after its first epoch, as a one-shot epoch entry is, not "training ended after
+   * N optimizer steps", which blamed training's end.
+   */
+  @Test
+  void aRepeatingEpochEntryMissedForWantOfOnEpochSaysSo() throws Exception {
+    Path report = tmp.resolve("every-no-epoch.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(
+                algorithm(TestAlgorithms.POOL, Map.of()),
+                new Trigger(Trigger.Kind.EVERY_EPOCHS, 2, 0))
+            .optReportPath(report)
+            .build();
+    try (Model model = TestModels.model("every-no-epoch");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        for (int epoch = 0; epoch < 3; epoch++) {
+          TestModels.trainEpochWithoutEvents(trainer, dataset);
+        }
+      }
+      assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"), "never run late");
+    }
+    String reason = onlyNotRun(report).get("reason").getAsString();
+    assertTrue(reason.startsWith("epoch 2 ended without an onEpoch event"), reason);
+    assertTrue(
+        listener.getWarnings().stream()
+            .anyMatch(w -> w.contains("every 2ep") && w.contains("without an onEpoch event")),
+        listener.getWarnings().toString());
+  }
+
+  /**
    * A trainer whose training reported nothing (an evaluation trainer of the same listener, a custom
    * loop that notifies no listener): its entries, by epoch or by step, say that, not "training
    * ended after 0 ...", which reads as the training trainer's end.
