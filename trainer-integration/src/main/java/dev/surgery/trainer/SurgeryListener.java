@@ -321,6 +321,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       st.batchInEpoch++;
       warnPastPlannedSteps(st);
       surgeryLog.flushIfDue();
+    } else if (event == Event.FIT_END) {
+      surgeryLog.flush(); // what the fit applied is on disk before the program goes on
     }
   }
 
@@ -897,7 +899,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (!observable.contains(Event.EPOCH_START)) {
       st.batchInEpoch = 0; // no epoch start will say so
     }
-    surgeryLog.flushIfDue();
+    surgeryLog.flush(); // after the last epoch no batch end may come for a while
   }
 
   /** Runs the step, duration and event-driven entries due at an event, in schedule order. */

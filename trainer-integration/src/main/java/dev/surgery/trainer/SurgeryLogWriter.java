@@ -15,12 +15,12 @@ import java.util.function.Supplier;
  * config) from them. The file is rewritten whole each time, so that a run that dies midway still
  * leaves a valid file; once the log holds a hundred outcomes and a write takes a millisecond or
  * more, the writes after applications are spaced so that they take about 5 % of the time (the file
- * then lags by up to 19 times one write, made good at the next batch or epoch end). While a
- * trainer's training runs, the file says {@code "cut_short": true} and lists that trainer's entries
- * not reached yet: a job killed outright (SIGKILL, the OOM killer), which runs no shutdown hook,
- * must not leave a log that reads as complete. The write when the last training ends drops both;
- * one whose program ended before training did stays cut short ({@link
- * SurgeryListener#onProgramEnd()}).
+ * then lags by up to 19 times one write, made good at the next batch end once due, and at the next
+ * epoch or fit end at the latest). While a trainer's training runs, the file says {@code
+ * "cut_short": true} and lists that trainer's entries not reached yet: a job killed outright
+ * (SIGKILL, the OOM killer), which runs no shutdown hook, must not leave a log that reads as
+ * complete. The write when the last training ends drops both; one whose program ended before
+ * training did stays cut short ({@link SurgeryListener#onProgramEnd()}).
  */
 final class SurgeryLogWriter {
 
@@ -173,6 +173,17 @@ final class SurgeryLogWriter {
   void flushIfDue() {
     if (pending) {
       writeSoon();
+    }
+  }
+
+  /**
+   * Makes the write that {@link #writeSoon} skipped now: at an epoch end and at the end of a fit,
+   * after which no batch end may come for a while (an evaluation, a save, a program that keeps its
+   * trainer open).
+   */
+  void flush() {
+    if (pending) {
+      write();
     }
   }
 

@@ -131,10 +131,19 @@ class SurgeryLogWriterTest {
     assertEquals(afterLast + 1, writer.writes(), "the pending write was made when due");
     writer.flushIfDue();
     assertEquals(afterLast + 1, writer.writes(), "nothing pending: nothing written");
+    // An application just after that write is skipped; the epoch's or the fit's end writes it
+    // at once (a reviewer: an entry at the last step stayed off the file while the trainer idled).
+    writer.add(outcome(SurgeryLogWriter.THROTTLE_FROM_OUTCOMES + 200));
+    writer.writeSoon();
+    assertEquals(afterLast + 1, writer.writes(), "skipped: within the spacing");
+    writer.flush();
+    assertEquals(afterLast + 2, writer.writes(), "an epoch or fit end writes what is pending");
+    writer.flush();
+    assertEquals(afterLast + 2, writer.writes(), "nothing pending: nothing written");
     writer.write(); // training's end: always written
-    assertEquals(afterLast + 2, writer.writes());
+    assertEquals(afterLast + 3, writer.writes());
     assertEquals(
-        SurgeryLogWriter.THROTTLE_FROM_OUTCOMES + 199,
+        SurgeryLogWriter.THROTTLE_FROM_OUTCOMES + 200,
         com.google.gson.JsonParser.parseString(java.nio.file.Files.readString(file))
             .getAsJsonObject()
             .getAsJsonArray("applications")
