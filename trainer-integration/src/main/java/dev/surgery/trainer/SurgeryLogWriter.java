@@ -166,9 +166,9 @@ final class SurgeryLogWriter {
   }
 
   /**
-   * Makes the write that {@link #writeSoon} skipped, once it is due: called at each batch and epoch
-   * end, so that the file lags by the spacing at most, also when no application follows (a volatile
-   * read when nothing is pending).
+   * Makes the write that {@link #writeSoon} skipped, once it is due: called at each batch end, so
+   * that the file lags by the spacing at most, also when no application follows (a volatile read
+   * when nothing is pending).
    */
   void flushIfDue() {
     if (pending) {
