@@ -41,25 +41,28 @@ public final class B7SurgeryLogCost {
   static final BenchFlags FLAGS =
       BenchFlags.of("B7SurgeryLogCost", "B7: the surgery log's cost under an every-batch entry")
           .count("steps", 6000, 4, "training steps per run")
-          .count("windows", 4, 1, "windows the steps are reported in");
+          .count("windows", 4, 1, "windows the steps are reported in")
+          .count("epoch-batches", 1_000_000_000, 1, "batches per epoch (epochs of one batch: 1)");
 
   private B7SurgeryLogCost() {}
 
   /**
    * Runs the benchmark.
    *
-   * @param args {@code --steps N} (default 6000), {@code --windows N} (default 4)
+   * @param args {@code --steps N} (default 6000), {@code --windows N} (default 4), {@code
+   *     --epoch-batches N} batches per epoch (default: all steps in one epoch)
    * @throws Exception if DJL fails or the log cannot be written
    */
   public static void main(String[] args) throws Exception {
     BenchFlags.Values flags = FLAGS.orExit(args, v -> v);
     int steps = flags.count("steps");
     int windows = Math.min(flags.count("windows"), steps);
+    int epochBatches = flags.count("epoch-batches");
     Path dir = Files.createTempDirectory("b7");
     try {
       Path log = dir.resolve("surgery-log.json");
-      double[] withLog = run(steps, windows, log);
-      double[] withoutLog = run(steps, windows, null);
+      double[] withLog = run(steps, windows, epochBatches, log);
+      double[] withoutLog = run(steps, windows, epochBatches, null);
       List<List<String>> rows = new ArrayList<>();
       for (int w = 0; w < windows; w++) {
         rows.add(
@@ -70,6 +73,7 @@ public final class B7SurgeryLogCost {
       }
       BenchSupport.printTable(
           "B7 listener ms per step, ghost_batchnorm every: 1ba, "
+              + (epochBatches >= steps ? "one epoch, " : "epochs of " + epochBatches + " batches, ")
               + BenchSupport.machine()
               + "; the log at the end: "
               + Files.size(log) / 1024
@@ -87,7 +91,7 @@ public final class B7SurgeryLogCost {
   }
 
   /** Trains {@code steps} steps; returns the listener's mean milliseconds per step per window. */
-  static double[] run(int steps, int windows, Path log) throws Exception {
+  static double[] run(int steps, int windows, int epochBatches, Path log) throws Exception {
     String yaml =
         "algorithms:\n  - {name: ghost_batchnorm, every: 1ba, ghost_batch_size: 2}\n"
             + (log == null ? "" : "report: '" + log + "'\n");
@@ -111,7 +115,7 @@ public final class B7SurgeryLogCost {
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(x.getShape());
         listener.onEvent(Event.INIT, trainer);
-        listener.onPlannedEpochs(trainer, 1);
+        listener.onPlannedEpochs(trainer, (steps + epochBatches - 1) / epochBatches);
         listener.onEvent(Event.FIT_START, trainer);
         listener.onEvent(Event.EPOCH_START, trainer);
         double nanos = 0;
@@ -135,6 +139,10 @@ public final class B7SurgeryLogCost {
           trainer.step();
           t = System.nanoTime();
           listener.onEvent(Event.BATCH_END, trainer);
+          if (s % epochBatches == 0 && s < steps) {
+            listener.onEvent(Event.EPOCH_END, trainer);
+            listener.onEvent(Event.EPOCH_START, trainer);
+          }
           nanos += System.nanoTime() - t;
           inWindow++;
           if ((long) s * windows >= (long) steps * (window + 1)) {

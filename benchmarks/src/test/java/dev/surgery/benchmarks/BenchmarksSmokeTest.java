@@ -88,7 +88,7 @@ class BenchmarksSmokeTest {
   void surgeryLogBenchmarkAppliesAtEveryStepAndLogsEachApplication(
       @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
     java.nio.file.Path log = dir.resolve("log.json");
-    double[] windows = B7SurgeryLogCost.run(20, 2, log);
+    double[] windows = B7SurgeryLogCost.run(20, 2, 3, log); // epochs of 3 batches
     assertEquals(2, windows.length);
     for (double w : windows) {
       assertTrue(w > 0 && Double.isFinite(w), String.valueOf(w));

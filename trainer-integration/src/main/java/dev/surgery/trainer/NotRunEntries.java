@@ -173,11 +173,9 @@ final class NotRunEntries {
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
-      // An epoch entry, or a repeating one whose first epoch passed: the loop reports no epoch end.
-      int due =
-          entry.byEpoch()
-              ? entry.epoch()
-              : schedule.hasKind(i, Trigger.Kind.EVERY_EPOCHS) ? (int) entry.trigger().amount() : 0;
+      // (A repeating every-epochs entry is not marked: if epoch ends come after all, it runs at
+      // them; if none comes, training's end lists it with the reason that none came.)
+      int due = entry.byEpoch() ? entry.epoch() : 0;
       if (schedule.isPending(i) && due > 0 && due <= passed) {
         // Never run it late: mark it so that a later onEpoch does not apply it at the wrong time.
         missed(

@@ -761,10 +761,14 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       st.batchesPerEpochDroppingLast = progressTotal / size;
     }
     if (!st.epochSinceLastBatch
+        && st.completedEpochs == 0
         && st.lastProgress > 0
         && progressTotal > 0
         && progress <= st.lastProgress) {
-      // The dataset iteration started over, but no onEpoch came in between.
+      // The dataset iteration started over, but no onEpoch came in between, nor ever: once a loop
+      // has reported an epoch end, a restart within an epoch is another pass (a loop that makes
+      // several per epoch), and its epochs are the ones it reports. (Before the first report, a
+      // restart counts as an epoch whose onEpoch was missed.)
       st.unseenEpochs++;
       notRun.warnUnseen(st);
     }
@@ -899,7 +903,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (!observable.contains(Event.EPOCH_START)) {
       st.batchInEpoch = 0; // no epoch start will say so
     }
-    surgeryLog.flush(); // after the last epoch no batch end may come for a while
+    if (planned > 0 && completed >= planned) {
+      surgeryLog.flush(); // after the last epoch no batch end may come for a while
+    } else {
+      surgeryLog.flushIfDue(); // epochs of a batch or two must keep the spacing
+    }
   }
 
   /** Runs the step, duration and event-driven entries due at an event, in schedule order. */
