@@ -15,9 +15,9 @@ import java.util.function.Supplier;
  * config) from them. The file is rewritten whole each time, so that a run that dies midway still
  * leaves a valid file; once the log holds a hundred outcomes and a write takes a millisecond or
  * more, the writes after applications are spaced so that they take about 5 % of the time (the file
- * then lags by up to 19 times one write, made good at the next batch end once due, and at the next
- * epoch or fit end at the latest). While a trainer's training runs, the file says {@code
- * "cut_short": true} and lists that trainer's entries not reached yet: a job killed outright
+ * then lags by up to 19 times one write, made good at the next batch end once due, and at once at a
+ * fit's end and at the last planned epoch's end). While a trainer's training runs, the file says
+ * {@code "cut_short": true} and lists that trainer's entries not reached yet: a job killed outright
  * (SIGKILL, the OOM killer), which runs no shutdown hook, must not leave a log that reads as
  * complete. The write when the last training ends drops both; one whose program ended before
  * training did stays cut short ({@link SurgeryListener#onProgramEnd()}).
@@ -177,9 +177,10 @@ final class SurgeryLogWriter {
   }
 
   /**
-   * Makes the write that {@link #writeSoon} skipped now: at an epoch end and at the end of a fit,
-   * after which no batch end may come for a while (an evaluation, a save, a program that keeps its
-   * trainer open).
+   * Makes the write that {@link #writeSoon} skipped now: at the end of a fit and of the last
+   * planned epoch, after which no batch end may come for a while (an evaluation, a save, a program
+   * that keeps its trainer open). Not at every epoch end: epochs of a batch or two would undo the
+   * spacing.
    */
   void flush() {
     if (pending) {
