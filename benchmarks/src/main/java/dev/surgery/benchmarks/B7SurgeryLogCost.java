@@ -31,9 +31,9 @@ import java.util.List;
  * without {@code report:}, the listener driven with every training event; the listener's own
  * milliseconds per step are printed per window of steps. Each application rewrote the whole log, so
  * with a log the cost per step grew with the steps before it (issue of the twenty-first session);
- * the writes after applications are now spaced once a write takes a millisecond. Run: {@code mvn -B
- * -q -pl benchmarks exec:exec -Dbench.main=dev.surgery.benchmarks.B7SurgeryLogCost
- * -Dbench.args="--steps 6000"}.
+ * the writes after applications are now spaced once the log holds a hundred outcomes and a write
+ * takes a millisecond. Run: {@code mvn -B -q -pl benchmarks exec:exec
+ * -Dbench.main=dev.surgery.benchmarks.B7SurgeryLogCost -Dbench.args="--steps 6000"}.
  */
 public final class B7SurgeryLogCost {
 

@@ -69,13 +69,13 @@ final class NotRunEntries {
     return !st.listedNotRun.get(i); // its run that a stopping failure prevented is listed
   }
 
+  /** The start of the reason of an entry whose application the program's end cut into. */
+  static final String ENDED_WHILE_APPLIED = "the program ended while it was being applied";
+
   /**
    * Lists the open entries of a trainer whose training is over as never run, with why: training
    * ended ({@link #onTrainingEnd}) or the program ended before it did ({@link #onProgramEnd()}).
    */
-  /** The start of the reason of an entry whose application the program's end cut into. */
-  static final String ENDED_WHILE_APPLIED = "the program ended while it was being applied";
-
   void listNotRun(TrainerState st, boolean programEnd) {
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {

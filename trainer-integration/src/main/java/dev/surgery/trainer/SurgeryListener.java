@@ -88,7 +88,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class SurgeryListener extends TrainingListenerAdapter {
 
-  /** The model property that records applied surgery, as a JSON array. */
+  /**
+   * The model property that records applied surgery, as a JSON array; a record longer than a DJL
+   * property can hold (65,535 bytes) continues in {@code surgery.part2} ... with the count in
+   * {@code surgery.parts}: read a saved one whole with {@link SurgeryCheckpoint#readRecord}.
+   */
   public static final String PROPERTY = "surgery";
 
   /** How many batches the loss means before and after an application average. */
@@ -531,7 +535,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /**
    * Returns every warning this listener has logged so far (entries whose epoch passed unseen,
-   * entries that never ran), in order; the last 10,000 at most.
+   * entries that never ran, the algorithms' own warnings, a surgery log that cannot be written), in
+   * order; the last 10,000 at most.
    *
    * @return a snapshot of the warnings
    */
