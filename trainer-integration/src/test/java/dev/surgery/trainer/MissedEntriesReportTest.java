@@ -61,6 +61,22 @@ class MissedEntriesReportTest {
     return entry.get("reason").getAsString();
   }
 
+  /** Trains epochs with a loop that never reports an epoch end; checks that t_pool never ran. */
+  private static void trainWithoutOnEpoch(SurgeryListener listener, String name, int epochs)
+      throws Exception {
+    try (Model model = TestModels.model(name);
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        for (int epoch = 0; epoch < epochs; epoch++) {
+          TestModels.trainEpochWithoutEvents(trainer, dataset);
+        }
+      }
+      assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"), "never run late");
+    }
+  }
+
   @Test
   void anEntryMissedForWantOfOnEpochIsListedAsNotRun() throws Exception {
     Path report = tmp.resolve("no-epoch.json");
@@ -69,16 +85,7 @@ class MissedEntriesReportTest {
             .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
             .optReportPath(report)
             .build();
-    try (Model model = TestModels.model("no-epoch");
-        NDManager data = NDManager.newBaseManager()) {
-      ArrayDataset dataset = TestModels.dataset(data, 5);
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        TestModels.trainEpochWithoutEvents(trainer, dataset);
-        TestModels.trainEpochWithoutEvents(trainer, dataset);
-      }
-      assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"), "never run late");
-    }
+    trainWithoutOnEpoch(listener, "no-epoch", 2);
     String reason = onlyNotRunReason(report);
     assertTrue(reason.contains("ended without an onEpoch event"), reason);
   }
@@ -98,17 +105,7 @@ class MissedEntriesReportTest {
                 new Trigger(Trigger.Kind.EVERY_EPOCHS, 2, 0))
             .optReportPath(report)
             .build();
-    try (Model model = TestModels.model("every-no-epoch");
-        NDManager data = NDManager.newBaseManager()) {
-      ArrayDataset dataset = TestModels.dataset(data, 5);
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        for (int epoch = 0; epoch < 3; epoch++) {
-          TestModels.trainEpochWithoutEvents(trainer, dataset);
-        }
-      }
-      assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"), "never run late");
-    }
+    trainWithoutOnEpoch(listener, "every-no-epoch", 3);
     String reason = onlyNotRun(report).get("reason").getAsString();
     assertTrue(reason.contains("but no onEpoch event"), reason);
   }
