@@ -766,14 +766,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       st.batchesPerEpochDroppingLast = progressTotal / size;
     }
     if (!st.epochSinceLastBatch
-        && st.completedEpochs == 0
         && st.lastProgress > 0
         && progressTotal > 0
         && progress <= st.lastProgress) {
-      // The dataset iteration started over, but no onEpoch came in between, nor ever: once a loop
-      // has reported an epoch end, a restart within an epoch is another pass (a loop that makes
-      // several per epoch), and its epochs are the ones it reports. (Before the first report, a
-      // restart counts as an epoch whose onEpoch was missed.)
+      // The dataset iteration started over, but no onEpoch came in between: an epoch whose end the
+      // loop did not report (a second pass over the data within one epoch looks the same: the
+      // listener takes the reading that never runs an entry late).
       st.unseenEpochs++;
       notRun.warnUnseen(st);
     }
