@@ -25,11 +25,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * B1: live surgery against what a DJL user does today. An initialized ResNet-50 (DJL's {@code
@@ -313,9 +311,7 @@ public final class B1LiveSurgery {
     } finally {
       BenchSupport.close(rebuilt, newTrainer);
       BenchSupport.close(model, trainer);
-      try (Stream<Path> files = Files.walk(dir)) {
-        files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-      }
+      BenchSupport.deleteTree(dir);
     }
   }
 

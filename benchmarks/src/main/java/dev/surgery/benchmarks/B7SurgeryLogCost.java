@@ -82,11 +82,7 @@ public final class B7SurgeryLogCost {
           rows);
       System.out.println("Command: " + BenchSupport.commandLine(B7SurgeryLogCost.class, args));
     } finally {
-      try (var files = Files.walk(dir)) {
-        for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
-          Files.deleteIfExists(p);
-        }
-      }
+      BenchSupport.deleteTree(dir);
     }
   }
 

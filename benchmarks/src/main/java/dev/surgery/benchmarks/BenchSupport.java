@@ -221,6 +221,18 @@ final class BenchSupport {
         : arg;
   }
 
+  /**
+   * Deletes a folder a benchmark made, with what it holds.
+   *
+   * @param dir the folder
+   * @throws IOException if it cannot be listed
+   */
+  static void deleteTree(Path dir) throws IOException {
+    try (java.util.stream.Stream<Path> files = Files.walk(dir)) {
+      files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    }
+  }
+
   /** A short description of the machine for the tables. */
   static String machine() {
     return Runtime.getRuntime().availableProcessors()

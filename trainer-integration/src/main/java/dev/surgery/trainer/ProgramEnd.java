@@ -18,8 +18,7 @@ final class ProgramEnd {
   /** The threads applying an entry, with how many applications each has open. Guarded by this. */
   private final Map<Thread, Integer> applying = new IdentityHashMap<>();
 
-  private boolean endedGuarded; // guarded by this
-
+  /** Written under this object's lock (with {@link #applying}), read without it. */
   private volatile boolean ended;
 
   /**
@@ -28,7 +27,7 @@ final class ProgramEnd {
    * @return false when the program ended: the entry must not run
    */
   synchronized boolean beginApplying() {
-    if (endedGuarded) {
+    if (ended) {
       return false;
     }
     applying.merge(Thread.currentThread(), 1, Integer::sum);
@@ -54,10 +53,9 @@ final class ProgramEnd {
    * @return whether this call ended it (false: it had ended already)
    */
   synchronized boolean end(long waitMillis) {
-    if (endedGuarded) {
+    if (ended) {
       return false;
     }
-    endedGuarded = true;
     ended = true;
     long deadline = System.nanoTime() + waitMillis * 1_000_000L;
     boolean interrupted = false;

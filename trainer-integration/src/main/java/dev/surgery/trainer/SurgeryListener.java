@@ -136,7 +136,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    */
   private final Set<TrainerState> unfinished = Collections.newSetFromMap(new IdentityHashMap<>());
 
-  /** Set by {@link #onProgramEnd()}; guarded by {@code states}, read without it. */
+  /**
+   * Set by {@link #onProgramEnd()} when it takes the unfinished trainers to list them; guarded by
+   * {@code states}, read without it. Later than {@link ProgramEnd#ended()}, which stops new
+   * applications first: a trainer that closes while the end waits for one under way still ends as
+   * usual.
+   */
   private volatile boolean programEnded;
 
   /** The program's end as applications see it: none begins after it, one under way is awaited. */
@@ -406,17 +411,19 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         continue;
       }
       String call = "match";
-      List<Block> blocksBefore = EntryRunner.blocksOf(model.getBlock());
+      List<Block> blocksBefore = null; // walked only for an entry about to apply, as in training
       try {
         if (algorithm.match(event, state)) {
           call = "apply";
+          blocksBefore = EntryRunner.blocksOf(model.getBlock());
           algorithm.apply(event, state);
         }
       } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
         // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
         RuntimeException error = EntryRunner.pluginError(call, event, algorithm, e);
         String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
-        if (!EntryRunner.sameBlocks(blocksBefore, EntryRunner.blocksOf(model.getBlock()))) {
+        if (blocksBefore != null
+            && !EntryRunner.sameBlocks(blocksBefore, EntryRunner.blocksOf(model.getBlock()))) {
           // As in training: a change no rollback undoes, loaded on under skip, would be a model
           // that neither the program nor a record knows.
           throw new SurgeryFailedException(
@@ -1057,10 +1064,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     List<TrainerState> cut;
     synchronized (states) {
-      if (programEnded) {
-        return false;
-      }
-      programEnded = true;
+      programEnded = true; // once: end() answered true once
       cut = new ArrayList<>(unfinished);
       unfinished.clear();
     }

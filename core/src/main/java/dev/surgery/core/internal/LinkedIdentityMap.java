@@ -122,20 +122,6 @@ public final class LinkedIdentityMap<K, V> extends AbstractMap<K, V> {
 
   /** {@inheritDoc} */
   @Override
-  public V computeIfAbsent(K key, Function<? super K, ? extends V> compute) {
-    Node<K, V> node = nodes.get(key);
-    if (node != null && node.value != null) {
-      return node.value;
-    }
-    V value = compute.apply(key);
-    if (value != null) {
-      put(key, value);
-    }
-    return value;
-  }
-
-  /** {@inheritDoc} */
-  @Override
   public void clear() {
     nodes.clear();
     head = null;
