@@ -35,14 +35,8 @@ class DisabledAgentIT {
 
   @Test
   void aDisabledFirstAgentIsNotUndoneByASecondOne() throws Exception {
-    Path dir = AgentConfigs.dir("disabled-then-enabled");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
-            .agent("enabled=false")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
+        cnn("disabled-then-enabled", "1", true).agent("enabled=false").agent("surgery.yaml").run();
     assertUnchanged(r);
     assertEquals(
         List.of(
@@ -59,26 +53,17 @@ class DisabledAgentIT {
    */
   @Test
   void aKillSwitchAfterAnEnabledAgentTurnsItOff() throws Exception {
-    Path dir = AgentConfigs.dir("enabled-then-disabled");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "2")
-            .agent("surgery.yaml")
-            .agent("enabled=false")
-            .workDir(dir)
-            .run();
+        cnn("enabled-then-disabled", "2", true).agent("surgery.yaml").agent("enabled=false").run();
     assertTurnedOff(r, " (config 'surgery.yaml' not used)");
   }
 
   @Test
   void aKillSwitchOnTheCommandLineTurnsOffTheAgentOfJavaToolOptions() throws Exception {
-    Path dir = AgentConfigs.dir("tool-options-then-disabled");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "2")
+        cnn("tool-options-then-disabled", "2", true)
             .env("JAVA_TOOL_OPTIONS", "-javaagent:" + ForkedJvm.agentJar() + "=surgery.yaml")
             .agent("enabled=false")
-            .workDir(dir)
             .run();
     assertUnchanged(r);
     assertTrue(r.stderr().contains("Picked up JAVA_TOOL_OPTIONS"), r.toString());
@@ -92,12 +77,10 @@ class DisabledAgentIT {
   @Test
   void aKillSwitchAfterAnAgentWithAMissingConfigTurnsItOffInsteadOfStoppingTheJvm()
       throws Exception {
-    Path dir = AgentConfigs.dir("missing-config-then-disabled");
     ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
+        cnn("missing-config-then-disabled", "1", false)
             .env("JAVA_TOOL_OPTIONS", "-javaagent:" + ForkedJvm.agentJar() + "=no-such.yaml")
             .agent("enabled=false")
-            .workDir(dir)
             .run();
     assertTurnedOff(r, " (config 'no-such.yaml' not used)");
   }
@@ -126,12 +109,10 @@ class DisabledAgentIT {
   /** A reviewer: a mistyped later -javaagent stopped the JVM although the first one had decided. */
   @Test
   void aMalformedLaterAgentIsIgnoredAfterTheKillSwitch() throws Exception {
-    Path dir = AgentConfigs.dir("disabled-then-malformed");
     ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
+        cnn("disabled-then-malformed", "1", false)
             .agent("enabled=false")
             .agent("config=surgery.yaml;bogus=1")
-            .workDir(dir)
             .run();
     assertUnchanged(r);
     r.assertOnlyAgentLine(
@@ -144,13 +125,10 @@ class DisabledAgentIT {
    */
   @Test
   void aKillSwitchWithAMalformedSettingBesideItIsStillAKillSwitch() throws Exception {
-    Path dir = AgentConfigs.dir("enabled-then-malformed-disabled");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "2")
+        cnn("enabled-then-malformed-disabled", "2", true)
             .agent("surgery.yaml")
             .agent("enabled=false;bogus=1")
-            .workDir(dir)
             .run();
     assertUnchanged(r);
     assertEquals(1, r.countErr("the agent is off, no trainer gets surgery"), r.toString());
@@ -162,14 +140,12 @@ class DisabledAgentIT {
 
   @Test
   void systemPropertyBeatsEnvironment() throws Exception {
-    Path dir = AgentConfigs.dir("disabled-property");
     ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
+        cnn("disabled-property", "1", false)
             .agent(null)
             .jvmArg("-Dsurgery.enabled=false")
             .env("SURGERY_ENABLED", "true")
             .env("SURGERY_CONFIG", "no-such-config.yaml")
-            .workDir(dir)
             .run();
     assertUnchanged(r);
     assertTrue(r.agentLines().isEmpty(), r.toString());
@@ -177,18 +153,25 @@ class DisabledAgentIT {
 
   @Test
   void disabledByEnvironment() throws Exception {
-    Path dir = AgentConfigs.dir("disabled-env");
     ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1")
+        cnn("disabled-env", "1", false)
             .agent("no-such-config.yaml")
             .env("SURGERY_ENABLED", "false")
-            .workDir(dir)
             .run();
     assertUnchanged(r);
     assertTrue(r.agentLines().isEmpty(), r.toString());
   }
 
   /** The program ran unchanged, and the agent's one line said a kill switch turned it off. */
+  /** {@code CnnApp} for some epochs in a fresh folder, with the BlurPool config there if asked. */
+  private static ForkedJvm cnn(String folder, String epochs, boolean config) throws Exception {
+    Path dir = AgentConfigs.dir(folder);
+    if (config) {
+      AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    }
+    return ForkedJvm.main(CnnApp.class.getName(), "--epochs", epochs).workDir(dir);
+  }
+
   private static void assertTurnedOff(ForkedJvm.Result r, String configClause) {
     assertUnchanged(r);
     assertEquals(
