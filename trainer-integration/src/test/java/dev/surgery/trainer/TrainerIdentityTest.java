@@ -1,5 +1,6 @@
 package dev.surgery.trainer;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -72,6 +73,7 @@ class TrainerIdentityTest {
   @Test
   void aTrainerWhoseHashChangesAtEachStepGetsItsSurgery() throws Exception {
     SurgeryListener listener = blurAtEpoch2();
+    float[] counted;
     try (Model model = TestModels.model("counting");
         NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 3);
@@ -84,7 +86,39 @@ class TrainerIdentityTest {
           List.of(SurgeryOutcome.Status.APPLIED),
           listener.getOutcomes().stream().map(SurgeryOutcome::status).toList());
       assertEquals(List.of(), listener.getWarnings());
+      counted = weights(model);
     }
+    // The oracle: the same seed and schedule with DJL's own trainer, 12 steps under Adam with the
+    // surgery after the 8th: the subclass only counts, so every weight must be the same bits.
+    try (Model model = TestModels.model("plain");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 3);
+      try (Trainer trainer = model.newTrainer(TestModels.config(blurAtEpoch2()))) {
+        trainer.initialize(TestModels.INPUT);
+        EasyTrain.fit(trainer, 3, dataset, null);
+      }
+      float[] plain = weights(model);
+      assertArrayEquals(plain, counted);
+      for (float v : counted) {
+        assertTrue(Float.isFinite(v));
+      }
+    }
+  }
+
+  /** Every parameter's values, in the model's order. */
+  private static float[] weights(Model model) {
+    List<float[]> arrays =
+        model.getBlock().getParameters().values().stream()
+            .map(p -> p.getArray().toFloatArray())
+            .toList();
+    int n = arrays.stream().mapToInt(a -> a.length).sum();
+    float[] all = new float[n];
+    int at = 0;
+    for (float[] a : arrays) {
+      System.arraycopy(a, 0, all, at, a.length);
+      at += a.length;
+    }
+    return all;
   }
 
   @Test
