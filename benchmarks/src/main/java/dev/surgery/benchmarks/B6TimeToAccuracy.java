@@ -225,7 +225,7 @@ public final class B6TimeToAccuracy {
         }
         String[] head = p.substring(0, at).split(":");
         String name = head[0].trim();
-        AlgorithmSpec algorithm = Algorithms.spec(name);
+        AlgorithmSpec algorithm = Algorithms.find(name).orElse(null);
         if (algorithm == null) {
           throw new IllegalArgumentException(
               "unknown algorithm '" + name + "' in recipe entry '" + p + "'");

@@ -11,6 +11,7 @@ import ai.djl.util.Pair;
 import dev.surgery.core.BlockTreeSnapshot;
 import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.layers.LayerVersions;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -19,7 +20,10 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Makes a checkpoint load all or nothing. DJL's {@code Model.load} writes as it reads (the model's
@@ -154,9 +158,18 @@ public final class ModelLoadUndo {
   }
 
   /**
-   * The exception a failed load throws: DJL's {@code EOFException} of a truncated parameter file,
-   * which names nothing, becomes one that names the file (the same type, so a program's handler
-   * still catches it, with DJL's as its cause); any other failure is returned as it is.
+   * The exception a failed load throws, named where DJL's names nothing:
+   *
+   * <ul>
+   *   <li>DJL's {@code EOFException} of a truncated parameter file becomes one that names the file;
+   *   <li>DJL's refusal of an unknown encoding version ("Unsupported encoding version: 81") where
+   *       the version is one a layer of this library saves with ({@link LayerVersions}) becomes one
+   *       that says what happened: the file was saved from a model changed by surgery and is being
+   *       loaded into the original architecture, without the replay that would change it first.
+   * </ul>
+   *
+   * <p>Either keeps its type, so a program's handler still catches it, with DJL's as its cause; any
+   * other failure is returned as it is.
    *
    * @param paramsFile the parameter file the load read, or null when unknown
    * @param failure what the load threw
@@ -169,8 +182,41 @@ public final class ModelLoadUndo {
       named.initCause(failure);
       return named;
     }
+    if (failure instanceof MalformedModelException malformed) {
+      Matcher refusal = DJL_VERSION_REFUSAL.matcher(String.valueOf(malformed.getMessage()));
+      Optional<String> layer =
+          refusal.matches()
+              ? LayerVersions.layerSavedAs(
+                  Integer.parseInt(refusal.group(1) != null ? refusal.group(1) : refusal.group(2)))
+              : Optional.empty();
+      if (layer.isPresent()) {
+        return new MalformedModelException(
+            (paramsFile == null ? "" : paramsFile + ": ")
+                + "the file holds a "
+                + layer.get()
+                + ", a layer of DJL Surgery, where this model has a block of the original"
+                + " architecture (DJL: "
+                + malformed.getMessage()
+                + "). The file was saved from a model changed by surgery; loaded into the original"
+                + " layers its weights would compute something else. A checkpoint with a surgery"
+                + " record loads with SurgeryCheckpoint.load or under the agent, which replay the"
+                + " record first; surgery made through the core API (ModuleSurgery, Algorithm.apply)"
+                + " writes no record: make the same surgery on this model, then load",
+            malformed);
+      }
+    }
     return failure;
   }
+
+  /**
+   * DJL's refusals of a version byte it does not know: {@code Conv2d} and {@code LambdaBlock}
+   * ("Unsupported encoding version: 81") and {@code AbstractBaseBlock} ("..., expected version 2,
+   * got 86.").
+   */
+  private static final Pattern DJL_VERSION_REFUSAL =
+      Pattern.compile(
+          "(?:Unsupported encoding version: (-?\\d+)|Cannot load parameters for .*, expected version"
+              + " -?\\d+, got (-?\\d+)\\.)");
 
   /** After a replay or load that failed: puts the model back as it was and frees what it read. */
   public void failed() {

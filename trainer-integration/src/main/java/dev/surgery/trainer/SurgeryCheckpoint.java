@@ -152,8 +152,11 @@ public final class SurgeryCheckpoint {
       } catch (Throwable u) {
         e.addSuppressed(u);
       }
-      if (ModelLoadUndo.named(paramsFile, e) instanceof EOFException named && named != e) {
-        throw named; // DJL's EOFException of a truncated file names nothing
+      Throwable named = ModelLoadUndo.named(paramsFile, e);
+      if (named instanceof IOException io) {
+        throw io; // DJL's EOFException of a truncated file names nothing
+      } else if (named instanceof MalformedModelException malformed) {
+        throw malformed; // nor does its refusal of a layer's version
       }
       throw e;
     }
@@ -448,7 +451,7 @@ public final class SurgeryCheckpoint {
     for (int i = 0; i < records.size(); i++) {
       SurgeryRecord r = records.get(i);
       String where = where(origin, i, r);
-      AlgorithmSpec spec = Algorithms.spec(r.algorithm());
+      AlgorithmSpec spec = Algorithms.find(r.algorithm()).orElse(null);
       if (spec == null) {
         throw new MalformedModelException(
             where

@@ -33,6 +33,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -538,6 +539,22 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   public int getPlannedEpochs(Trainer trainer) {
     TrainerState st = states.get(trainer);
     return st == null ? length.configuredEpochs() : length.plannedEpochs(st);
+  }
+
+  /**
+   * Tells how many epochs will have been completed when an entry first runs for a trainer, as far
+   * as the planned length tells it before the entry runs: what an algorithm that follows the
+   * progress of training (layer freezing) is given then. An epoch entry gives its epoch, {@code
+   * every: 2ep} 2, a duration {@code ceil(fraction * planned epochs) - 1} (it runs at the end of a
+   * batch of that epoch); a step needs the batches per epoch, known once the data says its size.
+   *
+   * @param trainer the trainer, served by this listener or not
+   * @param entry an entry of this listener's schedule
+   * @return the completed epochs, or empty when they cannot be told yet (a step entry before the
+   *     batches per epoch are known, an entry on events)
+   */
+  public OptionalInt completedEpochsAtFirstRun(Trainer trainer, ScheduledAlgorithm entry) {
+    return length.completedAtFirstRun(states.get(trainer), entry);
   }
 
   /**
@@ -1527,9 +1544,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
      * Builds the listener.
      *
      * @return the listener
-     * @throws IllegalArgumentException if an entry cannot follow an earlier one, or a one-time
-     *     entry placed by step or duration cannot run with another in either order (see {@link
-     *     ScheduleComposition}); the message names both
+     * @throws IllegalArgumentException if an entry would never run in the planned length ({@link
+     *     #optTotalEpochs}, {@link #optTotalSteps}), as a config file's is refused, if an entry
+     *     cannot follow an earlier one, or a one-time entry placed by step or duration cannot run
+     *     with another in either order (see {@link ScheduleComposition}); the message names both
      */
     public SurgeryListener build() {
       List<ScheduledAlgorithm> schedule = new ArrayList<>();
@@ -1549,6 +1567,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                   + observable
                   + "); use SurgeryTrain.fit or call listener.onEvent, and declare it with"
                   + " optObservableEvents");
+        }
+        String never = entry.neverRunsIn(totalEpochs, totalSteps);
+        if (never != null) {
+          throw new IllegalArgumentException(entry.describe() + ": " + never);
         }
         schedule.add(entry);
       }

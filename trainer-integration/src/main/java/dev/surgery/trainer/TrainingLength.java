@@ -3,6 +3,7 @@ package dev.surgery.trainer;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
 import java.util.List;
+import java.util.OptionalInt;
 
 /**
  * The planned length of training a listener's entries follow: the configured totals ({@code
@@ -95,6 +96,54 @@ final class TrainingLength {
     return totalEpochsHint
         + ", or train with EasyTrain.fit(trainer, epochs, ...) under the surgery agent or with"
         + " SurgeryTrain.fit(trainer, epochs, ...), which pass their number of epochs";
+  }
+
+  /**
+   * The epochs completed when an entry first runs, as far as the planned length tells it: an epoch
+   * entry's epoch, a repeat's first interval, for a step the batches per epoch (a step entry runs
+   * at the end of its batch, before the epoch it ends is counted), for a duration of the planned
+   * epochs {@code ceil(f * epochs) - 1}, whatever the batches per epoch (its step is {@code ceil(f
+   * * epochs * batches)}). Empty where that is not known (a step before the batches per epoch are,
+   * a duration of {@code total_steps} likewise, an entry on events).
+   *
+   * @param st the trainer's state, or null for a trainer the listener does not serve (yet)
+   * @param entry the entry
+   */
+  OptionalInt completedAtFirstRun(TrainerState st, ScheduledAlgorithm entry) {
+    Trigger t = entry.trigger();
+    long batches = st == null ? 0 : st.batchesPerEpoch;
+    switch (t.kind()) {
+      case EPOCH:
+        return OptionalInt.of(entry.epoch());
+      case EVERY_EPOCHS:
+        return t.amount() <= Integer.MAX_VALUE
+            ? OptionalInt.of((int) t.amount())
+            : OptionalInt.empty();
+      case STEP:
+      case EVERY_STEPS:
+        return completedBefore(t.amount(), batches);
+      case DURATION:
+        if (totalSteps > 0) {
+          return completedBefore(dueStep(t, totalSteps), batches);
+        }
+        int planned = st == null ? totalEpochs : plannedEpochs(st);
+        return planned <= 0
+            ? OptionalInt.empty()
+            : OptionalInt.of((int) Math.max(0, Math.ceil(t.fraction() * planned - 1e-9) - 1));
+      default:
+        return OptionalInt.empty();
+    }
+  }
+
+  /** The epochs completed at the end of a step, for a known number of batches per epoch. */
+  private static OptionalInt completedBefore(long step, long batchesPerEpoch) {
+    if (step <= 1) {
+      return OptionalInt.of(0);
+    }
+    long epochs = batchesPerEpoch > 0 ? (step - 1) / batchesPerEpoch : -1;
+    return epochs >= 0 && epochs <= Integer.MAX_VALUE
+        ? OptionalInt.of((int) epochs)
+        : OptionalInt.empty();
   }
 
   /** The step at which a duration trigger lands: the first whose fraction reaches it. */

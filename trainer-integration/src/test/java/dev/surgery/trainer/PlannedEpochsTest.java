@@ -13,7 +13,9 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import dev.surgery.core.algorithms.LayerFreezing;
+import dev.surgery.core.events.Time;
 import dev.surgery.trainer.config.OnError;
+import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -102,6 +104,65 @@ class PlannedEpochsTest {
     SurgeryListener listener =
         SurgeryListener.builder().add(freezing(), 0).add(freezing(), 1).optTotalEpochs(2).build();
     assertEquals(List.of(0, 1, 1), train(listener, false));
+  }
+
+  /**
+   * The builder refuses what the config file refuses: an entry the planned length never reaches.
+   */
+  @Test
+  void theBuilderRefusesAnEntryAfterTheLastEpochOrStepAsTheFileDoes() throws Exception {
+    IllegalArgumentException epoch =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> SurgeryListener.builder().add(freezing(), 5).optTotalEpochs(2).build());
+    assertEquals(
+        "layer_freezing at epoch 5 (builder entry 1): epoch 5 is after the last epoch"
+            + " (total_epochs: 2); this entry would never run",
+        epoch.getMessage());
+    Path yaml = tmp.resolve("late.yaml");
+    Files.writeString(
+        yaml, "total_epochs: 2\nalgorithms:\n  - name: layer_freezing\n    epoch: 5\n");
+    Exception fromFile = assertThrows(Exception.class, () -> SurgeryListener.fromYaml(yaml));
+    assertTrue(
+        fromFile
+            .getMessage()
+            .contains(
+                "epoch 5 is after the last epoch (total_epochs: 2); this"
+                    + " entry would never run"),
+        fromFile.getMessage());
+    IllegalArgumentException every =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                SurgeryListener.builder()
+                    .add(freezing(), Trigger.every(Time.parse("3ep")))
+                    .optTotalEpochs(2)
+                    .build());
+    assertTrue(
+        every
+            .getMessage()
+            .endsWith(
+                "every 3 epochs first runs after epoch 3, after the last"
+                    + " epoch (total_epochs: 2); this entry would never run"),
+        every.getMessage());
+    IllegalArgumentException step =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                SurgeryListener.builder()
+                    .add(freezing(), Trigger.atStep(100))
+                    .optObservableEvents(SurgeryTrain.EVENTS)
+                    .optTotalSteps(50)
+                    .build());
+    assertTrue(
+        step.getMessage()
+            .endsWith(
+                "step 100 is after the last step (total_steps: 50); this"
+                    + " entry would never run"),
+        step.getMessage());
+    // within the length, and without one, the same entries build
+    SurgeryListener.builder().add(freezing(), 2).optTotalEpochs(2).build();
+    SurgeryListener.builder().add(freezing(), 5).build();
   }
 
   @Test

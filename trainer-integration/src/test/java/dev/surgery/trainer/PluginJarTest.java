@@ -172,7 +172,7 @@ class PluginJarTest {
               && e.getMessage().contains(first.toString())
               && e.getMessage().contains(second.toString()),
           e.getMessage());
-      assertEquals(null, Algorithms.spec("t_jar_dup"), "nothing of the loader is registered");
+      assertTrue(Algorithms.find("t_jar_dup").isEmpty(), "nothing of the loader is registered");
     }
     Path clash = pluginJar("clash.jar", "p4", "ClashProvider", "blurpool");
     try (URLClassLoader loader = loader(clash)) {
@@ -201,7 +201,7 @@ class PluginJarTest {
               && e.getMessage().contains(jar.toRealPath().toString())
               && e.getMessage().contains(copy.toRealPath().toString()),
           e.getMessage());
-      assertEquals(null, Algorithms.spec("t_jar_copied"), "nothing of the loader is registered");
+      assertTrue(Algorithms.find("t_jar_copied").isEmpty(), "nothing of the loader is registered");
     }
     // One jar under two spellings (a ./ in its path, a symbolic link to it) is one jar.
     Path spelled = dir.resolve(".").resolve("copied.jar");

@@ -32,6 +32,7 @@ import dev.surgery.core.BlockPaths;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
@@ -387,6 +388,58 @@ class SurgeryCheckpointTest {
                     false);
         assertEquals(new Shape(2, 2), out.head().getShape());
       }
+    }
+  }
+
+  /**
+   * BlurPool applied through the core API records nothing: the checkpoint of that model, loaded
+   * into the original architecture with nothing to replay, loaded the trained weights into layers
+   * without the blur, silently. The blurred layer's own version makes DJL refuse it; the load names
+   * what happened and leaves the model as it was.
+   */
+  @Test
+  void aCheckpointOfSurgeryThroughTheCoreApiIsRefusedByTheOriginalArchitecture() throws Exception {
+    Shape input = new Shape(2, 1, 10, 10);
+    try (Model model = Model.newInstance("core-api")) {
+      model.setBlock(twoConvs(1, 2));
+      model.getBlock().initialize(model.getNDManager(), model.getDataType(), input);
+      BlurPool.builder().optMinChannels(0).build().apply(SurgeryContext.of(model.getBlock()));
+      assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
+      assertNull(model.getProperty(SurgeryListener.PROPERTY));
+      model.save(dir, "core-api");
+    }
+    try (Model original = Model.newInstance("core-api")) {
+      original.setBlock(twoConvs(1, 2));
+      original.getBlock().initialize(original.getNDManager(), original.getDataType(), input);
+      Map<String, NDArray> arraysBefore = new LinkedHashMap<>();
+      Map<String, float[]> valuesBefore = new LinkedHashMap<>();
+      for (Pair<String, Parameter> p : original.getBlock().getParameters()) {
+        arraysBefore.put(p.getKey(), p.getValue().getArray());
+        valuesBefore.put(p.getKey(), p.getValue().getArray().toFloatArray());
+      }
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class,
+              () -> SurgeryCheckpoint.load(original, dir, "core-api"));
+      assertTrue(
+          e.getMessage()
+              .startsWith(
+                  dir.resolve("core-api-0000.params")
+                      + ": the file holds a BlurConv2d (blur before the convolution), a layer of"
+                      + " DJL Surgery, where this model has a block of the original architecture"
+                      + " (DJL: Unsupported encoding version: 81)."),
+          e.getMessage());
+      assertTrue(e.getMessage().contains("make the same surgery on this model, then load"));
+      assertEquals("Unsupported encoding version: 81", e.getCause().getMessage());
+      for (Pair<String, Parameter> p : original.getBlock().getParameters()) {
+        NDArray array = p.getValue().getArray();
+        assertSame(arraysBefore.get(p.getKey()), array, p.getKey());
+        assertArrayEquals(valuesBefore.get(p.getKey()), array.toFloatArray(), p.getKey());
+      }
+      // Made the same surgery first, the model loads the file.
+      BlurPool.builder().optMinChannels(0).build().apply(SurgeryContext.of(original.getBlock()));
+      SurgeryCheckpoint.load(original, dir, "core-api");
+      assertEquals(1, TestModels.count(original.getBlock(), "BlurConv2d"));
     }
   }
 

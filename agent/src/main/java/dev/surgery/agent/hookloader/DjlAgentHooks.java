@@ -50,6 +50,7 @@ import java.util.EnumSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalInt;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Collectors;
 
@@ -538,8 +539,23 @@ public final class DjlAgentHooks implements DjlHooks {
       Algorithm algorithm = entry.algorithm();
       String title = entry.describe() + " " + algorithm.settings();
       int planned = listener.getPlannedEpochs(trainer);
-      SurgeryContext context = new SurgeryContext(block, List.of(trainer), entry.epoch(), planned);
+      // Planned where the entry first runs: what layer freezing freezes follows the epochs
+      // completed then (a step entry's epoch() is 0, not the epoch its step falls in).
+      OptionalInt completed = listener.completedEpochsAtFirstRun(trainer, entry);
+      SurgeryContext context =
+          new SurgeryContext(block, List.of(trainer), completed.orElse(entry.epoch()), planned);
       sb.append('\n');
+      if (algorithm.needsTotalEpochs() && planned > 0 && completed.isEmpty()) {
+        String why =
+            EntryPlan.NO_PLAN
+                + "what it changes follows the epochs completed when it runs ("
+                + entry.trigger().describe()
+                + "), which the batches per epoch decide, not known before training; the dry run"
+                + " cannot say what it would change";
+        plans.add(new EntryPlan(entry, null, why));
+        sb.append(title).append("\n  ").append(why);
+        continue;
+      }
       if (algorithm.needsTotalEpochs() && planned <= 0) {
         // Not a failure: EasyTrain.fit announces the length when it starts, after this plan.
         String why =

@@ -235,6 +235,13 @@ class DryRunIT {
             "    step: 2",
             "  - name: blurpool",
             "    epoch: 0",
+            "  - name: layer_freezing",
+            "    every: 1ep",
+            "    freeze_start: 0.0",
+            "  - name: layer_freezing",
+            "    step: 9",
+            "    freeze_start: 0.0",
+            "total_epochs: 2",
             "report: plan.json",
             ""));
     ForkedJvm.Result r =
@@ -259,5 +266,18 @@ class DryRunIT {
     assertEquals("weight_standardization", second.get("algorithm").getAsString());
     assertTrue(second.get("epoch").isJsonNull(), second.toString());
     assertEquals("at step 2", second.get("when").getAsString());
+    // Layer freezing planned where it first runs: after epoch 1 of 2 it freezes the first half
+    // (planned at 0 completed epochs, as before, it froze nothing). A step's epoch depends on the
+    // batches per epoch, unknown before training: no plan, rather than a wrong one.
+    JsonObject everyEpoch = plans.get(2).getAsJsonObject();
+    assertEquals("every 1ep", everyEpoch.get("when").getAsString(), everyEpoch.toString());
+    assertTrue(everyEpoch.getAsJsonArray("steps").size() > 0, everyEpoch.toString());
+    JsonObject atStep = plans.get(3).getAsJsonObject();
+    assertTrue(
+        atStep
+            .get("no_plan")
+            .getAsString()
+            .contains("what it changes follows the epochs completed when it runs (at step 9)"),
+        atStep.toString());
   }
 }

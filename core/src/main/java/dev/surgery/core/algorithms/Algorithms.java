@@ -227,15 +227,37 @@ public final class Algorithms {
   }
 
   /**
-   * Looks an algorithm up by config name.
+   * Returns an algorithm by config name, as a YAML entry names it: {@code
+   * Algorithms.spec("blurpool").create(Map.of("min_channels", 16))}.
    *
    * @param name the config name
-   * @return the spec, or null when unknown
+   * @return the spec
+   * @throws IllegalArgumentException when no algorithm (built-in or plugin) has that name; the
+   *     message lists the known names
    * @throws AlgorithmPluginException when the plugins on the class path conflict
    */
   public static AlgorithmSpec spec(String name) {
+    return find(name)
+        .orElseThrow(
+            () ->
+                new IllegalArgumentException(
+                    "unknown algorithm '"
+                        + name
+                        + "'; known: "
+                        + String.join(", ", names())
+                        + " (an algorithm of a plugin jar needs the jar on the class path)"));
+  }
+
+  /**
+   * Looks an algorithm up by config name.
+   *
+   * @param name the config name
+   * @return the spec, or empty when no algorithm has that name
+   * @throws AlgorithmPluginException when the plugins on the class path conflict
+   */
+  public static Optional<AlgorithmSpec> find(String name) {
     loadClassPath();
-    return SPECS.get(name);
+    return Optional.ofNullable(name == null ? null : SPECS.get(name));
   }
 
   /**

@@ -3,6 +3,7 @@ package dev.surgery.core.algorithms;
 import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * What an {@link Algorithm} applies to: the model's root block, the live trainers that train it
@@ -20,6 +21,9 @@ public record SurgeryContext(
   public SurgeryContext {
     if (model == null) {
       throw new IllegalArgumentException("model must not be null");
+    }
+    if (trainers != null && trainers.stream().anyMatch(Objects::isNull)) {
+      throw new IllegalArgumentException("trainers must not hold null, got " + trainers);
     }
     trainers = trainers == null ? List.of() : List.copyOf(trainers);
     if (completedEpochs < 0 || totalEpochs < 0) {
@@ -49,9 +53,16 @@ public record SurgeryContext(
    * @param completedEpochs epochs completed so far
    * @param totalEpochs the planned number of epochs, or 0 when unknown
    * @return the context
+   * @throws IllegalArgumentException if the model or the trainer is null (without a trainer, use
+   *     {@link #of})
    */
   public static SurgeryContext live(
       Block model, Trainer trainer, int completedEpochs, int totalEpochs) {
+    if (trainer == null) {
+      throw new IllegalArgumentException(
+          "trainer must not be null (for surgery on a model that is not training use"
+              + " SurgeryContext.of)");
+    }
     return new SurgeryContext(model, List.of(trainer), completedEpochs, totalEpochs);
   }
 }

@@ -1,5 +1,6 @@
 package dev.surgery.core.layers;
 
+import ai.djl.MalformedModelException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
@@ -9,6 +10,8 @@ import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
+import java.io.DataInputStream;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -16,7 +19,10 @@ import java.util.List;
  * A {@link Conv2d} whose subclasses change only the forward pass and can take over an existing
  * convolution's own {@code Parameter} objects. Adopting keeps the parameter ids, so a live
  * trainer's store and optimizer state carry on untouched, and keeps the saved layout of a plain
- * {@code Conv2d} (same version, metadata and parameters), so checkpoints load both ways.
+ * {@code Conv2d} (same metadata and parameters). A subclass that computes something else saves with
+ * a version byte of its own ({@link LayerVersions}): its checkpoint is refused by a plain {@code
+ * Conv2d} rather than loaded into a layer that computes something else, while it still loads a
+ * plain convolution's parameters (pretrained weights).
  *
  * <p>Weight standardization is a property of such a convolution rather than a class of its own (as
  * Composer makes it a parametrization of the weight): every subclass can compute with its weight
@@ -38,6 +44,47 @@ public abstract class AdoptingConv2d extends Conv2d implements ConvolutionLayer 
   protected AdoptingConv2d(Conv2d.Builder builder, boolean weightStandardized) {
     super(builder);
     this.weightStandardized = weightStandardized;
+  }
+
+  /**
+   * Creates the convolution from its settings, saving its parameters with a version byte of its
+   * own, which a plain {@code Conv2d} refuses to load.
+   *
+   * @param builder the convolution settings
+   * @param weightStandardized true to compute with the weight standardized per output channel
+   * @param savedVersion the version byte written with the parameters; not one of DJL's {@code
+   *     Conv2d} versions (1 and 3), which this block also reads
+   * @throws IllegalArgumentException if {@code savedVersion} is one of DJL's {@code Conv2d}
+   *     versions
+   */
+  protected AdoptingConv2d(Conv2d.Builder builder, boolean weightStandardized, byte savedVersion) {
+    this(builder, weightStandardized);
+    if (savedVersion == LayerVersions.DJL_FIRST || savedVersion == LayerVersions.DJL_CONV2D) {
+      throw new IllegalArgumentException(
+          "version " + savedVersion + " is DJL's own Conv2d encoding: choose another");
+    }
+    version = savedVersion;
+  }
+
+  /**
+   * Reads this block's version and input shapes: its own version, or a plain {@code Conv2d}'s (a
+   * convolution's weights taken over, or a file of a build that saved this layer as a plain
+   * convolution). Another layer's version is refused: its weights were trained to compute something
+   * else.
+   *
+   * @param loadVersion the version read from the file
+   * @param is the stream to read from
+   * @throws IOException if reading fails
+   * @throws MalformedModelException if the file holds another kind of block at this place
+   */
+  @Override
+  public void loadMetadata(byte loadVersion, DataInputStream is)
+      throws IOException, MalformedModelException {
+    if (loadVersion == version || loadVersion == LayerVersions.DJL_CONV2D) {
+      readInputShapes(is);
+    } else if (loadVersion != LayerVersions.DJL_FIRST) {
+      throw LayerVersions.refused(this, version, loadVersion);
+    }
   }
 
   /**

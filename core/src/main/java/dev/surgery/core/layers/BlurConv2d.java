@@ -16,10 +16,12 @@ import ai.djl.nn.convolutional.Conv2d;
  * stride reads, as {@code conv_1(blur_s(x))}: the same output values ({@link #getBlurStride}); the
  * weight's gradient sums the same products in another order, so it may differ in the last bits.
  *
- * <p>The blur filter is a constant, not a {@link Parameter}: this block has exactly the version,
- * metadata and parameters of the {@code Conv2d} it replaces, so the two load each other's saved
- * parameters. {@link #fromConv2d} adopts the convolution's own {@code Parameter} objects, so
- * weights, parameter ids, trainer parameter-store entries and optimizer state carry over unchanged.
+ * <p>The blur filter is a constant, not a {@link Parameter}: this block has the metadata and
+ * parameters of the {@code Conv2d} it replaces, and reads that convolution's saved parameters. It
+ * saves with a version of its own per variant ({@link LayerVersions}), so a plain {@code Conv2d},
+ * which computes without the blur, refuses its checkpoint. {@link #fromConv2d} adopts the
+ * convolution's own {@code Parameter} objects, so weights, parameter ids, trainer parameter-store
+ * entries and optimizer state carry over unchanged.
  *
  * <p>A blurred convolution can also standardize its weight ({@link #isWeightStandardized}): {@link
  * #fromConv2d} keeps the standardization of a {@link WeightStandardizedConv2d}, and {@link
@@ -51,7 +53,7 @@ public class BlurConv2d extends AdoptingConv2d {
    * @param weightStandardized true to standardize the weight per output channel
    */
   protected BlurConv2d(Conv2d.Builder conv, boolean blurFirst, boolean weightStandardized) {
-    super(conv, weightStandardized);
+    super(conv, weightStandardized, LayerVersions.blurConv2d(blurFirst, weightStandardized));
     this.blurFirst = blurFirst;
   }
 

@@ -18,12 +18,12 @@ import dev.surgery.core.internal.DjlInternals;
  * same arguments, in ceil mode too: there the pooled map is zero-extended at the bottom and right
  * edges so that the last, partial window still yields an output.
  *
- * <p>The block has no parameters; it saves a version byte and its input shapes exactly like the
- * {@code maxPool2d} {@link LambdaBlock} it replaces, so models save and load in both directions.
+ * <p>The block has no parameters; it saves a version byte and its input shapes like the {@code
+ * maxPool2d} {@link LambdaBlock} it replaces, and reads that block's saved metadata, but its
+ * version is its own ({@link LayerVersions}): a plain max pool refuses its checkpoint.
  */
-public class BlurMaxPool2d extends SingleInputBlock {
+public class BlurMaxPool2d extends LambdaStandIn {
 
-  private static final byte VERSION = 2;
   private static final Shape DENSE = new Shape(1, 1);
 
   private final Shape kernelShape;
@@ -42,7 +42,7 @@ public class BlurMaxPool2d extends SingleInputBlock {
    * @throws IllegalArgumentException if a shape is not two values in range
    */
   public BlurMaxPool2d(Shape kernelShape, Shape stride, Shape padding, boolean ceilMode) {
-    super(VERSION);
+    super(LayerVersions.BLUR_MAX_POOL);
     this.kernelShape = checkPositive("kernelShape", kernelShape);
     this.stride = BlurPool2d.checkStride(stride);
     if (padding == null

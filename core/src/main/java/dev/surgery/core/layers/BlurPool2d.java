@@ -12,11 +12,11 @@ import ai.djl.training.ParameterStore;
  * stride)}.
  *
  * <p>The block has no parameters and no children. It saves a version byte and its input shapes,
- * like a DJL {@code LambdaBlock}, so it can stand in for a parameter-free lambda in a saved model.
+ * like a DJL {@code LambdaBlock}, and reads a lambda's saved metadata, so it can take the place of
+ * a parameter-free lambda; its version is its own ({@link LayerVersions}), so the lambda refuses
+ * its checkpoint.
  */
-public class BlurPool2d extends SingleInputBlock {
-
-  private static final byte VERSION = 2;
+public class BlurPool2d extends LambdaStandIn {
 
   private final Shape stride;
   private final BlurFilter blur = new BlurFilter();
@@ -28,7 +28,7 @@ public class BlurPool2d extends SingleInputBlock {
    * @throws IllegalArgumentException if the stride is not two positive values
    */
   public BlurPool2d(Shape stride) {
-    super(VERSION);
+    super(LayerVersions.BLUR_POOL);
     this.stride = checkStride(stride);
   }
 

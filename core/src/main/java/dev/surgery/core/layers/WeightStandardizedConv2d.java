@@ -16,9 +16,10 @@ import ai.djl.nn.convolutional.Conv2d;
  *
  * <p>Built from an existing convolution with {@link #from(Conv2d)}, it reuses that convolution's
  * own {@link Parameter} objects: the stored weights, their ids (so the trainer's parameter store
- * and optimizer state stay valid) and the checkpoint layout (same block version, same parameters,
- * no extra metadata) are those of the plain convolution. A model saved with it loads into the plain
- * architecture and the other way round.
+ * and optimizer state stay valid) and the checkpoint layout (same parameters, no extra metadata)
+ * are those of the plain convolution. It reads a plain convolution's saved parameters; it saves
+ * with a version of its own ({@link LayerVersions}), so a plain {@code Conv2d}, which would compute
+ * with the weight as it is, refuses its checkpoint.
  *
  * <p>This class is the plain convolution with the standardization property of {@link
  * AdoptingConv2d}; the project's other convolutions ({@link BlurConv2d}, the layers of a {@link
@@ -46,7 +47,7 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
    * @param builder the convolution settings
    */
   protected WeightStandardizedConv2d(Conv2d.Builder builder) {
-    super(builder, true);
+    super(builder, true, LayerVersions.WEIGHT_STANDARDIZED_CONV);
   }
 
   /**

@@ -2,7 +2,12 @@ package dev.surgery.core.algorithms;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.nn.Block;
+import ai.djl.training.Trainer;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -66,5 +71,27 @@ class BuiltinAlgorithmsTest {
           spec.create(algorithm.hyperparameters()).hyperparameters(),
           e.getKey());
     }
+  }
+
+  @Test
+  void anUnknownNameIsRefusedListingTheKnownOnesAndFindSaysEmpty() {
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> Algorithms.spec("blur_pool"));
+    assertTrue(e.getMessage().startsWith("unknown algorithm 'blur_pool'; known: "), e.getMessage());
+    assertTrue(e.getMessage().contains("blurpool"), e.getMessage());
+    assertTrue(Algorithms.find("blur_pool").isEmpty());
+    assertTrue(Algorithms.find(null).isEmpty());
+    assertEquals("blurpool", Algorithms.find("blurpool").orElseThrow().name());
+  }
+
+  @Test
+  void aLiveContextWithoutATrainerIsRefusedByName() {
+    Block block = LiveTraining.smallCnn();
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> SurgeryContext.live(block, null, 1, 0));
+    assertTrue(e.getMessage().startsWith("trainer must not be null"), e.getMessage());
+    List<Trainer> withNull = new ArrayList<>();
+    withNull.add(null);
+    assertThrows(IllegalArgumentException.class, () -> new SurgeryContext(block, withNull, 0, 0));
   }
 }

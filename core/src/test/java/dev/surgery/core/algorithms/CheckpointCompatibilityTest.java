@@ -2,7 +2,9 @@ package dev.surgery.core.algorithms;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import ai.djl.MalformedModelException;
 import ai.djl.Model;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
@@ -18,9 +20,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Weight standardization, ghost batch norm and stochastic depth keep the checkpoint layout: a model
- * saved after them loads into the plain architecture, and a plain checkpoint loads into the
- * operated model.
+ * Weight standardization, ghost batch norm and stochastic depth keep the checkpoint layout: a plain
+ * checkpoint loads into the operated model. A model saved after ghost batch norm and stochastic
+ * depth, which evaluate as the plain layers do, loads into the plain architecture too; one saved
+ * after weight standardization, which computes with other weights, is refused by it.
  */
 class CheckpointCompatibilityTest {
 
@@ -46,20 +49,25 @@ class CheckpointCompatibilityTest {
       plain.setBlock(architecture.get());
       plain.load(dir.resolve("a"), "operated");
       assertSameValues(operatedNet, plain.getBlock());
+      assertPlainCheckpointLoadsIntoTheOperatedModel(plain, architecture, input, algorithms);
+    }
+  }
 
-      // And back: a plain checkpoint into a freshly operated model. (DJL cannot save a loaded
-      // model before a trainer initialized it: it lacks input names.)
-      initialize(plain, input);
-      plain.save(dir.resolve("b"), "operated");
-      Block again = architecture.get();
-      for (Algorithm a : algorithms) {
-        a.apply(SurgeryContext.of(again));
-      }
-      try (Model reloaded = Model.newInstance("operated")) {
-        reloaded.setBlock(again);
-        reloaded.load(dir.resolve("b"), "operated");
-        assertSameValues(plain.getBlock(), again);
-      }
+  /** A plain checkpoint (pretrained weights) into a freshly operated model. */
+  private void assertPlainCheckpointLoadsIntoTheOperatedModel(
+      Model plain, Supplier<Block> architecture, Shape input, List<Algorithm> algorithms)
+      throws Exception {
+    // (DJL cannot save a loaded model before a trainer initialized it: it lacks input names.)
+    initialize(plain, input);
+    plain.save(dir.resolve("b"), plain.getName());
+    Block again = architecture.get();
+    for (Algorithm a : algorithms) {
+      a.apply(SurgeryContext.of(again));
+    }
+    try (Model reloaded = Model.newInstance(plain.getName())) {
+      reloaded.setBlock(again);
+      reloaded.load(dir.resolve("b"), plain.getName());
+      assertSameValues(plain.getBlock(), again);
     }
   }
 
@@ -75,13 +83,38 @@ class CheckpointCompatibilityTest {
   }
 
   @Test
-  void smallCnnWithStandardizedConvsAndGhostBatchNorm() throws Exception {
+  void smallCnnWithGhostBatchNorm() throws Exception {
     roundTrip(
         LiveTraining::smallCnn,
         new Shape(2, 3, 8, 8),
+        List.of(GhostBatchNorm.builder().optGhostBatchSize(2).build()));
+  }
+
+  @Test
+  void standardizedConvsAreRefusedByThePlainArchitectureAndReadIt() throws Exception {
+    Shape input = new Shape(2, 3, 8, 8);
+    List<Algorithm> algorithms =
         List.of(
             WeightStandardization.builder().build(),
-            GhostBatchNorm.builder().optGhostBatchSize(2).build()));
+            GhostBatchNorm.builder().optGhostBatchSize(2).build());
+    Block operatedNet = LiveTraining.smallCnn();
+    for (Algorithm a : algorithms) {
+      a.apply(SurgeryContext.of(operatedNet));
+    }
+    try (Model operated = Model.newInstance("operated");
+        Model plain = Model.newInstance("operated")) {
+      operated.setBlock(operatedNet);
+      initialize(operated, input);
+      operated.save(dir.resolve("a"), "operated");
+      plain.setBlock(LiveTraining.smallCnn());
+      MalformedModelException refused =
+          assertThrows(
+              MalformedModelException.class, () -> plain.load(dir.resolve("a"), "operated"));
+      assertEquals("Unsupported encoding version: 85", refused.getMessage());
+      plain.setBlock(LiveTraining.smallCnn());
+      assertPlainCheckpointLoadsIntoTheOperatedModel(
+          plain, LiveTraining::smallCnn, input, algorithms);
+    }
   }
 
   @Test

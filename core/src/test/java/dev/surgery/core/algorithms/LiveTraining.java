@@ -50,7 +50,7 @@ final class LiveTraining {
 
   /** Makes sure the built-ins are registered (Algorithms' static block does it). */
   static void registerBuiltins() {
-    if (Algorithms.spec(WeightStandardization.NAME) == null) {
+    if (Algorithms.find(WeightStandardization.NAME).isEmpty()) {
       throw new IllegalStateException("built-in algorithms are not registered");
     }
   }

@@ -2,8 +2,10 @@ package dev.surgery.core.layers;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.MalformedModelException;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -21,15 +23,20 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.Pair;
+import java.io.ByteArrayInputStream;
+import java.io.DataInputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * BlurConv2d and BlurMaxPool2d keep the saved layout of the Conv2d and maxPool2d blocks they
- * replace: models save byte-identically and load in both directions.
+ * replace but write a version byte of their own: a plain checkpoint (pretrained weights) loads into
+ * the blurred architecture, and a blurred checkpoint is refused by the original one, whose layers
+ * would compute something else with its weights.
  */
 class BlurSaveLoadTest {
 
@@ -38,7 +45,7 @@ class BlurSaveLoadTest {
   @TempDir Path dir;
 
   @Test
-  void blurredModelSavesTheSameBytesAndLoadsInBothDirections() throws Exception {
+  void blurredModelSavesItsOwnVersionsReadsTheOriginalAndIsRefusedByIt() throws Exception {
     try (NDManager manager = NDManager.newBaseManager();
         Model original = Model.newInstance("net");
         Model blurred = Model.newInstance("net")) {
@@ -69,20 +76,33 @@ class BlurSaveLoadTest {
       blurred.save(blurredDir, "net");
       byte[] originalBytes = Files.readAllBytes(originalDir.resolve("net-0000.params"));
       byte[] blurredBytes = Files.readAllBytes(blurredDir.resolve("net-0000.params"));
-      assertArrayEquals(originalBytes, blurredBytes, "the saved bytes must be identical");
+      // The same layout; only the two replaced blocks' version bytes differ (Conv2d's 3 and the
+      // lambda's 2 there).
+      assertEquals(originalBytes.length, blurredBytes.length);
+      List<String> differences = new ArrayList<>();
+      for (int i = 0; i < originalBytes.length; i++) {
+        if (originalBytes[i] != blurredBytes[i]) {
+          differences.add(originalBytes[i] + "->" + blurredBytes[i]);
+        }
+      }
+      assertEquals(
+          List.of("3->" + LayerVersions.BLUR_CONV_BLUR_FIRST, "2->" + LayerVersions.BLUR_MAX_POOL),
+          differences);
 
       NDArray x = manager.randomNormal(INPUT);
-      NDArray originalOut = forward(manager, net, x);
       NDArray blurredOut = forward(manager, surgery, x);
 
-      // blurred checkpoint -> original architecture
+      // blurred checkpoint -> original architecture: DJL's Conv2d refuses the version (before,
+      // the weights loaded into layers without the blur, silently)
       try (Model loaded = Model.newInstance("net")) {
         loaded.setBlock(architecture(false));
-        loaded.load(blurredDir, "net");
-        assertSameValues(net, loaded.getBlock());
-        assertTrue(originalOut.allClose(forward(manager, loaded.getBlock(), x), 1e-5, 1e-5, false));
+        MalformedModelException refused =
+            assertThrows(MalformedModelException.class, () -> loaded.load(blurredDir, "net"));
+        assertEquals(
+            "Unsupported encoding version: " + LayerVersions.BLUR_CONV_BLUR_FIRST,
+            refused.getMessage());
       }
-      // original checkpoint -> blurred architecture
+      // original checkpoint (pretrained weights) -> blurred architecture
       try (Model loaded = Model.newInstance("net")) {
         SequentialBlock fresh = architecture(true);
         loaded.setBlock(fresh);
@@ -91,14 +111,58 @@ class BlurSaveLoadTest {
         assertSameValues(net, fresh);
         assertTrue(blurredOut.allClose(forward(manager, fresh, x), 1e-5, 1e-5, false));
         assertTrue(fresh.toString().contains("BlurMaxPool2d"), fresh.toString());
-        // and saving it again gives the very same file (DJL names the inputs of a loaded model
+        // saved again, it is the blurred model's file (DJL names the inputs of a loaded model
         // only when it is initialized, which keeps the loaded values)
         fresh.initialize(manager, DataType.FLOAT32, INPUT);
         Path again = Files.createDirectories(dir.resolve("again"));
         loaded.save(again, "net");
-        assertArrayEquals(originalBytes, Files.readAllBytes(again.resolve("net-0000.params")));
+        assertArrayEquals(blurredBytes, Files.readAllBytes(again.resolve("net-0000.params")));
+      }
+      // blurred checkpoint -> blurred architecture
+      try (Model loaded = Model.newInstance("net")) {
+        SequentialBlock fresh = architecture(true);
+        loaded.setBlock(fresh);
+        loaded.load(blurredDir, "net");
+        assertSameValues(net, fresh);
+        assertTrue(blurredOut.allClose(forward(manager, fresh, x), 1e-5, 1e-5, false));
       }
     }
+  }
+
+  @Test
+  void anotherVariantsCheckpointIsRefusedNamingBoth() throws Exception {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      BlurConv2d after = BlurConv2d.fromConv2d(strided(), false);
+      after.initialize(manager, DataType.FLOAT32, INPUT);
+      byte[] saved = WeightStandardizedConv2dTest.save(after);
+      BlurConv2d first = BlurConv2d.fromConv2d(strided(), true);
+      MalformedModelException refused =
+          assertThrows(
+              MalformedModelException.class,
+              () ->
+                  first.loadParameters(
+                      manager, new DataInputStream(new ByteArrayInputStream(saved))));
+      assertEquals(
+          "Cannot load parameters for BlurConv2d (blur before the convolution): the file holds a"
+              + " BlurConv2d (blur after the convolution) (encoding version 83) at this place,"
+              + " which computes something else; load the file into the architecture it was saved"
+              + " from",
+          refused.getMessage());
+      BlurMaxPool2d pool =
+          new BlurMaxPool2d(new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false);
+      assertThrows(
+          MalformedModelException.class,
+          () -> pool.loadParameters(manager, new DataInputStream(new ByteArrayInputStream(saved))));
+    }
+  }
+
+  private static Conv2d strided() {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optStride(new Shape(2, 2))
+        .optPadding(new Shape(1, 1))
+        .setFilters(8)
+        .build();
   }
 
   /** The test network; with {@code blur}, its strided conv and max pool are the Blur layers. */

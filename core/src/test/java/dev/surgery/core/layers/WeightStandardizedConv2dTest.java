@@ -4,8 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.MalformedModelException;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -20,6 +22,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
+import java.util.Arrays;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -235,15 +238,28 @@ class WeightStandardizedConv2dTest {
   }
 
   @Test
-  void checkpointLayoutIsThatOfTheConvolution() throws Exception {
+  void checkpointLayoutIsThatOfTheConvolutionWithItsOwnVersion() throws Exception {
     Conv2d original = conv(4, 1, true);
     original.initialize(manager, DataType.FLOAT32, new Shape(1, 3, 6, 6));
     byte[] plain = save(original);
     WeightStandardizedConv2d ws = WeightStandardizedConv2d.from(original);
     byte[] standardized = save(ws);
-    assertArrayEquals(plain, standardized);
+    // the same bytes but the version: a plain Conv2d refuses the standardized weights
+    assertEquals(3, plain[0]);
+    assertEquals(LayerVersions.WEIGHT_STANDARDIZED_CONV, standardized[0]);
+    assertArrayEquals(
+        Arrays.copyOfRange(plain, 1, plain.length),
+        Arrays.copyOfRange(standardized, 1, standardized.length));
+    Conv2d other = conv(4, 1, true);
+    MalformedModelException refused =
+        assertThrows(
+            MalformedModelException.class,
+            () ->
+                other.loadParameters(
+                    manager, new DataInputStream(new ByteArrayInputStream(standardized))));
+    assertEquals("Unsupported encoding version: 85", refused.getMessage());
 
-    // And a fresh uninitialized standardized conv loads a plain conv's bytes.
+    // And a fresh uninitialized standardized conv loads a plain conv's bytes (pretrained weights).
     WeightStandardizedConv2d fresh = WeightStandardizedConv2d.from(conv(4, 1, true));
     fresh.loadParameters(manager, new DataInputStream(new ByteArrayInputStream(plain)));
     assertArrayEquals(

@@ -101,7 +101,7 @@ class EmaPluginTest {
             new URL[] {plugin.toUri().toURL()}, EmaPluginTest.class.getClassLoader());
     Algorithms.loadPlugins(loader);
     assertEquals(Ema.SPEC, Algorithms.spec("ema"));
-    if (Algorithms.spec("t_ema_probe") == null) {
+    if (Algorithms.find("t_ema_probe").isEmpty()) {
       Algorithms.register(new AlgorithmSpec("t_ema_probe", List.of(), v -> new Probe()));
     }
   }

@@ -422,29 +422,12 @@ final class ConfigParser {
         totalEpochs = t;
         for (int i = 0; i < entries.size(); i++) {
           ScheduledAlgorithm s = entries.get(i);
-          if (s != null && s.epoch() > t) {
+          String never = s == null ? null : s.neverRunsIn(t, 0);
+          if (never != null) {
             Node entry = ((SequenceNode) algorithms).getValue().get(i);
-            Node epochNode = valueOf((MappingNode) entry, EPOCH);
-            // The value that says when: 'epoch: 5', or the trigger ('at: 5ep').
-            addAt(
-                epochNode != null ? epochNode : triggerNodes.get(i),
-                "epoch "
-                    + s.epoch()
-                    + " is after the last epoch (total_epochs: "
-                    + t
-                    + "); this entry would never run");
-          } else if (s != null
-              && s.trigger().kind() == Trigger.Kind.EVERY_EPOCHS
-              && s.trigger().amount() > t) {
-            addAt(
-                triggerNodes.get(i),
-                "every "
-                    + s.trigger().amount()
-                    + " epochs first runs after epoch "
-                    + s.trigger().amount()
-                    + ", after the last epoch (total_epochs: "
-                    + t
-                    + "); this entry would never run");
+            Node epochNode = s.byEpoch() ? valueOf((MappingNode) entry, EPOCH) : null;
+            // The value that says when: 'epoch: 5', or the trigger ('at: 5ep', 'every: 3ep').
+            addAt(epochNode != null ? epochNode : triggerNodes.get(i), never);
           }
         }
       }
@@ -457,17 +440,9 @@ final class ConfigParser {
         totalSteps = t;
         for (int i = 0; i < entries.size(); i++) {
           ScheduledAlgorithm s = entries.get(i);
-          boolean once = s != null && s.trigger().kind() == Trigger.Kind.STEP;
-          boolean every = s != null && s.trigger().kind() == Trigger.Kind.EVERY_STEPS;
-          if ((once || every) && s.trigger().amount() > t) {
-            addAt(
-                triggerNodes.get(i),
-                (once ? "step " : "every " + s.trigger().amount() + " steps first runs at step ")
-                    + s.trigger().amount()
-                    + (once ? " is" : ",")
-                    + " after the last step (total_steps: "
-                    + t
-                    + "); this entry would never run");
+          String never = s == null ? null : s.neverRunsIn(0, t);
+          if (never != null) {
+            addAt(triggerNodes.get(i), never);
           }
         }
       }
@@ -523,7 +498,7 @@ final class ConfigParser {
       Object v = scalar(nameNode);
       if (v instanceof String s && !ConfigText.blank(s)) {
         name = s;
-        spec = Algorithms.spec(s);
+        spec = Algorithms.find(s).orElse(null);
         if (spec == null) {
           addAt(
               nameNode,
@@ -696,7 +671,7 @@ final class ConfigParser {
   private void misspeltName(MappingNode mapping, String where) {
     List<String> candidates = new ArrayList<>(ENTRY_KEYS);
     for (String algorithm : Algorithms.names()) {
-      AlgorithmSpec spec = Algorithms.spec(algorithm);
+      AlgorithmSpec spec = Algorithms.find(algorithm).orElse(null);
       if (spec != null) {
         candidates.addAll(spec.names());
       }

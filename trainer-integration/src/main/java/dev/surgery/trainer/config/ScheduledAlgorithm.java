@@ -87,4 +87,47 @@ public record ScheduledAlgorithm(
   public String describe() {
     return algorithm.name() + " " + trigger.describe() + " (" + source + ")";
   }
+
+  /**
+   * Says why this entry would never run in a training of the planned length: an epoch or a first
+   * repeat after the last epoch, a step or a first repeat after the last step. The config file and
+   * {@code SurgeryListener.Builder} refuse such an entry with this reason.
+   *
+   * @param totalEpochs the planned epochs, or 0 when not given
+   * @param totalSteps the planned optimizer steps, or 0 when not given
+   * @return the reason, ending in "this entry would never run", or null when the entry can run
+   */
+  public String neverRunsIn(int totalEpochs, long totalSteps) {
+    if (totalEpochs > 0) {
+      if (trigger.kind() == Trigger.Kind.EPOCH && epoch > totalEpochs) {
+        return "epoch "
+            + epoch
+            + " is after the last epoch (total_epochs: "
+            + totalEpochs
+            + "); this entry would never run";
+      }
+      if (trigger.kind() == Trigger.Kind.EVERY_EPOCHS && trigger.amount() > totalEpochs) {
+        return "every "
+            + trigger.amount()
+            + " epochs first runs after epoch "
+            + trigger.amount()
+            + ", after the last epoch (total_epochs: "
+            + totalEpochs
+            + "); this entry would never run";
+      }
+    }
+    if (totalSteps > 0) {
+      boolean once = trigger.kind() == Trigger.Kind.STEP;
+      boolean every = trigger.kind() == Trigger.Kind.EVERY_STEPS;
+      if ((once || every) && trigger.amount() > totalSteps) {
+        return (once ? "step " : "every " + trigger.amount() + " steps first runs at step ")
+            + trigger.amount()
+            + (once ? " is" : ",")
+            + " after the last step (total_steps: "
+            + totalSteps
+            + "); this entry would never run";
+      }
+    }
+    return null;
+  }
 }

@@ -1,0 +1,82 @@
+package dev.surgery.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.surgery.core.algorithms.LayerFreezing;
+import dev.surgery.core.events.Time;
+import dev.surgery.trainer.config.ScheduledAlgorithm;
+import dev.surgery.trainer.config.Trigger;
+import java.util.List;
+import java.util.OptionalInt;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The epochs completed when an entry first runs, told before training (the agent's dry run plans
+ * layer freezing there), against the epochs a simulated loop has completed at that batch end:
+ * {@code onTrainingBatch} of a step comes before the {@code onEpoch} of the epoch it ends.
+ */
+class CompletedEpochsAtFirstRunTest {
+
+  private static ScheduledAlgorithm entry(Trigger trigger) {
+    return ScheduledAlgorithm.of(LayerFreezing.builder().build(), trigger, 0, "test");
+  }
+
+  /** The epochs completed at the end of the batch of a step, in a loop of B batches per epoch. */
+  private static int simulatedCompleted(long step, long batchesPerEpoch) {
+    int completed = 0;
+    for (long s = 1; s <= step; s++) {
+      if (s == step) {
+        return completed;
+      }
+      if (s % batchesPerEpoch == 0) {
+        completed++;
+      }
+    }
+    return completed;
+  }
+
+  @Test
+  void durationsAgreeWithTheLoopWhateverTheBatchesPerEpoch() {
+    for (int epochs = 1; epochs <= 6; epochs++) {
+      for (double fraction : new double[] {0.01, 0.25, 0.5, 0.6, 0.75, 0.99, 1.0}) {
+        ScheduledAlgorithm e = entry(Trigger.at(Time.parse(fraction + "dur")));
+        TrainingLength length = new TrainingLength(List.of(e), epochs, 0, "hint");
+        OptionalInt told = length.completedAtFirstRun(null, e);
+        for (long batches = 1; batches <= 7; batches++) {
+          long due = TrainingLength.dueStep(e.trigger(), epochs * batches);
+          assertEquals(
+              OptionalInt.of(simulatedCompleted(due, batches)),
+              told,
+              fraction + "dur of " + epochs + " epochs of " + batches + " batches");
+        }
+      }
+    }
+  }
+
+  @Test
+  void epochsRepeatsAndStepsOnceTheBatchesAreKnown() {
+    ScheduledAlgorithm atEpoch = entry(Trigger.atEpoch(2));
+    ScheduledAlgorithm every = entry(Trigger.every(Time.parse("3ep")));
+    ScheduledAlgorithm step = entry(Trigger.atStep(9));
+    ScheduledAlgorithm everySteps = entry(Trigger.every(Time.parse("5ba")));
+    ScheduledAlgorithm first = entry(Trigger.atStep(1));
+    TrainingLength length =
+        new TrainingLength(List.of(atEpoch, every, step, everySteps, first), 4, 0, "hint");
+    assertEquals(OptionalInt.of(2), length.completedAtFirstRun(null, atEpoch));
+    assertEquals(OptionalInt.of(3), length.completedAtFirstRun(null, every));
+    // Unknown batches per epoch: a step's epoch cannot be told, but step 1's always is 0.
+    assertEquals(OptionalInt.empty(), length.completedAtFirstRun(null, step));
+    assertEquals(OptionalInt.empty(), length.completedAtFirstRun(null, everySteps));
+    assertEquals(OptionalInt.of(0), length.completedAtFirstRun(null, first));
+    TrainerState st = new TrainerState(0, List.of(step), true);
+    st.batchesPerEpoch = 4;
+    assertEquals(OptionalInt.of(simulatedCompleted(9, 4)), length.completedAtFirstRun(st, step));
+    assertEquals(
+        OptionalInt.of(simulatedCompleted(5, 4)), length.completedAtFirstRun(st, everySteps));
+    // A duration of total_steps needs the batches per epoch too.
+    ScheduledAlgorithm ofSteps = entry(Trigger.at(Time.parse("0.5dur")));
+    TrainingLength steps = new TrainingLength(List.of(ofSteps), 0, 20, "hint");
+    assertEquals(OptionalInt.empty(), steps.completedAtFirstRun(null, ofSteps));
+    assertEquals(OptionalInt.of(simulatedCompleted(10, 4)), steps.completedAtFirstRun(st, ofSteps));
+  }
+}
