@@ -32,9 +32,10 @@ final class MacCounter {
   /**
    * Finds the input shapes of the blocks under {@code root} for a model input, one per place a
    * block runs (a block held at two places of the tree runs twice per sample): sequential and
-   * parallel blocks pass shapes on through their children's {@code getOutputShapes}; below another
-   * composite only an initialized child's recorded shapes are used, and only when the composite was
-   * initialized with this very input. A place it cannot reach gets no entry.
+   * parallel blocks pass shapes on through their children's {@code getOutputShapes} (a sequence
+   * initialized with this input through its children's recorded input shapes, which runs no
+   * lambda); below another composite only an initialized child's recorded shapes are used, and only
+   * when the composite was initialized with this very input. A place it cannot reach gets no entry.
    *
    * @param root the root block
    * @param input the model's input shapes, batch axis first; the batch is taken as 1
@@ -60,11 +61,24 @@ final class MacCounter {
       return;
     }
     if (block instanceof SequentialBlock) {
+      // Initialized with this very input, the sequence recorded each child's input: the output of
+      // one child is the recorded input of the next, read without running anything. DJL's
+      // LambdaBlock.getOutputShapes runs its lambda on zeros, so a lambda that draws random
+      // numbers (noise, a dropout of its own) would move the program's random generator.
+      boolean recorded = recordedInputIs(block, in);
       Shape[] current = in;
-      for (Block child : children) {
+      for (int i = 0, size = children.size(); i < size; i++) {
+        Block child = children.get(i);
         walk(child, current, out);
+        if (i + 1 == size) {
+          break; // the sequence's own output is not followed from here
+        }
+        Block next = children.get(i + 1);
         try {
-          current = perSample(child.getOutputShapes(current));
+          current =
+              recorded && next.isInitialized()
+                  ? perSample(next.getInputShapes())
+                  : perSample(child.getOutputShapes(current));
         } catch (RuntimeException e) {
           return; // the rest of the sequence stays unknown
         }

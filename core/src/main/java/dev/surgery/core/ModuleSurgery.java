@@ -324,7 +324,8 @@ public final class ModuleSurgery {
                       SurgeryPlan.describe(
                           module, replaced, before, paths, owners, options.getTrainers());
                   return inputs == null ? plan : plan.withMacs(replaced, inputs, inputShape);
-                }));
+                },
+                options.getTrainers()));
   }
 
   /**

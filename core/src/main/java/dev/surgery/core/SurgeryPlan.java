@@ -20,13 +20,21 @@ import java.util.Set;
  * with the parameters each step removes from and adds to the model.
  *
  * @param steps one step per replaced block, in replacement order
- * @param parametersBefore the number of parameter values (scalars) in the model now
- * @param parametersAfter the number the model would have after the surgery
+ * @param parametersBefore the number of parameter values (scalars) in the model now, or {@link
+ *     #UNKNOWN_PARAMETERS} when a parameter has no shape yet (the model is not initialized)
+ * @param parametersAfter the number the model would have after the surgery, or {@link
+ *     #UNKNOWN_PARAMETERS}
  * @param inputShape the model input the steps' multiply-accumulate counts are for (batch axis
  *     first, counts per sample), or null when the plan was made without one
  */
 public record SurgeryPlan(
     List<Step> steps, long parametersBefore, long parametersAfter, Shape inputShape) {
+
+  /**
+   * The parameter total of a model whose parameters have no shapes yet: unknown, as {@code
+   * SurgeryChanges.UNKNOWN_PARAMETERS} in an apply's report.
+   */
+  public static final long UNKNOWN_PARAMETERS = -1;
 
   /** Copies the steps. */
   public SurgeryPlan {
@@ -340,12 +348,14 @@ public record SurgeryPlan(
       sb.append(String.format(Locale.ROOT, format, s.path(), s.oldType(), s.newType(), params));
     }
     sb.append(
-        String.format(
-            Locale.ROOT,
-            "  parameters: %d -> %d (%+d)",
-            parametersBefore,
-            parametersAfter,
-            parametersAfter - parametersBefore));
+        parametersKnown()
+            ? String.format(
+                Locale.ROOT,
+                "  parameters: %d -> %d (%+d)",
+                parametersBefore,
+                parametersAfter,
+                parametersAfter - parametersBefore)
+            : "  parameters: unknown (the model is not initialized)");
     Map<StateFate, Integer> counts = stateCounts();
     if (counts.get(StateFate.NONE) < counts.values().stream().mapToInt(Integer::intValue).sum()) {
       sb.append(
@@ -437,6 +447,9 @@ public record SurgeryPlan(
             new ArrayList<>(removed), new ArrayList<>(added), kept, trainers, owners, elsewhere);
     Map<Block, String> pathsAfter = null;
     List<Step> steps = new ArrayList<>(replaced.size());
+    // Under recursion a replacement may be replaced again by one that adopts its parameters: they
+    // join the model once, at the step that brought them, and the later step keeps them.
+    Set<Parameter> listedAdded = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
       String path = pathsBefore.get(e.getKey());
       if (path == null) {
@@ -447,13 +460,20 @@ public record SurgeryPlan(
         path = pathsAfter.get(e.getValue());
       }
       Set<Parameter> keptHere = keptParameters(e.getKey(), e.getValue(), before, after);
+      Set<Parameter> addedHere = parameters(e.getValue(), after, before);
+      for (Pair<String, Parameter> p : e.getKey().getParameters()) {
+        if (listedAdded.contains(p.getValue()) && addedHere.remove(p.getValue())) {
+          keptHere.add(p.getValue()); // brought by an earlier step, adopted here
+        }
+      }
+      listedAdded.addAll(addedHere);
       steps.add(
           new Step(
               BlockPaths.display(path),
               BlockPaths.typeName(e.getKey()),
               BlockPaths.typeName(e.getValue()),
               planned(e.getKey(), parameters(e.getKey(), before, after), fates),
-              planned(e.getValue(), parameters(e.getValue(), after, before), fates),
+              planned(e.getValue(), addedHere, fates),
               planned(e.getKey(), keptHere, fates)));
     }
     return new SurgeryPlan(steps, scalars(before), scalars(after));
@@ -502,20 +522,41 @@ public record SurgeryPlan(
       if (chosen.contains(parameter) && seen.add(parameter)) {
         StateFates.Fate fate = fates.getOrDefault(parameter, StateFates.Fate.NONE);
         out.add(
-            new PlannedParameter(p.getKey(), parameter.getShape(), fate.state(), fate.bornExact()));
+            new PlannedParameter(p.getKey(), shapeOf(parameter), fate.state(), fate.bornExact()));
       }
     }
     return out;
   }
 
+  /**
+   * A parameter's shape: DJL's, or its array's for a parameter given an array without a shape (a
+   * new {@code Parameter} set around an existing array); null when it has neither.
+   */
+  private static Shape shapeOf(Parameter p) {
+    Shape shape = p.getShape();
+    return shape != null || !p.isInitialized() ? shape : p.getArray().getShape();
+  }
+
+  /** The parameter values of a model, or unknown when a parameter has no shape yet. */
   private static long scalars(Set<Parameter> parameters) {
     long total = 0;
     for (Parameter p : parameters) {
-      Shape shape = p.getShape();
-      if (shape != null) {
-        total += shape.size();
+      Shape shape = shapeOf(p);
+      if (shape == null) {
+        return UNKNOWN_PARAMETERS; // not initialized: unknown, not 0, as an apply reports it
       }
+      total += shape.size();
     }
     return total;
+  }
+
+  /**
+   * Tells whether both parameter totals are known: a plan of a model that is not initialized has
+   * parameters without shapes, whose number of values is unknown ({@link #UNKNOWN_PARAMETERS}).
+   *
+   * @return true when {@code parametersBefore} and {@code parametersAfter} are counts
+   */
+  public boolean parametersKnown() {
+    return parametersBefore != UNKNOWN_PARAMETERS && parametersAfter != UNKNOWN_PARAMETERS;
   }
 }

@@ -273,6 +273,12 @@ final class TreeSurgery {
    */
   private boolean planning;
 
+  /**
+   * A plan's trainers: only read (the plan runs without trainers), but what their models use keeps
+   * its arrays when the plan frees the replacements it received, as an apply's rollback keeps them.
+   */
+  private List<Trainer> planTrainers = List.of();
+
   /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
   static final int MAX_GENERATIONS = 1000;
 
@@ -340,8 +346,9 @@ final class TreeSurgery {
    * Makes the surgery, lets {@code describe} look at the changed tree, then undoes everything as
    * after a failure: the plan of an apply.
    */
-  <T> T dryRun(Description<T> describe) {
+  <T> T dryRun(Description<T> describe, List<Trainer> readTrainers) {
     planning = true;
+    planTrainers = readTrainers == null ? List.of() : List.copyOf(readTrainers);
     Set<Parameter> before = parametersOf(root);
     T result;
     try {
@@ -489,7 +496,8 @@ final class TreeSurgery {
     }
     // A replacement may be a block of another model (sharing a layer between two models): what a
     // given trainer's model still uses keeps its arrays, as on the success path.
-    StillUsed elsewhere = StillUsed.of(root, trainers, discarded, List.of());
+    StillUsed elsewhere =
+        StillUsed.of(root, planning ? planTrainers : trainers, discarded, List.of());
     for (Parameter p : discarded) {
       if (p.isInitialized() && !elsewhere.usesArray(p.getArray())) {
         try {
@@ -795,6 +803,17 @@ final class TreeSurgery {
           BlockPaths.display(oldNode.path()),
           "the replacement is already part of the model; return a new block");
     }
+    // One this surgery replaced (an original block, or a replacement replaced again): its node
+    // stands for the place it left, so put back elsewhere it would skip the checks a new block
+    // gets (its inputs, its output shapes) and run on inputs it was never built for. (A block that
+    // left with a replaced holder was not replaced itself: it may come back, checked as any; and
+    // a recursion may put a block back at the place it left.)
+    if (n.swap != null && n.swap != n && oldNode.originOrSelf() != n) {
+      throw new SurgeryException(
+          BlockPaths.display(oldNode.path()),
+          "the replacement is a block this surgery has taken out of the model already (replaced"
+              + " at another match); return a new block, copying the weights it needs");
+    }
     // A block whose arrays are gone (the old block of an earlier surgery, which freed them) would
     // fail the next step far from here: refused now, before anything changed for it. Only a block
     // that was initialized can hold arrays at all: a fresh leaf (the usual replacement) is not read
@@ -812,7 +831,7 @@ final class TreeSurgery {
             BlockPaths.display(oldNode.path()),
             "the replacement's parameter '"
                 + p.getName()
-                + "' cannot be used: its array was freed (a block an earlier surgery replaced?);"
+                + "' cannot be used: its array was freed (a block an earlier surgery replaced, or one a plan received?);"
                 + " return a new block, copying the weights it needs from a live one");
       }
     }

@@ -694,4 +694,32 @@ class ModuleSurgeryTest {
       assertSame(second, root.getChildren().valueAt(1));
     }
   }
+
+  /**
+   * A block this surgery replaced, returned for a later match: once accepted without the checks a
+   * new block gets, it ran on inputs it was never built for (a 1-channel convolution at a 4-channel
+   * place, a convolution in a linear layer's). Refused, nothing changes.
+   */
+  @Test
+  void aBlockThisSurgeryReplacedIsRefusedAtALaterMatch() {
+    Linear first = linear(2);
+    Linear second = linear(2);
+    SequentialBlock root = new SequentialBlock().add(first).add(second);
+    Map<BlockMatcher, ReplacementFunction> policy =
+        Map.of(
+            BlockMatcher.ofClass(Linear.class),
+            (block, index) -> block == first ? linear(2) : block == second ? first : null);
+    for (boolean recurse : new boolean[] {false, true}) {
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModules(root, policy, recursing(recurse)));
+      assertTrue(
+          e.getMessage().contains("a block this surgery has taken out of the model already"),
+          e.getMessage());
+      assertEquals("02Linear", e.getBlockPath());
+      assertSame(first, root.getChildren().valueAt(0));
+      assertSame(second, root.getChildren().valueAt(1));
+    }
+  }
 }

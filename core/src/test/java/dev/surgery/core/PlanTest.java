@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
@@ -12,12 +13,17 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.LambdaBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.training.initializer.NormalInitializer;
@@ -25,6 +31,7 @@ import ai.djl.training.initializer.TruncatedNormalInitializer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import ai.djl.util.PairList;
 import ai.djl.util.RandomUtils;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.BlurPool;
@@ -36,6 +43,8 @@ import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
+import dev.surgery.core.layers.BlurPool2d;
+import dev.surgery.core.layers.WeightStandardizedConv2d;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.PlanAssertions;
 import dev.surgery.core.testing.TinyModels;
@@ -201,6 +210,176 @@ class PlanTest {
       assertArrayEquals(drawAfterSeed(data, 5), afterPlan);
       assertEquals(
           2, ModuleSurgery.replaceModules(net, policies, SurgeryOptions.defaults()).size());
+    }
+  }
+
+  /**
+   * A model with a lambda that draws (noise added to its input): counting multiply-accumulates for
+   * an input shape followed the shapes through DJL's {@code LambdaBlock.getOutputShapes}, which
+   * runs the lambda on zeros, and so moved the program's random generator (a dry run then trained
+   * other bits). For the input the model was initialized with, the recorded shapes are read.
+   */
+  @Test
+  void countingMacsRunsNoLambdaOfAModelInitializedWithThatInput() {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(
+                Conv2d.builder()
+                    .setKernelShape(new Shape(3, 3))
+                    .optPadding(new Shape(1, 1))
+                    .setFilters(4)
+                    .build())
+            .add(
+                new LambdaBlock(
+                    list ->
+                        new NDList(
+                            list.head()
+                                .add(
+                                    list.head()
+                                        .getManager()
+                                        .randomNormal(list.head().getShape())))))
+            .add(
+                Conv2d.builder()
+                    .setKernelShape(new Shape(3, 3))
+                    .optStride(new Shape(2, 2))
+                    .optPadding(new Shape(1, 1))
+                    .setFilters(4)
+                    .build())
+            .add(Blocks.batchFlattenBlock())
+            .add(Linear.builder().setUnits(2).build());
+    try (NDManager data = NDManager.newBaseManager()) {
+      net.initialize(data, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      Algorithm blurPool = BlurPool.builder().optMinChannels(0).build();
+      data.getEngine().setRandomSeed(3);
+      SurgeryPlan plan = blurPool.plan(SurgeryContext.of(net), new Shape(1, 3, 8, 8));
+      float[] afterPlan = data.randomUniform(0, 1, new Shape(8)).toFloatArray();
+      assertArrayEquals(drawAfterSeed(data, 3), afterPlan, "the lambda drew nothing");
+      // and the counts are there: the strided conv after the lambda, 4 x 4 x 4 x 4 x 9 before
+      SurgeryPlan.Step step = plan.steps().get(0);
+      assertEquals(4L * 4 * 4 * 4 * 9, step.macsBefore());
+    }
+  }
+
+  /**
+   * A plan of a model that is not initialized: its parameters have no shapes, so the totals are
+   * unknown (an apply reports them so), not "0 -> 0 (+0)" for a surgery that adds parameters.
+   */
+  @Test
+  void aPlanOfAModelNotInitializedGivesUnknownTotals() {
+    Block resnet = TinyModels.resNet20();
+    SurgeryPlan plan =
+        SqueezeExcite.builder().optMinChannels(0).build().plan(SurgeryContext.of(resnet));
+    assertFalse(plan.isEmpty());
+    assertFalse(plan.parametersKnown());
+    assertEquals(SurgeryPlan.UNKNOWN_PARAMETERS, plan.parametersBefore());
+    assertTrue(plan.toTable("se").contains("parameters: unknown (the model is not initialized)"));
+  }
+
+  /**
+   * A linear layer of new {@code Parameter}s built around given arrays (no shapes of their own).
+   */
+  static final class Rewrapped extends AbstractBlock {
+    private final Parameter weight;
+    private final Parameter bias;
+
+    Rewrapped(NDArray w, NDArray b) {
+      weight =
+          addParameter(
+              Parameter.builder()
+                  .setName("weight")
+                  .setType(Parameter.Type.WEIGHT)
+                  .optArray(w)
+                  .build());
+      bias =
+          addParameter(
+              Parameter.builder().setName("bias").setType(Parameter.Type.BIAS).optArray(b).build());
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList in, boolean training, PairList<String, Object> params) {
+      NDArray x = in.singletonOrThrow();
+      return Linear.linear(
+          x,
+          store.getValue(weight, x.getDevice(), training),
+          store.getValue(bias, x.getDevice(), training));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] in) {
+      return new Shape[] {new Shape(in[0].get(0), weight.getArray().getShape().get(0))};
+    }
+  }
+
+  /**
+   * New {@code Parameter}s around the very same arrays (a documented use): DJL gives such a
+   * parameter no shape, and the plan counted its values as 0 and printed {@code weight(?)}, a model
+   * that "lost" them. The arrays' shapes count.
+   */
+  @Test
+  void newParametersAroundTheSameArraysCountTheirArrays() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Linear linear = Linear.builder().setUnits(3).build();
+      SequentialBlock net = new SequentialBlock().add(linear);
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 5));
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Map.of(
+              BlockMatcher.ofClass(Linear.class),
+              (block, index) ->
+                  new Rewrapped(
+                      block.getParameters().get("weight").getArray(),
+                      block.getParameters().get("bias").getArray()));
+      SurgeryPlan plan = ModuleSurgery.plan(net, policies, SurgeryOptions.defaults());
+      assertEquals(18, plan.parametersBefore());
+      assertEquals(18, plan.parametersAfter());
+      assertEquals(new Shape(3, 5), plan.steps().get(0).added().get(0).shape());
+    }
+  }
+
+  /**
+   * Under recursion a replacement's new convolution is replaced again by a standardized one that
+   * adopts its parameters: they join the model once. The plan listed them as added at both steps,
+   * and so counted twice as many fresh optimizer states as the trainer gets.
+   */
+  @Test
+  void parametersAdoptedFromAnEarlierReplacementAreAddedOnce() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Conv2d strided =
+          Conv2d.builder()
+              .setKernelShape(new Shape(3, 3))
+              .optStride(new Shape(2, 2))
+              .optPadding(new Shape(1, 1))
+              .setFilters(4)
+              .build();
+      SequentialBlock net = new SequentialBlock().add(strided);
+      net.initialize(manager, DataType.FLOAT32, new Shape(1, 2, 8, 8));
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          (block, path) -> block == strided,
+          (block, index) ->
+              new SequentialBlock()
+                  .add(BlurPool2d.of(2))
+                  .add(
+                      Conv2d.builder()
+                          .setKernelShape(new Shape(3, 3))
+                          .optPadding(new Shape(1, 1))
+                          .setFilters(4)
+                          .build()));
+      policies.put(
+          (block, path) -> block.getClass() == Conv2d.class && block != strided,
+          (block, index) -> WeightStandardizedConv2d.from((Conv2d) block));
+      SurgeryOptions recursing = SurgeryOptions.builder().optRecurseOnReplacements(true).build();
+      SurgeryPlan plan = ModuleSurgery.plan(net, policies, recursing);
+      int added = 0;
+      int kept = 0;
+      for (SurgeryPlan.Step step : plan.steps()) {
+        added += step.added().size();
+        kept += step.kept().size();
+      }
+      assertEquals(2, plan.steps().size(), plan.toTable("recursion"));
+      assertEquals(2, added, plan.toTable("recursion")); // the new convolution's weight and bias
+      assertEquals(2, kept, plan.toTable("recursion")); // adopted by the standardized one
+      assertEquals(plan.parametersBefore(), plan.parametersAfter());
     }
   }
 

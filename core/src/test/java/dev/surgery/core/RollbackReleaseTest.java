@@ -78,6 +78,40 @@ class RollbackReleaseTest {
    * Two policies return a weight copy for the same block: the second is refused, and the arrays of
    * both copies are freed by the rollback, attempt after attempt (each left two arrays behind).
    */
+  /**
+   * A plan whose function returns another model's block, with that model's trainer among the
+   * plan's: the plan freed that block's arrays when it undid itself (it ran without trainers), and
+   * the other model could not train. Only read, the trainers still keep what their models use.
+   */
+  @Test
+  void aPlanLeavesTheArraysOfAnotherModelsBlockAlone() {
+    try (Model ma = Model.newInstance("a");
+        Model mb = Model.newInstance("b")) {
+      Linear a1 = linear();
+      SequentialBlock ra = new SequentialBlock().add(a1);
+      ma.setBlock(ra);
+      Linear b1 = linear();
+      mb.setBlock(new SequentialBlock().add(b1));
+      try (Trainer ta = ma.newTrainer(new DefaultTrainingConfig(Loss.l2Loss()));
+          Trainer tb = mb.newTrainer(new DefaultTrainingConfig(Loss.l2Loss()))) {
+        ta.initialize(new Shape(2, 4));
+        tb.initialize(new Shape(2, 4));
+        NDArray weight = b1.getParameters().get("weight").getArray();
+        float[] before = weight.toFloatArray();
+        Map<BlockMatcher, ReplacementFunction> policies =
+            Map.of((block, path) -> block == a1, (block, index) -> b1);
+        SurgeryOptions options = SurgeryOptions.builder().optTrainers(List.of(ta, tb)).build();
+        SurgeryPlan plan = ModuleSurgery.plan(ra, policies, options);
+        assertEquals(1, plan.steps().size());
+        assertSame(a1, ra.getChildren().get(0).getValue(), "model A is as it was");
+        assertFalse(weight.isReleased(), "model B's layer lost its arrays");
+        assertArrayEquals(before, weight.toFloatArray());
+        NDList out = tb.forward(new NDList(mb.getNDManager().ones(new Shape(2, 4))));
+        assertEquals(new Shape(2, 4), out.singletonOrThrow().getShape());
+      }
+    }
+  }
+
   @Test
   void aReplacementRefusedAsASecondPolicysIsFreedToo() {
     try (Model model = Model.newInstance("two-policies")) {

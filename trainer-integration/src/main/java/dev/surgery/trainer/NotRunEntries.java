@@ -93,6 +93,15 @@ final class NotRunEntries {
                 + " failed "
                 + st.stopped.when()
                 + " and stopped training before it was due";
+      } else if (st.collected) {
+        reason =
+            "trainer "
+                + st.ordinal
+                + " was dropped without close() and collected by the garbage collector after "
+                + (entry.byEpoch()
+                    ? st.completedEpochs + " completed epochs"
+                    : st.stepsTaken() + " optimizer steps")
+                + ": its training ended there (close trainers, as try-with-resources does)";
       } else if (programEnd && st.applying == i) {
         reason =
             ENDED_WHILE_APPLIED

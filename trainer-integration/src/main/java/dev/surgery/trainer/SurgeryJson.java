@@ -294,8 +294,12 @@ final class SurgeryJson {
         steps.add(st);
       }
       o.add("steps", steps);
-      o.addProperty("parameters_before", plan.parametersBefore());
-      o.addProperty("parameters_after", plan.parametersAfter());
+      if (plan.parametersKnown()) {
+        o.addProperty("parameters_before", plan.parametersBefore());
+        o.addProperty("parameters_after", plan.parametersAfter());
+      } else {
+        o.addProperty("parameters_unknown", true); // not initialized: unknown, not 0
+      }
       o.addProperty("macs_change", plan.macsChange());
       JsonObject fates = new JsonObject();
       plan.stateCounts().forEach((fate, count) -> fates.addProperty(fate.label(), count));

@@ -124,7 +124,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** Whether an entry is event-driven: then batch losses are kept for State.recentLosses. */
   private final boolean eventDriven;
 
-  private final WeakIdentityMap<Trainer, TrainerState> states = new WeakIdentityMap<>();
+  private final WeakIdentityMap<Trainer, TrainerState> states = WeakIdentityMap.keepingCollected();
 
   /** Trainers whose training ended ({@link #onTrainingEnd}), by number: they train no more. */
   private final WeakIdentityMap<Trainer, Integer> ended = new WeakIdentityMap<>();
@@ -1079,6 +1079,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (!programEnd.end(ProgramEnd.WAIT_MILLIS)) {
       return false;
     }
+    endCollectedTrainers(); // dropped unclosed before the end: ended, not cut short
     List<TrainerState> cut;
     synchronized (states) {
       programEnded = true; // once: end() answered true once
@@ -1321,8 +1322,35 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     return SurgeryLock.holding(() -> stateHoldingTheLock(trainer));
   }
 
+  /**
+   * Ends the training of the trainers collected while it had not ended: dropped without {@code
+   * close()} (DJL's finalizer then closes a trainer whose key this listener's map has lost, so its
+   * {@link #onTrainingEnd} finds nothing). Their open entries are listed as for a training that
+   * ended, and their states, which hold their models' blocks, are let go: a search that leaves
+   * trainers unclosed does not keep every trial's model.
+   */
+  private void endCollectedTrainers() {
+    List<TrainerState> dropped;
+    synchronized (states) {
+      if (programEnded) {
+        return;
+      }
+      dropped = states.drainCollected();
+      dropped.removeIf(st -> !unfinished.remove(st));
+    }
+    if (dropped.isEmpty()) {
+      return;
+    }
+    for (TrainerState st : dropped) {
+      st.collected = true;
+      notRun.listNotRun(st, false);
+    }
+    surgeryLog.write();
+  }
+
   /** {@link #state}, with {@link SurgeryLock} held. */
   private TrainerState stateHoldingTheLock(Trainer trainer) {
+    endCollectedTrainers();
     synchronized (states) {
       TrainerState st = states.get(trainer);
       if (st == null) {

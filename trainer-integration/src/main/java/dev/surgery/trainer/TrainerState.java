@@ -75,6 +75,12 @@ final class TrainerState {
   /** Batches per epoch, from the data's progress total or the first completed epoch; 0 unknown. */
   long batchesPerEpoch;
 
+  /**
+   * Whether the trainer was collected before its training ended (dropped without {@code close()}):
+   * its open entries say so.
+   */
+  boolean collected;
+
   /** Batches per epoch as the data reports them when its last partial batch is dropped. */
   long batchesPerEpochDroppingLast;
 

@@ -25,8 +25,46 @@ public final class WeakIdentityMap<K, V> {
   private final Map<Key<K>, V> entries = new HashMap<>();
   private final ReferenceQueue<K> collected = new ReferenceQueue<>();
 
+  /** The values of collected keys not drained yet; null when the map does not keep them. */
+  private final List<V> dropped;
+
   /** Creates an empty map. */
-  public WeakIdentityMap() {}
+  public WeakIdentityMap() {
+    this.dropped = null;
+  }
+
+  private WeakIdentityMap(boolean keepDropped) {
+    this.dropped = keepDropped ? new ArrayList<>() : null;
+  }
+
+  /**
+   * Creates an empty map that keeps the value of each entry whose key was collected until {@link
+   * #drainCollected} takes it: for an owner that must act on what was dropped (list it, let go of
+   * what else it holds for it).
+   *
+   * @param <K> the key type
+   * @param <V> the value type
+   * @return the map
+   */
+  public static <K, V> WeakIdentityMap<K, V> keepingCollected() {
+    return new WeakIdentityMap<>(true);
+  }
+
+  /**
+   * Takes the values of the entries whose keys were collected since the last call (only a map made
+   * by {@link #keepingCollected} keeps them; another answers an empty list).
+   *
+   * @return the values, oldest first
+   */
+  public synchronized List<V> drainCollected() {
+    expunge();
+    if (dropped == null || dropped.isEmpty()) {
+      return new ArrayList<>(0);
+    }
+    List<V> taken = new ArrayList<>(dropped);
+    dropped.clear();
+    return taken;
+  }
 
   /**
    * Returns the value for a key.
@@ -145,7 +183,10 @@ public final class WeakIdentityMap<K, V> {
 
   private void expunge() {
     for (Reference<? extends K> r; (r = collected.poll()) != null; ) {
-      entries.remove(r);
+      V value = entries.remove(r);
+      if (dropped != null && value != null) {
+        dropped.add(value);
+      }
     }
   }
 
