@@ -168,24 +168,47 @@ public final class BlockPaths {
    * one character of a segment. {@link Targets} passes it single segments and type names.
    */
   static Pattern globToRegex(String glob) {
+    return compileWhole(globToRegexText(glob));
+  }
+
+  /** {@link #globToRegex} as regex text, for a caller that joins several before compiling. */
+  static String globToRegexText(String glob) {
     StringBuilder regex = new StringBuilder();
+    StringBuilder literal = new StringBuilder();
     // By code point: a character beyond U+FFFF quoted as two halves matched nothing, so an exclude
-    // naming a block with an emoji key excluded nothing.
+    // naming a block with an emoji key excluded nothing. A run of literal characters is quoted as
+    // one, so the regex grows linearly with the glob.
     for (int i = 0; i < glob.length(); i += Character.charCount(glob.codePointAt(i))) {
       int c = glob.codePointAt(i);
-      if (c == '*') {
-        if (i + 1 < glob.length() && glob.charAt(i + 1) == '*') {
+      if (c == '*' || c == '?') {
+        if (literal.length() > 0) {
+          regex.append(Pattern.quote(literal.toString()));
+          literal.setLength(0);
+        }
+        if (c == '?') {
+          regex.append("[^/]");
+        } else if (i + 1 < glob.length() && glob.charAt(i + 1) == '*') {
           regex.append(".*");
           i++;
         } else {
           regex.append("[^/]*");
         }
-      } else if (c == '?') {
-        regex.append("[^/]");
       } else {
-        regex.append(Pattern.quote(new String(Character.toChars(c))));
+        literal.appendCodePoint(c);
       }
     }
-    return Pattern.compile(regex.toString());
+    if (literal.length() > 0) {
+      regex.append(Pattern.quote(literal.toString()));
+    }
+    return regex.toString();
+  }
+
+  /**
+   * Compiles a regex used with {@code matches()} only, inside a group: a pattern that is one long
+   * literal would otherwise get Boyer-Moore tables for {@code find()}, which take time quadratic in
+   * its length to build.
+   */
+  static Pattern compileWhole(String regex) {
+    return Pattern.compile("(?:" + regex + ")");
   }
 }

@@ -9,6 +9,7 @@ public class SurgeryException extends RuntimeException {
 
   private static final long serialVersionUID = 1L;
 
+  /** The path of the block where the surgery failed, or null when it is not known. */
   private final String blockPath;
 
   /**

@@ -36,7 +36,17 @@ public record SurgeryPlan(
    */
   public static final long UNKNOWN_PARAMETERS = -1;
 
-  /** Copies the steps. */
+  /**
+   * Copies the steps.
+   *
+   * @param steps one step per replaced block, in replacement order
+   * @param parametersBefore the number of parameter values (scalars) in the model now, or {@link
+   *     #UNKNOWN_PARAMETERS} when a parameter has no shape yet (the model is not initialized)
+   * @param parametersAfter the number the model would have after the surgery, or {@link
+   *     #UNKNOWN_PARAMETERS}
+   * @param inputShape the model input the steps' multiply-accumulate counts are for (batch axis
+   *     first, counts per sample), or null when the plan was made without one
+   */
   public SurgeryPlan {
     steps = List.copyOf(steps);
   }
@@ -77,7 +87,20 @@ public record SurgeryPlan(
       Long macsBefore,
       Long macsAfter) {
 
-    /** Copies the lists. */
+    /**
+     * Copies the lists.
+     *
+     * @param path the block's stable path before surgery, as {@link BlockPaths#display} shows it
+     * @param oldType the block's display type
+     * @param newType the replacement's display type
+     * @param removed parameters of the block that would leave the model
+     * @param added parameters of the replacement that would join the model
+     * @param kept parameters of the block that would stay in the model: adopted by the replacement,
+     *     or changed in place (frozen by layer freezing)
+     * @param macsBefore multiply-accumulates of one forward of the block per sample, or null when
+     *     unknown (no input shape, or a type whose cost is not counted)
+     * @param macsAfter the same for the replacement, or null when unknown
+     */
     public Step {
       removed = List.copyOf(removed);
       added = List.copyOf(added);
@@ -212,7 +235,17 @@ public record SurgeryPlan(
    */
   public record PlannedParameter(String name, Shape shape, StateFate state, boolean bornExact) {
 
-    /** Checks that only a fresh parameter is born exact. */
+    /**
+     * Checks that only a fresh parameter is born exact.
+     *
+     * @param name its name relative to its block, for example {@code weight}
+     * @param shape its shape, or null when the model is not initialized
+     * @param state what the surgery does to its optimizer state
+     * @param bornExact for a {@link StateFate#FRESH} parameter under DJL's Sgd, Adam or AdamW: the
+     *     engine updates it exactly as a fresh optimizer started at step 0 would (Adam's bias
+     *     correction of its own step count, the learning rate of the model's position; DJL alone
+     *     would use the global step count for both); false otherwise
+     */
     public PlannedParameter {
       if (state == null) {
         throw new IllegalArgumentException("state must not be null, use StateFate.NONE");

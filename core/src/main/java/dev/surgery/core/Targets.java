@@ -299,9 +299,26 @@ public final class Targets {
 
   // ------------------------------------------------------------------ pattern syntax
 
+  /**
+   * The longest pattern taken: far beyond a block path of a deep model, and short enough that a
+   * config that repeats one pattern through aliases cannot keep the check busy.
+   */
+  static final int MAX_PATTERN_LENGTH = 4096;
+
   private static Pattern compile(String text) {
     if (text == null || text.isEmpty()) {
       throw new InvalidPatternException(text, 0, "a pattern must not be empty");
+    }
+    if (text.length() > MAX_PATTERN_LENGTH) {
+      // Shown cut: the message would otherwise carry the whole text.
+      throw new InvalidPatternException(
+          text.substring(0, text.offsetByCodePoints(0, 40)) + "...",
+          0,
+          "a pattern is at most "
+              + MAX_PATTERN_LENGTH
+              + " characters, this one "
+              + text.length()
+              + ": use '**' and '*' for the parts between");
     }
     for (int i = 0; i < text.length(); i += Character.charCount(text.codePointAt(i))) {
       int c = text.codePointAt(i); // by code point: a format character may lie beyond U+FFFF
@@ -369,14 +386,14 @@ public final class Targets {
               offset + stars,
               "'**' must be a whole path segment (as in a/**/b); use '*' within a segment");
         }
-        regex.append(BlockPaths.globToRegex(seg).pattern());
+        regex.append(BlockPaths.globToRegexText(seg));
         if (!last) {
           regex.append('/');
         }
       }
       offset += seg.length() + 1;
     }
-    return Pattern.compile(regex.toString());
+    return BlockPaths.compileWhole(regex.toString());
   }
 
   /** The blocks that targets select in one model. */

@@ -19,7 +19,13 @@ public record EntryPlan(ScheduledAlgorithm entry, SurgeryPlan plan, String error
    */
   public static final String NO_PLAN = "no plan: ";
 
-  /** Requires the entry and exactly one of plan and error. */
+  /**
+   * Requires the entry and exactly one of plan and error.
+   *
+   * @param entry the scheduled entry
+   * @param plan its plan, or null when planning failed
+   * @param error why planning failed, or null
+   */
   public EntryPlan {
     if (entry == null || (plan == null) == (error == null)) {
       throw new IllegalArgumentException("an entry plan needs its entry and a plan or an error");

@@ -80,7 +80,15 @@ public final class SurgeryCheckpoint {
       List<Shape> inputShapes,
       Map<String, String> properties) {
 
-    /** Copies the collections. */
+    /**
+     * Copies the collections.
+     *
+     * @param modelName the saved model's name
+     * @param dataType the model's data type
+     * @param inputNames the names of the block's inputs
+     * @param inputShapes the shapes of the block's inputs, as it was initialized
+     * @param properties the model properties, {@code surgery} and {@code Epoch} among them
+     */
     public Header {
       inputNames = List.copyOf(inputNames);
       inputShapes = List.copyOf(inputShapes);

@@ -8,8 +8,13 @@ public final class SurgeryFailedException extends RuntimeException {
 
   private static final long serialVersionUID = 1L;
 
+  /** The name of the algorithm whose surgery failed. */
   private final String algorithm;
+
+  /** The number of completed epochs when it ran. */
   private final int epoch;
+
+  /** The block where it failed, or null when no single block is concerned. */
   private final String blockPath;
 
   /**

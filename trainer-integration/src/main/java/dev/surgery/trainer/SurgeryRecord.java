@@ -28,7 +28,18 @@ public record SurgeryRecord(
     int totalEpochs,
     Map<String, String> changes) {
 
-  /** Validates and copies. */
+  /**
+   * Validates and copies.
+   *
+   * @param algorithm the algorithm's config name
+   * @param hyperparameters the hyperparameters it ran with, by config name
+   * @param epoch the number of completed epochs when it ran (0: before training)
+   * @param totalEpochs the planned number of epochs it was given, 0 when unknown
+   * @param changes what it replaced: block path (as it was before) to {@code old->new} type ({@code
+   *     02SequentialBlock/04Conv2d: Conv2d->BlurConv2d}), in order; empty when it replaced nothing;
+   *     null when unknown (a record written before this was recorded, or by hand). A replay must
+   *     replace exactly these
+   */
   public SurgeryRecord {
     if (algorithm == null || algorithm.isEmpty()) {
       throw new IllegalArgumentException("algorithm must not be empty");

@@ -35,6 +35,10 @@ public record AlgorithmSpec(
    * Checks the name and the declarations, so that a plugin's mistake is refused where it is
    * registered rather than met later as a wrong value at some config entry, and copies them.
    *
+   * @param name the config name, for example {@code blurpool}
+   * @param hyperParameters the declarations, in documentation order
+   * @param factory builds the algorithm from a complete map of validated, typed values (defaults
+   *     filled in)
    * @throws IllegalArgumentException naming the algorithm and what is wrong
    */
   public AlgorithmSpec {

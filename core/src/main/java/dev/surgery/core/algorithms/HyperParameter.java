@@ -78,6 +78,17 @@ public record HyperParameter<T>(
    * Copies the choices and checks the declaration: the default's class, bounds that are numbers
    * (not NaN) on a number, choices only on a string. A plugin's mistake here is refused when it is
    * declared rather than left to let every value through.
+   *
+   * @param name the snake_case name, as in Composer
+   * @param type the value type
+   * @param valueClass the Java class of a value, matching {@code type}
+   * @param defaultValue the default (Composer's unless the algorithm documents otherwise)
+   * @param min the smallest valid number (inclusive), or null
+   * @param max the largest valid number, or null
+   * @param minExclusive whether {@code min} itself is invalid
+   * @param maxExclusive whether {@code max} itself is invalid
+   * @param choices the valid strings for {@link Type#STRING}, empty for any
+   * @param description one line for error messages and docs
    */
   public HyperParameter {
     choices = choices == null ? List.of() : List.copyOf(choices);

@@ -50,7 +50,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
           64,
           0.0,
           true,
-          null,
+          (double) Integer.MAX_VALUE, // a width: beyond an int no gate can be built
           "hidden width of the gate; a value below 1 is a fraction of the channels");
 
   /** {@code min_channels}: the smallest min(in, out) channels of a convolution that gets a gate. */

@@ -34,7 +34,19 @@ public record SurgeryChanges(
    */
   public static final long UNKNOWN_PARAMETERS = -1;
 
-  /** Copies the collections. */
+  /**
+   * Copies the collections.
+   *
+   * @param algorithm the algorithm's config name
+   * @param hyperparameters the hyperparameters it ran with
+   * @param changes one entry per replaced block, in replacement order
+   * @param parametersBefore the number of parameter values (scalars) in the model before, or {@link
+   *     #UNKNOWN_PARAMETERS} when a parameter had no shape yet (the model was not initialized)
+   * @param parametersAfter the number after, or {@link #UNKNOWN_PARAMETERS}
+   * @param nanos time taken, in nanoseconds
+   * @param warnings what the algorithm warned of while it ran (logged at WARN too), such as an
+   *     application that changed nothing; empty when nothing
+   */
   public SurgeryChanges {
     hyperparameters = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(hyperparameters));
     changes = List.copyOf(changes);

@@ -17,7 +17,14 @@ import java.util.Objects;
 public record SurgeryContext(
     Block model, List<Trainer> trainers, int completedEpochs, int totalEpochs) {
 
-  /** Validates and copies the trainer list. */
+  /**
+   * Validates and copies the trainer list.
+   *
+   * @param model the root block; never replaced itself
+   * @param trainers the trainers whose parameter stores and optimizers must follow the change
+   * @param completedEpochs training epochs completed so far (0 before training)
+   * @param totalEpochs the planned number of epochs, or 0 when unknown
+   */
   public SurgeryContext {
     if (model == null) {
       throw new IllegalArgumentException("model must not be null");

@@ -44,7 +44,12 @@ public record Time(double value, Unit unit) {
     }
   }
 
-  /** Checks the value against the unit. */
+  /**
+   * Checks the value against the unit.
+   *
+   * @param value the amount: whole for {@link Unit#EPOCH} and {@link Unit#BATCH}
+   * @param unit the unit
+   */
   public Time {
     if (unit == null) {
       throw new IllegalArgumentException("unit must not be null");

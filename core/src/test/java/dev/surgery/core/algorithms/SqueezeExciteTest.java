@@ -167,7 +167,15 @@ class SqueezeExciteTest {
         assertThrows(
             IllegalArgumentException.class,
             () -> SqueezeExcite.builder().optLatentChannels(0).build());
-    assertTrue(e.getMessage().contains("latent_channels") && e.getMessage().contains("> 0"));
+    assertTrue(
+        e.getMessage().contains("latent_channels") && e.getMessage().contains("(0, 2147483647]"),
+        e.getMessage());
+    // A width beyond an int: once accepted, it failed an epoch into training (no gate that wide).
+    e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> SqueezeExcite.builder().optLatentChannels(3e9).build());
+    assertTrue(e.getMessage().contains("got 3.0E9"), e.getMessage());
     e =
         assertThrows(
             IllegalArgumentException.class,

@@ -113,6 +113,15 @@ final class ConfigParser {
             .setSchema(new CoreSchema())
             .setMaxAliasesForCollections(50)
             .setCodePointLimit(SurgeryConfig.MAX_FILE_BYTES)
+            // The file is read by YAML 1.2's rules: one that declares 1.1 means other values by
+            // the same text ('010' is 8 there, 'yes' true), so it is refused, not read otherwise.
+            .setVersionFunction(
+                version -> {
+                  if (version.getMajor() != 1 || version.getMinor() != 2) {
+                    throw new YamlVersionException(version);
+                  }
+                  return version;
+                })
             .build();
   }
 
@@ -196,13 +205,21 @@ final class ConfigParser {
       int column = mark.map(m -> m.getColumn() + 1).orElse(1);
       String problem = clean(e.getProblem());
       String context = clean(e.getContext());
+      // An unquoted block pattern ('**/01Conv2d', '*Conv2d') begins with YAML's alias mark.
+      boolean alias = context.contains("scanning an alias") || problem.contains("undefined alias");
       add(
           line,
           column,
-          "YAML syntax error: " + problem + (context.isEmpty() ? "" : " (" + context + ")"));
+          "YAML syntax error: "
+              + problem
+              + (context.isEmpty() ? "" : " (" + context + ")")
+              + (alias
+                  ? "; a value that begins with '*' is read as an alias: quote block patterns, as"
+                      + " in include: ['**/01Conv2d']"
+                  : ""));
       throw exception();
     } catch (ReaderException e) {
-      int[] at = lineAndColumn(text, Math.min(e.getPosition(), text.length()));
+      int[] at = lineAndColumnOfCodePoint(text, e.getPosition());
       add(at[0], at[1], "unreadable character: " + clean(e.getMessage()));
       throw exception();
     } catch (YamlVersionException e) {
@@ -215,8 +232,9 @@ final class ConfigParser {
           at[1],
           "unsupported YAML version "
               + version.getRepresentation()
-              + " in the %YAML directive: a surgery config is YAML 1.2 (write '%YAML 1.2' or"
-              + " leave the directive out)");
+              + " in the %YAML directive: a surgery config is YAML 1.2, whose rules read some"
+              + " values otherwise (in 1.1 '010' is 8 and 'yes' is true); write '%YAML 1.2' or"
+              + " leave the directive out");
       throw exception();
     } catch (YamlEngineException e) {
       // The composer's unmarked errors (too many aliases of lists and mappings) point nowhere;
@@ -402,7 +420,7 @@ final class ConfigParser {
           addAt(reportNode, "report is not a valid path: " + e.getReason());
         }
         if (report != null) {
-          String unusable = unusableReport(report);
+          String unusable = unusableReport(s, report);
           if (unusable != null) {
             addAt(reportNode, unusable);
           }
@@ -977,6 +995,11 @@ final class ConfigParser {
     // An explicit tag on text not of its type ('!!bool yes', '!!int abc'): the constructor reads
     // such text as null, or fails with a Java exception's text.
     Pattern form = CORE_FORMS.get(tag);
+    if (Tag.BINARY.equals(tag)) {
+      // Not a core-schema type, yet SnakeYAML reads it (as bytes, which no key takes).
+      addAt(node, cannotRead(s));
+      return INVALID;
+    }
     if (form != null && !form.matcher(value).matches()) {
       addAt(node, cannotRead(s));
       return INVALID;
@@ -1054,6 +1077,9 @@ final class ConfigParser {
       if (v instanceof Boolean) {
         return "the boolean " + v;
       }
+      if (v instanceof byte[]) {
+        return tagName(s.getTag()) + " " + ConfigText.shown(s.getValue());
+      }
       // '!!float 1' is the float 1.0: the text alone would contradict "must be a whole number".
       return explicitlyTagged(s)
           ? v + " (" + tagName(s.getTag()) + " " + s.getValue() + ")"
@@ -1084,9 +1110,27 @@ final class ConfigParser {
    * written only once surgery ran, so a path that cannot take it would lose it after the whole run
    * (and one that names the config would overwrite the config).
    */
-  private String unusableReport(Path report) {
-    Path target = report.toAbsolutePath().normalize();
-    if (source != null && sameFile(target, source.toAbsolutePath().normalize())) {
+  private String unusableReport(String text, Path report) {
+    if (text.endsWith("/") || text.endsWith(java.io.File.separator)) {
+      // Path.of drops the slash: the report would be a file of that name, not one in that folder.
+      return "report names a directory ('"
+          + text
+          + "' ends with a slash); name a file in it, such as "
+          + text
+          + "surgery-log.json";
+    }
+    Path target;
+    try {
+      target = resolvedTarget(report);
+    } catch (IOException e) {
+      return "report cannot be written to " + report + ": " + e.getMessage();
+    }
+    if (target == null) {
+      return "report cannot be written to "
+          + report
+          + ": it goes up ('..') from a directory that does not exist";
+    }
+    if (source != null && sameFile(target, resolvedOrAbsolute(source))) {
       return "report names the config file itself, which the JSON report would overwrite; name"
           + " another file, such as surgery-log.json";
     }
@@ -1148,6 +1192,44 @@ final class ConfigParser {
           + "; name a writable location";
     }
     return null;
+  }
+
+  /**
+   * Where the file system puts a path: the longest part that exists with its links followed, as the
+   * operating system resolves them ({@code link/..} is the link target's parent, not the folder the
+   * text shows), then the rest by name; null when a {@code ..} follows a directory that does not
+   * exist yet (the operating system cannot resolve it). Checked as the report will be written, so
+   * the check and the writer agree on the file.
+   */
+  static Path resolvedTarget(Path path) throws IOException {
+    Path absolute = path.toAbsolutePath();
+    Path existing = absolute.getRoot();
+    int count = absolute.getNameCount();
+    int known = 0;
+    while (known < count && Files.exists(existing.resolve(absolute.getName(known)))) {
+      existing = existing.resolve(absolute.getName(known));
+      known++;
+    }
+    Path target = existing.toRealPath();
+    for (int i = known; i < count; i++) {
+      String name = absolute.getName(i).toString();
+      if (name.equals("..")) {
+        return null;
+      }
+      if (!name.equals(".")) {
+        target = target.resolve(name);
+      }
+    }
+    return target;
+  }
+
+  private static Path resolvedOrAbsolute(Path path) {
+    try {
+      Path resolved = resolvedTarget(path);
+      return resolved != null ? resolved : path.toAbsolutePath().normalize();
+    } catch (IOException e) {
+      return path.toAbsolutePath().normalize();
+    }
   }
 
   private static boolean sameFile(Path a, Path b) {
@@ -1218,10 +1300,24 @@ final class ConfigParser {
       if (c == '\n' || (c == '\r' && (i + 1 >= text.length() || text.charAt(i + 1) != '\n'))) {
         line++;
         column = 1;
-      } else if (c != '\r') {
-        column++;
+      } else if (c != '\r'
+          && !(i == 0 && c == '\uFEFF') // a byte-order mark is no column
+          && !(Character.isLowSurrogate(c)
+              && i > 0
+              && Character.isHighSurrogate(text.charAt(i - 1)))) {
+        column++; // one per character: an emoji (two UTF-16 units) is one column
       }
     }
     return new int[] {line, column};
+  }
+
+  /**
+   * {@link #lineAndColumn} of a position counted in characters (code points), as YAML's reader
+   * counts.
+   */
+  static int[] lineAndColumnOfCodePoint(String text, int codePoints) {
+    int count = text.codePointCount(0, text.length());
+    return lineAndColumn(
+        text, text.offsetByCodePoints(0, Math.max(0, Math.min(codePoints, count))));
   }
 }

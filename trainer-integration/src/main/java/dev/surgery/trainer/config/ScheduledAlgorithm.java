@@ -17,7 +17,19 @@ import dev.surgery.core.algorithms.Algorithm;
 public record ScheduledAlgorithm(
     Algorithm algorithm, int epoch, int index, String source, Trigger trigger) {
 
-  /** Validates the entry. */
+  /**
+   * Validates the entry.
+   *
+   * @param algorithm the configured algorithm
+   * @param epoch for an epoch trigger, the number of completed epochs when it runs (0 runs it
+   *     before training); 0 for the other triggers, which are not placed by epoch (see {@link
+   *     #trigger})
+   * @param index the entry's position in the schedule (0-based, file or builder order); entries due
+   *     at one event run in this order
+   * @param source where the entry was declared, for messages: {@code file:line:column} for a config
+   *     entry, {@code builder entry N} for one added in code
+   * @param trigger when the entry runs
+   */
   public ScheduledAlgorithm {
     if (algorithm == null) {
       throw new IllegalArgumentException("algorithm must not be null");

@@ -39,7 +39,14 @@ public record Trigger(Kind kind, long amount, double fraction) {
     EVENTS
   }
 
-  /** Validates the trigger. */
+  /**
+   * Validates the trigger.
+   *
+   * @param kind what the amount counts
+   * @param amount the epoch, the step, or the repeat interval (epochs or steps); 0 for {@link
+   *     Kind#DURATION} and {@link Kind#EVENTS}
+   * @param fraction the fraction of the planned training for {@link Kind#DURATION}, else 0
+   */
   public Trigger {
     if (kind == null) {
       throw new IllegalArgumentException("kind must not be null");

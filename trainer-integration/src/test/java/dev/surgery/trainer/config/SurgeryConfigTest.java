@@ -308,6 +308,44 @@ class SurgeryConfigTest {
             1,
             "unsupported YAML version 2.0 in the %YAML directive"),
         new Case(
+            "an emoji before a control character is one column",
+            "algorithms:\n  - name: \uD83C\uDF89\u0000\n",
+            2,
+            12,
+            "binary data: control character U+0000"),
+        new Case(
+            "a character YAML refuses, after an emoji on an earlier line (YAML counts characters)",
+            "# \uD83C\uDF89\nalgorithms: []\n\u0080x: 1\n",
+            3,
+            1,
+            "unreadable character"),
+        new Case(
+            "a %YAML 1.1 directive: its rules read '010' and 'yes' otherwise",
+            "%YAML 1.1\n---\nalgorithms: []\n",
+            1,
+            1,
+            "unsupported YAML version 1.1 in the %YAML directive"),
+        new Case(
+            "a !!binary value, which no key takes",
+            "algorithms:\n  - name: !!binary Ymx1cnBvb2w=\n    epoch: 1\n",
+            2,
+            11,
+            "the tag !!binary is not allowed"),
+        new Case(
+            "an include pattern longer than any block path",
+            "algorithms:\n  - name: blurpool\n    epoch: 1\n    include: ['"
+                + "a".repeat(5000)
+                + "']\n",
+            4,
+            16,
+            "a pattern is at most 4096 characters, this one 5000"),
+        new Case(
+            "an unquoted pattern that begins with '*' reads as an alias: the message says quote it",
+            "algorithms:\n  - name: blurpool\n    epoch: 1\n    exclude: *Conv2d\n",
+            4,
+            14,
+            "quote block patterns, as in include: ['**/01Conv2d']"),
+        new Case(
             "a quoted '<<' is a key like any other, not a merge key",
             "algorithms:\n  - name: blurpool\n    epoch: 1\n    \"<<\": 3\n",
             4,
