@@ -164,4 +164,17 @@ public final class BlockInspector {
             flags.get(0),
             countIncludePad));
   }
+
+  /**
+   * A parameter's shape: DJL's, or its array's for a parameter given an array without a shape (a
+   * new {@code Parameter} built around an existing array, which DJL leaves without one); null when
+   * it has neither (a model not initialized).
+   *
+   * @param parameter the parameter
+   * @return its shape, or null
+   */
+  public static Shape shapeOf(Parameter parameter) {
+    Shape shape = parameter.getShape();
+    return shape != null || !parameter.isInitialized() ? shape : parameter.getArray().getShape();
+  }
 }

@@ -2,6 +2,7 @@ package dev.surgery.core;
 
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
+import ai.djl.nn.LambdaBlock;
 import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
@@ -32,10 +33,10 @@ final class MacCounter {
   /**
    * Finds the input shapes of the blocks under {@code root} for a model input, one per place a
    * block runs (a block held at two places of the tree runs twice per sample): sequential and
-   * parallel blocks pass shapes on through their children's {@code getOutputShapes} (a sequence
-   * initialized with this input through its children's recorded input shapes, which runs no
-   * lambda); below another composite only an initialized child's recorded shapes are used, and only
-   * when the composite was initialized with this very input. A place it cannot reach gets no entry.
+   * parallel blocks pass shapes on through their children's {@code getOutputShapes} (past a lambda
+   * that recorded this input, through the next child's recorded input, which runs no lambda); below
+   * another composite only an initialized child's recorded shapes are used, and only when the
+   * composite was initialized with this very input. A place it cannot reach gets no entry.
    *
    * @param root the root block
    * @param input the model's input shapes, batch axis first; the batch is taken as 1
@@ -43,8 +44,8 @@ final class MacCounter {
    */
   static Reached inputShapes(Block root, Shape[] input) {
     Reached reached = new Reached(new IdentityHashMap<>(), new IdentityHashMap<>());
-    walk(root, perSample(input), reached.shapes());
     countPlaces(root, reached.places());
+    walk(root, perSample(input), reached);
     return reached;
   }
 
@@ -54,29 +55,24 @@ final class MacCounter {
    */
   record Reached(Map<Block, List<Shape[]>> shapes, Map<Block, Integer> places) {}
 
-  private static void walk(Block block, Shape[] in, Map<Block, List<Shape[]>> out) {
-    out.computeIfAbsent(block, b -> new ArrayList<>(1)).add(in);
+  private static void walk(Block block, Shape[] in, Reached reached) {
+    reached.shapes().computeIfAbsent(block, b -> new ArrayList<>(1)).add(in);
     List<Block> children = block.getChildren().values();
     if (children.isEmpty()) {
       return;
     }
     if (block instanceof SequentialBlock) {
-      // Initialized with this very input, the sequence recorded each child's input: the output of
-      // one child is the recorded input of the next, read without running anything. DJL's
-      // LambdaBlock.getOutputShapes runs its lambda on zeros, so a lambda that draws random
-      // numbers (noise, a dropout of its own) would move the program's random generator.
-      boolean recorded = recordedInputIs(block, in);
       Shape[] current = in;
       for (int i = 0, size = children.size(); i < size; i++) {
         Block child = children.get(i);
-        walk(child, current, out);
+        walk(child, current, reached);
         if (i + 1 == size) {
           break; // the sequence's own output is not followed from here
         }
         Block next = children.get(i + 1);
         try {
           current =
-              recorded && next.isInitialized()
+              lambdaOutputRecorded(child, current, next, reached)
                   ? perSample(next.getInputShapes())
                   : perSample(child.getOutputShapes(current));
         } catch (RuntimeException e) {
@@ -85,15 +81,30 @@ final class MacCounter {
       }
     } else if (block instanceof ParallelBlock) {
       for (Block child : children) {
-        walk(child, in, out);
+        walk(child, in, reached);
       }
     } else if (recordedInputIs(block, in)) {
       for (Block child : children) {
         if (child.isInitialized()) {
-          walk(child, perSample(child.getInputShapes()), out);
+          walk(child, perSample(child.getInputShapes()), reached);
         }
       }
     }
+  }
+
+  /**
+   * Whether a lambda's output for this input can be read from the next block's recorded input
+   * rather than computed: DJL's {@code LambdaBlock.getOutputShapes} runs the lambda on zeros, so a
+   * lambda that draws random numbers (noise, a dropout of its own) would move the program's random
+   * generator. Only where the lambda last recorded this very input and the next block runs at this
+   * one place, so that what it recorded is what the lambda gives here.
+   */
+  private static boolean lambdaOutputRecorded(
+      Block child, Shape[] in, Block next, Reached reached) {
+    return child instanceof LambdaBlock
+        && recordedInputIs(child, in)
+        && next.isInitialized()
+        && reached.places().getOrDefault(next, 0) == 1;
   }
 
   private static void countPlaces(Block block, Map<Block, Integer> places) {

@@ -388,7 +388,7 @@ public record SurgeryPlan(
                 parametersBefore,
                 parametersAfter,
                 parametersAfter - parametersBefore)
-            : "  parameters: unknown (the model is not initialized)");
+            : "  parameters: unknown (parameters without shapes: the model is not initialized)");
     Map<StateFate, Integer> counts = stateCounts();
     if (counts.get(StateFate.NONE) < counts.values().stream().mapToInt(Integer::intValue).sum()) {
       sb.append(
@@ -480,10 +480,20 @@ public record SurgeryPlan(
             new ArrayList<>(removed), new ArrayList<>(added), kept, trainers, owners, elsewhere);
     Map<Block, String> pathsAfter = null;
     List<Step> steps = new ArrayList<>(replaced.size());
-    // Under recursion a replacement may be replaced again by one that adopts its parameters: they
-    // join the model once, at the step that brought them, and the later step keeps them.
-    Set<Parameter> listedAdded = Collections.newSetFromMap(new IdentityHashMap<>());
+    // Under recursion a replacement may be replaced again (by one that adopts its parameters, or
+    // by another): a parameter joins the model once, at the last step whose replacement holds it,
+    // while an earlier replacement that holds the later one (a wrapper) lists it no more.
+    Map<Parameter, Integer> lastHolder = new IdentityHashMap<>();
+    int stepIndex = 0;
+    for (Block replacement : replaced.values()) {
+      for (Parameter p : parameters(replacement, after, before)) {
+        lastHolder.put(p, stepIndex);
+      }
+      stepIndex++;
+    }
+    stepIndex = -1;
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
+      stepIndex++;
       String path = pathsBefore.get(e.getKey());
       if (path == null) {
         // An intermediate replacement (recursion on replacements): it has only a path after.
@@ -494,12 +504,8 @@ public record SurgeryPlan(
       }
       Set<Parameter> keptHere = keptParameters(e.getKey(), e.getValue(), before, after);
       Set<Parameter> addedHere = parameters(e.getValue(), after, before);
-      for (Pair<String, Parameter> p : e.getKey().getParameters()) {
-        if (listedAdded.contains(p.getValue()) && addedHere.remove(p.getValue())) {
-          keptHere.add(p.getValue()); // brought by an earlier step, adopted here
-        }
-      }
-      listedAdded.addAll(addedHere);
+      int here = stepIndex;
+      addedHere.removeIf(p -> lastHolder.get(p) != here);
       steps.add(
           new Step(
               BlockPaths.display(path),
@@ -566,8 +572,7 @@ public record SurgeryPlan(
    * new {@code Parameter} set around an existing array); null when it has neither.
    */
   private static Shape shapeOf(Parameter p) {
-    Shape shape = p.getShape();
-    return shape != null || !p.isInitialized() ? shape : p.getArray().getShape();
+    return BlockInspector.shapeOf(p);
   }
 
   /** The parameter values of a model, or unknown when a parameter has no shape yet. */

@@ -811,8 +811,12 @@ final class TreeSurgery {
     if (n.swap != null && n.swap != n && oldNode.originOrSelf() != n) {
       throw new SurgeryException(
           BlockPaths.display(oldNode.path()),
-          "the replacement is a block this surgery has taken out of the model already (replaced"
-              + " at another match); return a new block, copying the weights it needs");
+          n.originOrSelf() == oldNode.originOrSelf()
+              ? "a recursion returned a replacement it had already replaced at this place; return"
+                  + " a new block"
+              : "the replacement is a block this surgery has taken out of the model already"
+                  + " (replaced at another match); return a new block, copying the weights it"
+                  + " needs");
     }
     // A block whose arrays are gone (the old block of an earlier surgery, which freed them) would
     // fail the next step far from here: refused now, before anything changed for it. Only a block

@@ -293,4 +293,55 @@ class MacCountTest {
     }
     return null;
   }
+
+  private static Conv2d conv3x3(int filters, int stride) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optStride(new Shape(stride, stride))
+        .optPadding(new Shape(1, 1))
+        .setFilters(filters)
+        .build();
+  }
+
+  /**
+   * A block held at two places of one sequence records only its last input: read as the output of
+   * the block before it, both places got the second one's shape (a reviewer's case).
+   */
+  @Test
+  void aBlockAtTwoPlacesCountsEachPlacesOwnInput() {
+    Conv2d shared = conv3x3(4, 1);
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(conv3x3(4, 1))
+            .add(shared)
+            .add(ai.djl.nn.pooling.Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
+            .add(shared);
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      MacCounter.Reached reached = MacCounter.inputShapes(net, new Shape[] {new Shape(1, 3, 8, 8)});
+      // 8 x 8 x 4 x 4 x 9 at the first place, 4 x 4 x 4 x 4 x 9 at the second
+      assertEquals(9216L + 2304L, MacCounter.macsAtEveryPlace(shared, reached, shared));
+    }
+  }
+
+  /**
+   * After a surgery that changed shapes, the blocks after it keep the input shapes they recorded
+   * before: counts follow the shapes the model computes now.
+   */
+  @Test
+  void aShapeChangingSurgeryLeavesNoStaleCount() {
+    Conv2d first = conv3x3(4, 1);
+    Conv2d second = conv3x3(4, 1);
+    SequentialBlock net = new SequentialBlock().add(first).add(Blocks.identityBlock()).add(second);
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      ModuleSurgery.replaceModules(
+          net,
+          Map.of((block, path) -> block == first, (block, index) -> conv3x3(4, 2)),
+          SurgeryOptions.builder().optAllowShapeChange(true).build());
+      MacCounter.Reached reached = MacCounter.inputShapes(net, new Shape[] {new Shape(1, 3, 8, 8)});
+      // the second convolution now sees 4 x 4
+      assertEquals(2304L, MacCounter.macsAtEveryPlace(second, reached, second));
+    }
+  }
 }

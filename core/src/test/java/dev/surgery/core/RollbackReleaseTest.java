@@ -75,10 +75,6 @@ class RollbackReleaseTest {
   }
 
   /**
-   * Two policies return a weight copy for the same block: the second is refused, and the arrays of
-   * both copies are freed by the rollback, attempt after attempt (each left two arrays behind).
-   */
-  /**
    * A plan whose function returns another model's block, with that model's trainer among the
    * plan's: the plan freed that block's arrays when it undid itself (it ran without trainers), and
    * the other model could not train. Only read, the trainers still keep what their models use.
@@ -112,6 +108,10 @@ class RollbackReleaseTest {
     }
   }
 
+  /**
+   * Two policies return a weight copy for the same block: the second is refused, and the arrays of
+   * both copies are freed by the rollback, attempt after attempt (each left two arrays behind).
+   */
   @Test
   void aReplacementRefusedAsASecondPolicysIsFreedToo() {
     try (Model model = Model.newInstance("two-policies")) {

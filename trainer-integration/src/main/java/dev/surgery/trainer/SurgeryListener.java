@@ -132,8 +132,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /**
    * The states of the trainers whose training has not ended ({@link #onTrainingEnd}), held
    * strongly: a trainer the program dropped without closing it (an uncaught exception) may be
-   * collected before {@link #onProgramEnd()}, which must still report it. Guarded by {@code
-   * states}.
+   * collected before {@link #onProgramEnd()}, which must still report it. A later trainer's start
+   * ends those collected by then ({@link #endCollectedTrainers}), so that a long search does not
+   * keep every dropped trial's model. Guarded by {@code states}.
    */
   private final Set<TrainerState> unfinished = Collections.newSetFromMap(new IdentityHashMap<>());
 
@@ -546,7 +547,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * as the planned length tells it before the entry runs: what an algorithm that follows the
    * progress of training (layer freezing) is given then. An epoch entry gives its epoch, {@code
    * every: 2ep} 2, a duration {@code ceil(fraction * planned epochs) - 1} (it runs at the end of a
-   * batch of that epoch); a step needs the batches per epoch, known once the data says its size.
+   * batch of that epoch); a step, and a duration due in the first epoch, need the batches per
+   * epoch, known once the data says its size (data that does not tell it before the first epoch
+   * ends runs such a duration there).
    *
    * @param trainer the trainer, served by this listener or not
    * @param entry an entry of this listener's schedule
@@ -1079,7 +1082,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (!programEnd.end(ProgramEnd.WAIT_MILLIS)) {
       return false;
     }
-    endCollectedTrainers(); // dropped unclosed before the end: ended, not cut short
+    // A trainer collected unclosed and not yet ended by a later trainer's start stays unfinished:
+    // listed as cut short with the others, as a trainer never closed is.
     List<TrainerState> cut;
     synchronized (states) {
       programEnded = true; // once: end() answered true once
@@ -1332,10 +1336,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private void endCollectedTrainers() {
     List<TrainerState> dropped;
     synchronized (states) {
+      dropped = states.drainCollected(); // after the program's end too, so that none piles up
       if (programEnded) {
-        return;
+        return; // onProgramEnd listed them
       }
-      dropped = states.drainCollected();
       dropped.removeIf(st -> !unfinished.remove(st));
     }
     if (dropped.isEmpty()) {
@@ -1540,7 +1544,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
 
     /**
-     * Sets the planned number of epochs, passed to algorithms that follow a schedule.
+     * Sets the planned number of epochs, passed to algorithms that follow a schedule. As {@code
+     * total_epochs} in a config file, it bounds the schedule: {@link #build} refuses an entry after
+     * it, which would never run (a loop that announces a longer training still lengthens it for
+     * what runs).
      *
      * @param totalEpochs the number of epochs, or 0 when unknown
      * @return this builder

@@ -127,9 +127,15 @@ final class TrainingLength {
           return completedBefore(dueStep(t, totalSteps), batches);
         }
         int planned = st == null ? totalEpochs : plannedEpochs(st);
-        return planned <= 0
+        if (planned <= 0) {
+          return OptionalInt.empty();
+        }
+        int completed = (int) Math.max(0, Math.ceil(t.fraction() * planned - 1e-9) - 1);
+        // Data that does not report its size tells the batches per epoch at the first epoch's end:
+        // a duration due in that epoch then runs there, after the epoch is counted.
+        return completed == 0 && (st == null || st.batchesPerEpoch <= 0)
             ? OptionalInt.empty()
-            : OptionalInt.of((int) Math.max(0, Math.ceil(t.fraction() * planned - 1e-9) - 1));
+            : OptionalInt.of(completed);
       default:
         return OptionalInt.empty();
     }

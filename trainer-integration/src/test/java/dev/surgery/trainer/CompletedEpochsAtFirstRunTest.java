@@ -41,13 +41,21 @@ class CompletedEpochsAtFirstRunTest {
       for (double fraction : new double[] {0.01, 0.25, 0.5, 0.6, 0.75, 0.99, 1.0}) {
         ScheduledAlgorithm e = entry(Trigger.at(Time.parse(fraction + "dur")));
         TrainingLength length = new TrainingLength(List.of(e), epochs, 0, "hint");
-        OptionalInt told = length.completedAtFirstRun(null, e);
         for (long batches = 1; batches <= 7; batches++) {
+          TrainerState st = new TrainerState(0, List.of(e), true);
+          st.batchesPerEpoch = batches;
           long due = TrainingLength.dueStep(e.trigger(), epochs * batches);
+          int simulated = simulatedCompleted(due, batches);
           assertEquals(
-              OptionalInt.of(simulatedCompleted(due, batches)),
-              told,
+              OptionalInt.of(simulated),
+              length.completedAtFirstRun(st, e),
               fraction + "dur of " + epochs + " epochs of " + batches + " batches");
+          // Before the data tells its size: the same, but for a duration in the first epoch,
+          // which data that never tells it runs at the first epoch's end.
+          assertEquals(
+              simulated == 0 ? OptionalInt.empty() : OptionalInt.of(simulated),
+              length.completedAtFirstRun(null, e),
+              fraction + "dur of " + epochs + " epochs, size unknown");
         }
       }
     }

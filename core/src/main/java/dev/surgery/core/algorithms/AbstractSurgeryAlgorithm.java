@@ -393,8 +393,9 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
 
   /**
    * Counts the parameter values (scalars) under a block: the sum of the sizes of its distinct
-   * {@link Parameter} objects (a parameter shared by several blocks counts once). A parameter whose
-   * shape is not known yet (uninitialized model) counts 0.
+   * {@link Parameter} objects (a parameter shared by several blocks counts once), each of its shape
+   * or else its array's ({@link BlockInspector#shapeOf}). A parameter whose shape is not known yet
+   * (uninitialized model) counts 0.
    *
    * @param root the root block
    * @return the number of scalars
@@ -405,7 +406,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     for (Pair<String, Parameter> p : root.getParameters()) {
       Parameter parameter = p.getValue();
       if (seen.add(parameter)) {
-        Shape shape = parameter.getShape();
+        Shape shape = BlockInspector.shapeOf(parameter);
         if (shape != null) {
           total += shape.size();
         }
@@ -424,7 +425,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    */
   public static long countParameterScalarsIfKnown(Block root) {
     for (Pair<String, Parameter> p : root.getParameters()) {
-      if (p.getValue().getShape() == null) {
+      if (BlockInspector.shapeOf(p.getValue()) == null) {
         return SurgeryChanges.UNKNOWN_PARAMETERS;
       }
     }

@@ -185,7 +185,8 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   /** {@link #plan}, with {@link SurgeryLock} held. */
   private SurgeryPlan planHoldingTheLock(SurgeryContext context) {
     AbstractSurgeryAlgorithm.refuseFreedArrays(BlockPaths.index(context.model()));
-    long scalars = AbstractSurgeryAlgorithm.countParameterScalars(context.model());
+    // Unknown, not 0, for a model not initialized: as the apply reports it.
+    long scalars = AbstractSurgeryAlgorithm.countParameterScalarsIfKnown(context.model());
     return new SurgeryPlan(freezing(context, new ArrayList<>()), scalars, scalars);
   }
 

@@ -19,10 +19,11 @@ import java.util.List;
  * A {@link Conv2d} whose subclasses change only the forward pass and can take over an existing
  * convolution's own {@code Parameter} objects. Adopting keeps the parameter ids, so a live
  * trainer's store and optimizer state carry on untouched, and keeps the saved layout of a plain
- * {@code Conv2d} (same metadata and parameters). A subclass that computes something else saves with
- * a version byte of its own ({@link LayerVersions}): its checkpoint is refused by a plain {@code
- * Conv2d} rather than loaded into a layer that computes something else, while it still loads a
- * plain convolution's parameters (pretrained weights).
+ * {@code Conv2d} (same metadata and parameters). This project's subclasses, which compute something
+ * else, save with a version byte of their own (the three-argument constructor; {@link
+ * LayerVersions}): their checkpoints are refused by a plain {@code Conv2d} rather than loaded into
+ * a layer that computes something else, while they still load a plain convolution's parameters
+ * (pretrained weights). A subclass built with the two-argument constructor saves DJL's version.
  *
  * <p>Weight standardization is a property of such a convolution rather than a class of its own (as
  * Composer makes it a parametrization of the weight): every subclass can compute with its weight
@@ -80,10 +81,8 @@ public abstract class AdoptingConv2d extends Conv2d implements ConvolutionLayer 
   @Override
   public void loadMetadata(byte loadVersion, DataInputStream is)
       throws IOException, MalformedModelException {
-    if (loadVersion == version || loadVersion == LayerVersions.DJL_CONV2D) {
+    if (LayerVersions.shapesFollow(this, version, LayerVersions.DJL_CONV2D, loadVersion)) {
       readInputShapes(is);
-    } else if (loadVersion != LayerVersions.DJL_FIRST) {
-      throw LayerVersions.refused(this, version, loadVersion);
     }
   }
 

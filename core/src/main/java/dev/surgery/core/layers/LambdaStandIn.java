@@ -33,10 +33,8 @@ abstract class LambdaStandIn extends SingleInputBlock {
   @Override
   protected void loadMetadata(byte loadVersion, DataInputStream is)
       throws IOException, MalformedModelException {
-    if (loadVersion == version || loadVersion == LayerVersions.DJL_LAMBDA) {
+    if (LayerVersions.shapesFollow(this, version, LayerVersions.DJL_LAMBDA, loadVersion)) {
       readInputShapes(is);
-    } else if (loadVersion != LayerVersions.DJL_FIRST) {
-      throw LayerVersions.refused(this, version, loadVersion);
     }
   }
 }

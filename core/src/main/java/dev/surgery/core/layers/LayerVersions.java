@@ -89,6 +89,28 @@ public final class LayerVersions {
   }
 
   /**
+   * Decides how a layer reads a saved version: true when the input shapes follow (its own version,
+   * or the version of the DJL block it takes the place of), false for DJL's first encoding, which
+   * has none.
+   *
+   * @param layer the layer that loads
+   * @param own the version it saves with
+   * @param original the version of the DJL block it takes the place of
+   * @param read the version the file holds
+   * @throws MalformedModelException for any other version: the file holds another kind of block
+   */
+  static boolean shapesFollow(Object layer, byte own, byte original, byte read)
+      throws MalformedModelException {
+    if (read == own || read == original) {
+      return true;
+    }
+    if (read == DJL_FIRST) {
+      return false;
+    }
+    throw refused(layer, own, read);
+  }
+
+  /**
    * The refusal of a file whose block at this place is not the loading layer's variant.
    *
    * @param layer the layer that loads

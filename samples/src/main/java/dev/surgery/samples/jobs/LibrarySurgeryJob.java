@@ -7,6 +7,8 @@ import dev.surgery.core.algorithms.GhostBatchNorm;
 import dev.surgery.core.algorithms.SqueezeExcite;
 import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.trainer.SurgeryListener;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The main job in library mode: the same ResNetV1 training, with a {@link SurgeryListener}
@@ -17,7 +19,7 @@ import dev.surgery.trainer.SurgeryListener;
  *   <li>epoch 1: {@code blurpool} (strided convolutions with 16 or more input channels);
  *   <li>epoch 2: {@code squeeze_excite} (convolutions with 64 or more channels get a gate) and
  *       {@code stochastic_depth} (residual branches dropped with a linearly growing rate up to
- *       0.1).
+ *       0.1); left out of a run of one epoch, which never reaches them.
  * </ul>
  *
  * The listener writes its surgery log to {@code <out>/surgery-log.json}, which the job's surgery
@@ -35,16 +37,26 @@ public final class LibrarySurgeryJob extends ImageClassificationJob {
    */
   public LibrarySurgeryJob(JobOptions options) {
     super("library-surgery-job", options);
-    surgery =
+    SurgeryListener.Builder builder =
         SurgeryListener.builder()
             .add(GhostBatchNorm.builder().optGhostBatchSize(8).build(), 0)
-            .add(BlurPool.builder().build(), 1)
-            .add(SqueezeExcite.builder().optMinChannels(64).build(), 2)
-            .add(StochasticDepth.builder().optDropRate(0.1).build(), 2)
-            .optTotalEpochs(options.epochs())
-            .optReportPath(options.surgeryLogPath())
-            .build();
+            .add(BlurPool.builder().build(), 1);
+    if (options.epochs() >= 2) {
+      builder
+          .add(SqueezeExcite.builder().optMinChannels(64).build(), 2)
+          .add(StochasticDepth.builder().optDropRate(0.1).build(), 2);
+    } else {
+      // The listener refuses an entry after the planned last epoch, as a config file does.
+      logger.info(
+          "squeeze_excite and stochastic_depth (epoch 2) are left out: a run of {} epoch never"
+              + " reaches them",
+          options.epochs());
+    }
+    surgery =
+        builder.optTotalEpochs(options.epochs()).optReportPath(options.surgeryLogPath()).build();
   }
+
+  private static final Logger logger = LoggerFactory.getLogger(LibrarySurgeryJob.class);
 
   /**
    * Returns the listener that applies the surgery.
