@@ -491,6 +491,19 @@ public record SurgeryPlan(
       }
       stepIndex++;
     }
+    // Likewise a parameter the model had leaves it, or stays, once: at the first step whose old
+    // block holds it (a later step replaces a replacement that still holds it).
+    Map<Parameter, Integer> firstHolder = new IdentityHashMap<>();
+    stepIndex = 0;
+    for (Map.Entry<Block, Block> e : replaced.entrySet()) {
+      for (Parameter p : parameters(e.getKey(), before, after)) {
+        firstHolder.putIfAbsent(p, stepIndex);
+      }
+      for (Parameter p : keptParameters(e.getKey(), e.getValue(), before, after)) {
+        firstHolder.putIfAbsent(p, stepIndex);
+      }
+      stepIndex++;
+    }
     stepIndex = -1;
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
       stepIndex++;
@@ -504,14 +517,17 @@ public record SurgeryPlan(
       }
       Set<Parameter> keptHere = keptParameters(e.getKey(), e.getValue(), before, after);
       Set<Parameter> addedHere = parameters(e.getValue(), after, before);
+      Set<Parameter> removedHere = parameters(e.getKey(), before, after);
       int here = stepIndex;
       addedHere.removeIf(p -> lastHolder.get(p) != here);
+      removedHere.removeIf(p -> firstHolder.get(p) != here);
+      keptHere.removeIf(p -> firstHolder.get(p) != here);
       steps.add(
           new Step(
               BlockPaths.display(path),
               BlockPaths.typeName(e.getKey()),
               BlockPaths.typeName(e.getValue()),
-              planned(e.getKey(), parameters(e.getKey(), before, after), fates),
+              planned(e.getKey(), removedHere, fates),
               planned(e.getValue(), addedHere, fates),
               planned(e.getKey(), keptHere, fates)));
     }

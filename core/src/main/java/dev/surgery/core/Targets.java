@@ -309,7 +309,8 @@ public final class Targets {
     if (text == null || text.isEmpty()) {
       throw new InvalidPatternException(text, 0, "a pattern must not be empty");
     }
-    if (text.length() > MAX_PATTERN_LENGTH) {
+    int characters = text.codePointCount(0, text.length());
+    if (characters > MAX_PATTERN_LENGTH) {
       // Shown cut: the message would otherwise carry the whole text.
       throw new InvalidPatternException(
           text.substring(0, text.offsetByCodePoints(0, 40)) + "...",
@@ -317,7 +318,7 @@ public final class Targets {
           "a pattern is at most "
               + MAX_PATTERN_LENGTH
               + " characters, this one "
-              + text.length()
+              + characters
               + ": use '**' and '*' for the parts between");
     }
     for (int i = 0; i < text.length(); i += Character.charCount(text.codePointAt(i))) {

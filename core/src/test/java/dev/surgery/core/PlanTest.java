@@ -43,6 +43,7 @@ import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
+import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurPool2d;
 import dev.surgery.core.layers.WeightStandardizedConv2d;
 import dev.surgery.core.testing.ExactnessOracle;
@@ -406,6 +407,72 @@ class PlanTest {
       Set<String> joined = new java.util.HashSet<>(Fixtures.storeIds(trainer));
       joined.removeAll(storeBefore);
       assertEquals(2, joined.size(), "the trainer's new entries");
+    }
+  }
+
+  /**
+   * The mirror case: a parameter the model had, held by a replacement that a later step replaces
+   * again, leaves or stays once. It was listed at both steps: "4 moved" where the trainer moved 2,
+   * "4 dropped" where it dropped 2 (a reviewer's case).
+   */
+  @ParameterizedTest(name = "adopting={0}")
+  @ValueSource(booleans = {true, false})
+  void parametersTheModelHadLeaveOrStayOnce(boolean adopting) throws Exception {
+    Conv2d strided =
+        Conv2d.builder()
+            .setKernelShape(new Shape(3, 3))
+            .optStride(new Shape(2, 2))
+            .optPadding(new Shape(1, 1))
+            .setFilters(4)
+            .build();
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(strided)
+            .add(Blocks.batchFlattenBlock())
+            .add(Linear.builder().setUnits(2).build());
+    DefaultTrainingConfig config =
+        new DefaultTrainingConfig(Loss.l2Loss())
+            .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+    try (Model model = TinyModels.model("recursion-had", net);
+        Trainer trainer = model.newTrainer(config)) {
+      trainer.initialize(new Shape(2, 2, 8, 8));
+      Fixtures.sumStep(trainer);
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          (block, path) -> block == strided,
+          (block, index) ->
+              new SequentialBlock().add(WeightStandardizedConv2d.from((Conv2d) block)));
+      policies.put(
+          (block, path) -> block instanceof WeightStandardizedConv2d,
+          (block, index) ->
+              adopting
+                  ? BlurConv2d.fromConv2d((Conv2d) block, true)
+                  : Conv2d.builder()
+                      .setKernelShape(new Shape(3, 3))
+                      .optStride(new Shape(2, 2))
+                      .optPadding(new Shape(1, 1))
+                      .setFilters(4)
+                      .build());
+      SurgeryOptions options =
+          SurgeryOptions.builder()
+              .optRecurseOnReplacements(true)
+              .optTrainers(List.of(trainer))
+              .build();
+      SurgeryPlan plan = ModuleSurgery.plan(net, policies, options);
+      String table = plan.toTable("recursion");
+      Map<SurgeryPlan.StateFate, Integer> counts = plan.stateCounts();
+      if (adopting) {
+        assertEquals(2, counts.get(SurgeryPlan.StateFate.MOVED), table);
+        assertEquals(0, counts.get(SurgeryPlan.StateFate.DROPPED), table);
+      } else {
+        assertEquals(2, counts.get(SurgeryPlan.StateFate.DROPPED), table);
+        assertEquals(2, counts.get(SurgeryPlan.StateFate.FRESH), table);
+      }
+      Set<String> storeBefore = Fixtures.storeIds(trainer);
+      ModuleSurgery.replaceModules(net, policies, options);
+      Set<String> left = new java.util.HashSet<>(storeBefore);
+      left.removeAll(Fixtures.storeIds(trainer));
+      assertEquals(adopting ? 0 : 2, left.size(), "the trainer's entries that left");
     }
   }
 

@@ -66,6 +66,35 @@ class DroppedTrainerTest {
     }
   }
 
+  /**
+   * A trainer collected unclosed that no later trainer ended is still there at the program's end:
+   * listed as cut short, as a trainer never closed is (a first fix ended it there as dropped, and
+   * the log lost its cut-short mark).
+   */
+  @Test
+  void aTrainerCollectedUnclosedAtTheProgramsEndIsCutShort() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(BlurPool.builder().build(), 3).optTotalEpochs(3).build();
+    try (NDManager data = NDManager.newBaseManager()) {
+      WeakReference<Trainer> trialTrainer =
+          new WeakReference<>(
+              (Trainer) trainOneEpochUnclosed(listener, TestModels.dataset(data, 3))[1]);
+      for (int i = 0; i < 100 && trialTrainer.get() != null; i++) {
+        System.gc();
+        Thread.sleep(10);
+      }
+      assertNull(trialTrainer.get(), "the unclosed trainer was collected");
+      assertTrue(listener.onProgramEnd(), "the program's end cut the trainer's training short");
+      List<String> warnings = listener.getWarnings();
+      assertTrue(
+          warnings.stream().anyMatch(w -> w.contains("the program began to end")),
+          warnings.toString());
+      assertTrue(
+          warnings.stream().noneMatch(w -> w.contains("was dropped without close()")),
+          warnings.toString());
+    }
+  }
+
   /** A trial that trains one epoch of three and leaves its model and trainer unclosed. */
   private static Object[] trainOneEpochUnclosed(SurgeryListener listener, ArrayDataset dataset)
       throws Exception {

@@ -113,6 +113,9 @@ final class ConfigParser {
             .setSchema(new CoreSchema())
             .setMaxAliasesForCollections(50)
             .setCodePointLimit(SurgeryConfig.MAX_FILE_BYTES)
+            // SnakeYAML Engine 2.10 reads past its buffer where a read of 1,024 characters ends
+            // on the first half of a surrogate pair (an emoji): one buffer for the whole file.
+            .setBufferSize(SurgeryConfig.MAX_FILE_BYTES + 1)
             // The file is read by YAML 1.2's rules: one that declares 1.1 means other values by
             // the same text ('010' is 8 there, 'yes' true), so it is refused, not read otherwise.
             .setVersionFunction(
@@ -232,9 +235,11 @@ final class ConfigParser {
           at[1],
           "unsupported YAML version "
               + version.getRepresentation()
-              + " in the %YAML directive: a surgery config is YAML 1.2, whose rules read some"
-              + " values otherwise (in 1.1 '010' is 8 and 'yes' is true); write '%YAML 1.2' or"
-              + " leave the directive out");
+              + " in the %YAML directive: a surgery config is YAML 1.2"
+              + (version.getMajor() == 1 && version.getMinor() < 2
+                  ? ", whose rules read some values otherwise (in 1.1 '010' is 8 and 'yes' is true)"
+                  : "")
+              + "; write '%YAML 1.2' or leave the directive out");
       throw exception();
     } catch (YamlEngineException e) {
       // The composer's unmarked errors (too many aliases of lists and mappings) point nowhere;
@@ -251,6 +256,10 @@ final class ConfigParser {
                   : " (alias "
                       + (settings.getMaxAliasesForCollections() + 1)
                       + " of a list or mapping)"));
+      throw exception();
+    } catch (IndexOutOfBoundsException | IllegalStateException e) {
+      // A fault inside the YAML library itself (not the file's): still a typed config problem.
+      add(1, 1, "YAML error: the YAML reader failed on this file (" + e + ")");
       throw exception();
     } catch (StackOverflowError e) {
       // The parser recurses per nesting level; thousands of '[' are an attack or garbage, and
@@ -1111,12 +1120,20 @@ final class ConfigParser {
    * (and one that names the config would overwrite the config).
    */
   private String unusableReport(String text, Path report) {
-    if (text.endsWith("/") || text.endsWith(java.io.File.separator)) {
+    String last = report.getFileName() == null ? "" : report.getFileName().toString();
+    if (text.endsWith("/")
+        || text.endsWith(java.io.File.separator)
+        || last.equals(".")
+        || last.equals("..")) {
       // Path.of drops the slash: the report would be a file of that name, not one in that folder.
+      String folder =
+          text.endsWith("/") || text.endsWith(java.io.File.separator) ? text : text + "/";
       return "report names a directory ('"
           + text
-          + "' ends with a slash); name a file in it, such as "
-          + text
+          + "' ends with "
+          + (last.equals(".") || last.equals("..") ? "'" + last + "'" : "a slash")
+          + "); name a file in it, such as "
+          + folder
           + "surgery-log.json";
     }
     Path target;
@@ -1134,7 +1151,7 @@ final class ConfigParser {
       return "report names the config file itself, which the JSON report would overwrite; name"
           + " another file, such as surgery-log.json";
     }
-    if (Files.isDirectory(target)) {
+    if (Files.isDirectory(target, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
       return "report names the directory "
           + target
           + "; name a file in it, such as "
@@ -1195,32 +1212,53 @@ final class ConfigParser {
   }
 
   /**
-   * Where the file system puts a path: the longest part that exists with its links followed, as the
-   * operating system resolves them ({@code link/..} is the link target's parent, not the folder the
-   * text shows), then the rest by name; null when a {@code ..} follows a directory that does not
-   * exist yet (the operating system cannot resolve it). Checked as the report will be written, so
-   * the check and the writer agree on the file.
+   * Where the report writer puts a path: its directory as the file system resolves it (the longest
+   * part that exists with its links followed, as the operating system resolves them: {@code
+   * link/..} is the link target's parent, not the folder the text shows; then the rest by name),
+   * and the file name as written (the writer renames its temporary file over that name, replacing a
+   * link there rather than writing through it). Null when a {@code ..} follows a directory that
+   * does not exist yet (the operating system cannot resolve it).
+   *
+   * @throws IOException for a path the writer cannot use: one through a file or a link to nothing
    */
   static Path resolvedTarget(Path path) throws IOException {
     Path absolute = path.toAbsolutePath();
-    Path existing = absolute.getRoot();
-    int count = absolute.getNameCount();
+    Path name = absolute.getFileName();
+    if (name == null) {
+      return absolute;
+    }
+    Path parent = absolute.getParent();
+    Path existing = parent.getRoot();
+    int count = parent.getNameCount();
     int known = 0;
-    while (known < count && Files.exists(existing.resolve(absolute.getName(known)))) {
-      existing = existing.resolve(absolute.getName(known));
+    while (known < count) {
+      Path next = existing.resolve(parent.getName(known));
+      if (Files.isSymbolicLink(next) && !Files.exists(next)) {
+        throw new IOException(next + " is a link to nothing");
+      }
+      if (!Files.exists(next)) {
+        if (!parent.getName(known).toString().equals("..") || Files.isDirectory(existing)) {
+          break;
+        }
+        throw new IOException(existing + " is not a directory");
+      }
+      existing = next;
       known++;
+    }
+    if (!Files.isDirectory(existing)) {
+      throw new IOException(existing + " is not a directory");
     }
     Path target = existing.toRealPath();
     for (int i = known; i < count; i++) {
-      String name = absolute.getName(i).toString();
-      if (name.equals("..")) {
+      String part = parent.getName(i).toString();
+      if (part.equals("..")) {
         return null;
       }
-      if (!name.equals(".")) {
-        target = target.resolve(name);
+      if (!part.equals(".")) {
+        target = target.resolve(part);
       }
     }
-    return target;
+    return target.resolve(name.toString());
   }
 
   private static Path resolvedOrAbsolute(Path path) {
@@ -1237,7 +1275,11 @@ final class ConfigParser {
       return true;
     }
     try {
-      return Files.exists(a) && Files.exists(b) && Files.isSameFile(a, b);
+      // A link named as the report is replaced by the writer's rename, not written through.
+      return !Files.isSymbolicLink(a)
+          && Files.exists(a)
+          && Files.exists(b)
+          && Files.isSameFile(a, b);
     } catch (IOException e) {
       return false;
     }

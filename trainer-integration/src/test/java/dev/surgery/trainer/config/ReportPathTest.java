@@ -71,4 +71,31 @@ class ReportPathTest {
     SurgeryConfig loaded = SurgeryConfig.load(config);
     assertTrue(loaded.getReportPath().isPresent());
   }
+
+  /**
+   * The writer renames its temporary file over the path as written: a link there is replaced, not
+   * written through. A link named as the report that points at the config leaves the config as it
+   * is, so it is accepted; the check once followed it and refused it as the config.
+   */
+  @Test
+  void aLinkNamedAsTheReportIsReplacedNotFollowed() throws Exception {
+    Path config = dir.resolve("c.yaml");
+    Files.createSymbolicLink(dir.resolve("r.json"), config);
+    Files.writeString(
+        config,
+        "report: '" + dir.resolve("r.json") + "'\nalgorithms:\n  - name: blurpool\n    epoch: 1\n");
+    assertTrue(SurgeryConfig.load(config).getReportPath().isPresent());
+  }
+
+  @Test
+  void aPathThroughAFileOrALinkToNothingOrEndingInADotIsRefused() throws Exception {
+    Path config = dir.resolve("c.yaml");
+    String throughFile = message(refused(config, dir.resolve("c.yaml/../x.json").toString()));
+    assertTrue(throughFile.endsWith("c.yaml is not a directory"), throughFile);
+    Files.createSymbolicLink(dir.resolve("dl"), dir.resolve("nowhere"));
+    String dangling = message(refused(config, dir.resolve("dl/log.json").toString()));
+    assertTrue(dangling.endsWith("dl is a link to nothing"), dangling);
+    String dot = message(refused(config, dir.resolve("newdir") + "/."));
+    assertTrue(dot.startsWith("report names a directory ("), dot);
+  }
 }

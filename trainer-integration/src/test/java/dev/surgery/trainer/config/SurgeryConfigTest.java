@@ -402,6 +402,18 @@ class SurgeryConfigTest {
     assertEquals(1, plain.getProblems().size(), plain.getMessage());
   }
 
+  /**
+   * SnakeYAML Engine 2.10 read past its buffer where a read of 1,024 characters ended on the first
+   * half of an emoji: a valid file threw a bare IndexOutOfBoundsException (a reviewer's case).
+   */
+  @Test
+  void anEmojiAtAReadBoundaryParses() {
+    for (int pad : new int[] {1022, 2046, 1021}) {
+      String text = "# " + "a".repeat(pad) + "\uD83D\uDE00\n" + "algorithms: []\n";
+      assertTrue(SurgeryConfig.parse(text, FILE).getAlgorithms().isEmpty(), "pad " + pad);
+    }
+  }
+
   @ParameterizedTest(name = "{0}")
   @MethodSource("badInputs")
   void badInputIsReportedAtItsPosition(Case c) {
