@@ -348,23 +348,10 @@ class PlanTest {
   @ParameterizedTest(name = "adopting={0}")
   @ValueSource(booleans = {true, false})
   void parametersAReplacementOfAReplacementBringsJoinOnce(boolean adopting) throws Exception {
-    Conv2d strided =
-        Conv2d.builder()
-            .setKernelShape(new Shape(3, 3))
-            .optStride(new Shape(2, 2))
-            .optPadding(new Shape(1, 1))
-            .setFilters(4)
-            .build();
-    SequentialBlock net =
-        new SequentialBlock()
-            .add(strided)
-            .add(Blocks.batchFlattenBlock())
-            .add(Linear.builder().setUnits(2).build());
-    DefaultTrainingConfig config =
-        new DefaultTrainingConfig(Loss.l2Loss())
-            .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+    Conv2d strided = stridedConv(4);
+    SequentialBlock net = recursionNet(strided);
     try (Model model = TinyModels.model("recursion", net);
-        Trainer trainer = model.newTrainer(config)) {
+        Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(new Shape(2, 2, 8, 8));
       Fixtures.sumStep(trainer);
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
@@ -418,23 +405,10 @@ class PlanTest {
   @ParameterizedTest(name = "adopting={0}")
   @ValueSource(booleans = {true, false})
   void parametersTheModelHadLeaveOrStayOnce(boolean adopting) throws Exception {
-    Conv2d strided =
-        Conv2d.builder()
-            .setKernelShape(new Shape(3, 3))
-            .optStride(new Shape(2, 2))
-            .optPadding(new Shape(1, 1))
-            .setFilters(4)
-            .build();
-    SequentialBlock net =
-        new SequentialBlock()
-            .add(strided)
-            .add(Blocks.batchFlattenBlock())
-            .add(Linear.builder().setUnits(2).build());
-    DefaultTrainingConfig config =
-        new DefaultTrainingConfig(Loss.l2Loss())
-            .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+    Conv2d strided = stridedConv(4);
+    SequentialBlock net = recursionNet(strided);
     try (Model model = TinyModels.model("recursion-had", net);
-        Trainer trainer = model.newTrainer(config)) {
+        Trainer trainer = model.newTrainer(adam())) {
       trainer.initialize(new Shape(2, 2, 8, 8));
       Fixtures.sumStep(trainer);
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
@@ -445,14 +419,7 @@ class PlanTest {
       policies.put(
           (block, path) -> block instanceof WeightStandardizedConv2d,
           (block, index) ->
-              adopting
-                  ? BlurConv2d.fromConv2d((Conv2d) block, true)
-                  : Conv2d.builder()
-                      .setKernelShape(new Shape(3, 3))
-                      .optStride(new Shape(2, 2))
-                      .optPadding(new Shape(1, 1))
-                      .setFilters(4)
-                      .build());
+              adopting ? BlurConv2d.fromConv2d((Conv2d) block, true) : stridedConv(4));
       SurgeryOptions options =
           SurgeryOptions.builder()
               .optRecurseOnReplacements(true)
@@ -474,6 +441,29 @@ class PlanTest {
       left.removeAll(Fixtures.storeIds(trainer));
       assertEquals(adopting ? 0 : 2, left.size(), "the trainer's entries that left");
     }
+  }
+
+  /** A 3 x 3 convolution of stride 2 and padding 1. */
+  private static Conv2d stridedConv(int filters) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optStride(new Shape(2, 2))
+        .optPadding(new Shape(1, 1))
+        .setFilters(filters)
+        .build();
+  }
+
+  /** The strided convolution, then a linear head: the model the recursion cases replace in. */
+  private static SequentialBlock recursionNet(Conv2d strided) {
+    return new SequentialBlock()
+        .add(strided)
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(2).build());
+  }
+
+  private static DefaultTrainingConfig adam() {
+    return new DefaultTrainingConfig(Loss.l2Loss())
+        .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
   }
 
   /** What the engine's generator gives first after a seed. */
