@@ -346,6 +346,19 @@ class SurgeryConfigTest {
             14,
             "quote block patterns, as in include: ['**/01Conv2d']"),
         new Case(
+            "a value an alias repeats is reported where the alias uses it, not at its anchor",
+            "algorithms:\n  - name: blurpool\n    epoch: &e -1\n  - name: ghost_batchnorm\n"
+                + "    epoch: *e\n",
+            5,
+            12,
+            "epoch"),
+        new Case(
+            "a duplicate key written as an alias is reported at the alias",
+            "algorithms:\n  - name: blurpool\n    &k epoch: 1\n    *k : 2\n",
+            4,
+            5,
+            "duplicate key 'epoch' (first defined at line 3, column 5)"),
+        new Case(
             "a quoted '<<' is a key like any other, not a merge key",
             "algorithms:\n  - name: blurpool\n    epoch: 1\n    \"<<\": 3\n",
             4,
