@@ -466,47 +466,43 @@ public record SurgeryPlan(
       List<Trainer> trainers) {
     Set<Parameter> after = TreeSurgery.parametersOf(root);
     // The engine's removed and added lists: the differences of the parameters before and after.
+    // Under recursion a replacement may be replaced again (by one that adopts its parameters, or
+    // by another): a parameter joins the model once, at the last step whose replacement holds it
+    // (an earlier wrapper that holds the later replacement lists it no more), and one the model
+    // had leaves it, or stays, once: at the first step whose old block holds it.
+    int count = replaced.size();
+    List<Set<Parameter>> removedAt = new ArrayList<>(count);
+    List<Set<Parameter>> addedAt = new ArrayList<>(count);
+    List<Set<Parameter>> keptAt = new ArrayList<>(count);
     Set<Parameter> removed = new LinkedHashSet<>();
     Set<Parameter> added = new LinkedHashSet<>();
     Set<Parameter> kept = new LinkedHashSet<>();
+    Map<Parameter, Integer> lastHolder = new IdentityHashMap<>();
+    Map<Parameter, Integer> firstHolder = new IdentityHashMap<>();
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
-      removed.addAll(parameters(e.getKey(), before, after));
-      added.addAll(parameters(e.getValue(), after, before));
-      kept.addAll(keptParameters(e.getKey(), e.getValue(), before, after));
+      int step = removedAt.size();
+      Set<Parameter> leaving = parameters(e.getKey(), before, after);
+      Set<Parameter> joining = parameters(e.getValue(), after, before);
+      Set<Parameter> staying = keptParameters(e.getKey(), e.getValue(), before, after);
+      removedAt.add(leaving);
+      addedAt.add(joining);
+      keptAt.add(staying);
+      removed.addAll(leaving);
+      added.addAll(joining);
+      kept.addAll(staying);
+      joining.forEach(p -> lastHolder.put(p, step));
+      leaving.forEach(p -> firstHolder.putIfAbsent(p, step));
+      staying.forEach(p -> firstHolder.putIfAbsent(p, step));
     }
     StillUsed elsewhere = StillUsed.of(root, trainers, removed, added);
     Map<Parameter, StateFates.Fate> fates =
         StateFates.of(
             new ArrayList<>(removed), new ArrayList<>(added), kept, trainers, owners, elsewhere);
     Map<Block, String> pathsAfter = null;
-    List<Step> steps = new ArrayList<>(replaced.size());
-    // Under recursion a replacement may be replaced again (by one that adopts its parameters, or
-    // by another): a parameter joins the model once, at the last step whose replacement holds it,
-    // while an earlier replacement that holds the later one (a wrapper) lists it no more.
-    Map<Parameter, Integer> lastHolder = new IdentityHashMap<>();
-    int stepIndex = 0;
-    for (Block replacement : replaced.values()) {
-      for (Parameter p : parameters(replacement, after, before)) {
-        lastHolder.put(p, stepIndex);
-      }
-      stepIndex++;
-    }
-    // Likewise a parameter the model had leaves it, or stays, once: at the first step whose old
-    // block holds it (a later step replaces a replacement that still holds it).
-    Map<Parameter, Integer> firstHolder = new IdentityHashMap<>();
-    stepIndex = 0;
+    List<Step> steps = new ArrayList<>(count);
+    int stepIndex = -1;
     for (Map.Entry<Block, Block> e : replaced.entrySet()) {
-      for (Parameter p : parameters(e.getKey(), before, after)) {
-        firstHolder.putIfAbsent(p, stepIndex);
-      }
-      for (Parameter p : keptParameters(e.getKey(), e.getValue(), before, after)) {
-        firstHolder.putIfAbsent(p, stepIndex);
-      }
-      stepIndex++;
-    }
-    stepIndex = -1;
-    for (Map.Entry<Block, Block> e : replaced.entrySet()) {
-      stepIndex++;
+      int here = ++stepIndex;
       String path = pathsBefore.get(e.getKey());
       if (path == null) {
         // An intermediate replacement (recursion on replacements): it has only a path after.
@@ -515,10 +511,10 @@ public record SurgeryPlan(
         }
         path = pathsAfter.get(e.getValue());
       }
-      Set<Parameter> keptHere = keptParameters(e.getKey(), e.getValue(), before, after);
-      Set<Parameter> addedHere = parameters(e.getValue(), after, before);
-      Set<Parameter> removedHere = parameters(e.getKey(), before, after);
-      int here = stepIndex;
+      // (The per-step sets are this loop's own: the unions above were taken already.)
+      Set<Parameter> keptHere = keptAt.get(here);
+      Set<Parameter> addedHere = addedAt.get(here);
+      Set<Parameter> removedHere = removedAt.get(here);
       addedHere.removeIf(p -> lastHolder.get(p) != here);
       removedHere.removeIf(p -> firstHolder.get(p) != here);
       keptHere.removeIf(p -> firstHolder.get(p) != here);

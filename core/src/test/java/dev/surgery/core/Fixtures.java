@@ -229,4 +229,14 @@ final class Fixtures {
         .forEach((name, state) -> keys.put(name, new TreeSet<>(state.keySet())));
     return keys;
   }
+
+  /** A 3 x 3 convolution with padding 1 and the given stride. */
+  static Conv2d conv3x3(int filters, int stride) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optStride(new Shape(stride, stride))
+        .optPadding(new Shape(1, 1))
+        .setFilters(filters)
+        .build();
+  }
 }

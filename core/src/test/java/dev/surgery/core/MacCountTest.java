@@ -294,25 +294,16 @@ class MacCountTest {
     return null;
   }
 
-  private static Conv2d conv3x3(int filters, int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(stride, stride))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
-  }
-
   /**
    * A block held at two places of one sequence records only its last input: read as the output of
    * the block before it, both places got the second one's shape (a reviewer's case).
    */
   @Test
   void aBlockAtTwoPlacesCountsEachPlacesOwnInput() {
-    Conv2d shared = conv3x3(4, 1);
+    Conv2d shared = Fixtures.conv3x3(4, 1);
     SequentialBlock net =
         new SequentialBlock()
-            .add(conv3x3(4, 1))
+            .add(Fixtures.conv3x3(4, 1))
             .add(shared)
             .add(ai.djl.nn.pooling.Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
             .add(shared);
@@ -330,14 +321,14 @@ class MacCountTest {
    */
   @Test
   void aShapeChangingSurgeryLeavesNoStaleCount() {
-    Conv2d first = conv3x3(4, 1);
-    Conv2d second = conv3x3(4, 1);
+    Conv2d first = Fixtures.conv3x3(4, 1);
+    Conv2d second = Fixtures.conv3x3(4, 1);
     SequentialBlock net = new SequentialBlock().add(first).add(Blocks.identityBlock()).add(second);
     try (NDManager manager = NDManager.newBaseManager()) {
       net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
       ModuleSurgery.replaceModules(
           net,
-          Map.of((block, path) -> block == first, (block, index) -> conv3x3(4, 2)),
+          Map.of((block, path) -> block == first, (block, index) -> Fixtures.conv3x3(4, 2)),
           SurgeryOptions.builder().optAllowShapeChange(true).build());
       MacCounter.Reached reached = MacCounter.inputShapes(net, new Shape[] {new Shape(1, 3, 8, 8)});
       // the second convolution now sees 4 x 4

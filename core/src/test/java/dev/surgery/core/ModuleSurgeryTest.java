@@ -52,12 +52,7 @@ class ModuleSurgeryTest {
   }
 
   private static Conv2d conv(int filters, int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(stride, stride))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
+    return Fixtures.conv3x3(filters, stride);
   }
 
   /** Composer's SimpleReplacementPolicy model: fc1 = Linear(32), fc2 = Linear(10), pool. */

@@ -225,12 +225,7 @@ class PlanTest {
   void countingMacsRunsNoLambdaOfAModelInitializedWithThatInput() {
     SequentialBlock net =
         new SequentialBlock()
-            .add(
-                Conv2d.builder()
-                    .setKernelShape(new Shape(3, 3))
-                    .optPadding(new Shape(1, 1))
-                    .setFilters(4)
-                    .build())
+            .add(Fixtures.conv3x3(4, 1))
             .add(
                 new LambdaBlock(
                     list ->
@@ -240,13 +235,7 @@ class PlanTest {
                                     list.head()
                                         .getManager()
                                         .randomNormal(list.head().getShape())))))
-            .add(
-                Conv2d.builder()
-                    .setKernelShape(new Shape(3, 3))
-                    .optStride(new Shape(2, 2))
-                    .optPadding(new Shape(1, 1))
-                    .setFilters(4)
-                    .build())
+            .add(Fixtures.conv3x3(4, 2))
             .add(Blocks.batchFlattenBlock())
             .add(Linear.builder().setUnits(2).build());
     try (NDManager data = NDManager.newBaseManager()) {
@@ -348,7 +337,7 @@ class PlanTest {
   @ParameterizedTest(name = "adopting={0}")
   @ValueSource(booleans = {true, false})
   void parametersAReplacementOfAReplacementBringsJoinOnce(boolean adopting) throws Exception {
-    Conv2d strided = stridedConv(4);
+    Conv2d strided = Fixtures.conv3x3(4, 2);
     SequentialBlock net = recursionNet(strided);
     try (Model model = TinyModels.model("recursion", net);
         Trainer trainer = model.newTrainer(adam())) {
@@ -405,7 +394,7 @@ class PlanTest {
   @ParameterizedTest(name = "adopting={0}")
   @ValueSource(booleans = {true, false})
   void parametersTheModelHadLeaveOrStayOnce(boolean adopting) throws Exception {
-    Conv2d strided = stridedConv(4);
+    Conv2d strided = Fixtures.conv3x3(4, 2);
     SequentialBlock net = recursionNet(strided);
     try (Model model = TinyModels.model("recursion-had", net);
         Trainer trainer = model.newTrainer(adam())) {
@@ -419,7 +408,7 @@ class PlanTest {
       policies.put(
           (block, path) -> block instanceof WeightStandardizedConv2d,
           (block, index) ->
-              adopting ? BlurConv2d.fromConv2d((Conv2d) block, true) : stridedConv(4));
+              adopting ? BlurConv2d.fromConv2d((Conv2d) block, true) : Fixtures.conv3x3(4, 2));
       SurgeryOptions options =
           SurgeryOptions.builder()
               .optRecurseOnReplacements(true)
@@ -441,16 +430,6 @@ class PlanTest {
       left.removeAll(Fixtures.storeIds(trainer));
       assertEquals(adopting ? 0 : 2, left.size(), "the trainer's entries that left");
     }
-  }
-
-  /** A 3 x 3 convolution of stride 2 and padding 1. */
-  private static Conv2d stridedConv(int filters) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(2, 2))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
   }
 
   /** The strided convolution, then a linear head: the model the recursion cases replace in. */
