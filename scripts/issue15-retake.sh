@@ -37,7 +37,9 @@ case "${1:-}" in
       cp -r "${m}/target/classes" "${dir}/${m}-classes"
     done
     abs=$(cd "${dir}" && pwd)
-    deps=$(tr ':' '\n' <"${runtime}" | grep -v '/dev/surgery/' | paste -sd: -)
+    # The project's own jars (installed or in a module's target/) are left out: the copied classes stand for them, and
+    # a later build of this checkout must not change what the snapshot runs.
+    deps=$(tr ':' '\n' <"${runtime}" | grep -v '/dev/surgery/' | grep -v "^$(pwd)/[^/]*/target/" | paste -sd: -)
     echo "${abs}/core-classes:${abs}/trainer-integration-classes:${abs}/samples-classes:${abs}/benchmarks-classes:${deps}" \
       >"${dir}/cp.txt"
     echo "snapshot in ${dir} ($(git rev-parse --short HEAD)$(git diff --quiet || echo ', with uncommitted changes'))"

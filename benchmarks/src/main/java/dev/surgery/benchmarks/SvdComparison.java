@@ -1,9 +1,9 @@
 package dev.surgery.benchmarks;
 
+import dev.surgery.core.layers.SvdPaths;
 import dev.surgery.core.layers.TruncatedSvd;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
-import java.lang.reflect.Method;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -229,37 +229,22 @@ public final class SvdComparison {
 
   /** The QR + Jacobi path, package-private in core: the SVD before the Gram path. */
   private static TruncatedSvd viaJacobi(float[] a, int rows, int cols) {
-    try {
-      Method m =
-          TruncatedSvd.class.getDeclaredMethod("viaJacobi", float[].class, int.class, int.class);
-      m.setAccessible(true);
-      return (TruncatedSvd) m.invoke(null, a, rows, cols);
-    } catch (ReflectiveOperationException e) {
-      throw new IllegalStateException("TruncatedSvd.viaJacobi is not callable", e);
-    }
+    return SvdPaths.viaJacobi(a, rows, cols);
   }
 
   /** The first k singular triplets of a decomposition, in double precision. */
   private static Result vectors(TruncatedSvd svd, int rows, int cols, int k) {
     DMatrixRMaj u = new DMatrixRMaj(rows, k);
     DMatrixRMaj v = new DMatrixRMaj(cols, k);
-    try {
-      Method left = TruncatedSvd.class.getDeclaredMethod("left", int.class);
-      Method right = TruncatedSvd.class.getDeclaredMethod("right", int.class);
-      left.setAccessible(true);
-      right.setAccessible(true);
-      for (int j = 0; j < k; j++) {
-        double[] uj = (double[]) left.invoke(svd, j);
-        double[] vj = (double[]) right.invoke(svd, j);
-        for (int i = 0; i < rows; i++) {
-          u.set(i, j, uj[i]);
-        }
-        for (int i = 0; i < cols; i++) {
-          v.set(i, j, vj[i]);
-        }
+    for (int j = 0; j < k; j++) {
+      double[] uj = SvdPaths.left(svd, j);
+      double[] vj = SvdPaths.right(svd, j);
+      for (int i = 0; i < rows; i++) {
+        u.set(i, j, uj[i]);
       }
-    } catch (ReflectiveOperationException e) {
-      throw new IllegalStateException("TruncatedSvd's left/right vectors are not readable", e);
+      for (int i = 0; i < cols; i++) {
+        v.set(i, j, vj[i]);
+      }
     }
     return new Result(u, svd.singularValues(), v);
   }

@@ -218,7 +218,7 @@ public final class BlockTreeSnapshot {
   /** Every block under the root and the root, each once, parents before children. */
   private static List<Block> reachable(Block root) {
     List<Block> order = new ArrayList<>();
-    TreeSurgery.visitOnce(root, order::add);
+    BlockTrees.visitOnce(root, order::add);
     return order;
   }
 

@@ -198,7 +198,7 @@ final class FieldWrites {
           journal.onRollback(() -> array[at] = old);
         }
       }
-    } else if (value instanceof Map<?, ?> map && TreeSurgery.containsIdentity(map.values(), old)) {
+    } else if (value instanceof Map<?, ?> map && BlockTrees.containsIdentity(map.values(), old)) {
       Map<Object, Object> objects = (Map<Object, Object>) map;
       List<Map.Entry<Object, Object>> entries = new ArrayList<>(objects.size());
       for (Map.Entry<Object, Object> e : objects.entrySet()) {
@@ -232,7 +232,7 @@ final class FieldWrites {
         }
       }
     } else if (value instanceof Collection<?> collection
-        && TreeSurgery.containsIdentity(collection, old)) {
+        && BlockTrees.containsIdentity(collection, old)) {
       refuseUndeclaredElement(parent, field, 0, replacement, path);
       // Swap in place of the old element, keeping the collection's order (a deque, an ordered set).
       Collection<Object> objects = (Collection<Object>) collection;

@@ -575,18 +575,6 @@ public final class ModuleSurgery {
   }
 
   /**
-   * Tells whether a trainer has registered any parameter yet ({@code Trainer.initialize} or a first
-   * forward pass does). Before that, surgery needs no trainer update: registration picks up
-   * whatever the model holds then.
-   *
-   * @param trainer the trainer
-   * @return true when its parameter store holds parameters
-   */
-  public static boolean hasRegisteredParameters(Trainer trainer) {
-    return TrainerSurgery.hasRegistered(trainer);
-  }
-
-  /**
    * Freezes parameters that stay in the model and drops what the trainers kept for updating them:
    * optimizer state (closed), update counts and bias-correction marks. Their store entries stay, so
    * forward passes still see them. All or nothing.

@@ -65,7 +65,7 @@ final class PresetArraysCheck {
     DataType expected = anchor.getDataType();
     // The old block's arrays by parameter name, read once for both checks below.
     Map<String, List<NDArray>> oldArrays = new HashMap<>();
-    for (Parameter o : TreeSurgery.parametersOf(original)) {
+    for (Parameter o : BlockTrees.parametersOf(original)) {
       if (o.isInitialized()) {
         oldArrays.computeIfAbsent(o.getName(), k -> new ArrayList<>()).add(o.getArray());
       }
@@ -102,7 +102,7 @@ final class PresetArraysCheck {
       // them into it, and go back to their own managers when it closes.
       Set<NDArray> lent = Collections.newSetFromMap(new IdentityHashMap<>());
       for (Block block : List.of(original, replacement)) {
-        for (Parameter p : TreeSurgery.parametersOf(block)) {
+        for (Parameter p : BlockTrees.parametersOf(block)) {
           if (p.isInitialized() && lent.add(p.getArray())) {
             p.getArray().tempAttach(scratch);
           }

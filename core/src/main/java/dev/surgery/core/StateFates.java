@@ -63,7 +63,7 @@ final class StateFates {
     // Re-keyed: the new parameter takes the old one's entry and state (TrainerSurgery.rekey); one
     // that trains where the old one was frozen then starts fresh, as an unfrozen parameter does.
     for (Map.Entry<Parameter, Parameter> e : update.rekeyed().entrySet()) {
-      if (containsIdentity(update.restarted(), e.getKey())) {
+      if (BlockTrees.containsIdentity(update.restarted(), e.getKey())) {
         fates.put(e.getKey(), new Fate(StateFate.FRESH, exactFreshStart(e.getValue(), active)));
         fates.put(
             e.getValue(),
@@ -155,15 +155,6 @@ final class StateFates {
       }
     }
     return exact;
-  }
-
-  private static boolean containsIdentity(List<Parameter> list, Parameter p) {
-    for (Parameter q : list) {
-      if (q == p) {
-        return true;
-      }
-    }
-    return false;
   }
 
   /** Whether a parameter has state to carry: it trains, or an optimizer holds state for it. */

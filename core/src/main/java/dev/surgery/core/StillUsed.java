@@ -95,12 +95,12 @@ final class StillUsed {
     Set<Parameter> asked = Collections.newSetFromMap(new IdentityHashMap<>());
     asked.addAll(leaving);
     asked.addAll(joining);
-    Set<NDArray> askedArrays = TreeSurgery.arraysOf(leaving);
+    Set<NDArray> askedArrays = BlockTrees.arraysOf(leaving);
     Set<Parameter> reached = Collections.newSetFromMap(new IdentityHashMap<>());
-    TreeSurgery.visitOnce(
+    BlockTrees.visitOnce(
         model,
         b -> {
-          for (Parameter p : TreeSurgery.directParameters(b)) {
+          for (Parameter p : BlockTrees.directParameters(b)) {
             if (asked.contains(p)) {
               reached.add(p);
             }

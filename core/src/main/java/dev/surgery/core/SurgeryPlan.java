@@ -464,7 +464,7 @@ public record SurgeryPlan(
       Map<Block, String> pathsBefore,
       Map<Parameter, String> owners,
       List<Trainer> trainers) {
-    Set<Parameter> after = TreeSurgery.parametersOf(root);
+    Set<Parameter> after = BlockTrees.parametersOf(root);
     // The engine's removed and added lists: the differences of the parameters before and after.
     // Under recursion a replacement may be replaced again (by one that adopts its parameters, or
     // by another): a parameter joins the model once, at the last step whose replacement holds it

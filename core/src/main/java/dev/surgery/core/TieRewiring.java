@@ -135,7 +135,7 @@ final class TieRewiring {
       } else if (tree.stays(swap)) {
         // A block of the original tree the replacement reuses is checked as an original: only
         // the replacement's own new blocks may hold the block it stands for.
-        TreeSurgery.walkOnce(
+        BlockTrees.walkOnce(
             replacement,
             b -> {
               if (lookout.mayTie(b)) {
@@ -171,7 +171,7 @@ final class TieRewiring {
             TreeNode replacement = replacementOf(b);
             if (replacement != null
                 && replacement != within
-                && !TreeSurgery.containsIdentity(tied, b)) {
+                && !BlockTrees.containsIdentity(tied, b)) {
               tied.add(b);
             }
           });
@@ -225,7 +225,7 @@ final class TieRewiring {
       for (TreeNode d : tree.decided()) {
         TreeNode swap = d.swap;
         if (swap != null && swap != d && swap.kind == TreeNode.COMPOSITE && tree.stays(swap)) {
-          TreeSurgery.visitOnce(swap.block, belowReplacements::add);
+          BlockTrees.visitOnce(swap.block, belowReplacements::add);
         }
       }
     }

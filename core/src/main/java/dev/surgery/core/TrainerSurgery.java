@@ -92,7 +92,7 @@ final class TrainerSurgery {
    * Tells whether a trainer has registered anything yet (an empty store registers on initialize).
    */
   static boolean hasRegistered(Trainer trainer) {
-    return !DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).isEmpty();
+    return DjlInternals.hasRegisteredParameters(trainer);
   }
 
   /** Tells whether the trainer's store holds the parameter. */

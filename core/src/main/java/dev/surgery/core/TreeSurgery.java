@@ -1,35 +1,32 @@
 package dev.surgery.core;
 
+import static dev.surgery.core.BlockTrees.allInitialized;
+import static dev.surgery.core.BlockTrees.arraysOf;
+import static dev.surgery.core.BlockTrees.containsIdentity;
+import static dev.surgery.core.BlockTrees.directParameters;
+import static dev.surgery.core.BlockTrees.parametersOf;
+import static dev.surgery.core.BlockTrees.walkOnce;
+
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBaseBlock;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
-import ai.djl.training.initializer.Initializer;
 import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.ClosedPackageException;
 import dev.surgery.core.internal.DjlInternals;
-import java.util.AbstractMap;
-import java.util.AbstractSet;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.Deque;
 import java.util.IdentityHashMap;
-import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.NoSuchElementException;
 import java.util.Set;
-import java.util.function.Consumer;
 
 /**
  * One run of {@link ModuleSurgery#replaceModules}: traversal, replacement in every parent,
@@ -122,9 +119,7 @@ final class TreeSurgery {
    * and {@link #returned}, looked up through {@link #nodes}, so a decision costs no hashing beyond
    * the probe the walk made anyway.
    */
-  private final Map<Block, Block> replaced = new Decisions(nodes, decided, returned);
-
-  private NDArray[] rootAnchor;
+  private final Map<Block, Block> replaced = new DecisionMap(nodes, decided, returned);
 
   /** Whether a policy's matcher may read paths; else no path is built unless a message needs it. */
   private final boolean pathsNeeded;
@@ -159,75 +154,6 @@ final class TreeSurgery {
 
   /** Bumped by every substitution: liveness answers of earlier epochs are stale. */
   private int epoch;
-
-  /**
-   * Old block to what a policy returned, in decision order; unmodifiable. Blocks do not override
-   * {@code equals}, so identity lookups give what a {@code LinkedHashMap} of the same pairs would.
-   * It keeps the surgery's index of the blocks it met reachable while the caller holds it.
-   */
-  private static final class Decisions extends AbstractMap<Block, Block> {
-    private final IdentityIndex<TreeNode> nodes;
-    private final List<TreeNode> decided;
-    private final List<Block> returned;
-
-    Decisions(IdentityIndex<TreeNode> nodes, List<TreeNode> decided, List<Block> returned) {
-      this.nodes = nodes;
-      this.decided = decided;
-      this.returned = returned;
-    }
-
-    private int positionOf(Object key) {
-      TreeNode n = key instanceof Block ? nodes.get(key) : null;
-      return n == null ? -1 : n.decision;
-    }
-
-    @Override
-    public Block get(Object key) {
-      int position = positionOf(key);
-      return position < 0 ? null : returned.get(position);
-    }
-
-    @Override
-    public boolean containsKey(Object key) {
-      return positionOf(key) >= 0;
-    }
-
-    @Override
-    public int size() {
-      return decided.size();
-    }
-
-    @Override
-    public Set<Entry<Block, Block>> entrySet() {
-      return new AbstractSet<>() {
-        @Override
-        public Iterator<Entry<Block, Block>> iterator() {
-          return new Iterator<>() {
-            private int next;
-
-            @Override
-            public boolean hasNext() {
-              return next < decided.size();
-            }
-
-            @Override
-            public Entry<Block, Block> next() {
-              if (next >= decided.size()) {
-                throw new NoSuchElementException();
-              }
-              int i = next++;
-              return new SimpleImmutableEntry<>(decided.get(i).block, returned.get(i));
-            }
-          };
-        }
-
-        @Override
-        public int size() {
-          return decided.size();
-        }
-      };
-    }
-  }
 
   private TreeNode node(Block block) {
     TreeNode fresh = new TreeNode(block);
@@ -571,17 +497,6 @@ final class TreeSurgery {
     return false;
   }
 
-  /** The arrays of some parameters, by identity (a new Parameter may wrap an existing array). */
-  static Set<NDArray> arraysOf(Collection<Parameter> parameters) {
-    Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Parameter p : parameters) {
-      if (p.isInitialized()) {
-        arrays.add(p.getArray());
-      }
-    }
-    return arrays;
-  }
-
   // ------------------------------------------------------------------ traversal
 
   private void enqueueDescendants(TreeNode parent) {
@@ -690,7 +605,7 @@ final class TreeSurgery {
   }
 
   /** A failure's message for ours; its class too when it has none (an {@code IOException()}). */
-  private static String messageOf(Throwable e) {
+  static String messageOf(Throwable e) {
     return e.getMessage() == null ? e.toString() : e.getMessage();
   }
 
@@ -1133,164 +1048,21 @@ final class TreeSurgery {
     if (!placementWanted) {
       return; // structural surgery: every replaced original is uninitialized
     }
+    ReplacementPlacement placement =
+        new ReplacementPlacement(root, trainers, planning, allowShapeChange, journal, faults);
     for (TreeNode oldNode : decided) {
       TreeNode swap = oldNode.swap;
       if (swap == oldNode || !stays(swap)) {
         continue; // returned unchanged, replaced again, or dropped with its holder
       }
-      Block replacement = swap.block;
       current = swap.origin;
-      Block original = current.block;
       Shape[] inputShapes = current.inputShapes; // read by the walk or when it was replaced
-      if (inputShapes == null || !allInitialized(original)) {
+      if (inputShapes == null || !allInitialized(current.block)) {
         continue; // structural surgery: the trainer initializes the replacement later
       }
-      String path = BlockPaths.display(current.path());
-      Shape[] recorded = DjlInternals.recordedInputShapes(replacement);
-      List<Parameter> preset = presetArrays(original, replacement);
-      boolean placed = !allInitialized(replacement) || recorded == null;
-      if (placed) {
-        initialize(original, replacement, inputShapes, path);
-      }
-      PresetArraysCheck.check(
-          original, replacement, preset, recorded, inputShapes, anchorArray(original), path);
-      if (!placed && !PresetArraysCheck.sameBeyondBatch(recorded, inputShapes)) {
-        // Initialized for other shapes that it accepts: it records the ones it receives here (its
-        // blocks below too; no array changes), which a later surgery on it and a saved file read.
-        initialize(original, replacement, inputShapes, path);
-      }
-      if (!allowShapeChange) {
-        checkShapes(original, replacement, inputShapes, path);
-      }
+      placement.place(current.block, swap.block, inputShapes, BlockPaths.display(current.path()));
     }
-  }
-
-  /** The replacement's parameters with arrays of their own: not one of the original's arrays. */
-  private static List<Parameter> presetArrays(Block original, Block replacement) {
-    List<Parameter> preset = new ArrayList<>();
-    Set<NDArray> adopted = null;
-    for (Parameter p : parametersOf(replacement)) {
-      if (p.isInitialized()) {
-        if (adopted == null) {
-          adopted = arraysOf(parametersOf(original));
-        }
-        if (!adopted.contains(p.getArray())) {
-          preset.add(p);
-        }
-      }
-    }
-    return preset;
-  }
-
-  private void initialize(Block original, Block replacement, Shape[] inputShapes, String path) {
-    List<Parameter> fresh = new ArrayList<>();
-    for (Parameter p : parametersOf(replacement)) {
-      if (!p.isInitialized()) {
-        fresh.add(p);
-      }
-    }
-    NDArray anchor = anchorArray(original);
-    NDManager manager;
-    DataType dataType;
-    if (anchor != null) {
-      manager = anchor.getManager();
-      dataType = anchor.getDataType();
-    } else if (!trainers.isEmpty()) {
-      manager = trainers.get(0).getModel().getNDManager();
-      dataType = trainers.get(0).getModel().getDataType();
-    } else if (fresh.isEmpty()) {
-      manager = null;
-      dataType = DataType.FLOAT32;
-    } else {
-      throw new SurgeryException(
-          path,
-          "cannot tell which NDManager to initialize the replacement on: the model has no"
-              + " initialized parameter and no trainer was given");
-    }
-    placedArrays |= !fresh.isEmpty();
-    List<Initializer> own = new ArrayList<>(planning ? fresh.size() : 0);
-    if (planning) {
-      for (Parameter p : fresh) {
-        Initializer initializer = p.getInitializer();
-        own.add(initializer);
-        if (initializer != null) { // none: the apply's refusal, which the plan must give too
-          p.setInitializer(new NoDrawInitializer(initializer));
-        }
-      }
-    }
-    try {
-      if (manager == null) {
-        try (NDManager scratch = NDManager.newBaseManager()) {
-          replacement.initialize(scratch, dataType, inputShapes);
-        }
-      } else {
-        replacement.initialize(manager, dataType, inputShapes);
-      }
-      faults.point("initialize");
-    } catch (Exception e) { // a block's initialize may throw a checked exception undeclared
-      throw new SurgeryException(
-          path,
-          "replacement "
-              + replacement.getClass().getSimpleName()
-              + " failed to initialize with input shapes "
-              + Arrays.toString(inputShapes)
-              + ": "
-              + messageOf(e),
-          e);
-    } finally {
-      for (int i = 0; i < own.size(); i++) {
-        fresh.get(i).setInitializer(own.get(i));
-      }
-      for (Parameter p : fresh) {
-        if (p.isInitialized()) {
-          journal.closeOnRollback(p.getArray());
-        }
-      }
-    }
-  }
-
-  /** An array that tells where the old block lived: its own parameter, else any in the model. */
-  private NDArray anchorArray(Block original) {
-    for (Parameter p : parametersOf(original)) {
-      if (p.isInitialized()) {
-        return p.getArray();
-      }
-    }
-    if (rootAnchor == null) {
-      // Looked up once per surgery: parameter-free replacements would otherwise walk the tree each.
-      rootAnchor = new NDArray[1];
-      for (Parameter p : parametersOf(root)) {
-        if (p.isInitialized()) {
-          rootAnchor[0] = p.getArray();
-          break;
-        }
-      }
-    }
-    return rootAnchor[0];
-  }
-
-  private static void checkShapes(
-      Block original, Block replacement, Shape[] inputShapes, String path) {
-    Shape[] expected = original.getOutputShapes(inputShapes);
-    Shape[] actual;
-    try {
-      actual = replacement.getOutputShapes(inputShapes);
-    } catch (Exception e) {
-      throw new SurgeryException(
-          path, "cannot compute the output shapes of the replacement: " + messageOf(e), e);
-    }
-    if (!Arrays.equals(expected, actual)) {
-      throw new SurgeryException(
-          path,
-          "replacement "
-              + replacement.getClass().getSimpleName()
-              + " changes the output shapes from "
-              + Arrays.toString(expected)
-              + " to "
-              + Arrays.toString(actual)
-              + " (allow it: replaceModules with"
-              + " SurgeryOptions.builder().optAllowShapeChange(true).build())");
-    }
+    placedArrays = placement.placedArrays();
   }
 
   // ------------------------------------------------------------------ trainers
@@ -1510,75 +1282,5 @@ final class TreeSurgery {
 
   private static BlockList childrenOf(Block block) {
     return BlockPaths.children(block);
-  }
-
-  /**
-   * Every parameter under a block, each once, in traversal order, from the live children and
-   * parameter maps (no per-node subtree walks). Parameters do not override {@code equals}, so the
-   * ordered set is an identity set.
-   */
-  static Set<Parameter> parametersOf(Block block) {
-    List<Block> direct = childrenOf(block).values();
-    if (direct.isEmpty()) {
-      // Most calls are on leaves: no visited set, no stack.
-      return new LinkedHashSet<>(directParameters(block));
-    }
-    Set<Parameter> ordered = new LinkedHashSet<>();
-    visitOnce(block, b -> ordered.addAll(directParameters(b)));
-    return ordered;
-  }
-
-  /** Visits every block under {@code root} once, depth first, children in their order. */
-  static void visitOnce(Block root, Consumer<Block> visit) {
-    walkOnce(
-        root,
-        b -> {
-          visit.accept(b);
-          return true;
-        });
-  }
-
-  /**
-   * Visits blocks under {@code root} once each, depth first, children in their order, descending
-   * below a block only when {@code visit} returns true for it.
-   */
-  static void walkOnce(Block root, java.util.function.Predicate<Block> visit) {
-    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
-    Deque<Block> stack = new ArrayDeque<>();
-    stack.push(root);
-    while (!stack.isEmpty()) {
-      Block b = stack.pop();
-      if (!visited.add(b) || !visit.test(b)) {
-        continue;
-      }
-      List<Block> kids = childrenOf(b).values();
-      for (int i = kids.size() - 1; i >= 0; i--) {
-        stack.push(kids.get(i));
-      }
-    }
-  }
-
-  static Collection<Parameter> directParameters(Block block) {
-    return block instanceof AbstractBlock ab && !DjlInternals.listsParametersItself(ab.getClass())
-        ? DjlInternals.liveParameters(ab).values()
-        : block.getDirectParameters().values();
-  }
-
-  private static boolean allInitialized(Block block) {
-    for (Parameter p : parametersOf(block)) {
-      if (!p.isInitialized()) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  static boolean containsIdentity(Collection<?> items, Object target) {
-    for (Object o : items) {
-      if (o == target) {
-        return true;
-      }
-    }
-    return false;
   }
 }

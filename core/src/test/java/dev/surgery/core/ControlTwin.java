@@ -139,7 +139,7 @@ final class ControlTwin implements AutoCloseable {
   }
 
   static List<Parameter> parameters(Block root) {
-    return new ArrayList<>(TreeSurgery.parametersOf(root));
+    return new ArrayList<>(BlockTrees.parametersOf(root));
   }
 
   @Override

@@ -177,7 +177,7 @@ final class Fixtures {
   /** Parameter id to a bitwise copy of its values, in traversal order. */
   static Map<String, float[]> snapshot(Block root) {
     Map<String, float[]> values = new LinkedHashMap<>();
-    for (Parameter p : TreeSurgery.parametersOf(root)) {
+    for (Parameter p : BlockTrees.parametersOf(root)) {
       values.put(p.getId(), ExactnessOracle.floats(p.getArray()));
     }
     return values;
@@ -216,7 +216,7 @@ final class Fixtures {
   /** The ids of every parameter of the model. */
   static Set<String> modelIds(Block root) {
     Set<String> ids = new TreeSet<>();
-    for (Parameter p : TreeSurgery.parametersOf(root)) {
+    for (Parameter p : BlockTrees.parametersOf(root)) {
       ids.add(p.getId());
     }
     return ids;
@@ -238,5 +238,15 @@ final class Fixtures {
         .optPadding(new Shape(1, 1))
         .setFilters(filters)
         .build();
+  }
+
+  /**
+   * Matches blocks whose path matches a glob: {@code *} within one path segment, {@code **} across
+   * segments, {@code ?} one character. The patterns users write are {@link Targets}, with {@code
+   * **} as whole segments; this one reads any path text, for tests of the engine's path handling.
+   */
+  static BlockMatcher pathGlob(String glob) {
+    java.util.regex.Pattern pattern = BlockPaths.globToRegex(glob);
+    return (block, path) -> pattern.matcher(path).matches();
   }
 }

@@ -91,7 +91,7 @@ class LiveSurgeryTest {
               if (!replaced.isEmpty()) {
                 return;
               }
-              oldParameters.addAll(TreeSurgery.parametersOf(resnet));
+              oldParameters.addAll(BlockTrees.parametersOf(resnet));
               // What the surgery must free: the strided convolutions' arrays and their state.
               Map<String, Map<String, Map<Device, NDArray>>> states =
                   DjlInternals.optimizerStates(DjlInternals.optimizer(trainer));
@@ -386,7 +386,7 @@ class LiveSurgeryTest {
         trainer.initialize(new Shape(2, 4));
         Fixtures.sumStep(trainer);
         ModuleSurgery.updateParamsInOptimizer(
-            TreeSurgery.parametersOf(m1), TreeSurgery.parametersOf(m2), List.of(trainer));
+            BlockTrees.parametersOf(m1), BlockTrees.parametersOf(m2), List.of(trainer));
         assertEquals(Fixtures.modelIds(m2), Fixtures.storeIds(trainer));
         for (Set<String> keys : Fixtures.stateKeys(trainer).values()) {
           assertTrue(keys.isEmpty(), "state of removed parameters dropped");
@@ -405,7 +405,7 @@ class LiveSurgeryTest {
         // Defect 8: a removed parameter no trainer registered (never used forward) is skipped.
         Set<String> storeBefore = Fixtures.storeIds(trainer);
         ModuleSurgery.updateParamsInOptimizer(
-            List.of(TreeSurgery.parametersOf(m1).iterator().next()), List.of(), List.of(trainer));
+            List.of(BlockTrees.parametersOf(m1).iterator().next()), List.of(), List.of(trainer));
         assertEquals(storeBefore, Fixtures.storeIds(trainer));
       }
     }

@@ -471,7 +471,7 @@ class PlanTest {
 
   private static Map<String, Boolean> trainable(Block root) {
     Map<String, Boolean> out = new java.util.TreeMap<>();
-    for (Parameter p : TreeSurgery.parametersOf(root)) {
+    for (Parameter p : BlockTrees.parametersOf(root)) {
       out.put(p.getId(), p.requiresGradient());
     }
     return out;
@@ -479,7 +479,7 @@ class PlanTest {
 
   private static Set<Parameter> parameters(Block root) {
     Set<Parameter> out = Collections.newSetFromMap(new IdentityHashMap<>());
-    out.addAll(TreeSurgery.parametersOf(root));
+    out.addAll(BlockTrees.parametersOf(root));
     return out;
   }
 

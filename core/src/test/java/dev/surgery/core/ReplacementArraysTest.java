@@ -88,7 +88,7 @@ class ReplacementArraysTest {
   /** The manager's open arrays that are not arrays of the model's parameters. */
   private static Set<NDArray> openBesides(NDManager manager, Block root) {
     Set<NDArray> open = OpenArrays.managedBy(manager);
-    for (Parameter p : TreeSurgery.parametersOf(root)) {
+    for (Parameter p : BlockTrees.parametersOf(root)) {
       open.remove(p.getArray());
     }
     return open;

@@ -757,8 +757,8 @@ class TiedBlockTest {
   }
 
   private static void copyValues(Block from, Block to) {
-    List<Parameter> source = new ArrayList<>(TreeSurgery.parametersOf(from));
-    List<Parameter> target = new ArrayList<>(TreeSurgery.parametersOf(to));
+    List<Parameter> source = new ArrayList<>(BlockTrees.parametersOf(from));
+    List<Parameter> target = new ArrayList<>(BlockTrees.parametersOf(to));
     assertEquals(source.size(), target.size());
     for (int i = 0; i < source.size(); i++) {
       source.get(i).getArray().copyTo(target.get(i).getArray());
@@ -767,7 +767,7 @@ class TiedBlockTest {
 
   private static List<float[]> values(Block root) {
     List<float[]> values = new ArrayList<>();
-    for (Parameter p : TreeSurgery.parametersOf(root)) {
+    for (Parameter p : BlockTrees.parametersOf(root)) {
       values.add(ExactnessOracle.floats(p.getArray()));
     }
     return values;

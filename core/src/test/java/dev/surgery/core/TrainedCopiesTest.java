@@ -100,7 +100,7 @@ class TrainedCopiesTest {
       trainedOnCopies(trainer, data);
       Map<String, float[]> modelValues = Fixtures.snapshot(net);
       Map<String, float[]> storeValues = new LinkedHashMap<>();
-      for (Parameter p : TreeSurgery.parametersOf(net)) {
+      for (Parameter p : BlockTrees.parametersOf(net)) {
         storeValues.put(p.getId(), storeCopy(trainer, p).toFloatArray());
       }
 
@@ -118,7 +118,7 @@ class TrainedCopiesTest {
       Map<String, float[]> after = Fixtures.snapshot(net);
       assertEquals(modelValues.keySet(), after.keySet());
       modelValues.forEach((id, v) -> assertArrayEquals(v, after.get(id), id));
-      for (Parameter p : TreeSurgery.parametersOf(net)) {
+      for (Parameter p : BlockTrees.parametersOf(net)) {
         assertArrayEquals(storeValues.get(p.getId()), storeCopy(trainer, p).toFloatArray());
       }
     }
@@ -133,7 +133,7 @@ class TrainedCopiesTest {
   private static ArrayDataset trainedOnCopies(Trainer trainer, NDManager data) throws Exception {
     trainer.initialize(INPUT);
     ParameterStore store = DjlInternals.parameterStore(trainer);
-    for (Parameter p : TreeSurgery.parametersOf(trainer.getModel().getBlock())) {
+    for (Parameter p : BlockTrees.parametersOf(trainer.getModel().getBlock())) {
       List<NDArray> mirrors = DjlInternals.mirrors(DjlInternals.storeEntries(store).get(p.getId()));
       NDArray main = mirrors.get(0);
       NDArray copy = store.getManager().create(main.getShape(), main.getDataType());

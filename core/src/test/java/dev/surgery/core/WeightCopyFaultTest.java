@@ -201,13 +201,13 @@ class WeightCopyFaultTest {
           OpenArrays.ofEngine(net.getParameters().valueAt(0).getArray().getManager());
       leftOpen.removeAll(openBefore);
       Set<NDArray> allocatedByFailedFunction = identitySet();
-      for (Parameter p : TreeSurgery.parametersOf(halfMade.get(0))) {
+      for (Parameter p : BlockTrees.parametersOf(halfMade.get(0))) {
         allocatedByFailedFunction.add(p.getArray());
       }
       assertEquals(2, allocatedByFailedFunction.size(), "weight and bias of the half-made conv");
       assertEquals(allocatedByFailedFunction, leftOpen);
       for (Block b : made) {
-        for (Parameter p : TreeSurgery.parametersOf(b)) {
+        for (Parameter p : BlockTrees.parametersOf(b)) {
           assertTrue(p.getArray().isReleased(), "a discarded replacement's array is freed");
         }
       }
@@ -323,7 +323,7 @@ class WeightCopyFaultTest {
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
 
-      List<Parameter> oldParams = new ArrayList<>(TreeSurgery.parametersOf(net));
+      List<Parameter> oldParams = new ArrayList<>(BlockTrees.parametersOf(net));
       List<Parameter> newParams = new ArrayList<>();
       for (Parameter p : oldParams) {
         newParams.add(copyOf(p));
@@ -359,7 +359,7 @@ class WeightCopyFaultTest {
       ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
-      List<Parameter> live = new ArrayList<>(TreeSurgery.parametersOf(net));
+      List<Parameter> live = new ArrayList<>(BlockTrees.parametersOf(net));
       Parameter w0 = live.get(0);
       Parameter w1 = live.get(1);
       Parameter fresh = copyOf(w0);

@@ -6,12 +6,12 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import dev.surgery.core.BlockPaths;
-import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.events.Event;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
@@ -124,7 +124,7 @@ final class EntryRunner {
     // A trainer whose store is still empty (before trainer.initialize) has nothing to keep exact:
     // initialize registers the new blocks' parameters like all others.
     boolean live =
-        block != null && block.isInitialized() && ModuleSurgery.hasRegisteredParameters(trainer);
+        block != null && block.isInitialized() && DjlInternals.hasRegisteredParameters(trainer);
     return new EventState(
         event,
         trainer,
@@ -341,7 +341,7 @@ final class EntryRunner {
     if (frozenBefore != null && after != null) {
       Set<Parameter> frozenNow = SurgeryCheckpoint.frozen(after);
       frozenNow.removeAll(frozenBefore);
-      SurgeryCheckpoint.addFrozenBySurgery(after, frozenNow);
+      CarriedRecords.addFrozen(after, frozenNow);
     }
     if (changes == null) {
       // No structural change (for example an average of the weights): nothing to record.

@@ -50,7 +50,7 @@ public final class ModelLoadUndo {
   private final String carried;
 
   /** Which block the model's surgery property described before the load, as a token to restore. */
-  private final Object described;
+  private final CarriedRecords.Described described;
 
   /** The arrays taken off their parameters for the load. */
   private final Map<Parameter, NDArray> detached = new IdentityHashMap<>();
@@ -70,9 +70,9 @@ public final class ModelLoadUndo {
     this.snapshot = BlockTreeSnapshot.of(block);
     this.properties = new LinkedHashMap<>(model.getProperties());
     this.dataType = model.getDataType();
-    this.frozenByReplay = SurgeryCheckpoint.frozenByReplayOrNull(block);
-    this.carried = SurgeryCheckpoint.carriedBy(block);
-    this.described = SurgeryCheckpoint.describedToken(model);
+    this.frozenByReplay = CarriedRecords.frozenOrNull(block);
+    this.carried = CarriedRecords.carriedBy(block);
+    this.described = CarriedRecords.described(model);
     List<Parameter> parameters = block.getParameters().values();
     for (Parameter p : parameters) {
       if (p.getShape() != null) {
@@ -234,8 +234,8 @@ public final class ModelLoadUndo {
     }
     properties.forEach(model::setProperty);
     model.setDataType(dataType);
-    SurgeryCheckpoint.setFrozenByReplay(block, frozenByReplay);
-    SurgeryCheckpoint.carries(block, carried);
-    SurgeryCheckpoint.restoreDescribed(model, described);
+    CarriedRecords.setFrozen(block, frozenByReplay);
+    CarriedRecords.carries(block, carried);
+    CarriedRecords.restoreDescribed(model, described);
   }
 }

@@ -74,7 +74,8 @@ final class NotRunEntries {
 
   /**
    * Lists the open entries of a trainer whose training is over as never run, with why: training
-   * ended ({@link #onTrainingEnd}) or the program ended before it did ({@link #onProgramEnd()}).
+   * ended ({@link SurgeryListener#onTrainingEnd}) or the program ended before it did ({@link
+   * SurgeryListener#onProgramEnd()}).
    */
   void listNotRun(TrainerState st, boolean programEnd) {
     Schedule schedule = st.schedule;

@@ -53,7 +53,7 @@ final class RecordedEntries {
    * {@code on_error} says) with the model unchanged.
    */
   String unwritableRecord(Model model) {
-    String existing = SurgeryCheckpoint.recordOf(model);
+    String existing = CarriedRecords.recordOf(model);
     if (existing == null || existing.isBlank()) {
       return null;
     }
@@ -102,7 +102,7 @@ final class RecordedEntries {
    */
   boolean record(Model model, Algorithm algorithm, int epoch, int planned, SurgeryChanges changes) {
     List<SurgeryRecord> records = new ArrayList<>();
-    String existing = SurgeryCheckpoint.recordOf(model);
+    String existing = CarriedRecords.recordOf(model);
     if (existing != null && !existing.isBlank()) {
       try {
         records.addAll(SurgeryJson.recordsFromJson(existing));
@@ -143,9 +143,9 @@ final class RecordedEntries {
             SurgeryRecord.changesOf(changes)));
     String json = SurgeryJson.recordsToJson(records);
     // The block first: a save on another thread syncs the property from it.
-    SurgeryCheckpoint.carries(model.getBlock(), json);
+    CarriedRecords.carries(model.getBlock(), json);
     RecordProperty.write(model, json);
-    SurgeryCheckpoint.describes(model);
+    CarriedRecords.describes(model);
     return true;
   }
 
@@ -188,11 +188,9 @@ final class RecordedEntries {
     }
   }
 
-  /**
-   * The surgery record of the model's current block (see SurgeryCheckpoint#recordOf); null: none.
-   */
+  /** The surgery record of the model's current block (see CarriedRecords#recordOf); null: none. */
   static String recordOf(Model model) {
-    return model == null ? null : SurgeryCheckpoint.recordOf(model);
+    return model == null ? null : CarriedRecords.recordOf(model);
   }
 
   /**

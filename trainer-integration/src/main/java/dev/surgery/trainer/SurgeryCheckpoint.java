@@ -18,12 +18,7 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.internal.WeakIdentityMap;
-import java.io.BufferedInputStream;
-import java.io.DataInputStream;
-import java.io.EOFException;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -54,9 +49,6 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  */
 public final class SurgeryCheckpoint {
-
-  /** The model version DJL 0.36 writes after the {@code DJL@} magic. */
-  private static final int DJL_MODEL_VERSION = 1;
 
   /** Allocates without computing values: the arrays only carry shapes until they are freed. */
   private static final Initializer ALLOCATE_ONLY =
@@ -170,20 +162,6 @@ public final class SurgeryCheckpoint {
     }
   }
 
-  /** The parameters the last replay on a block froze, or null: for {@link ModelLoadUndo}. */
-  static Set<Parameter> frozenByReplayOrNull(Block block) {
-    return FROZEN_BY_REPLAY.get(block);
-  }
-
-  /** Sets (null: clears) what a block's replay froze: for {@link ModelLoadUndo}. */
-  static void setFrozenByReplay(Block block, Set<Parameter> frozen) {
-    if (frozen == null) {
-      FROZEN_BY_REPLAY.remove(block);
-    } else {
-      FROZEN_BY_REPLAY.put(block, frozen);
-    }
-  }
-
   /**
    * Finds the parameter file {@code model.load(dir, name, options)} would read: {@code
    * name-NNNN.params} with the {@code epoch} option's number or else the highest one.
@@ -265,8 +243,8 @@ public final class SurgeryCheckpoint {
                   + (carried + 1)
                   + "; the model carries the entries before it)",
           undoOwn);
-      carries(block, SurgeryJson.recordsToJson(records));
-      describes(model);
+      CarriedRecords.carries(block, SurgeryJson.recordsToJson(records));
+      CarriedRecords.describes(model);
       if (inputShapes.length > 0 && noArrays(block)) {
         // Every layer the replay built gets the shapes its arrays must have (still no array), so
         // that the load can be checked against them: DJL's own load checks no shape.
@@ -288,7 +266,7 @@ public final class SurgeryCheckpoint {
    */
   private static void refuseIntoChangedModel(Model model, Path paramsFile)
       throws MalformedModelException {
-    String own = carriedBy(model.getBlock());
+    String own = CarriedRecords.carriedBy(model.getBlock());
     if (own == null || own.isBlank()) {
       return;
     }
@@ -324,23 +302,13 @@ public final class SurgeryCheckpoint {
    */
   private static void forgetFreezes(Model model) {
     Block block = model.getBlock();
-    if (carriedBy(block) == null) {
+    if (CarriedRecords.carriedBy(block) == null) {
       return;
     }
-    carries(block, null);
-    setFrozenByReplay(block, null);
-    takeRecordOff(model);
-    describes(model);
-  }
-
-  /** Takes the {@code surgery} property off a model: the file it saves claims no surgery. */
-  private static void takeRecordOff(Model model) {
-    try {
-      RecordProperty.remove(model);
-    } catch (UnsupportedOperationException e) {
-      // A model whose properties are a copy: an empty record says the same (no surgery).
-      RecordProperty.write(model, "[]");
-    }
+    CarriedRecords.carries(block, null);
+    CarriedRecords.setFrozen(block, null);
+    CarriedRecords.takeRecordOff(model);
+    CarriedRecords.describes(model);
   }
 
   private static boolean noArrays(Block block) {
@@ -364,7 +332,7 @@ public final class SurgeryCheckpoint {
       throws MalformedModelException {
     // What the block carries, not the model's property: a program that sets the original block
     // again on the same Model object keeps the property of the block it replaced.
-    String own = model.getBlock() == null ? null : CARRIED.get(model.getBlock());
+    String own = CarriedRecords.carriedBy(model.getBlock());
     if (own == null || own.isBlank()) {
       return 0;
     }
@@ -497,7 +465,7 @@ public final class SurgeryCheckpoint {
     // checkpoints of one run in turn replays only the records it did not carry yet).
     // Still in the block is enough: a trainer without the listener (DJL's newTrainer unfreezes a
     // loaded model) may have unfrozen them in between; the next listener's trainer freezes again.
-    Set<Parameter> earlier = FROZEN_BY_REPLAY.get(block);
+    Set<Parameter> earlier = CarriedRecords.frozenOrNull(block);
     if (earlier != null) {
       Set<Parameter> present = Collections.newSetFromMap(new IdentityHashMap<>());
       present.addAll(block.getParameters().values());
@@ -509,7 +477,8 @@ public final class SurgeryCheckpoint {
     }
     frozenNow.removeAll(frozenBefore);
     byReplay.addAll(frozenNow);
-    setFrozenByReplay(block, byReplay.isEmpty() ? null : Collections.unmodifiableSet(byReplay));
+    CarriedRecords.setFrozen(
+        block, byReplay.isEmpty() ? null : Collections.unmodifiableSet(byReplay));
   }
 
   /**
@@ -616,87 +585,8 @@ public final class SurgeryCheckpoint {
    * @return the parameters, empty when surgery froze none
    */
   public static Set<Parameter> frozenByReplay(Block root) {
-    Set<Parameter> frozen = root == null ? null : FROZEN_BY_REPLAY.get(root);
+    Set<Parameter> frozen = CarriedRecords.frozenOrNull(root);
     return frozen == null ? Set.of() : frozen;
-  }
-
-  /** Parameters that a replay froze, by root block (weakly: a dropped model frees its entry). */
-  private static final WeakIdentityMap<Block, Set<Parameter>> FROZEN_BY_REPLAY =
-      new WeakIdentityMap<>();
-
-  /** The surgery records each root block carries (replayed, or applied by a listener), weakly. */
-  private static final WeakIdentityMap<Block, String> CARRIED = new WeakIdentityMap<>();
-
-  /**
-   * Notes that a root block now carries these records (a listener applied one more, or a replay
-   * made them): a later load of a file with the same records into this block replays nothing.
-   */
-  static void carries(Block root, String recordsJson) {
-    if (root != null) {
-      if (recordsJson == null) {
-        CARRIED.remove(root);
-      } else {
-        CARRIED.put(root, recordsJson);
-      }
-    }
-  }
-
-  /**
-   * Per model, the root block its {@code surgery} property was last written for by a listener or a
-   * replay, weakly (a model reused with {@code setBlock} must not keep its old block alive).
-   */
-  private static final WeakIdentityMap<Model, java.lang.ref.WeakReference<Block>> DESCRIBED =
-      new WeakIdentityMap<>();
-
-  /** Notes that the model's {@code surgery} property now describes its current block. */
-  static void describes(Model model) {
-    DESCRIBED.put(model, new java.lang.ref.WeakReference<>(model.getBlock()));
-  }
-
-  /** Which block the model's property describes, as a token for {@link #restoreDescribed}. */
-  static Object describedToken(Model model) {
-    return DESCRIBED.get(model);
-  }
-
-  /**
-   * Puts back what {@link #describedToken} returned (a failed load undoes its {@link #describes}).
-   */
-  @SuppressWarnings("unchecked")
-  static void restoreDescribed(Model model, Object token) {
-    if (token == null) {
-      DESCRIBED.remove(model);
-    } else {
-      DESCRIBED.put(model, (java.lang.ref.WeakReference<Block>) token);
-    }
-  }
-
-  /**
-   * The surgery record that describes a model's current block: what the block carries (a replay, or
-   * a listener's application, noted it), else the model's {@code surgery} property, unless a
-   * listener or a replay wrote that property for another block (a {@code Model} given a new block
-   * with {@code setBlock}, as a hyperparameter search may do, keeps the property of the block it
-   * had); null when there is none.
-   *
-   * @param model the model
-   * @return the records as JSON, or null
-   */
-  static String recordOf(Model model) {
-    Block block = model.getBlock();
-    String carried = carriedBy(block);
-    if (carried != null) {
-      return carried;
-    }
-    return describesAnotherBlock(model) ? null : propertyOf(model);
-  }
-
-  /** The model's record property, its parts joined. */
-  private static String propertyOf(Model model) {
-    return RecordProperty.read(model.getProperties());
-  }
-
-  private static boolean describesAnotherBlock(Model model) {
-    java.lang.ref.WeakReference<Block> described = DESCRIBED.get(model);
-    return described != null && described.get() != model.getBlock();
   }
 
   /**
@@ -713,57 +603,7 @@ public final class SurgeryCheckpoint {
    * @param model the model about to be saved
    */
   public static void syncRecord(Model model) {
-    Block block = model.getBlock();
-    String carried = carriedBy(block);
-    if (carried != null) {
-      if (!carried.equals(propertyOf(model))) {
-        RecordProperty.write(model, carried);
-      }
-      describes(model);
-    } else {
-      forgetRecordOfAnotherBlock(model);
-    }
-  }
-
-  /**
-   * Takes a {@code surgery} property that describes another block off the model (see {@link
-   * #recordOf}), so that {@code model.save} does not write a record of surgery this block never
-   * had, which a load would replay.
-   *
-   * @param model the model
-   * @return whether the property was taken off
-   */
-  static boolean forgetRecordOfAnotherBlock(Model model) {
-    if (carriedBy(model.getBlock()) != null
-        || !describesAnotherBlock(model)
-        || model.getProperty(SurgeryListener.PROPERTY) == null) {
-      return false;
-    }
-    takeRecordOff(model);
-    DESCRIBED.remove(model);
-    return true;
-  }
-
-  /** The records a root block carries, or null: for {@link ModelLoadUndo}. */
-  static String carriedBy(Block root) {
-    return root == null ? null : CARRIED.get(root);
-  }
-
-  /**
-   * Adds to what surgery froze on a block, which a new trainer of the model freezes again (see
-   * {@link #frozenByReplay}).
-   */
-  static void addFrozenBySurgery(Block root, Set<Parameter> frozen) {
-    if (root == null || frozen.isEmpty()) {
-      return;
-    }
-    Set<Parameter> all = Collections.newSetFromMap(new IdentityHashMap<>());
-    Set<Parameter> earlier = FROZEN_BY_REPLAY.get(root);
-    if (earlier != null) {
-      all.addAll(earlier);
-    }
-    all.addAll(frozen);
-    FROZEN_BY_REPLAY.put(root, Collections.unmodifiableSet(all));
+    CarriedRecords.syncRecord(model);
   }
 
   /** The trainable kinds of parameters of a tree that take no gradient (a new, mutable set). */
@@ -904,39 +744,6 @@ public final class SurgeryCheckpoint {
   }
 
   /**
-   * Reads a shape as DJL's {@code Shape.decode} does, refusing lengths no shape has: a damaged file
-   * would otherwise have it allocate an array of billions (an {@code OutOfMemoryError}).
-   */
-  private static Shape shape(DataInputStream dis, Path paramsFile) throws IOException {
-    int rank = dis.readInt();
-    if (rank < 0 || rank > MAX_RANK) {
-      throw new IOException(
-          paramsFile + ": malformed header (an input shape of rank " + rank + ")");
-    }
-    long[] dimensions = new long[rank];
-    for (int i = 0; i < rank; i++) {
-      dimensions[i] = dis.readLong();
-    }
-    int layoutLength = dis.readInt();
-    if (layoutLength < 0 || layoutLength > MAX_RANK) {
-      throw new IOException(
-          paramsFile + ": malformed header (an input layout of " + layoutLength + " characters)");
-    }
-    char[] layout = new char[layoutLength];
-    for (int i = 0; i < layoutLength; i++) {
-      layout[i] = dis.readChar();
-    }
-    try {
-      return new Shape(dimensions, new String(layout));
-    } catch (IllegalArgumentException e) {
-      throw new IOException(paramsFile + ": malformed header (" + e.getMessage() + ")", e);
-    }
-  }
-
-  /** More dimensions than any input has: PyTorch itself allows 64. */
-  private static final int MAX_RANK = 64;
-
-  /**
    * Reads the header of a DJL parameter file, the way {@code BaseModel} does: {@code DJL@}, the
    * version, the model name, the data type, the input descriptions and the properties.
    *
@@ -945,50 +752,7 @@ public final class SurgeryCheckpoint {
    * @throws IOException if the file cannot be read, is truncated or has another version
    */
   public static Header readHeader(Path paramsFile) throws IOException {
-    try (DataInputStream dis =
-        new DataInputStream(new BufferedInputStream(Files.newInputStream(paramsFile)))) {
-      byte[] magic = new byte[4];
-      try {
-        dis.readFully(magic);
-      } catch (EOFException e) {
-        return null;
-      }
-      if (!"DJL@".equals(new String(magic, StandardCharsets.US_ASCII))) {
-        return null;
-      }
-      int version = dis.readInt();
-      if (version != DJL_MODEL_VERSION) {
-        throw new IOException(paramsFile + ": unsupported DJL model version " + version);
-      }
-      String modelName = dis.readUTF();
-      DataType dataType;
-      try {
-        dataType = DataType.valueOf(dis.readUTF());
-      } catch (IllegalArgumentException e) {
-        throw new IOException(paramsFile + ": unknown data type in the header", e);
-      }
-      int inputs = dis.readInt();
-      if (inputs < 0 || inputs > 1 << 16) {
-        throw new IOException(paramsFile + ": malformed header (" + inputs + " inputs)");
-      }
-      List<String> names = new ArrayList<>();
-      List<Shape> shapes = new ArrayList<>();
-      for (int i = 0; i < inputs; i++) {
-        names.add(dis.readUTF());
-        shapes.add(shape(dis, paramsFile));
-      }
-      int count = dis.readInt();
-      if (count < 0 || count > 1 << 16) {
-        throw new IOException(paramsFile + ": malformed header (" + count + " properties)");
-      }
-      Map<String, String> properties = new LinkedHashMap<>();
-      for (int i = 0; i < count; i++) {
-        properties.put(dis.readUTF(), dis.readUTF());
-      }
-      return new Header(modelName, dataType, names, shapes, properties);
-    } catch (EOFException e) {
-      throw new IOException(paramsFile + ": truncated DJL parameter file header", e);
-    }
+    return ParamsFileHeader.read(paramsFile);
   }
 
   /**

@@ -4,18 +4,12 @@ import ai.djl.Model;
 import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
-import ai.djl.training.listener.SaveModelTrainingListener;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import com.google.gson.JsonObject;
-import dev.surgery.core.BlockPaths;
-import dev.surgery.core.ModuleSurgery;
-import dev.surgery.core.SurgeryException;
 import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.events.Event;
-import dev.surgery.core.internal.BlockFields;
-import dev.surgery.core.internal.ClosedPackageException;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.WeakIdentityMap;
 import dev.surgery.trainer.config.OnError;
@@ -30,12 +24,10 @@ import java.util.Comparator;
 import java.util.EnumSet;
 import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -149,9 +141,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** The program's end as applications see it: none begins after it, one under way is awaited. */
   private final ProgramEnd programEnd = new ProgramEnd();
 
-  /** Whether the listener-order warning was given (once per listener, not per trial). */
-  private final AtomicBoolean saveOrderWarned = new AtomicBoolean();
-
   /** Whether the schedule has {@code at: "<f>dur"} entries, whose steps follow an estimate. */
   private final boolean hasDurations;
 
@@ -161,6 +150,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final NotRunEntries notRun;
   private final RecordedEntries records;
   private final EntryRunner runner;
+  private final StartChecks startChecks;
 
   private SurgeryListener(
       List<ScheduledAlgorithm> schedule,
@@ -193,6 +183,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             programEnd,
             this::trainersOf);
     this.observable = Collections.unmodifiableSet(eventSet(observable));
+    this.startChecks = new StartChecks(this, runner, notRun, length, this.observable, warnings);
     this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
     this.eventDriven =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
@@ -592,8 +583,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       return; // the agent and the program may both forward this event
     }
     st.begun = true;
-    refuseMisspeltPatterns(trainer, st);
-    warnSaveAfterSurgery(trainer, st);
+    startChecks.atTrainingBegin(trainer, st);
     Block block = trainer.getModel().getBlock();
     boolean initialized = block != null && block.isInitialized();
     Schedule schedule = st.schedule;
@@ -753,7 +743,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     st.initSeen = true;
     st.begun = true;
-    refuseMisspeltPatterns(trainer, st);
+    startChecks.atInitialized(trainer, st);
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
@@ -780,7 +770,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       notRun.resumedAfterStop(st);
     }
     if (st.batches == 0) {
-      firstBatch(trainer, st);
+      startChecks.atFirstBatch(trainer, st);
     }
     st.batches++;
     st.epochJustEnded = false;
@@ -1135,176 +1125,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       for (Trainer other : states.keys()) {
         if (other != trainer
             && other.getModel() == trainer.getModel()
-            && ModuleSurgery.hasRegisteredParameters(other)) {
+            && DjlInternals.hasRegisteredParameters(other)) {
           trainers.add(other);
         }
       }
     }
     return trainers;
-  }
-
-  // ------------------------------------------------------------------ batches and loss
-
-  private void firstBatch(Trainer trainer, TrainerState st) {
-    refuseMisspeltPatterns(trainer, st);
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.entry(i);
-      if (schedule.status(i) == EntryStatus.AWAITING_LENGTH
-          || (schedule.isPending(i)
-              && entry.trigger().kind() != Trigger.Kind.EVENTS
-              && !observable.contains(Event.FIT_START)
-              && length.lacks(st, entry))) {
-        // Training starts without the length an entry needs, and this listener's driver reports
-        // no fit start (DJL's callbacks alone: no SurgeryTrain, no agent), so nothing announces
-        // it from now on: the entry fails (or is skipped) here, before the first step, naming
-        // where to set it, not epochs into training. (Under the agent a warm-up batch may come
-        // before EasyTrain.fit announces the length.)
-        runner.apply(trainer, st, i, Event.FIT_START);
-        continue;
-      }
-      if (schedule.status(i) == EntryStatus.DEFERRED) {
-        throw new IllegalStateException(
-            "Surgery: "
-                + entry.describe()
-                + " needs an initialized model and is still waiting: call"
-                + " surgeryListener.onInitialized(trainer) right after trainer.initialize(...)"
-                + " (the surgery agent does this by itself), or schedule it at epoch 1 or later");
-      }
-      if (schedule.isPendingBeforeTraining(i)) {
-        notRun.missed(
-            st,
-            i,
-            "the listener did not see onTrainingBegin for this trainer (it was added after the"
-                + " Trainer was created)");
-      }
-    }
-  }
-
-  /**
-   * Fails, before training, each open entry whose include or exclude pattern selects nothing in the
-   * model but would with case ignored ({@code type:Conv2D}): a typo that would otherwise fail the
-   * entry only when it runs, epochs into training. Once per trainer; on_error decides as for any
-   * failure of the entry (fail: training stops here; skip: the entry is dropped).
-   */
-  private void refuseMisspeltPatterns(Trainer trainer, TrainerState st) {
-    if (st.patternsChecked) {
-      return;
-    }
-    st.patternsChecked = true;
-    Block root = trainer.getModel().getBlock();
-    if (root == null) {
-      return;
-    }
-    warnClosedPackages(root, st);
-    for (int i = 0; i < st.schedule.size(); i++) {
-      Algorithm algorithm = st.schedule.entry(i).algorithm();
-      if (!st.schedule.isOpen(i) || algorithm.targets().isAll()) {
-        continue;
-      }
-      String typo = algorithm.targets().caseMismatch(root);
-      if (typo != null) {
-        runner.failed(
-            st,
-            i,
-            Event.FIT_START,
-            new SurgeryException(null, algorithm.name() + ": the " + typo),
-            0);
-      }
-    }
-  }
-
-  /**
-   * Warns, before training, of a block class whose named module does not open its package to DJL
-   * Surgery: a surgery that needs its fields (a block below it replaced, a checkpoint replayed)
-   * will be refused and rolled back when it runs, epochs into training. A block class of such a
-   * module, or a lambda block running a function of one, is named once per package and trainer.
-   */
-  private void warnClosedPackages(Block root, TrainerState st) {
-    boolean open = false;
-    for (int i = 0; i < st.schedule.size() && !open; i++) {
-      open = st.schedule.isOpen(i);
-    }
-    if (!open) {
-      return;
-    }
-    Set<String> warned = new java.util.HashSet<>();
-    for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
-      Block block = e.getKey();
-      Class<?> owner = BlockFields.closedFieldOwner(block.getClass());
-      Class<?> function = owner == null ? BlockFields.closedFunctionClass(block) : null;
-      Class<?> closed = owner != null ? owner : function;
-      // Once per module package: the one directive opens them all.
-      if (closed == null
-          || !warned.add(closed.getModule().getName() + "/" + closed.getPackageName())) {
-        continue;
-      }
-      warnings.warn(
-          "Surgery: block "
-              + BlockPaths.display(e.getValue())
-              + (owner != null
-                  ? " is a " + owner.getName() + ", whose fields"
-                  : " runs a function of class " + function.getName() + ", whose captured values")
-              + " the engine cannot read: "
-              + ClosedPackageException.advice(closed)
-              + ". Until then a surgery that needs them (a block below it or one it calls"
-              + " replaced, a checkpoint replayed) is refused and rolled back when it runs");
-    }
-  }
-
-  /**
-   * Warns when DJL's {@link SaveModelTrainingListener} comes after this listener in a trainer's
-   * list and an entry may run at an epoch end: there the checkpoint it saves would hold the changed
-   * model, while the epoch's metrics (and the {@code Accuracy} a save callback sets from them)
-   * belong to the model before the surgery. Said once per listener; the agent adds its listener
-   * last, where this cannot happen.
-   */
-  private void warnSaveAfterSurgery(Trainer trainer, TrainerState st) {
-    if (saveOrderWarned.get() || !runsAtEpochEnds(st.schedule)) {
-      return;
-    }
-    boolean after = false;
-    for (TrainingListener listener : DjlInternals.listeners(trainer)) {
-      if (listener == this) {
-        after = true;
-      } else if (after && listener instanceof SaveModelTrainingListener) {
-        if (!saveOrderWarned.compareAndSet(false, true)) {
-          return;
-        }
-        warnings.warn(
-            "Surgery: this SurgeryListener comes before DJL's SaveModelTrainingListener in the"
-                + " trainer's listeners, so at an epoch end where surgery runs the checkpoint holds"
-                + " the changed model while the epoch's metrics (and an Accuracy a save callback"
-                + " sets from them) belong to the model before the surgery. Add the"
-                + " SurgeryListener after the SaveModelTrainingListener (the agent adds its"
-                + " listener last)");
-        return;
-      }
-    }
-  }
-
-  /** Whether an entry of a schedule may run at an epoch end (not only before training). */
-  private static boolean runsAtEpochEnds(Schedule schedule) {
-    for (int i = 0; i < schedule.size(); i++) {
-      Trigger trigger = schedule.entry(i).trigger();
-      switch (trigger.kind()) {
-        case EPOCH:
-          if (trigger.amount() > 0) {
-            return true;
-          }
-          break;
-        case EVERY_EPOCHS:
-          return true;
-        case EVENTS:
-          if (schedule.entry(i).algorithm().events().contains(Event.EPOCH_END)) {
-            return true;
-          }
-          break;
-        default:
-          break;
-      }
-    }
-    return false;
   }
 
   /** Copies a set of events; EnumSet.copyOf refuses an empty set that is no EnumSet. */
@@ -1370,7 +1196,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         }
         refuseRegisteredTwice(trainer);
         st = new TrainerState(trainerCount.incrementAndGet(), schedule, !countsBatchesInEpoch);
-        if (SurgeryCheckpoint.forgetRecordOfAnotherBlock(trainer.getModel())) {
+        if (CarriedRecords.forgetRecordOfAnotherBlock(trainer.getModel())) {
           ListenerLog.logger()
               .info(
                   "Surgery: the model's '{}' property described the block it had before setBlock:"

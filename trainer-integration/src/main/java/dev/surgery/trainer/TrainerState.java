@@ -1,5 +1,6 @@
 package dev.surgery.trainer;
 
+import ai.djl.nn.Block;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.util.ArrayDeque;
@@ -26,7 +27,7 @@ final class TrainerState {
    * The model's block when this trainer's state was made, or when it was last seen: a program may
    * give the model another block ({@code setBlock}) between {@code newTrainer} and training.
    */
-  Object block;
+  Block block;
 
   boolean begun;
 

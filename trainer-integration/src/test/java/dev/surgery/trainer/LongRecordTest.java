@@ -74,7 +74,7 @@ class LongRecordTest {
         trainer.initialize(INPUT);
         EasyTrain.fit(trainer, 1, train, null);
       }
-      String record = SurgeryCheckpoint.recordOf(model);
+      String record = CarriedRecords.recordOf(model);
       assertTrue(utfBytes(record) > RecordProperty.MAX_PART_BYTES, "the record needs parts");
       assertTrue(model.getProperty(RecordProperty.PARTS) != null);
       float[] saved = SurgeryCheckpointTest.outputs(model, batch);
@@ -89,7 +89,7 @@ class LongRecordTest {
         assertEquals(
             TestModels.structure(model.getBlock()), TestModels.structure(restored.getBlock()));
         assertArrayEquals(saved, SurgeryCheckpointTest.outputs(restored, batch));
-        assertEquals(record, SurgeryCheckpoint.recordOf(restored));
+        assertEquals(record, CarriedRecords.recordOf(restored));
       }
     }
   }

@@ -713,29 +713,20 @@ public final class DjlInternals {
       };
 
   /**
-   * Reads a float field of an optimizer by name, searching the class hierarchy.
+   * Tells whether a trainer has registered any parameter yet ({@code Trainer.initialize} or a first
+   * forward pass does). Before that, surgery needs no trainer update: registration picks up
+   * whatever the model holds then.
    *
-   * @param optimizer the optimizer
-   * @param name the field name (for example {@code beta1})
-   * @return the value, or null if there is no such float field
+   * @param trainer the trainer
+   * @return true when its parameter store holds parameters
    */
-  public static Float floatField(Object optimizer, String name) {
-    for (Class<?> c = optimizer.getClass(); c != Object.class; c = c.getSuperclass()) {
-      try {
-        Field f = c.getDeclaredField(name);
-        if (f.getType() == float.class) {
-          f.setAccessible(true);
-          return (Float) get(f, optimizer);
-        }
-      } catch (NoSuchFieldException e) {
-        // keep looking in the superclass
-      }
-    }
-    return null;
+  public static boolean hasRegisteredParameters(Trainer trainer) {
+    return !storeEntries(parameterStore(trainer)).isEmpty();
   }
 
   /**
-   * Reads any field value (used with fields from {@link #learningRateTrackerField}).
+   * Reads any field value (used with the fields {@link BlockFields} hands out, and with {@link
+   * #learningRateTrackerField}).
    *
    * @param field an accessible field
    * @param target the object
@@ -746,7 +737,7 @@ public final class DjlInternals {
   }
 
   /**
-   * Writes any field value (used with fields from {@link BlockFields#blockHoldingFields}).
+   * Writes any field value (used with the fields {@link BlockFields} hands out).
    *
    * @param field an accessible field
    * @param target the object

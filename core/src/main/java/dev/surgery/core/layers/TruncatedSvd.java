@@ -472,13 +472,13 @@ public final class TruncatedSvd {
     return Math.sqrt(s[k]);
   }
 
-  /** The k-th left singular vector of A (length rows). */
-  private double[] left(int k) {
+  /** The k-th left singular vector of A (length rows; the decomposition's own array). */
+  double[] left(int k) {
     return transposed ? shortVectors[k] : longVector(k);
   }
 
-  /** The k-th right singular vector of A (length cols). */
-  private double[] right(int k) {
+  /** The k-th right singular vector of A (length cols; the decomposition's own array). */
+  double[] right(int k) {
     return transposed ? longVector(k) : shortVectors[k];
   }
 

@@ -1,0 +1,109 @@
+package dev.surgery.core;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.ArrayDeque;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.Deque;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.function.Consumer;
+import java.util.function.Predicate;
+
+/**
+ * Walks and lookups over a block tree that the engine's steps share: each block visited once
+ * (shared blocks and cycles), the parameters under a block, a block's own parameters as DJL holds
+ * them.
+ */
+final class BlockTrees {
+
+  private BlockTrees() {}
+
+  /** The arrays of some parameters, by identity (a new Parameter may wrap an existing array). */
+  static Set<NDArray> arraysOf(Collection<Parameter> parameters) {
+    Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Parameter p : parameters) {
+      if (p.isInitialized()) {
+        arrays.add(p.getArray());
+      }
+    }
+    return arrays;
+  }
+
+  /**
+   * Every parameter under a block, each once, in traversal order, from the live children and
+   * parameter maps (no per-node subtree walks). Parameters do not override {@code equals}, so the
+   * ordered set is an identity set.
+   */
+  static Set<Parameter> parametersOf(Block block) {
+    List<Block> direct = BlockPaths.children(block).values();
+    if (direct.isEmpty()) {
+      // Most calls are on leaves: no visited set, no stack.
+      return new LinkedHashSet<>(directParameters(block));
+    }
+    Set<Parameter> ordered = new LinkedHashSet<>();
+    visitOnce(block, b -> ordered.addAll(directParameters(b)));
+    return ordered;
+  }
+
+  /** Visits every block under {@code root} once, depth first, children in their order. */
+  static void visitOnce(Block root, Consumer<Block> visit) {
+    walkOnce(
+        root,
+        b -> {
+          visit.accept(b);
+          return true;
+        });
+  }
+
+  /**
+   * Visits blocks under {@code root} once each, depth first, children in their order, descending
+   * below a block only when {@code visit} returns true for it.
+   */
+  static void walkOnce(Block root, Predicate<Block> visit) {
+    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
+    Deque<Block> stack = new ArrayDeque<>();
+    stack.push(root);
+    while (!stack.isEmpty()) {
+      Block b = stack.pop();
+      if (!visited.add(b) || !visit.test(b)) {
+        continue;
+      }
+      List<Block> kids = BlockPaths.children(b).values();
+      for (int i = kids.size() - 1; i >= 0; i--) {
+        stack.push(kids.get(i));
+      }
+    }
+  }
+
+  static Collection<Parameter> directParameters(Block block) {
+    return block instanceof AbstractBlock ab && !DjlInternals.listsParametersItself(ab.getClass())
+        ? DjlInternals.liveParameters(ab).values()
+        : block.getDirectParameters().values();
+  }
+
+  static boolean containsIdentity(Collection<?> items, Object target) {
+    for (Object o : items) {
+      if (o == target) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Whether every parameter under a block has an array. */
+  static boolean allInitialized(Block block) {
+    for (Parameter p : parametersOf(block)) {
+      if (!p.isInitialized()) {
+        return false;
+      }
+    }
+    return true;
+  }
+}

@@ -1,0 +1,216 @@
+package dev.surgery.core;
+
+import static dev.surgery.core.BlockTrees.allInitialized;
+import static dev.surgery.core.BlockTrees.arraysOf;
+import static dev.surgery.core.BlockTrees.parametersOf;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.Trainer;
+import ai.djl.training.initializer.Initializer;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The placement step of a surgery: each replacement that stays in an initialized model gets the
+ * arrays and recorded input shapes of the place it takes, on the old block's manager and in its
+ * data type, before the trainers are updated. Arrays it makes are closed if the surgery rolls back.
+ */
+final class ReplacementPlacement {
+
+  private final Block root;
+  private final List<Trainer> trainers;
+  private final boolean planning;
+  private final boolean allowShapeChange;
+  private final Journal journal;
+  private final Faults faults;
+
+  /** An array of the model, looked up once: parameter-free replacements would walk it each. */
+  private NDArray[] rootAnchor;
+
+  private boolean placedArrays;
+
+  /**
+   * {@code planning}: a dry run, whose fresh parameters draw nothing from the engine's generator.
+   */
+  ReplacementPlacement(
+      Block root,
+      List<Trainer> trainers,
+      boolean planning,
+      boolean allowShapeChange,
+      Journal journal,
+      Faults faults) {
+    this.root = root;
+    this.trainers = trainers;
+    this.planning = planning;
+    this.allowShapeChange = allowShapeChange;
+    this.journal = journal;
+    this.faults = faults;
+  }
+
+  /**
+   * Gives a replacement that stands where {@code original} stood the arrays and recorded shapes the
+   * original's place asks for, checks the arrays it came with, and (unless shape changes are
+   * allowed) that it computes the same output shapes.
+   */
+  void place(Block original, Block replacement, Shape[] inputShapes, String path) {
+    Shape[] recorded = DjlInternals.recordedInputShapes(replacement);
+    List<Parameter> preset = presetArrays(original, replacement);
+    boolean placed = !allInitialized(replacement) || recorded == null;
+    if (placed) {
+      initialize(original, replacement, inputShapes, path);
+    }
+    PresetArraysCheck.check(
+        original, replacement, preset, recorded, inputShapes, anchorArray(original), path);
+    if (!placed && !PresetArraysCheck.sameBeyondBatch(recorded, inputShapes)) {
+      // Initialized for other shapes that it accepts: it records the ones it receives here (its
+      // blocks below too; no array changes), which a later surgery on it and a saved file read.
+      initialize(original, replacement, inputShapes, path);
+    }
+    if (!allowShapeChange) {
+      checkShapes(original, replacement, inputShapes, path);
+    }
+  }
+
+  /** Whether {@link #place} initialized a replacement's parameters. */
+  boolean placedArrays() {
+    return placedArrays;
+  }
+
+  /** The replacement's parameters with arrays of their own: not one of the original's arrays. */
+  private static List<Parameter> presetArrays(Block original, Block replacement) {
+    List<Parameter> preset = new ArrayList<>();
+    Set<NDArray> adopted = null;
+    for (Parameter p : parametersOf(replacement)) {
+      if (p.isInitialized()) {
+        if (adopted == null) {
+          adopted = arraysOf(parametersOf(original));
+        }
+        if (!adopted.contains(p.getArray())) {
+          preset.add(p);
+        }
+      }
+    }
+    return preset;
+  }
+
+  private void initialize(Block original, Block replacement, Shape[] inputShapes, String path) {
+    List<Parameter> fresh = new ArrayList<>();
+    for (Parameter p : parametersOf(replacement)) {
+      if (!p.isInitialized()) {
+        fresh.add(p);
+      }
+    }
+    NDArray anchor = anchorArray(original);
+    NDManager manager;
+    DataType dataType;
+    if (anchor != null) {
+      manager = anchor.getManager();
+      dataType = anchor.getDataType();
+    } else if (!trainers.isEmpty()) {
+      manager = trainers.get(0).getModel().getNDManager();
+      dataType = trainers.get(0).getModel().getDataType();
+    } else if (fresh.isEmpty()) {
+      manager = null;
+      dataType = DataType.FLOAT32;
+    } else {
+      throw new SurgeryException(
+          path,
+          "cannot tell which NDManager to initialize the replacement on: the model has no"
+              + " initialized parameter and no trainer was given");
+    }
+    placedArrays |= !fresh.isEmpty();
+    List<Initializer> own = new ArrayList<>(planning ? fresh.size() : 0);
+    if (planning) {
+      for (Parameter p : fresh) {
+        Initializer initializer = p.getInitializer();
+        own.add(initializer);
+        if (initializer != null) { // none: the apply's refusal, which the plan must give too
+          p.setInitializer(new NoDrawInitializer(initializer));
+        }
+      }
+    }
+    try {
+      if (manager == null) {
+        try (NDManager scratch = NDManager.newBaseManager()) {
+          replacement.initialize(scratch, dataType, inputShapes);
+        }
+      } else {
+        replacement.initialize(manager, dataType, inputShapes);
+      }
+      faults.point("initialize");
+    } catch (Exception e) { // a block's initialize may throw a checked exception undeclared
+      throw new SurgeryException(
+          path,
+          "replacement "
+              + replacement.getClass().getSimpleName()
+              + " failed to initialize with input shapes "
+              + Arrays.toString(inputShapes)
+              + ": "
+              + TreeSurgery.messageOf(e),
+          e);
+    } finally {
+      for (int i = 0; i < own.size(); i++) {
+        fresh.get(i).setInitializer(own.get(i));
+      }
+      for (Parameter p : fresh) {
+        if (p.isInitialized()) {
+          journal.closeOnRollback(p.getArray());
+        }
+      }
+    }
+  }
+
+  /** An array that tells where the old block lived: its own parameter, else any in the model. */
+  private NDArray anchorArray(Block original) {
+    for (Parameter p : parametersOf(original)) {
+      if (p.isInitialized()) {
+        return p.getArray();
+      }
+    }
+    if (rootAnchor == null) {
+      // Looked up once per surgery: parameter-free replacements would otherwise walk the tree each.
+      rootAnchor = new NDArray[1];
+      for (Parameter p : parametersOf(root)) {
+        if (p.isInitialized()) {
+          rootAnchor[0] = p.getArray();
+          break;
+        }
+      }
+    }
+    return rootAnchor[0];
+  }
+
+  private static void checkShapes(
+      Block original, Block replacement, Shape[] inputShapes, String path) {
+    Shape[] expected = original.getOutputShapes(inputShapes);
+    Shape[] actual;
+    try {
+      actual = replacement.getOutputShapes(inputShapes);
+    } catch (Exception e) {
+      throw new SurgeryException(
+          path,
+          "cannot compute the output shapes of the replacement: " + TreeSurgery.messageOf(e),
+          e);
+    }
+    if (!Arrays.equals(expected, actual)) {
+      throw new SurgeryException(
+          path,
+          "replacement "
+              + replacement.getClass().getSimpleName()
+              + " changes the output shapes from "
+              + Arrays.toString(expected)
+              + " to "
+              + Arrays.toString(actual)
+              + " (allow it: replaceModules with"
+              + " SurgeryOptions.builder().optAllowShapeChange(true).build())");
+    }
+  }
+}
