@@ -91,7 +91,23 @@ public record Time(double value, Unit unit) {
     String suffix = m.group(2);
     for (Unit unit : Unit.values()) {
       if (unit.suffix.equals(suffix)) {
-        return new Time(Double.parseDouble(m.group(1)), unit);
+        String number = m.group(1);
+        if (unit != Unit.DURATION && number.indexOf('.') >= 0) {
+          // As for epoch: 1.0 in a config, and as in Composer: a count is written as a whole
+          // number.
+          double value = Double.parseDouble(number);
+          throw new IllegalArgumentException(
+              "'"
+                  + text
+                  + "': "
+                  + unit.suffix
+                  + " counts whole "
+                  + (unit == Unit.EPOCH ? "epochs" : "batches")
+                  + (value == Math.rint(value)
+                      ? ", written without a decimal point: '" + (long) value + unit.suffix + "'"
+                      : ", got " + number + unit.suffix));
+        }
+        return new Time(Double.parseDouble(number), unit);
       }
     }
     String lower = suffix.toLowerCase(Locale.ROOT);

@@ -5,6 +5,7 @@ import java.lang.ref.ReferenceQueue;
 import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -52,12 +53,27 @@ public final class WeakIdentityMap<K, V> {
 
   /**
    * Takes the values of the entries whose keys were collected since the last call (only a map made
-   * by {@link #keepingCollected} keeps them; another answers an empty list).
+   * by {@link #keepingCollected} keeps them; another answers an empty list). A key the collector
+   * cleared counts even before the JVM's reference handler thread queued it: that thread runs
+   * later, and a caller that saw the key gone (a weak reference of its own cleared) must find its
+   * entry drained.
    *
    * @return the values, oldest first
    */
   public synchronized List<V> drainCollected() {
     expunge();
+    if (dropped != null) {
+      // One look at each entry: the maps that keep collected values are small (live trainers).
+      for (Iterator<Map.Entry<Key<K>, V>> it = entries.entrySet().iterator(); it.hasNext(); ) {
+        Map.Entry<Key<K>, V> e = it.next();
+        if (e.getKey().get() == null) {
+          it.remove(); // the queue's later copy of this key finds nothing to remove
+          if (e.getValue() != null) {
+            dropped.add(e.getValue());
+          }
+        }
+      }
+    }
     if (dropped == null || dropped.isEmpty()) {
       return new ArrayList<>(0);
     }
