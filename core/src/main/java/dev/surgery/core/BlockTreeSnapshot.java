@@ -7,7 +7,7 @@ import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlInternals;
-import java.lang.reflect.Field;
+import dev.surgery.core.internal.FieldSlot;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
@@ -44,7 +44,7 @@ public final class BlockTreeSnapshot {
   private record BlockState(
       Block block, List<String> keys, List<Block> children, List<FieldState> fields) {}
 
-  private record FieldState(Field field, Object value, Object contents) {}
+  private record FieldState(FieldSlot field, Object value, Object contents) {}
 
   private record ParameterState(
       Parameter parameter, NDArray array, Shape shape, boolean requiresGradient) {}
@@ -65,10 +65,10 @@ public final class BlockTreeSnapshot {
     for (Block block : reachable(root)) {
       BlockList children = DjlInternals.registeredChildren(block);
       List<FieldState> fields = new ArrayList<>();
-      List<Field> holding = BlockFields.blockHoldingFields(block.getClass());
-      for (Field field : BlockFields.instanceFields(block.getClass())) {
+      List<FieldSlot> holding = BlockFields.blockHoldingFields(block.getClass());
+      for (FieldSlot field : BlockFields.instanceFields(block.getClass())) {
         // Every field: DJL's load writes a layer's settings (Linear.units) as it reads them.
-        Object value = DjlInternals.read(field, block);
+        Object value = field.get(block);
         fields.add(
             new FieldState(field, value, holding.contains(field) ? contentsOf(value) : null));
       }
@@ -122,13 +122,11 @@ public final class BlockTreeSnapshot {
         children.values().addAll(state.children());
       }
       for (FieldState field : state.fields()) {
-        Object now = DjlInternals.read(field.field(), state.block());
+        Object now = field.field().get(state.block());
         boolean same =
-            field.field().getType().isPrimitive()
-                ? now.equals(field.value())
-                : now == field.value();
+            field.field().type().isPrimitive() ? now.equals(field.value()) : now == field.value();
         if (!same) {
-          DjlInternals.write(field.field(), state.block(), field.value());
+          field.field().set(state.block(), field.value());
         }
         if (field.contents() != null
             && !sameElements(contentsOf(field.value()), field.contents())) {

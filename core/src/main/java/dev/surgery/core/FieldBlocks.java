@@ -2,8 +2,7 @@ package dev.surgery.core;
 
 import ai.djl.nn.Block;
 import dev.surgery.core.internal.BlockFields;
-import dev.surgery.core.internal.DjlInternals;
-import java.lang.reflect.Field;
+import dev.surgery.core.internal.FieldSlot;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Collection;
@@ -201,7 +200,7 @@ final class FieldBlocks {
      * Takes one item.
      *
      * @param item what the holder holds (may be null)
-     * @param part {@link #MAP_KEY} for a map's key, the {@link Field} of a {@link Holder#PLAIN}
+     * @param part {@link #MAP_KEY} for a map's key, the {@link FieldSlot} of a {@link Holder#PLAIN}
      *     holder the item is in, null otherwise
      * @return true to stop
      */
@@ -250,8 +249,8 @@ final class FieldBlocks {
       case FUNCTION:
         return each(BlockFields.capturedValues(holder), null, items);
       case PLAIN:
-        for (Field inner : BlockFields.plainHolderFields(holder.getClass())) {
-          if (items.next(DjlInternals.read(inner, holder), inner)) {
+        for (FieldSlot inner : BlockFields.plainHolderFields(holder.getClass())) {
+          if (items.next(inner.get(holder), inner)) {
             return true;
           }
         }

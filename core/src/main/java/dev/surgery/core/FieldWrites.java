@@ -4,8 +4,7 @@ import ai.djl.nn.Block;
 import dev.surgery.core.FieldBlocks.Holder;
 import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.ClosedPackageException;
-import dev.surgery.core.internal.DjlInternals;
-import java.lang.reflect.Field;
+import dev.surgery.core.internal.FieldSlot;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
@@ -35,7 +34,7 @@ final class FieldWrites {
    * values.
    */
   void writeFields(Block holder, Block old, Block replacement, String path) {
-    for (Field field : BlockFields.blockHoldingFields(holder.getClass())) {
+    for (FieldSlot field : BlockFields.blockHoldingFields(holder.getClass())) {
       writeIntoField(holder, field, old, replacement, path);
     }
   }
@@ -48,12 +47,12 @@ final class FieldWrites {
    * sits in a field the surgery does not write (declared {@code Iterable}, say); a map's keys are
    * never written.
    */
-  private static String holderOf(Object value, Block old, Field field) {
+  private static String holderOf(Object value, Block old, FieldSlot field) {
     if (value == null) {
       return null;
     }
     if (value == old) {
-      return "in a field of type " + field.getType().getName();
+      return "in a field of type " + field.type().getName();
     }
     Holder kind = Holder.of(value);
     Object[] part = new Object[1];
@@ -99,7 +98,7 @@ final class FieldWrites {
           "inside a "
               + value.getClass().getName()
               + " (its field '"
-              + ((Field) part).getName()
+              + ((FieldSlot) part).name()
               + "')";
       default -> kind.words;
     };
@@ -110,15 +109,15 @@ final class FieldWrites {
    * {@code ParallelBlock}'s): one whose captured values cannot be read may call any block. A
    * function in another field (a comparator, a callback) is not assumed to be called in forward.
    */
-  static boolean runsInForward(Field field) {
-    return !java.lang.reflect.Modifier.isStatic(field.getModifiers())
-        && field.getDeclaringClass().getName().startsWith("ai.djl.nn.")
-        && java.util.function.Function.class.isAssignableFrom(field.getType());
+  static boolean runsInForward(FieldSlot field) {
+    return !field.isStatic()
+        && field.declaringClass().getName().startsWith("ai.djl.nn.")
+        && java.util.function.Function.class.isAssignableFrom(field.type());
   }
 
   /** The refusal for a forward's function whose captured values cannot be read. */
   static SurgeryException unreadableFunction(
-      String path, Block holder, Field field, Object function) {
+      String path, Block holder, FieldSlot field, Object function) {
     return new SurgeryException(
         BlockPaths.display(path),
         "field "
@@ -137,7 +136,7 @@ final class FieldWrites {
   }
 
   /** Where a field's value holds the block, in words: one level in, or nested deeper. */
-  static String describeHolder(Object value, Block block, Field field) {
+  static String describeHolder(Object value, Block block, FieldSlot field) {
     String where = holderOf(value, block, field);
     if (where != null) {
       return where;
@@ -149,21 +148,21 @@ final class FieldWrites {
   }
 
   @SuppressWarnings("unchecked")
-  void writeIntoField(Block parent, Field field, Block old, Block replacement, String path) {
-    Object value = DjlInternals.read(field, parent);
+  void writeIntoField(Block parent, FieldSlot field, Block old, Block replacement, String path) {
+    Object value = field.get(parent);
     if (value == old) {
-      if (!field.getType().isInstance(replacement)) {
+      if (!field.type().isInstance(replacement)) {
         throw new SurgeryException(
             BlockPaths.display(path),
             "field "
                 + where(parent, field)
                 + " of type "
-                + field.getType().getSimpleName()
+                + field.type().getSimpleName()
                 + " cannot hold the replacement "
                 + replacement.getClass().getName());
       }
-      DjlInternals.write(field, parent, replacement);
-      journal.onRollback(() -> DjlInternals.write(field, parent, old));
+      field.set(parent, replacement);
+      journal.onRollback(() -> field.set(parent, old));
     } else if (value instanceof List<?> list) {
       List<Object> objects = (List<Object>) list;
       for (int i = 0; i < objects.size(); i++) {
@@ -266,22 +265,9 @@ final class FieldWrites {
    * succeed and the block's own code fail with a ClassCastException at its next forward.
    */
   private static void refuseUndeclaredElement(
-      Block parent, Field field, int typeArgument, Block replacement, String path) {
-    java.lang.reflect.Type type = field.getGenericType();
-    if (!(type instanceof java.lang.reflect.ParameterizedType parameterized)
-        || !(parameterized.getRawType() instanceof Class<?> raw)
-        || !raw.getName().startsWith("java.util.")) {
-      return; // no declared element type (an Object field, a raw List), or a type of its own
-    }
-    java.lang.reflect.Type[] arguments = parameterized.getActualTypeArguments();
-    if (typeArgument >= arguments.length) {
-      return;
-    }
-    java.lang.reflect.Type argument = arguments[typeArgument];
-    if (argument instanceof java.lang.reflect.ParameterizedType inner) {
-      argument = inner.getRawType();
-    }
-    if (argument instanceof Class<?> element && !element.isInstance(replacement)) {
+      Block parent, FieldSlot field, int typeArgument, Block replacement, String path) {
+    Class<?> element = field.declaredTypeArgument(typeArgument);
+    if (element != null && !element.isInstance(replacement)) {
       throw new SurgeryException(
           BlockPaths.display(path),
           "field "
@@ -294,15 +280,15 @@ final class FieldWrites {
   }
 
   /** Names a parent's field in a message; built only when one is needed. */
-  static String where(Block parent, Field field) {
-    return parent.getClass().getSimpleName() + "." + field.getName();
+  static String where(Block parent, FieldSlot field) {
+    return parent.getClass().getSimpleName() + "." + field.name();
   }
 
   /** What a field's value reached when first searched in this surgery. */
   private record Reach(Object value, Set<Block> blocks, Object opaque) {}
 
   /** Per parent and field: the blocks its value reached, searched once per surgery. */
-  private final Map<Block, Map<Field, Reach>> reached = new IdentityHashMap<>();
+  private final Map<Block, Map<FieldSlot, Reach>> reached = new IdentityHashMap<>();
 
   /**
    * Refuses when one of a parent's fields still holds {@code old} after the writes, in a place the
@@ -318,9 +304,9 @@ final class FieldWrites {
    * new value is searched again.
    */
   void refuseUnwritable(Block parent, Block old, Supplier<String> path) {
-    Map<Field, Reach> fields = reached.computeIfAbsent(parent, p -> new HashMap<>());
-    for (Field field : BlockFields.blockReferencingFields(parent.getClass())) {
-      Object value = DjlInternals.read(field, parent);
+    Map<FieldSlot, Reach> fields = reached.computeIfAbsent(parent, p -> new HashMap<>());
+    for (FieldSlot field : BlockFields.blockReferencingFields(parent.getClass())) {
+      Object value = field.get(parent);
       Reach reach = fields.get(field);
       if (reach == null || reach.value() != value) {
         Set<Block> blocks = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -351,9 +337,9 @@ final class FieldWrites {
             "parent "
                 + parent.getClass().getName()
                 + " ("
-                + (java.lang.reflect.Modifier.isStatic(field.getModifiers()) ? "static " : "")
+                + (field.isStatic() ? "static " : "")
                 + "field '"
-                + field.getName()
+                + field.name()
                 + "') holds the block "
                 + holder
                 + ", which the surgery cannot change (its forward would still call the old"

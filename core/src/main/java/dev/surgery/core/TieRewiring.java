@@ -2,8 +2,7 @@ package dev.surgery.core;
 
 import ai.djl.nn.Block;
 import dev.surgery.core.internal.BlockFields;
-import dev.surgery.core.internal.DjlInternals;
-import java.lang.reflect.Field;
+import dev.surgery.core.internal.FieldSlot;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -163,10 +162,10 @@ final class TieRewiring {
    * original block), whose own original it may hold on purpose (a wrapper around the old block).
    */
   private void untie(Block holder, Supplier<String> path, TreeNode within) {
-    for (Field field : BlockFields.blockHoldingFields(holder.getClass())) {
+    for (FieldSlot field : BlockFields.blockHoldingFields(holder.getClass())) {
       List<Block> tied = new ArrayList<>(0); // grows only for a field that holds a tie
       FieldBlocks.forEachWritable(
-          DjlInternals.read(field, holder),
+          field.get(holder),
           b -> {
             TreeNode replacement = replacementOf(b);
             if (replacement != null
@@ -184,7 +183,7 @@ final class TieRewiring {
       }
     }
     // Then every field once: what the writes did not reach (nested places, unwritable holders).
-    for (Field field : BlockFields.aliasFields(holder.getClass())) {
+    for (FieldSlot field : BlockFields.aliasFields(holder.getClass())) {
       checkUnwritable(holder, field, path, within);
     }
   }
@@ -294,8 +293,9 @@ final class TieRewiring {
   }
 
   /** Refuses when a field's value still reaches a replaced block after the writes. */
-  private void checkUnwritable(Block holder, Field field, Supplier<String> path, TreeNode within) {
-    Object value = DjlInternals.read(field, holder);
+  private void checkUnwritable(
+      Block holder, FieldSlot field, Supplier<String> path, TreeNode within) {
+    Object value = field.get(holder);
     // One search for both kinds of trouble: a replaced block (other than the replacement's own
     // original), and, for an original holder, a block that left the tree with a replaced ancestor.
     FieldBlocks.Found found =
@@ -361,7 +361,7 @@ final class TieRewiring {
   }
 
   private SurgeryException tieRefused(
-      Block holder, Field field, Block old, String holderPath, String how, String why) {
+      Block holder, FieldSlot field, Block old, String holderPath, String how, String why) {
     return new SurgeryException(
         BlockPaths.display(tree.nodeOf(old).path()),
         "block "

@@ -32,10 +32,10 @@ import dev.surgery.core.PropertyTrees.SeqNode;
 import dev.surgery.core.PropertyTrees.Wrapper;
 import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.FieldSlot;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyModels;
-import java.lang.reflect.Field;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -404,11 +404,11 @@ class SurgeryPropertiesTest {
       // Every children entry and every block-holding field points into the live tree.
       Set<Block> blocks = liveBlocks(root);
       for (Block b : blocks) {
-        for (Field f : BlockFields.blockHoldingFields(b.getClass())) {
-          for (Block held : heldBlocks(DjlInternals.read(f, b))) {
+        for (FieldSlot f : BlockFields.blockHoldingFields(b.getClass())) {
+          for (Block held : heldBlocks(f.get(b))) {
             assertTrue(
                 blocks.contains(held),
-                "field " + b.getClass().getSimpleName() + "." + f.getName() + " outside " + when);
+                "field " + b.getClass().getSimpleName() + "." + f.name() + " outside " + when);
           }
         }
       }
@@ -1001,9 +1001,9 @@ class SurgeryPropertiesTest {
       for (Pair<String, Block> c : b.getChildren()) {
         s.append(' ').append(c.getKey()).append('=').append(id(run, c.getValue()));
       }
-      for (Field f : BlockFields.blockHoldingFields(b.getClass())) {
-        s.append(" | ").append(f.getName()).append('=');
-        Object v = DjlInternals.read(f, b);
+      for (FieldSlot f : BlockFields.blockHoldingFields(b.getClass())) {
+        s.append(" | ").append(f.name()).append('=');
+        Object v = f.get(b);
         if (v instanceof Map<?, ?> m) {
           m.forEach((k, held) -> s.append(k).append(':').append(id(run, held)).append(','));
         } else {

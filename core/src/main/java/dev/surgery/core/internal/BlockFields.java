@@ -52,9 +52,11 @@ public final class BlockFields {
    * @param type the block class
    * @return accessible fields, from the most derived class upwards
    */
-  public static List<Field> instanceFields(Class<?> type) {
-    return INSTANCE_FIELDS.get(type);
+  public static List<FieldSlot> instanceFields(Class<?> type) {
+    return INSTANCE_SLOTS.get(type);
   }
+
+  private static final ClassValue<List<FieldSlot>> INSTANCE_SLOTS = slotsOf(INSTANCE_FIELDS);
 
   /**
    * Lists every instance field, declared anywhere in the class hierarchy below {@link
@@ -65,8 +67,8 @@ public final class BlockFields {
    * @return accessible fields, in declaration order from the most derived class upwards (cached per
    *     class)
    */
-  public static List<Field> blockHoldingFields(Class<?> type) {
-    return HOLDING_FIELDS.get(type);
+  public static List<FieldSlot> blockHoldingFields(Class<?> type) {
+    return HOLDING_SLOTS.get(type);
   }
 
   private static final ClassValue<List<Field>> HOLDING_FIELDS =
@@ -117,8 +119,8 @@ public final class BlockFields {
    * @return accessible fields, in declaration order from the most derived class upwards (cached per
    *     class)
    */
-  public static List<Field> blockReferencingFields(Class<?> type) {
-    return REFERENCING_FIELDS.get(type);
+  public static List<FieldSlot> blockReferencingFields(Class<?> type) {
+    return REFERENCING_SLOTS.get(type);
   }
 
   private static final ClassValue<List<Field>> REFERENCING_FIELDS =
@@ -203,7 +205,7 @@ public final class BlockFields {
       new ClassValue<>() {
         @Override
         protected TieKind computeValue(Class<?> type) {
-          if (aliasFields(type).isEmpty()) {
+          if (ALIAS_FIELDS.get(type).isEmpty()) {
             return TieKind.NONE;
           }
           return type == LambdaBlock.class ? TieKind.LAMBDA_BLOCK : TieKind.FIELDS;
@@ -239,7 +241,7 @@ public final class BlockFields {
    * @return false when no field of the block can reach another block
    */
   public static boolean fieldsMayReferenceBlocks(Block block) {
-    for (Field field : aliasFields(block.getClass())) {
+    for (Field field : ALIAS_FIELDS.get(block.getClass())) {
       Object value = get(field, block);
       if (value != null && !inert(value, 2)) {
         return true;
@@ -316,16 +318,16 @@ public final class BlockFields {
    * @param type a block class
    * @return accessible fields (cached per class)
    */
-  public static List<Field> aliasFields(Class<?> type) {
-    return ALIAS_FIELDS.get(type);
+  public static List<FieldSlot> aliasFields(Class<?> type) {
+    return ALIAS_SLOTS.get(type);
   }
 
   private static final ClassValue<List<Field>> ALIAS_FIELDS =
       new ClassValue<>() {
         @Override
         protected List<Field> computeValue(Class<?> type) {
-          java.util.Set<Field> fields = new java.util.LinkedHashSet<>(blockHoldingFields(type));
-          fields.addAll(blockReferencingFields(type));
+          java.util.Set<Field> fields = new java.util.LinkedHashSet<>(HOLDING_FIELDS.get(type));
+          fields.addAll(REFERENCING_FIELDS.get(type));
           return List.copyOf(fields);
         }
       };
@@ -425,8 +427,8 @@ public final class BlockFields {
    * @param type a class for which {@link #isPlainHolder} is true
    * @return accessible fields (cached per class)
    */
-  public static List<Field> plainHolderFields(Class<?> type) {
-    return PLAIN_HOLDER_FIELDS.get(type);
+  public static List<FieldSlot> plainHolderFields(Class<?> type) {
+    return PLAIN_HOLDER_SLOTS.get(type);
   }
 
   private static final ClassValue<List<Field>> PLAIN_HOLDER_FIELDS =
@@ -583,6 +585,22 @@ public final class BlockFields {
           return java.util.Optional.empty();
         }
       };
+
+  private static final ClassValue<List<FieldSlot>> HOLDING_SLOTS = slotsOf(HOLDING_FIELDS);
+  private static final ClassValue<List<FieldSlot>> REFERENCING_SLOTS = slotsOf(REFERENCING_FIELDS);
+  private static final ClassValue<List<FieldSlot>> ALIAS_SLOTS = slotsOf(ALIAS_FIELDS);
+  private static final ClassValue<List<FieldSlot>> PLAIN_HOLDER_SLOTS =
+      slotsOf(PLAIN_HOLDER_FIELDS);
+
+  /** The slots of what {@code fields} lists, made once per class. */
+  private static ClassValue<List<FieldSlot>> slotsOf(ClassValue<List<Field>> fields) {
+    return new ClassValue<>() {
+      @Override
+      protected List<FieldSlot> computeValue(Class<?> type) {
+        return FieldSlot.all(fields.get(type));
+      }
+    };
+  }
 
   /**
    * Makes a field accessible; a named module that does not open its package refuses, which is said

@@ -725,8 +725,7 @@ public final class DjlInternals {
   }
 
   /**
-   * Reads any field value (used with the fields {@link BlockFields} hands out, and with {@link
-   * #learningRateTrackerField}).
+   * Reads any field value (used by {@link FieldSlot} and with {@link #learningRateTrackerField}).
    *
    * @param field an accessible field
    * @param target the object
@@ -736,14 +735,8 @@ public final class DjlInternals {
     return get(field, target);
   }
 
-  /**
-   * Writes any field value (used with the fields {@link BlockFields} hands out).
-   *
-   * @param field an accessible field
-   * @param target the object
-   * @param value the new value
-   */
-  public static void write(Field field, Object target, Object value) {
+  /** Writes any field value: for {@link FieldSlot#set}. */
+  static void write(Field field, Object target, Object value) {
     set(field, target, value);
   }
 
