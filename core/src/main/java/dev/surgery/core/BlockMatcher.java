@@ -5,6 +5,7 @@ import ai.djl.nn.LambdaBlock;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * Selects blocks for surgery by looking at a block and its stable path (see {@link BlockPaths}).
@@ -78,6 +79,20 @@ public interface BlockMatcher {
     Set<String> set = Set.copyOf(Arrays.asList(names));
     return new PathFreeMatcher(
         block -> block instanceof LambdaBlock l && set.contains(l.getName()));
+  }
+
+  /**
+   * Matches blocks whose path matches a glob: {@code *} matches within one path segment, {@code **}
+   * across segments, {@code ?} one character. Example: {@code 05ParallelBlock/**}{@code /*Conv2d}.
+   * The patterns users write ({@code include}/{@code exclude}) are {@link Targets}: checked, with
+   * {@code **} as whole segments that also match zero segments.
+   *
+   * @param glob the pattern
+   * @return the matcher
+   */
+  static BlockMatcher pathGlob(String glob) {
+    Pattern pattern = BlockPaths.globToRegex(glob);
+    return (block, path) -> pattern.matcher(path).matches();
   }
 
   /**

@@ -239,14 +239,4 @@ final class Fixtures {
         .setFilters(filters)
         .build();
   }
-
-  /**
-   * Matches blocks whose path matches a glob: {@code *} within one path segment, {@code **} across
-   * segments, {@code ?} one character. The patterns users write are {@link Targets}, with {@code
-   * **} as whole segments; this one reads any path text, for tests of the engine's path handling.
-   */
-  static BlockMatcher pathGlob(String glob) {
-    java.util.regex.Pattern pattern = BlockPaths.globToRegex(glob);
-    return (block, path) -> pattern.matcher(path).matches();
-  }
 }

@@ -73,7 +73,7 @@ class LazyPathTest {
     List<Block> linears = new ArrayList<>();
     SequentialBlock root = tree(linears);
     BlockMatcher firstOfGroup =
-        BlockMatcher.ofClass(Linear.class).and(Fixtures.pathGlob("*/01Linear"));
+        BlockMatcher.ofClass(Linear.class).and(BlockMatcher.pathGlob("*/01Linear"));
     assertEquals(3, ModuleSurgery.countModuleInstances(root, firstOfGroup));
     List<String> seen = new ArrayList<>();
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
@@ -147,7 +147,7 @@ class LazyPathTest {
     assertEquals(false, PathFreeMatcher.usesPath(byBlock));
     assertEquals(false, PathFreeMatcher.usesPath(byBlock.or(BlockMatcher.ofClass(Linear.class))));
     assertEquals(false, PathFreeMatcher.usesPath(byBlock.negate()));
-    assertEquals(true, PathFreeMatcher.usesPath(byBlock.and(Fixtures.pathGlob("**"))));
+    assertEquals(true, PathFreeMatcher.usesPath(byBlock.and(BlockMatcher.pathGlob("**"))));
     assertEquals(2, ModuleSurgery.countModuleInstances(root, byBlock));
 
     Map<Block, Block> replaced =
@@ -192,7 +192,7 @@ class LazyPathTest {
       List<String> pathsSeen = new ArrayList<>();
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put(
-          Fixtures.pathGlob("*"),
+          BlockMatcher.pathGlob("*"),
           (block, index) -> new SequentialBlock().add(block).add(Activation.reluBlock()));
       policies.put(
           (block, path) -> {

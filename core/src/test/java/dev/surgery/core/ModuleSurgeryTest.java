@@ -398,7 +398,7 @@ class ModuleSurgeryTest {
     String before = model.toString();
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(BlockMatcher.ofClass(Linear.class), (b, i) -> new TinyDense(1));
-    policies.put(Fixtures.pathGlob("*Linear"), (b, i) -> new TinyDense(2));
+    policies.put(BlockMatcher.pathGlob("*Linear"), (b, i) -> new TinyDense(2));
     SurgeryException e =
         assertThrows(
             SurgeryException.class,
@@ -413,8 +413,8 @@ class ModuleSurgeryTest {
     SequentialBlock inner = new SequentialBlock().add(conv(4, 2)).add(conv(4, 1));
     SequentialBlock root = new SequentialBlock().add(conv(4, 1)).add(inner);
     assertEquals(
-        2, ModuleSurgery.countModuleInstances(root, Fixtures.pathGlob("02SequentialBlock/*")));
-    assertEquals(3, ModuleSurgery.countModuleInstances(root, Fixtures.pathGlob("**Conv2d")));
+        2, ModuleSurgery.countModuleInstances(root, BlockMatcher.pathGlob("02SequentialBlock/*")));
+    assertEquals(3, ModuleSurgery.countModuleInstances(root, BlockMatcher.pathGlob("**Conv2d")));
     assertEquals(
         "02SequentialBlock/01Conv2d", BlockPaths.pathOf(root, inner.getChildren().valueAt(0)));
   }
@@ -444,7 +444,7 @@ class ModuleSurgeryTest {
       model.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
       Block original = model.getChildren().valueAt(0);
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(Fixtures.pathGlob("01Conv2d"), (block, index) -> conv(4, 1));
+      policies.put(BlockMatcher.pathGlob("01Conv2d"), (block, index) -> conv(4, 1));
       SurgeryException e =
           assertThrows(
               SurgeryException.class,

@@ -647,8 +647,8 @@ class SurgeryPropertiesTest {
         case LINEAR -> BlockMatcher.ofClass(Linear.class);
         case NORM -> BlockMatcher.ofClass(BatchNorm.class);
         case POOL -> BlockMatcher.lambdaNamed("maxPool2d");
-        case GLOB_CONV -> Fixtures.pathGlob("**Conv2d");
-        case GLOB_TOP -> Fixtures.pathGlob("*").and(leafLike);
+        case GLOB_CONV -> BlockMatcher.pathGlob("**Conv2d");
+        case GLOB_TOP -> BlockMatcher.pathGlob("*").and(leafLike);
       };
     }
 

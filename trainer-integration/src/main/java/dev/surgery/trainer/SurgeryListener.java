@@ -1171,6 +1171,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (dropped.isEmpty()) {
       return;
     }
+    // In the order the trainers came: the map gives collected trainers in no particular order.
+    dropped.sort(java.util.Comparator.comparingInt(st -> st.ordinal));
     for (TrainerState st : dropped) {
       st.collected = true;
       notRun.listNotRun(st, false);

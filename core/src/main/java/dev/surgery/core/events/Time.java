@@ -95,7 +95,6 @@ public record Time(double value, Unit unit) {
         if (unit != Unit.DURATION && number.indexOf('.') >= 0) {
           // As for epoch: 1.0 in a config, and as in Composer: a count is written as a whole
           // number.
-          double value = Double.parseDouble(number);
           throw new IllegalArgumentException(
               "'"
                   + text
@@ -103,9 +102,7 @@ public record Time(double value, Unit unit) {
                   + unit.suffix
                   + " counts whole "
                   + (unit == Unit.EPOCH ? "epochs" : "batches")
-                  + (value == Math.rint(value)
-                      ? ", written without a decimal point: '" + (long) value + unit.suffix + "'"
-                      : ", got " + number + unit.suffix));
+                  + ", written as a whole number without a decimal point");
         }
         return new Time(Double.parseDouble(number), unit);
       }

@@ -58,7 +58,7 @@ public final class WeakIdentityMap<K, V> {
    * later, and a caller that saw the key gone (a weak reference of its own cleared) must find its
    * entry drained.
    *
-   * @return the values, oldest first
+   * @return the values, in no particular order
    */
   public synchronized List<V> drainCollected() {
     expunge();

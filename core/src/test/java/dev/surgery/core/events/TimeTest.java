@@ -61,9 +61,10 @@ class TimeTest {
         "-1ep | is not a time string",
         "1.5ep | counts whole epochs",
         "2.5ba | counts whole batches",
-        "1.0ep | written without a decimal point: '1ep'",
-        "5.ep | written without a decimal point: '5ep'",
-        "100.00ba | written without a decimal point: '100ba'",
+        "1.0ep | counts whole epochs, written as a whole number without a decimal point",
+        "5.ep | counts whole epochs, written as a whole number without a decimal point",
+        "100.00ba | counts whole batches, written as a whole number without a decimal point",
+        "12345678901234567.5ep | counts whole epochs, written as a whole number",
         "0dur | a fraction in (0, 1]",
         "1.5dur | a fraction in (0, 1]",
         "2 days | has the unit 'days'"
