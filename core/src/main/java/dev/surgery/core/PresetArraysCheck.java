@@ -5,9 +5,11 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
+import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
@@ -92,7 +94,10 @@ final class PresetArraysCheck {
     if (recorded != null
         ? sameBeyondBatch(recorded, inputShapes)
         : sameNamesAndShapes(preset, oldArrays)) {
-      return; // initialized for the old block's shapes, or copies of its arrays (WeightCopy)
+      // Initialized for the old block's shapes, or copies of its arrays (WeightCopy): nothing is
+      // run, but the replacement's own settings must give its arrays their shapes.
+      refuseShapesItsSettingsContradict(replacement, preset, inputShapes, path);
+      return;
     }
     String initializedFor =
         recorded == null ? "arrays set by hand" : "input shapes " + Arrays.toString(recorded);
@@ -133,6 +138,45 @@ final class PresetArraysCheck {
                     : e.getMessage().lines().findFirst().orElse(""))
                 + " (initialize it for those shapes, or leave it uninitialized)",
             e);
+      }
+    }
+    refuseShapesItsSettingsContradict(replacement, preset, inputShapes, path);
+  }
+
+  /**
+   * Refuses arrays of another shape than the replacement's own settings give its parameters for the
+   * inputs it receives here (a {@code Conv2d} declaring a 5 x 5 kernel holding a 3 x 3 weight): its
+   * declared output shapes follow the settings, its forward the arrays, so neither the output-shape
+   * check nor a forward that runs would notice. Asked of the replacement's own parameters; a
+   * replacement that refuses the inputs is left to the checks below.
+   */
+  private static void refuseShapesItsSettingsContradict(
+      Block replacement, Collection<Parameter> preset, Shape[] inputShapes, String path) {
+    if (!(replacement instanceof AbstractBaseBlock block)) {
+      return;
+    }
+    Map<Parameter, Shape> declared;
+    try {
+      declared = DjlInternals.declaredShapes(block, inputShapes);
+    } catch (RuntimeException e) {
+      return;
+    }
+    for (Parameter p : preset) {
+      Shape wanted = declared.get(p);
+      Shape held = p.getArray().getShape();
+      if (wanted != null && !wanted.equals(held)) {
+        throw new SurgeryException(
+            path,
+            "the replacement's parameter '"
+                + p.getName()
+                + "' holds an array of shape "
+                + held
+                + ", but its own settings make it "
+                + wanted
+                + " for the input shapes "
+                + Arrays.toString(inputShapes)
+                + " it receives here: build the replacement with the settings of its arrays, or"
+                + " leave it uninitialized");
       }
     }
   }

@@ -1,10 +1,14 @@
 package dev.surgery.core;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.ParameterList;
 import dev.surgery.core.internal.DjlInternals;
+import java.util.Arrays;
+import java.util.Map;
 
 /**
  * Gives a freshly built block copies of another block's weights without computing anything that is
@@ -33,7 +37,9 @@ public final class WeightCopy {
    * @param <B> the type of the fresh block
    * @return {@code fresh}, holding copies of {@code from}'s arrays
    * @throws IllegalArgumentException if {@code fresh} already has arrays or shapes, if the
-   *     parameter lists differ in length or names, or if {@code from} is not initialized
+   *     parameter lists differ in length or names, if {@code from} is not initialized, or if {@code
+   *     fresh}'s settings give one of its own parameters another shape than the array copied into
+   *     it (for {@code from}'s input shapes), or refuse those inputs
    */
   public static <B extends Block> B into(B fresh, Block from) {
     ParameterList target = fresh.getParameters();
@@ -77,10 +83,58 @@ public final class WeightCopy {
                 + "' already has a shape");
       }
     }
+    refuseOtherShapes(fresh, from, target, source);
     for (int i = 0; i < target.size(); i++) {
       NDArray copy = source.valueAt(i).getArray().duplicate();
       target.valueAt(i).setArray(copy);
     }
     return fresh;
+  }
+
+  /**
+   * Refuses copies into a block whose own settings give a parameter another shape for the old
+   * block's inputs (a 5 x 5 kernel declared, a 3 x 3 weight copied): nothing else would notice, as
+   * the replacement's declared output shapes follow its settings while its forward follows the
+   * arrays. Asked of the fresh block's own parameters, as its {@code initialize} would shape them;
+   * those of blocks inside it are shaped by their parents and not looked at.
+   */
+  private static void refuseOtherShapes(
+      Block fresh, Block from, ParameterList target, ParameterList source) {
+    if (!(fresh instanceof AbstractBaseBlock block)) {
+      return;
+    }
+    Shape[] inputs = DjlInternals.recordedInputShapes(from);
+    Map<Parameter, Shape> declared;
+    try {
+      declared = DjlInternals.declaredShapes(block, inputs);
+    } catch (RuntimeException e) {
+      throw new IllegalArgumentException(
+          "cannot copy weights: the new "
+              + fresh.getClass().getSimpleName()
+              + " does not take the old block's input shapes "
+              + Arrays.toString(inputs)
+              + ": "
+              + e.getMessage(),
+          e);
+    }
+    for (int i = 0; i < target.size(); i++) {
+      Shape wanted = declared.get(target.valueAt(i));
+      Shape copied = source.valueAt(i).getArray().getShape();
+      if (wanted != null && !wanted.equals(copied)) {
+        throw new IllegalArgumentException(
+            "cannot copy weights: parameter '"
+                + target.valueAt(i).getName()
+                + "' is "
+                + copied
+                + " in the old "
+                + from.getClass().getSimpleName()
+                + ", but the new "
+                + fresh.getClass().getSimpleName()
+                + "'s settings make it "
+                + wanted
+                + " for the old block's input shapes "
+                + Arrays.toString(inputs));
+      }
+    }
   }
 }

@@ -136,7 +136,48 @@ class PresetArraysTest {
     }
   }
 
+  /**
+   * Arrays set by hand with the names and shapes of the old block's, in a convolution whose own
+   * settings declare another kernel (5 x 5 with padding 1, where the arrays are 3 x 3): its
+   * declared output shapes are the old block's, its forward gives 6 x 6 where 4 x 4 is expected. An
+   * outside probe found it accepted, and the model computing something else without a word.
+   */
+  @Test
+  void handSetArraysThatTheReplacementsSettingsContradictAreRefused() {
+    SurgeryException e =
+        refused(
+            manager -> {
+              Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+              policies.put(
+                  (block, path) -> path.equals("03Conv2d"),
+                  (block, index) -> {
+                    Conv2d fresh =
+                        Conv2d.builder()
+                            .setKernelShape(new Shape(5, 5))
+                            .optPadding(new Shape(1, 1))
+                            .setFilters(4)
+                            .build();
+                    for (int i = 0; i < fresh.getParameters().size(); i++) {
+                      fresh
+                          .getParameters()
+                          .valueAt(i)
+                          .setArray(block.getParameters().valueAt(i).getArray().duplicate());
+                    }
+                    return fresh;
+                  });
+              return policies;
+            });
+    assertTrue(e.getMessage().contains("'weight'"), e.getMessage());
+    assertTrue(e.getMessage().contains("(4, 4, 3, 3)"), e.getMessage());
+    assertTrue(e.getMessage().contains("(4, 4, 5, 5)"), e.getMessage());
+  }
+
   private static SurgeryException refused(DataType dataType, Shape initializedFor) {
+    return refused(manager -> secondConv(manager, dataType, initializedFor));
+  }
+
+  private static SurgeryException refused(
+      java.util.function.Function<NDManager, Map<BlockMatcher, ReplacementFunction>> policies) {
     SequentialBlock root = cnn();
     try (Model model = TinyModels.model("preset", root);
         Trainer trainer = model.newTrainer(adam())) {
@@ -154,7 +195,7 @@ class PresetArraysTest {
               () ->
                   ModuleSurgery.replaceModules(
                       root,
-                      secondConv(model.getNDManager(), dataType, initializedFor),
+                      policies.apply(model.getNDManager()),
                       SurgeryOptions.builder().optTrainers(List.of(trainer)).build()));
 
       assertEquals("03Conv2d", e.getBlockPath(), e.getMessage());

@@ -20,6 +20,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import java.util.List;
 import java.util.Map;
@@ -37,6 +38,53 @@ class WeightCopyTest {
         .optPadding(new Shape(1, 1))
         .setFilters(4)
         .build();
+  }
+
+  /**
+   * A copy into a block whose own settings shape the parameter otherwise (another kernel, another
+   * number of filters, a linear layer): accepted, the surgery's output-shape check passed where the
+   * kernel changed (the declared shapes follow the settings, the forward the arrays), and the model
+   * computed something else without a word (an outside probe). Refused, the fresh block as it was.
+   */
+  @Test
+  void aCopyIntoABlockWhoseSettingsShapeTheWeightOtherwiseIsRefused() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Conv2d old = conv(1);
+      old.initialize(manager, DataType.FLOAT32, INPUT);
+      NDArray oldWeight = old.getParameters().get("weight").getArray();
+      Map<Block, String> wrong =
+          Map.of(
+              Conv2d.builder()
+                  .setKernelShape(new Shape(5, 5))
+                  .optPadding(new Shape(2, 2))
+                  .setFilters(4)
+                  .build(),
+              "(4, 3, 5, 5)",
+              Conv2d.builder()
+                  .setKernelShape(new Shape(3, 3))
+                  .optPadding(new Shape(1, 1))
+                  .setFilters(8)
+                  .build(),
+              "(8, 3, 3, 3)",
+              ai.djl.nn.core.Linear.builder().setUnits(4).build(),
+              "(4, 8)");
+      wrong.forEach(
+          (fresh, declared) -> {
+            IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> WeightCopy.into(fresh, old));
+            assertTrue(e.getMessage().contains("'weight' is (4, 3, 3, 3)"), e.getMessage());
+            assertTrue(e.getMessage().contains("make it " + declared), e.getMessage());
+            for (Parameter p : fresh.getParameters().values()) {
+              assertTrue(!p.isInitialized() && p.getShape() == null, "left as it was: " + p);
+            }
+            assertEquals(null, DjlInternals.recordedInputShapes(fresh), "no input shapes left");
+          });
+      assertTrue(old.getParameters().get("weight").getArray() == oldWeight);
+      // The same block with matching settings still takes the copy.
+      Block right = WeightCopy.into(conv(1), old);
+      assertEquals(
+          new Shape(4, 3, 3, 3), right.getParameters().get("weight").getArray().getShape());
+    }
   }
 
   @Test

@@ -598,7 +598,7 @@ public final class DjlAgentHooks implements DjlHooks {
   /** The model's single input shape as recorded by {@code Trainer.initialize}, or null. */
   private static Shape initializedInput(Block block) {
     try {
-      Shape[] shapes = block.isInitialized() ? block.getInputShapes() : null;
+      Shape[] shapes = block.isInitialized() ? DjlInternals.recordedInputShapes(block) : null;
       return shapes != null && shapes.length == 1 ? shapes[0] : null;
     } catch (RuntimeException e) {
       return null;

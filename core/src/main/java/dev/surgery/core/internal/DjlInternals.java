@@ -35,6 +35,7 @@ import java.lang.reflect.Modifier;
 import java.lang.reflect.ParameterizedType;
 import java.lang.reflect.Type;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -65,6 +66,8 @@ public final class DjlInternals {
   private static Field batchNormScale;
   private static Field dropoutRate;
   private static Field linearUnits;
+  private static Field linearInputFeatures;
+  private static Field linearInputShape;
   private static Field parameterArray;
   private static Field parameterShape;
   private static Field trainerStore;
@@ -84,6 +87,8 @@ public final class DjlInternals {
   private static Method optimizerUpdateCount;
   private static Method optimizerWithDefaultState;
   private static Method optimizerWeightDecay;
+  private static Method blockBeforeInitialize;
+  private static Method blockPrepare;
   private static Map<Class<?>, AdamFields> adamFields;
   private static SgdFields sgdFields;
 
@@ -101,6 +106,8 @@ public final class DjlInternals {
       batchNormScale = field(BatchNorm.class, "scale", boolean.class);
       dropoutRate = field(Dropout.class, "rate", float.class);
       linearUnits = field(Linear.class, "units", long.class);
+      linearInputFeatures = field(Linear.class, "inputFeatures", long.class);
+      linearInputShape = field(Linear.class, "inputShape", Shape.class);
       parameterArray = field(Parameter.class, "array", NDArray.class);
       parameterShape = field(Parameter.class, "shape", Shape.class);
       trainerStore = field(Trainer.class, "parameterStore", ParameterStore.class);
@@ -127,6 +134,8 @@ public final class DjlInternals {
               Device.class,
               java.util.function.Function.class);
       optimizerWeightDecay = method(Optimizer.class, "getWeightDecay");
+      blockBeforeInitialize = method(AbstractBaseBlock.class, "beforeInitialize", Shape[].class);
+      blockPrepare = method(AbstractBaseBlock.class, "prepare", Shape[].class);
       adamFields =
           Map.of(Adam.class, AdamFields.of(Adam.class), AdamW.class, AdamFields.of(AdamW.class));
       sgdFields = SgdFields.of();
@@ -331,14 +340,35 @@ public final class DjlInternals {
     if (!(block instanceof AbstractBaseBlock)) {
       return null;
     }
+    Shape[] shapes;
     if (INPUT_SHAPES != null) {
       try {
-        return (Shape[]) INPUT_SHAPES.invokeExact((AbstractBaseBlock) block);
+        shapes = (Shape[]) INPUT_SHAPES.invokeExact((AbstractBaseBlock) block);
       } catch (Throwable e) {
         throw new IllegalStateException(e); // a plain field read does not throw
       }
+    } else {
+      shapes = (Shape[]) get(blockInputShapes, block);
     }
-    return (Shape[]) get(blockInputShapes, block);
+    if (shapes != null && shapes.length == 1 && block instanceof Linear linear) {
+      return loadedLinearInput(linear, shapes);
+    }
+    return shapes;
+  }
+
+  /**
+   * A {@code Linear}'s input shapes as it receives them. DJL 0.36's {@code Linear.loadMetadata}
+   * records its input as the shape without the feature axis (the very {@code inputShape} object it
+   * keeps, {@code (8)} for inputs of {@code (8, 4)}), so every loaded linear layer would report
+   * inputs it never takes, and a replacement shaped for them would not fit. That object identity
+   * tells a loaded layer from one that was initialized, and the features are appended again.
+   */
+  private static Shape[] loadedLinearInput(Linear linear, Shape[] shapes) {
+    Shape withoutFeatures = (Shape) get(linearInputShape, linear);
+    if (shapes[0] != withoutFeatures) {
+      return shapes;
+    }
+    return new Shape[] {withoutFeatures.add((long) get(linearInputFeatures, linear))};
   }
 
   /**
@@ -350,6 +380,50 @@ public final class DjlInternals {
    */
   public static void setRecordedInputShapes(AbstractBaseBlock block, Shape[] shapes) {
     set(blockInputShapes, block, shapes);
+  }
+
+  /**
+   * The shapes a block's own configuration gives its direct parameters for these inputs, computed
+   * as {@code initialize} computes them (DJL's {@code beforeInitialize}, then {@code prepare}) but
+   * without creating an array. A parameter that holds an array or a shape is detached for the
+   * while; every array, shape and the block's recorded input shapes are put back afterwards, also
+   * when the block refuses the inputs. A block whose {@code prepare} sets no shape (one that shapes
+   * its parameters otherwise) answers nothing for them.
+   *
+   * @param block the block
+   * @param inputShapes the inputs it is to receive
+   * @return each direct parameter that {@code prepare} gave a shape, and that shape
+   * @throws RuntimeException what the block throws for inputs it does not accept
+   */
+  public static Map<Parameter, Shape> declaredShapes(AbstractBaseBlock block, Shape[] inputShapes) {
+    verify();
+    Shape[] recorded = (Shape[]) get(blockInputShapes, block);
+    List<Parameter> parameters = new ArrayList<>(block.getDirectParameters().values());
+    NDArray[] arrays = new NDArray[parameters.size()];
+    Shape[] shapes = new Shape[parameters.size()];
+    for (int i = 0; i < arrays.length; i++) {
+      Parameter p = parameters.get(i);
+      arrays[i] = (NDArray) get(parameterArray, p);
+      shapes[i] = (Shape) get(parameterShape, p);
+      restoreParameter(p, null, null);
+    }
+    Map<Parameter, Shape> declared = new IdentityHashMap<>();
+    try {
+      call(blockBeforeInitialize, block, (Object) inputShapes);
+      call(blockPrepare, block, (Object) inputShapes);
+      for (Parameter p : parameters) {
+        Shape shape = (Shape) get(parameterShape, p);
+        if (shape != null) {
+          declared.put(p, shape);
+        }
+      }
+    } finally {
+      for (int i = 0; i < arrays.length; i++) {
+        restoreParameter(parameters.get(i), arrays[i], shapes[i]);
+      }
+      set(blockInputShapes, block, recorded);
+    }
+    return declared;
   }
 
   /**

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -16,13 +17,17 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.FactorizedConv2d;
 import dev.surgery.core.layers.FactorizedLinear;
+import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -41,6 +46,70 @@ class FactorizeTest {
         .optLatentChannels(0.5)
         .optMinFeatures(4)
         .optLatentFeatures(0.5);
+  }
+
+  /**
+   * DJL's {@code Linear.loadMetadata} records a loaded layer's input as the shape without its
+   * feature axis ({@code (2)} for inputs of {@code (2, 4)}): a factorization of a loaded linear
+   * layer whose input width differs from the batch size failed ("The NDArray size is: 16, but
+   * buffer size is: 8", an outside probe, on a squeeze-excite gate after a checkpoint load). Loaded
+   * layers report the inputs they take, and factorize as the trained ones do.
+   */
+  @Test
+  void linearLayersLoadedFromAFileReportTheirInputsAndFactorize(@TempDir Path dir)
+      throws Exception {
+    Shape input = new Shape(2, 6);
+    NDArray x;
+    float[] trainedOut;
+    try (Model trained = Model.newInstance("lin")) {
+      trained.setBlock(mlp());
+      trained.getBlock().initialize(trained.getNDManager(), DataType.FLOAT32, input);
+      x = trained.getNDManager().randomNormal(input);
+      trainedOut = forward(trained.getBlock(), x);
+      trained.save(dir, "lin");
+      try (Model loaded = Model.newInstance("lin")) {
+        loaded.setBlock(mlp());
+        loaded.load(dir, "lin");
+        List<Block> layers = loaded.getBlock().getChildren().values();
+        assertEquals(
+            List.of(input, new Shape(2, 16), new Shape(2, 8)),
+            layers.stream().map(b -> DjlInternals.recordedInputShapes(b)[0]).toList());
+        ExactnessOracle.assertBitsEqual(
+            trainedOut, forward(loaded.getBlock(), x.duplicate()), "loaded as saved");
+        // 6 -> 16 at rank 3 and 16 -> 8 at rank 4; 8 -> 3 is below min_features.
+        SurgeryChanges report =
+            Factorize.builder()
+                .optMinFeatures(4)
+                .optLatentFeatures(0.5)
+                .build()
+                .apply(SurgeryContext.of(loaded.getBlock()));
+        assertEquals(
+            List.of("01Linear", "02Linear"),
+            report.changes().stream().map(SurgeryChanges.Change::path).toList());
+        assertEquals(new Shape(2, 3), loadedOutputShape(loaded.getBlock(), x));
+      }
+    }
+  }
+
+  private static SequentialBlock mlp() {
+    return new SequentialBlock()
+        .add(Linear.builder().setUnits(16).build())
+        .add(Linear.builder().setUnits(8).build())
+        .add(Linear.builder().setUnits(3).build());
+  }
+
+  private static float[] forward(Block block, NDArray x) {
+    return block
+        .forward(new ParameterStore(x.getManager(), false), new NDList(x), false)
+        .head()
+        .toFloatArray();
+  }
+
+  private static Shape loadedOutputShape(Block block, NDArray x) {
+    return block
+        .forward(new ParameterStore(x.getManager(), false), new NDList(x), false)
+        .head()
+        .getShape();
   }
 
   @Test
