@@ -724,7 +724,9 @@ public final class ModuleSurgery {
    * <p>An added parameter around the very array of a removed one (a new {@code Parameter} wrapping
    * a trained weight) takes over the removed one's store entry, optimizer state and update count. A
    * removed parameter that no trainer holds (DJL registers parameters on their first forward pass)
-   * is skipped and logged at debug level, as Composer skips parameters its optimizer lacks.
+   * is skipped and logged at debug level, as Composer skips parameters its optimizer lacks. A
+   * removed parameter that a trainer's model still holds is removed all the same, with a warning:
+   * DJL registers it again at its next forward, with fresh optimizer state.
    *
    * @param oldParams the parameters before
    * @param newParams the parameters after
@@ -758,6 +760,7 @@ public final class ModuleSurgery {
       logger().info("updateParamsInOptimizer: no trainer given, nothing to update");
       return;
     }
+    warnOfRemovingWhatTheModelHolds(removed, optimizers);
     Journal journal = new Journal();
     try {
       TrainerUpdate.apply(
@@ -775,6 +778,46 @@ public final class ModuleSurgery {
         throw new IllegalStateException(s.getMessage(), s);
       }
       throw e;
+    }
+  }
+
+  /**
+   * Warns when a parameter leaves a trainer whose model still holds it: DJL registers it again at
+   * the next forward, with fresh optimizer state, so its training restarts where Composer's
+   * optimizer would stop updating it. Composer's semantics are kept (its own test removes the
+   * parameters of the model the optimizer trains), but not silently.
+   */
+  private static void warnOfRemovingWhatTheModelHolds(
+      List<Parameter> removed, Collection<Trainer> trainers) {
+    if (removed.isEmpty()) {
+      return;
+    }
+    Set<Parameter> leaving = Collections.newSetFromMap(new IdentityHashMap<>());
+    leaving.addAll(removed);
+    List<String> held = new ArrayList<>();
+    for (Trainer trainer : trainers) {
+      Block root = trainer == null ? null : trainer.getModel().getBlock();
+      if (root == null) {
+        continue;
+      }
+      for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
+        for (Parameter p : BlockTrees.directParameters(e.getKey())) {
+          if (leaving.contains(p)) {
+            held.add(BlockPaths.display(e.getValue()) + "." + p.getName());
+          }
+        }
+      }
+    }
+    if (!held.isEmpty()) {
+      logger()
+          .warn(
+              "updateParamsInOptimizer: {} parameter(s) removed from a trainer are still in its"
+                  + " model ({}{}): DJL registers them again at the next forward with fresh"
+                  + " optimizer state. Take them out of the model first (replaceModules does both),"
+                  + " or stop training them with freezeParameters",
+              held.size(),
+              String.join(", ", held.subList(0, Math.min(3, held.size()))),
+              held.size() > 3 ? ", ..." : "");
     }
   }
 

@@ -1361,12 +1361,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
     /**
      * Sets where to write the surgery log, a JSON file (relative paths resolve against the working
-     * directory).
+     * directory). Checked here as a config's {@code report} is ({@link
+     * SurgeryConfig#checkReportPath}), so that a log is never lost after the run.
      *
      * @param reportPath the file, or null for no surgery log
      * @return this builder
+     * @throws IllegalArgumentException for a path the log could not be written to
      */
     public Builder optReportPath(Path reportPath) {
+      if (reportPath != null) {
+        SurgeryConfig.checkReportPath(reportPath);
+      }
       this.reportPath = reportPath;
       return this;
     }
@@ -1381,8 +1386,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
      * @return this builder
      */
     public Builder optTotalEpochs(int totalEpochs) {
-      if (totalEpochs < 0) {
-        throw new IllegalArgumentException("totalEpochs must be >= 0, got " + totalEpochs);
+      if (totalEpochs < 0 || totalEpochs > SurgeryConfig.MAX_EPOCH) {
+        throw new IllegalArgumentException(
+            "totalEpochs must be in [0, "
+                + SurgeryConfig.MAX_EPOCH
+                + "] (0: unknown), as total_epochs in a config file, got "
+                + totalEpochs);
       }
       this.totalEpochs = totalEpochs;
       return this;
@@ -1396,8 +1405,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
      * @return this builder
      */
     public Builder optTotalSteps(long totalSteps) {
-      if (totalSteps < 0) {
-        throw new IllegalArgumentException("totalSteps must be >= 0, got " + totalSteps);
+      if (totalSteps < 0 || totalSteps > SurgeryConfig.MAX_STEP) {
+        throw new IllegalArgumentException(
+            "totalSteps must be in [0, "
+                + SurgeryConfig.MAX_STEP
+                + "] (0: unknown), as total_steps in a config file, got "
+                + totalSteps);
       }
       this.totalSteps = totalSteps;
       return this;

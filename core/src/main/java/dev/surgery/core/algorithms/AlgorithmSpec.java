@@ -6,6 +6,7 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.function.Function;
 import java.util.regex.Pattern;
@@ -93,11 +94,14 @@ public record AlgorithmSpec(
    * @param hyperParameters the declarations, in documentation order
    * @param factory builds the algorithm from validated values
    * @return the spec
+   * @throws NullPointerException naming the factory when it is null
    */
   public static AlgorithmSpec of(
       String name,
       List<HyperParameter<?>> hyperParameters,
       Function<HyperParameterValues, ? extends Algorithm> factory) {
+    // Refused here: the lambda below would hide a null until the first config names the algorithm.
+    Objects.requireNonNull(factory, "factory must not be null");
     return new AlgorithmSpec(
         name,
         hyperParameters,

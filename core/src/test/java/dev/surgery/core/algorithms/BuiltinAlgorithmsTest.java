@@ -29,6 +29,17 @@ class BuiltinAlgorithmsTest {
     return m;
   }
 
+  /**
+   * A null factory was wrapped in a lambda and accepted: the spec failed with a bare
+   * NullPointerException only when a config first named it (an outside probe).
+   */
+  @Test
+  void aSpecWithoutAFactoryIsRefusedWhereItIsMade() {
+    NullPointerException e =
+        assertThrows(NullPointerException.class, () -> AlgorithmSpec.of("mine", List.of(), null));
+    assertEquals("factory must not be null", e.getMessage());
+  }
+
   @Test
   void registeredWithComposersNamesAndDefaults() {
     Map<String, Map<String, Object>> expected = new LinkedHashMap<>();

@@ -77,7 +77,7 @@ final class ConfigParser {
       List.of(ALGORITHMS, ON_ERROR, REPORT, TOTAL_EPOCHS, TOTAL_STEPS);
 
   /** The largest step an entry may name; larger values are taken for typos. */
-  static final long MAX_STEP = 1_000_000_000_000L;
+  static final long MAX_STEP = SurgeryConfig.MAX_STEP;
 
   private final String file;
   private final Path source;

@@ -43,7 +43,10 @@ import java.util.Set;
  */
 public final class SurgeryConfig {
 
-  /** The largest epoch an entry may name; larger values are taken for typos. */
+  /**
+   * The largest epoch an entry may name, and the largest {@code total_epochs}: larger values are
+   * taken for typos.
+   */
   public static final int MAX_EPOCH = 1_000_000;
 
   /**
@@ -57,6 +60,25 @@ public final class SurgeryConfig {
    * of the common file systems (ext4, XFS, APFS; NTFS counts 255 UTF-16 units, never fewer).
    */
   public static final int MAX_NAME_BYTES = 255;
+
+  /** The largest {@code step} and {@code total_steps}; larger values are taken for typos. */
+  public static final long MAX_STEP = 1_000_000_000_000L;
+
+  /**
+   * Checks a surgery log's path as a config's {@code report} is checked, before any training: a
+   * path the log could not be written to after training (a directory, a name a file system does not
+   * take, a folder where nothing can be created) is refused rather than lost at the end.
+   *
+   * @param report the path of the surgery log
+   * @throws IllegalArgumentException saying what is wrong with it
+   */
+  public static void checkReportPath(Path report) {
+    java.util.Objects.requireNonNull(report, "report must not be null");
+    String problem = ReportPath.problem(report.toString(), report, null);
+    if (problem != null) {
+      throw new IllegalArgumentException(problem);
+    }
+  }
 
   /** The largest config file read, in bytes; anything larger is not a surgery config. */
   public static final int MAX_FILE_BYTES = 1 << 20;

@@ -98,4 +98,31 @@ class ReportPathTest {
     String dot = message(refused(config, dir.resolve("newdir") + "/."));
     assertTrue(dot.startsWith("report names a directory ("), dot);
   }
+
+  /**
+   * The listener's builder took any report path, where the config file refuses one the log could
+   * not be written to: the log was lost after the whole run, with a warning (an outside probe).
+   */
+  @Test
+  void theListenersBuilderChecksTheReportPathAsTheFileDoes() throws Exception {
+    var builder = dev.surgery.trainer.SurgeryListener.builder();
+    IllegalArgumentException directory =
+        assertThrows(IllegalArgumentException.class, () -> builder.optReportPath(dir));
+    assertTrue(
+        directory.getMessage().startsWith("report names the directory"), directory.getMessage());
+    Path longName = dir.resolve("x".repeat(300) + ".json");
+    IllegalArgumentException tooLong =
+        assertThrows(IllegalArgumentException.class, () -> builder.optReportPath(longName));
+    assertTrue(tooLong.getMessage().contains("over the 255"), tooLong.getMessage());
+    Path file = Files.writeString(dir.resolve("a-file"), "");
+    IllegalArgumentException underAFile =
+        assertThrows(
+            IllegalArgumentException.class, () -> builder.optReportPath(file.resolve("log.json")));
+    assertTrue(underAFile.getMessage().contains("is not a directory"), underAFile.getMessage());
+    builder.optReportPath(dir.resolve("new/log.json")); // a directory the writer creates: fine
+    IllegalArgumentException epochs =
+        assertThrows(IllegalArgumentException.class, () -> builder.optTotalEpochs(2_000_000));
+    assertTrue(epochs.getMessage().contains("[0, 1000000]"), epochs.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> builder.optTotalSteps(1_000_000_000_001L));
+  }
 }
