@@ -33,6 +33,10 @@ public interface BlockMatcher {
    * @return the matcher
    */
   static BlockMatcher ofClass(Class<?>... classes) {
+    java.util.Objects.requireNonNull(classes, "classes must not be null");
+    for (Class<?> c : classes) {
+      java.util.Objects.requireNonNull(c, "classes must not hold null");
+    }
     List<Class<?>> list = List.of(classes);
     if (list.size() == 1) {
       return PathFreeMatcher.ofClass(list.get(0));
@@ -62,7 +66,7 @@ public interface BlockMatcher {
    * @return the matcher
    */
   static BlockMatcher byBlock(java.util.function.Predicate<? super Block> test) {
-    java.util.Objects.requireNonNull(test, "test");
+    java.util.Objects.requireNonNull(test, "test must not be null");
     @SuppressWarnings("unchecked") // a test of any supertype of Block tests blocks
     java.util.function.Predicate<Block> blocks = (java.util.function.Predicate<Block>) test;
     return new PathFreeMatcher(blocks);
@@ -76,6 +80,10 @@ public interface BlockMatcher {
    * @return the matcher
    */
   static BlockMatcher lambdaNamed(String... names) {
+    java.util.Objects.requireNonNull(names, "names must not be null");
+    for (String n : names) {
+      java.util.Objects.requireNonNull(n, "names must not hold null");
+    }
     Set<String> set = Set.copyOf(Arrays.asList(names));
     return new PathFreeMatcher(
         block -> block instanceof LambdaBlock l && set.contains(l.getName()));
@@ -91,6 +99,7 @@ public interface BlockMatcher {
    * @return the matcher
    */
   static BlockMatcher pathGlob(String glob) {
+    java.util.Objects.requireNonNull(glob, "glob must not be null");
     Pattern pattern = BlockPaths.globToRegex(glob);
     return (block, path) -> pattern.matcher(path).matches();
   }
@@ -102,6 +111,7 @@ public interface BlockMatcher {
    * @return the combined matcher
    */
   default BlockMatcher and(BlockMatcher other) {
+    java.util.Objects.requireNonNull(other, "other must not be null");
     return (block, path) -> matches(block, path) && other.matches(block, path);
   }
 
@@ -112,6 +122,7 @@ public interface BlockMatcher {
    * @return the combined matcher
    */
   default BlockMatcher or(BlockMatcher other) {
+    java.util.Objects.requireNonNull(other, "other must not be null");
     return (block, path) -> matches(block, path) || other.matches(block, path);
   }
 

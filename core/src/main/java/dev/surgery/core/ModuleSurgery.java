@@ -57,6 +57,8 @@ public final class ModuleSurgery {
    * @return the number of distinct matching blocks
    */
   public static int countModuleInstances(Block module, Class<?>... moduleClasses) {
+    requireArgument(module, "module");
+    requireArgument(moduleClasses, "moduleClasses");
     BlockMatcher matcher = BlockMatcher.ofClass(moduleClasses);
     return countModuleInstances(module, matcher);
   }
@@ -70,6 +72,8 @@ public final class ModuleSurgery {
    * @throws SurgeryException when the tree nests too deeply for this thread's stack
    */
   public static int countModuleInstances(Block module, BlockMatcher matcher) {
+    requireArgument(module, "module");
+    requireArgument(matcher, "matcher");
     return notTooDeep(() -> countWalking(module, matcher));
   }
 
@@ -147,6 +151,7 @@ public final class ModuleSurgery {
    */
   public static Map<Block, Block> replaceModuleClasses(
       Block module, Map<Class<? extends Block>, ReplacementFunction> policies) {
+    requirePolicies(module, policies);
     return replaceModuleClasses(module, policies, null, false, null);
   }
 
@@ -192,6 +197,7 @@ public final class ModuleSurgery {
       Collection<Trainer> optimizers,
       boolean recurseOnReplacements,
       Map<Class<? extends Block>, Integer> indices) {
+    requirePolicies(module, policies);
     return replaceModuleClasses(
         module, policies, optimizers, recurseOnReplacements, indices, Faults.NONE);
   }
@@ -230,6 +236,8 @@ public final class ModuleSurgery {
    */
   public static Map<Block, Block> replaceModules(
       Block module, Map<BlockMatcher, ReplacementFunction> policies, SurgeryOptions options) {
+    requirePolicies(module, policies);
+    requireArgument(options, "options");
     List<TreeSurgery.Policy> list = new ArrayList<>();
     int i = 0;
     for (Map.Entry<BlockMatcher, ReplacementFunction> e : policies.entrySet()) {
@@ -286,6 +294,8 @@ public final class ModuleSurgery {
       Map<BlockMatcher, ReplacementFunction> policies,
       SurgeryOptions options,
       Shape inputShape) {
+    requirePolicies(module, policies);
+    requireArgument(options, "options");
     // The whole plan under the lock: its paths and shapes are read before the dry run starts.
     return notTooDeep(
         () -> SurgeryLock.holding(() -> planWalking(module, policies, options, inputShape)));
@@ -429,6 +439,8 @@ public final class ModuleSurgery {
    */
   public static void replaceParamsInOptimizer(
       List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
+    requireArgument(oldParams, "oldParams");
+    requireArgument(newParams, "newParams");
     SurgeryLock.holding(
         () -> replaceParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers));
   }
@@ -585,6 +597,7 @@ public final class ModuleSurgery {
    */
   public static void freezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
+    requireArgument(parameters, "parameters");
     SurgeryLock.holding(() -> freezeParametersHoldingTheLock(parameters, optimizers));
   }
 
@@ -619,6 +632,7 @@ public final class ModuleSurgery {
    */
   public static List<SurgeryPlan.StateFate> planFreeze(
       List<Parameter> parameters, Collection<Trainer> optimizers) {
+    requireArgument(parameters, "parameters");
     return SurgeryLock.holding(() -> planFreezeHoldingTheLock(parameters, optimizers));
   }
 
@@ -645,6 +659,7 @@ public final class ModuleSurgery {
    */
   public static void unfreezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
+    requireArgument(parameters, "parameters");
     SurgeryLock.holding(() -> unfreezeParametersHoldingTheLock(parameters, optimizers));
   }
 
@@ -738,6 +753,8 @@ public final class ModuleSurgery {
       Iterable<Parameter> oldParams,
       Iterable<Parameter> newParams,
       Collection<Trainer> optimizers) {
+    requireArgument(oldParams, "oldParams");
+    requireArgument(newParams, "newParams");
     SurgeryLock.holding(
         () -> updateParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers));
   }
@@ -818,6 +835,30 @@ public final class ModuleSurgery {
               held.size(),
               String.join(", ", held.subList(0, Math.min(3, held.size()))),
               held.size() > 3 ? ", ..." : "");
+    }
+  }
+
+  /** A null argument is refused by name, not met as a bare NullPointerException deep inside. */
+  private static void requireArgument(Object value, String name) {
+    if (value == null) {
+      throw new NullPointerException(name + " must not be null");
+    }
+  }
+
+  /** The tree and the policies, none of whose keys or functions may be null. */
+  private static void requirePolicies(Block module, Map<?, ReplacementFunction> policies) {
+    requireArgument(module, "module");
+    requireArgument(policies, "policies");
+    int i = 0;
+    for (Map.Entry<?, ReplacementFunction> e : policies.entrySet()) {
+      if (e.getKey() == null || e.getValue() == null) {
+        throw new NullPointerException(
+            "policy #"
+                + i
+                + " has no "
+                + (e.getKey() == null ? "matcher" : "replacement function"));
+      }
+      i++;
     }
   }
 

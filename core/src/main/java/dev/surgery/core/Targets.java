@@ -62,8 +62,10 @@ public final class Targets {
    * @throws InvalidPatternException naming the first bad pattern and the offending character
    */
   public static Targets of(List<String> includes, List<String> excludes) {
-    List<String> in = includes == null ? List.of() : includes;
-    List<String> ex = excludes == null ? List.of() : excludes;
+    List<String> in =
+        includes == null ? List.of() : patterns("include", includes.toArray(String[]::new));
+    List<String> ex =
+        excludes == null ? List.of() : patterns("exclude", excludes.toArray(String[]::new));
     if (in.isEmpty() && ex.isEmpty()) {
       return ALL;
     }
@@ -78,7 +80,7 @@ public final class Targets {
    * @throws InvalidPatternException naming the first bad pattern
    */
   public static Targets include(String... patterns) {
-    return of(List.of(patterns), List.of());
+    return of(patterns("include", patterns), List.of());
   }
 
   /**
@@ -90,8 +92,21 @@ public final class Targets {
    */
   public Targets exclude(String... patterns) {
     List<String> ex = new ArrayList<>(excludeTexts);
-    ex.addAll(List.of(patterns));
+    ex.addAll(patterns("exclude", patterns));
     return of(includeTexts, ex);
+  }
+
+  /** The patterns as a list, a null array or pattern refused by name (not a bare NPE). */
+  private static List<String> patterns(String which, String... patterns) {
+    if (patterns == null) {
+      throw new NullPointerException(which + " patterns must not be null");
+    }
+    for (String p : patterns) {
+      if (p == null) {
+        throw new NullPointerException(which + " patterns must not hold null");
+      }
+    }
+    return List.of(patterns);
   }
 
   /**

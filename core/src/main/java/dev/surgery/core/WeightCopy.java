@@ -9,6 +9,7 @@ import ai.djl.nn.ParameterList;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.Arrays;
 import java.util.Map;
+import java.util.Objects;
 
 /**
  * Gives a freshly built block copies of another block's weights without computing anything that is
@@ -42,6 +43,8 @@ public final class WeightCopy {
    *     it (for {@code from}'s input shapes), or refuse those inputs
    */
   public static <B extends Block> B into(B fresh, Block from) {
+    Objects.requireNonNull(fresh, "fresh must not be null");
+    Objects.requireNonNull(from, "from must not be null");
     ParameterList target = fresh.getParameters();
     ParameterList source = from.getParameters();
     if (target.size() != source.size()) {

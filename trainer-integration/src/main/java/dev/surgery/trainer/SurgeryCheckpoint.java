@@ -119,6 +119,8 @@ public final class SurgeryCheckpoint {
    */
   public static void load(Model model, Path dir, String name, Map<String, ?> options)
       throws IOException, MalformedModelException {
+    Objects.requireNonNull(model, "model must not be null");
+    Objects.requireNonNull(dir, "dir must not be null");
     // The replay, the load and a failure's undo as one surgery: another thread's surgery must not
     // come between two replayed records, nor between the replay and the arrays it expects.
     SurgeryLock.get().lock();
@@ -209,6 +211,8 @@ public final class SurgeryCheckpoint {
    */
   public static List<SurgeryRecord> replay(Model model, Path paramsFile)
       throws IOException, MalformedModelException {
+    Objects.requireNonNull(model, "model must not be null");
+    Objects.requireNonNull(paramsFile, "paramsFile must not be null");
     return replay(model, paramsFile, true);
   }
 
@@ -408,6 +412,8 @@ public final class SurgeryCheckpoint {
       Shape[] inputShapes,
       String origin)
       throws MalformedModelException {
+    Objects.requireNonNull(block, "block must not be null");
+    Objects.requireNonNull(records, "records must not be null");
     replay(block, records, manager, dataType, inputShapes, origin, true);
   }
 
@@ -726,6 +732,7 @@ public final class SurgeryCheckpoint {
    */
   public static List<SurgeryRecord> readRecord(Path paramsFile)
       throws IOException, MalformedModelException {
+    Objects.requireNonNull(paramsFile, "paramsFile must not be null");
     Header header = readHeader(paramsFile);
     return header == null ? List.of() : records(header, paramsFile);
   }
@@ -752,6 +759,7 @@ public final class SurgeryCheckpoint {
    * @throws IOException if the file cannot be read, is truncated or has another version
    */
   public static Header readHeader(Path paramsFile) throws IOException {
+    Objects.requireNonNull(paramsFile, "paramsFile must not be null");
     return ParamsFileHeader.read(paramsFile);
   }
 

@@ -206,6 +206,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @throws dev.surgery.trainer.config.SurgeryConfigException listing every problem in the file
    */
   public static SurgeryListener fromYaml(Path config) {
+    Objects.requireNonNull(config, "config must not be null");
     return fromConfig(SurgeryConfig.load(config));
   }
 
@@ -220,6 +221,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    *     including entries that need an event the driver cannot report (with file:line:column)
    */
   public static SurgeryListener fromYaml(Path config, Set<Event> observable) {
+    Objects.requireNonNull(config, "config must not be null");
     return fromConfig(SurgeryConfig.load(config), observable);
   }
 
@@ -233,6 +235,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    *     callbacks do not report
    */
   public static SurgeryListener fromConfig(SurgeryConfig config) {
+    Objects.requireNonNull(config, "config must not be null");
     return fromConfig(config, CALLBACK_EVENTS);
   }
 
@@ -246,6 +249,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    *     outside {@code observable}, at the entry's file:line:column
    */
   public static SurgeryListener fromConfig(SurgeryConfig config, Set<Event> observable) {
+    Objects.requireNonNull(config, "config must not be null");
     config.requireObservable(observable);
     return new SurgeryListener(
         config.getAlgorithms(),

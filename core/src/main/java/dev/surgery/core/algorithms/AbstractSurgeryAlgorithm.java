@@ -20,6 +20,7 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -144,6 +145,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
   public SurgeryChanges apply(SurgeryContext context) {
     // The decision and the surgery as one: another thread's surgery between them would leave this
     // one's changes untrue.
+    Objects.requireNonNull(context, "context must not be null");
     return SurgeryLock.holding(() -> applyHoldingTheLock(context));
   }
 
@@ -249,6 +251,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
   @Override
   public SurgeryPlan plan(SurgeryContext context, Shape inputShape) {
     // A plan makes the surgery and undoes it: not while another thread changes the model.
+    Objects.requireNonNull(context, "context must not be null");
     return SurgeryLock.holding(() -> planHoldingTheLock(context, inputShape));
   }
 

@@ -63,9 +63,18 @@ public final class Composition {
    * @param applicationOrder the algorithms in the order they will be applied
    * @param epochs the epoch of each, same order; null when unknown
    * @return the conflicts, by later entry; empty when the schedule composes
+   * @throws IllegalArgumentException when the epochs are not one per algorithm
    */
   public static List<Conflict> check(
       List<? extends Algorithm> applicationOrder, List<Integer> epochs) {
+    if (epochs != null && epochs.size() != applicationOrder.size()) {
+      throw new IllegalArgumentException(
+          "one epoch per algorithm: "
+              + applicationOrder.size()
+              + " algorithms, "
+              + epochs.size()
+              + " epochs");
+    }
     List<Conflict> conflicts = new ArrayList<>();
     for (int j = 1; j < applicationOrder.size(); j++) {
       for (int i = 0; i < j; i++) {

@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 
 /**
  * Layer freezing ({@code layer_freezing}): applied at epoch ends during training, it freezes the
@@ -82,8 +83,13 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    *
    * @param elapsed the completed fraction of training, in [0, 1]
    * @return the fraction of layers frozen
+   * @throws IllegalArgumentException for a fraction outside [0, 1] or NaN
    */
   public double frozenFraction(double elapsed) {
+    if (!(elapsed >= 0 && elapsed <= 1)) {
+      throw new IllegalArgumentException(
+          "the completed fraction of training must be in [0, 1], got " + elapsed);
+    }
     return elapsed <= value(FREEZE_START)
         ? 0
         // Composer's order: the fraction of the freezing period first, then the level, so that
@@ -139,6 +145,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   public SurgeryChanges apply(SurgeryContext context) {
     // The decision and the surgery as one: another thread's surgery between them would leave this
     // one's changes untrue.
+    Objects.requireNonNull(context, "context must not be null");
     return SurgeryLock.holding(() -> applyHoldingTheLock(context));
   }
 
@@ -178,6 +185,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    */
   @Override
   public SurgeryPlan plan(SurgeryContext context) {
+    Objects.requireNonNull(context, "context must not be null");
     // Read as one state of the model.
     return SurgeryLock.holding(() -> planHoldingTheLock(context));
   }

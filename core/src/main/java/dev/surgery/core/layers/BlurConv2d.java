@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
+import java.util.Objects;
 
 /**
  * A {@link Conv2d} with BlurPool's anti-aliasing (Zhang, 2019; MosaicML Composer's {@code
@@ -80,6 +81,7 @@ public class BlurConv2d extends AdoptingConv2d {
    * @return the replacement
    */
   public static BlurConv2d fromConv2d(Conv2d conv, boolean blurFirst) {
+    Objects.requireNonNull(conv, "conv must not be null");
     Conv2d.Builder config = settingsOf(conv);
     BlurConv2d blurConv =
         new BlurConv2d(config, blurFirst, AdoptingConv2d.isWeightStandardized(conv));

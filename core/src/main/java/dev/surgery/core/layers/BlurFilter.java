@@ -146,8 +146,16 @@ public final class BlurFilter {
    * @param stride the stride
    * @param padding the zero padding on each side
    * @return {@code (length + 2 padding - 3) / stride + 1}
+   * @throws IllegalArgumentException for a stride below 1 or a negative padding
    */
   public static long outputLength(long length, long stride, long padding) {
+    if (stride < 1 || padding < 0) {
+      throw new IllegalArgumentException(
+          "a blur's stride must be at least 1 and its padding at least 0, got stride "
+              + stride
+              + " and padding "
+              + padding);
+    }
     return Math.floorDiv(length + 2 * padding - SIZE, stride) + 1;
   }
 }

@@ -5,6 +5,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
 import dev.surgery.core.internal.DjlInternals;
+import java.util.Objects;
 
 /**
  * A low-rank {@link Conv2d}: a {@code k x k} convolution to {@code rank} channels (same stride,
@@ -126,6 +127,7 @@ public class FactorizedConv2d extends FactorizedBlock<Conv2d> implements Convolu
    *     cannot be rebuilt, or the rank is out of range
    */
   public static FactorizedConv2d from(Conv2d conv, int rank) {
+    Objects.requireNonNull(conv, "conv must not be null");
     if (!canFactorize(conv)) {
       throw new IllegalArgumentException(
           "cannot factorize a "

@@ -6,6 +6,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
 import dev.surgery.core.BlockInspector;
 import dev.surgery.core.internal.DjlInternals;
+import java.util.Objects;
 
 /**
  * A low-rank {@link Linear}: a bias-free linear map to {@code rank} features followed by a linear
@@ -37,6 +38,7 @@ public class FactorizedLinear extends FactorizedBlock<Linear> {
    * @throws IllegalArgumentException if the rank is out of range
    */
   public static FactorizedLinear from(Linear linear, int rank) {
+    Objects.requireNonNull(linear, "linear must not be null");
     if (rank < 1) {
       throw new IllegalArgumentException("rank must be >= 1, got " + rank);
     }

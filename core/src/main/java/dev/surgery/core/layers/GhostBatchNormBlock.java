@@ -15,6 +15,7 @@ import dev.surgery.core.internal.DjlInternals;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
+import java.util.Objects;
 
 /**
  * Ghost batch normalization: in training, the batch is cut into chunks of about {@code
@@ -85,6 +86,7 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
    * @throws IllegalArgumentException if the ghost batch size is below 1
    */
   public static GhostBatchNormBlock from(BatchNorm bn, int ghostBatchSize) {
+    Objects.requireNonNull(bn, "bn must not be null");
     return new GhostBatchNormBlock(bn, ghostBatchSize);
   }
 

@@ -47,8 +47,16 @@ public class SqueezeExciteConv2d extends TwoStageBlock implements ConvolutionLay
    * @param latentChannels the configured value, positive
    * @param channels the convolution's output channels
    * @return the hidden width
+   * @throws IllegalArgumentException for a value that is not positive and finite, or no channels
    */
   public static long latentWidth(double latentChannels, long channels) {
+    if (!(latentChannels > 0 && Double.isFinite(latentChannels)) || channels < 1) {
+      throw new IllegalArgumentException(
+          "latent channels must be positive and finite and channels at least 1, got "
+              + latentChannels
+              + " and "
+              + channels);
+    }
     long width = (long) (latentChannels >= 1 ? latentChannels : latentChannels * channels);
     return Math.max(1, width);
   }

@@ -534,10 +534,14 @@ public final class TruncatedSvd {
    * Returns the Frobenius norm of what a rank-{@code r} truncation leaves out: {@code sqrt(sum of
    * s_i^2 for i >= r)}.
    *
-   * @param r the rank
+   * @param r the rank, from 0 (nothing kept) to the number of singular values (nothing left out)
    * @return the truncation error
+   * @throws IllegalArgumentException for a rank outside that range
    */
   public double tailNorm(int r) {
+    if (r < 0 || r > s.length) {
+      throw new IllegalArgumentException("rank must be in [0, " + s.length + "], got " + r);
+    }
     double sum = 0;
     for (int i = r; i < s.length; i++) {
       sum += s[i] * s[i];

@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 
@@ -118,6 +119,7 @@ public final class SurgeryConfig {
    * @throws SurgeryConfigException listing every problem, file-level ones included
    */
   public static SurgeryConfig load(Path file) {
+    Objects.requireNonNull(file, "file must not be null");
     return load(file, Files::readAllBytes);
   }
 
@@ -157,6 +159,7 @@ public final class SurgeryConfig {
    * @throws SurgeryConfigException listing every problem
    */
   public static SurgeryConfig parse(String text, String fileName) {
+    Objects.requireNonNull(text, "text must not be null");
     return new ConfigParser(fileName).parse(text);
   }
 
@@ -223,6 +226,10 @@ public final class SurgeryConfig {
    *     entry, for an event-driven one) as file:line:column
    */
   public void requireObservable(Set<Event> observable) {
+    Objects.requireNonNull(observable, "observable must not be null");
+    if (observable.contains(null)) {
+      throw new NullPointerException("observable must not hold null");
+    }
     List<ConfigProblem> problems = new ArrayList<>();
     for (int i = 0; i < algorithms.size(); i++) {
       ScheduledAlgorithm entry = algorithms.get(i);
