@@ -25,14 +25,18 @@ class ListenerWarningsTest {
   @Test
   void anAlgorithmsWarningAndAnUnwritableLogAreAmongTheListenersWarnings(@TempDir Path dir)
       throws Exception {
-    Path notADirectory = Files.writeString(dir.resolve("file"), "x");
     BlurPool nothingToBlur =
         BlurPool.builder().optMinChannels(1000).optReplaceMaxpools(false).build();
+    // The builder refuses a path the log could not be written to; one that becomes unwritable
+    // after it (its directory replaced by a file) is only found when the log is written.
+    Path logs = Files.createDirectories(dir.resolve("logs"));
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(nothingToBlur, 1)
-            .optReportPath(notADirectory.resolve("log.json"))
+            .optReportPath(logs.resolve("log.json"))
             .build();
+    Files.delete(logs);
+    Files.writeString(logs, "x");
     try (Model model = TestModels.model("warnings");
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
