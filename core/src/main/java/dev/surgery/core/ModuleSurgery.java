@@ -777,7 +777,7 @@ public final class ModuleSurgery {
       logger().info("updateParamsInOptimizer: no trainer given, nothing to update");
       return;
     }
-    warnOfRemovingWhatTheModelHolds(removed, optimizers);
+    List<String> stillInModels = heldByTheirModels(removed, optimizers);
     Journal journal = new Journal();
     try {
       TrainerUpdate.apply(
@@ -796,25 +796,44 @@ public final class ModuleSurgery {
       }
       throw e;
     }
+    if (!stillInModels.isEmpty()) {
+      logger()
+          .warn(
+              "updateParamsInOptimizer: {} parameter(s) removed from a trainer are still in its"
+                  + " model ({}{}): DJL registers them again at the next forward with fresh"
+                  + " optimizer state. Take them out of the model first (replaceModules does both),"
+                  + " or stop training them with freezeParameters",
+              stillInModels.size(),
+              String.join(", ", stillInModels.subList(0, Math.min(3, stillInModels.size()))),
+              stillInModels.size() > 3 ? ", ..." : "");
+    }
   }
 
   /**
-   * Warns when a parameter leaves a trainer whose model still holds it: DJL registers it again at
-   * the next forward, with fresh optimizer state, so its training restarts where Composer's
-   * optimizer would stop updating it. Composer's semantics are kept (its own test removes the
-   * parameters of the model the optimizer trains), but not silently.
+   * The parameters about to leave a trainer that holds them while its model still does, each once,
+   * by block path: DJL registers such a parameter again at the next forward, with fresh optimizer
+   * state, so its training restarts where Composer's optimizer would stop updating it. Composer's
+   * semantics are kept (its own test removes the parameters of the model the optimizer trains), but
+   * said.
    */
-  private static void warnOfRemovingWhatTheModelHolds(
+  private static List<String> heldByTheirModels(
       List<Parameter> removed, Collection<Trainer> trainers) {
+    Set<String> held = new java.util.LinkedHashSet<>();
     if (removed.isEmpty()) {
-      return;
+      return List.of();
     }
-    Set<Parameter> leaving = Collections.newSetFromMap(new IdentityHashMap<>());
-    leaving.addAll(removed);
-    List<String> held = new ArrayList<>();
     for (Trainer trainer : trainers) {
       Block root = trainer == null ? null : trainer.getModel().getBlock();
       if (root == null) {
+        continue;
+      }
+      Set<Parameter> leaving = Collections.newSetFromMap(new IdentityHashMap<>());
+      for (Parameter p : removed) {
+        if (TrainerSurgery.holds(trainer, p)) {
+          leaving.add(p);
+        }
+      }
+      if (leaving.isEmpty()) {
         continue;
       }
       for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
@@ -825,17 +844,7 @@ public final class ModuleSurgery {
         }
       }
     }
-    if (!held.isEmpty()) {
-      logger()
-          .warn(
-              "updateParamsInOptimizer: {} parameter(s) removed from a trainer are still in its"
-                  + " model ({}{}): DJL registers them again at the next forward with fresh"
-                  + " optimizer state. Take them out of the model first (replaceModules does both),"
-                  + " or stop training them with freezeParameters",
-              held.size(),
-              String.join(", ", held.subList(0, Math.min(3, held.size()))),
-              held.size() > 3 ? ", ..." : "");
-    }
+    return List.copyOf(held);
   }
 
   /** A null argument is refused by name, not met as a bare NullPointerException deep inside. */

@@ -144,41 +144,61 @@ final class PresetArraysCheck {
   }
 
   /**
-   * Refuses arrays of another shape than the replacement's own settings give its parameters for the
-   * inputs it receives here (a {@code Conv2d} declaring a 5 x 5 kernel holding a 3 x 3 weight): its
-   * declared output shapes follow the settings, its forward the arrays, so neither the output-shape
-   * check nor a forward that runs would notice. Asked of the replacement's own parameters; a
-   * replacement that refuses the inputs is left to the checks below.
+   * Refuses arrays of another shape than the settings of the block holding them give them for the
+   * inputs it receives here (a {@code Conv2d} declaring a 5 x 5 kernel holding a 3 x 3 weight): the
+   * declared output shapes follow the settings, the forward the arrays, so neither the output-shape
+   * check nor a forward that runs would notice. The replacement is asked with the inputs of the
+   * place it takes; a block inside it with the inputs it recorded when placement initialized it. A
+   * block that refuses those inputs is left to the checks below.
    */
   private static void refuseShapesItsSettingsContradict(
       Block replacement, Collection<Parameter> preset, Shape[] inputShapes, String path) {
-    if (!(replacement instanceof AbstractBaseBlock block)) {
-      return;
-    }
-    Map<Parameter, Shape> declared;
-    try {
-      declared = DjlInternals.declaredShapes(block, inputShapes);
-    } catch (RuntimeException e) {
-      return;
-    }
-    for (Parameter p : preset) {
-      Shape wanted = declared.get(p);
-      Shape held = p.getArray().getShape();
-      if (wanted != null && !wanted.equals(held)) {
-        throw new SurgeryException(
-            path,
-            "the replacement's parameter '"
-                + p.getName()
-                + "' holds an array of shape "
-                + held
-                + ", but its own settings make it "
-                + wanted
-                + " for the input shapes "
-                + Arrays.toString(inputShapes)
-                + " it receives here: build the replacement with the settings of its arrays, or"
-                + " leave it uninitialized");
-      }
-    }
+    Set<Parameter> asked = Collections.newSetFromMap(new IdentityHashMap<>());
+    asked.addAll(preset);
+    BlockTrees.visitOnce(
+        replacement,
+        block -> {
+          if (!(block instanceof AbstractBaseBlock owner)) {
+            return;
+          }
+          List<Parameter> own = new ArrayList<>();
+          for (Parameter p : BlockTrees.directParameters(block)) {
+            if (asked.contains(p)) {
+              own.add(p);
+            }
+          }
+          Shape[] inputs =
+              block == replacement ? inputShapes : DjlInternals.recordedInputShapes(block);
+          if (own.isEmpty() || inputs == null) {
+            return;
+          }
+          Map<Parameter, Shape> declared;
+          try {
+            declared = DjlInternals.declaredShapes(owner, inputs);
+          } catch (RuntimeException e) {
+            return;
+          }
+          for (Parameter p : own) {
+            Shape wanted = declared.get(p);
+            Shape held = p.getArray().getShape();
+            if (wanted != null && !wanted.equals(held)) {
+              throw new SurgeryException(
+                  path,
+                  "the replacement's "
+                      + (block == replacement ? "" : block.getClass().getSimpleName() + " ")
+                      + "parameter '"
+                      + p.getName()
+                      + "' holds an array of shape "
+                      + held
+                      + ", but its own settings make it "
+                      + wanted
+                      + " for the input shapes "
+                      + Arrays.toString(inputs)
+                      + " it receives: build the replacement with the settings of its arrays, or"
+                      + " leave it uninitialized");
+            }
+          }
+        });
   }
 
   /** Whether each parameter has a namesake of the same shape among the old block's arrays. */

@@ -98,8 +98,9 @@ public final class WeightCopy {
    * Refuses copies into a block whose own settings give a parameter another shape for the old
    * block's inputs (a 5 x 5 kernel declared, a 3 x 3 weight copied): nothing else would notice, as
    * the replacement's declared output shapes follow its settings while its forward follows the
-   * arrays. Asked of the fresh block's own parameters, as its {@code initialize} would shape them;
-   * those of blocks inside it are shaped by their parents and not looked at.
+   * arrays. Asked of the fresh block's own parameters, as its {@code initialize} would shape them:
+   * blocks inside it learn their inputs only when it is initialized, so a surgery that places the
+   * copy checks theirs then.
    */
   private static void refuseOtherShapes(
       Block fresh, Block from, ParameterList target, ParameterList source) {

@@ -423,6 +423,30 @@ class LiveSurgeryTest {
     }
   }
 
+  /** Two trainers of one model: a removed parameter is named once (a reviewer saw it twice). */
+  @Test
+  void theWarningNamesAParameterOnceWhateverTheTrainers() {
+    SequentialBlock m = new SequentialBlock().add(new TinyDense(4)).add(new TinyDense(4));
+    try (Model model = TinyModels.model("two", m)) {
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
+      try (Trainer first = model.newTrainer(config);
+          Trainer second = model.newTrainer(config)) {
+        first.initialize(new Shape(2, 4));
+        Fixtures.sumStep(first);
+        Fixtures.sumStep(second);
+        Parameter weight = m.getChildren().valueAt(0).getParameters().get("weight");
+        String logged =
+            Fixtures.stderrOf(
+                () ->
+                    ModuleSurgery.updateParamsInOptimizer(
+                        List.of(weight), List.of(), List.of(first, second)));
+        assertTrue(logged.contains("1 parameter(s) removed"), logged);
+        assertEquals(1, logged.split("01TinyDense.weight", -1).length - 1, logged);
+      }
+    }
+  }
+
   /**
    * Composer's optimizer_surgery_state fixture: fc1 and fc2 are referenced from a sequential child
    * and from fields of the model; the policy copies each weight into a new parameter and keeps the

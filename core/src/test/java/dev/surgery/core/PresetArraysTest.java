@@ -172,6 +172,41 @@ class PresetArraysTest {
     assertTrue(e.getMessage().contains("(4, 4, 5, 5)"), e.getMessage());
   }
 
+  /**
+   * The same copy inside a composite replacement (a sequence holding the 5 x 5 convolution): the
+   * first check looked at the replacement's own parameters only, and this one was accepted with the
+   * model computing something else (a reviewer). A block inside the replacement is asked with the
+   * inputs placement gave it.
+   */
+  @Test
+  void aContradictedArrayInsideACompositeReplacementIsRefused() {
+    SurgeryException e =
+        refused(
+            manager -> {
+              Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+              policies.put(
+                  (block, path) -> path.equals("03Conv2d"),
+                  (block, index) -> {
+                    Conv2d inner =
+                        Conv2d.builder()
+                            .setKernelShape(new Shape(5, 5))
+                            .optPadding(new Shape(1, 1))
+                            .setFilters(4)
+                            .build();
+                    for (int i = 0; i < inner.getParameters().size(); i++) {
+                      inner
+                          .getParameters()
+                          .valueAt(i)
+                          .setArray(block.getParameters().valueAt(i).getArray().duplicate());
+                    }
+                    return new SequentialBlock().add(inner);
+                  });
+              return policies;
+            });
+    assertTrue(e.getMessage().contains("Conv2d parameter 'weight'"), e.getMessage());
+    assertTrue(e.getMessage().contains("(4, 4, 5, 5)"), e.getMessage());
+  }
+
   private static SurgeryException refused(DataType dataType, Shape initializedFor) {
     return refused(manager -> secondConv(manager, dataType, initializedFor));
   }

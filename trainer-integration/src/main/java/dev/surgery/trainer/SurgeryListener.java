@@ -1366,7 +1366,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     /**
      * Sets where to write the surgery log, a JSON file (relative paths resolve against the working
      * directory). Checked here as a config's {@code report} is ({@link
-     * SurgeryConfig#checkReportPath}), so that a log is never lost after the run.
+     * SurgeryConfig#checkReportPath}), so that a log is never lost after the run, but for a
+     * trailing slash, which a {@code Path} does not keep ({@code Path.of("logs/")} names a file
+     * {@code logs}).
      *
      * @param reportPath the file, or null for no surgery log
      * @return this builder

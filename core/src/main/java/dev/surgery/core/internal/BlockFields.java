@@ -58,6 +58,11 @@ public final class BlockFields {
 
   private static final ClassValue<List<FieldSlot>> INSTANCE_SLOTS = slotsOf(INSTANCE_FIELDS);
 
+  /** {@link #instanceFields} as fields, for {@link DjlInternals}' snapshot of a block's state. */
+  static List<Field> instanceFieldsOf(Class<?> type) {
+    return INSTANCE_FIELDS.get(type);
+  }
+
   /**
    * Lists every instance field, declared anywhere in the class hierarchy below {@link
    * AbstractBlock}, that may hold child blocks: block-typed fields, collections, maps and arrays.

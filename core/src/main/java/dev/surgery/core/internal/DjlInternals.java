@@ -385,10 +385,12 @@ public final class DjlInternals {
   /**
    * The shapes a block's own configuration gives its direct parameters for these inputs, computed
    * as {@code initialize} computes them (DJL's {@code beforeInitialize}, then {@code prepare}) but
-   * without creating an array. A parameter that holds an array or a shape is detached for the
-   * while; every array, shape and the block's recorded input shapes are put back afterwards, also
-   * when the block refuses the inputs. A block whose {@code prepare} sets no shape (one that shapes
-   * its parameters otherwise) answers nothing for them.
+   * without creating an array. The parameters are detached for the while, and the block's instance
+   * fields (what {@code beforeInitialize} records: input shapes and names, a linear layer's input
+   * features, a batch norm's channels, a layer norm's shape) are put back afterwards, also when the
+   * block refuses the inputs; so are every parameter's array and shape. A block whose {@code
+   * prepare} sets no shape (one that shapes its parameters otherwise) answers nothing for them, and
+   * one whose fields its module does not open answers nothing at all.
    *
    * @param block the block
    * @param inputShapes the inputs it is to receive
@@ -397,7 +399,16 @@ public final class DjlInternals {
    */
   public static Map<Parameter, Shape> declaredShapes(AbstractBaseBlock block, Shape[] inputShapes) {
     verify();
-    Shape[] recorded = (Shape[]) get(blockInputShapes, block);
+    List<Field> fields;
+    try {
+      fields = BlockFields.instanceFieldsOf(block.getClass());
+    } catch (ClosedPackageException e) {
+      return Map.of(); // its state could not be put back: no answer rather than a changed block
+    }
+    Object[] values = new Object[fields.size()];
+    for (int i = 0; i < values.length; i++) {
+      values[i] = get(fields.get(i), block);
+    }
     List<Parameter> parameters = new ArrayList<>(block.getDirectParameters().values());
     NDArray[] arrays = new NDArray[parameters.size()];
     Shape[] shapes = new Shape[parameters.size()];
@@ -421,7 +432,12 @@ public final class DjlInternals {
       for (int i = 0; i < arrays.length; i++) {
         restoreParameter(parameters.get(i), arrays[i], shapes[i]);
       }
-      set(blockInputShapes, block, recorded);
+      for (int i = 0; i < values.length; i++) {
+        Field f = fields.get(i);
+        if (!java.lang.reflect.Modifier.isFinal(f.getModifiers())) {
+          set(f, block, values[i]);
+        }
+      }
     }
     return declared;
   }

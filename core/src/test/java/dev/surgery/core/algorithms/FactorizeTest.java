@@ -91,6 +91,50 @@ class FactorizeTest {
     }
   }
 
+  /**
+   * A loaded linear layer (a pretrained head) placed into another model: the surgery's check of its
+   * arrays ran DJL's beforeInitialize on it and left new objects in its fields, so it reported its
+   * inputs without their features again, and a later factorize broke the model (a reviewer). Its
+   * fields are put back; it keeps reporting the inputs it takes, and factorizes.
+   */
+  @Test
+  void aLoadedLayerPlacedInAnotherModelKeepsItsInputsAndFactorizes(@TempDir Path dir)
+      throws Exception {
+    Shape input = new Shape(2, 6);
+    try (Model trained = Model.newInstance("head");
+        Model loaded = Model.newInstance("head");
+        Model live = Model.newInstance("live")) {
+      trained.setBlock(twoLayers());
+      trained.getBlock().initialize(trained.getNDManager(), DataType.FLOAT32, input);
+      trained.save(dir, "head");
+      loaded.setBlock(twoLayers());
+      loaded.load(dir, "head");
+      Block head = loaded.getBlock().getChildren().valueAt(1);
+      assertEquals(new Shape(2, 16), DjlInternals.recordedInputShapes(head)[0]);
+      live.setBlock(twoLayers());
+      live.getBlock().initialize(live.getNDManager(), DataType.FLOAT32, input);
+      Map<dev.surgery.core.BlockMatcher, dev.surgery.core.ReplacementFunction> policies =
+          new java.util.LinkedHashMap<>();
+      policies.put((block, path) -> path.equals("02Linear"), (block, index) -> head);
+      dev.surgery.core.ModuleSurgery.replaceModules(
+          live.getBlock(), policies, dev.surgery.core.SurgeryOptions.defaults());
+      assertEquals(new Shape(2, 16), DjlInternals.recordedInputShapes(head)[0], "after placing");
+      Factorize.builder()
+          .optMinFeatures(2)
+          .optLatentFeatures(0.5)
+          .build()
+          .apply(SurgeryContext.of(live.getBlock()));
+      NDArray x = live.getNDManager().randomNormal(input);
+      assertEquals(new Shape(2, 3), loadedOutputShape(live.getBlock(), x));
+    }
+  }
+
+  private static SequentialBlock twoLayers() {
+    return new SequentialBlock()
+        .add(Linear.builder().setUnits(16).build())
+        .add(Linear.builder().setUnits(3).build());
+  }
+
   private static SequentialBlock mlp() {
     return new SequentialBlock()
         .add(Linear.builder().setUnits(16).build())
