@@ -810,18 +810,19 @@ public final class ModuleSurgery {
   }
 
   /**
-   * The parameters about to leave a trainer that holds them while its model still does, each once,
-   * by block path: DJL registers such a parameter again at the next forward, with fresh optimizer
-   * state, so its training restarts where Composer's optimizer would stop updating it. Composer's
-   * semantics are kept (its own test removes the parameters of the model the optimizer trains), but
-   * said.
+   * The parameters about to leave a trainer that holds them while its model still does, each once
+   * (named by its first block path): DJL registers such a parameter again at the next forward, with
+   * fresh optimizer state, so its training restarts where Composer's optimizer would stop updating
+   * it. Composer's semantics are kept (its own test removes the parameters of the model the
+   * optimizer trains), but said.
    */
   private static List<String> heldByTheirModels(
       List<Parameter> removed, Collection<Trainer> trainers) {
-    Set<String> held = new java.util.LinkedHashSet<>();
     if (removed.isEmpty()) {
       return List.of();
     }
+    // By parameter, not by name: one tied into two blocks is one, two models' namesakes are two.
+    Map<Parameter, String> held = new dev.surgery.core.internal.LinkedIdentityMap<>();
     for (Trainer trainer : trainers) {
       Block root = trainer == null ? null : trainer.getModel().getBlock();
       if (root == null) {
@@ -839,12 +840,12 @@ public final class ModuleSurgery {
       for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
         for (Parameter p : BlockTrees.directParameters(e.getKey())) {
           if (leaving.contains(p)) {
-            held.add(BlockPaths.display(e.getValue()) + "." + p.getName());
+            held.putIfAbsent(p, BlockPaths.display(e.getValue()) + "." + p.getName());
           }
         }
       }
     }
-    return List.copyOf(held);
+    return List.copyOf(held.values());
   }
 
   /** A null argument is refused by name, not met as a bare NullPointerException deep inside. */

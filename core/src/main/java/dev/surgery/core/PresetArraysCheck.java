@@ -94,10 +94,7 @@ final class PresetArraysCheck {
     if (recorded != null
         ? sameBeyondBatch(recorded, inputShapes)
         : sameNamesAndShapes(preset, oldArrays)) {
-      // Initialized for the old block's shapes, or copies of its arrays (WeightCopy): nothing is
-      // run, but the replacement's own settings must give its arrays their shapes.
-      refuseShapesItsSettingsContradict(replacement, preset, inputShapes, path);
-      return;
+      return; // initialized for the old block's shapes, or copies of its arrays (WeightCopy)
     }
     String initializedFor =
         recorded == null ? "arrays set by hand" : "input shapes " + Arrays.toString(recorded);
@@ -140,21 +137,25 @@ final class PresetArraysCheck {
             e);
       }
     }
-    refuseShapesItsSettingsContradict(replacement, preset, inputShapes, path);
   }
 
   /**
-   * Refuses arrays of another shape than the settings of the block holding them give them for the
-   * inputs it receives here (a {@code Conv2d} declaring a 5 x 5 kernel holding a 3 x 3 weight): the
+   * Refuses arrays a replacement brought (its own, or new parameters around the old block's very
+   * arrays) of another shape than the settings of the block holding them give them for the inputs
+   * it receives here (a {@code Conv2d} declaring a 5 x 5 kernel around a 3 x 3 weight): the
    * declared output shapes follow the settings, the forward the arrays, so neither the output-shape
    * check nor a forward that runs would notice. The replacement is asked with the inputs of the
    * place it takes; a block inside it with the inputs it recorded when placement initialized it. A
-   * block that refuses those inputs is left to the checks below.
+   * block that refuses those inputs is left to the forward and output-shape checks. Run after
+   * placement.
    */
-  private static void refuseShapesItsSettingsContradict(
-      Block replacement, Collection<Parameter> preset, Shape[] inputShapes, String path) {
+  static void refuseContradictedShapes(
+      Block replacement, Collection<Parameter> brought, Shape[] inputShapes, String path) {
+    if (brought.isEmpty()) {
+      return;
+    }
     Set<Parameter> asked = Collections.newSetFromMap(new IdentityHashMap<>());
-    asked.addAll(preset);
+    asked.addAll(brought);
     BlockTrees.visitOnce(
         replacement,
         block -> {

@@ -63,6 +63,13 @@ final class ReplacementPlacement {
   void place(Block original, Block replacement, Shape[] inputShapes, String path) {
     Shape[] recorded = DjlInternals.recordedInputShapes(replacement);
     List<Parameter> preset = presetArrays(original, replacement);
+    // What arrived with arrays, its own or the old block's: its settings must agree with them.
+    List<Parameter> brought = new ArrayList<>();
+    for (Parameter p : parametersOf(replacement)) {
+      if (p.isInitialized()) {
+        brought.add(p);
+      }
+    }
     boolean placed = !allInitialized(replacement) || recorded == null;
     if (placed) {
       initialize(original, replacement, inputShapes, path);
@@ -74,6 +81,7 @@ final class ReplacementPlacement {
       // blocks below too; no array changes), which a later surgery on it and a saved file read.
       initialize(original, replacement, inputShapes, path);
     }
+    PresetArraysCheck.refuseContradictedShapes(replacement, brought, inputShapes, path);
     if (!allowShapeChange) {
       checkShapes(original, replacement, inputShapes, path);
     }

@@ -448,6 +448,42 @@ class LiveSurgeryTest {
   }
 
   /**
+   * Counted by parameter, not by name (a reviewer: a parameter tied into two blocks counted twice,
+   * two models' namesakes once).
+   */
+  @Test
+  void theWarningCountsParametersNotNames() {
+    TinyDense first = new TinyDense(4);
+    SequentialBlock tied = new SequentialBlock().add(first).add(TinyDense.adopting(first));
+    SequentialBlock other = new SequentialBlock().add(new TinyDense(4));
+    try (Model a = TinyModels.model("tied", tied);
+        Model b = TinyModels.model("other", other)) {
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
+      try (Trainer ta = a.newTrainer(config);
+          Trainer tb = b.newTrainer(config)) {
+        ta.initialize(new Shape(2, 4));
+        tb.initialize(new Shape(2, 4));
+        Fixtures.sumStep(ta);
+        Fixtures.sumStep(tb);
+        String once =
+            Fixtures.stderrOf(
+                () ->
+                    ModuleSurgery.updateParamsInOptimizer(
+                        List.of(first.getWeight()), List.of(), List.of(ta)));
+        assertTrue(once.contains("1 parameter(s) removed"), once);
+        Parameter otherWeight = ((TinyDense) other.getChildren().valueAt(0)).getWeight();
+        String twice =
+            Fixtures.stderrOf(
+                () ->
+                    ModuleSurgery.updateParamsInOptimizer(
+                        List.of(first.getBias(), otherWeight), List.of(), List.of(ta, tb)));
+        assertTrue(twice.contains("2 parameter(s) removed"), twice);
+      }
+    }
+  }
+
+  /**
    * Composer's optimizer_surgery_state fixture: fc1 and fc2 are referenced from a sequential child
    * and from fields of the model; the policy copies each weight into a new parameter and keeps the
    * same bias object. Returns {model, trainer, old weights, old biases, new blocks}.

@@ -207,6 +207,42 @@ class PresetArraysTest {
     assertTrue(e.getMessage().contains("(4, 4, 5, 5)"), e.getMessage());
   }
 
+  /**
+   * New parameters around the old block's very arrays (a supported way to replace a layer) in a
+   * convolution declaring another kernel: the arrays "fit by construction" was assumed and the
+   * check skipped them, at the top and inside a sequence (a reviewer). Every array a replacement
+   * brought is asked.
+   */
+  @Test
+  void theOldArraysRewrappedInAContradictingReplacementAreRefused() {
+    for (boolean inside : new boolean[] {false, true}) {
+      SurgeryException e =
+          refused(
+              manager -> {
+                Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+                policies.put(
+                    (block, path) -> path.equals("03Conv2d"),
+                    (block, index) -> {
+                      Conv2d fresh =
+                          Conv2d.builder()
+                              .setKernelShape(new Shape(5, 5))
+                              .optPadding(new Shape(1, 1))
+                              .setFilters(4)
+                              .build();
+                      for (int i = 0; i < fresh.getParameters().size(); i++) {
+                        fresh
+                            .getParameters()
+                            .valueAt(i)
+                            .setArray(block.getParameters().valueAt(i).getArray());
+                      }
+                      return inside ? new SequentialBlock().add(fresh) : fresh;
+                    });
+                return policies;
+              });
+      assertTrue(e.getMessage().contains("(4, 4, 5, 5)"), inside + ": " + e.getMessage());
+    }
+  }
+
   private static SurgeryException refused(DataType dataType, Shape initializedFor) {
     return refused(manager -> secondConv(manager, dataType, initializedFor));
   }

@@ -388,9 +388,11 @@ public final class DjlInternals {
    * without creating an array. The parameters are detached for the while, and the block's instance
    * fields (what {@code beforeInitialize} records: input shapes and names, a linear layer's input
    * features, a batch norm's channels, a layer norm's shape) are put back afterwards, also when the
-   * block refuses the inputs; so are every parameter's array and shape. A block whose {@code
-   * prepare} sets no shape (one that shapes its parameters otherwise) answers nothing for them, and
-   * one whose fields its module does not open answers nothing at all.
+   * block refuses the inputs; so are every parameter's array and shape. Fields are put back by
+   * reference: a block whose {@code beforeInitialize} writes into an object it already holds (an
+   * array filled in place) keeps what it wrote; DJL's blocks and this library's assign new values.
+   * A block whose {@code prepare} sets no shape (one that shapes its parameters otherwise) answers
+   * nothing for them, and one whose fields its module does not open answers nothing at all.
    *
    * @param block the block
    * @param inputShapes the inputs it is to receive
