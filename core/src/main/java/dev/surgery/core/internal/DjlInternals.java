@@ -12,6 +12,7 @@ import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.convolutional.Convolution;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.norm.Dropout;
@@ -401,6 +402,10 @@ public final class DjlInternals {
    */
   public static Map<Parameter, Shape> declaredShapes(AbstractBaseBlock block, Shape[] inputShapes) {
     verify();
+    Map<Parameter, Shape> standard = standardLayerShapes(block, inputShapes);
+    if (standard != null) {
+      return standard;
+    }
     List<Field> fields;
     try {
       fields = BlockFields.instanceFieldsOf(block.getClass());
@@ -443,6 +448,73 @@ public final class DjlInternals {
     }
     return declared;
   }
+
+  /**
+   * {@link #declaredShapes} for DJL's convolutions and linear layers, whose {@code prepare} is
+   * known (a convolution's weight is {@code (filters, channels / groups, kernel...)}, a linear
+   * layer's {@code (units, features)}, their biases the filters or units): read from their
+   * settings, with no reflective call, as a surgery asks it of every replacement that brings
+   * arrays. Null for any other block, and for a subclass that declares its own {@code
+   * beforeInitialize} or {@code prepare}.
+   */
+  private static Map<Parameter, Shape> standardLayerShapes(Block block, Shape[] inputShapes) {
+    if (inputShapes == null || inputShapes.length != 1 || !STANDARD_SHAPES.get(block.getClass())) {
+      return null;
+    }
+    Shape input = inputShapes[0];
+    Shape weight;
+    long outputs;
+    if (block instanceof Convolution conv) {
+      if (input.dimension() < 2 || conv.getGroups() < 1) {
+        return null;
+      }
+      weight =
+          new Shape(conv.getFilters(), input.get(1) / conv.getGroups())
+              .addAll(conv.getKernelShape());
+      outputs = conv.getFilters();
+    } else {
+      if (input.dimension() < 1) {
+        return null;
+      }
+      outputs = (long) get(linearUnits, block);
+      weight = new Shape(outputs, input.get(input.dimension() - 1));
+    }
+    Map<Parameter, Shape> declared = new IdentityHashMap<>();
+    for (Parameter p : block.getDirectParameters().values()) {
+      if (p.getType() == Parameter.Type.WEIGHT) {
+        declared.put(p, weight);
+      } else if (p.getType() == Parameter.Type.BIAS) {
+        declared.put(p, new Shape(outputs));
+      }
+    }
+    return declared;
+  }
+
+  /**
+   * Whether a class shapes its parameters as DJL's {@code Convolution} or {@code Linear} does: one
+   * of them, with no class in between declaring {@code beforeInitialize} or {@code prepare}.
+   */
+  private static final ClassValue<Boolean> STANDARD_SHAPES =
+      new ClassValue<>() {
+        @Override
+        protected Boolean computeValue(Class<?> type) {
+          Class<?> base =
+              Convolution.class.isAssignableFrom(type)
+                  ? Convolution.class
+                  : type == Linear.class ? Linear.class : null;
+          if (base == null) {
+            return false;
+          }
+          for (Class<?> c = type; c != base; c = c.getSuperclass()) {
+            for (java.lang.reflect.Method m : c.getDeclaredMethods()) {
+              if (m.getName().equals("beforeInitialize") || m.getName().equals("prepare")) {
+                return false;
+              }
+            }
+          }
+          return true;
+        }
+      };
 
   /**
    * Puts a parameter's array and shape back as they were, without the checks of {@code
