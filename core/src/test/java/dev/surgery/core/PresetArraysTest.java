@@ -33,6 +33,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -144,29 +145,7 @@ class PresetArraysTest {
    */
   @Test
   void handSetArraysThatTheReplacementsSettingsContradictAreRefused() {
-    SurgeryException e =
-        refused(
-            manager -> {
-              Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-              policies.put(
-                  (block, path) -> path.equals("03Conv2d"),
-                  (block, index) -> {
-                    Conv2d fresh =
-                        Conv2d.builder()
-                            .setKernelShape(new Shape(5, 5))
-                            .optPadding(new Shape(1, 1))
-                            .setFilters(4)
-                            .build();
-                    for (int i = 0; i < fresh.getParameters().size(); i++) {
-                      fresh
-                          .getParameters()
-                          .valueAt(i)
-                          .setArray(block.getParameters().valueAt(i).getArray().duplicate());
-                    }
-                    return fresh;
-                  });
-              return policies;
-            });
+    SurgeryException e = refused(contradicting(true, false));
     assertTrue(e.getMessage().contains("'weight'"), e.getMessage());
     assertTrue(e.getMessage().contains("(4, 4, 3, 3)"), e.getMessage());
     assertTrue(e.getMessage().contains("(4, 4, 5, 5)"), e.getMessage());
@@ -180,29 +159,7 @@ class PresetArraysTest {
    */
   @Test
   void aContradictedArrayInsideACompositeReplacementIsRefused() {
-    SurgeryException e =
-        refused(
-            manager -> {
-              Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-              policies.put(
-                  (block, path) -> path.equals("03Conv2d"),
-                  (block, index) -> {
-                    Conv2d inner =
-                        Conv2d.builder()
-                            .setKernelShape(new Shape(5, 5))
-                            .optPadding(new Shape(1, 1))
-                            .setFilters(4)
-                            .build();
-                    for (int i = 0; i < inner.getParameters().size(); i++) {
-                      inner
-                          .getParameters()
-                          .valueAt(i)
-                          .setArray(block.getParameters().valueAt(i).getArray().duplicate());
-                    }
-                    return new SequentialBlock().add(inner);
-                  });
-              return policies;
-            });
+    SurgeryException e = refused(contradicting(true, true));
     assertTrue(e.getMessage().contains("Conv2d parameter 'weight'"), e.getMessage());
     assertTrue(e.getMessage().contains("(4, 4, 5, 5)"), e.getMessage());
   }
@@ -216,31 +173,37 @@ class PresetArraysTest {
   @Test
   void theOldArraysRewrappedInAContradictingReplacementAreRefused() {
     for (boolean inside : new boolean[] {false, true}) {
-      SurgeryException e =
-          refused(
-              manager -> {
-                Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-                policies.put(
-                    (block, path) -> path.equals("03Conv2d"),
-                    (block, index) -> {
-                      Conv2d fresh =
-                          Conv2d.builder()
-                              .setKernelShape(new Shape(5, 5))
-                              .optPadding(new Shape(1, 1))
-                              .setFilters(4)
-                              .build();
-                      for (int i = 0; i < fresh.getParameters().size(); i++) {
-                        fresh
-                            .getParameters()
-                            .valueAt(i)
-                            .setArray(block.getParameters().valueAt(i).getArray());
-                      }
-                      return inside ? new SequentialBlock().add(fresh) : fresh;
-                    });
-                return policies;
-              });
+      SurgeryException e = refused(contradicting(false, inside));
       assertTrue(e.getMessage().contains("(4, 4, 5, 5)"), inside + ": " + e.getMessage());
     }
+  }
+
+  /**
+   * Replaces the second convolution by one declaring a 5 x 5 kernel (padding 1: the same declared
+   * output) around the old 3 x 3 arrays: copies of them, or the very arrays; alone, or inside a
+   * sequence.
+   */
+  private static Function<NDManager, Map<BlockMatcher, ReplacementFunction>> contradicting(
+      boolean copies, boolean inside) {
+    return manager -> {
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          (block, path) -> path.equals("03Conv2d"),
+          (block, index) -> {
+            Conv2d fresh =
+                Conv2d.builder()
+                    .setKernelShape(new Shape(5, 5))
+                    .optPadding(new Shape(1, 1))
+                    .setFilters(4)
+                    .build();
+            for (int i = 0; i < fresh.getParameters().size(); i++) {
+              NDArray old = block.getParameters().valueAt(i).getArray();
+              fresh.getParameters().valueAt(i).setArray(copies ? old.duplicate() : old);
+            }
+            return inside ? new SequentialBlock().add(fresh) : fresh;
+          });
+      return policies;
+    };
   }
 
   private static SurgeryException refused(DataType dataType, Shape initializedFor) {
@@ -248,7 +211,7 @@ class PresetArraysTest {
   }
 
   private static SurgeryException refused(
-      java.util.function.Function<NDManager, Map<BlockMatcher, ReplacementFunction>> policies) {
+      Function<NDManager, Map<BlockMatcher, ReplacementFunction>> policies) {
     SequentialBlock root = cnn();
     try (Model model = TinyModels.model("preset", root);
         Trainer trainer = model.newTrainer(adam())) {
