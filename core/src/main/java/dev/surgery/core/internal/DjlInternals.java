@@ -452,10 +452,10 @@ public final class DjlInternals {
   /**
    * {@link #declaredShapes} for DJL's convolutions and linear layers, whose {@code prepare} is
    * known (a convolution's weight is {@code (filters, channels / groups, kernel...)}, a linear
-   * layer's {@code (units, features)}, their biases the filters or units): read from their
-   * settings, with no reflective call, as a surgery asks it of every replacement that brings
-   * arrays. Null for any other block, and for a subclass that declares its own {@code
-   * beforeInitialize} or {@code prepare}.
+   * layer's {@code (units, features)}, their biases the filters or units): read from their settings
+   * (getters, and one field for a linear layer's units), with no reflective method call, as a
+   * surgery asks it of every replacement that brings arrays. Null for any other block, and for a
+   * subclass that declares its own {@code beforeInitialize} or {@code prepare}.
    */
   private static Map<Parameter, Shape> standardLayerShapes(Block block, Shape[] inputShapes) {
     if (inputShapes == null || inputShapes.length != 1 || !STANDARD_SHAPES.get(block.getClass())) {
