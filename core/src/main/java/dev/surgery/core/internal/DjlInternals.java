@@ -454,8 +454,10 @@ public final class DjlInternals {
    * known (a convolution's weight is {@code (filters, channels / groups, kernel...)}, a linear
    * layer's {@code (units, features)}, their biases the filters or units): read from their settings
    * (getters, and one field for a linear layer's units), with no reflective method call, as a
-   * surgery asks it of every replacement that brings arrays. Null for any other block, and for a
-   * subclass that declares its own {@code beforeInitialize} or {@code prepare}.
+   * surgery asks it of every replacement that brings arrays. Null for any other block, for a
+   * subclass that declares its own {@code beforeInitialize} or {@code prepare} or holds a parameter
+   * of its own, and for inputs whose rank or stated layout DJL's {@code beforeInitialize} would
+   * check.
    */
   private static Map<Parameter, Shape> standardLayerShapes(Block block, Shape[] inputShapes) {
     if (inputShapes == null || inputShapes.length != 1 || !STANDARD_SHAPES.get(block.getClass())) {
@@ -465,7 +467,10 @@ public final class DjlInternals {
     Shape weight;
     long outputs;
     if (block instanceof Convolution conv) {
-      if (input.dimension() < 2 || conv.getGroups() < 1) {
+      // DJL's beforeInitialize refuses another rank or layout: the general path says so.
+      if (input.dimension() != 2 + conv.getKernelShape().dimension()
+          || input.isLayoutKnown()
+          || conv.getGroups() < 1) {
         return null;
       }
       weight =
@@ -481,10 +486,12 @@ public final class DjlInternals {
     }
     Map<Parameter, Shape> declared = new IdentityHashMap<>();
     for (Parameter p : block.getDirectParameters().values()) {
-      if (p.getType() == Parameter.Type.WEIGHT) {
+      if ("weight".equals(p.getName())) {
         declared.put(p, weight);
-      } else if (p.getType() == Parameter.Type.BIAS) {
+      } else if ("bias".equals(p.getName())) {
         declared.put(p, new Shape(outputs));
+      } else {
+        return null; // a parameter a subclass added: only its own initialization knows its shape
       }
     }
     return declared;
