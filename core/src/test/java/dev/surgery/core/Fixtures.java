@@ -230,16 +230,6 @@ final class Fixtures {
     return keys;
   }
 
-  /** A 3 x 3 convolution with padding 1 and the given stride. */
-  static Conv2d conv3x3(int filters, int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(stride, stride))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
-  }
-
   /** What {@code action} writes to {@code System.err}: slf4j-simple's log, in these tests. */
   static String stderrOf(Runnable action) {
     java.io.PrintStream original = System.err;

@@ -300,10 +300,10 @@ class MacCountTest {
    */
   @Test
   void aBlockAtTwoPlacesCountsEachPlacesOwnInput() {
-    Conv2d shared = Fixtures.conv3x3(4, 1);
+    Conv2d shared = TinyModels.conv3x3(4, 1);
     SequentialBlock net =
         new SequentialBlock()
-            .add(Fixtures.conv3x3(4, 1))
+            .add(TinyModels.conv3x3(4, 1))
             .add(shared)
             .add(ai.djl.nn.pooling.Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
             .add(shared);
@@ -321,14 +321,14 @@ class MacCountTest {
    */
   @Test
   void aShapeChangingSurgeryLeavesNoStaleCount() {
-    Conv2d first = Fixtures.conv3x3(4, 1);
-    Conv2d second = Fixtures.conv3x3(4, 1);
+    Conv2d first = TinyModels.conv3x3(4, 1);
+    Conv2d second = TinyModels.conv3x3(4, 1);
     SequentialBlock net = new SequentialBlock().add(first).add(Blocks.identityBlock()).add(second);
     try (NDManager manager = NDManager.newBaseManager()) {
       net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
       ModuleSurgery.replaceModules(
           net,
-          Map.of((block, path) -> block == first, (block, index) -> Fixtures.conv3x3(4, 2)),
+          Map.of((block, path) -> block == first, (block, index) -> TinyModels.conv3x3(4, 2)),
           SurgeryOptions.builder().optAllowShapeChange(true).build());
       MacCounter.Reached reached = MacCounter.inputShapes(net, new Shape[] {new Shape(1, 3, 8, 8)});
       // the second convolution now sees 4 x 4

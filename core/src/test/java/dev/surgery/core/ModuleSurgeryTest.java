@@ -29,6 +29,7 @@ import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyDense;
+import dev.surgery.core.testing.TinyModels;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -52,7 +53,7 @@ class ModuleSurgeryTest {
   }
 
   private static Conv2d conv(int filters, int stride) {
-    return Fixtures.conv3x3(filters, stride);
+    return TinyModels.conv3x3(filters, stride);
   }
 
   /** Composer's SimpleReplacementPolicy model: fc1 = Linear(32), fc2 = Linear(10), pool. */

@@ -225,7 +225,7 @@ class PlanTest {
   void countingMacsRunsNoLambdaOfAModelInitializedWithThatInput() {
     SequentialBlock net =
         new SequentialBlock()
-            .add(Fixtures.conv3x3(4, 1))
+            .add(TinyModels.conv3x3(4, 1))
             .add(
                 new LambdaBlock(
                     list ->
@@ -235,7 +235,7 @@ class PlanTest {
                                     list.head()
                                         .getManager()
                                         .randomNormal(list.head().getShape())))))
-            .add(Fixtures.conv3x3(4, 2))
+            .add(TinyModels.conv3x3(4, 2))
             .add(Blocks.batchFlattenBlock())
             .add(Linear.builder().setUnits(2).build());
     try (NDManager data = NDManager.newBaseManager()) {
@@ -337,12 +337,10 @@ class PlanTest {
   @ParameterizedTest(name = "adopting={0}")
   @ValueSource(booleans = {true, false})
   void parametersAReplacementOfAReplacementBringsJoinOnce(boolean adopting) throws Exception {
-    Conv2d strided = Fixtures.conv3x3(4, 2);
+    Conv2d strided = TinyModels.conv3x3(4, 2);
     SequentialBlock net = recursionNet(strided);
     try (Model model = TinyModels.model("recursion", net);
-        Trainer trainer = model.newTrainer(adam())) {
-      trainer.initialize(new Shape(2, 2, 8, 8));
-      Fixtures.sumStep(trainer);
+        Trainer trainer = trainedOnce(model)) {
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put(
           (block, path) -> block == strided,
@@ -364,11 +362,7 @@ class PlanTest {
               adopting
                   ? WeightStandardizedConv2d.from((Conv2d) block)
                   : Conv2d.builder().setKernelShape(new Shape(1, 1)).setFilters(4).build());
-      SurgeryOptions options =
-          SurgeryOptions.builder()
-              .optRecurseOnReplacements(true)
-              .optTrainers(List.of(trainer))
-              .build();
+      SurgeryOptions options = recursingWith(trainer);
       SurgeryPlan plan = ModuleSurgery.plan(net, policies, options);
       int added = 0;
       for (SurgeryPlan.Step step : plan.steps()) {
@@ -394,12 +388,10 @@ class PlanTest {
   @ParameterizedTest(name = "adopting={0}")
   @ValueSource(booleans = {true, false})
   void parametersTheModelHadLeaveOrStayOnce(boolean adopting) throws Exception {
-    Conv2d strided = Fixtures.conv3x3(4, 2);
+    Conv2d strided = TinyModels.conv3x3(4, 2);
     SequentialBlock net = recursionNet(strided);
     try (Model model = TinyModels.model("recursion-had", net);
-        Trainer trainer = model.newTrainer(adam())) {
-      trainer.initialize(new Shape(2, 2, 8, 8));
-      Fixtures.sumStep(trainer);
+        Trainer trainer = trainedOnce(model)) {
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put(
           (block, path) -> block == strided,
@@ -408,12 +400,8 @@ class PlanTest {
       policies.put(
           (block, path) -> block instanceof WeightStandardizedConv2d,
           (block, index) ->
-              adopting ? BlurConv2d.fromConv2d((Conv2d) block, true) : Fixtures.conv3x3(4, 2));
-      SurgeryOptions options =
-          SurgeryOptions.builder()
-              .optRecurseOnReplacements(true)
-              .optTrainers(List.of(trainer))
-              .build();
+              adopting ? BlurConv2d.fromConv2d((Conv2d) block, true) : TinyModels.conv3x3(4, 2));
+      SurgeryOptions options = recursingWith(trainer);
       SurgeryPlan plan = ModuleSurgery.plan(net, policies, options);
       String table = plan.toTable("recursion");
       Map<SurgeryPlan.StateFate, Integer> counts = plan.stateCounts();
@@ -430,6 +418,22 @@ class PlanTest {
       left.removeAll(Fixtures.storeIds(trainer));
       assertEquals(adopting ? 0 : 2, left.size(), "the trainer's entries that left");
     }
+  }
+
+  /** A trainer of the recursion cases' model, initialized and one step in. */
+  private static Trainer trainedOnce(Model model) {
+    Trainer trainer = model.newTrainer(adam());
+    trainer.initialize(new Shape(2, 2, 8, 8));
+    Fixtures.sumStep(trainer);
+    return trainer;
+  }
+
+  /** Surgery with recursion on replacements, following the trainer. */
+  private static SurgeryOptions recursingWith(Trainer trainer) {
+    return SurgeryOptions.builder()
+        .optRecurseOnReplacements(true)
+        .optTrainers(List.of(trainer))
+        .build();
   }
 
   /** The strided convolution, then a linear head: the model the recursion cases replace in. */

@@ -40,38 +40,22 @@ class RollbackReleaseTest {
    */
   @Test
   void aRollbackLeavesTheArraysOfAnotherModelsBlockAlone() {
-    try (Model ma = Model.newInstance("a");
-        Model mb = Model.newInstance("b")) {
-      Linear a1 = linear();
-      Linear a2 = linear();
-      SequentialBlock ra = new SequentialBlock().add(a1).add(a2);
-      ma.setBlock(ra);
-      Linear b1 = linear();
-      mb.setBlock(new SequentialBlock().add(b1));
-      try (Trainer ta = ma.newTrainer(new DefaultTrainingConfig(Loss.l2Loss()));
-          Trainer tb = mb.newTrainer(new DefaultTrainingConfig(Loss.l2Loss()))) {
-        ta.initialize(new Shape(2, 4));
-        tb.initialize(new Shape(2, 4));
-        NDArray weight = b1.getParameters().get("weight").getArray();
-        float[] before = weight.toFloatArray();
-        Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-        policies.put((block, path) -> block == a1, (block, index) -> b1);
-        policies.put(
-            (block, path) -> block == a2,
-            (block, index) -> {
-              throw new IllegalStateException("planted");
-            });
-        SurgeryOptions options = SurgeryOptions.builder().optTrainers(List.of(ta, tb)).build();
-        assertThrows(
-            SurgeryException.class, () -> ModuleSurgery.replaceModules(ra, policies, options));
-        assertSame(a1, ra.getChildren().get(0).getValue(), "model A is as it was");
-        assertSame(weight, b1.getParameters().get("weight").getArray());
-        assertFalse(weight.isReleased(), "model B's layer lost its arrays");
-        assertArrayEquals(before, weight.toFloatArray());
-        NDList out = tb.forward(new NDList(mb.getNDManager().ones(new Shape(2, 4))));
-        assertEquals(new Shape(2, 4), out.singletonOrThrow().getShape());
-      }
-    }
+    withAnotherModel(
+        2,
+        (ra, b1, options) -> {
+          Block a1 = ra.getChildren().valueAt(0);
+          Block a2 = ra.getChildren().valueAt(1);
+          Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+          policies.put((block, path) -> block == a1, (block, index) -> b1);
+          policies.put(
+              (block, path) -> block == a2,
+              (block, index) -> {
+                throw new IllegalStateException("planted");
+              });
+          assertThrows(
+              SurgeryException.class, () -> ModuleSurgery.replaceModules(ra, policies, options));
+          assertSame(a1, ra.getChildren().get(0).getValue(), "model A is as it was");
+        });
   }
 
   /**
@@ -81,10 +65,34 @@ class RollbackReleaseTest {
    */
   @Test
   void aPlanLeavesTheArraysOfAnotherModelsBlockAlone() {
+    withAnotherModel(
+        1,
+        (ra, b1, options) -> {
+          Block a1 = ra.getChildren().valueAt(0);
+          Map<BlockMatcher, ReplacementFunction> policies =
+              Map.of((block, path) -> block == a1, (block, index) -> b1);
+          SurgeryPlan plan = ModuleSurgery.plan(ra, policies, options);
+          assertEquals(1, plan.steps().size());
+          assertSame(a1, ra.getChildren().get(0).getValue(), "model A is as it was");
+        });
+  }
+
+  /** What a case does with model A, whose function hands it model B's layer. */
+  private interface WithModelB {
+    void check(SequentialBlock a, Linear b1, SurgeryOptions bothTrainers);
+  }
+
+  /**
+   * Model A of {@code layersInA} linear layers and model B of one, each initialized with a trainer;
+   * after the case, model B's layer holds the very arrays it had, with their values, and B runs.
+   */
+  private static void withAnotherModel(int layersInA, WithModelB body) {
     try (Model ma = Model.newInstance("a");
         Model mb = Model.newInstance("b")) {
-      Linear a1 = linear();
-      SequentialBlock ra = new SequentialBlock().add(a1);
+      SequentialBlock ra = new SequentialBlock();
+      for (int i = 0; i < layersInA; i++) {
+        ra.add(linear());
+      }
       ma.setBlock(ra);
       Linear b1 = linear();
       mb.setBlock(new SequentialBlock().add(b1));
@@ -94,12 +102,8 @@ class RollbackReleaseTest {
         tb.initialize(new Shape(2, 4));
         NDArray weight = b1.getParameters().get("weight").getArray();
         float[] before = weight.toFloatArray();
-        Map<BlockMatcher, ReplacementFunction> policies =
-            Map.of((block, path) -> block == a1, (block, index) -> b1);
-        SurgeryOptions options = SurgeryOptions.builder().optTrainers(List.of(ta, tb)).build();
-        SurgeryPlan plan = ModuleSurgery.plan(ra, policies, options);
-        assertEquals(1, plan.steps().size());
-        assertSame(a1, ra.getChildren().get(0).getValue(), "model A is as it was");
+        body.check(ra, b1, SurgeryOptions.builder().optTrainers(List.of(ta, tb)).build());
+        assertSame(weight, b1.getParameters().get("weight").getArray());
         assertFalse(weight.isReleased(), "model B's layer lost its arrays");
         assertArrayEquals(before, weight.toFloatArray());
         NDList out = tb.forward(new NDList(mb.getNDManager().ones(new Shape(2, 4))));

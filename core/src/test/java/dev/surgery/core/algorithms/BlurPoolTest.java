@@ -27,6 +27,7 @@ import dev.surgery.core.BlockPaths;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurMaxPool2d;
+import dev.surgery.core.testing.TinyModels;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -61,9 +62,9 @@ class BlurPoolTest {
   }
 
   private void setUpNetwork() {
-    conv1 = conv(8, 2);
-    conv2 = conv(32, 2);
-    conv3 = conv(32, 1);
+    conv1 = TinyModels.conv3x3(8, 2);
+    conv2 = TinyModels.conv3x3(32, 2);
+    conv3 = TinyModels.conv3x3(32, 1);
     maxPool = Pool.maxPool2dBlock(new Shape(2, 2));
     avgPool = Pool.avgPool2dBlock(new Shape(2, 2));
     net =
@@ -81,15 +82,6 @@ class BlurPoolTest {
   @AfterEach
   void tearDown() {
     manager.close();
-  }
-
-  private static Conv2d conv(int filters, int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(stride, stride))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
   }
 
   private void initialize() {

@@ -72,4 +72,20 @@ public final class TinyModels {
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(4).build());
   }
+
+  /**
+   * A 3 x 3 convolution with padding 1 and the given stride.
+   *
+   * @param filters its output channels
+   * @param stride its stride in both axes
+   * @return the convolution, uninitialized
+   */
+  public static ai.djl.nn.convolutional.Conv2d conv3x3(int filters, int stride) {
+    return ai.djl.nn.convolutional.Conv2d.builder()
+        .setKernelShape(new ai.djl.ndarray.types.Shape(3, 3))
+        .optStride(new ai.djl.ndarray.types.Shape(stride, stride))
+        .optPadding(new ai.djl.ndarray.types.Shape(1, 1))
+        .setFilters(filters)
+        .build();
+  }
 }
