@@ -434,7 +434,8 @@ public final class ModuleSurgery {
    * @param optimizers the trainers to update; null or empty does nothing
    * @throws IllegalArgumentException if the lists differ in length, or hold a null, or a new
    *     parameter is listed twice, is an old parameter at another position (a permutation) or is
-   *     held by a given trainer already; nothing is changed then
+   *     held by a given trainer already, or an old parameter's array was freed and it declares no
+   *     shape (its state cannot be matched); nothing is changed then
    * @throws IllegalStateException if an old parameter is held by none of the trainers
    */
   public static void replaceParamsInOptimizer(
@@ -460,6 +461,21 @@ public final class ModuleSurgery {
       return;
     }
     checkNewParams(oldParams, newParams, optimizers);
+    for (int i = 0; i < oldParams.size(); i++) {
+      Parameter from = oldParams.get(i);
+      if (from != newParams.get(i) && from.isInitialized() && shapeOf(from) == null) {
+        throw new IllegalArgumentException(
+            "parameter '"
+                + from.getName()
+                + "' ("
+                + from.getId()
+                + ") at position "
+                + i
+                + " has no known shape: its array was freed (by a surgery run without the trainer)"
+                + " and it declares none, so its optimizer state cannot be matched to the new"
+                + " parameter; swap it before that surgery, or give that surgery the trainer");
+      }
+    }
     Journal journal = new Journal();
     TrainerSurgery surgery = new TrainerSurgery(journal, Faults.NONE);
     try {
@@ -722,9 +738,17 @@ public final class ModuleSurgery {
     }
   }
 
-  /** The shape of a parameter; a parameter built around an array has no declared shape. */
+  /**
+   * The shape of a parameter: the one it declares, else its array's (a parameter built around an
+   * array declares none); null when neither is known. The declared one comes first: after a surgery
+   * without the trainer, the old parameters' arrays are freed, and a freed array cannot tell its
+   * shape.
+   */
   private static Shape shapeOf(Parameter p) {
-    return p.isInitialized() ? p.getArray().getShape() : p.getShape();
+    if (p.getShape() != null) {
+      return p.getShape();
+    }
+    return p.isInitialized() && !p.getArray().isReleased() ? p.getArray().getShape() : null;
   }
 
   /**

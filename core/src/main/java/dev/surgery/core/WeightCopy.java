@@ -24,6 +24,21 @@ import java.util.Objects;
  * <pre>{@code
  * (block, index) -> WeightCopy.into(Conv2d.builder()...build(), block)
  * }</pre>
+ *
+ * <p>The copies are new parameters: a surgery given the trainers registers them with fresh
+ * optimizer state, as Composer's {@code replace_module_classes} does. To carry the old parameters'
+ * state (Adam's moments, update counts) over to their copies, run the surgery without the trainers
+ * and, before the next step, swap each old block's parameters for its copy's:
+ *
+ * <pre>{@code
+ * Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(root, policies, null, false, null);
+ * replaced.forEach((old, copy) -> {
+ *   if (old != copy) {
+ *     ModuleSurgery.replaceParamsInOptimizer(
+ *         old.getParameters().values(), copy.getParameters().values(), List.of(trainer));
+ *   }
+ * });
+ * }</pre>
  */
 public final class WeightCopy {
 
@@ -37,10 +52,11 @@ public final class WeightCopy {
    * @param from an initialized block to copy
    * @param <B> the type of the fresh block
    * @return {@code fresh}, holding copies of {@code from}'s arrays
-   * @throws IllegalArgumentException if {@code fresh} already has arrays or shapes, if the
-   *     parameter lists differ in length or names, if {@code from} is not initialized, or if {@code
-   *     fresh}'s settings give one of its own parameters another shape than the array copied into
-   *     it (for {@code from}'s input shapes), or refuse those inputs
+   * @throws IllegalArgumentException if {@code fresh} already has arrays, or a parameter shape set
+   *     when it was built (as DJL's {@code IdEmbedding} sets them) that differs from the copied
+   *     array's, if the parameter lists differ in length or names, if {@code from} is not
+   *     initialized, or if {@code fresh}'s settings give one of its own parameters another shape
+   *     than the array copied into it (for {@code from}'s input shapes), or refuse those inputs
    */
   public static <B extends Block> B into(B fresh, Block from) {
     Objects.requireNonNull(fresh, "fresh must not be null");
@@ -79,17 +95,39 @@ public final class WeightCopy {
         throw new IllegalArgumentException(
             "cannot copy weights: parameter '" + of.getName() + "' has no array");
       }
-      if (to.isInitialized() || to.getShape() != null) {
+      if (to.isInitialized()) {
         throw new IllegalArgumentException(
             "cannot copy weights into an initialized block: parameter '"
                 + to.getName()
-                + "' already has a shape");
+                + "' already holds an array");
+      }
+      Shape preset = to.getShape();
+      if (preset != null && !preset.equals(of.getArray().getShape())) {
+        // Some DJL blocks (IdEmbedding) set their parameters' shapes when built.
+        throw new IllegalArgumentException(
+            "cannot copy weights: parameter '"
+                + to.getName()
+                + "' is "
+                + of.getArray().getShape()
+                + " in the old "
+                + from.getClass().getSimpleName()
+                + ", but the new "
+                + fresh.getClass().getSimpleName()
+                + " was built with the shape "
+                + preset);
       }
     }
     refuseOtherShapes(fresh, from, target, source);
     for (int i = 0; i < target.size(); i++) {
+      Parameter to = target.valueAt(i);
       NDArray copy = source.valueAt(i).getArray().duplicate();
-      target.valueAt(i).setArray(copy);
+      if (to.getShape() == null) {
+        to.setArray(copy);
+      } else {
+        // Parameter.setArray refuses a parameter that has a shape, even the array's own.
+        copy.setName(to.getName());
+        DjlInternals.restoreParameter(to, copy, copy.getShape());
+      }
     }
     return fresh;
   }

@@ -68,6 +68,11 @@ class ExactnessMatrixTest {
     ADOPTED(true),
     /** New Parameters with copied values, swapped through replaceParamsInOptimizer. */
     COPIED(true),
+    /**
+     * The same in the other order, as a replacement function that copies (WeightCopy) allows: the
+     * surgery without the trainer, then replaceParamsInOptimizer with the returned map's blocks.
+     */
+    COPIED_THEN_MOVED(true),
     /** New Parameters around the very same arrays. */
     REWRAPPED(true),
     /** The layer frozen into constants: its parameters leave the model. */
@@ -333,6 +338,7 @@ class ExactnessMatrixTest {
         case ADOPTED -> replace(o, TinyDense::adopting);
         case REWRAPPED -> replace(o, TinyDense::rewrapping);
         case COPIED -> copied(o);
+        case COPIED_THEN_MOVED -> copiedThenMoved(o);
         case REMOVED -> removed(o, control);
         case FROZEN_THEN_UNFROZEN -> frozenThenUnfrozen(o);
         case REPLACED_TWICE -> {
@@ -406,6 +412,24 @@ class ExactnessMatrixTest {
         null,
         false,
         null);
+    o.targetReplacedBy(copy);
+  }
+
+  private static void copiedThenMoved(ExactnessOracle o) {
+    TinyDense target = o.target();
+    List<Parameter> old = target.getDirectParameters().values();
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModuleClasses(
+            o.subjectRoot(),
+            Map.of(
+                TinyDense.class,
+                (block, index) -> block == target ? TinyDense.copying(target) : null),
+            null,
+            false,
+            null);
+    TinyDense copy = (TinyDense) replaced.get(target);
+    ModuleSurgery.replaceParamsInOptimizer(
+        old, copy.getDirectParameters().values(), List.of(o.subjectTrainer()));
     o.targetReplacedBy(copy);
   }
 

@@ -354,6 +354,17 @@ class LiveSurgeryTest {
                         List.of(stranger), List.of(same), List.of(trainer)));
         assertTrue(e.getMessage().contains(stranger.getId()), e.getMessage());
         assertFalse(Fixtures.storeIds(trainer).contains(same.getId()), "nothing changed");
+        // Built around an array that was freed since: its shape is known nowhere.
+        Parameter freed = copyParameter(old, old.getArray().duplicate());
+        freed.getArray().close();
+        IllegalArgumentException unknown =
+            assertThrows(
+                IllegalArgumentException.class,
+                () ->
+                    ModuleSurgery.replaceParamsInOptimizer(
+                        List.of(freed), List.of(same), List.of(trainer)));
+        assertTrue(unknown.getMessage().contains("has no known shape"), unknown.getMessage());
+        assertFalse(Fixtures.storeIds(trainer).contains(same.getId()), "nothing changed");
 
         ModuleSurgery.replaceParamsInOptimizer(
             List.of(old, dense.getBias()), List.of(same, other), List.of(trainer));

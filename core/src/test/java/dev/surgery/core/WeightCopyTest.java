@@ -1,6 +1,7 @@
 package dev.surgery.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -15,6 +16,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.transformer.IdEmbedding;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
 import ai.djl.training.initializer.Initializer;
@@ -139,7 +141,7 @@ class WeightCopyTest {
       initialized.initialize(manager, DataType.FLOAT32, INPUT);
       IllegalArgumentException twice =
           assertThrows(IllegalArgumentException.class, () -> WeightCopy.into(initialized, old));
-      assertTrue(twice.getMessage().contains("already has a shape"), twice.getMessage());
+      assertTrue(twice.getMessage().contains("already holds an array"), twice.getMessage());
 
       Conv2d noBias =
           Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(4).optBias(false).build();
@@ -153,6 +155,60 @@ class WeightCopyTest {
       assertTrue(
           uninitialized.getMessage().contains("not initialized"), uninitialized.getMessage());
     }
+  }
+
+  /**
+   * DJL's {@code IdEmbedding} sets its parameter's shape when it is built: a fresh one was refused
+   * as "initialized" (an outside probe), so the copy recipe could not replace one. A shape set at
+   * build time that equals the copied array's is accepted, and the model computes the same; one
+   * that differs is refused, naming both shapes, the fresh block unchanged.
+   */
+  @Test
+  void aBlockThatSetsItsShapesWhenBuiltTakesACopyOfTheSameShape() {
+    IdEmbedding old = idEmbedding(20);
+    SequentialBlock net = new SequentialBlock().add(old);
+    Shape ids = new Shape(2, 5);
+    try (Model model = Model.newInstance("embedding-copy")) {
+      model.setBlock(net);
+      try (Trainer trainer =
+          model.newTrainer(
+              new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build()))) {
+        trainer.initialize(ids);
+        NDArray x = model.getNDManager().randomInteger(0, 20, ids, DataType.INT32);
+        float[] before = trainer.evaluate(new NDList(x)).singletonOrThrow().toFloatArray();
+
+        IdEmbedding wider = idEmbedding(30);
+        IllegalArgumentException refused =
+            assertThrows(IllegalArgumentException.class, () -> WeightCopy.into(wider, old));
+        assertTrue(
+            refused.getMessage().contains("(20, 16)") && refused.getMessage().contains("(30, 16)"),
+            refused.getMessage());
+        assertFalse(wider.getParameters().get("embedding").isInitialized(), "untouched");
+        assertEquals(new Shape(30, 16), wider.getParameters().get("embedding").getShape());
+
+        Map<Block, Block> replaced =
+            ModuleSurgery.replaceModuleClasses(
+                net,
+                Map.of(
+                    IdEmbedding.class, (block, index) -> WeightCopy.into(idEmbedding(20), block)),
+                List.of(trainer),
+                false,
+                null);
+        Block copy = replaced.get(old);
+        assertNotSame(old, copy);
+        Parameter embedding = copy.getParameters().get("embedding");
+        assertEquals(new Shape(20, 16), embedding.getArray().getShape());
+        assertEquals("embedding", embedding.getArray().getName());
+        assertTrue(embedding.getArray().hasGradient(), "the copy trains");
+        float[] after = trainer.evaluate(new NDList(x)).singletonOrThrow().toFloatArray();
+        ExactnessOracle.assertBitsEqual(
+            model.getNDManager().create(before), model.getNDManager().create(after), "output");
+      }
+    }
+  }
+
+  private static IdEmbedding idEmbedding(int dictionary) {
+    return new IdEmbedding.Builder().setDictionarySize(dictionary).setEmbeddingSize(16).build();
   }
 
   private static Initializer counting(AtomicInteger calls) {

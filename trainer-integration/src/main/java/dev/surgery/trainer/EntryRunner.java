@@ -350,6 +350,8 @@ final class EntryRunner {
     if (pending != null
         && pending.pending() > 0
         && !changes.isEmpty()
+        // Freezing replaces no block: the frozen parameters' gradients are simply never applied.
+        && !sameBlocks(blocksBefore, blocksOf(model.getBlock()))
         && st.pendingWarned.add(index)) {
       warnPendingGradients(entry, pending);
     }

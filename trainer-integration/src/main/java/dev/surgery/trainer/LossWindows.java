@@ -15,10 +15,11 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The training-loss windows of one trainer: the last {@link SurgeryListener#LOSS_WINDOW}
- * consecutive batch losses (the "before" mean of the next application) and the applications whose
- * "after" mean is still filling in. Losses are computed only for batches that need them, so that
- * training with nothing due costs nothing extra.
+ * The training-loss windows of one trainer: the last {@link SurgeryListener#LOSS_WINDOW} finite
+ * losses of consecutive batches (the "before" mean of the next application) and the applications
+ * whose "after" mean is still filling in. A batch whose loss is not finite (a loop that skips its
+ * step) is left out of both, without breaking the run of consecutive batches. Losses are computed
+ * only for batches that need them, so that training with nothing due costs nothing extra.
  */
 final class LossWindows {
 
@@ -78,6 +79,17 @@ final class LossWindows {
       awaitingLoss.removeIf(a -> a.lossAfterBatches() >= WINDOW);
     }
     return completed;
+  }
+
+  /**
+   * Passes over batch number {@code batch}, whose loss was computed but is not finite: the "before"
+   * window goes on across it, as the "after" windows do (it was cut there, so a loop that skips NaN
+   * batches logged a "before" mean of the batches since the last one).
+   */
+  void passOver(long batch) {
+    if (lastLossBatch == batch - 1) {
+      lastLossBatch = batch;
+    }
   }
 
   /** Returns the mean of the recent window, or null when it is empty. */

@@ -94,7 +94,11 @@ public final class SurgeryCheckpoint {
    * checkpoint without a record loads exactly as {@code model.load} would. All or nothing: when the
    * replay is refused or the parameters cannot be read (a truncated file), the model is put back as
    * it was (its blocks, parameter arrays, frozen flags, properties and data type) and the arrays
-   * the failed load read are freed.
+   * the failed load read are freed. Every parameter the replay shaped (all of them in a model not
+   * yet initialized, the usual case) must receive an array of that shape, else the load is refused
+   * as malformed; parameters an initialized model had shaped before are loaded as DJL's {@code
+   * Model.load} loads them, without comparing shapes (a program may initialize with another input
+   * size than the file was trained on).
    *
    * @param model the model, with its original block set
    * @param dir the model directory

@@ -818,7 +818,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           st.recentLosses.removeFirst();
         }
       }
-      if (Float.isFinite(loss) && st.losses.add(loss, st.batches)) {
+      if (!Float.isFinite(loss)) {
+        st.losses.passOver(st.batches);
+      } else if (st.losses.add(loss, st.batches)) {
         surgeryLog.writeSoon();
       }
     }
@@ -847,6 +849,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         && st.lastEpochEndByCallback != byCallback) {
       // The same epoch end, reported by DJL's onEpoch and by onEvent (the agent does both).
       return;
+    }
+    if (st.epochJustEnded && (st.batches > 0 || st.steps > 0) && !st.emptyEpochWarned) {
+      // A loop that reports its batches, then two epoch ends with nothing between (no batch, no
+      // epoch start): counted, as DJL counts it, but more likely one epoch reported twice.
+      st.emptyEpochWarned = true;
+      warnings.warn(
+          "Surgery: an epoch ended with no training batch since the previous epoch end (onEpoch"
+              + " reported twice for one epoch?); it counts as an epoch, so epoch: entries run"
+              + " earlier than the loop's own epoch count says. Report each epoch end once");
     }
     st.epochJustEnded = true;
     st.lastEpochEndByCallback = byCallback;

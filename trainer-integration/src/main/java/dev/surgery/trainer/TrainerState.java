@@ -64,6 +64,9 @@ final class TrainerState {
   long lastProgress = -1;
   boolean epochSinceLastBatch;
 
+  /** Whether two epoch ends with nothing between were warned of (once per trainer). */
+  boolean emptyEpochWarned;
+
   /** The loss windows before and after this trainer's applications. */
   final LossWindows losses = new LossWindows();
 

@@ -6,14 +6,17 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Device;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import com.google.gson.JsonArray;
@@ -284,6 +287,96 @@ class SurgeryListenerFitTest {
       SurgeryOutcome a = listener.getOutcomes().get(0);
       assertEquals(mean(probe.losses.subList(4, 24)), a.lossAfter(), 1e-5);
     }
+  }
+
+  /**
+   * A loop that skips the step of batches whose loss is not finite (and still reports them, as
+   * {@code EasyTrain.trainBatch} does): those batches are left out of both windows. The "before"
+   * window was cut at each of them (an outside probe: 1 batch instead of the 4 finite ones before
+   * the surgery) while the "after" one went on across them.
+   */
+  @Test
+  void batchesWithANonFiniteLossAreLeftOutOfBothWindowsWithoutCuttingThem() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 2).build();
+    Probe probe = new Probe();
+    try (Model model = TestModels.model("non-finite");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 19);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener, probe))) {
+        trainer.initialize(INPUT);
+        for (int epoch = 0; epoch < 3; epoch++) {
+          int index = 0;
+          for (Batch batch : trainer.iterateDataset(dataset)) {
+            try (batch) {
+              if (index++ % 2 == 0) {
+                EasyTrain.trainBatch(trainer, batch);
+                trainer.step();
+              } else {
+                // A diverged batch: its loss is NaN, and the loop skips its backward and step.
+                NDList predictions =
+                    new NDList(trainer.forward(batch.getData()).head().mul(Float.NaN));
+                Device device = predictions.head().getDevice();
+                TrainingListener.BatchData batchData =
+                    new TrainingListener.BatchData(
+                        batch, Map.of(device, batch.getLabels()), Map.of(device, predictions));
+                trainer.notifyListeners(l -> l.onTrainingBatch(trainer, batchData));
+              }
+            }
+          }
+          trainer.notifyListeners(l -> l.onEpoch(trainer));
+        }
+      }
+      assertEquals(12, probe.losses.size(), "4 batches per epoch");
+      SurgeryOutcome a = listener.getOutcomes().get(0);
+      List<Float> before = finite(probe.losses.subList(0, 8));
+      List<Float> after = finite(probe.losses.subList(8, 12));
+      assertEquals(4, before.size());
+      assertEquals(before.size(), a.lossBeforeBatches());
+      assertEquals(mean(before), a.lossBefore(), 1e-5);
+      assertEquals(after.size(), a.lossAfterBatches());
+      assertEquals(mean(after), a.lossAfter(), 1e-5);
+    }
+  }
+
+  /**
+   * A loop that reports each epoch end twice: the second report, with nothing between, counts as an
+   * epoch (as DJL counts it) and the entry for epoch 2 runs after the first real one, which an
+   * outside probe found unsaid. Said once per trainer now; a loop that reports each end once (the
+   * other tests here) is not warned of.
+   */
+  @Test
+  void twoEpochEndsWithNothingBetweenAreWarnedOfOnce() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 2).build();
+    try (Model model = TestModels.model("twice");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 19);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        for (int epoch = 0; epoch < 3; epoch++) {
+          for (Batch batch : trainer.iterateDataset(dataset)) {
+            try (batch) {
+              EasyTrain.trainBatch(trainer, batch);
+              trainer.step();
+            }
+          }
+          trainer.notifyListeners(l -> l.onEpoch(trainer));
+          trainer.notifyListeners(l -> l.onEpoch(trainer));
+        }
+      }
+    }
+    List<String> warnings =
+        listener.getWarnings().stream().filter(w -> w.contains("reported twice")).toList();
+    assertEquals(1, warnings.size(), listener.getWarnings().toString());
+    assertTrue(
+        warnings.get(0).startsWith("Surgery: an epoch ended with no training batch since"),
+        warnings.get(0));
+    assertEquals(4, listener.getOutcomes().get(0).step(), "run after the first real epoch");
+  }
+
+  private static List<Float> finite(List<Float> losses) {
+    return losses.stream().filter(Float::isFinite).toList();
   }
 
   @Test

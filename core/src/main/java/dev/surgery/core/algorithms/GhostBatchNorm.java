@@ -14,9 +14,10 @@ import java.util.List;
  *
  * <p>The replacement keeps the batch norm's parameters (weights, running statistics, optimizer
  * state, checkpoint layout). Unlike Composer, a batch smaller than the ghost size is normalized as
- * one chunk instead of failing. Works before and during training; idempotent (a ghost batch norm is
- * not a {@code BatchNorm}, so it is never wrapped again). It composes with the other algorithms in
- * either order ({@link Composition}).
+ * one chunk instead of failing, and a chunk is never one sample of one value per channel (which
+ * PyTorch cannot normalize in training: see {@link GhostBatchNormBlock}). Works before and during
+ * training; idempotent (a ghost batch norm is not a {@code BatchNorm}, so it is never wrapped
+ * again). It composes with the other algorithms in either order ({@link Composition}).
  */
 public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
 

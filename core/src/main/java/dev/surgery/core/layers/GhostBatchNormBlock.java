@@ -24,9 +24,12 @@ import java.util.Objects;
  *
  * <p>Chunks follow {@code torch.chunk}: {@code n = ceil(B / ghostBatchSize)} chunks of {@code
  * ceil(B / n)} samples, the last one smaller (B = 12 with ghost size 5 gives three chunks of 4). A
- * batch no larger than the ghost size is one chunk, which is plain batch normalization. The running
- * statistics take one update per chunk, each with the batch norm's update weight divided by the
- * number of chunks, so that one step moves them about as far as plain batch norm would.
+ * batch no larger than the ghost size is one chunk, which is plain batch normalization. Where a
+ * sample holds one value per channel ({@code (B, C)} or {@code (B, C, 1, 1)} inputs), which PyTorch
+ * cannot normalize alone in training, a chunk is at least two samples: a last chunk of one joins
+ * the chunk before it (B = 7 with ghost size 3 gives chunks of 3 and 4). The running statistics
+ * take one update per chunk, each with the batch norm's update weight divided by the number of
+ * chunks, so that one step moves them about as far as plain batch norm would.
  *
  * <p>Built with {@link #from(BatchNorm, int)}, it reuses the batch norm's own {@link Parameter}
  * objects (gamma, beta, running mean and variance) and writes the same checkpoint layout (version,
@@ -108,7 +111,7 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
     NDArray mean = parameterStore.getValue(runningMean, device, training);
     NDArray var = parameterStore.getValue(runningVar, device, training);
     long batch = input.getShape().get(0);
-    long[] bounds = chunkBounds(batch, ghostBatchSize);
+    long[] bounds = chunkBounds(batch, ghostBatchSize, valuesPerSample(input.getShape(), axis));
     if (!training || bounds.length == 0) {
       return BatchNorm.batchNorm(input, mean, var, g, b, axis, momentum, epsilon, training);
     }
@@ -133,6 +136,47 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
    * @return the split indices (empty when the batch is one chunk)
    */
   static long[] chunkBounds(long batch, int ghostBatchSize) {
+    return chunkBounds(batch, ghostBatchSize, 2);
+  }
+
+  /**
+   * The chunks of {@link #chunkBounds(long, int)}, except where a sample holds one value per
+   * channel (a {@code (B, C)} or {@code (B, C, 1, 1)} input): PyTorch refuses to normalize a chunk
+   * of one such sample in training, so chunks are then at least two samples (a ghost size of 1 is
+   * taken as 2) and a last chunk of one sample joins the one before it.
+   *
+   * @param batch the batch size
+   * @param ghostBatchSize the ghost batch size
+   * @param valuesPerSample values per channel in one sample (the product of the other axes)
+   * @return the split indices (empty when the batch is one chunk)
+   */
+  static long[] chunkBounds(long batch, int ghostBatchSize, long valuesPerSample) {
+    if (valuesPerSample > 1) {
+      return torchChunkBounds(batch, ghostBatchSize);
+    }
+    long[] bounds = torchChunkBounds(batch, Math.max(ghostBatchSize, 2));
+    if (bounds.length > 0 && batch - bounds[bounds.length - 1] < 2) {
+      return java.util.Arrays.copyOf(bounds, bounds.length - 1);
+    }
+    return bounds;
+  }
+
+  /**
+   * Values per channel in one sample: the product of the axes other than the batch and {@code
+   * axis}.
+   */
+  static long valuesPerSample(Shape shape, int axis) {
+    int channel = axis < 0 ? axis + shape.dimension() : axis;
+    long values = 1;
+    for (int d = 1; d < shape.dimension(); d++) {
+      if (d != channel) {
+        values *= shape.get(d);
+      }
+    }
+    return values;
+  }
+
+  private static long[] torchChunkBounds(long batch, int ghostBatchSize) {
     long n = (batch + ghostBatchSize - 1) / ghostBatchSize;
     if (n <= 1) {
       return new long[0];

@@ -2,6 +2,7 @@ package dev.surgery.core.layers;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
@@ -9,10 +10,10 @@ import ai.djl.nn.convolutional.Conv2d;
 /**
  * A {@link Conv2d} that standardizes its weight per output channel on every forward pass: {@code W'
  * = (W - mean(W)) / sqrt(var(W) + 1e-10)}, with the mean and the biased variance taken over the
- * input-channel and kernel dimensions (in float16, where 1e-10 is zero, {@link
- * #HALF_PRECISION_EPSILON}, and each filter first scaled to unit range, which leaves the result as
- * it is and keeps the forward and backward within float16's range). Gradients flow through the
- * standardization.
+ * input-channel and kernel dimensions, a constant filter giving exactly zero (in float16, where
+ * 1e-10 is zero, {@link #HALF_PRECISION_EPSILON}, and each filter first scaled to unit range, which
+ * leaves the result as it is and keeps the forward and backward within float16's range). Gradients
+ * flow through the standardization.
  *
  * <p>Built from an existing convolution with {@link #from(Conv2d)}, it reuses that convolution's
  * own {@link Parameter} objects: the stored weights, their ids (so the trainer's parameter store
@@ -37,6 +38,9 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
    * {@link #standardize}) does not see it.
    */
   public static final float HALF_PRECISION_EPSILON = 0x1p-24f;
+
+  /** Each filter's first weight, as a column: the shift of {@link #standardize}. */
+  private static final NDIndex FIRST_COLUMN = new NDIndex(":, :1");
 
   /** The smallest normal float16 (2^-14): below it a filter's range is taken as this. */
   private static final float HALF_PRECISION_SMALLEST_NORMAL = 0x1p-14f;
@@ -98,7 +102,13 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
     NDArray rows = w.reshape(w.getShape().get(0), -1);
     // Results of NDArray operations join their first operand's manager.
     rows.attach(scope);
-    NDArray centered = rows.sub(rows.mean(new int[] {1}, true));
+    // Each filter is first shifted by its own first weight (no gradient: the shift cancels in W -
+    // mean(W)). A float sum rounds, so the mean of a constant filter taken directly is off by some
+    // d, and (W - mean) / sqrt(d^2 + 1e-10) comes out near +-1 instead of 0; shifted, a constant
+    // filter is exactly zero, as PyTorch's var_mean makes it in Composer, and nearly constant
+    // ones lose no digits.
+    NDArray shifted = rows.sub(rows.get(FIRST_COLUMN).stopGradient());
+    NDArray centered = shifted.sub(shifted.mean(new int[] {1}, true));
     if (w.getDataType() == DataType.FLOAT16) {
       // The result does not change when a filter is scaled, so each is first brought to unit range
       // by a constant (no gradient flows through it): a filter of std 0.01 has variance 1e-4, and

@@ -106,6 +106,69 @@ class GhostBatchNormBlockTest {
     }
   }
 
+  /**
+   * Where a sample holds one value per channel, a chunk of one sample cannot be normalized in
+   * training (PyTorch refuses it, and a job died at its first step after the surgery): chunks are
+   * then at least two samples, each normalized by its own statistics, against a hand computation.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"5,3,1,1;2", "7,3;3", "5,3,1,1;1", "7,3,1,1;4"})
+  void samplesOfOneValuePerChannelAreNeverAChunkAlone(String spec) {
+    String[] parts = spec.split(";");
+    long[] dims = java.util.Arrays.stream(parts[0].split(",")).mapToLong(Long::parseLong).toArray();
+    Shape in = new Shape(dims);
+    int ghost = Integer.parseInt(parts[1]);
+    long batch = dims[0];
+    long[] bounds = GhostBatchNormBlock.chunkBounds(batch, ghost, 1);
+    long previous = 0;
+    for (long b : bounds) {
+      assertTrue(b - previous >= 2, spec + ": a chunk of one sample at " + previous);
+      previous = b;
+    }
+    assertTrue(batch - previous >= 2, spec + ": a last chunk of one sample");
+    assertEquals(1, GhostBatchNormBlock.valuesPerSample(in, 1));
+
+    BatchNorm bn = batchNorm(in);
+    GhostBatchNormBlock gbn = GhostBatchNormBlock.from(bn, ghost);
+    long[] offsetShape = new long[dims.length];
+    java.util.Arrays.fill(offsetShape, 1);
+    offsetShape[0] = batch;
+    NDArray x =
+        manager
+            .randomNormal(in)
+            .mul(2)
+            .add(manager.arange((float) batch).reshape(new Shape(offsetShape)));
+    float[] data = x.toFloatArray();
+    float[] out =
+        gbn.forward(new ParameterStore(manager, false), new NDList(x), true)
+            .singletonOrThrow()
+            .toFloatArray();
+    float[] gamma = {1f, 2f, 0.5f};
+    float[] beta = {0f, -1f, 3f};
+    long start = 0;
+    for (int c = 0; c <= bounds.length; c++) {
+      long end = c < bounds.length ? bounds[c] : batch;
+      for (int ch = 0; ch < 3; ch++) {
+        double sum = 0;
+        double sq = 0;
+        for (long s = start; s < end; s++) {
+          double v = data[(int) (s * 3 + ch)];
+          sum += v;
+          sq += v * v;
+        }
+        double mean = sum / (end - start);
+        double var = sq / (end - start) - mean * mean;
+        for (long s = start; s < end; s++) {
+          double expected =
+              (data[(int) (s * 3 + ch)] - mean) / Math.sqrt(var + 1e-5) * gamma[ch] + beta[ch];
+          assertEquals(
+              expected, out[(int) (s * 3 + ch)], 1e-4, spec + " sample " + s + " channel " + ch);
+        }
+      }
+      start = end;
+    }
+  }
+
   @Test
   void runningStatisticsTakeOneSpreadUpdatePerChunk() {
     BatchNorm bn = batchNorm(IN);

@@ -106,6 +106,33 @@ class WeightStandardizedConv2dTest {
   }
 
   /**
+   * In float32, a constant filter standardizes to exactly zero, whatever its value and fan-in
+   * (float32's rounded mean once made 100.1 come out near +-0.84 and 12345.678 near +-1), and a
+   * nearly constant one matches the double-precision formula.
+   */
+  @Test
+  void constantFiltersStandardizeToZero() {
+    float[] constants = {0.1f, 1.1f, 10.1f, 100.1f, 1000.1f, 12345.678f, -3.3f};
+    for (Shape shape : new Shape[] {new Shape(4, 64, 3, 3), new Shape(3, 3, 3, 3)}) {
+      int out = (int) shape.get(0);
+      int fan = (int) (shape.size() / out);
+      for (float c : constants) {
+        float[] values = new float[(int) shape.size()];
+        java.util.Arrays.fill(values, c);
+        // The last filter: constant but for one weight a few float steps above.
+        values[values.length - 1] = Math.nextUp(Math.nextUp(c));
+        NDArray w = manager.create(values, shape);
+        float[] actual = WeightStandardizedConv2d.standardize(w).toFloatArray();
+        float[] expected = standardizeDirect(values, out);
+        for (int i = 0; i < (out - 1) * fan; i++) {
+          assertEquals(0f, actual[i], 0f, "constant " + c + ", " + shape + ", element " + i);
+        }
+        assertArrayEquals(expected, actual, 1e-4f, "constant " + c + ", " + shape);
+      }
+    }
+  }
+
+  /**
    * In float16, where 1e-10 is zero, a constant filter (variance zero) standardizes to zero as in
    * float32, not to 0/0; a filter of spread weights matches the double-precision formula to
    * float16's resolution.
