@@ -136,7 +136,17 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
    * @return the split indices (empty when the batch is one chunk)
    */
   static long[] chunkBounds(long batch, int ghostBatchSize) {
-    return chunkBounds(batch, ghostBatchSize, 2);
+    long n = (batch + ghostBatchSize - 1) / ghostBatchSize;
+    if (n <= 1) {
+      return new long[0];
+    }
+    long size = (batch + n - 1) / n;
+    int cuts = (int) ((batch - 1) / size);
+    long[] bounds = new long[cuts];
+    for (int i = 0; i < cuts; i++) {
+      bounds[i] = (i + 1) * size;
+    }
+    return bounds;
   }
 
   /**
@@ -152,9 +162,9 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
    */
   static long[] chunkBounds(long batch, int ghostBatchSize, long valuesPerSample) {
     if (valuesPerSample > 1) {
-      return torchChunkBounds(batch, ghostBatchSize);
+      return chunkBounds(batch, ghostBatchSize);
     }
-    long[] bounds = torchChunkBounds(batch, Math.max(ghostBatchSize, 2));
+    long[] bounds = chunkBounds(batch, Math.max(ghostBatchSize, 2));
     if (bounds.length > 0 && batch - bounds[bounds.length - 1] < 2) {
       return java.util.Arrays.copyOf(bounds, bounds.length - 1);
     }
@@ -174,20 +184,6 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
       }
     }
     return values;
-  }
-
-  private static long[] torchChunkBounds(long batch, int ghostBatchSize) {
-    long n = (batch + ghostBatchSize - 1) / ghostBatchSize;
-    if (n <= 1) {
-      return new long[0];
-    }
-    long size = (batch + n - 1) / n;
-    int cuts = (int) ((batch - 1) / size);
-    long[] bounds = new long[cuts];
-    for (int i = 0; i < cuts; i++) {
-      bounds[i] = (i + 1) * size;
-    }
-    return bounds;
   }
 
   /** {@inheritDoc} */
