@@ -354,9 +354,10 @@ public final class TrainerInstrumentation {
   }
 
   private static boolean dispatcherVisible(TypeDescription type, ClassLoader loader) {
+    Class<?> seen = null;
     try {
-      if (Class.forName(SurgeryDispatcher.class.getName(), false, loader)
-          == SurgeryDispatcher.class) {
+      seen = Class.forName(SurgeryDispatcher.class.getName(), false, loader);
+      if (seen == SurgeryDispatcher.class) {
         return true;
       }
     } catch (ClassNotFoundException | LinkageError e) {
@@ -369,16 +370,36 @@ public final class TrainerInstrumentation {
               + loader
               + " defines "
               + SurgeryDispatcher.TRAINER
-              + " but cannot see the agent jar; its trainers run unmodified"
-              + (System.getProperty("java.system.class.loader") == null
-                      || loader != ClassLoader.getSystemClassLoader().getParent()
-                  ? ""
-                  // The JVM appends the agent jar to that custom loader, a child of the one
-                  // that loads the program's class path, which cannot see its children.
-                  : " (with -Djava.system.class.loader, put the agent jar on -cp too)"),
+              + (seen != null
+                  // A child-first loader (exec:java's, a servlet container's) that holds a copy
+                  // of the agent jar finds that copy first: advice to add the jar would break it.
+                  ? " and loads its own copy of the agent's classes (from "
+                      + codeSource(seen)
+                      + ") instead of the agent's; its trainers run unmodified. Remove the agent"
+                      + " jar from the application's class path (the -javaagent jar is enough)"
+                  : " but cannot see the agent jar; its trainers run unmodified"
+                      + (System.getProperty("java.system.class.loader") == null
+                              || loader != ClassLoader.getSystemClassLoader().getParent()
+                          ? ""
+                          // The JVM appends the agent jar to that custom loader, a child of the
+                          // one that loads the program's class path, which cannot see its
+                          // children.
+                          : " (with -Djava.system.class.loader, put the agent jar on -cp too)")),
           null);
     }
     return false;
+  }
+
+  /** Where a class was loaded from, for a message; "an unknown place" when it does not say. */
+  private static String codeSource(Class<?> type) {
+    try {
+      java.security.CodeSource source = type.getProtectionDomain().getCodeSource();
+      return source == null || source.getLocation() == null
+          ? "an unknown place"
+          : source.getLocation().toString();
+    } catch (SecurityException e) {
+      return "an unknown place";
+    }
   }
 
   private static final class ShapeArray implements ElementMatcher<TypeDescription> {

@@ -407,16 +407,23 @@ public final class ModuleSurgery {
                 new TreeSurgery(
                         module, policies, trainers, recurse, allowShapeChange, indices, faults)
                     .run());
-    if (registrable && !replaced.isEmpty()) {
+    long changed =
+        registrable
+            ? replaced.entrySet().stream().filter(e -> e.getKey() != e.getValue()).count()
+            : 0;
+    if (changed > 0) {
       // A reminder, not a fault: said at INFO once per process, then at DEBUG, so that a job that
       // changes trees without a trainer again and again (or a benchmark) is not flooded with it.
       String reminder =
           "Surgery replaced {} blocks without a trainer: a Trainer that already registered the"
-              + " old parameters must be recreated (or passed to the surgery to follow it).";
+              + " old parameters must be recreated, passed to the surgery to follow it, or given"
+              + " the new parameters with replaceParamsInOptimizer; else its next step meets the"
+              + " freed arrays of those that left the model (\"Native resource has been released"
+              + " already\").";
       if (TRAINERLESS_REMINDED.compareAndSet(false, true)) {
-        logger().info(reminder, replaced.size());
+        logger().info(reminder, changed);
       } else {
-        logger().debug(reminder, replaced.size());
+        logger().debug(reminder, changed);
       }
     }
     return replaced;

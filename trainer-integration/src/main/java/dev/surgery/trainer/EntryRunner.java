@@ -467,6 +467,19 @@ final class EntryRunner {
     failed(st, index, event, e, nanos, false);
   }
 
+  /**
+   * Records an entry that stops training before its first step because the program did not do what
+   * it needs (report the trainer's initialization): failed in the surgery log, and named as the
+   * reason of the entries it keeps from running. The caller throws.
+   */
+  void stopsTrainingBeforeItStarts(TrainerState st, int index, String cause) {
+    ScheduledAlgorithm entry = schedule.get(index);
+    logFailure(st, entry, SurgeryOutcome.Status.FAILED, cause, 0);
+    st.schedule.failed(index, false);
+    st.stopped = new TrainerState.StoppedTraining(entry, -1, -1, "before the first step");
+    surgeryLog.write();
+  }
+
   /** Adds a failed or skipped run of an entry to the surgery log, with the losses before it. */
   private void logFailure(
       TrainerState st,

@@ -86,19 +86,23 @@ final class StartChecks {
         continue;
       }
       if (schedule.status(i) == EntryStatus.DEFERRED) {
-        throw new IllegalStateException(
-            "Surgery: "
-                + entry.describe()
-                + " needs an initialized model and is still waiting: call"
+        String cause =
+            "needs an initialized model and is still waiting: call"
                 + " surgeryListener.onInitialized(trainer) right after trainer.initialize(...)"
-                + " (the surgery agent does this by itself), or schedule it at epoch 1 or later");
+                + " (the surgery agent does it for the listener it adds, not for one the program"
+                + " adds itself), or schedule it at epoch 1 or later";
+        // Named as what stopped training, not left for the end to blame the loop.
+        runner.stopsTrainingBeforeItStarts(st, i, cause);
+        throw new IllegalStateException("Surgery: " + entry.describe() + " " + cause);
       }
       if (schedule.isPendingBeforeTraining(i)) {
         notRun.missed(
             st,
             i,
             "the listener did not see onTrainingBegin for this trainer (it was added after the"
-                + " Trainer was created)");
+                + " Trainer was created): add it to the training config before"
+                + " model.newTrainer(config), or call listener.onInitialized(trainer) right"
+                + " after trainer.initialize(...)");
       }
     }
   }
@@ -145,7 +149,8 @@ final class StartChecks {
    * Warns, before training, of a block class whose named module does not open its package to DJL
    * Surgery: a surgery that needs its fields (a block below it replaced, a checkpoint replayed)
    * will be refused and rolled back when it runs, epochs into training. A block class of such a
-   * module, or a lambda block running a function of one, is named once per package and trainer.
+   * module, or a lambda block running a function of one that captured values, is named once per
+   * package, kind and trainer.
    */
   private void warnClosedPackages(Block root, TrainerState st) {
     boolean open = false;
@@ -161,9 +166,14 @@ final class StartChecks {
       Class<?> owner = BlockFields.closedFieldOwner(block.getClass());
       Class<?> function = owner == null ? BlockFields.closedFunctionClass(block) : null;
       Class<?> closed = owner != null ? owner : function;
-      // Once per module package: the one directive opens them all.
+      // Once per module package and kind (one directive opens them all, but a lambda named first
+      // must not hide the block class whose fields a surgery needs).
       if (closed == null
-          || !warned.add(closed.getModule().getName() + "/" + closed.getPackageName())) {
+          || !warned.add(
+              closed.getModule().getName()
+                  + "/"
+                  + closed.getPackageName()
+                  + (owner != null ? "#fields" : "#function"))) {
         continue;
       }
       warnings.warn(

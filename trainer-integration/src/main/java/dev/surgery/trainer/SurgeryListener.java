@@ -314,9 +314,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         break;
       case BATCH_START:
         st.epochJustEnded = false;
+        st.trainedSinceEpochEnd = true;
+        break;
+      case AFTER_FORWARD:
+      case AFTER_BACKWARD:
+        st.trainedSinceEpochEnd = true;
         break;
       case BATCH_END:
         st.epochJustEnded = false;
+        st.trainedSinceEpochEnd = true;
         st.steps++;
         break;
       default:
@@ -710,7 +716,38 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @param trainer the trainer that was just initialized
    */
   public void onInitialized(Trainer trainer) {
+    warnIfNotRegistered(trainer);
     initialized(trainer);
+  }
+
+  /**
+   * Warns, once per trainer, when this listener is not among the trainer's training listeners: a
+   * program that built it and called {@code onInitialized} but never added it to the config gets
+   * its epoch-0 entries and none after (DJL never tells it of a batch or an epoch end), which was
+   * silent. A loop may still report those itself ({@code onEvent}), so this is no refusal.
+   */
+  private void warnIfNotRegistered(Trainer trainer) {
+    List<TrainingListener> registered;
+    try {
+      registered = DjlInternals.listeners(trainer);
+    } catch (RuntimeException e) {
+      return; // the agent's start-up check names a DJL that changed
+    }
+    if (registered == null || registered.stream().anyMatch(l -> l == this)) {
+      return;
+    }
+    TrainerState st = state(trainer);
+    if (st.unregisteredWarned) {
+      return;
+    }
+    st.unregisteredWarned = true;
+    warnings.warn(
+        "Surgery: this SurgeryListener is not one of trainer "
+            + st.ordinal
+            + "'s training listeners, so DJL will not tell it of batches and epoch ends: only"
+            + " epoch-0 entries run, unless the training loop reports those events to it itself"
+            + " (listener.onEvent). Add it to the training config before model.newTrainer(config):"
+            + " config.addTrainingListeners(listener)");
   }
 
   /**
@@ -778,6 +815,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     st.batches++;
     st.epochJustEnded = false;
+    st.trainedSinceEpochEnd = true;
     Batch batch = batchData.getBatch();
     long progress = batch == null ? 0 : batch.getProgress();
     long progressTotal = batch == null ? 0 : batch.getProgressTotal();
@@ -850,9 +888,13 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       // The same epoch end, reported by DJL's onEpoch and by onEvent (the agent does both).
       return;
     }
-    if (st.epochJustEnded && (st.batches > 0 || st.steps > 0) && !st.emptyEpochWarned) {
-      // A loop that reports its batches, then two epoch ends with nothing between (no batch, no
-      // epoch start): counted, as DJL counts it, but more likely one epoch reported twice.
+    if (!st.trainedSinceEpochEnd
+        && st.completedEpochs > 0
+        && (st.batches > 0 || st.steps > 0)
+        && !st.emptyEpochWarned) {
+      // A loop that reports its batches, then two epoch ends with no batch between (an epoch
+      // start may come between: the agent reports one for an epoch without batches): counted, as
+      // DJL counts it, but more likely one epoch reported twice.
       st.emptyEpochWarned = true;
       warnings.warn(
           "Surgery: an epoch ended with no training batch since the previous epoch end (onEpoch"
@@ -860,6 +902,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
               + " earlier than the loop's own epoch count says. Report each epoch end once");
     }
     st.epochJustEnded = true;
+    st.trainedSinceEpochEnd = false;
     st.lastEpochEndByCallback = byCallback;
     st.completedEpochs++;
     st.epochSinceLastBatch = true;

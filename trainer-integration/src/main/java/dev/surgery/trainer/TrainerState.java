@@ -64,8 +64,14 @@ final class TrainerState {
   long lastProgress = -1;
   boolean epochSinceLastBatch;
 
-  /** Whether two epoch ends with nothing between were warned of (once per trainer). */
+  /** Whether a batch (or a step) was reported since the last epoch end. */
+  boolean trainedSinceEpochEnd;
+
+  /** Whether two epoch ends with no batch between were warned of (once per trainer). */
   boolean emptyEpochWarned;
+
+  /** Whether {@code onInitialized} for a trainer that does not list the listener was warned of. */
+  boolean unregisteredWarned;
 
   /** The loss windows before and after this trainer's applications. */
   final LossWindows losses = new LossWindows();

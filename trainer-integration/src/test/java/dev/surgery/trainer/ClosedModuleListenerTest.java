@@ -79,6 +79,30 @@ class ClosedModuleListenerTest {
   }
 
   /**
+   * A probe on the module path: a method reference of the closed package ({@code Activation::relu},
+   * DJL's usual idiom) was warned of though it captured nothing to read, and, named first, it hid
+   * the block class of that package whose fields a surgery does need. Now the block class alone.
+   */
+  @Test
+  void aFunctionThatCapturedNothingIsNotWarnedOfNorHidesABlockClass(@TempDir Path dir)
+      throws Exception {
+    ClassLoader closedApp = ClosedModules.closedApp(dir);
+    SurgeryListener listener =
+        SurgeryListener.builder().add(BlurPool.builder().optMinChannels(0).build(), 1).build();
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(ClosedModules.capturingNothing(closedApp))
+            .add(ClosedModules.holder(closedApp, TestModels.cnn()));
+    try (Model model = Model.newInstance("closed-relu")) {
+      model.setBlock(root);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        String atStart = onlyWarningOnceInitialized(trainer, listener);
+        assertTrue(atStart.startsWith("Surgery: block 02Holder is a closedapp.Holder"), atStart);
+      }
+    }
+  }
+
+  /**
    * Initializes the trainer and returns the listener's one warning by then, which names the
    * directive that opens the closed package.
    */

@@ -375,6 +375,51 @@ class SurgeryListenerFitTest {
     assertEquals(4, listener.getOutcomes().get(0).step(), "run after the first real epoch");
   }
 
+  /**
+   * The same loop as the agent reports it: an epoch start before an epoch end that had no batch,
+   * and every epoch end both as DJL's {@code onEpoch} and as {@code EPOCH_END}. A reviewer: the
+   * epoch start hid the second end, and the warning never came under the agent.
+   */
+  @Test
+  void twoEpochEndsWithOnlyAnEpochStartBetweenAreWarnedOfToo() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.fromConfig(
+            dev.surgery.trainer.config.SurgeryConfig.parse(
+                "algorithms:\n  - {name: t_log, epoch: 2, tag: a}\n", "twice.yaml"),
+            SurgeryTrain.EVENTS);
+    try (Model model = TestModels.model("twice-events");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 19);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        listener.onEvent(dev.surgery.core.events.Event.INIT, trainer);
+        listener.onEvent(dev.surgery.core.events.Event.FIT_START, trainer);
+        for (int epoch = 0; epoch < 2; epoch++) {
+          listener.onEvent(dev.surgery.core.events.Event.EPOCH_START, trainer);
+          for (Batch batch : trainer.iterateDataset(dataset)) {
+            try (batch) {
+              listener.onEvent(dev.surgery.core.events.Event.BATCH_START, trainer);
+              EasyTrain.trainBatch(trainer, batch);
+              trainer.step();
+              listener.onEvent(dev.surgery.core.events.Event.BATCH_END, trainer);
+            }
+          }
+          for (int report = 0; report < 2; report++) {
+            if (report == 1) {
+              listener.onEvent(dev.surgery.core.events.Event.EPOCH_START, trainer);
+            }
+            listener.onEvent(dev.surgery.core.events.Event.EPOCH_END, trainer);
+            trainer.notifyListeners(l -> l.onEpoch(trainer));
+          }
+        }
+      }
+    }
+    assertEquals(
+        1,
+        listener.getWarnings().stream().filter(w -> w.contains("reported twice")).count(),
+        listener.getWarnings().toString());
+  }
+
   private static List<Float> finite(List<Float> losses) {
     return losses.stream().filter(Float::isFinite).toList();
   }

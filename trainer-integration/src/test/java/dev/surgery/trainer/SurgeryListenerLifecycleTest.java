@@ -3,6 +3,7 @@ package dev.surgery.trainer;
 import static dev.surgery.trainer.SurgeryListenerFitTest.algorithm;
 import static dev.surgery.trainer.TestModels.INPUT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -120,10 +121,75 @@ class SurgeryListenerLifecycleTest {
         assertTrue(e.getMessage().contains("onInitialized(trainer)"), e.getMessage());
         assertEquals(before, TestModels.structure(model.getBlock()));
       }
-      assertTrue(
-          listener.getWarnings().stream().anyMatch(w -> w.contains("never ran")),
-          listener.getWarnings().toString());
+      // Recorded as what stopped training (it was listed as "never ran", and entries after it as
+      // if the loop had reported nothing: a newcomer was sent to look at EasyTrain.fit).
+      assertEquals(1, listener.getOutcomes().size());
+      SurgeryOutcome failed = listener.getOutcomes().get(0);
+      assertEquals(SurgeryOutcome.Status.FAILED, failed.status());
+      assertTrue(failed.error().contains("onInitialized(trainer)"), failed.error());
     }
+  }
+
+  /**
+   * The entries an epoch-0 entry kept from running when it stopped training for want of {@code
+   * onInitialized} are listed as stopped by it, not as entries of a loop that reported nothing.
+   */
+  @Test
+  void entriesAfterAStopForWantOfOnInitializedNameIt() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
+            .add(algorithm(TestAlgorithms.LOG, Map.of()), 1)
+            .build();
+    try (Model model = TestModels.model("forgot-then");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        assertThrows(
+            IllegalStateException.class,
+            () -> EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null));
+      }
+      List<String> later =
+          listener.getWarnings().stream().filter(w -> w.contains("t_log at epoch 1")).toList();
+      assertEquals(1, later.size(), listener.getWarnings().toString());
+      assertTrue(
+          later.get(0).contains("t_scale_conv_min at epoch 0")
+              && later.get(0).contains("before the first step"),
+          later.get(0));
+      assertFalse(later.get(0).contains("reported no training batch"), later.get(0));
+    }
+  }
+
+  /**
+   * A listener built and given {@code onInitialized} but never added to the trainer's config ran
+   * its epoch-0 entry and silently none after (a newcomer's mistake): warned of once, naming the
+   * fix. A listener the config lists is not warned of.
+   */
+  @Test
+  void onInitializedForATrainerThatDoesNotListTheListenerIsWarnedOf() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+    try (Model model = TestModels.model("unlisted");
+        Trainer trainer = model.newTrainer(TestModels.config())) {
+      trainer.initialize(INPUT);
+      listener.onInitialized(trainer);
+      listener.onInitialized(trainer);
+    }
+    List<String> warned =
+        listener.getWarnings().stream().filter(w -> w.contains("is not one of trainer")).toList();
+    assertEquals(1, warned.size(), listener.getWarnings().toString());
+    assertTrue(warned.get(0).contains("config.addTrainingListeners(listener)"), warned.get(0));
+
+    SurgeryListener listed =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+    try (Model model = TestModels.model("listed");
+        Trainer trainer = model.newTrainer(TestModels.config(listed))) {
+      trainer.initialize(INPUT);
+      listed.onInitialized(trainer);
+    }
+    assertTrue(
+        listed.getWarnings().stream().noneMatch(w -> w.contains("is not one of trainer")),
+        listed.getWarnings().toString());
   }
 
   @Test

@@ -31,12 +31,25 @@ final class ProgramEndHook {
       return;
     }
     try {
-      Runtime.getRuntime().addShutdownHook(new Thread(this::run, "surgery-agent-program-end"));
+      Runtime.getRuntime().addShutdownHook(hookThread());
     } catch (IllegalStateException | SecurityException e) {
       // The JVM is shutting down already (a trainer made by another thread during the exit), or a
       // security manager forbids hooks: the surgery log stays as the listener last wrote it.
       AgentLog.debug("no shutdown hook for the surgery log: " + e);
     }
+  }
+
+  /**
+   * The hook's thread, in the root thread group: a launcher that runs main in a group of its own
+   * and destroys it afterwards (Maven's {@code exec:java}) leaves a thread of that group unable to
+   * start at exit, and the log would stay as training last wrote it.
+   */
+  Thread hookThread() {
+    ThreadGroup root = Thread.currentThread().getThreadGroup();
+    while (root.getParent() != null) {
+      root = root.getParent();
+    }
+    return new Thread(root, this::run, "surgery-agent-program-end");
   }
 
   private void run() {

@@ -62,4 +62,36 @@ class IsolatedClassLoaderIT {
         "surgery-agent: WARNING: class loader .* defines ai.djl.training.Trainer but cannot see"
             + " the agent jar; its trainers run unmodified");
   }
+
+  /**
+   * A child-first loader that holds its own copy of the agent jar (exec:java with the agent as a
+   * dependency): told it "cannot see the agent jar", a user would add the jar once more, which is
+   * what broke it (an outside probe). The warning names the copy and says to remove it.
+   */
+  @Test
+  void aLoaderWithItsOwnCopyOfTheAgentIsToldToRemoveIt() throws Exception {
+    Path dir = AgentConfigs.dir("own-agent-copy");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path launcher = SurgeryAgentIT.launcherOnly(dir);
+    List<String> child = new java.util.ArrayList<>(ForkedJvm.appClasspath(false));
+    child.add(ForkedJvm.agentJar().toString());
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                ChildLoaderLauncher.class.getName(),
+                String.join(File.pathSeparator, child),
+                CnnApp.class.getName(),
+                "--epochs",
+                "1")
+            .classpath(List.of(launcher.toString()))
+            .jvmArg("-Dlauncher.isolated=true")
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    DisabledAgentIT.assertUnchanged(r);
+    r.assertOnlyAgentLine(
+        "surgery-agent: WARNING: class loader .* defines ai.djl.training.Trainer and loads its own"
+            + " copy of the agent's classes \\(from .*surgery-agent\\.jar\\) instead of the"
+            + " agent's; its trainers run unmodified\\. Remove the agent jar from the"
+            + " application's class path \\(the -javaagent jar is enough\\)");
+  }
 }

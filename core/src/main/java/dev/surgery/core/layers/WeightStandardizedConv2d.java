@@ -2,7 +2,6 @@ package dev.surgery.core.layers;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
@@ -38,9 +37,6 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
    * {@link #standardize}) does not see it.
    */
   public static final float HALF_PRECISION_EPSILON = 0x1p-24f;
-
-  /** Each filter's first weight, as a column: the shift of {@link #standardize}. */
-  private static final NDIndex FIRST_COLUMN = new NDIndex(":, :1");
 
   /** The smallest normal float16 (2^-14): below it a filter's range is taken as this. */
   private static final float HALF_PRECISION_SMALLEST_NORMAL = 0x1p-14f;
@@ -102,12 +98,12 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
     NDArray rows = w.reshape(w.getShape().get(0), -1);
     // Results of NDArray operations join their first operand's manager.
     rows.attach(scope);
-    // Each filter is first shifted by its own first weight (no gradient: the shift cancels in W -
-    // mean(W)). A float sum rounds, so the mean of a constant filter taken directly is off by some
-    // d, and (W - mean) / sqrt(d^2 + 1e-10) comes out near +-1 instead of 0; shifted, a constant
-    // filter is exactly zero, as PyTorch's var_mean makes it in Composer, and nearly constant
-    // ones lose no digits.
-    NDArray shifted = rows.sub(rows.get(FIRST_COLUMN).stopGradient());
+    // Centered in two passes: a float mean rounds, so a constant filter minus its mean is some d,
+    // and (W - mean) / sqrt(d^2 + 1e-10) comes out near +-1 instead of 0; the mean of what is left
+    // is then d itself, and the filter exactly zero, as PyTorch's var_mean makes it in Composer.
+    // The first mean is a constant (no gradient): it cancels in W - mean(W). (A shift by the first
+    // weight instead overflows where a filter spans more than the largest float.)
+    NDArray shifted = rows.sub(rows.mean(new int[] {1}, true).stopGradient());
     NDArray centered = shifted.sub(shifted.mean(new int[] {1}, true));
     if (w.getDataType() == DataType.FLOAT16) {
       // The result does not change when a filter is scaled, so each is first brought to unit range

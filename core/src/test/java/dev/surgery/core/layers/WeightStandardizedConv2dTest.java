@@ -133,6 +133,29 @@ class WeightStandardizedConv2dTest {
   }
 
   /**
+   * Filters spanning more than the type's largest value (float16 weights of +-40,000, float32 of
+   * +-1.5e38) stay finite: a first version of the constant-filter fix shifted each filter by its
+   * first weight, and the difference overflowed to NaN (a reviewer). float16 gives the formula's
+   * +-1; float32's variance is beyond float32 there, and the filter standardizes to zero.
+   */
+  @Test
+  void filtersSpanningMoreThanTheLargestValueStayFinite() {
+    float[] wide = {40000f, -40000f, 40000f, -40000f, 40000f, -40000f, 40000f, -40000f};
+    NDArray half = manager.create(wide, new Shape(2, 1, 2, 2)).toType(DataType.FLOAT16, false);
+    float[] halfOut =
+        WeightStandardizedConv2d.standardize(half).toType(DataType.FLOAT32, false).toFloatArray();
+    assertArrayEquals(standardizeDirect(wide, 2), halfOut, 5e-3f);
+
+    float[] huge = {1.5e38f, -1.5e38f, 1.5e38f, -1.5e38f};
+    float[] out =
+        WeightStandardizedConv2d.standardize(manager.create(huge, new Shape(1, 1, 2, 2)))
+            .toFloatArray();
+    for (float v : out) {
+      assertEquals(0f, v, 0f, java.util.Arrays.toString(out));
+    }
+  }
+
+  /**
    * In float16, where 1e-10 is zero, a constant filter (variance zero) standardizes to zero as in
    * float32, not to 0/0; a filter of spread weights matches the double-precision formula to
    * float16's resolution.

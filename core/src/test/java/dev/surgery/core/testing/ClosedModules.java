@@ -57,6 +57,8 @@ public final class ClosedModules {
             "  public static Block lambdaOver(List<Block> blocks) {",
             "    ParameterStore store = new ParameterStore();",
             "    return new LambdaBlock(x -> blocks.get(0).forward(store, x, false), \"calls\"); }",
+            "  /** A lambda block of this module whose function captured nothing. */",
+            "  public static Block relu() { return new LambdaBlock(Activation::relu, \"relu\"); }",
             "}"));
     Path out = dir.resolve("out");
     JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
@@ -100,6 +102,17 @@ public final class ClosedModules {
       throws ReflectiveOperationException {
     return (Block)
         closedApp.loadClass("closedapp.Holder").getConstructor(Block.class).newInstance(inner);
+  }
+
+  /**
+   * A lambda block of {@code closedapp} running a method reference that captured nothing.
+   *
+   * @param closedApp the module's class loader
+   * @return the lambda block
+   * @throws ReflectiveOperationException never, once the module is defined
+   */
+  public static Block capturingNothing(ClassLoader closedApp) throws ReflectiveOperationException {
+    return (Block) closedApp.loadClass("closedapp.Holder").getMethod("relu").invoke(null);
   }
 
   /**

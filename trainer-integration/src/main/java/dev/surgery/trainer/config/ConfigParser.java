@@ -1078,7 +1078,12 @@ final class ConfigParser {
         return "nothing (an empty value)";
       }
       if (v instanceof String str) {
-        return ConfigText.shown(str);
+        boolean quoted = s.getScalarStyle() != ScalarStyle.PLAIN;
+        return quoted && HyperParameter.readsAsNumberOrBoolean(str)
+            ? "the string "
+                + ConfigText.shown(str)
+                + " (a quoted value: write it without the quotes)"
+            : ConfigText.shown(str);
       }
       if (v instanceof Boolean) {
         return "the boolean " + v;

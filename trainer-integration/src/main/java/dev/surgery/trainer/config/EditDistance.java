@@ -32,7 +32,29 @@ final class EditDistance {
     // A third of the word may be wrong, at least one character, at most three: "blurpol" ->
     // "blurpool" is a typo, "foo" -> "blurpool" is not.
     int allowed = Math.max(1, Math.min(3, Math.max(in.length(), best.length()) / 3));
-    return bestDistance <= allowed ? best : null;
+    return bestDistance <= allowed ? best : sameStem(in, candidates);
+  }
+
+  /**
+   * The candidate whose name the input shares all but the last character of, over at least six
+   * (another ending of the same word: "squeeze_excitation" for "squeeze_excite", "layer_freeze" for
+   * "layer_freezing"), or null.
+   */
+  private static String sameStem(String in, Collection<String> candidates) {
+    String best = null;
+    int bestPrefix = 0;
+    for (String candidate : candidates) {
+      String c = normalize(candidate);
+      int prefix = 0;
+      while (prefix < Math.min(in.length(), c.length()) && in.charAt(prefix) == c.charAt(prefix)) {
+        prefix++;
+      }
+      if (prefix >= 6 && prefix >= Math.min(in.length(), c.length()) - 1 && prefix > bestPrefix) {
+        bestPrefix = prefix;
+        best = candidate;
+      }
+    }
+    return best;
   }
 
   /** Case and separator differences (BlurPool, min-channels) cost nothing. */

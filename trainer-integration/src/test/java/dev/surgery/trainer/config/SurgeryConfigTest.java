@@ -141,7 +141,25 @@ class SurgeryConfigTest {
             12,
             "got 99999999999999999999 (too large)"),
         new Case(
-            "quoted epoch", "algorithms:\n  - name: c_plain\n    epoch: \"1\"\n", 3, 12, "got '1'"),
+            "quoted epoch",
+            "algorithms:\n  - name: c_plain\n    epoch: \"1\"\n",
+            3,
+            12,
+            "got the string '1' (a quoted value: write it without the quotes)"),
+        new Case(
+            "quoted integer hyperparameter",
+            ENTRY + "    min_channels: '16'\n",
+            4,
+            19,
+            "min_channels must be an integer in [1, 4096], got the string '16' (a quoted value:"
+                + " write it without the quotes)"),
+        new Case(
+            "quoted boolean hyperparameter",
+            ENTRY + "    blur_first: \"true\"\n",
+            4,
+            17,
+            "blur_first must be true or false, got the string 'true' (a quoted value: write it"
+                + " without the quotes)"),
         new Case(
             "integer hyperparameter below its range",
             ENTRY + "    min_channels: 0\n",
@@ -551,5 +569,17 @@ class SurgeryConfigTest {
     assertEquals("min_channels", EditDistance.suggest("min-channels", List.of("min_channels")));
     assertEquals("epoch", EditDistance.suggest("epcoh", List.of("name", "epoch")));
     assertEquals(null, EditDistance.suggest("foo", List.of("blurpool", "squeeze_excite")));
+  }
+
+  /** Another ending of the same word is a likely mistake too (a newcomer wrote the first). */
+  @Test
+  void anotherEndingOfANameIsSuggested() {
+    List<String> names = List.of("blurpool", "squeeze_excite", "layer_freezing", "factorize");
+    assertEquals("squeeze_excite", EditDistance.suggest("squeeze_excitation", names));
+    assertEquals("layer_freezing", EditDistance.suggest("layer_freeze", names));
+    assertEquals("factorize", EditDistance.suggest("factorization", names));
+    assertEquals("squeeze_excite", EditDistance.suggest("squeeze", names));
+    assertEquals(null, EditDistance.suggest("blur", names), "fewer than six letters in common");
+    assertEquals(null, EditDistance.suggest("layer_norm", names));
   }
 }
