@@ -737,8 +737,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       return;
     }
     TrainerState st = state(trainer);
-    if (st.unregisteredWarned) {
-      return;
+    if (st.unregisteredWarned || st.begun) {
+      return; // training began for it: a listener of the program's forwards DJL's events to it
     }
     st.unregisteredWarned = true;
     warnings.warn(
@@ -897,9 +897,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       // DJL counts it, but more likely one epoch reported twice.
       st.emptyEpochWarned = true;
       warnings.warn(
-          "Surgery: an epoch ended with no training batch since the previous epoch end (onEpoch"
-              + " reported twice for one epoch?); it counts as an epoch, so epoch: entries run"
-              + " earlier than the loop's own epoch count says. Report each epoch end once");
+          "Surgery: an epoch ended with no training batch or step reported since the previous"
+              + " epoch end (onEpoch reported twice for one epoch?); it counts as an epoch, so"
+              + " epoch: entries run earlier than the loop's own epoch count says if it is not one."
+              + " Report each epoch end once");
     }
     st.epochJustEnded = true;
     st.trainedSinceEpochEnd = false;

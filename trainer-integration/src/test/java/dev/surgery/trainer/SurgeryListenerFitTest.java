@@ -370,7 +370,9 @@ class SurgeryListenerFitTest {
         listener.getWarnings().stream().filter(w -> w.contains("reported twice")).toList();
     assertEquals(1, warnings.size(), listener.getWarnings().toString());
     assertTrue(
-        warnings.get(0).startsWith("Surgery: an epoch ended with no training batch since"),
+        warnings
+            .get(0)
+            .startsWith("Surgery: an epoch ended with no training batch or step reported since"),
         warnings.get(0));
     assertEquals(4, listener.getOutcomes().get(0).step(), "run after the first real epoch");
   }

@@ -190,6 +190,25 @@ class SurgeryListenerLifecycleTest {
     assertTrue(
         listed.getWarnings().stream().noneMatch(w -> w.contains("is not one of trainer")),
         listed.getWarnings().toString());
+
+    // A reviewer: a listener of the program's that forwards DJL's events to it is no mistake.
+    SurgeryListener fed =
+        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+    ai.djl.training.listener.TrainingListener forwarding =
+        new ai.djl.training.listener.TrainingListenerAdapter() {
+          @Override
+          public void onTrainingBegin(Trainer trainer) {
+            fed.onTrainingBegin(trainer);
+          }
+        };
+    try (Model model = TestModels.model("forwarded");
+        Trainer trainer = model.newTrainer(TestModels.config(forwarding))) {
+      trainer.initialize(INPUT);
+      fed.onInitialized(trainer);
+    }
+    assertTrue(
+        fed.getWarnings().stream().noneMatch(w -> w.contains("is not one of trainer")),
+        fed.getWarnings().toString());
   }
 
   @Test

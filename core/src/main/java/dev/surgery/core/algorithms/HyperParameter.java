@@ -179,7 +179,7 @@ public record HyperParameter<T>(
       case BOOLEAN:
         return value instanceof Boolean
             ? null
-            : name + " must be true or false, got " + showMistyped(value);
+            : name + " must be true or false, got " + show(value);
       case STRING:
         if (!(value instanceof String s)) {
           return name + " must be a string, got " + show(value);
@@ -189,7 +189,7 @@ public record HyperParameter<T>(
             : name + " must be one of " + choices + ", got " + show(value);
       case INT:
         if (!(value instanceof Integer || value instanceof Long || value instanceof BigInteger)) {
-          return name + " must be an integer" + range() + ", got " + showMistyped(value);
+          return name + " must be an integer" + range() + ", got " + show(value);
         }
         if (!fitsInt((Number) value)) {
           return name + " must be" + range() + " and fit an int, got " + show(value);
@@ -197,7 +197,7 @@ public record HyperParameter<T>(
         return checkRange(((Number) value).doubleValue(), value);
       case FLOAT:
         if (!(value instanceof Number)) {
-          return name + " must be a number" + range() + ", got " + showMistyped(value);
+          return name + " must be a number" + range() + ", got " + show(value);
         }
         double d = ((Number) value).doubleValue();
         if (Double.isNaN(d) || Double.isInfinite(d)) {
@@ -257,33 +257,6 @@ public record HyperParameter<T>(
 
   private static String show(Object value) {
     return value instanceof String ? "'" + value + "'" : String.valueOf(value);
-  }
-
-  /** A YAML number or boolean, as a quoted string would read without its quotes. */
-  private static final java.util.regex.Pattern READS_AS_SCALAR =
-      java.util.regex.Pattern.compile(
-          "(?i)true|false|[-+]?(\\d[\\d_]*)?\\.?\\d+([eE][-+]?\\d+)?|[-+]?\\.inf|\\.nan");
-
-  /**
-   * Tells whether a string reads as a number or a boolean once its quotes are gone: in a config,
-   * {@code min_channels: '16'} is the string '16', which an error message should say is quoted.
-   *
-   * @param text the string
-   * @return whether it reads as a YAML number or boolean
-   */
-  public static boolean readsAsNumberOrBoolean(String text) {
-    return text != null && READS_AS_SCALAR.matcher(text.trim()).matches();
-  }
-
-  /**
-   * Shows a value of the wrong type; a string that reads as a number or a boolean was quoted in the
-   * config ({@code '16'}), which "got '16'" alone does not say.
-   */
-  private static String showMistyped(Object value) {
-    if (value instanceof String s && readsAsNumberOrBoolean(s)) {
-      return "the string '" + s + "' (a quoted value: write it without the quotes)";
-    }
-    return show(value);
   }
 
   /**

@@ -532,8 +532,9 @@ public final class BlockFields {
    * {@code ParallelBlock}'s) when that class is in a named module that does not open its package to
    * DJL Surgery: what it captured cannot be read, so a surgery that replaces a block it may call is
    * refused. JDK classes (the one {@code Function.andThen} returns) are left to that refusal's own
-   * advice, and a function that captured nothing (a method reference such as {@code
-   * Activation::relu}) has nothing to read.
+   * advice, and a lambda whose captured values cannot hold a block (a method reference such as
+   * {@code Activation::relu}, a lambda over a number or a shape) is one the engine reads past as
+   * well ({@link #opaqueFunction}); a named function class is named as before.
    *
    * @param block a block
    * @return the function's class, or null
@@ -546,27 +547,12 @@ public final class BlockFields {
         Module module = type.getModule();
         if (ClosedPackageException.isClosed(type)
             && !module.getName().startsWith("java.")
-            && capturesSomething(type)) {
+            && (opaqueFunction(function) || !(type.isSynthetic() || type.isHidden()))) {
           return type;
         }
       }
     }
     return null;
-  }
-
-  /**
-   * Whether a function's class holds instance fields (a lambda's captured values): one that holds
-   * none ({@code Activation::relu}) has nothing to read, closed package or not.
-   */
-  private static boolean capturesSomething(Class<?> type) {
-    for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
-      for (Field f : c.getDeclaredFields()) {
-        if (!Modifier.isStatic(f.getModifiers())) {
-          return true;
-        }
-      }
-    }
-    return false;
   }
 
   /** The function-typed fields DJL's own block classes (ai.djl.nn) declare: run in forward. */

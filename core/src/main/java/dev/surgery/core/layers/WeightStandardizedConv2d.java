@@ -1,6 +1,7 @@
 package dev.surgery.core.layers;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
@@ -98,22 +99,40 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
     NDArray rows = w.reshape(w.getShape().get(0), -1);
     // Results of NDArray operations join their first operand's manager.
     rows.attach(scope);
+    // Each filter is first divided by the power of two at or below its largest magnitude, a
+    // constant (no gradient) that changes no bit of a weight: W' is the same for a filter scaled
+    // alike, epsilon with it, and no sum or square below can overflow, whatever the weights (a mean
+    // of weights near 1e37 did, to NaN). The exponent is taken in float32 for float16, whose
+    // log2(65504) rounds up to 16.
+    boolean half = w.getDataType() == DataType.FLOAT16;
+    NDArray magnitude =
+        rows.abs()
+            .max(new int[] {1}, true)
+            .stopGradient()
+            .maximum(half ? HALF_PRECISION_SMALLEST_NORMAL : Float.MIN_NORMAL);
+    NDArray exponent =
+        (half ? magnitude.toType(DataType.FLOAT32, false) : magnitude).log2().floor();
+    NDArray scale = NDArrays.pow(2f, exponent).toType(w.getDataType(), false);
+    NDArray unit = rows.div(scale);
     // Centered in two passes: a float mean rounds, so a constant filter minus its mean is some d,
     // and (W - mean) / sqrt(d^2 + 1e-10) comes out near +-1 instead of 0; the mean of what is left
     // is then d itself, and the filter exactly zero, as PyTorch's var_mean makes it in Composer.
-    // The first mean is a constant (no gradient): it cancels in W - mean(W). (A shift by the first
-    // weight instead overflows where a filter spans more than the largest float.)
-    NDArray shifted = rows.sub(rows.mean(new int[] {1}, true).stopGradient());
+    // The first mean is a constant (no gradient): it cancels in W - mean(W).
+    NDArray shifted = unit.sub(unit.mean(new int[] {1}, true).stopGradient());
     NDArray centered = shifted.sub(shifted.mean(new int[] {1}, true));
-    if (w.getDataType() == DataType.FLOAT16) {
-      // The result does not change when a filter is scaled, so each is first brought to unit range
-      // by a constant (no gradient flows through it): a filter of std 0.01 has variance 1e-4, and
-      // the backward of its square root reaches 1e6, past float16's largest value (65504).
+    if (half) {
+      // Brought to unit range once more after centering (no gradient): a filter of std 0.01 has
+      // variance 1e-4, and the backward of its square root reaches 1e6, past float16's largest
+      // value (65504). The variance of a unit-range filter does not see the epsilon.
       NDArray peak = centered.abs().max(new int[] {1}, true).stopGradient();
       centered = centered.div(peak.maximum(HALF_PRECISION_SMALLEST_NORMAL));
+      NDArray variance = centered.square().mean(new int[] {1}, true);
+      return centered.div(variance.add(HALF_PRECISION_EPSILON).sqrt()).reshape(w.getShape());
     }
+    // 1e-10 scaled as the filter was, kept above zero so that a constant filter (variance 0)
+    // divides 0 by something: 0, not NaN.
+    NDArray epsilon = scale.square().pow(-1).mul(EPSILON).maximum(Float.MIN_NORMAL);
     NDArray variance = centered.square().mean(new int[] {1}, true);
-    float epsilon = w.getDataType() == DataType.FLOAT16 ? HALF_PRECISION_EPSILON : EPSILON;
     return centered.div(variance.add(epsilon).sqrt()).reshape(w.getShape());
   }
 }

@@ -133,10 +133,11 @@ class WeightStandardizedConv2dTest {
   }
 
   /**
-   * Filters spanning more than the type's largest value (float16 weights of +-40,000, float32 of
-   * +-1.5e38) stay finite: a first version of the constant-filter fix shifted each filter by its
-   * first weight, and the difference overflowed to NaN (a reviewer). float16 gives the formula's
-   * +-1; float32's variance is beyond float32 there, and the filter standardizes to zero.
+   * Filters whose sums, differences or squares pass the type's largest value (float16 weights of
+   * +-40,000 and +-60,000, float32 of +-1.5e38, a constant 3.8e37) give the formula's values: a
+   * first version of the constant-filter fix shifted each filter by its first weight, and the
+   * difference overflowed to NaN (a reviewer), as the sum of a mean still did before each filter
+   * was brought to unit range.
    */
   @Test
   void filtersSpanningMoreThanTheLargestValueStayFinite() {
@@ -146,9 +147,29 @@ class WeightStandardizedConv2dTest {
         WeightStandardizedConv2d.standardize(half).toType(DataType.FLOAT32, false).toFloatArray();
     assertArrayEquals(standardizeDirect(wide, 2), halfOut, 5e-3f);
 
-    float[] huge = {1.5e38f, -1.5e38f, 1.5e38f, -1.5e38f};
+    // A reviewer: odd fan-ins, so the mean is not 0, and sums that overflow.
+    float[] odd = new float[9];
+    for (int i = 0; i < odd.length; i++) {
+      odd[i] = i % 2 == 0 ? 60000f : -60000f;
+    }
+    NDArray oddHalf = manager.create(odd, new Shape(1, 1, 3, 3)).toType(DataType.FLOAT16, false);
+    assertArrayEquals(
+        standardizeDirect(odd, 1),
+        WeightStandardizedConv2d.standardize(oddHalf)
+            .toType(DataType.FLOAT32, false)
+            .toFloatArray(),
+        5e-3f);
+
+    float[] huge = {1.5e38f, -1.5e38f, 1.5e38f, -1.5e38f, 1.5e38f, -1.5e38f, 1e38f, 3e38f, -3e38f};
+    assertArrayEquals(
+        standardizeDirect(huge, 1),
+        WeightStandardizedConv2d.standardize(manager.create(huge, new Shape(1, 1, 3, 3)))
+            .toFloatArray(),
+        1e-5f);
+    float[] constant = new float[9];
+    java.util.Arrays.fill(constant, 3.8e37f);
     float[] out =
-        WeightStandardizedConv2d.standardize(manager.create(huge, new Shape(1, 1, 2, 2)))
+        WeightStandardizedConv2d.standardize(manager.create(constant, new Shape(1, 1, 3, 3)))
             .toFloatArray();
     for (float v : out) {
       assertEquals(0f, v, 0f, java.util.Arrays.toString(out));

@@ -59,6 +59,9 @@ public final class ClosedModules {
             "    return new LambdaBlock(x -> blocks.get(0).forward(store, x, false), \"calls\"); }",
             "  /** A lambda block of this module whose function captured nothing. */",
             "  public static Block relu() { return new LambdaBlock(Activation::relu, \"relu\"); }",
+            "  /** A lambda block of this module whose function captured a number only. */",
+            "  public static Block scale(float k) {",
+            "    return new LambdaBlock(x -> new NDList(x.singletonOrThrow().mul(k)), \"scale\"); }",
             "}"));
     Path out = dir.resolve("out");
     JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
@@ -113,6 +116,20 @@ public final class ClosedModules {
    */
   public static Block capturingNothing(ClassLoader closedApp) throws ReflectiveOperationException {
     return (Block) closedApp.loadClass("closedapp.Holder").getMethod("relu").invoke(null);
+  }
+
+  /**
+   * A lambda block of {@code closedapp} whose function captured a number only.
+   *
+   * @param closedApp the module's class loader
+   * @param k the factor it multiplies by
+   * @return the lambda block
+   * @throws ReflectiveOperationException never, once the module is defined
+   */
+  public static Block capturingANumber(ClassLoader closedApp, float k)
+      throws ReflectiveOperationException {
+    return (Block)
+        closedApp.loadClass("closedapp.Holder").getMethod("scale", float.class).invoke(null, k);
   }
 
   /**

@@ -603,7 +603,7 @@ final class ConfigParser {
         Object value = h.normalize(raw);
         String problem = h.problemWith(value);
         if (problem != null) {
-          addAt(e.getValue(), name + ": " + problem);
+          addAt(e.getValue(), name + ": " + problem + quotedNote(e.getValue()));
           valuesOk = false;
         } else {
           values.put(h.name(), value);
@@ -1060,6 +1060,26 @@ final class ConfigParser {
     return !implicit.equals(s.getTag());
   }
 
+  /**
+   * A note for a quoted scalar that YAML would read as a number or a boolean without its quotes
+   * ({@code '16'}, {@code "true"}): "got '16'" alone does not say why 16 was refused. Empty for
+   * anything else, a plain {@code 1_000} included (YAML reads that as a string, quotes or not).
+   */
+  private String quotedNote(Node node) {
+    if (!(node instanceof ScalarNode s)
+        || s.getScalarStyle() == ScalarStyle.PLAIN
+        || !s.getTag().equals(Tag.STR)) {
+      return "";
+    }
+    Tag unquoted = settings.getSchema().getScalarResolver().resolve(s.getValue(), true);
+    return unquoted.equals(Tag.INT) || unquoted.equals(Tag.FLOAT) || unquoted.equals(Tag.BOOL)
+        ? "; "
+            + ConfigText.shown(s.getValue())
+            + " is quoted, so YAML reads a string: write it without"
+            + " the quotes"
+        : "";
+  }
+
   private String describe(Node node) {
     if (node instanceof SequenceNode) {
       return "a list";
@@ -1078,12 +1098,7 @@ final class ConfigParser {
         return "nothing (an empty value)";
       }
       if (v instanceof String str) {
-        boolean quoted = s.getScalarStyle() != ScalarStyle.PLAIN;
-        return quoted && HyperParameter.readsAsNumberOrBoolean(str)
-            ? "the string "
-                + ConfigText.shown(str)
-                + " (a quoted value: write it without the quotes)"
-            : ConfigText.shown(str);
+        return ConfigText.shown(str) + quotedNote(s);
       }
       if (v instanceof Boolean) {
         return "the boolean " + v;

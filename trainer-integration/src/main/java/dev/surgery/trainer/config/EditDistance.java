@@ -43,18 +43,25 @@ final class EditDistance {
   private static String sameStem(String in, Collection<String> candidates) {
     String best = null;
     int bestPrefix = 0;
+    boolean tied = false;
     for (String candidate : candidates) {
       String c = normalize(candidate);
       int prefix = 0;
       while (prefix < Math.min(in.length(), c.length()) && in.charAt(prefix) == c.charAt(prefix)) {
         prefix++;
       }
-      if (prefix >= 6 && prefix >= Math.min(in.length(), c.length()) - 1 && prefix > bestPrefix) {
+      if (prefix < 6 || prefix < Math.min(in.length(), c.length()) - 1) {
+        continue;
+      }
+      if (prefix > bestPrefix) {
         bestPrefix = prefix;
         best = candidate;
+        tied = false;
+      } else if (prefix == bestPrefix) {
+        tied = true; // "latent": latent_channels or latent_features? Neither is a good guess.
       }
     }
-    return best;
+    return tied ? null : best;
   }
 
   /** Case and separator differences (BlurPool, min-channels) cost nothing. */

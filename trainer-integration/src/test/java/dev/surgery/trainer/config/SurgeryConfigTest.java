@@ -145,21 +145,21 @@ class SurgeryConfigTest {
             "algorithms:\n  - name: c_plain\n    epoch: \"1\"\n",
             3,
             12,
-            "got the string '1' (a quoted value: write it without the quotes)"),
+            "got '1'; '1' is quoted, so YAML reads a string: write it without the quotes"),
         new Case(
             "quoted integer hyperparameter",
             ENTRY + "    min_channels: '16'\n",
             4,
             19,
-            "min_channels must be an integer in [1, 4096], got the string '16' (a quoted value:"
-                + " write it without the quotes)"),
+            "min_channels must be an integer in [1, 4096], got '16' (min_channels: channels); '16'"
+                + " is quoted, so YAML reads a string: write it without the quotes"),
         new Case(
             "quoted boolean hyperparameter",
             ENTRY + "    blur_first: \"true\"\n",
             4,
             17,
-            "blur_first must be true or false, got the string 'true' (a quoted value: write it"
-                + " without the quotes)"),
+            "blur_first must be true or false, got 'true' (blur_first: flag); 'true' is quoted, so"
+                + " YAML reads a string: write it without the quotes"),
         new Case(
             "integer hyperparameter below its range",
             ENTRY + "    min_channels: 0\n",
@@ -571,6 +571,29 @@ class SurgeryConfigTest {
     assertEquals(null, EditDistance.suggest("foo", List.of("blurpool", "squeeze_excite")));
   }
 
+  /**
+   * Only a value the config quoted, and that YAML would read as a number or a boolean without the
+   * quotes, is called quoted: a reviewer found the first version saying so of a plain {@code 1_000}
+   * and of {@code 'tRuE'}, which YAML reads as strings either way.
+   */
+  @Test
+  void onlyAQuotedNumberOrBooleanIsCalledQuoted() {
+    for (String value : List.of("1_000", "'1_000'", "'tRuE'", "!!str 16", "yes")) {
+      SurgeryConfigException e =
+          assertThrows(
+              SurgeryConfigException.class,
+              () -> SurgeryConfig.parse(ENTRY + "    min_channels: " + value + "\n", "q.yaml"));
+      assertFalse(e.getMessage().contains("quoted"), value + ": " + e.getMessage());
+    }
+    for (String value : List.of("'16'", "\"0x10\"", "'1e3'", "'.inf'")) {
+      SurgeryConfigException e =
+          assertThrows(
+              SurgeryConfigException.class,
+              () -> SurgeryConfig.parse(ENTRY + "    blur_first: " + value + "\n", "q.yaml"));
+      assertTrue(e.getMessage().contains("is quoted, so YAML reads a string"), value + ": " + e);
+    }
+  }
+
   /** Another ending of the same word is a likely mistake too (a newcomer wrote the first). */
   @Test
   void anotherEndingOfANameIsSuggested() {
@@ -581,5 +604,9 @@ class SurgeryConfigTest {
     assertEquals("squeeze_excite", EditDistance.suggest("squeeze", names));
     assertEquals(null, EditDistance.suggest("blur", names), "fewer than six letters in common");
     assertEquals(null, EditDistance.suggest("layer_norm", names));
+    assertEquals(
+        null,
+        EditDistance.suggest("latent", List.of("latent_channels", "latent_features")),
+        "two names share the stem: no guess");
   }
 }
