@@ -472,12 +472,7 @@ public final class ModuleSurgery {
       Parameter from = oldParams.get(i);
       if (from != newParams.get(i) && from.isInitialized() && shapeOf(from) == null) {
         throw new IllegalArgumentException(
-            "parameter '"
-                + from.getName()
-                + "' ("
-                + from.getId()
-                + ") at position "
-                + i
+            atPosition(from, i)
                 + " has no known shape: its array was freed (by a surgery run without the trainer)"
                 + " and it declares none, so its optimizer state cannot be matched to the new"
                 + " parameter; swap it before that surgery, or give that surgery the trainer");
@@ -512,13 +507,7 @@ public final class ModuleSurgery {
         }
         if (!held) {
           throw new IllegalStateException(
-              "parameter '"
-                  + from.getName()
-                  + "' ("
-                  + from.getId()
-                  + ") at position "
-                  + i
-                  + " is not held by any given trainer");
+              atPosition(from, i) + " is not held by any given trainer");
         }
       }
       journal.commit();
@@ -743,6 +732,11 @@ public final class ModuleSurgery {
       journal.rollback(e);
       throw e;
     }
+  }
+
+  /** Names a parameter of the old list by name, id and position, for a refusal. */
+  private static String atPosition(Parameter p, int i) {
+    return "parameter '" + p.getName() + "' (" + p.getId() + ") at position " + i;
   }
 
   /**

@@ -42,21 +42,7 @@ class IsolatedClassLoaderIT {
 
   @Test
   void warnsOnceAndTrainsUnmodified() throws Exception {
-    Path dir = AgentConfigs.dir("isolated-loader");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    Path launcher = SurgeryAgentIT.launcherOnly(dir);
-    ForkedJvm.Result r =
-        ForkedJvm.main(
-                ChildLoaderLauncher.class.getName(),
-                String.join(File.pathSeparator, ForkedJvm.appClasspath(false)),
-                CnnApp.class.getName(),
-                "--epochs",
-                "1")
-            .classpath(List.of(launcher.toString()))
-            .jvmArg("-Dlauncher.isolated=true")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
+    ForkedJvm.Result r = inIsolatedLoader("isolated-loader", ForkedJvm.appClasspath(false));
     DisabledAgentIT.assertUnchanged(r);
     r.assertOnlyAgentLine(
         "surgery-agent: WARNING: class loader .* defines ai.djl.training.Trainer but cannot see"
@@ -70,28 +56,36 @@ class IsolatedClassLoaderIT {
    */
   @Test
   void aLoaderWithItsOwnCopyOfTheAgentIsToldToRemoveIt() throws Exception {
-    Path dir = AgentConfigs.dir("own-agent-copy");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    Path launcher = SurgeryAgentIT.launcherOnly(dir);
     List<String> child = new java.util.ArrayList<>(ForkedJvm.appClasspath(false));
     child.add(ForkedJvm.agentJar().toString());
-    ForkedJvm.Result r =
-        ForkedJvm.main(
-                ChildLoaderLauncher.class.getName(),
-                String.join(File.pathSeparator, child),
-                CnnApp.class.getName(),
-                "--epochs",
-                "1")
-            .classpath(List.of(launcher.toString()))
-            .jvmArg("-Dlauncher.isolated=true")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
+    ForkedJvm.Result r = inIsolatedLoader("own-agent-copy", child);
     DisabledAgentIT.assertUnchanged(r);
     r.assertOnlyAgentLine(
         "surgery-agent: WARNING: class loader .* defines ai.djl.training.Trainer and loads its own"
             + " copy of the agent's classes \\(from .*surgery-agent\\.jar\\) instead of the"
             + " agent's; its trainers run unmodified\\. Remove the agent jar from the"
             + " application's class path \\(the -javaagent jar is enough\\)");
+  }
+
+  /**
+   * Runs the CNN app, BlurPool at epoch 1 under the agent, in a child loader that does not delegate
+   * to the system class loader, with {@code childClasspath} as its class path.
+   */
+  private static ForkedJvm.Result inIsolatedLoader(String name, List<String> childClasspath)
+      throws Exception {
+    Path dir = AgentConfigs.dir(name);
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path launcher = SurgeryAgentIT.launcherOnly(dir);
+    return ForkedJvm.main(
+            ChildLoaderLauncher.class.getName(),
+            String.join(File.pathSeparator, childClasspath),
+            CnnApp.class.getName(),
+            "--epochs",
+            "1")
+        .classpath(List.of(launcher.toString()))
+        .jvmArg("-Dlauncher.isolated=true")
+        .agent("surgery.yaml")
+        .workDir(dir)
+        .run();
   }
 }
