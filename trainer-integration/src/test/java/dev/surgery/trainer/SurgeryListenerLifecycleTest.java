@@ -167,33 +167,19 @@ class SurgeryListenerLifecycleTest {
    */
   @Test
   void onInitializedForATrainerThatDoesNotListTheListenerIsWarnedOf() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
-    try (Model model = TestModels.model("unlisted");
-        Trainer trainer = model.newTrainer(TestModels.config())) {
-      trainer.initialize(INPUT);
-      listener.onInitialized(trainer);
-      listener.onInitialized(trainer);
-    }
-    List<String> warned =
-        listener.getWarnings().stream().filter(w -> w.contains("is not one of trainer")).toList();
+    SurgeryListener listener = logAtEpoch1();
+    List<String> warned = notListedWarnings(listener, "unlisted", TestModels.config(), 2);
     assertEquals(1, warned.size(), listener.getWarnings().toString());
     assertTrue(warned.get(0).contains("config.addTrainingListeners(listener)"), warned.get(0));
 
-    SurgeryListener listed =
-        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
-    try (Model model = TestModels.model("listed");
-        Trainer trainer = model.newTrainer(TestModels.config(listed))) {
-      trainer.initialize(INPUT);
-      listed.onInitialized(trainer);
-    }
-    assertTrue(
-        listed.getWarnings().stream().noneMatch(w -> w.contains("is not one of trainer")),
+    SurgeryListener listed = logAtEpoch1();
+    assertEquals(
+        List.of(),
+        notListedWarnings(listed, "listed", TestModels.config(listed), 1),
         listed.getWarnings().toString());
 
     // A reviewer: a listener of the program's that forwards DJL's events to it is no mistake.
-    SurgeryListener fed =
-        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+    SurgeryListener fed = logAtEpoch1();
     ai.djl.training.listener.TrainingListener forwarding =
         new ai.djl.training.listener.TrainingListenerAdapter() {
           @Override
@@ -201,14 +187,35 @@ class SurgeryListenerLifecycleTest {
             fed.onTrainingBegin(trainer);
           }
         };
-    try (Model model = TestModels.model("forwarded");
-        Trainer trainer = model.newTrainer(TestModels.config(forwarding))) {
-      trainer.initialize(INPUT);
-      fed.onInitialized(trainer);
-    }
-    assertTrue(
-        fed.getWarnings().stream().noneMatch(w -> w.contains("is not one of trainer")),
+    assertEquals(
+        List.of(),
+        notListedWarnings(fed, "forwarded", TestModels.config(forwarding), 1),
         fed.getWarnings().toString());
+  }
+
+  private static SurgeryListener logAtEpoch1() {
+    return SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+  }
+
+  /**
+   * Initializes a trainer built from {@code config} and calls {@code listener.onInitialized} {@code
+   * calls} times; returns the listener's warnings that it is not one of the trainer's listeners.
+   */
+  private static List<String> notListedWarnings(
+      SurgeryListener listener,
+      String name,
+      ai.djl.training.DefaultTrainingConfig config,
+      int calls) {
+    try (Model model = TestModels.model(name);
+        Trainer trainer = model.newTrainer(config)) {
+      trainer.initialize(INPUT);
+      for (int i = 0; i < calls; i++) {
+        listener.onInitialized(trainer);
+      }
+    }
+    return listener.getWarnings().stream()
+        .filter(w -> w.contains("is not one of trainer"))
+        .toList();
   }
 
   @Test

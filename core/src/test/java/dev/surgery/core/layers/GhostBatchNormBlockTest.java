@@ -38,6 +38,11 @@ import org.junit.jupiter.params.provider.ValueSource;
 class GhostBatchNormBlockTest {
 
   private static final Shape IN = new Shape(12, 3, 4, 4);
+
+  /** The batch norms' scale and shift, per channel: not 1 and 0, so tests see them applied. */
+  private static final float[] GAMMA = {1f, 2f, 0.5f};
+
+  private static final float[] BETA = {0f, -1f, 3f};
   private NDManager manager;
 
   @BeforeEach
@@ -55,8 +60,8 @@ class GhostBatchNormBlockTest {
     BatchNorm bn = BatchNorm.builder().optEpsilon(1e-5f).optMomentum(0.8f).build();
     bn.initialize(manager, DataType.FLOAT32, in);
     // Non-trivial scale and shift, so the test sees that they are applied.
-    bn.getParameters().get("gamma").getArray().set(new float[] {1f, 2f, 0.5f});
-    bn.getParameters().get("beta").getArray().set(new float[] {0f, -1f, 3f});
+    bn.getParameters().get("gamma").getArray().set(GAMMA);
+    bn.getParameters().get("beta").getArray().set(BETA);
     return bn;
   }
 
@@ -80,8 +85,6 @@ class GhostBatchNormBlockTest {
         gbn.forward(new ParameterStore(manager, false), new NDList(x), true)
             .singletonOrThrow()
             .toFloatArray();
-    float[] gamma = {1f, 2f, 0.5f};
-    float[] beta = {0f, -1f, 3f};
     long[] bounds = GhostBatchNormBlock.chunkBounds(12, ghost);
     long start = 0;
     for (int c = 0; c <= bounds.length; c++) {
@@ -92,7 +95,7 @@ class GhostBatchNormBlockTest {
         int n = 0;
         for (long s = start; s < end; s++) {
           for (int i = 0; i < 16; i++) {
-            double v = (out[(int) (s * 48 + ch * 16 + i)] - beta[ch]) / gamma[ch];
+            double v = (out[(int) (s * 48 + ch * 16 + i)] - BETA[ch]) / GAMMA[ch];
             sum += v;
             sq += v * v;
             n++;
@@ -143,8 +146,6 @@ class GhostBatchNormBlockTest {
         gbn.forward(new ParameterStore(manager, false), new NDList(x), true)
             .singletonOrThrow()
             .toFloatArray();
-    float[] gamma = {1f, 2f, 0.5f};
-    float[] beta = {0f, -1f, 3f};
     long start = 0;
     for (int c = 0; c <= bounds.length; c++) {
       long end = c < bounds.length ? bounds[c] : batch;
@@ -160,7 +161,7 @@ class GhostBatchNormBlockTest {
         double var = sq / (end - start) - mean * mean;
         for (long s = start; s < end; s++) {
           double expected =
-              (data[(int) (s * 3 + ch)] - mean) / Math.sqrt(var + 1e-5) * gamma[ch] + beta[ch];
+              (data[(int) (s * 3 + ch)] - mean) / Math.sqrt(var + 1e-5) * GAMMA[ch] + BETA[ch];
           assertEquals(
               expected, out[(int) (s * 3 + ch)], 1e-4, spec + " sample " + s + " channel " + ch);
         }
