@@ -105,4 +105,35 @@ class GhostBatchNormTest {
     SurgeryChanges report = HandBuiltOracle.run(c);
     assertEquals(Map.of("BatchNorm->GhostBatchNormBlock", 2), report.countsByType());
   }
+
+  /**
+   * A batch norm over {@code (B, C)} features, batches of 7 and a ghost size of 3: the last chunk
+   * would hold one sample, which PyTorch refuses to normalize in training (the first step after the
+   * surgery failed). The chunks are 3 and 4, and ten steps after the live application equal the
+   * model built by hand, bit for bit.
+   */
+  @Test
+  void aChunkOfOneSampleOfOneValuePerChannelTrainsLikeTheModelBuiltByHand() throws Exception {
+    HandBuiltOracle.Case c = new HandBuiltOracle.Case();
+    c.before =
+        () ->
+            new SequentialBlock()
+                .add(ai.djl.nn.core.Linear.builder().setUnits(8).build())
+                .add(BatchNorm.builder().build())
+                .add(ai.djl.nn.Activation.reluBlock())
+                .add(ai.djl.nn.core.Linear.builder().setUnits(4).build());
+    c.sample = new Shape(6);
+    c.batch = 7;
+    c.algorithm = GhostBatchNorm.builder().optGhostBatchSize(3).build();
+    c.byHand =
+        fresh -> {
+          SequentialBlock built = new SequentialBlock();
+          for (Block b : fresh.getChildren().values()) {
+            built.add(b instanceof BatchNorm bn ? GhostBatchNormBlock.from(bn, 3) : b);
+          }
+          return built;
+        };
+    SurgeryChanges report = HandBuiltOracle.run(c);
+    assertEquals(Map.of("BatchNorm->GhostBatchNormBlock", 1), report.countsByType());
+  }
 }
