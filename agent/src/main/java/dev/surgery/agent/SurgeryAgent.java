@@ -50,9 +50,13 @@ public final class SurgeryAgent {
   /** A later {@code -javaagent} with {@code enabled=false} turned off the one installed. */
   private static final AtomicBoolean TURNED_OFF = new AtomicBoolean();
 
-  /** {@code enabled=false} among an agent argument's settings, read without parsing the rest. */
+  /**
+   * {@code enabled=false} among an agent argument's settings, read without parsing the rest; the
+   * key may carry the {@code surgery.} prefix, as every key may.
+   */
   private static final Pattern DISABLED =
-      Pattern.compile("(^|;)\\s*enabled\\s*=\\s*false\\s*(;|$)", Pattern.CASE_INSENSITIVE);
+      Pattern.compile(
+          "(^|;)\\s*(surgery\\.)?enabled\\s*=\\s*false\\s*(;|$)", Pattern.CASE_INSENSITIVE);
 
   /** The weaving is registered (or installed): once per JVM, whatever the agents given. */
   private static final AtomicBoolean WOVEN = new AtomicBoolean();
@@ -423,7 +427,7 @@ public final class SurgeryAgent {
   }
 
   /** Whether an agent argument holds {@code enabled=false}, also beside a malformed setting. */
-  private static boolean saysDisabled(String argument) {
+  static boolean saysDisabled(String argument) {
     return argument != null && DISABLED.matcher(argument).find();
   }
 

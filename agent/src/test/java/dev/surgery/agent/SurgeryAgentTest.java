@@ -1,6 +1,7 @@
 package dev.surgery.agent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -48,6 +49,29 @@ class SurgeryAgentTest {
       out.closeEntry();
     }
     assertEquals(List.of(), SurgeryAgent.checkExtension(jar.toString()));
+  }
+
+  @Test
+  void theKillSwitchIsReadBesideAMalformedSettingInEveryKeySpelling() {
+    for (String disabled :
+        List.of(
+            "enabled=false;bogus=1",
+            "surgery.enabled=false;debugg=true",
+            " Surgery.Enabled = FALSE ;debugg=true",
+            "debugg=true;SURGERY.ENABLED=false",
+            "config=run.yaml;enabled=false")) {
+      assertTrue(SurgeryAgent.saysDisabled(disabled), disabled);
+    }
+    for (String notDisabled :
+        List.of(
+            "enabled=falsey;bogus=1",
+            "notenabled=false",
+            "xsurgery.enabled=false",
+            "surgery.enabledx=false",
+            "surgery..enabled=false",
+            "enabled=true;bogus=1")) {
+      assertFalse(SurgeryAgent.saysDisabled(notDisabled), notDisabled);
+    }
   }
 
   @Test

@@ -36,6 +36,7 @@ import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
@@ -220,11 +221,11 @@ public final class B4ScaleAndLeaks {
       }
       rows.add(
           List.of(
-              String.format("%,d", blocks),
+              String.format(Locale.ROOT, "%,d", blocks),
               BenchSupport.f("%.2f", w),
               BenchSupport.f("%.2f", c),
               BenchSupport.f("%.2f", v),
-              String.format("%,d", replaced),
+              String.format(Locale.ROOT, "%,d", replaced),
               BenchSupport.f("%.2f", p),
               BenchSupport.f("%.2f", e),
               BenchSupport.f("%.2f", perBlock),
@@ -413,10 +414,10 @@ public final class B4ScaleAndLeaks {
                 List.of(
                     String.valueOf(c),
                     String.valueOf(arrays),
-                    String.format("%,d", rss),
+                    String.format(Locale.ROOT, "%,d", rss),
                     BenchSupport.f("%+.1f %%", 100.0 * (rss - firstRss) / firstRss),
-                    String.format("%,d", heap),
-                    String.format("%,d", rss - heap),
+                    String.format(Locale.ROOT, "%,d", heap),
+                    String.format(Locale.ROOT, "%,d", rss - heap),
                     BenchSupport.f("%.0f", (System.nanoTime() - start) / 1e9)));
           }
           if (c == cycles) {
@@ -462,11 +463,11 @@ public final class B4ScaleAndLeaks {
         "RSS sampled every "
             + Math.max(1, cycles / 50)
             + " cycles: median of the first fifth "
-            + String.format("%,.0f", first)
+            + String.format(Locale.ROOT, "%,.0f", first)
             + " KiB (range "
             + BenchSupport.range(rssFirstFifth, "%.0f")
             + "), of the last fifth "
-            + String.format("%,.0f", last)
+            + String.format(Locale.ROOT, "%,.0f", last)
             + " KiB (range "
             + BenchSupport.range(rssLastFifth, "%.0f")
             + "): "

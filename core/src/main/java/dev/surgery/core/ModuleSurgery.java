@@ -5,6 +5,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
+import dev.surgery.core.internal.NoTrainerRegistered;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -400,7 +401,10 @@ public final class ModuleSurgery {
     // Asked of the root first (one field read), so trainerless surgery on a large uninitialized
     // tree does not pay for the reminder; a checkpoint's replay records shapes but leaves no array.
     boolean registrable =
-        trainerless && BlockInspector.wasInitialized(module) && holdsAnArray(module);
+        trainerless
+            && !NoTrainerRegistered.declared()
+            && BlockInspector.wasInitialized(module)
+            && holdsAnArray(module);
     Map<Block, Block> replaced =
         alone(
             () ->

@@ -9,6 +9,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
+import dev.surgery.core.internal.NoTrainerRegistered;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.util.Map;
@@ -70,6 +71,24 @@ class TrainerlessReminderTest {
     ModuleSurgery.TRAINERLESS_REMINDED.set(false);
     assertEquals(0, reminders(2, true, true));
     assertFalse(ModuleSurgery.TRAINERLESS_REMINDED.get());
+  }
+
+  /**
+   * A caller that knows no trainer registered the parameters (the training listener before its
+   * trainer's first forward, on a loaded model) declares it: no reminder, and the first surgery
+   * that could matter still says it at INFO.
+   */
+  @Test
+  void noReminderWhereTheCallerDeclaresThatNoTrainerRegisteredTheParameters() {
+    ModuleSurgery.TRAINERLESS_REMINDED.set(false);
+    boolean previous = NoTrainerRegistered.declare(true);
+    try {
+      assertEquals(0, reminders(2, true));
+    } finally {
+      NoTrainerRegistered.restore(previous);
+    }
+    assertFalse(ModuleSurgery.TRAINERLESS_REMINDED.get());
+    assertEquals(1, reminders(1, true));
   }
 
   @Test

@@ -12,12 +12,15 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.NoTrainerRegistered;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Deque;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
@@ -305,12 +308,18 @@ final class EntryRunner {
     List<Block> blocksBefore = blocksOf(block);
     // What it freezes, looked for where freezing is likely (two parameter walks): not at each
     // run of an event-driven entry, such as a per-batch average of the weights.
-    Set<Parameter> frozenBefore =
-        entry.trigger().kind() != Trigger.Kind.EVENTS || algorithm.needsTotalEpochs()
-            ? SurgeryCheckpoint.frozen(block)
-            : null;
+    boolean looksForFreezes =
+        entry.trigger().kind() != Trigger.Kind.EVENTS || algorithm.needsTotalEpochs();
+    Set<Parameter> frozenBefore = looksForFreezes ? SurgeryCheckpoint.frozen(block) : null;
+    Set<Parameter> parametersBefore = looksForFreezes ? SurgeryCheckpoint.parameters(block) : null;
+    Set<Parameter> keptBefore = looksForFreezes ? CarriedRecords.frozenOrNull(block) : null;
     long start = System.nanoTime();
     SurgeryChanges changes;
+    // Before the first forward no trainer of the model holds its parameters (a loaded model is
+    // initialized already): the engine's reminder to pass such a trainer would only mislead.
+    boolean declared =
+        NoTrainerRegistered.declare(
+            state.trainers().isEmpty() && noneRegistered(trainersOf.apply(trainer)));
     try {
       changes = algorithm.apply(event, state);
     } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
@@ -319,6 +328,8 @@ final class EntryRunner {
       boolean changed = !sameBlocks(blocksBefore, blocksOf(model.getBlock()));
       failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
       return;
+    } finally {
+      NoTrainerRegistered.restore(declared);
     }
     String untrue = untrueChanges(changes, blocksBefore, model.getBlock());
     if (untrue != null) {
@@ -337,11 +348,13 @@ final class EntryRunner {
     st.schedule.ran(index);
     // What it froze is frozen again for a later trainer of the model: DJL's newTrainer unfreezes
     // every parameter of a model that was loaded, and the recorded entry is not applied again.
+    // Not what it froze because the program had frozen the layers it replaced (keptFreezes).
     Block after = model.getBlock();
     if (frozenBefore != null && after != null) {
-      Set<Parameter> frozenNow = SurgeryCheckpoint.frozen(after);
-      frozenNow.removeAll(frozenBefore);
-      CarriedRecords.addFrozen(after, frozenNow);
+      CarriedRecords.addFrozen(
+          after,
+          SurgeryCheckpoint.keptFreezes(
+              parametersBefore, frozenBefore, keptBefore, identitySet(blocksBefore), after));
     }
     if (changes == null) {
       // No structural change (for example an average of the weights): nothing to record.
@@ -415,6 +428,21 @@ final class EntryRunner {
     if (programEnd.ended()) {
       surgeryLog.forgetNotRun(st.ordinal, NotRunEntries.ENDED_WHILE_APPLIED);
     }
+  }
+
+  private static boolean noneRegistered(List<Trainer> trainers) {
+    for (Trainer t : trainers) {
+      if (DjlInternals.hasRegisteredParameters(t)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static Set<Block> identitySet(List<Block> blocks) {
+    Set<Block> set = Collections.newSetFromMap(new IdentityHashMap<>());
+    set.addAll(blocks);
+    return set;
   }
 
   /** The blocks of a tree in pre-order, by identity. */

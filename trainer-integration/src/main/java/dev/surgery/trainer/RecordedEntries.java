@@ -7,6 +7,7 @@ import ai.djl.training.Trainer;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -153,9 +154,15 @@ final class RecordedEntries {
    * Freezes again what a checkpoint's replayed surgery, or an entry an earlier trainer of the model
    * ran, froze ({@code layer_freezing}): DJL's {@code newTrainer} unfreezes every parameter of a
    * loaded model, just before this trainer starts, and the record's entries are not applied again.
+   * Only then: a model that was not loaded keeps what the program unfroze itself.
    */
   void freezeAgain(Trainer trainer) {
-    Block root = trainer.getModel() == null ? null : trainer.getModel().getBlock();
+    if (trainer.getModel() == null || !DjlInternals.unfreezesOnNewTrainer(trainer.getModel())) {
+      // DJL unfroze nothing: a parameter that trains now was unfrozen by the program, on purpose
+      // (a second stage of fine-tuning), and stays so.
+      return;
+    }
+    Block root = trainer.getModel().getBlock();
     List<Parameter> thawed = new ArrayList<>();
     for (Parameter p : SurgeryCheckpoint.frozenByReplay(root)) {
       if (p.requiresGradient()) {

@@ -29,6 +29,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
+import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
@@ -51,6 +52,8 @@ import java.util.function.Supplier;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Checkpoints taken after surgery load into the original architecture, bit for bit. */
 class SurgeryCheckpointTest {
@@ -677,6 +680,164 @@ class SurgeryCheckpointTest {
         assertArrayEquals(e.getValue(), e.getKey().getArray().toFloatArray(), e.getKey().getName());
       }
     }
+  }
+
+  /**
+   * An outside tester: a model built in the program (never loaded), layer_freezing run by a first
+   * trainer, the program unfreezing those layers for a second stage with the documented {@code
+   * ModuleSurgery.unfreezeParameters}: the second trainer's listener froze them again ("DJL's
+   * newTrainer unfreezes a loaded model", which this model is not), and they never trained. DJL
+   * unfroze nothing here: what trains was unfrozen by the program, and trains.
+   */
+  @Test
+  void aModelNotLoadedKeepsWhatTheProgramUnfrozeForItsNextTrainer() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .optTotalEpochs(2)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("stage-two")) {
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      train(model, listener, 1, dataset);
+      Map<Parameter, float[]> frozen = frozenWeights(model);
+      assertFalse(frozen.isEmpty(), "the first trainer froze layers");
+      ModuleSurgery.unfreezeParameters(frozen.keySet(), null);
+      try (Trainer second = model.newTrainer(TestModels.config(listener))) {
+        for (Parameter p : frozen.keySet()) {
+          assertTrue(p.requiresGradient(), p.getName() + " frozen again");
+        }
+        EasyTrain.fit(second, 1, dataset, null);
+      }
+      for (Map.Entry<Parameter, float[]> e : frozen.entrySet()) {
+        assertFalse(
+            Arrays.equals(e.getValue(), e.getKey().getArray().toFloatArray()),
+            e.getKey().getName() + " did not train");
+      }
+    }
+  }
+
+  /**
+   * An outside tester: a loaded model whose layers the program froze with DJL's API, squeeze_excite
+   * or factorize run by a first trainer (the new parameters of the frozen layers are born frozen,
+   * as those layers are), then a second trainer: DJL's newTrainer unfreezes every parameter of a
+   * loaded model, the program's freezes included, but the listener froze the new ones again, so the
+   * convolutions trained and their gates stayed at their random start (the factorized layers did
+   * not train at all). Only what surgery froze itself is frozen again.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"squeeze_excite", "factorize"})
+  void aLoadedModelsParametersBornFrozenTrainWithTheirLayersUnderTheNextTrainer(String algorithm)
+      throws Exception {
+    try (Model saved = TestModels.model("fine-tune")) {
+      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
+      saved.save(dir, "fine-tune");
+    }
+    SurgeryListener listener = SurgeryListener.builder().add(smallLayers(algorithm), 1).build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("fine-tune")) {
+      model.load(dir, "fine-tune");
+      Set<Parameter> original = Collections.newSetFromMap(new IdentityHashMap<>());
+      original.addAll(model.getBlock().getParameters().values());
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      try (Trainer first = model.newTrainer(TestModels.config(listener))) {
+        first.initialize(INPUT);
+        // The backbone frozen, the head (the last block) trains: a first stage of fine-tuning.
+        Block head =
+            model.getBlock().getChildren().values().get(model.getBlock().getChildren().size() - 1);
+        Set<Parameter> headParameters = Collections.newSetFromMap(new IdentityHashMap<>());
+        headParameters.addAll(head.getParameters().values());
+        model.getBlock().freezeParameters(true, p -> !headParameters.contains(p));
+        EasyTrain.fit(first, 2, dataset, null);
+      }
+      Map<Parameter, float[]> frozen = frozenWeights(model);
+      assertTrue(
+          frozen.keySet().stream().anyMatch(p -> !original.contains(p)),
+          algorithm + "'s new parameters were born frozen");
+      try (Trainer second = model.newTrainer(TestModels.config(listener))) {
+        for (Parameter p : model.getBlock().getParameters().values()) {
+          if (p.getType() == Parameter.Type.WEIGHT) {
+            assertTrue(p.requiresGradient(), p.getName() + " frozen again");
+          }
+        }
+        EasyTrain.fit(second, 1, dataset, null);
+      }
+      for (Map.Entry<Parameter, float[]> e : frozen.entrySet()) {
+        assertFalse(
+            Arrays.equals(e.getValue(), e.getKey().getArray().toFloatArray()),
+            e.getKey().getName() + " did not train");
+      }
+    }
+  }
+
+  /**
+   * The other side of the rule above: layers layer_freezing froze ("layers are never unfrozen"),
+   * then wrapped (squeeze_excite keeps the frozen convolution's parameters) or factorized (new
+   * parameters only) by the next entry, stay frozen for a second trainer of the loaded model, their
+   * parameters born frozen included.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"squeeze_excite", "factorize"})
+  void layersLayerFreezingFrozeStayFrozenReplacedForTheNextTrainer(String algorithm)
+      throws Exception {
+    try (Model saved = TestModels.model("frozen-then-replaced")) {
+      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
+      saved.save(dir, "frozen-then-replaced");
+    }
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(smallLayers(algorithm), 1)
+            .optTotalEpochs(2)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("frozen-then-replaced")) {
+      model.load(dir, "frozen-then-replaced");
+      Set<Parameter> original = Collections.newSetFromMap(new IdentityHashMap<>());
+      original.addAll(model.getBlock().getParameters().values());
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      train(model, listener, 1, dataset);
+      Map<Parameter, float[]> frozen = frozenWeights(model);
+      assertTrue(
+          frozen.keySet().stream().anyMatch(p -> !original.contains(p)),
+          algorithm + "'s new parameters of the frozen layer were born frozen");
+      try (Trainer second = model.newTrainer(TestModels.config(listener))) {
+        for (Parameter p : frozen.keySet()) {
+          assertFalse(p.requiresGradient(), p.getName() + " trains again");
+        }
+        EasyTrain.fit(second, 1, dataset, null);
+      }
+      for (Map.Entry<Parameter, float[]> e : frozen.entrySet()) {
+        assertArrayEquals(e.getValue(), e.getKey().getArray().toFloatArray(), e.getKey().getName());
+      }
+    }
+  }
+
+  /** squeeze_excite or factorize with settings that take the test CNN's small layers. */
+  private static Algorithm smallLayers(String algorithm) {
+    return algorithm.equals("factorize")
+        ? Algorithms.spec("factorize")
+            .create(
+                Map.of(
+                    "min_channels",
+                    2,
+                    "latent_channels",
+                    0.5,
+                    "min_features",
+                    2,
+                    "latent_features",
+                    0.5))
+        : Algorithms.spec("squeeze_excite").create(Map.of("min_channels", 1));
+  }
+
+  private static Map<Parameter, float[]> frozenWeights(Model model) {
+    Map<Parameter, float[]> frozen = new IdentityHashMap<>();
+    for (Parameter p : model.getBlock().getParameters().values()) {
+      if (!p.requiresGradient() && p.getType() == Parameter.Type.WEIGHT) {
+        frozen.put(p, p.getArray().toFloatArray());
+      }
+    }
+    return frozen;
   }
 
   /**

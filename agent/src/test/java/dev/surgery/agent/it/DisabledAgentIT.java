@@ -121,14 +121,15 @@ class DisabledAgentIT {
   }
 
   /**
-   * A reviewer: a kill switch with a typo beside it was ignored, and the job trained with surgery.
+   * A reviewer: a kill switch with a typo beside it was ignored, and the job trained with surgery;
+   * an outside tester: spelled with the {@code surgery.} prefix, it stopped the JVM instead.
    */
   @Test
   void aKillSwitchWithAMalformedSettingBesideItIsStillAKillSwitch() throws Exception {
     ForkedJvm.Result r =
         cnn("enabled-then-malformed-disabled", "2", true)
             .agent("surgery.yaml")
-            .agent("enabled=false;bogus=1")
+            .agent("Surgery.Enabled=false;bogus=1")
             .run();
     assertUnchanged(r);
     assertEquals(1, r.countErr("the agent is off, no trainer gets surgery"), r.toString());

@@ -1,6 +1,8 @@
 package dev.surgery.core.internal;
 
+import ai.djl.BaseModel;
 import ai.djl.Device;
+import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBaseBlock;
@@ -72,6 +74,7 @@ public final class DjlInternals {
   private static Field parameterArray;
   private static Field parameterShape;
   private static Field trainerStore;
+  private static Field modelWasLoaded;
   private static Field trainerListeners;
   private static Field trainerDevices;
   private static Field storeMap;
@@ -112,6 +115,7 @@ public final class DjlInternals {
       parameterArray = field(Parameter.class, "array", NDArray.class);
       parameterShape = field(Parameter.class, "shape", Shape.class);
       trainerStore = field(Trainer.class, "parameterStore", ParameterStore.class);
+      modelWasLoaded = field(BaseModel.class, "wasLoaded", boolean.class);
       trainerListeners = field(Trainer.class, "listeners", List.class);
       trainerDevices = field(Trainer.class, "devices", Device[].class);
       storeMap = field(ParameterStore.class, "parameterMap", Map.class);
@@ -1070,6 +1074,18 @@ public final class DjlInternals {
             + simpleName
             + " that DJL Surgery needs is missing (built for DJL 0.36.0)",
         null);
+  }
+
+  /**
+   * Whether DJL's {@code newTrainer} unfreezes the model's parameters: a {@code BaseModel} that was
+   * loaded and given no block since ({@code BaseModel.wasLoaded}). A model of another kind is
+   * assumed to, as DJL's own models that load do.
+   *
+   * @param model the model
+   * @return whether its {@code newTrainer} unfreezes every parameter but running statistics
+   */
+  public static boolean unfreezesOnNewTrainer(Model model) {
+    return !(model instanceof BaseModel) || (Boolean) get(modelWasLoaded, model);
   }
 
   private static Object get(Field f, Object target) {

@@ -120,7 +120,8 @@ public record JobOptions(
     Path planLog = result.matchedOptionValue("--plan-log", null);
     if (planLog != null && !Files.isRegularFile(planLog)) {
       // Named on purpose: a missing plan must not leave the report's plan column silently empty.
-      throw new IllegalArgumentException("--plan-log " + planLog + ": no such file");
+      throw new IllegalArgumentException(
+          "--plan-log " + planLog + (Files.exists(planLog) ? ": not a file" : ": no such file"));
     }
     if (planLog != null) {
       checkPlanLog(planLog);

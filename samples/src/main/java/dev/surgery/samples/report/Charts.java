@@ -4,6 +4,7 @@ import java.awt.BasicStroke;
 import java.awt.Color;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Locale;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
@@ -81,6 +82,9 @@ public final class Charts {
             .build();
     chart.getStyler().setChartBackgroundColor(Color.WHITE);
     chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideS);
+    // XChart formats the axes' numbers in the JVM's default locale: decimal commas or Thai digits
+    // (which its font cannot draw) beside the reports' own Locale.ROOT numbers.
+    chart.getStyler().setLocale(Locale.ROOT);
     return chart;
   }
 

@@ -269,7 +269,12 @@ public final class SurgeryReportWriter {
   /**
    * Where a surgery sits. One inside an epoch (its step lies past the batches of the epochs
    * completed before it, within the next one's) is at its batch on every chart; one between epochs
-   * at the epoch boundary, which the per-epoch charts draw between two epochs' points.
+   * at the epoch boundary. The per-batch chart puts batch {@code j} of {@code n} in epoch {@code e}
+   * at {@code e - 1 + j / n}, the boundary after epoch {@code k} at {@code k}; the per-epoch charts
+   * draw epoch {@code e}'s point at {@code e}, so its batches span {@code e - 0.5} to {@code e +
+   * 0.5}: every position there is half an epoch later, and the boundary after epoch {@code k} lies
+   * between the points of epochs {@code k} and {@code k + 1}, before any batch of epoch {@code k +
+   * 1}.
    *
    * @param batchX its x on the per-batch chart
    * @param epochX its x on the per-epoch charts
@@ -286,7 +291,7 @@ public final class SurgeryReportWriter {
     if (s.step() > before && s.step() <= through) {
       BatchLoss b = batches.get((int) s.step() - 1);
       double x = b.epoch() - 1 + (double) b.batch() / (through - before);
-      return new Position(x, x, "at step " + s.step() + " (epoch " + b.epoch() + ")");
+      return new Position(x, x + 0.5, "at step " + s.step() + " (epoch " + b.epoch() + ")");
     }
     return new Position(s.epoch(), s.epoch() + 0.5, "after epoch " + s.epoch());
   }

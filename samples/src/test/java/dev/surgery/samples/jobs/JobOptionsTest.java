@@ -43,6 +43,11 @@ class JobOptionsTest {
                 () -> parse("--plan-log", tmp.resolve("missing.json").toString()))
             .getMessage()
             .startsWith("--plan-log " + tmp.resolve("missing.json") + ": no such file"));
+    // a folder is there: not "no such file" (an outside tester)
+    assertEquals(
+        "--plan-log " + tmp + ": not a file",
+        assertThrows(IllegalArgumentException.class, () -> parse("--plan-log", tmp.toString()))
+            .getMessage());
     // a file that is not a dry run's log is refused before training, not after it
     Path notJson = Files.writeString(tmp.resolve("not.json"), "not json");
     Path noPlans = Files.writeString(tmp.resolve("noplans.json"), "{\"plans\": 5}");

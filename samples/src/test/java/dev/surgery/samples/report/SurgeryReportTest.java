@@ -458,9 +458,11 @@ class SurgeryReportTest {
 
   /**
    * Two epochs of 4 batches: a surgery after step 2 (the surgery log's step; 0 epochs completed) is
-   * at batch 2 of 4 of epoch 1, x = 0.5 on every chart; after step 6 at x = 1.5; one at the end of
-   * epoch 1 (step 4) stays "after epoch 1", at x = 1 per batch and between the epochs' points (1.5)
-   * per epoch; a log without steps places by epoch as before.
+   * at batch 2 of 4 of epoch 1, x = 0.5 per batch, 1.0 per epoch (epoch 1's batches span 0.5 to 1.5
+   * there); after step 6 at x = 1.5 and 2.0; one at the end of epoch 1 (step 4) stays "after epoch
+   * 1", at x = 1 per batch and between the epochs' points (1.5) per epoch, before step 6 on both
+   * (an outside tester: the per-epoch charts drew a later surgery inside an epoch left of an
+   * earlier one between epochs); a log without steps places by epoch as before.
    */
   @Test
   void aSurgeryInsideAnEpochIsPlacedAtItsStep() throws Exception {
@@ -472,7 +474,7 @@ class SurgeryReportTest {
     SurgeryReportWriter.Surgery s = writer.surgeries().get(0);
     assertEquals(2, s.step());
     assertEquals(
-        new SurgeryReportWriter.Position(0.5, 0.5, "at step 2 (epoch 1)"), writer.position(s));
+        new SurgeryReportWriter.Position(0.5, 1.0, "at step 2 (epoch 1)"), writer.position(s));
     Path out = dir.resolve("mid");
     writer.write(out);
     String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
@@ -483,11 +485,15 @@ class SurgeryReportTest {
     assertEquals(
         2, json.getAsJsonArray("surgeries").get(0).getAsJsonObject().get("step").getAsInt());
 
-    assertEquals(
-        new SurgeryReportWriter.Position(1.5, 1.5, "at step 6 (epoch 2)"),
-        positionOf(history, 1, "6"));
-    assertEquals(
-        new SurgeryReportWriter.Position(1, 1.5, "after epoch 1"), positionOf(history, 1, "4"));
+    SurgeryReportWriter.Position atStep6 = positionOf(history, 1, "6");
+    SurgeryReportWriter.Position afterEpoch1 = positionOf(history, 1, "4");
+    assertEquals(new SurgeryReportWriter.Position(1.5, 2.0, "at step 6 (epoch 2)"), atStep6);
+    assertEquals(new SurgeryReportWriter.Position(1, 1.5, "after epoch 1"), afterEpoch1);
+    // Every chart keeps the order in which they happened.
+    assertTrue(afterEpoch1.batchX() < atStep6.batchX());
+    assertTrue(afterEpoch1.epochX() < atStep6.epochX());
+    assertTrue(
+        positionOf(history, 1, "5").epochX() > afterEpoch1.epochX(), "the first batch after it");
     assertEquals(
         new SurgeryReportWriter.Position(0, 0.5, "after epoch 0"), positionOf(history, 0, "0"));
     assertEquals(

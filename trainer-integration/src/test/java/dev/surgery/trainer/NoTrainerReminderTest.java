@@ -1,0 +1,90 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.TestModels.INPUT;
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.EasyTrain;
+import ai.djl.training.Trainer;
+import ai.djl.training.dataset.ArrayDataset;
+import dev.surgery.core.ModuleSurgery;
+import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryContext;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The engine's reminder that a trainer which registered the old parameters must follow a surgery
+ * made without one is not said for the listener's own epoch-0 surgery on a loaded model (an outside
+ * tester): the model is initialized, but no trainer holds its parameters before the first forward.
+ * The same surgery through the core API, where the engine cannot know, still says it.
+ */
+class NoTrainerReminderTest {
+
+  @TempDir Path dir;
+
+  @Test
+  void theListenersEpochZeroSurgeryOnALoadedModelIsNotTakenForATrainerlessOne() throws Exception {
+    try (Model saved = TestModels.model("reminder")) {
+      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
+      saved.save(dir, "reminder");
+    }
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 0)
+            .build();
+    long listenerLines =
+        reminders(
+            () -> {
+              try (NDManager data = NDManager.newBaseManager();
+                  Model model = TestModels.model("reminder")) {
+                model.load(dir, "reminder");
+                ArrayDataset dataset = TestModels.dataset(data, 4);
+                try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+                  trainer.initialize(INPUT);
+                  EasyTrain.fit(trainer, 1, dataset, null);
+                }
+                assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
+              }
+            });
+    assertEquals(0, listenerLines);
+    long coreLines =
+        reminders(
+            () -> {
+              try (Model model = TestModels.model("reminder")) {
+                model.load(dir, "reminder");
+                Algorithms.spec("blurpool")
+                    .create(Map.of("min_channels", 0))
+                    .apply(SurgeryContext.of(model.getBlock()));
+              }
+            });
+    assertEquals(1, coreLines, "the control: the engine says it where it cannot know");
+  }
+
+  interface Run {
+    void run() throws Exception;
+  }
+
+  /** The reminder's INFO lines while {@code run} runs, its once-per-process flag reset first. */
+  private static long reminders(Run run) throws Exception {
+    java.lang.reflect.Field once = ModuleSurgery.class.getDeclaredField("TRAINERLESS_REMINDED");
+    once.setAccessible(true);
+    ((AtomicBoolean) once.get(null)).set(false);
+    PrintStream original = System.err;
+    ByteArrayOutputStream captured = new ByteArrayOutputStream();
+    System.setErr(new PrintStream(captured, true, UTF_8));
+    try {
+      run.run();
+    } finally {
+      System.setErr(original);
+    }
+    return captured.toString(UTF_8).lines().filter(l -> l.contains("without a trainer")).count();
+  }
+}
