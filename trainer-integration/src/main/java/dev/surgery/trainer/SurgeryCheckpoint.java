@@ -611,12 +611,15 @@ public final class SurgeryCheckpoint {
    * {@code Model} it gave another block with {@code setBlock} before training it, or a second
    * {@code Model} around a block, calls it before {@code model.save}. A property this library did
    * not write for another block (one a plain load read from a file) is left as it is when the block
-   * carries none.
+   * carries none. It warns, once per block and record, when the record no longer describes the
+   * model: a block a recorded surgery made was replaced since (through the core API), so that the
+   * file would not load with its replay.
    *
    * @param model the model about to be saved
    */
   public static void syncRecord(Model model) {
     CarriedRecords.syncRecord(model);
+    StaleRecords.warnIfStale(model.getBlock(), RecordProperty.read(model.getProperties()));
   }
 
   /**

@@ -1,0 +1,149 @@
+package dev.surgery.trainer;
+
+import ai.djl.nn.Block;
+import dev.surgery.core.BlockPaths;
+import dev.surgery.core.internal.WeakIdentityMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Tells whether a model's surgery record still describes its blocks. A block a recorded surgery
+ * made, replaced afterwards through the core API (a new head for another task), leaves a record
+ * whose replay builds another architecture than the one the file holds: every load that replays it
+ * (SurgeryCheckpoint.load, Model.load under the agent) refuses the file. Said when the model is
+ * about to be saved, once per block and record.
+ */
+final class StaleRecords {
+
+  /** The record text each root block was last warned of. */
+  private static final WeakIdentityMap<Block, String> WARNED = new WeakIdentityMap<>();
+
+  private StaleRecords() {}
+
+  /**
+   * Warns, once per block and record, when the record names a block its replay would make that the
+   * model no longer has.
+   *
+   * @param root the model's block
+   * @param json the record it carries
+   */
+  static void warnIfStale(Block root, String json) {
+    if (root == null || json == null || json.isBlank()) {
+      return;
+    }
+    String stale;
+    try {
+      stale = firstStale(root, SurgeryJson.recordsFromJson(json));
+    } catch (IllegalArgumentException e) {
+      return; // not a record of ours: nothing it says can be checked
+    }
+    synchronized (WARNED) {
+      if (stale == null || json.equals(WARNED.get(root))) {
+        return;
+      }
+      WARNED.put(root, json);
+    }
+    ListenerLog.logger()
+        .warn(
+            "Surgery: the model's surgery record no longer describes it: {} (a block replaced"
+                + " through the core API after the recorded surgery?). A checkpoint saved now does"
+                + " not load with its replay (SurgeryCheckpoint.load, or Model.load under the"
+                + " agent refuse it); build the model as it is now and load the file with DJL's"
+                + " Model.load without the agent, or make such changes with an algorithm the"
+                + " record holds",
+            stale);
+  }
+
+  /**
+   * The first block a record's changes made that the tree no longer has, described; null when every
+   * one is there (or replaced by a later recorded change at or above its place).
+   */
+  static String firstStale(Block root, List<SurgeryRecord> records) {
+    // The last recorded type at each place: a later change there (blur, then weight
+    // standardization of the blurred layer) replaces an earlier one.
+    Map<String, String[]> made = new LinkedHashMap<>();
+    for (SurgeryRecord r : records) {
+      if (r.changes() == null) {
+        continue;
+      }
+      for (Map.Entry<String, String> c : r.changes().entrySet()) {
+        String change = c.getValue();
+        int arrow = change.indexOf("->");
+        if (arrow < 0 || change.startsWith("frozen ", arrow + 2)) {
+          continue; // a layer frozen in place: no block made
+        }
+        // Places compared by number where a key has one: a later record names the place by
+        // its renamed key (03Conv2d, blurred, is 03BlurConv2d to the next algorithm).
+        String place = place(c.getKey());
+        // A later change above this place made its subtree anew.
+        made.keySet().removeIf(p -> p.startsWith(place + "/"));
+        made.remove(place);
+        made.put(place, new String[] {change.substring(arrow + 2), r.algorithm(), c.getKey()});
+      }
+    }
+    for (Map.Entry<String, String[]> e : made.entrySet()) {
+      String type = e.getValue()[0];
+      Block block = resolveRenamed(root, e.getValue()[2]);
+      String actual = block == null ? null : BlockPaths.typeName(block);
+      if (!type.equals(actual)) {
+        return e.getValue()[1]
+            + " made a "
+            + type
+            + " at "
+            + e.getValue()[2]
+            + ", the model has "
+            + (actual == null ? "no block there" : "a " + actual);
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Finds a block by a recorded path, whose keys may have been renamed since: the surgery renames a
+   * key DJL derived from the old block's class ({@code 12Linear} becomes {@code
+   * 12FactorizedLinear}), so a key not found is looked for by its number.
+   */
+  private static Block resolveRenamed(Block root, String path) {
+    Block current = root;
+    for (String key : path.split("/")) {
+      Map<String, Block> children = new LinkedHashMap<>();
+      BlockPaths.children(current).forEach(p -> children.put(p.getKey(), p.getValue()));
+      Block next = children.get(key);
+      if (next == null) {
+        String number = leadingDigits(key);
+        if (number.isEmpty()) {
+          return null;
+        }
+        for (Map.Entry<String, Block> c : children.entrySet()) {
+          if (leadingDigits(c.getKey()).equals(number)) {
+            next = c.getValue();
+            break;
+          }
+        }
+        if (next == null) {
+          return null;
+        }
+      }
+      current = next;
+    }
+    return current;
+  }
+
+  private static String place(String path) {
+    StringBuilder place = new StringBuilder();
+    for (String key : path.split("/")) {
+      String number = leadingDigits(key);
+      place.append(place.length() == 0 ? "" : "/").append(number.isEmpty() ? key : number);
+    }
+    return place.toString();
+  }
+
+  private static String leadingDigits(String key) {
+    int i = 0;
+    while (i < key.length() && Character.isDigit(key.charAt(i))) {
+      i++;
+    }
+    return key.substring(0, i);
+  }
+}
