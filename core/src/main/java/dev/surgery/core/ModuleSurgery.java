@@ -401,10 +401,7 @@ public final class ModuleSurgery {
     // Asked of the root first (one field read), so trainerless surgery on a large uninitialized
     // tree does not pay for the reminder; a checkpoint's replay records shapes but leaves no array.
     boolean registrable =
-        trainerless
-            && !NoTrainerRegistered.declared()
-            && BlockInspector.wasInitialized(module)
-            && holdsAnArray(module);
+        trainerless && BlockInspector.wasInitialized(module) && holdsAnArray(module);
     Map<Block, Block> replaced =
         alone(
             () ->
@@ -418,12 +415,19 @@ public final class ModuleSurgery {
     if (changed > 0) {
       // A reminder, not a fault: said at INFO once per process, then at DEBUG, so that a job that
       // changes trees without a trainer again and again (or a benchmark) is not flooded with it.
+      // A training listener before its trainer's first forward knows its own trainers hold
+      // nothing: only a trainer it does not serve can be at risk, which the line says instead.
       String reminder =
-          "Surgery replaced {} blocks without a trainer: a Trainer that already registered the"
-              + " old parameters must be recreated, passed to the surgery to follow it, or given"
-              + " the new parameters with replaceParamsInOptimizer; else its next step meets the"
-              + " freed arrays of those that left the model (\"Native resource has been released"
-              + " already\").";
+          NoTrainerRegistered.declared()
+              ? "Surgery replaced {} blocks before the trainer's first step: another Trainer of"
+                  + " this model that already trained it (one this listener does not serve) must"
+                  + " be recreated; else its next step meets the freed arrays of the parameters"
+                  + " that left the model (\"Native resource has been released already\")."
+              : "Surgery replaced {} blocks without a trainer: a Trainer that already registered"
+                  + " the old parameters must be recreated, passed to the surgery to follow it, or"
+                  + " given the new parameters with replaceParamsInOptimizer; else its next step"
+                  + " meets the freed arrays of those that left the model (\"Native resource has"
+                  + " been released already\").";
       if (TRAINERLESS_REMINDED.compareAndSet(false, true)) {
         logger().info(reminder, changed);
       } else {

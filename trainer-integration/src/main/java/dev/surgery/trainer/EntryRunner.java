@@ -18,13 +18,10 @@ import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.Deque;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
-import java.util.Set;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 
@@ -310,13 +307,12 @@ final class EntryRunner {
     // run of an event-driven entry, such as a per-batch average of the weights.
     boolean looksForFreezes =
         entry.trigger().kind() != Trigger.Kind.EVENTS || algorithm.needsTotalEpochs();
-    Set<Parameter> frozenBefore = looksForFreezes ? SurgeryCheckpoint.frozen(block) : null;
-    Set<Parameter> parametersBefore = looksForFreezes ? SurgeryCheckpoint.parameters(block) : null;
-    Set<Parameter> keptBefore = looksForFreezes ? CarriedRecords.frozenOrNull(block) : null;
+    FreezeProvenance freezes =
+        looksForFreezes ? FreezeProvenance.of(block, CarriedRecords.frozenOrNull(block)) : null;
     long start = System.nanoTime();
     SurgeryChanges changes;
-    // Before the first forward no trainer of the model holds its parameters (a loaded model is
-    // initialized already): the engine's reminder to pass such a trainer would only mislead.
+    // Before the first forward none of the trainers served holds the parameters (a loaded model
+    // is initialized already): the engine's reminder then speaks only of other trainers.
     boolean declared =
         NoTrainerRegistered.declare(
             state.trainers().isEmpty() && noneRegistered(trainersOf.apply(trainer)));
@@ -348,13 +344,10 @@ final class EntryRunner {
     st.schedule.ran(index);
     // What it froze is frozen again for a later trainer of the model: DJL's newTrainer unfreezes
     // every parameter of a model that was loaded, and the recorded entry is not applied again.
-    // Not what it froze because the program had frozen the layers it replaced (keptFreezes).
+    // Not what it froze because the program had frozen the layers it replaced (FreezeProvenance).
     Block after = model.getBlock();
-    if (frozenBefore != null && after != null) {
-      CarriedRecords.addFrozen(
-          after,
-          SurgeryCheckpoint.keptFreezes(
-              parametersBefore, frozenBefore, keptBefore, identitySet(blocksBefore), after));
+    if (freezes != null && after != null) {
+      CarriedRecords.addFrozen(after, freezes.keptAfter(after));
     }
     if (changes == null) {
       // No structural change (for example an average of the weights): nothing to record.
@@ -437,12 +430,6 @@ final class EntryRunner {
       }
     }
     return true;
-  }
-
-  private static Set<Block> identitySet(List<Block> blocks) {
-    Set<Block> set = Collections.newSetFromMap(new IdentityHashMap<>());
-    set.addAll(blocks);
-    return set;
   }
 
   /** The blocks of a tree in pre-order, by identity. */

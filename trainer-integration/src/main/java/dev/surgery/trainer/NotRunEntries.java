@@ -80,7 +80,10 @@ final class NotRunEntries {
   void listNotRun(TrainerState st, boolean programEnd) {
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
-      if (!stillOpen(st, i)) {
+      // The application the end cut into is listed whatever its kind: an event-driven entry, or
+      // a repeating one's later run, is not open in the schedule's sense but did not finish.
+      boolean cutShort = programEnd && st.applying == i && !st.listedNotRun.get(i);
+      if (!cutShort && !stillOpen(st, i)) {
         continue;
       }
       ScheduledAlgorithm entry = schedule.entry(i);

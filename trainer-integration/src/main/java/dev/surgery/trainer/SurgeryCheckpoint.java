@@ -21,10 +21,8 @@ import dev.surgery.core.algorithms.SurgeryContext;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Deque;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -459,9 +457,7 @@ public final class SurgeryCheckpoint {
       defaulted.add(defaultedNote(spec, r));
     }
     Set<Parameter> frozenBefore = frozen(block);
-    Set<Parameter> parametersBefore = parameters(block);
-    Set<Block> blocksBefore = Collections.newSetFromMap(new IdentityHashMap<>());
-    blocksBefore.addAll(EntryRunner.blocksOf(block));
+    FreezeProvenance provenance = FreezeProvenance.of(block, CarriedRecords.frozenOrNull(block));
     // A snapshot cannot bring back arrays that a committed surgery freed: it is taken on a block
     // without arrays (the documented use, and what load() and the agent hand over).
     BlockTreeSnapshot snapshot = undoOwn && noArrays(block) ? BlockTreeSnapshot.of(block) : null;
@@ -489,7 +485,10 @@ public final class SurgeryCheckpoint {
         }
       }
     }
-    byReplay.addAll(keptFreezes(parametersBefore, frozenBefore, earlier, blocksBefore, block));
+    byReplay.addAll(provenance.keptAfter(block));
+    // What the records say layer_freezing froze stays frozen, also where the program had frozen it
+    // by hand before the load (the place alone would take it for the program's).
+    byReplay.addAll(recordedFreezes(block, records));
     CarriedRecords.setFrozen(
         block, byReplay.isEmpty() ? null : Collections.unmodifiableSet(byReplay));
   }
@@ -622,115 +621,29 @@ public final class SurgeryCheckpoint {
     StaleRecords.warnIfStale(model.getBlock(), RecordProperty.read(model.getProperties()));
   }
 
-  /**
-   * Of the parameters that a surgery on a tree froze, those a later trainer of the loaded model
-   * freezes again: the ones the tree had before, which the surgery froze itself ({@code
-   * layer_freezing}), and those born frozen in a replacement of a layer whose freezing is kept (a
-   * layer {@code layer_freezing} froze, then wrapped or factorized). Not those born frozen because
-   * the program froze the layer they replace with DJL's API: DJL's {@code newTrainer} unfreezes the
-   * program's freezes of a loaded model, so it unfreezes theirs too. A replacement that holds
-   * parameters of the old tree tells which kind of layer it replaced; one that holds none (a
-   * factorized layer) is told by what left the tree: kept only if a kept freeze left it, or no
-   * freeze of the program did (where both did, kept: a freeze is never lost).
-   *
-   * @param before every parameter of the tree before the surgery
-   * @param frozenBefore those of them that took no gradient then
-   * @param keptBefore what earlier surgery froze that is kept frozen; null: none
-   * @param blocksBefore the blocks of the tree before the surgery
-   * @param after the tree's root after the surgery
-   * @return a new, mutable set
-   */
-  static Set<Parameter> keptFreezes(
-      Set<Parameter> before,
-      Set<Parameter> frozenBefore,
-      Set<Parameter> keptBefore,
-      Set<Block> blocksBefore,
-      Block after) {
-    Set<Parameter> kept = Collections.newSetFromMap(new IdentityHashMap<>());
-    Set<Parameter> born = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Parameter p : frozen(after)) {
-      if (!frozenBefore.contains(p)) {
-        (before.contains(p) ? kept : born).add(p);
-      }
-    }
-    if (born.isEmpty()) {
-      return kept;
-    }
-    Set<Parameter> now = parameters(after);
-    boolean keptLeft = false;
-    boolean programsLeft = false;
-    for (Parameter p : before) {
-      if (now.contains(p) || isStatistic(p)) {
+  /** The parameters under the layers the records froze ({@code ->frozen}), frozen now. */
+  private static Set<Parameter> recordedFreezes(Block root, List<SurgeryRecord> records) {
+    Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (SurgeryRecord r : records) {
+      if (r.changes() == null) {
         continue;
       }
-      if (isKept(p, kept, keptBefore) || (!p.requiresGradient() && !frozenBefore.contains(p))) {
-        keptLeft = true; // frozen by surgery, earlier or in this one, then replaced
-      } else if (frozenBefore.contains(p)) {
-        programsLeft = true;
-      }
-    }
-    boolean unheld = keptLeft || !programsLeft;
-    // Each replacement: a block of the new tree whose parent (or nothing, at the root) is old.
-    Deque<Block> todo = new ArrayDeque<>();
-    if (blocksBefore.contains(after)) {
-      todo.push(after);
-    } else {
-      keepBorn(after, born, kept, before, frozenBefore, keptBefore, unheld);
-    }
-    Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
-    while (!todo.isEmpty() && !born.isEmpty()) {
-      Block b = todo.pop();
-      if (!seen.add(b)) {
-        continue;
-      }
-      for (Block child : b.getChildren().values()) {
-        if (blocksBefore.contains(child)) {
-          todo.push(child);
-        } else {
-          keepBorn(child, born, kept, before, frozenBefore, keptBefore, unheld);
+      for (Map.Entry<String, String> e : r.changes().entrySet()) {
+        if (!e.getValue().contains("->frozen ")) {
+          continue;
+        }
+        Block layer = StaleRecords.resolveRenamed(root, e.getKey());
+        if (layer == null) {
+          continue;
+        }
+        for (Parameter p : layer.getParameters().values()) {
+          if (!isStatistic(p) && !p.requiresGradient()) {
+            frozen.add(p);
+          }
         }
       }
     }
-    if (unheld) {
-      kept.addAll(born); // under no replacement the walk met (a parameter added in place)
-    }
-    return kept;
-  }
-
-  /** Decides for the parameters born frozen in one replacement, by the old ones it holds. */
-  private static void keepBorn(
-      Block replacement,
-      Set<Parameter> born,
-      Set<Parameter> kept,
-      Set<Parameter> before,
-      Set<Parameter> frozenBefore,
-      Set<Parameter> keptBefore,
-      boolean unheld) {
-    List<Parameter> itsBorn = new ArrayList<>();
-    boolean holdsKept = false;
-    boolean holdsPrograms = false;
-    for (Parameter p : replacement.getParameters().values()) {
-      if (born.contains(p)) {
-        itsBorn.add(p);
-      } else if (before.contains(p) && !isStatistic(p)) {
-        if (isKept(p, kept, keptBefore)) {
-          holdsKept = true;
-        } else if (frozenBefore.contains(p)) {
-          holdsPrograms = true;
-        }
-      }
-    }
-    if (itsBorn.isEmpty()) {
-      return;
-    }
-    if (holdsKept || (!holdsPrograms && unheld)) {
-      kept.addAll(itsBorn);
-    }
-    itsBorn.forEach(born::remove);
-  }
-
-  private static boolean isKept(Parameter p, Set<Parameter> kept, Set<Parameter> keptBefore) {
-    return kept.contains(p) || (keptBefore != null && keptBefore.contains(p));
+    return frozen;
   }
 
   /** Every parameter of a tree, by identity (a new, mutable set). */
@@ -740,7 +653,7 @@ public final class SurgeryCheckpoint {
     return all;
   }
 
-  private static boolean isStatistic(Parameter p) {
+  static boolean isStatistic(Parameter p) {
     return p.getType() == Parameter.Type.RUNNING_MEAN || p.getType() == Parameter.Type.RUNNING_VAR;
   }
 

@@ -17,6 +17,8 @@ import com.google.gson.JsonParser;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.events.Time;
+import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -25,6 +27,7 @@ import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -137,6 +140,97 @@ class ProgramEndTest {
         throw new IllegalStateException(e);
       }
       return inner.apply(context);
+    }
+  }
+
+  /** A repeating entry whose second run pauses until let go. */
+  static final class PausedSecondRun implements Algorithm {
+    private final Algorithm inner = algorithm(TestAlgorithms.LOG, Map.of("tag", "a"));
+    final CountDownLatch entered = new CountDownLatch(1);
+    final CountDownLatch release = new CountDownLatch(1);
+    private int runs;
+
+    @Override
+    public String name() {
+      return inner.name();
+    }
+
+    @Override
+    public Map<String, Object> hyperparameters() {
+      return inner.hyperparameters();
+    }
+
+    @Override
+    public SurgeryChanges apply(SurgeryContext context) {
+      if (++runs == 2) {
+        entered.countDown();
+        try {
+          assertTrue(release.await(30, TimeUnit.SECONDS));
+        } catch (InterruptedException e) {
+          throw new IllegalStateException(e);
+        }
+      }
+      return inner.apply(context);
+    }
+  }
+
+  /**
+   * An outside tester: the program ending inside a repeating entry's later run (or an event-driven
+   * entry's) left it out of the log, though a checkpoint a shutdown hook saves may hold its change;
+   * only a one-shot entry was listed. Every application the end cuts into is listed.
+   */
+  @Test
+  void aRepeatingEntrysRunThatTheProgramsEndCutIntoIsListed() throws Exception {
+    Path report = tmp.resolve("log.json");
+    PausedSecondRun paused = new PausedSecondRun();
+    AtomicReference<JsonObject> atEnd = new AtomicReference<>();
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(paused, Trigger.every(Time.parse("1ep")))
+            .optReportPath(report)
+            .build();
+    try (Model model = TestModels.model("cut-repeating");
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        AtomicBoolean ended = new AtomicBoolean();
+        Thread hook =
+            new Thread(
+                () -> {
+                  try {
+                    assertTrue(paused.entered.await(30, TimeUnit.SECONDS));
+                  } catch (InterruptedException e) {
+                    return;
+                  }
+                  // Waits its 2 s for the run, then lists it; only then is the run let go (as
+                  // if System.exit had ended the JVM in the middle of it).
+                  ended.set(listener.onProgramEnd());
+                  try {
+                    atEnd.set(read(report));
+                  } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                  }
+                  paused.release.countDown();
+                });
+        hook.start();
+        EasyTrain.fit(trainer, 2, dataset, null);
+        hook.join(30_000);
+        assertTrue(ended.get(), "the trainer was still training");
+      }
+      JsonObject log = atEnd.get();
+      assertEquals(1, log.getAsJsonArray("applications").size(), log.toString());
+      JsonArray notRun = log.getAsJsonArray("not_run");
+      assertEquals(1, notRun.size(), log.toString());
+      JsonObject cut = notRun.get(0).getAsJsonObject();
+      assertEquals(TestAlgorithms.LOG, cut.get("algorithm").getAsString(), log.toString());
+      assertTrue(
+          cut.get("reason").getAsString().startsWith(NotRunEntries.ENDED_WHILE_APPLIED),
+          log.toString());
+      // Let go, the run finished after all: listed as applied, as a one-shot entry's is.
+      JsonObject last = read(report);
+      assertEquals(2, last.getAsJsonArray("applications").size(), last.toString());
+      assertEquals(0, last.getAsJsonArray("not_run").size(), last.toString());
     }
   }
 

@@ -813,6 +813,108 @@ class SurgeryCheckpointTest {
     }
   }
 
+  /**
+   * A reviewer: a loaded model, the program freezing the second convolution with DJL's API,
+   * layer_freezing freezing the first, then factorize replacing both. The next trainer froze both
+   * factorized pairs again (a factorized layer holds none of the old parameters, and the rule was
+   * one for the whole tree); only the first's is layer_freezing's: the second follows the program's
+   * freeze, which DJL's newTrainer lifts. The layer a replacement stands for is now the one that
+   * held its place.
+   */
+  @Test
+  void eachFactorizedLayerFollowsTheFreezeOfTheLayerWhosePlaceItTook() throws Exception {
+    try (Model saved = TestModels.model("mixed-freezes")) {
+      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
+      saved.save(dir, "mixed-freezes");
+    }
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(smallLayers("factorize"), 1)
+            .optTotalEpochs(2)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("mixed-freezes")) {
+      model.load(dir, "mixed-freezes");
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      try (Trainer first = model.newTrainer(TestModels.config(listener))) {
+        first.initialize(INPUT);
+        model.getBlock().getChildren().values().get(3).freezeParameters(true);
+        EasyTrain.fit(first, 1, dataset, null);
+      }
+      Block firstConv = model.getBlock().getChildren().values().get(0);
+      Block secondConv = model.getBlock().getChildren().values().get(3);
+      assertEquals("FactorizedConv2d", BlockPaths.typeName(firstConv));
+      assertEquals("FactorizedConv2d", BlockPaths.typeName(secondConv));
+      try (Trainer second = model.newTrainer(TestModels.config(listener))) {
+        for (Parameter p : firstConv.getParameters().values()) {
+          assertFalse(p.requiresGradient(), "layer_freezing's " + p.getName() + " trains again");
+        }
+        for (Parameter p : secondConv.getParameters().values()) {
+          assertTrue(p.requiresGradient(), "the program's " + p.getName() + " frozen again");
+        }
+        float[] firstWeights = firstConv.getParameters().values().get(0).getArray().toFloatArray();
+        float[] secondWeights =
+            secondConv.getParameters().values().get(0).getArray().toFloatArray();
+        second.initialize(INPUT);
+        EasyTrain.fit(second, 1, dataset, null);
+        assertArrayEquals(
+            firstWeights, firstConv.getParameters().values().get(0).getArray().toFloatArray());
+        assertFalse(
+            Arrays.equals(
+                secondWeights,
+                secondConv.getParameters().values().get(0).getArray().toFloatArray()));
+      }
+    }
+  }
+
+  /**
+   * A reviewer: a record of factorize then layer_freezing (which froze the first convolution's
+   * factorized pair), loaded into a model whose second convolution the program had frozen with
+   * DJL's API: the next trainer left layer_freezing's pair trainable (the first convolution left
+   * the tree trainable, and the program's freeze elsewhere made the whole replay look like the
+   * program's). What the records froze stays frozen.
+   */
+  @Test
+  void aReplayKeepsWhatLayerFreezingFrozeBesideTheProgramsOwnFreeze() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(smallLayers("factorize"), 1)
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .optTotalEpochs(2)
+            .build();
+    try (NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      try (Model model = TestModels.model("factorize-then-freeze")) {
+        train(model, listener, 1, dataset);
+        assertFalse(frozenWeights(model).isEmpty(), "layer_freezing froze a factorized layer");
+        model.save(dir, "factorize-then-freeze");
+      }
+      try (Model restored = TestModels.model("factorize-then-freeze")) {
+        restored.getBlock().getChildren().values().get(3).freezeParameters(true);
+        SurgeryCheckpoint.load(restored, dir, "factorize-then-freeze");
+        Block firstConv = restored.getBlock().getChildren().values().get(0);
+        assertEquals("FactorizedConv2d", BlockPaths.typeName(firstConv));
+        // What a program without the listener freezes again: named.
+        for (Parameter p : firstConv.getParameters().values()) {
+          assertTrue(
+              SurgeryCheckpoint.frozenByReplay(restored.getBlock()).contains(p),
+              "layer_freezing's " + p.getName() + " is not named");
+        }
+        try (Trainer next = restored.newTrainer(TestModels.config(listener))) {
+          for (Parameter p : firstConv.getParameters().values()) {
+            assertFalse(p.requiresGradient(), "layer_freezing's " + p.getName() + " trains again");
+          }
+          float[] weights = firstConv.getParameters().values().get(0).getArray().toFloatArray();
+          next.initialize(INPUT);
+          EasyTrain.fit(next, 1, dataset, null);
+          assertArrayEquals(
+              weights, firstConv.getParameters().values().get(0).getArray().toFloatArray());
+        }
+      }
+    }
+  }
+
   /** squeeze_excite or factorize with settings that take the test CNN's small layers. */
   private static Algorithm smallLayers(String algorithm) {
     return algorithm.equals("factorize")

@@ -1,10 +1,10 @@
 package dev.surgery.core.internal;
 
 /**
- * Marks, on the calling thread, surgery whose caller knows that no trainer has registered the
- * model's parameters yet (a training listener before its trainer's first forward, on a model that
- * was loaded and so is initialized): the engine's reminder to recreate or pass a trainer that
- * registered the old parameters would only mislead there.
+ * Marks, on the calling thread, surgery whose caller knows that none of the trainers it serves has
+ * registered the model's parameters yet (a training listener before its trainer's first forward, on
+ * a model that was loaded and so is initialized): the engine's reminder then speaks only of another
+ * trainer of the model, which the caller cannot see, instead of asking to pass the trainer.
  */
 public final class NoTrainerRegistered {
 
@@ -13,7 +13,8 @@ public final class NoTrainerRegistered {
   private NoTrainerRegistered() {}
 
   /**
-   * Declares (or not) on this thread that no trainer registered the model's parameters.
+   * Declares (or not) on this thread that no trainer the caller serves registered the model's
+   * parameters.
    *
    * @param none whether none did
    * @return what was declared before, for {@link #restore}
@@ -34,7 +35,8 @@ public final class NoTrainerRegistered {
   }
 
   /**
-   * Whether this thread's surgery is declared to be on parameters no trainer registered.
+   * Whether this thread's surgery is declared to be on parameters no trainer the caller serves
+   * registered.
    *
    * @return the declaration
    */

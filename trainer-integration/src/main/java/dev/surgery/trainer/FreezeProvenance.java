@@ -1,0 +1,155 @@
+package dev.surgery.trainer;
+
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import dev.surgery.core.BlockPaths;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Deque;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Tells which of the parameters a surgery froze a later trainer of a loaded model freezes again.
+ * DJL's {@code newTrainer} unfreezes every parameter of a loaded model, the program's own freezes
+ * included; surgery's freezes are put back, since layer_freezing's layers are never unfrozen:
+ *
+ * <ul>
+ *   <li>a parameter the tree had before that the surgery froze (layer_freezing) is kept;
+ *   <li>one born frozen in a replacement is kept where the layer it replaced was frozen by surgery
+ *       (earlier, or in the same replay) or not frozen at all (an algorithm froze it on purpose),
+ *       and not where the program froze that layer with DJL's API: the replacement then only
+ *       follows the program's freeze, which DJL's {@code newTrainer} lifts, so it lifts this too.
+ * </ul>
+ *
+ * The layer a replacement stands for is the block that held its place before (its parent and
+ * index): a wrapper (squeeze-excite) holds the old layer's parameters, a factorized layer holds
+ * none, so only the place tells them apart.
+ */
+final class FreezeProvenance {
+
+  private final Block rootBefore;
+  private final Set<Parameter> before;
+  private final Set<Parameter> frozenBefore;
+  private final Set<Parameter> keptBefore;
+  private final Map<Block, List<Block>> childrenBefore;
+
+  private FreezeProvenance(
+      Block rootBefore,
+      Set<Parameter> before,
+      Set<Parameter> frozenBefore,
+      Set<Parameter> keptBefore,
+      Map<Block, List<Block>> childrenBefore) {
+    this.rootBefore = rootBefore;
+    this.before = before;
+    this.frozenBefore = frozenBefore;
+    this.keptBefore = keptBefore == null ? Set.of() : keptBefore;
+    this.childrenBefore = childrenBefore;
+  }
+
+  /**
+   * Notes a tree as it is before a surgery.
+   *
+   * @param root the tree's root
+   * @param keptBefore what earlier surgery froze that is kept frozen; null: none
+   * @return the note
+   */
+  static FreezeProvenance of(Block root, Set<Parameter> keptBefore) {
+    Map<Block, List<Block>> children = new IdentityHashMap<>();
+    Deque<Block> todo = new ArrayDeque<>();
+    todo.push(root);
+    while (!todo.isEmpty()) {
+      Block b = todo.pop();
+      if (children.containsKey(b)) {
+        continue;
+      }
+      List<Block> kids = new ArrayList<>(BlockPaths.children(b).values());
+      children.put(b, kids);
+      kids.forEach(todo::push);
+    }
+    return new FreezeProvenance(
+        root,
+        SurgeryCheckpoint.parameters(root),
+        SurgeryCheckpoint.frozen(root),
+        keptBefore,
+        children);
+  }
+
+  /**
+   * The parameters the surgery froze that a later trainer of the loaded model freezes again.
+   *
+   * @param after the tree's root after the surgery
+   * @return a new, mutable set
+   */
+  Set<Parameter> keptAfter(Block after) {
+    Set<Parameter> kept = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> born = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Parameter p : SurgeryCheckpoint.frozen(after)) {
+      if (!frozenBefore.contains(p)) {
+        (before.contains(p) ? kept : born).add(p);
+      }
+    }
+    if (born.isEmpty()) {
+      return kept;
+    }
+    if (after != rootBefore) {
+      decide(after, rootBefore, born, kept);
+    } else {
+      Deque<Block> todo = new ArrayDeque<>();
+      Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+      todo.push(after);
+      while (!todo.isEmpty() && !born.isEmpty()) {
+        Block b = todo.pop();
+        if (!seen.add(b)) {
+          continue;
+        }
+        List<Block> old = childrenBefore.get(b);
+        List<Block> now = BlockPaths.children(b).values();
+        for (int i = 0; i < now.size(); i++) {
+          Block child = now.get(i);
+          if (childrenBefore.containsKey(child)) {
+            todo.push(child);
+          } else {
+            decide(child, old != null && i < old.size() ? old.get(i) : null, born, kept);
+          }
+        }
+      }
+    }
+    kept.addAll(born); // born in place, under no replacement: frozen on purpose
+    return kept;
+  }
+
+  /** Decides for the parameters born frozen in one replacement, by the layer it stands for. */
+  private void decide(Block replacement, Block replaced, Set<Parameter> born, Set<Parameter> kept) {
+    List<Parameter> itsBorn = new ArrayList<>();
+    for (Parameter p : replacement.getParameters().values()) {
+      if (born.contains(p)) {
+        itsBorn.add(p);
+      }
+    }
+    if (itsBorn.isEmpty()) {
+      return;
+    }
+    itsBorn.forEach(born::remove);
+    boolean bySurgery = false;
+    boolean byProgram = false;
+    if (replaced != null) {
+      for (Parameter p : replaced.getParameters().values()) {
+        if (SurgeryCheckpoint.isStatistic(p)) {
+          continue;
+        }
+        if (keptBefore.contains(p) || (!p.requiresGradient() && !frozenBefore.contains(p))) {
+          bySurgery = true; // frozen by surgery, earlier or in this one (the same replay)
+        } else if (frozenBefore.contains(p)) {
+          byProgram = true;
+        }
+      }
+    }
+    if (bySurgery || !byProgram) {
+      kept.addAll(itsBorn);
+    }
+  }
+}
