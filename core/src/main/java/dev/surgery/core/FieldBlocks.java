@@ -141,6 +141,8 @@ final class FieldBlocks {
     ATOMIC_REFERENCE_ARRAY("inside an AtomicReferenceArray"),
     /** A lambda or method reference: it holds what it captured. */
     FUNCTION("captured by a lambda"),
+    /** A {@code java.lang.reflect.Proxy}: it calls what its invocation handler holds. */
+    PROXY("held by a Proxy's invocation handler"),
     /** An object of a class of the program's own (a record, a small holder class). */
     PLAIN(null),
     /** Anything else: looked at, not into. */
@@ -185,6 +187,9 @@ final class FieldBlocks {
       Class<?> type = value.getClass();
       if (type.isSynthetic() || type.isHidden()) {
         return FUNCTION;
+      }
+      if (java.lang.reflect.Proxy.isProxyClass(type)) {
+        return PROXY;
       }
       return BlockFields.isPlainHolder(type) ? PLAIN : OTHER;
     }
@@ -248,6 +253,8 @@ final class FieldBlocks {
         return false;
       case FUNCTION:
         return each(BlockFields.capturedValues(holder), null, items);
+      case PROXY:
+        return items.next(java.lang.reflect.Proxy.getInvocationHandler(holder), null);
       case PLAIN:
         for (FieldSlot inner : BlockFields.plainHolderFields(holder.getClass())) {
           if (items.next(inner.get(holder), inner)) {

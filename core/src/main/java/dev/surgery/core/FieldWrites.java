@@ -118,6 +118,19 @@ final class FieldWrites {
   /** The refusal for a forward's function whose captured values cannot be read. */
   static SurgeryException unreadableFunction(
       String path, Block holder, FieldSlot field, Object function) {
+    if (java.lang.reflect.Proxy.isProxyClass(function.getClass())) {
+      return new SurgeryException(
+          BlockPaths.display(path),
+          "field "
+              + where(holder, field)
+              + " holds a java.lang.reflect.Proxy ("
+              + function.getClass().getName()
+              + ") whose invocation handler, a "
+              + java.lang.reflect.Proxy.getInvocationHandler(function).getClass().getName()
+              + ", the engine cannot look into (MethodHandleProxies makes such proxies): it may"
+              + " call a block this surgery replaces, and would then keep calling the old one;"
+              + " write the function as a lambda or a class of your own");
+    }
     return new SurgeryException(
         BlockPaths.display(path),
         "field "
@@ -144,7 +157,9 @@ final class FieldWrites {
     Class<?> type = value.getClass();
     return type.isSynthetic() || type.isHidden()
         ? "captured by a lambda, through what it captured"
-        : "nested inside a " + type.getTypeName();
+        : java.lang.reflect.Proxy.isProxyClass(type)
+            ? "held by the invocation handler of a java.lang.reflect.Proxy"
+            : "nested inside a " + type.getTypeName();
   }
 
   @SuppressWarnings("unchecked")

@@ -377,6 +377,84 @@ class TiedBlockTest {
     assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
   }
 
+  /** An invocation handler of the program's own that calls the layer it holds. */
+  static final class CallingHandler implements java.lang.reflect.InvocationHandler {
+    final TinyDense layer;
+
+    CallingHandler(TinyDense layer) {
+      this.layer = layer;
+    }
+
+    @Override
+    public Object invoke(Object proxy, java.lang.reflect.Method method, Object[] args) {
+      return layer.forward(new ParameterStore(), (NDList) args[0], false);
+    }
+  }
+
+  /**
+   * An outside tester: a LambdaBlock running a {@code java.lang.reflect.Proxy} whose handler calls
+   * the layer was taken for an object looked at, not into: the surgery replaced the layer and the
+   * proxy kept calling the old one, silently (a weight copy: the freed arrays at the next forward).
+   * The handler is looked into as any holder of the program's own.
+   */
+  @Test
+  @SuppressWarnings("unchecked")
+  void aLambdaBlockRunningAProxyWhoseHandlerHoldsTheLayerRefusesTheSurgery() {
+    TinyDense layer = new TinyDense(5);
+    java.util.function.Function<NDList, NDList> call =
+        (java.util.function.Function<NDList, NDList>)
+            java.lang.reflect.Proxy.newProxyInstance(
+                getClass().getClassLoader(),
+                new Class<?>[] {java.util.function.Function.class},
+                new CallingHandler(layer));
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(new SequentialBlock().add(layer))
+            .add(new LambdaBlock(call, "proxy"));
+    assertRefusedUnchanged(
+        root, layer, "02LambdaBlock", "held by the invocation handler of a", "lambda");
+  }
+
+  /**
+   * The same through {@code MethodHandleProxies}: the JDK's handler holds a method handle bound to
+   * the layer, which nothing can read: refused as a function the engine cannot look into.
+   */
+  @Test
+  @SuppressWarnings("unchecked")
+  void aLambdaBlockRunningAMethodHandleProxyRefusesTheSurgery() throws Exception {
+    TinyDense layer = new TinyDense(5);
+    java.lang.invoke.MethodHandle forward =
+        java.lang.invoke.MethodHandles.lookup()
+            .findStatic(
+                TiedBlockTest.class,
+                "forwardThrough",
+                java.lang.invoke.MethodType.methodType(NDList.class, TinyDense.class, NDList.class))
+            .bindTo(layer);
+    java.util.function.Function<NDList, NDList> call =
+        java.lang.invoke.MethodHandleProxies.asInterfaceInstance(
+            java.util.function.Function.class, forward);
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(new SequentialBlock().add(layer))
+            .add(new LambdaBlock(call, "method handle proxy"));
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+    String message = e.getMessage();
+    assertTrue(message.contains("LambdaBlock.lambda"), message);
+    assertTrue(message.contains("java.lang.reflect.Proxy"), message);
+    assertTrue(message.contains("cannot look into"), message);
+    assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
+  }
+
+  private static NDList forwardThrough(TinyDense layer, NDList x) {
+    return layer.forward(new ParameterStore(), x, false);
+  }
+
   @Test
   void aLambdaOfTheProgramComposingTwoFunctionsIsLookedThrough() {
     TinyDense layer = new TinyDense(5);

@@ -280,6 +280,14 @@ public final class BlockFields {
    */
   public static boolean opaqueFunction(Object function) {
     Class<?> type = function.getClass();
+    if (java.lang.reflect.Proxy.isProxyClass(type)) {
+      // A proxy calls what its handler holds: a handler of the program's own is looked into, one
+      // of the JDK's (MethodHandleProxies' wrappers) or a lambda of a closed package is not.
+      Class<?> handler = java.lang.reflect.Proxy.getInvocationHandler(function).getClass();
+      return handler.isSynthetic() || handler.isHidden()
+          ? CAPTURED_FIELDS.get(handler) == UNREADABLE
+          : !isPlainHolder(handler);
+    }
     return (type.isSynthetic() || type.isHidden()) && CAPTURED_FIELDS.get(type) == UNREADABLE;
   }
 
