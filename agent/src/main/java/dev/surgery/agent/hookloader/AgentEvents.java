@@ -27,9 +27,11 @@ import java.util.stream.Collectors;
  * </ul>
  *
  * <p>Calls made by the thread handling an event (an algorithm's own forward passes) report nothing;
- * other threads' calls wait until the event is handled. A handler must therefore not wait for work
- * it hands to other threads that call instrumented DJL methods for the same trainer. Only trainers
- * the agent attached its listener to are tracked ({@link #track}); calls for other trainers are
+ * other threads' training calls wait until the event is handled (a parallel split of the batch must
+ * not run beside a surgery). Other threads' evaluations while an event is handled are the handler's
+ * own (a plugin evaluating on a helper thread and waiting for it) and neither wait nor report. A
+ * handler must therefore not wait for training calls it hands to other threads. Only trainers the
+ * agent attached its listener to are tracked ({@link #track}); calls for other trainers are
  * ignored. The state of a trainer goes when the trainer is garbage.
  */
 final class AgentEvents {
@@ -209,10 +211,14 @@ final class AgentEvents {
     }
   }
 
-  /** Entry of {@code Trainer.evaluate}: opens an evaluation unless one is open. */
+  /**
+   * Entry of {@code Trainer.evaluate}: opens an evaluation unless one is open. One on another
+   * thread while an event is handled is the handler's own (a plugin evaluating on a helper thread
+   * and waiting for it): it reports nothing and does not wait, which would wait for good.
+   */
   void evaluateStarting(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firingHere()) {
+    if (p == null || p.firingHere() || p.firingElsewhere()) {
       return;
     }
     synchronized (p) {
@@ -223,10 +229,14 @@ final class AgentEvents {
     }
   }
 
-  /** Entry of {@code EasyTrain.evaluateDataset} with a dataset. */
+  /** Entry of {@code EasyTrain.evaluateDataset} with a dataset (as {@link #evaluateStarting}). */
   void evaluateDatasetStarting(Object trainer) {
     Phase p = phases.get(trainer);
     if (p == null || p.firingHere()) {
+      return;
+    }
+    if (p.firingElsewhere()) {
+      p.handlersEvaluations.merge(Thread.currentThread(), 1, Integer::sum);
       return;
     }
     synchronized (p) {
@@ -245,6 +255,16 @@ final class AgentEvents {
     Phase p = phases.get(trainer);
     if (p == null || p.firingHere()) {
       return;
+    }
+    Thread current = Thread.currentThread();
+    Integer open = p.handlersEvaluations.get(current); // only this thread changes its count
+    if (open != null) {
+      if (open > 1) {
+        p.handlersEvaluations.put(current, open - 1);
+      } else {
+        p.handlersEvaluations.remove(current);
+      }
+      return; // one a handler's helper thread started: the handler's own
     }
     synchronized (p) {
       if (p.datasetEvaluations > 0 && --p.datasetEvaluations == 0) {
@@ -346,5 +366,17 @@ final class AgentEvents {
     boolean firingHere() {
       return firingThread == Thread.currentThread();
     }
+
+    boolean firingElsewhere() {
+      Thread firing = firingThread;
+      return firing != null && firing != Thread.currentThread();
+    }
+
+    /**
+     * Dataset evaluations that helper threads started while an event was handled, per thread: their
+     * ends report nothing either.
+     */
+    final java.util.concurrent.ConcurrentHashMap<Thread, Integer> handlersEvaluations =
+        new java.util.concurrent.ConcurrentHashMap<>();
   }
 }

@@ -75,6 +75,53 @@ class AgentEventsTest {
     return out;
   }
 
+  /**
+   * An outside tester: a plugin that evaluated on a helper thread at BATCH_START and waited for it
+   * hung for good under the agent (the helper's {@code Trainer.evaluate} waited for the handler),
+   * where the library runs it. A helper's evaluations while an event is handled are the handler's
+   * own: they neither wait nor report.
+   */
+  @Test
+  void aHandlerMayWaitForAnEvaluationOnAHelperThread() throws Exception {
+    events.track(trainer);
+    java.util.concurrent.ExecutorService helper =
+        java.util.concurrent.Executors.newSingleThreadExecutor();
+    AtomicBoolean helperDone = new AtomicBoolean();
+    try {
+      onBatchStart =
+          () -> {
+            try {
+              helper
+                  .submit(
+                      () -> {
+                        events.evaluateStarting(trainer);
+                        events.evaluateDatasetStarting(trainer);
+                        events.evaluateStarting(trainer);
+                        events.evaluateDatasetEnded(trainer);
+                      })
+                  .get(10, java.util.concurrent.TimeUnit.SECONDS);
+              helperDone.set(true);
+            } catch (Exception e) {
+              throw new IllegalStateException("the helper's evaluation waited for the handler", e);
+            }
+          };
+      batch();
+      onBatchStart = () -> {};
+      batch();
+    } finally {
+      helper.shutdownNow();
+    }
+    assertEquals(true, helperDone.get());
+    List<Event> expected = new ArrayList<>(FIRST_BATCH);
+    expected.addAll(
+        List.of(Event.BATCH_START, Event.AFTER_FORWARD, Event.AFTER_BACKWARD, Event.BATCH_END));
+    assertEquals(expected, seen, "the helper's evaluation reports nothing");
+    // The program's own evaluation afterwards is reported as usual.
+    events.evaluateDatasetStarting(trainer);
+    events.evaluateDatasetEnded(trainer);
+    assertEquals(Event.EVAL_END, seen.get(seen.size() - 1));
+  }
+
   @Test
   void easyTrainFitReportsEachEventOncePerOccurrenceInOrder() {
     events.track(trainer);
