@@ -188,7 +188,8 @@ final class FieldBlocks {
       if (type.isSynthetic() || type.isHidden()) {
         return FUNCTION;
       }
-      if (java.lang.reflect.Proxy.isProxyClass(type)) {
+      if (java.lang.reflect.Proxy.isProxyClass(type)
+          && !(value instanceof java.lang.annotation.Annotation)) {
         return PROXY;
       }
       return BlockFields.isPlainHolder(type) ? PLAIN : OTHER;

@@ -47,6 +47,9 @@ public final class ModuleSurgery {
    */
   static final AtomicBoolean TRAINERLESS_REMINDED = new AtomicBoolean();
 
+  /** The same for the listener's wording, before its trainer's first step (a test resets it). */
+  static final AtomicBoolean LISTENER_REMINDED = new AtomicBoolean();
+
   private ModuleSurgery() {}
 
   /**
@@ -428,7 +431,10 @@ public final class ModuleSurgery {
                   + " given the new parameters with replaceParamsInOptimizer; else its next step"
                   + " meets the freed arrays of those that left the model (\"Native resource has"
                   + " been released already\").";
-      if (TRAINERLESS_REMINDED.compareAndSet(false, true)) {
+      // Each wording once: the listener's line must not use up the one that warns a program.
+      AtomicBoolean once =
+          NoTrainerRegistered.declared() ? LISTENER_REMINDED : TRAINERLESS_REMINDED;
+      if (once.compareAndSet(false, true)) {
         logger().info(reminder, changed);
       } else {
         logger().debug(reminder, changed);

@@ -451,6 +451,46 @@ class TiedBlockTest {
     assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
   }
 
+  /** A handler of the program's own that holds no block: an enum singleton. */
+  enum IdentityHandler implements java.lang.reflect.InvocationHandler {
+    INSTANCE;
+
+    @Override
+    public Object invoke(Object proxy, java.lang.reflect.Method method, Object[] args) {
+      return args[0];
+    }
+  }
+
+  /**
+   * A reviewer: a proxy whose handler is an enum of the program's own, or a lambda that captured an
+   * annotation instance (a JDK proxy), holds no block, yet every surgery on the model was refused
+   * as calling a function the engine cannot look into.
+   */
+  @Test
+  @SuppressWarnings("unchecked")
+  void proxiesThatHoldNoBlockDoNotStopASurgery() {
+    TinyDense layer = new TinyDense(5);
+    java.util.function.Function<NDList, NDList> identity =
+        (java.util.function.Function<NDList, NDList>)
+            java.lang.reflect.Proxy.newProxyInstance(
+                getClass().getClassLoader(),
+                new Class<?>[] {java.util.function.Function.class},
+                IdentityHandler.INSTANCE);
+    Deprecated annotation = Dummy.class.getAnnotation(Deprecated.class);
+    java.util.function.Function<NDList, NDList> annotated = x -> annotation.forRemoval() ? null : x;
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(layer)
+            .add(new LambdaBlock(identity, "proxy"))
+            .add(new LambdaBlock(annotated, "annotation"));
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+    assertEquals(1, ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()).size());
+  }
+
+  @Deprecated
+  private static final class Dummy {}
+
   private static NDList forwardThrough(TinyDense layer, NDList x) {
     return layer.forward(new ParameterStore(), x, false);
   }

@@ -350,7 +350,11 @@ final class EntryRunner {
       CarriedRecords.addFrozen(after, freezes.keptAfter(after));
     }
     if (changes == null) {
-      // No structural change (for example an average of the weights): nothing to record.
+      // No structural change (for example an average of the weights): nothing to record; but a
+      // run the program's end listed as cut short did finish, and the log on disk must say so.
+      if (forgetNotRunIfEnded(st)) {
+        surgeryLog.write();
+      }
       return;
     }
     if (pending != null
@@ -417,10 +421,12 @@ final class EntryRunner {
    * ProgramEnd#WAIT_MILLIS}) was listed as not run: it ran after all, and is listed once, as what
    * it did.
    */
-  private void forgetNotRunIfEnded(TrainerState st) {
+  private boolean forgetNotRunIfEnded(TrainerState st) {
     if (programEnd.ended()) {
       surgeryLog.forgetNotRun(st.ordinal, NotRunEntries.ENDED_WHILE_APPLIED);
+      return true;
     }
+    return false;
   }
 
   private static boolean noneRegistered(List<Trainer> trainers) {

@@ -95,26 +95,26 @@ final class FreezeProvenance {
     if (born.isEmpty()) {
       return kept;
     }
+    Deque<Block> todo = new ArrayDeque<>();
+    Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
     if (after != rootBefore) {
-      decide(after, rootBefore, born, kept);
+      decide(after, rootBefore, born, kept, todo);
     } else {
-      Deque<Block> todo = new ArrayDeque<>();
-      Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
       todo.push(after);
-      while (!todo.isEmpty() && !born.isEmpty()) {
-        Block b = todo.pop();
-        if (!seen.add(b)) {
-          continue;
-        }
-        List<Block> old = childrenBefore.get(b);
-        List<Block> now = BlockPaths.children(b).values();
-        for (int i = 0; i < now.size(); i++) {
-          Block child = now.get(i);
-          if (childrenBefore.containsKey(child)) {
-            todo.push(child);
-          } else {
-            decide(child, old != null && i < old.size() ? old.get(i) : null, born, kept);
-          }
+    }
+    while (!todo.isEmpty() && !born.isEmpty()) {
+      Block b = todo.pop();
+      if (!seen.add(b)) {
+        continue;
+      }
+      List<Block> old = childrenBefore.get(b);
+      List<Block> now = BlockPaths.children(b).values();
+      for (int i = 0; i < now.size(); i++) {
+        Block child = now.get(i);
+        if (childrenBefore.containsKey(child)) {
+          todo.push(child);
+        } else {
+          decide(child, old != null && i < old.size() ? old.get(i) : null, born, kept, todo);
         }
       }
     }
@@ -122,12 +122,34 @@ final class FreezeProvenance {
     return kept;
   }
 
-  /** Decides for the parameters born frozen in one replacement, by the layer it stands for. */
-  private void decide(Block replacement, Block replaced, Set<Parameter> born, Set<Parameter> kept) {
+  /**
+   * Decides for the parameters born frozen in one replacement, by the layer it stands for: those of
+   * its new blocks. An old block inside it (a wrapper keeps what it wraps: stochastic depth's
+   * residual, a squeeze-excite convolution) is walked on as part of the old tree ({@code todo}), so
+   * that each replacement below it is decided by its own place.
+   */
+  private void decide(
+      Block replacement,
+      Block replaced,
+      Set<Parameter> born,
+      Set<Parameter> kept,
+      Deque<Block> todo) {
     List<Parameter> itsBorn = new ArrayList<>();
-    for (Parameter p : replacement.getParameters().values()) {
-      if (born.contains(p)) {
-        itsBorn.add(p);
+    Deque<Block> fresh = new ArrayDeque<>();
+    Set<Block> met = Collections.newSetFromMap(new IdentityHashMap<>());
+    fresh.push(replacement);
+    while (!fresh.isEmpty()) {
+      Block b = fresh.pop();
+      if (!met.add(b)) {
+        continue;
+      }
+      for (Parameter p : b.getDirectParameters().values()) {
+        if (born.contains(p)) {
+          itsBorn.add(p);
+        }
+      }
+      for (Block child : BlockPaths.children(b).values()) {
+        (childrenBefore.containsKey(child) ? todo : fresh).push(child);
       }
     }
     if (itsBorn.isEmpty()) {

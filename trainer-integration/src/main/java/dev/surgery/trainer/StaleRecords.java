@@ -104,7 +104,7 @@ final class StaleRecords {
    * key DJL derived from the old block's class ({@code 12Linear} becomes {@code
    * 12FactorizedLinear}), so a key not found is looked for by its number.
    */
-  static Block resolveRenamed(Block root, String path) {
+  private static Block resolveRenamed(Block root, String path) {
     Block current = root;
     for (String key : path.split("/")) {
       Map<String, Block> children = new LinkedHashMap<>();

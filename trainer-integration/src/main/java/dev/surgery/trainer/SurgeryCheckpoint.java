@@ -461,8 +461,18 @@ public final class SurgeryCheckpoint {
     // A snapshot cannot bring back arrays that a committed surgery freed: it is taken on a block
     // without arrays (the documented use, and what load() and the agent hand over).
     BlockTreeSnapshot snapshot = undoOwn && noArrays(block) ? BlockTreeSnapshot.of(block) : null;
+    Set<Parameter> recordFrozen = Collections.newSetFromMap(new IdentityHashMap<>());
     try {
-      replayChecked(block, records, algorithms, defaulted, manager, dataType, inputShapes, origin);
+      replayChecked(
+          block,
+          records,
+          algorithms,
+          defaulted,
+          manager,
+          dataType,
+          inputShapes,
+          origin,
+          recordFrozen);
     } catch (MalformedModelException | RuntimeException e) {
       // A refused record leaves the block as it was, with the records before it undone too.
       if (snapshot != null) {
@@ -487,8 +497,14 @@ public final class SurgeryCheckpoint {
     }
     byReplay.addAll(provenance.keptAfter(block));
     // What the records say layer_freezing froze stays frozen, also where the program had frozen it
-    // by hand before the load (the place alone would take it for the program's).
-    byReplay.addAll(recordedFreezes(block, records));
+    // by hand before the load (the place alone would take it for the program's); each record's
+    // paths were read right after its own replay, in the tree as it then was.
+    Set<Parameter> present = parameters(block);
+    for (Parameter p : recordFrozen) {
+      if (present.contains(p) && !p.requiresGradient()) {
+        byReplay.add(p);
+      }
+    }
     CarriedRecords.setFrozen(
         block, byReplay.isEmpty() ? null : Collections.unmodifiableSet(byReplay));
   }
@@ -521,7 +537,8 @@ public final class SurgeryCheckpoint {
       NDManager manager,
       DataType dataType,
       Shape[] inputShapes,
-      String origin)
+      String origin,
+      Set<Parameter> recordFrozen)
       throws MalformedModelException {
     for (int i = 0; i < records.size(); i++) {
       SurgeryRecord r = records.get(i);
@@ -581,6 +598,7 @@ public final class SurgeryCheckpoint {
                   + notFrozen
                   + ", the replay left it trainable (an edited record?)");
         }
+        recordFrozen.addAll(recordedFreezes(block, r.changes()));
       }
       logger().debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
@@ -621,25 +639,23 @@ public final class SurgeryCheckpoint {
     StaleRecords.warnIfStale(model.getBlock(), RecordProperty.read(model.getProperties()));
   }
 
-  /** The parameters under the layers the records froze ({@code ->frozen}), frozen now. */
-  private static Set<Parameter> recordedFreezes(Block root, List<SurgeryRecord> records) {
+  /**
+   * The parameters under the layers one record froze ({@code ->frozen}), frozen now: read right
+   * after its replay, its paths name the tree as it then is (a later record may wrap the layer).
+   */
+  private static Set<Parameter> recordedFreezes(Block root, Map<String, String> changes) {
     Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (SurgeryRecord r : records) {
-      if (r.changes() == null) {
+    for (Map.Entry<String, String> e : changes.entrySet()) {
+      if (!e.getValue().contains("->frozen ")) {
         continue;
       }
-      for (Map.Entry<String, String> e : r.changes().entrySet()) {
-        if (!e.getValue().contains("->frozen ")) {
-          continue;
-        }
-        Block layer = StaleRecords.resolveRenamed(root, e.getKey());
-        if (layer == null) {
-          continue;
-        }
-        for (Parameter p : layer.getParameters().values()) {
-          if (!isStatistic(p) && !p.requiresGradient()) {
-            frozen.add(p);
-          }
+      Block layer = BlockPaths.resolve(root, e.getKey());
+      if (layer == null) {
+        continue;
+      }
+      for (Parameter p : layer.getParameters().values()) {
+        if (!isStatistic(p) && !p.requiresGradient()) {
+          frozen.add(p);
         }
       }
     }

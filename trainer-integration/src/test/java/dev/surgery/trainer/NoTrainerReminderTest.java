@@ -6,10 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
+import ai.djl.nn.core.Linear;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
+import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.ModuleSurgery;
+import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
 import java.io.ByteArrayOutputStream;
@@ -58,6 +61,29 @@ class NoTrainerReminderTest {
             });
     assertEquals(0, listenerLines[0], "no advice to pass the trainer");
     assertEquals(1, listenerLines[1], "other trainers");
+    // A reviewer: the listener's line used up the once-per-process INFO reminder, and a program
+    // that then changed the trained model without its trainer was told nothing before the crash.
+    long[] bothLines =
+        reminders(
+            () -> {
+              try (NDManager data = NDManager.newBaseManager();
+                  Model model = TestModels.model("reminder")) {
+                model.load(dir, "reminder");
+                ArrayDataset dataset = TestModels.dataset(data, 4);
+                try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+                  trainer.initialize(INPUT);
+                  EasyTrain.fit(trainer, 1, dataset, null);
+                  ModuleSurgery.replaceModules(
+                      model.getBlock(),
+                      Map.of(
+                          BlockMatcher.ofClass(Linear.class),
+                          (block, index) -> Linear.builder().setUnits(4).build()),
+                      SurgeryOptions.defaults());
+                }
+              }
+            });
+    assertEquals(1, bothLines[1], "the listener's line");
+    assertEquals(1, bothLines[0], "then the program's, at INFO too");
     long[] coreLines =
         reminders(
             () -> {
@@ -81,9 +107,11 @@ class NoTrainerReminderTest {
    * usual ones, those of other trainers}.
    */
   private static long[] reminders(Run run) throws Exception {
-    java.lang.reflect.Field once = ModuleSurgery.class.getDeclaredField("TRAINERLESS_REMINDED");
-    once.setAccessible(true);
-    ((AtomicBoolean) once.get(null)).set(false);
+    for (String flag : new String[] {"TRAINERLESS_REMINDED", "LISTENER_REMINDED"}) {
+      java.lang.reflect.Field once = ModuleSurgery.class.getDeclaredField(flag);
+      once.setAccessible(true);
+      ((AtomicBoolean) once.get(null)).set(false);
+    }
     PrintStream original = System.err;
     ByteArrayOutputStream captured = new ByteArrayOutputStream();
     System.setErr(new PrintStream(captured, true, UTF_8));

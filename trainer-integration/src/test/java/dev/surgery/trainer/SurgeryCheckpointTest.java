@@ -915,6 +915,102 @@ class SurgeryCheckpointTest {
     }
   }
 
+  /** conv0, relu, a ResNet unit [convA BN relu convB BN | identity], global pool, linear(4). */
+  private static SequentialBlock residualNet() {
+    java.util.function.IntFunction<Block> conv =
+        f ->
+            ai.djl.nn.convolutional.Conv2d.builder()
+                .setKernelShape(new ai.djl.ndarray.types.Shape(3, 3))
+                .optPadding(new ai.djl.ndarray.types.Shape(1, 1))
+                .setFilters(f)
+                .build();
+    SequentialBlock branch =
+        new SequentialBlock()
+            .add(conv.apply(8))
+            .add(ai.djl.nn.norm.BatchNorm.builder().build())
+            .add(ai.djl.nn.Activation.reluBlock())
+            .add(conv.apply(8))
+            .add(ai.djl.nn.norm.BatchNorm.builder().build());
+    SequentialBlock shortcut =
+        new SequentialBlock().add(new ai.djl.nn.LambdaBlock(x -> x, "identity"));
+    ai.djl.nn.ParallelBlock unit =
+        new ai.djl.nn.ParallelBlock(
+            list ->
+                new NDList(
+                    ai.djl.nn.Activation.relu(
+                        list.get(0).singletonOrThrow().add(list.get(1).singletonOrThrow()))),
+            List.of(branch, shortcut));
+    return new SequentialBlock()
+        .add(conv.apply(8))
+        .add(ai.djl.nn.Activation.reluBlock())
+        .add(unit)
+        .add(ai.djl.nn.pooling.Pool.globalAvgPool2dBlock())
+        .add(ai.djl.nn.core.Linear.builder().setUnits(4).build());
+  }
+
+  /**
+   * A reviewer: under stochastic depth, whose residual wrapper adds a level to the tree, a replay
+   * kept frozen a layer only the program had frozen with DJL's API before the load:
+   * layer_freezing's recorded path, read in the final tree by number, named the whole branch
+   * ({@code paths}); and the wrapper, itself new, decided every parameter born frozen below it at
+   * once ({@code place}: the program-frozen layer's squeeze-excite gate). Each record's paths are
+   * now read right after its own replay, and a wrapper's old blocks are walked into.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"paths", "place"})
+  void aReplayUnderStochasticDepthKeepsOnlyWhatSurgeryFroze(String order) throws Exception {
+    Algorithm freezing = Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0));
+    Algorithm depth = Algorithms.spec("stochastic_depth").create(Map.of("drop_rate", 0.1));
+    Algorithm excite =
+        Algorithms.spec("squeeze_excite").create(Map.of("min_channels", 1, "latent_channels", 2));
+    SurgeryListener.Builder builder = SurgeryListener.builder().optTotalEpochs(2);
+    if (order.equals("paths")) {
+      builder.add(freezing, 1).add(depth, 1);
+    } else {
+      builder.add(depth, 1).add(freezing, 1).add(excite, 1);
+    }
+    try (NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      try (Model model = Model.newInstance("residual-" + order)) {
+        model.setBlock(residualNet());
+        train(model, builder.build(), 2, dataset);
+        model.save(dir, "residual-" + order);
+      }
+      try (Model restored = Model.newInstance("residual-" + order)) {
+        restored.setBlock(residualNet());
+        Block convB =
+            restored
+                .getBlock()
+                .getChildren()
+                .valueAt(2)
+                .getChildren()
+                .valueAt(0)
+                .getChildren()
+                .valueAt(3);
+        convB.freezeParameters(true); // the program's fine-tuning recipe, before the load
+        SurgeryCheckpoint.load(restored, dir, "residual-" + order);
+        try (Trainer next =
+            restored.newTrainer(TestModels.config(SurgeryListener.builder().build()))) {
+          List<String> frozen = new ArrayList<>();
+          for (ai.djl.util.Pair<String, Parameter> p : restored.getBlock().getParameters()) {
+            if (!p.getValue().requiresGradient()
+                && p.getValue().getType() != Parameter.Type.RUNNING_MEAN
+                && p.getValue().getType() != Parameter.Type.RUNNING_VAR) {
+              frozen.add(p.getKey());
+            }
+          }
+          assertEquals(1, TestModels.count(restored.getBlock(), "StochasticResidual"));
+          assertFalse(frozen.isEmpty(), "layer_freezing's layers");
+          assertTrue(
+              frozen.stream().noneMatch(k -> k.contains("01SequentialBlock_04")),
+              "convB's place is frozen again: " + frozen);
+          next.initialize(INPUT);
+          EasyTrain.fit(next, 1, dataset, null);
+        }
+      }
+    }
+  }
+
   /** squeeze_excite or factorize with settings that take the test CNN's small layers. */
   private static Algorithm smallLayers(String algorithm) {
     return algorithm.equals("factorize")

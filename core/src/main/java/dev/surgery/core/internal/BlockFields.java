@@ -282,11 +282,15 @@ public final class BlockFields {
     Class<?> type = function.getClass();
     if (java.lang.reflect.Proxy.isProxyClass(type)) {
       // A proxy calls what its handler holds: a handler of the program's own is looked into, one
-      // of the JDK's (MethodHandleProxies' wrappers) or a lambda of a closed package is not.
+      // of the JDK's (MethodHandleProxies' wrappers) or a lambda of a closed package is not. An
+      // annotation instance, or a handler of a type that holds no block (an enum), calls none.
+      if (function instanceof java.lang.annotation.Annotation) {
+        return false;
+      }
       Class<?> handler = java.lang.reflect.Proxy.getInvocationHandler(function).getClass();
       return handler.isSynthetic() || handler.isHidden()
           ? CAPTURED_FIELDS.get(handler) == UNREADABLE
-          : !isPlainHolder(handler);
+          : !isPlainHolder(handler) && mayHoldBlock(handler);
     }
     return (type.isSynthetic() || type.isHidden()) && CAPTURED_FIELDS.get(type) == UNREADABLE;
   }
