@@ -1,7 +1,6 @@
 package dev.surgery.trainer;
 
 import static dev.surgery.trainer.TestModels.INPUT;
-import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import ai.djl.Model;
@@ -15,8 +14,6 @@ import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -37,51 +34,17 @@ class NoTrainerReminderTest {
 
   @Test
   void theListenersEpochZeroSurgeryOnALoadedModelIsRemindedOfOtherTrainersOnly() throws Exception {
-    try (Model saved = TestModels.model("reminder")) {
-      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
-      saved.save(dir, "reminder");
-    }
+    TestModels.saveInitialized(dir, "reminder");
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 0)
             .build();
-    long[] listenerLines =
-        reminders(
-            () -> {
-              try (NDManager data = NDManager.newBaseManager();
-                  Model model = TestModels.model("reminder")) {
-                model.load(dir, "reminder");
-                ArrayDataset dataset = TestModels.dataset(data, 4);
-                try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-                  trainer.initialize(INPUT);
-                  EasyTrain.fit(trainer, 1, dataset, null);
-                }
-                assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
-              }
-            });
+    long[] listenerLines = reminders(() -> trainLoaded(listener, false));
     assertEquals(0, listenerLines[0], "no advice to pass the trainer");
     assertEquals(1, listenerLines[1], "other trainers");
     // A reviewer: the listener's line used up the once-per-process INFO reminder, and a program
     // that then changed the trained model without its trainer was told nothing before the crash.
-    long[] bothLines =
-        reminders(
-            () -> {
-              try (NDManager data = NDManager.newBaseManager();
-                  Model model = TestModels.model("reminder")) {
-                model.load(dir, "reminder");
-                ArrayDataset dataset = TestModels.dataset(data, 4);
-                try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-                  trainer.initialize(INPUT);
-                  EasyTrain.fit(trainer, 1, dataset, null);
-                  ModuleSurgery.replaceModules(
-                      model.getBlock(),
-                      Map.of(
-                          BlockMatcher.ofClass(Linear.class),
-                          (block, index) -> Linear.builder().setUnits(4).build()),
-                      SurgeryOptions.defaults());
-                }
-              }
-            });
+    long[] bothLines = reminders(() -> trainLoaded(listener, true));
     assertEquals(1, bothLines[1], "the listener's line");
     assertEquals(1, bothLines[0], "then the program's, at INFO too");
     long[] coreLines =
@@ -98,29 +61,42 @@ class NoTrainerReminderTest {
     assertEquals(0, coreLines[1]);
   }
 
-  interface Run {
-    void run() throws Exception;
+  /**
+   * Trains the saved model one epoch under the listener; {@code thenReplaceHead}: then replaces its
+   * head through the core API without the trainer, as a program that forgot it would.
+   */
+  private void trainLoaded(SurgeryListener listener, boolean thenReplaceHead) throws Exception {
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("reminder")) {
+      model.load(dir, "reminder");
+      ArrayDataset dataset = TestModels.dataset(data, 4);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, dataset, null);
+        if (thenReplaceHead) {
+          ModuleSurgery.replaceModules(
+              model.getBlock(),
+              Map.of(
+                  BlockMatcher.ofClass(Linear.class),
+                  (block, index) -> Linear.builder().setUnits(4).build()),
+              SurgeryOptions.defaults());
+        }
+      }
+      assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
+    }
   }
 
   /**
    * The reminder's INFO lines while {@code run} runs, its once-per-process flag reset first: {the
    * usual ones, those of other trainers}.
    */
-  private static long[] reminders(Run run) throws Exception {
+  private static long[] reminders(Stderr.Run run) throws Exception {
     for (String flag : new String[] {"TRAINERLESS_REMINDED", "LISTENER_REMINDED"}) {
       java.lang.reflect.Field once = ModuleSurgery.class.getDeclaredField(flag);
       once.setAccessible(true);
       ((AtomicBoolean) once.get(null)).set(false);
     }
-    PrintStream original = System.err;
-    ByteArrayOutputStream captured = new ByteArrayOutputStream();
-    System.setErr(new PrintStream(captured, true, UTF_8));
-    try {
-      run.run();
-    } finally {
-      System.setErr(original);
-    }
-    String log = captured.toString(UTF_8);
+    String log = Stderr.of(run);
     return new long[] {
       log.lines().filter(l -> l.contains("without a trainer")).count(),
       log.lines()

@@ -117,44 +117,22 @@ class ProgramEndTest {
     }
   }
 
-  /** Delegates to {@code t_fresh_conv}, pausing inside its apply until let go. */
+  /** Delegates to an algorithm, pausing inside one of its runs until let go. */
   static final class Paused implements Algorithm {
-    private final Algorithm inner = algorithm(TestAlgorithms.FRESH_CONV, Map.of("stride", 1));
-    final CountDownLatch entered = new CountDownLatch(1);
-    final CountDownLatch release = new CountDownLatch(1);
-
-    @Override
-    public String name() {
-      return inner.name();
-    }
-
-    @Override
-    public Map<String, Object> hyperparameters() {
-      return inner.hyperparameters();
-    }
-
-    @Override
-    public SurgeryChanges apply(SurgeryContext context) {
-      entered.countDown();
-      try {
-        assertTrue(release.await(30, TimeUnit.SECONDS));
-      } catch (InterruptedException e) {
-        throw new IllegalStateException(e);
-      }
-      return inner.apply(context);
-    }
-  }
-
-  /** A repeating entry whose second run pauses until let go. */
-  static final class PausedSecondRun implements Algorithm {
-    private final Algorithm inner = algorithm(TestAlgorithms.LOG, Map.of("tag", "a"));
-    final CountDownLatch entered = new CountDownLatch(1);
-    final CountDownLatch release = new CountDownLatch(1);
+    private final Algorithm inner;
+    private final int pausedRun;
     private final boolean changesNothing;
+    final CountDownLatch entered = new CountDownLatch(1);
+    final CountDownLatch release = new CountDownLatch(1);
     private int runs;
 
-    /** {@code changesNothing}: returns null, as an average of the weights does. */
-    PausedSecondRun(boolean changesNothing) {
+    /**
+     * @param pausedRun which run pauses (1: the first)
+     * @param changesNothing returns null, as an average of the weights does
+     */
+    Paused(Algorithm inner, int pausedRun, boolean changesNothing) {
+      this.inner = inner;
+      this.pausedRun = pausedRun;
       this.changesNothing = changesNothing;
     }
 
@@ -170,7 +148,7 @@ class ProgramEndTest {
 
     @Override
     public SurgeryChanges apply(SurgeryContext context) {
-      if (++runs == 2) {
+      if (++runs == pausedRun) {
         entered.countDown();
         try {
           assertTrue(release.await(30, TimeUnit.SECONDS));
@@ -193,7 +171,8 @@ class ProgramEndTest {
   void aRepeatingEntrysRunThatTheProgramsEndCutIntoIsListed(boolean changesNothing)
       throws Exception {
     Path report = tmp.resolve("log.json");
-    PausedSecondRun paused = new PausedSecondRun(changesNothing);
+    Paused paused =
+        new Paused(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 2, changesNothing);
     AtomicReference<JsonObject> atEnd = new AtomicReference<>();
     SurgeryListener listener =
         SurgeryListener.builder()
@@ -253,7 +232,7 @@ class ProgramEndTest {
     // A SIGTERM in the middle of a surgery: the agent's shutdown hook runs beside the training
     // thread. It used to list the entry as never run while the surgery went on to apply it.
     Path report = tmp.resolve("log.json");
-    Paused paused = new Paused();
+    Paused paused = new Paused(algorithm(TestAlgorithms.FRESH_CONV, Map.of("stride", 1)), 1, false);
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(paused, 1)

@@ -1,7 +1,6 @@
 package dev.surgery.trainer;
 
 import static dev.surgery.trainer.TestModels.INPUT;
-import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -18,8 +17,6 @@ import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.layers.FactorizedLinear;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -32,20 +29,7 @@ import org.junit.jupiter.api.Test;
 class StaleRecordsTest {
 
   private static SurgeryListener.Builder factorizeAtEpoch1() {
-    return SurgeryListener.builder()
-        .add(
-            Algorithms.spec("factorize")
-                .create(
-                    Map.of(
-                        "min_channels",
-                        2,
-                        "latent_channels",
-                        0.5,
-                        "min_features",
-                        2,
-                        "latent_features",
-                        0.5)),
-            1);
+    return SurgeryListener.builder().add(SurgeryCheckpointTest.smallLayers("factorize"), 1);
   }
 
   private static Model trained(SurgeryListener listener, int epochs, NDManager data)
@@ -77,10 +61,10 @@ class StaleRecordsTest {
               && stale.startsWith("factorize made a FactorizedLinear at ")
               && stale.endsWith(", the model has a Linear"),
           stale);
-      String log = stderrOf(() -> SurgeryCheckpoint.syncRecord(model));
+      String log = Stderr.of(() -> SurgeryCheckpoint.syncRecord(model));
       assertTrue(log.contains("the model's surgery record no longer describes it: " + stale), log);
       // Once per block and record: a job saving every epoch is told once.
-      assertEquals("", stderrOf(() -> SurgeryCheckpoint.syncRecord(model)).strip());
+      assertEquals("", Stderr.of(() -> SurgeryCheckpoint.syncRecord(model)).strip());
     }
   }
 
@@ -99,23 +83,11 @@ class StaleRecordsTest {
       assertTrue(recordsOf(model).size() == 3, String.valueOf(recordsOf(model)));
       assertNull(StaleRecords.firstStale(model.getBlock(), recordsOf(model)));
       assertNull(StaleRecords.firstStale(factorized.getBlock(), recordsOf(factorized)));
-      assertEquals("", stderrOf(() -> SurgeryCheckpoint.syncRecord(model)).strip());
+      assertEquals("", Stderr.of(() -> SurgeryCheckpoint.syncRecord(model)).strip());
     }
   }
 
   private static java.util.List<SurgeryRecord> recordsOf(Model model) {
     return SurgeryJson.recordsFromJson(RecordProperty.read(model.getProperties()));
-  }
-
-  private static String stderrOf(Runnable run) {
-    PrintStream original = System.err;
-    ByteArrayOutputStream captured = new ByteArrayOutputStream();
-    System.setErr(new PrintStream(captured, true, UTF_8));
-    try {
-      run.run();
-    } finally {
-      System.setErr(original);
-    }
-    return captured.toString(UTF_8);
   }
 }

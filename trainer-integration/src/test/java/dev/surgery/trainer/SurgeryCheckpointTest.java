@@ -649,10 +649,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void layersFrozenByAnEarlierTrainerStayFrozenForTheNextOnALoadedModel() throws Exception {
-    try (Model saved = TestModels.model("resume-frozen")) {
-      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
-      saved.save(dir, "resume-frozen");
-    }
+    TestModels.saveInitialized(dir, "resume-frozen");
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
@@ -709,11 +706,7 @@ class SurgeryCheckpointTest {
         }
         EasyTrain.fit(second, 1, dataset, null);
       }
-      for (Map.Entry<Parameter, float[]> e : frozen.entrySet()) {
-        assertFalse(
-            Arrays.equals(e.getValue(), e.getKey().getArray().toFloatArray()),
-            e.getKey().getName() + " did not train");
-      }
+      assertEachTrained(frozen);
     }
   }
 
@@ -729,10 +722,7 @@ class SurgeryCheckpointTest {
   @ValueSource(strings = {"squeeze_excite", "factorize"})
   void aLoadedModelsParametersBornFrozenTrainWithTheirLayersUnderTheNextTrainer(String algorithm)
       throws Exception {
-    try (Model saved = TestModels.model("fine-tune")) {
-      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
-      saved.save(dir, "fine-tune");
-    }
+    TestModels.saveInitialized(dir, "fine-tune");
     SurgeryListener listener = SurgeryListener.builder().add(smallLayers(algorithm), 1).build();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("fine-tune")) {
@@ -762,11 +752,7 @@ class SurgeryCheckpointTest {
         }
         EasyTrain.fit(second, 1, dataset, null);
       }
-      for (Map.Entry<Parameter, float[]> e : frozen.entrySet()) {
-        assertFalse(
-            Arrays.equals(e.getValue(), e.getKey().getArray().toFloatArray()),
-            e.getKey().getName() + " did not train");
-      }
+      assertEachTrained(frozen);
     }
   }
 
@@ -780,10 +766,7 @@ class SurgeryCheckpointTest {
   @ValueSource(strings = {"squeeze_excite", "factorize"})
   void layersLayerFreezingFrozeStayFrozenReplacedForTheNextTrainer(String algorithm)
       throws Exception {
-    try (Model saved = TestModels.model("frozen-then-replaced")) {
-      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
-      saved.save(dir, "frozen-then-replaced");
-    }
+    TestModels.saveInitialized(dir, "frozen-then-replaced");
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
@@ -823,10 +806,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void eachFactorizedLayerFollowsTheFreezeOfTheLayerWhosePlaceItTook() throws Exception {
-    try (Model saved = TestModels.model("mixed-freezes")) {
-      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
-      saved.save(dir, "mixed-freezes");
-    }
+    TestModels.saveInitialized(dir, "mixed-freezes");
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
@@ -1012,7 +992,7 @@ class SurgeryCheckpointTest {
   }
 
   /** squeeze_excite or factorize with settings that take the test CNN's small layers. */
-  private static Algorithm smallLayers(String algorithm) {
+  static Algorithm smallLayers(String algorithm) {
     return algorithm.equals("factorize")
         ? Algorithms.spec("factorize")
             .create(
@@ -1026,6 +1006,14 @@ class SurgeryCheckpointTest {
                     "latent_features",
                     0.5))
         : Algorithms.spec("squeeze_excite").create(Map.of("min_channels", 1));
+  }
+
+  private static void assertEachTrained(Map<Parameter, float[]> before) {
+    for (Map.Entry<Parameter, float[]> e : before.entrySet()) {
+      assertFalse(
+          Arrays.equals(e.getValue(), e.getKey().getArray().toFloatArray()),
+          e.getKey().getName() + " did not train");
+    }
   }
 
   private static Map<Parameter, float[]> frozenWeights(Model model) {

@@ -72,6 +72,17 @@ final class TestModels {
     return TinyModels.model(name, cnn());
   }
 
+  /**
+   * Saves the test CNN, initialized and untrained, as {@code name} in {@code dir}: a "pretrained"
+   * file.
+   */
+  static void saveInitialized(java.nio.file.Path dir, String name) throws IOException {
+    try (Model saved = model(name)) {
+      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
+      saved.save(dir, name);
+    }
+  }
+
   /** The types of every block in traversal order, e.g. {@code 01Conv2d=Conv2d, ...}. */
   static String structure(Block root) {
     return BlockPaths.index(root).entrySet().stream()
