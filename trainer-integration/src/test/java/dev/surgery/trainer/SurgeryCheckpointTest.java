@@ -660,22 +660,9 @@ class SurgeryCheckpointTest {
       model.load(dir, "resume-frozen");
       ArrayDataset dataset = TestModels.dataset(data, 4);
       train(model, listener, 1, dataset);
-      Map<Parameter, float[]> frozen = new IdentityHashMap<>();
-      for (Parameter p : model.getBlock().getParameters().values()) {
-        if (!p.requiresGradient() && p.getType() == Parameter.Type.WEIGHT) {
-          frozen.put(p, p.getArray().toFloatArray());
-        }
-      }
+      Map<Parameter, float[]> frozen = frozenWeights(model);
       assertFalse(frozen.isEmpty(), "the first trainer froze layers");
-      try (Trainer second = model.newTrainer(TestModels.config(listener))) {
-        for (Parameter p : frozen.keySet()) {
-          assertFalse(p.requiresGradient(), p.getName() + " trains again");
-        }
-        EasyTrain.fit(second, 1, dataset, null);
-      }
-      for (Map.Entry<Parameter, float[]> e : frozen.entrySet()) {
-        assertArrayEquals(e.getValue(), e.getKey().getArray().toFloatArray(), e.getKey().getName());
-      }
+      assertStayFrozenUnderANextTrainer(model, listener, frozen, dataset);
     }
   }
 
@@ -784,15 +771,7 @@ class SurgeryCheckpointTest {
       assertTrue(
           frozen.keySet().stream().anyMatch(p -> !original.contains(p)),
           algorithm + "'s new parameters of the frozen layer were born frozen");
-      try (Trainer second = model.newTrainer(TestModels.config(listener))) {
-        for (Parameter p : frozen.keySet()) {
-          assertFalse(p.requiresGradient(), p.getName() + " trains again");
-        }
-        EasyTrain.fit(second, 1, dataset, null);
-      }
-      for (Map.Entry<Parameter, float[]> e : frozen.entrySet()) {
-        assertArrayEquals(e.getValue(), e.getKey().getArray().toFloatArray(), e.getKey().getName());
-      }
+      assertStayFrozenUnderANextTrainer(model, listener, frozen, dataset);
     }
   }
 
@@ -1006,6 +985,21 @@ class SurgeryCheckpointTest {
                     "latent_features",
                     0.5))
         : Algorithms.spec("squeeze_excite").create(Map.of("min_channels", 1));
+  }
+
+  /** A second trainer of the model: the frozen weights stay frozen and keep their values. */
+  private static void assertStayFrozenUnderANextTrainer(
+      Model model, SurgeryListener listener, Map<Parameter, float[]> frozen, ArrayDataset dataset)
+      throws Exception {
+    try (Trainer second = model.newTrainer(TestModels.config(listener))) {
+      for (Parameter p : frozen.keySet()) {
+        assertFalse(p.requiresGradient(), p.getName() + " trains again");
+      }
+      EasyTrain.fit(second, 1, dataset, null);
+    }
+    for (Map.Entry<Parameter, float[]> e : frozen.entrySet()) {
+      assertArrayEquals(e.getValue(), e.getKey().getArray().toFloatArray(), e.getKey().getName());
+    }
   }
 
   private static void assertEachTrained(Map<Parameter, float[]> before) {
