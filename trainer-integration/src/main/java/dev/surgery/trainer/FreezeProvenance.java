@@ -70,12 +70,16 @@ final class FreezeProvenance {
       children.put(b, kids);
       kids.forEach(todo::push);
     }
-    return new FreezeProvenance(
-        root,
-        SurgeryCheckpoint.parameters(root),
-        SurgeryCheckpoint.frozen(root),
-        keptBefore,
-        children);
+    // One walk of the parameters for both sets (an every-batch entry asks at each batch).
+    Set<Parameter> parameters = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Parameter p : root.getParameters().values()) {
+      parameters.add(p);
+      if (!SurgeryCheckpoint.isStatistic(p) && !p.requiresGradient()) {
+        frozen.add(p);
+      }
+    }
+    return new FreezeProvenance(root, parameters, frozen, keptBefore, children);
   }
 
   /**
