@@ -35,6 +35,8 @@ final class FreezeProvenance {
   private final Set<Parameter> before;
   private final Set<Parameter> frozenBefore;
   private final Set<Parameter> keptBefore;
+
+  /** Each block's children before the surgery; null when nothing was frozen then. */
   private final Map<Block, List<Block>> childrenBefore;
 
   private FreezeProvenance(
@@ -58,18 +60,6 @@ final class FreezeProvenance {
    * @return the note
    */
   static FreezeProvenance of(Block root, Set<Parameter> keptBefore) {
-    Map<Block, List<Block>> children = new IdentityHashMap<>();
-    Deque<Block> todo = new ArrayDeque<>();
-    todo.push(root);
-    while (!todo.isEmpty()) {
-      Block b = todo.pop();
-      if (children.containsKey(b)) {
-        continue;
-      }
-      List<Block> kids = new ArrayList<>(BlockPaths.children(b).values());
-      children.put(b, kids);
-      kids.forEach(todo::push);
-    }
     // One walk of the parameters for both sets (an every-batch entry asks at each batch).
     Set<Parameter> parameters = Collections.newSetFromMap(new IdentityHashMap<>());
     Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -77,6 +67,23 @@ final class FreezeProvenance {
       parameters.add(p);
       if (!SurgeryCheckpoint.isStatistic(p) && !p.requiresGradient()) {
         frozen.add(p);
+      }
+    }
+    // Places matter only where a layer was frozen before: with none, every parameter born frozen
+    // is surgery's own, and the tree's shape is not needed (the usual case, walked no further).
+    Map<Block, List<Block>> children = null;
+    if (!frozen.isEmpty()) {
+      children = new IdentityHashMap<>();
+      Deque<Block> todo = new ArrayDeque<>();
+      todo.push(root);
+      while (!todo.isEmpty()) {
+        Block b = todo.pop();
+        if (children.containsKey(b)) {
+          continue;
+        }
+        List<Block> kids = new ArrayList<>(BlockPaths.children(b).values());
+        children.put(b, kids);
+        kids.forEach(todo::push);
       }
     }
     return new FreezeProvenance(root, parameters, frozen, keptBefore, children);
@@ -97,6 +104,10 @@ final class FreezeProvenance {
       }
     }
     if (born.isEmpty()) {
+      return kept;
+    }
+    if (childrenBefore == null) {
+      kept.addAll(born); // nothing was frozen before: no replaced layer was the program's
       return kept;
     }
     Deque<Block> todo = new ArrayDeque<>();
