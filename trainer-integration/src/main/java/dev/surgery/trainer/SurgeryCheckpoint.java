@@ -456,7 +456,6 @@ public final class SurgeryCheckpoint {
       }
       defaulted.add(defaultedNote(spec, r));
     }
-    Set<Parameter> frozenBefore = frozen(block);
     FreezeProvenance provenance = FreezeProvenance.of(block, CarriedRecords.frozenOrNull(block));
     // A snapshot cannot bring back arrays that a committed surgery freed: it is taken on a block
     // without arrays (the documented use, and what load() and the agent hand over).
