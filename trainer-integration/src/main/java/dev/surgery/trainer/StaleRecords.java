@@ -107,29 +107,23 @@ final class StaleRecords {
   private static Block resolveRenamed(Block root, String path) {
     Block current = root;
     for (String key : path.split("/")) {
-      Map<String, Block> children = new LinkedHashMap<>();
-      BlockPaths.children(current).forEach(p -> children.put(p.getKey(), p.getValue()));
+      ai.djl.nn.BlockList children = BlockPaths.children(current);
       Block next = children.get(key);
+      String number = leadingDigits(key);
+      for (int i = 0; next == null && !number.isEmpty() && i < children.size(); i++) {
+        if (leadingDigits(children.keyAt(i)).equals(number)) {
+          next = children.valueAt(i);
+        }
+      }
       if (next == null) {
-        String number = leadingDigits(key);
-        if (number.isEmpty()) {
-          return null;
-        }
-        for (Map.Entry<String, Block> c : children.entrySet()) {
-          if (leadingDigits(c.getKey()).equals(number)) {
-            next = c.getValue();
-            break;
-          }
-        }
-        if (next == null) {
-          return null;
-        }
+        return null;
       }
       current = next;
     }
     return current;
   }
 
+  /** A path with each key taken by its number where it has one (see resolveRenamed). */
   private static String place(String path) {
     StringBuilder place = new StringBuilder();
     for (String key : path.split("/")) {

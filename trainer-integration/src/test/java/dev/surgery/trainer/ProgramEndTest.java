@@ -136,6 +136,24 @@ class ProgramEndTest {
       this.changesNothing = changesNothing;
     }
 
+    /** Starts a thread that waits until the paused run began, then runs {@code then}. */
+    Thread onceEntered(Stderr.Run then) {
+      Thread thread =
+          new Thread(
+              () -> {
+                try {
+                  assertTrue(entered.await(30, TimeUnit.SECONDS));
+                  then.run();
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                } catch (Exception e) {
+                  throw new IllegalStateException(e);
+                }
+              });
+      thread.start();
+      return thread;
+    }
+
     @Override
     public String name() {
       return inner.name();
@@ -185,25 +203,15 @@ class ProgramEndTest {
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
         trainer.initialize(INPUT);
         AtomicBoolean ended = new AtomicBoolean();
+        // Waits its 2 s for the run, then lists it; only then is the run let go (as if
+        // System.exit had ended the JVM in the middle of it).
         Thread hook =
-            new Thread(
+            paused.onceEntered(
                 () -> {
-                  try {
-                    assertTrue(paused.entered.await(30, TimeUnit.SECONDS));
-                  } catch (InterruptedException e) {
-                    return;
-                  }
-                  // Waits its 2 s for the run, then lists it; only then is the run let go (as
-                  // if System.exit had ended the JVM in the middle of it).
                   ended.set(listener.onProgramEnd());
-                  try {
-                    atEnd.set(read(report));
-                  } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                  }
+                  atEnd.set(read(report));
                   paused.release.countDown();
                 });
-        hook.start();
         EasyTrain.fit(trainer, 2, dataset, null);
         hook.join(30_000);
         assertTrue(ended.get(), "the trainer was still training");
@@ -245,29 +253,13 @@ class ProgramEndTest {
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
         trainer.initialize(INPUT);
         AtomicBoolean ended = new AtomicBoolean();
-        Thread hook =
-            new Thread(
-                () -> {
-                  try {
-                    assertTrue(paused.entered.await(30, TimeUnit.SECONDS));
-                  } catch (InterruptedException e) {
-                    return;
-                  }
-                  ended.set(listener.onProgramEnd());
-                });
-        hook.start();
+        Thread hook = paused.onceEntered(() -> ended.set(listener.onProgramEnd()));
         Thread releaser =
-            new Thread(
+            paused.onceEntered(
                 () -> {
-                  try {
-                    assertTrue(paused.entered.await(30, TimeUnit.SECONDS));
-                    Thread.sleep(300); // the hook is waiting by now
-                  } catch (InterruptedException e) {
-                    return;
-                  }
+                  Thread.sleep(300); // the hook is waiting by now
                   paused.release.countDown();
                 });
-        releaser.start();
         EasyTrain.fit(trainer, 1, dataset, null);
         hook.join(30_000);
         releaser.join(30_000);

@@ -94,14 +94,7 @@ class GhostBatchNormTest {
     c.before = LiveTraining::smallCnn;
     c.sample = new Shape(3, 8, 8);
     c.algorithm = GhostBatchNorm.builder().optGhostBatchSize(4).build();
-    c.byHand =
-        fresh -> {
-          SequentialBlock built = new SequentialBlock();
-          for (Block b : fresh.getChildren().values()) {
-            built.add(b instanceof BatchNorm bn ? GhostBatchNormBlock.from(bn, 4) : b);
-          }
-          return built;
-        };
+    c.byHand = fresh -> withGhostBatchNorms(fresh, 4);
     SurgeryChanges report = HandBuiltOracle.run(c);
     assertEquals(Map.of("BatchNorm->GhostBatchNormBlock", 2), report.countsByType());
   }
@@ -125,15 +118,17 @@ class GhostBatchNormTest {
     c.sample = new Shape(6);
     c.batch = 7;
     c.algorithm = GhostBatchNorm.builder().optGhostBatchSize(3).build();
-    c.byHand =
-        fresh -> {
-          SequentialBlock built = new SequentialBlock();
-          for (Block b : fresh.getChildren().values()) {
-            built.add(b instanceof BatchNorm bn ? GhostBatchNormBlock.from(bn, 3) : b);
-          }
-          return built;
-        };
+    c.byHand = fresh -> withGhostBatchNorms(fresh, 3);
     SurgeryChanges report = HandBuiltOracle.run(c);
     assertEquals(Map.of("BatchNorm->GhostBatchNormBlock", 1), report.countsByType());
+  }
+
+  /** The model built by hand: the same blocks, each batch norm in a ghost batch norm. */
+  private static Block withGhostBatchNorms(Block fresh, int ghostBatchSize) {
+    SequentialBlock built = new SequentialBlock();
+    for (Block b : fresh.getChildren().values()) {
+      built.add(b instanceof BatchNorm bn ? GhostBatchNormBlock.from(bn, ghostBatchSize) : b);
+    }
+    return built;
   }
 }
