@@ -605,10 +605,12 @@ public final class SurgeryCheckpoint {
 
   /**
    * Returns the parameters that the last replay on a block froze (a recorded {@code
-   * layer_freezing}), and those a {@link SurgeryListener}'s surgery froze on it since. DJL's {@code
-   * newTrainer} unfreezes every parameter of a loaded model; a {@link SurgeryListener} on the new
-   * trainer (and so the agent) freezes these again when the trainer starts. A program that trains a
-   * loaded model without one can freeze them itself with {@code ModuleSurgery.freezeParameters}.
+   * layer_freezing}), and those a {@link SurgeryListener}'s surgery froze on it since: surgery's
+   * own freezes, not new parameters born frozen only because the program had frozen with DJL's API
+   * the layer they replace. DJL's {@code newTrainer} unfreezes every parameter of a loaded model; a
+   * {@link SurgeryListener} on the new trainer (and so the agent) freezes these again when the
+   * trainer starts, and only on a loaded model. A program that trains a loaded model without one
+   * can freeze them itself with {@code ModuleSurgery.freezeParameters}.
    *
    * @param root the model's root block the checkpoint was replayed on
    * @return the parameters, empty when surgery froze none
