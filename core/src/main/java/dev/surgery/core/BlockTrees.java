@@ -67,7 +67,15 @@ final class BlockTrees {
    * below a block only when {@code visit} returns true for it.
    */
   static void walkOnce(Block root, Predicate<Block> visit) {
-    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>());
+    walkOnce(root, 32, visit);
+  }
+
+  /**
+   * {@link #walkOnce(Block, Predicate)} for a walk expected to meet about {@code expectedBlocks}
+   * blocks: the visited set is sized for them once rather than grown step by step.
+   */
+  static void walkOnce(Block root, int expectedBlocks, Predicate<Block> visit) {
+    Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>(expectedBlocks));
     Deque<Block> stack = new ArrayDeque<>();
     stack.push(root);
     while (!stack.isEmpty()) {

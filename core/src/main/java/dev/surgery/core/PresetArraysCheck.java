@@ -1,5 +1,7 @@
 package dev.surgery.core;
 
+import static java.lang.Boolean.TRUE;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -43,6 +45,7 @@ final class PresetArraysCheck {
   /**
    * Refuses a replacement whose own arrays cannot work where the old block was.
    *
+   * @param oldParameters every parameter of {@code original}
    * @param original the replaced block, initialized, its arrays still open
    * @param replacement the replacement, placed
    * @param preset the replacement's parameters that had arrays before placement and do not wrap one
@@ -54,6 +57,7 @@ final class PresetArraysCheck {
    * @throws SurgeryException naming the path and what does not fit
    */
   static void check(
+      Collection<Parameter> oldParameters,
       Block original,
       Block replacement,
       Collection<Parameter> preset,
@@ -67,9 +71,9 @@ final class PresetArraysCheck {
     DataType expected = anchor.getDataType();
     // The old block's arrays by parameter name, read once for both checks below.
     Map<String, List<NDArray>> oldArrays = new HashMap<>();
-    for (Parameter o : BlockTrees.parametersOf(original)) {
+    for (Parameter o : oldParameters) {
       if (o.isInitialized()) {
-        oldArrays.computeIfAbsent(o.getName(), k -> new ArrayList<>()).add(o.getArray());
+        oldArrays.computeIfAbsent(o.getName(), k -> new ArrayList<>(1)).add(o.getArray());
       }
     }
     for (Parameter p : preset) {
@@ -154,14 +158,16 @@ final class PresetArraysCheck {
     if (brought.isEmpty()) {
       return;
     }
+    if (BlockPaths.children(replacement).isEmpty()) {
+      // A leaf (the usual replacement): what it brought are its own parameters; no walk.
+      refuseContradictedIn(replacement, replacement, brought, inputShapes, path);
+      return;
+    }
     Set<Parameter> asked = Collections.newSetFromMap(new IdentityHashMap<>());
     asked.addAll(brought);
     BlockTrees.visitOnce(
         replacement,
         block -> {
-          if (!(block instanceof AbstractBaseBlock owner)) {
-            return;
-          }
           List<Parameter> own = new ArrayList<>();
           for (Parameter p : BlockTrees.directParameters(block)) {
             if (asked.contains(p)) {
@@ -170,36 +176,52 @@ final class PresetArraysCheck {
           }
           Shape[] inputs =
               block == replacement ? inputShapes : DjlInternals.recordedInputShapes(block);
-          if (own.isEmpty() || inputs == null) {
-            return;
-          }
-          Map<Parameter, Shape> declared;
-          try {
-            declared = DjlInternals.declaredShapes(owner, inputs);
-          } catch (RuntimeException e) {
-            return;
-          }
-          for (Parameter p : own) {
-            Shape wanted = declared.get(p);
-            Shape held = p.getArray().getShape();
-            if (wanted != null && !wanted.equals(held)) {
-              throw new SurgeryException(
-                  path,
-                  "the replacement's "
-                      + (block == replacement ? "" : block.getClass().getSimpleName() + " ")
-                      + "parameter '"
-                      + p.getName()
-                      + "' holds an array of shape "
-                      + held
-                      + ", but its own settings make it "
-                      + wanted
-                      + " for the input shapes "
-                      + Arrays.toString(inputs)
-                      + " it receives: build the replacement with the settings of its arrays, or"
-                      + " leave it uninitialized");
-            }
-          }
+          refuseContradictedIn(block, replacement, own, inputs, path);
         });
+  }
+
+  /**
+   * {@link #refuseContradictedShapes} for one block inside the replacement: {@code own} its
+   * parameters to check, {@code inputs} the inputs it receives (null: unknown, nothing checked).
+   */
+  private static void refuseContradictedIn(
+      Block block, Block replacement, Collection<Parameter> own, Shape[] inputs, String path) {
+    if (!(block instanceof AbstractBaseBlock owner) || own.isEmpty() || inputs == null) {
+      return;
+    }
+    boolean allFit = true;
+    for (Parameter p : own) {
+      allFit &= TRUE.equals(DjlInternals.declaresShape(block, inputs, p, p.getArray().getShape()));
+    }
+    if (allFit) {
+      return; // the usual answer, told without building the declared shapes
+    }
+    Map<Parameter, Shape> declared;
+    try {
+      declared = DjlInternals.declaredShapes(owner, inputs);
+    } catch (RuntimeException e) {
+      return;
+    }
+    for (Parameter p : own) {
+      Shape wanted = declared.get(p);
+      Shape held = p.getArray().getShape();
+      if (wanted != null && !wanted.equals(held)) {
+        throw new SurgeryException(
+            path,
+            "the replacement's "
+                + (block == replacement ? "" : block.getClass().getSimpleName() + " ")
+                + "parameter '"
+                + p.getName()
+                + "' holds an array of shape "
+                + held
+                + ", but its own settings make it "
+                + wanted
+                + " for the input shapes "
+                + Arrays.toString(inputs)
+                + " it receives: build the replacement with the settings of its arrays, or"
+                + " leave it uninitialized");
+      }
+    }
   }
 
   /** Whether each parameter has a namesake of the same shape among the old block's arrays. */
@@ -207,12 +229,20 @@ final class PresetArraysCheck {
       Collection<Parameter> preset, Map<String, List<NDArray>> oldArrays) {
     for (Parameter p : preset) {
       Shape shape = p.getArray().getShape();
-      List<NDArray> namesakes = oldArrays.getOrDefault(p.getName(), List.of());
-      if (namesakes.stream().noneMatch(a -> a.getShape().equals(shape))) {
+      if (!anyOfShape(oldArrays.getOrDefault(p.getName(), List.of()), shape)) {
         return false;
       }
     }
     return true;
+  }
+
+  private static boolean anyOfShape(List<NDArray> arrays, Shape shape) {
+    for (NDArray a : arrays) {
+      if (a.getShape().equals(shape)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Whether two lists of input shapes agree but for the batch dimension. */

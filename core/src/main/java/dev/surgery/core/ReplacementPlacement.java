@@ -1,6 +1,5 @@
 package dev.surgery.core;
 
-import static dev.surgery.core.BlockTrees.allInitialized;
 import static dev.surgery.core.BlockTrees.arraysOf;
 import static dev.surgery.core.BlockTrees.parametersOf;
 
@@ -58,28 +57,39 @@ final class ReplacementPlacement {
   /**
    * Gives a replacement that stands where {@code original} stood the arrays and recorded shapes the
    * original's place asks for, checks the arrays it came with, and (unless shape changes are
-   * allowed) that it computes the same output shapes.
+   * allowed) that it computes the same output shapes. Nothing is done for an original with a
+   * parameter that has no array (structural surgery: the trainer initializes the replacement).
    */
   void place(Block original, Block replacement, Shape[] inputShapes, String path) {
+    // Both blocks' parameters are read once here and handed on: every replacement is placed, and
+    // each read builds a set.
+    Set<Parameter> old = parametersOf(original);
+    for (Parameter p : old) {
+      if (!p.isInitialized()) {
+        return; // structural surgery: the trainer initializes the replacement later
+      }
+    }
     Shape[] recorded = DjlInternals.recordedInputShapes(replacement);
-    List<Parameter> preset = presetArrays(original, replacement);
+    Set<Parameter> own = parametersOf(replacement);
     // What arrived with arrays, its own or the old block's: its settings must agree with them.
-    List<Parameter> brought = new ArrayList<>();
-    for (Parameter p : parametersOf(replacement)) {
+    List<Parameter> brought = new ArrayList<>(own.size());
+    for (Parameter p : own) {
       if (p.isInitialized()) {
         brought.add(p);
       }
     }
-    boolean placed = !allInitialized(replacement) || recorded == null;
+    List<Parameter> preset = presetArrays(old, brought);
+    NDArray anchor = anchorArray(old);
+    boolean placed = brought.size() < own.size() || recorded == null;
     if (placed) {
-      initialize(original, replacement, inputShapes, path);
+      initialize(own, anchor, replacement, inputShapes, path);
     }
     PresetArraysCheck.check(
-        original, replacement, preset, recorded, inputShapes, anchorArray(original), path);
+        old, original, replacement, preset, recorded, inputShapes, anchor, path);
     if (!placed && !PresetArraysCheck.sameBeyondBatch(recorded, inputShapes)) {
       // Initialized for other shapes that it accepts: it records the ones it receives here (its
       // blocks below too; no array changes), which a later surgery on it and a saved file read.
-      initialize(original, replacement, inputShapes, path);
+      initialize(own, anchor, replacement, inputShapes, path);
     }
     PresetArraysCheck.refuseContradictedShapes(replacement, brought, inputShapes, path);
     if (!allowShapeChange) {
@@ -92,31 +102,36 @@ final class ReplacementPlacement {
     return placedArrays;
   }
 
-  /** The replacement's parameters with arrays of their own: not one of the original's arrays. */
-  private static List<Parameter> presetArrays(Block original, Block replacement) {
-    List<Parameter> preset = new ArrayList<>();
-    Set<NDArray> adopted = null;
-    for (Parameter p : parametersOf(replacement)) {
-      if (p.isInitialized()) {
-        if (adopted == null) {
-          adopted = arraysOf(parametersOf(original));
-        }
-        if (!adopted.contains(p.getArray())) {
-          preset.add(p);
-        }
+  /**
+   * The replacement's parameters with arrays of their own ({@code brought}: those with arrays), not
+   * one of the original's arrays ({@code old}: its parameters).
+   */
+  private static List<Parameter> presetArrays(Set<Parameter> old, List<Parameter> brought) {
+    if (brought.isEmpty()) {
+      return List.of();
+    }
+    Set<NDArray> adopted = arraysOf(old);
+    List<Parameter> preset = new ArrayList<>(brought.size());
+    for (Parameter p : brought) {
+      if (!adopted.contains(p.getArray())) {
+        preset.add(p);
       }
     }
     return preset;
   }
 
-  private void initialize(Block original, Block replacement, Shape[] inputShapes, String path) {
+  /**
+   * Initializes the replacement ({@code own}: its parameters) on the manager and in the data type
+   * of {@code anchor}, an array of the old block or of the model.
+   */
+  private void initialize(
+      Set<Parameter> own, NDArray anchor, Block replacement, Shape[] inputShapes, String path) {
     List<Parameter> fresh = new ArrayList<>();
-    for (Parameter p : parametersOf(replacement)) {
+    for (Parameter p : own) {
       if (!p.isInitialized()) {
         fresh.add(p);
       }
     }
-    NDArray anchor = anchorArray(original);
     NDManager manager;
     DataType dataType;
     if (anchor != null) {
@@ -135,11 +150,11 @@ final class ReplacementPlacement {
               + " initialized parameter and no trainer was given");
     }
     placedArrays |= !fresh.isEmpty();
-    List<Initializer> own = new ArrayList<>(planning ? fresh.size() : 0);
+    List<Initializer> given = new ArrayList<>(planning ? fresh.size() : 0);
     if (planning) {
       for (Parameter p : fresh) {
         Initializer initializer = p.getInitializer();
-        own.add(initializer);
+        given.add(initializer);
         if (initializer != null) { // none: the apply's refusal, which the plan must give too
           p.setInitializer(new NoDrawInitializer(initializer));
         }
@@ -165,8 +180,8 @@ final class ReplacementPlacement {
               + TreeSurgery.messageOf(e),
           e);
     } finally {
-      for (int i = 0; i < own.size(); i++) {
-        fresh.get(i).setInitializer(own.get(i));
+      for (int i = 0; i < given.size(); i++) {
+        fresh.get(i).setInitializer(given.get(i));
       }
       for (Parameter p : fresh) {
         if (p.isInitialized()) {
@@ -176,9 +191,12 @@ final class ReplacementPlacement {
     }
   }
 
-  /** An array that tells where the old block lived: its own parameter, else any in the model. */
-  private NDArray anchorArray(Block original) {
-    for (Parameter p : parametersOf(original)) {
+  /**
+   * An array that tells where the old block ({@code old}: its parameters) lived: its own
+   * parameter's, else any in the model.
+   */
+  private NDArray anchorArray(Set<Parameter> old) {
+    for (Parameter p : old) {
       if (p.isInitialized()) {
         return p.getArray();
       }

@@ -1,6 +1,5 @@
 package dev.surgery.core;
 
-import static dev.surgery.core.BlockTrees.allInitialized;
 import static dev.surgery.core.BlockTrees.arraysOf;
 import static dev.surgery.core.BlockTrees.containsIdentity;
 import static dev.surgery.core.BlockTrees.directParameters;
@@ -1057,7 +1056,7 @@ final class TreeSurgery {
       }
       current = swap.origin;
       Shape[] inputShapes = current.inputShapes; // read by the walk or when it was replaced
-      if (inputShapes == null || !allInitialized(current.block)) {
+      if (inputShapes == null) {
         continue; // structural surgery: the trainer initializes the replacement later
       }
       placement.place(current.block, swap.block, inputShapes, BlockPaths.display(current.path()));
@@ -1194,6 +1193,7 @@ final class TreeSurgery {
       Set<NDArray> heldArrays) {
     walkOnce(
         root,
+        nodes.size() + passedByInitialWalk, // about the blocks the first walk met
         b -> {
           if (stayed.contains(b)) {
             return false;

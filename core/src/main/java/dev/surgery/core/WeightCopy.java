@@ -1,5 +1,7 @@
 package dev.surgery.core;
 
+import static java.lang.Boolean.TRUE;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBaseBlock;
@@ -146,6 +148,14 @@ public final class WeightCopy {
       return;
     }
     Shape[] inputs = DjlInternals.recordedInputShapes(from);
+    boolean allFit = true;
+    for (int i = 0; i < target.size(); i++) {
+      Shape copied = source.valueAt(i).getArray().getShape();
+      allFit &= TRUE.equals(DjlInternals.declaresShape(fresh, inputs, target.valueAt(i), copied));
+    }
+    if (allFit) {
+      return; // the usual answer, told without building the declared shapes
+    }
     Map<Parameter, Shape> declared;
     try {
       declared = DjlInternals.declaredShapes(block, inputs);

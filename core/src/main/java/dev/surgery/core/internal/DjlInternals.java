@@ -4,6 +4,7 @@ import ai.djl.BaseModel;
 import ai.djl.Device;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.LayoutType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.AbstractBlock;
@@ -38,6 +39,7 @@ import java.lang.reflect.Modifier;
 import java.lang.reflect.ParameterizedType;
 import java.lang.reflect.Type;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -162,7 +164,27 @@ public final class DjlInternals {
   /** The function a {@code LambdaBlock} runs: read per lambda block by the first walk. */
   private static final MethodHandle LAMBDA_FUNCTION = getter(lambdaFunction);
 
+  /*
+   * DJL's protected optimizer methods the birth-aware optimizer calls: as method handles, since
+   * Method.invoke runs natively for its first calls and then spins an accessor class, a pause
+   * that would fall into some surgery or step.
+   */
+  private static final MethodHandle UPDATE_COUNT = invoker(optimizerUpdateCount);
+  private static final MethodHandle WITH_DEFAULT_STATE = invoker(optimizerWithDefaultState);
+  private static final MethodHandle WEIGHT_DECAY = invoker(optimizerWeightDecay);
+
   private DjlInternals() {}
+
+  private static MethodHandle invoker(Method m) {
+    if (m == null || FAILURE != null) {
+      return null;
+    }
+    try {
+      return MethodHandles.lookup().unreflect(m); // m is accessible: no access check
+    } catch (IllegalAccessException e) {
+      return null; // Method.invoke below reports what is wrong
+    }
+  }
 
   private static MethodHandle getter(Field f) {
     if (f == null || FAILURE != null) {
@@ -464,41 +486,88 @@ public final class DjlInternals {
    * check.
    */
   private static Map<Parameter, Shape> standardLayerShapes(Block block, Shape[] inputShapes) {
-    if (inputShapes == null || inputShapes.length != 1 || !STANDARD_SHAPES.get(block.getClass())) {
+    long[] weight = standardWeightDims(block, inputShapes);
+    if (weight == null) {
       return null;
-    }
-    Shape input = inputShapes[0];
-    Shape weight;
-    long outputs;
-    if (block instanceof Convolution conv) {
-      // DJL's beforeInitialize refuses another rank or layout: the general path says so.
-      if (input.dimension() != 2 + conv.getKernelShape().dimension()
-          || input.isLayoutKnown()
-          || conv.getGroups() < 1) {
-        return null;
-      }
-      weight =
-          new Shape(conv.getFilters(), input.get(1) / conv.getGroups())
-              .addAll(conv.getKernelShape());
-      outputs = conv.getFilters();
-    } else {
-      if (input.dimension() < 1) {
-        return null;
-      }
-      outputs = (long) get(linearUnits, block);
-      weight = new Shape(outputs, input.get(input.dimension() - 1));
     }
     Map<Parameter, Shape> declared = new IdentityHashMap<>();
     for (Parameter p : block.getDirectParameters().values()) {
-      if ("weight".equals(p.getName())) {
-        declared.put(p, weight);
-      } else if ("bias".equals(p.getName())) {
-        declared.put(p, new Shape(outputs));
-      } else {
+      declared.put(p, "weight".equals(p.getName()) ? new Shape(weight) : new Shape(weight[0]));
+    }
+    return declared;
+  }
+
+  /**
+   * Whether {@code held} is the shape that {@link #declaredShapes} gives the parameter {@code p} of
+   * a DJL convolution or linear layer for these inputs, told without building a shape (DJL's {@code
+   * Shape} runs streams in every constructor, and a surgery asks it of every parameter a
+   * replacement brings): true or false for such a layer's weight or bias, null where only {@link
+   * #declaredShapes} can tell.
+   *
+   * @param block the block holding {@code p}
+   * @param inputShapes the inputs it is to receive
+   * @param p one of its direct parameters
+   * @param held the shape to compare
+   * @return whether the shapes are equal, or null when this cannot tell
+   */
+  public static Boolean declaresShape(Block block, Shape[] inputShapes, Parameter p, Shape held) {
+    long[] weight = standardWeightDims(block, inputShapes);
+    if (weight == null) {
+      return null;
+    }
+    long[] dims = held.getShape();
+    return "weight".equals(p.getName())
+        ? Arrays.equals(weight, dims)
+        : dims.length == 1 && dims[0] == weight[0];
+  }
+
+  /**
+   * The weight's dimensions {@link #declaredShapes} gives a DJL convolution or linear layer (its
+   * bias is the first of them), computed from the settings; null for any other block, for a
+   * subclass that declares its own {@code beforeInitialize} or {@code prepare} or holds a parameter
+   * other than {@code weight} and {@code bias}, and for inputs whose rank or stated layout DJL's
+   * {@code beforeInitialize} would check.
+   */
+  private static long[] standardWeightDims(Block block, Shape[] inputShapes) {
+    if (inputShapes == null || inputShapes.length != 1 || !STANDARD_SHAPES.get(block.getClass())) {
+      return null;
+    }
+    for (Parameter p : liveParameters((AbstractBlock) block).values()) {
+      if (!"weight".equals(p.getName()) && !"bias".equals(p.getName())) {
         return null; // a parameter a subclass added: only its own initialization knows its shape
       }
     }
-    return declared;
+    Shape input = inputShapes[0];
+    if (block instanceof Convolution conv) {
+      Shape kernel = conv.getKernelShape();
+      // DJL's beforeInitialize refuses another rank or layout: the general path says so.
+      if (input.dimension() != 2 + kernel.dimension()
+          || layoutKnown(input)
+          || conv.getGroups() < 1) {
+        return null;
+      }
+      long[] weight = new long[2 + kernel.dimension()];
+      weight[0] = conv.getFilters();
+      weight[1] = input.get(1) / conv.getGroups();
+      for (int i = 0; i < kernel.dimension(); i++) {
+        weight[2 + i] = kernel.get(i);
+      }
+      return weight;
+    }
+    if (input.dimension() < 1) {
+      return null;
+    }
+    return new long[] {(long) get(linearUnits, block), input.get(input.dimension() - 1)};
+  }
+
+  /** {@code Shape.isLayoutKnown}, without its stream. */
+  private static boolean layoutKnown(Shape shape) {
+    for (LayoutType axis : shape.getLayout()) {
+      if (axis != LayoutType.UNKNOWN) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -973,7 +1042,17 @@ public final class DjlInternals {
    * count.
    */
   static int countUpdate(Optimizer optimizer, String parameterId) {
-    return (Integer) call(optimizerUpdateCount, optimizer, parameterId);
+    verify();
+    if (UPDATE_COUNT == null) {
+      return (Integer) call(optimizerUpdateCount, optimizer, parameterId);
+    }
+    try {
+      return (int) UPDATE_COUNT.invokeExact(optimizer, parameterId);
+    } catch (RuntimeException | Error e) {
+      throw e;
+    } catch (Throwable e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /** Calls DJL's {@code Optimizer.withDefaultState}: the state array, created as DJL creates it. */
@@ -983,12 +1062,33 @@ public final class DjlInternals {
       String parameterId,
       Device device,
       java.util.function.Function<String, NDArray> initial) {
-    return (NDArray)
-        call(optimizerWithDefaultState, optimizer, state, parameterId, device, initial);
+    verify();
+    if (WITH_DEFAULT_STATE == null) {
+      return (NDArray)
+          call(optimizerWithDefaultState, optimizer, state, parameterId, device, initial);
+    }
+    try {
+      return (NDArray)
+          WITH_DEFAULT_STATE.invokeExact(optimizer, state, parameterId, device, initial);
+    } catch (RuntimeException | Error e) {
+      throw e;
+    } catch (Throwable e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   static float weightDecay(Optimizer optimizer) {
-    return (Float) call(optimizerWeightDecay, optimizer);
+    verify();
+    if (WEIGHT_DECAY == null) {
+      return (Float) call(optimizerWeightDecay, optimizer);
+    }
+    try {
+      return (float) WEIGHT_DECAY.invokeExact(optimizer);
+    } catch (RuntimeException | Error e) {
+      throw e;
+    } catch (Throwable e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   private static Object call(Method method, Object target, Object... args) {

@@ -98,6 +98,81 @@ class DeclaredShapesTest {
     agreesWithDjl(() -> LayerNorm.builder().build(), new Shape(2, 6));
   }
 
+  /**
+   * {@link DjlInternals#declaresShape}, the shape-free answer a surgery asks first, against DJL's
+   * own initialization: true for the shape DJL gives each parameter of its convolutions and linear
+   * layers, false for any other; no answer for blocks only {@link DjlInternals#declaredShapes} can
+   * shape (a subclass with a parameter of its own, other layers), which then decides.
+   */
+  @Test
+  void theShapeFreeAnswerAgreesWithDjlForItsConvolutionsAndLinearLayers() {
+    List<Supplier<AbstractBaseBlock>> standard =
+        List.of(
+            () ->
+                Conv2d.builder()
+                    .setKernelShape(new Shape(3, 5))
+                    .setFilters(6)
+                    .optGroups(2)
+                    .optPadding(new Shape(1, 2))
+                    .build(),
+            () -> Conv1d.builder().setKernelShape(new Shape(3)).setFilters(5).build(),
+            () ->
+                Conv3d.builder()
+                    .setKernelShape(new Shape(3, 1, 2))
+                    .setFilters(4)
+                    .optDilation(new Shape(2, 1, 1))
+                    .build(),
+            () -> Linear.builder().setUnits(5).build(),
+            () -> Linear.builder().setUnits(5).optBias(false).build(),
+            () -> BlurConv2d.fromConv2d(conv3x3(), true)); // a subclass shaped as its parent
+    List<Shape> inputs =
+        List.of(
+            new Shape(2, 4, 9, 9),
+            new Shape(2, 7, 10),
+            new Shape(1, 2, 6, 5, 5),
+            new Shape(2, 3, 7),
+            new Shape(4),
+            new Shape(2, 4, 8, 8));
+    for (int b = 0; b < standard.size(); b++) {
+      Shape[] input = {inputs.get(b)};
+      try (NDManager manager = NDManager.newBaseManager()) {
+        AbstractBaseBlock asked = standard.get(b).get();
+        AbstractBaseBlock twin = standard.get(b).get();
+        twin.initialize(manager, DataType.FLOAT32, input);
+        List<Parameter> own = new ArrayList<>(asked.getDirectParameters().values());
+        List<Parameter> djl = new ArrayList<>(twin.getDirectParameters().values());
+        for (int i = 0; i < own.size(); i++) {
+          Shape right = djl.get(i).getArray().getShape();
+          String what = asked.getClass().getSimpleName() + "." + own.get(i).getName();
+          assertEquals(
+              Boolean.TRUE, DjlInternals.declaresShape(asked, input, own.get(i), right), what);
+          long[] bigger = right.getShape().clone();
+          bigger[bigger.length - 1]++;
+          assertEquals(
+              Boolean.FALSE,
+              DjlInternals.declaresShape(asked, input, own.get(i), new Shape(bigger)),
+              what + " against " + new Shape(bigger));
+          Shape longer = right.addAll(new Shape(1));
+          assertEquals(
+              Boolean.FALSE,
+              DjlInternals.declaresShape(asked, input, own.get(i), longer),
+              what + " against " + longer);
+        }
+      }
+    }
+    Shape[] image = {new Shape(2, 4, 9, 9)};
+    for (AbstractBaseBlock other :
+        List.<AbstractBaseBlock>of(
+            new ScaledConv2d(), BatchNorm.builder().build(), LayerNorm.builder().build())) {
+      for (Parameter p : other.getDirectParameters().values()) {
+        assertEquals(
+            null,
+            DjlInternals.declaresShape(other, image, p, new Shape(8, 4, 3, 3)),
+            other.getClass().getSimpleName() + "." + p.getName());
+      }
+    }
+  }
+
   /** A convolution whose subclass adds a per-filter scale of its own. */
   static final class ScaledConv2d extends Conv2d {
     ScaledConv2d() {
