@@ -52,6 +52,15 @@ final class BlockTrees {
     return ordered;
   }
 
+  /**
+   * {@link #parametersOf}, for a caller that only reads the parameters while the block's own
+   * parameter list stays as it is: a leaf's live list itself, without a copy (most surgeries
+   * replace leaves, and each copy builds a set).
+   */
+  static Collection<Parameter> parametersRead(Block block) {
+    return BlockPaths.children(block).isEmpty() ? directParameters(block) : parametersOf(block);
+  }
+
   /** Visits every block under {@code root} once, depth first, children in their order. */
   static void visitOnce(Block root, Consumer<Block> visit) {
     walkOnce(

@@ -2,6 +2,7 @@ package dev.surgery.core;
 
 import static dev.surgery.core.BlockTrees.arraysOf;
 import static dev.surgery.core.BlockTrees.parametersOf;
+import static dev.surgery.core.BlockTrees.parametersRead;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -14,6 +15,7 @@ import ai.djl.training.initializer.Initializer;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.List;
 import java.util.Set;
 
@@ -63,14 +65,14 @@ final class ReplacementPlacement {
   void place(Block original, Block replacement, Shape[] inputShapes, String path) {
     // Both blocks' parameters are read once here and handed on: every replacement is placed, and
     // each read builds a set.
-    Set<Parameter> old = parametersOf(original);
+    Collection<Parameter> old = parametersRead(original);
     for (Parameter p : old) {
       if (!p.isInitialized()) {
         return; // structural surgery: the trainer initializes the replacement later
       }
     }
     Shape[] recorded = DjlInternals.recordedInputShapes(replacement);
-    Set<Parameter> own = parametersOf(replacement);
+    Collection<Parameter> own = parametersRead(replacement);
     // What arrived with arrays, its own or the old block's: its settings must agree with them.
     List<Parameter> brought = new ArrayList<>(own.size());
     for (Parameter p : own) {
@@ -106,7 +108,7 @@ final class ReplacementPlacement {
    * The replacement's parameters with arrays of their own ({@code brought}: those with arrays), not
    * one of the original's arrays ({@code old}: its parameters).
    */
-  private static List<Parameter> presetArrays(Set<Parameter> old, List<Parameter> brought) {
+  private static List<Parameter> presetArrays(Collection<Parameter> old, List<Parameter> brought) {
     if (brought.isEmpty()) {
       return List.of();
     }
@@ -125,7 +127,11 @@ final class ReplacementPlacement {
    * of {@code anchor}, an array of the old block or of the model.
    */
   private void initialize(
-      Set<Parameter> own, NDArray anchor, Block replacement, Shape[] inputShapes, String path) {
+      Collection<Parameter> own,
+      NDArray anchor,
+      Block replacement,
+      Shape[] inputShapes,
+      String path) {
     List<Parameter> fresh = new ArrayList<>();
     for (Parameter p : own) {
       if (!p.isInitialized()) {
@@ -195,7 +201,7 @@ final class ReplacementPlacement {
    * An array that tells where the old block ({@code old}: its parameters) lived: its own
    * parameter's, else any in the model.
    */
-  private NDArray anchorArray(Set<Parameter> old) {
+  private NDArray anchorArray(Collection<Parameter> old) {
     for (Parameter p : old) {
       if (p.isInitialized()) {
         return p.getArray();

@@ -527,7 +527,10 @@ final class TreeSurgery {
         // holds a fresh match (a wrapper around a new layer) builds a chain the guard must see.
         n.generation = parent.generation;
         n.matched = matched;
-        n.inputShapes = DjlInternals.recordedInputShapes(block);
+        if (matched != 0) {
+          // Asked only of a block a policy may replace (substitute reads it of any other).
+          n.inputShapes = DjlInternals.recordedInputShapes(block);
+        }
         if (leaf && matched > 0 && !allParameters && initialWalk) {
           n.nothingDisplaced = noneInitialized(directParameters(block));
         }
