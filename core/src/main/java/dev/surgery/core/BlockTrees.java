@@ -87,15 +87,25 @@ final class BlockTrees {
     Set<Block> visited = Collections.newSetFromMap(new IdentityHashMap<>(expectedBlocks));
     Deque<Block> stack = new ArrayDeque<>();
     stack.push(root);
-    while (!stack.isEmpty()) {
-      Block b = stack.pop();
-      if (!visited.add(b) || !visit.test(b)) {
-        continue;
-      }
-      List<Block> kids = BlockPaths.children(b).values();
-      for (int i = kids.size() - 1; i >= 0; i--) {
-        stack.push(kids.get(i));
-      }
+    Block b;
+    while ((b = stack.poll()) != null) { // the stack's top: depth first
+      enter(b, visited, stack, visit);
+    }
+  }
+
+  /**
+   * One step of {@link #walkOnce}: a method of its own because a surgery walks a tree only a few
+   * times, so a loop body inside the walk stays interpreted for many surgeries, while a method
+   * called once per block is compiled during the first.
+   */
+  private static void enter(
+      Block b, Set<Block> visited, Deque<Block> stack, Predicate<Block> visit) {
+    if (!visited.add(b) || !visit.test(b)) {
+      return;
+    }
+    List<Block> kids = BlockPaths.children(b).values();
+    for (int i = kids.size() - 1; i >= 0; i--) {
+      stack.push(kids.get(i));
     }
   }
 

@@ -484,16 +484,26 @@ final class TreeSurgery {
    */
   private static boolean trainsOnCopies(Map<String, Object> entries) {
     for (Object entry : entries.values()) {
-      List<NDArray> mirrors = DjlInternals.mirrors(entry);
-      if (mirrors.isEmpty()) {
-        continue;
-      }
-      Parameter p = DjlInternals.entryParameter(entry);
-      if (!p.isInitialized() || mirrors.get(0) != p.getArray()) {
+      if (trainsOnCopy(entry)) {
         return true;
       }
     }
     return false;
+  }
+
+  /**
+   * Whether a store entry trains an array other than its parameter's own. A method of its own, as
+   * are the other steps of a walk: a surgery scans the store once, so a loop body inside the scan
+   * stays interpreted for many surgeries, while a method called once per entry is compiled during
+   * the first.
+   */
+  private static boolean trainsOnCopy(Object entry) {
+    List<NDArray> mirrors = DjlInternals.mirrors(entry);
+    if (mirrors.isEmpty()) {
+      return false;
+    }
+    Parameter p = DjlInternals.entryParameter(entry);
+    return !p.isInitialized() || mirrors.get(0) != p.getArray();
   }
 
   // ------------------------------------------------------------------ traversal
@@ -504,40 +514,48 @@ final class TreeSurgery {
     List<String> keys = children.keys();
     parent.childCount = blocks.size();
     for (int i = 0, size = blocks.size(); i < size; i++) {
-      Block block = blocks.get(i);
-      // What later steps ask of the block, read now that it is at hand.
-      boolean leaf = childrenOf(block).isEmpty();
-      int matched = masks ? matchMask(block) : -1;
-      if (initialWalk) {
-        ties.noteOriginal(block, parent, keys.get(i));
+      enqueueChild(parent, blocks.get(i), keys, i);
+    }
+  }
+
+  /**
+   * Enters the child at index {@code i} of {@code parent} (and, first met, what lies below it). A
+   * method of its own, called once per block: a loop body inside {@link #enqueueDescendants}, which
+   * runs once per composite, stays interpreted for several surgeries of a model.
+   */
+  private void enqueueChild(TreeNode parent, Block block, List<String> keys, int i) {
+    // What later steps ask of the block, read now that it is at hand.
+    boolean leaf = childrenOf(block).isEmpty();
+    int matched = masks ? matchMask(block) : -1;
+    if (initialWalk) {
+      ties.noteOriginal(block, parent, keys.get(i));
+    }
+    if (passLeaves && leaf && matched == 0) {
+      passedLeaves.add(block, parent, keys.get(i));
+      return;
+    }
+    TreeNode n = node(block);
+    n.addParent(parent, i);
+    if (!n.seen) {
+      n.seen = true;
+      n.original = initialWalk;
+      n.pathParent = parent;
+      n.key = keys.get(i);
+      n.kind = leaf ? TreeNode.LEAF : TreeNode.COMPOSITE;
+      // Below a replacement, a block counts as deep in replacements as it: a replacement that
+      // holds a fresh match (a wrapper around a new layer) builds a chain the guard must see.
+      n.generation = parent.generation;
+      n.matched = matched;
+      if (matched != 0) {
+        // Asked only of a block a policy may replace (substitute reads it of any other).
+        n.inputShapes = DjlInternals.recordedInputShapes(block);
       }
-      if (passLeaves && leaf && matched == 0) {
-        passedLeaves.add(block, parent, keys.get(i));
-        continue;
+      if (leaf && matched > 0 && !allParameters && initialWalk) {
+        n.nothingDisplaced = noneInitialized(directParameters(block));
       }
-      TreeNode n = node(block);
-      n.addParent(parent, i);
-      if (!n.seen) {
-        n.seen = true;
-        n.original = initialWalk;
-        n.pathParent = parent;
-        n.key = keys.get(i);
-        n.kind = leaf ? TreeNode.LEAF : TreeNode.COMPOSITE;
-        // Below a replacement, a block counts as deep in replacements as it: a replacement that
-        // holds a fresh match (a wrapper around a new layer) builds a chain the guard must see.
-        n.generation = parent.generation;
-        n.matched = matched;
-        if (matched != 0) {
-          // Asked only of a block a policy may replace (substitute reads it of any other).
-          n.inputShapes = DjlInternals.recordedInputShapes(block);
-        }
-        if (leaf && matched > 0 && !allParameters && initialWalk) {
-          n.nothingDisplaced = noneInitialized(directParameters(block));
-        }
-        queue.add(n);
-        if (!leaf) {
-          enqueueDescendants(n);
-        }
+      queue.add(n);
+      if (!leaf) {
+        enqueueDescendants(n);
       }
     }
   }
