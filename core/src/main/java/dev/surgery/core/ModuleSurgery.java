@@ -820,13 +820,7 @@ public final class ModuleSurgery {
     Journal journal = new Journal();
     try {
       TrainerUpdate.apply(
-          removed,
-          added,
-          List.copyOf(optimizers),
-          new IdentityHashMap<>(),
-          journal,
-          Faults.NONE,
-          StillUsed.NONE);
+          removed, added, List.copyOf(optimizers), p -> null, journal, Faults.NONE, StillUsed.NONE);
       journal.commit();
     } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
       journal.rollback(e);

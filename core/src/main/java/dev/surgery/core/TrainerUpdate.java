@@ -10,6 +10,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -46,7 +47,7 @@ record TrainerUpdate(
       List<Parameter> removed,
       List<Parameter> added,
       List<Trainer> trainers,
-      Map<Parameter, String> owners,
+      Function<Parameter, String> owners,
       Journal journal,
       Faults faults,
       StillUsed elsewhere) {
@@ -88,7 +89,8 @@ record TrainerUpdate(
     }
     for (Parameter p : update.born()) {
       for (Trainer t : update.receivers()) {
-        surgery.add(t, p, true, owners.get(p));
+        // The owner's path is only for the refusal of a parameter without an array.
+        surgery.add(t, p, true, p.isInitialized() ? null : owners.apply(p));
       }
     }
   }

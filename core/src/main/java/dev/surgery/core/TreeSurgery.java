@@ -1185,8 +1185,9 @@ final class TreeSurgery {
     // A block this tree shares with another model: its parameters left this tree only.
     StillUsed elsewhere = StillUsed.of(root, trainers, concat(removed, dropped), added);
     if (!active.isEmpty()) {
-      Map<Parameter, String> owners = added.isEmpty() ? Map.of() : ownerPaths();
-      TrainerUpdate.apply(removed, added, active, owners, journal, faults, elsewhere);
+      // Owner paths name a refused parameter only: built if one is refused.
+      TrainerUpdate.apply(
+          removed, added, active, p -> ownerPaths().get(p), journal, faults, elsewhere);
     }
     // The detached parameters belong to nobody now: free their arrays once the surgery commits,
     // unless a live parameter wraps the same array, here or in a given trainer's model.
