@@ -514,48 +514,40 @@ final class TreeSurgery {
     List<String> keys = children.keys();
     parent.childCount = blocks.size();
     for (int i = 0, size = blocks.size(); i < size; i++) {
-      enqueueChild(parent, blocks.get(i), keys, i);
-    }
-  }
-
-  /**
-   * Enters the child at index {@code i} of {@code parent} (and, first met, what lies below it). A
-   * method of its own, called once per block: a loop body inside {@link #enqueueDescendants}, which
-   * runs once per composite, stays interpreted for several surgeries of a model.
-   */
-  private void enqueueChild(TreeNode parent, Block block, List<String> keys, int i) {
-    // What later steps ask of the block, read now that it is at hand.
-    boolean leaf = childrenOf(block).isEmpty();
-    int matched = masks ? matchMask(block) : -1;
-    if (initialWalk) {
-      ties.noteOriginal(block, parent, keys.get(i));
-    }
-    if (passLeaves && leaf && matched == 0) {
-      passedLeaves.add(block, parent, keys.get(i));
-      return;
-    }
-    TreeNode n = node(block);
-    n.addParent(parent, i);
-    if (!n.seen) {
-      n.seen = true;
-      n.original = initialWalk;
-      n.pathParent = parent;
-      n.key = keys.get(i);
-      n.kind = leaf ? TreeNode.LEAF : TreeNode.COMPOSITE;
-      // Below a replacement, a block counts as deep in replacements as it: a replacement that
-      // holds a fresh match (a wrapper around a new layer) builds a chain the guard must see.
-      n.generation = parent.generation;
-      n.matched = matched;
-      if (matched != 0) {
-        // Asked only of a block a policy may replace (substitute reads it of any other).
-        n.inputShapes = DjlInternals.recordedInputShapes(block);
+      Block block = blocks.get(i);
+      // What later steps ask of the block, read now that it is at hand.
+      boolean leaf = childrenOf(block).isEmpty();
+      int matched = masks ? matchMask(block) : -1;
+      if (initialWalk) {
+        ties.noteOriginal(block, parent, keys.get(i));
       }
-      if (leaf && matched > 0 && !allParameters && initialWalk) {
-        n.nothingDisplaced = noneInitialized(directParameters(block));
+      if (passLeaves && leaf && matched == 0) {
+        passedLeaves.add(block, parent, keys.get(i));
+        continue;
       }
-      queue.add(n);
-      if (!leaf) {
-        enqueueDescendants(n);
+      TreeNode n = node(block);
+      n.addParent(parent, i);
+      if (!n.seen) {
+        n.seen = true;
+        n.original = initialWalk;
+        n.pathParent = parent;
+        n.key = keys.get(i);
+        n.kind = leaf ? TreeNode.LEAF : TreeNode.COMPOSITE;
+        // Below a replacement, a block counts as deep in replacements as it: a replacement that
+        // holds a fresh match (a wrapper around a new layer) builds a chain the guard must see.
+        n.generation = parent.generation;
+        n.matched = matched;
+        if (matched != 0) {
+          // Asked only of a block a policy may replace (substitute reads it of any other).
+          n.inputShapes = DjlInternals.recordedInputShapes(block);
+        }
+        if (leaf && matched > 0 && !allParameters && initialWalk) {
+          n.nothingDisplaced = noneInitialized(directParameters(block));
+        }
+        queue.add(n);
+        if (!leaf) {
+          enqueueDescendants(n);
+        }
       }
     }
   }
