@@ -63,34 +63,49 @@ class DeclaredShapesTest {
     }
   }
 
+  /**
+   * DJL's convolutions and linear layers, and a subclass shaped as its parent, each with an input
+   * it takes: the blocks whose shapes {@link DjlInternals} reads from their settings.
+   */
+  private static final List<Map.Entry<Supplier<AbstractBaseBlock>, Shape>> STANDARD =
+      List.of(
+          Map.entry(
+              () ->
+                  Conv2d.builder()
+                      .setKernelShape(new Shape(3, 5))
+                      .setFilters(6)
+                      .optGroups(2)
+                      .optPadding(new Shape(1, 2))
+                      .build(),
+              new Shape(2, 4, 9, 9)),
+          Map.entry(
+              () ->
+                  Conv2d.builder()
+                      .setKernelShape(new Shape(1, 1))
+                      .setFilters(3)
+                      .optBias(false)
+                      .build(),
+              new Shape(1, 8, 4, 4)),
+          Map.entry(
+              () -> Conv1d.builder().setKernelShape(new Shape(3)).setFilters(5).build(),
+              new Shape(2, 7, 10)),
+          Map.entry(() -> Linear.builder().setUnits(5).build(), new Shape(2, 3, 7)),
+          Map.entry(() -> Linear.builder().setUnits(5).optBias(false).build(), new Shape(4)),
+          Map.entry(
+              () ->
+                  Conv3d.builder()
+                      .setKernelShape(new Shape(3, 1, 2))
+                      .setFilters(4)
+                      .optDilation(new Shape(2, 1, 1))
+                      .build(),
+              new Shape(1, 2, 6, 5, 5)),
+          Map.entry(() -> BlurConv2d.fromConv2d(conv3x3(), true), new Shape(2, 4, 8, 8)));
+
   @Test
   void convolutionsAndLinearLayersAsDjlShapesThem() {
-    agreesWithDjl(
-        () ->
-            Conv2d.builder()
-                .setKernelShape(new Shape(3, 5))
-                .setFilters(6)
-                .optGroups(2)
-                .optPadding(new Shape(1, 2))
-                .build(),
-        new Shape(2, 4, 9, 9));
-    agreesWithDjl(
-        () -> Conv2d.builder().setKernelShape(new Shape(1, 1)).setFilters(3).optBias(false).build(),
-        new Shape(1, 8, 4, 4));
-    agreesWithDjl(
-        () -> Conv1d.builder().setKernelShape(new Shape(3)).setFilters(5).build(),
-        new Shape(2, 7, 10));
-    agreesWithDjl(() -> Linear.builder().setUnits(5).build(), new Shape(2, 3, 7));
-    agreesWithDjl(() -> Linear.builder().setUnits(5).optBias(false).build(), new Shape(4));
-    agreesWithDjl(
-        () ->
-            Conv3d.builder()
-                .setKernelShape(new Shape(3, 1, 2))
-                .setFilters(4)
-                .optDilation(new Shape(2, 1, 1))
-                .build(),
-        new Shape(1, 2, 6, 5, 5));
-    agreesWithDjl(() -> BlurConv2d.fromConv2d(conv3x3(), true), new Shape(2, 4, 8, 8));
+    for (Map.Entry<Supplier<AbstractBaseBlock>, Shape> layer : STANDARD) {
+      agreesWithDjl(layer.getKey(), layer.getValue());
+    }
     // A subclass holding a parameter of its own: only its initialization knows that shape (a
     // reviewer: the first reading gave it the convolution's weight shape, refusing a good copy).
     agreesWithDjl(ScaledConv2d::new, new Shape(2, 4, 9, 9), java.util.Set.of("scale"));
@@ -106,38 +121,11 @@ class DeclaredShapesTest {
    */
   @Test
   void theShapeFreeAnswerAgreesWithDjlForItsConvolutionsAndLinearLayers() {
-    List<Supplier<AbstractBaseBlock>> standard =
-        List.of(
-            () ->
-                Conv2d.builder()
-                    .setKernelShape(new Shape(3, 5))
-                    .setFilters(6)
-                    .optGroups(2)
-                    .optPadding(new Shape(1, 2))
-                    .build(),
-            () -> Conv1d.builder().setKernelShape(new Shape(3)).setFilters(5).build(),
-            () ->
-                Conv3d.builder()
-                    .setKernelShape(new Shape(3, 1, 2))
-                    .setFilters(4)
-                    .optDilation(new Shape(2, 1, 1))
-                    .build(),
-            () -> Linear.builder().setUnits(5).build(),
-            () -> Linear.builder().setUnits(5).optBias(false).build(),
-            () -> BlurConv2d.fromConv2d(conv3x3(), true)); // a subclass shaped as its parent
-    List<Shape> inputs =
-        List.of(
-            new Shape(2, 4, 9, 9),
-            new Shape(2, 7, 10),
-            new Shape(1, 2, 6, 5, 5),
-            new Shape(2, 3, 7),
-            new Shape(4),
-            new Shape(2, 4, 8, 8));
-    for (int b = 0; b < standard.size(); b++) {
-      Shape[] input = {inputs.get(b)};
+    for (Map.Entry<Supplier<AbstractBaseBlock>, Shape> layer : STANDARD) {
+      Shape[] input = {layer.getValue()};
       try (NDManager manager = NDManager.newBaseManager()) {
-        AbstractBaseBlock asked = standard.get(b).get();
-        AbstractBaseBlock twin = standard.get(b).get();
+        AbstractBaseBlock asked = layer.getKey().get();
+        AbstractBaseBlock twin = layer.getKey().get();
         twin.initialize(manager, DataType.FLOAT32, input);
         List<Parameter> own = new ArrayList<>(asked.getDirectParameters().values());
         List<Parameter> djl = new ArrayList<>(twin.getDirectParameters().values());
