@@ -64,6 +64,39 @@ final class ParamsFileHeader {
   static Header read(Path paramsFile) throws IOException {
     try (DataInputStream dis =
         new DataInputStream(new BufferedInputStream(Files.newInputStream(paramsFile)))) {
+      return read(dis, paramsFile);
+    }
+  }
+
+  /**
+   * The input shape a root block that is a DJL {@code Linear} was initialized with, read from the
+   * layer's own metadata, which follows the header: the header holds what {@code Linear} describes
+   * as its input, the shape without its last dimension, and the metadata holds that dimension (its
+   * input features). Null when the file holds no such metadata (a layer of another DJL version).
+   */
+  static Shape linearRootInput(Path paramsFile) throws IOException {
+    try (DataInputStream dis =
+        new DataInputStream(new BufferedInputStream(Files.newInputStream(paramsFile)))) {
+      Header header = read(dis, paramsFile);
+      if (header == null || dis.readUnsignedByte() != LINEAR_VERSION) {
+        return null;
+      }
+      dis.readLong(); // units
+      long inputFeatures = dis.readLong();
+      Shape leading = shape(dis, paramsFile);
+      // The metadata must agree with the header (both written from one layer), else it is not read.
+      boolean agrees = header.inputShapes().equals(List.of(leading)) && inputFeatures > 0;
+      return agrees ? leading.add(inputFeatures) : null;
+    } catch (EOFException e) {
+      throw new IOException(paramsFile + ": truncated DJL parameter file", e);
+    }
+  }
+
+  /** The version DJL 0.36's {@code Linear} writes before its metadata. */
+  private static final int LINEAR_VERSION = 4;
+
+  private static Header read(DataInputStream dis, Path paramsFile) throws IOException {
+    try {
       byte[] magic = new byte[4];
       try {
         dis.readFully(magic);

@@ -7,6 +7,9 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.core.LinearCollection;
+import ai.djl.nn.core.Multiplication;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.util.Utils;
 import dev.surgery.core.BlockPaths;
@@ -62,7 +65,10 @@ public final class SurgeryCheckpoint {
    * @param modelName the saved model's name
    * @param dataType the model's data type
    * @param inputNames the names of the block's inputs
-   * @param inputShapes the shapes of the block's inputs, as it was initialized
+   * @param inputShapes the shapes of the block's inputs as it describes them ({@code
+   *     Block.describeInput}): those it was initialized with, except for DJL's {@code Linear},
+   *     which leaves out the last dimension, and {@code LinearCollection} and {@code
+   *     Multiplication}, which keep only the first
    * @param properties the model properties, {@code surgery} and {@code Epoch} among them
    */
   public record Header(
@@ -78,7 +84,10 @@ public final class SurgeryCheckpoint {
      * @param modelName the saved model's name
      * @param dataType the model's data type
      * @param inputNames the names of the block's inputs
-     * @param inputShapes the shapes of the block's inputs, as it was initialized
+     * @param inputShapes the shapes of the block's inputs as it describes them ({@code
+     *     Block.describeInput}): those it was initialized with, except for DJL's {@code Linear},
+     *     which leaves out the last dimension, and {@code LinearCollection} and {@code
+     *     Multiplication}, which keep only the first
      * @param properties the model properties, {@code surgery} and {@code Epoch} among them
      */
     public Header {
@@ -236,7 +245,7 @@ public final class SurgeryCheckpoint {
     int carried = carriedPrefix(model, records, paramsFile);
     if (carried < records.size()) {
       Block block = model.getBlock();
-      Shape[] inputShapes = header.inputShapes().toArray(new Shape[0]);
+      Shape[] inputShapes = inputShapes(block, header, paramsFile);
       replay(
           block,
           records.subList(carried, records.size()),
@@ -317,6 +326,25 @@ public final class SurgeryCheckpoint {
     CarriedRecords.setFrozen(block, null);
     CarriedRecords.takeRecordOff(model);
     CarriedRecords.describes(model);
+  }
+
+  /**
+   * The shapes the saved root block was initialized with. The header holds what the root describes
+   * as its inputs, which for most blocks are those shapes; DJL's {@code Linear} describes its input
+   * without the last dimension (read then from the layer's metadata), and {@code LinearCollection}
+   * and {@code Multiplication} keep only the first (none is known: an algorithm that needs shapes
+   * is refused, and the load goes unchecked, as DJL's).
+   */
+  private static Shape[] inputShapes(Block root, Header header, Path paramsFile)
+      throws IOException {
+    if (root instanceof LinearCollection || root instanceof Multiplication) {
+      return new Shape[0];
+    }
+    if (root instanceof Linear) {
+      Shape input = ParamsFileHeader.linearRootInput(paramsFile);
+      return input == null ? new Shape[0] : new Shape[] {input};
+    }
+    return header.inputShapes().toArray(new Shape[0]);
   }
 
   private static boolean noArrays(Block block) {
