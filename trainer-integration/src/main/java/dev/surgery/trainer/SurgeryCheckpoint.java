@@ -578,6 +578,7 @@ public final class SurgeryCheckpoint {
         }
         recordShapes(block, manager, dataType, inputShapes);
       }
+      Set<Parameter> trainableBefore = r.changes() == null ? Set.of() : trainable(block);
       SurgeryChanges changes;
       try {
         changes = algorithm.apply(new SurgeryContext(block, List.of(), r.epoch(), r.totalEpochs()));
@@ -625,7 +626,17 @@ public final class SurgeryCheckpoint {
                   + notFrozen
                   + ", the replay left it trainable (an edited record?)");
         }
-        recordFrozen.addAll(recordedFreezes(block, r.changes()));
+        Set<Parameter> recorded = recordedFreezes(block, r.changes());
+        recordFrozen.addAll(recorded);
+        // A layer the saved run's program had frozen by hand is not in the record (surgery did
+        // not freeze it), but the replay on a fresh model freezes it: the program's own freezes
+        // are the program's to make again, as DJL's load keeps none, so the replay leaves it as
+        // the model had it, as the saved run's next trainer had it after DJL unfroze it.
+        for (Parameter p : trainableBefore) {
+          if (!p.requiresGradient() && !recorded.contains(p)) {
+            p.freeze(false);
+          }
+        }
       }
       logger().debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
@@ -700,6 +711,17 @@ public final class SurgeryCheckpoint {
 
   static boolean isStatistic(Parameter p) {
     return p.getType() == Parameter.Type.RUNNING_MEAN || p.getType() == Parameter.Type.RUNNING_VAR;
+  }
+
+  /** The trainable kinds of parameters of a tree that take a gradient now (a new set). */
+  private static Set<Parameter> trainable(Block block) {
+    Set<Parameter> trainable = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Parameter p : block.getParameters().values()) {
+      if (!isStatistic(p) && p.requiresGradient()) {
+        trainable.add(p);
+      }
+    }
+    return trainable;
   }
 
   /** The trainable kinds of parameters of a tree that take no gradient (a new, mutable set). */

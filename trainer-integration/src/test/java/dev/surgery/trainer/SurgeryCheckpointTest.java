@@ -563,8 +563,10 @@ class SurgeryCheckpointTest {
 
   /**
    * A layer the user froze by hand before training is not frozen by layer_freezing (it was
-   * already), so the record does not name it; the replay on a fresh model freezes it. Freezing
-   * replaces no block, so the check of the architecture leaves it out and the checkpoint loads.
+   * already), so the record does not name it. Freezing replaces no block, so the check of the
+   * architecture leaves it out and the checkpoint loads; the replay on a fresh model, whose
+   * layer_freezing freezes that layer too, leaves it trainable: the record says what surgery froze,
+   * and the program's own freezes are not in the file (DJL's load keeps none).
    */
   @Test
   void aLayerFrozenByHandBeforeLayerFreezingStillLoads() throws Exception {
@@ -573,12 +575,81 @@ class SurgeryCheckpointTest {
       saveAfterFreezing("hand", dataset, true);
       try (Model restored = TestModels.model("hand")) {
         SurgeryCheckpoint.load(restored, dir, "hand");
-        assertFalse(
+        assertTrue(
             restored.getBlock().getChildren().get(0).getValue().getParameters().values().stream()
-                .anyMatch(Parameter::requiresGradient),
-            "the first layer is frozen again");
+                .allMatch(Parameter::requiresGradient),
+            "the layer frozen by hand is the program's to freeze again");
+        assertTrue(SurgeryCheckpoint.frozenByReplay(restored.getBlock()).isEmpty());
       }
     }
+  }
+
+  /**
+   * An outside tester: a pretrained model (loaded), the first layer frozen by hand once its trainer
+   * is made (DJL's newTrainer unfreezes a loaded model), layer_freezing then freezing the first two
+   * layers (the record names only the second), saved; the next trainer of that model in memory
+   * (DJL's newTrainer unfreezes a loaded model, the listener freezes what surgery froze) and the
+   * next trainer of the checkpoint reloaded must train the same parameters to the same values. The
+   * replay froze the hand-frozen layer too, and kept it frozen for good.
+   */
+  @Test
+  void aLayerFrozenByHandTrainsTheSameInMemoryAndAfterAReload() throws Exception {
+    TestModels.saveInitialized(dir, "pretrained");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 3)
+            .optTotalEpochs(4)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("pretrained")) {
+      ArrayDataset dataset = TestModels.dataset(data, 37);
+      model.load(dir, "pretrained");
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        // After newTrainer, which unfreezes every parameter of a loaded model.
+        model.getBlock().getChildren().get(0).getValue().freezeParameters(true);
+        EasyTrain.fit(trainer, 3, dataset, null);
+      }
+      Map<String, String> changes =
+          SurgeryJson.recordsFromJson(model.getProperty("surgery")).get(0).changes();
+      assertEquals(1, changes.size(), "layer_freezing froze one layer itself: " + changes);
+      model.save(dir, "hand-frozen");
+      Map<String, float[]> inMemory = nextEpoch(model, listener, dataset, data);
+      try (Model restored = TestModels.model("pretrained")) {
+        SurgeryCheckpoint.load(restored, dir, "hand-frozen");
+        Map<String, float[]> reloaded = nextEpoch(restored, listener, dataset, data);
+        assertEquals(inMemory.keySet(), reloaded.keySet(), "the same parameters trained");
+        for (Map.Entry<String, float[]> e : inMemory.entrySet()) {
+          assertArrayEquals(e.getValue(), reloaded.get(e.getKey()), e.getKey());
+        }
+      }
+      String firstWeight = model.getBlock().getChildren().get(0).getKey() + "_weight";
+      assertTrue(inMemory.containsKey(firstWeight), "DJL unfroze the layer frozen by hand");
+    }
+  }
+
+  /**
+   * One more epoch of a model under a new trainer (the data drawn from one seed): the parameters
+   * that changed, by path, with their values after it.
+   */
+  private static Map<String, float[]> nextEpoch(
+      Model model, SurgeryListener listener, ArrayDataset dataset, NDManager data)
+      throws Exception {
+    Map<String, float[]> before = new LinkedHashMap<>();
+    TestModels.parametersByPath(model.getBlock())
+        .forEach((k, p) -> before.put(k, p.getArray().toFloatArray()));
+    data.getEngine().setRandomSeed(11);
+    train(model, listener, 1, dataset);
+    Map<String, float[]> trained = new LinkedHashMap<>();
+    TestModels.parametersByPath(model.getBlock())
+        .forEach(
+            (k, p) -> {
+              float[] after = p.getArray().toFloatArray();
+              if (!Arrays.equals(before.get(k), after)) {
+                trained.put(k, after);
+              }
+            });
+    return trained;
   }
 
   /**
