@@ -76,6 +76,7 @@ final class CarriedRecords {
       } else {
         CARRIED.put(root, recordsJson);
       }
+      StaleRecords.noteCarried(root, recordsJson);
     }
   }
 

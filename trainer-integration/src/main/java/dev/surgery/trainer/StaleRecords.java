@@ -1,8 +1,13 @@
 package dev.surgery.trainer;
 
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.internal.WeakIdentityMap;
+import java.lang.ref.WeakReference;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -56,10 +61,119 @@ final class StaleRecords {
   }
 
   /**
+   * Notes the parameter shapes of the blocks a root's records made, as they are now that it carries
+   * them (a listener applied one more, or a replay made them): a block of the same type put in
+   * one's place later, with other shapes, would be refused by the file's replay, and only these
+   * tell it.
+   *
+   * @param root the root block
+   * @param json the records it carries now; null: none
+   */
+  static void noteCarried(Block root, String json) {
+    if (root == null) {
+      return;
+    }
+    Map<String, Made> shapes = new HashMap<>();
+    if (json != null) {
+      try {
+        for (Map.Entry<String, String[]> e : made(SurgeryJson.recordsFromJson(json)).entrySet()) {
+          Block block = resolveRenamed(root, e.getValue()[2]);
+          if (block != null) {
+            shapes.put(e.getKey(), new Made(new WeakReference<>(block), shapesOf(block)));
+          }
+        }
+      } catch (IllegalArgumentException e) {
+        shapes.clear(); // not a record of ours: nothing it says can be checked
+      }
+    }
+    synchronized (MADE) {
+      if (shapes.isEmpty()) {
+        MADE.remove(root);
+      } else {
+        MADE.put(root, shapes);
+      }
+    }
+  }
+
+  /** A block a record made, weakly, with its parameter shapes when it was noted (null: unknown). */
+  private record Made(WeakReference<Block> block, List<Shape> shapes) {
+
+    /** Its shapes as noted, else as they are now if it is still alive; null when unknown. */
+    List<Shape> knownShapes() {
+      if (shapes != null) {
+        return shapes;
+      }
+      Block b = block.get();
+      return b == null ? null : shapesOf(b);
+    }
+  }
+
+  /** Per root block, what its carried records made, by place (see {@link #noteCarried}). */
+  private static final WeakIdentityMap<Block, Map<String, Made>> MADE = new WeakIdentityMap<>();
+
+  /** A block's parameter shapes in DJL's order; null when one is not known yet. */
+  private static List<Shape> shapesOf(Block block) {
+    List<Shape> shapes = new ArrayList<>();
+    for (Parameter p : block.getParameters().values()) {
+      if (p.getShape() == null) {
+        return null;
+      }
+      shapes.add(p.getShape());
+    }
+    return shapes;
+  }
+
+  /**
    * The first block a record's changes made that the tree no longer has, described; null when every
-   * one is there (or replaced by a later recorded change at or above its place).
+   * one is there (or replaced by a later recorded change at or above its place). A block of the
+   * made type that is not the one made, and whose parameter shapes differ from those the made one
+   * had, counts as gone: the replay would build the made one, whose shapes the file does not hold.
    */
   static String firstStale(Block root, List<SurgeryRecord> records) {
+    Map<String, Made> noted;
+    synchronized (MADE) {
+      noted = MADE.get(root);
+    }
+    for (Map.Entry<String, String[]> e : made(records).entrySet()) {
+      String type = e.getValue()[0];
+      Block block = resolveRenamed(root, e.getValue()[2]);
+      String actual = block == null ? null : BlockPaths.typeName(block);
+      if (!type.equals(actual)) {
+        return e.getValue()[1]
+            + " made a "
+            + type
+            + " at "
+            + e.getValue()[2]
+            + ", the model has "
+            + (actual == null ? "no block there" : "a " + actual);
+      }
+      Made made = noted == null ? null : noted.get(e.getKey());
+      if (made != null && made.block().get() != block) {
+        List<Shape> madeShapes = made.knownShapes();
+        List<Shape> now = shapesOf(block);
+        if (madeShapes != null && now != null && !madeShapes.equals(now)) {
+          return e.getValue()[1]
+              + " made a "
+              + type
+              + " at "
+              + e.getValue()[2]
+              + " with parameters of shapes "
+              + madeShapes
+              + ", the model has another "
+              + type
+              + " there, of shapes "
+              + now;
+        }
+      }
+    }
+    return null;
+  }
+
+  /**
+   * The last recorded type at each place the records made a block, by place: algorithm, type and
+   * the recorded path.
+   */
+  private static Map<String, String[]> made(List<SurgeryRecord> records) {
     // The last recorded type at each place: a later change there (blur, then weight
     // standardization of the blurred layer) replaces an earlier one.
     Map<String, String[]> made = new LinkedHashMap<>();
@@ -82,21 +196,7 @@ final class StaleRecords {
         made.put(place, new String[] {change.substring(arrow + 2), r.algorithm(), c.getKey()});
       }
     }
-    for (Map.Entry<String, String[]> e : made.entrySet()) {
-      String type = e.getValue()[0];
-      Block block = resolveRenamed(root, e.getValue()[2]);
-      String actual = block == null ? null : BlockPaths.typeName(block);
-      if (!type.equals(actual)) {
-        return e.getValue()[1]
-            + " made a "
-            + type
-            + " at "
-            + e.getValue()[2]
-            + ", the model has "
-            + (actual == null ? "no block there" : "a " + actual);
-      }
-    }
-    return null;
+    return made;
   }
 
   /**

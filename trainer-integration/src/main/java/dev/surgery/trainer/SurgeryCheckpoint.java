@@ -260,8 +260,6 @@ public final class SurgeryCheckpoint {
                   + (carried + 1)
                   + "; the model carries the entries before it)",
           undoOwn);
-      CarriedRecords.carries(block, SurgeryJson.recordsToJson(records));
-      CarriedRecords.describes(model);
       if (inputShapes.length > 0 && noArrays(block)) {
         // Every layer the replay built gets the shapes its arrays must have (still no array), so
         // that the load can be checked against them: DJL's own load checks no shape.
@@ -272,6 +270,9 @@ public final class SurgeryCheckpoint {
           logger().debug("Surgery: no shapes recorded after the replay of {}", paramsFile, e);
         }
       }
+      // After the shapes: the blocks the records made are noted with theirs (StaleRecords).
+      CarriedRecords.carries(block, SurgeryJson.recordsToJson(records));
+      CarriedRecords.describes(model);
     }
     return records;
   }

@@ -1,24 +1,34 @@
 package dev.surgery.trainer;
 
 import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.MalformedModelException;
 import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.nn.Block;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import dev.surgery.core.BlockMatcher;
+import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.layers.FactorizedLinear;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * An outside tester: the listener factorized the model (its linear head too), then the program gave
@@ -27,6 +37,8 @@ import org.junit.jupiter.api.Test;
  * The record is now checked against the blocks when the model is about to be saved.
  */
 class StaleRecordsTest {
+
+  @TempDir Path dir;
 
   private static SurgeryListener.Builder factorizeAtEpoch1() {
     return SurgeryListener.builder().add(SurgeryCheckpointTest.smallLayers("factorize"), 1);
@@ -66,6 +78,97 @@ class StaleRecordsTest {
       // Once per block and record: a job saving every epoch is told once.
       assertEquals("", Stderr.of(() -> SurgeryCheckpoint.syncRecord(model)).strip());
     }
+  }
+
+  /**
+   * An outside tester's case beside the one above: the new head is a factorized layer too, made
+   * through the core API; the types at the recorded places all match. Of another rank, the file's
+   * replay (which builds the rank the record's factorize made) refuses it: said at the save. Of the
+   * same rank, the file loads with the model's outputs: nothing is said.
+   */
+  @Test
+  void aRecordedBlockReplacedByAnotherOfItsTypeIsNamedWhereItsShapesDiffer() throws Exception {
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = trained(factorizeAtEpoch1().build(), 1, data)) {
+      Block made = only(model.getBlock(), FactorizedLinear.class);
+      int rank = (int) made.getParameters().valueAt(0).getShape().get(0);
+      assertTrue(rank >= 2, "rank " + rank);
+      NDArray batch = data.randomNormal(INPUT);
+
+      newHead(model, rank);
+      assertNull(StaleRecords.firstStale(model.getBlock(), recordsOf(model)));
+      assertEquals("", Stderr.of(() -> SurgeryCheckpoint.syncRecord(model)).strip());
+      model.save(dir, "same-rank");
+      try (Model restored = TestModels.model("same-rank")) {
+        SurgeryCheckpoint.load(restored, dir, "same-rank");
+        assertArrayEquals(
+            SurgeryCheckpointTest.outputs(model, batch),
+            SurgeryCheckpointTest.outputs(restored, batch));
+      }
+
+      newHead(model, rank - 1);
+      String stale = StaleRecords.firstStale(model.getBlock(), recordsOf(model));
+      assertTrue(
+          stale != null
+              && stale.startsWith("factorize made a FactorizedLinear at ")
+              && stale.contains(", the model has another FactorizedLinear there, of shapes "),
+          stale);
+      String log = Stderr.of(() -> SurgeryCheckpoint.syncRecord(model));
+      assertTrue(log.contains("no longer describes it: " + stale), log);
+      model.save(dir, "other-rank");
+      try (Model restored = TestModels.model("other-rank")) {
+        assertThrows(
+            MalformedModelException.class,
+            () -> SurgeryCheckpoint.load(restored, dir, "other-rank"),
+            "what the save warned of");
+      }
+    }
+  }
+
+  /**
+   * The same on a model loaded from the checkpoint (fine-tuning it for another task): the record's
+   * blocks come from the replay, whose shapes are noted before the old head is gone for good.
+   */
+  @Test
+  void aReplayedBlockReplacedByAnotherOfItsTypeIsNamedWhereItsShapesDiffer() throws Exception {
+    int rank;
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = trained(factorizeAtEpoch1().build(), 1, data)) {
+      rank =
+          (int)
+              only(model.getBlock(), FactorizedLinear.class)
+                  .getParameters()
+                  .valueAt(0)
+                  .getShape()
+                  .get(0);
+      model.save(dir, "factorized");
+    }
+    try (Model restored = TestModels.model("factorized")) {
+      SurgeryCheckpoint.load(restored, dir, "factorized");
+      assertNull(StaleRecords.firstStale(restored.getBlock(), recordsOf(restored)));
+      newHead(restored, rank - 1);
+      System.gc(); // the old head, held weakly, may go: its noted shapes must not
+      String stale = StaleRecords.firstStale(restored.getBlock(), recordsOf(restored));
+      assertTrue(
+          stale != null && stale.contains(", the model has another FactorizedLinear there"), stale);
+    }
+  }
+
+  /** Gives the model a new factorized head of the rank, through the core API. */
+  private static void newHead(Model model, int rank) {
+    Map<BlockMatcher, ReplacementFunction> head =
+        Map.of(
+            BlockMatcher.ofClass(FactorizedLinear.class),
+            (block, index) -> FactorizedLinear.from(Linear.builder().setUnits(4).build(), rank));
+    ModuleSurgery.replaceModules(
+        model.getBlock(), head, SurgeryOptions.builder().optAllowShapeChange(true).build());
+  }
+
+  private static Block only(Block root, Class<? extends Block> type) {
+    List<Block> found = new ArrayList<>();
+    BlockPaths.index(root).keySet().stream().filter(type::isInstance).forEach(found::add);
+    assertEquals(1, found.size(), String.valueOf(found));
+    return found.get(0);
   }
 
   /** Records whose later entries replace or rename what earlier ones made describe the model. */
