@@ -92,6 +92,33 @@ final class ParamsFileHeader {
     }
   }
 
+  /**
+   * The input shapes the root block was initialized with, as DJL's {@code
+   * AbstractBaseBlock.saveInputShapes} writes them at the start of the root's metadata (its
+   * version, the count, the shapes); the caller knows the root's class writes them there. Null when
+   * the file holds no such count.
+   */
+  static List<Shape> rootInputShapes(Path paramsFile) throws IOException {
+    try (DataInputStream dis =
+        new DataInputStream(new BufferedInputStream(Files.newInputStream(paramsFile)))) {
+      if (read(dis, paramsFile) == null) {
+        return null;
+      }
+      dis.readUnsignedByte(); // the root's version
+      int count = dis.readInt();
+      if (count < 1 || count > 1 << 16) {
+        return null;
+      }
+      List<Shape> shapes = new ArrayList<>();
+      for (int i = 0; i < count; i++) {
+        shapes.add(shape(dis, paramsFile));
+      }
+      return shapes;
+    } catch (EOFException e) {
+      throw new IOException(paramsFile + ": truncated DJL parameter file", e);
+    }
+  }
+
   /** The version DJL 0.36's {@code Linear} writes before its metadata. */
   private static final int LINEAR_VERSION = 4;
 

@@ -21,10 +21,12 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.internal.DjlInternals;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -331,19 +333,32 @@ public final class SurgeryCheckpoint {
 
   /**
    * The shapes the saved root block was initialized with. The header holds what the root describes
-   * as its inputs, which for most blocks are those shapes; DJL's {@code Linear} describes its input
-   * without the last dimension (read then from the layer's metadata), and {@code LinearCollection}
-   * and {@code Multiplication} keep only the first (none is known: an algorithm that needs shapes
-   * is refused, and the load goes unchecked, as DJL's).
+   * as its inputs ({@code describeInput}), which a class may make something else: DJL's {@code
+   * Linear} leaves out the last dimension, {@code LinearCollection} and {@code Multiplication} keep
+   * only the first, and a program's block may describe its input per sample. The root's metadata,
+   * after the header, starts with the shapes themselves where the root's class saves them as DJL's
+   * blocks do ({@code DjlInternals.savesInputShapesFirst}); {@code Linear}'s holds the missing
+   * dimension. For {@code LinearCollection} and {@code Multiplication} none is known: an algorithm
+   * that needs shapes is refused, and the load goes unchecked, as DJL's.
    */
-  private static Shape[] inputShapes(Block root, Header header, Path paramsFile)
-      throws IOException {
+  private static Shape[] inputShapes(Block root, Header header, Path paramsFile) {
     if (root instanceof LinearCollection || root instanceof Multiplication) {
       return new Shape[0];
     }
-    if (root instanceof Linear) {
-      Shape input = ParamsFileHeader.linearRootInput(paramsFile);
-      return input == null ? new Shape[0] : new Shape[] {input};
+    try {
+      if (root instanceof Linear) {
+        Shape input = ParamsFileHeader.linearRootInput(paramsFile);
+        return input == null ? new Shape[0] : new Shape[] {input};
+      }
+      if (DjlInternals.savesInputShapesFirst(root.getClass())) {
+        List<Shape> saved = ParamsFileHeader.rootInputShapes(paramsFile);
+        if (saved != null) {
+          return saved.toArray(new Shape[0]);
+        }
+      }
+    } catch (IOException e) {
+      // Metadata of another layout, or a damaged file (which the load names): the header's.
+      logger().debug("Surgery: the root's metadata in {} is not read", paramsFile, e);
     }
     return header.inputShapes().toArray(new Shape[0]);
   }
@@ -577,7 +592,21 @@ public final class SurgeryCheckpoint {
           throw new MalformedModelException(
               where + " needs an initialized model, but the file records no input shapes");
         }
-        recordShapes(block, manager, dataType, inputShapes);
+        try {
+          recordShapes(block, manager, dataType, inputShapes);
+        } catch (RuntimeException e) {
+          // The file's shapes do not fit this block (another architecture, or a root block whose
+          // saved shapes are not its inputs): named as a refusal of this file, not DJL's message.
+          throw new MalformedModelException(
+              where
+                  + " needs an initialized model, but the model cannot be shaped from the input"
+                  + " shapes the file records ("
+                  + Arrays.toString(inputShapes)
+                  + "): "
+                  + e.getMessage()
+                  + "; initialize the model with its input shapes before loading",
+              e);
+        }
       }
       Set<Parameter> trainableBefore = r.changes() == null ? Set.of() : trainable(block);
       SurgeryChanges changes;
@@ -625,7 +654,7 @@ public final class SurgeryCheckpoint {
               where
                   + " does not describe the saved model: its record says it froze "
                   + notFrozen
-                  + ", the replay left it trainable (an edited record?)");
+                  + " (an edited record?)");
         }
         Set<Parameter> recorded = recordedFreezes(block, r.changes());
         recordFrozen.addAll(recorded);
@@ -683,6 +712,8 @@ public final class SurgeryCheckpoint {
   /**
    * The parameters under the layers one record froze ({@code ->frozen}), frozen now: read right
    * after its replay, its paths name the tree as it then is (a later record may wrap the layer).
+   * Where the record names the parameters it froze ({@code frozen Conv2d (bias)}: the program had
+   * frozen the others), those alone.
    */
   private static Set<Parameter> recordedFreezes(Block root, Map<String, String> changes) {
     Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -694,13 +725,42 @@ public final class SurgeryCheckpoint {
       if (layer == null) {
         continue;
       }
-      for (Parameter p : layer.getParameters().values()) {
+      for (Parameter p : frozenBy(layer, e.getValue())) {
         if (!isStatistic(p) && !p.requiresGradient()) {
           frozen.add(p);
         }
       }
     }
     return frozen;
+  }
+
+  /**
+   * The parameters of a layer a freeze change names: those in its parentheses ({@code
+   * Conv2d->frozen Conv2d (bias)}), else all of them (the layer froze whole). A name the layer does
+   * not have is left out, and {@link #firstNotFrozen} reports it.
+   */
+  private static List<Parameter> frozenBy(Block layer, String change) {
+    List<String> names = frozenNames(change);
+    if (names == null) {
+      return new ArrayList<>(layer.getParameters().values());
+    }
+    List<Parameter> named = new ArrayList<>();
+    for (String name : names) {
+      Parameter p = layer.getDirectParameters().get(name);
+      if (p != null) {
+        named.add(p);
+      }
+    }
+    return named;
+  }
+
+  /** The parameter names in a freeze change's parentheses, or null when it has none. */
+  private static List<String> frozenNames(String change) {
+    int open = change.indexOf(" (", change.indexOf("->frozen "));
+    if (open < 0 || !change.endsWith(")")) {
+      return null;
+    }
+    return List.of(change.substring(open + 2, change.length() - 1).split(", "));
   }
 
   /** Every parameter of a tree, by identity (a new, mutable set). */
@@ -737,7 +797,10 @@ public final class SurgeryCheckpoint {
     return frozen;
   }
 
-  /** The first layer a record says was frozen that is trainable after the replay; else null. */
+  /**
+   * The first layer a record says was frozen that is trainable after the replay, or that is not
+   * there, with the reason; else null.
+   */
   private static String firstNotFrozen(Block root, Map<String, String> changes) {
     for (Map.Entry<String, String> e : changes.entrySet()) {
       if (!e.getValue().contains("->frozen ")) {
@@ -745,11 +808,19 @@ public final class SurgeryCheckpoint {
       }
       Block layer = BlockPaths.resolve(root, e.getKey());
       if (layer == null) {
-        return e.getKey() + " (no such block)";
+        return e.getKey() + ", a block this model does not have";
       }
-      for (Parameter p : layer.getParameters().values()) {
+      List<String> names = frozenNames(e.getValue());
+      if (names != null) {
+        for (String name : names) {
+          if (layer.getDirectParameters().get(name) == null) {
+            return e.getKey() + "'s parameter '" + name + "', which that layer does not have";
+          }
+        }
+      }
+      for (Parameter p : frozenBy(layer, e.getValue())) {
         if (p.requiresGradient()) {
-          return e.getKey();
+          return e.getKey() + ", the replay left it trainable";
         }
       }
     }

@@ -10,15 +10,24 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.MalformedModelException;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
+import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.core.LinearCollection;
+import ai.djl.nn.norm.BatchNorm;
 import ai.djl.training.EasyTrain;
+import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.util.PairList;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -41,8 +50,19 @@ class RootLayerCheckpointTest {
    */
   private float[] trainAndSave(Supplier<Block> layer, Shape batchShape, NDArray probe)
       throws Exception {
+    return trainAndSave(layer, batchShape, probe, "blurpool", Map.of());
+  }
+
+  /** Trains a model whose block is {@code layer} with one entry at epoch 1, then saves. */
+  private float[] trainAndSave(
+      Supplier<Block> layer,
+      Shape batchShape,
+      NDArray probe,
+      String algorithm,
+      Map<String, Object> settings)
+      throws Exception {
     SurgeryListener listener =
-        SurgeryListener.builder().add(algorithm("blurpool", Map.of()), 1).build();
+        SurgeryListener.builder().add(algorithm(algorithm, settings), 1).build();
     NDManager data = probe.getManager();
     Shape samples = new Shape(64).addAll(batchShape.slice(1));
     ArrayDataset dataset =
@@ -58,11 +78,11 @@ class RootLayerCheckpointTest {
         EasyTrain.fit(trainer, 2, dataset, null);
       }
       assertEquals(
-          List.of("blurpool"),
+          List.of(algorithm),
           SurgeryJson.recordsFromJson(model.getProperty("surgery")).stream()
               .map(SurgeryRecord::algorithm)
               .toList(),
-          "the entry that changed nothing is recorded, so the load replays it");
+          "the entry is recorded (one that changed nothing too), so the load replays it");
       model.save(dir, "root");
       return SurgeryCheckpointTest.outputs(model, probe);
     }
@@ -100,6 +120,115 @@ class RootLayerCheckpointTest {
               other.getBlock().isInitialized(), "the refused load left the model as it was");
         }
       }
+    }
+  }
+
+  /**
+   * An outside tester: a program's root block that describes its input per sample (without the
+   * batch dimension, as DJL's {@code Linear} leaves out its last): DJL's header holds that
+   * description, and a replay shaped from it refused the file ("holds (3) in the file, but the
+   * replayed surgery built it as (5)") for every entry, one that changed nothing too, where DJL's
+   * own load reads it. The shapes are read from the root's metadata, which DJL's blocks start with.
+   */
+  @Test
+  void aRootThatDescribesItsInputPerSampleLoadsBitForBit() throws Exception {
+    Shape batchShape = new Shape(16, 4, 8, 8);
+    for (Map<String, Object> blur :
+        List.of(
+            Map.<String, Object>of("min_channels", 2),
+            Map.<String, Object>of("min_channels", 64))) {
+      try (NDManager data = NDManager.newBaseManager()) {
+        data.getEngine().setRandomSeed(7);
+        NDArray probe = data.randomNormal(new Shape(3, 4, 8, 8));
+        float[] saved = trainAndSave(PerSampleNet::new, batchShape, probe, "blurpool", blur);
+        try (Model restored = Model.newInstance("root")) {
+          restored.setBlock(new PerSampleNet());
+          SurgeryCheckpoint.load(restored, dir, "root");
+          assertArrayEquals(saved, SurgeryCheckpointTest.outputs(restored, probe), "" + blur);
+        }
+      }
+    }
+  }
+
+  /**
+   * The same block saving metadata of its own, so that the file does not tell its shapes: the
+   * replay of an entry that needs them is refused as a malformed file, named, not with DJL's
+   * "Expected layout: NCHW" from deep inside the shaping.
+   */
+  @Test
+  void aRootWhoseFileDoesNotTellItsInputShapesIsRefusedByName() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(7);
+      NDArray probe = data.randomNormal(new Shape(3, 4, 8, 8));
+      trainAndSave(
+          OwnMetadataNet::new,
+          new Shape(16, 4, 8, 8),
+          probe,
+          "blurpool",
+          Map.of("min_channels", 2));
+      try (Model restored = Model.newInstance("root")) {
+        restored.setBlock(new OwnMetadataNet());
+        MalformedModelException e =
+            assertThrows(
+                MalformedModelException.class, () -> SurgeryCheckpoint.load(restored, dir, "root"));
+        assertTrue(e.getMessage().contains("root-0000.params"), e.getMessage());
+        assertTrue(
+            e.getMessage().contains("cannot be shaped from the input shapes"), e.getMessage());
+        assertFalse(restored.getBlock().isInitialized(), "the refused load left it as it was");
+      }
+    }
+  }
+
+  /** A strided convolution then batch norm; describes its input without the batch dimension. */
+  static class PerSampleNet extends AbstractBlock {
+    private final Block conv =
+        addChildBlock(
+            "conv",
+            Conv2d.builder()
+                .setKernelShape(new Shape(3, 3))
+                .optStride(new Shape(2, 2))
+                .optPadding(new Shape(1, 1))
+                .setFilters(4)
+                .build());
+    private final Block norm = addChildBlock("norm", BatchNorm.builder().build());
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      NDList out = conv.forward(store, inputs, training, params);
+      return new NDList(norm.forward(store, out, training, params).head().reshape(-1, 64));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return new Shape[] {new Shape(inputs[0].get(0), 64)};
+    }
+
+    @Override
+    protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputs) {
+      conv.initialize(manager, dataType, inputs);
+      norm.initialize(manager, dataType, conv.getOutputShapes(inputs));
+    }
+
+    @Override
+    public PairList<String, Shape> describeInput() {
+      return new PairList<>(List.of("image"), List.of(inputShapes[0].slice(1)));
+    }
+  }
+
+  /** {@link PerSampleNet} whose metadata is its own: a version of its own, then the shapes. */
+  static final class OwnMetadataNet extends PerSampleNet {
+    @Override
+    protected void saveMetadata(DataOutputStream os) throws IOException {
+      os.writeInt(7);
+      saveInputShapes(os);
+    }
+
+    @Override
+    public void loadMetadata(byte loadVersion, DataInputStream is)
+        throws IOException, MalformedModelException {
+      is.readInt();
+      readInputShapes(is);
     }
   }
 

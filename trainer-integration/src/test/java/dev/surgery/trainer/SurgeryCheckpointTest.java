@@ -16,6 +16,7 @@ import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
@@ -586,14 +587,17 @@ class SurgeryCheckpointTest {
 
   /**
    * An outside tester: a pretrained model (loaded), the first layer frozen by hand once its trainer
-   * is made (DJL's newTrainer unfreezes a loaded model), layer_freezing then freezing the first two
-   * layers (the record names only the second), saved; the next trainer of that model in memory
-   * (DJL's newTrainer unfreezes a loaded model, the listener freezes what surgery froze) and the
-   * next trainer of the checkpoint reloaded must train the same parameters to the same values. The
-   * replay froze the hand-frozen layer too, and kept it frozen for good.
+   * is made (DJL's newTrainer unfreezes a loaded model), whole or one of its parameters,
+   * layer_freezing then freezing the first two layers, saved; the next trainer of that model in
+   * memory (DJL's newTrainer unfreezes a loaded model, the listener freezes what surgery froze) and
+   * the next trainer of the checkpoint reloaded must train the same parameters to the same values.
+   * The replay froze the hand-frozen layer too, and kept it frozen for good; a second probe: with
+   * one parameter frozen by hand, the record named the whole layer, and the replay kept that
+   * parameter frozen too.
    */
-  @Test
-  void aLayerFrozenByHandTrainsTheSameInMemoryAndAfterAReload() throws Exception {
+  @ParameterizedTest
+  @ValueSource(strings = {"", "weight", "bias"})
+  void aLayerFrozenByHandTrainsTheSameInMemoryAndAfterAReload(String handFrozen) throws Exception {
     TestModels.saveInitialized(dir, "pretrained");
     SurgeryListener listener =
         SurgeryListener.builder()
@@ -604,15 +608,27 @@ class SurgeryCheckpointTest {
         Model model = TestModels.model("pretrained")) {
       ArrayDataset dataset = TestModels.dataset(data, 37);
       model.load(dir, "pretrained");
+      Block first = model.getBlock().getChildren().get(0).getValue();
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
         trainer.initialize(INPUT);
         // After newTrainer, which unfreezes every parameter of a loaded model.
-        model.getBlock().getChildren().get(0).getValue().freezeParameters(true);
+        if (handFrozen.isEmpty()) {
+          first.freezeParameters(true);
+        } else {
+          first.getParameters().get(handFrozen).freeze(true);
+        }
         EasyTrain.fit(trainer, 3, dataset, null);
       }
       Map<String, String> changes =
           SurgeryJson.recordsFromJson(model.getProperty("surgery")).get(0).changes();
-      assertEquals(1, changes.size(), "layer_freezing froze one layer itself: " + changes);
+      String firstKey = model.getBlock().getChildren().get(0).getKey();
+      if (handFrozen.isEmpty()) {
+        assertEquals(1, changes.size(), "layer_freezing froze one layer itself: " + changes);
+      } else {
+        String other = handFrozen.equals("weight") ? "bias" : "weight";
+        assertEquals("Conv2d->frozen Conv2d (" + other + ")", changes.get(firstKey), "" + changes);
+        assertEquals("BatchNorm->frozen BatchNorm", changes.values().toArray()[1], "" + changes);
+      }
       model.save(dir, "hand-frozen");
       Map<String, float[]> inMemory = nextEpoch(model, listener, dataset, data);
       try (Model restored = TestModels.model("pretrained")) {
@@ -623,8 +639,60 @@ class SurgeryCheckpointTest {
           assertArrayEquals(e.getValue(), reloaded.get(e.getKey()), e.getKey());
         }
       }
-      String firstWeight = model.getBlock().getChildren().get(0).getKey() + "_weight";
-      assertTrue(inMemory.containsKey(firstWeight), "DJL unfroze the layer frozen by hand");
+      String hand = firstKey + "_" + (handFrozen.isEmpty() ? "weight" : handFrozen);
+      assertTrue(inMemory.containsKey(hand), "DJL unfroze what the program froze: " + hand);
+    }
+  }
+
+  /**
+   * A freeze record that names parameters ({@code frozen Conv2d (bias)}) is replayed for those
+   * alone; one that names a parameter the layer lacks, or a layer the replay left trainable, does
+   * not describe the saved model and is refused, the block left as it was.
+   */
+  @Test
+  void aFreezeRecordIsReplayedForTheParametersItNames() throws Exception {
+    Map<String, Object> settings = Map.of("freeze_start", 0.0);
+    for (String change :
+        List.of(
+            "01Conv2d=Conv2d->frozen Conv2d (bias)",
+            "01Conv2d=Conv2d->frozen Conv2d (gamma)",
+            "04Conv2d=Conv2d->frozen Conv2d")) {
+      String[] pathAndChange = change.split("=");
+      SurgeryRecord record =
+          new SurgeryRecord(
+              "layer_freezing", settings, 1, 2, Map.of(pathAndChange[0], pathAndChange[1]));
+      Block block = TestModels.cnn();
+      Block conv = block.getChildren().get(0).getValue();
+      try (NDManager manager = NDManager.newBaseManager()) {
+        if (change.contains("bias")) {
+          SurgeryCheckpoint.replay(
+              block, List.of(record), manager, DataType.FLOAT32, new Shape[] {INPUT}, "edited");
+          assertFalse(conv.getParameters().get("bias").requiresGradient(), change);
+          assertTrue(conv.getParameters().get("weight").requiresGradient(), change);
+          continue;
+        }
+        MalformedModelException e =
+            assertThrows(
+                MalformedModelException.class,
+                () ->
+                    SurgeryCheckpoint.replay(
+                        block,
+                        List.of(record),
+                        manager,
+                        DataType.FLOAT32,
+                        new Shape[] {INPUT},
+                        "edited"));
+        String named =
+            change.contains("gamma")
+                ? "its record says it froze 01Conv2d's parameter 'gamma', which that layer does not"
+                    + " have (an edited record?)"
+                : "its record says it froze 04Conv2d, the replay left it trainable";
+        assertTrue(e.getMessage().contains(named), e.getMessage());
+        assertTrue(
+            block.getParameters().values().stream()
+                .allMatch(p -> p.requiresGradient() || SurgeryCheckpoint.isStatistic(p)),
+            "the refused replay left the block as it was");
+      }
     }
   }
 

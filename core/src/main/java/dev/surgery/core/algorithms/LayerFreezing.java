@@ -137,7 +137,9 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    * fraction is taken of the targeted layers only.
    *
    * @param context the model, its trainers and where training stands
-   * @return one change per frozen layer
+   * @return one change per frozen layer, to the type {@code frozen T}, or {@code frozen T (bias)}
+   *     naming the parameters it froze where others of the layer were frozen already (by the
+   *     program)
    * @throws SurgeryException if the planned number of epochs is unknown, a trainer cannot be
    *     updated, an include pattern matches no block, or no targeted block is a layer
    */
@@ -246,10 +248,13 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
       }
       List<Parameter> freezing = new ArrayList<>();
       List<String> names = new ArrayList<>();
+      boolean partly = false; // a parameter of it frozen already (by the program: not this one's)
       for (Pair<String, Parameter> p : layer.getKey().getDirectParameters()) {
         if (p.getValue().requiresGradient()) {
           freezing.add(p.getValue());
           names.add(p.getKey());
+        } else {
+          partly |= !isStatistic(p.getValue());
         }
       }
       if (!freezing.isEmpty()) {
@@ -263,17 +268,25 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
                   names.get(k), freezing.get(k).getShape(), fates.get(k), false));
         }
         String type = BlockPaths.typeName(layer.getKey());
+        // Which of its parameters this froze, where not all: a checkpoint's replay freezes those
+        // alone, as the program's own freeze of the others is not in the file.
+        String only = partly ? " (" + String.join(", ", names) + ")" : "";
         steps.add(
             new SurgeryPlan.Step(
                 BlockPaths.display(layer.getValue()),
                 type,
-                "frozen " + type,
+                "frozen " + type + only,
                 List.of(),
                 List.of(),
                 kept));
       }
     }
     return steps;
+  }
+
+  /** Running statistics take no gradient whether frozen or not. */
+  private static boolean isStatistic(Parameter p) {
+    return p.getType() == Parameter.Type.RUNNING_MEAN || p.getType() == Parameter.Type.RUNNING_VAR;
   }
 
   /**

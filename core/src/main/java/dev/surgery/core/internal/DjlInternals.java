@@ -324,6 +324,40 @@ public final class DjlInternals {
   }
 
   /**
+   * Whether a block class saves its input shapes first in its metadata, as a parameter file holds
+   * them after its header: it inherits DJL's {@code saveMetadata} and {@code saveInputShapes}, or
+   * its {@code saveMetadata} is that of a DJL block that starts with them ({@code SequentialBlock},
+   * {@code BatchNorm}, {@code LayerNorm}). Read when a checkpoint is loaded, not on a hot path.
+   *
+   * @param type a block class
+   * @return whether the root metadata of a file saved from such a block starts with its shapes
+   */
+  public static boolean savesInputShapesFirst(Class<?> type) {
+    Class<?> metadata = declaring(type, "saveMetadata");
+    Class<?> shapes = declaring(type, "saveInputShapes");
+    return shapes == AbstractBaseBlock.class
+        && (metadata == AbstractBaseBlock.class
+            || metadata == SequentialBlock.class
+            || metadata == BatchNorm.class
+            || metadata == LayerNorm.class);
+  }
+
+  /** The class nearest {@code type} that declares a one-stream method of that name; else null. */
+  private static Class<?> declaring(Class<?> type, String method) {
+    for (Class<?> c = type; c != null; c = c.getSuperclass()) {
+      try {
+        c.getDeclaredMethod(method, java.io.DataOutputStream.class);
+        return c;
+      } catch (NoSuchMethodException e) {
+        // further up
+      } catch (LinkageError e) {
+        return null; // its methods cannot be listed: not known to save them first
+      }
+    }
+    return null;
+  }
+
+  /**
    * Returns the live map of a block's direct parameters.
    *
    * @param block an {@link AbstractBlock}

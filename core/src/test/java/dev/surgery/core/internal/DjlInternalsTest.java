@@ -4,10 +4,27 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.ParallelBlock;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.norm.LayerNorm;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.optimizer.Optimizer;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 
 /** The reflection layer resolves against this DJL and names what changed when it does not. */
@@ -49,5 +66,39 @@ class DjlInternalsTest {
                     .setLearningRateTracker(ai.djl.training.tracker.Tracker.fixed(0.1f))
                     .build())
             .keySet());
+  }
+
+  /**
+   * Where the answer is yes, DJL's own save of an initialized block starts its metadata with the
+   * shapes the block was initialized with (the version byte, the count, the shapes); DJL's {@code
+   * Linear} writes other metadata first and is answered no.
+   */
+  @Test
+  void blocksSaidToSaveTheirInputShapesFirstDoSo() throws Exception {
+    Shape input = new Shape(2, 3, 4, 4);
+    Map<Supplier<Block>, Boolean> blocks = new LinkedHashMap<>();
+    blocks.put(() -> new SequentialBlock().add(Blocks.batchFlattenBlock()), true);
+    blocks.put(() -> BatchNorm.builder().build(), true);
+    blocks.put(() -> LayerNorm.builder().build(), true);
+    blocks.put(() -> Conv2d.builder().setKernelShape(new Shape(1, 1)).setFilters(2).build(), true);
+    blocks.put(() -> new ParallelBlock(list -> list.get(0)), true);
+    blocks.put(() -> Linear.builder().setUnits(2).build(), false);
+    try (NDManager manager = NDManager.newBaseManager()) {
+      for (Map.Entry<Supplier<Block>, Boolean> e : blocks.entrySet()) {
+        Block block = e.getKey().get();
+        String name = block.getClass().getSimpleName();
+        assertEquals(e.getValue(), DjlInternals.savesInputShapesFirst(block.getClass()), name);
+        if (!e.getValue()) {
+          continue;
+        }
+        block.initialize(manager, DataType.FLOAT32, input);
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        block.saveParameters(new DataOutputStream(bytes));
+        DataInputStream in = new DataInputStream(new ByteArrayInputStream(bytes.toByteArray()));
+        in.readByte(); // version
+        assertEquals(1, in.readInt(), name);
+        assertEquals(input, Shape.decode(in), name);
+      }
+    }
   }
 }
