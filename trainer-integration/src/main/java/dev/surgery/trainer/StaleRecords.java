@@ -136,27 +136,18 @@ final class StaleRecords {
     }
     for (Map.Entry<String, String[]> e : made(records).entrySet()) {
       String type = e.getValue()[0];
+      String madeAt = e.getValue()[1] + " made a " + type + " at " + e.getValue()[2];
       Block block = resolveRenamed(root, e.getValue()[2]);
       String actual = block == null ? null : BlockPaths.typeName(block);
       if (!type.equals(actual)) {
-        return e.getValue()[1]
-            + " made a "
-            + type
-            + " at "
-            + e.getValue()[2]
-            + ", the model has "
-            + (actual == null ? "no block there" : "a " + actual);
+        return madeAt + ", the model has " + (actual == null ? "no block there" : "a " + actual);
       }
       Made made = noted == null ? null : noted.get(e.getKey());
       if (made != null && made.block().get() != block) {
         List<Shape> madeShapes = made.knownShapes();
         List<Shape> now = shapesOf(block);
         if (madeShapes != null && now != null && !madeShapes.equals(now)) {
-          return e.getValue()[1]
-              + " made a "
-              + type
-              + " at "
-              + e.getValue()[2]
+          return madeAt
               + " with parameters of shapes "
               + madeShapes
               + ", the model has another "
