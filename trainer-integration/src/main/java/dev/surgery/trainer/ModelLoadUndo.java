@@ -47,6 +47,10 @@ public final class ModelLoadUndo {
   private final Map<String, String> properties;
   private final DataType dataType;
   private final Set<Parameter> frozenByReplay;
+
+  /** What {@link StaleRecords} had noted of the blocks the carried records made. */
+  private final StaleRecords.Noted madeNoted;
+
   private final String carried;
 
   /** Which block the model's surgery property described before the load, as a token to restore. */
@@ -72,6 +76,7 @@ public final class ModelLoadUndo {
     this.dataType = model.getDataType();
     this.frozenByReplay = CarriedRecords.frozenOrNull(block);
     this.carried = CarriedRecords.carriedBy(block);
+    this.madeNoted = StaleRecords.noted(block);
     this.described = CarriedRecords.described(model);
     List<Parameter> parameters = block.getParameters().values();
     for (Parameter p : parameters) {
@@ -236,6 +241,8 @@ public final class ModelLoadUndo {
     model.setDataType(dataType);
     CarriedRecords.setFrozen(block, frozenByReplay);
     CarriedRecords.carries(block, carried);
+    // What the records' blocks were like before the load, not what the restored tree is now.
+    StaleRecords.restoreNoted(block, madeNoted);
     CarriedRecords.restoreDescribed(model, described);
   }
 }

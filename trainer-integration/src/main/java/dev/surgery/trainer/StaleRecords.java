@@ -95,8 +95,31 @@ final class StaleRecords {
     }
   }
 
+  /**
+   * What {@link #noteCarried} noted for a root (null: nothing), to be put back by a failed load.
+   */
+  record Noted(Map<String, Made> byPlace) {}
+
+  /** What {@link #noteCarried} noted for a root, for {@link #restoreNoted}. */
+  static Noted noted(Block root) {
+    synchronized (MADE) {
+      return new Noted(MADE.get(root));
+    }
+  }
+
+  /** Puts back what {@link #noted} returned (a failed load undoes what its replay noted). */
+  static void restoreNoted(Block root, Noted noted) {
+    synchronized (MADE) {
+      if (noted.byPlace() == null) {
+        MADE.remove(root);
+      } else {
+        MADE.put(root, noted.byPlace());
+      }
+    }
+  }
+
   /** A block a record made, weakly, with its parameter shapes when it was noted (null: unknown). */
-  private record Made(WeakReference<Block> block, List<Shape> shapes) {
+  record Made(WeakReference<Block> block, List<Shape> shapes) {
 
     /** Its shapes as noted, else as they are now if it is still alive; null when unknown. */
     List<Shape> knownShapes() {

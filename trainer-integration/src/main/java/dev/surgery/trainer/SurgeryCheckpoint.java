@@ -11,6 +11,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.core.LinearCollection;
 import ai.djl.nn.core.Multiplication;
 import ai.djl.training.initializer.Initializer;
+import ai.djl.util.Pair;
 import ai.djl.util.Utils;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.BlockTreeSnapshot;
@@ -19,6 +20,7 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
+import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
@@ -335,11 +337,11 @@ public final class SurgeryCheckpoint {
    * The shapes the saved root block was initialized with. The header holds what the root describes
    * as its inputs ({@code describeInput}), which a class may make something else: DJL's {@code
    * Linear} leaves out the last dimension, {@code LinearCollection} and {@code Multiplication} keep
-   * only the first, and a program's block may describe its input per sample. The root's metadata,
-   * after the header, starts with the shapes themselves where the root's class saves them as DJL's
-   * blocks do ({@code DjlInternals.savesInputShapesFirst}); {@code Linear}'s holds the missing
-   * dimension. For {@code LinearCollection} and {@code Multiplication} none is known: an algorithm
-   * that needs shapes is refused, and the load goes unchecked, as DJL's.
+   * only the first, and a program's block may describe its input per sample. For such a class the
+   * root's metadata, after the header, starts with the shapes themselves where the class saves them
+   * as DJL's blocks do ({@code DjlInternals.savesInputShapesFirst}); {@code Linear}'s holds the
+   * missing dimension. For {@code LinearCollection} and {@code Multiplication} none is known: an
+   * algorithm that needs shapes is refused, and the load goes unchecked, as DJL's.
    */
   private static Shape[] inputShapes(Block root, Header header, Path paramsFile) {
     if (root instanceof LinearCollection || root instanceof Multiplication) {
@@ -350,7 +352,9 @@ public final class SurgeryCheckpoint {
         Shape input = ParamsFileHeader.linearRootInput(paramsFile);
         return input == null ? new Shape[0] : new Shape[] {input};
       }
-      if (DjlInternals.savesInputShapesFirst(root.getClass())) {
+      // The header is the shapes where the class describes its inputs as DJL's blocks do.
+      if (DjlInternals.describesInputItself(root.getClass())
+          && DjlInternals.savesInputShapesFirst(root.getClass())) {
         List<Shape> saved = ParamsFileHeader.rootInputShapes(paramsFile);
         if (saved != null) {
           return saved.toArray(new Shape[0]);
@@ -608,7 +612,13 @@ public final class SurgeryCheckpoint {
               e);
         }
       }
-      Set<Parameter> trainableBefore = r.changes() == null ? Set.of() : trainable(block);
+      // Only a layer_freezing record (or one that says it froze layers) is held to what it names:
+      // a program's algorithm may freeze without saying so, and its freezes stay as replayed.
+      boolean heldToItsFreezes =
+          r.changes() != null
+              && (r.algorithm().equals(LayerFreezing.NAME)
+                  || r.changes().values().stream().anyMatch(c -> c.contains("->frozen ")));
+      Set<Parameter> trainableBefore = heldToItsFreezes ? trainable(block) : Set.of();
       SurgeryChanges changes;
       try {
         changes = algorithm.apply(new SurgeryContext(block, List.of(), r.epoch(), r.totalEpochs()));
@@ -649,21 +659,27 @@ public final class SurgeryCheckpoint {
         String notFrozen = firstNotFrozen(block, r.changes());
         if (notFrozen != null) {
           // The other way round is no proof: a layer the saved run froze by hand before its
-          // layer_freezing is not in its record, and the replay on a fresh model freezes it.
+          // layer_freezing is not in its record, and the replay on a fresh model freezes it
+          // (to be unfrozen below).
           throw new MalformedModelException(
               where
                   + " does not describe the saved model: its record says it froze "
                   + notFrozen
                   + " (an edited record?)");
         }
-        Set<Parameter> recorded = recordedFreezes(block, r.changes());
-        recordFrozen.addAll(recorded);
+        recordFrozen.addAll(recordedFreezes(block, r.changes()));
         // A layer the saved run's program had frozen by hand is not in the record (surgery did
         // not freeze it), but the replay on a fresh model freezes it: the program's own freezes
         // are the program's to make again, as DJL's load keeps none, so the replay leaves it as
         // the model had it, as the saved run's next trainer had it after DJL unfroze it.
+        // What surgery froze before (an earlier record, this replay's or one the model carries,
+        // whose freeze a trainer without the listener lifted) stays frozen: the saved run had it
+        // frozen when this record ran.
+        Set<Parameter> carried = CarriedRecords.frozenOrNull(block);
         for (Parameter p : trainableBefore) {
-          if (!p.requiresGradient() && !recorded.contains(p)) {
+          if (!p.requiresGradient()
+              && !recordFrozen.contains(p)
+              && (carried == null || !carried.contains(p))) {
             p.freeze(false);
           }
         }
@@ -725,7 +741,8 @@ public final class SurgeryCheckpoint {
       if (layer == null) {
         continue;
       }
-      for (Parameter p : frozenBy(layer, e.getValue())) {
+      List<Parameter> named = frozenBy(layer, e.getValue());
+      for (Parameter p : named == null ? List.<Parameter>of() : named) {
         if (!isStatistic(p) && !p.requiresGradient()) {
           frozen.add(p);
         }
@@ -736,31 +753,39 @@ public final class SurgeryCheckpoint {
 
   /**
    * The parameters of a layer a freeze change names: those in its parentheses ({@code
-   * Conv2d->frozen Conv2d (bias)}), else all of them (the layer froze whole). A name the layer does
-   * not have is left out, and {@link #firstNotFrozen} reports it.
+   * Conv2d->frozen Conv2d (bias)}), else all of them (the layer froze whole); null when the
+   * parentheses hold a name the layer does not have (an edited record, which {@link
+   * #firstNotFrozen} reports). The names are matched against the layer's own, in its order, so a
+   * name holding ", " is read whole.
    */
   private static List<Parameter> frozenBy(Block layer, String change) {
-    List<String> names = frozenNames(change);
-    if (names == null) {
+    String named = frozenNames(change);
+    if (named == null) {
       return new ArrayList<>(layer.getParameters().values());
     }
-    List<Parameter> named = new ArrayList<>();
-    for (String name : names) {
-      Parameter p = layer.getDirectParameters().get(name);
-      if (p != null) {
-        named.add(p);
+    List<Parameter> found = new ArrayList<>();
+    int at = 0;
+    for (Pair<String, Parameter> p : layer.getDirectParameters()) {
+      String name = p.getKey();
+      int end = at + name.length();
+      if (named.startsWith(name, at) && (end == named.length() || named.startsWith(", ", end))) {
+        found.add(p.getValue());
+        at = end + 2;
       }
     }
-    return named;
+    return at >= named.length() && !found.isEmpty() ? found : null;
   }
 
-  /** The parameter names in a freeze change's parentheses, or null when it has none. */
-  private static List<String> frozenNames(String change) {
-    int open = change.indexOf(" (", change.indexOf("->frozen "));
+  /**
+   * What a freeze change's parentheses hold ({@code bias} of {@code Conv2d->frozen Conv2d (bias)}),
+   * or null when it has none. A type name holds no space, so the first " (" after it opens them.
+   */
+  private static String frozenNames(String change) {
+    int open = change.indexOf(" (", change.indexOf("->frozen ") + "->frozen ".length());
     if (open < 0 || !change.endsWith(")")) {
       return null;
     }
-    return List.of(change.substring(open + 2, change.length() - 1).split(", "));
+    return change.substring(open + 2, change.length() - 1);
   }
 
   /** Every parameter of a tree, by identity (a new, mutable set). */
@@ -810,15 +835,14 @@ public final class SurgeryCheckpoint {
       if (layer == null) {
         return e.getKey() + ", a block this model does not have";
       }
-      List<String> names = frozenNames(e.getValue());
-      if (names != null) {
-        for (String name : names) {
-          if (layer.getDirectParameters().get(name) == null) {
-            return e.getKey() + "'s parameter '" + name + "', which that layer does not have";
-          }
-        }
+      List<Parameter> named = frozenBy(layer, e.getValue());
+      if (named == null) {
+        return e.getKey()
+            + "'s parameters ("
+            + frozenNames(e.getValue())
+            + "), which that layer does not have";
       }
-      for (Parameter p : frozenBy(layer, e.getValue())) {
+      for (Parameter p : named) {
         if (p.requiresGradient()) {
           return e.getKey() + ", the replay left it trainable";
         }

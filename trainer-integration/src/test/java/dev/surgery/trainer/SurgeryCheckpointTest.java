@@ -18,6 +18,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
@@ -29,6 +30,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.Pair;
+import ai.djl.util.PairList;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.algorithms.Algorithm;
@@ -591,9 +593,9 @@ class SurgeryCheckpointTest {
    * layer_freezing then freezing the first two layers, saved; the next trainer of that model in
    * memory (DJL's newTrainer unfreezes a loaded model, the listener freezes what surgery froze) and
    * the next trainer of the checkpoint reloaded must train the same parameters to the same values.
-   * The replay froze the hand-frozen layer too, and kept it frozen for good; a second probe: with
-   * one parameter frozen by hand, the record named the whole layer, and the replay kept that
-   * parameter frozen too.
+   * Before this was fixed, the replay froze the hand-frozen layer too, and kept it frozen for good;
+   * a second probe: with one parameter frozen by hand, the record named the whole layer, and the
+   * replay kept that parameter frozen too.
    */
   @ParameterizedTest
   @ValueSource(strings = {"", "weight", "bias"})
@@ -684,7 +686,7 @@ class SurgeryCheckpointTest {
                         "edited"));
         String named =
             change.contains("gamma")
-                ? "its record says it froze 01Conv2d's parameter 'gamma', which that layer does not"
+                ? "its record says it froze 01Conv2d's parameters (gamma), which that layer does not"
                     + " have (an edited record?)"
                 : "its record says it froze 04Conv2d, the replay left it trainable";
         assertTrue(e.getMessage().contains(named), e.getMessage());
@@ -693,6 +695,73 @@ class SurgeryCheckpointTest {
                 .allMatch(p -> p.requiresGradient() || SurgeryCheckpoint.isStatistic(p)),
             "the refused replay left the block as it was");
       }
+    }
+  }
+
+  /**
+   * A reviewer: a program's algorithm may freeze without saying so in its changes; the replay keeps
+   * its freezes (only layer_freezing's records are held to the parameters they name). And a
+   * parameter whose name holds ", " is read whole from a record that names it.
+   */
+  @Test
+  void aQuietFreezeStaysAndAParameterNameWithACommaIsReadWhole() throws Exception {
+    Block quiet = TestModels.cnn();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SurgeryCheckpoint.replay(
+          quiet,
+          List.of(
+              new SurgeryRecord(
+                  TestAlgorithms.FREEZE_QUIETLY, Map.of(), 1, 2, Map.<String, String>of())),
+          manager,
+          DataType.FLOAT32,
+          new Shape[] {INPUT},
+          "quiet");
+      assertTrue(
+          quiet.getChildren().get(0).getValue().getParameters().values().stream()
+              .noneMatch(Parameter::requiresGradient),
+          "the program's algorithm froze it, and the replay kept it");
+
+      SequentialBlock odd =
+          new SequentialBlock()
+              .add(new CommaNamedLayer())
+              .add(Linear.builder().setUnits(2).build())
+              .add(Linear.builder().setUnits(2).build());
+      String key = odd.getChildren().get(0).getKey();
+      SurgeryCheckpoint.replay(
+          odd,
+          List.of(
+              new SurgeryRecord(
+                  "layer_freezing",
+                  Map.of("freeze_start", 0.0),
+                  1,
+                  2,
+                  Map.of(key, "CommaNamedLayer->frozen CommaNamedLayer (w, x)"))),
+          manager,
+          DataType.FLOAT32,
+          new Shape[] {new Shape(2, 3)},
+          "comma");
+      Block layer = odd.getChildren().get(0).getValue();
+      assertFalse(layer.getParameters().get("w, x").requiresGradient());
+      assertTrue(layer.getParameters().get("b").requiresGradient(), "not in the record");
+    }
+  }
+
+  /** A leaf with a parameter whose name holds ", " (DJL allows any name). */
+  private static final class CommaNamedLayer extends AbstractBlock {
+    CommaNamedLayer() {
+      addParameter(Parameter.builder().setName("w, x").setType(Parameter.Type.WEIGHT).build());
+      addParameter(Parameter.builder().setName("b").setType(Parameter.Type.BIAS).build());
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return inputs;
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
     }
   }
 

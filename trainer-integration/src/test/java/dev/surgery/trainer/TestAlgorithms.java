@@ -53,6 +53,9 @@ final class TestAlgorithms {
   /** Declares one hyperparameter of each type, for config tests. */
   static final String TYPED = "t_typed";
 
+  /** Freezes the first layer and says nothing of it in its changes (as a plugin may). */
+  static final String FREEZE_QUIETLY = "t_freeze_quietly";
+
   /** Calls of {@link #LOG}, in order. */
   static final List<String> CALLS = Collections.synchronizedList(new ArrayList<>());
 
@@ -85,6 +88,20 @@ final class TestAlgorithms {
     Algorithms.register(new AlgorithmSpec(POOL, List.of(), v -> pool()));
     Algorithms.register(ToyLeakyRelu.SPEC);
     Algorithms.register(new AlgorithmSpec(FAIL, List.of(), v -> failing()));
+    Algorithms.register(
+        new AlgorithmSpec(
+            FREEZE_QUIETLY,
+            List.of(),
+            v ->
+                new SimpleAlgorithm(FREEZE_QUIETLY, Map.of(), false) {
+                  @Override
+                  public SurgeryChanges apply(SurgeryContext context) {
+                    Block first = context.model().getChildren().get(0).getValue();
+                    dev.surgery.core.ModuleSurgery.freezeParameters(
+                        first.getParameters().values(), context.trainers());
+                    return new SurgeryChanges(name(), hyperparameters(), List.of(), 0, 0, 1);
+                  }
+                }));
     Algorithms.register(
         new AlgorithmSpec(
             LOG,

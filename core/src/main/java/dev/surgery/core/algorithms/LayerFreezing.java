@@ -139,7 +139,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    * @param context the model, its trainers and where training stands
    * @return one change per frozen layer, to the type {@code frozen T}, or {@code frozen T (bias)}
    *     naming the parameters it froze where others of the layer were frozen already (by the
-   *     program)
+   *     program, or shared with a layer frozen before it)
    * @throws SurgeryException if the planned number of epochs is unknown, a trainer cannot be
    *     updated, an include pattern matches no block, or no targeted block is a layer
    */
@@ -248,7 +248,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
       }
       List<Parameter> freezing = new ArrayList<>();
       List<String> names = new ArrayList<>();
-      boolean partly = false; // a parameter of it frozen already (by the program: not this one's)
+      boolean partly = false; // a parameter of it frozen already (by the program, or a shared one)
       for (Pair<String, Parameter> p : layer.getKey().getDirectParameters()) {
         if (p.getValue().requiresGradient()) {
           freezing.add(p.getValue());

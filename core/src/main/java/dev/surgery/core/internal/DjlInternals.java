@@ -325,21 +325,42 @@ public final class DjlInternals {
 
   /**
    * Whether a block class saves its input shapes first in its metadata, as a parameter file holds
-   * them after its header: it inherits DJL's {@code saveMetadata} and {@code saveInputShapes}, or
-   * its {@code saveMetadata} is that of a DJL block that starts with them ({@code SequentialBlock},
-   * {@code BatchNorm}, {@code LayerNorm}). Read when a checkpoint is loaded, not on a hot path.
+   * them after its header: it inherits DJL's {@code saveParameters} (version, metadata, parameters,
+   * children) and {@code saveInputShapes}, and its {@code saveMetadata} is DJL's or that of a DJL
+   * block that starts with them ({@code SequentialBlock}, {@code BatchNorm}, {@code LayerNorm}).
+   * DJL's {@code EncoderDecoder}, which saves its parts itself, does not. Read when a checkpoint is
+   * loaded, not on a hot path.
    *
    * @param type a block class
    * @return whether the root metadata of a file saved from such a block starts with its shapes
    */
   public static boolean savesInputShapesFirst(Class<?> type) {
     Class<?> metadata = declaring(type, "saveMetadata");
-    Class<?> shapes = declaring(type, "saveInputShapes");
-    return shapes == AbstractBaseBlock.class
+    return declaring(type, "saveParameters") == AbstractBaseBlock.class
+        && declaring(type, "saveInputShapes") == AbstractBaseBlock.class
         && (metadata == AbstractBaseBlock.class
             || metadata == SequentialBlock.class
             || metadata == BatchNorm.class
             || metadata == LayerNorm.class);
+  }
+
+  /**
+   * Whether a block class describes its inputs ({@code describeInput}, which DJL's {@code
+   * Model.save} writes into a file's header) otherwise than as the shapes it was initialized with:
+   * a class below {@link AbstractBaseBlock} declares it (DJL's {@code Linear} leaves out the last
+   * dimension).
+   *
+   * @param type a block class
+   * @return whether a class between it and {@link AbstractBaseBlock} declares {@code
+   *     describeInput()}
+   */
+  public static boolean describesInputItself(Class<?> type) {
+    for (Class<?> c = type; c != null && c != AbstractBaseBlock.class; c = c.getSuperclass()) {
+      if (declares(c, "describeInput")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The class nearest {@code type} that declares a one-stream method of that name; else null. */

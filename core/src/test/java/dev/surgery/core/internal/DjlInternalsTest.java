@@ -1,9 +1,11 @@
 package dev.surgery.core.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.modality.nlp.EncoderDecoder;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -83,6 +85,12 @@ class DjlInternalsTest {
     blocks.put(() -> Conv2d.builder().setKernelShape(new Shape(1, 1)).setFilters(2).build(), true);
     blocks.put(() -> new ParallelBlock(list -> list.get(0)), true);
     blocks.put(() -> Linear.builder().setUnits(2).build(), false);
+    // Saves its encoder and decoder itself (a reviewer): its metadata is not its shapes.
+    assertFalse(DjlInternals.savesInputShapesFirst(EncoderDecoder.class));
+    assertTrue(DjlInternals.describesInputItself(EncoderDecoder.class));
+    assertTrue(DjlInternals.describesInputItself(Linear.class));
+    assertFalse(DjlInternals.describesInputItself(SequentialBlock.class));
+    assertFalse(DjlInternals.describesInputItself(Conv2d.class));
     try (NDManager manager = NDManager.newBaseManager()) {
       for (Map.Entry<Supplier<Block>, Boolean> e : blocks.entrySet()) {
         Block block = e.getKey().get();
