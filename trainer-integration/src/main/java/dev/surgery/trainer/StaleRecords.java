@@ -79,7 +79,7 @@ final class StaleRecords {
         for (Map.Entry<String, String[]> e : made(SurgeryJson.recordsFromJson(json)).entrySet()) {
           Block block = resolveRenamed(root, e.getValue()[2]);
           if (block != null) {
-            shapes.put(e.getKey(), new Made(new WeakReference<>(block), shapesOf(block)));
+            shapes.put(e.getKey(), Made.of(block));
           }
         }
       } catch (IllegalArgumentException e) {
@@ -118,15 +118,30 @@ final class StaleRecords {
     }
   }
 
-  /** A block a record made, weakly, with its parameter shapes when it was noted (null: unknown). */
-  record Made(WeakReference<Block> block, List<Shape> shapes) {
+  /**
+   * A block a record made, with its parameter shapes when it was noted (null: unknown then). A
+   * block without shapes yet (made by an {@code epoch: 0} entry before initialization) is held
+   * until the check: a program may replace it after it is initialized, and only it tells its shapes
+   * then.
+   */
+  record Made(Block unshaped, WeakReference<Block> block, List<Shape> shapes) {
 
-    /** Its shapes as noted, else as they are now if it is still alive; null when unknown. */
+    static Made of(Block block) {
+      List<Shape> shapes = shapesOf(block);
+      return new Made(shapes == null ? block : null, new WeakReference<>(block), shapes);
+    }
+
+    /** The block made, or null once it is gone. */
+    Block instance() {
+      return unshaped != null ? unshaped : block.get();
+    }
+
+    /** Its shapes as noted, else as they are now; null when unknown. */
     List<Shape> knownShapes() {
       if (shapes != null) {
         return shapes;
       }
-      Block b = block.get();
+      Block b = instance();
       return b == null ? null : shapesOf(b);
     }
   }
@@ -166,7 +181,7 @@ final class StaleRecords {
         return madeAt + ", the model has " + (actual == null ? "no block there" : "a " + actual);
       }
       Made made = noted == null ? null : noted.get(e.getKey());
-      if (made != null && made.block().get() != block) {
+      if (made != null && made.instance() != block) {
         List<Shape> madeShapes = made.knownShapes();
         List<Shape> now = shapesOf(block);
         if (madeShapes != null && now != null && !madeShapes.equals(now)) {

@@ -504,11 +504,11 @@ public final class SurgeryCheckpoint {
       }
       defaulted.add(defaultedNote(spec, r));
     }
-    FreezeProvenance provenance = FreezeProvenance.of(block, CarriedRecords.frozenOrNull(block));
     // A snapshot cannot bring back arrays that a committed surgery freed: it is taken on a block
     // without arrays (the documented use, and what load() and the agent hand over).
     BlockTreeSnapshot snapshot = undoOwn && noArrays(block) ? BlockTreeSnapshot.of(block) : null;
     Set<Parameter> recordFrozen = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> bySurgery = Collections.newSetFromMap(new IdentityHashMap<>());
     try {
       replayChecked(
           block,
@@ -519,7 +519,8 @@ public final class SurgeryCheckpoint {
           dataType,
           inputShapes,
           origin,
-          recordFrozen);
+          recordFrozen,
+          bySurgery);
     } catch (MalformedModelException | RuntimeException e) {
       // A refused record leaves the block as it was, with the records before it undone too.
       if (snapshot != null) {
@@ -542,14 +543,17 @@ public final class SurgeryCheckpoint {
         }
       }
     }
-    byReplay.addAll(provenance.keptAfter(block));
-    // What the records say layer_freezing froze stays frozen, also where the program had frozen it
-    // by hand before the load (the place alone would take it for the program's); each record's
-    // paths were read right after its own replay, in the tree as it then was.
+    // What the replayed surgery froze (born frozen included, where the layer it replaced was
+    // frozen by surgery, as a training run's listener decides it), and what the records say
+    // layer_freezing froze, also where the program had frozen it by hand before the load (the
+    // place alone would take it for the program's); each record's paths were read right after its
+    // own replay, in the tree as it then was.
     Set<Parameter> present = parameters(block);
-    for (Parameter p : recordFrozen) {
-      if (present.contains(p) && !p.requiresGradient()) {
-        byReplay.add(p);
+    for (Set<Parameter> frozenBy : List.of(bySurgery, recordFrozen)) {
+      for (Parameter p : frozenBy) {
+        if (present.contains(p) && !p.requiresGradient()) {
+          byReplay.add(p);
+        }
       }
     }
     CarriedRecords.setFrozen(
@@ -585,8 +589,17 @@ public final class SurgeryCheckpoint {
       DataType dataType,
       Shape[] inputShapes,
       String origin,
-      Set<Parameter> recordFrozen)
+      Set<Parameter> recordFrozen,
+      Set<Parameter> bySurgery)
       throws MalformedModelException {
+    // What a layer_freezing record's replay froze beyond what it names: the saved run's program
+    // had frozen it itself. It stays frozen while later records replay (a replacement of a layer
+    // frozen whole is born frozen, as in the saved run), and is unfrozen at the end with what
+    // was born frozen only because of it: the program's own freezes are not in the file.
+    Set<Parameter> frozenAtStart = frozen(block);
+    Set<Parameter> carried = CarriedRecords.frozenOrNull(block);
+    Set<Parameter> carriedFrozen = carried == null ? Set.of() : carried;
+    Set<Parameter> program = Collections.newSetFromMap(new IdentityHashMap<>());
     for (int i = 0; i < records.size(); i++) {
       SurgeryRecord r = records.get(i);
       String where = where(origin, i, r);
@@ -619,6 +632,12 @@ public final class SurgeryCheckpoint {
               && (r.algorithm().equals(LayerFreezing.NAME)
                   || r.changes().values().stream().anyMatch(c -> c.contains("->frozen ")));
       Set<Parameter> trainableBefore = heldToItsFreezes ? trainable(block) : Set.of();
+      // Which parameters this record's replacements are born frozen by surgery's freeze, and which
+      // by the program's, told as the listener tells them in a training run.
+      Set<Parameter> surgerySoFar = Collections.newSetFromMap(new IdentityHashMap<>());
+      surgerySoFar.addAll(carriedFrozen);
+      surgerySoFar.addAll(bySurgery);
+      FreezeProvenance provenance = FreezeProvenance.of(block, surgerySoFar);
       SurgeryChanges changes;
       try {
         changes = algorithm.apply(new SurgeryContext(block, List.of(), r.epoch(), r.totalEpochs()));
@@ -660,7 +679,7 @@ public final class SurgeryCheckpoint {
         if (notFrozen != null) {
           // The other way round is no proof: a layer the saved run froze by hand before its
           // layer_freezing is not in its record, and the replay on a fresh model freezes it
-          // (to be unfrozen below).
+          // (unfrozen once every record is replayed).
           throw new MalformedModelException(
               where
                   + " does not describe the saved model: its record says it froze "
@@ -668,23 +687,24 @@ public final class SurgeryCheckpoint {
                   + " (an edited record?)");
         }
         recordFrozen.addAll(recordedFreezes(block, r.changes()));
-        // A layer the saved run's program had frozen by hand is not in the record (surgery did
-        // not freeze it), but the replay on a fresh model freezes it: the program's own freezes
-        // are the program's to make again, as DJL's load keeps none, so the replay leaves it as
-        // the model had it, as the saved run's next trainer had it after DJL unfroze it.
-        // What surgery froze before (an earlier record, this replay's or one the model carries,
-        // whose freeze a trainer without the listener lifted) stays frozen: the saved run had it
-        // frozen when this record ran.
-        Set<Parameter> carried = CarriedRecords.frozenOrNull(block);
         for (Parameter p : trainableBefore) {
-          if (!p.requiresGradient()
-              && !recordFrozen.contains(p)
-              && (carried == null || !carried.contains(p))) {
-            p.freeze(false);
+          if (!p.requiresGradient() && !recordFrozen.contains(p) && !carriedFrozen.contains(p)) {
+            program.add(p);
           }
         }
       }
+      Set<Parameter> frozenByThis = provenance.keptAfter(block);
+      frozenByThis.removeAll(program);
+      bySurgery.addAll(frozenByThis);
       logger().debug("Surgery: replayed {} from {}", r.algorithm(), origin);
+    }
+    for (Parameter p : frozen(block)) {
+      if (!frozenAtStart.contains(p)
+          && !bySurgery.contains(p)
+          && !recordFrozen.contains(p)
+          && !carriedFrozen.contains(p)) {
+        p.freeze(false);
+      }
     }
   }
 

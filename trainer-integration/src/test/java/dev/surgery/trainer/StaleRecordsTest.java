@@ -12,6 +12,7 @@ import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Block;
+import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
@@ -23,6 +24,7 @@ import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.layers.FactorizedLinear;
+import dev.surgery.core.layers.SqueezeExciteConv2d;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -151,6 +153,42 @@ class StaleRecordsTest {
       String stale = StaleRecords.firstStale(restored.getBlock(), recordsOf(restored));
       assertTrue(
           stale != null && stale.contains(", the model has another FactorizedLinear there"), stale);
+    }
+  }
+
+  /**
+   * A probe: squeeze-excite at {@code epoch: 0} makes its gates before initialization (no shapes to
+   * note); the program trains, then puts new gates of another width around the same convolutions:
+   * the old gates, gone from the model, are held until the check, which sees their shapes then
+   * (they were noted weakly, and a collection lost them).
+   */
+  @Test
+  void gatesMadeBeforeInitializationAndReplacedAfterTrainingAreNamed() throws Exception {
+    SurgeryListener excite =
+        SurgeryListener.builder()
+            .add(
+                Algorithms.spec("squeeze_excite")
+                    .create(Map.of("min_channels", 1, "latent_channels", 2)),
+                0)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = trained(excite, 1, data)) {
+      assertNull(StaleRecords.firstStale(model.getBlock(), recordsOf(model)));
+      Map<BlockMatcher, ReplacementFunction> wider =
+          Map.of(
+              BlockMatcher.ofClass(SqueezeExciteConv2d.class),
+              (block, index) -> {
+                Conv2d conv = (Conv2d) ((SqueezeExciteConv2d) block).getConv();
+                return new SqueezeExciteConv2d(conv, 3);
+              });
+      ModuleSurgery.replaceModules(model.getBlock(), wider, SurgeryOptions.defaults());
+      System.gc(); // the old gates: only the note holds them
+      String stale = StaleRecords.firstStale(model.getBlock(), recordsOf(model));
+      assertTrue(
+          stale != null
+              && stale.startsWith("squeeze_excite made a SqueezeExciteConv2d at ")
+              && stale.contains("the model has another SqueezeExciteConv2d there"),
+          stale);
     }
   }
 
