@@ -21,6 +21,14 @@ final class CarriedRecords {
   /** Parameters that a replay froze, or surgery froze since, by root block. */
   private static final WeakIdentityMap<Block, Set<Parameter>> FROZEN = new WeakIdentityMap<>();
 
+  /**
+   * Parameters a replay froze beyond what its records name, and unfroze again at its end (the saved
+   * run's program had frozen them), by root block: a later replay of the same run's records (the
+   * next checkpoint, loaded in turn) freezes them while it replays, as the saved run had them.
+   */
+  private static final WeakIdentityMap<Block, Set<Parameter>> PROGRAM_FROZEN =
+      new WeakIdentityMap<>();
+
   /** The surgery records each root block carries (replayed, or applied by a listener). */
   private static final WeakIdentityMap<Block, String> CARRIED = new WeakIdentityMap<>();
 
@@ -47,6 +55,20 @@ final class CarriedRecords {
       FROZEN.remove(root);
     } else {
       FROZEN.put(root, frozen);
+    }
+  }
+
+  /** What the saved run's program had frozen, as a replay on the root block found; null: none. */
+  static Set<Parameter> programFrozenOrNull(Block root) {
+    return root == null ? null : PROGRAM_FROZEN.get(root);
+  }
+
+  /** Sets (null: clears) what the saved run's program had frozen, as a replay found. */
+  static void setProgramFrozen(Block root, Set<Parameter> frozen) {
+    if (frozen == null || frozen.isEmpty()) {
+      PROGRAM_FROZEN.remove(root);
+    } else {
+      PROGRAM_FROZEN.put(root, frozen);
     }
   }
 

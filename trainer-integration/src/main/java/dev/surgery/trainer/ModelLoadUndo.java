@@ -47,6 +47,7 @@ public final class ModelLoadUndo {
   private final Map<String, String> properties;
   private final DataType dataType;
   private final Set<Parameter> frozenByReplay;
+  private final Set<Parameter> programFrozen;
 
   /** What {@link StaleRecords} had noted of the blocks the carried records made. */
   private final StaleRecords.Noted madeNoted;
@@ -75,6 +76,7 @@ public final class ModelLoadUndo {
     this.properties = new LinkedHashMap<>(model.getProperties());
     this.dataType = model.getDataType();
     this.frozenByReplay = CarriedRecords.frozenOrNull(block);
+    this.programFrozen = CarriedRecords.programFrozenOrNull(block);
     this.carried = CarriedRecords.carriedBy(block);
     this.madeNoted = StaleRecords.noted(block);
     this.described = CarriedRecords.described(model);
@@ -240,6 +242,7 @@ public final class ModelLoadUndo {
     properties.forEach(model::setProperty);
     model.setDataType(dataType);
     CarriedRecords.setFrozen(block, frozenByReplay);
+    CarriedRecords.setProgramFrozen(block, programFrozen);
     CarriedRecords.carries(block, carried);
     // What the records' blocks were like before the load, not what the restored tree is now.
     StaleRecords.restoreNoted(block, madeNoted);

@@ -329,6 +329,7 @@ public final class SurgeryCheckpoint {
     }
     CarriedRecords.carries(block, null);
     CarriedRecords.setFrozen(block, null);
+    CarriedRecords.setProgramFrozen(block, null);
     CarriedRecords.takeRecordOff(model);
     CarriedRecords.describes(model);
   }
@@ -600,6 +601,18 @@ public final class SurgeryCheckpoint {
     Set<Parameter> carried = CarriedRecords.frozenOrNull(block);
     Set<Parameter> carriedFrozen = carried == null ? Set.of() : carried;
     Set<Parameter> program = Collections.newSetFromMap(new IdentityHashMap<>());
+    // An earlier replay of the run's records (the checkpoints loaded in turn) found these frozen by
+    // the saved run's program: frozen again while the rest replays, as the saved run had them.
+    Set<Parameter> programBefore = CarriedRecords.programFrozenOrNull(block);
+    if (programBefore != null) {
+      Set<Parameter> present = parameters(block);
+      for (Parameter p : programBefore) {
+        if (present.contains(p) && p.requiresGradient()) {
+          p.freeze(true);
+          program.add(p);
+        }
+      }
+    }
     for (int i = 0; i < records.size(); i++) {
       SurgeryRecord r = records.get(i);
       String where = where(origin, i, r);
@@ -698,14 +711,19 @@ public final class SurgeryCheckpoint {
       bySurgery.addAll(frozenByThis);
       logger().debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
+    Set<Parameter> stillProgram = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Parameter p : frozen(block)) {
       if (!frozenAtStart.contains(p)
           && !bySurgery.contains(p)
           && !recordFrozen.contains(p)
           && !carriedFrozen.contains(p)) {
         p.freeze(false);
+        if (program.contains(p)) {
+          stillProgram.add(p);
+        }
       }
     }
+    CarriedRecords.setProgramFrozen(block, stillProgram);
   }
 
   /**

@@ -790,6 +790,55 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * A probe: the checkpoints of such a run (the first layer's weight frozen by hand, layer_freezing
+   * freezing its bias, factorize replacing it an epoch later) loaded in turn into one model train
+   * as the last one loaded into a fresh model: the second load, which replays only factorize, has
+   * the program's part frozen while it does, as the first load found it and the saved run had it.
+   */
+  @Test
+  void checkpointsOfAPartlyFrozenLayerLoadedInTurnTrainAsTheLastAlone() throws Exception {
+    TestModels.saveInitialized(dir, "pretrained");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 2)
+            .add(smallLayers("factorize"), 3)
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 3)
+            .optTotalEpochs(4)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("pretrained")) {
+      ArrayDataset dataset = TestModels.dataset(data, 41);
+      model.load(dir, "pretrained");
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        model.getBlock().getChildren().get(0).getValue().getParameters().get("weight").freeze(true);
+        for (int epoch = 1; epoch <= 3; epoch++) {
+          EasyTrain.fit(trainer, 1, dataset, null);
+          model.setProperty("Epoch", String.valueOf(epoch));
+          model.save(dir, "turns");
+        }
+      }
+      try (Model inTurn = TestModels.model("pretrained");
+          Model fresh = TestModels.model("pretrained")) {
+        for (int epoch = 1; epoch <= 3; epoch++) {
+          SurgeryCheckpoint.load(inTurn, dir, "turns", Map.of("epoch", epoch));
+        }
+        SurgeryCheckpoint.load(fresh, dir, "turns", Map.of("epoch", 3));
+        SurgeryListener none = SurgeryListener.builder().build();
+        Map<String, float[]> last = nextEpoch(fresh, none, dataset, data);
+        Map<String, float[]> turns = nextEpoch(inTurn, none, dataset, data);
+        assertEquals(last.keySet(), turns.keySet(), "the same parameters trained");
+        for (Map.Entry<String, float[]> e : last.entrySet()) {
+          assertArrayEquals(e.getValue(), turns.get(e.getKey()), e.getKey());
+        }
+        assertTrue(
+            last.keySet().stream().noneMatch(k -> k.startsWith("01FactorizedConv2d")),
+            "born frozen, where surgery had frozen part of the layer: " + last.keySet());
+      }
+    }
+  }
+
+  /**
    * One more epoch of a model under a new trainer (the data drawn from one seed): the parameters
    * that changed, by path, with their values after it.
    */
