@@ -121,8 +121,9 @@ final class StaleRecords {
   /**
    * A block a record made, with its parameter shapes when it was noted (null: unknown then). A
    * block without shapes yet (made by an {@code epoch: 0} entry before initialization) is held
-   * until the check: a program may replace it after it is initialized, and only it tells its shapes
-   * then.
+   * strongly until a check finds its shapes known (then only weakly, with them), or the root
+   * carries other records: a program may replace it once it is initialized, and only it tells its
+   * shapes then. (A program's block that held its own root would keep the root alive that long.)
    */
   record Made(Block unshaped, WeakReference<Block> block, List<Shape> shapes) {
 
@@ -171,6 +172,14 @@ final class StaleRecords {
     Map<String, Made> noted;
     synchronized (MADE) {
       noted = MADE.get(root);
+      if (noted != null) {
+        // Blocks held for their shapes are held weakly once those are known.
+        noted.replaceAll(
+            (place, made) ->
+                made.unshaped() != null && shapesOf(made.unshaped()) != null
+                    ? Made.of(made.unshaped())
+                    : made);
+      }
     }
     for (Map.Entry<String, String[]> e : made(records).entrySet()) {
       String type = e.getValue()[0];

@@ -20,7 +20,6 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
-import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
@@ -508,20 +507,11 @@ public final class SurgeryCheckpoint {
     // A snapshot cannot bring back arrays that a committed surgery freed: it is taken on a block
     // without arrays (the documented use, and what load() and the agent hand over).
     BlockTreeSnapshot snapshot = undoOwn && noArrays(block) ? BlockTreeSnapshot.of(block) : null;
-    Set<Parameter> recordFrozen = Collections.newSetFromMap(new IdentityHashMap<>());
-    Set<Parameter> bySurgery = Collections.newSetFromMap(new IdentityHashMap<>());
+    ReplayFreezes freezes;
     try {
-      replayChecked(
-          block,
-          records,
-          algorithms,
-          defaulted,
-          manager,
-          dataType,
-          inputShapes,
-          origin,
-          recordFrozen,
-          bySurgery);
+      freezes =
+          replayChecked(
+              block, records, algorithms, defaulted, manager, dataType, inputShapes, origin);
     } catch (MalformedModelException | RuntimeException e) {
       // A refused record leaves the block as it was, with the records before it undone too.
       if (snapshot != null) {
@@ -550,11 +540,9 @@ public final class SurgeryCheckpoint {
     // place alone would take it for the program's); each record's paths were read right after its
     // own replay, in the tree as it then was.
     Set<Parameter> present = parameters(block);
-    for (Set<Parameter> frozenBy : List.of(bySurgery, recordFrozen)) {
-      for (Parameter p : frozenBy) {
-        if (present.contains(p) && !p.requiresGradient()) {
-          byReplay.add(p);
-        }
+    for (Parameter p : freezes.frozenBySurgery()) {
+      if (present.contains(p) && !p.requiresGradient()) {
+        byReplay.add(p);
       }
     }
     CarriedRecords.setFrozen(
@@ -581,7 +569,30 @@ public final class SurgeryCheckpoint {
             + " have meant another value)";
   }
 
-  private static void replayChecked(
+  /** Replays the records, checked against what each says it changed; returns their freezes. */
+  private static ReplayFreezes replayChecked(
+      Block block,
+      List<SurgeryRecord> records,
+      List<Algorithm> algorithms,
+      List<String> defaulted,
+      NDManager manager,
+      DataType dataType,
+      Shape[] inputShapes,
+      String origin)
+      throws MalformedModelException {
+    ReplayFreezes freezes = ReplayFreezes.before(block);
+    boolean replayed = false;
+    try {
+      replayEach(
+          block, records, algorithms, defaulted, manager, dataType, inputShapes, origin, freezes);
+      replayed = true;
+    } finally {
+      freezes.end(replayed);
+    }
+    return freezes;
+  }
+
+  private static void replayEach(
       Block block,
       List<SurgeryRecord> records,
       List<Algorithm> algorithms,
@@ -590,29 +601,8 @@ public final class SurgeryCheckpoint {
       DataType dataType,
       Shape[] inputShapes,
       String origin,
-      Set<Parameter> recordFrozen,
-      Set<Parameter> bySurgery)
+      ReplayFreezes freezes)
       throws MalformedModelException {
-    // What a layer_freezing record's replay froze beyond what it names: the saved run's program
-    // had frozen it itself. It stays frozen while later records replay (a replacement of a layer
-    // frozen whole is born frozen, as in the saved run), and is unfrozen at the end with what
-    // was born frozen only because of it: the program's own freezes are not in the file.
-    Set<Parameter> frozenAtStart = frozen(block);
-    Set<Parameter> carried = CarriedRecords.frozenOrNull(block);
-    Set<Parameter> carriedFrozen = carried == null ? Set.of() : carried;
-    Set<Parameter> program = Collections.newSetFromMap(new IdentityHashMap<>());
-    // An earlier replay of the run's records (the checkpoints loaded in turn) found these frozen by
-    // the saved run's program: frozen again while the rest replays, as the saved run had them.
-    Set<Parameter> programBefore = CarriedRecords.programFrozenOrNull(block);
-    if (programBefore != null) {
-      Set<Parameter> present = parameters(block);
-      for (Parameter p : programBefore) {
-        if (present.contains(p) && p.requiresGradient()) {
-          p.freeze(true);
-          program.add(p);
-        }
-      }
-    }
     for (int i = 0; i < records.size(); i++) {
       SurgeryRecord r = records.get(i);
       String where = where(origin, i, r);
@@ -638,19 +628,7 @@ public final class SurgeryCheckpoint {
               e);
         }
       }
-      // Only a layer_freezing record (or one that says it froze layers) is held to what it names:
-      // a program's algorithm may freeze without saying so, and its freezes stay as replayed.
-      boolean heldToItsFreezes =
-          r.changes() != null
-              && (r.algorithm().equals(LayerFreezing.NAME)
-                  || r.changes().values().stream().anyMatch(c -> c.contains("->frozen ")));
-      Set<Parameter> trainableBefore = heldToItsFreezes ? trainable(block) : Set.of();
-      // Which parameters this record's replacements are born frozen by surgery's freeze, and which
-      // by the program's, told as the listener tells them in a training run.
-      Set<Parameter> surgerySoFar = Collections.newSetFromMap(new IdentityHashMap<>());
-      surgerySoFar.addAll(carriedFrozen);
-      surgerySoFar.addAll(bySurgery);
-      FreezeProvenance provenance = FreezeProvenance.of(block, surgerySoFar);
+      freezes.beforeRecord(r);
       SurgeryChanges changes;
       try {
         changes = algorithm.apply(new SurgeryContext(block, List.of(), r.epoch(), r.totalEpochs()));
@@ -699,31 +677,10 @@ public final class SurgeryCheckpoint {
                   + notFrozen
                   + " (an edited record?)");
         }
-        recordFrozen.addAll(recordedFreezes(block, r.changes()));
-        for (Parameter p : trainableBefore) {
-          if (!p.requiresGradient() && !recordFrozen.contains(p) && !carriedFrozen.contains(p)) {
-            program.add(p);
-          }
-        }
       }
-      Set<Parameter> frozenByThis = provenance.keptAfter(block);
-      frozenByThis.removeAll(program);
-      bySurgery.addAll(frozenByThis);
+      freezes.afterRecord(r);
       logger().debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
-    Set<Parameter> stillProgram = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Parameter p : frozen(block)) {
-      if (!frozenAtStart.contains(p)
-          && !bySurgery.contains(p)
-          && !recordFrozen.contains(p)
-          && !carriedFrozen.contains(p)) {
-        p.freeze(false);
-        if (program.contains(p)) {
-          stillProgram.add(p);
-        }
-      }
-    }
-    CarriedRecords.setProgramFrozen(block, stillProgram);
   }
 
   /**
@@ -769,7 +726,7 @@ public final class SurgeryCheckpoint {
    * Where the record names the parameters it froze ({@code frozen Conv2d (bias)}: the program had
    * frozen the others), those alone.
    */
-  private static Set<Parameter> recordedFreezes(Block root, Map<String, String> changes) {
+  static Set<Parameter> recordedFreezes(Block root, Map<String, String> changes) {
     Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Map.Entry<String, String> e : changes.entrySet()) {
       if (!e.getValue().contains("->frozen ")) {
@@ -835,17 +792,6 @@ public final class SurgeryCheckpoint {
 
   static boolean isStatistic(Parameter p) {
     return p.getType() == Parameter.Type.RUNNING_MEAN || p.getType() == Parameter.Type.RUNNING_VAR;
-  }
-
-  /** The trainable kinds of parameters of a tree that take a gradient now (a new set). */
-  private static Set<Parameter> trainable(Block block) {
-    Set<Parameter> trainable = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Parameter p : block.getParameters().values()) {
-      if (!isStatistic(p) && p.requiresGradient()) {
-        trainable.add(p);
-      }
-    }
-    return trainable;
   }
 
   /** The trainable kinds of parameters of a tree that take no gradient (a new, mutable set). */

@@ -795,8 +795,10 @@ class SurgeryCheckpointTest {
    * as the last one loaded into a fresh model: the second load, which replays only factorize, has
    * the program's part frozen while it does, as the first load found it and the saved run had it.
    */
-  @Test
-  void checkpointsOfAPartlyFrozenLayerLoadedInTurnTrainAsTheLastAlone() throws Exception {
+  @ParameterizedTest
+  @ValueSource(booleans = {false, true})
+  void checkpointsOfAPartlyFrozenLayerLoadedInTurnTrainAsTheLastAlone(boolean trainerBetween)
+      throws Exception {
     TestModels.saveInitialized(dir, "pretrained");
     SurgeryListener listener =
         SurgeryListener.builder()
@@ -822,6 +824,11 @@ class SurgeryCheckpointTest {
           Model fresh = TestModels.model("pretrained")) {
         for (int epoch = 1; epoch <= 3; epoch++) {
           SurgeryCheckpoint.load(inTurn, dir, "turns", Map.of("epoch", epoch));
+          if (trainerBetween && epoch == 2) {
+            // A reviewer: DJL's newTrainer (no listener) unfroze what the second load's replay
+            // froze, and the third load's factorize made trainable layers of a frozen one.
+            inTurn.newTrainer(TestModels.config()).close();
+          }
         }
         SurgeryCheckpoint.load(fresh, dir, "turns", Map.of("epoch", 3));
         SurgeryListener none = SurgeryListener.builder().build();
@@ -836,6 +843,53 @@ class SurgeryCheckpointTest {
             "born frozen, where surgery had frozen part of the layer: " + last.keySet());
       }
     }
+  }
+
+  /**
+   * A reviewer: the program froze the first layer of the fresh model before the load (it will
+   * fine-tune the rest); the record's layer_freezing froze it in the saved run, and factorize then
+   * replaced it, its new parameters born frozen: they must be frozen by the replay as on a plain
+   * load, not taken for the program's because the layer was frozen already when its record
+   * replayed.
+   */
+  @Test
+  void aLayerTheProgramFrozeBeforeTheLoadKeepsSurgerysFreezeOnItsReplacement() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(smallLayers("factorize"), 2)
+            .optTotalEpochs(2)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("frozen-before")) {
+      train(model, listener, 2, TestModels.dataset(data, 43));
+      model.save(dir, "frozen-before");
+    }
+    Set<String> plain;
+    try (Model restored = TestModels.model("frozen-before")) {
+      SurgeryCheckpoint.load(restored, dir, "frozen-before");
+      plain = frozenPaths(restored);
+    }
+    assertTrue(plain.stream().anyMatch(k -> k.startsWith("01FactorizedConv2d")), "" + plain);
+    try (Model restored = TestModels.model("frozen-before")) {
+      restored.getBlock().getChildren().get(0).getValue().freezeParameters(true);
+      SurgeryCheckpoint.load(restored, dir, "frozen-before");
+      assertEquals(plain, frozenPaths(restored));
+    }
+  }
+
+  /** The paths of the parameters a replay froze for good ({@code frozenByReplay}). */
+  private static Set<String> frozenPaths(Model model) {
+    Set<Parameter> frozen = SurgeryCheckpoint.frozenByReplay(model.getBlock());
+    Set<String> paths = new java.util.TreeSet<>();
+    TestModels.parametersByPath(model.getBlock())
+        .forEach(
+            (path, p) -> {
+              if (frozen.contains(p)) {
+                paths.add(path);
+              }
+            });
+    return paths;
   }
 
   /**

@@ -1,0 +1,156 @@
+package dev.surgery.trainer;
+
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import dev.surgery.core.algorithms.LayerFreezing;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The freezes of one checkpoint replay, told apart as a training run's listener tells them: what
+ * the replayed surgery froze (the layers a record names, and parameters born frozen in a
+ * replacement of a layer surgery froze) and what the saved run's program had frozen itself. A
+ * layer_freezing record's replay on a fresh model freezes every layer it selects, also one the
+ * program had frozen (which the record does not name): that part stays frozen while later records
+ * replay, so that a replacement of a layer frozen whole is born frozen as in the saved run, and is
+ * unfrozen at the end with what was born frozen only because of it, as the program's own freezes
+ * are not in the file. What the replay found the program had frozen is kept with the block for the
+ * next checkpoint of the run, loaded in turn, which replays only the records after these.
+ */
+final class ReplayFreezes {
+
+  private final Block block;
+  private final Set<Parameter> frozenAtStart;
+  private final Set<Parameter> carried;
+
+  /** The saved run's program's part, as this replay and earlier ones found it. */
+  private final Set<Parameter> program = identitySet();
+
+  /** The parameters under the layers the records say layer_freezing froze. */
+  private final Set<Parameter> recordFrozen = identitySet();
+
+  /** What the replayed surgery froze, born frozen included. */
+  private final Set<Parameter> bySurgery = identitySet();
+
+  private Set<Parameter> trainableBefore = Set.of();
+  private FreezeProvenance provenance;
+
+  private ReplayFreezes(Block block) {
+    this.block = block;
+    this.frozenAtStart = SurgeryCheckpoint.frozen(block);
+    Set<Parameter> carriedOrNull = CarriedRecords.frozenOrNull(block);
+    this.carried = carriedOrNull == null ? Set.of() : carriedOrNull;
+    // What earlier replays of the run's records found frozen (by surgery, or by the saved run's
+    // program) is frozen again while the rest replays, as the saved run had it: a trainer without
+    // the listener (DJL's newTrainer unfreezes a loaded model) may have unfrozen it in between.
+    Set<Parameter> present = SurgeryCheckpoint.parameters(block);
+    Set<Parameter> programBefore = CarriedRecords.programFrozenOrNull(block);
+    for (Set<Parameter> earlier :
+        programBefore == null ? List.of(carried) : List.of(carried, programBefore)) {
+      for (Parameter p : earlier) {
+        if (present.contains(p) && p.requiresGradient()) {
+          p.freeze(true);
+        }
+      }
+    }
+    if (programBefore != null) {
+      for (Parameter p : programBefore) {
+        if (present.contains(p)) {
+          program.add(p);
+        }
+      }
+    }
+  }
+
+  /** Notes the block's freezes before a replay changes any. */
+  static ReplayFreezes before(Block block) {
+    return new ReplayFreezes(block);
+  }
+
+  /** Notes, before a record is replayed, what it will be judged against. */
+  void beforeRecord(SurgeryRecord r) {
+    // Only a layer_freezing record (or one that says it froze layers) is held to what it names:
+    // a program's algorithm may freeze without saying so, and its freezes stay as replayed.
+    boolean heldToItsFreezes =
+        r.changes() != null
+            && (r.algorithm().equals(LayerFreezing.NAME)
+                || r.changes().values().stream().anyMatch(c -> c.contains("->frozen ")));
+    trainableBefore = heldToItsFreezes ? trainable(block) : Set.of();
+    Set<Parameter> surgerySoFar = identitySet();
+    surgerySoFar.addAll(carried);
+    surgerySoFar.addAll(recordFrozen);
+    surgerySoFar.addAll(bySurgery);
+    provenance = FreezeProvenance.of(block, surgerySoFar);
+  }
+
+  /** Sorts what a record's replay (checked against its record) froze. */
+  void afterRecord(SurgeryRecord r) {
+    if (r.changes() != null) {
+      recordFrozen.addAll(SurgeryCheckpoint.recordedFreezes(block, r.changes()));
+      for (Parameter p : trainableBefore) {
+        if (!p.requiresGradient() && !recordFrozen.contains(p) && !carried.contains(p)) {
+          program.add(p);
+        }
+      }
+    }
+    Set<Parameter> frozenByThis = provenance.keptAfter(block);
+    frozenByThis.removeAll(program);
+    bySurgery.addAll(frozenByThis);
+  }
+
+  /**
+   * Unfreezes what the replay froze that is not surgery's (also after a failed replay of a block a
+   * snapshot cannot restore); after a replay of every record, keeps the program's part with the
+   * block for the next one.
+   *
+   * @param replayed whether every record was replayed
+   */
+  void end(boolean replayed) {
+    for (Parameter p : SurgeryCheckpoint.frozen(block)) {
+      if (!frozenAtStart.contains(p) && !surgerys(p)) {
+        p.freeze(false);
+      }
+    }
+    if (replayed) {
+      Set<Parameter> stillProgram = identitySet();
+      Set<Parameter> present = SurgeryCheckpoint.parameters(block);
+      for (Parameter p : program) {
+        if (present.contains(p) && !surgerys(p)) {
+          stillProgram.add(p);
+        }
+      }
+      CarriedRecords.setProgramFrozen(
+          block, stillProgram.isEmpty() ? null : Collections.unmodifiableSet(stillProgram));
+    }
+  }
+
+  /** Whether surgery froze a parameter, by this replay's records or earlier ones. */
+  private boolean surgerys(Parameter p) {
+    return bySurgery.contains(p) || recordFrozen.contains(p) || carried.contains(p);
+  }
+
+  /** What this replay's surgery froze, born frozen included (a new set). */
+  Set<Parameter> frozenBySurgery() {
+    Set<Parameter> all = identitySet();
+    all.addAll(bySurgery);
+    all.addAll(recordFrozen);
+    return all;
+  }
+
+  /** The trainable kinds of parameters of a tree that take a gradient now (a new set). */
+  private static Set<Parameter> trainable(Block block) {
+    Set<Parameter> trainable = identitySet();
+    for (Parameter p : block.getParameters().values()) {
+      if (!SurgeryCheckpoint.isStatistic(p) && p.requiresGradient()) {
+        trainable.add(p);
+      }
+    }
+    return trainable;
+  }
+
+  private static Set<Parameter> identitySet() {
+    return Collections.newSetFromMap(new IdentityHashMap<>());
+  }
+}
