@@ -8,8 +8,6 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
-import ai.djl.nn.core.LinearCollection;
-import ai.djl.nn.core.Multiplication;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.util.Pair;
 import ai.djl.util.Utils;
@@ -335,36 +333,37 @@ public final class SurgeryCheckpoint {
 
   /**
    * The shapes the saved root block was initialized with. The header holds what the root describes
-   * as its inputs ({@code describeInput}), which a class may make something else: DJL's {@code
-   * Linear} leaves out the last dimension, {@code LinearCollection} and {@code Multiplication} keep
-   * only the first, and a program's block may describe its input per sample. For such a class the
-   * root's metadata, after the header, starts with the shapes themselves where the class saves them
-   * as DJL's blocks do ({@code DjlInternals.savesInputShapesFirst}); {@code Linear}'s holds the
-   * missing dimension. For {@code LinearCollection} and {@code Multiplication} none is known: an
-   * algorithm that needs shapes is refused, and the load goes unchecked, as DJL's.
+   * as its inputs ({@code describeInput}), the shapes themselves unless its class describes them
+   * otherwise: DJL's {@code Linear} leaves out the last dimension, {@code LinearCollection} and
+   * {@code Multiplication} keep only the first, a program's block may describe its input per
+   * sample. For such a class they are read from the root's metadata, after the header: {@code
+   * Linear}'s holds the missing dimension, and a class that saves as DJL's blocks do ({@code
+   * DjlInternals.savesInputShapesFirst}) starts with the shapes. Where the file does not tell them,
+   * the shapes the program initialized the root with before the load, if it did; else none (an
+   * algorithm that needs shapes is refused, and the load goes unchecked, as DJL's).
    */
   private static Shape[] inputShapes(Block root, Header header, Path paramsFile) {
-    if (root instanceof LinearCollection || root instanceof Multiplication) {
-      return new Shape[0];
+    if (!DjlInternals.describesInputItself(root.getClass())) {
+      return header.inputShapes().toArray(new Shape[0]);
     }
     try {
       if (root instanceof Linear) {
         Shape input = ParamsFileHeader.linearRootInput(paramsFile);
-        return input == null ? new Shape[0] : new Shape[] {input};
-      }
-      // The header is the shapes where the class describes its inputs as DJL's blocks do.
-      if (DjlInternals.describesInputItself(root.getClass())
-          && DjlInternals.savesInputShapesFirst(root.getClass())) {
+        if (input != null) {
+          return new Shape[] {input};
+        }
+      } else if (DjlInternals.savesInputShapesFirst(root.getClass())) {
         List<Shape> saved = ParamsFileHeader.rootInputShapes(paramsFile);
         if (saved != null) {
           return saved.toArray(new Shape[0]);
         }
       }
     } catch (IOException e) {
-      // Metadata of another layout, or a damaged file (which the load names): the header's.
+      // Metadata of another layout, or a damaged file (which the load names).
       logger().debug("Surgery: the root's metadata in {} is not read", paramsFile, e);
     }
-    return header.inputShapes().toArray(new Shape[0]);
+    Shape[] initialized = DjlInternals.recordedInputShapes(root);
+    return initialized == null ? new Shape[0] : initialized;
   }
 
   private static boolean noArrays(Block block) {
@@ -610,7 +609,12 @@ public final class SurgeryCheckpoint {
       if (algorithm.needsInitializedModel() && !block.isInitialized()) {
         if (inputShapes == null || inputShapes.length == 0) {
           throw new MalformedModelException(
-              where + " needs an initialized model, but the file records no input shapes");
+              where
+                  + " needs an initialized model, but the file records no input shapes of its root"
+                  + " block ("
+                  + BlockPaths.typeName(block)
+                  + ", which describes its input otherwise); initialize the model with its input"
+                  + " shapes before loading");
         }
         try {
           recordShapes(block, manager, dataType, inputShapes);

@@ -152,20 +152,24 @@ class RootLayerCheckpointTest {
 
   /**
    * The same block saving metadata of its own, so that the file does not tell its shapes: the
-   * replay of an entry that needs them is refused as a malformed file, named, not with DJL's
-   * "Expected layout: NCHW" from deep inside the shaping.
+   * replay of an entry that needs them is refused as a malformed file, named (it was DJL's
+   * "Expected layout: NCHW" from deep inside the shaping, with the header's per-sample shape), with
+   * the way out the message gives: a model initialized with its input shapes before the load loads
+   * bit for bit (an outside probe found the advice did not work: the load's own undo takes the
+   * arrays off, and the replay shaped the model from the header again).
    */
   @Test
-  void aRootWhoseFileDoesNotTellItsInputShapesIsRefusedByName() throws Exception {
+  void aRootWhoseFileDoesNotTellItsInputShapesIsRefusedByNameUnlessInitialized() throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
       data.getEngine().setRandomSeed(7);
       NDArray probe = data.randomNormal(new Shape(3, 4, 8, 8));
-      trainAndSave(
-          OwnMetadataNet::new,
-          new Shape(16, 4, 8, 8),
-          probe,
-          "blurpool",
-          Map.of("min_channels", 2));
+      float[] saved =
+          trainAndSave(
+              OwnMetadataNet::new,
+              new Shape(16, 4, 8, 8),
+              probe,
+              "blurpool",
+              Map.of("min_channels", 2));
       try (Model restored = Model.newInstance("root")) {
         restored.setBlock(new OwnMetadataNet());
         MalformedModelException e =
@@ -173,8 +177,18 @@ class RootLayerCheckpointTest {
                 MalformedModelException.class, () -> SurgeryCheckpoint.load(restored, dir, "root"));
         assertTrue(e.getMessage().contains("root-0000.params"), e.getMessage());
         assertTrue(
-            e.getMessage().contains("cannot be shaped from the input shapes"), e.getMessage());
+            e.getMessage().contains("records no input shapes of its root block (OwnMetadataNet"),
+            e.getMessage());
+        assertTrue(e.getMessage().contains("initialize the model"), e.getMessage());
         assertFalse(restored.getBlock().isInitialized(), "the refused load left it as it was");
+      }
+      try (Model initialized = Model.newInstance("root")) {
+        initialized.setBlock(new OwnMetadataNet());
+        initialized
+            .getBlock()
+            .initialize(initialized.getNDManager(), DataType.FLOAT32, new Shape(1, 4, 8, 8));
+        SurgeryCheckpoint.load(initialized, dir, "root");
+        assertArrayEquals(saved, SurgeryCheckpointTest.outputs(initialized, probe));
       }
     }
   }
@@ -239,7 +253,7 @@ class RootLayerCheckpointTest {
       Shape batchShape = new Shape(16, 3, 4);
       NDArray probe = data.randomNormal(new Shape(2, 3, 4));
       Supplier<Block> collection = () -> LinearCollection.builder().setUnits(4).build();
-      trainAndSave(collection, batchShape, probe);
+      float[] saved = trainAndSave(collection, batchShape, probe);
       try (Model restored = Model.newInstance("root")) {
         restored.setBlock(collection.get());
         MalformedModelException e =
@@ -248,6 +262,12 @@ class RootLayerCheckpointTest {
         assertTrue(e.getMessage().contains("blurpool"), e.getMessage());
         assertTrue(e.getMessage().contains("records no input shapes"), e.getMessage());
         assertFalse(restored.getBlock().isInitialized());
+      }
+      try (Model initialized = Model.newInstance("root")) {
+        initialized.setBlock(collection.get());
+        initialized.getBlock().initialize(initialized.getNDManager(), DataType.FLOAT32, batchShape);
+        SurgeryCheckpoint.load(initialized, dir, "root");
+        assertArrayEquals(saved, SurgeryCheckpointTest.outputs(initialized, probe));
       }
     }
   }
