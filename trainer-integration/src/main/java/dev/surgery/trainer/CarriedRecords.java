@@ -22,9 +22,10 @@ final class CarriedRecords {
   private static final WeakIdentityMap<Block, Set<Parameter>> FROZEN = new WeakIdentityMap<>();
 
   /**
-   * Parameters a replay froze beyond what its records name, and unfroze again at its end (the saved
-   * run's program had frozen them), by root block: a later replay of the same run's records (the
-   * next checkpoint, loaded in turn) freezes them while it replays, as the saved run had them.
+   * The saved run's program's part of the layers its records froze, as a replay found it (frozen by
+   * the replay beyond what the records name, and unfrozen again at its end; or frozen by the
+   * program already), by root block: a later replay of the same run's records (the next checkpoint,
+   * loaded in turn) freezes them while it replays, as the saved run had them.
    */
   private static final WeakIdentityMap<Block, Set<Parameter>> PROGRAM_FROZEN =
       new WeakIdentityMap<>();

@@ -37,14 +37,22 @@ final class ReplayFreezes {
   private Set<Parameter> trainableBefore = Set.of();
   private FreezeProvenance provenance;
 
-  private ReplayFreezes(Block block) {
+  /** What {@link #before} froze again for an in-turn replay: a failed replay unfreezes it. */
+  private final Set<Parameter> refrozen = identitySet();
+
+  private ReplayFreezes(Block block, boolean inTurn) {
     this.block = block;
     this.frozenAtStart = SurgeryCheckpoint.frozen(block);
     Set<Parameter> carriedOrNull = CarriedRecords.frozenOrNull(block);
     this.carried = carriedOrNull == null ? Set.of() : carriedOrNull;
-    // What earlier replays of the run's records found frozen (by surgery, or by the saved run's
-    // program) is frozen again while the rest replays, as the saved run had it: a trainer without
-    // the listener (DJL's newTrainer unfreezes a loaded model) may have unfrozen it in between.
+    if (!inTurn) {
+      return;
+    }
+    // What the earlier replays of the run's records froze (by surgery, or by the saved run's
+    // program, as they found it) is frozen again while the rest replays, as the saved run had it:
+    // a trainer without the listener (DJL's newTrainer unfreezes a loaded model) or the program
+    // may have unfrozen it in between. Surgery's stays frozen, as a load of the last checkpoint
+    // alone has it; the program's is unfrozen again at the end.
     Set<Parameter> present = SurgeryCheckpoint.parameters(block);
     Set<Parameter> programBefore = CarriedRecords.programFrozenOrNull(block);
     for (Set<Parameter> earlier :
@@ -52,6 +60,7 @@ final class ReplayFreezes {
       for (Parameter p : earlier) {
         if (present.contains(p) && p.requiresGradient()) {
           p.freeze(true);
+          refrozen.add(p);
         }
       }
     }
@@ -64,9 +73,15 @@ final class ReplayFreezes {
     }
   }
 
-  /** Notes the block's freezes before a replay changes any. */
-  static ReplayFreezes before(Block block) {
-    return new ReplayFreezes(block);
+  /**
+   * Notes the block's freezes before a replay changes any.
+   *
+   * @param block the root block
+   * @param inTurn whether the replay continues the records the block carries (the next checkpoint
+   *     of a run, loaded in turn)
+   */
+  static ReplayFreezes before(Block block, boolean inTurn) {
+    return new ReplayFreezes(block, inTurn);
   }
 
   /** Notes, before a record is replayed, what it will be judged against. */
@@ -101,15 +116,15 @@ final class ReplayFreezes {
   }
 
   /**
-   * Unfreezes what the replay froze that is not surgery's (also after a failed replay of a block a
-   * snapshot cannot restore); after a replay of every record, keeps the program's part with the
-   * block for the next one.
+   * Unfreezes what the replay froze that is not surgery's, and after a failed replay (of a block a
+   * snapshot cannot restore) what it froze again for an in-turn replay; after a replay of every
+   * record, keeps the program's part with the block for the next one.
    *
    * @param replayed whether every record was replayed
    */
   void end(boolean replayed) {
     for (Parameter p : SurgeryCheckpoint.frozen(block)) {
-      if (!frozenAtStart.contains(p) && !surgerys(p)) {
+      if (!frozenAtStart.contains(p) && (!surgerys(p) || !replayed && refrozen.contains(p))) {
         p.freeze(false);
       }
     }

@@ -90,7 +90,7 @@ final class StaleRecords {
       if (shapes.isEmpty()) {
         MADE.remove(root);
       } else {
-        MADE.put(root, shapes);
+        MADE.put(root, Map.copyOf(shapes));
       }
     }
   }
@@ -130,6 +130,16 @@ final class StaleRecords {
     static Made of(Block block) {
       List<Shape> shapes = shapesOf(block);
       return new Made(shapes == null ? block : null, new WeakReference<>(block), shapes);
+    }
+
+    /** Whether it is held for its shapes, which are known now. */
+    boolean shapedSince() {
+      return unshaped != null && shapesOf(unshaped) != null;
+    }
+
+    /** The same, held weakly with its shapes (see {@link #shapedSince}). */
+    Made weakened() {
+      return Made.of(unshaped);
     }
 
     /** The block made, or null once it is gone. */
@@ -172,14 +182,19 @@ final class StaleRecords {
     Map<String, Made> noted;
     synchronized (MADE) {
       noted = MADE.get(root);
-      if (noted != null) {
-        // Blocks held for their shapes are held weakly once those are known.
-        noted.replaceAll(
-            (place, made) ->
-                made.unshaped() != null && shapesOf(made.unshaped()) != null
-                    ? Made.of(made.unshaped())
-                    : made);
+    }
+    if (noted != null && noted.values().stream().anyMatch(Made::shapedSince)) {
+      // Blocks held for their shapes are held weakly once those are known (a new map: a noted
+      // one is never changed, a failed load may put it back).
+      Map<String, Made> weakened = new HashMap<>();
+      noted.forEach(
+          (place, made) -> weakened.put(place, made.shapedSince() ? made.weakened() : made));
+      synchronized (MADE) {
+        if (MADE.get(root) == noted) {
+          MADE.put(root, Map.copyOf(weakened));
+        }
       }
+      noted = weakened;
     }
     for (Map.Entry<String, String[]> e : made(records).entrySet()) {
       String type = e.getValue()[0];

@@ -8,6 +8,8 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
+import ai.djl.nn.core.LinearCollection;
+import ai.djl.nn.core.Multiplication;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.util.Pair;
 import ai.djl.util.Utils;
@@ -208,13 +210,14 @@ public final class SurgeryCheckpoint {
   /**
    * Replays the surgery recorded in a parameter file on a model's (original, usually uninitialized)
    * block, without loading the parameters. Algorithms that need an initialized model get an
-   * uninitialized block's shapes recorded first (from the input shapes in the file header), but no
-   * parameter arrays: the load that follows sets every array, so the replay computes no weights (no
-   * random initialization, no SVD of a factorization) and leaves none behind. The agent calls this
-   * before letting {@code Model.load} run. A model whose own surgery record is the file's (the
-   * model that was saved, loaded again) already is that architecture: nothing is replayed; one
-   * whose block carries the start of the file's records (an earlier checkpoint of the same run,
-   * loaded before) has only the rest replayed.
+   * uninitialized block's shapes recorded first (the root's input shapes, from the file's header or
+   * the root's saved metadata, else those the program initialized it with), but no parameter
+   * arrays: the load that follows sets every array, so the replay computes no weights (no random
+   * initialization, no SVD of a factorization) and leaves none behind. The agent calls this before
+   * letting {@code Model.load} run. A model whose own surgery record is the file's (the model that
+   * was saved, loaded again) already is that architecture: nothing is replayed; one whose block
+   * carries the start of the file's records (an earlier checkpoint of the same run, loaded before)
+   * has only the rest replayed.
    *
    * @param model the model, with its original block set
    * @param paramsFile the parameter file
@@ -246,21 +249,34 @@ public final class SurgeryCheckpoint {
     int carried = carriedPrefix(model, records, paramsFile);
     if (carried < records.size()) {
       Block block = model.getBlock();
-      Shape[] inputShapes = inputShapes(block, header, paramsFile);
+      RootShapes rootShapes = inputShapes(block, header, paramsFile);
+      Shape[] inputShapes = rootShapes.shapes();
+      // Entries are counted from the first one replayed: say where that one is in the file.
+      String origin =
+          carried == 0
+              ? paramsFile.toString()
+              : paramsFile
+                  + " (from its record entry "
+                  + (carried + 1)
+                  + "; the model carries the entries before it)";
+      if (rootShapes.source().startsWith("the input shapes the program")) {
+        // A refusal may then come of the program's shapes, not of the file: say so.
+        origin +=
+            " (shaped with "
+                + rootShapes.source()
+                + ", "
+                + Arrays.toString(inputShapes)
+                + ": the file does not tell them)";
+      }
       replay(
           block,
           records.subList(carried, records.size()),
           model.getNDManager(),
           model.getDataType(),
           inputShapes,
-          // Entries are counted from the first one replayed: say where that one is in the file.
-          carried == 0
-              ? paramsFile.toString()
-              : paramsFile
-                  + " (from its record entry "
-                  + (carried + 1)
-                  + "; the model carries the entries before it)",
-          undoOwn);
+          origin,
+          undoOwn,
+          carried > 0);
       if (inputShapes.length > 0 && noArrays(block)) {
         // Every layer the replay built gets the shapes its arrays must have (still no array), so
         // that the load can be checked against them: DJL's own load checks no shape.
@@ -339,23 +355,27 @@ public final class SurgeryCheckpoint {
    * sample. For such a class they are read from the root's metadata, after the header: {@code
    * Linear}'s holds the missing dimension, and a class that saves as DJL's blocks do ({@code
    * DjlInternals.savesInputShapesFirst}) starts with the shapes. Where the file does not tell them,
-   * the shapes the program initialized the root with before the load, if it did; else none (an
+   * the shapes the program initialized the root with before the load, if it did; else the header's
+   * (a class may describe its inputs itself only to name them), but none for {@code
+   * LinearCollection} and {@code Multiplication}, whose description is surely not their shapes (an
    * algorithm that needs shapes is refused, and the load goes unchecked, as DJL's).
    */
-  private static Shape[] inputShapes(Block root, Header header, Path paramsFile) {
+  private static RootShapes inputShapes(Block root, Header header, Path paramsFile) {
+    RootShapes fromHeader =
+        new RootShapes(header.inputShapes().toArray(new Shape[0]), "the file's header");
     if (!DjlInternals.describesInputItself(root.getClass())) {
-      return header.inputShapes().toArray(new Shape[0]);
+      return fromHeader;
     }
     try {
       if (root instanceof Linear) {
         Shape input = ParamsFileHeader.linearRootInput(paramsFile);
         if (input != null) {
-          return new Shape[] {input};
+          return new RootShapes(new Shape[] {input}, "the root layer's saved metadata");
         }
       } else if (DjlInternals.savesInputShapesFirst(root.getClass())) {
         List<Shape> saved = ParamsFileHeader.rootInputShapes(paramsFile);
         if (saved != null) {
-          return saved.toArray(new Shape[0]);
+          return new RootShapes(saved.toArray(new Shape[0]), "the root block's saved metadata");
         }
       }
     } catch (IOException e) {
@@ -363,8 +383,17 @@ public final class SurgeryCheckpoint {
       logger().debug("Surgery: the root's metadata in {} is not read", paramsFile, e);
     }
     Shape[] initialized = DjlInternals.recordedInputShapes(root);
-    return initialized == null ? new Shape[0] : initialized;
+    if (initialized != null) {
+      return new RootShapes(
+          initialized, "the input shapes the program initialized the model with before the load");
+    }
+    return root instanceof LinearCollection || root instanceof Multiplication
+        ? new RootShapes(new Shape[0], "none")
+        : fromHeader;
   }
+
+  /** A root's input shapes for a replay, and where they come from (for messages). */
+  private record RootShapes(Shape[] shapes, String source) {}
 
   private static boolean noArrays(Block block) {
     for (Parameter p : block.getParameters().values()) {
@@ -465,9 +494,14 @@ public final class SurgeryCheckpoint {
       throws MalformedModelException {
     Objects.requireNonNull(block, "block must not be null");
     Objects.requireNonNull(records, "records must not be null");
-    replay(block, records, manager, dataType, inputShapes, origin, true);
+    replay(block, records, manager, dataType, inputShapes, origin, true, false);
   }
 
+  /**
+   * {@link #replay(Block, List, NDManager, DataType, Shape[], String)}; {@code inTurn} for the rest
+   * of a run's records on a block that carries the ones before them (the next checkpoint, loaded in
+   * turn): what the earlier replays froze is frozen again while these replay.
+   */
   private static void replay(
       Block block,
       List<SurgeryRecord> records,
@@ -475,7 +509,8 @@ public final class SurgeryCheckpoint {
       DataType dataType,
       Shape[] inputShapes,
       String origin,
-      boolean undoOwn)
+      boolean undoOwn,
+      boolean inTurn)
       throws MalformedModelException {
     // Every record is checked before any is replayed, so that a file naming an algorithm this JVM
     // does not know, or values it refuses, leaves the model as it was.
@@ -510,7 +545,15 @@ public final class SurgeryCheckpoint {
     try {
       freezes =
           replayChecked(
-              block, records, algorithms, defaulted, manager, dataType, inputShapes, origin);
+              block,
+              records,
+              algorithms,
+              defaulted,
+              manager,
+              dataType,
+              inputShapes,
+              origin,
+              inTurn);
     } catch (MalformedModelException | RuntimeException e) {
       // A refused record leaves the block as it was, with the records before it undone too.
       if (snapshot != null) {
@@ -577,17 +620,24 @@ public final class SurgeryCheckpoint {
       NDManager manager,
       DataType dataType,
       Shape[] inputShapes,
-      String origin)
+      String origin,
+      boolean inTurn)
       throws MalformedModelException {
-    ReplayFreezes freezes = ReplayFreezes.before(block);
-    boolean replayed = false;
+    ReplayFreezes freezes = ReplayFreezes.before(block, inTurn);
     try {
       replayEach(
           block, records, algorithms, defaulted, manager, dataType, inputShapes, origin, freezes);
-      replayed = true;
-    } finally {
-      freezes.end(replayed);
+    } catch (MalformedModelException | RuntimeException | Error e) {
+      // Undone as far as a block with arrays allows (a snapshot puts back the rest); a failure of
+      // that must not hide the refusal.
+      try {
+        freezes.end(false);
+      } catch (RuntimeException | Error u) {
+        e.addSuppressed(u);
+      }
+      throw e;
     }
+    freezes.end(true);
     return freezes;
   }
 
@@ -610,21 +660,21 @@ public final class SurgeryCheckpoint {
         if (inputShapes == null || inputShapes.length == 0) {
           throw new MalformedModelException(
               where
-                  + " needs an initialized model, but the file records no input shapes of its root"
-                  + " block ("
+                  + " needs an initialized model, but no input shapes of its root block ("
                   + BlockPaths.typeName(block)
-                  + ", which describes its input otherwise); initialize the model with its input"
-                  + " shapes before loading");
+                  + ") are known: the file does not tell them (its header holds what the block"
+                  + " describes as its input); initialize the model with its input shapes before"
+                  + " loading");
         }
         try {
           recordShapes(block, manager, dataType, inputShapes);
         } catch (RuntimeException e) {
-          // The file's shapes do not fit this block (another architecture, or a root block whose
-          // saved shapes are not its inputs): named as a refusal of this file, not DJL's message.
+          // The shapes do not fit this block (another architecture, or a root block whose saved
+          // description is not its inputs): named as a refusal of this file, not DJL's message.
           throw new MalformedModelException(
               where
                   + " needs an initialized model, but the model cannot be shaped from the input"
-                  + " shapes the file records ("
+                  + " shapes it was given ("
                   + Arrays.toString(inputShapes)
                   + "): "
                   + e.getMessage()
