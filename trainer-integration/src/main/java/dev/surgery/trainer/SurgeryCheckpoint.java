@@ -541,26 +541,25 @@ public final class SurgeryCheckpoint {
     // A snapshot cannot bring back arrays that a committed surgery freed: it is taken on a block
     // without arrays (the documented use, and what load() and the agent hand over).
     BlockTreeSnapshot snapshot = undoOwn && noArrays(block) ? BlockTreeSnapshot.of(block) : null;
-    ReplayFreezes freezes;
+    ReplayFreezes freezes = ReplayFreezes.before(block, inTurn);
     try {
-      freezes =
-          replayChecked(
-              block,
-              records,
-              algorithms,
-              defaulted,
-              manager,
-              dataType,
-              inputShapes,
-              origin,
-              inTurn);
-    } catch (MalformedModelException | RuntimeException e) {
-      // A refused record leaves the block as it was, with the records before it undone too.
+      replayEach(
+          block, records, algorithms, defaulted, manager, dataType, inputShapes, origin, freezes);
+    } catch (MalformedModelException | RuntimeException | Error e) {
+      // A refused record leaves the block as it was, with the records before it undone too: the
+      // freezes as far as a block with arrays allows, a snapshot the rest. A failure of that must
+      // not hide the refusal.
+      try {
+        freezes.end(false);
+      } catch (RuntimeException | Error u) {
+        e.addSuppressed(u);
+      }
       if (snapshot != null) {
         snapshot.restore();
       }
       throw e;
     }
+    freezes.end(true);
     Set<Parameter> byReplay = Collections.newSetFromMap(new IdentityHashMap<>());
     // What an earlier replay on this block froze stays frozen by replay (a model that loads the
     // checkpoints of one run in turn replays only the records it did not carry yet).
@@ -611,36 +610,7 @@ public final class SurgeryCheckpoint {
             + " have meant another value)";
   }
 
-  /** Replays the records, checked against what each says it changed; returns their freezes. */
-  private static ReplayFreezes replayChecked(
-      Block block,
-      List<SurgeryRecord> records,
-      List<Algorithm> algorithms,
-      List<String> defaulted,
-      NDManager manager,
-      DataType dataType,
-      Shape[] inputShapes,
-      String origin,
-      boolean inTurn)
-      throws MalformedModelException {
-    ReplayFreezes freezes = ReplayFreezes.before(block, inTurn);
-    try {
-      replayEach(
-          block, records, algorithms, defaulted, manager, dataType, inputShapes, origin, freezes);
-    } catch (MalformedModelException | RuntimeException | Error e) {
-      // Undone as far as a block with arrays allows (a snapshot puts back the rest); a failure of
-      // that must not hide the refusal.
-      try {
-        freezes.end(false);
-      } catch (RuntimeException | Error u) {
-        e.addSuppressed(u);
-      }
-      throw e;
-    }
-    freezes.end(true);
-    return freezes;
-  }
-
+  /** Replays the records in turn, each checked against what it says it changed. */
   private static void replayEach(
       Block block,
       List<SurgeryRecord> records,
