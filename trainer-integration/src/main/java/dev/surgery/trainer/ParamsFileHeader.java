@@ -75,21 +75,19 @@ final class ParamsFileHeader {
    * input features). Null when the file holds no such metadata (a layer of another DJL version).
    */
   static Shape linearRootInput(Path paramsFile) throws IOException {
-    try (DataInputStream dis =
-        new DataInputStream(new BufferedInputStream(Files.newInputStream(paramsFile)))) {
-      Header header = read(dis, paramsFile);
-      if (header == null || dis.readUnsignedByte() != LINEAR_VERSION) {
-        return null;
-      }
-      dis.readLong(); // units
-      long inputFeatures = dis.readLong();
-      Shape leading = shape(dis, paramsFile);
-      // The metadata must agree with the header (both written from one layer), else it is not read.
-      boolean agrees = header.inputShapes().equals(List.of(leading)) && inputFeatures > 0;
-      return agrees ? leading.add(inputFeatures) : null;
-    } catch (EOFException e) {
-      throw new IOException(paramsFile + ": truncated DJL parameter file", e);
-    }
+    return readRootMetadata(
+        paramsFile,
+        (dis, header) -> {
+          if (dis.readUnsignedByte() != LINEAR_VERSION) {
+            return null;
+          }
+          dis.readLong(); // units
+          long inputFeatures = dis.readLong();
+          Shape leading = shape(dis, paramsFile);
+          // The metadata must agree with the header (both written from one layer), else unread.
+          boolean agrees = header.inputShapes().equals(List.of(leading)) && inputFeatures > 0;
+          return agrees ? leading.add(inputFeatures) : null;
+        });
   }
 
   /**
@@ -99,21 +97,34 @@ final class ParamsFileHeader {
    * the file holds no such count.
    */
   static List<Shape> rootInputShapes(Path paramsFile) throws IOException {
+    return readRootMetadata(
+        paramsFile,
+        (dis, header) -> {
+          dis.readUnsignedByte(); // the root's version
+          int count = dis.readInt();
+          if (count < 1 || count > 1 << 16) {
+            return null;
+          }
+          List<Shape> shapes = new ArrayList<>();
+          for (int i = 0; i < count; i++) {
+            shapes.add(shape(dis, paramsFile));
+          }
+          return shapes;
+        });
+  }
+
+  /** Reads the start of the root block's metadata, which follows the header. */
+  private interface RootMetadata<T> {
+    T read(DataInputStream dis, Header header) throws IOException;
+  }
+
+  /** What {@code reader} makes of the root's metadata; null for a file that is not DJL's. */
+  private static <T> T readRootMetadata(Path paramsFile, RootMetadata<T> reader)
+      throws IOException {
     try (DataInputStream dis =
         new DataInputStream(new BufferedInputStream(Files.newInputStream(paramsFile)))) {
-      if (read(dis, paramsFile) == null) {
-        return null;
-      }
-      dis.readUnsignedByte(); // the root's version
-      int count = dis.readInt();
-      if (count < 1 || count > 1 << 16) {
-        return null;
-      }
-      List<Shape> shapes = new ArrayList<>();
-      for (int i = 0; i < count; i++) {
-        shapes.add(shape(dis, paramsFile));
-      }
-      return shapes;
+      Header header = read(dis, paramsFile);
+      return header == null ? null : reader.read(dis, header);
     } catch (EOFException e) {
       throw new IOException(paramsFile + ": truncated DJL parameter file", e);
     }
