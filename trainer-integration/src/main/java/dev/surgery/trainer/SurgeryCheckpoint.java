@@ -110,7 +110,8 @@ public final class SurgeryCheckpoint {
    * yet initialized, the usual case) must receive an array of that shape, else the load is refused
    * as malformed; parameters an initialized model had shaped before are loaded as DJL's {@code
    * Model.load} loads them, without comparing shapes (a program may initialize with another input
-   * size than the file was trained on).
+   * size than the file was trained on). The replay freezes exactly what the record says surgery
+   * froze ({@link #frozenByReplay}); what the saved run's program froze itself is not in the file.
    *
    * @param model the model, with its original block set
    * @param dir the model directory
