@@ -22,6 +22,7 @@ import java.util.Deque;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
+import java.util.Set;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 
@@ -346,8 +347,11 @@ final class EntryRunner {
     // every parameter of a model that was loaded, and the recorded entry is not applied again.
     // Not what it froze because the program had frozen the layers it replaced (FreezeProvenance).
     Block after = model.getBlock();
+    List<String> bornFrozen = null;
     if (freezes != null && after != null) {
-      CarriedRecords.addFrozen(after, freezes.keptAfter(after));
+      Set<Parameter> kept = freezes.keptAfter(after);
+      CarriedRecords.addFrozen(after, kept);
+      bornFrozen = freezes.bornKeptNames(after, kept);
     }
     if (changes == null) {
       // No structural change (for example an average of the weights): nothing to record; but a
@@ -394,7 +398,7 @@ final class EntryRunner {
       // A repeating or event-driven entry that changed nothing this time leaves no record: each
       // record rewrites the property and is replayed at every load. What an algorithm's state
       // lists is the record, so such a run is not listed there either.
-      if (records.record(model, algorithm, completed, planned, changes)) {
+      if (records.record(model, algorithm, completed, planned, changes, bornFrozen)) {
         st.reports.add(changes);
       }
       st.recordSeen = RecordedEntries.recordOf(model);

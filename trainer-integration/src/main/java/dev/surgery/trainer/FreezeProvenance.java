@@ -2,12 +2,16 @@ package dev.surgery.trainer;
 
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.Deque;
+import java.util.HashSet;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -135,6 +139,63 @@ final class FreezeProvenance {
     }
     kept.addAll(born); // born in place, under no replacement: frozen on purpose
     return kept;
+  }
+
+  /**
+   * Names the parameters the surgery's replacements brought that are in {@code kept}, as a record
+   * keeps them: the model's parameter names ({@code getParameters()} keys) after the surgery, the
+   * first of a parameter held at several places.
+   *
+   * @param after the tree's root after the surgery
+   * @param kept what {@link #keptAfter} returned
+   * @return the names, in the model's order
+   */
+  List<String> bornKeptNames(Block after, Set<Parameter> kept) {
+    List<String> names = new ArrayList<>();
+    Set<Parameter> named = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Pair<String, Parameter> e : after.getParameters()) {
+      Parameter p = e.getValue();
+      if (!before.contains(p) && kept.contains(p) && named.add(p)) {
+        names.add(e.getKey());
+      }
+    }
+    return names;
+  }
+
+  /**
+   * Makes the freezes of what a replayed surgery's replacements brought those its record names:
+   * each named one is frozen and kept, every other one is not kept (it trained in the saved run, or
+   * only followed the program's freeze, which DJL's {@code newTrainer} lifts).
+   *
+   * @param after the tree's root after the replay
+   * @param names the record's {@code bornFrozen}
+   * @param kept what {@link #keptAfter} returned, changed in place
+   * @return a name the record gives that is no parameter the replay brought (an edited record),
+   *     else null
+   */
+  String bornAsRecorded(Block after, Collection<String> names, Set<Parameter> kept) {
+    Set<String> recorded = new HashSet<>(names);
+    Set<String> unmatched = new LinkedHashSet<>(names);
+    Map<Parameter, Boolean> born = new IdentityHashMap<>();
+    for (Pair<String, Parameter> e : after.getParameters()) {
+      Parameter p = e.getValue();
+      if (!before.contains(p) && !SurgeryCheckpoint.isStatistic(p)) {
+        born.merge(p, recorded.contains(e.getKey()), Boolean::logicalOr);
+        unmatched.remove(e.getKey());
+      }
+    }
+    born.forEach(
+        (p, frozen) -> {
+          if (frozen) {
+            if (p.requiresGradient()) {
+              p.freeze(true);
+            }
+            kept.add(p);
+          } else {
+            kept.remove(p);
+          }
+        });
+    return unmatched.isEmpty() ? null : unmatched.iterator().next();
   }
 
   /**

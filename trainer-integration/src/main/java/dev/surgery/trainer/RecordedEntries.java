@@ -14,6 +14,7 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -99,9 +100,17 @@ final class RecordedEntries {
   /**
    * Appends the application to the model's {@code surgery} property, which model.save keeps.
    *
+   * @param bornFrozen the parameters its replacements brought that surgery keeps frozen, by name;
+   *     null when not looked for (recorded only where the application replaced a block)
    * @return false when the record is in a later format and was kept as it is, without it
    */
-  boolean record(Model model, Algorithm algorithm, int epoch, int planned, SurgeryChanges changes) {
+  boolean record(
+      Model model,
+      Algorithm algorithm,
+      int epoch,
+      int planned,
+      SurgeryChanges changes,
+      List<String> bornFrozen) {
     List<SurgeryRecord> records = new ArrayList<>();
     String existing = CarriedRecords.recordOf(model);
     if (existing != null && !existing.isBlank()) {
@@ -135,13 +144,16 @@ final class RecordedEntries {
                 + ")");
       }
     }
+    Map<String, String> changed = SurgeryRecord.changesOf(changes);
+    boolean replacedAny = changed.values().stream().anyMatch(c -> !c.contains("->frozen "));
     records.add(
         new SurgeryRecord(
             algorithm.name(),
             algorithm.settings(),
             epoch,
             planned,
-            SurgeryRecord.changesOf(changes)));
+            changed,
+            replacedAny ? bornFrozen : null));
     String json = SurgeryJson.recordsToJson(records);
     // The block first: a save on another thread syncs the property from it.
     CarriedRecords.carries(model.getBlock(), json);

@@ -100,8 +100,13 @@ final class ReplayFreezes {
     provenance = FreezeProvenance.of(block, surgerySoFar);
   }
 
-  /** Sorts what a record's replay (checked against its record) froze. */
-  void afterRecord(SurgeryRecord r) {
+  /**
+   * Sorts what a record's replay (checked against its record) froze.
+   *
+   * @return a parameter the record says was born frozen that the replay did not bring (an edited
+   *     record), else null
+   */
+  String afterRecord(SurgeryRecord r) {
     if (r.changes() != null) {
       recordFrozen.addAll(SurgeryCheckpoint.recordedFreezes(block, r.changes()));
       for (Parameter p : trainableBefore) {
@@ -111,8 +116,15 @@ final class ReplayFreezes {
       }
     }
     Set<Parameter> frozenByThis = provenance.keptAfter(block);
+    String unknown = null;
+    if (r.bornFrozen() != null) {
+      // The saved run said which new parameters surgery kept frozen: the program's part of a layer
+      // frozen here may have been lifted there (DJL's newTrainer) before the layer was replaced.
+      unknown = provenance.bornAsRecorded(block, r.bornFrozen(), frozenByThis);
+    }
     frozenByThis.removeAll(program);
     bySurgery.addAll(frozenByThis);
+    return unknown;
   }
 
   /**

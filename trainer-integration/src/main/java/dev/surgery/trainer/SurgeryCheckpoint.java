@@ -703,7 +703,14 @@ public final class SurgeryCheckpoint {
                   + " (an edited record?)");
         }
       }
-      freezes.afterRecord(r);
+      String notBorn = freezes.afterRecord(r);
+      if (notBorn != null) {
+        throw new MalformedModelException(
+            where
+                + " does not describe the saved model: its record says its replacements brought "
+                + notBorn
+                + " frozen, which the replay did not bring (an edited record?)");
+      }
       logger().debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
   }

@@ -80,6 +80,10 @@ final class SurgeryJson {
       if (r.changes() != null) {
         o.add("changes", GSON.toJsonTree(r.changes()));
       }
+      if (r.bornFrozen() != null) {
+        // Optional within format 1: an earlier build ignores it and infers the freezes as before.
+        o.add("born_frozen", GSON.toJsonTree(r.bornFrozen()));
+      }
       array.add(o);
     }
     return GSON.toJson(array);
@@ -179,13 +183,28 @@ final class SurgeryJson {
             changes.put(c.getKey(), c.getValue().getAsString());
           }
         }
+        List<String> bornFrozen = null;
+        if (o.has("born_frozen")) {
+          JsonElement born = o.get("born_frozen");
+          bornFrozen = new ArrayList<>();
+          boolean names = born.isJsonArray();
+          for (JsonElement name : names ? born.getAsJsonArray() : new JsonArray()) {
+            names &= name.isJsonPrimitive() && name.getAsJsonPrimitive().isString();
+            bornFrozen.add(names ? name.getAsString() : null);
+          }
+          if (!names) {
+            throw new IllegalArgumentException(
+                "'born_frozen' must be an array of parameter names, got " + born);
+          }
+        }
         records.add(
             new SurgeryRecord(
                 o.get("algorithm").getAsString(),
                 hyperparameters,
                 o.get("epoch").getAsInt(),
                 o.has("total_epochs") ? o.get("total_epochs").getAsInt() : 0,
-                changes));
+                changes,
+                bornFrozen));
       } catch (RuntimeException ex) {
         throw new IllegalArgumentException(
             "surgery record entry " + i + " is malformed: " + ex.getMessage(), ex);

@@ -20,13 +20,20 @@ import java.util.Map;
  *     02SequentialBlock/04Conv2d: Conv2d->BlurConv2d}), in order; empty when it replaced nothing;
  *     null when unknown (a record written before this was recorded, or by hand). A replay must
  *     replace exactly these
+ * @param bornFrozen the parameters its replacements brought that surgery kept frozen, by the
+ *     model's parameter names right after it ran (DJL's {@code getParameters()} keys): a
+ *     replacement of a layer that surgery had frozen is born frozen, one of a layer only the
+ *     program had frozen follows the program. Empty when none; null when unknown (a record written
+ *     before this was recorded, or one that replaced nothing), which a replay then infers from the
+ *     freezes it meets
  */
 public record SurgeryRecord(
     String algorithm,
     Map<String, Object> hyperparameters,
     int epoch,
     int totalEpochs,
-    Map<String, String> changes) {
+    Map<String, String> changes,
+    List<String> bornFrozen) {
 
   /**
    * Validates and copies.
@@ -39,6 +46,8 @@ public record SurgeryRecord(
    *     02SequentialBlock/04Conv2d: Conv2d->BlurConv2d}), in order; empty when it replaced nothing;
    *     null when unknown (a record written before this was recorded, or by hand). A replay must
    *     replace exactly these
+   * @param bornFrozen the parameters its replacements brought that surgery kept frozen, by the
+   *     model's parameter names right after it ran; null when unknown
    */
   public SurgeryRecord {
     if (algorithm == null || algorithm.isEmpty()) {
@@ -59,6 +68,32 @@ public record SurgeryRecord(
       }
       changes = Collections.unmodifiableMap(new LinkedHashMap<>(changes));
     }
+    if (bornFrozen != null) {
+      if (bornFrozen.stream().anyMatch(name -> name == null || name.isEmpty())) {
+        throw new IllegalArgumentException(
+            "born frozen parameters must be named, got " + bornFrozen);
+      }
+      bornFrozen = List.copyOf(bornFrozen);
+    }
+  }
+
+  /**
+   * A record that does not say which of its replacements' parameters were born frozen.
+   *
+   * @param algorithm the algorithm's config name
+   * @param hyperparameters the hyperparameters it ran with, by config name
+   * @param epoch the number of completed epochs when it ran (0: before training)
+   * @param totalEpochs the planned number of epochs it was given, 0 when unknown
+   * @param changes what it replaced: block path (as it was before) to {@code old->new} type; null
+   *     when unknown
+   */
+  public SurgeryRecord(
+      String algorithm,
+      Map<String, Object> hyperparameters,
+      int epoch,
+      int totalEpochs,
+      Map<String, String> changes) {
+    this(algorithm, hyperparameters, epoch, totalEpochs, changes, null);
   }
 
   /**
@@ -132,6 +167,6 @@ public record SurgeryRecord(
    */
   public SurgeryRecord(
       String algorithm, Map<String, Object> hyperparameters, int epoch, int totalEpochs) {
-    this(algorithm, hyperparameters, epoch, totalEpochs, null);
+    this(algorithm, hyperparameters, epoch, totalEpochs, null, null);
   }
 }

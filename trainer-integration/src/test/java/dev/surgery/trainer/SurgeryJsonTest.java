@@ -2,6 +2,7 @@ package dev.surgery.trainer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -149,7 +150,8 @@ class SurgeryJsonTest {
 
   @Test
   void aHandEditedRecordWithWrongTypesIsRefusedNamingTheField() {
-    Map<String, String> refusals =
+    Map<String, String> refusals = new java.util.LinkedHashMap<>();
+    refusals.putAll(
         Map.of(
             "[{\"algorithm\":\"blurpool\",\"hyperparameters\":\"garbage\",\"epoch\":1}]",
             "'hyperparameters' must be an object",
@@ -167,13 +169,45 @@ class SurgeryJsonTest {
             "is in record format 3, written by a newer DJL Surgery; this one reads format 1",
             // A later format may shape an entry anew: named before anything else (a reviewer).
             "[{\"algorithm\":\"blurpool\"},{\"format\":2,\"at\":{\"epoch\":0}}]",
-            "surgery record entry 2 is in record format 2");
+            "surgery record entry 2 is in record format 2"));
+    refusals.putAll(
+        Map.of(
+            "[{\"algorithm\":\"factorize\",\"epoch\":1,\"born_frozen\":\"01Conv2d_weight\"}]",
+            "entry 1 is malformed: 'born_frozen' must be an array of parameter names",
+            "[{\"algorithm\":\"factorize\",\"epoch\":1,\"born_frozen\":[\"a\",2]}]",
+            "entry 1 is malformed: 'born_frozen' must be an array of parameter names",
+            "[{\"algorithm\":\"factorize\",\"epoch\":1,\"born_frozen\":[\"\"]}]",
+            "entry 1 is malformed: born frozen parameters must be named"));
     for (Map.Entry<String, String> r : refusals.entrySet()) {
       IllegalArgumentException e =
           assertThrows(
               IllegalArgumentException.class, () -> SurgeryJson.recordsFromJson(r.getKey()));
       assertTrue(e.getMessage().contains(r.getValue()), r.getKey() + ": " + e.getMessage());
     }
+  }
+
+  /**
+   * Which parameters a record's replacements brought frozen is written when known and read back; a
+   * record without it (an earlier build's) reads as unknown, and the replay then infers it.
+   */
+  @Test
+  void theParametersBornFrozenAreWrittenWhenKnownAndReadBack() {
+    SurgeryRecord known =
+        new SurgeryRecord(
+            "factorize",
+            Map.of("min_channels", 2),
+            1,
+            2,
+            Map.of("01Conv2d", "Conv2d->FactorizedConv2d"),
+            List.of("01FactorizedConv2d_01Conv2d_weight"));
+    SurgeryRecord unknown =
+        new SurgeryRecord(
+            "factorize", Map.of(), 1, 2, Map.of("01Conv2d", "Conv2d->FactorizedConv2d"));
+    String json = SurgeryJson.recordsToJson(List.of(known, unknown));
+    List<SurgeryRecord> read = SurgeryJson.recordsFromJson(json);
+    assertEquals(List.of("01FactorizedConv2d_01Conv2d_weight"), read.get(0).bornFrozen());
+    assertNull(read.get(1).bornFrozen());
+    assertEquals(1, json.split("born_frozen", -1).length - 1, json);
   }
 
   /** An algorithm that cannot tell its plan is no failure: the plan report says no_plan. */
