@@ -211,9 +211,10 @@ final class TrainerSurgery {
   }
 
   /**
-   * Registers a parameter on every device of the trainer, in device order as {@code
-   * Trainer.initialize} does, so the next step updates it. A fresh trainable parameter gets its own
-   * Adam bias correction.
+   * Registers a parameter on every device of the trainer through the store's {@code getValue}, as
+   * {@code Trainer.initialize} does (the store lists its copies as it lists every other
+   * parameter's), so the next step updates it. A fresh trainable parameter gets its own Adam bias
+   * correction.
    */
   void add(Trainer trainer, Parameter parameter, boolean fresh, String blockPath) {
     requireArray(parameter, blockPath);
