@@ -32,6 +32,8 @@ import ai.djl.training.optimizer.Sgd;
 import ai.djl.training.tracker.ParameterTracker;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.lang.invoke.WrongMethodTypeException;
 import java.lang.reflect.Field;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
@@ -131,23 +133,34 @@ public final class DjlInternals {
       optimizerRescaleGrad = field(Optimizer.class, "rescaleGrad", float.class);
       optimizerBeginNumUpdate = field(Optimizer.class, "beginNumUpdate", int.class);
       optimizerClipGrad = field(Optimizer.class, "clipGrad", float.class);
-      optimizerUpdateCount = method(Optimizer.class, "updateCount", String.class);
+      optimizerUpdateCount = method(Optimizer.class, "updateCount", int.class, String.class);
       optimizerWithDefaultState =
           method(
               Optimizer.class,
               "withDefaultState",
+              NDArray.class,
               Map.class,
               String.class,
               Device.class,
               java.util.function.Function.class);
-      optimizerWeightDecay = method(Optimizer.class, "getWeightDecay");
-      blockBeforeInitialize = method(AbstractBaseBlock.class, "beforeInitialize", Shape[].class);
-      blockPrepare = method(AbstractBaseBlock.class, "prepare", Shape[].class);
+      optimizerWeightDecay = method(Optimizer.class, "getWeightDecay", float.class);
+      blockBeforeInitialize =
+          method(AbstractBaseBlock.class, "beforeInitialize", void.class, Shape[].class);
+      blockPrepare = method(AbstractBaseBlock.class, "prepare", void.class, Shape[].class);
       adamFields =
           Map.of(Adam.class, AdamFields.of(Adam.class), AdamW.class, AdamFields.of(AdamW.class));
       sgdFields = SgdFields.of();
     } catch (DjlInternalsException e) {
       failure = e;
+    } catch (LinkageError e) {
+      // A DJL class or a type in a signature this library names is gone (NoClassDefFoundError):
+      // reported as the change it is, not as a failed initialization of this class.
+      failure =
+          new DjlInternalsException(
+              "DJL changed: a class DJL Surgery needs is missing or does not link (built for DJL"
+                  + " 0.36.0): "
+                  + e,
+              e);
     }
     FAILURE = failure;
   }
@@ -157,42 +170,65 @@ public final class DjlInternals {
    * final field is inlined by the JIT, where Field.get pays an access check per call. Null when
    * the field was not found (FAILURE is then set and every accessor reports it).
    */
-  private static final MethodHandle CHILDREN = getter(blockChildren);
-  private static final MethodHandle PARAMETERS = getter(blockParameters);
-  private static final MethodHandle INPUT_SHAPES = getter(blockInputShapes);
+  private static final MethodHandle CHILDREN =
+      getter(blockChildren, MethodType.methodType(BlockList.class, AbstractBlock.class));
+  private static final MethodHandle PARAMETERS =
+      getter(blockParameters, MethodType.methodType(LinkedHashMap.class, AbstractBlock.class));
+  private static final MethodHandle INPUT_SHAPES =
+      getter(blockInputShapes, MethodType.methodType(Shape[].class, AbstractBaseBlock.class));
 
   /** The function a {@code LambdaBlock} runs: read per lambda block by the first walk. */
-  private static final MethodHandle LAMBDA_FUNCTION = getter(lambdaFunction);
+  private static final MethodHandle LAMBDA_FUNCTION =
+      getter(
+          lambdaFunction,
+          MethodType.methodType(java.util.function.Function.class, LambdaBlock.class));
 
   /*
    * DJL's protected optimizer methods the birth-aware optimizer calls: as method handles, since
    * Method.invoke runs natively for its first calls and then spins an accessor class, a pause
    * that would fall into some surgery or step.
    */
-  private static final MethodHandle UPDATE_COUNT = invoker(optimizerUpdateCount);
-  private static final MethodHandle WITH_DEFAULT_STATE = invoker(optimizerWithDefaultState);
-  private static final MethodHandle WEIGHT_DECAY = invoker(optimizerWeightDecay);
+  private static final MethodHandle UPDATE_COUNT =
+      invoker(
+          optimizerUpdateCount, MethodType.methodType(int.class, Optimizer.class, String.class));
+  private static final MethodHandle WITH_DEFAULT_STATE =
+      invoker(
+          optimizerWithDefaultState,
+          MethodType.methodType(
+              NDArray.class,
+              Optimizer.class,
+              Map.class,
+              String.class,
+              Device.class,
+              java.util.function.Function.class));
+  private static final MethodHandle WEIGHT_DECAY =
+      invoker(optimizerWeightDecay, MethodType.methodType(float.class, Optimizer.class));
 
   private DjlInternals() {}
 
-  private static MethodHandle invoker(Method m) {
+  /*
+   * The handles are adapted to the types their call sites use with invokeExact: a DJL that
+   * declares a field or return type more narrowly (a subtype, which the checks above accept)
+   * still matches them.
+   */
+  private static MethodHandle invoker(Method m, MethodType callSite) {
     if (m == null || FAILURE != null) {
       return null;
     }
     try {
-      return MethodHandles.lookup().unreflect(m); // m is accessible: no access check
-    } catch (IllegalAccessException e) {
+      return MethodHandles.lookup().unreflect(m).asType(callSite); // m is accessible
+    } catch (IllegalAccessException | WrongMethodTypeException e) {
       return null; // Method.invoke below reports what is wrong
     }
   }
 
-  private static MethodHandle getter(Field f) {
+  static MethodHandle getter(Field f, MethodType callSite) {
     if (f == null || FAILURE != null) {
       return null;
     }
     try {
-      return MethodHandles.lookup().unreflectGetter(f); // f is accessible: no access check
-    } catch (IllegalAccessException e) {
+      return MethodHandles.lookup().unreflectGetter(f).asType(callSite); // f is accessible
+    } catch (IllegalAccessException | WrongMethodTypeException e) {
       return null; // Field.get below reports what is wrong
     }
   }
@@ -1164,14 +1200,33 @@ public final class DjlInternals {
     }
   }
 
-  private static Method method(Class<?> owner, String name, Class<?>... parameters) {
+  static Method method(Class<?> owner, String name, Class<?> returnType, Class<?>... parameters) {
+    Method m;
     try {
-      Method m = owner.getDeclaredMethod(name, parameters);
+      m = owner.getDeclaredMethod(name, parameters);
       m.setAccessible(true);
-      return m;
     } catch (NoSuchMethodException | RuntimeException e) {
       throw inaccessible("method", owner, name, e);
     }
+    // A primitive return type must stay what it is; an object one may narrow (a subtype).
+    boolean fits =
+        returnType.isPrimitive()
+            ? m.getReturnType() == returnType
+            : returnType.isAssignableFrom(m.getReturnType());
+    if (!fits) {
+      throw new DjlInternalsException(
+          "DJL changed: method "
+              + owner.getName()
+              + "."
+              + name
+              + " returns "
+              + m.getReturnType().getName()
+              + ", DJL Surgery expects "
+              + returnType.getName()
+              + " (built for DJL 0.36.0)",
+          null);
+    }
+    return m;
   }
 
   private static DjlInternalsException inaccessible(

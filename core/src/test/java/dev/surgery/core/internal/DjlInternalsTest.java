@@ -24,7 +24,15 @@ import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodType;
+import java.lang.reflect.Field;
+import java.lang.reflect.InvocationTargetException;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
@@ -54,6 +62,97 @@ class DjlInternalsTest {
             () -> DjlInternals.field(ParameterStore.class, "parameterMap", Optimizer.class));
     assertTrue(e.getMessage().contains("ai.djl.training.ParameterStore.parameterMap"));
     assertTrue(e.getMessage().contains(Map.class.getName()), e.getMessage());
+  }
+
+  /**
+   * An outside probe: a DJL that declares a field more narrowly (a subtype, which the start-up
+   * check accepts) made every surgery fail with a raw {@code WrongMethodTypeException} from the
+   * fast accessor; the accessor now reads it through the type its call site uses.
+   */
+  @Test
+  void aFieldDeclaredAsASubtypeIsReadAsTheTypeTheCallSiteUses() throws Throwable {
+    Field items = DjlInternals.field(Holder.class, "items", List.class);
+    MethodHandle getter =
+        DjlInternals.getter(items, MethodType.methodType(List.class, Holder.class));
+    List<?> read = (List<?>) getter.invokeExact(new Holder());
+    assertEquals(List.of("a"), read);
+  }
+
+  /** A method whose return type changed is named at start-up, not at its first call. */
+  @Test
+  void aRetypedReturnNamesTheMethodAndBothTypes() {
+    DjlInternalsException e =
+        assertThrows(
+            DjlInternalsException.class,
+            () -> DjlInternals.method(Optimizer.class, "getWeightDecay", double.class));
+    assertTrue(
+        e.getMessage()
+            .contains(
+                "ai.djl.training.optimizer.Optimizer.getWeightDecay returns float, DJL Surgery"
+                    + " expects double"),
+        e.getMessage());
+    assertEquals(
+        "withDefaultState",
+        DjlInternals.method(
+                Optimizer.class,
+                "withDefaultState",
+                Object.class,
+                Map.class,
+                String.class,
+                ai.djl.Device.class,
+                java.util.function.Function.class)
+            .getName(),
+        "an object return type may be a subtype of the one expected");
+  }
+
+  /**
+   * An outside probe: a DJL without a class this library names ({@code AdamW}) made the first use
+   * fail with {@code NoClassDefFoundError} in this class's initializer, and every later one with
+   * "Could not initialize class"; it is the typed start-up failure that names the class.
+   */
+  @Test
+  void aMissingDjlClassIsTheTypedStartUpFailureNamingIt() throws Exception {
+    String hidden = "ai.djl.training.optimizer.AdamW";
+    List<URL> path = new ArrayList<>();
+    for (Class<?> c :
+        List.of(
+            DjlInternals.class,
+            Block.class,
+            org.slf4j.LoggerFactory.class,
+            com.google.gson.Gson.class)) {
+      URL location = c.getProtectionDomain().getCodeSource().getLocation();
+      if (!path.contains(location)) {
+        path.add(location);
+      }
+    }
+    try (URLClassLoader withoutAdamW =
+        new URLClassLoader(path.toArray(URL[]::new), ClassLoader.getPlatformClassLoader()) {
+          @Override
+          protected Class<?> loadClass(String name, boolean resolve) throws ClassNotFoundException {
+            if (name.equals(hidden)) {
+              throw new ClassNotFoundException(name);
+            }
+            return super.loadClass(name, resolve);
+          }
+        }) {
+      Class<?> internals = Class.forName(DjlInternals.class.getName(), true, withoutAdamW);
+      for (int call = 0; call < 2; call++) {
+        InvocationTargetException e =
+            assertThrows(
+                InvocationTargetException.class, () -> internals.getMethod("verify").invoke(null));
+        Throwable failure = e.getCause();
+        assertEquals(DjlInternalsException.class.getName(), failure.getClass().getName());
+        assertTrue(
+            failure.getMessage().contains("DJL changed")
+                && failure.getMessage().contains(hidden.replace('.', '/')),
+            failure.getMessage());
+      }
+    }
+  }
+
+  /** A class whose field is declared more narrowly than its readers expect. */
+  static final class Holder {
+    final ArrayList<String> items = new ArrayList<>(List.of("a"));
   }
 
   @Test
