@@ -291,6 +291,11 @@ public final class SurgeryCheckpoint {
       // After the shapes: the blocks the records made are noted with theirs (StaleRecords).
       CarriedRecords.carries(block, SurgeryJson.recordsToJson(records));
       CarriedRecords.describes(model);
+    } else {
+      // The model carries every record already (the run's next checkpoint, saved with no surgery
+      // since): nothing to replay, but what surgery froze and a trainer lifted in between is
+      // frozen again, as a replay of the rest would (a review); the program's part is not.
+      ReplayFreezes.before(model.getBlock(), true).end(true);
     }
     return records;
   }
@@ -340,6 +345,17 @@ public final class SurgeryCheckpoint {
     Block block = model.getBlock();
     if (CarriedRecords.carriedBy(block) == null) {
       return;
+    }
+    // Unfrozen too, as the file loaded into a fresh model has them (a review): no trainer would
+    // ever lift them otherwise. A failed load puts the flags back with the tree.
+    Set<Parameter> surgerys = CarriedRecords.frozenOrNull(block);
+    if (surgerys != null) {
+      Set<Parameter> present = parameters(block);
+      for (Parameter p : surgerys) {
+        if (present.contains(p) && !p.requiresGradient()) {
+          p.freeze(false);
+        }
+      }
     }
     CarriedRecords.carries(block, null);
     CarriedRecords.setFrozen(block, null);
@@ -783,24 +799,47 @@ public final class SurgeryCheckpoint {
    * Conv2d->frozen Conv2d (bias)}), else all of them (the layer froze whole); null when the
    * parentheses hold a name the layer does not have (an edited record, which {@link
    * #firstNotFrozen} reports). The names are matched against the layer's own, in its order, so a
-   * name holding ", " is read whole.
+   * name holding ", " is read whole, also where one name begins another ({@code w} and {@code w,
+   * x}).
    */
   private static List<Parameter> frozenBy(Block layer, String change) {
     String named = frozenNames(change);
     if (named == null) {
       return new ArrayList<>(layer.getParameters().values());
     }
-    List<Parameter> found = new ArrayList<>();
-    int at = 0;
+    // Running statistics are never frozen by surgery (they take no gradient): a name of one is
+    // no freeze, and the record is refused as one that does not describe the model (a review).
+    List<Pair<String, Parameter>> own = new ArrayList<>();
     for (Pair<String, Parameter> p : layer.getDirectParameters()) {
-      String name = p.getKey();
-      int end = at + name.length();
-      if (named.startsWith(name, at) && (end == named.length() || named.startsWith(", ", end))) {
-        found.add(p.getValue());
-        at = end + 2;
+      if (!isStatistic(p.getValue())) {
+        own.add(p);
       }
     }
-    return at >= named.length() && !found.isEmpty() ? found : null;
+    List<Parameter> found = new ArrayList<>();
+    return readNames(named, 0, own, 0, found) ? found : null;
+  }
+
+  /**
+   * Reads {@code named} from {@code at} to its end as names of {@code own} from {@code from} on, in
+   * their order, joined by ", "; adds what it read to {@code found}. Tries each name that fits in
+   * turn, since one may be the start of another.
+   */
+  private static boolean readNames(
+      String named, int at, List<Pair<String, Parameter>> own, int from, List<Parameter> found) {
+    for (int i = from; i < own.size(); i++) {
+      String name = own.get(i).getKey();
+      int end = at + name.length();
+      if (!named.startsWith(name, at)) {
+        continue;
+      }
+      found.add(own.get(i).getValue());
+      if (end == named.length()
+          || named.startsWith(", ", end) && readNames(named, end + 2, own, i + 1, found)) {
+        return true;
+      }
+      found.remove(found.size() - 1);
+    }
+    return false;
   }
 
   /**

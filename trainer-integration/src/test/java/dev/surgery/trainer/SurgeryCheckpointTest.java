@@ -746,6 +746,7 @@ class SurgeryCheckpointTest {
         List.of(
             "01Conv2d=Conv2d->frozen Conv2d (bias)",
             "01Conv2d=Conv2d->frozen Conv2d (gamma)",
+            "02BatchNorm=BatchNorm->frozen BatchNorm (runningMean)",
             "04Conv2d=Conv2d->frozen Conv2d")) {
       String[] pathAndChange = change.split("=");
       SurgeryRecord record =
@@ -776,7 +777,11 @@ class SurgeryCheckpointTest {
             change.contains("gamma")
                 ? "its record says it froze 01Conv2d's parameters (gamma), which that layer does not"
                     + " have (an edited record?)"
-                : "its record says it froze 04Conv2d, the replay left it trainable";
+                : change.contains("runningMean")
+                    // A review: a running statistic is never frozen by surgery.
+                    ? "its record says it froze 02BatchNorm's parameters (runningMean), which that"
+                        + " layer does not have (an edited record?)"
+                    : "its record says it froze 04Conv2d, the replay left it trainable";
         assertTrue(e.getMessage().contains(named), e.getMessage());
         assertTrue(
             block.getParameters().values().stream()
