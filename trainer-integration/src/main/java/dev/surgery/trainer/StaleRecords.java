@@ -269,7 +269,8 @@ final class StaleRecords {
         }
       }
       if (next == null) {
-        return null;
+        // A key that holds '/' itself (a review): the path as DJL Surgery gives it, unrenamed.
+        return BlockPaths.resolve(root, path);
       }
       current = next;
     }

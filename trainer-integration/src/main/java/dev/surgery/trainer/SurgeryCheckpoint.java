@@ -231,7 +231,13 @@ public final class SurgeryCheckpoint {
       throws IOException, MalformedModelException {
     Objects.requireNonNull(model, "model must not be null");
     Objects.requireNonNull(paramsFile, "paramsFile must not be null");
-    return replay(model, paramsFile, true);
+    // As one surgery (a review): another thread's surgery must not come between two records.
+    SurgeryLock.get().lock();
+    try {
+      return replay(model, paramsFile, true);
+    } finally {
+      SurgeryLock.get().unlock();
+    }
   }
 
   /**
@@ -511,7 +517,12 @@ public final class SurgeryCheckpoint {
       throws MalformedModelException {
     Objects.requireNonNull(block, "block must not be null");
     Objects.requireNonNull(records, "records must not be null");
-    replay(block, records, manager, dataType, inputShapes, origin, true, false);
+    SurgeryLock.get().lock();
+    try {
+      replay(block, records, manager, dataType, inputShapes, origin, true, false);
+    } finally {
+      SurgeryLock.get().unlock();
+    }
   }
 
   /**

@@ -10,19 +10,28 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.MalformedModelException;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.EasyTrain;
+import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
+import ai.djl.util.PairList;
 import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.layers.FactorizedLinear;
 import dev.surgery.core.layers.SqueezeExciteConv2d;
 import java.nio.file.Path;
@@ -79,6 +88,54 @@ class StaleRecordsTest {
       assertTrue(log.contains("the model's surgery record no longer describes it: " + stale), log);
       // Once per block and record: a job saving every epoch is told once.
       assertEquals("", Stderr.of(() -> SurgeryCheckpoint.syncRecord(model)).strip());
+    }
+  }
+
+  /**
+   * A review: a block a recorded surgery made below a child key that holds '/' (DJL allows any key)
+   * was reported gone ("the model has no block there"), the path split at that '/'.
+   */
+  @Test
+  void aBlockMadeBelowAKeyWithASlashIsFound() {
+    Block root =
+        new SequentialBlock()
+            .add(Blocks.batchFlattenBlock())
+            .add(new SlashKeyed(Linear.builder().setUnits(6).build()))
+            .add(Linear.builder().setUnits(2).build());
+    try (NDManager manager = NDManager.newBaseManager()) {
+      root.initialize(manager, DataType.FLOAT32, INPUT);
+      var factorize = SurgeryCheckpointTest.smallLayers("factorize");
+      var changes = factorize.apply(new SurgeryContext(root, List.of(), 1, 2));
+      Map<String, String> changed = SurgeryRecord.changesOf(changes);
+      assertTrue(changed.keySet().stream().anyMatch(k -> k.contains("dense/part")), "" + changed);
+      SurgeryRecord record = new SurgeryRecord("factorize", factorize.settings(), 1, 2, changed);
+      assertNull(StaleRecords.firstStale(root, List.of(record)));
+    }
+  }
+
+  /** A block holding one child under a key with a '/' in it. */
+  private static final class SlashKeyed extends AbstractBlock {
+    private final Block inner;
+
+    SlashKeyed(Block inner) {
+      this.inner = addChildBlock("dense/part", inner);
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return inner.forward(store, inputs, training, params);
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inner.getOutputShapes(inputs);
+    }
+
+    @Override
+    protected void initializeChildBlocks(
+        NDManager manager, DataType dataType, Shape... inputShapes) {
+      inner.initialize(manager, dataType, inputShapes);
     }
   }
 
