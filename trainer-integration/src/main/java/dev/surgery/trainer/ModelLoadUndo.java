@@ -173,9 +173,11 @@ public final class ModelLoadUndo {
    *       the version is one a layer of this library saves with ({@link LayerVersions}) becomes one
    *       that says what happened: the file was saved from a model changed by surgery and is being
    *       loaded into the original architecture, without the replay that would change it first.
+   *   <li>any other {@code MalformedModelException} of DJL's that does not name the file ("Invalid
+   *       input data.") gets the file's name and what it likely means.
    * </ul>
    *
-   * <p>Either keeps its type, so a program's handler still catches it, with DJL's as its cause; any
+   * <p>Each keeps its type, so a program's handler still catches it, with DJL's as its cause; any
    * other failure is returned as it is.
    *
    * @param paramsFile the parameter file the load read, or null when unknown
@@ -209,6 +211,18 @@ public final class ModelLoadUndo {
                 + " record loads with SurgeryCheckpoint.load or under the agent, which replay the"
                 + " record first; surgery made through the core API (ModuleSurgery, Algorithm.apply)"
                 + " writes no record: make the same surgery on this model, then load",
+            malformed);
+      }
+      String said = String.valueOf(malformed.getMessage());
+      if (paramsFile != null && !said.contains(String.valueOf(paramsFile))) {
+        // DJL's own words name no file ("Invalid input data." where the file holds another layer
+        // than the model there): an outside probe met them for an edited record.
+        return new MalformedModelException(
+            paramsFile
+                + ": DJL could not read the parameters into this model ("
+                + said
+                + "): the file's layers are not the model's, another architecture or a surgery"
+                + " record that does not describe the model saved in it (edited?)",
             malformed);
       }
     }

@@ -461,7 +461,14 @@ public final class SurgeryCheckpoint {
               && a.epoch() == r.epoch()
               && Objects.equals(a.changes(), r.changes())
               && SurgeryJson.sameHyperparameters(a.hyperparameters(), r.hyperparameters());
-      if (!same) {
+      // Which new parameters were born frozen, where both records say (an older build's do not):
+      // the same surgery with other freezes is another run's, whose freezes this model lacks.
+      boolean sameBorn =
+          r == null
+              || a.bornFrozen() == null
+              || r.bornFrozen() == null
+              || a.bornFrozen().equals(r.bornFrozen());
+      if (!same || !sameBorn) {
         // A replay on top of surgery the file does not describe would fail on the first record
         // (nothing left to replace), naming that record: say what is in the way instead.
         throw new MalformedModelException(
@@ -480,9 +487,15 @@ public final class SurgeryCheckpoint {
                         + r.algorithm()
                         + " at epoch "
                         + r.epoch()
-                        + (a.algorithm().equals(r.algorithm()) && a.epoch() == r.epoch()
-                            ? ", with other hyperparameters or other layers changed"
-                            : ""))
+                        + (!same
+                            ? a.algorithm().equals(r.algorithm()) && a.epoch() == r.epoch()
+                                ? ", with other hyperparameters or other layers changed"
+                                : ""
+                            : ", with other new parameters born frozen: "
+                                + a.bornFrozen()
+                                + " here, "
+                                + r.bornFrozen()
+                                + " in the file"))
                 + "); load it into the architecture the model had before surgery, such as a"
                 + " freshly built model");
       }
