@@ -221,8 +221,8 @@ public final class ModelLoadUndo {
             paramsFile
                 + ": DJL could not read the parameters into this model ("
                 + said
-                + "): the file's layers are not the model's, another architecture or a surgery"
-                + " record that does not describe the model saved in it (edited?)",
+                + "): the file does not fit it (another architecture, a file of another DJL version,"
+                + " or a surgery record that does not describe the model saved in it: edited?)",
             malformed);
       }
     }

@@ -189,7 +189,7 @@ class BornFrozenRecordTest {
       assertTrue(
           e.getMessage().startsWith(edited.resolve("ck-0000.params").toString())
               && e.getMessage().contains("DJL could not read the parameters into this model")
-              && e.getMessage().contains("(edited?)"),
+              && e.getMessage().contains("edited?)"),
           e.getMessage());
       assertEquals(before, fresh.getBlock().toString(), "the model as it was");
     }

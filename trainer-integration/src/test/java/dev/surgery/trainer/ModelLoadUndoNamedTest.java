@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.MalformedModelException;
 import java.io.EOFException;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** What a failed load throws in place of DJL's exceptions that name nothing. */
@@ -48,13 +49,30 @@ class ModelLoadUndoNamedTest {
         own.getMessage());
   }
 
+  /**
+   * DJL's other refusals name no file ("Invalid input data." where the file holds another layer):
+   * they get its name and what it likely means, DJL's as the cause (an outside probe met one for an
+   * edited record). One that names the file already, and other failures, are left as they are.
+   */
   @Test
-  void otherFailuresAreLeftAsTheyAre() {
-    MalformedModelException unknownVersion =
-        new MalformedModelException("Unsupported encoding version: 7");
-    assertSame(unknownVersion, ModelLoadUndo.named(FILE, unknownVersion));
-    MalformedModelException other = new MalformedModelException("something else: 81");
-    assertSame(other, ModelLoadUndo.named(FILE, other));
+  void otherRefusalsOfDjlGetTheFilesNameAndOtherFailuresAreLeftAsTheyAre() {
+    for (String djl : List.of("Unsupported encoding version: 7", "Invalid input data.")) {
+      MalformedModelException refusal = new MalformedModelException(djl);
+      Throwable named = ModelLoadUndo.named(FILE, refusal);
+      assertTrue(named instanceof MalformedModelException, named.toString());
+      assertSame(refusal, named.getCause());
+      assertEquals(
+          FILE
+              + ": DJL could not read the parameters into this model ("
+              + djl
+              + "): the file does not fit it (another architecture, a file of another DJL version,"
+              + " or a surgery record that does not describe the model saved in it: edited?)",
+          named.getMessage());
+    }
+    MalformedModelException unnamed = new MalformedModelException("something else: 81");
+    assertSame(unnamed, ModelLoadUndo.named(null, unnamed));
+    MalformedModelException ours = new MalformedModelException(FILE + ": refused by the replay");
+    assertSame(ours, ModelLoadUndo.named(FILE, ours));
     IllegalStateException state = new IllegalStateException("Unsupported encoding version: 81");
     assertSame(state, ModelLoadUndo.named(FILE, state));
   }
