@@ -30,6 +30,15 @@ final class CarriedRecords {
   private static final WeakIdentityMap<Block, Set<Parameter>> PROGRAM_FROZEN =
       new WeakIdentityMap<>();
 
+  /**
+   * Of what a replay counted as surgery's freezes on a root block ({@link #FROZEN}: a layer the
+   * record says layer_freezing froze), the parameters the program had frozen itself before that
+   * replay: a later load of a file without a record forgets surgery's freezes but leaves these, as
+   * that file loaded into a fresh model the program froze so would have them.
+   */
+  private static final WeakIdentityMap<Block, Set<Parameter>> HELD_BY_PROGRAM =
+      new WeakIdentityMap<>();
+
   /** The surgery records each root block carries (replayed, or applied by a listener). */
   private static final WeakIdentityMap<Block, String> CARRIED = new WeakIdentityMap<>();
 
@@ -70,6 +79,20 @@ final class CarriedRecords {
       PROGRAM_FROZEN.remove(root);
     } else {
       PROGRAM_FROZEN.put(root, frozen);
+    }
+  }
+
+  /** What the program had frozen before the replays that counted it as surgery's; null: none. */
+  static Set<Parameter> heldByProgramOrNull(Block root) {
+    return root == null ? null : HELD_BY_PROGRAM.get(root);
+  }
+
+  /** Sets (null: clears) what the program had frozen before the replays that counted it. */
+  static void setHeldByProgram(Block root, Set<Parameter> held) {
+    if (held == null || held.isEmpty()) {
+      HELD_BY_PROGRAM.remove(root);
+    } else {
+      HELD_BY_PROGRAM.put(root, held);
     }
   }
 

@@ -48,6 +48,7 @@ public final class ModelLoadUndo {
   private final DataType dataType;
   private final Set<Parameter> frozenByReplay;
   private final Set<Parameter> programFrozen;
+  private final Set<Parameter> heldByProgram;
 
   /** What {@link StaleRecords} had noted of the blocks the carried records made. */
   private final StaleRecords.Noted madeNoted;
@@ -77,6 +78,7 @@ public final class ModelLoadUndo {
     this.dataType = model.getDataType();
     this.frozenByReplay = CarriedRecords.frozenOrNull(block);
     this.programFrozen = CarriedRecords.programFrozenOrNull(block);
+    this.heldByProgram = CarriedRecords.heldByProgramOrNull(block);
     this.carried = CarriedRecords.carriedBy(block);
     this.madeNoted = StaleRecords.noted(block);
     this.described = CarriedRecords.described(model);
@@ -105,7 +107,9 @@ public final class ModelLoadUndo {
    * @return the undo
    */
   public static ModelLoadUndo before(Model model) {
-    return new ModelLoadUndo(model);
+    // Each step holds the surgery lock, as every surgery does (a review: the agent's load path
+    // replayed without it); DJL's read of the parameters between them is the program's call.
+    return SurgeryLock.holding(() -> new ModelLoadUndo(model));
   }
 
   /**
@@ -119,14 +123,19 @@ public final class ModelLoadUndo {
    * @throws MalformedModelException if the record is malformed or cannot be replayed
    */
   public List<SurgeryRecord> replay(Path paramsFile) throws IOException, MalformedModelException {
-    List<SurgeryRecord> records = SurgeryCheckpoint.replay(model, paramsFile, false);
-    for (Pair<String, Parameter> named : block.getParameters()) {
-      Parameter p = named.getValue();
-      if (p.getShape() != null && !shapedBefore.contains(p)) {
-        builtByReplay.put(named.getKey(), new Built(p, p.getShape()));
+    SurgeryLock.get().lock();
+    try {
+      List<SurgeryRecord> records = SurgeryCheckpoint.replay(model, paramsFile, false);
+      for (Pair<String, Parameter> named : block.getParameters()) {
+        Parameter p = named.getValue();
+        if (p.getShape() != null && !shapedBefore.contains(p)) {
+          builtByReplay.put(named.getKey(), new Built(p, p.getShape()));
+        }
       }
+      return records;
+    } finally {
+      SurgeryLock.get().unlock();
     }
-    return records;
   }
 
   /**
@@ -140,6 +149,15 @@ public final class ModelLoadUndo {
    *     caller then calls {@link #failed}
    */
   public void loaded(String origin) throws MalformedModelException {
+    SurgeryLock.get().lock();
+    try {
+      checkLoaded(origin);
+    } finally {
+      SurgeryLock.get().unlock();
+    }
+  }
+
+  private void checkLoaded(String origin) throws MalformedModelException {
     for (Map.Entry<Parameter, NDArray> e : detached.entrySet()) {
       if (!e.getKey().isInitialized()) {
         DjlInternals.restoreParameter(e.getKey(), e.getValue(), e.getValue().getShape());
@@ -257,6 +275,7 @@ public final class ModelLoadUndo {
     model.setDataType(dataType);
     CarriedRecords.setFrozen(block, frozenByReplay);
     CarriedRecords.setProgramFrozen(block, programFrozen);
+    CarriedRecords.setHeldByProgram(block, heldByProgram);
     CarriedRecords.carries(block, carried);
     // What the records' blocks were like before the load, not what the restored tree is now.
     StaleRecords.restoreNoted(block, madeNoted);

@@ -150,6 +150,25 @@ final class ReplayFreezes {
       }
       CarriedRecords.setProgramFrozen(
           block, stillProgram.isEmpty() ? null : Collections.unmodifiableSet(stillProgram));
+      // What the program had frozen itself before this replay counted it as surgery's (a layer
+      // frozen by hand before the load that the record says layer_freezing froze), with what
+      // earlier replays found so.
+      Set<Parameter> held = identitySet();
+      Set<Parameter> heldBefore = CarriedRecords.heldByProgramOrNull(block);
+      if (heldBefore != null) {
+        for (Parameter p : heldBefore) {
+          if (present.contains(p)) {
+            held.add(p);
+          }
+        }
+      }
+      for (Parameter p : frozenBySurgery()) {
+        if (frozenAtStart.contains(p) && !carried.contains(p)) {
+          held.add(p);
+        }
+      }
+      CarriedRecords.setHeldByProgram(
+          block, held.isEmpty() ? null : Collections.unmodifiableSet(held));
     }
   }
 

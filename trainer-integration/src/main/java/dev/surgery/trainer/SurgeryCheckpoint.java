@@ -353,16 +353,19 @@ public final class SurgeryCheckpoint {
       return;
     }
     // Unfrozen too, as the file loaded into a fresh model has them (a review): no trainer would
-    // ever lift them otherwise. A failed load puts the flags back with the tree.
+    // ever lift them otherwise; but not what the program had frozen itself before the replay that
+    // counted it as surgery's (a second review). A failed load puts the flags back with the tree.
     Set<Parameter> surgerys = CarriedRecords.frozenOrNull(block);
+    Set<Parameter> held = CarriedRecords.heldByProgramOrNull(block);
     if (surgerys != null) {
       Set<Parameter> present = parameters(block);
       for (Parameter p : surgerys) {
-        if (present.contains(p) && !p.requiresGradient()) {
+        if (present.contains(p) && !p.requiresGradient() && (held == null || !held.contains(p))) {
           p.freeze(false);
         }
       }
     }
+    CarriedRecords.setHeldByProgram(block, null);
     CarriedRecords.carries(block, null);
     CarriedRecords.setFrozen(block, null);
     CarriedRecords.setProgramFrozen(block, null);

@@ -131,6 +131,46 @@ class CheckpointFreezeEdgesTest {
     }
   }
 
+  /**
+   * A second review of the fix above: the replay counts a layer the record says layer_freezing
+   * froze as surgery's also where the program had frozen it by hand before the load (user guide),
+   * and the record-less load then lifted the program's own freeze. A model the program built, froze
+   * by hand and loaded the same record-less file into keeps it, and so does this one.
+   */
+  @Test
+  void aRecordlessLoadAfterAReplayKeepsTheProgramsHandFreezeMadeBeforeTheLoads() throws Exception {
+    TestModels.saveInitialized(dir, "pretrained");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .optTotalEpochs(1)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("frozen")) {
+      ArrayDataset dataset = TestModels.dataset(data, 47);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, dataset, null);
+      }
+      model.save(dir, "frozen");
+    }
+    Set<String> handFrozen;
+    try (Model fresh = TestModels.model("pretrained")) {
+      fresh.getBlock().getChildren().get(0).getValue().freezeParameters(true);
+      handFrozen = frozenPaths(fresh);
+      SurgeryCheckpoint.load(fresh, dir, "pretrained");
+      assertEquals(handFrozen, frozenPaths(fresh), "a fresh model keeps the program's freeze");
+    }
+    try (Model restored = TestModels.model("pretrained")) {
+      restored.getBlock().getChildren().get(0).getValue().freezeParameters(true);
+      SurgeryCheckpoint.load(restored, dir, "frozen");
+      SurgeryCheckpoint.load(restored, dir, "pretrained");
+      Set<String> lost = new TreeSet<>(handFrozen);
+      lost.removeAll(frozenPaths(restored));
+      assertEquals(Set.of(), lost, "the program's hand freeze, lifted by the record-less load");
+    }
+  }
+
   /** The paths of the parameters a replay froze for good ({@code frozenByReplay}). */
   private static Set<String> frozenByReplayPaths(Model model) {
     Set<Parameter> frozen = SurgeryCheckpoint.frozenByReplay(model.getBlock());

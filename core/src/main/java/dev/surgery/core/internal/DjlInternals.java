@@ -46,6 +46,7 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 
 /**
  * The only place in DJL Surgery that reads or writes DJL internals by reflection.
@@ -171,17 +172,18 @@ public final class DjlInternals {
    * the field was not found (FAILURE is then set and every accessor reports it).
    */
   private static final MethodHandle CHILDREN =
-      getter(blockChildren, MethodType.methodType(BlockList.class, AbstractBlock.class));
+      getter(blockChildren, () -> MethodType.methodType(BlockList.class, AbstractBlock.class));
   private static final MethodHandle PARAMETERS =
-      getter(blockParameters, MethodType.methodType(LinkedHashMap.class, AbstractBlock.class));
+      getter(
+          blockParameters, () -> MethodType.methodType(LinkedHashMap.class, AbstractBlock.class));
   private static final MethodHandle INPUT_SHAPES =
-      getter(blockInputShapes, MethodType.methodType(Shape[].class, AbstractBaseBlock.class));
+      getter(blockInputShapes, () -> MethodType.methodType(Shape[].class, AbstractBaseBlock.class));
 
   /** The function a {@code LambdaBlock} runs: read per lambda block by the first walk. */
   private static final MethodHandle LAMBDA_FUNCTION =
       getter(
           lambdaFunction,
-          MethodType.methodType(java.util.function.Function.class, LambdaBlock.class));
+          () -> MethodType.methodType(java.util.function.Function.class, LambdaBlock.class));
 
   /*
    * DJL's protected optimizer methods the birth-aware optimizer calls: as method handles, since
@@ -190,44 +192,48 @@ public final class DjlInternals {
    */
   private static final MethodHandle UPDATE_COUNT =
       invoker(
-          optimizerUpdateCount, MethodType.methodType(int.class, Optimizer.class, String.class));
+          optimizerUpdateCount,
+          () -> MethodType.methodType(int.class, Optimizer.class, String.class));
   private static final MethodHandle WITH_DEFAULT_STATE =
       invoker(
           optimizerWithDefaultState,
-          MethodType.methodType(
-              NDArray.class,
-              Optimizer.class,
-              Map.class,
-              String.class,
-              Device.class,
-              java.util.function.Function.class));
+          () ->
+              MethodType.methodType(
+                  NDArray.class,
+                  Optimizer.class,
+                  Map.class,
+                  String.class,
+                  Device.class,
+                  java.util.function.Function.class));
   private static final MethodHandle WEIGHT_DECAY =
-      invoker(optimizerWeightDecay, MethodType.methodType(float.class, Optimizer.class));
+      invoker(optimizerWeightDecay, () -> MethodType.methodType(float.class, Optimizer.class));
 
   private DjlInternals() {}
 
   /*
    * The handles are adapted to the types their call sites use with invokeExact: a DJL that
    * declares a field or return type more narrowly (a subtype, which the checks above accept)
-   * still matches them.
+   * still matches them. Those types are named only once the start-up check passed: a DJL class
+   * they name may be missing (FAILURE then says so), and naming it here would fail this class's
+   * initialization instead.
    */
-  private static MethodHandle invoker(Method m, MethodType callSite) {
+  private static MethodHandle invoker(Method m, Supplier<MethodType> callSite) {
     if (m == null || FAILURE != null) {
       return null;
     }
     try {
-      return MethodHandles.lookup().unreflect(m).asType(callSite); // m is accessible
+      return MethodHandles.lookup().unreflect(m).asType(callSite.get()); // m is accessible
     } catch (IllegalAccessException | WrongMethodTypeException e) {
       return null; // Method.invoke below reports what is wrong
     }
   }
 
-  static MethodHandle getter(Field f, MethodType callSite) {
+  static MethodHandle getter(Field f, Supplier<MethodType> callSite) {
     if (f == null || FAILURE != null) {
       return null;
     }
     try {
-      return MethodHandles.lookup().unreflectGetter(f).asType(callSite); // f is accessible
+      return MethodHandles.lookup().unreflectGetter(f).asType(callSite.get()); // f is accessible
     } catch (IllegalAccessException | WrongMethodTypeException e) {
       return null; // Field.get below reports what is wrong
     }
