@@ -145,7 +145,7 @@ final class RecordedEntries {
       }
     }
     Map<String, String> changed = SurgeryRecord.changesOf(changes);
-    boolean replacedAny = changed.values().stream().anyMatch(c -> !c.contains("->frozen "));
+    boolean replacedAny = changed.values().stream().anyMatch(c -> !FreezeChanges.isFreeze(c));
     records.add(
         new SurgeryRecord(
             algorithm.name(),

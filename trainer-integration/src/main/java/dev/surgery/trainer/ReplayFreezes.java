@@ -91,7 +91,7 @@ final class ReplayFreezes {
     boolean heldToItsFreezes =
         r.changes() != null
             && (r.algorithm().equals(LayerFreezing.NAME)
-                || r.changes().values().stream().anyMatch(c -> c.contains("->frozen ")));
+                || r.changes().values().stream().anyMatch(FreezeChanges::isFreeze));
     trainableBefore = heldToItsFreezes ? trainable(block) : Set.of();
     Set<Parameter> surgerySoFar = identitySet();
     surgerySoFar.addAll(carried);
@@ -108,7 +108,7 @@ final class ReplayFreezes {
    */
   String afterRecord(SurgeryRecord r) {
     if (r.changes() != null) {
-      recordFrozen.addAll(SurgeryCheckpoint.recordedFreezes(block, r.changes()));
+      recordFrozen.addAll(FreezeChanges.recordedFreezes(block, r.changes()));
       for (Parameter p : trainableBefore) {
         if (!p.requiresGradient() && !recordFrozen.contains(p) && !carried.contains(p)) {
           program.add(p);

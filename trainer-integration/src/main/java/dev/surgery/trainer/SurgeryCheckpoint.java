@@ -11,7 +11,6 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.core.LinearCollection;
 import ai.djl.nn.core.Multiplication;
 import ai.djl.training.initializer.Initializer;
-import ai.djl.util.Pair;
 import ai.djl.util.Utils;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.BlockTreeSnapshot;
@@ -326,7 +325,7 @@ public final class SurgeryCheckpoint {
     List<String> changed = new ArrayList<>();
     for (SurgeryRecord r : applied) {
       // A freeze changes no block: the original architecture still takes the file.
-      if (r.changes() != null && !structural(r.changes()).isEmpty()) {
+      if (r.changes() != null && !FreezeChanges.structural(r.changes()).isEmpty()) {
         changed.add(r.algorithm() + " at epoch " + r.epoch());
       }
     }
@@ -723,8 +722,9 @@ public final class SurgeryCheckpoint {
       // saved run was not frozen by its layer_freezing, while the replay on a fresh model freezes
       // it.
       Map<String, String> replayed =
-          changes == null ? null : structural(SurgeryRecord.changesOf(changes));
-      Map<String, String> saved = r.changes() == null ? null : structural(r.changes());
+          changes == null ? null : FreezeChanges.structural(SurgeryRecord.changesOf(changes));
+      Map<String, String> saved =
+          r.changes() == null ? null : FreezeChanges.structural(r.changes());
       if (saved != null && !saved.equals(replayed)) {
         throw new MalformedModelException(
             where
@@ -734,7 +734,7 @@ public final class SurgeryCheckpoint {
                 + defaulted.get(i));
       }
       if (r.changes() != null) {
-        String notFrozen = firstNotFrozen(block, r.changes());
+        String notFrozen = FreezeChanges.firstNotFrozen(block, r.changes());
         if (notFrozen != null) {
           // The other way round is no proof: a layer the saved run froze by hand before its
           // layer_freezing is not in its record, and the replay on a fresh model freezes it
@@ -795,92 +795,6 @@ public final class SurgeryCheckpoint {
     StaleRecords.warnIfStale(model.getBlock(), RecordProperty.read(model.getProperties()));
   }
 
-  /**
-   * The parameters under the layers one record froze ({@code ->frozen}), frozen now: read right
-   * after its replay, its paths name the tree as it then is (a later record may wrap the layer).
-   * Where the record names the parameters it froze ({@code frozen Conv2d (bias)}: the program had
-   * frozen the others), those alone.
-   */
-  static Set<Parameter> recordedFreezes(Block root, Map<String, String> changes) {
-    Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Map.Entry<String, String> e : changes.entrySet()) {
-      if (!e.getValue().contains("->frozen ")) {
-        continue;
-      }
-      Block layer = BlockPaths.resolve(root, e.getKey());
-      if (layer == null) {
-        continue;
-      }
-      List<Parameter> named = frozenBy(layer, e.getValue());
-      for (Parameter p : named == null ? List.<Parameter>of() : named) {
-        if (!isStatistic(p) && !p.requiresGradient()) {
-          frozen.add(p);
-        }
-      }
-    }
-    return frozen;
-  }
-
-  /**
-   * The parameters of a layer a freeze change names: those in its parentheses ({@code
-   * Conv2d->frozen Conv2d (bias)}), else all of them (the layer froze whole); null when the
-   * parentheses hold a name the layer does not have (an edited record, which {@link
-   * #firstNotFrozen} reports). The names are matched against the layer's own, in its order, so a
-   * name holding ", " is read whole, also where one name begins another ({@code w} and {@code w,
-   * x}).
-   */
-  private static List<Parameter> frozenBy(Block layer, String change) {
-    String named = frozenNames(change);
-    if (named == null) {
-      return new ArrayList<>(layer.getParameters().values());
-    }
-    // Running statistics are never frozen by surgery (they take no gradient): a name of one is
-    // no freeze, and the record is refused as one that does not describe the model (a review).
-    List<Pair<String, Parameter>> own = new ArrayList<>();
-    for (Pair<String, Parameter> p : layer.getDirectParameters()) {
-      if (!isStatistic(p.getValue())) {
-        own.add(p);
-      }
-    }
-    List<Parameter> found = new ArrayList<>();
-    return readNames(named, 0, own, 0, found) ? found : null;
-  }
-
-  /**
-   * Reads {@code named} from {@code at} to its end as names of {@code own} from {@code from} on, in
-   * their order, joined by ", "; adds what it read to {@code found}. Tries each name that fits in
-   * turn, since one may be the start of another.
-   */
-  private static boolean readNames(
-      String named, int at, List<Pair<String, Parameter>> own, int from, List<Parameter> found) {
-    for (int i = from; i < own.size(); i++) {
-      String name = own.get(i).getKey();
-      int end = at + name.length();
-      if (!named.startsWith(name, at)) {
-        continue;
-      }
-      found.add(own.get(i).getValue());
-      if (end == named.length()
-          || named.startsWith(", ", end) && readNames(named, end + 2, own, i + 1, found)) {
-        return true;
-      }
-      found.remove(found.size() - 1);
-    }
-    return false;
-  }
-
-  /**
-   * What a freeze change's parentheses hold ({@code bias} of {@code Conv2d->frozen Conv2d (bias)}),
-   * or null when it has none. A type name holds no space, so the first " (" after it opens them.
-   */
-  private static String frozenNames(String change) {
-    int open = change.indexOf(" (", change.indexOf("->frozen ") + "->frozen ".length());
-    if (open < 0 || !change.endsWith(")")) {
-      return null;
-    }
-    return change.substring(open + 2, change.length() - 1);
-  }
-
   /** Every parameter of a tree, by identity (a new, mutable set). */
   static Set<Parameter> parameters(Block block) {
     Set<Parameter> all = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -902,48 +816,6 @@ public final class SurgeryCheckpoint {
       }
     }
     return frozen;
-  }
-
-  /**
-   * The first layer a record says was frozen that is trainable after the replay, or that is not
-   * there, with the reason; else null.
-   */
-  private static String firstNotFrozen(Block root, Map<String, String> changes) {
-    for (Map.Entry<String, String> e : changes.entrySet()) {
-      if (!e.getValue().contains("->frozen ")) {
-        continue;
-      }
-      Block layer = BlockPaths.resolve(root, e.getKey());
-      if (layer == null) {
-        return e.getKey() + ", a block this model does not have";
-      }
-      List<Parameter> named = frozenBy(layer, e.getValue());
-      if (named == null) {
-        return e.getKey()
-            + "'s parameters ("
-            + frozenNames(e.getValue())
-            + "), which that layer does not have";
-      }
-      for (Parameter p : named) {
-        if (p.requiresGradient()) {
-          return e.getKey() + ", the replay left it trainable";
-        }
-      }
-    }
-    return null;
-  }
-
-  /**
-   * The changes that replace a block: a layer only frozen ({@code Conv2d->frozen Conv2d}) is not.
-   */
-  private static Map<String, String> structural(Map<String, String> changes) {
-    Map<String, String> kept = new LinkedHashMap<>();
-    for (Map.Entry<String, String> e : changes.entrySet()) {
-      if (!e.getValue().contains("->frozen ")) {
-        kept.put(e.getKey(), e.getValue());
-      }
-    }
-    return kept;
   }
 
   private static String where(String origin, int i, SurgeryRecord r) {
