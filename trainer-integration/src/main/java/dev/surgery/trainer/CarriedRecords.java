@@ -75,11 +75,7 @@ final class CarriedRecords {
 
   /** Sets (null: clears) what the saved run's program had frozen, as a replay found. */
   static void setProgramFrozen(Block root, Set<Parameter> frozen) {
-    if (frozen == null || frozen.isEmpty()) {
-      PROGRAM_FROZEN.remove(root);
-    } else {
-      PROGRAM_FROZEN.put(root, frozen);
-    }
+    putOrRemove(PROGRAM_FROZEN, root, frozen);
   }
 
   /** What the program had frozen before the replays that counted it as surgery's; null: none. */
@@ -89,10 +85,16 @@ final class CarriedRecords {
 
   /** Sets (null: clears) what the program had frozen before the replays that counted it. */
   static void setHeldByProgram(Block root, Set<Parameter> held) {
-    if (held == null || held.isEmpty()) {
-      HELD_BY_PROGRAM.remove(root);
+    putOrRemove(HELD_BY_PROGRAM, root, held);
+  }
+
+  /** Notes a root block's set of parameters in a map, or forgets it where there is none. */
+  private static void putOrRemove(
+      WeakIdentityMap<Block, Set<Parameter>> map, Block root, Set<Parameter> parameters) {
+    if (parameters == null || parameters.isEmpty()) {
+      map.remove(root);
     } else {
-      HELD_BY_PROGRAM.put(root, held);
+      map.put(root, parameters);
     }
   }
 

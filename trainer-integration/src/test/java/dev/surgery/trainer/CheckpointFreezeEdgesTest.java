@@ -200,26 +200,15 @@ class CheckpointFreezeEdgesTest {
    */
   @Test
   void aFreezeBeforeTheFirstOfLoadsInTurnDoesNotHideTheSavedProgramsPart() throws Exception {
-    TestModels.saveInitialized(dir, "pretrained");
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 2)
             .add(SurgeryCheckpointTest.smallLayers("factorize"), 3)
             .optTotalEpochs(4)
             .build();
-    try (NDManager data = NDManager.newBaseManager();
-        Model model = TestModels.model("pretrained")) {
-      ArrayDataset dataset = TestModels.dataset(data, 41);
-      model.load(dir, "pretrained");
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        model.getBlock().getChildren().get(0).getValue().getParameters().get("weight").freeze(true);
-        for (int epoch = 1; epoch <= 3; epoch++) {
-          EasyTrain.fit(trainer, 1, dataset, null);
-          model.setProperty("Epoch", String.valueOf(epoch));
-          model.save(dir, "turns");
-        }
-      }
+    try (NDManager data = NDManager.newBaseManager()) {
+      SurgeryCheckpointTest.savePartlyFrozenRunEveryEpoch(
+          dir, listener, TestModels.dataset(data, 41));
     }
     try (Model inTurn = TestModels.model("pretrained");
         Model alone = TestModels.model("pretrained")) {

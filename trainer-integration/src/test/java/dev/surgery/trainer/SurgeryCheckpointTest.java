@@ -868,7 +868,6 @@ class SurgeryCheckpointTest {
   @ValueSource(booleans = {false, true})
   void checkpointsOfAPartlyFrozenLayerLoadedInTurnTrainAsTheLastAlone(boolean trainerBetween)
       throws Exception {
-    TestModels.saveInitialized(dir, "pretrained");
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 2)
@@ -876,19 +875,9 @@ class SurgeryCheckpointTest {
             .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 3)
             .optTotalEpochs(4)
             .build();
-    try (NDManager data = NDManager.newBaseManager();
-        Model model = TestModels.model("pretrained")) {
+    try (NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 41);
-      model.load(dir, "pretrained");
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        model.getBlock().getChildren().get(0).getValue().getParameters().get("weight").freeze(true);
-        for (int epoch = 1; epoch <= 3; epoch++) {
-          EasyTrain.fit(trainer, 1, dataset, null);
-          model.setProperty("Epoch", String.valueOf(epoch));
-          model.save(dir, "turns");
-        }
-      }
+      savePartlyFrozenRunEveryEpoch(dir, listener, dataset);
       try (Model inTurn = TestModels.model("pretrained");
           Model fresh = TestModels.model("pretrained")) {
         for (int epoch = 1; epoch <= 3; epoch++) {
@@ -910,6 +899,27 @@ class SurgeryCheckpointTest {
         assertTrue(
             last.keySet().stream().noneMatch(k -> k.startsWith("01FactorizedConv2d")),
             "born frozen, where surgery had frozen part of the layer: " + last.keySet());
+      }
+    }
+  }
+
+  /**
+   * A pretrained model (loaded), its first layer's weight frozen by hand once its trainer is made,
+   * trained 3 epochs under {@code listener}, saved as {@code turns} after each (epochs 1 to 3).
+   */
+  static void savePartlyFrozenRunEveryEpoch(
+      Path dir, SurgeryListener listener, ArrayDataset dataset) throws Exception {
+    TestModels.saveInitialized(dir, "pretrained");
+    try (Model model = TestModels.model("pretrained")) {
+      model.load(dir, "pretrained");
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        model.getBlock().getChildren().get(0).getValue().getParameters().get("weight").freeze(true);
+        for (int epoch = 1; epoch <= 3; epoch++) {
+          EasyTrain.fit(trainer, 1, dataset, null);
+          model.setProperty("Epoch", String.valueOf(epoch));
+          model.save(dir, "turns");
+        }
       }
     }
   }
