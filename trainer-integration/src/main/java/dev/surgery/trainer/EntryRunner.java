@@ -21,6 +21,7 @@ import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.function.Function;
@@ -322,13 +323,18 @@ final class EntryRunner {
     } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
       // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
       long nanos = System.nanoTime() - start;
-      boolean changed = !sameBlocks(blocksBefore, blocksOf(model.getBlock()));
-      failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
+      failed(
+          st,
+          index,
+          event,
+          pluginError("apply", event, algorithm, e),
+          nanos,
+          changedModel(blocksBefore, freezes, model.getBlock()));
       return;
     } finally {
       NoTrainerRegistered.restore(declared);
     }
-    String untrue = untrueChanges(changes, blocksBefore, model.getBlock());
+    String untrue = untrueChanges(changes, blocksBefore, freezes, model.getBlock());
     if (untrue != null) {
       // Committed and unrecordable: as a failure after a change, training stops whatever
       // on_error says.
@@ -339,7 +345,7 @@ final class EntryRunner {
           event,
           pluginError("apply", event, algorithm, new IllegalStateException(untrue)),
           nanos,
-          !sameBlocks(blocksBefore, blocksOf(model.getBlock())));
+          changedModel(blocksBefore, freezes, model.getBlock()));
       return;
     }
     st.schedule.ran(index);
@@ -462,17 +468,51 @@ final class EntryRunner {
   }
 
   /**
-   * Why the changes an algorithm returned cannot be recorded, or null: none while the model's
-   * blocks changed (a checkpoint would replay nothing, and load into the original architecture).
-   * The record names the entry's algorithm whatever the changes say, so a plugin may return the
-   * changes of a built-in it delegates to.
+   * Why the changes an algorithm returned cannot be recorded as they are, or null: none while the
+   * model's blocks or freezes changed (a checkpoint would replay nothing, and load into the
+   * original architecture); blocks replaced while none is named (its record and report would say it
+   * changed nothing); a layer said frozen that is not (no checkpoint of the run would load). The
+   * record names the entry's algorithm whatever the changes say, so a plugin may return the changes
+   * of a built-in it delegates to. Freezes are looked at where the entry's are ({@code freezes} not
+   * null).
    */
-  private static String untrueChanges(SurgeryChanges changes, List<Block> blocksBefore, Block now) {
-    if (changes == null && !sameBlocks(blocksBefore, blocksOf(now))) {
-      return "it changed the model's blocks but returned no SurgeryChanges, so the change cannot be"
-          + " recorded for a checkpoint";
+  private static String untrueChanges(
+      SurgeryChanges changes, List<Block> blocksBefore, FreezeProvenance freezes, Block now) {
+    boolean blocksChanged = !sameBlocks(blocksBefore, blocksOf(now));
+    if (changes == null) {
+      if (blocksChanged) {
+        return "it changed the model's blocks but returned no SurgeryChanges, so the change cannot"
+            + " be recorded for a checkpoint";
+      }
+      if (freezes != null && freezes.freezesChanged(now)) {
+        return "it froze or unfroze parameters but returned no SurgeryChanges, so the change"
+            + " cannot be recorded for a checkpoint (a freeze that names no layer is recorded with"
+            + " empty changes)";
+      }
+      return null;
+    }
+    Map<String, String> named = SurgeryRecord.changesOf(changes);
+    // (Changes naming a replacement that did not happen are recorded as they say: their replay
+    // does the same, and the checkpoint loads.)
+    if (blocksChanged && FreezeChanges.structural(named).isEmpty()) {
+      return "it changed the model's blocks but its changes name no replaced block, so its record"
+          + " and report would say it replaced nothing";
+    }
+    String notFrozen = FreezeChanges.firstNotFrozen(now, named);
+    if (notFrozen != null) {
+      return "its changes say it froze " + notFrozen + ", so no checkpoint of the run would load";
     }
     return null;
+  }
+
+  /**
+   * Whether an algorithm changed the model: its blocks, or (where the entry's freezes are looked
+   * at) which parameters are frozen.
+   */
+  private static boolean changedModel(
+      List<Block> blocksBefore, FreezeProvenance freezes, Block now) {
+    return !sameBlocks(blocksBefore, blocksOf(now))
+        || (freezes != null && freezes.freezesChanged(now));
   }
 
   static boolean sameBlocks(List<Block> a, List<Block> b) {
@@ -596,7 +636,8 @@ final class EntryRunner {
           "Surgery: "
               + entry.describe()
               + (modelChanged
-                  ? " failed after it had changed the model (its blocks differ from before)"
+                  ? " failed after it had changed the model (its blocks or frozen parameters"
+                      + " differ from before)"
                   : " failed")
               + at
               + where

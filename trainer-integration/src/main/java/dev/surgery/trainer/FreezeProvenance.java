@@ -94,6 +94,17 @@ final class FreezeProvenance {
   }
 
   /**
+   * Whether the tree's freezes differ from before the surgery: a parameter of the trainable kinds
+   * frozen or unfrozen since.
+   *
+   * @param after the tree's root after the surgery
+   * @return true when any changed
+   */
+  boolean freezesChanged(Block after) {
+    return !SurgeryCheckpoint.frozen(after).equals(frozenBefore);
+  }
+
+  /**
    * The parameters the surgery froze that a later trainer of the loaded model freezes again.
    *
    * @param after the tree's root after the surgery

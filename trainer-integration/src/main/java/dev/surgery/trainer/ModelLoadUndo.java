@@ -30,8 +30,8 @@ import java.util.regex.Pattern;
  * properties and data type, then one parameter after another) and keeps no undo, and the surgery
  * replay before it changes the tree: taken before both, this puts the model back as it was when
  * either fails ({@link SurgeryCheckpoint#load}, and the agent around a plain {@code Model.load}):
- * its blocks, parameter arrays, frozen flags, properties and data type (DJL's input description and
- * model directory keep what the failed load set).
+ * its blocks, parameter arrays, frozen flags, properties, data type and whether DJL takes it for
+ * loaded (DJL's input description and model directory keep what the failed load set).
  *
  * <p>An initialized model's arrays are taken off its parameters for the time of the load, so that
  * the replay's surgeries free none of them (they free the arrays of the blocks they replace); a
@@ -49,6 +49,9 @@ public final class ModelLoadUndo {
   private final Set<Parameter> frozenByReplay;
   private final Set<Parameter> programFrozen;
   private final Set<Parameter> heldByProgram;
+
+  /** Whether DJL took the model for loaded (a load sets it before it reads anything). */
+  private final boolean wasLoaded;
 
   /** What {@link StaleRecords} had noted of the blocks the carried records made. */
   private final StaleRecords.Noted madeNoted;
@@ -79,6 +82,7 @@ public final class ModelLoadUndo {
     this.frozenByReplay = CarriedRecords.frozenOrNull(block);
     this.programFrozen = CarriedRecords.programFrozenOrNull(block);
     this.heldByProgram = CarriedRecords.heldByProgramOrNull(block);
+    this.wasLoaded = DjlInternals.unfreezesOnNewTrainer(model);
     this.carried = CarriedRecords.carriedBy(block);
     this.madeNoted = StaleRecords.noted(block);
     this.described = CarriedRecords.described(model);
@@ -276,6 +280,7 @@ public final class ModelLoadUndo {
     CarriedRecords.setFrozen(block, frozenByReplay);
     CarriedRecords.setProgramFrozen(block, programFrozen);
     CarriedRecords.setHeldByProgram(block, heldByProgram);
+    DjlInternals.restoreWasLoaded(model, wasLoaded);
     CarriedRecords.carries(block, carried);
     // What the records' blocks were like before the load, not what the restored tree is now.
     StaleRecords.restoreNoted(block, madeNoted);

@@ -24,8 +24,9 @@ import java.util.Map;
  *     model's parameter names right after it ran (DJL's {@code getParameters()} keys): a
  *     replacement of a layer that surgery had frozen is born frozen, one of a layer only the
  *     program had frozen follows the program. Empty when none; null when unknown (a record written
- *     before this was recorded, one that replaced nothing, or one of an event-driven entry, whose
- *     freezes are not looked at per event), which a replay then infers from the freezes it meets
+ *     before this was recorded, one that replaced nothing, or one of an event-driven entry whose
+ *     algorithm does not need the planned length: its freezes are not looked at per event), which a
+ *     replay then infers from the freezes it meets
  */
 public record SurgeryRecord(
     String algorithm,

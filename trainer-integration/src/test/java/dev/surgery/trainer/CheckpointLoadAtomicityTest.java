@@ -348,4 +348,28 @@ class CheckpointLoadAtomicityTest {
       }
     }
   }
+
+  /**
+   * A review: DJL's load marks the model loaded ({@code BaseModel.wasLoaded}) before it reads
+   * anything, and the undo of a failed load left that mark: a model the program built and froze by
+   * hand then had every freeze lifted by its next {@code newTrainer} (which unfreezes a loaded
+   * model), as if the load had succeeded. The undo puts the mark back too.
+   */
+  @Test
+  void aFailedLoadLeavesAModelTheProgramBuiltNotLoadedForItsNextTrainer() throws Exception {
+    TestModels.saveInitialized(dir, "built");
+    Path file = SurgeryCheckpoint.resolveParamsFile(dir, "built", null);
+    Path cut = CheckpointFiles.truncated(file, dir.resolve("cut"), 100);
+    try (Model model = TestModels.model("built")) {
+      model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+      Parameter weight =
+          model.getBlock().getChildren().get(0).getValue().getParameters().get("weight");
+      weight.freeze(true);
+      assertThrows(IOException.class, () -> SurgeryCheckpoint.load(model, cut, "built"));
+      assertFalse(weight.requiresGradient(), "the undo put the flag back");
+      // The program goes on with the model it built, as it would had it not tried the load.
+      model.newTrainer(TestModels.config()).close();
+      assertFalse(weight.requiresGradient(), "the next newTrainer kept the program's freeze");
+    }
+  }
 }

@@ -1304,6 +1304,21 @@ public final class DjlInternals {
     return !(model instanceof BaseModel) || (Boolean) get(modelWasLoaded, model);
   }
 
+  /**
+   * Puts back whether DJL takes a model for loaded ({@code BaseModel.wasLoaded}, which DJL sets as
+   * a load starts): a failed load's undo gives the flag back, so that the next {@code newTrainer}
+   * unfreezes the model's parameters only if it was loaded before. Nothing for another kind of
+   * model.
+   *
+   * @param model the model
+   * @param loaded what the flag was before the load
+   */
+  public static void restoreWasLoaded(Model model, boolean loaded) {
+    if (model instanceof BaseModel) {
+      set(modelWasLoaded, model, loaded);
+    }
+  }
+
   private static Object get(Field f, Object target) {
     verify();
     try {
