@@ -336,8 +336,8 @@ final class EntryRunner {
     }
     String untrue = untrueChanges(changes, blocksBefore, freezes, model.getBlock());
     if (untrue != null) {
-      // Committed and unrecordable: as a failure after a change, training stops whatever
-      // on_error says.
+      // A failure of the entry; where it changed the model (unrecordable, and nothing undoes it)
+      // training stops whatever on_error says.
       long nanos = System.nanoTime() - start;
       failed(
           st,

@@ -143,7 +143,7 @@ final class FreezeChanges {
       }
       for (Parameter p : named) {
         if (p.requiresGradient()) {
-          return e.getKey() + ", the replay left it trainable";
+          return e.getKey() + ", which is still trainable";
         }
       }
     }

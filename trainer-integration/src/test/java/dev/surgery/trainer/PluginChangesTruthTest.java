@@ -144,7 +144,7 @@ class PluginChangesTruthTest {
           outcomes
               .get(0)
               .error()
-              .contains("its changes say it froze 01Conv2d, the replay left it trainable"),
+              .contains("its changes say it froze 01Conv2d, which is still trainable"),
           outcomes.get(0).error());
       assertEquals(null, model.getProperty("surgery"), "nothing recorded");
     }
