@@ -5,20 +5,16 @@ import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import ai.djl.Model;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.EasyTrain;
-import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
-import ai.djl.util.PairList;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
@@ -246,7 +242,7 @@ class CheckpointFreezeEdgesTest {
       SurgeryRecord record =
           new SurgeryRecord("layer_freezing", settings, 1, 2, SurgeryRecord.changesOf(changes));
       assertEquals(
-          "PrefixNamedLayer->frozen PrefixNamedLayer (w, x)",
+          "NamedParameterLayer->frozen NamedParameterLayer (w, x)",
           record.changes().values().iterator().next(),
           "what layer_freezing recorded");
       // What the listener writes after such an entry.
@@ -270,34 +266,8 @@ class CheckpointFreezeEdgesTest {
 
   private static SequentialBlock prefixNet() {
     return new SequentialBlock()
-        .add(new PrefixNamedLayer())
+        .add(new NamedParameterLayer("w", "w, x"))
         .add(Linear.builder().setUnits(2).build())
         .add(Linear.builder().setUnits(2).build());
-  }
-
-  /** A leaf with parameters {@code w} and {@code w, x} (DJL allows any name). */
-  private static final class PrefixNamedLayer extends AbstractBlock {
-    PrefixNamedLayer() {
-      addParameter(Parameter.builder().setName("w").setType(Parameter.Type.WEIGHT).build());
-      addParameter(Parameter.builder().setName("w, x").setType(Parameter.Type.WEIGHT).build());
-    }
-
-    @Override
-    protected NDList forwardInternal(
-        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      return inputs;
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputs) {
-      return inputs;
-    }
-
-    @Override
-    protected void prepare(Shape[] inputs) {
-      for (Parameter p : getDirectParameters().values()) {
-        p.setShape(new Shape(1, inputs[0].get(1)));
-      }
-    }
   }
 }

@@ -18,7 +18,6 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
@@ -30,7 +29,6 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.Pair;
-import ai.djl.util.PairList;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.algorithms.Algorithm;
@@ -816,7 +814,7 @@ class SurgeryCheckpointTest {
 
       SequentialBlock odd =
           new SequentialBlock()
-              .add(new CommaNamedLayer())
+              .add(new NamedParameterLayer("w, x", "b"))
               .add(Linear.builder().setUnits(2).build())
               .add(Linear.builder().setUnits(2).build());
       String key = odd.getChildren().get(0).getKey();
@@ -828,7 +826,7 @@ class SurgeryCheckpointTest {
                   Map.of("freeze_start", 0.0),
                   1,
                   2,
-                  Map.of(key, "CommaNamedLayer->frozen CommaNamedLayer (w, x)"))),
+                  Map.of(key, "NamedParameterLayer->frozen NamedParameterLayer (w, x)"))),
           manager,
           DataType.FLOAT32,
           new Shape[] {new Shape(2, 3)},
@@ -836,25 +834,6 @@ class SurgeryCheckpointTest {
       Block layer = odd.getChildren().get(0).getValue();
       assertFalse(layer.getParameters().get("w, x").requiresGradient());
       assertTrue(layer.getParameters().get("b").requiresGradient(), "not in the record");
-    }
-  }
-
-  /** A leaf with a parameter whose name holds ", " (DJL allows any name). */
-  private static final class CommaNamedLayer extends AbstractBlock {
-    CommaNamedLayer() {
-      addParameter(Parameter.builder().setName("w, x").setType(Parameter.Type.WEIGHT).build());
-      addParameter(Parameter.builder().setName("b").setType(Parameter.Type.BIAS).build());
-    }
-
-    @Override
-    protected NDList forwardInternal(
-        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      return inputs;
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputs) {
-      return inputs;
     }
   }
 
