@@ -96,7 +96,14 @@ class PlannedEpochsTest {
     // epoch 1 trains with 0 frozen, epoch 2 with floor(1/2 * 3) = 1, and so it ends
     assertEquals(List.of(0, 1, 1), train(listener, true));
     assertEquals(2, listener.getOutcomes().size());
-    assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
+    // Only that the epoch-0 entry froze nothing, as layer_freezing says of every run that does not.
+    assertEquals(1, listener.getWarnings().size(), listener.getWarnings().toString());
+    assertTrue(
+        listener
+            .getWarnings()
+            .get(0)
+            .startsWith("Applying layer_freezing did not freeze any layers: after 0 of 2 planned"),
+        listener.getWarnings().toString());
   }
 
   @Test
@@ -237,9 +244,16 @@ class PlannedEpochsTest {
     }
     // after epoch e of 4, floor(e/4 * 3) layers: 0, 1, 2, then all three at the end
     assertEquals(List.of(0, 0, 1, 2, 3), probe.atFirstBatch);
-    assertEquals(1, listener.getWarnings().size(), listener.getWarnings().toString());
+    // The length, and the run after epoch 1 that froze nothing (floor(1/4 * 3) = 0 layers).
+    assertEquals(2, listener.getWarnings().size(), listener.getWarnings().toString());
     assertTrue(
         listener.getWarnings().get(0).contains("use the configured 4"),
+        listener.getWarnings().toString());
+    assertTrue(
+        listener
+            .getWarnings()
+            .get(1)
+            .startsWith("Applying layer_freezing did not freeze any layers: after 1 of 4 planned"),
         listener.getWarnings().toString());
   }
 

@@ -173,8 +173,25 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
       changes.add(new SurgeryChanges.Change(step.path(), step.oldType(), step.newType()));
     }
     ModuleSurgery.freezeParameters(frozen, context.trainers());
+    List<String> warnings = new ArrayList<>();
+    if (changes.isEmpty()) {
+      // Said as every other algorithm says it (an outside probe: an entry at epoch 0, which can
+      // never freeze, was reported applied without a word).
+      String message =
+          "Applying "
+              + NAME
+              + " did not freeze any layers: after "
+              + context.completedEpochs()
+              + " of "
+              + context.totalEpochs()
+              + " planned epochs none is due (freezing starts once more than freeze_start of them"
+              + " have passed), or those due are frozen already: "
+              + hyperparameters();
+      warn(message);
+      warnings.add(message);
+    }
     return new SurgeryChanges(
-        NAME, settings(), changes, scalars, scalars, System.nanoTime() - start);
+        NAME, settings(), changes, scalars, scalars, System.nanoTime() - start, warnings);
   }
 
   /**

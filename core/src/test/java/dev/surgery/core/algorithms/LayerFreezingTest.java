@@ -113,7 +113,16 @@ class LayerFreezingTest {
         1e-12);
 
     SequentialBlock net = LiveTraining.smallCnn();
-    assertTrue(freezing.apply(new SurgeryContext(net, List.of(), 2, 4)).isEmpty());
+    SurgeryChanges none = freezing.apply(new SurgeryContext(net, List.of(), 2, 4));
+    assertTrue(none.isEmpty());
+    // An outside probe: an entry that froze nothing (at epoch 0 it never can) said nothing.
+    assertEquals(
+        List.of(
+            "Applying layer_freezing did not freeze any layers: after 2 of 4 planned epochs none is"
+                + " due (freezing starts once more than freeze_start of them have passed), or those"
+                + " due are frozen already: "
+                + freezing.hyperparameters()),
+        none.warnings());
     // t = 3/4: half of the 5 freezable layers (the last one never freezes), rounded down: 2.
     SurgeryChanges report = freezing.apply(new SurgeryContext(net, List.of(), 3, 4));
     assertEquals(
