@@ -334,7 +334,12 @@ final class EntryRunner {
     } finally {
       NoTrainerRegistered.restore(declared);
     }
-    String untrue = untrueChanges(changes, blocksBefore, freezes, model.getBlock());
+    String untrue;
+    try {
+      untrue = untrueChanges(changes, blocksBefore, freezes, model.getBlock());
+    } catch (RuntimeException e) { // changes it returned that cannot even be read are its failure
+      untrue = "its changes cannot be read: " + e;
+    }
     if (untrue != null) {
       // A failure of the entry; where it changed the model (unrecordable, and nothing undoes it)
       // training stops whatever on_error says.
@@ -400,7 +405,10 @@ final class EntryRunner {
       st.lengthFollowed = planned;
     }
     st.losses.awaitAfter(applied);
-    if (!changes.isEmpty() || !entry.trigger().repeats()) {
+    // A quiet freeze (empty changes) is a change too: recorded, so that a checkpoint replays it (a
+    // review), where the entry's freezes are looked at.
+    boolean froze = freezes != null && after != null && freezes.freezesChanged(after);
+    if (!changes.isEmpty() || !entry.trigger().repeats() || froze) {
       // A repeating or event-driven entry that changed nothing this time leaves no record: each
       // record rewrites the property and is replayed at every load. What an algorithm's state
       // lists is the record, so such a run is not listed there either.
@@ -490,6 +498,11 @@ final class EntryRunner {
             + " empty changes)";
       }
       return null;
+    }
+    for (SurgeryChanges.Change c : changes.changes()) {
+      if (c == null || c.path() == null || c.oldType() == null || c.newType() == null) {
+        return "its changes hold one without a block path or a type: " + c;
+      }
     }
     Map<String, String> named = SurgeryRecord.changesOf(changes);
     // (Changes naming a replacement that did not happen are recorded as they say: their replay

@@ -31,7 +31,8 @@ import java.util.regex.Pattern;
  * replay before it changes the tree: taken before both, this puts the model back as it was when
  * either fails ({@link SurgeryCheckpoint#load}, and the agent around a plain {@code Model.load}):
  * its blocks, parameter arrays, frozen flags, properties, data type and whether DJL takes it for
- * loaded (DJL's input description and model directory keep what the failed load set).
+ * loaded (DJL's input description and model directory keep what the failed load set; the agent's
+ * undo, taken inside DJL's load, finds the loaded mark set already).
  *
  * <p>An initialized model's arrays are taken off its parameters for the time of the load, so that
  * the replay's surgeries free none of them (they free the arrays of the blocks they replace); a

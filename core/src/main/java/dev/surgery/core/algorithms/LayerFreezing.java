@@ -169,14 +169,16 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     }
     List<Parameter> frozen = new ArrayList<>();
     List<SurgeryChanges.Change> changes = new ArrayList<>();
-    for (SurgeryPlan.Step step : freezing(context, frozen)) {
+    Freezing freezing = freezing(context, frozen);
+    for (SurgeryPlan.Step step : freezing.steps()) {
       changes.add(new SurgeryChanges.Change(step.path(), step.oldType(), step.newType()));
     }
     ModuleSurgery.freezeParameters(frozen, context.trainers());
     List<String> warnings = new ArrayList<>();
-    if (changes.isEmpty()) {
-      // Said as every other algorithm says it (an outside probe: an entry at epoch 0, which can
-      // never freeze, was reported applied without a word).
+    if (freezing.due() == 0) {
+      // Said as every other algorithm says a run that changes nothing (an outside probe: an entry
+      // at epoch 0, which can never freeze, was reported applied without a word); once layers are
+      // due, a run that finds them frozen already is the schedule's way, and says nothing.
       String message =
           "Applying "
               + NAME
@@ -185,7 +187,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
               + " of "
               + context.totalEpochs()
               + " planned epochs none is due (freezing starts once more than freeze_start of them"
-              + " have passed), or those due are frozen already: "
+              + " have passed): "
               + hyperparameters();
       warn(message);
       warnings.add(message);
@@ -214,7 +216,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     AbstractSurgeryAlgorithm.refuseFreedArrays(BlockPaths.index(context.model()));
     // Unknown, not 0, for a model not initialized: as the apply reports it.
     long scalars = AbstractSurgeryAlgorithm.countParameterScalarsIfKnown(context.model());
-    return new SurgeryPlan(freezing(context, new ArrayList<>()), scalars, scalars);
+    return new SurgeryPlan(freezing(context, new ArrayList<>()).steps(), scalars, scalars);
   }
 
   /**
@@ -239,7 +241,10 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   }
 
   /** Picks the layers to freeze; adds their trainable parameters to {@code frozen}. */
-  private List<SurgeryPlan.Step> freezing(SurgeryContext context, List<Parameter> frozen) {
+  /** The layers a run freezes, and how many of the first layers are due frozen by now. */
+  private record Freezing(List<SurgeryPlan.Step> steps, int due) {}
+
+  private Freezing freezing(SurgeryContext context, List<Parameter> frozen) {
     requireTotalEpochs(context);
     Block root = context.model();
     Targets.Selection selection = selectTargets(root);
@@ -298,7 +303,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
                 kept));
       }
     }
-    return steps;
+    return new Freezing(steps, depth);
   }
 
   /** Running statistics take no gradient whether frozen or not. */
