@@ -11,15 +11,11 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import dev.surgery.core.ModuleSurgery;
-import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
-import dev.surgery.core.algorithms.HyperParameterValues;
 import dev.surgery.core.algorithms.SurgeryChanges;
-import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.trainer.config.SurgeryConfig;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
@@ -33,67 +29,38 @@ import org.junit.jupiter.api.Test;
 class PluginChangesRecordTest {
 
   static {
-    Algorithms.register(AlgorithmSpec.of("t_quiet_freeze_every", List.of(), QuietFreeze::new));
-    Algorithms.register(AlgorithmSpec.of("t_null_change_path", List.of(), NullPath::new));
-  }
-
-  /**
-   * A plugin that freezes the first layer once and names no layer: empty changes, as the new
-   * failure message advises ("a freeze that names no layer is recorded with empty changes").
-   */
-  private static final class QuietFreeze implements Algorithm {
-    private final HyperParameterValues values;
-
-    QuietFreeze(HyperParameterValues values) {
-      this.values = values;
-    }
-
-    @Override
-    public String name() {
-      return values.algorithm();
-    }
-
-    @Override
-    public Map<String, Object> hyperparameters() {
-      return new LinkedHashMap<>(values.asMap());
-    }
-
-    @Override
-    public SurgeryChanges apply(SurgeryContext context) {
-      Block first = context.model().getChildren().get(0).getValue();
-      ModuleSurgery.freezeParameters(first.getParameters().values(), context.trainers());
-      return new SurgeryChanges(name(), hyperparameters(), List.of(), 0, 0, 1);
-    }
-  }
-
-  /** A plugin whose changes name a freeze without a path (a plugin bug), changing nothing. */
-  private static final class NullPath implements Algorithm {
-    private final HyperParameterValues values;
-
-    NullPath(HyperParameterValues values) {
-      this.values = values;
-    }
-
-    @Override
-    public String name() {
-      return values.algorithm();
-    }
-
-    @Override
-    public Map<String, Object> hyperparameters() {
-      return new LinkedHashMap<>(values.asMap());
-    }
-
-    @Override
-    public SurgeryChanges apply(SurgeryContext context) {
-      return new SurgeryChanges(
-          name(),
-          hyperparameters(),
-          List.of(new SurgeryChanges.Change(null, "Conv2d", "frozen Conv2d")),
-          0,
-          0,
-          1);
-    }
+    // A plugin that freezes the first layer and names no layer: empty changes, as the failure for
+    // a null return advises ("a freeze that names no layer is recorded with empty changes").
+    Algorithms.register(
+        AlgorithmSpec.of(
+            "t_quiet_freeze_every",
+            List.of(),
+            v ->
+                TestAlgorithms.applying(
+                    "t_quiet_freeze_every",
+                    context -> {
+                      Block first = context.model().getChildren().get(0).getValue();
+                      ModuleSurgery.freezeParameters(
+                          first.getParameters().values(), context.trainers());
+                      return new SurgeryChanges(
+                          "t_quiet_freeze_every", Map.of(), List.of(), 0, 0, 1);
+                    })));
+    // A plugin whose changes name a freeze without a path (a plugin bug), changing nothing.
+    Algorithms.register(
+        AlgorithmSpec.of(
+            "t_null_change_path",
+            List.of(),
+            v ->
+                TestAlgorithms.applying(
+                    "t_null_change_path",
+                    context ->
+                        new SurgeryChanges(
+                            "t_null_change_path",
+                            Map.of(),
+                            List.of(new SurgeryChanges.Change(null, "Conv2d", "frozen Conv2d")),
+                            0,
+                            0,
+                            1))));
   }
 
   private static SurgeryListener listener(String yaml) {

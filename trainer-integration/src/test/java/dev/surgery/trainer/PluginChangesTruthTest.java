@@ -17,7 +17,6 @@ import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryOptions;
-import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
@@ -52,27 +51,18 @@ class PluginChangesTruthTest {
   }
 
   /** A structural plugin that does one thing wrong, as {@code kind} says. */
-  private static final class Untrue implements Algorithm {
-    private final HyperParameterValues values;
+  private static final class Untrue extends TestAlgorithms.SimpleAlgorithm {
+    private final String kind;
 
     Untrue(HyperParameterValues values) {
-      this.values = values;
-    }
-
-    @Override
-    public String name() {
-      return values.algorithm();
-    }
-
-    @Override
-    public Map<String, Object> hyperparameters() {
-      return new LinkedHashMap<>(values.asMap());
+      super(values.algorithm(), values.asMap(), false);
+      this.kind = values.get(KIND);
     }
 
     @Override
     public SurgeryChanges apply(SurgeryContext context) {
       Block first = context.model().getChildren().get(0).getValue();
-      switch (values.get(KIND)) {
+      switch (kind) {
         case "untrue_freeze":
           return changes(List.of(new SurgeryChanges.Change("01Conv2d", "Conv2d", "frozen Conv2d")));
         case "freeze_then_throw":
