@@ -486,9 +486,8 @@ final class EntryRunner {
    */
   private static String untrueChanges(
       SurgeryChanges changes, List<Block> blocksBefore, FreezeProvenance freezes, Block now) {
-    boolean blocksChanged = !sameBlocks(blocksBefore, blocksOf(now));
     if (changes == null) {
-      if (blocksChanged) {
+      if (!sameBlocks(blocksBefore, blocksOf(now))) {
         return "it changed the model's blocks but returned no SurgeryChanges, so the change cannot"
             + " be recorded for a checkpoint";
       }
@@ -507,7 +506,8 @@ final class EntryRunner {
     Map<String, String> named = SurgeryRecord.changesOf(changes);
     // (Changes naming a replacement that did not happen are recorded as they say: their replay
     // does the same, and the checkpoint loads.)
-    if (blocksChanged && FreezeChanges.structural(named).isEmpty()) {
+    // The tree walked again only where no replacement is named (a run that names one changed it).
+    if (FreezeChanges.structural(named).isEmpty() && !sameBlocks(blocksBefore, blocksOf(now))) {
       return "it changed the model's blocks but its changes name no replaced block, so its record"
           + " and report would say it replaced nothing";
     }

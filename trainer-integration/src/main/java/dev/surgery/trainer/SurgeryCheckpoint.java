@@ -19,6 +19,7 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
+import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
@@ -803,7 +804,7 @@ public final class SurgeryCheckpoint {
   }
 
   static boolean isStatistic(Parameter p) {
-    return p.getType() == Parameter.Type.RUNNING_MEAN || p.getType() == Parameter.Type.RUNNING_VAR;
+    return LayerFreezing.isStatistic(p);
   }
 
   /** The trainable kinds of parameters of a tree that take no gradient (a new, mutable set). */

@@ -9,7 +9,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
-import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.EasyTrain;
@@ -143,11 +142,7 @@ class CheckpointFreezeEdgesTest {
             .build();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("frozen")) {
-      ArrayDataset dataset = TestModels.dataset(data, 47);
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 1, dataset, null);
-      }
+      SurgeryCheckpointTest.train(model, listener, 1, TestModels.dataset(data, 47));
       model.save(dir, "frozen");
     }
     Set<String> handFrozen;
@@ -165,20 +160,6 @@ class CheckpointFreezeEdgesTest {
       lost.removeAll(frozenPaths(restored));
       assertEquals(Set.of(), lost, "the program's hand freeze, lifted by the record-less load");
     }
-  }
-
-  /** The paths of the parameters a replay froze for good ({@code frozenByReplay}). */
-  private static Set<String> frozenByReplayPaths(Model model) {
-    Set<Parameter> frozen = SurgeryCheckpoint.frozenByReplay(model.getBlock());
-    Set<String> paths = new TreeSet<>();
-    TestModels.parametersByPath(model.getBlock())
-        .forEach(
-            (path, p) -> {
-              if (frozen.contains(p)) {
-                paths.add(path);
-              }
-            });
-    return paths;
   }
 
   /**
@@ -216,8 +197,8 @@ class CheckpointFreezeEdgesTest {
       SurgeryCheckpoint.load(inTurn, dir, "turns", Map.of("epoch", 3));
       SurgeryCheckpoint.load(alone, dir, "turns", Map.of("epoch", 3));
       assertEquals(
-          frozenByReplayPaths(alone),
-          frozenByReplayPaths(inTurn),
+          SurgeryCheckpointTest.frozenByReplayPaths(alone),
+          SurgeryCheckpointTest.frozenByReplayPaths(inTurn),
           "frozenByReplay after epochs 2 then 3 loaded in turn, against epoch 3 loaded alone");
     }
   }

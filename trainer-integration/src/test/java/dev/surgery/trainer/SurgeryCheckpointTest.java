@@ -926,13 +926,13 @@ class SurgeryCheckpointTest {
     Set<String> plain;
     try (Model restored = TestModels.model("frozen-before")) {
       SurgeryCheckpoint.load(restored, dir, "frozen-before");
-      plain = frozenPaths(restored);
+      plain = frozenByReplayPaths(restored);
     }
     assertTrue(plain.stream().anyMatch(k -> k.startsWith("01FactorizedConv2d")), "" + plain);
     try (Model restored = TestModels.model("frozen-before")) {
       restored.getBlock().getChildren().get(0).getValue().freezeParameters(true);
       SurgeryCheckpoint.load(restored, dir, "frozen-before");
-      assertEquals(plain, frozenPaths(restored));
+      assertEquals(plain, frozenByReplayPaths(restored));
     }
   }
 
@@ -1006,7 +1006,7 @@ class SurgeryCheckpointTest {
   }
 
   /** The paths of the parameters a replay froze for good ({@code frozenByReplay}). */
-  private static Set<String> frozenPaths(Model model) {
+  static Set<String> frozenByReplayPaths(Model model) {
     Set<Parameter> frozen = SurgeryCheckpoint.frozenByReplay(model.getBlock());
     Set<String> paths = new java.util.TreeSet<>();
     TestModels.parametersByPath(model.getBlock())
@@ -1665,7 +1665,7 @@ class SurgeryCheckpointTest {
   }
 
   /** Trains the model under the listener with a trainer of its own, closed afterwards. */
-  private static void train(Model model, SurgeryListener listener, int epochs, ArrayDataset dataset)
+  static void train(Model model, SurgeryListener listener, int epochs, ArrayDataset dataset)
       throws Exception {
     try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
       trainer.initialize(INPUT);

@@ -306,8 +306,14 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     return new Freezing(steps, depth);
   }
 
-  /** Running statistics take no gradient whether frozen or not. */
-  private static boolean isStatistic(Parameter p) {
+  /**
+   * Whether a parameter is a running statistic (a batch norm's mean or variance): it takes no
+   * gradient whether frozen or not, so freezing neither counts nor names it.
+   *
+   * @param p a parameter
+   * @return true for {@code RUNNING_MEAN} and {@code RUNNING_VAR}
+   */
+  public static boolean isStatistic(Parameter p) {
     return p.getType() == Parameter.Type.RUNNING_MEAN || p.getType() == Parameter.Type.RUNNING_VAR;
   }
 
