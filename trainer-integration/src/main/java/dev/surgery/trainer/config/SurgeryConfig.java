@@ -395,7 +395,7 @@ public final class SurgeryConfig {
     if (result.isError()) {
       int offset = in.position();
       out.flip();
-      int[] position = ConfigParser.lineAndColumn(out.toString(), out.length());
+      int[] position = ConfigYaml.lineAndColumn(out.toString(), out.length());
       throw new SurgeryConfigException(
           List.of(
               new ConfigProblem(
