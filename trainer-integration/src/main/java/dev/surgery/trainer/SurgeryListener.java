@@ -7,11 +7,9 @@ import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import com.google.gson.JsonObject;
-import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
-import dev.surgery.core.internal.WeakIdentityMap;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduleComposition;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
@@ -22,13 +20,11 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.EnumSet;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Applies scheduled surgery algorithms to a model while a DJL {@link Trainer} trains it.
@@ -116,39 +112,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** Whether an entry is event-driven: then batch losses are kept for State.recentLosses. */
   private final boolean eventDriven;
 
-  private final WeakIdentityMap<Trainer, TrainerState> states = WeakIdentityMap.keepingCollected();
-
-  /** Trainers whose training ended ({@link #onTrainingEnd}), by number: they train no more. */
-  private final WeakIdentityMap<Trainer, Integer> ended = new WeakIdentityMap<>();
-
-  /**
-   * The states of the trainers whose training has not ended ({@link #onTrainingEnd}), held
-   * strongly: a trainer the program dropped without closing it (an uncaught exception) may be
-   * collected before {@link #onProgramEnd()}, which must still report it. A later trainer's start
-   * ends those collected by then ({@link #endCollectedTrainers}), so that a long search does not
-   * keep every dropped trial's model. Guarded by {@code states}.
-   */
-  private final Set<TrainerState> unfinished = Collections.newSetFromMap(new IdentityHashMap<>());
-
-  /**
-   * Set by {@link #onProgramEnd()} when it takes the unfinished trainers to list them; guarded by
-   * {@code states}, read without it. Later than {@link ProgramEnd#ended()}, which stops new
-   * applications first: a trainer that closes while the end waits for one under way still ends as
-   * usual.
-   */
-  private volatile boolean programEnded;
-
   /** The program's end as applications see it: none begins after it, one under way is awaited. */
   private final ProgramEnd programEnd = new ProgramEnd();
 
   /** Whether the schedule has {@code at: "<f>dur"} entries, whose steps follow an estimate. */
   private final boolean hasDurations;
 
-  private final AtomicInteger trainerCount = new AtomicInteger();
   private final ListenerWarnings warnings = new ListenerWarnings();
   private final SurgeryLogWriter surgeryLog;
   private final NotRunEntries notRun;
   private final RecordedEntries records;
+  private final TrainerRegistry registry;
   private final EntryRunner runner;
   private final StartChecks startChecks;
 
@@ -171,6 +145,15 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.DURATION);
     this.notRun = new NotRunEntries(warnings, surgeryLog, length);
     this.records = new RecordedEntries(warnings, surgeryLog);
+    this.registry =
+        new TrainerRegistry(
+            this.schedule,
+            observable.contains(Event.BATCH_END),
+            this,
+            records,
+            notRun,
+            surgeryLog,
+            warnings);
     this.runner =
         new EntryRunner(
             this.schedule,
@@ -181,7 +164,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             notRun,
             records,
             programEnd,
-            this::trainersOf);
+            registry::trainersOf);
     this.observable = Collections.unmodifiableSet(eventSet(observable));
     this.startChecks = new StartChecks(this, runner, notRun, length, this.observable, warnings);
     this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
@@ -291,7 +274,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    */
   public void onEvent(Event event, Trainer trainer) {
     boolean modelEvent = event == Event.BEFORE_LOAD || event == Event.AFTER_LOAD;
-    if (modelEvent && ended.containsKey(trainer) && !states.containsKey(trainer)) {
+    if (modelEvent && registry.endedAndGone(trainer)) {
       // A load into the model of a trainer that was closed: the model's event, not a training one.
       onEvent(event, trainer.getModel());
       return;
@@ -306,7 +289,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       default:
         break;
     }
-    TrainerState st = state(trainer);
+    TrainerState st = registry.state(trainer);
     switch (event) {
       case EPOCH_START:
         st.batchInEpoch = 0;
@@ -402,7 +385,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       throw new IllegalArgumentException(
           event + " happens to a trainer: report it with onEvent(event, trainer)");
     }
-    Trainer training = trainerOf(model);
+    Trainer training = registry.trainerOf(model);
     if (training != null) {
       onEvent(event, training);
       return;
@@ -457,18 +440,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         ListenerLog.logger().error("{} (on_error: skip, loading goes on)", message);
       }
     }
-  }
-
-  /** The live trainer of {@code model} this listener follows, or null. */
-  private Trainer trainerOf(Model model) {
-    synchronized (states) {
-      for (Trainer trainer : states.keys()) {
-        if (trainer.getModel() == model) {
-          return trainer;
-        }
-      }
-    }
-    return null;
   }
 
   /**
@@ -539,7 +510,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @return the number, or 0 when unknown
    */
   public int getPlannedEpochs(Trainer trainer) {
-    TrainerState st = states.get(trainer);
+    TrainerState st = registry.find(trainer);
     return st == null ? length.configuredEpochs() : length.plannedEpochs(st);
   }
 
@@ -558,7 +529,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    *     batches per epoch are known, an entry on events)
    */
   public OptionalInt completedEpochsAtFirstRun(Trainer trainer, ScheduledAlgorithm entry) {
-    return length.completedAtFirstRun(states.get(trainer), entry);
+    return length.completedAtFirstRun(registry.find(trainer), entry);
   }
 
   /**
@@ -588,7 +559,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** {@inheritDoc} */
   @Override
   public void onTrainingBegin(Trainer trainer) {
-    TrainerState st = state(trainer);
+    TrainerState st = registry.state(trainer);
     if (st.begun) {
       return; // the agent and the program may both forward this event
     }
@@ -644,7 +615,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (epochs <= 0) {
       return;
     }
-    TrainerState st = state(trainer);
+    TrainerState st = registry.state(trainer);
     int announced = st.passedEpochs() + epochs;
     int planned = length.afterAnnouncement(st, epochs);
     int totalEpochs = length.configuredEpochs();
@@ -736,7 +707,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (registered == null || registered.stream().anyMatch(l -> l == this)) {
       return;
     }
-    TrainerState st = state(trainer);
+    TrainerState st = registry.state(trainer);
     if (st.unregisteredWarned || st.begun) {
       return; // training began for it: a listener of the program's forwards DJL's events to it
     }
@@ -761,10 +732,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @return the waiting entries, in schedule order; empty when none waits
    */
   public List<ScheduledAlgorithm> awaitingInitialization(Trainer trainer) {
-    TrainerState st;
-    synchronized (states) {
-      st = states.get(trainer);
-    }
+    TrainerState st = registry.find(trainer);
     if (st == null || st.initSeen) {
       return List.of();
     }
@@ -778,7 +746,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   private void initialized(Trainer trainer) {
-    TrainerState st = state(trainer);
+    TrainerState st = registry.state(trainer);
     if (st.initSeen) {
       return; // SurgeryTrain.fit reports INIT again after the program did
     }
@@ -806,7 +774,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** {@inheritDoc} */
   @Override
   public void onTrainingBatch(Trainer trainer, BatchData batchData) {
-    TrainerState st = state(trainer);
+    TrainerState st = registry.state(trainer);
     if (st.stopped != null) {
       notRun.resumedAfterStop(st);
     }
@@ -881,7 +849,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   }
 
   private void epochEnd(Trainer trainer, boolean byCallback) {
-    TrainerState st = state(trainer);
+    TrainerState st = registry.state(trainer);
     if (st.epochJustEnded
         && st.lastEpochEndByCallback != null
         && st.lastEpochEndByCallback != byCallback) {
@@ -1085,17 +1053,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** {@inheritDoc} */
   @Override
   public void onTrainingEnd(Trainer trainer) {
-    TrainerState st;
-    synchronized (states) {
-      if (programEnded) {
-        return; // onProgramEnd listed what never ran already
-      }
-      st = states.remove(trainer);
-      if (st == null) {
-        return;
-      }
-      ended.put(trainer, st.ordinal);
-      unfinished.remove(st);
+    TrainerState st = registry.end(trainer); // null: never trained here, or listed at the end
+    if (st == null) {
+      return;
     }
     Model model = trainer.getModel();
     // Only for the block this trainer trained: a model given another block since then (a later
@@ -1133,12 +1093,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     // A trainer collected unclosed and not yet ended by a later trainer's start stays unfinished:
     // listed as cut short with the others, as a trainer never closed is.
-    List<TrainerState> cut;
-    synchronized (states) {
-      programEnded = true; // once: end() answered true once
-      cut = new ArrayList<>(unfinished);
-      unfinished.clear();
-    }
+    List<TrainerState> cut = registry.takeUnfinished(); // once: end() answered true once
     if (cut.isEmpty()) {
       return false;
     }
@@ -1162,34 +1117,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * which lists them itself).
    */
   private List<JsonObject> notReachedYet() {
-    List<TrainerState> running;
-    synchronized (states) {
-      if (programEnded || unfinished.isEmpty()) {
-        return null;
-      }
-      running = new ArrayList<>(unfinished);
-    }
-    return notRun.notReachedYet(running);
-  }
-
-  /**
-   * The trainer and every other trainer of its model this listener serves that holds the model's
-   * parameters and has not ended: a surgery must keep them all exact (it frees the arrays it
-   * replaces, which another trainer of the model would otherwise still step).
-   */
-  private List<Trainer> trainersOf(Trainer trainer) {
-    List<Trainer> trainers = new ArrayList<>();
-    trainers.add(trainer);
-    synchronized (states) {
-      for (Trainer other : states.keys()) {
-        if (other != trainer
-            && other.getModel() == trainer.getModel()
-            && DjlInternals.hasRegisteredParameters(other)) {
-          trainers.add(other);
-        }
-      }
-    }
-    return trainers;
+    List<TrainerState> running = registry.running();
+    return running == null ? null : notRun.notReachedYet(running);
   }
 
   /** Copies a set of events; EnumSet.copyOf refuses an empty set that is no EnumSet. */
@@ -1197,147 +1126,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     EnumSet<Event> copy = EnumSet.noneOf(Event.class);
     copy.addAll(events);
     return copy;
-  }
-
-  private TrainerState state(Trainer trainer) {
-    synchronized (states) {
-      TrainerState st = states.get(trainer);
-      if (st != null && st.block == trainer.getModel().getBlock()) {
-        return st; // every event after the first
-      }
-    }
-    // A new state may freeze again what a replay froze, which is a surgery: the surgery lock comes
-    // first, as for every surgery, so that a thread holding it cannot meet this one the other way.
-    return SurgeryLock.holding(() -> stateHoldingTheLock(trainer));
-  }
-
-  /**
-   * Ends the training of the trainers collected while it had not ended: dropped without {@code
-   * close()} (DJL's finalizer then closes a trainer whose key this listener's map has lost, so its
-   * {@link #onTrainingEnd} finds nothing). Their open entries are listed as for a training that
-   * ended, and their states, which hold their models' blocks, are let go: a search that leaves
-   * trainers unclosed does not keep every trial's model.
-   */
-  private void endCollectedTrainers() {
-    List<TrainerState> dropped;
-    synchronized (states) {
-      dropped = states.drainCollected(); // after the program's end too, so that none piles up
-      if (programEnded) {
-        return; // onProgramEnd listed them
-      }
-      dropped.removeIf(st -> !unfinished.remove(st));
-    }
-    if (dropped.isEmpty()) {
-      return;
-    }
-    // In the order the trainers came: the map gives collected trainers in no particular order.
-    dropped.sort(java.util.Comparator.comparingInt(st -> st.ordinal));
-    for (TrainerState st : dropped) {
-      st.collected = true;
-      notRun.listNotRun(st, false);
-    }
-    surgeryLog.write();
-  }
-
-  /** {@link #state}, with {@link SurgeryLock} held. */
-  private TrainerState stateHoldingTheLock(Trainer trainer) {
-    endCollectedTrainers();
-    synchronized (states) {
-      TrainerState st = states.get(trainer);
-      if (st == null) {
-        Integer number = ended.get(trainer);
-        if (number != null) {
-          // A fresh state would restart every count: step entries would run late, silently.
-          throw new IllegalStateException(
-              "Surgery: trainer "
-                  + number
-                  + " gets training events after its training ended (onTrainingEnd, which"
-                  + " Trainer.close() sends): a trainer's training ends once; create a new"
-                  + " trainer to train on");
-        }
-        refuseRegisteredTwice(trainer);
-        st = new TrainerState(trainerCount.incrementAndGet(), schedule, !countsBatchesInEpoch);
-        if (CarriedRecords.forgetRecordOfAnotherBlock(trainer.getModel())) {
-          ListenerLog.logger()
-              .info(
-                  "Surgery: the model's '{}' property described the block it had before setBlock:"
-                      + " taken off (this block's surgery is recorded anew)",
-                  PROPERTY);
-        }
-        records.skipRecorded(trainer.getModel(), st, true);
-        st.recordSeen = RecordedEntries.recordOf(trainer.getModel());
-        st.carry(st.recordSeen);
-        records.freezeAgain(trainer);
-        st.block = trainer.getModel().getBlock();
-        states.put(trainer, st);
-        unfinished.add(st);
-      } else if (st.block != trainer.getModel().getBlock()) {
-        rebind(trainer, st);
-      }
-      return st;
-    }
-  }
-
-  /**
-   * The model was given another block after this trainer's state was made (setBlock between
-   * newTrainer and training, or in the middle of training): the entries skipped as in the old
-   * block's record may run on this one, and this block's own record decides again; the entries this
-   * trainer applied to the old block are not due again (its counts go on), which a warning and a
-   * not-run entry say, once per entry.
-   */
-  private void rebind(Trainer trainer, TrainerState st) {
-    Model model = trainer.getModel();
-    st.block = model.getBlock();
-    SurgeryCheckpoint.syncRecord(model);
-    String newRecord = RecordedEntries.recordOf(model);
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.entry(i);
-      if (schedule.status(i) == EntryStatus.APPLIED
-          && schedule.runs(i) > 0
-          && !entry.trigger().repeats()
-          && !st.listedNotRun.get(i)
-          // A checkpoint loaded into the new block brought it with its record: it has it.
-          && !RecordedEntries.holds(newRecord, entry)) {
-        st.listedNotRun.set(i);
-        // This trainer's counts go on: what it applied to the old block is not due again.
-        String reason =
-            "trainer "
-                + st.ordinal
-                + " applied it to the block its model had before setBlock; the new block does not"
-                + " get it from this trainer (build a new trainer for a new block)";
-        warnings.warn("Surgery: " + entry.describe() + " " + reason);
-        surgeryLog.addNotRun(st.ordinal, entry, reason);
-      }
-    }
-    if (!st.schedule.reopenRecorded().isEmpty()) {
-      surgeryLog.forgetNotRun(st.ordinal, RecordedEntries.ALREADY_RECORDED);
-    }
-    st.recordSeen = RecordedEntries.recordOf(model);
-    st.carry(st.recordSeen);
-    records.skipRecorded(model, st, false);
-  }
-
-  /**
-   * Refuses a trainer that lists this listener twice: every event would reach it twice, counting
-   * two steps per batch and two epochs per epoch, so entries would run early and be reported at the
-   * wrong moment.
-   */
-  private void refuseRegisteredTwice(Trainer trainer) {
-    List<TrainingListener> registered = DjlInternals.listeners(trainer);
-    int times = 0;
-    for (TrainingListener l : registered == null ? List.<TrainingListener>of() : registered) {
-      times += l == this ? 1 : 0;
-    }
-    if (times > 1) {
-      throw new IllegalStateException(
-          "Surgery: this SurgeryListener is registered "
-              + times
-              + " times with one trainer (its TrainingConfig lists it more than once): every event"
-              + " would reach it "
-              + times
-              + " times, and its entries would run at the wrong step or epoch; add it once");
-    }
   }
 
   // ------------------------------------------------------------------ builder
