@@ -212,7 +212,8 @@ final class EntryRunner {
   }
 
   /** Wraps a plugin's exception so that the message names the plugin, the call and its jar. */
-  static RuntimeException pluginError(String call, Event event, Algorithm algorithm, Throwable e) {
+  private static RuntimeException pluginError(
+      String call, Event event, Algorithm algorithm, Throwable e) {
     if (e instanceof SurgeryException s) {
       return s; // the engine's own error, which names the block
     }
@@ -457,7 +458,7 @@ final class EntryRunner {
   }
 
   /** The blocks of a tree in pre-order, by identity. */
-  static List<Block> blocksOf(Block root) {
+  private static List<Block> blocksOf(Block root) {
     List<Block> blocks = new ArrayList<>();
     if (root == null) {
       return blocks;
@@ -525,10 +526,10 @@ final class EntryRunner {
   private static boolean changedModel(
       List<Block> blocksBefore, FreezeProvenance freezes, Block now) {
     return !sameBlocks(blocksBefore, blocksOf(now))
-        || (freezes != null && freezes.freezesChanged(now));
+        || (freezes != null && now != null && freezes.freezesChanged(now));
   }
 
-  static boolean sameBlocks(List<Block> a, List<Block> b) {
+  private static boolean sameBlocks(List<Block> a, List<Block> b) {
     if (a.size() != b.size()) {
       return false;
     }
@@ -604,12 +605,8 @@ final class EntryRunner {
     String where = path == null || cause.contains(path) ? "" : " at block " + path;
     String at =
         entry.byEpoch() ? "" : " at " + event.configName() + " after " + st.stepsTaken() + " steps";
-    // The JVM running out of memory (or failing inside) is no failure of the entry alone that
-    // training could go on from: it stops training whatever on_error says, recorded as failed.
-    boolean jvmFailing =
-        e.getCause() instanceof VirtualMachineError
-            && !(e.getCause() instanceof StackOverflowError);
-    boolean stop = onError == OnError.FAIL || modelChanged || jvmFailing;
+    boolean jvmFailing = jvmFailing(e.getCause());
+    boolean stop = stops(modelChanged, jvmFailing);
     SurgeryOutcome.Status status =
         stop ? SurgeryOutcome.Status.FAILED : SurgeryOutcome.Status.SKIPPED;
     logFailure(st, entry, status, cause, nanos);
@@ -673,6 +670,82 @@ final class EntryRunner {
     // The stack trace helps only when debugging the algorithm itself.
     ListenerLog.logger().debug("Surgery: failure of {}", entry.describe(), e);
     surgeryLog.write();
+  }
+
+  /**
+   * Whether a failure stops training (or a load): where on_error says so, and whatever it says
+   * where the entry changed the model before it failed (nothing undoes or records that change) or
+   * the JVM is failing.
+   */
+  private boolean stops(boolean modelChanged, boolean jvmFailing) {
+    return onError == OnError.FAIL || modelChanged || jvmFailing;
+  }
+
+  /**
+   * Whether a plugin's failure is the JVM's (out of memory, an internal error): no failure of the
+   * entry alone that training could go on from. A stack overflow is the plugin's own recursion.
+   */
+  private static boolean jvmFailing(Throwable cause) {
+    return cause instanceof VirtualMachineError && !(cause instanceof StackOverflowError);
+  }
+
+  /**
+   * Runs the event-driven entries that take a model's load event ({@link Event#BEFORE_LOAD}, {@link
+   * Event#AFTER_LOAD}) when this listener serves no trainer of the model: nothing is recorded (no
+   * trainer trains it), and a failure stops the load where it would stop training, for the same
+   * reasons, told in the same order.
+   *
+   * @param event the load event
+   * @param model the model being loaded
+   * @throws SurgeryFailedException when a failure stops the load
+   */
+  void runAtModelEvent(Event event, Model model) {
+    EventState state = new EventState(event, model);
+    for (ScheduledAlgorithm entry : schedule) {
+      Algorithm algorithm = entry.algorithm();
+      if (entry.trigger().kind() != Trigger.Kind.EVENTS || !algorithm.events().contains(event)) {
+        continue;
+      }
+      String call = "match";
+      // Walked only for an entry about to apply, as in training.
+      List<Block> blocksBefore = null;
+      FreezeProvenance freezes = null;
+      try {
+        if (algorithm.match(event, state)) {
+          call = "apply";
+          Block block = model.getBlock();
+          blocksBefore = blocksOf(block);
+          freezes =
+              block == null ? null : FreezeProvenance.of(block, CarriedRecords.frozenOrNull(block));
+          algorithm.apply(event, state);
+        }
+      } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
+        // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
+        RuntimeException error = pluginError(call, event, algorithm, e);
+        // As in training: a change no rollback undoes, loaded on under skip, would be a model that
+        // neither the program nor a record knows.
+        boolean changed =
+            blocksBefore != null && changedModel(blocksBefore, freezes, model.getBlock());
+        boolean jvm = jvmFailing(e);
+        String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
+        if (stops(changed, jvm)) {
+          throw new SurgeryFailedException(
+              message
+                  + (changed
+                      ? " (it failed after it had changed the model (its blocks or frozen"
+                          + " parameters), which is neither undone nor recorded: loading stops"
+                          + " whatever on_error says)"
+                      : jvm
+                          ? " (the JVM is failing: loading stops whatever on_error says)"
+                          : " (on_error: fail stops here; use on_error: skip to go on without it)"),
+              algorithm.name(),
+              0,
+              null,
+              error);
+        }
+        ListenerLog.logger().error("{} (on_error: skip, loading goes on)", message);
+      }
+    }
   }
 
   /**

@@ -390,56 +390,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       onEvent(event, training);
       return;
     }
-    EventState state = new EventState(event, model);
-    for (ScheduledAlgorithm entry : schedule) {
-      Algorithm algorithm = entry.algorithm();
-      if (entry.trigger().kind() != Trigger.Kind.EVENTS || !algorithm.events().contains(event)) {
-        continue;
-      }
-      String call = "match";
-      List<Block> blocksBefore = null; // walked only for an entry about to apply, as in training
-      try {
-        if (algorithm.match(event, state)) {
-          call = "apply";
-          blocksBefore = EntryRunner.blocksOf(model.getBlock());
-          algorithm.apply(event, state);
-        }
-      } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
-        // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
-        RuntimeException error = EntryRunner.pluginError(call, event, algorithm, e);
-        String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
-        if (blocksBefore != null
-            && !EntryRunner.sameBlocks(blocksBefore, EntryRunner.blocksOf(model.getBlock()))) {
-          // As in training: a change no rollback undoes, loaded on under skip, would be a model
-          // that neither the program nor a record knows.
-          throw new SurgeryFailedException(
-              message
-                  + " (it failed after it had changed the model, which is neither undone nor"
-                  + " recorded: loading stops whatever on_error says)",
-              algorithm.name(),
-              0,
-              null,
-              error);
-        }
-        if (onError == OnError.FAIL) {
-          throw new SurgeryFailedException(
-              message + " (on_error: fail stops here; use on_error: skip to go on without it)",
-              algorithm.name(),
-              0,
-              null,
-              error);
-        }
-        if (e instanceof VirtualMachineError && !(e instanceof StackOverflowError)) {
-          throw new SurgeryFailedException(
-              message + " (the JVM is failing: loading stops whatever on_error says)",
-              algorithm.name(),
-              0,
-              null,
-              error);
-        }
-        ListenerLog.logger().error("{} (on_error: skip, loading goes on)", message);
-      }
-    }
+    runner.runAtModelEvent(event, model);
   }
 
   /**

@@ -144,4 +144,33 @@ class ChangedThenFailedTest {
       listener.onEvent(Event.AFTER_LOAD, model); // logged, loading goes on
     }
   }
+
+  @Test
+  void atALoadEventAFreezeThenAFailureStopsEvenUnderSkipAsInTraining() {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(
+                new CommitsThenThrowsAtLoad() {
+                  @Override
+                  public SurgeryChanges apply(SurgeryContext context) {
+                    // A quiet freeze: no block changes, which the load path once took for nothing.
+                    context.model().freezeParameters(true);
+                    throw new IllegalStateException("failed after freezing");
+                  }
+                },
+                Trigger.onEvents())
+            .optOnError(OnError.SKIP)
+            .optObservableEvents(Set.of(Event.AFTER_LOAD))
+            .build();
+    try (Model model = TestModels.model("frozen-at-load")) {
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class, () -> listener.onEvent(Event.AFTER_LOAD, model));
+      assertTrue(
+          e.getMessage().contains("failed after it had changed the model (its blocks or frozen")
+              && e.getMessage().contains("failed after freezing")
+              && e.getMessage().contains("loading stops whatever on_error says"),
+          e.getMessage());
+    }
+  }
 }
