@@ -17,8 +17,10 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.GhostBatchNorm;
 import dev.surgery.core.algorithms.LayerFreezing;
+import dev.surgery.core.algorithms.NothingTargetedException;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.algorithms.WeightStandardization;
 import dev.surgery.core.testing.TinyModels;
 import java.util.List;
 import java.util.Map;
@@ -255,6 +257,29 @@ class TargetsTest {
                     .apply(SurgeryContext.of(resnet)));
     assertTrue(e.getMessage().contains("pattern '**/07Conv2d' matches no block"), e.getMessage());
     assertFalse(e.getMessage().contains("05ParallelBlock/**"), e.getMessage());
+    assertEquals(before, describe(resnet));
+  }
+
+  @Test
+  void aTypePatternThatMatchesNothingIsTheTypedRefusalListingTheModelsTypes() {
+    // After weight standardization no block is exactly a Conv2d: the message must not tell the
+    // user to write the type:Conv2d they wrote, but show the classes the model has.
+    WeightStandardization.builder().build().apply(SurgeryContext.of(resnet));
+    Set<String> before = describe(resnet);
+    NothingTargetedException e =
+        assertThrows(
+            NothingTargetedException.class,
+            () ->
+                BlurPool.builder()
+                    .build()
+                    .withTargets(Targets.include("type:Conv2d"))
+                    .apply(SurgeryContext.of(resnet)));
+    assertTrue(e.getMessage().contains("pattern 'type:Conv2d' matches no block"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("a type pattern names a class exactly; block types here: ")
+            && e.getMessage().contains("WeightStandardizedConv2d")
+            && !e.getMessage().contains("type patterns are written type:Conv2d"),
+        e.getMessage());
     assertEquals(before, describe(resnet));
   }
 

@@ -7,8 +7,10 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.algorithms.AbstractSurgeryAlgorithm;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.algorithms.NothingTargetedException;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
@@ -324,14 +326,16 @@ final class EntryRunner {
     } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
       // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
       long nanos = System.nanoTime() - start;
-      failed(
-          st,
-          index,
-          event,
-          pluginError("apply", event, algorithm, e),
-          nanos,
-          changedModel(blocksBefore, freezes, model.getBlock()));
-      return;
+      boolean changed = changedModel(blocksBefore, freezes, model.getBlock());
+      if (e instanceof NothingTargetedException && !changed && ranBefore(st, index)) {
+        // Its earlier runs changed what its include selects (a second BlurPool run meets the
+        // layers the first blurred): this run changes nothing, as one without include does, and
+        // says so; an include that never selected anything failed the entry's first run.
+        changes = nothingLeft(algorithm, e.getMessage(), model.getBlock(), nanos);
+      } else {
+        failed(st, index, event, pluginError("apply", event, algorithm, e), nanos, changed);
+        return;
+      }
     } finally {
       NoTrainerRegistered.restore(declared);
     }
@@ -670,6 +674,32 @@ final class EntryRunner {
     // The stack trace helps only when debugging the algorithm itself.
     ListenerLog.logger().debug("Surgery: failure of {}", entry.describe(), e);
     surgeryLog.write();
+  }
+
+  /** Whether an entry is a repeating one that ran before for this trainer. */
+  private static boolean ranBefore(TrainerState st, int index) {
+    return st.schedule.entry(index).trigger().repeats() && st.schedule.runs(index) > 0;
+  }
+
+  /** The changes of a run that found nothing left to change under its include, with why. */
+  private static SurgeryChanges nothingLeft(
+      Algorithm algorithm, String why, Block model, long nanos) {
+    String warning =
+        "Surgery: "
+            + algorithm.name()
+            + " did not change any layers this time: "
+            + why
+            + " (its earlier runs changed what it selects)";
+    ListenerLog.logger().warn(warning);
+    long parameters = AbstractSurgeryAlgorithm.countParameterScalars(model);
+    return new SurgeryChanges(
+        algorithm.name(),
+        algorithm.hyperparameters(),
+        List.of(),
+        parameters,
+        parameters,
+        nanos,
+        List.of(warning));
   }
 
   /**

@@ -444,8 +444,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   /**
    * Returns the configured planned number of epochs ({@code total_epochs}, {@link
-   * Builder#optTotalEpochs}); a length learnt from the training loop ({@link #onPlannedEpochs})
-   * takes precedence for its trainer, see {@link #getPlannedEpochs(Trainer)}.
+   * Builder#optTotalEpochs}); a longer length learnt from the training loop ({@link
+   * #onPlannedEpochs}) takes precedence for its trainer, see {@link #getPlannedEpochs(Trainer)}.
    *
    * @return the number, or 0 when not configured
    */

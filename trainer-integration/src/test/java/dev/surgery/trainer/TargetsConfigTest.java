@@ -121,4 +121,62 @@ class TargetsConfigTest {
     assertTrue(e.getMessage().contains("surgery.yaml:3:5"), e.getMessage());
     assertTrue(e.getMessage().contains("already did everything"), e.getMessage());
   }
+
+  @Test
+  void aRepeatingEntryWithAnIncludeChangesNothingOnLaterRunsAndTrainsOn() throws Exception {
+    // The docs: a repeating entry's runs after the first change nothing and say so at WARN; its
+    // include must not turn that into a failure (the first run blurred what it selects).
+    SurgeryListener listener =
+        SurgeryListener.fromYaml(
+            yaml(
+                "algorithms:\n"
+                    + "  - name: blurpool\n"
+                    + "    every: 1ep\n"
+                    + "    min_channels: 0\n"
+                    + "    include: '*Conv2d'\n"));
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("every-include")) {
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 3, TestModels.dataset(data, 5), null);
+      }
+      List<SurgeryOutcome> outcomes = listener.getOutcomes();
+      assertEquals(3, outcomes.size(), outcomes.toString());
+      for (SurgeryOutcome o : outcomes) {
+        assertEquals(SurgeryOutcome.Status.APPLIED, o.status(), o.toString());
+      }
+      assertEquals(1, outcomes.get(0).changes().changes().size(), outcomes.toString());
+      assertTrue(outcomes.get(1).changes().changes().isEmpty(), outcomes.toString());
+      assertTrue(
+          listener.getWarnings().stream()
+              .anyMatch(
+                  w ->
+                      w.contains("blurpool did not change any layers this time")
+                          && w.contains("its earlier runs changed what it selects")),
+          listener.getWarnings().toString());
+      assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
+    }
+  }
+
+  @Test
+  void aRepeatingEntryWhoseIncludeNeverSelectedAnythingStillFailsItsFirstRun() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.fromYaml(
+            yaml(
+                "algorithms:\n"
+                    + "  - name: blurpool\n"
+                    + "    every: 1ep\n"
+                    + "    min_channels: 0\n"
+                    + "    include: '*Linear'\n"));
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("every-include-typo");
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class,
+              () -> EasyTrain.fit(trainer, 2, TestModels.dataset(data, 5), null));
+      assertTrue(e.getMessage().contains("nothing among the included blocks"), e.getMessage());
+    }
+  }
 }

@@ -343,7 +343,7 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    *
    * @param root the model's root
    * @return the selection, or null when every block is a target
-   * @throws SurgeryException naming the patterns that match nothing
+   * @throws NothingTargetedException naming the patterns that match nothing
    */
   protected Targets.Selection selectTargets(Block root) {
     if (targets.isAll()) {
@@ -353,22 +353,36 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     List<String> unmatched = selection.unmatchedIncludes();
     if (!unmatched.isEmpty()) {
       List<String> examples = new ArrayList<>();
-      for (String path : BlockPaths.index(root).values()) {
-        if (!path.isEmpty() && examples.size() < 4) {
-          examples.add(path);
+      Set<String> types = new java.util.TreeSet<>();
+      for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
+        if (!e.getValue().isEmpty()) {
+          if (examples.size() < 4) {
+            examples.add(e.getValue());
+          }
+          types.add(BlockPaths.typeName(e.getKey()));
         }
       }
-      throw new SurgeryException(
-          null,
+      // A type pattern names one class exactly: after an earlier surgery the layers it meant may
+      // have another class (a WeightStandardizedConv2d is no type:Conv2d), so the model's types
+      // are the useful hint.
+      boolean typePattern = unmatched.stream().anyMatch(u -> u.startsWith("type:"));
+      throw new NothingTargetedException(
           name()
               + ": include "
               + (unmatched.size() == 1 ? "pattern " : "patterns ")
               + "'"
               + String.join("', '", unmatched)
               + (unmatched.size() == 1 ? "' matches" : "' match")
-              + " no block of the model (block paths look like "
-              + String.join(", ", examples)
-              + "; type patterns are written type:Conv2d)");
+              + " no block of the model ("
+              + (typePattern
+                  ? "a type pattern names a class exactly; block types here: "
+                      + String.join(", ", types.stream().limit(8).toList())
+                      + (types.size() > 8 ? ", ..." : "")
+                      + "; a path glob such as '*Conv2d' also matches the keys of replaced layers"
+                  : "block paths look like "
+                      + String.join(", ", examples)
+                      + "; type patterns are written type:Conv2d")
+              + ")");
     }
     return selection;
   }
@@ -378,12 +392,11 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    * would silently be a no-op. Without includes an empty result is allowed (and only logged by some
    * algorithms).
    *
-   * @throws SurgeryException when include patterns are set
+   * @throws NothingTargetedException when include patterns are set
    */
   protected void requireChangeWhenIncluded() {
     if (!targets.includes().isEmpty()) {
-      throw new SurgeryException(
-          null,
+      throw new NothingTargetedException(
           name()
               + ": nothing among the included blocks ("
               + targets
