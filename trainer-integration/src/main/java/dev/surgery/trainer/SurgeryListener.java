@@ -507,7 +507,14 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   // ------------------------------------------------------------------ lifecycle
 
-  /** {@inheritDoc} */
+  /**
+   * {@inheritDoc}
+   *
+   * <p>Runs the epoch-0 entries that need no initialized model. DJL calls it from the {@code
+   * Trainer} constructor: an entry whose failure stops training here makes that constructor throw,
+   * so no trainer reaches the program to close, and this trainer's training ends at once (its other
+   * entries are listed as not run because of that failure).
+   */
   @Override
   public void onTrainingBegin(Trainer trainer) {
     TrainerState st = registry.state(trainer);
@@ -536,7 +543,14 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         awaitLength(st, i);
         continue;
       }
-      runner.apply(trainer, st, i, Event.FIT_START);
+      try {
+        runner.apply(trainer, st, i, Event.FIT_START);
+      } catch (SurgeryFailedException e) {
+        // DJL calls this from the Trainer constructor, which now throws: no trainer reaches the
+        // program to close, so its training ends here, and the log says why, not "running".
+        onTrainingEnd(trainer);
+        throw e;
+      }
     }
     // From onTrainingBegin on, the log on disk is this job's: marked cut short, with what is not
     // reached yet, until training ends (a previous job's log would otherwise stay until the first

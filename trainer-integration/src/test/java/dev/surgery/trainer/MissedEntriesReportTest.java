@@ -414,4 +414,38 @@ class MissedEntriesReportTest {
         .optReportPath(report)
         .build();
   }
+
+  @Test
+  void anEpochZeroFailureInTheTrainerConstructorEndsThatTrainingInTheLog() throws Exception {
+    // The failure comes out of model.newTrainer: no trainer reaches the program to close, so the
+    // log must not say training was running (cut short), but name the entry that stopped it.
+    Path report = tmp.resolve("stopped-at-begin.json");
+    Path yaml = tmp.resolve("surgery.yaml");
+    Files.writeString(
+        yaml,
+        "report: "
+            + report.toString().replace('\\', '/')
+            + "\nalgorithms:\n"
+            + "  - name: weight_standardization\n"
+            + "    epoch: 0\n"
+            + "    include: 'type:BatchNorm'\n"
+            + "  - name: blurpool\n"
+            + "    epoch: 1\n"
+            + "    min_channels: 0\n");
+    SurgeryListener listener = SurgeryListener.fromYaml(yaml);
+    try (Model model = TestModels.model("stopped-at-begin")) {
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class, () -> model.newTrainer(TestModels.config(listener)));
+      assertTrue(e.getMessage().contains("nothing among the included blocks"), e.getMessage());
+    }
+    JsonObject log = read(report);
+    assertFalse(log.has("cut_short") && log.get("cut_short").getAsBoolean(), log.toString());
+    JsonObject notRun = onlyNotRun(report);
+    String reason = notRun.get("reason").getAsString();
+    assertTrue(
+        reason.contains("weight_standardization at epoch 0") && reason.contains("stopped training"),
+        reason);
+    assertFalse(reason.contains("training was running"), reason);
+  }
 }
