@@ -5,8 +5,6 @@ import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
 import java.util.ArrayList;
-import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -42,7 +40,7 @@ final class FreezeChanges {
    * frozen the others), those alone.
    */
   static Set<Parameter> recordedFreezes(Block root, Map<String, String> changes) {
-    Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> frozen = ParameterSets.identitySet();
     for (Map.Entry<String, String> e : changes.entrySet()) {
       if (!isFreeze(e.getValue())) {
         continue;
@@ -53,7 +51,7 @@ final class FreezeChanges {
       }
       List<Parameter> named = frozenBy(layer, e.getValue());
       for (Parameter p : named == null ? List.<Parameter>of() : named) {
-        if (!SurgeryCheckpoint.isStatistic(p) && !p.requiresGradient()) {
+        if (!ParameterSets.isStatistic(p) && !p.requiresGradient()) {
           frozen.add(p);
         }
       }
@@ -78,7 +76,7 @@ final class FreezeChanges {
     // no freeze, and the record is refused as one that does not describe the model (a review).
     List<Pair<String, Parameter>> own = new ArrayList<>();
     for (Pair<String, Parameter> p : layer.getDirectParameters()) {
-      if (!SurgeryCheckpoint.isStatistic(p.getValue())) {
+      if (!ParameterSets.isStatistic(p.getValue())) {
         own.add(p);
       }
     }

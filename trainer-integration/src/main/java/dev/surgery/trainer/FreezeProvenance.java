@@ -7,7 +7,6 @@ import dev.surgery.core.BlockPaths;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Collections;
 import java.util.Deque;
 import java.util.HashSet;
 import java.util.IdentityHashMap;
@@ -65,11 +64,11 @@ final class FreezeProvenance {
    */
   static FreezeProvenance of(Block root, Set<Parameter> keptBefore) {
     // One walk of the parameters for both sets (an every-batch entry asks at each batch).
-    Set<Parameter> parameters = Collections.newSetFromMap(new IdentityHashMap<>());
-    Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> parameters = ParameterSets.identitySet();
+    Set<Parameter> frozen = ParameterSets.identitySet();
     for (Parameter p : root.getParameters().values()) {
       parameters.add(p);
-      if (!SurgeryCheckpoint.isStatistic(p) && !p.requiresGradient()) {
+      if (!ParameterSets.isStatistic(p) && !p.requiresGradient()) {
         frozen.add(p);
       }
     }
@@ -101,7 +100,7 @@ final class FreezeProvenance {
    * @return true when any changed
    */
   boolean freezesChanged(Block after) {
-    return !SurgeryCheckpoint.frozen(after).equals(frozenBefore);
+    return !ParameterSets.frozen(after).equals(frozenBefore);
   }
 
   /**
@@ -111,9 +110,9 @@ final class FreezeProvenance {
    * @return a new, mutable set
    */
   Set<Parameter> keptAfter(Block after) {
-    Set<Parameter> kept = Collections.newSetFromMap(new IdentityHashMap<>());
-    Set<Parameter> born = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Parameter p : SurgeryCheckpoint.frozen(after)) {
+    Set<Parameter> kept = ParameterSets.identitySet();
+    Set<Parameter> born = ParameterSets.identitySet();
+    for (Parameter p : ParameterSets.frozen(after)) {
       if (!frozenBefore.contains(p)) {
         (before.contains(p) ? kept : born).add(p);
       }
@@ -126,7 +125,7 @@ final class FreezeProvenance {
       return kept;
     }
     Deque<Block> todo = new ArrayDeque<>();
-    Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Block> seen = ParameterSets.identitySet();
     if (after != rootBefore) {
       decide(after, rootBefore, born, kept, todo);
     } else {
@@ -163,7 +162,7 @@ final class FreezeProvenance {
    */
   List<String> bornKeptNames(Block after, Set<Parameter> kept) {
     List<String> names = new ArrayList<>();
-    Set<Parameter> named = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> named = ParameterSets.identitySet();
     for (Pair<String, Parameter> e : after.getParameters()) {
       Parameter p = e.getValue();
       if (!before.contains(p) && kept.contains(p) && named.add(p)) {
@@ -190,7 +189,7 @@ final class FreezeProvenance {
     Map<Parameter, Boolean> born = new IdentityHashMap<>();
     for (Pair<String, Parameter> e : after.getParameters()) {
       Parameter p = e.getValue();
-      if (!before.contains(p) && !SurgeryCheckpoint.isStatistic(p)) {
+      if (!before.contains(p) && !ParameterSets.isStatistic(p)) {
         born.merge(p, recorded.contains(e.getKey()), Boolean::logicalOr);
         unmatched.remove(e.getKey());
       }
@@ -223,7 +222,7 @@ final class FreezeProvenance {
       Deque<Block> todo) {
     List<Parameter> itsBorn = new ArrayList<>();
     Deque<Block> fresh = new ArrayDeque<>();
-    Set<Block> met = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Block> met = ParameterSets.identitySet();
     fresh.push(replacement);
     while (!fresh.isEmpty()) {
       Block b = fresh.pop();
@@ -247,7 +246,7 @@ final class FreezeProvenance {
     boolean byProgram = false;
     if (replaced != null) {
       for (Parameter p : replaced.getParameters().values()) {
-        if (SurgeryCheckpoint.isStatistic(p)) {
+        if (ParameterSets.isStatistic(p)) {
           continue;
         }
         if (keptBefore.contains(p) || (!p.requiresGradient() && !frozenBefore.contains(p))) {

@@ -4,7 +4,6 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import dev.surgery.core.algorithms.LayerFreezing;
 import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Set;
 
@@ -26,23 +25,23 @@ final class ReplayFreezes {
   private final Set<Parameter> carried;
 
   /** The saved run's program's part, as this replay and earlier ones found it. */
-  private final Set<Parameter> program = identitySet();
+  private final Set<Parameter> program = ParameterSets.identitySet();
 
   /** The parameters under the layers the records say layer_freezing froze. */
-  private final Set<Parameter> recordFrozen = identitySet();
+  private final Set<Parameter> recordFrozen = ParameterSets.identitySet();
 
   /** What the replayed surgery froze, born frozen included. */
-  private final Set<Parameter> bySurgery = identitySet();
+  private final Set<Parameter> bySurgery = ParameterSets.identitySet();
 
   private Set<Parameter> trainableBefore = Set.of();
   private FreezeProvenance provenance;
 
   /** What {@link #before} froze again for an in-turn replay: a failed replay unfreezes it. */
-  private final Set<Parameter> refrozen = identitySet();
+  private final Set<Parameter> refrozen = ParameterSets.identitySet();
 
   private ReplayFreezes(Block block, boolean inTurn) {
     this.block = block;
-    this.frozenAtStart = SurgeryCheckpoint.frozen(block);
+    this.frozenAtStart = ParameterSets.frozen(block);
     Set<Parameter> carriedOrNull = CarriedRecords.frozenOrNull(block);
     this.carried = carriedOrNull == null ? Set.of() : carriedOrNull;
     if (!inTurn) {
@@ -53,7 +52,7 @@ final class ReplayFreezes {
     // a trainer without the listener (DJL's newTrainer unfreezes a loaded model) or the program
     // may have unfrozen it in between. Surgery's stays frozen, as a load of the last checkpoint
     // alone has it; the program's is unfrozen again at the end.
-    Set<Parameter> present = SurgeryCheckpoint.parameters(block);
+    Set<Parameter> present = ParameterSets.all(block);
     Set<Parameter> programBefore = CarriedRecords.programFrozenOrNull(block);
     for (Set<Parameter> earlier :
         programBefore == null ? List.of(carried) : List.of(carried, programBefore)) {
@@ -92,8 +91,8 @@ final class ReplayFreezes {
         r.changes() != null
             && (r.algorithm().equals(LayerFreezing.NAME)
                 || r.changes().values().stream().anyMatch(FreezeChanges::isFreeze));
-    trainableBefore = heldToItsFreezes ? trainable(block) : Set.of();
-    Set<Parameter> surgerySoFar = identitySet();
+    trainableBefore = heldToItsFreezes ? ParameterSets.trainable(block) : Set.of();
+    Set<Parameter> surgerySoFar = ParameterSets.identitySet();
     surgerySoFar.addAll(carried);
     surgerySoFar.addAll(recordFrozen);
     surgerySoFar.addAll(bySurgery);
@@ -135,14 +134,14 @@ final class ReplayFreezes {
    * @param replayed whether every record was replayed
    */
   void end(boolean replayed) {
-    for (Parameter p : SurgeryCheckpoint.frozen(block)) {
+    for (Parameter p : ParameterSets.frozen(block)) {
       if (!frozenAtStart.contains(p) && (!surgerys(p) || !replayed && refrozen.contains(p))) {
         p.freeze(false);
       }
     }
     if (replayed) {
-      Set<Parameter> stillProgram = identitySet();
-      Set<Parameter> present = SurgeryCheckpoint.parameters(block);
+      Set<Parameter> stillProgram = ParameterSets.identitySet();
+      Set<Parameter> present = ParameterSets.all(block);
       for (Parameter p : program) {
         if (present.contains(p) && !surgerys(p)) {
           stillProgram.add(p);
@@ -153,7 +152,7 @@ final class ReplayFreezes {
       // What the program had frozen itself before this replay counted it as surgery's (a layer
       // frozen by hand before the load that the record says layer_freezing froze), with what
       // earlier replays found so.
-      Set<Parameter> held = identitySet();
+      Set<Parameter> held = ParameterSets.identitySet();
       Set<Parameter> heldBefore = CarriedRecords.heldByProgramOrNull(block);
       if (heldBefore != null) {
         for (Parameter p : heldBefore) {
@@ -179,24 +178,9 @@ final class ReplayFreezes {
 
   /** What this replay's surgery froze, born frozen included (a new set). */
   Set<Parameter> frozenBySurgery() {
-    Set<Parameter> all = identitySet();
+    Set<Parameter> all = ParameterSets.identitySet();
     all.addAll(bySurgery);
     all.addAll(recordFrozen);
     return all;
-  }
-
-  /** The trainable kinds of parameters of a tree that take a gradient now (a new set). */
-  private static Set<Parameter> trainable(Block block) {
-    Set<Parameter> trainable = identitySet();
-    for (Parameter p : block.getParameters().values()) {
-      if (!SurgeryCheckpoint.isStatistic(p) && p.requiresGradient()) {
-        trainable.add(p);
-      }
-    }
-    return trainable;
-  }
-
-  private static Set<Parameter> identitySet() {
-    return Collections.newSetFromMap(new IdentityHashMap<>());
   }
 }

@@ -19,7 +19,6 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
-import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
@@ -358,7 +357,7 @@ public final class SurgeryCheckpoint {
     Set<Parameter> surgerys = CarriedRecords.frozenOrNull(block);
     Set<Parameter> held = CarriedRecords.heldByProgramOrNull(block);
     if (surgerys != null) {
-      Set<Parameter> present = parameters(block);
+      Set<Parameter> present = ParameterSets.all(block);
       for (Parameter p : surgerys) {
         if (present.contains(p) && !p.requiresGradient() && (held == null || !held.contains(p))) {
           p.freeze(false);
@@ -604,15 +603,14 @@ public final class SurgeryCheckpoint {
       throw e;
     }
     freezes.end(true);
-    Set<Parameter> byReplay = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> byReplay = ParameterSets.identitySet();
     // What an earlier replay on this block froze stays frozen by replay (a model that loads the
     // checkpoints of one run in turn replays only the records it did not carry yet).
     // Still in the block is enough: a trainer without the listener (DJL's newTrainer unfreezes a
     // loaded model) may have unfrozen them in between; the next listener's trainer freezes again.
     Set<Parameter> earlier = CarriedRecords.frozenOrNull(block);
     if (earlier != null) {
-      Set<Parameter> present = Collections.newSetFromMap(new IdentityHashMap<>());
-      present.addAll(block.getParameters().values());
+      Set<Parameter> present = ParameterSets.all(block);
       for (Parameter p : earlier) {
         if (present.contains(p)) {
           byReplay.add(p);
@@ -624,7 +622,7 @@ public final class SurgeryCheckpoint {
     // layer_freezing froze, also where the program had frozen it by hand before the load (the
     // place alone would take it for the program's); each record's paths were read right after its
     // own replay, in the tree as it then was.
-    Set<Parameter> present = parameters(block);
+    Set<Parameter> present = ParameterSets.all(block);
     for (Parameter p : freezes.frozenBySurgery()) {
       if (present.contains(p) && !p.requiresGradient()) {
         byReplay.add(p);
@@ -794,29 +792,6 @@ public final class SurgeryCheckpoint {
   public static void syncRecord(Model model) {
     CarriedRecords.syncRecord(model);
     StaleRecords.warnIfStale(model.getBlock(), RecordProperty.read(model.getProperties()));
-  }
-
-  /** Every parameter of a tree, by identity (a new, mutable set). */
-  static Set<Parameter> parameters(Block block) {
-    Set<Parameter> all = Collections.newSetFromMap(new IdentityHashMap<>());
-    all.addAll(block.getParameters().values());
-    return all;
-  }
-
-  static boolean isStatistic(Parameter p) {
-    return LayerFreezing.isStatistic(p);
-  }
-
-  /** The trainable kinds of parameters of a tree that take no gradient (a new, mutable set). */
-  static Set<Parameter> frozen(Block block) {
-    Set<Parameter> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Parameter p : block.getParameters().values()) {
-      // Running statistics never take gradients, and DJL's newTrainer leaves them so.
-      if (!isStatistic(p) && !p.requiresGradient()) {
-        frozen.add(p);
-      }
-    }
-    return frozen;
   }
 
   private static String where(String origin, int i, SurgeryRecord r) {

@@ -45,7 +45,7 @@ class CheckpointFreezeEdgesTest {
     TestModels.parametersByPath(model.getBlock())
         .forEach(
             (path, p) -> {
-              if (!SurgeryCheckpoint.isStatistic(p) && !p.requiresGradient()) {
+              if (!ParameterSets.isStatistic(p) && !p.requiresGradient()) {
                 frozen.add(path);
               }
             });

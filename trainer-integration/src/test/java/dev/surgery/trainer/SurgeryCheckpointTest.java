@@ -694,7 +694,7 @@ class SurgeryCheckpointTest {
           TestModels.parametersByPath(block)
               .forEach(
                   (path, p) -> {
-                    if (!p.requiresGradient() && !SurgeryCheckpoint.isStatistic(p)) {
+                    if (!p.requiresGradient() && !ParameterSets.isStatistic(p)) {
                       frozen.add(path);
                     }
                   });
@@ -727,7 +727,7 @@ class SurgeryCheckpointTest {
         assertEquals(before, block.toString(), "the refused replay left the block as it was");
         assertTrue(
             block.getParameters().values().stream()
-                .allMatch(p -> p.requiresGradient() || SurgeryCheckpoint.isStatistic(p)));
+                .allMatch(p -> p.requiresGradient() || ParameterSets.isStatistic(p)));
       }
     }
   }
@@ -783,7 +783,7 @@ class SurgeryCheckpointTest {
         assertTrue(e.getMessage().contains(named), e.getMessage());
         assertTrue(
             block.getParameters().values().stream()
-                .allMatch(p -> p.requiresGradient() || SurgeryCheckpoint.isStatistic(p)),
+                .allMatch(p -> p.requiresGradient() || ParameterSets.isStatistic(p)),
             "the refused replay left the block as it was");
       }
     }
