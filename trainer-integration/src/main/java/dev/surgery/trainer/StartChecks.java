@@ -109,10 +109,10 @@ final class StartChecks {
 
   /** The checks of the model's blocks, once per trainer, at the first event that has the model. */
   private void checkModelOnce(Trainer trainer, TrainerState st) {
-    if (st.patternsChecked) {
+    if (st.modelChecked) {
       return;
     }
-    st.patternsChecked = true;
+    st.modelChecked = true;
     Block root = trainer.getModel().getBlock();
     if (root == null) {
       return;

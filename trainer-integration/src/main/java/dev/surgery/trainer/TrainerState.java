@@ -39,9 +39,10 @@ final class TrainerState {
   volatile int applying = -1;
 
   /**
-   * Whether the entries' target patterns were checked against the model (once, before training).
+   * Whether the model's blocks were checked (once, before training): the entries' target patterns
+   * against the model, and block classes whose fields are closed to the engine.
    */
-  boolean patternsChecked;
+  boolean modelChecked;
 
   int completedEpochs;
 
