@@ -136,6 +136,19 @@ final class NotRunEntries {
                 + " call trainer.notifyListeners(listener -> listener.onTrainingBatch(trainer,"
                 + " batchData)) and listener.onEpoch(trainer); other trainers of this listener keep"
                 + " their own schedule";
+      } else if (!entry.byEpoch()
+          && !schedule.hasKind(i, Trigger.Kind.EVERY_EPOCHS)
+          && st.steps == 0
+          && st.batches > 0) {
+        // Batches trained (DJL's onTrainingBatch) but no step was reported: the listener was
+        // built for a driver that reports BATCH_END, and this one (EasyTrain.fit) reports none.
+        reason =
+            "the listener saw "
+                + st.batches
+                + " training batches but no BATCH_END event, which counts its optimizer steps: the"
+                + " training loop does not report it (EasyTrain.fit reports none; train with"
+                + " SurgeryTrain.fit, or report listener.onEvent(Event.BATCH_END, trainer) after"
+                + " each trainer.step())";
       } else if (!entry.byEpoch() && !schedule.hasKind(i, Trigger.Kind.EVERY_EPOCHS)) {
         reason = "training ended after " + st.steps + " optimizer steps (BATCH_END events)";
       } else if (st.completedEpochs == 0 && st.batches > 0) {

@@ -298,7 +298,9 @@ final class RecordedEntries {
       reached = Math.max(reached, r.epoch());
     }
     Schedule entries = st.schedule;
-    for (int i = 0; reached > 0 && i < entries.size(); i++) {
+    // A record of the first epoch too (a step entry, or epoch 0): the checkpoint may have been
+    // taken any time after it, mid-epoch included.
+    for (int i = 0; i < entries.size(); i++) {
       ScheduledAlgorithm entry = entries.entry(i);
       if (recordOf[i] < 0 && entries.isOpen(i) && entry.byEpoch() && entry.epoch() > 0) {
         warnings.warn(

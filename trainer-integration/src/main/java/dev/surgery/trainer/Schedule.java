@@ -184,7 +184,9 @@ final class Schedule {
           due = ((steps + t.amount() - 1) / t.amount()) * t.amount();
           break;
         case DURATION:
-          due = plannedSteps > 0 ? TrainingLength.dueStep(t, plannedSteps) : Long.MAX_VALUE;
+          // Its step unknown until the length is (data that does not tell its size): it may be
+          // due at any step, so the losses before it are kept meanwhile.
+          due = plannedSteps > 0 ? TrainingLength.dueStep(t, plannedSteps) : steps;
           break;
         default:
           due = Long.MAX_VALUE;

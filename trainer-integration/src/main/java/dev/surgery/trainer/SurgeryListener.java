@@ -944,7 +944,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
           break;
         case DURATION:
           if (event == Event.BATCH_END) {
-            runDuration(trainer, st, i, trigger);
+            runDuration(trainer, st, i, trigger, event);
           }
           break;
         case EVENTS:
@@ -962,7 +962,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * turns out to have passed by then, it fails (or is skipped) saying so, rather than run late or
    * never.
    */
-  private void runDuration(Trainer trainer, TrainerState st, int index, Trigger trigger) {
+  private void runDuration(
+      Trainer trainer, TrainerState st, int index, Trigger trigger, Event event) {
     long total = length.plannedSteps(st);
     String time = "'" + trigger.describe().substring(3) + "'";
     if (total <= 0 && length.plannedEpochs(st) > 0 && st.completedEpochs == 0) {
@@ -990,16 +991,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                   + " place it exactly");
     }
     if (problem != null) {
-      runner.failed(st, index, Event.BATCH_END, problem, 0);
+      runner.failed(st, index, event, problem, 0);
     } else if (st.steps == TrainingLength.dueStep(trigger, total)) {
-      runner.apply(trainer, st, index, Event.BATCH_END);
+      runner.apply(trainer, st, index, event);
     }
   }
 
   /**
    * When the first epoch's end tells the length, a duration entry due at exactly this step (the
    * epoch's last batch) runs now: no step has been taken since, so the model is the one it was due
-   * for.
+   * for; one whose step has passed fails now, saying so (the epoch may be the last, with no batch
+   * after it to tell).
    */
   private void runDurationsDueNow(Trainer trainer, TrainerState st) {
     long total = length.plannedSteps(st);
@@ -1009,8 +1011,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       if (total > 0
           && schedule.isPending(i)
           && trigger.kind() == Trigger.Kind.DURATION
-          && TrainingLength.dueStep(trigger, total) == st.steps) {
-        runner.apply(trainer, st, i, Event.EPOCH_END);
+          && TrainingLength.dueStep(trigger, total) <= st.steps) {
+        runDuration(trainer, st, i, trigger, Event.EPOCH_END);
       }
     }
   }
