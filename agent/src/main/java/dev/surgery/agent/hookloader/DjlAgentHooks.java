@@ -411,25 +411,34 @@ public final class DjlAgentHooks implements DjlHooks {
     // The forward registers each parameter in the trainer's store as it reads it; registered now
     // (the same call, the same arrays), the plan sees what the trainer will hold at the entry's
     // epoch and says what an apply does to each parameter's optimizer state.
-    ParameterStore store = DjlInternals.parameterStore(trainer);
-    for (Pair<String, Parameter> p : block.getParameters()) {
-      for (Device device : trainer.getDevices()) {
-        store.getValue(p.getValue(), device, true);
-      }
-    }
+    registerInStore(trainer, block);
     if (planPrinted.compareAndSet(false, true)) {
       AgentLog.info(planTable(trainer));
     }
   }
 
   /**
-   * Initializes the model of a trainer whose epoch-0 surgery waits for it with {@code
-   * trainer.initialize} and the shapes of the first training forward's input, as the program could
-   * have done just before that forward; the {@code Trainer.initialize} hook then runs the surgery.
-   * Only where the values are those DJL 0.36's {@code AbstractBaseBlock.forward} would initialize
-   * by itself (those shapes, {@code FLOAT32}); the arrays then belong to the model's manager, as
-   * after the program's own {@code trainer.initialize}, rather than to the trainer's. Elsewhere the
-   * surgery cannot run exactly before the first forward and training stops.
+   * Registers every parameter of a freshly initialized model in the trainer's store on each of its
+   * devices: what DJL's first forward does as it reads them, and {@code trainer.initialize} at once
+   * (the same call, the same arrays).
+   */
+  private static void registerInStore(Trainer trainer, Block block) {
+    ParameterStore store = DjlInternals.parameterStore(trainer);
+    for (Pair<String, Parameter> p : block.getParameters()) {
+      for (Device device : trainer.getDevices()) {
+        store.getValue(p.getValue(), device, true);
+      }
+    }
+  }
+
+  /**
+   * Initializes the model of a trainer whose epoch-0 surgery waits for it exactly as DJL 0.36's
+   * {@code AbstractBaseBlock.forward} is about to (the first training forward's input shapes,
+   * {@code FLOAT32}, the trainer's manager, so that the arrays live as long as without the agent:
+   * until the trainer closes), registers the parameters in the trainer's store as that forward
+   * would as it reads them and {@code trainer.initialize} does, then runs the surgery ({@link
+   * Event#INIT}). Elsewhere the surgery cannot run exactly before the first forward and training
+   * stops.
    *
    * @throws SurgeryFailure when surgery waits but cannot run exactly, or fails under {@code
    *     on_error: fail}
@@ -476,14 +485,17 @@ public final class DjlAgentHooks implements DjlHooks {
     }
     Shape[] shapes = ((NDList) data).getShapes();
     AgentLog.debug(
-        "the program never called trainer.initialize: trainer.initialize"
+        "the program never called trainer.initialize: the model initialized for "
             + Arrays.toString(shapes)
-            + " (the first forward's input shapes) for "
+            + " (the first forward's input shapes) on the trainer's manager, as DJL's forward"
+            + " would, for "
             + SurgeryDispatcher.describe(trainer)
             + " before its first forward");
     try {
-      // Its hook reports INIT, which runs the waiting surgery.
-      trainer.initialize(shapes);
+      block.initialize(trainer.getManager(), DataType.FLOAT32, shapes);
+      registerInStore(trainer, block);
+      // INIT is the listener's onInitialized, which runs the waiting surgery.
+      events.initialized(trainer);
     } catch (SurgeryFailedException | SurgeryException e) {
       throw new SurgeryFailure(e); // on_error: fail, rethrown unwrapped by the hook
     } catch (RuntimeException e) {
