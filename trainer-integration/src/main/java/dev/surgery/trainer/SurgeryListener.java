@@ -8,6 +8,7 @@ import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import com.google.gson.JsonObject;
 import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.OnError;
@@ -109,8 +110,13 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    */
   private final boolean countsBatchesInEpoch;
 
-  /** Whether an entry is event-driven: then batch losses are kept for State.recentLosses. */
-  private final boolean eventDriven;
+  /**
+   * Whether an entry may read {@code State.recentLosses()}: an event-driven one, or any whose
+   * algorithm is not built in (a plugin, or one given in code, may decide from the losses at its
+   * scheduled run too). Then batch losses are kept; a schedule of built-ins alone does not pay for
+   * them.
+   */
+  private final boolean lossesForState;
 
   /** The program's end as applications see it: none begins after it, one under way is awaited. */
   private final ProgramEnd programEnd = new ProgramEnd();
@@ -168,8 +174,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.observable = Collections.unmodifiableSet(eventSet(observable));
     this.startChecks = new StartChecks(this, runner, notRun, length, this.observable, warnings);
     this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
-    this.eventDriven =
-        this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
+    this.lossesForState =
+        this.schedule.stream()
+            .anyMatch(
+                e ->
+                    e.trigger().kind() == Trigger.Kind.EVENTS
+                        || !"built-in".equals(Algorithms.origin(e.algorithm().name())));
   }
 
   /**
@@ -770,7 +780,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.epochSinceLastBatch = false;
     st.lastProgress = progress;
 
-    boolean forState = eventDriven;
+    boolean forState = lossesForState;
     // This batch becomes step st.steps + 1: a step entry within the window needs its loss.
     boolean stepSoon =
         st.schedule.stepsUntilDue(st.steps + 1, length.plannedSteps(st)) < LOSS_WINDOW;

@@ -159,4 +159,48 @@ class TimeInsideAnEpochTest {
       }
     }
   }
+
+  @Test
+  void aScheduledPluginSeesTheRecentLossesAsAnEventDrivenOneDoes() throws Exception {
+    // The user guide: match and apply get the recent batch losses. They were kept only where an
+    // entry was event-driven, so a plugin given a schedule always saw none.
+    List<Integer> seen = new java.util.ArrayList<>();
+    dev.surgery.core.algorithms.Algorithm plugin =
+        new dev.surgery.core.algorithms.Algorithm() {
+          @Override
+          public String name() {
+            return "t_reads_losses";
+          }
+
+          @Override
+          public java.util.Map<String, Object> hyperparameters() {
+            return java.util.Map.of();
+          }
+
+          @Override
+          public dev.surgery.core.algorithms.SurgeryChanges apply(
+              dev.surgery.core.events.Event event, dev.surgery.core.events.State state) {
+            seen.add(state.recentLosses().size());
+            return null; // it changes nothing
+          }
+
+          @Override
+          public dev.surgery.core.algorithms.SurgeryChanges apply(
+              dev.surgery.core.algorithms.SurgeryContext context) {
+            throw new AssertionError("the listener passes the state");
+          }
+        };
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(plugin, dev.surgery.trainer.config.Trigger.atStep(3))
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .build();
+    try (Model model = TestModels.model("scheduled-plugin-losses");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+    }
+    assertEquals(List.of(3), seen);
+  }
 }
