@@ -212,4 +212,41 @@ class PluginJarTest {
           Algorithms.loadPlugins(loader).stream().map(AlgorithmSpec::name).toList());
     }
   }
+
+  /** A provider whose constructor throws: listed by a service file of the test's own. */
+  public static final class ThrowingProvider
+      implements dev.surgery.core.algorithms.AlgorithmProvider {
+    /** Throws, as a broken plugin's constructor may. */
+    public ThrowingProvider() {
+      throw new IllegalStateException("boom in the provider's constructor");
+    }
+
+    @Override
+    public List<AlgorithmSpec> algorithms() {
+      return List.of();
+    }
+  }
+
+  @Test
+  void aProviderThatCannotBeLoadedIsNamedWithItsJarAndItsCause() throws Exception {
+    // With several extension jars, ServiceLoader's own message names neither the jar nor what the
+    // constructor threw.
+    Path services = dir.resolve("broken/META-INF/services");
+    Files.createDirectories(services);
+    Files.writeString(
+        services.resolve(dev.surgery.core.algorithms.AlgorithmProvider.class.getName()),
+        "# a broken plugin\n" + ThrowingProvider.class.getName() + "\n",
+        StandardCharsets.UTF_8);
+    try (URLClassLoader loader =
+        new URLClassLoader(
+            new URL[] {dir.resolve("broken").toUri().toURL()}, getClass().getClassLoader())) {
+      AlgorithmPluginException e =
+          assertThrows(AlgorithmPluginException.class, () -> Algorithms.loadPlugins(loader));
+      assertTrue(
+          e.getMessage().contains(ThrowingProvider.class.getName() + " could not be instantiated")
+              && e.getMessage().contains("(listed in " + dir.resolve("broken").toRealPath())
+              && e.getMessage().contains("boom in the provider's constructor"),
+          e.getMessage());
+    }
+  }
 }

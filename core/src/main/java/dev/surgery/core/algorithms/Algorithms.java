@@ -97,8 +97,7 @@ public final class Algorithms {
           }
           provider = it.next();
         } catch (ServiceConfigurationError e) {
-          throw new AlgorithmPluginException(
-              "an algorithm plugin could not be loaded: " + e.getMessage(), e);
+          throw new AlgorithmPluginException(unloadable(loader, e), e);
         }
         String origin = originOf(provider.getClass());
         List<AlgorithmSpec> specs;
@@ -188,6 +187,41 @@ public final class Algorithms {
       return "cannot read the algorithm plugins' " + SERVICES + ": " + e.getMessage();
     }
     return null;
+  }
+
+  private static final java.util.regex.Pattern PROVIDER_NAMED =
+      java.util.regex.Pattern.compile("Provider (\\S+) ");
+
+  /**
+   * Says which provider could not be loaded, from which jar (the service file that lists it), and
+   * why (what its constructor threw): with several extension jars the bare ServiceLoader message
+   * names neither.
+   */
+  private static String unloadable(ClassLoader loader, ServiceConfigurationError e) {
+    StringBuilder message = new StringBuilder("an algorithm plugin could not be loaded: ");
+    message.append(e.getMessage());
+    java.util.regex.Matcher named = PROVIDER_NAMED.matcher(String.valueOf(e.getMessage()));
+    if (named.find()) {
+      String provider = named.group(1);
+      try {
+        for (URL file : Collections.list(loader.getResources(SERVICES))) {
+          String text;
+          try (java.io.InputStream in = file.openStream()) {
+            text = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+          }
+          if (text.lines().map(l -> l.replaceAll("#.*", "").trim()).anyMatch(provider::equals)) {
+            message.append(" (listed in ").append(placeOf(file)).append(')');
+            break;
+          }
+        }
+      } catch (java.io.IOException | RuntimeException ignored) {
+        // the message without the jar: the provider's name is in it
+      }
+    }
+    if (e.getCause() != null) {
+      message.append(": ").append(e.getCause());
+    }
+    return message.toString();
   }
 
   /** The jar or folder a resource was found in, as a real path: for comparison and messages. */
