@@ -308,10 +308,12 @@ final class EntryRunner {
     // The blocks as they were: a plugin may commit a surgery and fail after it, which no rollback
     // of ours can undo; the failure must then not claim the model is unchanged.
     List<Block> blocksBefore = blocksOf(block);
-    // What it freezes, looked at for every run (two parameter walks), an event-driven entry's too:
-    // a plugin that freezes a layer quietly at an event is recorded, so that a checkpoint does not
-    // train the layer, and one that fails after a freeze is not taken for one that changed nothing.
-    FreezeProvenance freezes = FreezeProvenance.of(block, CarriedRecords.frozenOrNull(block));
+    // What it freezes, looked for where freezing is likely (two parameter walks): not at each
+    // run of an event-driven entry, such as a per-batch average of the weights.
+    boolean looksForFreezes =
+        entry.trigger().kind() != Trigger.Kind.EVENTS || algorithm.needsTotalEpochs();
+    FreezeProvenance freezes =
+        looksForFreezes ? FreezeProvenance.of(block, CarriedRecords.frozenOrNull(block)) : null;
     long start = System.nanoTime();
     SurgeryChanges changes;
     // Before the first forward none of the trainers served holds the parameters (a loaded model

@@ -45,9 +45,6 @@ class PluginChangesRecordTest {
                       return new SurgeryChanges(
                           "t_quiet_freeze_every", Map.of(), List.of(), 0, 0, 1);
                     })));
-    // An event-driven plugin that freezes quietly (its replay freezes again what it names).
-    Algorithms.register(
-        AlgorithmSpec.of("t_quiet_freeze_event", List.of(), v -> new QuietFreezeAtEvent()));
     // A plugin whose changes name a freeze without a path (a plugin bug), changing nothing.
     Algorithms.register(
         AlgorithmSpec.of(
@@ -168,75 +165,6 @@ class PluginChangesRecordTest {
       }
       assertEquals(1, listener.getOutcomes().size(), "the entry's run is logged");
       assertEquals(SurgeryOutcome.Status.SKIPPED, listener.getOutcomes().get(0).status());
-    }
-  }
-
-  /** An event-driven plugin that freezes the first layer quietly once one epoch is complete. */
-  static final class QuietFreezeAtEvent implements dev.surgery.core.algorithms.Algorithm {
-    @Override
-    public String name() {
-      return "t_quiet_freeze_event";
-    }
-
-    @Override
-    public Map<String, Object> hyperparameters() {
-      return Map.of();
-    }
-
-    @Override
-    public java.util.Set<dev.surgery.core.events.Event> events() {
-      return java.util.Set.of(dev.surgery.core.events.Event.EPOCH_END);
-    }
-
-    @Override
-    public boolean match(dev.surgery.core.events.Event event, dev.surgery.core.events.State state) {
-      return state.completedEpochs() == 1;
-    }
-
-    @Override
-    public SurgeryChanges apply(dev.surgery.core.algorithms.SurgeryContext context) {
-      Block first = context.model().getChildren().get(0).getValue();
-      ModuleSurgery.freezeParameters(first.getParameters().values(), context.trainers());
-      return new SurgeryChanges(name(), Map.of(), List.of(), 0, 0, 1);
-    }
-  }
-
-  /**
-   * An event-driven entry's freezes were not looked at (to spare a per-batch plugin two parameter
-   * walks): its quiet freeze was kept in memory and lost from every checkpoint, whose reload then
-   * trained the layer. It is recorded as a repeating entry's is, and the reload keeps it frozen.
-   */
-  @Test
-  void anEventDrivenEntrysQuietFreezeIsRecordedAndKeptByAReload(
-      @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(new QuietFreezeAtEvent(), dev.surgery.trainer.config.Trigger.onEvents())
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .build();
-    try (Model model = TestModels.model("quiet-event")) {
-      train(model, listener, 2);
-      String record = model.getProperty(SurgeryListener.PROPERTY);
-      assertTrue(
-          record != null && record.contains("t_quiet_freeze_event"), "not recorded: " + record);
-      model.save(dir, "quiet-event");
-    }
-    try (Model restored = TestModels.model("quiet-event")) {
-      SurgeryCheckpoint.load(restored, dir, "quiet-event");
-      // The job restarted with its schedule: the listener freezes again what the record froze
-      // (DJL's newTrainer unfreezes a loaded model).
-      SurgeryListener again =
-          SurgeryListener.builder()
-              .add(new QuietFreezeAtEvent(), dev.surgery.trainer.config.Trigger.onEvents())
-              .optObservableEvents(SurgeryTrain.EVENTS)
-              .build();
-      try (Trainer trainer = restored.newTrainer(TestModels.config(again))) {
-        trainer.initialize(INPUT);
-        Block first = restored.getBlock().getChildren().get(0).getValue();
-        assertTrue(
-            first.getParameters().values().stream().noneMatch(Parameter::requiresGradient),
-            "the reload trains the layer the run had frozen");
-      }
     }
   }
 }
