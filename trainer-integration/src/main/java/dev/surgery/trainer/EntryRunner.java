@@ -327,7 +327,7 @@ final class EntryRunner {
       // undeclared, a class its jar lacks, a broken assert, its recursion overflowing the stack
       long nanos = System.nanoTime() - start;
       boolean changed = changedModel(blocksBefore, freezes, model.getBlock());
-      if (e instanceof NothingTargetedException && !changed && ranBefore(st, index)) {
+      if (e instanceof NothingTargetedException && !changed && ranBefore(st, index, model)) {
         // Its earlier runs changed what its include selects (a second BlurPool run meets the
         // layers the first blurred): this run changes nothing, as one without include does, and
         // says so; an include that never selected anything failed the entry's first run.
@@ -676,9 +676,15 @@ final class EntryRunner {
     surgeryLog.write();
   }
 
-  /** Whether an entry is a repeating one that ran before for this trainer. */
-  private static boolean ranBefore(TrainerState st, int index) {
-    return st.schedule.entry(index).trigger().repeats() && st.schedule.runs(index) > 0;
+  /**
+   * Whether an entry is a repeating one that ran before: for this trainer, or on this model as its
+   * surgery record says (a job restarted from a checkpoint with its schedule, a second trainer).
+   */
+  private static boolean ranBefore(TrainerState st, int index, Model model) {
+    ScheduledAlgorithm entry = st.schedule.entry(index);
+    return entry.trigger().repeats()
+        && (st.schedule.runs(index) > 0
+            || RecordedEntries.holds(RecordedEntries.recordOf(model), entry));
   }
 
   /** The changes of a run that found nothing left to change under its include, with why. */
@@ -756,7 +762,7 @@ final class EntryRunner {
         // neither the program nor a record knows.
         boolean changed =
             blocksBefore != null && changedModel(blocksBefore, freezes, model.getBlock());
-        boolean jvm = jvmFailing(e);
+        boolean jvm = jvmFailing(e) || jvmFailing(error.getCause());
         String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
         if (stops(changed, jvm)) {
           throw new SurgeryFailedException(

@@ -9,6 +9,7 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
+import dev.surgery.trainer.config.Trigger;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -298,9 +299,19 @@ final class RecordedEntries {
       reached = Math.max(reached, r.epoch());
     }
     Schedule entries = st.schedule;
-    // A record of the first epoch too (a step entry, or epoch 0): the checkpoint may have been
-    // taken any time after it, mid-epoch included.
-    for (int i = 0; i < entries.size(); i++) {
+    // A record of the first epoch counts too where a step, duration or batch entry made it: the
+    // checkpoint was taken inside training, mid-epoch maybe. (Records of epoch 0 alone are what an
+    // evaluation trainer built from the same config meets: no restart.)
+    boolean resumed = reached > 0;
+    for (int i = 0; i < entries.size() && !resumed; i++) {
+      Trigger.Kind kind = entries.entry(i).trigger().kind();
+      resumed =
+          recordOf[i] >= 0
+              && (kind == Trigger.Kind.STEP
+                  || kind == Trigger.Kind.EVERY_STEPS
+                  || kind == Trigger.Kind.DURATION);
+    }
+    for (int i = 0; resumed && i < entries.size(); i++) {
       ScheduledAlgorithm entry = entries.entry(i);
       if (recordOf[i] < 0 && entries.isOpen(i) && entry.byEpoch() && entry.epoch() > 0) {
         warnings.warn(

@@ -532,6 +532,26 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       return; // the agent and the program may both forward this event
     }
     st.begun = true;
+    try {
+      beginTraining(trainer, st);
+    } catch (SurgeryFailedException e) {
+      // DJL calls this from the Trainer constructor, which now throws: no trainer reaches the
+      // program to close, so its training ends here, and the log says why, not "running".
+      try {
+        onTrainingEnd(trainer);
+      } catch (RuntimeException ending) {
+        e.addSuppressed(ending);
+      }
+      throw e;
+    }
+    // From onTrainingBegin on, the log on disk is this job's: marked cut short, with what is not
+    // reached yet, until training ends (a previous job's log would otherwise stay until the first
+    // surgery, and a job killed before then would leave it).
+    surgeryLog.write();
+  }
+
+  /** The checks before training and the epoch-0 entries that need no initialized model. */
+  private void beginTraining(Trainer trainer, TrainerState st) {
     startChecks.atTrainingBegin(trainer, st);
     Block block = trainer.getModel().getBlock();
     boolean initialized = block != null && block.isInitialized();
@@ -553,19 +573,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         awaitLength(st, i);
         continue;
       }
-      try {
-        runner.apply(trainer, st, i, Event.FIT_START);
-      } catch (SurgeryFailedException e) {
-        // DJL calls this from the Trainer constructor, which now throws: no trainer reaches the
-        // program to close, so its training ends here, and the log says why, not "running".
-        onTrainingEnd(trainer);
-        throw e;
-      }
+      runner.apply(trainer, st, i, Event.FIT_START);
     }
-    // From onTrainingBegin on, the log on disk is this job's: marked cut short, with what is not
-    // reached yet, until training ends (a previous job's log would otherwise stay until the first
-    // surgery, and a job killed before then would leave it).
-    surgeryLog.write();
   }
 
   /**

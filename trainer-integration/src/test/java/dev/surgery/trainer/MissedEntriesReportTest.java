@@ -448,4 +448,34 @@ class MissedEntriesReportTest {
         reason);
     assertFalse(reason.contains("training was running"), reason);
   }
+
+  @Test
+  void aStartCheckThatStopsTrainingInTheTrainerConstructorEndsThatTrainingInTheLog()
+      throws Exception {
+    // A pattern that differs from the model's spelling only in case is refused when training
+    // begins (DJL's Trainer constructor): the same ending as an epoch-0 entry's failure there.
+    Path report = tmp.resolve("refused-at-begin.json");
+    Path yaml = tmp.resolve("case.yaml");
+    Files.writeString(
+        yaml,
+        "report: "
+            + report.toString().replace('\\', '/')
+            + "\nalgorithms:\n"
+            + "  - name: blurpool\n"
+            + "    epoch: 1\n"
+            + "    min_channels: 0\n"
+            + "    include: 'type:Conv2D'\n"
+            + "  - name: weight_standardization\n"
+            + "    epoch: 2\n");
+    SurgeryListener listener = SurgeryListener.fromYaml(yaml);
+    try (Model model = TestModels.model("refused-at-begin")) {
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class, () -> model.newTrainer(TestModels.config(listener)));
+      assertTrue(e.getMessage().contains("differs from it only in case"), e.getMessage());
+    }
+    JsonObject log = read(report);
+    assertFalse(log.has("cut_short") && log.get("cut_short").getAsBoolean(), log.toString());
+    assertFalse(log.toString().contains("training was running"), log.toString());
+  }
 }

@@ -179,4 +179,34 @@ class TargetsConfigTest {
       assertTrue(e.getMessage().contains("nothing among the included blocks"), e.getMessage());
     }
   }
+
+  @Test
+  void aRepeatingEntryWithAnIncludeResumedOnAModelThatHasItsRecordTrainsOn() throws Exception {
+    // A second trainer (or a job restarted from a checkpoint with its schedule) meets the layers
+    // the entry's earlier runs blurred: its own first run there changes nothing, as for the
+    // trainer that made them.
+    String yaml =
+        "algorithms:\n"
+            + "  - name: blurpool\n"
+            + "    every: 1ep\n"
+            + "    min_channels: 0\n"
+            + "    include: '*Conv2d'\n";
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("every-include-resumed")) {
+      try (Trainer first =
+          model.newTrainer(TestModels.config(SurgeryListener.fromYaml(yaml(yaml))))) {
+        first.initialize(INPUT);
+        EasyTrain.fit(first, 1, TestModels.dataset(data, 5), null);
+      }
+      SurgeryListener again = SurgeryListener.fromYaml(yaml(yaml));
+      try (Trainer second = model.newTrainer(TestModels.config(again))) {
+        EasyTrain.fit(second, 1, TestModels.dataset(data, 5), null);
+      }
+      List<SurgeryOutcome> outcomes = again.getOutcomes();
+      assertEquals(1, outcomes.size(), outcomes.toString());
+      assertEquals(SurgeryOutcome.Status.APPLIED, outcomes.get(0).status(), outcomes.toString());
+      assertTrue(outcomes.get(0).changes().changes().isEmpty(), outcomes.toString());
+      assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
+    }
+  }
 }

@@ -203,4 +203,29 @@ class TimeInsideAnEpochTest {
     }
     assertEquals(List.of(3), seen);
   }
+
+  @Test
+  void anEvaluationTrainerAfterAnEpochZeroEntryIsNotWarnedOfARestart() throws Exception {
+    // Records of epoch 0 alone are what an evaluation trainer built from the same config meets:
+    // no checkpoint was taken inside training, so no restart warning.
+    String yaml =
+        "algorithms:\n"
+            + "  - {name: weight_standardization, epoch: 0}\n"
+            + "  - {name: blurpool, epoch: 2, min_channels: 0}\n";
+    try (Model model = TestModels.model("evaluation-trainer");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer first = model.newTrainer(TestModels.config(listener(yaml)))) {
+        first.initialize(INPUT);
+        SurgeryTrain.fit(first, 1, TestModels.dataset(data, 3), null);
+      }
+      SurgeryListener evaluation = listener(yaml);
+      try (Trainer second = model.newTrainer(TestModels.config(evaluation))) {
+        assertEquals(model, second.getModel());
+      }
+      assertFalse(
+          evaluation.getWarnings().stream()
+              .anyMatch(w -> w.contains("counts epochs from this trainer's start")),
+          evaluation.getWarnings().toString());
+    }
+  }
 }
