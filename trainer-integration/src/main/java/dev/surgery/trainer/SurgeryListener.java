@@ -111,12 +111,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final boolean countsBatchesInEpoch;
 
   /**
-   * Whether an entry may read {@code State.recentLosses()}: an event-driven one, or any whose
-   * algorithm is not built in (a plugin, or one given in code, may decide from the losses at its
-   * scheduled run too). Then batch losses are kept; a schedule of built-ins alone does not pay for
-   * them.
+   * Whether an entry is event-driven: it may run at any batch, so every batch's loss is kept for
+   * {@code State.recentLosses()}.
    */
-  private final boolean lossesForState;
+  private final boolean eventDriven;
+
+  /**
+   * Whether a scheduled entry's algorithm is not built in (a plugin, or one given in code): it may
+   * read {@code State.recentLosses()} too, so the losses the listener computes in the window before
+   * a due entry are kept for it as well; a schedule of built-ins alone keeps none.
+   */
+  private final boolean scheduledPlugins;
 
   /** The program's end as applications see it: none begins after it, one under way is awaited. */
   private final ProgramEnd programEnd = new ProgramEnd();
@@ -174,12 +179,14 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.observable = Collections.unmodifiableSet(eventSet(observable));
     this.startChecks = new StartChecks(this, runner, notRun, length, this.observable, warnings);
     this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
-    this.lossesForState =
+    this.eventDriven =
+        this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
+    this.scheduledPlugins =
         this.schedule.stream()
             .anyMatch(
                 e ->
-                    e.trigger().kind() == Trigger.Kind.EVENTS
-                        || !"built-in".equals(Algorithms.origin(e.algorithm().name())));
+                    e.trigger().kind() != Trigger.Kind.EVENTS
+                        && !"built-in".equals(Algorithms.origin(e.algorithm().name())));
   }
 
   /**
@@ -789,7 +796,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.epochSinceLastBatch = false;
     st.lastProgress = progress;
 
-    boolean forState = lossesForState;
+    // Every batch for an event-driven entry; a scheduled plugin gets those computed anyway (the
+    // window before a due entry), without a loss evaluation of its own per batch.
+    boolean forState = eventDriven;
     // This batch becomes step st.steps + 1: a step entry within the window needs its loss.
     boolean stepSoon =
         st.schedule.stepsUntilDue(st.steps + 1, length.plannedSteps(st)) < LOSS_WINDOW;
@@ -802,11 +811,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             progress,
             progressTotal)) {
       float loss = st.losses.batchLoss(trainer, batchData, this);
-      if (forState && Float.isFinite(loss)) {
-        st.recentLosses.addLast(loss);
-        if (st.recentLosses.size() > LOSS_WINDOW) {
-          st.recentLosses.removeFirst();
-        }
+      if ((forState || scheduledPlugins) && Float.isFinite(loss)) {
+        st.keepStateLoss(loss, st.batches, LOSS_WINDOW);
       }
       if (!Float.isFinite(loss)) {
         st.losses.passOver(st.batches);

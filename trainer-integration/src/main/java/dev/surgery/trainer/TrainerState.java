@@ -113,8 +113,27 @@ final class TrainerState {
   /** The entries warned of for running with gradients pending (once per entry). */
   final Set<Integer> pendingWarned = new HashSet<>();
 
-  /** The most recent batch losses, for {@code State.recentLosses}. */
+  /** The most recent batch losses, for {@code State.recentLosses}: of consecutive batches. */
   final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
+
+  /** The batch whose loss {@link #recentLosses} ends with, or -1. */
+  private long lastStateLossBatch = -1;
+
+  /**
+   * Keeps the loss of batch number {@code batch} for {@code State.recentLosses}: the list holds
+   * consecutive batches only (a window computed before one due entry does not run on into the
+   * next), at most {@code window} of them.
+   */
+  void keepStateLoss(float loss, long batch, int window) {
+    if (lastStateLossBatch != batch - 1) {
+      recentLosses.clear();
+    }
+    lastStateLossBatch = batch;
+    recentLosses.addLast(loss);
+    if (recentLosses.size() > window) {
+      recentLosses.removeFirst();
+    }
+  }
 
   /**
    * The last entry that ran following a length of training that only the loop announced (no total

@@ -365,7 +365,13 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
       // A type pattern names one class exactly: after an earlier surgery the layers it meant may
       // have another class (a WeightStandardizedConv2d is no type:Conv2d), so the model's types
       // are the useful hint.
-      boolean typePattern = unmatched.stream().anyMatch(u -> u.startsWith("type:"));
+      String typePattern =
+          unmatched.stream().filter(u -> u.startsWith("type:")).findFirst().orElse(null);
+      // Types that hold the pattern's name first (WeightStandardizedConv2d for type:Conv2d).
+      String named = typePattern == null ? "" : typePattern.substring(5).replace("*", "");
+      List<String> shown = new ArrayList<>();
+      types.stream().filter(t -> !named.isEmpty() && t.contains(named)).forEach(shown::add);
+      types.stream().filter(t -> !shown.contains(t)).forEach(shown::add);
       throw new NothingTargetedException(
           name()
               + ": include "
@@ -374,11 +380,13 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
               + String.join("', '", unmatched)
               + (unmatched.size() == 1 ? "' matches" : "' match")
               + " no block of the model ("
-              + (typePattern
+              + (typePattern != null
                   ? "a type pattern names a class exactly; block types here: "
-                      + String.join(", ", types.stream().limit(8).toList())
-                      + (types.size() > 8 ? ", ..." : "")
-                      + "; a path glob such as '*Conv2d' also matches the keys of replaced layers"
+                      + String.join(", ", shown.subList(0, Math.min(8, shown.size())))
+                      + (shown.size() > 8 ? ", ..." : "")
+                      + "; a path glob such as '*"
+                      + (named.isEmpty() ? "Conv2d" : named)
+                      + "' also matches the keys of replaced layers"
                   : "block paths look like "
                       + String.join(", ", examples)
                       + "; type patterns are written type:Conv2d")

@@ -252,8 +252,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     if (selection != null) {
       layers.keySet().removeIf(b -> !selection.contains(b));
       if (layers.isEmpty() && !targets().includes().isEmpty()) {
-        throw new SurgeryException(
-            null,
+        throw new NothingTargetedException(
             NAME
                 + ": no included block ("
                 + targets()
