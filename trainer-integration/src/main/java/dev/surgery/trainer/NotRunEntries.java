@@ -45,7 +45,7 @@ final class NotRunEntries {
                 st.ordinal,
                 entry,
                 "not reached yet: training was running when this log was written, after "
-                    + (entry.byEpoch()
+                    + (countsEpochs(entry)
                         ? st.completedEpochs + " completed epochs"
                         : st.stepsTaken() + " optimizer steps")
                     + " (the write at the end of training replaces this list; a job killed"
@@ -53,6 +53,11 @@ final class NotRunEntries {
       }
     }
     return items;
+  }
+
+  /** Whether an entry's moment is told in epochs ({@code epoch: k}, {@code every: Nep}). */
+  private static boolean countsEpochs(ScheduledAlgorithm entry) {
+    return entry.byEpoch() || entry.trigger().kind() == Trigger.Kind.EVERY_EPOCHS;
   }
 
   /** Whether an entry may still run: not run (or repeating), and not listed as never run. */
@@ -102,7 +107,7 @@ final class NotRunEntries {
             "trainer "
                 + st.ordinal
                 + " was dropped without close() and collected by the garbage collector after "
-                + (entry.byEpoch()
+                + (countsEpochs(entry)
                     ? st.completedEpochs + " completed epochs"
                     : st.stepsTaken() + " optimizer steps")
                 + ": its training ended there (close trainers, as try-with-resources does)";
@@ -116,7 +121,7 @@ final class NotRunEntries {
         reason =
             "the program began to end (System.exit, a signal such as SIGTERM, an uncaught"
                 + " exception, or a trainer never closed) after "
-                + (entry.byEpoch()
+                + (countsEpochs(entry)
                     ? st.completedEpochs + " completed epochs"
                     : st.stepsTaken() + " optimizer steps")
                 + ", before training ended; nothing is applied after that";

@@ -1060,7 +1060,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       st.recordSeen = RecordedEntries.recordOf(model);
       records.skipRecorded(model, st, false);
     }
-    notRun.listNotRun(st, false);
+    // A trainer that began after the program's end ran nothing: its entries say so.
+    notRun.listNotRun(st, registry.programEnded());
     surgeryLog.write();
   }
 

@@ -103,17 +103,21 @@ final class TrainerRegistry {
    */
   TrainerState end(Trainer trainer) {
     synchronized (states) {
-      if (programEnded) {
-        return null; // the program's end listed what never ran already
+      TrainerState st = states.get(trainer);
+      if (st == null || (programEnded && !unfinished.contains(st))) {
+        return null; // never trained here, or the program's end listed what never ran already
       }
-      TrainerState st = states.remove(trainer);
-      if (st == null) {
-        return null;
-      }
+      // (A trainer that began after the program's end is still unfinished: it ends as usual.)
+      states.remove(trainer);
       ended.put(trainer, st.ordinal);
       unfinished.remove(st);
       return st;
     }
+  }
+
+  /** Whether the program's end has taken the unfinished trainers ({@link #takeUnfinished}). */
+  boolean programEnded() {
+    return programEnded;
   }
 
   /**
@@ -197,9 +201,7 @@ final class TrainerRegistry {
     List<TrainerState> dropped;
     synchronized (states) {
       dropped = states.drainCollected(); // after the program's end too, so that none piles up
-      if (programEnded) {
-        return; // onProgramEnd listed them
-      }
+      // Those the program's end listed are no longer unfinished; one that began after it is.
       dropped.removeIf(st -> !unfinished.remove(st));
     }
     if (dropped.isEmpty()) {

@@ -117,6 +117,43 @@ class ProgramEndTest {
     }
   }
 
+  @Test
+  void aTrainerThatBeginsAfterTheProgramsEndListsItsEntriesAndLetsItsModelGo() throws Exception {
+    // An outside probe: such a trainer trained on without its surgery (nothing is applied after
+    // the end) and left no trace in the log, and its state kept its model's block for good.
+    Path report = tmp.resolve("after-end.json");
+    SurgeryListener listener = listener(report);
+    java.lang.ref.WeakReference<ai.djl.nn.Block> afterEnd;
+    try (NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Model before = TestModels.model("before-end");
+          Trainer trainer = before.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, dataset, null);
+        assertTrue(listener.onProgramEnd());
+      }
+      try (Model later = TestModels.model("after-end")) {
+        afterEnd = new java.lang.ref.WeakReference<>(later.getBlock());
+        try (Trainer trainer = later.newTrainer(TestModels.config(listener))) {
+          trainer.initialize(INPUT);
+          EasyTrain.fit(trainer, 3, dataset, null);
+        }
+        assertEquals(0, TestModels.count(later.getBlock(), "ProbePool"), "nothing after the end");
+      }
+    }
+    JsonArray notRun = read(report).getAsJsonArray("not_run");
+    long secondTrainers =
+        java.util.stream.StreamSupport.stream(notRun.spliterator(), false)
+            .filter(e -> e.getAsJsonObject().get("trainer").getAsInt() == 2)
+            .count();
+    assertEquals(2, secondTrainers, notRun.toString());
+    for (int i = 0; i < 50 && afterEnd.get() != null; i++) {
+      System.gc();
+      Thread.sleep(10);
+    }
+    assertTrue(afterEnd.get() == null, "the listener keeps the block of a trainer that ended");
+  }
+
   /** Delegates to an algorithm, pausing inside one of its runs until let go. */
   static final class Paused implements Algorithm {
     private final Algorithm inner;
