@@ -811,8 +811,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             progress,
             progressTotal)) {
       float loss = st.losses.batchLoss(trainer, batchData, this);
-      if ((forState || scheduledPlugins) && Float.isFinite(loss)) {
-        st.keepStateLoss(loss, st.batches, LOSS_WINDOW);
+      if (forState || scheduledPlugins) {
+        if (Float.isFinite(loss)) {
+          st.keepStateLoss(loss, st.batches, LOSS_WINDOW);
+        } else {
+          st.passOverStateLoss(st.batches);
+        }
       }
       if (!Float.isFinite(loss)) {
         st.losses.passOver(st.batches);

@@ -119,6 +119,15 @@ final class TrainerState {
   /** The batch whose loss {@link #recentLosses} ends with, or -1. */
   private long lastStateLossBatch = -1;
 
+  /** Passes over batch number {@code batch}, whose loss is not finite. */
+  void passOverStateLoss(long batch) {
+    // A batch whose loss is not finite is left out without breaking the run of batches, as in
+    // the loss windows of the surgery log.
+    if (lastStateLossBatch == batch - 1) {
+      lastStateLossBatch = batch;
+    }
+  }
+
   /**
    * Keeps the loss of batch number {@code batch} for {@code State.recentLosses}: the list holds
    * consecutive batches only (a window computed before one due entry does not run on into the

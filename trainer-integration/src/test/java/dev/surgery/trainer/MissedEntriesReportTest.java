@@ -415,67 +415,55 @@ class MissedEntriesReportTest {
         .build();
   }
 
-  @Test
-  void anEpochZeroFailureInTheTrainerConstructorEndsThatTrainingInTheLog() throws Exception {
-    // The failure comes out of model.newTrainer: no trainer reaches the program to close, so the
-    // log must not say training was running (cut short), but name the entry that stopped it.
-    Path report = tmp.resolve("stopped-at-begin.json");
-    Path yaml = tmp.resolve("surgery.yaml");
+  /**
+   * Builds a trainer under a config whose failure stops training in DJL's Trainer constructor
+   * (onTrainingBegin): no trainer reaches the program to close. Checks the refusal and that the log
+   * is not left cut short, as if training were running; returns the log.
+   */
+  private JsonObject stoppedInTheConstructor(String name, String algorithms, String refusal)
+      throws Exception {
+    Path report = tmp.resolve(name + ".json");
+    Path yaml = tmp.resolve(name + ".yaml");
     Files.writeString(
-        yaml,
-        "report: "
-            + report.toString().replace('\\', '/')
-            + "\nalgorithms:\n"
-            + "  - name: weight_standardization\n"
-            + "    epoch: 0\n"
-            + "    include: 'type:BatchNorm'\n"
-            + "  - name: blurpool\n"
-            + "    epoch: 1\n"
-            + "    min_channels: 0\n");
+        yaml, "report: " + report.toString().replace('\\', '/') + "\nalgorithms:\n" + algorithms);
     SurgeryListener listener = SurgeryListener.fromYaml(yaml);
-    try (Model model = TestModels.model("stopped-at-begin")) {
+    try (Model model = TestModels.model(name)) {
       SurgeryFailedException e =
           assertThrows(
               SurgeryFailedException.class, () -> model.newTrainer(TestModels.config(listener)));
-      assertTrue(e.getMessage().contains("nothing among the included blocks"), e.getMessage());
+      assertTrue(e.getMessage().contains(refusal), e.getMessage());
     }
     JsonObject log = read(report);
     assertFalse(log.has("cut_short") && log.get("cut_short").getAsBoolean(), log.toString());
-    JsonObject notRun = onlyNotRun(report);
-    String reason = notRun.get("reason").getAsString();
+    assertFalse(log.toString().contains("training was running"), log.toString());
+    return log;
+  }
+
+  @Test
+  void anEpochZeroFailureInTheTrainerConstructorEndsThatTrainingInTheLog() throws Exception {
+    JsonObject log =
+        stoppedInTheConstructor(
+            "stopped-at-begin",
+            "  - {name: weight_standardization, epoch: 0, include: 'type:BatchNorm'}\n"
+                + "  - {name: blurpool, epoch: 1, min_channels: 0}\n",
+            "nothing among the included blocks");
+    JsonArray notRun = log.getAsJsonArray("not_run");
+    assertEquals(1, notRun.size(), log.toString());
+    String reason = notRun.get(0).getAsJsonObject().get("reason").getAsString();
     assertTrue(
         reason.contains("weight_standardization at epoch 0") && reason.contains("stopped training"),
         reason);
-    assertFalse(reason.contains("training was running"), reason);
   }
 
   @Test
   void aStartCheckThatStopsTrainingInTheTrainerConstructorEndsThatTrainingInTheLog()
       throws Exception {
     // A pattern that differs from the model's spelling only in case is refused when training
-    // begins (DJL's Trainer constructor): the same ending as an epoch-0 entry's failure there.
-    Path report = tmp.resolve("refused-at-begin.json");
-    Path yaml = tmp.resolve("case.yaml");
-    Files.writeString(
-        yaml,
-        "report: "
-            + report.toString().replace('\\', '/')
-            + "\nalgorithms:\n"
-            + "  - name: blurpool\n"
-            + "    epoch: 1\n"
-            + "    min_channels: 0\n"
-            + "    include: 'type:Conv2D'\n"
-            + "  - name: weight_standardization\n"
-            + "    epoch: 2\n");
-    SurgeryListener listener = SurgeryListener.fromYaml(yaml);
-    try (Model model = TestModels.model("refused-at-begin")) {
-      SurgeryFailedException e =
-          assertThrows(
-              SurgeryFailedException.class, () -> model.newTrainer(TestModels.config(listener)));
-      assertTrue(e.getMessage().contains("differs from it only in case"), e.getMessage());
-    }
-    JsonObject log = read(report);
-    assertFalse(log.has("cut_short") && log.get("cut_short").getAsBoolean(), log.toString());
-    assertFalse(log.toString().contains("training was running"), log.toString());
+    // begins: the same ending as an epoch-0 entry's failure there.
+    stoppedInTheConstructor(
+        "refused-at-begin",
+        "  - {name: blurpool, epoch: 1, min_channels: 0, include: 'type:Conv2D'}\n"
+            + "  - {name: weight_standardization, epoch: 2}\n",
+        "differs from it only in case");
   }
 }

@@ -496,6 +496,8 @@ public final class DjlAgentHooks implements DjlHooks {
       registerInStore(trainer, block);
       // INIT is the listener's onInitialized, which runs the waiting surgery.
       events.initialized(trainer);
+    } catch (SurgeryFailure f) {
+      throw f; // the listener's deliberate failure (on_error: fail), wrapped once already
     } catch (SurgeryFailedException | SurgeryException e) {
       throw new SurgeryFailure(e); // on_error: fail, rethrown unwrapped by the hook
     } catch (RuntimeException e) {

@@ -132,4 +132,34 @@ class UninitializedModelIT {
         r.stderr().contains("call trainer.initialize(shapes) before training"), r.toString());
     assertNull(r.findOut("CNNAPP: structure after the first step: (.*)"), r.toString());
   }
+
+  @Test
+  void aFailingEntryAtTheFirstForwardReachesTheProgramAsTheLibrarysOwnException() throws Exception {
+    // on_error: fail at the surgery the agent runs before the first forward: the program gets the
+    // library's SurgeryFailedException, as from its own trainer.initialize, not the agent's
+    // wrapper.
+    Path dir = AgentConfigs.dir("uninitialized-fails");
+    AgentConfigs.write(
+        dir,
+        "surgery.yaml",
+        String.join(
+            "\n",
+            "algorithms:",
+            "  - name: squeeze_excite",
+            "    epoch: 0",
+            "    min_channels: 8",
+            "    include: 'type:BatchNorm'",
+            ""));
+    ForkedJvm.Result r =
+        ForkedJvm.main(CnnApp.class.getName(), "--no-initialize", "--own-loop", "--epochs", "1")
+            .agent("config=surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(1, r.exitCode(), r.toString());
+    assertTrue(
+        r.stderr().contains("dev.surgery.trainer.SurgeryFailedException: Surgery: squeeze_excite"),
+        r.toString());
+    assertFalse(r.stderr().contains("SurgeryFailure"), r.toString());
+    assertNull(r.findOut("CNNAPP: structure after the first step: (.*)"), r.toString());
+  }
 }

@@ -7,9 +7,9 @@ import dev.surgery.core.SurgeryException;
  * matches no block of the model, or included blocks of which none is something the algorithm
  * changes. Thrown instead of a silent no-op, since an include that selects nothing is usually a
  * mistake in the pattern. A caller that knows better may treat it as a run that changed nothing:
- * the surgery listener does so for a repeating entry ({@code every:}) after a run of it changed
- * what it selects (its second BlurPool run finds the blurred layers it made). The model is as it
- * was: the algorithm throws it before it changes anything.
+ * the surgery listener does so for a repeating entry ({@code every:}) once a run of it applied, on
+ * the trainer or as the model's record says (its second BlurPool run finds the blurred layers it
+ * made). The model is as it was: the algorithm throws it before it changes anything.
  */
 public class NothingTargetedException extends SurgeryException {
 
