@@ -314,7 +314,9 @@ final class RecordedEntries {
     for (int i = 0; resumed && i < entries.size(); i++) {
       ScheduledAlgorithm entry = entries.entry(i);
       if (recordOf[i] < 0 && entries.isOpen(i) && entry.byEpoch() && entry.epoch() > 0) {
-        warnings.warn(
+        // Said when the trainer first trains: an evaluation trainer built from the same config
+        // never does, and its epochs are no restart.
+        st.resumeWarnings.add(
             "Surgery: "
                 + entry.describe()
                 + " counts epochs from this trainer's start: the model comes with a surgery record"

@@ -321,6 +321,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         st.trainedSinceEpochEnd = true;
         break;
       case BATCH_END:
+        st.trained(warnings);
         st.epochJustEnded = false;
         st.trainedSinceEpochEnd = true;
         st.steps++;
@@ -766,6 +767,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   @Override
   public void onTrainingBatch(Trainer trainer, BatchData batchData) {
     TrainerState st = registry.state(trainer);
+    st.trained(warnings);
     if (st.stopped != null) {
       notRun.resumedAfterStop(st);
     }
@@ -844,6 +846,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
 
   private void epochEnd(Trainer trainer, boolean byCallback) {
     TrainerState st = registry.state(trainer);
+    st.trained(warnings);
     if (st.epochJustEnded
         && st.lastEpochEndByCallback != null
         && st.lastEpochEndByCallback != byCallback) {

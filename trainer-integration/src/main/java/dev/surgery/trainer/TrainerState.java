@@ -113,6 +113,21 @@ final class TrainerState {
   /** The entries warned of for running with gradients pending (once per entry). */
   final Set<Integer> pendingWarned = new HashSet<>();
 
+  /**
+   * Warnings that this trainer's epochs count from its own start on a model whose record was made
+   * inside an earlier training: given when it first trains ({@link #trained}), so that an
+   * evaluation trainer built from the same config, which never does, gets none.
+   */
+  final List<String> resumeWarnings = new ArrayList<>(0);
+
+  /** Gives the warnings kept for this trainer's first training batch or step, once. */
+  void trained(ListenerWarnings warnings) {
+    if (!resumeWarnings.isEmpty()) {
+      resumeWarnings.forEach(warnings::warn);
+      resumeWarnings.clear();
+    }
+  }
+
   /** The most recent batch losses, for {@code State.recentLosses}: of consecutive batches. */
   final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
 

@@ -148,7 +148,12 @@ class TimeInsideAnEpochTest {
       assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"), "recorded at step 3");
       SurgeryListener again = listener(yaml);
       try (Trainer second = model.newTrainer(TestModels.config(again))) {
-        assertEquals(model, second.getModel());
+        // Said when the trainer first trains (an evaluation trainer never does).
+        assertFalse(
+            again.getWarnings().stream()
+                .anyMatch(w -> w.contains("counts epochs from this trainer's start")),
+            again.getWarnings().toString());
+        SurgeryTrain.fit(second, 1, TestModels.dataset(data, 3), null);
         assertTrue(
             again.getWarnings().stream()
                 .anyMatch(
@@ -221,6 +226,32 @@ class TimeInsideAnEpochTest {
       SurgeryListener evaluation = listener(yaml);
       try (Trainer second = model.newTrainer(TestModels.config(evaluation))) {
         assertEquals(model, second.getModel());
+      }
+      assertFalse(
+          evaluation.getWarnings().stream()
+              .anyMatch(w -> w.contains("counts epochs from this trainer's start")),
+          evaluation.getWarnings().toString());
+    }
+  }
+
+  @Test
+  void anEvaluationTrainerAfterALaterEpochsEntryIsNotWarnedOfARestartEither() throws Exception {
+    // A record that reaches epoch 1, then a trainer that only evaluates: the warning is said when a
+    // trainer first trains, which this one never does.
+    String yaml =
+        "algorithms:\n"
+            + "  - {name: blurpool, epoch: 1, min_channels: 0}\n"
+            + "  - {name: weight_standardization, epoch: 2}\n";
+    try (Model model = TestModels.model("evaluation-after-epoch-1");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer first = model.newTrainer(TestModels.config(listener(yaml)))) {
+        first.initialize(INPUT);
+        SurgeryTrain.fit(first, 1, TestModels.dataset(data, 3), null);
+      }
+      assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"), "recorded at epoch 1");
+      SurgeryListener evaluation = listener(yaml);
+      try (Trainer second = model.newTrainer(TestModels.config(evaluation))) {
+        EasyTrain.evaluateDataset(second, TestModels.dataset(data, 4));
       }
       assertFalse(
           evaluation.getWarnings().stream()
