@@ -633,7 +633,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       warnings.warn(
           "Surgery: the training loop runs "
               + announced
-              + " epochs but the configured total is "
+              + (announced == 1 ? " epoch" : " epochs")
+              + " but the configured total is "
               + totalEpochs
               + "; algorithms that follow the length of training use "
               + (planned == totalEpochs
