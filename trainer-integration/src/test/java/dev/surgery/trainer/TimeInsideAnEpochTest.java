@@ -78,6 +78,14 @@ class TimeInsideAnEpochTest {
     }
   }
 
+  /** A first trainer of the model, with a listener of its own from {@code yaml}: one epoch. */
+  private static void trainOneEpoch(Model model, String yaml, NDManager data) throws Exception {
+    try (Trainer first = model.newTrainer(TestModels.config(listener(yaml)))) {
+      first.initialize(INPUT);
+      SurgeryTrain.fit(first, 1, TestModels.dataset(data, 3), null);
+    }
+  }
+
   @Test
   void aDurationWhoseStepTheOnlyEpochsEndShowsPassedFailsThere() throws Exception {
     SurgeryListener listener =
@@ -141,10 +149,7 @@ class TimeInsideAnEpochTest {
             + "  - {name: weight_standardization, epoch: 2}\n";
     try (Model model = TestModels.model("restarted");
         NDManager data = NDManager.newBaseManager()) {
-      try (Trainer first = model.newTrainer(TestModels.config(listener(yaml)))) {
-        first.initialize(INPUT);
-        SurgeryTrain.fit(first, 1, TestModels.dataset(data, 3), null);
-      }
+      trainOneEpoch(model, yaml, data);
       assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"), "recorded at step 3");
       SurgeryListener again = listener(yaml);
       try (Trainer second = model.newTrainer(TestModels.config(again))) {
@@ -219,10 +224,7 @@ class TimeInsideAnEpochTest {
             + "  - {name: blurpool, epoch: 2, min_channels: 0}\n";
     try (Model model = TestModels.model("evaluation-trainer");
         NDManager data = NDManager.newBaseManager()) {
-      try (Trainer first = model.newTrainer(TestModels.config(listener(yaml)))) {
-        first.initialize(INPUT);
-        SurgeryTrain.fit(first, 1, TestModels.dataset(data, 3), null);
-      }
+      trainOneEpoch(model, yaml, data);
       SurgeryListener evaluation = listener(yaml);
       try (Trainer second = model.newTrainer(TestModels.config(evaluation))) {
         assertEquals(model, second.getModel());
@@ -244,10 +246,7 @@ class TimeInsideAnEpochTest {
             + "  - {name: weight_standardization, epoch: 2}\n";
     try (Model model = TestModels.model("evaluation-after-epoch-1");
         NDManager data = NDManager.newBaseManager()) {
-      try (Trainer first = model.newTrainer(TestModels.config(listener(yaml)))) {
-        first.initialize(INPUT);
-        SurgeryTrain.fit(first, 1, TestModels.dataset(data, 3), null);
-      }
+      trainOneEpoch(model, yaml, data);
       assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"), "recorded at epoch 1");
       SurgeryListener evaluation = listener(yaml);
       try (Trainer second = model.newTrainer(TestModels.config(evaluation))) {
