@@ -530,7 +530,7 @@ final class EntryRunner {
   private static boolean changedModel(
       List<Block> blocksBefore, FreezeProvenance freezes, Block now) {
     return !sameBlocks(blocksBefore, blocksOf(now))
-        || (freezes != null && now != null && freezes.freezesChanged(now));
+        || (freezes != null && freezes.freezesChanged(now));
   }
 
   private static boolean sameBlocks(List<Block> a, List<Block> b) {
@@ -743,16 +743,16 @@ final class EntryRunner {
         continue;
       }
       String call = "match";
-      // Walked only for an entry about to apply, as in training.
+      // Walked only for an entry about to apply, as in training. Only whether the frozen set
+      // changed matters here (nothing is recorded at a load): no provenance of the freezes.
       List<Block> blocksBefore = null;
-      FreezeProvenance freezes = null;
+      Set<Parameter> frozenBefore = null;
       try {
         if (algorithm.match(event, state)) {
           call = "apply";
           Block block = model.getBlock();
           blocksBefore = blocksOf(block);
-          freezes =
-              block == null ? null : FreezeProvenance.of(block, CarriedRecords.frozenOrNull(block));
+          frozenBefore = block == null ? Set.of() : ParameterSets.frozen(block);
           algorithm.apply(event, state);
         }
       } catch (Throwable e) { // whatever the plugin's call throws is its failure: checked ones
@@ -760,8 +760,11 @@ final class EntryRunner {
         RuntimeException error = pluginError(call, event, algorithm, e);
         // As in training: a change no rollback undoes, loaded on under skip, would be a model that
         // neither the program nor a record knows.
+        Block now = model.getBlock();
         boolean changed =
-            blocksBefore != null && changedModel(blocksBefore, freezes, model.getBlock());
+            blocksBefore != null
+                && (!sameBlocks(blocksBefore, blocksOf(now))
+                    || !(now == null ? Set.of() : ParameterSets.frozen(now)).equals(frozenBefore));
         boolean jvm = jvmFailing(e) || jvmFailing(error.getCause());
         String message = "Surgery: " + entry.describe() + " failed: " + error.getMessage();
         if (stops(changed, jvm)) {

@@ -45,7 +45,7 @@ final class EventState implements State {
     this.batchInEpoch = st.batchInEpoch;
     this.totalEpochs = totalEpochs;
     this.totalSteps = totalSteps;
-    this.recentLosses = List.copyOf(st.recentLosses);
+    this.recentLosses = st.losses.recent();
     this.record = st.surgeryRecord(RecordedEntries.recordOf(trainer.getModel()));
   }
 

@@ -104,6 +104,15 @@ final class LossWindows {
     return sum / recentLosses.size();
   }
 
+  /**
+   * The losses of the recent window, oldest first: what {@code State.recentLosses()} shows. They
+   * are computed for every batch where an entry is event-driven, and in the window before each
+   * scheduled entry's run otherwise.
+   */
+  List<Float> recent() {
+    return List.copyOf(recentLosses);
+  }
+
   /** Returns how many batches {@link #meanBefore()} averages. */
   int beforeBatches() {
     return recentLosses.size();

@@ -8,7 +8,6 @@ import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import com.google.gson.JsonObject;
 import dev.surgery.core.algorithms.Algorithm;
-import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.trainer.config.OnError;
@@ -116,13 +115,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    */
   private final boolean eventDriven;
 
-  /**
-   * Whether a scheduled entry's algorithm is not built in (a plugin, or one given in code): it may
-   * read {@code State.recentLosses()} too, so the losses the listener computes in the window before
-   * a due entry are kept for it as well; a schedule of built-ins alone keeps none.
-   */
-  private final boolean scheduledPlugins;
-
   /** The program's end as applications see it: none begins after it, one under way is awaited. */
   private final ProgramEnd programEnd = new ProgramEnd();
 
@@ -181,12 +173,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
     this.eventDriven =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
-    this.scheduledPlugins =
-        this.schedule.stream()
-            .anyMatch(
-                e ->
-                    e.trigger().kind() != Trigger.Kind.EVENTS
-                        && !"built-in".equals(Algorithms.origin(e.algorithm().name())));
   }
 
   /**
@@ -799,8 +785,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.epochSinceLastBatch = false;
     st.lastProgress = progress;
 
-    // Every batch for an event-driven entry; a scheduled plugin gets those computed anyway (the
-    // window before a due entry), without a loss evaluation of its own per batch.
+    // Every batch for an event-driven entry, whose State shows the window at any batch; a scheduled
+    // entry's State shows the window computed before its run anyway.
     boolean forState = eventDriven;
     // This batch becomes step st.steps + 1: a step entry within the window needs its loss.
     boolean stepSoon =
@@ -814,13 +800,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             progress,
             progressTotal)) {
       float loss = st.losses.batchLoss(trainer, batchData, this);
-      if (forState || scheduledPlugins) {
-        if (Float.isFinite(loss)) {
-          st.keepStateLoss(loss, st.batches, LOSS_WINDOW);
-        } else {
-          st.passOverStateLoss(st.batches);
-        }
-      }
       if (!Float.isFinite(loss)) {
         st.losses.passOver(st.batches);
       } else if (st.losses.add(loss, st.batches)) {

@@ -3,7 +3,6 @@ package dev.surgery.trainer;
 import ai.djl.nn.Block;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.HashSet;
@@ -125,37 +124,6 @@ final class TrainerState {
     if (!resumeWarnings.isEmpty()) {
       resumeWarnings.forEach(warnings::warn);
       resumeWarnings.clear();
-    }
-  }
-
-  /** The most recent batch losses, for {@code State.recentLosses}: of consecutive batches. */
-  final ArrayDeque<Float> recentLosses = new ArrayDeque<>();
-
-  /** The batch whose loss {@link #recentLosses} ends with, or -1. */
-  private long lastStateLossBatch = -1;
-
-  /** Passes over batch number {@code batch}, whose loss is not finite. */
-  void passOverStateLoss(long batch) {
-    // A batch whose loss is not finite is left out without breaking the run of batches, as in
-    // the loss windows of the surgery log.
-    if (lastStateLossBatch == batch - 1) {
-      lastStateLossBatch = batch;
-    }
-  }
-
-  /**
-   * Keeps the loss of batch number {@code batch} for {@code State.recentLosses}: the list holds
-   * consecutive batches only (a window computed before one due entry does not run on into the
-   * next), at most {@code window} of them.
-   */
-  void keepStateLoss(float loss, long batch, int window) {
-    if (lastStateLossBatch != batch - 1) {
-      recentLosses.clear();
-    }
-    lastStateLossBatch = batch;
-    recentLosses.addLast(loss);
-    if (recentLosses.size() > window) {
-      recentLosses.removeFirst();
     }
   }
 

@@ -78,6 +78,12 @@ class TimeInsideAnEpochTest {
     }
   }
 
+  /** Whether a listener warned that a trainer's epochs count from its own start (a restart). */
+  private static boolean warnedOfRestart(SurgeryListener listener) {
+    return listener.getWarnings().stream()
+        .anyMatch(w -> w.contains("counts epochs from this trainer's start"));
+  }
+
   /** A first trainer of the model, with a listener of its own from {@code yaml}: one epoch. */
   private static void trainOneEpoch(Model model, String yaml, NDManager data) throws Exception {
     try (Trainer first = model.newTrainer(TestModels.config(listener(yaml)))) {
@@ -154,10 +160,7 @@ class TimeInsideAnEpochTest {
       SurgeryListener again = listener(yaml);
       try (Trainer second = model.newTrainer(TestModels.config(again))) {
         // Said when the trainer first trains (an evaluation trainer never does).
-        assertFalse(
-            again.getWarnings().stream()
-                .anyMatch(w -> w.contains("counts epochs from this trainer's start")),
-            again.getWarnings().toString());
+        assertFalse(warnedOfRestart(again), again.getWarnings().toString());
         SurgeryTrain.fit(second, 1, TestModels.dataset(data, 3), null);
         assertTrue(
             again.getWarnings().stream()
@@ -229,10 +232,7 @@ class TimeInsideAnEpochTest {
       try (Trainer second = model.newTrainer(TestModels.config(evaluation))) {
         assertEquals(model, second.getModel());
       }
-      assertFalse(
-          evaluation.getWarnings().stream()
-              .anyMatch(w -> w.contains("counts epochs from this trainer's start")),
-          evaluation.getWarnings().toString());
+      assertFalse(warnedOfRestart(evaluation), evaluation.getWarnings().toString());
     }
   }
 
@@ -252,10 +252,7 @@ class TimeInsideAnEpochTest {
       try (Trainer second = model.newTrainer(TestModels.config(evaluation))) {
         EasyTrain.evaluateDataset(second, TestModels.dataset(data, 4));
       }
-      assertFalse(
-          evaluation.getWarnings().stream()
-              .anyMatch(w -> w.contains("counts epochs from this trainer's start")),
-          evaluation.getWarnings().toString());
+      assertFalse(warnedOfRestart(evaluation), evaluation.getWarnings().toString());
     }
   }
 }

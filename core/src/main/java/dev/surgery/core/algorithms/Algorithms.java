@@ -168,12 +168,9 @@ public final class Algorithms {
   private static String duplicateProvider(ClassLoader loader) {
     ProviderDeclarations declarations = new ProviderDeclarations();
     try {
-      for (URL file : Collections.list(loader.getResources(SERVICES))) {
-        String text;
-        try (java.io.InputStream in = file.openStream()) {
-          text = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-        }
-        Optional<ProviderDeclarations.Conflict> conflict = declarations.add(placeOf(file), text);
+      for (Map.Entry<URL, String> file : serviceFiles(loader)) {
+        Optional<ProviderDeclarations.Conflict> conflict =
+            declarations.add(placeOf(file.getKey()), file.getValue());
         if (conflict.isPresent()) {
           return conflict
               .get()
@@ -204,13 +201,9 @@ public final class Algorithms {
     if (named.find()) {
       String provider = named.group(1);
       try {
-        for (URL file : Collections.list(loader.getResources(SERVICES))) {
-          String text;
-          try (java.io.InputStream in = file.openStream()) {
-            text = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-          }
-          if (text.lines().map(l -> l.replaceAll("#.*", "").trim()).anyMatch(provider::equals)) {
-            message.append(" (listed in ").append(placeOf(file)).append(')');
+        for (Map.Entry<URL, String> file : serviceFiles(loader)) {
+          if (ProviderDeclarations.classNames(file.getValue()).contains(provider)) {
+            message.append(" (listed in ").append(placeOf(file.getKey())).append(')');
             break;
           }
         }
@@ -222,6 +215,21 @@ public final class Algorithms {
       message.append(": ").append(e.getCause());
     }
     return message.toString();
+  }
+
+  /** The provider service files a class loader sees, each with its text, in the loader's order. */
+  private static List<Map.Entry<URL, String>> serviceFiles(ClassLoader loader)
+      throws java.io.IOException {
+    // A list, not a map: URL's equals may resolve host names.
+    List<Map.Entry<URL, String>> files = new java.util.ArrayList<>();
+    for (URL file : Collections.list(loader.getResources(SERVICES))) {
+      try (java.io.InputStream in = file.openStream()) {
+        files.add(
+            Map.entry(
+                file, new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)));
+      }
+    }
+    return files;
   }
 
   /** The jar or folder a resource was found in, as a real path: for comparison and messages. */
