@@ -91,7 +91,9 @@ public interface State {
   long totalSteps();
 
   /**
-   * Returns the losses of the most recent training batches, oldest first (mean over devices).
+   * Returns the losses of the most recent training batches, oldest first (mean over devices): of
+   * every batch for an event-driven algorithm, of the consecutive batches just before its run for a
+   * scheduled one (the window the surgery log's {@code loss_before} averages).
    *
    * @return at most a few dozen losses; empty before the first batch or when the driver reports no
    *     losses
