@@ -1,7 +1,6 @@
 package dev.surgery.trainer;
 
 import ai.djl.Model;
-import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.TrainingListener;
@@ -128,6 +127,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final TrainerRegistry registry;
   private final EntryRunner runner;
   private final StartChecks startChecks;
+  private final DueEntries due;
 
   private SurgeryListener(
       List<ScheduledAlgorithm> schedule,
@@ -170,6 +170,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             registry::trainersOf);
     this.observable = Collections.unmodifiableSet(eventSet(observable));
     this.startChecks = new StartChecks(this, runner, notRun, length, this.observable, warnings);
+    this.due = new DueEntries(runner, notRun, length);
     this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
     this.eventDriven =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
@@ -315,7 +316,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       default:
         break;
     }
-    runDue(trainer, st, event);
+    due.atEvent(trainer, st, event);
     if (event == Event.BATCH_END) {
       st.batchInEpoch++;
       warnPastPlannedSteps(st);
@@ -547,28 +548,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** The checks before training and the epoch-0 entries that need no initialized model. */
   private void beginTraining(Trainer trainer, TrainerState st) {
     startChecks.atTrainingBegin(trainer, st);
-    Block block = trainer.getModel().getBlock();
-    boolean initialized = block != null && block.isInitialized();
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.entry(i);
-      if (!schedule.isPendingBeforeTraining(i)) {
-        continue;
-      }
-      if (!initialized && entry.algorithm().needsInitializedModel()) {
-        schedule.defer(i);
-        ListenerLog.logger()
-            .debug(
-                "Surgery: {} waits for the model to be initialized (onInitialized)",
-                entry.describe());
-        continue;
-      }
-      if (length.lacks(st, entry)) {
-        awaitLength(st, i);
-        continue;
-      }
-      runner.apply(trainer, st, i, Event.FIT_START);
-    }
+    due.atTrainingBegin(trainer, st);
   }
 
   /**
@@ -630,31 +610,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                   : "the loop's " + planned));
     }
     st.plannedEpochs = planned;
-    if (st.passedEpochs() > 0) {
-      return;
+    if (st.passedEpochs() == 0) {
+      due.afterLengthKnown(trainer, st);
     }
-    Block block = trainer.getModel().getBlock();
-    boolean initialized = block != null && block.isInitialized();
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      if (schedule.status(i) != EntryStatus.AWAITING_LENGTH) {
-        continue;
-      }
-      if (!initialized && schedule.entry(i).algorithm().needsInitializedModel()) {
-        schedule.defer(i);
-        continue;
-      }
-      runner.apply(trainer, st, i, Event.FIT_START);
-    }
-  }
-
-  private void awaitLength(TrainerState st, int index) {
-    st.schedule.awaitLength(index);
-    ListenerLog.logger()
-        .debug(
-            "Surgery: {} waits for the planned number of epochs (EasyTrain.fit under the agent,"
-                + " onPlannedEpochs)",
-            schedule.get(index).describe());
   }
 
   /**
@@ -732,22 +690,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     st.initSeen = true;
     st.begun = true;
     startChecks.atInitialized(trainer, st);
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.entry(i);
-      boolean due =
-          schedule.status(i) == EntryStatus.DEFERRED
-              || (schedule.isPendingBeforeTraining(i) && st.batches == 0);
-      if (due && st.completedEpochs == 0) {
-        if (length.lacks(st, entry)) {
-          awaitLength(st, i);
-          continue;
-        }
-        runner.apply(trainer, st, i, Event.INIT);
-      } else if (schedule.isPending(i) && schedule.hasKind(i, Trigger.Kind.EVENTS)) {
-        runner.runIfMatches(trainer, st, i, Event.INIT);
-      }
-    }
+    due.atInitialized(trainer, st);
   }
 
   /** {@inheritDoc} */
@@ -876,7 +819,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
                 + " (optTotalSteps in the builder) for an exact one");
       }
       st.batchesPerEpoch = st.batchInEpoch;
-      runDurationsDueNow(trainer, st);
+      due.durationsDueNow(trainer, st);
     }
     // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
     int completed = st.passedEpochs();
@@ -899,31 +842,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (programEnd.ended()) {
       return; // training goes on while the program ends (a graceful shutdown): nothing is applied
     }
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      ScheduledAlgorithm entry = schedule.entry(i);
-      if (schedule.isPending(i) && schedule.isEpochBefore(i, completed)) {
-        // An earlier entry stopped training at its epoch end (a program that caught the failure
-        // trains on), or the listener was attached after that epoch (or missed onTrainingBegin).
-        String stopped = notRun.stoppedBefore(st, entry);
-        notRun.missed(
-            st,
-            i,
-            stopped != null
-                ? stopped
-                : "the listener first saw this trainer after that point (epoch "
-                    + completed
-                    + " has completed)");
-      } else if (schedule.isPending(i) && schedule.isEpoch(i, completed)) {
-        runner.apply(trainer, st, i, Event.EPOCH_END);
-      } else if (schedule.isPending(i)
-          && schedule.hasKind(i, Trigger.Kind.EVERY_EPOCHS)
-          && completed % entry.trigger().amount() == 0) {
-        runner.apply(trainer, st, i, Event.EPOCH_END);
-      } else if (schedule.isPending(i) && schedule.hasKind(i, Trigger.Kind.EVENTS)) {
-        runner.runIfMatches(trainer, st, i, Event.EPOCH_END);
-      }
-    }
+    due.atEpochEnd(trainer, st, completed);
     if (!observable.contains(Event.EPOCH_START)) {
       st.batchInEpoch = 0; // no epoch start will say so
     }
@@ -931,101 +850,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       surgeryLog.flush(); // after the last epoch no batch end may come for a while
     } else {
       surgeryLog.flushIfDue(); // epochs of a batch or two must keep the spacing
-    }
-  }
-
-  /** Runs the step, duration and event-driven entries due at an event, in schedule order. */
-  private void runDue(Trainer trainer, TrainerState st, Event event) {
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      if (!schedule.isPending(i)) {
-        continue;
-      }
-      ScheduledAlgorithm entry = schedule.entry(i);
-      Trigger trigger = entry.trigger();
-      switch (trigger.kind()) {
-        case STEP:
-          if (event == Event.BATCH_END && st.steps == trigger.amount()) {
-            runner.apply(trainer, st, i, event);
-          }
-          break;
-        case EVERY_STEPS:
-          if (event == Event.BATCH_END && st.steps % trigger.amount() == 0) {
-            runner.apply(trainer, st, i, event);
-          }
-          break;
-        case DURATION:
-          if (event == Event.BATCH_END) {
-            runDuration(trainer, st, i, trigger, event);
-          }
-          break;
-        case EVENTS:
-          runner.runIfMatches(trainer, st, i, event);
-          break;
-        default:
-          break;
-      }
-    }
-  }
-
-  /**
-   * Runs a duration entry at its step. Data that does not report its size tells the number of
-   * batches per epoch only when the first epoch ends, so until then the entry waits; if its step
-   * turns out to have passed by then, it fails (or is skipped) saying so, rather than run late or
-   * never.
-   */
-  private void runDuration(
-      Trainer trainer, TrainerState st, int index, Trigger trigger, Event event) {
-    long total = length.plannedSteps(st);
-    String time = "'" + trigger.describe().substring(3) + "'";
-    if (total <= 0 && length.plannedEpochs(st) > 0 && st.completedEpochs == 0) {
-      return; // the epochs are known, their size comes with the first epoch's end
-    }
-    RuntimeException problem = null;
-    if (total <= 0) {
-      problem =
-          new IllegalStateException(
-              time
-                  + " needs the planned number of optimizer steps, which is unknown: set"
-                  + " 'total_steps: <n>', or 'total_epochs: <n>'");
-    } else if (st.steps > TrainingLength.dueStep(trigger, total)) {
-      problem =
-          new IllegalStateException(
-              time
-                  + " is step "
-                  + TrainingLength.dueStep(trigger, total)
-                  + " of "
-                  + total
-                  + ", but training is already at step "
-                  + st.steps
-                  + ": the length of training became known too late (data that does not report"
-                  + " its size tells it when the first epoch ends); set 'total_steps: <n>' to"
-                  + " place it exactly");
-    }
-    if (problem != null) {
-      runner.failed(st, index, event, problem, 0);
-    } else if (st.steps == TrainingLength.dueStep(trigger, total)) {
-      runner.apply(trainer, st, index, event);
-    }
-  }
-
-  /**
-   * When the first epoch's end tells the length, a duration entry due at exactly this step (the
-   * epoch's last batch) runs now: no step has been taken since, so the model is the one it was due
-   * for; one whose step has passed fails now, saying so (the epoch may be the last, with no batch
-   * after it to tell).
-   */
-  private void runDurationsDueNow(Trainer trainer, TrainerState st) {
-    long total = length.plannedSteps(st);
-    Schedule schedule = st.schedule;
-    for (int i = 0; i < schedule.size(); i++) {
-      Trigger trigger = schedule.entry(i).trigger();
-      if (total > 0
-          && schedule.isPending(i)
-          && trigger.kind() == Trigger.Kind.DURATION
-          && TrainingLength.dueStep(trigger, total) <= st.steps) {
-        runDuration(trainer, st, i, trigger, Event.EPOCH_END);
-      }
     }
   }
 
