@@ -312,7 +312,7 @@ public final class SurgeryCheckpoint {
    */
   private static void refuseIntoChangedModel(Model model, Path paramsFile)
       throws MalformedModelException {
-    String own = CarriedRecords.carriedBy(model.getBlock());
+    String own = carriedRecords(model.getBlock());
     if (own == null || own.isBlank()) {
       return;
     }
@@ -430,6 +430,16 @@ public final class SurgeryCheckpoint {
   }
 
   /**
+   * The records a root block carries, as this copy of the library knows them, else as another copy
+   * in the JVM does (under the agent, the program's own copy and the agent's each know only what
+   * they replayed or applied).
+   */
+  private static String carriedRecords(Block block) {
+    String own = CarriedRecords.carriedBy(block);
+    return own != null ? own : LibraryCopies.carriedBy(block);
+  }
+
+  /**
    * How many of the file's records, from the first, the model's block carries already: all of them
    * when it is the model that was saved (loaded again, as a program under the agent may without
    * knowing of surgery), some when it loaded an earlier checkpoint of the same run (one model that
@@ -441,7 +451,7 @@ public final class SurgeryCheckpoint {
       throws MalformedModelException {
     // What the block carries, not the model's property: a program that sets the original block
     // again on the same Model object keeps the property of the block it replaced.
-    String own = CarriedRecords.carriedBy(model.getBlock());
+    String own = carriedRecords(model.getBlock());
     if (own == null || own.isBlank()) {
       return 0;
     }

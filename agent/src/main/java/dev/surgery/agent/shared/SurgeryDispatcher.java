@@ -4,10 +4,12 @@ import java.lang.ref.WeakReference;
 import java.lang.reflect.InvocationTargetException;
 import java.net.URL;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.WeakHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * The entry points the advice woven into {@code ai.djl.training.Trainer} calls. It uses JDK types
@@ -56,7 +58,34 @@ public final class SurgeryDispatcher {
 
   private static volatile boolean dryRun;
 
+  /**
+   * The loaders that define the agent's copies of the surgery library, weakly: a program that has
+   * the library on its own class path asks them what surgery a block carries ({@link
+   * #libraryLoaders()}), as the agent's copy asks the program's.
+   */
+  private static final List<WeakReference<ClassLoader>> LIBRARY_LOADERS =
+      new CopyOnWriteArrayList<>();
+
   private SurgeryDispatcher() {}
+
+  /**
+   * Returns the class loaders that define the agent's copies of the surgery library (one per class
+   * loader that holds DJL). A program that uses the library itself reads, through them, what the
+   * agent's copy knows of a model it loaded ({@code Model.load} replays a checkpoint's surgery in
+   * the agent's copy, whose records the program's copy does not hold).
+   *
+   * @return the loaders still alive, in the order they were made
+   */
+  public static List<ClassLoader> libraryLoaders() {
+    List<ClassLoader> loaders = new ArrayList<>();
+    for (WeakReference<ClassLoader> ref : LIBRARY_LOADERS) {
+      ClassLoader loader = ref.get();
+      if (loader != null) {
+        loaders.add(loader);
+      }
+    }
+    return loaders;
+  }
 
   /**
    * Sets the config every hooks instance reads, forgetting hooks built for an earlier one; called
@@ -401,6 +430,7 @@ public final class SurgeryDispatcher {
       HookLoader loader =
           new HookLoader(
               classPath, trainerClass.getClassLoader(), SurgeryDispatcher.class.getClassLoader());
+      LIBRARY_LOADERS.add(new WeakReference<>(loader));
       Class<?> hooksClass = Class.forName(HOOKS_CLASS, true, loader);
       Object instance =
           hooksClass.getConstructor(Path.class, List.class).newInstance(config, extensions);

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.surgery.agent.testapp.CheckpointApp;
+import dev.surgery.agent.testapp.LibraryLoadsApp;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -165,6 +166,46 @@ class CheckpointReplayIT {
                     + " encoding version: 81\\)\\..*"),
         noRecord.toString());
     assertEquals("true", noRecord.findOut("CKPT: own arrays (.*)"), noRecord.toString());
+  }
+
+  /**
+   * A program with the library on its own class path, run under the agent: the model is loaded by
+   * the program's copy of the library ({@code SurgeryCheckpoint}) and by the agent's ({@code
+   * Model.load}), in either order. Each copy asks the other what the block carries, so the second
+   * load finds the surgery in place rather than replaying it again (once refused with "cannot be
+   * replayed on this architecture"): the model is the trained one, bit for bit, as without the
+   * agent (where plain DJL can load it at all).
+   */
+  @Test
+  void loadsByTheProgramsCopyAndTheAgentsAgreeOnWhatTheModelCarries() throws Exception {
+    Path dir = AgentConfigs.dir("checkpoint-two-copies");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    AgentConfigs.write(dir, "none.yaml", "algorithms: []\n");
+    ForkedJvm.Result trained =
+        ForkedJvm.main(CheckpointApp.class.getName(), "train", "model")
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(0, trained.exitCode(), trained.toString());
+    String structure = trained.findOut("CKPT: structure (.*)");
+    assertTrue(structure.contains("BlurConv2d"), trained.toString());
+    String output = trained.findOut("CKPT: output (.*)");
+    for (String mode : new String[] {"replay-then-load", "load-twice", "checkpoint-load-twice"}) {
+      // Without the agent, a plain Model.load first cannot load the file (a control for the rest).
+      boolean[] agentOrNot =
+          mode.equals("load-twice") ? new boolean[] {true} : new boolean[] {true, false};
+      for (boolean agent : agentOrNot) {
+        ForkedJvm jvm =
+            ForkedJvm.main(LibraryLoadsApp.class.getName(), mode, "model")
+                .classpath(ForkedJvm.appClasspath(true))
+                .workDir(dir);
+        ForkedJvm.Result loaded = (agent ? jvm.agent("none.yaml") : jvm).run();
+        String what = mode + (agent ? " under the agent" : " without it") + ": " + loaded;
+        assertEquals(0, loaded.exitCode(), what);
+        assertEquals(structure, loaded.findOut("CKPT: structure (.*)"), what);
+        assertEquals(output, loaded.findOut("CKPT: output (.*)"), what);
+      }
+    }
   }
 
   /**

@@ -110,7 +110,7 @@ public final class CheckpointApp {
   }
 
   /** Prints the model's structure and its output on a fixed input. */
-  private static void printOutput(Model model) {
+  static void printOutput(Model model) {
     System.out.println("CKPT: structure " + CnnApp.structure(model.getBlock()));
     try (NDManager m = model.getNDManager().newSubManager()) {
       // A ramp, not a constant: blurring a constant map changes only its border.
