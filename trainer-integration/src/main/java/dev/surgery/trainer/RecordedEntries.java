@@ -240,20 +240,29 @@ final class RecordedEntries {
     int[] recordOf = new int[entries.size()];
     Arrays.fill(recordOf, -1);
     boolean[] accounted = new boolean[records.size()];
-    for (int i = 0; i < entries.size(); i++) {
-      ScheduledAlgorithm entry = entries.entry(i);
-      Algorithm algorithm = entry.algorithm();
-      for (int k = 0; k < records.size(); k++) {
-        SurgeryRecord r = records.get(k);
-        boolean same =
-            r.algorithm().equals(algorithm.name())
-                && SurgeryJson.sameHyperparameters(r.hyperparameters(), algorithm.settings());
-        if (same && entry.trigger().repeats()) {
-          accounted[k] = true; // one of its runs: accounted for, but the entry runs on
-        } else if (same && !accounted[k] && (!entry.byEpoch() || r.epoch() == entry.epoch())) {
+    // Entries that say most of when they ran take their records first (an epoch entry the record
+    // of its epoch, before a duration or step entry of the same algorithm could take it), and
+    // one-shot entries before repeating ones, which run on whether or not a record is theirs.
+    for (int rank = 0; rank < MATCH_RANKS; rank++) {
+      for (int i = 0; i < entries.size(); i++) {
+        ScheduledAlgorithm entry = entries.entry(i);
+        if (matchRank(entry.trigger()) != rank) {
+          continue;
+        }
+        Algorithm algorithm = entry.algorithm();
+        for (int k = 0; k < records.size(); k++) {
+          SurgeryRecord r = records.get(k);
+          if (accounted[k]
+              || !r.algorithm().equals(algorithm.name())
+              || !SurgeryJson.sameHyperparameters(r.hyperparameters(), algorithm.settings())
+              || !couldHaveRecorded(entry.trigger(), r)) {
+            continue;
+          }
           accounted[k] = true;
-          recordOf[i] = k;
-          break;
+          if (!entry.trigger().repeats()) {
+            recordOf[i] = k;
+            break;
+          } // else one of its runs: accounted for, but the entry runs on
         }
       }
     }
@@ -287,6 +296,53 @@ final class RecordedEntries {
     }
   }
 
+  /** How many ranks {@link #matchRank} gives. */
+  private static final int MATCH_RANKS = 4;
+
+  /** The order in which entries take their records: epoch, duration, step, then repeating ones. */
+  private static int matchRank(Trigger trigger) {
+    switch (trigger.kind()) {
+      case EPOCH:
+        return 0;
+      case DURATION:
+        return 1;
+      case STEP:
+        return 2;
+      default:
+        return 3;
+    }
+  }
+
+  /**
+   * Whether an entry with this trigger can have made a record, as far as the record's completed
+   * epochs tell (counted, as the trigger counts, from the start of the trainer that ran it): an
+   * epoch entry at its epoch, an {@code every: Nep} entry at a multiple of N, a duration entry
+   * within an epoch of its fraction of the planned epochs (when the record holds them), a step
+   * entry before its step's epoch could have ended. Step counts and events leave any epoch open.
+   */
+  static boolean couldHaveRecorded(Trigger trigger, SurgeryRecord record) {
+    int epoch = record.epoch();
+    switch (trigger.kind()) {
+      case EPOCH:
+        return epoch == trigger.amount();
+      case EVERY_EPOCHS:
+        return epoch > 0 && epoch % trigger.amount() == 0;
+      case DURATION:
+        if (record.totalEpochs() <= 0) {
+          return true;
+        }
+        // Its step falls in the epoch after floor(f * T) completed ones (or ends it); a batch end
+        // that closes an epoch comes before that epoch's end.
+        double due = trigger.fraction() * record.totalEpochs();
+        return epoch >= Math.floor(due) - 1 && epoch <= Math.ceil(due);
+      case STEP:
+        // Each epoch takes a step at least, and step S's batch end comes before its epoch's end.
+        return epoch < trigger.amount();
+      default:
+        return true;
+    }
+  }
+
   /**
    * A job restarted with its whole schedule from a checkpoint: this run counts epochs from 0, so an
    * entry the record does not hold runs that many epochs after the resume, not at the job's epoch
@@ -313,25 +369,72 @@ final class RecordedEntries {
     }
     for (int i = 0; resumed && i < entries.size(); i++) {
       ScheduledAlgorithm entry = entries.entry(i);
-      if (recordOf[i] < 0 && entries.isOpen(i) && entry.byEpoch() && entry.epoch() > 0) {
-        // Said when the trainer first trains: an evaluation trainer built from the same config
-        // never does, and its epochs are no restart.
-        st.resumeWarnings.add(
-            "Surgery: "
-                + entry.describe()
-                + " counts epochs from this trainer's start: the model comes with a surgery record"
-                + " (a loaded checkpoint, or an earlier trainer) that reaches epoch "
-                + reached
-                + ", so it runs "
-                + entry.epoch()
-                + (entry.epoch() == 1 ? " epoch" : " epochs")
-                + " from now (at least epoch "
-                + (reached + entry.epoch())
-                + " of the whole job); for the job's epoch "
-                + entry.epoch()
-                + ", give this trainer a schedule for what remains (see 'Checkpoints and"
-                + " resuming')");
+      if (recordOf[i] >= 0 || !entries.isOpen(i)) {
+        continue;
       }
+      String counts = countsFromThisTrainer(entry.trigger());
+      if (counts == null) {
+        continue;
+      }
+      // Said when the trainer first trains: an evaluation trainer built from the same config
+      // never does, and its epochs are no restart.
+      st.resumeWarnings.add(
+          "Surgery: "
+              + entry.describe()
+              + " counts "
+              + counts
+              + " from this trainer's start: the model comes with a surgery record (a loaded"
+              + " checkpoint, or an earlier trainer) that reaches epoch "
+              + reached
+              + ", so "
+              + whenItRuns(entry.trigger(), reached)
+              + "; for the job's own count, give this trainer a schedule for what remains (see"
+              + " 'Checkpoints and resuming')");
+    }
+  }
+
+  /** What a trigger counts from the trainer's start, or null when a restart does not move it. */
+  private static String countsFromThisTrainer(Trigger trigger) {
+    switch (trigger.kind()) {
+      case EPOCH:
+        return trigger.amount() > 0 ? "epochs" : null;
+      case STEP:
+      case EVERY_STEPS:
+        return "optimizer steps";
+      case EVERY_EPOCHS:
+        return "epochs";
+      case DURATION:
+        return "its fraction of training";
+      default:
+        return null; // an event-driven entry asks its algorithm at every event
+    }
+  }
+
+  /** When an entry the record does not hold runs after a restart, in the trainer's counts. */
+  private static String whenItRuns(Trigger trigger, int reached) {
+    long n = trigger.amount();
+    switch (trigger.kind()) {
+      case EPOCH:
+        return "it runs "
+            + n
+            + (n == 1 ? " epoch" : " epochs")
+            + " from now (at least epoch "
+            + (reached + n)
+            + " of the whole job)";
+      case STEP:
+        return "it runs after "
+            + n
+            + " optimizer steps of this trainer, not at the job's step "
+            + n;
+      case EVERY_STEPS:
+        return "it runs every " + n + " optimizer steps counted from now, not from the job's start";
+      case EVERY_EPOCHS:
+        return "it runs every "
+            + n
+            + (n == 1 ? " epoch" : " epochs")
+            + " counted from now, not from the job's start";
+      default:
+        return "its step is that fraction of the training this trainer plans, counted from now";
     }
   }
 }

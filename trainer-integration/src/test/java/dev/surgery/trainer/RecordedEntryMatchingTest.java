@@ -1,0 +1,177 @@
+package dev.surgery.trainer;
+
+import static dev.surgery.trainer.TestModels.INPUT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.Trainer;
+import dev.surgery.core.events.Time;
+import dev.surgery.trainer.config.SurgeryConfig;
+import dev.surgery.trainer.config.Trigger;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A job restarted with its whole schedule from a model that carries a surgery record: which entry a
+ * record stands for. An outside probe found a record of an {@code epoch: 2} entry credited to an
+ * {@code at: "0.75dur"} entry of the same algorithm earlier in the file (which then never ran,
+ * silently), and an {@code every: 3ep} entry taking the record of an {@code epoch: 2} entry after
+ * it (which then ran again); and no warning that step, duration and {@code every:} entries count
+ * from the new trainer's start.
+ */
+class RecordedEntryMatchingTest {
+
+  private static final String FREEZE = "name: layer_freezing, freeze_start: 0.0, freeze_level: 1.0";
+
+  private static SurgeryListener listener(String yaml) {
+    return SurgeryListener.fromConfig(
+        SurgeryConfig.parse(yaml, "resumed.yaml"), SurgeryTrain.EVENTS);
+  }
+
+  /** Trains the model with a new trainer and a listener of {@code yaml}; returns the listener. */
+  private static SurgeryListener train(Model model, String yaml, int epochs, NDManager data)
+      throws Exception {
+    SurgeryListener listener = listener(yaml);
+    try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      SurgeryTrain.fit(trainer, epochs, TestModels.dataset(data, 3), null);
+    }
+    return listener;
+  }
+
+  private static List<SurgeryRecord> records(Model model) {
+    return SurgeryJson.recordsFromJson(RecordedEntries.recordOf(model));
+  }
+
+  private static List<String> appliedSources(SurgeryListener listener) {
+    return listener.getOutcomes().stream()
+        .filter(o -> o.status() == SurgeryOutcome.Status.APPLIED)
+        .map(SurgeryOutcome::source)
+        .toList();
+  }
+
+  @Test
+  void anEpochEntrysRecordIsNotCreditedToADurationEntryBeforeIt() throws Exception {
+    String yaml =
+        "algorithms:\n"
+            + "  - {"
+            + FREEZE
+            + ", at: 0.75dur}\n"
+            + "  - {"
+            + FREEZE
+            + ", epoch: 1}\n"
+            + "total_epochs: 4\n";
+    try (Model model = TestModels.model("duration-before-epoch");
+        NDManager data = NDManager.newBaseManager()) {
+      SurgeryListener first = train(model, yaml, 2, data);
+      assertEquals(List.of("resumed.yaml:3:5"), appliedSources(first));
+      assertEquals(1, records(model).size());
+
+      SurgeryListener again = train(model, yaml, 4, data);
+      // The epoch entry is the record's; the duration entry never ran, so it runs now (at its
+      // fraction of this trainer's training), having been warned of as counted from here.
+      assertEquals(List.of("resumed.yaml:2:5"), appliedSources(again));
+      assertTrue(
+          again.getWarnings().stream()
+              .anyMatch(
+                  w ->
+                      w.contains("layer_freezing at 0.75dur")
+                          && w.contains("counts its fraction of training from this trainer's")),
+          again.getWarnings().toString());
+      assertFalse(
+          again.getWarnings().stream().anyMatch(w -> w.contains("layer_freezing at epoch 1")),
+          again.getWarnings().toString());
+      assertEquals(2, records(model).size());
+    }
+  }
+
+  @Test
+  void anEveryEntryDoesNotTakeTheRecordOfAnEpochEntryAfterIt() throws Exception {
+    String yaml =
+        "algorithms:\n"
+            + "  - {"
+            + FREEZE
+            + ", every: 3ep}\n"
+            + "  - {"
+            + FREEZE
+            + ", epoch: 2}\n"
+            + "total_epochs: 6\n";
+    try (Model model = TestModels.model("every-before-epoch");
+        NDManager data = NDManager.newBaseManager()) {
+      train(model, yaml, 2, data);
+      assertEquals(1, records(model).size());
+      assertEquals(2, records(model).get(0).epoch());
+
+      SurgeryListener again = train(model, yaml, 2, data);
+      // Not applied again: no second record at epoch 2 (every: 3ep has not come round).
+      assertEquals(List.of(), appliedSources(again));
+      assertEquals(1, records(model).size());
+      assertTrue(
+          again.getWarnings().stream()
+              .anyMatch(
+                  w ->
+                      w.contains("layer_freezing every 3ep")
+                          && w.contains("counts epochs from this trainer's start")
+                          && w.contains("every 3 epochs counted from now")),
+          again.getWarnings().toString());
+    }
+  }
+
+  @Test
+  void aRestartWarnsThatStepEntriesCountFromTheTrainersStart() throws Exception {
+    String yaml =
+        "algorithms:\n"
+            + "  - {name: blurpool, epoch: 1, min_channels: 0}\n"
+            + "  - {name: weight_standardization, step: 40}\n"
+            + "  - {name: ghost_batchnorm, every: 50ba}\n";
+    try (Model model = TestModels.model("step-entries-restart");
+        NDManager data = NDManager.newBaseManager()) {
+      train(model, yaml, 1, data);
+      SurgeryListener again = listener(yaml);
+      try (Trainer trainer = model.newTrainer(TestModels.config(again))) {
+        SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      }
+      List<String> warnings = again.getWarnings();
+      assertTrue(
+          warnings.stream()
+              .anyMatch(
+                  w ->
+                      w.contains("weight_standardization at step 40")
+                          && w.contains("counts optimizer steps from this trainer's start")
+                          && w.contains("not at the job's step 40")),
+          warnings.toString());
+      assertTrue(
+          warnings.stream()
+              .anyMatch(
+                  w ->
+                      w.contains("ghost_batchnorm every 50ba")
+                          && w.contains("every 50 optimizer steps counted from now")),
+          warnings.toString());
+    }
+  }
+
+  @Test
+  void aRecordsEpochTellsWhichTriggersCanHaveMadeIt() {
+    SurgeryRecord atEpoch2 = new SurgeryRecord("a", Map.of(), 2, 6, Map.of(), null);
+    SurgeryRecord atEpoch4 = new SurgeryRecord("a", Map.of(), 4, 6, Map.of(), null);
+    SurgeryRecord noLength = new SurgeryRecord("a", Map.of(), 2, 0, Map.of(), null);
+    assertTrue(RecordedEntries.couldHaveRecorded(Trigger.atEpoch(2), atEpoch2));
+    assertFalse(RecordedEntries.couldHaveRecorded(Trigger.atEpoch(3), atEpoch2));
+    Trigger every2 = Trigger.every(Time.parse("2ep"));
+    Trigger every3 = Trigger.every(Time.parse("3ep"));
+    assertTrue(RecordedEntries.couldHaveRecorded(every2, atEpoch2));
+    assertFalse(RecordedEntries.couldHaveRecorded(every3, atEpoch2));
+    // 0.75 of 6 epochs: step in epoch 5 (4 completed), or at an epoch's end (3 or 5 completed).
+    Trigger late = Trigger.at(Time.parse("0.75dur"));
+    assertFalse(RecordedEntries.couldHaveRecorded(late, atEpoch2));
+    assertTrue(RecordedEntries.couldHaveRecorded(late, atEpoch4));
+    assertTrue(RecordedEntries.couldHaveRecorded(late, noLength), "no planned length: open");
+    assertTrue(RecordedEntries.couldHaveRecorded(Trigger.atStep(3), atEpoch2));
+    assertFalse(RecordedEntries.couldHaveRecorded(Trigger.atStep(2), atEpoch2));
+    assertTrue(RecordedEntries.couldHaveRecorded(Trigger.every(Time.parse("7ba")), atEpoch2));
+  }
+}
