@@ -25,8 +25,9 @@ import java.util.function.Supplier;
  * }</pre>
  *
  * <p>The lock is reentrant; a surgery waits for it, so code that holds it must not wait for another
- * thread's surgery. It is one per copy of this class: the Java agent loads its own copy of the
- * library beside DJL, whose lock a program's copy does not reach.
+ * thread that takes it (another thread's surgery or load, or a helper thread's guarded forward). It
+ * is one per copy of this class: the Java agent loads its own copy of the library beside DJL, whose
+ * lock a program's copy does not reach.
  */
 public final class SurgeryLock {
 
@@ -41,6 +42,18 @@ public final class SurgeryLock {
    */
   public static Lock get() {
     return LOCK;
+  }
+
+  /**
+   * Returns whether the calling thread holds the lock: inside a built-in algorithm's apply, a
+   * checkpoint's replay (which calls a plugin's {@code apply(SurgeryContext)} holding it) or the
+   * program's own {@code lock()}. Code that holds it must not wait for another thread that takes it
+   * (a helper's guarded forward would wait for good).
+   *
+   * @return whether this thread holds the lock
+   */
+  public static boolean isHeldByCurrentThread() {
+    return LOCK.isHeldByCurrentThread();
   }
 
   /**

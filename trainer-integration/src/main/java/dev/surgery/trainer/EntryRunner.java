@@ -520,6 +520,32 @@ final class EntryRunner {
     if (notFrozen != null) {
       return "its changes say it froze " + notFrozen + ", so no checkpoint of the run would load";
     }
+    String nowhere = firstPlaceNowhere(now, FreezeChanges.structural(named));
+    if (nowhere != null) {
+      return "its changes name "
+          + nowhere
+          + ", which is no block of the model, so its record and report would describe another"
+          + " model";
+    }
+    return null;
+  }
+
+  /**
+   * The first replaced place that the model has nowhere: not after the run (by its key, or by its
+   * number where the replacement renamed the key), and not below another place the changes name
+   * (whose replacement took its subtree away). Null when every place is found.
+   */
+  private static String firstPlaceNowhere(Block now, Map<String, String> structural) {
+    for (String place : structural.keySet()) {
+      if (StaleRecords.resolveRenamed(now, place) != null) {
+        continue;
+      }
+      boolean belowAnother =
+          structural.keySet().stream().anyMatch(other -> place.startsWith(other + "/"));
+      if (!belowAnother) {
+        return place;
+      }
+    }
     return null;
   }
 
@@ -639,11 +665,11 @@ final class EntryRunner {
                   + " stops whatever on_error says; an algorithm must fail before it changes the"
                   + " model or make its changes in one engine call"
               : jvmFailing
-                  ? ". The model is as it was before "
-                      + entry.algorithm().name()
+                  ? ". "
+                      + asBefore(entry.algorithm())
                       + "; the JVM is failing, so training stops whatever on_error says"
-                  : ". The model is as it was before "
-                      + entry.algorithm().name()
+                  : ". "
+                      + asBefore(entry.algorithm())
                       + " (on_error: fail stops training; use on_error: skip to train on without"
                       + " it)";
       throw new SurgeryFailedException(
@@ -665,15 +691,36 @@ final class EntryRunner {
     }
     ListenerLog.logger()
         .error(
-            "Surgery: {} failed{}{} and was skipped (on_error: skip), it does not run again and the"
-                + " model is unchanged: {}",
+            "Surgery: {} failed{}{} and was skipped (on_error: skip), it does not run again and {}:"
+                + " {}",
             entry.describe(),
             at,
             where,
+            isPlugin(entry.algorithm())
+                ? "the model's blocks and frozen layers are unchanged (values it wrote into"
+                    + " parameter arrays are not undone)"
+                : "the model is unchanged",
             cause);
     // The stack trace helps only when debugging the algorithm itself.
     ListenerLog.logger().debug("Surgery: failure of {}", entry.describe(), e);
     surgeryLog.write();
+  }
+
+  /**
+   * What a failure that changed no block leaves, in words: the whole model as it was for a built-in
+   * algorithm, whose arrays are its engine calls' to roll back; for a plugin its blocks and frozen
+   * layers, since values it wrote into the model's arrays itself are nothing the listener sees.
+   */
+  private static String asBefore(Algorithm algorithm) {
+    return isPlugin(algorithm)
+        ? "The model's blocks and frozen layers are as they were before "
+            + algorithm.name()
+            + " (values it wrote into parameter arrays itself are not undone)"
+        : "The model is as it was before " + algorithm.name();
+  }
+
+  private static boolean isPlugin(Algorithm algorithm) {
+    return !"built-in".equals(Algorithms.origin(algorithm.name()));
   }
 
   /**

@@ -257,7 +257,7 @@ final class StaleRecords {
    * key DJL derived from the old block's class ({@code 12Linear} becomes {@code
    * 12FactorizedLinear}), so a key not found is looked for by its number.
    */
-  private static Block resolveRenamed(Block root, String path) {
+  static Block resolveRenamed(Block root, String path) {
     Block current = root;
     for (String key : path.split("/")) {
       ai.djl.nn.BlockList children = BlockPaths.children(current);

@@ -43,7 +43,13 @@ class PluginChangesTruthTest {
       HyperParameter.ofChoice(
           "kind",
           "untrue_freeze",
-          List.of("untrue_freeze", "freeze_then_throw", "freeze_null", "empty_after_replace"),
+          List.of(
+              "untrue_freeze",
+              "freeze_then_throw",
+              "freeze_null",
+              "empty_after_replace",
+              "no_such_block",
+              "values_then_throw"),
           "what the plugin does wrong");
 
   static {
@@ -68,6 +74,12 @@ class PluginChangesTruthTest {
         case "freeze_then_throw":
           ModuleSurgery.freezeParameters(first.getParameters().values(), context.trainers());
           throw new IllegalStateException("failed after freezing");
+        case "no_such_block":
+          return changes(
+              List.of(new SurgeryChanges.Change("99NoSuchBlock", "Conv2d", "BlurConv2d")));
+        case "values_then_throw":
+          first.getParameters().values().forEach(p -> p.getArray().muli(0).addi(7f));
+          throw new IllegalStateException("failed after writing values");
         case "freeze_null":
           ModuleSurgery.freezeParameters(first.getParameters().values(), context.trainers());
           return null;
@@ -141,7 +153,53 @@ class PluginChangesTruthTest {
     try (Model model = TestModels.model("untrue")) {
       SurgeryFailedException e = trainOneEpoch(model, "untrue_freeze", "fail", new ArrayList<>());
       assertNotNull(e, "training stopped");
-      assertTrue(e.getMessage().contains("The model is as it was before"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("The model's blocks and frozen layers are as they were before"),
+          e.getMessage());
+    }
+  }
+
+  /**
+   * Changes that name a block the model does not have were recorded as a replacement and saved with
+   * every checkpoint (whose replay then claimed the same): a failure like any other untrue change,
+   * nothing recorded.
+   */
+  @Test
+  void aReplacementNamedAtNoBlockOfTheModelIsAFailureUnrecorded() throws Exception {
+    try (Model model = TestModels.model("nowhere")) {
+      List<SurgeryOutcome> outcomes = new ArrayList<>();
+      assertEquals(null, trainOneEpoch(model, "no_such_block", "skip", outcomes));
+      assertEquals(SurgeryOutcome.Status.SKIPPED, outcomes.get(0).status());
+      assertTrue(
+          outcomes
+              .get(0)
+              .error()
+              .contains("its changes name 99NoSuchBlock, which is no block of the model"),
+          outcomes.get(0).error());
+      assertEquals(null, model.getProperty("surgery"), "nothing recorded");
+    }
+  }
+
+  /**
+   * A plugin that wrote values into the model's arrays and then threw: the values stay (nothing the
+   * listener sees undoes them), and the failure says so rather than "the model is as it was".
+   */
+  @Test
+  void aPluginThatWroteValuesAndFailedIsNotSaidToLeaveTheModelAsItWas() throws Exception {
+    try (Model model = TestModels.model("values-then-throw")) {
+      SurgeryFailedException e =
+          trainOneEpoch(model, "values_then_throw", "fail", new ArrayList<>());
+      assertNotNull(e, "training stopped");
+      assertFalse(e.getMessage().contains("The model is as it was before"), e.getMessage());
+      assertTrue(
+          e.getMessage()
+              .contains(
+                  "The model's blocks and frozen layers are as they were before t_untrue (values"
+                      + " it wrote into parameter arrays itself are not undone)"),
+          e.getMessage());
+      Parameter written =
+          model.getBlock().getChildren().get(0).getValue().getParameters().values().get(0);
+      assertEquals(7f, written.getArray().getFloat(0, 0, 0, 0), "the plugin's value stays");
     }
   }
 
