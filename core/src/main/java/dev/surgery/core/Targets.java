@@ -16,13 +16,20 @@ import java.util.regex.Pattern;
  * Where an algorithm may apply: {@code include} and {@code exclude} lists of block patterns.
  *
  * <p>A pattern is either a <b>path glob</b> over the stable paths of {@link BlockPaths} (for
- * example {@code 05ParallelBlock/**}{@code /01Conv2d}) or a <b>type</b> pattern {@code type:NAME}
- * that matches {@link BlockPaths#typeName} (a class's simple name, or a {@code LambdaBlock}'s name
- * such as {@code maxPool2d}), the class's simple name or its full name. In a path glob, {@code *}
- * matches within one segment, {@code ?} one character of a segment, and a {@code **} segment zero
- * or more whole segments ({@code a/**}{@code /b} matches {@code a/b} and {@code a/x/y/b}; a
- * trailing {@code /**} matches everything strictly below). A type pattern may use {@code *} and
- * {@code ?} too.
+ * example {@code 05ParallelBlock/**}{@code /01Conv2d}) or a <b>type</b> pattern {@code type:NAME}.
+ * In a path glob, {@code *} matches within one segment, {@code ?} one character of a segment, and a
+ * {@code **} segment zero or more whole segments ({@code a/**}{@code /b} matches {@code a/b} and
+ * {@code a/x/y/b}; a trailing {@code /**} matches everything strictly below).
+ *
+ * <p>A type pattern's NAME must match the whole of one of three names of a block, letter case as
+ * written: {@link BlockPaths#typeName} (a {@code LambdaBlock}'s own name such as {@code maxPool2d},
+ * else the class's simple name), the class's simple name ({@code LambdaBlock} for every lambda) or
+ * its full name ({@code ai.djl.nn.convolutional.Conv2d}). It names classes, not a class and its
+ * subclasses: {@code type:Conv2d} does not match a {@code BlurConv2d}. In NAME, {@code *} matches
+ * any run of characters, none included (the dots of a full name too), and {@code ?} one character;
+ * {@code **} is refused. So {@code type:*Conv2d} matches {@code Conv2d}, {@code BlurConv2d} and
+ * {@code WeightStandardizedConv2d}, and {@code type:ai.djl.nn.*} every block whose class is in that
+ * package or one below it.
  *
  * <p>A pattern that matches a block selects its whole subtree. A block is a target when it is
  * selected by an include (or there are no includes) and by no exclude: exclusions win. The

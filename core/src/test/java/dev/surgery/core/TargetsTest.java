@@ -9,9 +9,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.pooling.Pool;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.BlurPool;
@@ -21,6 +26,7 @@ import dev.surgery.core.algorithms.NothingTargetedException;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
+import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.testing.TinyModels;
 import java.util.List;
 import java.util.Map;
@@ -166,6 +172,98 @@ class TargetsTest {
         selected(Targets.include("type:identity")));
   }
 
+  /**
+   * What a {@code type:} pattern with wildcards selects on a small DJL tree, as the docs say: NAME
+   * matches the whole of a block's lambda name, class simple name or full class name, letter case
+   * as written; {@code *} any run of characters (the dots of a full name too), {@code ?} one; a
+   * subclass is not its parent ({@code BlurConv2d} extends {@code Conv2d}).
+   */
+  @Test
+  void typePatternWildcardsMatchWholeNamesCaseSensitivelyAndNoSubclass() {
+    Block root =
+        new SequentialBlock()
+            .add(Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(4).build())
+            .add(BatchNorm.builder().build())
+            .add(Activation.reluBlock())
+            .add(Pool.maxPool2dBlock(new Shape(2, 2)))
+            .add(
+                new SequentialBlock()
+                    .add(Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(4).build())
+                    .add(BatchNorm.builder().build()))
+            .add(BlurConv2d.blurBuilder().setKernelShape(new Shape(3, 3)).setFilters(4).build())
+            .add(Blocks.batchFlattenBlock())
+            .add(Linear.builder().setUnits(10).build());
+    assertTrue(Conv2d.class.isAssignableFrom(BlurConv2d.class));
+    Set<String> convs = Set.of("01Conv2d", "05SequentialBlock/01Conv2d");
+    assertEquals(convs, selected(root, "type:Conv2d"));
+    assertEquals(convs, selected(root, "type:Conv*"));
+    assertEquals(convs, selected(root, "type:?onv2d"));
+    assertEquals(convs, selected(root, "type:*.Conv2d")); // the full name only has the dot
+    assertEquals(
+        Set.of("01Conv2d", "05SequentialBlock/01Conv2d", "06BlurConv2d"),
+        selected(root, "type:*Conv2d"));
+    assertEquals(
+        Set.of("02BatchNorm", "05SequentialBlock/02BatchNorm"), selected(root, "type:*Norm"));
+    assertEquals(Set.of("04LambdaBlock"), selected(root, "type:*Pool*")); // maxPool2d
+    // Every lambda's class is LambdaBlock; a selected SequentialBlock brings its subtree.
+    assertEquals(
+        Set.of(
+            "03LambdaBlock",
+            "04LambdaBlock",
+            "05SequentialBlock",
+            "05SequentialBlock/01Conv2d",
+            "05SequentialBlock/02BatchNorm",
+            "07LambdaBlock"),
+        selected(root, "type:*Block"));
+    Set<String> djl = new TreeSet<>(BlockPaths.index(root).values());
+    djl.remove(""); // the root is never selected by a pattern
+    assertEquals(10, djl.size());
+    assertEquals(djl, selected(root, "type:*"));
+    djl.remove("06BlurConv2d"); // dev.surgery.core.layers
+    assertEquals(djl, selected(root, "type:ai.djl.nn.*"));
+    // Letter case counts: nothing selected, and the start check names the model's spelling.
+    assertEquals(Set.of(), selected(root, "type:conv*"));
+    assertEquals(
+        List.of("type:conv*"), Targets.include("type:conv*").select(root).unmatchedIncludes());
+    assertTrue(
+        Targets.include("type:conv*").caseMismatch(root).contains("'type:Conv2d' differs"),
+        Targets.include("type:conv*").caseMismatch(root));
+    assertNull(Targets.include("type:*Conv3d").caseMismatch(root));
+  }
+
+  private static Set<String> selected(Block root, String pattern) {
+    Targets.Selection selection = Targets.include(pattern).select(root);
+    Set<String> paths = new TreeSet<>();
+    for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
+      if (selection.contains(e.getKey())) {
+        paths.add(e.getValue());
+      }
+    }
+    return paths;
+  }
+
+  /**
+   * A wildcard type pattern that selects nothing is refused as any include is, listing the model's
+   * types; the hint to use a wildcard is not repeated to one who wrote it.
+   */
+  @Test
+  void aWildcardTypePatternThatMatchesNothingIsRefusedListingTheModelsTypes() {
+    Set<String> before = describe(resnet);
+    NothingTargetedException e =
+        assertThrows(
+            NothingTargetedException.class,
+            () ->
+                BlurPool.builder()
+                    .build()
+                    .withTargets(Targets.include("type:*Conv3d"))
+                    .apply(SurgeryContext.of(resnet)));
+    assertTrue(e.getMessage().contains("pattern 'type:*Conv3d' matches no block"), e.getMessage());
+    assertTrue(e.getMessage().contains("block types here: "), e.getMessage());
+    assertTrue(e.getMessage().contains("Conv2d"), e.getMessage());
+    assertFalse(e.getMessage().contains("also matches"), e.getMessage());
+    assertEquals(before, describe(resnet));
+  }
+
   @Test
   void exclusionsWin() {
     // the residual branches' convolutions: every Conv2d but the stem and the shortcuts
@@ -276,8 +374,12 @@ class TargetsTest {
                     .apply(SurgeryContext.of(resnet)));
     assertTrue(e.getMessage().contains("pattern 'type:Conv2d' matches no block"), e.getMessage());
     assertTrue(
-        e.getMessage().contains("a type pattern names a class exactly; block types here: ")
+        e.getMessage()
+                .contains(
+                    "a type pattern matches whole class or lambda names, case-sensitively, not"
+                        + " subclasses; block types here: ")
             && e.getMessage().contains("WeightStandardizedConv2d")
+            && e.getMessage().contains("'type:*Conv2d' also matches")
             && !e.getMessage().contains("type patterns are written type:Conv2d"),
         e.getMessage());
     assertEquals(before, describe(resnet));
@@ -324,6 +426,7 @@ class TargetsTest {
     assertBad("01Conv2d ", 8, "no whitespace");
     assertBad("type:", 5, "needs a class or lambda name");
     assertBad("type:a/b", 6, "one name");
+    assertBad("type:Conv**", 9, "'**' is for paths; use '*' in a type name");
   }
 
   private static void assertBad(String pattern, int index, String fragment) {

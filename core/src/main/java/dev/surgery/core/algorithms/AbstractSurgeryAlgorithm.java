@@ -362,13 +362,15 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
           types.add(BlockPaths.typeName(e.getKey()));
         }
       }
-      // A type pattern names one class exactly: after an earlier surgery the layers it meant may
-      // have another class (a WeightStandardizedConv2d is no type:Conv2d), so the model's types
-      // are the useful hint.
+      // A type pattern matches class names, not subclasses: after an earlier surgery the layers it
+      // meant may have another class (a WeightStandardizedConv2d is no type:Conv2d), so the
+      // model's types are the useful hint.
       String typePattern =
           unmatched.stream().filter(u -> u.startsWith("type:")).findFirst().orElse(null);
-      // Types that hold the pattern's name first (WeightStandardizedConv2d for type:Conv2d).
-      String named = typePattern == null ? "" : typePattern.substring(5).replace("*", "");
+      String typeName = typePattern == null ? "" : typePattern.substring("type:".length());
+      // Types that hold the pattern's name first (WeightStandardizedConv2d for type:Conv2d); of a
+      // full name, its simple part (ai.djl.nn.core.Linear names Linear).
+      String named = typeName.substring(typeName.lastIndexOf('.') + 1).replace("*", "");
       List<String> shown = new ArrayList<>();
       types.stream().filter(t -> !named.isEmpty() && t.contains(named)).forEach(shown::add);
       types.stream().filter(t -> !shown.contains(t)).forEach(shown::add);
@@ -381,12 +383,18 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
               + (unmatched.size() == 1 ? "' matches" : "' match")
               + " no block of the model ("
               + (typePattern != null
-                  ? "a type pattern names a class exactly; block types here: "
+                  ? "a type pattern matches whole class or lambda names, case-sensitively, not"
+                      + " subclasses; block types here: "
                       + String.join(", ", shown.subList(0, Math.min(8, shown.size())))
                       + (shown.size() > 8 ? ", ..." : "")
-                      + "; a path glob such as '*"
-                      + (named.isEmpty() ? "Conv2d" : named)
-                      + "' also matches the keys of replaced layers"
+                      // The classes that replace a layer end in its name: a wildcard finds them.
+                      + (typeName.contains("*") || typeName.contains("?") || named.isEmpty()
+                          ? ""
+                          : "; 'type:*"
+                              + named
+                              + "' also matches the classes whose names end in '"
+                              + named
+                              + "', such as those of replaced layers")
                   : "block paths look like "
                       + String.join(", ", examples)
                       + "; type patterns are written type:Conv2d")

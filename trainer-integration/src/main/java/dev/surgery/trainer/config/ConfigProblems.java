@@ -3,7 +3,9 @@ package dev.surgery.trainer.config;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import org.snakeyaml.engine.v2.exceptions.Mark;
 import org.snakeyaml.engine.v2.nodes.Node;
 
@@ -15,6 +17,8 @@ final class ConfigProblems {
 
   private final String file;
   private final List<ConfigProblem> problems = new ArrayList<>();
+  private final Set<ConfigProblem> reported = new HashSet<>();
+  private int added;
 
   /**
    * Creates an empty list of problems.
@@ -31,9 +35,16 @@ final class ConfigProblems {
     add(at[0], at[1], message);
   }
 
-  /** Adds a problem at a line and column. */
+  /**
+   * Adds a problem at a line and column, once: a list or mapping that an alias repeats is read once
+   * per use, and a problem inside it, reported where the anchor wrote it, is the same each time.
+   */
   void add(int line, int column, String message) {
-    problems.add(new ConfigProblem(file, line, column, message));
+    ConfigProblem problem = new ConfigProblem(file, line, column, message);
+    added++;
+    if (reported.add(problem)) {
+      problems.add(problem);
+    }
   }
 
   /** Whether no problem was found. */
@@ -41,9 +52,12 @@ final class ConfigProblems {
     return problems.isEmpty();
   }
 
-  /** How many problems were found: a reader compares it before and after a part it checked. */
+  /**
+   * How many problems were added, a repeat of one reported already included: a reader compares it
+   * before and after a part it checked, and an entry that repeats another's problem has one too.
+   */
   int size() {
-    return problems.size();
+    return added;
   }
 
   /** The exception that reports every problem found, sorted by position. */

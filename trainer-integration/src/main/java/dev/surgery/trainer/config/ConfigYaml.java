@@ -44,7 +44,8 @@ import org.snakeyaml.engine.v2.schema.CoreSchema;
  *
  * <p>SnakeYAML Engine composes the document into nodes (which keep their marks) with duplicate keys
  * allowed, so that the binding finds duplicates with both positions rather than as the parser's
- * first error.
+ * first error. An alias is a node of its own at the alias, its inner nodes the anchor's ({@link
+ * MergeFreeComposer}).
  */
 final class ConfigYaml {
 
@@ -53,6 +54,9 @@ final class ConfigYaml {
 
   /** The keys the composer found to be merge keys (see {@link MergeFreeComposer}). */
   private Set<Node> mergeKeys = Set.of();
+
+  /** The composer, which knows the anchor's node of a list or mapping placed at an alias. */
+  private MergeFreeComposer composer;
 
   /**
    * Creates a reader for one file.
@@ -149,6 +153,7 @@ final class ConfigYaml {
     List<Node> documents = new ArrayList<>();
     try {
       MergeFreeComposer it = new MergeFreeComposer(settings, text);
+      composer = it;
       mergeKeys = it.mergeKeys();
       while (it.hasNext()) {
         Node doc = it.next();
@@ -275,6 +280,8 @@ final class ConfigYaml {
    * is built, and an unknown one refused there.
    */
   private void checkCollectionTags(Node node, Set<Node> seen) {
+    // A list or mapping an alias repeats is checked once, at the anchor, where its tag is written.
+    node = composer.anchored(node);
     if (!seen.add(node)) {
       return; // an alias of a node already checked
     }

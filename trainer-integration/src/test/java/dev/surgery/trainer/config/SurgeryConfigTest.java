@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
@@ -291,7 +292,7 @@ class SurgeryConfigTest {
             "recursive alias",
             "algorithms: &a [*a]\n",
             1,
-            13,
+            17, // the entry is the alias: the list itself, placed where the alias is
             "algorithms entry 1 must be a mapping"),
         new Case(
             "NUL in the report path",
@@ -377,11 +378,34 @@ class SurgeryConfigTest {
             5,
             "duplicate key 'epoch' (first defined at line 3, column 5)"),
         new Case(
+            "'**' in a type pattern is refused at its character: a type name takes '*'",
+            "algorithms:\n  - name: blurpool\n    epoch: 1\n    include: ['type:Conv**']\n",
+            4,
+            25,
+            "invalid block pattern 'type:Conv**' at character 10: '**' is for paths; use '*' in a"
+                + " type name"),
+        new Case(
             "a quoted '<<' is a key like any other, not a merge key",
             "algorithms:\n  - name: blurpool\n    epoch: 1\n    \"<<\": 3\n",
             4,
             5,
             "unknown key '<<' for algorithm 'blurpool'"));
+  }
+
+  /**
+   * A type pattern may use wildcards ({@code type:*Conv2d} follows a convolution an earlier entry
+   * replaced); unquoted it is no alias, since it begins with {@code type:}.
+   */
+  @Test
+  void aTypePatternWithWildcardsIsTakenAsWritten() {
+    SurgeryConfig config =
+        SurgeryConfig.parse(
+            "algorithms:\n  - name: blurpool\n    epoch: 1\n    include: [type:*Conv2d, type:Conv?d]\n"
+                + "    exclude: type:ai.djl.nn.*\n",
+            FILE);
+    Algorithm algorithm = config.getAlgorithms().get(0).algorithm();
+    assertEquals(List.of("type:*Conv2d", "type:Conv?d"), algorithm.targets().includes());
+    assertEquals(List.of("type:ai.djl.nn.*"), algorithm.targets().excludes());
   }
 
   /**
