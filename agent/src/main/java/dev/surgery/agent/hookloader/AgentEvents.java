@@ -2,6 +2,7 @@ package dev.surgery.agent.hookloader;
 
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.WeakIdentityMap;
+import java.lang.ref.WeakReference;
 import java.util.List;
 import java.util.function.BiConsumer;
 import java.util.stream.Collectors;
@@ -28,11 +29,19 @@ import java.util.stream.Collectors;
  *
  * <p>Calls made by the thread handling an event (an algorithm's own forward passes) report nothing;
  * other threads' training calls wait until the event is handled (a parallel split of the batch must
- * not run beside a surgery). Other threads' evaluations while an event is handled are the handler's
- * own (a plugin evaluating on a helper thread and waiting for it) and neither wait nor report. A
- * handler must therefore not wait for training calls it hands to other threads. Only trainers the
- * agent attached its listener to are tracked ({@link #track}); calls for other trainers are
- * ignored. The state of a trainer goes when the trainer is garbage.
+ * not run beside a surgery). A handler must therefore not wait for training calls it hands to other
+ * threads.
+ *
+ * <p>An evaluation is the training loop's only on the thread that trains the trainer: the thread of
+ * its latest training {@code forward}, {@code step()} or {@code EasyTrain.fit}, or any thread while
+ * no live thread has trained it yet (an evaluation before training, or after the training thread
+ * ended). Other threads' evaluations (a plugin's helper thread, waited for or left running) neither
+ * wait nor report, nor do evaluations on any other thread while an event is handled: otherwise a
+ * helper's evaluation would open an evaluation in the middle of a batch, and event-driven
+ * algorithms would run on the helper thread, between a forward and the step.
+ *
+ * <p>Only trainers the agent attached its listener to are tracked ({@link #track}); calls for other
+ * trainers are ignored. The state of a trainer goes when the trainer is garbage.
  */
 final class AgentEvents {
 
@@ -94,6 +103,7 @@ final class AgentEvents {
   void fitStarting(Object trainer) {
     Phase p = phases.get(trainer);
     if (p != null && !p.firingHere()) {
+      p.trainsHere();
       synchronized (p) {
         closeLazyEvaluation(p, trainer);
         fire(p, Event.FIT_START, trainer);
@@ -156,6 +166,7 @@ final class AgentEvents {
     if (p == null || p.firingHere()) {
       return;
     }
+    p.trainsHere();
     synchronized (p) {
       closeLazyEvaluation(p, trainer);
       if (!p.batchOpen) {
@@ -205,6 +216,8 @@ final class AgentEvents {
     if (p == null || p.firingHere()) {
       return;
     }
+    // After a parallel split's forwards on other threads, the step is back on the loop's thread.
+    p.trainsHere();
     synchronized (p) {
       p.batchOpen = false;
       fire(p, Event.BATCH_END, trainer);
@@ -212,13 +225,13 @@ final class AgentEvents {
   }
 
   /**
-   * Entry of {@code Trainer.evaluate}: opens an evaluation unless one is open. One on another
-   * thread while an event is handled is the handler's own (a plugin evaluating on a helper thread
-   * and waiting for it): it reports nothing and does not wait, which would wait for good.
+   * Entry of {@code Trainer.evaluate}: opens an evaluation unless one is open. One that is not the
+   * training loop's ({@link Phase#notTheLoops}: a plugin's helper thread, whether the handler waits
+   * for it or left it running) reports nothing and does not wait, which could wait for good.
    */
   void evaluateStarting(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firingHere() || p.firingElsewhere()) {
+    if (p == null || p.firingHere() || p.notTheLoops()) {
       return;
     }
     synchronized (p) {
@@ -235,8 +248,8 @@ final class AgentEvents {
     if (p == null || p.firingHere()) {
       return;
     }
-    if (p.firingElsewhere()) {
-      p.handlersEvaluations.merge(Thread.currentThread(), 1, Integer::sum);
+    if (p.notTheLoops()) {
+      p.othersEvaluations.merge(Thread.currentThread(), 1, Integer::sum);
       return;
     }
     synchronized (p) {
@@ -257,14 +270,14 @@ final class AgentEvents {
       return;
     }
     Thread current = Thread.currentThread();
-    Integer open = p.handlersEvaluations.get(current); // only this thread changes its count
+    Integer open = p.othersEvaluations.get(current); // only this thread changes its count
     if (open != null) {
       if (open > 1) {
-        p.handlersEvaluations.put(current, open - 1);
+        p.othersEvaluations.put(current, open - 1);
       } else {
-        p.handlersEvaluations.remove(current);
+        p.othersEvaluations.remove(current);
       }
-      return; // one a handler's helper thread started: the handler's own
+      return; // one that was not the loop's when it started
     }
     synchronized (p) {
       if (p.datasetEvaluations > 0 && --p.datasetEvaluations == 0) {
@@ -341,7 +354,10 @@ final class AgentEvents {
     }
   }
 
-  /** Where one trainer is in its training loop. Guarded by itself, except {@code firingThread}. */
+  /**
+   * Where one trainer is in its training loop. Guarded by itself, except the threads (volatile) and
+   * {@code othersEvaluations} (each thread's own count).
+   */
   private static final class Phase {
     boolean epochOpen;
     boolean batchOpen;
@@ -367,16 +383,44 @@ final class AgentEvents {
       return firingThread == Thread.currentThread();
     }
 
-    boolean firingElsewhere() {
-      Thread firing = firingThread;
-      return firing != null && firing != Thread.currentThread();
+    /**
+     * The thread of the latest training call ({@code forward}, {@code step()}, {@code
+     * EasyTrain.fit}), null before any. Weak, as the trainer's state must not keep a thread (and
+     * whatever its task holds, the trainer included) from being collected.
+     */
+    volatile WeakReference<Thread> trainingThread;
+
+    /** Records the calling thread as the one that trains the trainer. */
+    void trainsHere() {
+      WeakReference<Thread> known = trainingThread;
+      Thread current = Thread.currentThread();
+      if (known == null || known.get() != current) {
+        trainingThread = new WeakReference<>(current);
+      }
     }
 
     /**
-     * Dataset evaluations that helper threads started while an event was handled, per thread: their
-     * ends report nothing either.
+     * Tells whether an evaluation on the calling thread is not the training loop's: another thread
+     * handles an event (the evaluation is the handler's own), or another live thread trains the
+     * trainer. With no training thread yet, or one that ended, any thread's evaluation is the
+     * loop's (an evaluation before training, or after training ended on its own thread).
      */
-    final java.util.concurrent.ConcurrentHashMap<Thread, Integer> handlersEvaluations =
+    boolean notTheLoops() {
+      Thread current = Thread.currentThread();
+      Thread firing = firingThread;
+      if (firing != null && firing != current) {
+        return true;
+      }
+      WeakReference<Thread> known = trainingThread;
+      Thread training = known == null ? null : known.get();
+      return training != null && training != current && training.isAlive();
+    }
+
+    /**
+     * Dataset evaluations that were not the loop's when they started ({@link #notTheLoops}), per
+     * thread: their ends report nothing either.
+     */
+    final java.util.concurrent.ConcurrentHashMap<Thread, Integer> othersEvaluations =
         new java.util.concurrent.ConcurrentHashMap<>();
   }
 }

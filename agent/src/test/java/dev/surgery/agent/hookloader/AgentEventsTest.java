@@ -2,11 +2,13 @@ package dev.surgery.agent.hookloader;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.surgery.core.events.Event;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 
@@ -28,6 +30,7 @@ class AgentEventsTest {
 
   private final Object trainer = new Object();
   private final List<Event> seen = Collections.synchronizedList(new ArrayList<>());
+  private final List<String> eventThreads = Collections.synchronizedList(new ArrayList<>());
   private final AgentEvents events = new AgentEvents(this::record);
 
   private Runnable onBatchEnd = () -> {};
@@ -36,6 +39,7 @@ class AgentEventsTest {
   private void record(Event event, Object t) {
     assertEquals(trainer, t);
     seen.add(event);
+    eventThreads.add(Thread.currentThread().getName());
     if (event == Event.BATCH_END) {
       onBatchEnd.run();
     }
@@ -120,6 +124,90 @@ class AgentEventsTest {
     events.evaluateDatasetStarting(trainer);
     events.evaluateDatasetEnded(trainer);
     assertEquals(Event.EVAL_END, seen.get(seen.size() - 1));
+  }
+
+  /**
+   * An outside probe: a plugin started a helper thread at an epoch end that kept calling {@code
+   * Trainer.evaluate} and returned without waiting for it. Under the agent the helper's calls after
+   * the handler returned opened an evaluation in the middle of training (EVAL_START on the helper
+   * thread, EVAL_END at the main thread's next forward), so event-driven plugins ran on the helper,
+   * between a forward and the step. Only the thread that trains the trainer evaluates for the loop.
+   */
+  @Test
+  void aHelperThreadsEvaluationsAfterTheHandlerReturnedAreNotTheLoops() throws Exception {
+    events.track(trainer);
+    java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch evaluated = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    Thread helper =
+        new Thread(
+            () -> {
+              try {
+                go.await();
+                events.evaluateStarting(trainer);
+                events.evaluateDatasetStarting(trainer);
+                events.evaluateStarting(trainer);
+                events.evaluateDatasetEnded(trainer);
+                evaluated.countDown();
+                release.await(); // still alive while the loop trains on, as a lingering helper is
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            },
+            "lingering-evaluator");
+    helper.setDaemon(true);
+    onBatchEnd =
+        () -> {
+          onBatchEnd = () -> {};
+          helper.start(); // the handler returns without waiting for it
+        };
+    try {
+      batch();
+      events.forwardStarting(trainer);
+      events.forwardEnded(trainer);
+      go.countDown(); // the helper evaluates between the next forward and its step
+      assertTrue(evaluated.await(10, java.util.concurrent.TimeUnit.SECONDS));
+      events.backwardEnded(trainer);
+      events.stepEnded(trainer);
+      onEpoch();
+      List<Event> expected = new ArrayList<>(FIRST_BATCH);
+      expected.addAll(
+          List.of(
+              Event.BATCH_START,
+              Event.AFTER_FORWARD,
+              Event.AFTER_BACKWARD,
+              Event.BATCH_END,
+              Event.EPOCH_END));
+      assertEquals(expected, seen, "the helper's evaluations are not the training loop's");
+      // The loop's own evaluation on its training thread still reports while the helper lives.
+      events.evaluateStarting(trainer);
+      events.forwardStarting(trainer);
+      assertEquals(
+          List.of(Event.EVAL_START, Event.EVAL_END, Event.EPOCH_START, Event.BATCH_START),
+          seen.subList(expected.size(), seen.size()));
+      assertEquals(Set.of(Thread.currentThread().getName()), Set.copyOf(eventThreads));
+    } finally {
+      release.countDown();
+      helper.join(10_000);
+    }
+  }
+
+  /**
+   * A program that trains on a thread of its own and evaluates the trained model on {@code main}
+   * after that thread ended: with no live training thread left, the evaluation is the loop's.
+   */
+  @Test
+  void anEvaluationAfterTheTrainingThreadEndedIsTheLoops() throws Exception {
+    events.track(trainer);
+    Thread training = new Thread(this::batch, "training");
+    training.start();
+    training.join();
+    events.evaluateDatasetStarting(trainer);
+    events.evaluateStarting(trainer);
+    events.evaluateDatasetEnded(trainer);
+    List<Event> expected = new ArrayList<>(FIRST_BATCH);
+    expected.addAll(List.of(Event.EVAL_START, Event.EVAL_END));
+    assertEquals(expected, seen);
   }
 
   @Test

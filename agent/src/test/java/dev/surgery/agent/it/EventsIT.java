@@ -9,6 +9,7 @@ import dev.surgery.agent.testapp.CheckpointApp;
 import dev.surgery.agent.testapp.EventsApp;
 import dev.surgery.core.events.Event;
 import dev.surgery.testplugin.DuplicatePluginProvider;
+import dev.surgery.testplugin.FailingInitPluginProvider;
 import dev.surgery.testplugin.TestPluginProvider;
 import dev.surgery.testplugin.ThrowingAlgorithm;
 import java.io.File;
@@ -220,6 +221,27 @@ class EventsIT {
     List<String> lines = r.agentLines();
     assertTrue(
         lines.stream().anyMatch(l -> l.contains("plugin-a.jar") && l.contains("plugin-b.jar")),
+        r.toString());
+  }
+
+  /**
+   * An outside probe: the agent's one start-up line for a provider whose static initializer threw
+   * ended in a bare {@code java.lang.ExceptionInInitializerError}, without what it threw.
+   */
+  @Test
+  void aProviderThatCannotBeMadeStopsTheJvmNamingTheJarAndTheCause() throws Exception {
+    Path dir = AgentConfigs.dir("events-failing-provider");
+    Path jar = pluginJar(dir, "failing-init.jar", FailingInitPluginProvider.class);
+    ForkedJvm.Result r = run(dir, "algorithms:\n  - name: blurpool\n", jar.toString(), "fit", "1");
+    assertEquals(2, r.exitCode(), r.toString());
+    assertFalse(r.stdout().contains(EventsApp.MARKER), "main never ran: " + r);
+    assertTrue(
+        r.agentLines().stream()
+            .anyMatch(
+                l ->
+                    l.contains("failing-init.jar")
+                        && l.contains(FailingInitPluginProvider.class.getName())
+                        && l.contains(FailingInitPluginProvider.MESSAGE)),
         r.toString());
   }
 

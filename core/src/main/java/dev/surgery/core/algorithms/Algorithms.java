@@ -186,35 +186,61 @@ public final class Algorithms {
     return null;
   }
 
-  private static final java.util.regex.Pattern PROVIDER_NAMED =
-      java.util.regex.Pattern.compile("Provider (\\S+) ");
-
   /**
    * Says which provider could not be loaded, from which jar (the service file that lists it), and
-   * why (what its constructor threw): with several extension jars the bare ServiceLoader message
-   * names neither.
+   * why, down to the innermost cause: with several extension jars the bare ServiceLoader message
+   * names neither the jar nor, for a static initializer that threw, what it threw.
    */
   private static String unloadable(ClassLoader loader, ServiceConfigurationError e) {
+    String text = String.valueOf(e.getMessage());
     StringBuilder message = new StringBuilder("an algorithm plugin could not be loaded: ");
-    message.append(e.getMessage());
-    java.util.regex.Matcher named = PROVIDER_NAMED.matcher(String.valueOf(e.getMessage()));
-    if (named.find()) {
-      String provider = named.group(1);
-      try {
-        for (Map.Entry<URL, String> file : serviceFiles(loader)) {
-          if (ProviderDeclarations.classNames(file.getValue()).contains(provider)) {
-            message.append(" (listed in ").append(placeOf(file.getKey())).append(')');
-            break;
-          }
-        }
-      } catch (java.io.IOException | RuntimeException ignored) {
-        // the message without the jar: the provider's name is in it
+    message.append(text);
+    String place = listingPlace(loader, text);
+    if (place != null) {
+      message.append(" (listed in ").append(place).append(')');
+    }
+    Throwable cause = e.getCause();
+    if (cause != null) {
+      message.append(": ").append(cause);
+      Throwable root = rootCause(cause);
+      if (root != cause) {
+        // An ExceptionInInitializerError (a static initializer threw) says nothing by itself.
+        message.append(", caused by ").append(root);
       }
     }
-    if (e.getCause() != null) {
-      message.append(": ").append(e.getCause());
-    }
     return message.toString();
+  }
+
+  /**
+   * The jar or folder whose service file lists the provider a ServiceLoader message names, or null.
+   * ServiceLoader words its messages in several ways ("Provider X could not be instantiated", "X
+   * Unable to get public no-arg constructor", ...): the provider is the declared class name that
+   * the message holds as a word of its own.
+   */
+  private static String listingPlace(ClassLoader loader, String serviceLoaderMessage) {
+    java.util.Set<String> words =
+        new java.util.HashSet<>(java.util.Arrays.asList(serviceLoaderMessage.split("[\\s:,()]+")));
+    try {
+      for (Map.Entry<URL, String> file : serviceFiles(loader)) {
+        for (String provider : ProviderDeclarations.classNames(file.getValue())) {
+          if (words.contains(provider)) {
+            return placeOf(file.getKey());
+          }
+        }
+      }
+    } catch (java.io.IOException | RuntimeException ignored) {
+      // the message without the jar: the provider's name is in it
+    }
+    return null;
+  }
+
+  /** The innermost cause of a throwable (itself when it has none), stopping at a cycle. */
+  private static Throwable rootCause(Throwable t) {
+    Throwable root = t;
+    for (int depth = 0; root.getCause() != null && root.getCause() != root && depth < 64; depth++) {
+      root = root.getCause();
+    }
+    return root;
   }
 
   /** The provider service files a class loader sees, each with its text, in the loader's order. */

@@ -1,0 +1,123 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.nn.Block;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.jar.JarEntry;
+import java.util.jar.JarOutputStream;
+import java.util.stream.Stream;
+import javax.tools.JavaCompiler;
+import javax.tools.ToolProvider;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A plugin jar whose provider {@link java.util.ServiceLoader} cannot instantiate: the error names
+ * the jar that lists the provider and the innermost cause, whatever words the JDK's message uses.
+ * The jars are compiled here, so that only their own class loader holds the provider.
+ */
+class PluginLoadFailureTest {
+
+  @TempDir Path dir;
+
+  /** Compiles one provider class, body given, and packs it with its service file. */
+  private Path providerJar(String jarName, String pkg, String body) throws IOException {
+    Path src = dir.resolve(jarName + "-src/" + pkg + "/P.java");
+    Path classes = dir.resolve(jarName + "-classes");
+    Files.createDirectories(src.getParent());
+    Files.createDirectories(classes);
+    Files.writeString(
+        src,
+        "package "
+            + pkg
+            + ";\n"
+            + "import dev.surgery.core.algorithms.*;\n"
+            + "import java.util.List;\n"
+            + "public final class P implements AlgorithmProvider {\n"
+            + body
+            + "  public List<AlgorithmSpec> algorithms() { return List.of(); }\n"
+            + "}\n");
+    String classPath =
+        String.join(
+            java.io.File.pathSeparator, location(AlgorithmProvider.class), location(Block.class));
+    JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
+    int rc =
+        javac.run(
+            null, null, null, "-classpath", classPath, "-d", classes.toString(), src.toString());
+    assertEquals(0, rc, "the provider source compiles");
+    Path jar = dir.resolve(jarName);
+    try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar));
+        Stream<Path> files = Files.walk(classes)) {
+      for (Path f : files.filter(Files::isRegularFile).toList()) {
+        out.putNextEntry(new JarEntry(classes.relativize(f).toString().replace('\\', '/')));
+        Files.copy(f, out);
+        out.closeEntry();
+      }
+      out.putNextEntry(new JarEntry(ProviderDeclarations.SERVICE_FILE));
+      OutputStream o = out;
+      o.write((pkg + ".P\n").getBytes(StandardCharsets.UTF_8));
+      out.closeEntry();
+    }
+    return jar;
+  }
+
+  private static String location(Class<?> type) {
+    try {
+      return Path.of(type.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
+    } catch (java.net.URISyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static String loadFailure(Path jar) throws IOException {
+    try (URLClassLoader loader =
+        new URLClassLoader(
+            new URL[] {jar.toUri().toURL()}, PluginLoadFailureTest.class.getClassLoader())) {
+      return assertThrows(AlgorithmPluginException.class, () -> Algorithms.loadPlugins(loader))
+          .getMessage();
+    }
+  }
+
+  /**
+   * An outside probe: ServiceLoader words this one "X Unable to get public no-arg constructor",
+   * without the "Provider X " the message was searched for, so the jar went unnamed.
+   */
+  @Test
+  void aProviderWithoutAPublicNoArgConstructorIsNamedWithItsJar() throws Exception {
+    Path jar = providerJar("noctor.jar", "noctor", "  public P(int x) {}\n");
+    String message = loadFailure(jar);
+    assertTrue(
+        message.contains("noctor.P Unable to get public no-arg constructor")
+            && message.contains("(listed in " + jar.toRealPath() + ")")
+            && message.contains("NoSuchMethodException"),
+        message);
+  }
+
+  /**
+   * An outside probe: the message ended in a bare {@code java.lang.ExceptionInInitializerError},
+   * without what the static initializer threw.
+   */
+  @Test
+  void aProviderWhoseStaticInitializerThrowsIsNamedWithItsJarAndTheCause() throws Exception {
+    Path jar =
+        providerJar(
+            "staticinit.jar",
+            "staticinit",
+            "  static { if (true) throw new IllegalStateException(\"static init boom\"); }\n");
+    String message = loadFailure(jar);
+    assertTrue(
+        message.contains("staticinit.P could not be instantiated")
+            && message.contains("(listed in " + jar.toRealPath() + ")")
+            && message.contains("java.lang.IllegalStateException: static init boom"),
+        message);
+  }
+}
