@@ -227,14 +227,20 @@ final class RecordedEntries {
    */
   void skipRecorded(Model model, TrainerState st, boolean trainerBegins) {
     String existing = recordOf(model);
-    if (existing == null || existing.isBlank()) {
-      return;
-    }
     List<SurgeryRecord> records;
     try {
-      records = new ArrayList<>(SurgeryJson.recordsFromJson(existing));
+      records =
+          existing == null || existing.isBlank()
+              ? new ArrayList<>()
+              : new ArrayList<>(SurgeryJson.recordsFromJson(existing));
     } catch (IllegalArgumentException e) {
       return; // not a record of ours: record() says so when it replaces it
+    }
+    if (records.isEmpty()) {
+      if (trainerBegins) {
+        warnIfSavedByDjlAfterAnEpoch(model, st);
+      }
+      return;
     }
     Schedule entries = st.schedule;
     int[] recordOf = new int[entries.size()];
@@ -367,7 +373,54 @@ final class RecordedEntries {
                   || kind == Trigger.Kind.EVERY_STEPS
                   || kind == Trigger.Kind.DURATION);
     }
-    for (int i = 0; resumed && i < entries.size(); i++) {
+    if (resumed) {
+      warnCountsFromHere(
+          st,
+          recordOf,
+          reached,
+          "the model comes with a surgery record (a loaded checkpoint, or an earlier trainer) that"
+              + " reaches epoch "
+              + reached
+              + ", so");
+    }
+  }
+
+  /**
+   * A model that carries no surgery record but DJL's {@code Epoch} property, which {@code
+   * SaveModelTrainingListener} sets on each save: a checkpoint of a run after that many epochs (or
+   * the model an earlier trainer trained and saved). Its saver ran before the surgery listener, so
+   * the checkpoint of the epoch an entry was due at holds neither that surgery nor its record, and
+   * a job resumed from it with its whole schedule could not otherwise tell it is a resume.
+   */
+  private void warnIfSavedByDjlAfterAnEpoch(Model model, TrainerState st) {
+    String saved = model == null ? null : model.getProperty("Epoch");
+    int epoch;
+    try {
+      epoch = saved == null ? 0 : Integer.parseInt(saved.trim());
+    } catch (NumberFormatException e) {
+      return;
+    }
+    if (epoch > 0) {
+      int[] noRecord = new int[st.schedule.size()];
+      Arrays.fill(noRecord, -1);
+      warnCountsFromHere(
+          st,
+          noRecord,
+          epoch,
+          "the model carries no surgery record but DJL's Epoch property "
+              + epoch
+              + " (a checkpoint DJL's SaveModelTrainingListener wrote after that epoch, or an"
+              + " earlier trainer's), so if this training resumes that run,");
+    }
+  }
+
+  /**
+   * Warns, when the trainer first trains, of each open entry the record does not hold ({@code
+   * recordOf[i] < 0}) whose time this trainer counts from its own start.
+   */
+  private static void warnCountsFromHere(TrainerState st, int[] recordOf, int reached, String why) {
+    Schedule entries = st.schedule;
+    for (int i = 0; i < entries.size(); i++) {
       ScheduledAlgorithm entry = entries.entry(i);
       if (recordOf[i] >= 0 || !entries.isOpen(i)) {
         continue;
@@ -383,10 +436,9 @@ final class RecordedEntries {
               + entry.describe()
               + " counts "
               + counts
-              + " from this trainer's start: the model comes with a surgery record (a loaded"
-              + " checkpoint, or an earlier trainer) that reaches epoch "
-              + reached
-              + ", so "
+              + " from this trainer's start: "
+              + why
+              + " "
               + whenItRuns(entry.trigger(), reached)
               + "; for the job's own count, give this trainer a schedule for what remains (see"
               + " 'Checkpoints and resuming')");

@@ -8,12 +8,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.Trainer;
+import ai.djl.training.listener.SaveModelTrainingListener;
 import dev.surgery.core.events.Time;
 import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.Trigger;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A job restarted with its whole schedule from a model that carries a surgery record: which entry a
@@ -151,6 +154,45 @@ class RecordedEntryMatchingTest {
                       w.contains("ghost_batchnorm every 50ba")
                           && w.contains("every 50 optimizer steps counted from now")),
           warnings.toString());
+    }
+  }
+
+  /**
+   * DJL's saver runs before the surgery listener, so its checkpoint of the epoch an entry was due
+   * at holds neither that surgery nor its record: a job resumed from it with its whole schedule ran
+   * the entry that many epochs later, silently. The file's {@code Epoch} property tells it is a
+   * resume.
+   */
+  @Test
+  void aJobResumedFromDjlsCheckpointOfTheDueEpochIsWarned(@TempDir Path dir) throws Exception {
+    String yaml = "algorithms:\n  - {name: blurpool, epoch: 2, min_channels: 0}\n";
+    try (Model model = TestModels.model("saved-by-djl");
+        NDManager data = NDManager.newBaseManager()) {
+      SaveModelTrainingListener saver = new SaveModelTrainingListener(dir.toString(), null, 1);
+      try (Trainer trainer = model.newTrainer(TestModels.config(saver, listener(yaml)))) {
+        trainer.initialize(INPUT);
+        SurgeryTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+      }
+      assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"), "applied at epoch 2");
+    }
+    try (Model resumed = TestModels.model("saved-by-djl");
+        NDManager data = NDManager.newBaseManager()) {
+      SurgeryCheckpoint.load(resumed, dir, "saved-by-djl", Map.of("epoch", "2"));
+      assertEquals(0, TestModels.count(resumed.getBlock(), "BlurConv2d"), "saved before it ran");
+      assertEquals("2", resumed.getProperty("Epoch"));
+      SurgeryListener again = listener(yaml);
+      try (Trainer trainer = resumed.newTrainer(TestModels.config(again))) {
+        SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      }
+      assertTrue(
+          again.getWarnings().stream()
+              .anyMatch(
+                  w ->
+                      w.contains("blurpool at epoch 2")
+                          && w.contains("counts epochs from this trainer's start")
+                          && w.contains("no surgery record but DJL's Epoch property 2")
+                          && w.contains("it runs 2 epochs from now (at least epoch 4")),
+          again.getWarnings().toString());
     }
   }
 
