@@ -246,6 +246,10 @@ final class RecordedEntries {
     int[] recordOf = new int[entries.size()];
     Arrays.fill(recordOf, -1);
     boolean[] accounted = new boolean[records.size()];
+    // Which entry took each record (-1: none yet): a repeating step entry's record is a sign of
+    // training, whatever epoch it shows.
+    int[] takenBy = new int[records.size()];
+    Arrays.fill(takenBy, -1);
     // Entries that say most of when they ran take their records first (an epoch entry the record
     // of its epoch, before a duration or step entry of the same algorithm could take it), and
     // one-shot entries before repeating ones, which run on whether or not a record is theirs.
@@ -265,6 +269,7 @@ final class RecordedEntries {
             continue;
           }
           accounted[k] = true;
+          takenBy[k] = i;
           if (!entry.trigger().repeats()) {
             recordOf[i] = k;
             break;
@@ -298,7 +303,7 @@ final class RecordedEntries {
       }
     }
     if (trainerBegins) {
-      warnEpochsCountFromResume(st, records, recordOf);
+      warnEpochsCountFromResume(st, records, recordOf, takenBy);
     }
   }
 
@@ -340,7 +345,12 @@ final class RecordedEntries {
         // Its step falls in the epoch after floor(f * T) completed ones (or ends it); a batch end
         // that closes an epoch comes before that epoch's end.
         double due = trigger.fraction() * record.totalEpochs();
-        return epoch >= Math.floor(due) - 1 && epoch <= Math.ceil(due);
+        boolean whole = Math.abs(due - Math.rint(due)) < 1e-9;
+        // Inside an epoch: floor(due) completed. At a whole number of epochs, the step is that
+        // epoch's last: its batch end comes before the epoch's end (one fewer), or it runs there.
+        long first = whole ? Math.round(due) - 1 : (long) Math.floor(due);
+        long last = whole ? Math.round(due) : (long) Math.ceil(due);
+        return epoch >= first && epoch <= last;
       case STEP:
         // Each epoch takes a step at least, and step S's batch end comes before its epoch's end.
         return epoch < trigger.amount();
@@ -355,7 +365,7 @@ final class RecordedEntries {
    * the schedule names (documented; said here because nothing else shows it until the end).
    */
   private void warnEpochsCountFromResume(
-      TrainerState st, List<SurgeryRecord> records, int[] recordOf) {
+      TrainerState st, List<SurgeryRecord> records, int[] recordOf, int[] takenBy) {
     int reached = 0;
     for (SurgeryRecord r : records) {
       reached = Math.max(reached, r.epoch());
@@ -365,13 +375,12 @@ final class RecordedEntries {
     // checkpoint was taken inside training, mid-epoch maybe. (Records of epoch 0 alone are what an
     // evaluation trainer built from the same config meets: no restart.)
     boolean resumed = reached > 0;
-    for (int i = 0; i < entries.size() && !resumed; i++) {
-      Trigger.Kind kind = entries.entry(i).trigger().kind();
+    for (int k = 0; k < takenBy.length && !resumed; k++) {
+      Trigger.Kind kind = takenBy[k] < 0 ? null : entries.entry(takenBy[k]).trigger().kind();
       resumed =
-          recordOf[i] >= 0
-              && (kind == Trigger.Kind.STEP
-                  || kind == Trigger.Kind.EVERY_STEPS
-                  || kind == Trigger.Kind.DURATION);
+          kind == Trigger.Kind.STEP
+              || kind == Trigger.Kind.EVERY_STEPS
+              || kind == Trigger.Kind.DURATION;
     }
     if (resumed) {
       warnCountsFromHere(

@@ -158,6 +158,35 @@ class RecordedEntryMatchingTest {
   }
 
   /**
+   * A record that a repeating step entry made in the first epoch is a sign of training too: the
+   * restart warning names the step entries that count from the new trainer (an outside probe's
+   * restart after a record of {@code every: 3ba} at step 3 warned of nothing).
+   */
+  @Test
+  void aRecordOfARepeatingStepEntryInTheFirstEpochIsARestart() throws Exception {
+    String yaml =
+        "algorithms:\n"
+            + "  - {name: factorize, every: 3ba, min_channels: 4, latent_channels: 0.5,"
+            + " min_features: 4, latent_features: 0.5}\n"
+            + "  - {name: blurpool, step: 7, min_channels: 0}\n"
+            + "total_epochs: 4\n";
+    try (Model model = TestModels.model("every-ba-restart");
+        NDManager data = NDManager.newBaseManager()) {
+      train(model, yaml, 1, data);
+      assertEquals(1, records(model).size(), "factorize at step 3");
+      assertEquals(0, records(model).get(0).epoch());
+      SurgeryListener again = train(model, yaml, 1, data);
+      assertTrue(
+          again.getWarnings().stream()
+              .anyMatch(
+                  w ->
+                      w.contains("blurpool at step 7")
+                          && w.contains("counts optimizer steps from this trainer's start")),
+          again.getWarnings().toString());
+    }
+  }
+
+  /**
    * DJL's saver runs before the surgery listener, so its checkpoint of the epoch an entry was due
    * at holds neither that surgery nor its record: a job resumed from it with its whole schedule ran
    * the entry that many epochs later, silently. The file's {@code Epoch} property tells it is a
@@ -212,6 +241,20 @@ class RecordedEntryMatchingTest {
     assertFalse(RecordedEntries.couldHaveRecorded(late, atEpoch2));
     assertTrue(RecordedEntries.couldHaveRecorded(late, atEpoch4));
     assertTrue(RecordedEntries.couldHaveRecorded(late, noLength), "no planned length: open");
+    // 0.5 of 5 epochs: inside the third epoch (2 completed), not at epoch 1 (an outside probe).
+    Trigger half = Trigger.at(Time.parse("0.5dur"));
+    SurgeryRecord ofFive = new SurgeryRecord("a", Map.of(), 1, 5, Map.of(), null);
+    assertFalse(RecordedEntries.couldHaveRecorded(half, ofFive));
+    assertTrue(
+        RecordedEntries.couldHaveRecorded(
+            half, new SurgeryRecord("a", Map.of(), 2, 5, Map.of(), null)));
+    // 0.5 of 4 epochs: the second epoch's last step, at its batch end (1) or its end (2).
+    assertTrue(
+        RecordedEntries.couldHaveRecorded(
+            half, new SurgeryRecord("a", Map.of(), 1, 4, Map.of(), null)));
+    assertFalse(
+        RecordedEntries.couldHaveRecorded(
+            half, new SurgeryRecord("a", Map.of(), 3, 4, Map.of(), null)));
     assertTrue(RecordedEntries.couldHaveRecorded(Trigger.atStep(3), atEpoch2));
     assertFalse(RecordedEntries.couldHaveRecorded(Trigger.atStep(2), atEpoch2));
     assertTrue(RecordedEntries.couldHaveRecorded(Trigger.every(Time.parse("7ba")), atEpoch2));
