@@ -56,6 +56,16 @@ final class CarriedRecords {
 
   /** The parameters surgery froze on a root block, or null when it froze none. */
   static Set<Parameter> frozenOrNull(Block root) {
+    if (root == null) {
+      return null;
+    }
+    Set<Parameter> own = FROZEN.get(root);
+    // Under the agent, the other copy of the library may have replayed or frozen it.
+    return own != null ? own : LibraryCopies.frozenElsewhere(root);
+  }
+
+  /** What this copy alone knows surgery froze on a root block; null when none (for the others). */
+  static Set<Parameter> ownFrozenOrNull(Block root) {
     return root == null ? null : FROZEN.get(root);
   }
 
@@ -169,7 +179,9 @@ final class CarriedRecords {
 
   /** See {@link SurgeryCheckpoint#syncRecord}. */
   static void syncRecord(Model model) {
-    String carried = carriedBy(model.getBlock());
+    // What the copies of the library know together: under the agent, the copy that saves may not
+    // be the one whose listener recorded the latest surgery.
+    String carried = LibraryCopies.latestCarriedBy(model.getBlock());
     if (carried != null) {
       if (!carried.equals(RecordProperty.read(model.getProperties()))) {
         RecordProperty.write(model, carried);

@@ -1,10 +1,12 @@
 package dev.surgery.trainer;
 
 import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The other copies of this library in the JVM, asked what surgery a block carries. Under the Java
@@ -28,29 +30,86 @@ final class LibraryCopies {
   private LibraryCopies() {}
 
   /**
-   * The records another copy of this library holds for a root block, as JSON; null when no other
-   * copy holds any (or there is none).
+   * The records a root block carries as the copies of this library in the JVM know them, as JSON:
+   * this copy's, unless another copy knows more of the same history (this copy's records are the
+   * start of the other's: the other copy loaded a later checkpoint of the run, or its listener
+   * recorded a surgery since). Null when no copy holds any; where two histories disagree, this
+   * copy's.
    */
-  static String carriedBy(Block root) {
+  static String latestCarriedBy(Block root) {
+    String latest = CarriedRecords.carriedBy(root);
     if (root == null) {
-      return null;
+      return latest;
     }
-    for (Method carriedBy : otherCopies()) {
+    for (Method carriedBy : otherCopies("carriedBy")) {
       try {
         Object json = carriedBy.invoke(null, root);
-        if (json instanceof String s && !s.isBlank()) {
-          return s;
+        if (json instanceof String other && !other.isBlank() && isLongerHistory(other, latest)) {
+          latest = other;
         }
       } catch (IllegalAccessException | InvocationTargetException | RuntimeException e) {
         ListenerLog.logger()
             .debug("Surgery: another copy of the library could not be asked for records", e);
       }
     }
+    return latest;
+  }
+
+  /** Whether {@code other} holds more records than {@code known}, beginning with all of them. */
+  private static boolean isLongerHistory(String other, String known) {
+    if (known == null || known.isBlank()) {
+      return true;
+    }
+    try {
+      List<SurgeryRecord> longer = SurgeryJson.recordsFromJson(other);
+      List<SurgeryRecord> shorter = SurgeryJson.recordsFromJson(known);
+      if (longer.size() <= shorter.size()) {
+        return false;
+      }
+      for (int i = 0; i < shorter.size(); i++) {
+        SurgeryRecord a = shorter.get(i);
+        SurgeryRecord b = longer.get(i);
+        if (!a.algorithm().equals(b.algorithm())
+            || a.epoch() != b.epoch()
+            || !java.util.Objects.equals(a.changes(), b.changes())
+            || !SurgeryJson.sameHyperparameters(a.hyperparameters(), b.hyperparameters())) {
+          return false;
+        }
+      }
+      return true;
+    } catch (IllegalArgumentException e) {
+      return false; // not a record this build reads: this copy's stands
+    }
+  }
+
+  /**
+   * The parameters surgery froze on a root block as another copy of this library knows them (its
+   * replay or its listener froze them); null when no other copy knows of any.
+   */
+  @SuppressWarnings("unchecked")
+  static Set<Parameter> frozenElsewhere(Block root) {
+    if (root == null) {
+      return null;
+    }
+    for (Method frozenOrNull : otherCopies("ownFrozenOrNull")) {
+      try {
+        Object frozen = frozenOrNull.invoke(null, root);
+        if (frozen instanceof Set<?> set && !set.isEmpty()) {
+          return (Set<Parameter>) set;
+        }
+      } catch (IllegalAccessException | InvocationTargetException | RuntimeException e) {
+        ListenerLog.logger()
+            .debug("Surgery: another copy of the library could not be asked for freezes", e);
+      }
+    }
     return null;
   }
 
-  /** {@code CarriedRecords.carriedBy} of every other copy that takes this JVM's DJL blocks. */
-  private static List<Method> otherCopies() {
+  /**
+   * {@code CarriedRecords.<method>(Block)} of every other copy of this library that takes this
+   * JVM's DJL blocks.
+   */
+  private static List<Method> otherCopies(String method) {
     List<ClassLoader> loaders = new ArrayList<>();
     ClassLoader own = CarriedRecords.class.getClassLoader();
     if (own != null && own.getParent() != null) {
@@ -59,7 +118,7 @@ final class LibraryCopies {
     loaders.addAll(agentLoaders());
     List<Method> methods = new ArrayList<>();
     for (ClassLoader loader : loaders) {
-      Method m = carriedByOf(loader);
+      Method m = methodOf(loader, method);
       if (m != null
           && methods.stream().noneMatch(k -> k.getDeclaringClass() == m.getDeclaringClass())) {
         methods.add(m);
@@ -68,14 +127,14 @@ final class LibraryCopies {
     return methods;
   }
 
-  private static Method carriedByOf(ClassLoader loader) {
+  private static Method methodOf(ClassLoader loader, String method) {
     try {
       Class<?> copy = Class.forName(CarriedRecords.class.getName(), false, loader);
       if (copy == CarriedRecords.class) {
         return null;
       }
       // Its parameter is this copy's Block: a copy beside another DJL has no such method.
-      Method m = copy.getDeclaredMethod("carriedBy", Block.class);
+      Method m = copy.getDeclaredMethod(method, Block.class);
       m.setAccessible(true);
       return m;
     } catch (ClassNotFoundException | NoSuchMethodException | LinkageError e) {

@@ -430,13 +430,11 @@ public final class SurgeryCheckpoint {
   }
 
   /**
-   * The records a root block carries, as this copy of the library knows them, else as another copy
-   * in the JVM does (under the agent, the program's own copy and the agent's each know only what
-   * they replayed or applied).
+   * The records a root block carries, as the copies of the library in the JVM know them (under the
+   * agent, the program's own copy and the agent's each know only what they replayed or applied).
    */
   private static String carriedRecords(Block block) {
-    String own = CarriedRecords.carriedBy(block);
-    return own != null ? own : LibraryCopies.carriedBy(block);
+    return LibraryCopies.latestCarriedBy(block);
   }
 
   /**

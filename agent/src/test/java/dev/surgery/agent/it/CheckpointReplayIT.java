@@ -10,6 +10,7 @@ import dev.surgery.agent.testapp.LibraryLoadsApp;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -206,6 +207,40 @@ class CheckpointReplayIT {
         assertEquals(output, loaded.findOut("CKPT: output (.*)"), what);
       }
     }
+  }
+
+  /**
+   * A model the agent's copy loaded, to which the program's own listener then adds a surgery: the
+   * agent's save hook writes the record the two copies know together (it once wrote its own, which
+   * lacked the program's surgery: a file that claims less surgery than it holds).
+   */
+  @Test
+  void aSaveUnderTheAgentKeepsWhatTheProgramsListenerRecorded() throws Exception {
+    Path dir = AgentConfigs.dir("checkpoint-two-copies-save");
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    AgentConfigs.write(dir, "none.yaml", "algorithms: []\n");
+    ForkedJvm.Result trained =
+        ForkedJvm.main(CheckpointApp.class.getName(), "train", "model")
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(0, trained.exitCode(), trained.toString());
+    ForkedJvm.Result saved =
+        ForkedJvm.main(LibraryLoadsApp.class.getName(), "load-train-save", "model")
+            .classpath(ForkedJvm.appClasspath(true))
+            .agent("none.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(0, saved.exitCode(), saved.toString());
+    assertEquals(
+        List.of("blurpool@1", "weight_standardization@1"),
+        saved
+            .stdout()
+            .lines()
+            .filter(l -> l.startsWith("LOADS: saved record "))
+            .map(l -> l.substring("LOADS: saved record ".length()))
+            .toList(),
+        saved.toString());
   }
 
   /**
