@@ -417,7 +417,8 @@ final class EntryRunner {
       // A repeating or event-driven entry that changed nothing this time leaves no record: each
       // record rewrites the property and is replayed at every load. What an algorithm's state
       // lists is the record, so such a run is not listed there either.
-      if (records.record(model, algorithm, completed, planned, changes, bornFrozen)) {
+      if (records.record(
+          model, algorithm, completed, planned, changes, bornFrozen, st.stepsTaken())) {
         st.reports.add(changes);
       }
       st.recordSeen = RecordedEntries.recordOf(model);

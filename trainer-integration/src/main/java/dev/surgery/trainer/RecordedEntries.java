@@ -103,6 +103,7 @@ final class RecordedEntries {
    *
    * @param bornFrozen the parameters its replacements brought that surgery keeps frozen, by name;
    *     null when not looked for (recorded only where the application replaced a block)
+   * @param step the optimizer steps the trainer had taken when it ran
    * @return false when the record is in a later format and was kept as it is, without it
    */
   boolean record(
@@ -111,7 +112,8 @@ final class RecordedEntries {
       int epoch,
       int planned,
       SurgeryChanges changes,
-      List<String> bornFrozen) {
+      List<String> bornFrozen,
+      long step) {
     List<SurgeryRecord> records = new ArrayList<>();
     String existing = CarriedRecords.recordOf(model);
     if (existing != null && !existing.isBlank()) {
@@ -154,7 +156,8 @@ final class RecordedEntries {
             epoch,
             planned,
             changed,
-            replacedAny ? bornFrozen : null));
+            replacedAny ? bornFrozen : null,
+            step));
     String json = SurgeryJson.recordsToJson(records);
     // The block first: a save on another thread syncs the property from it.
     CarriedRecords.carries(model.getBlock(), json);
@@ -329,7 +332,8 @@ final class RecordedEntries {
    * epochs tell (counted, as the trigger counts, from the start of the trainer that ran it): an
    * epoch entry at its epoch, an {@code every: Nep} entry at a multiple of N, a duration entry
    * within an epoch of its fraction of the planned epochs (when the record holds them), a step
-   * entry before its step's epoch could have ended. Step counts and events leave any epoch open.
+   * entry at its step (before its step's epoch could have ended, for a record that does not say its
+   * step), an {@code every: Nba} entry at a multiple of N. Events leave any record open.
    */
   static boolean couldHaveRecorded(Trigger trigger, SurgeryRecord record) {
     int epoch = record.epoch();
@@ -352,8 +356,13 @@ final class RecordedEntries {
         long last = whole ? Math.round(due) : (long) Math.ceil(due);
         return epoch >= first && epoch <= last;
       case STEP:
+        if (record.step() >= 0) {
+          return record.step() == trigger.amount();
+        }
         // Each epoch takes a step at least, and step S's batch end comes before its epoch's end.
         return epoch < trigger.amount();
+      case EVERY_STEPS:
+        return record.step() < 0 || (record.step() > 0 && record.step() % trigger.amount() == 0);
       default:
         return true;
     }

@@ -84,6 +84,10 @@ final class SurgeryJson {
         // Optional within format 1: an earlier build ignores it and infers the freezes as before.
         o.add("born_frozen", GSON.toJsonTree(r.bornFrozen()));
       }
+      if (r.step() >= 0) {
+        // Optional within format 1 too: which entry of a restarted schedule made it.
+        o.addProperty("step", r.step());
+      }
       array.add(o);
     }
     return GSON.toJson(array);
@@ -197,6 +201,22 @@ final class SurgeryJson {
                 "'born_frozen' must be an array of parameter names, got " + born);
           }
         }
+        long step = -1;
+        if (o.has("step")) {
+          JsonElement st = o.get("step");
+          // Steps may pass an int (a step: entry may name up to 10^12).
+          boolean whole =
+              st.isJsonPrimitive()
+                  && st.getAsJsonPrimitive().isNumber()
+                  && st.getAsDouble() == Math.rint(st.getAsDouble())
+                  && st.getAsDouble() >= 0
+                  && st.getAsDouble() <= 1L << 53;
+          if (!whole) {
+            throw new IllegalArgumentException(
+                "'step' must be a whole number from 0, got " + o.get("step"));
+          }
+          step = o.get("step").getAsLong();
+        }
         records.add(
             new SurgeryRecord(
                 o.get("algorithm").getAsString(),
@@ -204,7 +224,8 @@ final class SurgeryJson {
                 o.get("epoch").getAsInt(),
                 o.has("total_epochs") ? o.get("total_epochs").getAsInt() : 0,
                 changes,
-                bornFrozen));
+                bornFrozen,
+                step));
       } catch (RuntimeException ex) {
         throw new IllegalArgumentException(
             "surgery record entry " + i + " is malformed: " + ex.getMessage(), ex);

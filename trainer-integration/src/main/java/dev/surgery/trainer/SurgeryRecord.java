@@ -27,6 +27,9 @@ import java.util.Map;
  *     before this was recorded, one that replaced nothing, or one of an event-driven entry whose
  *     algorithm does not need the planned length: its freezes are not looked at per event), which a
  *     replay then infers from the freezes it meets
+ * @param step the optimizer steps the trainer had taken when it ran, counted as {@code step:}
+ *     entries count them (0: before training); -1 when unknown (a record written before this was
+ *     recorded, or by a replay). A restarted job's schedule tells by it which entry made the record
  */
 public record SurgeryRecord(
     String algorithm,
@@ -34,7 +37,8 @@ public record SurgeryRecord(
     int epoch,
     int totalEpochs,
     Map<String, String> changes,
-    List<String> bornFrozen) {
+    List<String> bornFrozen,
+    long step) {
 
   /**
    * Validates and copies.
@@ -49,6 +53,7 @@ public record SurgeryRecord(
    *     replace exactly these
    * @param bornFrozen the parameters its replacements brought that surgery kept frozen, by the
    *     model's parameter names right after it ran; null when unknown
+   * @param step the optimizer steps taken when it ran; -1 when unknown
    */
   public SurgeryRecord {
     if (algorithm == null || algorithm.isEmpty()) {
@@ -56,6 +61,9 @@ public record SurgeryRecord(
     }
     if (epoch < 0 || totalEpochs < 0) {
       throw new IllegalArgumentException("epochs must be >= 0");
+    }
+    if (step < -1) {
+      throw new IllegalArgumentException("step must be >= 0, or -1 when unknown, got " + step);
     }
     hyperparameters =
         Collections.unmodifiableMap(
@@ -76,6 +84,28 @@ public record SurgeryRecord(
       }
       bornFrozen = List.copyOf(bornFrozen);
     }
+  }
+
+  /**
+   * A record that does not say at which step it ran.
+   *
+   * @param algorithm the algorithm's config name
+   * @param hyperparameters the hyperparameters it ran with, by config name
+   * @param epoch the number of completed epochs when it ran (0: before training)
+   * @param totalEpochs the planned number of epochs it was given, 0 when unknown
+   * @param changes what it replaced: block path (as it was before) to {@code old->new} type; null
+   *     when unknown
+   * @param bornFrozen the parameters its replacements brought that surgery kept frozen; null when
+   *     unknown
+   */
+  public SurgeryRecord(
+      String algorithm,
+      Map<String, Object> hyperparameters,
+      int epoch,
+      int totalEpochs,
+      Map<String, String> changes,
+      List<String> bornFrozen) {
+    this(algorithm, hyperparameters, epoch, totalEpochs, changes, bornFrozen, -1);
   }
 
   /**

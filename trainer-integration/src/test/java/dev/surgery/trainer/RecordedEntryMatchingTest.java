@@ -187,6 +187,34 @@ class RecordedEntryMatchingTest {
   }
 
   /**
+   * A record says at which step it ran: a {@code step: 12} entry does not take the record a
+   * repeating step entry of the same algorithm made at step 3 (an outside probe: claimed "in the
+   * record already", it never ran).
+   */
+  @Test
+  void aStepEntryDoesNotTakeTheRecordOfARepeatingEntrysEarlierRun() throws Exception {
+    String yaml =
+        "algorithms:\n"
+            + "  - {name: weight_standardization, every: 3ba}\n"
+            + "  - {name: weight_standardization, step: 12}\n"
+            + "total_epochs: 3\n";
+    try (Model model = TestModels.model("step-after-every");
+        NDManager data = NDManager.newBaseManager()) {
+      train(model, yaml, 1, data);
+      assertEquals(1, records(model).size(), "weight_standardization at step 3");
+      assertEquals(3, records(model).get(0).step());
+      SurgeryListener again = train(model, yaml, 1, data);
+      assertTrue(
+          again.getWarnings().stream()
+              .anyMatch(
+                  w ->
+                      w.contains("weight_standardization at step 12")
+                          && w.contains("counts optimizer steps from this trainer's start")),
+          again.getWarnings().toString());
+    }
+  }
+
+  /**
    * DJL's saver runs before the surgery listener, so its checkpoint of the epoch an entry was due
    * at holds neither that surgery nor its record: a job resumed from it with its whole schedule ran
    * the entry that many epochs later, silently. The file's {@code Epoch} property tells it is a
@@ -256,6 +284,11 @@ class RecordedEntryMatchingTest {
         RecordedEntries.couldHaveRecorded(
             half, new SurgeryRecord("a", Map.of(), 3, 4, Map.of(), null)));
     assertTrue(RecordedEntries.couldHaveRecorded(Trigger.atStep(3), atEpoch2));
+    SurgeryRecord atStep3 = new SurgeryRecord("a", Map.of(), 0, 3, Map.of(), null, 3);
+    assertTrue(RecordedEntries.couldHaveRecorded(Trigger.atStep(3), atStep3));
+    assertFalse(RecordedEntries.couldHaveRecorded(Trigger.atStep(12), atStep3));
+    assertTrue(RecordedEntries.couldHaveRecorded(Trigger.every(Time.parse("3ba")), atStep3));
+    assertFalse(RecordedEntries.couldHaveRecorded(Trigger.every(Time.parse("2ba")), atStep3));
     assertFalse(RecordedEntries.couldHaveRecorded(Trigger.atStep(2), atEpoch2));
     assertTrue(RecordedEntries.couldHaveRecorded(Trigger.every(Time.parse("7ba")), atEpoch2));
   }

@@ -210,6 +210,25 @@ class SurgeryJsonTest {
     assertEquals(1, json.split("born_frozen", -1).length - 1, json);
   }
 
+  /** The step a record ran at is written when known, read back, and checked. */
+  @Test
+  void theStepIsWrittenWhenKnownAndReadBack() {
+    SurgeryRecord atStep =
+        new SurgeryRecord("blurpool", Map.of(), 0, 3, Map.of(), null, 7_000_000_000L);
+    SurgeryRecord unknown = new SurgeryRecord("blurpool", Map.of(), 0, 3, Map.of());
+    String json = SurgeryJson.recordsToJson(List.of(atStep, unknown));
+    List<SurgeryRecord> read = SurgeryJson.recordsFromJson(json);
+    assertEquals(7_000_000_000L, read.get(0).step(), "past an int");
+    assertEquals(-1, read.get(1).step());
+    assertEquals(1, json.split("\"step\"", -1).length - 1, json);
+    for (String bad : new String[] {"-1", "1.5", "\"3\""}) {
+      String edited = json.replace("\"step\":7000000000", "\"step\":" + bad);
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> SurgeryJson.recordsFromJson(edited));
+      assertTrue(e.getMessage().contains("'step' must be a whole number from 0"), e.getMessage());
+    }
+  }
+
   /** An algorithm that cannot tell its plan is no failure: the plan report says no_plan. */
   @Test
   void anEntryWithoutAPlanIsNotReportedAsAnError() {
