@@ -651,11 +651,24 @@ final class ConfigParser {
     if (!inline || start == null || end == null || start.getLine() != end.getLine()) {
       return -1;
     }
+    if (isAlias(start)) {
+      return -1; // the value is the anchor's, spelled elsewhere: the alias is named, with the index
+    }
     int length = value.codePointCount(0, value.length());
     if (end.getIndex() - start.getIndex() != length + 2 * quotes) {
       return -1; // an escape or a doubled quote: source and value differ in length
     }
     return quotes + value.codePointCount(0, Math.min(index, value.length()));
+  }
+
+  /**
+   * Whether the text at a mark is an alias ({@code *name}), which repeats a value written
+   * elsewhere.
+   */
+  private static boolean isAlias(Mark mark) {
+    int[] buffer = mark.getBuffer();
+    int pointer = mark.getPointer();
+    return buffer != null && pointer >= 0 && pointer < buffer.length && buffer[pointer] == '*';
   }
 
   private static String known() {

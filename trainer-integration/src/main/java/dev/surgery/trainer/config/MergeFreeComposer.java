@@ -10,10 +10,12 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import org.snakeyaml.engine.v2.api.LoadSettings;
+import org.snakeyaml.engine.v2.comments.CommentLine;
 import org.snakeyaml.engine.v2.common.Anchor;
 import org.snakeyaml.engine.v2.common.ScalarStyle;
 import org.snakeyaml.engine.v2.composer.Composer;
 import org.snakeyaml.engine.v2.events.Event;
+import org.snakeyaml.engine.v2.events.ScalarEvent;
 import org.snakeyaml.engine.v2.nodes.MappingNode;
 import org.snakeyaml.engine.v2.nodes.Node;
 import org.snakeyaml.engine.v2.nodes.ScalarNode;
@@ -44,6 +46,9 @@ final class MergeFreeComposer extends Composer {
 
   private final Set<Node> mergeKeys = Collections.newSetFromMap(new IdentityHashMap<>());
 
+  /** Plain {@code <<} scalars, read as strings (see {@link #composeScalarNode}). */
+  private final Set<Node> plainMerges = Collections.newSetFromMap(new IdentityHashMap<>());
+
   /** Each list or mapping placed at an alias, and the anchor's node it repeats. */
   private final Map<Node, Node> aliasedCollections = new IdentityHashMap<>();
 
@@ -66,11 +71,30 @@ final class MergeFreeComposer extends Composer {
     return atAlias(super.composeValueNode(node), alias);
   }
 
+  /**
+   * A plain {@code <<} resolves to YAML 1.1's merge tag; in YAML 1.2 it is a string. As a value it
+   * is read as one (refused or taken as the key expects, as its alias is); as a key, {@link
+   * #composeKeyNode} still refuses it as a merge key.
+   */
+  @Override
+  protected Node composeScalarNode(Optional<Anchor> anchor, List<CommentLine> comments) {
+    Event event = parser.peekEvent();
+    boolean untagged = event instanceof ScalarEvent scalar && scalar.getTag().isEmpty();
+    Node node = super.composeScalarNode(anchor, comments);
+    if (untagged && Tag.MERGE.equals(node.getTag())) {
+      node.setTag(Tag.STR);
+      plainMerges.add(node);
+    }
+    return node;
+  }
+
   @Override
   protected Node composeKeyNode(MappingNode node) {
     Event alias = parser.checkEvent(Event.ID.Alias) ? parser.peekEvent() : null;
-    Node key = atAlias(super.composeKeyNode(node), alias);
-    if (Tag.MERGE.equals(key.getTag())) {
+    Node composed = super.composeKeyNode(node);
+    boolean plainMerge = plainMerges.contains(composed);
+    Node key = atAlias(composed, alias);
+    if (Tag.MERGE.equals(key.getTag()) || plainMerge) {
       key.setTag(Tag.STR);
       mergeKeys.add(key);
     }

@@ -154,4 +154,41 @@ class AliasedEntryConfigTest {
     assertEquals(1, tag.size(), tag.toString());
     assertTrue(tag.get(0).startsWith("x.yaml:2:5: the tag !!omap is not allowed"), tag.toString());
   }
+
+  /**
+   * A pattern given through an alias whose name is as long as the pattern's text: the bad character
+   * was placed inside the alias's name (an outside fuzzer); now the alias is named, with the
+   * character's place in the pattern.
+   */
+  @Test
+  void aBadPatternGivenThroughAnAliasIsNamedAtTheAliasWithItsCharacter() {
+    List<String> problems =
+        problems(
+            "total_epochs: 2\nx: &ab a{\nalgorithms:\n"
+                + "  - {name: blurpool, epoch: 1, include: [*ab]}\n");
+    assertTrue(
+        problems.stream()
+            .anyMatch(
+                p ->
+                    p.startsWith("x.yaml:4:42: blurpool: invalid block pattern 'a{' at character 2")
+                        && p.endsWith("(character 2 of the pattern)")),
+        problems.toString());
+  }
+
+  /** YAML 1.2 has no merge: a plain {@code <<} value is the string, read as the key expects. */
+  @Test
+  void aPlainMergeSignAsAValueIsAStringWhileAsAKeyItIsRefused() {
+    assertEquals(
+        List.of("x.yaml:1:11: on_error must be 'fail' or 'skip', got '<<'"),
+        problems("on_error: <<\nalgorithms: []\n"));
+    List<String> key = problems("algorithms:\n  - {name: blurpool, epoch: 1, <<: 2}\n");
+    assertEquals(1, key.size(), key.toString());
+    assertTrue(key.get(0).contains("'<<' is YAML 1.1's merge key"), key.toString());
+    // An anchored << key aliased as a value reads as the same string written out does.
+    List<String> aliased =
+        problems("algorithms:\n  - {name: blurpool, epoch: 1, &m <<: 2, include: *m}\n");
+    List<String> written =
+        problems("algorithms:\n  - {name: blurpool, epoch: 1, <<: 2, include: <<}\n");
+    assertEquals(written, aliased);
+  }
 }
