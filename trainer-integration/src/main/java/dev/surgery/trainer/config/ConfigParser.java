@@ -348,8 +348,10 @@ final class ConfigParser {
         }
       }
     }
-    List<String> include = patterns(keys.get(INCLUDE), name);
-    List<String> exclude = patterns(keys.get(EXCLUDE), name);
+    // Problems of the patterns name the algorithm, or the entry where its name is unreadable.
+    String patternsOf = name != null ? name : where;
+    List<String> include = patterns(keys.get(INCLUDE), patternsOf);
+    List<String> exclude = patterns(keys.get(EXCLUDE), patternsOf);
     if (keys.get(INCLUDE) instanceof SequenceNode list && list.getValue().isEmpty()) {
       // Without patterns an entry targets every block: an empty list would say the opposite.
       problems.addAt(

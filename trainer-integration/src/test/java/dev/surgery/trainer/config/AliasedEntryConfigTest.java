@@ -191,4 +191,14 @@ class AliasedEntryConfigTest {
         problems("algorithms:\n  - {name: blurpool, epoch: 1, <<: 2, include: <<}\n");
     assertEquals(written, aliased);
   }
+
+  /** A pattern problem of an entry whose name cannot be read names the entry (it said "null:"). */
+  @Test
+  void aPatternProblemOfAnEntryWithoutAReadableNameNamesTheEntry() {
+    List<String> problems = problems("algorithms:\n  - {name: 3, epoch: 1, include: ['x{']}\n");
+    assertTrue(
+        problems.stream().anyMatch(p -> p.contains(": algorithms entry 1: invalid block pattern")),
+        problems.toString());
+    assertTrue(problems.stream().noneMatch(p -> p.contains("null:")), problems.toString());
+  }
 }
