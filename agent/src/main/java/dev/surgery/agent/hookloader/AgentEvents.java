@@ -32,13 +32,14 @@ import java.util.stream.Collectors;
  * not run beside a surgery). A handler must therefore not wait for training calls it hands to other
  * threads.
  *
- * <p>An evaluation is the training loop's only on the thread that trains the trainer: the thread of
- * its latest training {@code forward}, {@code step()} or {@code EasyTrain.fit}, or any thread while
- * no live thread has trained it yet (an evaluation before training, or after the training thread
- * ended). Other threads' evaluations (a plugin's helper thread, waited for or left running) neither
- * wait nor report, nor do evaluations on any other thread while an event is handled: otherwise a
- * helper's evaluation would open an evaluation in the middle of a batch, and event-driven
- * algorithms would run on the helper thread, between a forward and the step.
+ * <p>An evaluation is the training loop's unless it falls where the loop cannot evaluate: on
+ * another thread while an event is handled (the handler's own helper, waited for), or on a thread
+ * other than the one that trains the trainer (the thread of its latest training {@code forward},
+ * {@code step()} or {@code EasyTrain.fit}) while that thread has a batch open, between its forward
+ * and its step (a helper a handler left running): such an evaluation neither waits nor reports, or
+ * it would open an evaluation in the middle of a batch and run event-driven algorithms there.
+ * Between batches any thread's evaluation is the loop's: a loop that trains on one thread and
+ * validates on another (a hand-off, an executor, the main thread after a pool trained) reports it.
  *
  * <p>Only trainers the agent attached its listener to are tracked ({@link #track}); calls for other
  * trainers are ignored. The state of a trainer goes when the trainer is garbage.
@@ -402,8 +403,8 @@ final class AgentEvents {
     /**
      * Tells whether an evaluation on the calling thread is not the training loop's: another thread
      * handles an event (the evaluation is the handler's own), or another live thread trains the
-     * trainer. With no training thread yet, or one that ended, any thread's evaluation is the
-     * loop's (an evaluation before training, or after training ended on its own thread).
+     * trainer and is in the middle of a batch (no loop evaluates between a forward and its step).
+     * Between batches any thread's evaluation is the loop's.
      */
     boolean notTheLoops() {
       Thread current = Thread.currentThread();
@@ -413,7 +414,12 @@ final class AgentEvents {
       }
       WeakReference<Thread> known = trainingThread;
       Thread training = known == null ? null : known.get();
-      return training != null && training != current && training.isAlive();
+      if (training == null || training == current || !training.isAlive()) {
+        return false;
+      }
+      synchronized (this) {
+        return batchOpen;
+      }
     }
 
     /**

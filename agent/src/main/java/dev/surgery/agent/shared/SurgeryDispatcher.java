@@ -431,6 +431,20 @@ public final class SurgeryDispatcher {
           new HookLoader(
               classPath, trainerClass.getClassLoader(), SurgeryDispatcher.class.getClassLoader());
       LIBRARY_LOADERS.add(new WeakReference<>(loader));
+      URL programs = HookLoader.programsOwnCopy(trainerClass.getClassLoader(), classPath);
+      if (programs != null) {
+        AgentLog.warnOnce(
+            "two-copies",
+            "the program has its own copy of DJL Surgery ("
+                + programs
+                + ") beside the agent's: the two share what surgery records a model carries and"
+                + " what surgery froze, but not their classes (a layer one copy made is no"
+                + " instance of the other's class: the program's factorize leaves an agent-made"
+                + " BlurConv2d as it is) nor their locks; run the program with the library and"
+                + " without the agent, or the agent on a program without the library (agent"
+                + " README, \"Consequences\")",
+            null);
+      }
       Class<?> hooksClass = Class.forName(HOOKS_CLASS, true, loader);
       Object instance =
           hooksClass.getConstructor(Path.class, List.class).newInstance(config, extensions);

@@ -131,7 +131,8 @@ class AgentEventsTest {
    * Trainer.evaluate} and returned without waiting for it. Under the agent the helper's calls after
    * the handler returned opened an evaluation in the middle of training (EVAL_START on the helper
    * thread, EVAL_END at the main thread's next forward), so event-driven plugins ran on the helper,
-   * between a forward and the step. Only the thread that trains the trainer evaluates for the loop.
+   * between a forward and the step. No loop evaluates in the middle of a batch: another thread's
+   * evaluation there is not the loop's.
    */
   @Test
   void aHelperThreadsEvaluationsAfterTheHandlerReturnedAreNotTheLoops() throws Exception {
@@ -207,6 +208,45 @@ class AgentEventsTest {
     events.evaluateDatasetEnded(trainer);
     List<Event> expected = new ArrayList<>(FIRST_BATCH);
     expected.addAll(List.of(Event.EVAL_START, Event.EVAL_END));
+    assertEquals(expected, seen);
+  }
+
+  /**
+   * A loop that trains on a worker and validates on {@code main} while the worker waits (a hand-off
+   * between threads), or validates on an executor while the training thread waits: between batches
+   * the evaluation is the loop's, though the training thread is alive (an outside probe found a
+   * rule that counted only the training thread's evaluations dropping these).
+   */
+  @Test
+  void anotherThreadsEvaluationBetweenBatchesIsTheLoops() throws Exception {
+    events.track(trainer);
+    java.util.concurrent.CountDownLatch trained = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch validated = new java.util.concurrent.CountDownLatch(1);
+    Thread worker =
+        new Thread(
+            () -> {
+              batch();
+              trained.countDown();
+              try {
+                validated.await(); // waits for main's validation, then ends its epoch
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+              onEpoch();
+            },
+            "worker");
+    worker.start();
+    try {
+      assertTrue(trained.await(10, java.util.concurrent.TimeUnit.SECONDS));
+      events.evaluateDatasetStarting(trainer);
+      events.evaluateStarting(trainer);
+      events.evaluateDatasetEnded(trainer);
+    } finally {
+      validated.countDown();
+      worker.join(10_000);
+    }
+    List<Event> expected = new ArrayList<>(FIRST_BATCH);
+    expected.addAll(List.of(Event.EVAL_START, Event.EVAL_END, Event.EPOCH_END));
     assertEquals(expected, seen);
   }
 

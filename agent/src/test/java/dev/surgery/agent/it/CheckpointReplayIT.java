@@ -188,6 +188,7 @@ class CheckpointReplayIT {
             .workDir(dir)
             .run();
     assertEquals(0, trained.exitCode(), trained.toString());
+    assertEquals(0, trained.countErr("its own copy of DJL Surgery"), "no library on its path");
     String structure = trained.findOut("CKPT: structure (.*)");
     assertTrue(structure.contains("BlurConv2d"), trained.toString());
     String output = trained.findOut("CKPT: output (.*)");
@@ -205,6 +206,11 @@ class CheckpointReplayIT {
         assertEquals(0, loaded.exitCode(), what);
         assertEquals(structure, loaded.findOut("CKPT: structure (.*)"), what);
         assertEquals(output, loaded.findOut("CKPT: output (.*)"), what);
+        // Told once that the program runs a copy of its own beside the agent's.
+        assertEquals(
+            agent ? 1 : 0,
+            loaded.countErr("^surgery-agent: WARNING: the program has its own copy of DJL Surgery"),
+            what);
       }
     }
   }
