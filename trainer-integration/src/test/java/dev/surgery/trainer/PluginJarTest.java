@@ -6,27 +6,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
-import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
-import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmPluginException;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.testing.PluginJars;
 import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.SurgeryConfigException;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.net.URL;
 import java.net.URLClassLoader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.jar.JarEntry;
-import java.util.jar.JarOutputStream;
-import java.util.stream.Stream;
-import javax.tools.JavaCompiler;
-import javax.tools.ToolProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -80,41 +73,7 @@ class PluginJarTest {
   /** Compiles one plugin and packs it, with its service file, into {@code dir/jarName}. */
   private Path pluginJar(String jarName, String pkg, String provider, String name)
       throws IOException {
-    Path src = dir.resolve(jarName + "-src/" + pkg + "/" + provider + ".java");
-    Path classes = dir.resolve(jarName + "-classes");
-    Files.createDirectories(src.getParent());
-    Files.createDirectories(classes);
-    Files.writeString(src, source(pkg, provider, name));
-    String classPath =
-        String.join(java.io.File.pathSeparator, location(Algorithm.class), location(Block.class));
-    JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
-    int rc =
-        javac.run(
-            null, null, null, "-classpath", classPath, "-d", classes.toString(), src.toString());
-    assertEquals(0, rc, "the plugin source compiles");
-    Path jar = dir.resolve(jarName);
-    try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar));
-        Stream<Path> files = Files.walk(classes)) {
-      for (Path f : files.filter(Files::isRegularFile).toList()) {
-        out.putNextEntry(new JarEntry(classes.relativize(f).toString().replace('\\', '/')));
-        Files.copy(f, out);
-        out.closeEntry();
-      }
-      out.putNextEntry(
-          new JarEntry("META-INF/services/dev.surgery.core.algorithms.AlgorithmProvider"));
-      OutputStream o = out;
-      o.write((pkg + "." + provider + "\n").getBytes(StandardCharsets.UTF_8));
-      out.closeEntry();
-    }
-    return jar;
-  }
-
-  private static String location(Class<?> type) {
-    try {
-      return Path.of(type.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
-    } catch (java.net.URISyntaxException e) {
-      throw new IllegalStateException(e);
-    }
+    return PluginJars.compile(dir, jarName, pkg + "." + provider, source(pkg, provider, name));
   }
 
   private static URLClassLoader loader(Path... jars) throws IOException {

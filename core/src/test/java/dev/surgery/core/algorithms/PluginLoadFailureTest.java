@@ -1,22 +1,13 @@
 package dev.surgery.core.algorithms;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.nn.Block;
+import dev.surgery.core.testing.PluginJars;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.net.URL;
 import java.net.URLClassLoader;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.jar.JarEntry;
-import java.util.jar.JarOutputStream;
-import java.util.stream.Stream;
-import javax.tools.JavaCompiler;
-import javax.tools.ToolProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -31,12 +22,10 @@ class PluginLoadFailureTest {
 
   /** Compiles one provider class, body given, and packs it with its service file. */
   private Path providerJar(String jarName, String pkg, String body) throws IOException {
-    Path src = dir.resolve(jarName + "-src/" + pkg + "/P.java");
-    Path classes = dir.resolve(jarName + "-classes");
-    Files.createDirectories(src.getParent());
-    Files.createDirectories(classes);
-    Files.writeString(
-        src,
+    return PluginJars.compile(
+        dir,
+        jarName,
+        pkg + ".P",
         "package "
             + pkg
             + ";\n"
@@ -46,36 +35,6 @@ class PluginLoadFailureTest {
             + body
             + "  public List<AlgorithmSpec> algorithms() { return List.of(); }\n"
             + "}\n");
-    String classPath =
-        String.join(
-            java.io.File.pathSeparator, location(AlgorithmProvider.class), location(Block.class));
-    JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
-    int rc =
-        javac.run(
-            null, null, null, "-classpath", classPath, "-d", classes.toString(), src.toString());
-    assertEquals(0, rc, "the provider source compiles");
-    Path jar = dir.resolve(jarName);
-    try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar));
-        Stream<Path> files = Files.walk(classes)) {
-      for (Path f : files.filter(Files::isRegularFile).toList()) {
-        out.putNextEntry(new JarEntry(classes.relativize(f).toString().replace('\\', '/')));
-        Files.copy(f, out);
-        out.closeEntry();
-      }
-      out.putNextEntry(new JarEntry(ProviderDeclarations.SERVICE_FILE));
-      OutputStream o = out;
-      o.write((pkg + ".P\n").getBytes(StandardCharsets.UTF_8));
-      out.closeEntry();
-    }
-    return jar;
-  }
-
-  private static String location(Class<?> type) {
-    try {
-      return Path.of(type.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
-    } catch (java.net.URISyntaxException e) {
-      throw new IllegalStateException(e);
-    }
   }
 
   private static String loadFailure(Path jar) throws IOException {
