@@ -9,7 +9,7 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * The other copies of this library in the JVM, asked what surgery a block carries. Under the Java
+ * The other copies of this library in the JVM, asked what surgery a block carries and froze. Under the Java
  * agent a program that has the library on its own class path runs two copies: the agent's, defined
  * beside DJL by the agent's class loader, and the program's. Each knows only the records it
  * replayed or applied itself, so without asking the other a model the program's copy changed (its
@@ -19,8 +19,9 @@ import java.util.Set;
  *
  * <p>The agent's copy finds the program's through its loader's parent (DJL's loader); the program's
  * finds the agent's through {@code SurgeryDispatcher.libraryLoaders()}, the agent's one class that
- * every loader shares. Only {@link CarriedRecords#carriedBy} is asked: the records, which decide
- * what a load replays.
+ * every loader shares. Asked are the records (what a load replays, what a save writes) and what
+ * surgery froze (what a new trainer freezes again), each copy answering from what it holds itself;
+ * the rest each copy keeps to itself, its classes included (docs/reliability.md, "Known gaps").
  */
 final class LibraryCopies {
 
