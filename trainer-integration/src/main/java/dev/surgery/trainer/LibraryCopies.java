@@ -9,9 +9,9 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * The other copies of this library in the JVM, asked what surgery a block carries and froze. Under the Java
- * agent a program that has the library on its own class path runs two copies: the agent's, defined
- * beside DJL by the agent's class loader, and the program's. Each knows only the records it
+ * The other copies of this library in the JVM, asked what surgery a block carries and froze. Under
+ * the Java agent a program that has the library on its own class path runs two copies: the agent's,
+ * defined beside DJL by the agent's class loader, and the program's. Each knows only the records it
  * replayed or applied itself, so without asking the other a model the program's copy changed (its
  * listener, {@code SurgeryCheckpoint.replay} in a {@code BlockFactory}) and then loaded with a
  * plain {@code Model.load} (which the agent's copy replays) would be taken for the original
@@ -113,7 +113,7 @@ final class LibraryCopies {
   private static List<Method> otherCopies(String method) {
     List<ClassLoader> loaders = new ArrayList<>();
     ClassLoader own = CarriedRecords.class.getClassLoader();
-    if (own != null && own.getParent() != null) {
+    if (own != null && own.getParent() != null && !seesOnlyThisJar(own.getParent())) {
       loaders.add(own.getParent());
     }
     loaders.addAll(agentLoaders());
@@ -128,7 +128,40 @@ final class LibraryCopies {
     return methods;
   }
 
+  /**
+   * Whether a loader finds this library in the jar (or folder) this copy came from: the agent's
+   * copy, whose parent sees the agent jar on the system class path, would define a third copy there
+   * only to find it empty.
+   */
+  private static boolean seesOnlyThisJar(ClassLoader loader) {
+    String name = CarriedRecords.class.getName().replace('.', '/') + ".class";
+    java.net.URL theirs = loader.getResource(name);
+    if (theirs == null) {
+      return true;
+    }
+    // This copy's own jar or folder (its loader's getResource may answer with the parent's).
+    java.security.CodeSource source = CarriedRecords.class.getProtectionDomain().getCodeSource();
+    if (source == null || source.getLocation() == null) {
+      return false;
+    }
+    String root = source.getLocation().toString();
+    String found = theirs.toString();
+    return found.equals("jar:" + root + "!/" + name) || found.equals(root + name);
+  }
+
+  /** Per loader and method name, the other copy's method (empty: none there); weak by loader. */
+  private static final java.util.Map<ClassLoader, java.util.Map<String, java.util.Optional<Method>>>
+      METHODS = java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
+
   private static Method methodOf(ClassLoader loader, String method) {
+    java.util.Map<String, java.util.Optional<Method>> known =
+        METHODS.computeIfAbsent(loader, l -> new java.util.concurrent.ConcurrentHashMap<>());
+    return known
+        .computeIfAbsent(method, m -> java.util.Optional.ofNullable(lookUp(loader, m)))
+        .orElse(null);
+  }
+
+  private static Method lookUp(ClassLoader loader, String method) {
     try {
       Class<?> copy = Class.forName(CarriedRecords.class.getName(), false, loader);
       if (copy == CarriedRecords.class) {
@@ -146,14 +179,29 @@ final class LibraryCopies {
     }
   }
 
+  /** {@code SurgeryDispatcher.libraryLoaders}, looked up once; empty without the agent. */
+  private static final class Dispatcher {
+    static final java.util.Optional<Method> LIBRARY_LOADERS = find();
+
+    private static java.util.Optional<Method> find() {
+      try {
+        Class<?> dispatcher = Class.forName(DISPATCHER, false, ClassLoader.getSystemClassLoader());
+        return java.util.Optional.of(dispatcher.getMethod("libraryLoaders"));
+      } catch (ClassNotFoundException | NoSuchMethodException | LinkageError e) {
+        return java.util.Optional.empty(); // no agent
+      }
+    }
+  }
+
   @SuppressWarnings("unchecked")
   private static List<ClassLoader> agentLoaders() {
+    Method libraryLoaders = Dispatcher.LIBRARY_LOADERS.orElse(null);
+    if (libraryLoaders == null) {
+      return List.of();
+    }
     try {
-      Class<?> dispatcher = Class.forName(DISPATCHER, false, ClassLoader.getSystemClassLoader());
-      Object loaders = dispatcher.getMethod("libraryLoaders").invoke(null);
+      Object loaders = libraryLoaders.invoke(null);
       return loaders instanceof List<?> list ? (List<ClassLoader>) list : List.of();
-    } catch (ClassNotFoundException | LinkageError e) {
-      return List.of(); // no agent
     } catch (ReflectiveOperationException | RuntimeException e) {
       ListenerLog.logger().debug("Surgery: the agent's copies of the library are not listed", e);
       return List.of();

@@ -259,13 +259,14 @@ final class RecordedEntries {
     for (int rank = 0; rank < MATCH_RANKS; rank++) {
       for (int i = 0; i < entries.size(); i++) {
         ScheduledAlgorithm entry = entries.entry(i);
-        if (matchRank(entry.trigger()) != rank) {
+        if (!matchesAt(entry.trigger(), rank) || recordOf[i] >= 0) {
           continue;
         }
         Algorithm algorithm = entry.algorithm();
         for (int k = 0; k < records.size(); k++) {
           SurgeryRecord r = records.get(k);
           if (accounted[k]
+              || !exactEnoughFor(entry.trigger(), rank, r)
               || !r.algorithm().equals(algorithm.name())
               || !SurgeryJson.sameHyperparameters(r.hyperparameters(), algorithm.settings())
               || !couldHaveRecorded(entry.trigger(), r)) {
@@ -310,21 +311,35 @@ final class RecordedEntries {
     }
   }
 
-  /** How many ranks {@link #matchRank} gives. */
-  private static final int MATCH_RANKS = 4;
+  /** How many rounds of matching {@link #matchesAt} knows. */
+  private static final int MATCH_RANKS = 5;
 
-  /** The order in which entries take their records: epoch, duration, step, then repeating ones. */
-  private static int matchRank(Trigger trigger) {
+  /**
+   * Whether entries with this trigger take records in round {@code rank}: first what a record tells
+   * exactly ({@code epoch:} entries by epoch, {@code step:} entries by the step a record says),
+   * then {@code at:} entries by the epoch their fraction falls in, then {@code step:} entries by
+   * epoch against records that do not say their step, and repeating entries last (they run on
+   * whether a record is theirs or not).
+   */
+  private static boolean matchesAt(Trigger trigger, int rank) {
     switch (trigger.kind()) {
       case EPOCH:
-        return 0;
-      case DURATION:
-        return 1;
+        return rank == 0;
       case STEP:
-        return 2;
+        return rank == 1 || rank == 3;
+      case DURATION:
+        return rank == 2;
       default:
-        return 3;
+        return rank == 4;
     }
+  }
+
+  /** A {@code step:} entry's round 1 takes records that say their step, round 3 the others. */
+  private static boolean exactEnoughFor(Trigger trigger, int rank, SurgeryRecord record) {
+    if (trigger.kind() != Trigger.Kind.STEP) {
+      return true;
+    }
+    return rank == 1 ? record.step() >= 0 : record.step() < 0;
   }
 
   /**
@@ -418,7 +433,17 @@ final class RecordedEntries {
     } catch (NumberFormatException e) {
       return;
     }
-    if (epoch > 0) {
+    // Only a schedule with an entry that was due by that epoch reads as that run's (a fine-tuning
+    // schedule whose entries all lie beyond it is no sign of a resume, and hears nothing).
+    boolean dueBy = false;
+    for (int i = 0; i < st.schedule.size(); i++) {
+      Trigger t = st.schedule.entry(i).trigger();
+      dueBy |=
+          (t.kind() == Trigger.Kind.EPOCH || t.kind() == Trigger.Kind.EVERY_EPOCHS)
+              && t.amount() > 0
+              && t.amount() <= epoch;
+    }
+    if (epoch > 0 && dueBy) {
       int[] noRecord = new int[st.schedule.size()];
       Arrays.fill(noRecord, -1);
       warnCountsFromHere(

@@ -215,6 +215,32 @@ class RecordedEntryMatchingTest {
   }
 
   /**
+   * A reviewer: with duration entries taking records before step entries, an {@code at:} entry took
+   * the record of a {@code step:} entry of the same algorithm in its epoch, its own record was left
+   * over, and the whole schedule ran again. A record that says its step goes to that step's entry
+   * first.
+   */
+  @Test
+  void aDurationEntryDoesNotTakeTheRecordOfAStepEntryInItsEpoch() throws Exception {
+    // 4 batches per epoch, 2 epochs: step 1 and 0.5dur (step 4) both in the first epoch.
+    String yaml =
+        "algorithms:\n  - {"
+            + FREEZE
+            + ", step: 1}\n  - {"
+            + FREEZE
+            + ", at: 0.5dur}\n"
+            + "total_epochs: 2\n";
+    try (Model model = TestModels.model("duration-and-step");
+        NDManager data = NDManager.newBaseManager()) {
+      train(model, yaml, 2, data);
+      assertEquals(2, records(model).size());
+      SurgeryListener again = train(model, yaml, 2, data);
+      assertEquals(List.of(), appliedSources(again), "both are in the record: none runs again");
+      assertEquals(2, records(model).size());
+    }
+  }
+
+  /**
    * DJL's saver runs before the surgery listener, so its checkpoint of the epoch an entry was due
    * at holds neither that surgery nor its record: a job resumed from it with its whole schedule ran
    * the entry that many epochs later, silently. The file's {@code Epoch} property tells it is a
@@ -250,6 +276,29 @@ class RecordedEntryMatchingTest {
                           && w.contains("no surgery record but DJL's Epoch property 2")
                           && w.contains("it runs 2 epochs from now (at least epoch 4")),
           again.getWarnings().toString());
+    }
+  }
+
+  /**
+   * A fine-tuning schedule whose entries all lie beyond the saved epoch hears no restart warning.
+   */
+  @Test
+  void aScheduleBeyondDjlsSavedEpochIsNotWarned() throws Exception {
+    try (Model model = TestModels.model("fine-tuned");
+        NDManager data = NDManager.newBaseManager()) {
+      model.setProperty("Epoch", "2");
+      SurgeryListener later =
+          train(model, "algorithms:\n  - {name: blurpool, epoch: 3, min_channels: 0}\n", 1, data);
+      assertFalse(
+          later.getWarnings().stream().anyMatch(w -> w.contains("DJL's Epoch property")),
+          later.getWarnings().toString());
+      SurgeryListener due = listener("algorithms:\n  - {name: weight_standardization, epoch: 2}\n");
+      try (Trainer trainer = model.newTrainer(TestModels.config(due))) {
+        SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      }
+      assertTrue(
+          due.getWarnings().stream().anyMatch(w -> w.contains("DJL's Epoch property 2")),
+          due.getWarnings().toString());
     }
   }
 

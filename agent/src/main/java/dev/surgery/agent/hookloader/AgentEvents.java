@@ -227,15 +227,21 @@ final class AgentEvents {
 
   /**
    * Entry of {@code Trainer.evaluate}: opens an evaluation unless one is open. One that is not the
-   * training loop's ({@link Phase#notTheLoops}: a plugin's helper thread, whether the handler waits
-   * for it or left it running) reports nothing and does not wait, which could wait for good.
+   * training loop's (a handler's helper thread while it handles an event, or another thread while
+   * the training thread is in the middle of a batch) reports nothing and does not wait, which could
+   * wait for good.
    */
   void evaluateStarting(Object trainer) {
     Phase p = phases.get(trainer);
-    if (p == null || p.firingHere() || p.notTheLoops()) {
+    // Not under the lock: a handler holds it while it waits for its helper's evaluation.
+    if (p == null || p.firingHere() || p.firingElsewhere()) {
       return;
     }
     synchronized (p) {
+      // Decided under the lock that opens it: no forward can open a batch in between.
+      if (p.midBatchElsewhere()) {
+        return;
+      }
       if (p.datasetEvaluations == 0 && !p.lazyEvaluation) {
         p.lazyEvaluation = true;
         fire(p, Event.EVAL_START, trainer);
@@ -249,11 +255,15 @@ final class AgentEvents {
     if (p == null || p.firingHere()) {
       return;
     }
-    if (p.notTheLoops()) {
+    if (p.firingElsewhere()) {
       p.othersEvaluations.merge(Thread.currentThread(), 1, Integer::sum);
       return;
     }
     synchronized (p) {
+      if (p.midBatchElsewhere()) {
+        p.othersEvaluations.merge(Thread.currentThread(), 1, Integer::sum);
+        return;
+      }
       if (p.lazyEvaluation) {
         // Already evaluating (the program called Trainer.evaluate first): one evaluation.
         p.lazyEvaluation = false;
@@ -400,31 +410,30 @@ final class AgentEvents {
       }
     }
 
-    /**
-     * Tells whether an evaluation on the calling thread is not the training loop's: another thread
-     * handles an event (the evaluation is the handler's own), or another live thread trains the
-     * trainer and is in the middle of a batch (no loop evaluates between a forward and its step).
-     * Between batches any thread's evaluation is the loop's.
-     */
-    boolean notTheLoops() {
-      Thread current = Thread.currentThread();
+    /** Whether another thread handles an event: an evaluation on this thread is the handler's. */
+    boolean firingElsewhere() {
       Thread firing = firingThread;
-      if (firing != null && firing != current) {
-        return true;
-      }
-      WeakReference<Thread> known = trainingThread;
-      Thread training = known == null ? null : known.get();
-      if (training == null || training == current || !training.isAlive()) {
-        return false;
-      }
-      synchronized (this) {
-        return batchOpen;
-      }
+      return firing != null && firing != Thread.currentThread();
     }
 
     /**
-     * Dataset evaluations that were not the loop's when they started ({@link #notTheLoops}), per
-     * thread: their ends report nothing either.
+     * Whether another live thread trains the trainer and is in the middle of a batch, between its
+     * forward and its step, where no loop evaluates. Asked holding this phase's lock. Between
+     * batches any thread's evaluation is the loop's (so one a background thread runs while the loop
+     * trains on is the loop's or not as it falls).
+     */
+    boolean midBatchElsewhere() {
+      WeakReference<Thread> known = trainingThread;
+      Thread training = known == null ? null : known.get();
+      return batchOpen
+          && training != null
+          && training != Thread.currentThread()
+          && training.isAlive();
+    }
+
+    /**
+     * Dataset evaluations that were not the loop's when they started ({@link #firingElsewhere},
+     * {@link #midBatchElsewhere}), per thread: their ends report nothing either.
      */
     final java.util.concurrent.ConcurrentHashMap<Thread, Integer> othersEvaluations =
         new java.util.concurrent.ConcurrentHashMap<>();

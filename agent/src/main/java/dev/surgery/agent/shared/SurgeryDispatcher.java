@@ -430,6 +430,7 @@ public final class SurgeryDispatcher {
       HookLoader loader =
           new HookLoader(
               classPath, trainerClass.getClassLoader(), SurgeryDispatcher.class.getClassLoader());
+      LIBRARY_LOADERS.removeIf(ref -> ref.get() == null);
       LIBRARY_LOADERS.add(new WeakReference<>(loader));
       URL programs = HookLoader.programsOwnCopy(trainerClass.getClassLoader(), classPath);
       if (programs != null) {
