@@ -418,7 +418,14 @@ final class EntryRunner {
       // record rewrites the property and is replayed at every load. What an algorithm's state
       // lists is the record, so such a run is not listed there either.
       if (records.record(
-          model, algorithm, completed, planned, changes, bornFrozen, st.stepsTaken())) {
+          model,
+          algorithm,
+          completed,
+          planned,
+          changes,
+          bornFrozen,
+          st.stepsTaken(),
+          entry.trigger().describe())) {
         st.reports.add(changes);
       }
       st.recordSeen = RecordedEntries.recordOf(model);

@@ -104,6 +104,7 @@ final class RecordedEntries {
    * @param bornFrozen the parameters its replacements brought that surgery keeps frozen, by name;
    *     null when not looked for (recorded only where the application replaced a block)
    * @param step the optimizer steps the trainer had taken when it ran
+   * @param trigger when the entry that ran runs, as it describes it
    * @return false when the record is in a later format and was kept as it is, without it
    */
   boolean record(
@@ -113,7 +114,8 @@ final class RecordedEntries {
       int planned,
       SurgeryChanges changes,
       List<String> bornFrozen,
-      long step) {
+      long step,
+      String trigger) {
     List<SurgeryRecord> records = new ArrayList<>();
     String existing = CarriedRecords.recordOf(model);
     if (existing != null && !existing.isBlank()) {
@@ -157,7 +159,8 @@ final class RecordedEntries {
             planned,
             changed,
             replacedAny ? bornFrozen : null,
-            step));
+            step,
+            trigger));
     String json = SurgeryJson.recordsToJson(records);
     // The block first: a save on another thread syncs the property from it.
     CarriedRecords.carries(model.getBlock(), json);
@@ -351,6 +354,9 @@ final class RecordedEntries {
    * step), an {@code every: Nba} entry at a multiple of N. Events leave any record open.
    */
   static boolean couldHaveRecorded(Trigger trigger, SurgeryRecord record) {
+    if (record.trigger() != null) {
+      return record.trigger().equals(trigger.describe()); // the record names its entry's trigger
+    }
     int epoch = record.epoch();
     switch (trigger.kind()) {
       case EPOCH:
@@ -365,11 +371,14 @@ final class RecordedEntries {
         // that closes an epoch comes before that epoch's end.
         double due = trigger.fraction() * record.totalEpochs();
         boolean whole = Math.abs(due - Math.rint(due)) < 1e-9;
-        // Inside an epoch: floor(due) completed. At a whole number of epochs, the step is that
-        // epoch's last: its batch end comes before the epoch's end (one fewer), or it runs there.
-        long first = whole ? Math.round(due) - 1 : (long) Math.floor(due);
-        long last = whole ? Math.round(due) : (long) Math.ceil(due);
-        return epoch >= first && epoch <= last;
+        if (whole) {
+          // The step is that epoch's last: its batch end comes before the epoch's end (one
+          // fewer completed), or it runs at that end.
+          return epoch == Math.round(due) - 1 || epoch == Math.round(due);
+        }
+        // Inside an epoch: floor(due) completed; in the first epoch of data that tells its size
+        // only at the epoch's end, it runs there (1 completed).
+        return epoch == (long) Math.floor(due) || (due < 1 && epoch == 1);
       case STEP:
         if (record.step() >= 0) {
           return record.step() == trigger.amount();

@@ -88,6 +88,9 @@ final class SurgeryJson {
         // Optional within format 1 too: which entry of a restarted schedule made it.
         o.addProperty("step", r.step());
       }
+      if (r.trigger() != null) {
+        o.addProperty("trigger", r.trigger());
+      }
       array.add(o);
     }
     return GSON.toJson(array);
@@ -217,6 +220,15 @@ final class SurgeryJson {
           }
           step = o.get("step").getAsLong();
         }
+        String trigger = null;
+        if (o.has("trigger")) {
+          JsonElement t = o.get("trigger");
+          if (!t.isJsonPrimitive() || !t.getAsJsonPrimitive().isString()) {
+            throw new IllegalArgumentException(
+                "'trigger' must be a string such as 'at epoch 2', got " + t);
+          }
+          trigger = t.getAsString();
+        }
         records.add(
             new SurgeryRecord(
                 o.get("algorithm").getAsString(),
@@ -225,7 +237,8 @@ final class SurgeryJson {
                 o.has("total_epochs") ? o.get("total_epochs").getAsInt() : 0,
                 changes,
                 bornFrozen,
-                step));
+                step,
+                trigger));
       } catch (RuntimeException ex) {
         throw new IllegalArgumentException(
             "surgery record entry " + i + " is malformed: " + ex.getMessage(), ex);

@@ -30,6 +30,9 @@ import java.util.Map;
  * @param step the optimizer steps the trainer had taken when it ran, counted as {@code step:}
  *     entries count them (0: before training); -1 when unknown (a record written before this was
  *     recorded, or by a replay). A restarted job's schedule tells by it which entry made the record
+ * @param trigger when the schedule entry that made it runs, as the entry describes it ({@code at
+ *     epoch 2}, {@code every 9ba}, {@code at 0.5dur}); null when unknown (a record written before
+ *     this was recorded). A restarted job's schedule gives the record to an entry with that trigger
  */
 public record SurgeryRecord(
     String algorithm,
@@ -38,7 +41,8 @@ public record SurgeryRecord(
     int totalEpochs,
     Map<String, String> changes,
     List<String> bornFrozen,
-    long step) {
+    long step,
+    String trigger) {
 
   /**
    * Validates and copies.
@@ -54,6 +58,7 @@ public record SurgeryRecord(
    * @param bornFrozen the parameters its replacements brought that surgery kept frozen, by the
    *     model's parameter names right after it ran; null when unknown
    * @param step the optimizer steps taken when it ran; -1 when unknown
+   * @param trigger when the entry that made it runs, as the entry describes it; null when unknown
    */
   public SurgeryRecord {
     if (algorithm == null || algorithm.isEmpty()) {
@@ -87,6 +92,30 @@ public record SurgeryRecord(
   }
 
   /**
+   * A record that does not say which schedule entry made it.
+   *
+   * @param algorithm the algorithm's config name
+   * @param hyperparameters the hyperparameters it ran with, by config name
+   * @param epoch the number of completed epochs when it ran (0: before training)
+   * @param totalEpochs the planned number of epochs it was given, 0 when unknown
+   * @param changes what it replaced: block path (as it was before) to {@code old->new} type; null
+   *     when unknown
+   * @param bornFrozen the parameters its replacements brought that surgery kept frozen; null when
+   *     unknown
+   * @param step the optimizer steps taken when it ran; -1 when unknown
+   */
+  public SurgeryRecord(
+      String algorithm,
+      Map<String, Object> hyperparameters,
+      int epoch,
+      int totalEpochs,
+      Map<String, String> changes,
+      List<String> bornFrozen,
+      long step) {
+    this(algorithm, hyperparameters, epoch, totalEpochs, changes, bornFrozen, step, null);
+  }
+
+  /**
    * A record that does not say at which step it ran.
    *
    * @param algorithm the algorithm's config name
@@ -105,7 +134,7 @@ public record SurgeryRecord(
       int totalEpochs,
       Map<String, String> changes,
       List<String> bornFrozen) {
-    this(algorithm, hyperparameters, epoch, totalEpochs, changes, bornFrozen, -1);
+    this(algorithm, hyperparameters, epoch, totalEpochs, changes, bornFrozen, -1, null);
   }
 
   /**

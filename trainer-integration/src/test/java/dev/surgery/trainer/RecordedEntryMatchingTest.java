@@ -241,6 +241,35 @@ class RecordedEntryMatchingTest {
   }
 
   /**
+   * Records name the trigger of the entry that made them: an {@code at:} entry does not take the
+   * record an {@code every: Nba} entry of the same algorithm made in its epoch (an outside fuzzer:
+   * it did, its own record was left over and the whole schedule ran again).
+   */
+  @Test
+  void aDurationEntryDoesNotTakeTheRecordOfARepeatingStepEntry() throws Exception {
+    // 4 batches per epoch, 5 planned: every 9ba runs at step 9, 0.5dur at step 10, both in epoch 3.
+    String yaml =
+        "algorithms:\n"
+            + "  - {name: ghost_batchnorm, at: 0.5dur, ghost_batch_size: 4}\n"
+            + "  - {name: ghost_batchnorm, every: 9ba, ghost_batch_size: 4}\n"
+            + "total_epochs: 5\n";
+    try (Model model = TestModels.model("duration-and-every");
+        NDManager data = NDManager.newBaseManager()) {
+      train(model, yaml, 3, data);
+      List<SurgeryRecord> before = records(model);
+      assertEquals(
+          List.of("every 9ba", "at 0.5dur"),
+          before.stream().map(SurgeryRecord::trigger).toList(),
+          before.toString());
+      SurgeryListener again = train(model, yaml, 3, data); // past step 10 again
+      assertFalse(
+          appliedSources(again).contains("resumed.yaml:2:5"),
+          "the at: entry ran before: not again");
+      assertEquals(1, records(model).stream().filter(r -> "at 0.5dur".equals(r.trigger())).count());
+    }
+  }
+
+  /**
    * DJL's saver runs before the surgery listener, so its checkpoint of the epoch an entry was due
    * at holds neither that surgery nor its record: a job resumed from it with its whole schedule ran
    * the entry that many epochs later, silently. The file's {@code Epoch} property tells it is a
@@ -332,6 +361,10 @@ class RecordedEntryMatchingTest {
     assertFalse(
         RecordedEntries.couldHaveRecorded(
             half, new SurgeryRecord("a", Map.of(), 3, 4, Map.of(), null)));
+    SurgeryRecord named = new SurgeryRecord("a", Map.of(), 2, 6, Map.of(), null, 9, "every 9ba");
+    assertTrue(RecordedEntries.couldHaveRecorded(Trigger.every(Time.parse("9ba")), named));
+    assertFalse(RecordedEntries.couldHaveRecorded(Trigger.atStep(9), named), "another trigger");
+    assertFalse(RecordedEntries.couldHaveRecorded(Trigger.at(Time.parse("0.4dur")), named));
     assertTrue(RecordedEntries.couldHaveRecorded(Trigger.atStep(3), atEpoch2));
     SurgeryRecord atStep3 = new SurgeryRecord("a", Map.of(), 0, 3, Map.of(), null, 3);
     assertTrue(RecordedEntries.couldHaveRecorded(Trigger.atStep(3), atStep3));

@@ -214,12 +214,14 @@ class SurgeryJsonTest {
   @Test
   void theStepIsWrittenWhenKnownAndReadBack() {
     SurgeryRecord atStep =
-        new SurgeryRecord("blurpool", Map.of(), 0, 3, Map.of(), null, 7_000_000_000L);
+        new SurgeryRecord("blurpool", Map.of(), 0, 3, Map.of(), null, 7_000_000_000L, "every 7ba");
     SurgeryRecord unknown = new SurgeryRecord("blurpool", Map.of(), 0, 3, Map.of());
     String json = SurgeryJson.recordsToJson(List.of(atStep, unknown));
     List<SurgeryRecord> read = SurgeryJson.recordsFromJson(json);
     assertEquals(7_000_000_000L, read.get(0).step(), "past an int");
+    assertEquals("every 7ba", read.get(0).trigger());
     assertEquals(-1, read.get(1).step());
+    assertEquals(null, read.get(1).trigger());
     assertEquals(1, json.split("\"step\"", -1).length - 1, json);
     for (String bad : new String[] {"-1", "1.5", "\"3\""}) {
       String edited = json.replace("\"step\":7000000000", "\"step\":" + bad);
