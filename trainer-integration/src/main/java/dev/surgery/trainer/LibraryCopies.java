@@ -149,16 +149,29 @@ final class LibraryCopies {
     return found.equals("jar:" + root + "!/" + name) || found.equals(root + name);
   }
 
-  /** Per loader and method name, the other copy's method (empty: none there); weak by loader. */
-  private static final java.util.Map<ClassLoader, java.util.Map<String, java.util.Optional<Method>>>
-      METHODS = java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
+  /** What {@link #METHODS} holds for a loader that has no such copy or method. */
+  private static final Object NONE = new Object();
+
+  /**
+   * Per loader and method name, the other copy's method, held weakly (a strong {@code Method} would
+   * hold its class and so the loader, the map's own key, for good), or {@link #NONE}.
+   */
+  private static final java.util.Map<ClassLoader, java.util.Map<String, Object>> METHODS =
+      java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
 
   private static Method methodOf(ClassLoader loader, String method) {
-    java.util.Map<String, java.util.Optional<Method>> known =
+    java.util.Map<String, Object> known =
         METHODS.computeIfAbsent(loader, l -> new java.util.concurrent.ConcurrentHashMap<>());
-    return known
-        .computeIfAbsent(method, m -> java.util.Optional.ofNullable(lookUp(loader, m)))
-        .orElse(null);
+    Object cached = known.get(method);
+    if (cached == NONE) {
+      return null;
+    }
+    Method m = cached instanceof java.lang.ref.WeakReference<?> ref ? (Method) ref.get() : null;
+    if (m == null) {
+      m = lookUp(loader, method);
+      known.put(method, m == null ? NONE : new java.lang.ref.WeakReference<>(m));
+    }
+    return m;
   }
 
   private static Method lookUp(ClassLoader loader, String method) {
@@ -179,28 +192,34 @@ final class LibraryCopies {
     }
   }
 
-  /** {@code SurgeryDispatcher.libraryLoaders}, looked up once; empty without the agent. */
-  private static final class Dispatcher {
-    static final java.util.Optional<Method> LIBRARY_LOADERS = find();
+  /**
+   * {@code SurgeryDispatcher.libraryLoaders} once found; looked for again while it is not (an agent
+   * may attach after the program first used the library).
+   */
+  private static volatile Method libraryLoaders;
 
-    private static java.util.Optional<Method> find() {
+  private static Method libraryLoaders() {
+    Method found = libraryLoaders;
+    if (found == null) {
       try {
         Class<?> dispatcher = Class.forName(DISPATCHER, false, ClassLoader.getSystemClassLoader());
-        return java.util.Optional.of(dispatcher.getMethod("libraryLoaders"));
+        found = dispatcher.getMethod("libraryLoaders");
+        libraryLoaders = found;
       } catch (ClassNotFoundException | NoSuchMethodException | LinkageError e) {
-        return java.util.Optional.empty(); // no agent
+        return null; // no agent (yet)
       }
     }
+    return found;
   }
 
   @SuppressWarnings("unchecked")
   private static List<ClassLoader> agentLoaders() {
-    Method libraryLoaders = Dispatcher.LIBRARY_LOADERS.orElse(null);
-    if (libraryLoaders == null) {
+    Method listing = libraryLoaders();
+    if (listing == null) {
       return List.of();
     }
     try {
-      Object loaders = libraryLoaders.invoke(null);
+      Object loaders = listing.invoke(null);
       return loaders instanceof List<?> list ? (List<ClassLoader>) list : List.of();
     } catch (ReflectiveOperationException | RuntimeException e) {
       ListenerLog.logger().debug("Surgery: the agent's copies of the library are not listed", e);

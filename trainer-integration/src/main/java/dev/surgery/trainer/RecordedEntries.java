@@ -256,6 +256,12 @@ final class RecordedEntries {
     // training, whatever epoch it shows.
     int[] takenBy = new int[records.size()];
     Arrays.fill(takenBy, -1);
+    // A record's trigger decides where the schedule has an entry with it; one no entry has (another
+    // build's wording, an edited schedule) falls back to the epoch and step rules.
+    java.util.Set<String> triggers = new java.util.HashSet<>();
+    for (int i = 0; i < entries.size(); i++) {
+      triggers.add(entries.entry(i).trigger().describe());
+    }
     // Entries that say most of when they ran take their records first (an epoch entry the record
     // of its epoch, before a duration or step entry of the same algorithm could take it), and
     // one-shot entries before repeating ones, which run on whether or not a record is theirs.
@@ -272,7 +278,7 @@ final class RecordedEntries {
               || !exactEnoughFor(entry.trigger(), rank, r)
               || !r.algorithm().equals(algorithm.name())
               || !SurgeryJson.sameHyperparameters(r.hyperparameters(), algorithm.settings())
-              || !couldHaveRecorded(entry.trigger(), r)) {
+              || !couldHaveRecorded(entry.trigger(), r, triggers.contains(r.trigger()))) {
             continue;
           }
           accounted[k] = true;
@@ -354,7 +360,15 @@ final class RecordedEntries {
    * step), an {@code every: Nba} entry at a multiple of N. Events leave any record open.
    */
   static boolean couldHaveRecorded(Trigger trigger, SurgeryRecord record) {
-    if (record.trigger() != null) {
+    return couldHaveRecorded(trigger, record, record.trigger() != null);
+  }
+
+  /**
+   * {@link #couldHaveRecorded(Trigger, SurgeryRecord)}, taking the record's trigger as the answer
+   * only when {@code byTrigger} (the schedule has an entry with that trigger).
+   */
+  static boolean couldHaveRecorded(Trigger trigger, SurgeryRecord record, boolean byTrigger) {
+    if (byTrigger && record.trigger() != null) {
       return record.trigger().equals(trigger.describe()); // the record names its entry's trigger
     }
     int epoch = record.epoch();

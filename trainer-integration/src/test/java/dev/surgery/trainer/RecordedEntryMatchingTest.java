@@ -365,6 +365,10 @@ class RecordedEntryMatchingTest {
     assertTrue(RecordedEntries.couldHaveRecorded(Trigger.every(Time.parse("9ba")), named));
     assertFalse(RecordedEntries.couldHaveRecorded(Trigger.atStep(9), named), "another trigger");
     assertFalse(RecordedEntries.couldHaveRecorded(Trigger.at(Time.parse("0.4dur")), named));
+    // A trigger no entry of the schedule has (another build's wording): the epoch and step rules.
+    SurgeryRecord reworded = new SurgeryRecord("a", Map.of(), 2, 6, Map.of(), null, 9, "at 9ba");
+    assertTrue(RecordedEntries.couldHaveRecorded(Trigger.atStep(9), reworded, false));
+    assertFalse(RecordedEntries.couldHaveRecorded(Trigger.atStep(9), reworded, true));
     assertTrue(RecordedEntries.couldHaveRecorded(Trigger.atStep(3), atEpoch2));
     SurgeryRecord atStep3 = new SurgeryRecord("a", Map.of(), 0, 3, Map.of(), null, 3);
     assertTrue(RecordedEntries.couldHaveRecorded(Trigger.atStep(3), atStep3));
