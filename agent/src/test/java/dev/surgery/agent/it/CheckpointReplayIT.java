@@ -180,14 +180,7 @@ class CheckpointReplayIT {
   @Test
   void loadsByTheProgramsCopyAndTheAgentsAgreeOnWhatTheModelCarries() throws Exception {
     Path dir = AgentConfigs.dir("checkpoint-two-copies");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    AgentConfigs.write(dir, "none.yaml", "algorithms: []\n");
-    ForkedJvm.Result trained =
-        ForkedJvm.main(CheckpointApp.class.getName(), "train", "model")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
-    assertEquals(0, trained.exitCode(), trained.toString());
+    ForkedJvm.Result trained = trainedUnderTheAgent(dir);
     assertEquals(0, trained.countErr("its own copy of DJL Surgery"), "no library on its path");
     String structure = trained.findOut("CKPT: structure (.*)");
     assertTrue(structure.contains("BlurConv2d"), trained.toString());
@@ -223,14 +216,7 @@ class CheckpointReplayIT {
   @Test
   void aSaveUnderTheAgentKeepsWhatTheProgramsListenerRecorded() throws Exception {
     Path dir = AgentConfigs.dir("checkpoint-two-copies-save");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    AgentConfigs.write(dir, "none.yaml", "algorithms: []\n");
-    ForkedJvm.Result trained =
-        ForkedJvm.main(CheckpointApp.class.getName(), "train", "model")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
-    assertEquals(0, trained.exitCode(), trained.toString());
+    trainedUnderTheAgent(dir);
     ForkedJvm.Result saved =
         ForkedJvm.main(LibraryLoadsApp.class.getName(), "load-train-save", "model")
             .classpath(ForkedJvm.appClasspath(true))
@@ -247,6 +233,22 @@ class CheckpointReplayIT {
             .map(l -> l.substring("LOADS: saved record ".length()))
             .toList(),
         saved.toString());
+  }
+
+  /**
+   * {@link CheckpointApp} trained and saved under the agent with BlurPool at epoch 1 in {@code
+   * dir/model}; {@code none.yaml} (no entries) is written beside it for the loads.
+   */
+  private static ForkedJvm.Result trainedUnderTheAgent(Path dir) throws Exception {
+    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    AgentConfigs.write(dir, "none.yaml", "algorithms: []\n");
+    ForkedJvm.Result trained =
+        ForkedJvm.main(CheckpointApp.class.getName(), "train", "model")
+            .agent("surgery.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(0, trained.exitCode(), trained.toString());
+    return trained;
   }
 
   /**
