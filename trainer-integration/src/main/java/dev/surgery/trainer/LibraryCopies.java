@@ -25,6 +25,12 @@ import java.util.Set;
  */
 final class LibraryCopies {
 
+  /**
+   * The system property the agent sets once it has made a copy of this library (its value is {@code
+   * SurgeryDispatcher}'s name); the agent jar's {@code SurgeryDispatcher} repeats it.
+   */
+  static final String AGENT_COPIES = "dev.surgery.agent.libraryCopies";
+
   /** The agent's class that lists the loaders of its copies of this library. */
   private static final String DISPATCHER = "dev.surgery.agent.shared.SurgeryDispatcher";
 
@@ -39,18 +45,9 @@ final class LibraryCopies {
    */
   static String latestCarriedBy(Block root) {
     String latest = CarriedRecords.carriedBy(root);
-    if (root == null) {
-      return latest;
-    }
-    for (Method carriedBy : otherCopies("carriedBy")) {
-      try {
-        Object json = carriedBy.invoke(null, root);
-        if (json instanceof String other && !other.isBlank() && isLongerHistory(other, latest)) {
-          latest = other;
-        }
-      } catch (IllegalAccessException | InvocationTargetException | RuntimeException e) {
-        ListenerLog.logger()
-            .debug("Surgery: another copy of the library could not be asked for records", e);
+    for (Object answer : askOthers("carriedBy", root)) {
+      if (answer instanceof String other && !other.isBlank() && isLongerHistory(other, latest)) {
+        latest = other;
       }
     }
     return latest;
@@ -68,12 +65,7 @@ final class LibraryCopies {
         return false;
       }
       for (int i = 0; i < shorter.size(); i++) {
-        SurgeryRecord a = shorter.get(i);
-        SurgeryRecord b = longer.get(i);
-        if (!a.algorithm().equals(b.algorithm())
-            || a.epoch() != b.epoch()
-            || !java.util.Objects.equals(a.changes(), b.changes())
-            || !SurgeryJson.sameHyperparameters(a.hyperparameters(), b.hyperparameters())) {
+        if (!shorter.get(i).sameApplicationAs(longer.get(i))) {
           return false;
         }
       }
@@ -89,21 +81,31 @@ final class LibraryCopies {
    */
   @SuppressWarnings("unchecked")
   static Set<Parameter> frozenElsewhere(Block root) {
-    if (root == null) {
-      return null;
-    }
-    for (Method frozenOrNull : otherCopies("ownFrozenOrNull")) {
-      try {
-        Object frozen = frozenOrNull.invoke(null, root);
-        if (frozen instanceof Set<?> set && !set.isEmpty()) {
-          return (Set<Parameter>) set;
-        }
-      } catch (IllegalAccessException | InvocationTargetException | RuntimeException e) {
-        ListenerLog.logger()
-            .debug("Surgery: another copy of the library could not be asked for freezes", e);
+    for (Object answer : askOthers("ownFrozenOrNull", root)) {
+      if (answer instanceof Set<?> set && !set.isEmpty()) {
+        return (Set<Parameter>) set;
       }
     }
     return null;
+  }
+
+  /**
+   * What every other copy's {@code CarriedRecords.<method>(root)} answers (each answers from what
+   * it holds itself, so no copy asks back); a copy that cannot be asked is left out.
+   */
+  private static List<Object> askOthers(String method, Block root) {
+    if (root == null) {
+      return List.of();
+    }
+    List<Object> answers = new ArrayList<>();
+    for (Method m : otherCopies(method)) {
+      try {
+        answers.add(m.invoke(null, root));
+      } catch (IllegalAccessException | InvocationTargetException | RuntimeException e) {
+        ListenerLog.logger().debug("Surgery: another copy of the library could not be asked", e);
+      }
+    }
+    return answers;
   }
 
   /**
@@ -112,9 +114,9 @@ final class LibraryCopies {
    */
   private static List<Method> otherCopies(String method) {
     List<ClassLoader> loaders = new ArrayList<>();
-    ClassLoader own = CarriedRecords.class.getClassLoader();
-    if (own != null && own.getParent() != null && !seesOnlyThisJar(own.getParent())) {
-      loaders.add(own.getParent());
+    ClassLoader parent = parentWithACopy();
+    if (parent != null) {
+      loaders.add(parent);
     }
     loaders.addAll(agentLoaders());
     List<Method> methods = new ArrayList<>();
@@ -126,6 +128,26 @@ final class LibraryCopies {
       }
     }
     return methods;
+  }
+
+  /** Whether {@link #parent} was decided. */
+  private static volatile boolean parentDecided;
+
+  /** This copy's loader's parent where it holds another copy of the library; else null. */
+  private static volatile ClassLoader parent;
+
+  /**
+   * This copy's loader's parent where it holds another copy (decided once: asked on every
+   * application of an entry, a resource lookup each time would cost a training step).
+   */
+  private static ClassLoader parentWithACopy() {
+    if (!parentDecided) {
+      ClassLoader own = CarriedRecords.class.getClassLoader();
+      ClassLoader candidate = own == null ? null : own.getParent();
+      parent = candidate != null && !seesOnlyThisJar(candidate) ? candidate : null;
+      parentDecided = true;
+    }
+    return parent;
   }
 
   /**
@@ -214,6 +236,11 @@ final class LibraryCopies {
 
   @SuppressWarnings("unchecked")
   private static List<ClassLoader> agentLoaders() {
+    // The agent says so when it made a copy: without it no class lookup (that would throw and
+    // catch at every application of an every-batch entry).
+    if (System.getProperty(AGENT_COPIES) == null) {
+      return List.of();
+    }
     Method listing = libraryLoaders();
     if (listing == null) {
       return List.of();

@@ -465,12 +465,7 @@ public final class SurgeryCheckpoint {
     for (int i = 0; i < applied.size(); i++) {
       SurgeryRecord a = applied.get(i);
       SurgeryRecord r = i < records.size() ? records.get(i) : null;
-      boolean same =
-          r != null
-              && a.algorithm().equals(r.algorithm())
-              && a.epoch() == r.epoch()
-              && Objects.equals(a.changes(), r.changes())
-              && SurgeryJson.sameHyperparameters(a.hyperparameters(), r.hyperparameters());
+      boolean same = r != null && a.sameApplicationAs(r);
       // Which new parameters were born frozen, where both records say (an older build's do not):
       // the same surgery with other freezes is another run's, whose freezes this model lacks.
       boolean sameBorn =

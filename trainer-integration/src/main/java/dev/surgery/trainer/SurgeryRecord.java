@@ -157,6 +157,18 @@ public record SurgeryRecord(
   }
 
   /**
+   * Whether two records stand for the same application: algorithm, epoch, replaced blocks and
+   * hyperparameters as a record writes them (not the step, trigger or born-frozen names, which an
+   * older build's record may lack).
+   */
+  boolean sameApplicationAs(SurgeryRecord other) {
+    return algorithm.equals(other.algorithm)
+        && epoch == other.epoch
+        && java.util.Objects.equals(changes, other.changes)
+        && SurgeryJson.sameHyperparameters(hyperparameters, other.hyperparameters);
+  }
+
+  /**
    * Reads a model's surgery record (its {@code surgery} property) as the changes of each entry:
    * algorithm, hyperparameters and replaced blocks; parameter counts unknown, time 0 (a record
    * keeps neither).

@@ -63,6 +63,9 @@ public final class SurgeryDispatcher {
    * the library on its own class path asks them what surgery a block carries ({@link
    * #libraryLoaders()}), as the agent's copy asks the program's.
    */
+  /** Set once the agent made a copy of the library ({@code LibraryCopies.AGENT_COPIES}). */
+  public static final String LIBRARY_COPIES_PROPERTY = "dev.surgery.agent.libraryCopies";
+
   private static final List<WeakReference<ClassLoader>> LIBRARY_LOADERS =
       new CopyOnWriteArrayList<>();
 
@@ -432,6 +435,8 @@ public final class SurgeryDispatcher {
               classPath, trainerClass.getClassLoader(), SurgeryDispatcher.class.getClassLoader());
       LIBRARY_LOADERS.removeIf(ref -> ref.get() == null);
       LIBRARY_LOADERS.add(new WeakReference<>(loader));
+      // Tells a program's own copy of the library that there are copies to ask (LibraryCopies).
+      System.setProperty(LIBRARY_COPIES_PROPERTY, SurgeryDispatcher.class.getName());
       URL programs = HookLoader.programsOwnCopy(trainerClass.getClassLoader(), classPath);
       if (programs != null) {
         AgentLog.warnOnce(
