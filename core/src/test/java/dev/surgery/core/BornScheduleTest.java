@@ -14,10 +14,10 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -151,7 +151,7 @@ class BornScheduleTest {
       NDArray x = data.randomNormal(new Shape(4, 5));
       NDArray y = data.randomNormal(new Shape(4, 3));
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss())
+          new DefaultTrainingConfig(new GcSafeL2Loss())
               .optOptimizer(kind.factory.apply(schedule(), begin));
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(4, 5));

@@ -20,13 +20,13 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.KeptIdTracker;
 import dev.surgery.core.testing.ConstantDense;
 import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.RatesById;
 import dev.surgery.core.testing.TinyDense;
@@ -186,7 +186,8 @@ class ExactnessMatrixTest {
       net.initialize(model.getNDManager(), DataType.FLOAT32, ExactnessOracle.INPUT);
       try (Trainer trainer =
           model.newTrainer(
-              new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(OptimizerKind.ADAM.create()))) {
+              new DefaultTrainingConfig(new GcSafeL2Loss())
+                  .optOptimizer(OptimizerKind.ADAM.create()))) {
         try (GradientCollector collector = trainer.newGradientCollector()) {
           NDArray out =
               trainer

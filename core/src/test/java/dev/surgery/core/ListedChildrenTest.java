@@ -26,12 +26,12 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.initializer.ConstantInitializer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.TinyDense;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -217,7 +217,7 @@ class ListedChildrenTest {
       model.setBlock(new SequentialBlock().add(first).add(new TinyDense(3)));
       trainer =
           model.newTrainer(
-              new DefaultTrainingConfig(Loss.l2Loss())
+              new DefaultTrainingConfig(new GcSafeL2Loss())
                   .optOptimizer(
                       Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build()));
       Engine.getInstance().setRandomSeed(11);

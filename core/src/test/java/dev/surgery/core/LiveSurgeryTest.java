@@ -29,6 +29,7 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyDense;
@@ -281,7 +282,7 @@ class LiveSurgeryTest {
     try (Model model = TinyModels.model("adam-birth", net);
         NDManager oracle = NDManager.newBaseManager()) {
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss())
+          new DefaultTrainingConfig(new GcSafeL2Loss())
               .optOptimizer(
                   Optimizer.adam()
                       .optLearningRateTracker(Tracker.fixed(lr))
@@ -329,7 +330,7 @@ class LiveSurgeryTest {
     try (Model model = TinyModels.model("move", new SequentialBlock().add(dense));
         NDManager manager = NDManager.newBaseManager()) {
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
+          new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(2, 4));
         Fixtures.sumStep(trainer);
@@ -392,7 +393,7 @@ class LiveSurgeryTest {
         Model other = TinyModels.model("m2", m2)) {
       m2.initialize(other.getNDManager(), other.getDataType(), new Shape(2, 4));
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
+          new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(2, 4));
         Fixtures.sumStep(trainer);
@@ -440,7 +441,7 @@ class LiveSurgeryTest {
     SequentialBlock m = new SequentialBlock().add(new TinyDense(4)).add(new TinyDense(4));
     try (Model model = TinyModels.model("two", m)) {
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
+          new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer first = model.newTrainer(config);
           Trainer second = model.newTrainer(config)) {
         first.initialize(new Shape(2, 4));
@@ -470,7 +471,7 @@ class LiveSurgeryTest {
     try (Model a = TinyModels.model("tied", tied);
         Model b = TinyModels.model("other", other)) {
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
+          new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer ta = a.newTrainer(config);
           Trainer tb = b.newTrainer(config)) {
         ta.initialize(new Shape(2, 4));
@@ -507,7 +508,7 @@ class LiveSurgeryTest {
     try (Model model = TinyModels.model("optimizer-surgery", root);
         Model control = TinyModels.model("optimizer-surgery-control", twin)) {
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss())
+          new DefaultTrainingConfig(new GcSafeL2Loss())
               .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
       try (Trainer trainer = model.newTrainer(config);
           Trainer controlTrainer = control.newTrainer(config)) {
@@ -610,7 +611,7 @@ class LiveSurgeryTest {
     TinyDense dense = new TinyDense(3);
     try (Model model = TinyModels.model("frozen", new SequentialBlock().add(dense))) {
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build());
+          new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(Optimizer.adam().build());
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(2, 4));
         Fixtures.sumStep(trainer);
@@ -646,7 +647,7 @@ class LiveSurgeryTest {
         Model control =
             TinyModels.model("two-trainers-control", new SequentialBlock().add(new TinyDense(3)))) {
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss())
+          new DefaultTrainingConfig(new GcSafeL2Loss())
               .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
       try (Trainer first = model.newTrainer(config);
           Trainer second = model.newTrainer(config);

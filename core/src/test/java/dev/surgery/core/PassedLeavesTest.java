@@ -14,11 +14,11 @@ import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.Fixtures.FieldHolder;
 import dev.surgery.core.Fixtures.ListHolder;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
@@ -202,7 +202,7 @@ class PassedLeavesTest {
   }
 
   private static DefaultTrainingConfig sgd() {
-    return new DefaultTrainingConfig(Loss.l2Loss())
+    return new DefaultTrainingConfig(new GcSafeL2Loss())
         .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.01f)).build());
   }
 }

@@ -47,6 +47,7 @@ import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurPool2d;
 import dev.surgery.core.layers.WeightStandardizedConv2d;
 import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.PlanAssertions;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
@@ -445,7 +446,7 @@ class PlanTest {
   }
 
   private static DefaultTrainingConfig adam() {
-    return new DefaultTrainingConfig(Loss.l2Loss())
+    return new DefaultTrainingConfig(new GcSafeL2Loss())
         .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
   }
 

@@ -21,11 +21,11 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.LayerNorm;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
@@ -276,7 +276,7 @@ class PresetArraysTest {
   }
 
   private static DefaultTrainingConfig adam() {
-    return new DefaultTrainingConfig(Loss.l2Loss())
+    return new DefaultTrainingConfig(new GcSafeL2Loss())
         .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
   }
 }

@@ -16,7 +16,7 @@ import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OpenArrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -96,8 +96,8 @@ class RollbackReleaseTest {
       ma.setBlock(ra);
       Linear b1 = linear();
       mb.setBlock(new SequentialBlock().add(b1));
-      try (Trainer ta = ma.newTrainer(new DefaultTrainingConfig(Loss.l2Loss()));
-          Trainer tb = mb.newTrainer(new DefaultTrainingConfig(Loss.l2Loss()))) {
+      try (Trainer ta = ma.newTrainer(new DefaultTrainingConfig(new GcSafeL2Loss()));
+          Trainer tb = mb.newTrainer(new DefaultTrainingConfig(new GcSafeL2Loss()))) {
         ta.initialize(new Shape(2, 4));
         tb.initialize(new Shape(2, 4));
         NDArray weight = b1.getParameters().get("weight").getArray();
@@ -122,7 +122,7 @@ class RollbackReleaseTest {
       Linear layer = linear();
       SequentialBlock root = new SequentialBlock().add(layer);
       model.setBlock(root);
-      try (Trainer trainer = model.newTrainer(new DefaultTrainingConfig(Loss.l2Loss()))) {
+      try (Trainer trainer = model.newTrainer(new DefaultTrainingConfig(new GcSafeL2Loss()))) {
         trainer.initialize(new Shape(2, 4));
         Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
         policies.put(

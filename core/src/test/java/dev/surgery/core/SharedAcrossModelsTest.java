@@ -12,13 +12,13 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.Fixtures.FieldHolder;
 import dev.surgery.core.SurgeryPlan.PlannedParameter;
 import dev.surgery.core.SurgeryPlan.StateFate;
 import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
 import java.util.LinkedHashMap;
@@ -225,7 +225,7 @@ class SharedAcrossModelsTest {
   }
 
   private static DefaultTrainingConfig adam() {
-    return new DefaultTrainingConfig(Loss.l2Loss())
+    return new DefaultTrainingConfig(new GcSafeL2Loss())
         .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
   }
 

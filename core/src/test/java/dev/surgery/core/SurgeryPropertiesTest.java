@@ -24,7 +24,6 @@ import ai.djl.nn.norm.BatchNorm;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.util.Pair;
 import dev.surgery.core.PropertyTrees.Built;
 import dev.surgery.core.PropertyTrees.Holding2d;
@@ -34,6 +33,7 @@ import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.FieldSlot;
 import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
@@ -266,7 +266,7 @@ class SurgeryPropertiesTest {
     }
 
     private static DefaultTrainingConfig config(OptimizerKind kind) {
-      return new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(kind.create());
+      return new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(kind.create());
     }
 
     void play() {

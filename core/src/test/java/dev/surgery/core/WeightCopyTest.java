@@ -20,10 +20,10 @@ import ai.djl.nn.transformer.IdEmbedding;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
 import ai.djl.training.initializer.Initializer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -97,7 +97,8 @@ class WeightCopyTest {
       model.setBlock(net);
       try (Trainer trainer =
           model.newTrainer(
-              new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build()))) {
+              new DefaultTrainingConfig(new GcSafeL2Loss())
+                  .optOptimizer(Optimizer.adam().build()))) {
         trainer.initialize(INPUT);
         NDArray x = model.getNDManager().randomNormal(INPUT);
         float[] before = trainer.evaluate(new NDList(x)).singletonOrThrow().toFloatArray();
@@ -172,7 +173,8 @@ class WeightCopyTest {
       model.setBlock(net);
       try (Trainer trainer =
           model.newTrainer(
-              new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(Optimizer.adam().build()))) {
+              new DefaultTrainingConfig(new GcSafeL2Loss())
+                  .optOptimizer(Optimizer.adam().build()))) {
         trainer.initialize(ids);
         NDArray x = model.getNDManager().randomInteger(0, 20, ids, DataType.INT32);
         float[] before = trainer.evaluate(new NDList(x)).singletonOrThrow().toFloatArray();

@@ -18,8 +18,8 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
-import ai.djl.training.loss.Loss;
 import dev.surgery.core.algorithms.Algorithms;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import java.io.ByteArrayOutputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
@@ -70,7 +70,7 @@ class LongRecordTest {
       model.setBlock(deep(1600));
       try (Trainer trainer =
           model.newTrainer(
-              new DefaultTrainingConfig(Loss.l2Loss()).addTrainingListeners(listener))) {
+              new DefaultTrainingConfig(new GcSafeL2Loss()).addTrainingListeners(listener))) {
         trainer.initialize(INPUT);
         EasyTrain.fit(trainer, 1, train, null);
       }

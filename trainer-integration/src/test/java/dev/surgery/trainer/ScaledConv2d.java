@@ -1,5 +1,6 @@
 package dev.surgery.trainer;
 
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
@@ -52,7 +53,10 @@ final class ScaledConv2d extends Conv2d {
       NDList inputs,
       boolean training,
       PairList<String, Object> params) {
-    NDList out = super.forwardInternal(parameterStore, inputs, training, params);
-    return new NDList(out.singletonOrThrow().mul(factor));
+    NDArray out =
+        super.forwardInternal(parameterStore, inputs, training, params).singletonOrThrow();
+    // An engine-made factor: a Java number would be a tensor over a buffer that a collection
+    // before the backward may free (see GcSafeL2Loss).
+    return new NDList(out.mul(out.getManager().full(new Shape(), factor, out.getDataType())));
   }
 }

@@ -22,11 +22,11 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.algorithms.GhostBatchNorm;
 import dev.surgery.core.algorithms.SurgeryContext;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
 import org.junit.jupiter.api.AfterEach;
@@ -195,7 +195,7 @@ class GhostBatchNormBlockTest {
     try (Model model = Model.newInstance("ghost-trainer")) {
       model.setBlock(net);
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.l2Loss())
+          new DefaultTrainingConfig(new GcSafeL2Loss())
               .optOptimizer(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build());
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(IN);

@@ -17,7 +17,6 @@ import ai.djl.nn.SequentialBlock;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
@@ -132,7 +131,7 @@ public final class ExactnessOracle implements AutoCloseable {
 
   private static Trainer trainer(Model model, Optimizer optimizer) {
     Trainer trainer =
-        model.newTrainer(new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(optimizer));
+        model.newTrainer(new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(optimizer));
     trainer.initialize(INPUT);
     return trainer;
   }

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.listener.TrainingListener;
-import ai.djl.training.loss.Loss;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.trainer.SurgeryListener;
 import java.io.IOException;
 import java.net.URISyntaxException;
@@ -103,7 +103,7 @@ class BadConfigCorpusTest {
     List<Expected> expected = expectations().get(name);
 
     // The way users build a trainer config: a refused file registers nothing.
-    DefaultTrainingConfig trainingConfig = new DefaultTrainingConfig(Loss.l2Loss());
+    DefaultTrainingConfig trainingConfig = new DefaultTrainingConfig(new GcSafeL2Loss());
     int listenersBefore = trainingConfig.getTrainingListeners().size();
     SurgeryConfigException e =
         assertThrows(
