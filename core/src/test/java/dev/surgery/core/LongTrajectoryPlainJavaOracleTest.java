@@ -437,6 +437,53 @@ class LongTrajectoryPlainJavaOracleTest {
   }
 
   /**
+   * A frozen layer copied ({@link WeightCopy#into}) in a surgery without the trainer and swapped in
+   * with {@link ModuleSurgery#replaceParamsInOptimizer}, as {@code WeightCopy}'s Javadoc shows: the
+   * frozen layer has no optimizer state to carry, so its trainable copy starts fresh (own count,
+   * schedule at the model's position), as an unfrozen layer does. Once in a run where survivors
+   * train (L0 frozen by {@code freezeParameters} after 60 steps, copied at 150) and once in a
+   * frozen backbone where DJL's global count lags the model's position (L0 never trained, copied at
+   * 200). Fails on the current code: the copy is updated on DJL's global count (see {@link
+   * FrozenParameterMovedByReplaceParamsInOptimizerTest}).
+   */
+  @Test
+  void aFrozenLayerCopiedAndMovedWithReplaceParamsInOptimizerTrainsFresh() throws Exception {
+    List<Executable> runs = new ArrayList<>();
+    for (Optim o : Optim.values()) {
+      Schedule schedule =
+          o == Optim.SGD_MOMENTUM ? new WarmupCosine(1e-3f, 25, 0.05f, 1e-3f, 400) : COSINE;
+      Settings s =
+          new Settings(o, 1e-3f, 0.2f, 1f, o == Optim.SGD_MOMENTUM ? 0.9f : 0f, 0, schedule);
+      List<Event> survivorsTrain =
+          List.of(
+              new Event(60, "freeze L0", r -> r.freeze(L0)),
+              new Event(150, "copy the frozen L0 and move it", r -> r.copyAndMove(L0, HIDDEN)));
+      runs.add(() -> new Run("copied-frozen-" + o, s, 50 + o.ordinal()).train(200, survivorsTrain));
+      List<Event> frozenBackbone =
+          List.of(
+              new Event(
+                  0,
+                  "program freezes L0 L1 L2",
+                  r -> {
+                    r.programFreeze(L0);
+                    r.programFreeze(L1);
+                    r.programFreeze(L2);
+                  }),
+              new Event(37, "fresh head", r -> r.fresh(L3, OUT, true)),
+              new Event(120, "fresh head again", r -> r.fresh(L3, OUT, true)),
+              new Event(
+                  200,
+                  "copy the never-trained frozen L0 and move it",
+                  r -> r.copyAndMove(L0, HIDDEN)));
+      runs.add(
+          () ->
+              new Run("copied-frozen-backbone-" + o, s, 60 + o.ordinal())
+                  .train(240, frozenBackbone));
+    }
+    assertAll(runs.stream());
+  }
+
+  /**
    * The tolerance has teeth: an oracle that (wrongly) gives a born Adam parameter DJL's global
    * count for its bias correction is caught.
    */
