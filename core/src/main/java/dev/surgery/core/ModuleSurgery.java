@@ -448,7 +448,9 @@ public final class ModuleSurgery {
    * oldParams[i]}. When the shapes are equal the optimizer state and update count move with it, so
    * a weight-copying replacement continues exactly where it was; when both wrap the very same
    * array, the store entry (device copies as trained) moves too; otherwise the old state is closed
-   * and the new parameter starts fresh (with its own Adam bias correction).
+   * and the new parameter starts fresh (with its own Adam bias correction). A new parameter that
+   * trains where the old one was frozen starts fresh too, as {@link #unfreezeParameters} makes an
+   * unfrozen one (a per-id learning rate still answers it with the old parameter's first id).
    *
    * @param oldParams the parameters to take out
    * @param newParams their replacements, same length
@@ -507,17 +509,26 @@ public final class ModuleSurgery {
             continue;
           }
           held = true;
+          // What was frozen never trained under this optimizer: the parameter that takes its place
+          // and trains starts fresh, as unfreezeParameters and a surgery with the trainer make it.
+          boolean restarts = !from.requiresGradient() && to.requiresGradient();
           if (from.isInitialized() && to.isInitialized() && from.getArray() == to.getArray()) {
             surgery.rekey(t, from, to); // the same array: its device copies and state carry on
-            continue;
+          } else {
+            Shape fromShape = shapeOf(from);
+            boolean sameShape = fromShape != null && fromShape.equals(shapeOf(to));
+            surgery.add(t, to, !sameShape, null);
+            if (sameShape) {
+              surgery.moveState(t, from, to);
+            }
+            surgery.remove(t, from);
           }
-          Shape fromShape = shapeOf(from);
-          boolean sameShape = fromShape != null && fromShape.equals(shapeOf(to));
-          surgery.add(t, to, !sameShape, null);
-          if (sameShape) {
-            surgery.moveState(t, from, to);
+          if (restarts) {
+            // The state it moved over (a freeze by hand keeps it) is dropped; its first id, which
+            // per-id rates answer, is kept.
+            surgery.dropState(t, to);
+            surgery.restartTraining(t, to);
           }
-          surgery.remove(t, from);
         }
         if (!held) {
           throw new IllegalStateException(

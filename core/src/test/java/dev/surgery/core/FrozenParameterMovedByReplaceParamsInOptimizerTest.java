@@ -16,10 +16,10 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.Pair;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -74,7 +74,7 @@ class FrozenParameterMovedByReplaceParamsInOptimizerTest {
       NDArray y = data.randomNormal(new Shape(4, 2));
       Optimizer adam = Optimizer.adam().optLearningRateTracker(Tracker.fixed(LR)).build();
       try (Trainer trainer =
-          model.newTrainer(new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(adam))) {
+          model.newTrainer(new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(adam))) {
         trainer.initialize(new Shape(4, 3));
         net.getChildren().get(0).getValue().freezeParameters(true); // the program's freeze
         for (int i = 0; i < STEPS_BEFORE; i++) {

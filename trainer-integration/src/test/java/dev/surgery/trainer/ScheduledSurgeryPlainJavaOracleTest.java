@@ -19,7 +19,6 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.Pair;
@@ -31,6 +30,7 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameterValues;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Event;
+import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.trainer.config.SurgeryConfig;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
@@ -244,7 +244,7 @@ class ScheduledSurgeryPlainJavaOracleTest {
                     .setRescaleGrad(rescale)
                     .build();
         DefaultTrainingConfig config =
-            new DefaultTrainingConfig(Loss.l2Loss()).optOptimizer(optimizer);
+            new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(optimizer);
         config.addTrainingListeners(listener);
         List<NDList[]> batches = batches(data, adam ? 5 : 6);
         try (Trainer trainer = model.newTrainer(config)) {
