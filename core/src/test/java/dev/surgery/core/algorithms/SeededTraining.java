@@ -18,6 +18,7 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.Pair;
+import dev.surgery.core.testing.FreedMemory;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -141,8 +142,8 @@ final class SeededTraining {
   }
 
   /**
-   * A loss that collects garbage before it computes, that is between the forward pass and the
-   * backward pass of every training batch.
+   * A loss that collects garbage and writes over the freed memory before it computes, that is
+   * between the forward pass and the backward pass of every training batch.
    */
   private static final class CollectingLoss extends Loss {
 
@@ -155,12 +156,7 @@ final class SeededTraining {
 
     @Override
     public NDArray evaluate(NDList labels, NDList predictions) {
-      System.gc();
-      try {
-        Thread.sleep(1); // lets the reference handler free what the collection found
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
+      FreedMemory.collectAndOverwrite();
       return loss.evaluate(labels, predictions);
     }
   }

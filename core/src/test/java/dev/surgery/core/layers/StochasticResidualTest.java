@@ -15,6 +15,7 @@ import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
+import dev.surgery.core.testing.FreedMemory;
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
 import java.util.ArrayList;
@@ -138,8 +139,7 @@ class StochasticResidualTest {
         return new float[Math.toIntExact(input.size())]; // dropped: the input has no say
       }
       for (int i = 0; collect && i < 3; i++) {
-        System.gc();
-        Thread.sleep(5); // lets the reference handler free what the collection found
+        FreedMemory.collectAndOverwrite();
       }
       collector.backward(out.sum());
       return input.getGradient().toFloatArray();

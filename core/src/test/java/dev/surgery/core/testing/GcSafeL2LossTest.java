@@ -1,6 +1,7 @@
 package dev.surgery.core.testing;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
@@ -9,14 +10,12 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.loss.Loss;
-import java.nio.ByteBuffer;
-import java.util.ArrayList;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
  * The tests' L2 loss keeps its gradient when a garbage collection falls between forward and
- * backward, where DJL's {@code L2Loss} on the PyTorch engine reads freed memory.
+ * backward, where DJL's {@code L2Loss} on the PyTorch engine reads freed memory; and {@link
+ * FreedMemory} exposes such a read.
  */
 class GcSafeL2LossTest {
 
@@ -24,12 +23,15 @@ class GcSafeL2LossTest {
 
   @Test
   void theGradientIsExactWhenACollectionFallsBetweenForwardAndBackward() {
-    int wrongWithDjls = wrongGradients(Loss.l2Loss());
     assertEquals(0, wrongGradients(new GcSafeL2Loss()), "trials with a wrong gradient");
-    // What the tests' loss is for; printed, not asserted: whether the freed memory is written
-    // before the backward reads it is up to the collector and the allocator.
-    System.out.println(
-        "DJL's L2Loss gave a wrong gradient in " + wrongWithDjls + " of " + TRIALS + " trials");
+    // The harness has teeth: DJL's own loss reads the freed 0.5 (all 40 trials when this was
+    // written). Should this fail, either DJL no longer keeps a Java-owned operand (GcSafeL2Loss
+    // can go) or FreedMemory no longer exposes such a read, and the collections between forward
+    // and backward in DeterminismTest and StochasticResidualTest prove nothing.
+    int wrongWithDjls = wrongGradients(Loss.l2Loss());
+    assertTrue(
+        wrongWithDjls >= TRIALS / 2,
+        "DJL's L2Loss gave a wrong gradient in only " + wrongWithDjls + " of " + TRIALS);
   }
 
   @Test
@@ -79,22 +81,11 @@ class GcSafeL2LossTest {
         NDArray l = loss.evaluate(new NDList(y), new NDList(input));
         value = l.toFloatArray();
         if (collect) {
-          collectAndReuseFreedBuffers();
+          FreedMemory.collectAndOverwrite();
         }
         collector.backward(l);
       }
       return new float[][] {value, input.getGradient().toFloatArray()};
-    }
-  }
-
-  /** A collection, then small direct buffers that take the freed memory and write into it. */
-  private static void collectAndReuseFreedBuffers() {
-    System.gc();
-    List<ByteBuffer> reuse = new ArrayList<>();
-    for (int i = 0; i < 2000; i++) {
-      ByteBuffer b = ByteBuffer.allocateDirect(4);
-      b.putFloat(0, 1234.5f);
-      reuse.add(b);
     }
   }
 }
