@@ -4,6 +4,9 @@ import ai.djl.nn.Block;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.SaveModelTrainingListener;
 import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.loss.AbstractCompositeLoss;
+import ai.djl.training.loss.L2Loss;
+import ai.djl.training.loss.Loss;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
@@ -22,7 +25,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * What {@link SurgeryListener} checks before a trainer's first step, so that a mistake shows there
  * and not epochs into training: patterns that select nothing because of a letter's case, block
  * classes whose fields a later surgery could not read, a save listener that would checkpoint the
- * changed model with the old model's metrics, and entries that can no longer run.
+ * changed model with the old model's metrics, entries that can no longer run, and DJL's L2Loss,
+ * whose gradients a garbage collection can spoil.
  */
 final class StartChecks {
 
@@ -35,6 +39,9 @@ final class StartChecks {
 
   /** Whether the listener-order warning was given (once per listener, not per trial). */
   private final AtomicBoolean saveOrderWarned = new AtomicBoolean();
+
+  /** Whether the warning of DJL's L2Loss was given (once per listener). */
+  private final AtomicBoolean l2LossWarned = new AtomicBoolean();
 
   StartChecks(
       SurgeryListener owner,
@@ -55,6 +62,7 @@ final class StartChecks {
   void atTrainingBegin(Trainer trainer, TrainerState st) {
     checkModelOnce(trainer, st);
     warnSaveAfterSurgery(trainer, st);
+    warnLossReadingFreedMemory(trainer);
   }
 
   /** Right after the trainer's initialization. */
@@ -196,6 +204,46 @@ final class StartChecks {
    * belong to the model before the surgery. Said once per listener; the agent adds its listener
    * last, where this cannot happen.
    */
+  /**
+   * Warns once of DJL's {@code L2Loss} on the PyTorch engine: it multiplies by the Java number 0.5,
+   * which the engine makes a tensor over a buffer it does not own and keeps for the backward pass,
+   * so a garbage collection between forward and backward makes that step's gradients wrong. Not
+   * surgery's doing, but a run that trains a wrong model silently, and twin runs that differ, are
+   * what a user of this library checks for.
+   */
+  private void warnLossReadingFreedMemory(Trainer trainer) {
+    if (l2LossWarned.get()
+        || !"PyTorch".equals(trainer.getManager().getEngine().getEngineName())
+        || !holdsDjlsL2Loss(trainer.getLoss())
+        || !l2LossWarned.compareAndSet(false, true)) {
+      return;
+    }
+    warnings.warn(
+        "Surgery: the trainer's loss is DJL's L2Loss, which on the PyTorch engine keeps a"
+            + " Java-owned 0.5 for the backward pass: a garbage collection between forward and"
+            + " backward makes that step's gradients wrong (DJL 0.36, with or without surgery)."
+            + " Multiply by an array the engine makes instead (see the user guide, 'A DJL trap"
+            + " outside surgery').");
+  }
+
+  /** Whether the loss is DJL's own L2Loss, or a composite loss holding one. */
+  private static boolean holdsDjlsL2Loss(Loss loss) {
+    if (loss == null) {
+      return false;
+    }
+    if (loss.getClass() == L2Loss.class) {
+      return true;
+    }
+    if (loss instanceof AbstractCompositeLoss composite) {
+      for (Loss component : composite.getComponents()) {
+        if (holdsDjlsL2Loss(component)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
   private void warnSaveAfterSurgery(Trainer trainer, TrainerState st) {
     if (saveOrderWarned.get() || !runsAtEpochEnds(st.schedule)) {
       return;
