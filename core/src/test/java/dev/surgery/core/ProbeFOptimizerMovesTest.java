@@ -1,0 +1,897 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.ParameterTracker;
+import ai.djl.training.tracker.Tracker;
+import dev.surgery.core.ProbeFRig.Batches;
+import dev.surgery.core.ProbeFRig.Kind;
+import dev.surgery.core.ProbeFRig.Shadow;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Probe F: the edges of {@code replaceParamsInOptimizer} and {@code updateParamsInOptimizer} and
+ * their interplay with freezing, each against an oracle of this probe's own: DJL's optimizers
+ * replayed on copies of the weights with the subject's gradients (a fresh optimizer for what must
+ * start fresh), or a twin run without the call.
+ */
+class ProbeFOptimizerMovesTest {
+
+  static final float LR = 0.01f;
+
+  /** How the source layer stops training. */
+  enum Freeze {
+    /** DJL's own {@code block.freezeParameters(true)}: the optimizer keeps its state. */
+    DJL,
+    /** {@code ModuleSurgery.freezeParameters}: the state is dropped. */
+    SURGERY
+  }
+
+  /** How the replacement holds the weights. */
+  enum Hold {
+    /** A {@code WeightCopy.into} copy (new arrays). */
+    COPY,
+    /** New Parameters around the very arrays. */
+    REWRAP
+  }
+
+  static Linear rewrap(Linear old) {
+    Linear fresh =
+        Linear.builder()
+            .setUnits(old.getParameters().get("weight").getArray().getShape().get(0))
+            .build();
+    for (Parameter p : ProbeFRig.params(fresh)) {
+      p.setArray(old.getParameters().get(p.getName()).getArray());
+    }
+    return fresh;
+  }
+
+  static Linear copy(Linear old) {
+    long units = old.getParameters().get("weight").getArray().getShape().get(0);
+    return WeightCopy.into(Linear.builder().setUnits(units).build(), old);
+  }
+
+  static Linear hold(Hold hold, Linear old) {
+    return hold == Hold.COPY ? copy(old) : rewrap(old);
+  }
+
+  /** Replaces layer {@code i} without the trainer; returns the replacement in the tree. */
+  static Linear replaceWithoutTrainer(ProbeFRig rig, int i, Supplier<Block> replacement) {
+    Block old = rig.child(i);
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModuleClasses(
+            rig.net,
+            Map.of(Linear.class, (b, k) -> b == old ? replacement.get() : null),
+            null,
+            false,
+            null);
+    assertEquals(1, replaced.size());
+    return rig.layer(i);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** The oracle itself: with no surgery the shadow and the twin follow the subject bit for bit. */
+  @ParameterizedTest
+  @EnumSource(Kind.class)
+  void theShadowAndTheTwinFollowPlainTraining(Kind kind) {
+    try (Batches data = new Batches(11, 7);
+        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 5);
+        ProbeFRig twin = new ProbeFRig("t", kind.build(Tracker.fixed(LR), 0), 5);
+        Shadow shadow = new Shadow()) {
+      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
+      for (Parameter p : subject.params()) {
+        shadow.follow(p, replay);
+      }
+      for (int k = 0; k < 25; k++) {
+        shadow.step(subject, data.get(k), "step " + k);
+        twin.step(data.get(k));
+        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+      }
+    }
+  }
+
+  /**
+   * A frozen layer (DJL's freeze keeps its state; the library's drops it) replaced, without the
+   * trainer, by a trainable copy or rewrap, then moved with {@code replaceParamsInOptimizer}: the
+   * new parameters train as a fresh optimizer of the same settings would, the rest go on with their
+   * own state.
+   */
+  @ParameterizedTest(name = "{0} {1} {2}")
+  @org.junit.jupiter.params.provider.MethodSource("frozenCases")
+  void aFrozenSourceMovedToATrainableTargetStartsFresh(Kind kind, Freeze freeze, Hold hold) {
+    try (Batches data = new Batches(12, 9);
+        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 6);
+        Shadow shadow = new Shadow()) {
+      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
+      for (Parameter p : subject.params()) {
+        shadow.follow(p, replay);
+      }
+      int k = 0;
+      for (; k < 6; k++) {
+        shadow.step(subject, data.get(k), "before freeze " + k);
+      }
+      List<Parameter> frozen = ProbeFRig.params(subject.child(1));
+      if (freeze == Freeze.DJL) {
+        subject.child(1).freezeParameters(true);
+      } else {
+        ModuleSurgery.freezeParameters(frozen, List.of(subject.trainer));
+      }
+      for (; k < 12; k++) {
+        shadow.step(subject, data.get(k), "frozen " + k);
+      }
+      Linear old = subject.layer(1);
+      Linear now = replaceWithoutTrainer(subject, 1, () -> hold(hold, old));
+      List<Parameter> moved = ProbeFRig.params(now);
+      assertTrue(moved.get(0).requiresGradient());
+      ModuleSurgery.replaceParamsInOptimizer(frozen, moved, List.of(subject.trainer));
+      Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
+      for (int i = 0; i < moved.size(); i++) {
+        shadow.drop(frozen.get(i));
+        shadow.follow(moved.get(i), fresh);
+      }
+      for (; k < 32; k++) {
+        shadow.step(subject, data.get(k), "after the move " + k);
+      }
+    }
+  }
+
+  static java.util.stream.Stream<org.junit.jupiter.params.provider.Arguments> frozenCases() {
+    List<org.junit.jupiter.params.provider.Arguments> all = new ArrayList<>();
+    for (Kind kind : Kind.values()) {
+      for (Freeze f : Freeze.values()) {
+        for (Hold h : Hold.values()) {
+          all.add(org.junit.jupiter.params.provider.Arguments.of(kind, f, h));
+        }
+      }
+    }
+    return all.stream();
+  }
+
+  /**
+   * The oracle tells a fresh start from a carried one (else the tests above would prove nothing).
+   */
+  @Test
+  void theOracleTellsAFreshStartFromCarriedState() {
+    try (Batches data = new Batches(12, 9);
+        ProbeFRig subject = new ProbeFRig("s", Kind.ADAM.build(Tracker.fixed(LR), 0), 6);
+        Shadow shadow = new Shadow()) {
+      Optimizer replay = Kind.ADAM.build(Tracker.fixed(LR), 0);
+      for (Parameter p : subject.params()) {
+        shadow.follow(p, replay);
+      }
+      int k = 0;
+      for (; k < 6; k++) {
+        shadow.step(subject, data.get(k), "before " + k);
+      }
+      List<Parameter> frozen = ProbeFRig.params(subject.child(1));
+      subject.child(1).freezeParameters(true);
+      Linear old = subject.layer(1);
+      Linear now = replaceWithoutTrainer(subject, 1, () -> copy(old));
+      List<Parameter> moved = ProbeFRig.params(now);
+      ModuleSurgery.replaceParamsInOptimizer(frozen, moved, List.of(subject.trainer));
+      for (int i = 0; i < moved.size(); i++) {
+        shadow.carry(frozen.get(i), moved.get(i)); // the wrong expectation
+      }
+      int at = k;
+      assertThrows(
+          org.opentest4j.AssertionFailedError.class,
+          () -> shadow.step(subject, data.get(at), "carried"));
+    }
+  }
+
+  /**
+   * Frozen source to frozen target (DJL's freeze keeps the state, which moves with the parameter),
+   * then the target unfrozen. By DJL's own {@code freeze(false)} it goes on with the moved state
+   * exactly as the twin that was frozen and unfrozen by DJL without any surgery (SGD with momentum
+   * and a fixed rate, whose step does not depend on DJL's hash-ordered count); by {@code
+   * ModuleSurgery.unfreezeParameters} it starts fresh (Adam, a fresh optimizer fed its gradients).
+   */
+  @ParameterizedTest
+  @EnumSource(Hold.class)
+  void aFrozenSourceMovedToAFrozenTargetKeepsDjlsStateForAnUnfreezeByDjl(Hold hold) {
+    Kind kind = Kind.SGD_MOMENTUM;
+    try (Batches data = new Batches(13, 9);
+        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 7);
+        ProbeFRig twin = new ProbeFRig("t", kind.build(Tracker.fixed(LR), 0), 7)) {
+      int k = 0;
+      for (; k < 30; k++) {
+        if (k == 8) {
+          subject.child(1).freezeParameters(true);
+          twin.child(1).freezeParameters(true);
+        }
+        if (k == 12) {
+          List<Parameter> frozen = ProbeFRig.params(subject.child(1));
+          Linear old = subject.layer(1);
+          Linear now =
+              replaceWithoutTrainer(
+                  subject,
+                  1,
+                  () -> {
+                    Linear l = hold(hold, old);
+                    l.freezeParameters(true);
+                    return l;
+                  });
+          assertFalse(now.getParameters().get("weight").requiresGradient());
+          ModuleSurgery.replaceParamsInOptimizer(
+              frozen, ProbeFRig.params(now), List.of(subject.trainer));
+        }
+        if (k == 16) {
+          subject.child(1).freezeParameters(false);
+          twin.child(1).freezeParameters(false);
+        }
+        subject.step(data.get(k));
+        twin.step(data.get(k));
+        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+      }
+    }
+  }
+
+  /** The same frozen target unfrozen with {@code ModuleSurgery.unfreezeParameters}: fresh. */
+  @ParameterizedTest(name = "{0} {1} {2}")
+  @org.junit.jupiter.params.provider.MethodSource("frozenCases")
+  void aFrozenTargetUnfrozenByTheLibraryStartsFresh(Kind kind, Freeze freeze, Hold hold) {
+    try (Batches data = new Batches(14, 9);
+        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 8);
+        Shadow shadow = new Shadow()) {
+      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
+      for (Parameter p : subject.params()) {
+        shadow.follow(p, replay);
+      }
+      List<Parameter> frozen = ProbeFRig.params(subject.child(2));
+      List<Parameter> moved = null;
+      for (int k = 0; k < 30; k++) {
+        if (k == 5) {
+          if (freeze == Freeze.DJL) {
+            subject.child(2).freezeParameters(true);
+          } else {
+            ModuleSurgery.freezeParameters(frozen, List.of(subject.trainer));
+          }
+        }
+        if (k == 9) {
+          Linear old = subject.layer(2);
+          Linear now =
+              replaceWithoutTrainer(
+                  subject,
+                  2,
+                  () -> {
+                    Linear l = hold(hold, old);
+                    l.freezeParameters(true);
+                    return l;
+                  });
+          moved = ProbeFRig.params(now);
+          ModuleSurgery.replaceParamsInOptimizer(frozen, moved, List.of(subject.trainer));
+          for (int i = 0; i < moved.size(); i++) {
+            shadow.carry(frozen.get(i), moved.get(i));
+          }
+        }
+        if (k == 13) {
+          ModuleSurgery.unfreezeParameters(moved, List.of(subject.trainer));
+          Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
+          for (Parameter p : moved) {
+            shadow.drop(p);
+            shadow.follow(p, fresh);
+          }
+        }
+        shadow.step(subject, data.get(k), "step " + k);
+      }
+    }
+  }
+
+  /**
+   * A trainable source moved to a frozen copy keeps its state for later: DJL's {@code
+   * freeze(false)} on the copy goes on exactly as the twin frozen and unfrozen by DJL.
+   */
+  @Test
+  void aTrainableSourceMovedToAFrozenCopyKeepsItsStateForAnUnfreezeByDjl() {
+    Kind kind = Kind.SGD_MOMENTUM;
+    try (Batches data = new Batches(15, 9);
+        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 9);
+        ProbeFRig twin = new ProbeFRig("t", kind.build(Tracker.fixed(LR), 0), 9)) {
+      for (int k = 0; k < 30; k++) {
+        if (k == 10) {
+          List<Parameter> trained = ProbeFRig.params(subject.child(1));
+          Linear old = subject.layer(1);
+          Linear now =
+              replaceWithoutTrainer(
+                  subject,
+                  1,
+                  () -> {
+                    Linear l = copy(old);
+                    l.freezeParameters(true);
+                    return l;
+                  });
+          ModuleSurgery.replaceParamsInOptimizer(
+              trained, ProbeFRig.params(now), List.of(subject.trainer));
+          twin.child(1).freezeParameters(true);
+        }
+        if (k == 15) {
+          subject.child(1).freezeParameters(false);
+          twin.child(1).freezeParameters(false);
+        }
+        subject.step(data.get(k));
+        twin.step(data.get(k));
+        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+      }
+    }
+  }
+
+  /**
+   * Repeated moves: A to a copy B, B to a rewrap C, C to a copy D, each through a surgery without
+   * the trainer and {@code replaceParamsInOptimizer}, a step apart or none: the twin without any
+   * surgery is matched bit for bit (Adam, AdamW, SGD momentum).
+   */
+  @ParameterizedTest
+  @EnumSource(Kind.class)
+  void repeatedMovesKeepTheTrajectoryOfTheTwin(Kind kind) {
+    try (Batches data = new Batches(16, 9);
+        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 10);
+        ProbeFRig twin = new ProbeFRig("t", kind.build(Tracker.fixed(LR), 0), 10)) {
+      for (int k = 0; k < 30; k++) {
+        if (k == 6 || k == 7 || k == 10) {
+          int moves = k == 7 ? 2 : 1; // two moves with no step between
+          for (int m = 0; m < moves; m++) {
+            List<Parameter> before = ProbeFRig.params(subject.child(1));
+            Linear old = subject.layer(1);
+            boolean rewrap = (k + m) % 2 == 1;
+            Linear now = replaceWithoutTrainer(subject, 1, () -> rewrap ? rewrap(old) : copy(old));
+            ModuleSurgery.replaceParamsInOptimizer(
+                before, ProbeFRig.params(now), List.of(subject.trainer));
+          }
+        }
+        subject.step(data.get(k));
+        twin.step(data.get(k));
+        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+      }
+    }
+  }
+
+  /**
+   * A born parameter (a copy registered fresh through {@code updateParamsInOptimizer}) moved later
+   * to a copy of itself keeps its own count and state: it goes on as the fresh optimizer it started
+   * in; moved again to a frozen copy and unfrozen by the library, it starts fresh once more.
+   */
+  @ParameterizedTest
+  @EnumSource(Kind.class)
+  void aBornParameterMovedKeepsItsOwnCount(Kind kind) {
+    try (Batches data = new Batches(17, 9);
+        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 11);
+        Shadow shadow = new Shadow()) {
+      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
+      for (Parameter p : subject.params()) {
+        shadow.follow(p, replay);
+      }
+      for (int k = 0; k < 40; k++) {
+        if (k == 8) {
+          List<Parameter> before = ProbeFRig.params(subject.child(3));
+          Linear old = subject.layer(3);
+          Linear now = replaceWithoutTrainer(subject, 3, () -> copy(old));
+          ModuleSurgery.updateParamsInOptimizer(
+              before, ProbeFRig.params(now), List.of(subject.trainer));
+          Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
+          for (int i = 0; i < before.size(); i++) {
+            shadow.drop(before.get(i));
+            shadow.follow(ProbeFRig.params(now).get(i), fresh);
+          }
+        }
+        if (k == 14 || k == 20) {
+          List<Parameter> before = ProbeFRig.params(subject.child(3));
+          Linear old = subject.layer(3);
+          boolean asCopy = k == 14;
+          Linear now = replaceWithoutTrainer(subject, 3, () -> asCopy ? copy(old) : rewrap(old));
+          ModuleSurgery.replaceParamsInOptimizer(
+              before, ProbeFRig.params(now), List.of(subject.trainer));
+          for (int i = 0; i < before.size(); i++) {
+            shadow.carry(before.get(i), ProbeFRig.params(now).get(i));
+          }
+        }
+        if (k == 26) {
+          List<Parameter> before = ProbeFRig.params(subject.child(3));
+          Linear old = subject.layer(3);
+          Linear now =
+              replaceWithoutTrainer(
+                  subject,
+                  3,
+                  () -> {
+                    Linear l = copy(old);
+                    l.freezeParameters(true);
+                    return l;
+                  });
+          List<Parameter> after = ProbeFRig.params(now);
+          ModuleSurgery.replaceParamsInOptimizer(before, after, List.of(subject.trainer));
+          for (int i = 0; i < before.size(); i++) {
+            shadow.carry(before.get(i), after.get(i));
+          }
+        }
+        if (k == 30) {
+          List<Parameter> now = ProbeFRig.params(subject.child(3));
+          ModuleSurgery.unfreezeParameters(now, List.of(subject.trainer));
+          Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
+          for (Parameter p : now) {
+            shadow.drop(p);
+            shadow.follow(p, fresh);
+          }
+        }
+        shadow.step(subject, data.get(k), "step " + k);
+      }
+    }
+  }
+
+  /**
+   * Right after a resume with {@code optBeginNumUpdate(100)}, before any step, under a schedule: a
+   * trainable layer moved to a copy goes on exactly as the twin resumed the same way; a layer
+   * frozen by DJL moved to a trainable copy (at once, or after 5 steps) trains as a fresh optimizer
+   * whose schedule is shifted to the model's position (100, or 105).
+   */
+  @ParameterizedTest(name = "{0} frozen steps before the move: {1}")
+  @org.junit.jupiter.params.provider.MethodSource("resumeCases")
+  void movesRightAfterAResume(Kind kind, int frozenSteps) {
+    int begin = 100;
+    ParameterTracker schedule = ProbeFRig.schedule(n -> n);
+    try (Batches data = new Batches(18, 9);
+        ProbeFRig subject = new ProbeFRig("s", kind.build(schedule, begin), 12);
+        ProbeFRig twin = new ProbeFRig("t", kind.build(schedule, begin), 12);
+        Shadow shadow = new Shadow()) {
+      Optimizer replay = kind.build(schedule, begin);
+      for (Parameter p : subject.params()) {
+        shadow.follow(p, replay);
+      }
+      // layer 2: a trainable move before the first step; the twin makes none
+      List<Parameter> before2 = ProbeFRig.params(subject.child(2));
+      Linear old2 = subject.layer(2);
+      Linear now2 = replaceWithoutTrainer(subject, 2, () -> copy(old2));
+      ModuleSurgery.replaceParamsInOptimizer(
+          before2, ProbeFRig.params(now2), List.of(subject.trainer));
+      for (int i = 0; i < before2.size(); i++) {
+        shadow.carry(before2.get(i), ProbeFRig.params(now2).get(i));
+      }
+      // layer 1: frozen by DJL from the start (in the twin too)
+      subject.child(1).freezeParameters(true);
+      twin.child(1).freezeParameters(true);
+      int k = 0;
+      for (; k < frozenSteps; k++) {
+        shadow.step(subject, data.get(k), "frozen " + k);
+        twin.step(data.get(k));
+        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+      }
+      List<Parameter> before1 = ProbeFRig.params(subject.child(1));
+      Linear old1 = subject.layer(1);
+      Linear now1 = replaceWithoutTrainer(subject, 1, () -> copy(old1));
+      List<Parameter> after1 = ProbeFRig.params(now1);
+      ModuleSurgery.replaceParamsInOptimizer(before1, after1, List.of(subject.trainer));
+      int position = begin + frozenSteps;
+      Optimizer fresh = kind.build(ProbeFRig.schedule(n -> n + position), 0);
+      for (int i = 0; i < before1.size(); i++) {
+        shadow.drop(before1.get(i));
+        shadow.follow(after1.get(i), fresh);
+      }
+      for (int end = k + 20; k < end; k++) {
+        shadow.step(subject, data.get(k), "after the move " + k);
+      }
+    }
+  }
+
+  static java.util.stream.Stream<org.junit.jupiter.params.provider.Arguments> resumeCases() {
+    List<org.junit.jupiter.params.provider.Arguments> all = new ArrayList<>();
+    for (Kind kind : Kind.values()) {
+      all.add(org.junit.jupiter.params.provider.Arguments.of(kind, 0));
+      all.add(org.junit.jupiter.params.provider.Arguments.of(kind, 5));
+    }
+    return all.stream();
+  }
+
+  /**
+   * One {@code updateParamsInOptimizer} call mixing a rewrap of a DJL-frozen layer that now trains
+   * (fresh), a rewrap of a trainable layer that is now frozen (state kept, fresh once the library
+   * unfreezes it), and a copy (born): each against its own DJL optimizer.
+   */
+  @ParameterizedTest
+  @EnumSource(Kind.class)
+  void updateParamsInOptimizerWithMixedFrozenAndTrainableRewraps(Kind kind) {
+    try (Batches data = new Batches(19, 9);
+        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 13);
+        Shadow shadow = new Shadow()) {
+      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
+      for (Parameter p : subject.params()) {
+        shadow.follow(p, replay);
+      }
+      int k = 0;
+      for (; k < 5; k++) {
+        shadow.step(subject, data.get(k), "step " + k);
+      }
+      subject.child(0).freezeParameters(true);
+      for (; k < 9; k++) {
+        shadow.step(subject, data.get(k), "step " + k);
+      }
+      List<Parameter> before = subject.params();
+      Block l0 = subject.child(0);
+      Block l1 = subject.child(1);
+      Block l2 = subject.child(2);
+      Map<Block, Block> replaced =
+          ModuleSurgery.replaceModuleClasses(
+              subject.net,
+              Map.of(
+                  Linear.class,
+                  (b, i) -> {
+                    if (b == l0) {
+                      return rewrap((Linear) b); // trains: was frozen
+                    }
+                    if (b == l1) {
+                      Linear r = rewrap((Linear) b);
+                      r.freezeParameters(true); // frozen: was trainable
+                      return r;
+                    }
+                    return b == l2 ? copy((Linear) b) : null;
+                  }),
+              null,
+              false,
+              null);
+      assertEquals(3, replaced.size());
+      List<Parameter> after = subject.params();
+      ModuleSurgery.updateParamsInOptimizer(before, after, List.of(subject.trainer));
+      Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
+      for (int i = 0; i < 6; i++) {
+        if (i < 2 || i >= 4) {
+          shadow.drop(before.get(i));
+          shadow.follow(after.get(i), fresh); // layer 0 restarts, layer 2 is born
+        } else {
+          shadow.carry(before.get(i), after.get(i)); // layer 1 frozen with its state
+        }
+      }
+      for (; k < 16; k++) {
+        shadow.step(subject, data.get(k), "step " + k);
+      }
+      List<Parameter> l1Now = ProbeFRig.params(subject.child(1));
+      ModuleSurgery.unfreezeParameters(l1Now, List.of(subject.trainer));
+      Optimizer fresh2 = kind.build(Tracker.fixed(LR), 0);
+      for (Parameter p : l1Now) {
+        shadow.drop(p);
+        shadow.follow(p, fresh2);
+      }
+      for (; k < 32; k++) {
+        shadow.step(subject, data.get(k), "step " + k);
+      }
+    }
+  }
+
+  /**
+   * Learning rates by parameter id (a tracker of the program's, keyed by the ids of the initialized
+   * model) through a chain of moves of layer 1: copy, rewrap, library freeze, rewrap that trains
+   * again (fresh, at the first id's rate), rekey through updateParamsInOptimizer, a copy through
+   * updateParamsInOptimizer (born: the default rate), and a move of that born one (its own id's
+   * answer, the default); layer 2 frozen by DJL, moved to a frozen copy and unfrozen by the library
+   * (fresh, at its first id's rate). Each slot of the oracle is given the rate its expectation
+   * names, by its own id.
+   */
+  @ParameterizedTest
+  @EnumSource(Kind.class)
+  void ratesByIdFollowTheFirstIdThroughEveryMove(Kind kind) {
+    float fallback = 0.004f;
+    Map<String, Float> rates = new ConcurrentHashMap<>();
+    Map<String, Float> shadowRates = new ConcurrentHashMap<>();
+    try (Batches data = new Batches(20, 9);
+        ProbeFRig subject =
+            new ProbeFRig("s", kind.build(ProbeFRig.ratesById(rates, fallback), 0), 14);
+        Shadow shadow = new Shadow()) {
+      List<Parameter> initial = subject.params();
+      Map<Parameter, Float> rateOf = new java.util.IdentityHashMap<>();
+      Optimizer replay = kind.build(ProbeFRig.ratesById(shadowRates, fallback), 0);
+      for (int i = 0; i < initial.size(); i++) {
+        float r = 0.003f + 0.003f * (i % 4);
+        rates.put(initial.get(i).getId(), r);
+        shadowRates.put(shadow.follow(initial.get(i), replay), r);
+        rateOf.put(initial.get(i), r);
+      }
+      List<Parameter> first1 = ProbeFRig.params(subject.child(1));
+      List<Parameter> first2 = ProbeFRig.params(subject.child(2));
+      for (int k = 0; k < 44; k++) {
+        List<Parameter> cur1 = ProbeFRig.params(subject.child(1));
+        switch (k) {
+          case 4:
+          case 7:
+            {
+              Linear old = subject.layer(1);
+              boolean asCopy = k == 4;
+              Linear now =
+                  replaceWithoutTrainer(subject, 1, () -> asCopy ? copy(old) : rewrap(old));
+              ModuleSurgery.replaceParamsInOptimizer(
+                  cur1, ProbeFRig.params(now), List.of(subject.trainer));
+              for (int i = 0; i < 2; i++) {
+                shadow.carry(cur1.get(i), ProbeFRig.params(now).get(i));
+              }
+              break;
+            }
+          case 10:
+            ModuleSurgery.freezeParameters(cur1, List.of(subject.trainer));
+            break;
+          case 13:
+            {
+              Linear old = subject.layer(1);
+              Linear now = replaceWithoutTrainer(subject, 1, () -> rewrap(old));
+              List<Parameter> after = ProbeFRig.params(now);
+              ModuleSurgery.replaceParamsInOptimizer(cur1, after, List.of(subject.trainer));
+              Optimizer fresh = kind.build(ProbeFRig.ratesById(shadowRates, fallback), 0);
+              for (int i = 0; i < 2; i++) {
+                shadow.drop(cur1.get(i));
+                shadowRates.put(shadow.follow(after.get(i), fresh), rateOf.get(first1.get(i)));
+              }
+              break;
+            }
+          case 17:
+          case 21:
+            {
+              Linear old = subject.layer(1);
+              boolean asCopy = k == 21;
+              Linear now =
+                  replaceWithoutTrainer(subject, 1, () -> asCopy ? copy(old) : rewrap(old));
+              List<Parameter> after = ProbeFRig.params(now);
+              ModuleSurgery.updateParamsInOptimizer(cur1, after, List.of(subject.trainer));
+              Optimizer fresh = kind.build(ProbeFRig.ratesById(shadowRates, fallback), 0);
+              for (int i = 0; i < 2; i++) {
+                if (asCopy) {
+                  shadow.drop(cur1.get(i));
+                  shadowRates.put(shadow.follow(after.get(i), fresh), fallback); // born
+                } else {
+                  shadow.carry(cur1.get(i), after.get(i));
+                }
+              }
+              break;
+            }
+          case 25:
+            {
+              Linear old = subject.layer(1);
+              Linear now = replaceWithoutTrainer(subject, 1, () -> copy(old));
+              ModuleSurgery.replaceParamsInOptimizer(
+                  cur1, ProbeFRig.params(now), List.of(subject.trainer));
+              for (int i = 0; i < 2; i++) {
+                shadow.carry(cur1.get(i), ProbeFRig.params(now).get(i));
+              }
+              break;
+            }
+          case 5:
+            subject.child(2).freezeParameters(true);
+            break;
+          case 8:
+            {
+              Linear old = subject.layer(2);
+              Linear now =
+                  replaceWithoutTrainer(
+                      subject,
+                      2,
+                      () -> {
+                        Linear l = copy(old);
+                        l.freezeParameters(true);
+                        return l;
+                      });
+              ModuleSurgery.replaceParamsInOptimizer(
+                  first2, ProbeFRig.params(now), List.of(subject.trainer));
+              for (int i = 0; i < 2; i++) {
+                shadow.carry(first2.get(i), ProbeFRig.params(now).get(i));
+              }
+              break;
+            }
+          case 12:
+            {
+              List<Parameter> now = ProbeFRig.params(subject.child(2));
+              ModuleSurgery.unfreezeParameters(now, List.of(subject.trainer));
+              Optimizer fresh = kind.build(ProbeFRig.ratesById(shadowRates, fallback), 0);
+              for (int i = 0; i < 2; i++) {
+                shadow.drop(now.get(i));
+                shadowRates.put(shadow.follow(now.get(i), fresh), rateOf.get(first2.get(i)));
+              }
+              break;
+            }
+          default:
+            break;
+        }
+        shadow.step(subject, data.get(k), "step " + k);
+      }
+    }
+  }
+
+  /** Two models sharing one Linear (M1: L0, shared, L2; M2: shared, B1), each with a trainer. */
+  static final class TwoModels implements AutoCloseable {
+    final ai.djl.Model m1 = ai.djl.Model.newInstance("m1");
+    final ai.djl.Model m2 = ai.djl.Model.newInstance("m2");
+    final ai.djl.nn.SequentialBlock n1 = new ai.djl.nn.SequentialBlock();
+    final ai.djl.nn.SequentialBlock n2 = new ai.djl.nn.SequentialBlock();
+    final ai.djl.training.Trainer t1;
+    final ai.djl.training.Trainer t2;
+
+    TwoModels(Kind kind, long seed) {
+      Linear shared = Linear.builder().setUnits(4).build();
+      n1.add(Linear.builder().setUnits(4).build())
+          .add(ai.djl.nn.Activation.tanhBlock())
+          .add(shared)
+          .add(ai.djl.nn.Activation.tanhBlock())
+          .add(Linear.builder().setUnits(2).build());
+      n2.add(shared)
+          .add(ai.djl.nn.Activation.tanhBlock())
+          .add(Linear.builder().setUnits(2).build());
+      m1.setBlock(n1);
+      m2.setBlock(n2);
+      t1 =
+          m1.newTrainer(
+              new ai.djl.training.DefaultTrainingConfig(new dev.surgery.core.testing.GcSafeL2Loss())
+                  .optOptimizer(kind.build(Tracker.fixed(LR), 0)));
+      t1.initialize(ProbeFRig.INPUT);
+      t2 =
+          m2.newTrainer(
+              new ai.djl.training.DefaultTrainingConfig(new dev.surgery.core.testing.GcSafeL2Loss())
+                  .optOptimizer(kind.build(Tracker.fixed(LR), 0)));
+      t2.initialize(new ai.djl.ndarray.types.Shape(4, 4));
+      java.util.Random r = new java.util.Random(seed);
+      List<Parameter> all = new ArrayList<>(ProbeFRig.params(n1));
+      all.addAll(ProbeFRig.params(n2.getChildren().get(2).getValue()));
+      for (Parameter p : all) {
+        float[] v = new float[(int) p.getArray().getShape().size()];
+        for (int i = 0; i < v.length; i++) {
+          v[i] = (float) (r.nextGaussian() * 0.6);
+        }
+        p.getArray().set(java.nio.FloatBuffer.wrap(v));
+      }
+    }
+
+    Block shared1() {
+      return n1.getChildren().get(2).getValue();
+    }
+
+    void step(Batches data, int k) {
+      Batches.Batch b = data.get(k);
+      ProbeFRig.forwardBackward(t1, b);
+      t1.step();
+      Batches.Batch c = data.get(k + 1);
+      ProbeFRig.Batches.Batch wide =
+          new ProbeFRig.Batches.Batch(
+              c.x().concat(c.x().get(":, 0:1"), 1), c.y()); // (4, 4) inputs for M2
+      ProbeFRig.forwardBackward(t2, wide);
+      t2.step();
+    }
+
+    static void assertSame(TwoModels a, TwoModels b, String when) {
+      assertValues(ProbeFRig.params(a.n1), ProbeFRig.params(b.n1), when + " (model 1)");
+      assertValues(ProbeFRig.params(a.n2), ProbeFRig.params(b.n2), when + " (model 2)");
+    }
+
+    private static void assertValues(List<Parameter> x, List<Parameter> y, String when) {
+      assertEquals(y.size(), x.size());
+      for (int i = 0; i < x.size(); i++) {
+        org.junit.jupiter.api.Assertions.assertArrayEquals(
+            y.get(i).getArray().toFloatArray(),
+            x.get(i).getArray().toFloatArray(),
+            when + ": parameter " + i + " differs from the twin without surgery");
+      }
+    }
+
+    @Override
+    public void close() {
+      t1.close();
+      t2.close();
+      m1.close();
+      m2.close();
+    }
+  }
+
+  /**
+   * Two models sharing a block: a copy of model 1's own first layer moved with both trainers given
+   * (model 2's trainer does not hold it and is left alone), and the shared block rewrapped in model
+   * 1 only and moved in model 1's trainer alone: both models go on exactly as their twins.
+   */
+  @ParameterizedTest
+  @EnumSource(Kind.class)
+  void twoModelsSharingABlockGoOnAsTheirTwins(Kind kind) {
+    try (Batches data = new Batches(23, 9);
+        TwoModels subject = new TwoModels(kind, 15);
+        TwoModels twin = new TwoModels(kind, 15)) {
+      for (int k = 0; k < 30; k++) {
+        if (k == 6) {
+          Block l0 = subject.n1.getChildren().get(0).getValue();
+          List<Parameter> before = ProbeFRig.params(l0);
+          ModuleSurgery.replaceModuleClasses(
+              subject.n1,
+              Map.of(Linear.class, (b, i) -> b == l0 ? copy((Linear) l0) : null),
+              null,
+              false,
+              null);
+          ModuleSurgery.replaceParamsInOptimizer(
+              before,
+              ProbeFRig.params(subject.n1.getChildren().get(0).getValue()),
+              List.of(subject.t1, subject.t2));
+        }
+        if (k == 10) {
+          Block s = subject.shared1();
+          List<Parameter> before = ProbeFRig.params(s);
+          ModuleSurgery.replaceModuleClasses(
+              subject.n1,
+              Map.of(Linear.class, (b, i) -> b == s ? rewrap((Linear) s) : null),
+              null,
+              false,
+              null);
+          assertFalse(before.get(0).getArray().isReleased(), "the rewrap keeps the arrays");
+          ModuleSurgery.replaceParamsInOptimizer(
+              before, ProbeFRig.params(subject.shared1()), List.of(subject.t1));
+        }
+        subject.step(data, k);
+        twin.step(data, k);
+        TwoModels.assertSame(subject, twin, "step " + k);
+      }
+    }
+  }
+
+  /**
+   * Two trainers on one model, the second used only to evaluate: a born copy registered in the
+   * first alone (the second has not seen it), then moved with both trainers given. The move
+   * succeeds, the first trains it on as its fresh optimizer, and the second evaluates the model as
+   * the first does.
+   */
+  @ParameterizedTest
+  @EnumSource(Kind.class)
+  void aParameterOnlyOneOfTwoTrainersHoldsIsMovedInThatOne(Kind kind) {
+    try (Batches data = new Batches(24, 9);
+        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 16);
+        ai.djl.training.Trainer evaluator =
+            subject.model.newTrainer(
+                new ai.djl.training.DefaultTrainingConfig(
+                        new dev.surgery.core.testing.GcSafeL2Loss())
+                    .optOptimizer(kind.build(Tracker.fixed(LR), 0)));
+        Shadow shadow = new Shadow()) {
+      evaluator.initialize(ProbeFRig.INPUT);
+      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
+      for (Parameter p : subject.params()) {
+        shadow.follow(p, replay);
+      }
+      for (int k = 0; k < 25; k++) {
+        if (k == 5) {
+          List<Parameter> before = ProbeFRig.params(subject.child(3));
+          Linear old = subject.layer(3);
+          Linear now =
+              (Linear)
+                  ModuleSurgery.replaceModuleClasses(
+                          subject.net,
+                          Map.of(Linear.class, (b, i) -> b == old ? copy(old) : null),
+                          List.of(subject.trainer),
+                          false,
+                          null)
+                      .get(old);
+          Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
+          for (int i = 0; i < 2; i++) {
+            shadow.drop(before.get(i));
+            shadow.follow(ProbeFRig.params(now).get(i), fresh);
+          }
+        }
+        if (k == 8) {
+          List<Parameter> born = ProbeFRig.params(subject.child(3));
+          assertFalse(TrainerSurgery.holds(evaluator, born.get(0)), "only the first holds it");
+          Linear old = subject.layer(3);
+          Linear now = replaceWithoutTrainer(subject, 3, () -> copy(old));
+          ModuleSurgery.replaceParamsInOptimizer(
+              born, ProbeFRig.params(now), List.of(subject.trainer, evaluator));
+          for (int i = 0; i < 2; i++) {
+            shadow.carry(born.get(i), ProbeFRig.params(now).get(i));
+          }
+        }
+        shadow.step(subject, data.get(k), "step " + k);
+        if (k >= 8) {
+          NDArray a = evaluator.evaluate(new ai.djl.ndarray.NDList(data.get(k).x())).head();
+          NDArray b = subject.trainer.evaluate(new ai.djl.ndarray.NDList(data.get(k).x())).head();
+          org.junit.jupiter.api.Assertions.assertArrayEquals(b.toFloatArray(), a.toFloatArray());
+        }
+      }
+    }
+  }
+}
