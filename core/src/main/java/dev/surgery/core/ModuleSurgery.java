@@ -202,6 +202,7 @@ public final class ModuleSurgery {
       boolean recurseOnReplacements,
       Map<Class<? extends Block>, Integer> indices) {
     requirePolicies(module, policies);
+    requireNoNullTrainer(optimizers, "optimizers");
     return replaceModuleClasses(
         module, policies, optimizers, recurseOnReplacements, indices, Faults.NONE);
   }
@@ -450,21 +451,29 @@ public final class ModuleSurgery {
    * array, the store entry (device copies as trained) moves too; otherwise the old state is closed
    * and the new parameter starts fresh (with its own Adam bias correction). A new parameter that
    * trains where the old one was frozen starts fresh too, as {@link #unfreezeParameters} makes an
-   * unfrozen one (a per-id learning rate still answers it with the old parameter's first id).
+   * unfrozen one; one that is frozen where the old one trained stops taking gradients, as DJL's
+   * freeze makes it. Whatever the shapes, a per-id learning rate answers the new parameter with the
+   * old one's first id (it takes its place, as in a Composer parameter group). The blocks may be
+   * swapped in the model before or after this call; but once a given trainer's model uses the new
+   * parameter, a trainer whose model still uses the old one (a block shared with another model,
+   * replaced in one of them) keeps it, as {@link #replaceModules} keeps it (a pair no trainer moves
+   * is logged at WARN).
    *
    * @param oldParams the parameters to take out
    * @param newParams their replacements, same length
    * @param optimizers the trainers to update; null or empty does nothing
    * @throws IllegalArgumentException if the lists differ in length, or hold a null, or a new
-   *     parameter is listed twice, is an old parameter at another position (a permutation) or is
-   *     held by a given trainer already, or an old parameter's array was freed and it declares no
-   *     shape (its state cannot be matched); nothing is changed then
+   *     parameter has no array or a freed one, is listed twice, is an old parameter at another
+   *     position (a permutation) or is held by a given trainer already, or an old parameter's array
+   *     was freed and it declares no shape (its state cannot be matched); nothing is changed then
+   * @throws NullPointerException if {@code optimizers} holds a null; nothing is changed then
    * @throws IllegalStateException if an old parameter is held by none of the trainers
    */
   public static void replaceParamsInOptimizer(
       List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
     requireArgument(oldParams, "oldParams");
     requireArgument(newParams, "newParams");
+    requireNoNullTrainer(optimizers, "optimizers");
     SurgeryLock.holding(
         () -> replaceParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers));
   }
@@ -486,7 +495,17 @@ public final class ModuleSurgery {
     checkNewParams(oldParams, newParams, optimizers);
     for (int i = 0; i < oldParams.size(); i++) {
       Parameter from = oldParams.get(i);
-      if (from != newParams.get(i) && from.isInitialized() && shapeOf(from) == null) {
+      Parameter to = newParams.get(i);
+      if (from != to && (!to.isInitialized() || to.getArray().isReleased())) {
+        throw new IllegalArgumentException(
+            "newParams["
+                + i
+                + "] "
+                + describe(to)
+                + (to.isInitialized() ? " has a freed array" : " has no array")
+                + ": a trainer can neither register nor update it; nothing was changed");
+      }
+      if (from != to && from.isInitialized() && shapeOf(from) == null) {
         throw new IllegalArgumentException(
             atPosition(from, i)
                 + " has no known shape: its array was freed (by a surgery run without the trainer)"
@@ -494,6 +513,13 @@ public final class ModuleSurgery {
                 + " parameter; swap it before that surgery, or give that surgery the trainer");
       }
     }
+    // Where another given trainer's model uses the new parameter already, a trainer whose model
+    // still uses the old one (a block shared between models, replaced in one of them) keeps it:
+    // moved, it would be registered again, fresh, at that model's next forward, and its array
+    // updated twice per step. (Before any model uses the new parameter, the program moves first
+    // and swaps the blocks after: every holding trainer moves.)
+    Map<Trainer, Set<Parameter>> inModels = new IdentityHashMap<>();
+    List<String> keptByAll = new ArrayList<>();
     Journal journal = new Journal();
     TrainerSurgery surgery = new TrainerSurgery(journal, Faults.NONE);
     try {
@@ -503,12 +529,22 @@ public final class ModuleSurgery {
         if (from == to) {
           continue;
         }
+        boolean placed = false;
+        for (Trainer t : optimizers) {
+          placed |= parametersOfModel(t, inModels).contains(to);
+        }
         boolean held = false;
+        boolean moved = false;
         for (Trainer t : optimizers) {
           if (!TrainerSurgery.holds(t, from)) {
             continue;
           }
           held = true;
+          Set<Parameter> inModel = parametersOfModel(t, inModels);
+          if (placed && inModel.contains(from) && !inModel.contains(to)) {
+            continue;
+          }
+          moved = true;
           // What was frozen never trained under this optimizer: the parameter that takes its place
           // and trains starts fresh, as unfreezeParameters and a surgery with the trainer make it.
           boolean restarts = !from.requiresGradient() && to.requiresGradient();
@@ -520,6 +556,8 @@ public final class ModuleSurgery {
             surgery.add(t, to, !sameShape, null);
             if (sameShape) {
               surgery.moveState(t, from, to);
+            } else {
+              surgery.keepRate(t, from, to); // its place, as in Composer's parameter group
             }
             surgery.remove(t, from);
           }
@@ -534,12 +572,43 @@ public final class ModuleSurgery {
           throw new IllegalStateException(
               atPosition(from, i) + " is not held by any given trainer");
         }
+        if (!moved) {
+          keptByAll.add(atPosition(from, i));
+        }
       }
       journal.commit();
     } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
       journal.rollback(e);
       throw e;
     }
+    if (!keptByAll.isEmpty()) {
+      logger()
+          .warn(
+              "replaceParamsInOptimizer: {} old parameter(s) were moved by no trainer ({}{}): each"
+                  + " trainer that holds one has it still in its model, while another given"
+                  + " trainer's model uses the new one; a trainer's new parameter is registered"
+                  + " fresh at its model's next forward",
+              keptByAll.size(),
+              String.join(", ", keptByAll.subList(0, Math.min(3, keptByAll.size()))),
+              keptByAll.size() > 3 ? ", ..." : "");
+    }
+  }
+
+  /** The parameters of a trainer's model, walked once per call. */
+  private static Set<Parameter> parametersOfModel(
+      Trainer trainer, Map<Trainer, Set<Parameter>> walked) {
+    return walked.computeIfAbsent(
+        trainer,
+        t -> {
+          Set<Parameter> all = Collections.newSetFromMap(new IdentityHashMap<>());
+          Block root = t.getModel().getBlock();
+          if (root != null) {
+            for (Pair<String, Parameter> p : root.getParameters()) {
+              all.add(p.getValue());
+            }
+          }
+          return all;
+        });
   }
 
   /**
@@ -552,10 +621,15 @@ public final class ModuleSurgery {
       List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
     Map<Parameter, Integer> oldAt = new IdentityHashMap<>();
     for (int i = 0; i < oldParams.size(); i++) {
-      if (oldParams.get(i) == null) {
+      Parameter from = oldParams.get(i);
+      if (from == null) {
         throw new IllegalArgumentException("oldParams[" + i + "] is null");
       }
-      oldAt.putIfAbsent(oldParams.get(i), i);
+      Integer earlier = oldAt.putIfAbsent(from, i);
+      if (earlier != null && from != newParams.get(i) && from != newParams.get(earlier)) {
+        throw new IllegalArgumentException(
+            describe(from) + " is listed twice in oldParams, at " + earlier + " and " + i);
+      }
     }
     Map<Parameter, Integer> newAt = new IdentityHashMap<>();
     for (int i = 0; i < newParams.size(); i++) {
@@ -635,6 +709,7 @@ public final class ModuleSurgery {
   public static void freezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
     requireArgument(parameters, "parameters");
+    requireNoNullTrainer(optimizers, "optimizers");
     SurgeryLock.holding(() -> freezeParametersHoldingTheLock(parameters, optimizers));
   }
 
@@ -670,6 +745,7 @@ public final class ModuleSurgery {
   public static List<SurgeryPlan.StateFate> planFreeze(
       List<Parameter> parameters, Collection<Trainer> optimizers) {
     requireArgument(parameters, "parameters");
+    requireNoNullTrainer(optimizers, "optimizers");
     return SurgeryLock.holding(() -> planFreezeHoldingTheLock(parameters, optimizers));
   }
 
@@ -697,6 +773,7 @@ public final class ModuleSurgery {
   public static void unfreezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
     requireArgument(parameters, "parameters");
+    requireNoNullTrainer(optimizers, "optimizers");
     SurgeryLock.holding(() -> unfreezeParametersHoldingTheLock(parameters, optimizers));
   }
 
@@ -796,8 +873,9 @@ public final class ModuleSurgery {
    * @param oldParams the parameters before
    * @param newParams the parameters after
    * @param optimizers the trainers to update; null or empty does nothing
-   * @throws IllegalStateException if an added parameter is not initialized; nothing was changed
-   *     then
+   * @throws IllegalStateException if an added parameter is not initialized or its array was freed;
+   *     nothing was changed then
+   * @throws NullPointerException if {@code optimizers} holds a null; nothing is changed then
    */
   public static void updateParamsInOptimizer(
       Iterable<Parameter> oldParams,
@@ -805,6 +883,7 @@ public final class ModuleSurgery {
       Collection<Trainer> optimizers) {
     requireArgument(oldParams, "oldParams");
     requireArgument(newParams, "newParams");
+    requireNoNullTrainer(optimizers, "optimizers");
     SurgeryLock.holding(
         () -> updateParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers));
   }
@@ -826,6 +905,15 @@ public final class ModuleSurgery {
     if (optimizers == null || optimizers.isEmpty()) {
       logger().info("updateParamsInOptimizer: no trainer given, nothing to update");
       return;
+    }
+    for (Parameter p : added) {
+      if (p.isInitialized() && p.getArray().isReleased()) {
+        throw new IllegalStateException(
+            "added parameter "
+                + describe(p)
+                + " has a freed array: a trainer can neither register nor update it; nothing was"
+                + " changed");
+      }
     }
     List<String> stillInModels = heldByTheirModels(removed, optimizers);
     Journal journal = new Journal();
@@ -896,6 +984,20 @@ public final class ModuleSurgery {
   private static void requireArgument(Object value, String name) {
     if (value == null) {
       throw new NullPointerException(name + " must not be null");
+    }
+  }
+
+  /** A null among the trainers is refused by name and position, before anything changes. */
+  static void requireNoNullTrainer(Collection<Trainer> trainers, String name) {
+    if (trainers == null) {
+      return;
+    }
+    int i = 0;
+    for (Trainer t : trainers) {
+      if (t == null) {
+        throw new NullPointerException(name + " must not contain null (at " + i + ")");
+      }
+      i++;
     }
   }
 

@@ -94,8 +94,10 @@ public final class SurgeryOptions {
      *
      * @param trainers the trainers
      * @return this builder
+     * @throws NullPointerException if {@code trainers} holds a null
      */
     public Builder optTrainers(Collection<Trainer> trainers) {
+      ModuleSurgery.requireNoNullTrainer(trainers, "trainers");
       this.trainers.clear();
       if (trainers != null) {
         this.trainers.addAll(trainers);

@@ -11,8 +11,10 @@ import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.IdMarks;
 import dev.surgery.core.internal.KeptIdTracker;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Keeps trainers exact while parameters come and go: parameter-store entries and their device
@@ -166,6 +168,14 @@ final class TrainerSurgery {
       String oldFirst = removeMark(kept.firstIds(), oldId); // the old id leaves with its parameter
       putMark(kept.firstIds(), newId, oldFirst != null ? oldFirst : oldId);
     }
+  }
+
+  /**
+   * Lets a per-id learning rate answer a parameter that takes another's place with the other's
+   * first id, as {@link #moveState} does, where no state moves (other shapes).
+   */
+  void keepRate(Trainer trainer, Parameter from, Parameter to) {
+    keepFirstId(view(trainer), from.getId(), to.getId());
   }
 
   /**
@@ -364,6 +374,26 @@ final class TrainerSurgery {
       }
     }
     moveState(trainer, from, to);
+    if (!to.requiresGradient()) {
+      // A frozen wrapper of arrays that trained: they stop taking gradients, as DJL's freeze makes
+      // them, or the gradients would add up unused (no update zeroes them) until an unfreeze.
+      stopGradients(entry, to);
+    }
+  }
+
+  /** Takes the gradient off a parameter's array and device copies, journaled. */
+  private void stopGradients(Object entry, Parameter parameter) {
+    Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
+    arrays.addAll(DjlInternals.mirrors(entry));
+    if (parameter.isInitialized()) {
+      arrays.add(parameter.getArray());
+    }
+    for (NDArray array : arrays) {
+      if (array.hasGradient()) {
+        array.setRequiresGradient(false);
+        journal.onRollback(() -> array.setRequiresGradient(true));
+      }
+    }
   }
 
   /**

@@ -10,17 +10,20 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.tracker.Tracker;
-import dev.surgery.core.ProbeFOptimizerMovesTest.TwoModels;
-import dev.surgery.core.ProbeFRig.Batches;
-import dev.surgery.core.ProbeFRig.Kind;
+import dev.surgery.core.OptimizerMoveEdgesTest.TwoModels;
+import dev.surgery.core.OptimizerMoveRig.Batches;
+import dev.surgery.core.OptimizerMoveRig.Kind;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-/** Probe F: reproductions of defects found at the edges of the optimizer moves. */
-class ProbeFOptimizerMoveDefectsTest {
+/**
+ * Defects an outside probe found at the edges of the optimizer moves (thirty-first session), each
+ * fixed; every Javadoc below says what the code did before the fix.
+ */
+class OptimizerMoveDefectsTest {
 
   static final float LR = 0.01f;
 
@@ -38,8 +41,8 @@ class ProbeFOptimizerMoveDefectsTest {
   @EnumSource(Kind.class)
   void aNewParameterWithAFreedArrayIsRefusedByName(Kind kind) {
     try (Batches data = new Batches(31, 8);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 21);
-        ProbeFRig twin = new ProbeFRig("t", kind.build(Tracker.fixed(LR), 0), 21)) {
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 21);
+        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 21)) {
       int k = 0;
       for (; k < 6; k++) {
         subject.step(data.get(k));
@@ -50,7 +53,7 @@ class ProbeFOptimizerMoveDefectsTest {
       for (int layer = 0; layer < 4; layer++) {
         Parameter w = subject.layer(layer).getParameters().get("weight");
         olds.add(w);
-        news.add(ProbeFFailedMovesTest.around(w.getArray().duplicate(), "weight", true));
+        news.add(RefusedOptimizerMoveTest.around(w.getArray().duplicate(), "weight", true));
       }
       Parameter freed = news.get(2);
       freed.getArray().close();
@@ -61,7 +64,7 @@ class ProbeFOptimizerMoveDefectsTest {
       for (int end = k + 20; k < end; k++) {
         subject.step(data.get(k));
         twin.step(data.get(k));
-        ProbeFRig.assertSameValues(subject, twin, "step " + k + " after the refused call");
+        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k + " after the refused call");
       }
       String m = String.valueOf(e.getMessage());
       assertTrue(
@@ -75,12 +78,13 @@ class ProbeFOptimizerMoveDefectsTest {
   @EnumSource(Kind.class)
   void anAddedParameterWithAFreedArrayIsRefusedByName(Kind kind) {
     try (Batches data = new Batches(32, 8);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 22)) {
+        OptimizerMoveRig subject =
+            new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 22)) {
       for (int k = 0; k < 6; k++) {
         subject.step(data.get(k));
       }
       Parameter w = subject.layer(1).getParameters().get("weight");
-      Parameter copy = ProbeFFailedMovesTest.around(w.getArray().duplicate(), "weight", true);
+      Parameter copy = RefusedOptimizerMoveTest.around(w.getArray().duplicate(), "weight", true);
       copy.getArray().close();
       Throwable e =
           assertThrows(
@@ -121,18 +125,20 @@ class ProbeFOptimizerMoveDefectsTest {
       for (int k = 0; k < 20; k++) {
         if (k == 6) {
           Block s = subject.shared1();
-          List<Parameter> before = ProbeFRig.params(s);
+          List<Parameter> before = OptimizerMoveRig.params(s);
           ModuleSurgery.replaceModuleClasses(
               subject.n1,
               Map.of(
                   Linear.class,
-                  (b, i) -> b == s ? ProbeFOptimizerMovesTest.rewrap((Linear) s) : null),
+                  (b, i) -> b == s ? OptimizerMoveEdgesTest.rewrap((Linear) s) : null),
               null,
               false,
               null);
           try {
             ModuleSurgery.replaceParamsInOptimizer(
-                before, ProbeFRig.params(subject.shared1()), List.of(subject.t1, subject.t2));
+                before,
+                OptimizerMoveRig.params(subject.shared1()),
+                List.of(subject.t1, subject.t2));
           } catch (RuntimeException refused) {
             // a refusal is an acceptable answer, if it changed nothing
           }
@@ -168,24 +174,24 @@ class ProbeFOptimizerMoveDefectsTest {
   void aTrainableLayerMovedToFrozenWrappersOfItsArraysTrainsAsTheTwinOnceUnfrozen(
       Kind kind, Way way) {
     try (Batches data = new Batches(34, 9);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 24);
-        ProbeFRig twin = new ProbeFRig("t", kind.build(Tracker.fixed(LR), 0), 24)) {
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 24);
+        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 24)) {
       for (int k = 0; k < 25; k++) {
         if (k == 8) {
-          List<Parameter> before = ProbeFRig.params(subject.child(1));
+          List<Parameter> before = OptimizerMoveRig.params(subject.child(1));
           Linear old = subject.layer(1);
-          ProbeFOptimizerMovesTest.replaceWithoutTrainer(
+          OptimizerMoveEdgesTest.replaceWithoutTrainer(
               subject,
               1,
               () -> {
                 Linear l = Linear.builder().setUnits(4).build();
                 l.freezeParameters(true); // built frozen
-                for (Parameter p : ProbeFRig.params(l)) {
+                for (Parameter p : OptimizerMoveRig.params(l)) {
                   p.setArray(old.getParameters().get(p.getName()).getArray());
                 }
                 return l;
               });
-          List<Parameter> after = ProbeFRig.params(subject.child(1));
+          List<Parameter> after = OptimizerMoveRig.params(subject.child(1));
           assertFalse(after.get(0).requiresGradient());
           if (way == Way.REPLACE_PARAMS) {
             ModuleSurgery.replaceParamsInOptimizer(before, after, List.of(subject.trainer));
@@ -196,12 +202,13 @@ class ProbeFOptimizerMoveDefectsTest {
         }
         if (k == 13) {
           ModuleSurgery.unfreezeParameters(
-              ProbeFRig.params(subject.child(1)), List.of(subject.trainer));
-          ModuleSurgery.unfreezeParameters(ProbeFRig.params(twin.child(1)), List.of(twin.trainer));
+              OptimizerMoveRig.params(subject.child(1)), List.of(subject.trainer));
+          ModuleSurgery.unfreezeParameters(
+              OptimizerMoveRig.params(twin.child(1)), List.of(twin.trainer));
         }
         subject.step(data.get(k));
         twin.step(data.get(k));
-        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
       }
     }
   }
@@ -230,20 +237,20 @@ class ProbeFOptimizerMoveDefectsTest {
     Map<String, Float> rates = new java.util.concurrent.ConcurrentHashMap<>();
     float fallback = 0.004f;
     try (Batches data = new Batches(35, 4);
-        ProbeFRig subject =
-            new ProbeFRig(
-                "s", Kind.SGD_MOMENTUM.build(ProbeFRig.ratesById(rates, fallback), 0), 25)) {
+        OptimizerMoveRig subject =
+            new OptimizerMoveRig(
+                "s", Kind.SGD_MOMENTUM.build(OptimizerMoveRig.ratesById(rates, fallback), 0), 25)) {
       for (Parameter p : subject.params()) {
         rates.put(p.getId(), 0.05f);
       }
       subject.step(data.get(0));
       subject.child(1).freezeParameters(true);
       subject.step(data.get(1));
-      List<Parameter> before = ProbeFRig.params(subject.child(1));
+      List<Parameter> before = OptimizerMoveRig.params(subject.child(1));
       Linear old = subject.layer(1);
-      ProbeFOptimizerMovesTest.replaceWithoutTrainer(
-          subject, 1, () -> ProbeFOptimizerMovesTest.copy(old));
-      List<Parameter> after = ProbeFRig.params(subject.child(1));
+      OptimizerMoveEdgesTest.replaceWithoutTrainer(
+          subject, 1, () -> OptimizerMoveEdgesTest.copy(old));
+      List<Parameter> after = OptimizerMoveRig.params(subject.child(1));
       List<Parameter> crosswise = List.of(after.get(1), after.get(0));
       ModuleSurgery.replaceParamsInOptimizer(before, crosswise, List.of(subject.trainer));
       // The oracle: SGD (momentum 0.9, decay 1e-3) fresh, at the first id's rate 0.05, fed the
@@ -277,25 +284,26 @@ class ProbeFOptimizerMoveDefectsTest {
   @org.junit.jupiter.api.Test
   void aNullAmongTheTrainersIsRefusedByName() {
     try (Batches data = new Batches(36, 4);
-        ProbeFRig subject = new ProbeFRig("s", Kind.ADAM.build(Tracker.fixed(LR), 0), 26)) {
+        OptimizerMoveRig subject =
+            new OptimizerMoveRig("s", Kind.ADAM.build(Tracker.fixed(LR), 0), 26)) {
       subject.step(data.get(0));
       Parameter w = subject.layer(1).getParameters().get("weight");
-      Parameter n = ProbeFFailedMovesTest.around(w.getArray().duplicate(), "weight", true);
-      Map<String, Object> before = ProbeFRig.snapshot(subject.trainer, List.of(w, n));
+      Parameter n = RefusedOptimizerMoveTest.around(w.getArray().duplicate(), "weight", true);
+      Map<String, Object> before = OptimizerMoveRig.snapshot(subject.trainer, List.of(w, n));
       NullPointerException e =
           assertThrows(
               NullPointerException.class,
               () ->
                   ModuleSurgery.replaceParamsInOptimizer(
                       List.of(w), List.of(n), java.util.Arrays.asList(subject.trainer, null)));
-      assertEquals(before, ProbeFRig.snapshot(subject.trainer, List.of(w, n)));
+      assertEquals(before, OptimizerMoveRig.snapshot(subject.trainer, List.of(w, n)));
       NullPointerException u =
           assertThrows(
               NullPointerException.class,
               () ->
                   ModuleSurgery.updateParamsInOptimizer(
                       List.of(w), List.of(n), java.util.Arrays.asList(subject.trainer, null)));
-      assertEquals(before, ProbeFRig.snapshot(subject.trainer, List.of(w, n)));
+      assertEquals(before, OptimizerMoveRig.snapshot(subject.trainer, List.of(w, n)));
       assertTrue(
           String.valueOf(e.getMessage()).contains("optimizers")
               && String.valueOf(u.getMessage()).contains("optimizers"),

@@ -35,11 +35,11 @@ import java.util.TreeMap;
 import java.util.function.IntUnaryOperator;
 
 /**
- * Probe F's rig, written for this probe and taking nothing from the library's own test oracles: a
- * four-layer Linear/tanh model on fixed data, its twin, and a shadow that replays DJL's own
- * optimizers on copies of the weights, fed the subject's gradients.
+ * An outside probe's rig, taking nothing from the library's own test oracles: a four-layer
+ * Linear/tanh model on fixed data, its twin, and a shadow that replays DJL's own optimizers on
+ * copies of the weights, fed the subject's gradients.
  */
-final class ProbeFRig implements AutoCloseable {
+final class OptimizerMoveRig implements AutoCloseable {
 
   static final Shape INPUT = new Shape(4, 3);
 
@@ -78,11 +78,11 @@ final class ProbeFRig implements AutoCloseable {
   final Trainer trainer;
 
   /** A model of four Linear layers (4, 4, 4, 2 units) with tanh between, values from a seed. */
-  ProbeFRig(String name, Optimizer optimizer, long seed) {
+  OptimizerMoveRig(String name, Optimizer optimizer, long seed) {
     this(name, optimizer, seed, new SequentialBlock());
   }
 
-  private ProbeFRig(String name, Optimizer optimizer, long seed, SequentialBlock net) {
+  private OptimizerMoveRig(String name, Optimizer optimizer, long seed, SequentialBlock net) {
     this.net = net;
     for (int i = 0; i < 4; i++) {
       net.add(Linear.builder().setUnits(i == 3 ? 2 : 4).build());
@@ -149,7 +149,7 @@ final class ProbeFRig implements AutoCloseable {
   }
 
   /** Asserts two rigs' parameters, by position, bit for bit. */
-  static void assertSameValues(ProbeFRig subject, ProbeFRig twin, String when) {
+  static void assertSameValues(OptimizerMoveRig subject, OptimizerMoveRig twin, String when) {
     List<Parameter> a = subject.params();
     List<Parameter> b = twin.params();
     assertEquals(b.size(), a.size(), when + ": parameter count");
@@ -294,7 +294,7 @@ final class ProbeFRig implements AutoCloseable {
     }
 
     /** One step of the subject with the shadow beside it, checked after. */
-    void step(ProbeFRig subject, Batches.Batch b, String when) {
+    void step(OptimizerMoveRig subject, Batches.Batch b, String when) {
       subject.forwardBackward(b);
       collect();
       subject.trainer.step();

@@ -12,9 +12,9 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.ParameterTracker;
 import ai.djl.training.tracker.Tracker;
-import dev.surgery.core.ProbeFRig.Batches;
-import dev.surgery.core.ProbeFRig.Kind;
-import dev.surgery.core.ProbeFRig.Shadow;
+import dev.surgery.core.OptimizerMoveRig.Batches;
+import dev.surgery.core.OptimizerMoveRig.Kind;
+import dev.surgery.core.OptimizerMoveRig.Shadow;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -25,12 +25,12 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * Probe F: the edges of {@code replaceParamsInOptimizer} and {@code updateParamsInOptimizer} and
- * their interplay with freezing, each against an oracle of this probe's own: DJL's optimizers
- * replayed on copies of the weights with the subject's gradients (a fresh optimizer for what must
- * start fresh), or a twin run without the call.
+ * The edges of {@code replaceParamsInOptimizer} and {@code updateParamsInOptimizer} and their
+ * interplay with freezing, each against an oracle of this probe's own: DJL's optimizers replayed on
+ * copies of the weights with the subject's gradients (a fresh optimizer for what must start fresh),
+ * or a twin run without the call.
  */
-class ProbeFOptimizerMovesTest {
+class OptimizerMoveEdgesTest {
 
   static final float LR = 0.01f;
 
@@ -55,7 +55,7 @@ class ProbeFOptimizerMovesTest {
         Linear.builder()
             .setUnits(old.getParameters().get("weight").getArray().getShape().get(0))
             .build();
-    for (Parameter p : ProbeFRig.params(fresh)) {
+    for (Parameter p : OptimizerMoveRig.params(fresh)) {
       p.setArray(old.getParameters().get(p.getName()).getArray());
     }
     return fresh;
@@ -71,7 +71,7 @@ class ProbeFOptimizerMovesTest {
   }
 
   /** Replaces layer {@code i} without the trainer; returns the replacement in the tree. */
-  static Linear replaceWithoutTrainer(ProbeFRig rig, int i, Supplier<Block> replacement) {
+  static Linear replaceWithoutTrainer(OptimizerMoveRig rig, int i, Supplier<Block> replacement) {
     Block old = rig.child(i);
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModuleClasses(
@@ -91,8 +91,8 @@ class ProbeFOptimizerMovesTest {
   @EnumSource(Kind.class)
   void theShadowAndTheTwinFollowPlainTraining(Kind kind) {
     try (Batches data = new Batches(11, 7);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 5);
-        ProbeFRig twin = new ProbeFRig("t", kind.build(Tracker.fixed(LR), 0), 5);
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 5);
+        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 5);
         Shadow shadow = new Shadow()) {
       Optimizer replay = kind.build(Tracker.fixed(LR), 0);
       for (Parameter p : subject.params()) {
@@ -101,7 +101,7 @@ class ProbeFOptimizerMovesTest {
       for (int k = 0; k < 25; k++) {
         shadow.step(subject, data.get(k), "step " + k);
         twin.step(data.get(k));
-        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
       }
     }
   }
@@ -116,7 +116,7 @@ class ProbeFOptimizerMovesTest {
   @org.junit.jupiter.params.provider.MethodSource("frozenCases")
   void aFrozenSourceMovedToATrainableTargetStartsFresh(Kind kind, Freeze freeze, Hold hold) {
     try (Batches data = new Batches(12, 9);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 6);
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 6);
         Shadow shadow = new Shadow()) {
       Optimizer replay = kind.build(Tracker.fixed(LR), 0);
       for (Parameter p : subject.params()) {
@@ -126,7 +126,7 @@ class ProbeFOptimizerMovesTest {
       for (; k < 6; k++) {
         shadow.step(subject, data.get(k), "before freeze " + k);
       }
-      List<Parameter> frozen = ProbeFRig.params(subject.child(1));
+      List<Parameter> frozen = OptimizerMoveRig.params(subject.child(1));
       if (freeze == Freeze.DJL) {
         subject.child(1).freezeParameters(true);
       } else {
@@ -137,7 +137,7 @@ class ProbeFOptimizerMovesTest {
       }
       Linear old = subject.layer(1);
       Linear now = replaceWithoutTrainer(subject, 1, () -> hold(hold, old));
-      List<Parameter> moved = ProbeFRig.params(now);
+      List<Parameter> moved = OptimizerMoveRig.params(now);
       assertTrue(moved.get(0).requiresGradient());
       ModuleSurgery.replaceParamsInOptimizer(frozen, moved, List.of(subject.trainer));
       Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
@@ -169,7 +169,8 @@ class ProbeFOptimizerMovesTest {
   @Test
   void theOracleTellsAFreshStartFromCarriedState() {
     try (Batches data = new Batches(12, 9);
-        ProbeFRig subject = new ProbeFRig("s", Kind.ADAM.build(Tracker.fixed(LR), 0), 6);
+        OptimizerMoveRig subject =
+            new OptimizerMoveRig("s", Kind.ADAM.build(Tracker.fixed(LR), 0), 6);
         Shadow shadow = new Shadow()) {
       Optimizer replay = Kind.ADAM.build(Tracker.fixed(LR), 0);
       for (Parameter p : subject.params()) {
@@ -179,11 +180,11 @@ class ProbeFOptimizerMovesTest {
       for (; k < 6; k++) {
         shadow.step(subject, data.get(k), "before " + k);
       }
-      List<Parameter> frozen = ProbeFRig.params(subject.child(1));
+      List<Parameter> frozen = OptimizerMoveRig.params(subject.child(1));
       subject.child(1).freezeParameters(true);
       Linear old = subject.layer(1);
       Linear now = replaceWithoutTrainer(subject, 1, () -> copy(old));
-      List<Parameter> moved = ProbeFRig.params(now);
+      List<Parameter> moved = OptimizerMoveRig.params(now);
       ModuleSurgery.replaceParamsInOptimizer(frozen, moved, List.of(subject.trainer));
       for (int i = 0; i < moved.size(); i++) {
         shadow.carry(frozen.get(i), moved.get(i)); // the wrong expectation
@@ -207,8 +208,8 @@ class ProbeFOptimizerMovesTest {
   void aFrozenSourceMovedToAFrozenTargetKeepsDjlsStateForAnUnfreezeByDjl(Hold hold) {
     Kind kind = Kind.SGD_MOMENTUM;
     try (Batches data = new Batches(13, 9);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 7);
-        ProbeFRig twin = new ProbeFRig("t", kind.build(Tracker.fixed(LR), 0), 7)) {
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 7);
+        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 7)) {
       int k = 0;
       for (; k < 30; k++) {
         if (k == 8) {
@@ -216,7 +217,7 @@ class ProbeFOptimizerMovesTest {
           twin.child(1).freezeParameters(true);
         }
         if (k == 12) {
-          List<Parameter> frozen = ProbeFRig.params(subject.child(1));
+          List<Parameter> frozen = OptimizerMoveRig.params(subject.child(1));
           Linear old = subject.layer(1);
           Linear now =
               replaceWithoutTrainer(
@@ -229,7 +230,7 @@ class ProbeFOptimizerMovesTest {
                   });
           assertFalse(now.getParameters().get("weight").requiresGradient());
           ModuleSurgery.replaceParamsInOptimizer(
-              frozen, ProbeFRig.params(now), List.of(subject.trainer));
+              frozen, OptimizerMoveRig.params(now), List.of(subject.trainer));
         }
         if (k == 16) {
           subject.child(1).freezeParameters(false);
@@ -237,7 +238,7 @@ class ProbeFOptimizerMovesTest {
         }
         subject.step(data.get(k));
         twin.step(data.get(k));
-        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
       }
     }
   }
@@ -247,13 +248,13 @@ class ProbeFOptimizerMovesTest {
   @org.junit.jupiter.params.provider.MethodSource("frozenCases")
   void aFrozenTargetUnfrozenByTheLibraryStartsFresh(Kind kind, Freeze freeze, Hold hold) {
     try (Batches data = new Batches(14, 9);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 8);
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 8);
         Shadow shadow = new Shadow()) {
       Optimizer replay = kind.build(Tracker.fixed(LR), 0);
       for (Parameter p : subject.params()) {
         shadow.follow(p, replay);
       }
-      List<Parameter> frozen = ProbeFRig.params(subject.child(2));
+      List<Parameter> frozen = OptimizerMoveRig.params(subject.child(2));
       List<Parameter> moved = null;
       for (int k = 0; k < 30; k++) {
         if (k == 5) {
@@ -274,7 +275,7 @@ class ProbeFOptimizerMovesTest {
                     l.freezeParameters(true);
                     return l;
                   });
-          moved = ProbeFRig.params(now);
+          moved = OptimizerMoveRig.params(now);
           ModuleSurgery.replaceParamsInOptimizer(frozen, moved, List.of(subject.trainer));
           for (int i = 0; i < moved.size(); i++) {
             shadow.carry(frozen.get(i), moved.get(i));
@@ -301,11 +302,11 @@ class ProbeFOptimizerMovesTest {
   void aTrainableSourceMovedToAFrozenCopyKeepsItsStateForAnUnfreezeByDjl() {
     Kind kind = Kind.SGD_MOMENTUM;
     try (Batches data = new Batches(15, 9);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 9);
-        ProbeFRig twin = new ProbeFRig("t", kind.build(Tracker.fixed(LR), 0), 9)) {
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 9);
+        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 9)) {
       for (int k = 0; k < 30; k++) {
         if (k == 10) {
-          List<Parameter> trained = ProbeFRig.params(subject.child(1));
+          List<Parameter> trained = OptimizerMoveRig.params(subject.child(1));
           Linear old = subject.layer(1);
           Linear now =
               replaceWithoutTrainer(
@@ -317,7 +318,7 @@ class ProbeFOptimizerMovesTest {
                     return l;
                   });
           ModuleSurgery.replaceParamsInOptimizer(
-              trained, ProbeFRig.params(now), List.of(subject.trainer));
+              trained, OptimizerMoveRig.params(now), List.of(subject.trainer));
           twin.child(1).freezeParameters(true);
         }
         if (k == 15) {
@@ -326,7 +327,7 @@ class ProbeFOptimizerMovesTest {
         }
         subject.step(data.get(k));
         twin.step(data.get(k));
-        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
       }
     }
   }
@@ -340,23 +341,23 @@ class ProbeFOptimizerMovesTest {
   @EnumSource(Kind.class)
   void repeatedMovesKeepTheTrajectoryOfTheTwin(Kind kind) {
     try (Batches data = new Batches(16, 9);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 10);
-        ProbeFRig twin = new ProbeFRig("t", kind.build(Tracker.fixed(LR), 0), 10)) {
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 10);
+        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 10)) {
       for (int k = 0; k < 30; k++) {
         if (k == 6 || k == 7 || k == 10) {
           int moves = k == 7 ? 2 : 1; // two moves with no step between
           for (int m = 0; m < moves; m++) {
-            List<Parameter> before = ProbeFRig.params(subject.child(1));
+            List<Parameter> before = OptimizerMoveRig.params(subject.child(1));
             Linear old = subject.layer(1);
             boolean rewrap = (k + m) % 2 == 1;
             Linear now = replaceWithoutTrainer(subject, 1, () -> rewrap ? rewrap(old) : copy(old));
             ModuleSurgery.replaceParamsInOptimizer(
-                before, ProbeFRig.params(now), List.of(subject.trainer));
+                before, OptimizerMoveRig.params(now), List.of(subject.trainer));
           }
         }
         subject.step(data.get(k));
         twin.step(data.get(k));
-        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
       }
     }
   }
@@ -370,7 +371,7 @@ class ProbeFOptimizerMovesTest {
   @EnumSource(Kind.class)
   void aBornParameterMovedKeepsItsOwnCount(Kind kind) {
     try (Batches data = new Batches(17, 9);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 11);
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 11);
         Shadow shadow = new Shadow()) {
       Optimizer replay = kind.build(Tracker.fixed(LR), 0);
       for (Parameter p : subject.params()) {
@@ -378,30 +379,30 @@ class ProbeFOptimizerMovesTest {
       }
       for (int k = 0; k < 40; k++) {
         if (k == 8) {
-          List<Parameter> before = ProbeFRig.params(subject.child(3));
+          List<Parameter> before = OptimizerMoveRig.params(subject.child(3));
           Linear old = subject.layer(3);
           Linear now = replaceWithoutTrainer(subject, 3, () -> copy(old));
           ModuleSurgery.updateParamsInOptimizer(
-              before, ProbeFRig.params(now), List.of(subject.trainer));
+              before, OptimizerMoveRig.params(now), List.of(subject.trainer));
           Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
           for (int i = 0; i < before.size(); i++) {
             shadow.drop(before.get(i));
-            shadow.follow(ProbeFRig.params(now).get(i), fresh);
+            shadow.follow(OptimizerMoveRig.params(now).get(i), fresh);
           }
         }
         if (k == 14 || k == 20) {
-          List<Parameter> before = ProbeFRig.params(subject.child(3));
+          List<Parameter> before = OptimizerMoveRig.params(subject.child(3));
           Linear old = subject.layer(3);
           boolean asCopy = k == 14;
           Linear now = replaceWithoutTrainer(subject, 3, () -> asCopy ? copy(old) : rewrap(old));
           ModuleSurgery.replaceParamsInOptimizer(
-              before, ProbeFRig.params(now), List.of(subject.trainer));
+              before, OptimizerMoveRig.params(now), List.of(subject.trainer));
           for (int i = 0; i < before.size(); i++) {
-            shadow.carry(before.get(i), ProbeFRig.params(now).get(i));
+            shadow.carry(before.get(i), OptimizerMoveRig.params(now).get(i));
           }
         }
         if (k == 26) {
-          List<Parameter> before = ProbeFRig.params(subject.child(3));
+          List<Parameter> before = OptimizerMoveRig.params(subject.child(3));
           Linear old = subject.layer(3);
           Linear now =
               replaceWithoutTrainer(
@@ -412,14 +413,14 @@ class ProbeFOptimizerMovesTest {
                     l.freezeParameters(true);
                     return l;
                   });
-          List<Parameter> after = ProbeFRig.params(now);
+          List<Parameter> after = OptimizerMoveRig.params(now);
           ModuleSurgery.replaceParamsInOptimizer(before, after, List.of(subject.trainer));
           for (int i = 0; i < before.size(); i++) {
             shadow.carry(before.get(i), after.get(i));
           }
         }
         if (k == 30) {
-          List<Parameter> now = ProbeFRig.params(subject.child(3));
+          List<Parameter> now = OptimizerMoveRig.params(subject.child(3));
           ModuleSurgery.unfreezeParameters(now, List.of(subject.trainer));
           Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
           for (Parameter p : now) {
@@ -442,23 +443,23 @@ class ProbeFOptimizerMovesTest {
   @org.junit.jupiter.params.provider.MethodSource("resumeCases")
   void movesRightAfterAResume(Kind kind, int frozenSteps) {
     int begin = 100;
-    ParameterTracker schedule = ProbeFRig.schedule(n -> n);
+    ParameterTracker schedule = OptimizerMoveRig.schedule(n -> n);
     try (Batches data = new Batches(18, 9);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(schedule, begin), 12);
-        ProbeFRig twin = new ProbeFRig("t", kind.build(schedule, begin), 12);
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(schedule, begin), 12);
+        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(schedule, begin), 12);
         Shadow shadow = new Shadow()) {
       Optimizer replay = kind.build(schedule, begin);
       for (Parameter p : subject.params()) {
         shadow.follow(p, replay);
       }
       // layer 2: a trainable move before the first step; the twin makes none
-      List<Parameter> before2 = ProbeFRig.params(subject.child(2));
+      List<Parameter> before2 = OptimizerMoveRig.params(subject.child(2));
       Linear old2 = subject.layer(2);
       Linear now2 = replaceWithoutTrainer(subject, 2, () -> copy(old2));
       ModuleSurgery.replaceParamsInOptimizer(
-          before2, ProbeFRig.params(now2), List.of(subject.trainer));
+          before2, OptimizerMoveRig.params(now2), List.of(subject.trainer));
       for (int i = 0; i < before2.size(); i++) {
-        shadow.carry(before2.get(i), ProbeFRig.params(now2).get(i));
+        shadow.carry(before2.get(i), OptimizerMoveRig.params(now2).get(i));
       }
       // layer 1: frozen by DJL from the start (in the twin too)
       subject.child(1).freezeParameters(true);
@@ -467,15 +468,15 @@ class ProbeFOptimizerMovesTest {
       for (; k < frozenSteps; k++) {
         shadow.step(subject, data.get(k), "frozen " + k);
         twin.step(data.get(k));
-        ProbeFRig.assertSameValues(subject, twin, "step " + k);
+        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
       }
-      List<Parameter> before1 = ProbeFRig.params(subject.child(1));
+      List<Parameter> before1 = OptimizerMoveRig.params(subject.child(1));
       Linear old1 = subject.layer(1);
       Linear now1 = replaceWithoutTrainer(subject, 1, () -> copy(old1));
-      List<Parameter> after1 = ProbeFRig.params(now1);
+      List<Parameter> after1 = OptimizerMoveRig.params(now1);
       ModuleSurgery.replaceParamsInOptimizer(before1, after1, List.of(subject.trainer));
       int position = begin + frozenSteps;
-      Optimizer fresh = kind.build(ProbeFRig.schedule(n -> n + position), 0);
+      Optimizer fresh = kind.build(OptimizerMoveRig.schedule(n -> n + position), 0);
       for (int i = 0; i < before1.size(); i++) {
         shadow.drop(before1.get(i));
         shadow.follow(after1.get(i), fresh);
@@ -504,7 +505,7 @@ class ProbeFOptimizerMovesTest {
   @EnumSource(Kind.class)
   void updateParamsInOptimizerWithMixedFrozenAndTrainableRewraps(Kind kind) {
     try (Batches data = new Batches(19, 9);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 13);
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 13);
         Shadow shadow = new Shadow()) {
       Optimizer replay = kind.build(Tracker.fixed(LR), 0);
       for (Parameter p : subject.params()) {
@@ -556,7 +557,7 @@ class ProbeFOptimizerMovesTest {
       for (; k < 16; k++) {
         shadow.step(subject, data.get(k), "step " + k);
       }
-      List<Parameter> l1Now = ProbeFRig.params(subject.child(1));
+      List<Parameter> l1Now = OptimizerMoveRig.params(subject.child(1));
       ModuleSurgery.unfreezeParameters(l1Now, List.of(subject.trainer));
       Optimizer fresh2 = kind.build(Tracker.fixed(LR), 0);
       for (Parameter p : l1Now) {
@@ -585,22 +586,23 @@ class ProbeFOptimizerMovesTest {
     Map<String, Float> rates = new ConcurrentHashMap<>();
     Map<String, Float> shadowRates = new ConcurrentHashMap<>();
     try (Batches data = new Batches(20, 9);
-        ProbeFRig subject =
-            new ProbeFRig("s", kind.build(ProbeFRig.ratesById(rates, fallback), 0), 14);
+        OptimizerMoveRig subject =
+            new OptimizerMoveRig(
+                "s", kind.build(OptimizerMoveRig.ratesById(rates, fallback), 0), 14);
         Shadow shadow = new Shadow()) {
       List<Parameter> initial = subject.params();
       Map<Parameter, Float> rateOf = new java.util.IdentityHashMap<>();
-      Optimizer replay = kind.build(ProbeFRig.ratesById(shadowRates, fallback), 0);
+      Optimizer replay = kind.build(OptimizerMoveRig.ratesById(shadowRates, fallback), 0);
       for (int i = 0; i < initial.size(); i++) {
         float r = 0.003f + 0.003f * (i % 4);
         rates.put(initial.get(i).getId(), r);
         shadowRates.put(shadow.follow(initial.get(i), replay), r);
         rateOf.put(initial.get(i), r);
       }
-      List<Parameter> first1 = ProbeFRig.params(subject.child(1));
-      List<Parameter> first2 = ProbeFRig.params(subject.child(2));
+      List<Parameter> first1 = OptimizerMoveRig.params(subject.child(1));
+      List<Parameter> first2 = OptimizerMoveRig.params(subject.child(2));
       for (int k = 0; k < 44; k++) {
-        List<Parameter> cur1 = ProbeFRig.params(subject.child(1));
+        List<Parameter> cur1 = OptimizerMoveRig.params(subject.child(1));
         switch (k) {
           case 4:
           case 7:
@@ -610,9 +612,9 @@ class ProbeFOptimizerMovesTest {
               Linear now =
                   replaceWithoutTrainer(subject, 1, () -> asCopy ? copy(old) : rewrap(old));
               ModuleSurgery.replaceParamsInOptimizer(
-                  cur1, ProbeFRig.params(now), List.of(subject.trainer));
+                  cur1, OptimizerMoveRig.params(now), List.of(subject.trainer));
               for (int i = 0; i < 2; i++) {
-                shadow.carry(cur1.get(i), ProbeFRig.params(now).get(i));
+                shadow.carry(cur1.get(i), OptimizerMoveRig.params(now).get(i));
               }
               break;
             }
@@ -623,9 +625,9 @@ class ProbeFOptimizerMovesTest {
             {
               Linear old = subject.layer(1);
               Linear now = replaceWithoutTrainer(subject, 1, () -> rewrap(old));
-              List<Parameter> after = ProbeFRig.params(now);
+              List<Parameter> after = OptimizerMoveRig.params(now);
               ModuleSurgery.replaceParamsInOptimizer(cur1, after, List.of(subject.trainer));
-              Optimizer fresh = kind.build(ProbeFRig.ratesById(shadowRates, fallback), 0);
+              Optimizer fresh = kind.build(OptimizerMoveRig.ratesById(shadowRates, fallback), 0);
               for (int i = 0; i < 2; i++) {
                 shadow.drop(cur1.get(i));
                 shadowRates.put(shadow.follow(after.get(i), fresh), rateOf.get(first1.get(i)));
@@ -639,9 +641,9 @@ class ProbeFOptimizerMovesTest {
               boolean asCopy = k == 21;
               Linear now =
                   replaceWithoutTrainer(subject, 1, () -> asCopy ? copy(old) : rewrap(old));
-              List<Parameter> after = ProbeFRig.params(now);
+              List<Parameter> after = OptimizerMoveRig.params(now);
               ModuleSurgery.updateParamsInOptimizer(cur1, after, List.of(subject.trainer));
-              Optimizer fresh = kind.build(ProbeFRig.ratesById(shadowRates, fallback), 0);
+              Optimizer fresh = kind.build(OptimizerMoveRig.ratesById(shadowRates, fallback), 0);
               for (int i = 0; i < 2; i++) {
                 if (asCopy) {
                   shadow.drop(cur1.get(i));
@@ -657,9 +659,9 @@ class ProbeFOptimizerMovesTest {
               Linear old = subject.layer(1);
               Linear now = replaceWithoutTrainer(subject, 1, () -> copy(old));
               ModuleSurgery.replaceParamsInOptimizer(
-                  cur1, ProbeFRig.params(now), List.of(subject.trainer));
+                  cur1, OptimizerMoveRig.params(now), List.of(subject.trainer));
               for (int i = 0; i < 2; i++) {
-                shadow.carry(cur1.get(i), ProbeFRig.params(now).get(i));
+                shadow.carry(cur1.get(i), OptimizerMoveRig.params(now).get(i));
               }
               break;
             }
@@ -679,17 +681,17 @@ class ProbeFOptimizerMovesTest {
                         return l;
                       });
               ModuleSurgery.replaceParamsInOptimizer(
-                  first2, ProbeFRig.params(now), List.of(subject.trainer));
+                  first2, OptimizerMoveRig.params(now), List.of(subject.trainer));
               for (int i = 0; i < 2; i++) {
-                shadow.carry(first2.get(i), ProbeFRig.params(now).get(i));
+                shadow.carry(first2.get(i), OptimizerMoveRig.params(now).get(i));
               }
               break;
             }
           case 12:
             {
-              List<Parameter> now = ProbeFRig.params(subject.child(2));
+              List<Parameter> now = OptimizerMoveRig.params(subject.child(2));
               ModuleSurgery.unfreezeParameters(now, List.of(subject.trainer));
-              Optimizer fresh = kind.build(ProbeFRig.ratesById(shadowRates, fallback), 0);
+              Optimizer fresh = kind.build(OptimizerMoveRig.ratesById(shadowRates, fallback), 0);
               for (int i = 0; i < 2; i++) {
                 shadow.drop(now.get(i));
                 shadowRates.put(shadow.follow(now.get(i), fresh), rateOf.get(first2.get(i)));
@@ -729,15 +731,15 @@ class ProbeFOptimizerMovesTest {
           m1.newTrainer(
               new ai.djl.training.DefaultTrainingConfig(new dev.surgery.core.testing.GcSafeL2Loss())
                   .optOptimizer(kind.build(Tracker.fixed(LR), 0)));
-      t1.initialize(ProbeFRig.INPUT);
+      t1.initialize(OptimizerMoveRig.INPUT);
       t2 =
           m2.newTrainer(
               new ai.djl.training.DefaultTrainingConfig(new dev.surgery.core.testing.GcSafeL2Loss())
                   .optOptimizer(kind.build(Tracker.fixed(LR), 0)));
       t2.initialize(new ai.djl.ndarray.types.Shape(4, 4));
       java.util.Random r = new java.util.Random(seed);
-      List<Parameter> all = new ArrayList<>(ProbeFRig.params(n1));
-      all.addAll(ProbeFRig.params(n2.getChildren().get(2).getValue()));
+      List<Parameter> all = new ArrayList<>(OptimizerMoveRig.params(n1));
+      all.addAll(OptimizerMoveRig.params(n2.getChildren().get(2).getValue()));
       for (Parameter p : all) {
         float[] v = new float[(int) p.getArray().getShape().size()];
         for (int i = 0; i < v.length; i++) {
@@ -753,19 +755,21 @@ class ProbeFOptimizerMovesTest {
 
     void step(Batches data, int k) {
       Batches.Batch b = data.get(k);
-      ProbeFRig.forwardBackward(t1, b);
+      OptimizerMoveRig.forwardBackward(t1, b);
       t1.step();
       Batches.Batch c = data.get(k + 1);
-      ProbeFRig.Batches.Batch wide =
-          new ProbeFRig.Batches.Batch(
+      OptimizerMoveRig.Batches.Batch wide =
+          new OptimizerMoveRig.Batches.Batch(
               c.x().concat(c.x().get(":, 0:1"), 1), c.y()); // (4, 4) inputs for M2
-      ProbeFRig.forwardBackward(t2, wide);
+      OptimizerMoveRig.forwardBackward(t2, wide);
       t2.step();
     }
 
     static void assertSame(TwoModels a, TwoModels b, String when) {
-      assertValues(ProbeFRig.params(a.n1), ProbeFRig.params(b.n1), when + " (model 1)");
-      assertValues(ProbeFRig.params(a.n2), ProbeFRig.params(b.n2), when + " (model 2)");
+      assertValues(
+          OptimizerMoveRig.params(a.n1), OptimizerMoveRig.params(b.n1), when + " (model 1)");
+      assertValues(
+          OptimizerMoveRig.params(a.n2), OptimizerMoveRig.params(b.n2), when + " (model 2)");
     }
 
     private static void assertValues(List<Parameter> x, List<Parameter> y, String when) {
@@ -801,7 +805,7 @@ class ProbeFOptimizerMovesTest {
       for (int k = 0; k < 30; k++) {
         if (k == 6) {
           Block l0 = subject.n1.getChildren().get(0).getValue();
-          List<Parameter> before = ProbeFRig.params(l0);
+          List<Parameter> before = OptimizerMoveRig.params(l0);
           ModuleSurgery.replaceModuleClasses(
               subject.n1,
               Map.of(Linear.class, (b, i) -> b == l0 ? copy((Linear) l0) : null),
@@ -810,12 +814,12 @@ class ProbeFOptimizerMovesTest {
               null);
           ModuleSurgery.replaceParamsInOptimizer(
               before,
-              ProbeFRig.params(subject.n1.getChildren().get(0).getValue()),
+              OptimizerMoveRig.params(subject.n1.getChildren().get(0).getValue()),
               List.of(subject.t1, subject.t2));
         }
         if (k == 10) {
           Block s = subject.shared1();
-          List<Parameter> before = ProbeFRig.params(s);
+          List<Parameter> before = OptimizerMoveRig.params(s);
           ModuleSurgery.replaceModuleClasses(
               subject.n1,
               Map.of(Linear.class, (b, i) -> b == s ? rewrap((Linear) s) : null),
@@ -824,7 +828,7 @@ class ProbeFOptimizerMovesTest {
               null);
           assertFalse(before.get(0).getArray().isReleased(), "the rewrap keeps the arrays");
           ModuleSurgery.replaceParamsInOptimizer(
-              before, ProbeFRig.params(subject.shared1()), List.of(subject.t1));
+              before, OptimizerMoveRig.params(subject.shared1()), List.of(subject.t1));
         }
         subject.step(data, k);
         twin.step(data, k);
@@ -843,21 +847,21 @@ class ProbeFOptimizerMovesTest {
   @EnumSource(Kind.class)
   void aParameterOnlyOneOfTwoTrainersHoldsIsMovedInThatOne(Kind kind) {
     try (Batches data = new Batches(24, 9);
-        ProbeFRig subject = new ProbeFRig("s", kind.build(Tracker.fixed(LR), 0), 16);
+        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 16);
         ai.djl.training.Trainer evaluator =
             subject.model.newTrainer(
                 new ai.djl.training.DefaultTrainingConfig(
                         new dev.surgery.core.testing.GcSafeL2Loss())
                     .optOptimizer(kind.build(Tracker.fixed(LR), 0)));
         Shadow shadow = new Shadow()) {
-      evaluator.initialize(ProbeFRig.INPUT);
+      evaluator.initialize(OptimizerMoveRig.INPUT);
       Optimizer replay = kind.build(Tracker.fixed(LR), 0);
       for (Parameter p : subject.params()) {
         shadow.follow(p, replay);
       }
       for (int k = 0; k < 25; k++) {
         if (k == 5) {
-          List<Parameter> before = ProbeFRig.params(subject.child(3));
+          List<Parameter> before = OptimizerMoveRig.params(subject.child(3));
           Linear old = subject.layer(3);
           Linear now =
               (Linear)
@@ -871,18 +875,18 @@ class ProbeFOptimizerMovesTest {
           Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
           for (int i = 0; i < 2; i++) {
             shadow.drop(before.get(i));
-            shadow.follow(ProbeFRig.params(now).get(i), fresh);
+            shadow.follow(OptimizerMoveRig.params(now).get(i), fresh);
           }
         }
         if (k == 8) {
-          List<Parameter> born = ProbeFRig.params(subject.child(3));
+          List<Parameter> born = OptimizerMoveRig.params(subject.child(3));
           assertFalse(TrainerSurgery.holds(evaluator, born.get(0)), "only the first holds it");
           Linear old = subject.layer(3);
           Linear now = replaceWithoutTrainer(subject, 3, () -> copy(old));
           ModuleSurgery.replaceParamsInOptimizer(
-              born, ProbeFRig.params(now), List.of(subject.trainer, evaluator));
+              born, OptimizerMoveRig.params(now), List.of(subject.trainer, evaluator));
           for (int i = 0; i < 2; i++) {
-            shadow.carry(born.get(i), ProbeFRig.params(now).get(i));
+            shadow.carry(born.get(i), OptimizerMoveRig.params(now).get(i));
           }
         }
         shadow.step(subject, data.get(k), "step " + k);
