@@ -194,6 +194,7 @@ public final class ModuleSurgery {
    * @return old block to new block, in replacement order, intermediate replacements included
    *     (unmodifiable)
    * @throws SurgeryException if anything failed; everything was restored then
+   * @throws NullPointerException if {@code optimizers} holds a null (nothing is changed)
    */
   public static Map<Block, Block> replaceModuleClasses(
       Block module,
@@ -454,18 +455,20 @@ public final class ModuleSurgery {
    * unfrozen one; one that is frozen where the old one trained stops taking gradients, as DJL's
    * freeze makes it. Whatever the shapes, a per-id learning rate answers the new parameter with the
    * old one's first id (it takes its place, as in a Composer parameter group). The blocks may be
-   * swapped in the model before or after this call; but once a given trainer's model uses the new
-   * parameter, a trainer whose model still uses the old one (a block shared with another model,
-   * replaced in one of them) keeps it, as {@link #replaceModules} keeps it (a pair no trainer moves
-   * is logged at WARN).
+   * swapped in the model before or after this call. Where the trainers holding an old parameter
+   * train different models (a block shared between models, replaced in one of them), swap first:
+   * then a trainer whose model still uses the old parameter keeps it, as {@link #replaceModules}
+   * keeps it (a pair no trainer moves is logged at WARN); before the swap the call is refused.
    *
    * @param oldParams the parameters to take out
    * @param newParams their replacements, same length
    * @param optimizers the trainers to update; null or empty does nothing
    * @throws IllegalArgumentException if the lists differ in length, or hold a null, or a new
    *     parameter has no array or a freed one, is listed twice, is an old parameter at another
-   *     position (a permutation) or is held by a given trainer already, or an old parameter's array
-   *     was freed and it declares no shape (its state cannot be matched); nothing is changed then
+   *     position (a permutation) or is held by a given trainer already, or an old parameter is
+   *     listed twice, or its array was freed and it declares no shape (its state cannot be
+   *     matched), or it is used by the models of several given trainers while none uses its
+   *     replacement yet; nothing is changed then
    * @throws NullPointerException if {@code optimizers} holds a null; nothing is changed then
    * @throws IllegalStateException if an old parameter is held by none of the trainers
    */
@@ -513,12 +516,12 @@ public final class ModuleSurgery {
                 + " parameter; swap it before that surgery, or give that surgery the trainer");
       }
     }
-    // Where another given trainer's model uses the new parameter already, a trainer whose model
-    // still uses the old one (a block shared between models, replaced in one of them) keeps it:
-    // moved, it would be registered again, fresh, at that model's next forward, and its array
-    // updated twice per step. (Before any model uses the new parameter, the program moves first
-    // and swaps the blocks after: every holding trainer moves.)
-    Map<Trainer, Set<Parameter>> inModels = new IdentityHashMap<>();
+    // Where the trainers holding an old parameter train different models (a block shared between
+    // models), the model that keeps the old block keeps its trainer's entry: moved, it would be
+    // registered again, fresh, at that model's next forward, and its array updated twice per step.
+    // Which model keeps it shows only once the other uses the new parameter; the models are walked
+    // only then, so a call per block on one model costs no walk.
+    Map<Block, Set<Parameter>> inModels = new IdentityHashMap<>();
     List<String> keptByAll = new ArrayList<>();
     Journal journal = new Journal();
     TrainerSurgery surgery = new TrainerSurgery(journal, Faults.NONE);
@@ -529,22 +532,24 @@ public final class ModuleSurgery {
         if (from == to) {
           continue;
         }
-        boolean placed = false;
+        List<Trainer> holders = new ArrayList<>();
         for (Trainer t : optimizers) {
-          placed |= parametersOfModel(t, inModels).contains(to);
+          if (TrainerSurgery.holds(t, from)) {
+            holders.add(t);
+          }
         }
-        boolean held = false;
-        boolean moved = false;
-        for (Trainer t : optimizers) {
-          if (!TrainerSurgery.holds(t, from)) {
+        if (holders.isEmpty()) {
+          throw new IllegalStateException(
+              atPosition(from, i) + " is not held by any given trainer");
+        }
+        Set<Trainer> keeping = keepingTrainers(i, from, to, holders, optimizers, inModels);
+        if (keeping.size() == holders.size()) {
+          keptByAll.add(atPosition(from, i));
+        }
+        for (Trainer t : holders) {
+          if (keeping.contains(t)) {
             continue;
           }
-          held = true;
-          Set<Parameter> inModel = parametersOfModel(t, inModels);
-          if (placed && inModel.contains(from) && !inModel.contains(to)) {
-            continue;
-          }
-          moved = true;
           // What was frozen never trained under this optimizer: the parameter that takes its place
           // and trains starts fresh, as unfreezeParameters and a surgery with the trainer make it.
           boolean restarts = !from.requiresGradient() && to.requiresGradient();
@@ -568,13 +573,6 @@ public final class ModuleSurgery {
             surgery.restartTraining(t, to);
           }
         }
-        if (!held) {
-          throw new IllegalStateException(
-              atPosition(from, i) + " is not held by any given trainer");
-        }
-        if (!moved) {
-          keptByAll.add(atPosition(from, i));
-        }
       }
       journal.commit();
     } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
@@ -594,19 +592,61 @@ public final class ModuleSurgery {
     }
   }
 
-  /** The parameters of a trainer's model, walked once per call. */
-  private static Set<Parameter> parametersOfModel(
-      Trainer trainer, Map<Trainer, Set<Parameter>> walked) {
+  /**
+   * The holders of an old parameter that keep it: where they train two or more models, those whose
+   * model still uses it and not the new one, once a given trainer's model uses the new one. Before
+   * any does, which model will keep the old block cannot be told: refused.
+   */
+  private static Set<Trainer> keepingTrainers(
+      int i,
+      Parameter from,
+      Parameter to,
+      List<Trainer> holders,
+      Collection<Trainer> optimizers,
+      Map<Block, Set<Parameter>> inModels) {
+    Set<Block> models = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Trainer t : holders) {
+      models.add(t.getModel().getBlock());
+    }
+    if (models.size() < 2) {
+      return Set.of(); // one model (or trainers of one): the program swaps the block in it
+    }
+    boolean placed = false;
+    for (Trainer t : optimizers) {
+      placed |= parametersOf(t.getModel().getBlock(), inModels).contains(to);
+    }
+    Set<Trainer> keeping = Collections.newSetFromMap(new IdentityHashMap<>());
+    int usingOld = 0;
+    for (Trainer t : holders) {
+      Set<Parameter> inModel = parametersOf(t.getModel().getBlock(), inModels);
+      if (inModel.contains(from) && !inModel.contains(to)) {
+        keeping.add(t);
+        usingOld++;
+      }
+    }
+    if (!placed && usingOld > 1) {
+      throw new IllegalArgumentException(
+          atPosition(from, i)
+              + " is used by the models of "
+              + usingOld
+              + " given trainers (a block shared between models), and none uses its replacement"
+              + " yet: swap the block in the model that changes first, then move the parameters,"
+              + " so that the trainers of the models keeping the block keep it; nothing was"
+              + " changed");
+    }
+    return placed ? keeping : Set.of();
+  }
+
+  /** The parameters a model's tree reaches (fields included), walked once per call. */
+  private static Set<Parameter> parametersOf(Block root, Map<Block, Set<Parameter>> walked) {
+    if (root == null) {
+      return Set.of();
+    }
     return walked.computeIfAbsent(
-        trainer,
-        t -> {
+        root,
+        r -> {
           Set<Parameter> all = Collections.newSetFromMap(new IdentityHashMap<>());
-          Block root = t.getModel().getBlock();
-          if (root != null) {
-            for (Pair<String, Parameter> p : root.getParameters()) {
-              all.add(p.getValue());
-            }
-          }
+          BlockTrees.visitOnce(r, b -> all.addAll(BlockTrees.directParameters(b)));
           return all;
         });
   }
@@ -705,6 +745,7 @@ public final class ModuleSurgery {
    * @param parameters the parameters to freeze
    * @param optimizers the trainers whose optimizer state to drop; null or empty freezes only
    * @throws SurgeryException when a parameter's array was freed (nothing is frozen)
+   * @throws NullPointerException if {@code optimizers} holds a null (nothing is changed)
    */
   public static void freezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
@@ -741,6 +782,7 @@ public final class ModuleSurgery {
    * @param parameters the parameters to freeze
    * @param optimizers the trainers; null or empty for none
    * @return one fate per parameter, in order
+   * @throws NullPointerException if {@code optimizers} holds a null
    */
   public static List<SurgeryPlan.StateFate> planFreeze(
       List<Parameter> parameters, Collection<Trainer> optimizers) {
@@ -769,6 +811,7 @@ public final class ModuleSurgery {
    * @param parameters the parameters to unfreeze
    * @param optimizers the trainers that hold them; null or empty unfreezes only
    * @throws SurgeryException when a parameter's array was freed (nothing is unfrozen)
+   * @throws NullPointerException if {@code optimizers} holds a null (nothing is changed)
    */
   public static void unfreezeParameters(
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {

@@ -11,10 +11,8 @@ import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.IdMarks;
 import dev.surgery.core.internal.KeptIdTracker;
 import java.util.Collection;
-import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * Keeps trainers exact while parameters come and go: parameter-store entries and their device
@@ -263,7 +261,11 @@ final class TrainerSurgery {
 
   /**
    * Lets a parameter the store already holds train again after it was frozen: its device copies
-   * take gradients again (DJL fixes that at registration) and it is updated as a fresh parameter.
+   * take gradients again (DJL fixes that at registration) and it is updated as a fresh parameter. A
+   * gradient its arrays kept taking while it was frozen (a frozen Parameter around arrays that
+   * trained: DJL's freeze stops them, a wrapper built frozen does not, and no update zeroes a
+   * frozen parameter's) is zeroed, so that its first update sees only the gradient of its step, as
+   * after DJL's freeze. (Arrays another parameter trains were zeroed by its last update already.)
    */
   void restartTraining(Trainer trainer, Parameter parameter) {
     Object entry = view(trainer).entries.get(parameter.getId());
@@ -271,6 +273,10 @@ final class TrainerSurgery {
       if (!mirror.hasGradient()) {
         mirror.setRequiresGradient(true);
         journal.onRollback(() -> mirror.setRequiresGradient(false));
+      } else {
+        try (NDArray gradient = mirror.getGradient()) {
+          gradient.subi(gradient); // in place, as DJL's parameter server zeroes after an update
+        }
       }
     }
     markBorn(trainer, parameter.getId());
@@ -374,26 +380,6 @@ final class TrainerSurgery {
       }
     }
     moveState(trainer, from, to);
-    if (!to.requiresGradient()) {
-      // A frozen wrapper of arrays that trained: they stop taking gradients, as DJL's freeze makes
-      // them, or the gradients would add up unused (no update zeroes them) until an unfreeze.
-      stopGradients(entry, to);
-    }
-  }
-
-  /** Takes the gradient off a parameter's array and device copies, journaled. */
-  private void stopGradients(Object entry, Parameter parameter) {
-    Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
-    arrays.addAll(DjlInternals.mirrors(entry));
-    if (parameter.isInitialized()) {
-      arrays.add(parameter.getArray());
-    }
-    for (NDArray array : arrays) {
-      if (array.hasGradient()) {
-        array.setRequiresGradient(false);
-        journal.onRollback(() -> array.setRequiresGradient(true));
-      }
-    }
   }
 
   /**

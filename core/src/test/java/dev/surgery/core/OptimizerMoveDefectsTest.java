@@ -59,7 +59,7 @@ class OptimizerMoveDefectsTest {
       freed.getArray().close();
       Throwable e =
           assertThrows(
-              RuntimeException.class,
+              IllegalArgumentException.class,
               () -> ModuleSurgery.replaceParamsInOptimizer(olds, news, List.of(subject.trainer)));
       for (int end = k + 20; k < end; k++) {
         subject.step(data.get(k));

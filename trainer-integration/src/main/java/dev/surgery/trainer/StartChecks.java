@@ -198,13 +198,6 @@ final class StartChecks {
   }
 
   /**
-   * Warns when DJL's {@link SaveModelTrainingListener} comes after this listener in a trainer's
-   * list and an entry may run at an epoch end: there the checkpoint it saves would hold the changed
-   * model, while the epoch's metrics (and the {@code Accuracy} a save callback sets from them)
-   * belong to the model before the surgery. Said once per listener; the agent adds its listener
-   * last, where this cannot happen.
-   */
-  /**
    * Warns once of DJL's {@code L2Loss} on the PyTorch engine: it multiplies by the Java number 0.5,
    * which the engine makes a tensor over a buffer it does not own and keeps for the backward pass,
    * so a garbage collection between forward and backward makes that step's gradients wrong. Not
@@ -244,6 +237,13 @@ final class StartChecks {
     return false;
   }
 
+  /**
+   * Warns when DJL's {@link SaveModelTrainingListener} comes after this listener in a trainer's
+   * list and an entry may run at an epoch end: there the checkpoint it saves would hold the changed
+   * model, while the epoch's metrics (and the {@code Accuracy} a save callback sets from them)
+   * belong to the model before the surgery. Said once per listener; the agent adds its listener
+   * last, where this cannot happen.
+   */
   private void warnSaveAfterSurgery(Trainer trainer, TrainerState st) {
     if (saveOrderWarned.get() || !runsAtEpochEnds(st.schedule)) {
       return;

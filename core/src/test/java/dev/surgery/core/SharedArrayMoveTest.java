@@ -30,11 +30,12 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * A reviewer's probes of the thirty-first session's optimizer moves: each test fails at a1a04302;
- * the tie and shared-freeze tests pass on 9dc9d721 (regressions of TrainerSurgery.rekey's new
- * stopGradients).
+ * Moves of parameters whose arrays another parameter or another model also uses (a reviewer's
+ * checks, thirty-first session): a frozen view of a trainable array leaves the array training, and
+ * a block shared between models is moved only in the model that changes. A first fix that stopped
+ * the gradients of arrays a frozen parameter took over broke the tie and the shared freeze.
  */
-class ReviewOptimizerMoveTest {
+class SharedArrayMoveTest {
 
   static final float LR = 0.01f;
 
