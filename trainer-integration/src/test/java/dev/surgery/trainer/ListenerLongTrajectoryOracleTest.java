@@ -1,6 +1,6 @@
 package dev.surgery.trainer;
 
-import static org.junit.jupiter.api.Assertions.assertAll;
+import static dev.surgery.core.testing.TrajectoryOracle.forEachOptim;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -16,18 +16,16 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
-import dev.surgery.core.events.Event;
 import dev.surgery.core.testing.TrajectoryOracle;
 import dev.surgery.core.testing.TrajectoryOracle.Delta;
-import dev.surgery.core.testing.TrajectoryOracle.Optim;
 import dev.surgery.core.testing.TrajectoryOracle.Settings;
 import dev.surgery.trainer.config.SurgeryConfig;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.function.Executable;
 
 /**
  * The built-in algorithms scheduled by a {@link SurgeryListener} built from YAML, on the probe's
@@ -93,11 +91,7 @@ class ListenerLongTrajectoryOracleTest {
     expected.put(3, Delta.frozen(16));
     expected.put(4, new Delta(6, 9, 0, 10, 0, 0));
     expected.put(5, Delta.frozen(10));
-    List<Executable> runs = new ArrayList<>();
-    for (Optim o : Optim.values()) {
-      runs.add(() -> fitRun("fit-" + o, Settings.preset(o), 400 + o.ordinal(), expected));
-    }
-    assertAll(runs.stream());
+    forEachOptim(o -> fitRun("fit-" + o, Settings.preset(o), 400 + o.ordinal(), expected));
   }
 
   /** Follows EasyTrain.fit: finishes a step at the next batch's onTrainingBatch or at onEpoch. */
@@ -106,7 +100,7 @@ class ListenerLongTrajectoryOracleTest {
     int step;
     int epoch;
     final Map<Integer, Delta> deltas = new LinkedHashMap<>();
-    final Map<Integer, Delta> byStep = new java.util.TreeMap<>();
+    final Map<Integer, Delta> byStep = new TreeMap<>();
 
     @Override
     public void onTrainingBatch(Trainer trainer, BatchData batchData) {
@@ -139,33 +133,7 @@ class ListenerLongTrajectoryOracleTest {
       throws Exception {
     SurgeryListener surgery =
         SurgeryListener.fromConfig(SurgeryConfig.parse(EPOCH_YAML, "epochs.yaml"));
-    OracleListener follow = new OracleListener();
-    try (Model model = Model.newInstance(name);
-        NDManager data = NDManager.newBaseManager()) {
-      Engine.getInstance().setRandomSeed((int) seed);
-      model.setBlock(TrajectoryOracle.cnn());
-      NDList[] all =
-          TrajectoryOracle.batches(data, seed, 1, BATCH * PER_EPOCH, DataType.FLOAT32).get(0);
-      ArrayDataset train =
-          new ArrayDataset.Builder()
-              .setData(all[0].singletonOrThrow())
-              .optLabels(all[1].singletonOrThrow())
-              .setSampling(BATCH, false)
-              .build();
-      DefaultTrainingConfig config =
-          new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
-              .optOptimizer(s.build())
-              .addTrainingListeners(follow, surgery);
-      try (Trainer trainer = model.newTrainer(config)) {
-        trainer.initialize(INPUT);
-        surgery.onInitialized(trainer); // blurpool at epoch 0 needs shapes
-        follow.oracle = new TrajectoryOracle(name, model.getBlock(), s);
-        EasyTrain.fit(trainer, 6, train, null);
-        assertTrue(!follow.oracle.pending(), name + ": the last step was finished at onEpoch");
-        follow.oracle.compare("the end");
-        System.out.println(follow.oracle.summary());
-      }
-    }
+    OracleListener follow = fit(name, s, seed, surgery, false);
     List<String> statuses = new ArrayList<>();
     for (SurgeryOutcome o : surgery.getOutcomes()) {
       statuses.add(
@@ -198,17 +166,32 @@ class ListenerLongTrajectoryOracleTest {
    */
   @Test
   void stepEveryAndDurationEntriesUnderSurgeryTrainFitStayOnTheOracle() {
-    List<Executable> runs = new ArrayList<>();
-    for (Optim o : Optim.values()) {
-      runs.add(() -> surgeryTrainRun("surgerytrain-" + o, Settings.preset(o), 450 + o.ordinal()));
-    }
-    assertAll(runs.stream());
+    forEachOptim(o -> surgeryTrainRun("surgerytrain-" + o, Settings.preset(o), 450 + o.ordinal()));
   }
 
   private static void surgeryTrainRun(String name, Settings s, long seed) throws Exception {
     SurgeryListener surgery =
         SurgeryListener.fromConfig(
             SurgeryConfig.parse(STEP_YAML, "steps.yaml"), SurgeryTrain.EVENTS);
+    OracleListener follow = fit(name, s, seed, surgery, true);
+    assertEquals(STEP_APPLIED, applied(surgery), name);
+    Map<Integer, Delta> expected = new TreeMap<>();
+    expected.put(55, Delta.bornRemoved(10, 0));
+    expected.put(80, Delta.frozen(12));
+    expected.put(90, Delta.bornRemoved(6, 4));
+    expected.put(160, Delta.frozen(13));
+    expected.put(240, Delta.frozen(13));
+    assertEquals(expected, follow.byStep, name + ": changes by step");
+  }
+
+  /**
+   * Trains the CNN 6 epochs of {@link #PER_EPOCH} steps under {@code EasyTrain.fit} (the surgery
+   * listener told the trainer is initialized first: blurpool at epoch 0 needs shapes) or {@code
+   * SurgeryTrain.fit}, followed by an {@link OracleListener} added before the surgery listener.
+   */
+  private static OracleListener fit(
+      String name, Settings s, long seed, SurgeryListener surgery, boolean surgeryTrain)
+      throws Exception {
     OracleListener follow = new OracleListener();
     try (Model model = Model.newInstance(name);
         NDManager data = NDManager.newBaseManager()) {
@@ -228,39 +211,46 @@ class ListenerLongTrajectoryOracleTest {
               .addTrainingListeners(follow, surgery);
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(INPUT);
-        follow.oracle = new TrajectoryOracle(name, model.getBlock(), s);
-        SurgeryTrain.fit(trainer, 6, train, null);
-        Delta last = follow.oracle.reconcile("after fit");
-        if (!last.equals(Delta.NONE)) {
-          follow.byStep.put(follow.step, last);
+        if (surgeryTrain) {
+          follow.oracle = new TrajectoryOracle(name, model.getBlock(), s);
+          SurgeryTrain.fit(trainer, 6, train, null);
+          Delta last = follow.oracle.reconcile("after fit");
+          if (!last.equals(Delta.NONE)) {
+            follow.byStep.put(follow.step, last);
+          }
+        } else {
+          surgery.onInitialized(trainer); // blurpool at epoch 0 needs shapes
+          follow.oracle = new TrajectoryOracle(name, model.getBlock(), s);
+          EasyTrain.fit(trainer, 6, train, null);
+          assertTrue(!follow.oracle.pending(), name + ": the last step was finished at onEpoch");
+          follow.oracle.compare("the end");
         }
         System.out.println(follow.oracle.summary());
       }
     }
+    return follow;
+  }
+
+  /** Each outcome of a step schedule as {@code algorithm@step:status}. */
+  private static List<String> applied(SurgeryListener surgery) {
     List<String> applied = new ArrayList<>();
     for (SurgeryOutcome o : surgery.getOutcomes()) {
       applied.add(o.algorithm() + "@" + o.step() + ":" + o.status());
     }
-    assertEquals(
-        List.of(
-            "ghost_batchnorm@20:APPLIED",
-            "squeeze_excite@55:APPLIED",
-            "layer_freezing@80:APPLIED",
-            "factorize@90:APPLIED",
-            "blurpool@144:APPLIED",
-            "layer_freezing@160:APPLIED",
-            "factorize@180:APPLIED",
-            "layer_freezing@240:APPLIED"),
-        applied,
-        name);
-    Map<Integer, Delta> expected = new java.util.TreeMap<>();
-    expected.put(55, Delta.bornRemoved(10, 0));
-    expected.put(80, Delta.frozen(12));
-    expected.put(90, Delta.bornRemoved(6, 4));
-    expected.put(160, Delta.frozen(13));
-    expected.put(240, Delta.frozen(13));
-    assertEquals(expected, follow.byStep, name + ": changes by step");
+    return applied;
   }
+
+  /** What {@link #STEP_YAML} is to apply, by step. */
+  static final List<String> STEP_APPLIED =
+      List.of(
+          "ghost_batchnorm@20:APPLIED",
+          "squeeze_excite@55:APPLIED",
+          "layer_freezing@80:APPLIED",
+          "factorize@90:APPLIED",
+          "blurpool@144:APPLIED",
+          "layer_freezing@160:APPLIED",
+          "factorize@180:APPLIED",
+          "layer_freezing@240:APPLIED");
 
   // ------------------------------------------------------------ a hand loop, step: / every: / at:
 
@@ -306,11 +296,7 @@ class ListenerLongTrajectoryOracleTest {
     expected.put(160, Delta.frozen(13));
     expected.put(180, Delta.NONE);
     expected.put(240, Delta.frozen(13));
-    List<Executable> runs = new ArrayList<>();
-    for (Optim o : Optim.values()) {
-      runs.add(() -> loopRun("loop-" + o, Settings.preset(o), 500 + o.ordinal(), expected));
-    }
-    assertAll(runs.stream());
+    forEachOptim(o -> loopRun("loop-" + o, Settings.preset(o), 500 + o.ordinal(), expected));
   }
 
   private static void loopRun(String name, Settings s, long seed, Map<Integer, Delta> expected)
@@ -330,51 +316,27 @@ class ListenerLongTrajectoryOracleTest {
               .addTrainingListeners(surgery);
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(INPUT);
-        surgery.onEvent(Event.INIT, trainer);
         TrajectoryOracle oracle = new TrajectoryOracle(name, model.getBlock(), s);
-        surgery.onEvent(Event.FIT_START, trainer);
-        int step = 0;
-        for (int epoch = 0; epoch < 6; epoch++) {
-          surgery.onEvent(Event.EPOCH_START, trainer);
-          for (int b = 0; b < PER_EPOCH; b++) {
-            surgery.onEvent(Event.BATCH_START, trainer);
-            TrajectoryOracle.forwardBackward(trainer, batches.get(step % batches.size()));
-            oracle.beforeStep(0);
-            trainer.step();
-            step++;
-            oracle.afterStep("step " + step);
-            surgery.onEvent(Event.BATCH_END, trainer);
-            record(seen, step, oracle.reconcile("batch end " + step));
-          }
-          surgery.onEvent(Event.EPOCH_END, trainer);
-          record(seen, step, oracle.reconcile("epoch end " + (epoch + 1)));
-        }
-        surgery.onEvent(Event.FIT_END, trainer);
+        OracleLoop.run(
+            surgery,
+            trainer,
+            oracle,
+            batches,
+            6,
+            PER_EPOCH,
+            0,
+            "",
+            (when, step, d) -> record(seen, step, d));
         System.out.println(oracle.summary());
       }
     }
-    List<String> applied = new ArrayList<>();
-    for (SurgeryOutcome o : surgery.getOutcomes()) {
-      applied.add(o.algorithm() + "@" + o.step() + ":" + o.status());
-    }
+    List<String> applied = applied(surgery);
     System.out.println(name + " " + applied + " " + seen);
-    assertEquals(
-        List.of(
-            "ghost_batchnorm@20:APPLIED",
-            "squeeze_excite@55:APPLIED",
-            "layer_freezing@80:APPLIED",
-            "factorize@90:APPLIED",
-            "blurpool@144:APPLIED",
-            "layer_freezing@160:APPLIED",
-            "factorize@180:APPLIED",
-            "layer_freezing@240:APPLIED"),
-        applied,
-        name);
+    assertEquals(STEP_APPLIED, applied, name);
     for (SurgeryOutcome o : surgery.getOutcomes()) {
       seen.putIfAbsent((int) o.step(), Delta.NONE);
     }
-    assertEquals(
-        new java.util.TreeMap<>(expected), new java.util.TreeMap<>(seen), name + ": changes");
+    assertEquals(new TreeMap<>(expected), new TreeMap<>(seen), name + ": changes");
   }
 
   static void record(Map<Integer, Delta> seen, int step, Delta d) {

@@ -1,5 +1,6 @@
 package dev.surgery.trainer;
 
+import static dev.surgery.core.testing.TrajectoryOracle.forEachOptim;
 import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -33,7 +34,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.function.Executable;
 
 /**
  * A {@link SurgeryListener} serving two trainers of one model, and a {@link SurgeryCheckpoint}
@@ -91,11 +91,8 @@ class ListenerTwoTrainersAndCheckpointOracleTest {
    */
   @Test
   void oneListenerServingTwoTrainersOfOneModelStaysOnTheOracle() {
-    List<Executable> runs = new ArrayList<>();
-    for (long seed : new long[] {800, 801}) {
-      runs.add(() -> twoTrainers("listener-two-" + seed, seed));
-    }
-    assertAll(runs.stream());
+    assertAll(
+        () -> twoTrainers("listener-two-800", 800), () -> twoTrainers("listener-two-801", 801));
   }
 
   private static void twoTrainers(String name, long seed) throws Exception {
@@ -238,11 +235,9 @@ class ListenerTwoTrainersAndCheckpointOracleTest {
    */
   @Test
   void aCheckpointMidTrajectoryResumesOnTheOracle() {
-    List<Executable> runs = new ArrayList<>();
-    for (Optim o : Optim.values()) {
-      runs.add(() -> checkpoint("checkpoint-" + o, Settings.preset(o), 900 + o.ordinal()));
-    }
-    assertAll(runs.stream());
+    forEachOptim(
+        o ->
+            checkpoint("checkpoint-" + o, Settings.preset(o), 900 + o.ordinal(), DataType.FLOAT32));
   }
 
   /** What the first half of a checkpoint run leaves: the file, the oracle, the frozen names. */
@@ -266,25 +261,30 @@ class ListenerTwoTrainersAndCheckpointOracleTest {
         trainer.initialize(INPUT);
         saved = new TrajectoryOracle(name + "-before", model.getBlock(), s);
         saved.half = type == DataType.FLOAT16;
-        loop(first, trainer, saved, batches, 3, 0, "before ", seen);
+        OracleLoop.run(
+            first,
+            trainer,
+            saved,
+            batches,
+            3,
+            PER_EPOCH,
+            0,
+            "before ",
+            (w, k, d) -> note(seen, w, d));
         frozenAtSave = saved.frozenNames();
       }
       model.save(dir, "probe");
     }
     Map<String, Delta> expectedBefore = new TreeMap<>();
-    expectedBefore.put("before step 30", Delta.bornRemoved(4, 0));
-    expectedBefore.put("before epoch 2", Delta.frozen(10));
-    expectedBefore.put("before step 100", new Delta(9, 6, 0, 10, 0, 0));
+    expectedBefore.put("before batch end 30", Delta.bornRemoved(4, 0));
+    expectedBefore.put("before epoch end 2", Delta.frozen(10));
+    expectedBefore.put("before batch end 100", new Delta(9, 6, 0, 10, 0, 0));
     assertEquals(expectedBefore, seen, name + " before the save");
     // layer_freezing froze 10 (stem conv, its BN, unit 1's first conv and BN, its second conv);
     // factorize replaced the two frozen convs (4 left), their 6 new parameters born frozen.
     assertEquals(12, frozenAtSave.size(), name + ": frozen at the save " + frozenAtSave);
     System.out.println(saved.summary());
     return new Saved(dir, saved, frozenAtSave);
-  }
-
-  private static void checkpoint(String name, Settings s, long seed) throws Exception {
-    checkpoint(name, s, seed, DataType.FLOAT32);
   }
 
   private static void checkpoint(String name, Settings s, long seed, DataType type)
@@ -314,7 +314,16 @@ class ListenerTwoTrainersAndCheckpointOracleTest {
           after.compare("right after the load"); // the values are the saved ones
           assertEquals(
               saved.frozen(), after.frozenNames(), name + ": frozen again under the new trainer");
-          loop(second, trainer, after, batches, 3, 120, "after ", seen);
+          OracleLoop.run(
+              second,
+              trainer,
+              after,
+              batches,
+              3,
+              PER_EPOCH,
+              120,
+              "after ",
+              (w, k, d) -> note(seen, w, d));
           for (Pair<String, Parameter> p : model.getBlock().getParameters()) {
             assertEquals(type, p.getValue().getArray().getDataType(), name + ": " + p.getKey());
           }
@@ -323,9 +332,9 @@ class ListenerTwoTrainersAndCheckpointOracleTest {
       }
     }
     Map<String, Delta> expectedAfter = new TreeMap<>();
-    expectedAfter.put("after step 40", new Delta(2, 6, 0, 0, 0, 0));
-    expectedAfter.put("after epoch 2", Delta.frozen(10));
-    expectedAfter.put("after step 100", Delta.bornRemoved(3, 2));
+    expectedAfter.put("after batch end 40", new Delta(2, 6, 0, 0, 0, 0));
+    expectedAfter.put("after epoch end 2", Delta.frozen(10));
+    expectedAfter.put("after batch end 100", Delta.bornRemoved(3, 2));
     assertEquals(expectedAfter, seen, name + " after the load");
   }
 
@@ -337,16 +346,7 @@ class ListenerTwoTrainersAndCheckpointOracleTest {
    */
   @Test
   void aFloat16CheckpointMidTrajectoryResumesOnTheOracle() throws Exception {
-    Settings sgd =
-        new Settings(
-            Optim.SGD_MOMENTUM,
-            1e-3f,
-            0.5f,
-            0.8f,
-            0.9f,
-            0,
-            new TrajectoryOracle.WarmupCosine(1e-2f, 20, 0.05f, 5e-3f, 300));
-    checkpoint("checkpoint-float16", sgd, 990, DataType.FLOAT16);
+    checkpoint("checkpoint-float16", Settings.float16(), 990, DataType.FLOAT16);
   }
 
   /**
@@ -360,11 +360,7 @@ class ListenerTwoTrainersAndCheckpointOracleTest {
    */
   @Test
   void aCheckpointResumedWithoutAListenerWithSurgeryBeforeItsFirstStep() {
-    List<Executable> runs = new ArrayList<>();
-    for (Optim o : Optim.values()) {
-      runs.add(() -> withoutListener("plain-resume-" + o, Settings.preset(o), 950 + o.ordinal()));
-    }
-    assertAll(runs.stream());
+    forEachOptim(o -> withoutListener("plain-resume-" + o, Settings.preset(o), 950 + o.ordinal()));
   }
 
   private static void withoutListener(String name, Settings s, long seed) throws Exception {
@@ -422,35 +418,5 @@ class ListenerTwoTrainersAndCheckpointOracleTest {
       }
     }
     return list;
-  }
-
-  private static void loop(
-      SurgeryListener surgery,
-      Trainer trainer,
-      TrajectoryOracle oracle,
-      List<NDList[]> batches,
-      int epochs,
-      int offset,
-      String label,
-      Map<String, Delta> seen) {
-    surgery.onEvent(Event.INIT, trainer);
-    surgery.onEvent(Event.FIT_START, trainer);
-    int step = 0;
-    for (int epoch = 0; epoch < epochs; epoch++) {
-      surgery.onEvent(Event.EPOCH_START, trainer);
-      for (int b = 0; b < PER_EPOCH; b++) {
-        surgery.onEvent(Event.BATCH_START, trainer);
-        TrajectoryOracle.forwardBackward(trainer, batches.get((offset + step) % batches.size()));
-        oracle.beforeStep(0);
-        trainer.step();
-        step++;
-        oracle.afterStep(label + "step " + step);
-        surgery.onEvent(Event.BATCH_END, trainer);
-        note(seen, label + "step " + step, oracle.reconcile(label + "step " + step));
-      }
-      surgery.onEvent(Event.EPOCH_END, trainer);
-      note(seen, label + "epoch " + (epoch + 1), oracle.reconcile(label + "epoch " + (epoch + 1)));
-    }
-    surgery.onEvent(Event.FIT_END, trainer);
   }
 }

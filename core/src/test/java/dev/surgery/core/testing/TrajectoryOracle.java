@@ -1,5 +1,6 @@
 package dev.surgery.core.testing;
 
+import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -23,32 +24,37 @@ import ai.djl.nn.pooling.Pool;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.ParameterTracker;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.Pair;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 
 /**
  * A plain-Java, double-precision oracle of DJL 0.36.0's Adam, AdamW and SGD-momentum updates for
  * any model (convolutions, batch norms, the built-in algorithms' layers), fed the gradients DJL
  * computed (read after backward, before {@code step}), with weight decay taken on DJL's weights
- * before the step. It follows an outside probe's {@code LongTrajectoryPlainJavaOracleTest}
- * (formulas from DJL's {@code Adam}, {@code Sgd}, {@code Optimizer.updateCount} and the PyTorch
- * engine's {@code adamUpdate} / {@code sgdUpdate} kernels: rescale, one-sided clamp_max, Adam's L2
- * decay on the gradient, AdamW's {@code w -= w lr wd} with the undistorted rate, SGD's {@code s =
- * mu s + lr (g + wd w)}).
+ * before the step. It grew out of an outside probe's {@code LongTrajectoryPlainJavaOracleTest},
+ * which uses it now (formulas from DJL's {@code Adam}, {@code Sgd}, {@code Optimizer.updateCount}
+ * and the PyTorch engine's {@code adamUpdate} / {@code sgdUpdate} kernels: rescale, one-sided
+ * clamp_max, Adam's L2 decay on the gradient, AdamW's {@code w -= w lr wd} with the undistorted
+ * rate, SGD's {@code s = mu s + lr (g + wd w)}).
  *
  * <p>It can follow several trainers of one model ("books"): the weights are shared (a trainer's
  * parameter store on one CPU device holds the parameter's own array), each trainer's optimizer
  * state and update position are its own.
  *
  * <p>What it learns of a surgery it learns from the model alone ({@link #reconcile}), as the
- * promise says it must be: a Parameter object already known keeps its slot (state and count); a new
- * Parameter around the array of one that left carries the old slot on (fresh if the old one was
+ * promise says it must be (or a test states what it expects of each parameter, {@link #born},
+ * {@link #carry}, {@link #drop}, {@link #freeze}, {@link #unfreeze}, and {@link #checkStructure}
+ * asserts the model agrees): a Parameter object already known keeps its slot (state and count); a
+ * new Parameter around the array of one that left carries the old slot on (fresh if the old one was
  * frozen); any other new Parameter is born (zero state, own count from 1, the learning rate of the
  * model's position) if it trains, else born frozen (never changes); a known one that stopped
  * training is frozen (state dropped); one that started training is fresh. The test then compares
@@ -61,9 +67,10 @@ import java.util.Random;
  * rounding noise as gradient, and its tiny net value is the sum of updates that cancel, whose
  * float32 roundings, a few 1e-7 of each update, add up against it); and the step alone within 4
  * ulps of the weight + 1e-4 of the change + 1e-6 of the tensor's largest change. The gradients and
- * the decayed weights are DJL's, so only float32 rounding of each update separates the two; any
- * wrong reading of the promise (a born parameter on the global count, state reset at a surgery)
- * moves a step by far more than the room (the tests check that such mutants are caught).
+ * the decayed weights are DJL's, so only float32 rounding of each update separates the two ({@link
+ * #pathRoom} 0 drops the path term, as the earlier probe's bound had it); any wrong reading of the
+ * promise (a born parameter on the global count, state reset at a surgery) moves a step by far more
+ * than the room (the tests check that such mutants are caught).
  */
 public final class TrajectoryOracle {
 
@@ -96,6 +103,59 @@ public final class TrajectoryOracle {
   }
 
   /**
+   * DJL's linear warm-up from {@code start} over {@code warm} steps to the main schedule's first
+   * value, then the main schedule.
+   */
+  public interface WarmedUp extends Schedule {
+    /**
+     * The warm-up's first value.
+     *
+     * @return the value
+     */
+    float start();
+
+    /**
+     * The warm-up steps.
+     *
+     * @return the steps
+     */
+    int warm();
+
+    /**
+     * DJL's main tracker.
+     *
+     * @return the tracker
+     */
+    Tracker mainTracker();
+
+    /**
+     * The main schedule's value {@code k} updates after the warm-up.
+     *
+     * @param k the updates after the warm-up
+     * @return the rate
+     */
+    double mainAt(int k);
+
+    @Override
+    default Tracker djl() {
+      return Tracker.warmUp()
+          .optWarmUpBeginValue(start())
+          .optWarmUpSteps(warm())
+          .setMainTracker(mainTracker())
+          .build();
+    }
+
+    @Override
+    default double at(int n) {
+      if (n < warm()) {
+        double first = mainAt(0);
+        return start() + (first - start()) * n / warm();
+      }
+      return mainAt(n - warm());
+    }
+  }
+
+  /**
    * DJL's linear warm-up followed by its cosine tracker; changes at every step.
    *
    * @param start warm-up start
@@ -105,31 +165,46 @@ public final class TrajectoryOracle {
    * @param max cosine max updates
    */
   public record WarmupCosine(float start, int warm, float base, float fin, int max)
-      implements Schedule {
+      implements WarmedUp {
     @Override
-    public Tracker djl() {
-      return Tracker.warmUp()
-          .optWarmUpBeginValue(start)
-          .optWarmUpSteps(warm)
-          .setMainTracker(
-              Tracker.cosine().setBaseValue(base).optFinalValue(fin).setMaxUpdates(max).build())
-          .build();
+    public Tracker mainTracker() {
+      return Tracker.cosine().setBaseValue(base).optFinalValue(fin).setMaxUpdates(max).build();
     }
 
     @Override
-    public double at(int n) {
-      if (n < warm) {
-        double first = cosine(0);
-        return start + (first - start) * n / warm;
-      }
-      return cosine(n - warm);
-    }
-
-    private double cosine(int k) {
+    public double mainAt(int k) {
       if (k > max) {
         return fin;
       }
       return fin + ((double) base - fin) / 2 * (1 + Math.cos(Math.PI * k / max));
+    }
+  }
+
+  /**
+   * DJL's linear warm-up followed by its multi-factor tracker.
+   *
+   * @param start warm-up start
+   * @param warm warm-up steps
+   * @param base base value
+   * @param steps the steps after which the rate is multiplied by {@code factor}
+   * @param factor the factor
+   */
+  public record WarmupMultiFactor(float start, int warm, float base, int[] steps, float factor)
+      implements WarmedUp {
+    @Override
+    public Tracker mainTracker() {
+      return Tracker.multiFactor().setBaseValue(base).setSteps(steps).optFactor(factor).build();
+    }
+
+    @Override
+    public double mainAt(int k) {
+      double value = base;
+      for (int s : steps) {
+        if (k > s) {
+          value *= factor;
+        }
+      }
+      return value;
     }
   }
 
@@ -143,6 +218,9 @@ public final class TrajectoryOracle {
    * @param momentum SGD momentum
    * @param begin optBeginNumUpdate
    * @param schedule learning-rate schedule
+   * @param halfRateIds rates by parameter id (a tracker of the program's own): the ids, as the
+   *     model was built, whose rate is half the schedule's (rounded to float, as a tracker returns
+   *     it); a parameter keeps the first id it had through moves. Empty: DJL's tracker, one rate
    */
   public record Settings(
       Optim optim,
@@ -151,7 +229,30 @@ public final class TrajectoryOracle {
       float rescale,
       float momentum,
       int begin,
-      Schedule schedule) {
+      Schedule schedule,
+      Set<String> halfRateIds) {
+
+    /**
+     * Settings with one rate for every parameter.
+     *
+     * @param optim which optimizer
+     * @param weightDecay weight decay
+     * @param clip one-sided gradient clip (negative: none)
+     * @param rescale gradient rescale
+     * @param momentum SGD momentum
+     * @param begin optBeginNumUpdate
+     * @param schedule learning-rate schedule
+     */
+    public Settings(
+        Optim optim,
+        float weightDecay,
+        float clip,
+        float rescale,
+        float momentum,
+        int begin,
+        Schedule schedule) {
+      this(optim, weightDecay, clip, rescale, momentum, begin, schedule, Set.of());
+    }
 
     /**
      * The settings used by the probe's tests for one optimizer.
@@ -180,7 +281,59 @@ public final class TrajectoryOracle {
      * @return the settings with {@code begin} set
      */
     public Settings resumedAt(int beginNumUpdate) {
-      return new Settings(optim, weightDecay, clip, rescale, momentum, beginNumUpdate, schedule);
+      return new Settings(
+          optim, weightDecay, clip, rescale, momentum, beginNumUpdate, schedule, halfRateIds);
+    }
+
+    /**
+     * The same settings with rates by parameter id.
+     *
+     * @param ids the ids whose rate is half the schedule's
+     * @return the settings
+     */
+    public Settings halvingRatesOf(Set<String> ids) {
+      return new Settings(
+          optim, weightDecay, clip, rescale, momentum, begin, schedule, Set.copyOf(ids));
+    }
+
+    /**
+     * The settings of the float16 runs: SGD with momentum (DJL's Adam is NaN in float16 without
+     * surgery), decay, clip, rescale and a warm-up + cosine schedule.
+     *
+     * @return the settings
+     */
+    public static Settings float16() {
+      return new Settings(
+          Optim.SGD_MOMENTUM,
+          1e-3f,
+          0.5f,
+          0.8f,
+          0.9f,
+          0,
+          new WarmupCosine(1e-2f, 20, 0.05f, 5e-3f, 300));
+    }
+
+    /**
+     * The rate the oracle uses for a parameter.
+     *
+     * @param numUpdate the update number the schedule is read at
+     * @param rateId the first id of the parameter
+     * @return the rate
+     */
+    double rate(int numUpdate, String rateId) {
+      double lr = schedule.at(numUpdate);
+      if (!halfRateIds.isEmpty()) {
+        lr = (float) (lr * (halfRateIds.contains(rateId) ? 0.5 : 1));
+      }
+      return lr;
+    }
+
+    private ParameterTracker tracker() {
+      if (halfRateIds.isEmpty()) {
+        return schedule.djl();
+      }
+      return (id, numUpdate) ->
+          (float) (schedule.at(numUpdate) * (halfRateIds.contains(id) ? 0.5 : 1));
     }
 
     /**
@@ -189,10 +342,11 @@ public final class TrajectoryOracle {
      * @return the optimizer
      */
     public Optimizer build() {
+      ParameterTracker tracker = tracker();
       switch (optim) {
         case ADAM:
           return Optimizer.adam()
-              .optLearningRateTracker(schedule.djl())
+              .optLearningRateTracker(tracker)
               .optWeightDecays(weightDecay)
               .optClipGrad(clip)
               .setRescaleGrad(rescale)
@@ -200,7 +354,7 @@ public final class TrajectoryOracle {
               .build();
         case ADAMW:
           return Optimizer.adamW()
-              .optLearningRateTracker(schedule.djl())
+              .optLearningRateTracker(tracker)
               .optWeightDecays(weightDecay)
               .optClipGrad(clip)
               .setRescaleGrad(rescale)
@@ -208,7 +362,7 @@ public final class TrajectoryOracle {
               .build();
         default:
           return Optimizer.sgd()
-              .setLearningRateTracker(schedule.djl())
+              .setLearningRateTracker(tracker)
               .optMomentum(momentum)
               .optWeightDecays(weightDecay)
               .optClipGrad(clip)
@@ -276,15 +430,21 @@ public final class TrajectoryOracle {
 
   private static final class Slot {
     final String origin;
+
+    /** The id a tracker by parameter id is asked with: the first one, kept through moves. */
+    final String rateId;
+
     double[] w;
     double[] path;
     boolean frozen;
     NDArray array;
     final State[] states;
 
-    Slot(String origin, double[] w, int books) {
+    Slot(String origin, Parameter p, int books) {
       this.origin = origin;
-      this.w = w;
+      this.rateId = p.getId();
+      this.w = values(p);
+      this.array = p.getArray();
       this.path = new double[w.length];
       states = new State[books];
       for (int i = 0; i < books; i++) {
@@ -336,6 +496,14 @@ public final class TrajectoryOracle {
   public boolean half;
 
   /**
+   * The share of an element's path (the sum of its updates' sizes) the trajectory check adds to its
+   * room (see the class comment): 0.1 by default; 0 holds the trajectory to {@code 1e-4 (|oracle| +
+   * 0.01 max|tensor|)} alone, as the earlier probe's small MLPs are (no element there whose updates
+   * cancel).
+   */
+  public double pathRoom = 0.1;
+
+  /**
    * Starts following a model whose parameters are initialized.
    *
    * @param name the run's name for messages
@@ -352,9 +520,8 @@ public final class TrajectoryOracle {
     }
     for (Pair<String, Parameter> p : root.getParameters()) {
       if (tracked(p.getValue())) {
-        Slot slot = new Slot(p.getKey(), values(p.getValue()), books.length);
+        Slot slot = new Slot(p.getKey(), p.getValue(), books.length);
         slot.frozen = !p.getValue().requiresGradient();
-        slot.array = p.getValue().getArray();
         slots.put(p.getValue(), slot);
       }
     }
@@ -550,7 +717,7 @@ public final class TrajectoryOracle {
         }
         slot.frozen = !p.requiresGradient();
       } else {
-        slot = new Slot(p.getName() + "@" + when, values(p), books.length);
+        slot = new Slot(p.getName() + "@" + when, p, books.length);
         if (p.requiresGradient()) {
           startFresh(slot);
           born++;
@@ -569,11 +736,7 @@ public final class TrajectoryOracle {
       boolean trains = e.getKey().requiresGradient();
       if (!trains && !slot.frozen) {
         slot.frozen = true;
-        for (State s : slot.states) {
-          s.m = null;
-          s.v = null;
-          s.err = null;
-        }
+        dropState(slot);
         frozen++;
       } else if (trains && slot.frozen) {
         startFresh(slot);
@@ -603,6 +766,102 @@ public final class TrajectoryOracle {
     }
   }
 
+  private static void dropState(Slot slot) {
+    for (State s : slot.states) {
+      s.m = null;
+      s.v = null;
+      s.err = null;
+    }
+  }
+
+  // ------------------------------------------------------------ a test's own expectations
+  // Instead of learning a surgery from the model (reconcile), a test may state what it expects
+  // of each parameter; checkStructure then asserts the model agrees.
+
+  /**
+   * Expects a new parameter to be born now (zero state, own count from 1, trainable).
+   *
+   * @param p the new parameter
+   * @param origin its name for messages
+   */
+  public void born(Parameter p, String origin) {
+    Slot slot = new Slot(origin, p, books.length);
+    startFresh(slot);
+    slots.put(p, slot);
+  }
+
+  /**
+   * Expects a new parameter to carry on the training of an old one (state, count and first id), and
+   * to train: if the old one was frozen it has no state to carry, and the new one starts fresh.
+   *
+   * @param from the old parameter
+   * @param to the new parameter
+   */
+  public void carry(Parameter from, Parameter to) {
+    Slot slot = slots.remove(from);
+    assertNotNull(slot, name + ": the oracle does not know " + from.getName());
+    if (slot.frozen) {
+      startFresh(slot);
+      slot.frozen = false;
+    }
+    slot.array = to.getArray();
+    slots.put(to, slot);
+  }
+
+  /**
+   * Expects a parameter to leave the model.
+   *
+   * @param p the parameter
+   */
+  public void drop(Parameter p) {
+    slots.remove(p);
+  }
+
+  /**
+   * Expects a parameter to stop training (its state dropped).
+   *
+   * @param p the parameter
+   */
+  public void freeze(Parameter p) {
+    Slot slot = slots.get(p);
+    slot.frozen = true;
+    dropState(slot);
+  }
+
+  /**
+   * Expects a frozen parameter to train again, fresh.
+   *
+   * @param p the parameter
+   */
+  public void unfreeze(Parameter p) {
+    Slot slot = slots.get(p);
+    assertTrue(slot.frozen, name + ": unfreezing a frozen parameter");
+    startFresh(slot);
+    slot.frozen = false;
+  }
+
+  /**
+   * Asserts the model's parameters are exactly the oracle's, with the same frozen flags.
+   *
+   * @param when the moment, for messages
+   */
+  public void checkStructure(String when) {
+    Map<Parameter, Boolean> live = new IdentityHashMap<>();
+    for (Pair<String, Parameter> p : root.getParameters()) {
+      if (!tracked(p.getValue())) {
+        continue;
+      }
+      live.put(p.getValue(), Boolean.TRUE);
+      Slot slot = slots.get(p.getValue());
+      assertNotNull(slot, name + " " + when + ": the oracle does not know " + p.getKey());
+      assertEquals(
+          !slot.frozen,
+          p.getValue().requiresGradient(),
+          name + " " + when + ": trainable flag of " + p.getKey());
+    }
+    assertEquals(live.size(), slots.size(), name + " " + when + ": parameter count");
+  }
+
   private void oracleStep(int book) {
     positions[book]++;
     int position = positions[book];
@@ -623,7 +882,7 @@ public final class TrajectoryOracle {
         t = mutantBornOnGlobalCount ? position : state.own;
       }
       double lr =
-          s.schedule().at(state.born && mutantScheduleRestartsAtBirth ? state.own : position);
+          s.rate(state.born && mutantScheduleRestartsAtBirth ? state.own : position, slot.rateId);
       double[] w = slot.w;
       double wd = s.weightDecay();
       if (state.m == null) {
@@ -701,11 +960,11 @@ public final class TrajectoryOracle {
         scale = Math.max(scale, Math.abs(x));
       }
       for (int i = 0; i < actual.length; i++) {
-        // The room: 1e-4 of the value (plus 1e-6 of the tensor's largest), and 1e-5 of the path
-        // the element travelled (the sum of its updates' sizes), so that an element whose
-        // updates cancel (a convolution's bias before a batch norm, whose gradient is rounding
-        // noise) is held to the rounding of its updates, not of its tiny net value.
-        double denominator = Math.abs(expected[i]) + 0.01 * scale + 0.1 * slot.path[i];
+        // The room: 1e-4 of the value (plus 1e-6 of the tensor's largest), and (pathRoom 0.1)
+        // 1e-5 of the path the element travelled (the sum of its updates' sizes), so that an
+        // element whose updates cancel (a convolution's bias before a batch norm, whose gradient
+        // is rounding noise) is held to the rounding of its updates, not of its tiny net value.
+        double denominator = Math.abs(expected[i]) + 0.01 * scale + pathRoom * slot.path[i];
         double ratio =
             denominator == 0
                 ? Math.abs(actual[i])
@@ -914,6 +1173,85 @@ public final class TrajectoryOracle {
         .add(Linear.builder().setUnits(16).build())
         .add(Activation.reluBlock())
         .add(Linear.builder().setUnits(4).build());
+  }
+
+  /**
+   * The earlier probe's MLP: Linear(hidden) relu Linear(hidden) relu Linear(hidden) relu
+   * Linear(out); its Linears are children 0, 2, 4 and 6.
+   *
+   * @param hidden the hidden units
+   * @param out the output units
+   * @return the block
+   */
+  public static SequentialBlock mlp(int hidden, int out) {
+    return new SequentialBlock()
+        .add(Linear.builder().setUnits(hidden).build())
+        .add(Activation.reluBlock())
+        .add(Linear.builder().setUnits(hidden).build())
+        .add(Activation.reluBlock())
+        .add(Linear.builder().setUnits(hidden).build())
+        .add(Activation.reluBlock())
+        .add(Linear.builder().setUnits(out).build());
+  }
+
+  /**
+   * Generated regression data for {@link #mlp}, drawn with java.util.Random (independent of the
+   * engine): Gaussian inputs, targets {@code tanh(sum_i x_i sin(1 + i + 2 o))} plus noise.
+   *
+   * @param manager where the arrays live
+   * @param seed the seed
+   * @param count how many batches
+   * @param batch batch size
+   * @param in input features
+   * @param out outputs
+   * @return batches of {data, labels}
+   */
+  public static List<NDList[]> regression(
+      NDManager manager, long seed, int count, int batch, int in, int out) {
+    Random random = new Random(seed);
+    List<NDList[]> list = new ArrayList<>();
+    for (int b = 0; b < count; b++) {
+      float[] x = new float[batch * in];
+      float[] y = new float[batch * out];
+      for (int i = 0; i < x.length; i++) {
+        x[i] = (float) random.nextGaussian();
+      }
+      for (int r = 0; r < batch; r++) {
+        for (int o = 0; o < out; o++) {
+          double sum = 0;
+          for (int i = 0; i < in; i++) {
+            sum += x[r * in + i] * Math.sin(1 + i + 2 * o);
+          }
+          y[r * out + o] = (float) (Math.tanh(sum) + 0.1 * random.nextGaussian());
+        }
+      }
+      list.add(
+          new NDList[] {
+            new NDList(manager.create(x, new Shape(batch, in))),
+            new NDList(manager.create(y, new Shape(batch, out)))
+          });
+    }
+    return list;
+  }
+
+  /** A run of a test under one optimizer. */
+  public interface OptimRun {
+    /**
+     * Runs.
+     *
+     * @param optim the optimizer
+     * @throws Throwable whatever the run throws
+     */
+    void run(Optim optim) throws Throwable;
+  }
+
+  /**
+   * Runs a test under each optimizer the oracle knows and reports every failure.
+   *
+   * @param run the run
+   */
+  public static void forEachOptim(OptimRun run) {
+    assertAll(Arrays.stream(Optim.values()).map(o -> () -> run.run(o)));
   }
 
   /**
