@@ -1,32 +1,19 @@
 package dev.surgery.core.algorithms;
 
+import static dev.surgery.core.algorithms.OracleRun.freeze;
+import static dev.surgery.core.testing.TrajectoryOracle.forEachOptim;
 import static org.junit.jupiter.api.Assertions.assertAll;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.Model;
-import ai.djl.engine.Engine;
-import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Block;
-import ai.djl.nn.Parameter;
-import ai.djl.nn.SequentialBlock;
-import ai.djl.training.DefaultTrainingConfig;
-import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
-import ai.djl.util.Pair;
+import dev.surgery.core.algorithms.OracleRun.Ev;
 import dev.surgery.core.testing.TrajectoryOracle;
 import dev.surgery.core.testing.TrajectoryOracle.Delta;
 import dev.surgery.core.testing.TrajectoryOracle.Optim;
 import dev.surgery.core.testing.TrajectoryOracle.Settings;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.function.Executable;
 
 /**
  * The seven built-in algorithms applied live, through the core API ({@code Algorithms.spec(name)
@@ -43,33 +30,6 @@ import org.junit.jupiter.api.function.Executable;
  */
 class AlgorithmsLongTrajectoryOracleTest {
 
-  private static final int BATCH = 8;
-
-  /**
-   * One application: at {@code step} (before that step's forward), the algorithm with its values,
-   * in a context of {@code completed} of {@code total} epochs; what the docs say it changes.
-   */
-  record Ev(
-      int step,
-      String algorithm,
-      Map<String, Object> values,
-      int completed,
-      int total,
-      int changes,
-      Delta expected) {}
-
-  /** A layer_freezing application whose expected freezes the test computes from the model. */
-  static Ev freeze(int step, int completed, int total) {
-    return new Ev(
-        step,
-        LayerFreezing.NAME,
-        Map.of("freeze_start", 0.0, "freeze_level", 1.0),
-        completed,
-        total,
-        -1,
-        null);
-  }
-
   static final Map<String, Object> SE16 = Map.of("min_channels", 16, "latent_channels", 4);
   static final Map<String, Object> FACTORIZE8 =
       Map.of("min_channels", 8, "latent_channels", 0.25, "min_features", 16);
@@ -78,14 +38,10 @@ class AlgorithmsLongTrajectoryOracleTest {
 
   /** Each algorithm alone, at step 45 of 160, under the three optimizers. */
   private static void alone(String what, Ev ev) {
-    List<Executable> runs = new ArrayList<>();
-    for (Optim o : Optim.values()) {
-      runs.add(
-          () ->
-              new Run(what + "-" + o, Settings.preset(o), 100 + o.ordinal())
-                  .train(160, List.of(ev)));
-    }
-    assertAll(runs.stream());
+    forEachOptim(
+        o ->
+            new OracleRun(what + "-" + o, 100 + o.ordinal(), Settings.preset(o))
+                .train(160, List.of(ev)));
   }
 
   @Test
@@ -124,22 +80,21 @@ class AlgorithmsLongTrajectoryOracleTest {
 
   @Test
   void stochasticDepthAloneChangesNoParameter() {
-    List<Executable> runs = new ArrayList<>();
-    for (String method : new String[] {"block", "sample"}) {
-      runs.add(
-          () ->
-              alone(
-                  "sd-" + method,
-                  new Ev(
-                      45,
-                      StochasticDepth.NAME,
-                      Map.of("drop_rate", 0.5, "stochastic_method", method),
-                      0,
-                      0,
-                      2,
-                      Delta.NONE)));
-    }
-    assertAll(runs.stream());
+    assertAll(
+        List.of("block", "sample").stream()
+            .map(
+                method ->
+                    () ->
+                        alone(
+                            "sd-" + method,
+                            new Ev(
+                                45,
+                                StochasticDepth.NAME,
+                                Map.of("drop_rate", 0.5, "stochastic_method", method),
+                                0,
+                                0,
+                                2,
+                                Delta.NONE))));
   }
 
   @Test
@@ -211,11 +166,6 @@ class AlgorithmsLongTrajectoryOracleTest {
                 4,
                 3,
                 new Delta(0, 9, 0, 6, 0, 0)));
-    List<Executable> runs = new ArrayList<>();
-    for (Optim o : Optim.values()) {
-      runs.add(
-          () -> new Run("composed-" + o, Settings.preset(o), 200 + o.ordinal()).train(280, events));
-    }
     // Plain SGD (momentum 0): born parameters read the rate at the model's position.
     Settings plain =
         new Settings(
@@ -226,8 +176,13 @@ class AlgorithmsLongTrajectoryOracleTest {
             0f,
             0,
             new TrajectoryOracle.WarmupCosine(1e-3f, 25, 0.05f, 1e-3f, 400));
-    runs.add(() -> new Run("composed-SGD", plain, 210).train(280, events));
-    assertAll(runs.stream());
+    assertAll(
+        () ->
+            forEachOptim(
+                o ->
+                    new OracleRun("composed-" + o, 200 + o.ordinal(), Settings.preset(o))
+                        .train(280, events)),
+        () -> new OracleRun("composed-SGD", 210, plain).train(280, events));
   }
 
   /**
@@ -263,14 +218,10 @@ class AlgorithmsLongTrajectoryOracleTest {
             new Ev(150, BlurPool.NAME, Map.of("min_channels", 8), 2, 4, -1, Delta.NONE),
             new Ev(170, WeightStandardization.NAME, Map.of(), 2, 4, -1, Delta.NONE),
             new Ev(200, GhostBatchNorm.NAME, Map.of("ghost_batch_size", 4), 2, 4, 6, Delta.NONE));
-    List<Executable> runs = new ArrayList<>();
-    for (Optim o : Optim.values()) {
-      runs.add(
-          () ->
-              new Run("freeze-first-" + o, Settings.preset(o), 300 + o.ordinal())
-                  .train(240, events));
-    }
-    assertAll(runs.stream());
+    forEachOptim(
+        o ->
+            new OracleRun("freeze-first-" + o, 300 + o.ordinal(), Settings.preset(o))
+                .train(240, events));
   }
 
   /**
@@ -310,12 +261,10 @@ class AlgorithmsLongTrajectoryOracleTest {
                 4,
                 5,
                 Delta.bornRemoved(15, 10)));
-    List<Executable> runs = new ArrayList<>();
-    for (Optim o : Optim.values()) {
-      runs.add(
-          () -> new Run("dropped-" + o, Settings.preset(o), 350 + o.ordinal()).train(200, events));
-    }
-    assertAll(runs.stream());
+    forEachOptim(
+        o ->
+            new OracleRun("dropped-" + o, 350 + o.ordinal(), Settings.preset(o))
+                .train(200, events));
   }
 
   /**
@@ -353,14 +302,10 @@ class AlgorithmsLongTrajectoryOracleTest {
                 4,
                 5,
                 new Delta(0, 10, 0, 0, 0, 0)));
-    List<Executable> runs = new ArrayList<>();
-    for (Optim o : Optim.values()) {
-      runs.add(
-          () ->
-              new Run("frozen-backbone-" + o, Settings.preset(o), 380 + o.ordinal())
-                  .train(170, events));
-    }
-    assertAll(runs.stream());
+    forEachOptim(
+        o ->
+            new OracleRun("frozen-backbone-" + o, 380 + o.ordinal(), Settings.preset(o))
+                .train(170, events));
   }
 
   /**
@@ -371,156 +316,19 @@ class AlgorithmsLongTrajectoryOracleTest {
    */
   @Test
   void wrongReadingsOfThePromiseAreCaught() {
-    Run born = new Run("mutant-born", Settings.preset(Optim.ADAM), 100);
-    born.mutantBornOnGlobalCount = true;
-    AssertionError e =
-        assertThrows(
-            AssertionError.class,
-            () ->
-                born.train(
-                    80,
-                    List.of(
-                        new Ev(45, SqueezeExcite.NAME, SE16, 0, 0, 2, Delta.bornRemoved(4, 0)))));
-    assertTrue(e.getMessage().contains("step 46 "), e.getMessage());
-    Run reset = new Run("mutant-reset", Settings.preset(Optim.ADAM), 100);
-    reset.mutantResetSurvivors = true;
-    e =
-        assertThrows(
-            AssertionError.class,
-            () ->
-                reset.train(
-                    80,
-                    List.of(
-                        new Ev(45, SqueezeExcite.NAME, SE16, 0, 0, 2, Delta.bornRemoved(4, 0)))));
-    assertTrue(e.getMessage().contains("step 46 "), e.getMessage());
-    Run restart = new Run("mutant-restart", Settings.preset(Optim.SGD_MOMENTUM), 102);
-    restart.mutantScheduleRestartsAtBirth = true;
-    e =
-        assertThrows(
-            AssertionError.class,
-            () ->
-                restart.train(
-                    80,
-                    List.of(
-                        new Ev(45, SqueezeExcite.NAME, SE16, 0, 0, 2, Delta.bornRemoved(4, 0)))));
-    assertTrue(e.getMessage().contains("step 46 "), e.getMessage());
-  }
-
-  // --------------------------------------------------------------------------- the run
-
-  static final class Run {
-    final String name;
-    final Settings settings;
-    final long seed;
-    boolean mutantBornOnGlobalCount;
-    boolean mutantResetSurvivors;
-    boolean mutantScheduleRestartsAtBirth;
-
-    Run(String name, Settings settings, long seed) {
-      this.name = name;
-      this.settings = settings;
-      this.seed = seed;
-    }
-
-    void train(int steps, List<Ev> events) throws Exception {
-      try (Model model = Model.newInstance(name);
-          NDManager data = NDManager.newBaseManager()) {
-        Engine.getInstance().setRandomSeed((int) seed);
-        SequentialBlock net = TrajectoryOracle.cnn();
-        model.setBlock(net);
-        List<NDList[]> batches = TrajectoryOracle.batches(data, seed, 6, BATCH, DataType.FLOAT32);
-        DefaultTrainingConfig config =
-            new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
-                .optOptimizer(settings.build());
-        try (Trainer trainer = model.newTrainer(config)) {
-          trainer.initialize(new Shape(BATCH, 3, 8, 8));
-          TrajectoryOracle oracle = new TrajectoryOracle(name, net, settings);
-          oracle.mutantBornOnGlobalCount = mutantBornOnGlobalCount;
-          oracle.mutantResetSurvivors = mutantResetSurvivors;
-          oracle.mutantScheduleRestartsAtBirth = mutantScheduleRestartsAtBirth;
-          for (int step = 0; step < steps; step++) {
-            for (Ev ev : events) {
-              if (ev.step() == step) {
-                apply(ev, net, trainer, oracle);
-              }
-            }
-            TrajectoryOracle.forwardBackward(trainer, batches.get(step % batches.size()));
-            oracle.beforeStep(0);
-            trainer.step();
-            oracle.afterStep("step " + (step + 1) + " ");
-          }
-          System.out.println(oracle.summary());
-        }
-      }
-    }
-
-    private void apply(Ev ev, Block net, Trainer trainer, TrajectoryOracle oracle) {
-      String when = ev.algorithm() + " before step " + (ev.step() + 1);
-      int expectedFrozen = -1;
-      int expectedLayers = -1;
-      if (ev.algorithm().equals(LayerFreezing.NAME)) {
-        double fraction = (double) ev.completed() / ev.total();
-        List<List<Parameter>> layers = layers(net);
-        int k = (int) Math.floor(fraction * (layers.size() - 1));
-        expectedFrozen = 0;
-        expectedLayers = 0;
-        for (int i = 0; i < k; i++) {
-          boolean any = false;
-          for (Parameter p : layers.get(i)) {
-            if (p.requiresGradient()) {
-              expectedFrozen++;
-              any = true;
-            }
-          }
-          if (any) {
-            expectedLayers++;
-          }
-        }
-      }
-      SurgeryChanges changes =
-          Algorithms.spec(ev.algorithm())
-              .create(ev.values())
-              .apply(new SurgeryContext(net, List.of(trainer), ev.completed(), ev.total()));
-      Delta delta = oracle.reconcile(when);
-      System.out.println(name + " " + when + ": " + changes.countsByType() + " " + delta);
-      if (ev.changes() >= 0) {
-        assertEquals(ev.changes(), changes.changes().size(), name + " " + when + ": " + changes);
-      }
-      if (ev.expected() != null) {
-        assertEquals(ev.expected(), delta, name + " " + when + ": " + changes.countsByType());
-      } else {
-        assertEquals(
-            Delta.frozen(expectedFrozen), delta, name + " " + when + ": " + changes.countsByType());
-        assertEquals(expectedLayers, changes.changes().size(), name + " " + when);
-      }
-    }
-  }
-
-  /**
-   * The layers as docs/algorithms.md counts them for layer_freezing: the leaf blocks (no children)
-   * that own learnable parameters, in traversal order, with their learnable parameters.
-   */
-  static List<List<Parameter>> layers(Block root) {
-    List<List<Parameter>> list = new ArrayList<>();
-    collect(root, list);
-    return list;
-  }
-
-  private static void collect(Block block, List<List<Parameter>> list) {
-    if (block.getChildren().isEmpty()) {
-      List<Parameter> own = new ArrayList<>();
-      for (Pair<String, Parameter> p : block.getDirectParameters()) {
-        if (TrajectoryOracle.tracked(p.getValue())) {
-          own.add(p.getValue());
-        }
-      }
-      if (!own.isEmpty()) {
-        list.add(own);
-      }
-      return;
-    }
-    for (Pair<String, Block> child : block.getChildren()) {
-      collect(child.getValue(), list);
+    List<Ev> se = List.of(new Ev(45, SqueezeExcite.NAME, SE16, 0, 0, 2, Delta.bornRemoved(4, 0)));
+    OracleRun born =
+        new OracleRun("mutant-born", 100, Settings.preset(Optim.ADAM))
+            .with(o -> o.mutantBornOnGlobalCount = true);
+    OracleRun reset =
+        new OracleRun("mutant-reset", 100, Settings.preset(Optim.ADAM))
+            .with(o -> o.mutantResetSurvivors = true);
+    OracleRun restart =
+        new OracleRun("mutant-restart", 102, Settings.preset(Optim.SGD_MOMENTUM))
+            .with(o -> o.mutantScheduleRestartsAtBirth = true);
+    for (OracleRun mutant : List.of(born, reset, restart)) {
+      AssertionError e = assertThrows(AssertionError.class, () -> mutant.train(80, se));
+      assertTrue(e.getMessage().contains("step 46 "), e.getMessage());
     }
   }
 }

@@ -1,32 +1,18 @@
 package dev.surgery.core.algorithms;
 
 import static org.junit.jupiter.api.Assertions.assertAll;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.Model;
-import ai.djl.engine.Engine;
-import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Parameter;
-import ai.djl.nn.SequentialBlock;
-import ai.djl.training.DefaultTrainingConfig;
-import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
-import ai.djl.util.Pair;
+import dev.surgery.core.algorithms.OracleRun.Ev;
 import dev.surgery.core.testing.TrajectoryOracle;
 import dev.surgery.core.testing.TrajectoryOracle.Delta;
 import dev.surgery.core.testing.TrajectoryOracle.Optim;
 import dev.surgery.core.testing.TrajectoryOracle.Settings;
-import dev.surgery.core.testing.TrajectoryOracle.WarmupCosine;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.function.Executable;
 
 /**
  * Two things the core API promises beyond one float32 trainer, over long runs against the
@@ -46,17 +32,6 @@ import org.junit.jupiter.api.function.Executable;
  * </ul>
  */
 class TwoTrainersAndHalfPrecisionOracleTest {
-
-  private static final int BATCH = 8;
-  private static final Shape INPUT = new Shape(BATCH, 3, 8, 8);
-
-  record Ev(
-      int step,
-      String algorithm,
-      Map<String, Object> values,
-      int completed,
-      int total,
-      Delta expected) {}
 
   /**
    * Trainer 0 (Adam) steps on even iterations, trainer 1 (SGD with momentum; in a second run AdamW
@@ -97,95 +72,22 @@ class TwoTrainersAndHalfPrecisionOracleTest {
                 new Delta(0, 9, 0, 6, 0, 0)),
             new Ev(211, WeightStandardization.NAME, Map.of(), 3, 4, Delta.NONE),
             new Ev(240, LayerFreezing.NAME, Map.of("freeze_start", 0.0), 3, 4, null));
-    List<Executable> runs = new ArrayList<>();
     Settings adam = Settings.preset(Optim.ADAM);
-    runs.add(
+    assertAll(
         () ->
-            twoTrainers(
-                "two-trainers-adam-sgd",
-                600,
-                adam,
-                Settings.preset(Optim.SGD_MOMENTUM),
-                events,
-                280));
-    // The second trainer resumed at step 100 (optBeginNumUpdate): the two positions differ by
-    // 100 throughout, and each trainer's born parameters follow the schedule at its own.
-    runs.add(
+            new OracleRun("two-trainers-adam-sgd", 600, adam, Settings.preset(Optim.SGD_MOMENTUM))
+                .batches(7)
+                .train(280, events),
+        // The second trainer resumed at step 100 (optBeginNumUpdate): the two positions differ by
+        // 100 throughout, and each trainer's born parameters follow the schedule at its own.
         () ->
-            twoTrainers(
-                "two-trainers-adam-adamw@100",
-                601,
-                adam,
-                Settings.preset(Optim.ADAMW).resumedAt(100),
-                events,
-                280));
-    assertAll(runs.stream());
-  }
-
-  private static void twoTrainers(
-      String name, long seed, Settings adam, Settings sgd, List<Ev> events, int iterations)
-      throws Exception {
-    try (Model model = Model.newInstance(name);
-        NDManager data = NDManager.newBaseManager()) {
-      Engine.getInstance().setRandomSeed((int) seed);
-      SequentialBlock net = TrajectoryOracle.cnn();
-      model.setBlock(net);
-      List<NDList[]> batches = TrajectoryOracle.batches(data, seed, 7, BATCH, DataType.FLOAT32);
-      try (Trainer a =
-              model.newTrainer(
-                  new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
-                      .optOptimizer(adam.build()));
-          Trainer b =
-              model.newTrainer(
-                  new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
-                      .optOptimizer(sgd.build()))) {
-        a.initialize(INPUT);
-        b.initialize(INPUT);
-        TrajectoryOracle oracle = new TrajectoryOracle(name, net, adam, sgd);
-        List<Trainer> both = List.of(a, b);
-        for (int it = 0; it < iterations; it++) {
-          for (Ev ev : events) {
-            if (ev.step() == it) {
-              apply(name, ev, net, both, oracle);
-            }
-          }
-          int which = it % 2;
-          Trainer t = both.get(which);
-          TrajectoryOracle.forwardBackward(t, batches.get(it % batches.size()));
-          oracle.beforeStep(which);
-          t.step();
-          oracle.afterStep("iteration " + (it + 1) + " (trainer " + which + ")");
-        }
-        assertEquals(adam.begin() + iterations / 2, oracle.position(0), name);
-        assertEquals(sgd.begin() + iterations / 2, oracle.position(1), name);
-        System.out.println(oracle.summary());
-      }
-    }
-  }
-
-  private static void apply(
-      String name, Ev ev, SequentialBlock net, List<Trainer> trainers, TrajectoryOracle oracle) {
-    Delta expected = ev.expected();
-    if (expected == null) {
-      // layer_freezing: the first floor(fraction * (layers - 1)) layers (docs/algorithms.md)
-      List<List<Parameter>> layers = AlgorithmsLongTrajectoryOracleTest.layers(net);
-      int k = (int) Math.floor((double) ev.completed() / ev.total() * (layers.size() - 1));
-      int count = 0;
-      for (int i = 0; i < k; i++) {
-        for (Parameter p : layers.get(i)) {
-          count += p.requiresGradient() ? 1 : 0;
-        }
-      }
-      expected = Delta.frozen(count);
-    }
-    SurgeryChanges changes =
-        Algorithms.spec(ev.algorithm())
-            .create(ev.values())
-            .apply(new SurgeryContext(net, trainers, ev.completed(), ev.total()));
-    String when = ev.algorithm() + " at " + ev.step();
-    Delta delta = oracle.reconcile(when);
-    System.out.println(name + " " + when + ": " + changes.countsByType() + " " + delta);
-    assertEquals(expected, delta, name + " " + when + ": " + changes.countsByType());
+            new OracleRun(
+                    "two-trainers-adam-adamw@100",
+                    601,
+                    adam,
+                    Settings.preset(Optim.ADAMW).resumedAt(100))
+                .batches(7)
+                .train(280, events));
   }
 
   /**
@@ -221,19 +123,7 @@ class TwoTrainersAndHalfPrecisionOracleTest {
                 4,
                 Delta.NONE),
             new Ev(150, LayerFreezing.NAME, Map.of("freeze_start", 0.0), 2, 4, null));
-    Settings sgd =
-        new Settings(
-            Optim.SGD_MOMENTUM,
-            1e-3f,
-            0.5f,
-            0.8f,
-            0.9f,
-            0,
-            new WarmupCosine(1e-2f, 20, 0.05f, 5e-3f, 300));
-    List<Executable> runs = new ArrayList<>();
-    for (long seed : new long[] {700, 701}) {
-      runs.add(() -> half("float16-" + seed, seed, sgd, events, 220, false));
-    }
+    Settings sgd = Settings.float16();
     // Stochastic depth in block mode first (a dropped branch gets no gradient at all), then
     // parameters born inside the branches.
     List<Ev> blockFirst =
@@ -259,59 +149,24 @@ class TwoTrainersAndHalfPrecisionOracleTest {
                 1,
                 4,
                 Delta.bornRemoved(6, 4)));
-    runs.add(() -> half("float16-block-702", 702, sgd, blockFirst, 160, false));
-    // The float16 room has teeth: an oracle that drops the adopted parameters' momentum at the
-    // squeeze-excite surgery is caught at the next step.
-    runs.add(
+    assertAll(
+        () -> half("float16-700", 700, sgd).train(220, events),
+        () -> half("float16-701", 701, sgd).train(220, events),
+        () -> half("float16-block-702", 702, sgd).train(160, blockFirst),
+        // The float16 room has teeth: an oracle that drops the adopted parameters' momentum at the
+        // squeeze-excite surgery is caught at the next step.
         () -> {
-          AssertionError e =
-              assertThrows(
-                  AssertionError.class, () -> half("float16-mutant", 700, sgd, events, 80, true));
+          OracleRun mutant =
+              half("float16-mutant", 700, sgd).with(o -> o.mutantResetSurvivors = true);
+          AssertionError e = assertThrows(AssertionError.class, () -> mutant.train(80, events));
           assertTrue(e.getMessage().contains("step 61 "), e.getMessage());
         });
-    assertAll(runs.stream());
   }
 
-  private static void half(
-      String name, long seed, Settings s, List<Ev> events, int steps, boolean mutant)
-      throws Exception {
-    try (Model model = Model.newInstance(name);
-        NDManager data = NDManager.newBaseManager()) {
-      Engine.getInstance().setRandomSeed((int) seed);
-      model.setDataType(DataType.FLOAT16);
-      SequentialBlock net = TrajectoryOracle.cnn();
-      model.setBlock(net);
-      List<NDList[]> batches = TrajectoryOracle.batches(data, seed, 6, BATCH, DataType.FLOAT16);
-      try (Trainer t =
-          model.newTrainer(
-              new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(s.build()))) {
-        t.initialize(INPUT);
-        assertAllFloat16(net, name + " at the start");
-        TrajectoryOracle oracle = new TrajectoryOracle(name, net, s);
-        oracle.half = true;
-        oracle.mutantResetSurvivors = mutant;
-        for (int step = 0; step < steps; step++) {
-          for (Ev ev : events) {
-            if (ev.step() == step) {
-              apply(name, ev, net, List.of(t), oracle);
-              assertAllFloat16(net, name + " after " + ev.algorithm());
-            }
-          }
-          TrajectoryOracle.forwardBackward(t, batches.get(step % batches.size()));
-          oracle.beforeStep(0);
-          t.step();
-          oracle.afterStep("step " + (step + 1) + " ");
-        }
-        assertAllFloat16(net, name + " at the end");
-        System.out.println(oracle.summary());
-      }
-    }
-  }
-
-  private static void assertAllFloat16(SequentialBlock net, String when) {
-    for (Pair<String, Parameter> p : net.getParameters()) {
-      assertEquals(
-          DataType.FLOAT16, p.getValue().getArray().getDataType(), when + ": " + p.getKey());
-    }
+  /**
+   * A float16 run: every parameter must be float16 at the start, after each event and at the end.
+   */
+  private static OracleRun half(String name, long seed, Settings s) {
+    return new OracleRun(name, seed, s).of(DataType.FLOAT16);
   }
 }
