@@ -62,9 +62,8 @@ class OptimizerMoveDefectsTest {
               IllegalArgumentException.class,
               () -> ModuleSurgery.replaceParamsInOptimizer(olds, news, List.of(subject.trainer)));
       for (int end = k + 20; k < end; k++) {
-        subject.step(data.get(k));
-        twin.step(data.get(k));
-        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k + " after the refused call");
+        OptimizerMoveRig.stepTwins(
+            subject, twin, data.get(k), "step " + k + " after the refused call");
       }
       String m = String.valueOf(e.getMessage());
       assertTrue(
@@ -206,9 +205,7 @@ class OptimizerMoveDefectsTest {
           ModuleSurgery.unfreezeParameters(
               OptimizerMoveRig.params(twin.child(1)), List.of(twin.trainer));
         }
-        subject.step(data.get(k));
-        twin.step(data.get(k));
-        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
+        OptimizerMoveRig.stepTwins(subject, twin, data.get(k), "step " + k);
       }
     }
   }

@@ -1,28 +1,46 @@
 package dev.surgery.core;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.ParameterTracker;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.OptimizerMoveRig.Batches;
+import dev.surgery.core.OptimizerMoveRig.Batches.Batch;
 import dev.surgery.core.OptimizerMoveRig.Kind;
 import dev.surgery.core.OptimizerMoveRig.Shadow;
+import dev.surgery.core.testing.GcSafeL2Loss;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
+import java.util.function.UnaryOperator;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.opentest4j.AssertionFailedError;
 
 /**
  * The edges of {@code replaceParamsInOptimizer} and {@code updateParamsInOptimizer} and their
@@ -72,16 +90,104 @@ class OptimizerMoveEdgesTest {
 
   /** Replaces layer {@code i} without the trainer; returns the replacement in the tree. */
   static Linear replaceWithoutTrainer(OptimizerMoveRig rig, int i, Supplier<Block> replacement) {
-    Block old = rig.child(i);
+    replaceWithoutTrainer(rig.net, rig.child(i), replacement);
+    return rig.layer(i);
+  }
+
+  /** Replaces the Linear {@code old} of {@code net} without any trainer. */
+  static void replaceWithoutTrainer(Block net, Block old, Supplier<Block> replacement) {
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModuleClasses(
-            rig.net,
+            net,
             Map.of(Linear.class, (b, k) -> b == old ? replacement.get() : null),
             null,
             false,
             null);
     assertEquals(1, replaced.size());
-    return rig.layer(i);
+  }
+
+  /** An optimizer of this kind at the fixed rate, from step 0. */
+  static Optimizer fixed(Kind kind) {
+    return kind.build(Tracker.fixed(LR), 0);
+  }
+
+  /** A rig training at the fixed rate. */
+  static OptimizerMoveRig rig(String name, Kind kind, long seed) {
+    return new OptimizerMoveRig(name, fixed(kind), seed);
+  }
+
+  /** A shadow that follows every parameter of the subject in one replayed optimizer. */
+  static Shadow shadowOf(OptimizerMoveRig subject, Optimizer replay) {
+    Shadow shadow = new Shadow();
+    for (Parameter p : subject.params()) {
+      shadow.follow(p, replay);
+    }
+    return shadow;
+  }
+
+  /** The layer, frozen by DJL's own {@code freezeParameters(true)}. */
+  static Linear frozen(Linear layer) {
+    layer.freezeParameters(true);
+    return layer;
+  }
+
+  /** Stops layer {@code i} training, as {@code how} says. */
+  static void freeze(Freeze how, OptimizerMoveRig subject, int i) {
+    if (how == Freeze.DJL) {
+      subject.child(i).freezeParameters(true);
+    } else {
+      ModuleSurgery.freezeParameters(
+          OptimizerMoveRig.params(subject.child(i)), List.of(subject.trainer));
+    }
+  }
+
+  /**
+   * The shadow's slots of {@code from} stop and {@code to} starts in {@code fresh}, pair by pair
+   * (drop, then follow: the follow order is the update order); returns the new shadow ids.
+   */
+  static List<String> restart(
+      Shadow shadow, List<Parameter> from, List<Parameter> to, Optimizer fresh) {
+    List<String> ids = new ArrayList<>();
+    for (int i = 0; i < from.size(); i++) {
+      shadow.drop(from.get(i));
+      ids.add(shadow.follow(to.get(i), fresh));
+    }
+    return ids;
+  }
+
+  /** A layer's parameters before and after its replacement. */
+  record Swap(List<Parameter> before, List<Parameter> after) {
+    /** Moves the old parameters' training with {@code replaceParamsInOptimizer}. */
+    Swap replaceInOptimizer(Trainer... trainers) {
+      ModuleSurgery.replaceParamsInOptimizer(before, after, List.of(trainers));
+      return this;
+    }
+
+    /** Moves the old parameters' training with {@code updateParamsInOptimizer}. */
+    Swap updateInOptimizer(Trainer... trainers) {
+      ModuleSurgery.updateParamsInOptimizer(before, after, List.of(trainers));
+      return this;
+    }
+
+    /** The shadow carries each old slot on as the new parameter's (state kept). */
+    void carry(Shadow shadow) {
+      for (int i = 0; i < before.size(); i++) {
+        shadow.carry(before.get(i), after.get(i));
+      }
+    }
+
+    /** The new parameters start in {@code fresh}; returns their shadow ids. */
+    List<String> restart(Shadow shadow, Optimizer fresh) {
+      return OptimizerMoveEdgesTest.restart(shadow, before, after, fresh);
+    }
+  }
+
+  /** Replaces layer {@code i} by {@code how} of it, without the trainer. */
+  static Swap swap(OptimizerMoveRig subject, int i, UnaryOperator<Linear> how) {
+    List<Parameter> before = OptimizerMoveRig.params(subject.child(i));
+    Linear old = subject.layer(i);
+    Linear now = replaceWithoutTrainer(subject, i, () -> how.apply(old));
+    return new Swap(before, OptimizerMoveRig.params(now));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -91,13 +197,9 @@ class OptimizerMoveEdgesTest {
   @EnumSource(Kind.class)
   void theShadowAndTheTwinFollowPlainTraining(Kind kind) {
     try (Batches data = new Batches(11, 7);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 5);
-        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 5);
-        Shadow shadow = new Shadow()) {
-      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
-      for (Parameter p : subject.params()) {
-        shadow.follow(p, replay);
-      }
+        OptimizerMoveRig subject = rig("s", kind, 5);
+        OptimizerMoveRig twin = rig("t", kind, 5);
+        Shadow shadow = shadowOf(subject, fixed(kind))) {
       for (int k = 0; k < 25; k++) {
         shadow.step(subject, data.get(k), "step " + k);
         twin.step(data.get(k));
@@ -113,50 +215,34 @@ class OptimizerMoveEdgesTest {
    * own state.
    */
   @ParameterizedTest(name = "{0} {1} {2}")
-  @org.junit.jupiter.params.provider.MethodSource("frozenCases")
+  @MethodSource("frozenCases")
   void aFrozenSourceMovedToATrainableTargetStartsFresh(Kind kind, Freeze freeze, Hold hold) {
     try (Batches data = new Batches(12, 9);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 6);
-        Shadow shadow = new Shadow()) {
-      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
-      for (Parameter p : subject.params()) {
-        shadow.follow(p, replay);
-      }
+        OptimizerMoveRig subject = rig("s", kind, 6);
+        Shadow shadow = shadowOf(subject, fixed(kind))) {
       int k = 0;
       for (; k < 6; k++) {
         shadow.step(subject, data.get(k), "before freeze " + k);
       }
-      List<Parameter> frozen = OptimizerMoveRig.params(subject.child(1));
-      if (freeze == Freeze.DJL) {
-        subject.child(1).freezeParameters(true);
-      } else {
-        ModuleSurgery.freezeParameters(frozen, List.of(subject.trainer));
-      }
+      freeze(freeze, subject, 1);
       for (; k < 12; k++) {
         shadow.step(subject, data.get(k), "frozen " + k);
       }
-      Linear old = subject.layer(1);
-      Linear now = replaceWithoutTrainer(subject, 1, () -> hold(hold, old));
-      List<Parameter> moved = OptimizerMoveRig.params(now);
-      assertTrue(moved.get(0).requiresGradient());
-      ModuleSurgery.replaceParamsInOptimizer(frozen, moved, List.of(subject.trainer));
-      Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
-      for (int i = 0; i < moved.size(); i++) {
-        shadow.drop(frozen.get(i));
-        shadow.follow(moved.get(i), fresh);
-      }
+      Swap moved = swap(subject, 1, old -> hold(hold, old));
+      assertTrue(moved.after().get(0).requiresGradient());
+      moved.replaceInOptimizer(subject.trainer).restart(shadow, fixed(kind));
       for (; k < 32; k++) {
         shadow.step(subject, data.get(k), "after the move " + k);
       }
     }
   }
 
-  static java.util.stream.Stream<org.junit.jupiter.params.provider.Arguments> frozenCases() {
-    List<org.junit.jupiter.params.provider.Arguments> all = new ArrayList<>();
+  static Stream<Arguments> frozenCases() {
+    List<Arguments> all = new ArrayList<>();
     for (Kind kind : Kind.values()) {
       for (Freeze f : Freeze.values()) {
         for (Hold h : Hold.values()) {
-          all.add(org.junit.jupiter.params.provider.Arguments.of(kind, f, h));
+          all.add(Arguments.of(kind, f, h));
         }
       }
     }
@@ -169,30 +255,18 @@ class OptimizerMoveEdgesTest {
   @Test
   void theOracleTellsAFreshStartFromCarriedState() {
     try (Batches data = new Batches(12, 9);
-        OptimizerMoveRig subject =
-            new OptimizerMoveRig("s", Kind.ADAM.build(Tracker.fixed(LR), 0), 6);
-        Shadow shadow = new Shadow()) {
-      Optimizer replay = Kind.ADAM.build(Tracker.fixed(LR), 0);
-      for (Parameter p : subject.params()) {
-        shadow.follow(p, replay);
-      }
+        OptimizerMoveRig subject = rig("s", Kind.ADAM, 6);
+        Shadow shadow = shadowOf(subject, fixed(Kind.ADAM))) {
       int k = 0;
       for (; k < 6; k++) {
         shadow.step(subject, data.get(k), "before " + k);
       }
-      List<Parameter> frozen = OptimizerMoveRig.params(subject.child(1));
       subject.child(1).freezeParameters(true);
-      Linear old = subject.layer(1);
-      Linear now = replaceWithoutTrainer(subject, 1, () -> copy(old));
-      List<Parameter> moved = OptimizerMoveRig.params(now);
-      ModuleSurgery.replaceParamsInOptimizer(frozen, moved, List.of(subject.trainer));
-      for (int i = 0; i < moved.size(); i++) {
-        shadow.carry(frozen.get(i), moved.get(i)); // the wrong expectation
-      }
+      swap(subject, 1, OptimizerMoveEdgesTest::copy)
+          .replaceInOptimizer(subject.trainer)
+          .carry(shadow); // the wrong expectation
       int at = k;
-      assertThrows(
-          org.opentest4j.AssertionFailedError.class,
-          () -> shadow.step(subject, data.get(at), "carried"));
+      assertThrows(AssertionFailedError.class, () -> shadow.step(subject, data.get(at), "carried"));
     }
   }
 
@@ -208,86 +282,47 @@ class OptimizerMoveEdgesTest {
   void aFrozenSourceMovedToAFrozenTargetKeepsDjlsStateForAnUnfreezeByDjl(Hold hold) {
     Kind kind = Kind.SGD_MOMENTUM;
     try (Batches data = new Batches(13, 9);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 7);
-        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 7)) {
-      int k = 0;
-      for (; k < 30; k++) {
+        OptimizerMoveRig subject = rig("s", kind, 7);
+        OptimizerMoveRig twin = rig("t", kind, 7)) {
+      for (int k = 0; k < 30; k++) {
         if (k == 8) {
           subject.child(1).freezeParameters(true);
           twin.child(1).freezeParameters(true);
         }
         if (k == 12) {
-          List<Parameter> frozen = OptimizerMoveRig.params(subject.child(1));
-          Linear old = subject.layer(1);
-          Linear now =
-              replaceWithoutTrainer(
-                  subject,
-                  1,
-                  () -> {
-                    Linear l = hold(hold, old);
-                    l.freezeParameters(true);
-                    return l;
-                  });
-          assertFalse(now.getParameters().get("weight").requiresGradient());
-          ModuleSurgery.replaceParamsInOptimizer(
-              frozen, OptimizerMoveRig.params(now), List.of(subject.trainer));
+          Swap moved = swap(subject, 1, old -> frozen(hold(hold, old)));
+          assertFalse(moved.after().get(0).requiresGradient());
+          moved.replaceInOptimizer(subject.trainer);
         }
         if (k == 16) {
           subject.child(1).freezeParameters(false);
           twin.child(1).freezeParameters(false);
         }
-        subject.step(data.get(k));
-        twin.step(data.get(k));
-        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
+        OptimizerMoveRig.stepTwins(subject, twin, data.get(k), "step " + k);
       }
     }
   }
 
   /** The same frozen target unfrozen with {@code ModuleSurgery.unfreezeParameters}: fresh. */
   @ParameterizedTest(name = "{0} {1} {2}")
-  @org.junit.jupiter.params.provider.MethodSource("frozenCases")
+  @MethodSource("frozenCases")
   void aFrozenTargetUnfrozenByTheLibraryStartsFresh(Kind kind, Freeze freeze, Hold hold) {
     try (Batches data = new Batches(14, 9);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 8);
-        Shadow shadow = new Shadow()) {
-      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
-      for (Parameter p : subject.params()) {
-        shadow.follow(p, replay);
-      }
-      List<Parameter> frozen = OptimizerMoveRig.params(subject.child(2));
+        OptimizerMoveRig subject = rig("s", kind, 8);
+        Shadow shadow = shadowOf(subject, fixed(kind))) {
       List<Parameter> moved = null;
       for (int k = 0; k < 30; k++) {
         if (k == 5) {
-          if (freeze == Freeze.DJL) {
-            subject.child(2).freezeParameters(true);
-          } else {
-            ModuleSurgery.freezeParameters(frozen, List.of(subject.trainer));
-          }
+          freeze(freeze, subject, 2);
         }
         if (k == 9) {
-          Linear old = subject.layer(2);
-          Linear now =
-              replaceWithoutTrainer(
-                  subject,
-                  2,
-                  () -> {
-                    Linear l = hold(hold, old);
-                    l.freezeParameters(true);
-                    return l;
-                  });
-          moved = OptimizerMoveRig.params(now);
-          ModuleSurgery.replaceParamsInOptimizer(frozen, moved, List.of(subject.trainer));
-          for (int i = 0; i < moved.size(); i++) {
-            shadow.carry(frozen.get(i), moved.get(i));
-          }
+          Swap swap = swap(subject, 2, old -> frozen(hold(hold, old)));
+          swap.replaceInOptimizer(subject.trainer).carry(shadow);
+          moved = swap.after();
         }
         if (k == 13) {
           ModuleSurgery.unfreezeParameters(moved, List.of(subject.trainer));
-          Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
-          for (Parameter p : moved) {
-            shadow.drop(p);
-            shadow.follow(p, fresh);
-          }
+          restart(shadow, moved, moved, fixed(kind));
         }
         shadow.step(subject, data.get(k), "step " + k);
       }
@@ -302,32 +337,18 @@ class OptimizerMoveEdgesTest {
   void aTrainableSourceMovedToAFrozenCopyKeepsItsStateForAnUnfreezeByDjl() {
     Kind kind = Kind.SGD_MOMENTUM;
     try (Batches data = new Batches(15, 9);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 9);
-        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 9)) {
+        OptimizerMoveRig subject = rig("s", kind, 9);
+        OptimizerMoveRig twin = rig("t", kind, 9)) {
       for (int k = 0; k < 30; k++) {
         if (k == 10) {
-          List<Parameter> trained = OptimizerMoveRig.params(subject.child(1));
-          Linear old = subject.layer(1);
-          Linear now =
-              replaceWithoutTrainer(
-                  subject,
-                  1,
-                  () -> {
-                    Linear l = copy(old);
-                    l.freezeParameters(true);
-                    return l;
-                  });
-          ModuleSurgery.replaceParamsInOptimizer(
-              trained, OptimizerMoveRig.params(now), List.of(subject.trainer));
+          swap(subject, 1, old -> frozen(copy(old))).replaceInOptimizer(subject.trainer);
           twin.child(1).freezeParameters(true);
         }
         if (k == 15) {
           subject.child(1).freezeParameters(false);
           twin.child(1).freezeParameters(false);
         }
-        subject.step(data.get(k));
-        twin.step(data.get(k));
-        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
+        OptimizerMoveRig.stepTwins(subject, twin, data.get(k), "step " + k);
       }
     }
   }
@@ -341,23 +362,18 @@ class OptimizerMoveEdgesTest {
   @EnumSource(Kind.class)
   void repeatedMovesKeepTheTrajectoryOfTheTwin(Kind kind) {
     try (Batches data = new Batches(16, 9);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 10);
-        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 10)) {
+        OptimizerMoveRig subject = rig("s", kind, 10);
+        OptimizerMoveRig twin = rig("t", kind, 10)) {
       for (int k = 0; k < 30; k++) {
         if (k == 6 || k == 7 || k == 10) {
           int moves = k == 7 ? 2 : 1; // two moves with no step between
           for (int m = 0; m < moves; m++) {
-            List<Parameter> before = OptimizerMoveRig.params(subject.child(1));
-            Linear old = subject.layer(1);
             boolean rewrap = (k + m) % 2 == 1;
-            Linear now = replaceWithoutTrainer(subject, 1, () -> rewrap ? rewrap(old) : copy(old));
-            ModuleSurgery.replaceParamsInOptimizer(
-                before, OptimizerMoveRig.params(now), List.of(subject.trainer));
+            swap(subject, 1, old -> rewrap ? rewrap(old) : copy(old))
+                .replaceInOptimizer(subject.trainer);
           }
         }
-        subject.step(data.get(k));
-        twin.step(data.get(k));
-        OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
+        OptimizerMoveRig.stepTwins(subject, twin, data.get(k), "step " + k);
       }
     }
   }
@@ -371,62 +387,29 @@ class OptimizerMoveEdgesTest {
   @EnumSource(Kind.class)
   void aBornParameterMovedKeepsItsOwnCount(Kind kind) {
     try (Batches data = new Batches(17, 9);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 11);
-        Shadow shadow = new Shadow()) {
-      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
-      for (Parameter p : subject.params()) {
-        shadow.follow(p, replay);
-      }
+        OptimizerMoveRig subject = rig("s", kind, 11);
+        Shadow shadow = shadowOf(subject, fixed(kind))) {
       for (int k = 0; k < 40; k++) {
         if (k == 8) {
-          List<Parameter> before = OptimizerMoveRig.params(subject.child(3));
-          Linear old = subject.layer(3);
-          Linear now = replaceWithoutTrainer(subject, 3, () -> copy(old));
-          ModuleSurgery.updateParamsInOptimizer(
-              before, OptimizerMoveRig.params(now), List.of(subject.trainer));
-          Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
-          for (int i = 0; i < before.size(); i++) {
-            shadow.drop(before.get(i));
-            shadow.follow(OptimizerMoveRig.params(now).get(i), fresh);
-          }
+          swap(subject, 3, OptimizerMoveEdgesTest::copy)
+              .updateInOptimizer(subject.trainer)
+              .restart(shadow, fixed(kind));
         }
         if (k == 14 || k == 20) {
-          List<Parameter> before = OptimizerMoveRig.params(subject.child(3));
-          Linear old = subject.layer(3);
           boolean asCopy = k == 14;
-          Linear now = replaceWithoutTrainer(subject, 3, () -> asCopy ? copy(old) : rewrap(old));
-          ModuleSurgery.replaceParamsInOptimizer(
-              before, OptimizerMoveRig.params(now), List.of(subject.trainer));
-          for (int i = 0; i < before.size(); i++) {
-            shadow.carry(before.get(i), OptimizerMoveRig.params(now).get(i));
-          }
+          swap(subject, 3, old -> asCopy ? copy(old) : rewrap(old))
+              .replaceInOptimizer(subject.trainer)
+              .carry(shadow);
         }
         if (k == 26) {
-          List<Parameter> before = OptimizerMoveRig.params(subject.child(3));
-          Linear old = subject.layer(3);
-          Linear now =
-              replaceWithoutTrainer(
-                  subject,
-                  3,
-                  () -> {
-                    Linear l = copy(old);
-                    l.freezeParameters(true);
-                    return l;
-                  });
-          List<Parameter> after = OptimizerMoveRig.params(now);
-          ModuleSurgery.replaceParamsInOptimizer(before, after, List.of(subject.trainer));
-          for (int i = 0; i < before.size(); i++) {
-            shadow.carry(before.get(i), after.get(i));
-          }
+          swap(subject, 3, old -> frozen(copy(old)))
+              .replaceInOptimizer(subject.trainer)
+              .carry(shadow);
         }
         if (k == 30) {
           List<Parameter> now = OptimizerMoveRig.params(subject.child(3));
           ModuleSurgery.unfreezeParameters(now, List.of(subject.trainer));
-          Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
-          for (Parameter p : now) {
-            shadow.drop(p);
-            shadow.follow(p, fresh);
-          }
+          restart(shadow, now, now, fixed(kind));
         }
         shadow.step(subject, data.get(k), "step " + k);
       }
@@ -440,27 +423,18 @@ class OptimizerMoveEdgesTest {
    * whose schedule is shifted to the model's position (100, or 105).
    */
   @ParameterizedTest(name = "{0} frozen steps before the move: {1}")
-  @org.junit.jupiter.params.provider.MethodSource("resumeCases")
+  @MethodSource("resumeCases")
   void movesRightAfterAResume(Kind kind, int frozenSteps) {
     int begin = 100;
     ParameterTracker schedule = OptimizerMoveRig.schedule(n -> n);
     try (Batches data = new Batches(18, 9);
         OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(schedule, begin), 12);
         OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(schedule, begin), 12);
-        Shadow shadow = new Shadow()) {
-      Optimizer replay = kind.build(schedule, begin);
-      for (Parameter p : subject.params()) {
-        shadow.follow(p, replay);
-      }
+        Shadow shadow = shadowOf(subject, kind.build(schedule, begin))) {
       // layer 2: a trainable move before the first step; the twin makes none
-      List<Parameter> before2 = OptimizerMoveRig.params(subject.child(2));
-      Linear old2 = subject.layer(2);
-      Linear now2 = replaceWithoutTrainer(subject, 2, () -> copy(old2));
-      ModuleSurgery.replaceParamsInOptimizer(
-          before2, OptimizerMoveRig.params(now2), List.of(subject.trainer));
-      for (int i = 0; i < before2.size(); i++) {
-        shadow.carry(before2.get(i), OptimizerMoveRig.params(now2).get(i));
-      }
+      swap(subject, 2, OptimizerMoveEdgesTest::copy)
+          .replaceInOptimizer(subject.trainer)
+          .carry(shadow);
       // layer 1: frozen by DJL from the start (in the twin too)
       subject.child(1).freezeParameters(true);
       twin.child(1).freezeParameters(true);
@@ -470,28 +444,21 @@ class OptimizerMoveEdgesTest {
         twin.step(data.get(k));
         OptimizerMoveRig.assertSameValues(subject, twin, "step " + k);
       }
-      List<Parameter> before1 = OptimizerMoveRig.params(subject.child(1));
-      Linear old1 = subject.layer(1);
-      Linear now1 = replaceWithoutTrainer(subject, 1, () -> copy(old1));
-      List<Parameter> after1 = OptimizerMoveRig.params(now1);
-      ModuleSurgery.replaceParamsInOptimizer(before1, after1, List.of(subject.trainer));
+      Swap moved =
+          swap(subject, 1, OptimizerMoveEdgesTest::copy).replaceInOptimizer(subject.trainer);
       int position = begin + frozenSteps;
-      Optimizer fresh = kind.build(OptimizerMoveRig.schedule(n -> n + position), 0);
-      for (int i = 0; i < before1.size(); i++) {
-        shadow.drop(before1.get(i));
-        shadow.follow(after1.get(i), fresh);
-      }
+      moved.restart(shadow, kind.build(OptimizerMoveRig.schedule(n -> n + position), 0));
       for (int end = k + 20; k < end; k++) {
         shadow.step(subject, data.get(k), "after the move " + k);
       }
     }
   }
 
-  static java.util.stream.Stream<org.junit.jupiter.params.provider.Arguments> resumeCases() {
-    List<org.junit.jupiter.params.provider.Arguments> all = new ArrayList<>();
+  static Stream<Arguments> resumeCases() {
+    List<Arguments> all = new ArrayList<>();
     for (Kind kind : Kind.values()) {
-      all.add(org.junit.jupiter.params.provider.Arguments.of(kind, 0));
-      all.add(org.junit.jupiter.params.provider.Arguments.of(kind, 5));
+      all.add(Arguments.of(kind, 0));
+      all.add(Arguments.of(kind, 5));
     }
     return all.stream();
   }
@@ -505,12 +472,8 @@ class OptimizerMoveEdgesTest {
   @EnumSource(Kind.class)
   void updateParamsInOptimizerWithMixedFrozenAndTrainableRewraps(Kind kind) {
     try (Batches data = new Batches(19, 9);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 13);
-        Shadow shadow = new Shadow()) {
-      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
-      for (Parameter p : subject.params()) {
-        shadow.follow(p, replay);
-      }
+        OptimizerMoveRig subject = rig("s", kind, 13);
+        Shadow shadow = shadowOf(subject, fixed(kind))) {
       int k = 0;
       for (; k < 5; k++) {
         shadow.step(subject, data.get(k), "step " + k);
@@ -533,9 +496,7 @@ class OptimizerMoveEdgesTest {
                       return rewrap((Linear) b); // trains: was frozen
                     }
                     if (b == l1) {
-                      Linear r = rewrap((Linear) b);
-                      r.freezeParameters(true); // frozen: was trainable
-                      return r;
+                      return frozen(rewrap((Linear) b)); // frozen: was trainable
                     }
                     return b == l2 ? copy((Linear) b) : null;
                   }),
@@ -545,7 +506,7 @@ class OptimizerMoveEdgesTest {
       assertEquals(3, replaced.size());
       List<Parameter> after = subject.params();
       ModuleSurgery.updateParamsInOptimizer(before, after, List.of(subject.trainer));
-      Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
+      Optimizer fresh = fixed(kind);
       for (int i = 0; i < 6; i++) {
         if (i < 2 || i >= 4) {
           shadow.drop(before.get(i));
@@ -559,11 +520,7 @@ class OptimizerMoveEdgesTest {
       }
       List<Parameter> l1Now = OptimizerMoveRig.params(subject.child(1));
       ModuleSurgery.unfreezeParameters(l1Now, List.of(subject.trainer));
-      Optimizer fresh2 = kind.build(Tracker.fixed(LR), 0);
-      for (Parameter p : l1Now) {
-        shadow.drop(p);
-        shadow.follow(p, fresh2);
-      }
+      restart(shadow, l1Now, l1Now, fixed(kind));
       for (; k < 32; k++) {
         shadow.step(subject, data.get(k), "step " + k);
       }
@@ -591,7 +548,7 @@ class OptimizerMoveEdgesTest {
                 "s", kind.build(OptimizerMoveRig.ratesById(rates, fallback), 0), 14);
         Shadow shadow = new Shadow()) {
       List<Parameter> initial = subject.params();
-      Map<Parameter, Float> rateOf = new java.util.IdentityHashMap<>();
+      Map<Parameter, Float> rateOf = new IdentityHashMap<>();
       Optimizer replay = kind.build(OptimizerMoveRig.ratesById(shadowRates, fallback), 0);
       for (int i = 0; i < initial.size(); i++) {
         float r = 0.003f + 0.003f * (i % 4);
@@ -601,67 +558,48 @@ class OptimizerMoveEdgesTest {
       }
       List<Parameter> first1 = OptimizerMoveRig.params(subject.child(1));
       List<Parameter> first2 = OptimizerMoveRig.params(subject.child(2));
+      Supplier<Optimizer> fresh =
+          () -> kind.build(OptimizerMoveRig.ratesById(shadowRates, fallback), 0);
       for (int k = 0; k < 44; k++) {
-        List<Parameter> cur1 = OptimizerMoveRig.params(subject.child(1));
         switch (k) {
           case 4:
           case 7:
+          case 25:
             {
-              Linear old = subject.layer(1);
-              boolean asCopy = k == 4;
-              Linear now =
-                  replaceWithoutTrainer(subject, 1, () -> asCopy ? copy(old) : rewrap(old));
-              ModuleSurgery.replaceParamsInOptimizer(
-                  cur1, OptimizerMoveRig.params(now), List.of(subject.trainer));
-              for (int i = 0; i < 2; i++) {
-                shadow.carry(cur1.get(i), OptimizerMoveRig.params(now).get(i));
-              }
+              boolean asCopy = k != 7;
+              swap(subject, 1, old -> asCopy ? copy(old) : rewrap(old))
+                  .replaceInOptimizer(subject.trainer)
+                  .carry(shadow);
               break;
             }
           case 10:
-            ModuleSurgery.freezeParameters(cur1, List.of(subject.trainer));
+            ModuleSurgery.freezeParameters(
+                OptimizerMoveRig.params(subject.child(1)), List.of(subject.trainer));
             break;
           case 13:
             {
-              Linear old = subject.layer(1);
-              Linear now = replaceWithoutTrainer(subject, 1, () -> rewrap(old));
-              List<Parameter> after = OptimizerMoveRig.params(now);
-              ModuleSurgery.replaceParamsInOptimizer(cur1, after, List.of(subject.trainer));
-              Optimizer fresh = kind.build(OptimizerMoveRig.ratesById(shadowRates, fallback), 0);
+              List<String> ids =
+                  swap(subject, 1, OptimizerMoveEdgesTest::rewrap)
+                      .replaceInOptimizer(subject.trainer)
+                      .restart(shadow, fresh.get());
               for (int i = 0; i < 2; i++) {
-                shadow.drop(cur1.get(i));
-                shadowRates.put(shadow.follow(after.get(i), fresh), rateOf.get(first1.get(i)));
+                shadowRates.put(ids.get(i), rateOf.get(first1.get(i)));
               }
               break;
             }
           case 17:
           case 21:
             {
-              Linear old = subject.layer(1);
               boolean asCopy = k == 21;
-              Linear now =
-                  replaceWithoutTrainer(subject, 1, () -> asCopy ? copy(old) : rewrap(old));
-              List<Parameter> after = OptimizerMoveRig.params(now);
-              ModuleSurgery.updateParamsInOptimizer(cur1, after, List.of(subject.trainer));
-              Optimizer fresh = kind.build(OptimizerMoveRig.ratesById(shadowRates, fallback), 0);
-              for (int i = 0; i < 2; i++) {
-                if (asCopy) {
-                  shadow.drop(cur1.get(i));
-                  shadowRates.put(shadow.follow(after.get(i), fresh), fallback); // born
-                } else {
-                  shadow.carry(cur1.get(i), after.get(i));
+              Swap moved =
+                  swap(subject, 1, old -> asCopy ? copy(old) : rewrap(old))
+                      .updateInOptimizer(subject.trainer);
+              if (asCopy) {
+                for (String id : moved.restart(shadow, fresh.get())) {
+                  shadowRates.put(id, fallback); // born
                 }
-              }
-              break;
-            }
-          case 25:
-            {
-              Linear old = subject.layer(1);
-              Linear now = replaceWithoutTrainer(subject, 1, () -> copy(old));
-              ModuleSurgery.replaceParamsInOptimizer(
-                  cur1, OptimizerMoveRig.params(now), List.of(subject.trainer));
-              for (int i = 0; i < 2; i++) {
-                shadow.carry(cur1.get(i), OptimizerMoveRig.params(now).get(i));
+              } else {
+                moved.carry(shadow);
               }
               break;
             }
@@ -669,32 +607,17 @@ class OptimizerMoveEdgesTest {
             subject.child(2).freezeParameters(true);
             break;
           case 8:
-            {
-              Linear old = subject.layer(2);
-              Linear now =
-                  replaceWithoutTrainer(
-                      subject,
-                      2,
-                      () -> {
-                        Linear l = copy(old);
-                        l.freezeParameters(true);
-                        return l;
-                      });
-              ModuleSurgery.replaceParamsInOptimizer(
-                  first2, OptimizerMoveRig.params(now), List.of(subject.trainer));
-              for (int i = 0; i < 2; i++) {
-                shadow.carry(first2.get(i), OptimizerMoveRig.params(now).get(i));
-              }
-              break;
-            }
+            swap(subject, 2, old -> frozen(copy(old)))
+                .replaceInOptimizer(subject.trainer)
+                .carry(shadow);
+            break;
           case 12:
             {
               List<Parameter> now = OptimizerMoveRig.params(subject.child(2));
               ModuleSurgery.unfreezeParameters(now, List.of(subject.trainer));
-              Optimizer fresh = kind.build(OptimizerMoveRig.ratesById(shadowRates, fallback), 0);
+              List<String> ids = restart(shadow, now, now, fresh.get());
               for (int i = 0; i < 2; i++) {
-                shadow.drop(now.get(i));
-                shadowRates.put(shadow.follow(now.get(i), fresh), rateOf.get(first2.get(i)));
+                shadowRates.put(ids.get(i), rateOf.get(first2.get(i)));
               }
               break;
             }
@@ -708,36 +631,28 @@ class OptimizerMoveEdgesTest {
 
   /** Two models sharing one Linear (M1: L0, shared, L2; M2: shared, B1), each with a trainer. */
   static final class TwoModels implements AutoCloseable {
-    final ai.djl.Model m1 = ai.djl.Model.newInstance("m1");
-    final ai.djl.Model m2 = ai.djl.Model.newInstance("m2");
-    final ai.djl.nn.SequentialBlock n1 = new ai.djl.nn.SequentialBlock();
-    final ai.djl.nn.SequentialBlock n2 = new ai.djl.nn.SequentialBlock();
-    final ai.djl.training.Trainer t1;
-    final ai.djl.training.Trainer t2;
+    final Model m1 = Model.newInstance("m1");
+    final Model m2 = Model.newInstance("m2");
+    final SequentialBlock n1 = new SequentialBlock();
+    final SequentialBlock n2 = new SequentialBlock();
+    final Trainer t1;
+    final Trainer t2;
 
     TwoModels(Kind kind, long seed) {
       Linear shared = Linear.builder().setUnits(4).build();
       n1.add(Linear.builder().setUnits(4).build())
-          .add(ai.djl.nn.Activation.tanhBlock())
+          .add(Activation.tanhBlock())
           .add(shared)
-          .add(ai.djl.nn.Activation.tanhBlock())
+          .add(Activation.tanhBlock())
           .add(Linear.builder().setUnits(2).build());
-      n2.add(shared)
-          .add(ai.djl.nn.Activation.tanhBlock())
-          .add(Linear.builder().setUnits(2).build());
+      n2.add(shared).add(Activation.tanhBlock()).add(Linear.builder().setUnits(2).build());
       m1.setBlock(n1);
       m2.setBlock(n2);
-      t1 =
-          m1.newTrainer(
-              new ai.djl.training.DefaultTrainingConfig(new dev.surgery.core.testing.GcSafeL2Loss())
-                  .optOptimizer(kind.build(Tracker.fixed(LR), 0)));
+      t1 = m1.newTrainer(new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(fixed(kind)));
       t1.initialize(OptimizerMoveRig.INPUT);
-      t2 =
-          m2.newTrainer(
-              new ai.djl.training.DefaultTrainingConfig(new dev.surgery.core.testing.GcSafeL2Loss())
-                  .optOptimizer(kind.build(Tracker.fixed(LR), 0)));
-      t2.initialize(new ai.djl.ndarray.types.Shape(4, 4));
-      java.util.Random r = new java.util.Random(seed);
+      t2 = m2.newTrainer(new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(fixed(kind)));
+      t2.initialize(new Shape(4, 4));
+      Random r = new Random(seed);
       List<Parameter> all = new ArrayList<>(OptimizerMoveRig.params(n1));
       all.addAll(OptimizerMoveRig.params(n2.getChildren().get(2).getValue()));
       for (Parameter p : all) {
@@ -745,7 +660,7 @@ class OptimizerMoveEdgesTest {
         for (int i = 0; i < v.length; i++) {
           v[i] = (float) (r.nextGaussian() * 0.6);
         }
-        p.getArray().set(java.nio.FloatBuffer.wrap(v));
+        p.getArray().set(FloatBuffer.wrap(v));
       }
     }
 
@@ -754,13 +669,11 @@ class OptimizerMoveEdgesTest {
     }
 
     void step(Batches data, int k) {
-      Batches.Batch b = data.get(k);
+      Batch b = data.get(k);
       OptimizerMoveRig.forwardBackward(t1, b);
       t1.step();
-      Batches.Batch c = data.get(k + 1);
-      OptimizerMoveRig.Batches.Batch wide =
-          new OptimizerMoveRig.Batches.Batch(
-              c.x().concat(c.x().get(":, 0:1"), 1), c.y()); // (4, 4) inputs for M2
+      Batch c = data.get(k + 1);
+      Batch wide = new Batch(c.x().concat(c.x().get(":, 0:1"), 1), c.y()); // (4, 4) inputs for M2
       OptimizerMoveRig.forwardBackward(t2, wide);
       t2.step();
     }
@@ -775,7 +688,7 @@ class OptimizerMoveEdgesTest {
     private static void assertValues(List<Parameter> x, List<Parameter> y, String when) {
       assertEquals(y.size(), x.size());
       for (int i = 0; i < x.size(); i++) {
-        org.junit.jupiter.api.Assertions.assertArrayEquals(
+        assertArrayEquals(
             y.get(i).getArray().toFloatArray(),
             x.get(i).getArray().toFloatArray(),
             when + ": parameter " + i + " differs from the twin without surgery");
@@ -806,12 +719,7 @@ class OptimizerMoveEdgesTest {
         if (k == 6) {
           Block l0 = subject.n1.getChildren().get(0).getValue();
           List<Parameter> before = OptimizerMoveRig.params(l0);
-          ModuleSurgery.replaceModuleClasses(
-              subject.n1,
-              Map.of(Linear.class, (b, i) -> b == l0 ? copy((Linear) l0) : null),
-              null,
-              false,
-              null);
+          replaceWithoutTrainer(subject.n1, l0, () -> copy((Linear) l0));
           ModuleSurgery.replaceParamsInOptimizer(
               before,
               OptimizerMoveRig.params(subject.n1.getChildren().get(0).getValue()),
@@ -820,12 +728,7 @@ class OptimizerMoveEdgesTest {
         if (k == 10) {
           Block s = subject.shared1();
           List<Parameter> before = OptimizerMoveRig.params(s);
-          ModuleSurgery.replaceModuleClasses(
-              subject.n1,
-              Map.of(Linear.class, (b, i) -> b == s ? rewrap((Linear) s) : null),
-              null,
-              false,
-              null);
+          replaceWithoutTrainer(subject.n1, s, () -> rewrap((Linear) s));
           assertFalse(before.get(0).getArray().isReleased(), "the rewrap keeps the arrays");
           ModuleSurgery.replaceParamsInOptimizer(
               before, OptimizerMoveRig.params(subject.shared1()), List.of(subject.t1));
@@ -847,18 +750,12 @@ class OptimizerMoveEdgesTest {
   @EnumSource(Kind.class)
   void aParameterOnlyOneOfTwoTrainersHoldsIsMovedInThatOne(Kind kind) {
     try (Batches data = new Batches(24, 9);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 16);
-        ai.djl.training.Trainer evaluator =
+        OptimizerMoveRig subject = rig("s", kind, 16);
+        Trainer evaluator =
             subject.model.newTrainer(
-                new ai.djl.training.DefaultTrainingConfig(
-                        new dev.surgery.core.testing.GcSafeL2Loss())
-                    .optOptimizer(kind.build(Tracker.fixed(LR), 0)));
-        Shadow shadow = new Shadow()) {
+                new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(fixed(kind)));
+        Shadow shadow = shadowOf(subject, fixed(kind))) {
       evaluator.initialize(OptimizerMoveRig.INPUT);
-      Optimizer replay = kind.build(Tracker.fixed(LR), 0);
-      for (Parameter p : subject.params()) {
-        shadow.follow(p, replay);
-      }
       for (int k = 0; k < 25; k++) {
         if (k == 5) {
           List<Parameter> before = OptimizerMoveRig.params(subject.child(3));
@@ -872,28 +769,20 @@ class OptimizerMoveEdgesTest {
                           false,
                           null)
                       .get(old);
-          Optimizer fresh = kind.build(Tracker.fixed(LR), 0);
-          for (int i = 0; i < 2; i++) {
-            shadow.drop(before.get(i));
-            shadow.follow(OptimizerMoveRig.params(now).get(i), fresh);
-          }
+          restart(shadow, before, OptimizerMoveRig.params(now), fixed(kind));
         }
         if (k == 8) {
           List<Parameter> born = OptimizerMoveRig.params(subject.child(3));
           assertFalse(TrainerSurgery.holds(evaluator, born.get(0)), "only the first holds it");
-          Linear old = subject.layer(3);
-          Linear now = replaceWithoutTrainer(subject, 3, () -> copy(old));
-          ModuleSurgery.replaceParamsInOptimizer(
-              born, OptimizerMoveRig.params(now), List.of(subject.trainer, evaluator));
-          for (int i = 0; i < 2; i++) {
-            shadow.carry(born.get(i), OptimizerMoveRig.params(now).get(i));
-          }
+          swap(subject, 3, OptimizerMoveEdgesTest::copy)
+              .replaceInOptimizer(subject.trainer, evaluator)
+              .carry(shadow);
         }
         shadow.step(subject, data.get(k), "step " + k);
         if (k >= 8) {
-          NDArray a = evaluator.evaluate(new ai.djl.ndarray.NDList(data.get(k).x())).head();
-          NDArray b = subject.trainer.evaluate(new ai.djl.ndarray.NDList(data.get(k).x())).head();
-          org.junit.jupiter.api.Assertions.assertArrayEquals(b.toFloatArray(), a.toFloatArray());
+          NDArray a = evaluator.evaluate(new NDList(data.get(k).x())).head();
+          NDArray b = subject.trainer.evaluate(new NDList(data.get(k).x())).head();
+          assertArrayEquals(b.toFloatArray(), a.toFloatArray());
         }
       }
     }

@@ -148,6 +148,14 @@ final class OptimizerMoveRig implements AutoCloseable {
     model.close();
   }
 
+  /** One step of a subject and of its twin, which must then agree bit for bit. */
+  static void stepTwins(
+      OptimizerMoveRig subject, OptimizerMoveRig twin, Batches.Batch b, String when) {
+    subject.step(b);
+    twin.step(b);
+    assertSameValues(subject, twin, when);
+  }
+
   /** Asserts two rigs' parameters, by position, bit for bit. */
   static void assertSameValues(OptimizerMoveRig subject, OptimizerMoveRig twin, String when) {
     List<Parameter> a = subject.params();
