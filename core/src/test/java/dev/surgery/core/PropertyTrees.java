@@ -21,6 +21,7 @@ import ai.djl.util.PairList;
 import dev.surgery.core.Fixtures.FieldHolder;
 import dev.surgery.core.Fixtures.ListHolder;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.TrajectoryOracle;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
@@ -259,12 +260,7 @@ final class PropertyTrees {
   }
 
   static Conv2d conv(int stride, int filters) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optPadding(new Shape(1, 1))
-        .optStride(new Shape(stride, stride))
-        .setFilters(filters)
-        .build();
+    return TrajectoryOracle.conv(filters, stride);
   }
 
   static NDList sum(List<NDList> outputs) {

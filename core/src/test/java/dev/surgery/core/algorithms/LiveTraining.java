@@ -33,6 +33,7 @@ import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TrajectoryOracle;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -56,12 +57,7 @@ final class LiveTraining {
   }
 
   static Conv2d conv(int filters, int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optPadding(new Shape(1, 1))
-        .optStride(new Shape(stride, stride))
-        .setFilters(filters)
-        .build();
+    return TrajectoryOracle.conv(filters, stride);
   }
 
   /** conv(8) BN relu conv(16, s2) BN relu conv(16) pool flatten linear(4): input (N, 3, 8, 8). */
