@@ -36,10 +36,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
 /**
- * Probe G, angle 2: learning rates per parameter id (a {@link ParameterTracker} keyed by id, the
- * layer-wise rates a user builds from an initialized model) with the seven built-in algorithms
- * applied live through the core API, over 50 steps, under SGD with momentum, Adam and AdamW (each
- * with weight decay).
+ * Learning rates per parameter id (a {@link ParameterTracker} keyed by id, the layer-wise rates a
+ * user builds from an initialized model) with the seven built-in algorithms applied live through
+ * the core API, over 50 steps, under SGD with momentum, Adam and AdamW (each with weight decay).
  *
  * <p>The oracle is plain Java in double precision, fed DJL's gradients and weights before each
  * step, with the rate it computes itself from the id the user guide says must be asked ("Rates per
@@ -50,7 +49,7 @@ import org.junit.jupiter.api.function.Executable;
  * Every parameter's every update is compared (the step alone: 1e-4 of the update plus 4 ulps of the
  * weight), and the ids the tracker was asked in each step must be exactly the ids the oracle used.
  */
-class ProbeGPerIdRatesTest {
+class PerIdRatesWithAlgorithmsTest {
 
   private static final int BATCH = 8;
   private static final float DEFAULT = 0.01f;
@@ -151,7 +150,10 @@ class ProbeGPerIdRatesTest {
     return List.of(
         // the strided convolution copied and moved (first ids kept), then adopted by blurpool,
         // weight standardization and a squeeze-excite wrapper: still its first ids' rates
-        new Ev(3, "copy of the strided conv, moved", ProbeGPerIdRatesTest::copyStridedConvAndMove),
+        new Ev(
+            3,
+            "copy of the strided conv, moved",
+            PerIdRatesWithAlgorithmsTest::copyStridedConvAndMove),
         algorithm(5, "blurpool", Map.of("min_channels", 8), 0),
         algorithm(10, "layer_freezing", Map.of("freeze_start", 0.0, "freeze_level", 1.0), 2),
         // gates on unit 1's frozen convolutions are born frozen, the others born
@@ -169,7 +171,7 @@ class ProbeGPerIdRatesTest {
               assertTrue(frozen.size() > 0);
               ModuleSurgery.unfreezeParameters(frozen, List.of(trainer));
             }),
-        new Ev(25, "copy of the head, moved", ProbeGPerIdRatesTest::copyHeadAndMove),
+        new Ev(25, "copy of the head, moved", PerIdRatesWithAlgorithmsTest::copyHeadAndMove),
         // "A moved parameter is always asked with its first id, also after it is frozen and
         // unfrozen; a rate you add for its new id is not read" (copyHeadAndMove added one).
         new Ev(

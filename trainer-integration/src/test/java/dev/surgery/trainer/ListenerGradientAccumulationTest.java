@@ -33,9 +33,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
 /**
- * Probe G, angle 1 through {@code SurgeryListener}: a hand loop that accumulates gradients over k =
- * 2 or 3 batches per {@code trainer.step()}, with 5 batches per epoch, so that most epoch ends fall
- * inside an accumulation window; epochs reported with {@code trainer.notifyListeners(l ->
+ * Gradient accumulation through {@code SurgeryListener}: a hand loop that accumulates gradients
+ * over k = 2 or 3 batches per {@code trainer.step()}, with 5 batches per epoch, so that most epoch
+ * ends fall inside an accumulation window; epochs reported with {@code trainer.notifyListeners(l ->
  * l.onEpoch(trainer))}, steps with {@code onEvent(BATCH_END)} right after {@code trainer.step()}.
  * The schedule mixes {@code epoch:}, {@code every: Nep} and {@code step:} entries of six built-in
  * algorithms (and layer_freezing).
@@ -48,7 +48,7 @@ import org.junit.jupiter.api.function.Executable;
  * accumulation" paragraph); the subject is warned once per replacing entry that ran with gradients
  * pending, the twin never, and nobody for a freeze or a {@code step:} entry.
  */
-class ProbeGListenerAccumulationTest {
+class ListenerGradientAccumulationTest {
 
   private static final int BATCH = 8;
   private static final int PER_EPOCH = 5;

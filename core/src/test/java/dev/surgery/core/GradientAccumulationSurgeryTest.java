@@ -1,7 +1,7 @@
 package dev.surgery.core;
 
-import static dev.surgery.core.ProbeGAccumulationRig.assertSameBits;
-import static dev.surgery.core.ProbeGAccumulationRig.run;
+import static dev.surgery.core.GradientAccumulationRig.assertSameBits;
+import static dev.surgery.core.GradientAccumulationRig.run;
 import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -13,9 +13,9 @@ import ai.djl.nn.Blocks;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.training.Trainer;
-import dev.surgery.core.ProbeGAccumulationRig.At;
-import dev.surgery.core.ProbeGAccumulationRig.Hook;
-import dev.surgery.core.ProbeGAccumulationRig.Result;
+import dev.surgery.core.GradientAccumulationRig.At;
+import dev.surgery.core.GradientAccumulationRig.Hook;
+import dev.surgery.core.GradientAccumulationRig.Result;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.testing.OptimizerKind;
@@ -29,9 +29,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
 /**
- * Probe G, angle 1 through the core API: surgery with the trainer passed, made between two backward
- * passes of one accumulation window (k = 2 and 3 batches per step), compared bit for bit with a
- * twin after every one of 30 to 40 steps under SGD with momentum, Adam and AdamW.
+ * Gradient accumulation through the core API: surgery with the trainer passed, made between two
+ * backward passes of one accumulation window (k = 2 and 3 batches per step), compared bit for bit
+ * with a twin after every one of 30 to 40 steps under SGD with momentum, Adam and AdamW.
  *
  * <p>What a DJL user expects, read from the docs: a survivor (an adopted {@code Parameter}, a new
  * {@code Parameter} around the same array) is the same trainable array, so the gradient the window
@@ -41,7 +41,7 @@ import org.junit.jupiter.api.function.Executable;
  * without", the listener's warning); a parameter that left takes its gradient away. A refused
  * surgery leaves everything, pending gradients included, as it was.
  */
-class ProbeGAccumulationCoreTest {
+class GradientAccumulationSurgeryTest {
 
   private static final List<OptimizerKind> KINDS =
       List.of(OptimizerKind.SGD_MOMENTUM, OptimizerKind.ADAM, OptimizerKind.ADAMW);
@@ -90,7 +90,7 @@ class ProbeGAccumulationCoreTest {
               Result subject =
                   run(
                       "subject",
-                      ProbeGAccumulationCoreTest::denseNet,
+                      GradientAccumulationSurgeryTest::denseNet,
                       kind::create,
                       41,
                       kk,
@@ -100,7 +100,7 @@ class ProbeGAccumulationCoreTest {
               Result twin =
                   run(
                       "twin",
-                      ProbeGAccumulationCoreTest::denseNet,
+                      GradientAccumulationSurgeryTest::denseNet,
                       kind::create,
                       41,
                       kk,

@@ -24,10 +24,10 @@ import java.util.Map;
 import java.util.function.Supplier;
 
 /**
- * Probe G: a hand-written gradient-accumulation loop (backward on {@code k} batches, one {@code
- * trainer.step()}) with surgeries at chosen batches, inside an accumulation window, and the twins
- * it is compared with bit for bit. Each run is made alone (the engine's random generator is reset
- * at its start), so that stochastic depth draws the same in a run and its twin.
+ * An outside probe's hand-written gradient-accumulation loop (backward on {@code k} batches, one
+ * {@code trainer.step()}) with surgeries at chosen batches, inside an accumulation window, and the
+ * twins it is compared with bit for bit. Each run is made alone (the engine's random generator is
+ * reset at its start), so that stochastic depth draws the same in a run and its twin.
  *
  * <p>Twins: (1) the same run without surgery, for surgeries that keep the function and every
  * parameter (adopting, rewrapping, a refused surgery); (2) the "set-aside" twin: the same surgery
@@ -38,12 +38,12 @@ import java.util.function.Supplier;
  * own: survivors keep their pending gradient exactly once, parameters that left take theirs away,
  * born ones start without.
  */
-final class ProbeGAccumulationRig {
+final class GradientAccumulationRig {
 
   static final int BATCH = 8;
   static final Shape INPUT = new Shape(BATCH, 3, 8, 8);
 
-  private ProbeGAccumulationRig() {}
+  private GradientAccumulationRig() {}
 
   /** A surgery made at a batch. */
   @FunctionalInterface
