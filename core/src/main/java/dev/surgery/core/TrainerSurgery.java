@@ -265,7 +265,8 @@ final class TrainerSurgery {
    * gradient its arrays kept taking while it was frozen (a frozen Parameter around arrays that
    * trained: DJL's freeze stops them, a wrapper built frozen does not, and no update zeroes a
    * frozen parameter's) is zeroed, so that its first update sees only the gradient of its step, as
-   * after DJL's freeze. (Arrays another parameter trains were zeroed by its last update already.)
+   * after DJL's freeze. (Between steps an array another parameter trains was zeroed by its last
+   * update already; inside an accumulation window its pending gradient goes too.)
    */
   void restartTraining(Trainer trainer, Parameter parameter) {
     Object entry = view(trainer).entries.get(parameter.getId());
