@@ -452,13 +452,14 @@ public final class ModuleSurgery {
    * array, the store entry (device copies as trained) moves too; otherwise the old state is closed
    * and the new parameter starts fresh (with its own Adam bias correction). A new parameter that
    * trains where the old one was frozen starts fresh too, as {@link #unfreezeParameters} makes an
-   * unfrozen one; one that is frozen where the old one trained stops taking gradients, as DJL's
-   * freeze makes it. Whatever the shapes, a per-id learning rate answers the new parameter with the
-   * old one's first id (it takes its place, as in a Composer parameter group). The blocks may be
-   * swapped in the model before or after this call. Where the trainers holding an old parameter
-   * train different models (a block shared between models, replaced in one of them), swap first:
-   * then a trainer whose model still uses the old parameter keeps it, as {@link #replaceModules}
-   * keeps it (a pair no trainer moves is logged at WARN); before the swap the call is refused.
+   * unfrozen one; one that is frozen where the old one trained is updated no more (a later {@link
+   * #unfreezeParameters} starts it fresh, zeroing what its arrays gathered meanwhile). Whatever the
+   * shapes, a per-id learning rate answers the new parameter with the old one's first id (it takes
+   * its place, as in a Composer parameter group). The blocks may be swapped in the model before or
+   * after this call. Where the trainers holding an old parameter train different models (a block
+   * shared between models, replaced in one of them), swap first: then a trainer whose model still
+   * uses the old parameter keeps it, as {@link #replaceModules} keeps it (a pair no trainer moves
+   * is logged at WARN); before the swap the call is refused.
    *
    * @param oldParams the parameters to take out
    * @param newParams their replacements, same length
