@@ -607,19 +607,19 @@ public final class ModuleSurgery {
       Map<Block, Set<Parameter>> inModels) {
     Set<Block> models = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Trainer t : holders) {
-      models.add(t.getModel().getBlock());
+      models.add(rootOf(t));
     }
     if (models.size() < 2) {
       return Set.of(); // one model (or trainers of one): the program swaps the block in it
     }
     boolean placed = false;
     for (Trainer t : optimizers) {
-      placed |= parametersOf(t.getModel().getBlock(), inModels).contains(to);
+      placed |= parametersOf(rootOf(t), inModels).contains(to);
     }
     Set<Trainer> keeping = Collections.newSetFromMap(new IdentityHashMap<>());
     int usingOld = 0;
     for (Trainer t : holders) {
-      Set<Parameter> inModel = parametersOf(t.getModel().getBlock(), inModels);
+      Set<Parameter> inModel = parametersOf(rootOf(t), inModels);
       if (inModel.contains(from) && !inModel.contains(to)) {
         keeping.add(t);
         usingOld++;
@@ -636,6 +636,11 @@ public final class ModuleSurgery {
               + " changed");
     }
     return placed ? keeping : Set.of();
+  }
+
+  /** A trainer's model's root block; null without one. */
+  private static Block rootOf(Trainer trainer) {
+    return trainer.getModel() == null ? null : trainer.getModel().getBlock();
   }
 
   /** The parameters a model's tree reaches (fields included), walked once per call. */

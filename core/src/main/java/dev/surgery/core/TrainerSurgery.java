@@ -2,6 +2,7 @@ package dev.surgery.core;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
@@ -264,23 +265,57 @@ final class TrainerSurgery {
    * take gradients again (DJL fixes that at registration) and it is updated as a fresh parameter. A
    * gradient its arrays kept taking while it was frozen (a frozen Parameter around arrays that
    * trained: DJL's freeze stops them, a wrapper built frozen does not, and no update zeroes a
-   * frozen parameter's) is zeroed, so that its first update sees only the gradient of its step, as
-   * after DJL's freeze. (Between steps an array another parameter trains was zeroed by its last
-   * update already; inside an accumulation window its pending gradient goes too.)
+   * frozen parameter's) is set to zero, so that its first update sees only the gradient of its
+   * step, as after DJL's freeze; journaled. An array another trainable parameter of the store also
+   * wraps (a tie) keeps its gradient: that is the other parameter's, pending until its update.
    */
   void restartTraining(Trainer trainer, Parameter parameter) {
-    Object entry = view(trainer).entries.get(parameter.getId());
+    View view = view(trainer);
+    Object entry = view.entries.get(parameter.getId());
     for (NDArray mirror : DjlInternals.mirrors(entry)) {
       if (!mirror.hasGradient()) {
         mirror.setRequiresGradient(true);
         journal.onRollback(() -> mirror.setRequiresGradient(false));
-      } else {
-        try (NDArray gradient = mirror.getGradient()) {
-          gradient.subi(gradient); // in place, as DJL's parameter server zeroes after an update
-        }
+      } else if (!trainedByAnother(view, parameter, mirror)) {
+        zeroGradient(mirror);
       }
     }
     markBorn(trainer, parameter.getId());
+  }
+
+  /** Whether another trainable parameter of the store has the array among its copies. */
+  private static boolean trainedByAnother(View view, Parameter parameter, NDArray array) {
+    for (Object other : view.entries.values()) {
+      Parameter p = DjlInternals.entryParameter(other);
+      if (p != parameter && p.requiresGradient()) {
+        for (NDArray mirror : DjlInternals.mirrors(other)) {
+          if (mirror == array) {
+            return true;
+          }
+        }
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Sets an array's gradient to exact zeros in place (a subtraction would keep an overflowed or NaN
+   * sum), the rollback writing the old values back.
+   */
+  private void zeroGradient(NDArray array) {
+    try (NDArray gradient = array.getGradient()) {
+      NDArray before = gradient.duplicate();
+      gradient.set(new NDIndex("..."), 0);
+      journal.closeOnCommit(before);
+      journal.onRollback(
+          () -> {
+            try (NDArray g = array.getGradient()) {
+              g.set(new NDIndex("..."), before);
+            } finally {
+              before.close();
+            }
+          });
+    }
   }
 
   private void markBorn(Trainer trainer, String id) {

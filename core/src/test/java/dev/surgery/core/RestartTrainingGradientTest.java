@@ -19,20 +19,22 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * A second reviewer's probes of {@code TrainerSurgery.restartTraining}'s in-place zeroing of a
- * gradient its mirrors kept taking ({@code gradient.subi(gradient)}, not journaled).
+ * {@code TrainerSurgery.restartTraining} sets to zero the gradient a frozen wrapper's arrays kept
+ * taking: exact zeros whatever the sum held, undone by a rollback, and never a tied trainable
+ * parameter's pending gradient (a second reviewer's checks; a first version subtracted the gradient
+ * from itself, unjournaled).
  */
-class RestartTrainingGradientReviewTest {
+class RestartTrainingGradientTest {
 
   static final float LR = 0.01f;
 
   /**
    * A trainable layer moved to frozen wrappers of its arrays (the arrays keep taking gradients, no
-   * update zeroes them), whose gathered gradient overflowed while frozen (float32 here by two
-   * large backward passes; in float16 a few hundred frozen steps reach 65504), then unfrozen:
-   * {@code subi} makes inf - inf = NaN, so the first update writes NaN into the weight, where the
-   * twin frozen by DJL (and DJL's own zeroing after an update, {@code JniUtils.zeroGrad}, a
-   * {@code zero_}) gives finite values.
+   * update zeroes them), whose gathered gradient overflowed while frozen (float32 here by two large
+   * backward passes; in float16 a few hundred frozen steps reach 65504), then unfrozen: {@code
+   * subi} makes inf - inf = NaN, so the first update writes NaN into the weight, where the twin
+   * frozen by DJL (and DJL's own zeroing after an update, {@code JniUtils.zeroGrad}, a {@code
+   * zero_}) gives finite values.
    */
   @ParameterizedTest
   @EnumSource(Kind.class)
