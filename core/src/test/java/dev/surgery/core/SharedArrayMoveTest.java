@@ -190,8 +190,9 @@ class SharedArrayMoveTest {
    * keeps it", and the guide: "For a block shared by two models and replaced in one of them, pass
    * both trainers". Moving first (no model uses the new parameters yet) with both trainers, then
    * swapping in model 1, moves model 2's trainer too: model 2 registers the old parameters again,
-   * fresh, and the shared arrays are updated twice per step. Nothing refuses or warns. (Fails on
-   * 9dc9d721 too: not a regression, but the new Javadoc says the order is free.)
+   * fresh, and the shared arrays were updated twice per step, with nothing refusing or warning
+   * (before the fix, and on 9dc9d721). The call is now refused (nothing changed), as the Javadoc
+   * says: swap first where the holders train different models.
    */
   @ParameterizedTest
   @EnumSource(
