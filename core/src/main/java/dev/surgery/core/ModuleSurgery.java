@@ -568,9 +568,6 @@ public final class ModuleSurgery {
             surgery.remove(t, from);
           }
           if (restarts) {
-            // The state it moved over (a freeze by hand keeps it) is dropped; its first id, which
-            // per-id rates answer, is kept.
-            surgery.dropState(t, to);
             surgery.restartTraining(t, to);
           }
         }
@@ -841,7 +838,6 @@ public final class ModuleSurgery {
             if (optimizers != null) {
               for (Trainer t : optimizers) {
                 if (TrainerSurgery.holds(t, p)) {
-                  surgery.dropState(t, p);
                   surgery.restartTraining(t, p);
                 }
               }

@@ -261,15 +261,18 @@ final class TrainerSurgery {
   }
 
   /**
-   * Lets a parameter the store already holds train again after it was frozen: its device copies
-   * take gradients again (DJL fixes that at registration) and it is updated as a fresh parameter. A
-   * gradient its arrays kept taking while it was frozen (a frozen Parameter around arrays that
-   * trained: DJL's freeze stops them, a wrapper built frozen does not, and no update zeroes a
-   * frozen parameter's) is set to zero, so that its first update sees only the gradient of its
-   * step, as after DJL's freeze; journaled. An array another trainable parameter of the store also
-   * wraps (a tie) keeps its gradient: that is the other parameter's, pending until its update.
+   * Lets a parameter the store already holds train again after it was frozen: its optimizer state
+   * (which a freeze by hand keeps) is dropped, its device copies take gradients again (DJL fixes
+   * that at registration) and it is updated as a fresh parameter. Its first id, which per-id rates
+   * answer, is kept. A gradient its arrays kept taking while it was frozen (a frozen Parameter
+   * around arrays that trained: DJL's freeze stops them, a wrapper built frozen does not, and no
+   * update zeroes a frozen parameter's) is set to zero, so that its first update sees only the
+   * gradient of its step, as after DJL's freeze; journaled. An array another trainable parameter of
+   * the store also wraps (a tie) keeps its gradient: that is the other parameter's, pending until
+   * its update.
    */
   void restartTraining(Trainer trainer, Parameter parameter) {
+    dropState(trainer, parameter);
     View view = view(trainer);
     Object entry = view.entries.get(parameter.getId());
     for (NDArray mirror : DjlInternals.mirrors(entry)) {

@@ -64,7 +64,6 @@ record TrainerUpdate(
       for (Trainer t : trainers) {
         if (TrainerSurgery.holds(t, p)) {
           // As ModuleSurgery.unfreezeParameters does: what was frozen starts training fresh.
-          surgery.dropState(t, p);
           surgery.restartTraining(t, p);
         }
       }
