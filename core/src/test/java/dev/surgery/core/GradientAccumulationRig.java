@@ -16,9 +16,9 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
+import dev.surgery.core.testing.PendingGradients;
 import dev.surgery.core.testing.TrajectoryOracle;
 import java.util.ArrayList;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
@@ -99,11 +99,11 @@ final class GradientAccumulationRig {
           batch++;
           for (At at : surgeries) {
             if (at.afterBatch() == batch) {
-              Map<NDArray, float[]> aside = setAside ? takeOut(root) : null;
+              Map<NDArray, float[]> aside = setAside ? PendingGradients.takeOut(root) : null;
               at.hook().at(trainer, root);
               if (aside != null) {
                 // Back before the next backward, so that the sums are formed in the same order.
-                putBack(root, aside, data);
+                PendingGradients.putBack(root, aside, data);
               }
             }
           }
@@ -118,44 +118,6 @@ final class GradientAccumulationRig {
       }
     }
     return result;
-  }
-
-  /** Copies every pending gradient of a trainable parameter and zeroes it in place. */
-  static Map<NDArray, float[]> takeOut(Block root) {
-    Map<NDArray, float[]> out = new IdentityHashMap<>();
-    for (Parameter p : root.getParameters().values()) {
-      if (!p.isInitialized() || !p.requiresGradient() || !p.getArray().hasGradient()) {
-        continue;
-      }
-      NDArray array = p.getArray();
-      if (out.containsKey(array)) {
-        continue;
-      }
-      try (NDArray g = array.getGradient()) {
-        out.put(array, g.toFloatArray());
-        g.subi(g);
-      }
-    }
-    return out;
-  }
-
-  /** Adds the set-aside gradients back to the arrays still in the model that train. */
-  static void putBack(Block root, Map<NDArray, float[]> aside, NDManager manager) {
-    Map<NDArray, Boolean> done = new IdentityHashMap<>();
-    for (Parameter p : root.getParameters().values()) {
-      if (!p.isInitialized() || !p.requiresGradient()) {
-        continue;
-      }
-      NDArray array = p.getArray();
-      float[] kept = aside.get(array);
-      if (kept == null || done.put(array, Boolean.TRUE) != null) {
-        continue;
-      }
-      try (NDArray g = array.getGradient();
-          NDArray add = manager.create(kept, array.getShape())) {
-        g.addi(add);
-      }
-    }
   }
 
   static List<float[]> snapshot(Block root) {

@@ -20,11 +20,11 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.PendingGradients;
 import dev.surgery.core.testing.TrajectoryOracle;
 import dev.surgery.trainer.config.SurgeryConfig;
 import java.util.ArrayList;
 import java.util.EnumSet;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
@@ -157,50 +157,16 @@ class ListenerGradientAccumulationTest {
               afterSteps.add(snapshot(root));
             }
           }
-          Map<NDArray, float[]> aside = setAside ? takeOut(root) : null;
+          Map<NDArray, float[]> aside = setAside ? PendingGradients.takeOut(root) : null;
           trainer.notifyListeners(l -> l.onEpoch(trainer));
           if (aside != null) {
-            putBack(root, aside, data);
+            PendingGradients.putBack(root, aside, data);
           }
         }
         root.getParameters().forEach(p -> names.add(p.getKey()));
       }
     }
     return new Run(afterSteps, names, listener);
-  }
-
-  static Map<NDArray, float[]> takeOut(Block root) {
-    Map<NDArray, float[]> out = new IdentityHashMap<>();
-    for (Parameter p : root.getParameters().values()) {
-      if (!p.isInitialized() || !p.requiresGradient() || !p.getArray().hasGradient()) {
-        continue;
-      }
-      NDArray array = p.getArray();
-      if (!out.containsKey(array)) {
-        try (NDArray g = array.getGradient()) {
-          out.put(array, g.toFloatArray());
-          g.subi(g);
-        }
-      }
-    }
-    return out;
-  }
-
-  static void putBack(Block root, Map<NDArray, float[]> aside, NDManager manager) {
-    Map<NDArray, Boolean> done = new IdentityHashMap<>();
-    for (Parameter p : root.getParameters().values()) {
-      if (!p.isInitialized() || !p.requiresGradient()) {
-        continue;
-      }
-      NDArray array = p.getArray();
-      float[] kept = aside.get(array);
-      if (kept != null && done.put(array, Boolean.TRUE) == null) {
-        try (NDArray g = array.getGradient();
-            NDArray add = manager.create(kept, array.getShape())) {
-          g.addi(add);
-        }
-      }
-    }
   }
 
   static List<float[]> snapshot(Block root) {
