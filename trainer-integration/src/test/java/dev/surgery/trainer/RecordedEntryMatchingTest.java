@@ -78,13 +78,10 @@ class RecordedEntryMatchingTest {
       // The epoch entry is the record's; the duration entry never ran, so it runs now (at its
       // fraction of this trainer's training), having been warned of as counted from here.
       assertEquals(List.of("resumed.yaml:2:5"), appliedSources(again));
-      assertTrue(
-          again.getWarnings().stream()
-              .anyMatch(
-                  w ->
-                      w.contains("layer_freezing at 0.75dur")
-                          && w.contains("counts its fraction of training from this trainer's")),
-          again.getWarnings().toString());
+      assertAWarningSays(
+          again,
+          "layer_freezing at 0.75dur",
+          "counts its fraction of training from this trainer's");
       assertFalse(
           again.getWarnings().stream().anyMatch(w -> w.contains("layer_freezing at epoch 1")),
           again.getWarnings().toString());
@@ -113,14 +110,11 @@ class RecordedEntryMatchingTest {
       // Not applied again: no second record at epoch 2 (every: 3ep has not come round).
       assertEquals(List.of(), appliedSources(again));
       assertEquals(1, records(model).size());
-      assertTrue(
-          again.getWarnings().stream()
-              .anyMatch(
-                  w ->
-                      w.contains("layer_freezing every 3ep")
-                          && w.contains("counts epochs from this trainer's start")
-                          && w.contains("every 3 epochs counted from now")),
-          again.getWarnings().toString());
+      assertAWarningSays(
+          again,
+          "layer_freezing every 3ep",
+          "counts epochs from this trainer's start",
+          "every 3 epochs counted from now");
     }
   }
 
@@ -138,22 +132,13 @@ class RecordedEntryMatchingTest {
       try (Trainer trainer = model.newTrainer(TestModels.config(again))) {
         SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
       }
-      List<String> warnings = again.getWarnings();
-      assertTrue(
-          warnings.stream()
-              .anyMatch(
-                  w ->
-                      w.contains("weight_standardization at step 40")
-                          && w.contains("counts optimizer steps from this trainer's start")
-                          && w.contains("not at the job's step 40")),
-          warnings.toString());
-      assertTrue(
-          warnings.stream()
-              .anyMatch(
-                  w ->
-                      w.contains("ghost_batchnorm every 50ba")
-                          && w.contains("every 50 optimizer steps counted from now")),
-          warnings.toString());
+      assertAWarningSays(
+          again,
+          "weight_standardization at step 40",
+          "counts optimizer steps from this trainer's start",
+          "not at the job's step 40");
+      assertAWarningSays(
+          again, "ghost_batchnorm every 50ba", "every 50 optimizer steps counted from now");
     }
   }
 
@@ -176,13 +161,8 @@ class RecordedEntryMatchingTest {
       assertEquals(1, records(model).size(), "factorize at step 3");
       assertEquals(0, records(model).get(0).epoch());
       SurgeryListener again = train(model, yaml, 1, data);
-      assertTrue(
-          again.getWarnings().stream()
-              .anyMatch(
-                  w ->
-                      w.contains("blurpool at step 7")
-                          && w.contains("counts optimizer steps from this trainer's start")),
-          again.getWarnings().toString());
+      assertAWarningSays(
+          again, "blurpool at step 7", "counts optimizer steps from this trainer's start");
     }
   }
 
@@ -204,13 +184,10 @@ class RecordedEntryMatchingTest {
       assertEquals(1, records(model).size(), "weight_standardization at step 3");
       assertEquals(3, records(model).get(0).step());
       SurgeryListener again = train(model, yaml, 1, data);
-      assertTrue(
-          again.getWarnings().stream()
-              .anyMatch(
-                  w ->
-                      w.contains("weight_standardization at step 12")
-                          && w.contains("counts optimizer steps from this trainer's start")),
-          again.getWarnings().toString());
+      assertAWarningSays(
+          again,
+          "weight_standardization at step 12",
+          "counts optimizer steps from this trainer's start");
     }
   }
 
@@ -296,15 +273,12 @@ class RecordedEntryMatchingTest {
       try (Trainer trainer = resumed.newTrainer(TestModels.config(again))) {
         SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
       }
-      assertTrue(
-          again.getWarnings().stream()
-              .anyMatch(
-                  w ->
-                      w.contains("blurpool at epoch 2")
-                          && w.contains("counts epochs from this trainer's start")
-                          && w.contains("no surgery record but DJL's Epoch property 2")
-                          && w.contains("it runs 2 epochs from now (at least epoch 4")),
-          again.getWarnings().toString());
+      assertAWarningSays(
+          again,
+          "blurpool at epoch 2",
+          "counts epochs from this trainer's start",
+          "no surgery record but DJL's Epoch property 2",
+          "it runs 2 epochs from now (at least epoch 4");
     }
   }
 
@@ -325,9 +299,7 @@ class RecordedEntryMatchingTest {
       try (Trainer trainer = model.newTrainer(TestModels.config(due))) {
         SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
       }
-      assertTrue(
-          due.getWarnings().stream().anyMatch(w -> w.contains("DJL's Epoch property 2")),
-          due.getWarnings().toString());
+      assertAWarningSays(due, "DJL's Epoch property 2");
     }
   }
 
@@ -377,5 +349,13 @@ class RecordedEntryMatchingTest {
     assertFalse(RecordedEntries.couldHaveRecorded(Trigger.every(Time.parse("2ba")), atStep3));
     assertFalse(RecordedEntries.couldHaveRecorded(Trigger.atStep(2), atEpoch2));
     assertTrue(RecordedEntries.couldHaveRecorded(Trigger.every(Time.parse("7ba")), atEpoch2));
+  }
+
+  /** Asserts that one of the listener's warnings says every one of {@code parts}. */
+  private static void assertAWarningSays(SurgeryListener listener, String... parts) {
+    List<String> warnings = listener.getWarnings();
+    assertTrue(
+        warnings.stream().anyMatch(w -> java.util.Arrays.stream(parts).allMatch(w::contains)),
+        warnings.toString());
   }
 }
