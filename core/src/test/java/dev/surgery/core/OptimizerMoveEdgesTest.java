@@ -679,20 +679,10 @@ class OptimizerMoveEdgesTest {
     }
 
     static void assertSame(TwoModels a, TwoModels b, String when) {
-      assertValues(
+      OptimizerMoveRig.assertSameValues(
           OptimizerMoveRig.params(a.n1), OptimizerMoveRig.params(b.n1), when + " (model 1)");
-      assertValues(
+      OptimizerMoveRig.assertSameValues(
           OptimizerMoveRig.params(a.n2), OptimizerMoveRig.params(b.n2), when + " (model 2)");
-    }
-
-    private static void assertValues(List<Parameter> x, List<Parameter> y, String when) {
-      assertEquals(y.size(), x.size());
-      for (int i = 0; i < x.size(); i++) {
-        assertArrayEquals(
-            y.get(i).getArray().toFloatArray(),
-            x.get(i).getArray().toFloatArray(),
-            when + ": parameter " + i + " differs from the twin without surgery");
-      }
     }
 
     @Override

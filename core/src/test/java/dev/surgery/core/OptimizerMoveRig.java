@@ -2,6 +2,7 @@ package dev.surgery.core;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.Model;
@@ -158,8 +159,11 @@ final class OptimizerMoveRig implements AutoCloseable {
 
   /** Asserts two rigs' parameters, by position, bit for bit. */
   static void assertSameValues(OptimizerMoveRig subject, OptimizerMoveRig twin, String when) {
-    List<Parameter> a = subject.params();
-    List<Parameter> b = twin.params();
+    assertSameValues(subject.params(), twin.params(), when);
+  }
+
+  /** The subject's parameters bit for bit the twin's, and finite. */
+  static void assertSameValues(List<Parameter> a, List<Parameter> b, String when) {
     assertEquals(b.size(), a.size(), when + ": parameter count");
     for (int i = 0; i < a.size(); i++) {
       float[] x = a.get(i).getArray().toFloatArray();
@@ -173,6 +177,10 @@ final class OptimizerMoveRig implements AutoCloseable {
               + " ("
               + a.get(i).getName()
               + ") differs from the twin without surgery");
+      for (float v : x) {
+        // Equal NaNs would pass the comparison: a twin that went wrong alike proves nothing.
+        assertTrue(Float.isFinite(v), when + ": parameter " + i + " is finite");
+      }
     }
   }
 

@@ -1,8 +1,5 @@
 package dev.surgery.core;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -116,15 +113,7 @@ class SharedArrayMoveTest {
   }
 
   static void assertSame(TiedModel subject, TiedModel twin, String when) {
-    List<Parameter> a = subject.trainable();
-    List<Parameter> b = twin.trainable();
-    assertEquals(b.size(), a.size());
-    for (int i = 0; i < a.size(); i++) {
-      assertArrayEquals(
-          b.get(i).getArray().toFloatArray(),
-          a.get(i).getArray().toFloatArray(),
-          when + ": trainable parameter " + a.get(i).getName() + " differs from the twin");
-    }
+    OptimizerMoveRig.assertSameValues(subject.trainable(), twin.trainable(), when);
   }
 
   /**
