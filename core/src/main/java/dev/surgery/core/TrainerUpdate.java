@@ -97,10 +97,11 @@ record TrainerUpdate(
   /**
    * Decides Composer's optimizer update: an added parameter around the very array of a removed one
    * that a trainer holds takes over its entry and state; other added ones are born; removed ones
-   * not taken over leave; born ones join the trainers that held leaving ones (all trainers when
-   * none did). A trainer whose model still uses a removed parameter ({@code elsewhere}: a block
-   * shared with another model) keeps it and is no target for it, and a trainer of another model
-   * that holds none of the added parameters is no receiver. Reads the trainers' stores only.
+   * not taken over leave; born ones join the trainers that held removed ones, taken over or not
+   * (all trainers when none did). A trainer whose model still uses a removed parameter ({@code
+   * elsewhere}: a block shared with another model) keeps it and is no target for it, and a trainer
+   * of another model that holds none of the added parameters is no receiver. Reads the trainers'
+   * stores only.
    */
   static TrainerUpdate decide(
       List<Parameter> removed, List<Parameter> added, List<Trainer> trainers, StillUsed elsewhere) {
@@ -133,10 +134,12 @@ record TrainerUpdate(
     List<Parameter> leaving = new ArrayList<>();
     Set<Trainer> targets = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Parameter p : removed) {
-      if (rewrapped.contains(p)) {
-        continue;
+      if (!rewrapped.contains(p)) {
+        leaving.add(p);
       }
-      leaving.add(p);
+      // A re-keyed parameter was removed too: the trainers that held it are those the added ones
+      // join (Composer's group of the removed parameters), not every trainer given, whose other
+      // models would update a born parameter they never use.
       for (Trainer t : trainers) {
         if (loses(t, p, elsewhere)) {
           targets.add(t);
