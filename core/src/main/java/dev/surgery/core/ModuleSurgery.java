@@ -458,8 +458,10 @@ public final class ModuleSurgery {
    * its place, as in a Composer parameter group). The blocks may be swapped in the model before or
    * after this call. Where the trainers holding an old parameter train different models (a block
    * shared between models, replaced in one of them), swap first: then a trainer whose model still
-   * uses the old parameter keeps it, as {@link #replaceModules} keeps it (a pair no trainer moves
-   * is logged at WARN); before the swap the call is refused.
+   * uses the old parameter keeps it, as {@link #replaceModules} keeps it, and so does one whose
+   * model uses neither (a block replaced in each model by a block of its own: each trainer moves at
+   * the call for its own model's replacement); a pair no trainer moves is logged at WARN. Before
+   * the swap the call is refused.
    *
    * @param oldParams the parameters to take out
    * @param newParams their replacements, same length
@@ -580,10 +582,10 @@ public final class ModuleSurgery {
     if (!keptByAll.isEmpty()) {
       logger()
           .warn(
-              "replaceParamsInOptimizer: {} old parameter(s) were moved by no trainer ({}{}): each"
-                  + " trainer that holds one has it still in its model, while another given"
-                  + " trainer's model uses the new one; a trainer's new parameter is registered"
-                  + " fresh at its model's next forward",
+              "replaceParamsInOptimizer: {} old parameter(s) were moved by no trainer ({}{}): no"
+                  + " trainer that holds one trains a model that uses the new one, while another"
+                  + " given trainer's model does; a trainer's new parameter is registered fresh at"
+                  + " its model's next forward",
               keptByAll.size(),
               String.join(", ", keptByAll.subList(0, Math.min(3, keptByAll.size()))),
               keptByAll.size() > 3 ? ", ..." : "");
@@ -592,8 +594,11 @@ public final class ModuleSurgery {
 
   /**
    * The holders of an old parameter that keep it: where they train two or more models, those whose
-   * model still uses it and not the new one, once a given trainer's model uses the new one. Before
-   * any does, which model will keep the old block cannot be told: refused.
+   * model does not use the new one, once a given trainer's model uses it. A model that uses neither
+   * had the block replaced by another new block (each model swapped before the moves), whose own
+   * move is still to come: its trainer taking this new parameter would update it at its own steps,
+   * and have nothing left for that move. Before any model uses the new one, which will keep the old
+   * block cannot be told: refused.
    */
   private static Set<Trainer> keepingTrainers(
       int i,
@@ -617,9 +622,11 @@ public final class ModuleSurgery {
     int usingOld = 0;
     for (Trainer t : holders) {
       Set<Parameter> inModel = parametersOf(rootOf(t), inModels);
-      if (inModel.contains(from) && !inModel.contains(to)) {
+      if (!inModel.contains(to)) {
         keeping.add(t);
-        usingOld++;
+        if (inModel.contains(from)) {
+          usingOld++;
+        }
       }
     }
     if (!placed && usingOld > 1) {
