@@ -582,10 +582,10 @@ public final class ModuleSurgery {
     if (!keptByAll.isEmpty()) {
       logger()
           .warn(
-              "replaceParamsInOptimizer: {} old parameter(s) were moved by no trainer ({}{}): no"
-                  + " trainer that holds one trains a model that uses the new one, while another"
-                  + " given trainer's model does; a trainer's new parameter is registered fresh at"
-                  + " its model's next forward",
+              "replaceParamsInOptimizer: {} old parameter(s) were moved by no trainer ({}{}): the"
+                  + " trainers that hold one train several models, none of them using the new one"
+                  + " in place of the old; a trainer's new parameter is registered fresh at its"
+                  + " model's next forward",
               keptByAll.size(),
               String.join(", ", keptByAll.subList(0, Math.min(3, keptByAll.size()))),
               keptByAll.size() > 3 ? ", ..." : "");
@@ -594,11 +594,12 @@ public final class ModuleSurgery {
 
   /**
    * The holders of an old parameter that keep it: where they train two or more models, those whose
-   * model does not use the new one, once a given trainer's model uses it. A model that uses neither
-   * had the block replaced by another new block (each model swapped before the moves), whose own
-   * move is still to come: its trainer taking this new parameter would update it at its own steps,
-   * and have nothing left for that move. Before any model uses the new one, which will keep the old
-   * block cannot be told: refused.
+   * model does not use the new one, once a given trainer's model uses it, and before that those
+   * whose model uses neither. A model that uses neither had the block replaced by another new block
+   * (each model swapped to a block of its own), whose own move is still to come: its trainer taking
+   * this new parameter would update it at its own steps, and have nothing left for that move. Where
+   * no model uses the new one and several use the old one, which will keep the old block cannot be
+   * told: refused.
    */
   private static Set<Trainer> keepingTrainers(
       int i,
@@ -622,11 +623,14 @@ public final class ModuleSurgery {
     int usingOld = 0;
     for (Trainer t : holders) {
       Set<Parameter> inModel = parametersOf(rootOf(t), inModels);
-      if (!inModel.contains(to)) {
+      boolean usesOld = inModel.contains(from);
+      if (usesOld) {
+        usingOld++;
+      }
+      // Placed: a model without the new parameter keeps the old one. Not yet: a model using the old
+      // one is about to be swapped (it moves), and one using neither keeps it for its own move.
+      if (placed ? !inModel.contains(to) : !usesOld) {
         keeping.add(t);
-        if (inModel.contains(from)) {
-          usingOld++;
-        }
       }
     }
     if (!placed && usingOld > 1) {
@@ -639,7 +643,7 @@ public final class ModuleSurgery {
               + " so that the trainers of the models keeping the block keep it; nothing was"
               + " changed");
     }
-    return placed ? keeping : Set.of();
+    return keeping;
   }
 
   /** A trainer's model's root block; null without one. */

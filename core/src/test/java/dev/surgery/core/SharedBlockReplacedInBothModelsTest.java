@@ -55,4 +55,40 @@ class SharedBlockReplacedInBothModelsTest {
       }
     }
   }
+
+  /**
+   * The same, with model 1 swapped after its move ("the blocks may be swapped in the model before
+   * or after this call"): model 2, swapped already, uses neither the old parameters nor model 1's
+   * new ones, and its trainer must keep the old ones for the move of its own replacement.
+   */
+  @ParameterizedTest
+  @EnumSource(Kind.class)
+  void aModelSwappedToItsOwnBlockKeepsTheOldParametersWhileTheOtherMovesBeforeItsSwap(Kind kind) {
+    try (Batches data = new Batches(31, 9);
+        TwoModels subject = new TwoModels(kind, 18);
+        TwoModels twin = new TwoModels(kind, 18)) {
+      for (int k = 0; k < 30; k++) {
+        if (k == 8) {
+          Block shared = subject.shared1();
+          List<Parameter> old = OptimizerMoveRig.params(shared);
+          OptimizerMoveEdgesTest.replaceWithoutTrainer(
+              subject.n2, shared, () -> OptimizerMoveEdgesTest.rewrap((Linear) shared));
+          List<Parameter> in2 = OptimizerMoveRig.params(subject.n2.getChildren().get(0).getValue());
+          Linear for1 = OptimizerMoveEdgesTest.rewrap((Linear) shared);
+          List<Parameter> in1 = OptimizerMoveRig.params(for1);
+          ModuleSurgery.replaceParamsInOptimizer(old, in1, List.of(subject.t1, subject.t2));
+          for (Parameter p : in1) {
+            assertFalse(
+                TrainerSurgery.holds(subject.t2, p),
+                "model 2's trainer holds a parameter of model 1's replacement");
+          }
+          OptimizerMoveEdgesTest.replaceWithoutTrainer(subject.n1, shared, () -> for1);
+          ModuleSurgery.replaceParamsInOptimizer(old, in2, List.of(subject.t1, subject.t2));
+        }
+        subject.step(data, k);
+        twin.step(data, k);
+        TwoModels.assertSame(subject, twin, "step " + k);
+      }
+    }
+  }
 }
