@@ -105,10 +105,10 @@ record TrainerUpdate(
    */
   static TrainerUpdate decide(
       List<Parameter> removed, List<Parameter> added, List<Trainer> trainers, StillUsed elsewhere) {
-    Map<NDArray, Parameter> removedByArray = new IdentityHashMap<>();
+    Map<NDArray, List<Parameter>> removedByArray = new IdentityHashMap<>();
     for (Parameter p : removed) {
       if (p.isInitialized()) {
-        removedByArray.putIfAbsent(p.getArray(), p);
+        removedByArray.computeIfAbsent(p.getArray(), a -> new ArrayList<>()).add(p);
       }
     }
     Set<Parameter> rewrapped = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -116,7 +116,10 @@ record TrainerUpdate(
     List<Parameter> restarted = new ArrayList<>();
     List<Parameter> born = new ArrayList<>();
     for (Parameter p : added) {
-      Parameter previous = p.isInitialized() ? removedByArray.remove(p.getArray()) : null;
+      Parameter previous =
+          p.isInitialized()
+              ? takeMatch(removedByArray.get(p.getArray()), p, trainers, elsewhere)
+              : null;
       if (previous == null) {
         born.add(p);
         continue;
@@ -155,6 +158,34 @@ record TrainerUpdate(
       }
     }
     return new TrainerUpdate(rekeyed, restarted, born, leaving, receivers);
+  }
+
+  /**
+   * Takes out of {@code candidates} (removed parameters around the added one's array, in the order
+   * removed) the one the added parameter goes on from: one a trainer holds before one none does,
+   * and among those one that trains as it does. Several wrap one array where a frozen Parameter is
+   * tied to a trainable one: the new trainable wrapper goes on from the trainable one's state,
+   * whichever the lists name first, and the new frozen one from the frozen one. Null when there is
+   * none.
+   */
+  private static Parameter takeMatch(
+      List<Parameter> candidates, Parameter added, List<Trainer> trainers, StillUsed elsewhere) {
+    if (candidates == null || candidates.isEmpty()) {
+      return null;
+    }
+    int best = 0;
+    int bestRank = -1;
+    for (int i = 0; i < candidates.size(); i++) {
+      Parameter c = candidates.get(i);
+      int rank =
+          (losesAny(trainers, c, elsewhere) ? 2 : 0)
+              + (c.requiresGradient() == added.requiresGradient() ? 1 : 0);
+      if (rank > bestRank) {
+        best = i;
+        bestRank = rank;
+      }
+    }
+    return candidates.remove(best);
   }
 
   /** Whether some trainer holds the parameter and its model no longer uses it. */
