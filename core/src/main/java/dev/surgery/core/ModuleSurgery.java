@@ -528,6 +528,10 @@ public final class ModuleSurgery {
     List<String> keptByAll = new ArrayList<>();
     Journal journal = new Journal();
     TrainerSurgery surgery = new TrainerSurgery(journal, Faults.NONE);
+    // Restarts run once every pair has moved: a restart keeps the pending gradient of an array that
+    // another trainable parameter of the store wraps, and an old parameter that a later pair moves
+    // out does not train it any more.
+    List<Map.Entry<Trainer, Parameter>> restartsDue = new ArrayList<>();
     try {
       for (int i = 0; i < oldParams.size(); i++) {
         Parameter from = oldParams.get(i);
@@ -570,9 +574,12 @@ public final class ModuleSurgery {
             surgery.remove(t, from);
           }
           if (restarts) {
-            surgery.restartTraining(t, to);
+            restartsDue.add(Map.entry(t, to));
           }
         }
+      }
+      for (Map.Entry<Trainer, Parameter> r : restartsDue) {
+        surgery.restartTraining(r.getKey(), r.getValue());
       }
       journal.commit();
     } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
