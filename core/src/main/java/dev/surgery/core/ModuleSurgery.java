@@ -469,9 +469,9 @@ public final class ModuleSurgery {
    * @throws IllegalArgumentException if the lists differ in length, or hold a null, or a new
    *     parameter has no array or a freed one, is listed twice, is an old parameter at another
    *     position (a permutation) or is held by a given trainer already, or an old parameter is
-   *     listed twice, or its array was freed and it declares no shape (its state cannot be
-   *     matched), or it is used by the models of several given trainers while none uses its
-   *     replacement yet; nothing is changed then
+   *     listed twice (unless kept in place at both positions), or its array was freed and it
+   *     declares no shape (its state cannot be matched), or it is used by the models of several
+   *     given trainers while none uses its replacement yet; nothing is changed then
    * @throws NullPointerException if {@code optimizers} holds a null; nothing is changed then
    * @throws IllegalStateException if an old parameter is held by none of the trainers
    */
@@ -673,10 +673,11 @@ public final class ModuleSurgery {
   }
 
   /**
-   * Refuses, before anything changes, the new parameters whose move would lose state: a null, one
-   * listed twice, one that is itself an old parameter at another position (a permutation: the pairs
-   * are moved one after the other), and one a given trainer holds already (its own state would be
-   * overwritten, and the old parameter's store entry dropped).
+   * Refuses, before anything changes, the moves that would lose state: an old parameter listed
+   * twice unless kept in place at both positions, and new parameters that are null, listed twice,
+   * an old parameter at another position (a permutation: the pairs are moved one after the other)
+   * or held by a given trainer already (its own state would be overwritten, and the old parameter's
+   * store entry dropped).
    */
   private static void checkNewParams(
       List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
@@ -687,9 +688,18 @@ public final class ModuleSurgery {
         throw new IllegalArgumentException("oldParams[" + i + "] is null");
       }
       Integer earlier = oldAt.putIfAbsent(from, i);
-      if (earlier != null && from != newParams.get(i) && from != newParams.get(earlier)) {
+      // Listed again, it must be kept in place at every position: one kept at one position and
+      // moved at another would stay in the model having lost its entry and state to the new one.
+      if (earlier != null && (from != newParams.get(i) || from != newParams.get(earlier))) {
         throw new IllegalArgumentException(
-            describe(from) + " is listed twice in oldParams, at " + earlier + " and " + i);
+            describe(from)
+                + " is listed twice in oldParams, at "
+                + earlier
+                + " and "
+                + i
+                + ", and moved at "
+                + (from != newParams.get(earlier) && from != newParams.get(i) ? "both" : "one")
+                + ": a parameter cannot both stay and move, nor move twice; nothing was changed");
       }
     }
     Map<Parameter, Integer> newAt = new IdentityHashMap<>();
