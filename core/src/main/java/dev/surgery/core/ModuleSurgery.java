@@ -480,8 +480,9 @@ public final class ModuleSurgery {
     requireArgument(oldParams, "oldParams");
     requireArgument(newParams, "newParams");
     requireNoNullTrainer(optimizers, "optimizers");
+    Collection<Trainer> trainers = eachOnce(optimizers);
     SurgeryLock.holding(
-        () -> replaceParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers));
+        () -> replaceParamsInOptimizerHoldingTheLock(oldParams, newParams, trainers));
   }
 
   /** {@link #replaceParamsInOptimizer}, with {@link SurgeryLock} held. */
@@ -957,8 +958,9 @@ public final class ModuleSurgery {
     requireArgument(oldParams, "oldParams");
     requireArgument(newParams, "newParams");
     requireNoNullTrainer(optimizers, "optimizers");
+    Collection<Trainer> trainers = eachOnce(optimizers);
     SurgeryLock.holding(
-        () -> updateParamsInOptimizerHoldingTheLock(oldParams, newParams, optimizers));
+        () -> updateParamsInOptimizerHoldingTheLock(oldParams, newParams, trainers));
   }
 
   /** {@link #updateParamsInOptimizer}, with {@link SurgeryLock} held. */
@@ -1051,6 +1053,25 @@ public final class ModuleSurgery {
       }
     }
     return List.copyOf(held.values());
+  }
+
+  /**
+   * The trainers, each once (by identity) in the order given; null for null. A trainer given twice
+   * is one trainer: a second pass over it would move its pairs again, and write the moved-away
+   * parameter's id as the new one's first id, which a rate by id then answers with its default.
+   */
+  private static Collection<Trainer> eachOnce(Collection<Trainer> trainers) {
+    if (trainers == null) {
+      return null;
+    }
+    Set<Trainer> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+    List<Trainer> once = new ArrayList<>(trainers.size());
+    for (Trainer t : trainers) {
+      if (seen.add(t)) {
+        once.add(t);
+      }
+    }
+    return once;
   }
 
   /** A null argument is refused by name, not met as a bare NullPointerException deep inside. */
