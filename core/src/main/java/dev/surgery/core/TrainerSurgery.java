@@ -165,6 +165,11 @@ final class TrainerSurgery {
     KeptIdTracker kept = keptIds(view, true);
     if (kept != null) {
       String oldFirst = removeMark(kept.firstIds(), oldId); // the old id leaves with its parameter
+      if (oldFirst == null && kept.firstIds().get(newId) != null) {
+        // Moved already in this surgery by another trainer over the same optimizer (trainers made
+        // from one TrainingConfig share it), which took the old id's mark: the new id keeps it.
+        return;
+      }
       putMark(kept.firstIds(), newId, oldFirst != null ? oldFirst : oldId);
     }
   }
