@@ -355,34 +355,22 @@ final class TrainerSurgery {
     String newId = to.getId();
     View view = view(trainer);
     for (Map<String, Map<Device, NDArray>> state : view.states()) {
-      Map<Device, NDArray> perDevice = state.remove(oldId);
+      Map<Device, NDArray> perDevice = state.get(oldId);
       if (perDevice != null) {
-        Map<Device, NDArray> displaced = state.put(newId, perDevice);
-        journal.onRollback(
-            () -> {
-              state.remove(newId);
-              if (displaced != null) {
-                state.put(newId, displaced);
-              }
-              state.put(oldId, perDevice);
-            });
+        // Each write journaled before it is made: a failure between the two (an OutOfMemoryError
+        // in the map) must not lose the state taken out under the old id.
+        Map<Device, NDArray> displaced = putJournaled(state, newId, perDevice);
+        removeJournaled(state, oldId);
         if (displaced != null) {
           displaced.values().forEach(journal::closeOnCommit);
         }
       }
     }
     Map<String, Integer> counts = view.counts();
-    Integer count = counts.remove(oldId);
+    Integer count = counts.get(oldId);
     if (count != null) {
-      Integer displaced = counts.put(newId, count);
-      journal.onRollback(
-          () -> {
-            counts.remove(newId);
-            if (displaced != null) {
-              counts.put(newId, displaced);
-            }
-            counts.put(oldId, count);
-          });
+      putJournaled(counts, newId, count);
+      removeJournaled(counts, oldId);
     }
     keepFirstId(view, oldId, newId);
     BirthAwareOptimizer births = births(trainer, false);
@@ -401,21 +389,16 @@ final class TrainerSurgery {
    */
   void rekey(Trainer trainer, Parameter from, Parameter to) {
     Map<String, Object> entries = view(trainer).entries;
-    Object entry = entries.remove(from.getId());
+    Object entry = entries.get(from.getId());
     if (entry == null) {
       return;
     }
-    Object displaced = entries.put(to.getId(), entry);
+    // Each write journaled before it is made, as in moveState: the entry must not be lost between
+    // leaving the old id and arriving under the new one.
+    Object displaced = putJournaled(entries, to.getId(), entry);
+    removeJournaled(entries, from.getId());
+    journal.onRollback(() -> DjlInternals.setEntryParameter(entry, from));
     DjlInternals.setEntryParameter(entry, to);
-    journal.onRollback(
-        () -> {
-          DjlInternals.setEntryParameter(entry, from);
-          entries.remove(to.getId());
-          if (displaced != null) {
-            entries.put(to.getId(), displaced);
-          }
-          entries.put(from.getId(), entry);
-        });
     if (displaced != null) {
       for (NDArray mirror : DjlInternals.mirrors(displaced)) {
         if (mirror != to.getArray()) {
@@ -424,6 +407,36 @@ final class TrainerSurgery {
       }
     }
     moveState(trainer, from, to);
+  }
+
+  /**
+   * Maps a key in a trainer's map (store entries, optimizer state, update counts), the rollback
+   * putting back what the key mapped to before (or taking it out). The undo is registered before
+   * the write, so that a write that fails (a map that cannot grow) is undone with the rest.
+   */
+  private <V> V putJournaled(Map<String, V> map, String key, V value) {
+    V had = map.get(key);
+    journal.onRollback(() -> restore(map, key, had));
+    map.put(key, value);
+    return had;
+  }
+
+  /**
+   * Takes a key out of a trainer's map, the undo registered before the write, as {@link
+   * #putJournaled} does.
+   */
+  private <V> void removeJournaled(Map<String, V> map, String key) {
+    V had = map.get(key);
+    journal.onRollback(() -> restore(map, key, had));
+    map.remove(key);
+  }
+
+  private static <V> void restore(Map<String, V> map, String key, V had) {
+    if (had == null) {
+      map.remove(key);
+    } else {
+      map.put(key, had);
+    }
   }
 
   /**
