@@ -3,6 +3,7 @@ package dev.surgery.core;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
@@ -311,9 +312,12 @@ final class TrainerSurgery {
    * sum), the rollback writing the old values back.
    */
   private void zeroGradient(NDArray array) {
-    try (NDArray gradient = array.getGradient()) {
+    // The zero is an array of our own, closed here: NDArray.set(index, Number) would make one in
+    // the gradient's manager and leave it open there for good, after a rollback too.
+    try (NDArray gradient = array.getGradient();
+        NDArray zero = gradient.getManager().zeros(new Shape(), gradient.getDataType())) {
       NDArray before = gradient.duplicate();
-      gradient.set(new NDIndex("..."), 0);
+      gradient.set(new NDIndex("..."), zero);
       journal.closeOnCommit(before);
       journal.onRollback(
           () -> {
