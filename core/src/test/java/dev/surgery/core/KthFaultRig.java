@@ -48,7 +48,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.BiFunction;
 import java.util.function.Consumer;
 import java.util.function.Function;
-import java.util.function.Supplier;
 
 /**
  * A fault sweep over the k-th opportunity: a subject and a control twin built alike (models,
@@ -158,6 +157,10 @@ final class KthFaultRig implements AutoCloseable {
   final List<Model> models = new ArrayList<>();
   final List<Trainer> trainers = new ArrayList<>();
   final NDManager data;
+
+  /** The per-policy call counters a surgery on this rig is given (a rollback restores them). */
+  final Map<Object, Integer> indices = new java.util.HashMap<>();
+
   private final List<NDArray> xs = new ArrayList<>();
   private final List<NDArray> ys = new ArrayList<>();
 
@@ -455,12 +458,16 @@ final class KthFaultRig implements AutoCloseable {
       for (int ti = 0; ti < rig.trainers.size(); ti++) {
         trainer("trainer" + ti, rig.trainers.get(ti));
       }
+      List<String> counters = new ArrayList<>();
+      rig.indices.forEach((k, v) -> counters.add(k + "=" + v));
+      Collections.sort(counters);
+      facts.put("indices", counters.toString());
       NDManager any = rig.data;
-      Set<String> open = new java.util.TreeSet<>();
       for (NDArray a : OpenArrays.ofEngine(any)) {
-        open.add(tokens.of(a));
+        facts.put(
+            "open array" + tokens.of(a),
+            a.getDataType() + " " + a.getShape() + " in " + a.getManager().getName());
       }
-      facts.put("open arrays", open.toString());
       for (NDArray a : arrays) {
         facts.put("array" + tokens.of(a), digest(a));
       }
@@ -585,8 +592,6 @@ final class KthFaultRig implements AutoCloseable {
         for (Object e : a) {
           collect(e, refs, depth + 1);
         }
-      } else if (v instanceof Supplier<?> || v instanceof java.util.Optional<?>) {
-        // not followed
       }
     }
 
@@ -698,6 +703,10 @@ final class KthFaultRig implements AutoCloseable {
   static final class Sweep {
     final String label;
     int failedAttempts;
+
+    /** Failed attempts after which the engine's generator was not where it was before. */
+    int drewFromTheGenerator;
+
     final List<String> defects = new ArrayList<>();
     final List<String> notes = new ArrayList<>();
 
@@ -737,9 +746,13 @@ final class KthFaultRig implements AutoCloseable {
       assertEquals(control.valueSignature(), subject.valueSignature(), label + ": prepared alike");
       Tokens tokens = new Tokens();
       for (int k = 1; k <= MAX_CHANCES; k++) {
+        // The same draws for both (a pending backward through a stochastic layer draws).
+        Engine.getInstance().setRandomSeed(500 + k);
         beforeAttempt.accept(subject);
+        Engine.getInstance().setRandomSeed(500 + k);
         beforeAttempt.accept(control);
         DeepState before = DeepState.of(tokens, subject);
+        Engine.getInstance().setRandomSeed(4242);
         Injector injector = new Injector(k);
         Throwable failure = null;
         ARMED.set(injector);
@@ -754,6 +767,7 @@ final class KthFaultRig implements AutoCloseable {
           assertTrue(!injector.fired(), label + ": fired but succeeded");
           sweep.notes.add("succeeded at chance " + k + " (" + injector.hits + " chances)");
           if (sameOnControl) {
+            Engine.getInstance().setRandomSeed(4242); // as the subject's attempt: alike draws
             attempt.run(control, new Injector(Integer.MAX_VALUE));
           }
           trainTwins(subject, control, 1000 + k);
@@ -770,6 +784,9 @@ final class KthFaultRig implements AutoCloseable {
         }
         sweep.failedAttempts++;
         DeepState after = DeepState.of(tokens, subject);
+        if (drawsDiffer(subject)) {
+          sweep.drewFromTheGenerator++;
+        }
         List<String> diffs = after.differencesFrom(before);
         if (!diffs.isEmpty()) {
           sweep.defects.add(
@@ -790,6 +807,88 @@ final class KthFaultRig implements AutoCloseable {
       }
     }
     return sweep;
+  }
+
+  /**
+   * Builds subject and control as {@link #sweep} does, and makes one surgery on the subject that
+   * the engine refuses by itself (no injection), late or half way through; then checks as after an
+   * injected failure.
+   */
+  static Sweep refused(
+      String label,
+      Function<String, KthFaultRig> build,
+      Consumer<KthFaultRig> beforeAttempt,
+      Attempt attempt)
+      throws Exception {
+    return once(label, build, beforeAttempt, attempt, true);
+  }
+
+  /**
+   * Builds subject and control as {@link #sweep} does, runs one call on the subject that must leave
+   * everything as it was ({@code refusal}: one the engine refuses; else one that changes nothing, a
+   * plan), and checks it as after an injected failure, the engine's generator included where
+   * nothing was refused.
+   */
+  static Sweep once(
+      String label,
+      Function<String, KthFaultRig> build,
+      Consumer<KthFaultRig> beforeAttempt,
+      Attempt attempt,
+      boolean refusal)
+      throws Exception {
+    Sweep sweep = new Sweep(label);
+    try (KthFaultRig subject = build.apply(label + "-subject");
+        KthFaultRig control = build.apply(label + "-control")) {
+      subject.copyValuesInto(control);
+      for (int i = 0; i < 3; i++) {
+        subject.round(true);
+        control.round(true);
+      }
+      Engine.getInstance().setRandomSeed(501);
+      beforeAttempt.accept(subject);
+      Engine.getInstance().setRandomSeed(501);
+      beforeAttempt.accept(control);
+      Tokens tokens = new Tokens();
+      DeepState before = DeepState.of(tokens, subject);
+      Engine.getInstance().setRandomSeed(4242);
+      Throwable failure = null;
+      try {
+        attempt.run(subject, new Injector(Integer.MAX_VALUE));
+      } catch (Throwable e) {
+        failure = e;
+      }
+      if (refusal && failure == null) {
+        fail(label + ": the surgery was not refused");
+      }
+      if (!refusal && failure != null) {
+        fail(label + ": failed: " + failure, failure);
+      }
+      sweep.failedAttempts++;
+      sweep.notes.add(refusal ? "refused: " + failure.getMessage() : "left alone");
+      List<String> diffs = DeepState.of(tokens, subject).differencesFrom(before);
+      if (!diffs.isEmpty()) {
+        sweep.defects.add("left changed: " + diffs.subList(0, Math.min(8, diffs.size())));
+      }
+      if (!refusal && drawsDiffer(subject)) {
+        sweep.defects.add("drew from the engine's generator");
+      }
+      trainTwins(subject, control, 77);
+      compare(sweep, "after the refusal", control, subject);
+    }
+    return sweep;
+  }
+
+  /**
+   * Whether the next draw of the engine's generator differs from the first draw after seeding it
+   * with 4242 (which the attempt started from): the failed attempt drew from it.
+   */
+  private static boolean drawsDiffer(KthFaultRig rig) {
+    try (NDArray after = rig.data.randomUniform(0, 1, new Shape(4))) {
+      Engine.getInstance().setRandomSeed(4242);
+      try (NDArray fresh = rig.data.randomUniform(0, 1, new Shape(4))) {
+        return !java.util.Arrays.equals(after.toFloatArray(), fresh.toFloatArray());
+      }
+    }
   }
 
   private static boolean hasInjectedCause(Throwable e) {
