@@ -1,5 +1,6 @@
 package dev.surgery.core;
 
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
@@ -794,7 +795,7 @@ public final class ModuleSurgery {
         (journal, surgery) -> {
           for (Parameter p : all) {
             if (p.requiresGradient()) {
-              journal.onRollback(() -> p.freeze(false));
+              journal.onRollback(freezeUndone(p));
               p.freeze(true);
             }
             if (optimizers != null) {
@@ -862,7 +863,7 @@ public final class ModuleSurgery {
             if (p.requiresGradient()) {
               continue;
             }
-            journal.onRollback(() -> p.freeze(true));
+            journal.onRollback(freezeUndone(p));
             p.freeze(false);
             if (optimizers != null) {
               for (Trainer t : optimizers) {
@@ -873,6 +874,24 @@ public final class ModuleSurgery {
             }
           }
         });
+  }
+
+  /**
+   * The undo of a {@code Parameter.freeze} about to be made: the flag as it is now, and whether its
+   * array takes gradients as it does now. DJL's freeze sets both alike, but they can differ before
+   * (a frozen wrapper built around arrays that train keeps taking gradients): undone by a freeze
+   * alone, such an array would stop taking them and its gathered gradient no longer be read.
+   */
+  private static Runnable freezeUndone(Parameter p) {
+    boolean frozen = !p.requiresGradient();
+    NDArray array = p.isInitialized() ? p.getArray() : null;
+    boolean takesGradients = array != null && array.hasGradient();
+    return () -> {
+      p.freeze(frozen);
+      if (array != null && array.hasGradient() != takesGradients) {
+        array.setRequiresGradient(takesGradients);
+      }
+    };
   }
 
   /**
