@@ -333,7 +333,9 @@ class KthChanceRollbackTest {
   /** The public freezing calls, all or nothing too. */
   enum Freezing {
     FREEZE,
-    UNFREEZE
+    UNFREEZE,
+    /** Frozen by flag only: the arrays kept taking gradients, which the unfreeze zeroes. */
+    UNFREEZE_ARRAYS_TAKING_GRADIENTS
   }
 
   static Stream<Arguments> freezings() {
@@ -366,8 +368,14 @@ class KthChanceRollbackTest {
             name -> new KthFaultRig(name, roots(Tree.CHAIN), INPUT, DataType.FLOAT32, kind),
             rig -> {
               rig.armTrainerMaps();
-              if (freezing == Freezing.UNFREEZE) {
+              if (freezing != Freezing.FREEZE) {
                 ModuleSurgery.freezeParameters(firstTwoLayers(rig), rig.trainers);
+              }
+              if (freezing == Freezing.UNFREEZE_ARRAYS_TAKING_GRADIENTS) {
+                for (Parameter p : firstTwoLayers(rig)) {
+                  p.getArray().setRequiresGradient(true);
+                }
+                rig.round(true); // a gradient the frozen parameters' arrays keep
               }
             },
             rig -> {
