@@ -530,4 +530,62 @@ class KthChanceRollbackTest {
             false);
     assertTrue(sweep.defects.isEmpty(), sweep.label + ": " + String.join("\n", sweep.defects));
   }
+
+  /**
+   * The one-to-one move of {@link ModuleSurgery#replaceParamsInOptimizer} after the blocks were
+   * swapped without the trainer (weight copies, new wrappers, half copies, adoptions), with the
+   * trainer's maps failing at each chance; the twins train once the move succeeded.
+   */
+  @ParameterizedTest(name = "{0}, pending backward {1}")
+  @MethodSource("moves")
+  void everyChanceOfAOneToOneMoveIsRolledBackExactly(OptimizerKind kind, boolean pending)
+      throws Exception {
+    KthFaultRig.Sweep sweep =
+        KthFaultRig.sweep(
+            "move-" + kind + "-" + pending,
+            name -> new KthFaultRig(name, roots(Tree.CHAIN), INPUT, DataType.FLOAT32, kind),
+            rig -> {
+              rig.armTrainerMaps();
+              if (pending) {
+                rig.round(false);
+              }
+              Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+              policies.put(
+                  BlockMatcher.ofClass(TinyDense.class), KthChanceRollbackTest::replacement);
+              Map<Block, Block> swapped =
+                  ModuleSurgery.replaceModules(
+                      rig.roots.get(0), policies, SurgeryOptions.defaults());
+              List<Parameter> from = new ArrayList<>();
+              List<Parameter> to = new ArrayList<>();
+              swapped.forEach(
+                  (old, fresh) -> {
+                    from.addAll(((TinyDense) old).getParameters().values());
+                    to.addAll(((TinyDense) fresh).getParameters().values());
+                  });
+              rig.handed.add(from);
+              rig.handed.add(to);
+            },
+            rig -> {},
+            (rig, injector) -> {
+              @SuppressWarnings("unchecked")
+              List<Parameter> from = (List<Parameter>) rig.handed.get(0);
+              @SuppressWarnings("unchecked")
+              List<Parameter> to = (List<Parameter>) rig.handed.get(1);
+              ModuleSurgery.replaceParamsInOptimizer(from, to, rig.trainers);
+            },
+            true,
+            false);
+    System.out.println("SWEEP " + sweep.label + ": " + sweep.failedAttempts + " failures");
+    assertTrue(sweep.defects.isEmpty(), sweep.label + ": " + String.join("\n", sweep.defects));
+  }
+
+  static Stream<Arguments> moves() {
+    List<Arguments> cases = new ArrayList<>();
+    for (OptimizerKind kind :
+        List.of(OptimizerKind.ADAM_RATE_PER_ID, OptimizerKind.SGD_MOMENTUM, OptimizerKind.ADAMW)) {
+      cases.add(Arguments.of(kind, false));
+      cases.add(Arguments.of(kind, true));
+    }
+    return cases.stream();
+  }
 }

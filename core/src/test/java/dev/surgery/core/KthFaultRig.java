@@ -158,6 +158,9 @@ final class KthFaultRig implements AutoCloseable {
   final List<Trainer> trainers = new ArrayList<>();
   final NDManager data;
 
+  /** Whatever a sweep's steps hand on to the attempt (the parameters a call moves). */
+  final List<Object> handed = new ArrayList<>();
+
   /** The per-policy call counters a surgery on this rig is given (a rollback restores them). */
   final Map<Object, Integer> indices = new java.util.HashMap<>();
 
@@ -733,6 +736,22 @@ final class KthFaultRig implements AutoCloseable {
       Attempt attempt,
       boolean sameOnControl)
       throws Exception {
+    return sweep(label, build, prepare, beforeAttempt, attempt, sameOnControl, true);
+  }
+
+  /**
+   * {@link #sweep}, where {@code trainBetween} false trains the twins only after the surgery
+   * succeeded: for a call whose model and trainer cannot train until it is made.
+   */
+  static Sweep sweep(
+      String label,
+      Function<String, KthFaultRig> build,
+      Consumer<KthFaultRig> prepare,
+      Consumer<KthFaultRig> beforeAttempt,
+      Attempt attempt,
+      boolean sameOnControl,
+      boolean trainBetween)
+      throws Exception {
     Sweep sweep = new Sweep(label);
     try (KthFaultRig subject = build.apply(label + "-subject");
         KthFaultRig control = build.apply(label + "-control")) {
@@ -743,7 +762,10 @@ final class KthFaultRig implements AutoCloseable {
       }
       prepare.accept(subject);
       prepare.accept(control);
-      assertEquals(control.valueSignature(), subject.valueSignature(), label + ": prepared alike");
+      if (trainBetween) {
+        assertEquals(
+            control.valueSignature(), subject.valueSignature(), label + ": prepared alike");
+      }
       Tokens tokens = new Tokens();
       for (int k = 1; k <= MAX_CHANCES; k++) {
         // The same draws for both (a pending backward through a stochastic layer draws).
@@ -797,6 +819,9 @@ final class KthFaultRig implements AutoCloseable {
                   + "): left changed: "
                   + diffs.subList(0, Math.min(8, diffs.size()))
                   + (diffs.size() > 8 ? " ... (" + diffs.size() + ")" : ""));
+        }
+        if (!trainBetween) {
+          continue;
         }
         trainTwins(subject, control, k);
         int before2 = sweep.defects.size();
