@@ -50,6 +50,9 @@ class KthChanceRollbackTest {
     FIELD_AND_CHILD,
     LIST_FIELD_TIE,
     LISTED_CHILDREN,
+    LISTED_OUTSIDE_ABSTRACT_BLOCK,
+    LISTED_ONCE_REGISTERED_TWICE,
+    LISTED_SCALE,
     TWO_MODELS,
     TWO_MODELS_ONE_LISTING,
     FROZEN_LAYER,
@@ -150,6 +153,29 @@ class KthChanceRollbackTest {
         return List.of(
             new SequentialBlock().add(shared).add(relu()).add(new TinyDense(3)),
             new SequentialBlock().add(shared).add(relu()).add(new TinyDense(3)));
+      }
+      case LISTED_OUTSIDE_ABSTRACT_BLOCK -> {
+        return List.of(
+            new SequentialBlock()
+                .add(new TinyDense(5))
+                .add(new ListedChildrenTest.BaseListed(new TinyDense(5), new TinyDense(5)))
+                .add(new TinyDense(3)));
+      }
+      case LISTED_ONCE_REGISTERED_TWICE -> {
+        return List.of(
+            new SequentialBlock()
+                .add(new TinyDense(5))
+                .add(
+                    new ListedChildrenTest.ListedOnceRegisteredTwice(
+                        new TinyDense(5), new TinyDense(5)))
+                .add(new TinyDense(3)));
+      }
+      case LISTED_SCALE -> {
+        return List.of(
+            new SequentialBlock()
+                .add(new TinyDense(5))
+                .add(new ListedChildrenTest.ListedScale())
+                .add(new TinyDense(3)));
       }
       case TWO_MODELS_ONE_LISTING -> {
         // The other model reaches the shared layer through a block that lists its children.
