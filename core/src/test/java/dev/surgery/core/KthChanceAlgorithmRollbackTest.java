@@ -1,7 +1,5 @@
 package dev.surgery.core;
 
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.DataType;
@@ -279,15 +277,6 @@ class KthChanceAlgorithmRollbackTest {
               }
             },
             true);
-    System.out.println(
-        "SWEEP "
-            + sweep.label
-            + ": "
-            + sweep.failedAttempts
-            + " failures, "
-            + sweep.drewFromTheGenerator
-            + " drew "
-            + sweep.notes);
-    assertTrue(sweep.defects.isEmpty(), sweep.label + ": " + String.join("\n", sweep.defects));
+    sweep.reportAndAssertNoDefect();
   }
 }

@@ -279,16 +279,7 @@ class KthChanceRollbackTest {
             beforeAttempt,
             (rig, injector) -> attempt(rig, seam, injector),
             seam != Seam.POINT_INITIALIZE); // its replacements draw fresh values
-    System.out.println(
-        "SWEEP "
-            + sweep.label
-            + ": "
-            + sweep.failedAttempts
-            + " failures, "
-            + sweep.drewFromTheGenerator
-            + " drew "
-            + sweep.notes);
-    assertTrue(sweep.defects.isEmpty(), sweep.label + ": " + String.join("\n", sweep.defects));
+    sweep.reportAndAssertNoDefect();
   }
 
   static void attempt(KthFaultRig rig, Seam seam, KthFaultRig.Injector injector) {
@@ -417,16 +408,7 @@ class KthChanceRollbackTest {
               }
             },
             true);
-    System.out.println(
-        "SWEEP "
-            + sweep.label
-            + ": "
-            + sweep.failedAttempts
-            + " failures, "
-            + sweep.drewFromTheGenerator
-            + " drew "
-            + sweep.notes);
-    assertTrue(sweep.defects.isEmpty(), sweep.label + ": " + String.join("\n", sweep.defects));
+    sweep.reportAndAssertNoDefect();
   }
 
   /** Surgeries the engine refuses by itself, after it changed part of the tree. */
@@ -601,8 +583,7 @@ class KthChanceRollbackTest {
             },
             true,
             false);
-    System.out.println("SWEEP " + sweep.label + ": " + sweep.failedAttempts + " failures");
-    assertTrue(sweep.defects.isEmpty(), sweep.label + ": " + String.join("\n", sweep.defects));
+    sweep.reportAndAssertNoDefect();
   }
 
   static Stream<Arguments> moves() {

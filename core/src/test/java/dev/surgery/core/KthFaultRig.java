@@ -716,6 +716,21 @@ final class KthFaultRig implements AutoCloseable {
     Sweep(String label) {
       this.label = label;
     }
+
+    /** Prints what the sweep met (the build log keeps the counts) and fails on any defect. */
+    void reportAndAssertNoDefect() {
+      System.out.println(
+          "SWEEP "
+              + label
+              + ": "
+              + failedAttempts
+              + " failures, "
+              + drewFromTheGenerator
+              + " drew "
+              + notes);
+      org.junit.jupiter.api.Assertions.assertTrue(
+          defects.isEmpty(), label + ": " + String.join("\n", defects));
+    }
   }
 
   static final int MAX_CHANCES = 200;
