@@ -471,8 +471,9 @@ public final class ModuleSurgery {
    *     parameter has no array or a freed one, is listed twice, is an old parameter at another
    *     position (a permutation) or is held by a given trainer already, or an old parameter is
    *     listed twice (unless kept in place at both positions), or its array was freed and it
-   *     declares no shape (its state cannot be matched), or it is used by the models of several
-   *     given trainers while none uses its replacement yet; nothing is changed then
+   *     declares no shape (its state cannot be matched), or it is used by several models of the
+   *     given trainers (two trainers of one model count once) while none uses its replacement yet;
+   *     nothing is changed then
    * @throws NullPointerException if {@code optimizers} holds a null; nothing is changed then
    * @throws IllegalStateException if an old parameter is held by none of the trainers
    */
@@ -629,12 +630,14 @@ public final class ModuleSurgery {
       placed |= parametersOf(rootOf(t), inModels).contains(to);
     }
     Set<Trainer> keeping = Collections.newSetFromMap(new IdentityHashMap<>());
-    int usingOld = 0;
+    // Models, not trainers: two trainers of one model (a training one and an evaluator) using the
+    // old parameter are one model about to be swapped.
+    Set<Block> usingOld = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Trainer t : holders) {
       Set<Parameter> inModel = parametersOf(rootOf(t), inModels);
       boolean usesOld = inModel.contains(from);
       if (usesOld) {
-        usingOld++;
+        usingOld.add(rootOf(t));
       }
       // Placed: a model without the new parameter keeps the old one. Not yet: a model using the old
       // one is about to be swapped (it moves), and one using neither keeps it for its own move.
@@ -642,15 +645,15 @@ public final class ModuleSurgery {
         keeping.add(t);
       }
     }
-    if (!placed && usingOld > 1) {
+    if (!placed && usingOld.size() > 1) {
       throw new IllegalArgumentException(
           atPosition(from, i)
-              + " is used by the models of "
-              + usingOld
-              + " given trainers (a block shared between models), and none uses its replacement"
-              + " yet: swap the block in the model that changes first, then move the parameters,"
-              + " so that the trainers of the models keeping the block keep it; nothing was"
-              + " changed");
+              + " is used by "
+              + usingOld.size()
+              + " models of the given trainers (a block shared between models), and none uses its"
+              + " replacement yet: swap the block in the model that changes first, then move the"
+              + " parameters, so that the trainers of the models keeping the block keep it; nothing"
+              + " was changed");
     }
     return keeping;
   }
