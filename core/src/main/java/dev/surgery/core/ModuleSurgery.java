@@ -955,16 +955,20 @@ public final class ModuleSurgery {
    * {@code oldParams} but not in {@code newParams} leaves every trainer that holds it (store entry
    * and device mirrors closed, optimizer state removed and closed, update count removed; the
    * parameter's own array is left to its owner). Each parameter in {@code newParams} but not in
-   * {@code oldParams} is registered on every device of the trainers that held removed ones (all
-   * trainers when nothing was removed), so the next {@code step()} updates it, with the bias
-   * correction of its own step count under Adam.
+   * {@code oldParams} is registered on every device of the trainers that held removed ones, those
+   * taken over below included (all trainers when no given trainer held any, as when nothing was
+   * removed), so the next {@code step()} updates it, with the bias correction of its own step count
+   * under Adam.
    *
    * <p>An added parameter around the very array of a removed one (a new {@code Parameter} wrapping
-   * a trained weight) takes over the removed one's store entry, optimizer state and update count. A
-   * removed parameter that no trainer holds (DJL registers parameters on their first forward pass)
-   * is skipped and logged at debug level, as Composer skips parameters its optimizer lacks. A
-   * removed parameter that a trainer's model still holds is removed all the same, with a warning:
-   * DJL registers it again at its next forward, with fresh optimizer state.
+   * a trained weight) takes over the removed one's store entry, optimizer state and update count;
+   * where several removed ones wrap that array (a frozen Parameter tied to a trainable one), it
+   * takes over one a trainer holds before one none holds, and among those one that trains as it
+   * does. One that trains where the removed one was frozen starts fresh, as an unfrozen parameter
+   * does. A removed parameter that no trainer holds (DJL registers parameters on their first
+   * forward pass) is skipped and logged at debug level, as Composer skips parameters its optimizer
+   * lacks. A removed parameter that a trainer's model still holds is removed all the same, with a
+   * warning: DJL registers it again at its next forward, with fresh optimizer state.
    *
    * @param oldParams the parameters before
    * @param newParams the parameters after
