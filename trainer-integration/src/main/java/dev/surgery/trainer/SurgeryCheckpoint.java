@@ -217,7 +217,8 @@ public final class SurgeryCheckpoint {
    * letting {@code Model.load} run. A model whose own surgery record is the file's (the model that
    * was saved, loaded again) already is that architecture: nothing is replayed; one whose block
    * carries the start of the file's records (an earlier checkpoint of the same run, loaded before)
-   * has only the rest replayed.
+   * has only the rest replayed. A replay that fails at any point leaves a model without parameter
+   * arrays as it was (its blocks, shapes, frozen flags and properties).
    *
    * @param model the model, with its original block set
    * @param paramsFile the parameter file
@@ -233,7 +234,25 @@ public final class SurgeryCheckpoint {
     // As one surgery (a review): another thread's surgery must not come between two records.
     SurgeryLock.get().lock();
     try {
-      return replay(model, paramsFile, true);
+      Block block = model.getBlock();
+      if (block == null || !noArrays(block)) {
+        return replay(model, paramsFile, true);
+      }
+      // The steps after the records' replay (the shapes recorded for the load's check, the record
+      // noted on the block) can fail too, and the replay's own snapshot covers only the records:
+      // an outside probe left the replayed blocks in a model whose replay threw. On a block
+      // without arrays (the documented use) the load's undo covers every step, as in load().
+      ModelLoadUndo undo = ModelLoadUndo.before(model);
+      try {
+        return replay(model, paramsFile, false);
+      } catch (Throwable e) {
+        try {
+          undo.failed();
+        } catch (Throwable u) {
+          e.addSuppressed(u);
+        }
+        throw e;
+      }
     } finally {
       SurgeryLock.get().unlock();
     }

@@ -436,4 +436,46 @@ class CheckpointKthChanceSweepTest {
     n += sweepFile(FACTORIZE, true, 12, false);
     System.out.println("SWEEP damaged failures: " + n);
   }
+
+  /**
+   * {@link SurgeryCheckpoint#replay(Model, Path)} on a fresh model that fails at any point leaves
+   * it as it was: a failure after the records replayed (while the shapes for the load's check are
+   * recorded, or the record is noted on the block) left the replayed blocks in the model.
+   */
+  @Test
+  void aPublicReplayThatFailsAtAnyPointLeavesAFreshModelAsItWas() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(22);
+      NDArray batch = data.randomNormal(INPUT);
+      Path folder = dir.resolve("pub");
+      save(THREE, batch, folder);
+      Path file = SurgeryCheckpoint.resolveParamsFile(folder, "sweep", null);
+      int failures = 0;
+      for (boolean oom : new boolean[] {false, true}) {
+        KthRoot.outOfMemory = oom;
+        try {
+          for (int k = 1; ; k++) {
+            try (Model model = model("sweep")) {
+              State before = State.of(model);
+              KthRoot.arm(k);
+              try {
+                SurgeryCheckpoint.replay(model, file);
+              } catch (Exception | Error e) {
+                KthRoot.countdown = -1;
+                failures++;
+                State.of(model).assertSameAs(before, "replay k=" + k + " (" + e + ")");
+                continue;
+              } finally {
+                KthRoot.countdown = -1;
+              }
+              break;
+            }
+          }
+        } finally {
+          KthRoot.outOfMemory = false;
+        }
+      }
+      assertTrue(failures > 0);
+    }
+  }
 }
