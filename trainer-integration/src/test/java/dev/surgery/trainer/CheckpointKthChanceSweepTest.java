@@ -354,7 +354,7 @@ class CheckpointKthChanceSweepTest {
       }
       Path file = SurgeryCheckpoint.resolveParamsFile(folder, "sweep", null);
       byte[] bytes = Files.readAllBytes(file);
-      int step = Math.max(1, bytes.length / 150);
+      int step = Math.max(1, bytes.length / 90);
       for (int pos = 1; pos < bytes.length; pos += step) {
         byte[] damaged;
         if (cut) {
