@@ -481,8 +481,7 @@ public final class ModuleSurgery {
       List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
     requireArgument(oldParams, "oldParams");
     requireArgument(newParams, "newParams");
-    requireNoNullTrainer(optimizers, "optimizers");
-    Collection<Trainer> trainers = eachOnce(optimizers);
+    Collection<Trainer> trainers = eachOnce(optimizers, "optimizers");
     SurgeryLock.holding(
         () -> replaceParamsInOptimizerHoldingTheLock(oldParams, newParams, trainers));
   }
@@ -668,13 +667,7 @@ public final class ModuleSurgery {
     if (root == null) {
       return Set.of();
     }
-    return walked.computeIfAbsent(
-        root,
-        r -> {
-          Set<Parameter> all = Collections.newSetFromMap(new IdentityHashMap<>());
-          BlockTrees.visitOnce(r, b -> all.addAll(BlockTrees.directParameters(b)));
-          return all;
-        });
+    return walked.computeIfAbsent(root, BlockTrees::parametersOf);
   }
 
   /**
@@ -983,8 +976,7 @@ public final class ModuleSurgery {
       Collection<Trainer> optimizers) {
     requireArgument(oldParams, "oldParams");
     requireArgument(newParams, "newParams");
-    requireNoNullTrainer(optimizers, "optimizers");
-    Collection<Trainer> trainers = eachOnce(optimizers);
+    Collection<Trainer> trainers = eachOnce(optimizers, "optimizers");
     SurgeryLock.holding(
         () -> updateParamsInOptimizerHoldingTheLock(oldParams, newParams, trainers));
   }
@@ -1082,11 +1074,13 @@ public final class ModuleSurgery {
   }
 
   /**
-   * The trainers, each once (by identity) in the order given; null for null. A trainer given twice
-   * is one trainer: a second pass over it would move its pairs again, and write the moved-away
-   * parameter's id as the new one's first id, which a rate by id then answers with its default.
+   * The trainers, each once (by identity) in the order given, a null among them refused by name and
+   * position ({@link #requireNoNullTrainer}); null for null. A trainer given twice is one trainer:
+   * a second pass over it would move its pairs again, and write the moved-away parameter's id as
+   * the new one's first id, which a rate by id then answers with its default.
    */
-  private static Collection<Trainer> eachOnce(Collection<Trainer> trainers) {
+  private static Collection<Trainer> eachOnce(Collection<Trainer> trainers, String name) {
+    requireNoNullTrainer(trainers, name);
     if (trainers == null) {
       return null;
     }
