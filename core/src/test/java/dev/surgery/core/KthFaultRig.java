@@ -940,6 +940,23 @@ final class KthFaultRig implements AutoCloseable {
     return false;
   }
 
+  private static boolean allFinite(NDArray array) {
+    ai.djl.ndarray.types.DataType f32 = ai.djl.ndarray.types.DataType.FLOAT32;
+    NDArray floats = array.getDataType() == f32 ? array : array.toType(f32, true);
+    try {
+      for (float v : floats.toFloatArray()) {
+        if (!Float.isFinite(v)) {
+          return false;
+        }
+      }
+      return true;
+    } finally {
+      if (floats != array) {
+        floats.close(); // a copy of our own: the sweeps count open arrays
+      }
+    }
+  }
+
   private static void trainTwins(KthFaultRig subject, KthFaultRig control, long seed) {
     Engine.getInstance().setRandomSeed((int) seed);
     for (int i = 0; i < STEPS_AFTER; i++) {
@@ -952,6 +969,12 @@ final class KthFaultRig implements AutoCloseable {
   }
 
   private static void compare(Sweep sweep, String when, KthFaultRig control, KthFaultRig subject) {
+    // Equal bits are not enough: two twins that both went to NaN would agree.
+    for (Parameter p : subject.parameters()) {
+      if (p.isInitialized() && !allFinite(p.getArray())) {
+        sweep.defects.add(when + ": " + p.getName() + " holds a value that is not finite");
+      }
+    }
     List<String> c = control.valueSignature();
     List<String> s = subject.valueSignature();
     if (!c.equals(s)) {
