@@ -61,6 +61,9 @@ public final class SurgeryAgent {
   /** The weaving is registered (or installed): once per JVM, whatever the agents given. */
   private static final AtomicBoolean WOVEN = new AtomicBoolean();
 
+  /** The watch for the program's own copy of the library is registered: once per JVM. */
+  private static final AtomicBoolean WATCHING = new AtomicBoolean();
+
   /** The config of the agent that installed, named when a later kill switch turns it off. */
   private static final AtomicReference<String> FIRST_CONFIG = new AtomicReference<>();
 
@@ -179,6 +182,9 @@ public final class SurgeryAgent {
       }
       SurgeryDispatcher.setDryRun(settings.isDryRun());
       SurgeryDispatcher.configure(Path.of(given), extensions);
+      if (WATCHING.compareAndSet(false, true)) {
+        ProgramCopyWatch.register(instrumentation);
+      }
       // From premain, DJL's classes are woven as they load, the weaving built at the first one,
       // so that a JVM that never loads DJL never loads ByteBuddy; registered before the check
       // below loads DJL's Trainer (when DJL is on the class path), then the DJL classes loaded

@@ -147,7 +147,37 @@ final class LibraryCopies {
       parent = candidate != null && !seesOnlyThisJar(candidate) ? candidate : null;
       parentDecided = true;
     }
-    return parent;
+    ClassLoader found = parent;
+    return found != null && isAgentsCopyBesideAnUnusedOne() ? null : found;
+  }
+
+  /** Set once the agent has said that the program uses a copy of its own: it stays in use. */
+  private static volatile boolean programCopyInUse;
+
+  /**
+   * Whether this is the agent's copy and the program has not used its own copy yet (the agent
+   * watches its classes load). That copy then knows nothing, and asking it would define it: a copy
+   * the program never uses would come to life, and the agent would warn of two copies in use.
+   */
+  private static boolean isAgentsCopyBesideAnUnusedOne() {
+    if (programCopyInUse || System.getProperty(AGENT_COPIES) == null) {
+      return false;
+    }
+    Method inUse = dispatcherMethod("programCopyInUse");
+    if (inUse == null || !agentLoaders().contains(CarriedRecords.class.getClassLoader())) {
+      return false;
+    }
+    try {
+      if (Boolean.TRUE.equals(inUse.invoke(null))) {
+        programCopyInUse = true;
+        return false;
+      }
+      return true;
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      ListenerLog.logger()
+          .debug("Surgery: the agent cannot say whether the program's copy is used", e);
+      return false;
+    }
   }
 
   /**
@@ -215,20 +245,22 @@ final class LibraryCopies {
   }
 
   /**
-   * {@code SurgeryDispatcher.libraryLoaders} once found; looked for again while it is not (an agent
-   * may attach after the program first used the library).
+   * {@code SurgeryDispatcher}'s public static methods without parameters once found, by name;
+   * looked for again while one is not (an agent may attach after the program first used the
+   * library).
    */
-  private static volatile Method libraryLoaders;
+  private static final java.util.Map<String, Method> DISPATCHER_METHODS =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
-  private static Method libraryLoaders() {
-    Method found = libraryLoaders;
+  private static Method dispatcherMethod(String name) {
+    Method found = DISPATCHER_METHODS.get(name);
     if (found == null) {
       try {
         Class<?> dispatcher = Class.forName(DISPATCHER, false, ClassLoader.getSystemClassLoader());
-        found = dispatcher.getMethod("libraryLoaders");
-        libraryLoaders = found;
+        found = dispatcher.getMethod(name);
+        DISPATCHER_METHODS.put(name, found);
       } catch (ClassNotFoundException | NoSuchMethodException | LinkageError e) {
-        return null; // no agent (yet)
+        return null; // no agent (yet), or an agent of an older build
       }
     }
     return found;
@@ -241,7 +273,7 @@ final class LibraryCopies {
     if (System.getProperty(AGENT_COPIES) == null) {
       return List.of();
     }
-    Method listing = libraryLoaders();
+    Method listing = dispatcherMethod("libraryLoaders");
     if (listing == null) {
       return List.of();
     }

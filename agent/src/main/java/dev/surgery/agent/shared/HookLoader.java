@@ -96,33 +96,6 @@ final class HookLoader extends ChildFirstLoader {
     }
   }
 
-  /**
-   * Where the program's own copy of the surgery library is, as DJL's loader sees it; null when it
-   * has none (it finds only the agent's, on the system class path beside it).
-   *
-   * @param djlLoader DJL's class loader
-   * @param agentClasses this loader's class path (the agent's copy)
-   * @return the root (jar or folder) of the program's copy, or null
-   */
-  static URL programsOwnCopy(ClassLoader djlLoader, URL[] agentClasses) {
-    String marker = "dev/surgery/trainer/SurgeryListener.class";
-    URL found = djlLoader == null ? null : djlLoader.getResource(marker);
-    if (found == null) {
-      return null;
-    }
-    try {
-      URL root = rootOf(found, marker);
-      for (URL agent : agentClasses) {
-        if (agent.toString().equals(root.toString())) {
-          return null;
-        }
-      }
-      return root;
-    } catch (MalformedURLException e) {
-      return null;
-    }
-  }
-
   private static URL rootOf(URL resource, String name) throws MalformedURLException {
     String s = resource.toString();
     if (s.startsWith("jar:")) {

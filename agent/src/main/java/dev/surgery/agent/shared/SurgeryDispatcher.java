@@ -91,6 +91,17 @@ public final class SurgeryDispatcher {
   }
 
   /**
+   * Whether the program has used a copy of the surgery library of its own (a class of it was
+   * defined outside the agent's loaders). The agent's copy asks before it asks that copy what a
+   * model carries: asking would define the copy, which holds nothing until the program uses it.
+   *
+   * @return whether the program's own copy is in use
+   */
+  public static boolean programCopyInUse() {
+    return ProgramCopy.inUse();
+  }
+
+  /**
    * Sets the config every hooks instance reads, forgetting hooks built for an earlier one; called
    * by {@code premain} and {@code agentmain}.
    *
@@ -437,20 +448,8 @@ public final class SurgeryDispatcher {
       LIBRARY_LOADERS.add(new WeakReference<>(loader));
       // Tells a program's own copy of the library that there are copies to ask (LibraryCopies).
       System.setProperty(LIBRARY_COPIES_PROPERTY, SurgeryDispatcher.class.getName());
-      URL programs = HookLoader.programsOwnCopy(trainerClass.getClassLoader(), classPath);
-      if (programs != null) {
-        AgentLog.warnOnce(
-            "two-copies",
-            "the program has its own copy of DJL Surgery ("
-                + programs
-                + ") beside the agent's: the two share what surgery records a model carries and"
-                + " what surgery froze, but not their classes (a layer one copy made is no"
-                + " instance of the other's class: the program's factorize leaves an agent-made"
-                + " BlurConv2d as it is) nor their locks; run the program with the library and"
-                + " without the agent, or the agent on a program without the library (agent"
-                + " README, \"Consequences\")",
-            null);
-      }
+      // Warns now if the program has its own copy in use already (else when it first uses it).
+      ProgramCopy.agentCopyMade();
       Class<?> hooksClass = Class.forName(HOOKS_CLASS, true, loader);
       Object instance =
           hooksClass.getConstructor(Path.class, List.class).newInstance(config, extensions);

@@ -1,0 +1,72 @@
+package dev.surgery.agent;
+
+import dev.surgery.agent.shared.AgentLog;
+import dev.surgery.agent.shared.ProgramCopy;
+import java.lang.instrument.ClassFileTransformer;
+import java.lang.instrument.Instrumentation;
+import java.net.URL;
+import java.security.CodeSource;
+import java.security.ProtectionDomain;
+
+/**
+ * Watches for the program defining a class of the surgery library ({@code dev.surgery.core}, {@code
+ * dev.surgery.trainer}) outside the agent's loaders, and hands the first one's location to {@link
+ * ProgramCopy}. It only reads names and never changes a class; after the first sighting it looks at
+ * nothing more.
+ */
+final class ProgramCopyWatch implements ClassFileTransformer {
+
+  private static final String CORE = "dev/surgery/core/";
+  private static final String TRAINER = "dev/surgery/trainer/";
+
+  private volatile boolean seen;
+
+  private ProgramCopyWatch() {}
+
+  /**
+   * Registers the watch, after looking at the classes loaded before it (a late attach, or a class
+   * another agent's {@code premain} loaded).
+   *
+   * @param instrumentation the JVM's instrumentation
+   */
+  static void register(Instrumentation instrumentation) {
+    ProgramCopyWatch watch = new ProgramCopyWatch();
+    instrumentation.addTransformer(watch, false);
+    for (Class<?> type : instrumentation.getAllLoadedClasses()) {
+      if (watch.seen) {
+        return;
+      }
+      String name = type.getName();
+      if (name.startsWith("dev.surgery.core.") || name.startsWith("dev.surgery.trainer.")) {
+        watch.look(name, type.getClassLoader(), type.getProtectionDomain());
+      }
+    }
+  }
+
+  /** {@inheritDoc} */
+  @Override
+  public byte[] transform(
+      ClassLoader loader,
+      String className,
+      Class<?> classBeingRedefined,
+      ProtectionDomain protectionDomain,
+      byte[] classfileBuffer) {
+    if (!seen
+        && className != null
+        && (className.startsWith(CORE) || className.startsWith(TRAINER))) {
+      look(className, loader, protectionDomain);
+    }
+    return null; // never changes a class
+  }
+
+  private void look(String className, ClassLoader loader, ProtectionDomain domain) {
+    if (ProgramCopy.isAgents(loader)) {
+      return;
+    }
+    seen = true;
+    CodeSource source = domain == null ? null : domain.getCodeSource();
+    URL location = source == null ? null : source.getLocation();
+    AgentLog.debug("the program's own copy of the library: " + className + " defined by " + loader);
+    ProgramCopy.seen(location);
+  }
+}
