@@ -38,19 +38,25 @@ final class ReplacementPlacement {
 
   private boolean placedArrays;
 
+  /** An apply's held-back draws (unused by a plan, which draws nothing). */
+  private final DeferredDraws draws;
+
   /**
-   * {@code planning}: a dry run, whose fresh parameters draw nothing from the engine's generator.
+   * {@code planning}: a dry run, whose fresh parameters draw nothing from the engine's generator;
+   * else an apply, whose draws {@code draws} holds back.
    */
   ReplacementPlacement(
       Block root,
       List<Trainer> trainers,
       boolean planning,
+      DeferredDraws draws,
       boolean allowShapeChange,
       Journal journal,
       Faults faults) {
     this.root = root;
     this.trainers = trainers;
     this.planning = planning;
+    this.draws = draws;
     this.allowShapeChange = allowShapeChange;
     this.journal = journal;
     this.faults = faults;
@@ -156,14 +162,16 @@ final class ReplacementPlacement {
               + " initialized parameter and no trainer was given");
     }
     placedArrays |= !fresh.isEmpty();
-    List<Initializer> given = new ArrayList<>(planning ? fresh.size() : 0);
-    if (planning) {
-      for (Parameter p : fresh) {
-        Initializer initializer = p.getInitializer();
+    // A plan draws nothing; an apply holds its draws back until nothing else can fail.
+    List<Parameter> standingIn = new ArrayList<>(fresh.size());
+    List<Initializer> given = new ArrayList<>(fresh.size());
+    for (Parameter p : fresh) {
+      Initializer initializer = p.getInitializer();
+      if (initializer != null) { // none: DJL's refusal, which the plan must give too
+        standingIn.add(p);
         given.add(initializer);
-        if (initializer != null) { // none: the apply's refusal, which the plan must give too
-          p.setInitializer(new NoDrawInitializer(initializer));
-        }
+        p.setInitializer(
+            planning ? new NoDrawInitializer(initializer) : draws.standIn(p, initializer));
       }
     }
     try {
@@ -187,7 +195,7 @@ final class ReplacementPlacement {
           e);
     } finally {
       for (int i = 0; i < given.size(); i++) {
-        fresh.get(i).setInitializer(given.get(i));
+        standingIn.get(i).setInitializer(given.get(i));
       }
       for (Parameter p : fresh) {
         if (p.isInitialized()) {

@@ -169,6 +169,9 @@ final class TreeSurgery {
    */
   private final List<Parameter> received = new ArrayList<>();
 
+  /** The random draws of the replacements placed, held back until the end of an apply. */
+  private final DeferredDraws draws;
+
   /** Whether {@link #placeReplacements} initialized a replacement. */
   private boolean placedArrays;
 
@@ -222,6 +225,7 @@ final class TreeSurgery {
     this.allowShapeChange = allowShapeChange;
     this.indices = indices;
     this.faults = faults;
+    this.draws = new DeferredDraws(this.trainers, faults);
     boolean paths = false;
     for (Policy policy : policies) {
       paths |= PathFreeMatcher.usesPath(policy.matcher());
@@ -243,6 +247,8 @@ final class TreeSurgery {
     try {
       replaceAll(null);
       updateTrainers();
+      // Last: a surgery that failed before has drawn nothing from the engine's generator.
+      draws.drawAll();
       journal.commit();
       // From here on the index is only read, by the map handed out, and only for blocks a policy
       // decided on: a replacement nobody decided on (all of them without recursion) is forgotten
@@ -1061,7 +1067,8 @@ final class TreeSurgery {
       return; // structural surgery: every replaced original is uninitialized
     }
     ReplacementPlacement placement =
-        new ReplacementPlacement(root, trainers, planning, allowShapeChange, journal, faults);
+        new ReplacementPlacement(
+            root, trainers, planning, draws, allowShapeChange, journal, faults);
     for (TreeNode oldNode : decided) {
       TreeNode swap = oldNode.swap;
       if (swap == oldNode || !stays(swap)) {

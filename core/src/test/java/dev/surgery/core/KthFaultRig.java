@@ -707,7 +707,10 @@ final class KthFaultRig implements AutoCloseable {
     final String label;
     int failedAttempts;
 
-    /** Failed attempts after which the engine's generator was not where it was before. */
+    /**
+     * Failed attempts after which the engine's generator was not where it was before: only those
+     * that failed among the held-back draws at the end of the surgery (a defect otherwise).
+     */
     int drewFromTheGenerator;
 
     final List<String> defects = new ArrayList<>();
@@ -823,6 +826,16 @@ final class KthFaultRig implements AutoCloseable {
         DeepState after = DeepState.of(tokens, subject);
         if (drawsDiffer(subject)) {
           sweep.drewFromTheGenerator++;
+          // The fresh layers' draws are held back to the end: only a failure among them has drawn,
+          // or one whose wrong-shaped replacement its function initialized (which draws) itself.
+          if (!"draw".equals(injector.firedAt) && !"replacement".equals(injector.firedAt)) {
+            sweep.defects.add(
+                "chance "
+                    + k
+                    + ": failed at "
+                    + injector.firedAt
+                    + " after drawing from the generator");
+          }
         }
         List<String> diffs = after.differencesFrom(before);
         if (!diffs.isEmpty()) {

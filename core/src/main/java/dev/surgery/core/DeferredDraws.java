@@ -1,0 +1,154 @@
+package dev.surgery.core;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import ai.djl.training.Trainer;
+import ai.djl.training.initializer.ConstantInitializer;
+import ai.djl.training.initializer.Initializer;
+import ai.djl.training.initializer.NormalInitializer;
+import ai.djl.training.initializer.TruncatedNormalInitializer;
+import ai.djl.training.initializer.UniformInitializer;
+import ai.djl.training.initializer.XavierInitializer;
+import dev.surgery.core.internal.DjlInternals;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The random draws of the fresh parameters an apply places, held back until nothing but the draws
+ * themselves can fail: a surgery that fails before then has drawn nothing from the engine's random
+ * generator, so the program's later draws (dropout, stochastic depth, the fresh layers of a later
+ * surgery) are what they would have been had it never been tried.
+ *
+ * <p>A parameter whose initializer is one of DJL's drawing ones ({@code XavierInitializer}, {@code
+ * NormalInitializer}, {@code UniformInitializer}, {@code TruncatedNormalInitializer}, of exactly
+ * those classes) is placed as the plan places it ({@link NoDrawInitializer}: the initializer's own
+ * checks, and zeros), and noted. DJL's constant initializers draw nothing and run as they are. Any
+ * other initializer may draw in ways the engine cannot see, so before it runs, the draws noted so
+ * far are made: the draws keep the order in which placement asks for them, and every fresh
+ * parameter gets the values it would have had if drawn at once. {@link #drawAll} makes the rest at
+ * the end of the surgery. A draw writes into the array placement made (the parameter, the trainers'
+ * stores and the rollback hold that object), and into the copies a trainer's store keeps on other
+ * devices.
+ */
+final class DeferredDraws {
+
+  /** One parameter's held-back draw: what its initializer is given. */
+  private record Draw(
+      Parameter parameter,
+      Initializer initializer,
+      NDManager manager,
+      Shape shape,
+      DataType type) {}
+
+  private final List<Draw> pending = new ArrayList<>();
+  private final List<Trainer> trainers;
+  private final Faults faults;
+
+  DeferredDraws(List<Trainer> trainers, Faults faults) {
+    this.trainers = trainers;
+    this.faults = faults;
+  }
+
+  /** Whether an initializer is one of DJL's that draw, whose draws this class can hold back. */
+  static boolean isDeferrable(Initializer initializer) {
+    Class<?> type = initializer == null ? null : initializer.getClass();
+    return type == XavierInitializer.class
+        || type == NormalInitializer.class
+        || type == UniformInitializer.class
+        || type == TruncatedNormalInitializer.class;
+  }
+
+  /**
+   * The initializer placement gives a fresh parameter in place of its own: a deferrable one is
+   * noted and gives zeros; one of DJL's constant ones runs as it is; any other makes the draws
+   * noted so far first, then runs.
+   */
+  Initializer standIn(Parameter parameter, Initializer own) {
+    if (isDeferrable(own)) {
+      NoDrawInitializer zeros = new NoDrawInitializer(own);
+      return (manager, shape, type) -> {
+        NDArray placed = zeros.initialize(manager, shape, type);
+        pending.add(new Draw(parameter, own, manager, shape, type));
+        return placed;
+      };
+    }
+    if (isDrawFree(own)) {
+      return own; // draws nothing: its place among the draws does not matter
+    }
+    return (manager, shape, type) -> {
+      drawAll();
+      return own.initialize(manager, shape, type);
+    };
+  }
+
+  /** Whether an initializer is one of DJL's constant ones, which draw nothing (a bias's zeros). */
+  private static boolean isDrawFree(Initializer initializer) {
+    return initializer == Initializer.ZEROS
+        || initializer == Initializer.ONES
+        || initializer.getClass() == ConstantInitializer.class;
+  }
+
+  /** Makes the draws held back, in the order placement asked for them. */
+  void drawAll() {
+    for (int i = 0; i < pending.size(); i++) {
+      draw(pending.get(i));
+    }
+    pending.clear();
+  }
+
+  private void draw(Draw d) {
+    faults.point("draw");
+    Parameter p = d.parameter();
+    NDArray placed = p.getArray();
+    List<NDArray> copies = storeCopies(p, placed);
+    NDArray drawn = d.initializer().initialize(d.manager(), d.shape(), d.type());
+    if (drawn.getDataType() != placed.getDataType()
+        || !drawn.getShape().equals(placed.getShape())) {
+      drawn.close();
+      throw new IllegalStateException(
+          "the held-back draw of parameter '"
+              + p.getName()
+              + "' gave "
+              + drawn.getDataType()
+              + drawn.getShape()
+              + " where placement made "
+              + placed.getDataType()
+              + placed.getShape());
+    }
+    // The placed object keeps its identity (the store, the trainers and the rollback hold it) and
+    // takes the drawn values; DJL's intern moves them over and frees the zeros.
+    placed.intern(drawn);
+    for (NDArray copy : copies) {
+      boolean trains = copy.hasGradient();
+      copy.intern(placed.toDevice(copy.getDevice(), true));
+      if (trains) {
+        copy.setRequiresGradient(true);
+      }
+    }
+    if (p.requiresGradient()) {
+      placed.setRequiresGradient(true);
+    }
+  }
+
+  /** The copies of a parameter's array that the trainers' stores keep (other devices, copying). */
+  private List<NDArray> storeCopies(Parameter parameter, NDArray placed) {
+    List<NDArray> copies = new ArrayList<>(0);
+    for (Trainer trainer : trainers) {
+      Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+      Object entry = entries.get(parameter.getId());
+      if (entry == null) {
+        continue;
+      }
+      for (NDArray mirror : DjlInternals.mirrors(entry)) {
+        if (mirror != placed && copies.stream().noneMatch(c -> c == mirror)) {
+          copies.add(mirror);
+        }
+      }
+    }
+    return copies;
+  }
+}
