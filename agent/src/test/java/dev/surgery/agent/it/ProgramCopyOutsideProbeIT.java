@@ -78,6 +78,31 @@ class ProgramCopyOutsideProbeIT {
   }
 
   /**
+   * A late attach whose config is refused ("not installed"; the running program goes on without
+   * surgery): a program that then uses its library is not running two copies "beside the agent's".
+   */
+  @Test
+  void noTwoCopiesWarningAfterALateAttachWasRefused() throws Exception {
+    Path dir = AgentConfigs.dir("probe-copy-late-refused");
+    AgentConfigs.write(dir, "bad.yaml", "algorithms:\n  - name: blurpol\n    epoch: 1\n");
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                LibraryUseApp.class.getName(),
+                "attach-then-core",
+                ForkedJvm.agentJar().toString(),
+                "bad.yaml",
+                "--epochs",
+                "2")
+            .classpath(ForkedJvm.appClasspath(true))
+            .jvmArg("-Djdk.attach.allowAttachSelf=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    assertEquals(1, r.countErr("^surgery-agent: not installed"), r.toString());
+    assertEquals(0, r.countErr(WARNING), r.toString());
+  }
+
+  /**
    * A program written against the library, run without it: its classes come from the agent jar
    * (which -javaagent appends to the class path). The agent warns of its own copy and says the two
    * share what records a model carries; so the program's replay, then a plain {@code Model.load},

@@ -13,7 +13,9 @@ import java.util.List;
  *   <li>{@code constants}: only compile-time constants of the library, which javac copies into this
  *       class; no class of the library is ever loaded;
  *   <li>{@code core-after}: a static method of {@code dev.surgery.core} (no class of {@code
- *       dev.surgery.trainer}), once training has ended.
+ *       dev.surgery.trainer}), once training has ended;
+ *   <li>{@code attach-then-core <agent jar> <agent argument>}: attaches the agent to itself (needs
+ *       {@code -Djdk.attach.allowAttachSelf=true}), trains, then does what {@code core-after} does.
  * </ul>
  */
 public final class LibraryUseApp {
@@ -36,6 +38,19 @@ public final class LibraryUseApp {
       }
       case "core-after" -> {
         CnnApp.run(rest, List.of());
+        System.out.println("LIBUSE: paths " + BlockPaths.index(CnnApp.network()).size());
+      }
+      case "attach-then-core" -> {
+        Class.forName("ai.djl.training.Trainer");
+        com.sun.tools.attach.VirtualMachine vm =
+            com.sun.tools.attach.VirtualMachine.attach(
+                String.valueOf(ProcessHandle.current().pid()));
+        try {
+          vm.loadAgent(args[1], args[2]);
+        } finally {
+          vm.detach();
+        }
+        CnnApp.run(java.util.Arrays.copyOfRange(args, 3, args.length), List.of());
         System.out.println("LIBUSE: paths " + BlockPaths.index(CnnApp.network()).size());
       }
       default -> throw new IllegalArgumentException("unknown mode " + args[0]);
