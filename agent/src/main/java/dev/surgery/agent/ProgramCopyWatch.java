@@ -9,17 +9,17 @@ import java.security.CodeSource;
 import java.security.ProtectionDomain;
 
 /**
- * Watches for the program defining a class of the surgery library ({@code dev.surgery.core}, {@code
- * dev.surgery.trainer}) outside the agent's loaders, and hands the first one's location to {@link
- * ProgramCopy}. It only reads names and never changes a class; after the first sighting it looks at
- * nothing more.
+ * Watches for the program defining classes of the surgery library ({@code dev.surgery.core}, {@code
+ * dev.surgery.trainer}) outside the agent's loaders, and tells {@link ProgramCopy} each loader that
+ * does. It only reads names and never changes a class.
  */
 final class ProgramCopyWatch implements ClassFileTransformer {
 
   private static final String CORE = "dev/surgery/core/";
   private static final String TRAINER = "dev/surgery/trainer/";
 
-  private volatile boolean seen;
+  /** Core's test jar ({@code GcSafeL2Loss}): test support, not the library. */
+  private static final String CORE_TEST_SUPPORT = "dev/surgery/core/testing/";
 
   private ProgramCopyWatch() {}
 
@@ -33,12 +33,10 @@ final class ProgramCopyWatch implements ClassFileTransformer {
     ProgramCopyWatch watch = new ProgramCopyWatch();
     instrumentation.addTransformer(watch, false);
     for (Class<?> type : instrumentation.getAllLoadedClasses()) {
-      if (watch.seen) {
-        return;
-      }
       String name = type.getName();
-      if (name.startsWith("dev.surgery.core.") || name.startsWith("dev.surgery.trainer.")) {
-        watch.look(name, type.getClassLoader(), type.getProtectionDomain());
+      if ((name.startsWith("dev.surgery.core.") || name.startsWith("dev.surgery.trainer."))
+          && !name.startsWith("dev.surgery.core.testing.")) {
+        look(name, type.getClassLoader(), type.getProtectionDomain());
       }
     }
   }
@@ -51,22 +49,21 @@ final class ProgramCopyWatch implements ClassFileTransformer {
       Class<?> classBeingRedefined,
       ProtectionDomain protectionDomain,
       byte[] classfileBuffer) {
-    if (!seen
-        && className != null
-        && (className.startsWith(CORE) || className.startsWith(TRAINER))) {
-      look(className, loader, protectionDomain);
+    if (className != null
+        && (className.startsWith(CORE) || className.startsWith(TRAINER))
+        && !className.startsWith(CORE_TEST_SUPPORT)) {
+      look(className.replace('/', '.'), loader, protectionDomain);
     }
     return null; // never changes a class
   }
 
-  private void look(String className, ClassLoader loader, ProtectionDomain domain) {
-    if (ProgramCopy.isAgents(loader)) {
+  private static void look(String className, ClassLoader loader, ProtectionDomain domain) {
+    if (ProgramCopy.isAgents(loader) || (loader != null && ProgramCopy.known(loader))) {
       return;
     }
-    seen = true;
     CodeSource source = domain == null ? null : domain.getCodeSource();
     URL location = source == null ? null : source.getLocation();
     AgentLog.debug("the program's own copy of the library: " + className + " defined by " + loader);
-    ProgramCopy.seen(location);
+    ProgramCopy.seen(loader, location);
   }
 }

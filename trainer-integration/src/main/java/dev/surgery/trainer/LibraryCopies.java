@@ -17,11 +17,13 @@ import java.util.Set;
  * plain {@code Model.load} (which the agent's copy replays) would be taken for the original
  * architecture, and the other way round.
  *
- * <p>The agent's copy finds the program's through its loader's parent (DJL's loader); the program's
- * finds the agent's through {@code SurgeryDispatcher.libraryLoaders()}, the agent's one class that
- * every loader shares. Asked are the records (what a load replays, what a save writes) and what
- * surgery froze (what a new trainer freezes again), each copy answering from what it holds itself;
- * the rest each copy keeps to itself, its classes included (docs/reliability.md, "Known gaps").
+ * <p>The agent's copy finds the program's where the agent saw them define classes ({@code
+ * SurgeryDispatcher.programCopyLoaders()}); the program's finds the agent's through {@code
+ * SurgeryDispatcher.libraryLoaders()}; both are the agent's one class that every loader shares. A
+ * copy without the agent asks its loader's parent. Asked are the records (what a load replays, what
+ * a save writes) and what surgery froze (what a new trainer freezes again), each copy answering
+ * from what it holds itself; the rest each copy keeps to itself, its classes included
+ * (docs/reliability.md, "Known gaps").
  */
 final class LibraryCopies {
 
@@ -114,11 +116,19 @@ final class LibraryCopies {
    */
   private static List<Method> otherCopies(String method) {
     List<ClassLoader> loaders = new ArrayList<>();
-    ClassLoader parent = parentWithACopy();
-    if (parent != null) {
-      loaders.add(parent);
+    List<ClassLoader> agents = agentLoaders();
+    if (agents.contains(CarriedRecords.class.getClassLoader())) {
+      // The agent's copy: the program's copies are where the agent saw them define classes (none
+      // while the program uses none: asking a copy that merely sits on the class path would
+      // define it, bring it to life and find it empty).
+      loaders.addAll(programCopyLoaders());
+    } else {
+      ClassLoader parent = parentWithACopy();
+      if (parent != null) {
+        loaders.add(parent);
+      }
     }
-    loaders.addAll(agentLoaders());
+    loaders.addAll(agents);
     List<Method> methods = new ArrayList<>();
     for (ClassLoader loader : loaders) {
       Method m = methodOf(loader, method);
@@ -147,43 +157,13 @@ final class LibraryCopies {
       parent = candidate != null && !seesOnlyThisJar(candidate) ? candidate : null;
       parentDecided = true;
     }
-    ClassLoader found = parent;
-    return found != null && isAgentsCopyBesideAnUnusedOne() ? null : found;
-  }
-
-  /** Set once the agent has said that the program uses a copy of its own: it stays in use. */
-  private static volatile boolean programCopyInUse;
-
-  /**
-   * Whether this is the agent's copy and the program has not used its own copy yet (the agent
-   * watches its classes load). That copy then knows nothing, and asking it would define it: a copy
-   * the program never uses would come to life, and the agent would warn of two copies in use.
-   */
-  private static boolean isAgentsCopyBesideAnUnusedOne() {
-    if (programCopyInUse || System.getProperty(AGENT_COPIES) == null) {
-      return false;
-    }
-    Method inUse = dispatcherMethod("programCopyInUse");
-    if (inUse == null || !agentLoaders().contains(CarriedRecords.class.getClassLoader())) {
-      return false;
-    }
-    try {
-      if (Boolean.TRUE.equals(inUse.invoke(null))) {
-        programCopyInUse = true;
-        return false;
-      }
-      return true;
-    } catch (ReflectiveOperationException | RuntimeException e) {
-      ListenerLog.logger()
-          .debug("Surgery: the agent cannot say whether the program's copy is used", e);
-      return false;
-    }
+    return parent;
   }
 
   /**
-   * Whether a loader finds this library in the jar (or folder) this copy came from: the agent's
-   * copy, whose parent sees the agent jar on the system class path, would define a third copy there
-   * only to find it empty.
+   * Whether a loader finds this library in the jar (or folder) this copy came from, or not at all:
+   * a child-first copy whose parent sees the same jar would define another copy there only to find
+   * it empty.
    */
   private static boolean seesOnlyThisJar(ClassLoader loader) {
     String name = CarriedRecords.class.getName().replace('.', '/') + ".class";
@@ -266,14 +246,23 @@ final class LibraryCopies {
     return found;
   }
 
-  @SuppressWarnings("unchecked")
+  /** {@code SurgeryDispatcher.programCopyLoaders()}: empty without an agent. */
+  private static List<ClassLoader> programCopyLoaders() {
+    return loadersFrom("programCopyLoaders");
+  }
+
   private static List<ClassLoader> agentLoaders() {
+    return loadersFrom("libraryLoaders");
+  }
+
+  @SuppressWarnings("unchecked")
+  private static List<ClassLoader> loadersFrom(String dispatcherMethod) {
     // The agent says so when it made a copy: without it no class lookup (that would throw and
     // catch at every application of an every-batch entry).
     if (System.getProperty(AGENT_COPIES) == null) {
       return List.of();
     }
-    Method listing = dispatcherMethod("libraryLoaders");
+    Method listing = dispatcherMethod(dispatcherMethod);
     if (listing == null) {
       return List.of();
     }

@@ -6,6 +6,7 @@ import java.net.URISyntaxException;
 import java.net.URL;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.CodeSigner;
 import java.security.CodeSource;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -19,9 +20,11 @@ import java.util.Set;
  * <p>The agent jar sits on the system class path, but DJL may live in a child loader (a fat-jar
  * launcher, a plugin loader); a listener defined by the system loader could not see DJL there. This
  * loader's parent is DJL's loader, so DJL, SLF4J and the JDK resolve as the application's; the
- * surgery classes ({@code dev.surgery.*}) are defined here, child first, from the agent jar itself.
- * The shared package ({@code dev.surgery.agent.shared}) is the one exception: it is taken from the
- * agent's own loader so that both sides share {@link DjlHooks} and {@link AgentLog}.
+ * surgery classes ({@code dev.surgery.*}) are defined here, child first, from the agent jar itself
+ * (the library's from a folder of it that no other loader reads as classes: {@link
+ * #HIDDEN_LIBRARY}). The shared package ({@code dev.surgery.agent.shared}) is the one exception: it
+ * is taken from the agent's own loader so that both sides share {@link DjlHooks} and {@link
+ * AgentLog}.
  */
 final class HookLoader extends ChildFirstLoader {
 
@@ -39,7 +42,58 @@ final class HookLoader extends ChildFirstLoader {
         agentClasses,
         djlLoader);
     this.agentLoader = agentLoader;
+    this.domain =
+        new java.security.ProtectionDomain(
+            new CodeSource(agentClasses.length == 0 ? null : agentClasses[0], (CodeSigner[]) null),
+            null,
+            this,
+            null);
   }
+
+  /**
+   * Where the agent jar keeps the library's classes (core and trainer), as {@code <folder><binary
+   * name with slashes>.classdata}: under names no other loader takes for classes, so that the
+   * program never finds them on the system class path that {@code -javaagent} extends.
+   */
+  static final String HIDDEN_LIBRARY = "dev/surgery/agent-library/";
+
+  private static final String HIDDEN_SUFFIX = ".classdata";
+
+  /**
+   * Defines the library's classes from the agent jar's hidden folder; in a development build (class
+   * folders, where they are plain classes) as any other class.
+   */
+  @Override
+  protected Class<?> findClass(String name) throws ClassNotFoundException {
+    if (name.startsWith("dev.surgery.core.") || name.startsWith("dev.surgery.trainer.")) {
+      URL hidden = findResource(HIDDEN_LIBRARY + name.replace('.', '/') + HIDDEN_SUFFIX);
+      if (hidden != null) {
+        return defineHidden(name, hidden);
+      }
+    }
+    return super.findClass(name);
+  }
+
+  private Class<?> defineHidden(String name, URL url) throws ClassNotFoundException {
+    byte[] bytes;
+    try (java.io.InputStream in = url.openStream()) {
+      bytes = in.readAllBytes();
+    } catch (IOException e) {
+      throw new ClassNotFoundException(name + " (" + url + ")", e);
+    }
+    String packageName = name.substring(0, name.lastIndexOf('.'));
+    if (getDefinedPackage(packageName) == null) {
+      try {
+        definePackage(packageName, null, null, null, null, null, null, null);
+      } catch (IllegalArgumentException raced) {
+        // Another thread defined it first: the same package.
+      }
+    }
+    return defineClass(name, bytes, 0, bytes.length, domain);
+  }
+
+  /** The code source of the classes this loader defines from the hidden folder: the agent jar. */
+  private final java.security.ProtectionDomain domain;
 
   /** The agent's shared classes from the agent loader, anything not the agent's from DJL's. */
   @Override
@@ -89,7 +143,9 @@ final class HookLoader extends ChildFirstLoader {
         return false;
       }
       try (java.util.jar.JarFile jar = new java.util.jar.JarFile(path.toFile())) {
-        return jar.getEntry("dev/surgery/trainer/SurgeryListener.class") != null;
+        return jar.getEntry(HIDDEN_LIBRARY + "dev/surgery/trainer/SurgeryListener" + HIDDEN_SUFFIX)
+                != null
+            || jar.getEntry("dev/surgery/trainer/SurgeryListener.class") != null;
       }
     } catch (URISyntaxException | IllegalArgumentException e) {
       return false;

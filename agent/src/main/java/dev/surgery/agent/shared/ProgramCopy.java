@@ -1,56 +1,84 @@
 package dev.surgery.agent.shared;
 
+import java.lang.ref.WeakReference;
 import java.net.URL;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
- * Tells the user once when the program runs its own copy of the surgery library beside the agent's:
- * both copies must be in use, the program's (one of its classes defined outside the agent's
- * loaders) and the agent's (a hook loader made for a DJL). A copy that only sits on the class path
- * never meets the agent's (the samples' main job has the library on its path for its report's
- * constants), so it is not worth a warning.
+ * The program's own copies of the surgery library beside the agent's: where they are (the class
+ * loaders that defined classes of them, held weakly, which the agent's copy asks what a model
+ * carries), and the one warning that there are two copies in use. The warning needs both in use:
+ * the program's (one of its classes defined outside the agent's loaders) and the agent's (hooks in
+ * service for a DJL trainer or model). A copy that only sits on the class path never meets the
+ * agent's, and neither does one beside an agent that was turned off or never attached.
  */
 public final class ProgramCopy {
 
   /** The {@link AgentLog#warnOnce} key of the warning. */
   static final String WARNING_KEY = "two-copies";
 
-  /** Where the program's copy was first seen loading a class; null until then. */
+  /** Where the program's copy was first seen defining a class; null until then. */
   private static volatile String seenAt;
 
-  private static volatile boolean agentCopyMade;
+  private static volatile boolean agentCopyInService;
+
+  private static final List<WeakReference<ClassLoader>> LOADERS = new CopyOnWriteArrayList<>();
 
   private ProgramCopy() {}
 
   /**
-   * Notes that the program defined a class of the surgery library itself, and warns if the agent
-   * has made its copy already.
+   * Notes that the program defined a class of the surgery library itself, and warns if the agent's
+   * copy is in service already.
    *
+   * @param loader the class loader that defined it (null: the boot loader, never asked)
    * @param location where the class came from (its code source), null if unknown
    */
-  public static void seen(URL location) {
+  public static void seen(ClassLoader loader, URL location) {
+    if (loader != null && loaders().stream().noneMatch(l -> l == loader)) {
+      LOADERS.removeIf(ref -> ref.get() == null);
+      LOADERS.add(new WeakReference<>(loader));
+    }
     if (seenAt == null) {
       seenAt = location == null ? "location unknown" : location.toString();
     }
-    if (agentCopyMade) {
+    if (agentCopyInService) {
       warn();
     }
   }
 
-  /** Notes that the agent made its copy of the library, and warns if the program has one in use. */
-  static void agentCopyMade() {
-    agentCopyMade = true;
+  /** Notes that the agent's copy serves a DJL object, and warns if the program uses its own. */
+  static void agentCopyInService() {
+    if (agentCopyInService) {
+      return;
+    }
+    agentCopyInService = true;
     if (seenAt != null) {
       warn();
     }
   }
 
   /**
-   * Whether the program has defined a class of the library outside the agent's loaders.
+   * Whether the program already has a class of the library from this loader on record.
    *
-   * @return whether its own copy is in use
+   * @param loader a class loader
+   * @return whether it is known to hold a copy of the program's
    */
-  public static boolean inUse() {
-    return seenAt != null;
+  public static boolean known(ClassLoader loader) {
+    return loaders().stream().anyMatch(l -> l == loader);
+  }
+
+  /** The loaders that defined classes of the program's copies, oldest first. */
+  static List<ClassLoader> loaders() {
+    List<ClassLoader> live = new ArrayList<>();
+    for (WeakReference<ClassLoader> ref : LOADERS) {
+      ClassLoader loader = ref.get();
+      if (loader != null) {
+        live.add(loader);
+      }
+    }
+    return live;
   }
 
   /**

@@ -91,14 +91,14 @@ public final class SurgeryDispatcher {
   }
 
   /**
-   * Whether the program has used a copy of the surgery library of its own (a class of it was
-   * defined outside the agent's loaders). The agent's copy asks before it asks that copy what a
-   * model carries: asking would define the copy, which holds nothing until the program uses it.
+   * The class loaders that defined classes of the program's own copies of the surgery library (a
+   * class of it defined outside the agent's loaders): the agent's copy asks the copies there what a
+   * model carries.
    *
-   * @return whether the program's own copy is in use
+   * @return the loaders, oldest first; empty while the program uses no copy of its own
    */
-  public static boolean programCopyInUse() {
-    return ProgramCopy.inUse();
+  public static List<ClassLoader> programCopyLoaders() {
+    return ProgramCopy.loaders();
   }
 
   /**
@@ -419,6 +419,10 @@ public final class SurgeryDispatcher {
       // config could be checked: refuse it now, before any training step.
       SurgeryAgentExit.refuse(problems);
     }
+    // The agent's copy is in service: warns now if the program uses a copy of its own already
+    // (else when it first does). Not for a copy made only to check the config, nor once the agent
+    // is off (no config), when the program's copy meets nothing of the agent's.
+    ProgramCopy.agentCopyInService();
     return slot.hooks;
   }
 
@@ -448,8 +452,6 @@ public final class SurgeryDispatcher {
       LIBRARY_LOADERS.add(new WeakReference<>(loader));
       // Tells a program's own copy of the library that there are copies to ask (LibraryCopies).
       System.setProperty(LIBRARY_COPIES_PROPERTY, SurgeryDispatcher.class.getName());
-      // Warns now if the program has its own copy in use already (else when it first uses it).
-      ProgramCopy.agentCopyMade();
       Class<?> hooksClass = Class.forName(HOOKS_CLASS, true, loader);
       Object instance =
           hooksClass.getConstructor(Path.class, List.class).newInstance(config, extensions);

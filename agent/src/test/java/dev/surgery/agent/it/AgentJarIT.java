@@ -42,6 +42,7 @@ class AgentJarIT {
     boolean yaml = false;
     boolean listener = false;
     boolean engine = false;
+    List<String> visibleLibrary = new ArrayList<>();
     try (JarFile jar = new JarFile(ForkedJvm.agentJar().toFile())) {
       Enumeration<JarEntry> entries = jar.entries();
       while (entries.hasMoreElements()) {
@@ -61,9 +62,15 @@ class AgentJarIT {
         }
         byteBuddy |= name.startsWith("dev/surgery/shaded/bytebuddy/agent/builder/AgentBuilder");
         yaml |= name.startsWith("dev/surgery/shaded/snakeyaml/");
-        listener |= name.equals("dev/surgery/trainer/SurgeryListener.class");
-        engine |= name.equals("dev/surgery/core/ModuleSurgery.class");
-        if (name.startsWith("dev/surgery/") && name.endsWith(".class")) {
+        listener |=
+            name.equals("dev/surgery/agent-library/dev/surgery/trainer/SurgeryListener.classdata");
+        engine |= name.equals("dev/surgery/agent-library/dev/surgery/core/ModuleSurgery.classdata");
+        if (name.startsWith("dev/surgery/core/") || name.startsWith("dev/surgery/trainer/")) {
+          // The library's classes where the system class path would offer them to the program.
+          visibleLibrary.add(name);
+        }
+        if (name.startsWith("dev/surgery/")
+            && (name.endsWith(".class") || name.endsWith(".classdata"))) {
           try (InputStream in = jar.getInputStream(e)) {
             String text = new String(in.readAllBytes(), StandardCharsets.ISO_8859_1);
             // A class reference is an internal name in the constant pool; a URL such as
@@ -80,6 +87,9 @@ class AgentJarIT {
     assertTrue(yaml, "relocated snakeyaml-engine missing");
     assertTrue(listener, "trainer-integration classes missing");
     assertTrue(engine, "core classes missing");
+    assertTrue(
+        visibleLibrary.isEmpty(),
+        "library classes a program's class loader would find: " + visibleLibrary);
     assertFalse(
         !unrelocatedReferences.isEmpty(),
         "classes that still reference unrelocated packages: " + unrelocatedReferences);

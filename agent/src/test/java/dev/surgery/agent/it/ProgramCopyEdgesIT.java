@@ -4,19 +4,24 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.surgery.agent.testapp.CheckpointApp;
+import dev.surgery.agent.testapp.ChildFirstLauncher;
+import dev.surgery.agent.testapp.ChildLoaderLauncher;
 import dev.surgery.agent.testapp.LibraryLoadsApp;
 import dev.surgery.agent.testapp.LibraryUseApp;
 import dev.surgery.agent.testapp.SelfRegisteringApp;
+import java.io.File;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * An outside probe of the two-copies warning and of the records the copies share (agent README,
- * "Consequences"; docs/reliability.md, "Known gaps"). Oracles: the same program with the library on
- * its class path (where the copies share records), and the documented promises.
+ * The two-copies warning at its edges, and the records the copies share wherever the program's copy
+ * lives (agent README, "Consequences"; docs/reliability.md, "Known gaps"); written first by an
+ * outside probe. Oracles: the model as trained and saved, and the documented promises.
  */
-class ProgramCopyOutsideProbeIT {
+class ProgramCopyEdgesIT {
 
   private static final String WARNING =
       "^surgery-agent: WARNING: the program has its own copy of DJL Surgery \\((.*)\\) beside the"
@@ -103,60 +108,78 @@ class ProgramCopyOutsideProbeIT {
   }
 
   /**
-   * A program written against the library, run without it: its classes come from the agent jar
-   * (which -javaagent appends to the class path). The agent warns of its own copy and says the two
-   * share what records a model carries; so the program's replay, then a plain {@code Model.load},
-   * must give the saved model, as with the library on the class path.
+   * The program's copy on its flat class path, in a child-first loader of its own (DJL on the
+   * system class path), and in a parent-first launcher's loader that holds DJL and the library (as
+   * fat-jar launchers do; the agent jar on the system class path once lent that loader its classes,
+   * which cannot see DJL): the program's replay, then a plain {@code Model.load} (which the agent's
+   * copy replays), gives the saved model, and the warning is given once.
    */
   @Test
-  void aCopyFromTheAgentJarSharesRecordsOnLoad() throws Exception {
-    Path dir = AgentConfigs.dir("probe-copy-agent-jar-load");
+  void theCopiesShareRecordsOnLoadWhereverTheProgramsCopyLives() throws Exception {
+    Path dir = AgentConfigs.dir("program-copy-share-load");
     ForkedJvm.Result trained = trainedUnderTheAgent(dir);
     String structure = trained.findOut("CKPT: structure (.*)");
     String output = trained.findOut("CKPT: output (.*)");
-    for (boolean withLibrary : new boolean[] {true, false}) {
-      ForkedJvm.Result loaded =
-          ForkedJvm.main(LibraryLoadsApp.class.getName(), "replay-then-load", "model")
-              .classpath(ForkedJvm.appClasspath(withLibrary))
-              .agent("none.yaml")
-              .workDir(dir)
-              .run();
-      String what = (withLibrary ? "library on the class path: " : "from the agent jar: ") + loaded;
-      assertEquals(1, loaded.countErr(WARNING), what);
+    String withLibrary = String.join(File.pathSeparator, ForkedJvm.appClasspath(true));
+    List<String> djlOnly = ForkedJvm.appClasspath(false);
+    String program = LibraryLoadsApp.class.getName();
+    Map<String, ForkedJvm> styles = new LinkedHashMap<>();
+    styles.put(
+        "flat class path",
+        ForkedJvm.main(program, "replay-then-load", "model")
+            .classpath(ForkedJvm.appClasspath(true)));
+    styles.put(
+        "child-first loader",
+        ForkedJvm.main(
+                ChildFirstLauncher.class.getName(),
+                withLibrary,
+                program,
+                "replay-then-load",
+                "model")
+            .classpath(djlOnly));
+    styles.put(
+        "parent-first launcher",
+        ForkedJvm.main(
+                ChildLoaderLauncher.class.getName(),
+                withLibrary,
+                program,
+                "replay-then-load",
+                "model")
+            .classpath(List.of(SurgeryAgentIT.launcherOnly(dir).toString())));
+    for (Map.Entry<String, ForkedJvm> style : styles.entrySet()) {
+      ForkedJvm.Result loaded = style.getValue().agent("none.yaml").workDir(dir).run();
+      String what = style.getKey() + ": " + loaded;
       assertEquals(0, loaded.exitCode(), what);
+      assertEquals(1, loaded.countErr(WARNING), what);
       assertEquals(structure, loaded.findOut("CKPT: structure (.*)"), what);
       assertEquals(output, loaded.findOut("CKPT: output (.*)"), what);
     }
   }
 
   /**
-   * The same copy from the agent jar: the agent's copy loads (replays), the program's listener adds
-   * weight standardization, and a plain {@code Model.save} must write both (README: "a save writes
-   * the record both know"), as it does with the library on the class path.
+   * The agent's copy loads (replays), the program's listener adds weight standardization, and a
+   * plain {@code Model.save} writes both (README: "a save writes the record both know").
    */
   @Test
-  void aCopyFromTheAgentJarSharesRecordsOnSave() throws Exception {
-    Path dir = AgentConfigs.dir("probe-copy-agent-jar-save");
+  void aSaveWritesTheRecordBothCopiesKnow() throws Exception {
+    Path dir = AgentConfigs.dir("program-copy-share-save");
     trainedUnderTheAgent(dir);
-    for (boolean withLibrary : new boolean[] {true, false}) {
-      ForkedJvm.Result saved =
-          ForkedJvm.main(LibraryLoadsApp.class.getName(), "load-train-save", "model")
-              .classpath(ForkedJvm.appClasspath(withLibrary))
-              .agent("none.yaml")
-              .workDir(dir)
-              .run();
-      String what = (withLibrary ? "library on the class path: " : "from the agent jar: ") + saved;
-      assertEquals(0, saved.exitCode(), what);
-      assertEquals(
-          List.of("blurpool@1", "weight_standardization@1"),
-          saved
-              .stdout()
-              .lines()
-              .filter(l -> l.startsWith("LOADS: saved record "))
-              .map(l -> l.substring("LOADS: saved record ".length()))
-              .toList(),
-          what);
-    }
+    ForkedJvm.Result saved =
+        ForkedJvm.main(LibraryLoadsApp.class.getName(), "load-train-save", "model")
+            .classpath(ForkedJvm.appClasspath(true))
+            .agent("none.yaml")
+            .workDir(dir)
+            .run();
+    assertEquals(0, saved.exitCode(), saved.toString());
+    assertEquals(
+        List.of("blurpool@1", "weight_standardization@1"),
+        saved
+            .stdout()
+            .lines()
+            .filter(l -> l.startsWith("LOADS: saved record "))
+            .map(l -> l.substring("LOADS: saved record ".length()))
+            .toList(),
+        saved.toString());
   }
 
   private static ForkedJvm.Result trainedUnderTheAgent(Path dir) throws Exception {
