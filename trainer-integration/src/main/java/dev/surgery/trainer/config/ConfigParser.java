@@ -268,7 +268,9 @@ final class ConfigParser {
                   + ConfigText.shown(s)
                   + ConfigProblems.didYouMean(s, Algorithms.names())
                   + "; known algorithms: "
-                  + known());
+                  + known()
+                  + " (a plugin's algorithm needs its jar: on the class path beside the library,"
+                  + " or under the agent in its extensions= setting)");
         }
       } else if (v != ScalarReader.INVALID) {
         problems.addAt(
