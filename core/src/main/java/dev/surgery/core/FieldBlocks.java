@@ -45,11 +45,18 @@ final class FieldBlocks {
     }
   }
 
-  /** How many holders deep the search goes (a record in a list in an Optional is three). */
-  static final int MAX_DEPTH = 8;
+  /**
+   * How many holders deep the search goes (a record in a list in an Optional is three); what lies
+   * deeper is {@link Found#unexplored}, which the engine refuses rather than passes by.
+   */
+  static final int MAX_DEPTH = 16;
 
-  /** What a search found: the first wanted block, and the first unreadable function met. */
-  record Found(Block block, Object opaque) {}
+  /**
+   * What a search found: the first wanted block, the first unreadable function met, and the first
+   * holder it could not look through (one still queued at {@link #MAX_DEPTH}, or a method handle
+   * with bound values, which the JDK does not let be read); each null if none.
+   */
+  record Found(Block block, Object opaque, Object unexplored) {}
 
   /**
    * Looks for a wanted block through the holders the engine knows, however nested (up to {@link
@@ -80,16 +87,17 @@ final class FieldBlocks {
    */
   static Found search(Object value, Predicate<Block> wanted, Map<Object, Integer> clean) {
     if (value == null) {
-      return new Found(null, null);
+      return new Found(null, null, null);
     }
     if (value instanceof Block block) {
-      return new Found(wanted.test(block) ? block : null, null);
+      return new Found(wanted.test(block) ? block : null, null, null);
     }
     Map<Object, Integer> entered = new IdentityHashMap<>();
     ArrayDeque<Object> level = new ArrayDeque<>();
     ArrayDeque<Object> next = new ArrayDeque<>();
     level.add(value);
     Object opaque = null;
+    Object unexplored = null;
     for (int depth = 0; depth < MAX_DEPTH && !level.isEmpty(); depth++) {
       for (Object holder : level) {
         Integer before = clean == null ? null : clean.get(holder);
@@ -99,9 +107,12 @@ final class FieldBlocks {
         if (opaque == null && BlockFields.opaqueFunction(holder)) {
           opaque = holder;
         }
+        if (unexplored == null && isBoundMethodHandle(holder)) {
+          unexplored = holder;
+        }
         Block found = open(holder, wanted, next);
         if (found != null) {
-          return new Found(found, opaque);
+          return new Found(found, opaque, unexplored);
         }
       }
       ArrayDeque<Object> swap = level;
@@ -109,10 +120,37 @@ final class FieldBlocks {
       next = swap;
       next.clear();
     }
-    if (clean != null && opaque == null) {
+    if (unexplored == null && !level.isEmpty()) {
+      unexplored = level.peekFirst(); // deeper than the search goes
+    }
+    if (clean != null && opaque == null && unexplored == null) {
       entered.forEach((holder, depth) -> clean.merge(holder, depth, Math::min));
     }
-    return new Found(null, opaque);
+    return new Found(null, opaque, unexplored);
+  }
+
+  /**
+   * Whether a value is a method handle with bound values ({@code MethodHandle.bindTo}, {@code
+   * MethodHandles.insertArguments}): it may call a block it holds, and {@code java.lang.invoke}
+   * does not let its values be read. A direct handle holds nothing.
+   */
+  static boolean isBoundMethodHandle(Object value) {
+    return value instanceof java.lang.invoke.MethodHandle
+        && value.getClass().getName().startsWith("java.lang.invoke.BoundMethodHandle");
+  }
+
+  /** The words for a holder {@link Found#unexplored} names, in a refusal. */
+  static String unexploredWords(Object unexplored) {
+    return isBoundMethodHandle(unexplored)
+        ? "a method handle with bound values ("
+            + unexplored
+            + "), which the JDK does not let the"
+            + " engine read"
+        : "values nested more than "
+            + MAX_DEPTH
+            + " holders deep (a "
+            + unexplored.getClass().getName()
+            + " at that depth), which the engine does not follow";
   }
 
   /** Looks at what one holder holds: returns a wanted block, or queues what may hold one. */

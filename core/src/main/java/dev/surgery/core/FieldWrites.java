@@ -115,6 +115,23 @@ final class FieldWrites {
         && java.util.function.Function.class.isAssignableFrom(field.type());
   }
 
+  /**
+   * The refusal for a field whose value the engine could not look through ({@link
+   * FieldBlocks.Found#unexplored}): it may hold a block the surgery replaces, which the forward
+   * would then keep calling.
+   */
+  static SurgeryException unexplored(String path, Block holder, FieldSlot field, Object value) {
+    return new SurgeryException(
+        BlockPaths.display(path),
+        "field "
+            + where(holder, field)
+            + " holds "
+            + FieldBlocks.unexploredWords(value)
+            + ": it may hold a block this surgery replaces, and its forward would then keep"
+            + " calling the old one; keep blocks in a field of type Block, a List, an array or a"
+            + " Map, or in a lambda of your own");
+  }
+
   /** The refusal for a forward's function whose captured values cannot be read. */
   static SurgeryException unreadableFunction(
       String path, Block holder, FieldSlot field, Object function) {
@@ -300,7 +317,7 @@ final class FieldWrites {
   }
 
   /** What a field's value reached when first searched in this surgery. */
-  private record Reach(Object value, Set<Block> blocks, Object opaque) {}
+  private record Reach(Object value, Set<Block> blocks, Object opaque, Object unexplored) {}
 
   /** Per parent and field: the blocks its value reached, searched once per surgery. */
   private final Map<Block, Map<FieldSlot, Reach>> reached = new IdentityHashMap<>();
@@ -332,7 +349,7 @@ final class FieldWrites {
                   blocks.add(b);
                   return false; // met, not wanted: the search goes through the whole value
                 });
-        reach = new Reach(value, blocks, all.opaque());
+        reach = new Reach(value, blocks, all.opaque(), all.unexplored());
         fields.put(field, reach);
       }
       Object opaque = reach.opaque();
@@ -345,6 +362,9 @@ final class FieldWrites {
       }
       if (holder == null && opaque != null && runsInForward(field)) {
         throw unreadableFunction(path.get(), parent, field, opaque);
+      }
+      if (holder == null && reach.unexplored() != null) {
+        throw unexplored(path.get(), parent, field, reach.unexplored());
       }
       if (holder != null) {
         throw new SurgeryException(

@@ -345,6 +345,9 @@ final class TieRewiring {
     if (found.opaque() != null && within == null && FieldWrites.runsInForward(field)) {
       throw FieldWrites.unreadableFunction(path.get(), holder, field, found.opaque());
     }
+    if (found.unexplored() != null && within == null) {
+      throw FieldWrites.unexplored(path.get(), holder, field, found.unexplored());
+    }
   }
 
   /**
