@@ -50,7 +50,8 @@ public interface BlockMatcher {
             }
           }
           return false;
-        });
+        },
+        true);
   }
 
   /**
@@ -86,7 +87,7 @@ public interface BlockMatcher {
     }
     Set<String> set = Set.copyOf(Arrays.asList(names));
     return new PathFreeMatcher(
-        block -> block instanceof LambdaBlock l && set.contains(l.getName()));
+        block -> block instanceof LambdaBlock l && set.contains(l.getName()), true);
   }
 
   /**

@@ -18,14 +18,34 @@ final class PathFreeMatcher implements BlockMatcher {
    */
   private final Class<?> onlyClass;
 
+  /**
+   * Whether the test reads only what any block can tell at any time (its class, a lambda's name),
+   * so that the engine may ask it about blocks that are not the model's (a replacement, not yet
+   * initialized) where that spares work; a predicate of the program's own ({@link
+   * BlockMatcher#byBlock}) is asked only about what the documentation says it is.
+   */
+  private final boolean ourOwn;
+
   PathFreeMatcher(Predicate<Block> test) {
+    this(test, false);
+  }
+
+  /** A matcher whose test is the library's own ({@code ourOwn}) or the program's. */
+  PathFreeMatcher(Predicate<Block> test, boolean ourOwn) {
     this.test = test;
     this.onlyClass = null;
+    this.ourOwn = ourOwn;
   }
 
   private PathFreeMatcher(Class<?> onlyClass) {
     this.test = onlyClass::isInstance;
     this.onlyClass = onlyClass;
+    this.ourOwn = true;
+  }
+
+  /** Whether the engine may ask it about any block (see {@link #ourOwn}). */
+  boolean isOurOwn() {
+    return ourOwn;
   }
 
   /** Matches the instances of one class (subclasses included). */
@@ -52,7 +72,7 @@ final class PathFreeMatcher implements BlockMatcher {
   @Override
   public BlockMatcher and(BlockMatcher other) {
     if (other instanceof PathFreeMatcher o) {
-      return new PathFreeMatcher(b -> test.test(b) && o.test.test(b));
+      return new PathFreeMatcher(b -> test.test(b) && o.test.test(b), ourOwn && o.ourOwn);
     }
     return BlockMatcher.super.and(other);
   }
@@ -60,13 +80,13 @@ final class PathFreeMatcher implements BlockMatcher {
   @Override
   public BlockMatcher or(BlockMatcher other) {
     if (other instanceof PathFreeMatcher o) {
-      return new PathFreeMatcher(b -> test.test(b) || o.test.test(b));
+      return new PathFreeMatcher(b -> test.test(b) || o.test.test(b), ourOwn && o.ourOwn);
     }
     return BlockMatcher.super.or(other);
   }
 
   @Override
   public BlockMatcher negate() {
-    return new PathFreeMatcher(test.negate());
+    return new PathFreeMatcher(test.negate(), ourOwn);
   }
 }

@@ -126,6 +126,13 @@ final class TreeSurgery {
   /** Whether the walk records in each node which policies match it (all path-free, under 31). */
   private final boolean masks;
 
+  /**
+   * Whether every matcher is the library's own (a class, a lambda's name), which may be asked about
+   * a replacement to spare work; a predicate of the program's is asked about the model's blocks
+   * only (and about replacements under recursion, as documented).
+   */
+  private final boolean masksOnAnyBlock;
+
   /** With {@link #masks}: each policy's matcher, in policy order, for the walk's per-block test. */
   private final PathFreeMatcher[] pathFree;
 
@@ -236,6 +243,11 @@ final class TreeSurgery {
     for (int i = 0; i < pathFree.length; i++) {
       pathFree[i] = (PathFreeMatcher) policies.get(i).matcher();
     }
+    boolean ourOwn = masks;
+    for (PathFreeMatcher m : pathFree) {
+      ourOwn &= m.isOurOwn();
+    }
+    this.masksOnAnyBlock = ourOwn;
     this.passLeaves = masks;
     this.journaled = new boolean[policies.size()];
     this.counters = new int[policies.size()];
@@ -570,9 +582,13 @@ final class TreeSurgery {
     return mask;
   }
 
-  /** A leaf that no policy matches (only asked while all matchers are path-free). */
+  /**
+   * A block below a replacement that the walk may pass by: a leaf that no policy matches, asked
+   * only of the library's own matchers (a predicate of the program's is not asked about blocks that
+   * are not the model's yet).
+   */
   private boolean passable(Block block) {
-    return matchMask(block) == 0 && childrenOf(block).isEmpty();
+    return masksOnAnyBlock && childrenOf(block).isEmpty() && matchMask(block) == 0;
   }
 
   /**
@@ -725,8 +741,12 @@ final class TreeSurgery {
     TreeNode n = known == null ? fresh : known;
     List<Block> kids = childrenOf(replacement).values();
     boolean newLeaf = kids.isEmpty();
-    if (known == null && passLeaves && newLeaf && matchMask(replacement) == 0) {
-      // It may be a leaf the walk passed by: enter those, so that the check below sees it.
+    if (known == null
+        && passLeaves
+        && newLeaf
+        && !(masksOnAnyBlock && matchMask(replacement) != 0)) {
+      // It may be a leaf the walk passed by (one no policy matches, or one a predicate of the
+      // program's is not asked about): enter those, so that the check below sees it.
       enterPassedLeaves();
     }
     // Placed already for another match (a replacement has an origin), and still in the model: the
