@@ -63,6 +63,8 @@ final class TrainerSurgery {
 
     Collection<Map<String, Map<Device, NDArray>>> states() {
       if (states == null) {
+        // Asked only to move or drop a parameter's state: refused where some of it is unread.
+        DjlInternals.requireReadableState(optimizer());
         states = DjlInternals.optimizerStates(optimizer()).values();
       }
       return states;

@@ -973,19 +973,76 @@ public final class DjlInternals {
         }
       };
 
+  /**
+   * Whether a field's declared type is a per-parameter state map: a {@code Map} (or any map class,
+   * a {@code ConcurrentHashMap} as well) from parameter id to a map from device to array.
+   */
   private static boolean isStateMapType(Type type) {
-    if (!(type instanceof ParameterizedType p) || p.getRawType() != Map.class) {
+    if (!(type instanceof ParameterizedType p) || !isMapClass(p.getRawType())) {
       return false;
     }
     Type[] args = p.getActualTypeArguments();
-    if (args[0] != String.class || !(args[1] instanceof ParameterizedType inner)) {
+    if (args.length != 2
+        || args[0] != String.class
+        || !(args[1] instanceof ParameterizedType inner)) {
       return false;
     }
     Type[] innerArgs = inner.getActualTypeArguments();
-    return inner.getRawType() == Map.class
+    return isMapClass(inner.getRawType())
+        && innerArgs.length == 2
         && innerArgs[0] == Device.class
         && innerArgs[1] == NDArray.class;
   }
+
+  private static boolean isMapClass(Type raw) {
+    return raw instanceof Class<?> c && Map.class.isAssignableFrom(c);
+  }
+
+  /**
+   * Refuses an optimizer that keeps arrays in a field the engine does not read as per-parameter
+   * state ({@code Map<String, NDArray>}, an array of arrays): the engine could neither move that
+   * state with a parameter ({@code replaceParamsInOptimizer}) nor drop it (a freeze, so that an
+   * unfreeze starts fresh), and the parameter would train on with state that is not its own.
+   *
+   * @param optimizer the optimizer whose per-parameter state a surgery moves or drops
+   * @throws IllegalStateException naming the optimizer's class and field
+   */
+  public static void requireReadableState(Optimizer optimizer) {
+    Field unread = UNREAD_STATE_FIELD.get(optimizer.getClass()).orElse(null);
+    if (unread != null) {
+      throw new IllegalStateException(
+          "the optimizer "
+              + optimizer.getClass().getName()
+              + " keeps arrays in field '"
+              + unread.getName()
+              + "' ("
+              + unread.getGenericType().getTypeName()
+              + "), which surgery cannot read as per-parameter state, so it can neither move it"
+              + " with a parameter nor drop it; declare per-parameter state as Map<String,"
+              + " Map<Device, NDArray>> (parameter id, then device), as DJL's optimizers do");
+    }
+  }
+
+  /** Per optimizer class: an instance field that holds arrays but is not a state map, if any. */
+  private static final ClassValue<java.util.Optional<Field>> UNREAD_STATE_FIELD =
+      new ClassValue<>() {
+        @Override
+        protected java.util.Optional<Field> computeValue(Class<?> type) {
+          for (Class<?> c = type;
+              c != Optimizer.class && c != Object.class;
+              c = c.getSuperclass()) {
+            for (Field f : c.getDeclaredFields()) {
+              Type declared = f.getGenericType();
+              if (!Modifier.isStatic(f.getModifiers())
+                  && declared.getTypeName().contains(NDArray.class.getName())
+                  && !isStateMapType(declared)) {
+                return java.util.Optional.of(f);
+              }
+            }
+          }
+          return java.util.Optional.empty();
+        }
+      };
 
   /**
    * Finds the learning-rate tracker field of an optimizer (a {@link ParameterTracker}-typed field).
@@ -994,7 +1051,14 @@ public final class DjlInternals {
    * @return the field, or null if the optimizer has none
    */
   public static Field learningRateTrackerField(Optimizer optimizer) {
-    return TRACKER_FIELD.get(optimizer.getClass()).orElse(null);
+    // The first tracker field that holds one (a class may declare several and use one).
+    List<Field> candidates = TRACKER_FIELDS.get(optimizer.getClass());
+    for (Field f : candidates) {
+      if (get(f, optimizer) != null) {
+        return f;
+      }
+    }
+    return candidates.isEmpty() ? null : candidates.get(0);
   }
 
   /**
@@ -1019,6 +1083,20 @@ public final class DjlInternals {
     if (!install || !(tracker instanceof ParameterTracker own) || !KeptIdTracker.answersById(own)) {
       return null;
     }
+    if (!field.getType().isAssignableFrom(KeptIdTracker.class)) {
+      // A field declared as the tracker's own class (FixedPerVarTracker) cannot take the stand-in:
+      // a moved parameter would be asked its rate by its new id, and get the default.
+      throw new IllegalStateException(
+          "the optimizer "
+              + optimizer.getClass().getName()
+              + " asks its learning-rate tracker by parameter id through field '"
+              + field.getName()
+              + "', declared "
+              + field.getType().getName()
+              + ": surgery cannot keep a moved parameter's rate there (it answers by the"
+              + " parameter's first id through a stand-in ParameterTracker); declare the field"
+              + " ParameterTracker, as DJL's optimizers do");
+    }
     KeptIdTracker kept = new KeptIdTracker(own);
     set(field, optimizer, kept);
     return kept;
@@ -1036,20 +1114,22 @@ public final class DjlInternals {
     }
   }
 
-  /** The learning-rate tracker field of each optimizer class, found once per class. */
-  private static final ClassValue<java.util.Optional<Field>> TRACKER_FIELD =
+  /** The learning-rate tracker fields of each optimizer class, found once per class. */
+  private static final ClassValue<List<Field>> TRACKER_FIELDS =
       new ClassValue<>() {
         @Override
-        protected java.util.Optional<Field> computeValue(Class<?> type) {
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
           for (Class<?> c = type; c != Object.class; c = c.getSuperclass()) {
             for (Field f : c.getDeclaredFields()) {
-              if (!Modifier.isStatic(f.getModifiers()) && f.getType() == ParameterTracker.class) {
+              if (!Modifier.isStatic(f.getModifiers())
+                  && ParameterTracker.class.isAssignableFrom(f.getType())) {
                 f.setAccessible(true);
-                return java.util.Optional.of(f);
+                fields.add(f);
               }
             }
           }
-          return java.util.Optional.empty();
+          return List.copyOf(fields);
         }
       };
 
