@@ -162,16 +162,23 @@ final class ReplacementPlacement {
               + " initialized parameter and no trainer was given");
     }
     placedArrays |= !fresh.isEmpty();
-    // A plan draws nothing; an apply holds its draws back until nothing else can fail.
-    List<Parameter> standingIn = new ArrayList<>(fresh.size());
-    List<Initializer> given = new ArrayList<>(fresh.size());
-    for (Parameter p : fresh) {
+    // A plan draws nothing; an apply holds its draws back until nothing else can fail, where the
+    // replacement's blocks let it (DeferredDraws.mayHoldBack), else draws them here, after those
+    // held back before it.
+    boolean holdBack = !planning && DeferredDraws.mayHoldBack(replacement);
+    if (!planning && !holdBack) {
+      // It may draw for parameters placement does not see yet (a layer it builds while it
+      // initializes): the draws held back before it come first.
+      draws.drawAll();
+    }
+    List<StandIn> standIns = new ArrayList<>(planning || holdBack ? fresh.size() : 0);
+    for (Parameter p : planning || holdBack ? fresh : List.<Parameter>of()) {
       Initializer initializer = p.getInitializer();
       if (initializer != null) { // none: DJL's refusal, which the plan must give too
-        standingIn.add(p);
-        given.add(initializer);
-        p.setInitializer(
-            planning ? new NoDrawInitializer(initializer) : draws.standIn(p, initializer));
+        Initializer standIn =
+            planning ? new NoDrawInitializer(initializer) : draws.standIn(p, initializer);
+        standIns.add(new StandIn(p, initializer, standIn));
+        p.setInitializer(standIn);
       }
     }
     try {
@@ -194,8 +201,11 @@ final class ReplacementPlacement {
               + TreeSurgery.messageOf(e),
           e);
     } finally {
-      for (int i = 0; i < given.size(); i++) {
-        standingIn.get(i).setInitializer(given.get(i));
+      for (StandIn s : standIns) {
+        // Where it still stands: a block that chose an initializer while initializing keeps it.
+        if (s.parameter().getInitializer() == s.standIn()) {
+          s.parameter().setInitializer(s.own());
+        }
       }
       for (Parameter p : fresh) {
         if (p.isInitialized()) {
@@ -204,6 +214,9 @@ final class ReplacementPlacement {
       }
     }
   }
+
+  /** A fresh parameter's own initializer, and the one placement gave it for the time being. */
+  private record StandIn(Parameter parameter, Initializer own, Initializer standIn) {}
 
   /**
    * An array that tells where the old block ({@code old}: its parameters) lived: its own

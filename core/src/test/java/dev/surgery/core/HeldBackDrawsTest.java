@@ -179,7 +179,7 @@ class HeldBackDrawsTest {
               List<NDArray> mirrors = DjlInternals.mirrors(e.getValue());
               if (known.add(e.getKey())) {
                 NDArray placed = mirrors.get(0);
-                NDArray copy = placed.toDevice(placed.getDevice(), true);
+                NDArray copy = placed.duplicate(); // toDevice to its own device gives a view
                 copy.attach(store.getManager());
                 copy.setRequiresGradient(true);
                 mirrors.set(0, copy);
