@@ -1,5 +1,8 @@
 package dev.surgery.core.algorithms;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.LambdaBlock;
@@ -10,6 +13,7 @@ import ai.djl.nn.norm.BatchNorm;
 import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ReplacementFunction;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.BatchNormLayer;
 import dev.surgery.core.layers.ConvolutionLayer;
 import dev.surgery.core.layers.StochasticResidual;
@@ -144,7 +148,32 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
     boolean identity =
         cut.size() == 1 && cut.get(0) instanceof LambdaBlock l && "identity".equals(l.getName());
     boolean projection = cut.size() == 2 && isConvolution(cut.get(0)) && isBatchNorm(cut.get(1));
-    return hasConv && (identity || projection);
+    return hasConv && (identity || projection) && joinsBySum(unit);
+  }
+
+  /**
+   * Whether a unit joins its two branches as a residual unit does, {@code relu(branch + shortcut)}
+   * or {@code branch + shortcut}: its join is run on two small fixed arrays (no random draw) and
+   * must give one of those. A block of the same shape that concatenates or multiplies the branches
+   * is no residual unit, and dropping its branch would change what it computes.
+   */
+  private static boolean joinsBySum(ParallelBlock unit) {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      NDArray branch = manager.arange(0f, 24f).reshape(2, 3, 2, 2).sub(11.5f).mul(0.37f);
+      NDArray shortcut = manager.arange(0f, 24f).reshape(2, 3, 2, 2).mul(-0.21f).add(1.3f);
+      NDList joined =
+          DjlInternals.parallelJoin(unit).apply(List.of(new NDList(branch), new NDList(shortcut)));
+      if (joined == null || joined.size() != 1) {
+        return false;
+      }
+      NDArray out = joined.singletonOrThrow();
+      NDArray sum = branch.add(shortcut);
+      return out.getShape().equals(sum.getShape())
+          && (out.allClose(sum, 1e-6, 1e-6, false)
+              || out.allClose(sum.getNDArrayInternal().relu(), 1e-6, 1e-6, false));
+    } catch (RuntimeException e) {
+      return false; // a join that cannot take two arrays of one shape: no residual unit
+    }
   }
 
   /**

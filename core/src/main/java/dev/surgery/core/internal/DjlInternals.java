@@ -67,6 +67,7 @@ public final class DjlInternals {
   private static Field blockParameters;
   private static Field blockInputShapes;
   private static Field lambdaFunction;
+  private static Field parallelJoin;
   private static Field batchNormAxis;
   private static Field batchNormEpsilon;
   private static Field batchNormMomentum;
@@ -108,6 +109,7 @@ public final class DjlInternals {
       blockParameters = field(AbstractBlock.class, "parameters", LinkedHashMap.class);
       blockInputShapes = field(AbstractBaseBlock.class, "inputShapes", Shape[].class);
       lambdaFunction = field(LambdaBlock.class, "lambda", java.util.function.Function.class);
+      parallelJoin = field(ParallelBlock.class, "function", java.util.function.Function.class);
       batchNormAxis = field(BatchNorm.class, "axis", int.class);
       batchNormEpsilon = field(BatchNorm.class, "epsilon", float.class);
       batchNormMomentum = field(BatchNorm.class, "momentum", float.class);
@@ -705,6 +707,19 @@ public final class DjlInternals {
   public static void restoreParameter(Parameter parameter, NDArray array, Shape shape) {
     set(parameterArray, parameter, array);
     set(parameterShape, parameter, shape);
+  }
+
+  /**
+   * Returns the function a {@link ParallelBlock} joins its branches' outputs with.
+   *
+   * @param block the parallel block
+   * @return its join
+   */
+  @SuppressWarnings("unchecked")
+  public static java.util.function.Function<List<ai.djl.ndarray.NDList>, ai.djl.ndarray.NDList>
+      parallelJoin(ParallelBlock block) {
+    return (java.util.function.Function<List<ai.djl.ndarray.NDList>, ai.djl.ndarray.NDList>)
+        get(parallelJoin, block);
   }
 
   /**

@@ -139,7 +139,7 @@ class StochasticDepthTest {
   /** A residual unit shaped like ResNetV1's: branch, then a projection shortcut of two blocks. */
   private static ParallelBlock unit(Block branchConv, Block shortcutConv, Block shortcutNorm) {
     return new ParallelBlock(
-        list -> list.get(0),
+        list -> new NDList(list.get(0).singletonOrThrow().add(list.get(1).singletonOrThrow())),
         List.of(
             new SequentialBlock().add(branchConv),
             new SequentialBlock().add(shortcutConv).add(shortcutNorm)));
