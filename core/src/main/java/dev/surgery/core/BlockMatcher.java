@@ -61,7 +61,9 @@ public interface BlockMatcher {
    * passes by the leaves no matcher selects without recording them one by one, which on a large
    * model is most of its work. Combining it with {@link #and}, {@link #or} or {@link #negate} keeps
    * that, as long as the other matchers are path-free too ({@link #ofClass}, {@link #lambdaNamed},
-   * this).
+   * this). The test is asked about the model's blocks only (and about replacements under {@code
+   * recurseOnReplacements}), so it may read what an initialized layer has, such as a weight's
+   * shape.
    *
    * @param test what a selected block satisfies
    * @return the matcher
