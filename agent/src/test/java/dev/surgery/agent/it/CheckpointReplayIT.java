@@ -239,7 +239,7 @@ class CheckpointReplayIT {
    * {@link CheckpointApp} trained and saved under the agent with BlurPool at epoch 1 in {@code
    * dir/model}; {@code none.yaml} (no entries) is written beside it for the loads.
    */
-  private static ForkedJvm.Result trainedUnderTheAgent(Path dir) throws Exception {
+  static ForkedJvm.Result trainedUnderTheAgent(Path dir) throws Exception {
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     AgentConfigs.write(dir, "none.yaml", "algorithms: []\n");
     ForkedJvm.Result trained =

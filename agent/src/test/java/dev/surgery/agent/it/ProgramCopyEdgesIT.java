@@ -3,7 +3,6 @@ package dev.surgery.agent.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.surgery.agent.testapp.CheckpointApp;
 import dev.surgery.agent.testapp.ChildFirstLauncher;
 import dev.surgery.agent.testapp.ChildLoaderLauncher;
 import dev.surgery.agent.testapp.LibraryLoadsApp;
@@ -117,7 +116,7 @@ class ProgramCopyEdgesIT {
   @Test
   void theCopiesShareRecordsOnLoadWhereverTheProgramsCopyLives() throws Exception {
     Path dir = AgentConfigs.dir("program-copy-share-load");
-    ForkedJvm.Result trained = trainedUnderTheAgent(dir);
+    ForkedJvm.Result trained = CheckpointReplayIT.trainedUnderTheAgent(dir);
     String structure = trained.findOut("CKPT: structure (.*)");
     String output = trained.findOut("CKPT: output (.*)");
     String withLibrary = String.join(File.pathSeparator, ForkedJvm.appClasspath(true));
@@ -154,43 +153,5 @@ class ProgramCopyEdgesIT {
       assertEquals(structure, loaded.findOut("CKPT: structure (.*)"), what);
       assertEquals(output, loaded.findOut("CKPT: output (.*)"), what);
     }
-  }
-
-  /**
-   * The agent's copy loads (replays), the program's listener adds weight standardization, and a
-   * plain {@code Model.save} writes both (README: "a save writes the record both know").
-   */
-  @Test
-  void aSaveWritesTheRecordBothCopiesKnow() throws Exception {
-    Path dir = AgentConfigs.dir("program-copy-share-save");
-    trainedUnderTheAgent(dir);
-    ForkedJvm.Result saved =
-        ForkedJvm.main(LibraryLoadsApp.class.getName(), "load-train-save", "model")
-            .classpath(ForkedJvm.appClasspath(true))
-            .agent("none.yaml")
-            .workDir(dir)
-            .run();
-    assertEquals(0, saved.exitCode(), saved.toString());
-    assertEquals(
-        List.of("blurpool@1", "weight_standardization@1"),
-        saved
-            .stdout()
-            .lines()
-            .filter(l -> l.startsWith("LOADS: saved record "))
-            .map(l -> l.substring("LOADS: saved record ".length()))
-            .toList(),
-        saved.toString());
-  }
-
-  private static ForkedJvm.Result trainedUnderTheAgent(Path dir) throws Exception {
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    AgentConfigs.write(dir, "none.yaml", "algorithms: []\n");
-    ForkedJvm.Result trained =
-        ForkedJvm.main(CheckpointApp.class.getName(), "train", "model")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
-    assertEquals(0, trained.exitCode(), trained.toString());
-    return trained;
   }
 }
