@@ -27,16 +27,16 @@ import java.util.Set;
  * generator, so the program's later draws (dropout, stochastic depth, the fresh layers of a later
  * surgery) are what they would have been had it never been tried.
  *
- * <p>In a replacement made of DJL's blocks and this library's layers ({@link #mayHoldBack}), a
- * parameter whose initializer is one of DJL's drawing ones ({@code XavierInitializer}, {@code
- * NormalInitializer}, {@code UniformInitializer}, of exactly those classes) is placed as the plan
- * places it ({@link NoDrawInitializer}: the initializer's own checks, and zeros), and noted. DJL's
- * constant initializers draw nothing and run as they are. Any other initializer, and any other
- * replacement, may draw in ways the engine cannot see, so the draws noted so far are made first:
- * the draws keep the order in which placement asks for them, and every fresh parameter gets the
- * values it would have had if drawn at once. {@link #drawAll} makes the rest at the end of the
- * surgery. A draw writes into the array placement made (the parameter, the trainers' stores and the
- * rollback hold that object), and into the copies a trainer's store keeps on other devices.
+ * <p>In a replacement whose blocks initialize as DJL's do ({@link #mayHoldBack}), a parameter whose
+ * initializer is one of DJL's drawing ones ({@code XavierInitializer}, {@code NormalInitializer},
+ * {@code UniformInitializer}, of exactly those classes) is placed as the plan places it ({@link
+ * NoDrawInitializer}: the initializer's own checks, and zeros), and noted. DJL's constant
+ * initializers draw nothing and run as they are. Any other initializer, and any other replacement,
+ * may draw in ways the engine cannot see, so the draws noted so far are made first: the draws keep
+ * the order in which placement asks for them, and every fresh parameter gets the values it would
+ * have had if drawn at once. {@link #drawAll} makes the rest at the end of the surgery. A draw
+ * writes into the array placement made (the parameter, the trainers' stores and the rollback hold
+ * that object), and into the copies a trainer's store keeps on other devices.
  */
 final class DeferredDraws {
 
