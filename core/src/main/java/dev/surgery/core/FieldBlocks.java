@@ -46,22 +46,23 @@ final class FieldBlocks {
   }
 
   /**
-   * How many holders deep the search goes (a record in a list in an Optional is three); what lies
-   * deeper is {@link Found#unexplored}, which the engine refuses rather than passes by.
+   * How many holders one search enters at most (each holder once, however deep: a chain of the
+   * program's own data objects is followed to its end); what lies beyond is {@link
+   * Found#unexplored}, which the engine refuses rather than passes by.
    */
-  static final int MAX_DEPTH = 16;
+  static final int MAX_HOLDERS = 100_000;
 
   /**
    * What a search found: the first wanted block, the first unreadable function met, and the first
-   * holder it could not look through (one still queued at {@link #MAX_DEPTH}, or a method handle
-   * with bound values, which the JDK does not let be read); each null if none.
+   * holder it could not look through (one still queued after {@link #MAX_HOLDERS}, or a method
+   * handle with bound values, which the JDK does not let be read); each null if none.
    */
   record Found(Block block, Object opaque, Object unexplored) {}
 
   /**
    * Looks for a wanted block through the holders the engine knows, however nested (up to {@link
-   * #MAX_DEPTH} holders deep), breadth first (so a holder is entered at its shallowest depth) and
-   * each holder once: collections, arrays, maps (keys and values), DJL's {@code Pair} and {@code
+   * #MAX_HOLDERS} holders), breadth first (so a holder is entered at its shallowest depth) and each
+   * holder once: collections, arrays, maps (keys and values), DJL's {@code Pair} and {@code
    * PairList}, {@code Optional}, {@code Map.Entry}, {@code AtomicReference}, references, {@code
    * AtomicReferenceArray}, the values a lambda or a method reference captured (so a composed lambda
    * is looked through) and the fields of a class of the program's own. A block is looked at, not
@@ -98,7 +99,7 @@ final class FieldBlocks {
     level.add(value);
     Object opaque = null;
     Object unexplored = null;
-    for (int depth = 0; depth < MAX_DEPTH && !level.isEmpty(); depth++) {
+    for (int depth = 0; entered.size() < MAX_HOLDERS && !level.isEmpty(); depth++) {
       for (Object holder : level) {
         Integer before = clean == null ? null : clean.get(holder);
         if ((before != null && before <= depth) || entered.putIfAbsent(holder, depth) != null) {
@@ -121,7 +122,7 @@ final class FieldBlocks {
       next.clear();
     }
     if (unexplored == null && !level.isEmpty()) {
-      unexplored = level.peekFirst(); // deeper than the search goes
+      unexplored = level.peekFirst(); // more holders than a search enters
     }
     if (clean != null && opaque == null && unexplored == null) {
       entered.forEach((holder, depth) -> clean.merge(holder, depth, Math::min));
@@ -146,11 +147,11 @@ final class FieldBlocks {
             + unexplored
             + "), which the JDK does not let the"
             + " engine read"
-        : "values nested more than "
-            + MAX_DEPTH
-            + " holders deep (a "
+        : "more than "
+            + MAX_HOLDERS
+            + " holders of values (a "
             + unexplored.getClass().getName()
-            + " at that depth), which the engine does not follow";
+            + " beyond them), which the engine does not follow";
   }
 
   /** Looks at what one holder holds: returns a wanted block, or queues what may hold one. */

@@ -396,11 +396,79 @@ public final class BlockFields {
       };
 
   private static boolean computeMayHoldBlock(Class<?> type) {
+    if (!mayHoldBlockByKind(type)) {
+      return false;
+    }
+    Class<?> element = elementType(type);
+    // A plain holder of the program's own reaches a block only through its fields: a chain of data
+    // nodes (a vocabulary, a linked list) whose fields hold strings and nodes reaches none.
+    return !isDataClass(element) || fieldsMayHoldBlock(element, new java.util.HashSet<>());
+  }
+
+  /**
+   * A plain holder whose fields tell what it can hold: not a lambda or other hidden or synthetic
+   * class (what those capture is read another way, and may not be readable at all).
+   */
+  private static boolean isDataClass(Class<?> type) {
+    if (type.isSynthetic() || type.isHidden()) {
+      return false;
+    }
+    // Every class up to Object (or Record) the program's own: a JDK or DJL superclass may hold
+    // values in fields of its own (a Proxy's handler).
+    for (Class<?> c = type; c != Object.class && c != Record.class; c = c.getSuperclass()) {
+      if (c == null || !isPlainHolder(c)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** An array's innermost component type; the type itself otherwise. */
+  private static Class<?> elementType(Class<?> type) {
+    Class<?> t = type;
+    while (t.isArray()) {
+      t = t.getComponentType();
+    }
+    return t;
+  }
+
+  /**
+   * Whether a plain holder's fields may reach a block: a field of a type that may hold one, except
+   * one whose type is a final plain holder whose own fields reach none (looked at once per class: a
+   * class met again on the way adds nothing new).
+   */
+  private static boolean fieldsMayHoldBlock(Class<?> holder, java.util.Set<Class<?>> looked) {
+    if (!looked.add(holder)) {
+      return false;
+    }
+    // Declared types are read without access, so a field the search could not open counts too.
+    for (Class<?> c = holder; c != null && isPlainHolder(c); c = c.getSuperclass()) {
+      for (Field field : c.getDeclaredFields()) {
+        Class<?> type = field.getType();
+        if (Modifier.isStatic(field.getModifiers()) || !mayHoldBlockByKind(type)) {
+          continue;
+        }
+        Class<?> element = elementType(type);
+        // A class that is not final may be given a subclass with fields of its own.
+        if (isDataClass(element) && Modifier.isFinal(element.getModifiers())) {
+          if (fieldsMayHoldBlock(element, looked)) {
+            return true;
+          }
+          continue;
+        }
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Whether values of a type may be or hold a block, by the kind of type alone. */
+  private static boolean mayHoldBlockByKind(Class<?> type) {
     if (type.isPrimitive()) {
       return false;
     }
     if (type.isArray()) {
-      return computeMayHoldBlock(type.getComponentType());
+      return mayHoldBlockByKind(type.getComponentType());
     }
     return !(type == String.class
         || Number.class.isAssignableFrom(type)

@@ -1023,7 +1023,13 @@ public final class DjlInternals {
    * @throws IllegalStateException naming the optimizer's class and field
    */
   public static void requireReadableState(Optimizer optimizer) {
-    Field unread = UNREAD_STATE_FIELD.get(optimizer.getClass()).orElse(null);
+    Field unread = null;
+    for (Field f : UNREAD_STATE_FIELDS.get(optimizer.getClass())) {
+      if (isKeyedByParameter(get(f, optimizer))) {
+        unread = f;
+        break;
+      }
+    }
     if (unread != null) {
       throw new IllegalStateException(
           "the optimizer "
@@ -1038,24 +1044,58 @@ public final class DjlInternals {
     }
   }
 
-  /** Per optimizer class: an instance field that holds arrays but is not a state map, if any. */
-  private static final ClassValue<java.util.Optional<Field>> UNREAD_STATE_FIELD =
+  /**
+   * Whether a field's value holds arrays per parameter id: a map keyed by strings whose values are,
+   * or hold, arrays. A lone array (a scale, a constant), null, or an empty map is no such state.
+   */
+  private static boolean isKeyedByParameter(Object value) {
+    if (!(value instanceof Map<?, ?> map) || map.isEmpty()) {
+      return false;
+    }
+    for (Map.Entry<?, ?> e : map.entrySet()) {
+      if (e.getKey() instanceof String && holdsArrays(e.getValue())) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static boolean holdsArrays(Object value) {
+    if (value instanceof NDArray) {
+      return true;
+    }
+    if (value instanceof Object[] items) {
+      return java.util.Arrays.stream(items).anyMatch(DjlInternals::holdsArrays);
+    }
+    if (value instanceof java.util.Collection<?> items) {
+      return items.stream().anyMatch(DjlInternals::holdsArrays);
+    }
+    return value instanceof Map<?, ?> map
+        && map.values().stream().anyMatch(DjlInternals::holdsArrays);
+  }
+
+  /** Per optimizer class: instance fields that may hold arrays but are not state maps. */
+  private static final ClassValue<List<Field>> UNREAD_STATE_FIELDS =
       new ClassValue<>() {
         @Override
-        protected java.util.Optional<Field> computeValue(Class<?> type) {
+        protected List<Field> computeValue(Class<?> type) {
+          List<Field> fields = new ArrayList<>();
           for (Class<?> c = type;
               c != Optimizer.class && c != Object.class;
               c = c.getSuperclass()) {
             for (Field f : c.getDeclaredFields()) {
               Type declared = f.getGenericType();
               if (!Modifier.isStatic(f.getModifiers())
-                  && declared.getTypeName().contains(NDArray.class.getName())
+                  && (declared.getTypeName().contains(NDArray.class.getName())
+                      || f.getType() == Object.class
+                      || Map.class.isAssignableFrom(f.getType()))
                   && !isStateMapType(declared)) {
-                return java.util.Optional.of(f);
+                f.setAccessible(true);
+                fields.add(f);
               }
             }
           }
-          return java.util.Optional.empty();
+          return List.copyOf(fields);
         }
       };
 
@@ -1066,14 +1106,21 @@ public final class DjlInternals {
    * @return the field, or null if the optimizer has none
    */
   public static Field learningRateTrackerField(Optimizer optimizer) {
-    // The first tracker field that holds one (a class may declare several and use one).
+    // A class may declare several (a subclass's second reference to Adam's tracker): the first that
+    // holds one and can take the stand-in, else the first that holds one.
     List<Field> candidates = TRACKER_FIELDS.get(optimizer.getClass());
+    Field holding = null;
     for (Field f : candidates) {
       if (get(f, optimizer) != null) {
-        return f;
+        if (f.getType().isAssignableFrom(KeptIdTracker.class)) {
+          return f;
+        }
+        if (holding == null) {
+          holding = f;
+        }
       }
     }
-    return candidates.isEmpty() ? null : candidates.get(0);
+    return holding != null ? holding : candidates.isEmpty() ? null : candidates.get(0);
   }
 
   /**

@@ -1,0 +1,105 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Block;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import dev.surgery.core.layers.BlurConv2d;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * From a review of 482a0767 (fixed): a block of the program's own keeps plain data (a chain of its
+ * own node objects, e.g. a tokenizer trie or a linked list of 20 entries, no block anywhere in it)
+ * in a field. The search refused what lay deeper than 16 holders, and the tie step looks at every
+ * such block of the model, so a surgery anywhere else in the model (here a Conv2d that is the data
+ * block's sibling, not its child) was refused because of the data. Now a final data class whose
+ * fields reach no block is not searched at all, and a search follows a chain to its end (up to
+ * 100,000 holders): the surgery goes on.
+ */
+class DeepDataFieldElsewhereTest {
+
+  /** A node of a chain of the program's own data (no block in it). */
+  static final class Node {
+    final String token;
+    final Node next;
+
+    Node(String token, Node next) {
+      this.token = token;
+      this.next = next;
+    }
+  }
+
+  /** A block with no children that keeps a chain of 20 data nodes (a vocabulary, say). */
+  static final class Vocabulary extends AbstractBlock {
+    final Node head;
+
+    Vocabulary(int length) {
+      super((byte) 1);
+      Node n = null;
+      for (int i = length; i > 0; i--) {
+        n = new Node("t" + i, n);
+      }
+      head = n;
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore ps, NDList in, boolean training, PairList<String, Object> params) {
+      return in;
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+      return inputShapes;
+    }
+  }
+
+  @Test
+  void aLongDataChainInAnotherBlockDoesNotRefuseASurgeryElsewhere() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Conv2d conv =
+          Conv2d.builder()
+              .setKernelShape(new Shape(3, 3))
+              .optPadding(new Shape(1, 1))
+              .optStride(new Shape(2, 2))
+              .setFilters(4)
+              .build();
+      SequentialBlock net = new SequentialBlock().add(new Vocabulary(20)).add(conv);
+      net.initialize(manager, DataType.FLOAT32, new Shape(1, 2, 8, 8));
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
+      Map<Block, Block> replaced =
+          assertDoesNotThrow(() -> ModuleSurgery.replaceModuleClasses(net, policies));
+      assertEquals(1, replaced.size());
+    }
+  }
+
+  @Test
+  void aShortDataChainIsFine() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Conv2d conv =
+          Conv2d.builder()
+              .setKernelShape(new Shape(3, 3))
+              .optPadding(new Shape(1, 1))
+              .optStride(new Shape(2, 2))
+              .setFilters(4)
+              .build();
+      SequentialBlock net = new SequentialBlock().add(new Vocabulary(10)).add(conv);
+      net.initialize(manager, DataType.FLOAT32, new Shape(1, 2, 8, 8));
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
+      assertEquals(1, ModuleSurgery.replaceModuleClasses(net, policies).size());
+    }
+  }
+}
