@@ -401,8 +401,11 @@ public final class BlockFields {
     }
     Class<?> element = elementType(type);
     // A plain holder of the program's own reaches a block only through its fields: a chain of data
-    // nodes (a vocabulary, a linked list) whose fields hold strings and nodes reaches none.
-    return !isDataClass(element) || fieldsMayHoldBlock(element, new java.util.HashSet<>());
+    // nodes (a vocabulary, a linked list) whose fields hold strings and nodes reaches none. Only a
+    // final class: a field declared with another may hold a subclass with fields of its own.
+    return !isDataClass(element)
+        || !Modifier.isFinal(element.getModifiers())
+        || fieldsMayHoldBlock(element, new java.util.HashSet<>());
   }
 
   /**

@@ -1014,10 +1014,10 @@ public final class DjlInternals {
   }
 
   /**
-   * Refuses an optimizer that keeps arrays in a field the engine does not read as per-parameter
-   * state ({@code Map<String, NDArray>}, an array of arrays): the engine could neither move that
-   * state with a parameter ({@code replaceParamsInOptimizer}) nor drop it (a freeze, so that an
-   * unfreeze starts fresh), and the parameter would train on with state that is not its own.
+   * Refuses an optimizer that keeps arrays per parameter id in a field the engine does not read as
+   * per-parameter state (a {@code Map<String, NDArray>}): the engine could neither move that state
+   * with a parameter ({@code replaceParamsInOptimizer}) nor drop it (a freeze, so that an unfreeze
+   * starts fresh), and the parameter would train on with state that is not its own.
    *
    * @param optimizer the optimizer whose per-parameter state a surgery moves or drops
    * @throws IllegalStateException naming the optimizer's class and field
@@ -1090,8 +1090,12 @@ public final class DjlInternals {
                       || f.getType() == Object.class
                       || Map.class.isAssignableFrom(f.getType()))
                   && !isStateMapType(declared)) {
-                f.setAccessible(true);
-                fields.add(f);
+                try {
+                  f.setAccessible(true);
+                  fields.add(f);
+                } catch (RuntimeException closed) {
+                  // A field of a package its module does not open: no surgery reads it either.
+                }
               }
             }
           }
