@@ -15,12 +15,6 @@ import java.security.ProtectionDomain;
  */
 final class ProgramCopyWatch implements ClassFileTransformer {
 
-  private static final String CORE = "dev/surgery/core/";
-  private static final String TRAINER = "dev/surgery/trainer/";
-
-  /** Core's test jar ({@code GcSafeL2Loss}): test support, not the library. */
-  private static final String CORE_TEST_SUPPORT = "dev/surgery/core/testing/";
-
   private ProgramCopyWatch() {}
 
   /**
@@ -33,10 +27,8 @@ final class ProgramCopyWatch implements ClassFileTransformer {
     ProgramCopyWatch watch = new ProgramCopyWatch();
     instrumentation.addTransformer(watch, false);
     for (Class<?> type : instrumentation.getAllLoadedClasses()) {
-      String name = type.getName();
-      if ((name.startsWith("dev.surgery.core.") || name.startsWith("dev.surgery.trainer."))
-          && !name.startsWith("dev.surgery.core.testing.")) {
-        look(name, type.getClassLoader(), type.getProtectionDomain());
+      if (ProgramCopy.isLibraryClass(type.getName())) {
+        look(type.getName(), type.getClassLoader(), type.getProtectionDomain());
       }
     }
   }
@@ -49,9 +41,10 @@ final class ProgramCopyWatch implements ClassFileTransformer {
       Class<?> classBeingRedefined,
       ProtectionDomain protectionDomain,
       byte[] classfileBuffer) {
+    // Every class the JVM loads passes here: the prefix test first, the rest only for the library.
     if (className != null
-        && (className.startsWith(CORE) || className.startsWith(TRAINER))
-        && !className.startsWith(CORE_TEST_SUPPORT)) {
+        && className.startsWith("dev/surgery/")
+        && ProgramCopy.isLibraryClass(className)) {
       look(className.replace('/', '.'), loader, protectionDomain);
     }
     return null; // never changes a class

@@ -171,14 +171,16 @@ final class ReplacementPlacement {
       // initializes): the draws held back before it come first.
       draws.drawAll();
     }
-    List<StandIn> standIns = new ArrayList<>(planning || holdBack ? fresh.size() : 0);
-    for (Parameter p : planning || holdBack ? fresh : List.<Parameter>of()) {
-      Initializer initializer = p.getInitializer();
-      if (initializer != null) { // none: DJL's refusal, which the plan must give too
-        Initializer standIn =
-            planning ? new NoDrawInitializer(initializer) : draws.standIn(p, initializer);
-        standIns.add(new StandIn(p, initializer, standIn));
-        p.setInitializer(standIn);
+    List<StandIn> standIns = new ArrayList<>();
+    if (planning || holdBack) {
+      for (Parameter p : fresh) {
+        Initializer initializer = p.getInitializer();
+        if (initializer != null) { // none: DJL's refusal, which the plan must give too
+          Initializer standIn =
+              planning ? new NoDrawInitializer(initializer) : draws.standIn(p, initializer);
+          standIns.add(new StandIn(p, initializer, standIn));
+          p.setInitializer(standIn);
+        }
       }
     }
     try {

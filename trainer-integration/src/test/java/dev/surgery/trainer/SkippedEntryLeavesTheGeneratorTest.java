@@ -80,6 +80,14 @@ class SkippedEntryLeavesTheGeneratorTest {
     assertEquals(without.size(), with.size());
     for (int i = 0; i < without.size(); i++) {
       assertArrayEquals(without.get(i), with.get(i), "parameter " + i + " after three epochs");
+      for (float v : with.get(i)) {
+        assertTrue(Float.isFinite(v), "parameter " + i + " finite");
+      }
+    }
+    // The same seed gives the same bits: the oracle run itself, again.
+    List<float[]> again = train(WITHOUT);
+    for (int i = 0; i < without.size(); i++) {
+      assertArrayEquals(without.get(i), again.get(i), "parameter " + i + ", the same seed again");
     }
   }
 

@@ -36,6 +36,9 @@ final class HookLoader extends ChildFirstLoader {
 
   private final ClassLoader agentLoader;
 
+  /** The code source of the classes this loader defines from the hidden folder: the agent jar. */
+  private final java.security.ProtectionDomain domain;
+
   HookLoader(URL[] agentClasses, ClassLoader djlLoader, ClassLoader agentLoader) {
     super(
         "surgery-agent@" + Integer.toHexString(System.identityHashCode(djlLoader)),
@@ -65,7 +68,7 @@ final class HookLoader extends ChildFirstLoader {
    */
   @Override
   protected Class<?> findClass(String name) throws ClassNotFoundException {
-    if (name.startsWith("dev.surgery.core.") || name.startsWith("dev.surgery.trainer.")) {
+    if (ProgramCopy.isLibraryClass(name)) {
       URL hidden = findResource(HIDDEN_LIBRARY + name.replace('.', '/') + HIDDEN_SUFFIX);
       if (hidden != null) {
         return defineHidden(name, hidden);
@@ -91,9 +94,6 @@ final class HookLoader extends ChildFirstLoader {
     }
     return defineClass(name, bytes, 0, bytes.length, domain);
   }
-
-  /** The code source of the classes this loader defines from the hidden folder: the agent jar. */
-  private final java.security.ProtectionDomain domain;
 
   /** The agent's shared classes from the agent loader, anything not the agent's from DJL's. */
   @Override

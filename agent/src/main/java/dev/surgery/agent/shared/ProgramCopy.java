@@ -82,6 +82,20 @@ public final class ProgramCopy {
   }
 
   /**
+   * Whether a class is one of the surgery library's (core and trainer; not core's test support, the
+   * test jar's {@code dev.surgery.core.testing}).
+   *
+   * @param name the binary name ({@code dev.surgery.core.X}) or internal name ({@code
+   *     dev/surgery/core/X})
+   * @return whether it is the library's
+   */
+  public static boolean isLibraryClass(String name) {
+    String n = name.replace('/', '.');
+    return (n.startsWith("dev.surgery.core.") || n.startsWith("dev.surgery.trainer."))
+        && !n.startsWith("dev.surgery.core.testing.");
+  }
+
+  /**
    * Whether a class loader is one of the agent's (its hook loaders and plugin loaders): the classes
    * they define are the agent's copy.
    *
