@@ -377,7 +377,8 @@ public final class BlockFields {
 
   /**
    * Whether a value of this type can be, or hold, a block: not a primitive, string, number, enum or
-   * class, and none of DJL's array, shape, parameter or device types.
+   * class, none of DJL's array, shape, parameter or device types, and not a final data class of the
+   * program's own whose fields reach none of those (a node of a chain of strings).
    *
    * @param type a field's or an array's component type
    * @return false when no value of the type can reach a block
