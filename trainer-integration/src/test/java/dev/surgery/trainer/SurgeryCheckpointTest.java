@@ -49,6 +49,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Predicate;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -242,10 +243,7 @@ class SurgeryCheckpointTest {
               .build();
       try (Model restored = TestModels.model("resume")) {
         SurgeryCheckpoint.load(restored, dir, "resume");
-        try (Trainer trainer = restored.newTrainer(TestModels.config(other))) {
-          trainer.initialize(INPUT);
-          EasyTrain.fit(trainer, 2, dataset, null);
-        }
+        train(restored, other, 2, dataset);
       }
       assertEquals(
           List.of("t_scale_conv", "t_pool"),
@@ -257,15 +255,15 @@ class SurgeryCheckpointTest {
           SurgeryListener.builder().add(algorithm(TestAlgorithms.POOL, Map.of()), 1).build();
       try (Model restored = TestModels.model("resume")) {
         SurgeryCheckpoint.load(restored, dir, "resume");
-        try (Trainer trainer = restored.newTrainer(TestModels.config(rest))) {
-          trainer.initialize(INPUT);
-          EasyTrain.fit(trainer, 1, dataset, null);
-        }
+        train(restored, rest, 1, dataset);
       }
       assertEquals(
           List.of("t_pool"), rest.getOutcomes().stream().map(SurgeryOutcome::algorithm).toList());
     }
   }
+
+  /** The input of {@link #twoConvs}: two one-channel 10x10 images. */
+  private static final Shape TWO_CONVS_INPUT = new Shape(2, 1, 10, 10);
 
   /** A two-convolution model; the strides are the only differences. */
   private static Block twoConvs(int firstStride, int secondStride) {
@@ -282,13 +280,31 @@ class SurgeryCheckpointTest {
     return block.add(Pool.globalAvgPool2dBlock()).add(Linear.builder().setUnits(2).build());
   }
 
+  /** Each parameter's array object by its key, to check that a refused load kept them. */
+  private static Map<String, NDArray> arraysByKey(Block block) {
+    Map<String, NDArray> arrays = new LinkedHashMap<>();
+    for (Pair<String, Parameter> p : block.getParameters()) {
+      arrays.put(p.getKey(), p.getValue().getArray());
+    }
+    return arrays;
+  }
+
+  /** Each parameter's values by its key, to check that a refused load kept them. */
+  private static Map<String, float[]> valuesByKey(Block block) {
+    Map<String, float[]> values = new LinkedHashMap<>();
+    for (Pair<String, Parameter> p : block.getParameters()) {
+      values.put(p.getKey(), p.getValue().getArray().toFloatArray());
+    }
+    return values;
+  }
+
   /** Saves a two-convolution model after BlurPool at epoch 1; returns its parameter file. */
   private Path savedWithBlurPool(int firstStride, int secondStride) throws Exception {
     SurgeryListener blur = blurpoolAtEpoch1();
     try (Model model = Model.newInstance("strided")) {
       model.setBlock(twoConvs(firstStride, secondStride));
       try (Trainer trainer = model.newTrainer(TestModels.config(blur))) {
-        trainer.initialize(new Shape(2, 1, 10, 10));
+        trainer.initialize(TWO_CONVS_INPUT);
         trainer.notifyListeners(l -> l.onEpoch(trainer));
       }
       model.save(dir, "strided");
@@ -307,16 +323,13 @@ class SurgeryCheckpointTest {
     try (Model model = Model.newInstance("before-surgery")) {
       model.setBlock(twoConvs(1, 2));
       try (Trainer trainer = model.newTrainer(TestModels.config(blur))) {
-        trainer.initialize(new Shape(2, 1, 10, 10));
+        trainer.initialize(TWO_CONVS_INPUT);
         model.save(dir, "before-surgery");
         trainer.notifyListeners(l -> l.onEpoch(trainer));
       }
       assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
       String structure = TestModels.structure(model.getBlock());
-      Map<String, NDArray> arrays = new LinkedHashMap<>();
-      for (Pair<String, Parameter> p : model.getBlock().getParameters()) {
-        arrays.put(p.getKey(), p.getValue().getArray());
-      }
+      Map<String, NDArray> arrays = arraysByKey(model.getBlock());
       MalformedModelException e =
           assertThrows(
               MalformedModelException.class,
@@ -334,15 +347,11 @@ class SurgeryCheckpointTest {
       assertEquals(0, TestModels.count(fresh.getBlock(), "BlurConv2d"));
     }
     // A model only frozen since is still the file's architecture: the file loads.
-    SurgeryListener freeze =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
-            .optTotalEpochs(2)
-            .build();
+    SurgeryListener freeze = freezingListener();
     try (Model model = Model.newInstance("before-freezing")) {
       model.setBlock(twoConvs(1, 2));
       try (Trainer trainer = model.newTrainer(TestModels.config(freeze))) {
-        trainer.initialize(new Shape(2, 1, 10, 10));
+        trainer.initialize(TWO_CONVS_INPUT);
         model.save(dir, "before-freezing");
         trainer.notifyListeners(l -> l.onEpoch(trainer));
       }
@@ -361,16 +370,10 @@ class SurgeryCheckpointTest {
     savedWithBlurPool(1, 2);
     try (Model other = Model.newInstance("strided")) {
       other.setBlock(twoConvs(2, 1)); // the stride moved: the replay blurs 01Conv2d instead
-      other
-          .getBlock()
-          .initialize(other.getNDManager(), other.getDataType(), new Shape(2, 1, 10, 10));
+      other.getBlock().initialize(other.getNDManager(), other.getDataType(), TWO_CONVS_INPUT);
       List<Block> blocksBefore = new ArrayList<>(other.getBlock().getChildren().values());
-      Map<String, NDArray> arraysBefore = new LinkedHashMap<>();
-      Map<String, float[]> valuesBefore = new LinkedHashMap<>();
-      for (Pair<String, Parameter> p : other.getBlock().getParameters()) {
-        arraysBefore.put(p.getKey(), p.getValue().getArray());
-        valuesBefore.put(p.getKey(), p.getValue().getArray().toFloatArray());
-      }
+      Map<String, NDArray> arraysBefore = arraysByKey(other.getBlock());
+      Map<String, float[]> valuesBefore = valuesByKey(other.getBlock());
       MalformedModelException e =
           assertThrows(
               MalformedModelException.class, () -> SurgeryCheckpoint.load(other, dir, "strided"));
@@ -387,10 +390,7 @@ class SurgeryCheckpointTest {
         NDList out =
             other
                 .getBlock()
-                .forward(
-                    new ParameterStore(m, false),
-                    new NDList(m.ones(new Shape(2, 1, 10, 10))),
-                    false);
+                .forward(new ParameterStore(m, false), new NDList(m.ones(TWO_CONVS_INPUT)), false);
         assertEquals(new Shape(2, 2), out.head().getShape());
       }
     }
@@ -404,10 +404,9 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aCheckpointOfSurgeryThroughTheCoreApiIsRefusedByTheOriginalArchitecture() throws Exception {
-    Shape input = new Shape(2, 1, 10, 10);
     try (Model model = Model.newInstance("core-api")) {
       model.setBlock(twoConvs(1, 2));
-      model.getBlock().initialize(model.getNDManager(), model.getDataType(), input);
+      model.getBlock().initialize(model.getNDManager(), model.getDataType(), TWO_CONVS_INPUT);
       BlurPool.builder().optMinChannels(0).build().apply(SurgeryContext.of(model.getBlock()));
       assertEquals(1, TestModels.count(model.getBlock(), "BlurConv2d"));
       assertNull(model.getProperty(SurgeryListener.PROPERTY));
@@ -415,13 +414,11 @@ class SurgeryCheckpointTest {
     }
     try (Model original = Model.newInstance("core-api")) {
       original.setBlock(twoConvs(1, 2));
-      original.getBlock().initialize(original.getNDManager(), original.getDataType(), input);
-      Map<String, NDArray> arraysBefore = new LinkedHashMap<>();
-      Map<String, float[]> valuesBefore = new LinkedHashMap<>();
-      for (Pair<String, Parameter> p : original.getBlock().getParameters()) {
-        arraysBefore.put(p.getKey(), p.getValue().getArray());
-        valuesBefore.put(p.getKey(), p.getValue().getArray().toFloatArray());
-      }
+      original
+          .getBlock()
+          .initialize(original.getNDManager(), original.getDataType(), TWO_CONVS_INPUT);
+      Map<String, NDArray> arraysBefore = arraysByKey(original.getBlock());
+      Map<String, float[]> valuesBefore = valuesByKey(original.getBlock());
       MalformedModelException e =
           assertThrows(
               MalformedModelException.class,
@@ -526,7 +523,7 @@ class SurgeryCheckpointTest {
                       records,
                       model.getNDManager(),
                       model.getDataType(),
-                      new Shape[] {new Shape(2, 1, 10, 10)},
+                      new Shape[] {TWO_CONVS_INPUT},
                       "test"));
       assertTrue(e.getMessage().contains("not_registered_here"), e.getMessage());
       assertEquals(before, TestModels.structure(model.getBlock()));
@@ -550,10 +547,7 @@ class SurgeryCheckpointTest {
         Map<Parameter, float[]> saved = new IdentityHashMap<>();
         frozen.forEach(p -> saved.put(p, p.getArray().toFloatArray()));
         SurgeryListener again = freezingListener();
-        try (Trainer trainer = restored.newTrainer(TestModels.config(again))) {
-          trainer.initialize(INPUT);
-          EasyTrain.fit(trainer, 1, dataset, null);
-        }
+        train(restored, again, 1, dataset);
         for (Map.Entry<Parameter, float[]> e : saved.entrySet()) {
           assertFalse(e.getKey().requiresGradient(), e.getKey().getName() + " trains again");
           assertArrayEquals(e.getValue(), e.getKey().getArray().toFloatArray());
@@ -610,9 +604,7 @@ class SurgeryCheckpointTest {
       String handFrozen, String replacedAfter) throws Exception {
     TestModels.saveInitialized(dir, "pretrained");
     SurgeryListener.Builder schedule =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 3)
-            .optTotalEpochs(4);
+        SurgeryListener.builder().add(TestModels.layerFreezingFromStart(), 3).optTotalEpochs(4);
     if (!replacedAfter.isEmpty()) {
       // A third probe: the layer replaced after it froze (its new parameters born frozen, as the
       // layer was whole) trained after a reload whose replay had unfrozen the program's part.
@@ -650,10 +642,7 @@ class SurgeryCheckpointTest {
       try (Model restored = TestModels.model("pretrained")) {
         SurgeryCheckpoint.load(restored, dir, "hand-frozen");
         Map<String, float[]> reloaded = threeMoreEpochs(restored, listener, dataset, data);
-        assertEquals(inMemory.keySet(), reloaded.keySet(), "the same parameters trained");
-        for (Map.Entry<String, float[]> e : inMemory.entrySet()) {
-          assertArrayEquals(e.getValue(), reloaded.get(e.getKey()), e.getKey());
-        }
+        assertSameParametersTrainedTheSame(inMemory, reloaded);
       }
       if (replacedAfter.isEmpty()) {
         String hand = firstKey + "_" + (handFrozen.isEmpty() ? "weight" : handFrozen);
@@ -688,16 +677,9 @@ class SurgeryCheckpointTest {
       Block block = TestModels.cnn();
       try (NDManager manager = NDManager.newBaseManager()) {
         if (named.equals(born)) {
-          SurgeryCheckpoint.replay(
-              block, List.of(record), manager, DataType.FLOAT32, new Shape[] {INPUT}, "recorded");
-          Set<String> frozen = new java.util.TreeSet<>();
-          TestModels.parametersByPath(block)
-              .forEach(
-                  (path, p) -> {
-                    if (!p.requiresGradient() && !ParameterSets.isStatistic(p)) {
-                      frozen.add(path);
-                    }
-                  });
+          replayOnTheTestInput(block, record, manager, "recorded");
+          Set<String> frozen =
+              parameterPaths(block, p -> !p.requiresGradient() && !ParameterSets.isStatistic(p));
           assertEquals(Set.of(born), frozen);
           assertEquals(
               Set.of(block.getParameters().get(born)),
@@ -709,14 +691,7 @@ class SurgeryCheckpointTest {
         MalformedModelException e =
             assertThrows(
                 MalformedModelException.class,
-                () ->
-                    SurgeryCheckpoint.replay(
-                        block,
-                        List.of(record),
-                        manager,
-                        DataType.FLOAT32,
-                        new Shape[] {INPUT},
-                        "edited"));
+                () -> replayOnTheTestInput(block, record, manager, "edited"));
         assertTrue(
             e.getMessage()
                 .contains(
@@ -730,6 +705,14 @@ class SurgeryCheckpointTest {
                 .allMatch(p -> p.requiresGradient() || ParameterSets.isStatistic(p)));
       }
     }
+  }
+
+  /** Replays one record on {@code block} for the test CNN's input, as a load of its file would. */
+  private static void replayOnTheTestInput(
+      Block block, SurgeryRecord record, NDManager manager, String origin)
+      throws MalformedModelException {
+    SurgeryCheckpoint.replay(
+        block, List.of(record), manager, DataType.FLOAT32, new Shape[] {INPUT}, origin);
   }
 
   /**
@@ -754,8 +737,7 @@ class SurgeryCheckpointTest {
       Block conv = block.getChildren().get(0).getValue();
       try (NDManager manager = NDManager.newBaseManager()) {
         if (change.contains("bias")) {
-          SurgeryCheckpoint.replay(
-              block, List.of(record), manager, DataType.FLOAT32, new Shape[] {INPUT}, "edited");
+          replayOnTheTestInput(block, record, manager, "edited");
           assertFalse(conv.getParameters().get("bias").requiresGradient(), change);
           assertTrue(conv.getParameters().get("weight").requiresGradient(), change);
           continue;
@@ -763,14 +745,7 @@ class SurgeryCheckpointTest {
         MalformedModelException e =
             assertThrows(
                 MalformedModelException.class,
-                () ->
-                    SurgeryCheckpoint.replay(
-                        block,
-                        List.of(record),
-                        manager,
-                        DataType.FLOAT32,
-                        new Shape[] {INPUT},
-                        "edited"));
+                () -> replayOnTheTestInput(block, record, manager, "edited"));
         String named =
             change.contains("gamma")
                 ? "its record says it froze 01Conv2d's parameters (gamma), which that layer does not"
@@ -849,9 +824,9 @@ class SurgeryCheckpointTest {
       throws Exception {
     SurgeryListener listener =
         SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 2)
+            .add(TestModels.layerFreezingFromStart(), 2)
             .add(smallLayers("factorize"), 3)
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 3)
+            .add(TestModels.layerFreezingFromStart(), 3)
             .optTotalEpochs(4)
             .build();
     try (NDManager data = NDManager.newBaseManager()) {
@@ -871,10 +846,7 @@ class SurgeryCheckpointTest {
         SurgeryListener none = SurgeryListener.builder().build();
         Map<String, float[]> last = threeMoreEpochs(fresh, none, dataset, data);
         Map<String, float[]> turns = threeMoreEpochs(inTurn, none, dataset, data);
-        assertEquals(last.keySet(), turns.keySet(), "the same parameters trained");
-        for (Map.Entry<String, float[]> e : last.entrySet()) {
-          assertArrayEquals(e.getValue(), turns.get(e.getKey()), e.getKey());
-        }
+        assertSameParametersTrainedTheSame(last, turns);
         assertTrue(
             last.keySet().stream().noneMatch(k -> k.startsWith("01FactorizedConv2d")),
             "born frozen, where surgery had frozen part of the layer: " + last.keySet());
@@ -914,7 +886,7 @@ class SurgeryCheckpointTest {
   void aLayerTheProgramFrozeBeforeTheLoadKeepsSurgerysFreezeOnItsReplacement() throws Exception {
     SurgeryListener listener =
         SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(TestModels.layerFreezingFromStart(), 1)
             .add(smallLayers("factorize"), 2)
             .optTotalEpochs(2)
             .build();
@@ -955,7 +927,7 @@ class SurgeryCheckpointTest {
     List<SurgeryListener> stages =
         List.of(
             SurgeryListener.builder()
-                .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+                .add(TestModels.layerFreezingFromStart(), 1)
                 .optTotalEpochs(1)
                 .build(),
             SurgeryListener.builder().add(smallLayers("factorize"), 1).build());
@@ -993,11 +965,20 @@ class SurgeryCheckpointTest {
       try (Model restored = TestModels.model("pretrained")) {
         SurgeryCheckpoint.load(restored, dir, "lifted");
         Map<String, float[]> reloaded = threeMoreEpochs(restored, listener, dataset, data);
-        assertEquals(inMemory.keySet(), reloaded.keySet(), "the same parameters trained");
-        for (Map.Entry<String, float[]> e : inMemory.entrySet()) {
-          assertArrayEquals(e.getValue(), reloaded.get(e.getKey()), e.getKey());
-        }
+        assertSameParametersTrainedTheSame(inMemory, reloaded);
       }
+    }
+  }
+
+  /**
+   * Asserts that the same parameters trained ({@code expected}'s paths) and that each ended with
+   * {@code expected}'s values, bit for bit.
+   */
+  private static void assertSameParametersTrainedTheSame(
+      Map<String, float[]> expected, Map<String, float[]> actual) {
+    assertEquals(expected.keySet(), actual.keySet(), "the same parameters trained");
+    for (Map.Entry<String, float[]> e : expected.entrySet()) {
+      assertArrayEquals(e.getValue(), actual.get(e.getKey()), e.getKey());
     }
   }
 
@@ -1008,11 +989,16 @@ class SurgeryCheckpointTest {
   /** The paths of the parameters a replay froze for good ({@code frozenByReplay}). */
   static Set<String> frozenByReplayPaths(Model model) {
     Set<Parameter> frozen = SurgeryCheckpoint.frozenByReplay(model.getBlock());
+    return parameterPaths(model.getBlock(), frozen::contains);
+  }
+
+  /** The sorted paths of the block's parameters that {@code which} accepts. */
+  private static Set<String> parameterPaths(Block block, Predicate<Parameter> which) {
     Set<String> paths = new java.util.TreeSet<>();
-    TestModels.parametersByPath(model.getBlock())
+    TestModels.parametersByPath(block)
         .forEach(
             (path, p) -> {
-              if (frozen.contains(p)) {
+              if (which.test(p)) {
                 paths.add(path);
               }
             });
@@ -1097,12 +1083,7 @@ class SurgeryCheckpointTest {
       List<SurgeryRecord> records =
           SurgeryJson.recordsFromJson(model.getProperty(SurgeryListener.PROPERTY));
       assertEquals(1, records.size(), records.toString());
-      assertEquals(
-          1,
-          listener.getOutcomes().stream()
-              .filter(o -> o.status() == SurgeryOutcome.Status.APPLIED)
-              .count(),
-          listener.getOutcomes().toString());
+      assertEquals(1, appliedCount(listener), listener.getOutcomes().toString());
     }
   }
 
@@ -1115,11 +1096,7 @@ class SurgeryCheckpointTest {
   @Test
   void layersFrozenByAnEarlierTrainerStayFrozenForTheNextOnALoadedModel() throws Exception {
     TestModels.saveInitialized(dir, "resume-frozen");
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
-            .optTotalEpochs(2)
-            .build();
+    SurgeryListener listener = freezingListener();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("resume-frozen")) {
       model.load(dir, "resume-frozen");
@@ -1140,11 +1117,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aModelNotLoadedKeepsWhatTheProgramUnfrozeForItsNextTrainer() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
-            .optTotalEpochs(2)
-            .build();
+    SurgeryListener listener = freezingListener();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("stage-two")) {
       ArrayDataset dataset = TestModels.dataset(data, 4);
@@ -1221,7 +1194,7 @@ class SurgeryCheckpointTest {
     TestModels.saveInitialized(dir, "frozen-then-replaced");
     SurgeryListener listener =
         SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(TestModels.layerFreezingFromStart(), 1)
             .add(smallLayers(algorithm), 1)
             .optTotalEpochs(2)
             .build();
@@ -1253,7 +1226,7 @@ class SurgeryCheckpointTest {
     TestModels.saveInitialized(dir, "mixed-freezes");
     SurgeryListener listener =
         SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(TestModels.layerFreezingFromStart(), 1)
             .add(smallLayers("factorize"), 1)
             .optTotalEpochs(2)
             .build();
@@ -1304,7 +1277,7 @@ class SurgeryCheckpointTest {
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(smallLayers("factorize"), 1)
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(TestModels.layerFreezingFromStart(), 1)
             .optTotalEpochs(2)
             .build();
     try (NDManager data = NDManager.newBaseManager()) {
@@ -1383,7 +1356,7 @@ class SurgeryCheckpointTest {
   @ParameterizedTest
   @ValueSource(strings = {"paths", "place"})
   void aReplayUnderStochasticDepthKeepsOnlyWhatSurgeryFroze(String order) throws Exception {
-    Algorithm freezing = Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0));
+    Algorithm freezing = TestModels.layerFreezingFromStart();
     Algorithm depth = Algorithms.spec("stochastic_depth").create(Map.of("drop_rate", 0.1));
     Algorithm excite =
         Algorithms.spec("squeeze_excite").create(Map.of("min_channels", 1, "latent_channels", 2));
@@ -1492,22 +1465,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aSurgeryKeepsEveryLiveTrainerOfTheModelThatTheListenerServes() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(
-                Algorithms.spec("factorize")
-                    .create(
-                        Map.of(
-                            "min_channels",
-                            2,
-                            "latent_channels",
-                            0.5,
-                            "min_features",
-                            2,
-                            "latent_features",
-                            0.5)),
-                1)
-            .build();
+    SurgeryListener listener = SurgeryListener.builder().add(smallLayers("factorize"), 1).build();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("two-live-trainers");
         Trainer first = model.newTrainer(TestModels.config(listener));
@@ -1567,12 +1525,7 @@ class SurgeryCheckpointTest {
           List.of("squeeze_excite", "blurpool"),
           records.stream().map(SurgeryRecord::algorithm).toList(),
           records.toString());
-      assertEquals(
-          2,
-          listener.getOutcomes().stream()
-              .filter(o -> o.status() == SurgeryOutcome.Status.APPLIED)
-              .count(),
-          listener.getOutcomes().toString());
+      assertEquals(2, appliedCount(listener), listener.getOutcomes().toString());
     }
   }
 
@@ -1595,10 +1548,7 @@ class SurgeryCheckpointTest {
         if (trial > 1) {
           model.setBlock(TestModels.cnn());
         }
-        try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-          trainer.initialize(INPUT);
-          EasyTrain.fit(trainer, 3, dataset, null);
-        }
+        train(model, listener, 3, dataset);
         assertTrue(
             TestModels.count(model.getBlock(), "BlurConv2d") > 0,
             "trial " + trial + ": " + TestModels.structure(model.getBlock()));
@@ -1646,6 +1596,13 @@ class SurgeryCheckpointTest {
         assertTrue(TestModels.count(inTurn.getBlock(), "BlurConv2d") > 0);
       }
     }
+  }
+
+  /** How many of the listener's outcomes are applied surgery. */
+  private static long appliedCount(SurgeryListener listener) {
+    return listener.getOutcomes().stream()
+        .filter(o -> o.status() == SurgeryOutcome.Status.APPLIED)
+        .count();
   }
 
   /** A listener that applies BlurPool (every strided convolution) after the first epoch. */
@@ -1720,11 +1677,7 @@ class SurgeryCheckpointTest {
           TestModels.count(model.getBlock(), "BlurConv2d") > 0,
           TestModels.structure(model.getBlock()));
       assertEquals(List.of(), listener.getWarnings());
-      assertEquals(
-          2,
-          listener.getOutcomes().stream()
-              .filter(o -> o.status() == SurgeryOutcome.Status.APPLIED)
-              .count());
+      assertEquals(2, appliedCount(listener));
       model.save(dir, "late-block");
       try (Model loaded = TestModels.model("late-block")) {
         SurgeryCheckpoint.load(loaded, dir, "late-block");
@@ -1853,15 +1806,7 @@ class SurgeryCheckpointTest {
   private static Set<String> trainableAfterNewTrainer(Model model) {
     try (Trainer trainer = model.newTrainer(TestModels.config(SurgeryListener.builder().build()))) {
       assertSame(model, trainer.getModel());
-      Set<String> trainable = new java.util.TreeSet<>();
-      TestModels.parametersByPath(model.getBlock())
-          .forEach(
-              (path, p) -> {
-                if (p.requiresGradient()) {
-                  trainable.add(path);
-                }
-              });
-      return trainable;
+      return parameterPaths(model.getBlock(), Parameter::requiresGradient);
     }
   }
 
@@ -2059,10 +2004,7 @@ class SurgeryCheckpointTest {
       if (firstFrozenByHand) {
         model.getBlock().getChildren().get(0).getValue().freezeParameters(true);
       }
-      try (Trainer trainer = model.newTrainer(TestModels.config(freezingListener()))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 2, dataset, null);
-      }
+      train(model, freezingListener(), 2, dataset);
       model.save(dir, name);
     }
   }
@@ -2070,15 +2012,16 @@ class SurgeryCheckpointTest {
   /** layer_freezing after the first of three epochs, BlurPool after the second. */
   private static SurgeryListener freezingThenBlurpool() {
     return SurgeryListener.builder()
-        .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+        .add(TestModels.layerFreezingFromStart(), 1)
         .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
         .optTotalEpochs(3)
         .build();
   }
 
+  /** layer_freezing after the first of two epochs. */
   private static SurgeryListener freezingListener() {
     return SurgeryListener.builder()
-        .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+        .add(TestModels.layerFreezingFromStart(), 1)
         .optTotalEpochs(2)
         .build();
   }

@@ -19,6 +19,8 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.translate.TranslateException;
 import dev.surgery.core.BlockPaths;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyModels;
@@ -107,6 +109,14 @@ final class TestModels {
             .map(Parameter::getId)
             .collect(Collectors.toCollection(TreeSet::new));
     assertEquals(model, store, "parameter store ids must equal the model's parameter ids");
+  }
+
+  /**
+   * layer_freezing set to freeze from the start of training: the schedule many freeze tests share,
+   * so that their entry's epoch alone says when it runs.
+   */
+  static Algorithm layerFreezingFromStart() {
+    return Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0));
   }
 
   static Map<String, Parameter> parametersByPath(Block root) {
