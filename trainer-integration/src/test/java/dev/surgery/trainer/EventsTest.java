@@ -124,6 +124,29 @@ class EventsTest {
     listener.onEvent(Event.FIT_END, trainer);
   }
 
+  /**
+   * Trains a fresh test CNN named {@code name} under the listener with {@link SurgeryTrain#fit}, on
+   * the seed-1 data without validation.
+   */
+  private static void surgeryTrainFit(String name, SurgeryListener listener, int epochs)
+      throws Exception {
+    try (Model model = TestModels.model(name);
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      SurgeryTrain.fit(trainer, epochs, TestModels.dataset(manager, 1), null);
+    }
+  }
+
+  /** Copies the initialized subject's weights into the control, so the twins start equal. */
+  private static void copyParameters(Model subject, Model control) {
+    List<Parameter> from = params(subject);
+    List<Parameter> to = params(control);
+    for (int i = 0; i < from.size(); i++) {
+      from.get(i).getArray().copyTo(to.get(i).getArray());
+    }
+  }
+
   @Test
   void surgeryTrainFitReportsEveryEventOnceInTheDocumentedOrder() throws Exception {
     SurgeryListener listener = listener("algorithms:\n  - name: t_ev_rec\n");
@@ -162,11 +185,7 @@ class EventsTest {
         Trainer controlTrainer = control.newTrainer(TestModels.config())) {
       subjectTrainer.initialize(TestModels.INPUT);
       controlTrainer.initialize(TestModels.INPUT);
-      List<Parameter> from = params(subject);
-      List<Parameter> to = params(control);
-      for (int i = 0; i < from.size(); i++) {
-        from.get(i).getArray().copyTo(to.get(i).getArray());
-      }
+      copyParameters(subject, control);
       ArrayDataset data = TestModels.dataset(manager, 7);
 
       java.io.PrintStream err = System.err;
@@ -220,12 +239,7 @@ class EventsTest {
                 + "  - {name: t_ev_mark, tag: d, at_step: 2}\n"
                 + "  - {name: t_ev_mark, tag: b, every: 2ba}\n"
                 + "total_epochs: 1\n");
-    try (Model model = TestModels.model("order");
-        NDManager manager = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(TestModels.INPUT);
-      SurgeryTrain.fit(trainer, 1, TestModels.dataset(manager, 1), null);
-    }
+    surgeryTrainFit("order", listener, 1);
     assertEquals(List.of("c@2", "a@2", "d@2", "b@2", "b@4"), EventRecorder.MARKS);
   }
 
@@ -241,12 +255,7 @@ class EventsTest {
             + "  - {name: t_log, tag: a, step: 3}\n"
             + "  - {name: t_log, tag: b, epoch: 1}\n";
     SurgeryListener listener = listener(yaml);
-    try (Model model = TestModels.model("steps");
-        NDManager manager = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(TestModels.INPUT);
-      SurgeryTrain.fit(trainer, 2, TestModels.dataset(manager, 1), null);
-    }
+    surgeryTrainFit("steps", listener, 2);
     List<SurgeryOutcome> outcomes = listener.getOutcomes();
     assertEquals(List.of(3L, 4L), outcomes.stream().map(SurgeryOutcome::step).toList());
     assertEquals(List.of(0, 1), outcomes.stream().map(SurgeryOutcome::epoch).toList());
@@ -307,12 +316,7 @@ class EventsTest {
                 + "  - {name: t_ev_mark, tag: c, every: 1ep}\n"
                 + "  - {name: t_ev_mark, tag: d, at: 1ep}\n"
                 + "total_epochs: 2\n");
-    try (Model model = TestModels.model("times");
-        NDManager manager = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(TestModels.INPUT);
-      SurgeryTrain.fit(trainer, 2, TestModels.dataset(manager, 1), null);
-    }
+    surgeryTrainFit("times", listener, 2);
     // 2 epochs of 4 batches: 0.75dur is step 6; epoch ends come after steps 4 and 8.
     assertEquals(List.of("c@4", "d@4", "b@5", "a@6", "c@8"), EventRecorder.MARKS);
   }
@@ -409,11 +413,7 @@ class EventsTest {
         Trainer controlTrainer = control.newTrainer(TestModels.config())) {
       subjectTrainer.initialize(TestModels.INPUT);
       controlTrainer.initialize(TestModels.INPUT);
-      List<Parameter> from = params(subject);
-      List<Parameter> to = params(control);
-      for (int i = 0; i < from.size(); i++) {
-        from.get(i).getArray().copyTo(to.get(i).getArray());
-      }
+      copyParameters(subject, control);
       ArrayDataset data = TestModels.dataset(manager, 3);
       SurgeryTrain.fit(subjectTrainer, 1, data, null);
       EasyTrain.fit(controlTrainer, 1, data, null);

@@ -43,8 +43,7 @@ class SurgeryListenerLifecycleTest {
    */
   @Test
   void aListenerRegisteredTwiceWithOneTrainerIsRefused() {
-    SurgeryListener listener =
-        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+    SurgeryListener listener = logAtEpoch1();
     try (Model model = TestModels.model("twice")) {
       IllegalStateException e =
           assertThrows(
@@ -61,8 +60,7 @@ class SurgeryListenerLifecycleTest {
    */
   @Test
   void eventsAfterTheTrainingEndedAreRefused() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
+    SurgeryListener listener = logAtEpoch1();
     try (Model model = TestModels.model("ended");
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -82,10 +80,7 @@ class SurgeryListenerLifecycleTest {
 
   @Test
   void epochZeroThatNeedsShapesWaitsForOnInitialized() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
-            .build();
+    SurgeryListener listener = shapeDependentAtEpoch0().build();
     try (Model model = TestModels.model("deferred");
         NDManager data = NDManager.newBaseManager()) {
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -104,10 +99,7 @@ class SurgeryListenerLifecycleTest {
 
   @Test
   void forgettingOnInitializedFailsAtTheFirstBatchNamingTheEntry() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
-            .build();
+    SurgeryListener listener = shapeDependentAtEpoch0().build();
     try (Model model = TestModels.model("forgot");
         NDManager data = NDManager.newBaseManager()) {
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -137,10 +129,7 @@ class SurgeryListenerLifecycleTest {
   @Test
   void entriesAfterAStopForWantOfOnInitializedNameIt() throws Exception {
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0)
-            .add(algorithm(TestAlgorithms.LOG, Map.of()), 1)
-            .build();
+        shapeDependentAtEpoch0().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
     try (Model model = TestModels.model("forgot-then");
         NDManager data = NDManager.newBaseManager()) {
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -193,6 +182,13 @@ class SurgeryListenerLifecycleTest {
         fed.getWarnings().toString());
   }
 
+  /** An entry at epoch 0 that needs the input shapes, so it waits for {@code onInitialized}. */
+  private static SurgeryListener.Builder shapeDependentAtEpoch0() {
+    return SurgeryListener.builder()
+        .add(algorithm(TestAlgorithms.SCALE_CONV_MIN, Map.of("min_channels", 4)), 0);
+  }
+
+  /** A listener whose one entry logs after the first epoch. */
   private static SurgeryListener logAtEpoch1() {
     return SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of()), 1).build();
   }
