@@ -16,7 +16,6 @@ import ai.djl.training.dataset.ArrayDataset;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.events.Time;
 import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Files;
@@ -212,13 +211,7 @@ class MissedEntriesReportTest {
   @Test
   void aRepeatingEntrysRunThatAFailureStoppedIsListed() throws Exception {
     Path report = tmp.resolve("repeating.json");
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.FAIL, Map.of()), 1)
-            .add(
-                algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
-            .optReportPath(report)
-            .build();
+    SurgeryListener listener = failThenLogEveryEpoch(report);
     TestAlgorithms.CALLS.clear();
     trainCatchingFailures(listener, "repeating");
     assertEquals(
@@ -267,13 +260,7 @@ class MissedEntriesReportTest {
   @Test
   void aRepeatingEntryThatNeverRanIsListedOnce() throws Exception {
     Path report = tmp.resolve("once.json");
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.FAIL, Map.of()), 1)
-            .add(
-                algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
-            .optReportPath(report)
-            .build();
+    SurgeryListener listener = failThenLogEveryEpoch(report);
     fitUntilStopped(listener, "once", false, 3);
     JsonObject entry = onlyNotRun(report);
     assertTrue(
@@ -307,7 +294,7 @@ class MissedEntriesReportTest {
     Path report = tmp.resolve("first-batch.json");
     SurgeryListener listener =
         SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 2)
+            .add(TestModels.layerFreezingFromStart(), 2)
             .add(
                 algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
             .optReportPath(report)
@@ -411,6 +398,15 @@ class MissedEntriesReportTest {
     return SurgeryListener.builder()
         .add(algorithm(TestAlgorithms.FAIL, Map.of()), 1)
         .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
+        .optReportPath(report)
+        .build();
+  }
+
+  /** t_fail at epoch 1, then t_log (tag c) every epoch: a repeating entry after a failing one. */
+  private static SurgeryListener failThenLogEveryEpoch(Path report) {
+    return SurgeryListener.builder()
+        .add(algorithm(TestAlgorithms.FAIL, Map.of()), 1)
+        .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
         .optReportPath(report)
         .build();
   }

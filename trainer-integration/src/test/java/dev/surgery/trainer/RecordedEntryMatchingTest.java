@@ -46,6 +46,34 @@ class RecordedEntryMatchingTest {
     return listener;
   }
 
+  /**
+   * One epoch with a new trainer that is not initialized (as a program resuming a loaded model may
+   * train) under a listener of {@code yaml}; returns the listener.
+   */
+  private static SurgeryListener trainOneEpochUninitialized(
+      Model model, String yaml, NDManager data) throws Exception {
+    SurgeryListener listener = listener(yaml);
+    try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+    }
+    return listener;
+  }
+
+  /** A schedule of two layer_freezing entries, {@code first} and {@code second} their triggers. */
+  private static String twoFreezeEntries(String first, String second, int totalEpochs) {
+    return "algorithms:\n  - {"
+        + FREEZE
+        + ", "
+        + first
+        + "}\n  - {"
+        + FREEZE
+        + ", "
+        + second
+        + "}\ntotal_epochs: "
+        + totalEpochs
+        + "\n";
+  }
+
   private static List<SurgeryRecord> records(Model model) {
     return SurgeryJson.recordsFromJson(RecordedEntries.recordOf(model));
   }
@@ -59,15 +87,7 @@ class RecordedEntryMatchingTest {
 
   @Test
   void anEpochEntrysRecordIsNotCreditedToADurationEntryBeforeIt() throws Exception {
-    String yaml =
-        "algorithms:\n"
-            + "  - {"
-            + FREEZE
-            + ", at: 0.75dur}\n"
-            + "  - {"
-            + FREEZE
-            + ", epoch: 1}\n"
-            + "total_epochs: 4\n";
+    String yaml = twoFreezeEntries("at: 0.75dur", "epoch: 1", 4);
     try (Model model = TestModels.model("duration-before-epoch");
         NDManager data = NDManager.newBaseManager()) {
       SurgeryListener first = train(model, yaml, 2, data);
@@ -91,15 +111,7 @@ class RecordedEntryMatchingTest {
 
   @Test
   void anEveryEntryDoesNotTakeTheRecordOfAnEpochEntryAfterIt() throws Exception {
-    String yaml =
-        "algorithms:\n"
-            + "  - {"
-            + FREEZE
-            + ", every: 3ep}\n"
-            + "  - {"
-            + FREEZE
-            + ", epoch: 2}\n"
-            + "total_epochs: 6\n";
+    String yaml = twoFreezeEntries("every: 3ep", "epoch: 2", 6);
     try (Model model = TestModels.model("every-before-epoch");
         NDManager data = NDManager.newBaseManager()) {
       train(model, yaml, 2, data);
@@ -128,10 +140,7 @@ class RecordedEntryMatchingTest {
     try (Model model = TestModels.model("step-entries-restart");
         NDManager data = NDManager.newBaseManager()) {
       train(model, yaml, 1, data);
-      SurgeryListener again = listener(yaml);
-      try (Trainer trainer = model.newTrainer(TestModels.config(again))) {
-        SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
-      }
+      SurgeryListener again = trainOneEpochUninitialized(model, yaml, data);
       assertAWarningSays(
           again,
           "weight_standardization at step 40",
@@ -200,13 +209,7 @@ class RecordedEntryMatchingTest {
   @Test
   void aDurationEntryDoesNotTakeTheRecordOfAStepEntryInItsEpoch() throws Exception {
     // 4 batches per epoch, 2 epochs: step 1 and 0.5dur (step 4) both in the first epoch.
-    String yaml =
-        "algorithms:\n  - {"
-            + FREEZE
-            + ", step: 1}\n  - {"
-            + FREEZE
-            + ", at: 0.5dur}\n"
-            + "total_epochs: 2\n";
+    String yaml = twoFreezeEntries("step: 1", "at: 0.5dur", 2);
     try (Model model = TestModels.model("duration-and-step");
         NDManager data = NDManager.newBaseManager()) {
       train(model, yaml, 2, data);
@@ -269,10 +272,7 @@ class RecordedEntryMatchingTest {
       SurgeryCheckpoint.load(resumed, dir, "saved-by-djl", Map.of("epoch", "2"));
       assertEquals(0, TestModels.count(resumed.getBlock(), "BlurConv2d"), "saved before it ran");
       assertEquals("2", resumed.getProperty("Epoch"));
-      SurgeryListener again = listener(yaml);
-      try (Trainer trainer = resumed.newTrainer(TestModels.config(again))) {
-        SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
-      }
+      SurgeryListener again = trainOneEpochUninitialized(resumed, yaml, data);
       assertAWarningSays(
           again,
           "blurpool at epoch 2",
@@ -295,10 +295,9 @@ class RecordedEntryMatchingTest {
       assertFalse(
           later.getWarnings().stream().anyMatch(w -> w.contains("DJL's Epoch property")),
           later.getWarnings().toString());
-      SurgeryListener due = listener("algorithms:\n  - {name: weight_standardization, epoch: 2}\n");
-      try (Trainer trainer = model.newTrainer(TestModels.config(due))) {
-        SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
-      }
+      SurgeryListener due =
+          trainOneEpochUninitialized(
+              model, "algorithms:\n  - {name: weight_standardization, epoch: 2}\n", data);
       assertAWarningSays(due, "DJL's Epoch property 2");
     }
   }
