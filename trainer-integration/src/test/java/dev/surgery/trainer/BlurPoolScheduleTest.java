@@ -32,8 +32,7 @@ class BlurPoolScheduleTest {
     SurgeryListener listener = SurgeryListener.fromYaml(yaml);
     try (NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 8);
-      data.getEngine().setRandomSeed(3);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 3);
       float[] saved;
       String structure;
       try (Model model = TestModels.model("blur")) {

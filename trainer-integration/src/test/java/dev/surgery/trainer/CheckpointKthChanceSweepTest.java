@@ -281,8 +281,7 @@ class CheckpointKthChanceSweepTest {
       List<SurgeryRecord> records, boolean initialized, long seed, List<SurgeryRecord> earlier)
       throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed((int) seed);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, (int) seed);
       Path folder = dir.resolve("ok" + seed + initialized);
       float[] saved = save(records, batch, folder);
       Path first = dir.resolve("first" + seed + initialized);
@@ -344,8 +343,7 @@ class CheckpointKthChanceSweepTest {
       throws Exception {
     int failures = 0;
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed((int) seed);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, (int) seed);
       Path folder = dir.resolve("f" + seed + initialized + cut);
       float[] saved = save(records, batch, folder);
       Path first = dir.resolve("f-first" + seed + initialized + cut);
@@ -445,8 +443,7 @@ class CheckpointKthChanceSweepTest {
   @Test
   void aPublicReplayThatFailsAtAnyPointLeavesAFreshModelAsItWas() throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed(22);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 22);
       Path folder = dir.resolve("pub");
       save(THREE, batch, folder);
       Path file = SurgeryCheckpoint.resolveParamsFile(folder, "sweep", null);

@@ -70,16 +70,24 @@ class CheckpointLoadAtomicityTest {
 
   private float[] saveChanged(NDArray batch, List<SurgeryRecord> records) throws Exception {
     try (Model model = TestModels.model("atomic")) {
-      Block block = model.getBlock();
-      block.initialize(model.getNDManager(), model.getDataType(), INPUT);
-      for (SurgeryRecord r : records) {
-        Algorithms.spec(r.algorithm()).create(r.hyperparameters()).apply(SurgeryContext.of(block));
-      }
-      model.setProperty(SurgeryListener.PROPERTY, SurgeryJson.recordsToJson(records));
+      initializeWithSurgery(model, records);
       float[] outputs = SurgeryCheckpointTest.outputs(model, batch);
       model.save(dir, "atomic");
       return outputs;
     }
+  }
+
+  /**
+   * Initializes the model, makes the records' surgery through the core API and sets them as its
+   * record, as a run under the listener would have left it.
+   */
+  private static void initializeWithSurgery(Model model, List<SurgeryRecord> records) {
+    Block block = model.getBlock();
+    block.initialize(model.getNDManager(), model.getDataType(), INPUT);
+    for (SurgeryRecord r : records) {
+      Algorithms.spec(r.algorithm()).create(r.hyperparameters()).apply(SurgeryContext.of(block));
+    }
+    model.setProperty(SurgeryListener.PROPERTY, SurgeryJson.recordsToJson(records));
   }
 
   /** Saves a wider model (6 filters, where the test model has 4) after the same records. */
@@ -87,12 +95,7 @@ class CheckpointLoadAtomicityTest {
     try (Model model =
         dev.surgery.core.testing.TinyModels.model(
             "atomic", dev.surgery.core.testing.TinyModels.cnn(6))) {
-      Block block = model.getBlock();
-      block.initialize(model.getNDManager(), model.getDataType(), INPUT);
-      for (SurgeryRecord r : RECORDS) {
-        Algorithms.spec(r.algorithm()).create(r.hyperparameters()).apply(SurgeryContext.of(block));
-      }
-      model.setProperty(SurgeryListener.PROPERTY, SurgeryJson.recordsToJson(RECORDS));
+      initializeWithSurgery(model, RECORDS);
       model.save(folder, "atomic");
     }
     return folder;
@@ -106,8 +109,7 @@ class CheckpointLoadAtomicityTest {
   @Test
   void aRefusedLoadPutsBackTheLayerSettingsDjlReadFromTheFile() throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed(9);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 9);
       float[] saved = saveChanged(batch);
       Path wider = saveWider(dir.resolve("wider"));
       try (Model model = TestModels.model("atomic")) {
@@ -149,8 +151,7 @@ class CheckpointLoadAtomicityTest {
   @Test
   void aTruncatedFileLeavesAFreshModelAsItWasAndTheRightFileThenLoads() throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed(5);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 5);
       float[] saved = saveChanged(batch);
       Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
       Path cut = CheckpointFiles.truncated(file, dir.resolve("cut"), 100);
@@ -185,8 +186,7 @@ class CheckpointLoadAtomicityTest {
   @Test
   void aTruncatedFileLeavesAnInitializedModelWithItsOwnArrays() throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed(6);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 6);
       saveChanged(batch, WITH_FACTORIZE);
       Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
       Path cut = CheckpointFiles.truncated(file, dir.resolve("cut"), 40);
@@ -216,8 +216,7 @@ class CheckpointLoadAtomicityTest {
   @Test
   void aSuccessfulLoadIntoAnInitializedModelLeavesNothingOfTheReplay() throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed(8);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 8);
       float[] saved = saveChanged(batch, WITH_FACTORIZE);
       try (Model model = TestModels.model("atomic")) {
         model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
@@ -247,8 +246,7 @@ class CheckpointLoadAtomicityTest {
   void trainingAfterALoadIntoAnInitializedModelIsTrainingAfterALoadIntoAFreshOne()
       throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed(10);
-      saveChanged(data.randomNormal(INPUT), WITH_FACTORIZE);
+      saveChanged(TestModels.probeBatch(data, 10), WITH_FACTORIZE);
       try (Model fresh = TestModels.model("atomic");
           Model initialized = TestModels.model("atomic")) {
         initialized
@@ -285,8 +283,7 @@ class CheckpointLoadAtomicityTest {
   @Test
   void aRecordThatDoesNotDescribeTheSavedArraysIsRefused() throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed(7);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 7);
       float[] saved = saveChanged(batch);
       Path file = SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null);
       Path edited =

@@ -90,8 +90,7 @@ class SurgeryCheckpointTest {
     SurgeryListener listener = scaleThenPool().build();
     try (NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 21);
-      data.getEngine().setRandomSeed(99);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 99);
       float[] saved;
       String savedStructure;
       try (Model model = TestModels.model("ckpt")) {
@@ -163,8 +162,7 @@ class SurgeryCheckpointTest {
     SurgeryListener first = scaleThenPool().build();
     try (NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 23);
-      data.getEngine().setRandomSeed(5);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 5);
       String savedStructure;
       try (Model model = TestModels.model("resume")) {
         try (Trainer trainer = model.newTrainer(TestModels.config(first))) {
@@ -2053,8 +2051,7 @@ class SurgeryCheckpointTest {
                 0,
                 0));
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed(17);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 17);
       float[] saved;
       String savedStructure;
       try (Model model = TestModels.model("lean")) {
@@ -2113,8 +2110,7 @@ class SurgeryCheckpointTest {
             .add(algorithm("blurpool", Map.of("min_channels", 1)), 0)
             .build();
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed(8);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 8);
       float[] saved;
       try (Model model = TestModels.model("keys")) {
         try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -2150,8 +2146,7 @@ class SurgeryCheckpointTest {
   @Test
   void aCheckpointWithoutRecordLoadsAsPlainDjl() throws Exception {
     try (NDManager data = NDManager.newBaseManager()) {
-      data.getEngine().setRandomSeed(5);
-      NDArray batch = data.randomNormal(INPUT);
+      NDArray batch = TestModels.probeBatch(data, 5);
       float[] saved;
       try (Model model = TestModels.model("plain")) {
         model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
