@@ -106,14 +106,18 @@ class ChangedThenFailedTest {
     }
   }
 
+  /** A listener of the plugin at AFTER_LOAD alone, under on_error: skip. */
+  private static SurgeryListener atLoadUnderSkip(Algorithm plugin) {
+    return SurgeryListener.builder()
+        .add(plugin, Trigger.onEvents())
+        .optOnError(OnError.SKIP)
+        .optObservableEvents(Set.of(Event.AFTER_LOAD))
+        .build();
+  }
+
   @Test
   void atALoadEventTooAChangeThenAFailureStopsEvenUnderSkip() {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(new CommitsThenThrowsAtLoad(), Trigger.onEvents())
-            .optOnError(OnError.SKIP)
-            .optObservableEvents(Set.of(Event.AFTER_LOAD))
-            .build();
+    SurgeryListener listener = atLoadUnderSkip(new CommitsThenThrowsAtLoad());
     try (Model model = TestModels.model("changed-at-load")) {
       SurgeryFailedException e =
           assertThrows(
@@ -128,18 +132,13 @@ class ChangedThenFailedTest {
   @Test
   void atALoadEventAFailureThatChangedNothingIsSkippedUnderSkip() {
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(
-                new CommitsThenThrowsAtLoad() {
-                  @Override
-                  public SurgeryChanges apply(SurgeryContext context) {
-                    throw new IllegalStateException("nothing changed");
-                  }
-                },
-                Trigger.onEvents())
-            .optOnError(OnError.SKIP)
-            .optObservableEvents(Set.of(Event.AFTER_LOAD))
-            .build();
+        atLoadUnderSkip(
+            new CommitsThenThrowsAtLoad() {
+              @Override
+              public SurgeryChanges apply(SurgeryContext context) {
+                throw new IllegalStateException("nothing changed");
+              }
+            });
     try (Model model = TestModels.model("unchanged-at-load")) {
       listener.onEvent(Event.AFTER_LOAD, model); // logged, loading goes on
     }
@@ -148,20 +147,15 @@ class ChangedThenFailedTest {
   @Test
   void atALoadEventAFreezeThenAFailureStopsEvenUnderSkipAsInTraining() {
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(
-                new CommitsThenThrowsAtLoad() {
-                  @Override
-                  public SurgeryChanges apply(SurgeryContext context) {
-                    // A quiet freeze: no block changes, which the load path once took for nothing.
-                    context.model().freezeParameters(true);
-                    throw new IllegalStateException("failed after freezing");
-                  }
-                },
-                Trigger.onEvents())
-            .optOnError(OnError.SKIP)
-            .optObservableEvents(Set.of(Event.AFTER_LOAD))
-            .build();
+        atLoadUnderSkip(
+            new CommitsThenThrowsAtLoad() {
+              @Override
+              public SurgeryChanges apply(SurgeryContext context) {
+                // A quiet freeze: no block changes, which the load path once took for nothing.
+                context.model().freezeParameters(true);
+                throw new IllegalStateException("failed after freezing");
+              }
+            });
     try (Model model = TestModels.model("frozen-at-load")) {
       SurgeryFailedException e =
           assertThrows(

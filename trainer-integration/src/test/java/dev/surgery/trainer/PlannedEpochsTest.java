@@ -38,6 +38,31 @@ class PlannedEpochsTest {
     return LayerFreezing.builder().optFreezeStart(0.0).build();
   }
 
+  /** layer_freezing at epoch 1 for a loop that reports every event, as SurgeryTrain.fit does. */
+  private static SurgeryListener.Builder freezingAtEpoch1UnderEvents() {
+    return SurgeryListener.builder().add(freezing(), 1).optObservableEvents(SurgeryTrain.EVENTS);
+  }
+
+  /**
+   * A listener read from a surgery.yaml written with one layer_freezing entry (freeze_start 0) at
+   * {@code trigger} and {@code total_epochs}.
+   */
+  private SurgeryListener freezingFromYaml(String trigger, int totalEpochs) throws Exception {
+    Path yaml = tmp.resolve("surgery.yaml");
+    Files.writeString(
+        yaml,
+        "algorithms:\n"
+            + "  - name: layer_freezing\n"
+            + "    "
+            + trigger
+            + "\n"
+            + "    freeze_start: 0.0\n"
+            + "total_epochs: "
+            + totalEpochs
+            + "\n");
+    return SurgeryListener.fromYaml(yaml);
+  }
+
   /** Counts the frozen layers at the first batch of each epoch. */
   static final class FrozenProbe extends TrainingListenerAdapter {
     final List<Integer> atFirstBatch = new ArrayList<>();
@@ -174,15 +199,7 @@ class PlannedEpochsTest {
 
   @Test
   void aLongerLoopWinsOverTheConfiguredTotalWithAWarning() throws Exception {
-    Path yaml = tmp.resolve("surgery.yaml");
-    Files.writeString(
-        yaml,
-        "algorithms:\n"
-            + "  - name: layer_freezing\n"
-            + "    epoch: 1\n"
-            + "    freeze_start: 0.0\n"
-            + "total_epochs: 1\n");
-    SurgeryListener listener = SurgeryListener.fromYaml(yaml);
+    SurgeryListener listener = freezingFromYaml("epoch: 1", 1);
     // with total_epochs 1 it would be floor(1/1 * 3) = 3
     assertEquals(List.of(0, 1, 1), train(listener, true));
     assertEquals(1, listener.getWarnings().size(), listener.getWarnings().toString());
@@ -221,15 +238,7 @@ class PlannedEpochsTest {
    */
   @Test
   void fitOncePerEpochKeepsTheConfiguredTotal() throws Exception {
-    Path yaml = tmp.resolve("surgery.yaml");
-    Files.writeString(
-        yaml,
-        "algorithms:\n"
-            + "  - name: layer_freezing\n"
-            + "    every: 1ep\n"
-            + "    freeze_start: 0.0\n"
-            + "total_epochs: 4\n");
-    SurgeryListener listener = SurgeryListener.fromYaml(yaml);
+    SurgeryListener listener = freezingFromYaml("every: 1ep", 4);
     FrozenProbe probe = new FrozenProbe();
     try (Model model = TestModels.model("planned");
         NDManager data = NDManager.newBaseManager();
@@ -322,11 +331,7 @@ class PlannedEpochsTest {
    */
   @Test
   void aSecondFitAfterAnEntryFollowedTheFirstFitsLengthStopsTraining() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(freezing(), 1)
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .build();
+    SurgeryListener listener = freezingAtEpoch1UnderEvents().build();
     FrozenProbe probe = new FrozenProbe();
     try (Model model = TestModels.model("once-per-epoch");
         NDManager data = NDManager.newBaseManager();
@@ -356,12 +361,7 @@ class PlannedEpochsTest {
    */
   @Test
   void underSkipASecondFitAfterAnAnnouncedLengthTrainsOnAfterAnError() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(freezing(), 1)
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .optOnError(OnError.SKIP)
-            .build();
+    SurgeryListener listener = freezingAtEpoch1UnderEvents().optOnError(OnError.SKIP).build();
     FrozenProbe probe = new FrozenProbe();
     try (Model model = TestModels.model("once-per-epoch-skip");
         NDManager data = NDManager.newBaseManager();

@@ -77,6 +77,20 @@ class PluginChangesRecordTest {
   }
 
   /**
+   * Trains as {@link #train} does, catching a typed failure that stops training; returns it, or
+   * null if training ran to its end.
+   */
+  private static SurgeryFailedException trainCatchingTheFailure(
+      Model model, SurgeryListener listener, int epochs) throws Exception {
+    try {
+      train(model, listener, epochs);
+      return null;
+    } catch (SurgeryFailedException e) {
+      return e;
+    }
+  }
+
+  /**
    * The failure for a plugin that froze and returned null says that a freeze naming no layer is
    * recorded with empty changes. In a repeating entry ({@code every: 1ep}) it was not: a repeating
    * run with empty changes left no record, so the freeze was kept in memory, reported applied, and
@@ -89,12 +103,7 @@ class PluginChangesRecordTest {
           listener(
               "algorithms:\n  - {name: t_quiet_freeze_every, every: 1ep}\n"
                   + "on_error: skip\ntotal_epochs: 2\n");
-      SurgeryFailedException stopped = null;
-      try {
-        train(model, listener, 2);
-      } catch (SurgeryFailedException e) {
-        stopped = e;
-      }
+      SurgeryFailedException stopped = trainCatchingTheFailure(model, listener, 2);
       Block first = model.getBlock().getChildren().get(0).getValue();
       assertTrue(
           first.getParameters().values().stream().noneMatch(Parameter::requiresGradient),
@@ -158,11 +167,7 @@ class PluginChangesRecordTest {
           listener(
               "algorithms:\n  - {name: t_null_change_path, epoch: 1}\n"
                   + "on_error: skip\ntotal_epochs: 2\n");
-      try {
-        train(model, listener, 2);
-      } catch (SurgeryFailedException e) {
-        // typed: fine
-      }
+      trainCatchingTheFailure(model, listener, 2); // a typed failure is fine
       assertEquals(1, listener.getOutcomes().size(), "the entry's run is logged");
       assertEquals(SurgeryOutcome.Status.SKIPPED, listener.getOutcomes().get(0).status());
     }

@@ -232,8 +232,7 @@ class SurgeryListenerFitTest {
   @org.junit.jupiter.params.provider.ValueSource(
       strings = {"after-evaluator", "before-evaluator", "no-evaluator"})
   void lossMeansDoNotDependOnListenerOrder(String order) throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 1).build();
+    SurgeryListener listener = logTagAAtEpoch(1);
     Probe probe = new Probe();
     TrainingListener[] basic = TrainingListener.Defaults.basic();
     ai.djl.training.DefaultTrainingConfig config;
@@ -297,8 +296,7 @@ class SurgeryListenerFitTest {
    */
   @Test
   void batchesWithANonFiniteLossAreLeftOutOfBothWindowsWithoutCuttingThem() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 2).build();
+    SurgeryListener listener = logTagAAtEpoch(2);
     Probe probe = new Probe();
     try (Model model = TestModels.model("non-finite");
         NDManager data = NDManager.newBaseManager()) {
@@ -347,8 +345,7 @@ class SurgeryListenerFitTest {
    */
   @Test
   void twoEpochEndsWithNothingBetweenAreWarnedOfOnce() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder().add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 2).build();
+    SurgeryListener listener = logTagAAtEpoch(2);
     try (Model model = TestModels.model("twice");
         NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 19);
@@ -420,6 +417,13 @@ class SurgeryListenerFitTest {
         1,
         listener.getWarnings().stream().filter(w -> w.contains("reported twice")).count(),
         listener.getWarnings().toString());
+  }
+
+  /** A listener whose one entry, t_log tagged a, runs at the end of {@code epoch}. */
+  private static SurgeryListener logTagAAtEpoch(int epoch) {
+    return SurgeryListener.builder()
+        .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), epoch)
+        .build();
   }
 
   private static List<Float> finite(List<Float> losses) {

@@ -34,6 +34,15 @@ class TargetsConfigTest {
     return file;
   }
 
+  /** Trains the model under the listener with an initialized trainer of its own, closed after. */
+  private static void train(Model model, SurgeryListener listener, int epochs, NDManager data)
+      throws Exception {
+    try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, epochs, TestModels.dataset(data, 5), null);
+    }
+  }
+
   @Test
   void onlyTheIncludedBlocksChangeAndTheCheckpointReplaysTheTargets() throws Exception {
     SurgeryListener listener =
@@ -51,10 +60,7 @@ class TargetsConfigTest {
     String saved;
     try (NDManager data = NDManager.newBaseManager()) {
       try (Model model = TestModels.model("targets")) {
-        try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-          trainer.initialize(INPUT);
-          EasyTrain.fit(trainer, 2, TestModels.dataset(data, 5), null);
-        }
+        train(model, listener, 2, data);
         saved = TestModels.structure(model.getBlock());
         // the strided conv is blurred (and its key renamed after its new type); the max pool, which
         // BlurPool replaces by default, was
@@ -137,10 +143,7 @@ class TargetsConfigTest {
                     + "    include: '*Conv2d'\n"));
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("every-include")) {
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 3, TestModels.dataset(data, 5), null);
-      }
+      train(model, listener, 3, data);
       List<SurgeryOutcome> outcomes = listener.getOutcomes();
       assertEquals(3, outcomes.size(), outcomes.toString());
       for (SurgeryOutcome o : outcomes) {
@@ -194,11 +197,7 @@ class TargetsConfigTest {
             + "    include: '*Conv2d'\n";
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("every-include-resumed")) {
-      try (Trainer first =
-          model.newTrainer(TestModels.config(SurgeryListener.fromYaml(yaml(yaml))))) {
-        first.initialize(INPUT);
-        EasyTrain.fit(first, 1, TestModels.dataset(data, 5), null);
-      }
+      train(model, SurgeryListener.fromYaml(yaml(yaml)), 1, data);
       SurgeryListener again = SurgeryListener.fromYaml(yaml(yaml));
       try (Trainer second = model.newTrainer(TestModels.config(again))) {
         EasyTrain.fit(second, 1, TestModels.dataset(data, 5), null);
@@ -217,11 +216,7 @@ class TargetsConfigTest {
     Map<String, float[]> values = new java.util.TreeMap<>();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model(name)) {
-      try (Trainer trainer =
-          model.newTrainer(TestModels.config(SurgeryListener.fromYaml(yaml(yaml))))) {
-        trainer.initialize(INPUT);
-        EasyTrain.fit(trainer, 3, TestModels.dataset(data, 5), null);
-      }
+      train(model, SurgeryListener.fromYaml(yaml(yaml)), 3, data);
       TestModels.parametersByPath(model.getBlock())
           .forEach((k, p) -> values.put(k, p.getArray().toFloatArray()));
     }
