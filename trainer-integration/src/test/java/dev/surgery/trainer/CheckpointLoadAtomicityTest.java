@@ -13,7 +13,6 @@ import ai.djl.MalformedModelException;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.EasyTrain;
@@ -328,14 +327,7 @@ class CheckpointLoadAtomicityTest {
       MalformedModelException e =
           assertThrows(
               MalformedModelException.class,
-              () ->
-                  SurgeryCheckpoint.replay(
-                      model.getBlock(),
-                      records,
-                      model.getNDManager(),
-                      model.getDataType(),
-                      new Shape[] {INPUT},
-                      "test"));
+              () -> SurgeryCheckpointTest.replayOnModel(model, records, INPUT));
       assertTrue(
           e.getMessage().contains("cannot be replayed on this architecture"), e.getMessage());
       assertEquals(structure, TestModels.structure(model.getBlock()));

@@ -514,15 +514,7 @@ class SurgeryCheckpointTest {
       String before = TestModels.structure(model.getBlock());
       MalformedModelException e =
           assertThrows(
-              MalformedModelException.class,
-              () ->
-                  SurgeryCheckpoint.replay(
-                      model.getBlock(),
-                      records,
-                      model.getNDManager(),
-                      model.getDataType(),
-                      new Shape[] {TWO_CONVS_INPUT},
-                      "test"));
+              MalformedModelException.class, () -> replayOnModel(model, records, TWO_CONVS_INPUT));
       assertTrue(e.getMessage().contains("not_registered_here"), e.getMessage());
       assertEquals(before, TestModels.structure(model.getBlock()));
     }
@@ -703,6 +695,21 @@ class SurgeryCheckpointTest {
                 .allMatch(p -> p.requiresGradient() || ParameterSets.isStatistic(p)));
       }
     }
+  }
+
+  /**
+   * Replays the records on the model's own block, manager and data type for one input shape, as the
+   * load of a file with that record would.
+   */
+  static void replayOnModel(Model model, List<SurgeryRecord> records, Shape input)
+      throws MalformedModelException {
+    SurgeryCheckpoint.replay(
+        model.getBlock(),
+        records,
+        model.getNDManager(),
+        model.getDataType(),
+        new Shape[] {input},
+        "test");
   }
 
   /** Replays one record on {@code block} for the test CNN's input, as a load of its file would. */
@@ -1150,16 +1157,14 @@ class SurgeryCheckpointTest {
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("fine-tune")) {
       model.load(dir, "fine-tune");
-      Set<Parameter> original = Collections.newSetFromMap(new IdentityHashMap<>());
-      original.addAll(model.getBlock().getParameters().values());
+      Set<Parameter> original = parametersOf(model.getBlock());
       ArrayDataset dataset = TestModels.dataset(data, 4);
       try (Trainer first = model.newTrainer(TestModels.config(listener))) {
         first.initialize(INPUT);
         // The backbone frozen, the head (the last block) trains: a first stage of fine-tuning.
         Block head =
             model.getBlock().getChildren().values().get(model.getBlock().getChildren().size() - 1);
-        Set<Parameter> headParameters = Collections.newSetFromMap(new IdentityHashMap<>());
-        headParameters.addAll(head.getParameters().values());
+        Set<Parameter> headParameters = parametersOf(head);
         model.getBlock().freezeParameters(true, p -> !headParameters.contains(p));
         EasyTrain.fit(first, 2, dataset, null);
       }
@@ -1199,8 +1204,7 @@ class SurgeryCheckpointTest {
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("frozen-then-replaced")) {
       model.load(dir, "frozen-then-replaced");
-      Set<Parameter> original = Collections.newSetFromMap(new IdentityHashMap<>());
-      original.addAll(model.getBlock().getParameters().values());
+      Set<Parameter> original = parametersOf(model.getBlock());
       ArrayDataset dataset = TestModels.dataset(data, 4);
       train(model, listener, 1, dataset);
       Map<Parameter, float[]> frozen = frozenWeights(model);
@@ -1421,6 +1425,13 @@ class SurgeryCheckpointTest {
                     "latent_features",
                     0.5))
         : Algorithms.spec("squeeze_excite").create(Map.of("min_channels", 1));
+  }
+
+  /** The block's parameters as a set of the very objects, to tell the ones a surgery brought. */
+  private static Set<Parameter> parametersOf(Block block) {
+    Set<Parameter> parameters = Collections.newSetFromMap(new IdentityHashMap<>());
+    parameters.addAll(block.getParameters().values());
+    return parameters;
   }
 
   /** A second trainer of the model: the frozen weights stay frozen and keep their values. */
@@ -2083,8 +2094,7 @@ class SurgeryCheckpointTest {
 
       try (Model restored = TestModels.model("lean")) {
         SurgeryCheckpoint.load(restored, dir, "lean");
-        Set<Parameter> parameters = Collections.newSetFromMap(new IdentityHashMap<>());
-        parameters.addAll(restored.getBlock().getParameters().values());
+        Set<Parameter> parameters = parametersOf(restored.getBlock());
         Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
         parameters.forEach(p -> arrays.add(p.getArray()));
         assertEquals(
