@@ -104,7 +104,7 @@ class BornFrozenRecordTest {
         List<SurgeryListener> stages =
             List.of(
                 SurgeryListener.builder()
-                    .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+                    .add(TestModels.layerFreezingFromStart(), 1)
                     .optTotalEpochs(1)
                     .build(),
                 SurgeryListener.builder()
@@ -161,7 +161,7 @@ class BornFrozenRecordTest {
   void aRecordMissingAReplacementIsRefusedNamingTheFile() throws Exception {
     SurgeryListener listener =
         SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(TestModels.layerFreezingFromStart(), 1)
             .add(SurgeryCheckpointTest.smallLayers("factorize"), 1)
             .optTotalEpochs(2)
             .build();

@@ -59,7 +59,7 @@ class CheckpointFreezeEdgesTest {
   private void trainAndSaveEveryEpoch(String name) throws Exception {
     SurgeryListener listener =
         SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 2)
+            .add(TestModels.layerFreezingFromStart(), 2)
             .optTotalEpochs(4)
             .build();
     try (NDManager data = NDManager.newBaseManager();
@@ -137,7 +137,7 @@ class CheckpointFreezeEdgesTest {
     TestModels.saveInitialized(dir, "pretrained");
     SurgeryListener listener =
         SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 1)
+            .add(TestModels.layerFreezingFromStart(), 1)
             .optTotalEpochs(1)
             .build();
     try (NDManager data = NDManager.newBaseManager();
@@ -179,7 +179,7 @@ class CheckpointFreezeEdgesTest {
   void aFreezeBeforeTheFirstOfLoadsInTurnDoesNotHideTheSavedProgramsPart() throws Exception {
     SurgeryListener listener =
         SurgeryListener.builder()
-            .add(Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0)), 2)
+            .add(TestModels.layerFreezingFromStart(), 2)
             .add(SurgeryCheckpointTest.smallLayers("factorize"), 3)
             .optTotalEpochs(4)
             .build();

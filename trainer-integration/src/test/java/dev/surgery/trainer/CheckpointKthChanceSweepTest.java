@@ -271,6 +271,21 @@ class CheckpointKthChanceSweepTest {
     return b.stream().allMatch(s::contains);
   }
 
+  /**
+   * Brings a fresh model to where each load of a sweep finds it: initialized if asked, frozen by
+   * hand, and the earlier checkpoint (saved in {@code first}) loaded where there is one.
+   */
+  private static void prepareForTheLoad(
+      Model model, boolean initialized, List<SurgeryRecord> earlier, Path first) throws Exception {
+    if (initialized) {
+      model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+    }
+    handFreeze(model);
+    if (earlier != null) {
+      SurgeryCheckpoint.load(model, first, "sweep");
+    }
+  }
+
   private int sweepInjected(List<SurgeryRecord> records, boolean initialized, long seed)
       throws Exception {
     return sweepInjected(records, initialized, seed, null);
@@ -291,13 +306,7 @@ class CheckpointKthChanceSweepTest {
       int failures = 0;
       for (int k = 1; ; k++) {
         try (Model model = model("sweep")) {
-          if (initialized) {
-            model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
-          }
-          handFreeze(model);
-          if (earlier != null) {
-            SurgeryCheckpoint.load(model, first, "sweep");
-          }
+          prepareForTheLoad(model, initialized, earlier, first);
           State before = State.of(model);
           KthRoot.arm(k);
           try {
@@ -365,13 +374,7 @@ class CheckpointKthChanceSweepTest {
         Files.createDirectories(bad);
         Files.write(bad.resolve(file.getFileName()), damaged);
         try (Model model = model("sweep")) {
-          if (initialized) {
-            model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
-          }
-          handFreeze(model);
-          if (earlier != null) {
-            SurgeryCheckpoint.load(model, first, "sweep");
-          }
+          prepareForTheLoad(model, initialized, earlier, first);
           State before = State.of(model);
           try {
             SurgeryCheckpoint.load(model, bad, "sweep");

@@ -382,15 +382,8 @@ class ConfigSchemaTest {
         for (String value : PROBES) {
           String yaml =
               "algorithms:\n  - name: " + name + "\n    epoch: 1\n    " + key + ": " + value + "\n";
-          boolean parserAccepts;
-          try {
-            SurgeryConfig.parse(yaml, "probe.yaml");
-            parserAccepts = true;
-          } catch (SurgeryConfigException e) {
-            parserAccepts = false;
-          }
-          JsonNode json = toJson(yaml.getBytes(StandardCharsets.UTF_8));
-          boolean schemaAccepts = json != null && schema.validate(json).isEmpty();
+          boolean parserAccepts = parserAccepts(yaml);
+          boolean schemaAccepts = schemaAccepts(schema, yaml);
           if (parserAccepts != schemaAccepts) {
             disagreements.add(
                 name
@@ -414,6 +407,22 @@ class ConfigSchemaTest {
         "schema and parser disagree:\n" + String.join("\n", disagreements));
   }
 
+  /** Whether the config parser takes the YAML text. */
+  private static boolean parserAccepts(String yaml) {
+    try {
+      SurgeryConfig.parse(yaml, "probe.yaml");
+      return true;
+    } catch (SurgeryConfigException e) {
+      return false;
+    }
+  }
+
+  /** Whether the schema takes the YAML text (which must read as JSON data first). */
+  private static boolean schemaAccepts(JsonSchema schema, String yaml) {
+    JsonNode json = toJson(yaml.getBytes(StandardCharsets.UTF_8));
+    return json != null && schema.validate(json).isEmpty();
+  }
+
   @Test
   void theSchemaAndTheParserAgreeOnTopLevelValuesAndEpochs() throws Exception {
     JsonSchema schema = schema();
@@ -431,15 +440,8 @@ class ConfigSchemaTest {
     }
     List<String> disagreements = new ArrayList<>();
     for (String yaml : configs) {
-      boolean parserAccepts;
-      try {
-        SurgeryConfig.parse(yaml, "probe.yaml");
-        parserAccepts = true;
-      } catch (SurgeryConfigException e) {
-        parserAccepts = false;
-      }
-      JsonNode json = toJson(yaml.getBytes(StandardCharsets.UTF_8));
-      boolean schemaAccepts = json != null && schema.validate(json).isEmpty();
+      boolean parserAccepts = parserAccepts(yaml);
+      boolean schemaAccepts = schemaAccepts(schema, yaml);
       if (parserAccepts != schemaAccepts) {
         disagreements.add(
             yaml.replace("\n", " | ")
