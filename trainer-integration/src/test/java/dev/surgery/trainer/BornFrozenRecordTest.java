@@ -197,11 +197,7 @@ class BornFrozenRecordTest {
 
   private static void train(Model model, SurgeryListener listener, NDManager data)
       throws Exception {
-    ArrayDataset dataset = TestModels.dataset(data, 47);
-    try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, 1, dataset, null);
-    }
+    TestModels.train(model, listener, 1, TestModels.dataset(data, 47));
   }
 
   /**

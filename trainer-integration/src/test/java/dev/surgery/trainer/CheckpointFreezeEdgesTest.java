@@ -142,7 +142,7 @@ class CheckpointFreezeEdgesTest {
             .build();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("frozen")) {
-      SurgeryCheckpointTest.train(model, listener, 1, TestModels.dataset(data, 47));
+      TestModels.train(model, listener, 1, TestModels.dataset(data, 47));
       model.save(dir, "frozen");
     }
     Set<String> handFrozen;

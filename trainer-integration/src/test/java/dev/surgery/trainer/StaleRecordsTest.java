@@ -20,10 +20,7 @@ import ai.djl.nn.Blocks;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
-import ai.djl.training.EasyTrain;
 import ai.djl.training.ParameterStore;
-import ai.djl.training.Trainer;
-import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.PairList;
 import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
@@ -58,11 +55,7 @@ class StaleRecordsTest {
   private static Model trained(SurgeryListener listener, int epochs, NDManager data)
       throws Exception {
     Model model = TestModels.model("stale");
-    ArrayDataset dataset = TestModels.dataset(data, 4);
-    try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, epochs, dataset, null);
-    }
+    TestModels.train(model, listener, epochs, TestModels.dataset(data, 4));
     return model;
   }
 

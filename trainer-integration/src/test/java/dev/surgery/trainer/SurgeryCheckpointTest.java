@@ -2,6 +2,7 @@ package dev.surgery.trainer;
 
 import static dev.surgery.trainer.SurgeryListenerFitTest.algorithm;
 import static dev.surgery.trainer.TestModels.INPUT;
+import static dev.surgery.trainer.TestModels.train;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -1628,15 +1629,6 @@ class SurgeryCheckpointTest {
   /** BlurPool after the first epoch, weight standardization after the second. */
   private static SurgeryListener blurpoolThenStandardization() {
     return blurpoolAt1().add(Algorithms.spec("weight_standardization").create(Map.of()), 2).build();
-  }
-
-  /** Trains the model under the listener with a trainer of its own, closed afterwards. */
-  static void train(Model model, SurgeryListener listener, int epochs, ArrayDataset dataset)
-      throws Exception {
-    try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      EasyTrain.fit(trainer, epochs, dataset, null);
-    }
   }
 
   /** Trains a fresh model of the test CNN under the listener, saving it after every epoch. */

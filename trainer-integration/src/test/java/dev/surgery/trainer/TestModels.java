@@ -67,6 +67,18 @@ final class TestModels {
   }
 
   /**
+   * Trains the model under the listener with an initialized trainer of its own, closed afterwards:
+   * the one training step of most checkpoint tests.
+   */
+  static void train(Model model, SurgeryListener listener, int epochs, ArrayDataset dataset)
+      throws IOException, TranslateException {
+    try (Trainer trainer = model.newTrainer(config(listener))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, epochs, dataset, null);
+    }
+  }
+
+  /**
    * One pass over the data as a custom loop that fires no epoch or batch events: forward, backward
    * and step per batch.
    */
