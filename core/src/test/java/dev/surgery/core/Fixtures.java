@@ -174,6 +174,17 @@ final class Fixtures {
     return copy;
   }
 
+  /**
+   * One policy that replaces {@code target}, matched by identity, with what {@code replacement}
+   * builds: most surgeries in these tests replace a single block they hold.
+   */
+  static Map<BlockMatcher, ReplacementFunction> replacing(
+      Block target, ReplacementFunction replacement) {
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == target, replacement);
+    return policies;
+  }
+
   /** Parameter id to a bitwise copy of its values, in traversal order. */
   static Map<String, float[]> snapshot(Block root) {
     Map<String, float[]> values = new LinkedHashMap<>();

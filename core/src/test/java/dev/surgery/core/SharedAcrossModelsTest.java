@@ -21,7 +21,6 @@ import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -63,8 +62,8 @@ class SharedAcrossModelsTest {
       Map<String, float[]> valuesB = Fixtures.snapshot(rootB);
 
       TinyDense fresh = new TinyDense(5);
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block == shared, (block, index) -> fresh);
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(shared, (block, index) -> fresh);
       List<Trainer> trainers =
           order.equals("last") ? List.of(trainerA, trainerB) : List.of(trainerB, trainerA);
       ModuleSurgery.replaceModules(
@@ -100,8 +99,8 @@ class SharedAcrossModelsTest {
       Set<String> storeA = Fixtures.storeIds(trainerA);
       Set<String> storeB = Fixtures.storeIds(trainerB);
       TinyDense fresh = new TinyDense(5);
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block == activation, (block, index) -> fresh);
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(activation, (block, index) -> fresh);
       ModuleSurgery.replaceModules(
           rootA,
           policies,
@@ -128,8 +127,8 @@ class SharedAcrossModelsTest {
       trainerB.initialize(INPUT);
       Fixtures.sumStep(trainerA);
       Fixtures.sumStep(trainerB);
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block == shared, (block, index) -> new TinyDense(5));
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(shared, (block, index) -> new TinyDense(5));
 
       // Model A's trainer drops the state; model B's, passed alone, keeps it: nothing is dropped.
       assertEquals(
@@ -160,8 +159,8 @@ class SharedAcrossModelsTest {
       Fixtures.sumStep(trainer);
       Map<String, float[]> stateBefore = ExactnessOracle.optimizerStateValues(trainer);
       TinyDense fresh = new TinyDense(5);
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block == shared, (block, index) -> fresh);
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(shared, (block, index) -> fresh);
       ModuleSurgery.replaceModules(
           subtree, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
 
@@ -195,8 +194,8 @@ class SharedAcrossModelsTest {
       Set<String> expected = Fixtures.storeIds(trainer);
       expected.removeAll(ids(replaced));
       TinyDense fresh = new TinyDense(5);
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block == replaced, (block, index) -> fresh);
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(replaced, (block, index) -> fresh);
       ModuleSurgery.replaceModules(
           subtree, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
 

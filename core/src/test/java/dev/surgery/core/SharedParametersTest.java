@@ -73,8 +73,8 @@ class SharedParametersTest {
       Fixtures.sumStep(trainer);
       Map<String, float[]> stateBefore = stateOf(trainer, shared.getWeight(), shared.getBias());
       TinyDense fresh = new TinyDense(5);
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block == inner, (block, index) -> fresh);
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(inner, (block, index) -> fresh);
       ModuleSurgery.replaceModules(
           root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
 
@@ -104,8 +104,8 @@ class SharedParametersTest {
       Parameter bias = replacedDense.getBias();
       Map<String, float[]> stateBefore = stateOf(trainer, bias);
       TinyDense fresh = new TinyDense(5);
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block == replacedDense, (block, index) -> fresh);
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(replacedDense, (block, index) -> fresh);
       ModuleSurgery.replaceModules(
           root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
 
@@ -135,9 +135,8 @@ class SharedParametersTest {
       Set<String> before = Fixtures.storeIds(trainer);
       Map<String, float[]> stateBefore = stateOf(trainer, kept.getWeight(), kept.getBias());
       // The replacement reuses one child of the block it replaces and drops the other.
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          (block, path) -> block == inner, (block, index) -> new FieldHolder(kept, tail()));
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(inner, (block, index) -> new FieldHolder(kept, tail()));
       Map<Block, Block> done =
           ModuleSurgery.replaceModules(
               root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());

@@ -212,8 +212,8 @@ class TiedBlockTest {
     }
   }
 
-  /** {@code encoder(layer) -> head}, the head tied to the encoder's layer. */
-  private static SequentialBlock tiedModel(TinyDense layer, TiedHead head) {
+  /** {@code encoder(layer) -> head}, the head (a tying block or a caller) tied to the layer. */
+  private static SequentialBlock tiedModel(TinyDense layer, Block head) {
     return new SequentialBlock().add(new SequentialBlock().add(layer)).add(head);
   }
 
@@ -239,12 +239,10 @@ class TiedBlockTest {
       Fixtures.sumStep(trainer);
 
       TinyDense[] made = new TinyDense[1];
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          (block, path) -> block == layer, (block, i) -> made[0] = TinyDense.copying(layer));
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(layer, (block, i) -> made[0] = TinyDense.copying(layer));
       Map<Block, Block> replaced =
-          ModuleSurgery.replaceModules(
-              root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+          ModuleSurgery.replaceModules(root, policies, withTrainer(trainer));
 
       assertEquals(Map.of(layer, made[0]), replaced);
       assertSame(made[0], head.tied(), "the tying field follows the replacement");
@@ -301,14 +299,7 @@ class TiedBlockTest {
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put((block, path) -> block == layer, (block, i) -> TinyDense.copying(layer));
       policies.put((block, path) -> block == own, (block, i) -> new TinyDense(4));
-      SurgeryException e =
-          assertThrows(
-              SurgeryException.class,
-              () ->
-                  ModuleSurgery.replaceModules(
-                      root,
-                      policies,
-                      SurgeryOptions.builder().optTrainers(List.of(trainer)).build()));
+      SurgeryException e = assertReplaceRefused(root, policies, withTrainer(trainer));
 
       assertTrue(e.getMessage().contains("shape"), e.getMessage());
       assertSame(layer, head.tied());
@@ -327,8 +318,8 @@ class TiedBlockTest {
     TinyDense layer = new TinyDense(5);
     TiedHead head = new TiedHead(layer, new TinyDense(5));
     SequentialBlock root = tiedModel(layer, head);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> new TinyDense(5));
 
     SurgeryPlan plan = ModuleSurgery.plan(root, policies, SurgeryOptions.defaults());
 
@@ -367,14 +358,11 @@ class TiedBlockTest {
    * into: refused, naming the field and {@code named}, the model unchanged.
    */
   private static void assertUnreadableRefused(TinyDense layer, Block runner, String named) {
-    SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer)).add(runner);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+    SequentialBlock root = tiedModel(layer, runner);
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> new TinyDense(5));
 
-    SurgeryException e =
-        assertThrows(
-            SurgeryException.class,
-            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+    SurgeryException e = assertReplaceRefused(root, policies);
     String message = e.getMessage();
     assertTrue(message.contains(named), message);
     assertTrue(message.contains("LambdaBlock.lambda"), message);
@@ -412,10 +400,7 @@ class TiedBlockTest {
                 getClass().getClassLoader(),
                 new Class<?>[] {java.util.function.Function.class},
                 new CallingHandler(layer));
-    SequentialBlock root =
-        new SequentialBlock()
-            .add(new SequentialBlock().add(layer))
-            .add(new LambdaBlock(call, "proxy"));
+    SequentialBlock root = tiedModel(layer, new LambdaBlock(call, "proxy"));
     assertRefusedUnchanged(
         root, layer, "02LambdaBlock", "held by the invocation handler of a", "lambda");
   }
@@ -474,8 +459,8 @@ class TiedBlockTest {
             .add(layer)
             .add(new LambdaBlock(identity, "proxy"))
             .add(new LambdaBlock(annotated, "annotation"));
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> new TinyDense(5));
     assertEquals(1, ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()).size());
   }
 
@@ -493,9 +478,7 @@ class TiedBlockTest {
         x -> layer.forward(new ParameterStore(), x, false);
     java.util.function.Function<NDList, NDList> then = x -> x;
     SequentialBlock root =
-        new SequentialBlock()
-            .add(new SequentialBlock().add(layer))
-            .add(new LambdaBlock(x -> then.apply(call.apply(x)), "composed by hand"));
+        tiedModel(layer, new LambdaBlock(x -> then.apply(call.apply(x)), "composed by hand"));
     assertRefusedUnchanged(root, layer, "02LambdaBlock", "captured by a lambda", "lambda");
   }
 
@@ -505,13 +488,10 @@ class TiedBlockTest {
     NestedTiedHead parent = new NestedTiedHead(layer, new TinyDense(5));
     parent.adopt("layer", layer);
     SequentialBlock root = new SequentialBlock().add(parent);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> new TinyDense(5));
 
-    SurgeryException e =
-        assertThrows(
-            SurgeryException.class,
-            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+    SurgeryException e = assertReplaceRefused(root, policies);
 
     assertTrue(e.getMessage().contains("nested inside"), e.getMessage());
     assertTrue(e.getMessage().contains("'slots'"), e.getMessage());
@@ -529,9 +509,8 @@ class TiedBlockTest {
       Fixtures.sumStep(trainer);
       TinyDense[] madeLayer = new TinyDense[1];
       TiedHead[] madeHead = new TiedHead[1];
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          (block, path) -> block == layer, (block, i) -> madeLayer[0] = TinyDense.copying(layer));
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(layer, (block, i) -> madeLayer[0] = TinyDense.copying(layer));
       // The function builds the new head around the old head's tied layer, which the same surgery
       // replaces.
       policies.put(
@@ -540,8 +519,7 @@ class TiedBlockTest {
               madeHead[0] =
                   new TiedHead(((TiedHead) block).tied, TinyDense.copying((TinyDense) head.own)));
 
-      ModuleSurgery.replaceModules(
-          root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+      ModuleSurgery.replaceModules(root, policies, withTrainer(trainer));
 
       assertSame(madeHead[0], root.getChildren().valueAt(1));
       assertSame(madeLayer[0], madeHead[0].tied());
@@ -554,8 +532,8 @@ class TiedBlockTest {
     TinyDense layer = new TinyDense(5);
     SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer));
     Wrapper[] made = new Wrapper[1];
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == layer, (block, i) -> made[0] = new Wrapper(block));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> made[0] = new Wrapper(block));
 
     ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
 
@@ -574,13 +552,10 @@ class TiedBlockTest {
   void aWrapperKeepingTheBlockItReplacesOnlyInAFieldIsRefused() {
     TinyDense layer = new TinyDense(5);
     SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer));
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == layer, (block, i) -> new FieldOnlyWrapper(block));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> new FieldOnlyWrapper(block));
 
-    SurgeryException e =
-        assertThrows(
-            SurgeryException.class,
-            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+    SurgeryException e = assertReplaceRefused(root, policies);
 
     assertTrue(e.getMessage().contains("but not as a child"), e.getMessage());
     assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
@@ -599,11 +574,7 @@ class TiedBlockTest {
       policies.put((block, path) -> block == layer, (block, i) -> TinyDense.copying(layer));
       policies.put((block, path) -> block == own, (block, i) -> new TinyDense(4)); // refused
 
-      assertThrows(
-          SurgeryException.class,
-          () ->
-              ModuleSurgery.replaceModules(
-                  root, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build()));
+      assertReplaceRefused(root, policies, withTrainer(trainer));
 
       assertEquals(List.of("a", "tied", "b"), new ArrayList<>(head.byName.keySet()));
       assertSame(layer, head.byName.values().toArray()[1]);
@@ -623,18 +594,10 @@ class TiedBlockTest {
       Map<String, float[]> valuesBefore = Fixtures.snapshot(root);
 
       // The encoder replaced by a new one that does not keep the tied layer: refused.
-      Map<BlockMatcher, ReplacementFunction> dropping = new LinkedHashMap<>();
-      dropping.put(
-          (block, path) -> block == encoder,
-          (block, i) -> new SequentialBlock().add(TinyDense.copying(layer)));
-      SurgeryException e =
-          assertThrows(
-              SurgeryException.class,
-              () ->
-                  ModuleSurgery.replaceModules(
-                      root,
-                      dropping,
-                      SurgeryOptions.builder().optTrainers(List.of(trainer)).build()));
+      Map<BlockMatcher, ReplacementFunction> dropping =
+          Fixtures.replacing(
+              encoder, (block, i) -> new SequentialBlock().add(TinyDense.copying(layer)));
+      SurgeryException e = assertReplaceRefused(root, dropping, withTrainer(trainer));
       assertTrue(e.getMessage().contains("02TiedHead"), e.getMessage());
       assertTrue(e.getMessage().contains("01SequentialBlock/01TinyDense"), e.getMessage());
       assertTrue(e.getMessage().contains("leaves the model with an ancestor"), e.getMessage());
@@ -644,12 +607,11 @@ class TiedBlockTest {
 
       // A new encoder that keeps the layer as its child: the tie stays valid.
       SequentialBlock[] kept = new SequentialBlock[1];
-      Map<BlockMatcher, ReplacementFunction> keeping = new LinkedHashMap<>();
-      keeping.put(
-          (block, path) -> block == encoder,
-          (block, i) -> kept[0] = new SequentialBlock().add(layer).add(Blocks.identityBlock()));
-      ModuleSurgery.replaceModules(
-          root, keeping, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+      Map<BlockMatcher, ReplacementFunction> keeping =
+          Fixtures.replacing(
+              encoder,
+              (block, i) -> kept[0] = new SequentialBlock().add(layer).add(Blocks.identityBlock()));
+      ModuleSurgery.replaceModules(root, keeping, withTrainer(trainer));
       assertSame(kept[0], root.getChildren().valueAt(0));
       assertSame(layer, head.tied());
       assertFalse(layer.getWeight().getArray().isReleased());
@@ -669,14 +631,10 @@ class TiedBlockTest {
     TinyDense layer = new TinyDense(5);
     TypedListTiedHead head = new TypedListTiedHead(layer, new TinyDense(5));
     SequentialBlock root = tiedModel(layer, head);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
-        (block, path) -> block == layer, (block, i) -> new SequentialBlock().add(new TinyDense(5)));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> new SequentialBlock().add(new TinyDense(5)));
 
-    SurgeryException e =
-        assertThrows(
-            SurgeryException.class,
-            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+    SurgeryException e = assertReplaceRefused(root, policies);
 
     assertTrue(e.getMessage().contains("TypedListTiedHead.layers"), e.getMessage());
     assertTrue(e.getMessage().contains("declared to hold TinyDense"), e.getMessage());
@@ -690,8 +648,8 @@ class TiedBlockTest {
     TinyDense own = new TinyDense(5);
     SortingHead head = new SortingHead(layer, own);
     SequentialBlock root = tiedModel(layer, head);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> new TinyDense(5));
 
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
@@ -709,14 +667,11 @@ class TiedBlockTest {
     TinyDense layer = new TinyDense(5);
     LambdaBlock caller =
         new LambdaBlock(x -> layer.forward(new ParameterStore(), x, false), "calls the layer");
-    SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer)).add(caller);
+    SequentialBlock root = tiedModel(layer, caller);
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(BlockMatcher.ofClass(TinyDense.class), (block, i) -> new TinyDense(5));
 
-    SurgeryException e =
-        assertThrows(
-            SurgeryException.class,
-            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+    SurgeryException e = assertReplaceRefused(root, policies);
 
     assertTrue(e.getMessage().contains("02LambdaBlock"), e.getMessage());
     assertTrue(e.getMessage().contains("captured by a lambda"), e.getMessage());
@@ -738,10 +693,7 @@ class TiedBlockTest {
         BlockMatcher.ofClass(Stage.class),
         (block, i) -> new SequentialBlock().add(new TinyDense(5)).add(caller));
 
-    SurgeryException e =
-        assertThrows(
-            SurgeryException.class,
-            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+    SurgeryException e = assertReplaceRefused(root, policies);
 
     assertTrue(e.getMessage().contains("leaves the model with an ancestor"), e.getMessage());
     // The layer, which the class matcher's walk passed by, is named by its path all the same.
@@ -755,12 +707,9 @@ class TiedBlockTest {
     TinyDense layer = new TinyDense(5);
     java.util.function.Function<NDList, NDList> call =
         x -> layer.forward(new ParameterStore(), x, false);
-    SequentialBlock root =
-        new SequentialBlock()
-            .add(new SequentialBlock().add(layer))
-            .add(new LambdaBlock(call.andThen(x -> x), "composed"));
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == layer, (block, i) -> null); // keeps it
+    SequentialBlock root = tiedModel(layer, new LambdaBlock(call.andThen(x -> x), "composed"));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> null); // keeps it
 
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
@@ -774,10 +723,7 @@ class TiedBlockTest {
     TinyDense layer = new TinyDense(5);
     java.util.function.Function<NDList, NDList> call =
         x -> layer.forward(new ParameterStore(), x, false);
-    SequentialBlock root =
-        new SequentialBlock()
-            .add(new SequentialBlock().add(layer))
-            .add(new LambdaBlock(call.andThen(x -> x), "composed"));
+    SequentialBlock root = tiedModel(layer, new LambdaBlock(call.andThen(x -> x), "composed"));
     TinyDense[] stand = new TinyDense[1];
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     // The layer is replaced, then its replacement by the layer again: the tree ends as it began.
@@ -795,20 +741,17 @@ class TiedBlockTest {
     TinyDense layer = new TinyDense(5);
     LambdaBlock caller =
         new LambdaBlock(x -> layer.forward(new ParameterStore(), x, false), "calls the layer");
-    SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer)).add(caller);
+    SequentialBlock root = tiedModel(layer, caller);
     assertRefusedUnchanged(root, layer, "02LambdaBlock", "captured by a lambda", "lambda");
   }
 
   private static void assertRefusedUnchanged(
       SequentialBlock root, TinyDense layer, String holderKey, String how, String field) {
     Block encoder = root.getChildren().valueAt(0);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> new TinyDense(5));
 
-    SurgeryException e =
-        assertThrows(
-            SurgeryException.class,
-            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+    SurgeryException e = assertReplaceRefused(root, policies);
 
     String message = e.getMessage();
     assertTrue(message.contains("01SequentialBlock/01TinyDense"), message); // the tied layer
@@ -853,8 +796,8 @@ class TiedBlockTest {
     TinyDense own = new TinyDense(5);
     TiedHead head = new TiedHead(layer, own);
     SequentialBlock root = tiedModel(layer, head);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == own, (block, i) -> new TinyDense(5));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(own, (block, i) -> new TinyDense(5));
 
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
@@ -863,6 +806,24 @@ class TiedBlockTest {
     assertNotSame(own, head.own);
     assertSame(head.own, head.getChildren().valueAt(0));
     assertSame(layer, head.tied());
+  }
+
+  /** Replaces as {@code policies} say, with no trainer, asserting the surgery is refused. */
+  private static SurgeryException assertReplaceRefused(
+      Block root, Map<BlockMatcher, ReplacementFunction> policies) {
+    return assertReplaceRefused(root, policies, SurgeryOptions.defaults());
+  }
+
+  /** Replaces as {@code policies} say, asserting the surgery is refused. */
+  private static SurgeryException assertReplaceRefused(
+      Block root, Map<BlockMatcher, ReplacementFunction> policies, SurgeryOptions options) {
+    return assertThrows(
+        SurgeryException.class, () -> ModuleSurgery.replaceModules(root, policies, options));
+  }
+
+  /** Options whose surgery keeps {@code trainer}'s store and optimizer in step. */
+  private static SurgeryOptions withTrainer(Trainer trainer) {
+    return SurgeryOptions.builder().optTrainers(List.of(trainer)).build();
   }
 
   private static void copyValues(Block from, Block to) {

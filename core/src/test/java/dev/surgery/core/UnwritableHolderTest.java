@@ -564,8 +564,8 @@ class UnwritableHolderTest {
     Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
     try (NDManager manager = NDManager.newBaseManager()) {
       root.initialize(manager, DataType.FLOAT32, INPUT);
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block == plain, (block, index) -> new TinyDense(5));
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(plain, (block, index) -> new TinyDense(5));
       Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
       assertSame(replaced.get(plain), parent.getChildren().valueAt(1));
       assertSame(replaced.get(plain), parent.plain, "the Block field is written");
@@ -607,8 +607,8 @@ class UnwritableHolderTest {
     TinyDense held = new TinyDense(5);
     ModalParent parent = new ModalParent(held, new TinyDense(5));
     Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == held, (block, index) -> new TinyDense(5));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(held, (block, index) -> new TinyDense(5));
     Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
     assertSame(replaced.get(held), parent.held(), "the Block field is written");
   }
@@ -618,8 +618,8 @@ class UnwritableHolderTest {
     TinyDense held = new TinyDense(5);
     SetParent parent = new SetParent(held, new TinyDense(5));
     Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == held, (block, index) -> new TinyDense(5));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(held, (block, index) -> new TinyDense(5));
     Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
     Block replacement = replaced.get(held);
     assertNotSame(held, replacement);
