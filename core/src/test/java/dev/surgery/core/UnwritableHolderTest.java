@@ -87,6 +87,16 @@ class UnwritableHolderTest {
       this.plain = plain;
     }
 
+    /**
+     * Registers {@code held} and then the plain child, the order every parent's forward runs them
+     * in, and returns {@code held} for the subclass's holder.
+     */
+    final Block registerChildren(Block held) {
+      addChildBlock("held", held);
+      addChildBlock("plain", plain);
+      return held;
+    }
+
     /** The child as the holder holds it now. */
     abstract Block held();
 
@@ -113,8 +123,7 @@ class UnwritableHolderTest {
 
     PairParent(Block held, Block plain) {
       super(plain);
-      pair = new Pair<>("held", addChildBlock("held", held));
-      addChildBlock("plain", plain);
+      pair = new Pair<>("held", registerChildren(held));
     }
 
     @Override
@@ -128,8 +137,7 @@ class UnwritableHolderTest {
 
     OptionalParent(Block held, Block plain) {
       super(plain);
-      maybe = Optional.of(addChildBlock("held", held));
-      addChildBlock("plain", plain);
+      maybe = Optional.of(registerChildren(held));
     }
 
     @Override
@@ -143,8 +151,7 @@ class UnwritableHolderTest {
 
     EntryParent(Block held, Block plain) {
       super(plain);
-      entry = new AbstractMap.SimpleEntry<>(addChildBlock("held", held), "held");
-      addChildBlock("plain", plain);
+      entry = new AbstractMap.SimpleEntry<>(registerChildren(held), "held");
     }
 
     @Override
@@ -158,8 +165,7 @@ class UnwritableHolderTest {
 
     ReferenceParent(Block held, Block plain) {
       super(plain);
-      reference = new AtomicReference<>(addChildBlock("held", held));
-      addChildBlock("plain", plain);
+      reference = new AtomicReference<>(registerChildren(held));
     }
 
     @Override
@@ -173,8 +179,7 @@ class UnwritableHolderTest {
 
     PairListParent(Block held, Block plain) {
       super(plain);
-      pairs.add("held", addChildBlock("held", held));
-      addChildBlock("plain", plain);
+      pairs.add("held", registerChildren(held));
     }
 
     @Override
@@ -189,8 +194,7 @@ class UnwritableHolderTest {
 
     MapKeyParent(Block held, Block plain) {
       super(plain);
-      order.put(addChildBlock("held", held), 0);
-      addChildBlock("plain", plain);
+      order.put(registerChildren(held), 0);
     }
 
     @Override
@@ -205,8 +209,7 @@ class UnwritableHolderTest {
 
     ObjectPairParent(Block held, Block plain) {
       super(plain);
-      stash = new Pair<>(addChildBlock("held", held), "held");
-      addChildBlock("plain", plain);
+      stash = new Pair<>(registerChildren(held), "held");
     }
 
     @Override
@@ -221,8 +224,7 @@ class UnwritableHolderTest {
 
     InterfaceParent(Block held, Block plain) {
       super(plain);
-      layer = (Layer) addChildBlock("held", held);
-      addChildBlock("plain", plain);
+      layer = (Layer) registerChildren(held);
     }
 
     @Override
@@ -237,8 +239,7 @@ class UnwritableHolderTest {
 
     HashMapKeyParent(Block held, Block plain) {
       super(plain);
-      byBlock.put(addChildBlock("held", held), "held");
-      addChildBlock("plain", plain);
+      byBlock.put(registerChildren(held), "held");
     }
 
     @Override
@@ -253,8 +254,7 @@ class UnwritableHolderTest {
 
     SimpleEntryParent(Block held, Block plain) {
       super(plain);
-      named = new AbstractMap.SimpleEntry<>("held", addChildBlock("held", held));
-      addChildBlock("plain", plain);
+      named = new AbstractMap.SimpleEntry<>("held", registerChildren(held));
     }
 
     @Override
@@ -269,8 +269,7 @@ class UnwritableHolderTest {
 
     IterableParent(Block held, Block plain) {
       super(plain);
-      layers = new ArrayList<>(List.of(addChildBlock("held", held)));
-      addChildBlock("plain", plain);
+      layers = new ArrayList<>(List.of(registerChildren(held)));
     }
 
     @Override
@@ -285,8 +284,7 @@ class UnwritableHolderTest {
 
     SetParent(Block held, Block plain) {
       super(plain);
-      layers.add(addChildBlock("held", held));
-      addChildBlock("plain", plain);
+      layers.add(registerChildren(held));
     }
 
     @Override
@@ -303,8 +301,7 @@ class UnwritableHolderTest {
 
     RecordParent(Block held, Block plain) {
       super(plain);
-      slot = new Slot(addChildBlock("held", held));
-      addChildBlock("plain", plain);
+      slot = new Slot(registerChildren(held));
     }
 
     @Override
@@ -323,8 +320,7 @@ class UnwritableHolderTest {
 
     BoxParent(Block held, Block plain) {
       super(plain);
-      box.inside = addChildBlock("held", held);
-      addChildBlock("plain", plain);
+      box.inside = registerChildren(held);
     }
 
     @Override
@@ -338,8 +334,7 @@ class UnwritableHolderTest {
 
     WeakParent(Block held, Block plain) {
       super(plain);
-      weak = new java.lang.ref.WeakReference<>(addChildBlock("held", held));
-      addChildBlock("plain", plain);
+      weak = new java.lang.ref.WeakReference<>(registerChildren(held));
     }
 
     @Override
@@ -354,8 +349,7 @@ class UnwritableHolderTest {
 
     CellsParent(Block held, Block plain) {
       super(plain);
-      cells.set(0, addChildBlock("held", held));
-      addChildBlock("plain", plain);
+      cells.set(0, registerChildren(held));
     }
 
     @Override
@@ -370,9 +364,8 @@ class UnwritableHolderTest {
 
     LambdaParent(Block held, Block plain) {
       super(plain);
-      Block child = addChildBlock("held", held);
+      Block child = registerChildren(held);
       source = () -> child;
-      addChildBlock("plain", plain);
     }
 
     @Override
@@ -387,8 +380,7 @@ class UnwritableHolderTest {
 
     NestedListParent(Block held, Block plain) {
       super(plain);
-      groups.add(new ArrayList<>(List.of(addChildBlock("held", held))));
-      addChildBlock("plain", plain);
+      groups.add(new ArrayList<>(List.of(registerChildren(held))));
     }
 
     @Override
@@ -403,8 +395,7 @@ class UnwritableHolderTest {
 
     NestedArrayParent(Block held, Block plain) {
       super(plain);
-      grid = new Block[][] {{addChildBlock("held", held)}};
-      addChildBlock("plain", plain);
+      grid = new Block[][] {{registerChildren(held)}};
     }
 
     @Override
@@ -419,8 +410,7 @@ class UnwritableHolderTest {
 
     StaticParent(Block held, Block plain) {
       super(plain);
-      shared = addChildBlock("held", held);
-      addChildBlock("plain", plain);
+      shared = registerChildren(held);
     }
 
     @Override
@@ -435,8 +425,7 @@ class UnwritableHolderTest {
 
     StaticMapParent(Block held, Block plain) {
       super(plain);
-      REGISTRY.put("held", addChildBlock("held", held));
-      addChildBlock("plain", plain);
+      REGISTRY.put("held", registerChildren(held));
     }
 
     @Override
@@ -451,8 +440,7 @@ class UnwritableHolderTest {
 
     StaticArrayParent(Block held, Block plain) {
       super(plain);
-      SLOTS[0] = addChildBlock("held", held);
-      addChildBlock("plain", plain);
+      SLOTS[0] = registerChildren(held);
     }
 
     @Override
@@ -561,12 +549,10 @@ class UnwritableHolderTest {
     TinyDense held = new TinyDense(5);
     TinyDense plain = new TinyDense(5);
     PairParent parent = new PairParent(held, plain);
-    Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
+    Fixtures.FieldHolder root = rootOver(parent);
     try (NDManager manager = NDManager.newBaseManager()) {
       root.initialize(manager, DataType.FLOAT32, INPUT);
-      Map<BlockMatcher, ReplacementFunction> policies =
-          Fixtures.replacing(plain, (block, index) -> new TinyDense(5));
-      Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
+      Map<Block, Block> replaced = replaceByFreshDense(root, plain);
       assertSame(replaced.get(plain), parent.getChildren().valueAt(1));
       assertSame(replaced.get(plain), parent.plain, "the Block field is written");
       assertSame(held, parent.held());
@@ -587,8 +573,7 @@ class UnwritableHolderTest {
 
     ModalParent(Block held, Block plain) {
       super(plain);
-      child = addChildBlock("held", held);
-      addChildBlock("plain", plain);
+      child = registerChildren(held);
     }
 
     @Override
@@ -606,10 +591,8 @@ class UnwritableHolderTest {
   void anEnumOrAJdkSubclassFieldIsNoObstacle() {
     TinyDense held = new TinyDense(5);
     ModalParent parent = new ModalParent(held, new TinyDense(5));
-    Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
-    Map<BlockMatcher, ReplacementFunction> policies =
-        Fixtures.replacing(held, (block, index) -> new TinyDense(5));
-    Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
+    Fixtures.FieldHolder root = rootOver(parent);
+    Map<Block, Block> replaced = replaceByFreshDense(root, held);
     assertSame(replaced.get(held), parent.held(), "the Block field is written");
   }
 
@@ -617,10 +600,8 @@ class UnwritableHolderTest {
   void aSetFieldIsWrittenNotRefused() {
     TinyDense held = new TinyDense(5);
     SetParent parent = new SetParent(held, new TinyDense(5));
-    Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
-    Map<BlockMatcher, ReplacementFunction> policies =
-        Fixtures.replacing(held, (block, index) -> new TinyDense(5));
-    Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
+    Fixtures.FieldHolder root = rootOver(parent);
+    Map<Block, Block> replaced = replaceByFreshDense(root, held);
     Block replacement = replaced.get(held);
     assertNotSame(held, replacement);
     assertSame(replacement, parent.held(), "the Set's element is the replacement");
@@ -651,8 +632,7 @@ class UnwritableHolderTest {
     VocabularyParent(Block held, Block plain, Iterable<Object> vocabulary) {
       super(plain);
       this.vocabulary = vocabulary;
-      child = addChildBlock("held", held);
-      addChildBlock("plain", plain);
+      child = registerChildren(held);
     }
 
     @Override
@@ -676,7 +656,7 @@ class UnwritableHolderTest {
     TinyDense held = new TinyDense(5);
     TinyDense plain = new TinyDense(5);
     VocabularyParent parent = new VocabularyParent(held, plain, vocabulary);
-    Fixtures.FieldHolder root = new Fixtures.FieldHolder(new TinyDense(5), parent);
+    Fixtures.FieldHolder root = rootOver(parent);
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put((block, path) -> block == held || block == plain, (b, index) -> new TinyDense(5));
     Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policies, noTrainer());
@@ -685,6 +665,17 @@ class UnwritableHolderTest {
     assertSame(replaced.get(plain), parent.plain);
     assertEquals(
         2, vocabulary.walks, "the parents' check once for both children, the tie step once");
+  }
+
+  /** The parent as the second child of a field holder whose first child is a fresh layer. */
+  private static Fixtures.FieldHolder rootOver(HolderParent parent) {
+    return new Fixtures.FieldHolder(new TinyDense(5), parent);
+  }
+
+  /** Replaces {@code target} alone by a fresh TinyDense, with no trainer. */
+  private static Map<Block, Block> replaceByFreshDense(Block root, Block target) {
+    return ModuleSurgery.replaceModules(
+        root, Fixtures.replacing(target, (block, index) -> new TinyDense(5)), noTrainer());
   }
 
   private static Block fresh(Case c) {

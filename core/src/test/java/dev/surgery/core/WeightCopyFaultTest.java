@@ -158,35 +158,29 @@ class WeightCopyFaultTest {
   @ParameterizedTest(name = "copy fails in replacement {0} under {1}")
   @MethodSource("replacementAndOptimizer")
   void halfDoneCopyInTheKthReplacementIsRolledBack(int k, OptimizerKind kind) throws Exception {
-    try (ControlTwin twin =
-            new ControlTwin("copy-fault-" + k, WeightCopyFaultTest::threeConvNet, kind, INPUT);
+    try (ControlTwin twin = threeConvTwin("copy-fault-" + k, kind);
         NDManager data = NDManager.newBaseManager()) {
       SequentialBlock net = (SequentialBlock) twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
-      twin.fit(images);
+      ArrayDataset images = fitOnImages(twin, data);
       BeforeState before = BeforeState.of(net, trainer);
 
       Set<NDArray> openBefore =
           OpenArrays.ofEngine(net.getParameters().valueAt(0).getArray().getManager());
       List<Block> halfMade = new ArrayList<>();
       List<Block> made = new ArrayList<>();
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          Conv2d.class,
-          (block, index) -> {
-            if (index == k - 1) {
-              return halfCopy((Conv2d) block, halfMade);
-            }
-            Conv2d copy = Fixtures.copyOf((Conv2d) block);
-            made.add(copy);
-            return copy;
-          });
-      SurgeryException e =
-          assertThrows(
-              SurgeryException.class,
-              () ->
-                  ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          onlyClass(
+              Conv2d.class,
+              (block, index) -> {
+                if (index == k - 1) {
+                  return halfCopy((Conv2d) block, halfMade);
+                }
+                Conv2d copy = Fixtures.copyOf((Conv2d) block);
+                made.add(copy);
+                return copy;
+              });
+      SurgeryException e = assertClassSurgeryRefused(net, policies, trainer);
       // The k-th Conv2d sits at children 01, 03, 05.
       assertEquals(String.format("%02dConv2d", 2 * k - 1), e.getBlockPath());
       assertTrue(e.getMessage().contains("disk full while copying the bias"), e.getMessage());
@@ -245,22 +239,18 @@ class WeightCopyFaultTest {
       BeforeState before = BeforeState.of(net, trainer);
 
       List<Block> factorized = new ArrayList<>();
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          Linear.class,
-          (block, index) -> {
-            FactorizedLinear f = FactorizedLinear.from((Linear) block, 3);
-            factorized.add(f);
-            if (index == 1) {
-              throw new IllegalStateException("copy of the second factorization failed");
-            }
-            return f;
-          });
-      SurgeryException e =
-          assertThrows(
-              SurgeryException.class,
-              () ->
-                  ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          onlyClass(
+              Linear.class,
+              (block, index) -> {
+                FactorizedLinear f = FactorizedLinear.from((Linear) block, 3);
+                factorized.add(f);
+                if (index == 1) {
+                  throw new IllegalStateException("copy of the second factorization failed");
+                }
+                return f;
+              });
+      SurgeryException e = assertClassSurgeryRefused(net, policies, trainer);
       assertEquals("04Linear", e.getBlockPath());
       assertEquals(2, factorized.size(), "the first factorization completed before the failure");
       before.assertUnchanged(net, trainer);
@@ -274,31 +264,25 @@ class WeightCopyFaultTest {
   @ParameterizedTest(name = "under {0}")
   @MethodSource("optimizers")
   void errorInTheMiddleOfACopyIsRolledBack(OptimizerKind kind) throws Exception {
-    try (ControlTwin twin =
-            new ControlTwin("copy-error", WeightCopyFaultTest::threeConvNet, kind, INPUT);
+    try (ControlTwin twin = threeConvTwin("copy-error", kind);
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
-      twin.fit(images);
+      ArrayDataset images = fitOnImages(twin, data);
       BeforeState before = BeforeState.of(net, trainer);
 
       OutOfMemoryError oom = new OutOfMemoryError("injected: no memory for the weight copy");
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          Conv2d.class,
-          (block, index) -> {
-            Conv2d copy = Fixtures.copyOf((Conv2d) block);
-            if (index == 1) {
-              throw oom;
-            }
-            return copy;
-          });
-      SurgeryException e =
-          assertThrows(
-              SurgeryException.class,
-              () ->
-                  ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          onlyClass(
+              Conv2d.class,
+              (block, index) -> {
+                Conv2d copy = Fixtures.copyOf((Conv2d) block);
+                if (index == 1) {
+                  throw oom;
+                }
+                return copy;
+              });
+      SurgeryException e = assertClassSurgeryRefused(net, policies, trainer);
       assertSame(oom, e.getCause());
       before.assertUnchanged(net, trainer);
 
@@ -314,13 +298,11 @@ class WeightCopyFaultTest {
   @ParameterizedTest(name = "under {0}")
   @MethodSource("optimizers")
   void failedParameterSwapPutsMovedOptimizerStateBack(OptimizerKind kind) throws Exception {
-    try (ControlTwin twin =
-            new ControlTwin("swap-fault", WeightCopyFaultTest::threeConvNet, kind, INPUT);
+    try (ControlTwin twin = threeConvTwin("swap-fault", kind);
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
-      twin.fit(images);
+      ArrayDataset images = fitOnImages(twin, data);
       BeforeState before = BeforeState.of(net, trainer);
 
       List<Parameter> oldParams = new ArrayList<>(BlockTrees.parametersOf(net));
@@ -350,14 +332,11 @@ class WeightCopyFaultTest {
    */
   @Test
   void newParametersThatWouldLoseStateAreRefusedAndNothingChanges() throws Exception {
-    try (ControlTwin twin =
-            new ControlTwin(
-                "swap-refused", WeightCopyFaultTest::threeConvNet, OptimizerKind.ADAM, INPUT);
+    try (ControlTwin twin = threeConvTwin("swap-refused", OptimizerKind.ADAM);
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
-      twin.fit(images);
+      ArrayDataset images = fitOnImages(twin, data);
       BeforeState before = BeforeState.of(net, trainer);
       List<Parameter> live = new ArrayList<>(BlockTrees.parametersOf(net));
       Parameter w0 = live.get(0);
@@ -389,6 +368,34 @@ class WeightCopyFaultTest {
 
       assertTrainsLikeTheControl(twin, images);
     }
+  }
+
+  /** A control twin pair of {@link #threeConvNet} models under {@code kind}. */
+  private static ControlTwin threeConvTwin(String name, OptimizerKind kind) {
+    return new ControlTwin(name, WeightCopyFaultTest::threeConvNet, kind, INPUT);
+  }
+
+  /** Sixteen 8x8 images, on which both twins train one epoch before the surgery. */
+  private static ArrayDataset fitOnImages(ControlTwin twin, NDManager data) throws Exception {
+    ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
+    twin.fit(images);
+    return images;
+  }
+
+  /** One policy for every block of {@code type}. */
+  private static Map<Class<? extends Block>, ReplacementFunction> onlyClass(
+      Class<? extends Block> type, ReplacementFunction replacement) {
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(type, replacement);
+    return policies;
+  }
+
+  /** Replaces by class with {@code trainer}, asserting the surgery is refused. */
+  private static SurgeryException assertClassSurgeryRefused(
+      Block net, Map<Class<? extends Block>, ReplacementFunction> policies, Trainer trainer) {
+    return assertThrows(
+        SurgeryException.class,
+        () -> ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
   }
 
   /** A new parameter around a copy of the values (on the model's manager, freed with it). */
@@ -426,16 +433,14 @@ class WeightCopyFaultTest {
       value = OptimizerKind.class,
       names = {"ADAM", "ADAMW"})
   void birthMarksAndTheStandInSurviveAFailedSurgery(OptimizerKind kind) throws Exception {
-    try (ControlTwin twin =
-            new ControlTwin("birth-fault", WeightCopyFaultTest::threeConvNet, kind, INPUT);
+    try (ControlTwin twin = threeConvTwin("birth-fault", kind);
         NDManager data = NDManager.newBaseManager()) {
       Block net = twin.subjectRoot;
       Trainer trainer = twin.subjectTrainer;
-      ArrayDataset images = TinyData.images(data, 16, 3, 8, 8);
-      twin.fit(images);
-      Map<Class<? extends Block>, ReplacementFunction> first = new LinkedHashMap<>();
-      first.put(
-          Conv2d.class, (block, index) -> index == 0 ? Fixtures.copyOf((Conv2d) block) : null);
+      ArrayDataset images = fitOnImages(twin, data);
+      Map<Class<? extends Block>, ReplacementFunction> first =
+          onlyClass(
+              Conv2d.class, (block, index) -> index == 0 ? Fixtures.copyOf((Conv2d) block) : null);
       twin.surgeryOnBoth(first);
       twin.fit(images);
       BeforeState before = BeforeState.of(net, trainer);
@@ -453,8 +458,8 @@ class WeightCopyFaultTest {
               throw new IllegalStateException("injected fault at the last registration");
             }
           };
-      Map<Class<? extends Block>, ReplacementFunction> all = new LinkedHashMap<>();
-      all.put(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
+      Map<Class<? extends Block>, ReplacementFunction> all =
+          onlyClass(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
       SurgeryException e =
           assertThrows(
               SurgeryException.class,
@@ -471,8 +476,8 @@ class WeightCopyFaultTest {
   /** The full-copy surgery: replacements hold bitwise the old values; the store follows. */
   private static void assertCopyingSurgerySucceeds(SequentialBlock net, Trainer trainer) {
     Map<String, float[]> before = Fixtures.snapshot(net);
-    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
+    Map<Class<? extends Block>, ReplacementFunction> policies =
+        onlyClass(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null);
     assertEquals(3, replaced.size());
