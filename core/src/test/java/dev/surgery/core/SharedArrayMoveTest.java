@@ -23,6 +23,7 @@ import java.nio.FloatBuffer;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.function.Consumer;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -117,6 +118,27 @@ class SharedArrayMoveTest {
   }
 
   /**
+   * Steps a tied subject and its twin, both built from {@code modelSeed}, ten steps on the batches
+   * of {@code dataSeed}, running {@code surgery} on the subject before step 4, and asserts after
+   * every step that the trainable layer's values are the twin's.
+   */
+  private static void assertTrainsLikeItsTwin(
+      Kind kind, long dataSeed, long modelSeed, Consumer<TiedModel> surgery) {
+    try (Batches data = new Batches(dataSeed, 6);
+        TiedModel subject = new TiedModel(kind, modelSeed);
+        TiedModel twin = new TiedModel(kind, modelSeed)) {
+      for (int k = 0; k < 10; k++) {
+        if (k == 4) {
+          surgery.accept(subject);
+        }
+        subject.step(data.get(k));
+        twin.step(data.get(k));
+        assertSame(subject, twin, "step " + k);
+      }
+    }
+  }
+
+  /**
    * A frozen Parameter tied to a trainable layer's weight (same array) is rewrapped frozen to
    * frozen: nothing about training changes, yet {@code TrainerSurgery.rekey} now stops the gradient
    * of the shared array, and the trainable layer's next step fails (no gradient attached) or stops
@@ -125,11 +147,11 @@ class SharedArrayMoveTest {
   @ParameterizedTest
   @EnumSource(Kind.class)
   void aFrozenTieRewrappedByReplaceParamsInOptimizerLeavesTheTrainableLayerTraining(Kind kind) {
-    try (Batches data = new Batches(41, 6);
-        TiedModel subject = new TiedModel(kind, 7);
-        TiedModel twin = new TiedModel(kind, 7)) {
-      for (int k = 0; k < 10; k++) {
-        if (k == 4) {
+    assertTrainsLikeItsTwin(
+        kind,
+        /* dataSeed= */ 41,
+        /* modelSeed= */ 7,
+        subject -> {
           Parameter old = subject.reader().tied;
           Parameter rewrapped = frozenAround(subject.weight0().getArray());
           ModuleSurgery.replaceParamsInOptimizer(
@@ -141,23 +163,18 @@ class SharedArrayMoveTest {
               null,
               false,
               null);
-        }
-        subject.step(data.get(k));
-        twin.step(data.get(k));
-        assertSame(subject, twin, "step " + k);
-      }
-    }
+        });
   }
 
   /** The same through a tree surgery with the trainer (TrainerUpdate re-keys the frozen tie). */
   @ParameterizedTest
   @EnumSource(Kind.class)
   void aFrozenTieRewrappedByATreeSurgeryLeavesTheTrainableLayerTraining(Kind kind) {
-    try (Batches data = new Batches(42, 6);
-        TiedModel subject = new TiedModel(kind, 8);
-        TiedModel twin = new TiedModel(kind, 8)) {
-      for (int k = 0; k < 10; k++) {
-        if (k == 4) {
+    assertTrainsLikeItsTwin(
+        kind,
+        /* dataSeed= */ 42,
+        /* modelSeed= */ 8,
+        subject -> {
           NDArray w = subject.weight0().getArray();
           ModuleSurgery.replaceModuleClasses(
               subject.net,
@@ -165,12 +182,7 @@ class SharedArrayMoveTest {
               List.of(subject.trainer),
               false,
               null);
-        }
-        subject.step(data.get(k));
-        twin.step(data.get(k));
-        assertSame(subject, twin, "step " + k);
-      }
-    }
+        });
   }
 
   /**

@@ -52,8 +52,7 @@ class TargetsTest {
   void setUp() {
     manager = NDManager.newBaseManager();
     manager.getEngine().setRandomSeed(11);
-    resnet = TinyModels.resNet20();
-    resnet.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
+    resnet = initializedResNet20();
   }
 
   @AfterEach
@@ -61,10 +60,32 @@ class TargetsTest {
     manager.close();
   }
 
+  /** DJL's ResNetV1 for 1x28x28 inputs, initialized on this test's seeded manager. */
+  private Block initializedResNet20() {
+    Block block = TinyModels.resNet20();
+    block.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
+    return block;
+  }
+
+  /** BlurPool limited to {@code targets}. */
+  private static Algorithm blurPoolWithin(Targets targets) {
+    return BlurPool.builder().build().withTargets(targets);
+  }
+
+  /** Applies {@link #blurPoolWithin} to the ResNet, asserting it is refused with {@code type}. */
+  private <E extends Throwable> E assertBlurPoolRefused(Class<E> type, Targets targets) {
+    return assertThrows(type, () -> blurPoolWithin(targets).apply(SurgeryContext.of(resnet)));
+  }
+
   private Set<String> selected(Targets targets) {
-    Targets.Selection selection = targets.select(resnet);
+    return selectedPaths(resnet, targets);
+  }
+
+  /** The paths of the blocks of {@code root} that {@code targets} selects, sorted. */
+  private static Set<String> selectedPaths(Block root, Targets targets) {
+    Targets.Selection selection = targets.select(root);
     Set<String> paths = new TreeSet<>();
-    for (Map.Entry<Block, String> e : BlockPaths.index(resnet).entrySet()) {
+    for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
       if (selection.contains(e.getKey())) {
         paths.add(e.getValue());
       }
@@ -232,14 +253,7 @@ class TargetsTest {
   }
 
   private static Set<String> selected(Block root, String pattern) {
-    Targets.Selection selection = Targets.include(pattern).select(root);
-    Set<String> paths = new TreeSet<>();
-    for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
-      if (selection.contains(e.getKey())) {
-        paths.add(e.getValue());
-      }
-    }
-    return paths;
+    return selectedPaths(root, Targets.include(pattern));
   }
 
   /**
@@ -250,13 +264,7 @@ class TargetsTest {
   void aWildcardTypePatternThatMatchesNothingIsRefusedListingTheModelsTypes() {
     Set<String> before = describe(resnet);
     NothingTargetedException e =
-        assertThrows(
-            NothingTargetedException.class,
-            () ->
-                BlurPool.builder()
-                    .build()
-                    .withTargets(Targets.include("type:*Conv3d"))
-                    .apply(SurgeryContext.of(resnet)));
+        assertBlurPoolRefused(NothingTargetedException.class, Targets.include("type:*Conv3d"));
     assertTrue(e.getMessage().contains("pattern 'type:*Conv3d' matches no block"), e.getMessage());
     assertTrue(e.getMessage().contains("block types here: "), e.getMessage());
     assertTrue(e.getMessage().contains("Conv2d"), e.getMessage());
@@ -291,8 +299,7 @@ class TargetsTest {
   @Test
   void algorithmsChangeOnlyTheirTargets() {
     // control: without targets BlurPool replaces the strided convolutions of units 05 and 08
-    Block control = TinyModels.resNet20();
-    control.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
+    Block control = initializedResNet20();
     SurgeryChanges all = BlurPool.builder().build().apply(SurgeryContext.of(control));
     assertEquals(
         Set.of(
@@ -302,8 +309,7 @@ class TargetsTest {
             "08ParallelBlock/02SequentialBlock/01Conv2d"),
         changedPaths(all));
 
-    Algorithm limited =
-        BlurPool.builder().build().withTargets(Targets.include("05ParallelBlock/**"));
+    Algorithm limited = blurPoolWithin(Targets.include("05ParallelBlock/**"));
     SurgeryChanges report = limited.apply(SurgeryContext.of(resnet));
     assertEquals(
         Set.of(
@@ -346,13 +352,8 @@ class TargetsTest {
   void anIncludeThatMatchesNoBlockIsAnErrorAndChangesNothing() {
     Set<String> before = describe(resnet);
     SurgeryException e =
-        assertThrows(
-            SurgeryException.class,
-            () ->
-                BlurPool.builder()
-                    .build()
-                    .withTargets(Targets.include("05ParallelBlock/**/01Conv2d", "**/07Conv2d"))
-                    .apply(SurgeryContext.of(resnet)));
+        assertBlurPoolRefused(
+            SurgeryException.class, Targets.include("05ParallelBlock/**/01Conv2d", "**/07Conv2d"));
     assertTrue(e.getMessage().contains("pattern '**/07Conv2d' matches no block"), e.getMessage());
     assertFalse(e.getMessage().contains("05ParallelBlock/**"), e.getMessage());
     assertEquals(before, describe(resnet));
@@ -365,13 +366,7 @@ class TargetsTest {
     WeightStandardization.builder().build().apply(SurgeryContext.of(resnet));
     Set<String> before = describe(resnet);
     NothingTargetedException e =
-        assertThrows(
-            NothingTargetedException.class,
-            () ->
-                BlurPool.builder()
-                    .build()
-                    .withTargets(Targets.include("type:Conv2d"))
-                    .apply(SurgeryContext.of(resnet)));
+        assertBlurPoolRefused(NothingTargetedException.class, Targets.include("type:Conv2d"));
     assertTrue(e.getMessage().contains("pattern 'type:Conv2d' matches no block"), e.getMessage());
     assertTrue(
         e.getMessage()
@@ -389,19 +384,11 @@ class TargetsTest {
   void anIncludeWhereTheRuleChangesNothingIsAnErrorButNoIncludeIsNot() {
     // unit 02 has no strided convolution
     SurgeryException e =
-        assertThrows(
-            SurgeryException.class,
-            () ->
-                BlurPool.builder()
-                    .build()
-                    .withTargets(Targets.include("02ParallelBlock"))
-                    .apply(SurgeryContext.of(resnet)));
+        assertBlurPoolRefused(SurgeryException.class, Targets.include("02ParallelBlock"));
     assertTrue(e.getMessage().contains("nothing among the included blocks"), e.getMessage());
     // excludes only: an empty result stays a (logged) no-op, as without targets
     SurgeryChanges report =
-        BlurPool.builder()
-            .build()
-            .withTargets(Targets.of(List.of(), List.of("05ParallelBlock", "08ParallelBlock")))
+        blurPoolWithin(Targets.of(List.of(), List.of("05ParallelBlock", "08ParallelBlock")))
             .apply(SurgeryContext.of(resnet));
     assertTrue(report.isEmpty());
     SurgeryException freeze =
