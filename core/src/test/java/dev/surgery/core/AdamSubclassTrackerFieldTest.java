@@ -21,7 +21,6 @@ import ai.djl.training.optimizer.Adam;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.FixedPerVarTracker;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -77,16 +76,16 @@ class AdamSubclassTrackerFieldTest {
           }
           trainer.step();
           if (step == 3) {
-            Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-            policies.put(
-                Linear.class,
-                (old, i) ->
-                    WeightCopy.into(
-                        Linear.builder()
-                            .setUnits(
-                                old.getParameters().get("weight").getArray().getShape().get(0))
-                            .build(),
-                        old));
+            Map<Class<? extends Block>, ReplacementFunction> policies =
+                Fixtures.replacingClass(
+                    Linear.class,
+                    (old, i) ->
+                        WeightCopy.into(
+                            Linear.builder()
+                                .setUnits(
+                                    old.getParameters().get("weight").getArray().getShape().get(0))
+                                .build(),
+                            old));
             Map<Block, Block> replaced =
                 ModuleSurgery.replaceModuleClasses(net, policies, null, false, null);
             replaced.forEach(

@@ -14,7 +14,6 @@ import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.layers.BlurConv2d;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -77,8 +76,9 @@ class DeepDataFieldElsewhereTest {
               .build();
       SequentialBlock net = new SequentialBlock().add(new Vocabulary(20)).add(conv);
       net.initialize(manager, DataType.FLOAT32, new Shape(1, 2, 8, 8));
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(
+              Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
       Map<Block, Block> replaced =
           assertDoesNotThrow(() -> ModuleSurgery.replaceModuleClasses(net, policies));
       assertEquals(1, replaced.size());
@@ -97,8 +97,9 @@ class DeepDataFieldElsewhereTest {
               .build();
       SequentialBlock net = new SequentialBlock().add(new Vocabulary(10)).add(conv);
       net.initialize(manager, DataType.FLOAT32, new Shape(1, 2, 8, 8));
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(
+              Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
       assertEquals(1, ModuleSurgery.replaceModuleClasses(net, policies).size());
     }
   }

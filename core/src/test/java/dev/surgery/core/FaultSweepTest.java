@@ -45,11 +45,7 @@ class FaultSweepTest {
   private static final List<String> POINTS = List.of("initialize", "trainer.remove", "trainer.add");
 
   private static Conv2d conv() {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optPadding(new Shape(1, 1))
-        .setFilters(4)
-        .build();
+    return TinyModels.conv3x3(4, 1);
   }
 
   private static SequentialBlock net() {

@@ -1,5 +1,7 @@
 package dev.surgery.core;
 
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -183,6 +185,28 @@ final class Fixtures {
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put((block, path) -> block == target, replacement);
     return policies;
+  }
+
+  /**
+   * One policy that replaces every block of {@code type} with what {@code replacement} builds, for
+   * {@link ModuleSurgery#replaceModuleClasses}.
+   */
+  static Map<Class<? extends Block>, ReplacementFunction> replacingClass(
+      Class<? extends Block> type, ReplacementFunction replacement) {
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(type, replacement);
+    return policies;
+  }
+
+  /**
+   * Replaces by class, keeping {@code trainer} in step, asserting the surgery is refused; the
+   * refusal is returned for the test's own checks of its message and cause.
+   */
+  static SurgeryException assertClassSurgeryRefused(
+      Block root, Map<Class<? extends Block>, ReplacementFunction> policies, Trainer trainer) {
+    return assertThrows(
+        SurgeryException.class,
+        () -> ModuleSurgery.replaceModuleClasses(root, policies, List.of(trainer), false, null));
   }
 
   /** Parameter id to a bitwise copy of its values, in traversal order. */

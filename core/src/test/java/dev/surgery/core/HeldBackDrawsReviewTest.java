@@ -101,11 +101,11 @@ class HeldBackDrawsReviewTest {
       HalvedOnInit byHand = new HalvedOnInit(Linear.builder().setUnits(4).build());
       byHand.initialize(manager, DataType.FLOAT32, new Shape(4, 8));
 
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          Linear.class,
-          (block, index) ->
-              index == 1 ? new HalvedOnInit(Linear.builder().setUnits(4).build()) : null);
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(
+              Linear.class,
+              (block, index) ->
+                  index == 1 ? new HalvedOnInit(Linear.builder().setUnits(4).build()) : null);
       Engine.getInstance().setRandomSeed(SEED);
       ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
       assertSameValues(byHand, net.getChildren().valueAt(2), "the halved replacement");
@@ -128,10 +128,11 @@ class HeldBackDrawsReviewTest {
       byHand.get(0).initialize(manager, DataType.FLOAT32, INPUT);
       byHand.get(1).initialize(manager, DataType.FLOAT32, new Shape(4, 8));
 
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          Linear.class,
-          (block, index) -> index == 0 ? Linear.builder().setUnits(8).build() : new BuiltOnInit(4));
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(
+              Linear.class,
+              (block, index) ->
+                  index == 0 ? Linear.builder().setUnits(8).build() : new BuiltOnInit(4));
       Engine.getInstance().setRandomSeed(SEED);
       ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
       assertSameValues(byHand.get(0), net.getChildren().valueAt(0), "the first replacement");
@@ -198,13 +199,13 @@ class HeldBackDrawsReviewTest {
       Block byHand = new InitializedOnASubManager(Linear.builder().setUnits(4).build());
       byHand.initialize(manager, DataType.FLOAT32, new Shape(4, 8));
 
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          Linear.class,
-          (block, index) ->
-              index == 1
-                  ? new InitializedOnASubManager(Linear.builder().setUnits(4).build())
-                  : null);
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(
+              Linear.class,
+              (block, index) ->
+                  index == 1
+                      ? new InitializedOnASubManager(Linear.builder().setUnits(4).build())
+                      : null);
       Engine.getInstance().setRandomSeed(SEED);
       assertDoesNotThrow(
           () -> ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null));
@@ -260,11 +261,11 @@ class HeldBackDrawsReviewTest {
     byHand.add(new ChoosesItsInitializer());
     byHand.get(0).initialize(manager, DataType.FLOAT32, INPUT);
     byHand.get(1).initialize(manager, DataType.FLOAT32, new Shape(4, 8));
-    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
-        Linear.class,
-        (block, index) ->
-            index == 0 ? Linear.builder().setUnits(8).build() : new ChoosesItsInitializer());
+    Map<Class<? extends Block>, ReplacementFunction> policies =
+        Fixtures.replacingClass(
+            Linear.class,
+            (block, index) ->
+                index == 0 ? Linear.builder().setUnits(8).build() : new ChoosesItsInitializer());
     Engine.getInstance().setRandomSeed(SEED);
     ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
     return net;

@@ -60,11 +60,7 @@ class HeldBackDrawsTest {
   }
 
   private static Conv2d conv() {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optPadding(new Shape(1, 1))
-        .setFilters(4)
-        .build();
+    return TinyModels.conv3x3(4, 1);
   }
 
   /** Draws from the engine through the manager, as DJL's own do, but is none of DJL's classes. */
@@ -78,16 +74,12 @@ class HeldBackDrawsTest {
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(config())) {
       train(trainer, data);
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(Conv2d.class, (block, index) -> conv());
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(Conv2d.class, (block, index) -> conv());
       // Placed after both convolutions (each drawn by Xavier), then refused: 5 outputs, not 4.
       policies.put(Linear.class, (block, index) -> Linear.builder().setUnits(5).build());
       Engine.getInstance().setRandomSeed(SEED);
-      SurgeryException refused =
-          assertThrows(
-              SurgeryException.class,
-              () ->
-                  ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
+      SurgeryException refused = Fixtures.assertClassSurgeryRefused(net, policies, trainer);
       assertTrue(refused.getMessage().contains("changes the output shapes"), refused.getMessage());
       assertGeneratorUnmoved(data);
     }
@@ -100,8 +92,8 @@ class HeldBackDrawsTest {
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(config())) {
       train(trainer, data);
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(Conv2d.class, (block, index) -> conv());
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(Conv2d.class, (block, index) -> conv());
       // The first held-back draw is the last chance to fail: a failure there has drawn nothing.
       Faults throwAtDraw =
           point -> {
@@ -186,8 +178,9 @@ class HeldBackDrawsTest {
               }
             }
           };
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(Linear.class, (block, index) -> Linear.builder().setUnits(4).build());
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(
+              Linear.class, (block, index) -> Linear.builder().setUnits(4).build());
       ModuleSurgery.replaceModuleClasses(
           net, policies, List.of(trainer), false, null, copyBornArrays);
       Parameter weight = net.getChildren().valueAt(4).getParameters().get("weight");

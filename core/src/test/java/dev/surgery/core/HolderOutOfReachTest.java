@@ -16,7 +16,6 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.layers.BlurConv2d;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
@@ -172,8 +171,9 @@ class HolderOutOfReachTest {
               .singletonOrThrow()
               .toFloatArray();
 
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(
+              Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
       try {
         ModuleSurgery.replaceModuleClasses(parent, policies);
       } catch (SurgeryException refused) {

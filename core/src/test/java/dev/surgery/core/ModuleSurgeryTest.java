@@ -504,11 +504,7 @@ class ModuleSurgeryTest {
             }
             return Fixtures.copyOf((Conv2d) block);
           });
-      SurgeryException e =
-          assertThrows(
-              SurgeryException.class,
-              () ->
-                  ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
+      SurgeryException e = Fixtures.assertClassSurgeryRefused(net, policies, trainer);
       assertEquals("04Conv2d", e.getBlockPath());
       assertTrue(e.getMessage().contains("boom on the third call"), e.getMessage());
       assertEquals(

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
@@ -46,12 +45,7 @@ class TrainedCopiesTest {
 
   private static SequentialBlock net() {
     return new SequentialBlock()
-        .add(
-            Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .optPadding(new Shape(1, 1))
-                .setFilters(4)
-                .build())
+        .add(TinyModels.conv3x3(4, 1))
         .add(Activation.reluBlock())
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(4).build());
@@ -73,8 +67,8 @@ class TrainedCopiesTest {
       NDArray x = data.randomNormal(INPUT);
       float[] before = evaluate(trainer, x);
 
-      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
       ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null);
 
       Conv2d copy = (Conv2d) net.getChildren().valueAt(0);
@@ -111,9 +105,7 @@ class TrainedCopiesTest {
           (block, index) -> {
             throw new IllegalStateException("refused");
           });
-      assertThrows(
-          SurgeryException.class,
-          () -> ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
+      Fixtures.assertClassSurgeryRefused(net, policies, trainer);
 
       Map<String, float[]> after = Fixtures.snapshot(net);
       assertEquals(modelValues.keySet(), after.keySet());

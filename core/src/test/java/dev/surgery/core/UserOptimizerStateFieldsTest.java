@@ -21,7 +21,6 @@ import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -162,16 +161,16 @@ class UserOptimizerStateFieldsTest {
           }
           trainer.step();
           if (step == 4 && scenario.contains("replaceParamsInOptimizer")) {
-            Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-            policies.put(
-                Linear.class,
-                (old, i) ->
-                    WeightCopy.into(
-                        Linear.builder()
-                            .setUnits(
-                                old.getParameters().get("weight").getArray().getShape().get(0))
-                            .build(),
-                        old));
+            Map<Class<? extends Block>, ReplacementFunction> policies =
+                Fixtures.replacingClass(
+                    Linear.class,
+                    (old, i) ->
+                        WeightCopy.into(
+                            Linear.builder()
+                                .setUnits(
+                                    old.getParameters().get("weight").getArray().getShape().get(0))
+                                .build(),
+                            old));
             Map<Block, Block> replaced =
                 ModuleSurgery.replaceModuleClasses(net, policies, null, false, null);
             replaced.forEach(

@@ -26,6 +26,7 @@ import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -109,11 +110,7 @@ class WeightCopyFaultTest {
   }
 
   private static Conv2d conv(int filters) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
+    return TinyModels.conv3x3(filters, 1);
   }
 
   private static SequentialBlock threeConvNet() {
@@ -170,7 +167,7 @@ class WeightCopyFaultTest {
       List<Block> halfMade = new ArrayList<>();
       List<Block> made = new ArrayList<>();
       Map<Class<? extends Block>, ReplacementFunction> policies =
-          onlyClass(
+          Fixtures.replacingClass(
               Conv2d.class,
               (block, index) -> {
                 if (index == k - 1) {
@@ -180,7 +177,7 @@ class WeightCopyFaultTest {
                 made.add(copy);
                 return copy;
               });
-      SurgeryException e = assertClassSurgeryRefused(net, policies, trainer);
+      SurgeryException e = Fixtures.assertClassSurgeryRefused(net, policies, trainer);
       // The k-th Conv2d sits at children 01, 03, 05.
       assertEquals(String.format("%02dConv2d", 2 * k - 1), e.getBlockPath());
       assertTrue(e.getMessage().contains("disk full while copying the bias"), e.getMessage());
@@ -240,7 +237,7 @@ class WeightCopyFaultTest {
 
       List<Block> factorized = new ArrayList<>();
       Map<Class<? extends Block>, ReplacementFunction> policies =
-          onlyClass(
+          Fixtures.replacingClass(
               Linear.class,
               (block, index) -> {
                 FactorizedLinear f = FactorizedLinear.from((Linear) block, 3);
@@ -250,7 +247,7 @@ class WeightCopyFaultTest {
                 }
                 return f;
               });
-      SurgeryException e = assertClassSurgeryRefused(net, policies, trainer);
+      SurgeryException e = Fixtures.assertClassSurgeryRefused(net, policies, trainer);
       assertEquals("04Linear", e.getBlockPath());
       assertEquals(2, factorized.size(), "the first factorization completed before the failure");
       before.assertUnchanged(net, trainer);
@@ -273,7 +270,7 @@ class WeightCopyFaultTest {
 
       OutOfMemoryError oom = new OutOfMemoryError("injected: no memory for the weight copy");
       Map<Class<? extends Block>, ReplacementFunction> policies =
-          onlyClass(
+          Fixtures.replacingClass(
               Conv2d.class,
               (block, index) -> {
                 Conv2d copy = Fixtures.copyOf((Conv2d) block);
@@ -282,7 +279,7 @@ class WeightCopyFaultTest {
                 }
                 return copy;
               });
-      SurgeryException e = assertClassSurgeryRefused(net, policies, trainer);
+      SurgeryException e = Fixtures.assertClassSurgeryRefused(net, policies, trainer);
       assertSame(oom, e.getCause());
       before.assertUnchanged(net, trainer);
 
@@ -382,22 +379,6 @@ class WeightCopyFaultTest {
     return images;
   }
 
-  /** One policy for every block of {@code type}. */
-  private static Map<Class<? extends Block>, ReplacementFunction> onlyClass(
-      Class<? extends Block> type, ReplacementFunction replacement) {
-    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(type, replacement);
-    return policies;
-  }
-
-  /** Replaces by class with {@code trainer}, asserting the surgery is refused. */
-  private static SurgeryException assertClassSurgeryRefused(
-      Block net, Map<Class<? extends Block>, ReplacementFunction> policies, Trainer trainer) {
-    return assertThrows(
-        SurgeryException.class,
-        () -> ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null));
-  }
-
   /** A new parameter around a copy of the values (on the model's manager, freed with it). */
   private static Parameter copyOf(Parameter p) {
     return Parameter.builder()
@@ -439,7 +420,7 @@ class WeightCopyFaultTest {
       Trainer trainer = twin.subjectTrainer;
       ArrayDataset images = fitOnImages(twin, data);
       Map<Class<? extends Block>, ReplacementFunction> first =
-          onlyClass(
+          Fixtures.replacingClass(
               Conv2d.class, (block, index) -> index == 0 ? Fixtures.copyOf((Conv2d) block) : null);
       twin.surgeryOnBoth(first);
       twin.fit(images);
@@ -459,7 +440,7 @@ class WeightCopyFaultTest {
             }
           };
       Map<Class<? extends Block>, ReplacementFunction> all =
-          onlyClass(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
+          Fixtures.replacingClass(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
       SurgeryException e =
           assertThrows(
               SurgeryException.class,
@@ -477,7 +458,7 @@ class WeightCopyFaultTest {
   private static void assertCopyingSurgerySucceeds(SequentialBlock net, Trainer trainer) {
     Map<String, float[]> before = Fixtures.snapshot(net);
     Map<Class<? extends Block>, ReplacementFunction> policies =
-        onlyClass(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
+        Fixtures.replacingClass(Conv2d.class, (block, index) -> Fixtures.copyOf((Conv2d) block));
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null);
     assertEquals(3, replaced.size());
