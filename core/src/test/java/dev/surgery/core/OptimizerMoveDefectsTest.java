@@ -41,8 +41,8 @@ class OptimizerMoveDefectsTest {
   @EnumSource(Kind.class)
   void aNewParameterWithAFreedArrayIsRefusedByName(Kind kind) {
     try (Batches data = new Batches(31, 8);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 21);
-        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 21)) {
+        OptimizerMoveRig subject = OptimizerMoveRig.atFixedRate("s", kind, LR, 21);
+        OptimizerMoveRig twin = OptimizerMoveRig.atFixedRate("t", kind, LR, 21)) {
       int k = 0;
       for (; k < 6; k++) {
         subject.step(data.get(k));
@@ -77,8 +77,7 @@ class OptimizerMoveDefectsTest {
   @EnumSource(Kind.class)
   void anAddedParameterWithAFreedArrayIsRefusedByName(Kind kind) {
     try (Batches data = new Batches(32, 8);
-        OptimizerMoveRig subject =
-            new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 22)) {
+        OptimizerMoveRig subject = OptimizerMoveRig.atFixedRate("s", kind, LR, 22)) {
       for (int k = 0; k < 6; k++) {
         subject.step(data.get(k));
       }
@@ -173,23 +172,14 @@ class OptimizerMoveDefectsTest {
   void aTrainableLayerMovedToFrozenWrappersOfItsArraysTrainsAsTheTwinOnceUnfrozen(
       Kind kind, Way way) {
     try (Batches data = new Batches(34, 9);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 24);
-        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 24)) {
+        OptimizerMoveRig subject = OptimizerMoveRig.atFixedRate("s", kind, LR, 24);
+        OptimizerMoveRig twin = OptimizerMoveRig.atFixedRate("t", kind, LR, 24)) {
       for (int k = 0; k < 25; k++) {
         if (k == 8) {
           List<Parameter> before = OptimizerMoveRig.params(subject.child(1));
           Linear old = subject.layer(1);
           OptimizerMoveEdgesTest.replaceWithoutTrainer(
-              subject,
-              1,
-              () -> {
-                Linear l = Linear.builder().setUnits(4).build();
-                l.freezeParameters(true); // built frozen
-                for (Parameter p : OptimizerMoveRig.params(l)) {
-                  p.setArray(old.getParameters().get(p.getName()).getArray());
-                }
-                return l;
-              });
+              subject, 1, () -> OptimizerMoveRig.frozenWrapperOf(old));
           List<Parameter> after = OptimizerMoveRig.params(subject.child(1));
           assertFalse(after.get(0).requiresGradient());
           if (way == Way.REPLACE_PARAMS) {
@@ -200,10 +190,8 @@ class OptimizerMoveDefectsTest {
           twin.child(1).freezeParameters(true);
         }
         if (k == 13) {
-          ModuleSurgery.unfreezeParameters(
-              OptimizerMoveRig.params(subject.child(1)), List.of(subject.trainer));
-          ModuleSurgery.unfreezeParameters(
-              OptimizerMoveRig.params(twin.child(1)), List.of(twin.trainer));
+          subject.unfreezeChild(1);
+          twin.unfreezeChild(1);
         }
         OptimizerMoveRig.stepTwins(subject, twin, data.get(k), "step " + k);
       }
@@ -281,8 +269,7 @@ class OptimizerMoveDefectsTest {
   @org.junit.jupiter.api.Test
   void aNullAmongTheTrainersIsRefusedByName() {
     try (Batches data = new Batches(36, 4);
-        OptimizerMoveRig subject =
-            new OptimizerMoveRig("s", Kind.ADAM.build(Tracker.fixed(LR), 0), 26)) {
+        OptimizerMoveRig subject = OptimizerMoveRig.atFixedRate("s", Kind.ADAM, LR, 26)) {
       subject.step(data.get(0));
       Parameter w = subject.layer(1).getParameters().get("weight");
       Parameter n = RefusedOptimizerMoveTest.around(w.getArray().duplicate(), "weight", true);

@@ -20,6 +20,7 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.ParameterTracker;
+import ai.djl.training.tracker.Tracker;
 import ai.djl.util.Pair;
 import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
@@ -105,6 +106,29 @@ final class OptimizerMoveRig implements AutoCloseable {
       p.getArray().set(FloatBuffer.wrap(v));
       assertArrayEquals(v, p.getArray().toFloatArray());
     }
+  }
+
+  /** A rig whose optimizer of {@code kind} trains at the fixed {@code rate} from step 0. */
+  static OptimizerMoveRig atFixedRate(String name, Kind kind, float rate, long seed) {
+    return new OptimizerMoveRig(name, kind.build(Tracker.fixed(rate), 0), seed);
+  }
+
+  /**
+   * A four-unit Linear built frozen around {@code old}'s arrays: the arrays, still the old layer's,
+   * keep taking gradients while no update zeroes them.
+   */
+  static Linear frozenWrapperOf(Linear old) {
+    Linear l = Linear.builder().setUnits(4).build();
+    l.freezeParameters(true); // built frozen
+    for (Parameter p : params(l)) {
+      p.setArray(old.getParameters().get(p.getName()).getArray());
+    }
+    return l;
+  }
+
+  /** Unfreezes the parameters of child {@code i} through this rig's trainer. */
+  void unfreezeChild(int i) {
+    ModuleSurgery.unfreezeParameters(params(child(i)), List.of(trainer));
   }
 
   Linear layer(int i) {

@@ -10,7 +10,6 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.GradientCollector;
-import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.OptimizerMoveRig.Batches;
 import dev.surgery.core.OptimizerMoveRig.Kind;
 import dev.surgery.core.SharedArrayMoveTest.TiedModel;
@@ -40,23 +39,14 @@ class RestartTrainingGradientTest {
   @EnumSource(Kind.class)
   void anOverflowedGradientOfAFrozenWrapperIsZeroedToZeroNotNaN(Kind kind) {
     try (Batches data = new Batches(34, 9);
-        OptimizerMoveRig subject = new OptimizerMoveRig("s", kind.build(Tracker.fixed(LR), 0), 24);
-        OptimizerMoveRig twin = new OptimizerMoveRig("t", kind.build(Tracker.fixed(LR), 0), 24)) {
+        OptimizerMoveRig subject = OptimizerMoveRig.atFixedRate("s", kind, LR, 24);
+        OptimizerMoveRig twin = OptimizerMoveRig.atFixedRate("t", kind, LR, 24)) {
       for (int k = 0; k < 18; k++) {
         if (k == 8) {
           List<Parameter> before = OptimizerMoveRig.params(subject.child(1));
           Linear old = subject.layer(1);
           OptimizerMoveEdgesTest.replaceWithoutTrainer(
-              subject,
-              1,
-              () -> {
-                Linear l = Linear.builder().setUnits(4).build();
-                l.freezeParameters(true); // built frozen
-                for (Parameter p : OptimizerMoveRig.params(l)) {
-                  p.setArray(old.getParameters().get(p.getName()).getArray());
-                }
-                return l;
-              });
+              subject, 1, () -> OptimizerMoveRig.frozenWrapperOf(old));
           List<Parameter> after = OptimizerMoveRig.params(subject.child(1));
           assertFalse(after.get(0).requiresGradient());
           ModuleSurgery.replaceParamsInOptimizer(before, after, List.of(subject.trainer));
@@ -75,10 +65,8 @@ class RestartTrainingGradientTest {
           }
         }
         if (k == 13) {
-          ModuleSurgery.unfreezeParameters(
-              OptimizerMoveRig.params(subject.child(1)), List.of(subject.trainer));
-          ModuleSurgery.unfreezeParameters(
-              OptimizerMoveRig.params(twin.child(1)), List.of(twin.trainer));
+          subject.unfreezeChild(1);
+          twin.unfreezeChild(1);
         }
         OptimizerMoveRig.stepTwins(subject, twin, data.get(k), "step " + k);
       }
