@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -14,7 +13,6 @@ import ai.djl.nn.Block;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
-import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Adam;
@@ -56,14 +54,11 @@ class AdamSubclassTrackerFieldTest {
               .add(Activation::tanh)
               .add(Linear.builder().setUnits(3).build());
       model.setBlock(net);
-      FixedPerVarTracker.Builder rates = FixedPerVarTracker.builder().setDefaultValue(0.05f);
-      for (var p : net.getParameters()) {
-        rates.put(p.getValue().getId(), 0.002f);
-      }
+      FixedPerVarTracker rates = Fixtures.perIdRates(net, 0.002f, 0.05f);
       Optimizer optimizer =
           subclass
-              ? new LoggingAdam(rates.build())
-              : Optimizer.adam().optLearningRateTracker(rates.build()).build();
+              ? new LoggingAdam(rates)
+              : Optimizer.adam().optLearningRateTracker(rates).build();
       NDArray x = data.randomNormal(new Shape(8, 4));
       NDArray y = data.randomInteger(0, 3, new Shape(8), DataType.INT64);
       try (Trainer trainer =
@@ -71,21 +66,10 @@ class AdamSubclassTrackerFieldTest {
               new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(optimizer))) {
         trainer.initialize(new Shape(8, 4));
         for (int step = 1; step <= 6; step++) {
-          try (GradientCollector gc = trainer.newGradientCollector()) {
-            gc.backward(trainer.getLoss().evaluate(new NDList(y), trainer.forward(new NDList(x))));
-          }
-          trainer.step();
+          Fixtures.lossStep(trainer, x, y);
           if (step == 3) {
             Map<Class<? extends Block>, ReplacementFunction> policies =
-                Fixtures.replacingClass(
-                    Linear.class,
-                    (old, i) ->
-                        WeightCopy.into(
-                            Linear.builder()
-                                .setUnits(
-                                    old.getParameters().get("weight").getArray().getShape().get(0))
-                                .build(),
-                            old));
+                Fixtures.replacingClass(Linear.class, (old, i) -> Fixtures.linearCopyOf(old));
             Map<Block, Block> replaced =
                 ModuleSurgery.replaceModuleClasses(net, policies, null, false, null);
             replaced.forEach(

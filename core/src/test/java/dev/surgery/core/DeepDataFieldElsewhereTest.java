@@ -14,6 +14,7 @@ import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.layers.BlurConv2d;
+import dev.surgery.core.testing.TinyModels;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -67,15 +68,7 @@ class DeepDataFieldElsewhereTest {
   @Test
   void aLongDataChainInAnotherBlockDoesNotRefuseASurgeryElsewhere() {
     try (NDManager manager = NDManager.newBaseManager()) {
-      Conv2d conv =
-          Conv2d.builder()
-              .setKernelShape(new Shape(3, 3))
-              .optPadding(new Shape(1, 1))
-              .optStride(new Shape(2, 2))
-              .setFilters(4)
-              .build();
-      SequentialBlock net = new SequentialBlock().add(new Vocabulary(20)).add(conv);
-      net.initialize(manager, DataType.FLOAT32, new Shape(1, 2, 8, 8));
+      SequentialBlock net = vocabularyBesideAStridedConv(manager, 20);
       Map<Class<? extends Block>, ReplacementFunction> policies =
           Fixtures.replacingClass(
               Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
@@ -88,19 +81,19 @@ class DeepDataFieldElsewhereTest {
   @Test
   void aShortDataChainIsFine() {
     try (NDManager manager = NDManager.newBaseManager()) {
-      Conv2d conv =
-          Conv2d.builder()
-              .setKernelShape(new Shape(3, 3))
-              .optPadding(new Shape(1, 1))
-              .optStride(new Shape(2, 2))
-              .setFilters(4)
-              .build();
-      SequentialBlock net = new SequentialBlock().add(new Vocabulary(10)).add(conv);
-      net.initialize(manager, DataType.FLOAT32, new Shape(1, 2, 8, 8));
+      SequentialBlock net = vocabularyBesideAStridedConv(manager, 10);
       Map<Class<? extends Block>, ReplacementFunction> policies =
           Fixtures.replacingClass(
               Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
       assertEquals(1, ModuleSurgery.replaceModuleClasses(net, policies).size());
     }
+  }
+
+  /** A vocabulary of {@code length} data nodes, then a strided 3x3 convolution, initialized. */
+  private static SequentialBlock vocabularyBesideAStridedConv(NDManager manager, int length) {
+    SequentialBlock net =
+        new SequentialBlock().add(new Vocabulary(length)).add(TinyModels.conv3x3(4, 2));
+    net.initialize(manager, DataType.FLOAT32, new Shape(1, 2, 8, 8));
+    return net;
   }
 }

@@ -16,6 +16,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
+import ai.djl.training.tracker.FixedPerVarTracker;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
@@ -207,6 +208,35 @@ final class Fixtures {
     return assertThrows(
         SurgeryException.class,
         () -> ModuleSurgery.replaceModuleClasses(root, policies, List.of(trainer), false, null));
+  }
+
+  /**
+   * A new Linear of the old one's units that holds its values ({@link WeightCopy#into}): the
+   * weight-copying replacement the optimizer-field probes move state with.
+   */
+  static Linear linearCopyOf(Block old) {
+    return WeightCopy.into(
+        Linear.builder()
+            .setUnits(old.getParameters().get("weight").getArray().getShape().get(0))
+            .build(),
+        old);
+  }
+
+  /** One update on a fixed batch: forward {@code x}, the trainer's loss on {@code y}, step. */
+  static void lossStep(Trainer trainer, NDArray x, NDArray y) {
+    try (GradientCollector gc = trainer.newGradientCollector()) {
+      gc.backward(trainer.getLoss().evaluate(new NDList(y), trainer.forward(new NDList(x))));
+    }
+    trainer.step();
+  }
+
+  /** Rates per id: {@code rate} for each parameter {@code net} has now, {@code others} else. */
+  static FixedPerVarTracker perIdRates(Block net, float rate, float others) {
+    FixedPerVarTracker.Builder rates = FixedPerVarTracker.builder().setDefaultValue(others);
+    for (var p : net.getParameters()) {
+      rates.put(p.getValue().getId(), rate);
+    }
+    return rates.build();
   }
 
   /** Parameter id to a bitwise copy of its values, in traversal order. */

@@ -15,6 +15,7 @@ import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.layers.BlurConv2d;
+import dev.surgery.core.testing.TinyModels;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.function.Supplier;
@@ -154,22 +155,12 @@ class HolderOutOfReachTest {
   @MethodSource("kinds")
   void aHolderOutOfReachIsRefusedOrFollowed(String kind) {
     try (NDManager manager = NDManager.newBaseManager()) {
-      Conv2d conv =
-          Conv2d.builder()
-              .setKernelShape(new Shape(3, 3))
-              .optPadding(new Shape(1, 1))
-              .optStride(new Shape(2, 2))
-              .setFilters(4)
-              .build();
+      Conv2d conv = TinyModels.conv3x3(4, 2);
       Parent parent = new Parent(kind, conv);
       Shape input = new Shape(2, 4, 8, 8);
       parent.initialize(manager, DataType.FLOAT32, input);
       NDArray x = manager.randomNormal(input);
-      float[] before =
-          parent
-              .forward(new ParameterStore(manager, false), new NDList(x), false)
-              .singletonOrThrow()
-              .toFloatArray();
+      float[] before = outputOf(parent, manager, x);
 
       Map<Class<? extends Block>, ReplacementFunction> policies =
           Fixtures.replacingClass(
@@ -183,16 +174,8 @@ class HolderOutOfReachTest {
         return;
       }
       Block child = parent.getChildren().get(0).getValue();
-      float[] viaChild =
-          child
-              .forward(new ParameterStore(manager, false), new NDList(x), false)
-              .singletonOrThrow()
-              .toFloatArray();
-      float[] after =
-          parent
-              .forward(new ParameterStore(manager, false), new NDList(x), false)
-              .singletonOrThrow()
-              .toFloatArray();
+      float[] viaChild = outputOf(child, manager, x);
+      float[] after = outputOf(parent, manager, x);
       assertTrue(
           Arrays.equals(viaChild, after),
           kind
@@ -211,5 +194,13 @@ class HolderOutOfReachTest {
       }
       assertFalse(Arrays.equals(before, after), kind + ": the output is still the unblurred one");
     }
+  }
+
+  /** What {@code block} computes for {@code x}, not training. */
+  private static float[] outputOf(Block block, NDManager manager, NDArray x) {
+    return block
+        .forward(new ParameterStore(manager, false), new NDList(x), false)
+        .singletonOrThrow()
+        .toFloatArray();
   }
 }

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -12,7 +11,6 @@ import ai.djl.nn.Block;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
-import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Adam;
@@ -61,19 +59,9 @@ class OptimizerScalarArrayFieldTest {
               new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
                   .optOptimizer(new ScaledAdam()))) {
         trainer.initialize(new Shape(8, 4));
-        try (GradientCollector gc = trainer.newGradientCollector()) {
-          gc.backward(trainer.getLoss().evaluate(new NDList(y), trainer.forward(new NDList(x))));
-        }
-        trainer.step();
+        Fixtures.lossStep(trainer, x, y);
         Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-        policies.put(
-            BlockMatcher.ofClass(Linear.class),
-            (old, i) ->
-                WeightCopy.into(
-                    Linear.builder()
-                        .setUnits(old.getParameters().get("weight").getArray().getShape().get(0))
-                        .build(),
-                    old));
+        policies.put(BlockMatcher.ofClass(Linear.class), (old, i) -> Fixtures.linearCopyOf(old));
         Map<Block, Block> replaced =
             assertDoesNotThrow(
                 () ->

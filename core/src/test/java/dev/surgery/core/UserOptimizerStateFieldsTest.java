@@ -6,7 +6,6 @@ import ai.djl.Device;
 import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -16,7 +15,6 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
-import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
@@ -141,12 +139,7 @@ class UserOptimizerStateFieldsTest {
       Optimizer optimizer = new UserRmsProp(declaredMap);
       if (scenario.startsWith("per-id rate")) {
         // layer-wise rates keyed by the ids the model's parameters have from construction
-        ai.djl.training.tracker.FixedPerVarTracker.Builder rates =
-            ai.djl.training.tracker.FixedPerVarTracker.builder().setDefaultValue(0.05f);
-        for (var p : net.getParameters()) {
-          rates.put(p.getValue().getId(), 0.002f);
-        }
-        optimizer = new UserPerIdMomentum(declaredMap, rates.build());
+        optimizer = new UserPerIdMomentum(declaredMap, Fixtures.perIdRates(net, 0.002f, 0.05f));
       }
       NDArray x = data.randomNormal(new Shape(8, 4));
       NDArray y = data.randomInteger(0, 3, new Shape(8), DataType.INT64);
@@ -155,22 +148,10 @@ class UserOptimizerStateFieldsTest {
               new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(optimizer))) {
         trainer.initialize(new Shape(8, 4));
         for (int step = 1; step <= 12; step++) {
-          try (GradientCollector gc = trainer.newGradientCollector()) {
-            NDList pred = trainer.forward(new NDList(x));
-            gc.backward(trainer.getLoss().evaluate(new NDList(y), pred));
-          }
-          trainer.step();
+          Fixtures.lossStep(trainer, x, y);
           if (step == 4 && scenario.contains("replaceParamsInOptimizer")) {
             Map<Class<? extends Block>, ReplacementFunction> policies =
-                Fixtures.replacingClass(
-                    Linear.class,
-                    (old, i) ->
-                        WeightCopy.into(
-                            Linear.builder()
-                                .setUnits(
-                                    old.getParameters().get("weight").getArray().getShape().get(0))
-                                .build(),
-                            old));
+                Fixtures.replacingClass(Linear.class, (old, i) -> Fixtures.linearCopyOf(old));
             Map<Block, Block> replaced =
                 ModuleSurgery.replaceModuleClasses(net, policies, null, false, null);
             replaced.forEach(
@@ -280,10 +261,7 @@ class UserOptimizerStateFieldsTest {
               new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
                   .optOptimizer(new UnreadStateRmsProp()))) {
         trainer.initialize(new Shape(8, 4));
-        try (GradientCollector gc = trainer.newGradientCollector()) {
-          gc.backward(trainer.getLoss().evaluate(new NDList(y), trainer.forward(new NDList(x))));
-        }
-        trainer.step();
+        Fixtures.lossStep(trainer, x, y);
         List<Parameter> layer =
             new ArrayList<>(net.getChildren().get(0).getValue().getParameters().values());
         RuntimeException refused =
