@@ -75,11 +75,7 @@ class InterruptedStateMoveTest {
             new KthFaultRig("s", net(), INPUT, DataType.FLOAT32, OptimizerKind.ADAM);
         KthFaultRig control =
             new KthFaultRig("c", net(), INPUT, DataType.FLOAT32, OptimizerKind.ADAM)) {
-      subject.copyValuesInto(control);
-      for (int i = 0; i < 3; i++) {
-        subject.round(true);
-        control.round(true);
-      }
+      KthFaultRig.startAlike(subject, control);
       Trainer trainer = subject.trainers.get(0);
       FullMap<?> map =
           switch (where) {

@@ -757,6 +757,15 @@ final class KthFaultRig implements AutoCloseable {
     return sweep(label, build, prepare, beforeAttempt, attempt, sameOnControl, true);
   }
 
+  /** Gives {@code control} the subject's values, then trains both three rounds alike. */
+  static void startAlike(KthFaultRig subject, KthFaultRig control) {
+    subject.copyValuesInto(control);
+    for (int i = 0; i < 3; i++) {
+      subject.round(true);
+      control.round(true);
+    }
+  }
+
   /**
    * {@link #sweep}, where {@code trainBetween} false trains the twins only after the surgery
    * succeeded: for a call whose model and trainer cannot train until it is made.
@@ -773,11 +782,7 @@ final class KthFaultRig implements AutoCloseable {
     Sweep sweep = new Sweep(label);
     try (KthFaultRig subject = build.apply(label + "-subject");
         KthFaultRig control = build.apply(label + "-control")) {
-      subject.copyValuesInto(control);
-      for (int i = 0; i < 3; i++) {
-        subject.round(true);
-        control.round(true);
-      }
+      startAlike(subject, control);
       prepare.accept(subject);
       prepare.accept(control);
       if (trainBetween) {
@@ -892,11 +897,7 @@ final class KthFaultRig implements AutoCloseable {
     Sweep sweep = new Sweep(label);
     try (KthFaultRig subject = build.apply(label + "-subject");
         KthFaultRig control = build.apply(label + "-control")) {
-      subject.copyValuesInto(control);
-      for (int i = 0; i < 3; i++) {
-        subject.round(true);
-        control.round(true);
-      }
+      startAlike(subject, control);
       Engine.getInstance().setRandomSeed(501);
       beforeAttempt.accept(subject);
       Engine.getInstance().setRandomSeed(501);

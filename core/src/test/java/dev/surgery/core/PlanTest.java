@@ -346,14 +346,7 @@ class PlanTest {
       policies.put(
           (block, path) -> block == strided,
           (block, index) ->
-              new SequentialBlock()
-                  .add(BlurPool2d.of(2))
-                  .add(
-                      Conv2d.builder()
-                          .setKernelShape(new Shape(3, 3))
-                          .optPadding(new Shape(1, 1))
-                          .setFilters(4)
-                          .build()));
+              new SequentialBlock().add(BlurPool2d.of(2)).add(TinyModels.conv3x3(4, 1)));
       policies.put(
           (block, path) ->
               block.getClass() == Conv2d.class

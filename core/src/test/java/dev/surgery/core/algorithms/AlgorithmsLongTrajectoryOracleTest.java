@@ -36,12 +36,20 @@ class AlgorithmsLongTrajectoryOracleTest {
 
   // --------------------------------------------------------------------------- the scenarios
 
-  /** Each algorithm alone, at step 45 of 160, under the three optimizers. */
-  private static void alone(String what, Ev ev) {
+  /**
+   * Trains {@code steps} steps with {@code events} under each optimizer's preset, each run named
+   * {@code what-OPTIM} and seeded {@code seedBase} plus the optimizer's ordinal.
+   */
+  private static void trainUnderEachOptim(String what, int seedBase, int steps, List<Ev> events) {
     forEachOptim(
         o ->
-            new OracleRun(what + "-" + o, 100 + o.ordinal(), Settings.preset(o))
-                .train(160, List.of(ev)));
+            new OracleRun(what + "-" + o, seedBase + o.ordinal(), Settings.preset(o))
+                .train(steps, events));
+  }
+
+  /** Each algorithm alone, at step 45 of 160, under the three optimizers. */
+  private static void alone(String what, Ev ev) {
+    trainUnderEachOptim(what, 100, 160, List.of(ev));
   }
 
   @Test
@@ -177,11 +185,7 @@ class AlgorithmsLongTrajectoryOracleTest {
             0,
             new TrajectoryOracle.WarmupCosine(1e-3f, 25, 0.05f, 1e-3f, 400));
     assertAll(
-        () ->
-            forEachOptim(
-                o ->
-                    new OracleRun("composed-" + o, 200 + o.ordinal(), Settings.preset(o))
-                        .train(280, events)),
+        () -> trainUnderEachOptim("composed", 200, 280, events),
         () -> new OracleRun("composed-SGD", 210, plain).train(280, events));
   }
 
@@ -218,10 +222,7 @@ class AlgorithmsLongTrajectoryOracleTest {
             new Ev(150, BlurPool.NAME, Map.of("min_channels", 8), 2, 4, -1, Delta.NONE),
             new Ev(170, WeightStandardization.NAME, Map.of(), 2, 4, -1, Delta.NONE),
             new Ev(200, GhostBatchNorm.NAME, Map.of("ghost_batch_size", 4), 2, 4, 6, Delta.NONE));
-    forEachOptim(
-        o ->
-            new OracleRun("freeze-first-" + o, 300 + o.ordinal(), Settings.preset(o))
-                .train(240, events));
+    trainUnderEachOptim("freeze-first", 300, 240, events);
   }
 
   /**
@@ -261,10 +262,7 @@ class AlgorithmsLongTrajectoryOracleTest {
                 4,
                 5,
                 Delta.bornRemoved(15, 10)));
-    forEachOptim(
-        o ->
-            new OracleRun("dropped-" + o, 350 + o.ordinal(), Settings.preset(o))
-                .train(200, events));
+    trainUnderEachOptim("dropped", 350, 200, events);
   }
 
   /**
@@ -302,10 +300,7 @@ class AlgorithmsLongTrajectoryOracleTest {
                 4,
                 5,
                 new Delta(0, 10, 0, 0, 0, 0)));
-    forEachOptim(
-        o ->
-            new OracleRun("frozen-backbone-" + o, 380 + o.ordinal(), Settings.preset(o))
-                .train(170, events));
+    trainUnderEachOptim("frozen-backbone", 380, 170, events);
   }
 
   /**
