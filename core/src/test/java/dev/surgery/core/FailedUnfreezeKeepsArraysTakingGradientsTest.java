@@ -7,14 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Activation;
-import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
-import ai.djl.nn.SequentialBlock;
 import dev.surgery.core.testing.OptimizerKind;
-import dev.surgery.core.testing.TinyDense;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -30,22 +24,12 @@ import org.junit.jupiter.params.provider.EnumSource;
  */
 class FailedUnfreezeKeepsArraysTakingGradientsTest {
 
-  private static final Shape INPUT = new Shape(4, 5);
-
-  private static List<Block> net() {
-    return List.of(
-        new SequentialBlock()
-            .add(new TinyDense(5))
-            .add(Activation.reluBlock())
-            .add(new TinyDense(3)));
-  }
-
   @ParameterizedTest
   @EnumSource(
       value = OptimizerKind.class,
       names = {"ADAM", "SGD_MOMENTUM"})
   void aRolledBackUnfreezeLeavesTheArraysTakingTheirGradients(OptimizerKind kind) {
-    try (KthFaultRig rig = new KthFaultRig("unfreeze", net(), INPUT, DataType.FLOAT32, kind)) {
+    try (KthFaultRig rig = KthFaultRig.denseReluDense("unfreeze", kind)) {
       rig.round(true);
       List<Parameter> layer =
           new ArrayList<>(rig.roots.get(0).getChildren().valueAt(0).getParameters().values());

@@ -1,5 +1,7 @@
 package dev.surgery.core;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import ai.djl.ndarray.NDArray;
@@ -237,6 +239,22 @@ final class Fixtures {
       rates.put(p.getValue().getId(), rate);
     }
     return rates.build();
+  }
+
+  /**
+   * Asserts that two blocks' parameters, in order, hold equal values: a block initialized by hand
+   * against the one a surgery drew.
+   */
+  static void assertSameValues(Block expected, Block actual, String label) {
+    List<Parameter> e = new ArrayList<>(expected.getParameters().values());
+    List<Parameter> a = new ArrayList<>(actual.getParameters().values());
+    assertEquals(e.size(), a.size(), label);
+    for (int i = 0; i < e.size(); i++) {
+      assertArrayEquals(
+          e.get(i).getArray().toFloatArray(),
+          a.get(i).getArray().toFloatArray(),
+          label + " " + e.get(i).getName());
+    }
   }
 
   /** Parameter id to a bitwise copy of its values, in traversal order. */

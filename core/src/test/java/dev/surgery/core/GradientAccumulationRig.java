@@ -43,6 +43,17 @@ final class GradientAccumulationRig {
   static final int BATCH = 8;
   static final Shape INPUT = new Shape(BATCH, 3, 8, 8);
 
+  /** The seven built-in algorithms by name, in the order the runs of each one alone take them. */
+  static final List<String> BUILT_IN_ALGORITHMS =
+      List.of(
+          "blurpool",
+          "weight_standardization",
+          "ghost_batchnorm",
+          "squeeze_excite",
+          "factorize",
+          "stochastic_depth",
+          "layer_freezing");
+
   private GradientAccumulationRig() {}
 
   /** A surgery made at a batch. */

@@ -309,17 +309,6 @@ class GradientAccumulationSurgeryTest {
             old, copy.getDirectParameters().values(), List.of(trainer));
       };
 
-  /** Adds this class's net for the built-in cases. */
-  static final List<String> ALGORITHMS =
-      List.of(
-          "blurpool",
-          "weight_standardization",
-          "ghost_batchnorm",
-          "squeeze_excite",
-          "factorize",
-          "stochastic_depth",
-          "layer_freezing");
-
   static Map<String, Object> values(String algorithm) {
     return switch (algorithm) {
       case "blurpool" -> Map.of("min_channels", 8);
@@ -346,7 +335,7 @@ class GradientAccumulationSurgeryTest {
   @Test
   void eachBuiltInAlgorithmInsideAWindowMatchesTheSetAsideTwin() {
     List<Executable> checks = new ArrayList<>();
-    for (String name : ALGORITHMS) {
+    for (String name : GradientAccumulationRig.BUILT_IN_ALGORITHMS) {
       for (int k = 2; k <= 3; k++) {
         int kk = k;
         checks.add(

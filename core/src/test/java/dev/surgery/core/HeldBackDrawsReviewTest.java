@@ -108,7 +108,7 @@ class HeldBackDrawsReviewTest {
                   index == 1 ? new HalvedOnInit(Linear.builder().setUnits(4).build()) : null);
       Engine.getInstance().setRandomSeed(SEED);
       ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
-      assertSameValues(byHand, net.getChildren().valueAt(2), "the halved replacement");
+      Fixtures.assertSameValues(byHand, net.getChildren().valueAt(2), "the halved replacement");
     }
   }
 
@@ -135,8 +135,10 @@ class HeldBackDrawsReviewTest {
                   index == 0 ? Linear.builder().setUnits(8).build() : new BuiltOnInit(4));
       Engine.getInstance().setRandomSeed(SEED);
       ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
-      assertSameValues(byHand.get(0), net.getChildren().valueAt(0), "the first replacement");
-      assertSameValues(byHand.get(1), net.getChildren().valueAt(2), "the built-on-init one");
+      Fixtures.assertSameValues(
+          byHand.get(0), net.getChildren().valueAt(0), "the first replacement");
+      Fixtures.assertSameValues(
+          byHand.get(1), net.getChildren().valueAt(2), "the built-on-init one");
     }
   }
 
@@ -209,7 +211,7 @@ class HeldBackDrawsReviewTest {
       Engine.getInstance().setRandomSeed(SEED);
       assertDoesNotThrow(
           () -> ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null));
-      assertSameValues(byHand, net.getChildren().valueAt(2), "the replacement");
+      Fixtures.assertSameValues(byHand, net.getChildren().valueAt(2), "the replacement");
     }
   }
 
@@ -281,8 +283,9 @@ class HeldBackDrawsReviewTest {
     try (NDManager manager = NDManager.newBaseManager()) {
       List<Block> byHand = new ArrayList<>();
       Block net = applyWithChoosingReplacement(manager, byHand);
-      assertSameValues(byHand.get(0), net.getChildren().valueAt(0), "the first replacement");
-      assertSameValues(byHand.get(1), net.getChildren().valueAt(2), "the choosing one");
+      Fixtures.assertSameValues(
+          byHand.get(0), net.getChildren().valueAt(0), "the first replacement");
+      Fixtures.assertSameValues(byHand.get(1), net.getChildren().valueAt(2), "the choosing one");
     }
   }
 
@@ -302,18 +305,6 @@ class HeldBackDrawsReviewTest {
           expected.getInitializer().getClass(),
           actual.getInitializer().getClass(),
           "the weight's initializer after the apply");
-    }
-  }
-
-  private static void assertSameValues(Block expected, Block actual, String label) {
-    List<Parameter> e = new ArrayList<>(expected.getParameters().values());
-    List<Parameter> a = new ArrayList<>(actual.getParameters().values());
-    assertEquals(e.size(), a.size(), label);
-    for (int i = 0; i < e.size(); i++) {
-      assertArrayEquals(
-          e.get(i).getArray().toFloatArray(),
-          a.get(i).getArray().toFloatArray(),
-          label + " " + e.get(i).getName());
     }
   }
 }

@@ -137,7 +137,7 @@ class HeldBackDrawsTest {
       ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null);
       assertArrayEquals(drawAfterByHand, nextDraw(data), "the generator moved as by hand");
       for (int i = 0; i < fresh.size(); i++) {
-        assertSameValues(byHand.get(i), fresh.get(i), "replacement " + i);
+        Fixtures.assertSameValues(byHand.get(i), fresh.get(i), "replacement " + i);
         for (Parameter p : fresh.get(i).getParameters().values()) {
           assertEquals(p.requiresGradient(), p.getArray().hasGradient(), p.getName());
         }
@@ -217,18 +217,6 @@ class HeldBackDrawsTest {
       shapes[i] = DjlInternals.recordedInputShapes(net.getChildren().valueAt(indices[i]));
     }
     return shapes;
-  }
-
-  private static void assertSameValues(Block expected, Block actual, String label) {
-    List<Parameter> e = new ArrayList<>(expected.getParameters().values());
-    List<Parameter> a = new ArrayList<>(actual.getParameters().values());
-    assertEquals(e.size(), a.size(), label);
-    for (int i = 0; i < e.size(); i++) {
-      assertArrayEquals(
-          e.get(i).getArray().toFloatArray(),
-          a.get(i).getArray().toFloatArray(),
-          label + " " + e.get(i).getName());
-    }
   }
 
   private static DefaultTrainingConfig config() {

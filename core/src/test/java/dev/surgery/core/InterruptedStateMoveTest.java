@@ -4,11 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Activation;
-import ai.djl.nn.Block;
-import ai.djl.nn.SequentialBlock;
 import ai.djl.training.Trainer;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.OptimizerKind;
@@ -30,8 +25,6 @@ import org.junit.jupiter.params.provider.EnumSource;
  * it was, and training must go on exactly as a twin that never tried it.
  */
 class InterruptedStateMoveTest {
-
-  private static final Shape INPUT = new Shape(4, 5);
 
   /** Where the put fails. */
   enum Where {
@@ -60,21 +53,11 @@ class InterruptedStateMoveTest {
     }
   }
 
-  private static List<Block> net() {
-    return List.of(
-        new SequentialBlock()
-            .add(new TinyDense(5))
-            .add(Activation.reluBlock())
-            .add(new TinyDense(3)));
-  }
-
   @ParameterizedTest
   @EnumSource(Where.class)
   void aPutThatFailsHalfWayThroughAMoveLosesNothing(Where where) throws Exception {
-    try (KthFaultRig subject =
-            new KthFaultRig("s", net(), INPUT, DataType.FLOAT32, OptimizerKind.ADAM);
-        KthFaultRig control =
-            new KthFaultRig("c", net(), INPUT, DataType.FLOAT32, OptimizerKind.ADAM)) {
+    try (KthFaultRig subject = KthFaultRig.denseReluDense("s", OptimizerKind.ADAM);
+        KthFaultRig control = KthFaultRig.denseReluDense("c", OptimizerKind.ADAM)) {
       KthFaultRig.startAlike(subject, control);
       Trainer trainer = subject.trainers.get(0);
       FullMap<?> map =

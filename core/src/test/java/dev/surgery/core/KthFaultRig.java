@@ -12,8 +12,10 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
@@ -26,6 +28,7 @@ import dev.surgery.core.internal.KeptIdTracker;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyDense;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
 import java.security.MessageDigest;
@@ -166,6 +169,20 @@ final class KthFaultRig implements AutoCloseable {
 
   private final List<NDArray> xs = new ArrayList<>();
   private final List<NDArray> ys = new ArrayList<>();
+
+  /**
+   * A float32 rig of one model, TinyDense(5) - ReLU - TinyDense(3), on batches of 4 x 5: the small
+   * net the state-move and unfreeze probes train.
+   */
+  static KthFaultRig denseReluDense(String name, OptimizerKind kind) {
+    List<Block> roots =
+        List.of(
+            new SequentialBlock()
+                .add(new TinyDense(5))
+                .add(Activation.reluBlock())
+                .add(new TinyDense(3)));
+    return new KthFaultRig(name, roots, new Shape(4, 5), DataType.FLOAT32, kind);
+  }
 
   /**
    * Opens one model and trainer per root (roots may share blocks), initialized for {@code input}.

@@ -129,15 +129,7 @@ class PerIdRatesWithAlgorithmsTest {
   @Test
   void eachBuiltInAlgorithmKeepsAdoptedRatesAndGivesBornOnesTheDefault() {
     List<Executable> runs = new ArrayList<>();
-    for (String name :
-        List.of(
-            "blurpool",
-            "weight_standardization",
-            "ghost_batchnorm",
-            "squeeze_excite",
-            "factorize",
-            "stochastic_depth",
-            "layer_freezing")) {
+    for (String name : GradientAccumulationRig.BUILT_IN_ALGORITHMS) {
       for (Kind kind : Kind.values()) {
         runs.add(() -> train(name + "-" + kind, kind, 50, alone(name), 60 + kind.ordinal(), false));
       }

@@ -52,10 +52,7 @@ class SharedAcrossModelsTest {
         Model modelB = TinyModels.model("b", rootB);
         Trainer trainerA = modelA.newTrainer(adam());
         Trainer trainerB = modelB.newTrainer(adam())) {
-      trainerA.initialize(INPUT);
-      trainerB.initialize(INPUT);
-      Fixtures.sumStep(trainerA);
-      Fixtures.sumStep(trainerB);
+      initializeAndStepBoth(trainerA, trainerB);
       Set<String> storeB = Fixtures.storeIds(trainerB);
       assertEquals(ids(shared, onlyB), storeB);
       Map<String, float[]> stateB = ExactnessOracle.optimizerStateValues(trainerB);
@@ -92,10 +89,7 @@ class SharedAcrossModelsTest {
         Model modelB = TinyModels.model("b", rootB);
         Trainer trainerA = modelA.newTrainer(adam());
         Trainer trainerB = modelB.newTrainer(adam())) {
-      trainerA.initialize(INPUT);
-      trainerB.initialize(INPUT);
-      Fixtures.sumStep(trainerA);
-      Fixtures.sumStep(trainerB);
+      initializeAndStepBoth(trainerA, trainerB);
       Set<String> storeA = Fixtures.storeIds(trainerA);
       Set<String> storeB = Fixtures.storeIds(trainerB);
       TinyDense fresh = new TinyDense(5);
@@ -123,10 +117,7 @@ class SharedAcrossModelsTest {
         Model modelB = TinyModels.model("b", rootB);
         Trainer trainerA = modelA.newTrainer(adam());
         Trainer trainerB = modelB.newTrainer(adam())) {
-      trainerA.initialize(INPUT);
-      trainerB.initialize(INPUT);
-      Fixtures.sumStep(trainerA);
-      Fixtures.sumStep(trainerB);
+      initializeAndStepBoth(trainerA, trainerB);
       Map<BlockMatcher, ReplacementFunction> policies =
           Fixtures.replacing(shared, (block, index) -> new TinyDense(5));
 
@@ -231,5 +222,13 @@ class SharedAcrossModelsTest {
   private static void assertBitsEqual(Map<String, float[]> expected, Map<String, float[]> actual) {
     assertEquals(expected.keySet(), actual.keySet());
     expected.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, actual.get(k), k));
+  }
+
+  /** Initializes both models' trainers for {@link #INPUT}, then one sum step each, A first. */
+  private static void initializeAndStepBoth(Trainer trainerA, Trainer trainerB) {
+    trainerA.initialize(INPUT);
+    trainerB.initialize(INPUT);
+    Fixtures.sumStep(trainerA);
+    Fixtures.sumStep(trainerB);
   }
 }
