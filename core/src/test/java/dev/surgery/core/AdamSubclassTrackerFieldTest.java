@@ -12,9 +12,7 @@ import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
-import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Adam;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.FixedPerVarTracker;
@@ -61,10 +59,7 @@ class AdamSubclassTrackerFieldTest {
               : Optimizer.adam().optLearningRateTracker(rates).build();
       NDArray x = data.randomNormal(new Shape(8, 4));
       NDArray y = data.randomInteger(0, 3, new Shape(8), DataType.INT64);
-      try (Trainer trainer =
-          model.newTrainer(
-              new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(optimizer))) {
-        trainer.initialize(new Shape(8, 4));
+      try (Trainer trainer = Fixtures.probeTrainer(model, optimizer)) {
         for (int step = 1; step <= 6; step++) {
           Fixtures.lossStep(trainer, x, y);
           if (step == 3) {

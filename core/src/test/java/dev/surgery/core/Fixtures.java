@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -15,9 +16,12 @@ import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.FixedPerVarTracker;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
@@ -222,6 +226,18 @@ final class Fixtures {
             .setUnits(old.getParameters().get("weight").getArray().getShape().get(0))
             .build(),
         old);
+  }
+
+  /**
+   * A trainer of {@code model} on softmax cross-entropy under {@code optimizer}, initialized for
+   * the optimizer-field probes' batches of 8 x 4.
+   */
+  static Trainer probeTrainer(Model model, Optimizer optimizer) {
+    Trainer trainer =
+        model.newTrainer(
+            new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(optimizer));
+    trainer.initialize(new Shape(8, 4));
+    return trainer;
   }
 
   /** One update on a fixed batch: forward {@code x}, the trainer's loss on {@code y}, step. */

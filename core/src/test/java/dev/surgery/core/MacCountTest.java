@@ -40,13 +40,7 @@ class MacCountTest {
     return new SequentialBlock()
         .add(sameSize3x3(16))
         .add(BatchNorm.builder().build())
-        .add(
-            Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .optPadding(new Shape(1, 1))
-                .optStride(new Shape(2, 2))
-                .setFilters(32)
-                .build())
+        .add(TinyModels.conv3x3(32, 2))
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(64).build())
         .add(Linear.builder().setUnits(10).build());
@@ -54,11 +48,7 @@ class MacCountTest {
 
   /** A 3x3 convolution with padding 1: the map keeps its size. */
   private static Conv2d sameSize3x3(int filters) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
+    return TinyModels.conv3x3(filters, 1);
   }
 
   private static SurgeryPlan plan(Algorithm algorithm, Shape input) {

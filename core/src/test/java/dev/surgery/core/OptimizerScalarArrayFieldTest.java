@@ -10,9 +10,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
-import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Adam;
 import ai.djl.training.tracker.Tracker;
 import java.util.LinkedHashMap;
@@ -54,11 +52,7 @@ class OptimizerScalarArrayFieldTest {
       model.setBlock(net);
       NDArray x = data.randomNormal(new Shape(8, 4));
       NDArray y = data.randomInteger(0, 3, new Shape(8), DataType.INT64);
-      try (Trainer trainer =
-          model.newTrainer(
-              new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
-                  .optOptimizer(new ScaledAdam()))) {
-        trainer.initialize(new Shape(8, 4));
+      try (Trainer trainer = Fixtures.probeTrainer(model, new ScaledAdam())) {
         Fixtures.lossStep(trainer, x, y);
         Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
         policies.put(BlockMatcher.ofClass(Linear.class), (old, i) -> Fixtures.linearCopyOf(old));

@@ -14,9 +14,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
-import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
-import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import java.util.ArrayList;
 import java.util.List;
@@ -143,10 +141,7 @@ class UserOptimizerStateFieldsTest {
       }
       NDArray x = data.randomNormal(new Shape(8, 4));
       NDArray y = data.randomInteger(0, 3, new Shape(8), DataType.INT64);
-      try (Trainer trainer =
-          model.newTrainer(
-              new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(optimizer))) {
-        trainer.initialize(new Shape(8, 4));
+      try (Trainer trainer = Fixtures.probeTrainer(model, optimizer)) {
         for (int step = 1; step <= 12; step++) {
           Fixtures.lossStep(trainer, x, y);
           if (step == 4 && scenario.contains("replaceParamsInOptimizer")) {
@@ -256,11 +251,7 @@ class UserOptimizerStateFieldsTest {
       model.setBlock(net);
       NDArray x = data.randomNormal(new Shape(8, 4));
       NDArray y = data.randomInteger(0, 3, new Shape(8), DataType.INT64);
-      try (Trainer trainer =
-          model.newTrainer(
-              new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
-                  .optOptimizer(new UnreadStateRmsProp()))) {
-        trainer.initialize(new Shape(8, 4));
+      try (Trainer trainer = Fixtures.probeTrainer(model, new UnreadStateRmsProp())) {
         Fixtures.lossStep(trainer, x, y);
         List<Parameter> layer =
             new ArrayList<>(net.getChildren().get(0).getValue().getParameters().values());

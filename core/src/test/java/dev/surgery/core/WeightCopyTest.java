@@ -24,6 +24,7 @@ import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
+import dev.surgery.core.testing.TinyModels;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -62,11 +63,7 @@ class WeightCopyTest {
                   .setFilters(4)
                   .build(),
               "(4, 3, 5, 5)",
-              Conv2d.builder()
-                  .setKernelShape(new Shape(3, 3))
-                  .optPadding(new Shape(1, 1))
-                  .setFilters(8)
-                  .build(),
+              TinyModels.conv3x3(8, 1),
               "(8, 3, 3, 3)",
               ai.djl.nn.core.Linear.builder().setUnits(4).build(),
               "(4, 8)");

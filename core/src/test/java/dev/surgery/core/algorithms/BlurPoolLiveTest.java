@@ -179,12 +179,7 @@ class BlurPoolLiveTest {
   /** Conv 3 -> 8, a strided conv 8 -> 8 (replaced), a max pool (replaced), a classifier. */
   private static Block smallCnn() {
     return new SequentialBlock()
-        .add(
-            Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .optPadding(new Shape(1, 1))
-                .setFilters(8)
-                .build())
+        .add(TinyModels.conv3x3(8, 1))
         .add(Activation.reluBlock())
         .add(
             Conv2d.builder()

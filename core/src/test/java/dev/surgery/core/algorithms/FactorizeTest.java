@@ -22,6 +22,7 @@ import dev.surgery.core.layers.FactorizedConv2d;
 import dev.surgery.core.layers.FactorizedLinear;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyModels;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -205,19 +206,7 @@ class FactorizeTest {
   @ValueSource(ints = {96, 256})
   void identicalFiltersFactorizeToFiniteFactorsThatReproduceTheWeight(int filters) {
     SequentialBlock net =
-        new SequentialBlock()
-            .add(
-                Conv2d.builder()
-                    .setKernelShape(new Shape(3, 3))
-                    .optPadding(new Shape(1, 1))
-                    .setFilters(64)
-                    .build())
-            .add(
-                Conv2d.builder()
-                    .setKernelShape(new Shape(3, 3))
-                    .optPadding(new Shape(1, 1))
-                    .setFilters(filters)
-                    .build());
+        new SequentialBlock().add(TinyModels.conv3x3(64, 1)).add(TinyModels.conv3x3(filters, 1));
     try (NDManager manager = NDManager.newBaseManager()) {
       net.initialize(manager, DataType.FLOAT32, IN);
       NDArray weight = BlockPaths.resolve(net, "02Conv2d").getParameters().get("weight").getArray();

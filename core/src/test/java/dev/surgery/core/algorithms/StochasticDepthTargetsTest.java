@@ -11,8 +11,8 @@ import ai.djl.nn.Activation;
 import ai.djl.nn.Blocks;
 import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.SequentialBlock;
-import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
+import dev.surgery.core.testing.TinyModels;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -47,23 +47,11 @@ class StochasticDepthTargetsTest {
         new ParallelBlock(
             merge,
             Arrays.asList(
-                new SequentialBlock()
-                    .add(
-                        Conv2d.builder()
-                            .setKernelShape(new Shape(3, 3))
-                            .optPadding(new Shape(1, 1))
-                            .setFilters(4)
-                            .build())
-                    .add(Activation::sigmoid),
+                new SequentialBlock().add(TinyModels.conv3x3(4, 1)).add(Activation::sigmoid),
                 new SequentialBlock().add(Blocks.identityBlock())));
     SequentialBlock net =
         new SequentialBlock()
-            .add(
-                Conv2d.builder()
-                    .setKernelShape(new Shape(3, 3))
-                    .optPadding(new Shape(1, 1))
-                    .setFilters(4)
-                    .build())
+            .add(TinyModels.conv3x3(4, 1))
             .add(notResidual)
             .add(Blocks.batchFlattenBlock())
             .add(Linear.builder().setUnits(2).build());

@@ -23,6 +23,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.Pair;
+import dev.surgery.core.testing.TinyModels;
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
 import java.nio.file.Files;
@@ -168,12 +169,7 @@ class BlurSaveLoadTest {
   /** The test network; with {@code blur}, its strided conv and max pool are the Blur layers. */
   private static SequentialBlock architecture(boolean blur) {
     SequentialBlock net = new SequentialBlock();
-    net.add(
-        Conv2d.builder()
-            .setKernelShape(new Shape(3, 3))
-            .optPadding(new Shape(1, 1))
-            .setFilters(16)
-            .build());
+    net.add(TinyModels.conv3x3(16, 1));
     net.add(Activation.reluBlock());
     if (blur) {
       net.add(

@@ -23,6 +23,7 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.testing.ExactnessOracle;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
@@ -71,12 +72,7 @@ class PointwiseBlurTrainingTest {
             .build();
     SequentialBlock net =
         new SequentialBlock()
-            .add(
-                Conv2d.builder()
-                    .setKernelShape(new Shape(3, 3))
-                    .optPadding(new Shape(1, 1))
-                    .setFilters(16)
-                    .build())
+            .add(TinyModels.conv3x3(16, 1))
             .add(Activation.reluBlock())
             .add(blurred.apply(shortcut))
             .add(Activation.reluBlock())

@@ -16,6 +16,7 @@ import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import dev.surgery.core.testing.FreedMemory;
+import dev.surgery.core.testing.TinyModels;
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
 import java.util.ArrayList;
@@ -44,14 +45,7 @@ class StochasticResidualTest {
   }
 
   private SequentialBlock branch() {
-    SequentialBlock branch =
-        new SequentialBlock()
-            .add(
-                Conv2d.builder()
-                    .setKernelShape(new Shape(3, 3))
-                    .optPadding(new Shape(1, 1))
-                    .setFilters(2)
-                    .build());
+    SequentialBlock branch = new SequentialBlock().add(TinyModels.conv3x3(2, 1));
     branch.initialize(manager, DataType.FLOAT32, IN);
     return branch;
   }
@@ -153,12 +147,7 @@ class StochasticResidualTest {
    */
   @Test
   void sampleModeKeepsAHalfPrecisionBranchInHalfPrecision() {
-    Conv2d conv =
-        Conv2d.builder()
-            .setKernelShape(new Shape(3, 3))
-            .optPadding(new Shape(1, 1))
-            .setFilters(2)
-            .build();
+    Conv2d conv = TinyModels.conv3x3(2, 1);
     conv.initialize(manager, DataType.FLOAT16, IN);
     StochasticResidual block = new StochasticResidual(conv, StochasticResidual.Mode.SAMPLE, 0.5f);
     NDArray x = manager.randomNormal(IN).toType(DataType.FLOAT16, false);
