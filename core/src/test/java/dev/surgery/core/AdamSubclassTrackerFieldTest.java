@@ -8,7 +8,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
@@ -46,11 +45,7 @@ class AdamSubclassTrackerFieldTest {
     List<float[]> out = new ArrayList<>();
     try (Model model = Model.newInstance("probe");
         NDManager data = NDManager.newBaseManager()) {
-      SequentialBlock net =
-          new SequentialBlock()
-              .add(Linear.builder().setUnits(6).build())
-              .add(Activation::tanh)
-              .add(Linear.builder().setUnits(3).build());
+      SequentialBlock net = Fixtures.tanhProbeNet();
       model.setBlock(net);
       FixedPerVarTracker rates = Fixtures.perIdRates(net, 0.002f, 0.05f);
       Optimizer optimizer =

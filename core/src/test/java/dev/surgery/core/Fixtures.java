@@ -11,9 +11,11 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
@@ -228,6 +230,14 @@ final class Fixtures {
         old);
   }
 
+  /** Linear(6), tanh, Linear(3): the model the optimizer-field probes train. */
+  static SequentialBlock tanhProbeNet() {
+    return new SequentialBlock()
+        .add(Linear.builder().setUnits(6).build())
+        .add(Activation::tanh)
+        .add(Linear.builder().setUnits(3).build());
+  }
+
   /**
    * A trainer of {@code model} on softmax cross-entropy under {@code optimizer}, initialized for
    * the optimizer-field probes' batches of 8 x 4.
@@ -271,6 +281,15 @@ final class Fixtures {
           a.get(i).getArray().toFloatArray(),
           label + " " + e.get(i).getName());
     }
+  }
+
+  /**
+   * Asserts the same keys and, under each, the same bits: values or optimizer state a refused or
+   * undone surgery must leave as they were.
+   */
+  static void assertBitsEqual(Map<String, float[]> expected, Map<String, float[]> actual) {
+    assertEquals(expected.keySet(), actual.keySet());
+    expected.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, actual.get(k), k));
   }
 
   /** Parameter id to a bitwise copy of its values, in traversal order. */

@@ -237,12 +237,10 @@ class PresetArraysTest {
       assertFalse(
           old.getParameters().valueAt(0).getArray().isReleased(), "the old arrays stay open");
       Map<String, float[]> valuesAfter = Fixtures.snapshot(root);
-      assertEquals(valuesBefore.keySet(), valuesAfter.keySet());
-      valuesBefore.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, valuesAfter.get(k), k));
+      Fixtures.assertBitsEqual(valuesBefore, valuesAfter);
       assertEquals(storeBefore, Fixtures.storeIds(trainer));
       Map<String, float[]> stateAfter = ExactnessOracle.optimizerStateValues(trainer);
-      assertEquals(stateBefore.keySet(), stateAfter.keySet());
-      stateBefore.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, stateAfter.get(k), k));
+      Fixtures.assertBitsEqual(stateBefore, stateAfter);
       Fixtures.sumStep(trainer); // trains on
       return e;
     }

@@ -88,12 +88,10 @@ class ReleasedReplacementTest {
       assertSame(replacement, root.second);
       assertSame(replacement, root.getChildren().valueAt(1));
       Map<String, float[]> valuesAfter = Fixtures.snapshot(root);
-      assertEquals(valuesBefore.keySet(), valuesAfter.keySet());
-      valuesBefore.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, valuesAfter.get(k), k));
+      Fixtures.assertBitsEqual(valuesBefore, valuesAfter);
       assertEquals(storeBefore, Fixtures.storeIds(trainer));
       Map<String, float[]> stateAfter = ExactnessOracle.optimizerStateValues(trainer);
-      assertEquals(stateBefore.keySet(), stateAfter.keySet());
-      stateBefore.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, stateAfter.get(k), k));
+      Fixtures.assertBitsEqual(stateBefore, stateAfter);
       assertFalse(other.getWeight().getArray().isReleased(), "the kept block's arrays stay");
       Fixtures.sumStep(trainer); // trains on
     }

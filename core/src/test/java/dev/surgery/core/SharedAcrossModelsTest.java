@@ -72,8 +72,8 @@ class SharedAcrossModelsTest {
       assertEquals(storeB, Fixtures.storeIds(trainerB), "B keeps the shared block, gets nothing");
       assertFalse(shared.getWeight().getArray().isReleased(), "B still uses the array");
       assertFalse(shared.getBias().getArray().isReleased(), "B still uses the array");
-      assertBitsEqual(stateB, ExactnessOracle.optimizerStateValues(trainerB));
-      assertBitsEqual(valuesB, Fixtures.snapshot(rootB));
+      Fixtures.assertBitsEqual(stateB, ExactnessOracle.optimizerStateValues(trainerB));
+      Fixtures.assertBitsEqual(valuesB, Fixtures.snapshot(rootB));
       Fixtures.sumStep(trainerB);
       Fixtures.sumStep(trainerA);
     }
@@ -217,11 +217,6 @@ class SharedAcrossModelsTest {
   private static DefaultTrainingConfig adam() {
     return new DefaultTrainingConfig(new GcSafeL2Loss())
         .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
-  }
-
-  private static void assertBitsEqual(Map<String, float[]> expected, Map<String, float[]> actual) {
-    assertEquals(expected.keySet(), actual.keySet());
-    expected.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, actual.get(k), k));
   }
 
   /** Initializes both models' trainers for {@link #INPUT}, then one sum step each, A first. */

@@ -537,9 +537,9 @@ class UnwritableHolderTest {
       assertSame(first, root.getChildren().valueAt(0));
       assertEquals(childrenBefore, new ArrayList<>(parent.getChildren().values()));
       assertSame(held, parent.held());
-      assertBitsEqual(valuesBefore, Fixtures.snapshot(root));
+      Fixtures.assertBitsEqual(valuesBefore, Fixtures.snapshot(root));
       assertEquals(storeBefore, Fixtures.storeIds(trainer));
-      assertBitsEqual(stateBefore, ExactnessOracle.optimizerStateValues(trainer));
+      Fixtures.assertBitsEqual(stateBefore, ExactnessOracle.optimizerStateValues(trainer));
       Fixtures.sumStep(trainer);
     }
   }
@@ -689,10 +689,5 @@ class UnwritableHolderTest {
   private static DefaultTrainingConfig adam() {
     return new DefaultTrainingConfig(new GcSafeL2Loss())
         .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
-  }
-
-  private static void assertBitsEqual(Map<String, float[]> expected, Map<String, float[]> actual) {
-    assertEquals(expected.keySet(), actual.keySet());
-    expected.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, actual.get(k), k));
   }
 }

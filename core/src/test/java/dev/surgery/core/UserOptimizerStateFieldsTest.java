@@ -9,7 +9,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
@@ -128,11 +127,7 @@ class UserOptimizerStateFieldsTest {
     List<float[]> afterEachStep = new ArrayList<>();
     try (Model model = Model.newInstance("probe");
         NDManager data = NDManager.newBaseManager()) {
-      SequentialBlock net =
-          new SequentialBlock()
-              .add(Linear.builder().setUnits(6).build())
-              .add(Activation::tanh)
-              .add(Linear.builder().setUnits(3).build());
+      SequentialBlock net = Fixtures.tanhProbeNet();
       model.setBlock(net);
       Optimizer optimizer = new UserRmsProp(declaredMap);
       if (scenario.startsWith("per-id rate")) {
