@@ -35,4 +35,14 @@ final class AgentConfigs {
     Files.createDirectories(dir);
     return dir;
   }
+
+  /**
+   * A fresh working directory ({@link #dir}) holding {@code surgery.yaml} with the given config:
+   * the setup most runs under the agent start from.
+   */
+  static Path dirWithConfig(String name, String yaml) throws IOException {
+    Path dir = dir(name);
+    write(dir, "surgery.yaml", yaml);
+    return dir;
+  }
 }

@@ -21,8 +21,7 @@ import org.junit.jupiter.api.Test;
 class CustomSystemClassLoaderIT {
 
   private static ForkedJvm.Result run(String name, boolean agentJarOnClassPath) throws Exception {
-    Path dir = AgentConfigs.dir(name);
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig(name, AgentConfigs.BLURPOOL_AT_EPOCH_1);
     List<String> cp = new ArrayList<>();
     if (agentJarOnClassPath) {
       cp.add(ForkedJvm.agentJar().toString());

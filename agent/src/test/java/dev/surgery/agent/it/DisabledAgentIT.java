@@ -91,8 +91,9 @@ class DisabledAgentIT {
    */
   @Test
   void aKillSwitchInACopyOfTheJarTurnsOffAnAgentWithAMalformedArgument() throws Exception {
-    Path dir = AgentConfigs.dir("malformed-then-copy-disabled");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir =
+        AgentConfigs.dirWithConfig(
+            "malformed-then-copy-disabled", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     Path copy = Files.createDirectories(dir.resolve("copy")).resolve("surgery-agent.jar");
     Files.copy(ForkedJvm.agentJar(), copy, StandardCopyOption.REPLACE_EXISTING);
     ForkedJvm.Result r =
@@ -163,7 +164,6 @@ class DisabledAgentIT {
     assertTrue(r.agentLines().isEmpty(), r.toString());
   }
 
-  /** The program ran unchanged, and the agent's one line said a kill switch turned it off. */
   /** {@code CnnApp} for some epochs in a fresh folder, with the BlurPool config there if asked. */
   private static ForkedJvm cnn(String folder, String epochs, boolean config) throws Exception {
     Path dir = AgentConfigs.dir(folder);
@@ -173,6 +173,7 @@ class DisabledAgentIT {
     return ForkedJvm.main(CnnApp.class.getName(), "--epochs", epochs).workDir(dir);
   }
 
+  /** The program ran unchanged, and the agent's one line said a kill switch turned it off. */
   private static void assertTurnedOff(ForkedJvm.Result r, String configClause) {
     assertUnchanged(r);
     assertEquals(

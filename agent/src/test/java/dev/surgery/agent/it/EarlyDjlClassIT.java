@@ -20,8 +20,7 @@ class EarlyDjlClassIT {
 
   @Test
   void aTrainerLoadedByAnEarlierAgentIsWovenAndTrainsWithSurgery() throws Exception {
-    Path dir = AgentConfigs.dir("early-djl-class");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("early-djl-class", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     Path early = earlyAgentJar(dir);
     ForkedJvm.Result r =
         ForkedJvm.main(CnnApp.class.getName(), "--epochs", "2")

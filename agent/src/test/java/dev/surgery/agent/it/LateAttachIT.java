@@ -30,8 +30,7 @@ class LateAttachIT {
 
   @Test
   void retransformsTheLoadedTrainer() throws Exception {
-    Path dir = AgentConfigs.dir("late-attach");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("late-attach", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r = attach(dir, "config=surgery.yaml;debug=true", "--epochs", "2");
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(
@@ -46,8 +45,8 @@ class LateAttachIT {
 
   @Test
   void aTrainerCreatedBeforeTheAttachIsToldOfAndTrainsUnmodified() throws Exception {
-    Path dir = AgentConfigs.dir("late-attach-after-trainer");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir =
+        AgentConfigs.dirWithConfig("late-attach-after-trainer", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r = attach(dir, "surgery.yaml", "--after-trainer", "--epochs", "2");
     assertEquals(0, r.exitCode(), r.toString());
     // Not silent: one warning for the trainer, which keeps the architecture it was built with.
@@ -66,8 +65,7 @@ class LateAttachIT {
    */
   @Test
   void aMistypedAttachAndItsRetryDoNotWeaveTwice() throws Exception {
-    Path dir = AgentConfigs.dir("late-attach-retry");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("late-attach-retry", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
         ForkedJvm.main(
                 LateAttachApp.class.getName(),

@@ -34,8 +34,7 @@ class LayerFreezingIT {
 
   @Test
   void takesThePlannedEpochsFromEasyTrainFit() throws Exception {
-    Path dir = AgentConfigs.dir("freezing-fit");
-    AgentConfigs.write(dir, "surgery.yaml", FREEZING_AT_EPOCHS_0_1_2);
+    Path dir = AgentConfigs.dirWithConfig("freezing-fit", FREEZING_AT_EPOCHS_0_1_2);
     ForkedJvm.Result r =
         ForkedJvm.main(FreezeApp.class.getName())
             .agent("config=surgery.yaml;debug=true")
@@ -61,11 +60,10 @@ class LayerFreezingIT {
 
   @Test
   void withoutFitAndWithoutTotalEpochsTheErrorNamesTheYamlKey() throws Exception {
-    Path dir = AgentConfigs.dir("freezing-own-loop");
-    AgentConfigs.write(
-        dir,
-        "surgery.yaml",
-        String.join("\n", "algorithms:", "  - name: layer_freezing", "    epoch: 1", ""));
+    Path dir =
+        AgentConfigs.dirWithConfig(
+            "freezing-own-loop",
+            String.join("\n", "algorithms:", "  - name: layer_freezing", "    epoch: 1", ""));
     ForkedJvm.Result r =
         ForkedJvm.main(FreezeApp.class.getName(), "--own-loop")
             .agent("surgery.yaml")

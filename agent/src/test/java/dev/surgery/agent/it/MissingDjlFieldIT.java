@@ -74,8 +74,8 @@ class MissingDjlFieldIT {
 
   @Test
   void agentWarnsOnceAndLeavesTheProgramUnmodified() throws Exception {
-    Path dir = AgentConfigs.dir("missing-djl-field-agent");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir =
+        AgentConfigs.dirWithConfig("missing-djl-field-agent", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
         ForkedJvm.main(CnnApp.class.getName(), "--epochs", "2")
             .classpath(stubFirst(ForkedJvm.appClasspath(false)))

@@ -16,8 +16,7 @@ class NoLoggingBindingIT {
 
   @Test
   void withoutABindingTheAgentSaysTheSurgeryLogIsNotShown() throws Exception {
-    Path dir = AgentConfigs.dir("no-logging-binding");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("no-logging-binding", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     List<String> withoutBinding =
         ForkedJvm.appClasspath(false).stream()
             .filter(e -> !Path.of(e).getFileName().toString().startsWith("slf4j-simple"))

@@ -19,8 +19,7 @@ class NonDjlJvmIT {
 
   @Test
   void aJvmThatNeverLoadsDjlNeverLoadsByteBuddy() throws Exception {
-    Path dir = AgentConfigs.dir("non-djl-jvm");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("non-djl-jvm", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     Path src = Files.createDirectories(dir.resolve("src"));
     Path classes = Files.createDirectories(dir.resolve("classes"));
     Path hello =

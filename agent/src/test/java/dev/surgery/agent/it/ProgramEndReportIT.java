@@ -35,8 +35,7 @@ class ProgramEndReportIT {
           "");
 
   private static JsonObject run(String mode, int expectedExit) throws Exception {
-    Path dir = AgentConfigs.dir("program-end-" + mode);
-    AgentConfigs.write(dir, "surgery.yaml", CONFIG);
+    Path dir = AgentConfigs.dirWithConfig("program-end-" + mode, CONFIG);
     ForkedJvm.Result r =
         ForkedJvm.main(ExitMidTrainingApp.class.getName(), mode)
             .agent("surgery.yaml")

@@ -18,8 +18,8 @@ class ProgramLoggingSetupIT {
 
   @Test
   void loggingTheProgramConfiguresInMainIsTheLoggingItGets() throws Exception {
-    Path dir = AgentConfigs.dir("program-logging-setup");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir =
+        AgentConfigs.dirWithConfig("program-logging-setup", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
         ForkedJvm.main(LogFileApp.class.getName(), "train.log", "--epochs", "2")
             .agent("surgery.yaml")

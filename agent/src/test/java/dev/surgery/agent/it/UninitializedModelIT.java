@@ -31,8 +31,7 @@ class UninitializedModelIT {
 
   @Test
   void handWrittenLoopWithoutInitializeGetsTheSurgeryBeforeItsFirstStep() throws Exception {
-    Path dir = AgentConfigs.dir("uninitialized-own-loop");
-    AgentConfigs.write(dir, "surgery.yaml", SQUEEZE_EXCITE_AT_EPOCH_0);
+    Path dir = AgentConfigs.dirWithConfig("uninitialized-own-loop", SQUEEZE_EXCITE_AT_EPOCH_0);
     ForkedJvm.Result r =
         ForkedJvm.main(CnnApp.class.getName(), "--no-initialize", "--own-loop", "--epochs", "1")
             .agent("config=surgery.yaml;debug=true")
@@ -66,8 +65,7 @@ class UninitializedModelIT {
    */
   @Test
   void initializingAtTheFirstForwardTrainsTheSameBitsAsTheProgramsOwnInitialize() throws Exception {
-    Path dir = AgentConfigs.dir("uninitialized-bits");
-    AgentConfigs.write(dir, "surgery.yaml", SQUEEZE_EXCITE_AT_EPOCH_0);
+    Path dir = AgentConfigs.dirWithConfig("uninitialized-bits", SQUEEZE_EXCITE_AT_EPOCH_0);
     String[] lazy = {"--no-initialize", "--own-loop", "--epochs", "2"};
     String[] own = {"--own-loop", "--epochs", "2"};
     String plainLazy = bits(ForkedJvm.main(CnnApp.class.getName(), lazy).workDir(dir).run());
@@ -91,8 +89,7 @@ class UninitializedModelIT {
 
   @Test
   void easyTrainFitWithoutInitializeGetsTheSurgeryInsteadOfFailing() throws Exception {
-    Path dir = AgentConfigs.dir("uninitialized-fit");
-    AgentConfigs.write(dir, "surgery.yaml", SQUEEZE_EXCITE_AT_EPOCH_0);
+    Path dir = AgentConfigs.dirWithConfig("uninitialized-fit", SQUEEZE_EXCITE_AT_EPOCH_0);
     ForkedJvm.Result r =
         ForkedJvm.main(CnnApp.class.getName(), "--no-initialize", "--epochs", "1")
             .agent("config=surgery.yaml")
@@ -107,8 +104,7 @@ class UninitializedModelIT {
 
   @Test
   void stopsBeforeTheFirstForwardWhereItCannotInitializeAsDjlWould() throws Exception {
-    Path dir = AgentConfigs.dir("uninitialized-float64");
-    AgentConfigs.write(dir, "surgery.yaml", SQUEEZE_EXCITE_AT_EPOCH_0);
+    Path dir = AgentConfigs.dirWithConfig("uninitialized-float64", SQUEEZE_EXCITE_AT_EPOCH_0);
     ForkedJvm.Result r =
         ForkedJvm.main(
                 CnnApp.class.getName(),
@@ -138,18 +134,17 @@ class UninitializedModelIT {
     // on_error: fail at the surgery the agent runs before the first forward: the program gets the
     // library's SurgeryFailedException, as from its own trainer.initialize, not the agent's
     // wrapper.
-    Path dir = AgentConfigs.dir("uninitialized-fails");
-    AgentConfigs.write(
-        dir,
-        "surgery.yaml",
-        String.join(
-            "\n",
-            "algorithms:",
-            "  - name: squeeze_excite",
-            "    epoch: 0",
-            "    min_channels: 8",
-            "    include: 'type:BatchNorm'",
-            ""));
+    Path dir =
+        AgentConfigs.dirWithConfig(
+            "uninitialized-fails",
+            String.join(
+                "\n",
+                "algorithms:",
+                "  - name: squeeze_excite",
+                "    epoch: 0",
+                "    min_channels: 8",
+                "    include: 'type:BatchNorm'",
+                ""));
     ForkedJvm.Result r =
         ForkedJvm.main(CnnApp.class.getName(), "--no-initialize", "--own-loop", "--epochs", "1")
             .agent("config=surgery.yaml")
