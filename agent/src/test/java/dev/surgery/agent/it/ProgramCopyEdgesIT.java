@@ -22,20 +22,12 @@ import org.junit.jupiter.api.Test;
  */
 class ProgramCopyEdgesIT {
 
-  private static final String WARNING =
-      "^surgery-agent: WARNING: the program has its own copy of DJL Surgery \\((.*)\\) beside the"
-          + " agent's";
-
   /** Compile-time constants are copied into the program's class: no class of the library loads. */
   @Test
   void compileTimeConstantsOfTheLibraryAreNotACopyInUse() throws Exception {
-    Path dir = AgentConfigs.dir("probe-copy-constants");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
-        ForkedJvm.main(LibraryUseApp.class.getName(), "constants", "--epochs", "2")
-            .classpath(ForkedJvm.appClasspath(true))
-            .agent("surgery.yaml")
-            .workDir(dir)
+        ProgramCopyIT.withTheLibraryUnderBlurPool(
+                "probe-copy-constants", LibraryUseApp.class.getName(), "constants", "--epochs", "2")
             .run();
     r.assertTrainedWithBlur();
     assertEquals("blurpool <root>", r.findOut("LIBUSE: constants (.*)"), r.toString());
@@ -45,17 +37,17 @@ class ProgramCopyEdgesIT {
   /** Only {@code dev.surgery.core}, and only after training: warned once, naming the core. */
   @Test
   void aCoreClassUsedOnlyAfterTrainingIsWarnedOnce() throws Exception {
-    Path dir = AgentConfigs.dir("probe-copy-core-after");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
-        ForkedJvm.main(LibraryUseApp.class.getName(), "core-after", "--epochs", "2")
-            .classpath(ForkedJvm.appClasspath(true))
-            .agent("surgery.yaml")
-            .workDir(dir)
+        ProgramCopyIT.withTheLibraryUnderBlurPool(
+                "probe-copy-core-after",
+                LibraryUseApp.class.getName(),
+                "core-after",
+                "--epochs",
+                "2")
             .run();
     r.assertTrainedWithBlur();
-    assertEquals(1, r.countErr(WARNING), r.toString());
-    String where = r.stderr().lines().filter(l -> l.matches(WARNING + ".*")).findFirst().get();
+    assertEquals(1, r.countErr(ProgramCopyIT.WARNING), r.toString());
+    String where = ProgramCopyIT.warningLine(r);
     assertTrue(where.contains("core"), r.toString());
   }
 
@@ -67,18 +59,18 @@ class ProgramCopyEdgesIT {
    */
   @Test
   void noTwoCopiesWarningWhenALaterKillSwitchTurnedTheAgentOff() throws Exception {
-    Path dir = AgentConfigs.dir("probe-copy-kill-switch");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
-        ForkedJvm.main(SelfRegisteringApp.class.getName(), "surgery.yaml", "--epochs", "2")
-            .classpath(ForkedJvm.appClasspath(true))
-            .agent("surgery.yaml")
+        ProgramCopyIT.withTheLibraryUnderBlurPool(
+                "probe-copy-kill-switch",
+                SelfRegisteringApp.class.getName(),
+                "surgery.yaml",
+                "--epochs",
+                "2")
             .agent("enabled=false")
-            .workDir(dir)
             .run();
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(1, r.countErr("the agent is off, no trainer gets surgery"), r.toString());
-    assertEquals(0, r.countErr(WARNING), r.toString());
+    assertEquals(0, r.countErr(ProgramCopyIT.WARNING), r.toString());
   }
 
   /**
@@ -103,7 +95,7 @@ class ProgramCopyEdgesIT {
             .run();
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(1, r.countErr("^surgery-agent: not installed"), r.toString());
-    assertEquals(0, r.countErr(WARNING), r.toString());
+    assertEquals(0, r.countErr(ProgramCopyIT.WARNING), r.toString());
   }
 
   /**
@@ -149,7 +141,7 @@ class ProgramCopyEdgesIT {
       ForkedJvm.Result loaded = style.getValue().agent("none.yaml").workDir(dir).run();
       String what = style.getKey() + ": " + loaded;
       assertEquals(0, loaded.exitCode(), what);
-      assertEquals(1, loaded.countErr(WARNING), what);
+      assertEquals(1, loaded.countErr(ProgramCopyIT.WARNING), what);
       assertEquals(structure, loaded.findOut("CKPT: structure (.*)"), what);
       assertEquals(output, loaded.findOut("CKPT: output (.*)"), what);
     }

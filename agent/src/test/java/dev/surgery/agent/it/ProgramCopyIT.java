@@ -15,19 +15,15 @@ import org.junit.jupiter.api.Test;
  */
 class ProgramCopyIT {
 
-  private static final String WARNING =
+  /** The two-copies warning; its group is where the program's copy comes from. */
+  static final String WARNING =
       "^surgery-agent: WARNING: the program has its own copy of DJL Surgery \\((.*)\\) beside the"
           + " agent's";
 
   @Test
   void aCopyOnTheClassPathThatTheProgramNeverUsesIsNotWarnedAbout() throws Exception {
-    Path dir = AgentConfigs.dir("program-copy-unused");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--epochs", "2")
-            .classpath(ForkedJvm.appClasspath(true))
-            .agent("surgery.yaml")
-            .workDir(dir)
+        withTheLibraryUnderBlurPool("program-copy-unused", CnnApp.class.getName(), "--epochs", "2")
             .run();
     r.assertTrainedWithBlur();
     assertEquals(0, r.countErr("own copy of DJL Surgery"), r.toString());
@@ -36,17 +32,17 @@ class ProgramCopyIT {
 
   @Test
   void aProgramThatUsesTheCopyOnItsClassPathIsWarnedOnceNamingIt() throws Exception {
-    Path dir = AgentConfigs.dir("program-copy-used");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
-        ForkedJvm.main(SelfRegisteringApp.class.getName(), "surgery.yaml", "--epochs", "2")
-            .classpath(ForkedJvm.appClasspath(true))
-            .agent("surgery.yaml")
-            .workDir(dir)
+        withTheLibraryUnderBlurPool(
+                "program-copy-used",
+                SelfRegisteringApp.class.getName(),
+                "surgery.yaml",
+                "--epochs",
+                "2")
             .run();
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(1, r.countErr(WARNING), r.toString());
-    String where = r.stderr().lines().filter(l -> l.matches(WARNING + ".*")).findFirst().get();
+    String where = warningLine(r);
     // The program's listener and its trainer classes come from the trainer module's build.
     assertTrue(
         where.contains("surgery-trainer") || where.contains("trainer-integration"), r.toString());
@@ -59,8 +55,7 @@ class ProgramCopyIT {
    */
   @Test
   void aProgramRunWithoutTheLibraryItNeedsFailsAsWithoutTheAgent() throws Exception {
-    Path dir = AgentConfigs.dir("program-copy-missing");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("program-copy-missing", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     for (boolean agent : new boolean[] {false, true}) {
       ForkedJvm jvm =
           ForkedJvm.main(SelfRegisteringApp.class.getName(), "surgery.yaml", "--epochs", "2")
@@ -72,5 +67,23 @@ class ProgramCopyIT {
           r.stderr().contains("NoClassDefFoundError: dev/surgery/trainer/SurgeryListener"), what);
       assertEquals(0, r.countErr(WARNING), what);
     }
+  }
+
+  /**
+   * A program with the library on its own class path, in a fresh folder, under the agent with
+   * BlurPool at epoch 1 ({@code surgery.yaml}); more agents may be added before it runs.
+   */
+  static ForkedJvm withTheLibraryUnderBlurPool(String folder, String mainClass, String... args)
+      throws Exception {
+    Path dir = AgentConfigs.dirWithConfig(folder, AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    return ForkedJvm.main(mainClass, args)
+        .classpath(ForkedJvm.appClasspath(true))
+        .agent("surgery.yaml")
+        .workDir(dir);
+  }
+
+  /** The first line of standard error that is the two-copies warning. */
+  static String warningLine(ForkedJvm.Result r) {
+    return r.stderr().lines().filter(l -> l.matches(WARNING + ".*")).findFirst().get();
   }
 }
