@@ -9,6 +9,7 @@ import dev.surgery.agent.testapp.CheckpointApp;
 import dev.surgery.agent.testapp.LibraryLoadsApp;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -27,15 +28,8 @@ class CheckpointReplayIT {
    */
   @Test
   void aModelGivenANewBlockSavesThatBlocksRecord() throws Exception {
-    Path dir = AgentConfigs.dir("checkpoint-new-block");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    String main = CheckpointApp.class.getName();
-    ForkedJvm.Result trained =
-        ForkedJvm.main(main, "train", "model", "new-block")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
-    assertEquals(0, trained.exitCode(), trained.toString());
+    Path dir = AgentConfigs.dirWithConfig("checkpoint-new-block", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result trained = trainedAndSaved(dir, "new-block");
     String savedStructure = trained.findOut("CKPT: structure (.*)");
     assertFalse(savedStructure.contains("Blur"), trained.toString());
 
@@ -44,12 +38,8 @@ class CheckpointReplayIT {
 
   @Test
   void modelLoadReplaysTheRecordedSurgery() throws Exception {
-    Path dir = AgentConfigs.dir("checkpoint");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    String main = CheckpointApp.class.getName();
-    ForkedJvm.Result trained =
-        ForkedJvm.main(main, "train", "model").agent("surgery.yaml").workDir(dir).run();
-    assertEquals(0, trained.exitCode(), trained.toString());
+    Path dir = AgentConfigs.dirWithConfig("checkpoint", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result trained = trainedAndSaved(dir);
     String savedStructure = trained.findOut("CKPT: structure (.*)");
     // Both kinds of replacement: a surgery that missed the max pool would still save and replay,
     // and the output comparisons below would then hinge on the blurred conv's border alone.
@@ -75,7 +65,8 @@ class CheckpointReplayIT {
     // Without the agent, plain DJL cannot replay the record: the original architecture's Conv2d
     // refuses the blurred layer's version (it once loaded the weights into layers without the
     // blur, silently), and the model keeps its original blocks.
-    ForkedJvm.Result plain = ForkedJvm.main(main, "load-failing", "model").workDir(dir).run();
+    ForkedJvm.Result plain =
+        ForkedJvm.main(CheckpointApp.class.getName(), "load-failing", "model").workDir(dir).run();
     assertEquals(0, plain.exitCode(), plain.toString());
     assertEquals(
         "ai.djl.MalformedModelException: Unsupported encoding version: 81",
@@ -86,11 +77,9 @@ class CheckpointReplayIT {
     // A truncated copy: DJL's load fails part way, after the replay; the program that catches it
     // goes on with the model exactly as it was before the load (original blocks, no arrays, no
     // surgery property), not a half-replaced, half-loaded one.
-    Path cut = Files.createDirectories(dir.resolve("cut"));
     byte[] bytes = Files.readAllBytes(dir.resolve("model").resolve("cnn-0002.params"));
-    Files.write(cut.resolve("cnn-0002.params"), Arrays.copyOf(bytes, bytes.length - 100));
-    ForkedJvm.Result failed =
-        ForkedJvm.main(main, "load-failing", "cut").agent("surgery.yaml").workDir(dir).run();
+    writeParams(dir, "cut", Arrays.copyOf(bytes, bytes.length - 100));
+    ForkedJvm.Result failed = loadFailingUnderTheAgent(dir, "cut");
     assertEquals(0, failed.exitCode(), failed.toString());
     // The exception names the file, as SurgeryCheckpoint.load's does (DJL's own names nothing).
     assertTrue(
@@ -116,25 +105,17 @@ class CheckpointReplayIT {
 
     // A model the program initialized: its own arrays come back, whether the parameters cannot be
     // read or the record cannot be replayed (an algorithm this JVM does not know).
-    ForkedJvm.Result initialized =
-        ForkedJvm.main(main, "load-failing", "cut", "init")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
+    ForkedJvm.Result initialized = loadFailingUnderTheAgent(dir, "cut", "init");
     assertEquals(0, initialized.exitCode(), initialized.toString());
     assertEquals("true", initialized.findOut("CKPT: own arrays (.*)"), initialized.toString());
-    Path unknown = Files.createDirectories(dir.resolve("unknown"));
     String text = new String(bytes, java.nio.charset.StandardCharsets.ISO_8859_1);
     assertTrue(text.contains("\"blurpool\""), "the record names blurpool");
-    Files.write(
-        unknown.resolve("cnn-0002.params"),
+    writeParams(
+        dir,
+        "unknown",
         text.replace("\"blurpool\"", "\"blurpoox\"")
             .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
-    ForkedJvm.Result unknownAlgorithm =
-        ForkedJvm.main(main, "load-failing", "unknown", "init")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
+    ForkedJvm.Result unknownAlgorithm = loadFailingUnderTheAgent(dir, "unknown", "init");
     assertEquals(0, unknownAlgorithm.exitCode(), unknownAlgorithm.toString());
     assertTrue(
         unknownAlgorithm.findOut("CKPT: failed (.*)").contains("not registered"),
@@ -144,18 +125,14 @@ class CheckpointReplayIT {
 
     // The same file without its record (as a model changed through the core API saves): nothing
     // to replay, and the agent's load says why the original architecture refuses it.
-    Path unrecorded = Files.createDirectories(dir.resolve("unrecorded"));
     String key = "\u0000\u0007surgery";
     assertEquals(1, text.split(key, -1).length - 1, "one property named surgery");
-    Files.write(
-        unrecorded.resolve("cnn-0002.params"),
+    writeParams(
+        dir,
+        "unrecorded",
         text.replace(key, "\u0000\u0007xurgery")
             .getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
-    ForkedJvm.Result noRecord =
-        ForkedJvm.main(main, "load-failing", "unrecorded", "init")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
+    ForkedJvm.Result noRecord = loadFailingUnderTheAgent(dir, "unrecorded", "init");
     assertEquals(0, noRecord.exitCode(), noRecord.toString());
     assertTrue(
         noRecord
@@ -242,13 +219,43 @@ class CheckpointReplayIT {
   static ForkedJvm.Result trainedUnderTheAgent(Path dir) throws Exception {
     AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     AgentConfigs.write(dir, "none.yaml", "algorithms: []\n");
+    return trainedAndSaved(dir);
+  }
+
+  /**
+   * {@link CheckpointApp} trained and saved in {@code dir/model} under the agent with the {@code
+   * surgery.yaml} already in {@code dir}; asserts that it exited normally.
+   */
+  static ForkedJvm.Result trainedAndSaved(Path dir, String... extraArgs) throws Exception {
+    List<String> args = new ArrayList<>(List.of("train", "model"));
+    args.addAll(List.of(extraArgs));
     ForkedJvm.Result trained =
-        ForkedJvm.main(CheckpointApp.class.getName(), "train", "model")
+        ForkedJvm.main(CheckpointApp.class.getName(), args.toArray(String[]::new))
             .agent("surgery.yaml")
             .workDir(dir)
             .run();
     assertEquals(0, trained.exitCode(), trained.toString());
     return trained;
+  }
+
+  /** {@code bytes} as the saved parameters of a model in {@code dir/folder}. */
+  private static void writeParams(Path dir, String folder, byte[] bytes) throws Exception {
+    Path model = Files.createDirectories(dir.resolve(folder));
+    Files.write(model.resolve("cnn-0002.params"), bytes);
+  }
+
+  /**
+   * {@link CheckpointApp} loading {@code dir/folder} under the agent, catching a failing load
+   * ({@code args}: the folder, then {@code init} for a model the program initialized first).
+   */
+  private static ForkedJvm.Result loadFailingUnderTheAgent(Path dir, String... args)
+      throws Exception {
+    List<String> all = new ArrayList<>(List.of("load-failing"));
+    all.addAll(List.of(args));
+    return ForkedJvm.main(CheckpointApp.class.getName(), all.toArray(String[]::new))
+        .agent("surgery.yaml")
+        .workDir(dir)
+        .run();
   }
 
   /**

@@ -36,6 +36,10 @@ import org.junit.jupiter.params.provider.ValueSource;
 class EventsIT {
 
   private static final int BATCHES = 4;
+
+  /** A config with the recording plugin alone. */
+  private static final String RECORDING = "algorithms:\n  - name: recording\n";
+
   private static final String SERVICES =
       "META-INF/services/dev.surgery.core.algorithms.AlgorithmProvider";
 
@@ -109,8 +113,7 @@ class EventsIT {
   void everyEventFiresOncePerOccurrenceInTheDocumentedOrder(String mode) throws Exception {
     Path dir = AgentConfigs.dir("events-order-" + mode);
     Path jar = pluginJar(dir, "recording.jar", TestPluginProvider.class);
-    ForkedJvm.Result r =
-        run(dir, "algorithms:\n  - name: recording\n", jar.toString(), mode, "2", "validation");
+    ForkedJvm.Result r = run(dir, RECORDING, jar.toString(), mode, "2", "validation");
     assertEquals(0, r.exitCode(), r.toString());
     List<String> lines = recorded(dir);
     List<String> events = lines.stream().map(l -> l.split(" ")[0]).toList();
@@ -187,14 +190,11 @@ class EventsIT {
 
   @Test
   void plainModelLoadReportsTheLoadEventsAfterTheReplay() throws Exception {
-    Path dir = AgentConfigs.dir("events-load");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("events-load", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     String main = CheckpointApp.class.getName();
-    ForkedJvm.Result trained =
-        ForkedJvm.main(main, "train", "model").agent("surgery.yaml").workDir(dir).run();
-    assertEquals(0, trained.exitCode(), trained.toString());
+    CheckpointReplayIT.trainedAndSaved(dir);
     Path jar = pluginJar(dir, "recording.jar", TestPluginProvider.class);
-    AgentConfigs.write(dir, "load.yaml", "algorithms:\n  - name: recording\n");
+    AgentConfigs.write(dir, "load.yaml", RECORDING);
     ForkedJvm.Result loaded =
         ForkedJvm.main(main, "load", "model")
             .agent("config=load.yaml;extensions=" + jar)
@@ -214,8 +214,7 @@ class EventsIT {
     Path dir = AgentConfigs.dir("events-duplicate");
     Path a = pluginJar(dir, "plugin-a.jar", TestPluginProvider.class);
     Path b = pluginJar(dir, "plugin-b.jar", DuplicatePluginProvider.class);
-    ForkedJvm.Result r =
-        run(dir, "algorithms:\n  - name: recording\n", a + File.pathSeparator + b, "fit", "1");
+    ForkedJvm.Result r = run(dir, RECORDING, a + File.pathSeparator + b, "fit", "1");
     assertEquals(2, r.exitCode(), r.toString());
     assertFalse(r.stdout().contains(EventsApp.MARKER), "main never ran: " + r);
     List<String> lines = r.agentLines();
@@ -248,7 +247,7 @@ class EventsIT {
   @Test
   void aMissingPluginJarStopsTheJvmBeforeMain() throws Exception {
     Path dir = AgentConfigs.dir("events-missing-jar");
-    ForkedJvm.Result r = run(dir, "algorithms:\n  - name: recording\n", "missing.jar", "fit", "1");
+    ForkedJvm.Result r = run(dir, RECORDING, "missing.jar", "fit", "1");
     assertEquals(2, r.exitCode(), r.toString());
     assertFalse(r.stdout().contains(EventsApp.MARKER), "main never ran: " + r);
     assertEquals(
