@@ -35,26 +35,21 @@ class DryRunIT {
    */
   @Test
   void aProgramThatNeverInitializesGetsThePlanAtItsFirstForward() throws Exception {
-    Path dir = AgentConfigs.dir("dry-run-no-initialize");
-    AgentConfigs.write(
-        dir,
-        "surgery.yaml",
-        String.join(
-            "\n",
-            "algorithms:",
-            "  - name: blurpool",
-            "    epoch: 1",
-            "  - name: squeeze_excite",
-            "    epoch: 1",
-            "    min_channels: 0",
-            "report: plan.json",
-            ""));
+    Path dir =
+        AgentConfigs.dirWithConfig(
+            "dry-run-no-initialize",
+            String.join(
+                "\n",
+                "algorithms:",
+                "  - name: blurpool",
+                "    epoch: 1",
+                "  - name: squeeze_excite",
+                "    epoch: 1",
+                "    min_channels: 0",
+                "report: plan.json",
+                ""));
     String[] args = {"--no-initialize", "--own-loop", "--epochs", "1"};
-    ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), args)
-            .agent("config=surgery.yaml;dry_run=true")
-            .workDir(dir)
-            .run();
+    ForkedJvm.Result r = dryRun(dir, args);
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(1, r.countErr("^surgery-agent: dry run \\(dry_run=true\\)"), r.toString());
     assertTrue(r.stderr().contains("Conv2d -> BlurConv2d"), r.toString());
@@ -78,27 +73,22 @@ class DryRunIT {
 
   @Test
   void printsThePlanOnceAndChangesNothing() throws Exception {
-    Path dir = AgentConfigs.dir("dry-run");
-    AgentConfigs.write(
-        dir,
-        "surgery.yaml",
-        String.join(
-            "\n",
-            "algorithms:",
-            "  - name: blurpool",
-            "    epoch: 1",
-            "  - name: ghost_batchnorm",
-            "    epoch: 2",
-            "    include: ['**/07Nothing']",
-            "  - name: layer_freezing",
-            "    epoch: 1",
-            "report: plan.json",
-            ""));
-    ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--trainers", "2")
-            .agent("config=surgery.yaml;dry_run=true")
-            .workDir(dir)
-            .run();
+    Path dir =
+        AgentConfigs.dirWithConfig(
+            "dry-run",
+            String.join(
+                "\n",
+                "algorithms:",
+                "  - name: blurpool",
+                "    epoch: 1",
+                "  - name: ghost_batchnorm",
+                "    epoch: 2",
+                "    include: ['**/07Nothing']",
+                "  - name: layer_freezing",
+                "    epoch: 1",
+                "report: plan.json",
+                ""));
+    ForkedJvm.Result r = dryRun(dir, "--trainers", "2");
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(1, r.countErr("^surgery-agent: dry run \\(dry_run=true\\)"), r.toString());
     assertTrue(r.stderr().contains("blurpool at epoch 1 (surgery.yaml:2:5)"), r.toString());
@@ -124,8 +114,7 @@ class DryRunIT {
     assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
 
     // With report: the same plan goes to the JSON surgery log, which lists no application.
-    JsonObject log =
-        JsonParser.parseString(Files.readString(dir.resolve("plan.json"))).getAsJsonObject();
+    JsonObject log = planJson(dir);
     assertTrue(log.get("dry_run").getAsBoolean(), log.toString());
     assertEquals(0, log.getAsJsonArray("applications").size(), log.toString());
     JsonArray plans = log.getAsJsonArray("plans");
@@ -195,6 +184,19 @@ class DryRunIT {
     assertTrue(ghost.get("error").getAsString().contains("matches no block"), ghost.toString());
   }
 
+  /** {@code CnnApp} with {@code args} under the agent's dry run of {@code dir/surgery.yaml}. */
+  private static ForkedJvm.Result dryRun(Path dir, String... args) throws Exception {
+    return ForkedJvm.main(CnnApp.class.getName(), args)
+        .agent("config=surgery.yaml;dry_run=true")
+        .workDir(dir)
+        .run();
+  }
+
+  /** The JSON surgery log the configs here name ({@code report: plan.json}). */
+  private static JsonObject planJson(Path dir) throws Exception {
+    return JsonParser.parseString(Files.readString(dir.resolve("plan.json"))).getAsJsonObject();
+  }
+
   /** A parameter list as the table prints it, from the JSON. */
   private static String parameters(String sign, JsonArray list) {
     if (list.isEmpty()) {
@@ -224,40 +226,32 @@ class DryRunIT {
    */
   @Test
   void listsEpochZeroEntriesFirstAndSaysWhenAStepEntryRuns() throws Exception {
-    Path dir = AgentConfigs.dir("dry-run-order");
-    AgentConfigs.write(
-        dir,
-        "surgery.yaml",
-        String.join(
-            "\n",
-            "algorithms:",
-            "  - name: weight_standardization",
-            "    step: 2",
-            "  - name: blurpool",
-            "    epoch: 0",
-            "  - name: layer_freezing",
-            "    every: 1ep",
-            "    freeze_start: 0.0",
-            "  - name: layer_freezing",
-            "    step: 9",
-            "    freeze_start: 0.0",
-            "total_epochs: 2",
-            "report: plan.json",
-            ""));
-    ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName())
-            .agent("config=surgery.yaml;dry_run=true")
-            .workDir(dir)
-            .run();
+    Path dir =
+        AgentConfigs.dirWithConfig(
+            "dry-run-order",
+            String.join(
+                "\n",
+                "algorithms:",
+                "  - name: weight_standardization",
+                "    step: 2",
+                "  - name: blurpool",
+                "    epoch: 0",
+                "  - name: layer_freezing",
+                "    every: 1ep",
+                "    freeze_start: 0.0",
+                "  - name: layer_freezing",
+                "    step: 9",
+                "    freeze_start: 0.0",
+                "total_epochs: 2",
+                "report: plan.json",
+                ""));
+    ForkedJvm.Result r = dryRun(dir);
     assertEquals(0, r.exitCode(), r.toString());
     int blurpool = r.stderr().indexOf("blurpool at epoch 0 (surgery.yaml:4:5)");
     int standardization = r.stderr().indexOf("weight_standardization at step 2 (surgery.yaml:2:5)");
     assertTrue(blurpool >= 0 && standardization > blurpool, r.toString());
 
-    JsonArray plans =
-        JsonParser.parseString(Files.readString(dir.resolve("plan.json")))
-            .getAsJsonObject()
-            .getAsJsonArray("plans");
+    JsonArray plans = planJson(dir).getAsJsonArray("plans");
     JsonObject first = plans.get(0).getAsJsonObject();
     JsonObject second = plans.get(1).getAsJsonObject();
     assertEquals("blurpool", first.get("algorithm").getAsString());

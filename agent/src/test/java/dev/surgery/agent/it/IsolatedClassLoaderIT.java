@@ -3,10 +3,7 @@ package dev.surgery.agent.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.surgery.agent.testapp.ChildLoaderLauncher;
-import dev.surgery.agent.testapp.CnnApp;
 import dev.surgery.agent.testapp.UnrelatedIsolatedLoaderApp;
-import java.io.File;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -22,8 +19,8 @@ class IsolatedClassLoaderIT {
   void aLoaderThatDefinesNoDjlClassIsNotWarnedOf() throws Exception {
     // Another agent's or a plugin's loader: the class loader was asked about before the type, so
     // the warning named it as defining DJL's Trainer, and used up the one warning there is.
-    Path dir = AgentConfigs.dir("unrelated-isolated-loader");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir =
+        AgentConfigs.dirWithConfig("unrelated-isolated-loader", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
         ForkedJvm.main(
                 UnrelatedIsolatedLoaderApp.class.getName(),
@@ -73,19 +70,10 @@ class IsolatedClassLoaderIT {
    */
   private static ForkedJvm.Result inIsolatedLoader(String name, List<String> childClasspath)
       throws Exception {
-    Path dir = AgentConfigs.dir(name);
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    Path launcher = SurgeryAgentIT.launcherOnly(dir);
-    return ForkedJvm.main(
-            ChildLoaderLauncher.class.getName(),
-            String.join(File.pathSeparator, childClasspath),
-            CnnApp.class.getName(),
-            "--epochs",
-            "1")
-        .classpath(List.of(launcher.toString()))
+    Path dir = AgentConfigs.dirWithConfig(name, AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    return SurgeryAgentIT.cnnInChildLoader(dir, childClasspath, "1")
         .jvmArg("-Dlauncher.isolated=true")
         .agent("surgery.yaml")
-        .workDir(dir)
         .run();
   }
 }

@@ -32,13 +32,8 @@ class SurgeryAgentIT {
   /** Two trainers built from one config, with debug lines on; shared by several tests. */
   private static synchronized ForkedJvm.Result twoTrainers() throws Exception {
     if (twoTrainers == null) {
-      Path dir = AgentConfigs.dir("two-trainers");
-      AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-      twoTrainers =
-          ForkedJvm.main(CnnApp.class.getName(), "--trainers", "2")
-              .agent("config=surgery.yaml;debug=true")
-              .workDir(dir)
-              .run();
+      Path dir = AgentConfigs.dirWithConfig("two-trainers", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+      twoTrainers = cnnWithDebug(dir, "--trainers", "2").run();
     }
     return twoTrainers;
   }
@@ -86,13 +81,8 @@ class SurgeryAgentIT {
 
   @Test
   void worksWithAConfigThatReturnsAnImmutableListenerList() throws Exception {
-    Path dir = AgentConfigs.dir("immutable-listeners");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
-    ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--immutable-listeners", "--epochs", "1")
-            .agent("config=surgery.yaml;debug=true")
-            .workDir(dir)
-            .run();
+    Path dir = AgentConfigs.dirWithConfig("immutable-listeners", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result r = cnnWithDebug(dir, "--immutable-listeners", "--epochs", "1").run();
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(1, attachedTrainers(r).size(), r.toString());
     assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
@@ -102,8 +92,7 @@ class SurgeryAgentIT {
 
   @Test
   void doesNotAddASecondListenerWhenTheProgramRegisteredOne() throws Exception {
-    Path dir = AgentConfigs.dir("self-registering");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("self-registering", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
         ForkedJvm.main(
                 SelfRegisteringApp.class.getName(),
@@ -133,14 +122,9 @@ class SurgeryAgentIT {
 
   @Test
   void givenTwiceStillAttachesOneListenerPerTrainer() throws Exception {
-    Path dir = AgentConfigs.dir("agent-twice");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("agent-twice", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--trainers", "2", "--epochs", "1")
-            .agent("config=surgery.yaml;debug=true")
-            .agent("surgery.yaml")
-            .workDir(dir)
-            .run();
+        cnnWithDebug(dir, "--trainers", "2", "--epochs", "1").agent("surgery.yaml").run();
     assertEquals(0, r.exitCode(), r.toString());
     assertEquals(2, attachedTrainers(r).size(), r.toString());
     assertEquals(1, r.countErr("the agent was given more than once"), r.toString());
@@ -148,22 +132,11 @@ class SurgeryAgentIT {
 
   @Test
   void attachesWhenDjlIsLoadedByAChildClassLoader() throws Exception {
-    Path dir = AgentConfigs.dir("child-loader");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("child-loader", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     // The launcher alone on the system class path; DJL and the program in a URLClassLoader.
-    Path launcherClasses = launcherOnly(dir);
     List<String> child = new ArrayList<>(ForkedJvm.appClasspath(false));
     ForkedJvm.Result r =
-        ForkedJvm.main(
-                ChildLoaderLauncher.class.getName(),
-                String.join(File.pathSeparator, child),
-                CnnApp.class.getName(),
-                "--epochs",
-                "2")
-            .classpath(List.of(launcherClasses.toString()))
-            .agent("config=surgery.yaml;debug=true")
-            .workDir(dir)
-            .run();
+        cnnInChildLoader(dir, child, "2").agent("config=surgery.yaml;debug=true").run();
     assertEquals(0, r.exitCode(), r.toString());
     assertTrue(r.stdout().contains("LAUNCHER: DJL on the system class path: false"), r.toString());
     assertTrue(r.stdout().contains("CNNAPP: loaded by java.net.URLClassLoader"), r.toString());
@@ -174,8 +147,7 @@ class SurgeryAgentIT {
 
   @Test
   void theProgramsOwnExceptionsPassThroughUntouched() throws Exception {
-    Path dir = AgentConfigs.dir("own-exception");
-    AgentConfigs.write(dir, "surgery.yaml", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    Path dir = AgentConfigs.dirWithConfig("own-exception", AgentConfigs.BLURPOOL_AT_EPOCH_1);
     ForkedJvm.Result r =
         ForkedJvm.main(CnnApp.class.getName(), "--epochs", "1", "--fail-at-end")
             .agent("surgery.yaml")
@@ -194,14 +166,10 @@ class SurgeryAgentIT {
    */
   @Test
   void aDeliberateSurgeryFailureStopsTraining() throws Exception {
-    Path dir = AgentConfigs.dir("surgery-fails");
-    AgentConfigs.write(
-        dir, "surgery.yaml", "algorithms:\n  - name: blurpool\n    epoch: 0\non_error: fail\n");
-    ForkedJvm.Result r =
-        ForkedJvm.main(CnnApp.class.getName(), "--opaque-strided-conv", "--epochs", "1")
-            .agent("config=surgery.yaml;debug=true")
-            .workDir(dir)
-            .run();
+    Path dir =
+        AgentConfigs.dirWithConfig(
+            "surgery-fails", "algorithms:\n  - name: blurpool\n    epoch: 0\non_error: fail\n");
+    ForkedJvm.Result r = cnnWithDebug(dir, "--opaque-strided-conv", "--epochs", "1").run();
     assertEquals(1, r.exitCode(), r.toString());
     assertTrue(
         r.stderr()
@@ -210,6 +178,30 @@ class SurgeryAgentIT {
     assertTrue(r.stderr().contains("at ai.djl.training.Trainer.initialize("), r.toString());
     assertFalse(r.stdout().contains("CNNAPP: trainer 1 trained"), "training ran: " + r);
     assertEquals(0, r.countErr("^surgery-agent: WARNING"), r.toString());
+  }
+
+  /** {@code CnnApp} in {@code dir} under the agent with its config there and debug lines on. */
+  private static ForkedJvm cnnWithDebug(Path dir, String... args) {
+    return ForkedJvm.main(CnnApp.class.getName(), args)
+        .agent("config=surgery.yaml;debug=true")
+        .workDir(dir);
+  }
+
+  /**
+   * {@code CnnApp} for some epochs in {@code dir}, started by {@link ChildLoaderLauncher} (alone on
+   * the system class path) in a child class loader over {@code childClasspath}.
+   */
+  static ForkedJvm cnnInChildLoader(Path dir, List<String> childClasspath, String epochs)
+      throws java.io.IOException {
+    Path launcherClasses = launcherOnly(dir);
+    return ForkedJvm.main(
+            ChildLoaderLauncher.class.getName(),
+            String.join(File.pathSeparator, childClasspath),
+            CnnApp.class.getName(),
+            "--epochs",
+            epochs)
+        .classpath(List.of(launcherClasses.toString()))
+        .workDir(dir);
   }
 
   /**
