@@ -67,6 +67,16 @@ final class ExactnessReference {
     }
   }
 
+  /** The 3x3 convolution (padding 1) inside the switchable blocks, before any switch. */
+  private static Conv2d strided3x3(int filters, int stride) {
+    return Conv2d.builder()
+        .setKernelShape(new Shape(3, 3))
+        .optStride(new Shape(stride, stride))
+        .optPadding(new Shape(1, 1))
+        .setFilters(filters)
+        .build();
+  }
+
   /** A strided 3x3 convolution (padding 1) that blurs its input first once switched. */
   static final class SwitchConv extends AbstractBlock {
     private final Conv2d conv;
@@ -74,15 +84,7 @@ final class ExactnessReference {
 
     SwitchConv(int filters, int stride) {
       this.stride = stride;
-      this.conv =
-          addChildBlock(
-              "conv",
-              Conv2d.builder()
-                  .setKernelShape(new Shape(3, 3))
-                  .optStride(new Shape(stride, stride))
-                  .optPadding(new Shape(1, 1))
-                  .setFilters(filters)
-                  .build());
+      this.conv = addChildBlock("conv", strided3x3(filters, stride));
     }
 
     @Override
@@ -154,15 +156,7 @@ final class ExactnessReference {
     SwitchSe(int filters, int stride, int latent) {
       this.channels = filters;
       this.latent = latent;
-      this.conv =
-          addChildBlock(
-              "conv",
-              Conv2d.builder()
-                  .setKernelShape(new Shape(3, 3))
-                  .optStride(new Shape(stride, stride))
-                  .optPadding(new Shape(1, 1))
-                  .setFilters(filters)
-                  .build());
+      this.conv = addChildBlock("conv", strided3x3(filters, stride));
     }
 
     /** Builds and initializes the gate on the convolution's manager. */
