@@ -68,6 +68,14 @@ class ImageDatasetsTest {
     }
   }
 
+  /** A local MNIST-style dataset in {@code dir}: IDX images and labels for training and test. */
+  private void writeIdxDataset(int train, int test) throws IOException {
+    writeIdxImages(dir.resolve("train_data"), train);
+    writeIdxLabels(dir.resolve("train_labels"), train);
+    writeIdxImages(dir.resolve("test_data"), test);
+    writeIdxLabels(dir.resolve("test_labels"), test);
+  }
+
   private static Batch firstBatch(RandomAccessDataset dataset, NDManager manager) throws Exception {
     return dataset.getData(manager).iterator().next();
   }
@@ -78,10 +86,7 @@ class ImageDatasetsTest {
 
   @Test
   void readsLocalMnistIdxFiles() throws Exception {
-    writeIdxImages(dir.resolve("train_data"), 6);
-    writeIdxLabels(dir.resolve("train_labels"), 6);
-    writeIdxImages(dir.resolve("test_data"), 4);
-    writeIdxLabels(dir.resolve("test_labels"), 4);
+    writeIdxDataset(6, 4);
     ImageData data = ImageDatasets.open(request("mnist", dir, 0));
     assertEquals(6, data.train().size());
     assertEquals(4, data.validation().size());
@@ -99,10 +104,7 @@ class ImageDatasetsTest {
 
   @Test
   void readsLocalFashionMnistAndHonoursMaxBatches() throws Exception {
-    writeIdxImages(dir.resolve("train_data"), 10);
-    writeIdxLabels(dir.resolve("train_labels"), 10);
-    writeIdxImages(dir.resolve("test_data"), 10);
-    writeIdxLabels(dir.resolve("test_labels"), 10);
+    writeIdxDataset(10, 10);
     ImageData data = ImageDatasets.open(request("fashion-mnist", dir, 2));
     // 2 batches of 2.
     assertEquals(4, data.train().size());

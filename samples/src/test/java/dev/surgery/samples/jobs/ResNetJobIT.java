@@ -38,13 +38,10 @@ class ResNetJobIT {
 
   @Test
   void compareBaselineTrainsWithoutTheAgentInAChildJvm() throws Exception {
-    Path agent = SampleProcess.agentJar().toAbsolutePath();
-    assertTrue(Files.isRegularFile(agent), "build the agent first: " + agent);
-    Path config = SampleProcess.samplesDir().resolve("configs/blurpool.yaml").toAbsolutePath();
     SampleProcess.Result r =
         SampleProcess.run(
             SampleProcess.workDir("resnet-compare"),
-            List.of("-javaagent:" + agent + "=" + config),
+            blurPoolAgent(),
             ResNetJob.class,
             "--epochs",
             "2",
@@ -67,15 +64,9 @@ class ResNetJobIT {
 
   @Test
   void blurPoolUnderTheAgent() throws Exception {
-    Path agent = SampleProcess.agentJar().toAbsolutePath();
-    assertTrue(Files.isRegularFile(agent), "build the agent first: " + agent);
-    Path config = SampleProcess.samplesDir().resolve("configs/blurpool.yaml").toAbsolutePath();
     SampleProcess.Result r =
         SampleProcess.run(
-            SampleProcess.workDir("resnet-agent"),
-            List.of("-javaagent:" + agent + "=" + config),
-            ResNetJob.class,
-            SMALL);
+            SampleProcess.workDir("resnet-agent"), blurPoolAgent(), ResNetJob.class, SMALL);
     assertEquals(0, r.exitCode(), r.tail());
     assertTrue(r.output().contains("Surgery: blurpool at epoch 1 replaced 4 blocks"), r.tail());
     String tree = r.blockTree();
@@ -166,6 +157,17 @@ class ResNetJobIT {
     try (var files = Files.list(work.resolve("hx"))) {
       assertEquals(1, files.count(), "only the directory that was there");
     }
+  }
+
+  /**
+   * The JVM argument of README command 1: the agent with {@code configs/blurpool.yaml}; asserts
+   * that the agent jar is built.
+   */
+  private static List<String> blurPoolAgent() {
+    Path agent = SampleProcess.agentJar().toAbsolutePath();
+    assertTrue(Files.isRegularFile(agent), "build the agent first: " + agent);
+    Path config = SampleProcess.samplesDir().resolve("configs/blurpool.yaml").toAbsolutePath();
+    return List.of("-javaagent:" + agent + "=" + config);
   }
 
   static int count(String text, String needle) {

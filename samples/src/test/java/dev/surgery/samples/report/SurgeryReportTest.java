@@ -50,49 +50,58 @@ class SurgeryReportTest {
 
   @TempDir Path dir;
 
-  /** A listener (registered after the history) that applies BlurPool after {@code epoch} epochs. */
-  private static final class BlurAt extends TrainingListenerAdapter {
+  /** A listener that changes the model once, after {@code epoch} completed epochs. */
+  private abstract static class ChangeAfterEpoch extends TrainingListenerAdapter {
     private final int epoch;
     private int completed;
 
-    BlurAt(int epoch) {
+    ChangeAfterEpoch(int epoch) {
       this.epoch = epoch;
     }
 
     @Override
     public void onEpoch(Trainer trainer) {
       if (++completed == epoch) {
-        BlurPool.builder()
-            .optMinChannels(0)
-            .build()
-            .apply(SurgeryContext.live(trainer.getModel().getBlock(), trainer, completed, 0));
+        change(trainer, completed);
       }
+    }
+
+    abstract void change(Trainer trainer, int completed);
+  }
+
+  /** A listener (registered after the history) that applies BlurPool after {@code epoch} epochs. */
+  private static final class BlurAt extends ChangeAfterEpoch {
+    BlurAt(int epoch) {
+      super(epoch);
+    }
+
+    @Override
+    void change(Trainer trainer, int completed) {
+      BlurPool.builder()
+          .optMinChannels(0)
+          .build()
+          .apply(SurgeryContext.live(trainer.getModel().getBlock(), trainer, completed, 0));
     }
   }
 
   /** Freezes the first layer (the convolution) after an epoch, as layer_freezing does. */
-  private static final class FreezeAt extends TrainingListenerAdapter {
-    private final int epoch;
-    private int completed;
-
+  private static final class FreezeAt extends ChangeAfterEpoch {
     FreezeAt(int epoch) {
-      this.epoch = epoch;
+      super(epoch);
     }
 
     @Override
-    public void onEpoch(Trainer trainer) {
-      if (++completed == epoch) {
-        List<ai.djl.nn.Parameter> conv = new java.util.ArrayList<>();
-        trainer
-            .getModel()
-            .getBlock()
-            .getChildren()
-            .get(0)
-            .getValue()
-            .getDirectParameters()
-            .forEach(p -> conv.add(p.getValue()));
-        dev.surgery.core.ModuleSurgery.freezeParameters(conv, List.of(trainer));
-      }
+    void change(Trainer trainer, int completed) {
+      List<ai.djl.nn.Parameter> conv = new java.util.ArrayList<>();
+      trainer
+          .getModel()
+          .getBlock()
+          .getChildren()
+          .get(0)
+          .getValue()
+          .getDirectParameters()
+          .forEach(p -> conv.add(p.getValue()));
+      dev.surgery.core.ModuleSurgery.freezeParameters(conv, List.of(trainer));
     }
   }
 
@@ -181,9 +190,7 @@ class SurgeryReportTest {
     String page = Files.readString(html);
     assertTrue(page.contains("layers frozen after epoch 1: 1 block(s) frozen"), page);
     assertTrue(page.contains("No surgery log"), page);
-    JsonObject json =
-        JsonParser.parseString(Files.readString(dir.resolve(SurgeryReportWriter.JSON)))
-            .getAsJsonObject();
+    JsonObject json = json(dir.resolve(SurgeryReportWriter.JSON));
     assertTrue(json.get("surgeries_from").getAsString().contains("no surgery log"));
   }
 
@@ -223,9 +230,7 @@ class SurgeryReportTest {
       assertEquals(720, image.getWidth());
       assertTrue(page.contains("src=\"" + png + "\""));
     }
-    JsonObject json =
-        JsonParser.parseString(Files.readString(dir.resolve(SurgeryReportWriter.JSON)))
-            .getAsJsonObject();
+    JsonObject json = json(dir.resolve(SurgeryReportWriter.JSON));
     assertEquals(2, json.getAsJsonArray("epochs").size());
     JsonObject surgery = json.getAsJsonArray("surgeries").get(0).getAsJsonObject();
     assertEquals(1, surgery.get("epoch").getAsInt());
@@ -251,7 +256,7 @@ class SurgeryReportTest {
         SurgeryReportWriter.builder("one epoch", history).optSurgeryLog(listenerJson).build();
     assertEquals(1, writer.surgeries().size());
     writer.write(out);
-    String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+    String page = htmlIn(out);
     assertTrue(page.contains("blurpool after epoch 1: 1 block(s) replaced, 12.5000 ms"), page);
     assertTrue(!page.contains("squeeze_excite after"), page);
     assertTrue(Files.size(out.resolve(SurgeryReportWriter.LOSS_PNG)) > 1000);
@@ -268,11 +273,9 @@ class SurgeryReportTest {
             + "\"status\":\"applied\",\"changes\":[],\"parameters_unknown\":true}]}");
     Path out = dir.resolve("unknown");
     SurgeryReportWriter.builder("unknown", history).optSurgeryLog(log).build().write(out);
-    assertTrue(
-        Files.readString(out.resolve(SurgeryReportWriter.HTML)).contains("parameters unknown"));
+    assertTrue(htmlIn(out).contains("parameters unknown"));
     JsonObject surgery =
-        JsonParser.parseString(Files.readString(out.resolve(SurgeryReportWriter.JSON)))
-            .getAsJsonObject()
+        json(out.resolve(SurgeryReportWriter.JSON))
             .getAsJsonArray("surgeries")
             .get(0)
             .getAsJsonObject();
@@ -321,16 +324,14 @@ class SurgeryReportTest {
           .optPlanLog(planJson)
           .build()
           .write(out);
-      String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+      String page = htmlIn(out);
       assertTrue(
           page.contains(
               "<code>01Conv2d</code></td><td>Conv2d</td><td>BlurConv2d</td>"
                   + "<td>Conv2d &rarr; BlurConv2d, MACs 1728 &rarr; 3456, optimizer state:"
                   + " =weight moved, =bias moved</td>"),
           page);
-      JsonObject json =
-          JsonParser.parseString(Files.readString(out.resolve(SurgeryReportWriter.JSON)))
-              .getAsJsonObject();
+      JsonObject json = json(out.resolve(SurgeryReportWriter.JSON));
       assertEquals(
           "01Conv2d",
           json.getAsJsonArray("plans")
@@ -342,6 +343,16 @@ class SurgeryReportTest {
               .get("path")
               .getAsString());
     }
+  }
+
+  /** The HTML page of a report written to {@code out}. */
+  private static String htmlIn(Path out) throws Exception {
+    return Files.readString(out.resolve(SurgeryReportWriter.HTML));
+  }
+
+  /** A JSON file the report writer wrote (or read), parsed. */
+  private static JsonObject json(Path file) throws Exception {
+    return JsonParser.parseString(Files.readString(file)).getAsJsonObject();
   }
 
   /** A surgery log of one applied blurpool entry, declared at {@code source}. */
@@ -406,7 +417,7 @@ class SurgeryReportTest {
         .optPlanLog(planLog)
         .build()
         .write(out);
-    String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+    String page = htmlIn(out);
     assertTrue(page.contains("<td>Conv2d &rarr; SqueezeExciteConv2d, MACs 10 &rarr; 12"), page);
     assertTrue(!page.contains("not applied"), page);
     assertTrue(!page.contains("not planned"), page);
@@ -441,7 +452,7 @@ class SurgeryReportTest {
         .optPlanLog(planLog)
         .build()
         .write(out);
-    String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+    String page = htmlIn(out);
     assertTrue(page.contains("<td>Conv2d &rarr; StepPlanned, MACs 1728 &rarr; 3456</td>"), page);
     assertTrue(!page.contains("EpochPlanned"), page);
 
@@ -451,7 +462,7 @@ class SurgeryReportTest {
         .optPlanLog(planLog)
         .build()
         .write(epochOut);
-    String epochPage = Files.readString(epochOut.resolve(SurgeryReportWriter.HTML));
+    String epochPage = htmlIn(epochOut);
     assertTrue(epochPage.contains("Conv2d &rarr; EpochPlanned"), epochPage);
     assertTrue(!epochPage.contains("StepPlanned"), epochPage);
   }
@@ -477,11 +488,9 @@ class SurgeryReportTest {
         new SurgeryReportWriter.Position(0.5, 1.0, "at step 2 (epoch 1)"), writer.position(s));
     Path out = dir.resolve("mid");
     writer.write(out);
-    String page = Files.readString(out.resolve(SurgeryReportWriter.HTML));
+    String page = htmlIn(out);
     assertTrue(page.contains("blurpool at step 2 (epoch 1): 1 block(s) replaced"), page);
-    JsonObject json =
-        JsonParser.parseString(Files.readString(out.resolve(SurgeryReportWriter.JSON)))
-            .getAsJsonObject();
+    JsonObject json = json(out.resolve(SurgeryReportWriter.JSON));
     assertEquals(
         2, json.getAsJsonArray("surgeries").get(0).getAsJsonObject().get("step").getAsInt());
 
@@ -583,9 +592,7 @@ class SurgeryReportTest {
       assertTrue(page.contains("src=\"" + png + "\""), png);
     }
     assertTrue(page.contains("Epochs of baseline"), page);
-    JsonObject json =
-        JsonParser.parseString(Files.readString(dir.resolve(SurgeryReportWriter.JSON)))
-            .getAsJsonObject();
+    JsonObject json = json(dir.resolve(SurgeryReportWriter.JSON));
     JsonArray batches = json.getAsJsonArray("batch_losses");
     assertEquals(history.getBatchLosses().size(), batches.size());
     JsonObject last = batches.get(7).getAsJsonObject();
