@@ -326,7 +326,8 @@ public final class ExactnessApp {
     return net.add(Linear.builder().setUnits(4).build());
   }
 
-  private static Conv2d conv(int filters, int stride) {
+  /** A 3x3 convolution with padding 1; the reference's switchable blocks wrap the same one. */
+  static Conv2d conv(int filters, int stride) {
     return Conv2d.builder()
         .setKernelShape(new Shape(3, 3))
         .optStride(new Shape(stride, stride))

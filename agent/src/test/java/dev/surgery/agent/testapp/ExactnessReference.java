@@ -67,24 +67,36 @@ final class ExactnessReference {
     }
   }
 
-  /** The 3x3 convolution (padding 1) inside the switchable blocks, before any switch. */
-  private static Conv2d strided3x3(int filters, int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(stride, stride))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
+  /**
+   * A block around a 3x3 convolution (padding 1), its child {@code conv}: the convolution's output
+   * shapes and initialization are the block's, whatever a switch changes in its forward.
+   */
+  abstract static class AroundConv extends AbstractBlock {
+    final Conv2d conv;
+
+    AroundConv(int filters, int stride) {
+      this.conv = addChildBlock("conv", ExactnessApp.conv(filters, stride));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+      return conv.getOutputShapes(inputShapes);
+    }
+
+    @Override
+    protected void initializeChildBlocks(
+        NDManager manager, DataType dataType, Shape... inputShapes) {
+      conv.initialize(manager, dataType, inputShapes);
+    }
   }
 
   /** A strided 3x3 convolution (padding 1) that blurs its input first once switched. */
-  static final class SwitchConv extends AbstractBlock {
-    private final Conv2d conv;
+  static final class SwitchConv extends AroundConv {
     private final int stride;
 
     SwitchConv(int filters, int stride) {
+      super(filters, stride);
       this.stride = stride;
-      this.conv = addChildBlock("conv", strided3x3(filters, stride));
     }
 
     @Override
@@ -104,17 +116,6 @@ final class ExactnessReference {
           new Shape(1, 1),
           new Shape(1, 1),
           1);
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputShapes) {
-      return conv.getOutputShapes(inputShapes);
-    }
-
-    @Override
-    protected void initializeChildBlocks(
-        NDManager manager, DataType dataType, Shape... inputShapes) {
-      conv.initialize(manager, dataType, inputShapes);
     }
   }
 
@@ -146,17 +147,16 @@ final class ExactnessReference {
    * bias-free linear layers are built, initialized (drawing from the engine's generator) and
    * registered only then, so they draw what a gate built by surgery at that point draws.
    */
-  static final class SwitchSe extends AbstractBlock {
-    private final Conv2d conv;
+  static final class SwitchSe extends AroundConv {
     private final int channels;
     private final int latent;
     private Linear reduce;
     private Linear expand;
 
     SwitchSe(int filters, int stride, int latent) {
+      super(filters, stride);
       this.channels = filters;
       this.latent = latent;
-      this.conv = addChildBlock("conv", strided3x3(filters, stride));
     }
 
     /** Builds and initializes the gate on the convolution's manager. */
@@ -182,17 +182,6 @@ final class ExactnessReference {
       NDArray hidden = Activation.relu(reduce.forward(ps, new NDList(squeezed), training).head());
       NDArray gate = Activation.sigmoid(expand.forward(ps, new NDList(hidden), training).head());
       return new NDList(x.mul(gate.reshape(n, c, 1, 1)));
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputShapes) {
-      return conv.getOutputShapes(inputShapes);
-    }
-
-    @Override
-    protected void initializeChildBlocks(
-        NDManager manager, DataType dataType, Shape... inputShapes) {
-      conv.initialize(manager, dataType, inputShapes);
     }
   }
 
