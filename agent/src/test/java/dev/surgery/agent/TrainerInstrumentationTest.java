@@ -10,7 +10,9 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import java.util.List;
+import net.bytebuddy.description.method.MethodDescription;
 import net.bytebuddy.description.type.TypeDescription;
+import net.bytebuddy.matcher.ElementMatcher;
 import org.junit.jupiter.api.Test;
 
 /** The shape check that decides whether the advice is woven. */
@@ -41,26 +43,14 @@ class TrainerInstrumentationTest {
   @Test
   void theFitMatcherFindsExactlyDjl036sFourArgumentFit() {
     // EasyTrain also has trainBatch, validateBatch, evaluateDataset: none of them may match.
-    assertEquals(
-        List.of("fit"),
-        TypeDescription.ForLoadedType.of(EasyTrain.class)
-            .getDeclaredMethods()
-            .filter(TrainerInstrumentation.fit())
-            .stream()
-            .map(m -> m.getName())
-            .toList());
+    assertEquals(List.of("fit"), easyTrainMethodsMatching(TrainerInstrumentation.fit()));
   }
 
   @Test
   void theEvaluateDatasetMatcherFindsOnlyEvaluateDataset() {
     assertEquals(
         List.of("evaluateDataset"),
-        TypeDescription.ForLoadedType.of(EasyTrain.class)
-            .getDeclaredMethods()
-            .filter(TrainerInstrumentation.evaluateDataset())
-            .stream()
-            .map(m -> m.getName())
-            .toList());
+        easyTrainMethodsMatching(TrainerInstrumentation.evaluateDataset()));
   }
 
   @Test
@@ -82,5 +72,15 @@ class TrainerInstrumentationTest {
         TrainerInstrumentation.gradientCollector()
             .matches(TypeDescription.ForLoadedType.of(GradientCollector.class)),
         "the interface itself is not woven");
+  }
+
+  /** The names of {@code EasyTrain}'s declared methods that a matcher of the agent selects. */
+  private static List<String> easyTrainMethodsMatching(ElementMatcher<MethodDescription> matcher) {
+    return TypeDescription.ForLoadedType.of(EasyTrain.class)
+        .getDeclaredMethods()
+        .filter(matcher)
+        .stream()
+        .map(m -> m.getName())
+        .toList();
   }
 }

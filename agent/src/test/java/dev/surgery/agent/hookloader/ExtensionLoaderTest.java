@@ -51,14 +51,15 @@ class ExtensionLoaderTest {
     return jar;
   }
 
+  /** {@code plugin.jar}: the test plugin's provider and its recording algorithm. */
+  private Path recordingPluginJar() throws IOException {
+    return jar(
+        "plugin.jar", TestPluginProvider.class, TestPluginProvider.class, RecordingAlgorithm.class);
+  }
+
   @Test
   void pluginClassesComeFromTheJarTheHostsFromTheParent() throws Exception {
-    Path plugin =
-        jar(
-            "plugin.jar",
-            TestPluginProvider.class,
-            TestPluginProvider.class,
-            RecordingAlgorithm.class);
+    Path plugin = recordingPluginJar();
     ClassLoader host = ExtensionLoaderTest.class.getClassLoader();
     try (ExtensionLoader loader = new ExtensionLoader(List.of(plugin), host)) {
       // The test class path holds these classes too: the jar's copy wins.
@@ -72,12 +73,7 @@ class ExtensionLoaderTest {
 
   @Test
   void servicesComeFromThePluginJarsOnly() throws Exception {
-    Path plugin =
-        jar(
-            "plugin.jar",
-            TestPluginProvider.class,
-            TestPluginProvider.class,
-            RecordingAlgorithm.class);
+    Path plugin = recordingPluginJar();
     Path elsewhere = jar("app-plugin.jar", DuplicatePluginProvider.class);
     ClassLoader test = ExtensionLoaderTest.class.getClassLoader();
     // A provider the host's class path lists (the application's own business under the agent).
