@@ -319,12 +319,7 @@ class SurgeryReportTest {
               + "\"changes\":[{\"path\":\"01Conv2d\",\"from\":\"Conv2d\",\"to\":"
               + "\"BlurConv2d\"}]}],\"not_run\":[]}");
       Path out = dir.resolve("out");
-      SurgeryReportWriter.builder("planned", history)
-          .optSurgeryLog(listenerJson)
-          .optPlanLog(planJson)
-          .build()
-          .write(out);
-      String page = htmlIn(out);
+      String page = pageWithPlan("planned", history, listenerJson, planJson, out);
       assertTrue(
           page.contains(
               "<code>01Conv2d</code></td><td>Conv2d</td><td>BlurConv2d</td>"
@@ -348,6 +343,20 @@ class SurgeryReportTest {
   /** The HTML page of a report written to {@code out}. */
   private static String htmlIn(Path out) throws Exception {
     return Files.readString(out.resolve(SurgeryReportWriter.HTML));
+  }
+
+  /**
+   * The HTML page of {@code history}'s report with a surgery log and a plan log, written to out.
+   */
+  private static String pageWithPlan(
+      String title, TrainingHistory history, Path surgeryLog, Path planLog, Path out)
+      throws Exception {
+    SurgeryReportWriter.builder(title, history)
+        .optSurgeryLog(surgeryLog)
+        .optPlanLog(planLog)
+        .build()
+        .write(out);
+    return htmlIn(out);
   }
 
   /** A JSON file the report writer wrote (or read), parsed. */
@@ -412,12 +421,7 @@ class SurgeryReportTest {
             + "\"steps\":[{\"path\":\"02Seq/01Conv2d\",\"from\":\"Conv2d\","
             + "\"to\":\"SqueezeExciteConv2d\",\"macs_before\":10,\"macs_after\":12}]}]}");
     Path out = dir.resolve("renamed");
-    SurgeryReportWriter.builder("renamed", history)
-        .optSurgeryLog(log)
-        .optPlanLog(planLog)
-        .build()
-        .write(out);
-    String page = htmlIn(out);
+    String page = pageWithPlan("renamed", history, log, planLog, out);
     assertTrue(page.contains("<td>Conv2d &rarr; SqueezeExciteConv2d, MACs 10 &rarr; 12"), page);
     assertTrue(!page.contains("not applied"), page);
     assertTrue(!page.contains("not planned"), page);
@@ -447,22 +451,13 @@ class SurgeryReportTest {
             + plan("run.yaml:5:5", "0", "at epoch 0", "EpochPlanned")
             + "]}");
     Path out = dir.resolve("step-plan");
-    SurgeryReportWriter.builder("step plan", history)
-        .optSurgeryLog(logOf("run.yaml:2:5", 0, "2"))
-        .optPlanLog(planLog)
-        .build()
-        .write(out);
-    String page = htmlIn(out);
+    String page = pageWithPlan("step plan", history, logOf("run.yaml:2:5", 0, "2"), planLog, out);
     assertTrue(page.contains("<td>Conv2d &rarr; StepPlanned, MACs 1728 &rarr; 3456</td>"), page);
     assertTrue(!page.contains("EpochPlanned"), page);
 
     Path epochOut = dir.resolve("epoch-plan");
-    SurgeryReportWriter.builder("epoch plan", history)
-        .optSurgeryLog(logOf("run.yaml:5:5", 0, "0"))
-        .optPlanLog(planLog)
-        .build()
-        .write(epochOut);
-    String epochPage = htmlIn(epochOut);
+    String epochPage =
+        pageWithPlan("epoch plan", history, logOf("run.yaml:5:5", 0, "0"), planLog, epochOut);
     assertTrue(epochPage.contains("Conv2d &rarr; EpochPlanned"), epochPage);
     assertTrue(!epochPage.contains("StepPlanned"), epochPage);
   }
