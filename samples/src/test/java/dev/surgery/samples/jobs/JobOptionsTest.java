@@ -38,24 +38,16 @@ class JobOptionsTest {
     assertEquals(plan, parse("--plan-log", plan.toString()).with(1, tmp).planLog());
     // a plan that is not there is refused, not silently left out of the report
     assertTrue(
-        assertThrows(
-                IllegalArgumentException.class,
-                () -> parse("--plan-log", tmp.resolve("missing.json").toString()))
-            .getMessage()
+        refusalOf("--plan-log", tmp.resolve("missing.json").toString())
             .startsWith("--plan-log " + tmp.resolve("missing.json") + ": no such file"));
     // a folder is there: not "no such file" (an outside tester)
-    assertEquals(
-        "--plan-log " + tmp + ": not a file",
-        assertThrows(IllegalArgumentException.class, () -> parse("--plan-log", tmp.toString()))
-            .getMessage());
+    assertEquals("--plan-log " + tmp + ": not a file", refusalOf("--plan-log", tmp.toString()));
     // a file that is not a dry run's log is refused before training, not after it
     Path notJson = Files.writeString(tmp.resolve("not.json"), "not json");
     Path noPlans = Files.writeString(tmp.resolve("noplans.json"), "{\"plans\": 5}");
     for (Path bad : List.of(notJson, noPlans)) {
       assertTrue(
-          assertThrows(IllegalArgumentException.class, () -> parse("--plan-log", bad.toString()))
-              .getMessage()
-              .startsWith("--plan-log " + bad + ": "),
+          refusalOf("--plan-log", bad.toString()).startsWith("--plan-log " + bad + ": "),
           bad.toString());
     }
   }
@@ -71,9 +63,7 @@ class JobOptionsTest {
     Path array = Files.writeString(tmp.resolve("array.json"), "[1]");
     for (Path bad : List.of(notJson, array, tmp)) {
       for (String flag : List.of("--surgery-log", "--surgery-report")) {
-        String message =
-            assertThrows(IllegalArgumentException.class, () -> parse(flag, bad.toString()))
-                .getMessage();
+        String message = refusalOf(flag, bad.toString());
         assertTrue(message.startsWith("--surgery-log " + bad + ": "), bad + " " + flag);
         // one line, saying where the file is malformed, not the parser's advice to its users
         assertFalse(message.contains("\n") || message.contains("setStrictness"), message);
@@ -152,45 +142,22 @@ class JobOptionsTest {
 
   @Test
   void badFlagsNameTheFlag() {
+    assertTrue(refusalOf("--epochz", "1").startsWith("Unknown options: '--epochz', '1'"));
     assertTrue(
-        assertThrows(IllegalArgumentException.class, () -> parse("--epochz", "1"))
-            .getMessage()
-            .startsWith("Unknown options: '--epochz', '1'"));
+        refusalOf("--epochs").startsWith("Missing required parameter for option '--epochs'"));
     assertTrue(
-        assertThrows(IllegalArgumentException.class, () -> parse("--epochs"))
-            .getMessage()
-            .startsWith("Missing required parameter for option '--epochs'"));
-    assertTrue(
-        assertThrows(IllegalArgumentException.class, () -> parse("--epochs", "two"))
-            .getMessage()
+        refusalOf("--epochs", "two")
             .startsWith("Invalid value for option '--epochs': 'two' is not an int"));
-    assertTrue(
-        assertThrows(IllegalArgumentException.class, () -> parse("--batch-size", "0"))
-            .getMessage()
-            .contains("--batch-size must be >= 1"));
-    assertTrue(
-        assertThrows(IllegalArgumentException.class, () -> parse("--dataset", "imagenet"))
-            .getMessage()
-            .contains("imagenet"));
-    assertTrue(
-        assertThrows(IllegalArgumentException.class, () -> parse("--lr", "-1"))
-            .getMessage()
-            .contains("--lr must be in (0, 10)"));
-    assertTrue(
-        assertThrows(IllegalArgumentException.class, () -> parse("--resume-from=x"))
-            .getMessage()
-            .startsWith("Unknown option: '--resume-from=x'"));
+    assertTrue(refusalOf("--batch-size", "0").contains("--batch-size must be >= 1"));
+    assertTrue(refusalOf("--dataset", "imagenet").contains("imagenet"));
+    assertTrue(refusalOf("--lr", "-1").contains("--lr must be in (0, 10)"));
+    assertTrue(refusalOf("--resume-from=x").startsWith("Unknown option: '--resume-from=x'"));
     // An --out that is a file is refused before training, not when the report is written.
-    assertTrue(
-        assertThrows(IllegalArgumentException.class, () -> parse("--out", "README.md"))
-            .getMessage()
-            .contains("--out README.md is a file"));
+    assertTrue(refusalOf("--out", "README.md").contains("--out README.md is a file"));
     // A depth DJL's ResNetV1 cannot build is refused here, not with DJL's stack trace later.
     for (String depth : new String[] {"1", "21", "50"}) {
       assertTrue(
-          assertThrows(IllegalArgumentException.class, () -> parse("--layers", depth))
-              .getMessage()
-              .contains("--layers must be one of [20, 32, 44, 56, 110]"),
+          refusalOf("--layers", depth).contains("--layers must be one of [20, 32, 44, 56, 110]"),
           depth);
     }
   }
@@ -231,5 +198,10 @@ class JobOptionsTest {
 
   private static JobOptions parse(String... args) {
     return JobOptions.parse("job", args);
+  }
+
+  /** The message with which parsing {@code args} is refused; fails if they parse. */
+  private static String refusalOf(String... args) {
+    return assertThrows(IllegalArgumentException.class, () -> parse(args)).getMessage();
   }
 }
