@@ -18,6 +18,7 @@ import java.util.Arrays;
 import java.util.Collection;
 import java.util.List;
 import java.util.Set;
+import java.util.function.Predicate;
 
 /**
  * The placement step of a surgery: each replacement that stays in an initialized model gets the
@@ -42,6 +43,12 @@ final class ReplacementPlacement {
   private final DeferredDraws draws;
 
   /**
+   * Places first the replacement of this surgery that holds a parameter without an array, found in
+   * an original (see {@link #place}); answers whether one holds it.
+   */
+  private final Predicate<Parameter> placeHolderFirst;
+
+  /**
    * {@code planning}: a dry run, whose fresh parameters draw nothing from the engine's generator;
    * else an apply, whose draws {@code draws} holds back.
    */
@@ -52,7 +59,8 @@ final class ReplacementPlacement {
       DeferredDraws draws,
       boolean allowShapeChange,
       Journal journal,
-      Faults faults) {
+      Faults faults,
+      Predicate<Parameter> placeHolderFirst) {
     this.root = root;
     this.trainers = trainers;
     this.planning = planning;
@@ -60,20 +68,23 @@ final class ReplacementPlacement {
     this.allowShapeChange = allowShapeChange;
     this.journal = journal;
     this.faults = faults;
+    this.placeHolderFirst = placeHolderFirst;
   }
 
   /**
    * Gives a replacement that stands where {@code original} stood the arrays and recorded shapes the
    * original's place asks for, checks the arrays it came with, and (unless shape changes are
    * allowed) that it computes the same output shapes. Nothing is done for an original with a
-   * parameter that has no array (structural surgery: the trainer initializes the replacement).
+   * parameter that has no array (structural surgery: the trainer initializes the replacement),
+   * unless that parameter is a replacement's of this surgery (a block wrapped by its replacement,
+   * whose layer was replaced too): that replacement is placed first, at its own place.
    */
   void place(Block original, Block replacement, Shape[] inputShapes, String path) {
     // Both blocks' parameters are read once here and handed on: every replacement is placed, and
     // each read builds a set.
     Collection<Parameter> old = parametersRead(original);
     for (Parameter p : old) {
-      if (!p.isInitialized()) {
+      if (!p.isInitialized() && !(placeHolderFirst.test(p) && p.isInitialized())) {
         return; // structural surgery: the trainer initializes the replacement later
       }
     }

@@ -69,6 +69,9 @@ final class TreeNode {
   /** Whether the block was in the tree when the surgery began. */
   boolean original;
 
+  /** For a decided block: whether placement has placed its replacement (or passed it by). */
+  boolean placed;
+
   /**
    * For a replaced original leaf: none of its parameters matters to the trainer update (no trainer,
    * no array), as read while the block was at hand rather than again at the end.

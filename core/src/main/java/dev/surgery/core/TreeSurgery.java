@@ -1086,22 +1086,74 @@ final class TreeSurgery {
     if (!placementWanted) {
       return; // structural surgery: every replaced original is uninitialized
     }
-    ReplacementPlacement placement =
+    placement =
         new ReplacementPlacement(
-            root, trainers, planning, draws, allowShapeChange, journal, faults);
+            root,
+            trainers,
+            planning,
+            draws,
+            allowShapeChange,
+            journal,
+            faults,
+            this::placeHolderFirst);
     for (TreeNode oldNode : decided) {
-      TreeNode swap = oldNode.swap;
-      if (swap == oldNode || !stays(swap)) {
-        continue; // returned unchanged, replaced again, or dropped with its holder
-      }
-      current = swap.origin;
-      Shape[] inputShapes = current.inputShapes; // read by the walk or when it was replaced
-      if (inputShapes == null) {
-        continue; // structural surgery: the trainer initializes the replacement later
-      }
-      placement.place(current.block, swap.block, inputShapes, BlockPaths.display(current.path()));
+      placeDecided(oldNode);
     }
     placedArrays = placement.placedArrays();
+    placement = null;
+    replacementHolders = null;
+  }
+
+  /** The placement under way. */
+  private ReplacementPlacement placement;
+
+  /** Per parameter of a replacement that stays, the innermost such replacement's decision. */
+  private Map<Parameter, TreeNode> replacementHolders;
+
+  /** Places the replacement of one decision, unless it is placed already. */
+  private void placeDecided(TreeNode oldNode) {
+    TreeNode swap = oldNode.swap;
+    if (swap == oldNode || !stays(swap) || oldNode.placed) {
+      return; // returned unchanged, replaced again, dropped with its holder, or placed already
+    }
+    oldNode.placed = true;
+    TreeNode origin = swap.origin;
+    Shape[] inputShapes = origin.inputShapes; // read by the walk or when it was replaced
+    if (inputShapes == null) {
+      return; // structural surgery: the trainer initializes the replacement later
+    }
+    TreeNode outer = current;
+    current = origin;
+    placement.place(origin.block, swap.block, inputShapes, BlockPaths.display(origin.path()));
+    current = outer;
+  }
+
+  /**
+   * Places first the replacement that holds {@code p}, a parameter without an array that placement
+   * found in an original: the original holds a replacement of this surgery (it was wrapped by its
+   * own replacement, and a layer inside it was replaced too), which is placed at its own place
+   * before the wrapper, as the tree initializes it. Answers whether a replacement holds {@code p}.
+   */
+  private boolean placeHolderFirst(Parameter p) {
+    if (replacementHolders == null) {
+      // Rare (an original holding a replacement): looked up once. A later decision's replacement
+      // inside an earlier one's (a layer of a wrapped block) overwrites it: the innermost wins.
+      replacementHolders = new IdentityHashMap<>();
+      for (TreeNode n : decided) {
+        TreeNode swap = n.swap;
+        if (swap != n && stays(swap)) {
+          for (Parameter q : parametersOf(swap.block)) {
+            replacementHolders.put(q, n);
+          }
+        }
+      }
+    }
+    TreeNode holder = replacementHolders.get(p);
+    if (holder == null) {
+      return false;
+    }
+    placeDecided(holder);
+    return true;
   }
 
   // ------------------------------------------------------------------ trainers
