@@ -191,6 +191,76 @@ class WrappedHolderPlacementTest {
     }
   }
 
+  /**
+   * A wrapper whose fresh layer comes before the block it wraps: the inner replacement is still
+   * placed first (at its own place, for the shapes of the layer it replaces), then the wrapper; by
+   * hand in that order, the values and the generator are the same.
+   */
+  @Test
+  void theInnerReplacementIsPlacedBeforeItsWrapperWhereverTheWrapperPutsItsFreshLayer() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = net();
+      Engine.getInstance().setRandomSeed(1);
+      net.initialize(manager, DataType.FLOAT32, INPUT);
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          Holder.class,
+          (block, index) ->
+              new SequentialBlock().add(Linear.builder().setUnits(5).build()).add(block));
+      policies.put(
+          Linear.class, (block, index) -> index == 0 ? Linear.builder().setUnits(6).build() : null);
+      Engine.getInstance().setRandomSeed(SEED);
+      ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
+      float[] after = nextDraw(manager);
+
+      Engine.getInstance().setRandomSeed(SEED);
+      Block inner = Linear.builder().setUnits(6).build();
+      inner.initialize(manager, DataType.FLOAT32, INPUT);
+      Block wrapper =
+          new SequentialBlock()
+              .add(Linear.builder().setUnits(5).build())
+              .add(new Holder().add(inner));
+      wrapper.initialize(manager, DataType.FLOAT32, INPUT);
+      assertArrayEquals(nextDraw(manager), after, "the generator, as by hand");
+      assertSameValues(wrapper, net.getChildren().valueAt(0));
+    }
+  }
+
+  /**
+   * A refusal after the nested placement (the head given 4 outputs for 3, placed last) rolls it all
+   * back having drawn nothing: the inner replacement placed ahead of its wrapper is held back like
+   * the rest.
+   */
+  @Test
+  void aLaterRefusalAfterTheNestedPlacementHasDrawnNothing() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = net();
+      Engine.getInstance().setRandomSeed(1);
+      net.initialize(manager, DataType.FLOAT32, INPUT);
+      List<Parameter> before = new ArrayList<>(BlockTrees.parametersOf(net));
+      List<float[]> values = new ArrayList<>();
+      for (Parameter p : before) {
+        values.add(p.getArray().toFloatArray());
+      }
+      Map<Class<? extends Block>, ReplacementFunction> policies = policies(new ArrayList<>());
+      policies.put(
+          Linear.class, (block, index) -> Linear.builder().setUnits(index == 0 ? 6 : 4).build());
+      Engine.getInstance().setRandomSeed(SEED);
+      SurgeryException refused =
+          org.junit.jupiter.api.Assertions.assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null));
+      assertTrue(refused.getMessage().contains("changes the output shapes"), refused.getMessage());
+      float[] afterAttempt = nextDraw(manager);
+      Engine.getInstance().setRandomSeed(SEED);
+      assertArrayEquals(nextDraw(manager), afterAttempt, "the refused surgery drew");
+      assertEquals(before, new ArrayList<>(BlockTrees.parametersOf(net)), "the same parameters");
+      for (int i = 0; i < before.size(); i++) {
+        assertArrayEquals(values.get(i), before.get(i).getArray().toFloatArray());
+      }
+    }
+  }
+
   private static void assertSameValues(Block expected, Block actual) {
     PairList<String, Parameter> e = expected.getParameters();
     PairList<String, Parameter> a = actual.getParameters();
