@@ -1107,8 +1107,11 @@ final class TreeSurgery {
   /** The placement under way. */
   private ReplacementPlacement placement;
 
-  /** Per parameter of a replacement that stays, the innermost such replacement's decision. */
-  private Map<Parameter, TreeNode> replacementHolders;
+  /**
+   * Per parameter of a replacement that stays, the decisions whose staying replacements hold it, in
+   * decision order (the innermost last).
+   */
+  private Map<Parameter, List<TreeNode>> replacementHolders;
 
   /** Places the replacement of one decision, unless it is placed already. */
   private void placeDecided(TreeNode oldNode) {
@@ -1137,22 +1140,26 @@ final class TreeSurgery {
   private boolean placeHolderFirst(Parameter p) {
     if (replacementHolders == null) {
       // Rare (an original holding a replacement): looked up once. A later decision's replacement
-      // inside an earlier one's (a layer of a wrapped block) overwrites it: the innermost wins.
+      // inside an earlier one's (a layer of a wrapped block) comes after it in the list.
       replacementHolders = new IdentityHashMap<>();
       for (TreeNode n : decided) {
         TreeNode swap = n.swap;
         if (swap != n && stays(swap)) {
           for (Parameter q : parametersOf(swap.block)) {
-            replacementHolders.put(q, n);
+            replacementHolders.computeIfAbsent(q, k -> new ArrayList<>(1)).add(n);
           }
         }
       }
     }
-    TreeNode holder = replacementHolders.get(p);
-    if (holder == null) {
+    List<TreeNode> holders = replacementHolders.get(p);
+    if (holders == null) {
       return false;
     }
-    placeDecided(holder);
+    // The innermost first; where its place gives it no shapes (it replaced a fresh layer of
+    // another replacement, under recursion), the replacement around it places it.
+    for (int i = holders.size() - 1; i >= 0 && !p.isInitialized(); i--) {
+      placeDecided(holders.get(i));
+    }
     return true;
   }
 

@@ -1,0 +1,877 @@
+package dev.surgery.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.Trainer;
+import ai.djl.training.optimizer.Optimizer;
+import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.GcSafeL2Loss;
+import dev.surgery.core.testing.OpenArrays;
+import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyModels;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.function.Function;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Decisions nested along one path in one surgery (a wrapped composite and a replaced or wrapped
+ * layer inside it, three levels, a replacement that reuses some of the old children while another
+ * policy replaces one of them, a block shared at two places, recursion into a policy's own
+ * wrapper), with live trainers under Adam, AdamW and SGD with momentum.
+ *
+ * <p>The oracle is this class's own shadow: a copy of every parameter, updated by an independent
+ * DJL optimizer of the same kind on the gradients the trainer is about to use. A survivor (same
+ * {@code Parameter}, or a parameter around the same array) keeps its shadow, and so its optimizer's
+ * state and count, across the surgery; a parameter born in the surgery gets a copy of its starting
+ * values in a fresh optimizer of the same kind (bias correction from 1). Every step, every
+ * parameter, its optimizer state and its update count must equal its shadow's bit for bit. The plan
+ * made first must leave everything untouched and predict the born, dropped and kept parameters and
+ * the totals; the same surgery failing late must leave everything as before and train on bit for
+ * bit as a twin that never tried.
+ */
+class NestedDecisionsExactnessTest {
+
+  private static final Shape INPUT = new Shape(4, 5);
+  private static final int WARM_UP = 3;
+  private static final int AFTER = 12;
+
+  /** A composite of the test's own class. */
+  static final class Outer extends SequentialBlock {}
+
+  /** A composite inside {@link Outer}. */
+  static final class Middle extends SequentialBlock {}
+
+  /** The blocks of one network, for identity matchers. */
+  static final class Net {
+    SequentialBlock root;
+    Outer outer;
+    Middle middle;
+    Linear a;
+    Linear b;
+    Linear c;
+    Linear d;
+    Linear head;
+    Linear shared;
+    SequentialBlock left;
+    SequentialBlock right;
+  }
+
+  private static Linear linear(int units) {
+    return Linear.builder().setUnits(units).build();
+  }
+
+  /** root[ outer[ a, tanh, middle[ b, tanh, c ], tanh, d ], tanh, head ]. */
+  static Net tree() {
+    Net n = new Net();
+    n.a = linear(6);
+    n.b = linear(6);
+    n.c = linear(6);
+    n.d = linear(6);
+    n.head = linear(3);
+    n.middle = new Middle();
+    n.middle.add(n.b).add(Activation.tanhBlock()).add(n.c);
+    n.outer = new Outer();
+    n.outer.add(n.a).add(Activation.tanhBlock()).add(n.middle).add(Activation.tanhBlock()).add(n.d);
+    n.root = new SequentialBlock();
+    n.root.add(n.outer).add(Activation.tanhBlock()).add(n.head);
+    return n;
+  }
+
+  /** root[ left[ shared, tanh ], right[ shared, tanh ], head ]: one Linear at two places. */
+  static Net diamond() {
+    Net n = new Net();
+    n.shared = linear(5);
+    n.head = linear(3);
+    n.left = new Middle();
+    n.left.add(n.shared).add(Activation.tanhBlock());
+    n.right = new SequentialBlock();
+    n.right.add(n.shared).add(Activation.tanhBlock());
+    n.root = new SequentialBlock();
+    n.root.add(n.left).add(n.right).add(n.head);
+    return n;
+  }
+
+  private static BlockMatcher is(Block block) {
+    return BlockMatcher.byBlock(b -> b == block);
+  }
+
+  private static ReplacementFunction wrapAfter(int units) {
+    return (block, index) -> new SequentialBlock().add(block).add(linear(units));
+  }
+
+  /** One scenario: its network and its policies (built anew for each call). */
+  enum Scenario {
+    WRAP_AND_REPLACE_INSIDE_FRESH(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        p.put(is(n.outer), wrapAfter(6));
+        p.put(is(n.b), (block, index) -> linear(6));
+        return p;
+      }
+    },
+    WRAP_AND_REPLACE_INSIDE_WEIGHT_COPY(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        p.put(is(n.outer), wrapAfter(6));
+        p.put(is(n.b), (block, index) -> WeightCopy.into(linear(6), block));
+        return p;
+      }
+    },
+    WRAP_AND_WRAP_INSIDE(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        p.put(is(n.outer), wrapAfter(6));
+        p.put(is(n.a), wrapAfter(6));
+        return p;
+      }
+    },
+    THREE_LEVELS(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        p.put(is(n.outer), wrapAfter(6));
+        p.put(is(n.middle), (block, index) -> new SequentialBlock().add(linear(6)).add(block));
+        p.put(is(n.c), (block, index) -> linear(6));
+        return p;
+      }
+    },
+    REUSED_CHILDREN_ONE_REPLACED(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        // keeps a and middle, drops d; a is then replaced by another policy
+        p.put(
+            is(n.outer),
+            (block, index) ->
+                new SequentialBlock()
+                    .add(block.getChildren().valueAt(0))
+                    .add(Activation.tanhBlock())
+                    .add(block.getChildren().valueAt(2)));
+        p.put(is(n.a), (block, index) -> linear(6));
+        p.put(is(n.c), (block, index) -> WeightCopy.into(linear(6), block));
+        return p;
+      }
+    },
+    DIAMOND_ONE_PARENT_WRAPPED(true) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        p.put(is(n.left), wrapAfter(5));
+        return p;
+      }
+    },
+    DIAMOND_ONE_PARENT_WRAPPED_SHARED_WRAPPED(true) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        p.put(is(n.left), wrapAfter(5));
+        p.put(is(n.shared), wrapAfter(5));
+        return p;
+      }
+    },
+    RECURSION_INTO_OWN_WRAPPER(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        Set<Block> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Block> ownFresh = Collections.newSetFromMap(new IdentityHashMap<>());
+        p.put(is(n.outer), wrapAfter(6));
+        p.put(
+            BlockMatcher.byBlock(b -> (b == n.a && !wrapped.contains(b)) || ownFresh.contains(b)),
+            (block, index) -> {
+              if (ownFresh.remove(block)) {
+                return linear(6); // the policy's own wrapper's fresh layer, replaced again
+              }
+              wrapped.add(block);
+              Linear fresh = linear(6);
+              ownFresh.add(fresh);
+              return new SequentialBlock().add(block).add(fresh);
+            });
+        return p;
+      }
+
+      @Override
+      boolean recurse() {
+        return true;
+      }
+    };
+
+    final boolean diamond;
+
+    Scenario(boolean diamond) {
+      this.diamond = diamond;
+    }
+
+    Net net() {
+      return diamond ? diamond() : tree();
+    }
+
+    abstract Map<BlockMatcher, ReplacementFunction> policies(Net n);
+
+    boolean recurse() {
+      return false;
+    }
+  }
+
+  static Stream<Arguments> cases() {
+    List<Arguments> all = new ArrayList<>();
+    for (Scenario s : Scenario.values()) {
+      for (OptimizerKind k :
+          List.of(OptimizerKind.ADAM, OptimizerKind.ADAMW, OptimizerKind.SGD_MOMENTUM)) {
+        all.add(Arguments.of(s, k));
+      }
+    }
+    return all.stream();
+  }
+
+  /** How a scenario fails late. */
+  enum Late {
+    /** A last policy (on the head, visited last) throws. */
+    THROWS,
+    /** The head's replacement changes its output shape (4 for 3), placed last. */
+    SHAPE
+  }
+
+  static Stream<Arguments> failures() {
+    List<Arguments> all = new ArrayList<>();
+    for (Scenario s : Scenario.values()) {
+      for (Late late : Late.values()) {
+        for (OptimizerKind k :
+            List.of(OptimizerKind.ADAM, OptimizerKind.ADAMW, OptimizerKind.SGD_MOMENTUM)) {
+          all.add(Arguments.of(s, late, k));
+        }
+      }
+    }
+    return all.stream();
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  @ParameterizedTest(name = "{0} under {1}")
+  @MethodSource("cases")
+  void planThenApplyTrainsEveryParameterAsItsShadow(Scenario scenario, OptimizerKind kind) {
+    Net net = scenario.net();
+    try (Rig rig = new Rig(kind, net.root)) {
+      rig.steps(WARM_UP);
+      Block root = rig.model.getBlock();
+      long before = count(root);
+
+      // The plan: draws nothing, changes nothing.
+      State untouched = State.of(rig);
+      Engine.getInstance().setRandomSeed(77);
+      SurgeryPlan plan =
+          ModuleSurgery.plan(
+              root,
+              scenario.policies(net),
+              SurgeryOptions.builder()
+                  .optTrainers(List.of(rig.trainer))
+                  .optRecurseOnReplacements(scenario.recurse())
+                  .build());
+      float[] drawAfterPlan = nextDraw(rig.scratch);
+      Engine.getInstance().setRandomSeed(77);
+      assertArrayEquals(nextDraw(rig.scratch), drawAfterPlan, "the plan drew");
+      untouched.assertSame(rig, "after the plan");
+
+      // The apply.
+      Map<Parameter, NDArray> oldArrays = new IdentityHashMap<>();
+      for (Parameter p : root.getParameters().values()) {
+        oldArrays.put(p, p.getArray());
+      }
+      Map<String, float[]> stateBefore = stateValues(rig.trainer);
+      Engine.getInstance().setRandomSeed(78);
+      ModuleSurgery.replaceModules(
+          root,
+          scenario.policies(net),
+          SurgeryOptions.builder()
+              .optTrainers(List.of(rig.trainer))
+              .optRecurseOnReplacements(scenario.recurse())
+              .build());
+      Fates fates = rig.adopt(oldArrays);
+      for (Parameter p : params(root)) {
+        assertTrue(p.isInitialized(), p.getName() + " has an array after the surgery");
+      }
+      String table = plan.toTable("plan") + "\n" + fates;
+      assertFalse(fates.born.isEmpty() && fates.removed.isEmpty(), "the surgery did something");
+
+      // The plan predicted it.
+      assertEquals(before, plan.parametersBefore(), table);
+      assertEquals(count(root), plan.parametersAfter(), table);
+      assertEquals(
+          fates.bornShapes(),
+          plannedShapes(plan, SurgeryPlan.StateFate.FRESH, SurgeryPlan.Step::added),
+          "born " + table);
+      for (SurgeryPlan.Step step : plan.steps()) {
+        for (SurgeryPlan.PlannedParameter p : step.added()) {
+          assertTrue(p.bornExact(), "born exact: " + p + "\n" + table);
+        }
+      }
+      // Dropped: state that left the model (every removed parameter trained, so had state).
+      Map<String, Integer> droppedLeft = new TreeMap<>();
+      for (Parameter p : fates.removed) {
+        droppedLeft.merge(p.getName() + p.getArray().getShape(), 1, Integer::sum);
+      }
+      assertEquals(
+          droppedLeft,
+          plannedShapes(plan, SurgeryPlan.StateFate.DROPPED, SurgeryPlan.Step::removed),
+          "dropped " + table);
+      // Nothing planned as moved left the model, or was born.
+      for (SurgeryPlan.Step step : plan.steps()) {
+        for (SurgeryPlan.PlannedParameter p : step.kept()) {
+          assertTrue(
+              p.state() == SurgeryPlan.StateFate.MOVED, "kept parameters move: " + p + table);
+        }
+      }
+      // The survivors' state is as before (the shadows hold it too, checked below).
+      Map<String, float[]> stateAfter = stateValues(rig.trainer);
+      for (Parameter p : fates.survivors) {
+        for (Map.Entry<String, float[]> e : stateAfter.entrySet()) {
+          if (e.getKey().contains("/" + p.getId() + "/")) {
+            String old = e.getKey().replace(p.getId(), fates.oldIds.get(p));
+            assertNotNull(stateBefore.get(old), old);
+            assertArrayEquals(stateBefore.get(old), e.getValue(), e.getKey());
+          }
+        }
+      }
+      rig.assertAllMatchShadows("right after the surgery");
+
+      // Training on: every parameter as its shadow, every step; open arrays do not grow.
+      rig.steps(2);
+      int open = OpenArrays.ofTraining(rig.model, rig.trainer).size();
+      rig.steps(AFTER - 2);
+      assertEquals(open, OpenArrays.ofTraining(rig.model, rig.trainer).size(), "open arrays grew");
+      for (Parameter p : fates.removed) {
+        assertTrue(p.getArray().isReleased(), p.getName() + " left the model and is freed");
+      }
+    }
+  }
+
+  @ParameterizedTest(name = "{0} failing by {1} under {2}")
+  @MethodSource("failures")
+  void aLateFailureLeavesAllAsBeforeAndTrainsOnAsATwinThatNeverTried(
+      Scenario scenario, Late late, OptimizerKind kind) {
+    Net net = scenario.net();
+    Net twinNet = scenario.net();
+    try (Rig rig = new Rig(kind, net.root);
+        Rig twin = new Rig(kind, twinNet.root)) {
+      rig.steps(WARM_UP);
+      twin.steps(WARM_UP);
+      assertTwins(twin, rig, "before");
+      Block root = rig.model.getBlock();
+      Map<BlockMatcher, ReplacementFunction> policies = scenario.policies(net);
+      List<String> lateCalls = new ArrayList<>();
+      policies.put(
+          is(net.head),
+          (block, index) -> {
+            lateCalls.add("late");
+            if (late == Late.THROWS) {
+              throw new IllegalStateException("a later policy fails");
+            }
+            return linear(4);
+          });
+      State untouched = State.of(rig);
+      int open = OpenArrays.ofTraining(rig.model, rig.trainer).size();
+      SurgeryOptions options =
+          SurgeryOptions.builder()
+              .optTrainers(List.of(rig.trainer))
+              .optRecurseOnReplacements(scenario.recurse())
+              .build();
+      // The plan refuses too, and leaves everything.
+      Engine.getInstance().setRandomSeed(91);
+      assertThrows(SurgeryException.class, () -> ModuleSurgery.plan(root, policies, options));
+      untouched.assertSame(rig, "after the refused plan");
+      Engine.getInstance().setRandomSeed(91);
+      SurgeryException refused =
+          assertThrows(
+              SurgeryException.class, () -> ModuleSurgery.replaceModules(root, policies, options));
+      float[] draw = nextDraw(rig.scratch);
+      Engine.getInstance().setRandomSeed(91);
+      assertArrayEquals(nextDraw(rig.scratch), draw, "the failed surgery drew");
+      assertEquals(List.of("late", "late"), lateCalls, refused.getMessage());
+      untouched.assertSame(rig, "after the failure");
+      assertEquals(
+          open, OpenArrays.ofTraining(rig.model, rig.trainer).size(), "open arrays after failure");
+      for (int i = 0; i < 10; i++) {
+        rig.steps(1);
+        twin.steps(1);
+        assertTwins(twin, rig, "step " + i + " after the failure");
+      }
+    }
+  }
+
+  /**
+   * The defect the recursion scenario found: a wrapped composite holding a layer wrapped by a
+   * policy that, recursing, replaced its own wrapper's fresh layer. Placement reached the outer
+   * wrapper first, found the replacement of that fresh layer without an array and tried to place it
+   * first; a fresh layer's replacement has no place of its own (no recorded shapes), so nothing
+   * placed it and the outer wrapper was taken for a structural surgery: without a trainer, a silent
+   * success with the outer wrapper's fresh layer without an array; with one (and in the plan), a
+   * refusal. Now the replacement around it (the inner wrapper, at the wrapped layer's place) places
+   * it. The oracle: the two fresh layers initialized by hand in that order from the same seed.
+   */
+  @org.junit.jupiter.api.Test
+  void recursionIntoItsOwnWrapperInsideAWrappedBlockPlacesEveryFreshLayerAsByHand() {
+    Net net = tree();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Engine.getInstance().setRandomSeed(1);
+      net.root.initialize(manager, ai.djl.ndarray.types.DataType.FLOAT32, INPUT);
+      Engine.getInstance().setRandomSeed(4242);
+      ModuleSurgery.replaceModules(
+          net.root,
+          Scenario.RECURSION_INTO_OWN_WRAPPER.policies(net),
+          SurgeryOptions.builder().optRecurseOnReplacements(true).build());
+      float[] after = nextDraw(manager);
+      for (Parameter p : params(net.root)) {
+        assertTrue(p.isInitialized(), p.getName() + " has an array after the surgery");
+      }
+      // root[ W1[ outer[ W2[ a, f2 ], ... ], f0 ], tanh, head ]
+      Block w1 = net.root.getChildren().valueAt(0);
+      Block w2 = net.outer.getChildren().valueAt(0);
+      Block f0 = w1.getChildren().valueAt(1);
+      Block f2 = w2.getChildren().valueAt(1);
+      org.junit.jupiter.api.Assertions.assertSame(net.outer, w1.getChildren().valueAt(0));
+      org.junit.jupiter.api.Assertions.assertSame(net.a, w2.getChildren().valueAt(0));
+      Engine.getInstance().setRandomSeed(4242);
+      Linear innerByHand = linear(6);
+      innerByHand.initialize(manager, ai.djl.ndarray.types.DataType.FLOAT32, new Shape(4, 6));
+      Linear outerByHand = linear(6);
+      outerByHand.initialize(manager, ai.djl.ndarray.types.DataType.FLOAT32, new Shape(4, 6));
+      assertArrayEquals(nextDraw(manager), after, "the generator, as by hand");
+      assertBits(
+          innerByHand.getParameters().get("weight").getArray().toFloatArray(),
+          f2.getParameters().get("weight").getArray().toFloatArray(),
+          "the inner wrapper's fresh layer");
+      assertBits(
+          outerByHand.getParameters().get("weight").getArray().toFloatArray(),
+          f0.getParameters().get("weight").getArray().toFloatArray(),
+          "the outer wrapper's fresh layer");
+      net.root
+          .forward(
+              new ai.djl.training.ParameterStore(manager, false),
+              new NDList(manager.ones(INPUT)),
+              false)
+          .close();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  interface Side extends Function<SurgeryPlan.Step, List<SurgeryPlan.PlannedParameter>> {}
+
+  private static Map<String, Integer> plannedShapes(
+      SurgeryPlan plan, SurgeryPlan.StateFate fate, Side side) {
+    Map<String, Integer> shapes = new TreeMap<>();
+    for (SurgeryPlan.Step step : plan.steps()) {
+      for (SurgeryPlan.PlannedParameter p : side.apply(step)) {
+        if (p.state() == fate) {
+          shapes.merge(
+              p.name().substring(p.name().lastIndexOf('_') + 1) + p.shape(), 1, Integer::sum);
+        }
+      }
+    }
+    return shapes;
+  }
+
+  /** The model's parameters as DJL lists them, each once (a shared block lists its own twice). */
+  static List<Parameter> params(Block root) {
+    Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+    List<Parameter> all = new ArrayList<>();
+    for (Parameter p : root.getParameters().values()) {
+      if (seen.add(p)) {
+        all.add(p);
+      }
+    }
+    return all;
+  }
+
+  private static long count(Block root) {
+    long n = 0;
+    for (Parameter p : params(root)) {
+      n += p.getArray().getShape().size();
+    }
+    return n;
+  }
+
+  private static float[] nextDraw(NDManager manager) {
+    try (NDArray draw = manager.randomUniform(0f, 1f, new Shape(4))) {
+      return draw.toFloatArray();
+    }
+  }
+
+  private static Map<String, float[]> stateValues(Trainer trainer) {
+    Map<String, float[]> values = new LinkedHashMap<>();
+    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
+        .forEach(
+            (name, state) ->
+                state.forEach(
+                    (id, perDevice) ->
+                        perDevice.forEach(
+                            (device, array) ->
+                                values.put(name + "/" + id + "/" + device, array.toFloatArray()))));
+    return values;
+  }
+
+  private static void assertBits(float[] expected, float[] actual, String where) {
+    assertEquals(expected.length, actual.length, where);
+    for (int i = 0; i < expected.length; i++) {
+      if (!Float.isFinite(actual[i])
+          || Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
+        throw new AssertionError(
+            where + ": element " + i + " is " + actual[i] + ", expected " + expected[i]);
+      }
+    }
+  }
+
+  /** Both models' parameters by position, their optimizer state and counts, bit for bit. */
+  private static void assertTwins(Rig twin, Rig rig, String when) {
+    List<Parameter> expected = params(twin.model.getBlock());
+    List<Parameter> actual = params(rig.model.getBlock());
+    assertEquals(expected.size(), actual.size(), when);
+    Optimizer eo = DjlInternals.optimizer(twin.trainer);
+    Optimizer ao = DjlInternals.optimizer(rig.trainer);
+    var es = DjlInternals.optimizerStates(eo);
+    var as = DjlInternals.optimizerStates(ao);
+    for (int i = 0; i < expected.size(); i++) {
+      Parameter e = expected.get(i);
+      Parameter a = actual.get(i);
+      String where = "#" + i + " " + a.getName() + " " + when;
+      assertBits(e.getArray().toFloatArray(), a.getArray().toFloatArray(), where);
+      for (String field : es.keySet()) {
+        Map<Device, NDArray> ed = es.get(field).get(e.getId());
+        Map<Device, NDArray> ad = as.get(field).get(a.getId());
+        assertEquals(ed == null, ad == null, field + " " + where);
+        if (ed != null) {
+          assertEquals(ed.keySet(), ad.keySet(), field + " " + where);
+          for (Device d : ed.keySet()) {
+            assertBits(ed.get(d).toFloatArray(), ad.get(d).toFloatArray(), field + " " + where);
+          }
+        }
+      }
+      assertEquals(
+          DjlInternals.updateCounts(eo).get(e.getId()),
+          DjlInternals.updateCounts(ao).get(a.getId()),
+          "count " + where);
+    }
+    assertEquals(
+        DjlInternals.globalUpdateCount(eo), DjlInternals.globalUpdateCount(ao), "global " + when);
+  }
+
+  /** What the surgery did to each parameter, as seen from outside. */
+  static final class Fates {
+    final List<Parameter> survivors = new ArrayList<>();
+    final List<Parameter> born = new ArrayList<>();
+    final List<Parameter> removed = new ArrayList<>();
+    final Map<Parameter, String> oldIds = new IdentityHashMap<>();
+
+    Map<String, Integer> bornShapes() {
+      Map<String, Integer> shapes = new TreeMap<>();
+      for (Parameter p : born) {
+        shapes.merge(p.getName() + p.getArray().getShape(), 1, Integer::sum);
+      }
+      return shapes;
+    }
+
+    @Override
+    public String toString() {
+      return "survivors "
+          + names(survivors)
+          + ", born "
+          + names(born)
+          + ", removed "
+          + names(removed);
+    }
+
+    private static List<String> names(List<Parameter> ps) {
+      List<String> names = new ArrayList<>();
+      for (Parameter p : ps) {
+        names.add(p.getName() + p.getShape());
+      }
+      return names;
+    }
+  }
+
+  /** A parameter's shadow: a copy updated by an independent optimizer under the given id. */
+  record Shadow(String id, NDArray copy, Optimizer optimizer) {}
+
+  /** A model, its trainer, and a shadow of each parameter. */
+  static final class Rig implements AutoCloseable {
+    final OptimizerKind kind;
+    final Model model;
+    final Trainer trainer;
+    final NDManager scratch = NDManager.newBaseManager();
+    final Optimizer survivorShadows;
+    Optimizer bornShadows;
+    Map<Parameter, Shadow> shadows = new IdentityHashMap<>();
+    int step;
+
+    Rig(OptimizerKind kind, Block root) {
+      this.kind = kind;
+      model = TinyModels.model("nested", root);
+      trainer =
+          model.newTrainer(
+              new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(kind.create()));
+      Engine.getInstance().setRandomSeed(1234);
+      trainer.initialize(INPUT);
+      survivorShadows = kind.create();
+      for (Parameter p : params(root)) {
+        NDArray copy = p.getArray().duplicate();
+        copy.attach(scratch);
+        shadows.put(p, new Shadow(p.getId(), copy, survivorShadows));
+      }
+    }
+
+    /** Sorts the live parameters into survivors and born; checks the removed ones are gone. */
+    Fates adopt(Map<Parameter, NDArray> oldArrays) {
+      Fates fates = new Fates();
+      Map<NDArray, Parameter> byArray = new IdentityHashMap<>();
+      oldArrays.forEach((p, a) -> byArray.put(a, p));
+      Map<Parameter, Shadow> next = new IdentityHashMap<>();
+      Set<Parameter> kept = Collections.newSetFromMap(new IdentityHashMap<>());
+      Optimizer live = DjlInternals.optimizer(trainer);
+      for (Parameter p : params(model.getBlock())) {
+        if (next.containsKey(p)) {
+          continue; // shared: listed twice
+        }
+        Parameter old = oldArrays.containsKey(p) ? p : byArray.get(p.getArray());
+        if (old != null) {
+          kept.add(old);
+          next.put(p, shadows.get(old));
+          fates.survivors.add(p);
+          fates.oldIds.put(p, shadows.get(old).id());
+        } else {
+          if (bornShadows == null) {
+            bornShadows = kind.create();
+          }
+          NDArray copy = p.getArray().duplicate();
+          copy.attach(scratch);
+          next.put(p, new Shadow(p.getId(), copy, bornShadows));
+          fates.born.add(p);
+          assertNull(DjlInternals.updateCounts(live).get(p.getId()), "a born count");
+          DjlInternals.optimizerStates(live)
+              .forEach((f, s) -> assertFalse(s.containsKey(p.getId()), "born state " + f));
+        }
+      }
+      for (Parameter old : oldArrays.keySet()) {
+        if (!kept.contains(old)) {
+          fates.removed.add(old);
+          assertTrue(old.getArray().isReleased(), old.getName() + " left and is freed");
+        }
+      }
+      shadows = next;
+      assertStoreHoldsOnlyLive();
+      return fates;
+    }
+
+    void assertStoreHoldsOnlyLive() {
+      Set<String> live = new TreeSet<>();
+      for (Parameter p : params(model.getBlock())) {
+        live.add(p.getId());
+        assertFalse(p.getArray().isReleased(), p.getName() + " of the model is freed");
+      }
+      Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+      assertEquals(live, new TreeSet<>(entries.keySet()), "the store's entries");
+      for (Object entry : entries.values()) {
+        for (NDArray mirror : DjlInternals.mirrors(entry)) {
+          assertFalse(mirror.isReleased(), "a freed array in the store");
+        }
+      }
+      Optimizer optimizer = DjlInternals.optimizer(trainer);
+      DjlInternals.optimizerStates(optimizer)
+          .forEach(
+              (field, state) -> {
+                assertTrue(live.containsAll(state.keySet()), field + " of a dead parameter");
+                state
+                    .values()
+                    .forEach(
+                        d -> d.values().forEach(a -> assertFalse(a.isReleased(), "freed state")));
+              });
+      assertTrue(live.containsAll(DjlInternals.updateCounts(optimizer).keySet()), "dead counts");
+      for (NDArray a : OpenArrays.reachable(model.getBlock(), trainer)) {
+        assertFalse(a.isReleased(), "a freed array is still reachable");
+      }
+    }
+
+    void steps(int n) {
+      for (int i = 0; i < n; i++) {
+        stepOnce();
+      }
+    }
+
+    private void stepOnce() {
+      try (NDManager batch = scratch.newSubManager()) {
+        NDArray x = batch.arange(20f).reshape(INPUT).add(step * 0.37f).sin();
+        NDArray y = batch.arange(12f).reshape(4, 3).mul(0.5f).add(step * 0.11f).cos();
+        try (GradientCollector collector = trainer.newGradientCollector()) {
+          NDList prediction = trainer.forward(new NDList(x));
+          collector.backward(trainer.getLoss().evaluate(new NDList(y), prediction));
+        }
+        Map<Parameter, NDArray> gradients = new IdentityHashMap<>();
+        for (Parameter p : shadows.keySet()) {
+          try (NDArray g = p.getArray().getGradient()) {
+            NDArray kept = g.duplicate();
+            kept.attach(batch);
+            gradients.put(p, kept);
+          }
+        }
+        trainer.step();
+        for (Map.Entry<Parameter, Shadow> e : shadows.entrySet()) {
+          Shadow s = e.getValue();
+          s.optimizer().update(s.id(), s.copy(), gradients.get(e.getKey()));
+        }
+      }
+      step++;
+      assertAllMatchShadows("after step " + step);
+    }
+
+    void assertAllMatchShadows(String when) {
+      Optimizer live = DjlInternals.optimizer(trainer);
+      var liveStates = DjlInternals.optimizerStates(live);
+      for (Map.Entry<Parameter, Shadow> e : shadows.entrySet()) {
+        Parameter p = e.getKey();
+        Shadow s = e.getValue();
+        String where = p.getName() + p.getShape() + " (" + p.getId() + ") " + when;
+        assertBits(s.copy().toFloatArray(), p.getArray().toFloatArray(), where);
+        var shadowStates = DjlInternals.optimizerStates(s.optimizer());
+        for (String field : shadowStates.keySet()) {
+          Map<Device, NDArray> expected = shadowStates.get(field).get(s.id());
+          Map<Device, NDArray> actual = liveStates.get(field).get(p.getId());
+          assertEquals(expected == null, actual == null, field + " present, " + where);
+          if (expected != null) {
+            for (Device d : expected.keySet()) {
+              assertBits(
+                  expected.get(d).toFloatArray(),
+                  actual.get(d).toFloatArray(),
+                  field + " " + where);
+            }
+          }
+        }
+        assertEquals(
+            DjlInternals.updateCounts(s.optimizer()).get(s.id()),
+            DjlInternals.updateCounts(live).get(p.getId()),
+            "count " + where);
+      }
+    }
+
+    @Override
+    public void close() {
+      trainer.close();
+      model.close();
+      scratch.close();
+    }
+  }
+
+  /** Everything a failed surgery or a plan must leave as it was. */
+  record State(
+      Map<Block, List<Block>> tree,
+      List<Parameter> parameters,
+      List<NDArray> arrays,
+      List<float[]> values,
+      Map<String, Parameter> store,
+      Map<String, float[]> optimizerState,
+      Map<String, Integer> counts,
+      Object installedOptimizer) {
+
+    static State of(Rig rig) {
+      Map<Block, List<Block>> tree = new IdentityHashMap<>();
+      walk(rig.model.getBlock(), tree);
+      List<Parameter> parameters = params(rig.model.getBlock());
+      List<NDArray> arrays = new ArrayList<>();
+      List<float[]> values = new ArrayList<>();
+      for (Parameter p : parameters) {
+        arrays.add(p.getArray());
+        values.add(p.getArray().toFloatArray());
+      }
+      Map<String, Parameter> store = new HashMap<>();
+      DjlInternals.storeEntries(DjlInternals.parameterStore(rig.trainer))
+          .forEach((id, entry) -> store.put(id, DjlInternals.entryParameter(entry)));
+      Optimizer optimizer = DjlInternals.optimizer(rig.trainer);
+      return new State(
+          tree,
+          parameters,
+          arrays,
+          values,
+          store,
+          stateValues(rig.trainer),
+          new HashMap<>(DjlInternals.updateCounts(optimizer)),
+          DjlInternals.birthAwareOptimizer(rig.trainer, false));
+    }
+
+    private static void walk(Block block, Map<Block, List<Block>> tree) {
+      if (tree.containsKey(block)) {
+        return;
+      }
+      List<Block> children = new ArrayList<>(block.getChildren().values());
+      tree.put(block, children);
+      for (Block child : children) {
+        walk(child, tree);
+      }
+    }
+
+    void assertSame(Rig rig, String when) {
+      State now = of(rig);
+      assertEquals(tree.keySet().size(), now.tree.keySet().size(), "blocks " + when);
+      for (Map.Entry<Block, List<Block>> e : tree.entrySet()) {
+        List<Block> children = now.tree.get(e.getKey());
+        assertNotNull(children, "a block left the tree " + when);
+        assertEquals(e.getValue().size(), children.size(), "children " + when);
+        for (int i = 0; i < children.size(); i++) {
+          Assertions2.same(e.getValue().get(i), children.get(i), "child " + i + " " + when);
+        }
+      }
+      assertEquals(parameters.size(), now.parameters.size(), when);
+      for (int i = 0; i < parameters.size(); i++) {
+        Assertions2.same(parameters.get(i), now.parameters.get(i), "parameter " + i + " " + when);
+        Assertions2.same(arrays.get(i), now.arrays.get(i), "array " + i + " " + when);
+        assertBits(values.get(i), now.values.get(i), "value " + i + " " + when);
+      }
+      assertEquals(store.keySet(), now.store.keySet(), "store " + when);
+      store.forEach((id, p) -> Assertions2.same(p, now.store.get(id), "store " + id + " " + when));
+      assertEquals(optimizerState.keySet(), now.optimizerState.keySet(), "state " + when);
+      optimizerState.forEach(
+          (k, v) -> assertBits(v, now.optimizerState.get(k), "state " + k + " " + when));
+      assertEquals(counts, now.counts, "counts " + when);
+      Assertions2.same(installedOptimizer, now.installedOptimizer, "installed optimizer " + when);
+    }
+  }
+
+  /** Identity assertions under a name that does not clash with the record method. */
+  static final class Assertions2 {
+    static void same(Object expected, Object actual, String where) {
+      org.junit.jupiter.api.Assertions.assertSame(expected, actual, where);
+    }
+  }
+}
