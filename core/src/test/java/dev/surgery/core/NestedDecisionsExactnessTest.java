@@ -24,10 +24,11 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.ParameterTracker;
+import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OpenArrays;
-import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -69,6 +70,9 @@ class NestedDecisionsExactnessTest {
 
   /** A composite of the test's own class. */
   static final class Outer extends SequentialBlock {}
+
+  /** A composite a replacement function makes. */
+  static final class FreshHolder extends SequentialBlock {}
 
   /** A composite inside {@link Outer}. */
   static final class Middle extends SequentialBlock {}
@@ -229,6 +233,140 @@ class NestedDecisionsExactnessTest {
       boolean recurse() {
         return true;
       }
+    },
+    RECURSION_REPLACES_THE_OUTER_WRAPPERS_OWN_FRESH_LAYER(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        Set<Block> own = Collections.newSetFromMap(new IdentityHashMap<>());
+        p.put(
+            is(n.outer),
+            (block, index) -> {
+              Linear fresh = linear(6);
+              own.add(fresh);
+              return new SequentialBlock().add(block).add(fresh);
+            });
+        p.put(
+            BlockMatcher.byBlock(b -> own.contains(b) || b == n.b),
+            (block, index) -> {
+              own.remove(block);
+              return linear(6);
+            });
+        return p;
+      }
+
+      @Override
+      boolean recurse() {
+        return true;
+      }
+    },
+    RECURSION_CHAIN_OF_REPLACED_FRESH_LAYERS(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        Map<Block, Integer> depth = new IdentityHashMap<>();
+        Set<Block> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+        p.put(is(n.outer), wrapAfter(6));
+        p.put(
+            BlockMatcher.byBlock(
+                b -> (b == n.a && !wrapped.contains(b)) || depth.getOrDefault(b, 9) < 3),
+            (block, index) -> {
+              Linear fresh = linear(6);
+              if (block == n.a) {
+                wrapped.add(block);
+                depth.put(fresh, 1);
+                return new SequentialBlock().add(block).add(fresh);
+              }
+              depth.put(fresh, depth.get(block) + 1); // f1 -> f2 -> f3
+              return fresh;
+            });
+        return p;
+      }
+
+      @Override
+      boolean recurse() {
+        return true;
+      }
+    },
+    RECURSION_WRAPS_ITS_OWN_FRESH_LAYER(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        Set<Block> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Block> own = Collections.newSetFromMap(new IdentityHashMap<>());
+        p.put(is(n.outer), wrapAfter(6));
+        p.put(
+            BlockMatcher.byBlock(b -> (b == n.a && !wrapped.contains(b)) || own.contains(b)),
+            (block, index) -> {
+              wrapped.add(block);
+              if (own.remove(block)) {
+                return new SequentialBlock().add(block).add(linear(6));
+              }
+              Linear fresh = linear(6);
+              own.add(fresh);
+              return new SequentialBlock().add(block).add(fresh);
+            });
+        return p;
+      }
+
+      @Override
+      boolean recurse() {
+        return true;
+      }
+    },
+    RECURSION_WRAPS_A_REPLACEMENT_THAT_REUSES_CHILDREN(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        Set<Block> done = Collections.newSetFromMap(new IdentityHashMap<>());
+        p.put(
+            is(n.outer),
+            (block, index) ->
+                new FreshHolder()
+                    .add(block.getChildren().valueAt(0))
+                    .add(Activation.tanhBlock())
+                    .add(block.getChildren().valueAt(2)));
+        p.put(
+            BlockMatcher.byBlock(b -> b instanceof FreshHolder && !done.contains(b)),
+            (block, index) -> {
+              done.add(block);
+              return new SequentialBlock().add(block).add(linear(6));
+            });
+        p.put(is(n.b), (block, index) -> WeightCopy.into(linear(6), block));
+        return p;
+      }
+
+      @Override
+      boolean recurse() {
+        return true;
+      }
+    },
+    DIAMOND_SHARED_REPLACED_SECOND_PARENT_WRAPPED(true) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        p.put(is(n.shared), (block, index) -> linear(5));
+        p.put(is(n.right), wrapAfter(5));
+        return p;
+      }
+    },
+    DIAMOND_SHARED_WRAPPED_SECOND_PARENT_WRAPPED(true) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        p.put(is(n.shared), wrapAfter(5));
+        p.put(is(n.right), wrapAfter(5));
+        return p;
+      }
+    },
+    DIAMOND_SHARED_COPIED_FIRST_PARENT_WRAPPED(true) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        p.put(is(n.left), wrapAfter(5));
+        p.put(is(n.shared), (block, index) -> WeightCopy.into(linear(5), block));
+        return p;
+      }
     };
 
     final boolean diamond;
@@ -248,11 +386,53 @@ class NestedDecisionsExactnessTest {
     }
   }
 
+  /**
+   * The optimizers, each built for a shift of its schedule: 0 for the trainer and the survivors'
+   * shadow, the model's position at the surgery for the born parameters' fresh shadow (a fresh
+   * optimizer counts from 1, the schedule goes on where the model is).
+   */
+  enum Opt {
+    ADAM(shift -> Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build()),
+    ADAMW(
+        shift ->
+            Optimizer.adamW()
+                .optLearningRateTracker(Tracker.fixed(0.01f))
+                .optWeightDecays(0.05f)
+                .build()),
+    SGD_MOMENTUM(
+        shift ->
+            Optimizer.sgd()
+                .setLearningRateTracker(Tracker.fixed(0.05f))
+                .optMomentum(0.9f)
+                .optWeightDecays(1e-3f)
+                .build()),
+    ADAM_SCHEDULE(shift -> Optimizer.adam().optLearningRateTracker(decaying(0.01f, shift)).build()),
+    SGD_MOMENTUM_SCHEDULE(
+        shift ->
+            Optimizer.sgd()
+                .setLearningRateTracker(decaying(0.05f, shift))
+                .optMomentum(0.9f)
+                .build());
+
+    private final java.util.function.IntFunction<Optimizer> factory;
+
+    Opt(java.util.function.IntFunction<Optimizer> factory) {
+      this.factory = factory;
+    }
+
+    Optimizer create(int shift) {
+      return factory.apply(shift);
+    }
+
+    private static ParameterTracker decaying(float base, int shift) {
+      return (id, n) -> base / (1f + 0.25f * (n + shift));
+    }
+  }
+
   static Stream<Arguments> cases() {
     List<Arguments> all = new ArrayList<>();
     for (Scenario s : Scenario.values()) {
-      for (OptimizerKind k :
-          List.of(OptimizerKind.ADAM, OptimizerKind.ADAMW, OptimizerKind.SGD_MOMENTUM)) {
+      for (Opt k : Opt.values()) {
         all.add(Arguments.of(s, k));
       }
     }
@@ -264,15 +444,20 @@ class NestedDecisionsExactnessTest {
     /** A last policy (on the head, visited last) throws. */
     THROWS,
     /** The head's replacement changes its output shape (4 for 3), placed last. */
-    SHAPE
+    SHAPE,
+    /**
+     * A layer inside the nested decisions ({@code c}, or the shared layer) is given 7 outputs for 6
+     * (or 5) by a policy tried before the scenario's own: the refusal comes from inside the chain.
+     */
+    INNER_SHAPE
   }
 
   static Stream<Arguments> failures() {
     List<Arguments> all = new ArrayList<>();
     for (Scenario s : Scenario.values()) {
       for (Late late : Late.values()) {
-        for (OptimizerKind k :
-            List.of(OptimizerKind.ADAM, OptimizerKind.ADAMW, OptimizerKind.SGD_MOMENTUM)) {
+        // A failure restores the schedules' births too: aSecondNestedSurgeryOverTheFirstsBornLayers
+        for (Opt k : List.of(Opt.ADAM, Opt.ADAMW, Opt.SGD_MOMENTUM)) {
           all.add(Arguments.of(s, late, k));
         }
       }
@@ -284,7 +469,7 @@ class NestedDecisionsExactnessTest {
 
   @ParameterizedTest(name = "{0} under {1}")
   @MethodSource("cases")
-  void planThenApplyTrainsEveryParameterAsItsShadow(Scenario scenario, OptimizerKind kind) {
+  void planThenApplyTrainsEveryParameterAsItsShadow(Scenario scenario, Opt kind) {
     Net net = scenario.net();
     try (Rig rig = new Rig(kind, net.root)) {
       rig.steps(WARM_UP);
@@ -383,7 +568,7 @@ class NestedDecisionsExactnessTest {
   @ParameterizedTest(name = "{0} failing by {1} under {2}")
   @MethodSource("failures")
   void aLateFailureLeavesAllAsBeforeAndTrainsOnAsATwinThatNeverTried(
-      Scenario scenario, Late late, OptimizerKind kind) {
+      Scenario scenario, Late late, Opt kind) {
     Net net = scenario.net();
     Net twinNet = scenario.net();
     try (Rig rig = new Rig(kind, net.root);
@@ -392,17 +577,29 @@ class NestedDecisionsExactnessTest {
       twin.steps(WARM_UP);
       assertTwins(twin, rig, "before");
       Block root = rig.model.getBlock();
-      Map<BlockMatcher, ReplacementFunction> policies = scenario.policies(net);
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       List<String> lateCalls = new ArrayList<>();
-      policies.put(
-          is(net.head),
-          (block, index) -> {
-            lateCalls.add("late");
-            if (late == Late.THROWS) {
-              throw new IllegalStateException("a later policy fails");
-            }
-            return linear(4);
-          });
+      if (late == Late.INNER_SHAPE) {
+        Linear inner = scenario.diamond ? net.shared : net.c;
+        policies.put(
+            is(inner),
+            (block, index) -> {
+              lateCalls.add("late");
+              return linear(7);
+            });
+      }
+      policies.putAll(scenario.policies(net));
+      if (late != Late.INNER_SHAPE) {
+        policies.put(
+            is(net.head),
+            (block, index) -> {
+              lateCalls.add("late");
+              if (late == Late.THROWS) {
+                throw new IllegalStateException("a later policy fails");
+              }
+              return linear(4);
+            });
+      }
       State untouched = State.of(rig);
       int open = OpenArrays.ofTraining(rig.model, rig.trainer).size();
       SurgeryOptions options =
@@ -486,6 +683,117 @@ class NestedDecisionsExactnessTest {
               false)
           .close();
     }
+  }
+
+  /**
+   * A second nested surgery over the first one's born layers: the first surgery's wrapper is
+   * wrapped again and a layer born in the first surgery is replaced by a weight copy inside it.
+   * First it fails late (the head given 4 outputs): everything, the born parameters' schedule
+   * included, trains on as a twin that had only the first surgery. Then it succeeds: the first
+   * surgery's born parameters go on with their own fresh shadow (born at the first surgery's
+   * position), the second's start a fresh one at the second's.
+   */
+  @ParameterizedTest(name = "{0} under {1}")
+  @MethodSource("cases")
+  void aSecondNestedSurgeryOverTheFirstsBornLayers(Scenario scenario, Opt kind) {
+    Net net = scenario.net();
+    Net twinNet = scenario.net();
+    try (Rig rig = new Rig(kind, net.root);
+        Rig twin = new Rig(kind, twinNet.root)) {
+      List<Fates> first = new ArrayList<>();
+      for (Rig r : List.of(rig, twin)) {
+        Net n = r == rig ? net : twinNet;
+        r.steps(WARM_UP);
+        Map<Parameter, NDArray> oldArrays = arraysOf(r);
+        Engine.getInstance().setRandomSeed(78);
+        ModuleSurgery.replaceModules(
+            n.root,
+            scenario.policies(n),
+            SurgeryOptions.builder()
+                .optTrainers(List.of(r.trainer))
+                .optRecurseOnReplacements(scenario.recurse())
+                .build());
+        first.add(r.adopt(oldArrays));
+        r.steps(2);
+      }
+      assertTwins(twin, rig, "after the first surgery");
+      Set<Parameter> born = Collections.newSetFromMap(new IdentityHashMap<>());
+      born.addAll(first.get(0).born);
+      int units = scenario.diamond ? 5 : 6;
+
+      // It fails late.
+      State untouched = State.of(rig);
+      Engine.getInstance().setRandomSeed(79);
+      assertThrows(
+          SurgeryException.class,
+          () ->
+              ModuleSurgery.replaceModules(
+                  net.root,
+                  second(net, born, units, true),
+                  SurgeryOptions.builder().optTrainers(List.of(rig.trainer)).build()));
+      untouched.assertSame(rig, "after the failed second surgery");
+      for (int i = 0; i < 5; i++) {
+        rig.steps(1);
+        twin.steps(1);
+        assertTwins(twin, rig, "step " + i + " after the failed second surgery");
+      }
+
+      // It succeeds.
+      Map<Parameter, NDArray> oldArrays = arraysOf(rig);
+      Engine.getInstance().setRandomSeed(80);
+      Map<Block, Block> replaced =
+          ModuleSurgery.replaceModules(
+              net.root,
+              second(net, born, units, false),
+              SurgeryOptions.builder().optTrainers(List.of(rig.trainer)).build());
+      assertEquals(2, replaced.size(), "the wrapper and a born layer");
+      Fates fates = rig.adopt(oldArrays);
+      assertFalse(fates.born.isEmpty(), fates.toString());
+      assertFalse(fates.removed.isEmpty(), fates.toString());
+      rig.assertAllMatchShadows("right after the second surgery");
+      rig.steps(8);
+    }
+  }
+
+  /** The first child of the root wrapped, and the first layer born in {@code born} copied. */
+  private static Map<BlockMatcher, ReplacementFunction> second(
+      Net net, Set<Parameter> born, int units, boolean fail) {
+    Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+    Block first = net.root.getChildren().valueAt(0);
+    Block target = firstBornLinear(net.root, born);
+    assertNotNull(target, "a layer born in the first surgery");
+    p.put(is(first), wrapAfter(units));
+    p.put(
+        is(target),
+        (block, index) -> {
+          long out = block.getParameters().get("weight").getArray().getShape().get(0);
+          return WeightCopy.into(linear((int) out), block);
+        });
+    if (fail) {
+      p.put(is(net.head), (block, index) -> linear(4));
+    }
+    return p;
+  }
+
+  private static Block firstBornLinear(Block block, Set<Parameter> born) {
+    if (block instanceof Linear && born.containsAll(block.getParameters().values())) {
+      return block;
+    }
+    for (Block child : block.getChildren().values()) {
+      Block found = firstBornLinear(child, born);
+      if (found != null) {
+        return found;
+      }
+    }
+    return null;
+  }
+
+  private static Map<Parameter, NDArray> arraysOf(Rig rig) {
+    Map<Parameter, NDArray> arrays = new IdentityHashMap<>();
+    for (Parameter p : params(rig.model.getBlock())) {
+      arrays.put(p, p.getArray());
+    }
+    return arrays;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -629,7 +937,7 @@ class NestedDecisionsExactnessTest {
 
   /** A model, its trainer, and a shadow of each parameter. */
   static final class Rig implements AutoCloseable {
-    final OptimizerKind kind;
+    final Opt kind;
     final Model model;
     final Trainer trainer;
     final NDManager scratch = NDManager.newBaseManager();
@@ -638,15 +946,15 @@ class NestedDecisionsExactnessTest {
     Map<Parameter, Shadow> shadows = new IdentityHashMap<>();
     int step;
 
-    Rig(OptimizerKind kind, Block root) {
+    Rig(Opt kind, Block root) {
       this.kind = kind;
       model = TinyModels.model("nested", root);
       trainer =
           model.newTrainer(
-              new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(kind.create()));
+              new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(kind.create(0)));
       Engine.getInstance().setRandomSeed(1234);
       trainer.initialize(INPUT);
-      survivorShadows = kind.create();
+      survivorShadows = kind.create(0);
       for (Parameter p : params(root)) {
         NDArray copy = p.getArray().duplicate();
         copy.attach(scratch);
@@ -657,6 +965,7 @@ class NestedDecisionsExactnessTest {
     /** Sorts the live parameters into survivors and born; checks the removed ones are gone. */
     Fates adopt(Map<Parameter, NDArray> oldArrays) {
       Fates fates = new Fates();
+      bornShadows = null; // each surgery's born parameters: a fresh optimizer from its position
       Map<NDArray, Parameter> byArray = new IdentityHashMap<>();
       oldArrays.forEach((p, a) -> byArray.put(a, p));
       Map<Parameter, Shadow> next = new IdentityHashMap<>();
@@ -674,7 +983,7 @@ class NestedDecisionsExactnessTest {
           fates.oldIds.put(p, shadows.get(old).id());
         } else {
           if (bornShadows == null) {
-            bornShadows = kind.create();
+            bornShadows = kind.create(step); // the model's position
           }
           NDArray copy = p.getArray().duplicate();
           copy.attach(scratch);
