@@ -64,7 +64,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class NestedDecisionsExactnessTest {
 
-  private static final Shape INPUT = new Shape(4, 5);
+  static final Shape INPUT = new Shape(4, 5);
   private static final int WARM_UP = 3;
   private static final int AFTER = 12;
 
@@ -794,6 +794,150 @@ class NestedDecisionsExactnessTest {
       arrays.put(p, p.getArray());
     }
     return arrays;
+  }
+
+  /**
+   * Each of the surgery's fault points ({@link Faults}: draws, initialization, trainer add and
+   * remove) made to fail in turn, the k-th call for k = 1, 2, ... until the surgery gets through:
+   * after every failure the tree, values, Parameters, store, state and generator are as before and
+   * one step of training matches the twin that never tried, bit for bit; then the surgery succeeds
+   * and every parameter trains as its shadow.
+   */
+  @ParameterizedTest(name = "{0}")
+  @org.junit.jupiter.params.provider.EnumSource(Scenario.class)
+  void everyInjectedFaultInTheNestedSurgeryIsRolledBackExactly(Scenario scenario) {
+    Net net = scenario.net();
+    Net twinNet = scenario.net();
+    try (Rig rig = new Rig(Opt.ADAM, net.root);
+        Rig twin = new Rig(Opt.ADAM, twinNet.root)) {
+      rig.steps(WARM_UP);
+      twin.steps(WARM_UP);
+      int k = 1;
+      List<String> names = new ArrayList<>();
+      List<Integer> drawFailures = new ArrayList<>();
+      for (; ; k++) {
+        assertTrue(k < 100, "the fault points never ran out");
+        State untouched = State.of(rig);
+        int[] calls = {0};
+        int armed = k;
+        names.clear();
+        Faults faults =
+            name -> {
+              names.add(name);
+              if (++calls[0] == armed) {
+                throw new IllegalStateException("injected at " + name + " (" + armed + ")");
+              }
+            };
+        Map<Parameter, NDArray> oldArrays = arraysOf(rig);
+        Engine.getInstance().setRandomSeed(91);
+        try {
+          ModuleSurgery.replaceModuleClasses(
+              net.root,
+              asOnePolicy(scenario.policies(net)),
+              List.of(rig.trainer),
+              scenario.recurse(),
+              null,
+              faults);
+        } catch (SurgeryException e) {
+          float[] draw = nextDraw(rig.scratch);
+          Engine.getInstance().setRandomSeed(91);
+          float[] unmoved = nextDraw(rig.scratch);
+          if (names.indexOf("draw") < names.size() - 1) {
+            // A failure in the held-back draws themselves, after one of them: the generator has
+            // moved (docs/reliability.md, "Known gaps"); all else is as before.
+            drawFailures.add(k);
+          } else {
+            assertArrayEquals(unmoved, draw, "the failed surgery drew, fault " + k + " " + names);
+          }
+          untouched.assertSame(rig, "after fault " + k + " " + names);
+          rig.assertStoreHoldsOnlyLive();
+          rig.steps(1);
+          twin.steps(1);
+          assertTwins(twin, rig, "after fault " + k + " " + names);
+          continue;
+        }
+        assertTrue(calls[0] < k, "the surgery got through fault " + k);
+        rig.adopt(oldArrays);
+        break;
+      }
+      assertTrue(k > 2, "fault points were reached: " + names);
+      rig.assertAllMatchShadows("after the surgery");
+      rig.steps(5);
+    }
+  }
+
+  /** The scenario's matchers as one policy on every block, for the overload that takes faults. */
+  static Map<Class<? extends Block>, ReplacementFunction> asOnePolicy(
+      Map<BlockMatcher, ReplacementFunction> policies) {
+    Map<Class<? extends Block>, ReplacementFunction> one = new LinkedHashMap<>();
+    one.put(
+        Block.class,
+        (block, index) -> {
+          for (Map.Entry<BlockMatcher, ReplacementFunction> e : policies.entrySet()) {
+            if (e.getKey().matches(block, null)) {
+              return e.getValue().apply(block, index);
+            }
+          }
+          return null;
+        });
+    return one;
+  }
+
+  /**
+   * Without a trainer the same surgery places every fresh layer too (a silent success with a
+   * parameter without an array was the defect's trainerless face): the values, Parameters' shapes
+   * and the generator are those of the surgery made with a trainer on a twin of the same values,
+   * the plan without a trainer gives the same totals, and the model runs forward.
+   */
+  @ParameterizedTest(name = "{0}")
+  @org.junit.jupiter.params.provider.EnumSource(Scenario.class)
+  void withoutATrainerTheSameValuesAsWithOne(Scenario scenario) {
+    Net bare = scenario.net();
+    Net trained = scenario.net();
+    try (NDManager manager = NDManager.newBaseManager();
+        Rig rig = new Rig(Opt.ADAM, trained.root)) {
+      Engine.getInstance().setRandomSeed(1234);
+      bare.root.initialize(manager, ai.djl.ndarray.types.DataType.FLOAT32, INPUT);
+      assertEquals(params(trained.root).size(), params(bare.root).size());
+      for (int i = 0; i < params(bare.root).size(); i++) {
+        assertBits(
+            params(trained.root).get(i).getArray().toFloatArray(),
+            params(bare.root).get(i).getArray().toFloatArray(),
+            "initialized alike " + i);
+      }
+      SurgeryOptions bareOptions =
+          SurgeryOptions.builder().optRecurseOnReplacements(scenario.recurse()).build();
+      SurgeryPlan plan = ModuleSurgery.plan(bare.root, scenario.policies(bare), bareOptions);
+      Engine.getInstance().setRandomSeed(78);
+      ModuleSurgery.replaceModules(bare.root, scenario.policies(bare), bareOptions);
+      float[] bareDraw = nextDraw(manager);
+      Engine.getInstance().setRandomSeed(78);
+      ModuleSurgery.replaceModules(
+          trained.root,
+          scenario.policies(trained),
+          SurgeryOptions.builder()
+              .optTrainers(List.of(rig.trainer))
+              .optRecurseOnReplacements(scenario.recurse())
+              .build());
+      assertArrayEquals(nextDraw(manager), bareDraw, "the generator");
+      List<Parameter> expected = params(trained.root);
+      List<Parameter> actual = params(bare.root);
+      assertEquals(expected.size(), actual.size(), "parameters");
+      for (int i = 0; i < expected.size(); i++) {
+        assertTrue(actual.get(i).isInitialized(), actual.get(i).getName() + " has an array");
+        assertBits(
+            expected.get(i).getArray().toFloatArray(),
+            actual.get(i).getArray().toFloatArray(),
+            "parameter " + i + " " + actual.get(i).getName());
+      }
+      assertEquals(count(bare.root), plan.parametersAfter(), plan.toTable("plan"));
+      bare.root
+          .forward(
+              new ai.djl.training.ParameterStore(manager, false),
+              new NDList(manager.ones(INPUT)),
+              false)
+          .close();
+    }
   }
 
   // ------------------------------------------------------------------------------------------
