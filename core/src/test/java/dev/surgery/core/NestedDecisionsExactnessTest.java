@@ -341,6 +341,33 @@ class NestedDecisionsExactnessTest {
         return true;
       }
     },
+    RECURSION_REPLACES_A_WEIGHT_COPY_AGAIN(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        Set<Block> copies = Collections.newSetFromMap(new IdentityHashMap<>());
+        p.put(is(n.outer), wrapAfter(6));
+        p.put(
+            BlockMatcher.byBlock(b -> b == n.b || copies.contains(b)),
+            (block, index) -> {
+              if (copies.remove(block)) {
+                return linear(6); // the copy, an intermediate with arrays, replaced again
+              }
+              Linear copy = WeightCopy.into(linear(6), block);
+              copies.add(copy);
+              return copy;
+            });
+        p.put(
+            is(n.c),
+            (block, index) -> new SequentialBlock().add(WeightCopy.into(linear(6), block)));
+        return p;
+      }
+
+      @Override
+      boolean recurse() {
+        return true;
+      }
+    },
     DIAMOND_SHARED_REPLACED_SECOND_PARENT_WRAPPED(true) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
@@ -476,13 +503,15 @@ class NestedDecisionsExactnessTest {
       Block root = rig.model.getBlock();
       long before = count(root);
 
-      // The plan: draws nothing, changes nothing.
+      // The plan: draws nothing, changes nothing, leaves no array open.
       State untouched = State.of(rig);
+      int openBeforePlan = OpenArrays.ofTraining(rig.model, rig.trainer).size();
+      List<Block> madeByPlan = new ArrayList<>();
       Engine.getInstance().setRandomSeed(77);
       SurgeryPlan plan =
           ModuleSurgery.plan(
               root,
-              scenario.policies(net),
+              recording(scenario.policies(net), madeByPlan),
               SurgeryOptions.builder()
                   .optTrainers(List.of(rig.trainer))
                   .optRecurseOnReplacements(scenario.recurse())
@@ -491,6 +520,19 @@ class NestedDecisionsExactnessTest {
       Engine.getInstance().setRandomSeed(77);
       assertArrayEquals(nextDraw(rig.scratch), drawAfterPlan, "the plan drew");
       untouched.assertSame(rig, "after the plan");
+      assertEquals(
+          openBeforePlan,
+          OpenArrays.ofTraining(rig.model, rig.trainer).size(),
+          "open arrays after the plan");
+      for (Block made : madeByPlan) {
+        for (Parameter p : made.getParameters().values()) {
+          if (!oldParameter(rig, p)) {
+            assertTrue(
+                !p.isInitialized() || p.getArray().isReleased(),
+                "an array a replacement of the plan came with is closed: " + p.getName());
+          }
+        }
+      }
 
       // The apply.
       Map<Parameter, NDArray> oldArrays = new IdentityHashMap<>();
@@ -498,15 +540,27 @@ class NestedDecisionsExactnessTest {
         oldArrays.put(p, p.getArray());
       }
       Map<String, float[]> stateBefore = stateValues(rig.trainer);
+      List<Block> made = new ArrayList<>();
       Engine.getInstance().setRandomSeed(78);
       ModuleSurgery.replaceModules(
           root,
-          scenario.policies(net),
+          recording(scenario.policies(net), made),
           SurgeryOptions.builder()
               .optTrainers(List.of(rig.trainer))
               .optRecurseOnReplacements(scenario.recurse())
               .build());
       Fates fates = rig.adopt(oldArrays);
+      // What the functions made and the model does not hold (an intermediate replacement) is
+      // closed.
+      Set<Parameter> live = Collections.newSetFromMap(new IdentityHashMap<>());
+      live.addAll(params(root));
+      for (Block b : made) {
+        for (Parameter p : b.getParameters().values()) {
+          if (!live.contains(p) && p.isInitialized() && !oldArrays.containsKey(p)) {
+            assertTrue(p.getArray().isReleased(), "an intermediate's array is closed: " + p);
+          }
+        }
+      }
       for (Parameter p : params(root)) {
         assertTrue(p.isInitialized(), p.getName() + " has an array after the surgery");
       }
@@ -773,6 +827,34 @@ class NestedDecisionsExactnessTest {
       p.put(is(net.head), (block, index) -> linear(4));
     }
     return p;
+  }
+
+  /** The policies, each returned block noted in {@code made}. */
+  private static Map<BlockMatcher, ReplacementFunction> recording(
+      Map<BlockMatcher, ReplacementFunction> policies, List<Block> made) {
+    Map<BlockMatcher, ReplacementFunction> recorded = new LinkedHashMap<>();
+    policies.forEach(
+        (matcher, function) ->
+            recorded.put(
+                matcher,
+                (block, index) -> {
+                  Block b = function.apply(block, index);
+                  made.add(b);
+                  return b;
+                }));
+    return recorded;
+  }
+
+  private static boolean oldParameter(Rig rig, Parameter p) {
+    if (!p.isInitialized()) {
+      return false;
+    }
+    for (Parameter q : params(rig.model.getBlock())) {
+      if (q == p || q.getArray() == p.getArray()) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static Block firstBornLinear(Block block, Set<Parameter> born) {
