@@ -368,6 +368,48 @@ class NestedDecisionsExactnessTest {
         return true;
       }
     },
+    REUSED_CHILD_WRAPPED_AND_ITS_LEAF_REPLACED(false) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        p.put(
+            is(n.outer),
+            (block, index) ->
+                new FreshHolder()
+                    .add(block.getChildren().valueAt(0))
+                    .add(Activation.tanhBlock())
+                    .add(block.getChildren().valueAt(2)));
+        p.put(is(n.middle), (block, index) -> new SequentialBlock().add(block).add(linear(6)));
+        p.put(is(n.c), (block, index) -> linear(6));
+        return p;
+      }
+    },
+    DIAMOND_RECURSION_INTO_THE_SHARED_WRAPPER(true) {
+      @Override
+      Map<BlockMatcher, ReplacementFunction> policies(Net n) {
+        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+        Set<Block> own = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Block> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+        p.put(is(n.left), wrapAfter(5));
+        p.put(
+            BlockMatcher.byBlock(b -> (b == n.shared && !wrapped.contains(b)) || own.contains(b)),
+            (block, index) -> {
+              if (own.remove(block)) {
+                return linear(5);
+              }
+              wrapped.add(block);
+              Linear fresh = linear(5);
+              own.add(fresh);
+              return new SequentialBlock().add(block).add(fresh);
+            });
+        return p;
+      }
+
+      @Override
+      boolean recurse() {
+        return true;
+      }
+    },
     DIAMOND_SHARED_REPLACED_SECOND_PARENT_WRAPPED(true) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
@@ -666,14 +708,26 @@ class NestedDecisionsExactnessTest {
       assertThrows(SurgeryException.class, () -> ModuleSurgery.plan(root, policies, options));
       untouched.assertSame(rig, "after the refused plan");
       Engine.getInstance().setRandomSeed(91);
+      List<Block> made = new ArrayList<>();
       SurgeryException refused =
           assertThrows(
-              SurgeryException.class, () -> ModuleSurgery.replaceModules(root, policies, options));
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModules(root, recording(policies, made), options));
+      for (Block b : made) {
+        for (Parameter p : b.getParameters().values()) {
+          if (!oldParameter(rig, p)) {
+            assertTrue(
+                !p.isInitialized() || p.getArray().isReleased(),
+                "an array a replacement of the failed surgery came with is closed: " + p);
+          }
+        }
+      }
       float[] draw = nextDraw(rig.scratch);
       Engine.getInstance().setRandomSeed(91);
       assertArrayEquals(nextDraw(rig.scratch), draw, "the failed surgery drew");
       assertEquals(List.of("late", "late"), lateCalls, refused.getMessage());
       untouched.assertSame(rig, "after the failure");
+      rig.assertStoreHoldsOnlyLive();
       assertEquals(
           open, OpenArrays.ofTraining(rig.model, rig.trainer).size(), "open arrays after failure");
       for (int i = 0; i < 10; i++) {
