@@ -508,6 +508,16 @@ class NestedDecisionsExactnessTest {
     return all.stream();
   }
 
+  static Stream<Arguments> secondCases() {
+    List<Arguments> all = new ArrayList<>();
+    for (Scenario s : Scenario.values()) {
+      for (Opt k : List.of(Opt.ADAM_SCHEDULE, Opt.ADAMW, Opt.SGD_MOMENTUM_SCHEDULE)) {
+        all.add(Arguments.of(s, k));
+      }
+    }
+    return all.stream();
+  }
+
   /** How a scenario fails late. */
   enum Late {
     /** A last policy (on the head, visited last) throws. */
@@ -698,10 +708,17 @@ class NestedDecisionsExactnessTest {
       }
       State untouched = State.of(rig);
       int open = OpenArrays.ofTraining(rig.model, rig.trainer).size();
+      // Per-policy counters: a failed surgery (and a plan) leaves them as they were.
+      Map<Object, Integer> indices = new HashMap<>();
+      for (BlockMatcher m : policies.keySet()) {
+        indices.put(m, 5);
+      }
+      Map<Object, Integer> indicesBefore = new HashMap<>(indices);
       SurgeryOptions options =
           SurgeryOptions.builder()
               .optTrainers(List.of(rig.trainer))
               .optRecurseOnReplacements(scenario.recurse())
+              .optIndices(indices)
               .build();
       // The plan refuses too, and leaves everything.
       Engine.getInstance().setRandomSeed(91);
@@ -727,6 +744,7 @@ class NestedDecisionsExactnessTest {
       assertArrayEquals(nextDraw(rig.scratch), draw, "the failed surgery drew");
       assertEquals(List.of("late", "late"), lateCalls, refused.getMessage());
       untouched.assertSame(rig, "after the failure");
+      assertEquals(indicesBefore, indices, "the counters");
       rig.assertStoreHoldsOnlyLive();
       assertEquals(
           open, OpenArrays.ofTraining(rig.model, rig.trainer).size(), "open arrays after failure");
@@ -802,7 +820,7 @@ class NestedDecisionsExactnessTest {
    * position), the second's start a fresh one at the second's.
    */
   @ParameterizedTest(name = "{0} under {1}")
-  @MethodSource("cases")
+  @MethodSource("secondCases")
   void aSecondNestedSurgeryOverTheFirstsBornLayers(Scenario scenario, Opt kind) {
     Net net = scenario.net();
     Net twinNet = scenario.net();
