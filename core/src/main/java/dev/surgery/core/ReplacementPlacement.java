@@ -84,8 +84,10 @@ final class ReplacementPlacement {
     // each read builds a set.
     Collection<Parameter> old = parametersRead(original);
     for (Parameter p : old) {
+      // A parameter without an array that no replacement of this surgery holds, or that placing
+      // its holders did not give one: structural surgery, the trainer initializes it later.
       if (!p.isInitialized() && !(placeHolderFirst.test(p) && p.isInitialized())) {
-        return; // structural surgery: the trainer initializes the replacement later
+        return;
       }
     }
     Shape[] recorded = DjlInternals.recordedInputShapes(replacement);
