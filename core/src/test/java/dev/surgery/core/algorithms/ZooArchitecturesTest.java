@@ -311,7 +311,26 @@ class ZooArchitecturesTest {
         Consumer after = probe == null ? null : probe.after(model, trainer, data);
         for (Algorithm algorithm : algorithms) {
           run.hadTarget.add(hasTarget(algorithm, model.getBlock()));
-          run.reports.add(algorithm.apply(SurgeryContext.live(model.getBlock(), trainer, 1, 3)));
+          SurgeryContext context = SurgeryContext.live(model.getBlock(), trainer, 1, 3);
+          dev.surgery.core.SurgeryPlan plan;
+          try {
+            plan = algorithm.plan(context);
+          } catch (PlanUnavailableException e) {
+            plan = null;
+          }
+          SurgeryChanges report = algorithm.apply(context);
+          run.reports.add(report);
+          if (plan != null) {
+            // The dry run named what the apply changed, in its order, and the parameter count.
+            assertEquals(
+                plan.steps().stream().map(dev.surgery.core.SurgeryPlan.Step::path).toList(),
+                report.changes().stream().map(SurgeryChanges.Change::path).toList(),
+                arch.name + ": " + algorithm.name() + "'s plan against its apply");
+            assertEquals(
+                plan.parametersAfter(),
+                report.parametersAfter(),
+                arch.name + ": " + algorithm.name() + "'s planned parameter count");
+          }
           if (run.guarded) {
             FinitenessGuard.assertFinite(trainer, arch.name + " right after " + algorithm.name());
           }
@@ -796,6 +815,30 @@ class ZooArchitecturesTest {
       kept.put(p.getValue(), p.getValue().getArray().toFloatArray());
     }
     // Convolutions to recompute by hand: their weights, bias and settings, by path.
+    // Max pools: their parent and place, and their outputs on odd and even sizes.
+    List<Object[]> pools = new ArrayList<>();
+    if (BlurPool.NAME.equals(name)) {
+      ParameterStore plain = new ParameterStore(manager, false);
+      for (Block parent : preOrder(root)) {
+        List<Block> children = parent.getChildren().values();
+        for (int i = 0; i < children.size(); i++) {
+          if (targets.contains(children.get(i)) && isMaxPool(children.get(i))) {
+            Map<Long, Shape> shapes = new LinkedHashMap<>();
+            for (long side = 7; side <= 10; side++) {
+              NDArray x = gaussian(manager, new Shape(2, 3, side, side), side);
+              shapes.put(
+                  side,
+                  children
+                      .get(i)
+                      .forward(plain, new NDList(x), false)
+                      .singletonOrThrow()
+                      .getShape());
+            }
+            pools.add(new Object[] {parent, i, shapes});
+          }
+        }
+      }
+    }
     Map<String, Conv2d> convs = new LinkedHashMap<>();
     Map<String, float[][]> convValues = new LinkedHashMap<>();
     if (BlurPool.NAME.equals(name) || WeightStandardization.NAME.equals(name)) {
@@ -898,6 +941,31 @@ class ZooArchitecturesTest {
                 what + ": optimizer state of kept " + p.getName() + " " + state.getKey());
           }
         }
+      }
+      // A blurred max pool keeps the pool's output shape (a global pool after it would hide it).
+      for (Object[] pool : pools) {
+        Block replacement = ((Block) pool[0]).getChildren().get((Integer) pool[1]).getValue();
+        assertTrue(
+            replacement instanceof dev.surgery.core.layers.BlurMaxPool2d,
+            what + ": " + replacement);
+        @SuppressWarnings("unchecked")
+        Map<Long, Shape> shapes = (Map<Long, Shape>) pool[2];
+        for (Map.Entry<Long, Shape> e : shapes.entrySet()) {
+          NDArray x = gaussian(mm, new Shape(2, 3, e.getKey(), e.getKey()), e.getKey());
+          assertEquals(
+              e.getValue(),
+              replacement
+                  .forward(new ParameterStore(mm, false), new NDList(x), false)
+                  .singletonOrThrow()
+                  .getShape(),
+              what + ": blurred max pool's output on " + e.getKey() + " x " + e.getKey());
+        }
+      }
+      if (BlurPool.NAME.equals(name)) {
+        assertEquals(
+            targets.stream().filter(ZooArchitecturesTest::isMaxPool).count(),
+            pools.size(),
+            what + ": max pools found by place");
       }
       // Recompute blurred and standardized convolutions by hand.
       ParameterStore store = new ParameterStore(mm, false);
