@@ -69,7 +69,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  *       Adam state, bit for bit; frozen and factorized ones have none left;
  *   <li>a blurred convolution (grouped and depthwise ones included, blur before or after) computes
  *       {@code conv(blur(x))} or {@code blur(conv(x))} with the original weights and groups, a
- *       standardized one the convolution with each filter standardized, by this test's own
+ *       standardized one the convolution with each filter standardized, a squeeze-excited one the
+ *       convolution scaled by its gate recomputed from the gate's linears, by this test's own
  *       arithmetic;
  *   <li>ghost batch norm and stochastic depth leave the evaluation output bit for bit as it was;
  *       stochastic depth wraps only DJL's ResNetV1 units (docs/algorithms.md): never SqueezeNet's
@@ -841,7 +842,9 @@ class ZooArchitecturesTest {
     }
     Map<String, Conv2d> convs = new LinkedHashMap<>();
     Map<String, float[][]> convValues = new LinkedHashMap<>();
-    if (BlurPool.NAME.equals(name) || WeightStandardization.NAME.equals(name)) {
+    if (BlurPool.NAME.equals(name)
+        || WeightStandardization.NAME.equals(name)
+        || SqueezeExcite.NAME.equals(name)) {
       for (Block t : targets) {
         if (t instanceof Conv2d c) {
           convs.put(paths.get(t), c);
@@ -852,7 +855,9 @@ class ZooArchitecturesTest {
       // The depthwise convolutions are among the recomputed ones.
       assertTrue(
           !convs.isEmpty()
-                  == (BlurPool.NAME.equals(name) || WeightStandardization.NAME.equals(name))
+                  == (BlurPool.NAME.equals(name)
+                      || WeightStandardization.NAME.equals(name)
+                      || SqueezeExcite.NAME.equals(name))
               && (convs.isEmpty() || convs.values().stream().anyMatch(c -> c.getGroups() > 1)),
           what + ": no grouped convolution to recompute");
     }
@@ -1013,6 +1018,30 @@ class ZooArchitecturesTest {
                         original.getGroups())
                     .singletonOrThrow();
           }
+        } else if (SqueezeExcite.NAME.equals(name)) {
+          // conv(x) scaled per channel by sigmoid(W2 relu(W1 mean(conv(x)))), the gate's linears
+          // read from the replacement, which holds the convolution itself.
+          assertTrue(
+              preOrder(replaced).stream().anyMatch(b -> b == original), what + ": conv not held");
+          List<Block> linears =
+              preOrder(replaced).stream().filter(b -> b instanceof Linear).toList();
+          assertEquals(2, linears.size(), what + ": gate linears");
+          NDArray y =
+              Conv2d.conv2d(
+                      x,
+                      weight,
+                      bias,
+                      original.getStride(),
+                      original.getPadding(),
+                      original.getDilation(),
+                      original.getGroups())
+                  .singletonOrThrow();
+          NDArray w1 = linears.get(0).getParameters().get("weight").getArray();
+          NDArray w2 = linears.get(1).getParameters().get("weight").getArray();
+          NDArray pooled = y.mean(new int[] {3}).mean(new int[] {2});
+          NDArray hidden = pooled.matMul(w1.transpose()).getNDArrayInternal().relu();
+          NDArray gate = hidden.matMul(w2.transpose()).getNDArrayInternal().sigmoid();
+          expected = y.mul(gate.reshape(gate.getShape().get(0), gate.getShape().get(1), 1, 1));
         } else {
           assertTrue(replaced instanceof WeightStandardizedConv2d, what + ": " + replaced);
           expected =
