@@ -4,10 +4,13 @@ import ai.djl.nn.Block;
 import ai.djl.nn.convolutional.Conv1d;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.convolutional.Conv3d;
+import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.norm.LayerNorm;
 import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.layers.AdoptingConv2d;
+import dev.surgery.core.layers.BatchNormLayer;
 import dev.surgery.core.layers.WeightStandardizedConv2d;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -63,12 +66,14 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
     List<Conv2d> convs = new ArrayList<>();
     int otherConvs = 0;
+    boolean normalizes = false;
     for (Block b : BlockPaths.index(context.model()).keySet()) {
       if (b instanceof Conv2d c && b != context.model()) {
         convs.add(c);
       } else if (b instanceof Conv1d || b instanceof Conv3d) {
         otherConvs++;
       }
+      normalizes |= isNormalization(b);
     }
     if (otherConvs > 0) {
       // Composer standardizes (and counts) Conv1d and Conv3d too: said, never silent.
@@ -87,12 +92,32 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
         selected.add(c);
       }
     }
+    if (!selected.isEmpty() && !normalizes) {
+      // Each standardized layer scales its output by about sqrt(fan-in), and nothing brings it
+      // back: on DJL's GoogLeNet, SqueezeNet, AlexNet and NiN the next loss was 6e4 to 2e20.
+      warn(
+          name()
+              + ": the model has no normalization layer (BatchNorm, LayerNorm, ghost batch norm),"
+              + " which weight standardization is meant to precede: each of the "
+              + selected.size()
+              + " standardized convolutions scales its output by about the square root of its"
+              + " fan-in, and the loss may grow by orders of magnitude (docs/algorithms.md)");
+    }
     return policy(
         BlockMatcher.byBlock(selected::contains),
         (block, index) ->
             block instanceof AdoptingConv2d own
                 ? own.withWeightStandardization()
                 : WeightStandardizedConv2d.from((Conv2d) block));
+  }
+
+  /**
+   * Whether a block normalizes its input: DJL's batch and layer norms, this library's ghost one.
+   */
+  private static boolean isNormalization(Block block) {
+    return block instanceof BatchNorm
+        || block instanceof LayerNorm
+        || block instanceof BatchNormLayer;
   }
 
   /**

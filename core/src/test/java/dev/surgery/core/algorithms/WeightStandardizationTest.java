@@ -8,11 +8,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv1d;
 import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.norm.LayerNorm;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.layers.WeightStandardizedConv2d;
@@ -95,6 +97,46 @@ class WeightStandardizationTest {
         List.of("Conv1d", "WeightStandardizedConv2d", "Conv2d"),
         net.getChildren().values().stream().map(b -> b.getClass().getSimpleName()).toList());
     assertEquals("02Conv2d", report.changes().get(0).path());
+  }
+
+  @Test
+  void aModelWithoutNormalizationIsWarnedOfAndOneWithItIsNot() {
+    // On networks without batch norm (DJL's GoogLeNet, SqueezeNet, AlexNet, NiN) the loss after
+    // standardization grew by orders of magnitude: said, never silent.
+    SequentialBlock plain =
+        new SequentialBlock()
+            .add(LiveTraining.conv(4, 1))
+            .add(Activation.reluBlock())
+            .add(LiveTraining.conv(4, 1));
+    SurgeryChanges warned = WeightStandardization.builder().build().apply(SurgeryContext.of(plain));
+    assertEquals(2, warned.changes().size());
+    assertEquals(1, warned.warnings().size(), warned.warnings().toString());
+    String warning = warned.warnings().get(0);
+    assertTrue(warning.contains("no normalization layer"), warning);
+    assertTrue(warning.contains("each of the 2 standardized convolutions"), warning);
+
+    SurgeryChanges withBatchNorm =
+        WeightStandardization.builder().build().apply(SurgeryContext.of(LiveTraining.smallCnn()));
+    assertEquals(3, withBatchNorm.changes().size());
+    assertEquals(List.of(), withBatchNorm.warnings());
+
+    SequentialBlock ghost = LiveTraining.smallCnn();
+    GhostBatchNorm.builder().build().apply(SurgeryContext.of(ghost));
+    assertEquals(
+        List.of(),
+        WeightStandardization.builder().build().apply(SurgeryContext.of(ghost)).warnings());
+
+    SequentialBlock layerNorm =
+        new SequentialBlock().add(LiveTraining.conv(4, 1)).add(LayerNorm.builder().build());
+    assertEquals(
+        List.of(),
+        WeightStandardization.builder().build().apply(SurgeryContext.of(layerNorm)).warnings());
+
+    // Nothing standardized: only the no-change warning, none about normalization.
+    SequentialBlock ignored = new SequentialBlock().add(LiveTraining.conv(4, 1));
+    List<String> none = ignoringLast(1, ignored).warnings();
+    assertTrue(
+        none.stream().noneMatch(w -> w.contains("normalization")), "nothing standardized: " + none);
   }
 
   @Test
