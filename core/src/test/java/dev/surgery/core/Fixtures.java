@@ -292,6 +292,16 @@ final class Fixtures {
     expected.forEach((k, v) -> ExactnessOracle.assertBitsEqual(v, actual.get(k), k));
   }
 
+  /**
+   * The engine generator's next eight uniform draws: two runs that drew the same before agree here,
+   * so a surgery that moved the generator shows.
+   */
+  static float[] nextDraw(NDManager manager) {
+    try (NDArray draw = manager.randomUniform(0, 1, new Shape(8))) {
+      return draw.toFloatArray();
+    }
+  }
+
   /** Parameter id to a bitwise copy of its values, in traversal order. */
   static Map<String, float[]> snapshot(Block root) {
     Map<String, float[]> values = new LinkedHashMap<>();

@@ -127,7 +127,7 @@ class HeldBackDrawsTest {
       for (int i = 0; i < byHand.size(); i++) {
         byHand.get(i).initialize(model.getNDManager(), DataType.FLOAT32, shapes[i]);
       }
-      float[] drawAfterByHand = nextDraw(data);
+      float[] drawAfterByHand = Fixtures.nextDraw(data);
 
       List<Block> fresh = replacements();
       Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
@@ -135,7 +135,7 @@ class HeldBackDrawsTest {
       policies.put(Linear.class, (block, index) -> fresh.get(2));
       Engine.getInstance().setRandomSeed(SEED);
       ModuleSurgery.replaceModuleClasses(net, policies, List.of(trainer), false, null);
-      assertArrayEquals(drawAfterByHand, nextDraw(data), "the generator moved as by hand");
+      assertArrayEquals(drawAfterByHand, Fixtures.nextDraw(data), "the generator moved as by hand");
       for (int i = 0; i < fresh.size(); i++) {
         Fixtures.assertSameValues(byHand.get(i), fresh.get(i), "replacement " + i);
         for (Parameter p : fresh.get(i).getParameters().values()) {
@@ -232,17 +232,11 @@ class HeldBackDrawsTest {
     return dataset;
   }
 
-  private static float[] nextDraw(NDManager data) {
-    try (NDArray draw = data.randomUniform(0, 1, new Shape(8))) {
-      return draw.toFloatArray();
-    }
-  }
-
   /** The generator's next draw is its first after seeding it with SEED, as before the attempt. */
   private static void assertGeneratorUnmoved(NDManager data) {
-    float[] afterAttempt = nextDraw(data);
+    float[] afterAttempt = Fixtures.nextDraw(data);
     Engine.getInstance().setRandomSeed(SEED);
-    float[] fromSeed = nextDraw(data);
+    float[] fromSeed = Fixtures.nextDraw(data);
     assertArrayEquals(fromSeed, afterAttempt, "the failed surgery drew from the generator");
   }
 

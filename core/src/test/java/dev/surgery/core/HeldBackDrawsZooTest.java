@@ -194,7 +194,7 @@ class HeldBackDrawsZooTest {
     Outcome outcome = check(spec);
     Engine.getInstance().setRandomSeed(SEED);
     try (NDManager m = NDManager.newBaseManager()) {
-      assertArrayEquals(nextDraw(m), outcome.drawAfterSurgery, "constants draw nothing");
+      assertArrayEquals(Fixtures.nextDraw(m), outcome.drawAfterSurgery, "constants draw nothing");
     }
   }
 
@@ -505,7 +505,7 @@ class HeldBackDrawsZooTest {
               .optTrainers(List.of(trainer))
               .optRecurseOnReplacements(true)
               .build());
-      float[] after = nextDraw(data);
+      float[] after = Fixtures.nextDraw(data);
 
       Engine.getInstance().setRandomSeed(SEED);
       List<Block> byHand = new ArrayList<>();
@@ -516,7 +516,7 @@ class HeldBackDrawsZooTest {
         wrapper.initialize(data, DataType.FLOAT32, input);
         byHand.add(wrapper);
       }
-      assertArrayEquals(nextDraw(data), after);
+      assertArrayEquals(Fixtures.nextDraw(data), after);
       assertSameValues(byHand.get(0), net.getChildren().valueAt(0));
       assertSameValues(byHand.get(1), net.getChildren().valueAt(2));
     }
@@ -616,9 +616,9 @@ class HeldBackDrawsZooTest {
                       false,
                       null));
       assertTrue(refused.getMessage().contains("changes the output shapes"), refused.getMessage());
-      float[] afterAttempt = nextDraw(data);
+      float[] afterAttempt = Fixtures.nextDraw(data);
       Engine.getInstance().setRandomSeed(SEED);
-      assertArrayEquals(nextDraw(data), afterAttempt, "the refused surgery drew");
+      assertArrayEquals(Fixtures.nextDraw(data), afterAttempt, "the refused surgery drew");
       for (var e : subject.getBlock().getParameters()) {
         assertArrayEquals(
             before.get(e.getKey()), e.getValue().getArray().toByteArray(), e.getKey());
@@ -672,9 +672,10 @@ class HeldBackDrawsZooTest {
         Engine.getInstance().setRandomSeed(SEED);
         SurgeryChanges changes = algorithm.apply(SurgeryContext.live(net, trainer, 1, 0));
         assertNotNull(changes);
-        float[] after = nextDraw(data);
+        float[] after = Fixtures.nextDraw(data);
         Engine.getInstance().setRandomSeed(SEED);
-        assertArrayEquals(nextDraw(data), after, algorithm.getClass().getSimpleName() + " drew");
+        assertArrayEquals(
+            Fixtures.nextDraw(data), after, algorithm.getClass().getSimpleName() + " drew");
       }
     }
   }
@@ -723,7 +724,7 @@ class HeldBackDrawsZooTest {
 
       Engine.getInstance().setRandomSeed(SEED);
       surgery.apply(subject.getBlock(), subjectTrainer);
-      float[] subjectDraw = nextDraw(data);
+      float[] subjectDraw = Fixtures.nextDraw(data);
 
       Engine.getInstance().setRandomSeed(SEED);
       List<String> twinCalls = new ArrayList<>();
@@ -734,7 +735,7 @@ class HeldBackDrawsZooTest {
               List.of(twinTrainer),
               false,
               null);
-      float[] twinDraw = nextDraw(data);
+      float[] twinDraw = Fixtures.nextDraw(data);
 
       if (subjectCalls != null) {
         assertEquals(twinCalls, subjectCalls, "the functions ran in the same order");
@@ -803,9 +804,10 @@ class HeldBackDrawsZooTest {
                       null,
                       late));
       assertTrue(String.valueOf(failed.getCause()).contains("injected"), failed.toString());
-      float[] afterAttempt = nextDraw(data);
+      float[] afterAttempt = Fixtures.nextDraw(data);
       Engine.getInstance().setRandomSeed(SEED);
-      assertArrayEquals(nextDraw(data), afterAttempt, "the failed surgery drew from the generator");
+      assertArrayEquals(
+          Fixtures.nextDraw(data), afterAttempt, "the failed surgery drew from the generator");
       PairList<String, Parameter> after = subject.getBlock().getParameters();
       assertEquals(before.keys(), after.keys());
       for (int i = 0; i < before.size(); i++) {
@@ -916,12 +918,6 @@ class HeldBackDrawsZooTest {
       assertEquals(pe.getArray().getShape(), pa.getArray().getShape(), label);
       assertArrayEquals(pe.getArray().toByteArray(), pa.getArray().toByteArray(), label);
       assertEquals(pe.getArray().hasGradient(), pa.getArray().hasGradient(), label + " gradient");
-    }
-  }
-
-  private static float[] nextDraw(NDManager data) {
-    try (NDArray draw = data.randomUniform(0, 1, new Shape(8))) {
-      return draw.toFloatArray();
     }
   }
 

@@ -83,7 +83,7 @@ class WrappedHolderPlacementTest {
             .add(Linear.builder().setUnits(6).build());
     block.initialize(manager, DataType.FLOAT32, INPUT);
     wrapper.add(block);
-    return nextDraw(manager);
+    return Fixtures.nextDraw(manager);
   }
 
   @Test
@@ -95,7 +95,7 @@ class WrappedHolderPlacementTest {
       List<String> calls = new ArrayList<>();
       Engine.getInstance().setRandomSeed(SEED);
       ModuleSurgery.replaceModuleClasses(net, policies(calls), List.of(), false, null);
-      float[] after = nextDraw(manager);
+      float[] after = Fixtures.nextDraw(manager);
       assertEquals(List.of("wrap the holder", "replace its layer"), calls);
       for (Parameter p : BlockTrees.parametersOf(net)) {
         assertTrue(p.isInitialized(), p.getName() + " has an array after the surgery");
@@ -133,13 +133,13 @@ class WrappedHolderPlacementTest {
               matchers,
               SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
       assertEquals(2, plan.steps().size(), plan.toTable("plan"));
-      float[] afterPlan = nextDraw(data);
+      float[] afterPlan = Fixtures.nextDraw(data);
       Engine.getInstance().setRandomSeed(SEED);
-      assertArrayEquals(nextDraw(data), afterPlan, "the plan drew");
+      assertArrayEquals(Fixtures.nextDraw(data), afterPlan, "the plan drew");
       Engine.getInstance().setRandomSeed(SEED);
       ModuleSurgery.replaceModuleClasses(
           model.getBlock(), policies(calls), List.of(trainer), false, null);
-      float[] after = nextDraw(data);
+      float[] after = Fixtures.nextDraw(data);
       List<Block> wrapper = new ArrayList<>();
       assertArrayEquals(byHand(data, wrapper), after, "the generator, as by hand");
       SequentialBlock net = (SequentialBlock) model.getBlock();
@@ -176,7 +176,7 @@ class WrappedHolderPlacementTest {
           Linear.class, (block, index) -> index == 0 ? Linear.builder().setUnits(6).build() : null);
       Engine.getInstance().setRandomSeed(SEED);
       ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
-      float[] after = nextDraw(manager);
+      float[] after = Fixtures.nextDraw(manager);
       for (Parameter p : BlockTrees.parametersOf(net)) {
         assertTrue(p.isInitialized(), p.getName() + " has an array after the surgery");
       }
@@ -186,7 +186,7 @@ class WrappedHolderPlacementTest {
               .add(Linear.builder().setUnits(6).build())
               .add(Linear.builder().setUnits(6).build());
       byHand.initialize(manager, DataType.FLOAT32, INPUT);
-      assertArrayEquals(nextDraw(manager), after, "the generator, as by hand");
+      assertArrayEquals(Fixtures.nextDraw(manager), after, "the generator, as by hand");
       assertSameValues(byHand, net.getChildren().valueAt(0));
     }
   }
@@ -211,7 +211,7 @@ class WrappedHolderPlacementTest {
           Linear.class, (block, index) -> index == 0 ? Linear.builder().setUnits(6).build() : null);
       Engine.getInstance().setRandomSeed(SEED);
       ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
-      float[] after = nextDraw(manager);
+      float[] after = Fixtures.nextDraw(manager);
 
       Engine.getInstance().setRandomSeed(SEED);
       Block inner = Linear.builder().setUnits(6).build();
@@ -221,7 +221,7 @@ class WrappedHolderPlacementTest {
               .add(Linear.builder().setUnits(5).build())
               .add(new Holder().add(inner));
       wrapper.initialize(manager, DataType.FLOAT32, INPUT);
-      assertArrayEquals(nextDraw(manager), after, "the generator, as by hand");
+      assertArrayEquals(Fixtures.nextDraw(manager), after, "the generator, as by hand");
       assertSameValues(wrapper, net.getChildren().valueAt(0));
     }
   }
@@ -251,9 +251,9 @@ class WrappedHolderPlacementTest {
               SurgeryException.class,
               () -> ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null));
       assertTrue(refused.getMessage().contains("changes the output shapes"), refused.getMessage());
-      float[] afterAttempt = nextDraw(manager);
+      float[] afterAttempt = Fixtures.nextDraw(manager);
       Engine.getInstance().setRandomSeed(SEED);
-      assertArrayEquals(nextDraw(manager), afterAttempt, "the refused surgery drew");
+      assertArrayEquals(Fixtures.nextDraw(manager), afterAttempt, "the refused surgery drew");
       assertEquals(before, new ArrayList<>(BlockTrees.parametersOf(net)), "the same parameters");
       for (int i = 0; i < before.size(); i++) {
         assertArrayEquals(values.get(i), before.get(i).getArray().toFloatArray());
@@ -270,12 +270,6 @@ class WrappedHolderPlacementTest {
           e.valueAt(i).getArray().toFloatArray(),
           a.valueAt(i).getArray().toFloatArray(),
           a.keyAt(i));
-    }
-  }
-
-  private static float[] nextDraw(NDManager manager) {
-    try (NDArray draw = manager.randomUniform(0, 1, new Shape(8))) {
-      return draw.toFloatArray();
     }
   }
 }
