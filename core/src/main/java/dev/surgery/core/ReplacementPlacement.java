@@ -83,12 +83,20 @@ final class ReplacementPlacement {
     // Both blocks' parameters are read once here and handed on: every replacement is placed, and
     // each read builds a set.
     Collection<Parameter> old = parametersRead(original);
+    List<Parameter> placedFirst = null;
     for (Parameter p : old) {
+      if (p.isInitialized()) {
+        continue;
+      }
       // A parameter without an array that no replacement of this surgery holds, or that placing
       // its holders did not give one: structural surgery, the trainer initializes it later.
-      if (!p.isInitialized() && !(placeHolderFirst.test(p) && p.isInitialized())) {
+      if (!(placeHolderFirst.test(p) && p.isInitialized())) {
         return;
       }
+      if (placedFirst == null) {
+        placedFirst = new ArrayList<>();
+      }
+      placedFirst.add(p);
     }
     Shape[] recorded = DjlInternals.recordedInputShapes(replacement);
     Collection<Parameter> own = parametersRead(replacement);
@@ -112,9 +120,36 @@ final class ReplacementPlacement {
       // blocks below too; no array changes), which a later surgery on it and a saved file read.
       initialize(own, anchor, replacement, inputShapes, path);
     }
+    if (placedFirst != null) {
+      refuseWrapperChangingInnerInputs(replacement, placedFirst, inputShapes, path);
+    }
     PresetArraysCheck.refuseContradictedShapes(replacement, brought, inputShapes, path);
     if (!allowShapeChange) {
       checkShapes(original, replacement, inputShapes, path);
+    }
+  }
+
+  /**
+   * Refuses a wrapper that gives the block it wraps other inputs than that block's place had: the
+   * inner replacement ({@code placedFirst}: the parameters its placement gave arrays) was placed
+   * for the inputs of the layer it replaces, which the wrapper no longer gives it. Said as such,
+   * not as arrays the replacement came with.
+   */
+  private static void refuseWrapperChangingInnerInputs(
+      Block replacement, List<Parameter> placedFirst, Shape[] inputShapes, String path) {
+    try {
+      PresetArraysCheck.refuseContradictedShapes(replacement, placedFirst, inputShapes, path);
+    } catch (SurgeryException e) {
+      throw new SurgeryException(
+          path,
+          "replacement "
+              + replacement.getClass().getSimpleName()
+              + " gives a block inside it other input shapes than that block received here, and"
+              + " a layer of that block is a replacement of this surgery, placed first for the"
+              + " input shapes of the layer it replaces: its arrays do not fit what it now"
+              + " receives (keep the inputs of the block it wraps, or replace that layer in a"
+              + " surgery of its own)",
+          e);
     }
   }
 
