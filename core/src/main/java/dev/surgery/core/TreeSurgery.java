@@ -182,6 +182,15 @@ final class TreeSurgery {
   /** Whether {@link #placeReplacements} initialized a replacement. */
   private boolean placedArrays;
 
+  /** The placement under way (during {@link #placeReplacements} only). */
+  private ReplacementPlacement placement;
+
+  /**
+   * Per parameter of a replacement that stays, the decisions whose staying replacements hold it, in
+   * decision order (the innermost last); built by {@link #placeHolderFirst} when first asked.
+   */
+  private Map<Parameter, List<TreeNode>> replacementHolders;
+
   /** Whether an original that a replacement stands for had recorded input shapes. */
   private boolean placementWanted;
 
@@ -1103,15 +1112,6 @@ final class TreeSurgery {
     placement = null;
     replacementHolders = null;
   }
-
-  /** The placement under way. */
-  private ReplacementPlacement placement;
-
-  /**
-   * Per parameter of a replacement that stays, the decisions whose staying replacements hold it, in
-   * decision order (the innermost last).
-   */
-  private Map<Parameter, List<TreeNode>> replacementHolders;
 
   /** Places the replacement of one decision, unless it is placed already. */
   private void placeDecided(TreeNode oldNode) {
