@@ -103,6 +103,7 @@ final class ConfigParser {
     List<ScheduledAlgorithm> entries = new ArrayList<>();
     List<int[]> positions = new ArrayList<>();
     List<Node> triggerNodes = new ArrayList<>();
+    List<Trigger> triggers = new ArrayList<>();
     Node algorithms = keys.get(ALGORITHMS);
     if (algorithms == null) {
       problems.addAt(
@@ -121,6 +122,7 @@ final class ConfigParser {
         ScheduledAlgorithm s = bound.algorithm();
         positions.add(ConfigProblems.at(bound.triggerNode()));
         triggerNodes.add(bound.triggerNode());
+        triggers.add(bound.trigger());
         if (s != null) {
           entries.add(s);
         } else {
@@ -176,11 +178,12 @@ final class ConfigParser {
       if (t != null) {
         totalEpochs = t;
         for (int i = 0; i < entries.size(); i++) {
-          ScheduledAlgorithm s = entries.get(i);
-          String never = s == null ? null : s.neverRunsIn(t, 0);
+          Trigger tr = triggers.get(i);
+          String never = tr == null ? null : ScheduledAlgorithm.neverRunsIn(tr, t, 0);
           if (never != null) {
             Node entry = ((SequenceNode) algorithms).getValue().get(i);
-            Node epochNode = s.byEpoch() ? valueOf((MappingNode) entry, EPOCH) : null;
+            Node epochNode =
+                tr.kind() == Trigger.Kind.EPOCH ? valueOf((MappingNode) entry, EPOCH) : null;
             // The value that says when: 'epoch: 5', or the trigger ('at: 5ep', 'every: 3ep').
             problems.addAt(epochNode != null ? epochNode : triggerNodes.get(i), never);
           }
@@ -194,8 +197,8 @@ final class ConfigParser {
       if (t != null) {
         totalSteps = t;
         for (int i = 0; i < entries.size(); i++) {
-          ScheduledAlgorithm s = entries.get(i);
-          String never = s == null ? null : s.neverRunsIn(0, t);
+          Trigger tr = triggers.get(i);
+          String never = tr == null ? null : ScheduledAlgorithm.neverRunsIn(tr, 0, t);
           if (never != null) {
             problems.addAt(triggerNodes.get(i), never);
           }
@@ -203,12 +206,12 @@ final class ConfigParser {
       }
     }
     for (int i = 0; i < entries.size(); i++) {
-      ScheduledAlgorithm s = entries.get(i);
-      if (s != null && s.trigger().needsLength() && totalEpochs == 0 && totalSteps == 0) {
+      Trigger tr = triggers.get(i);
+      if (tr != null && tr.needsLength() && totalEpochs == 0 && totalSteps == 0) {
         problems.addAt(
             triggerNodes.get(i),
             "'"
-                + s.trigger().describe().substring(3)
+                + tr.describe().substring(3)
                 + "' is a fraction of the planned training, whose length this file does not give:"
                 + " set 'total_epochs: <n>' or 'total_steps: <n>' at the top level, or use '<n>ep'"
                 + " or '<n>ba'");
@@ -236,8 +239,15 @@ final class ConfigParser {
     }
   }
 
-  /** An entry as bound (null when it has problems) and the node that decides its events. */
-  private record Bound(ScheduledAlgorithm algorithm, Node triggerNode) {}
+  /**
+   * An entry as bound (null when it has problems), the node that decides its events, and its
+   * schedule as read (null when unreadable or absent), also for an entry with other problems.
+   */
+  private record Bound(ScheduledAlgorithm algorithm, Node triggerNode, Trigger trigger) {
+    Bound(ScheduledAlgorithm algorithm, Node triggerNode) {
+      this(algorithm, triggerNode, algorithm == null ? null : algorithm.trigger());
+    }
+  }
 
   private Bound entry(Node node, int index) {
     // The node that decides the entry's events: its schedule key once read, else the entry.
@@ -370,7 +380,7 @@ final class ConfigParser {
       }
     }
     if (spec == null || !scheduleOk || !valuesOk || problems.size() > problemsBefore) {
-      return new Bound(null, triggerNode);
+      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
     }
     Algorithm algorithm;
     try {
@@ -378,11 +388,11 @@ final class ConfigParser {
     } catch (IllegalArgumentException | AlgorithmPluginException e) {
       // cross-parameter constraints only the factory knows, or a factory breaking its contract
       problems.addAt(node, name + ": " + e.getMessage());
-      return new Bound(null, triggerNode);
+      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
     } catch (RuntimeException | LinkageError | AssertionError e) {
       // A plugin's own failure: named at the entry, with the plugin, not thrown raw.
       problems.addAt(node, pluginFailure(name, "while building it", e));
-      return new Bound(null, triggerNode);
+      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
     }
     Targets targets = Targets.of(include, exclude);
     if (!targets.isAll()) {
@@ -391,7 +401,7 @@ final class ConfigParser {
       } catch (UnsupportedOperationException e) {
         problems.addAt(
             keys.containsKey(INCLUDE) ? keys.get(INCLUDE) : keys.get(EXCLUDE), e.getMessage());
-        return new Bound(null, triggerNode);
+        return new Bound(null, triggerNode, scheduleOk ? trigger : null);
       }
     }
     Set<dev.surgery.core.events.Event> events;
@@ -399,16 +409,16 @@ final class ConfigParser {
       events = algorithm.events();
     } catch (RuntimeException | LinkageError | AssertionError e) {
       problems.addAt(node, pluginFailure(name, "in events()", e));
-      return new Bound(null, triggerNode);
+      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
     }
     if (events == null) {
       problems.addAt(
           node, pluginFailure(name, "in events()", new NullPointerException("it returned null")));
-      return new Bound(null, triggerNode);
+      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
     }
     if (trigger.kind() == Trigger.Kind.EVENTS && events.isEmpty()) {
       problems.addAt(node, noSchedule(where, name));
-      return new Bound(null, triggerNode);
+      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
     }
     Mark mark = node.getStartMark().orElse(null);
     String source =

@@ -110,6 +110,21 @@ public record ScheduledAlgorithm(
    * @return the reason, ending in "this entry would never run", or null when the entry can run
    */
   public String neverRunsIn(int totalEpochs, long totalSteps) {
+    return neverRunsIn(trigger, totalEpochs, totalSteps);
+  }
+
+  /**
+   * Says why an entry with this trigger would never run in a training of the planned length, as
+   * {@link #neverRunsIn(int, long)}: the config file asks it of every entry whose schedule it could
+   * read, also of one with other problems, so that all of a file's problems are reported at once.
+   *
+   * @param trigger when the entry runs
+   * @param totalEpochs the planned epochs, or 0 when not given
+   * @param totalSteps the planned optimizer steps, or 0 when not given
+   * @return the reason, ending in "this entry would never run", or null when the entry can run
+   */
+  static String neverRunsIn(Trigger trigger, int totalEpochs, long totalSteps) {
+    long epoch = trigger.kind() == Trigger.Kind.EPOCH ? trigger.amount() : 0;
     if (totalEpochs > 0) {
       if (trigger.kind() == Trigger.Kind.EPOCH && epoch > totalEpochs) {
         return "epoch "
