@@ -409,6 +409,20 @@ public final class Targets {
               offset + stars,
               "'**' must be a whole path segment (as in a/**/b); use '*' within a segment");
         }
+        if (seg.startsWith(TYPE_PREFIX)) {
+          // Read literally it would select nothing (DJL's child keys begin with their index),
+          // silently.
+          throw new InvalidPatternException(
+              text,
+              offset,
+              "'type:' begins a whole pattern ('"
+                  + TYPE_PREFIX
+                  + seg.substring(TYPE_PREFIX.length())
+                  + "' selects those blocks wherever they are), not a path segment; a path"
+                  + " segment is a child key such as '01"
+                  + seg.substring(TYPE_PREFIX.length())
+                  + "'");
+        }
         regex.append(BlockPaths.globToRegexText(seg));
         if (!last) {
           regex.append('/');

@@ -1,5 +1,6 @@
 package dev.surgery.core;
 
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -414,6 +415,10 @@ class TargetsTest {
     assertBad("type:", 5, "needs a class or lambda name");
     assertBad("type:a/b", 6, "one name");
     assertBad("type:Conv**", 9, "'**' is for paths; use '*' in a type name");
+    // A type pattern inside a path glob would select nothing, silently: refused at the segment.
+    assertBad("**/type:LSTM", 3, "'type:' begins a whole pattern ('type:LSTM'");
+    assertBad("05ParallelBlock/type:Conv2d/**", 16, "not a path segment");
+    assertDoesNotThrow(() -> Targets.include("**/*type:*"), "'type:' later in a segment is a glob");
   }
 
   private static void assertBad(String pattern, int index, String fragment) {

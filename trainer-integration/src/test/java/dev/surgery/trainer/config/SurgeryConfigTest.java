@@ -409,6 +409,28 @@ class SurgeryConfigTest {
   }
 
   /**
+   * A type pattern inside a path glob ({@code **}{@code /type:LSTM}) would select nothing, silently
+   * (an outside probe wrote it to exclude LSTM layers): refused at the segment's line and column.
+   */
+  @Test
+  void aTypePatternInsideAPathGlobIsRefusedAtItsSegment() {
+    SurgeryConfigException e =
+        assertThrows(
+            SurgeryConfigException.class,
+            () ->
+                SurgeryConfig.parse(
+                    "algorithms:\n  - name: factorize\n    epoch: 1\n"
+                        + "    exclude: ['**/type:LSTM']\n",
+                    FILE));
+    List<String> problems = e.getProblems().stream().map(ConfigProblem::toString).toList();
+    assertEquals(1, problems.size(), problems.toString());
+    assertTrue(
+        problems.get(0).startsWith(FILE + ":4:19: ")
+            && problems.get(0).contains("'type:' begins a whole pattern ('type:LSTM'"),
+        problems.toString());
+  }
+
+  /**
    * An unknown name is the one problem of an entry without a schedule: whether it may go without
    * one depends on the algorithm, and a typo in an event-driven plugin's name must not read as a
    * missing epoch.
