@@ -219,11 +219,29 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     if (changes.isEmpty()) {
       requireChangeWhenIncluded();
       // As Composer's NoEffectWarning, for every algorithm: an entry that does nothing is said.
-      warn("Applying " + name() + " did not change any layers: " + hyperparameters());
+      String why = whyNothingChanged(root);
+      warn(
+          "Applying "
+              + name()
+              + " did not change any layers: "
+              + hyperparameters()
+              + (why == null ? "" : "; " + why));
     }
     long after = countParameterScalarsIfKnown(root);
     return new SurgeryChanges(
         name(), settings(), changes, before, after, System.nanoTime() - start, warnings);
+  }
+
+  /**
+   * Says why an application changed nothing, where the settings alone do not tell it (a model
+   * without any block of the kind the algorithm changes); null when they do. Appended to the
+   * warning of an application that changed no layer.
+   *
+   * @param root the model's root block
+   * @return the reason, or null
+   */
+  protected String whyNothingChanged(Block root) {
+    return null;
   }
 
   /**

@@ -224,6 +224,16 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
         (block, index) -> new StochasticResidual(block, mode, rates.get(block)));
   }
 
+  @Override
+  protected String whyNothingChanged(Block root) {
+    // The one setting, target_layer_name, names a kind of block: say when the model has none.
+    return branchesByDepth(root).isEmpty()
+        ? "the model has no ResNetV1Unit (DJL ResNetV1's residual unit: a ParallelBlock joining a"
+            + " convolution branch with an identity or a 1 x 1 convolution + BatchNorm shortcut),"
+            + " the only block stochastic depth wraps"
+        : null;
+  }
+
   /** Builds {@link StochasticDepth}. */
   public static final class Builder extends AlgorithmBuilder<Builder, StochasticDepth> {
 

@@ -48,8 +48,20 @@ class NoEffectWarningTest {
         SurgeryChanges changes = a.apply(SurgeryContext.of(mlp));
         assertTrue(changes.isEmpty(), a.name());
         // Returned with the changes too, so that a listener lists it among its warnings.
+        // Stochastic depth says why: its one setting names a kind of block the model lacks.
+        String why =
+            a instanceof StochasticDepth
+                ? "; the model has no ResNetV1Unit (DJL ResNetV1's residual unit: a ParallelBlock"
+                    + " joining a convolution branch with an identity or a 1 x 1 convolution +"
+                    + " BatchNorm shortcut), the only block stochastic depth wraps"
+                : "";
         assertEquals(
-            List.of("Applying " + a.name() + " did not change any layers: " + a.hyperparameters()),
+            List.of(
+                "Applying "
+                    + a.name()
+                    + " did not change any layers: "
+                    + a.hyperparameters()
+                    + why),
             changes.warnings());
       }
       assertEquals(before, mlp.toString());
@@ -64,6 +76,26 @@ class NoEffectWarningTest {
               .filter(l -> l.contains("WARN") && l.contains("Applying " + a.name() + " did not"))
               .count(),
           a.name() + " in:\n" + log);
+    }
+  }
+
+  /** The reason is given only where it is true: a ResNet whose units are all excluded has units. */
+  @Test
+  void stochasticDepthNamesNoMissingUnitWhereTheModelHasUnits() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      ai.djl.nn.Block resNet = dev.surgery.core.testing.TinyModels.resNet20();
+      resNet.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 28, 28));
+      Algorithm excludingEveryUnit =
+          StochasticDepth.builder()
+              .build()
+              .withTargets(dev.surgery.core.Targets.of(List.of(), List.of("type:ParallelBlock")));
+      SurgeryChanges changes = excludingEveryUnit.apply(SurgeryContext.of(resNet));
+      assertTrue(changes.isEmpty());
+      assertEquals(
+          List.of(
+              "Applying stochastic_depth did not change any layers: "
+                  + excludingEveryUnit.hyperparameters()),
+          changes.warnings());
     }
   }
 }
