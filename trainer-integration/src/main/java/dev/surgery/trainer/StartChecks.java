@@ -93,6 +93,21 @@ final class StartChecks {
         runner.apply(trainer, st, i, Event.FIT_START);
         continue;
       }
+      if (schedule.isPending(i)
+          && entry.trigger().kind() != Trigger.Kind.EVENTS
+          && length.lacks(st, entry)) {
+        // A fit may still announce the length (the agent sees EasyTrain.fit; a warm-up batch may
+        // come first), so the entry waits; a loop of its own never announces it, and the entry
+        // would fail only when due, epochs into training: said now.
+        warnings.warn(
+            "Surgery: "
+                + entry.describe()
+                + " needs the planned number of epochs, and nothing has announced it by the first"
+                + " batch: "
+                + length.hint()
+                + ". A training loop that does not call such a fit leaves it unknown, and the entry"
+                + " fails when it is due");
+      }
       if (schedule.status(i) == EntryStatus.DEFERRED) {
         String cause =
             "needs an initialized model and is still waiting: call"

@@ -356,6 +356,63 @@ class PlannedEpochsTest {
   }
 
   /**
+   * A listener whose driver reports fit starts (the agent, SurgeryTrain) under a loop that never
+   * calls such a fit (an outside probe: DJL's TicTacToe example under the agent): an entry that
+   * needs the planned length waits, since a fit may still announce it, and is warned of at the
+   * first batch instead of failing silently epochs later. A fit that announced the length before
+   * the first batch gets no warning.
+   */
+  @Test
+  void aLoopThatAnnouncesNoLengthByTheFirstBatchIsWarnedOfThere() throws Exception {
+    SurgeryListener listener = freezingAtEpoch1UnderEvents().build();
+    List<Integer> warningsAtFirstBatch = new ArrayList<>();
+    TrainingListenerAdapter atFirstBatch =
+        new TrainingListenerAdapter() {
+          @Override
+          public void onTrainingBatch(Trainer trainer, BatchData batchData) {
+            if (warningsAtFirstBatch.isEmpty()) {
+              warningsAtFirstBatch.add(listener.getWarnings().size());
+            }
+          }
+        };
+    try (Model model = TestModels.model("no-fit-start");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener, atFirstBatch))) {
+      trainer.initialize(INPUT);
+      // DJL's own fit: no FIT_START reaches a listener that expects one from its driver
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class,
+              () -> EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null));
+      assertTrue(e.getMessage().contains("needs the planned number of epochs"), e.getMessage());
+    }
+    assertEquals(List.of(1), warningsAtFirstBatch, "warned at the first batch, before its step");
+    assertTrue(
+        listener
+            .getWarnings()
+            .get(0)
+            .startsWith(
+                "Surgery: layer_freezing at epoch 1 (builder entry 1) needs the planned number of"
+                    + " epochs, and nothing has announced it by the first batch: "),
+        listener.getWarnings().toString());
+    assertTrue(
+        listener.getWarnings().get(0).endsWith("the entry fails when it is due"),
+        listener.getWarnings().toString());
+
+    SurgeryListener announced = freezingAtEpoch1UnderEvents().build();
+    try (Model model = TestModels.model("fit-start");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(announced))) {
+      trainer.initialize(INPUT);
+      SurgeryTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+    }
+    assertEquals(1, announced.getOutcomes().size());
+    assertTrue(
+        announced.getWarnings().stream().noneMatch(w -> w.contains("by the first batch")),
+        announced.getWarnings().toString());
+  }
+
+  /**
    * The same under on_error: skip: the failure is reported once (at ERROR) and training goes on,
    * with the freeze, which ran in the first fit and cannot be undone: the message says so.
    */
