@@ -179,6 +179,17 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
       // Said as every other algorithm says a run that changes nothing (an outside probe: an entry
       // at epoch 0, which can never freeze, was reported applied without a word); once layers are
       // due, a run that finds them frozen already is the schedule's way, and says nothing.
+      // Two reasons: freezing has not started, or it has and the first fraction of the layers
+      // that may freeze rounds down to none (an outside probe: an MLP of 3 layers after 1 of 3
+      // epochs with freeze_start 0 was told that freezing had not started).
+      String why =
+          freezing.fraction() == 0
+              ? " (freezing starts once more than freeze_start of them have passed)"
+              : ": the frozen fraction "
+                  + String.format(java.util.Locale.ROOT, "%.4g", freezing.fraction())
+                  + " of the "
+                  + freezing.freezable()
+                  + " layers that may freeze (the last layer never does) rounds down to none";
       String message =
           "Applying "
               + NAME
@@ -186,8 +197,9 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
               + context.completedEpochs()
               + " of "
               + context.totalEpochs()
-              + " planned epochs none is due (freezing starts once more than freeze_start of them"
-              + " have passed): "
+              + " planned epochs none is due"
+              + why
+              + ": "
               + hyperparameters();
       warn(message);
       warnings.add(message);
@@ -242,7 +254,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
 
   /** Picks the layers to freeze; adds their trainable parameters to {@code frozen}. */
   /** The layers a run freezes, and how many of the first layers are due frozen by now. */
-  private record Freezing(List<SurgeryPlan.Step> steps, int due) {}
+  private record Freezing(List<SurgeryPlan.Step> steps, int due, double fraction, int freezable) {}
 
   private Freezing freezing(SurgeryContext context, List<Parameter> frozen) {
     requireTotalEpochs(context);
@@ -260,7 +272,9 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
       }
     }
     double elapsed = Math.min(1.0, (double) context.completedEpochs() / context.totalEpochs());
-    int depth = (int) (frozenFraction(elapsed) * (layers.size() - 1));
+    double fraction = frozenFraction(elapsed);
+    int freezable = Math.max(0, layers.size() - 1);
+    int depth = (int) (fraction * (layers.size() - 1));
     List<SurgeryPlan.Step> steps = new ArrayList<>();
     int i = 0;
     for (Map.Entry<Block, String> layer : layers.entrySet()) {
@@ -302,7 +316,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
                 kept));
       }
     }
-    return new Freezing(steps, depth);
+    return new Freezing(steps, depth, fraction, freezable);
   }
 
   /**

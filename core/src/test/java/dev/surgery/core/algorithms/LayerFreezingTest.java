@@ -102,6 +102,30 @@ class LayerFreezingTest {
   }
 
   @Test
+  void aRunWhoseFractionRoundsDownToNoLayerSaysSoRatherThanThatFreezingHasNotStarted() {
+    // An outside probe (DJL's TrainMnist: an Mlp of three Linear layers, freeze_start 0, after 1
+    // of 3 epochs): freezing had started, a third of the 2 freezable layers rounds down to none,
+    // and the warning said freezing starts once more than freeze_start of the epochs have passed.
+    LayerFreezing freezing = LayerFreezing.builder().optFreezeStart(0.0).build();
+    SequentialBlock mlp =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(8).build())
+            .add(Linear.builder().setUnits(8).build())
+            .add(Linear.builder().setUnits(2).build());
+    SurgeryChanges none = freezing.apply(new SurgeryContext(mlp, List.of(), 1, 3));
+    assertTrue(none.isEmpty());
+    assertEquals(
+        List.of(
+            "Applying layer_freezing did not freeze any layers: after 1 of 3 planned epochs none is"
+                + " due: the frozen fraction 0.3333 of the 2 layers that may freeze (the last"
+                + " layer never does) rounds down to none: "
+                + freezing.hyperparameters()),
+        none.warnings());
+    // After 2 of 3: two thirds of 2 layers is one layer.
+    assertEquals(1, freezing.apply(new SurgeryContext(mlp, List.of(), 2, 3)).changes().size());
+  }
+
+  @Test
   void followsComposersSchedule() {
     LayerFreezing freezing = LayerFreezing.builder().build(); // start 0.5, level 1
     assertEquals(0, freezing.frozenFraction(0.5));
