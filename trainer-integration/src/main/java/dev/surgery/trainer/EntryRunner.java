@@ -403,6 +403,14 @@ final class EntryRunner {
             lossBeforeBatches);
     forgetNotRunIfEnded(st);
     surgeryLog.add(applied);
+    if (entry.trigger().kind() != Trigger.Kind.EVENTS
+        && !changes.isEmpty()
+        && !sameBlocks(blocksBefore, blocksOf(model.getBlock()))) {
+      // Warned of at the trainer's training end if no batch or step trains after it (an outside
+      // probe: an 'epoch: 2' entry of a 2-epoch run changed the model after its last validation,
+      // and DJL's EasyHpo example saved it with the accuracy of the model before the change).
+      st.changedSinceTraining.add(entry.describe());
+    }
     if (length.followsAnnouncement(st, entry) && !changes.isEmpty()) {
       // (A run that changed nothing under the announced length changes nothing under a longer one:
       // layer_freezing freezes a smaller fraction of a longer training.)

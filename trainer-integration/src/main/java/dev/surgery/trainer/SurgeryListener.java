@@ -871,9 +871,32 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       st.recordSeen = RecordedEntries.recordOf(model);
       records.skipRecorded(model, st, false);
     }
+    warnChangedAfterTraining(st);
     // A trainer that began after the program's end ran nothing: its entries say so.
     notRun.listNotRun(st, registry.programEnded());
     surgeryLog.write();
+  }
+
+  /**
+   * Warns of entries that replaced blocks after the trainer's last training batch or step (an
+   * {@code epoch:} entry at the last epoch's end, a {@code step:} entry at the last step): nothing
+   * trained the changed model, and what was measured before the change (the last validation, the
+   * accuracy a save callback wrote from it) belongs to the model before it. Only for a trainer that
+   * trained: an evaluation trainer never does.
+   */
+  private void warnChangedAfterTraining(TrainerState st) {
+    if (st.changedSinceTraining.isEmpty() || (st.batches == 0 && st.steps == 0)) {
+      return;
+    }
+    warnings.warn(
+        "Surgery: "
+            + String.join(", ", st.changedSinceTraining)
+            + " changed the model after its last training step: no step trained the changed model,"
+            + " and what was measured before the change (the last validation, the accuracy a save"
+            + " callback wrote from it into a checkpoint) belongs to the model before it, so a"
+            + " model saved or used after training has a change nothing trained or evaluated;"
+            + " schedule it before the last epoch's end (or step)");
+    st.changedSinceTraining.clear();
   }
 
   /**

@@ -119,8 +119,16 @@ final class TrainerState {
    */
   final List<String> resumeWarnings = new ArrayList<>(0);
 
+  /**
+   * The scheduled entries that replaced blocks since this trainer last trained (a batch or a step),
+   * as {@link ScheduledAlgorithm#describe()} gives them: those still here when its training ends
+   * changed the model after its last step, which the listener warns of then.
+   */
+  final List<String> changedSinceTraining = new ArrayList<>(0);
+
   /** Gives the warnings kept for this trainer's first training batch or step, once. */
   void trained(ListenerWarnings warnings) {
+    changedSinceTraining.clear();
     if (!resumeWarnings.isEmpty()) {
       resumeWarnings.forEach(warnings::warn);
       resumeWarnings.clear();

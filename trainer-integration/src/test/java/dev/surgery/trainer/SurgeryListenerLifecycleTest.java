@@ -404,11 +404,20 @@ class SurgeryListenerLifecycleTest {
       assertEquals(
           List.of(yaml + ":2:5", yaml + ":5:5"),
           listener.getOutcomes().stream().map(SurgeryOutcome::source).toList());
-      // The write failure is the only warning, said once.
+      // The write failure is said once; the other warning is of the entry at the last epoch's
+      // end, which changed the model after its last training step.
       List<String> warnings = listener.getWarnings();
-      assertEquals(1, warnings.size(), warnings.toString());
+      assertEquals(2, warnings.size(), warnings.toString());
       assertTrue(
           warnings.get(0).startsWith("Surgery: cannot write the surgery log "),
+          warnings.toString());
+      assertTrue(
+          warnings
+              .get(1)
+              .startsWith(
+                  "Surgery: t_scale_conv at epoch 2 ("
+                      + yaml
+                      + ":5:5) changed the model after its last training step"),
           warnings.toString());
     }
   }
@@ -442,7 +451,17 @@ class SurgeryListenerLifecycleTest {
       }
       List<SurgeryOutcome> apps = listener.getOutcomes();
       assertEquals(List.of(1, 2, 1, 2), apps.stream().map(SurgeryOutcome::trainer).toList());
-      assertTrue(listener.getWarnings().isEmpty(), listener.getWarnings().toString());
+      // Each trainer's epoch-2 entry ran at its last epoch's end: said once per trainer.
+      List<String> warnings = listener.getWarnings();
+      assertEquals(2, warnings.size(), warnings.toString());
+      assertTrue(
+          warnings.stream()
+              .allMatch(
+                  w ->
+                      w.startsWith(
+                          "Surgery: t_fresh_conv at epoch 2 (builder entry 2) changed the model"
+                              + " after its last training step")),
+          warnings.toString());
     }
   }
 }
