@@ -262,6 +262,22 @@ class TargetsTest {
    * types; the hint to use a wildcard is not repeated to one who wrote it.
    */
   @Test
+  void aTypePatternOfTheWrongCaseIsRefusedNamingTheRightSpelling() {
+    // An outside probe: a plan (the agent's dry run) of 'type:conv2d' said that 'type:*conv2d'
+    // also matches, which selects nothing either; the listener's check before training named
+    // type:Conv2d. Both now say the same.
+    Set<String> before = describe(resnet);
+    NothingTargetedException e =
+        assertBlurPoolRefused(NothingTargetedException.class, Targets.include("type:conv2d"));
+    assertEquals(
+        "blurpool: the include pattern 'type:conv2d' selects no block of the model, but"
+            + " 'type:Conv2d' differs from it only in case (block types and paths are"
+            + " case-sensitive)",
+        e.getMessage());
+    assertEquals(before, describe(resnet));
+  }
+
+  @Test
   void aWildcardTypePatternThatMatchesNothingIsRefusedListingTheModelsTypes() {
     Set<String> before = describe(resnet);
     NothingTargetedException e =

@@ -370,6 +370,17 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
     Targets.Selection selection = targets.select(root);
     List<String> unmatched = selection.unmatchedIncludes();
     if (!unmatched.isEmpty()) {
+      // A pattern that only letter case keeps from selecting (type:conv2d for Conv2d) is told so,
+      // as the listener's check before training tells it (an outside probe: the agent's dry run
+      // said 'type:*conv2d' also matches, itself of the wrong case).
+      String typo = targets.caseMismatch(root);
+      if (typo != null) {
+        for (String u : unmatched) {
+          if (typo.startsWith(Targets.INCLUDE + " pattern '" + u + "' ")) {
+            throw new NothingTargetedException(name() + ": the " + typo);
+          }
+        }
+      }
       List<String> examples = new ArrayList<>();
       Set<String> types = new java.util.TreeSet<>();
       for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
