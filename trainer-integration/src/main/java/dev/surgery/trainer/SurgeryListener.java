@@ -309,6 +309,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         break;
       case BATCH_END:
         st.trained(warnings);
+        st.trainedBatch();
         st.epochJustEnded = false;
         st.trainedSinceEpochEnd = true;
         st.steps++;
@@ -698,6 +699,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   public void onTrainingBatch(Trainer trainer, BatchData batchData) {
     TrainerState st = registry.state(trainer);
     st.trained(warnings);
+    st.trainedBatch();
     if (st.stopped != null) {
       notRun.resumedAfterStop(st);
     }

@@ -126,9 +126,13 @@ final class TrainerState {
    */
   final List<String> changedSinceTraining = new ArrayList<>(0);
 
+  /** A training batch or step happened: what changed before it was trained. */
+  void trainedBatch() {
+    changedSinceTraining.clear();
+  }
+
   /** Gives the warnings kept for this trainer's first training batch or step, once. */
   void trained(ListenerWarnings warnings) {
-    changedSinceTraining.clear();
     if (!resumeWarnings.isEmpty()) {
       resumeWarnings.forEach(warnings::warn);
       resumeWarnings.clear();

@@ -10,6 +10,7 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.LayerFreezing;
+import dev.surgery.trainer.config.SurgeryConfig;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -46,6 +47,40 @@ class ChangeAfterLastStepTest {
             .build();
     train(freezing, 2);
     assertEquals(0, count(freezing.getWarnings()), freezing.getWarnings().toString());
+  }
+
+  @Test
+  void aStepEntryAtTheLastStepIsWarnedOfAndOneBeforeItIsNot() throws Exception {
+    // 4 batches per epoch, 2 epochs: 8 optimizer steps.
+    SurgeryListener last = stepEntry(8);
+    trainWithEvents(last, 2);
+    assertEquals(1, count(last.getWarnings()), last.getWarnings().toString());
+    assertTrue(
+        last.getWarnings().get(0).startsWith("Surgery: blurpool at step 8 (steps.yaml:2:5)"),
+        last.getWarnings().toString());
+
+    SurgeryListener before = stepEntry(7);
+    trainWithEvents(before, 2);
+    assertEquals(0, count(before.getWarnings()), before.getWarnings().toString());
+  }
+
+  private static SurgeryListener stepEntry(int step) {
+    return SurgeryListener.fromConfig(
+        SurgeryConfig.parse(
+            "algorithms:\n  - name: blurpool\n    step: "
+                + step
+                + "\n    min_channels: 1\n    replace_maxpools: false\n",
+            "steps.yaml"),
+        SurgeryTrain.EVENTS);
+  }
+
+  private static void trainWithEvents(SurgeryListener surgery, int epochs) throws Exception {
+    try (Model model = TestModels.model("steps");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(surgery))) {
+      trainer.initialize(INPUT);
+      SurgeryTrain.fit(trainer, epochs, TestModels.dataset(data, 3), null);
+    }
   }
 
   private static SurgeryListener blurAt(int epoch) {
