@@ -357,17 +357,4 @@ final class Fixtures {
         .forEach((name, state) -> keys.put(name, new TreeSet<>(state.keySet())));
     return keys;
   }
-
-  /** What {@code action} writes to {@code System.err}: slf4j-simple's log, in these tests. */
-  static String stderrOf(Runnable action) {
-    java.io.PrintStream original = System.err;
-    java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
-    System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
-    try {
-      action.run();
-    } finally {
-      System.setErr(original);
-    }
-    return captured.toString(java.nio.charset.StandardCharsets.UTF_8);
-  }
 }

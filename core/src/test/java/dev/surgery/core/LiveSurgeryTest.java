@@ -31,6 +31,7 @@ import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.StandardError;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
@@ -401,7 +402,7 @@ class LiveSurgeryTest {
         // said (DJL registers them again at the next forward, with fresh state; an outside probe
         // found it silent).
         String logged =
-            Fixtures.stderrOf(
+            StandardError.of(
                 () ->
                     ModuleSurgery.updateParamsInOptimizer(
                         BlockTrees.parametersOf(m1),
@@ -449,7 +450,7 @@ class LiveSurgeryTest {
         Fixtures.sumStep(second);
         Parameter weight = m.getChildren().valueAt(0).getParameters().get("weight");
         String logged =
-            Fixtures.stderrOf(
+            StandardError.of(
                 () ->
                     ModuleSurgery.updateParamsInOptimizer(
                         List.of(weight), List.of(), List.of(first, second)));
@@ -479,14 +480,14 @@ class LiveSurgeryTest {
         Fixtures.sumStep(ta);
         Fixtures.sumStep(tb);
         String once =
-            Fixtures.stderrOf(
+            StandardError.of(
                 () ->
                     ModuleSurgery.updateParamsInOptimizer(
                         List.of(first.getWeight()), List.of(), List.of(ta)));
         assertTrue(once.contains("1 parameter(s) removed"), once);
         Parameter otherWeight = ((TinyDense) other.getChildren().valueAt(0)).getWeight();
         String twice =
-            Fixtures.stderrOf(
+            StandardError.of(
                 () ->
                     ModuleSurgery.updateParamsInOptimizer(
                         List.of(first.getBias(), otherWeight), List.of(), List.of(ta, tb)));

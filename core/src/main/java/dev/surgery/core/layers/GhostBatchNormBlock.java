@@ -16,6 +16,8 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.util.Objects;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.LoggerFactory;
 
 /**
  * Ghost batch normalization: in training, the batch is cut into chunks of about {@code
@@ -46,6 +48,15 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
   private final float epsilon;
   private final float momentum;
   private long inChannels;
+
+  /**
+   * Whether a training batch no larger than the ghost size was warned of, once per JVM: such a
+   * batch is one chunk, plain batch normalization, and the replacement then changes nothing.
+   */
+  private static final AtomicBoolean WARNED_ONE_CHUNK = new AtomicBoolean();
+
+  /** Whether this block has met its first training batch (only that one is judged). */
+  private volatile boolean trainedOnce;
 
   private final Parameter gamma;
   private final Parameter beta;
@@ -111,6 +122,10 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
     NDArray mean = parameterStore.getValue(runningMean, device, training);
     NDArray var = parameterStore.getValue(runningVar, device, training);
     long batch = input.getShape().get(0);
+    if (training && !trainedOnce) {
+      trainedOnce = true;
+      warnIfOneChunk(batch);
+    }
     long[] bounds = chunkBounds(batch, ghostBatchSize, valuesPerSample(input.getShape(), axis));
     if (!training || bounds.length == 0) {
       return BatchNorm.batchNorm(input, mean, var, g, b, axis, momentum, epsilon, training);
@@ -125,6 +140,30 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
               .singletonOrThrow());
     }
     return new NDList(NDArrays.concat(outputs, 0));
+  }
+
+  /**
+   * Warns once per JVM when a block's first training batch is no larger than the ghost size: every
+   * such batch is one chunk, normalized as the batch norm it replaced would (an outside probe met
+   * it in DJL's examples, whose batch of 32 equals the default ghost size). Only the first batch is
+   * judged: an epoch's last batch may be smaller than the others.
+   */
+  private void warnIfOneChunk(long batch) {
+    if (batch <= ghostBatchSize && WARNED_ONE_CHUNK.compareAndSet(false, true)) {
+      LoggerFactory.getLogger(GhostBatchNormBlock.class)
+          .warn(
+              "Ghost batch norm: a training batch of {} samples is no larger than"
+                  + " ghost_batch_size {}, so each batch is one chunk, normalized as the batch norm"
+                  + " it replaced would: ghost batch normalization changes nothing at this batch"
+                  + " size (choose a ghost_batch_size below the batch size)",
+              batch,
+              ghostBatchSize);
+    }
+  }
+
+  /** Lets the next one-chunk batch be warned of again: for tests, which share one JVM. */
+  static void forgetOneChunkWarning() {
+    WARNED_ONE_CHUNK.set(false);
   }
 
   /**

@@ -27,6 +27,7 @@ import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.algorithms.GhostBatchNorm;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.testing.GcSafeL2Loss;
+import dev.surgery.core.testing.StandardError;
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
 import org.junit.jupiter.api.AfterEach;
@@ -73,6 +74,45 @@ class GhostBatchNormBlockTest {
     assertArrayEquals(new long[0], GhostBatchNormBlock.chunkBounds(12, 12));
     assertArrayEquals(new long[0], GhostBatchNormBlock.chunkBounds(7, 32));
     assertEquals(11, GhostBatchNormBlock.chunkBounds(12, 1).length);
+  }
+
+  /**
+   * A first training batch no larger than the ghost size (DJL's examples train batches of 32, the
+   * default ghost size) makes the replacement plain batch norm: warned of once, not for a larger
+   * batch, nor for a smaller batch after the first (an epoch's last), nor in evaluation.
+   */
+  @Test
+  void aFirstTrainingBatchNoLargerThanTheGhostSizeIsWarnedOfOnce() {
+    NDArray x = manager.randomNormal(IN);
+    GhostBatchNormBlock.forgetOneChunkWarning();
+    GhostBatchNormBlock chunked = GhostBatchNormBlock.from(batchNorm(IN), 5);
+    GhostBatchNormBlock evaluated = GhostBatchNormBlock.from(batchNorm(IN), 32);
+    String quiet =
+        StandardError.of(
+            () -> {
+              chunked.forward(new ParameterStore(manager, false), new NDList(x), true);
+              // a smaller batch after the first: an epoch's last batch, not the batch size
+              chunked.forward(new ParameterStore(manager, false), new NDList(x.get("0:3")), true);
+              evaluated.forward(new ParameterStore(manager, false), new NDList(x), false);
+            });
+    assertTrue(!quiet.contains("Ghost batch norm"), quiet);
+    GhostBatchNormBlock oneChunk = GhostBatchNormBlock.from(batchNorm(IN), 32);
+    GhostBatchNormBlock another = GhostBatchNormBlock.from(batchNorm(IN), 12);
+    String warned =
+        StandardError.of(
+            () -> {
+              oneChunk.forward(new ParameterStore(manager, false), new NDList(x), true);
+              another.forward(new ParameterStore(manager, false), new NDList(x), true);
+            });
+    assertEquals(
+        1,
+        warned.lines().filter(l -> l.contains("WARN") && l.contains("Ghost batch norm")).count(),
+        warned);
+    assertTrue(
+        warned.contains(
+            "a training batch of 12 samples is no larger than ghost_batch_size 32, so each batch is"
+                + " one chunk"),
+        warned);
   }
 
   @ParameterizedTest
