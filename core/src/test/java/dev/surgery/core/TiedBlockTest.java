@@ -422,8 +422,13 @@ class TiedBlockTest {
     java.util.function.Function<NDList, NDList> call =
         java.lang.invoke.MethodHandleProxies.asInterfaceInstance(
             java.util.function.Function.class, forward);
-    assertUnreadableRefused(
-        layer, new LambdaBlock(call, "method handle proxy"), "java.lang.reflect.Proxy");
+    // JDK 17 to 21 make it a java.lang.reflect.Proxy; JDK 22 and later a hidden class of their
+    // own (jdk.MHProxy1.Function/0x...), which the refusal names instead.
+    String named =
+        java.lang.reflect.Proxy.isProxyClass(call.getClass())
+            ? "java.lang.reflect.Proxy"
+            : call.getClass().getName();
+    assertUnreadableRefused(layer, new LambdaBlock(call, "method handle proxy"), named);
   }
 
   /** A handler of the program's own that holds no block: an enum singleton. */
