@@ -25,6 +25,16 @@ final class ForkedJvm {
 
   private static final AtomicInteger RUNS = new AtomicInteger();
 
+  /**
+   * The four lines JDK 24 and later print on standard error the first time ByteBuddy, in the agent,
+   * calls a {@code sun.misc.Unsafe} memory-access method: the JDK's lines, not the agent's, so the
+   * result leaves them out (JDK 17 prints none).
+   */
+  private static final Pattern JDK_UNSAFE_WARNING =
+      Pattern.compile(
+          "(?m)^WARNING: A terminally deprecated method in sun\\.misc\\.Unsafe has been called\\R"
+              + "(?:WARNING: .*\\R){3}");
+
   private final List<String> jvmArgs = new ArrayList<>();
   private final Map<String, String> env = new LinkedHashMap<>();
   private List<String> classpath = appClasspath(false);
@@ -139,7 +149,7 @@ final class ForkedJvm {
     return new Result(
         process.exitValue(),
         Files.readString(out, StandardCharsets.UTF_8),
-        Files.readString(err, StandardCharsets.UTF_8));
+        JDK_UNSAFE_WARNING.matcher(Files.readString(err, StandardCharsets.UTF_8)).replaceAll(""));
   }
 
   static Path agentJar() {
