@@ -58,14 +58,14 @@ public final class SurgeryDispatcher {
 
   private static volatile boolean dryRun;
 
+  /** Set once the agent made a copy of the library ({@code LibraryCopies.AGENT_COPIES}). */
+  public static final String LIBRARY_COPIES_PROPERTY = "dev.surgery.agent.libraryCopies";
+
   /**
    * The loaders that define the agent's copies of the surgery library, weakly: a program that has
    * the library on its own class path asks them what surgery a block carries ({@link
    * #libraryLoaders()}), as the agent's copy asks the program's.
    */
-  /** Set once the agent made a copy of the library ({@code LibraryCopies.AGENT_COPIES}). */
-  public static final String LIBRARY_COPIES_PROPERTY = "dev.surgery.agent.libraryCopies";
-
   private static final List<WeakReference<ClassLoader>> LIBRARY_LOADERS =
       new CopyOnWriteArrayList<>();
 

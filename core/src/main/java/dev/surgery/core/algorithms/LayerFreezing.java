@@ -252,10 +252,10 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     }
   }
 
-  /** Picks the layers to freeze; adds their trainable parameters to {@code frozen}. */
   /** The layers a run freezes, and how many of the first layers are due frozen by now. */
   private record Freezing(List<SurgeryPlan.Step> steps, int due, double fraction, int freezable) {}
 
+  /** Picks the layers to freeze; adds their trainable parameters to {@code frozen}. */
   private Freezing freezing(SurgeryContext context, List<Parameter> frozen) {
     requireTotalEpochs(context);
     Block root = context.model();
