@@ -27,6 +27,7 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.ParameterTracker;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.TinyModels;
@@ -568,9 +569,9 @@ class NestedDecisionsExactnessTest {
                   .optTrainers(List.of(rig.trainer))
                   .optRecurseOnReplacements(scenario.recurse())
                   .build());
-      float[] drawAfterPlan = nextDraw(rig.scratch);
+      float[] drawAfterPlan = Fixtures.nextDraw(rig.scratch);
       Engine.getInstance().setRandomSeed(77);
-      assertArrayEquals(nextDraw(rig.scratch), drawAfterPlan, "the plan drew");
+      assertArrayEquals(Fixtures.nextDraw(rig.scratch), drawAfterPlan, "the plan drew");
       untouched.assertSame(rig, "after the plan");
       assertEquals(
           openBeforePlan,
@@ -591,7 +592,7 @@ class NestedDecisionsExactnessTest {
       for (Parameter p : root.getParameters().values()) {
         oldArrays.put(p, p.getArray());
       }
-      Map<String, float[]> stateBefore = stateValues(rig.trainer);
+      Map<String, float[]> stateBefore = ExactnessOracle.optimizerStateValues(rig.trainer);
       List<Block> made = new ArrayList<>();
       Engine.getInstance().setRandomSeed(78);
       ModuleSurgery.replaceModules(
@@ -648,7 +649,7 @@ class NestedDecisionsExactnessTest {
         }
       }
       // The survivors' state is as before (the shadows hold it too, checked below).
-      Map<String, float[]> stateAfter = stateValues(rig.trainer);
+      Map<String, float[]> stateAfter = ExactnessOracle.optimizerStateValues(rig.trainer);
       for (Parameter p : fates.survivors) {
         for (Map.Entry<String, float[]> e : stateAfter.entrySet()) {
           if (e.getKey().contains("/" + p.getId() + "/")) {
@@ -739,9 +740,9 @@ class NestedDecisionsExactnessTest {
           }
         }
       }
-      float[] draw = nextDraw(rig.scratch);
+      float[] draw = Fixtures.nextDraw(rig.scratch);
       Engine.getInstance().setRandomSeed(91);
-      assertArrayEquals(nextDraw(rig.scratch), draw, "the failed surgery drew");
+      assertArrayEquals(Fixtures.nextDraw(rig.scratch), draw, "the failed surgery drew");
       assertEquals(List.of("late", "late"), lateCalls, refused.getMessage());
       untouched.assertSame(rig, "after the failure");
       assertEquals(indicesBefore, indices, "the counters");
@@ -777,7 +778,7 @@ class NestedDecisionsExactnessTest {
           net.root,
           Scenario.RECURSION_INTO_OWN_WRAPPER.policies(net),
           SurgeryOptions.builder().optRecurseOnReplacements(true).build());
-      float[] after = nextDraw(manager);
+      float[] after = Fixtures.nextDraw(manager);
       for (Parameter p : params(net.root)) {
         assertTrue(p.isInitialized(), p.getName() + " has an array after the surgery");
       }
@@ -793,7 +794,7 @@ class NestedDecisionsExactnessTest {
       innerByHand.initialize(manager, ai.djl.ndarray.types.DataType.FLOAT32, new Shape(4, 6));
       Linear outerByHand = linear(6);
       outerByHand.initialize(manager, ai.djl.ndarray.types.DataType.FLOAT32, new Shape(4, 6));
-      assertArrayEquals(nextDraw(manager), after, "the generator, as by hand");
+      assertArrayEquals(Fixtures.nextDraw(manager), after, "the generator, as by hand");
       assertBits(
           innerByHand.getParameters().get("weight").getArray().toFloatArray(),
           f2.getParameters().get("weight").getArray().toFloatArray(),
@@ -993,9 +994,9 @@ class NestedDecisionsExactnessTest {
               null,
               faults);
         } catch (SurgeryException e) {
-          float[] draw = nextDraw(rig.scratch);
+          float[] draw = Fixtures.nextDraw(rig.scratch);
           Engine.getInstance().setRandomSeed(91);
-          float[] unmoved = nextDraw(rig.scratch);
+          float[] unmoved = Fixtures.nextDraw(rig.scratch);
           if (names.indexOf("draw") < names.size() - 1) {
             // A failure in the held-back draws themselves, after one of them: the generator has
             // moved (docs/reliability.md, "Known gaps"); all else is as before.
@@ -1064,7 +1065,7 @@ class NestedDecisionsExactnessTest {
       SurgeryPlan plan = ModuleSurgery.plan(bare.root, scenario.policies(bare), bareOptions);
       Engine.getInstance().setRandomSeed(78);
       ModuleSurgery.replaceModules(bare.root, scenario.policies(bare), bareOptions);
-      float[] bareDraw = nextDraw(manager);
+      float[] bareDraw = Fixtures.nextDraw(manager);
       Engine.getInstance().setRandomSeed(78);
       ModuleSurgery.replaceModules(
           trained.root,
@@ -1073,7 +1074,7 @@ class NestedDecisionsExactnessTest {
               .optTrainers(List.of(rig.trainer))
               .optRecurseOnReplacements(scenario.recurse())
               .build());
-      assertArrayEquals(nextDraw(manager), bareDraw, "the generator");
+      assertArrayEquals(Fixtures.nextDraw(manager), bareDraw, "the generator");
       List<Parameter> expected = params(trained.root);
       List<Parameter> actual = params(bare.root);
       assertEquals(expected.size(), actual.size(), "parameters");
@@ -1130,25 +1131,6 @@ class NestedDecisionsExactnessTest {
       n += p.getArray().getShape().size();
     }
     return n;
-  }
-
-  private static float[] nextDraw(NDManager manager) {
-    try (NDArray draw = manager.randomUniform(0f, 1f, new Shape(4))) {
-      return draw.toFloatArray();
-    }
-  }
-
-  private static Map<String, float[]> stateValues(Trainer trainer) {
-    Map<String, float[]> values = new LinkedHashMap<>();
-    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
-        .forEach(
-            (name, state) ->
-                state.forEach(
-                    (id, perDevice) ->
-                        perDevice.forEach(
-                            (device, array) ->
-                                values.put(name + "/" + id + "/" + device, array.toFloatArray()))));
-    return values;
   }
 
   private static void assertBits(float[] expected, float[] actual, String where) {
@@ -1432,7 +1414,7 @@ class NestedDecisionsExactnessTest {
           arrays,
           values,
           store,
-          stateValues(rig.trainer),
+          ExactnessOracle.optimizerStateValues(rig.trainer),
           new HashMap<>(DjlInternals.updateCounts(optimizer)),
           DjlInternals.birthAwareOptimizer(rig.trainer, false));
     }

@@ -55,8 +55,12 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
    */
   private static final AtomicBoolean WARNED_ONE_CHUNK = new AtomicBoolean();
 
-  /** Whether this block has met its first training batch (only that one is judged). */
-  private volatile boolean trainedOnce;
+  /**
+   * Whether this block has met its first training batch (only that one is judged). A plain field:
+   * read at every forward, and a race at most judges a second batch, whose warning the flag above
+   * still gives once.
+   */
+  private boolean trainedOnce;
 
   private final Parameter gamma;
   private final Parameter beta;
