@@ -25,8 +25,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * What {@link SurgeryListener} checks before a trainer's first step, so that a mistake shows there
  * and not epochs into training: patterns that select nothing because of a letter's case, block
  * classes whose fields a later surgery could not read, a save listener that would checkpoint the
- * changed model with the old model's metrics, entries that can no longer run, and DJL's L2Loss,
- * whose gradients a garbage collection can spoil.
+ * changed model with the old model's metrics, entries that can no longer run or still lack the
+ * planned length at the first batch, and DJL's L2Loss, whose gradients a garbage collection can
+ * spoil.
  */
 final class StartChecks {
 
@@ -73,7 +74,8 @@ final class StartChecks {
   /**
    * Before the first step: an entry that cannot run any more (no length will be announced, an
    * initialization it waits for was never reported, its moment passed before the listener saw the
-   * trainer) fails or is listed here, not epochs into training.
+   * trainer) fails or is listed here, not epochs into training; one still waiting for a length a
+   * fit may yet announce (under a driver that reports fit starts) is warned of.
    */
   void atFirstBatch(Trainer trainer, TrainerState st) {
     checkModelOnce(trainer, st);
