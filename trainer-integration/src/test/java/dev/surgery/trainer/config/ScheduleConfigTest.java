@@ -97,4 +97,97 @@ class ScheduleConfigTest {
                     Trigger.atStep(10)));
     assertTrue(step.getMessage().contains("disagrees with the trigger"), step.getMessage());
   }
+
+  @Test
+  void theLastEpochAndStepAreAcceptedAndTheFirstAfterThemIsRefused() {
+    // At the boundary: an entry at the planned length runs at the last epoch's end or the last
+    // step, so it is accepted (and warned of at training's end if it changes a model nothing trains
+    // afterwards); one past it never runs.
+    assertEquals(
+        List.of(
+            Trigger.atEpoch(5),
+            new Trigger(Trigger.Kind.EVERY_EPOCHS, 5, 0),
+            Trigger.atEpoch(5),
+            Trigger.atStep(10),
+            new Trigger(Trigger.Kind.EVERY_STEPS, 10, 0),
+            Trigger.atStep(10)),
+        triggers(
+            "algorithms:\n"
+                + "  - {name: blurpool, epoch: 5}\n"
+                + "  - {name: squeeze_excite, every: 5ep}\n"
+                + "  - {name: factorize, at: 5ep}\n"
+                + "  - {name: weight_standardization, step: 10}\n"
+                + "  - {name: ghost_batchnorm, every: 10ba}\n"
+                + "  - {name: stochastic_depth, at: 10ba}\n"
+                + "total_epochs: 5\n"
+                + "total_steps: 10\n"));
+    String m =
+        assertThrows(
+                SurgeryConfigException.class,
+                () ->
+                    SurgeryConfig.parse(
+                        "algorithms:\n"
+                            + "  - {name: blurpool, epoch: 6}\n"
+                            + "  - {name: squeeze_excite, every: 6ep}\n"
+                            + "  - {name: factorize, at: 6ep}\n"
+                            + "  - {name: weight_standardization, step: 11}\n"
+                            + "  - {name: ghost_batchnorm, every: 11ba}\n"
+                            + "  - {name: stochastic_depth, at: 11ba}\n"
+                            + "total_epochs: 5\n"
+                            + "total_steps: 10\n",
+                        "s.yaml"))
+            .getMessage();
+    assertTrue(m.contains("s.yaml:2:29: epoch 6 is after the last epoch (total_epochs: 5)"), m);
+    assertTrue(m.contains("s.yaml:3:35: every 6 epochs first runs after epoch 6"), m);
+    assertTrue(m.contains("s.yaml:4:27: epoch 6 is after the last epoch"), m);
+    assertTrue(m.contains("s.yaml:5:42: step 11 is after the last step (total_steps: 10)"), m);
+    assertTrue(m.contains("s.yaml:6:36: every 11 steps first runs at step 11"), m);
+    assertTrue(m.contains("s.yaml:7:34: step 11 is after the last step"), m);
+  }
+
+  @Test
+  void stepsAndEpochsAreAcceptedUpToTheirLimitsAndRefusedBeyond() {
+    assertEquals(
+        List.of(
+            Trigger.atStep(1),
+            new Trigger(Trigger.Kind.EVERY_STEPS, 1, 0),
+            Trigger.atStep(SurgeryConfig.MAX_STEP),
+            Trigger.atEpoch(SurgeryConfig.MAX_EPOCH),
+            Trigger.atEpoch(SurgeryConfig.MAX_EPOCH)),
+        triggers(
+            "algorithms:\n"
+                + "  - {name: blurpool, at: 1ba}\n"
+                + "  - {name: squeeze_excite, every: 1ba}\n"
+                + "  - {name: factorize, at: "
+                + SurgeryConfig.MAX_STEP
+                + "ba}\n"
+                + "  - {name: ghost_batchnorm, at: "
+                + SurgeryConfig.MAX_EPOCH
+                + "ep}\n"
+                + "  - {name: stochastic_depth, epoch: "
+                + SurgeryConfig.MAX_EPOCH
+                + "}\n"));
+    String m =
+        assertThrows(
+                SurgeryConfigException.class,
+                () ->
+                    SurgeryConfig.parse(
+                        "algorithms:\n"
+                            + "  - {name: blurpool, at: 0ba}\n"
+                            + "  - {name: factorize, at: "
+                            + (SurgeryConfig.MAX_STEP + 1)
+                            + "ba}\n"
+                            + "  - {name: ghost_batchnorm, at: "
+                            + (SurgeryConfig.MAX_EPOCH + 1)
+                            + "ep}\n"
+                            + "  - {name: stochastic_depth, epoch: "
+                            + (SurgeryConfig.MAX_EPOCH + 1)
+                            + "}\n",
+                        "s.yaml"))
+            .getMessage();
+    assertTrue(m.contains("s.yaml:2:26: at: a step must be in [1, " + SurgeryConfig.MAX_STEP), m);
+    assertTrue(m.contains("s.yaml:3:27: at: a step must be in [1, " + SurgeryConfig.MAX_STEP), m);
+    assertTrue(m.contains("s.yaml:4:33: at: an epoch must be at most 1000000"), m);
+    assertTrue(m.contains("s.yaml:5:37: epoch must be a whole number in [0, 1,000,000]"), m);
+  }
 }

@@ -320,12 +320,46 @@ class SurgeryConfigTest {
             2,
             1,
             "only one YAML document is allowed"),
+        // Files written on Windows (CRLF) or old Macs (CR): each break is one line, whether the
+        // YAML reader or the engine's own count places the problem.
+        new Case(
+            "a second YAML document in a CRLF file",
+            "# made on Windows\r\nalgorithms: []\r\n---\r\nalgorithms: []\r\n",
+            3,
+            1,
+            "only one YAML document is allowed"),
+        new Case(
+            "a %YAML 1.1 directive after CR line breaks",
+            "# one\r# two\r%YAML 1.1\r---\ralgorithms: []\r",
+            3,
+            1,
+            "unsupported YAML version 1.1 in the %YAML directive: a surgery config is YAML 1.2,"
+                + " whose rules read some values otherwise (in 1.1 '010' is 8 and 'yes' is true)"),
+        new Case(
+            "a character YAML refuses, after CRLF lines and a byte-order mark",
+            "\uFEFF# x\r\nalgorithms: []\r\n  \u0080x: 1\r\n",
+            3,
+            3,
+            "unreadable character"),
+        new Case(
+            "a character YAML refuses right after a byte-order mark, which is no column",
+            "\uFEFF\u0080x: 1\n",
+            1,
+            1,
+            "unreadable character"),
+        new Case(
+            "an entry error in a CRLF file",
+            "algorithms:\r\n  - name: blurpool\r\n    epoch: -1\r\n",
+            3,
+            12,
+            "epoch must not be negative"),
         new Case(
             "a %YAML directive after a comment that names it",
             "# needs %YAML 2.0 someday\n%YAML 2.0\n---\nalgorithms: []\n",
             2,
             1,
-            "unsupported YAML version 2.0 in the %YAML directive"),
+            "unsupported YAML version 2.0 in the %YAML directive: a surgery config is YAML 1.2;"
+                + " write '%YAML 1.2' or leave the directive out"),
         new Case(
             "an emoji before a control character is one column",
             "algorithms:\n  - name: \uD83C\uDF89\u0000\n",
