@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -160,6 +161,7 @@ class TargetsTest {
             .collect(Collectors.toCollection(TreeSet::new));
     assertEquals(10, subtree.size());
     assertEquals(subtree, selected(Targets.include("05ParallelBlock")));
+    assertEquals(subtree.size(), Targets.include("05ParallelBlock").select(resnet).size());
     subtree.remove("05ParallelBlock");
     assertEquals(subtree, selected(Targets.include("05ParallelBlock/**")));
   }
@@ -202,19 +204,7 @@ class TargetsTest {
    */
   @Test
   void typePatternWildcardsMatchWholeNamesCaseSensitivelyAndNoSubclass() {
-    Block root =
-        new SequentialBlock()
-            .add(Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(4).build())
-            .add(BatchNorm.builder().build())
-            .add(Activation.reluBlock())
-            .add(Pool.maxPool2dBlock(new Shape(2, 2)))
-            .add(
-                new SequentialBlock()
-                    .add(Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(4).build())
-                    .add(BatchNorm.builder().build()))
-            .add(BlurConv2d.blurBuilder().setKernelShape(new Shape(3, 3)).setFilters(4).build())
-            .add(Blocks.batchFlattenBlock())
-            .add(Linear.builder().setUnits(10).build());
+    Block root = smallTree();
     assertTrue(Conv2d.class.isAssignableFrom(BlurConv2d.class));
     Set<String> convs = Set.of("01Conv2d", "05SequentialBlock/01Conv2d");
     assertEquals(convs, selected(root, "type:Conv2d"));
@@ -251,6 +241,25 @@ class TargetsTest {
         Targets.include("type:conv*").caseMismatch(root).contains("'type:Conv2d' differs"),
         Targets.include("type:conv*").caseMismatch(root));
     assertNull(Targets.include("type:*Conv3d").caseMismatch(root));
+  }
+
+  /**
+   * Convolutions (one nested, one {@code BlurConv2d}), batch norms, named lambdas (ReLU, maxPool2d,
+   * batchFlatten) and a linear head: a small tree with every kind of type name.
+   */
+  private static Block smallTree() {
+    return new SequentialBlock()
+        .add(Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(4).build())
+        .add(BatchNorm.builder().build())
+        .add(Activation.reluBlock())
+        .add(Pool.maxPool2dBlock(new Shape(2, 2)))
+        .add(
+            new SequentialBlock()
+                .add(Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(4).build())
+                .add(BatchNorm.builder().build()))
+        .add(BlurConv2d.blurBuilder().setKernelShape(new Shape(3, 3)).setFilters(4).build())
+        .add(Blocks.batchFlattenBlock())
+        .add(Linear.builder().setUnits(10).build());
   }
 
   private static Set<String> selected(Block root, String pattern) {
@@ -435,6 +444,69 @@ class TargetsTest {
     assertBad("**/type:LSTM", 3, "'type:' begins a whole pattern ('type:LSTM'");
     assertBad("05ParallelBlock/type:Conv2d/**", 16, "not a path segment");
     assertDoesNotThrow(() -> Targets.include("**/*type:*"), "'type:' later in a segment is a glob");
+  }
+
+  /**
+   * The position in the message counts characters as a reader does (an emoji is one), while {@code
+   * getIndex} stays the index into the Java string.
+   */
+  @Test
+  void aBadCharacterAfterAnEmojiIsNamedByItsCharacterCount() {
+    String pattern = "\uD83D\uDE00/0{1}Conv2d"; // U+1F600, two chars in Java
+    Targets.InvalidPatternException e =
+        assertThrows(Targets.InvalidPatternException.class, () -> Targets.include(pattern));
+    assertEquals(4, e.getIndex());
+    assertEquals(
+        "invalid block pattern '"
+            + pattern
+            + "' at character 4: '{' is not supported: use *, ** and ? (or several patterns)",
+        e.getMessage());
+    // A null pattern (a YAML entry left empty) is refused as a bad pattern, at its first character.
+    Targets.InvalidPatternException missing =
+        assertThrows(Targets.InvalidPatternException.class, () -> Targets.validate(null));
+    assertEquals(
+        "invalid block pattern 'null' at character 1: a pattern must not be empty",
+        missing.getMessage());
+  }
+
+  /**
+   * The case-mismatch hint suggests the name the pattern nearly matched: a lambda's own name, the
+   * simple class name every lambda shares, or a full class name, as the user wrote it.
+   */
+  @Test
+  void aCaseMismatchSuggestsTheKindOfTypeNameThePatternWasWrittenAs() {
+    Block root = smallTree();
+    assertEquals(
+        "include pattern 'type:MaxPool2d' selects no block of the model, but 'type:maxPool2d'"
+            + " differs from it only in case (block types and paths are case-sensitive)",
+        Targets.include("type:MaxPool2d").caseMismatch(root));
+    String lambda = Targets.include("type:lambdaBlock").caseMismatch(root);
+    assertTrue(lambda.contains("but 'type:LambdaBlock' differs"), lambda);
+    String full = Targets.include("type:AI.DJL.NN.CONVOLUTIONAL.CONV2D").caseMismatch(root);
+    assertTrue(full.contains("but 'type:ai.djl.nn.convolutional.Conv2d' differs"), full);
+  }
+
+  /**
+   * Targets are values: rebuilt from settings they equal the original (a composition compares
+   * them), and they show as a config would write them, in messages.
+   */
+  @Test
+  void targetsAreValuesShownAsInAConfig() {
+    Targets both = Targets.include("05ParallelBlock").exclude("**/02SequentialBlock");
+    Targets same = Targets.of(List.of("05ParallelBlock"), List.of("**/02SequentialBlock"));
+    assertEquals(both, same);
+    assertEquals(both.hashCode(), same.hashCode());
+    assertEquals(List.of("**/02SequentialBlock"), both.excludes());
+    assertEquals(List.of("05ParallelBlock"), both.includes());
+    assertFalse(both.isAll());
+    assertFalse(both.equals(Targets.include("05ParallelBlock")));
+    assertFalse(Targets.include("a").equals(Targets.of(List.of(), List.of("a"))));
+    assertFalse(Targets.include("a").equals("include: [a]"));
+    assertEquals("include: [05ParallelBlock], exclude: [**/02SequentialBlock]", both.toString());
+    assertEquals("include: [a]", Targets.include("a").toString());
+    assertEquals("exclude: [a, b]", Targets.of(null, List.of("a", "b")).toString());
+    assertEquals("all blocks", Targets.ALL.toString());
+    assertSame(Targets.ALL, Targets.of(List.of(), null));
   }
 
   private static void assertBad(String pattern, int index, String fragment) {
