@@ -192,7 +192,13 @@ public record HyperParameter<T>(
           return name + " must be an integer" + range() + ", got " + show(value);
         }
         if (!fitsInt((Number) value)) {
-          return name + " must be" + range() + " and fit an int, got " + show(value);
+          // Unbounded, "must be and fit an int" would read as a sentence cut short.
+          String range = range();
+          return name
+              + " must"
+              + (range.isEmpty() ? "" : " be" + range + " and")
+              + " fit an int, got "
+              + show(value);
         }
         return checkRange(((Number) value).doubleValue(), value);
       case FLOAT:

@@ -231,4 +231,87 @@ class HyperParameterDeclarationsTest {
       assertTrue(e.getMessage().contains(r.getKey()), r.getKey() + ": " + e.getMessage());
     }
   }
+
+  /**
+   * A whole number is an int only where it fits one: the largest and smallest ints pass, one beyond
+   * (as a parser's Long or BigInteger) is refused, never wrapped to the other end of the range.
+   */
+  @Test
+  void wholeNumbersConvertToIntUpToItsLimitsAndAreRefusedBeyond() {
+    HyperParameter<Integer> any = HyperParameter.ofInt("n", 0, null, null, "a count");
+    assertEquals(Integer.MAX_VALUE, any.convert((long) Integer.MAX_VALUE));
+    assertEquals(Integer.MIN_VALUE, any.convert((long) Integer.MIN_VALUE));
+    assertEquals(Integer.MAX_VALUE, any.convert(BigInteger.valueOf(Integer.MAX_VALUE)));
+    assertEquals(Integer.MIN_VALUE, any.convert(BigInteger.valueOf(Integer.MIN_VALUE)));
+    List<Object> beyond =
+        List.of(
+            Integer.MAX_VALUE + 1L,
+            Integer.MIN_VALUE - 1L,
+            BigInteger.ONE.shiftLeft(31),
+            BigInteger.ONE.shiftLeft(31).negate().subtract(BigInteger.ONE));
+    for (Object value : beyond) {
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> any.convert(value));
+      assertEquals("n must fit an int, got " + value + " (n: a count)", e.getMessage());
+    }
+    HyperParameter<Integer> kernel = HyperParameter.ofInt("k", 3, null, 7, "kernel size");
+    assertEquals(" <= 7", kernel.range());
+    assertEquals(7, kernel.convert(7L));
+    assertEquals("k must be <= 7, got 8 (k: kernel size)", kernel.problemWith(8));
+    assertEquals(
+        "k must be <= 7 and fit an int, got 4294967296 (k: kernel size)",
+        kernel.problemWith(1L << 32));
+  }
+
+  @Test
+  void booleanAndChoiceDeclarationsTakeTheirOwnValuesAndRefuseOthers() {
+    HyperParameter<Boolean> flag = HyperParameter.ofBoolean("blur_first", true, "blur first");
+    assertEquals(HyperParameter.Type.BOOLEAN, flag.type());
+    assertEquals(true, flag.defaultValue());
+    assertEquals(false, flag.convert(false));
+    assertEquals(
+        "blur_first must be true or false, got 'yes' (blur_first: blur first)",
+        flag.problemWith("yes"));
+    HyperParameter<String> fan =
+        HyperParameter.ofChoice("fan", "in", List.of("in", "out"), "which fan scales");
+    assertEquals(HyperParameter.Type.STRING, fan.type());
+    assertEquals("in", fan.defaultValue());
+    assertEquals("out", fan.convert("out"));
+    assertEquals(
+        "fan must be one of [in, out], got 'both' (fan: which fan scales)",
+        fan.problemWith("both"));
+    assertEquals("fan must be a string, got 1 (fan: which fan scales)", fan.problemWith(1));
+    HyperParameter<String> free =
+        new HyperParameter<>(
+            "tag", HyperParameter.Type.STRING, String.class, "", null, null, false, null, "a tag");
+    assertEquals("anything", free.convert("anything"));
+  }
+
+  @Test
+  void aRealValueMustBeAFiniteNumber() {
+    HyperParameter<Double> rate = HyperParameter.ofFloat("rate", 0.5, 0.0, true, 1.0, "drop rate");
+    assertEquals(0.25, rate.convert(0.25f));
+    assertEquals(1.0, rate.convert(BigInteger.ONE));
+    assertEquals(
+        "rate must be a number in (0, 1], got 'half' (rate: drop rate)", rate.problemWith("half"));
+    assertEquals(
+        "rate must be a finite number in (0, 1], got NaN (rate: drop rate)",
+        rate.problemWith(Double.NaN));
+    assertEquals(
+        "rate must be a finite number in (0, 1], got Infinity (rate: drop rate)",
+        rate.problemWith(Double.POSITIVE_INFINITY));
+  }
+
+  /** The values of one algorithm, as logs and checkpoints show them: in declaration order. */
+  @Test
+  void valuesKeepTheirDeclarationsAndShowInDeclarationOrder() {
+    HyperParameterValues values =
+        HyperParameterValues.of(
+            BlurPool.NAME, BlurPool.SPEC.hyperParameters(), Map.of("min_channels", 8L));
+    assertEquals(BlurPool.SPEC.hyperParameters(), values.declarations());
+    assertEquals(BlurPool.NAME, values.algorithm());
+    assertEquals(
+        "{replace_convs=true, replace_maxpools=true, blur_first=true, min_channels=8}",
+        values.toString());
+  }
 }
