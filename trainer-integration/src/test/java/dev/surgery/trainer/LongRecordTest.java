@@ -109,6 +109,31 @@ class LongRecordTest {
     assertEquals(List.of("short"), RecordProperty.split("short", RecordProperty.MAX_PART_BYTES));
   }
 
+  /**
+   * At each width where modified UTF-8 changes (NUL takes 2 bytes, U+007F 1, U+0080 and U+07FF 2,
+   * U+0800 3), a part is as long as the limit allows: the next character (or pair) would not fit,
+   * as writeUTF itself counts.
+   */
+  @Test
+  void partsAreAsLongAsTheLimitAllowsAtEveryEncodingWidth() throws IOException {
+    String text = "\u0000\u0001\u007f\u0080\u07ff\u0800\uffff\ud83d\ude00".repeat(30);
+    for (int max = 6; max <= 40; max++) {
+      List<String> parts = RecordProperty.split(text, max);
+      assertEquals(text, String.join("", parts), "max " + max);
+      for (int i = 0; i < parts.size(); i++) {
+        String part = parts.get(i);
+        assertTrue(utfBytes(part) <= max, "max " + max + ": " + part);
+        if (i + 1 < parts.size()) {
+          String next = parts.get(i + 1);
+          int width = Character.isHighSurrogate(next.charAt(0)) ? 2 : 1;
+          assertTrue(
+              utfBytes(part + next.substring(0, width)) > max,
+              "max " + max + ": part " + i + " could have taken the next character");
+        }
+      }
+    }
+  }
+
   @Test
   void partsThatDoNotMatchTheirCountAreNotJoined() {
     Map<String, String> properties = new HashMap<>();
