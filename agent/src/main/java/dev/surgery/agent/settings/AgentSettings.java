@@ -179,8 +179,9 @@ public final class AgentSettings {
       return values;
     }
     String trimmed = argument.trim();
-    if (!trimmed.contains("=") || isExistingFile(trimmed)) {
-      // The common form: -javaagent:surgery-agent.jar=run.yaml
+    if (!trimmed.contains("=") || isExistingFile(trimmed) || isPathWithEquals(trimmed)) {
+      // The common form: -javaagent:surgery-agent.jar=run.yaml. A sweep's folders often hold '='
+      // (runs/lr=0.1/surgery.yaml): a path, even a missing one, whose loader then names it.
       values.put(CONFIG, trimmed);
       return values;
     }
@@ -215,6 +216,18 @@ public final class AgentSettings {
       values.put(key, item.substring(eq + 1).trim());
     }
     return values;
+  }
+
+  /**
+   * Whether an argument is one path with '=' in a folder or file name: no ';', and a path separator
+   * before the first '=' (no key holds one), as in {@code runs/lr=0.1/surgery.yaml}.
+   */
+  private static boolean isPathWithEquals(String argument) {
+    if (argument.contains(";")) {
+      return false;
+    }
+    String before = argument.substring(0, argument.indexOf('='));
+    return before.contains("/") || before.contains(java.io.File.separator);
   }
 
   private static boolean isExistingFile(String path) {

@@ -6,9 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class AgentSettingsTest {
 
@@ -23,6 +25,36 @@ class AgentSettingsTest {
     assertEquals("runs/blurpool.yaml", s.getConfig());
     assertTrue(s.isEnabled());
     assertFalse(s.isDebug());
+  }
+
+  /**
+   * A sweep names its folders by their settings ({@code lr=0.1}): a config path with '=' is the
+   * config when the file exists, and also when a folder comes before the '=' (no key has one), so a
+   * missing file is named by the config loader as any missing config is, not taken for a key.
+   */
+  @Test
+  void aConfigPathWithEqualsInItsFoldersIsThePathNotKeyValuePairs(@TempDir Path dir)
+      throws Exception {
+    Path config =
+        java.nio.file.Files.writeString(
+            java.nio.file.Files.createDirectories(dir.resolve("lr=0.1")).resolve("s.yaml"), "x");
+    assertEquals(config.toString(), resolve(config.toString(), Map.of(), Map.of()).getConfig());
+    assertEquals(
+        "runs/lr=0.2/s.yaml", resolve("runs/lr=0.2/s.yaml", Map.of(), Map.of()).getConfig());
+    // A file in the working directory whose name holds '=' is the config when it exists.
+    String here = "sweep-" + System.nanoTime() + "=1.yaml";
+    Path inWorkingDirectory = java.nio.file.Files.writeString(Path.of(here), "x");
+    try {
+      assertEquals(here, resolve(here, Map.of(), Map.of()).getConfig());
+    } finally {
+      java.nio.file.Files.delete(inWorkingDirectory);
+    }
+    // Pairs stay pairs: a path in a value, and any argument with ';'.
+    assertEquals(
+        "runs/lr=0.3.yaml", resolve("config=runs/lr=0.3.yaml", Map.of(), Map.of()).getConfig());
+    assertThrows(
+        AgentSettingsException.class,
+        () -> resolve("runs/lr=0.4.yaml;debug=true", Map.of(), Map.of()));
   }
 
   @Test
