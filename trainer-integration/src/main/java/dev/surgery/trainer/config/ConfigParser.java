@@ -217,8 +217,10 @@ final class ConfigParser {
                 + " or '<n>ba'");
       }
     }
-    if (problems.isEmpty()) {
-      checkComposition(entries, (SequenceNode) algorithms);
+    // Also beside other problems ("every problem at once"): an entry refused for its own is
+    // taken to run anywhere between the others, so only refusals that hold whatever it is are made.
+    if (algorithms instanceof SequenceNode list) {
+      checkComposition(entries, list);
     }
     if (!problems.isEmpty()) {
       return null;

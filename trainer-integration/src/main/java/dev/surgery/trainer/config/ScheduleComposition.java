@@ -2,9 +2,12 @@ package dev.surgery.trainer.config;
 
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Composition;
+import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.core.algorithms.SurgeryContext;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Function;
 
 /**
@@ -57,20 +60,37 @@ public final class ScheduleComposition {
    * Finds the entries the schedule cannot hold; at most one refusal of each kind per entry (an
    * epoch entry may also conflict, in either order, with a step entry).
    *
-   * @param entries the schedule, in declaration order (null elements, entries a parser already
-   *     refused, are skipped)
+   * @param entries the schedule, in declaration order; a null element is an entry a parser already
+   *     refused for a problem of its own: unknown, so it is taken to run between any two others
+   *     (only a refusal that holds whatever it turns out to be is made, and the file's other
+   *     problems are reported with the schedule's at once)
    * @return the refusals, epoch conflicts first; empty when the schedule composes
    */
   public static List<Refusal> check(List<ScheduledAlgorithm> entries) {
     List<Refusal> refusals = new ArrayList<>();
+    boolean unknownEntries = entries.contains(null);
     List<ScheduledAlgorithm> order =
         applicationOrder(entries.stream().filter(e -> e != null && e.byEpoch()).toList());
-    for (Composition.Conflict c :
-        Composition.check(
-            order.stream().map(ScheduledAlgorithm::algorithm).toList(),
-            order.stream().map(ScheduledAlgorithm::epoch).toList())) {
-      refusals.add(
-          new Refusal(order.get(c.later()), order.get(c.earlier()), Kind.FOLLOWS, c.reason()));
+    // With unknown entries, one stands between each two known ones in the order checked.
+    List<Algorithm> algorithms = new ArrayList<>();
+    List<Integer> epochs = new ArrayList<>();
+    List<Integer> positions = new ArrayList<>(); // index into order, -1 for an unknown entry
+    for (int k = 0; k < order.size(); k++) {
+      if (unknownEntries && k > 0) {
+        algorithms.add(UnknownEntry.INSTANCE);
+        epochs.add(-1); // no entry's epoch: never "the same epoch" as a layer_freezing entry's
+        positions.add(-1);
+      }
+      algorithms.add(order.get(k).algorithm());
+      epochs.add(order.get(k).epoch());
+      positions.add(k);
+    }
+    for (Composition.Conflict c : Composition.check(algorithms, epochs)) {
+      int later = positions.get(c.later());
+      int earlier = positions.get(c.earlier());
+      if (later >= 0 && earlier >= 0) { // an unknown entry conflicts with nothing
+        refusals.add(new Refusal(order.get(later), order.get(earlier), Kind.FOLLOWS, c.reason()));
+      }
     }
     // A one-time step or duration entry meets the others in an order known only during training:
     // a pair is refused where it conflicts in both orders, with every other entry between.
@@ -110,10 +130,34 @@ public final class ScheduleComposition {
   private static List<Algorithm> othersThan(List<ScheduledAlgorithm> entries, int i, int j) {
     List<Algorithm> others = new ArrayList<>();
     for (int k = 0; k < entries.size(); k++) {
-      if (k != i && k != j && entries.get(k) != null) {
-        others.add(entries.get(k).algorithm());
+      if (k != i && k != j) {
+        others.add(entries.get(k) == null ? UnknownEntry.INSTANCE : entries.get(k).algorithm());
       }
     }
     return others;
+  }
+
+  /**
+   * Stands for an entry refused for its own problem: an algorithm of no known name, which {@link
+   * Composition} finds in conflict with nothing, and whose presence between two entries keeps a
+   * refusal that needs nothing between them from being made.
+   */
+  private static final class UnknownEntry implements Algorithm {
+    static final UnknownEntry INSTANCE = new UnknownEntry();
+
+    @Override
+    public String name() {
+      return "(an entry with problems)";
+    }
+
+    @Override
+    public Map<String, Object> hyperparameters() {
+      return Map.of();
+    }
+
+    @Override
+    public SurgeryChanges apply(SurgeryContext context) {
+      throw new UnsupportedOperationException("an entry with problems is never applied");
+    }
   }
 }

@@ -134,4 +134,77 @@ class CompositionConfigTest {
             FILE);
     assertEquals(4, config.getAlgorithms().size());
   }
+
+  /**
+   * Two step entries with the same include meet in an order known only during training: alone
+   * they are refused in either order; with another entry in the schedule (which may run between
+   * them and move blocks into the patterns' reach) they are not. An entry refused for a problem of
+   * its own may be any entry once fixed, so it counts as one that may run between: a pair that
+   * conflicts whatever runs between (no include) is still refused beside its problem, all at once.
+   */
+  @Test
+  void stepEntriesWithTheSameIncludeAreRefusedUnlessAnotherEntryMayRunBetween() {
+    String pair =
+        "algorithms:\n"
+            + "  - {name: ghost_batchnorm, step: 10, include: ['**/01BatchNorm']}\n"
+            + "  - {name: ghost_batchnorm, step: 20, include: ['**/01BatchNorm']}\n";
+    ConfigProblem p = refused(pair);
+    assertEquals(3, p.line());
+    assertTrue(p.message().contains("whichever runs first"), p.message());
+    assertTrue(p.message().contains("(recipe.yaml:2:5)"), p.message());
+    assertEquals(
+        3,
+        SurgeryConfig.parse(pair + "  - {name: stochastic_depth, epoch: 1}\n", FILE)
+            .getAlgorithms()
+            .size());
+    String bad = "  - {name: stochastic_depth, epoch: -1}\n";
+    ConfigProblem own = refused(pair + bad);
+    assertTrue(own.message().startsWith("epoch must not be negative"), own.message());
+    SurgeryConfigException both =
+        assertThrows(
+            SurgeryConfigException.class,
+            () ->
+                SurgeryConfig.parse(
+                    "algorithms:\n"
+                        + "  - {name: ghost_batchnorm, step: 10}\n"
+                        + bad
+                        + "  - {name: ghost_batchnorm, step: 20}\n",
+                    FILE));
+    assertEquals(2, both.getProblems().size(), both.getMessage());
+    assertEquals(3, both.getProblems().get(0).line(), both.getMessage());
+    assertEquals(4, both.getProblems().get(1).line(), both.getMessage());
+    assertTrue(both.getProblems().get(1).message().contains("whichever runs first"));
+  }
+
+  /**
+   * Epoch entries too: a repeat of blurpool with nothing new to blur is refused beside another
+   * entry's problem, wherever that entry would run once fixed; a repeat with the same include is
+   * refused only without an entry that may run between.
+   */
+  @Test
+  void anEpochRepeatIsRefusedBesideAnotherEntrysProblemWhenItHoldsWhateverThatEntryIs() {
+    SurgeryConfigException e =
+        assertThrows(
+            SurgeryConfigException.class,
+            () ->
+                SurgeryConfig.parse(
+                    "algorithms:\n"
+                        + "  - {name: blurpool, epoch: 0}\n"
+                        + "  - {name: squeeze_excite, epoch: 1, min_channels: -3}\n"
+                        + "  - {name: blurpool, epoch: 2}\n",
+                    FILE));
+    assertEquals(2, e.getProblems().size(), e.getMessage());
+    assertEquals(3, e.getProblems().get(0).line(), e.getMessage());
+    assertTrue(
+        e.getProblems().get(1).message().contains("would change nothing")
+            && e.getProblems().get(1).line() == 4,
+        e.getMessage());
+    ConfigProblem own =
+        refused(
+            "algorithms:\n"
+                + "  - {name: blurpool, epoch: 0, include: ['01Conv2d']}\n"
+                + "  - {name: squeeze_excite, epoch: 1, min_channels: -3}\n"
+                + "  - {name: blurpool, epoch: 2, include: ['01Conv2d']}\n");
+    assertEquals(3, own.line(), own.message());
+  }
 }
