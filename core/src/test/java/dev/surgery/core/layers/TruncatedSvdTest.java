@@ -35,7 +35,7 @@ class TruncatedSvdTest {
   }
 
   @ParameterizedTest
-  @CsvSource({"5, 7", "7, 5", "6, 6", "1, 4", "12, 3"})
+  @CsvSource({"5, 7", "7, 5", "6, 6", "1, 4", "4, 1", "12, 3"})
   void fullRankReconstructsAndTruncationErrorIsTheTail(int rows, int cols) {
     float[] a = random(rows, cols, rows * 31L + cols);
     TruncatedSvd svd = TruncatedSvd.of(a, rows, cols);
@@ -86,6 +86,12 @@ class TruncatedSvdTest {
     for (int i = 0; i < a.length; i++) {
       assertEquals(a[i], approx[i], 1e-5, "element " + i);
     }
+    // At full rank the null directions (an exactly zero singular value) add nothing, not NaN.
+    int q = s.length;
+    double[] full = product(svd.leftFactor(q), svd.rightFactor(q), rows, q, cols);
+    for (int i = 0; i < a.length; i++) {
+      assertEquals(a[i], full[i], 1e-5, "element " + i + " at full rank");
+    }
   }
 
   @ParameterizedTest
@@ -105,6 +111,110 @@ class TruncatedSvdTest {
       }
     }
     assertThrows(IllegalArgumentException.class, () -> svd.leftFactor(r + 1));
+    assertThrows(IllegalArgumentException.class, () -> svd.rightFactor(r + 1));
+    assertThrows(IllegalArgumentException.class, () -> svd.leftFactor(0));
+    assertThrows(IllegalArgumentException.class, () -> svd.rightFactor(0));
+    assertThrows(IllegalArgumentException.class, () -> svd.tailNorm(-1));
+    // Rank 0 keeps nothing: the whole matrix is left out, ||A||_F.
+    float[] a = random(rows, cols, 99);
+    double frobenius = 0;
+    for (float x : a) {
+      frobenius += (double) x * x;
+    }
+    assertEquals(Math.sqrt(frobenius), svd.tailNorm(0), 1e-9 * Math.sqrt(frobenius));
+  }
+
+  /** A weight array whose length is not rows x cols is refused on both paths. */
+  @ParameterizedTest
+  @CsvSource({"4, 5, 1", "4, 5, -1", "64, 70, 1", "70, 64, -1", "0, 5, 0"})
+  void anArrayOfTheWrongSizeIsRefused(int rows, int cols, int extra) {
+    float[] a = new float[rows * cols + extra];
+    assertThrows(IllegalArgumentException.class, () -> TruncatedSvd.of(a, rows, cols));
+  }
+
+  /**
+   * The SVD of {@code cA} is {@code c} times that of {@code A}, with the same vectors: powers of
+   * two scale floats exactly, so the singular values must scale to working precision and both
+   * factors stay orthogonal. The Jacobi rotation's stopping test is relative to the columns' own
+   * norms; measured in absolute terms it would stop rotating small weights at once.
+   */
+  @ParameterizedTest
+  @CsvSource({"6, 5, -20", "5, 6, -20", "6, 5, 20", "64, 80, -20", "80, 64, 20"})
+  void singularValuesScaleWithTheMatrix(int rows, int cols, int exponent) {
+    float[] a = random(rows, cols, 17);
+    double c = Math.scalb(1.0, exponent);
+    float[] scaled = new float[a.length];
+    for (int i = 0; i < a.length; i++) {
+      scaled[i] = (float) (a[i] * c);
+    }
+    double[] s = TruncatedSvd.viaJacobi(a, rows, cols).singularValues();
+    TruncatedSvd svd = TruncatedSvd.of(scaled, rows, cols);
+    double[] sc = svd.singularValues();
+    double tolerance = rows < 64 && cols < 64 ? 1e-12 : 1e-6;
+    for (int i = 0; i < s.length; i++) {
+      assertEquals(c * s[i], sc[i], tolerance * c * s[0], "singular value " + i);
+    }
+    int r = s.length;
+    float[] left = svd.leftFactor(r);
+    float[] right = svd.rightFactor(r);
+    for (int i = 0; i < r; i++) {
+      for (int j = 0; j < r; j++) {
+        double dl = 0;
+        for (int k = 0; k < rows; k++) {
+          dl += (double) left[k * r + i] * left[k * r + j];
+        }
+        double dr = 0;
+        for (int k = 0; k < cols; k++) {
+          dr += (double) right[i * cols + k] * right[j * cols + k];
+        }
+        assertEquals(i == j ? sc[i] : 0, dl, 1e-5 * sc[0], "U " + i + "," + j);
+        assertEquals(i == j ? sc[i] : 0, dr, 1e-5 * sc[0], "V " + i + "," + j);
+      }
+    }
+  }
+
+  /**
+   * A consistent eigen-decomposition of the Gram matrix is used, not thrown away for the slow exact
+   * path: the singular values are the square roots of the solver's eigenvalues. Short sides that
+   * are not multiples of four take the Gram product's remainder rows; the zero weight's Gram matrix
+   * has trace 0, which its eigenvalues match exactly.
+   */
+  @ParameterizedTest
+  @CsvSource({
+    "random, 67, 150",
+    "random, 150, 65",
+    "random, 66, 130",
+    "large, 64, 100",
+    "zero, 64, 64"
+  })
+  void aConsistentEigenDecompositionIsUsed(String kind, int m, int cols) {
+    float[] a = kind.equals("zero") ? new float[m * cols] : random(m, cols, 23);
+    if (kind.equals("large")) {
+      // A trace of about 2^32: the invariants' tolerances must be relative to it.
+      for (int i = 0; i < a.length; i++) {
+        a[i] *= 1024;
+      }
+    }
+    double[][] seen = new double[1][];
+    TruncatedSvd.EigenSolver spy =
+        (g, lambda) -> {
+          double[][] v = SymmetricEigen.decompose(g, lambda);
+          seen[0] = lambda.clone();
+          return v;
+        };
+    double[] s = TruncatedSvd.viaGram(a, m, cols, spy).singularValues();
+    double[] expected = seen[0].clone();
+    java.util.Arrays.sort(expected);
+    assertEquals(Math.min(m, cols), s.length);
+    for (int i = 0; i < s.length; i++) {
+      assertEquals(
+          Math.sqrt(Math.max(0, expected[s.length - 1 - i])), s[i], 0.0, "singular value " + i);
+    }
+    // And it is right: the exact path's values, to the Gram path's accuracy.
+    double[] exact = TruncatedSvd.viaJacobi(a, m, cols).singularValues();
+    for (int i = 0; i < s.length; i++) {
+      assertEquals(exact[i], s[i], 1e-6 * Math.max(1, exact[0]), "singular value " + i);
+    }
   }
 
   @ParameterizedTest
@@ -203,7 +313,9 @@ class TruncatedSvdTest {
     "96, 300, 1e-3",
     "300, 96, 1e-3",
     "96, 300, 1e-6",
-    "80, 80, 1e-6"
+    "80, 80, 1e-6",
+    "64, 100, 0",
+    "67, 150, 1e-3"
   })
   void gramPathTruncatesAsWellAsTheExactSvd(int rows, int cols, double smallest) {
     float[] a = smallest == 0 ? random(rows, cols, 7) : withSpectrum(rows, cols, smallest, 11);
@@ -215,6 +327,7 @@ class TruncatedSvdTest {
         "of() takes the Gram path from a short side of " + TruncatedSvd.GRAM_MIN_SIDE);
     double[] se = exact.singularValues();
     double[] sg = gram.singularValues();
+    assertEquals(Math.min(rows, cols), sg.length);
     double norm = 0;
     for (double x : se) {
       norm += x * x;
@@ -426,7 +539,7 @@ class TruncatedSvdTest {
   }
 
   @ParameterizedTest
-  @CsvSource({"NaN, 4, 5", "Infinity, 64, 70", "-Infinity, 70, 64"})
+  @CsvSource({"NaN, 4, 5", "NaN, 64, 70", "Infinity, 64, 70", "-Infinity, 70, 64"})
   void nonFiniteWeightsAreRefusedWithTheirPosition(float bad, int rows, int cols) {
     float[] a = random(rows, cols, 1);
     a[cols + 2] = bad;
