@@ -106,6 +106,88 @@ class BlurLayersTest {
     assertSame(cached, new BlurFilter().filterFor(manager.zeros(new Shape(1, 2, 4, 4))));
   }
 
+  @Test
+  void oneChannelIsAFilterAndNoChannelsOrTooManyAreRefused() {
+    NDArray one = BlurFilter.create(manager, 1, DataType.FLOAT32);
+    assertEquals(new Shape(1, 1, 3, 3), one.getShape());
+    assertArrayEquals(BlurFilter.kernel(), one.toFloatArray(), 0f);
+    assertThrows(
+        IllegalArgumentException.class, () -> BlurFilter.create(manager, 0, DataType.FLOAT32));
+    // 9 values per channel must fit one Java array.
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> BlurFilter.create(manager, Integer.MAX_VALUE / 9 + 1, DataType.FLOAT32));
+  }
+
+  @Test
+  void aFilterOfAnotherTypeLeavesOnlyItselfOnItsManager() {
+    try (NDManager owner = manager.newSubManager()) {
+      NDArray filter = BlurFilter.create(owner, 4, DataType.FLOAT64);
+      // The float32 array it was cast from is closed, not left on the manager until it closes.
+      assertEquals(1, owner.getManagedArrays().size());
+      assertSame(filter, owner.getManagedArrays().get(0));
+    }
+  }
+
+  /**
+   * A cached filter that was released (closed by whoever held it, or with its engine's memory) is
+   * built again, not handed out released; the new one outlives the manager of the input that asked
+   * for it and holds the [1,2,1] x [1,2,1] / 16 taps in every channel.
+   */
+  @Test
+  void aReleasedCachedFilterIsBuiltAgainOutsideTheInputsManager() {
+    BlurFilter blur = new BlurFilter();
+    Shape shape = new Shape(1, 29, 5, 5); // a channel count no other test caches
+    NDArray old = blur.filterFor(manager.zeros(shape));
+    old.close();
+    NDArray rebuilt;
+    NDArray x;
+    try (NDManager batch = manager.newSubManager()) {
+      rebuilt = blur.filterFor(batch.zeros(shape));
+    }
+    assertFalse(rebuilt.isReleased());
+    assertEquals(new Shape(29, 1, 3, 3), rebuilt.getShape());
+    float[] kernel = BlurFilter.kernel();
+    float[] values = rebuilt.toFloatArray();
+    for (int i = 0; i < values.length; i++) {
+      assertEquals(kernel[i % 9], values[i], 0f, "value " + i);
+    }
+    assertSame(rebuilt, blur.filterFor(manager.zeros(shape)));
+    x = manager.randomNormal(shape);
+    assertArrayEquals(directBlur(x, 1), blur.blur(x, new Shape(1, 1)).toFloatArray(), 1e-5f);
+  }
+
+  /**
+   * {@code outputLength} is PyTorch's Conv2d output size, {@code floor((L + 2p - dilation (k - 1) -
+   * 1) / s) + 1} with k = 3 and dilation 1, and the native depthwise convolution agrees with it.
+   */
+  @Test
+  void outputLengthIsTheConvolutionFormulaOfPyTorch() {
+    NDArray filter = BlurFilter.create(manager, 1, DataType.FLOAT32);
+    for (int length = 1; length <= 9; length++) {
+      for (int stride = 1; stride <= 3; stride++) {
+        for (int padding = 0; padding <= 2; padding++) {
+          if (length + 2 * padding < 3) {
+            continue; // no output at all: PyTorch refuses it
+          }
+          long expected = (long) Math.floor((length + 2.0 * padding - 2 - 1) / stride) + 1;
+          String where = "L " + length + ", s " + stride + ", p " + padding;
+          assertEquals(expected, BlurFilter.outputLength(length, stride, padding), where);
+          Shape out =
+              BlurFilter.blurWith(
+                      manager.zeros(new Shape(1, 1, length, 4)),
+                      filter,
+                      new Shape(stride, 1),
+                      new Shape(padding, 1))
+                  .getShape();
+          assertEquals(expected, out.get(2), where);
+        }
+      }
+    }
+    assertThrows(IllegalArgumentException.class, () -> BlurFilter.outputLength(5, 0, 1));
+    assertThrows(IllegalArgumentException.class, () -> BlurFilter.outputLength(5, 1, -1));
+  }
+
   // ------------------------------------------------------------------ output shapes
 
   @Test

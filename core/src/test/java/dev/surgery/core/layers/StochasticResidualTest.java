@@ -2,6 +2,7 @@ package dev.surgery.core.layers;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -93,6 +94,63 @@ class StochasticResidualTest {
       again.add(!allZero(run(block, x, true)));
     }
     assertEquals(kept, again, "same seed, same drops");
+  }
+
+  /**
+   * In block mode the whole batch is dropped with probability p, not 1 - p: at p = 0.2 over 400
+   * seeded passes the dropped count is binomial, 80 +- 8, and stays within four deviations.
+   */
+  @Test
+  void blockModeDropsAtTheRateNotItsComplement() {
+    SequentialBlock branch = branch();
+    NDArray x = manager.randomNormal(IN);
+    StochasticResidual block = new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, 0.2f);
+    Engine.getInstance().setRandomSeed(5);
+    int passes = 400;
+    int dropped = 0;
+    for (int i = 0; i < passes; i++) {
+      if (allZero(run(block, x, true))) {
+        dropped++;
+      }
+    }
+    double mean = passes * 0.2;
+    double sd = Math.sqrt(passes * 0.2 * 0.8);
+    assertEquals(mean, dropped, 4 * sd, dropped + " of " + passes + " dropped");
+  }
+
+  /**
+   * A dropped branch gives zeros of the shape the branch gives each input, not of an earlier one.
+   */
+  @Test
+  void aDroppedBranchHasTheOutputShapeOfEachInput() {
+    SequentialBlock branch = branch();
+    StochasticResidual block = new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, 0.9f);
+    Engine.getInstance().setRandomSeed(9);
+    for (Shape in : new Shape[] {IN, new Shape(3, 2, 6, 5), IN}) {
+      NDArray x = manager.randomNormal(in);
+      Shape expected = branch.forward(ps, new NDList(x), false).head().getShape();
+      NDArray out = null;
+      for (int i = 0; i < 100 && (out == null || !allZero(out.toFloatArray())); i++) {
+        out = block.forward(ps, new NDList(x), true).singletonOrThrow();
+      }
+      assertTrue(allZero(out.toFloatArray()), "dropped at least once in 100 passes at p = 0.9");
+      assertEquals(expected, out.getShape(), "input " + in);
+    }
+  }
+
+  /** Wrapping an uninitialized branch: initializing the wrapper initializes the branch. */
+  @Test
+  void wrapsAnUninitializedBranchAndInitializesItThroughTheWrapper() {
+    Conv2d conv = TinyModels.conv3x3(3, 2);
+    StochasticResidual block = new StochasticResidual(conv, StochasticResidual.Mode.SAMPLE, 0.25f);
+    assertSame(conv, block.getBranch());
+    assertEquals(StochasticResidual.Mode.SAMPLE, block.getMode());
+    assertEquals(0.25f, block.getDropRate());
+    block.initialize(manager, DataType.FLOAT32, IN);
+    assertTrue(conv.isInitialized());
+    Shape[] expected = conv.getOutputShapes(new Shape[] {IN});
+    assertArrayEquals(expected, block.getOutputShapes(new Shape[] {IN}));
+    assertEquals(new Shape(6, 3, 2, 2), expected[0]); // (4 + 2 - 3) / 2 + 1
   }
 
   /**
