@@ -75,6 +75,80 @@ class FactorizedLayersTest {
   }
 
   /**
+   * Factorizing sets every array from the SVD without a draw: the engine's random generator is
+   * where it was (the next draw is the one the seed gives first), and the layers keep their own
+   * initializers (not the zeros used meanwhile) for a later initialization.
+   */
+  @Test
+  void factorizingDrawsNothingAndKeepsTheLayersInitializers() {
+    Shape in = new Shape(2, 2, 7, 6);
+    Conv2d conv = conv(5, true, in);
+    manager.getEngine().setRandomSeed(3);
+    float[] first = manager.randomUniform(0f, 1f, new Shape(8)).toFloatArray();
+    manager.getEngine().setRandomSeed(3);
+    FactorizedConv2d f = FactorizedConv2d.from(conv, 4);
+    assertArrayEquals(first, manager.randomUniform(0f, 1f, new Shape(8)).toFloatArray(), 0f);
+    assertEquals(4, f.getRank());
+    FactorizedConv2d fresh = FactorizedConv2d.from(conv(5, true, in), 4);
+    for (var p : f.getParameters()) {
+      if (p.getKey().endsWith("weight")) {
+        assertTrue(
+            p.getValue().getInitializer() != ai.djl.training.initializer.Initializer.ZEROS,
+            p.getKey() + " keeps its own initializer");
+        assertEquals(
+            fresh.getParameters().get(p.getKey()).getInitializer().getClass(),
+            p.getValue().getInitializer().getClass(),
+            p.getKey());
+      }
+    }
+  }
+
+  /**
+   * A weight the SVD refuses (NaN) fails the factorization, and the two new layers' arrays, made on
+   * the weight's manager, are freed: the block never reaches the model, and nothing is left behind.
+   */
+  @Test
+  void aFailedFactorizationLeavesNoArrayOnTheWeightsManager() {
+    try (NDManager owner = manager.newSubManager()) {
+      Shape in = new Shape(2, 2, 7, 6);
+      Conv2d conv =
+          Conv2d.builder()
+              .setKernelShape(new Shape(3, 3))
+              .optPadding(new Shape(1, 1))
+              .setFilters(5)
+              .build();
+      conv.initialize(owner, DataType.FLOAT32, in);
+      NDArray weight = conv.getParameters().get("weight").getArray();
+      float[] values = weight.toFloatArray();
+      values[7] = Float.NaN;
+      weight.set(values);
+      int before = owner.getManagedArrays().size();
+      assertThrows(IllegalArgumentException.class, () -> FactorizedConv2d.from(conv, 3));
+      assertEquals(before, owner.getManagedArrays().size());
+    }
+  }
+
+  /** A float64 convolution factorizes too: at full rank the two layers compute the original. */
+  @Test
+  void float64ConvAtFullRankComputesTheOriginal() {
+    Shape in = new Shape(2, 2, 7, 6);
+    Conv2d conv =
+        Conv2d.builder()
+            .setKernelShape(new Shape(3, 3))
+            .optPadding(new Shape(1, 1))
+            .setFilters(5)
+            .build();
+    conv.initialize(manager, DataType.FLOAT64, in);
+    NDArray x = manager.randomNormal(in).toType(DataType.FLOAT64, false);
+    double[] expected = conv.forward(ps, new NDList(x), false).singletonOrThrow().toDoubleArray();
+    FactorizedConv2d f = FactorizedConv2d.from(conv, 5);
+    NDArray y = f.forward(ps, new NDList(x), false).singletonOrThrow();
+    assertEquals(DataType.FLOAT64, y.getDataType());
+    // The SVD works on float32 values: float32 resolution.
+    assertArrayEquals(expected, y.toDoubleArray(), 1e-4);
+  }
+
+  /**
    * Every kind of convolution factorize rebuilds, with a bias, at full rank: the two layers compute
    * what the original computed (the original itself is the oracle). A blur after the convolution
    * blurs the bias too, which shrinks it next to the border; a standardized weight is what the

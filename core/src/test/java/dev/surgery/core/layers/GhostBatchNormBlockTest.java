@@ -74,6 +74,22 @@ class GhostBatchNormBlockTest {
     assertArrayEquals(new long[0], GhostBatchNormBlock.chunkBounds(12, 12));
     assertArrayEquals(new long[0], GhostBatchNormBlock.chunkBounds(7, 32));
     assertEquals(11, GhostBatchNormBlock.chunkBounds(12, 1).length);
+    // One value per channel: torch.chunk's chunks, a last chunk of one sample joining the one
+    // before it (8 in chunks of 3 is 3, 3, 2: kept; 7 is 3, 3, 1: the 1 joins), at least two.
+    assertArrayEquals(new long[] {3, 6}, GhostBatchNormBlock.chunkBounds(8, 3, 1));
+    assertArrayEquals(new long[] {3}, GhostBatchNormBlock.chunkBounds(7, 3, 1));
+    assertArrayEquals(new long[0], GhostBatchNormBlock.chunkBounds(3, 4, 1));
+    assertArrayEquals(new long[0], GhostBatchNormBlock.chunkBounds(2, 1, 1));
+    assertArrayEquals(new long[] {4, 8}, GhostBatchNormBlock.chunkBounds(12, 5, 2));
+  }
+
+  /** Values per channel in a sample: the product of the axes but the batch and the channel's. */
+  @Test
+  void valuesPerSampleMultiplyEveryAxisButBatchAndChannel() {
+    assertEquals(8, GhostBatchNormBlock.valuesPerSample(new Shape(5, 3, 4, 2), 1));
+    assertEquals(8, GhostBatchNormBlock.valuesPerSample(new Shape(5, 3, 4, 2), -3));
+    assertEquals(12, GhostBatchNormBlock.valuesPerSample(new Shape(5, 3, 4, 2), -1));
+    assertEquals(1, GhostBatchNormBlock.valuesPerSample(new Shape(5, 3), -1));
   }
 
   /**
@@ -113,6 +129,13 @@ class GhostBatchNormBlockTest {
             "a training batch of 12 samples is no larger than ghost_batch_size 32, so each batch is"
                 + " one chunk"),
         warned);
+    // A batch exactly the ghost size is one chunk too.
+    GhostBatchNormBlock.forgetOneChunkWarning();
+    GhostBatchNormBlock equal = GhostBatchNormBlock.from(batchNorm(IN), 12);
+    String atTheSize =
+        StandardError.of(
+            () -> equal.forward(new ParameterStore(manager, false), new NDList(x), true));
+    assertTrue(atTheSize.contains("a training batch of 12 samples is no larger"), atTheSize);
   }
 
   @ParameterizedTest
@@ -337,6 +360,25 @@ class GhostBatchNormBlockTest {
     GhostBatchNormBlock gbn = GhostBatchNormBlock.from(bn, 4);
     gbn.initialize(manager, DataType.FLOAT32, new Shape(8, 5, 2, 2));
     assertEquals(new Shape(5), bn.getParameters().get("gamma").getArray().getShape());
+    // The shapes it was initialized with are recorded, as any block records them.
+    assertArrayEquals(new Shape[] {new Shape(8, 5, 2, 2)}, gbn.getInputShapes());
+    assertEquals(4, gbn.getGhostBatchSize());
+  }
+
+  /** Version 1 metadata (no input shapes, then the channels) still loads; an unknown one fails. */
+  @Test
+  void loadsVersionOneMetadataAndRefusesUnknownVersions() throws Exception {
+    GhostBatchNormBlock gbn = GhostBatchNormBlock.from(BatchNorm.builder().build(), 4);
+    java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+    new java.io.DataOutputStream(bytes).writeLong(5);
+    gbn.loadMetadata((byte) 1, new DataInputStream(new ByteArrayInputStream(bytes.toByteArray())));
+    gbn.prepare(new Shape[] {new Shape(8, 5, 2, 2)});
+    assertEquals(new Shape(5), gbn.getParameters().get("gamma").getShape());
+    assertThrows(
+        ai.djl.MalformedModelException.class,
+        () ->
+            gbn.loadMetadata(
+                (byte) 3, new DataInputStream(new ByteArrayInputStream(bytes.toByteArray()))));
   }
 
   @Test

@@ -201,6 +201,21 @@ class WeightStandardizedConv2dTest {
   }
 
   /**
+   * In float16, a filter reaching the largest half value (65504, whose log2 rounds up to 16 in
+   * float16) matches the double-precision formula: the power of two it is first divided by is taken
+   * in float32, 2^15, not 2^16 (infinite in float16, which would zero the filter).
+   */
+  @Test
+  void halfPrecisionFilterAtTheLargestHalfValueStandardizes() {
+    float[] values = {65504f, -65504f, 0f, 32768f, -1024f, 16384f, 8f, -40000f};
+    NDArray w = manager.create(values, new Shape(1, 2, 2, 2)).toType(DataType.FLOAT16, false);
+    float[] actual =
+        WeightStandardizedConv2d.standardize(w).toType(DataType.FLOAT32, false).toFloatArray();
+    float[] expected = standardizeDirect(w.toType(DataType.FLOAT32, false).toFloatArray(), 1);
+    assertArrayEquals(expected, actual, 5e-3f);
+  }
+
+  /**
    * In float16, small filters (std 0.01, and one nearly constant) train: the gradient through the
    * standardization is finite and matches the float32 gradient of the same weights to float16's
    * resolution (the variance's backward alone would overflow float16 without the scaling).
@@ -248,6 +263,8 @@ class WeightStandardizedConv2dTest {
     assertSame(original.getParameters().get("bias"), ws.getParameters().get("bias"));
     assertTrue(ws.isInitialized(), "adopting initialized parameters gives an initialized block");
     assertArrayEquals(original.getInputShapes(), ws.getInputShapes());
+    // Standardizing again would standardize twice: it is already the standardized convolution.
+    assertSame(ws, ws.withWeightStandardization());
 
     NDArray x = manager.randomNormal(in);
     ParameterStore ps = new ParameterStore(manager, false);
