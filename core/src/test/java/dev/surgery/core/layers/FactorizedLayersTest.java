@@ -194,6 +194,21 @@ class FactorizedLayersTest {
       float[] expected = run(original, x);
       FactorizedConv2d f = FactorizedConv2d.from(original, 9); // fan-in 9: the largest rank
       assertArrayEquals(expected, run(f, x), 2e-4f, "seed " + seed);
+      // Zero-mean rows: the standardized weight has rank 8 at most, so one direction is rounding.
+      // The first layer standardizes its rows: that one must stay zero, not blown up to unit size
+      // (a channel of noise that training would pass on through the second layer).
+      float[] first =
+          WeightStandardizedConv2d.standardize(f.module0.getParameters().get("weight").getArray())
+              .toFloatArray();
+      int silent = 0;
+      for (int k = 0; k < 9; k++) {
+        double norm = 0;
+        for (int j = 0; j < 9; j++) {
+          norm += (double) first[k * 9 + j] * first[k * 9 + j];
+        }
+        silent += norm < 1e-6 ? 1 : 0;
+      }
+      assertEquals(1, silent, "seed " + seed + ": rows of the first layer that carry nothing");
     }
   }
 
