@@ -6,7 +6,9 @@ package dev.surgery.core.layers;
  * with Wilkinson-style shifts on the tridiagonal matrix (the classical EISPACK tred2/tql2 pair),
  * deflating against the norm of the whole matrix so that low-rank and degenerate matrices, whose
  * reduction leaves rounding and subnormals, converge like any other. Used by {@link TruncatedSvd}
- * on the Gram matrix of a weight.
+ * on the Gram matrix of a weight. Entries are expected within about 1e-150 to 1e150 in magnitude
+ * (as in EISPACK, a product of two off-diagonal values may underflow or overflow beyond that): the
+ * Gram matrix of float32 weights always is, and {@link TruncatedSvd} checks what it gets back.
  */
 final class SymmetricEigen {
 
