@@ -60,6 +60,10 @@ class ReplacementMapTest {
     assertEquals(new ArrayList<>(expected.keySet()), new ArrayList<>(replaced.keySet()));
     assertEquals(new ArrayList<>(expected.values()), new ArrayList<>(replaced.values()));
     assertEquals(3, replaced.size());
+    // The entry view is a set of its own: compared by size first, both ways round.
+    assertEquals(expected.entrySet().size(), replaced.entrySet().size());
+    assertEquals(expected.entrySet(), replaced.entrySet());
+    assertEquals(replaced.entrySet(), expected.entrySet());
     for (Map.Entry<Block, Block> e : expected.entrySet()) {
       assertTrue(replaced.containsKey(e.getKey()));
       assertSame(e.getValue(), replaced.get(e.getKey()));

@@ -63,6 +63,10 @@ class TimeTest {
         "2.5ba | counts whole batches",
         "1.0ep | counts whole epochs, written as a whole number without a decimal point",
         "5.ep | counts whole epochs, written as a whole number without a decimal point",
+        "'.0ep' | counts whole epochs, written as a whole number without a decimal point",
+        "'.0ba' | counts whole batches, written as a whole number without a decimal point",
+        "5tok | samples and tokens are not counted",
+        "5Ba | units are written in lower case",
         "100.00ba | counts whole batches, written as a whole number without a decimal point",
         "12345678901234567.5ep | counts whole epochs, written as a whole number",
         "0dur | a fraction in (0, 1]",
@@ -73,6 +77,17 @@ class TimeTest {
     IllegalArgumentException e =
         assertThrows(IllegalArgumentException.class, () -> Time.parse(text));
     assertTrue(e.getMessage().contains(fragment), e.getMessage());
+  }
+
+  /** The hints name what the unit was taken for, and only then. */
+  @Test
+  void anUnknownUnitGetsNoHintMeantForAnother() {
+    for (String text : new String[] {"2 days", "2sps", "2token", "2epochs"}) {
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> Time.parse(text));
+      assertFalse(e.getMessage().contains("samples and tokens"), e.getMessage());
+      assertFalse(e.getMessage().contains("lower case"), e.getMessage());
+    }
   }
 
   @Test
