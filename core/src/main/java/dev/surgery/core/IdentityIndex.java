@@ -20,7 +20,11 @@ final class IdentityIndex<V> {
 
   private static final long POSITION_MASK = 0xFFFF_FFFFL;
 
-  /** Per slot: 0 when empty, else the key's identity hash (never 0) above its position. */
+  /**
+   * Per slot: 0 when empty, else the key's identity hash above its position plus one, so that no
+   * entry reads as empty whatever its hash (null's is 0, and the JVM specification does not rule 0
+   * out for an object).
+   */
   private long[] slots;
 
   private final ChunkedArray keys = new ChunkedArray();
@@ -66,7 +70,7 @@ final class IdentityIndex<V> {
         return -1 - i;
       }
       if ((int) (s >>> 32) == hash) {
-        int position = (int) (s & POSITION_MASK);
+        int position = (int) (s & POSITION_MASK) - 1;
         if (keys.get(position) == key) {
           return position;
         }
@@ -98,7 +102,7 @@ final class IdentityIndex<V> {
     int position = size;
     keys.add(key);
     values.add(value);
-    slots[-1 - found] = ((long) hash << 32) | position;
+    slots[-1 - found] = ((long) hash << 32) | (position + 1);
     if (++size * 2 > mask + 1) {
       grow();
     }

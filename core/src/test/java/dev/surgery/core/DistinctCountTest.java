@@ -44,6 +44,39 @@ class DistinctCountTest {
   }
 
   /**
+   * Distinct objects with the same identity hash fall on the same filter bit: the identity check
+   * behind the filter must count both, and a repeat of either once.
+   */
+  @Test
+  void countsObjectsWithTheSameIdentityHashApart() {
+    Object[] pair = dev.surgery.core.testing.IdentityHashCollisions.pair();
+    DistinctCount count = new DistinctCount();
+    Set<Object> oracle = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Object o : new Object[] {pair[0], new Object(), pair[1], pair[0], new Object(), pair[1]}) {
+      count.add(o);
+      oracle.add(o);
+    }
+    assertEquals(oracle.size(), count.distinct());
+  }
+
+  /**
+   * null, whose identity hash is 0, counts once however often it is added, as in an identity set.
+   */
+  @Test
+  void countsNullOnce() {
+    for (int others : new int[] {0, 1, 100}) {
+      DistinctCount count = new DistinctCount();
+      Set<Object> oracle = Collections.newSetFromMap(new IdentityHashMap<>());
+      for (int i = 0; i < others + 3; i++) {
+        Object o = i < 3 ? null : new Object();
+        count.add(o);
+        oracle.add(o);
+      }
+      assertEquals(oracle.size(), count.distinct(), others + " others");
+    }
+  }
+
+  /**
    * The count on a large tree whose matched leaves are shared by several parents (each met many
    * times), against a count made with the JDK's identity set over the same walk.
    */

@@ -7,6 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import dev.surgery.core.internal.IdentityHashes;
 import java.util.ArrayList;
 import java.util.List;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
+import net.jqwik.api.constraints.Size;
 import org.junit.jupiter.api.Test;
 
 /** The surgery's identity map, against what identity means: equal but distinct keys differ. */
@@ -90,9 +94,11 @@ class IdentityIndexTest {
       }
       keys.add(key);
       Object value = new Object();
-      Object expected = oracle.putIfAbsent(key, value);
+      // The index first: the oracle computes the key's identity hash, after which putNew would
+      // find the key hashed and take the probing path.
       Object actual =
           random.nextBoolean() ? index.putNew(key, value) : index.putIfAbsent(key, value);
+      Object expected = oracle.putIfAbsent(key, value);
       assertSame(expected, actual, "put " + i);
       if (i % 997 == 0) {
         Object asked = keys.get(random.nextInt(keys.size()));
@@ -147,6 +153,131 @@ class IdentityIndexTest {
       assertNull(index.putIfAbsent(forgotten, 7), "a forgotten key can be entered again");
       assertEquals(7, index.get(forgotten));
     }
+  }
+
+  /**
+   * A key entered by {@code putNew} waits in a list until the next operation: a look-up, the size
+   * and a second entry of the same key (through either path) must see it all the same, as
+   * java.util.IdentityHashMap fed the same calls does.
+   */
+  @Test
+  void aPendingKeyIsFoundCountedAndKeepsItsFirstValue() {
+    IdentityIndex<Object> index = new IdentityIndex<>();
+    java.util.Map<Object, Object> oracle = new java.util.IdentityHashMap<>();
+    // Each call on the index comes before the oracle's, which computes the key's identity hash.
+    Object first = new Object();
+    Object firstValue = new Object();
+    assertNull(index.putNew(first, firstValue));
+    oracle.put(first, firstValue);
+    assertEquals(oracle.size(), index.size(), "counted while pending");
+    assertSame(firstValue, index.get(first), "found while pending");
+    Object second = new Object();
+    Object secondValue = new Object();
+    assertNull(index.putNew(second, secondValue));
+    oracle.put(second, secondValue);
+    assertSame(secondValue, index.putIfAbsent(second, new Object()), "the first value stays");
+    Object third = new Object();
+    Object thirdValue = new Object();
+    assertNull(index.putNew(third, thirdValue));
+    oracle.put(third, thirdValue);
+    assertSame(thirdValue, index.putNew(third, new Object()), "met again, it is looked up");
+    assertEquals(oracle.size(), index.size());
+    for (Object key : oracle.keySet()) {
+      assertSame(oracle.get(key), index.get(key));
+    }
+  }
+
+  /**
+   * Any sequence of calls over a pool of keys (each made at its first use, so that {@code putNew}
+   * meets keys never hashed, and met again later) answers as java.util.IdentityHashMap fed the same
+   * calls: entries through either path, look-ups, sizes and entering the pending keys, past the
+   * table's first growths. An op is {@code 4 * key + kind}; jqwik shrinks a failing sequence.
+   */
+  @Property(tries = 200)
+  void anySequenceOfCallsAnswersAsAnIdentityHashMap(
+      @ForAll @Size(max = 1500) List<@IntRange(min = 0, max = 4 * 500 - 1) Integer> ops) {
+    IdentityIndex<Object> index = new IdentityIndex<>();
+    java.util.Map<Object, Object> oracle = new java.util.IdentityHashMap<>();
+    Object[] pool = new Object[500];
+    for (int i = 0; i < ops.size(); i++) {
+      int k = ops.get(i) / 4;
+      if (pool[k] == null) {
+        pool[k] = new Object();
+      }
+      Object key = pool[k];
+      Integer value = i;
+      // The index before the oracle, which computes the key's identity hash.
+      switch (ops.get(i) % 4) {
+        case 0 -> {
+          Object had = index.putNew(key, value);
+          assertSame(oracle.putIfAbsent(key, value), had, "new " + i);
+        }
+        case 1 -> {
+          Object had = index.putIfAbsent(key, value);
+          assertSame(oracle.putIfAbsent(key, value), had, "put " + i);
+        }
+        case 2 -> {
+          Object found = index.get(key);
+          assertSame(oracle.get(key), found, "get " + i);
+        }
+        default -> {
+          assertEquals(oracle.size(), index.size(), "size " + i);
+          index.enterPending();
+        }
+      }
+    }
+    assertEquals(oracle.size(), index.size());
+    for (Object key : pool) {
+      if (key != null) {
+        assertSame(oracle.get(key), index.get(key));
+      }
+    }
+  }
+
+  /**
+   * A key whose identity hash is 0 (null's; the JVM spec promises no object's is not) is a key like
+   * any other, entered first (position 0) or later: its slot must not read as empty.
+   */
+  @Test
+  void aKeyWithIdentityHashZeroIsKeptEvenInTheFirstPosition() {
+    for (int before : new int[] {0, 1, 300}) {
+      IdentityIndex<Object> index = new IdentityIndex<>();
+      java.util.Map<Object, Object> oracle = new java.util.IdentityHashMap<>();
+      for (int i = 0; i < before; i++) {
+        Object key = new Object();
+        assertSame(oracle.putIfAbsent(key, i), index.putIfAbsent(key, i));
+      }
+      assertSame(oracle.putIfAbsent(null, "first"), index.putIfAbsent(null, "first"));
+      assertSame(oracle.putIfAbsent(null, "again"), index.putIfAbsent(null, "again"), "" + before);
+      assertSame(oracle.get(null), index.get(null), before + " before");
+      assertEquals(oracle.size(), index.size(), before + " before");
+    }
+  }
+
+  /**
+   * Two distinct keys with the same identity hash share the stored hash, so only the key comparison
+   * tells them apart: before, after and across several growths of the table.
+   */
+  @Test
+  void tellsApartKeysWithTheSameIdentityHashAcrossGrowth() {
+    Object[] pair = dev.surgery.core.testing.IdentityHashCollisions.pair();
+    IdentityIndex<Object> index = new IdentityIndex<>();
+    assertNull(index.putIfAbsent(pair[0], "first"));
+    assertNull(index.get(pair[1]), "its twin was never entered");
+    List<Object> others = new ArrayList<>();
+    for (int i = 0; i < 5_000; i++) { // 256 slots grown fourfold three times
+      Object key = new Object();
+      others.add(key);
+      assertNull(index.putIfAbsent(key, i));
+    }
+    assertNull(index.get(pair[1]), "still not entered after growth");
+    assertNull(index.putIfAbsent(pair[1], "second"));
+    assertEquals("first", index.putIfAbsent(pair[0], "again"));
+    assertEquals("second", index.putIfAbsent(pair[1], "again"));
+    for (int i = 0; i < others.size(); i++) {
+      assertEquals(i, index.get(others.get(i)));
+    }
+    assertEquals(others.size() + 2, index.size());
   }
 
   /** The header check the fast path rests on answers as the JVM does, where it is usable. */
