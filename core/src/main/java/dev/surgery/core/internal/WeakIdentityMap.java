@@ -126,11 +126,13 @@ public final class WeakIdentityMap<K, V> {
   /**
    * Returns the value for a key, computing and entering it when there is none.
    *
-   * @param key the key
+   * @param key the key, not null
    * @param compute makes the value (called under the map's lock)
    * @return the value
    */
   public synchronized V computeIfAbsent(K key, Function<? super K, ? extends V> compute) {
+    // A null key would be a reference to nothing: found by no look-up, never queued.
+    java.util.Objects.requireNonNull(key, "key");
     V value = get(key);
     if (value == null) {
       value = compute.apply(key);

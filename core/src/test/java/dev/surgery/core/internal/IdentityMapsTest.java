@@ -322,9 +322,38 @@ class IdentityMapsTest {
       assertEquals(1, map.size(), "keeping " + keeping);
       assertEquals(List.of("kept"), List.copyOf(((Map<?, ?>) entries.get(map)).values()));
       assertEquals(keeping ? List.of("dropped") : List.of(), map.drainCollected());
-      assertEquals(List.of(), map.drainCollected(), "drained once");
+      List<String> none = map.drainCollected();
+      assertEquals(List.of(), none, "drained once");
+      // The list is the caller's: the trainer registry filters and sorts what it drains.
+      none.add("the caller's own");
+      assertEquals(List.of(), map.drainCollected());
       assertEquals("kept", map.get(kept));
     }
+  }
+
+  /**
+   * A null key is refused by computeIfAbsent as by put: entered, it would be a weak reference to
+   * nothing, which no look-up finds and the collector never queues (an entry left for good in the
+   * trainer module's static maps, and a fresh value at each call).
+   */
+  @Test
+  void theWeakMapRefusesANullKeyToComputeIfAbsentAsToPut() {
+    WeakIdentityMap<Object, String> map = WeakIdentityMap.keepingCollected();
+    List<Object> computed = new java.util.ArrayList<>();
+    assertThrows(
+        NullPointerException.class,
+        () ->
+            map.computeIfAbsent(
+                null,
+                k -> {
+                  computed.add("called");
+                  return "value";
+                }));
+    assertThrows(NullPointerException.class, () -> map.put(null, "value"));
+    assertThrows(NullPointerException.class, () -> map.putIfAbsent(null, "value"));
+    assertEquals(List.of(), computed);
+    assertEquals(0, map.size());
+    assertEquals(List.of(), map.drainCollected(), "no value handed on as if collected");
   }
 
   /**
