@@ -357,4 +357,59 @@ class RecordedEntryMatchingTest {
         warnings.stream().anyMatch(w -> java.util.Arrays.stream(parts).allMatch(w::contains)),
         warnings.toString());
   }
+
+  /**
+   * The rules of {@code couldHaveRecorded} at their edges, each case worked out by hand from the
+   * documented semantics: an {@code every: Nep} entry first runs after epoch N (never at 0); a
+   * {@code step: S} entry's batch end comes before epoch S could end (each epoch takes a step at
+   * least); an {@code every: Nba} entry runs at positive multiples of N; an {@code at: <f>dur} step
+   * falls in the epoch after floor(f T) completed ones, or ends one when f T is whole, and in a
+   * first epoch whose data tells its size only at its end, runs there.
+   */
+  @Test
+  void aRecordsEpochAndStepAreMatchedAtTheEdgesOfEachRule() {
+    Trigger every2 = Trigger.every(Time.parse("2ep"));
+    assertEquals(
+        List.of(false, false, true, false, true),
+        epochs(0, 4).stream().map(e -> could(every2, e, 6, -1)).toList(),
+        "every 2ep at epochs 0..4");
+    Trigger step3 = Trigger.atStep(3);
+    assertEquals(
+        List.of(true, true, true, false, false),
+        epochs(0, 4).stream().map(e -> could(step3, e, 6, -1)).toList(),
+        "step 3, its step unrecorded, at epochs 0..4");
+    Trigger every4ba = Trigger.every(Time.parse("4ba"));
+    assertEquals(
+        List.of(true, false, false, true, false, true),
+        List.of(-1L, 0L, 2L, 4L, 6L, 8L).stream().map(st -> could(every4ba, 1, 6, st)).toList(),
+        "every 4ba at steps unknown, 0, 2, 4, 6, 8");
+    // 0.25 of 2 epochs: inside the first epoch (0 completed), or at its end for data of unknown
+    // size (1 completed); never after the second.
+    Trigger quarter = Trigger.at(Time.parse("0.25dur"));
+    assertEquals(
+        List.of(true, true, false),
+        epochs(0, 2).stream().map(e -> could(quarter, e, 2, -1)).toList(),
+        "0.25 of 2 epochs at epochs 0..2");
+    // The whole of 3 epochs: the last step, at its batch end (2 completed) or the epoch's end (3).
+    Trigger whole = Trigger.at(Time.parse("1dur"));
+    assertEquals(
+        List.of(false, false, true, true, false),
+        epochs(0, 4).stream().map(e -> could(whole, e, 3, -1)).toList(),
+        "1.0 of 3 epochs at epochs 0..4");
+    // 0.5 of 3 epochs: inside the second epoch, 1 completed.
+    Trigger half = Trigger.at(Time.parse("0.5dur"));
+    assertEquals(
+        List.of(false, true, false, false),
+        epochs(0, 3).stream().map(e -> could(half, e, 3, -1)).toList(),
+        "0.5 of 3 epochs at epochs 0..3");
+  }
+
+  private static List<Integer> epochs(int from, int to) {
+    return java.util.stream.IntStream.rangeClosed(from, to).boxed().toList();
+  }
+
+  private static boolean could(Trigger trigger, int epoch, int totalEpochs, long step) {
+    return RecordedEntries.couldHaveRecorded(
+        trigger, new SurgeryRecord("a", Map.of(), epoch, totalEpochs, Map.of(), null, step));
+  }
 }
