@@ -106,6 +106,64 @@ class StaleRecordsTest {
     }
   }
 
+  /**
+   * Records read as written by hand, against blocks built by hand: a layer frozen in place ({@code
+   * Linear->frozen Linear}) made no block, so the model's plain {@code Linear} there is what it
+   * should be; a change at or above an earlier place (a later record rebuilt the parent) replaces
+   * what the earlier made below it; a key renamed by a surgery ({@code 02Linear} made into a {@code
+   * FactorizedLinear} keeps its number) is found by its number.
+   */
+  @Test
+  void freezesMadeNoBlockAndALaterChangeAboveAPlaceReplacesWhatWasMadeBelowIt() {
+    Block root =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(4).build())
+            .add(new SequentialBlock().add(Linear.builder().setUnits(3).build()))
+            .add(Linear.builder().setUnits(2).build());
+    SurgeryRecord frozen =
+        new SurgeryRecord(
+            "layer_freezing", Map.of(), 1, 3, Map.of("01Linear", "Linear->frozen Linear"));
+    assertNull(StaleRecords.firstStale(root, List.of(frozen)));
+    SurgeryRecord blurredInside =
+        new SurgeryRecord(
+            "t_made_below",
+            Map.of(),
+            1,
+            3,
+            Map.of("02SequentialBlock/01Linear", "Linear->FactorizedLinear"));
+    String stale = StaleRecords.firstStale(root, List.of(blurredInside));
+    assertTrue(
+        stale != null
+            && stale.contains("made a FactorizedLinear at 02SequentialBlock/01Linear")
+            && stale.endsWith("the model has a Linear"),
+        stale);
+    SurgeryRecord parentRebuilt =
+        new SurgeryRecord(
+            "t_rebuilt_above",
+            Map.of(),
+            2,
+            3,
+            Map.of("02SequentialBlock", "SequentialBlock->SequentialBlock"));
+    assertNull(StaleRecords.firstStale(root, List.of(blurredInside, parentRebuilt)));
+    // A later change elsewhere leaves the earlier place as it was: still stale.
+    SurgeryRecord elsewhere =
+        new SurgeryRecord("t_elsewhere", Map.of(), 2, 3, Map.of("03Linear", "Linear->Linear"));
+    assertEquals(stale, StaleRecords.firstStale(root, List.of(blurredInside, elsewhere)));
+    // The last recorded change at a place wins, and a renamed key is found by its number.
+    Block renamed =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(4).build())
+            .add(new SequentialBlock().add(Linear.builder().setUnits(3).build()));
+    SurgeryRecord back =
+        new SurgeryRecord(
+            "t_back",
+            Map.of(),
+            2,
+            3,
+            Map.of("02SequentialBlock/01FactorizedLinear", "FactorizedLinear->Linear"));
+    assertNull(StaleRecords.firstStale(renamed, List.of(blurredInside, back)));
+  }
+
   /** A block holding one child under a key with a '/' in it. */
   private static final class SlashKeyed extends AbstractBlock {
     private final Block inner;
