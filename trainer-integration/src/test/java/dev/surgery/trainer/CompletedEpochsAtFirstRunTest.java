@@ -87,4 +87,50 @@ class CompletedEpochsAtFirstRunTest {
     assertEquals(OptionalInt.empty(), steps.completedAtFirstRun(null, ofSteps));
     assertEquals(OptionalInt.of(simulatedCompleted(10, 4)), steps.completedAtFirstRun(st, ofSteps));
   }
+
+  @Test
+  void stepsAgreeWithTheLoopWhateverTheBatchesPerEpoch() {
+    for (long step = 1; step <= 20; step++) {
+      ScheduledAlgorithm e = entry(Trigger.atStep(step));
+      TrainingLength length = new TrainingLength(List.of(e), 0, 0, "hint");
+      for (long batches = 1; batches <= 7; batches++) {
+        TrainerState st = new TrainerState(0, List.of(e), true);
+        st.batchesPerEpoch = batches;
+        assertEquals(
+            OptionalInt.of(simulatedCompleted(step, batches)),
+            length.completedAtFirstRun(st, e),
+            "step " + step + " of epochs of " + batches + " batches");
+      }
+    }
+  }
+
+  @Test
+  void aStepAfterTheLargestEpochCountThatFitsAnIntIsToldAndTheNextIsNot() {
+    // With one batch per epoch, step MAX_VALUE + 1 ends epoch MAX_VALUE + 1: MAX_VALUE completed.
+    ScheduledAlgorithm lastStep = entry(Trigger.atStep(Integer.MAX_VALUE + 1L));
+    ScheduledAlgorithm pastIt = entry(Trigger.atStep(Integer.MAX_VALUE + 2L));
+    TrainingLength length = new TrainingLength(List.of(lastStep, pastIt), 0, 0, "hint");
+    TrainerState st = new TrainerState(0, List.of(lastStep), true);
+    st.batchesPerEpoch = 1;
+    assertEquals(OptionalInt.of(Integer.MAX_VALUE), length.completedAtFirstRun(st, lastStep));
+    assertEquals(OptionalInt.empty(), length.completedAtFirstRun(st, pastIt));
+  }
+
+  @Test
+  void aDurationWithoutAPlannedLengthOrInTheFirstEpochOfUntoldSizeIsNotTold() {
+    ScheduledAlgorithm quarter = entry(Trigger.at(Time.parse("0.25dur")));
+    ScheduledAlgorithm events = entry(Trigger.onEvents());
+    // No length configured nor announced: not told, even where the batches per epoch are known.
+    TrainingLength none = new TrainingLength(List.of(quarter), 0, 0, "hint");
+    TrainerState known = new TrainerState(0, List.of(quarter), true);
+    known.batchesPerEpoch = 4;
+    assertEquals(OptionalInt.empty(), none.completedAtFirstRun(known, quarter));
+    // In the first epoch of 2, for a trainer whose data has not told its size yet.
+    TrainingLength two = new TrainingLength(List.of(quarter), 2, 0, "hint");
+    TrainerState untold = new TrainerState(0, List.of(quarter), true);
+    assertEquals(OptionalInt.empty(), two.completedAtFirstRun(untold, quarter));
+    assertEquals(OptionalInt.of(0), two.completedAtFirstRun(known, quarter));
+    // An entry on events has no moment of its own.
+    assertEquals(OptionalInt.empty(), two.completedAtFirstRun(known, events));
+  }
 }
