@@ -543,4 +543,22 @@ class EventsTest {
     }
     return out;
   }
+
+  @Test
+  void anEpochZeroEntryRunsAtInitForAListenerTheTrainerDoesNotList() throws Exception {
+    // The trainer's config leaves the listener out, so no onTrainingBegin reaches it: the
+    // program's onInitialized is the only moment before training, and the entry runs there.
+    TestAlgorithms.CALLS.clear();
+    SurgeryListener listener = listener("algorithms:\n  - {name: t_log, epoch: 0, tag: b}\n");
+    try (Model model = TestModels.model("init-unlisted");
+        Trainer trainer = model.newTrainer(TestModels.config())) {
+      trainer.initialize(TestModels.INPUT);
+      listener.onInitialized(trainer);
+    }
+    assertEquals(List.of("b@0/0"), TestAlgorithms.CALLS);
+    SurgeryOutcome applied = listener.getOutcomes().get(0);
+    assertEquals(SurgeryOutcome.Status.APPLIED, applied.status(), applied.toString());
+    assertEquals(0, applied.epoch());
+    assertEquals(0, applied.step());
+  }
 }

@@ -12,7 +12,10 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListenerAdapter;
+import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.LayerFreezing;
+import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Time;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.Trigger;
@@ -20,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -480,5 +484,82 @@ class PlannedEpochsTest {
       assertEquals(1, listener.getOutcomes().size());
       assertEquals(SurgeryOutcome.Status.APPLIED, listener.getOutcomes().get(0).status());
     }
+  }
+
+  /**
+   * Counts the training batches DJL reports; listed before the surgery listener, it counts first.
+   */
+  static final class BatchCounter extends TrainingListenerAdapter {
+    int batches;
+
+    @Override
+    public void onTrainingBatch(Trainer trainer, BatchData batchData) {
+      batches++;
+    }
+  }
+
+  /**
+   * An algorithm that follows the planned length and changes nothing; each run is recorded as the
+   * batches trained before it and the planned epochs it was given.
+   */
+  private static Algorithm lengthFollower(
+      boolean needsInit, BatchCounter counter, List<String> runs) {
+    return new TestAlgorithms.SimpleAlgorithm("t_length", Map.of(), needsInit) {
+      @Override
+      public boolean needsTotalEpochs() {
+        return true;
+      }
+
+      @Override
+      public SurgeryChanges apply(SurgeryContext context) {
+        runs.add(counter.batches + " batches trained, " + context.totalEpochs() + " planned");
+        return new SurgeryChanges(name(), hyperparameters(), List.of(), 0, 0, 1);
+      }
+    };
+  }
+
+  @Test
+  void anEpochZeroEntryWaitingForTheLengthRunsWhenItIsAnnouncedBeforeTheModelIsInitialized()
+      throws Exception {
+    BatchCounter counter = new BatchCounter();
+    List<String> runs = new ArrayList<>();
+    SurgeryListener listener =
+        SurgeryListener.builder().add(lengthFollower(false, counter, runs), 0).build();
+    try (Model model = TestModels.model("announced-first");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(counter, listener))) {
+      // The program announces the length right after newTrainer, before initialize: the entry
+      // needs no initialized model, so it runs there, before training (epoch: 0).
+      listener.onPlannedEpochs(trainer, 2);
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+    }
+    assertEquals(List.of("0 batches trained, 2 planned"), runs);
+    SurgeryOutcome outcome = listener.getOutcomes().get(0);
+    assertEquals(SurgeryOutcome.Status.APPLIED, outcome.status(), outcome.toString());
+    assertEquals(0, outcome.epoch());
+    assertEquals(0, outcome.step());
+  }
+
+  @Test
+  void anEntryWaitingForInitializationThenForTheLengthRunsWhenTheLengthComes() throws Exception {
+    BatchCounter counter = new BatchCounter();
+    List<String> runs = new ArrayList<>();
+    SurgeryListener listener =
+        SurgeryListener.builder().add(lengthFollower(true, counter, runs), 0).build();
+    try (Model model = TestModels.model("init-then-length");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(counter, listener))) {
+      trainer.initialize(INPUT);
+      // Initialized before the length is known: the entry waits for the announcement that
+      // follows, and runs there, before the first batch.
+      listener.onInitialized(trainer);
+      assertEquals(List.of(), runs);
+      listener.onPlannedEpochs(trainer, 2);
+      assertEquals(List.of("0 batches trained, 2 planned"), runs);
+      EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+    }
+    assertEquals(List.of("0 batches trained, 2 planned"), runs);
+    assertEquals(1, listener.getOutcomes().size(), listener.getOutcomes().toString());
   }
 }

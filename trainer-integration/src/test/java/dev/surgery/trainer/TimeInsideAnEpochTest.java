@@ -15,7 +15,13 @@ import ai.djl.training.dataset.Batch;
 import ai.djl.training.dataset.Dataset;
 import ai.djl.translate.TranslateException;
 import ai.djl.util.Progress;
+import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.SurgeryChanges;
+import dev.surgery.core.events.Event;
+import dev.surgery.core.events.Time;
+import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.SurgeryConfig;
+import dev.surgery.trainer.config.Trigger;
 import java.io.IOException;
 import java.util.Iterator;
 import java.util.List;
@@ -254,5 +260,91 @@ class TimeInsideAnEpochTest {
       }
       assertFalse(warnedOfRestart(evaluation), evaluation.getWarnings().toString());
     }
+  }
+
+  /** Changes nothing: what a duration entry's moment is checked with. */
+  private static Algorithm nothing() {
+    return TestAlgorithms.applying(
+        "t_nothing", c -> new SurgeryChanges("t_nothing", java.util.Map.of(), List.of(), 0, 0, 1));
+  }
+
+  @Test
+  void aDurationAtAnEpochsLastStepRunsAtItsBatchEndBeforeTheEpochIsCounted() throws Exception {
+    // 2 epochs of 4 batches: 0.5dur is step ceil(0.5 * 8) = 4, the first epoch's last; its
+    // BATCH_END comes before that epoch's end, so 0 epochs have completed when it runs.
+    SurgeryListener listener =
+        listener(
+            "algorithms:\n  - {name: blurpool, at: 0.5dur, min_channels: 0}\ntotal_epochs: 2\n");
+    try (Model model = TestModels.model("dur-last-step");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      SurgeryTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+    }
+    SurgeryOutcome applied = listener.getOutcomes().get(0);
+    assertEquals(SurgeryOutcome.Status.APPLIED, applied.status(), applied.toString());
+    assertEquals(4, applied.step(), applied.toString());
+    assertEquals(0, applied.epoch(), applied.toString());
+  }
+
+  @Test
+  void aDurationWithNoLengthAtAllFailsAtTheFirstStepsBatchEnd() throws Exception {
+    // The builder, unlike a file, takes a duration with neither total: a loop that reports its
+    // steps but announces no length leaves the planned steps unknown at step 1.
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(nothing(), Trigger.at(Time.parse("0.5dur")))
+            .optOnError(OnError.SKIP)
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .build();
+    try (Model model = TestModels.model("dur-no-length");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      for (Batch batch : trainer.iterateDataset(TestModels.dataset(data, 3))) {
+        try (batch) {
+          listener.onEvent(Event.BATCH_START, trainer);
+          EasyTrain.trainBatch(trainer, batch);
+          trainer.step();
+          listener.onEvent(Event.BATCH_END, trainer);
+        }
+      }
+    }
+    List<SurgeryOutcome> outcomes = listener.getOutcomes();
+    assertEquals(1, outcomes.size(), outcomes.toString());
+    SurgeryOutcome skipped = outcomes.get(0);
+    assertEquals(SurgeryOutcome.Status.SKIPPED, skipped.status(), skipped.toString());
+    assertEquals(1, skipped.step(), skipped.toString());
+    assertTrue(
+        skipped
+            .error()
+            .contains("'0.5dur' needs the planned number of optimizer steps, which is unknown"),
+        skipped.error());
+  }
+
+  @Test
+  void aDurationUnderADriverThatReportsNoBatchEndIsListedAsNeverRunNotFailedAtTheEpochEnd()
+      throws Exception {
+    // Built for a driver that reports steps, trained by EasyTrain.fit, which reports none: the
+    // first epoch's end tells the batches per epoch, but with no length the planned steps stay
+    // unknown and no step comes; the entry never runs, and training's end says why.
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(nothing(), Trigger.at(Time.parse("0.5dur")))
+            .optOnError(OnError.SKIP)
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .build();
+    try (Model model = TestModels.model("dur-no-batch-end");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+    }
+    assertEquals(List.of(), listener.getOutcomes());
+    assertTrue(
+        listener.getWarnings().stream()
+            .anyMatch(
+                w -> w.contains("never ran: the listener saw 4 training batches but no BATCH_END")),
+        listener.getWarnings().toString());
   }
 }
