@@ -205,6 +205,37 @@ class MissedEntriesReportTest {
   }
 
   /**
+   * A program that catches the failure and reports the next epoch end with no batch between: the
+   * entry due with the failing one is missed there, saying why, not run late nor blamed on a
+   * listener that came late.
+   */
+  @Test
+  void anEpochEndRightAfterAStoppingFailureMissesWhatWasDueThenWithItsReason() throws Exception {
+    Path report = tmp.resolve("next-end.json");
+    SurgeryListener listener = stoppingListener(report);
+    try (Model model = TestModels.model("next-end");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      assertThrows(
+          SurgeryFailedException.class,
+          () -> EasyTrain.fit(trainer, 1, TestModels.dataset(data, 5), null));
+      listener.onEpoch(trainer);
+      // Said at that epoch end, before training ends.
+      assertTrue(
+          listener
+              .getWarnings()
+              .contains(
+                  "Surgery: t_pool at epoch 1 (builder entry 2) did not run: t_fail at epoch 1"
+                      + " (builder entry 1) failed before it at the end of epoch 1 and stopped"
+                      + " training"),
+          listener.getWarnings().toString());
+      assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"), "never run late");
+    }
+    assertTrue(onlyNotRunReason(report).endsWith("at the end of epoch 1 and stopped training"));
+  }
+
+  /**
    * A repeating entry whose run at the failing epoch end never came (it comes after the failing
    * entry) is listed for that run; its later runs happen when the program catches and trains on.
    */
