@@ -205,6 +205,49 @@ class MissedEntriesReportTest {
   }
 
   /**
+   * While training runs, the log written after an application lists the entries not reached yet,
+   * each counted in its own unit: an epoch entry in completed epochs, a step or an every-epochs one
+   * likewise by its kind; a one-shot that ran and a repeat that ran are not listed.
+   */
+  @Test
+  void whileTrainingRunsTheLogListsTheOpenEntriesAsNotReachedYetInTheirOwnUnits() throws Exception {
+    Path report = tmp.resolve("running.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 1)
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "b")), 5)
+            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.atStep(100))
+            .add(
+                algorithm(TestAlgorithms.LOG, Map.of("tag", "d")), Trigger.every(Time.parse("7ep")))
+            .add(
+                algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), Trigger.every(Time.parse("1ep")))
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .optReportPath(report)
+            .build();
+    List<String> reasons = new java.util.ArrayList<>();
+    try (Model model = TestModels.model("running");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      // One epoch of 4 steps: the epoch-1 entries run at its end, and the log is written then.
+      SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 5), null);
+      for (var item : read(report).getAsJsonArray("not_run")) {
+        JsonObject o = item.getAsJsonObject();
+        reasons.add(o.get("when").getAsString() + ": " + o.get("reason").getAsString());
+      }
+    }
+    String tail =
+        " (the write at the end of training replaces this list; a job killed outright leaves it)";
+    String running = "not reached yet: training was running when this log was written, after ";
+    assertEquals(
+        List.of(
+            "at epoch 5: " + running + "1 completed epochs" + tail,
+            "at step 100: " + running + "4 optimizer steps" + tail,
+            "every 7ep: " + running + "1 completed epochs" + tail),
+        reasons);
+  }
+
+  /**
    * A program that catches the failure and reports the next epoch end with no batch between: the
    * entry due with the failing one is missed there, saying why, not run late nor blamed on a
    * listener that came late.
@@ -252,6 +295,12 @@ class MissedEntriesReportTest {
     String reason = entry.get("reason").getAsString();
     assertTrue(reason.startsWith("t_fail at epoch 1"), reason);
     assertTrue(reason.endsWith("(its run at the end of epoch 1)"), reason);
+    // The user sees it as a warning too, as for any entry that did not run.
+    assertTrue(
+        listener
+            .getWarnings()
+            .contains("Surgery: t_log every 1ep (builder entry 2) did not run: " + reason),
+        listener.getWarnings().toString());
   }
 
   /**
@@ -285,6 +334,119 @@ class MissedEntriesReportTest {
     assertEquals(TestAlgorithms.LOG, log.get("algorithm").getAsString(), log.toString());
     assertEquals(stopped + " (its run at step 2)", log.get("reason").getAsString());
     assertEquals("every 2ba", log.get("when").getAsString(), log.toString());
+  }
+
+  /** A duration whose step is the one where a failure stopped training names that failure. */
+  @Test
+  void aDurationDueAtTheStepOfAStoppingFailureNamesIt() throws Exception {
+    Path report = tmp.resolve("duration-stop.json");
+    // 0.25dur of 8 steps is step ceil(0.25 * 8) = 2, where t_fail stops training.
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FAIL, Map.of()), Trigger.atStep(2))
+            .add(
+                algorithm(TestAlgorithms.LOG, Map.of("tag", "c")),
+                Trigger.at(Time.parse("0.25dur")))
+            .optTotalSteps(8)
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .optReportPath(report)
+            .build();
+    fitUntilStopped(listener, "duration-stop", true, 2);
+    assertEquals(
+        "t_fail at step 2 (builder entry 1) failed before it at step 2 and stopped training",
+        onlyReason(report, TestAlgorithms.LOG));
+  }
+
+  /** Builds a trainer for {@code listener}, runs {@code loop} on it, and closes it. */
+  private interface Loop {
+    void run(Trainer trainer, SurgeryListener listener, ArrayDataset dataset) throws Exception;
+  }
+
+  private static void train(SurgeryListener listener, String name, Loop loop) throws Exception {
+    try (Model model = TestModels.model(name);
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      loop.run(trainer, listener, TestModels.dataset(data, 5));
+    }
+  }
+
+  /** Trains each batch (DJL's onTrainingBatch) and reports its step, with no epoch end. */
+  private static void stepsWithoutAnEpochEnd(
+      Trainer trainer, SurgeryListener listener, ArrayDataset dataset) throws Exception {
+    listener.onEvent(dev.surgery.core.events.Event.EPOCH_START, trainer);
+    for (ai.djl.training.dataset.Batch batch : trainer.iterateDataset(dataset)) {
+      try (batch) {
+        EasyTrain.trainBatch(trainer, batch);
+        trainer.step();
+        listener.onEvent(dev.surgery.core.events.Event.BATCH_END, trainer);
+      }
+    }
+  }
+
+  private static SurgeryListener logAt(Trigger trigger) {
+    return SurgeryListener.builder()
+        .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), trigger)
+        .optObservableEvents(SurgeryTrain.EVENTS)
+        .build();
+  }
+
+  /** The warning that an entry never ran, for the only entry of a listener. */
+  private static String neverRan(SurgeryListener listener) {
+    List<String> never =
+        listener.getWarnings().stream().filter(w -> w.contains(" never ran: ")).toList();
+    assertEquals(1, never.size(), listener.getWarnings().toString());
+    return never.get(0);
+  }
+
+  @Test
+  void aWholeEpochWhoseEndNeverCameIsSaidToBeWhole() throws Exception {
+    SurgeryListener listener = logAt(Trigger.atEpoch(2));
+    train(
+        listener,
+        "whole-epoch",
+        (trainer, l, dataset) -> {
+          SurgeryTrain.fit(trainer, 1, dataset, null);
+          stepsWithoutAnEpochEnd(trainer, l, dataset);
+        });
+    // All 4 batches of epoch 2 trained, and no onEpoch: an earlier listener stopped it there.
+    assertEquals(
+        "Surgery: t_log at epoch 2 (builder entry 1) never ran: training ended after 1 completed"
+            + " epochs and all 4 batches of epoch 2, whose end (onEpoch) did not reach this"
+            + " listener: a listener before it in the trainer's list stopped training in its own"
+            + " onEpoch (as DJL's EarlyStoppingListener does)",
+        neverRan(listener));
+  }
+
+  @Test
+  void stepsReportedWithoutTheirBatchesAreCountedAsBatchesOfAnUnfinishedEpoch() throws Exception {
+    SurgeryListener listener = logAt(Trigger.atEpoch(1));
+    // A loop of its own forward and backward: it reports each step's BATCH_END, never a batch
+    // (onTrainingBatch) nor an epoch end; the size of its epochs is unknown.
+    train(
+        listener,
+        "steps-only",
+        (trainer, l, dataset) -> {
+          for (int s = 0; s < 3; s++) {
+            l.onEvent(dev.surgery.core.events.Event.BATCH_END, trainer);
+          }
+        });
+    assertEquals(
+        "Surgery: t_log at epoch 1 (builder entry 1) never ran: training ended after 0 completed"
+            + " epochs and 3 batches of epoch 1, whose end (onEpoch) did not reach this listener: a"
+            + " listener before it in the trainer's list stopped training in its own onEpoch (as"
+            + " DJL's EarlyStoppingListener does), or the loop stopped within the epoch",
+        neverRan(listener));
+  }
+
+  @Test
+  void aStepEntryOfALoopThatReportsEpochEndsOnlySaysNoStepCame() throws Exception {
+    SurgeryListener listener = logAt(Trigger.atStep(3));
+    train(listener, "epochs-only", (trainer, l, dataset) -> l.onEpoch(trainer));
+    assertEquals(
+        "Surgery: t_log at step 3 (builder entry 1) never ran: training ended after 0 optimizer"
+            + " steps (BATCH_END events)",
+        neverRan(listener));
   }
 
   /** A repeating entry whose first run a stopping failure prevented is listed once, not twice. */
