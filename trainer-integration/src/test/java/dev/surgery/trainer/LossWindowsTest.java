@@ -130,5 +130,36 @@ class LossWindowsTest {
     assertTrue(w.needsLoss(2, 3, null, 5, 0));
     assertFalse(w.needsLoss(1, 3, null, 5, 0));
     assertFalse(w.needsLoss(0, 3, null, 5, 0));
+    try (NDManager manager = NDManager.newBaseManager()) {
+      // A batch of data that does not tell its size (progress total 0), and one with no size.
+      Batch unsized = new Batch(manager, new NDList(), new NDList(), 16, null, null, 5, 0);
+      assertFalse(w.needsLoss(0, 3, unsized, 5, 0));
+      assertTrue(w.needsLoss(2, 3, unsized, 5, 0));
+      assertTrue(w.needsLoss(2, 3, null, 5, 64));
+      assertFalse(w.needsLoss(1, 3, null, 5, 64));
+    }
+  }
+
+  @Test
+  void anAfterWindowThatCompletesLeavesALaterOneFilling() {
+    LossWindows w = new LossWindows();
+    PendingOutcome first = applied();
+    PendingOutcome second = applied();
+    w.awaitAfter(first);
+    for (int b = 1; b <= 5; b++) {
+      w.add(1f, b);
+    }
+    w.awaitAfter(second);
+    for (int b = 6; b <= WINDOW; b++) {
+      w.add(2f, b);
+    }
+    assertEquals(WINDOW, first.lossAfterBatches());
+    assertEquals(WINDOW - 5, second.lossAfterBatches());
+    for (int b = WINDOW + 1; b <= WINDOW + 5; b++) {
+      assertEquals(b == WINDOW + 5, w.add(3f, b), "batch " + b);
+    }
+    assertEquals(WINDOW, second.lossAfterBatches());
+    // 15 losses of 2 and 5 of 3.
+    assertEquals((15 * 2 + 5 * 3) / 20.0, second.snapshot().lossAfter(), 1e-9);
   }
 }

@@ -347,4 +347,76 @@ class TimeInsideAnEpochTest {
                 w -> w.contains("never ran: the listener saw 4 training batches but no BATCH_END")),
         listener.getWarnings().toString());
   }
+
+  /** Each training batch's loss as DJL's loss evaluates it on the batch's labels and outputs. */
+  static final class LossProbe extends ai.djl.training.listener.TrainingListenerAdapter {
+    final List<Float> losses = new java.util.ArrayList<>();
+
+    @Override
+    public void onTrainingBatch(Trainer trainer, BatchData batchData) {
+      for (var e : batchData.getLabels().entrySet()) {
+        try (ai.djl.ndarray.NDArray loss =
+            trainer.getLoss().evaluate(e.getValue(), batchData.getPredictions().get(e.getKey()))) {
+          losses.add(loss.getFloat());
+        }
+      }
+    }
+  }
+
+  @Test
+  void theRecentLossesAScheduledEntrySeesAreTheBatchesLossesWithOrWithoutDjlsEvaluator()
+      throws Exception {
+    for (boolean evaluator : new boolean[] {false, true}) {
+      List<List<Float>> seen = new java.util.ArrayList<>();
+      Algorithm reader =
+          new Algorithm() {
+            @Override
+            public String name() {
+              return "t_reads_losses";
+            }
+
+            @Override
+            public java.util.Map<String, Object> hyperparameters() {
+              return java.util.Map.of();
+            }
+
+            @Override
+            public SurgeryChanges apply(Event event, dev.surgery.core.events.State state) {
+              seen.add(state.recentLosses());
+              return null; // it changes nothing
+            }
+
+            @Override
+            public SurgeryChanges apply(dev.surgery.core.algorithms.SurgeryContext context) {
+              throw new AssertionError("the listener passes the state");
+            }
+          };
+      SurgeryListener listener =
+          SurgeryListener.builder()
+              .add(reader, Trigger.atStep(3))
+              .optObservableEvents(SurgeryTrain.EVENTS)
+              .build();
+      LossProbe probe = new LossProbe();
+      // DJL's evaluator listener, when it comes first, has computed the loss already: read there.
+      ai.djl.training.listener.TrainingListener[] listeners =
+          evaluator
+              ? new ai.djl.training.listener.TrainingListener[] {
+                new ai.djl.training.listener.EvaluatorTrainingListener(), probe, listener
+              }
+              : new ai.djl.training.listener.TrainingListener[] {probe, listener};
+      try (Model model = TestModels.model("losses-" + evaluator);
+          NDManager data = NDManager.newBaseManager();
+          Trainer trainer = model.newTrainer(TestModels.config(listeners))) {
+        trainer.initialize(INPUT);
+        SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      }
+      assertEquals(1, seen.size(), "evaluator " + evaluator);
+      List<Float> expected = probe.losses.subList(0, 3);
+      assertEquals(3, seen.get(0).size(), "evaluator " + evaluator);
+      for (int b = 0; b < 3; b++) {
+        assertEquals(
+            expected.get(b), seen.get(0).get(b), 1e-5f, "batch " + b + ", evaluator " + evaluator);
+      }
+    }
+  }
 }
