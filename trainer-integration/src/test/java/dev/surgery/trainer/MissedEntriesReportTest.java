@@ -502,6 +502,30 @@ class MissedEntriesReportTest {
   }
 
   /**
+   * A failure before training is at no step: a step repeat after it is not said to have had a run
+   * there (as -1 steps, a multiple of every interval of 1, would claim), only to have never run.
+   */
+  @Test
+  void aFailureBeforeTrainingClaimsNoRunOfAStepRepeat() throws Exception {
+    Path report = tmp.resolve("before-training.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FAIL, Map.of()), 0)
+            .add(
+                algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ba")))
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .optReportPath(report)
+            .build();
+    try (Model model = TestModels.model("before-training")) {
+      assertThrows(
+          SurgeryFailedException.class, () -> model.newTrainer(TestModels.config(listener)));
+    }
+    String reason = onlyReason(report, TestAlgorithms.LOG);
+    assertTrue(reason.endsWith("and stopped training before it was due"), reason);
+    assertFalse(reason.contains("its run"), reason);
+  }
+
+  /**
    * A failure at a step stops training before an epoch entry's epoch: its reason names that
    * failure, not a loop without onEpoch (SurgeryTrain.fit reports every epoch end).
    */
