@@ -213,4 +213,51 @@ class SurgeryLogFieldsDocTest {
   private static boolean isString(JsonElement value) {
     return value.isJsonPrimitive() && value.getAsJsonPrimitive().isString();
   }
+
+  /**
+   * A full record (every optional field known) has exactly the keys the README lists for the model
+   * property {@code surgery}, and reads back as written.
+   */
+  @Test
+  void aRecordHasTheKeysTheReadmeLists() throws Exception {
+    String readme =
+        String.join(
+            " ",
+            Files.readAllLines(
+                MarkdownDoc.repositoryRoot().resolve("trainer-integration/README.md"),
+                StandardCharsets.UTF_8));
+    Matcher listed = Pattern.compile("JSON array of `\\{([a-z_, ]+)}`").matcher(readme);
+    assertTrue(listed.find(), "README lists no keys of the surgery record");
+    Set<String> documented = new java.util.TreeSet<>();
+    for (String key : listed.group(1).split(",")) {
+      documented.add(key.strip());
+    }
+    SurgeryRecord full =
+        new SurgeryRecord(
+            "blurpool",
+            Map.of("min_channels", 16),
+            2,
+            6,
+            Map.of("02Conv2d", "Conv2d->BlurConv2d"),
+            List.of("02Conv2d.weight"),
+            40,
+            "at epoch 2");
+    String json = SurgeryJson.recordsToJson(List.of(full));
+    JsonObject written = JsonParser.parseString(json).getAsJsonArray().get(0).getAsJsonObject();
+    assertEquals(documented, new java.util.TreeSet<>(written.keySet()), json);
+    SurgeryRecord read = SurgeryJson.recordsFromJson(json).get(0);
+    // Numbers read back as JSON numbers: the hyperparameters compare as a record compares them.
+    assertTrue(SurgeryJson.sameHyperparameters(full.hyperparameters(), read.hyperparameters()));
+    assertEquals(
+        new SurgeryRecord(
+            full.algorithm(),
+            read.hyperparameters(),
+            full.epoch(),
+            full.totalEpochs(),
+            full.changes(),
+            full.bornFrozen(),
+            full.step(),
+            full.trigger()),
+        read);
+  }
 }
