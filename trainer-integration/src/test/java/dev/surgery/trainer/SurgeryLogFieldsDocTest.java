@@ -260,4 +260,31 @@ class SurgeryLogFieldsDocTest {
             full.trigger()),
         read);
   }
+
+  /**
+   * A {@code not_run} item has the keys the README lists ({@code trainer}, {@code algorithm},
+   * {@code epoch} for an entry scheduled by epoch only, {@code when}, {@code source}, {@code
+   * reason}).
+   */
+  @Test
+  void aNotRunItemHasTheKeysTheReadmeLists() {
+    var blurpool = dev.surgery.core.algorithms.Algorithms.spec("blurpool").create(Map.of());
+    var byEpoch =
+        dev.surgery.trainer.config.ScheduledAlgorithm.of(
+            blurpool, dev.surgery.trainer.config.Trigger.atEpoch(3), 0, "s.yaml:2:5");
+    var byStep =
+        dev.surgery.trainer.config.ScheduledAlgorithm.of(
+            blurpool, dev.surgery.trainer.config.Trigger.atStep(30), 1, "s.yaml:4:5");
+    JsonObject epoch = SurgeryLogWriter.notRunItem(2, byEpoch, "not reached");
+    assertEquals(
+        Set.of("trainer", "algorithm", "epoch", "when", "source", "reason"), epoch.keySet());
+    assertEquals(
+        List.of("2", "blurpool", "3", "at epoch 3", "s.yaml:2:5", "not reached"),
+        List.of("trainer", "algorithm", "epoch", "when", "source", "reason").stream()
+            .map(k -> epoch.get(k).getAsString())
+            .toList());
+    JsonObject step = SurgeryLogWriter.notRunItem(1, byStep, "not reached");
+    assertEquals(Set.of("trainer", "algorithm", "when", "source", "reason"), step.keySet());
+    assertEquals(byStep.trigger().describe(), step.get("when").getAsString());
+  }
 }
