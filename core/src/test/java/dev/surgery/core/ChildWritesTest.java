@@ -11,13 +11,17 @@ import ai.djl.nn.Blocks;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import dev.surgery.core.testing.TinyDense;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -201,5 +205,131 @@ class ChildWritesTest {
     Block dense = replaced.get(matched);
     assertSame(dense, parent.getChildren().valueAt(1));
     assertSame(dense, parent.getChildren().valueAt(2));
+  }
+
+  /**
+   * A parent that runs its children from a field of its own, of each kind the engine writes: the
+   * field's content read back, in order, is what the forward would call.
+   */
+  enum OwnField {
+    LIST(
+        blocks -> new Fixtures.ListHolder(blocks.toArray(Block[]::new)),
+        holder -> new ArrayList<>(((Fixtures.ListHolder) holder).layers)),
+    ARRAY(
+        PropertyTrees.ArrayHolder::new,
+        holder -> Arrays.asList(((PropertyTrees.ArrayHolder) holder).layers.clone())),
+    MAP(
+        PropertyTrees.MapHolder::new,
+        holder -> new ArrayList<>(((PropertyTrees.MapHolder) holder).layers.values())),
+    DEQUE(
+        blocks -> new ModuleSurgeryTest.DequeHolder(blocks.toArray(Block[]::new)),
+        holder -> new ArrayList<>(((ModuleSurgeryTest.DequeHolder) holder).layers));
+
+    final Function<List<Block>, Block> build;
+    final Function<Block, List<Block>> content;
+
+    OwnField(Function<List<Block>, Block> build, Function<Block, List<Block>> content) {
+      this.build = build;
+      this.content = content;
+    }
+  }
+
+  /**
+   * A surgery that fails after writing replacements into a parent's own List, array, Map or
+   * collection field leaves that field as it was before, element for element and in order: the
+   * parent's forward would otherwise call blocks the failed surgery threw away.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(OwnField.class)
+  void aRollbackPutsBackTheBlocksInAParentsOwnField(OwnField kind) {
+    Linear a = linear();
+    Linear b = linear();
+    Linear alone = linear();
+    Block holder = kind.build.apply(List.of(a, Blocks.identityBlock(), b));
+    SequentialBlock root = new SequentialBlock().add(holder).add(alone);
+    List<Block> before = kind.content.apply(holder);
+
+    List<Block> whenTheLastFailed = new ArrayList<>();
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        BlockMatcher.ofClass(Linear.class),
+        (block, index) -> {
+          if (block == alone) {
+            whenTheLastFailed.addAll(kind.content.apply(holder));
+            throw new IllegalStateException("the last one fails");
+          }
+          return new TinyDense(4);
+        });
+    assertThrows(
+        SurgeryException.class,
+        () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+    // The field had been written before the failure (else the check below proves nothing).
+    assertTrue(whenTheLastFailed.get(0) instanceof TinyDense, whenTheLastFailed.toString());
+    assertTrue(whenTheLastFailed.get(2) instanceof TinyDense, whenTheLastFailed.toString());
+    List<Block> after = kind.content.apply(holder);
+    assertEquals(before.size(), after.size(), after.toString());
+    for (int i = 0; i < before.size(); i++) {
+      assertSame(before.get(i), after.get(i), "element " + i);
+    }
+  }
+
+  /** Runs its layers from a Map field declared to hold Linear layers. */
+  static final class LinearMapHolder extends Fixtures.InOrderHolder {
+    final Map<String, Linear> layers = new LinkedHashMap<>();
+
+    LinearMapHolder(Linear... blocks) {
+      for (int i = 0; i < blocks.length; i++) {
+        layers.put("m" + i, addChildBlock("m", blocks[i]));
+      }
+    }
+
+    @Override
+    List<Block> layers() {
+      return new ArrayList<>(layers.values());
+    }
+  }
+
+  /** Runs its layers from a Deque field declared to hold Linear layers. */
+  static final class LinearDequeHolder extends Fixtures.InOrderHolder {
+    final ArrayDeque<Linear> layers = new ArrayDeque<>();
+
+    LinearDequeHolder(Linear... blocks) {
+      for (Linear b : blocks) {
+        layers.add(addChildBlock("d", b));
+      }
+    }
+
+    @Override
+    List<Block> layers() {
+      return new ArrayList<>(layers);
+    }
+  }
+
+  /**
+   * A Map or collection field declared to hold Linear layers is not given a replacement of another
+   * class: erased at run time, the write would succeed and the parent's own code fail with a
+   * ClassCastException at its next forward. Refused, naming the field, the field as it was.
+   */
+  @ParameterizedTest(name = "map={0}")
+  @ValueSource(booleans = {true, false})
+  void aMapOrCollectionFieldTypedForTheOldClassIsNotGivenAnotherClass(boolean map) {
+    Linear a = linear();
+    Linear b = linear();
+    Fixtures.InOrderHolder holder = map ? new LinearMapHolder(a, b) : new LinearDequeHolder(a, b);
+    SequentialBlock root = new SequentialBlock().add(holder);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == b, (block, index) -> new TinyDense(4));
+
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+    assertTrue(e.getMessage().contains("declared to hold Linear"), e.getMessage());
+    List<Block> after = holder.layers();
+    assertEquals(2, after.size(), after.toString());
+    assertSame(a, after.get(0));
+    assertSame(b, after.get(1));
   }
 }

@@ -4,19 +4,27 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import dev.surgery.core.testing.GcSafeL2Loss;
+import dev.surgery.core.testing.TinyModels;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -123,6 +131,59 @@ class PlacementTest {
       org.junit.jupiter.api.Assertions.assertTrue(
           e.getMessage().contains("changes the output shapes"), e.getMessage());
       assertSame(old, net.getChildren().get(0).getValue(), "rolled back");
+    }
+  }
+
+  /**
+   * A model without a parameter gives no array to place a replacement beside. One that needs no
+   * array is still initialized (on a scratch manager) and records the old block's input shapes,
+   * trainer or not.
+   */
+  @org.junit.jupiter.api.Test
+  void aParameterFreeReplacementInAParameterFreeModelIsPlacedWithoutATrainer() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Block relu = Activation.reluBlock();
+      SequentialBlock net = new SequentialBlock().add(relu).add(Activation.reluBlock());
+      Shape input = new Shape(2, 5);
+      net.initialize(manager, DataType.FLOAT32, input);
+      Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          relu.getClass(), (block, index) -> block == relu ? Activation.tanhBlock() : null);
+      Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(net, policies);
+
+      Block tanh = replaced.get(relu);
+      assertNotSame(relu, tanh);
+      assertArrayEquals(new Shape[] {input}, tanh.getInputShapes());
+    }
+  }
+
+  /**
+   * A model without a parameter, given its trainer: a replacement with parameters is initialized on
+   * the model's manager and in its data type, as the trainer would initialize a new block of it.
+   */
+  @org.junit.jupiter.api.Test
+  void aReplacementWithParametersInAParameterFreeModelIsPlacedOnTheTrainersModel() {
+    Block relu = Activation.reluBlock();
+    SequentialBlock net = new SequentialBlock().add(relu).add(Activation.reluBlock());
+    Shape input = new Shape(2, 5);
+    try (Model model = TinyModels.model("parameter-free", net);
+        Trainer trainer = model.newTrainer(new DefaultTrainingConfig(new GcSafeL2Loss()))) {
+      trainer.initialize(input);
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          (block, path) -> block == relu, (block, index) -> Linear.builder().setUnits(5).build());
+      Map<Block, Block> replaced =
+          ModuleSurgery.replaceModules(
+              net, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+
+      Block linear = replaced.get(relu);
+      assertTrue(linear instanceof Linear, String.valueOf(linear));
+      for (Parameter p : linear.getParameters().values()) {
+        NDArray a = p.getArray();
+        assertSame(model.getNDManager(), a.getManager(), p.getName() + ": the model's manager");
+        assertEquals(model.getDataType(), a.getDataType(), p.getName() + ": its data type");
+      }
+      assertArrayEquals(new Shape[] {input}, linear.getInputShapes());
     }
   }
 }

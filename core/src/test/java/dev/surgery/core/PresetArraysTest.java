@@ -1,5 +1,6 @@
 package dev.surgery.core;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
@@ -104,6 +105,34 @@ class PresetArraysTest {
         Fixtures.sumStep(trainer);
         Fixtures.sumStep(trainer);
       }
+    }
+  }
+
+  /**
+   * A replacement initialized for two inputs where the old block receives one (a dense layer reads
+   * only the first): it accepts the one input and is placed, and records the inputs it receives
+   * here, the old block's, not the two it was initialized for.
+   */
+  @Test
+  void aReplacementInitializedForAnotherNumberOfInputsRecordsTheOldBlocksInputs() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      TinyDense old = new TinyDense(5);
+      SequentialBlock root = new SequentialBlock().add(old);
+      Shape input = new Shape(2, 5);
+      root.initialize(manager, DataType.FLOAT32, input);
+      Shape[] oldInputs = old.getInputShapes();
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          BlockMatcher.ofClass(TinyDense.class),
+          (block, index) -> {
+            TinyDense fresh = new TinyDense(5);
+            fresh.initialize(manager, DataType.FLOAT32, input, input);
+            return fresh;
+          });
+      Map<Block, Block> replaced =
+          ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+      assertArrayEquals(oldInputs, replaced.get(old).getInputShapes());
     }
   }
 

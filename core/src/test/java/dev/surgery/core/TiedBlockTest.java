@@ -102,6 +102,27 @@ class TiedBlockTest {
     }
   }
 
+  /** Keeps two tied layers in one list and calls both, in the list's order. */
+  static final class TwoTiedListHead extends TiedHead {
+    final List<Block> tiedLayers = new ArrayList<>();
+
+    TwoTiedListHead(Block first, Block second, Block own) {
+      super(null, own);
+      tiedLayers.add(first);
+      tiedLayers.add(second);
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      NDList x = inputs;
+      for (Block b : tiedLayers) {
+        x = b.forward(store, x, training);
+      }
+      return own.forward(store, x, training);
+    }
+  }
+
   /** Keeps the tied layer in an Optional, which the engine cannot write. */
   static final class OptionalTiedHead extends TiedHead {
     final Optional<Block> maybe;
@@ -628,6 +649,32 @@ class TiedBlockTest {
     TinyDense layer = new TinyDense(5);
     SequentialBlock root = tiedModel(layer, new DeepTiedHead(layer, new TinyDense(5)));
     assertRefusedUnchanged(root, layer, "02DeepTiedHead", "nested inside", "extra");
+  }
+
+  /**
+   * Both tied layers of one list replaced in one surgery: each element is pointed at its own
+   * replacement, in place, as a head built around the replacements holds them; none is left behind
+   * in the list (where the forward would call a block whose arrays were freed).
+   */
+  @Test
+  void twoTiedLayersInOneListAreEachPointedAtTheirReplacement() {
+    TinyDense first = new TinyDense(5);
+    TinyDense second = new TinyDense(5);
+    TwoTiedListHead head = new TwoTiedListHead(first, second, new TinyDense(5));
+    SequentialBlock root =
+        new SequentialBlock().add(new SequentialBlock().add(first).add(second)).add(head);
+    try (NDManager manager = NDManager.newBaseManager()) {
+      root.initialize(manager, DataType.FLOAT32, INPUT);
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          (block, path) -> block == first || block == second,
+          (block, i) -> TinyDense.copying((TinyDense) block));
+      Map<Block, Block> replaced =
+          ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+      assertEquals(2, replaced.size());
+      assertEquals(List.of(replaced.get(first), replaced.get(second)), head.tiedLayers);
+    }
   }
 
   @Test

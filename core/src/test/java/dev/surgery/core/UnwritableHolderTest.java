@@ -132,6 +132,24 @@ class UnwritableHolderTest {
     }
   }
 
+  /**
+   * Holds the child behind another block in a Pair (the plain child as its key): a search that
+   * stopped at the first block it met would not see the child.
+   */
+  static final class BehindPairParent extends HolderParent {
+    final Pair<Block, Block> behind;
+
+    BehindPairParent(Block held, Block plain) {
+      super(plain);
+      behind = new Pair<>(plain, registerChildren(held));
+    }
+
+    @Override
+    Block held() {
+      return behind.getValue();
+    }
+  }
+
   static final class OptionalParent extends HolderParent {
     final Optional<Block> maybe;
 
@@ -464,6 +482,7 @@ class UnwritableHolderTest {
   static Stream<Case> refusedHolders() {
     return Stream.of(
         new Case("inside a Pair", "pair", PairParent::new, false),
+        new Case("inside a Pair", "behind", BehindPairParent::new, false),
         new Case("inside an Optional", "maybe", OptionalParent::new, false),
         new Case("inside a Map.Entry", "entry", EntryParent::new, false),
         new Case("inside an AtomicReference", "reference", ReferenceParent::new, false),

@@ -206,6 +206,34 @@ class WeightCopyTest {
     }
   }
 
+  /**
+   * A copy is named after the parameter that holds it, as DJL's {@code Parameter.setArray} names an
+   * array, whatever the old array was called: {@code duplicate()} keeps the old name, and a
+   * parameter with a shape set when built (IdEmbedding) is not given its copy through {@code
+   * setArray}.
+   */
+  @Test
+  void aCopyIsNamedAfterItsParameterAsSetArrayNamesIt() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      IdEmbedding oldEmbedding = idEmbedding(20);
+      oldEmbedding.initialize(manager, DataType.FLOAT32, new Shape(2, 5));
+      oldEmbedding.getParameters().get("embedding").getArray().setName("renamed");
+      IdEmbedding copied = WeightCopy.into(idEmbedding(20), oldEmbedding);
+      assertEquals("embedding", copied.getParameters().get("embedding").getArray().getName());
+
+      Conv2d oldConv = conv(1);
+      oldConv.initialize(manager, DataType.FLOAT32, INPUT);
+      oldConv.getParameters().get("weight").getArray().setName("renamed");
+      Parameter byDjl =
+          Parameter.builder().setName("weight").setType(Parameter.Type.WEIGHT).build();
+      byDjl.setArray(oldConv.getParameters().get("weight").getArray().duplicate());
+      Conv2d copiedConv = WeightCopy.into(conv(1), oldConv);
+      assertEquals(
+          byDjl.getArray().getName(),
+          copiedConv.getParameters().get("weight").getArray().getName());
+    }
+  }
+
   private static IdEmbedding idEmbedding(int dictionary) {
     return new IdEmbedding.Builder().setDictionarySize(dictionary).setEmbeddingSize(16).build();
   }
