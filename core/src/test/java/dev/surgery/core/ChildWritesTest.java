@@ -6,8 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.ndarray.NDList;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
+import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import dev.surgery.core.testing.TinyDense;
@@ -331,5 +333,32 @@ class ChildWritesTest {
     assertEquals(2, after.size(), after.toString());
     assertSame(a, after.get(0));
     assertSame(b, after.get(1));
+  }
+
+  /**
+   * A branch of DJL's ParallelBlock is replaced in place: the block's own function, which it runs
+   * in its forward and whose captured values (none) the engine can read, is no obstacle.
+   */
+  @Test
+  void aBranchOfAParallelBlockIsReplacedBesideItsFunction() {
+    Linear a = linear();
+    Linear b = linear();
+    ParallelBlock parallel =
+        new ParallelBlock(
+            list -> new NDList(list.get(0).singletonOrThrow().add(list.get(1).singletonOrThrow())),
+            List.of(a, b));
+    SequentialBlock root = new SequentialBlock().add(parallel);
+
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(
+            root,
+            Map.of(
+                BlockMatcher.ofClass(Linear.class),
+                (block, index) -> block == a ? new TinyDense(4) : null),
+            SurgeryOptions.defaults());
+
+    assertTrue(replaced.get(a) instanceof TinyDense, replaced.toString());
+    assertSame(replaced.get(a), parallel.getChildren().valueAt(0));
+    assertSame(b, parallel.getChildren().valueAt(1));
   }
 }

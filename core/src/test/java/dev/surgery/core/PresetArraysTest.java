@@ -10,20 +10,25 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
+import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.LayerNorm;
 import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
@@ -133,6 +138,55 @@ class PresetArraysTest {
           ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
 
       assertArrayEquals(oldInputs, replaced.get(old).getInputShapes());
+    }
+  }
+
+  /** Scales its input by a parameter its settings give no shape: only the array says one. */
+  static final class HandScale extends AbstractBlock {
+    final Parameter weight =
+        addParameter(Parameter.builder().setName("weight").setType(Parameter.Type.WEIGHT).build());
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      NDArray x = inputs.singletonOrThrow();
+      return new NDList(x.mul(store.getValue(weight, x.getDevice(), training)));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  /**
+   * Arrays set by hand under the old block's parameter name but of another shape, in a block whose
+   * settings declare none (so only a forward can judge them): its declared output shapes are the
+   * old block's, its forward on the old block's inputs fails. Refused, the old block in place.
+   */
+  @Test
+  void handSetArraysOfAnotherShapeWhoseForwardFailsAreRefused() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      TinyDense old = new TinyDense(5);
+      SequentialBlock root = new SequentialBlock().add(old);
+      root.initialize(manager, DataType.FLOAT32, new Shape(2, 5));
+      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          BlockMatcher.ofClass(TinyDense.class),
+          (block, index) -> {
+            HandScale scale = new HandScale();
+            scale.weight.setArray(manager.ones(new Shape(3))); // 3 where 5 features arrive
+            return scale;
+          });
+
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () -> ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults()));
+
+      assertTrue(e.getMessage().contains("arrays set by hand"), e.getMessage());
+      assertTrue(e.getMessage().contains("forward fails"), e.getMessage());
+      assertSame(old, root.getChildren().valueAt(0));
     }
   }
 
