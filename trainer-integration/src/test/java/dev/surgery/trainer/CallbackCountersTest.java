@@ -159,6 +159,36 @@ class CallbackCountersTest {
         seen.get(1).matches("\\[blurpool:[1-9]\\d*, factorize:[1-9]\\d*\\]"), seen.toString());
   }
 
+  /**
+   * More applications of this trainer than the replayed record holds: the state lists them all
+   * after the replayed one, in order (one replayed, two applied: counted by hand).
+   */
+  @Test
+  void theStateListsMoreOwnApplicationsThanTheReplayedRecordHolds(@TempDir Path dir)
+      throws Exception {
+    saveBlurredCheckpoint(dir, "carried-more");
+    List<String> seen = new ArrayList<>();
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(
+                epochEndReader("t_record_names_more", CallbackCountersTest::recordNames, seen),
+                Trigger.onEvents())
+            .add(Factorize.builder().optMinChannels(1).optLatentChannels(2).build(), 1)
+            .add(changingOnEvenEpochs(), 2)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model restored = TestModels.model("carried-more")) {
+      SurgeryCheckpoint.load(restored, dir, "carried-more");
+      try (Trainer trainer = restored.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 3, TestModels.dataset(data, 3), null);
+      }
+    }
+    // The reader is asked before the entries due at the same epoch end (schedule order).
+    assertEquals(
+        List.of("[blurpool]", "[blurpool, factorize]", "[blurpool, factorize, t_even]"), seen);
+  }
+
   /** An event-driven reader of the names in {@code surgeryRecord()}, then blurpool at epoch 1. */
   private static SurgeryListener recordReaderThenBlurpool(List<String> seen) {
     Algorithm recorder = epochEndReader("t_record_names", CallbackCountersTest::recordNames, seen);

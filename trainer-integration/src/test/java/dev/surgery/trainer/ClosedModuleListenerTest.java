@@ -56,6 +56,27 @@ class ClosedModuleListenerTest {
     }
   }
 
+  /**
+   * A listener with no entry runs no surgery that could be refused: a closed block class is not
+   * warned of, and training runs.
+   */
+  @Test
+  void aListenerWithoutEntriesSaysNothingOfAClosedBlock(@TempDir Path dir) throws Exception {
+    ClassLoader closedApp = ClosedModules.closedApp(dir);
+    SurgeryListener listener = SurgeryListener.builder().build();
+    SequentialBlock root =
+        new SequentialBlock().add(ClosedModules.holder(closedApp, TestModels.cnn()));
+    try (Model model = Model.newInstance("closed-none");
+        NDManager data = NDManager.newBaseManager()) {
+      model.setBlock(root);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      }
+    }
+    assertEquals(List.of(), listener.getWarnings());
+  }
+
   /** A lambda block of the closed module: DJL's LambdaBlock class, the program's function. */
   @Test
   void aLambdaOfAClosedModuleIsWarnedOfBeforeTraining(@TempDir Path dir) throws Exception {

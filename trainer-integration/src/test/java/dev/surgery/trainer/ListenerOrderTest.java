@@ -60,6 +60,22 @@ class ListenerOrderTest {
   }
 
   /**
+   * A repeating entry ({@code every: 1ep}) runs at every epoch end, so each checkpoint saved after
+   * it would hold the changed model: warned of once, as an entry at an epoch is.
+   */
+  @Test
+  void aRepeatingEpochEntryBeforeASaveListenerIsWarnedOfOnce() throws Exception {
+    TestAlgorithms.ensureRegistered();
+    SurgeryListener everyEpoch =
+        SurgeryListener.fromConfig(
+            SurgeryConfig.parse(
+                "algorithms:\n  - {name: " + TestAlgorithms.LOG + ", every: 1ep}\n", "every.yaml"));
+    train(everyEpoch, 2, everyEpoch, new SaveModelTrainingListener(dir.toString(), "e", 1));
+    assertEquals(
+        1, count(everyEpoch.getWarnings(), ORDER_WARNING), everyEpoch.getWarnings().toString());
+  }
+
+  /**
    * A reviewer: an event-driven entry that never runs at an epoch end (a per-batch average of the
    * weights) was warned of too. Only one whose events include the epoch end is.
    */

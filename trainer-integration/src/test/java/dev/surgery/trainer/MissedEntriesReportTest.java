@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Block;
+import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
@@ -87,6 +88,40 @@ class MissedEntriesReportTest {
     trainWithoutOnEpoch(listener, "no-epoch", 2);
     String reason = onlyNotRunReason(report);
     assertTrue(reason.contains("ended without an onEpoch event"), reason);
+  }
+
+  /**
+   * A listener added to the config after the trainer was created (DJL's trainer shares the config's
+   * list) heard no onTrainingBegin, so its epoch-0 entry's moment passed unseen: listed at the
+   * first batch, warned of once, naming the fix, and never run late.
+   */
+  @Test
+  void anEpochZeroEntryOfAListenerAddedAfterTheTrainerWasCreatedIsListedAsNotRun()
+      throws Exception {
+    Path report = tmp.resolve("added-late.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), 0)
+            .optReportPath(report)
+            .build();
+    DefaultTrainingConfig config = TestModels.config();
+    try (Model model = TestModels.model("added-late");
+        NDManager data = NDManager.newBaseManager()) {
+      try (Trainer trainer = model.newTrainer(config)) {
+        config.addTrainingListeners(listener);
+        trainer.initialize(INPUT);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 5), null);
+      }
+      assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"), "never run late");
+    }
+    JsonObject entry = onlyNotRun(report);
+    assertEquals(TestAlgorithms.POOL, entry.get("algorithm").getAsString(), entry.toString());
+    String reason = entry.get("reason").getAsString();
+    assertTrue(reason.startsWith("the listener did not see onTrainingBegin"), reason);
+    List<String> warned =
+        listener.getWarnings().stream().filter(w -> w.contains(" did not run: ")).toList();
+    assertEquals(1, warned.size(), listener.getWarnings().toString());
+    assertTrue(warned.get(0).endsWith(reason), warned.get(0));
   }
 
   /**

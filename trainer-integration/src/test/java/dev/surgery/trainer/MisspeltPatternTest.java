@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
+import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import dev.surgery.trainer.config.SurgeryConfig;
@@ -63,6 +64,53 @@ class MisspeltPatternTest {
       EasyTrain.fit(trainer, 3, TestModels.dataset(data, 4), null);
       assertEquals(before, TestModels.structure(model.getBlock()));
       assertEquals(1, listener.getOutcomes().size(), listener.getOutcomes().toString());
+    }
+  }
+
+  /**
+   * A listener added to the config after the trainer was created (DJL's trainer shares the config's
+   * list) hears no onTrainingBegin: its first batch is the first event with the model, and the
+   * misspelt entry fails there, before the first step, leaving the model as it was.
+   */
+  @Test
+  void aListenerAddedAfterTheTrainerWasCreatedRefusesAtTheFirstBatch() throws Exception {
+    SurgeryListener listener = SurgeryListener.fromConfig(SurgeryConfig.parse(YAML, "typo.yaml"));
+    DefaultTrainingConfig config = TestModels.config();
+    try (Model model = TestModels.model("typo-late");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(config)) {
+      config.addTrainingListeners(listener);
+      trainer.initialize(INPUT);
+      String before = TestModels.structure(model.getBlock());
+      SurgeryFailedException e =
+          assertThrows(
+              SurgeryFailedException.class,
+              () -> EasyTrain.fit(trainer, 3, TestModels.dataset(data, 4), null));
+      assertTrue(e.getMessage().contains("differs from it only in case"), e.getMessage());
+      assertEquals(before, TestModels.structure(model.getBlock()));
+      assertEquals(0, listener.getOutcomes().get(0).step(), "before the first step");
+    }
+  }
+
+  /**
+   * Such a listener told of the initialization ({@code onInitialized}, as its warning advises)
+   * checks the model there: the misspelt entry is refused before the program's loop begins.
+   */
+  @Test
+  void aListenerAddedLateAndToldOfTheInitializationRefusesThere() {
+    SurgeryListener listener =
+        SurgeryListener.fromConfig(SurgeryConfig.parse(YAML + "on_error: skip\n", "typo.yaml"));
+    DefaultTrainingConfig config = TestModels.config();
+    try (Model model = TestModels.model("typo-late-init");
+        Trainer trainer = model.newTrainer(config)) {
+      config.addTrainingListeners(listener);
+      trainer.initialize(INPUT);
+      assertEquals(List.of(), listener.getOutcomes(), "nothing checked before onInitialized");
+      listener.onInitialized(trainer);
+      assertEquals(
+          List.of(SurgeryOutcome.Status.SKIPPED),
+          listener.getOutcomes().stream().map(SurgeryOutcome::status).toList(),
+          "refused at onInitialized");
     }
   }
 }
