@@ -117,6 +117,43 @@ class CallbackCountersTest {
   }
 
   /**
+   * What the state names at an epoch end, as core's State documents it: the event, the model, the
+   * trainer that reported it, the planned epochs (the builder's total), the planned steps (those
+   * epochs times the data's 4 batches) and the losses of the batches trained so far (one a batch
+   * for an event-driven algorithm).
+   */
+  @Test
+  void atEachEpochEndTheStateNamesTheEventTheTrainerAndThePlannedLength() throws Exception {
+    List<String> seen = new ArrayList<>();
+    Algorithm recorder =
+        epochEndReader(
+            "t_state_names",
+            state ->
+                (state.event() == Event.EPOCH_END)
+                    + "/"
+                    + state.model().getName()
+                    + "/"
+                    + state.trainer().getModel().getName()
+                    + "/"
+                    + state.totalEpochs()
+                    + "/"
+                    + state.totalSteps()
+                    + "/"
+                    + state.recentLosses().size(),
+            seen);
+    SurgeryListener listener =
+        SurgeryListener.builder().add(recorder, Trigger.onEvents()).optTotalEpochs(2).build();
+    try (Model model = TestModels.model("state-names");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+    }
+    assertEquals(
+        List.of("true/state-names/state-names/2/8/4", "true/state-names/state-names/2/8/8"), seen);
+  }
+
+  /**
    * An event-driven algorithm sees the surgery its model carries, not only what this trainer's
    * listener applied: a checkpoint loaded with its record replayed, then training on with blurpool
    * at epoch 1 (an outside probe found the replayed record missing, so a plugin could not tell what

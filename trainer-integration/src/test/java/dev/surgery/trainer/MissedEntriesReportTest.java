@@ -371,6 +371,40 @@ class MissedEntriesReportTest {
     assertEquals("every 2ba", log.get("when").getAsString(), log.toString());
   }
 
+  /**
+   * A loop that reports its steps and epoch starts, and breaks off inside epoch 2 after a batch's
+   * forward and backward but before its step: no batch of epoch 2 counts, so the entry at epoch 2
+   * never ran because training ended after 1 completed epoch, with no batches of epoch 2 to blame
+   * on a lost epoch end.
+   */
+  @Test
+  void aLoopThatBreaksOffBeforeTheFirstStepOfAnEpochEndedAfterTheEpochsBefore() throws Exception {
+    Path report = tmp.resolve("broke-off.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.POOL, Map.of()), 2)
+            .optObservableEvents(SurgeryTrain.EVENTS)
+            .optReportPath(report)
+            .build();
+    train(
+        listener,
+        "broke-off",
+        (trainer, surgery, dataset) -> {
+          stepsWithoutAnEpochEnd(trainer, surgery, dataset); // epoch 1: 4 steps
+          surgery.onEvent(dev.surgery.core.events.Event.EPOCH_END, trainer);
+          surgery.onEvent(dev.surgery.core.events.Event.EPOCH_START, trainer);
+          for (ai.djl.training.dataset.Batch batch : trainer.iterateDataset(dataset)) {
+            try (batch) {
+              EasyTrain.trainBatch(trainer, batch); // onTrainingBatch, then no step
+            }
+            break;
+          }
+        });
+    JsonObject entry = onlyNotRun(report);
+    assertEquals(2, entry.get("epoch").getAsInt(), entry.toString());
+    assertEquals("training ended after 1 completed epochs", entry.get("reason").getAsString());
+  }
+
   /** A duration whose step is the one where a failure stopped training names that failure. */
   @Test
   void aDurationDueAtTheStepOfAStoppingFailureNamesIt() throws Exception {

@@ -562,4 +562,33 @@ class PlannedEpochsTest {
     assertEquals(List.of("0 batches trained, 2 planned"), runs);
     assertEquals(1, listener.getOutcomes().size(), listener.getOutcomes().toString());
   }
+
+  /**
+   * Waiting for the length on an initialized model that then gets a fresh, uninitialized block:
+   * when the length comes, the entry waits for that block's initialization and runs at
+   * onInitialized, before the first batch, once.
+   */
+  @Test
+  void anEntryWaitingForTheLengthWhoseModelGetsAnUninitializedBlockWaitsForItsInitialization()
+      throws Exception {
+    BatchCounter counter = new BatchCounter();
+    List<String> runs = new ArrayList<>();
+    SurgeryListener listener =
+        SurgeryListener.builder().add(lengthFollower(true, counter, runs), 0).build();
+    try (Model model = TestModels.model("new-block-before-length");
+        NDManager data = NDManager.newBaseManager()) {
+      model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+      try (Trainer trainer = model.newTrainer(TestModels.config(counter, listener))) {
+        model.setBlock(TestModels.cnn()); // not initialized
+        listener.onPlannedEpochs(trainer, 2);
+        assertEquals(List.of(), runs, "not on a model that is not initialized");
+        trainer.initialize(INPUT);
+        listener.onInitialized(trainer);
+        assertEquals(List.of("0 batches trained, 2 planned"), runs);
+        EasyTrain.fit(trainer, 2, TestModels.dataset(data, 3), null);
+      }
+    }
+    assertEquals(List.of("0 batches trained, 2 planned"), runs);
+    assertEquals(1, listener.getOutcomes().size(), listener.getOutcomes().toString());
+  }
 }

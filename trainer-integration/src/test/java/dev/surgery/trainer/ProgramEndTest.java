@@ -21,6 +21,7 @@ import dev.surgery.core.events.Time;
 import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -118,6 +119,9 @@ class ProgramEndTest {
   }
 
   @Test
+  // Fails under PIT, where the collection it waits for does not come: mutation runs that take
+  // ProgramEndTest leave it out with -DexcludedGroups=gc.
+  @org.junit.jupiter.api.Tag("gc")
   void aTrainerThatBeginsAfterTheProgramsEndListsItsEntriesAndLetsItsModelGo() throws Exception {
     // An outside probe: such a trainer trained on without its surgery (nothing is applied after
     // the end) and left no trace in the log, and its state kept its model's block for good.
@@ -313,6 +317,62 @@ class ProgramEndTest {
     }
   }
 
+  /** After the end no application begins, and a second end says the program had ended already. */
+  @Test
+  void afterTheEndNoApplicationBeginsAndASecondEndSaysSo() {
+    ProgramEnd programEnd = new ProgramEnd();
+    assertTrue(programEnd.beginApplying());
+    programEnd.doneApplying();
+    assertFalse(programEnd.ended());
+    assertTrue(programEnd.end(0));
+    assertTrue(programEnd.ended());
+    assertFalse(programEnd.beginApplying(), "nothing is applied after the end");
+    assertFalse(programEnd.end(0), "it had ended");
+  }
+
+  /**
+   * The end (a shutdown hook) waits for an application under way on the training thread and returns
+   * only once it is done, well within the limit it was given.
+   */
+  @Test
+  void theEndReturnsOnlyOnceAnApplicationUnderWayOnAnotherThreadIsDone() throws Exception {
+    ProgramEnd programEnd = new ProgramEnd();
+    CountDownLatch began = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    AtomicBoolean done = new AtomicBoolean();
+    Thread training =
+        new Thread(
+            () -> {
+              programEnd.beginApplying();
+              began.countDown();
+              try {
+                release.await();
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+              done.set(true);
+              programEnd.doneApplying();
+            });
+    training.start();
+    began.await();
+    AtomicBoolean doneAtTheEnd = new AtomicBoolean();
+    Thread hook =
+        new Thread(
+            () -> {
+              programEnd.end(600_000);
+              doneAtTheEnd.set(done.get());
+            });
+    hook.start();
+    // Let the application finish only once the hook is waiting for it (or has returned).
+    while (hook.isAlive() && hook.getState() != Thread.State.TIMED_WAITING) {
+      Thread.onSpinWait();
+    }
+    release.countDown();
+    hook.join();
+    training.join();
+    assertTrue(doneAtTheEnd.get(), "the end returned while the application was under way");
+  }
+
   @Test
   void whileTrainingRunsTheLogOnDiskIsThisJobsAndReadsCutShort() throws Exception {
     // What a job killed outright (SIGKILL, the OOM killer) leaves: no hook runs, so the file on
@@ -371,6 +431,32 @@ class ProgramEndTest {
         log.getAsJsonArray("not_run").get(0).getAsJsonObject(),
         1,
         "training ended after 1 completed epochs");
+  }
+
+  /**
+   * Trainers of one listener training at once (trials side by side): the log written while they run
+   * lists their entries not reached yet by trainer, in the order the trainers began, two each.
+   */
+  @Test
+  void theEntriesNotReachedYetOfTrainersTrainingAtOnceComeInTrainerOrder() throws Exception {
+    Path report = tmp.resolve("log.json");
+    SurgeryListener listener = listener(report);
+    List<Model> models = new ArrayList<>();
+    List<Trainer> trainers = new ArrayList<>();
+    try {
+      for (int i = 0; i < 6; i++) {
+        models.add(TestModels.model("side-by-side-" + i));
+        trainers.add(models.get(i).newTrainer(TestModels.config(listener)));
+      }
+      // The sixth trainer's begin wrote the log.
+      JsonArray notRun = read(report).getAsJsonArray("not_run");
+      List<Integer> order = new ArrayList<>();
+      notRun.forEach(e -> order.add(e.getAsJsonObject().get("trainer").getAsInt()));
+      assertEquals(List.of(1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6), order, notRun.toString());
+    } finally {
+      trainers.forEach(Trainer::close);
+      models.forEach(Model::close);
+    }
   }
 
   @Test

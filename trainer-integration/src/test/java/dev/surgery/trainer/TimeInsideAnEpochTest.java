@@ -4,6 +4,7 @@ import static dev.surgery.trainer.TestModels.INPUT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
@@ -114,6 +115,31 @@ class TimeInsideAnEpochTest {
             .error()
             .contains("'0.5dur' is step 2 of 4, but training is already at step 4"),
         outcomes.get(0).error());
+  }
+
+  /**
+   * Data that does not tell its size leaves a duration's step unknown until the first epoch ends: a
+   * failure that stops training at step 1 came before the duration was due, and its never-ran
+   * reason says so rather than that it was due at that step.
+   */
+  @Test
+  void aDurationOfUnsizedDataStoppedAtStepOneWasNotDueThere() throws Exception {
+    TestAlgorithms.ensureRegistered();
+    SurgeryListener listener =
+        listener(
+            "algorithms:\n  - {name: t_fail, step: 1}\n  - {name: t_log, at: 0.5dur}\n"
+                + "total_epochs: 2\n");
+    assertThrows(SurgeryFailedException.class, () -> fitUnsized(listener, "unsized-stopped", 2));
+    List<String> never =
+        listener.getWarnings().stream().filter(w -> w.contains(" never ran: ")).toList();
+    assertEquals(1, never.size(), listener.getWarnings().toString());
+    assertTrue(
+        never
+            .get(0)
+            .endsWith(
+                "never ran: t_fail at step 1 (inside.yaml:2:5) failed at step 1 and stopped"
+                    + " training before it was due"),
+        never.get(0));
   }
 
   @Test
