@@ -331,15 +331,64 @@ class ProgramEndTest {
   }
 
   /**
-   * The end (a shutdown hook) waits for an application under way on the training thread and returns
-   * only once it is done, well within the limit it was given.
+   * The end (a shutdown hook) waits for an application under way on the training thread, here one
+   * inside another whose inner part is done, and returns once the outer one is done (the thread
+   * training on), well within the limit it was given, leaving the hook's thread uninterrupted.
    */
   @Test
   void theEndReturnsOnlyOnceAnApplicationUnderWayOnAnotherThreadIsDone() throws Exception {
     ProgramEnd programEnd = new ProgramEnd();
     CountDownLatch began = new CountDownLatch(1);
     CountDownLatch release = new CountDownLatch(1);
+    CountDownLatch trainsOn = new CountDownLatch(1);
     AtomicBoolean done = new AtomicBoolean();
+    Thread training =
+        new Thread(
+            () -> {
+              programEnd.beginApplying();
+              programEnd.beginApplying();
+              programEnd.doneApplying(); // the inner application: the outer is still under way
+              began.countDown();
+              try {
+                release.await();
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+              done.set(true);
+              programEnd.doneApplying();
+              try {
+                trainsOn.await(); // alive after its application, as a training thread is
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            });
+    training.start();
+    began.await();
+    AtomicBoolean doneAtTheEnd = new AtomicBoolean();
+    AtomicBoolean interrupted = new AtomicBoolean(true);
+    Thread hook =
+        new Thread(
+            () -> {
+              programEnd.end(600_000);
+              doneAtTheEnd.set(done.get());
+              interrupted.set(Thread.currentThread().isInterrupted());
+            });
+    hook.start();
+    awaitWaitingOrEnded(hook);
+    release.countDown();
+    hook.join();
+    trainsOn.countDown();
+    training.join();
+    assertTrue(doneAtTheEnd.get(), "the end returned while the application was under way");
+    assertFalse(interrupted.get(), "no interrupt to pass on");
+  }
+
+  /** A hook interrupted while it waits stops waiting and keeps the interrupt for its caller. */
+  @Test
+  void anEndInterruptedWhileItWaitsReturnsKeepingTheInterrupt() throws Exception {
+    ProgramEnd programEnd = new ProgramEnd();
+    CountDownLatch began = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
     Thread training =
         new Thread(
             () -> {
@@ -350,27 +399,33 @@ class ProgramEndTest {
               } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
               }
-              done.set(true);
               programEnd.doneApplying();
             });
     training.start();
     began.await();
-    AtomicBoolean doneAtTheEnd = new AtomicBoolean();
+    AtomicBoolean ended = new AtomicBoolean();
+    AtomicBoolean interrupted = new AtomicBoolean();
     Thread hook =
         new Thread(
             () -> {
-              programEnd.end(600_000);
-              doneAtTheEnd.set(done.get());
+              ended.set(programEnd.end(600_000));
+              interrupted.set(Thread.currentThread().isInterrupted());
             });
     hook.start();
-    // Let the application finish only once the hook is waiting for it (or has returned).
-    while (hook.isAlive() && hook.getState() != Thread.State.TIMED_WAITING) {
+    awaitWaitingOrEnded(hook);
+    hook.interrupt();
+    hook.join();
+    release.countDown();
+    training.join();
+    assertTrue(ended.get());
+    assertTrue(interrupted.get(), "the interrupt is the caller's to handle");
+  }
+
+  /** Returns once {@code thread} waits with a limit (inside the end's wait) or has ended. */
+  private static void awaitWaitingOrEnded(Thread thread) {
+    while (thread.isAlive() && thread.getState() != Thread.State.TIMED_WAITING) {
       Thread.onSpinWait();
     }
-    release.countDown();
-    hook.join();
-    training.join();
-    assertTrue(doneAtTheEnd.get(), "the end returned while the application was under way");
   }
 
   @Test
