@@ -30,6 +30,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -118,10 +119,10 @@ class ProgramEndTest {
     }
   }
 
-  @Test
   // Fails under PIT, where the collection it waits for does not come: mutation runs that take
-  // ProgramEndTest leave it out with -DexcludedGroups=gc.
-  @org.junit.jupiter.api.Tag("gc")
+  // ProgramEndTest leave it out with -DexcludedGroups=gc (every build runs it).
+  @Test
+  @Tag("gc")
   void aTrainerThatBeginsAfterTheProgramsEndListsItsEntriesAndLetsItsModelGo() throws Exception {
     // An outside probe: such a trainer trained on without its surgery (nothing is applied after
     // the end) and left no trace in the log, and its state kept its model's block for good.

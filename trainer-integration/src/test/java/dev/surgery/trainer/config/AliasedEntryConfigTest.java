@@ -110,8 +110,11 @@ class AliasedEntryConfigTest {
             + " never run",
         never.get(0));
     assertTrue(
-        never.get(1).startsWith("x.yaml:4:5: algorithms entry 2 (blurpool at epoch 5 (x.yaml:4:5))"
-            + " cannot follow entry 1"),
+        never
+            .get(1)
+            .startsWith(
+                "x.yaml:4:5: algorithms entry 2 (blurpool at epoch 5 (x.yaml:4:5))"
+                    + " cannot follow entry 1"),
         never.toString());
   }
 

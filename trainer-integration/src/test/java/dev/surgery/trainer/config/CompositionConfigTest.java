@@ -136,11 +136,11 @@ class CompositionConfigTest {
   }
 
   /**
-   * Two step entries with the same include meet in an order known only during training: alone
-   * they are refused in either order; with another entry in the schedule (which may run between
-   * them and move blocks into the patterns' reach) they are not. An entry refused for a problem of
-   * its own may be any entry once fixed, so it counts as one that may run between: a pair that
-   * conflicts whatever runs between (no include) is still refused beside its problem, all at once.
+   * Two step entries with the same include meet in an order known only during training: alone they
+   * are refused in either order; with another entry in the schedule (which may run between them and
+   * move blocks into the patterns' reach) they are not. An entry refused for a problem of its own
+   * may be any entry once fixed, so it counts as one that may run between: a pair that conflicts
+   * whatever runs between (no include) is still refused beside its problem, all at once.
    */
   @Test
   void stepEntriesWithTheSameIncludeAreRefusedUnlessAnotherEntryMayRunBetween() {
