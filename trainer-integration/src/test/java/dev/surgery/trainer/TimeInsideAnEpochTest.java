@@ -212,32 +212,7 @@ class TimeInsideAnEpochTest {
   void aScheduledPluginSeesTheRecentLossesAsAnEventDrivenOneDoes() throws Exception {
     // The user guide: match and apply get the recent batch losses. They were kept only where an
     // entry was event-driven, so a plugin given a schedule always saw none.
-    List<Integer> seen = new java.util.ArrayList<>();
-    dev.surgery.core.algorithms.Algorithm plugin =
-        new dev.surgery.core.algorithms.Algorithm() {
-          @Override
-          public String name() {
-            return "t_reads_losses";
-          }
-
-          @Override
-          public java.util.Map<String, Object> hyperparameters() {
-            return java.util.Map.of();
-          }
-
-          @Override
-          public dev.surgery.core.algorithms.SurgeryChanges apply(
-              dev.surgery.core.events.Event event, dev.surgery.core.events.State state) {
-            seen.add(state.recentLosses().size());
-            return null; // it changes nothing
-          }
-
-          @Override
-          public dev.surgery.core.algorithms.SurgeryChanges apply(
-              dev.surgery.core.algorithms.SurgeryContext context) {
-            throw new AssertionError("the listener passes the state");
-          }
-        };
+    LossReader plugin = new LossReader();
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(plugin, dev.surgery.trainer.config.Trigger.atStep(3))
@@ -249,7 +224,7 @@ class TimeInsideAnEpochTest {
       trainer.initialize(INPUT);
       SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
     }
-    assertEquals(List.of(3), seen);
+    assertEquals(List.of(3), plugin.seen.stream().map(List::size).toList());
   }
 
   @Test
@@ -396,30 +371,7 @@ class TimeInsideAnEpochTest {
   void theRecentLossesAScheduledEntrySeesAreTheBatchesLossesWithOrWithoutDjlsEvaluator()
       throws Exception {
     for (boolean evaluator : new boolean[] {false, true}) {
-      List<List<Float>> seen = new java.util.ArrayList<>();
-      Algorithm reader =
-          new Algorithm() {
-            @Override
-            public String name() {
-              return "t_reads_losses";
-            }
-
-            @Override
-            public java.util.Map<String, Object> hyperparameters() {
-              return java.util.Map.of();
-            }
-
-            @Override
-            public SurgeryChanges apply(Event event, dev.surgery.core.events.State state) {
-              seen.add(state.recentLosses());
-              return null; // it changes nothing
-            }
-
-            @Override
-            public SurgeryChanges apply(dev.surgery.core.algorithms.SurgeryContext context) {
-              throw new AssertionError("the listener passes the state");
-            }
-          };
+      LossReader reader = new LossReader();
       SurgeryListener listener =
           SurgeryListener.builder()
               .add(reader, Trigger.atStep(3))
@@ -439,6 +391,7 @@ class TimeInsideAnEpochTest {
         trainer.initialize(INPUT);
         SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
       }
+      List<List<Float>> seen = reader.seen;
       assertEquals(1, seen.size(), "evaluator " + evaluator);
       List<Float> expected = probe.losses.subList(0, 3);
       assertEquals(3, seen.get(0).size(), "evaluator " + evaluator);
@@ -446,6 +399,34 @@ class TimeInsideAnEpochTest {
         assertEquals(
             expected.get(b), seen.get(0).get(b), 1e-5f, "batch " + b + ", evaluator " + evaluator);
       }
+    }
+  }
+
+  /** A scheduled plugin that changes nothing and keeps the recent losses each run was given. */
+  private static final class LossReader implements dev.surgery.core.algorithms.Algorithm {
+    final List<List<Float>> seen = new java.util.ArrayList<>();
+
+    @Override
+    public String name() {
+      return "t_reads_losses";
+    }
+
+    @Override
+    public java.util.Map<String, Object> hyperparameters() {
+      return java.util.Map.of();
+    }
+
+    @Override
+    public dev.surgery.core.algorithms.SurgeryChanges apply(
+        dev.surgery.core.events.Event event, dev.surgery.core.events.State state) {
+      seen.add(state.recentLosses());
+      return null; // it changes nothing
+    }
+
+    @Override
+    public dev.surgery.core.algorithms.SurgeryChanges apply(
+        dev.surgery.core.algorithms.SurgeryContext context) {
+      throw new AssertionError("the listener passes the state");
     }
   }
 }

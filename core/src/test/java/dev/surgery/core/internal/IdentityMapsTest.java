@@ -311,16 +311,10 @@ class IdentityMapsTest {
       Object dropped = new Object();
       map.put(kept, "kept");
       map.put(dropped, "dropped");
-      java.lang.reflect.Field entries = WeakIdentityMap.class.getDeclaredField("entries");
-      entries.setAccessible(true);
-      for (Object key : ((Map<?, ?>) entries.get(map)).keySet()) {
-        java.lang.ref.Reference<?> reference = (java.lang.ref.Reference<?>) key;
-        if (reference.get() == dropped) {
-          reference.enqueue(); // cleared and queued, as the collector and its handler do
-        }
-      }
+      referenceOf(map, dropped)
+          .enqueue(); // cleared and queued, as the collector and its handler do
       assertEquals(1, map.size(), "keeping " + keeping);
-      assertEquals(List.of("kept"), List.copyOf(((Map<?, ?>) entries.get(map)).values()));
+      assertEquals(List.of("kept"), List.copyOf(entriesOf(map).values()));
       assertEquals(keeping ? List.of("dropped") : List.of(), map.drainCollected());
       List<String> none = map.drainCollected();
       assertEquals(List.of(), none, "drained once");
@@ -369,17 +363,30 @@ class IdentityMapsTest {
     Object dropped = new Object();
     map.put(kept, "kept");
     map.put(dropped, "dropped");
-    java.lang.reflect.Field entries = WeakIdentityMap.class.getDeclaredField("entries");
-    entries.setAccessible(true);
-    for (Object key : ((Map<?, ?>) entries.get(map)).keySet()) {
-      java.lang.ref.Reference<?> reference = (java.lang.ref.Reference<?>) key;
-      if (reference.get() == dropped) {
-        reference.clear();
-      }
-    }
+    referenceOf(map, dropped).clear();
     assertEquals(List.of("dropped"), map.drainCollected());
     assertEquals(List.of(), map.drainCollected(), "drained once");
     assertEquals("kept", map.get(kept));
     assertEquals(1, map.size());
+  }
+
+  /** A map's entries as it holds them: weak references to the keys, and the values. */
+  private static Map<?, ?> entriesOf(WeakIdentityMap<?, ?> map)
+      throws ReflectiveOperationException {
+    java.lang.reflect.Field entries = WeakIdentityMap.class.getDeclaredField("entries");
+    entries.setAccessible(true);
+    return (Map<?, ?>) entries.get(map);
+  }
+
+  /** The weak reference a map holds for a key. */
+  private static java.lang.ref.Reference<?> referenceOf(WeakIdentityMap<?, ?> map, Object key)
+      throws ReflectiveOperationException {
+    for (Object k : entriesOf(map).keySet()) {
+      java.lang.ref.Reference<?> reference = (java.lang.ref.Reference<?>) k;
+      if (reference.get() == key) {
+        return reference;
+      }
+    }
+    throw new AssertionError("the map holds no reference to the key");
   }
 }

@@ -154,23 +154,7 @@ class TruncatedSvdTest {
     for (int i = 0; i < s.length; i++) {
       assertEquals(c * s[i], sc[i], tolerance * c * s[0], "singular value " + i);
     }
-    int r = s.length;
-    float[] left = svd.leftFactor(r);
-    float[] right = svd.rightFactor(r);
-    for (int i = 0; i < r; i++) {
-      for (int j = 0; j < r; j++) {
-        double dl = 0;
-        for (int k = 0; k < rows; k++) {
-          dl += (double) left[k * r + i] * left[k * r + j];
-        }
-        double dr = 0;
-        for (int k = 0; k < cols; k++) {
-          dr += (double) right[i * cols + k] * right[j * cols + k];
-        }
-        assertEquals(i == j ? sc[i] : 0, dl, 1e-5 * sc[0], "U " + i + "," + j);
-        assertEquals(i == j ? sc[i] : 0, dr, 1e-5 * sc[0], "V " + i + "," + j);
-      }
-    }
+    assertFactorsOrthogonal(svd, sc, rows, cols, s.length);
   }
 
   /**
@@ -348,23 +332,7 @@ class TruncatedSvdTest {
           "rank " + r + ": error " + error + " vs optimal " + optimal);
     }
     // Both factors' directions stay orthogonal: (U sqrt(S))^T (U sqrt(S)) = S.
-    int r = q / 2;
-    float[] left = gram.leftFactor(r);
-    float[] right = gram.rightFactor(r);
-    for (int i = 0; i < r; i++) {
-      for (int j = 0; j < r; j++) {
-        double dl = 0;
-        for (int k = 0; k < rows; k++) {
-          dl += (double) left[k * r + i] * left[k * r + j];
-        }
-        double dr = 0;
-        for (int k = 0; k < cols; k++) {
-          dr += (double) right[i * cols + k] * right[j * cols + k];
-        }
-        assertEquals(i == j ? sg[i] : 0, dl, 1e-5 * sg[0], "U " + i + "," + j);
-        assertEquals(i == j ? sg[i] : 0, dr, 1e-5 * sg[0], "V " + i + "," + j);
-      }
-    }
+    assertFactorsOrthogonal(gram, sg, rows, cols, q / 2);
   }
 
   @ParameterizedTest
@@ -546,5 +514,29 @@ class TruncatedSvdTest {
     IllegalArgumentException e =
         assertThrows(IllegalArgumentException.class, () -> TruncatedSvd.of(a, rows, cols));
     assertTrue(e.getMessage().contains("(1, 2)"), e.getMessage());
+  }
+
+  /**
+   * Both factors' directions are orthogonal and carry the singular values: (U sqrt(S))^T (U
+   * sqrt(S)) = S, and the same for V, for the first {@code r} of them.
+   */
+  private static void assertFactorsOrthogonal(
+      TruncatedSvd svd, double[] singular, int rows, int cols, int r) {
+    float[] left = svd.leftFactor(r);
+    float[] right = svd.rightFactor(r);
+    for (int i = 0; i < r; i++) {
+      for (int j = 0; j < r; j++) {
+        double dl = 0;
+        for (int k = 0; k < rows; k++) {
+          dl += (double) left[k * r + i] * left[k * r + j];
+        }
+        double dr = 0;
+        for (int k = 0; k < cols; k++) {
+          dr += (double) right[i * cols + k] * right[j * cols + k];
+        }
+        assertEquals(i == j ? singular[i] : 0, dl, 1e-5 * singular[0], "U " + i + "," + j);
+        assertEquals(i == j ? singular[i] : 0, dr, 1e-5 * singular[0], "V " + i + "," + j);
+      }
+    }
   }
 }

@@ -1,7 +1,9 @@
 package dev.surgery.trainer.config;
 
 import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.Composition;
+import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import java.util.ArrayList;
@@ -68,28 +70,39 @@ public final class ScheduleComposition {
    */
   public static List<Refusal> check(List<ScheduledAlgorithm> entries) {
     List<Refusal> refusals = new ArrayList<>();
-    boolean unknownEntries = entries.contains(null);
+    // An entry refused for its own problem could be any registered algorithm once fixed, and run
+    // between any two others: each pair is then checked with one of every kind between them.
+    List<Algorithm> anyEntry = entries.contains(null) ? anyEntry() : List.of();
     List<ScheduledAlgorithm> order =
         applicationOrder(entries.stream().filter(e -> e != null && e.byEpoch()).toList());
-    // With unknown entries, one stands between each two known ones in the order checked.
-    List<Algorithm> algorithms = new ArrayList<>();
-    List<Integer> epochs = new ArrayList<>();
-    List<Integer> positions = new ArrayList<>(); // index into order, -1 for an unknown entry
-    for (int k = 0; k < order.size(); k++) {
-      if (unknownEntries && k > 0) {
-        algorithms.add(UnknownEntry.INSTANCE);
-        epochs.add(-1); // no entry's epoch: never "the same epoch" as a layer_freezing entry's
-        positions.add(-1);
+    List<Algorithm> algorithms = order.stream().map(ScheduledAlgorithm::algorithm).toList();
+    List<Integer> epochs = order.stream().map(ScheduledAlgorithm::epoch).toList();
+    if (anyEntry.isEmpty()) {
+      for (Composition.Conflict c : Composition.check(algorithms, epochs)) {
+        refusals.add(
+            new Refusal(order.get(c.later()), order.get(c.earlier()), Kind.FOLLOWS, c.reason()));
       }
-      algorithms.add(order.get(k).algorithm());
-      epochs.add(order.get(k).epoch());
-      positions.add(k);
-    }
-    for (Composition.Conflict c : Composition.check(algorithms, epochs)) {
-      int later = positions.get(c.later());
-      int earlier = positions.get(c.earlier());
-      if (later >= 0 && earlier >= 0) { // an unknown entry conflicts with nothing
-        refusals.add(new Refusal(order.get(later), order.get(earlier), Kind.FOLLOWS, c.reason()));
+    } else {
+      for (int j = 1; j < order.size(); j++) {
+        for (int i = 0; i < j; i++) {
+          List<Algorithm> between = new ArrayList<>(algorithms.subList(i + 1, j));
+          between.addAll(anyEntry);
+          String reason = Composition.conflict(algorithms.get(i), algorithms.get(j), between);
+          if (reason == null
+              && LayerFreezing.NAME.equals(algorithms.get(i).name())
+              && LayerFreezing.NAME.equals(algorithms.get(j).name())) {
+            // Layer freezing's rule for two entries at one epoch reads no entry between them.
+            List<Composition.Conflict> pair =
+                Composition.check(
+                    List.of(algorithms.get(i), algorithms.get(j)),
+                    List.of(epochs.get(i), epochs.get(j)));
+            reason = pair.isEmpty() ? null : pair.get(0).reason();
+          }
+          if (reason != null) {
+            refusals.add(new Refusal(order.get(j), order.get(i), Kind.FOLLOWS, reason));
+            break;
+          }
+        }
       }
     }
     // A one-time step or duration entry meets the others in an order known only during training:
@@ -103,7 +116,7 @@ public final class ScheduleComposition {
         }
         String reason =
             Composition.conflictEitherOrder(
-                a.algorithm(), b.algorithm(), othersThan(entries, i, j));
+                a.algorithm(), b.algorithm(), othersThan(entries, i, j, anyEntry));
         if (reason != null) {
           refusals.add(new Refusal(b, a, Kind.EITHER_ORDER, reason));
           break;
@@ -127,29 +140,34 @@ public final class ScheduleComposition {
     return e != null && !e.trigger().repeats();
   }
 
-  private static List<Algorithm> othersThan(List<ScheduledAlgorithm> entries, int i, int j) {
+  private static List<Algorithm> othersThan(
+      List<ScheduledAlgorithm> entries, int i, int j, List<Algorithm> anyEntry) {
     List<Algorithm> others = new ArrayList<>();
     for (int k = 0; k < entries.size(); k++) {
-      if (k != i && k != j) {
-        others.add(entries.get(k) == null ? UnknownEntry.INSTANCE : entries.get(k).algorithm());
+      if (k != i && k != j && entries.get(k) != null) {
+        others.add(entries.get(k).algorithm());
       }
     }
+    others.addAll(anyEntry);
     return others;
   }
 
-  /**
-   * Stands for an entry refused for its own problem: an algorithm of no known name, which {@link
-   * Composition} finds in conflict with nothing, and whose presence between two entries keeps a
-   * refusal that needs nothing between them from being made.
-   */
-  private static final class UnknownEntry implements Algorithm {
-    static final UnknownEntry INSTANCE = new UnknownEntry();
-
-    @Override
-    public String name() {
-      return "(an entry with problems)";
+  /** One stand-in of each registered algorithm's name: what an unknown entry may turn out to be. */
+  private static List<Algorithm> anyEntry() {
+    List<Algorithm> all = new ArrayList<>();
+    all.add(new UnknownEntry("(an entry with problems)"));
+    for (String name : Algorithms.names()) {
+      all.add(new UnknownEntry(name));
     }
+    return all;
+  }
 
+  /**
+   * Stands for an entry refused for its own problem, only ever among the entries between two others
+   * ({@link Composition} reads nothing but the names there): under each registered algorithm's
+   * name, so that a refusal is made only where it holds whatever that entry turns out to be.
+   */
+  private record UnknownEntry(String name) implements Algorithm {
     @Override
     public Map<String, Object> hyperparameters() {
       return Map.of();

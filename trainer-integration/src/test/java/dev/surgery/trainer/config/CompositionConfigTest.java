@@ -99,6 +99,19 @@ class CompositionConfigTest {
                 + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n");
     assertEquals(3, p.line());
     assertTrue(p.message().contains("recipe.yaml:2:5"), p.message());
+    // Nothing between the two can change that: refused beside another entry's problem too.
+    SurgeryConfigException both =
+        assertThrows(
+            SurgeryConfigException.class,
+            () ->
+                SurgeryConfig.parse(
+                    "algorithms:\n"
+                        + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.1}\n"
+                        + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n"
+                        + "  - {name: blurpool, epoch: -1}\n",
+                    FILE));
+    assertEquals(2, both.getProblems().size(), both.getMessage());
+    assertEquals(3, both.getProblems().get(0).line(), both.getMessage());
   }
 
   @Test
@@ -206,5 +219,16 @@ class CompositionConfigTest {
                 + "  - {name: squeeze_excite, epoch: 1, min_channels: -3}\n"
                 + "  - {name: blurpool, epoch: 2, include: ['01Conv2d']}\n");
     assertEquals(3, own.line(), own.message());
+    // A weight_standardization repeat is refused unless a factorize entry runs between: beside an
+    // entry with a problem (which may be a factorize entry once fixed), it is not.
+    String repeat =
+        "algorithms:\n"
+            + "  - {name: weight_standardization, epoch: 0}\n"
+            + "  - {name: %s, epoch: 1%s}\n"
+            + "  - {name: weight_standardization, epoch: 2}\n";
+    assertTrue(
+        refused(String.format(repeat, "blurpool", "")).message().contains("would change nothing"));
+    ConfigProblem onlyItsOwn = refused(String.format(repeat, "factorize", ", min_channels: 0"));
+    assertEquals(3, onlyItsOwn.line(), onlyItsOwn.message());
   }
 }

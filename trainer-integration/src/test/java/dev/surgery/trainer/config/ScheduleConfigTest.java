@@ -10,6 +10,12 @@ import org.junit.jupiter.api.Test;
 /** The schedule keys: epoch, step, at (time strings), every; and entries without a schedule. */
 class ScheduleConfigTest {
 
+  /** The message of a config refused as a whole. */
+  private static String refusal(String yaml) {
+    return assertThrows(SurgeryConfigException.class, () -> SurgeryConfig.parse(yaml, "s.yaml"))
+        .getMessage();
+  }
+
   private static List<Trigger> triggers(String yaml) {
     return SurgeryConfig.parse(yaml, "s.yaml").getAlgorithms().stream()
         .map(ScheduledAlgorithm::trigger)
@@ -122,21 +128,16 @@ class ScheduleConfigTest {
                 + "total_epochs: 5\n"
                 + "total_steps: 10\n"));
     String m =
-        assertThrows(
-                SurgeryConfigException.class,
-                () ->
-                    SurgeryConfig.parse(
-                        "algorithms:\n"
-                            + "  - {name: blurpool, epoch: 6}\n"
-                            + "  - {name: squeeze_excite, every: 6ep}\n"
-                            + "  - {name: factorize, at: 6ep}\n"
-                            + "  - {name: weight_standardization, step: 11}\n"
-                            + "  - {name: ghost_batchnorm, every: 11ba}\n"
-                            + "  - {name: stochastic_depth, at: 11ba}\n"
-                            + "total_epochs: 5\n"
-                            + "total_steps: 10\n",
-                        "s.yaml"))
-            .getMessage();
+        refusal(
+            "algorithms:\n"
+                + "  - {name: blurpool, epoch: 6}\n"
+                + "  - {name: squeeze_excite, every: 6ep}\n"
+                + "  - {name: factorize, at: 6ep}\n"
+                + "  - {name: weight_standardization, step: 11}\n"
+                + "  - {name: ghost_batchnorm, every: 11ba}\n"
+                + "  - {name: stochastic_depth, at: 11ba}\n"
+                + "total_epochs: 5\n"
+                + "total_steps: 10\n");
     assertTrue(m.contains("s.yaml:2:29: epoch 6 is after the last epoch (total_epochs: 5)"), m);
     assertTrue(m.contains("s.yaml:3:35: every 6 epochs first runs after epoch 6"), m);
     assertTrue(m.contains("s.yaml:4:27: epoch 6 is after the last epoch"), m);
@@ -168,23 +169,18 @@ class ScheduleConfigTest {
                 + SurgeryConfig.MAX_EPOCH
                 + "}\n"));
     String m =
-        assertThrows(
-                SurgeryConfigException.class,
-                () ->
-                    SurgeryConfig.parse(
-                        "algorithms:\n"
-                            + "  - {name: blurpool, at: 0ba}\n"
-                            + "  - {name: factorize, at: "
-                            + (SurgeryConfig.MAX_STEP + 1)
-                            + "ba}\n"
-                            + "  - {name: ghost_batchnorm, at: "
-                            + (SurgeryConfig.MAX_EPOCH + 1)
-                            + "ep}\n"
-                            + "  - {name: stochastic_depth, epoch: "
-                            + (SurgeryConfig.MAX_EPOCH + 1)
-                            + "}\n",
-                        "s.yaml"))
-            .getMessage();
+        refusal(
+            "algorithms:\n"
+                + "  - {name: blurpool, at: 0ba}\n"
+                + "  - {name: factorize, at: "
+                + (SurgeryConfig.MAX_STEP + 1)
+                + "ba}\n"
+                + "  - {name: ghost_batchnorm, at: "
+                + (SurgeryConfig.MAX_EPOCH + 1)
+                + "ep}\n"
+                + "  - {name: stochastic_depth, epoch: "
+                + (SurgeryConfig.MAX_EPOCH + 1)
+                + "}\n");
     assertTrue(m.contains("s.yaml:2:26: at: a step must be in [1, " + SurgeryConfig.MAX_STEP), m);
     assertTrue(m.contains("s.yaml:3:27: at: a step must be in [1, " + SurgeryConfig.MAX_STEP), m);
     assertTrue(m.contains("s.yaml:4:33: at: an epoch must be at most 1000000"), m);
