@@ -32,6 +32,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -337,6 +338,8 @@ class ProgramEndTest {
    * training on), well within the limit it was given, leaving the hook's thread uninterrupted.
    */
   @Test
+  // A wait that never ends fails here rather than stalling the build.
+  @Timeout(value = 60, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
   void theEndReturnsOnlyOnceAnApplicationUnderWayOnAnotherThreadIsDone() throws Exception {
     ProgramEnd programEnd = new ProgramEnd();
     CountDownLatch began = new CountDownLatch(1);
@@ -386,6 +389,8 @@ class ProgramEndTest {
 
   /** A hook interrupted while it waits stops waiting and keeps the interrupt for its caller. */
   @Test
+  // A wait that never ends fails here rather than stalling the build.
+  @Timeout(value = 60, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
   void anEndInterruptedWhileItWaitsReturnsKeepingTheInterrupt() throws Exception {
     ProgramEnd programEnd = new ProgramEnd();
     CountDownLatch began = new CountDownLatch(1);
