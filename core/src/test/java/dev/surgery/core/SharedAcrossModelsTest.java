@@ -109,6 +109,36 @@ class SharedAcrossModelsTest {
   }
 
   @Test
+  void aSharedBlockReplacedByOneWithoutParametersStaysInTheOtherModelsTrainer() {
+    // Nothing joins model A: the other model is still walked for what it keeps.
+    TinyDense shared = new TinyDense(5);
+    TinyDense onlyA = new TinyDense(5);
+    FieldHolder rootA = new FieldHolder(shared, onlyA);
+    FieldHolder rootB = new FieldHolder(shared, new TinyDense(5));
+    try (Model modelA = TinyModels.model("a", rootA);
+        Model modelB = TinyModels.model("b", rootB);
+        Trainer trainerA = modelA.newTrainer(adam());
+        Trainer trainerB = modelB.newTrainer(adam())) {
+      initializeAndStepBoth(trainerA, trainerB);
+      Set<String> storeB = Fixtures.storeIds(trainerB);
+      Map<String, float[]> stateB = ExactnessOracle.optimizerStateValues(trainerB);
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(shared, (block, index) -> Activation.tanhBlock());
+      ModuleSurgery.replaceModules(
+          rootA,
+          policies,
+          SurgeryOptions.builder().optTrainers(List.of(trainerA, trainerB)).build());
+
+      assertEquals(ids(onlyA), Fixtures.storeIds(trainerA), "A: the shared block left");
+      assertEquals(storeB, Fixtures.storeIds(trainerB), "B keeps the shared block");
+      assertFalse(shared.getWeight().getArray().isReleased(), "B still uses the array");
+      Fixtures.assertBitsEqual(stateB, ExactnessOracle.optimizerStateValues(trainerB));
+      Fixtures.sumStep(trainerB);
+      Fixtures.sumStep(trainerA);
+    }
+  }
+
+  @Test
   void thePlanSaysTheOtherModelKeepsTheState() {
     TinyDense shared = new TinyDense(5);
     FieldHolder rootA = new FieldHolder(shared, new TinyDense(5));
