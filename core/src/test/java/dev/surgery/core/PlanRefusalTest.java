@@ -60,6 +60,8 @@ class PlanRefusalTest {
             applied.getMessage());
         assertEquals(applied.getMessage(), planned.getMessage());
         assertEquals(applied.getBlockPath(), planned.getBlockPath());
+        // The refusal names the replaced block by its path in the tree (its key under the root).
+        assertEquals(net.getChildren().get(1).getKey(), applied.getBlockPath());
         Block last = net.getChildren().get(1).getValue();
         assertSame(late, last, "both rolled back");
       }
