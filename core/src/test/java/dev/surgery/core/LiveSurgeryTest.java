@@ -13,6 +13,7 @@ import ai.djl.basicmodelzoo.cv.classification.ResNetV1;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
@@ -432,6 +433,43 @@ class LiveSurgeryTest {
         ModuleSurgery.updateParamsInOptimizer(
             List.of(BlockTrees.parametersOf(m1).iterator().next()), List.of(), List.of(trainer));
         assertEquals(storeBefore, Fixtures.storeIds(trainer));
+      }
+    }
+  }
+
+  /**
+   * New Parameters around the arrays of a layer no trainer registered (initialized outside the
+   * model): the old wrappers never trained, so the new ones join the trainer as fresh parameters,
+   * as DJL registers any new parameter: in its store, without optimizer state.
+   */
+  @Test
+  void newParametersAroundArraysNoTrainerHeldJoinTheTrainerFresh() {
+    SequentialBlock m = new SequentialBlock().add(new TinyDense(4));
+    try (Model model = TinyModels.model("outside", m)) {
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(new GcSafeL2Loss()).optOptimizer(Optimizer.adam().build());
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(2, 4));
+        Fixtures.sumStep(trainer);
+        TinyDense outside = new TinyDense(4);
+        outside.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(2, 4));
+        List<Parameter> old = List.of(outside.getWeight(), outside.getBias());
+        List<Parameter> rewrapped =
+            List.of(
+                RefusedOptimizerMoveTest.around(outside.getWeight().getArray(), "weight", true),
+                RefusedOptimizerMoveTest.around(outside.getBias().getArray(), "bias", true));
+        Set<String> expected = Fixtures.storeIds(trainer);
+
+        ModuleSurgery.updateParamsInOptimizer(old, rewrapped, List.of(trainer));
+
+        rewrapped.forEach(p -> expected.add(p.getId()));
+        assertEquals(expected, Fixtures.storeIds(trainer), "the new wrappers joined");
+        for (Set<String> keys : Fixtures.stateKeys(trainer).values()) {
+          for (Parameter p : rewrapped) {
+            assertFalse(keys.contains(p.getId()), "no state: it starts fresh");
+          }
+        }
+        Fixtures.sumStep(trainer);
       }
     }
   }
