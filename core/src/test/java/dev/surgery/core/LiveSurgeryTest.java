@@ -474,6 +474,64 @@ class LiveSurgeryTest {
     }
   }
 
+  /**
+   * A layer born at step 3 is removed by a call that then fails (a new parameter without an array):
+   * the rollback puts back its birth too, so it trains on under a schedule by step exactly as in a
+   * run that never made the call.
+   */
+  @Test
+  void aFailedRemovalOfABornLayerKeepsItsBirth() {
+    List<float[]> withFailedCall = bornLayerRun(true);
+    List<float[]> without = bornLayerRun(false);
+    assertEquals(without.size(), withFailedCall.size());
+    for (int i = 0; i < without.size(); i++) {
+      ExactnessOracle.assertBitsEqual(without.get(i), withFailedCall.get(i), "parameter " + i);
+    }
+  }
+
+  private static List<float[]> bornLayerRun(boolean failedCall) {
+    SequentialBlock m = new SequentialBlock().add(new TinyDense(4)).add(new TinyDense(4));
+    try (Model model = TinyModels.model("born-rollback", m)) {
+      model.getNDManager().getEngine().setRandomSeed(5);
+      // A rate by update number: a born layer's own count and the model's position differ.
+      Tracker schedule = numUpdate -> 0.05f / (1 + numUpdate);
+      DefaultTrainingConfig config =
+          new DefaultTrainingConfig(new GcSafeL2Loss())
+              .optOptimizer(Optimizer.adam().optLearningRateTracker(schedule).build());
+      try (Trainer trainer = model.newTrainer(config)) {
+        trainer.initialize(new Shape(2, 4));
+        for (int k = 0; k < 3; k++) {
+          Fixtures.sumStep(trainer);
+        }
+        Block second = m.getChildren().valueAt(1);
+        TinyDense fresh = new TinyDense(4);
+        ModuleSurgery.replaceModules(
+            m,
+            Fixtures.replacing(second, (block, index) -> fresh),
+            SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+        Fixtures.sumStep(trainer);
+        if (failedCall) {
+          Parameter withoutArray = new TinyDense(2).getWeight();
+          assertThrows(
+              IllegalStateException.class,
+              () ->
+                  ModuleSurgery.updateParamsInOptimizer(
+                      List.of(fresh.getWeight(), fresh.getBias()),
+                      List.of(withoutArray),
+                      List.of(trainer)));
+        }
+        for (int k = 0; k < 4; k++) {
+          Fixtures.sumStep(trainer);
+        }
+        List<float[]> values = new ArrayList<>();
+        for (Parameter p : BlockTrees.parametersOf(m)) {
+          values.add(ExactnessOracle.floats(p.getArray()));
+        }
+        return values;
+      }
+    }
+  }
+
   /** Two trainers of one model: a removed parameter is named once (a reviewer saw it twice). */
   @Test
   void theWarningNamesAParameterOnceWhateverTheTrainers() {
