@@ -295,12 +295,7 @@ class TimeInsideAnEpochTest {
   void aDurationWithNoLengthAtAllFailsAtTheFirstStepsBatchEnd() throws Exception {
     // The builder, unlike a file, takes a duration with neither total: a loop that reports its
     // steps but announces no length leaves the planned steps unknown at step 1.
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(nothing(), Trigger.at(Time.parse("0.5dur")))
-            .optOnError(OnError.SKIP)
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .build();
+    SurgeryListener listener = halfwayWithNoLength();
     try (Model model = TestModels.model("dur-no-length");
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -332,12 +327,7 @@ class TimeInsideAnEpochTest {
     // Built for a driver that reports steps, trained by EasyTrain.fit, which reports none: the
     // first epoch's end tells the batches per epoch, but with no length the planned steps stay
     // unknown and no step comes; the entry never runs, and training's end says why.
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(nothing(), Trigger.at(Time.parse("0.5dur")))
-            .optOnError(OnError.SKIP)
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .build();
+    SurgeryListener listener = halfwayWithNoLength();
     try (Model model = TestModels.model("dur-no-batch-end");
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -400,6 +390,17 @@ class TimeInsideAnEpochTest {
             expected.get(b), seen.get(0).get(b), 1e-5f, "batch " + b + ", evaluator " + evaluator);
       }
     }
+  }
+
+  /**
+   * A builder's '0.5dur' entry that changes nothing, with no planned length, skipped on failure.
+   */
+  private static SurgeryListener halfwayWithNoLength() {
+    return SurgeryListener.builder()
+        .add(nothing(), Trigger.at(Time.parse("0.5dur")))
+        .optOnError(OnError.SKIP)
+        .optObservableEvents(SurgeryTrain.EVENTS)
+        .build();
   }
 
   /** A scheduled plugin that changes nothing and keeps the recent losses each run was given. */

@@ -14,9 +14,13 @@ class CompositionConfigTest {
 
   static final String FILE = "recipe.yaml";
 
+  /** The refusal of a config with any number of problems. */
+  static SurgeryConfigException refusedWholly(String yaml) {
+    return assertThrows(SurgeryConfigException.class, () -> SurgeryConfig.parse(yaml, FILE));
+  }
+
   static ConfigProblem refused(String yaml) {
-    SurgeryConfigException e =
-        assertThrows(SurgeryConfigException.class, () -> SurgeryConfig.parse(yaml, FILE));
+    SurgeryConfigException e = refusedWholly(yaml);
     assertEquals(1, e.getProblems().size(), e.getMessage());
     return e.getProblems().get(0);
   }
@@ -101,15 +105,11 @@ class CompositionConfigTest {
     assertTrue(p.message().contains("recipe.yaml:2:5"), p.message());
     // Nothing between the two can change that: refused beside another entry's problem too.
     SurgeryConfigException both =
-        assertThrows(
-            SurgeryConfigException.class,
-            () ->
-                SurgeryConfig.parse(
-                    "algorithms:\n"
-                        + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.1}\n"
-                        + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n"
-                        + "  - {name: blurpool, epoch: -1}\n",
-                    FILE));
+        refusedWholly(
+            "algorithms:\n"
+                + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.1}\n"
+                + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n"
+                + "  - {name: blurpool, epoch: -1}\n");
     assertEquals(2, both.getProblems().size(), both.getMessage());
     assertEquals(3, both.getProblems().get(0).line(), both.getMessage());
   }
@@ -174,15 +174,11 @@ class CompositionConfigTest {
     ConfigProblem own = refused(pair + bad);
     assertTrue(own.message().startsWith("epoch must not be negative"), own.message());
     SurgeryConfigException both =
-        assertThrows(
-            SurgeryConfigException.class,
-            () ->
-                SurgeryConfig.parse(
-                    "algorithms:\n"
-                        + "  - {name: ghost_batchnorm, step: 10}\n"
-                        + bad
-                        + "  - {name: ghost_batchnorm, step: 20}\n",
-                    FILE));
+        refusedWholly(
+            "algorithms:\n"
+                + "  - {name: ghost_batchnorm, step: 10}\n"
+                + bad
+                + "  - {name: ghost_batchnorm, step: 20}\n");
     assertEquals(2, both.getProblems().size(), both.getMessage());
     assertEquals(3, both.getProblems().get(0).line(), both.getMessage());
     assertEquals(4, both.getProblems().get(1).line(), both.getMessage());
@@ -197,15 +193,11 @@ class CompositionConfigTest {
   @Test
   void anEpochRepeatIsRefusedBesideAnotherEntrysProblemWhenItHoldsWhateverThatEntryIs() {
     SurgeryConfigException e =
-        assertThrows(
-            SurgeryConfigException.class,
-            () ->
-                SurgeryConfig.parse(
-                    "algorithms:\n"
-                        + "  - {name: blurpool, epoch: 0}\n"
-                        + "  - {name: squeeze_excite, epoch: 1, min_channels: -3}\n"
-                        + "  - {name: blurpool, epoch: 2}\n",
-                    FILE));
+        refusedWholly(
+            "algorithms:\n"
+                + "  - {name: blurpool, epoch: 0}\n"
+                + "  - {name: squeeze_excite, epoch: 1, min_channels: -3}\n"
+                + "  - {name: blurpool, epoch: 2}\n");
     assertEquals(2, e.getProblems().size(), e.getMessage());
     assertEquals(3, e.getProblems().get(0).line(), e.getMessage());
     assertTrue(
