@@ -132,6 +132,37 @@ class NestedDecisionsExactnessTest {
     return BlockMatcher.byBlock(b -> b == block);
   }
 
+  /** Policies in the order given, each block matched by identity. */
+  private static Map<BlockMatcher, ReplacementFunction> policyMap(
+      Block first, ReplacementFunction firstFunction) {
+    Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
+    p.put(is(first), firstFunction);
+    return p;
+  }
+
+  private static Map<BlockMatcher, ReplacementFunction> policyMap(
+      Block first,
+      ReplacementFunction firstFunction,
+      Block second,
+      ReplacementFunction secondFunction) {
+    Map<BlockMatcher, ReplacementFunction> p = policyMap(first, firstFunction);
+    p.put(is(second), secondFunction);
+    return p;
+  }
+
+  private static Map<BlockMatcher, ReplacementFunction> policyMap(
+      Block first,
+      ReplacementFunction firstFunction,
+      Block second,
+      ReplacementFunction secondFunction,
+      Block third,
+      ReplacementFunction thirdFunction) {
+    Map<BlockMatcher, ReplacementFunction> p =
+        policyMap(first, firstFunction, second, secondFunction);
+    p.put(is(third), thirdFunction);
+    return p;
+  }
+
   private static ReplacementFunction wrapAfter(int units) {
     return (block, index) -> new SequentialBlock().add(block).add(linear(units));
   }
@@ -141,38 +172,32 @@ class NestedDecisionsExactnessTest {
     WRAP_AND_REPLACE_INSIDE_FRESH(false) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        p.put(is(n.outer), wrapAfter(6));
-        p.put(is(n.b), (block, index) -> linear(6));
-        return p;
+        return policyMap(n.outer, wrapAfter(6), n.b, (block, index) -> linear(6));
       }
     },
     WRAP_AND_REPLACE_INSIDE_WEIGHT_COPY(false) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        p.put(is(n.outer), wrapAfter(6));
-        p.put(is(n.b), (block, index) -> WeightCopy.into(linear(6), block));
-        return p;
+        return policyMap(
+            n.outer, wrapAfter(6), n.b, (block, index) -> WeightCopy.into(linear(6), block));
       }
     },
     WRAP_AND_WRAP_INSIDE(false) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        p.put(is(n.outer), wrapAfter(6));
-        p.put(is(n.a), wrapAfter(6));
-        return p;
+        return policyMap(n.outer, wrapAfter(6), n.a, wrapAfter(6));
       }
     },
     THREE_LEVELS(false) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        p.put(is(n.outer), wrapAfter(6));
-        p.put(is(n.middle), (block, index) -> new SequentialBlock().add(linear(6)).add(block));
-        p.put(is(n.c), (block, index) -> linear(6));
-        return p;
+        return policyMap(
+            n.outer,
+            wrapAfter(6),
+            n.middle,
+            (block, index) -> new SequentialBlock().add(linear(6)).add(block),
+            n.c,
+            (block, index) -> linear(6));
       }
     },
     REUSED_CHILDREN_ONE_REPLACED(false) {
@@ -195,18 +220,13 @@ class NestedDecisionsExactnessTest {
     DIAMOND_ONE_PARENT_WRAPPED(true) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        p.put(is(n.left), wrapAfter(5));
-        return p;
+        return policyMap(n.left, wrapAfter(5));
       }
     },
     DIAMOND_ONE_PARENT_WRAPPED_SHARED_WRAPPED(true) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        p.put(is(n.left), wrapAfter(5));
-        p.put(is(n.shared), wrapAfter(5));
-        return p;
+        return policyMap(n.left, wrapAfter(5), n.shared, wrapAfter(5));
       }
     },
     RECURSION_INTO_OWN_WRAPPER(false) {
@@ -372,17 +392,17 @@ class NestedDecisionsExactnessTest {
     REUSED_CHILD_WRAPPED_AND_ITS_LEAF_REPLACED(false) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        p.put(
-            is(n.outer),
+        return policyMap(
+            n.outer,
             (block, index) ->
                 new FreshHolder()
                     .add(block.getChildren().valueAt(0))
                     .add(Activation.tanhBlock())
-                    .add(block.getChildren().valueAt(2)));
-        p.put(is(n.middle), (block, index) -> new SequentialBlock().add(block).add(linear(6)));
-        p.put(is(n.c), (block, index) -> linear(6));
-        return p;
+                    .add(block.getChildren().valueAt(2)),
+            n.middle,
+            (block, index) -> new SequentialBlock().add(block).add(linear(6)),
+            n.c,
+            (block, index) -> linear(6));
       }
     },
     DIAMOND_RECURSION_INTO_THE_SHARED_WRAPPER(true) {
@@ -414,28 +434,20 @@ class NestedDecisionsExactnessTest {
     DIAMOND_SHARED_REPLACED_SECOND_PARENT_WRAPPED(true) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        p.put(is(n.shared), (block, index) -> linear(5));
-        p.put(is(n.right), wrapAfter(5));
-        return p;
+        return policyMap(n.shared, (block, index) -> linear(5), n.right, wrapAfter(5));
       }
     },
     DIAMOND_SHARED_WRAPPED_SECOND_PARENT_WRAPPED(true) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        p.put(is(n.shared), wrapAfter(5));
-        p.put(is(n.right), wrapAfter(5));
-        return p;
+        return policyMap(n.shared, wrapAfter(5), n.right, wrapAfter(5));
       }
     },
     DIAMOND_SHARED_COPIED_FIRST_PARENT_WRAPPED(true) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        p.put(is(n.left), wrapAfter(5));
-        p.put(is(n.shared), (block, index) -> WeightCopy.into(linear(5), block));
-        return p;
+        return policyMap(
+            n.left, wrapAfter(5), n.shared, (block, index) -> WeightCopy.into(linear(5), block));
       }
     };
 
