@@ -255,6 +255,26 @@ class IdentityIndexTest {
   }
 
   /**
+   * null has no header to read: asking whether its hash was computed answers false (a read of
+   * address 0 would kill the JVM with SIGSEGV, no exception), and {@code putNew(null)} is a {@code
+   * putIfAbsent(null)}, as an {@link java.util.IdentityHashMap} fed the same calls answers.
+   */
+  @Test
+  void nullIsAskedAboutWithoutReadingAHeader() {
+    org.junit.jupiter.api.Assertions.assertFalse(
+        dev.surgery.core.internal.IdentityHashes.neverComputed(null));
+    IdentityIndex<Object> index = new IdentityIndex<>();
+    java.util.Map<Object, Object> oracle = new java.util.IdentityHashMap<>();
+    Object key = new Object();
+    assertSame(oracle.putIfAbsent(key, "key"), index.putNew(key, "key"));
+    assertSame(oracle.putIfAbsent(null, "first"), index.putNew(null, "first"));
+    assertSame(oracle.putIfAbsent(null, "again"), index.putNew(null, "again"));
+    assertSame(oracle.get(null), index.get(null));
+    assertSame(oracle.get(key), index.get(key));
+    assertEquals(oracle.size(), index.size());
+  }
+
+  /**
    * Two distinct keys with the same identity hash share the stored hash, so only the key comparison
    * tells them apart: before, after and across several growths of the table.
    */

@@ -67,12 +67,14 @@ public final class IdentityHashes {
   /**
    * Tells whether an object's identity hash was never computed, by anyone.
    *
-   * @param object an object
+   * @param object an object, or null (which has no header: false)
    * @return true only when its header proves that no identity hash was computed; false when it was,
    *     or when that cannot be read
    */
   public static boolean neverComputed(Object object) {
-    if (!USABLE) {
+    // Unsafe does not check for null: reading null's "header" reads address 0 and the JVM dies
+    // with SIGSEGV instead of throwing.
+    if (!USABLE || object == null) {
       return false;
     }
     long mark;
