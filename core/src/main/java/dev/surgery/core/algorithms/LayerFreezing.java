@@ -201,7 +201,9 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
               + why
               + ": "
               + hyperparameters();
-      warn(message);
+      // Logged as warn() logs it, but kept to this application's own report: warn() would also
+      // add it to the warnings of an application this one runs inside (a plugin delegating).
+      org.slf4j.LoggerFactory.getLogger(getClass()).warn(message);
       warnings.add(message);
     }
     return new SurgeryChanges(
