@@ -470,4 +470,129 @@ class CompositionTest {
         Composition.check(List.of(sd, ws, bp, se, f, gbn, lf)).stream()
             .collect(Collectors.toMap(c -> c.later(), c -> c.reason())));
   }
+
+  /**
+   * Applies {@code earlier}, then each of {@code between}, then {@code later} to a fresh model, and
+   * checks the rule against what happened: {@code later} is refused exactly when it changed
+   * nothing, and a refusal says so.
+   */
+  private static void ruleAgreesWithApplying(
+      java.util.function.Supplier<Block> model,
+      Algorithm earlier,
+      List<Algorithm> between,
+      Algorithm later,
+      boolean laterChanges) {
+    String reason = Composition.conflict(earlier, later, between);
+    Block net = model.get();
+    earlier.apply(SurgeryContext.of(net));
+    between.forEach(a -> a.apply(SurgeryContext.of(net)));
+    boolean changed = !later.apply(SurgeryContext.of(net)).isEmpty();
+    String pair = earlier + " " + between + " " + later + ": " + reason;
+    assertEquals(laterChanges, changed, "the oracle's premise, " + pair);
+    assertEquals(!changed, reason != null, pair);
+    if (reason != null) {
+      assertTrue(reason.contains("so it would change nothing"), reason);
+    }
+  }
+
+  /** An initialized model of the given blocks for input {@code input}, seeded. */
+  private static Block initialized(NDManager manager, Shape input, Block... blocks) {
+    SequentialBlock net = new SequentialBlock();
+    for (Block b : blocks) {
+      net.add(b);
+    }
+    Engine.getInstance().setRandomSeed(5);
+    net.initialize(manager, DataType.FLOAT32, input);
+    return net;
+  }
+
+  /**
+   * The rules that set one entry's settings against the other's, each checked by applying the pair:
+   * a repeat is refused when, and only when, it changes nothing.
+   */
+  @Test
+  void eachRuleAgreesWithApplyingThePair() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      // BlurPool: a strided 16-channel convolution and a max pool.
+      java.util.function.Supplier<Block> blurrable =
+          () ->
+              initialized(
+                  manager,
+                  INPUT,
+                  LiveTraining.conv(16, 2),
+                  ai.djl.nn.pooling.Pool.maxPool2dBlock(new Shape(2, 2)));
+      Algorithm poolsOnly = BlurPool.builder().optReplaceConvs(false).build();
+      Algorithm convsOnly = BlurPool.builder().optReplaceMaxpools(false).build();
+      Algorithm both = BlurPool.builder().build();
+      ruleAgreesWithApplying(blurrable, poolsOnly, List.of(), both, true);
+      ruleAgreesWithApplying(blurrable, convsOnly, List.of(), both, true);
+      ruleAgreesWithApplying(blurrable, both, List.of(), poolsOnly, false);
+      ruleAgreesWithApplying(blurrable, both, List.of(), convsOnly, false);
+
+      // Weight standardization with another algorithm than factorize between: nothing left.
+      java.util.function.Supplier<Block> normalized =
+          () ->
+              initialized(
+                  manager,
+                  INPUT,
+                  LiveTraining.conv(16, 1),
+                  ai.djl.nn.norm.BatchNorm.builder().build());
+      Algorithm gbn = GhostBatchNorm.builder().build();
+      ruleAgreesWithApplying(
+          normalized,
+          WeightStandardization.builder().build(),
+          List.of(gbn),
+          WeightStandardization.builder().build(),
+          false);
+      ruleAgreesWithApplying(
+          normalized, gbn, List.of(), GhostBatchNorm.builder().optGhostBatchSize(4).build(), false);
+
+      // Squeeze-excite: convolutions 16 -> 8 and 8 -> 16 have min(in, out) = 8.
+      java.util.function.Supplier<Block> narrow =
+          () -> initialized(manager, INPUT, LiveTraining.conv(8, 1), LiveTraining.conv(16, 1));
+      Algorithm se16 = SqueezeExcite.builder().optMinChannels(16).optLatentChannels(4).build();
+      Algorithm se8 = SqueezeExcite.builder().optMinChannels(8).optLatentChannels(4).build();
+      ruleAgreesWithApplying(narrow, se8, List.of(), se8, false);
+      ruleAgreesWithApplying(narrow, se16, List.of(), se8, true);
+
+      // Factorize a 1 x 1 convolution 16 -> 16: its largest cheaper rank is ceil(16 * 16 / 32 - 1)
+      // = 7, so the fraction 0.5 (8 channels) is refused while the count 1.0 (1 channel) is taken;
+      // a latent of exactly 1.0 is a count, as in Composer.
+      java.util.function.Supplier<Block> pointwise =
+          () ->
+              initialized(
+                  manager,
+                  INPUT,
+                  ai.djl.nn.convolutional.Conv2d.builder()
+                      .setKernelShape(new Shape(1, 1))
+                      .setFilters(16)
+                      .build());
+      Algorithm half = Factorize.builder().optMinChannels(16).optLatentChannels(0.5).build();
+      Algorithm one = Factorize.builder().optMinChannels(16).optLatentChannels(1.0).build();
+      Algorithm two = Factorize.builder().optMinChannels(16).optLatentChannels(2.0).build();
+      ruleAgreesWithApplying(pointwise, half, List.of(), one, true);
+      ruleAgreesWithApplying(pointwise, one, List.of(), two, false);
+    }
+  }
+
+  /**
+   * Layer freezing twice at one epoch: refused when the first froze all the second would, not when
+   * the first was limited to some layers (the oracle: applied, the second freezes more).
+   */
+  @Test
+  void layerFreezingAtOneEpochIsRefusedOnlyWhenItFreezesNoMore() {
+    Algorithm convsOnly =
+        LayerFreezing.builder().build().withTargets(Targets.include("type:Conv2d"));
+    Algorithm all = LayerFreezing.builder().build();
+    Algorithm again = LayerFreezing.builder().build();
+    assertEquals(List.of(), Composition.check(List.of(convsOnly, all), List.of(3, 3)));
+    Block net = LiveTraining.smallCnn();
+    convsOnly.apply(new SurgeryContext(net, List.of(), 3, 4));
+    assertFalse(all.apply(new SurgeryContext(net, List.of(), 3, 4)).isEmpty());
+
+    List<Composition.Conflict> found = Composition.check(List.of(all, again), List.of(3, 3));
+    assertEquals(1, found.size());
+    assertTrue(found.get(0).reason().contains("so it would change nothing"), found.toString());
+    assertTrue(again.apply(new SurgeryContext(net, List.of(), 3, 4)).isEmpty());
+  }
 }
