@@ -442,4 +442,26 @@ class BlurPoolTest {
   private NDArray forward(NDArray x) {
     return net.forward(new ParameterStore(manager, false), new NDList(x), false).singletonOrThrow();
   }
+
+  /** The getters tell the settings given, through the builder and through a config map. */
+  @Test
+  void theSettingsReadBackAsGiven() {
+    BlurPool convsOnly =
+        BlurPool.builder().optReplaceMaxpools(false).optBlurFirst(false).optMinChannels(3).build();
+    assertEquals(
+        List.of(true, false, false, 3),
+        List.of(
+            convsOnly.isReplaceConvs(),
+            convsOnly.isReplaceMaxpools(),
+            convsOnly.isBlurFirst(),
+            convsOnly.getMinChannels()));
+    BlurPool poolsOnly = BlurPool.fromConfig(Map.of("replace_convs", false, "min_channels", 8));
+    assertEquals(
+        List.of(false, true, true, 8),
+        List.of(
+            poolsOnly.isReplaceConvs(),
+            poolsOnly.isReplaceMaxpools(),
+            poolsOnly.isBlurFirst(),
+            poolsOnly.getMinChannels()));
+  }
 }

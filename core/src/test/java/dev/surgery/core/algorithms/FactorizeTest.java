@@ -324,4 +324,53 @@ class FactorizeTest {
     SurgeryChanges report = HandBuiltOracle.run(c);
     assertEquals(3, report.changes().size());
   }
+
+  /** Linear 16 -> 16 on 16 inputs, initialized when {@code manager} is given. */
+  private static SequentialBlock linear16(NDManager manager) {
+    SequentialBlock net = new SequentialBlock().add(Linear.builder().setUnits(16).build());
+    if (manager != null) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 16));
+    }
+    return net;
+  }
+
+  private static int factorizedLinears(NDManager manager, int minFeatures, double latent) {
+    return Factorize.builder()
+        .optFactorizeConvs(false)
+        .optMinFeatures(minFeatures)
+        .optLatentFeatures(latent)
+        .build()
+        .apply(SurgeryContext.of(linear16(manager)))
+        .changes()
+        .size();
+  }
+
+  /**
+   * Composer's rule for a Linear 16 -> 16 at its edges: min(in, out) = 16 reaches min_features 16
+   * but not 17, and the largest cheaper rank is ceil(16 * 16 / (16 + 16) - 1) = 7, so a latent size
+   * of 7 is taken and 8 is not.
+   */
+  @Test
+  void aLinearAtTheThresholdsIsFactorizedAsComposerDecides() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      assertEquals(1, factorizedLinears(manager, 16, 7));
+      assertEquals(0, factorizedLinears(manager, 17, 7));
+      assertEquals(0, factorizedLinears(manager, 16, 8));
+    }
+  }
+
+  /**
+   * The input size decides: an uninitialized linear layer is refused, naming it, rather than left
+   * as it is without a word; either kind alone needs an initialized model.
+   */
+  @Test
+  void anUninitializedLinearIsRefused() {
+    Factorize linearsOnly = Factorize.builder().optFactorizeConvs(false).optMinFeatures(1).build();
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class, () -> linearsOnly.apply(SurgeryContext.of(linear16(null))));
+    assertTrue(e.getMessage().contains("needs the input size"), e.getMessage());
+    assertTrue(linearsOnly.needsInitializedModel());
+    assertTrue(Factorize.builder().optFactorizeLinears(false).build().needsInitializedModel());
+  }
 }

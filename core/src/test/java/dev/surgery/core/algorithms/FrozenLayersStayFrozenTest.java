@@ -315,4 +315,45 @@ class FrozenLayersStayFrozenTest {
       assertEquals(List.of(true, true, true, false, false, false, false, false), frozen);
     }
   }
+
+  /** Replaces DJL's ReLU lambdas by Linear blocks of 4 units (for 4 inputs: the same shape). */
+  private static final class ReluToLinear extends AbstractSurgeryAlgorithm {
+    static final AlgorithmSpec SPEC =
+        AlgorithmSpec.of("relu_to_linear_probe", List.of(), ReluToLinear::new);
+
+    private ReluToLinear(HyperParameterValues values) {
+      super(values);
+    }
+
+    @Override
+    protected java.util.LinkedHashMap<
+            dev.surgery.core.BlockMatcher, dev.surgery.core.ReplacementFunction>
+        policies(SurgeryContext context) {
+      return policy(
+          dev.surgery.core.BlockMatcher.lambdaNamed("ReLU"),
+          (block, index) -> ai.djl.nn.core.Linear.builder().setUnits(4).build());
+    }
+  }
+
+  /**
+   * A block without parameters is not a frozen layer, even after a frozen one: its replacement's
+   * new parameters train.
+   */
+  @Test
+  void theReplacementOfABlockWithoutParametersTrains() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net =
+          new SequentialBlock()
+              .add(ai.djl.nn.core.Linear.builder().setUnits(4).build())
+              .add(ai.djl.nn.Activation.reluBlock())
+              .add(ai.djl.nn.core.Linear.builder().setUnits(2).build());
+      net.initialize(manager, ai.djl.ndarray.types.DataType.FLOAT32, new Shape(2, 3));
+      ModuleSurgery.freezeParameters(net.getChildren().valueAt(0).getParameters().values(), null);
+      SurgeryChanges changes = ReluToLinear.SPEC.create(Map.of()).apply(SurgeryContext.of(net));
+      assertEquals(1, changes.changes().size());
+      List<Parameter> added = net.getChildren().valueAt(1).getParameters().values();
+      assertFalse(added.isEmpty());
+      assertTrue(added.stream().allMatch(Parameter::requiresGradient), added.toString());
+    }
+  }
 }

@@ -229,4 +229,119 @@ class LayerFreezingTest {
     assertFalse(java.util.Arrays.equals(atFreeze.get(1), atEnd.get(1)), "unfrozen still trains");
     assertTrue(Float.isFinite(result.lossAfter), "loss " + result.lossAfter);
   }
+
+  /** Linear(8), Linear(8), Linear(2) on 4 inputs, initialized. */
+  private static SequentialBlock mlp(NDManager manager) {
+    SequentialBlock mlp =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(8).build())
+            .add(Linear.builder().setUnits(8).build())
+            .add(Linear.builder().setUnits(2).build());
+    mlp.initialize(manager, DataType.FLOAT32, new Shape(2, 4));
+    return mlp;
+  }
+
+  /**
+   * Composer's schedule at its ends: nothing at t = 0, nothing while t <= freeze_start (also when
+   * freeze_start is 1, where the formula's period is empty), and the training length is needed.
+   */
+  @Test
+  void theScheduleAtItsEnds() {
+    LayerFreezing freezing = LayerFreezing.builder().build();
+    assertTrue(freezing.needsTotalEpochs());
+    assertEquals(0, freezing.frozenFraction(0.0));
+    assertEquals(0, LayerFreezing.builder().optFreezeStart(1.0).build().frozenFraction(1.0));
+    assertThrows(IllegalArgumentException.class, () -> freezing.frozenFraction(-0.01));
+    // A plan, like an apply, needs the planned number of epochs.
+    assertThrows(
+        SurgeryException.class, () -> freezing.plan(SurgeryContext.of(LiveTraining.smallCnn())));
+  }
+
+  /**
+   * With targets the fraction is taken of the targeted layers alone: of smallCnn's three
+   * convolutions at the end of training, the first floor(1 * (3 - 1)) = 2, and none of the batch
+   * norms between them; an include that selects no layer is refused.
+   */
+  @Test
+  void withTargetsTheFractionIsOfTheTargetedLayers() {
+    SequentialBlock net = LiveTraining.smallCnn();
+    SurgeryChanges report =
+        LayerFreezing.builder()
+            .build()
+            .withTargets(dev.surgery.core.Targets.include("type:Conv2d"))
+            .apply(new SurgeryContext(net, List.of(), 4, 4));
+    assertEquals(
+        List.of("01Conv2d", "04Conv2d"),
+        report.changes().stream().map(SurgeryChanges.Change::path).toList());
+    assertEquals(List.of(true, false, true, false, false, false), frozenLayers(net));
+    NothingTargetedException e =
+        assertThrows(
+            NothingTargetedException.class,
+            () ->
+                LayerFreezing.builder()
+                    .build()
+                    .withTargets(dev.surgery.core.Targets.include("type:ReLU"))
+                    .apply(new SurgeryContext(net, List.of(), 4, 4)));
+    assertTrue(e.getMessage().contains("is a layer it can freeze"), e.getMessage());
+  }
+
+  /**
+   * A layer whose other parameters the program froze is reported with the parameters this froze; a
+   * batch norm's running statistics, which never take a gradient, do not make it partly frozen. The
+   * plan lists the parameters each step freezes.
+   */
+  @Test
+  void aPartlyFrozenLayerNamesWhatThisFroze() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock mlp = mlp(manager);
+      mlp.getChildren().valueAt(0).getParameters().get("weight").freeze(true);
+      LayerFreezing freezing = LayerFreezing.builder().build();
+      SurgeryContext end = new SurgeryContext(mlp, List.of(), 4, 4);
+      SurgeryPlan plan = freezing.plan(end);
+      assertEquals(
+          List.of(List.of("bias"), List.of("weight", "bias")),
+          plan.steps().stream()
+              .map(s -> s.kept().stream().map(SurgeryPlan.PlannedParameter::name).toList())
+              .toList());
+      assertEquals(
+          List.of("frozen Linear (bias)", "frozen Linear"),
+          freezing.apply(end).changes().stream().map(SurgeryChanges.Change::newType).toList());
+    }
+    SequentialBlock net = LiveTraining.smallCnn();
+    assertEquals(
+        List.of("frozen Conv2d", "frozen BatchNorm"),
+        LayerFreezing.builder()
+            .build()
+            .apply(new SurgeryContext(net, List.of(), 3, 4))
+            .changes()
+            .stream()
+            .map(SurgeryChanges.Change::newType)
+            .toList());
+  }
+
+  /**
+   * A batch norm's running mean and variance are statistics; its gamma and beta, and weights, not.
+   */
+  @Test
+  void runningStatisticsAreTheOnlyStatistics() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net =
+          new SequentialBlock()
+              .add(Linear.builder().setUnits(4).build())
+              .add(BatchNorm.builder().build());
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3));
+      Map<String, Boolean> statistic = new java.util.TreeMap<>();
+      net.getParameters()
+          .forEach(p -> statistic.put(p.getKey(), LayerFreezing.isStatistic(p.getValue())));
+      assertEquals(
+          Map.of(
+              "01Linear_weight", false,
+              "01Linear_bias", false,
+              "02BatchNorm_gamma", false,
+              "02BatchNorm_beta", false,
+              "02BatchNorm_runningMean", true,
+              "02BatchNorm_runningVar", true),
+          statistic);
+    }
+  }
 }

@@ -212,4 +212,18 @@ class SqueezeExciteTest {
     SurgeryChanges report = HandBuiltOracle.run(c);
     assertEquals(Map.of("Conv2d->SqueezeExciteConv2d", 1), report.countsByType());
   }
+
+  /**
+   * Input channels are needed only where min_channels can exclude a convolution: every convolution
+   * has at least one channel, so 0 and 1 exclude none and need no initialized model.
+   */
+  @Test
+  void onlyAThresholdAboveOneNeedsTheInputChannels() {
+    assertEquals(
+        List.of(false, false, true),
+        java.util.stream.IntStream.of(0, 1, 2)
+            .mapToObj(
+                m -> SqueezeExcite.builder().optMinChannels(m).build().needsInitializedModel())
+            .toList());
+  }
 }

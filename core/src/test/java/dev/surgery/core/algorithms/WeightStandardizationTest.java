@@ -97,6 +97,15 @@ class WeightStandardizationTest {
         List.of("Conv1d", "WeightStandardizedConv2d", "Conv2d"),
         net.getChildren().values().stream().map(b -> b.getClass().getSimpleName()).toList());
     assertEquals("02Conv2d", report.changes().get(0).path());
+    // Said, never silent: the model has one Conv1d.
+    assertTrue(
+        report.warnings().stream()
+            .anyMatch(
+                w ->
+                    w.startsWith(
+                        "weight_standardization: the model has 1 Conv1d/Conv3d layer(s), which"
+                            + " stay plain")),
+        report.warnings().toString());
   }
 
   @Test
