@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Blocks;
+import ai.djl.nn.LambdaBlock;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
@@ -233,5 +234,53 @@ class ApplyReportTest {
         ghost.apply(SurgeryContext.of(net)).changes().stream()
             .map(SurgeryChanges.Change::path)
             .toList());
+  }
+
+  /**
+   * Replaces DJL's ReLU lambda by an identity lambda named stage1, and stage1 by one named stage2,
+   * with the engine recursing on replacements: stage1 is an intermediate replacement.
+   */
+  private static final class Staged extends AbstractSurgeryAlgorithm {
+    private Staged(HyperParameterValues values) {
+      super(values);
+    }
+
+    static Staged create() {
+      return (Staged) AlgorithmSpec.of("staged_probe", List.of(), Staged::new).create(Map.of());
+    }
+
+    @Override
+    protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
+      LinkedHashMap<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+      policies.put(
+          BlockMatcher.lambdaNamed("ReLU"), (block, index) -> new LambdaBlock(x -> x, "stage1"));
+      policies.put(
+          BlockMatcher.lambdaNamed("stage1"), (block, index) -> new LambdaBlock(x -> x, "stage2"));
+      return policies;
+    }
+
+    @Override
+    protected dev.surgery.core.SurgeryOptions surgeryOptions(SurgeryContext context) {
+      return dev.surgery.core.SurgeryOptions.builder()
+          .optTrainers(context.trainers())
+          .optRecurseOnReplacements(true)
+          .build();
+    }
+  }
+
+  /**
+   * An intermediate replacement, which the model never held before the surgery, is reported at the
+   * path its own replacement has after it.
+   */
+  @Test
+  void anIntermediateReplacementIsReportedAtItsPathAfter() {
+    SequentialBlock net = mlp();
+    SurgeryChanges changes = Staged.create().apply(SurgeryContext.of(net));
+    assertEquals(
+        List.of(
+            new SurgeryChanges.Change("02LambdaBlock", "ReLU", "stage1"),
+            new SurgeryChanges.Change("02LambdaBlock", "stage1", "stage2")),
+        changes.changes());
+    assertEquals("stage2", ((LambdaBlock) net.getChildren().valueAt(1)).getName());
   }
 }
