@@ -33,7 +33,7 @@ class FreedModelTest {
   }
 
   static List<String> names() {
-    return List.copyOf(Algorithms.names());
+    return List.copyOf(LiveTraining.builtinNames());
   }
 
   @ParameterizedTest(name = "{0}")

@@ -49,6 +49,24 @@ final class LiveTraining {
 
   private LiveTraining() {}
 
+  /**
+   * The built-in algorithms' names, in registration order: the registry is one per JVM, and tests
+   * of plugins and of registration in code add algorithms of their own to it.
+   *
+   * @return the names whose origin is built-in
+   */
+  static java.util.Set<String> builtinNames() {
+    java.util.Set<String> names = new java.util.LinkedHashSet<>();
+    Algorithms.origins()
+        .forEach(
+            (name, origin) -> {
+              if ("built-in".equals(origin)) {
+                names.add(name);
+              }
+            });
+    return names;
+  }
+
   /** Makes sure the built-ins are registered (Algorithms' static block does it). */
   static void registerBuiltins() {
     if (Algorithms.find(WeightStandardization.NAME).isEmpty()) {
