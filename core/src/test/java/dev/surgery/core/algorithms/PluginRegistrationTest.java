@@ -259,18 +259,27 @@ class PluginRegistrationTest {
                 + "  public List<AlgorithmSpec> algorithms() { return List.of(); }\n"
                 + "}\n");
     try (URLClassLoader loader = loaderOf(jar)) {
-      java.util.concurrent.Future<AlgorithmPluginException> failure =
+      // On a thread of its own, so that a search that never stops fails here instead of hanging.
+      java.util.concurrent.ExecutorService probe =
           java.util.concurrent.Executors.newSingleThreadExecutor(
-                  r -> {
-                    Thread t = new Thread(r, "cyclic-cause-probe");
-                    t.setDaemon(true);
-                    return t;
-                  })
-              .submit(
-                  () ->
-                      assertThrows(
-                          AlgorithmPluginException.class, () -> Algorithms.loadPlugins(loader)));
-      String message = failure.get(20, java.util.concurrent.TimeUnit.SECONDS).getMessage();
+              r -> {
+                Thread t = new Thread(r, "cyclic-cause-probe");
+                t.setDaemon(true);
+                return t;
+              });
+      String message;
+      try {
+        message =
+            probe
+                .submit(
+                    () ->
+                        assertThrows(
+                            AlgorithmPluginException.class, () -> Algorithms.loadPlugins(loader)))
+                .get(20, java.util.concurrent.TimeUnit.SECONDS)
+                .getMessage();
+      } finally {
+        probe.shutdownNow();
+      }
       assertTrue(
           message.contains("(listed in " + jar.toRealPath() + ")")
               && message.contains(", caused by java.lang."),
