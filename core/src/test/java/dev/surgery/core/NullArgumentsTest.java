@@ -1,11 +1,16 @@
 package dev.surgery.core;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Model;
 import ai.djl.nn.Block;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.BlurPool;
@@ -15,12 +20,16 @@ import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.FactorizedConv2d;
 import dev.surgery.core.layers.FactorizedLinear;
 import dev.surgery.core.layers.GhostBatchNormBlock;
+import dev.surgery.core.testing.TinyModels;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -58,6 +67,14 @@ class NullArgumentsTest {
             "matcher",
             () -> ModuleSurgery.countModuleInstances(ROOT, (BlockMatcher) null)),
         call(
+            "countModuleInstances(null, matcher)",
+            "module",
+            () -> ModuleSurgery.countModuleInstances(null, BlockMatcher.ofClass(Linear.class))),
+        call(
+            "countModuleInstances(root, (Class[]) null)",
+            "moduleClasses",
+            () -> ModuleSurgery.countModuleInstances(ROOT, (Class<?>[]) null)),
+        call(
             "countModuleInstances(root, a null class)",
             "classes",
             () -> ModuleSurgery.countModuleInstances(ROOT, Linear.class, null)),
@@ -77,6 +94,10 @@ class NullArgumentsTest {
             "replaceModules with a null function",
             "replacement function",
             () -> ModuleSurgery.replaceModules(ROOT, nullFunction, options)),
+        call(
+            "replaceModuleClasses(root, null, trainers, ...)",
+            "policies",
+            () -> ModuleSurgery.replaceModuleClasses(ROOT, null, List.of(), false, null)),
         call(
             "replaceModuleClasses with a null function",
             "replacement function",
@@ -105,6 +126,10 @@ class NullArgumentsTest {
             "replaceParamsInOptimizer(null, ...)",
             "oldParams",
             () -> ModuleSurgery.replaceParamsInOptimizer(null, List.of(), List.of())),
+        call(
+            "replaceParamsInOptimizer(old, null, ...)",
+            "newParams",
+            () -> ModuleSurgery.replaceParamsInOptimizer(List.of(), null, List.of())),
         call(
             "BlockMatcher.ofClass(a null class)",
             "classes",
@@ -164,5 +189,38 @@ class NullArgumentsTest {
             || message.contains("must not hold null")
             || message.contains("has no"),
         what + ": " + message);
+  }
+
+  /**
+   * A null among the trainers is refused by name and by its position in the caller's list, at every
+   * entry that takes trainers, before anything runs: with nothing to change, a call that skipped
+   * the check would return normally, or fail later without naming the element.
+   */
+  @Test
+  void aNullAmongTheTrainersIsRefusedByNameAndPosition() {
+    try (Model model = TinyModels.model("null-trainers", Linear.builder().setUnits(2).build());
+        Trainer trainer = model.newTrainer(new DefaultTrainingConfig(Loss.l2Loss()))) {
+      List<Trainer> withNull = Arrays.asList(trainer, null);
+      Map<String, Executable> calls = new LinkedHashMap<>();
+      calls.put(
+          "replaceModuleClasses",
+          () -> ModuleSurgery.replaceModuleClasses(ROOT, Map.of(), withNull, false, null));
+      calls.put("freezeParameters", () -> ModuleSurgery.freezeParameters(List.of(), withNull));
+      calls.put("unfreezeParameters", () -> ModuleSurgery.unfreezeParameters(List.of(), withNull));
+      calls.put("planFreeze", () -> ModuleSurgery.planFreeze(List.of(), withNull));
+      calls.put(
+          "replaceParamsInOptimizer",
+          () -> ModuleSurgery.replaceParamsInOptimizer(List.of(), List.of(), withNull));
+      calls.put(
+          "updateParamsInOptimizer",
+          () -> ModuleSurgery.updateParamsInOptimizer(List.of(), List.of(), withNull));
+      calls.put("SurgeryOptions.optTrainers", () -> SurgeryOptions.builder().optTrainers(withNull));
+      calls.forEach(
+          (what, call) -> {
+            NullPointerException e = assertThrows(NullPointerException.class, call, what);
+            String named = what.startsWith("SurgeryOptions") ? "trainers" : "optimizers";
+            assertEquals(named + " must not contain null (at 1)", e.getMessage(), what);
+          });
+    }
   }
 }
