@@ -32,10 +32,13 @@ import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -152,6 +155,36 @@ class ModuleSurgeryTest {
         0, ModuleSurgery.countModuleInstances(model, SequentialBlock.class), "root excluded");
   }
 
+  /**
+   * Composites and leaves at any depth count once each, however many parents hold them, under a
+   * class matcher and a path matcher alike. The oracle: the distinct blocks below the root by
+   * identity, collected by a plain walk of the children.
+   */
+  @Test
+  void countModuleInstancesCountsDistinctBlocksAtEveryDepth() {
+    Linear shared = linear(2);
+    SequentialBlock inner =
+        new SequentialBlock().add(shared).add(new SequentialBlock().add(linear(3)));
+    SequentialBlock model =
+        new SequentialBlock().add(inner).add(inner).add(shared).add(new SequentialBlock());
+    Set<Block> below = Collections.newSetFromMap(new IdentityHashMap<>());
+    List<Block> todo = new ArrayList<>(model.getChildren().values());
+    while (!todo.isEmpty()) {
+      Block b = todo.remove(todo.size() - 1);
+      if (below.add(b)) {
+        todo.addAll(b.getChildren().values());
+      }
+    }
+    for (Class<?> type : List.of(SequentialBlock.class, Linear.class, Block.class)) {
+      long expected = below.stream().filter(type::isInstance).count();
+      assertEquals(expected, ModuleSurgery.countModuleInstances(model, type), type.getName());
+      assertEquals(
+          expected,
+          ModuleSurgery.countModuleInstances(model, (block, path) -> type.isInstance(block)),
+          "by path: " + type.getName());
+    }
+  }
+
   @Test
   void seedExampleRecursionReturnsIntermediateReplacements() {
     SequentialBlock model = new SequentialBlock().add(conv(8, 1));
@@ -227,6 +260,45 @@ class ModuleSurgeryTest {
     ModuleSurgery.replaceModuleClasses(simpleModel(), policies, null, false, indices);
     assertEquals(List.of(5, 6, 7, 8), seen);
     assertEquals(9, indices.get(Linear.class));
+  }
+
+  /**
+   * A plan passes the functions the caller's counters, as the apply does, so it names the block the
+   * apply replaces; and it leaves the counters as they were. A failing function of the second
+   * policy is named by that policy's number.
+   */
+  @Test
+  void aPlanStartsFromTheCallersIndicesAndNamesThePolicyThatFailed() {
+    BlockMatcher linears = BlockMatcher.ofClass(Linear.class);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    // Index 6 is the second Linear (fc2) when the counter starts at 5, the first one from 0.
+    policies.put(linears, (block, index) -> index == 6 ? linear(10) : null);
+    Map<Object, Integer> indices = new HashMap<>(Map.of(linears, 5));
+    SurgeryOptions options = SurgeryOptions.builder().optIndices(indices).build();
+    SequentialBlock model = simpleModel();
+    SurgeryPlan plan = ModuleSurgery.plan(model, policies, options);
+    assertEquals(Map.of(linears, 5), indices, "a plan does not move the counters");
+    Block fc2 = model.getChildren().valueAt(1);
+    String fc2Path = BlockPaths.display(model.getChildren().keyAt(1));
+    Map<Block, Block> applied = ModuleSurgery.replaceModules(model, policies, options);
+    assertEquals(List.of(fc2), new ArrayList<>(applied.keySet()));
+    assertEquals(
+        List.of(fc2Path),
+        plan.steps().stream().map(SurgeryPlan.Step::path).toList(),
+        "the plan names the block the apply replaced");
+
+    Map<BlockMatcher, ReplacementFunction> failing = new LinkedHashMap<>();
+    failing.put(BlockMatcher.lambdaNamed("ReLU"), (block, index) -> null);
+    failing.put(
+        linears,
+        (block, index) -> {
+          throw new IllegalStateException("no replacement");
+        });
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class,
+            () -> ModuleSurgery.plan(simpleModel(), failing, SurgeryOptions.defaults()));
+    assertTrue(e.getMessage().contains("policy #1 failed"), e.getMessage());
   }
 
   @Test
