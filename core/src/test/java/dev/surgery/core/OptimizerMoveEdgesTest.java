@@ -777,4 +777,94 @@ class OptimizerMoveEdgesTest {
       }
     }
   }
+
+  /** Asserts that {@code replaceParamsInOptimizer} refuses the lists, saying {@code why}. */
+  private static void assertRefusedSaying(
+      String why, List<Parameter> olds, List<Parameter> news, List<Trainer> trainers) {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> ModuleSurgery.replaceParamsInOptimizer(olds, news, trainers));
+    assertTrue(String.valueOf(e.getMessage()).contains(why), why + ": " + e.getMessage());
+  }
+
+  /**
+   * The refusals say what is wrong: a new parameter without an array is told apart from one whose
+   * array was freed, and an old parameter listed twice from one moved at both positions or at one.
+   */
+  @Test
+  void refusalsOfReplaceParamsInOptimizerSayWhatIsWrong() {
+    try (Batches data = new Batches(41, 1);
+        OptimizerMoveRig subject = OptimizerMoveRig.atFixedRate("s", Kind.ADAM, LR, 41)) {
+      subject.step(data.get(0));
+      Parameter w = subject.layer(1).getParameters().get("weight");
+      Parameter unset =
+          Parameter.builder().setName("weight").setType(Parameter.Type.WEIGHT).build();
+      Parameter freed = RefusedOptimizerMoveTest.around(w.getArray().duplicate(), "weight", true);
+      freed.getArray().close();
+      Parameter copy = RefusedOptimizerMoveTest.around(w.getArray().duplicate(), "weight", true);
+      Parameter other = RefusedOptimizerMoveTest.around(w.getArray().duplicate(), "weight", true);
+      List<Trainer> trainers = List.of(subject.trainer);
+      assertRefusedSaying("has no array", List.of(w), List.of(unset), trainers);
+      assertRefusedSaying("has a freed array", List.of(w), List.of(freed), trainers);
+      assertRefusedSaying("moved at both", List.of(w, w), List.of(copy, other), trainers);
+      assertRefusedSaying("moved at one", List.of(w, w), List.of(w, copy), trainers);
+      assertRefusedSaying("moved at one", List.of(w, w), List.of(copy, w), trainers);
+    }
+  }
+
+  /**
+   * Composer's ordered difference touches only what differs: a parameter in both lists is left
+   * alone (not registered, even where no trainer holds it), while the one that takes a removed
+   * parameter's place joins and the removed one leaves.
+   */
+  @Test
+  void aParameterInBothListsIsLeftAloneByUpdateParamsInOptimizer() {
+    try (Batches data = new Batches(42, 1);
+        OptimizerMoveRig subject = OptimizerMoveRig.atFixedRate("s", Kind.ADAM, LR, 42)) {
+      subject.step(data.get(0));
+      Parameter w = subject.layer(1).getParameters().get("weight");
+      Parameter outside = RefusedOptimizerMoveTest.around(w.getArray().duplicate(), "weight", true);
+      Parameter copy = RefusedOptimizerMoveTest.around(w.getArray().duplicate(), "weight", true);
+
+      ModuleSurgery.updateParamsInOptimizer(
+          List.of(outside, w), List.of(outside, copy), List.of(subject.trainer));
+
+      java.util.Set<String> store = Fixtures.storeIds(subject.trainer);
+      assertFalse(store.contains(outside.getId()), "in both lists: not added");
+      assertTrue(store.contains(copy.getId()), "added");
+      assertFalse(store.contains(w.getId()), "removed");
+    }
+  }
+
+  /**
+   * The optimizer state of parameters that leave the trainer is closed (documented: "optimizer
+   * state removed and closed"), and nothing the trainer still holds is.
+   */
+  @Test
+  void updateParamsInOptimizerClosesTheStateOfWhatLeft() {
+    try (Batches data = new Batches(43, 2);
+        OptimizerMoveRig subject = OptimizerMoveRig.atFixedRate("s", Kind.ADAM, LR, 43)) {
+      subject.step(data.get(0));
+      subject.step(data.get(1));
+      java.util.Set<NDArray> before =
+          dev.surgery.core.testing.OpenArrays.reachable(subject.net, subject.trainer);
+      List<Parameter> leaving = OptimizerMoveRig.params(subject.layer(3));
+
+      ModuleSurgery.updateParamsInOptimizer(leaving, List.of(), List.of(subject.trainer));
+
+      java.util.Set<NDArray> after =
+          dev.surgery.core.testing.OpenArrays.reachable(subject.net, subject.trainer);
+      int gone = 0;
+      for (NDArray a : before) {
+        if (after.contains(a)) {
+          assertFalse(a.isReleased(), "still held");
+        } else {
+          gone++;
+          assertTrue(a.isReleased(), "the state of a parameter that left");
+        }
+      }
+      assertTrue(gone >= 4, "Adam's two state arrays for the weight and the bias: " + gone);
+    }
+  }
 }
