@@ -32,6 +32,8 @@ import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -857,6 +859,260 @@ class TiedBlockTest {
     assertNotSame(own, head.own);
     assertSame(head.own, head.getChildren().valueAt(0));
     assertSame(layer, head.tied());
+  }
+
+  /** A leaf that calls a layer it keeps in a plain field (writable by the engine). */
+  static final class FieldTiedLeaf extends AbstractBlock {
+    Block tied;
+
+    FieldTiedLeaf(Block tied) {
+      this.tied = tied;
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return tied.forward(store, inputs, training);
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  /** A leaf that calls a layer it keeps in an Optional, which the engine cannot write. */
+  static final class OptionalTiedLeaf extends AbstractBlock {
+    final Optional<Block> maybe;
+
+    OptionalTiedLeaf(Block tied) {
+      maybe = Optional.of(tied);
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      return maybe.get().forward(store, inputs, training);
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  /** Keeps a method handle bound to the tied layer, whose bound values the JDK hides. */
+  static final class HandleTiedHead extends TiedHead {
+    final Object call;
+
+    HandleTiedHead(Block tied, Block own) throws ReflectiveOperationException {
+      super(tied, own);
+      call =
+          MethodHandles.lookup()
+              .findVirtual(Object.class, "toString", MethodType.methodType(String.class))
+              .bindTo(tied);
+    }
+  }
+
+  /**
+   * A kept block whose field holds a method handle with bound values refuses the surgery: the
+   * handle may call the replaced layer, and neither a read nor a write can reach into it.
+   */
+  @Test
+  void aBoundMethodHandleInAKeptBlockRefusesTheSurgery() throws ReflectiveOperationException {
+    TinyDense layer = new TinyDense(5);
+    HandleTiedHead head = new HandleTiedHead(layer, new TinyDense(5));
+    SequentialBlock root = tiedModel(layer, head);
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> new TinyDense(5));
+
+    SurgeryException e = assertReplaceRefused(root, policies);
+
+    assertTrue(e.getMessage().contains("HandleTiedHead.call"), e.getMessage());
+    assertTrue(e.getMessage().contains("a method handle with bound values"), e.getMessage());
+    assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
+    assertSame(layer, head.tied());
+  }
+
+  /** Another stage class, so that a class matcher can pick it apart from {@link Stage}. */
+  static final class OtherStage extends SequentialBlock {}
+
+  /**
+   * A policy that returns the tying block itself keeps it, as if no policy had matched it (Composer
+   * sets nothing then): its field is pointed at the tied layer's replacement all the same.
+   */
+  @Test
+  void aTyingBlockItsPolicyKeepsIsPointedAtTheReplacementToo() {
+    TinyDense layer = new TinyDense(5);
+    TiedHead head = new TiedHead(layer, new TinyDense(5));
+    SequentialBlock root = tiedModel(layer, head);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == head, (block, i) -> block);
+    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+    assertSame(head, root.getChildren().valueAt(1));
+    assertSame(replaced.get(layer), root.getChildren().valueAt(0).getChildren().valueAt(0));
+    assertSame(replaced.get(layer), head.tied());
+  }
+
+  /**
+   * A tying leaf inside a block the surgery replaces leaves the model with it, so where it holds
+   * the tied layer (even a place the engine cannot write) is no obstacle.
+   */
+  @Test
+  void aTyingLeafThatLeavesWithItsReplacedParentIsNoObstacle() {
+    TinyDense layer = new TinyDense(5);
+    Stage stage = new Stage();
+    stage.add(new OptionalTiedLeaf(layer));
+    SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer)).add(stage);
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(TinyDense.class, (block, i) -> new TinyDense(5));
+    policies.put(Stage.class, (block, i) -> new SequentialBlock().add(Blocks.identityBlock()));
+
+    Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(root, policies);
+
+    assertEquals(List.of(layer, stage), new ArrayList<>(replaced.keySet()));
+    assertSame(replaced.get(layer), root.getChildren().valueAt(0).getChildren().valueAt(0));
+    assertSame(replaced.get(stage), root.getChildren().valueAt(1));
+  }
+
+  /**
+   * A tying leaf the walk passed by is named by its whole path when its tie refuses the surgery,
+   * not by its key alone (which another branch may use too).
+   */
+  @Test
+  void aPassedTyingLeafIsNamedByItsWholePath() {
+    TinyDense layer = new TinyDense(5);
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(new SequentialBlock().add(layer))
+            .add(new SequentialBlock().add(new OptionalTiedLeaf(layer)));
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(TinyDense.class, (block, i) -> new TinyDense(5));
+
+    SurgeryException e =
+        assertThrows(
+            SurgeryException.class, () -> ModuleSurgery.replaceModuleClasses(root, policies));
+
+    assertTrue(
+        e.getMessage().contains("block 02SequentialBlock/01OptionalTiedLeaf (field"),
+        e.getMessage());
+    assertSame(layer, root.getChildren().valueAt(0).getChildren().valueAt(0));
+  }
+
+  /**
+   * A leaf replacement built around a block the same surgery replaces (the function received the
+   * old one) is pointed at that block's replacement, as a kept block's field is: else its forward
+   * would call the old block, whose arrays are freed.
+   */
+  @Test
+  void aLeafReplacementHoldingAnotherReplacedBlockIsPointedAtItsReplacement() {
+    TinyDense first = new TinyDense(5);
+    TinyDense second = new TinyDense(5);
+    SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(first)).add(second);
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == first, (block, i) -> new TinyDense(5));
+    policies.put((block, path) -> block == second, (block, i) -> new FieldTiedLeaf(first));
+
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+    FieldTiedLeaf leaf = (FieldTiedLeaf) root.getChildren().valueAt(1);
+    assertSame(replaced.get(first), leaf.tied);
+    assertSame(replaced.get(first), root.getChildren().valueAt(0).getChildren().valueAt(0));
+  }
+
+  /**
+   * Under recursion a tied layer replaced twice (A, then its replacement B by C) leaves the tie
+   * pointing at the end of the chain, the block that stands in the tree.
+   */
+  @Test
+  void aTieFollowsAChainOfReplacementsToItsEnd() {
+    TinyDense layer = new TinyDense(5);
+    TiedHead head = new TiedHead(layer, new TinyDense(5));
+    SequentialBlock root = tiedModel(layer, head);
+    TinyDense[] made = new TinyDense[2];
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put((block, path) -> block == layer, (block, i) -> made[0] = new TinyDense(5));
+    policies.put(
+        (block, path) -> made[0] != null && block == made[0],
+        (block, i) -> made[1] = new TinyDense(5));
+
+    ModuleSurgery.replaceModules(
+        root, policies, SurgeryOptions.builder().optRecurseOnReplacements(true).build());
+
+    assertSame(made[1], root.getChildren().valueAt(0).getChildren().valueAt(0));
+    assertSame(made[1], head.tied());
+  }
+
+  /**
+   * A tie to a leaf that a replacement keeps, below a new block of its own, stays valid: the leaf
+   * is still in the model (the walk passed it by under a class matcher, so only the replacement's
+   * blocks tell that).
+   */
+  @Test
+  void aTieToALeafKeptDeepInsideAReplacementStays() {
+    TinyDense layer = new TinyDense(5);
+    Stage encoder = new Stage();
+    encoder.add(layer);
+    TiedHead head = new TiedHead(layer, new TinyDense(5));
+    SequentialBlock root = new SequentialBlock().add(encoder).add(head);
+    SequentialBlock[] made = new SequentialBlock[1];
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        Stage.class,
+        (block, i) -> made[0] = new SequentialBlock().add(new SequentialBlock().add(layer)));
+
+    ModuleSurgery.replaceModuleClasses(root, policies);
+
+    assertSame(made[0], root.getChildren().valueAt(0));
+    assertSame(layer, head.tied());
+  }
+
+  /**
+   * A tie to a leaf whose parent a policy kept (returned itself) stays valid: the leaf never left
+   * the model, while another block was replaced.
+   */
+  @Test
+  void aTieToALeafBelowAPolicyKeptParentStays() {
+    TinyDense layer = new TinyDense(5);
+    Stage encoder = new Stage();
+    encoder.add(layer);
+    TiedHead head = new TiedHead(layer, new TinyDense(5));
+    OtherStage other = new OtherStage();
+    other.add(Blocks.identityBlock());
+    SequentialBlock root = new SequentialBlock().add(encoder).add(head).add(other);
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(Stage.class, (block, i) -> block);
+    policies.put(OtherStage.class, (block, i) -> new SequentialBlock().add(Blocks.identityBlock()));
+
+    Map<Block, Block> replaced = ModuleSurgery.replaceModuleClasses(root, policies);
+
+    assertSame(encoder, root.getChildren().valueAt(0));
+    assertSame(replaced.get(other), root.getChildren().valueAt(2));
+    assertSame(layer, head.tied());
+  }
+
+  /**
+   * A replacement that wraps the block it replaces one level down (inside a new block of its own)
+   * keeps it: the wrapper's field still calls the old block, its child, not the replacement.
+   */
+  @Test
+  void aWrapperInsideAReplacementKeepsTheBlockItWraps() {
+    TinyDense layer = new TinyDense(5);
+    SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(layer));
+    Wrapper[] wrapper = new Wrapper[1];
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(
+            layer, (block, i) -> new SequentialBlock().add(wrapper[0] = new Wrapper(block)));
+
+    ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+    assertSame(layer, wrapper[0].tied);
+    assertSame(layer, wrapper[0].own);
   }
 
   /** Replaces as {@code policies} say, with no trainer, asserting the surgery is refused. */
