@@ -161,4 +161,36 @@ class SurgeryLockTest {
     }
     assertEquals(1, surgery.get(30, TimeUnit.SECONDS).size());
   }
+
+  /**
+   * Whether this thread holds the lock: inside a surgery's replacement function and inside the
+   * program's own hold, and not after, nor for another thread while this one holds it.
+   */
+  @Test
+  void isHeldByCurrentThreadTellsThisThreadsHoldOnly() throws Exception {
+    assertFalse(SurgeryLock.isHeldByCurrentThread());
+    boolean[] heldInFunction = {false};
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        Linear.class,
+        (block, index) -> {
+          heldInFunction[0] = SurgeryLock.isHeldByCurrentThread();
+          return null;
+        });
+    ModuleSurgery.replaceModuleClasses(
+        new SequentialBlock().add(Linear.builder().setUnits(2).build()), policies);
+    assertTrue(heldInFunction[0], "a replacement function runs under the lock");
+    Lock lock = SurgeryLock.get();
+    lock.lock();
+    try {
+      assertTrue(SurgeryLock.isHeldByCurrentThread());
+      assertFalse(
+          CompletableFuture.supplyAsync(SurgeryLock::isHeldByCurrentThread)
+              .get(10, TimeUnit.SECONDS),
+          "another thread does not hold it");
+    } finally {
+      lock.unlock();
+    }
+    assertFalse(SurgeryLock.isHeldByCurrentThread(), "released after");
+  }
 }
