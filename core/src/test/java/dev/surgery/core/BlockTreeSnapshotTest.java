@@ -1,18 +1,26 @@
 package dev.surgery.core;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
 import ai.djl.util.Pair;
+import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
@@ -134,6 +142,114 @@ class BlockTreeSnapshotTest {
       // And the model initializes anew for other shapes, as a fresh one does.
       root.initialize(model.getNDManager(), model.getDataType(), new Shape(2, 5));
       assertEquals(new Shape(4, 5), weight.getArray().getShape());
+    }
+  }
+
+  /**
+   * Holds its children in an array and a map as well, and a fixed list ({@code List.of}) of one it
+   * never changes: the fields a snapshot records with their contents.
+   */
+  static final class CollectionsHolder extends AbstractBlock {
+    final Block[] asArray;
+    final Map<String, Block> byName = new LinkedHashMap<>();
+    final List<Block> fixed;
+
+    CollectionsHolder(Block first, Block second, Block kept) {
+      asArray = new Block[] {addChildBlock("first", first), addChildBlock("second", second)};
+      byName.put("first", first);
+      byName.put("second", second);
+      fixed = List.of(addChildBlock("kept", kept));
+    }
+
+    @Override
+    protected NDList forwardInternal(
+        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
+      throw new UnsupportedOperationException("never run");
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+      return inputs;
+    }
+  }
+
+  /**
+   * The contents of array and map fields that a surgery wrote are put back, element by element and
+   * in order; a fixed list nothing changed is left alone (it cannot be written at all).
+   */
+  @Test
+  void restorePutsBackArrayAndMapContentsAndLeavesAnUnchangedFixedListAlone() {
+    Linear first = linear();
+    Linear second = linear();
+    Block kept = Blocks.identityBlock();
+    CollectionsHolder holder = new CollectionsHolder(first, second, kept);
+    SequentialBlock root = new SequentialBlock().add(holder);
+    BlockTreeSnapshot snapshot = BlockTreeSnapshot.of(root);
+    Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(Linear.class, (block, index) -> linear());
+    ModuleSurgery.replaceModuleClasses(root, policies);
+    assertNotSame(first, holder.asArray[0], "the surgery wrote the array");
+    assertNotSame(second, holder.byName.get("second"), "and the map");
+
+    snapshot.restore();
+
+    assertArrayEquals(new Block[] {first, second}, holder.asArray);
+    assertSame(first, holder.asArray[0]);
+    assertSame(second, holder.asArray[1]);
+    assertEquals(List.of("first", "second"), new ArrayList<>(holder.byName.keySet()));
+    assertSame(first, holder.byName.get("first"));
+    assertSame(second, holder.byName.get("second"));
+    assertSame(kept, holder.fixed.get(0));
+    assertEquals(List.of(first, second, kept), holder.getChildren().values());
+  }
+
+  /**
+   * A parameter the snapshot knew gets back its declared shape (set since, with no array) and
+   * whether it trains (frozen since).
+   */
+  @Test
+  void restorePutsBackADeclaredShapeAndTheTrainingFlag() {
+    Linear layer = linear();
+    SequentialBlock root = new SequentialBlock().add(layer);
+    Parameter weight = layer.getParameters().get("weight");
+    Parameter bias = layer.getParameters().get("bias");
+    boolean biasTrains = bias.requiresGradient();
+    BlockTreeSnapshot snapshot = BlockTreeSnapshot.of(root);
+    weight.setShape(new Shape(4, 3));
+    bias.freeze(biasTrains);
+
+    snapshot.restore();
+
+    assertNull(weight.getShape());
+    assertEquals(biasTrains, bias.requiresGradient());
+  }
+
+  /**
+   * Arrays the snapshot knew that moved to another of its parameters are put back in place, not
+   * freed as arrays a change made: two layers whose weights swapped keep both, alive.
+   */
+  @Test
+  void restoreKeepsKnownArraysThatMovedBetweenParameters() {
+    try (Model model = Model.newInstance("swapped")) {
+      Linear a = linear();
+      Linear b = linear();
+      SequentialBlock root = new SequentialBlock().add(a).add(b);
+      model.setBlock(root);
+      root.initialize(model.getNDManager(), model.getDataType(), new Shape(2, 4));
+      Parameter wa = a.getParameters().get("weight");
+      Parameter wb = b.getParameters().get("weight");
+      NDArray arrayA = wa.getArray();
+      NDArray arrayB = wb.getArray();
+      BlockTreeSnapshot snapshot = BlockTreeSnapshot.of(root);
+      DjlInternals.restoreParameter(wa, arrayB, wb.getShape());
+      DjlInternals.restoreParameter(wb, arrayA, wa.getShape());
+
+      snapshot.restore();
+
+      assertSame(arrayA, wa.getArray());
+      assertSame(arrayB, wb.getArray());
+      assertFalse(arrayA.isReleased());
+      assertFalse(arrayB.isReleased());
     }
   }
 }

@@ -11,6 +11,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
 import ai.djl.nn.LambdaBlock;
+import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
@@ -22,6 +23,7 @@ import dev.surgery.core.algorithms.GhostBatchNorm;
 import dev.surgery.core.algorithms.SqueezeExcite;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
+import dev.surgery.core.layers.BlurMaxPool2d;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.List;
@@ -323,6 +325,80 @@ class MacCountTest {
       MacCounter.Reached reached = MacCounter.inputShapes(net, new Shape[] {new Shape(1, 3, 8, 8)});
       // the second convolution now sees 4 x 4
       assertEquals(2304L, MacCounter.macsAtEveryPlace(second, reached, second));
+    }
+  }
+
+  /** The cost of 3 x 3 convolutions with padding 1 on an 8 x 8 map: 8 x 8 x out x in x 9. */
+  private static long conv8x8(long out, long in) {
+    return 8L * 8 * out * in * 9;
+  }
+
+  /**
+   * The model input reaches the branches of a parallel block that was never initialized, as it
+   * reaches a sequence's children; below another composite only the input shapes its children
+   * recorded when it was initialized with this very input are used, and another input leaves them
+   * unknown rather than counted on stale shapes.
+   */
+  @Test
+  void parallelBranchesGetTheInputAndOtherCompositesOnlyTheirRecordedOne() {
+    Conv2d branch = sameSize3x3(4);
+    ParallelBlock parallel =
+        new ParallelBlock(list -> list.get(0), List.of(branch, sameSize3x3(2)));
+    MacCounter.Reached fresh =
+        MacCounter.inputShapes(parallel, new Shape[] {new Shape(1, 3, 8, 8)});
+    assertEquals(conv8x8(4, 3), MacCounter.macsAtEveryPlace(branch, fresh, branch));
+
+    Conv2d first = sameSize3x3(4);
+    Conv2d second = sameSize3x3(4);
+    Fixtures.FieldHolder holder = new Fixtures.FieldHolder(first, second);
+    try (NDManager manager = NDManager.newBaseManager()) {
+      holder.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      MacCounter.Reached same = MacCounter.inputShapes(holder, new Shape[] {new Shape(1, 3, 8, 8)});
+      assertEquals(conv8x8(4, 3), MacCounter.macsAtEveryPlace(first, same, first));
+      assertEquals(conv8x8(4, 4), MacCounter.macsAtEveryPlace(second, same, second));
+      MacCounter.Reached other =
+          MacCounter.inputShapes(holder, new Shape[] {new Shape(1, 3, 16, 16)});
+      assertNull(MacCounter.macsAtEveryPlace(first, other, first));
+      assertNull(MacCounter.macsAtEveryPlace(second, other, second));
+    }
+  }
+
+  /** A grouped convolution's filters each read in_c / groups channels. */
+  @Test
+  void aGroupedConvolutionReadsItsGroupsChannelsOnly() {
+    Conv2d grouped =
+        Conv2d.builder()
+            .setKernelShape(new Shape(3, 3))
+            .optPadding(new Shape(1, 1))
+            .setFilters(8)
+            .optGroups(2)
+            .build();
+    assertEquals(conv8x8(8, 4 / 2), MacCounter.macs(grouped, new Shape[] {new Shape(1, 4, 8, 8)}));
+  }
+
+  /**
+   * The blur after a max pool runs on the pooled map: 9 per output value. Unknown, never 0: no
+   * input, several inputs, an input the block refuses, a type without a formula at a place reached.
+   */
+  @Test
+  void theBlurOfAPoolIsCountedOnItsOutputAndWhatCannotBeCountedIsUnknown() {
+    BlurMaxPool2d pool =
+        new BlurMaxPool2d(new Shape(2, 2), new Shape(2, 2), new Shape(0, 0), false);
+    assertEquals(4L * 4 * 4 * 9, MacCounter.macs(pool, new Shape[] {new Shape(1, 4, 8, 8)}));
+
+    Conv2d conv = sameSize3x3(4);
+    assertNull(MacCounter.macs(conv, null));
+    Shape map = new Shape(1, 3, 8, 8);
+    assertNull(MacCounter.macs(conv, new Shape[] {map, map}));
+    assertNull(MacCounter.macs(conv, new Shape[] {new Shape(1, 3)}), "no map to convolve");
+
+    SequentialBlock net = tinyCnn();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 16, 16));
+      MacCounter.Reached reached =
+          MacCounter.inputShapes(net, new Shape[] {new Shape(1, 3, 16, 16)});
+      Block norm = net.getChildren().valueAt(1);
+      assertNull(MacCounter.macsAtEveryPlace(norm, reached, norm));
     }
   }
 }
