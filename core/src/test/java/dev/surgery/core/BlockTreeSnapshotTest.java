@@ -153,12 +153,16 @@ class BlockTreeSnapshotTest {
     final Block[] asArray;
     final Map<String, Block> byName = new LinkedHashMap<>();
     final List<Block> fixed;
+    final Map<String, Block> fixedByName;
+    final List<Block> listed = new ArrayList<>();
 
     CollectionsHolder(Block first, Block second, Block kept) {
       asArray = new Block[] {addChildBlock("first", first), addChildBlock("second", second)};
       byName.put("first", first);
       byName.put("second", second);
       fixed = List.of(addChildBlock("kept", kept));
+      fixedByName = Map.of("kept", kept);
+      listed.add(first);
     }
 
     @Override
@@ -190,6 +194,8 @@ class BlockTreeSnapshotTest {
     ModuleSurgery.replaceModuleClasses(root, policies);
     assertNotSame(first, holder.asArray[0], "the surgery wrote the array");
     assertNotSame(second, holder.byName.get("second"), "and the map");
+    holder.byName.put("extra", kept); // writes of another kind: an entry and an element added
+    holder.listed.add(second);
 
     snapshot.restore();
 
@@ -200,6 +206,9 @@ class BlockTreeSnapshotTest {
     assertSame(first, holder.byName.get("first"));
     assertSame(second, holder.byName.get("second"));
     assertSame(kept, holder.fixed.get(0));
+    assertEquals(Map.of("kept", kept), holder.fixedByName);
+    assertEquals(1, holder.listed.size());
+    assertSame(first, holder.listed.get(0));
     assertEquals(List.of(first, second, kept), holder.getChildren().values());
   }
 

@@ -361,6 +361,17 @@ class MacCountTest {
       assertNull(MacCounter.macsAtEveryPlace(first, other, first));
       assertNull(MacCounter.macsAtEveryPlace(second, other, second));
     }
+
+    // Children initialized on their own below a composite that never was: their shapes may not be
+    // this input's, so they stay unknown.
+    Conv2d alone = sameSize3x3(4);
+    Fixtures.FieldHolder never = new Fixtures.FieldHolder(alone, sameSize3x3(4));
+    try (NDManager manager = NDManager.newBaseManager()) {
+      alone.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 8, 8));
+      MacCounter.Reached reached =
+          MacCounter.inputShapes(never, new Shape[] {new Shape(1, 3, 8, 8)});
+      assertNull(MacCounter.macsAtEveryPlace(alone, reached, alone));
+    }
   }
 
   /** A grouped convolution's filters each read in_c / groups channels. */

@@ -47,7 +47,7 @@ class PlanTableTest {
             "Linear",
             "Linear",
             List.of(),
-            List.of(new PlannedParameter("weight", null)),
+            List.of(new PlannedParameter("weight", null), new PlannedParameter("bias", null)),
             List.of(),
             40L,
             30L);
@@ -61,9 +61,9 @@ class PlanTableTest {
                 + column("01Conv2d", width)
                 + "  Conv2d -> BlurConv2d  -[weight(8, 3, 3, 3) dropped]"
                 + "  +[weight(8, 3, 3, 3) fresh exact]  =[bias(8) moved]  MACs 100 -> 150",
-            "  " + longPath + "  Linear -> Linear  +[weight(?)]  MACs 40 -> 30",
+            "  " + longPath + "  Linear -> Linear  +[weight(?), bias(?)]  MACs 40 -> 30",
             "  parameters: 1000 -> 1010 (+10)",
-            "  optimizer state: 1 moved, 1 dropped, 1 fresh (1 born exact), 1 none",
+            "  optimizer state: 1 moved, 1 dropped, 1 fresh (1 born exact), 2 none",
             "  MACs per sample for input (1, 3, 8, 8): +40");
     assertEquals(expected, plan.toTable("title"));
     assertFalse(plan.isEmpty());
@@ -90,6 +90,8 @@ class PlanTableTest {
   @Test
   void aPlannedParameterShowsItsStateUnlessNoneIsInvolved() {
     assertEquals("moved", StateFate.MOVED.label());
+    assertEquals(8 * 3 * 3 * 3, new PlannedParameter("weight", WEIGHT).size());
+    assertEquals(0, new PlannedParameter("weight", null).size(), "unknown shape: no values");
     assertEquals("weight(8, 3, 3, 3)", new PlannedParameter("weight", WEIGHT).toString());
     assertEquals(
         "weight(?) dropped",
