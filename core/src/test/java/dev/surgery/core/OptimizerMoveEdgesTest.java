@@ -3,6 +3,7 @@ package dev.surgery.core;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -865,6 +866,34 @@ class OptimizerMoveEdgesTest {
         }
       }
       assertTrue(gone >= 4, "Adam's two state arrays for the weight and the bias: " + gone);
+    }
+  }
+
+  /**
+   * An added parameter without an array is refused as documented (IllegalStateException), naming
+   * the parameter and no block (the call is given parameters, not blocks), and changes nothing.
+   */
+  @Test
+  void anAddedParameterWithoutAnArrayIsRefusedNamingNoBlock() {
+    try (Batches data = new Batches(44, 1);
+        OptimizerMoveRig subject = OptimizerMoveRig.atFixedRate("s", Kind.ADAM, LR, 44)) {
+      subject.step(data.get(0));
+      java.util.Set<String> store = Fixtures.storeIds(subject.trainer);
+      List<Parameter> leaving = OptimizerMoveRig.params(subject.layer(3));
+      Parameter unset =
+          Parameter.builder().setName("weight").setType(Parameter.Type.WEIGHT).build();
+
+      IllegalStateException e =
+          assertThrows(
+              IllegalStateException.class,
+              () ->
+                  ModuleSurgery.updateParamsInOptimizer(
+                      leaving, List.of(unset), List.of(subject.trainer)));
+
+      assertTrue(e.getMessage().startsWith("parameter 'weight'"), e.getMessage());
+      SurgeryException cause = assertInstanceOf(SurgeryException.class, e.getCause());
+      assertEquals(null, cause.getBlockPath());
+      assertEquals(store, Fixtures.storeIds(subject.trainer), "nothing changed");
     }
   }
 }
