@@ -361,4 +361,94 @@ class CheckpointLoadAtomicityTest {
       assertFalse(weight.requiresGradient(), "the next newTrainer kept the program's freeze");
     }
   }
+
+  /**
+   * A file that holds a parameter saved without an array (DJL writes {@code N} for it and its load
+   * skips it), loaded into an initialized model: the load's undo takes the model's arrays off for
+   * the time of the load and must put that one back, so that the model ends as DJL's own {@code
+   * Model.load} leaves the same initialized model: every parameter with an array, the skipped one
+   * with the model's own values.
+   */
+  @Test
+  void aParameterSavedWithoutAnArrayKeepsTheModelsOwnAsDjlsLoadDoes() throws Exception {
+    try (Model model = TestModels.model("atomic")) {
+      Block block = model.getBlock();
+      block.initialize(model.getNDManager(), model.getDataType(), INPUT);
+      model.save(dir, "atomic");
+      savedWithoutArray(
+          SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null),
+          block.getParameters().valueAt(0));
+    }
+    try (NDManager data = NDManager.newBaseManager();
+        Model plain = TestModels.model("atomic");
+        Model ours = TestModels.model("atomic")) {
+      for (Model m : List.of(plain, ours)) {
+        data.getEngine().setRandomSeed(5);
+        m.getBlock().initialize(m.getNDManager(), m.getDataType(), INPUT);
+      }
+      plain.load(dir, "atomic");
+      SurgeryCheckpoint.load(ours, dir, "atomic");
+      List<Parameter> expected = plain.getBlock().getParameters().values();
+      List<Parameter> got = ours.getBlock().getParameters().values();
+      assertEquals(expected.size(), got.size());
+      for (int i = 0; i < expected.size(); i++) {
+        assertTrue(expected.get(i).isInitialized(), "DJL's load keeps the model's own");
+        assertTrue(got.get(i).isInitialized(), got.get(i).getName() + " left without an array");
+        assertArrayEquals(
+            expected.get(i).getArray().toFloatArray(),
+            got.get(i).getArray().toFloatArray(),
+            got.get(i).getName());
+      }
+    }
+  }
+
+  /**
+   * {@link ModelLoadUndo#replay} returns the records it replayed (the agent's load takes them from
+   * it), as {@code SurgeryCheckpoint.replay} does.
+   */
+  @Test
+  void theLoadUndosReplayReturnsTheRecordsItReplayed() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      saveChanged(TestModels.probeBatch(data, 3));
+    }
+    try (Model model = TestModels.model("atomic")) {
+      ModelLoadUndo undo = ModelLoadUndo.before(model);
+      List<SurgeryRecord> replayed =
+          undo.replay(SurgeryCheckpoint.resolveParamsFile(dir, "atomic", null));
+      undo.failed();
+      assertEquals(
+          RECORDS.stream().map(SurgeryRecord::algorithm).toList(),
+          replayed.stream().map(SurgeryRecord::algorithm).toList());
+    }
+  }
+
+  /**
+   * Rewrites a parameter's record in a parameter file as DJL's {@code Parameter.save} writes one
+   * without an array: the char {@code N} in place of {@code P}, its version, name and array. The
+   * parameter is the file's first of that name.
+   */
+  private static void savedWithoutArray(Path file, Parameter p) throws IOException {
+    byte[] bytes = java.nio.file.Files.readAllBytes(file);
+    java.io.ByteArrayOutputStream record = new java.io.ByteArrayOutputStream();
+    try (java.io.DataOutputStream out = new java.io.DataOutputStream(record)) {
+      out.writeChar('P');
+      out.writeByte(1);
+      out.writeUTF(p.getName());
+    }
+    byte[] start = record.toByteArray();
+    int at = -1;
+    for (int i = 0; i + start.length <= bytes.length && at < 0; i++) {
+      if (java.util.Arrays.equals(bytes, i, i + start.length, start, 0, start.length)) {
+        at = i;
+      }
+    }
+    assertTrue(at >= 0, "no record of " + p.getName());
+    int end = at + start.length + p.getArray().encode().length;
+    java.io.ByteArrayOutputStream edited = new java.io.ByteArrayOutputStream();
+    edited.write(bytes, 0, at);
+    edited.write(0);
+    edited.write('N');
+    edited.write(bytes, end, bytes.length - end);
+    java.nio.file.Files.write(file, edited.toByteArray());
+  }
 }
