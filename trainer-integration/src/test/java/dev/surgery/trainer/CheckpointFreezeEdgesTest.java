@@ -25,6 +25,8 @@ import java.util.TreeSet;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Freezes across checkpoints loaded in turn into one model, and freeze records whose names overlap:
@@ -130,20 +132,32 @@ class CheckpointFreezeEdgesTest {
    * A second review of the fix above: the replay counts a layer the record says layer_freezing
    * froze as surgery's also where the program had frozen it by hand before the load (user guide),
    * and the record-less load then lifted the program's own freeze. A model the program built, froze
-   * by hand and loaded the same record-less file into keeps it, and so does this one.
+   * by hand and loaded the same record-less file into keeps it, and so does this one; also after
+   * the run's checkpoints loaded in turn (layer_freezing, then more of it), where the second load
+   * must carry on what the first found the program had frozen.
    */
-  @Test
-  void aRecordlessLoadAfterAReplayKeepsTheProgramsHandFreezeMadeBeforeTheLoads() throws Exception {
+  @ParameterizedTest
+  @ValueSource(booleans = {false, true})
+  void aRecordlessLoadAfterAReplayKeepsTheProgramsHandFreezeMadeBeforeTheLoads(boolean inTurn)
+      throws Exception {
     TestModels.saveInitialized(dir, "pretrained");
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(TestModels.layerFreezingFromStart(), 1)
-            .optTotalEpochs(1)
-            .build();
+    SurgeryListener.Builder schedule =
+        SurgeryListener.builder().add(TestModels.layerFreezingFromStart(), 1);
+    if (inTurn) {
+      schedule.add(TestModels.layerFreezingFromStart(), 2); // freezes more layers
+    }
+    int epochs = inTurn ? 3 : 1;
     try (NDManager data = NDManager.newBaseManager();
-        Model model = TestModels.model("frozen")) {
-      TestModels.train(model, listener, 1, TestModels.dataset(data, 47));
-      model.save(dir, "frozen");
+        Model model = TestModels.model("frozen");
+        Trainer trainer =
+            model.newTrainer(TestModels.config(schedule.optTotalEpochs(epochs).build()))) {
+      trainer.initialize(INPUT);
+      ArrayDataset dataset = TestModels.dataset(data, 47);
+      for (int epoch = 1; epoch <= epochs; epoch++) {
+        EasyTrain.fit(trainer, 1, dataset, null);
+        model.setProperty("Epoch", String.valueOf(epoch));
+        model.save(dir, "frozen");
+      }
     }
     Set<String> handFrozen;
     try (Model fresh = TestModels.model("pretrained")) {
@@ -154,7 +168,15 @@ class CheckpointFreezeEdgesTest {
     }
     try (Model restored = TestModels.model("pretrained")) {
       restored.getBlock().getChildren().get(0).getValue().freezeParameters(true);
-      SurgeryCheckpoint.load(restored, dir, "frozen");
+      for (int epoch = 1; epoch <= epochs; epoch++) {
+        SurgeryCheckpoint.load(restored, dir, "frozen", Map.of("epoch", epoch));
+      }
+      assertEquals(
+          epochs > 1 ? 2 : 1,
+          SurgeryCheckpoint.readRecord(
+                  SurgeryCheckpoint.resolveParamsFile(dir, "frozen", Map.of("epoch", epochs)))
+              .size(),
+          "the records of the last checkpoint");
       SurgeryCheckpoint.load(restored, dir, "pretrained");
       Set<String> lost = new TreeSet<>(handFrozen);
       lost.removeAll(frozenPaths(restored));
@@ -211,11 +233,41 @@ class CheckpointFreezeEdgesTest {
    */
   @Test
   void aFreezeRecordNamingAParameterWhoseNameStartsWithAnothersLoads() throws Exception {
+    assertEquals(
+        List.of(true, false),
+        loadFreezeRecord(
+            List.of("w", "w, x"), "w", "NamedParameterLayer->frozen NamedParameterLayer (w, x)"),
+        "w trains (the program's), w, x is frozen (surgery's)");
+  }
+
+  /**
+   * A freeze record naming two of a layer's parameters, joined by ", " (the program froze the
+   * third): both are read, the first although it is the start of the second, and frozen by the
+   * load; the program's own is not in the file.
+   */
+  @Test
+  void aFreezeRecordNamingTwoParametersFreezesBoth() throws Exception {
+    assertEquals(
+        List.of(false, false, true),
+        loadFreezeRecord(
+            List.of("w", "w, x", "y"),
+            "y",
+            "NamedParameterLayer->frozen NamedParameterLayer (w, w, x)"),
+        "w and w, x frozen (surgery's), y trains (the program's)");
+  }
+
+  /**
+   * Saves a model whose first layer has parameters of these names, {@code handFrozen} frozen by the
+   * program, after layer_freezing (checked to have recorded {@code recorded}); loads it into a
+   * fresh model and returns whether each parameter of that layer takes a gradient.
+   */
+  private List<Boolean> loadFreezeRecord(List<String> names, String handFrozen, String recorded)
+      throws Exception {
     Map<String, Object> settings = Map.of("freeze_start", 0.0);
     try (Model model = Model.newInstance("prefix")) {
-      model.setBlock(prefixNet());
+      model.setBlock(prefixNet(names));
       model.getBlock().initialize(model.getNDManager(), DataType.FLOAT32, new Shape(2, 3));
-      model.getBlock().getChildren().get(0).getValue().getParameters().get("w").freeze(true);
+      model.getBlock().getChildren().get(0).getValue().getParameters().get(handFrozen).freeze(true);
       SurgeryChanges changes =
           Algorithms.spec("layer_freezing")
               .create(settings)
@@ -223,31 +275,24 @@ class CheckpointFreezeEdgesTest {
       SurgeryRecord record =
           new SurgeryRecord("layer_freezing", settings, 1, 2, SurgeryRecord.changesOf(changes));
       assertEquals(
-          "NamedParameterLayer->frozen NamedParameterLayer (w, x)",
-          record.changes().values().iterator().next(),
-          "what layer_freezing recorded");
+          recorded, record.changes().values().iterator().next(), "what layer_freezing recorded");
       // What the listener writes after such an entry.
       RecordProperty.write(model, SurgeryJson.recordsToJson(List.of(record)));
       model.save(dir, "prefix");
     }
     try (Model restored = Model.newInstance("prefix")) {
-      restored.setBlock(prefixNet());
+      restored.setBlock(prefixNet(names));
       assertDoesNotThrow(
           () -> SurgeryCheckpoint.load(restored, dir, "prefix"),
           "a checkpoint layer_freezing wrote loads");
       Block layer = restored.getBlock().getChildren().get(0).getValue();
-      assertEquals(
-          List.of(true, false),
-          List.of(
-              layer.getParameters().get("w").requiresGradient(),
-              layer.getParameters().get("w, x").requiresGradient()),
-          "w trains (the program's), w, x is frozen (surgery's)");
+      return names.stream().map(n -> layer.getParameters().get(n).requiresGradient()).toList();
     }
   }
 
-  private static SequentialBlock prefixNet() {
+  private static SequentialBlock prefixNet(List<String> names) {
     return new SequentialBlock()
-        .add(new NamedParameterLayer("w", "w, x"))
+        .add(new NamedParameterLayer(names.toArray(new String[0])))
         .add(Linear.builder().setUnits(2).build())
         .add(Linear.builder().setUnits(2).build());
   }
