@@ -40,6 +40,7 @@ import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.OpenArrays;
+import dev.surgery.core.testing.TinyModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -823,11 +824,14 @@ class SurgeryCheckpointTest {
    * freezing its bias, factorize replacing it an epoch later) loaded in turn into one model train
    * as the last one loaded into a fresh model: the second load, which replays only factorize, has
    * the program's part frozen while it does, as the first load found it and the saved run had it.
+   * Also with the records of an earlier build, which do not say what was born frozen ({@code
+   * born_frozen}): the replay then infers it from the freezes, and the program's part the first
+   * load found must be kept with the block for the next.
    */
   @ParameterizedTest
-  @ValueSource(booleans = {false, true})
-  void checkpointsOfAPartlyFrozenLayerLoadedInTurnTrainAsTheLastAlone(boolean trainerBetween)
-      throws Exception {
+  @CsvSource({"false, false", "true, false", "false, true", "true, true"})
+  void checkpointsOfAPartlyFrozenLayerLoadedInTurnTrainAsTheLastAlone(
+      boolean trainerBetween, boolean olderRecords) throws Exception {
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(TestModels.layerFreezingFromStart(), 2)
@@ -838,17 +842,18 @@ class SurgeryCheckpointTest {
     try (NDManager data = NDManager.newBaseManager()) {
       ArrayDataset dataset = TestModels.dataset(data, 41);
       savePartlyFrozenRunEveryEpoch(dir, listener, dataset);
+      Path files = olderRecords ? withoutBornFrozen(dir, "turns", 3) : dir;
       try (Model inTurn = TestModels.model("pretrained");
           Model fresh = TestModels.model("pretrained")) {
         for (int epoch = 1; epoch <= 3; epoch++) {
-          SurgeryCheckpoint.load(inTurn, dir, "turns", Map.of("epoch", epoch));
+          SurgeryCheckpoint.load(inTurn, files, "turns", Map.of("epoch", epoch));
           if (trainerBetween && epoch == 2) {
             // A reviewer: DJL's newTrainer (no listener) unfroze what the second load's replay
             // froze, and the third load's factorize made trainable layers of a frozen one.
             inTurn.newTrainer(TestModels.config()).close();
           }
         }
-        SurgeryCheckpoint.load(fresh, dir, "turns", Map.of("epoch", 3));
+        SurgeryCheckpoint.load(fresh, files, "turns", Map.of("epoch", 3));
         SurgeryListener none = SurgeryListener.builder().build();
         Map<String, float[]> last = threeMoreEpochs(fresh, none, dataset, data);
         Map<String, float[]> turns = threeMoreEpochs(inTurn, none, dataset, data);
@@ -858,6 +863,36 @@ class SurgeryCheckpointTest {
             "born frozen, where surgery had frozen part of the layer: " + last.keySet());
       }
     }
+  }
+
+  /**
+   * Copies the checkpoints {@code name-0001} to {@code name-000<epochs>} into a folder of their own
+   * with their records as an earlier build wrote them, without {@code born_frozen}.
+   */
+  static Path withoutBornFrozen(Path dir, String name, int epochs) throws Exception {
+    Path older = dir.resolve("older");
+    for (int epoch = 1; epoch <= epochs; epoch++) {
+      Path file = SurgeryCheckpoint.resolveParamsFile(dir, name, Map.of("epoch", epoch));
+      if (SurgeryCheckpoint.readRecord(file).isEmpty()) {
+        Files.createDirectories(older);
+        Files.copy(file, older.resolve(file.getFileName()));
+        continue;
+      }
+      BornFrozenRecordTest.withRecord(
+          file,
+          older,
+          json ->
+              json.replaceAll(",\"born_frozen\":\\[[^\\]]*\\]", "")
+                  .replaceAll("\"born_frozen\":\\[[^\\]]*\\],", ""));
+    }
+    for (int epoch = 1; epoch <= epochs; epoch++) {
+      for (SurgeryRecord r :
+          SurgeryCheckpoint.readRecord(
+              SurgeryCheckpoint.resolveParamsFile(older, name, Map.of("epoch", epoch)))) {
+        assertNull(r.bornFrozen(), "an earlier build's record");
+      }
+    }
+    return older;
   }
 
   /**
@@ -1222,11 +1257,22 @@ class SurgeryCheckpointTest {
    * factorized pairs again (a factorized layer holds none of the old parameters, and the rule was
    * one for the whole tree); only the first's is layer_freezing's: the second follows the program's
    * freeze, which DJL's newTrainer lifts. The layer a replacement stands for is now the one that
-   * held its place.
+   * held its place. Also with the layers one level down the tree (the whole network a child of the
+   * root): each place is found inside the blocks surgery left unchanged.
    */
-  @Test
-  void eachFactorizedLayerFollowsTheFreezeOfTheLayerWhosePlaceItTook() throws Exception {
-    TestModels.saveInitialized(dir, "mixed-freezes");
+  @ParameterizedTest
+  @ValueSource(booleans = {false, true})
+  void eachFactorizedLayerFollowsTheFreezeOfTheLayerWhosePlaceItTook(boolean nested)
+      throws Exception {
+    Supplier<Model> build =
+        () ->
+            nested
+                ? TinyModels.model("mixed-freezes", new SequentialBlock().add(TestModels.cnn()))
+                : TestModels.model("mixed-freezes");
+    try (Model saved = build.get()) {
+      saved.getBlock().initialize(saved.getNDManager(), saved.getDataType(), INPUT);
+      saved.save(dir, "mixed-freezes");
+    }
     SurgeryListener listener =
         SurgeryListener.builder()
             .add(TestModels.layerFreezingFromStart(), 1)
@@ -1234,16 +1280,17 @@ class SurgeryCheckpointTest {
             .optTotalEpochs(2)
             .build();
     try (NDManager data = NDManager.newBaseManager();
-        Model model = TestModels.model("mixed-freezes")) {
+        Model model = build.get()) {
       model.load(dir, "mixed-freezes");
+      Block layers = nested ? model.getBlock().getChildren().values().get(0) : model.getBlock();
       ArrayDataset dataset = TestModels.dataset(data, 4);
       try (Trainer first = model.newTrainer(TestModels.config(listener))) {
         first.initialize(INPUT);
-        model.getBlock().getChildren().values().get(3).freezeParameters(true);
+        layers.getChildren().values().get(3).freezeParameters(true);
         EasyTrain.fit(first, 1, dataset, null);
       }
-      Block firstConv = model.getBlock().getChildren().values().get(0);
-      Block secondConv = model.getBlock().getChildren().values().get(3);
+      Block firstConv = layers.getChildren().values().get(0);
+      Block secondConv = layers.getChildren().values().get(3);
       assertEquals("FactorizedConv2d", BlockPaths.typeName(firstConv));
       assertEquals("FactorizedConv2d", BlockPaths.typeName(secondConv));
       try (Trainer second = model.newTrainer(TestModels.config(listener))) {
@@ -2027,6 +2074,19 @@ class SurgeryCheckpointTest {
         .build();
   }
 
+  /** BlurPool, squeeze-excite and factorize on the lean model: each needs the input shapes. */
+  private static final List<SurgeryRecord> LEAN_RECORDS =
+      List.of(
+          new SurgeryRecord("blurpool", Map.of("min_channels", 4), 0, 0),
+          new SurgeryRecord(
+              "squeeze_excite", Map.of("min_channels", 4, "latent_channels", 2), 0, 0),
+          new SurgeryRecord(
+              "factorize",
+              Map.of(
+                  "min_channels", 4, "latent_channels", 2, "min_features", 4, "latent_features", 2),
+              0,
+              0));
+
   /**
    * Replaying BlurPool, squeeze-excite and factorize builds the architecture without computing
    * weights the load then discards: after the replay no parameter has an array (no throwaway
@@ -2035,24 +2095,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void replayAllocatesNothingAndLoadLeavesOnlyTheParameterArrays() throws Exception {
-    List<SurgeryRecord> records =
-        List.of(
-            new SurgeryRecord("blurpool", Map.of("min_channels", 4), 0, 0),
-            new SurgeryRecord(
-                "squeeze_excite", Map.of("min_channels", 4, "latent_channels", 2), 0, 0),
-            new SurgeryRecord(
-                "factorize",
-                Map.of(
-                    "min_channels",
-                    4,
-                    "latent_channels",
-                    2,
-                    "min_features",
-                    4,
-                    "latent_features",
-                    2),
-                0,
-                0));
+    List<SurgeryRecord> records = LEAN_RECORDS;
     try (NDManager data = NDManager.newBaseManager()) {
       NDArray batch = TestModels.probeBatch(data, 17);
       float[] saved;
@@ -2400,5 +2443,215 @@ class SurgeryCheckpointTest {
     MalformedModelException e =
         assertThrows(MalformedModelException.class, () -> SurgeryCheckpoint.readRecord(file));
     assertTrue(e.getMessage().contains("not JSON"), e.getMessage());
+  }
+
+  /** Saves the lean model, initialized, after {@link #LEAN_RECORDS}; returns its parameter file. */
+  private Path saveLean() throws Exception {
+    return saveLean(dir, LEAN_RECORDS);
+  }
+
+  /**
+   * Saves the lean model, initialized, after {@link #LEAN_RECORDS}'s surgery, into {@code folder}
+   * with {@code recorded} as its record; returns its parameter file.
+   */
+  private static Path saveLean(Path folder, List<SurgeryRecord> recorded) throws Exception {
+    try (Model model = TestModels.model("lean")) {
+      Block block = model.getBlock();
+      block.initialize(model.getNDManager(), model.getDataType(), INPUT);
+      for (SurgeryRecord r : LEAN_RECORDS) {
+        Algorithms.spec(r.algorithm()).create(r.hyperparameters()).apply(SurgeryContext.of(block));
+      }
+      model.setProperty(SurgeryListener.PROPERTY, SurgeryJson.recordsToJson(recorded));
+      model.save(folder, "lean");
+    }
+    return SurgeryCheckpoint.resolveParamsFile(folder, "lean", null);
+  }
+
+  /**
+   * {@code replay(Model, Path)} returns the file's records, as its contract says (empty only for a
+   * file without any): on a fresh model, and again on the model that carries them all already (the
+   * model that was saved, loaded once more), where nothing is replayed.
+   */
+  @Test
+  void aReplayReturnsTheFilesRecordsAlsoWhenTheModelCarriesThemAlready() throws Exception {
+    Path file = saveLean();
+    List<String> written = LEAN_RECORDS.stream().map(SurgeryRecord::algorithm).toList();
+    try (Model restored = TestModels.model("lean")) {
+      assertEquals(
+          written,
+          SurgeryCheckpoint.replay(restored, file).stream().map(SurgeryRecord::algorithm).toList());
+      String structure = TestModels.structure(restored.getBlock());
+      assertEquals(
+          written,
+          SurgeryCheckpoint.replay(restored, file).stream().map(SurgeryRecord::algorithm).toList(),
+          "a model carrying the records");
+      assertEquals(structure, TestModels.structure(restored.getBlock()), "nothing replayed twice");
+    }
+  }
+
+  /**
+   * The replay shapes the model without computing a value: it draws no random number (a program
+   * that seeds the engine, then loads and trains, draws what it would after DJL's own load, which
+   * draws none), and every parameter keeps the initializer it had (the shaping swaps in an
+   * allocate-only one), so a program that initializes the replayed model gets its own
+   * initialization, not uninitialized memory.
+   */
+  @Test
+  void aReplayDrawsNoRandomNumberAndLeavesTheInitializersAsTheyWere() throws Exception {
+    Path file = saveLean();
+    Shape draw = new Shape(32);
+    try (NDManager data = NDManager.newBaseManager()) {
+      data.getEngine().setRandomSeed(23);
+      float[] expected = data.randomUniform(0, 1, draw).toFloatArray();
+      try (Model restored = TestModels.model("lean")) {
+        Map<Parameter, Object> initializers = new IdentityHashMap<>();
+        restored
+            .getBlock()
+            .getParameters()
+            .values()
+            .forEach(p -> initializers.put(p, p.getInitializer()));
+        data.getEngine().setRandomSeed(23);
+        SurgeryCheckpoint.replay(restored, file);
+        assertArrayEquals(expected, data.randomUniform(0, 1, draw).toFloatArray(), "replay drew");
+        Set<Parameter> kept = parametersOf(restored.getBlock());
+        kept.retainAll(initializers.keySet());
+        assertFalse(kept.isEmpty(), "the replay keeps some of the original parameters");
+        for (Parameter p : kept) {
+          assertSame(initializers.get(p), p.getInitializer(), p.getName());
+        }
+      }
+      try (Model loaded = TestModels.model("lean")) {
+        data.getEngine().setRandomSeed(23);
+        SurgeryCheckpoint.load(loaded, dir, "lean");
+        assertArrayEquals(expected, data.randomUniform(0, 1, draw).toFloatArray(), "load drew");
+      }
+    }
+  }
+
+  /**
+   * The replay's scratch manager is closed: a program that loads checkpoint after checkpoint (an
+   * evaluation of every epoch) would otherwise leave one manager per load under the engine's root
+   * manager for the life of the JVM.
+   */
+  @Test
+  void aReplayLeavesNoManagerOpen() throws Exception {
+    Path file = saveLean();
+    try (NDManager data = NDManager.newBaseManager()) {
+      NDManager root = data.getParentManager();
+      try (Model warm = TestModels.model("lean")) {
+        SurgeryCheckpoint.replay(warm, file); // whatever the engine opens once for good
+      }
+      int before = openSubManagers(root);
+      for (int i = 0; i < 3; i++) {
+        try (Model restored = TestModels.model("lean")) {
+          SurgeryCheckpoint.replay(restored, file);
+        }
+        try (Model loaded = TestModels.model("lean")) {
+          SurgeryCheckpoint.load(loaded, dir, "lean");
+        }
+      }
+      assertEquals(before, openSubManagers(root), "managers left open by the loads");
+    }
+  }
+
+  /** The managers a DJL manager holds directly (its {@code resources} that are managers). */
+  private static int openSubManagers(NDManager manager) throws ReflectiveOperationException {
+    java.lang.reflect.Field resources =
+        ai.djl.ndarray.BaseNDManager.class.getDeclaredField("resources");
+    resources.setAccessible(true);
+    Map<?, ?> held = (Map<?, ?>) resources.get(manager);
+    return (int) held.values().stream().filter(NDManager.class::isInstance).count();
+  }
+
+  /**
+   * The model that loaded a checkpoint, trained by a plain trainer (DJL's newTrainer unfreezes
+   * every parameter of a loaded model), then given the same checkpoint again: nothing is replayed,
+   * but what the record's layer_freezing froze is frozen again and the program's part of that layer
+   * (its weight, frozen by hand in the saved run, which the file does not keep) is not, as the same
+   * file loaded into a fresh model has them.
+   */
+  @Test
+  void theSameCheckpointLoadedAgainAfterAPlainTrainerFreezesAsAFreshLoad() throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(TestModels.layerFreezingFromStart(), 2)
+            .optTotalEpochs(4)
+            .build();
+    try (NDManager data = NDManager.newBaseManager()) {
+      savePartlyFrozenRunEveryEpoch(dir, listener, TestModels.dataset(data, 31));
+    }
+    Map<String, ?> last = Map.of("epoch", 3);
+    Predicate<Parameter> frozen = p -> !p.requiresGradient() && !ParameterSets.isStatistic(p);
+    try (Model model = TestModels.model("pretrained");
+        Model fresh = TestModels.model("pretrained")) {
+      SurgeryCheckpoint.load(fresh, dir, "turns", last);
+      Set<String> expected = parameterPaths(fresh.getBlock(), frozen);
+      assertFalse(expected.isEmpty(), "the record froze layers");
+      SurgeryCheckpoint.load(model, dir, "turns", last);
+      model.newTrainer(TestModels.config()).close();
+      assertEquals(Set.of(), parameterPaths(model.getBlock(), frozen), "DJL unfroze them");
+      SurgeryCheckpoint.load(model, dir, "turns", last);
+      assertEquals(expected, parameterPaths(model.getBlock(), frozen));
+      assertEquals(frozenByReplayPaths(fresh), frozenByReplayPaths(model));
+    }
+  }
+
+  /**
+   * A checkpoint whose record goes on past what the model carries, with an entry the replay
+   * refuses: the refusal counts the entries as the file does (the first one replayed is the file's
+   * fourth), and the model stays as it was.
+   */
+  @Test
+  void aRefusedEntryAfterTheCarriedOnesIsNamedByItsPlaceInTheFile() throws Exception {
+    saveLean();
+    List<SurgeryRecord> longer = new ArrayList<>(LEAN_RECORDS);
+    longer.add(new SurgeryRecord("no_such_algorithm", Map.of(), 1, 0));
+    Path other = dir.resolve("longer");
+    saveLean(other, longer);
+    try (Model model = TestModels.model("lean")) {
+      SurgeryCheckpoint.load(model, dir, "lean");
+      String structure = TestModels.structure(model.getBlock());
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class, () -> SurgeryCheckpoint.load(model, other, "lean"));
+      assertTrue(
+          e.getMessage().contains("(from its record entry 4; the model carries the entries before"),
+          e.getMessage());
+      assertEquals(structure, TestModels.structure(model.getBlock()));
+    }
+  }
+
+  /**
+   * A file without a record loaded into a model that loaded a freezing checkpoint forgets that
+   * checkpoint wholly: its save writes no record (the file it loaded has none), and after the
+   * freezing checkpoint and the plain file once more, with the program's own hand freeze lifted in
+   * between, nothing is left frozen, as in a fresh model that loads the plain file.
+   */
+  @Test
+  void aFileWithoutRecordMakesTheModelForgetTheFreezingCheckpointWholly() throws Exception {
+    try (NDManager data = NDManager.newBaseManager()) {
+      saveAfterFreezing("freezing", TestModels.dataset(data, 37), false);
+    }
+    TestModels.saveInitialized(dir, "plain");
+    Predicate<Parameter> frozen = p -> !p.requiresGradient() && !ParameterSets.isStatistic(p);
+    try (Model model = TestModels.model("freezing");
+        Model fresh = TestModels.model("freezing")) {
+      SurgeryCheckpoint.load(fresh, dir, "plain");
+      Set<String> plain = parameterPaths(fresh.getBlock(), frozen);
+      model.getBlock().getChildren().get(0).getValue().freezeParameters(true); // by hand
+      SurgeryCheckpoint.load(model, dir, "freezing");
+      SurgeryCheckpoint.load(model, dir, "plain");
+      SurgeryCheckpoint.syncRecord(model);
+      model.save(dir.resolve("saved"), "freezing");
+      assertEquals(
+          List.of(),
+          SurgeryCheckpoint.readRecord(
+              SurgeryCheckpoint.resolveParamsFile(dir.resolve("saved"), "freezing", null)),
+          "the save wrote the record of a checkpoint the model no longer holds");
+      model.getBlock().freezeParameters(false); // the program lifts its hand freeze
+      SurgeryCheckpoint.load(model, dir, "freezing");
+      SurgeryCheckpoint.load(model, dir, "plain");
+      assertEquals(plain, parameterPaths(model.getBlock(), frozen));
+    }
   }
 }
