@@ -2470,7 +2470,8 @@ class SurgeryCheckpointTest {
   /**
    * {@code replay(Model, Path)} returns the file's records, as its contract says (empty only for a
    * file without any): on a fresh model, and again on the model that carries them all already (the
-   * model that was saved, loaded once more), where nothing is replayed.
+   * model that was saved, loaded once more), where nothing is replayed; and on a model the program
+   * initialized, whose layers the surgery kept keep their arrays.
    */
   @Test
   void aReplayReturnsTheFilesRecordsAlsoWhenTheModelCarriesThemAlready() throws Exception {
@@ -2486,6 +2487,25 @@ class SurgeryCheckpointTest {
           SurgeryCheckpoint.replay(restored, file).stream().map(SurgeryRecord::algorithm).toList(),
           "a model carrying the records");
       assertEquals(structure, TestModels.structure(restored.getBlock()), "nothing replayed twice");
+    }
+    try (Model initialized = TestModels.model("lean")) {
+      Block block = initialized.getBlock();
+      block.initialize(initialized.getNDManager(), initialized.getDataType(), INPUT);
+      Map<Parameter, NDArray> arrays = new IdentityHashMap<>();
+      block.getParameters().values().forEach(p -> arrays.put(p, p.getArray()));
+      assertEquals(
+          written,
+          SurgeryCheckpoint.replay(initialized, file).stream()
+              .map(SurgeryRecord::algorithm)
+              .toList(),
+          "an initialized model");
+      // The layers the surgery kept keep their arrays (only replaced layers' are freed).
+      Set<Parameter> kept = parametersOf(block);
+      kept.retainAll(arrays.keySet());
+      assertFalse(kept.isEmpty());
+      for (Parameter p : kept) {
+        assertSame(arrays.get(p), p.getArray(), p.getName());
+      }
     }
   }
 
@@ -2616,6 +2636,57 @@ class SurgeryCheckpointTest {
               MalformedModelException.class, () -> SurgeryCheckpoint.load(model, other, "lean"));
       assertTrue(
           e.getMessage().contains("(from its record entry 4; the model carries the entries before"),
+          e.getMessage());
+      assertEquals(structure, TestModels.structure(model.getBlock()));
+    }
+  }
+
+  /**
+   * A checkpoint whose first entry is the same algorithm at the same epoch as the one the model
+   * carries, with other values: it is another run's, refused before anything is replayed, saying
+   * that the entries differ in their values (not in algorithm or time); the model stays as it was.
+   */
+  @Test
+  void aCarriedEntryWithOtherValuesIsRefusedSayingSo() throws Exception {
+    saveLean();
+    List<SurgeryRecord> other = new ArrayList<>(LEAN_RECORDS);
+    other.set(0, new SurgeryRecord("blurpool", Map.of("min_channels", 8), 0, 0));
+    Path folder = dir.resolve("other");
+    saveLean(folder, other);
+    try (Model model = TestModels.model("lean")) {
+      SurgeryCheckpoint.load(model, dir, "lean");
+      String structure = TestModels.structure(model.getBlock());
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class, () -> SurgeryCheckpoint.load(model, folder, "lean"));
+      assertTrue(
+          e.getMessage()
+              .contains(
+                  "(its entry 1: blurpool at epoch 0, the file's: blurpool at epoch 0,"
+                      + " with other hyperparameters or other layers changed)"),
+          e.getMessage());
+      assertEquals(structure, TestModels.structure(model.getBlock()));
+    }
+  }
+
+  /**
+   * A record that says its surgery replaced nothing, where its replay on this architecture replaces
+   * layers (an edited record, or another architecture): refused, naming a block the replay replaced
+   * that the record does not; the model stays as it was.
+   */
+  @Test
+  void aReplayThatReplacesMoreThanTheRecordSaysIsRefusedNamingTheBlock() throws Exception {
+    Path folder = dir.resolve("less");
+    saveLean(
+        folder, List.of(new SurgeryRecord("blurpool", Map.of("min_channels", 4), 0, 0, Map.of())));
+    try (Model model = TestModels.model("lean")) {
+      String structure = TestModels.structure(model.getBlock());
+      MalformedModelException e =
+          assertThrows(
+              MalformedModelException.class, () -> SurgeryCheckpoint.load(model, folder, "lean"));
+      assertTrue(
+          e.getMessage().contains("the replay also replaced ")
+              && e.getMessage().contains("which the saved model's surgery did not"),
           e.getMessage());
       assertEquals(structure, TestModels.structure(model.getBlock()));
     }
