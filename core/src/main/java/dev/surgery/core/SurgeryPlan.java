@@ -362,7 +362,7 @@ public record SurgeryPlan(
     for (Step s : steps) {
       width = Math.max(width, s.path().length());
     }
-    String format = "  %-" + width + "s  %s -> %s%s%n";
+    String format = "  %-" + width + "s  %s -> %s%s\n";
     int exact = 0;
     if (steps.isEmpty()) {
       sb.append("  (no block would change)\n");
@@ -394,7 +394,7 @@ public record SurgeryPlan(
       sb.append(
           String.format(
               Locale.ROOT,
-              "%n  optimizer state: %d moved, %d dropped, %d fresh (%d born exact), %d none",
+              "\n  optimizer state: %d moved, %d dropped, %d fresh (%d born exact), %d none",
               counts.get(StateFate.MOVED),
               counts.get(StateFate.DROPPED),
               counts.get(StateFate.FRESH),
@@ -406,7 +406,7 @@ public record SurgeryPlan(
       sb.append(
           String.format(
               Locale.ROOT,
-              "%n  MACs per sample for input %s: %s",
+              "\n  MACs per sample for input %s: %s",
               inputShape,
               change == null ? "unknown" : String.format(Locale.ROOT, "%+d", change)));
     }

@@ -21,6 +21,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Layer freezing ({@code layer_freezing}): applied at epoch ends during training, it freezes the
@@ -54,6 +56,8 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
 
   /** The config name. */
   public static final String NAME = "layer_freezing";
+
+  private static final Logger LOGGER = LoggerFactory.getLogger(LayerFreezing.class);
 
   /** {@code freeze_start}: the fraction of training after which freezing begins. */
   public static final HyperParameter<Double> FREEZE_START =
@@ -203,7 +207,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
               + hyperparameters();
       // Logged as warn() logs it, but kept to this application's own report: warn() would also
       // add it to the warnings of an application this one runs inside (a plugin delegating).
-      org.slf4j.LoggerFactory.getLogger(getClass()).warn(message);
+      LOGGER.warn(message);
       warnings.add(message);
     }
     return new SurgeryChanges(
