@@ -153,6 +153,37 @@ class ChildWritesTest {
     assertEquals("03Linear", twice.getChildren().keyAt(2));
   }
 
+  /**
+   * A block twice in one list is written at both places, and so is its replacement when a recursion
+   * replaces it again (two generations): the second write must not take the first one's last index
+   * for the only place the replacement holds.
+   */
+  @Test
+  void aBlockTwiceInOneListReplacedAgainUnderRecursionLandsAtBothPlaces() {
+    Linear again = linear();
+    SequentialBlock twice = new SequentialBlock().add(again).add(Blocks.identityBlock()).add(again);
+    Map<Block, Integer> generation = new IdentityHashMap<>();
+    Map<Block, Block> chain =
+        ModuleSurgery.replaceModules(
+            twice,
+            Map.of(
+                BlockMatcher.ofClass(Linear.class),
+                (block, index) -> {
+                  int g = generation.getOrDefault(block, 0);
+                  if (g == 2) {
+                    return null;
+                  }
+                  Linear next = linear();
+                  generation.put(next, g + 1);
+                  return next;
+                }),
+            recurse(true));
+    Block last = chain.get(chain.get(again));
+    assertEquals(2, generation.get(last));
+    assertSame(last, twice.getChildren().valueAt(0), "the first place holds the last generation");
+    assertSame(last, twice.getChildren().valueAt(2), "the second place holds the last generation");
+  }
+
   @Test
   void aReplacementReplacedAgainUnderRecursionTakesTheSamePlace() {
     SequentialBlock parent =

@@ -196,6 +196,9 @@ class HeldBackDrawsTest {
       EasyTrain.fit(trainer, 1, dataset, null);
       assertFalse(
           java.util.Arrays.equals(drawn, stored.toFloatArray()), "training updates the copy");
+      // A copy, not a view of the model's array (toDevice to its own device gives a view): the
+      // store trained its copy, and the model's own array holds the drawn values until a sync.
+      assertArrayEquals(drawn, weight.getArray().toFloatArray(), "the copy is its own array");
     }
   }
 

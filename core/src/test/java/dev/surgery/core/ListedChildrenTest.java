@@ -454,4 +454,31 @@ class ListedChildrenTest {
         DjlInternals.registeredChildren(parent).values(),
         "both registered places hold the replacement");
   }
+
+  /**
+   * Under recursion a block may come back to the place it left (A, then B, then A again): the
+   * parent that lists its children itself then lists A, which stands for itself, and the check of
+   * such lists must not take it for a stale old block.
+   */
+  @Test
+  void aRecursionThatPutsTheBlockBackPassesTheCheckOfTheParentsList() {
+    TinyDense first = new TinyDense(4);
+    TinyDense second = new TinyDense(4);
+    Listed parent = new Listed(first, second);
+    SequentialBlock root = new SequentialBlock().add(parent);
+    TinyDense[] stand = new TinyDense[1];
+    Map<BlockMatcher, ReplacementFunction> policies = new java.util.LinkedHashMap<>();
+    policies.put((block, path) -> block == first, (block, i) -> stand[0] = new TinyDense(4));
+    policies.put((block, path) -> block == stand[0], (block, i) -> first);
+
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(
+            root, policies, SurgeryOptions.builder().optRecurseOnReplacements(true).build());
+
+    assertEquals(2, replaced.size(), "the block and its stand-in were both replaced");
+    assertSame(stand[0], replaced.get(first));
+    assertSame(first, replaced.get(stand[0]));
+    assertSame(first, parent.first, "the block is back in its field");
+    assertEquals(List.of(first, second), parent.getChildren().values());
+  }
 }

@@ -232,13 +232,16 @@ class ModuleSurgeryTest {
             Map.of(
                 (block, path) ->
                     path.equals("03LambdaBlock")
+                        || path.equals("10LambdaBlock")
                         || path.equals("11LambdaBlock")
                         || path.equals("head"),
                 (ReplacementFunction) (block, index) -> linear(4))),
         SurgeryOptions.builder().build());
     List<String> keys = model.getChildren().keys();
     assertEquals("03Linear", keys.get(2));
-    assertEquals("10LambdaBlock", keys.get(9));
+    assertEquals("09LambdaBlock", keys.get(8));
+    // DJL's %02d: the tenth child's key has two digits, no leading zero.
+    assertEquals("10Linear", keys.get(9));
     assertEquals("11Linear", keys.get(10));
     assertEquals("head", keys.get(11));
     assertInstanceOf(Linear.class, model.getChildren().valueAt(11));
@@ -625,6 +628,31 @@ class ModuleSurgeryTest {
     assertEquals(1, root.getChildren().size());
   }
 
+  /**
+   * The limit is the longest chain allowed: a recursion whose replacements of replacements stop
+   * after exactly {@link TreeSurgery#MAX_GENERATIONS} generations ends normally.
+   */
+  @Test
+  void aChainOfExactlyTheGenerationLimitIsAllowed() {
+    SequentialBlock root = new SequentialBlock().add(linear(2));
+    Map<Block, Integer> generation = new java.util.IdentityHashMap<>();
+    Map<BlockMatcher, ReplacementFunction> policy =
+        Map.of(
+            BlockMatcher.ofClass(Linear.class),
+            (block, index) -> {
+              int g = generation.getOrDefault(block, 0);
+              if (g == TreeSurgery.MAX_GENERATIONS) {
+                return null;
+              }
+              Linear next = linear(2);
+              generation.put(next, g + 1);
+              return next;
+            });
+    Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policy, recursing(true));
+    assertEquals(TreeSurgery.MAX_GENERATIONS, replaced.size());
+    assertEquals(TreeSurgery.MAX_GENERATIONS, generation.get(root.getChildren().valueAt(0)));
+  }
+
   /** A replacement that holds an ancestor of the replaced block would make the tree a cycle. */
   @Test
   void aReplacementHoldingAnAncestorOfTheReplacedBlockIsRefused() {
@@ -702,6 +730,14 @@ class ModuleSurgeryTest {
           leaf,
           (block, index) -> new SequentialBlock().add(new SequentialBlock().add(ancestor)));
     }
+    // Three new wrappers: the look below new blocks goes on past the first new one.
+    assertRefusedAsCycle(
+        root,
+        middle,
+        leaf,
+        (block, index) ->
+            new SequentialBlock()
+                .add(new SequentialBlock().add(new SequentialBlock().add(middle))));
   }
 
   /**

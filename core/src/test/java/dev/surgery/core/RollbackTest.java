@@ -221,6 +221,14 @@ class RollbackTest {
               SurgeryException.class,
               () -> ModuleSurgery.replaceModuleClasses(net, policies, null, false, null));
       assertTrue(e.getMessage().contains("planted in the second call"), e.getMessage());
+      // The note is added to the refusal's own message: its path is named once, in front.
+      assertEquals("02Linear", e.getBlockPath());
+      assertTrue(
+          e.getMessage()
+              .startsWith(
+                  "at 02Linear: replacement function of policy Linear failed: planted in the"
+                      + " second call"),
+          e.getMessage());
       assertEquals(
           closesOld,
           e.getMessage()

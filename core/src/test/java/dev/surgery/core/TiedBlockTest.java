@@ -1115,6 +1115,26 @@ class TiedBlockTest {
     assertSame(layer, wrapper[0].own);
   }
 
+  /**
+   * The root is never replaced nor any block's child, but its own fields may tie a layer deeper in
+   * the tree: its forward would still call the old layer unless the tie step looks at it too.
+   */
+  @Test
+  void aRootTyingALayerBelowItIsPointedAtTheReplacement() {
+    TinyDense layer = new TinyDense(5);
+    TiedHead root = new TiedHead(layer, new SequentialBlock().add(layer));
+    TinyDense[] made = new TinyDense[1];
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(layer, (block, i) -> made[0] = new TinyDense(5));
+
+    Map<Block, Block> replaced =
+        ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
+
+    assertEquals(Map.of(layer, made[0]), replaced);
+    assertSame(made[0], root.own.getChildren().valueAt(0), "the child place is written");
+    assertSame(made[0], root.tied(), "the root's tying field follows the replacement");
+  }
+
   /** Replaces as {@code policies} say, with no trainer, asserting the surgery is refused. */
   private static SurgeryException assertReplaceRefused(
       Block root, Map<BlockMatcher, ReplacementFunction> policies) {
