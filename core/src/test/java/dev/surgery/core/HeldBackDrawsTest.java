@@ -30,6 +30,7 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -82,6 +83,29 @@ class HeldBackDrawsTest {
       SurgeryException refused = Fixtures.assertClassSurgeryRefused(net, policies, trainer);
       assertTrue(refused.getMessage().contains("changes the output shapes"), refused.getMessage());
       assertGeneratorUnmoved(data);
+    }
+  }
+
+  /**
+   * A layer of the program's own class that overrides none of the initialization methods (only
+   * {@code prepare}, as DJL's layers do) is held back as DJL's are: a refusal after placing it has
+   * drawn nothing.
+   */
+  @Test
+  void aProgramsOwnPlainLayerIsHeldBackToo() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = new SequentialBlock().add(new TinyDense(5)).add(new TinyDense(3));
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 5));
+      // The first is placed (drawn by NormalInitializer), then the second is refused: 4 outputs.
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(
+              TinyDense.class, (block, index) -> new TinyDense(index == 0 ? 5 : 4));
+      Engine.getInstance().setRandomSeed(SEED);
+      SurgeryException refused =
+          assertThrows(
+              SurgeryException.class, () -> ModuleSurgery.replaceModuleClasses(net, policies));
+      assertTrue(refused.getMessage().contains("changes the output shapes"), refused.getMessage());
+      assertGeneratorUnmoved(manager);
     }
   }
 
