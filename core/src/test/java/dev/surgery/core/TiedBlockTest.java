@@ -1135,6 +1135,35 @@ class TiedBlockTest {
     assertSame(made[0], root.tied(), "the root's tying field follows the replacement");
   }
 
+  /**
+   * Under recursion the tied layer's replacement can leave the model again (its holder was wrapped,
+   * and the wrapper replaced by a block without it): pointing the tie at it would make the head
+   * call a block no longer in the model, so the surgery is refused and undone.
+   */
+  @Test
+  void aTieWhoseReplacementWasDroppedAgainIsRefused() {
+    TinyDense layer = new TinyDense(5);
+    TiedHead head = new TiedHead(layer, new TinyDense(5));
+    SequentialBlock root = tiedModel(layer, head);
+    Block holder = root.getChildren().valueAt(0);
+    Block[] wrapper = new Block[1];
+    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
+    policies.put(
+        (block, path) -> block == holder,
+        (block, i) -> wrapper[0] = new SequentialBlock().add(holder));
+    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+    policies.put((block, path) -> block == wrapper[0], (block, i) -> new TinyDense(5));
+
+    SurgeryException e =
+        assertReplaceRefused(
+            root, policies, SurgeryOptions.builder().optRecurseOnReplacements(true).build());
+
+    assertTrue(e.getMessage().contains("its replacement was dropped again"), e.getMessage());
+    assertSame(layer, head.tied(), "the tie is as it was");
+    assertSame(holder, root.getChildren().valueAt(0));
+    assertSame(layer, holder.getChildren().valueAt(0));
+  }
+
   /** Replaces as {@code policies} say, with no trainer, asserting the surgery is refused. */
   private static SurgeryException assertReplaceRefused(
       Block root, Map<BlockMatcher, ReplacementFunction> policies) {
