@@ -26,11 +26,13 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyModels;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -113,6 +115,43 @@ class TrainedCopiesTest {
       for (Parameter p : BlockTrees.parametersOf(net)) {
         assertArrayEquals(storeValues.get(p.getId()), storeCopy(trainer, p).toFloatArray());
       }
+    }
+  }
+
+  /**
+   * The sync keeps the model's previous values for a rollback: once the surgery ends, committed or
+   * rolled back, they are freed, so that repeated surgeries (a retried failing one too) leave no
+   * array open beyond those the model had.
+   */
+  @Test
+  void theValuesKeptForARollbackAreFreedWhenTheSurgeryEnds() throws Exception {
+    SequentialBlock net = net();
+    try (Model model = TinyModels.model("copies-open", net);
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(config())) {
+      trainedOnCopies(trainer, data);
+      NDManager owner =
+          net.getChildren().valueAt(0).getParameters().get("weight").getArray().getManager();
+      Set<NDArray> open = OpenArrays.managedBy(owner);
+
+      // Every block kept: the sync runs all the same, and the surgery commits.
+      ModuleSurgery.replaceModuleClasses(
+          net,
+          Fixtures.replacingClass(Conv2d.class, (block, index) -> null),
+          List.of(trainer),
+          false,
+          null);
+      assertEquals(open, OpenArrays.managedBy(owner), "after a committed surgery");
+
+      Fixtures.assertClassSurgeryRefused(
+          net,
+          Fixtures.replacingClass(
+              Conv2d.class,
+              (block, index) -> {
+                throw new IllegalStateException("refused");
+              }),
+          trainer);
+      assertEquals(open, OpenArrays.managedBy(owner), "after a rolled-back surgery");
     }
   }
 
