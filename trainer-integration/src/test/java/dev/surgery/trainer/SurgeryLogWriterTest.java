@@ -2,6 +2,7 @@ package dev.surgery.trainer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -86,6 +87,26 @@ class SurgeryLogWriterTest {
         log.getAsJsonArray("applications").get(0));
     assertEquals(
         "why", log.getAsJsonArray("not_run").get(0).getAsJsonObject().get("reason").getAsString());
+  }
+
+  /**
+   * {@code loss_after} is the mean training loss of the batches seen after the surgery so far, and
+   * {@code loss_after_batches} how many (README, surgery log fields); none yet reads as null.
+   */
+  @Test
+  void theAfterLossIsTheMeanOfTheBatchesSeenSoFar() {
+    PendingOutcome outcome = outcome(1);
+    assertNull(outcome.snapshot().lossAfter());
+    assertEquals(0, outcome.snapshot().lossAfterBatches());
+    float[] losses = {0.5f, 1.25f, 3f, 0.125f};
+    double sum = 0;
+    for (int i = 0; i < losses.length; i++) {
+      outcome.addLossAfter(losses[i]);
+      sum += losses[i];
+      assertEquals(i + 1, outcome.lossAfterBatches());
+      assertEquals(i + 1, outcome.snapshot().lossAfterBatches());
+      assertEquals(sum / (i + 1), outcome.snapshot().lossAfter());
+    }
   }
 
   /**
