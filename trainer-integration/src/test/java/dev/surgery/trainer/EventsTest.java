@@ -396,6 +396,10 @@ class EventsTest {
               && e.getMessage().contains("threw in " + call + "(batch_end)")
               && e.getMessage().contains("injected in " + call),
           e.getMessage());
+      // ... and its jar (README): the test plugin comes from this class's directory.
+      String origin =
+          EventsTest.class.getProtectionDomain().getCodeSource().getLocation().getPath();
+      assertTrue(e.getMessage().contains(", from " + origin + ") threw in "), e.getMessage());
     }
   }
 

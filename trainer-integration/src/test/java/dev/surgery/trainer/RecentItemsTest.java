@@ -48,5 +48,10 @@ class RecentItemsTest {
   @Test
   void aBoundBelowOneIsRefused() {
     assertThrows(IllegalArgumentException.class, () -> RecentItems.last(0));
+    // One is positive: it keeps the latest item only.
+    RecentItems<Integer> one = RecentItems.last(1);
+    one.add(1);
+    one.add(2);
+    assertEquals(List.of(2), one.snapshot(i -> i));
   }
 }

@@ -234,6 +234,34 @@ class SurgeryListenerLifecycleTest {
     }
   }
 
+  /**
+   * A YAML file's settings (README, Config) are what the listener reports back; a trainer it has
+   * not seen gets the configured length.
+   */
+  @Test
+  void aYamlFileGivesTheListenerItsSettings(@TempDir Path dir) throws Exception {
+    Path file = dir.resolve("surgery.yaml");
+    Path report = dir.resolve("log.json");
+    Files.writeString(
+        file,
+        "algorithms:\n  - name: t_log\n    epoch: 1\n    tag: a\n  - name: t_log\n    epoch: 2\n"
+            + "    tag: b\non_error: skip\nreport: "
+            + report
+            + "\ntotal_epochs: 4\n");
+    SurgeryListener listener = SurgeryListener.fromYaml(file, SurgeryTrain.EVENTS);
+    assertEquals(OnError.SKIP, listener.getOnError());
+    assertEquals(report.toAbsolutePath(), listener.getReportPath().orElseThrow().toAbsolutePath());
+    assertEquals(4, listener.getTotalEpochs());
+    assertEquals(SurgeryTrain.EVENTS, listener.getObservableEvents());
+    assertEquals(
+        List.of("a", "b"),
+        listener.getSchedule().stream().map(e -> e.algorithm().settings().get("tag")).toList());
+    try (Model model = TestModels.model("settings");
+        Trainer unseen = model.newTrainer(TestModels.config())) {
+      assertEquals(4, listener.getPlannedEpochs(unseen));
+    }
+  }
+
   @Test
   void onErrorFailStopsTrainingNamingAlgorithmEpochAndBlock() throws Exception {
     SurgeryListener listener =
@@ -258,6 +286,16 @@ class SurgeryListenerLifecycleTest {
         assertTrue(e.getMessage().contains("t_fail at epoch 1"), e.getMessage());
         assertTrue(e.getMessage().contains("01Conv2d"), e.getMessage());
         assertTrue(e.getMessage().contains("injected failure"), e.getMessage());
+        // The block named once (the cause names it already), no step for an epoch entry, and what
+        // a plugin's failure leaves: its blocks and freezes, not values it wrote itself.
+        assertTrue(
+            e.getMessage()
+                .contains(
+                    " failed: at 01Conv2d: injected failure. The model's blocks and frozen layers"
+                        + " are as they were before t_fail (values it wrote into parameter arrays"
+                        + " itself are not undone) (on_error: fail stops training; use on_error:"
+                        + " skip to train on without it)"),
+            e.getMessage());
         assertEquals(before, TestModels.structure(model.getBlock()));
         assertEquals(List.of("a@1/0"), TestAlgorithms.CALLS, "training stopped at the failure");
       }
