@@ -46,14 +46,24 @@ class SurgeryLogWriterTest {
   }
 
   @Test
-  void withALogEveryOutcomeIsKept(@TempDir Path dir) {
+  void withALogEveryOutcomeIsKept(@TempDir Path dir) throws Exception {
     SurgeryLogWriter writer =
         new SurgeryLogWriter(dir.resolve("log.json"), () -> null, new ListenerWarnings());
     int total = SurgeryLogWriter.KEPT_WITHOUT_LOG + 25;
     for (int trainer = 1; trainer <= total; trainer++) {
       writer.add(outcome(trainer));
+      writer.addNotRun(trainer, ENTRY, "why");
     }
     assertEquals(total, writer.outcomes().size());
+    // The file lists every entry that never ran too.
+    writer.write();
+    assertEquals(
+        total,
+        com.google.gson.JsonParser.parseString(
+                java.nio.file.Files.readString(dir.resolve("log.json")))
+            .getAsJsonObject()
+            .getAsJsonArray("not_run")
+            .size());
   }
 
   /**
