@@ -2,10 +2,15 @@ package dev.surgery.core.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Device;
+import ai.djl.Model;
 import ai.djl.modality.nlp.EncoderDecoder;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -13,13 +18,23 @@ import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
 import ai.djl.nn.ParallelBlock;
+import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.norm.Dropout;
 import ai.djl.nn.norm.LayerNorm;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.listener.TrainingListenerAdapter;
+import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.optimizer.Sgd;
+import ai.djl.training.tracker.Tracker;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
@@ -220,6 +235,208 @@ class DjlInternalsTest {
         assertEquals(1, in.readInt(), name);
         assertEquals(input, Shape.decode(in), name);
       }
+    }
+  }
+
+  /**
+   * The hidden block settings read back what the builders were given (DJL has no getters for them):
+   * a swapped or defaulted field would hand a replacement other settings.
+   */
+  @Test
+  void hiddenBlockSettingsAreWhatTheBuildersWereGiven() {
+    BatchNorm bn =
+        BatchNorm.builder()
+            .optAxis(3)
+            .optEpsilon(1e-3f)
+            .optMomentum(0.75f)
+            .optCenter(false)
+            .optScale(true)
+            .build();
+    assertEquals(
+        new DjlInternals.BatchNormSettings(3, 1e-3f, 0.75f, false, true),
+        DjlInternals.batchNormSettings(bn));
+    assertEquals(
+        new DjlInternals.BatchNormSettings(1, 1e-5f, 0.25f, true, false),
+        DjlInternals.batchNormSettings(
+            BatchNorm.builder()
+                .optAxis(1)
+                .optEpsilon(1e-5f)
+                .optMomentum(0.25f)
+                .optCenter(true)
+                .optScale(false)
+                .build()));
+    assertEquals(0.3f, DjlInternals.dropoutRate(Dropout.builder().optRate(0.3f).build()));
+    assertEquals(7L, DjlInternals.linearUnits(Linear.builder().setUnits(7).build()));
+  }
+
+  /**
+   * The trainer accessors see what DJL's own API sees: the trainer's devices, the listeners it
+   * notifies, the optimizer it was configured with, and a store entry per parameter holding the
+   * array DJL's {@code ParameterStore.getValue} hands the forward; after two steps DJL's {@code
+   * Optimizer.updateCount} has counted each id twice and the global count is 2.
+   */
+  @Test
+  void trainerAccessorsSeeWhatDjlSees() {
+    List<String> heard = new ArrayList<>();
+    TrainingListener listener =
+        new TrainingListenerAdapter() {
+          @Override
+          public void onEpoch(Trainer trainer) {
+            heard.add("configured");
+          }
+        };
+    Optimizer sgd = Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)).build();
+    try (Model model = Model.newInstance("accessors")) {
+      model.setBlock(Linear.builder().setUnits(2).build());
+      try (Trainer trainer =
+          model.newTrainer(
+              new DefaultTrainingConfig(Loss.l2Loss())
+                  .optOptimizer(sgd)
+                  .addTrainingListeners(listener))) {
+        trainer.initialize(new Shape(2, 3));
+        assertTrue(java.util.Arrays.equals(trainer.getDevices(), DjlInternals.devices(trainer)));
+        assertSame(sgd, DjlInternals.optimizer(trainer));
+        ParameterStore store = DjlInternals.parameterStore(trainer);
+        assertTrue(DjlInternals.hasRegisteredParameters(trainer));
+        Map<String, Object> entries = DjlInternals.storeEntries(store);
+        List<String> ids = new ArrayList<>();
+        for (Parameter p : model.getBlock().getParameters().values()) {
+          ids.add(p.getId());
+          Object entry = entries.get(p.getId());
+          assertSame(p, DjlInternals.entryParameter(entry), p.getName());
+          assertSame(
+              store.getValue(p, trainer.getDevices()[0], true),
+              DjlInternals.mirrors(entry).get(0),
+              p.getName());
+        }
+        assertEquals(new java.util.TreeSet<>(ids), new java.util.TreeSet<>(entries.keySet()));
+        for (int step = 0; step < 2; step++) {
+          try (GradientCollector gc = trainer.newGradientCollector()) {
+            NDArray x = trainer.getManager().ones(new Shape(2, 3));
+            gc.backward(trainer.forward(new NDList(x)).singletonOrThrow().sum());
+          }
+          trainer.step();
+        }
+        Map<String, Integer> twice = new LinkedHashMap<>();
+        ids.forEach(id -> twice.put(id, 2));
+        assertEquals(twice, DjlInternals.updateCounts(sgd));
+        assertEquals(2, DjlInternals.globalUpdateCount(sgd));
+
+        List<TrainingListener> live = DjlInternals.listeners(trainer);
+        assertTrue(live.stream().anyMatch(l -> l == listener), live.toString());
+        TrainingListener replacement =
+            new TrainingListenerAdapter() {
+              @Override
+              public void onEpoch(Trainer trainer) {
+                heard.add("replacement");
+              }
+            };
+        DjlInternals.setListeners(trainer, List.of(replacement));
+        trainer.notifyListeners(l -> l.onEpoch(trainer));
+        assertEquals(List.of("replacement"), heard);
+      }
+    }
+  }
+
+  /**
+   * A class that overrides {@code getChildren()} or {@code getDirectParameters()}, itself or
+   * through a superclass, is told apart from DJL's blocks, which override neither: DJL then sees
+   * what the override returns, not the lists {@code addChildBlock} and {@code addParameter} fill.
+   */
+  @Test
+  void ownChildAndParameterViewsAreToldFromTheMethodsAClassDeclares() {
+    for (Class<?> djl :
+        List.of(
+            SequentialBlock.class,
+            Linear.class,
+            Conv2d.class,
+            BatchNorm.class,
+            ParallelBlock.class,
+            LayerNorm.class,
+            Dropout.class,
+            EncoderDecoder.class)) {
+      assertFalse(DjlInternals.listsChildrenItself(djl), djl.getName());
+      assertFalse(DjlInternals.listsParametersItself(djl), djl.getName());
+    }
+    assertTrue(DjlInternals.listsChildrenItself(OwnChildren.class));
+    assertFalse(DjlInternals.listsParametersItself(OwnChildren.class));
+    assertTrue(DjlInternals.listsChildrenItself(BelowOwnChildren.class), "inherited override");
+    assertFalse(DjlInternals.listsChildrenItself(OwnParameters.class));
+    assertTrue(DjlInternals.listsParametersItself(OwnParameters.class));
+    SequentialBlock plain = new SequentialBlock().add(Linear.builder().setUnits(1).build());
+    assertSame(DjlInternals.registeredChildren(plain), DjlInternals.liveChildren(plain));
+    OwnChildren own = new OwnChildren();
+    assertEquals(null, DjlInternals.liveChildren(own), "its live list is not what DJL sees");
+    assertEquals(1, DjlInternals.registeredChildren(own).size());
+  }
+
+  /** Lists its children itself. */
+  static class OwnChildren extends SequentialBlock {
+    OwnChildren() {
+      add(Linear.builder().setUnits(1).build());
+    }
+
+    @Override
+    public ai.djl.nn.BlockList getChildren() {
+      return new ai.djl.nn.BlockList();
+    }
+  }
+
+  /** Inherits a class that lists its children itself. */
+  static final class BelowOwnChildren extends OwnChildren {}
+
+  /** Lists its parameters itself. */
+  static final class OwnParameters extends SequentialBlock {
+    @Override
+    public ai.djl.nn.ParameterList getDirectParameters() {
+      return new ai.djl.nn.ParameterList();
+    }
+  }
+
+  /**
+   * Per-parameter state is each instance field declared as a map (any map class) from a {@code
+   * String} id to a map from {@code Device} to {@code NDArray}, in the class and its superclasses
+   * (here DJL's {@code Sgd.momentumStates}); other maps and static fields are not, and a field
+   * holding null is left out. A non-empty {@code Map<String, NDArray>} is state the engine cannot
+   * read: refused naming its field; empty, it is accepted.
+   */
+  @Test
+  void perParameterStateIsTheFieldsOfTheDocumentedTypeOnly() {
+    StateFields optimizer = new StateFields();
+    assertEquals(
+        java.util.Set.of("StateFields.plain", "StateFields.concurrent", "Sgd.momentumStates"),
+        DjlInternals.optimizerStates(optimizer).keySet());
+    assertSame(optimizer.plain, DjlInternals.optimizerStates(optimizer).get("StateFields.plain"));
+    DjlInternals.requireReadableState(optimizer);
+    try (NDManager manager = NDManager.newBaseManager()) {
+      optimizer.flat.put("w", manager.zeros(new Shape(1)));
+      IllegalStateException e =
+          assertThrows(
+              IllegalStateException.class, () -> DjlInternals.requireReadableState(optimizer));
+      assertTrue(e.getMessage().contains("field 'flat'"), e.getMessage());
+      optimizer.flat.clear();
+      optimizer.byIndex.put(0, manager.zeros(new Shape(1)));
+      DjlInternals.requireReadableState(optimizer); // not keyed by a parameter id
+    }
+  }
+
+  /** An optimizer with state maps of the documented type and others that are not. */
+  @SuppressWarnings("unused")
+  static final class StateFields extends Sgd {
+    static Map<String, Map<Device, ai.djl.ndarray.NDArray>> shared = new LinkedHashMap<>();
+    final Map<String, Map<Device, ai.djl.ndarray.NDArray>> plain = new LinkedHashMap<>();
+    final java.util.concurrent.ConcurrentHashMap<String, Map<Device, ai.djl.ndarray.NDArray>>
+        concurrent = new java.util.concurrent.ConcurrentHashMap<>();
+    final Map<String, Map<Device, ai.djl.ndarray.NDArray>> unset = null;
+    final Map<String, ai.djl.ndarray.NDArray> flat = new LinkedHashMap<>();
+    final Map<Integer, ai.djl.ndarray.NDArray> byIndex = new LinkedHashMap<>();
+    final Map<Integer, Map<Device, ai.djl.ndarray.NDArray>> wrongKey = new LinkedHashMap<>();
+    final Map<String, Map<String, ai.djl.ndarray.NDArray>> wrongInnerKey = new LinkedHashMap<>();
+    final Map<String, Map<Device, Float>> wrongValue = new LinkedHashMap<>();
+    final Map<String, List<ai.djl.ndarray.NDArray>> notAMap = new LinkedHashMap<>();
+
+    StateFields() {
+      super(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)));
     }
   }
 }
