@@ -293,6 +293,7 @@ class DjlInternalsTest {
               new DefaultTrainingConfig(Loss.l2Loss())
                   .optOptimizer(sgd)
                   .addTrainingListeners(listener))) {
+        assertFalse(DjlInternals.hasRegisteredParameters(trainer), "registered by initialize");
         trainer.initialize(new Shape(2, 3));
         assertTrue(java.util.Arrays.equals(trainer.getDevices(), DjlInternals.devices(trainer)));
         assertSame(sgd, DjlInternals.optimizer(trainer));
@@ -438,5 +439,56 @@ class DjlInternalsTest {
     StateFields() {
       super(Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.1f)));
     }
+  }
+
+  /**
+   * The flag read and put back is the one DJL's {@code newTrainer} acts on: it unfreezes a frozen
+   * model's parameters exactly when the flag is set, and {@code setBlock} clears it.
+   */
+  @Test
+  void theWasLoadedFlagIsTheOneNewTrainerUnfreezesBy() {
+    try (Model model = Model.newInstance("loaded")) {
+      model.setBlock(Linear.builder().setUnits(2).build());
+      Parameter weight = model.getBlock().getParameters().get("weight");
+      assertFalse(DjlInternals.unfreezesOnNewTrainer(model), "a fresh model was not loaded");
+      model.getBlock().freezeParameters(true);
+      model.newTrainer(new DefaultTrainingConfig(Loss.l2Loss())).close();
+      assertFalse(weight.requiresGradient(), "DJL left it frozen");
+      DjlInternals.restoreWasLoaded(model, true);
+      assertTrue(DjlInternals.unfreezesOnNewTrainer(model));
+      model.newTrainer(new DefaultTrainingConfig(Loss.l2Loss())).close();
+      assertTrue(weight.requiresGradient(), "DJL unfroze it");
+      DjlInternals.restoreWasLoaded(model, false);
+      assertFalse(DjlInternals.unfreezesOnNewTrainer(model));
+      DjlInternals.restoreWasLoaded(model, true);
+      model.setBlock(model.getBlock());
+      assertFalse(DjlInternals.unfreezesOnNewTrainer(model), "DJL's setBlock clears it");
+    }
+  }
+
+  /** Classes on the class path are in the unnamed module, which opens every package. */
+  @Test
+  void classPathClassesAreNotClosed() {
+    assertFalse(ClosedPackageException.isClosed(Linear.class));
+    assertFalse(ClosedPackageException.isClosed(DjlInternalsTest.class));
+  }
+
+  /**
+   * What {@code field} and {@code method} resolve is usable on DJL's private and protected members
+   * (another package): reading {@code Sgd.momentum} gives what the builder was given, and calling
+   * {@code Optimizer.getWeightDecay} the weight decay it was given.
+   */
+  @Test
+  void resolvedDjlMembersAreOpenedForUse() throws Exception {
+    Optimizer sgd =
+        Optimizer.sgd()
+            .setLearningRateTracker(Tracker.fixed(0.1f))
+            .optMomentum(0.9f)
+            .optWeightDecays(0.01f)
+            .build();
+    assertEquals(
+        0.9f, DjlInternals.read(DjlInternals.field(Sgd.class, "momentum", float.class), sgd));
+    assertEquals(
+        0.01f, DjlInternals.method(Optimizer.class, "getWeightDecay", float.class).invoke(sgd));
   }
 }
