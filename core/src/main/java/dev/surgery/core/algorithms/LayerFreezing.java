@@ -21,7 +21,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -56,8 +55,6 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
 
   /** The config name. */
   public static final String NAME = "layer_freezing";
-
-  private static final Logger LOGGER = LoggerFactory.getLogger(LayerFreezing.class);
 
   /** {@code freeze_start}: the fraction of training after which freezing begins. */
   public static final HyperParameter<Double> FREEZE_START =
@@ -207,7 +204,9 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
               + hyperparameters();
       // Logged as warn() logs it, but kept to this application's own report: warn() would also
       // add it to the warnings of an application this one runs inside (a plugin delegating).
-      LOGGER.warn(message);
+      // No static logger: the agent loads this class before main, and SLF4J bound then would
+      // ignore the logging the program sets up in main.
+      LoggerFactory.getLogger(LayerFreezing.class).warn(message);
       warnings.add(message);
     }
     return new SurgeryChanges(
