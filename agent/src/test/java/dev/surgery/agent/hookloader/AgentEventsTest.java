@@ -373,6 +373,150 @@ class AgentEventsTest {
     assertEquals(FIRST_BATCH, seen);
   }
 
+  /** Runs a task on the helper thread and waits for it. */
+  private static void on(java.util.concurrent.ExecutorService thread, Runnable task)
+      throws Exception {
+    thread.submit(task).get(10, java.util.concurrent.TimeUnit.SECONDS);
+  }
+
+  /**
+   * The thread that trains is the one of the latest training forward: a loop that moved from a
+   * worker to main (the worker still alive) makes the worker's evaluation in the middle of main's
+   * batch not the loop's.
+   */
+  @Test
+  void theLatestTrainingForwardsThreadIsTheTrainingThread() throws Exception {
+    events.track(trainer);
+    java.util.concurrent.ExecutorService worker =
+        java.util.concurrent.Executors.newSingleThreadExecutor();
+    try {
+      on(worker, this::batch);
+      events.forwardStarting(trainer);
+      on(worker, () -> events.evaluateStarting(trainer));
+      events.forwardEnded(trainer);
+      events.backwardEnded(trainer);
+      events.stepEnded(trainer);
+    } finally {
+      worker.shutdownNow();
+    }
+    List<Event> expected = new ArrayList<>(FIRST_BATCH);
+    expected.addAll(FIRST_BATCH.subList(1, FIRST_BATCH.size()));
+    assertEquals(expected, seen, "no evaluation opened between main's forward and its step");
+  }
+
+  /**
+   * A thread's dataset evaluation that was not the loop's (in the middle of another thread's batch)
+   * ends without a word; the same thread's next one, between batches, is the loop's and reports
+   * both its start and its end.
+   */
+  @Test
+  void aThreadsEvaluationAfterOneThatWasNotTheLoopsReportsItsEnd() throws Exception {
+    events.track(trainer);
+    java.util.concurrent.ExecutorService helper =
+        java.util.concurrent.Executors.newSingleThreadExecutor();
+    Runnable evaluateDataset =
+        () -> {
+          events.evaluateDatasetStarting(trainer);
+          events.evaluateDatasetEnded(trainer);
+        };
+    try {
+      events.forwardStarting(trainer);
+      on(helper, evaluateDataset); // mid-batch: not the loop's
+      events.forwardEnded(trainer);
+      events.backwardEnded(trainer);
+      events.stepEnded(trainer);
+      on(helper, evaluateDataset); // between batches: the loop's
+    } finally {
+      helper.shutdownNow();
+    }
+    List<Event> expected = new ArrayList<>(FIRST_BATCH);
+    expected.addAll(List.of(Event.EVAL_START, Event.EVAL_END));
+    assertEquals(expected, seen);
+  }
+
+  /**
+   * A dataset evaluation's end without its start (a handler that threw at EVAL_START left the count
+   * as it was) does not make the next evaluation's start go unreported.
+   */
+  @Test
+  void anUnmatchedEvaluationEndLeavesTheNextEvaluationReported() {
+    events.track(trainer);
+    events.evaluateDatasetEnded(trainer);
+    events.evaluateDatasetStarting(trainer);
+    events.evaluateDatasetEnded(trainer);
+    assertEquals(List.of(Event.EVAL_START, Event.EVAL_END), seen);
+  }
+
+  @Test
+  void closingTheTrainerOrStartingFitEndsAnOpenEvaluation() {
+    events.track(trainer);
+    events.evaluateStarting(trainer);
+    events.fitStarting(trainer);
+    events.evaluateStarting(trainer);
+    events.fitEnded(trainer);
+    events.evaluateStarting(trainer);
+    events.trainingEnding(trainer);
+    assertEquals(
+        List.of(
+            Event.EVAL_START,
+            Event.EVAL_END,
+            Event.FIT_START,
+            Event.EVAL_START,
+            Event.EVAL_END,
+            Event.FIT_END,
+            Event.EVAL_START,
+            Event.EVAL_END),
+        seen);
+  }
+
+  @Test
+  void anEpochWithoutATrainingBatchStartsBeforeItEnds() {
+    events.track(trainer);
+    onEpoch();
+    onEpoch();
+    assertEquals(
+        List.of(Event.EPOCH_START, Event.EPOCH_END, Event.EPOCH_START, Event.EPOCH_END), seen);
+  }
+
+  @Test
+  void loadEventsGoToTrackedTrainersAndTrainersListsThoseThatMatch() {
+    Object other = new Object();
+    assertFalse(events.tracks(trainer));
+    events.track(trainer);
+    events.track(other);
+    assertTrue(events.tracks(trainer));
+    assertEquals(List.of(trainer), events.trainers(t -> t == trainer));
+    assertEquals(Set.of(trainer, other), Set.copyOf(events.trainers(t -> true)));
+    events.load(Event.BEFORE_LOAD, trainer);
+    events.load(Event.AFTER_LOAD, trainer);
+    new AgentEvents(this::record).load(Event.BEFORE_LOAD, trainer); // not tracked there
+    assertEquals(List.of(Event.BEFORE_LOAD, Event.AFTER_LOAD), seen);
+  }
+
+  /**
+   * Only the first training forward of a tracked trainer is the first, and the question runs the
+   * action before it; neither counts for the handler's own forwards nor for untracked trainers.
+   */
+  @Test
+  void theFirstTrainingForwardIsAskedOncePerTrainer() {
+    List<String> actions = new ArrayList<>();
+    assertFalse(events.firstTrainingForward(trainer), "not tracked");
+    events.beforeFirstForward(trainer, () -> actions.add("untracked"));
+    events.track(trainer);
+    onBatchStart =
+        () -> {
+          assertFalse(events.firstTrainingForward(trainer), "the handler's own forward");
+          events.beforeFirstForward(trainer, () -> actions.add("handler"));
+        };
+    events.forwardStarting(trainer);
+    onBatchStart = () -> {};
+    assertTrue(events.firstTrainingForward(trainer));
+    events.beforeFirstForward(trainer, () -> actions.add("program"));
+    assertFalse(events.firstTrainingForward(trainer));
+    assertFalse(events.firstTrainingForward(trainer));
+    assertEquals(List.of("program"), actions);
+  }
+
   @Test
   void trainersTheAgentDidNotAttachToAreIgnored() {
     events.initialized(trainer);
