@@ -71,6 +71,43 @@ class ExtensionLoaderTest {
     }
   }
 
+  /**
+   * A plugin jar that bundles a class the host provides (a fat jar with the surgery library or DJL
+   * in it) still gets the host's: a plugin's own copy of {@code Algorithm} would be another type
+   * than the one the agent's registry accepts.
+   */
+  @Test
+  void aHostClassBundledInAPluginJarStillComesFromTheHost() throws Exception {
+    Path fat =
+        jar(
+            "fat-plugin.jar",
+            TestPluginProvider.class,
+            TestPluginProvider.class,
+            Algorithm.class,
+            ai.djl.training.Trainer.class);
+    ClassLoader host = ExtensionLoaderTest.class.getClassLoader();
+    try (ExtensionLoader loader = new ExtensionLoader(List.of(fat), host)) {
+      assertSame(Algorithm.class, loader.loadClass(Algorithm.class.getName()));
+      assertSame(
+          ai.djl.training.Trainer.class, loader.loadClass(ai.djl.training.Trainer.class.getName()));
+      // Resources other than the library's service files are looked up as usual, parent first.
+      // (The jar has no manifest: the host's are all there is.)
+      assertEquals(
+          java.util.Collections.list(host.getResources("META-INF/MANIFEST.MF")),
+          java.util.Collections.list(loader.getResources("META-INF/MANIFEST.MF")));
+    }
+  }
+
+  /** A jar that cannot be read is named in the refusal, as given (made absolute). */
+  @Test
+  void anUnreadableJarIsNamed() {
+    Path missing = dir.resolve("missing.jar");
+    String problem = ExtensionLoader.duplicateProvider(List.of(missing));
+    assertTrue(
+        problem != null && problem.startsWith("cannot read " + missing.toAbsolutePath()),
+        String.valueOf(problem));
+  }
+
   @Test
   void servicesComeFromThePluginJarsOnly() throws Exception {
     Path plugin = recordingPluginJar();
