@@ -421,7 +421,14 @@ class AgentEventsTest {
         };
     try {
       events.forwardStarting(trainer);
-      on(helper, evaluateDataset); // mid-batch: not the loop's
+      on(
+          helper,
+          () -> {
+            // mid-batch: not the loop's, nested once (an evaluation inside an evaluation)
+            events.evaluateDatasetStarting(trainer);
+            evaluateDataset.run();
+            events.evaluateDatasetEnded(trainer);
+          });
       events.forwardEnded(trainer);
       events.backwardEnded(trainer);
       events.stepEnded(trainer);
@@ -515,6 +522,29 @@ class AgentEventsTest {
     assertFalse(events.firstTrainingForward(trainer));
     assertFalse(events.firstTrainingForward(trainer));
     assertEquals(List.of("program"), actions);
+  }
+
+  /**
+   * Two splits of the first batch ask at once: the one that waited for the trainer's state while
+   * the other answered is not the first (it would initialize the model a second time).
+   */
+  @Test
+  void aForwardThatWaitedWhileTheFirstWasAnsweredIsNotTheFirst() throws Exception {
+    events.track(trainer);
+    AtomicBoolean otherFirst = new AtomicBoolean(true);
+    Thread other = new Thread(() -> otherFirst.set(events.firstTrainingForward(trainer)));
+    // beforeFirstForward holds the trainer's state while its action runs.
+    events.beforeFirstForward(
+        trainer,
+        () -> {
+          other.start();
+          while (other.getState() != Thread.State.BLOCKED && other.isAlive()) {
+            Thread.onSpinWait();
+          }
+          assertTrue(events.firstTrainingForward(trainer), "this thread's is the first");
+        });
+    other.join(10_000);
+    assertFalse(otherFirst.get(), "the split that waited is not the first");
   }
 
   @Test

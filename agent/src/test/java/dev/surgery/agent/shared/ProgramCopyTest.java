@@ -62,6 +62,7 @@ class ProgramCopyTest {
     ProgramCopy.seen(first, null);
     assertTrue(ProgramCopy.known(first));
     assertTrue(ProgramCopy.known(second));
+    assertFalse(ProgramCopy.known(ProgramCopyTest.class.getClassLoader()), "never seen");
     assertEquals(List.of(first, second), ProgramCopy.loaders());
     assertEquals(List.of(first, second), SurgeryDispatcher.programCopyLoaders());
   }
