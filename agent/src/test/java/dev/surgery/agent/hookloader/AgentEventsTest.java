@@ -424,10 +424,11 @@ class AgentEventsTest {
       on(
           helper,
           () -> {
-            // mid-batch: not the loop's, nested once (an evaluation inside an evaluation)
+            // mid-batch: not the loop's; one nested in another, then one alone
             events.evaluateDatasetStarting(trainer);
             evaluateDataset.run();
             events.evaluateDatasetEnded(trainer);
+            evaluateDataset.run();
           });
       events.forwardEnded(trainer);
       events.backwardEnded(trainer);
