@@ -50,7 +50,10 @@ class SurgeryDispatcherTest {
     try (Model model = Model.newInstance("dispatcher-test")) {
       model.setBlock(Linear.builder().setUnits(2).build());
       try (Trainer trainer =
-          model.newTrainer(new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()))) {
+          model.newTrainer(
+              new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+                  // One of the program's own, which the agent's must come after.
+                  .addTrainingListeners(new ai.djl.training.listener.EpochTrainingListener()))) {
         check.accept(trainer);
       }
     }
@@ -81,8 +84,18 @@ class SurgeryDispatcherTest {
     SurgeryDispatcher.configure(blurpoolConfig(), List.of());
     withTrainer(
         trainer -> {
+          List<String> before = listenerClasses(trainer);
+          assertEquals(1, before.size(), before.toString());
           SurgeryDispatcher.trainerCreated(trainer);
           SurgeryDispatcher.trainerCreated(trainer); // a second report: still one listener
+          assertEquals(
+              before,
+              listenerClasses(trainer).subList(0, before.size()),
+              "the program's listeners stay, first");
+          // Tracked: its forwards are the agent's business, nothing to warn about.
+          assertEquals(
+              List.of(),
+              StandardError.lines(() -> SurgeryDispatcher.forwardStarting(trainer, null)));
           List<TrainingListener> listeners = DjlInternals.listeners(trainer);
           List<TrainingListener> surgery =
               listeners.stream().filter(l -> l.getClass().getName().equals(LISTENER)).toList();
@@ -141,6 +154,7 @@ class SurgeryDispatcherTest {
                   () -> {
                     SurgeryDispatcher.forwardStarting(trainer, null);
                     SurgeryDispatcher.at(HookPoint.FORWARD_ENTER, trainer);
+                    SurgeryDispatcher.forwardStarting(trainer, null);
                   });
           assertEquals(1, printed.size(), printed.toString());
           assertTrue(
