@@ -539,7 +539,11 @@ class AgentEventsTest {
         trainer,
         () -> {
           other.start();
-          while (other.getState() != Thread.State.BLOCKED && other.isAlive()) {
+          // Blocked on the trainer's monitor (waiting, should the lock ever be another kind).
+          long deadline = System.nanoTime() + 10_000_000_000L;
+          while (other.getState() == Thread.State.NEW
+              || other.getState() == Thread.State.RUNNABLE) {
+            assertTrue(System.nanoTime() < deadline, "the other split never waited");
             Thread.onSpinWait();
           }
           assertTrue(events.firstTrainingForward(trainer), "this thread's is the first");

@@ -26,7 +26,14 @@ class ProgramCopyTest {
   @BeforeEach
   @AfterEach
   void forget() throws Exception {
-    // The record is the JVM's: start each test (and each rerun in one JVM) from none.
+    forgetCopies();
+  }
+
+  /**
+   * The record of library copies is the JVM's: each test (and each rerun in one JVM, and the
+   * dispatcher's tests, which put the agent's copy in service) starts from none.
+   */
+  static void forgetCopies() throws Exception {
     setStatic(ProgramCopy.class, "seenAt", null);
     setStatic(ProgramCopy.class, "agentCopyInService", false);
     ((List<?>) getStatic(ProgramCopy.class, "LOADERS")).clear();

@@ -34,8 +34,9 @@ class SurgeryDispatcherTest {
 
   @BeforeEach
   @AfterEach
-  void agentOff() {
+  void agentOff() throws Exception {
     System.clearProperty(SurgeryDispatcher.LIBRARY_COPIES_PROPERTY);
+    ProgramCopyTest.forgetCopies();
     // The dispatcher's settings are the JVM's: back to "no config" for whatever runs next.
     SurgeryDispatcher.configure(null, List.of());
     SurgeryDispatcher.setDryRun(false);
