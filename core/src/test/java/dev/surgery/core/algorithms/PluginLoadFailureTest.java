@@ -22,19 +22,11 @@ class PluginLoadFailureTest {
 
   /** Compiles one provider class, body given, and packs it with its service file. */
   private Path providerJar(String jarName, String pkg, String body) throws IOException {
-    return PluginJars.compile(
+    return PluginJars.provider(
         dir,
         jarName,
-        pkg + ".P",
-        "package "
-            + pkg
-            + ";\n"
-            + "import dev.surgery.core.algorithms.*;\n"
-            + "import java.util.List;\n"
-            + "public final class P implements AlgorithmProvider {\n"
-            + body
-            + "  public List<AlgorithmSpec> algorithms() { return List.of(); }\n"
-            + "}\n");
+        pkg,
+        body + "  public List<AlgorithmSpec> algorithms() { return List.of(); }\n");
   }
 
   private static String loadFailure(Path jar) throws IOException {

@@ -32,20 +32,11 @@ class PluginRegistrationTest {
 
   /** A jar whose provider {@code pkg.P} lists what {@code algorithms} returns. */
   private Path providerJar(String jarName, String pkg, String algorithms) throws IOException {
-    return PluginJars.compile(
+    return PluginJars.provider(
         dir,
         jarName,
-        pkg + ".P",
-        "package "
-            + pkg
-            + ";\n"
-            + "import dev.surgery.core.algorithms.*;\n"
-            + "import java.util.List;\n"
-            + "public final class P implements AlgorithmProvider {\n"
-            + "  public List<AlgorithmSpec> algorithms() { return "
-            + algorithms
-            + "; }\n"
-            + "}\n");
+        pkg,
+        "  public List<AlgorithmSpec> algorithms() { return " + algorithms + "; }\n");
   }
 
   /** A jar whose provider lists one spec named {@code name}. */

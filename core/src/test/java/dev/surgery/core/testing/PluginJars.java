@@ -71,4 +71,31 @@ public final class PluginJars {
       throw new IllegalStateException(e);
     }
   }
+
+  /**
+   * Compiles a provider class {@code pkg.P} with the given members and packs it with its service
+   * file.
+   *
+   * @param dir where the jar is written
+   * @param jarName the jar's file name
+   * @param pkg the provider's package
+   * @param members the class body: at least its {@code algorithms()} method
+   * @return the jar
+   * @throws IOException if the jar cannot be written
+   */
+  public static Path provider(Path dir, String jarName, String pkg, String members)
+      throws IOException {
+    return compile(
+        dir,
+        jarName,
+        pkg + ".P",
+        "package "
+            + pkg
+            + ";\n"
+            + "import dev.surgery.core.algorithms.*;\n"
+            + "import java.util.List;\n"
+            + "public final class P implements AlgorithmProvider {\n"
+            + members
+            + "}\n");
+  }
 }
