@@ -25,7 +25,9 @@ import java.util.Map;
  *       selects layers the earlier one left (lower thresholds, another latent size, a layer kind
  *       the earlier one skipped, or linears after a {@code squeeze_excite} that added gate layers).
  *       {@code layer_freezing} freezes more as training goes on, so it may repeat at later epochs,
- *       but not at the same epoch with a schedule that freezes no more.
+ *       but not at the same epoch with a schedule that freezes no more, unless a {@code factorize}
+ *       or {@code squeeze_excite} ran in between (they add layers, so the same fraction may reach
+ *       further).
  * </ul>
  *
  * <p>The earlier entry must cover the whole model, or have the same {@code include} and {@code
@@ -67,6 +69,27 @@ public final class Composition {
    */
   public static List<Conflict> check(
       List<? extends Algorithm> applicationOrder, List<Integer> epochs) {
+    return check(applicationOrder, epochs, List.of());
+  }
+
+  /**
+   * Like {@link #check(List, List)}, with entries whose place in the order is unknown: each is
+   * taken to run between any two entries of {@code applicationOrder}, so that a conflict is found
+   * only where it holds wherever those entries run. A schedule entry refused for a problem of its
+   * own is one: it may turn out to be any algorithm once fixed, and a caller stands for it with one
+   * algorithm of each name it may have ({@link #conflict} reads only the names of the entries
+   * between two).
+   *
+   * @param applicationOrder the algorithms in the order they will be applied
+   * @param epochs the epoch of each, same order; null when unknown
+   * @param unplaced the algorithms that may run between any two of {@code applicationOrder}
+   * @return the conflicts, by later entry; empty when the schedule composes
+   * @throws IllegalArgumentException when the epochs are not one per algorithm
+   */
+  public static List<Conflict> check(
+      List<? extends Algorithm> applicationOrder,
+      List<Integer> epochs,
+      List<? extends Algorithm> unplaced) {
     if (epochs != null && epochs.size() != applicationOrder.size()) {
       throw new IllegalArgumentException(
           "one epoch per algorithm: "
@@ -78,17 +101,15 @@ public final class Composition {
     List<Conflict> conflicts = new ArrayList<>();
     for (int j = 1; j < applicationOrder.size(); j++) {
       for (int i = 0; i < j; i++) {
-        String reason =
-            conflict(
-                applicationOrder.get(i),
-                applicationOrder.get(j),
-                applicationOrder.subList(i + 1, j));
+        List<Algorithm> between = new ArrayList<>(applicationOrder.subList(i + 1, j));
+        between.addAll(unplaced);
+        String reason = conflict(applicationOrder.get(i), applicationOrder.get(j), between);
         if (reason == null
             && epochs != null
             && epochs.get(i).equals(epochs.get(j))
             && LayerFreezing.NAME.equals(applicationOrder.get(i).name())
             && LayerFreezing.NAME.equals(applicationOrder.get(j).name())) {
-          reason = freezesNoMore(applicationOrder.get(i), applicationOrder.get(j));
+          reason = freezesNoMore(applicationOrder.get(i), applicationOrder.get(j), between);
         }
         if (reason != null) {
           conflicts.add(new Conflict(i, j, reason));
@@ -186,9 +207,17 @@ public final class Composition {
     }
   }
 
-  /** Layer freezing at the same epoch freezes more only with a later start or a higher level. */
-  private static String freezesNoMore(Algorithm earlier, Algorithm later) {
-    if (!earlier.targets().isAll()) {
+  /**
+   * Layer freezing at the same epoch freezes more only with a later start or a higher level, or
+   * after an entry that adds layers: the same fraction of more layers may reach past the prefix the
+   * earlier one froze.
+   */
+  private static String freezesNoMore(
+      Algorithm earlier, Algorithm later, List<? extends Algorithm> between) {
+    boolean layersAdded =
+        between.stream()
+            .anyMatch(x -> Factorize.NAME.equals(x.name()) || SqueezeExcite.NAME.equals(x.name()));
+    if (!earlier.targets().isAll() || layersAdded) {
       return null;
     }
     Map<String, Object> a = earlier.hyperparameters();

@@ -595,4 +595,61 @@ class CompositionTest {
     assertTrue(found.get(0).reason().contains("so it would change nothing"), found.toString());
     assertTrue(again.apply(new SurgeryContext(net, List.of(), 3, 4)).isEmpty());
   }
+
+  /**
+   * Layer freezing twice at one epoch with factorize or squeeze-excite between: those add layers,
+   * so the same fraction of the new count may reach a layer the first left trainable (the oracle:
+   * the three applied in turn, the second freezing changes something); no refusal then, nor with an
+   * unknown entry that may be one of them.
+   */
+  @Test
+  void layerFreezingAtOneEpochMayFreezeMoreAfterAnEntryThatAddsLayers() {
+    Algorithm first = LayerFreezing.builder().build();
+    Algorithm again = LayerFreezing.builder().build();
+    Algorithm factorize =
+        Factorize.builder()
+            .optMinChannels(16)
+            .optLatentChannels(0.25)
+            .optFactorizeLinears(false)
+            .build();
+    Algorithm gates = SqueezeExcite.builder().optMinChannels(16).build();
+    // Five layers; at epoch 3 of 4 half of the four before the last freeze: the two with eight
+    // input channels, which factorize leaves. Its three splits make eight layers, and half of
+    // seven (three) reaches the first of the third convolution's two. The gates' linears add
+    // layers too, some within the frozen fraction.
+    assertEquals(1, freezesAfterFreezingAndThen(factorize));
+    assertTrue(freezesAfterFreezingAndThen(gates) > 0);
+    assertEquals(List.of(), Composition.check(List.of(first, factorize, again), List.of(3, 3, 3)));
+    assertEquals(List.of(), Composition.check(List.of(first, gates, again), List.of(3, 3, 3)));
+    assertEquals(
+        List.of(),
+        Composition.check(List.of(first, again), List.of(3, 3), List.of(factorize)),
+        "an entry that may run between");
+    // Weight standardization replaces each layer by one: the count stays, the rule holds.
+    Algorithm ws = WeightStandardization.builder().build();
+    assertEquals(0, freezesAfterFreezingAndThen(ws));
+    assertEquals(1, Composition.check(List.of(first, ws, again), List.of(3, 3, 3)).size());
+  }
+
+  /**
+   * Freezes at epoch 3 of 4, applies {@code between} (which must change the model), and tells how
+   * many layers freezing at the same epoch again freezes: the oracle of the same-epoch rule.
+   */
+  private static int freezesAfterFreezingAndThen(Algorithm between) {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Block net =
+          initialized(
+              manager,
+              new Shape(2, 8, 8, 8),
+              LiveTraining.conv(8, 1),
+              LiveTraining.conv(16, 1),
+              LiveTraining.conv(16, 1),
+              LiveTraining.conv(16, 1),
+              LiveTraining.conv(16, 1));
+      SurgeryContext atThree = new SurgeryContext(net, List.of(), 3, 4);
+      assertEquals(2, LayerFreezing.builder().build().apply(atThree).changes().size());
+      assertFalse(between.apply(SurgeryContext.of(net)).isEmpty(), between.toString());
+      return LayerFreezing.builder().build().apply(atThree).changes().size();
+    }
+  }
 }

@@ -3,7 +3,6 @@ package dev.surgery.trainer.config;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.Composition;
-import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import java.util.ArrayList;
@@ -71,39 +70,15 @@ public final class ScheduleComposition {
   public static List<Refusal> check(List<ScheduledAlgorithm> entries) {
     List<Refusal> refusals = new ArrayList<>();
     // An entry refused for its own problem could be any registered algorithm once fixed, and run
-    // between any two others: each pair is then checked with one of every kind between them.
+    // between any two others: each pair is then checked with one of every name between them.
     List<Algorithm> anyEntry = entries.contains(null) ? anyEntry() : List.of();
     List<ScheduledAlgorithm> order =
         applicationOrder(entries.stream().filter(e -> e != null && e.byEpoch()).toList());
     List<Algorithm> algorithms = order.stream().map(ScheduledAlgorithm::algorithm).toList();
     List<Integer> epochs = order.stream().map(ScheduledAlgorithm::epoch).toList();
-    if (anyEntry.isEmpty()) {
-      for (Composition.Conflict c : Composition.check(algorithms, epochs)) {
-        refusals.add(
-            new Refusal(order.get(c.later()), order.get(c.earlier()), Kind.FOLLOWS, c.reason()));
-      }
-    } else {
-      for (int j = 1; j < order.size(); j++) {
-        for (int i = 0; i < j; i++) {
-          List<Algorithm> between = new ArrayList<>(algorithms.subList(i + 1, j));
-          between.addAll(anyEntry);
-          String reason = Composition.conflict(algorithms.get(i), algorithms.get(j), between);
-          if (reason == null
-              && LayerFreezing.NAME.equals(algorithms.get(i).name())
-              && LayerFreezing.NAME.equals(algorithms.get(j).name())) {
-            // Layer freezing's rule for two entries at one epoch reads no entry between them.
-            List<Composition.Conflict> pair =
-                Composition.check(
-                    List.of(algorithms.get(i), algorithms.get(j)),
-                    List.of(epochs.get(i), epochs.get(j)));
-            reason = pair.isEmpty() ? null : pair.get(0).reason();
-          }
-          if (reason != null) {
-            refusals.add(new Refusal(order.get(j), order.get(i), Kind.FOLLOWS, reason));
-            break;
-          }
-        }
-      }
+    for (Composition.Conflict c : Composition.check(algorithms, epochs, anyEntry)) {
+      refusals.add(
+          new Refusal(order.get(c.later()), order.get(c.earlier()), Kind.FOLLOWS, c.reason()));
     }
     // A one-time step or duration entry meets the others in an order known only during training:
     // a pair is refused where it conflicts in both orders, with every other entry between.

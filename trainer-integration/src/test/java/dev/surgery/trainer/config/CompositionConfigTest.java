@@ -103,15 +103,31 @@ class CompositionConfigTest {
                 + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n");
     assertEquals(3, p.line());
     assertTrue(p.message().contains("recipe.yaml:2:5"), p.message());
-    // Nothing between the two can change that: refused beside another entry's problem too.
+    // An entry between them that adds layers (factorize, squeeze_excite) lets the same fraction
+    // reach further; one that keeps the count does not.
+    refused(
+        "algorithms:\n"
+            + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.1}\n"
+            + "  - {name: weight_standardization, epoch: 2}\n"
+            + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n");
+    SurgeryConfig accepted =
+        SurgeryConfig.parse(
+            "algorithms:\n"
+                + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.1}\n"
+                + "  - {name: factorize, epoch: 2}\n"
+                + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n",
+            FILE);
+    assertEquals(3, accepted.getAlgorithms().size());
+    // Beside an entry with a problem of its own, which may turn out to be such an entry between
+    // them, only that problem is reported.
     SurgeryConfigException both =
         refusedWholly(
             "algorithms:\n"
                 + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.1}\n"
                 + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n"
                 + "  - {name: blurpool, epoch: -1}\n");
-    assertEquals(2, both.getProblems().size(), both.getMessage());
-    assertEquals(3, both.getProblems().get(0).line(), both.getMessage());
+    assertEquals(1, both.getProblems().size(), both.getMessage());
+    assertEquals(4, both.getProblems().get(0).line(), both.getMessage());
   }
 
   @Test
