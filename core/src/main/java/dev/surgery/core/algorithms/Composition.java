@@ -1,5 +1,6 @@
 package dev.surgery.core.algorithms;
 
+import java.util.AbstractList;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -101,8 +102,10 @@ public final class Composition {
     List<Conflict> conflicts = new ArrayList<>();
     for (int j = 1; j < applicationOrder.size(); j++) {
       for (int i = 0; i < j; i++) {
-        List<Algorithm> between = new ArrayList<>(applicationOrder.subList(i + 1, j));
-        between.addAll(unplaced);
+        List<? extends Algorithm> between =
+            unplaced.isEmpty()
+                ? applicationOrder.subList(i + 1, j)
+                : concatenation(applicationOrder.subList(i + 1, j), unplaced);
         String reason = conflict(applicationOrder.get(i), applicationOrder.get(j), between);
         if (reason == null
             && epochs != null
@@ -118,6 +121,22 @@ public final class Composition {
       }
     }
     return conflicts;
+  }
+
+  /** Two lists read as one, without a copy: a schedule of n entries has n * n / 2 pairs. */
+  private static List<Algorithm> concatenation(
+      List<? extends Algorithm> first, List<? extends Algorithm> second) {
+    return new AbstractList<>() {
+      @Override
+      public Algorithm get(int index) {
+        return index < first.size() ? first.get(index) : second.get(index - first.size());
+      }
+
+      @Override
+      public int size() {
+        return first.size() + second.size();
+      }
+    };
   }
 
   /**

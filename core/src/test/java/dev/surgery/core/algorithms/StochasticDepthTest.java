@@ -258,33 +258,14 @@ class StochasticDepthTest {
         Algorithms.spec(StochasticDepth.NAME).create(Map.of()).hyperparameters().get("drop_rate"));
   }
 
-  /** A residual unit as DJL's ResNetV1 builds one: conv-BN-ReLU-conv-BN plus the identity. */
-  private static ParallelBlock residualUnit() {
-    return new ParallelBlock(
-        StochasticDepthTest::addAndRelu,
-        List.of(
-            new SequentialBlock()
-                .add(LiveTraining.conv(4, 1))
-                .add(BatchNorm.builder().build())
-                .add(Activation.reluBlock())
-                .add(LiveTraining.conv(4, 1))
-                .add(BatchNorm.builder().build()),
-            new SequentialBlock().add(Blocks.identityBlock())));
-  }
-
-  private static NDList addAndRelu(List<NDList> outputs) {
-    return new NDList(
-        Activation.relu(outputs.get(0).singletonOrThrow().add(outputs.get(1).singletonOrThrow())));
-  }
-
   /** conv(4) BN ReLU, two residual units, global average pool, linear(4): input (N, 3, 8, 8). */
   private static Block tinyResNet() {
     return new SequentialBlock()
         .add(LiveTraining.conv(4, 1))
         .add(BatchNorm.builder().build())
         .add(Activation.reluBlock())
-        .add(residualUnit())
-        .add(residualUnit())
+        .add(LiveTraining.residualUnit(4))
+        .add(LiveTraining.residualUnit(4))
         .add(Pool.globalAvgPool2dBlock())
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(4).build());
@@ -319,8 +300,7 @@ class StochasticDepthTest {
               Block wrapped = new StochasticResidual(p.getChildren().valueAt(0), mode, rate);
               built.add(
                   new ParallelBlock(
-                      StochasticDepthTest::addAndRelu,
-                      List.of(wrapped, p.getChildren().valueAt(1))));
+                      LiveTraining::addAndRelu, List.of(wrapped, p.getChildren().valueAt(1))));
             } else {
               built.add(b);
             }

@@ -1,0 +1,222 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Block;
+import ai.djl.nn.Blocks;
+import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.pooling.Pool;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.Targets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Collectors;
+import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Arbitrary;
+import net.jqwik.api.Combinators;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.Provide;
+import net.jqwik.api.Tuple;
+import net.jqwik.api.lifecycle.BeforeContainer;
+import net.jqwik.api.statistics.Statistics;
+
+/**
+ * {@link Composition}'s refusals are sound: for random schedules of the built-in algorithms (random
+ * settings, targets and epochs), every entry it refuses changes nothing when the schedule is
+ * applied in order to a model that holds what each algorithm replaces. The oracle is the apply
+ * itself, which the rules do not read.
+ *
+ * <p>No fixed seed: jqwik prints the seed and the shrunk schedule of a failure.
+ */
+class CompositionPropertiesTest {
+
+  /** The planned epochs of every schedule. */
+  static final int EPOCHS = 4;
+
+  @BeforeContainer
+  static void register() {
+    LiveTraining.registerBuiltins();
+  }
+
+  /** One schedule entry: an algorithm and the completed epochs at which it runs. */
+  record Entry(Algorithm algorithm, int epoch) {
+    @Override
+    public String toString() {
+      return algorithm.name() + algorithm.hyperparameters() + algorithm.targets() + "@" + epoch;
+    }
+  }
+
+  @Property(tries = 300)
+  void everyRefusedEntryChangesNothing(@ForAll("schedules") List<Entry> schedule) {
+    List<Entry> order = new ArrayList<>(schedule);
+    // The order of application: by epoch, then as written.
+    order.sort(java.util.Comparator.comparingInt(Entry::epoch));
+    Set<Integer> refused =
+        Composition.check(
+                order.stream().map(Entry::algorithm).toList(),
+                order.stream().map(Entry::epoch).toList())
+            .stream()
+            .map(Composition.Conflict::later)
+            .collect(Collectors.toSet());
+    Statistics.label("refusals").collect(refused.size());
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Block net = model(manager);
+      for (int j = 0; j < order.size(); j++) {
+        Entry e = order.get(j);
+        boolean changed;
+        try {
+          changed =
+              !e.algorithm().apply(new SurgeryContext(net, List.of(), e.epoch(), EPOCHS)).isEmpty();
+        } catch (SurgeryException failed) {
+          changed = false; // a failed surgery leaves the model as it was
+        }
+        assertTrue(
+            !changed || !refused.contains(j),
+            "refused entry " + j + " changed the model: " + order);
+      }
+    }
+  }
+
+  /**
+   * Random lists of entries, and as often a repeat of one algorithm with up to two entries between
+   * (where the rules refuse), its entries all at one epoch half of the time.
+   */
+  @Provide
+  Arbitrary<List<Entry>> schedules() {
+    Arbitrary<Entry> any =
+        entry(Arbitraries.oneOf(ALGORITHMS), Arbitraries.integers().between(1, 3));
+    Arbitrary<List<Entry>> randomLists = any.list().ofMinSize(2).ofMaxSize(4);
+    Arbitrary<List<Entry>> repeats =
+        Arbitraries.of(ALGORITHMS)
+            .flatMap(
+                algorithm ->
+                    Combinators.combine(
+                            Arbitraries.of(false, true),
+                            entry(algorithm, Arbitraries.integers().between(1, 3)),
+                            any.list().ofMaxSize(2),
+                            entry(algorithm, Arbitraries.integers().between(1, 3)))
+                        .as(
+                            (oneEpoch, first, between, again) -> {
+                              List<Entry> all = new ArrayList<>();
+                              all.add(first);
+                              all.addAll(between);
+                              all.add(again);
+                              return oneEpoch
+                                  ? all.stream().map(e -> new Entry(e.algorithm(), 2)).toList()
+                                  : all;
+                            }));
+    return Arbitraries.oneOf(randomLists, repeats);
+  }
+
+  private static Arbitrary<Entry> entry(Arbitrary<Algorithm> algorithm, Arbitrary<Integer> epoch) {
+    return Combinators.combine(algorithm, targets(), epoch)
+        .as((a, t, e) -> new Entry(t == null ? a : withTargets(a, t), e));
+  }
+
+  private static Algorithm withTargets(Algorithm a, Targets t) {
+    return ((AbstractSurgeryAlgorithm) a).withTargets(t);
+  }
+
+  /** Whole model mostly; some entries limited to convolutions or to the blocks before the unit. */
+  private static Arbitrary<Targets> targets() {
+    return Arbitraries.frequencyOf(
+        Tuple.of(4, Arbitraries.just(null)),
+        Tuple.of(1, Arbitraries.just(Targets.include("type:Conv2d"))),
+        Tuple.of(1, Arbitraries.just(Targets.of(List.of(), List.of("type:Linear")))));
+  }
+
+  /** Each built-in, with settings around the model's sizes. */
+  private static final List<Arbitrary<Algorithm>> ALGORITHMS = algorithms();
+
+  /**
+   * Each built-in with settings around the model's sizes, so that repeats cover, overlap or miss
+   * each other's layers.
+   */
+  private static List<Arbitrary<Algorithm>> algorithms() {
+    Arbitrary<Integer> channels = Arbitraries.of(1, 8, 16, 32, 64);
+    Arbitrary<Algorithm> blurPool =
+        Combinators.combine(Arbitraries.of(false, true), Arbitraries.of(false, true), channels)
+            .filter((convs, pools, min) -> convs || pools)
+            .as(
+                (convs, pools, min) ->
+                    BlurPool.builder()
+                        .optReplaceConvs(convs)
+                        .optReplaceMaxpools(pools)
+                        .optMinChannels(min)
+                        .build());
+    Arbitrary<Algorithm> standardization =
+        Arbitraries.integers()
+            .between(0, 3)
+            .map(n -> WeightStandardization.builder().optNLastLayersIgnore(n).build());
+    Arbitrary<Algorithm> gates =
+        Combinators.combine(channels, Arbitraries.of(0.25, 0.5, 4.0))
+            .as(
+                (min, latent) ->
+                    SqueezeExcite.builder().optMinChannels(min).optLatentChannels(latent).build());
+    Arbitrary<Algorithm> factorize =
+        Combinators.combine(
+                Arbitraries.of(false, true),
+                Arbitraries.of(false, true),
+                Arbitraries.of(8, 16, 32),
+                Arbitraries.of(0.25, 0.5, 4.0, 8.0),
+                Arbitraries.of(16, 32),
+                Arbitraries.of(0.25, 0.5, 8.0))
+            .filter((convs, linears, minC, latC, minF, latF) -> convs || linears)
+            .as(
+                (convs, linears, minC, latC, minF, latF) ->
+                    Factorize.builder()
+                        .optFactorizeConvs(convs)
+                        .optFactorizeLinears(linears)
+                        .optMinChannels(minC)
+                        .optLatentChannels(latC)
+                        .optMinFeatures(minF)
+                        .optLatentFeatures(latF)
+                        .build());
+    Arbitrary<Algorithm> ghost =
+        Arbitraries.of(1, 2, 4).map(n -> GhostBatchNorm.builder().optGhostBatchSize(n).build());
+    Arbitrary<Algorithm> depth =
+        Arbitraries.of("block", "sample")
+            .map(m -> StochasticDepth.builder().optStochasticMethod(m).build());
+    Arbitrary<Algorithm> freezing =
+        Combinators.combine(Arbitraries.of(0.0, 0.25, 0.5), Arbitraries.of(0.5, 1.0))
+            .as(
+                (start, level) ->
+                    LayerFreezing.builder().optFreezeStart(start).optFreezeLevel(level).build());
+    return List.of(blurPool, standardization, gates, factorize, ghost, depth, freezing);
+  }
+
+  /**
+   * Something for every algorithm: strided and plain convolutions of 8 to 32 channels with batch
+   * norms, a max pool, a residual unit, and two linears. Input (2, 8, 16, 16).
+   */
+  private static Block model(NDManager manager) {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(LiveTraining.conv(8, 1))
+            .add(BatchNorm.builder().build())
+            .add(Activation.reluBlock())
+            .add(Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
+            .add(LiveTraining.conv(16, 2))
+            .add(BatchNorm.builder().build())
+            .add(Activation.reluBlock())
+            .add(LiveTraining.residualUnit(16))
+            .add(LiveTraining.conv(32, 1))
+            .add(Pool.globalAvgPool2dBlock())
+            .add(Blocks.batchFlattenBlock())
+            .add(Linear.builder().setUnits(32).build())
+            .add(Activation.reluBlock())
+            .add(Linear.builder().setUnits(4).build());
+    Engine.getInstance().setRandomSeed(11);
+    net.initialize(manager, DataType.FLOAT32, new Shape(2, 8, 16, 16));
+    return net;
+  }
+}
