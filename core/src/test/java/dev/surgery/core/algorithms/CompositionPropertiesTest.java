@@ -1,8 +1,11 @@
 package dev.surgery.core.algorithms;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -13,6 +16,7 @@ import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.pooling.Pool;
+import ai.djl.training.ParameterStore;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.Targets;
 import java.util.ArrayList;
@@ -21,6 +25,7 @@ import java.util.Set;
 import java.util.stream.Collectors;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
+import net.jqwik.api.Assume;
 import net.jqwik.api.Combinators;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
@@ -41,6 +46,9 @@ class CompositionPropertiesTest {
 
   /** The planned epochs of every schedule. */
   static final int EPOCHS = 4;
+
+  /** The model's input. */
+  static final Shape INPUT = new Shape(2, 8, 16, 16);
 
   @BeforeContainer
   static void register() {
@@ -82,6 +90,40 @@ class CompositionPropertiesTest {
         assertTrue(
             !changed || !refused.contains(j),
             "refused entry " + j + " changed the model: " + order);
+      }
+    }
+  }
+
+  /**
+   * The built-ins compose: every schedule the rules accept applies in order without a failure, and
+   * the model it leaves computes outputs of the same shape, all finite, in training and in
+   * inference.
+   */
+  @Property(tries = 150)
+  void everyAcceptedScheduleAppliesAndComputes(@ForAll("schedules") List<Entry> schedule) {
+    List<Entry> order = new ArrayList<>(schedule);
+    order.sort(java.util.Comparator.comparingInt(Entry::epoch));
+    Assume.that(
+        Composition.check(
+                order.stream().map(Entry::algorithm).toList(),
+                order.stream().map(Entry::epoch).toList())
+            .isEmpty());
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Block net = model(manager);
+      for (Entry e : order) {
+        try {
+          e.algorithm().apply(new SurgeryContext(net, List.of(), e.epoch(), EPOCHS));
+        } catch (NothingTargetedException refused) {
+          // Targets that select nothing this algorithm changes (a settings mistake, named).
+        }
+      }
+      net.initialize(manager, DataType.FLOAT32, INPUT);
+      ParameterStore store = new ParameterStore(manager, false);
+      NDArray x = manager.randomNormal(INPUT);
+      for (boolean training : new boolean[] {true, false}) {
+        NDArray out = net.forward(store, new NDList(x), training).singletonOrThrow();
+        assertEquals(new Shape(2, 4), out.getShape(), order.toString());
+        assertTrue(out.isInfinite().logicalOr(out.isNaN()).none().getBoolean(), order.toString());
       }
     }
   }
@@ -216,7 +258,7 @@ class CompositionPropertiesTest {
             .add(Activation.reluBlock())
             .add(Linear.builder().setUnits(4).build());
     Engine.getInstance().setRandomSeed(11);
-    net.initialize(manager, DataType.FLOAT32, new Shape(2, 8, 16, 16));
+    net.initialize(manager, DataType.FLOAT32, INPUT);
     return net;
   }
 }
