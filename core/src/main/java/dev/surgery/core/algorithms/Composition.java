@@ -26,9 +26,9 @@ import java.util.Map;
  *       selects layers the earlier one left (lower thresholds, another latent size, a layer kind
  *       the earlier one skipped, or linears after a {@code squeeze_excite} that added gate layers).
  *       {@code layer_freezing} freezes more as training goes on, so it may repeat at later epochs,
- *       but not at the same epoch with a schedule that freezes no more, unless a {@code factorize}
- *       or {@code squeeze_excite} ran in between (they add layers, so the same fraction may reach
- *       further).
+ *       but not at the same epoch with a schedule that freezes no more, on the same layers (its
+ *       fraction is of the layers it targets), with no {@code factorize} or {@code squeeze_excite}
+ *       between (they add layers, so the same fraction may reach further).
  * </ul>
  *
  * <p>The earlier entry must cover the whole model, or have the same {@code include} and {@code
@@ -227,16 +227,21 @@ public final class Composition {
   }
 
   /**
-   * Layer freezing at the same epoch freezes more only with a later start or a higher level, or
-   * after an entry that adds layers: the same fraction of more layers may reach past the prefix the
+   * Layer freezing at the same epoch freezes more only with a later start or a higher level, on
+   * other layers, or after an entry that adds layers: the fraction is of the layers an entry
+   * targets, so the same fraction of other layers, or of more, may reach past the prefix the
    * earlier one froze.
    */
   private static String freezesNoMore(
       Algorithm earlier, Algorithm later, List<? extends Algorithm> between) {
+    boolean sameLayers =
+        (earlier.targets().isAll() && later.targets().isAll())
+            // Another entry between may move blocks into (or out of) the patterns' reach.
+            || (earlier.targets().equals(later.targets()) && between.isEmpty());
     boolean layersAdded =
         between.stream()
             .anyMatch(x -> Factorize.NAME.equals(x.name()) || SqueezeExcite.NAME.equals(x.name()));
-    if (!earlier.targets().isAll() || layersAdded) {
+    if (!sameLayers || layersAdded) {
       return null;
     }
     Map<String, Object> a = earlier.hyperparameters();

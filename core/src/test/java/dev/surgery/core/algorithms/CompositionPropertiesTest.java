@@ -168,12 +168,22 @@ class CompositionPropertiesTest {
     return ((AbstractSurgeryAlgorithm) a).withTargets(t);
   }
 
-  /** Whole model mostly; some entries limited to convolutions or to the blocks before the unit. */
+  /**
+   * Whole model mostly; some entries limited by type or by path (the top-level convolutions, the
+   * residual unit's subtree, any convolution at any depth).
+   */
   private static Arbitrary<Targets> targets() {
     return Arbitraries.frequencyOf(
-        Tuple.of(4, Arbitraries.just(null)),
-        Tuple.of(1, Arbitraries.just(Targets.include("type:Conv2d"))),
-        Tuple.of(1, Arbitraries.just(Targets.of(List.of(), List.of("type:Linear")))));
+        Tuple.of(8, Arbitraries.just(null)),
+        Tuple.of(
+            4,
+            Arbitraries.of(
+                Targets.include("type:Conv2d"),
+                Targets.of(List.of(), List.of("type:Linear")),
+                Targets.include("0?Conv2d"),
+                Targets.include("08ParallelBlock/**"),
+                Targets.include("**/*Conv2d"),
+                Targets.of(List.of(), List.of("08ParallelBlock")))));
   }
 
   /** Each built-in, with settings around the model's sizes. */

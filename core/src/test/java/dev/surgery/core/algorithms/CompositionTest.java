@@ -632,6 +632,42 @@ class CompositionTest {
   }
 
   /**
+   * Layer freezing at one epoch limited to some layers after one on the whole model: its fraction
+   * is of its own layers, so it may freeze layers past the whole model's prefix (the oracle:
+   * applied after the first, it freezes something); the same limited entry twice freezes no more.
+   */
+  @Test
+  void layerFreezingAtOneEpochOnOtherLayersMayFreezeMore() {
+    Algorithm all = LayerFreezing.builder().build();
+    Targets lastThree = Targets.include("03Conv2d", "04Conv2d", "05Conv2d");
+    Algorithm lastConvs = LayerFreezing.builder().build().withTargets(lastThree);
+    Algorithm lastConvsAgain = LayerFreezing.builder().build().withTargets(lastThree);
+    assertEquals(List.of(), Composition.check(List.of(all, lastConvs), List.of(3, 3)));
+    assertEquals(1, Composition.check(List.of(lastConvs, lastConvsAgain), List.of(3, 3)).size());
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Block net =
+          initialized(
+              manager,
+              new Shape(2, 8, 8, 8),
+              LiveTraining.conv(8, 1),
+              LiveTraining.conv(8, 1),
+              LiveTraining.conv(8, 1),
+              LiveTraining.conv(8, 1),
+              LiveTraining.conv(8, 1));
+      SurgeryContext atThree = new SurgeryContext(net, List.of(), 3, 4);
+      // At epoch 3 of 4 half of the layers before the last freeze: of the five, 01 and 02; of
+      // the last three, 03.
+      assertEquals(
+          List.of("01Conv2d", "02Conv2d"),
+          all.apply(atThree).changes().stream().map(SurgeryChanges.Change::path).toList());
+      assertEquals(
+          List.of("03Conv2d"),
+          lastConvs.apply(atThree).changes().stream().map(SurgeryChanges.Change::path).toList());
+      assertTrue(lastConvsAgain.apply(atThree).isEmpty());
+    }
+  }
+
+  /**
    * Freezes at epoch 3 of 4, applies {@code between} (which must change the model), and tells how
    * many layers freezing at the same epoch again freezes: the oracle of the same-epoch rule.
    */
