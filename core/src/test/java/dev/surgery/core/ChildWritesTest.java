@@ -168,15 +168,7 @@ class ChildWritesTest {
             twice,
             Map.of(
                 BlockMatcher.ofClass(Linear.class),
-                (block, index) -> {
-                  int g = generation.getOrDefault(block, 0);
-                  if (g == 2) {
-                    return null;
-                  }
-                  Linear next = linear();
-                  generation.put(next, g + 1);
-                  return next;
-                }),
+                Fixtures.generations(generation, 2, ChildWritesTest::linear)),
             recurse(true));
     Block last = chain.get(chain.get(again));
     assertEquals(2, generation.get(last));
@@ -192,16 +184,7 @@ class ChildWritesTest {
     Block second = parent.getChildren().valueAt(2);
     // Each Linear is replaced by a new one, which is replaced again, twice over: generations 0-2.
     Map<Block, Integer> generation = new IdentityHashMap<>();
-    ReplacementFunction younger =
-        (block, index) -> {
-          int g = generation.getOrDefault(block, 0);
-          if (g == 2) {
-            return null;
-          }
-          Linear next = linear();
-          generation.put(next, g + 1);
-          return next;
-        };
+    ReplacementFunction younger = Fixtures.generations(generation, 2, ChildWritesTest::linear);
 
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(

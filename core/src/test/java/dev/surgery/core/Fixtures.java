@@ -34,6 +34,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Supplier;
 
 /** Small blocks and inspection helpers shared by the engine tests. */
 final class Fixtures {
@@ -194,6 +195,24 @@ final class Fixtures {
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put((block, path) -> block == target, replacement);
     return policies;
+  }
+
+  /**
+   * A replacement chain for recursing surgeries: each block is replaced by a fresh one from {@code
+   * fresh}, which the recursion replaces again, until generation {@code last} is kept. {@code
+   * generation} records each replacement's generation (an original is generation 0).
+   */
+  static ReplacementFunction generations(
+      Map<Block, Integer> generation, int last, Supplier<? extends Block> fresh) {
+    return (block, index) -> {
+      int g = generation.getOrDefault(block, 0);
+      if (g == last) {
+        return null;
+      }
+      Block next = fresh.get();
+      generation.put(next, g + 1);
+      return next;
+    };
   }
 
   /**

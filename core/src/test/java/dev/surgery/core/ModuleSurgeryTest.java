@@ -639,15 +639,7 @@ class ModuleSurgeryTest {
     Map<BlockMatcher, ReplacementFunction> policy =
         Map.of(
             BlockMatcher.ofClass(Linear.class),
-            (block, index) -> {
-              int g = generation.getOrDefault(block, 0);
-              if (g == TreeSurgery.MAX_GENERATIONS) {
-                return null;
-              }
-              Linear next = linear(2);
-              generation.put(next, g + 1);
-              return next;
-            });
+            Fixtures.generations(generation, TreeSurgery.MAX_GENERATIONS, () -> linear(2)));
     Map<Block, Block> replaced = ModuleSurgery.replaceModules(root, policy, recursing(true));
     assertEquals(TreeSurgery.MAX_GENERATIONS, replaced.size());
     assertEquals(TreeSurgery.MAX_GENERATIONS, generation.get(root.getChildren().valueAt(0)));
