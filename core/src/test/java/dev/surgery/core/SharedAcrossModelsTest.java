@@ -25,6 +25,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.BiConsumer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -48,35 +49,34 @@ class SharedAcrossModelsTest {
     TinyDense onlyB = new TinyDense(5);
     FieldHolder rootA = new FieldHolder(shared, onlyA);
     FieldHolder rootB = new FieldHolder(shared, onlyB);
-    try (Model modelA = TinyModels.model("a", rootA);
-        Model modelB = TinyModels.model("b", rootB);
-        Trainer trainerA = modelA.newTrainer(adam());
-        Trainer trainerB = modelB.newTrainer(adam())) {
-      initializeAndStepBoth(trainerA, trainerB);
-      Set<String> storeB = Fixtures.storeIds(trainerB);
-      assertEquals(ids(shared, onlyB), storeB);
-      Map<String, float[]> stateB = ExactnessOracle.optimizerStateValues(trainerB);
-      Map<String, float[]> valuesB = Fixtures.snapshot(rootB);
+    withTwoModels(
+        rootA,
+        rootB,
+        (trainerA, trainerB) -> {
+          Set<String> storeB = Fixtures.storeIds(trainerB);
+          assertEquals(ids(shared, onlyB), storeB);
+          Map<String, float[]> stateB = ExactnessOracle.optimizerStateValues(trainerB);
+          Map<String, float[]> valuesB = Fixtures.snapshot(rootB);
 
-      TinyDense fresh = new TinyDense(5);
-      Map<BlockMatcher, ReplacementFunction> policies =
-          Fixtures.replacing(shared, (block, index) -> fresh);
-      List<Trainer> trainers =
-          order.equals("last") ? List.of(trainerA, trainerB) : List.of(trainerB, trainerA);
-      ModuleSurgery.replaceModules(
-          rootA, policies, SurgeryOptions.builder().optTrainers(trainers).build());
+          TinyDense fresh = new TinyDense(5);
+          Map<BlockMatcher, ReplacementFunction> policies =
+              Fixtures.replacing(shared, (block, index) -> fresh);
+          List<Trainer> trainers =
+              order.equals("last") ? List.of(trainerA, trainerB) : List.of(trainerB, trainerA);
+          ModuleSurgery.replaceModules(rootA, policies, keeping(trainers));
 
-      assertSame(fresh, rootA.first);
-      assertSame(shared, rootB.first, "model B is not changed");
-      assertEquals(ids(fresh, onlyA), Fixtures.storeIds(trainerA), "A: old out, new in");
-      assertEquals(storeB, Fixtures.storeIds(trainerB), "B keeps the shared block, gets nothing");
-      assertFalse(shared.getWeight().getArray().isReleased(), "B still uses the array");
-      assertFalse(shared.getBias().getArray().isReleased(), "B still uses the array");
-      Fixtures.assertBitsEqual(stateB, ExactnessOracle.optimizerStateValues(trainerB));
-      Fixtures.assertBitsEqual(valuesB, Fixtures.snapshot(rootB));
-      Fixtures.sumStep(trainerB);
-      Fixtures.sumStep(trainerA);
-    }
+          assertSame(fresh, rootA.first);
+          assertSame(shared, rootB.first, "model B is not changed");
+          assertEquals(ids(fresh, onlyA), Fixtures.storeIds(trainerA), "A: old out, new in");
+          assertEquals(
+              storeB, Fixtures.storeIds(trainerB), "B keeps the shared block, gets nothing");
+          assertFalse(shared.getWeight().getArray().isReleased(), "B still uses the array");
+          assertFalse(shared.getBias().getArray().isReleased(), "B still uses the array");
+          Fixtures.assertBitsEqual(stateB, ExactnessOracle.optimizerStateValues(trainerB));
+          Fixtures.assertBitsEqual(valuesB, Fixtures.snapshot(rootB));
+          Fixtures.sumStep(trainerB);
+          Fixtures.sumStep(trainerA);
+        });
   }
 
   @Test
@@ -85,27 +85,24 @@ class SharedAcrossModelsTest {
     Block activation = Activation.tanhBlock();
     FieldHolder rootA = new FieldHolder(shared, activation);
     FieldHolder rootB = new FieldHolder(shared, new TinyDense(5));
-    try (Model modelA = TinyModels.model("a", rootA);
-        Model modelB = TinyModels.model("b", rootB);
-        Trainer trainerA = modelA.newTrainer(adam());
-        Trainer trainerB = modelB.newTrainer(adam())) {
-      initializeAndStepBoth(trainerA, trainerB);
-      Set<String> storeA = Fixtures.storeIds(trainerA);
-      Set<String> storeB = Fixtures.storeIds(trainerB);
-      TinyDense fresh = new TinyDense(5);
-      Map<BlockMatcher, ReplacementFunction> policies =
-          Fixtures.replacing(activation, (block, index) -> fresh);
-      ModuleSurgery.replaceModules(
-          rootA,
-          policies,
-          SurgeryOptions.builder().optTrainers(List.of(trainerA, trainerB)).build());
+    withTwoModels(
+        rootA,
+        rootB,
+        (trainerA, trainerB) -> {
+          Set<String> storeA = Fixtures.storeIds(trainerA);
+          Set<String> storeB = Fixtures.storeIds(trainerB);
+          TinyDense fresh = new TinyDense(5);
+          Map<BlockMatcher, ReplacementFunction> policies =
+              Fixtures.replacing(activation, (block, index) -> fresh);
+          ModuleSurgery.replaceModules(rootA, policies, keeping(List.of(trainerA, trainerB)));
 
-      storeA.addAll(ids(fresh));
-      assertEquals(storeA, Fixtures.storeIds(trainerA), "model A's trainer trains the new layer");
-      assertEquals(storeB, Fixtures.storeIds(trainerB), "model B has no such layer");
-      Fixtures.sumStep(trainerA);
-      Fixtures.sumStep(trainerB);
-    }
+          storeA.addAll(ids(fresh));
+          assertEquals(
+              storeA, Fixtures.storeIds(trainerA), "model A's trainer trains the new layer");
+          assertEquals(storeB, Fixtures.storeIds(trainerB), "model B has no such layer");
+          Fixtures.sumStep(trainerA);
+          Fixtures.sumStep(trainerB);
+        });
   }
 
   @Test
@@ -115,27 +112,23 @@ class SharedAcrossModelsTest {
     TinyDense onlyA = new TinyDense(5);
     FieldHolder rootA = new FieldHolder(shared, onlyA);
     FieldHolder rootB = new FieldHolder(shared, new TinyDense(5));
-    try (Model modelA = TinyModels.model("a", rootA);
-        Model modelB = TinyModels.model("b", rootB);
-        Trainer trainerA = modelA.newTrainer(adam());
-        Trainer trainerB = modelB.newTrainer(adam())) {
-      initializeAndStepBoth(trainerA, trainerB);
-      Set<String> storeB = Fixtures.storeIds(trainerB);
-      Map<String, float[]> stateB = ExactnessOracle.optimizerStateValues(trainerB);
-      Map<BlockMatcher, ReplacementFunction> policies =
-          Fixtures.replacing(shared, (block, index) -> Activation.tanhBlock());
-      ModuleSurgery.replaceModules(
-          rootA,
-          policies,
-          SurgeryOptions.builder().optTrainers(List.of(trainerA, trainerB)).build());
+    withTwoModels(
+        rootA,
+        rootB,
+        (trainerA, trainerB) -> {
+          Set<String> storeB = Fixtures.storeIds(trainerB);
+          Map<String, float[]> stateB = ExactnessOracle.optimizerStateValues(trainerB);
+          Map<BlockMatcher, ReplacementFunction> policies =
+              Fixtures.replacing(shared, (block, index) -> Activation.tanhBlock());
+          ModuleSurgery.replaceModules(rootA, policies, keeping(List.of(trainerA, trainerB)));
 
-      assertEquals(ids(onlyA), Fixtures.storeIds(trainerA), "A: the shared block left");
-      assertEquals(storeB, Fixtures.storeIds(trainerB), "B keeps the shared block");
-      assertFalse(shared.getWeight().getArray().isReleased(), "B still uses the array");
-      Fixtures.assertBitsEqual(stateB, ExactnessOracle.optimizerStateValues(trainerB));
-      Fixtures.sumStep(trainerB);
-      Fixtures.sumStep(trainerA);
-    }
+          assertEquals(ids(onlyA), Fixtures.storeIds(trainerA), "A: the shared block left");
+          assertEquals(storeB, Fixtures.storeIds(trainerB), "B keeps the shared block");
+          assertFalse(shared.getWeight().getArray().isReleased(), "B still uses the array");
+          Fixtures.assertBitsEqual(stateB, ExactnessOracle.optimizerStateValues(trainerB));
+          Fixtures.sumStep(trainerB);
+          Fixtures.sumStep(trainerA);
+        });
   }
 
   @Test
@@ -143,29 +136,28 @@ class SharedAcrossModelsTest {
     TinyDense shared = new TinyDense(5);
     FieldHolder rootA = new FieldHolder(shared, new TinyDense(5));
     FieldHolder rootB = new FieldHolder(shared, new TinyDense(5));
-    try (Model modelA = TinyModels.model("a", rootA);
-        Model modelB = TinyModels.model("b", rootB);
-        Trainer trainerA = modelA.newTrainer(adam());
-        Trainer trainerB = modelB.newTrainer(adam())) {
-      initializeAndStepBoth(trainerA, trainerB);
-      Map<BlockMatcher, ReplacementFunction> policies =
-          Fixtures.replacing(shared, (block, index) -> new TinyDense(5));
+    withTwoModels(
+        rootA,
+        rootB,
+        (trainerA, trainerB) -> {
+          Map<BlockMatcher, ReplacementFunction> policies =
+              Fixtures.replacing(shared, (block, index) -> new TinyDense(5));
 
-      // Model A's trainer drops the state; model B's, passed alone, keeps it: nothing is dropped.
-      assertEquals(
-          List.of(StateFate.DROPPED, StateFate.DROPPED),
-          removedFates(rootA, policies, List.of(trainerA, trainerB)));
-      assertEquals(
-          List.of(StateFate.NONE, StateFate.NONE),
-          removedFates(rootA, policies, List.of(trainerB)));
-      // And the apply does what the plan said: B's store is untouched.
-      Set<String> storeB = Fixtures.storeIds(trainerB);
-      ModuleSurgery.replaceModules(
-          rootA, policies, SurgeryOptions.builder().optTrainers(List.of(trainerB)).build());
-      assertEquals(storeB, Fixtures.storeIds(trainerB));
-      assertFalse(shared.getWeight().getArray().isReleased());
-      Fixtures.sumStep(trainerB);
-    }
+          // Model A's trainer drops the state; model B's, passed alone, keeps it: nothing is
+          // dropped.
+          assertEquals(
+              List.of(StateFate.DROPPED, StateFate.DROPPED),
+              removedFates(rootA, policies, List.of(trainerA, trainerB)));
+          assertEquals(
+              List.of(StateFate.NONE, StateFate.NONE),
+              removedFates(rootA, policies, List.of(trainerB)));
+          // And the apply does what the plan said: B's store is untouched.
+          Set<String> storeB = Fixtures.storeIds(trainerB);
+          ModuleSurgery.replaceModules(rootA, policies, keeping(List.of(trainerB)));
+          assertEquals(storeB, Fixtures.storeIds(trainerB));
+          assertFalse(shared.getWeight().getArray().isReleased());
+          Fixtures.sumStep(trainerB);
+        });
   }
 
   @Test
@@ -182,8 +174,7 @@ class SharedAcrossModelsTest {
       TinyDense fresh = new TinyDense(5);
       Map<BlockMatcher, ReplacementFunction> policies =
           Fixtures.replacing(shared, (block, index) -> fresh);
-      ModuleSurgery.replaceModules(
-          subtree, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+      ModuleSurgery.replaceModules(subtree, policies, keeping(List.of(trainer)));
 
       assertSame(fresh, subtree.first);
       assertSame(shared, root.second, "outside the surgery's root the block stays");
@@ -217,8 +208,7 @@ class SharedAcrossModelsTest {
       TinyDense fresh = new TinyDense(5);
       Map<BlockMatcher, ReplacementFunction> policies =
           Fixtures.replacing(replaced, (block, index) -> fresh);
-      ModuleSurgery.replaceModules(
-          subtree, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());
+      ModuleSurgery.replaceModules(subtree, policies, keeping(List.of(trainer)));
 
       expected.addAll(ids(fresh));
       assertEquals(expected, Fixtures.storeIds(trainer));
@@ -229,8 +219,7 @@ class SharedAcrossModelsTest {
 
   private static List<StateFate> removedFates(
       Block root, Map<BlockMatcher, ReplacementFunction> policies, List<Trainer> trainers) {
-    SurgeryPlan plan =
-        ModuleSurgery.plan(root, policies, SurgeryOptions.builder().optTrainers(trainers).build());
+    SurgeryPlan plan = ModuleSurgery.plan(root, policies, keeping(trainers));
     assertEquals(1, plan.steps().size());
     return plan.steps().get(0).removed().stream().map(PlannedParameter::state).toList();
   }
@@ -249,11 +238,25 @@ class SharedAcrossModelsTest {
         .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
   }
 
-  /** Initializes both models' trainers for {@link #INPUT}, then one sum step each, A first. */
-  private static void initializeAndStepBoth(Trainer trainerA, Trainer trainerB) {
-    trainerA.initialize(INPUT);
-    trainerB.initialize(INPUT);
-    Fixtures.sumStep(trainerA);
-    Fixtures.sumStep(trainerB);
+  /**
+   * Runs {@code test} with an Adam trainer of each of two models, one over {@code rootA} and one
+   * over {@code rootB}: both initialized for {@link #INPUT} and given one sum step, A first.
+   */
+  private static void withTwoModels(Block rootA, Block rootB, BiConsumer<Trainer, Trainer> test) {
+    try (Model modelA = TinyModels.model("a", rootA);
+        Model modelB = TinyModels.model("b", rootB);
+        Trainer trainerA = modelA.newTrainer(adam());
+        Trainer trainerB = modelB.newTrainer(adam())) {
+      trainerA.initialize(INPUT);
+      trainerB.initialize(INPUT);
+      Fixtures.sumStep(trainerA);
+      Fixtures.sumStep(trainerB);
+      test.accept(trainerA, trainerB);
+    }
+  }
+
+  /** Options that keep {@code trainers} in step with the surgery. */
+  private static SurgeryOptions keeping(List<Trainer> trainers) {
+    return SurgeryOptions.builder().optTrainers(trainers).build();
   }
 }
