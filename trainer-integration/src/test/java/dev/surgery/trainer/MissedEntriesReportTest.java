@@ -17,6 +17,7 @@ import ai.djl.training.dataset.ArrayDataset;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.events.Time;
 import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Files;
@@ -40,6 +41,31 @@ class MissedEntriesReportTest {
   @BeforeAll
   static void register() {
     TestAlgorithms.ensureRegistered();
+  }
+
+  /** t_pool: the pooling block becomes a ProbePool, which shows whether it ran. */
+  private static Algorithm pool() {
+    return algorithm(TestAlgorithms.POOL, Map.of());
+  }
+
+  /** t_fail: fails, changing nothing (a failure that stops training). */
+  private static Algorithm fail() {
+    return algorithm(TestAlgorithms.FAIL, Map.of());
+  }
+
+  /** t_log under {@code tag}: changes nothing, records each call in TestAlgorithms.CALLS. */
+  private static Algorithm log(String tag) {
+    return algorithm(TestAlgorithms.LOG, Map.of("tag", tag));
+  }
+
+  /** The listener of {@code entries}, writing its surgery log to {@code report}. */
+  private static SurgeryListener reporting(SurgeryListener.Builder entries, Path report) {
+    return entries.optReportPath(report).build();
+  }
+
+  /** Likewise, for a loop that reports every event {@link SurgeryTrain} reports. */
+  private static SurgeryListener reportingAllEvents(SurgeryListener.Builder entries, Path report) {
+    return reporting(entries.optObservableEvents(SurgeryTrain.EVENTS), report);
   }
 
   private static JsonObject read(Path report) throws Exception {
@@ -80,11 +106,7 @@ class MissedEntriesReportTest {
   @Test
   void anEntryMissedForWantOfOnEpochIsListedAsNotRun() throws Exception {
     Path report = tmp.resolve("no-epoch.json");
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
-            .optReportPath(report)
-            .build();
+    SurgeryListener listener = reporting(SurgeryListener.builder().add(pool(), 1), report);
     trainWithoutOnEpoch(listener, "no-epoch", 2);
     String reason = onlyNotRunReason(report);
     assertTrue(reason.contains("ended without an onEpoch event"), reason);
@@ -99,11 +121,7 @@ class MissedEntriesReportTest {
   void anEpochZeroEntryOfAListenerAddedAfterTheTrainerWasCreatedIsListedAsNotRun()
       throws Exception {
     Path report = tmp.resolve("added-late.json");
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.POOL, Map.of()), 0)
-            .optReportPath(report)
-            .build();
+    SurgeryListener listener = reporting(SurgeryListener.builder().add(pool(), 0), report);
     DefaultTrainingConfig config = TestModels.config();
     try (Model model = TestModels.model("added-late");
         NDManager data = NDManager.newBaseManager()) {
@@ -133,12 +151,9 @@ class MissedEntriesReportTest {
   void aRepeatingEpochEntryInALoopWithoutOnEpochSaysSo() throws Exception {
     Path report = tmp.resolve("every-no-epoch.json");
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(
-                algorithm(TestAlgorithms.POOL, Map.of()),
-                new Trigger(Trigger.Kind.EVERY_EPOCHS, 2, 0))
-            .optReportPath(report)
-            .build();
+        reporting(
+            SurgeryListener.builder().add(pool(), new Trigger(Trigger.Kind.EVERY_EPOCHS, 2, 0)),
+            report);
     trainWithoutOnEpoch(listener, "every-no-epoch", 3);
     String reason = onlyNotRun(report).get("reason").getAsString();
     assertTrue(reason.contains("but no onEpoch event"), reason);
@@ -152,11 +167,7 @@ class MissedEntriesReportTest {
    */
   @Test
   void anEpochEndSkippedInTheMiddleDelaysNoLaterEntry() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 2)
-            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "b")), 3)
-            .build();
+    SurgeryListener listener = SurgeryListener.builder().add(log("a"), 2).add(log("b"), 3).build();
     List<String> seen = new java.util.ArrayList<>();
     try (Model model = TestModels.model("skipped-one");
         NDManager data = NDManager.newBaseManager()) {
@@ -193,19 +204,10 @@ class MissedEntriesReportTest {
   void aTrainerThatReportedNothingSaysSoForEveryKindOfEntry() throws Exception {
     Path report = tmp.resolve("nothing.json");
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
-            .add(algorithm(TestAlgorithms.POOL, Map.of()), Trigger.atStep(2))
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .optReportPath(report)
-            .build();
-    try (Model model = TestModels.model("nothing");
-        NDManager data = NDManager.newBaseManager()) {
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        EasyTrain.evaluateDataset(trainer, TestModels.dataset(data, 5));
-      }
-    }
+        reportingAllEvents(
+            SurgeryListener.builder().add(pool(), 1).add(pool(), Trigger.atStep(2)), report);
+    train(
+        listener, "nothing", (trainer, l, dataset) -> EasyTrain.evaluateDataset(trainer, dataset));
     JsonArray notRun = read(report).getAsJsonArray("not_run");
     assertEquals(2, notRun.size(), notRun.toString());
     for (int i = 0; i < 2; i++) {
@@ -248,29 +250,26 @@ class MissedEntriesReportTest {
   void whileTrainingRunsTheLogListsTheOpenEntriesAsNotReachedYetInTheirOwnUnits() throws Exception {
     Path report = tmp.resolve("running.json");
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), 1)
-            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "b")), 5)
-            .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.atStep(100))
-            .add(
-                algorithm(TestAlgorithms.LOG, Map.of("tag", "d")), Trigger.every(Time.parse("7ep")))
-            .add(
-                algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), Trigger.every(Time.parse("1ep")))
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .optReportPath(report)
-            .build();
+        reportingAllEvents(
+            SurgeryListener.builder()
+                .add(log("a"), 1)
+                .add(log("b"), 5)
+                .add(log("c"), Trigger.atStep(100))
+                .add(log("d"), Trigger.every(Time.parse("7ep")))
+                .add(log("a"), Trigger.every(Time.parse("1ep"))),
+            report);
     List<String> reasons = new java.util.ArrayList<>();
-    try (Model model = TestModels.model("running");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      // One epoch of 4 steps: the epoch-1 entries run at its end, and the log is written then.
-      SurgeryTrain.fit(trainer, 1, TestModels.dataset(data, 5), null);
-      for (var item : read(report).getAsJsonArray("not_run")) {
-        JsonObject o = item.getAsJsonObject();
-        reasons.add(o.get("when").getAsString() + ": " + o.get("reason").getAsString());
-      }
-    }
+    train(
+        listener,
+        "running",
+        (trainer, l, dataset) -> {
+          // One epoch of 4 steps: the epoch-1 entries run at its end, and the log is written then.
+          SurgeryTrain.fit(trainer, 1, dataset, null);
+          for (var item : read(report).getAsJsonArray("not_run")) {
+            JsonObject o = item.getAsJsonObject();
+            reasons.add(o.get("when").getAsString() + ": " + o.get("reason").getAsString());
+          }
+        });
     String tail =
         " (the write at the end of training replaces this list; a job killed outright leaves it)";
     String running = "not reached yet: training was running when this log was written, after ";
@@ -291,25 +290,25 @@ class MissedEntriesReportTest {
   void anEpochEndRightAfterAStoppingFailureMissesWhatWasDueThenWithItsReason() throws Exception {
     Path report = tmp.resolve("next-end.json");
     SurgeryListener listener = stoppingListener(report);
-    try (Model model = TestModels.model("next-end");
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      assertThrows(
-          SurgeryFailedException.class,
-          () -> EasyTrain.fit(trainer, 1, TestModels.dataset(data, 5), null));
-      listener.onEpoch(trainer);
-      // Said at that epoch end, before training ends.
-      assertTrue(
-          listener
-              .getWarnings()
-              .contains(
-                  "Surgery: t_pool at epoch 1 (builder entry 2) did not run: t_fail at epoch 1"
-                      + " (builder entry 1) failed before it at the end of epoch 1 and stopped"
-                      + " training"),
-          listener.getWarnings().toString());
-      assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"), "never run late");
-    }
+    train(
+        listener,
+        "next-end",
+        (trainer, l, dataset) -> {
+          assertThrows(
+              SurgeryFailedException.class, () -> EasyTrain.fit(trainer, 1, dataset, null));
+          listener.onEpoch(trainer);
+          // Said at that epoch end, before training ends.
+          assertTrue(
+              listener
+                  .getWarnings()
+                  .contains(
+                      "Surgery: t_pool at epoch 1 (builder entry 2) did not run: t_fail at epoch 1"
+                          + " (builder entry 1) failed before it at the end of epoch 1 and stopped"
+                          + " training"),
+              listener.getWarnings().toString());
+          assertEquals(
+              0, TestModels.count(trainer.getModel().getBlock(), "ProbePool"), "never run late");
+        });
     assertTrue(onlyNotRunReason(report).endsWith("at the end of epoch 1 and stopped training"));
   }
 
@@ -347,14 +346,12 @@ class MissedEntriesReportTest {
   void aFailureAtAStepNamesItselfForWhatWasDueAtThatStep() throws Exception {
     Path report = tmp.resolve("step.json");
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.FAIL, Map.of()), Trigger.atStep(2))
-            .add(algorithm(TestAlgorithms.POOL, Map.of()), Trigger.atStep(2))
-            .add(
-                algorithm(TestAlgorithms.LOG, Map.of("tag", "d")), Trigger.every(Time.parse("2ba")))
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .optReportPath(report)
-            .build();
+        reportingAllEvents(
+            SurgeryListener.builder()
+                .add(fail(), Trigger.atStep(2))
+                .add(pool(), Trigger.atStep(2))
+                .add(log("d"), Trigger.every(Time.parse("2ba"))),
+            report);
     TestAlgorithms.CALLS.clear();
     fitUntilStopped(listener, "step-stop", true, 2);
     assertEquals(0, TestAlgorithms.CALLS.size(), TestAlgorithms.CALLS.toString());
@@ -380,12 +377,7 @@ class MissedEntriesReportTest {
   @Test
   void aLoopThatBreaksOffBeforeTheFirstStepOfAnEpochEndedAfterTheEpochsBefore() throws Exception {
     Path report = tmp.resolve("broke-off.json");
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.POOL, Map.of()), 2)
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .optReportPath(report)
-            .build();
+    SurgeryListener listener = reportingAllEvents(SurgeryListener.builder().add(pool(), 2), report);
     train(
         listener,
         "broke-off",
@@ -411,15 +403,12 @@ class MissedEntriesReportTest {
     Path report = tmp.resolve("duration-stop.json");
     // 0.25dur of 8 steps is step ceil(0.25 * 8) = 2, where t_fail stops training.
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.FAIL, Map.of()), Trigger.atStep(2))
-            .add(
-                algorithm(TestAlgorithms.LOG, Map.of("tag", "c")),
-                Trigger.at(Time.parse("0.25dur")))
-            .optTotalSteps(8)
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .optReportPath(report)
-            .build();
+        reportingAllEvents(
+            SurgeryListener.builder()
+                .add(fail(), Trigger.atStep(2))
+                .add(log("c"), Trigger.at(Time.parse("0.25dur")))
+                .optTotalSteps(8),
+            report);
     fitUntilStopped(listener, "duration-stop", true, 2);
     assertEquals(
         "t_fail at step 2 (builder entry 1) failed before it at step 2 and stopped training",
@@ -455,7 +444,7 @@ class MissedEntriesReportTest {
 
   private static SurgeryListener logAt(Trigger trigger) {
     return SurgeryListener.builder()
-        .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "a")), trigger)
+        .add(log("a"), trigger)
         .optObservableEvents(SurgeryTrain.EVENTS)
         .build();
   }
@@ -535,11 +524,9 @@ class MissedEntriesReportTest {
   void aRepeatingEntrysStoppingFailureNamesItself() throws Exception {
     Path report = tmp.resolve("every-fails.json");
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.FAIL, Map.of()), Trigger.every(Time.parse("1ep")))
-            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
-            .optReportPath(report)
-            .build();
+        reporting(
+            SurgeryListener.builder().add(fail(), Trigger.every(Time.parse("1ep"))).add(pool(), 1),
+            report);
     trainCatchingFailures(listener, "every-fails");
     assertEquals(
         "t_fail every 1ep (builder entry 1) failed before it at the end of epoch 1 and stopped"
@@ -555,12 +542,11 @@ class MissedEntriesReportTest {
   void aFailureBeforeTheFirstStepClaimsNoEpochEnd() throws Exception {
     Path report = tmp.resolve("first-batch.json");
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(TestModels.layerFreezingFromStart(), 2)
-            .add(
-                algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
-            .optReportPath(report)
-            .build();
+        reporting(
+            SurgeryListener.builder()
+                .add(TestModels.layerFreezingFromStart(), 2)
+                .add(log("c"), Trigger.every(Time.parse("1ep"))),
+            report);
     fitUntilStopped(listener, "first-batch", false, 3);
     String log = read(report).toString();
     assertFalse(log.contains("epoch 0"), log);
@@ -578,13 +564,11 @@ class MissedEntriesReportTest {
   void aFailureBeforeTrainingClaimsNoRunOfAStepRepeat() throws Exception {
     Path report = tmp.resolve("before-training.json");
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.FAIL, Map.of()), 0)
-            .add(
-                algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ba")))
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .optReportPath(report)
-            .build();
+        reportingAllEvents(
+            SurgeryListener.builder()
+                .add(fail(), 0)
+                .add(log("c"), Trigger.every(Time.parse("1ba"))),
+            report);
     try (Model model = TestModels.model("before-training")) {
       assertThrows(
           SurgeryFailedException.class, () -> model.newTrainer(TestModels.config(listener)));
@@ -602,12 +586,8 @@ class MissedEntriesReportTest {
   void anEpochEntryAfterAFailureAtAStepNamesTheFailure() throws Exception {
     Path report = tmp.resolve("step-then-epoch.json");
     SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(algorithm(TestAlgorithms.FAIL, Map.of()), Trigger.atStep(2))
-            .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
-            .optObservableEvents(SurgeryTrain.EVENTS)
-            .optReportPath(report)
-            .build();
+        reportingAllEvents(
+            SurgeryListener.builder().add(fail(), Trigger.atStep(2)).add(pool(), 1), report);
     fitUntilStopped(listener, "step-then-epoch", true, 2);
     assertEquals(
         "t_fail at step 2 (builder entry 1) failed at step 2 and stopped training before it was"
@@ -640,21 +620,19 @@ class MissedEntriesReportTest {
    */
   private static void fitUntilStopped(
       SurgeryListener listener, String name, boolean surgeryTrain, int epochs) throws Exception {
-    try (Model model = TestModels.model(name);
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      ArrayDataset dataset = TestModels.dataset(data, 5);
-      assertThrows(
-          SurgeryFailedException.class,
-          () -> {
-            if (surgeryTrain) {
-              SurgeryTrain.fit(trainer, epochs, dataset, null);
-            } else {
-              EasyTrain.fit(trainer, epochs, dataset, null);
-            }
-          });
-    }
+    train(
+        listener,
+        name,
+        (trainer, l, dataset) ->
+            assertThrows(
+                SurgeryFailedException.class,
+                () -> {
+                  if (surgeryTrain) {
+                    SurgeryTrain.fit(trainer, epochs, dataset, null);
+                  } else {
+                    EasyTrain.fit(trainer, epochs, dataset, null);
+                  }
+                }));
   }
 
   /**
@@ -681,20 +659,14 @@ class MissedEntriesReportTest {
   }
 
   private static SurgeryListener stoppingListener(Path report) {
-    return SurgeryListener.builder()
-        .add(algorithm(TestAlgorithms.FAIL, Map.of()), 1)
-        .add(algorithm(TestAlgorithms.POOL, Map.of()), 1)
-        .optReportPath(report)
-        .build();
+    return reporting(SurgeryListener.builder().add(fail(), 1).add(pool(), 1), report);
   }
 
   /** t_fail at epoch 1, then t_log (tag c) every epoch: a repeating entry after a failing one. */
   private static SurgeryListener failThenLogEveryEpoch(Path report) {
-    return SurgeryListener.builder()
-        .add(algorithm(TestAlgorithms.FAIL, Map.of()), 1)
-        .add(algorithm(TestAlgorithms.LOG, Map.of("tag", "c")), Trigger.every(Time.parse("1ep")))
-        .optReportPath(report)
-        .build();
+    return reporting(
+        SurgeryListener.builder().add(fail(), 1).add(log("c"), Trigger.every(Time.parse("1ep"))),
+        report);
   }
 
   /**
