@@ -10,18 +10,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
-import ai.djl.training.ParameterStore;
 import ai.djl.util.Pair;
-import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.PassThroughBlock;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -149,7 +146,7 @@ class BlockTreeSnapshotTest {
    * Holds its children in an array and a map as well, and a fixed list ({@code List.of}) of one it
    * never changes: the fields a snapshot records with their contents.
    */
-  static final class CollectionsHolder extends AbstractBlock {
+  static final class CollectionsHolder extends PassThroughBlock {
     final Block[] asArray;
     final Map<String, Block> byName = new LinkedHashMap<>();
     final List<Block> fixed;
@@ -163,17 +160,6 @@ class BlockTreeSnapshotTest {
       fixed = List.of(addChildBlock("kept", kept));
       fixedByName = Map.of("kept", kept);
       listed.add(first);
-    }
-
-    @Override
-    protected NDList forwardInternal(
-        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      throw new UnsupportedOperationException("never run");
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputs) {
-      return inputs;
     }
   }
 

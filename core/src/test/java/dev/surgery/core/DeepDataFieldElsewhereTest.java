@@ -3,17 +3,14 @@ package dev.surgery.core;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
-import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
 import dev.surgery.core.layers.BlurConv2d;
+import dev.surgery.core.testing.PassThroughBlock;
 import dev.surgery.core.testing.TinyModels;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -41,7 +38,7 @@ class DeepDataFieldElsewhereTest {
   }
 
   /** A block with no children that keeps a chain of 20 data nodes (a vocabulary, say). */
-  static final class Vocabulary extends AbstractBlock {
+  static final class Vocabulary extends PassThroughBlock {
     final Node head;
 
     Vocabulary(int length) {
@@ -51,17 +48,6 @@ class DeepDataFieldElsewhereTest {
         n = new Node("t" + i, n);
       }
       head = n;
-    }
-
-    @Override
-    protected NDList forwardInternal(
-        ParameterStore ps, NDList in, boolean training, PairList<String, Object> params) {
-      return in;
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputShapes) {
-      return inputShapes;
     }
   }
 

@@ -57,6 +57,7 @@ import dev.surgery.core.algorithms.WeightStandardization;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.layers.SqueezeExciteConv2d;
 import dev.surgery.core.testing.GcSafeL2Loss;
+import dev.surgery.core.testing.PassThroughBlock;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -1017,18 +1018,7 @@ class HeldBackDrawsZooTest {
   }
 
   /** A parameter-free identity of the program's own, replaced under recursion. */
-  static final class Marker extends AbstractBlock {
-    @Override
-    protected NDList forwardInternal(
-        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      return inputs;
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputShapes) {
-      return inputShapes;
-    }
-  }
+  static final class Marker extends PassThroughBlock {}
 
   /** A dense layer around a weight it may share with another (tied weights), no bias. */
   static final class TiedDense extends AbstractBlock {

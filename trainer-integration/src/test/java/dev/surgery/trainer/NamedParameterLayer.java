@@ -1,33 +1,19 @@
 package dev.surgery.trainer;
 
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
-import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
+import dev.surgery.core.testing.PassThroughBlock;
 
 /**
  * A leaf whose parameters have the names it is given (DJL allows any name, ", " in it too), each of
  * shape (1, input features); its forward passes the input on. For records that name parameters.
  */
-final class NamedParameterLayer extends AbstractBlock {
+final class NamedParameterLayer extends PassThroughBlock {
 
   NamedParameterLayer(String... names) {
     for (String name : names) {
       addParameter(Parameter.builder().setName(name).setType(Parameter.Type.WEIGHT).build());
     }
-  }
-
-  @Override
-  protected NDList forwardInternal(
-      ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-    return inputs;
-  }
-
-  @Override
-  public Shape[] getOutputShapes(Shape[] inputs) {
-    return inputs;
   }
 
   @Override

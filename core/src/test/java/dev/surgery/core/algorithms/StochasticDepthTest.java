@@ -11,7 +11,6 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
@@ -22,12 +21,12 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
-import ai.djl.util.PairList;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.Targets;
 import dev.surgery.core.layers.BatchNormLayer;
 import dev.surgery.core.layers.ConvolutionLayer;
 import dev.surgery.core.layers.StochasticResidual;
+import dev.surgery.core.testing.PassThroughBlock;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.List;
@@ -109,32 +108,10 @@ class StochasticDepthTest {
   }
 
   /** A convolution layer stochastic depth has never heard of, marked as one. */
-  private static final class MarkedConv extends AbstractBlock implements ConvolutionLayer {
-    @Override
-    protected NDList forwardInternal(
-        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      return inputs;
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputs) {
-      return inputs;
-    }
-  }
+  private static final class MarkedConv extends PassThroughBlock implements ConvolutionLayer {}
 
   /** A batch norm stochastic depth has never heard of, marked as one. */
-  private static final class MarkedNorm extends AbstractBlock implements BatchNormLayer {
-    @Override
-    protected NDList forwardInternal(
-        ParameterStore store, NDList inputs, boolean training, PairList<String, Object> params) {
-      return inputs;
-    }
-
-    @Override
-    public Shape[] getOutputShapes(Shape[] inputs) {
-      return inputs;
-    }
-  }
+  private static final class MarkedNorm extends PassThroughBlock implements BatchNormLayer {}
 
   /** A residual unit shaped like ResNetV1's: branch, then a projection shortcut of two blocks. */
   private static ParallelBlock unit(Block branchConv, Block shortcutConv, Block shortcutNorm) {
