@@ -12,6 +12,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.loss.Loss;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.testing.StandardError;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
