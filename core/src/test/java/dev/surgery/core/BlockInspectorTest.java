@@ -19,7 +19,6 @@ import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.norm.Dropout;
 import ai.djl.nn.pooling.Pool;
 import dev.surgery.core.internal.DjlInternals;
-import java.lang.reflect.Proxy;
 import org.junit.jupiter.api.Test;
 
 /** The hidden configuration of DJL blocks, read back exactly. */
@@ -136,13 +135,7 @@ class BlockInspectorTest {
       assertTrue(BlockInspector.wasInitialized(fresh));
     }
     for (boolean answer : new boolean[] {false, true}) {
-      Block foreign =
-          (Block)
-              Proxy.newProxyInstance(
-                  Block.class.getClassLoader(),
-                  new Class<?>[] {Block.class},
-                  (proxy, method, args) ->
-                      method.getName().equals("isInitialized") ? answer : null);
+      Block foreign = Fixtures.foreignBlock("isInitialized", answer);
       assertEquals(answer, BlockInspector.wasInitialized(foreign));
     }
   }

@@ -14,7 +14,6 @@ import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.util.Pair;
 import dev.surgery.core.testing.PassThroughBlock;
-import java.lang.reflect.Proxy;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -58,13 +57,7 @@ class BlockTreesTest {
   void directParametersAreTheOnesDjlSees() {
     ParameterList foreignList = new ParameterList();
     foreignList.add("w", weight("w"));
-    Block foreign =
-        (Block)
-            Proxy.newProxyInstance(
-                Block.class.getClassLoader(),
-                new Class<?>[] {Block.class},
-                (proxy, method, args) ->
-                    method.getName().equals("getDirectParameters") ? foreignList : null);
+    Block foreign = Fixtures.foreignBlock("getDirectParameters", foreignList);
     for (Block block : List.of(new OwnListing(), Linear.builder().setUnits(2).build(), foreign)) {
       assertEquals(
           new ArrayList<>(block.getDirectParameters().values()),

@@ -28,6 +28,7 @@ import ai.djl.training.tracker.FixedPerVarTracker;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
+import java.lang.reflect.Proxy;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -162,6 +163,29 @@ final class Fixtures {
     List<Block> layers() {
       return layers;
     }
+  }
+
+  /**
+   * A block that is no {@link AbstractBlock} (a proxy of the interface), as a block of another
+   * library may be: {@code method} answers {@code answer}, every other method null.
+   */
+  static Block foreignBlock(String method, Object answer) {
+    return (Block)
+        Proxy.newProxyInstance(
+            Block.class.getClassLoader(),
+            new Class<?>[] {Block.class},
+            (proxy, called, args) -> called.getName().equals(method) ? answer : null);
+  }
+
+  /**
+   * A replacement that keeps every block (returns null), adding each it is asked about to {@code
+   * asked}: which blocks a surgery visits.
+   */
+  static ReplacementFunction recording(List<Block> asked) {
+    return (block, index) -> {
+      asked.add(block);
+      return null;
+    };
   }
 
   /** A fresh Conv2d with the same settings, initialized where the old one lives, weights copied. */

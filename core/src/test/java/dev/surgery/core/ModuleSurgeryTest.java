@@ -458,12 +458,7 @@ class ModuleSurgeryTest {
     policies.put(
         BlockMatcher.ofClass(SequentialBlock.class),
         (block, index) -> new SequentialBlock().add(linear(7)));
-    policies.put(
-        BlockMatcher.ofClass(Linear.class),
-        (block, index) -> {
-          visited.add(block);
-          return null;
-        });
+    policies.put(BlockMatcher.ofClass(Linear.class), Fixtures.recording(visited));
     ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
     assertTrue(visited.isEmpty(), "the detached Linear must not be visited");
   }

@@ -107,6 +107,15 @@ class TraversalOutcomesTest {
   }
 
   /** Throws any throwable from a function that declares none (as Kotlin or a sneaky throw can). */
+  /** Replaces every Linear of {@code net} by class, asserting the surgery is refused. */
+  private static SurgeryException linearsRefused(Block net, ReplacementFunction replacement) {
+    return assertThrows(
+        SurgeryException.class,
+        () ->
+            ModuleSurgery.replaceModuleClasses(
+                net, Fixtures.replacingClass(Linear.class, replacement)));
+  }
+
   @SuppressWarnings("unchecked")
   private static <T extends Throwable> Block sneaky(Throwable t) throws T {
     throw (T) t;
@@ -120,28 +129,16 @@ class TraversalOutcomesTest {
   void aFunctionsFailureIsNamedByItsMessageOrElseByItsClass() {
     SequentialBlock net = new SequentialBlock().add(linear(4)).add(linear(2));
     SurgeryException withMessage =
-        assertThrows(
-            SurgeryException.class,
-            () ->
-                ModuleSurgery.replaceModuleClasses(
-                    net,
-                    Fixtures.replacingClass(
-                        Linear.class,
-                        (block, index) -> {
-                          throw new IllegalStateException("boom");
-                        })));
+        linearsRefused(
+            net,
+            (block, index) -> {
+              throw new IllegalStateException("boom");
+            });
     assertEquals(
         "at 01Linear: replacement function of policy Linear failed: boom",
         withMessage.getMessage());
 
-    SurgeryException without =
-        assertThrows(
-            SurgeryException.class,
-            () ->
-                ModuleSurgery.replaceModuleClasses(
-                    net,
-                    Fixtures.replacingClass(
-                        Linear.class, (block, index) -> sneaky(new IOException()))));
+    SurgeryException without = linearsRefused(net, (block, index) -> sneaky(new IOException()));
     assertEquals(
         "at 01Linear: replacement function of policy Linear failed: java.io.IOException",
         without.getMessage());
@@ -201,12 +198,7 @@ class TraversalOutcomesTest {
     List<Block> visited = new ArrayList<>();
     Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
     policies.put(BlockMatcher.ofClass(SequentialBlock.class), (block, index) -> linear(7));
-    policies.put(
-        BlockMatcher.ofClass(Linear.class),
-        (block, index) -> {
-          visited.add(block);
-          return null;
-        });
+    policies.put(BlockMatcher.ofClass(Linear.class), Fixtures.recording(visited));
 
     ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
 
