@@ -32,6 +32,15 @@ import org.junit.jupiter.api.Test;
  */
 class ApplyReportTest {
 
+  /**
+   * The warnings of a {@link Delegating} application, whatever its inner one said: its own, then
+   * the note that it changed nothing.
+   */
+  private static final List<String> OUTER_WARNINGS =
+      List.of(
+          "the delegating algorithm's own warning, after the inner apply",
+          "Applying delegating_probe did not change any layers: {}");
+
   @BeforeAll
   static void register() {
     LiveTraining.registerBuiltins();
@@ -81,11 +90,7 @@ class ApplyReportTest {
     assertEquals(
         List.of("Applying blurpool did not change any layers: " + outer.inner.hyperparameters()),
         outer.innerChanges.warnings());
-    assertEquals(
-        List.of(
-            "the delegating algorithm's own warning, after the inner apply",
-            "Applying delegating_probe did not change any layers: {}"),
-        changes.warnings());
+    assertEquals(OUTER_WARNINGS, changes.warnings());
   }
 
   /**
@@ -99,11 +104,7 @@ class ApplyReportTest {
     assertEquals(1, outer.innerChanges.warnings().size(), outer.innerChanges.warnings().toString());
     assertTrue(
         outer.innerChanges.warnings().get(0).startsWith("Applying layer_freezing did not freeze"));
-    assertEquals(
-        List.of(
-            "the delegating algorithm's own warning, after the inner apply",
-            "Applying delegating_probe did not change any layers: {}"),
-        changes.warnings());
+    assertEquals(OUTER_WARNINGS, changes.warnings());
   }
 
   /** The reported time lies within the time the caller saw the apply take. */
