@@ -27,6 +27,7 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.FixedPerVarTracker;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.layers.AdoptingConv2d;
 import dev.surgery.core.testing.ExactnessOracle;
 import java.lang.reflect.Proxy;
 import java.util.ArrayList;
@@ -190,18 +191,7 @@ final class Fixtures {
 
   /** A fresh Conv2d with the same settings, initialized where the old one lives, weights copied. */
   static Conv2d copyOf(Conv2d old) {
-    Conv2d.Builder builder =
-        Conv2d.builder()
-            .setKernelShape(old.getKernelShape())
-            .optStride(old.getStride())
-            .optPadding(old.getPadding())
-            .optDilation(old.getDilation())
-            .setFilters(old.getFilters())
-            .optGroups(old.getGroups());
-    if (!old.isIncludeBias()) {
-      builder.optBias(false);
-    }
-    Conv2d copy = builder.build();
+    Conv2d copy = AdoptingConv2d.settingsOf(old).build();
     NDArray anchor = old.getParameters().get("weight").getArray();
     copy.initialize(anchor.getManager(), anchor.getDataType(), old.getInputShapes());
     for (var entry : old.getDirectParameters()) {

@@ -1,6 +1,7 @@
 package dev.surgery.trainer;
 
 import ai.djl.nn.convolutional.Conv2d;
+import dev.surgery.core.layers.AdoptingConv2d;
 
 /**
  * A test replacement for {@link Conv2d} with new Parameter objects (initialized by the engine), so
@@ -9,14 +10,6 @@ import ai.djl.nn.convolutional.Conv2d;
 final class FreshConv2d extends Conv2d {
 
   FreshConv2d(Conv2d original) {
-    super(
-        Conv2d.builder()
-            .setKernelShape(original.getKernelShape())
-            .optStride(original.getStride())
-            .optPadding(original.getPadding())
-            .optDilation(original.getDilation())
-            .setFilters(original.getFilters())
-            .optGroups(original.getGroups())
-            .optBias(original.isIncludeBias()));
+    super(AdoptingConv2d.settingsOf(original));
   }
 }

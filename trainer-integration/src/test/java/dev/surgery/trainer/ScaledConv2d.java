@@ -8,6 +8,7 @@ import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.layers.AdoptingConv2d;
 
 /**
  * A test replacement for {@link Conv2d}: the same convolution, adopting the original's Parameter
@@ -20,15 +21,7 @@ final class ScaledConv2d extends Conv2d {
   private final float factor;
 
   ScaledConv2d(Conv2d original, float factor) {
-    super(
-        Conv2d.builder()
-            .setKernelShape(original.getKernelShape())
-            .optStride(original.getStride())
-            .optPadding(original.getPadding())
-            .optDilation(original.getDilation())
-            .setFilters(original.getFilters())
-            .optGroups(original.getGroups())
-            .optBias(original.isIncludeBias()));
+    super(AdoptingConv2d.settingsOf(original));
     this.factor = factor;
     PairList<String, Parameter> params = original.getDirectParameters();
     for (int i = 0; i < params.size(); i++) {
