@@ -163,9 +163,17 @@ class NestedDecisionsExactnessTest {
     return p;
   }
 
+  /** An empty set of elements told apart by identity. */
+  private static <T> Set<T> identitySet() {
+    return Collections.newSetFromMap(new IdentityHashMap<>());
+  }
+
   private static ReplacementFunction wrapAfter(int units) {
     return (block, index) -> new SequentialBlock().add(block).add(linear(units));
   }
+
+  /** A scenario's second flag: its surgery recurses on replacements. */
+  private static final boolean RECURSING = true;
 
   /** One scenario: its network and its policies (built anew for each call). */
   enum Scenario {
@@ -229,12 +237,12 @@ class NestedDecisionsExactnessTest {
         return policyMap(n.left, wrapAfter(5), n.shared, wrapAfter(5));
       }
     },
-    RECURSION_INTO_OWN_WRAPPER(false) {
+    RECURSION_INTO_OWN_WRAPPER(false, RECURSING) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
         Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        Set<Block> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
-        Set<Block> ownFresh = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Block> wrapped = identitySet();
+        Set<Block> ownFresh = identitySet();
         p.put(is(n.outer), wrapAfter(6));
         p.put(
             BlockMatcher.byBlock(b -> (b == n.a && !wrapped.contains(b)) || ownFresh.contains(b)),
@@ -249,17 +257,12 @@ class NestedDecisionsExactnessTest {
             });
         return p;
       }
-
-      @Override
-      boolean recurse() {
-        return true;
-      }
     },
-    RECURSION_REPLACES_THE_OUTER_WRAPPERS_OWN_FRESH_LAYER(false) {
+    RECURSION_REPLACES_THE_OUTER_WRAPPERS_OWN_FRESH_LAYER(false, RECURSING) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
         Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        Set<Block> own = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Block> own = identitySet();
         p.put(
             is(n.outer),
             (block, index) -> {
@@ -275,18 +278,13 @@ class NestedDecisionsExactnessTest {
             });
         return p;
       }
-
-      @Override
-      boolean recurse() {
-        return true;
-      }
     },
-    RECURSION_CHAIN_OF_REPLACED_FRESH_LAYERS(false) {
+    RECURSION_CHAIN_OF_REPLACED_FRESH_LAYERS(false, RECURSING) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
         Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
         Map<Block, Integer> depth = new IdentityHashMap<>();
-        Set<Block> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Block> wrapped = identitySet();
         p.put(is(n.outer), wrapAfter(6));
         p.put(
             BlockMatcher.byBlock(
@@ -303,18 +301,13 @@ class NestedDecisionsExactnessTest {
             });
         return p;
       }
-
-      @Override
-      boolean recurse() {
-        return true;
-      }
     },
-    RECURSION_WRAPS_ITS_OWN_FRESH_LAYER(false) {
+    RECURSION_WRAPS_ITS_OWN_FRESH_LAYER(false, RECURSING) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
         Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        Set<Block> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
-        Set<Block> own = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Block> wrapped = identitySet();
+        Set<Block> own = identitySet();
         p.put(is(n.outer), wrapAfter(6));
         p.put(
             BlockMatcher.byBlock(b -> (b == n.a && !wrapped.contains(b)) || own.contains(b)),
@@ -329,17 +322,12 @@ class NestedDecisionsExactnessTest {
             });
         return p;
       }
-
-      @Override
-      boolean recurse() {
-        return true;
-      }
     },
-    RECURSION_WRAPS_A_REPLACEMENT_THAT_REUSES_CHILDREN(false) {
+    RECURSION_WRAPS_A_REPLACEMENT_THAT_REUSES_CHILDREN(false, RECURSING) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
         Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        Set<Block> done = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Block> done = identitySet();
         p.put(
             is(n.outer),
             (block, index) ->
@@ -356,17 +344,12 @@ class NestedDecisionsExactnessTest {
         p.put(is(n.b), (block, index) -> WeightCopy.into(linear(6), block));
         return p;
       }
-
-      @Override
-      boolean recurse() {
-        return true;
-      }
     },
-    RECURSION_REPLACES_A_WEIGHT_COPY_AGAIN(false) {
+    RECURSION_REPLACES_A_WEIGHT_COPY_AGAIN(false, RECURSING) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
         Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        Set<Block> copies = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Block> copies = identitySet();
         p.put(is(n.outer), wrapAfter(6));
         p.put(
             BlockMatcher.byBlock(b -> b == n.b || copies.contains(b)),
@@ -382,11 +365,6 @@ class NestedDecisionsExactnessTest {
             is(n.c),
             (block, index) -> new SequentialBlock().add(WeightCopy.into(linear(6), block)));
         return p;
-      }
-
-      @Override
-      boolean recurse() {
-        return true;
       }
     },
     REUSED_CHILD_WRAPPED_AND_ITS_LEAF_REPLACED(false) {
@@ -405,12 +383,12 @@ class NestedDecisionsExactnessTest {
             (block, index) -> linear(6));
       }
     },
-    DIAMOND_RECURSION_INTO_THE_SHARED_WRAPPER(true) {
+    DIAMOND_RECURSION_INTO_THE_SHARED_WRAPPER(true, RECURSING) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
         Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
-        Set<Block> own = Collections.newSetFromMap(new IdentityHashMap<>());
-        Set<Block> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Block> own = identitySet();
+        Set<Block> wrapped = identitySet();
         p.put(is(n.left), wrapAfter(5));
         p.put(
             BlockMatcher.byBlock(b -> (b == n.shared && !wrapped.contains(b)) || own.contains(b)),
@@ -424,11 +402,6 @@ class NestedDecisionsExactnessTest {
               return new SequentialBlock().add(block).add(fresh);
             });
         return p;
-      }
-
-      @Override
-      boolean recurse() {
-        return true;
       }
     },
     DIAMOND_SHARED_REPLACED_SECOND_PARENT_WRAPPED(true) {
@@ -452,9 +425,15 @@ class NestedDecisionsExactnessTest {
     };
 
     final boolean diamond;
+    final boolean recurse;
 
     Scenario(boolean diamond) {
+      this(diamond, false);
+    }
+
+    Scenario(boolean diamond, boolean recurse) {
       this.diamond = diamond;
+      this.recurse = recurse;
     }
 
     Net net() {
@@ -463,8 +442,9 @@ class NestedDecisionsExactnessTest {
 
     abstract Map<BlockMatcher, ReplacementFunction> policies(Net n);
 
+    /** Whether the surgery recurses on replacements (the {@code RECURSING} scenarios). */
     boolean recurse() {
-      return false;
+      return recurse;
     }
   }
 
@@ -617,7 +597,7 @@ class NestedDecisionsExactnessTest {
       Fates fates = rig.adopt(oldArrays);
       // What the functions made and the model does not hold (an intermediate replacement) is
       // closed.
-      Set<Parameter> live = Collections.newSetFromMap(new IdentityHashMap<>());
+      Set<Parameter> live = identitySet();
       live.addAll(params(root));
       for (Block b : made) {
         for (Parameter p : b.getParameters().values()) {
@@ -856,7 +836,7 @@ class NestedDecisionsExactnessTest {
         r.steps(2);
       }
       assertTwins(twin, rig, "after the first surgery");
-      Set<Parameter> born = Collections.newSetFromMap(new IdentityHashMap<>());
+      Set<Parameter> born = identitySet();
       born.addAll(first.get(0).born);
       int units = scenario.diamond ? 5 : 6;
 
@@ -1127,7 +1107,7 @@ class NestedDecisionsExactnessTest {
 
   /** The model's parameters as DJL lists them, each once (a shared block lists its own twice). */
   static List<Parameter> params(Block root) {
-    Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Parameter> seen = identitySet();
     List<Parameter> all = new ArrayList<>();
     for (Parameter p : root.getParameters().values()) {
       if (seen.add(p)) {
@@ -1261,7 +1241,7 @@ class NestedDecisionsExactnessTest {
       Map<NDArray, Parameter> byArray = new IdentityHashMap<>();
       oldArrays.forEach((p, a) -> byArray.put(a, p));
       Map<Parameter, Shadow> next = new IdentityHashMap<>();
-      Set<Parameter> kept = Collections.newSetFromMap(new IdentityHashMap<>());
+      Set<Parameter> kept = identitySet();
       Optimizer live = DjlInternals.optimizer(trainer);
       for (Parameter p : params(model.getBlock())) {
         if (next.containsKey(p)) {
