@@ -158,7 +158,7 @@ class HeldBackDrawsZooTest {
                         Linear.builder().setUnits(6).optBias(false).build(),
                         LayerNorm.builder().build(),
                         prelu(),
-                        Linear.builder().setUnits(5).build(),
+                        linear(5),
                         BatchNorm.builder().build()),
                 new Shape(4, 6))
             .policy(Linear.class, (b, i) -> i < 2 ? linearLike((Linear) b, i == 0) : null)
@@ -172,7 +172,7 @@ class HeldBackDrawsZooTest {
                     headed(
                         Linear.builder().setUnits(6).optBias(false).build(),
                         LayerNorm.builder().build(),
-                        Linear.builder().setUnits(5).build(),
+                        linear(5),
                         BatchNorm.builder().build()),
                 new Shape(4, 6))
             .policy(Linear.class, (b, i) -> i < 2 ? linearLike((Linear) b, i == 0) : null)
@@ -184,11 +184,7 @@ class HeldBackDrawsZooTest {
   void normsAloneDrawNothing() throws Exception {
     Spec spec =
         new Spec(
-                () ->
-                    headed(
-                        Linear.builder().setUnits(6).build(),
-                        LayerNorm.builder().build(),
-                        BatchNorm.builder().build()),
+                () -> headed(linear(6), LayerNorm.builder().build(), BatchNorm.builder().build()),
                 new Shape(4, 6))
             .policy(LayerNorm.class, (b, i) -> LayerNorm.builder().build())
             .policy(BatchNorm.class, (b, i) -> BatchNorm.builder().build());
@@ -202,53 +198,36 @@ class HeldBackDrawsZooTest {
   @Test
   void sequentialAndParallelWrappersOfSeveralFreshLayers() throws Exception {
     check(
-        new Spec(
-                () -> headed(Linear.builder().setUnits(6).build(), Activation.reluBlock()),
-                new Shape(4, 5))
+        new Spec(() -> headed(linear(6), Activation.reluBlock()), new Shape(4, 5))
             .policy(
                 Linear.class,
                 (b, i) ->
                     i == 0
                         ? new SequentialBlock()
-                            .add(Linear.builder().setUnits(7).build())
+                            .add(linear(7))
                             .add(BatchNorm.builder().build())
                             .add(Activation.reluBlock())
                             .add(Linear.builder().setUnits(6).optBias(false).build())
                         : null));
     check(
-        new Spec(
-                () -> headed(Linear.builder().setUnits(6).build(), Activation.reluBlock()),
-                new Shape(4, 5))
+        new Spec(() -> headed(linear(6), Activation.reluBlock()), new Shape(4, 5))
             .policy(
                 Linear.class,
                 (b, i) ->
                     i == 0
                         ? new ParallelBlock(
                             list -> new NDList(list.get(0).head().add(list.get(1).head())),
-                            List.of(
-                                Linear.builder().setUnits(6).build(),
-                                new SequentialBlock()
-                                    .add(Linear.builder().setUnits(3).build())
-                                    .add(Linear.builder().setUnits(6).build())))
+                            List.of(linear(6), new SequentialBlock().add(linear(3)).add(linear(6))))
                         : null));
   }
 
   @Test
   void aReplacementThatWrapsTheOriginalAndAFreshLayer() throws Exception {
     check(
-        new Spec(
-                () ->
-                    headed(
-                        Linear.builder().setUnits(6).build(),
-                        Activation.reluBlock(),
-                        Linear.builder().setUnits(6).build()),
-                new Shape(4, 5))
+        new Spec(() -> headed(linear(6), Activation.reluBlock(), linear(6)), new Shape(4, 5))
             .policy(
                 Linear.class,
-                (b, i) ->
-                    i < 2
-                        ? new SequentialBlock().add(b).add(Linear.builder().setUnits(6).build())
-                        : null));
+                (b, i) -> i < 2 ? new SequentialBlock().add(b).add(linear(6)) : null));
   }
 
   @Test
@@ -257,11 +236,7 @@ class HeldBackDrawsZooTest {
         new Spec(
                 () ->
                     headed(
-                        conv2d(3),
-                        Activation.reluBlock(),
-                        new OwnScale(3),
-                        conv2d(2),
-                        Linear.builder().setUnits(4).build()),
+                        conv2d(3), Activation.reluBlock(), new OwnScale(3), conv2d(2), linear(4)),
                 new Shape(2, 2, 5, 5))
             .policy(
                 Conv2d.class,
@@ -278,7 +253,7 @@ class HeldBackDrawsZooTest {
                   if (i != 0) {
                     return null;
                   }
-                  Linear l = Linear.builder().setUnits(4).build();
+                  Linear l = linear(4);
                   l.setInitializer(
                       new XavierInitializer(
                           XavierInitializer.RandomType.UNIFORM,
@@ -296,18 +271,12 @@ class HeldBackDrawsZooTest {
     Initializer own = (m, s, t) -> m.randomUniform(-0.3f, 0.3f, s, t);
     check(
         new Spec(
-                () ->
-                    headed(
-                        Linear.builder().setUnits(6).build(),
-                        Activation.reluBlock(),
-                        Linear.builder().setUnits(6).build(),
-                        tanh(),
-                        Linear.builder().setUnits(6).build()),
+                () -> headed(linear(6), Activation.reluBlock(), linear(6), tanh(), linear(6)),
                 new Shape(4, 5))
             .policy(
                 Linear.class,
                 (b, i) -> {
-                  Linear l = Linear.builder().setUnits(6).build();
+                  Linear l = linear(6);
                   if (i == 1) {
                     l.setInitializer(new TruncatedNormalInitializer(0.1f), Parameter.Type.BIAS);
                   } else if (i == 2) {
@@ -324,12 +293,7 @@ class HeldBackDrawsZooTest {
     for (DataType type : new DataType[] {DataType.FLOAT64, DataType.FLOAT16}) {
       Spec spec =
           new Spec(
-                  () ->
-                      headed(
-                          conv2d(3),
-                          Activation.reluBlock(),
-                          conv2d(2),
-                          Linear.builder().setUnits(4).build()),
+                  () -> headed(conv2d(3), Activation.reluBlock(), conv2d(2), linear(4)),
                   new Shape(2, 2, 5, 5))
               .type(type)
               .policy(
@@ -347,7 +311,7 @@ class HeldBackDrawsZooTest {
                     if (i != 0) {
                       return null;
                     }
-                    Linear l = Linear.builder().setUnits(4).build();
+                    Linear l = linear(4);
                     l.setInitializer(new NormalInitializer(0.1f), Parameter.Type.BIAS);
                     return l;
                   });
@@ -366,14 +330,11 @@ class HeldBackDrawsZooTest {
             new SequentialBlock()
                 .add(
                     new SequentialBlock()
-                        .add(Linear.builder().setUnits(6).build()) // a
-                        .add(
-                            new SequentialBlock()
-                                .add(Activation.reluBlock())
-                                .add(Linear.builder().setUnits(6).build()))) // b
-                .add(Linear.builder().setUnits(5).build()) // c
+                        .add(linear(6)) // a
+                        .add(new SequentialBlock().add(Activation.reluBlock()).add(linear(6)))) // b
+                .add(linear(5)) // c
                 .add(tanh())
-                .add(Linear.builder().setUnits(3).build()); // d, the head
+                .add(linear(3)); // d, the head
     List<Integer> order = new ArrayList<>();
     Outcome outcome =
         check(
@@ -406,20 +367,14 @@ class HeldBackDrawsZooTest {
   @Test
   void aFrozenFreshReplacementGetsItsDrawAndStaysFrozen() throws Exception {
     check(
-        new Spec(
-                () ->
-                    headed(
-                        Linear.builder().setUnits(6).build(),
-                        Activation.reluBlock(),
-                        Linear.builder().setUnits(6).build()),
-                new Shape(4, 5))
+        new Spec(() -> headed(linear(6), Activation.reluBlock(), linear(6)), new Shape(4, 5))
             .policy(
                 Linear.class,
                 (b, i) -> {
                   if (i > 1) {
                     return null;
                   }
-                  Linear l = Linear.builder().setUnits(6).build();
+                  Linear l = linear(6);
                   if (i == 0) {
                     l.freezeParameters(true);
                   }
@@ -442,13 +397,7 @@ class HeldBackDrawsZooTest {
           return new TiedDense(shared[0]);
         };
     check(
-        new Spec(
-                () ->
-                    headed(
-                        Linear.builder().setUnits(6).build(),
-                        Activation.reluBlock(),
-                        Linear.builder().setUnits(6).build()),
-                new Shape(4, 6))
+        new Spec(() -> headed(linear(6), Activation.reluBlock(), linear(6)), new Shape(4, 6))
             .policy(Linear.class, tied));
   }
 
@@ -472,12 +421,7 @@ class HeldBackDrawsZooTest {
             model(
                 "recursion",
                 new Spec(
-                    () ->
-                        headed(
-                            Linear.builder().setUnits(6).build(),
-                            Activation.reluBlock(),
-                            Linear.builder().setUnits(6).build()),
-                    new Shape(4, 5)));
+                    () -> headed(linear(6), Activation.reluBlock(), linear(6)), new Shape(4, 5)));
         Trainer trainer = subject.newTrainer(config(new Spec(() -> null, new Shape(4, 5))))) {
       Engine.getInstance().setRandomSeed(1);
       trainer.initialize(new Shape(4, 5));
@@ -489,12 +433,11 @@ class HeldBackDrawsZooTest {
       Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put(
           BlockMatcher.byBlock(originals::contains),
-          (b, i) ->
-              new SequentialBlock().add(new Marker()).add(Linear.builder().setUnits(6).build()));
+          (b, i) -> new SequentialBlock().add(new Marker()).add(linear(6)));
       policies.put(
           BlockMatcher.ofClass(Marker.class),
           (b, i) -> {
-            Linear l = Linear.builder().setUnits(6).build();
+            Linear l = linear(6);
             l.setInitializer(new UniformInitializer(0.4f), Parameter.Type.WEIGHT);
             return l;
           });
@@ -511,9 +454,9 @@ class HeldBackDrawsZooTest {
       Engine.getInstance().setRandomSeed(SEED);
       List<Block> byHand = new ArrayList<>();
       for (Shape input : new Shape[] {new Shape(4, 5), new Shape(4, 6)}) {
-        Linear l = Linear.builder().setUnits(6).build();
+        Linear l = linear(6);
         l.setInitializer(new UniformInitializer(0.4f), Parameter.Type.WEIGHT);
-        Block wrapper = new SequentialBlock().add(l).add(Linear.builder().setUnits(6).build());
+        Block wrapper = new SequentialBlock().add(l).add(linear(6));
         wrapper.initialize(data, DataType.FLOAT32, input);
         byHand.add(wrapper);
       }
@@ -554,10 +497,7 @@ class HeldBackDrawsZooTest {
             Linear.class,
             (b, i) ->
                 i == 0
-                    ? new SequentialBlock()
-                        .add(b)
-                        .add(Linear.builder().setUnits(6).build())
-                        .add(Activation.reluBlock())
+                    ? new SequentialBlock().add(b).add(linear(6)).add(Activation.reluBlock())
                     : null)
         .policy(LayerNorm.class, (b, i) -> LayerNorm.builder().build());
   }
@@ -592,11 +532,7 @@ class HeldBackDrawsZooTest {
     // The head (placed last) is given 4 outputs for 3: refused once every other layer is placed.
     Spec spec = recurrent();
     spec.policy(
-        Linear.class,
-        (b, i) ->
-            DjlInternals.linearUnits((Linear) b) == 3
-                ? Linear.builder().setUnits(4).build()
-                : null);
+        Linear.class, (b, i) -> DjlInternals.linearUnits((Linear) b) == 3 ? linear(4) : null);
     try (NDManager data = NDManager.newBaseManager();
         Model subject = model("refused", spec);
         Trainer trainer = subject.newTrainer(config(spec))) {
@@ -904,7 +840,7 @@ class HeldBackDrawsZooTest {
     for (Block b : blocks) {
       net.add(b);
     }
-    return net.add(Blocks.batchFlattenBlock()).add(Linear.builder().setUnits(3).build());
+    return net.add(Blocks.batchFlattenBlock()).add(linear(3));
   }
 
   private static void assertSameParameters(Block expected, Block actual, String when) {
@@ -923,6 +859,10 @@ class HeldBackDrawsZooTest {
   }
 
   // ------------------------------------------------------------------ blocks
+
+  private static Linear linear(int units) {
+    return Linear.builder().setUnits(units).build();
+  }
 
   private static Conv1d conv1d(int filters) {
     return Conv1d.builder()
