@@ -16,6 +16,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
+import dev.surgery.core.testing.TinyModels;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Function;
@@ -111,12 +112,7 @@ class FactorizedLayersTest {
   void aFailedFactorizationLeavesNoArrayOnTheWeightsManager() {
     try (NDManager owner = manager.newSubManager()) {
       Shape in = new Shape(2, 2, 7, 6);
-      Conv2d conv =
-          Conv2d.builder()
-              .setKernelShape(new Shape(3, 3))
-              .optPadding(new Shape(1, 1))
-              .setFilters(5)
-              .build();
+      Conv2d conv = TinyModels.conv3x3(5, 1);
       conv.initialize(owner, DataType.FLOAT32, in);
       NDArray weight = conv.getParameters().get("weight").getArray();
       float[] values = weight.toFloatArray();
@@ -132,12 +128,7 @@ class FactorizedLayersTest {
   @Test
   void float64ConvAtFullRankComputesTheOriginal() {
     Shape in = new Shape(2, 2, 7, 6);
-    Conv2d conv =
-        Conv2d.builder()
-            .setKernelShape(new Shape(3, 3))
-            .optPadding(new Shape(1, 1))
-            .setFilters(5)
-            .build();
+    Conv2d conv = TinyModels.conv3x3(5, 1);
     conv.initialize(manager, DataType.FLOAT64, in);
     NDArray x = manager.randomNormal(in).toType(DataType.FLOAT64, false);
     double[] expected = conv.forward(ps, new NDList(x), false).singletonOrThrow().toDoubleArray();
