@@ -47,11 +47,15 @@ class WrappedHolderPlacementTest {
   /** A sequence of the program's own class, so that a policy can tell it from the root. */
   static final class Holder extends SequentialBlock {}
 
+  private static Linear linear(int units) {
+    return Linear.builder().setUnits(units).build();
+  }
+
   private static SequentialBlock net() {
     return new SequentialBlock()
-        .add(new Holder().add(Linear.builder().setUnits(6).build()))
+        .add(new Holder().add(linear(6)))
         .add(Activation.reluBlock())
-        .add(Linear.builder().setUnits(3).build());
+        .add(linear(3));
   }
 
   private static Map<Class<? extends Block>, ReplacementFunction> policies(List<String> calls) {
@@ -60,7 +64,7 @@ class WrappedHolderPlacementTest {
         Holder.class,
         (block, index) -> {
           calls.add("wrap the holder");
-          return new SequentialBlock().add(block).add(Linear.builder().setUnits(6).build());
+          return new SequentialBlock().add(block).add(linear(6));
         });
     policies.put(
         Linear.class,
@@ -69,18 +73,37 @@ class WrappedHolderPlacementTest {
             return null; // the head
           }
           calls.add("replace its layer");
-          return Linear.builder().setUnits(6).build();
+          return linear(6);
         });
     return policies;
+  }
+
+  /** {@link #net()}, initialized from seed 1. */
+  private static SequentialBlock initializedNet(NDManager manager) {
+    SequentialBlock net = net();
+    Engine.getInstance().setRandomSeed(1);
+    net.initialize(manager, DataType.FLOAT32, INPUT);
+    return net;
+  }
+
+  /** The surgery without a trainer, from SEED; the generator's next draw after it. */
+  private static float[] replaceFromSeed(
+      Block net, Map<Class<? extends Block>, ReplacementFunction> policies, NDManager manager) {
+    Engine.getInstance().setRandomSeed(SEED);
+    ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
+    return Fixtures.nextDraw(manager);
+  }
+
+  private static void assertEveryParameterHasAnArray(Block net) {
+    for (Parameter p : BlockTrees.parametersOf(net)) {
+      assertTrue(p.isInitialized(), p.getName() + " has an array after the surgery");
+    }
   }
 
   /** The final wrapper built and initialized by hand from SEED; the generator's next draw. */
   private static float[] byHand(NDManager manager, List<Block> wrapper) {
     Engine.getInstance().setRandomSeed(SEED);
-    Block block =
-        new SequentialBlock()
-            .add(new Holder().add(Linear.builder().setUnits(6).build()))
-            .add(Linear.builder().setUnits(6).build());
+    Block block = new SequentialBlock().add(new Holder().add(linear(6))).add(linear(6));
     block.initialize(manager, DataType.FLOAT32, INPUT);
     wrapper.add(block);
     return Fixtures.nextDraw(manager);
@@ -89,17 +112,11 @@ class WrappedHolderPlacementTest {
   @Test
   void withoutATrainerEveryFreshLayerIsInitializedAsByHand() {
     try (NDManager manager = NDManager.newBaseManager()) {
-      SequentialBlock net = net();
-      Engine.getInstance().setRandomSeed(1);
-      net.initialize(manager, DataType.FLOAT32, INPUT);
+      SequentialBlock net = initializedNet(manager);
       List<String> calls = new ArrayList<>();
-      Engine.getInstance().setRandomSeed(SEED);
-      ModuleSurgery.replaceModuleClasses(net, policies(calls), List.of(), false, null);
-      float[] after = Fixtures.nextDraw(manager);
+      float[] after = replaceFromSeed(net, policies(calls), manager);
       assertEquals(List.of("wrap the holder", "replace its layer"), calls);
-      for (Parameter p : BlockTrees.parametersOf(net)) {
-        assertTrue(p.isInitialized(), p.getName() + " has an array after the surgery");
-      }
+      assertEveryParameterHasAnArray(net);
       List<Block> wrapper = new ArrayList<>();
       assertArrayEquals(byHand(manager, wrapper), after, "the generator, as by hand");
       assertSameValues(wrapper.get(0), net.getChildren().valueAt(0));
@@ -162,29 +179,17 @@ class WrappedHolderPlacementTest {
   @Test
   void aNewHolderThatTakesOverTheReplacedLayer() {
     try (NDManager manager = NDManager.newBaseManager()) {
-      SequentialBlock net = net();
-      Engine.getInstance().setRandomSeed(1);
-      net.initialize(manager, DataType.FLOAT32, INPUT);
+      SequentialBlock net = initializedNet(manager);
       Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
       policies.put(
           Holder.class,
           (block, index) ->
-              new SequentialBlock()
-                  .add(block.getChildren().valueAt(0))
-                  .add(Linear.builder().setUnits(6).build()));
-      policies.put(
-          Linear.class, (block, index) -> index == 0 ? Linear.builder().setUnits(6).build() : null);
+              new SequentialBlock().add(block.getChildren().valueAt(0)).add(linear(6)));
+      policies.put(Linear.class, (block, index) -> index == 0 ? linear(6) : null);
+      float[] after = replaceFromSeed(net, policies, manager);
+      assertEveryParameterHasAnArray(net);
       Engine.getInstance().setRandomSeed(SEED);
-      ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
-      float[] after = Fixtures.nextDraw(manager);
-      for (Parameter p : BlockTrees.parametersOf(net)) {
-        assertTrue(p.isInitialized(), p.getName() + " has an array after the surgery");
-      }
-      Engine.getInstance().setRandomSeed(SEED);
-      Block byHand =
-          new SequentialBlock()
-              .add(Linear.builder().setUnits(6).build())
-              .add(Linear.builder().setUnits(6).build());
+      Block byHand = new SequentialBlock().add(linear(6)).add(linear(6));
       byHand.initialize(manager, DataType.FLOAT32, INPUT);
       assertArrayEquals(Fixtures.nextDraw(manager), after, "the generator, as by hand");
       assertSameValues(byHand, net.getChildren().valueAt(0));
@@ -199,27 +204,16 @@ class WrappedHolderPlacementTest {
   @Test
   void theInnerReplacementIsPlacedBeforeItsWrapperWhereverTheWrapperPutsItsFreshLayer() {
     try (NDManager manager = NDManager.newBaseManager()) {
-      SequentialBlock net = net();
-      Engine.getInstance().setRandomSeed(1);
-      net.initialize(manager, DataType.FLOAT32, INPUT);
+      SequentialBlock net = initializedNet(manager);
       Map<Class<? extends Block>, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          Holder.class,
-          (block, index) ->
-              new SequentialBlock().add(Linear.builder().setUnits(5).build()).add(block));
-      policies.put(
-          Linear.class, (block, index) -> index == 0 ? Linear.builder().setUnits(6).build() : null);
-      Engine.getInstance().setRandomSeed(SEED);
-      ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
-      float[] after = Fixtures.nextDraw(manager);
+      policies.put(Holder.class, (block, index) -> new SequentialBlock().add(linear(5)).add(block));
+      policies.put(Linear.class, (block, index) -> index == 0 ? linear(6) : null);
+      float[] after = replaceFromSeed(net, policies, manager);
 
       Engine.getInstance().setRandomSeed(SEED);
-      Block inner = Linear.builder().setUnits(6).build();
+      Block inner = linear(6);
       inner.initialize(manager, DataType.FLOAT32, INPUT);
-      Block wrapper =
-          new SequentialBlock()
-              .add(Linear.builder().setUnits(5).build())
-              .add(new Holder().add(inner));
+      Block wrapper = new SequentialBlock().add(linear(5)).add(new Holder().add(inner));
       wrapper.initialize(manager, DataType.FLOAT32, INPUT);
       assertArrayEquals(Fixtures.nextDraw(manager), after, "the generator, as by hand");
       assertSameValues(wrapper, net.getChildren().valueAt(0));
@@ -234,17 +228,14 @@ class WrappedHolderPlacementTest {
   @Test
   void aLaterRefusalAfterTheNestedPlacementHasDrawnNothing() {
     try (NDManager manager = NDManager.newBaseManager()) {
-      SequentialBlock net = net();
-      Engine.getInstance().setRandomSeed(1);
-      net.initialize(manager, DataType.FLOAT32, INPUT);
+      SequentialBlock net = initializedNet(manager);
       List<Parameter> before = new ArrayList<>(BlockTrees.parametersOf(net));
       List<float[]> values = new ArrayList<>();
       for (Parameter p : before) {
         values.add(p.getArray().toFloatArray());
       }
       Map<Class<? extends Block>, ReplacementFunction> policies = policies(new ArrayList<>());
-      policies.put(
-          Linear.class, (block, index) -> Linear.builder().setUnits(index == 0 ? 6 : 4).build());
+      policies.put(Linear.class, (block, index) -> linear(index == 0 ? 6 : 4));
       Engine.getInstance().setRandomSeed(SEED);
       SurgeryException refused =
           org.junit.jupiter.api.Assertions.assertThrows(
