@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -65,6 +66,30 @@ class HeldBackDrawsReviewTest {
     }
   }
 
+  /**
+   * Replaces the model's second Linear (the {@code Linear(4)} at position 2) by {@code around} a
+   * fresh {@code Linear(4)}, from SEED, and asserts that the surgery succeeds and gives the values
+   * of the same replacement initialized by hand from SEED.
+   */
+  private static void assertPlacedAsByHand(Function<Block, Block> around, String label) {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = net(manager, DataType.FLOAT32);
+      Engine.getInstance().setRandomSeed(SEED);
+      Block byHand = around.apply(Linear.builder().setUnits(4).build());
+      byHand.initialize(manager, DataType.FLOAT32, new Shape(4, 8));
+
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(
+              Linear.class,
+              (block, index) ->
+                  index == 1 ? around.apply(Linear.builder().setUnits(4).build()) : null);
+      Engine.getInstance().setRandomSeed(SEED);
+      assertDoesNotThrow(
+          () -> ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null));
+      Fixtures.assertSameValues(byHand, net.getChildren().valueAt(2), label);
+    }
+  }
+
   /** A replacement that builds its layer once it is initialized (the layer's size known then). */
   static final class BuiltOnInit extends SequentialBlock {
     private final int units;
@@ -95,21 +120,7 @@ class HeldBackDrawsReviewTest {
    */
   @Test
   void aReplacementThatScalesItsDrawnWeightsInInitializeKeepsTheScale() {
-    try (NDManager manager = NDManager.newBaseManager()) {
-      SequentialBlock net = net(manager, DataType.FLOAT32);
-      Engine.getInstance().setRandomSeed(SEED);
-      HalvedOnInit byHand = new HalvedOnInit(Linear.builder().setUnits(4).build());
-      byHand.initialize(manager, DataType.FLOAT32, new Shape(4, 8));
-
-      Map<Class<? extends Block>, ReplacementFunction> policies =
-          Fixtures.replacingClass(
-              Linear.class,
-              (block, index) ->
-                  index == 1 ? new HalvedOnInit(Linear.builder().setUnits(4).build()) : null);
-      Engine.getInstance().setRandomSeed(SEED);
-      ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null);
-      Fixtures.assertSameValues(byHand, net.getChildren().valueAt(2), "the halved replacement");
-    }
+    assertPlacedAsByHand(HalvedOnInit::new, "the halved replacement");
   }
 
   /**
@@ -195,24 +206,7 @@ class HeldBackDrawsReviewTest {
    */
   @Test
   void aReplacementInitializedOnATemporaryManagerIsPlaced() {
-    try (NDManager manager = NDManager.newBaseManager()) {
-      SequentialBlock net = net(manager, DataType.FLOAT32);
-      Engine.getInstance().setRandomSeed(SEED);
-      Block byHand = new InitializedOnASubManager(Linear.builder().setUnits(4).build());
-      byHand.initialize(manager, DataType.FLOAT32, new Shape(4, 8));
-
-      Map<Class<? extends Block>, ReplacementFunction> policies =
-          Fixtures.replacingClass(
-              Linear.class,
-              (block, index) ->
-                  index == 1
-                      ? new InitializedOnASubManager(Linear.builder().setUnits(4).build())
-                      : null);
-      Engine.getInstance().setRandomSeed(SEED);
-      assertDoesNotThrow(
-          () -> ModuleSurgery.replaceModuleClasses(net, policies, List.of(), false, null));
-      Fixtures.assertSameValues(byHand, net.getChildren().valueAt(2), "the replacement");
-    }
+    assertPlacedAsByHand(InitializedOnASubManager::new, "the replacement");
   }
 
   /**
