@@ -26,11 +26,11 @@ import java.util.Map;
 import java.util.function.Supplier;
 
 /**
- * One seeded training run of DJL's {@code EasyTrain.fit} with SGD and momentum (the setting of the
- * stochastic-depth NaN report) on generated 4-class data, with an algorithm applied either right
- * after {@code Trainer.initialize} or after a completed epoch. The finiteness guard runs after the
- * surgery and after every batch's backward; a garbage collection runs between every forward and its
- * backward, so that anything the backward needs but nobody owns is freed before it is read.
+ * One seeded training run of DJL's {@code EasyTrain.fit} (by default with SGD and momentum, the
+ * setting of the stochastic-depth NaN report) on generated 4-class data, with algorithms applied
+ * right after {@code Trainer.initialize} or after completed epochs. The finiteness guard runs after
+ * the surgery and after every batch's backward; a garbage collection runs between every forward and
+ * its backward, so that anything the backward needs but nobody owns is freed before it is read.
  */
 final class SeededTraining {
 
@@ -50,8 +50,25 @@ final class SeededTraining {
     /** Every parameter's final values, by parameter path. */
     final Map<String, float[]> parameters = new LinkedHashMap<>();
 
-    /** The surgery's report. */
+    /** The surgery's report (the last one, for a schedule). */
     SurgeryChanges report;
+
+    /** Every surgery's report, in the order applied. */
+    final List<SurgeryChanges> reports = new ArrayList<>();
+  }
+
+  /**
+   * One entry of a schedule.
+   *
+   * @param algorithm the algorithm
+   * @param afterEpoch 0 for right after {@code Trainer.initialize}, else the number of completed
+   *     epochs after which it runs
+   */
+  record Step(Algorithm algorithm, int afterEpoch) {}
+
+  /** SGD with momentum 0.9 at a fixed rate of 0.05: the setting of the stochastic-depth report. */
+  static Optimizer sgdWithMomentum() {
+    return Optimizer.sgd().setLearningRateTracker(Tracker.fixed(0.05f)).optMomentum(0.9f).build();
   }
 
   /**
@@ -74,6 +91,34 @@ final class SeededTraining {
       int epochs,
       int seed)
       throws Exception {
+    return run(
+        net,
+        sampleShape,
+        List.of(new Step(algorithm, applyAfterEpoch)),
+        SeededTraining::sgdWithMomentum,
+        epochs,
+        seed);
+  }
+
+  /**
+   * Trains from {@code seed}, applying a schedule: the entries after the same epoch in their order.
+   *
+   * @param net builds the model (called once the seed is set)
+   * @param sampleShape the shape of one sample
+   * @param schedule the algorithms and when each runs
+   * @param optimizer builds the optimizer
+   * @param epochs the epochs to train
+   * @param seed the engine seed
+   * @return losses, final parameters and the reports
+   */
+  static Result run(
+      Supplier<Block> net,
+      Shape sampleShape,
+      List<Step> schedule,
+      Supplier<Optimizer> optimizer,
+      int epochs,
+      int seed)
+      throws Exception {
     Result result = new Result();
     Engine.getInstance().setRandomSeed(seed);
     try (Model model = Model.newInstance("seeded");
@@ -91,12 +136,7 @@ final class SeededTraining {
               .build();
       Loss loss = Loss.softmaxCrossEntropyLoss();
       DefaultTrainingConfig config =
-          new DefaultTrainingConfig(new CollectingLoss(loss))
-              .optOptimizer(
-                  Optimizer.sgd()
-                      .setLearningRateTracker(Tracker.fixed(0.05f))
-                      .optMomentum(0.9f)
-                      .build());
+          new DefaultTrainingConfig(new CollectingLoss(loss)).optOptimizer(optimizer.get());
       int[] epoch = {0};
       int[] batch = {0};
       config.addTrainingListeners(
@@ -114,16 +154,12 @@ final class SeededTraining {
             public void onEpoch(Trainer trainer) {
               epoch[0]++;
               batch[0] = 0;
-              if (applyAfterEpoch > 0 && epoch[0] == applyAfterEpoch) {
-                result.report = apply(algorithm, model, trainer, epoch[0], epochs);
-              }
+              applyDue(schedule, epoch[0], result, model, trainer, epochs);
             }
           });
       try (Trainer trainer = model.newTrainer(config)) {
         trainer.initialize(new Shape(BATCH).addAll(sampleShape));
-        if (applyAfterEpoch == 0) {
-          result.report = apply(algorithm, model, trainer, 0, epochs);
-        }
+        applyDue(schedule, 0, result, model, trainer, epochs);
         EasyTrain.fit(trainer, epochs, dataset, null);
         for (Pair<String, Parameter> p : model.getBlock().getParameters()) {
           result.parameters.put(p.getKey(), p.getValue().getArray().toFloatArray());
@@ -131,6 +167,16 @@ final class SeededTraining {
       }
     }
     return result;
+  }
+
+  private static void applyDue(
+      List<Step> schedule, int completed, Result result, Model model, Trainer trainer, int epochs) {
+    for (Step step : schedule) {
+      if (step.afterEpoch() == completed) {
+        result.report = apply(step.algorithm(), model, trainer, completed, epochs);
+        result.reports.add(result.report);
+      }
+    }
   }
 
   private static SurgeryChanges apply(
