@@ -13,13 +13,9 @@ import dev.surgery.testplugin.TestPluginProvider;
 import java.io.IOException;
 import java.net.URL;
 import java.net.URLClassLoader;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.ServiceLoader;
-import java.util.jar.JarEntry;
-import java.util.jar.JarOutputStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -34,27 +30,12 @@ class ExtensionLoaderTest {
    * A jar holding a services file for one provider and the given classes, from the test classes.
    */
   private Path jar(String name, Class<?> provider, Class<?>... classes) throws IOException {
-    Path jar = dir.resolve(name);
-    try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar))) {
-      for (Class<?> c : classes) {
-        String entry = c.getName().replace('.', '/') + ".class";
-        out.putNextEntry(new JarEntry(entry));
-        try (var in = c.getClassLoader().getResourceAsStream(entry)) {
-          in.transferTo(out);
-        }
-        out.closeEntry();
-      }
-      out.putNextEntry(new JarEntry("META-INF/services/" + AlgorithmProvider.class.getName()));
-      out.write((provider.getName() + "\n").getBytes(StandardCharsets.UTF_8));
-      out.closeEntry();
-    }
-    return jar;
+    return PluginJar.of(dir.resolve(name), provider, classes);
   }
 
   /** {@code plugin.jar}: the test plugin's provider and its recording algorithm. */
   private Path recordingPluginJar() throws IOException {
-    return jar(
-        "plugin.jar", TestPluginProvider.class, TestPluginProvider.class, RecordingAlgorithm.class);
+    return PluginJar.recording(dir);
   }
 
   @Test

@@ -1,16 +1,21 @@
 package dev.surgery.agent.shared;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.loss.Loss;
+import dev.surgery.agent.hookloader.PluginJar;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.StandardError;
 import java.io.IOException;
@@ -31,6 +36,11 @@ class SurgeryDispatcherTest {
 
   private static final String LISTENER = "dev.surgery.trainer.SurgeryListener";
 
+  /**
+   * Where the recording plugin writes each event it is asked about ({@code RecordingAlgorithm}).
+   */
+  private static final String RECORD = "surgery.test.record";
+
   @TempDir Path dir;
 
   @BeforeEach
@@ -41,6 +51,7 @@ class SurgeryDispatcherTest {
     // The dispatcher's settings are the JVM's: back to "no config" for whatever runs next.
     SurgeryDispatcher.configure(null, List.of());
     SurgeryDispatcher.setDryRun(false);
+    System.clearProperty(RECORD);
   }
 
   private static List<String> listenerClasses(Trainer trainer) {
@@ -168,6 +179,120 @@ class SurgeryDispatcherTest {
                           + " trains without surgery"),
               printed.get(0));
         });
+  }
+
+  /**
+   * The agent set up with the recording plugin alone, which writes each event it is asked about;
+   * returns the file it writes to.
+   */
+  private Path recordingAgent() throws IOException {
+    Path config =
+        Files.writeString(dir.resolve("recording.yaml"), "algorithms:\n  - name: recording\n");
+    SurgeryDispatcher.configure(config, List.of(PluginJar.recording(dir)));
+    Path record = dir.resolve("events.txt");
+    System.setProperty(RECORD, record.toString());
+    return record;
+  }
+
+  /** Each recorded event with the optimizer steps its trainer had taken, e.g. BATCH_END steps=1. */
+  private static List<String> recorded(Path record) throws IOException {
+    if (!Files.isRegularFile(record)) {
+      return List.of();
+    }
+    return Files.readAllLines(record).stream()
+        .map(l -> l.substring(0, l.indexOf(' ', l.indexOf(" steps=") + 1)))
+        .toList();
+  }
+
+  /** The batch calls the woven advice makes: a training forward's entry and exit, a step. */
+  private static void forward(Trainer trainer) {
+    SurgeryDispatcher.forwardStarting(trainer, null);
+    SurgeryDispatcher.at(HookPoint.FORWARD_EXIT, trainer);
+  }
+
+  private static void step(Trainer trainer) {
+    SurgeryDispatcher.at(HookPoint.STEP_EXIT, trainer);
+  }
+
+  /**
+   * A backward through a collector the program made itself, as the collector's advice reports it.
+   */
+  private static void backwardThroughTheEngines() {
+    try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+      SurgeryDispatcher.backwardDone(collector);
+    }
+  }
+
+  /**
+   * A gradient collector the program made itself ({@code Engine.newGradientCollector()}, not {@code
+   * trainer.newGradientCollector()}): its backward is AFTER_BACKWARD of the trainer whose training
+   * forward ran last on that thread, in the batch that trainer has open, once per batch (agent
+   * README, Events); a backward with no batch open, or on a thread without a forward, reports
+   * nothing. A collector a trainer made stays that trainer's. Two trainers trained in turn on one
+   * thread tell "the last forward's" from "the first" or "any"; the recording tells them apart by
+   * their optimizer steps (A is a step ahead of B). The expected events are worked out by hand from
+   * that rule.
+   */
+  @Test
+  void aCollectorTheTrainerDidNotMakeIsTheBatchOfThisThreadsLastForward() throws Exception {
+    Path record = recordingAgent();
+    withTrainer(
+        a ->
+            withTrainer(
+                b -> {
+                  a.initialize(new Shape(1, 3));
+                  b.initialize(new Shape(1, 3));
+                  SurgeryDispatcher.trainerCreated(a);
+                  SurgeryDispatcher.trainerCreated(b);
+                  forward(a);
+                  backwardThroughTheEngines(); // A's
+                  step(a);
+                  forward(b);
+                  forward(a);
+                  backwardThroughTheEngines(); // A's: its forward ran last
+                  forward(b); // a second forward of B's open batch (accumulation): no event
+                  backwardThroughTheEngines(); // B's
+                  backwardThroughTheEngines(); // B's again: once per batch
+                  step(b);
+                  step(a);
+                  backwardThroughTheEngines(); // B's, but its batch ended: nothing
+                  forward(a);
+                  forward(b);
+                  Thread other = new Thread(SurgeryDispatcherTest::backwardThroughTheEngines);
+                  other.start(); // no forward on that thread: nothing, though B's batch is open
+                  try {
+                    other.join(10_000);
+                  } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                  }
+                  assertFalse(other.isAlive());
+                  try (GradientCollector made = a.newGradientCollector()) {
+                    SurgeryDispatcher.collectorCreated(a, made); // as the trainer's advice does
+                    SurgeryDispatcher.backwardDone(made); // A's, though B's forward ran last
+                  }
+                }));
+    assertEquals(
+        List.of(
+            "EPOCH_START steps=0", // A
+            "BATCH_START steps=0",
+            "AFTER_FORWARD steps=0",
+            "AFTER_BACKWARD steps=0",
+            "BATCH_END steps=1",
+            "EPOCH_START steps=0", // B
+            "BATCH_START steps=0",
+            "AFTER_FORWARD steps=0",
+            "BATCH_START steps=1", // A
+            "AFTER_FORWARD steps=1",
+            "AFTER_BACKWARD steps=1",
+            "AFTER_BACKWARD steps=0", // B
+            "BATCH_END steps=1",
+            "BATCH_END steps=2", // A
+            "BATCH_START steps=2",
+            "AFTER_FORWARD steps=2",
+            "BATCH_START steps=1", // B
+            "AFTER_FORWARD steps=1",
+            "AFTER_BACKWARD steps=2"), // A
+        recorded(record));
   }
 
   private Path blurpoolConfig() throws IOException {
