@@ -35,6 +35,7 @@ class AgentEventsTest {
 
   private Runnable onBatchEnd = () -> {};
   private Runnable onBatchStart = () -> {};
+  private Runnable onAfterForward = () -> {};
 
   private void record(Event event, Object t) {
     assertEquals(trainer, t);
@@ -45,6 +46,9 @@ class AgentEventsTest {
     }
     if (event == Event.BATCH_START) {
       onBatchStart.run();
+    }
+    if (event == Event.AFTER_FORWARD) {
+      onAfterForward.run();
     }
   }
 
@@ -377,6 +381,98 @@ class AgentEventsTest {
   private static void on(java.util.concurrent.ExecutorService thread, Runnable task)
       throws Exception {
     thread.submit(task).get(10, java.util.concurrent.TimeUnit.SECONDS);
+  }
+
+  /** Waits for a latch, failing after ten seconds instead of hanging. */
+  private static void await(java.util.concurrent.CountDownLatch latch) {
+    try {
+      assertTrue(latch.await(10, java.util.concurrent.TimeUnit.SECONDS), "timed out");
+    } catch (InterruptedException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /**
+   * {@code EasyTrain.fit} starting on one thread while another thread has a batch open, between its
+   * forward and its step. The fit is a training call like {@code forward} and {@code step()}: it
+   * waits while the other thread handles an event (nothing runs beside a surgery), but it is
+   * neither refused nor held until that batch ends (the other thread may be waiting for the fit):
+   * FIT_START is reported once, at once, and the fit's thread is the one that trains from then on
+   * (agent README: the thread of the latest training forward, step() or EasyTrain.fit), so the
+   * other thread's evaluation in the middle of its batch is not the loop's. The batch stays the one
+   * the other thread opened, ended by its step; the fit's first forward opens the next.
+   */
+  @Test
+  void aFitStartedWhileAnotherThreadsBatchIsOpenWaitsOnlyForItsHandler() throws Exception {
+    events.track(trainer);
+    java.util.concurrent.CountDownLatch handling = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch forwarded = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch stepNow = new java.util.concurrent.CountDownLatch(1);
+    onAfterForward =
+        () -> {
+          onAfterForward = () -> {};
+          handling.countDown();
+          await(release); // a handler still running when the fit starts
+        };
+    Thread loop =
+        new Thread(
+            () -> {
+              events.forwardStarting(trainer);
+              events.forwardEnded(trainer);
+              forwarded.countDown();
+              await(stepNow);
+              events.evaluateStarting(trainer); // mid-batch, another thread trains now
+              events.backwardEnded(trainer);
+              events.stepEnded(trainer);
+            },
+            "loop");
+    Thread[] fitThread = new Thread[1];
+    java.util.concurrent.ExecutorService fit =
+        java.util.concurrent.Executors.newSingleThreadExecutor(
+            r -> fitThread[0] = new Thread(r, "fit"));
+    try {
+      loop.start();
+      await(handling);
+      java.util.concurrent.Future<?> started = fit.submit(() -> events.fitStarting(trainer));
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      // Blocked on the trainer's state (waiting, should the lock ever be another kind).
+      while (fitThread[0].getState() == Thread.State.NEW
+          || fitThread[0].getState() == Thread.State.RUNNABLE) {
+        assertTrue(System.nanoTime() < deadline, "the fit never waited");
+        Thread.onSpinWait();
+      }
+      assertFalse(started.isDone(), "the fit returned while the other thread handled an event");
+      assertFalse(seen.contains(Event.FIT_START), "FIT_START beside the other thread's handler");
+      release.countDown();
+      started.get(10, java.util.concurrent.TimeUnit.SECONDS); // the batch is still open
+      await(forwarded);
+      assertEquals(
+          List.of(Event.EPOCH_START, Event.BATCH_START, Event.AFTER_FORWARD, Event.FIT_START),
+          seen);
+      stepNow.countDown();
+      loop.join(10_000);
+      assertFalse(loop.isAlive());
+      on(fit, this::batch); // the fit's first batch
+    } finally {
+      release.countDown();
+      stepNow.countDown();
+      fit.shutdownNow();
+    }
+    assertEquals(
+        List.of(
+            Event.EPOCH_START,
+            Event.BATCH_START,
+            Event.AFTER_FORWARD,
+            Event.FIT_START,
+            Event.AFTER_BACKWARD,
+            Event.BATCH_END,
+            Event.BATCH_START,
+            Event.AFTER_FORWARD,
+            Event.AFTER_BACKWARD,
+            Event.BATCH_END),
+        seen);
+    assertEquals("fit", eventThreads.get(3));
   }
 
   /**
