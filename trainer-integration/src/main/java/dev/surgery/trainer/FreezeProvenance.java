@@ -23,9 +23,10 @@ import java.util.Set;
  * <ul>
  *   <li>a parameter the tree had before that the surgery froze (layer_freezing) is kept;
  *   <li>one born frozen in a replacement is kept where the layer it replaced was frozen by surgery
- *       (earlier, or in the same replay) or not frozen at all (an algorithm froze it on purpose),
- *       and not where the program froze that layer with DJL's API: the replacement then only
- *       follows the program's freeze, which DJL's {@code newTrainer} lifts, so it lifts this too.
+ *       (earlier, or in the same replay), not frozen at all or frozen only in part (an algorithm
+ *       froze it on purpose: none follows a partial freeze), and not where the program froze that
+ *       whole layer with DJL's API: the replacement then only follows the program's freeze, which
+ *       DJL's {@code newTrainer} lifts, so it lifts this too.
  * </ul>
  *
  * The layer a replacement stands for is the block that held its place before (its parent and
@@ -244,6 +245,7 @@ final class FreezeProvenance {
     itsBorn.forEach(born::remove);
     boolean bySurgery = false;
     boolean byProgram = false;
+    boolean trainable = false;
     if (replaced != null) {
       for (Parameter p : replaced.getParameters().values()) {
         if (ParameterSets.isStatistic(p)) {
@@ -253,10 +255,15 @@ final class FreezeProvenance {
           bySurgery = true; // frozen by surgery, earlier or in this one (the same replay)
         } else if (frozenBefore.contains(p)) {
           byProgram = true;
+        } else {
+          trainable = true;
         }
       }
     }
-    if (bySurgery || !byProgram) {
+    // Not kept only where the program alone froze the whole layer: a replacement born frozen there
+    // follows its freeze (as the built-ins' do), which DJL's newTrainer lifts. A layer the program
+    // froze in part no built-in follows: what is born frozen there was frozen on purpose.
+    if (bySurgery || !byProgram || trainable) {
       kept.addAll(itsBorn);
     }
   }

@@ -650,6 +650,61 @@ class SurgeryCheckpointTest {
   }
 
   /**
+   * A plugin that replaces a layer and freezes its replacement on purpose, the layer trainable or
+   * frozen in part by the program (one parameter frozen by hand, which no built-in algorithm
+   * follows: they freeze the replacement of a layer frozen whole only). The next trainer in memory
+   * keeps the replacement frozen: of a model built in the program DJL's newTrainer unfreezes
+   * nothing (and the program's freeze went with the layer it replaced); of a loaded model it
+   * unfreezes everything and the listener freezes again what surgery froze. The next trainer of the
+   * checkpoint reloaded must train the same parameters to the same values. A layer frozen whole by
+   * hand is the documented other case: a replacement born frozen there only follows the program's
+   * freeze, which a reload lifts. Before this was fixed, the replay took the freeze of a layer
+   * frozen in part for the program's and lifted it.
+   */
+  @ParameterizedTest
+  @CsvSource({"'', false", "weight, false", "bias, false", "'', true", "weight, true"})
+  void aReplacementAPluginFrozeOnPurposeTrainsAsInMemoryAfterAReload(
+      String handFrozen, boolean loaded) throws Exception {
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(algorithm(TestAlgorithms.FRESH_FROZEN_CONV, Map.of("stride", 1)), 1)
+            .build();
+    SurgeryListener none = SurgeryListener.builder().build();
+    if (loaded) {
+      TestModels.saveInitialized(dir, "pretrained");
+    }
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("pretrained")) {
+      ArrayDataset dataset = TestModels.dataset(data, 53);
+      if (loaded) {
+        model.load(dir, "pretrained");
+      }
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        // After newTrainer, which unfreezes every parameter of a loaded model.
+        if (!handFrozen.isEmpty()) {
+          Block first = model.getBlock().getChildren().get(0).getValue();
+          first.getParameters().get(handFrozen).freeze(true);
+        }
+        EasyTrain.fit(trainer, 1, dataset, null);
+      }
+      Block replacement = model.getBlock().getChildren().get(0).getValue();
+      assertTrue(replacement instanceof FreshConv2d, TestModels.structure(model.getBlock()));
+      model.save(dir, "on-purpose");
+      Map<String, float[]> inMemory = threeMoreEpochs(model, none, dataset, data);
+      String born = model.getBlock().getChildren().get(0).getKey() + "_";
+      assertTrue(
+          inMemory.keySet().stream().noneMatch(k -> k.startsWith(born)),
+          "the plugin's frozen layer stays frozen in memory: " + inMemory.keySet());
+      try (Model restored = TestModels.model("pretrained")) {
+        SurgeryCheckpoint.load(restored, dir, "on-purpose");
+        Map<String, float[]> reloaded = threeMoreEpochs(restored, none, dataset, data);
+        assertSameParametersTrainedTheSame(inMemory, reloaded);
+      }
+    }
+  }
+
+  /**
    * A record that says which parameters its replacements brought frozen is replayed so: those
    * frozen and kept for the next trainer, the others trainable; one that names a parameter the
    * replay did not bring does not describe the saved model and is refused, the block as it was.

@@ -41,6 +41,12 @@ final class TestAlgorithms {
   /** Conv2d (exactly) with {@code stride} -> {@link FreshConv2d}: new parameters. */
   static final String FRESH_CONV = "t_fresh_conv";
 
+  /**
+   * Like {@link #FRESH_CONV}, the replacement born frozen: a plugin that freezes its new layer on
+   * purpose (a fixed layer in place of a trained one).
+   */
+  static final String FRESH_FROZEN_CONV = "t_fresh_frozen_conv";
+
   /** maxPool2d LambdaBlock -> {@link ProbePool}. */
   static final String POOL = "t_pool";
 
@@ -84,7 +90,12 @@ final class TestAlgorithms {
         new AlgorithmSpec(
             FRESH_CONV,
             List.of(HyperParameter.ofInt("stride", 1, 1, 8, "the stride of the convs to replace")),
-            v -> freshConv((Integer) v.get("stride"))));
+            v -> freshConv(FRESH_CONV, (Integer) v.get("stride"), false)));
+    Algorithms.register(
+        new AlgorithmSpec(
+            FRESH_FROZEN_CONV,
+            List.of(HyperParameter.ofInt("stride", 1, 1, 8, "the stride of the convs to replace")),
+            v -> freshConv(FRESH_FROZEN_CONV, (Integer) v.get("stride"), true)));
     Algorithms.register(new AlgorithmSpec(POOL, List.of(), v -> pool()));
     Algorithms.register(ToyLeakyRelu.SPEC);
     Algorithms.register(new AlgorithmSpec(FAIL, List.of(), v -> failing()));
@@ -159,14 +170,20 @@ final class TestAlgorithms {
     };
   }
 
-  private static Algorithm freshConv(int stride) {
-    return new SimpleAlgorithm(FRESH_CONV, Map.of("stride", stride), false) {
+  private static Algorithm freshConv(String name, int stride, boolean frozen) {
+    return new SimpleAlgorithm(name, Map.of("stride", stride), false) {
       @Override
       public SurgeryChanges apply(SurgeryContext context) {
         BlockMatcher matcher =
             (block, path) ->
                 block.getClass() == Conv2d.class && ((Conv2d) block).getStride().get(0) == stride;
-        return replace(context, matcher, (block, i) -> new FreshConv2d((Conv2d) block), this);
+        ReplacementFunction f =
+            (block, i) -> {
+              Block fresh = new FreshConv2d((Conv2d) block);
+              fresh.freezeParameters(frozen);
+              return fresh;
+            };
+        return replace(context, matcher, f, this);
       }
     };
   }
