@@ -90,8 +90,16 @@ class CompositionPropertiesTest {
         Entry e = order.get(j);
         boolean changed;
         try {
-          changed =
-              !e.algorithm().apply(new SurgeryContext(net, List.of(), e.epoch(), EPOCHS)).isEmpty();
+          SurgeryChanges changes =
+              e.algorithm().apply(new SurgeryContext(net, List.of(), e.epoch(), EPOCHS));
+          changed = !changes.isEmpty();
+          // A replacing entry with no effect is never silent (layer freezing, often repeated,
+          // is silent when the layers it would freeze are frozen already).
+          assertTrue(
+              changed
+                  || !changes.warnings().isEmpty()
+                  || LayerFreezing.NAME.equals(e.algorithm().name()),
+              "silent no-op " + j + ": " + order);
         } catch (SurgeryException failed) {
           changed = false; // a failed surgery leaves the model as it was
         }
