@@ -2,6 +2,7 @@ package dev.surgery.core.algorithms;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
@@ -13,16 +14,21 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
+import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
+import ai.djl.util.Pair;
 import dev.surgery.core.SurgeryException;
+import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.Targets;
 import dev.surgery.core.testing.OptimizerKind;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.stream.Collectors;
 import net.jqwik.api.Arbitraries;
@@ -142,6 +148,58 @@ class CompositionPropertiesTest {
         assertTrue(out.isInfinite().logicalOr(out.isNaN()).none().getBoolean(), order.toString());
       }
     }
+  }
+
+  /**
+   * A plan tells what its apply does: before each entry of a random schedule applies, its plan
+   * lists the same blocks, types and parameter totals the apply reports (or fails where the apply
+   * fails), and leaves the model as it was: its structure and every parameter value.
+   */
+  @Property(tries = 150)
+  void everyPlanTellsWhatItsApplyDoes(@ForAll("schedules") List<Entry> schedule) {
+    List<Entry> order = new ArrayList<>(schedule);
+    order.sort(java.util.Comparator.comparingInt(Entry::epoch));
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Block net = model(manager);
+      for (Entry e : order) {
+        SurgeryContext context = new SurgeryContext(net, List.of(), e.epoch(), EPOCHS);
+        String structure = net.toString();
+        Map<String, float[]> values = values(net);
+        SurgeryPlan plan;
+        try {
+          plan = e.algorithm().plan(context);
+        } catch (SurgeryException refused) {
+          assertThrows(refused.getClass(), () -> e.algorithm().apply(context), order.toString());
+          continue;
+        } finally {
+          assertEquals(structure, net.toString(), "the plan left the structure: " + order);
+          assertValuesEqual(values, values(net), "the plan left the values: " + order);
+        }
+        SurgeryChanges changes = e.algorithm().apply(context);
+        assertEquals(
+            plan.steps().stream()
+                .map(s -> new SurgeryChanges.Change(s.path(), s.oldType(), s.newType()))
+                .toList(),
+            changes.changes(),
+            order.toString());
+        assertEquals(plan.parametersBefore(), changes.parametersBefore(), order.toString());
+        assertEquals(plan.parametersAfter(), changes.parametersAfter(), order.toString());
+      }
+    }
+  }
+
+  private static Map<String, float[]> values(Block net) {
+    Map<String, float[]> values = new LinkedHashMap<>();
+    for (Pair<String, Parameter> p : net.getParameters()) {
+      values.put(p.getKey(), p.getValue().getArray().toFloatArray());
+    }
+    return values;
+  }
+
+  private static void assertValuesEqual(
+      Map<String, float[]> expected, Map<String, float[]> actual, String message) {
+    assertEquals(expected.keySet(), actual.keySet(), message);
+    expected.forEach((k, v) -> assertArrayEquals(v, actual.get(k), k + ": " + message));
   }
 
   /**
