@@ -11,20 +11,15 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
-import ai.djl.nn.Blocks;
 import ai.djl.nn.Parameter;
-import ai.djl.nn.SequentialBlock;
-import ai.djl.nn.core.Linear;
-import ai.djl.nn.norm.BatchNorm;
-import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.Pair;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.SurgeryPlan;
-import dev.surgery.core.Targets;
+import dev.surgery.core.testing.BuiltinArbitraries;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -38,7 +33,6 @@ import net.jqwik.api.Combinators;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
-import net.jqwik.api.Tuple;
 import net.jqwik.api.lifecycle.BeforeContainer;
 import net.jqwik.api.statistics.Statistics;
 
@@ -227,14 +221,14 @@ class CompositionPropertiesTest {
     try {
       first =
           SeededTraining.run(
-              CompositionPropertiesTest::block, SAMPLE, steps, optimizer::create, LIVE_EPOCHS, 7);
+              TinyModels::everyAlgorithmNet, SAMPLE, steps, optimizer::create, LIVE_EPOCHS, 7);
     } catch (NothingTargetedException refused) {
       Assume.that(false); // targets that select nothing the algorithm changes (named)
       return;
     }
     SeededTraining.Result second =
         SeededTraining.run(
-            CompositionPropertiesTest::block, SAMPLE, steps, optimizer::create, LIVE_EPOCHS, 7);
+            TinyModels::everyAlgorithmNet, SAMPLE, steps, optimizer::create, LIVE_EPOCHS, 7);
     assertEquals(first.losses, second.losses, "loss of every batch: " + order);
     assertEquals(first.parameters.keySet(), second.parameters.keySet(), order.toString());
     for (var e : first.parameters.entrySet()) {
@@ -252,7 +246,9 @@ class CompositionPropertiesTest {
   /** Schedules for {@link #everyAcceptedScheduleTrainsTheSameFromTheSameSeed}: 1 to 3 entries. */
   @Provide
   Arbitrary<List<Entry>> liveSchedules() {
-    return entry(Arbitraries.oneOf(ALGORITHMS), Arbitraries.integers().between(0, LIVE_EPOCHS - 1))
+    return entry(
+            Arbitraries.oneOf(BuiltinArbitraries.ALGORITHMS),
+            Arbitraries.integers().between(0, LIVE_EPOCHS - 1))
         .list()
         .ofMinSize(1)
         .ofMaxSize(3);
@@ -265,10 +261,11 @@ class CompositionPropertiesTest {
   @Provide
   Arbitrary<List<Entry>> schedules() {
     Arbitrary<Entry> any =
-        entry(Arbitraries.oneOf(ALGORITHMS), Arbitraries.integers().between(1, 3));
+        entry(
+            Arbitraries.oneOf(BuiltinArbitraries.ALGORITHMS), Arbitraries.integers().between(1, 3));
     Arbitrary<List<Entry>> randomLists = any.list().ofMinSize(2).ofMaxSize(4);
     Arbitrary<List<Entry>> repeats =
-        Arbitraries.of(ALGORITHMS)
+        Arbitraries.of(BuiltinArbitraries.ALGORITHMS)
             .flatMap(
                 algorithm ->
                     Combinators.combine(
@@ -290,117 +287,13 @@ class CompositionPropertiesTest {
   }
 
   private static Arbitrary<Entry> entry(Arbitrary<Algorithm> algorithm, Arbitrary<Integer> epoch) {
-    return Combinators.combine(algorithm, targets(), epoch)
-        .as((a, t, e) -> new Entry(t == null ? a : withTargets(a, t), e));
+    return Combinators.combine(algorithm, BuiltinArbitraries.targets(), epoch)
+        .as((a, t, e) -> new Entry(BuiltinArbitraries.withTargets(a, t), e));
   }
 
-  private static Algorithm withTargets(Algorithm a, Targets t) {
-    return ((AbstractSurgeryAlgorithm) a).withTargets(t);
-  }
-
-  /**
-   * Whole model mostly; some entries limited by type or by path (the top-level convolutions, the
-   * residual unit's subtree, any convolution at any depth).
-   */
-  private static Arbitrary<Targets> targets() {
-    return Arbitraries.frequencyOf(
-        Tuple.of(8, Arbitraries.just(null)),
-        Tuple.of(
-            4,
-            Arbitraries.of(
-                Targets.include("type:Conv2d"),
-                Targets.of(List.of(), List.of("type:Linear")),
-                Targets.include("0?Conv2d"),
-                Targets.include("08ParallelBlock/**"),
-                Targets.include("**/*Conv2d"),
-                Targets.of(List.of(), List.of("08ParallelBlock")))));
-  }
-
-  /** Each built-in, with settings around the model's sizes. */
-  private static final List<Arbitrary<Algorithm>> ALGORITHMS = algorithms();
-
-  /**
-   * Each built-in with settings around the model's sizes, so that repeats cover, overlap or miss
-   * each other's layers.
-   */
-  private static List<Arbitrary<Algorithm>> algorithms() {
-    Arbitrary<Integer> channels = Arbitraries.of(1, 8, 16, 32, 64);
-    Arbitrary<Algorithm> blurPool =
-        Combinators.combine(Arbitraries.of(false, true), Arbitraries.of(false, true), channels)
-            .filter((convs, pools, min) -> convs || pools)
-            .as(
-                (convs, pools, min) ->
-                    BlurPool.builder()
-                        .optReplaceConvs(convs)
-                        .optReplaceMaxpools(pools)
-                        .optMinChannels(min)
-                        .build());
-    Arbitrary<Algorithm> standardization =
-        Arbitraries.integers()
-            .between(0, 3)
-            .map(n -> WeightStandardization.builder().optNLastLayersIgnore(n).build());
-    Arbitrary<Algorithm> gates =
-        Combinators.combine(channels, Arbitraries.of(0.25, 0.5, 4.0))
-            .as(
-                (min, latent) ->
-                    SqueezeExcite.builder().optMinChannels(min).optLatentChannels(latent).build());
-    Arbitrary<Algorithm> factorize =
-        Combinators.combine(
-                Arbitraries.of(false, true),
-                Arbitraries.of(false, true),
-                Arbitraries.of(8, 16, 32),
-                Arbitraries.of(0.25, 0.5, 4.0, 8.0),
-                Arbitraries.of(16, 32),
-                Arbitraries.of(0.25, 0.5, 8.0))
-            .filter((convs, linears, minC, latC, minF, latF) -> convs || linears)
-            .as(
-                (convs, linears, minC, latC, minF, latF) ->
-                    Factorize.builder()
-                        .optFactorizeConvs(convs)
-                        .optFactorizeLinears(linears)
-                        .optMinChannels(minC)
-                        .optLatentChannels(latC)
-                        .optMinFeatures(minF)
-                        .optLatentFeatures(latF)
-                        .build());
-    Arbitrary<Algorithm> ghost =
-        Arbitraries.of(1, 2, 4).map(n -> GhostBatchNorm.builder().optGhostBatchSize(n).build());
-    Arbitrary<Algorithm> depth =
-        Arbitraries.of("block", "sample")
-            .map(m -> StochasticDepth.builder().optStochasticMethod(m).build());
-    Arbitrary<Algorithm> freezing =
-        Combinators.combine(Arbitraries.of(0.0, 0.25, 0.5), Arbitraries.of(0.5, 1.0))
-            .as(
-                (start, level) ->
-                    LayerFreezing.builder().optFreezeStart(start).optFreezeLevel(level).build());
-    return List.of(blurPool, standardization, gates, factorize, ghost, depth, freezing);
-  }
-
-  /**
-   * Something for every algorithm: strided and plain convolutions of 8 to 32 channels with batch
-   * norms, a max pool, a residual unit, and two linears, for samples of shape (8, 16, 16).
-   */
-  private static Block block() {
-    return new SequentialBlock()
-        .add(LiveTraining.conv(8, 1))
-        .add(BatchNorm.builder().build())
-        .add(Activation.reluBlock())
-        .add(Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
-        .add(LiveTraining.conv(16, 2))
-        .add(BatchNorm.builder().build())
-        .add(Activation.reluBlock())
-        .add(LiveTraining.residualUnit(16))
-        .add(LiveTraining.conv(32, 1))
-        .add(Pool.globalAvgPool2dBlock())
-        .add(Blocks.batchFlattenBlock())
-        .add(Linear.builder().setUnits(32).build())
-        .add(Activation.reluBlock())
-        .add(Linear.builder().setUnits(4).build());
-  }
-
-  /** {@link #block()}, initialized from a fixed seed for a batch of two. */
+  /** {@link TinyModels#everyAlgorithmNet()}, initialized from a fixed seed for a batch of two. */
   private static Block model(NDManager manager) {
-    Block net = block();
+    Block net = TinyModels.everyAlgorithmNet();
     Engine.getInstance().setRandomSeed(11);
     net.initialize(manager, DataType.FLOAT32, INPUT);
     return net;

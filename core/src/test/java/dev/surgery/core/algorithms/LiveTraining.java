@@ -10,14 +10,12 @@ import static org.junit.jupiter.api.Assertions.fail;
 import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
-import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
@@ -93,29 +91,6 @@ final class LiveTraining {
         .add(Pool.globalAvgPool2dBlock())
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(4).build());
-  }
-
-  /**
-   * A residual unit as DJL's ResNetV1 builds one: conv-BN-ReLU-conv-BN of {@code channels} filters
-   * plus the identity, added and passed through a ReLU.
-   */
-  static ParallelBlock residualUnit(int channels) {
-    return new ParallelBlock(
-        LiveTraining::addAndRelu,
-        List.of(
-            new SequentialBlock()
-                .add(conv(channels, 1))
-                .add(BatchNorm.builder().build())
-                .add(Activation.reluBlock())
-                .add(conv(channels, 1))
-                .add(BatchNorm.builder().build()),
-            new SequentialBlock().add(Blocks.identityBlock())));
-  }
-
-  /** A residual unit's join: the sum of its two outputs through a ReLU. */
-  static NDList addAndRelu(List<NDList> outputs) {
-    return new NDList(
-        Activation.relu(outputs.get(0).singletonOrThrow().add(outputs.get(1).singletonOrThrow())));
   }
 
   /** What a live run saw. */

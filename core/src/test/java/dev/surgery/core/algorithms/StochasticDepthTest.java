@@ -241,8 +241,8 @@ class StochasticDepthTest {
         .add(LiveTraining.conv(4, 1))
         .add(BatchNorm.builder().build())
         .add(Activation.reluBlock())
-        .add(LiveTraining.residualUnit(4))
-        .add(LiveTraining.residualUnit(4))
+        .add(TinyModels.residualUnit(4))
+        .add(TinyModels.residualUnit(4))
         .add(Pool.globalAvgPool2dBlock())
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(4).build());
@@ -277,7 +277,7 @@ class StochasticDepthTest {
               Block wrapped = new StochasticResidual(p.getChildren().valueAt(0), mode, rate);
               built.add(
                   new ParallelBlock(
-                      LiveTraining::addAndRelu, List.of(wrapped, p.getChildren().valueAt(1))));
+                      TinyModels::addAndRelu, List.of(wrapped, p.getChildren().valueAt(1))));
             } else {
               built.add(b);
             }
