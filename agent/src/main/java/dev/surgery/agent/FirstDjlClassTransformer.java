@@ -63,9 +63,11 @@ final class FirstDjlClassTransformer implements ClassFileTransformer {
   void retransformUnseen(Instrumentation instrumentation) {
     for (Class<?> type : instrumentation.getAllLoadedClasses()) {
       String name = type.getName();
+      // BaseModel is abstract and woven (checkpoint replay, load and save); the weaving leaves
+      // interfaces and abstract gradient collectors alone.
       if (!isWoven(name)
           || type.isInterface()
-          || Modifier.isAbstract(type.getModifiers())
+          || (Modifier.isAbstract(type.getModifiers()) && !name.equals(SurgeryDispatcher.MODEL))
           || seen.contains(key(name, type.getClassLoader()))
           || !instrumentation.isModifiableClass(type)) {
         continue;

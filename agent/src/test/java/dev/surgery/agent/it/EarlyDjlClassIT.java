@@ -1,5 +1,8 @@
 package dev.surgery.agent.it;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.surgery.agent.testapp.CheckpointApp;
 import dev.surgery.agent.testapp.CnnApp;
 import dev.surgery.agent.testapp.EarlyDjlAgent;
 import java.io.OutputStream;
@@ -29,6 +32,31 @@ class EarlyDjlClassIT {
             .workDir(dir)
             .run();
     r.assertTrainedWithBlur();
+  }
+
+  /**
+   * {@code BaseModel} is abstract: loaded before premain, it was left out of the retransformation
+   * with the interfaces, and a checkpoint saved with surgery no longer loaded (the load advice
+   * replays the recorded surgery first).
+   */
+  @Test
+  void aBaseModelLoadedByAnEarlierAgentIsWovenAndReplaysACheckpoint() throws Exception {
+    Path dir = AgentConfigs.dirWithConfig("early-base-model", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result trained = CheckpointReplayIT.trainedAndSaved(dir);
+    ForkedJvm.Result loaded =
+        ForkedJvm.main(CheckpointApp.class.getName(), "load", "model")
+            .jvmArg("-javaagent:" + earlyAgentJar(dir) + "=ai.djl.BaseModel")
+            .agent("config=surgery.yaml;debug=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, loaded.exitCode(), loaded.toString());
+    assertEquals(
+        1,
+        loaded.countErr("^surgery-agent: replayed \\d+ surgery record\\(s\\) from "),
+        loaded.toString());
+    for (String line : new String[] {"CKPT: structure (.*)", "CKPT: output (.*)"}) {
+      assertEquals(trained.findOut(line), loaded.findOut(line), loaded.toString());
+    }
   }
 
   /** A jar holding {@link EarlyDjlAgent} as its {@code Premain-Class}. */
