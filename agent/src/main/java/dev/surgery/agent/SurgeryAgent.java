@@ -404,6 +404,18 @@ public final class SurgeryAgent {
       AgentLog.debug("could not look for a later -javaagent with enabled=false: " + e);
       return false;
     }
+    return laterKillSwitch(own, arguments);
+  }
+
+  /**
+   * Whether, among a JVM's arguments in order, a {@code -javaagent} of this agent after the one
+   * given {@code own} is disabled.
+   *
+   * @param own the installing agent's argument, null when it has none
+   * @param arguments the JVM's arguments ({@code JAVA_TOOL_OPTIONS} first, then the command line)
+   * @return whether a later kill switch turns the agent off
+   */
+  static boolean laterKillSwitch(String own, List<String> arguments) {
     boolean ownSeen = false;
     for (String arg : arguments) {
       if (!arg.startsWith("-javaagent:")) {

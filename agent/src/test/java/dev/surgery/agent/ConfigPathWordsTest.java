@@ -67,6 +67,29 @@ class ConfigPathWordsTest {
     bothSay(first, "symbolic link to a missing file", gone.toLowerCase(Locale.ROOT));
   }
 
+  /**
+   * Linux follows at most 40 symbolic links in a path (path_resolution(7)) and answers ELOOP past
+   * them: a chain of 40 links to a missing file names that file, and one of 41 is a loop to the
+   * system, so both readers call it one.
+   */
+  @Test
+  void aChainLongerThanTheSystemFollowsIsALoop() throws Exception {
+    Path gone = dir.resolve("gone.yaml");
+    Path first = chainOfLinks(dir.resolve("forty"), 40, gone);
+    bothSay(first, "symbolic link to a missing file", gone.toString().toLowerCase(Locale.ROOT));
+    bothSay(chainOfLinks(dir.resolve("forty-one"), 41, gone), "symbolic link", "loop");
+  }
+
+  /** {@code count} links in a new folder, each to the next, the last to {@code end}; the first. */
+  private static Path chainOfLinks(Path folder, int count, Path end) throws Exception {
+    Files.createDirectories(folder);
+    Path next = end;
+    for (int i = count; i >= 1; i--) {
+      next = Files.createSymbolicLink(folder.resolve("link" + i + ".yaml"), next);
+    }
+    return next;
+  }
+
   @Test
   void aLoopOfLinks() throws Exception {
     Path a = dir.resolve("a.yaml");

@@ -74,6 +74,59 @@ class SurgeryAgentTest {
     }
   }
 
+  /**
+   * Before it refuses, the installing agent looks ahead for a kill switch: a later {@code
+   * -javaagent} of this agent (a jar whose manifest names it as {@code Premain-Class}, a copy too)
+   * with {@code enabled=false}, also beside a malformed setting, as that agent's own premain reads
+   * it. An earlier one, another agent's, or one that is not disabled does not count.
+   */
+  @Test
+  void aLaterKillSwitchOfThisAgentIsFoundAmongTheJvmsArguments() throws Exception {
+    String agent = "-javaagent:" + agentJar("surgery-agent.jar", SurgeryAgent.class.getName());
+    String copy = "-javaagent:" + agentJar("copy.jar", SurgeryAgent.class.getName());
+    String other = "-javaagent:" + agentJar("other.jar", "other.Agent");
+    String own = "missing.yaml";
+    String first = agent + "=" + own;
+    assertTrue(laterKillSwitch(own, "-Xmx1g", first, copy + "=enabled=false"));
+    assertTrue(laterKillSwitch(own, first, agent + "=Surgery.Enabled=false;bogus=1"));
+    assertTrue(laterKillSwitch(null, agent, agent + "=enabled=false"), "own without an argument");
+    assertFalse(laterKillSwitch(own, agent + "=enabled=false", first), "earlier");
+    assertFalse(laterKillSwitch(own, first, other + "=enabled=false"), "another agent's");
+    assertFalse(
+        laterKillSwitch(own, first, "-javaagent:" + dir.resolve("none.jar") + "=enabled=false"),
+        "no jar there");
+    assertFalse(laterKillSwitch(own, first, agent + "=config=x.yaml;bogus=1"), "malformed");
+    assertFalse(laterKillSwitch(own, first, agent + "=enabled=true", "-Dsurgery.enabled=false"));
+  }
+
+  private static boolean laterKillSwitch(String own, String... arguments) {
+    return SurgeryAgent.laterKillSwitch(own, List.of(arguments));
+  }
+
+  /** A jar whose manifest names {@code premainClass}: all a -javaagent jar is asked here. */
+  private Path agentJar(String name, String premainClass) throws IOException {
+    java.util.jar.Manifest manifest = new java.util.jar.Manifest();
+    manifest.getMainAttributes().put(java.util.jar.Attributes.Name.MANIFEST_VERSION, "1.0");
+    manifest.getMainAttributes().putValue("Premain-Class", premainClass);
+    Path jar = dir.resolve(name);
+    try (java.util.jar.JarOutputStream out =
+        new java.util.jar.JarOutputStream(Files.newOutputStream(jar), manifest)) {
+      out.putNextEntry(new java.util.zip.ZipEntry("x"));
+      out.closeEntry();
+    }
+    return jar;
+  }
+
+  /** A path the file system cannot name (a NUL on Linux; '?' or '<' on Windows) says why. */
+  @Test
+  void aPathTheFileSystemRejectsIsNamedWithTheReason() {
+    String given = "run\u0000.yaml";
+    List<String> problems = SurgeryAgent.checkFile(given);
+    assertEquals(1, problems.size(), problems.toString());
+    assertTrue(
+        problems.get(0).startsWith(given + ":0:0: not a valid file path: "), problems.get(0));
+  }
+
   @Test
   void missingFile() {
     String given = dir.resolve("missing.yaml").toString();
@@ -87,6 +140,15 @@ class SurgeryAgentTest {
     assertEquals(
         List.of(dir + ":0:0: is a directory, expected a YAML config file"),
         SurgeryAgent.checkFile(dir.toString()));
+  }
+
+  /** A character device exists and is no directory, but it is no config file either. */
+  @Test
+  void aDeviceIsNotARegularFile() {
+    Path device = Path.of("/dev/null");
+    org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(device), "a system with /dev/null");
+    assertEquals(
+        List.of(device + ":0:0: is not a regular file"), SurgeryAgent.checkFile(device.toString()));
   }
 
   @Test

@@ -157,7 +157,13 @@ class AgentSettingsTest {
         "unknown agent argument key 'cfg' (valid keys: config, enabled, debug, dry_run,"
             + " extensions)",
         unknown.getMessage());
-    assertThrows(AgentSettingsException.class, () -> resolve("config=a;=b", Map.of(), Map.of()));
+    // A value without a key is the wrong form, not a key named '': the message shows the form.
+    AgentSettingsException noKey =
+        assertThrows(
+            AgentSettingsException.class, () -> resolve("config=a;=b", Map.of(), Map.of()));
+    assertTrue(
+        noKey.getMessage().startsWith("malformed agent argument '=b': expected key=value pairs"),
+        noKey.getMessage());
     assertThrows(
         AgentSettingsException.class, () -> resolve("config=a;config=b", Map.of(), Map.of()));
     AgentSettingsException bool =
@@ -167,6 +173,26 @@ class AgentSettingsTest {
     assertEquals(
         "enabled must be true or false, got 'no' (from environment SURGERY_ENABLED)",
         bool.getMessage());
+  }
+
+  /** The JVM's own sources: the agent argument still comes first. */
+  @Test
+  void theJvmsSettingsAreReadBehindTheAgentArgument() {
+    String property = AgentSettings.propertyName(AgentSettings.DRY_RUN);
+    String before = System.getProperty(property);
+    System.setProperty(property, "true");
+    try {
+      AgentSettings s = AgentSettings.resolve("config=a.yaml;debug=true");
+      assertEquals("a.yaml", s.getConfig());
+      assertTrue(s.isDebug());
+      assertTrue(s.isDryRun(), "from the system property");
+    } finally {
+      if (before == null) {
+        System.clearProperty(property);
+      } else {
+        System.setProperty(property, before);
+      }
+    }
   }
 
   @Test
