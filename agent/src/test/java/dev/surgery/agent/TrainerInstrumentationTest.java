@@ -2,16 +2,34 @@ package dev.surgery.agent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.BaseModel;
+import ai.djl.Model;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtGradientCollector;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
+import ai.djl.training.TrainingConfig;
+import dev.surgery.agent.shared.AgentLog;
+import dev.surgery.agent.shared.OnceWarnings;
+import dev.surgery.agent.shared.StandardError;
+import java.lang.instrument.ClassFileTransformer;
+import java.lang.instrument.IllegalClassFormatException;
+import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import net.bytebuddy.ByteBuddy;
 import net.bytebuddy.description.method.MethodDescription;
+import net.bytebuddy.description.modifier.Visibility;
 import net.bytebuddy.description.type.TypeDescription;
+import net.bytebuddy.dynamic.DynamicType;
+import net.bytebuddy.implementation.StubMethod;
 import net.bytebuddy.matcher.ElementMatcher;
 import org.junit.jupiter.api.Test;
 
@@ -38,6 +56,151 @@ class TrainerInstrumentationTest {
             "method step()",
             "method evaluate(NDList)"),
         TrainerInstrumentation.missingMembers(TypeDescription.ForLoadedType.of(BaseModel.class)));
+  }
+
+  /**
+   * The dispatcher adds the listener to each trainer's own {@code List listeners}: a field of that
+   * name that is static or not a list, or a list of another name, is not it.
+   */
+  @Test
+  void theListenersFieldMustBeAnInstanceListOfThatName() {
+    for (Class<?> type : List.of(StaticListeners.class, SetListeners.class, OtherList.class)) {
+      List<String> missing =
+          TrainerInstrumentation.missingMembers(TypeDescription.ForLoadedType.of(type));
+      assertTrue(missing.contains("field List listeners"), type.getSimpleName() + ": " + missing);
+    }
+  }
+
+  /** Every member by name and parameters; the advice reads {@code initialize}'s shapes. */
+  @Test
+  void aTrainerWhoseInitializeTakesNoShapesLacksOnlyThatMethod() {
+    assertEquals(
+        List.of(),
+        TrainerInstrumentation.missingMembers(TypeDescription.ForLoadedType.of(TrainerLike.class)));
+    assertEquals(
+        List.of("method initialize(Shape...)"),
+        TrainerInstrumentation.missingMembers(
+            TypeDescription.ForLoadedType.of(InitializeWithoutShapes.class)));
+  }
+
+  /**
+   * A class file the weaving cannot read is warned of once by name when it is one the agent weaves
+   * (without {@code Trainer} no surgery; without a gradient collector no AFTER_BACKWARD), and left
+   * alone; another DJL class's is not the agent's business.
+   */
+  @Test
+  void aClassFileTheWeavingCannotReadIsNamedWhenItIsOneItWeaves() throws Exception {
+    List<String> names =
+        List.of(
+            "ai.djl.training.Trainer",
+            "ai.djl.BaseModel",
+            "ai.djl.training.EasyTrain",
+            "ai.djl.pytorch.engine.PtGradientCollector",
+            "ai.djl.nn.Block");
+    for (String name : names) {
+      OnceWarnings.forget(TrainerInstrumentation.notInstrumentedKey(name));
+    }
+    // As premain hands DJL's classes to the weaving, through the transformer it registers.
+    FirstDjlClassTransformer atLoad =
+        FirstDjlClassTransformer.register(
+            new RecordingInstrumentation(List.of()).instrumentation());
+    byte[] garbage = {(byte) 0xCA, (byte) 0xFE, 0, 1, 2, 3};
+    List<String> lines;
+    try {
+      lines =
+          StandardError.lines(
+              () -> {
+                for (String name : names) {
+                  assertNull(
+                      atLoad.transform(
+                          TrainerInstrumentationTest.class.getModule(),
+                          TrainerInstrumentationTest.class.getClassLoader(),
+                          name.replace('.', '/'),
+                          null,
+                          null,
+                          garbage),
+                      name);
+                }
+              });
+    } finally {
+      for (String name : names) {
+        OnceWarnings.forget(TrainerInstrumentation.notInstrumentedKey(name));
+      }
+    }
+    assertEquals(4, lines.size(), lines.toString());
+    assertTrue(
+        lines
+            .get(0)
+            .startsWith(
+                "surgery-agent: WARNING: could not instrument ai.djl.training.Trainer; surgery"
+                    + " disabled, the program runs unmodified"),
+        lines.get(0));
+    for (int i = 1; i < 4; i++) {
+      assertTrue(
+          lines
+              .get(i)
+              .startsWith(
+                  "surgery-agent: WARNING: could not instrument "
+                      + names.get(i)
+                      + "; the training events it reports are missed"),
+          lines.get(i));
+    }
+  }
+
+  /**
+   * Checkpoint replay is an extra: a {@code BaseModel} without {@code readParameters(Path, Map)}
+   * (another DJL) is left as it is, its {@code save} too, with one debug line.
+   */
+  @Test
+  void aBaseModelWithoutReadParametersIsNotWoven() {
+    ClassFileTransformer weaving = TrainerInstrumentation.weaving();
+    DynamicType.Builder<Object> model =
+        new ByteBuddy()
+            .subclass(Object.class)
+            .name("ai.djl.BaseModel")
+            .defineMethod("save", void.class, Visibility.PUBLIC)
+            .withParameters(Path.class, String.class)
+            .intercept(StubMethod.INSTANCE);
+    assertNotNull(
+        weave(
+            weaving,
+            "ai.djl.BaseModel",
+            model
+                .defineMethod("readParameters", void.class, Visibility.PUBLIC)
+                .withParameters(Path.class, Map.class)
+                .intercept(StubMethod.INSTANCE)
+                .make()
+                .getBytes()),
+        "with both methods it is woven");
+    byte[] withoutReadParameters = model.make().getBytes();
+    AgentLog.setDebug(true);
+    List<String> lines;
+    try {
+      lines =
+          StandardError.lines(
+              () -> assertNull(weave(weaving, "ai.djl.BaseModel", withoutReadParameters)));
+    } finally {
+      AgentLog.setDebug(false);
+    }
+    assertEquals(
+        List.of(
+            "surgery-agent: ai.djl.BaseModel has no readParameters(Path, Map); checkpoints are not"
+                + " replayed under the agent"),
+        lines);
+  }
+
+  /** The weaving's bytes for a class of this name as the test's class loader defines it. */
+  private static byte[] weave(ClassFileTransformer weaving, String name, byte[] classFile) {
+    try {
+      return weaving.transform(
+          TrainerInstrumentationTest.class.getClassLoader(),
+          name.replace('.', '/'),
+          null,
+          null,
+          classFile);
+    } catch (IllegalClassFormatException e) {
+      throw new AssertionError(e);
+    }
   }
 
   @Test
@@ -82,5 +245,73 @@ class TrainerInstrumentationTest {
         .stream()
         .map(m -> m.getName())
         .toList();
+  }
+
+  /** The members the advice needs, with DJL 0.36's {@code Trainer}'s signatures. */
+  private static final class TrainerLike {
+    private List<Object> listeners;
+
+    TrainerLike(Model model, TrainingConfig config) {}
+
+    public void initialize(Shape... shapes) {}
+
+    public Object forward(NDList input) {
+      return null;
+    }
+
+    public Object forward(NDList data, NDList labels) {
+      return null;
+    }
+
+    public Object newGradientCollector() {
+      return null;
+    }
+
+    public void step() {}
+
+    public Object evaluate(NDList input) {
+      return null;
+    }
+  }
+
+  /**
+   * {@link TrainerLike} with {@code initialize(int...)} in place of {@code initialize(Shape...)}.
+   */
+  private static final class InitializeWithoutShapes {
+    private List<Object> listeners;
+
+    InitializeWithoutShapes(Model model, TrainingConfig config) {}
+
+    public void initialize(int... sizes) {}
+
+    public Object forward(NDList input) {
+      return null;
+    }
+
+    public Object forward(NDList data, NDList labels) {
+      return null;
+    }
+
+    public Object newGradientCollector() {
+      return null;
+    }
+
+    public void step() {}
+
+    public Object evaluate(NDList input) {
+      return null;
+    }
+  }
+
+  private static final class StaticListeners {
+    private static List<Object> listeners;
+  }
+
+  private static final class SetListeners {
+    private Set<Object> listeners;
+  }
+
+  private static final class OtherList {
+    private List<Object> listenerList;
   }
 }

@@ -9,7 +9,6 @@ import java.lang.reflect.Field;
 import java.net.URL;
 import java.net.URLClassLoader;
 import java.util.List;
-import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -19,7 +18,7 @@ import org.junit.jupiter.api.Test;
  * use, which needs both (its class comment): the program's copy seen and the agent's in service, in
  * either order.
  */
-class ProgramCopyTest {
+public class ProgramCopyTest {
 
   private final URLClassLoader first = new URLClassLoader("first", new URL[0], null);
   private final URLClassLoader second = new URLClassLoader("second", new URL[0], null);
@@ -34,11 +33,11 @@ class ProgramCopyTest {
    * The record of library copies is the JVM's: each test (and each rerun in one JVM, and the
    * dispatcher's tests, which put the agent's copy in service) starts from none.
    */
-  static void forgetCopies() throws Exception {
+  public static void forgetCopies() throws Exception {
     setStatic(ProgramCopy.class, "seenAt", null);
     setStatic(ProgramCopy.class, "agentCopyInService", false);
     ((List<?>) getStatic(ProgramCopy.class, "LOADERS")).clear();
-    ((Set<?>) getStatic(AgentLog.class, "ONCE")).remove(ProgramCopy.WARNING_KEY);
+    OnceWarnings.forget(ProgramCopy.WARNING_KEY);
     AgentLog.setDebug(false);
   }
 
