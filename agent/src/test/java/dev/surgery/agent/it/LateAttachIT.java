@@ -92,6 +92,32 @@ class LateAttachIT {
     assertTrue(after.contains("BlurConv2d"), r.toString());
   }
 
+  /**
+   * The agent README: a late attach with {@code enabled=false} does not turn off the agent
+   * installed at start-up (trainers already training keep their listeners), and says so.
+   */
+  @Test
+  void aKillSwitchInALateAttachLeavesTheAgentOfStartUpOnAndSaysSo() throws Exception {
+    Path dir =
+        AgentConfigs.dirWithConfig("late-attach-kill-switch", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    ForkedJvm.Result r =
+        ForkedJvm.main(
+                LateAttachApp.class.getName(),
+                ForkedJvm.agentJar().toString(),
+                "enabled=false",
+                "--epochs",
+                "2")
+            .agent("surgery.yaml")
+            .jvmArg("-Djdk.attach.allowAttachSelf=true")
+            .workDir(dir)
+            .run();
+    assertEquals(0, r.exitCode(), r.toString());
+    r.assertOnlyAgentLine(
+        "surgery-agent: enabled=false in a late attach does not turn off the agent installed at"
+            + " start-up \\(trainers already training keep their surgery\\)");
+    r.assertTrainedWithBlur();
+  }
+
   @Test
   void badConfigIsReportedAndTheProgramGoesOn() throws Exception {
     Path dir = AgentConfigs.dir("late-attach-bad");
