@@ -93,6 +93,19 @@ class LateAttachIT {
   }
 
   /**
+   * A refused late attach gives back its claim: the user fixes the config and attaches again, and
+   * the retry installs (an agent installed at start-up keeps its claim: the test above).
+   */
+  @Test
+  void aRefusedLateAttachCanBeRetriedWithAFixedConfig() throws Exception {
+    Path dir = AgentConfigs.dirWithConfig("late-attach-fixed", AgentConfigs.BLURPOOL_AT_EPOCH_1);
+    writeBadConfig(dir);
+    ForkedJvm.Result r = attach(dir, "bad.yaml|surgery.yaml", "--epochs", "2");
+    assertRefusedBadConfig(r);
+    r.assertTrainedWithBlur();
+  }
+
+  /**
    * The agent README: a late attach with {@code enabled=false} does not turn off the agent
    * installed at start-up (trainers already training keep their listeners), and says so.
    */
@@ -121,14 +134,24 @@ class LateAttachIT {
   @Test
   void badConfigIsReportedAndTheProgramGoesOn() throws Exception {
     Path dir = AgentConfigs.dir("late-attach-bad");
-    AgentConfigs.write(dir, "bad.yaml", "algorithms:\n  - name: blurpol\n    epoch: 1\n");
+    writeBadConfig(dir);
     ForkedJvm.Result r = attach(dir, "bad.yaml", "--epochs", "1");
+    assertRefusedBadConfig(r);
+    assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
+    DisabledAgentIT.assertUnchanged(r);
+  }
+
+  /** {@code bad.yaml}: an unknown algorithm on line 2. */
+  private static void writeBadConfig(Path dir) throws Exception {
+    AgentConfigs.write(dir, "bad.yaml", "algorithms:\n  - name: blurpol\n    epoch: 1\n");
+  }
+
+  /** The program ran on, and the agent's only lines were the problem and "not installed". */
+  private static void assertRefusedBadConfig(ForkedJvm.Result r) {
     assertEquals(0, r.exitCode(), r.toString());
     List<String> agent = r.agentLines();
     assertEquals(2, agent.size(), r.toString());
     assertTrue(agent.get(0).matches("surgery-agent: bad\\.yaml:2:\\d+: .*blurpol.*"), r.toString());
     assertEquals("surgery-agent: not installed", agent.get(1), r.toString());
-    assertTrue(r.stdout().contains("CNNAPP: done"), r.toString());
-    DisabledAgentIT.assertUnchanged(r);
   }
 }
