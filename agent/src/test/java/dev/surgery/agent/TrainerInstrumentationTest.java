@@ -20,6 +20,8 @@ import dev.surgery.agent.shared.OnceWarnings;
 import dev.surgery.agent.shared.StandardError;
 import java.lang.instrument.ClassFileTransformer;
 import java.lang.instrument.IllegalClassFormatException;
+import java.net.URL;
+import java.net.URLClassLoader;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -148,6 +150,34 @@ class TrainerInstrumentationTest {
   }
 
   /**
+   * A class loader that cannot see the agent's dispatcher is not woven (the advice would not link
+   * there); the warning is for its {@code Trainer}, the others matter only with it (a loader that
+   * only runs inference defines {@code BaseModel} and trains nothing).
+   */
+  @Test
+  void aLoaderThatCannotSeeTheAgentIsWarnedOfForItsTrainerOnly() throws Exception {
+    ClassFileTransformer weaving = TrainerInstrumentation.weaving();
+    URL djl = Trainer.class.getProtectionDomain().getCodeSource().getLocation();
+    OnceWarnings.forget("dispatcher-visibility");
+    try (URLClassLoader isolated = new URLClassLoader("isolated", new URL[] {djl}, null)) {
+      assertEquals(
+          List.of(),
+          StandardError.lines(() -> assertNull(weave(weaving, isolated, BaseModel.class))));
+      List<String> lines =
+          StandardError.lines(() -> assertNull(weave(weaving, isolated, Trainer.class)));
+      assertEquals(
+          List.of(
+              "surgery-agent: WARNING: class loader "
+                  + isolated
+                  + " defines ai.djl.training.Trainer but cannot see the agent jar; its trainers"
+                  + " run unmodified"),
+          lines);
+    } finally {
+      OnceWarnings.forget("dispatcher-visibility");
+    }
+  }
+
+  /**
    * Checkpoint replay is an extra: a {@code BaseModel} without {@code readParameters(Path, Map)}
    * (another DJL) is left as it is, its {@code save} too, with one debug line.
    */
@@ -191,16 +221,22 @@ class TrainerInstrumentationTest {
 
   /** The weaving's bytes for a class of this name as the test's class loader defines it. */
   private static byte[] weave(ClassFileTransformer weaving, String name, byte[] classFile) {
+    return weave(weaving, TrainerInstrumentationTest.class.getClassLoader(), name, classFile);
+  }
+
+  /** The weaving's bytes for a class of this name as {@code loader} defines it. */
+  private static byte[] weave(
+      ClassFileTransformer weaving, ClassLoader loader, String name, byte[] classFile) {
     try {
-      return weaving.transform(
-          TrainerInstrumentationTest.class.getClassLoader(),
-          name.replace('.', '/'),
-          null,
-          null,
-          classFile);
+      return weaving.transform(loader, name.replace('.', '/'), null, null, classFile);
     } catch (IllegalClassFormatException e) {
       throw new AssertionError(e);
     }
+  }
+
+  /** The weaving's bytes for a loaded class's class file as {@code loader} would define it. */
+  private static byte[] weave(ClassFileTransformer weaving, ClassLoader loader, Class<?> type) {
+    return weave(weaving, loader, type.getName(), FirstDjlClassTransformerTest.bytes(type));
   }
 
   @Test
