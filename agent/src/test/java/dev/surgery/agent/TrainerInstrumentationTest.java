@@ -31,6 +31,8 @@ import net.bytebuddy.description.method.MethodDescription;
 import net.bytebuddy.description.modifier.Visibility;
 import net.bytebuddy.description.type.TypeDescription;
 import net.bytebuddy.dynamic.DynamicType;
+import net.bytebuddy.dynamic.scaffold.subclass.ConstructorStrategy;
+import net.bytebuddy.implementation.MethodCall;
 import net.bytebuddy.implementation.StubMethod;
 import net.bytebuddy.matcher.ElementMatcher;
 import org.junit.jupiter.api.Test;
@@ -147,6 +149,60 @@ class TrainerInstrumentationTest {
                       + "; the training events it reports are missed"),
           lines.get(i));
     }
+  }
+
+  /**
+   * A {@code Trainer} that lacks one member the agent needs is not woven at all, though the advice
+   * for its other members would apply: the agent reports every training event or none (class
+   * comment), with one warning naming what is missing.
+   */
+  @Test
+  void aTrainerLackingOneMemberIsNotWovenAtAll() throws Exception {
+    ClassFileTransformer weaving = TrainerInstrumentation.weaving();
+    DynamicType.Builder<Object> withoutStep =
+        new ByteBuddy()
+            .subclass(Object.class, ConstructorStrategy.Default.NO_CONSTRUCTORS)
+            .name(Trainer.class.getName())
+            .defineField("listeners", List.class, Visibility.PRIVATE)
+            .defineConstructor(Visibility.PUBLIC)
+            .withParameters(Model.class, TrainingConfig.class)
+            .intercept(MethodCall.invoke(Object.class.getConstructor()))
+            .defineMethod("initialize", void.class, Visibility.PUBLIC)
+            .withParameters(Shape[].class)
+            .intercept(StubMethod.INSTANCE)
+            .defineMethod("forward", NDList.class, Visibility.PUBLIC)
+            .withParameters(NDList.class)
+            .intercept(StubMethod.INSTANCE)
+            .defineMethod("forward", NDList.class, Visibility.PUBLIC)
+            .withParameters(NDList.class, NDList.class)
+            .intercept(StubMethod.INSTANCE)
+            .defineMethod("newGradientCollector", GradientCollector.class, Visibility.PUBLIC)
+            .intercept(StubMethod.INSTANCE)
+            .defineMethod("evaluate", NDList.class, Visibility.PUBLIC)
+            .withParameters(NDList.class)
+            .intercept(StubMethod.INSTANCE);
+    byte[] complete =
+        withoutStep
+            .defineMethod("step", void.class, Visibility.PUBLIC)
+            .intercept(StubMethod.INSTANCE)
+            .make()
+            .getBytes();
+    assertNotNull(weave(weaving, Trainer.class.getName(), complete), "with step() it is woven");
+    byte[] lacking = withoutStep.make().getBytes();
+    OnceWarnings.forget(AgentLog.DJL_MISMATCH);
+    List<String> lines;
+    try {
+      lines =
+          StandardError.lines(() -> assertNull(weave(weaving, Trainer.class.getName(), lacking)));
+    } finally {
+      OnceWarnings.forget(AgentLog.DJL_MISMATCH);
+    }
+    assertEquals(
+        List.of(
+            "surgery-agent: WARNING: ai.djl.training.Trainer does not have the shape DJL Surgery"
+                + " was built for (DJL 0.36.0), missing method step(); surgery disabled, the"
+                + " program runs unmodified"),
+        lines);
   }
 
   /**
