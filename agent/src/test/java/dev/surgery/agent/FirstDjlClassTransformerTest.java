@@ -14,7 +14,7 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import dev.surgery.agent.shared.OnceWarnings;
-import dev.surgery.agent.shared.StandardError;
+import dev.surgery.core.testing.StandardError;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;

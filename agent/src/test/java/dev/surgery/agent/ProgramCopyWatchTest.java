@@ -9,7 +9,7 @@ import dev.surgery.agent.shared.AgentLog;
 import dev.surgery.agent.shared.ChildFirstLoader;
 import dev.surgery.agent.shared.ProgramCopy;
 import dev.surgery.agent.shared.ProgramCopyTest;
-import dev.surgery.agent.shared.StandardError;
+import dev.surgery.core.testing.StandardError;
 import dev.surgery.trainer.SurgeryListener;
 import java.lang.instrument.ClassFileTransformer;
 import java.lang.instrument.IllegalClassFormatException;

@@ -17,7 +17,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.TrainingConfig;
 import dev.surgery.agent.shared.AgentLog;
 import dev.surgery.agent.shared.OnceWarnings;
-import dev.surgery.agent.shared.StandardError;
+import dev.surgery.core.testing.StandardError;
 import java.lang.instrument.ClassFileTransformer;
 import java.lang.instrument.IllegalClassFormatException;
 import java.net.URL;
