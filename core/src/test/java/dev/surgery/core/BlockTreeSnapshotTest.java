@@ -247,4 +247,36 @@ class BlockTreeSnapshotTest {
       assertFalse(arrayB.isReleased());
     }
   }
+
+  /** A layer whose class counts, in a static field, the instances the program built. */
+  static final class CountedLayer extends Fixtures.InOrderHolder {
+    static int built;
+
+    CountedLayer() {
+      built++;
+    }
+
+    @Override
+    List<Block> layers() {
+      return List.of();
+    }
+  }
+
+  /**
+   * A class's static fields are no block's state: shared by every instance, in this tree or not,
+   * they are the program's. Restore leaves them as the program left them (here the count of the
+   * instances built, one more since the snapshot).
+   */
+  @Test
+  void restoreLeavesTheStaticFieldsOfBlockClassesAlone() {
+    SequentialBlock root = new SequentialBlock().add(new CountedLayer());
+    int before = CountedLayer.built;
+    BlockTreeSnapshot snapshot = BlockTreeSnapshot.of(root);
+    root.add(new CountedLayer());
+
+    snapshot.restore();
+
+    assertEquals(1, root.getChildren().size());
+    assertEquals(before + 1, CountedLayer.built);
+  }
 }

@@ -239,7 +239,10 @@ class ChildWritesTest {
         holder -> new ArrayList<>(((PropertyTrees.MapHolder) holder).layers.values())),
     DEQUE(
         blocks -> new ModuleSurgeryTest.DequeHolder(blocks.toArray(Block[]::new)),
-        holder -> new ArrayList<>(((ModuleSurgeryTest.DequeHolder) holder).layers));
+        holder -> new ArrayList<>(((ModuleSurgeryTest.DequeHolder) holder).layers)),
+    /** A list kept in a field declared {@code Object}: written as the list it holds. */
+    OBJECT(
+        ObjectFieldHolder::new, holder -> new ArrayList<>(((ObjectFieldHolder) holder).layers()));
 
     final Function<List<Block>, Block> build;
     final Function<Block, List<Block>> content;
@@ -252,8 +255,9 @@ class ChildWritesTest {
 
   /**
    * A surgery that fails after writing replacements into a parent's own List, array, Map or
-   * collection field leaves that field as it was before, element for element and in order: the
-   * parent's forward would otherwise call blocks the failed surgery threw away.
+   * collection field (or a field declared {@code Object} that holds a list) leaves that field as it
+   * was before, element for element and in order: the parent's forward would otherwise call blocks
+   * the failed surgery threw away.
    */
   @ParameterizedTest(name = "{0}")
   @EnumSource(OwnField.class)
@@ -287,6 +291,25 @@ class ChildWritesTest {
     assertEquals(before.size(), after.size(), after.toString());
     for (int i = 0; i < before.size(); i++) {
       assertSame(before.get(i), after.get(i), "element " + i);
+    }
+  }
+
+  /** Runs its layers from a list it keeps in a field declared {@code Object}. */
+  static final class ObjectFieldHolder extends Fixtures.InOrderHolder {
+    final Object layers;
+
+    ObjectFieldHolder(List<Block> blocks) {
+      List<Block> list = new ArrayList<>();
+      for (Block b : blocks) {
+        list.add(addChildBlock("o", b));
+      }
+      layers = list;
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    List<Block> layers() {
+      return (List<Block>) layers;
     }
   }
 

@@ -75,6 +75,22 @@ class DeepDataFieldElsewhereTest {
     }
   }
 
+  /**
+   * A chain longer than a search follows ({@link FieldBlocks#MAX_HOLDERS}) is no obstacle either:
+   * its nodes are known to reach no block without being followed (a class met again on the way adds
+   * nothing new), so nothing is left unexplored.
+   */
+  @Test
+  void aDataChainLongerThanASearchFollowsIsFineToo() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      SequentialBlock net = vocabularyBesideAStridedConv(manager, FieldBlocks.MAX_HOLDERS + 1);
+      Map<Class<? extends Block>, ReplacementFunction> policies =
+          Fixtures.replacingClass(
+              Conv2d.class, (block, i) -> BlurConv2d.fromConv2d((Conv2d) block, true));
+      assertEquals(1, ModuleSurgery.replaceModuleClasses(net, policies).size());
+    }
+  }
+
   /** A vocabulary of {@code length} data nodes, then a strided 3x3 convolution, initialized. */
   private static SequentialBlock vocabularyBesideAStridedConv(NDManager manager, int length) {
     SequentialBlock net =

@@ -509,6 +509,94 @@ class TiedBlockTest {
     assertRefusedUnchanged(root, layer, "02LambdaBlock", "captured by a lambda", "lambda");
   }
 
+  /**
+   * A function that reaches the layer three lambdas deep, deeper than the lookout reads captured
+   * values: what it does not read through is assumed to reach a block, so the tie is still found.
+   */
+  @Test
+  void aLambdaReachingTheLayerThreeLambdasDeepRefusesTheSurgery() {
+    TinyDense layer = new TinyDense(5);
+    java.util.function.Function<NDList, NDList> inner =
+        x -> layer.forward(new ParameterStore(), x, false);
+    java.util.function.Function<NDList, NDList> middle = x -> inner.apply(x);
+    SequentialBlock root =
+        tiedModel(layer, new LambdaBlock(x -> middle.apply(x), "three lambdas deep"));
+    assertRefusedUnchanged(root, layer, "02LambdaBlock", "captured by a lambda", "lambda");
+  }
+
+  /** Plain data of the program's own, not final: a subclass may add fields of its own. */
+  static class Note {
+    final String text;
+
+    Note(String text) {
+      this.text = text;
+    }
+
+    NDList apply(NDList x) {
+      return x;
+    }
+  }
+
+  /** A note that keeps, and calls, a layer. */
+  static final class CallingNote extends Note {
+    final TinyDense layer;
+
+    CallingNote(TinyDense layer) {
+      super("calls the layer");
+      this.layer = layer;
+    }
+
+    @Override
+    NDList apply(NDList x) {
+      return forwardThrough(layer, x);
+    }
+  }
+
+  /**
+   * A lambda that captured a value declared as a data class of the program's own that is not final,
+   * whose own fields reach no block: the value may be a subclass that holds one (here the layer it
+   * calls), so it is looked into and the tie found.
+   */
+  @Test
+  void aLambdaCapturingANonFinalDataClassIsLookedIntoForASubclassHoldingTheLayer() {
+    TinyDense layer = new TinyDense(5);
+    Note note = new CallingNote(layer);
+    SequentialBlock root = tiedModel(layer, new LambdaBlock(x -> note.apply(x), "note"));
+    assertRefusedUnchanged(root, layer, "02LambdaBlock", "captured by a lambda", "lambda");
+  }
+
+  /** Data of the program's own that keeps a layer. */
+  static class LayerKeeper {
+    final TinyDense layer;
+
+    LayerKeeper(TinyDense layer) {
+      this.layer = layer;
+    }
+  }
+
+  /** A final subclass that declares data only: the layer is in its superclass's field. */
+  static final class LabelledKeeper extends LayerKeeper {
+    final String label;
+
+    LabelledKeeper(TinyDense layer, String label) {
+      super(layer);
+      this.label = label;
+    }
+  }
+
+  /**
+   * A lambda that captured a final data class of the program's own whose superclass (the program's
+   * own too) keeps the layer: the superclass's fields are read as well, and the tie found.
+   */
+  @Test
+  void aLambdaCapturingADataClassWhoseSuperclassKeepsTheLayerRefusesTheSurgery() {
+    TinyDense layer = new TinyDense(5);
+    LabelledKeeper keeper = new LabelledKeeper(layer, "kept");
+    SequentialBlock root =
+        tiedModel(layer, new LambdaBlock(x -> forwardThrough(keeper.layer, x), "keeper"));
+    assertRefusedUnchanged(root, layer, "02LambdaBlock", "captured by a lambda", "lambda");
+  }
+
   @Test
   void aParentHoldingItsChildTwoHoldersDeepRefusesTheSurgery() {
     TinyDense layer = new TinyDense(5);
