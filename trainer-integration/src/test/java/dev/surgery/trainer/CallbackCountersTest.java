@@ -8,6 +8,8 @@ import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonParser;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.Factorize;
@@ -16,6 +18,7 @@ import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.events.State;
 import dev.surgery.trainer.config.Trigger;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -265,6 +268,45 @@ class CallbackCountersTest {
     List<String> told =
         listener.getWarnings().stream().filter(w -> w.contains("does not get it")).toList();
     assertEquals(1, told.size(), listener.getWarnings().toString()); // the fresh block only
+  }
+
+  /**
+   * What a trainer applied to its model's old block is not due again on a new one, which is said
+   * once per entry however often the model is given another block: one warning, and one not_run
+   * item in the surgery log naming the reason.
+   */
+  @Test
+  void anEntryAppliedToTheOldBlockIsListedAsNotRunOnceForAllLaterBlocks(@TempDir Path dir)
+      throws Exception {
+    Path report = dir.resolve("surgery.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(BlurPool.builder().optMinChannels(0).build(), 1)
+            .optReportPath(report)
+            .build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("rebound-twice");
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      assertEquals(1, listener.getOutcomes().size(), "blurpool applied to the first block");
+      for (int i = 0; i < 2; i++) {
+        model.setBlock(TestModels.cnn());
+        model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+        listener.onEpoch(trainer);
+      }
+    }
+    List<String> told =
+        listener.getWarnings().stream().filter(w -> w.contains("does not get it")).toList();
+    assertEquals(1, told.size(), listener.getWarnings().toString());
+    JsonArray notRun =
+        JsonParser.parseString(Files.readString(report))
+            .getAsJsonObject()
+            .getAsJsonArray("not_run");
+    List<String> reasons = new ArrayList<>();
+    notRun.forEach(item -> reasons.add(item.getAsJsonObject().get("reason").getAsString()));
+    assertEquals(1, reasons.size(), reasons.toString());
+    assertTrue(reasons.get(0).contains("before setBlock"), reasons.get(0));
   }
 
   /**

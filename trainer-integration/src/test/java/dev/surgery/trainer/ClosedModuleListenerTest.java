@@ -5,8 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Activation;
+import ai.djl.nn.LambdaBlock;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
@@ -15,6 +17,7 @@ import dev.surgery.core.testing.ClosedModules;
 import dev.surgery.trainer.config.OnError;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -121,6 +124,29 @@ class ClosedModuleListenerTest {
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
         String atStart = onlyWarningOnceInitialized(trainer, listener);
         assertTrue(atStart.startsWith("Surgery: block 03Holder is a closedapp.Holder"), atStart);
+      }
+    }
+  }
+
+  /**
+   * A function of the JDK the engine cannot read (what {@code Function.andThen} returns) is not
+   * warned of with an opens of a JDK module, which no program should add: a surgery that needs it
+   * is refused when it runs, with that refusal's own advice (one lambda of the program's own).
+   */
+  @Test
+  void aJdkFunctionIsNotWarnedOfWithAnOpensOfTheJdk() {
+    SurgeryListener listener =
+        SurgeryListener.builder().add(BlurPool.builder().optMinChannels(0).build(), 1).build();
+    Function<NDList, NDList> same = x -> x;
+    SequentialBlock root =
+        new SequentialBlock()
+            .add(TestModels.cnn())
+            .add(new LambdaBlock(same.andThen(same), "composed by the JDK"));
+    try (Model model = Model.newInstance("jdk-lambda")) {
+      model.setBlock(root);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        assertEquals(List.of(), listener.getWarnings());
       }
     }
   }

@@ -2,6 +2,7 @@ package dev.surgery.trainer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -15,7 +16,10 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.training.dataset.Batch;
+import ai.djl.training.dataset.Dataset;
+import ai.djl.translate.TranslateException;
 import ai.djl.util.Pair;
+import ai.djl.util.Progress;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Event;
@@ -23,8 +27,10 @@ import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.SurgeryConfigException;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -33,6 +39,8 @@ import java.util.stream.Collectors;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Training events in library mode: the drop-in {@link SurgeryTrain#fit} and a hand-written loop.
@@ -147,17 +155,93 @@ class EventsTest {
     }
   }
 
-  @Test
-  void surgeryTrainFitReportsEveryEventOnceInTheDocumentedOrder() throws Exception {
+  /**
+   * The documented order, whether the program reports INIT itself (fit's second report is then
+   * ignored) or leaves it to fit, which must then report it.
+   */
+  @ParameterizedTest(name = "program reports INIT: {0}")
+  @ValueSource(booleans = {true, false})
+  void surgeryTrainFitReportsEveryEventOnceInTheDocumentedOrder(boolean programReportsInit)
+      throws Exception {
     SurgeryListener listener = listener("algorithms:\n  - name: t_ev_rec\n");
     try (Model model = TestModels.model("events");
         NDManager manager = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
       trainer.initialize(TestModels.INPUT);
-      listener.onInitialized(trainer); // the program reports INIT; fit's second report is ignored
+      if (programReportsInit) {
+        listener.onInitialized(trainer);
+      }
       SurgeryTrain.fit(trainer, 2, TestModels.dataset(manager, 1), TestModels.dataset(manager, 2));
     }
     assertEquals(expectedFitOrder(), EventRecorder.SEEN);
+  }
+
+  /**
+   * Validation data that fails midway: EVAL_END is still reported (a plugin swaps weights back
+   * there), the evaluation's own failure is what the caller gets, and a failure at EVAL_END rides
+   * along on it as suppressed rather than hiding it.
+   */
+  @Test
+  void aFailingEvaluationStillReportsEvalEndAndKeepsItsOwnFailure() throws Exception {
+    SurgeryListener listener = listener("algorithms:\n  - name: t_ev_rec\n");
+    IllegalStateException broken = new IllegalStateException("validation data unreadable");
+    IllegalArgumentException atEnd = new IllegalArgumentException("EVAL_END fails too");
+    EventRecorder.probe =
+        (event, state) -> {
+          if (event == Event.EVAL_END) {
+            throw atEnd;
+          }
+        };
+    try (Model model = TestModels.model("events-eval-fails");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      Dataset failing = failingAfterOneBatch(TestModels.dataset(manager, 2), broken);
+
+      IllegalStateException e =
+          assertThrows(
+              IllegalStateException.class, () -> SurgeryTrain.evaluateDataset(trainer, failing));
+
+      assertSame(broken, e);
+      assertEquals(1, e.getSuppressed().length, List.of(e.getSuppressed()).toString());
+      Throwable cause = e.getSuppressed()[0];
+      while (cause != null && cause != atEnd) {
+        cause = cause.getCause();
+      }
+      assertSame(atEnd, cause, e.getSuppressed()[0].toString());
+    }
+    assertEquals(List.of("EVAL_START 0/0/0", "EVAL_END 0/0/0"), EventRecorder.SEEN);
+  }
+
+  /** The data's first batch, then {@code failure} where the second would come. */
+  private static Dataset failingAfterOneBatch(ArrayDataset data, RuntimeException failure) {
+    return new Dataset() {
+      @Override
+      public Iterable<Batch> getData(NDManager manager) throws IOException, TranslateException {
+        Iterator<Batch> batches = data.getData(manager).iterator();
+        return () ->
+            new Iterator<>() {
+              private boolean first = true;
+
+              @Override
+              public boolean hasNext() {
+                return true;
+              }
+
+              @Override
+              public Batch next() {
+                if (!first) {
+                  throw failure;
+                }
+                first = false;
+                return batches.next();
+              }
+            };
+      }
+
+      @Override
+      public void prepare(Progress progress) {}
+    };
   }
 
   @Test
@@ -538,6 +622,29 @@ class EventsTest {
       assertThrows(IllegalArgumentException.class, () -> listener.onEvent(Event.EPOCH_END, model));
     }
     assertEquals(List.of("a@0"), EventRecorder.MARKS);
+  }
+
+  /**
+   * A load reported for the model of a trainer that is still training is that trainer's event: the
+   * entry sees the trainer's counts (4 steps after a 4-batch epoch), as when the event is reported
+   * with the trainer, not a fresh model's.
+   */
+  @Test
+  void aLoadReportedForTheModelOfATrainingTrainerIsThatTrainersEvent() throws Exception {
+    SurgeryConfig config =
+        SurgeryConfig.parse(
+            "algorithms:\n  - {name: t_ev_mark, tag: b, at_step: 4, event: after_load}\n",
+            "load.yaml");
+    SurgeryListener listener = SurgeryListener.fromConfig(config, EnumSet.allOf(Event.class));
+    try (Model model = TestModels.model("load-while-training");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      SurgeryTrain.fit(trainer, 1, TestModels.dataset(manager, 1), null);
+      listener.onEvent(Event.BEFORE_LOAD, model);
+      listener.onEvent(Event.AFTER_LOAD, model);
+    }
+    assertEquals(List.of("b@4"), EventRecorder.MARKS);
   }
 
   static List<Parameter> params(Model model) {
