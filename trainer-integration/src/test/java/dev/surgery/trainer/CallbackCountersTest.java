@@ -310,6 +310,61 @@ class CallbackCountersTest {
   }
 
   /**
+   * A checkpoint loaded into the model during the first epoch, whose record holds the entry due at
+   * that epoch's end: the loaded block has it already, so it does not run again.
+   */
+  @Test
+  void anEntryTheLoadedBlockHoldsDoesNotRunAgainWhenDue(@TempDir Path dir) throws Exception {
+    saveBlurredCheckpoint(dir, "loaded-midway");
+    SurgeryListener listener =
+        SurgeryListener.builder().add(BlurPool.builder().optMinChannels(0).build(), 1).build();
+    try (NDManager data = NDManager.newBaseManager();
+        Model model = TestModels.model("loaded-midway");
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(INPUT);
+      TestModels.trainEpochWithoutEvents(trainer, TestModels.dataset(data, 3));
+      listener.onEvent(Event.BATCH_END, trainer); // the trainer's state is made
+      model.setBlock(TestModels.cnn());
+      SurgeryCheckpoint.load(model, dir, "loaded-midway");
+      listener.onEpoch(trainer); // the end of epoch 1, where blurpool is due
+    }
+    assertEquals(List.of(), listener.getOutcomes());
+  }
+
+  /**
+   * The other way round: an entry skipped because the loaded block's record held it runs on a fresh
+   * block the model is given before it is due, and the surgery log then lists it as applied only,
+   * no longer as not run for being recorded already.
+   */
+  @Test
+  void anEntrySkippedAsRecordedRunsOnAFreshBlockAndLeavesTheNotRunList(@TempDir Path dir)
+      throws Exception {
+    saveBlurredCheckpoint(dir, "fresh-midway");
+    Path report = dir.resolve("surgery.json");
+    SurgeryListener listener =
+        SurgeryListener.builder()
+            .add(BlurPool.builder().optMinChannels(0).build(), 1)
+            .optReportPath(report)
+            .build();
+    try (Model model = TestModels.model("fresh-midway")) {
+      SurgeryCheckpoint.load(model, dir, "fresh-midway");
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        listener.onEvent(Event.BATCH_END, trainer); // the state: blurpool skipped as recorded
+        model.setBlock(TestModels.cnn());
+        model.getBlock().initialize(model.getNDManager(), model.getDataType(), INPUT);
+        listener.onEpoch(trainer); // the end of epoch 1: blurpool runs on the fresh block
+      }
+    }
+    assertEquals(1, listener.getOutcomes().size(), listener.getOutcomes().toString());
+    JsonArray notRun =
+        JsonParser.parseString(Files.readString(report))
+            .getAsJsonObject()
+            .getAsJsonArray("not_run");
+    assertEquals(0, notRun.size(), notRun.toString());
+  }
+
+  /**
    * Two trainers of one model sharing the listener, both built before either trained: the second
    * sees what the first applied, as its own listener does when it skips that entry (a reviewer
    * found its state empty).

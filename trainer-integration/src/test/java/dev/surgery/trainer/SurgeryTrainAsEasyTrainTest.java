@@ -13,6 +13,9 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.dataset.Dataset;
+import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.listener.TrainingListener.BatchData;
+import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.translate.Batchifier;
 import ai.djl.translate.TranslateException;
 import ai.djl.util.Progress;
@@ -20,6 +23,7 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -30,17 +34,31 @@ class SurgeryTrainAsEasyTrainTest {
 
   /**
    * What one fit of 2 epochs did: how many training and validation batches it took, how many of
-   * each it left open (looked at before the trainer closes), its backward timings.
+   * each it left open (looked at before the trainer closes), its backward timings, and the
+   * validation batches DJL's listeners were told of.
    */
   private record Fit(
-      int training, int trainingOpen, int validation, int validationOpen, int backwards) {}
+      int training,
+      int trainingOpen,
+      int validation,
+      int validationOpen,
+      int backwards,
+      int validated) {}
 
   private static Fit fit(boolean surgeryTrain) throws IOException, TranslateException {
     List<NDManager> training = new ArrayList<>();
     List<NDManager> validation = new ArrayList<>();
+    AtomicInteger validatedBatches = new AtomicInteger();
+    TrainingListener validated =
+        new TrainingListenerAdapter() {
+          @Override
+          public void onValidationBatch(Trainer trainer, BatchData batchData) {
+            validatedBatches.incrementAndGet();
+          }
+        };
     try (Model model = TestModels.model("as-easy-train");
         NDManager manager = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config())) {
+        Trainer trainer = model.newTrainer(TestModels.config(validated))) {
       trainer.initialize(TestModels.INPUT);
       trainer.setMetrics(new Metrics());
       Dataset train = noting(TestModels.dataset(manager, 1), training);
@@ -55,7 +73,8 @@ class SurgeryTrainAsEasyTrainTest {
           (int) training.stream().filter(NDManager::isOpen).count(),
           validation.size(),
           (int) validation.stream().filter(NDManager::isOpen).count(),
-          trainer.getMetrics().getMetric("backward").size());
+          trainer.getMetrics().getMetric("backward").size(),
+          validatedBatches.get());
     }
   }
 
@@ -130,6 +149,19 @@ class SurgeryTrainAsEasyTrainTest {
       assertEquals(0, run.trainingOpen(), "training batches left open");
       assertEquals(0, run.validationOpen(), "validation batches left open");
     }
+  }
+
+  /**
+   * Every validation batch is validated (DJL's listeners hear of each, as its evaluators do), as
+   * under EasyTrain.
+   */
+  @Test
+  void fitValidatesEveryValidationBatch() throws Exception {
+    Fit easy = fit(false);
+    Fit surgery = fit(true);
+
+    assertEquals(easy.validation(), easy.validated());
+    assertEquals(easy.validated(), surgery.validated());
   }
 
   /** The trainer's metrics get a backward timing per training batch, as under EasyTrain. */
