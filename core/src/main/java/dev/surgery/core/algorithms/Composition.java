@@ -4,6 +4,7 @@ import java.util.AbstractList;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 
 /**
  * The rules for combining the built-in algorithms in one schedule (a recipe).
@@ -86,11 +87,13 @@ public final class Composition {
    * @param unplaced the algorithms that may run between any two of {@code applicationOrder}
    * @return the conflicts, by later entry; empty when the schedule composes
    * @throws IllegalArgumentException when the epochs are not one per algorithm
+   * @throws NullPointerException when {@code unplaced} is null (none: an empty list)
    */
   public static List<Conflict> check(
       List<? extends Algorithm> applicationOrder,
       List<Integer> epochs,
       List<? extends Algorithm> unplaced) {
+    Objects.requireNonNull(unplaced, "unplaced must not be null");
     if (epochs != null && epochs.size() != applicationOrder.size()) {
       throw new IllegalArgumentException(
           "one epoch per algorithm: "

@@ -625,6 +625,11 @@ class CompositionTest {
         List.of(),
         Composition.check(List.of(first, again), List.of(3, 3), List.of(factorize)),
         "an entry that may run between");
+    assertEquals(
+        1, Composition.check(List.of(first, again), List.of(3, 3), List.of()).size(), "none");
+    assertThrows(
+        NullPointerException.class,
+        () -> Composition.check(List.of(first, again), List.of(3, 3), null));
     // Weight standardization replaces each layer by one: the count stays, the rule holds.
     Algorithm ws = WeightStandardization.builder().build();
     assertEquals(0, freezesAfterFreezingAndThen(ws));
