@@ -145,6 +145,36 @@ class CompositionPropertiesTest {
   }
 
   /**
+   * Two different algorithms compose: one that changes the model alone still changes it after the
+   * other (each on the whole model; the oracle is the same algorithm applied to a fresh model).
+   */
+  @Property(tries = 200)
+  void anAlgorithmThatChangesTheModelStillChangesItAfterAnother(
+      @ForAll("wholeModel") Algorithm first, @ForAll("wholeModel") Algorithm second) {
+    Assume.that(!first.name().equals(second.name()));
+    try (NDManager manager = NDManager.newBaseManager()) {
+      boolean alone = changes(second, model(manager));
+      Assume.that(alone);
+      Block net = model(manager);
+      changes(first, net);
+      assertTrue(changes(second, net), second + " after " + first + " changed nothing");
+    }
+  }
+
+  @Provide
+  Arbitrary<Algorithm> wholeModel() {
+    return Arbitraries.oneOf(BuiltinArbitraries.ALGORITHMS);
+  }
+
+  private static boolean changes(Algorithm algorithm, Block net) {
+    try {
+      return !algorithm.apply(new SurgeryContext(net, List.of(), 2, EPOCHS)).isEmpty();
+    } catch (NothingTargetedException e) {
+      return false;
+    }
+  }
+
+  /**
    * A plan tells what its apply does: before each entry of a random schedule applies, its plan
    * lists the same blocks, types and parameter totals the apply reports (or fails where the apply
    * fails), and leaves the model as it was: its structure and every parameter value.
