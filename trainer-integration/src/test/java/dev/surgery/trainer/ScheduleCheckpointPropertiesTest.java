@@ -10,22 +10,23 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.training.loss.Loss;
-import dev.surgery.core.algorithms.Algorithm;
-import dev.surgery.core.algorithms.Composition;
 import dev.surgery.core.algorithms.NothingTargetedException;
 import dev.surgery.core.testing.BuiltinArbitraries;
+import dev.surgery.core.testing.BuiltinArbitraries.Entry;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyModels;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -34,7 +35,6 @@ import java.util.Map;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.Assume;
-import net.jqwik.api.Combinators;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
@@ -54,43 +54,41 @@ class ScheduleCheckpointPropertiesTest {
   static final int BATCH = 8;
   static final Shape INPUT = new Shape(BATCH, 8, 16, 16);
 
-  /** An entry of the schedule: an algorithm and the completed epochs after which it runs. */
-  record Entry(Algorithm algorithm, int epoch) {
-    @Override
-    public String toString() {
-      return algorithm.name() + algorithm.hyperparameters() + algorithm.targets() + "@" + epoch;
-    }
-  }
-
   @Property(tries = 4)
   void aReloadedScheduleTrainsOnAsInMemory(
       @ForAll("schedules") List<Entry> schedule, @ForAll("optimizers") OptimizerKind optimizer)
       throws Exception {
-    List<Entry> order = new ArrayList<>(schedule);
-    order.sort(Comparator.comparingInt(Entry::epoch));
-    Assume.that(
-        Composition.check(
-                order.stream().map(Entry::algorithm).toList(),
-                order.stream().map(Entry::epoch).toList())
-            .isEmpty());
+    List<Entry> order = BuiltinArbitraries.applicationOrder(schedule);
+    Assume.that(BuiltinArbitraries.conflicts(order).isEmpty());
     SurgeryListener.Builder builder = SurgeryListener.builder().optTotalEpochs(EPOCHS);
     schedule.forEach(e -> builder.add(e.algorithm(), e.epoch()));
     SurgeryListener listener = builder.build();
     Path dir = Files.createTempDirectory("schedule-checkpoint");
     try {
       trainSaveAndReload(order, schedule, listener, optimizer, dir);
-    } finally {
-      try (var files = Files.walk(dir)) {
-        files.sorted(Comparator.reverseOrder()).forEach(ScheduleCheckpointPropertiesTest::delete);
+    } catch (Exception | Error failure) {
+      // A failed clean-up must not hide what failed.
+      try {
+        deleteAll(dir);
+      } catch (IOException | UncheckedIOException e) {
+        failure.addSuppressed(e);
       }
+      throw failure;
+    }
+    deleteAll(dir);
+  }
+
+  private static void deleteAll(Path dir) throws IOException {
+    try (var files = Files.walk(dir)) {
+      files.sorted(Comparator.reverseOrder()).forEach(ScheduleCheckpointPropertiesTest::delete);
     }
   }
 
   private static void delete(Path file) {
     try {
       Files.delete(file);
-    } catch (java.io.IOException e) {
-      throw new java.io.UncheckedIOException(e);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
     }
   }
 
@@ -102,7 +100,7 @@ class ScheduleCheckpointPropertiesTest {
       Path dir)
       throws Exception {
     try (NDManager data = NDManager.newBaseManager();
-        Model model = TinyModels.model("m", TinyModels.everyAlgorithmNet())) {
+        Model model = TinyModels.model("m", net())) {
       Engine.getInstance().setRandomSeed(3);
       ArrayDataset dataset = TinyData.images(data, 32, 8, 16, BATCH);
       NDArray probe = data.randomNormal(INPUT);
@@ -119,7 +117,7 @@ class ScheduleCheckpointPropertiesTest {
       float[] outputs = outputs(model, probe);
       model.save(dir, "m");
       Map<String, float[]> inMemory = oneMoreEpoch(model, listener, optimizer, dataset);
-      try (Model restored = TinyModels.model("m", TinyModels.everyAlgorithmNet())) {
+      try (Model restored = TinyModels.model("m", net())) {
         SurgeryCheckpoint.load(restored, dir, "m");
         assertEquals(structure, TestModels.structure(restored.getBlock()), order.toString());
         assertArrayEquals(outputs, outputs(restored, probe), "outputs after the load: " + order);
@@ -133,20 +131,24 @@ class ScheduleCheckpointPropertiesTest {
 
   @Provide
   Arbitrary<List<Entry>> schedules() {
-    Arbitrary<Entry> entry =
-        Combinators.combine(
-                Arbitraries.oneOf(BuiltinArbitraries.ALGORITHMS),
-                BuiltinArbitraries.targets(),
-                Arbitraries.integers().between(0, EPOCHS - 2))
-            .as((a, t, e) -> new Entry(BuiltinArbitraries.withTargets(a, t), e));
-    return entry.list().ofMinSize(1).ofMaxSize(3);
+    return BuiltinArbitraries.entries(Arbitraries.integers().between(0, EPOCHS - 2))
+        .list()
+        .ofMinSize(1)
+        .ofMaxSize(3);
   }
 
-  /** DJL's optimizers that the PyTorch engine runs. */
   @Provide
   Arbitrary<OptimizerKind> optimizers() {
-    return Arbitraries.of(
-        OptimizerKind.SGD, OptimizerKind.SGD_MOMENTUM, OptimizerKind.ADAM, OptimizerKind.ADAMW);
+    return BuiltinArbitraries.optimizers();
+  }
+
+  /**
+   * The composition properties' network without its fixed batch norm: DJL's {@code newTrainer}
+   * makes the fixed gamma and beta of a loaded model trainable, with or without surgery
+   * (reliability.md, Known gaps), which this comparison is not about.
+   */
+  private static Block net() {
+    return TinyModels.everyAlgorithmNet(false);
   }
 
   private static DefaultTrainingConfig config(SurgeryListener listener, OptimizerKind optimizer) {

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 
 /**
  * The rules for combining the built-in algorithms in one schedule (a recipe).
@@ -32,13 +33,57 @@ import java.util.Objects;
  *       between (they add layers, so the same fraction may reach further).
  * </ul>
  *
+ * <p>An algorithm of the program's own (a plugin) between two entries may make anything: a rule
+ * that depends on what ran between (the repeats of {@code weight_standardization}, of {@code
+ * factorize} for linears, of {@code layer_freezing} at one epoch) refuses only with built-ins
+ * between that cannot give the later entry more to do.
+ *
  * <p>The earlier entry must cover the whole model, or have the same {@code include} and {@code
  * exclude} as the later one with no entry between them (another entry can change block paths, and
  * so what the patterns select); an earlier entry limited to other targets leaves other blocks.
  */
 public final class Composition {
 
+  /** Built-ins that make no new convolution a weight standardization would select. */
+  private static final Set<String> MAKE_NO_CONVOLUTION =
+      Set.of(
+          BlurPool.NAME,
+          WeightStandardization.NAME,
+          SqueezeExcite.NAME,
+          GhostBatchNorm.NAME,
+          StochasticDepth.NAME,
+          LayerFreezing.NAME);
+
+  /** Built-ins that make no new linear a factorize would select. */
+  private static final Set<String> MAKE_NO_LINEAR =
+      Set.of(
+          BlurPool.NAME,
+          WeightStandardization.NAME,
+          Factorize.NAME,
+          GhostBatchNorm.NAME,
+          StochasticDepth.NAME,
+          LayerFreezing.NAME);
+
+  /** Built-ins that keep the model's layers as layer freezing counts them, in their order. */
+  private static final Set<String> KEEP_THE_LAYERS =
+      Set.of(
+          BlurPool.NAME,
+          WeightStandardization.NAME,
+          GhostBatchNorm.NAME,
+          StochasticDepth.NAME,
+          LayerFreezing.NAME);
+
   private Composition() {}
+
+  /** Whether every algorithm between is one of the named built-ins. */
+  private static boolean onlyBetween(List<? extends Algorithm> between, Set<String> names) {
+    for (Algorithm a : between) {
+      if (!names.contains(a.name())) {
+        return false;
+      }
+    }
+    return true;
+  }
 
   /**
    * A pair of schedule entries that cannot be combined.
@@ -71,28 +116,44 @@ public final class Composition {
    */
   public static List<Conflict> check(
       List<? extends Algorithm> applicationOrder, List<Integer> epochs) {
-    return check(applicationOrder, epochs, List.of());
+    return check(applicationOrder, epochs, Unplaced.NONE);
   }
 
   /**
-   * Like {@link #check(List, List)}, with entries whose place in the order is unknown: each is
-   * taken to run between any two entries of {@code applicationOrder}, so that a conflict is found
-   * only where it holds wherever those entries run. A schedule entry refused for a problem of its
-   * own is one: it may turn out to be any algorithm once fixed, and a caller stands for it with one
+   * What may run between two entries of a schedule besides the entries the application order puts
+   * between them: a schedule entry refused for a problem of its own may turn out to be any
+   * algorithm, at any place its declaration allows, once fixed. A caller stands for it with one
    * algorithm of each name it may have ({@link #conflict} reads only the names of the entries
-   * between two).
+   * between two), so that a conflict is found only where it holds wherever that entry runs.
+   */
+  @FunctionalInterface
+  public interface Unplaced {
+
+    /** Nothing but the entries of the order. */
+    Unplaced NONE = (earlier, later) -> List.of();
+
+    /**
+     * Tells what may run between two entries.
+     *
+     * @param earlier the position of the earlier entry in the application order
+     * @param later the position of the later entry
+     * @return the algorithms that may run between them besides those of the order; empty for none
+     */
+    List<? extends Algorithm> between(int earlier, int later);
+  }
+
+  /**
+   * Like {@link #check(List, List)}, with entries whose place in the order is unknown.
    *
    * @param applicationOrder the algorithms in the order they will be applied
    * @param epochs the epoch of each, same order; null when unknown
-   * @param unplaced the algorithms that may run between any two of {@code applicationOrder}
+   * @param unplaced what may run between two entries besides the order's
    * @return the conflicts, by later entry; empty when the schedule composes
    * @throws IllegalArgumentException when the epochs are not one per algorithm
-   * @throws NullPointerException when {@code unplaced} is null (none: an empty list)
+   * @throws NullPointerException when {@code unplaced} is null ({@link Unplaced#NONE} for none)
    */
   public static List<Conflict> check(
-      List<? extends Algorithm> applicationOrder,
-      List<Integer> epochs,
-      List<? extends Algorithm> unplaced) {
+      List<? extends Algorithm> applicationOrder, List<Integer> epochs, Unplaced unplaced) {
     Objects.requireNonNull(unplaced, "unplaced must not be null");
     if (epochs != null && epochs.size() != applicationOrder.size()) {
       throw new IllegalArgumentException(
@@ -105,10 +166,11 @@ public final class Composition {
     List<Conflict> conflicts = new ArrayList<>();
     for (int j = 1; j < applicationOrder.size(); j++) {
       for (int i = 0; i < j; i++) {
+        List<? extends Algorithm> others = unplaced.between(i, j);
         List<? extends Algorithm> between =
-            unplaced.isEmpty()
+            others.isEmpty()
                 ? applicationOrder.subList(i + 1, j)
-                : concatenation(applicationOrder.subList(i + 1, j), unplaced);
+                : concatenation(applicationOrder.subList(i + 1, j), others);
         String reason = conflict(applicationOrder.get(i), applicationOrder.get(j), between);
         if (reason == null
             && epochs != null
@@ -201,9 +263,10 @@ public final class Composition {
       case WeightStandardization.NAME:
         double n0 = num(a, "n_last_layers_ignore");
         double n1 = num(b, "n_last_layers_ignore");
-        // Factorize between splits convolutions into new, unstandardized layers: whatever the
-        // earlier entry ignored, the later one has those to standardize.
-        boolean structureKept = between.stream().noneMatch(x -> Factorize.NAME.equals(x.name()));
+        // Factorize between splits convolutions into new, unstandardized layers (and an algorithm
+        // of the program's own may make any): whatever the earlier entry ignored, the later one
+        // may have those to standardize.
+        boolean structureKept = onlyBetween(between, MAKE_NO_CONVOLUTION);
         return structureKept && n1 >= n0
             ? noOp + " nothing: every convolution it selects already standardizes its weight"
             : null;
@@ -215,7 +278,8 @@ public final class Composition {
             : null;
       case Factorize.NAME:
         boolean convs = covered(a, b, "factorize_convs", "min_channels", "latent_channels");
-        boolean gatesAdded = between.stream().anyMatch(x -> SqueezeExcite.NAME.equals(x.name()));
+        // Squeeze-excite between adds gate linears (and an algorithm of the program's own may).
+        boolean gatesAdded = !onlyBetween(between, MAKE_NO_LINEAR);
         boolean linears =
             covered(a, b, "factorize_linears", "min_features", "latent_features")
                 && (!bool(b, "factorize_linears") || !gatesAdded);
@@ -231,9 +295,9 @@ public final class Composition {
 
   /**
    * Layer freezing at the same epoch freezes more only with a later start or a higher level, on
-   * other layers, or after an entry that adds layers: the fraction is of the layers an entry
-   * targets, so the same fraction of other layers, or of more, may reach past the prefix the
-   * earlier one froze.
+   * other layers, or after an entry that adds layers (factorize, squeeze-excite, or an algorithm of
+   * the program's own): the fraction is of the layers an entry targets, so the same fraction of
+   * other layers, or of more, may reach past the prefix the earlier one froze.
    */
   private static String freezesNoMore(
       Algorithm earlier, Algorithm later, List<? extends Algorithm> between) {
@@ -241,10 +305,7 @@ public final class Composition {
         (earlier.targets().isAll() && later.targets().isAll())
             // Another entry between may move blocks into (or out of) the patterns' reach.
             || (earlier.targets().equals(later.targets()) && between.isEmpty());
-    boolean layersAdded =
-        between.stream()
-            .anyMatch(x -> Factorize.NAME.equals(x.name()) || SqueezeExcite.NAME.equals(x.name()));
-    if (!sameLayers || layersAdded) {
+    if (!sameLayers || !onlyBetween(between, KEEP_THE_LAYERS)) {
       return null;
     }
     Map<String, Object> a = earlier.hyperparameters();

@@ -16,6 +16,7 @@ import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.Targets;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.LinkedIdentityMap;
+import dev.surgery.core.layers.GhostBatchNormBlock;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -103,7 +104,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    * Lists the layers freezing works on: leaf blocks with learnable parameters, in traversal order.
    * A batch norm that neither scales nor centers learns nothing: DJL still gives it gamma, beta and
    * running statistics, but PyTorch's {@code BatchNorm(affine=False)}, which Composer counts, has
-   * no parameters, so it is not a layer here either.
+   * no parameters, so it is not a layer here either, nor is the ghost batch norm that replaces it.
    *
    * @param root the model
    * @return block to path
@@ -115,7 +116,8 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
       if (b != root
           && b.getChildren().isEmpty()
           && !b.getDirectParameters().isEmpty()
-          && !(b instanceof BatchNorm bn && learnsNothing(bn))) {
+          && !(b instanceof BatchNorm bn && learnsNothing(bn))
+          && !(b instanceof GhostBatchNormBlock ghost && ghost.learnsNothing())) {
         layers.put(b, e.getValue());
       }
     }

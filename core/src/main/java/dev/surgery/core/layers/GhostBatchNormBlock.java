@@ -47,6 +47,7 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
   private final int axis;
   private final float epsilon;
   private final float momentum;
+  private final boolean learnsNothing;
   private long inChannels;
 
   /**
@@ -77,6 +78,7 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
     axis = settings.axis();
     epsilon = settings.epsilon();
     momentum = settings.momentum();
+    learnsNothing = !settings.scale() && !settings.center();
     // Adopt in BatchNorm's order (gamma, beta, runningMean, runningVar): the saved layout follows.
     PairList<String, Parameter> own = new PairList<>();
     for (Parameter p : bn.getDirectParameters().values()) {
@@ -106,6 +108,17 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
   public static GhostBatchNormBlock from(BatchNorm bn, int ghostBatchSize) {
     Objects.requireNonNull(bn, "bn must not be null");
     return new GhostBatchNormBlock(bn, ghostBatchSize);
+  }
+
+  /**
+   * Whether the block neither scales nor centers, as the batch norm it replaced: like PyTorch's
+   * {@code BatchNorm(affine=False)} it learns no parameter (its gamma and beta stay fixed), and
+   * layer freezing does not count it as a layer.
+   *
+   * @return true when the batch norm it replaced had neither {@code scale} nor {@code center}
+   */
+  public boolean learnsNothing() {
+    return learnsNothing;
   }
 
   /**

@@ -18,6 +18,7 @@ import ai.djl.util.Pair;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.testing.BuiltinArbitraries;
+import dev.surgery.core.testing.BuiltinArbitraries.Entry;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
@@ -63,24 +64,11 @@ class CompositionPropertiesTest {
     LiveTraining.registerBuiltins();
   }
 
-  /** One schedule entry: an algorithm and the completed epochs at which it runs. */
-  record Entry(Algorithm algorithm, int epoch) {
-    @Override
-    public String toString() {
-      return algorithm.name() + algorithm.hyperparameters() + algorithm.targets() + "@" + epoch;
-    }
-  }
-
   @Property(tries = 300)
   void everyRefusedEntryChangesNothing(@ForAll("schedules") List<Entry> schedule) {
-    List<Entry> order = new ArrayList<>(schedule);
-    // The order of application: by epoch, then as written.
-    order.sort(java.util.Comparator.comparingInt(Entry::epoch));
+    List<Entry> order = BuiltinArbitraries.applicationOrder(schedule);
     Set<Integer> refused =
-        Composition.check(
-                order.stream().map(Entry::algorithm).toList(),
-                order.stream().map(Entry::epoch).toList())
-            .stream()
+        BuiltinArbitraries.conflicts(order).stream()
             .map(Composition.Conflict::later)
             .collect(Collectors.toSet());
     Statistics.label("refusals").collect(refused.size());
@@ -117,13 +105,8 @@ class CompositionPropertiesTest {
    */
   @Property(tries = 150)
   void everyAcceptedScheduleAppliesAndComputes(@ForAll("schedules") List<Entry> schedule) {
-    List<Entry> order = new ArrayList<>(schedule);
-    order.sort(java.util.Comparator.comparingInt(Entry::epoch));
-    Assume.that(
-        Composition.check(
-                order.stream().map(Entry::algorithm).toList(),
-                order.stream().map(Entry::epoch).toList())
-            .isEmpty());
+    List<Entry> order = BuiltinArbitraries.applicationOrder(schedule);
+    Assume.that(BuiltinArbitraries.conflicts(order).isEmpty());
     try (NDManager manager = NDManager.newBaseManager()) {
       Block net = model(manager);
       for (Entry e : order) {
@@ -181,8 +164,7 @@ class CompositionPropertiesTest {
    */
   @Property(tries = 150)
   void everyPlanTellsWhatItsApplyDoes(@ForAll("schedules") List<Entry> schedule) {
-    List<Entry> order = new ArrayList<>(schedule);
-    order.sort(java.util.Comparator.comparingInt(Entry::epoch));
+    List<Entry> order = BuiltinArbitraries.applicationOrder(schedule);
     try (NDManager manager = NDManager.newBaseManager()) {
       Block net = model(manager);
       for (Entry e : order) {
@@ -238,13 +220,8 @@ class CompositionPropertiesTest {
   void everyAcceptedScheduleTrainsTheSameFromTheSameSeed(
       @ForAll("liveSchedules") List<Entry> schedule, @ForAll("optimizers") OptimizerKind optimizer)
       throws Exception {
-    List<Entry> order = new ArrayList<>(schedule);
-    order.sort(java.util.Comparator.comparingInt(Entry::epoch));
-    Assume.that(
-        Composition.check(
-                order.stream().map(Entry::algorithm).toList(),
-                order.stream().map(Entry::epoch).toList())
-            .isEmpty());
+    List<Entry> order = BuiltinArbitraries.applicationOrder(schedule);
+    Assume.that(BuiltinArbitraries.conflicts(order).isEmpty());
     List<SeededTraining.Step> steps =
         order.stream().map(e -> new SeededTraining.Step(e.algorithm(), e.epoch())).toList();
     SeededTraining.Result first;
@@ -269,16 +246,13 @@ class CompositionPropertiesTest {
   /** DJL's optimizers that the PyTorch engine runs. */
   @Provide
   Arbitrary<OptimizerKind> optimizers() {
-    return Arbitraries.of(
-        OptimizerKind.SGD, OptimizerKind.SGD_MOMENTUM, OptimizerKind.ADAM, OptimizerKind.ADAMW);
+    return BuiltinArbitraries.optimizers();
   }
 
   /** Schedules for {@link #everyAcceptedScheduleTrainsTheSameFromTheSameSeed}: 1 to 3 entries. */
   @Provide
   Arbitrary<List<Entry>> liveSchedules() {
-    return entry(
-            Arbitraries.oneOf(BuiltinArbitraries.ALGORITHMS),
-            Arbitraries.integers().between(0, LIVE_EPOCHS - 1))
+    return BuiltinArbitraries.entries(Arbitraries.integers().between(0, LIVE_EPOCHS - 1))
         .list()
         .ofMinSize(1)
         .ofMaxSize(3);
@@ -290,9 +264,7 @@ class CompositionPropertiesTest {
    */
   @Provide
   Arbitrary<List<Entry>> schedules() {
-    Arbitrary<Entry> any =
-        entry(
-            Arbitraries.oneOf(BuiltinArbitraries.ALGORITHMS), Arbitraries.integers().between(1, 3));
+    Arbitrary<Entry> any = BuiltinArbitraries.entries(Arbitraries.integers().between(1, 3));
     Arbitrary<List<Entry>> randomLists = any.list().ofMinSize(2).ofMaxSize(4);
     Arbitrary<List<Entry>> repeats =
         Arbitraries.of(BuiltinArbitraries.ALGORITHMS)
@@ -300,9 +272,11 @@ class CompositionPropertiesTest {
                 algorithm ->
                     Combinators.combine(
                             Arbitraries.of(false, true),
-                            entry(algorithm, Arbitraries.integers().between(1, 3)),
+                            BuiltinArbitraries.entries(
+                                algorithm, Arbitraries.integers().between(1, 3)),
                             any.list().ofMaxSize(2),
-                            entry(algorithm, Arbitraries.integers().between(1, 3)))
+                            BuiltinArbitraries.entries(
+                                algorithm, Arbitraries.integers().between(1, 3)))
                         .as(
                             (oneEpoch, first, between, again) -> {
                               List<Entry> all = new ArrayList<>();
@@ -314,11 +288,6 @@ class CompositionPropertiesTest {
                                   : all;
                             }));
     return Arbitraries.oneOf(randomLists, repeats);
-  }
-
-  private static Arbitrary<Entry> entry(Arbitrary<Algorithm> algorithm, Arbitrary<Integer> epoch) {
-    return Combinators.combine(algorithm, BuiltinArbitraries.targets(), epoch)
-        .as((a, t, e) -> new Entry(BuiltinArbitraries.withTargets(a, t), e));
   }
 
   /** {@link TinyModels#everyAlgorithmNet()}, initialized from a fixed seed for a batch of two. */

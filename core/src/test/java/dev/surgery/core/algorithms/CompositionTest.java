@@ -17,6 +17,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.SequentialBlock;
+import ai.djl.nn.norm.BatchNorm;
 import ai.djl.training.ParameterStore;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.SurgeryException;
@@ -623,13 +624,19 @@ class CompositionTest {
     assertEquals(List.of(), Composition.check(List.of(first, gates, again), List.of(3, 3, 3)));
     assertEquals(
         List.of(),
-        Composition.check(List.of(first, again), List.of(3, 3), List.of(factorize)),
+        Composition.check(List.of(first, again), List.of(3, 3), (i, j) -> List.of(factorize)),
         "an entry that may run between");
     assertEquals(
-        1, Composition.check(List.of(first, again), List.of(3, 3), List.of()).size(), "none");
+        1,
+        Composition.check(List.of(first, again), List.of(3, 3), Composition.Unplaced.NONE).size(),
+        "none");
     assertThrows(
         NullPointerException.class,
         () -> Composition.check(List.of(first, again), List.of(3, 3), null));
+    // An algorithm of the program's own may add layers as factorize does.
+    Algorithm plugin = new Renamed("split_convs", factorize);
+    assertEquals(1, freezesAfterFreezingAndThen(plugin));
+    assertEquals(List.of(), Composition.check(List.of(first, plugin, again), List.of(3, 3, 3)));
     // Weight standardization replaces each layer by one: the count stays, the rule holds.
     Algorithm ws = WeightStandardization.builder().build();
     assertEquals(0, freezesAfterFreezingAndThen(ws));
@@ -669,6 +676,53 @@ class CompositionTest {
           List.of("03Conv2d"),
           lastConvs.apply(atThree).changes().stream().map(SurgeryChanges.Change::path).toList());
       assertTrue(lastConvsAgain.apply(atThree).isEmpty());
+    }
+  }
+
+  /**
+   * Layer freezing twice at one epoch with ghost batch norm between: a batch norm that neither
+   * scales nor centers is no layer (Composer counts PyTorch's parameterless {@code
+   * BatchNorm(affine=False)}), nor is the ghost batch norm that replaces it, so the count stays and
+   * the second freezes nothing (the oracle: applied in turn); refused.
+   */
+  @Test
+  void layerFreezingAtOneEpochAfterGhostBatchNormOfFixedBatchNormsFreezesNoMore() {
+    Algorithm first = LayerFreezing.builder().build();
+    Algorithm again = LayerFreezing.builder().build();
+    Algorithm ghost = GhostBatchNorm.builder().optGhostBatchSize(1).build();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Block net =
+          initialized(
+              manager,
+              new Shape(2, 8, 8, 8),
+              LiveTraining.conv(8, 1),
+              LiveTraining.conv(8, 1),
+              LiveTraining.conv(8, 1),
+              LiveTraining.conv(8, 1),
+              BatchNorm.builder().optScale(false).optCenter(false).build(),
+              BatchNorm.builder().optScale(false).optCenter(false).build(),
+              LiveTraining.conv(8, 1));
+      SurgeryContext atThree = new SurgeryContext(net, List.of(), 3, 4);
+      Map<Block, String> before = LayerFreezing.layers(net);
+      assertEquals(5, before.size(), "the fixed batch norms are no layers: " + before.values());
+      assertEquals(2, first.apply(atThree).changes().size());
+      assertEquals(2, ghost.apply(atThree).changes().size());
+      assertEquals(5, LayerFreezing.layers(net).size(), "nor are their ghost batch norms");
+      assertTrue(again.apply(atThree).isEmpty());
+    }
+    assertEquals(1, Composition.check(List.of(first, ghost, again), List.of(3, 3, 3)).size());
+  }
+
+  /** A built-in under another name: an algorithm of the program's own doing what it does. */
+  private record Renamed(String name, Algorithm algorithm) implements Algorithm {
+    @Override
+    public Map<String, Object> hyperparameters() {
+      return algorithm.hyperparameters();
+    }
+
+    @Override
+    public SurgeryChanges apply(SurgeryContext context) {
+      return algorithm.apply(context);
     }
   }
 

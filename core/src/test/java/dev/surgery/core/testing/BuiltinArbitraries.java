@@ -4,12 +4,15 @@ import dev.surgery.core.Targets;
 import dev.surgery.core.algorithms.AbstractSurgeryAlgorithm;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.BlurPool;
+import dev.surgery.core.algorithms.Composition;
 import dev.surgery.core.algorithms.Factorize;
 import dev.surgery.core.algorithms.GhostBatchNorm;
 import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.SqueezeExcite;
 import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.WeightStandardization;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
@@ -118,5 +121,73 @@ public final class BuiltinArbitraries {
                 (start, level) ->
                     LayerFreezing.builder().optFreezeStart(start).optFreezeLevel(level).build());
     return List.of(blurPool, standardization, gates, factorize, ghost, depth, freezing);
+  }
+
+  /**
+   * One entry of a generated schedule.
+   *
+   * @param algorithm the algorithm, with its targets
+   * @param epoch the completed epochs after which it runs (0: right after initialization)
+   */
+  public record Entry(Algorithm algorithm, int epoch) {
+    @Override
+    public String toString() {
+      return algorithm.name() + algorithm.hyperparameters() + algorithm.targets() + "@" + epoch;
+    }
+  }
+
+  /**
+   * Entries of the given algorithms with random targets ({@link #targets()}) and epochs.
+   *
+   * @param algorithm the algorithms
+   * @param epoch the epochs
+   * @return the entries
+   */
+  public static Arbitrary<Entry> entries(Arbitrary<Algorithm> algorithm, Arbitrary<Integer> epoch) {
+    return Combinators.combine(algorithm, targets(), epoch)
+        .as((a, t, e) -> new Entry(withTargets(a, t), e));
+  }
+
+  /**
+   * Entries of any built-in ({@link #ALGORITHMS}) with random targets and epochs.
+   *
+   * @param epoch the epochs
+   * @return the entries
+   */
+  public static Arbitrary<Entry> entries(Arbitrary<Integer> epoch) {
+    return entries(Arbitraries.oneOf(ALGORITHMS), epoch);
+  }
+
+  /**
+   * Sorts a schedule the way it is applied: by epoch, then as written.
+   *
+   * @param schedule the entries as written
+   * @return a new list in the order of application
+   */
+  public static List<Entry> applicationOrder(List<Entry> schedule) {
+    List<Entry> order = new ArrayList<>(schedule);
+    order.sort(Comparator.comparingInt(Entry::epoch));
+    return order;
+  }
+
+  /**
+   * The conflicts {@link Composition} finds in a schedule.
+   *
+   * @param order the schedule in the order of application
+   * @return the conflicts; empty when the schedule composes
+   */
+  public static List<Composition.Conflict> conflicts(List<Entry> order) {
+    return Composition.check(
+        order.stream().map(Entry::algorithm).toList(), order.stream().map(Entry::epoch).toList());
+  }
+
+  /**
+   * DJL's optimizers that the PyTorch engine runs.
+   *
+   * @return SGD, SGD with momentum, Adam and AdamW as the tests build them
+   */
+  public static Arbitrary<OptimizerKind> optimizers() {
+    return Arbitraries.of(
+        OptimizerKind.SGD, OptimizerKind.SGD_MOMENTUM, OptimizerKind.ADAM, OptimizerKind.ADAMW);
   }
 }

@@ -125,23 +125,40 @@ public final class TinyModels {
 
   /**
    * Something for every built-in algorithm to change: strided and plain convolutions of 8 to 32
-   * channels with batch norms, a max pool, a residual unit and two linears, for samples of shape
-   * (8, 16, 16) and 4 classes.
+   * channels with batch norms (one that neither scales nor centers), a max pool, a residual unit
+   * and two linears, for samples of shape (8, 16, 16) and 4 classes.
    *
    * @return the uninitialized network
    */
   public static SequentialBlock everyAlgorithmNet() {
-    return new SequentialBlock()
-        .add(TrajectoryOracle.conv(8, 1))
-        .add(BatchNorm.builder().build())
-        .add(Activation.reluBlock())
-        .add(Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
-        .add(TrajectoryOracle.conv(16, 2))
-        .add(BatchNorm.builder().build())
-        .add(Activation.reluBlock())
-        .add(residualUnit(16))
-        .add(TrajectoryOracle.conv(32, 1))
-        .add(Pool.globalAvgPool2dBlock())
+    return everyAlgorithmNet(true);
+  }
+
+  /**
+   * {@link #everyAlgorithmNet()}, with or without its batch norm that neither scales nor centers
+   * (after DJL's {@code Model.load}, its {@code newTrainer} makes every parameter but running
+   * statistics trainable, that batch norm's fixed gamma and beta too: a loaded model trains them
+   * where the model it was saved from did not, with or without surgery).
+   *
+   * @param fixedBatchNorm whether to hold the batch norm that neither scales nor centers
+   * @return the uninitialized network
+   */
+  public static SequentialBlock everyAlgorithmNet(boolean fixedBatchNorm) {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(TrajectoryOracle.conv(8, 1))
+            .add(BatchNorm.builder().build())
+            .add(Activation.reluBlock())
+            .add(Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
+            .add(TrajectoryOracle.conv(16, 2))
+            .add(BatchNorm.builder().build())
+            .add(Activation.reluBlock())
+            .add(residualUnit(16))
+            .add(TrajectoryOracle.conv(32, 1));
+    if (fixedBatchNorm) {
+      net.add(BatchNorm.builder().optScale(false).optCenter(false).build());
+    }
+    return net.add(Pool.globalAvgPool2dBlock())
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(32).build())
         .add(Activation.reluBlock())

@@ -70,13 +70,18 @@ public final class ScheduleComposition {
   public static List<Refusal> check(List<ScheduledAlgorithm> entries) {
     List<Refusal> refusals = new ArrayList<>();
     // An entry refused for its own problem could be any registered algorithm once fixed, and run
-    // between any two others: each pair is then checked with one of every name between them.
+    // between two others wherever its declaration allows: each such pair is then checked with one
+    // of every name between them.
     List<Algorithm> anyEntry = entries.contains(null) ? anyEntry() : List.of();
     List<ScheduledAlgorithm> order =
         applicationOrder(entries.stream().filter(e -> e != null && e.byEpoch()).toList());
     List<Algorithm> algorithms = order.stream().map(ScheduledAlgorithm::algorithm).toList();
     List<Integer> epochs = order.stream().map(ScheduledAlgorithm::epoch).toList();
-    for (Composition.Conflict c : Composition.check(algorithms, epochs, anyEntry)) {
+    Composition.Unplaced unplaced =
+        anyEntry.isEmpty()
+            ? Composition.Unplaced.NONE
+            : (i, j) -> mayRunBetween(entries, order.get(i), order.get(j)) ? anyEntry : List.of();
+    for (Composition.Conflict c : Composition.check(algorithms, epochs, unplaced)) {
       refusals.add(
           new Refusal(order.get(c.later()), order.get(c.earlier()), Kind.FOLLOWS, c.reason()));
     }
@@ -99,6 +104,24 @@ public final class ScheduleComposition {
       }
     }
     return refusals;
+  }
+
+  /**
+   * Whether an entry refused for its own problem may run between two epoch entries once fixed:
+   * between two of one epoch only when declared between them (entries of one epoch run in
+   * declaration order); between two of different epochs always (its epoch may be anything).
+   */
+  private static boolean mayRunBetween(
+      List<ScheduledAlgorithm> entries, ScheduledAlgorithm earlier, ScheduledAlgorithm later) {
+    if (earlier.epoch() != later.epoch()) {
+      return true;
+    }
+    for (int k = earlier.index() + 1; k < later.index(); k++) {
+      if (entries.get(k) == null) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Sorts schedule entries the way they are applied: by epoch, then in declaration order. */

@@ -118,16 +118,25 @@ class CompositionConfigTest {
                 + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n",
             FILE);
     assertEquals(3, accepted.getAlgorithms().size());
-    // Beside an entry with a problem of its own, which may turn out to be such an entry between
-    // them, only that problem is reported.
+    // An entry with a problem of its own declared after both cannot run between them (entries of
+    // one epoch run in declaration order): refused beside it, all at once.
     SurgeryConfigException both =
         refusedWholly(
             "algorithms:\n"
                 + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.1}\n"
                 + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n"
                 + "  - {name: blurpool, epoch: -1}\n");
-    assertEquals(1, both.getProblems().size(), both.getMessage());
-    assertEquals(4, both.getProblems().get(0).line(), both.getMessage());
+    assertEquals(2, both.getProblems().size(), both.getMessage());
+    assertEquals(3, both.getProblems().get(0).line(), both.getMessage());
+    // Declared between them, it may turn out to be a factorize at that epoch: only its problem.
+    SurgeryConfigException between =
+        refusedWholly(
+            "algorithms:\n"
+                + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.1}\n"
+                + "  - {name: factorize, epoch: -1}\n"
+                + "  - {name: layer_freezing, epoch: 2, freeze_start: 0.2}\n");
+    assertEquals(1, between.getProblems().size(), between.getMessage());
+    assertEquals(3, between.getProblems().get(0).line(), between.getMessage());
   }
 
   @Test
