@@ -63,11 +63,7 @@ final class FirstDjlClassTransformer implements ClassFileTransformer {
   void retransformUnseen(Instrumentation instrumentation) {
     for (Class<?> type : instrumentation.getAllLoadedClasses()) {
       String name = type.getName();
-      // BaseModel is abstract and woven (checkpoint replay, load and save); the weaving leaves
-      // interfaces and abstract gradient collectors alone.
-      if (!isWoven(name)
-          || type.isInterface()
-          || (Modifier.isAbstract(type.getModifiers()) && !name.equals(SurgeryDispatcher.MODEL))
+      if (!isWoven(type)
           || seen.contains(key(name, type.getClassLoader()))
           || !instrumentation.isModifiableClass(type)) {
         continue;
@@ -95,6 +91,23 @@ final class FirstDjlClassTransformer implements ClassFileTransformer {
         || name.equals(SurgeryDispatcher.MODEL)
         || name.equals(SurgeryDispatcher.EASY_TRAIN)
         || (name.startsWith("ai.djl.") && name.endsWith("GradientCollector"));
+  }
+
+  /**
+   * Whether the weaving changes this loaded class: as {@link #isWoven(String)}, a gradient
+   * collector only where it is concrete (the weaving leaves interfaces and abstract collectors
+   * alone; {@code BaseModel}, abstract, is woven).
+   */
+  private static boolean isWoven(Class<?> type) {
+    String name = type.getName();
+    if (!isWoven(name)) {
+      return false;
+    }
+    boolean collector =
+        !name.equals(SurgeryDispatcher.TRAINER)
+            && !name.equals(SurgeryDispatcher.MODEL)
+            && !name.equals(SurgeryDispatcher.EASY_TRAIN);
+    return !collector || (!type.isInterface() && !Modifier.isAbstract(type.getModifiers()));
   }
 
   private static String key(String name, ClassLoader loader) {
