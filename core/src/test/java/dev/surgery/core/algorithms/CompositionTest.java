@@ -657,15 +657,7 @@ class CompositionTest {
     assertEquals(List.of(), Composition.check(List.of(all, lastConvs), List.of(3, 3)));
     assertEquals(1, Composition.check(List.of(lastConvs, lastConvsAgain), List.of(3, 3)).size());
     try (NDManager manager = NDManager.newBaseManager()) {
-      Block net =
-          initialized(
-              manager,
-              new Shape(2, 8, 8, 8),
-              LiveTraining.conv(8, 1),
-              LiveTraining.conv(8, 1),
-              LiveTraining.conv(8, 1),
-              LiveTraining.conv(8, 1),
-              LiveTraining.conv(8, 1));
+      Block net = convolutions(manager, 8, 8, 8, 8, 8);
       SurgeryContext atThree = new SurgeryContext(net, List.of(), 3, 4);
       // At epoch 3 of 4 half of the layers before the last freeze: of the five, 01 and 02; of
       // the last three, 03.
@@ -732,19 +724,20 @@ class CompositionTest {
    */
   private static int freezesAfterFreezingAndThen(Algorithm between) {
     try (NDManager manager = NDManager.newBaseManager()) {
-      Block net =
-          initialized(
-              manager,
-              new Shape(2, 8, 8, 8),
-              LiveTraining.conv(8, 1),
-              LiveTraining.conv(16, 1),
-              LiveTraining.conv(16, 1),
-              LiveTraining.conv(16, 1),
-              LiveTraining.conv(16, 1));
+      Block net = convolutions(manager, 8, 16, 16, 16, 16);
       SurgeryContext atThree = new SurgeryContext(net, List.of(), 3, 4);
       assertEquals(2, LayerFreezing.builder().build().apply(atThree).changes().size());
       assertFalse(between.apply(SurgeryContext.of(net)).isEmpty(), between.toString());
       return LayerFreezing.builder().build().apply(atThree).changes().size();
     }
+  }
+
+  /** Initialized 3 x 3 convolutions of the given filters in a row, for input (2, 8, 8, 8). */
+  private static Block convolutions(NDManager manager, int... filters) {
+    Block[] convs = new Block[filters.length];
+    for (int i = 0; i < filters.length; i++) {
+      convs[i] = LiveTraining.conv(filters[i], 1);
+    }
+    return initialized(manager, new Shape(2, 8, 8, 8), convs);
   }
 }
