@@ -279,11 +279,7 @@ class CallbackCountersTest {
   void anEntryAppliedToTheOldBlockIsListedAsNotRunOnceForAllLaterBlocks(@TempDir Path dir)
       throws Exception {
     Path report = dir.resolve("surgery.json");
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(BlurPool.builder().optMinChannels(0).build(), 1)
-            .optReportPath(report)
-            .build();
+    SurgeryListener listener = blurPoolAfterEpochOne(report);
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("rebound-twice");
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -341,11 +337,7 @@ class CallbackCountersTest {
       throws Exception {
     saveBlurredCheckpoint(dir, "fresh-midway");
     Path report = dir.resolve("surgery.json");
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(BlurPool.builder().optMinChannels(0).build(), 1)
-            .optReportPath(report)
-            .build();
+    SurgeryListener listener = blurPoolAfterEpochOne(report);
     try (Model model = TestModels.model("fresh-midway")) {
       SurgeryCheckpoint.load(model, dir, "fresh-midway");
       try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -500,5 +492,13 @@ class CallbackCountersTest {
       listener.onEvent(Event.AFTER_LOAD, restored);
     }
     assertEquals(List.of("[blurpool]"), seen);
+  }
+
+  /** BlurPool on every convolution after the first epoch, with a surgery log at {@code report}. */
+  private static SurgeryListener blurPoolAfterEpochOne(Path report) {
+    return SurgeryListener.builder()
+        .add(BlurPool.builder().optMinChannels(0).build(), 1)
+        .optReportPath(report)
+        .build();
   }
 }
