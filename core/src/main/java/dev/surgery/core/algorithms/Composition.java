@@ -75,16 +75,6 @@ public final class Composition {
 
   private Composition() {}
 
-  /** Whether every algorithm between is one of the named built-ins. */
-  private static boolean onlyBetween(List<? extends Algorithm> between, Set<String> names) {
-    for (Algorithm a : between) {
-      if (!names.contains(a.name())) {
-        return false;
-      }
-    }
-    return true;
-  }
-
   /**
    * A pair of schedule entries that cannot be combined.
    *
@@ -330,6 +320,16 @@ public final class Composition {
     boolean sameKind = (latentA < 1) == (latentB < 1);
     return !bool(b, flag)
         || (bool(a, flag) && num(b, min) >= num(a, min) && sameKind && latentB >= latentA);
+  }
+
+  /** Whether every algorithm between is one of the named built-ins. */
+  private static boolean onlyBetween(List<? extends Algorithm> between, Set<String> names) {
+    for (Algorithm a : between) {
+      if (!names.contains(a.name())) {
+        return false;
+      }
+    }
+    return true;
   }
 
   private static boolean bool(Map<String, Object> values, String key) {
