@@ -64,6 +64,10 @@ class CompositionPropertiesTest {
     LiveTraining.registerBuiltins();
   }
 
+  /**
+   * The rules are sound: applied in order, every entry they refuse changes nothing (the apply is
+   * the oracle); and a replacing entry that changes nothing says so in its report.
+   */
   @Property(tries = 300)
   void everyRefusedEntryChangesNothing(@ForAll("schedules") List<Entry> schedule) {
     List<Entry> order = BuiltinArbitraries.applicationOrder(schedule);
