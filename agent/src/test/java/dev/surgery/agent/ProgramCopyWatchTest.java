@@ -30,9 +30,14 @@ class ProgramCopyWatchTest {
   private final URLClassLoader program = new URLClassLoader("program", new URL[0], null);
 
   @BeforeEach
-  @AfterEach
-  void forget() throws Exception {
+  void forgetBefore() throws Exception {
     ProgramCopyTest.forgetCopies();
+  }
+
+  @AfterEach
+  void forgetAfter() throws Exception {
+    ProgramCopyTest.forgetCopies();
+    program.close();
   }
 
   @Test
@@ -64,10 +69,11 @@ class ProgramCopyWatchTest {
     // A class without a protection domain, and one whose domain has no code source.
     assertNull(define(watch, program, "dev/surgery/trainer/SurgeryListener", null));
     assertTrue(ProgramCopy.known(program));
-    URLClassLoader other = new URLClassLoader("other", new URL[0], null);
-    assertNull(
-        define(watch, other, "dev/surgery/core/ModuleSurgery", new ProtectionDomain(null, null)));
-    assertTrue(ProgramCopy.known(other));
+    try (URLClassLoader other = new URLClassLoader("other", new URL[0], null)) {
+      assertNull(
+          define(watch, other, "dev/surgery/core/ModuleSurgery", new ProtectionDomain(null, null)));
+      assertTrue(ProgramCopy.known(other));
+    }
   }
 
   /** Every class of the library passes the watch: a loader is named once, not once per class. */

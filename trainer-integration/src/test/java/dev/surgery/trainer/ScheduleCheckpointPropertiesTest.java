@@ -134,7 +134,9 @@ class ScheduleCheckpointPropertiesTest {
     return BuiltinArbitraries.entries(Arbitraries.integers().between(0, EPOCHS - 2))
         .list()
         .ofMinSize(1)
-        .ofMaxSize(3);
+        .ofMaxSize(3)
+        .filter(
+            s -> BuiltinArbitraries.conflicts(BuiltinArbitraries.applicationOrder(s)).isEmpty());
   }
 
   @Provide
