@@ -100,14 +100,9 @@ final class FirstDjlClassTransformer implements ClassFileTransformer {
    */
   private static boolean isWoven(Class<?> type) {
     String name = type.getName();
-    if (!isWoven(name)) {
-      return false;
-    }
-    boolean collector =
-        !name.equals(SurgeryDispatcher.TRAINER)
-            && !name.equals(SurgeryDispatcher.MODEL)
-            && !name.equals(SurgeryDispatcher.EASY_TRAIN);
-    return !collector || (!type.isInterface() && !Modifier.isAbstract(type.getModifiers()));
+    return isWoven(name)
+        && (!name.endsWith("GradientCollector")
+            || (!type.isInterface() && !Modifier.isAbstract(type.getModifiers())));
   }
 
   private static String key(String name, ClassLoader loader) {

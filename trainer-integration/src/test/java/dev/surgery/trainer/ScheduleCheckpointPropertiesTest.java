@@ -32,7 +32,6 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.Assume;
 import net.jqwik.api.ForAll;
@@ -59,7 +58,6 @@ class ScheduleCheckpointPropertiesTest {
       @ForAll("schedules") List<Entry> schedule, @ForAll("optimizers") OptimizerKind optimizer)
       throws Exception {
     List<Entry> order = BuiltinArbitraries.applicationOrder(schedule);
-    Assume.that(BuiltinArbitraries.conflicts(order).isEmpty());
     SurgeryListener.Builder builder = SurgeryListener.builder().optTotalEpochs(EPOCHS);
     schedule.forEach(e -> builder.add(e.algorithm(), e.epoch()));
     SurgeryListener listener = builder.build();
@@ -131,12 +129,7 @@ class ScheduleCheckpointPropertiesTest {
 
   @Provide
   Arbitrary<List<Entry>> schedules() {
-    return BuiltinArbitraries.entries(Arbitraries.integers().between(0, EPOCHS - 2))
-        .list()
-        .ofMinSize(1)
-        .ofMaxSize(3)
-        .filter(
-            s -> BuiltinArbitraries.conflicts(BuiltinArbitraries.applicationOrder(s)).isEmpty());
+    return BuiltinArbitraries.acceptedSchedules(EPOCHS - 2);
   }
 
   @Provide

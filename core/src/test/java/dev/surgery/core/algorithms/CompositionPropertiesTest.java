@@ -225,7 +225,6 @@ class CompositionPropertiesTest {
       @ForAll("liveSchedules") List<Entry> schedule, @ForAll("optimizers") OptimizerKind optimizer)
       throws Exception {
     List<Entry> order = BuiltinArbitraries.applicationOrder(schedule);
-    Assume.that(BuiltinArbitraries.conflicts(order).isEmpty());
     List<SeededTraining.Step> steps =
         order.stream().map(e -> new SeededTraining.Step(e.algorithm(), e.epoch())).toList();
     SeededTraining.Result first;
@@ -259,12 +258,7 @@ class CompositionPropertiesTest {
    */
   @Provide
   Arbitrary<List<Entry>> liveSchedules() {
-    return BuiltinArbitraries.entries(Arbitraries.integers().between(0, LIVE_EPOCHS - 1))
-        .list()
-        .ofMinSize(1)
-        .ofMaxSize(3)
-        .filter(
-            s -> BuiltinArbitraries.conflicts(BuiltinArbitraries.applicationOrder(s)).isEmpty());
+    return BuiltinArbitraries.acceptedSchedules(LIVE_EPOCHS - 1);
   }
 
   /**

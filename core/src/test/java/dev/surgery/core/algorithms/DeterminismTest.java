@@ -71,7 +71,7 @@ class DeterminismTest {
         SeededTraining.run(TinyModels::resNet20, SAMPLE, algorithm, applyAfterEpoch, EPOCHS, 11);
     // Layer freezing freezes nothing at the very start (no training has elapsed yet).
     if (!(LayerFreezing.NAME.equals(name) && applyAfterEpoch == 0)) {
-      assertFalse(first.report.isEmpty(), name + " changed nothing: " + first.report);
+      assertFalse(first.report().isEmpty(), name + " changed nothing: " + first.report());
     }
     assertEquals(
         EPOCHS * SeededTraining.SAMPLES / SeededTraining.BATCH, first.losses.size(), "batches");

@@ -50,11 +50,13 @@ final class SeededTraining {
     /** Every parameter's final values, by parameter path. */
     final Map<String, float[]> parameters = new LinkedHashMap<>();
 
-    /** The surgery's report (the last one, for a schedule). */
-    SurgeryChanges report;
-
     /** Every surgery's report, in the order applied. */
     final List<SurgeryChanges> reports = new ArrayList<>();
+
+    /** The surgery's report: the last one, for a schedule. */
+    SurgeryChanges report() {
+      return reports.get(reports.size() - 1);
+    }
   }
 
   /**
@@ -173,8 +175,7 @@ final class SeededTraining {
       List<Step> schedule, int completed, Result result, Model model, Trainer trainer, int epochs) {
     for (Step step : schedule) {
       if (step.afterEpoch() == completed) {
-        result.report = apply(step.algorithm(), model, trainer, completed, epochs);
-        result.reports.add(result.report);
+        result.reports.add(apply(step.algorithm(), model, trainer, completed, epochs));
       }
     }
   }

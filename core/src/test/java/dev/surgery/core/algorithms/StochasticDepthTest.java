@@ -28,6 +28,7 @@ import dev.surgery.core.layers.ConvolutionLayer;
 import dev.surgery.core.layers.StochasticResidual;
 import dev.surgery.core.testing.PassThroughBlock;
 import dev.surgery.core.testing.TinyModels;
+import dev.surgery.core.testing.TrajectoryOracle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -241,8 +242,8 @@ class StochasticDepthTest {
         .add(LiveTraining.conv(4, 1))
         .add(BatchNorm.builder().build())
         .add(Activation.reluBlock())
-        .add(TinyModels.residualUnit(4))
-        .add(TinyModels.residualUnit(4))
+        .add(TrajectoryOracle.residualUnit(4))
+        .add(TrajectoryOracle.residualUnit(4))
         .add(Pool.globalAvgPool2dBlock())
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(4).build());
@@ -277,7 +278,7 @@ class StochasticDepthTest {
               Block wrapped = new StochasticResidual(p.getChildren().valueAt(0), mode, rate);
               built.add(
                   new ParallelBlock(
-                      TinyModels::addAndRelu, List.of(wrapped, p.getChildren().valueAt(1))));
+                      TrajectoryOracle::addAndRelu, List.of(wrapped, p.getChildren().valueAt(1))));
             } else {
               built.add(b);
             }
@@ -306,7 +307,7 @@ class StochasticDepthTest {
               0,
               epochs,
               5);
-      assertEquals(9, result.report.changes().size());
+      assertEquals(9, result.report().changes().size());
       // Every batch's loss was recorded and every value stayed finite (the guard, per batch).
       assertEquals(epochs * perEpoch, result.losses.size());
     }

@@ -182,6 +182,22 @@ public final class BuiltinArbitraries {
   }
 
   /**
+   * Schedules of one to three entries of any built-in, at epochs 0 to {@code lastEpoch}, that the
+   * rules accept ({@link Composition#check}): none is drawn in vain where a refused one would be
+   * skipped.
+   *
+   * @param lastEpoch the latest completed epoch an entry may run after
+   * @return the schedules, as written
+   */
+  public static Arbitrary<List<Entry>> acceptedSchedules(int lastEpoch) {
+    return entries(Arbitraries.integers().between(0, lastEpoch))
+        .list()
+        .ofMinSize(1)
+        .ofMaxSize(3)
+        .filter(s -> conflicts(applicationOrder(s)).isEmpty());
+  }
+
+  /**
    * DJL's optimizers that the PyTorch engine runs.
    *
    * @return SGD, SGD with momentum, Adam and AdamW as the tests build them

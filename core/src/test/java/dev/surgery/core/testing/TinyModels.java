@@ -1,18 +1,15 @@
 package dev.surgery.core.testing;
 
 import ai.djl.Model;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
-import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.pooling.Pool;
-import java.util.List;
 
 /** Small models the tests of every module build. */
 public final class TinyModels {
@@ -93,37 +90,6 @@ public final class TinyModels {
   }
 
   /**
-   * A residual unit as DJL's ResNetV1 builds one: conv-BN-ReLU-conv-BN of {@code channels} 3 x 3
-   * filters beside the identity, added and passed through a ReLU.
-   *
-   * @param channels the filters of both convolutions (the unit's input channels)
-   * @return the uninitialized unit
-   */
-  public static ParallelBlock residualUnit(int channels) {
-    return new ParallelBlock(
-        TinyModels::addAndRelu,
-        List.of(
-            new SequentialBlock()
-                .add(TrajectoryOracle.conv(channels, 1))
-                .add(BatchNorm.builder().build())
-                .add(Activation.reluBlock())
-                .add(TrajectoryOracle.conv(channels, 1))
-                .add(BatchNorm.builder().build()),
-            new SequentialBlock().add(Blocks.identityBlock())));
-  }
-
-  /**
-   * A residual unit's join: the sum of its two outputs through a ReLU.
-   *
-   * @param outputs the branch's and the shortcut's outputs
-   * @return the joined output
-   */
-  public static NDList addAndRelu(List<NDList> outputs) {
-    return new NDList(
-        Activation.relu(outputs.get(0).singletonOrThrow().add(outputs.get(1).singletonOrThrow())));
-  }
-
-  /**
    * Something for every built-in algorithm to change: strided and plain convolutions of 8 to 32
    * channels with batch norms (one that neither scales nor centers), a max pool, a residual unit
    * and two linears, for samples of shape (8, 16, 16) and 4 classes.
@@ -153,7 +119,7 @@ public final class TinyModels {
             .add(TrajectoryOracle.conv(16, 2))
             .add(BatchNorm.builder().build())
             .add(Activation.reluBlock())
-            .add(residualUnit(16))
+            .add(TrajectoryOracle.residualUnit(16))
             .add(TrajectoryOracle.conv(32, 1));
     if (fixedBatchNorm) {
       net.add(BatchNorm.builder().optScale(false).optCenter(false).build());

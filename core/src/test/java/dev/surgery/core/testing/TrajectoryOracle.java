@@ -1144,7 +1144,13 @@ public final class TrajectoryOracle {
             new SequentialBlock().add(Blocks.identityBlock())));
   }
 
-  private static NDList addAndRelu(List<NDList> outputs) {
+  /**
+   * A residual unit's join: the sum of its two outputs through a ReLU.
+   *
+   * @param outputs the branch's and the shortcut's outputs
+   * @return the joined output
+   */
+  public static NDList addAndRelu(List<NDList> outputs) {
     return new NDList(
         Activation.relu(outputs.get(0).singletonOrThrow().add(outputs.get(1).singletonOrThrow())));
   }
