@@ -2,8 +2,10 @@ package dev.surgery.agent;
 
 import java.lang.instrument.ClassFileTransformer;
 import java.lang.instrument.Instrumentation;
+import java.lang.instrument.UnmodifiableClassException;
 import java.lang.reflect.Proxy;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -16,7 +18,7 @@ import java.util.Set;
 final class RecordingInstrumentation {
 
   /** The transformers added, each with whether it was registered as able to retransform. */
-  final Map<ClassFileTransformer, Boolean> transformers = new java.util.LinkedHashMap<>();
+  final Map<ClassFileTransformer, Boolean> transformers = new LinkedHashMap<>();
 
   /** The classes passed to {@code retransformClasses}, in order, including ones that failed. */
   final List<Class<?>> retransformed = new ArrayList<>();
@@ -61,7 +63,7 @@ final class RecordingInstrumentation {
                     for (Class<?> type : (Class<?>[]) args[0]) {
                       retransformed.add(type);
                       if (failing.contains(type)) {
-                        throw new java.lang.instrument.UnmodifiableClassException(type.getName());
+                        throw new UnmodifiableClassException(type.getName());
                       }
                     }
                     yield null;

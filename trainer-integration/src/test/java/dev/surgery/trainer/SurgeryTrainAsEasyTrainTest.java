@@ -24,6 +24,7 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -44,6 +45,17 @@ class SurgeryTrainAsEasyTrainTest {
       int validationOpen,
       int backwards,
       int validated) {}
+
+  /** One fit under EasyTrain and its twin under SurgeryTrain, shared by the tests below. */
+  private static Fit easy;
+
+  private static Fit surgery;
+
+  @BeforeAll
+  static void fitBoth() throws IOException, TranslateException {
+    easy = fit(false);
+    surgery = fit(true);
+  }
 
   private static Fit fit(boolean surgeryTrain) throws IOException, TranslateException {
     List<NDManager> training = new ArrayList<>();
@@ -139,9 +151,6 @@ class SurgeryTrainAsEasyTrainTest {
    */
   @Test
   void fitClosesEveryBatchItTakes() throws Exception {
-    Fit easy = fit(false);
-    Fit surgery = fit(true);
-
     assertEquals(easy.training(), surgery.training());
     assertEquals(easy.validation(), surgery.validation());
     for (Fit run : List.of(easy, surgery)) {
@@ -157,9 +166,6 @@ class SurgeryTrainAsEasyTrainTest {
    */
   @Test
   void fitValidatesEveryValidationBatch() throws Exception {
-    Fit easy = fit(false);
-    Fit surgery = fit(true);
-
     assertEquals(easy.validation(), easy.validated());
     assertEquals(easy.validated(), surgery.validated());
   }
@@ -167,9 +173,6 @@ class SurgeryTrainAsEasyTrainTest {
   /** The trainer's metrics get a backward timing per training batch, as under EasyTrain. */
   @Test
   void fitRecordsABackwardTimingPerBatch() throws Exception {
-    Fit easy = fit(false);
-    Fit surgery = fit(true);
-
     assertEquals(easy.training(), easy.backwards());
     assertEquals(easy.backwards(), surgery.backwards());
   }

@@ -180,7 +180,10 @@ final class TestAlgorithms {
         ReplacementFunction f =
             (block, i) -> {
               Block fresh = new FreshConv2d((Conv2d) block);
-              fresh.freezeParameters(frozen);
+              if (frozen) {
+                // A fresh block is born trainable: only the frozen variant needs a call.
+                fresh.freezeParameters(true);
+              }
               return fresh;
             };
         return replace(context, matcher, f, this);
