@@ -10,7 +10,8 @@ import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.events.State;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -76,16 +77,16 @@ public final class RecordingAlgorithm implements Algorithm {
     for (Pair<String, Parameter> p : trainer.getModel().getBlock().getParameters()) {
       live.put(p.getValue().getId(), p.getValue());
     }
-    Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+    Map<String, Object> entries = DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer));
     if (!entries.keySet().equals(live.keySet())) {
       return "store-ids-differ";
     }
     for (Map.Entry<String, Object> e : entries.entrySet()) {
       Parameter p = live.get(e.getKey());
-      if (DjlInternals.entryParameter(e.getValue()) != p) {
+      if (DjlTrainers.entryParameter(e.getValue()) != p) {
         return "store-entry-of-another-parameter:" + e.getKey();
       }
-      List<NDArray> mirrors = DjlInternals.mirrors(e.getValue());
+      List<NDArray> mirrors = DjlTrainers.mirrors(e.getValue());
       for (NDArray mirror : mirrors) {
         if (!Arrays.equals(mirror.toFloatArray(), p.getArray().toFloatArray())) {
           return "store-value-differs:" + e.getKey();
@@ -93,7 +94,7 @@ public final class RecordingAlgorithm implements Algorithm {
       }
     }
     for (Map.Entry<String, Map<String, Map<ai.djl.Device, NDArray>>> state :
-        DjlInternals.optimizerStates(DjlInternals.optimizer(trainer)).entrySet()) {
+        DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer)).entrySet()) {
       for (String id : state.getValue().keySet()) {
         if (!live.containsKey(id)) {
           return "optimizer-state-for-a-removed-parameter:" + state.getKey() + "/" + id;

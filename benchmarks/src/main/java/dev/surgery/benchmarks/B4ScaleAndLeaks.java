@@ -26,7 +26,9 @@ import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlShapes;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.layers.AdoptingConv2d;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurMaxPool2d;
@@ -519,7 +521,7 @@ public final class B4ScaleAndLeaks {
 
   private static Block copyConv(Conv2d conv, NDManager manager) {
     Conv2d copy = AdoptingConv2d.settingsOf(conv).build();
-    copy.initialize(manager, DataType.FLOAT32, DjlInternals.recordedInputShapes(conv));
+    copy.initialize(manager, DataType.FLOAT32, DjlShapes.recordedInputShapes(conv));
     ParameterList from = conv.getParameters();
     ParameterList to = copy.getParameters();
     for (int i = 0; i < from.size(); i++) {
@@ -533,11 +535,11 @@ public final class B4ScaleAndLeaks {
     Set<NDArray> arrays = Collections.newSetFromMap(new IdentityHashMap<>());
     arrays.addAll(model.getNDManager().getManagedArrays());
     for (Map<String, Map<Device, NDArray>> state :
-        DjlInternals.optimizerStates(DjlInternals.optimizer(trainer)).values()) {
+        DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer)).values()) {
       state.values().forEach(perDevice -> arrays.addAll(perDevice.values()));
     }
-    for (Object entry : DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).values()) {
-      List<NDArray> mirrors = DjlInternals.mirrors(entry);
+    for (Object entry : DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).values()) {
+      List<NDArray> mirrors = DjlTrainers.mirrors(entry);
       if (mirrors != null) {
         mirrors.stream().filter(a -> a != null).forEach(arrays::add);
       }

@@ -6,7 +6,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ReplacementFunction;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
 import dev.surgery.core.internal.IdentityHashes;
 import java.util.Arrays;
 import java.util.List;
@@ -178,7 +178,7 @@ final class MinimalLeafSurgery {
 
   private static boolean holdsArrays(Block block) {
     if (block instanceof AbstractBlock abstractBlock) {
-      for (Parameter p : DjlInternals.liveParameters(abstractBlock).values()) {
+      for (Parameter p : DjlBlocks.liveParameters(abstractBlock).values()) {
         if (p.isInitialized()) {
           return true;
         }

@@ -11,7 +11,8 @@ import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.norm.Dropout;
 import ai.djl.util.Pair;
 import dev.surgery.core.internal.BlockFields;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlShapes;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -65,7 +66,7 @@ public final class BlockInspector {
    */
   public static boolean wasInitialized(Block block) {
     if (block instanceof AbstractBaseBlock) {
-      return DjlInternals.recordedInputShapes(block) != null;
+      return DjlShapes.recordedInputShapes(block) != null;
     }
     return block.isInitialized();
   }
@@ -82,7 +83,7 @@ public final class BlockInspector {
     if (weight != null && weight.getShape() != null) {
       return weight.getShape().get(1) * conv.getGroups();
     }
-    Shape[] shapes = DjlInternals.recordedInputShapes(conv);
+    Shape[] shapes = DjlShapes.recordedInputShapes(conv);
     if (shapes != null && shapes.length > 0) {
       return shapes[0].get(1);
     }
@@ -96,7 +97,7 @@ public final class BlockInspector {
    * @return its units
    */
   public static long linearUnits(Linear linear) {
-    return DjlInternals.linearUnits(linear);
+    return DjlBlocks.linearUnits(linear);
   }
 
   /**
@@ -115,8 +116,8 @@ public final class BlockInspector {
    * @param bn the batch norm
    * @return its axis, epsilon, momentum, center and scale
    */
-  public static DjlInternals.BatchNormSettings batchNorm(BatchNorm bn) {
-    return DjlInternals.batchNormSettings(bn);
+  public static DjlBlocks.BatchNormSettings batchNorm(BatchNorm bn) {
+    return DjlBlocks.batchNormSettings(bn);
   }
 
   /**
@@ -126,7 +127,7 @@ public final class BlockInspector {
    * @return its rate
    */
   public static float dropoutRate(Dropout dropout) {
-    return DjlInternals.dropoutRate(dropout);
+    return DjlBlocks.dropoutRate(dropout);
   }
 
   /**
@@ -141,7 +142,7 @@ public final class BlockInspector {
     if (!(block instanceof LambdaBlock lambda) || !lambda.getName().contains("Pool")) {
       return Optional.empty();
     }
-    List<Object> captured = BlockFields.capturedValues(DjlInternals.lambdaFunction(lambda));
+    List<Object> captured = BlockFields.capturedValues(DjlBlocks.lambdaFunction(lambda));
     List<Shape> shapes = new ArrayList<>();
     List<Boolean> flags = new ArrayList<>();
     for (Object value : captured) {

@@ -4,7 +4,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.LambdaBlock;
 import ai.djl.util.Pair;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
 import dev.surgery.core.internal.LinkedIdentityMap;
 import java.util.ArrayDeque;
 import java.util.Deque;
@@ -121,7 +121,7 @@ public final class BlockPaths {
    * @return its children with their keys
    */
   public static BlockList children(Block block) {
-    BlockList live = DjlInternals.liveChildren(block);
+    BlockList live = DjlBlocks.liveChildren(block);
     return live != null ? live : block.getChildren();
   }
 

@@ -6,7 +6,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import dev.surgery.core.internal.BlockFields;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
 import dev.surgery.core.internal.FieldSlot;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -63,7 +63,7 @@ public final class BlockTreeSnapshot {
     BlockTreeSnapshot snapshot = new BlockTreeSnapshot(root);
     Set<Object> met = identitySet();
     for (Block block : reachable(root)) {
-      BlockList children = DjlInternals.registeredChildren(block);
+      BlockList children = DjlBlocks.registeredChildren(block);
       List<FieldState> fields = new ArrayList<>();
       List<FieldSlot> holding = BlockFields.blockHoldingFields(block.getClass());
       for (FieldSlot field : BlockFields.instanceFields(block.getClass())) {
@@ -115,7 +115,7 @@ public final class BlockTreeSnapshot {
     }
     for (BlockState state : blocks) {
       if (state.children() != null) {
-        BlockList children = DjlInternals.registeredChildren(state.block());
+        BlockList children = DjlBlocks.registeredChildren(state.block());
         children.keys().clear();
         children.keys().addAll(state.keys());
         children.values().clear();
@@ -141,9 +141,9 @@ public final class BlockTreeSnapshot {
         if (now != null && !knownArrays.contains(now)) {
           now.close();
         }
-        DjlInternals.restoreParameter(p, state.array(), state.shape());
+        DjlBlocks.restoreParameter(p, state.array(), state.shape());
       } else if (p.getShape() != state.shape()) {
-        DjlInternals.restoreParameter(p, state.array(), state.shape());
+        DjlBlocks.restoreParameter(p, state.array(), state.shape());
       }
       if (p.requiresGradient() != state.requiresGradient()) {
         p.freeze(!state.requiresGradient());

@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
 import java.util.ArrayDeque;
 import java.util.Collection;
 import java.util.Collections;
@@ -110,8 +110,8 @@ final class BlockTrees {
   }
 
   static Collection<Parameter> directParameters(Block block) {
-    return block instanceof AbstractBlock ab && !DjlInternals.listsParametersItself(ab.getClass())
-        ? DjlInternals.liveParameters(ab).values()
+    return block instanceof AbstractBlock ab && !DjlBlocks.listsParametersItself(ab.getClass())
+        ? DjlBlocks.liveParameters(ab).values()
         : block.getDirectParameters().values();
   }
 

@@ -12,7 +12,7 @@ import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.training.initializer.UniformInitializer;
 import ai.djl.training.initializer.XavierInitializer;
 import ai.djl.util.Pair;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -198,10 +198,10 @@ final class DeferredDraws {
   private List<NDArray> storeCopies(Parameter parameter, NDArray placed) {
     Set<NDArray> copies = Collections.newSetFromMap(new IdentityHashMap<>());
     for (Trainer trainer : trainers) {
-      Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+      Map<String, Object> entries = DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer));
       Object entry = entries.get(parameter.getId());
       if (entry != null) {
-        for (NDArray mirror : DjlInternals.mirrors(entry)) {
+        for (NDArray mirror : DjlTrainers.mirrors(entry)) {
           if (mirror != placed) {
             copies.add(mirror);
           }

@@ -7,7 +7,7 @@ import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurFilter;
 import dev.surgery.core.layers.BlurMaxPool2d;
@@ -74,7 +74,7 @@ final class MacCounter {
         try {
           current =
               lambdaOutputRecorded(child, current, next, reached)
-                  ? perSample(DjlInternals.recordedInputShapes(next))
+                  ? perSample(DjlShapes.recordedInputShapes(next))
                   : perSample(child.getOutputShapes(current));
         } catch (RuntimeException e) {
           return; // the rest of the sequence stays unknown
@@ -87,7 +87,7 @@ final class MacCounter {
     } else if (recordedInputIs(block, in)) {
       for (Block child : children) {
         if (child.isInitialized()) {
-          walk(child, perSample(DjlInternals.recordedInputShapes(child)), reached);
+          walk(child, perSample(DjlShapes.recordedInputShapes(child)), reached);
         }
       }
     }
@@ -145,7 +145,7 @@ final class MacCounter {
       return false;
     }
     try {
-      return java.util.Arrays.equals(perSample(DjlInternals.recordedInputShapes(block)), in);
+      return java.util.Arrays.equals(perSample(DjlShapes.recordedInputShapes(block)), in);
     } catch (RuntimeException e) {
       return false;
     }

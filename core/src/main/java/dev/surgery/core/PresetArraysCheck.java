@@ -11,7 +11,7 @@ import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
@@ -175,7 +175,7 @@ final class PresetArraysCheck {
             }
           }
           Shape[] inputs =
-              block == replacement ? inputShapes : DjlInternals.recordedInputShapes(block);
+              block == replacement ? inputShapes : DjlShapes.recordedInputShapes(block);
           refuseContradictedIn(block, replacement, own, inputs, path);
         });
   }
@@ -191,14 +191,14 @@ final class PresetArraysCheck {
     }
     boolean allFit = true;
     for (Parameter p : own) {
-      allFit &= TRUE.equals(DjlInternals.declaresShape(block, inputs, p, p.getArray().getShape()));
+      allFit &= TRUE.equals(DjlShapes.declaresShape(block, inputs, p, p.getArray().getShape()));
     }
     if (allFit) {
       return; // the usual answer, told without building the declared shapes
     }
     Map<Parameter, Shape> declared;
     try {
-      declared = DjlInternals.declaredShapes(owner, inputs);
+      declared = DjlShapes.declaredShapes(owner, inputs);
     } catch (RuntimeException e) {
       return;
     }

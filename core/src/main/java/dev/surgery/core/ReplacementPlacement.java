@@ -12,7 +12,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.training.initializer.Initializer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
@@ -98,7 +98,7 @@ final class ReplacementPlacement {
       }
       placedFirst.add(p);
     }
-    Shape[] recorded = DjlInternals.recordedInputShapes(replacement);
+    Shape[] recorded = DjlShapes.recordedInputShapes(replacement);
     Collection<Parameter> own = parametersRead(replacement);
     // What arrived with arrays, its own or the old block's: its settings must agree with them.
     List<Parameter> brought = new ArrayList<>(own.size());

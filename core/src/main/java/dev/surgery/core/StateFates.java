@@ -5,7 +5,8 @@ import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.SurgeryPlan.StateFate;
 import dev.surgery.core.internal.BirthAwareOptimizer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.IdentityHashMap;
@@ -133,7 +134,7 @@ final class StateFates {
         continue; // TrainerSurgery.add leaves a parameter the store already holds alone
       }
       registers = true;
-      exact |= BirthAwareOptimizer.isNeededFor(DjlInternals.optimizer(t));
+      exact |= BirthAwareOptimizer.isNeededFor(DjlTrainers.optimizer(t));
     }
     if (!registers) {
       return heldByAny(receivers, p) && carries(p, receivers)
@@ -151,7 +152,7 @@ final class StateFates {
     boolean exact = false;
     for (Trainer t : trainers) {
       if (TrainerSurgery.holds(t, p) || hasState(t, p)) {
-        exact |= BirthAwareOptimizer.isNeededFor(DjlInternals.optimizer(t));
+        exact |= BirthAwareOptimizer.isNeededFor(DjlTrainers.optimizer(t));
       }
     }
     return exact;
@@ -172,12 +173,12 @@ final class StateFates {
 
   /** Whether the trainer's optimizer holds state arrays or an update count for the parameter. */
   private static boolean hasState(Trainer t, Parameter p) {
-    Optimizer optimizer = DjlInternals.optimizer(t);
+    Optimizer optimizer = DjlTrainers.optimizer(t);
     String id = p.getId();
-    if (DjlInternals.updateCounts(optimizer).containsKey(id)) {
+    if (DjlOptimizers.updateCounts(optimizer).containsKey(id)) {
       return true;
     }
-    for (Map<String, ?> state : DjlInternals.optimizerStates(optimizer).values()) {
+    for (Map<String, ?> state : DjlOptimizers.optimizerStates(optimizer).values()) {
       if (state.containsKey(id)) {
         return true;
       }

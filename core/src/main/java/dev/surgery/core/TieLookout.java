@@ -4,7 +4,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.LambdaBlock;
 import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.BlockFields.TieKind;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
 
 /**
  * Tells, for each block a surgery's first walk meets and each replacement it receives, whether its
@@ -48,7 +48,7 @@ final class TieLookout {
       return false;
     }
     if (kind == TieKind.LAMBDA_BLOCK) {
-      Object function = DjlInternals.lambdaFunction((LambdaBlock) block);
+      Object function = DjlBlocks.lambdaFunction((LambdaBlock) block);
       return function != null && !inertFunction(function);
     }
     return BlockFields.fieldsMayReferenceBlocks(block);

@@ -9,7 +9,8 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.internal.BirthAwareOptimizer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.internal.IdMarks;
 import dev.surgery.core.internal.KeptIdTracker;
 import java.util.Collection;
@@ -49,14 +50,14 @@ final class TrainerSurgery {
 
     View(Trainer trainer) {
       this.trainer = trainer;
-      store = DjlInternals.parameterStore(trainer);
-      entries = DjlInternals.storeEntries(store);
+      store = DjlTrainers.parameterStore(trainer);
+      entries = DjlTrainers.storeEntries(store);
     }
 
     /** The optimizer, looked up when first needed (it throws for an unsupported store). */
     Optimizer optimizer() {
       if (optimizer == null) {
-        optimizer = DjlInternals.optimizer(trainer);
+        optimizer = DjlTrainers.optimizer(trainer);
       }
       return optimizer;
     }
@@ -64,15 +65,15 @@ final class TrainerSurgery {
     Collection<Map<String, Map<Device, NDArray>>> states() {
       if (states == null) {
         // Asked only to move or drop a parameter's state: refused where some of it is unread.
-        DjlInternals.requireReadableState(optimizer());
-        states = DjlInternals.optimizerStates(optimizer()).values();
+        DjlOptimizers.requireReadableState(optimizer());
+        states = DjlOptimizers.optimizerStates(optimizer()).values();
       }
       return states;
     }
 
     Map<String, Integer> counts() {
       if (counts == null) {
-        counts = DjlInternals.updateCounts(optimizer());
+        counts = DjlOptimizers.updateCounts(optimizer());
       }
       return counts;
     }
@@ -96,12 +97,12 @@ final class TrainerSurgery {
    * Tells whether a trainer has registered anything yet (an empty store registers on initialize).
    */
   static boolean hasRegistered(Trainer trainer) {
-    return DjlInternals.hasRegisteredParameters(trainer);
+    return DjlTrainers.hasRegisteredParameters(trainer);
   }
 
   /** Tells whether the trainer's store holds the parameter. */
   static boolean holds(Trainer trainer, Parameter parameter) {
-    return DjlInternals.storeEntries(DjlInternals.parameterStore(trainer))
+    return DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer))
         .containsKey(parameter.getId());
   }
 
@@ -116,7 +117,7 @@ final class TrainerSurgery {
     if (entry != null) {
       journal.onRollback(() -> entries.put(id, entry));
       NDArray own = parameter.isInitialized() ? parameter.getArray() : null;
-      for (NDArray mirror : DjlInternals.mirrors(entry)) {
+      for (NDArray mirror : DjlTrainers.mirrors(entry)) {
         if (mirror != own) {
           journal.closeOnCommit(mirror);
         }
@@ -199,13 +200,13 @@ final class TrainerSurgery {
     Optimizer optimizer = view.optimizer();
     if (!view.keptIdsLooked) {
       view.keptIdsLooked = true;
-      view.keptIds = DjlInternals.keptIdTracker(optimizer, false);
+      view.keptIds = DjlOptimizers.keptIdTracker(optimizer, false);
     }
     if (view.keptIds == null && install) {
       view.keptIdsInstallTried = true;
-      view.keptIds = DjlInternals.keptIdTracker(optimizer, true);
+      view.keptIds = DjlOptimizers.keptIdTracker(optimizer, true);
       if (view.keptIds != null) {
-        journal.onRollback(() -> DjlInternals.removeKeptIdTracker(optimizer));
+        journal.onRollback(() -> DjlOptimizers.removeKeptIdTracker(optimizer));
       }
     }
     return view.keptIds;
@@ -252,14 +253,14 @@ final class TrainerSurgery {
         () -> {
           Object entry = entries.remove(id);
           if (entry != null) {
-            for (NDArray mirror : DjlInternals.mirrors(entry)) {
+            for (NDArray mirror : DjlTrainers.mirrors(entry)) {
               if (mirror != parameter.getArray()) {
                 mirror.close();
               }
             }
           }
         });
-    for (Device device : DjlInternals.devices(trainer)) {
+    for (Device device : DjlTrainers.devices(trainer)) {
       store.getValue(parameter, device, true);
     }
     faults.point("trainer.add");
@@ -283,7 +284,7 @@ final class TrainerSurgery {
     dropState(trainer, parameter);
     View view = view(trainer);
     Object entry = view.entries.get(parameter.getId());
-    for (NDArray mirror : DjlInternals.mirrors(entry)) {
+    for (NDArray mirror : DjlTrainers.mirrors(entry)) {
       if (!mirror.hasGradient()) {
         mirror.setRequiresGradient(true);
         journal.onRollback(() -> mirror.setRequiresGradient(false));
@@ -297,9 +298,9 @@ final class TrainerSurgery {
   /** Whether another trainable parameter of the store has the array among its copies. */
   private static boolean trainedByAnother(View view, Parameter parameter, NDArray array) {
     for (Object other : view.entries.values()) {
-      Parameter p = DjlInternals.entryParameter(other);
+      Parameter p = DjlTrainers.entryParameter(other);
       if (p != parameter && p.requiresGradient()) {
-        for (NDArray mirror : DjlInternals.mirrors(other)) {
+        for (NDArray mirror : DjlTrainers.mirrors(other)) {
           if (mirror == array) {
             return true;
           }
@@ -403,10 +404,10 @@ final class TrainerSurgery {
     // leaving the old id and arriving under the new one.
     Object displaced = putJournaled(entries, to.getId(), entry);
     removeJournaled(entries, from.getId());
-    journal.onRollback(() -> DjlInternals.setEntryParameter(entry, from));
-    DjlInternals.setEntryParameter(entry, to);
+    journal.onRollback(() -> DjlTrainers.setEntryParameter(entry, from));
+    DjlTrainers.setEntryParameter(entry, to);
     if (displaced != null) {
-      for (NDArray mirror : DjlInternals.mirrors(displaced)) {
+      for (NDArray mirror : DjlTrainers.mirrors(displaced)) {
         if (mirror != to.getArray()) {
           journal.closeOnCommit(mirror);
         }
@@ -454,15 +455,15 @@ final class TrainerSurgery {
     if (view.births != null || (view.birthsLooked && !install)) {
       return view.births;
     }
-    BirthAwareOptimizer existing = DjlInternals.birthAwareOptimizer(trainer, false);
+    BirthAwareOptimizer existing = DjlTrainers.birthAwareOptimizer(trainer, false);
     view.birthsLooked = true;
     if (existing != null || !install) {
       view.births = existing;
       return existing;
     }
-    BirthAwareOptimizer installed = DjlInternals.birthAwareOptimizer(trainer, true);
+    BirthAwareOptimizer installed = DjlTrainers.birthAwareOptimizer(trainer, true);
     if (installed != null) {
-      journal.onRollback(() -> DjlInternals.removeBirthAwareOptimizer(trainer));
+      journal.onRollback(() -> DjlTrainers.removeBirthAwareOptimizer(trainer));
     }
     view.births = installed;
     return installed;

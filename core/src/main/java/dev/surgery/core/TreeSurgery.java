@@ -15,7 +15,9 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.ClosedPackageException;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlShapes;
+import dev.surgery.core.internal.DjlTrainers;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -475,7 +477,7 @@ final class TreeSurgery {
     Set<Parameter> synced = Collections.newSetFromMap(new IdentityHashMap<>());
     Set<Parameter> parameters = known;
     for (Trainer trainer : trainers) {
-      Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+      Map<String, Object> entries = DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer));
       if (!trainsOnCopies(entries)) {
         continue; // every trained array is the model's own: nothing is stale (nor registered)
       }
@@ -487,7 +489,7 @@ final class TreeSurgery {
         if (entry == null || !p.isInitialized() || !synced.add(p)) {
           continue;
         }
-        List<NDArray> mirrors = DjlInternals.mirrors(entry);
+        List<NDArray> mirrors = DjlTrainers.mirrors(entry);
         NDArray array = p.getArray();
         NDArray trained = mirrors.isEmpty() ? array : mirrors.get(0);
         if (trained == array) {
@@ -525,11 +527,11 @@ final class TreeSurgery {
    * the first.
    */
   private static boolean trainsOnCopy(Object entry) {
-    List<NDArray> mirrors = DjlInternals.mirrors(entry);
+    List<NDArray> mirrors = DjlTrainers.mirrors(entry);
     if (mirrors.isEmpty()) {
       return false;
     }
-    Parameter p = DjlInternals.entryParameter(entry);
+    Parameter p = DjlTrainers.entryParameter(entry);
     return !p.isInitialized() || mirrors.get(0) != p.getArray();
   }
 
@@ -566,7 +568,7 @@ final class TreeSurgery {
         n.matched = matched;
         if (matched != 0) {
           // Asked only of a block a policy may replace (substitute reads it of any other).
-          n.inputShapes = DjlInternals.recordedInputShapes(block);
+          n.inputShapes = DjlShapes.recordedInputShapes(block);
         }
         if (leaf && matched > 0 && !allParameters && initialWalk) {
           n.nothingDisplaced = noneInitialized(directParameters(block));
@@ -786,7 +788,7 @@ final class TreeSurgery {
     // here, which on a large tree saves a cache miss or two per replacement.
     boolean mayHoldArrays =
         !(replacement instanceof AbstractBaseBlock)
-            || DjlInternals.recordedInputShapes(replacement) != null;
+            || DjlShapes.recordedInputShapes(replacement) != null;
     Collection<Parameter> own =
         newLeaf
             ? (mayHoldArrays ? directParameters(replacement) : List.of())
@@ -814,7 +816,7 @@ final class TreeSurgery {
     // (on a large tree, reading them again at the end is a cache miss per block).
     // The walk read them before the replacement function ran; a function that initialized the old
     // block (it records input shapes) made those answers stale, so they are read again then.
-    Shape[] recorded = DjlInternals.recordedInputShapes(old);
+    Shape[] recorded = DjlShapes.recordedInputShapes(old);
     boolean initializedSinceWalk = oldNode.inputShapes == null && recorded != null;
     if (oldNode.inputShapes == TreeNode.UNREAD || initializedSinceWalk) {
       oldNode.inputShapes = recorded;
@@ -948,8 +950,8 @@ final class TreeSurgery {
     Block old = oldNode.block;
     // Null for a block outside DJL's AbstractBlock (one of its own on AbstractBaseBlock): its
     // children live where its fields keep them, and its getChildren() says where they are.
-    BlockList children = DjlInternals.registeredChildren(parent);
-    boolean listsItself = children == null || DjlInternals.listsChildrenItself(parent.getClass());
+    BlockList children = DjlBlocks.registeredChildren(parent);
+    boolean listsItself = children == null || DjlBlocks.listsChildrenItself(parent.getClass());
     // The walk met the block in the parent's own list: a position there says nothing of where the
     // registered list holds it.
     int written =

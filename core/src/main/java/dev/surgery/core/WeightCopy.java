@@ -8,7 +8,8 @@ import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.ParameterList;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlShapes;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.Objects;
@@ -76,7 +77,7 @@ public final class WeightCopy {
               + " has "
               + target.size());
     }
-    if (DjlInternals.recordedInputShapes(from) == null) {
+    if (DjlShapes.recordedInputShapes(from) == null) {
       throw new IllegalArgumentException(
           "cannot copy weights: " + from.getClass().getSimpleName() + " is not initialized");
     }
@@ -128,7 +129,7 @@ public final class WeightCopy {
       } else {
         // Parameter.setArray refuses a parameter that has a shape, even the array's own.
         copy.setName(to.getName());
-        DjlInternals.restoreParameter(to, copy, copy.getShape());
+        DjlBlocks.restoreParameter(to, copy, copy.getShape());
       }
     }
     return fresh;
@@ -147,18 +148,18 @@ public final class WeightCopy {
     if (!(fresh instanceof AbstractBaseBlock block)) {
       return;
     }
-    Shape[] inputs = DjlInternals.recordedInputShapes(from);
+    Shape[] inputs = DjlShapes.recordedInputShapes(from);
     boolean allFit = true;
     for (int i = 0; i < target.size(); i++) {
       Shape copied = source.valueAt(i).getArray().getShape();
-      allFit &= TRUE.equals(DjlInternals.declaresShape(fresh, inputs, target.valueAt(i), copied));
+      allFit &= TRUE.equals(DjlShapes.declaresShape(fresh, inputs, target.valueAt(i), copied));
     }
     if (allFit) {
       return; // the usual answer, told without building the declared shapes
     }
     Map<Parameter, Shape> declared;
     try {
-      declared = DjlInternals.declaredShapes(block, inputs);
+      declared = DjlShapes.declaredShapes(block, inputs);
     } catch (RuntimeException e) {
       throw new IllegalArgumentException(
           "cannot copy weights: the new "

@@ -18,7 +18,8 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.norm.Dropout;
 import ai.djl.nn.pooling.Pool;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlShapes;
 import org.junit.jupiter.api.Test;
 
 /** The hidden configuration of DJL blocks, read back exactly. */
@@ -70,7 +71,7 @@ class BlockInspectorTest {
   void batchNormDropoutAndLinearSettings() {
     BatchNorm bn =
         BatchNorm.builder().optAxis(2).optEpsilon(2e-5f).optMomentum(0.8f).optCenter(false).build();
-    DjlInternals.BatchNormSettings s = BlockInspector.batchNorm(bn);
+    DjlBlocks.BatchNormSettings s = BlockInspector.batchNorm(bn);
     assertEquals(2, s.axis());
     assertEquals(2e-5f, s.epsilon());
     assertEquals(0.8f, s.momentum());
@@ -109,11 +110,11 @@ class BlockInspectorTest {
 
     Conv2d recorded =
         Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(8).optGroups(2).build();
-    DjlInternals.setRecordedInputShapes(recorded, new Shape[] {new Shape(1, 6, 5, 5)});
+    DjlShapes.setRecordedInputShapes(recorded, new Shape[] {new Shape(1, 6, 5, 5)});
     assertEquals(6, BlockInspector.inputChannels(recorded));
 
     Conv2d none = Conv2d.builder().setKernelShape(new Shape(3, 3)).setFilters(8).build();
-    DjlInternals.setRecordedInputShapes(none, new Shape[0]);
+    DjlShapes.setRecordedInputShapes(none, new Shape[0]);
     assertEquals(-1, BlockInspector.inputChannels(none), "no input recorded");
   }
 
@@ -127,7 +128,7 @@ class BlockInspectorTest {
     Linear fresh = Linear.builder().setUnits(2).build();
     assertFalse(BlockInspector.wasInitialized(fresh));
     Linear replayed = Linear.builder().setUnits(2).build();
-    DjlInternals.setRecordedInputShapes(replayed, new Shape[] {new Shape(1, 3)});
+    DjlShapes.setRecordedInputShapes(replayed, new Shape[] {new Shape(1, 3)});
     assertFalse(replayed.isInitialized(), "DJL: its arrays are missing");
     assertTrue(BlockInspector.wasInitialized(replayed));
     try (NDManager manager = NDManager.newBaseManager()) {

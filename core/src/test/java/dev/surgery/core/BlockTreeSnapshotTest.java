@@ -17,7 +17,8 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.util.Pair;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlShapes;
 import dev.surgery.core.testing.PassThroughBlock;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
@@ -113,7 +114,7 @@ class BlockTreeSnapshotTest {
         assertFalse(p.isInitialized(), p.getName());
         assertEquals(trainable.get(p), p.requiresGradient(), p.getName());
       }
-      assertNull(DjlInternals.recordedInputShapes(first));
+      assertNull(DjlShapes.recordedInputShapes(first));
       assertEquals(0, model.getNDManager().getManagedArrays().size(), "arrays the changes made");
     }
   }
@@ -134,7 +135,7 @@ class BlockTreeSnapshotTest {
 
       assertFalse(weight.isInitialized());
       assertNull(weight.getShape());
-      assertNull(DjlInternals.recordedInputShapes(layer));
+      assertNull(DjlShapes.recordedInputShapes(layer));
       assertEquals(0, model.getNDManager().getManagedArrays().size());
       // And the model initializes anew for other shapes, as a fresh one does.
       root.initialize(model.getNDManager(), model.getDataType(), new Shape(2, 5));
@@ -236,8 +237,8 @@ class BlockTreeSnapshotTest {
       NDArray arrayA = wa.getArray();
       NDArray arrayB = wb.getArray();
       BlockTreeSnapshot snapshot = BlockTreeSnapshot.of(root);
-      DjlInternals.restoreParameter(wa, arrayB, wb.getShape());
-      DjlInternals.restoreParameter(wb, arrayA, wa.getShape());
+      DjlBlocks.restoreParameter(wa, arrayB, wb.getShape());
+      DjlBlocks.restoreParameter(wb, arrayA, wa.getShape());
 
       snapshot.restore();
 

@@ -17,7 +17,8 @@ import ai.djl.training.dataset.Dataset;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.internal.BirthAwareOptimizer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyModels;
@@ -90,15 +91,15 @@ final class ControlTwin implements AutoCloseable {
     List<Parameter> mine = parameters(subjectRoot);
     List<Parameter> theirs = parameters(controlRoot);
     assertEquals(theirs.size(), mine.size(), "parameters " + when);
-    Optimizer subjectOptimizer = DjlInternals.optimizer(subjectTrainer);
-    Optimizer controlOptimizer = DjlInternals.optimizer(controlTrainer);
+    Optimizer subjectOptimizer = DjlTrainers.optimizer(subjectTrainer);
+    Optimizer controlOptimizer = DjlTrainers.optimizer(controlTrainer);
     Map<String, Map<String, Map<Device, NDArray>>> subjectStates =
-        DjlInternals.optimizerStates(subjectOptimizer);
+        DjlOptimizers.optimizerStates(subjectOptimizer);
     Map<String, Map<String, Map<Device, NDArray>>> controlStates =
-        DjlInternals.optimizerStates(controlOptimizer);
+        DjlOptimizers.optimizerStates(controlOptimizer);
     assertEquals(controlStates.keySet(), subjectStates.keySet(), "state fields " + when);
-    Map<String, Integer> subjectCounts = DjlInternals.updateCounts(subjectOptimizer);
-    Map<String, Integer> controlCounts = DjlInternals.updateCounts(controlOptimizer);
+    Map<String, Integer> subjectCounts = DjlOptimizers.updateCounts(subjectOptimizer);
+    Map<String, Integer> controlCounts = DjlOptimizers.updateCounts(controlOptimizer);
     assertEquals(controlCounts.size(), subjectCounts.size(), "update counts " + when);
     for (String field : controlStates.keySet()) {
       assertEquals(
@@ -107,8 +108,8 @@ final class ControlTwin implements AutoCloseable {
     ExactnessOracle.assertTwinsBitIdentical(theirs, controlTrainer, mine, subjectTrainer, when);
     assertSame(subjectOptimizerObject, subjectOptimizer, "the user's optimizer object " + when);
     // The birth-aware stand-in: there exactly when the control has one, with the same marks.
-    BirthAwareOptimizer subjectStand = DjlInternals.birthAwareOptimizer(subjectTrainer, false);
-    BirthAwareOptimizer controlStand = DjlInternals.birthAwareOptimizer(controlTrainer, false);
+    BirthAwareOptimizer subjectStand = DjlTrainers.birthAwareOptimizer(subjectTrainer, false);
+    BirthAwareOptimizer controlStand = DjlTrainers.birthAwareOptimizer(controlTrainer, false);
     assertEquals(controlStand == null, subjectStand == null, "stand-in installed " + when);
     if (controlStand != null) {
       assertSame(subjectOptimizerObject, subjectStand.getDelegate(), "stand-in's delegate " + when);

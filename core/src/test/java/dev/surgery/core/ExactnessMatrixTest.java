@@ -23,6 +23,8 @@ import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.internal.KeptIdTracker;
 import dev.surgery.core.testing.ConstantDense;
 import dev.surgery.core.testing.ExactnessOracle;
@@ -226,8 +228,8 @@ class ExactnessMatrixTest {
               .filter(b -> b instanceof TinyDense)
               .toList();
       TinyDense last = (TinyDense) layers.get(layers.size() - 1);
-      Optimizer optimizer = DjlInternals.optimizer(o.subjectTrainer());
-      Field trackerField = DjlInternals.learningRateTrackerField(optimizer);
+      Optimizer optimizer = DjlTrainers.optimizer(o.subjectTrainer());
+      Field trackerField = DjlOptimizers.learningRateTrackerField(optimizer);
       Map<Class<? extends Block>, ReplacementFunction> policies =
           Map.of(
               TinyDense.class,

@@ -26,7 +26,8 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.FixedPerVarTracker;
 import ai.djl.util.PairList;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.layers.AdoptingConv2d;
 import dev.surgery.core.testing.ExactnessOracle;
 import java.lang.reflect.Proxy;
@@ -371,7 +372,7 @@ final class Fixtures {
 
   /** The ids the trainer's parameter store holds. */
   static Set<String> storeIds(Trainer trainer) {
-    return new TreeSet<>(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet());
+    return new TreeSet<>(DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).keySet());
   }
 
   /** The ids of every parameter of the model. */
@@ -386,7 +387,7 @@ final class Fixtures {
   /** Every optimizer state key, per state field. */
   static Map<String, Set<String>> stateKeys(Trainer trainer) {
     Map<String, Set<String>> keys = new LinkedHashMap<>();
-    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
+    DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer))
         .forEach((name, state) -> keys.put(name, new TreeSet<>(state.keySet())));
     return keys;
   }

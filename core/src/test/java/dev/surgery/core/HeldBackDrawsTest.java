@@ -28,7 +28,8 @@ import ai.djl.training.initializer.Initializer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
@@ -183,16 +184,16 @@ class HeldBackDrawsTest {
       // A store that keeps the born parameters on copies, as it does on another device: at the
       // draw point (before the first held-back draw) each new entry's array is swapped for a copy
       // of the placed zeros, as DJL's store makes one.
-      ParameterStore store = DjlInternals.parameterStore(trainer);
+      ParameterStore store = DjlTrainers.parameterStore(trainer);
       java.util.Set<String> known =
-          new java.util.HashSet<>(DjlInternals.storeEntries(store).keySet());
+          new java.util.HashSet<>(DjlTrainers.storeEntries(store).keySet());
       Faults copyBornArrays =
           point -> {
             if (!point.equals("draw")) {
               return;
             }
-            for (Map.Entry<String, Object> e : DjlInternals.storeEntries(store).entrySet()) {
-              List<NDArray> mirrors = DjlInternals.mirrors(e.getValue());
+            for (Map.Entry<String, Object> e : DjlTrainers.storeEntries(store).entrySet()) {
+              List<NDArray> mirrors = DjlTrainers.mirrors(e.getValue());
               if (known.add(e.getKey())) {
                 NDArray placed = mirrors.get(0);
                 NDArray copy = placed.duplicate(); // toDevice to its own device gives a view
@@ -209,7 +210,7 @@ class HeldBackDrawsTest {
           net, policies, List.of(trainer), false, null, copyBornArrays);
       Parameter weight = net.getChildren().valueAt(4).getParameters().get("weight");
       List<NDArray> mirrors =
-          DjlInternals.mirrors(DjlInternals.storeEntries(store).get(weight.getId()));
+          DjlTrainers.mirrors(DjlTrainers.storeEntries(store).get(weight.getId()));
       assertEquals(1, mirrors.size());
       NDArray stored = mirrors.get(0);
       assertFalse(stored == weight.getArray(), "precondition: the store holds a copy");
@@ -241,7 +242,7 @@ class HeldBackDrawsTest {
   private static Shape[][] inputShapesOf(SequentialBlock net, int... indices) {
     Shape[][] shapes = new Shape[indices.length][];
     for (int i = 0; i < indices.length; i++) {
-      shapes[i] = DjlInternals.recordedInputShapes(net.getChildren().valueAt(indices[i]));
+      shapes[i] = DjlShapes.recordedInputShapes(net.getChildren().valueAt(indices[i]));
     }
     return shapes;
   }

@@ -54,7 +54,8 @@ import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlShapes;
 import dev.surgery.core.layers.SqueezeExciteConv2d;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.PassThroughBlock;
@@ -342,9 +343,9 @@ class HeldBackDrawsZooTest {
                 .policy(
                     Linear.class,
                     (b, i) -> {
-                      order.add((int) DjlInternals.linearUnits((Linear) b));
+                      order.add((int) DjlBlocks.linearUnits((Linear) b));
                       Linear l =
-                          Linear.builder().setUnits(DjlInternals.linearUnits((Linear) b)).build();
+                          Linear.builder().setUnits(DjlBlocks.linearUnits((Linear) b)).build();
                       if (i % 2 == 1) {
                         l.setInitializer(new NormalInitializer(0.2f), Parameter.Type.WEIGHT);
                       }
@@ -531,8 +532,7 @@ class HeldBackDrawsZooTest {
   void aReplacementRefusedAfterFreshLayersWerePlacedHasDrawnNothing() throws Exception {
     // The head (placed last) is given 4 outputs for 3: refused once every other layer is placed.
     Spec spec = recurrent();
-    spec.policy(
-        Linear.class, (b, i) -> DjlInternals.linearUnits((Linear) b) == 3 ? linear(4) : null);
+    spec.policy(Linear.class, (b, i) -> DjlBlocks.linearUnits((Linear) b) == 3 ? linear(4) : null);
     try (NDManager data = NDManager.newBaseManager();
         Model subject = model("refused", spec);
         Trainer trainer = subject.newTrainer(config(spec))) {
@@ -778,7 +778,7 @@ class HeldBackDrawsZooTest {
             if (made != null && made != block) {
               calls.add(e.getKey().getSimpleName() + "#" + index);
               if (byHand != null) {
-                made.initialize(byHand, type, DjlInternals.recordedInputShapes(block));
+                made.initialize(byHand, type, DjlShapes.recordedInputShapes(block));
               }
             }
             return made;
@@ -934,10 +934,7 @@ class HeldBackDrawsZooTest {
   }
 
   private static Linear linearLike(Linear original, boolean withoutBias) {
-    return Linear.builder()
-        .setUnits(DjlInternals.linearUnits(original))
-        .optBias(!withoutBias)
-        .build();
+    return Linear.builder().setUnits(DjlBlocks.linearUnits(original)).optBias(!withoutBias).build();
   }
 
   private static TrainableWordEmbedding embedding() {

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import ai.djl.training.Trainer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyDense;
 import java.lang.reflect.Field;
@@ -62,9 +62,9 @@ class InterruptedStateMoveTest {
       Trainer trainer = subject.trainers.get(0);
       FullMap<?> map =
           switch (where) {
-            case STORE_ENTRY -> install(DjlInternals.parameterStore(trainer), "parameterMap");
-            case OPTIMIZER_STATE -> install(DjlInternals.optimizer(trainer), "means");
-            default -> install(DjlInternals.optimizer(trainer), "updateCounts");
+            case STORE_ENTRY -> install(DjlTrainers.parameterStore(trainer), "parameterMap");
+            case OPTIMIZER_STATE -> install(DjlTrainers.optimizer(trainer), "means");
+            default -> install(DjlTrainers.optimizer(trainer), "updateCounts");
           };
       KthFaultRig.Tokens tokens = new KthFaultRig.Tokens();
       KthFaultRig.DeepState before = KthFaultRig.DeepState.of(tokens, subject);

@@ -23,7 +23,8 @@ import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.util.PairList;
 import dev.surgery.core.internal.BirthAwareOptimizer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.internal.KeptIdTracker;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OpenArrays;
@@ -262,11 +263,11 @@ final class KthFaultRig implements AutoCloseable {
   /** Swaps the trainers' store and optimizer maps for ones that fail at an armed chance. */
   void armTrainerMaps() {
     for (Trainer t : trainers) {
-      ParameterStore store = DjlInternals.parameterStore(t);
+      ParameterStore store = DjlTrainers.parameterStore(t);
       swap(store, "parameterMap", "store");
-      Optimizer o = DjlInternals.optimizer(t);
+      Optimizer o = DjlTrainers.optimizer(t);
       swap(o, "updateCounts", "updateCounts");
-      for (String state : DjlInternals.optimizerStates(o).keySet()) {
+      for (String state : DjlOptimizers.optimizerStates(o).keySet()) {
         swap(o, state.substring(state.lastIndexOf('.') + 1), state);
       }
     }
@@ -325,18 +326,18 @@ final class KthFaultRig implements AutoCloseable {
       int ti = i;
       Trainer t = trainers.get(ti);
       TreeMap<Integer, String> held = new TreeMap<>();
-      DjlInternals.storeEntries(DjlInternals.parameterStore(t))
+      DjlTrainers.storeEntries(DjlTrainers.parameterStore(t))
           .forEach(
               (id, entry) -> {
                 List<String> mirrors = new ArrayList<>();
-                for (NDArray m : DjlInternals.mirrors(entry)) {
+                for (NDArray m : DjlTrainers.mirrors(entry)) {
                   mirrors.add(digest(m));
                 }
                 held.put(positionOf(position, id), String.valueOf(mirrors));
               });
       sig.add("trainer " + ti + " store " + held);
-      Optimizer o = DjlInternals.optimizer(t);
-      DjlInternals.optimizerStates(o)
+      Optimizer o = DjlTrainers.optimizer(t);
+      DjlOptimizers.optimizerStates(o)
           .forEach(
               (stateName, state) -> {
                 TreeMap<Integer, String> byPos = new TreeMap<>();
@@ -349,9 +350,9 @@ final class KthFaultRig implements AutoCloseable {
                 sig.add("trainer " + ti + " state " + stateName + " " + byPos);
               });
       TreeMap<Integer, Integer> counts = new TreeMap<>();
-      DjlInternals.updateCounts(o).forEach((id, c) -> counts.put(positionOf(position, id), c));
+      DjlOptimizers.updateCounts(o).forEach((id, c) -> counts.put(positionOf(position, id), c));
       sig.add("trainer " + ti + " counts " + counts);
-      BirthAwareOptimizer stand = DjlInternals.birthAwareOptimizer(t, false);
+      BirthAwareOptimizer stand = DjlTrainers.birthAwareOptimizer(t, false);
       TreeMap<Integer, Integer> births = new TreeMap<>();
       if (stand != null) {
         for (Parameter p : params) {
@@ -506,17 +507,17 @@ final class KthFaultRig implements AutoCloseable {
 
     private void trainer(String key, Trainer t) {
       facts.put(key, tokens.of(t));
-      ParameterStore store = DjlInternals.parameterStore(t);
+      ParameterStore store = DjlTrainers.parameterStore(t);
       facts.put(key + " store", tokens.of(store));
       fields(key + " store", store, null);
       Object server = fieldValue(store, "parameterServer");
       if (server != null) {
         fields(key + " server", server, null);
       }
-      new TreeMap<>(DjlInternals.storeEntries(store))
+      new TreeMap<>(DjlTrainers.storeEntries(store))
           .forEach(
               (id, entry) -> {
-                List<NDArray> mirrors = DjlInternals.mirrors(entry);
+                List<NDArray> mirrors = DjlTrainers.mirrors(entry);
                 arrays.addAll(mirrors);
                 List<String> m = new ArrayList<>();
                 mirrors.forEach(a -> m.add(tokens.of(a)));
@@ -524,14 +525,14 @@ final class KthFaultRig implements AutoCloseable {
                     key + " entry " + id,
                     tokens.of(entry)
                         + " of "
-                        + tokens.of(DjlInternals.entryParameter(entry))
+                        + tokens.of(DjlTrainers.entryParameter(entry))
                         + " mirrors "
                         + m);
               });
-      Optimizer o = DjlInternals.optimizer(t);
+      Optimizer o = DjlTrainers.optimizer(t);
       facts.put(key + " optimizer", tokens.of(o));
       fields(key + " optimizer", o, null);
-      DjlInternals.optimizerStates(o)
+      DjlOptimizers.optimizerStates(o)
           .forEach(
               (stateName, state) ->
                   new TreeMap<>(state)
@@ -544,21 +545,21 @@ final class KthFaultRig implements AutoCloseable {
                             }
                             facts.put(key + " state " + stateName + " " + id, m.toString());
                           }));
-      facts.put(key + " counts", new TreeMap<>(DjlInternals.updateCounts(o)).toString());
-      facts.put(key + " global count", String.valueOf(DjlInternals.globalUpdateCount(o)));
-      BirthAwareOptimizer stand = DjlInternals.birthAwareOptimizer(t, false);
+      facts.put(key + " counts", new TreeMap<>(DjlOptimizers.updateCounts(o)).toString());
+      facts.put(key + " global count", String.valueOf(DjlOptimizers.globalUpdateCount(o)));
+      BirthAwareOptimizer stand = DjlTrainers.birthAwareOptimizer(t, false);
       facts.put(key + " stand-in", stand == null ? "none" : tokens.of(stand));
       if (stand != null) {
         fields(key + " stand-in", stand, null);
         Map<String, Integer> births = new TreeMap<>();
-        for (String id : DjlInternals.storeEntries(store).keySet()) {
+        for (String id : DjlTrainers.storeEntries(store).keySet()) {
           if (stand.birthOf(id) != null) {
             births.put(id, stand.birthOf(id));
           }
         }
         facts.put(key + " births", births.toString());
       }
-      KeptIdTracker kept = DjlInternals.keptIdTracker(o, false);
+      KeptIdTracker kept = DjlOptimizers.keptIdTracker(o, false);
       facts.put(key + " kept-id tracker", kept == null ? "none" : tokens.of(kept));
       if (kept != null) {
         fields(key + " kept-id tracker", kept, null);

@@ -29,7 +29,8 @@ import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.PairList;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.TinyDense;
@@ -162,7 +163,7 @@ class ListedChildrenTest {
 
     @Override
     public ParameterList getDirectParameters() {
-      return new ParameterList(DjlInternals.liveParameters(this));
+      return new ParameterList(DjlBlocks.liveParameters(this));
     }
   }
 
@@ -244,7 +245,7 @@ class ListedChildrenTest {
     void assertStoreIsTheModel() {
       Set<String> model = new HashSet<>();
       parameters().forEach(p -> model.add(p.getId()));
-      Map<String, Object> store = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+      Map<String, Object> store = DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer));
       assertEquals(model, store.keySet(), "the trainer's store holds exactly the model");
     }
 
@@ -370,7 +371,7 @@ class ListedChildrenTest {
   void replacingABlockThatListsItsParametersItselfFreesThemAndLeavesTheTrainerExact() {
     ListedScale listed = new ListedScale();
     RegisteredScale registered = new RegisteredScale();
-    assertTrue(DjlInternals.liveParameters(listed).isEmpty(), "never registered");
+    assertTrue(DjlBlocks.liveParameters(listed).isEmpty(), "never registered");
     try (Run subject = new Run(listed);
         Run control = new Run(registered)) {
       subject.step();
@@ -451,7 +452,7 @@ class ListedChildrenTest {
     assertSame(replacement, parent.first);
     assertEquals(
         List.of(replacement, replacement),
-        DjlInternals.registeredChildren(parent).values(),
+        DjlBlocks.registeredChildren(parent).values(),
         "both registered places hold the replacement");
   }
 

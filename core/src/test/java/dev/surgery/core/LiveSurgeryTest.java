@@ -28,7 +28,8 @@ import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OptimizerKind;
@@ -97,7 +98,7 @@ class LiveSurgeryTest {
               oldParameters.addAll(BlockTrees.parametersOf(resnet));
               // What the surgery must free: the strided convolutions' arrays and their state.
               Map<String, Map<String, Map<Device, NDArray>>> states =
-                  DjlInternals.optimizerStates(DjlInternals.optimizer(trainer));
+                  DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer));
               for (Conv2d conv : stridedConvs(resnet)) {
                 for (Parameter p : conv.getParameters().values()) {
                   expectedFreed.add(p.getArray());
@@ -163,7 +164,7 @@ class LiveSurgeryTest {
         oldParameters.forEach(p -> before.add(p.getArray()));
         // Four weights, each with one array per state field (Adam: means and variances; SGD:
         // momentum), all on the CPU.
-        int fields = DjlInternals.optimizerStates(DjlInternals.optimizer(trainer)).size();
+        int fields = DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer)).size();
         assertEquals(4 * (1 + fields), expectedFreed.size(), "weights and their state");
         for (NDArray array : before) {
           assertEquals(expectedFreed.contains(array), array.isReleased(), "released iff replaced");
@@ -206,11 +207,11 @@ class LiveSurgeryTest {
     List<Parameter> mine = ControlTwin.parameters(resnet);
     List<Parameter> theirs = ControlTwin.parameters(controlTrainer.getModel().getBlock());
     assertEquals(theirs.size(), mine.size());
-    Optimizer optimizer = DjlInternals.optimizer(trainer);
-    var states = DjlInternals.optimizerStates(optimizer);
-    var mainStates = DjlInternals.optimizerStates(control.main);
-    var freshStates = DjlInternals.optimizerStates(control.fresh);
-    Map<String, Integer> counts = DjlInternals.updateCounts(optimizer);
+    Optimizer optimizer = DjlTrainers.optimizer(trainer);
+    var states = DjlOptimizers.optimizerStates(optimizer);
+    var mainStates = DjlOptimizers.optimizerStates(control.main);
+    var freshStates = DjlOptimizers.optimizerStates(control.fresh);
+    Map<String, Integer> counts = DjlOptimizers.updateCounts(optimizer);
     int live = 0;
     for (int i = 0; i < mine.size(); i++) {
       Parameter s = mine.get(i);
@@ -230,7 +231,7 @@ class LiveSurgeryTest {
         }
       }
       Map<String, Integer> oracleCounts =
-          DjlInternals.updateCounts(reborn ? control.fresh : control.main);
+          DjlOptimizers.updateCounts(reborn ? control.fresh : control.main);
       assertEquals(oracleCounts.get(c.getId()), counts.get(s.getId()), "update count, " + where);
     }
     // No state for anything but the model's parameters, and as much as the control has.
@@ -321,7 +322,7 @@ class LiveSurgeryTest {
             expected, born.getWeight().getArray(), "first Adam step of a new parameter");
         assertEquals(
             1005,
-            DjlInternals.birthAwareOptimizer(trainer, false).birthOf(born.getWeight().getId()));
+            DjlTrainers.birthAwareOptimizer(trainer, false).birthOf(born.getWeight().getId()));
       }
     }
   }
@@ -378,7 +379,7 @@ class LiveSurgeryTest {
         assertNull(stateOf(trainer, "Adam.means", other.getId()), "new shape starts fresh");
         assertTrue(oldBiasMean.isReleased(), "state of a differently shaped parameter is closed");
         assertEquals(
-            1, DjlInternals.updateCounts(DjlInternals.optimizer(trainer)).get(same.getId()));
+            1, DjlOptimizers.updateCounts(DjlTrainers.optimizer(trainer)).get(same.getId()));
       }
     }
   }
@@ -664,7 +665,7 @@ class LiveSurgeryTest {
         (trainer, old, made) -> {
           List<String> ids =
               new ArrayList<>(
-                  DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet());
+                  DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).keySet());
           assertEquals(Set.copyOf(ids).size(), ids.size());
           assertEquals(4, ids.size(), "two new weights and the two kept biases");
         });
@@ -782,6 +783,6 @@ class LiveSurgeryTest {
   }
 
   private static Map<Device, NDArray> stateOf(Trainer trainer, String field, String id) {
-    return DjlInternals.optimizerStates(DjlInternals.optimizer(trainer)).get(field).get(id);
+    return DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer)).get(field).get(id);
   }
 }

@@ -25,7 +25,7 @@ import ai.djl.training.dataset.ArrayDataset;
 import dev.surgery.core.Fixtures.FieldHolder;
 import dev.surgery.core.Fixtures.ListHolder;
 import dev.surgery.core.Fixtures.RecursiveLinear;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyDense;
@@ -225,7 +225,7 @@ class ModuleSurgeryTest {
     }
     model.add(Activation.reluBlock());
     // A key the user chose is not derived from the class name: it stays.
-    DjlInternals.liveChildren(model).keys().set(11, "head");
+    DjlBlocks.liveChildren(model).keys().set(11, "head");
     ModuleSurgery.replaceModules(
         model,
         new LinkedHashMap<>(

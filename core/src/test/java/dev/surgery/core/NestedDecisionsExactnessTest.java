@@ -26,7 +26,8 @@ import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.ParameterTracker;
 import ai.djl.training.tracker.Tracker;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OpenArrays;
@@ -1141,10 +1142,10 @@ class NestedDecisionsExactnessTest {
     List<Parameter> expected = params(twin.model.getBlock());
     List<Parameter> actual = params(rig.model.getBlock());
     assertEquals(expected.size(), actual.size(), when);
-    Optimizer eo = DjlInternals.optimizer(twin.trainer);
-    Optimizer ao = DjlInternals.optimizer(rig.trainer);
-    var es = DjlInternals.optimizerStates(eo);
-    var as = DjlInternals.optimizerStates(ao);
+    Optimizer eo = DjlTrainers.optimizer(twin.trainer);
+    Optimizer ao = DjlTrainers.optimizer(rig.trainer);
+    var es = DjlOptimizers.optimizerStates(eo);
+    var as = DjlOptimizers.optimizerStates(ao);
     for (int i = 0; i < expected.size(); i++) {
       Parameter e = expected.get(i);
       Parameter a = actual.get(i);
@@ -1162,12 +1163,12 @@ class NestedDecisionsExactnessTest {
         }
       }
       assertEquals(
-          DjlInternals.updateCounts(eo).get(e.getId()),
-          DjlInternals.updateCounts(ao).get(a.getId()),
+          DjlOptimizers.updateCounts(eo).get(e.getId()),
+          DjlOptimizers.updateCounts(ao).get(a.getId()),
           "count " + where);
     }
     assertEquals(
-        DjlInternals.globalUpdateCount(eo), DjlInternals.globalUpdateCount(ao), "global " + when);
+        DjlOptimizers.globalUpdateCount(eo), DjlOptimizers.globalUpdateCount(ao), "global " + when);
   }
 
   /** What the surgery did to each parameter, as seen from outside. */
@@ -1242,7 +1243,7 @@ class NestedDecisionsExactnessTest {
       oldArrays.forEach((p, a) -> byArray.put(a, p));
       Map<Parameter, Shadow> next = new IdentityHashMap<>();
       Set<Parameter> kept = identitySet();
-      Optimizer live = DjlInternals.optimizer(trainer);
+      Optimizer live = DjlTrainers.optimizer(trainer);
       for (Parameter p : params(model.getBlock())) {
         if (next.containsKey(p)) {
           continue; // shared: listed twice
@@ -1261,8 +1262,8 @@ class NestedDecisionsExactnessTest {
           copy.attach(scratch);
           next.put(p, new Shadow(p.getId(), copy, bornShadows));
           fates.born.add(p);
-          assertNull(DjlInternals.updateCounts(live).get(p.getId()), "a born count");
-          DjlInternals.optimizerStates(live)
+          assertNull(DjlOptimizers.updateCounts(live).get(p.getId()), "a born count");
+          DjlOptimizers.optimizerStates(live)
               .forEach((f, s) -> assertFalse(s.containsKey(p.getId()), "born state " + f));
         }
       }
@@ -1283,15 +1284,15 @@ class NestedDecisionsExactnessTest {
         live.add(p.getId());
         assertFalse(p.getArray().isReleased(), p.getName() + " of the model is freed");
       }
-      Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+      Map<String, Object> entries = DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer));
       assertEquals(live, new TreeSet<>(entries.keySet()), "the store's entries");
       for (Object entry : entries.values()) {
-        for (NDArray mirror : DjlInternals.mirrors(entry)) {
+        for (NDArray mirror : DjlTrainers.mirrors(entry)) {
           assertFalse(mirror.isReleased(), "a freed array in the store");
         }
       }
-      Optimizer optimizer = DjlInternals.optimizer(trainer);
-      DjlInternals.optimizerStates(optimizer)
+      Optimizer optimizer = DjlTrainers.optimizer(trainer);
+      DjlOptimizers.optimizerStates(optimizer)
           .forEach(
               (field, state) -> {
                 assertTrue(live.containsAll(state.keySet()), field + " of a dead parameter");
@@ -1300,7 +1301,7 @@ class NestedDecisionsExactnessTest {
                     .forEach(
                         d -> d.values().forEach(a -> assertFalse(a.isReleased(), "freed state")));
               });
-      assertTrue(live.containsAll(DjlInternals.updateCounts(optimizer).keySet()), "dead counts");
+      assertTrue(live.containsAll(DjlOptimizers.updateCounts(optimizer).keySet()), "dead counts");
       for (NDArray a : OpenArrays.reachable(model.getBlock(), trainer)) {
         assertFalse(a.isReleased(), "a freed array is still reachable");
       }
@@ -1339,14 +1340,14 @@ class NestedDecisionsExactnessTest {
     }
 
     void assertAllMatchShadows(String when) {
-      Optimizer live = DjlInternals.optimizer(trainer);
-      var liveStates = DjlInternals.optimizerStates(live);
+      Optimizer live = DjlTrainers.optimizer(trainer);
+      var liveStates = DjlOptimizers.optimizerStates(live);
       for (Map.Entry<Parameter, Shadow> e : shadows.entrySet()) {
         Parameter p = e.getKey();
         Shadow s = e.getValue();
         String where = p.getName() + p.getShape() + " (" + p.getId() + ") " + when;
         assertBits(s.copy().toFloatArray(), p.getArray().toFloatArray(), where);
-        var shadowStates = DjlInternals.optimizerStates(s.optimizer());
+        var shadowStates = DjlOptimizers.optimizerStates(s.optimizer());
         for (String field : shadowStates.keySet()) {
           Map<Device, NDArray> expected = shadowStates.get(field).get(s.id());
           Map<Device, NDArray> actual = liveStates.get(field).get(p.getId());
@@ -1361,8 +1362,8 @@ class NestedDecisionsExactnessTest {
           }
         }
         assertEquals(
-            DjlInternals.updateCounts(s.optimizer()).get(s.id()),
-            DjlInternals.updateCounts(live).get(p.getId()),
+            DjlOptimizers.updateCounts(s.optimizer()).get(s.id()),
+            DjlOptimizers.updateCounts(live).get(p.getId()),
             "count " + where);
       }
     }
@@ -1397,9 +1398,9 @@ class NestedDecisionsExactnessTest {
         values.add(p.getArray().toFloatArray());
       }
       Map<String, Parameter> store = new HashMap<>();
-      DjlInternals.storeEntries(DjlInternals.parameterStore(rig.trainer))
-          .forEach((id, entry) -> store.put(id, DjlInternals.entryParameter(entry)));
-      Optimizer optimizer = DjlInternals.optimizer(rig.trainer);
+      DjlTrainers.storeEntries(DjlTrainers.parameterStore(rig.trainer))
+          .forEach((id, entry) -> store.put(id, DjlTrainers.entryParameter(entry)));
+      Optimizer optimizer = DjlTrainers.optimizer(rig.trainer);
       return new State(
           tree,
           parameters,
@@ -1407,8 +1408,8 @@ class NestedDecisionsExactnessTest {
           values,
           store,
           ExactnessOracle.optimizerStateValues(rig.trainer),
-          new HashMap<>(DjlInternals.updateCounts(optimizer)),
-          DjlInternals.birthAwareOptimizer(rig.trainer, false));
+          new HashMap<>(DjlOptimizers.updateCounts(optimizer)),
+          DjlTrainers.birthAwareOptimizer(rig.trainer, false));
     }
 
     private static void walk(Block block, Map<Block, List<Block>> tree) {

@@ -24,6 +24,8 @@ import ai.djl.training.tracker.Tracker;
 import ai.djl.util.Pair;
 import dev.surgery.core.internal.BirthAwareOptimizer;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.internal.KeptIdTracker;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import java.nio.FloatBuffer;
@@ -366,18 +368,18 @@ final class OptimizerMoveRig implements AutoCloseable {
    */
   static Map<String, Object> snapshot(Trainer trainer, List<Parameter> params) {
     Map<String, Object> out = new LinkedHashMap<>();
-    Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+    Map<String, Object> entries = DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer));
     out.put("store ids", new TreeMap<>(toKeys(entries)));
-    Optimizer optimizer = DjlInternals.optimizer(trainer);
-    BirthAwareOptimizer births = DjlInternals.birthAwareOptimizer(trainer, false);
+    Optimizer optimizer = DjlTrainers.optimizer(trainer);
+    BirthAwareOptimizer births = DjlTrainers.birthAwareOptimizer(trainer, false);
     out.put("stand-in installed", births != null);
-    java.lang.reflect.Field trackerField = DjlInternals.learningRateTrackerField(optimizer);
+    java.lang.reflect.Field trackerField = DjlOptimizers.learningRateTrackerField(optimizer);
     Object tracker = trackerField == null ? null : DjlInternals.read(trackerField, optimizer);
     out.put("tracker", tracker == null ? "none" : tracker.getClass().getName());
-    out.put("counts", new TreeMap<>(DjlInternals.updateCounts(optimizer)));
-    out.put("global", DjlInternals.globalUpdateCount(optimizer));
+    out.put("counts", new TreeMap<>(DjlOptimizers.updateCounts(optimizer)));
+    out.put("global", DjlOptimizers.globalUpdateCount(optimizer));
     for (Map.Entry<String, Map<String, Map<Device, NDArray>>> e :
-        DjlInternals.optimizerStates(optimizer).entrySet()) {
+        DjlOptimizers.optimizerStates(optimizer).entrySet()) {
       Map<String, String> values = new TreeMap<>();
       for (Map.Entry<String, Map<Device, NDArray>> s : e.getValue().entrySet()) {
         StringBuilder sb = new StringBuilder();
@@ -396,7 +398,7 @@ final class OptimizerMoveRig implements AutoCloseable {
       Object entry = entries.get(id);
       out.put(
           "entry parameter " + id,
-          entry == null ? null : DjlInternals.entryParameter(entry).getId());
+          entry == null ? null : DjlTrainers.entryParameter(entry).getId());
       out.put(
           "array grad " + id,
           p.isInitialized() && !p.getArray().isReleased() ? p.getArray().hasGradient() : null);
@@ -407,7 +409,7 @@ final class OptimizerMoveRig implements AutoCloseable {
   private static Map<String, String> toKeys(Map<String, Object> entries) {
     Map<String, String> m = new TreeMap<>();
     for (Map.Entry<String, Object> e : entries.entrySet()) {
-      m.put(e.getKey(), DjlInternals.entryParameter(e.getValue()).getName());
+      m.put(e.getKey(), DjlTrainers.entryParameter(e.getValue()).getName());
     }
     return m;
   }

@@ -33,7 +33,8 @@ import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
 import dev.surgery.core.internal.BirthAwareOptimizer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
@@ -160,7 +161,7 @@ class PlanStateTest {
 
       SurgeryContext context = SurgeryContext.live(resnet, trainer, 2, 2);
       Map<String, Map<String, float[]>> stateBefore = state(optimizer);
-      Map<String, Integer> countsBefore = new HashMap<>(DjlInternals.updateCounts(optimizer));
+      Map<String, Integer> countsBefore = new HashMap<>(DjlOptimizers.updateCounts(optimizer));
 
       SurgeryPlan plan = algorithm.plan(context);
       assertFalse(plan.isEmpty(), plan.toTable(name));
@@ -199,8 +200,8 @@ class PlanStateTest {
         }
       }
       Map<String, Map<String, float[]>> stateAfter = state(optimizer);
-      Map<String, Integer> countsAfter = DjlInternals.updateCounts(optimizer);
-      BirthAwareOptimizer births = DjlInternals.birthAwareOptimizer(trainer, false);
+      Map<String, Integer> countsAfter = DjlOptimizers.updateCounts(optimizer);
+      BirthAwareOptimizer births = DjlTrainers.birthAwareOptimizer(trainer, false);
       Set<String> expectedIds = new HashSet<>(stateBefore.keySet());
       Map<String, String> movedTo = new HashMap<>(); // old id -> id now holding its state
       int fresh = 0;
@@ -351,7 +352,7 @@ class PlanStateTest {
   private static Map<String, Map<String, float[]>> state(Optimizer optimizer) {
     Map<String, Map<String, float[]>> out = new TreeMap<>();
     for (Map.Entry<String, Map<String, Map<Device, NDArray>>> field :
-        DjlInternals.optimizerStates(optimizer).entrySet()) {
+        DjlOptimizers.optimizerStates(optimizer).entrySet()) {
       for (Map.Entry<String, Map<Device, NDArray>> e : field.getValue().entrySet()) {
         for (Map.Entry<Device, NDArray> d : e.getValue().entrySet()) {
           out.computeIfAbsent(e.getKey(), k -> new TreeMap<>())

@@ -29,7 +29,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.PairList;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OpenArrays;
@@ -97,7 +97,7 @@ class PresetArraysTest {
         // It records the shapes it receives here: a later surgery initializes its own replacement
         // (a convolution and a layer norm over channels and image) for them and trains on.
         // (The batch dimension aside: another batch size is recorded as it was, and harmless.)
-        Shape[] recorded = DjlInternals.recordedInputShapes(root.getChildren().valueAt(2));
+        Shape[] recorded = DjlShapes.recordedInputShapes(root.getChildren().valueAt(2));
         assertEquals(1, recorded.length);
         assertEquals(SECOND_CONV_INPUT.slice(1), recorded[0].slice(1), initializedFor.toString());
         Map<BlockMatcher, ReplacementFunction> again = new LinkedHashMap<>();

@@ -20,7 +20,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.Fixtures.FieldHolder;
 import dev.surgery.core.Fixtures.ListHolder;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import dev.surgery.core.testing.TrajectoryOracle;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -345,9 +345,9 @@ final class PropertyTrees {
       this.conv = old instanceof Conv2d c ? ConvSettings.of(c) : null;
       this.weight = addParameter(weight);
       this.bias = bias == null ? null : addParameter(bias);
-      Shape[] recorded = DjlInternals.recordedInputShapes(old);
+      Shape[] recorded = DjlShapes.recordedInputShapes(old);
       if (recorded != null) {
-        DjlInternals.setRecordedInputShapes(this, recorded);
+        DjlShapes.setRecordedInputShapes(this, recorded);
       }
     }
 

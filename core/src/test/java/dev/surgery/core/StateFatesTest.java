@@ -21,7 +21,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
 import dev.surgery.core.SurgeryPlan.PlannedParameter;
 import dev.surgery.core.SurgeryPlan.StateFate;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.OptimizerKind;
 import java.util.ArrayList;
@@ -128,10 +128,10 @@ class StateFatesTest {
   }
 
   private static boolean hasState(Optimizer optimizer, Parameter p) {
-    if (DjlInternals.updateCounts(optimizer).containsKey(p.getId())) {
+    if (DjlOptimizers.updateCounts(optimizer).containsKey(p.getId())) {
       return true;
     }
-    return DjlInternals.optimizerStates(optimizer).values().stream()
+    return DjlOptimizers.optimizerStates(optimizer).values().stream()
         .anyMatch(byId -> byId.containsKey(p.getId()));
   }
 

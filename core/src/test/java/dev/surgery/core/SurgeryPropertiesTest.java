@@ -30,7 +30,9 @@ import dev.surgery.core.PropertyTrees.Holding2d;
 import dev.surgery.core.PropertyTrees.SeqNode;
 import dev.surgery.core.PropertyTrees.Wrapper;
 import dev.surgery.core.internal.BlockFields;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlShapes;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.internal.FieldSlot;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
@@ -369,9 +371,9 @@ class SurgeryPropertiesTest {
               "optimizer state " + e.getKey() + " for dead ids " + when);
         }
         assertTrue(
-            ids.containsAll(DjlInternals.updateCounts(DjlInternals.optimizer(t)).keySet()),
+            ids.containsAll(DjlOptimizers.updateCounts(DjlTrainers.optimizer(t)).keySet()),
             "update counts for dead ids " + when);
-        DjlInternals.optimizerStates(DjlInternals.optimizer(t))
+        DjlOptimizers.optimizerStates(DjlTrainers.optimizer(t))
             .forEach(
                 (name, state) ->
                     state.forEach(
@@ -606,7 +608,7 @@ class SurgeryPropertiesTest {
                 "born " + p.getName() + " has " + e.getKey() + " state " + when);
           }
           assertNull(
-              DjlInternals.updateCounts(DjlInternals.optimizer(t)).get(p.getId()),
+              DjlOptimizers.updateCounts(DjlTrainers.optimizer(t)).get(p.getId()),
               "born " + p.getName() + " has an update count " + when);
         }
       }
@@ -825,7 +827,7 @@ class SurgeryPropertiesTest {
     private boolean initialized(Block b) {
       return run.initialized
           && b.getParameters().values().stream().allMatch(Parameter::isInitialized)
-          && DjlInternals.recordedInputShapes(b) != null;
+          && DjlShapes.recordedInputShapes(b) != null;
     }
 
     /** The kind a policy's kind amounts to for this block (copies need arrays, and so on). */
@@ -908,8 +910,7 @@ class SurgeryPropertiesTest {
         plain = Linear.builder().setUnits(w.getArray().getShape().get(0)).build();
       }
       NDArray anchor = w.getArray();
-      plain.initialize(
-          anchor.getManager(), anchor.getDataType(), DjlInternals.recordedInputShapes(b));
+      plain.initialize(anchor.getManager(), anchor.getDataType(), DjlShapes.recordedInputShapes(b));
       w.getArray().copyTo(plain.getParameters().get("weight").getArray());
       if (bias != null) {
         bias.getArray().copyTo(plain.getParameters().get("bias").getArray());
@@ -940,7 +941,7 @@ class SurgeryPropertiesTest {
       for (Trainer t : run.subjectTrainers) {
         stores.add(Fixtures.storeIds(t));
         states.add(ExactnessOracle.optimizerStateValues(t));
-        counts.add(new HashMap<>(DjlInternals.updateCounts(DjlInternals.optimizer(t))));
+        counts.add(new HashMap<>(DjlOptimizers.updateCounts(DjlTrainers.optimizer(t))));
       }
     }
 
@@ -961,7 +962,7 @@ class SurgeryPropertiesTest {
             ExactnessOracle.optimizerStateValues(t).keySet(),
             "state " + when);
         assertEquals(
-            counts.get(i), DjlInternals.updateCounts(DjlInternals.optimizer(t)), "counts " + when);
+            counts.get(i), DjlOptimizers.updateCounts(DjlTrainers.optimizer(t)), "counts " + when);
       }
     }
 
@@ -987,7 +988,7 @@ class SurgeryPropertiesTest {
         }
         assertEquals(
             counts.get(i).get(then.getId()),
-            DjlInternals.updateCounts(DjlInternals.optimizer(t)).get(now.getId()),
+            DjlOptimizers.updateCounts(DjlTrainers.optimizer(t)).get(now.getId()),
             "update count of " + now.getName() + " " + when);
       }
     }

@@ -25,7 +25,7 @@ import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyModels;
@@ -163,9 +163,9 @@ class TrainedCopiesTest {
   /** Initializes, makes the store train on copies, and trains one epoch; returns the data. */
   private static ArrayDataset trainedOnCopies(Trainer trainer, NDManager data) throws Exception {
     trainer.initialize(INPUT);
-    ParameterStore store = DjlInternals.parameterStore(trainer);
+    ParameterStore store = DjlTrainers.parameterStore(trainer);
     for (Parameter p : BlockTrees.parametersOf(trainer.getModel().getBlock())) {
-      List<NDArray> mirrors = DjlInternals.mirrors(DjlInternals.storeEntries(store).get(p.getId()));
+      List<NDArray> mirrors = DjlTrainers.mirrors(DjlTrainers.storeEntries(store).get(p.getId()));
       NDArray main = mirrors.get(0);
       NDArray copy = store.getManager().create(main.getShape(), main.getDataType());
       main.copyTo(copy);
@@ -181,8 +181,8 @@ class TrainedCopiesTest {
   }
 
   private static NDArray storeCopy(Trainer trainer, Parameter p) {
-    return DjlInternals.mirrors(
-            DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).get(p.getId()))
+    return DjlTrainers.mirrors(
+            DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).get(p.getId()))
         .get(0);
   }
 

@@ -28,7 +28,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * keeps its per-parameter state exactly as DJL's optimizers do, {@code parameter id -> device ->
  * array}, but declares the field as {@code ConcurrentHashMap<String, Map<Device, NDArray>>} rather
  * than {@code Map<...>}. The engine finds optimizer state only in fields declared {@code Map}
- * (DjlInternals.isStateMapType), so with the concrete declaration (1) replaceParamsInOptimizer
+ * (DjlOptimizers.isStateMapType), so with the concrete declaration (1) replaceParamsInOptimizer
  * leaves a weight copy's state behind (the copy restarts from zero, where the guide promises "the
  * optimizer state and update count move with it, so a weight-copying replacement continues exactly
  * where it was"), and (2) freezeParameters/unfreezeParameters keep the stale state (an unfrozen

@@ -20,7 +20,8 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import dev.surgery.core.internal.BirthAwareOptimizer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.layers.FactorizedLinear;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OpenArrays;
@@ -72,7 +73,7 @@ class WeightCopyFaultTest {
       Object heldOptimizer) {
 
     static BeforeState of(Block root, Trainer trainer) {
-      BirthAwareOptimizer stand = DjlInternals.birthAwareOptimizer(trainer, false);
+      BirthAwareOptimizer stand = DjlTrainers.birthAwareOptimizer(trainer, false);
       Map<String, Integer> births = new TreeMap<>();
       if (stand != null) {
         for (String id : Fixtures.storeIds(trainer)) {
@@ -86,9 +87,9 @@ class WeightCopyFaultTest {
           Fixtures.snapshot(root),
           Fixtures.storeIds(trainer),
           ExactnessOracle.optimizerStateValues(trainer),
-          new TreeMap<>(DjlInternals.updateCounts(DjlInternals.optimizer(trainer))),
+          new TreeMap<>(DjlOptimizers.updateCounts(DjlTrainers.optimizer(trainer))),
           births,
-          stand != null ? stand : DjlInternals.optimizer(trainer));
+          stand != null ? stand : DjlTrainers.optimizer(trainer));
     }
 
     void assertUnchanged(Block root, Trainer trainer) {

@@ -21,7 +21,7 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.Trainer;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.training.optimizer.Optimizer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.TinyModels;
@@ -76,7 +76,7 @@ class WeightCopyTest {
             for (Parameter p : fresh.getParameters().values()) {
               assertTrue(!p.isInitialized() && p.getShape() == null, "left as it was: " + p);
             }
-            assertEquals(null, DjlInternals.recordedInputShapes(fresh), "no input shapes left");
+            assertEquals(null, DjlShapes.recordedInputShapes(fresh), "no input shapes left");
           });
       assertTrue(old.getParameters().get("weight").getArray() == oldWeight);
       // The same block with matching settings still takes the copy.

@@ -13,7 +13,7 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.NothingTargetedException;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.events.Event;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.internal.NoTrainerRegistered;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
@@ -128,7 +128,7 @@ final class EntryRunner {
     // A trainer whose store is still empty (before trainer.initialize) has nothing to keep exact:
     // initialize registers the new blocks' parameters like all others.
     boolean live =
-        block != null && block.isInitialized() && DjlInternals.hasRegisteredParameters(trainer);
+        block != null && block.isInitialized() && DjlTrainers.hasRegisteredParameters(trainer);
     return new EventState(
         event,
         trainer,
@@ -470,7 +470,7 @@ final class EntryRunner {
 
   private static boolean noneRegistered(List<Trainer> trainers) {
     for (Trainer t : trainers) {
-      if (DjlInternals.hasRegisteredParameters(t)) {
+      if (DjlTrainers.hasRegisteredParameters(t)) {
         return false;
       }
     }

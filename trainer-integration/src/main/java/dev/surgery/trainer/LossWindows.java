@@ -8,7 +8,7 @@ import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.EvaluatorTrainingListener;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListener.BatchData;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
@@ -164,7 +164,7 @@ final class LossWindows {
   private static boolean evaluatorRunsFirst(Trainer trainer, TrainingListener self) {
     List<TrainingListener> listeners;
     try {
-      listeners = DjlInternals.listeners(trainer);
+      listeners = DjlTrainers.listeners(trainer);
     } catch (RuntimeException e) {
       return false;
     }

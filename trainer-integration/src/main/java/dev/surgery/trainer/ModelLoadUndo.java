@@ -10,7 +10,8 @@ import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
 import dev.surgery.core.BlockTreeSnapshot;
 import dev.surgery.core.SurgeryLock;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.layers.LayerVersions;
 import java.io.EOFException;
 import java.io.IOException;
@@ -83,7 +84,7 @@ public final class ModelLoadUndo {
     this.frozenByReplay = CarriedRecords.frozenOrNull(block);
     this.programFrozen = CarriedRecords.programFrozenOrNull(block);
     this.heldByProgram = CarriedRecords.heldByProgramOrNull(block);
-    this.wasLoaded = DjlInternals.unfreezesOnNewTrainer(model);
+    this.wasLoaded = DjlTrainers.unfreezesOnNewTrainer(model);
     this.carried = CarriedRecords.carriedBy(block);
     this.madeNoted = StaleRecords.noted(block);
     this.described = CarriedRecords.described(model);
@@ -97,7 +98,7 @@ public final class ModelLoadUndo {
     for (Parameter p : parameters) {
       if (p.isInitialized() && !detached.containsKey(p)) {
         detached.put(p, p.getArray());
-        DjlInternals.restoreParameter(p, null, p.getShape());
+        DjlBlocks.restoreParameter(p, null, p.getShape());
       }
     }
   }
@@ -165,7 +166,7 @@ public final class ModelLoadUndo {
   private void checkLoaded(String origin) throws MalformedModelException {
     for (Map.Entry<Parameter, NDArray> e : detached.entrySet()) {
       if (!e.getKey().isInitialized()) {
-        DjlInternals.restoreParameter(e.getKey(), e.getValue(), e.getValue().getShape());
+        DjlBlocks.restoreParameter(e.getKey(), e.getValue(), e.getValue().getShape());
       }
     }
     for (Map.Entry<String, Built> built : builtByReplay.entrySet()) {
@@ -281,7 +282,7 @@ public final class ModelLoadUndo {
     CarriedRecords.setFrozen(block, frozenByReplay);
     CarriedRecords.setProgramFrozen(block, programFrozen);
     CarriedRecords.setHeldByProgram(block, heldByProgram);
-    DjlInternals.restoreWasLoaded(model, wasLoaded);
+    DjlTrainers.restoreWasLoaded(model, wasLoaded);
     CarriedRecords.carries(block, carried);
     // What the records' blocks were like before the load, not what the restored tree is now.
     StaleRecords.restoreNoted(block, madeNoted);

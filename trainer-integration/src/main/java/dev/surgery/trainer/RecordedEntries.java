@@ -7,7 +7,7 @@ import ai.djl.training.Trainer;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.SurgeryChanges;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
 import java.util.ArrayList;
@@ -176,7 +176,7 @@ final class RecordedEntries {
    * Only then: a model that was not loaded keeps what the program unfroze itself.
    */
   void freezeAgain(Trainer trainer) {
-    if (trainer.getModel() == null || !DjlInternals.unfreezesOnNewTrainer(trainer.getModel())) {
+    if (trainer.getModel() == null || !DjlTrainers.unfreezesOnNewTrainer(trainer.getModel())) {
       // DJL unfroze nothing: a parameter that trains now was unfrozen by the program, on purpose
       // (a second stage of fine-tuning), and stays so.
       return;

@@ -13,7 +13,7 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.ClosedPackageException;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
 import java.util.HashSet;
@@ -266,7 +266,7 @@ final class StartChecks {
       return;
     }
     boolean after = false;
-    for (TrainingListener listener : DjlInternals.listeners(trainer)) {
+    for (TrainingListener listener : DjlTrainers.listeners(trainer)) {
       if (listener == owner) {
         after = true;
       } else if (after && listener instanceof SaveModelTrainingListener) {

@@ -21,7 +21,8 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlShapes;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -398,7 +399,7 @@ public final class SurgeryCheckpoint {
    * {@code Multiplication} keep only the first, a program's block may describe its input per
    * sample. For such a class they are read from the root's metadata, after the header: {@code
    * Linear}'s holds the missing dimension, and a class that saves as DJL's blocks do ({@code
-   * DjlInternals.savesInputShapesFirst}) starts with the shapes. Where the file does not tell them,
+   * DjlBlocks.savesInputShapesFirst}) starts with the shapes. Where the file does not tell them,
    * the shapes the program initialized the root with before the load, if it did; else the header's
    * (a class may describe its inputs itself only to name them), but none for {@code
    * LinearCollection} and {@code Multiplication}, whose description is surely not their shapes (an
@@ -407,7 +408,7 @@ public final class SurgeryCheckpoint {
   private static RootShapes inputShapes(Block root, Header header, Path paramsFile) {
     RootShapes fromHeader =
         new RootShapes(header.inputShapes().toArray(new Shape[0]), "the file's header");
-    if (!DjlInternals.describesInputItself(root.getClass())) {
+    if (!DjlBlocks.describesInputItself(root.getClass())) {
       return fromHeader;
     }
     try {
@@ -416,7 +417,7 @@ public final class SurgeryCheckpoint {
         if (input != null) {
           return new RootShapes(new Shape[] {input}, "the root layer's saved metadata");
         }
-      } else if (DjlInternals.savesInputShapesFirst(root.getClass())) {
+      } else if (DjlBlocks.savesInputShapesFirst(root.getClass())) {
         List<Shape> saved = ParamsFileHeader.rootInputShapes(paramsFile);
         if (saved != null) {
           return new RootShapes(saved.toArray(new Shape[0]), "the root block's saved metadata");
@@ -426,7 +427,7 @@ public final class SurgeryCheckpoint {
       // Metadata of another layout, or a damaged file (which the load names).
       logger().debug("Surgery: the root's metadata in {} is not read", paramsFile, e);
     }
-    Shape[] initialized = DjlInternals.recordedInputShapes(root);
+    Shape[] initialized = DjlShapes.recordedInputShapes(root);
     if (initialized != null) {
       return new RootShapes(
           initialized, "the input shapes the program initialized the model with before the load");

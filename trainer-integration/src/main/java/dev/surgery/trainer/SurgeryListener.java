@@ -9,6 +9,7 @@ import com.google.gson.JsonObject;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduleComposition;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
@@ -638,7 +639,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private void warnIfNotRegistered(Trainer trainer) {
     List<TrainingListener> registered;
     try {
-      registered = DjlInternals.listeners(trainer);
+      registered = DjlTrainers.listeners(trainer);
     } catch (RuntimeException e) {
       return; // the agent's start-up check names a DJL that changed
     }

@@ -6,7 +6,7 @@ import ai.djl.Model;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
 import dev.surgery.core.SurgeryLock;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.internal.WeakIdentityMap;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.util.ArrayList;
@@ -167,7 +167,7 @@ final class TrainerRegistry {
       for (Trainer other : states.keys()) {
         if (other != trainer
             && other.getModel() == trainer.getModel()
-            && DjlInternals.hasRegisteredParameters(other)) {
+            && DjlTrainers.hasRegisteredParameters(other)) {
           trainers.add(other);
         }
       }
@@ -301,7 +301,7 @@ final class TrainerRegistry {
    * wrong moment.
    */
   private void refuseRegisteredTwice(Trainer trainer) {
-    List<TrainingListener> registered = DjlInternals.listeners(trainer);
+    List<TrainingListener> registered = DjlTrainers.listeners(trainer);
     int times = 0;
     for (TrainingListener l : registered == null ? List.<TrainingListener>of() : registered) {
       times += l == listener ? 1 : 0;

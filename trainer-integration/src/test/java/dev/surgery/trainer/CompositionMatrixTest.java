@@ -37,7 +37,8 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.layers.AdoptingConv2d;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.FactorizedConv2d;
@@ -368,11 +369,11 @@ class CompositionMatrixTest {
             .map(Parameter::getId)
             .collect(Collectors.toCollection(TreeSet::new));
     Set<String> store =
-        new TreeSet<>(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet());
+        new TreeSet<>(DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).keySet());
     assertEquals(live, store, "parameter store ids must equal the model's parameter ids");
-    Optimizer optimizer = DjlInternals.optimizer(trainer);
+    Optimizer optimizer = DjlTrainers.optimizer(trainer);
     for (Map.Entry<String, Map<String, Map<ai.djl.Device, NDArray>>> state :
-        DjlInternals.optimizerStates(optimizer).entrySet()) {
+        DjlOptimizers.optimizerStates(optimizer).entrySet()) {
       Set<String> stale = new TreeSet<>(state.getValue().keySet());
       stale.removeAll(live);
       assertEquals(Set.of(), stale, state.getKey() + " holds state of parameters gone");

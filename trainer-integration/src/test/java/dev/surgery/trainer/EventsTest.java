@@ -23,7 +23,8 @@ import ai.djl.util.Progress;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Event;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.SurgeryConfigException;
@@ -306,7 +307,7 @@ class EventsTest {
       TestModels.assertStoreMatchesModel(subjectTrainer);
       Set<String> live = params(subject).stream().map(Parameter::getId).collect(Collectors.toSet());
       Set<String> withState = new TreeSet<>();
-      DjlInternals.optimizerStates(DjlInternals.optimizer(subjectTrainer))
+      DjlOptimizers.optimizerStates(DjlTrainers.optimizer(subjectTrainer))
           .values()
           .forEach(m -> withState.addAll(m.keySet()));
       assertTrue(live.containsAll(withState), "optimizer state only for live parameters");

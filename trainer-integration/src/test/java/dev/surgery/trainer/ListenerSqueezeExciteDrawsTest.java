@@ -22,7 +22,7 @@ import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.ReplacementFunction;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import dev.surgery.core.layers.SqueezeExciteConv2d;
 import dev.surgery.core.testing.TinyModels;
 import dev.surgery.trainer.config.SurgeryConfig;
@@ -87,7 +87,7 @@ class ListenerSqueezeExciteDrawsTest {
                     gated.initialize(
                         model.getNDManager(),
                         DataType.FLOAT32,
-                        DjlInternals.recordedInputShapes(block));
+                        DjlShapes.recordedInputShapes(block));
                     gates[0]++;
                     return gated;
                   });

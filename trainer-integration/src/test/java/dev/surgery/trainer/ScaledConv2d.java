@@ -7,7 +7,8 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlShapes;
 import dev.surgery.core.layers.AdoptingConv2d;
 
 /**
@@ -25,14 +26,14 @@ final class ScaledConv2d extends Conv2d {
     this.factor = factor;
     PairList<String, Parameter> params = original.getDirectParameters();
     for (int i = 0; i < params.size(); i++) {
-      DjlInternals.liveParameters(this).put(params.keyAt(i), params.valueAt(i));
+      DjlBlocks.liveParameters(this).put(params.keyAt(i), params.valueAt(i));
     }
     weight = params.get("weight");
     bias = params.get("bias");
-    Shape[] shapes = DjlInternals.recordedInputShapes(original);
+    Shape[] shapes = DjlShapes.recordedInputShapes(original);
     if (shapes != null) {
       // adopted parameters are initialized already: record the shapes instead of initializing
-      DjlInternals.setRecordedInputShapes(this, shapes);
+      DjlShapes.setRecordedInputShapes(this, shapes);
     }
   }
 

@@ -38,7 +38,7 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
 import dev.surgery.core.testing.OpenArrays;
 import dev.surgery.core.testing.TinyModels;
 import java.nio.file.Files;
@@ -2220,11 +2220,11 @@ class SurgeryCheckpointTest {
         Block wrapper = BlockPaths.resolve(model.getBlock(), "04SqueezeExciteConv2d");
         assertEquals(
             List.of("01BlurConv2d", "02SqueezeExcite2d"),
-            DjlInternals.liveChildren(wrapper).keys(),
+            DjlBlocks.liveChildren(wrapper).keys(),
             TestModels.structure(model.getBlock()));
         saved = outputs(model, batch);
         model.save(dir.resolve("new"), "keys");
-        DjlInternals.liveChildren(wrapper).keys().set(0, "01Conv2d"); // the former key
+        DjlBlocks.liveChildren(wrapper).keys().set(0, "01Conv2d"); // the former key
         model.save(dir.resolve("old"), "keys");
       }
       Path newFile = SurgeryCheckpoint.resolveParamsFile(dir.resolve("new"), "keys", null);
@@ -2235,8 +2235,7 @@ class SurgeryCheckpointTest {
         assertArrayEquals(saved, outputs(restored, batch));
         assertEquals(
             "01BlurConv2d",
-            DjlInternals.liveChildren(
-                    BlockPaths.resolve(restored.getBlock(), "04SqueezeExciteConv2d"))
+            DjlBlocks.liveChildren(BlockPaths.resolve(restored.getBlock(), "04SqueezeExciteConv2d"))
                 .keys()
                 .get(0));
       }

@@ -18,7 +18,7 @@ import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -200,7 +200,7 @@ final class TestAlgorithms {
             (block, i) -> {
               @SuppressWarnings("unchecked")
               Function<NDList, NDList> fn =
-                  (Function<NDList, NDList>) DjlInternals.lambdaFunction((LambdaBlock) block);
+                  (Function<NDList, NDList>) DjlBlocks.lambdaFunction((LambdaBlock) block);
               return new ProbePool(fn);
             };
         return replace(context, matcher, f, this);

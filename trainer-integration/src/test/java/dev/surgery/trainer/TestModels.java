@@ -22,7 +22,7 @@ import ai.djl.translate.TranslateException;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.Algorithms;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TinyModels;
 import java.io.IOException;
@@ -125,7 +125,7 @@ final class TestModels {
   /** Asserts that the trainer's parameter store holds exactly the model's parameters. */
   static void assertStoreMatchesModel(Trainer trainer) {
     Set<String> store =
-        new TreeSet<>(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet());
+        new TreeSet<>(DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).keySet());
     Set<String> model =
         trainer.getModel().getBlock().getParameters().values().stream()
             .map(Parameter::getId)

@@ -30,6 +30,8 @@ import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlInternalsException;
+import dev.surgery.core.internal.DjlShapes;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.internal.WeakIdentityMap;
 import dev.surgery.trainer.EntryPlan;
 import dev.surgery.trainer.ModelLoadUndo;
@@ -185,7 +187,7 @@ public final class DjlAgentHooks implements DjlHooks {
               + "; nothing changes");
       return;
     }
-    List<TrainingListener> current = DjlInternals.listeners(trainer);
+    List<TrainingListener> current = DjlTrainers.listeners(trainer);
     if (current == null) {
       current = List.of();
     }
@@ -201,7 +203,7 @@ public final class DjlAgentHooks implements DjlHooks {
     extended.addAll(current);
     extended.add(new EventTrackingListener(events));
     extended.add(listener);
-    DjlInternals.setListeners(trainer, extended);
+    DjlTrainers.setListeners(trainer, extended);
     events.track(trainer);
     AgentLog.debug("attached SurgeryListener to " + SurgeryDispatcher.describe(trainer));
     String silence = loggingChecked.compareAndSet(false, true) ? SurgeryLogging.silence() : null;
@@ -353,7 +355,7 @@ public final class DjlAgentHooks implements DjlHooks {
     if (untracked.putIfAbsent(trainer, Boolean.TRUE) != null) {
       return;
     }
-    List<TrainingListener> current = DjlInternals.listeners(trainer);
+    List<TrainingListener> current = DjlTrainers.listeners(trainer);
     if (current != null && hasSurgeryListener(current)) {
       return; // the program's own listener does the surgery
     }
@@ -423,7 +425,7 @@ public final class DjlAgentHooks implements DjlHooks {
    * (the same call, the same arrays).
    */
   private static void registerInStore(Trainer trainer, Block block) {
-    ParameterStore store = DjlInternals.parameterStore(trainer);
+    ParameterStore store = DjlTrainers.parameterStore(trainer);
     for (Pair<String, Parameter> p : block.getParameters()) {
       for (Device device : trainer.getDevices()) {
         store.getValue(p.getValue(), device, true);
@@ -612,7 +614,7 @@ public final class DjlAgentHooks implements DjlHooks {
   /** The model's single input shape as recorded by {@code Trainer.initialize}, or null. */
   private static Shape initializedInput(Block block) {
     try {
-      Shape[] shapes = block.isInitialized() ? DjlInternals.recordedInputShapes(block) : null;
+      Shape[] shapes = block.isInitialized() ? DjlShapes.recordedInputShapes(block) : null;
       return shapes != null && shapes.length == 1 ? shapes[0] : null;
     } catch (RuntimeException e) {
       return null;

@@ -16,7 +16,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.loss.Loss;
 import dev.surgery.agent.hookloader.PluginJar;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.StandardError;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -55,7 +55,7 @@ class SurgeryDispatcherTest {
   }
 
   private static List<String> listenerClasses(Trainer trainer) {
-    return DjlInternals.listeners(trainer).stream().map(l -> l.getClass().getName()).toList();
+    return DjlTrainers.listeners(trainer).stream().map(l -> l.getClass().getName()).toList();
   }
 
   /** Makes a tiny trainer (nothing is trained) and hands it to the check. */
@@ -109,7 +109,7 @@ class SurgeryDispatcherTest {
           assertEquals(
               List.of(),
               StandardError.lines(() -> SurgeryDispatcher.forwardStarting(trainer, null)));
-          List<TrainingListener> listeners = DjlInternals.listeners(trainer);
+          List<TrainingListener> listeners = DjlTrainers.listeners(trainer);
           List<TrainingListener> surgery =
               listeners.stream().filter(l -> l.getClass().getName().equals(LISTENER)).toList();
           assertEquals(1, surgery.size(), listenerClasses(trainer).toString());

@@ -29,7 +29,7 @@ public final class SelfRegisteringApp {
     for (Trainer trainer : trainers) {
       long count = 0;
       // The trainer is closed, but its listener list is still readable.
-      for (TrainingListener l : dev.surgery.core.internal.DjlInternals.listeners(trainer)) {
+      for (TrainingListener l : dev.surgery.core.internal.DjlTrainers.listeners(trainer)) {
         if (l.getClass().getName().equals(SurgeryListener.class.getName())) {
           count++;
         }

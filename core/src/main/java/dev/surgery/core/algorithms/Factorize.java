@@ -9,7 +9,7 @@ import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryException;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import dev.surgery.core.layers.FactorizedConv2d;
 import dev.surgery.core.layers.FactorizedLinear;
 import java.util.IdentityHashMap;
@@ -203,7 +203,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
     if (weight.getShape() != null) {
       return weight.getShape().get(1);
     }
-    Shape[] shapes = DjlInternals.recordedInputShapes(linear);
+    Shape[] shapes = DjlShapes.recordedInputShapes(linear);
     return shapes == null ? -1 : shapes[0].tail();
   }
 

@@ -14,7 +14,8 @@ import dev.surgery.core.SurgeryException;
 import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.Targets;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.internal.LinkedIdentityMap;
 import dev.surgery.core.layers.GhostBatchNormBlock;
 import java.util.ArrayList;
@@ -125,7 +126,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   }
 
   private static boolean learnsNothing(BatchNorm bn) {
-    DjlInternals.BatchNormSettings settings = DjlInternals.batchNormSettings(bn);
+    DjlBlocks.BatchNormSettings settings = DjlBlocks.batchNormSettings(bn);
     return !settings.scale() && !settings.center();
   }
 
@@ -164,7 +165,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     // Resolve every optimizer first: a trainer that cannot be handled fails before any change.
     for (Trainer t : context.trainers()) {
       try {
-        DjlInternals.optimizer(t);
+        DjlTrainers.optimizer(t);
       } catch (IllegalStateException e) {
         throw new SurgeryException(
             null, NAME + " cannot update this trainer: " + e.getMessage(), e);

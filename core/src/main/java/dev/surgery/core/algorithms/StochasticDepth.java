@@ -13,7 +13,7 @@ import ai.djl.nn.norm.BatchNorm;
 import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.ReplacementFunction;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
 import dev.surgery.core.layers.BatchNormLayer;
 import dev.surgery.core.layers.ConvolutionLayer;
 import dev.surgery.core.layers.StochasticResidual;
@@ -162,7 +162,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
       NDArray branch = manager.arange(0f, 24f).reshape(2, 3, 2, 2).sub(11.5f).mul(0.37f);
       NDArray shortcut = manager.arange(0f, 24f).reshape(2, 3, 2, 2).mul(-0.21f).add(1.3f);
       NDList joined =
-          DjlInternals.parallelJoin(unit).apply(List.of(new NDList(branch), new NDList(shortcut)));
+          DjlBlocks.parallelJoin(unit).apply(List.of(new NDList(branch), new NDList(shortcut)));
       if (joined == null || joined.size() != 1) {
         return false;
       }

@@ -92,11 +92,11 @@ public final class BirthAwareOptimizer extends Optimizer {
       this.momentum = 0;
       this.momentumStates = null;
     }
-    this.counts = DjlInternals.updateCounts(delegate);
-    this.beginNumUpdate = DjlInternals.beginNumUpdate(delegate);
-    this.weightDecay = DjlInternals.weightDecay(delegate);
-    this.rescaleGrad = DjlInternals.rescaleGrad(delegate);
-    this.clipGrad = DjlInternals.clipGrad(delegate);
+    this.counts = DjlOptimizers.updateCounts(delegate);
+    this.beginNumUpdate = DjlOptimizers.beginNumUpdate(delegate);
+    this.weightDecay = DjlOptimizers.weightDecay(delegate);
+    this.rescaleGrad = DjlOptimizers.rescaleGrad(delegate);
+    this.clipGrad = DjlOptimizers.clipGrad(delegate);
   }
 
   /**
@@ -139,7 +139,7 @@ public final class BirthAwareOptimizer extends Optimizer {
     // A born parameter's position (birth + own updates) is in furthestBorn once it was updated,
     // and its birth alone was this same maximum when it was born: the three never decrease, so
     // no walk over the birth marks is needed.
-    int step = Math.max(DjlInternals.globalUpdateCount(delegate), beginNumUpdate);
+    int step = Math.max(DjlOptimizers.globalUpdateCount(delegate), beginNumUpdate);
     return Math.max(step, furthestBorn.get());
   }
 
@@ -181,7 +181,7 @@ public final class BirthAwareOptimizer extends Optimizer {
       return;
     }
     // Count as DJL would (per-id and global counts stay what they would be without the stand-in).
-    DjlInternals.countUpdate(delegate, parameterId);
+    DjlOptimizers.countUpdate(delegate, parameterId);
     // DJL starts a new id's count at beginNumUpdate + 1; what follows uses the updates this
     // parameter has had itself, as a fresh optimizer started at step 0 would.
     int own = counts.get(parameterId) - beginNumUpdate;
@@ -200,7 +200,7 @@ public final class BirthAwareOptimizer extends Optimizer {
               ? new NDList(
                   weight,
                   grad,
-                  DjlInternals.stateArray(delegate, momentumStates, parameterId, device, zeros))
+                  DjlOptimizers.stateArray(delegate, momentumStates, parameterId, device, zeros))
               : new NDList(weight, grad);
       weight
           .getNDArrayInternal()
@@ -225,8 +225,8 @@ public final class BirthAwareOptimizer extends Optimizer {
         new NDList(
             weight,
             grad,
-            DjlInternals.stateArray(delegate, means, parameterId, device, zeros),
-            DjlInternals.stateArray(delegate, variances, parameterId, device, zeros));
+            DjlOptimizers.stateArray(delegate, means, parameterId, device, zeros),
+            DjlOptimizers.stateArray(delegate, variances, parameterId, device, zeros));
     // The same kernel and arguments as DJL's own update of a fresh optimizer at step `own`.
     weight
         .getNDArrayInternal()

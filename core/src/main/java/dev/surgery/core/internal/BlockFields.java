@@ -58,7 +58,7 @@ public final class BlockFields {
 
   private static final ClassValue<List<FieldSlot>> INSTANCE_SLOTS = slotsOf(INSTANCE_FIELDS);
 
-  /** {@link #instanceFields} as fields, for {@link DjlInternals}' snapshot of a block's state. */
+  /** {@link #instanceFields} as fields, for {@link DjlShapes}' snapshot of a block's state. */
   static List<Field> instanceFieldsOf(Class<?> type) {
     return INSTANCE_FIELDS.get(type);
   }
@@ -231,7 +231,7 @@ public final class BlockFields {
       case NONE:
         return false;
       case LAMBDA_BLOCK:
-        Object function = DjlInternals.lambdaFunction((LambdaBlock) block);
+        Object function = DjlBlocks.lambdaFunction((LambdaBlock) block);
         return function != null && !inert(function, 2);
       default:
         return fieldsMayReferenceBlocks(block);

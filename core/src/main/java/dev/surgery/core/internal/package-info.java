@@ -4,11 +4,14 @@
  * <ul>
  *   <li>DJL's internals: {@link dev.surgery.core.internal.DjlInternals} resolves every DJL field
  *       the library reads by reflection (built for DJL 0.36.0) and names the class and field when
- *       one is missing; {@link dev.surgery.core.internal.BlockFields} lists the fields of block
- *       classes that may hold a block (as {@link dev.surgery.core.internal.FieldSlot}s, the only
- *       way the rest of the library reads or writes a field) and the values lambdas captured, and
- *       {@link dev.surgery.core.internal.ClosedPackageException} says which module to open when the
- *       Java module system refuses that reflection.
+ *       one is missing; {@link dev.surgery.core.internal.DjlBlocks}, {@link
+ *       dev.surgery.core.internal.DjlShapes}, {@link dev.surgery.core.internal.DjlTrainers} and
+ *       {@link dev.surgery.core.internal.DjlOptimizers} read and write them, grouped by what they
+ *       reach; {@link dev.surgery.core.internal.BlockFields} lists the fields of block classes that
+ *       may hold a block (as {@link dev.surgery.core.internal.FieldSlot}s, the only way the rest of
+ *       the library reads or writes a field) and the values lambdas captured, and {@link
+ *       dev.surgery.core.internal.ClosedPackageException} says which module to open when the Java
+ *       module system refuses that reflection.
  *   <li>The optimizer's view of surgery: {@link dev.surgery.core.internal.BirthAwareOptimizer}
  *       gives parameters added mid-training the updates of a fresh optimizer, {@link
  *       dev.surgery.core.internal.KeptIdTracker} keeps a moved parameter's per-id learning rate,

@@ -9,7 +9,7 @@ import ai.djl.nn.ParameterList;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import java.io.DataInputStream;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -198,10 +198,10 @@ public abstract class AdoptingConv2d extends Conv2d implements ConvolutionLayer 
       bias = own.get("bias");
       parameters.put("bias", bias);
     }
-    Shape[] shapes = DjlInternals.recordedInputShapes(conv);
+    Shape[] shapes = DjlShapes.recordedInputShapes(conv);
     if (shapes != null) {
       inputShapes = shapes.clone();
-      List<String> names = conv.isInitialized() ? DjlInternals.inputNamesOf(conv) : null;
+      List<String> names = conv.isInitialized() ? DjlShapes.inputNamesOf(conv) : null;
       if (names != null) {
         inputNames = names;
       }

@@ -9,7 +9,7 @@ import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
 import dev.surgery.core.BlockInspector;
 import dev.surgery.core.PoolSettings;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 
 /**
  * BlurPool's anti-aliased max pooling (Zhang, 2019; MosaicML Composer's {@code BlurMaxPool2d}): a
@@ -86,11 +86,11 @@ public class BlurMaxPool2d extends LambdaStandIn {
     BlurMaxPool2d block =
         new BlurMaxPool2d(
             settings.kernelShape(), settings.stride(), settings.padding(), settings.ceilMode());
-    Shape[] shapes = DjlInternals.recordedInputShapes(maxPool);
+    Shape[] shapes = DjlShapes.recordedInputShapes(maxPool);
     if (shapes != null) {
       block.inputShapes = shapes.clone();
       java.util.List<String> names =
-          maxPool.isInitialized() ? DjlInternals.inputNamesOf(maxPool) : null;
+          maxPool.isInitialized() ? DjlShapes.inputNamesOf(maxPool) : null;
       if (names != null) {
         block.inputNames = names;
       }

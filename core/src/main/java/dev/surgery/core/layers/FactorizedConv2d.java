@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import java.util.Objects;
 
 /**
@@ -144,7 +144,7 @@ public class FactorizedConv2d extends FactorizedBlock<Conv2d> implements Convolu
     }
     FactorizedConv2d block = new FactorizedConv2d(conv, rank);
     Parameter weight = conv.getParameters().get("weight");
-    Shape[] inputShapes = DjlInternals.recordedInputShapes(conv);
+    Shape[] inputShapes = DjlShapes.recordedInputShapes(conv);
     if (weight.isInitialized() && inputShapes != null) {
       NDArray w = weight.getArray();
       Shape ws = w.getShape();

@@ -5,7 +5,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
 import dev.surgery.core.BlockInspector;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import java.util.Objects;
 
 /**
@@ -44,7 +44,7 @@ public class FactorizedLinear extends FactorizedBlock<Linear> {
     }
     FactorizedLinear block = new FactorizedLinear(linear, rank);
     Parameter weight = linear.getParameters().get("weight");
-    Shape[] inputShapes = DjlInternals.recordedInputShapes(linear);
+    Shape[] inputShapes = DjlShapes.recordedInputShapes(linear);
     if (weight.isInitialized() && inputShapes != null) {
       NDArray w = weight.getArray();
       int out = (int) w.getShape().get(0);

@@ -11,7 +11,8 @@ import ai.djl.nn.norm.BatchNorm;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.BlockInspector;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlShapes;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
@@ -74,7 +75,7 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
       throw new IllegalArgumentException("ghost_batch_size must be >= 1, got " + ghostBatchSize);
     }
     this.ghostBatchSize = ghostBatchSize;
-    DjlInternals.BatchNormSettings settings = BlockInspector.batchNorm(bn);
+    DjlBlocks.BatchNormSettings settings = BlockInspector.batchNorm(bn);
     axis = settings.axis();
     epsilon = settings.epsilon();
     momentum = settings.momentum();
@@ -89,7 +90,7 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
     beta = own.get("beta");
     runningMean = own.get("runningMean");
     runningVar = own.get("runningVar");
-    Shape[] shapes = DjlInternals.recordedInputShapes(bn);
+    Shape[] shapes = DjlShapes.recordedInputShapes(bn);
     if (shapes != null) {
       inputShapes = shapes;
       inChannels = shapes[0].size(axis);

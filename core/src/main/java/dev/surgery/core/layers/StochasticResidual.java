@@ -11,7 +11,7 @@ import ai.djl.nn.Block;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import ai.djl.util.RandomUtils;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
@@ -69,7 +69,7 @@ public class StochasticResidual extends AbstractBlock {
     this.branch = addChildBlock(branch.getClass().getSimpleName(), branch);
     this.mode = mode;
     this.dropRate = dropRate;
-    inputShapes = DjlInternals.recordedInputShapes(branch);
+    inputShapes = DjlShapes.recordedInputShapes(branch);
   }
 
   /**
@@ -187,7 +187,7 @@ public class StochasticResidual extends AbstractBlock {
       throws IOException, MalformedModelException {
     branch.loadParameters(manager, is);
     if (inputShapes == null) {
-      inputShapes = DjlInternals.recordedInputShapes(branch);
+      inputShapes = DjlShapes.recordedInputShapes(branch);
     }
   }
 }

@@ -25,7 +25,9 @@ import dev.surgery.core.BlockMatcher;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.ReplacementFunction;
 import dev.surgery.core.SurgeryOptions;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlShapes;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurMaxPool2d;
 import dev.surgery.core.testing.GcSafeL2Loss;
@@ -114,8 +116,7 @@ class BlurPoolApplyRevertTest {
             .optBias(conv.isIncludeBias())
             .build();
     NDArray weight = conv.getParameters().get("weight").getArray();
-    copy.initialize(
-        weight.getManager(), weight.getDataType(), DjlInternals.recordedInputShapes(conv));
+    copy.initialize(weight.getManager(), weight.getDataType(), DjlShapes.recordedInputShapes(conv));
     for (int i = 0; i < conv.getParameters().size(); i++) {
       conv.getParameters().valueAt(i).getArray().copyTo(copy.getParameters().valueAt(i).getArray());
     }
@@ -140,11 +141,11 @@ class BlurPoolApplyRevertTest {
     open.addAll(root.getManagedArrays());
     open.removeAll(data.getManagedArrays());
     for (Map<String, Map<Device, NDArray>> state :
-        DjlInternals.optimizerStates(DjlInternals.optimizer(trainer)).values()) {
+        DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer)).values()) {
       state.values().forEach(perDevice -> open.addAll(perDevice.values()));
     }
-    for (Object entry : DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).values()) {
-      open.addAll(DjlInternals.mirrors(entry));
+    for (Object entry : DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).values()) {
+      open.addAll(DjlTrainers.mirrors(entry));
     }
     open.removeIf(NDArray::isReleased);
     return open.size();

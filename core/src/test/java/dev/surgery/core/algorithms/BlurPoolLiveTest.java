@@ -30,7 +30,8 @@ import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.BlurMaxPool2d;
 import dev.surgery.core.testing.TinyData;
@@ -228,13 +229,13 @@ class BlurPoolLiveTest {
       if (epochs != atEpoch) {
         return;
       }
-      storeSizeBefore = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).size();
+      storeSizeBefore = DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).size();
       stateBefore = adamState(trainer);
       scalarsBefore = scalars(trainer.getModel().getBlock());
       report =
           algorithm.apply(
               SurgeryContext.live(trainer.getModel().getBlock(), trainer, epochs, totalEpochs));
-      storeSizeAfter = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).size();
+      storeSizeAfter = DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).size();
       stateAfter = adamState(trainer);
       scalarsAfter = scalars(trainer.getModel().getBlock());
     }
@@ -255,7 +256,7 @@ class BlurPoolLiveTest {
     private static Map<String, Object> adamState(Trainer trainer) {
       Map<String, Object> flat = new java.util.LinkedHashMap<>();
       Map<String, Map<String, Map<Device, NDArray>>> states =
-          DjlInternals.optimizerStates(DjlInternals.optimizer(trainer));
+          DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer));
       for (Map.Entry<String, Map<String, Map<Device, NDArray>>> field : states.entrySet()) {
         for (Map.Entry<String, Map<Device, NDArray>> param : field.getValue().entrySet()) {
           for (Map.Entry<Device, NDArray> device : param.getValue().entrySet()) {

@@ -17,7 +17,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.SurgeryException;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 import dev.surgery.core.layers.FactorizedConv2d;
 import dev.surgery.core.layers.FactorizedLinear;
 import dev.surgery.core.testing.ExactnessOracle;
@@ -74,7 +74,7 @@ class FactorizeTest {
         List<Block> layers = loaded.getBlock().getChildren().values();
         assertEquals(
             List.of(input, new Shape(2, 16), new Shape(2, 8)),
-            layers.stream().map(b -> DjlInternals.recordedInputShapes(b)[0]).toList());
+            layers.stream().map(b -> DjlShapes.recordedInputShapes(b)[0]).toList());
         ExactnessOracle.assertBitsEqual(
             trainedOut, forward(loaded.getBlock(), x.duplicate()), "loaded as saved");
         // 6 -> 16 at rank 3 and 16 -> 8 at rank 4; 8 -> 3 is below min_features.
@@ -111,7 +111,7 @@ class FactorizeTest {
       loaded.setBlock(twoLayers());
       loaded.load(dir, "head");
       Block head = loaded.getBlock().getChildren().valueAt(1);
-      assertEquals(new Shape(2, 16), DjlInternals.recordedInputShapes(head)[0]);
+      assertEquals(new Shape(2, 16), DjlShapes.recordedInputShapes(head)[0]);
       live.setBlock(twoLayers());
       live.getBlock().initialize(live.getNDManager(), DataType.FLOAT32, input);
       Map<dev.surgery.core.BlockMatcher, dev.surgery.core.ReplacementFunction> policies =
@@ -119,7 +119,7 @@ class FactorizeTest {
       policies.put((block, path) -> path.equals("02Linear"), (block, index) -> head);
       dev.surgery.core.ModuleSurgery.replaceModules(
           live.getBlock(), policies, dev.surgery.core.SurgeryOptions.defaults());
-      assertEquals(new Shape(2, 16), DjlInternals.recordedInputShapes(head)[0], "after placing");
+      assertEquals(new Shape(2, 16), DjlShapes.recordedInputShapes(head)[0], "after placing");
       Factorize.builder()
           .optMinFeatures(2)
           .optLatentFeatures(0.5)

@@ -8,7 +8,8 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -40,8 +41,8 @@ final class FinitenessGuard {
     }
     // Gradients as the optimizer will read them: those of the trainer's registered copies.
     for (Map.Entry<String, Object> entry :
-        DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).entrySet()) {
-      for (NDArray array : DjlInternals.mirrors(entry.getValue())) {
+        DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).entrySet()) {
+      for (NDArray array : DjlTrainers.mirrors(entry.getValue())) {
         if (!array.isReleased() && array.hasGradient()) {
           // A fresh array each call (zeros when backward never reached it): ours to close.
           try (NDArray gradient = array.getGradient()) {
@@ -52,7 +53,7 @@ final class FinitenessGuard {
       }
     }
     Map<String, Map<String, Map<Device, NDArray>>> states =
-        DjlInternals.optimizerStates(DjlInternals.optimizer(trainer));
+        DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer));
     for (Map.Entry<String, Map<String, Map<Device, NDArray>>> state : states.entrySet()) {
       for (Map.Entry<String, Map<Device, NDArray>> perParameter : state.getValue().entrySet()) {
         for (NDArray array : perParameter.getValue().values()) {

@@ -21,7 +21,8 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.surgery.core.ModuleSurgery;
 import dev.surgery.core.SurgeryPlan;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.layers.FactorizedConv2d;
 import dev.surgery.core.layers.FactorizedLinear;
 import dev.surgery.core.layers.SqueezeExciteConv2d;
@@ -96,7 +97,7 @@ class FrozenLayersStayFrozenTest {
   /** Ids the optimizer holds state arrays or an update count for. */
   private static Set<String> idsWithOptimizerState(Trainer trainer) {
     Set<String> ids =
-        new TreeSet<>(DjlInternals.updateCounts(DjlInternals.optimizer(trainer)).keySet());
+        new TreeSet<>(DjlOptimizers.updateCounts(DjlTrainers.optimizer(trainer)).keySet());
     for (String key : ExactnessOracle.optimizerStateValues(trainer).keySet()) {
       ids.add(key.split("/", 3)[1]);
     }
@@ -184,7 +185,7 @@ class FrozenLayersStayFrozenTest {
         train(trainer, data);
 
         Set<String> inStore =
-            DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet();
+            DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).keySet();
         Set<String> withState = idsWithOptimizerState(trainer);
         for (Parameter p : frozen) {
           ExactnessOracle.assertBitsEqual(

@@ -19,7 +19,8 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyModels;
@@ -87,13 +88,13 @@ final class HandBuiltOracle {
 
       // The snapshot: what the surgery must keep, read before the code under test runs.
       List<Parameter> pre = parameters(subject.getBlock());
-      Optimizer subjectOptimizer = DjlInternals.optimizer(subjectTrainer);
+      Optimizer subjectOptimizer = DjlTrainers.optimizer(subjectTrainer);
       List<NDArray> preValues = new ArrayList<>();
       for (Parameter p : pre) {
         preValues.add(keep(p.getArray(), data));
       }
       Map<String, Map<String, Map<Device, NDArray>>> preStates = new HashMap<>();
-      DjlInternals.optimizerStates(subjectOptimizer)
+      DjlOptimizers.optimizerStates(subjectOptimizer)
           .forEach(
               (field, state) -> {
                 Map<String, Map<Device, NDArray>> copy = new HashMap<>();
@@ -105,8 +106,8 @@ final class HandBuiltOracle {
                     });
                 preStates.put(field, copy);
               });
-      Map<String, Integer> preCounts = new HashMap<>(DjlInternals.updateCounts(subjectOptimizer));
-      int preGlobal = DjlInternals.globalUpdateCount(subjectOptimizer);
+      Map<String, Integer> preCounts = new HashMap<>(DjlOptimizers.updateCounts(subjectOptimizer));
+      int preGlobal = DjlOptimizers.globalUpdateCount(subjectOptimizer);
       assertFalse(preStates.isEmpty() && c.optimizer != OptimizerKind.SGD, "state to keep");
 
       SurgeryChanges report =
@@ -123,9 +124,9 @@ final class HandBuiltOracle {
         List<Parameter> post = parameters(subject.getBlock());
         List<Parameter> mine = parameters(built);
         assertEquals(mine.size(), post.size(), "parameters after the surgery");
-        Optimizer oracleOptimizer = DjlInternals.optimizer(oracleTrainer);
+        Optimizer oracleOptimizer = DjlTrainers.optimizer(oracleTrainer);
         Map<String, Map<String, Map<Device, NDArray>>> oracleStates =
-            DjlInternals.optimizerStates(oracleOptimizer);
+            DjlOptimizers.optimizerStates(oracleOptimizer);
         int survivors = 0;
         for (int j = 0; j < mine.size(); j++) {
           Parameter o = mine.get(j);
@@ -151,7 +152,7 @@ final class HandBuiltOracle {
             }
           }
           if (preCounts.containsKey(oldId)) {
-            DjlInternals.updateCounts(oracleOptimizer).put(o.getId(), preCounts.get(oldId));
+            DjlOptimizers.updateCounts(oracleOptimizer).put(o.getId(), preCounts.get(oldId));
           }
         }
         assertTrue(survivors > 0, "the hand-built model keeps parameters");
@@ -170,7 +171,7 @@ final class HandBuiltOracle {
           assertEquals(
               ids,
               new TreeSet<>(
-                  DjlInternals.storeEntries(DjlInternals.parameterStore(subjectTrainer)).keySet()),
+                  DjlTrainers.storeEntries(DjlTrainers.parameterStore(subjectTrainer)).keySet()),
               "the store holds exactly the model's parameters " + when);
         }
       }

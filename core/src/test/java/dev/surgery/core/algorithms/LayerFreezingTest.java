@@ -18,7 +18,8 @@ import ai.djl.training.Trainer;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.SurgeryException;
 import dev.surgery.core.SurgeryPlan;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -203,7 +204,7 @@ class LayerFreezingTest {
                 atFreeze.add(w.getArray().toFloatArray());
                 int count = 0;
                 for (Map<String, ?> s :
-                    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer)).values()) {
+                    DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer)).values()) {
                   count += s.containsKey(w.getId()) ? 1 : 0;
                 }
                 (path.equals("01Conv2d") ? stateLeft : stateOfUnfrozen).add(count);

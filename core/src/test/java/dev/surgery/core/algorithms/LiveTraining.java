@@ -30,7 +30,8 @@ import ai.djl.training.listener.TrainingListenerAdapter;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.TinyData;
 import dev.surgery.core.testing.TrajectoryOracle;
@@ -193,8 +194,8 @@ final class LiveTraining {
     }
 
     static TrainerState of(Block root, Trainer trainer) {
-      Optimizer optimizer = DjlInternals.optimizer(trainer);
-      TrainerState s = new TrainerState(new HashMap<>(DjlInternals.updateCounts(optimizer)));
+      Optimizer optimizer = DjlTrainers.optimizer(trainer);
+      TrainerState s = new TrainerState(new HashMap<>(DjlOptimizers.updateCounts(optimizer)));
       for (Parameter p : root.getParameters().values()) {
         if (p.isInitialized()) {
           s.values.put(p, p.getArray().toFloatArray());
@@ -211,10 +212,10 @@ final class LiveTraining {
       }
       assertEquals(
           ids,
-          new TreeSet<>(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet()),
+          new TreeSet<>(DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).keySet()),
           "the store holds exactly the model's parameters");
       Map<String, float[]> now = ExactnessOracle.optimizerStateValues(trainer);
-      Map<String, Integer> countsNow = DjlInternals.updateCounts(DjlInternals.optimizer(trainer));
+      Map<String, Integer> countsNow = DjlOptimizers.updateCounts(DjlTrainers.optimizer(trainer));
       Set<String> old = new HashSet<>();
       values.keySet().forEach(p -> old.add(p.getId()));
       for (String key : now.keySet()) {

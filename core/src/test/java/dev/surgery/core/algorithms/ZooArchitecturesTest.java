@@ -1098,8 +1098,8 @@ class ZooArchitecturesTest {
   static Map<String, float[]> optimizerStates(Trainer trainer) {
     Map<String, float[]> out = new LinkedHashMap<>();
     Map<String, Map<String, Map<ai.djl.Device, NDArray>>> states =
-        dev.surgery.core.internal.DjlInternals.optimizerStates(
-            dev.surgery.core.internal.DjlInternals.optimizer(trainer));
+        dev.surgery.core.internal.DjlOptimizers.optimizerStates(
+            dev.surgery.core.internal.DjlTrainers.optimizer(trainer));
     for (Map.Entry<String, Map<String, Map<ai.djl.Device, NDArray>>> state : states.entrySet()) {
       for (Map.Entry<String, Map<ai.djl.Device, NDArray>> perParameter :
           state.getValue().entrySet()) {

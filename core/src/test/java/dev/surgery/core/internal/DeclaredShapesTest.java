@@ -25,7 +25,7 @@ import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@link DjlInternals#declaredShapes} against DJL itself: the shapes a block's own initialization
+ * {@link DjlShapes#declaredShapes} against DJL itself: the shapes a block's own initialization
  * gives its parameters, read before any array exists; and a block asked leaves with every field,
  * array and shape it had.
  */
@@ -45,7 +45,7 @@ class DeclaredShapesTest {
     AbstractBaseBlock asked = build.get();
     List<Shape> shapesBefore = new ArrayList<>();
     asked.getDirectParameters().values().forEach(p -> shapesBefore.add(p.getShape()));
-    Map<Parameter, Shape> declared = DjlInternals.declaredShapes(asked, new Shape[] {input});
+    Map<Parameter, Shape> declared = DjlShapes.declaredShapes(asked, new Shape[] {input});
     try (NDManager manager = NDManager.newBaseManager()) {
       AbstractBaseBlock twin = build.get();
       twin.initialize(manager, DataType.FLOAT32, input);
@@ -59,7 +59,7 @@ class DeclaredShapesTest {
             asked.getClass().getSimpleName() + "." + own.get(i).getName() + " for " + input);
         assertEquals(shapesBefore.get(i), own.get(i).getShape(), "its shape as it was");
       }
-      assertEquals(null, DjlInternals.recordedInputShapes(asked), "no input shapes left behind");
+      assertEquals(null, DjlShapes.recordedInputShapes(asked), "no input shapes left behind");
     }
   }
 
@@ -114,9 +114,9 @@ class DeclaredShapesTest {
   }
 
   /**
-   * {@link DjlInternals#declaresShape}, the shape-free answer a surgery asks first, against DJL's
-   * own initialization: true for the shape DJL gives each parameter of its convolutions and linear
-   * layers, false for any other; no answer for blocks only {@link DjlInternals#declaredShapes} can
+   * {@link DjlShapes#declaresShape}, the shape-free answer a surgery asks first, against DJL's own
+   * initialization: true for the shape DJL gives each parameter of its convolutions and linear
+   * layers, false for any other; no answer for blocks only {@link DjlShapes#declaredShapes} can
    * shape (a subclass with a parameter of its own, other layers), which then decides.
    */
   @Test
@@ -133,17 +133,17 @@ class DeclaredShapesTest {
           Shape right = djl.get(i).getArray().getShape();
           String what = asked.getClass().getSimpleName() + "." + own.get(i).getName();
           assertEquals(
-              Boolean.TRUE, DjlInternals.declaresShape(asked, input, own.get(i), right), what);
+              Boolean.TRUE, DjlShapes.declaresShape(asked, input, own.get(i), right), what);
           long[] bigger = right.getShape().clone();
           bigger[bigger.length - 1]++;
           assertEquals(
               Boolean.FALSE,
-              DjlInternals.declaresShape(asked, input, own.get(i), new Shape(bigger)),
+              DjlShapes.declaresShape(asked, input, own.get(i), new Shape(bigger)),
               what + " against " + new Shape(bigger));
           Shape longer = right.addAll(new Shape(1));
           assertEquals(
               Boolean.FALSE,
-              DjlInternals.declaresShape(asked, input, own.get(i), longer),
+              DjlShapes.declaresShape(asked, input, own.get(i), longer),
               what + " against " + longer);
         }
       }
@@ -155,7 +155,7 @@ class DeclaredShapesTest {
       for (Parameter p : other.getDirectParameters().values()) {
         assertEquals(
             null,
-            DjlInternals.declaresShape(other, image, p, new Shape(8, 4, 3, 3)),
+            DjlShapes.declaresShape(other, image, p, new Shape(8, 4, 3, 3)),
             other.getClass().getSimpleName() + "." + p.getName());
       }
     }
@@ -180,7 +180,7 @@ class DeclaredShapesTest {
     for (Shape input : List.of(new Shape(2, 8, 9), new Shape(2, 8, 9, 9, 9))) {
       assertThrows(
           RuntimeException.class,
-          () -> DjlInternals.declaredShapes(conv3x3(), new Shape[] {input}),
+          () -> DjlShapes.declaredShapes(conv3x3(), new Shape[] {input}),
           input.toString());
     }
   }
@@ -214,7 +214,7 @@ class DeclaredShapesTest {
           shapes.add(p.getShape());
         }
         Map<Parameter, Shape> declared =
-            DjlInternals.declaredShapes(block, new Shape[] {asked.get(b)});
+            DjlShapes.declaredShapes(block, new Shape[] {asked.get(b)});
         assertTrue(!declared.isEmpty(), block.getClass().getSimpleName());
         for (int i = 0; i < fields.size(); i++) {
           Object now = fields.get(i).get(block);

@@ -188,10 +188,10 @@ class DjlInternalsTest {
   void optimizerStateMapsAreFoundByType() {
     assertEquals(
         java.util.Set.of("Adam.means", "Adam.variances"),
-        DjlInternals.optimizerStates(Optimizer.adam().build()).keySet());
+        DjlOptimizers.optimizerStates(Optimizer.adam().build()).keySet());
     assertEquals(
         java.util.Set.of("Sgd.momentumStates"),
-        DjlInternals.optimizerStates(
+        DjlOptimizers.optimizerStates(
                 Optimizer.sgd()
                     .setLearningRateTracker(ai.djl.training.tracker.Tracker.fixed(0.1f))
                     .build())
@@ -214,16 +214,16 @@ class DjlInternalsTest {
     blocks.put(() -> new ParallelBlock(list -> list.get(0)), true);
     blocks.put(() -> Linear.builder().setUnits(2).build(), false);
     // Saves its encoder and decoder itself (a reviewer): its metadata is not its shapes.
-    assertFalse(DjlInternals.savesInputShapesFirst(EncoderDecoder.class));
-    assertTrue(DjlInternals.describesInputItself(EncoderDecoder.class));
-    assertTrue(DjlInternals.describesInputItself(Linear.class));
-    assertFalse(DjlInternals.describesInputItself(SequentialBlock.class));
-    assertFalse(DjlInternals.describesInputItself(Conv2d.class));
+    assertFalse(DjlBlocks.savesInputShapesFirst(EncoderDecoder.class));
+    assertTrue(DjlBlocks.describesInputItself(EncoderDecoder.class));
+    assertTrue(DjlBlocks.describesInputItself(Linear.class));
+    assertFalse(DjlBlocks.describesInputItself(SequentialBlock.class));
+    assertFalse(DjlBlocks.describesInputItself(Conv2d.class));
     try (NDManager manager = NDManager.newBaseManager()) {
       for (Map.Entry<Supplier<Block>, Boolean> e : blocks.entrySet()) {
         Block block = e.getKey().get();
         String name = block.getClass().getSimpleName();
-        assertEquals(e.getValue(), DjlInternals.savesInputShapesFirst(block.getClass()), name);
+        assertEquals(e.getValue(), DjlBlocks.savesInputShapesFirst(block.getClass()), name);
         if (!e.getValue()) {
           continue;
         }
@@ -253,11 +253,11 @@ class DjlInternalsTest {
             .optScale(true)
             .build();
     assertEquals(
-        new DjlInternals.BatchNormSettings(3, 1e-3f, 0.75f, false, true),
-        DjlInternals.batchNormSettings(bn));
+        new DjlBlocks.BatchNormSettings(3, 1e-3f, 0.75f, false, true),
+        DjlBlocks.batchNormSettings(bn));
     assertEquals(
-        new DjlInternals.BatchNormSettings(1, 1e-5f, 0.25f, true, false),
-        DjlInternals.batchNormSettings(
+        new DjlBlocks.BatchNormSettings(1, 1e-5f, 0.25f, true, false),
+        DjlBlocks.batchNormSettings(
             BatchNorm.builder()
                 .optAxis(1)
                 .optEpsilon(1e-5f)
@@ -265,8 +265,8 @@ class DjlInternalsTest {
                 .optCenter(true)
                 .optScale(false)
                 .build()));
-    assertEquals(0.3f, DjlInternals.dropoutRate(Dropout.builder().optRate(0.3f).build()));
-    assertEquals(7L, DjlInternals.linearUnits(Linear.builder().setUnits(7).build()));
+    assertEquals(0.3f, DjlBlocks.dropoutRate(Dropout.builder().optRate(0.3f).build()));
+    assertEquals(7L, DjlBlocks.linearUnits(Linear.builder().setUnits(7).build()));
   }
 
   /**
@@ -293,21 +293,21 @@ class DjlInternalsTest {
               new DefaultTrainingConfig(Loss.l2Loss())
                   .optOptimizer(sgd)
                   .addTrainingListeners(listener))) {
-        assertFalse(DjlInternals.hasRegisteredParameters(trainer), "registered by initialize");
+        assertFalse(DjlTrainers.hasRegisteredParameters(trainer), "registered by initialize");
         trainer.initialize(new Shape(2, 3));
-        assertTrue(java.util.Arrays.equals(trainer.getDevices(), DjlInternals.devices(trainer)));
-        assertSame(sgd, DjlInternals.optimizer(trainer));
-        ParameterStore store = DjlInternals.parameterStore(trainer);
-        assertTrue(DjlInternals.hasRegisteredParameters(trainer));
-        Map<String, Object> entries = DjlInternals.storeEntries(store);
+        assertTrue(java.util.Arrays.equals(trainer.getDevices(), DjlTrainers.devices(trainer)));
+        assertSame(sgd, DjlTrainers.optimizer(trainer));
+        ParameterStore store = DjlTrainers.parameterStore(trainer);
+        assertTrue(DjlTrainers.hasRegisteredParameters(trainer));
+        Map<String, Object> entries = DjlTrainers.storeEntries(store);
         List<String> ids = new ArrayList<>();
         for (Parameter p : model.getBlock().getParameters().values()) {
           ids.add(p.getId());
           Object entry = entries.get(p.getId());
-          assertSame(p, DjlInternals.entryParameter(entry), p.getName());
+          assertSame(p, DjlTrainers.entryParameter(entry), p.getName());
           assertSame(
               store.getValue(p, trainer.getDevices()[0], true),
-              DjlInternals.mirrors(entry).get(0),
+              DjlTrainers.mirrors(entry).get(0),
               p.getName());
         }
         assertEquals(new java.util.TreeSet<>(ids), new java.util.TreeSet<>(entries.keySet()));
@@ -320,10 +320,10 @@ class DjlInternalsTest {
         }
         Map<String, Integer> twice = new LinkedHashMap<>();
         ids.forEach(id -> twice.put(id, 2));
-        assertEquals(twice, DjlInternals.updateCounts(sgd));
-        assertEquals(2, DjlInternals.globalUpdateCount(sgd));
+        assertEquals(twice, DjlOptimizers.updateCounts(sgd));
+        assertEquals(2, DjlOptimizers.globalUpdateCount(sgd));
 
-        List<TrainingListener> live = DjlInternals.listeners(trainer);
+        List<TrainingListener> live = DjlTrainers.listeners(trainer);
         assertTrue(live.stream().anyMatch(l -> l == listener), live.toString());
         TrainingListener replacement =
             new TrainingListenerAdapter() {
@@ -332,7 +332,7 @@ class DjlInternalsTest {
                 heard.add("replacement");
               }
             };
-        DjlInternals.setListeners(trainer, List.of(replacement));
+        DjlTrainers.setListeners(trainer, List.of(replacement));
         trainer.notifyListeners(l -> l.onEpoch(trainer));
         assertEquals(List.of("replacement"), heard);
       }
@@ -356,19 +356,19 @@ class DjlInternalsTest {
             LayerNorm.class,
             Dropout.class,
             EncoderDecoder.class)) {
-      assertFalse(DjlInternals.listsChildrenItself(djl), djl.getName());
-      assertFalse(DjlInternals.listsParametersItself(djl), djl.getName());
+      assertFalse(DjlBlocks.listsChildrenItself(djl), djl.getName());
+      assertFalse(DjlBlocks.listsParametersItself(djl), djl.getName());
     }
-    assertTrue(DjlInternals.listsChildrenItself(OwnChildren.class));
-    assertFalse(DjlInternals.listsParametersItself(OwnChildren.class));
-    assertTrue(DjlInternals.listsChildrenItself(BelowOwnChildren.class), "inherited override");
-    assertFalse(DjlInternals.listsChildrenItself(OwnParameters.class));
-    assertTrue(DjlInternals.listsParametersItself(OwnParameters.class));
+    assertTrue(DjlBlocks.listsChildrenItself(OwnChildren.class));
+    assertFalse(DjlBlocks.listsParametersItself(OwnChildren.class));
+    assertTrue(DjlBlocks.listsChildrenItself(BelowOwnChildren.class), "inherited override");
+    assertFalse(DjlBlocks.listsChildrenItself(OwnParameters.class));
+    assertTrue(DjlBlocks.listsParametersItself(OwnParameters.class));
     SequentialBlock plain = new SequentialBlock().add(Linear.builder().setUnits(1).build());
-    assertSame(DjlInternals.registeredChildren(plain), DjlInternals.liveChildren(plain));
+    assertSame(DjlBlocks.registeredChildren(plain), DjlBlocks.liveChildren(plain));
     OwnChildren own = new OwnChildren();
-    assertEquals(null, DjlInternals.liveChildren(own), "its live list is not what DJL sees");
-    assertEquals(1, DjlInternals.registeredChildren(own).size());
+    assertEquals(null, DjlBlocks.liveChildren(own), "its live list is not what DJL sees");
+    assertEquals(1, DjlBlocks.registeredChildren(own).size());
   }
 
   /** Lists its children itself. */
@@ -406,18 +406,18 @@ class DjlInternalsTest {
     StateFields optimizer = new StateFields();
     assertEquals(
         java.util.Set.of("StateFields.plain", "StateFields.concurrent", "Sgd.momentumStates"),
-        DjlInternals.optimizerStates(optimizer).keySet());
-    assertSame(optimizer.plain, DjlInternals.optimizerStates(optimizer).get("StateFields.plain"));
-    DjlInternals.requireReadableState(optimizer);
+        DjlOptimizers.optimizerStates(optimizer).keySet());
+    assertSame(optimizer.plain, DjlOptimizers.optimizerStates(optimizer).get("StateFields.plain"));
+    DjlOptimizers.requireReadableState(optimizer);
     try (NDManager manager = NDManager.newBaseManager()) {
       optimizer.flat.put("w", manager.zeros(new Shape(1)));
       IllegalStateException e =
           assertThrows(
-              IllegalStateException.class, () -> DjlInternals.requireReadableState(optimizer));
+              IllegalStateException.class, () -> DjlOptimizers.requireReadableState(optimizer));
       assertTrue(e.getMessage().contains("field 'flat'"), e.getMessage());
       optimizer.flat.clear();
       optimizer.byIndex.put(0, manager.zeros(new Shape(1)));
-      DjlInternals.requireReadableState(optimizer); // not keyed by a parameter id
+      DjlOptimizers.requireReadableState(optimizer); // not keyed by a parameter id
     }
   }
 
@@ -450,19 +450,19 @@ class DjlInternalsTest {
     try (Model model = Model.newInstance("loaded")) {
       model.setBlock(Linear.builder().setUnits(2).build());
       Parameter weight = model.getBlock().getParameters().get("weight");
-      assertFalse(DjlInternals.unfreezesOnNewTrainer(model), "a fresh model was not loaded");
+      assertFalse(DjlTrainers.unfreezesOnNewTrainer(model), "a fresh model was not loaded");
       model.getBlock().freezeParameters(true);
       model.newTrainer(new DefaultTrainingConfig(Loss.l2Loss())).close();
       assertFalse(weight.requiresGradient(), "DJL left it frozen");
-      DjlInternals.restoreWasLoaded(model, true);
-      assertTrue(DjlInternals.unfreezesOnNewTrainer(model));
+      DjlTrainers.restoreWasLoaded(model, true);
+      assertTrue(DjlTrainers.unfreezesOnNewTrainer(model));
       model.newTrainer(new DefaultTrainingConfig(Loss.l2Loss())).close();
       assertTrue(weight.requiresGradient(), "DJL unfroze it");
-      DjlInternals.restoreWasLoaded(model, false);
-      assertFalse(DjlInternals.unfreezesOnNewTrainer(model));
-      DjlInternals.restoreWasLoaded(model, true);
+      DjlTrainers.restoreWasLoaded(model, false);
+      assertFalse(DjlTrainers.unfreezesOnNewTrainer(model));
+      DjlTrainers.restoreWasLoaded(model, true);
       model.setBlock(model.getBlock());
-      assertFalse(DjlInternals.unfreezesOnNewTrainer(model), "DJL's setBlock clears it");
+      assertFalse(DjlTrainers.unfreezesOnNewTrainer(model), "DJL's setBlock clears it");
     }
   }
 

@@ -72,13 +72,13 @@ class KeptIdTrackerTest {
   void anOptimizerWithATrackerThatIgnoresIdsIsLeftAlone() throws ReflectiveOperationException {
     Tracker fixed = Tracker.fixed(0.01f);
     Optimizer adam = Adam.builder().optLearningRateTracker(fixed).build();
-    assertNull(DjlInternals.keptIdTracker(adam, true), "no stand-in for a schedule without ids");
+    assertNull(DjlOptimizers.keptIdTracker(adam, true), "no stand-in for a schedule without ids");
     assertSame(fixed, trackerOf(adam), "the user's tracker is still the optimizer's");
 
     ParameterTracker perVar =
         FixedPerVarTracker.builder().setDefaultValue(0.01f).putAll(Map.of("a", 0.5f)).build();
     Optimizer perVarAdam = Adam.builder().optLearningRateTracker(perVar).build();
-    KeptIdTracker kept = DjlInternals.keptIdTracker(perVarAdam, true);
+    KeptIdTracker kept = DjlOptimizers.keptIdTracker(perVarAdam, true);
     assertSame(perVar, kept.getTracker());
     assertSame(kept, trackerOf(perVarAdam));
   }

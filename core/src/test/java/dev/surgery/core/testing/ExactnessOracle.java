@@ -18,7 +18,8 @@ import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.optimizer.Optimizer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -288,12 +289,12 @@ public final class ExactnessOracle implements AutoCloseable {
       Trainer subjectTrainer,
       String when) {
     assertEquals(control.size(), subject.size(), "parameters " + when);
-    Optimizer subjectOptimizer = DjlInternals.optimizer(subjectTrainer);
-    Optimizer controlOptimizer = DjlInternals.optimizer(controlTrainer);
+    Optimizer subjectOptimizer = DjlTrainers.optimizer(subjectTrainer);
+    Optimizer controlOptimizer = DjlTrainers.optimizer(controlTrainer);
     Map<String, Map<String, Map<Device, NDArray>>> subjectStates =
-        DjlInternals.optimizerStates(subjectOptimizer);
+        DjlOptimizers.optimizerStates(subjectOptimizer);
     Map<String, Map<String, Map<Device, NDArray>>> controlStates =
-        DjlInternals.optimizerStates(controlOptimizer);
+        DjlOptimizers.optimizerStates(controlOptimizer);
     for (int i = 0; i < subject.size(); i++) {
       Parameter s = subject.get(i);
       Parameter c = control.get(i);
@@ -313,8 +314,8 @@ public final class ExactnessOracle implements AutoCloseable {
         }
       }
       assertEquals(
-          DjlInternals.updateCounts(controlOptimizer).get(c.getId()),
-          DjlInternals.updateCounts(subjectOptimizer).get(s.getId()),
+          DjlOptimizers.updateCounts(controlOptimizer).get(c.getId()),
+          DjlOptimizers.updateCounts(subjectOptimizer).get(s.getId()),
           "update count, " + where);
     }
   }
@@ -329,15 +330,15 @@ public final class ExactnessOracle implements AutoCloseable {
       live.add(p.getId());
     }
     Map<String, Object> entries =
-        DjlInternals.storeEntries(DjlInternals.parameterStore(subjectTrainer));
+        DjlTrainers.storeEntries(DjlTrainers.parameterStore(subjectTrainer));
     assertEquals(new java.util.TreeSet<>(live), new java.util.TreeSet<>(entries.keySet()), "store");
-    Optimizer optimizer = DjlInternals.optimizer(subjectTrainer);
-    DjlInternals.optimizerStates(optimizer)
+    Optimizer optimizer = DjlTrainers.optimizer(subjectTrainer);
+    DjlOptimizers.optimizerStates(optimizer)
         .forEach(
             (field, state) ->
                 assertTrue(live.containsAll(state.keySet()), field + " holds a dead parameter"));
     assertTrue(
-        live.containsAll(DjlInternals.updateCounts(optimizer).keySet()),
+        live.containsAll(DjlOptimizers.updateCounts(optimizer).keySet()),
         "update counts of dead parameters");
   }
 
@@ -347,13 +348,13 @@ public final class ExactnessOracle implements AutoCloseable {
    * @param ids parameter ids
    */
   public void assertForgotten(List<String> ids) {
-    Optimizer optimizer = DjlInternals.optimizer(subjectTrainer);
+    Optimizer optimizer = DjlTrainers.optimizer(subjectTrainer);
     for (String id : ids) {
       assertFalse(
-          DjlInternals.storeEntries(DjlInternals.parameterStore(subjectTrainer)).containsKey(id));
-      DjlInternals.optimizerStates(optimizer)
+          DjlTrainers.storeEntries(DjlTrainers.parameterStore(subjectTrainer)).containsKey(id));
+      DjlOptimizers.optimizerStates(optimizer)
           .forEach((field, state) -> assertFalse(state.containsKey(id), field + " of " + id));
-      assertFalse(DjlInternals.updateCounts(optimizer).containsKey(id), "count of " + id);
+      assertFalse(DjlOptimizers.updateCounts(optimizer).containsKey(id), "count of " + id);
     }
   }
 
@@ -467,7 +468,7 @@ public final class ExactnessOracle implements AutoCloseable {
    */
   public static Map<String, float[]> optimizerStateValues(Trainer trainer) {
     Map<String, float[]> values = new LinkedHashMap<>();
-    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
+    DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer))
         .forEach(
             (name, state) ->
                 state.forEach(

@@ -6,7 +6,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.Set;
@@ -75,10 +76,10 @@ public final class OpenArrays {
     for (Parameter p : root.getParameters().values()) {
       arrays.add(p.getArray());
     }
-    for (Object entry : DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).values()) {
-      arrays.addAll(DjlInternals.mirrors(entry));
+    for (Object entry : DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).values()) {
+      arrays.addAll(DjlTrainers.mirrors(entry));
     }
-    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
+    DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer))
         .values()
         .forEach(state -> state.values().forEach(perDevice -> arrays.addAll(perDevice.values())));
     return arrays;

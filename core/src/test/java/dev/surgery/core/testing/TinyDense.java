@@ -9,7 +9,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlShapes;
 
 /**
  * A dense layer ({@code x W^T + b}) whose parameters can be fresh, adopted, copied or rewrapped (or
@@ -37,7 +37,7 @@ public final class TinyDense extends AbstractBlock {
     this.units = from.units;
     this.weight = addParameter(weight);
     this.bias = addParameter(bias);
-    DjlInternals.setRecordedInputShapes(this, DjlInternals.recordedInputShapes(from));
+    DjlShapes.setRecordedInputShapes(this, DjlShapes.recordedInputShapes(from));
   }
 
   /**

@@ -25,7 +25,8 @@ import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.SqueezeExcite;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.internal.DjlInternals;
+import dev.surgery.core.internal.DjlOptimizers;
+import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.samples.models.SmallCnn;
 import java.io.IOException;
 import java.io.InputStream;
@@ -398,12 +399,12 @@ public final class GpuCheck {
    */
   private static Map<Parameter, float[]> storeValues(
       Trainer trainer, Block root, Device[] devices) {
-    Map<String, Object> entries = DjlInternals.storeEntries(DjlInternals.parameterStore(trainer));
+    Map<String, Object> entries = DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer));
     Map<Parameter, float[]> values = new IdentityHashMap<>();
     for (Parameter p : parameters(root)) {
       Object entry = entries.get(p.getId());
       check(entry != null, p.getName() + " (" + p.getId() + ") is not in the trainer's store");
-      List<NDArray> mirrors = DjlInternals.mirrors(entry);
+      List<NDArray> mirrors = DjlTrainers.mirrors(entry);
       check(mirrors.size() == devices.length, p.getName() + ": " + mirrors.size() + " copies");
       for (int i = 0; i < devices.length; i++) {
         check(
@@ -422,10 +423,10 @@ public final class GpuCheck {
       live.add(p.getId());
     }
     Set<String> stored =
-        new TreeSet<>(DjlInternals.storeEntries(DjlInternals.parameterStore(trainer)).keySet());
+        new TreeSet<>(DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer)).keySet());
     check(live.equals(stored), "store ids " + stored + " differ from the model's " + live);
     List<Device> allowed = Arrays.asList(devices);
-    DjlInternals.optimizerStates(DjlInternals.optimizer(trainer))
+    DjlOptimizers.optimizerStates(DjlTrainers.optimizer(trainer))
         .forEach(
             (field, state) ->
                 state.forEach(
