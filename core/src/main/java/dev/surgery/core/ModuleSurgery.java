@@ -1,6 +1,5 @@
 package dev.surgery.core;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
@@ -19,7 +18,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.function.BiConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -482,266 +480,7 @@ public final class ModuleSurgery {
     requireArgument(oldParams, "oldParams");
     requireArgument(newParams, "newParams");
     Collection<Trainer> trainers = eachOnce(optimizers, "optimizers");
-    SurgeryLock.holding(
-        () -> replaceParamsInOptimizerHoldingTheLock(oldParams, newParams, trainers));
-  }
-
-  /** {@link #replaceParamsInOptimizer}, with {@link SurgeryLock} held. */
-  private static void replaceParamsInOptimizerHoldingTheLock(
-      List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
-    if (oldParams.size() != newParams.size()) {
-      throw new IllegalArgumentException(
-          "oldParams and newParams differ in length: "
-              + oldParams.size()
-              + " vs "
-              + newParams.size());
-    }
-    if (optimizers == null || optimizers.isEmpty()) {
-      logger().info("replaceParamsInOptimizer: no trainer given, nothing to update");
-      return;
-    }
-    checkNewParams(oldParams, newParams, optimizers);
-    for (int i = 0; i < oldParams.size(); i++) {
-      Parameter from = oldParams.get(i);
-      Parameter to = newParams.get(i);
-      if (from != to && (!to.isInitialized() || to.getArray().isReleased())) {
-        throw new IllegalArgumentException(
-            "newParams["
-                + i
-                + "] "
-                + describe(to)
-                + (to.isInitialized() ? " has a freed array" : " has no array")
-                + ": a trainer can neither register nor update it; nothing was changed");
-      }
-      if (from != to && from.isInitialized() && shapeOf(from) == null) {
-        throw new IllegalArgumentException(
-            atPosition(from, i)
-                + " has no known shape: its array was freed (by a surgery run without the trainer)"
-                + " and it declares none, so its optimizer state cannot be matched to the new"
-                + " parameter; swap it before that surgery, or give that surgery the trainer");
-      }
-    }
-    // Where the trainers holding an old parameter train different models (a block shared between
-    // models), the model that keeps the old block keeps its trainer's entry: moved, it would be
-    // registered again, fresh, at that model's next forward, and its array updated twice per step.
-    // Which model keeps it shows only once the other uses the new parameter; the models are walked
-    // only then, so a call per block on one model costs no walk.
-    Map<Block, Set<Parameter>> inModels = new IdentityHashMap<>();
-    List<String> keptByAll = new ArrayList<>();
-    Journal journal = new Journal();
-    TrainerSurgery surgery = new TrainerSurgery(journal, Faults.NONE);
-    // Restarts run once every pair has moved: a restart keeps the pending gradient of an array that
-    // another trainable parameter of the store wraps, and an old parameter that a later pair moves
-    // out does not train it any more.
-    List<Map.Entry<Trainer, Parameter>> restartsDue = new ArrayList<>();
-    try {
-      for (int i = 0; i < oldParams.size(); i++) {
-        Parameter from = oldParams.get(i);
-        Parameter to = newParams.get(i);
-        if (from == to) {
-          continue;
-        }
-        List<Trainer> holders = new ArrayList<>();
-        for (Trainer t : optimizers) {
-          if (TrainerSurgery.holds(t, from)) {
-            holders.add(t);
-          }
-        }
-        if (holders.isEmpty()) {
-          throw new IllegalStateException(
-              atPosition(from, i) + " is not held by any given trainer");
-        }
-        Set<Trainer> keeping = keepingTrainers(i, from, to, holders, optimizers, inModels);
-        if (keeping.size() == holders.size()) {
-          keptByAll.add(atPosition(from, i));
-        }
-        for (Trainer t : holders) {
-          if (keeping.contains(t)) {
-            continue;
-          }
-          // What was frozen never trained under this optimizer: the parameter that takes its place
-          // and trains starts fresh, as unfreezeParameters and a surgery with the trainer make it.
-          boolean restarts = !from.requiresGradient() && to.requiresGradient();
-          if (from.isInitialized() && to.isInitialized() && from.getArray() == to.getArray()) {
-            surgery.rekey(t, from, to); // the same array: its device copies and state carry on
-          } else {
-            Shape fromShape = shapeOf(from);
-            boolean sameShape = fromShape != null && fromShape.equals(shapeOf(to));
-            surgery.add(t, to, !sameShape, null);
-            if (sameShape) {
-              surgery.moveState(t, from, to);
-            } else {
-              surgery.keepRate(t, from, to); // its place, as in Composer's parameter group
-            }
-            surgery.remove(t, from);
-          }
-          if (restarts) {
-            restartsDue.add(Map.entry(t, to));
-          }
-        }
-      }
-      for (Map.Entry<Trainer, Parameter> r : restartsDue) {
-        surgery.restartTraining(r.getKey(), r.getValue());
-      }
-      journal.commit();
-    } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
-      journal.rollback(e);
-      throw e;
-    }
-    if (!keptByAll.isEmpty()) {
-      logger()
-          .warn(
-              "replaceParamsInOptimizer: {} old parameter(s) were moved by no trainer ({}{}): the"
-                  + " trainers that hold one train several models, none of them using the new one"
-                  + " in place of the old; a trainer's new parameter is registered fresh at its"
-                  + " model's next forward",
-              keptByAll.size(),
-              String.join(", ", keptByAll.subList(0, Math.min(3, keptByAll.size()))),
-              keptByAll.size() > 3 ? ", ..." : "");
-    }
-  }
-
-  /**
-   * The holders of an old parameter that keep it: where they train two or more models, those whose
-   * model does not use the new one, once a given trainer's model uses it, and before that those
-   * whose model uses neither. A model that uses neither had the block replaced by another new block
-   * (each model swapped to a block of its own), whose own move is still to come: its trainer taking
-   * this new parameter would update it at its own steps, and have nothing left for that move. Where
-   * no model uses the new one and several use the old one, which will keep the old block cannot be
-   * told: refused.
-   */
-  private static Set<Trainer> keepingTrainers(
-      int i,
-      Parameter from,
-      Parameter to,
-      List<Trainer> holders,
-      Collection<Trainer> optimizers,
-      Map<Block, Set<Parameter>> inModels) {
-    Set<Block> models = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Trainer t : holders) {
-      models.add(rootOf(t));
-    }
-    if (models.size() < 2) {
-      return Set.of(); // one model (or trainers of one): the program swaps the block in it
-    }
-    boolean placed = false;
-    for (Trainer t : optimizers) {
-      placed |= parametersOf(rootOf(t), inModels).contains(to);
-    }
-    Set<Trainer> keeping = Collections.newSetFromMap(new IdentityHashMap<>());
-    // Models, not trainers: two trainers of one model (a training one and an evaluator) using the
-    // old parameter are one model about to be swapped.
-    Set<Block> usingOld = Collections.newSetFromMap(new IdentityHashMap<>());
-    for (Trainer t : holders) {
-      Set<Parameter> inModel = parametersOf(rootOf(t), inModels);
-      boolean usesOld = inModel.contains(from);
-      if (usesOld) {
-        usingOld.add(rootOf(t));
-      }
-      // Placed: a model without the new parameter keeps the old one. Not yet: a model using the old
-      // one is about to be swapped (it moves), and one using neither keeps it for its own move.
-      if (placed ? !inModel.contains(to) : !usesOld) {
-        keeping.add(t);
-      }
-    }
-    if (!placed && usingOld.size() > 1) {
-      throw new IllegalArgumentException(
-          atPosition(from, i)
-              + " is used by "
-              + usingOld.size()
-              + " models of the given trainers (a block shared between models), and none uses its"
-              + " replacement yet: swap the block in the model that changes first, then move the"
-              + " parameters, so that the trainers of the models keeping the block keep it; nothing"
-              + " was changed");
-    }
-    return keeping;
-  }
-
-  /** A trainer's model's root block; null without one. */
-  private static Block rootOf(Trainer trainer) {
-    return trainer.getModel() == null ? null : trainer.getModel().getBlock();
-  }
-
-  /** The parameters a model's tree reaches (fields included), walked once per call. */
-  private static Set<Parameter> parametersOf(Block root, Map<Block, Set<Parameter>> walked) {
-    if (root == null) {
-      return Set.of();
-    }
-    return walked.computeIfAbsent(root, BlockTrees::parametersOf);
-  }
-
-  /**
-   * Refuses, before anything changes, the moves that would lose state: an old parameter listed
-   * twice unless kept in place at both positions, and new parameters that are null, listed twice,
-   * an old parameter at another position (a permutation: the pairs are moved one after the other)
-   * or held by a given trainer already (its own state would be overwritten, and the old parameter's
-   * store entry dropped).
-   */
-  private static void checkNewParams(
-      List<Parameter> oldParams, List<Parameter> newParams, Collection<Trainer> optimizers) {
-    Map<Parameter, Integer> oldAt = new IdentityHashMap<>();
-    for (int i = 0; i < oldParams.size(); i++) {
-      Parameter from = oldParams.get(i);
-      if (from == null) {
-        throw new IllegalArgumentException("oldParams[" + i + "] is null");
-      }
-      Integer earlier = oldAt.putIfAbsent(from, i);
-      // Listed again, it must be kept in place at every position: one kept at one position and
-      // moved at another would stay in the model having lost its entry and state to the new one.
-      if (earlier != null && (from != newParams.get(i) || from != newParams.get(earlier))) {
-        throw new IllegalArgumentException(
-            describe(from)
-                + " is listed twice in oldParams, at "
-                + earlier
-                + " and "
-                + i
-                + ", and moved at "
-                + (from != newParams.get(earlier) && from != newParams.get(i) ? "both" : "one")
-                + ": a parameter cannot both stay and move, nor move twice; nothing was changed");
-      }
-    }
-    Map<Parameter, Integer> newAt = new IdentityHashMap<>();
-    for (int i = 0; i < newParams.size(); i++) {
-      Parameter to = newParams.get(i);
-      if (to == null) {
-        throw new IllegalArgumentException("newParams[" + i + "] is null");
-      }
-      if (to == oldParams.get(i)) {
-        continue; // kept in place: nothing moves
-      }
-      Integer earlier = newAt.putIfAbsent(to, i);
-      if (earlier != null) {
-        throw new IllegalArgumentException(
-            describe(to) + " is listed twice in newParams, at " + earlier + " and " + i);
-      }
-      Integer old = oldAt.get(to);
-      if (old != null) {
-        throw new IllegalArgumentException(
-            "newParams["
-                + i
-                + "] "
-                + describe(to)
-                + " is oldParams["
-                + old
-                + "]: pairs are moved one after the other, so a permutation would lose state;"
-                + " give new Parameter objects");
-      }
-      for (Trainer t : optimizers) {
-        if (TrainerSurgery.holds(t, to)) {
-          throw new IllegalArgumentException(
-              "newParams["
-                  + i
-                  + "] "
-                  + describe(to)
-                  + " is held by a given trainer already: its own optimizer state would be"
-                  + " overwritten");
-        }
-      }
-    }
-  }
-
-  private static String describe(Parameter p) {
-    return "'" + p.getName() + "' (" + p.getId() + ")";
+    SurgeryLock.holding(() -> ParameterMoves.replace(oldParams, newParams, trainers));
   }
 
   /** Whether any parameter of the tree has an array: the first one found ends the walk. */
@@ -780,27 +519,7 @@ public final class ModuleSurgery {
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
     requireArgument(parameters, "parameters");
     requireNoNullTrainer(optimizers, "optimizers");
-    SurgeryLock.holding(() -> freezeParametersHoldingTheLock(parameters, optimizers));
-  }
-
-  /** {@link #freezeParameters}, with {@link SurgeryLock} held. */
-  private static void freezeParametersHoldingTheLock(
-      Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
-    List<Parameter> all = withLiveArrays(parameters, "freeze", "frozen");
-    allOrNothing(
-        (journal, surgery) -> {
-          for (Parameter p : all) {
-            if (p.requiresGradient()) {
-              journal.onRollback(freezeUndone(p));
-              p.freeze(true);
-            }
-            if (optimizers != null) {
-              for (Trainer t : optimizers) {
-                surgery.dropState(t, p);
-              }
-            }
-          }
-        });
+    SurgeryLock.holding(() -> ParameterFreezes.freeze(parameters, optimizers));
   }
 
   /**
@@ -817,18 +536,7 @@ public final class ModuleSurgery {
       List<Parameter> parameters, Collection<Trainer> optimizers) {
     requireArgument(parameters, "parameters");
     requireNoNullTrainer(optimizers, "optimizers");
-    return SurgeryLock.holding(() -> planFreezeHoldingTheLock(parameters, optimizers));
-  }
-
-  /** {@link #planFreeze}, with {@link SurgeryLock} held. */
-  private static List<SurgeryPlan.StateFate> planFreezeHoldingTheLock(
-      List<Parameter> parameters, Collection<Trainer> optimizers) {
-    List<Trainer> trainers = optimizers == null ? List.of() : List.copyOf(optimizers);
-    List<SurgeryPlan.StateFate> fates = new ArrayList<>(parameters.size());
-    for (Parameter p : parameters) {
-      fates.add(StateFates.frozen(p, trainers).state());
-    }
-    return fates;
+    return SurgeryLock.holding(() -> ParameterFreezes.planFreeze(parameters, optimizers));
   }
 
   /**
@@ -846,101 +554,7 @@ public final class ModuleSurgery {
       Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
     requireArgument(parameters, "parameters");
     requireNoNullTrainer(optimizers, "optimizers");
-    SurgeryLock.holding(() -> unfreezeParametersHoldingTheLock(parameters, optimizers));
-  }
-
-  /** {@link #unfreezeParameters}, with {@link SurgeryLock} held. */
-  private static void unfreezeParametersHoldingTheLock(
-      Iterable<Parameter> parameters, Collection<Trainer> optimizers) {
-    List<Parameter> all = withLiveArrays(parameters, "unfreeze", "unfrozen");
-    allOrNothing(
-        (journal, surgery) -> {
-          for (Parameter p : all) {
-            if (p.requiresGradient()) {
-              continue;
-            }
-            journal.onRollback(freezeUndone(p));
-            p.freeze(false);
-            if (optimizers != null) {
-              for (Trainer t : optimizers) {
-                if (TrainerSurgery.holds(t, p)) {
-                  surgery.restartTraining(t, p);
-                }
-              }
-            }
-          }
-        });
-  }
-
-  /**
-   * The undo of a {@code Parameter.freeze} about to be made: the flag as it is now, and whether its
-   * array takes gradients as it does now. DJL's freeze sets both alike, but they can differ before
-   * (a frozen wrapper built around arrays that train keeps taking gradients): undone by a freeze
-   * alone, such an array would stop taking them and its gathered gradient no longer be read.
-   */
-  private static Runnable freezeUndone(Parameter p) {
-    boolean frozen = !p.requiresGradient();
-    NDArray array = p.isInitialized() ? p.getArray() : null;
-    boolean takesGradients = array != null && array.hasGradient();
-    return () -> {
-      p.freeze(frozen);
-      if (array != null && array.hasGradient() != takesGradients) {
-        array.setRequiresGradient(takesGradients);
-      }
-    };
-  }
-
-  /**
-   * The parameters as a list (an Iterable may be one-shot), refused before anything changes when
-   * one's array was freed: DJL's freeze changes the flag, then fails on a freed array.
-   */
-  private static List<Parameter> withLiveArrays(
-      Iterable<Parameter> parameters, String verb, String participle) {
-    List<Parameter> all = new ArrayList<>();
-    parameters.forEach(all::add);
-    for (Parameter p : all) {
-      if (p.isInitialized() && p.getArray().isReleased()) {
-        throw new SurgeryException(
-            null,
-            "cannot "
-                + verb
-                + " parameter '"
-                + p.getName()
-                + "': its array was freed (was the Model or its NDManager closed?); nothing was "
-                + participle);
-      }
-    }
-    return all;
-  }
-
-  /** Runs trainer changes under one journal: committed when all succeed, else rolled back. */
-  private static void allOrNothing(BiConsumer<Journal, TrainerSurgery> changes) {
-    Journal journal = new Journal();
-    try {
-      changes.accept(journal, new TrainerSurgery(journal, Faults.NONE));
-      journal.commit();
-    } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
-      journal.rollback(e);
-      throw e;
-    }
-  }
-
-  /** Names a parameter of the old list by name, id and position, for a refusal. */
-  private static String atPosition(Parameter p, int i) {
-    return "parameter '" + p.getName() + "' (" + p.getId() + ") at position " + i;
-  }
-
-  /**
-   * The shape of a parameter: the one it declares, else its array's (a parameter built around an
-   * array declares none); null when neither is known. The declared one comes first: after a surgery
-   * without the trainer, the old parameters' arrays are freed, and a freed array cannot tell its
-   * shape.
-   */
-  private static Shape shapeOf(Parameter p) {
-    if (p.getShape() != null) {
-      return p.getShape();
-    }
-    return p.isInitialized() && !p.getArray().isReleased() ? p.getArray().getShape() : null;
+    SurgeryLock.holding(() -> ParameterFreezes.unfreeze(parameters, optimizers));
   }
 
   /**
@@ -977,100 +591,7 @@ public final class ModuleSurgery {
     requireArgument(oldParams, "oldParams");
     requireArgument(newParams, "newParams");
     Collection<Trainer> trainers = eachOnce(optimizers, "optimizers");
-    SurgeryLock.holding(
-        () -> updateParamsInOptimizerHoldingTheLock(oldParams, newParams, trainers));
-  }
-
-  /** {@link #updateParamsInOptimizer}, with {@link SurgeryLock} held. */
-  private static void updateParamsInOptimizerHoldingTheLock(
-      Iterable<Parameter> oldParams,
-      Iterable<Parameter> newParams,
-      Collection<Trainer> optimizers) {
-    Set<Parameter> before = new java.util.LinkedHashSet<>();
-    oldParams.forEach(before::add);
-    Set<Parameter> after = new java.util.LinkedHashSet<>();
-    newParams.forEach(after::add);
-    List<Parameter> removed = before.stream().filter(p -> !after.contains(p)).toList();
-    List<Parameter> added = after.stream().filter(p -> !before.contains(p)).toList();
-    if (removed.isEmpty() && added.isEmpty()) {
-      return;
-    }
-    if (optimizers == null || optimizers.isEmpty()) {
-      logger().info("updateParamsInOptimizer: no trainer given, nothing to update");
-      return;
-    }
-    for (Parameter p : added) {
-      if (p.isInitialized() && p.getArray().isReleased()) {
-        throw new IllegalStateException(
-            "added parameter "
-                + describe(p)
-                + " has a freed array: a trainer can neither register nor update it; nothing was"
-                + " changed");
-      }
-    }
-    List<String> stillInModels = heldByTheirModels(removed, optimizers);
-    Journal journal = new Journal();
-    try {
-      TrainerUpdate.apply(
-          removed, added, List.copyOf(optimizers), p -> null, journal, Faults.NONE, StillUsed.NONE);
-      journal.commit();
-    } catch (Throwable e) { // rethrown as it is, checked or not, after the rollback
-      journal.rollback(e);
-      if (e instanceof SurgeryException s) {
-        throw new IllegalStateException(s.getMessage(), s);
-      }
-      throw e;
-    }
-    if (!stillInModels.isEmpty()) {
-      logger()
-          .warn(
-              "updateParamsInOptimizer: {} parameter(s) removed from a trainer are still in its"
-                  + " model ({}{}): DJL registers them again at the next forward with fresh"
-                  + " optimizer state. Take them out of the model first (replaceModules does both),"
-                  + " or stop training them with freezeParameters",
-              stillInModels.size(),
-              String.join(", ", stillInModels.subList(0, Math.min(3, stillInModels.size()))),
-              stillInModels.size() > 3 ? ", ..." : "");
-    }
-  }
-
-  /**
-   * The parameters about to leave a trainer that holds them while its model still does, each once
-   * (named by its first block path): DJL registers such a parameter again at the next forward, with
-   * fresh optimizer state, so its training restarts where Composer's optimizer would stop updating
-   * it. Composer's semantics are kept (its own test removes the parameters of the model the
-   * optimizer trains), but said.
-   */
-  private static List<String> heldByTheirModels(
-      List<Parameter> removed, Collection<Trainer> trainers) {
-    if (removed.isEmpty()) {
-      return List.of();
-    }
-    // By parameter, not by name: one tied into two blocks is one, two models' namesakes are two.
-    Map<Parameter, String> held = new dev.surgery.core.internal.LinkedIdentityMap<>();
-    for (Trainer trainer : trainers) {
-      Block root = trainer == null ? null : trainer.getModel().getBlock();
-      if (root == null) {
-        continue;
-      }
-      Set<Parameter> leaving = Collections.newSetFromMap(new IdentityHashMap<>());
-      for (Parameter p : removed) {
-        if (TrainerSurgery.holds(trainer, p)) {
-          leaving.add(p);
-        }
-      }
-      if (leaving.isEmpty()) {
-        continue;
-      }
-      for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
-        for (Parameter p : BlockTrees.directParameters(e.getKey())) {
-          if (leaving.contains(p)) {
-            held.putIfAbsent(p, BlockPaths.display(e.getValue()) + "." + p.getName());
-          }
-        }
-      }
-    }
-    return List.copyOf(held.values());
+    SurgeryLock.holding(() -> ParameterMoves.update(oldParams, newParams, trainers));
   }
 
   /**
@@ -1136,7 +657,7 @@ public final class ModuleSurgery {
    * The class's logger, made when something is first logged: the agent builds the library's objects
    * before the program's {@code main}, which may still configure its logging.
    */
-  private static Logger logger() {
+  static Logger logger() {
     return LogHolder.LOGGER;
   }
 
