@@ -429,9 +429,9 @@ class SurgeryReportTest {
     assertTrue(page.contains("<td>skipped</td><td>injected failure</td>"), page);
     assertTrue(
         page.contains("<td>not run</td><td>training ended after 2 completed epochs</td>"), page);
-    assertTrue(SurgeryReportWriter.samePlace("08P/01S/01Conv2d", "08P/01S/01BlurConv2d"));
-    assertTrue(!SurgeryReportWriter.samePlace("08P/01S/01Conv2d", "08P/01S/02Conv2d"));
-    assertTrue(!SurgeryReportWriter.samePlace("head", "tail"));
+    assertTrue(ReportPage.samePlace("08P/01S/01Conv2d", "08P/01S/01BlurConv2d"));
+    assertTrue(!ReportPage.samePlace("08P/01S/01Conv2d", "08P/01S/02Conv2d"));
+    assertTrue(!ReportPage.samePlace("head", "tail"));
   }
 
   /**
