@@ -14,6 +14,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
@@ -175,6 +176,40 @@ class DjlInternalsTest {
             failure.getMessage().contains("DJL changed")
                 && failure.getMessage().contains(hidden.replace('.', '/')),
             failure.getMessage());
+      }
+      // The accessors, grouped in classes of their own, fail the same way at their first use.
+      Map<String, MethodType> firstUses =
+          Map.of(
+              DjlBlocks.class.getName() + ".liveParameters",
+              MethodType.methodType(
+                  LinkedHashMap.class,
+                  Class.forName(AbstractBlock.class.getName(), false, withoutIt)),
+              DjlShapes.class.getName() + ".setRecordedInputShapes",
+              MethodType.methodType(
+                  void.class,
+                  Class.forName(AbstractBaseBlock.class.getName(), false, withoutIt),
+                  Class.forName(Shape[].class.getName(), false, withoutIt)),
+              DjlTrainers.class.getName() + ".parameterStore",
+              MethodType.methodType(
+                  Class.forName(ParameterStore.class.getName(), false, withoutIt),
+                  Class.forName(Trainer.class.getName(), false, withoutIt)),
+              DjlOptimizers.class.getName() + ".updateCounts",
+              MethodType.methodType(
+                  Map.class, Class.forName(Optimizer.class.getName(), false, withoutIt)));
+      for (Map.Entry<String, MethodType> use : firstUses.entrySet()) {
+        String owner = use.getKey().substring(0, use.getKey().lastIndexOf('.'));
+        String name = use.getKey().substring(owner.length() + 1);
+        MethodHandle accessor =
+            MethodHandles.publicLookup()
+                .findStatic(Class.forName(owner, true, withoutIt), name, use.getValue());
+        Object[] nulls = new Object[use.getValue().parameterCount()];
+        Throwable failure =
+            assertThrows(Throwable.class, () -> accessor.invokeWithArguments(nulls));
+        assertEquals(
+            DjlInternalsException.class.getName(),
+            failure.getClass().getName(),
+            use.getKey() + ": " + failure);
+        assertTrue(failure.getMessage().contains(hidden.replace('.', '/')), failure.getMessage());
       }
     }
   }
