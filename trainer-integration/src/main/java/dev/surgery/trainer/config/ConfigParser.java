@@ -251,50 +251,22 @@ final class ConfigParser {
     }
   }
 
+  /**
+   * Binds one entry of the algorithms list: its algorithm, schedule, hyperparameters and block
+   * patterns, each read and checked with every problem reported, then the algorithm built.
+   */
   private Bound entry(Node node, int index) {
-    // The node that decides the entry's events: its schedule key once read, else the entry.
-    Node triggerNode = node;
     String where = "algorithms entry " + (index + 1);
     int problemsBefore = problems.size();
     if (!(node instanceof MappingNode mapping)) {
       problems.addAt(
           node,
           where + " must be a mapping with 'name' and 'epoch', found " + scalars.describe(node));
-      return new Bound(null, triggerNode);
+      return new Bound(null, node);
     }
-    Node nameNode = valueOf(mapping, NAME);
-    AlgorithmSpec spec = null;
-    String name = null;
-    if (nameNode == null) {
-      problems.addAt(node, where + " has no 'name'; known algorithms: " + known());
-      misspeltName(mapping, where);
-    } else {
-      Object v = scalars.scalar(nameNode);
-      if (v instanceof String s && !ConfigText.blank(s)) {
-        name = s;
-        spec = Algorithms.find(s).orElse(null);
-        if (spec == null) {
-          problems.addAt(
-              nameNode,
-              "unknown algorithm "
-                  + ConfigText.shown(s)
-                  + ConfigProblems.didYouMean(s, Algorithms.names())
-                  + "; known algorithms: "
-                  + known()
-                  + " (a plugin's algorithm needs its jar: on the class path beside the library,"
-                  + " or under the agent in its extensions= setting)");
-        }
-      } else if (v != ScalarReader.INVALID) {
-        problems.addAt(
-            nameNode,
-            where
-                + ": name must be an algorithm name such as one of "
-                + known()
-                + ", got "
-                + scalars.describe(nameNode));
-      }
-    }
-
+    Named named = named(mapping, where);
+    AlgorithmSpec spec = named.spec();
+    String name = named.name();
     List<String> validKeys = new ArrayList<>(List.of(NAME, EPOCH));
     if (spec != null) {
       validKeys.addAll(spec.names());
@@ -305,9 +277,66 @@ final class ConfigParser {
     // Without a known algorithm there is no list of valid keys: report only the name problem.
     Map<String, Node> keys =
         keys(mapping, spec == null ? null : validKeys, "key", " for algorithm '" + name + "'");
+    Schedule schedule = schedule(keys, spec, where, node);
+    Map<String, Object> values = spec == null ? Map.of() : hyperParameters(spec, keys, name);
+    // Problems of the patterns name the algorithm, or the entry where its name is unreadable.
+    Patterns patterns = patterns(keys, name != null ? name : where, name);
+    if (spec == null || !schedule.ok() || values == null || problems.size() > problemsBefore) {
+      return schedule.unbound();
+    }
+    return built(spec, name, values, patterns, schedule, keys, node, index, where);
+  }
 
-    Trigger trigger = null;
-    boolean scheduleOk = true;
+  /** An entry's algorithm name as read (null when absent or unreadable) and its spec if known. */
+  private record Named(String name, AlgorithmSpec spec) {}
+
+  private Named named(MappingNode mapping, String where) {
+    Node nameNode = valueOf(mapping, NAME);
+    if (nameNode == null) {
+      problems.addAt(mapping, where + " has no 'name'; known algorithms: " + known());
+      misspeltName(mapping, where);
+      return new Named(null, null);
+    }
+    Object v = scalars.scalar(nameNode);
+    if (v instanceof String s && !ConfigText.blank(s)) {
+      AlgorithmSpec spec = Algorithms.find(s).orElse(null);
+      if (spec == null) {
+        problems.addAt(
+            nameNode,
+            "unknown algorithm "
+                + ConfigText.shown(s)
+                + ConfigProblems.didYouMean(s, Algorithms.names())
+                + "; known algorithms: "
+                + known()
+                + " (a plugin's algorithm needs its jar: on the class path beside the library,"
+                + " or under the agent in its extensions= setting)");
+      }
+      return new Named(s, spec);
+    }
+    if (v != ScalarReader.INVALID) {
+      problems.addAt(
+          nameNode,
+          where
+              + ": name must be an algorithm name such as one of "
+              + known()
+              + ", got "
+              + scalars.describe(nameNode));
+    }
+    return new Named(null, null);
+  }
+
+  /**
+   * An entry's schedule as read: its trigger (null when unreadable or absent), the node that
+   * decides its events (its schedule key once read, else the entry), and whether it is usable.
+   */
+  private record Schedule(Trigger trigger, Node triggerNode, boolean ok) {
+    /** The entry unbound, with its schedule kept for the checks across entries where usable. */
+    Bound unbound() {
+      return new Bound(null, triggerNode, ok ? trigger : null);
+    }
+  }
+
+  private Schedule schedule(Map<String, Node> keys, AlgorithmSpec spec, String where, Node node) {
     List<String> scheduleKeys = new ArrayList<>();
     for (String k : SCHEDULE_KEYS) {
       if (keys.containsKey(k)) {
@@ -323,47 +352,52 @@ final class ConfigParser {
               + "' and '"
               + scheduleKeys.get(1)
               + "': give one schedule (epoch, step, at or every)");
-      scheduleOk = false;
-    } else if (scheduleKeys.isEmpty()) {
+      return new Schedule(null, node, false);
+    }
+    if (scheduleKeys.isEmpty()) {
       // Whether an entry may go without a schedule depends on its algorithm's events: without a
       // known algorithm there is nothing to judge, and the name problem is the one to fix (a typo
       // in an event-driven plugin's name would otherwise also be told it needs an epoch).
-      scheduleOk = spec != null;
-      if (spec != null) {
-        trigger = Trigger.onEvents(); // checked against the algorithm's events once it is built
-      }
-    } else {
-      String key = scheduleKeys.get(0);
-      Node scheduleNode = keys.get(key);
-      triggerNode = scheduleNode;
-      trigger = trigger(key, scheduleNode);
-      scheduleOk = trigger != null;
+      // With one, the entry runs on events: checked against the algorithm's once it is built.
+      return new Schedule(spec != null ? Trigger.onEvents() : null, node, spec != null);
     }
+    String key = scheduleKeys.get(0);
+    Node scheduleNode = keys.get(key);
+    Trigger trigger = trigger(key, scheduleNode);
+    return new Schedule(trigger, scheduleNode, trigger != null);
+  }
+
+  /** An entry's hyperparameters, normalized and checked; null when any has a problem. */
+  private Map<String, Object> hyperParameters(
+      AlgorithmSpec spec, Map<String, Node> keys, String name) {
     Map<String, Object> values = new LinkedHashMap<>();
     boolean valuesOk = true;
-    if (spec != null) {
-      for (Map.Entry<String, Node> e : keys.entrySet()) {
-        if (ENTRY_KEYS.contains(e.getKey())) {
-          continue;
-        }
-        HyperParameter<?> h = spec.hyperParameter(e.getKey());
-        Object raw = scalars.valueForHyperParameter(e.getValue());
-        if (raw == ScalarReader.INVALID) {
-          valuesOk = false;
-          continue;
-        }
-        Object value = h.normalize(raw);
-        String problem = h.problemWith(value);
-        if (problem != null) {
-          problems.addAt(e.getValue(), name + ": " + problem + scalars.quotedNote(e.getValue()));
-          valuesOk = false;
-        } else {
-          values.put(h.name(), value);
-        }
+    for (Map.Entry<String, Node> e : keys.entrySet()) {
+      if (ENTRY_KEYS.contains(e.getKey())) {
+        continue;
+      }
+      HyperParameter<?> h = spec.hyperParameter(e.getKey());
+      Object raw = scalars.valueForHyperParameter(e.getValue());
+      if (raw == ScalarReader.INVALID) {
+        valuesOk = false;
+        continue;
+      }
+      Object value = h.normalize(raw);
+      String problem = h.problemWith(value);
+      if (problem != null) {
+        problems.addAt(e.getValue(), name + ": " + problem + scalars.quotedNote(e.getValue()));
+        valuesOk = false;
+      } else {
+        values.put(h.name(), value);
       }
     }
-    // Problems of the patterns name the algorithm, or the entry where its name is unreadable.
-    String patternsOf = name != null ? name : where;
+    return valuesOk ? values : null;
+  }
+
+  /** An entry's {@code include} and {@code exclude} patterns as read. */
+  private record Patterns(List<String> include, List<String> exclude) {}
+
+  private Patterns patterns(Map<String, Node> keys, String patternsOf, String name) {
     List<String> include = patterns(keys.get(INCLUDE), patternsOf);
     List<String> exclude = patterns(keys.get(EXCLUDE), patternsOf);
     if (keys.get(INCLUDE) instanceof SequenceNode list && list.getValue().isEmpty()) {
@@ -381,29 +415,44 @@ final class ConfigParser {
             name + ": '" + pattern + "' is both included and excluded, so it selects no block");
       }
     }
-    if (spec == null || !scheduleOk || !valuesOk || problems.size() > problemsBefore) {
-      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
-    }
+    return new Patterns(include, exclude);
+  }
+
+  /**
+   * Builds an entry whose parts read without a problem: the algorithm from its spec, limited to its
+   * targets, its events checked against its schedule; a failure of any of them (a plugin's
+   * included) is a problem at the entry.
+   */
+  private Bound built(
+      AlgorithmSpec spec,
+      String name,
+      Map<String, Object> values,
+      Patterns patterns,
+      Schedule schedule,
+      Map<String, Node> keys,
+      Node node,
+      int index,
+      String where) {
     Algorithm algorithm;
     try {
       algorithm = spec.create(values);
     } catch (IllegalArgumentException | AlgorithmPluginException e) {
       // cross-parameter constraints only the factory knows, or a factory breaking its contract
       problems.addAt(node, name + ": " + e.getMessage());
-      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
+      return schedule.unbound();
     } catch (RuntimeException | LinkageError | AssertionError e) {
       // A plugin's own failure: named at the entry, with the plugin, not thrown raw.
       problems.addAt(node, pluginFailure(name, "while building it", e));
-      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
+      return schedule.unbound();
     }
-    Targets targets = Targets.of(include, exclude);
+    Targets targets = Targets.of(patterns.include(), patterns.exclude());
     if (!targets.isAll()) {
       try {
         algorithm = algorithm.withTargets(targets);
       } catch (UnsupportedOperationException e) {
         problems.addAt(
             keys.containsKey(INCLUDE) ? keys.get(INCLUDE) : keys.get(EXCLUDE), e.getMessage());
-        return new Bound(null, triggerNode, scheduleOk ? trigger : null);
+        return schedule.unbound();
       }
     }
     Set<dev.surgery.core.events.Event> events;
@@ -411,16 +460,16 @@ final class ConfigParser {
       events = algorithm.events();
     } catch (RuntimeException | LinkageError | AssertionError e) {
       problems.addAt(node, pluginFailure(name, "in events()", e));
-      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
+      return schedule.unbound();
     }
     if (events == null) {
       problems.addAt(
           node, pluginFailure(name, "in events()", new NullPointerException("it returned null")));
-      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
+      return schedule.unbound();
     }
-    if (trigger.kind() == Trigger.Kind.EVENTS && events.isEmpty()) {
+    if (schedule.trigger().kind() == Trigger.Kind.EVENTS && events.isEmpty()) {
       problems.addAt(node, noSchedule(where, name));
-      return new Bound(null, triggerNode, scheduleOk ? trigger : null);
+      return schedule.unbound();
     }
     Mark mark = node.getStartMark().orElse(null);
     String source =
@@ -429,7 +478,9 @@ final class ConfigParser {
             + (mark == null ? 1 : mark.getLine() + 1)
             + ":"
             + (mark == null ? 1 : mark.getColumn() + 1);
-    return new Bound(ScheduledAlgorithm.of(algorithm, trigger, index, source), triggerNode);
+    return new Bound(
+        ScheduledAlgorithm.of(algorithm, schedule.trigger(), index, source),
+        schedule.triggerNode());
   }
 
   /** Names a plugin algorithm's failure while the config is read: algorithm, class and jar. */
