@@ -7,29 +7,12 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
-import ai.djl.nn.core.Linear;
-import ai.djl.nn.core.LinearCollection;
-import ai.djl.nn.core.Multiplication;
-import ai.djl.training.initializer.Initializer;
 import ai.djl.util.Utils;
-import dev.surgery.core.BlockPaths;
-import dev.surgery.core.BlockTreeSnapshot;
 import dev.surgery.core.SurgeryLock;
-import dev.surgery.core.algorithms.Algorithm;
-import dev.surgery.core.algorithms.AlgorithmSpec;
-import dev.surgery.core.algorithms.Algorithms;
-import dev.surgery.core.algorithms.HyperParameter;
-import dev.surgery.core.algorithms.SurgeryChanges;
-import dev.surgery.core.algorithms.SurgeryContext;
-import dev.surgery.core.internal.DjlBlocks;
-import dev.surgery.core.internal.DjlShapes;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -55,10 +38,6 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  */
 public final class SurgeryCheckpoint {
-
-  /** Allocates without computing values: the arrays only carry shapes until they are freed. */
-  private static final Initializer ALLOCATE_ONLY =
-      (manager, shape, dataType) -> manager.create(shape, dataType);
 
   private SurgeryCheckpoint() {}
 
@@ -236,7 +215,7 @@ public final class SurgeryCheckpoint {
     SurgeryLock.get().lock();
     try {
       Block block = model.getBlock();
-      if (block == null || !noArrays(block)) {
+      if (block == null || !ReplayShapes.noArrays(block)) {
         return replay(model, paramsFile, true);
       }
       // The steps after the records' replay (the shapes recorded for the load's check, the record
@@ -268,46 +247,27 @@ public final class SurgeryCheckpoint {
     Header header = readHeader(paramsFile);
     List<SurgeryRecord> records = header == null ? List.of() : records(header, paramsFile);
     if (records.isEmpty()) {
-      refuseIntoChangedModel(model, paramsFile);
-      forgetFreezes(model);
+      CarriedHistory.refuseIntoChangedModel(model, paramsFile);
+      CarriedHistory.forgetFreezes(model);
       return records;
     }
-    int carried = carriedPrefix(model, records, paramsFile);
+    int carried = CarriedHistory.carriedPrefix(model, records, paramsFile);
     if (carried < records.size()) {
       Block block = model.getBlock();
-      RootShapes rootShapes = inputShapes(block, header, paramsFile);
-      Shape[] inputShapes = rootShapes.shapes();
-      // Entries are counted from the first one replayed: say where that one is in the file.
-      String origin =
-          carried == 0
-              ? paramsFile.toString()
-              : paramsFile
-                  + " (from its record entry "
-                  + (carried + 1)
-                  + "; the model carries the entries before it)";
-      if (rootShapes.source().startsWith("the input shapes the program")) {
-        // A refusal may then come of the program's shapes, not of the file: say so.
-        origin +=
-            " (shaped with "
-                + rootShapes.source()
-                + ", "
-                + Arrays.toString(inputShapes)
-                + ": the file does not tell them)";
-      }
-      replay(
-          block,
-          records.subList(carried, records.size()),
-          model.getNDManager(),
-          model.getDataType(),
-          inputShapes,
-          origin,
-          undoOwn,
-          carried > 0);
-      if (inputShapes.length > 0 && noArrays(block)) {
+      ReplayShapes.RootInputs rootInputs = ReplayShapes.rootInputs(block, header, paramsFile);
+      Shape[] inputShapes = rootInputs.shapes();
+      new RecordReplay(
+              block,
+              model.getNDManager(),
+              model.getDataType(),
+              inputShapes,
+              origin(paramsFile, carried, rootInputs))
+          .replay(records.subList(carried, records.size()), undoOwn, carried > 0);
+      if (inputShapes.length > 0 && ReplayShapes.noArrays(block)) {
         // Every layer the replay built gets the shapes its arrays must have (still no array), so
         // that the load can be checked against them: DJL's own load checks no shape.
         try {
-          recordShapes(block, model.getNDManager(), model.getDataType(), inputShapes);
+          ReplayShapes.record(block, model.getNDManager(), model.getDataType(), inputShapes);
         } catch (RuntimeException e) {
           // Only for the check after the load: without the shapes, the load goes unchecked.
           logger().debug("Surgery: no shapes recorded after the replay of {}", paramsFile, e);
@@ -326,206 +286,27 @@ public final class SurgeryCheckpoint {
   }
 
   /**
-   * Refuses a file saved without surgery for a model whose blocks this JVM's surgery changed (its
-   * own checkpoint from before the surgery, loaded back into it): DJL would load the weights into
-   * the changed layers without a word where the layout is kept (BlurPool, weight standardization).
+   * What a replay's messages name: the file, where in its record the replay starts (entries are
+   * counted from the first one replayed), and the program's input shapes where the file does not
+   * tell them (a refusal may then come of them, not of the file).
    */
-  private static void refuseIntoChangedModel(Model model, Path paramsFile)
-      throws MalformedModelException {
-    String own = carriedRecords(model.getBlock());
-    if (own == null || own.isBlank()) {
-      return;
+  private static String origin(Path paramsFile, int carried, ReplayShapes.RootInputs rootInputs) {
+    String origin =
+        carried == 0
+            ? paramsFile.toString()
+            : paramsFile
+                + " (from its record entry "
+                + (carried + 1)
+                + "; the model carries the entries before it)";
+    if (rootInputs.fromProgram()) {
+      origin +=
+          " (shaped with "
+              + rootInputs.source()
+              + ", "
+              + Arrays.toString(rootInputs.shapes())
+              + ": the file does not tell them)";
     }
-    List<SurgeryRecord> applied;
-    try {
-      applied = SurgeryJson.recordsFromJson(own);
-    } catch (IllegalArgumentException e) {
-      return;
-    }
-    List<String> changed = new ArrayList<>();
-    for (SurgeryRecord r : applied) {
-      // A freeze changes no block: the original architecture still takes the file.
-      if (r.changes() != null && !FreezeChanges.structural(r.changes()).isEmpty()) {
-        changed.add(r.algorithm() + " at epoch " + r.epoch());
-      }
-    }
-    if (!changed.isEmpty()) {
-      throw new MalformedModelException(
-          paramsFile
-              + " holds no surgery record (it was saved from a model without surgery), but this"
-              + " model's blocks were changed by "
-              + String.join(", ", changed)
-              + ": load it into the original architecture (a freshly built model), not into this"
-              + " one");
-    }
-  }
-
-  /**
-   * A file saved without surgery, loaded into a model whose block only a freeze changed (which the
-   * original architecture takes): the model becomes what the file says, its record and what it
-   * froze forgotten, so that no later trainer freezes again nor a save writes the record. A failed
-   * load puts them back ({@link ModelLoadUndo}).
-   */
-  private static void forgetFreezes(Model model) {
-    Block block = model.getBlock();
-    if (CarriedRecords.carriedBy(block) == null) {
-      return;
-    }
-    // Unfrozen too, as the file loaded into a fresh model has them (a review): no trainer would
-    // ever lift them otherwise; but not what the program had frozen itself before the replay that
-    // counted it as surgery's (a second review). A failed load puts the flags back with the tree.
-    Set<Parameter> surgerys = CarriedRecords.frozenOrNull(block);
-    Set<Parameter> held = CarriedRecords.heldByProgramOrNull(block);
-    if (surgerys != null) {
-      Set<Parameter> present = ParameterSets.all(block);
-      for (Parameter p : surgerys) {
-        if (present.contains(p) && !p.requiresGradient() && (held == null || !held.contains(p))) {
-          p.freeze(false);
-        }
-      }
-    }
-    CarriedRecords.setHeldByProgram(block, null);
-    CarriedRecords.carries(block, null);
-    CarriedRecords.setFrozen(block, null);
-    CarriedRecords.setProgramFrozen(block, null);
-    CarriedRecords.takeRecordOff(model);
-    CarriedRecords.describes(model);
-  }
-
-  /**
-   * The shapes the saved root block was initialized with. The header holds what the root describes
-   * as its inputs ({@code describeInput}), the shapes themselves unless its class describes them
-   * otherwise: DJL's {@code Linear} leaves out the last dimension, {@code LinearCollection} and
-   * {@code Multiplication} keep only the first, a program's block may describe its input per
-   * sample. For such a class they are read from the root's metadata, after the header: {@code
-   * Linear}'s holds the missing dimension, and a class that saves as DJL's blocks do ({@code
-   * DjlBlocks.savesInputShapesFirst}) starts with the shapes. Where the file does not tell them,
-   * the shapes the program initialized the root with before the load, if it did; else the header's
-   * (a class may describe its inputs itself only to name them), but none for {@code
-   * LinearCollection} and {@code Multiplication}, whose description is surely not their shapes (an
-   * algorithm that needs shapes is refused, and the load goes unchecked, as DJL's).
-   */
-  private static RootShapes inputShapes(Block root, Header header, Path paramsFile) {
-    RootShapes fromHeader =
-        new RootShapes(header.inputShapes().toArray(new Shape[0]), "the file's header");
-    if (!DjlBlocks.describesInputItself(root.getClass())) {
-      return fromHeader;
-    }
-    try {
-      if (root instanceof Linear) {
-        Shape input = ParamsFileHeader.linearRootInput(paramsFile);
-        if (input != null) {
-          return new RootShapes(new Shape[] {input}, "the root layer's saved metadata");
-        }
-      } else if (DjlBlocks.savesInputShapesFirst(root.getClass())) {
-        List<Shape> saved = ParamsFileHeader.rootInputShapes(paramsFile);
-        if (saved != null) {
-          return new RootShapes(saved.toArray(new Shape[0]), "the root block's saved metadata");
-        }
-      }
-    } catch (IOException e) {
-      // Metadata of another layout, or a damaged file (which the load names).
-      logger().debug("Surgery: the root's metadata in {} is not read", paramsFile, e);
-    }
-    Shape[] initialized = DjlShapes.recordedInputShapes(root);
-    if (initialized != null) {
-      return new RootShapes(
-          initialized, "the input shapes the program initialized the model with before the load");
-    }
-    return root instanceof LinearCollection || root instanceof Multiplication
-        ? new RootShapes(new Shape[0], "none")
-        : fromHeader;
-  }
-
-  /** A root's input shapes for a replay, and where they come from (for messages). */
-  private record RootShapes(Shape[] shapes, String source) {}
-
-  private static boolean noArrays(Block block) {
-    for (Parameter p : block.getParameters().values()) {
-      if (p.isInitialized()) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  /**
-   * The records a root block carries, as the copies of the library in the JVM know them (under the
-   * agent, the program's own copy and the agent's each know only what they replayed or applied).
-   */
-  private static String carriedRecords(Block block) {
-    return LibraryCopies.latestCarriedBy(block);
-  }
-
-  /**
-   * How many of the file's records, from the first, the model's block carries already: all of them
-   * when it is the model that was saved (loaded again, as a program under the agent may without
-   * knowing of surgery), some when it loaded an earlier checkpoint of the same run (one model that
-   * evaluates every checkpoint in turn); only the rest is replayed. Replaying what the block has
-   * again would change nothing, which the check of the architecture refuses. 0 when the block
-   * carries none; refused when it carries a history that is not the start of the file's.
-   */
-  private static int carriedPrefix(Model model, List<SurgeryRecord> records, Path origin)
-      throws MalformedModelException {
-    // What the block carries, not the model's property: a program that sets the original block
-    // again on the same Model object keeps the property of the block it replaced.
-    String own = carriedRecords(model.getBlock());
-    if (own == null || own.isBlank()) {
-      return 0;
-    }
-    List<SurgeryRecord> applied;
-    try {
-      applied = SurgeryJson.recordsFromJson(own);
-    } catch (IllegalArgumentException e) {
-      return 0;
-    }
-    if (applied.isEmpty()) {
-      return 0;
-    }
-    for (int i = 0; i < applied.size(); i++) {
-      SurgeryRecord a = applied.get(i);
-      SurgeryRecord r = i < records.size() ? records.get(i) : null;
-      boolean same = r != null && a.sameApplicationAs(r);
-      // Which new parameters were born frozen, where both records say (an older build's do not):
-      // the same surgery with other freezes is another run's, whose freezes this model lacks.
-      boolean sameBorn =
-          r == null
-              || a.bornFrozen() == null
-              || r.bornFrozen() == null
-              || a.bornFrozen().equals(r.bornFrozen());
-      if (!same || !sameBorn) {
-        // A replay on top of surgery the file does not describe would fail on the first record
-        // (nothing left to replace), naming that record: say what is in the way instead.
-        throw new MalformedModelException(
-            origin
-                + ": this model already carries surgery the file's record "
-                + (r == null ? "does not have" : "does not start with")
-                + " (its entry "
-                + (i + 1)
-                + ": "
-                + a.algorithm()
-                + " at epoch "
-                + a.epoch()
-                + (r == null
-                    ? ""
-                    : ", the file's: "
-                        + r.algorithm()
-                        + " at epoch "
-                        + r.epoch()
-                        + (!same
-                            ? a.algorithm().equals(r.algorithm()) && a.epoch() == r.epoch()
-                                ? ", with other hyperparameters or other layers changed"
-                                : ""
-                            : ", with other new parameters born frozen: "
-                                + a.bornFrozen()
-                                + " here, "
-                                + r.bornFrozen()
-                                + " in the file"))
-                + "); load it into the architecture the model had before surgery, such as a"
-                + " freshly built model");
-      }
-    }
-    return applied.size();
+    return origin;
   }
 
   /**
@@ -557,226 +338,9 @@ public final class SurgeryCheckpoint {
     Objects.requireNonNull(records, "records must not be null");
     SurgeryLock.get().lock();
     try {
-      replay(block, records, manager, dataType, inputShapes, origin, true, false);
+      new RecordReplay(block, manager, dataType, inputShapes, origin).replay(records, true, false);
     } finally {
       SurgeryLock.get().unlock();
-    }
-  }
-
-  /**
-   * {@link #replay(Block, List, NDManager, DataType, Shape[], String)}; {@code inTurn} for the rest
-   * of a run's records on a block that carries the ones before them (the next checkpoint, loaded in
-   * turn): what the earlier replays froze is frozen again while these replay.
-   */
-  private static void replay(
-      Block block,
-      List<SurgeryRecord> records,
-      NDManager manager,
-      DataType dataType,
-      Shape[] inputShapes,
-      String origin,
-      boolean undoOwn,
-      boolean inTurn)
-      throws MalformedModelException {
-    // Every record is checked before any is replayed, so that a file naming an algorithm this JVM
-    // does not know, or values it refuses, leaves the model as it was.
-    List<Algorithm> algorithms = new ArrayList<>();
-    List<String> defaulted = new ArrayList<>();
-    for (int i = 0; i < records.size(); i++) {
-      SurgeryRecord r = records.get(i);
-      String where = where(origin, i, r);
-      AlgorithmSpec spec = Algorithms.find(r.algorithm()).orElse(null);
-      if (spec == null) {
-        throw new MalformedModelException(
-            where
-                // Under the agent the usual way in is its extensions= argument, and a
-                // checkpoint loaded there (Model.load) names no other way: so name both.
-                + " names an algorithm that is not registered; before loading, register it with"
-                + " Algorithms.register or put its plugin jar on the class path, or, under the"
-                + " surgery agent, pass the plugin's jar with the agent argument"
-                + " extensions=<plugin.jar>. Known: "
-                + Algorithms.names());
-      }
-      try {
-        algorithms.add(spec.create(r.hyperparameters()));
-      } catch (IllegalArgumentException e) {
-        throw new MalformedModelException(where + ": " + e.getMessage(), e);
-      }
-      defaulted.add(defaultedNote(spec, r));
-    }
-    // A snapshot cannot bring back arrays that a committed surgery freed: it is taken on a block
-    // without arrays (the documented use, and what load() and the agent hand over).
-    BlockTreeSnapshot snapshot = undoOwn && noArrays(block) ? BlockTreeSnapshot.of(block) : null;
-    ReplayFreezes freezes = ReplayFreezes.before(block, inTurn);
-    try {
-      replayEach(
-          block, records, algorithms, defaulted, manager, dataType, inputShapes, origin, freezes);
-    } catch (MalformedModelException | RuntimeException | Error e) {
-      // A refused record leaves the block as it was, with the records before it undone too: the
-      // freezes as far as a block with arrays allows, a snapshot the rest. A failure of that must
-      // not hide the refusal.
-      try {
-        freezes.end(false);
-      } catch (RuntimeException | Error u) {
-        e.addSuppressed(u);
-      }
-      if (snapshot != null) {
-        snapshot.restore();
-      }
-      throw e;
-    }
-    freezes.end(true);
-    Set<Parameter> byReplay = ParameterSets.identitySet();
-    // What an earlier replay on this block froze stays frozen by replay (a model that loads the
-    // checkpoints of one run in turn replays only the records it did not carry yet).
-    // Still in the block is enough: a trainer without the listener (DJL's newTrainer unfreezes a
-    // loaded model) may have unfrozen them in between; the next listener's trainer freezes again.
-    Set<Parameter> earlier = CarriedRecords.frozenOrNull(block);
-    if (earlier != null) {
-      Set<Parameter> present = ParameterSets.all(block);
-      for (Parameter p : earlier) {
-        if (present.contains(p)) {
-          byReplay.add(p);
-        }
-      }
-    }
-    // What the replayed surgery froze (born frozen included, where the layer it replaced was
-    // frozen by surgery, as a training run's listener decides it), and what the records say
-    // layer_freezing froze, also where the program had frozen it by hand before the load (the
-    // place alone would take it for the program's); each record's paths were read right after its
-    // own replay, in the tree as it then was.
-    Set<Parameter> present = ParameterSets.all(block);
-    for (Parameter p : freezes.frozenBySurgery()) {
-      if (present.contains(p) && !p.requiresGradient()) {
-        byReplay.add(p);
-      }
-    }
-    CarriedRecords.setFrozen(
-        block, byReplay.isEmpty() ? null : Collections.unmodifiableSet(byReplay));
-  }
-
-  /**
-   * Says which of the algorithm's hyperparameters the record does not give, and so took their
-   * defaults (empty when it gives them all): a record written by another version of DJL Surgery,
-   * before a hyperparameter existed, may have meant another value, which a refused replay names.
-   */
-  private static String defaultedNote(AlgorithmSpec spec, SurgeryRecord r) {
-    List<String> missing = new ArrayList<>();
-    for (HyperParameter<?> h : spec.hyperParameters()) {
-      if (!r.hyperparameters().containsKey(h.name())) {
-        missing.add(h.name() + " (default " + h.defaultValue() + ")");
-      }
-    }
-    return missing.isEmpty()
-        ? ""
-        : " (the record does not give "
-            + String.join(", ", missing)
-            + ", which took the default: a record written by another version of DJL Surgery may"
-            + " have meant another value)";
-  }
-
-  /** Replays the records in turn, each checked against what it says it changed. */
-  private static void replayEach(
-      Block block,
-      List<SurgeryRecord> records,
-      List<Algorithm> algorithms,
-      List<String> defaulted,
-      NDManager manager,
-      DataType dataType,
-      Shape[] inputShapes,
-      String origin,
-      ReplayFreezes freezes)
-      throws MalformedModelException {
-    for (int i = 0; i < records.size(); i++) {
-      SurgeryRecord r = records.get(i);
-      String where = where(origin, i, r);
-      Algorithm algorithm = algorithms.get(i);
-      if (algorithm.needsInitializedModel() && !block.isInitialized()) {
-        if (inputShapes == null || inputShapes.length == 0) {
-          throw new MalformedModelException(
-              where
-                  + " needs an initialized model, but no input shapes of its root block ("
-                  + BlockPaths.typeName(block)
-                  + ") are known: the file does not tell them (its header holds what the block"
-                  + " describes as its input); initialize the model with its input shapes before"
-                  + " loading");
-        }
-        try {
-          recordShapes(block, manager, dataType, inputShapes);
-        } catch (RuntimeException e) {
-          // The shapes do not fit this block (another architecture, or a root block whose saved
-          // description is not its inputs): named as a refusal of this file, not DJL's message.
-          throw new MalformedModelException(
-              where
-                  + " needs an initialized model, but the model cannot be shaped from the input"
-                  + " shapes it was given ("
-                  + Arrays.toString(inputShapes)
-                  + "): "
-                  + e.getMessage()
-                  + "; initialize the model with its input shapes before loading",
-              e);
-        }
-      }
-      freezes.beforeRecord(r);
-      SurgeryChanges changes;
-      try {
-        changes = algorithm.apply(new SurgeryContext(block, List.of(), r.epoch(), r.totalEpochs()));
-      } catch (UnsupportedOperationException e) {
-        // An event-driven plugin that changed blocks from apply(Event, State) only.
-        throw new MalformedModelException(
-            where
-                + " cannot be replayed: its algorithm ("
-                + algorithm.getClass().getName()
-                + ") does not support apply(SurgeryContext), which a checkpoint's replay calls ("
-                + e.getMessage()
-                + "); an algorithm that changes blocks must implement it for its checkpoints to"
-                + " load",
-            e);
-      } catch (RuntimeException | LinkageError | AssertionError e) {
-        // A plugin's own Error too (it is named by its class then), not only its exceptions.
-        String why = e instanceof RuntimeException ? e.getMessage() : e.toString();
-        throw new MalformedModelException(
-            where + " cannot be replayed on this architecture: " + why + defaulted.get(i), e);
-      }
-      // The same algorithm on the original architecture replaces the same blocks; anything else
-      // means another architecture, whose parameters might even load without an error.
-      // Freezing is left out: it changes no block, and a layer the user froze by hand before the
-      // saved run was not frozen by its layer_freezing, while the replay on a fresh model freezes
-      // it.
-      Map<String, String> replayed =
-          changes == null ? null : FreezeChanges.structural(SurgeryRecord.changesOf(changes));
-      Map<String, String> saved =
-          r.changes() == null ? null : FreezeChanges.structural(r.changes());
-      if (saved != null && !saved.equals(replayed)) {
-        throw new MalformedModelException(
-            where
-                + " cannot be replayed on this architecture: "
-                + firstDifference(replayed, saved)
-                + "; load into the architecture the model had before surgery"
-                + defaulted.get(i));
-      }
-      if (r.changes() != null) {
-        String notFrozen = FreezeChanges.firstNotFrozen(block, r.changes());
-        if (notFrozen != null) {
-          // The other way round is no proof: a layer the saved run froze by hand before its
-          // layer_freezing is not in its record, and the replay on a fresh model freezes it
-          // (unfrozen once every record is replayed).
-          throw new MalformedModelException(
-              where
-                  + " does not describe the saved model: its record says it froze "
-                  + notFrozen
-                  + " (an edited record?)");
-        }
-      }
-      String notBorn = freezes.afterRecord(r);
-      if (notBorn != null) {
-        throw new MalformedModelException(
-            where
-                + " does not describe the saved model: its record says its replacements brought "
-                + notBorn
-                + " frozen, which the replay did not bring (an edited record?)");
-      }
-      logger().debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
   }
 
@@ -815,69 +379,6 @@ public final class SurgeryCheckpoint {
   public static void syncRecord(Model model) {
     CarriedRecords.syncRecord(model);
     StaleRecords.warnIfStale(model.getBlock(), RecordProperty.read(model.getProperties()));
-  }
-
-  private static String where(String origin, int i, SurgeryRecord r) {
-    return origin + ": surgery record entry " + (i + 1) + " (" + r.algorithm() + ")";
-  }
-
-  /** The first block the replay and the record disagree on, in words. */
-  private static String firstDifference(Map<String, String> replayed, Map<String, String> saved) {
-    Map<String, String> got = replayed == null ? Map.of() : replayed;
-    for (Map.Entry<String, String> e : saved.entrySet()) {
-      String there = got.get(e.getKey());
-      if (!e.getValue().equals(there)) {
-        return "the saved model's surgery replaced "
-            + e.getKey()
-            + " ("
-            + e.getValue()
-            + "), the replay "
-            + (there == null ? "did not" : "made it " + there)
-            + " (it replaced "
-            + (got.isEmpty() ? "nothing" : String.join(", ", got.keySet()))
-            + ")";
-      }
-    }
-    for (Map.Entry<String, String> e : got.entrySet()) {
-      if (!saved.containsKey(e.getKey())) {
-        return "the replay also replaced "
-            + e.getKey()
-            + " ("
-            + e.getValue()
-            + "), which the saved model's surgery did not";
-      }
-    }
-    return "the replay's changes differ from the record's";
-  }
-
-  /**
-   * Records the input shapes of every block and the shape of every parameter, as {@code
-   * Block.initialize} does, without leaving an array: DJL has no shape-only initialization, so the
-   * parameters are initialized with an allocate-only initializer on a scratch manager of the same
-   * engine and device, then their arrays are freed and their own initializers restored. What the
-   * algorithms see is an uninitialized block with known shapes, so replacements are built
-   * structurally (a factorization computes no SVD) and {@code Model.load} sets every array exactly
-   * once.
-   */
-  private static void recordShapes(
-      Block block, NDManager manager, DataType dataType, Shape[] inputShapes) {
-    Map<Parameter, Initializer> initializers = new IdentityHashMap<>();
-    for (Parameter p : block.getParameters().values()) {
-      if (!p.isInitialized() && !initializers.containsKey(p)) {
-        initializers.put(p, p.getInitializer());
-        p.setInitializer(ALLOCATE_ONLY);
-      }
-    }
-    NDManager scratch = manager.getEngine().newBaseManager(manager.getDevice());
-    try {
-      block.initialize(scratch, dataType, inputShapes);
-    } finally {
-      for (Map.Entry<Parameter, Initializer> e : initializers.entrySet()) {
-        e.getKey().close(); // frees the placeholder and makes the parameter uninitialized again
-        e.getKey().setInitializer(e.getValue());
-      }
-      scratch.close();
-    }
   }
 
   /**
@@ -924,9 +425,10 @@ public final class SurgeryCheckpoint {
 
   /**
    * The class's logger, made when something is first logged: the agent builds the library's objects
-   * before the program's {@code main}, which may still configure its logging.
+   * before the program's {@code main}, which may still configure its logging. The replay's
+   * collaborators log under it too: one logger to enable for what a checkpoint load does.
    */
-  private static Logger logger() {
+  static Logger logger() {
     return LogHolder.LOGGER;
   }
 
