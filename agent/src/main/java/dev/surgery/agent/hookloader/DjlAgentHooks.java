@@ -92,12 +92,33 @@ public final class DjlAgentHooks implements DjlHooks {
     if (problems != null) {
       return problems;
     }
+    List<String> found = readConfig();
+    if (found == null) {
+      found = List.of(); // this DJL cannot run surgery (warned of): the program runs unmodified
+    } else if (found.isEmpty()) {
+      try {
+        DjlInternals.verify();
+        usable = true;
+      } catch (RuntimeException | LinkageError e) {
+        AgentLog.warnOnce(AgentLog.DJL_MISMATCH, INTERNALS_MISMATCH, e);
+      }
+    }
+    // Published last: prepare() answers without the lock once it is set, and a trainer created on
+    // another thread right then must already find the hooks usable, not be passed by untracked.
+    problems = found;
+    return found;
+  }
+
+  /**
+   * Reads the extensions and the config: the problems found, none when the agent can serve, or null
+   * when this DJL cannot run surgery (warned of here).
+   */
+  private List<String> readConfig() {
     try {
       if (!extensions.isEmpty()) {
         String duplicate = ExtensionLoader.duplicateProvider(extensions);
         if (duplicate != null) {
-          problems = List.of("extensions: " + duplicate);
-          return problems;
+          return List.of("extensions: " + duplicate);
         }
         List<AlgorithmSpec> added =
             Algorithms.loadPlugins(
@@ -114,9 +135,9 @@ public final class DjlAgentHooks implements DjlHooks {
       dryRun = new DryRunPlan(listener);
       firstForward = new FirstForwardInitialization(listener, events);
       loads = new ModelLoadHooks(listener, events);
-      problems = List.of();
+      return List.of();
     } catch (AlgorithmPluginException e) {
-      problems = List.of("extensions: " + e.getMessage());
+      return List.of("extensions: " + e.getMessage());
     } catch (SurgeryConfigException e) {
       List<String> lines = new ArrayList<>();
       for (ConfigProblem p : e.getProblems()) {
@@ -125,7 +146,7 @@ public final class DjlAgentHooks implements DjlHooks {
       if (lines.isEmpty()) {
         lines.add(config + ":0:0: " + e.getMessage());
       }
-      problems = List.copyOf(lines);
+      return List.copyOf(lines);
     } catch (LinkageError e) {
       // The DJL in this class loader lacks what the surgery library links against.
       AgentLog.warnOnce(
@@ -133,28 +154,17 @@ public final class DjlAgentHooks implements DjlHooks {
           "the surgery library does not link against this DJL (built for DJL 0.36.0); surgery"
               + " disabled, the program runs unmodified",
           e);
-      problems = List.of();
-      return problems;
+      return null;
     } catch (DjlInternalsException e) {
       // Reading the config already touched a DJL field that this DJL lacks: not a config error.
       AgentLog.warnOnce(AgentLog.DJL_MISMATCH, INTERNALS_MISMATCH, e);
-      problems = List.of();
-      return problems;
+      return null;
     } catch (RuntimeException e) {
       if (AgentLog.isDebug()) {
         e.printStackTrace(System.err);
       }
-      problems = List.of(config + ":0:0: the config could not be validated: " + e);
+      return List.of(config + ":0:0: the config could not be validated: " + e);
     }
-    if (problems.isEmpty()) {
-      try {
-        DjlInternals.verify();
-        usable = true;
-      } catch (RuntimeException | LinkageError e) {
-        AgentLog.warnOnce(AgentLog.DJL_MISMATCH, INTERNALS_MISMATCH, e);
-      }
-    }
-    return problems;
   }
 
   /** {@inheritDoc} */
