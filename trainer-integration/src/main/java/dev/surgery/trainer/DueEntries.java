@@ -16,11 +16,14 @@ import dev.surgery.trainer.config.Trigger;
 final class DueEntries {
 
   private final EntryRunner runner;
+  private final FailedEntries failures;
   private final NotRunEntries notRun;
   private final TrainingLength length;
 
-  DueEntries(EntryRunner runner, NotRunEntries notRun, TrainingLength length) {
+  DueEntries(
+      EntryRunner runner, FailedEntries failures, NotRunEntries notRun, TrainingLength length) {
     this.runner = runner;
+    this.failures = failures;
     this.notRun = notRun;
     this.length = length;
   }
@@ -215,7 +218,7 @@ final class DueEntries {
                   + " place it exactly");
     }
     if (problem != null) {
-      runner.failed(st, index, event, problem, 0);
+      failures.failed(st, index, event, problem, 0);
     } else if (st.steps == TrainingLength.dueStep(trigger, total)) {
       runner.apply(trainer, st, index, event);
     }

@@ -78,6 +78,21 @@ final class NotRunEntries {
   static final String ENDED_WHILE_APPLIED = "the program ended while it was being applied";
 
   /**
+   * An application that the program's end did not wait for to the finish (it outlasted {@link
+   * ProgramEnd#WAIT_MILLIS}) was listed as not run: it ran after all, and is listed once, as what
+   * it did.
+   *
+   * @return whether the program ended (the surgery log then has to be written again)
+   */
+  boolean forgetIfProgramEnded(TrainerState st, ProgramEnd programEnd) {
+    if (programEnd.ended()) {
+      surgeryLog.forgetNotRun(st.ordinal, ENDED_WHILE_APPLIED);
+      return true;
+    }
+    return false;
+  }
+
+  /**
    * Lists the open entries of a trainer whose training is over as never run, with why: training
    * ended ({@link SurgeryListener#onTrainingEnd}) or the program ended before it did ({@link
    * SurgeryListener#onProgramEnd()}).

@@ -33,6 +33,7 @@ final class StartChecks {
 
   private final SurgeryListener owner;
   private final EntryRunner runner;
+  private final FailedEntries failures;
   private final NotRunEntries notRun;
   private final TrainingLength length;
   private final Set<Event> observable;
@@ -47,12 +48,14 @@ final class StartChecks {
   StartChecks(
       SurgeryListener owner,
       EntryRunner runner,
+      FailedEntries failures,
       NotRunEntries notRun,
       TrainingLength length,
       Set<Event> observable,
       ListenerWarnings warnings) {
     this.owner = owner;
     this.runner = runner;
+    this.failures = failures;
     this.notRun = notRun;
     this.length = length;
     this.observable = observable;
@@ -117,7 +120,7 @@ final class StartChecks {
                 + " (the surgery agent does it for the listener it adds, not for one the program"
                 + " adds itself), or schedule it at epoch 1 or later";
         // Named as what stopped training, not left for the end to blame the loop.
-        runner.stopsTrainingBeforeItStarts(st, i, cause);
+        failures.stopsTrainingBeforeItStarts(st, i, cause);
         throw new IllegalStateException("Surgery: " + entry.describe() + " " + cause);
       }
       if (schedule.isPendingBeforeTraining(i)) {
@@ -160,7 +163,7 @@ final class StartChecks {
       }
       String typo = algorithm.targets().caseMismatch(root);
       if (typo != null) {
-        runner.failed(
+        failures.failed(
             st,
             i,
             Event.FIT_START,

@@ -126,7 +126,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final NotRunEntries notRun;
   private final RecordedEntries records;
   private final TrainerRegistry registry;
-  private final EntryRunner runner;
+  private final LoadEventEntries loadEvents;
+  private final FailedEntries failures;
   private final StartChecks startChecks;
   private final DueEntries due;
 
@@ -158,20 +159,22 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             notRun,
             surgeryLog,
             warnings);
-    this.runner =
+    this.failures =
+        new FailedEntries(this.schedule, onError, length, warnings, surgeryLog, notRun, programEnd);
+    this.loadEvents = new LoadEventEntries(this.schedule, failures);
+    EntryRunner runner =
         new EntryRunner(
             this.schedule,
-            onError,
             length,
-            warnings,
-            surgeryLog,
-            notRun,
             records,
+            failures,
+            new AppliedEntries(warnings, surgeryLog, records, notRun, length, programEnd),
             programEnd,
             registry::trainersOf);
     this.observable = Collections.unmodifiableSet(eventSet(observable));
-    this.startChecks = new StartChecks(this, runner, notRun, length, this.observable, warnings);
-    this.due = new DueEntries(runner, notRun, length);
+    this.startChecks =
+        new StartChecks(this, runner, failures, notRun, length, this.observable, warnings);
+    this.due = new DueEntries(runner, failures, notRun, length);
     this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
     this.eventDriven =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
@@ -397,7 +400,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       onEvent(event, training);
       return;
     }
-    runner.runAtModelEvent(event, model);
+    loadEvents.run(event, model);
   }
 
   /**
@@ -580,7 +583,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     int planned = length.afterAnnouncement(st, epochs);
     int totalEpochs = length.configuredEpochs();
     if (st.lengthFollowedBy != null && planned > st.lengthFollowed) {
-      runner.lengthProvedWrong(st, planned);
+      failures.lengthProvedWrong(st, planned);
     }
     // Only schedules that follow the length care; the others would only get noise.
     boolean lengthMatters = length.matters();

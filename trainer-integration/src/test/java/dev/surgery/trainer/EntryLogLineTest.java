@@ -9,7 +9,7 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * The INFO line an applied entry logs ({@link EntryRunner#logLine}), worked out by hand from its
+ * The INFO line an applied entry logs ({@link AppliedEntries#logLine}), worked out by hand from its
  * documented shape: {@code Surgery: <algorithm> <when> replaced|froze <n> block(s)|layer(s)
  * (<old->new> x<count>, ...), parameters <before> -> <after>, <ms> ms}.
  */
@@ -23,11 +23,11 @@ class EntryLogLineTest {
   void countsReplacedBlocksByTypePairInTheOrderSeen() {
     assertEquals(
         "Surgery: a at epoch 1 replaced no blocks, parameters 10 -> 10, 0 ms",
-        EntryRunner.logLine("a", "at epoch 1", changes(10, 10), 0));
+        AppliedEntries.logLine("a", "at epoch 1", changes(10, 10), 0));
     assertEquals(
         "Surgery: a at epoch 2 replaced 1 block (Conv2d->BlurConv2d x1), parameters 1,234,567 ->"
             + " 1,234,570, 3 ms",
-        EntryRunner.logLine(
+        AppliedEntries.logLine(
             "a",
             "at epoch 2",
             changes(1_234_567, 1_234_570, new Change("p", "Conv2d", "BlurConv2d")),
@@ -35,7 +35,7 @@ class EntryLogLineTest {
     assertEquals(
         "Surgery: a every 9ba replaced 3 blocks (Linear->B x2, Conv2d->C x1), parameters 5 -> 4,"
             + " 1 ms",
-        EntryRunner.logLine(
+        AppliedEntries.logLine(
             "a",
             "every 9ba",
             changes(
@@ -51,11 +51,11 @@ class EntryLogLineTest {
   void aFreezeSaysLayersFrozenOnlyWhenEveryChangeIsOne() {
     assertEquals(
         "Surgery: f at epoch 1 froze 1 layer (Conv2d->frozen Conv2d x1), parameters 3 -> 3, 0 ms",
-        EntryRunner.logLine(
+        AppliedEntries.logLine(
             "f", "at epoch 1", changes(3, 3, new Change("p", "Conv2d", "frozen Conv2d")), 0));
     assertEquals(
         "Surgery: f at epoch 1 froze 2 layers (Conv2d->frozen Conv2d x2), parameters 3 -> 3, 0 ms",
-        EntryRunner.logLine(
+        AppliedEntries.logLine(
             "f",
             "at epoch 1",
             changes(
@@ -68,7 +68,7 @@ class EntryLogLineTest {
     assertEquals(
         "Surgery: f at epoch 1 replaced 2 blocks (Conv2d->frozen Conv2d x1, Linear->B x1),"
             + " parameters 3 -> 3, 0 ms",
-        EntryRunner.logLine(
+        AppliedEntries.logLine(
             "f",
             "at epoch 1",
             changes(
@@ -82,9 +82,9 @@ class EntryLogLineTest {
     String line = ", parameters unknown (model not initialized), 0 ms";
     assertEquals(
         "Surgery: a at epoch 0 replaced no blocks" + line,
-        EntryRunner.logLine("a", "at epoch 0", changes(unknown, 7), 0));
+        AppliedEntries.logLine("a", "at epoch 0", changes(unknown, 7), 0));
     assertEquals(
         "Surgery: a at epoch 0 replaced no blocks" + line,
-        EntryRunner.logLine("a", "at epoch 0", changes(7, unknown), 0));
+        AppliedEntries.logLine("a", "at epoch 0", changes(7, unknown), 0));
   }
 }

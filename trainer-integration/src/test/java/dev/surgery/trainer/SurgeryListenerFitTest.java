@@ -447,11 +447,11 @@ class SurgeryListenerFitTest {
     assertEquals(
         "Surgery: blurpool at epoch 1 replaced 4 blocks (Conv2d->BlurConv2d x3,"
             + " maxPool2d->BlurMaxPool2d x1), parameters 272,474 -> 272,474, 9 ms",
-        EntryRunner.logLine("blurpool", "at epoch 1", report, report.nanos()));
+        AppliedEntries.logLine("blurpool", "at epoch 1", report, report.nanos()));
     SurgeryChanges none = new SurgeryChanges("x", Map.of(), List.of(), 10, 10, 0);
     assertEquals(
         "Surgery: x at epoch 0 replaced no blocks, parameters 10 -> 10, 0 ms",
-        EntryRunner.logLine("x", "at epoch 0", none, 0));
+        AppliedEntries.logLine("x", "at epoch 0", none, 0));
     // before Trainer.initialize no parameter has a shape: unknown, not "0 -> 0"
     SurgeryChanges unshaped =
         new SurgeryChanges(
@@ -464,7 +464,7 @@ class SurgeryListenerFitTest {
     assertEquals(
         "Surgery: ghost_batchnorm at epoch 0 replaced 1 block (BatchNorm->GhostBatchNormBlock"
             + " x1), parameters unknown (model not initialized), 0 ms",
-        EntryRunner.logLine("ghost_batchnorm", "at epoch 0", unshaped, 0));
+        AppliedEntries.logLine("ghost_batchnorm", "at epoch 0", unshaped, 0));
     // A freeze replaces no block: it says what it did.
     SurgeryChanges frozen =
         new SurgeryChanges(
@@ -479,7 +479,7 @@ class SurgeryListenerFitTest {
     assertEquals(
         "Surgery: layer_freezing at epoch 2 froze 2 layers (Conv2d->frozen Conv2d x1,"
             + " Linear->frozen Linear x1), parameters 10 -> 10, 0 ms",
-        EntryRunner.logLine("layer_freezing", "at epoch 2", frozen, 0));
+        AppliedEntries.logLine("layer_freezing", "at epoch 2", frozen, 0));
     JsonObject logged =
         JsonParser.parseString(
                 SurgeryJson.log(
