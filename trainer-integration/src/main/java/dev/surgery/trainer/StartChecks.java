@@ -17,6 +17,7 @@ import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -72,6 +73,37 @@ final class StartChecks {
   /** Right after the trainer's initialization. */
   void atInitialized(Trainer trainer, TrainerState st) {
     checkModelOnce(trainer, st);
+  }
+
+  /**
+   * Warns, once per trainer, when this listener is not among the trainer's training listeners: a
+   * program that built it and called {@code onInitialized} but never added it to the config gets
+   * its epoch-0 entries and none after (DJL never tells it of a batch or an epoch end), which was
+   * silent. A loop may still report those itself ({@code onEvent}), so this is no refusal. The
+   * trainer's state is made only for a listener the trainer does not list.
+   */
+  void warnIfNotListed(Trainer trainer, TrainerRegistry registry) {
+    List<TrainingListener> registered;
+    try {
+      registered = DjlTrainers.listeners(trainer);
+    } catch (RuntimeException e) {
+      return; // the agent's start-up check names a DJL that changed
+    }
+    if (registered == null || registered.stream().anyMatch(l -> l == owner)) {
+      return;
+    }
+    TrainerState st = registry.state(trainer);
+    if (st.unregisteredWarned || st.begun) {
+      return; // training began for it: a listener of the program's forwards DJL's events to it
+    }
+    st.unregisteredWarned = true;
+    warnings.warn(
+        "Surgery: this SurgeryListener is not one of trainer "
+            + st.ordinal
+            + "'s training listeners, so DJL will not tell it of batches and epoch ends: only"
+            + " epoch-0 entries run, unless the training loop reports those events to it itself"
+            + " (listener.onEvent). Add it to the training config before model.newTrainer(config):"
+            + " config.addTrainingListeners(listener)");
   }
 
   /**

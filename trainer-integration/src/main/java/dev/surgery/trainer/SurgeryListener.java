@@ -3,13 +3,11 @@ package dev.surgery.trainer;
 import ai.djl.Model;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
-import ai.djl.training.listener.TrainingListener;
 import ai.djl.training.listener.TrainingListenerAdapter;
 import com.google.gson.JsonObject;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.DjlInternals;
-import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.trainer.config.OnError;
 import dev.surgery.trainer.config.ScheduleComposition;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
@@ -18,7 +16,6 @@ import dev.surgery.trainer.config.Trigger;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Comparator;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Objects;
@@ -122,9 +119,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final boolean hasDurations;
 
   private final ListenerWarnings warnings = new ListenerWarnings();
+  private final LengthWarnings lengthWarnings;
   private final SurgeryLogWriter surgeryLog;
   private final NotRunEntries notRun;
-  private final RecordedEntries records;
+  private final EndOfTraining ends;
   private final TrainerRegistry registry;
   private final LoadEventEntries loadEvents;
   private final FailedEntries failures;
@@ -148,8 +146,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.length = new TrainingLength(this.schedule, totalEpochs, totalSteps, totalEpochsHint);
     this.hasDurations =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.DURATION);
+    this.lengthWarnings = new LengthWarnings(hasDurations, length, warnings);
     this.notRun = new NotRunEntries(warnings, surgeryLog, length);
-    this.records = new RecordedEntries(warnings, surgeryLog);
+    RecordedEntries records = new RecordedEntries(warnings, surgeryLog);
     this.registry =
         new TrainerRegistry(
             this.schedule,
@@ -172,6 +171,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             programEnd,
             registry::trainersOf);
     this.observable = Collections.unmodifiableSet(eventSet(observable));
+    this.ends = new EndOfTraining(registry, records, notRun, surgeryLog, warnings, programEnd);
     this.startChecks =
         new StartChecks(this, runner, failures, notRun, length, this.observable, warnings);
     this.due = new DueEntries(runner, failures, notRun, length);
@@ -324,54 +324,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     due.atEvent(trainer, st, event);
     if (event == Event.BATCH_END) {
       st.batchInEpoch++;
-      warnPastPlannedSteps(st);
+      lengthWarnings.pastPlannedSteps(st);
       surgeryLog.flushIfDue();
     } else if (event == Event.FIT_END) {
       surgeryLog.flush(); // what the fit applied is on disk before the program goes on
     }
-  }
-
-  /**
-   * Warns once when training takes more optimizer steps than it was planned at, after an {@code at:
-   * "<f>dur"} entry took its step from that estimate (the planned epochs times the first epoch's
-   * steps): a loop whose epochs differ in steps, such as gradient accumulation whose windows cross
-   * epoch ends, ran it early. A configured {@code total_steps} is the user's word.
-   */
-  private void warnPastPlannedSteps(TrainerState st) {
-    if (!hasDurations || st.pastPlannedStepsWarned || length.stepsConfigured()) {
-      return;
-    }
-    long planned = length.plannedSteps(st);
-    // Past the planned epochs too, the epoch-end warning says what happened.
-    if (planned <= 0 || st.steps <= planned || st.completedEpochs >= length.plannedEpochs(st)) {
-      return;
-    }
-    List<String> ran = new ArrayList<>();
-    for (int i = 0; i < st.schedule.size(); i++) {
-      if (st.schedule.hasKind(i, Trigger.Kind.DURATION) && st.schedule.runs(i) > 0) {
-        ran.add(st.schedule.entry(i).describe());
-      }
-    }
-    // Said once, and looked for once: a duration entry not run by now never will be.
-    st.pastPlannedStepsWarned = true;
-    if (ran.isEmpty()) {
-      return;
-    }
-    warnings.warn(
-        "Surgery: step "
-            + st.steps
-            + " ran, past the "
-            + planned
-            + " optimizer steps training was planned at ("
-            + length.plannedEpochs(st)
-            + " epochs times "
-            + st.batchesPerEpoch
-            + ", the batches per epoch as the data or the first epoch told), so "
-            + String.join(", ", ran)
-            + " took its step from that estimate, not from the length training has. Give"
-            + " total_steps in the config"
-            + " (optTotalSteps in the builder) where epochs differ in steps, as with gradient"
-            + " accumulation whose windows cross epoch ends");
   }
 
   /**
@@ -439,17 +396,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @return the file written, if a report is configured
    */
   public Optional<Path> writePlanReport(List<EntryPlan> plans) {
-    if (reportPath == null) {
-      return Optional.empty();
-    }
-    try {
-      SurgeryJson.write(reportPath, SurgeryJson.plans(plans));
-    } catch (java.io.IOException | RuntimeException e) {
-      warnings.warn(
-          "Surgery: cannot write the dry run's plan to " + reportPath.toAbsolutePath() + ": " + e);
-      return Optional.empty();
-    }
-    return Optional.of(reportPath);
+    return surgeryLog.writePlans(plans);
   }
 
   /**
@@ -581,39 +528,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     TrainerState st = registry.state(trainer);
     int announced = st.passedEpochs() + epochs;
     int planned = length.afterAnnouncement(st, epochs);
-    int totalEpochs = length.configuredEpochs();
     if (st.lengthFollowedBy != null && planned > st.lengthFollowed) {
       failures.lengthProvedWrong(st, planned);
     }
-    // Only schedules that follow the length care; the others would only get noise.
-    boolean lengthMatters = length.matters();
-    if (lengthMatters && st.plannedEpochs > 0 && st.plannedEpochs != planned) {
-      warnings.warn(
-          "Surgery: the training loop announced "
-              + planned
-              + " epochs in all after "
-              + st.passedEpochs()
-              + " completed, where training was planned at "
-              + st.plannedEpochs
-              + " epochs; algorithms that follow the length of training now use "
-              + planned);
-    } else if (lengthMatters
-        && st.plannedEpochs == 0
-        && totalEpochs > 0
-        && totalEpochs != announced) {
-      warnings.warn(
-          "Surgery: the training loop runs "
-              + announced
-              + (announced == 1 ? " epoch" : " epochs")
-              + " but the configured total is "
-              + totalEpochs
-              + "; algorithms that follow the length of training use "
-              + (planned == totalEpochs
-                  ? "the configured "
-                      + totalEpochs
-                      + " (a loop that calls fit once per epoch announces one epoch at a time)"
-                  : "the loop's " + planned));
-    }
+    lengthWarnings.announcedLength(st, announced, planned);
     st.plannedEpochs = planned;
     if (st.passedEpochs() == 0) {
       due.afterLengthKnown(trainer, st);
@@ -629,38 +547,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @param trainer the trainer that was just initialized
    */
   public void onInitialized(Trainer trainer) {
-    warnIfNotRegistered(trainer);
+    startChecks.warnIfNotListed(trainer, registry);
     initialized(trainer);
-  }
-
-  /**
-   * Warns, once per trainer, when this listener is not among the trainer's training listeners: a
-   * program that built it and called {@code onInitialized} but never added it to the config gets
-   * its epoch-0 entries and none after (DJL never tells it of a batch or an epoch end), which was
-   * silent. A loop may still report those itself ({@code onEvent}), so this is no refusal.
-   */
-  private void warnIfNotRegistered(Trainer trainer) {
-    List<TrainingListener> registered;
-    try {
-      registered = DjlTrainers.listeners(trainer);
-    } catch (RuntimeException e) {
-      return; // the agent's start-up check names a DJL that changed
-    }
-    if (registered == null || registered.stream().anyMatch(l -> l == this)) {
-      return;
-    }
-    TrainerState st = registry.state(trainer);
-    if (st.unregisteredWarned || st.begun) {
-      return; // training began for it: a listener of the program's forwards DJL's events to it
-    }
-    st.unregisteredWarned = true;
-    warnings.warn(
-        "Surgery: this SurgeryListener is not one of trainer "
-            + st.ordinal
-            + "'s training listeners, so DJL will not tell it of batches and epoch ends: only"
-            + " epoch-0 entries run, unless the training loop reports those events to it itself"
-            + " (listener.onEvent). Add it to the training config before model.newTrainer(config):"
-            + " config.addTrainingListeners(listener)");
   }
 
   /**
@@ -782,20 +670,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
       // The same epoch end, reported by DJL's onEpoch and by onEvent (the agent does both).
       return;
     }
-    if (!st.trainedSinceEpochEnd
-        && st.completedEpochs > 0
-        && (st.batches > 0 || st.steps > 0)
-        && !st.emptyEpochWarned) {
-      // A loop that reports its batches, then two epoch ends with no batch between (an epoch
-      // start may come between: the agent reports one for an epoch without batches): counted, as
-      // DJL counts it, but more likely one epoch reported twice.
-      st.emptyEpochWarned = true;
-      warnings.warn(
-          "Surgery: an epoch ended with no training batch or step reported since the previous"
-              + " epoch end (onEpoch reported twice for one epoch?); it counts as an epoch, so"
-              + " epoch: entries run earlier than the loop's own epoch count says if it is not one."
-              + " Report each epoch end once");
-    }
+    lengthWarnings.emptyEpoch(st);
     st.epochJustEnded = true;
     st.trainedSinceEpochEnd = false;
     st.lastEpochEndByCallback = byCallback;
@@ -813,16 +688,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     if (st.completedEpochs == 1 && st.batchInEpoch > 0 && (untold || differs)) {
       // A sampler that drops the last partial batch is no news.
       if (differs && st.batchInEpoch != st.batchesPerEpochDroppingLast) {
-        warnings.warn(
-            "Surgery: the first epoch had "
-                + st.batchInEpoch
-                + " optimizer steps (BATCH_END), not the "
-                + st.batchesPerEpoch
-                + " batches the data reports (several batches per step?), so at: \"<f>dur\""
-                + " entries now take "
-                + st.batchInEpoch
-                + " steps per epoch as the planned length; give total_steps in the config"
-                + " (optTotalSteps in the builder) for an exact one");
+        lengthWarnings.firstEpochSteps(st);
       }
       st.batchesPerEpoch = st.batchInEpoch;
       due.durationsDueNow(trainer, st);
@@ -830,21 +696,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
     int completed = st.passedEpochs();
     int planned = length.plannedEpochs(st);
-    if (planned > 0 && completed > planned && !st.pastPlannedLengthWarned && length.matters()) {
-      // Nothing announced a longer loop (the agent announces each EasyTrain.fit; a program with
-      // the library calls onPlannedEpochs itself): what followed the planned length keeps it.
-      st.pastPlannedLengthWarned = true;
-      warnings.warn(
-          "Surgery: epoch "
-              + completed
-              + " ended, past the "
-              + planned
-              + " epochs training was planned at; algorithms that follow the length of training"
-              + " keep "
-              + planned
-              + ": give the listener the real length (total_epochs in the config, optTotalEpochs"
-              + " in the builder, or onPlannedEpochs(trainer, epochs) before training)");
-    }
+    lengthWarnings.pastPlannedEpochs(st, completed, planned);
     if (programEnd.ended()) {
       return; // training goes on while the program ends (a graceful shutdown): nothing is applied
     }
@@ -862,47 +714,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** {@inheritDoc} */
   @Override
   public void onTrainingEnd(Trainer trainer) {
-    TrainerState st = registry.end(trainer); // null: never trained here, or listed at the end
-    if (st == null) {
-      return;
-    }
-    Model model = trainer.getModel();
-    // Only for the block this trainer trained: a model given another block since then (a later
-    // checkpoint loaded into it) says nothing of what ran on this trainer's block.
-    if (model.getBlock() == st.block
-        && !Objects.equals(RecordedEntries.recordOf(model), st.recordSeen)) {
-      // Another trainer of this model (sharing this listener, as an evaluation trainer built from
-      // the same config does) applied entries this one never reached: they ran on the model, and
-      // are listed so, not as never run.
-      st.recordSeen = RecordedEntries.recordOf(model);
-      records.skipRecorded(model, st, false);
-    }
-    warnChangedAfterTraining(st);
-    // A trainer that began after the program's end ran nothing: its entries say so.
-    notRun.listNotRun(st, registry.programEnded());
-    surgeryLog.write();
-  }
-
-  /**
-   * Warns of entries that replaced blocks after the trainer's last training batch or step (an
-   * {@code epoch:} entry at the last epoch's end, a {@code step:} entry at the last step): nothing
-   * trained the changed model, and what was measured before the change (the last validation, the
-   * accuracy a save callback wrote from it) belongs to the model before it. Only for a trainer that
-   * trained: an evaluation trainer never does.
-   */
-  private void warnChangedAfterTraining(TrainerState st) {
-    if (st.changedSinceTraining.isEmpty() || (st.batches == 0 && st.steps == 0)) {
-      return;
-    }
-    warnings.warn(
-        "Surgery: "
-            + String.join(", ", st.changedSinceTraining)
-            + " changed the model after its last training step: no step trained the changed model,"
-            + " and what was measured before the change (the last validation, the accuracy a save"
-            + " callback wrote from it into a checkpoint) belongs to the model before it, so a"
-            + " model saved or used after training has a change nothing trained or evaluated;"
-            + " schedule it before the last epoch's end (or step)");
-    st.changedSinceTraining.clear();
+    ends.trainingEnded(trainer);
   }
 
   /**
@@ -919,29 +731,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @return whether some trainer's training was cut short
    */
   public boolean onProgramEnd() {
-    // First no application may begin, and one under way on the training thread (a SIGTERM in the
-    // middle of a surgery) ends, applied or failed, before the log lists what never ran.
-    if (!programEnd.end(ProgramEnd.WAIT_MILLIS)) {
-      return false;
-    }
-    // A trainer collected unclosed and not yet ended by a later trainer's start stays unfinished:
-    // listed as cut short with the others, as a trainer never closed is.
-    List<TrainerState> cut = registry.takeUnfinished(); // once: end() answered true once
-    if (cut.isEmpty()) {
-      return false;
-    }
-    try {
-      cut.sort(Comparator.comparingInt(st -> st.ordinal));
-      for (TrainerState st : cut) {
-        notRun.listNotRun(st, true);
-      }
-    } catch (RuntimeException e) {
-      // Another thread may still be training: what could be listed is listed, the mark still goes.
-      ListenerLog.logger().debug("Surgery: listing the entries cut short failed", e);
-    }
-    surgeryLog.markCutShort();
-    surgeryLog.write();
-    return true;
+    return ends.programEnded();
   }
 
   /**

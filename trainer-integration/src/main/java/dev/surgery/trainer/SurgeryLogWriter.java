@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
@@ -250,6 +251,26 @@ final class SurgeryLogWriter {
         writeFailed = true;
       }
     }
+  }
+
+  /**
+   * Writes a dry run's plans instead of a log, when one is configured; a failure to write is warned
+   * of, never thrown.
+   *
+   * @return the file written, if a report is configured and it was written
+   */
+  Optional<Path> writePlans(List<EntryPlan> plans) {
+    if (logPath == null) {
+      return Optional.empty();
+    }
+    try {
+      SurgeryJson.write(logPath, SurgeryJson.plans(plans));
+    } catch (IOException | RuntimeException e) {
+      warnings.warn(
+          "Surgery: cannot write the dry run's plan to " + logPath.toAbsolutePath() + ": " + e);
+      return Optional.empty();
+    }
+    return Optional.of(logPath);
   }
 
   /** A {@code not_run} item and its text in the log. */
