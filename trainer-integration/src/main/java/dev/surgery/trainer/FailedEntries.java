@@ -16,7 +16,8 @@ import java.util.List;
  * {@code on_error} says, a failure stops training where the algorithm had changed the model before
  * it failed (nothing undoes or records that change) or the JVM is failing. Kept apart from the run
  * itself ({@link EntryRunner}) because every way an entry can fail (the run, a check before it, a
- * length proved wrong later, a stop before training starts) is reported here, in the same words.
+ * length proved wrong later, a stop before training starts) is reported here, in the same words;
+ * {@link LoadEventEntries} asks it too whether a failure at a model's load stops the load.
  */
 final class FailedEntries {
 

@@ -27,8 +27,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * and not epochs into training: patterns that select nothing because of a letter's case, block
  * classes whose fields a later surgery could not read, a save listener that would checkpoint the
  * changed model with the old model's metrics, entries that can no longer run or still lack the
- * planned length at the first batch, and DJL's L2Loss, whose gradients a garbage collection can
- * spoil.
+ * planned length at the first batch, DJL's L2Loss, whose gradients a garbage collection can spoil,
+ * and a listener that the initialized trainer does not list (it would hear of no epoch end).
  */
 final class StartChecks {
 
