@@ -12,6 +12,7 @@ import ai.djl.nn.norm.Dropout;
 import ai.djl.util.Pair;
 import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlShapes;
 import java.util.ArrayList;
 import java.util.List;
@@ -116,7 +117,7 @@ public final class BlockInspector {
    * @param bn the batch norm
    * @return its axis, epsilon, momentum, center and scale
    */
-  public static DjlBlocks.BatchNormSettings batchNorm(BatchNorm bn) {
+  public static DjlInternals.BatchNormSettings batchNorm(BatchNorm bn) {
     return DjlBlocks.batchNormSettings(bn);
   }
 

@@ -18,7 +18,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.norm.Dropout;
 import ai.djl.nn.pooling.Pool;
-import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlShapes;
 import org.junit.jupiter.api.Test;
 
@@ -71,7 +71,7 @@ class BlockInspectorTest {
   void batchNormDropoutAndLinearSettings() {
     BatchNorm bn =
         BatchNorm.builder().optAxis(2).optEpsilon(2e-5f).optMomentum(0.8f).optCenter(false).build();
-    DjlBlocks.BatchNormSettings s = BlockInspector.batchNorm(bn);
+    DjlInternals.BatchNormSettings s = BlockInspector.batchNorm(bn);
     assertEquals(2, s.axis());
     assertEquals(2e-5f, s.epsilon());
     assertEquals(0.8f, s.momentum());

@@ -93,20 +93,24 @@ public final class DjlAgentHooks implements DjlHooks {
       return problems;
     }
     List<String> found = readConfig();
-    if (found == null) {
-      found = List.of(); // this DJL cannot run surgery (warned of): the program runs unmodified
-    } else if (found.isEmpty()) {
-      try {
-        DjlInternals.verify();
-        usable = true;
-      } catch (RuntimeException | LinkageError e) {
-        AgentLog.warnOnce(AgentLog.DJL_MISMATCH, INTERNALS_MISMATCH, e);
+    try {
+      if (found == null) {
+        found = List.of(); // this DJL cannot run surgery (warned of): the program runs unmodified
+      } else if (found.isEmpty()) {
+        try {
+          DjlInternals.verify();
+          usable = true;
+        } catch (RuntimeException | LinkageError e) {
+          AgentLog.warnOnce(AgentLog.DJL_MISMATCH, INTERNALS_MISMATCH, e);
+        }
       }
+    } finally {
+      // Published last, whatever happened: prepare() answers without the lock once it is set, and
+      // a trainer created on another thread right then must already find the hooks usable, not
+      // be passed by untracked; nor is the config read again after an error here.
+      problems = found == null ? List.of() : found;
     }
-    // Published last: prepare() answers without the lock once it is set, and a trainer created on
-    // another thread right then must already find the hooks usable, not be passed by untracked.
-    problems = found;
-    return found;
+    return problems;
   }
 
   /**

@@ -15,6 +15,7 @@ import dev.surgery.core.SurgeryLock;
 import dev.surgery.core.SurgeryPlan;
 import dev.surgery.core.Targets;
 import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.internal.LinkedIdentityMap;
 import dev.surgery.core.layers.GhostBatchNormBlock;
@@ -126,7 +127,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
   }
 
   private static boolean learnsNothing(BatchNorm bn) {
-    DjlBlocks.BatchNormSettings settings = DjlBlocks.batchNormSettings(bn);
+    DjlInternals.BatchNormSettings settings = DjlBlocks.batchNormSettings(bn);
     return !settings.scale() && !settings.center();
   }
 

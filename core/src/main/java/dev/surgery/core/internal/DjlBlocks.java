@@ -301,26 +301,14 @@ public final class DjlBlocks {
    * @param bn the batch norm block
    * @return axis, epsilon, momentum, center and scale
    */
-  public static BatchNormSettings batchNormSettings(BatchNorm bn) {
-    return new BatchNormSettings(
+  public static DjlInternals.BatchNormSettings batchNormSettings(BatchNorm bn) {
+    return new DjlInternals.BatchNormSettings(
         (Integer) get(batchNormAxis, bn),
         (Float) get(batchNormEpsilon, bn),
         (Float) get(batchNormMomentum, bn),
         (Boolean) get(batchNormCenter, bn),
         (Boolean) get(batchNormScale, bn));
   }
-
-  /**
-   * The hidden settings of a {@link BatchNorm}.
-   *
-   * @param axis the channel axis
-   * @param epsilon the variance epsilon
-   * @param momentum the running-statistics momentum
-   * @param center whether a shift (beta) is learned
-   * @param scale whether a scale (gamma) is learned
-   */
-  public record BatchNormSettings(
-      int axis, float epsilon, float momentum, boolean center, boolean scale) {}
 
   /**
    * Reads the hidden rate of a {@link Dropout}.

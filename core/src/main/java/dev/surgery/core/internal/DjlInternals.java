@@ -52,6 +52,10 @@ public final class DjlInternals {
   /** Set when this DJL does not have a field surgery needs; every accessor then fails with it. */
   private static final DjlInternalsException FAILURE;
 
+  /*
+   * The members, read by the accessor classes of this package. Assigned only by the static
+   * initializer below (not final: it catches the first that is missing and leaves the rest null).
+   */
   static Field blockChildren;
   static Field blockParameters;
   static Field blockInputShapes;
@@ -160,10 +164,11 @@ public final class DjlInternals {
   private DjlInternals() {}
 
   /*
-   * The handles are adapted to the types their call sites use with invokeExact: a DJL that
-   * declares a field or return type more narrowly (a subtype, which the checks above accept)
-   * still matches them. Those types are named only once the start-up check passed: a DJL class
-   * they name may be missing (FAILURE then says so), and naming it here would fail this class's
+   * Method handles for the accessor classes (DjlBlocks, DjlShapes, DjlOptimizers), made when those
+   * classes initialize and adapted to the types their call sites use with invokeExact: a DJL that
+   * declares a field or return type more narrowly (a subtype, which the checks above accept) still
+   * matches them. Those types are named only once the start-up check passed: a DJL class they name
+   * may be missing (FAILURE then says so), and naming it earlier would fail the accessor class's
    * initialization instead.
    */
   static MethodHandle invoker(Method m, Supplier<MethodType> callSite) {
@@ -199,6 +204,19 @@ public final class DjlInternals {
       throw FAILURE;
     }
   }
+
+  /**
+   * The hidden settings of a {@link BatchNorm}, as {@link DjlBlocks#batchNormSettings} reads them
+   * (kept here: {@code BlockInspector.batchNorm} returns it).
+   *
+   * @param axis the channel axis
+   * @param epsilon the variance epsilon
+   * @param momentum the running-statistics momentum
+   * @param center whether a shift (beta) is learned
+   * @param scale whether a scale (gamma) is learned
+   */
+  public record BatchNormSettings(
+      int axis, float epsilon, float momentum, boolean center, boolean scale) {}
 
   /**
    * Reads any field value (used by {@link FieldSlot} and with {@link
@@ -343,7 +361,7 @@ public final class DjlInternals {
     }
   }
 
-  static Class<?> nestedClass(Class<?> owner, String simpleName) {
+  private static Class<?> nestedClass(Class<?> owner, String simpleName) {
     for (Class<?> c : owner.getDeclaredClasses()) {
       if (c.getSimpleName().equals(simpleName)) {
         return c;

@@ -11,7 +11,7 @@ import ai.djl.nn.norm.BatchNorm;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.surgery.core.BlockInspector;
-import dev.surgery.core.internal.DjlBlocks;
+import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlShapes;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -75,7 +75,7 @@ public class GhostBatchNormBlock extends SingleInputBlock implements BatchNormLa
       throw new IllegalArgumentException("ghost_batch_size must be >= 1, got " + ghostBatchSize);
     }
     this.ghostBatchSize = ghostBatchSize;
-    DjlBlocks.BatchNormSettings settings = BlockInspector.batchNorm(bn);
+    DjlInternals.BatchNormSettings settings = BlockInspector.batchNorm(bn);
     axis = settings.axis();
     epsilon = settings.epsilon();
     momentum = settings.momentum();

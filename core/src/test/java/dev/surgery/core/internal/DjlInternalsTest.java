@@ -288,10 +288,10 @@ class DjlInternalsTest {
             .optScale(true)
             .build();
     assertEquals(
-        new DjlBlocks.BatchNormSettings(3, 1e-3f, 0.75f, false, true),
+        new DjlInternals.BatchNormSettings(3, 1e-3f, 0.75f, false, true),
         DjlBlocks.batchNormSettings(bn));
     assertEquals(
-        new DjlBlocks.BatchNormSettings(1, 1e-5f, 0.25f, true, false),
+        new DjlInternals.BatchNormSettings(1, 1e-5f, 0.25f, true, false),
         DjlBlocks.batchNormSettings(
             BatchNorm.builder()
                 .optAxis(1)
