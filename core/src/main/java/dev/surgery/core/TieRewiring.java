@@ -20,33 +20,7 @@ import java.util.function.Supplier;
  */
 final class TieRewiring {
 
-  /** What the tie step asks of the surgery it belongs to. */
-  interface Tree {
-    /** The surgery's node for a block it met, or null. */
-    TreeNode nodeOf(Block block);
-
-    /** The nodes a policy decided on, in decision order. */
-    List<TreeNode> decided();
-
-    /** Whether a node's block is still reachable from the root. */
-    boolean isLive(TreeNode node);
-
-    /** Whether a replacement is in the model after the traversal. */
-    boolean stays(TreeNode replacement);
-
-    /** Whether a replacement was replaced again (recursion). */
-    boolean replacedAgain();
-
-    /** The edges to the leaves the walks passed by without a node. */
-    PassedEdges passedLeaves();
-
-    /**
-     * How many of {@link #passedLeaves} the first walk from the root recorded (they come first).
-     */
-    int passedByInitialWalk();
-  }
-
-  private final Tree tree;
+  private final ChangedTree tree;
   private final FieldWrites fieldWrites;
 
   /** Which blocks the first walk meets may tie another one. */
@@ -65,7 +39,7 @@ final class TieRewiring {
   /** Whether a replacement has children or fields that may reach another block. */
   private boolean replacementsMayTie;
 
-  TieRewiring(Tree tree, FieldWrites fieldWrites) {
+  TieRewiring(ChangedTree tree, FieldWrites fieldWrites) {
     this.tree = tree;
     this.fieldWrites = fieldWrites;
   }

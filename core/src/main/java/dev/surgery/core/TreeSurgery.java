@@ -1,30 +1,21 @@
 package dev.surgery.core;
 
-import static dev.surgery.core.BlockTrees.arraysOf;
-import static dev.surgery.core.BlockTrees.containsIdentity;
 import static dev.surgery.core.BlockTrees.directParameters;
 import static dev.surgery.core.BlockTrees.parametersOf;
-import static dev.surgery.core.BlockTrees.walkOnce;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.training.Trainer;
-import dev.surgery.core.internal.BlockFields;
-import dev.surgery.core.internal.ClosedPackageException;
-import dev.surgery.core.internal.DjlBlocks;
 import dev.surgery.core.internal.DjlShapes;
-import dev.surgery.core.internal.DjlTrainers;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.Deque;
 import java.util.IdentityHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -50,46 +41,50 @@ final class TreeSurgery {
   /** The writes into blocks' own fields, journaled with the rest. */
   private final FieldWrites fieldWrites = new FieldWrites(journal);
 
+  /** The tree as the traversal left it, as the steps after it read it. */
+  private final ChangedTree changed =
+      new ChangedTree() {
+        @Override
+        public TreeNode nodeOf(Block block) {
+          return nodes.get(block);
+        }
+
+        @Override
+        public List<TreeNode> decided() {
+          return decided;
+        }
+
+        @Override
+        public boolean isLive(TreeNode node) {
+          return TreeSurgery.this.isLive(node);
+        }
+
+        @Override
+        public boolean stays(TreeNode replacement) {
+          return TreeSurgery.this.stays(replacement);
+        }
+
+        @Override
+        public boolean replacedAgain() {
+          return replacedAgain;
+        }
+
+        @Override
+        public PassedEdges passedLeaves() {
+          return passedLeaves;
+        }
+
+        @Override
+        public int passedByInitialWalk() {
+          return passedByInitialWalk;
+        }
+      };
+
+  /** The writes into the old block's parents: children lists and fields. */
+  private final ParentWrites parentWrites = new ParentWrites(journal, fieldWrites);
+
   /** The tie step: blocks that call a replaced block without being its parent. */
-  private final TieRewiring ties =
-      new TieRewiring(
-          new TieRewiring.Tree() {
-            @Override
-            public TreeNode nodeOf(Block block) {
-              return nodes.get(block);
-            }
-
-            @Override
-            public List<TreeNode> decided() {
-              return decided;
-            }
-
-            @Override
-            public boolean isLive(TreeNode node) {
-              return TreeSurgery.this.isLive(node);
-            }
-
-            @Override
-            public boolean stays(TreeNode replacement) {
-              return TreeSurgery.this.stays(replacement);
-            }
-
-            @Override
-            public boolean replacedAgain() {
-              return replacedAgain;
-            }
-
-            @Override
-            public PassedEdges passedLeaves() {
-              return passedLeaves;
-            }
-
-            @Override
-            public int passedByInitialWalk() {
-              return passedByInitialWalk;
-            }
-          },
-          fieldWrites);
+  private final TieRewiring ties = new TieRewiring(changed, fieldWrites);
 
   /** Where a test injects failures; {@link Faults#NONE} otherwise. */
   private final Faults faults;
@@ -266,10 +261,12 @@ final class TreeSurgery {
 
   Map<Block, Block> run() {
     // No walk of every parameter up front: what left the model and what joined it is taken from
-    // the replaced subtrees (see updateTrainers), so a big tree costs one traversal, not three.
+    // the replaced subtrees (see ParameterTurnover), so a big tree costs one traversal, not three.
     try {
       replaceAll(null);
-      updateTrainers();
+      current = null; // parameters, not one block, are concerned from here on
+      new ParameterTurnover(root, trainers, journal, faults, nodes, changed)
+          .apply(received, mayDisplace, epoch == 0 && !replacedAgain, placedArrays);
       // Last: a surgery that failed before has drawn nothing from the engine's generator.
       draws.drawAll();
       journal.commit();
@@ -279,7 +276,7 @@ final class TreeSurgery {
       nodes.enterPending(n -> n.decision >= 0);
       return replaced;
     } catch (Throwable e) { // checked ones too: a function may throw them undeclared
-      throw rolledBack(e, null);
+      throw rollback().failed(e, null, current);
     }
   }
 
@@ -308,12 +305,11 @@ final class TreeSurgery {
     try {
       replaceAll(before);
       nodes.enterPending();
-      result = describe.describe(replaced, before, ownerPaths());
+      result = describe.describe(replaced, before, ParameterTurnover.ownerPaths(decided));
     } catch (Throwable e) { // checked ones too: a function may throw them undeclared
-      throw rolledBack(e, before);
+      throw rollback().failed(e, before, current);
     }
-    journal.rollback(new IllegalStateException("dry run"));
-    releaseDiscarded(before);
+    rollback().undo(new IllegalStateException("dry run"), before);
     return result;
   }
 
@@ -322,7 +318,7 @@ final class TreeSurgery {
    * caller has it already, else null (then it is collected only if a trainer needs syncing).
    */
   private void replaceAll(Set<Parameter> before) {
-    syncTrainedValues(before);
+    TrainedValueSync.sync(root, trainers, before, journal);
     for (Trainer t : trainers) {
       allParameters |= TrainerSurgery.hasRegistered(t);
     }
@@ -343,7 +339,7 @@ final class TreeSurgery {
         visit(child);
       }
     }
-    refuseStaleLists();
+    parentWrites.refuseStaleLists(changed);
     ties.rewire();
     // The counters, once per policy rather than a map update per call (journaled at first use).
     for (int i = 0; i < policies.size(); i++) {
@@ -355,184 +351,12 @@ final class TreeSurgery {
   }
 
   /**
-   * Rolls back and frees what the surgery received; {@code before} may be null: the rollback has
-   * put the tree back, so its parameters are then collected from the root.
+   * The undoing of this surgery: a plan's trainers keep what their models use, as an apply's
+   * trainers do.
    */
-  private RuntimeException rolledBack(Throwable e, Set<Parameter> before) {
-    journal.rollback(e);
-    releaseDiscarded(before != null ? before : parametersOf(root));
-    String freed = freedArrayNote();
-    if (e instanceof SurgeryException s) {
-      if (freed == null) {
-        return s;
-      }
-      String path = s.getBlockPath();
-      String message = s.getMessage();
-      if (path != null && message.startsWith("at " + path + ": ")) {
-        message = message.substring(("at " + path + ": ").length());
-      }
-      SurgeryException noted = new SurgeryException(path, message + freed, s.getCause());
-      noted.setStackTrace(s.getStackTrace());
-      for (Throwable undo : s.getSuppressed()) {
-        noted.addSuppressed(undo); // what failed in the rollback itself
-      }
-      return noted;
-    }
-    if (e instanceof StackOverflowError) {
-      return new SurgeryException(null, ModuleSurgery.TOO_DEEP + (freed == null ? "" : freed), e);
-    }
-    if (e instanceof ClosedPackageException closed) {
-      // The module system refused: named at the first block of that class, or where the walk was.
-      String path = null;
-      for (Map.Entry<Block, String> b : BlockPaths.index(root).entrySet()) {
-        if (closed.getType().isInstance(b.getKey())) {
-          path = b.getValue();
-          break;
-        }
-      }
-      if (path == null && current != null) {
-        path = current.path();
-      }
-      return new SurgeryException(
-          path == null ? null : BlockPaths.display(path),
-          "surgery failed and was rolled back: " + e.getMessage() + (freed == null ? "" : freed),
-          e);
-    }
-    return new SurgeryException(
-        current == null ? null : BlockPaths.display(current.path()),
-        "surgery failed and was rolled back: " + messageOf(e) + (freed == null ? "" : freed),
-        e);
-  }
-
-  /**
-   * After a rollback, says where the model as it was holds a freed array (null if nowhere): a
-   * replacement function that closed the old block's arrays (the engine frees them when the surgery
-   * commits) leaves a model that cannot run, which the rollback cannot undo.
-   */
-  private String freedArrayNote() {
-    return BlockInspector.firstFreedParameter(BlockPaths.index(root))
-        .map(
-            freed ->
-                "; after the rollback, parameter '"
-                    + freed.parameter().getName()
-                    + "' of "
-                    + BlockPaths.display(freed.blockPath())
-                    + " has no array: it was freed (by a replacement function? it must not close"
-                    + " the arrays of the block it replaces: the engine frees them when the"
-                    + " surgery commits), so the model as it was cannot run")
-        .orElse(null);
-  }
-
-  /**
-   * After a rollback, frees the arrays of the replacements this surgery received that belong to
-   * nobody else (parameters the old tree had, such as adopted ones, are left alone), so that a job
-   * retrying a failing surgery does not accumulate them until the model closes.
-   */
-  private void releaseDiscarded(Set<Parameter> before) {
-    Set<NDArray> kept = arraysOf(before);
-    Set<Parameter> discarded = Collections.newSetFromMap(new IdentityHashMap<>());
-    List<Block> received = new ArrayList<>(returned.size() + refused.size());
-    for (int i = 0; i < decided.size(); i++) {
-      if (returned.get(i) != decided.get(i).block) {
-        received.add(returned.get(i));
-      }
-    }
-    received.addAll(refused);
-    for (Block replacement : received) {
-      for (Parameter p : parametersOf(replacement)) {
-        if (!before.contains(p) && p.isInitialized() && !kept.contains(p.getArray())) {
-          discarded.add(p);
-        }
-      }
-    }
-    if (discarded.isEmpty()) {
-      return;
-    }
-    // A replacement may be a block of another model (sharing a layer between two models): what a
-    // given trainer's model still uses keeps its arrays, as on the success path.
-    StillUsed elsewhere =
-        StillUsed.of(root, planning ? planTrainers : trainers, discarded, List.of());
-    for (Parameter p : discarded) {
-      if (p.isInitialized() && !elsewhere.usesArray(p.getArray())) {
-        try {
-          p.getArray().close();
-        } catch (RuntimeException e) {
-          // already released with the rolled-back initialization
-        }
-      }
-    }
-  }
-
-  /**
-   * Makes each model parameter's own array hold what the trainers trained, before any replacement
-   * function reads it. A trainer that trains on copies (devices other than the model's, or a store
-   * that copies) updates its store's arrays, not {@code Parameter.getArray()}; a weight-copying
-   * replacement would capture stale values, and removing the parameter would close the trained
-   * copy. The copy on the trainer's first device is taken as the trained value, as DJL's own {@code
-   * ParameterStore.sync} does (with several devices DJL's Adam counts one update per copy, so the
-   * copies can differ in their last bits); the first given trainer that holds the parameter
-   * decides. Journaled: a rollback puts the model's previous values back.
-   */
-  private void syncTrainedValues(Set<Parameter> known) {
-    Set<Parameter> synced = Collections.newSetFromMap(new IdentityHashMap<>());
-    Set<Parameter> parameters = known;
-    for (Trainer trainer : trainers) {
-      Map<String, Object> entries = DjlTrainers.storeEntries(DjlTrainers.parameterStore(trainer));
-      if (!trainsOnCopies(entries)) {
-        continue; // every trained array is the model's own: nothing is stale (nor registered)
-      }
-      if (parameters == null) {
-        parameters = parametersOf(root);
-      }
-      for (Parameter p : parameters) {
-        Object entry = entries.get(p.getId());
-        if (entry == null || !p.isInitialized() || !synced.add(p)) {
-          continue;
-        }
-        List<NDArray> mirrors = DjlTrainers.mirrors(entry);
-        NDArray array = p.getArray();
-        NDArray trained = mirrors.isEmpty() ? array : mirrors.get(0);
-        if (trained == array) {
-          continue;
-        }
-        NDArray previous = array.duplicate();
-        journal.closeOnCommit(previous);
-        journal.closeOnRollback(previous);
-        journal.onRollback(() -> previous.copyTo(array));
-        trained.copyTo(array);
-      }
-    }
-  }
-
-  /**
-   * Tells whether a store holds, for any parameter, a first-device array other than the parameter's
-   * own: then {@code getArray()} may be stale. A scan of the store's entries, cheaper than the walk
-   * of the whole model that the sync needs, which the usual single-device trainer (training on the
-   * model's own arrays) thus never pays. A parameter's id is unique to it, so the entry's parameter
-   * is the model's parameter of that id.
-   */
-  private static boolean trainsOnCopies(Map<String, Object> entries) {
-    for (Object entry : entries.values()) {
-      if (trainsOnCopy(entry)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /**
-   * Whether a store entry trains an array other than its parameter's own. A method of its own, as
-   * are the other steps of a walk: a surgery scans the store once, so a loop body inside the scan
-   * stays interpreted for many surgeries, while a method called once per entry is compiled during
-   * the first.
-   */
-  private static boolean trainsOnCopy(Object entry) {
-    List<NDArray> mirrors = DjlTrainers.mirrors(entry);
-    if (mirrors.isEmpty()) {
-      return false;
-    }
-    Parameter p = DjlTrainers.entryParameter(entry);
-    return !p.isInitialized() || mirrors.get(0) != p.getArray();
+  private SurgeryRollback rollback() {
+    return new SurgeryRollback(
+        root, journal, planning ? planTrainers : trainers, decided, returned, refused);
   }
 
   // ------------------------------------------------------------------ traversal
@@ -843,11 +667,11 @@ final class TreeSurgery {
     oldNode.clearParents();
     n.clearParents();
     if (first != null) {
-      n.addParent(first, writeIntoParent(first, oldNode, replacement, hint));
+      n.addParent(first, parentWrites.write(first, oldNode, replacement, hint));
     }
     if (more != null) {
       for (TreeNode parent : more) {
-        writeIntoParent(parent, oldNode, replacement, -1);
+        parentWrites.write(parent, oldNode, replacement, -1);
         n.addParent(parent, -1);
       }
     }
@@ -936,156 +760,6 @@ final class TreeSurgery {
             + ", which holds the replaced block: the model would contain itself");
   }
 
-  // ------------------------------------------------------------------ writing into parents
-
-  /**
-   * Writes {@code replacement} wherever the parent holds the old block. {@code hint} is where the
-   * walk met the old block when that was its one place (-1 otherwise): if the list kept its length
-   * and still holds it there, that element alone is set, without a scan. (A replacement function
-   * must not change the tree; one that lengthened the list is caught by the scan, one that set an
-   * element in place is not.) Returns the index written when exactly one element was, else -1.
-   */
-  private int writeIntoParent(TreeNode parentNode, TreeNode oldNode, Block replacement, int hint) {
-    Block parent = parentNode.block;
-    Block old = oldNode.block;
-    // Null for a block outside DJL's AbstractBlock (one of its own on AbstractBaseBlock): its
-    // children live where its fields keep them, and its getChildren() says where they are.
-    BlockList children = DjlBlocks.registeredChildren(parent);
-    boolean listsItself = children == null || DjlBlocks.listsChildrenItself(parent.getClass());
-    // The walk met the block in the parent's own list: a position there says nothing of where the
-    // registered list holds it.
-    int written =
-        children == null
-            ? -1
-            : writeIntoList(parentNode, children, old, replacement, listsItself ? -1 : hint);
-    if (!BlockFields.blockHoldingFields(parent.getClass()).isEmpty()) {
-      fieldWrites.writeFields(parent, old, replacement, oldNode.path());
-    }
-    // After the writes: a field aliasing a list written above no longer holds the old block.
-    if (!BlockFields.blockReferencingFields(parent.getClass()).isEmpty()) {
-      fieldWrites.refuseUnwritable(parent, old, oldNode::path);
-    }
-    if (listsItself) {
-      // Its getChildren() is DJL's view of it (parameters, save, the trainer) and usually built
-      // from the fields written above: once the traversal is done (another parent's writes may be
-      // what it lists), it must list the replacement, not the old block.
-      listedWrites.add(new TreeNode[] {parentNode, oldNode});
-      return -1;
-    }
-    return written;
-  }
-
-  /**
-   * Writes the replacement into a children list: at {@code hint} alone when the list kept its
-   * length and still holds the old block there, else wherever it holds it. Returns the index
-   * written when exactly one element was, else -1.
-   */
-  private int writeIntoList(
-      TreeNode parentNode, BlockList children, Block old, Block replacement, int hint) {
-    List<String> keys = children.keys();
-    List<Block> values = children.values();
-    // DJL derives a child's key from its class: only a change of class can change the key.
-    boolean sameClass = old.getClass() == replacement.getClass();
-    int size = values.size();
-    if (hint >= 0 && hint < size && size == parentNode.childCount && values.get(hint) == old) {
-      setChild(keys, values, hint, old, replacement, sameClass);
-      return hint;
-    }
-    int written = -1;
-    int writes = 0;
-    for (int i = 0; i < size; i++) {
-      if (values.get(i) == old) {
-        setChild(keys, values, i, old, replacement, sameClass);
-        written = i;
-        writes++;
-      }
-    }
-    return writes == 1 ? written : -1;
-  }
-
-  /** Writes into parents that list their children themselves: parent and old block nodes. */
-  private final List<TreeNode[]> listedWrites = new ArrayList<>(0);
-
-  /**
-   * Refuses when a parent that lists its children itself (and is still in the tree) lists an old
-   * block it held, or not what stands for it now, after the traversal's writes: the surgery cannot
-   * reach the place the list is built from. Each such parent's list is asked once.
-   */
-  private void refuseStaleLists() {
-    Map<TreeNode, List<Block>> listed = new IdentityHashMap<>();
-    for (TreeNode[] write : listedWrites) {
-      TreeNode parentNode = write[0];
-      TreeNode oldNode = write[1];
-      if ((parentNode.swap != null && parentNode.swap != parentNode) || !isLive(parentNode)) {
-        continue; // replaced, or left with an ancestor: its list is no longer the model's
-      }
-      List<Block> blocks = listed.computeIfAbsent(parentNode, this::listedChildren);
-      TreeNode standIn = oldNode.endOfChain(decided.size());
-      boolean stale = standIn != oldNode && containsIdentity(blocks, oldNode.block);
-      boolean missing = stays(standIn) && !containsIdentity(blocks, standIn.block);
-      if (stale || missing) {
-        Block parent = parentNode.block;
-        throw new SurgeryException(
-            BlockPaths.display(oldNode.path()),
-            parent.getClass().getName()
-                + (parent instanceof ai.djl.nn.AbstractBlock
-                    ? " lists its children itself (it overrides getChildren()) and "
-                    : " lists its children itself (it is not an ai.djl.nn.AbstractBlock, as a"
-                        + " TorchScript symbol block is not) and ")
-                + (stale ? "still lists the old block" : "does not list the replacement")
-                + " after the surgery wrote the fields that held it: the model DJL trains and"
-                + " saves would not be the one its forward runs; keep the children in fields of"
-                + " type Block, a List, an array or a Map that getChildren() reads, or replace the"
-                + " whole block");
-      }
-    }
-  }
-
-  /** A parent's own list of its children, its failure named by the parent's path. */
-  private List<Block> listedChildren(TreeNode parentNode) {
-    try {
-      return parentNode.block.getChildren().values();
-    } catch (RuntimeException e) {
-      throw new SurgeryException(
-          BlockPaths.display(parentNode.path()),
-          "getChildren() failed after the surgery wrote into the block: " + messageOf(e),
-          e);
-    }
-  }
-
-  /** Sets one child, journaled, renaming a key DJL derived from the old block's class. */
-  private void setChild(
-      List<String> keys,
-      List<Block> values,
-      int i,
-      Block old,
-      Block replacement,
-      boolean sameClass) {
-    values.set(i, replacement);
-    journal.elementSet(values, i, old);
-    // A key DJL derived from the old block's class is renamed, so toString shows the new type.
-    String key = sameClass ? null : keys.get(i);
-    if (key != null && key.equals(childKey(i, old))) {
-      keys.set(i, childKey(i, replacement));
-      journal.elementSet(keys, i, key);
-    }
-  }
-
-  /**
-   * DJL's key for the child at {@code index}: {@code %02d} and the class name, without a Formatter.
-   */
-  private static String childKey(int index, Block block) {
-    int number = index + 1;
-    String name = block.getClass().getSimpleName();
-    // A StringBuilder, not '+': an indy concatenation runs cold on this path (a few calls per
-    // surgery, never JIT-compiled) and costs about ten times as much there.
-    StringBuilder key = new StringBuilder(name.length() + 3);
-    if (number < 10) {
-      key.append('0');
-    }
-    return key.append(number).append(name).toString();
-  }
-
   // ------------------------------------------------------------------ placement
 
   /** Whether a replacement is in the model after the traversal: not replaced again, and live. */
@@ -1165,213 +839,7 @@ final class TreeSurgery {
     return true;
   }
 
-  // ------------------------------------------------------------------ trainers
-
-  /**
-   * Updates the trainers and frees what left the model. What left and what joined are taken from
-   * the replaced subtrees rather than from walks of every parameter before and after: a parameter
-   * can only leave with an original block that was replaced and only join with a replacement that
-   * stayed. A block outside the replacements may still hold one of them (a block shared with a kept
-   * parent, a parameter object two blocks hold, an array a kept parameter wraps); one walk of the
-   * kept part of the tree answers that, and only when the answer matters (a trainer to update or an
-   * array to free). The result is the old difference of the whole before and after sets.
-   */
-  private void updateTrainers() {
-    current = null; // parameters, not one block, are concerned from here on
-    List<Trainer> active = new ArrayList<>();
-    for (Trainer t : trainers) {
-      if (TrainerSurgery.hasRegistered(t)) {
-        active.add(t);
-      }
-    }
-    // Without a trainer only arrays to free matter: parameters without one need no answer.
-    boolean all = !active.isEmpty();
-    Set<Parameter> displaced = new LinkedHashSet<>();
-    for (int i = 0, size = mayDisplace ? decided.size() : 0; i < size; i++) {
-      TreeNode n = decided.get(i);
-      if (n.swap != n && n.original && !n.nothingDisplaced) {
-        collectOriginalParameters(n.block, displaced, all);
-      }
-    }
-    // A leaf replacement that stays keeps its parameters in the model (they are joined below):
-    // only those that do not stay can leave arrays behind. Every one stays unless a block with
-    // children was swapped (which may drop what it held) or a replacement was replaced again.
-    boolean allStay = epoch == 0 && !replacedAgain;
-    for (int i = 0, size = allStay ? 0 : decided.size(); i < size; i++) {
-      TreeNode n = decided.get(i);
-      TreeNode swap = n.swap;
-      if (swap != n && swap.kind == TreeNode.LEAF && !stays(swap)) {
-        for (Parameter p : directParameters(swap.block)) {
-          if (p.isInitialized()) {
-            received.add(p);
-          }
-        }
-      }
-    }
-    if (!all && displaced.isEmpty() && received.isEmpty() && !placedArrays) {
-      return; // structural surgery on blocks without arrays: nothing to update or free
-    }
-    Set<Block> stayed = Collections.newSetFromMap(new IdentityHashMap<>());
-    Set<Parameter> joined = new LinkedHashSet<>();
-    for (TreeNode n : decided) {
-      TreeNode swap = n.swap;
-      if (swap == n || !stays(swap)) {
-        continue; // returned unchanged, replaced again, or dropped with its holder
-      }
-      Block replacement = swap.block;
-      stayed.add(replacement);
-      joined.addAll(parametersOf(replacement));
-    }
-    List<Parameter> removed = new ArrayList<>();
-    for (Parameter p : displaced) {
-      if (!joined.contains(p)) {
-        removed.add(p);
-      }
-    }
-    List<Parameter> added = new ArrayList<>();
-    if (!active.isEmpty()) {
-      for (Parameter p : joined) {
-        if (!displaced.contains(p)) {
-          added.add(p);
-        }
-      }
-    }
-    // Parameters of replacements that did not stay (replaced again under recursion, or dropped
-    // with the replacement that held them): nothing else can reach them, unless a kept block does.
-    Set<Parameter> dropped = new LinkedHashSet<>();
-    for (Parameter p : received) {
-      if (p.isInitialized() && !joined.contains(p) && !displaced.contains(p)) {
-        dropped.add(p);
-      }
-    }
-    boolean arraysToFree = !dropped.isEmpty();
-    for (Parameter p : removed) {
-      arraysToFree |= p.isInitialized();
-    }
-    Set<NDArray> live = arraysOf(joined);
-    if (arraysToFree || !added.isEmpty() || (!active.isEmpty() && !removed.isEmpty())) {
-      Set<Parameter> asked = Collections.newSetFromMap(new IdentityHashMap<>());
-      asked.addAll(removed);
-      asked.addAll(added);
-      asked.addAll(dropped);
-      Set<NDArray> askedArrays = arraysOf(removed);
-      askedArrays.addAll(arraysOf(dropped));
-      Set<Parameter> held = Collections.newSetFromMap(new IdentityHashMap<>());
-      heldOutside(stayed, asked, askedArrays, held, live);
-      removed.removeIf(held::contains);
-      added.removeIf(held::contains);
-      dropped.removeIf(held::contains);
-    }
-    // A block this tree shares with another model: its parameters left this tree only.
-    StillUsed elsewhere = StillUsed.of(root, trainers, concat(removed, dropped), added);
-    if (!active.isEmpty()) {
-      // Owner paths name a refused parameter only: built if one is refused.
-      TrainerUpdate.apply(
-          removed, added, active, p -> ownerPaths().get(p), journal, faults, elsewhere);
-    }
-    // The detached parameters belong to nobody now: free their arrays once the surgery commits,
-    // unless a live parameter wraps the same array, here or in a given trainer's model.
-    for (Parameter p : removed) {
-      if (p.isInitialized() && !live.contains(p.getArray()) && !elsewhere.usesArray(p.getArray())) {
-        journal.closeOnCommit(p.getArray());
-      }
-    }
-    for (Parameter p : dropped) {
-      if (!live.contains(p.getArray()) && !elsewhere.usesArray(p.getArray())) {
-        journal.closeOnCommit(p.getArray());
-      }
-    }
-  }
-
-  /**
-   * Walks the tree from the root without entering the replacements that stayed, and records which
-   * of the asked parameters and which of the asked arrays the blocks met still hold.
-   */
-  private void heldOutside(
-      Set<Block> stayed,
-      Set<Parameter> asked,
-      Set<NDArray> askedArrays,
-      Set<Parameter> held,
-      Set<NDArray> heldArrays) {
-    walkOnce(
-        root,
-        nodes.size() + passedByInitialWalk, // about the blocks the first walk met
-        b -> {
-          if (stayed.contains(b)) {
-            return false;
-          }
-          for (Parameter p : directParameters(b)) {
-            if (asked.contains(p)) {
-              held.add(p);
-            }
-            if (p.isInitialized() && askedArrays.contains(p.getArray())) {
-              heldArrays.add(p.getArray());
-            }
-          }
-          return true;
-        });
-  }
-
-  /**
-   * Adds the direct parameters of every block under {@code block} (itself included, an original)
-   * that the model had when the surgery began, all of them or only those with an array, in
-   * pre-order. Taken after the traversal, this still finds every original parameter the block had:
-   * an original below it either is still below it (edges between original blocks change only where
-   * a block was replaced) or was replaced itself, and is collected with its own pair. So the walk
-   * does not enter what replacements brought in: from an original block, edges lead only to
-   * originals and to replacements, and a block without a node is an original leaf the walk passed
-   * by.
-   */
-  private void collectOriginalParameters(Block block, Set<Parameter> out, boolean all) {
-    if (childrenOf(block).isEmpty()) {
-      addDirect(block, out, all);
-      return;
-    }
-    walkOnce(
-        block,
-        b -> {
-          TreeNode n = b == block ? null : nodes.get(b);
-          if (n != null && !n.original) {
-            return false; // brought in by the surgery
-          }
-          addDirect(b, out, all);
-          return true;
-        });
-  }
-
-  /**
-   * Each parameter of what the policies returned, named by the path of the original block it stands
-   * for (the first decision that reaches a parameter names it).
-   */
-  private Map<Parameter, String> ownerPaths() {
-    Map<Parameter, String> owners = new IdentityHashMap<>();
-    for (TreeNode n : decided) {
-      String path = BlockPaths.display((n.swap.origin != null ? n.swap.origin : n).path());
-      for (Parameter p : parametersOf(n.swap.block)) {
-        owners.putIfAbsent(p, path);
-      }
-    }
-    return owners;
-  }
-
-  private static void addDirect(Block block, Set<Parameter> out, boolean all) {
-    for (Parameter p : directParameters(block)) {
-      if (all || p.isInitialized()) {
-        out.add(p);
-      }
-    }
-  }
-
   // ------------------------------------------------------------------ helpers
-
-  private static List<Parameter> concat(List<Parameter> first, Collection<Parameter> second) {
-    if (second.isEmpty()) {
-      return first;
-    }
-    List<Parameter> both = new ArrayList<>(first);
-    both.addAll(second);
-    return both;
-  }
 
   private static boolean noneInitialized(Collection<Parameter> parameters) {
     for (Parameter p : parameters) {
