@@ -16,9 +16,10 @@ import dev.surgery.core.internal.DjlShapes;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
-import java.util.function.Predicate;
 
 /**
  * The placement step of a surgery: each replacement that stays in an initialized model gets the
@@ -42,11 +43,17 @@ final class ReplacementPlacement {
   /** An apply's held-back draws (unused by a plan, which draws nothing). */
   private final DeferredDraws draws;
 
+  /** The decisions whose replacements are placed, and which of them stay. */
+  private final ChangedTree tree;
+
   /**
-   * Places first the replacement of this surgery that holds a parameter without an array, found in
-   * an original (see {@link #place}); answers whether one holds it.
+   * Per parameter of a replacement that stays, the decisions whose staying replacements hold it, in
+   * decision order (the innermost last); built by {@link #placeHolderFirst} when first asked.
    */
-  private final Predicate<Parameter> placeHolderFirst;
+  private Map<Parameter, List<TreeNode>> replacementHolders;
+
+  /** The original whose replacement is being placed; null between two. */
+  private TreeNode placing;
 
   /**
    * {@code planning}: a dry run, whose fresh parameters draw nothing from the engine's generator;
@@ -60,7 +67,7 @@ final class ReplacementPlacement {
       boolean allowShapeChange,
       Journal journal,
       Faults faults,
-      Predicate<Parameter> placeHolderFirst) {
+      ChangedTree tree) {
     this.root = root;
     this.trainers = trainers;
     this.planning = planning;
@@ -68,7 +75,75 @@ final class ReplacementPlacement {
     this.allowShapeChange = allowShapeChange;
     this.journal = journal;
     this.faults = faults;
-    this.placeHolderFirst = placeHolderFirst;
+    this.tree = tree;
+  }
+
+  /**
+   * Places the replacement of every decision that stays, in decision order; a replacement that an
+   * original holds (see {@link #place}) is placed first, at its own place.
+   */
+  void placeAll() {
+    for (TreeNode oldNode : tree.decided()) {
+      placeDecided(oldNode);
+    }
+  }
+
+  /**
+   * The original whose replacement was being placed when a failure left {@link #placeAll}, null if
+   * none was: a failure that names no block itself is named there.
+   */
+  TreeNode placing() {
+    return placing;
+  }
+
+  /** Places the replacement of one decision, unless it is placed already. */
+  private void placeDecided(TreeNode oldNode) {
+    TreeNode swap = oldNode.swap;
+    if (swap == oldNode || !tree.stays(swap) || oldNode.placed) {
+      return; // returned unchanged, replaced again, dropped with its holder, or placed already
+    }
+    oldNode.placed = true;
+    TreeNode origin = swap.origin;
+    Shape[] inputShapes = origin.inputShapes; // read by the walk or when it was replaced
+    if (inputShapes == null) {
+      return; // structural surgery: the trainer initializes the replacement later
+    }
+    TreeNode outer = placing;
+    placing = origin;
+    place(origin.block, swap.block, inputShapes, BlockPaths.display(origin.path()));
+    placing = outer;
+  }
+
+  /**
+   * Places first the replacement that holds {@code p}, a parameter without an array that placement
+   * found in an original: the original holds a replacement of this surgery (it was wrapped by its
+   * own replacement, and a layer inside it was replaced too), which is placed at its own place
+   * before the wrapper, as the tree initializes it. Answers whether a replacement holds {@code p}.
+   */
+  private boolean placeHolderFirst(Parameter p) {
+    if (replacementHolders == null) {
+      // Rare (an original holding a replacement): looked up once. A later decision's replacement
+      // inside an earlier one's (a layer of a wrapped block) comes after it in the list.
+      replacementHolders = new IdentityHashMap<>();
+      for (TreeNode n : tree.decided()) {
+        TreeNode swap = n.swap;
+        if (swap != n && tree.stays(swap)) {
+          for (Parameter q : parametersOf(swap.block)) {
+            replacementHolders.computeIfAbsent(q, k -> new ArrayList<>(1)).add(n);
+          }
+        }
+      }
+    }
+    List<TreeNode> holders = replacementHolders.get(p);
+    if (holders == null) {
+      return false;
+    }
+    // The innermost first; where its place gives it no shapes (it replaced a fresh layer of
+    // another replacement, under recursion), the replacement around it places it.
+    for (int i = holders.size() - 1; i >= 0 && !p.isInitialized(); i--) {
+      placeDecided(holders.get(i));
+    }
+    return true;
   }
 
   /**
@@ -79,7 +154,7 @@ final class ReplacementPlacement {
    * unless that parameter is a replacement's of this surgery (a block wrapped by its replacement,
    * whose layer was replaced too): that replacement is placed first, at its own place.
    */
-  void place(Block original, Block replacement, Shape[] inputShapes, String path) {
+  private void place(Block original, Block replacement, Shape[] inputShapes, String path) {
     // Both blocks' parameters are read once here and handed on: every replacement is placed, and
     // each read builds a set.
     Collection<Parameter> old = parametersRead(original);
@@ -90,7 +165,7 @@ final class ReplacementPlacement {
       }
       // A parameter without an array that no replacement of this surgery holds, or that placing
       // its holders did not give one: structural surgery, the trainer initializes it later.
-      if (!(placeHolderFirst.test(p) && p.isInitialized())) {
+      if (!(placeHolderFirst(p) && p.isInitialized())) {
         return;
       }
       if (placedFirst == null) {

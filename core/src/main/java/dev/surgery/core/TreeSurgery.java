@@ -23,6 +23,14 @@ import java.util.Set;
 /**
  * One run of {@link ModuleSurgery#replaceModules}: traversal, replacement in every parent,
  * placement of the replacements, trainer updates, and rollback of all of it on failure.
+ *
+ * <p>The walk from the root and the visits that call the replacement functions and substitute their
+ * results are here: they run per block, mostly interpreted (a surgery is rare), so they read this
+ * class's fields directly. The steps that run once per surgery or once per replacement are their
+ * own classes: {@link TrainedValueSync} first, {@link ParentWrites} for each parent of a replaced
+ * block, then, once the traversal is done, {@link TieRewiring}, {@link CallIndices}, {@link
+ * ReplacementPlacement} and {@link ParameterTurnover}; the held-back draws of {@link DeferredDraws}
+ * and the {@link Journal}'s commit come last, and on failure {@link SurgeryRollback} undoes it all.
  */
 final class TreeSurgery {
 
@@ -34,7 +42,6 @@ final class TreeSurgery {
   private final List<Trainer> trainers;
   private final boolean recurse;
   private final boolean allowShapeChange;
-  private final Map<Object, Integer> indices;
 
   private final Journal journal = new Journal();
 
@@ -149,11 +156,8 @@ final class TreeSurgery {
   /** How many of {@link #passedLeaves} the first walk from the root recorded (they come first). */
   private int passedByInitialWalk;
 
-  /** Which policies' call counters are journaled already. */
-  private final boolean[] journaled;
-
-  /** Each policy's next call index, read from the caller's counters at its first call. */
-  private final int[] counters;
+  /** Each policy's next call index, read from the caller's counters and written back at the end. */
+  private final CallIndices callIndices;
 
   /** Bumped by every substitution: liveness answers of earlier epochs are stale. */
   private int epoch;
@@ -178,15 +182,6 @@ final class TreeSurgery {
 
   /** Whether {@link #placeReplacements} initialized a replacement. */
   private boolean placedArrays;
-
-  /** The placement under way (during {@link #placeReplacements} only). */
-  private ReplacementPlacement placement;
-
-  /**
-   * Per parameter of a replacement that stays, the decisions whose staying replacements hold it, in
-   * decision order (the innermost last); built by {@link #placeHolderFirst} when first asked.
-   */
-  private Map<Parameter, List<TreeNode>> replacementHolders;
 
   /** Whether an original that a replacement stands for had recorded input shapes. */
   private boolean placementWanted;
@@ -236,7 +231,6 @@ final class TreeSurgery {
     this.trainers = trainers == null ? List.of() : List.copyOf(trainers);
     this.recurse = recurse;
     this.allowShapeChange = allowShapeChange;
-    this.indices = indices;
     this.faults = faults;
     this.draws = new DeferredDraws(this.trainers, faults);
     boolean paths = false;
@@ -255,8 +249,7 @@ final class TreeSurgery {
     }
     this.masksOnAnyBlock = ourOwn;
     this.passLeaves = masks;
-    this.journaled = new boolean[policies.size()];
-    this.counters = new int[policies.size()];
+    this.callIndices = new CallIndices(policies, indices, journal);
   }
 
   Map<Block, Block> run() {
@@ -341,12 +334,7 @@ final class TreeSurgery {
     }
     parentWrites.refuseStaleLists(changed);
     ties.rewire();
-    // The counters, once per policy rather than a map update per call (journaled at first use).
-    for (int i = 0; i < policies.size(); i++) {
-      if (journaled[i]) {
-        indices.put(policies.get(i).key(), counters[i]);
-      }
-    }
+    callIndices.writeBack();
     placeReplacements();
   }
 
@@ -511,7 +499,7 @@ final class TreeSurgery {
       if (known != -1 ? (known & (1 << i)) == 0 : !policy.matcher().matches(child, path)) {
         continue;
       }
-      int index = nextIndex(i);
+      int index = callIndices.next(i);
       Block replacement;
       try {
         replacement = policy.function().apply(child, index);
@@ -540,31 +528,6 @@ final class TreeSurgery {
       returned.add(replacement);
       node.swap = replacement == child ? node : substitute(node, replacement);
     }
-  }
-
-  /**
-   * Hands out the policy's next call index. The caller's counter is read at the policy's first call
-   * and journaled then (one entry per policy and surgery), and written back once when the traversal
-   * ends, so that a rolled-back surgery leaves the caller's counters as they were and a retry
-   * passes the same indices again.
-   */
-  private int nextIndex(int policy) {
-    if (!journaled[policy]) {
-      journaled[policy] = true;
-      Object key = policies.get(policy).key();
-      boolean had = indices.containsKey(key);
-      Integer previous = indices.get(key);
-      counters[policy] = previous == null ? 0 : previous;
-      journal.onRollback(
-          () -> {
-            if (had) {
-              indices.put(key, previous);
-            } else {
-              indices.remove(key);
-            }
-          });
-    }
-    return counters[policy]++;
   }
 
   private TreeNode substitute(TreeNode oldNode, Block replacement) {
@@ -771,72 +734,19 @@ final class TreeSurgery {
     if (!placementWanted) {
       return; // structural surgery: every replaced original is uninitialized
     }
-    placement =
+    ReplacementPlacement placement =
         new ReplacementPlacement(
-            root,
-            trainers,
-            planning,
-            draws,
-            allowShapeChange,
-            journal,
-            faults,
-            this::placeHolderFirst);
-    for (TreeNode oldNode : decided) {
-      placeDecided(oldNode);
+            root, trainers, planning, draws, allowShapeChange, journal, faults, changed);
+    try {
+      placement.placeAll();
+    } catch (Throwable e) {
+      // A failure that names no block is named at the original whose replacement was placed.
+      if (placement.placing() != null) {
+        current = placement.placing();
+      }
+      throw e;
     }
     placedArrays = placement.placedArrays();
-    placement = null;
-    replacementHolders = null;
-  }
-
-  /** Places the replacement of one decision, unless it is placed already. */
-  private void placeDecided(TreeNode oldNode) {
-    TreeNode swap = oldNode.swap;
-    if (swap == oldNode || !stays(swap) || oldNode.placed) {
-      return; // returned unchanged, replaced again, dropped with its holder, or placed already
-    }
-    oldNode.placed = true;
-    TreeNode origin = swap.origin;
-    Shape[] inputShapes = origin.inputShapes; // read by the walk or when it was replaced
-    if (inputShapes == null) {
-      return; // structural surgery: the trainer initializes the replacement later
-    }
-    TreeNode outer = current;
-    current = origin;
-    placement.place(origin.block, swap.block, inputShapes, BlockPaths.display(origin.path()));
-    current = outer;
-  }
-
-  /**
-   * Places first the replacement that holds {@code p}, a parameter without an array that placement
-   * found in an original: the original holds a replacement of this surgery (it was wrapped by its
-   * own replacement, and a layer inside it was replaced too), which is placed at its own place
-   * before the wrapper, as the tree initializes it. Answers whether a replacement holds {@code p}.
-   */
-  private boolean placeHolderFirst(Parameter p) {
-    if (replacementHolders == null) {
-      // Rare (an original holding a replacement): looked up once. A later decision's replacement
-      // inside an earlier one's (a layer of a wrapped block) comes after it in the list.
-      replacementHolders = new IdentityHashMap<>();
-      for (TreeNode n : decided) {
-        TreeNode swap = n.swap;
-        if (swap != n && stays(swap)) {
-          for (Parameter q : parametersOf(swap.block)) {
-            replacementHolders.computeIfAbsent(q, k -> new ArrayList<>(1)).add(n);
-          }
-        }
-      }
-    }
-    List<TreeNode> holders = replacementHolders.get(p);
-    if (holders == null) {
-      return false;
-    }
-    // The innermost first; where its place gives it no shapes (it replaced a fresh layer of
-    // another replacement, under recursion), the replacement around it places it.
-    for (int i = holders.size() - 1; i >= 0 && !p.isInitialized(); i--) {
-      placeDecided(holders.get(i));
-    }
-    return true;
   }
 
   // ------------------------------------------------------------------ helpers
