@@ -461,6 +461,11 @@ final class TreeSurgery {
     return live;
   }
 
+  /** Whether a replacement is in the model after the traversal: not replaced again, and live. */
+  private boolean stays(TreeNode replacement) {
+    return (replacement.swap == null || replacement.swap == replacement) && isLive(replacement);
+  }
+
   /** A failure's message for ours; its class too when it has none (an {@code IOException()}). */
   static String messageOf(Throwable e) {
     return e.getMessage() == null ? e.toString() : e.getMessage();
@@ -724,11 +729,6 @@ final class TreeSurgery {
   }
 
   // ------------------------------------------------------------------ placement
-
-  /** Whether a replacement is in the model after the traversal: not replaced again, and live. */
-  private boolean stays(TreeNode replacement) {
-    return (replacement.swap == null || replacement.swap == replacement) && isLive(replacement);
-  }
 
   private void placeReplacements() {
     if (!placementWanted) {
