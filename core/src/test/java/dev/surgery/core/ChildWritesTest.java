@@ -398,4 +398,41 @@ class ChildWritesTest {
     assertSame(replaced.get(a), parallel.getChildren().valueAt(0));
     assertSame(b, parallel.getChildren().valueAt(1));
   }
+
+  /**
+   * A key DJL derived from the old block's class is renamed as DJL would name the replacement at
+   * that position, past the two-digit padding too (the oracle: DJL's own keys for a list of the new
+   * layout), and a rollback gives every key back.
+   */
+  @Test
+  void keysArePutAsDjlWouldNameTheReplacementPastTheTwoDigitPadding() {
+    SequentialBlock root = new SequentialBlock();
+    SequentialBlock expected = new SequentialBlock();
+    for (int i = 0; i < 101; i++) {
+      boolean replacedHere = i == 8 || i == 9 || i == 10 || i == 99 || i == 100;
+      root.add(replacedHere ? linear() : Blocks.identityBlock());
+      expected.add(replacedHere ? new TinyDense(4) : Blocks.identityBlock());
+    }
+
+    ModuleSurgery.replaceModules(
+        root,
+        Map.of(BlockMatcher.ofClass(Linear.class), (block, index) -> new TinyDense(4)),
+        SurgeryOptions.builder().build());
+    assertEquals(expected.getChildren().keys(), root.getChildren().keys());
+
+    Map<BlockMatcher, ReplacementFunction> failing = new LinkedHashMap<>();
+    failing.put(BlockMatcher.ofClass(TinyDense.class), (block, index) -> linear());
+    failing.put(
+        BlockMatcher.ofClass(Blocks.identityBlock().getClass()),
+        (block, index) -> {
+          if (index == 95) {
+            throw new IllegalStateException("fails after the first writes");
+          }
+          return null;
+        });
+    assertThrows(
+        SurgeryException.class,
+        () -> ModuleSurgery.replaceModules(root, failing, SurgeryOptions.builder().build()));
+    assertEquals(expected.getChildren().keys(), root.getChildren().keys(), "rolled back");
+  }
 }
