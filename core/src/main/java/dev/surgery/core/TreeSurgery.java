@@ -13,9 +13,7 @@ import dev.surgery.core.internal.DjlShapes;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Collections;
 import java.util.Deque;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -37,11 +35,33 @@ final class TreeSurgery {
   /** One policy: a key for its call counter, what it matches and how it replaces. */
   record Policy(Object key, String label, BlockMatcher matcher, ReplacementFunction function) {}
 
+  /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
+  static final int MAX_GENERATIONS = 1000;
+
   private final Block root;
   private final List<Policy> policies;
   private final List<Trainer> trainers;
   private final boolean recurse;
   private final boolean allowShapeChange;
+
+  /** Where a test injects failures; {@link Faults#NONE} otherwise. */
+  private final Faults faults;
+
+  /**
+   * Set by a dry run: the replacements it places are freed by its rollback, so their fresh
+   * parameters are initialized without drawing from the engine's random generator ({@link
+   * NoDrawInitializer}), which a plan must leave where it was (the program's next draws, data or
+   * dropout or a later apply, would differ).
+   */
+  private boolean planning;
+
+  /**
+   * A plan's trainers: only read (the plan runs without trainers), but what their models use keeps
+   * its arrays when the plan frees the replacements it received, as an apply's rollback keeps them.
+   */
+  private List<Trainer> planTrainers = List.of();
+
+  // The steps, each its own class (see the class comment), journaled in one journal.
 
   private final Journal journal = new Journal();
 
@@ -93,8 +113,13 @@ final class TreeSurgery {
   /** The tie step: blocks that call a replaced block without being its parent. */
   private final TieRewiring ties = new TieRewiring(changed, fieldWrites);
 
-  /** Where a test injects failures; {@link Faults#NONE} otherwise. */
-  private final Faults faults;
+  /** Each policy's next call index, read from the caller's counters and written back at the end. */
+  private final CallIndices callIndices;
+
+  /** The random draws of the replacements placed, held back until the end of an apply. */
+  private final DeferredDraws draws;
+
+  // The walk: what it knows of the blocks it met, and how it passes most of them by.
 
   /**
    * What the surgery knows of each block it met: one identity probe when a block is first met; the
@@ -104,25 +129,6 @@ final class TreeSurgery {
 
   /** Blocks to visit, in pre-order of first appearance. */
   private final Deque<TreeNode> queue = new ArrayDeque<>();
-
-  /**
-   * The blocks a policy decided on, in replacement order, as nodes, and what it returned (same
-   * index), entered before the substitution, so that a rollback also frees the replacement whose
-   * substitution failed.
-   */
-  private final List<TreeNode> decided = new ArrayList<>();
-
-  private final List<Block> returned = new ArrayList<>();
-
-  /** A replacement received and refused before it was decided on: the rollback frees it too. */
-  private final List<Block> refused = new ArrayList<>(0);
-
-  /**
-   * The map the surgery returns, old block to what a policy returned: a view of {@link #decided}
-   * and {@link #returned}, looked up through {@link #nodes}, so a decision costs no hashing beyond
-   * the probe the walk made anyway.
-   */
-  private final Map<Block, Block> replaced = new DecisionMap(nodes, decided, returned);
 
   /** Whether a policy's matcher may read paths; else no path is built unless a message needs it. */
   private final boolean pathsNeeded;
@@ -156,17 +162,40 @@ final class TreeSurgery {
   /** How many of {@link #passedLeaves} the first walk from the root recorded (they come first). */
   private int passedByInitialWalk;
 
-  /** Each policy's next call index, read from the caller's counters and written back at the end. */
-  private final CallIndices callIndices;
+  /** True while the first walk from the root marks the blocks the model had at the start. */
+  private boolean initialWalk;
+
+  /** Whether a trainer holds registered parameters: the trainer update then wants every one. */
+  private boolean allParameters;
 
   /** Bumped by every substitution: liveness answers of earlier epochs are stale. */
   private int epoch;
 
-  private TreeNode node(Block block) {
-    TreeNode fresh = new TreeNode(block);
-    TreeNode n = nodes.putIfAbsent(block, fresh); // one probe for a new block
-    return n == null ? fresh : n;
-  }
+  /** The block being worked on, named by a failure that does not name one itself. */
+  private TreeNode current;
+
+  // The decisions, and the map handed out, a view of them.
+
+  /**
+   * The blocks a policy decided on, in replacement order, as nodes, and what it returned (same
+   * index), entered before the substitution, so that a rollback also frees the replacement whose
+   * substitution failed.
+   */
+  private final List<TreeNode> decided = new ArrayList<>();
+
+  private final List<Block> returned = new ArrayList<>();
+
+  /** A replacement received and refused before it was decided on: the rollback frees it too. */
+  private final List<Block> refused = new ArrayList<>(0);
+
+  /**
+   * The map the surgery returns, old block to what a policy returned: a view of {@link #decided}
+   * and {@link #returned}, looked up through {@link #nodes}, so a decision costs no hashing beyond
+   * the probe the walk made anyway.
+   */
+  private final Map<Block, Block> replaced = new DecisionMap(nodes, decided, returned);
+
+  // Noted during the traversal, while the nodes were at hand, for the steps after it.
 
   /**
    * Every parameter of every replacement received that had an array when received (before the
@@ -176,9 +205,6 @@ final class TreeSurgery {
    * at the end, only if it did not stay.
    */
   private final List<Parameter> received = new ArrayList<>();
-
-  /** The random draws of the replacements placed, held back until the end of an apply. */
-  private final DeferredDraws draws;
 
   /** Whether {@link #placeReplacements} initialized a replacement. */
   private boolean placedArrays;
@@ -191,32 +217,6 @@ final class TreeSurgery {
 
   /** Whether a replacement was replaced again (recursion). */
   private boolean replacedAgain;
-
-  /** Whether a trainer holds registered parameters: the trainer update then wants every one. */
-  private boolean allParameters;
-
-  /** True while the first walk from the root marks the blocks the model had at the start. */
-  private boolean initialWalk;
-
-  /** The block being worked on, named by a failure that does not name one itself. */
-  private TreeNode current;
-
-  /**
-   * Set by a dry run: the replacements it places are freed by its rollback, so their fresh
-   * parameters are initialized without drawing from the engine's random generator ({@link
-   * NoDrawInitializer}), which a plan must leave where it was (the program's next draws, data or
-   * dropout or a later apply, would differ).
-   */
-  private boolean planning;
-
-  /**
-   * A plan's trainers: only read (the plan runs without trainers), but what their models use keeps
-   * its arrays when the plan frees the replacements it received, as an apply's rollback keeps them.
-   */
-  private List<Trainer> planTrainers = List.of();
-
-  /** Longest chain of replacements of replacements before recursion is deemed not to terminate. */
-  static final int MAX_GENERATIONS = 1000;
 
   TreeSurgery(
       Block root,
@@ -349,6 +349,12 @@ final class TreeSurgery {
 
   // ------------------------------------------------------------------ traversal
 
+  private TreeNode node(Block block) {
+    TreeNode fresh = new TreeNode(block);
+    TreeNode n = nodes.putIfAbsent(block, fresh); // one probe for a new block
+    return n == null ? fresh : n;
+  }
+
   private void enqueueDescendants(TreeNode parent) {
     BlockList children = childrenOf(parent.block);
     List<Block> blocks = children.values();
@@ -469,29 +475,6 @@ final class TreeSurgery {
   /** A failure's message for ours; its class too when it has none (an {@code IOException()}). */
   static String messageOf(Throwable e) {
     return e.getMessage() == null ? e.toString() : e.getMessage();
-  }
-
-  /** Whether {@code candidate} is an ancestor of {@code node} (a walk up its parents). */
-  private static boolean isAbove(TreeNode candidate, TreeNode node) {
-    Deque<TreeNode> todo = new ArrayDeque<>();
-    Set<TreeNode> met = Collections.newSetFromMap(new IdentityHashMap<>());
-    todo.add(node);
-    while (!todo.isEmpty()) {
-      TreeNode n = todo.poll();
-      if (n == candidate) {
-        return true;
-      }
-      if (!met.add(n)) {
-        continue;
-      }
-      if (n.parent != null) {
-        todo.add(n.parent);
-      }
-      if (n.moreParents != null) {
-        todo.addAll(n.moreParents);
-      }
-    }
-    return false;
   }
 
   private void visit(TreeNode node) {
@@ -677,11 +660,11 @@ final class TreeSurgery {
         TreeNode k = node(kid);
         // Only a block the surgery met (walked, or placed as a replacement) can be above.
         boolean met = k.seen || k.origin != null;
-        if (met && k.kind != TreeNode.LEAF && isAbove(k, n)) {
-          throw containsItself(oldNode, k);
+        if (met && k.kind != TreeNode.LEAF && SelfContainmentCheck.isAbove(k, n)) {
+          throw SelfContainmentCheck.containsItself(oldNode, k);
         }
         if (!met) {
-          refuseAncestorsBelow(kid, n, oldNode, Collections.newSetFromMap(new IdentityHashMap<>()));
+          SelfContainmentCheck.refuseAncestorsBelow(nodes, kid, n, oldNode);
         }
         k.addParent(n, i);
       }
@@ -692,40 +675,6 @@ final class TreeSurgery {
       enqueueDescendants(n);
     }
     return n;
-  }
-
-  /**
-   * Refuses a replacement whose new blocks hold, at any depth, a block above the one it replaces (a
-   * new wrapper around a new wrapper around the old block's parent). Only blocks the surgery has
-   * not met are descended into: a met block is checked where it is, and below it lies the tree.
-   */
-  private void refuseAncestorsBelow(
-      Block block, TreeNode replacement, TreeNode oldNode, Set<Block> looked) {
-    Deque<Block> todo = new ArrayDeque<>();
-    todo.push(block);
-    while (!todo.isEmpty()) {
-      for (Block kid : childrenOf(todo.pop()).values()) {
-        if (!looked.add(kid)) {
-          continue;
-        }
-        TreeNode k = nodes.get(kid);
-        if (k != null && (k.seen || k.origin != null)) {
-          if (k.kind != TreeNode.LEAF && isAbove(k, replacement)) {
-            throw containsItself(oldNode, k);
-          }
-        } else {
-          todo.push(kid); // new too: look below it
-        }
-      }
-    }
-  }
-
-  private static SurgeryException containsItself(TreeNode oldNode, TreeNode ancestor) {
-    return new SurgeryException(
-        BlockPaths.display(oldNode.path()),
-        "the replacement holds "
-            + BlockPaths.display(ancestor.path())
-            + ", which holds the replaced block: the model would contain itself");
   }
 
   // ------------------------------------------------------------------ placement
