@@ -25,6 +25,9 @@ import java.util.Set;
  * The placement step of a surgery: each replacement that stays in an initialized model gets the
  * arrays and recorded input shapes of the place it takes, on the old block's manager and in its
  * data type, before the trainers are updated. Arrays it makes are closed if the surgery rolls back.
+ * The replacements are placed in decision order, except that a replacement an original holds (a
+ * layer replaced inside a block its own replacement wraps) is placed first, as the tree would
+ * initialize it.
  */
 final class ReplacementPlacement {
 
