@@ -297,6 +297,7 @@ final class TreeSurgery {
     T result;
     try {
       replaceAll(before);
+      current = null; // as in run(): the walk is over, a failure from here names no block of it
       nodes.enterPending();
       result = describe.describe(replaced, before, ParameterTurnover.ownerPaths(decided));
     } catch (Throwable e) { // checked ones too: a function may throw them undeclared
