@@ -5,8 +5,9 @@ import java.util.List;
 
 /**
  * The tree as a surgery's traversal left it, as the steps that run once the traversal is done read
- * it (the tie step, the check of parents that list their children themselves, the parameter
- * turnover). Read-only: those steps decide from the traversal's answers, they do not walk again.
+ * it (the check of parents that list their children themselves, the tie step, placement, the
+ * parameter turnover): the traversal's nodes, decisions and liveness, which those steps take rather
+ * than work out again. Read-only.
  */
 interface ChangedTree {
   /** The surgery's node for a block it met, or null. */

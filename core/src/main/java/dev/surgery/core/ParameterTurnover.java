@@ -61,8 +61,9 @@ final class ParameterTurnover {
    * that, and only when the answer matters (a trainer to update or an array to free). The result is
    * the old difference of the whole before and after sets.
    *
-   * @param received every parameter with an array of the replacements with children received (a
-   *     leaf replacement's are added here, if it did not stay)
+   * @param received every parameter with an array of the replacements with children received; a
+   *     leaf replacement's are added to this list (the surgery's own, which a rollback frees from),
+   *     if it did not stay
    * @param mayDisplace whether a replaced original may leave parameters behind
    * @param allStay whether every leaf replacement stays (no block with children was swapped and no
    *     replacement replaced again)

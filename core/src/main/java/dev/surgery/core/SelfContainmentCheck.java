@@ -9,9 +9,9 @@ import java.util.Set;
 
 /**
  * The refusal of a replacement that holds, at any depth, a block above the one it replaces (the old
- * block's parent, or a new wrapper around it): the model would contain itself, and every walk of it
- * would run forever. Asked of each child of a replacement as the surgery takes it in, from the
- * edges the surgery's nodes record.
+ * block's parent, or a new wrapper around a new wrapper around that parent): the model would
+ * contain itself, and every walk of it would run forever. Asked of each child of a replacement as
+ * the surgery takes it in, from the edges the surgery's nodes record.
  */
 final class SelfContainmentCheck {
 

@@ -25,10 +25,13 @@ import java.util.Set;
  * <p>The walk from the root and the visits that call the replacement functions and substitute their
  * results are here: they run per block, mostly interpreted (a surgery is rare), so they read this
  * class's fields directly. The steps that run once per surgery or once per replacement are their
- * own classes: {@link TrainedValueSync} first, {@link ParentWrites} for each parent of a replaced
- * block, then, once the traversal is done, {@link TieRewiring}, {@link CallIndices}, {@link
- * ReplacementPlacement} and {@link ParameterTurnover}; the held-back draws of {@link DeferredDraws}
- * and the {@link Journal}'s commit come last, and on failure {@link SurgeryRollback} undoes it all.
+ * own classes: {@link TrainedValueSync} first; during the walk {@link CallIndices} (each policy's
+ * call index), {@link SelfContainmentCheck} and {@link ParentWrites} (each parent of a replaced
+ * block), with {@link TieRewiring} noting the ties it meets; once the traversal is done, {@link
+ * ParentWrites}' check of parents that list their children themselves, {@link TieRewiring}'s
+ * writes, the call indices written back, {@link ReplacementPlacement} and {@link
+ * ParameterTurnover}; the held-back draws of {@link DeferredDraws} and the {@link Journal}'s commit
+ * come last, and on failure {@link SurgeryRollback} undoes it all.
  */
 final class TreeSurgery {
 

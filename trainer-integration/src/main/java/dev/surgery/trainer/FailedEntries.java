@@ -9,15 +9,15 @@ import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.util.List;
 
 /**
- * Reports an entry's failure as {@code on_error} says: the failed or skipped run added to the
- * surgery log with the losses before it, the entry marked in the trainer's schedule, and then
- * either training stopped (the entries it keeps from running listed, a {@link
- * SurgeryFailedException} thrown) or the failure logged at ERROR and training goes on. Whatever
- * {@code on_error} says, a failure stops training where the algorithm had changed the model before
- * it failed (nothing undoes or records that change) or the JVM is failing. Kept apart from the run
- * itself ({@link EntryRunner}) because every way an entry can fail (the run, a check before it, a
- * length proved wrong later, a stop before training starts) is reported here, in the same words;
- * {@link LoadEventEntries} asks it too whether a failure at a model's load stops the load.
+ * Reports an entry's failure as {@code on_error} says: a failed or skipped run is added to the
+ * surgery log with the losses before it and marked in the trainer's schedule, and then either
+ * training stops (the entries it keeps from running listed, a {@link SurgeryFailedException}) or
+ * the failure is logged at ERROR and training goes on. Whatever {@code on_error} says, a failure
+ * stops training where the algorithm had changed the model before it failed (nothing undoes or
+ * records that change) or the JVM is failing. Kept apart from the run itself ({@link EntryRunner})
+ * because every way an entry can fail is reported here: the run, a check before it, a length proved
+ * wrong later (told in its own words), a stop before training starts (whose exception its caller
+ * throws); {@link LoadEventEntries} asks it too whether a failure at a model's load stops the load.
  */
 final class FailedEntries {
 

@@ -10,8 +10,9 @@ import java.util.List;
  * entry took its step from an estimate, a first epoch whose steps differ from the batches the data
  * reported, more epochs than planned, a loop that announces another length than planned or
  * configured, an epoch end reported with no batch since the last (one epoch counted twice?). Each
- * is a moment an entry may run at that the user did not mean, said once with what to configure
- * instead; the listener keeps the counts and decides what follows from them, this class says it.
+ * is a moment an entry may run at that the user did not mean, said with what to configure instead
+ * (how often is as the listener's callers and {@link ListenerWarnings} decide); the listener keeps
+ * the counts and decides what follows from them, this class says it.
  */
 final class LengthWarnings {
 
