@@ -1,28 +1,20 @@
 package dev.surgery.core;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.Device;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
-import ai.djl.nn.Parameter;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
-import ai.djl.util.Pair;
-import dev.surgery.core.SurgeryPlan.PlannedParameter;
-import dev.surgery.core.SurgeryPlan.StateFate;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.Factorize;
@@ -32,20 +24,10 @@ import dev.surgery.core.algorithms.SqueezeExcite;
 import dev.surgery.core.algorithms.StochasticDepth;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.algorithms.WeightStandardization;
-import dev.surgery.core.internal.BirthAwareOptimizer;
-import dev.surgery.core.internal.DjlOptimizers;
-import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.PlanStateCheck;
 import dev.surgery.core.testing.TinyModels;
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.HashSet;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
-import java.util.Set;
-import java.util.TreeMap;
-import java.util.TreeSet;
 import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -61,7 +43,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * plan says "born exact", and after one more step Adam's moments are those of a first step from
  * zero ({@code (1 - beta1) g}, {@code (1 - beta2) g^2}); NONE: no state before, after, nor after
  * the next step. The ids holding state after the apply are exactly those the plan accounts for, and
- * every state the plan does not name is untouched.
+ * every state the plan does not name is untouched. The checks are {@link PlanStateCheck}'s, which
+ * the composed schedules of {@code ComposedPlanStatePropertiesTest} run too.
  */
 class PlanStateTest {
 
@@ -138,10 +121,6 @@ class PlanStateTest {
         Arguments.of("new Parameters around the old arrays", rewrapping(), OptimizerKind.ADAM));
   }
 
-  /** A parameter the plan names, found in the model. */
-  private record Claim(
-      String role, String step, String where, Parameter parameter, PlannedParameter planned) {}
-
   @ParameterizedTest(name = "{0}")
   @MethodSource("cases")
   void thePlannedStateFatesAreWhatTheApplyDoes(String name, Surgery algorithm, OptimizerKind kind) {
@@ -160,184 +139,22 @@ class PlanStateTest {
       step(trainer, x, y);
 
       SurgeryContext context = SurgeryContext.live(resnet, trainer, 2, 2);
-      Map<String, Map<String, float[]>> stateBefore = state(optimizer);
-      Map<String, Integer> countsBefore = new HashMap<>(DjlOptimizers.updateCounts(optimizer));
-
-      SurgeryPlan plan = algorithm.plan(context);
-      assertFalse(plan.isEmpty(), plan.toTable(name));
-      // Where each step's block sits, to find its replacement after the apply.
-      Map<String, Block> byPath = new HashMap<>();
-      BlockPaths.index(resnet).forEach((b, p) -> byPath.put(BlockPaths.display(p), b));
-      List<Claim> claims = new ArrayList<>();
-      Map<SurgeryPlan.Step, Block> parents = new LinkedHashMap<>();
-      Map<SurgeryPlan.Step, Integer> positions = new HashMap<>();
-      for (SurgeryPlan.Step s : plan.steps()) {
-        Block old = byPath.get(s.path());
-        assertNotNull(old, s.path());
-        Map<String, Parameter> params = named(old);
-        for (PlannedParameter p : s.removed()) {
-          claims.add(claim("removed", s, params, p));
-        }
-        for (PlannedParameter p : s.kept()) {
-          claims.add(claim("kept", s, params, p));
-        }
-        int slash = s.path().lastIndexOf('/');
-        Block parent = slash < 0 ? resnet : byPath.get(s.path().substring(0, slash));
-        parents.put(s, parent);
-        positions.put(s, BlockPaths.children(parent).values().indexOf(old));
-      }
+      PlanStateCheck check =
+          PlanStateCheck.plan(name, resnet, trainer, () -> algorithm.plan(context));
+      assertFalse(check.plan().isEmpty(), check.table());
 
       algorithm.apply(context);
-
-      for (SurgeryPlan.Step s : plan.steps()) {
-        if (s.added().isEmpty()) {
-          continue;
-        }
-        Block replacement = BlockPaths.children(parents.get(s)).values().get(positions.get(s));
-        Map<String, Parameter> params = named(replacement);
-        for (PlannedParameter p : s.added()) {
-          claims.add(claim("added", s, params, p));
-        }
-      }
-      Map<String, Map<String, float[]>> stateAfter = state(optimizer);
-      Map<String, Integer> countsAfter = DjlOptimizers.updateCounts(optimizer);
-      BirthAwareOptimizer births = DjlTrainers.birthAwareOptimizer(trainer, false);
-      Set<String> expectedIds = new HashSet<>(stateBefore.keySet());
-      Map<String, String> movedTo = new HashMap<>(); // old id -> id now holding its state
-      int fresh = 0;
-      int rekeyed = 0;
-      for (Claim c : claims) {
-        String id = c.parameter().getId();
-        StateFate fate = c.planned().state();
-        String what = c.role() + " " + c.where() + " " + fate + " in\n" + plan.toTable(name);
-        switch (c.role() + "/" + fate) {
-          case "kept/MOVED":
-            assertTrue(stateBefore.containsKey(id), what);
-            assertSameState(stateBefore.get(id), stateAfter.get(id), what);
-            assertEquals(countsBefore.get(id), countsAfter.get(id), what);
-            movedTo.put(id, id);
-            break;
-          case "removed/MOVED":
-            {
-              Claim heir = heirOf(c, claims);
-              assertNotNull(heir, "no added parameter of the step takes over " + what);
-              String newId = heir.parameter().getId();
-              assertTrue(stateBefore.containsKey(id), what);
-              assertSameState(stateBefore.get(id), stateAfter.get(newId), what);
-              assertEquals(countsBefore.get(id), countsAfter.get(newId), what);
-              assertFalse(stateAfter.containsKey(id), what);
-              expectedIds.remove(id);
-              expectedIds.add(newId);
-              movedTo.put(id, newId);
-              rekeyed++;
-              break;
-            }
-          case "added/MOVED":
-            assertNotNull(heirOf(c, claims), "nothing moves into " + what);
-            break;
-          case "removed/DROPPED":
-          case "kept/DROPPED":
-            assertTrue(stateBefore.containsKey(id), "nothing to drop: " + what);
-            assertFalse(stateAfter.containsKey(id), what);
-            assertFalse(countsAfter.containsKey(id), what);
-            expectedIds.remove(id);
-            break;
-          case "added/FRESH":
-            fresh++;
-            assertTrue(c.parameter().requiresGradient(), what);
-            assertFalse(stateAfter.containsKey(id), what);
-            assertFalse(countsAfter.containsKey(id), what);
-            Integer birth = births == null ? null : births.birthOf(id);
-            assertEquals(c.planned().bornExact(), birth != null, "birth mark of " + what);
-            break;
-          case "removed/NONE":
-          case "kept/NONE":
-          case "added/NONE":
-            assertFalse(stateBefore.containsKey(id), what);
-            assertFalse(stateAfter.containsKey(id), what);
-            assertTrue(births == null || births.birthOf(id) == null, what);
-            break;
-          default:
-            throw new AssertionError("a plan cannot say " + what);
-        }
-      }
-      // Nothing the plan does not name changed: the same ids hold state, untouched.
-      assertEquals(new TreeSet<>(expectedIds), new TreeSet<>(stateAfter.keySet()));
-      for (Map.Entry<String, Map<String, float[]>> e : stateBefore.entrySet()) {
-        String now = movedTo.getOrDefault(e.getKey(), e.getKey());
-        if (stateAfter.containsKey(now)) {
-          assertSameState(e.getValue(), stateAfter.get(now), e.getKey());
-        }
-      }
+      check.applied();
 
       // One more step: a fresh parameter starts from zero state, a NONE one never gets any.
-      Map<String, float[]> gradients = new HashMap<>();
-      try (GradientCollector gc = trainer.newGradientCollector()) {
-        NDList out = trainer.forward(new NDList(x));
-        gc.backward(trainer.getLoss().evaluate(new NDList(y), out));
-      }
-      for (Claim c : claims) {
-        if (c.planned().state() == StateFate.FRESH) {
-          gradients.put(
-              c.parameter().getId(), c.parameter().getArray().getGradient().toFloatArray());
-        }
-      }
-      trainer.step();
-      Map<String, Map<String, float[]>> stateNext = state(optimizer);
-      for (Claim c : claims) {
-        String id = c.parameter().getId();
-        if (c.planned().state() == StateFate.NONE
-            || c.role().equals("kept") && c.planned().state() == StateFate.DROPPED) {
-          assertFalse(stateNext.containsKey(id), "state after the next step: " + c);
-        }
-        if (c.planned().state() == StateFate.FRESH && kind == OptimizerKind.ADAM) {
-          float[] g = gradients.get(id);
-          float[] m = only(stateNext.get(id), "means");
-          float[] v = only(stateNext.get(id), "variances");
-          for (int i = 0; i < g.length; i++) {
-            assertEquals(0.1f * g[i], m[i], 1e-6f + 1e-5f * Math.abs(g[i]), c.toString());
-            assertEquals(0.001f * g[i] * g[i], v[i], 1e-9f + 1e-5f * g[i] * g[i], c.toString());
-          }
-        }
-      }
+      check.nextStep(x, y, kind);
       if (name.startsWith("factorize") || name.startsWith("squeeze")) {
-        assertTrue(fresh > 0, "the algorithm adds trainable parameters:\n" + plan.toTable(name));
+        assertTrue(check.fresh() > 0, "the algorithm adds trainable parameters:\n" + check.table());
       }
       if (name.startsWith("new Parameters")) {
-        assertTrue(rekeyed > 0, "state moves to the new ids:\n" + plan.toTable(name));
+        assertTrue(check.rekeyed() > 0, "state moves to the new ids:\n" + check.table());
       }
     }
-  }
-
-  /** The added parameter of the same step around the same array as a removed one, or back. */
-  private static Claim heirOf(Claim c, List<Claim> claims) {
-    for (Claim other : claims) {
-      if (other != c
-          && other.step().equals(c.step())
-          && !other.role().equals(c.role())
-          && !other.role().equals("kept")
-          && other.planned().state() == StateFate.MOVED
-          && other.parameter().getArray() == c.parameter().getArray()) {
-        return other;
-      }
-    }
-    return null;
-  }
-
-  private static Claim claim(
-      String role, SurgeryPlan.Step s, Map<String, Parameter> params, PlannedParameter p) {
-    Parameter parameter = params.get(p.name());
-    assertNotNull(parameter, role + " " + s.path() + " " + p.name() + " not in " + params.keySet());
-    assertEquals(String.valueOf(parameter.getShape()), String.valueOf(p.shape()));
-    return new Claim(role, s.path(), s.path() + " " + p.name(), parameter, p);
-  }
-
-  private static Map<String, Parameter> named(Block block) {
-    Map<String, Parameter> out = new LinkedHashMap<>();
-    for (Pair<String, Parameter> p : block.getParameters()) {
-      out.putIfAbsent(p.getKey(), p.getValue());
-    }
-    return out;
   }
 
   private static void step(Trainer trainer, NDArray x, NDArray y) {
@@ -346,39 +163,5 @@ class PlanStateTest {
       gc.backward(trainer.getLoss().evaluate(new NDList(y), out));
     }
     trainer.step();
-  }
-
-  /** Parameter id to state field and device to a bitwise copy, for ids with any state. */
-  private static Map<String, Map<String, float[]>> state(Optimizer optimizer) {
-    Map<String, Map<String, float[]>> out = new TreeMap<>();
-    for (Map.Entry<String, Map<String, Map<Device, NDArray>>> field :
-        DjlOptimizers.optimizerStates(optimizer).entrySet()) {
-      for (Map.Entry<String, Map<Device, NDArray>> e : field.getValue().entrySet()) {
-        for (Map.Entry<Device, NDArray> d : e.getValue().entrySet()) {
-          out.computeIfAbsent(e.getKey(), k -> new TreeMap<>())
-              .put(field.getKey() + "@" + d.getKey(), d.getValue().toFloatArray());
-        }
-      }
-    }
-    return out;
-  }
-
-  private static float[] only(Map<String, float[]> state, String field) {
-    assertNotNull(state, "no state");
-    for (Map.Entry<String, float[]> e : state.entrySet()) {
-      if (e.getKey().contains("." + field + "@")) {
-        return e.getValue();
-      }
-    }
-    throw new AssertionError("no " + field + " in " + state.keySet());
-  }
-
-  private static void assertSameState(
-      Map<String, float[]> expected, Map<String, float[]> actual, String what) {
-    assertNotNull(actual, "state gone: " + what);
-    assertEquals(expected.keySet(), actual.keySet(), what);
-    for (Map.Entry<String, float[]> e : expected.entrySet()) {
-      assertArrayEquals(e.getValue(), actual.get(e.getKey()), e.getKey() + " " + what);
-    }
   }
 }
