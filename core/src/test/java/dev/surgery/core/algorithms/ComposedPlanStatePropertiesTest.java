@@ -1,0 +1,158 @@
+package dev.surgery.core.algorithms;
+
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import ai.djl.Model;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.SurgeryPlan;
+import dev.surgery.core.testing.BuiltinArbitraries;
+import dev.surgery.core.testing.BuiltinArbitraries.Entry;
+import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.PlanStateCheck;
+import dev.surgery.core.testing.TinyModels;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Arbitrary;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.Provide;
+import net.jqwik.api.lifecycle.BeforeContainer;
+import net.jqwik.api.statistics.Statistics;
+
+/**
+ * The optimizer-state column of a plan is what its apply does for composed schedules under a live
+ * trainer: random accepted schedules of the built-ins (random settings, targets and epochs) applied
+ * in order to {@link TinyModels#everyAlgorithmNet()} while a trainer of each optimizer kind trains
+ * it, a step or two before each entry and one after it. Each entry is planned with the live context
+ * just before it applies; the plan leaves the model and the trainer exactly as they were; and
+ * {@link PlanStateCheck} holds the apply to the plan's fates (moved bit for bit, dropped, fresh
+ * with its birth mark and a first step from zero, none) and every other state untouched. An entry
+ * whose plan refuses is refused by its apply as well, which leaves the model and the trainer as
+ * they were.
+ *
+ * <p>No fixed seed: jqwik prints the seed and the shrunk schedule of a failure.
+ */
+class ComposedPlanStatePropertiesTest {
+
+  /** The planned epochs of every schedule. */
+  static final int EPOCHS = 3;
+
+  /** The batch: four samples of {@link TinyModels#everyAlgorithmNet()}, one of each class. */
+  static final Shape INPUT = new Shape(4, 8, 16, 16);
+
+  @BeforeContainer
+  static void register() {
+    LiveTraining.registerBuiltins();
+  }
+
+  /**
+   * Every entry of a composed schedule, planned just before it applies on the live model, does to
+   * the optimizer's state what its plan says.
+   */
+  @Property(tries = 100)
+  void everyComposedPlanTellsTheOptimizerStateItsApplyLeaves(
+      @ForAll("schedules") List<Entry> schedule,
+      @ForAll("optimizers") OptimizerKind kind,
+      @ForAll("extraSteps") List<Integer> extraSteps,
+      @ForAll boolean fixedBatchNorm) {
+    List<Entry> order = BuiltinArbitraries.applicationOrder(schedule);
+    Block net = TinyModels.everyAlgorithmNet(fixedBatchNorm);
+    DefaultTrainingConfig config =
+        new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()).optOptimizer(kind.create());
+    Engine.getInstance().setRandomSeed(11);
+    try (Model model = TinyModels.model("composed-plan-state", net);
+        Trainer trainer = model.newTrainer(config);
+        NDManager data = NDManager.newBaseManager()) {
+      trainer.initialize(INPUT);
+      NDArray x = data.randomNormal(INPUT);
+      NDArray y = data.create(new float[] {0, 1, 2, 3});
+      step(trainer, x, y);
+      step(trainer, x, y);
+      int refused = 0;
+      int empty = 0;
+      int rekeyed = 0;
+      Map<SurgeryPlan.StateFate, Integer> fates = new EnumMap<>(SurgeryPlan.StateFate.class);
+      for (int j = 0; j < order.size(); j++) {
+        Entry e = order.get(j);
+        String title =
+            "entry "
+                + j
+                + " of "
+                + order
+                + " under "
+                + kind
+                + (fixedBatchNorm ? "" : ", no fixed BN");
+        for (int s = 0; s < extraSteps.get(j); s++) {
+          step(trainer, x, y);
+        }
+        SurgeryContext context = SurgeryContext.live(net, trainer, e.epoch(), EPOCHS);
+        PlanStateCheck check;
+        try {
+          check = PlanStateCheck.plan(title, net, trainer, () -> e.algorithm().plan(context));
+        } catch (SurgeryException refusal) {
+          PlanStateCheck.Snapshot snapshot = PlanStateCheck.Snapshot.of(net, trainer);
+          assertThrows(refusal.getClass(), () -> e.algorithm().apply(context), title);
+          snapshot.assertUnchanged("the refused apply of " + title);
+          refused++;
+          step(trainer, x, y);
+          continue;
+        }
+        PlanStateCheck.Snapshot snapshot = PlanStateCheck.Snapshot.of(net, trainer);
+        e.algorithm().apply(context);
+        if (check.plan().isEmpty()) {
+          snapshot.assertUnchanged("the apply of the empty plan of " + title);
+          empty++;
+        }
+        check.applied();
+        check.nextStep(x, y, kind);
+        check.plan().stateCounts().forEach((fate, n) -> fates.merge(fate, n, Integer::sum));
+        rekeyed += check.rekeyed();
+      }
+      Statistics.label("refused entries").collect(refused);
+      Statistics.label("empty plans").collect(empty);
+      Statistics.label("fates seen")
+          .collect(
+              fates.entrySet().stream()
+                      .filter(f -> f.getValue() > 0)
+                      .map(f -> f.getKey().label())
+                      .toList()
+                  + (rekeyed > 0 ? " rekeyed" : ""));
+    }
+  }
+
+  @Provide
+  Arbitrary<List<Entry>> schedules() {
+    return BuiltinArbitraries.acceptedSchedules(EPOCHS - 1);
+  }
+
+  @Provide
+  Arbitrary<OptimizerKind> optimizers() {
+    return BuiltinArbitraries.optimizers();
+  }
+
+  /** The steps before each entry beyond the one after the last: none or one. */
+  @Provide
+  Arbitrary<List<Integer>> extraSteps() {
+    return Arbitraries.integers().between(0, 1).list().ofSize(3);
+  }
+
+  private static void step(Trainer trainer, NDArray x, NDArray y) {
+    try (GradientCollector gc = trainer.newGradientCollector()) {
+      NDList out = trainer.forward(new NDList(x));
+      gc.backward(trainer.getLoss().evaluate(new NDList(y), out));
+    }
+    trainer.step();
+  }
+}
