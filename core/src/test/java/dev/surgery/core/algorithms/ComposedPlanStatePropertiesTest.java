@@ -59,7 +59,8 @@ class ComposedPlanStatePropertiesTest {
 
   /**
    * Every entry of a composed schedule, planned just before it applies on the live model, does to
-   * the optimizer's state what its plan says.
+   * the optimizer's state what its plan says: two steps before the first entry, one or two before
+   * each entry, one after each (the next-step check).
    */
   @Property(tries = 100)
   void everyComposedPlanTellsTheOptimizerStateItsApplyLeaves(
@@ -67,6 +68,38 @@ class ComposedPlanStatePropertiesTest {
       @ForAll("optimizers") OptimizerKind kind,
       @ForAll("extraSteps") List<Integer> extraSteps,
       @ForAll boolean fixedBatchNorm) {
+    run(schedule, kind, extraSteps, fixedBatchNorm, false);
+  }
+
+  /**
+   * The same where schedules apply as training applies them: entries after the same epoch back to
+   * back, with no step between (the next-step check after the last of them), and entries at epoch 0
+   * right after {@code Trainer.initialize}, before any step. A trainable parameter that has not
+   * been updated yet has no state to move or drop ({@link PlanStateCheck}).
+   */
+  @Property(tries = 60)
+  void everyComposedPlanTellsTheOptimizerStateBackToBack(
+      @ForAll("schedules") List<Entry> schedule,
+      @ForAll("optimizers") OptimizerKind kind,
+      @ForAll("extraSteps") List<Integer> extraSteps,
+      @ForAll boolean fixedBatchNorm) {
+    run(schedule, kind, extraSteps, fixedBatchNorm, true);
+  }
+
+  /**
+   * Trains the net under the optimizer and applies the schedule in order, each entry checked by
+   * {@link PlanStateCheck}.
+   *
+   * @param extraSteps per entry, the steps before it beyond one (none or one)
+   * @param backToBack whether entries after the same epoch follow each other without a step, and
+   *     epoch 0 is right after {@code Trainer.initialize}
+   */
+  private static void run(
+      List<Entry> schedule,
+      OptimizerKind kind,
+      List<Integer> extraSteps,
+      boolean fixedBatchNorm,
+      boolean backToBack) {
     List<Entry> order = BuiltinArbitraries.applicationOrder(schedule);
     Block net = TinyModels.everyAlgorithmNet(fixedBatchNorm);
     DefaultTrainingConfig config =
@@ -78,8 +111,10 @@ class ComposedPlanStatePropertiesTest {
       trainer.initialize(INPUT);
       NDArray x = data.randomNormal(INPUT);
       NDArray y = data.create(new float[] {0, 1, 2, 3});
-      step(trainer, x, y);
-      step(trainer, x, y);
+      if (!backToBack || order.get(0).epoch() > 0) {
+        step(trainer, x, y);
+        step(trainer, x, y);
+      }
       int refused = 0;
       int empty = 0;
       int rekeyed = 0;
@@ -93,8 +128,12 @@ class ComposedPlanStatePropertiesTest {
                 + order
                 + " under "
                 + kind
-                + (fixedBatchNorm ? "" : ", no fixed BN");
-        for (int s = 0; s < extraSteps.get(j); s++) {
+                + (fixedBatchNorm ? "" : ", no fixed BN")
+                + (backToBack ? ", back to back" : "");
+        boolean sameEpochAsLast = j > 0 && order.get(j - 1).epoch() == e.epoch();
+        boolean lastOfEpoch = j == order.size() - 1 || order.get(j + 1).epoch() != e.epoch();
+        boolean stepAfter = !backToBack || lastOfEpoch;
+        for (int s = 0; s < (backToBack && sameEpochAsLast ? 0 : extraSteps.get(j)); s++) {
           step(trainer, x, y);
         }
         SurgeryContext context = SurgeryContext.live(net, trainer, e.epoch(), EPOCHS);
@@ -106,7 +145,9 @@ class ComposedPlanStatePropertiesTest {
           assertThrows(refusal.getClass(), () -> e.algorithm().apply(context), title);
           snapshot.assertUnchanged("the refused apply of " + title);
           refused++;
-          step(trainer, x, y);
+          if (stepAfter) {
+            step(trainer, x, y);
+          }
           continue;
         }
         PlanStateCheck.Snapshot snapshot = PlanStateCheck.Snapshot.of(net, trainer);
@@ -116,7 +157,9 @@ class ComposedPlanStatePropertiesTest {
           empty++;
         }
         check.applied();
-        check.nextStep(x, y, kind);
+        if (stepAfter) {
+          check.nextStep(x, y, kind);
+        }
         check.plan().stateCounts().forEach((fate, n) -> fates.merge(fate, n, Integer::sum));
         rekeyed += check.rekeyed();
       }
