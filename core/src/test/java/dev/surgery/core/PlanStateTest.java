@@ -1,5 +1,6 @@
 package dev.surgery.core;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -145,6 +146,8 @@ class PlanStateTest {
 
       algorithm.apply(context);
       check.applied();
+      // Every parameter trained two steps: each MOVED and DROPPED one had state to move or drop.
+      assertEquals(0, check.notYetUpdated(), check.table());
 
       // One more step: a fresh parameter starts from zero state, a NONE one never gets any.
       check.nextStep(x, y, kind);

@@ -71,6 +71,7 @@ public final class PlanStateCheck {
   private final Map<SurgeryPlan.Step, Integer> positions = new HashMap<>();
   private int fresh;
   private int rekeyed;
+  private int notYetUpdated;
   private boolean applied;
 
   private PlanStateCheck(
@@ -149,6 +150,16 @@ public final class PlanStateCheck {
    */
   public int rekeyed() {
     return rekeyed;
+  }
+
+  /**
+   * The parameters the plan says MOVED or DROPPED that had no state to move or drop: trainable ones
+   * no step has updated yet.
+   *
+   * @return how many
+   */
+  public int notYetUpdated() {
+    return notYetUpdated;
   }
 
   private void findRemovedAndKept() {
@@ -268,15 +279,15 @@ public final class PlanStateCheck {
   }
 
   /**
-   * Whether a parameter the plan says MOVED or DROPPED may have no state yet: it trained and its
-   * trainer holds it, but no step updated it since the trainer registered it (no step at all) or
-   * since a surgery added it (it has a birth mark): its empty state is what moves or goes.
+   * Whether a parameter the plan says MOVED or DROPPED may have no state: it trained and its
+   * trainer held it, but no step has updated it yet (none since the trainer registered it, or since
+   * a surgery added it): its empty state is what moves or goes. Counted in {@link #notYetUpdated}.
    */
   private boolean unstepped(Claim c) {
     String id = c.parameter().getId();
-    return trainedBefore.contains(id)
-        && storeBefore.contains(id)
-        && (before.global() == 0 || birthsBefore.containsKey(id));
+    boolean unstepped = trainedBefore.contains(id) && storeBefore.contains(id) && !before.has(id);
+    notYetUpdated += unstepped ? 1 : 0;
+    return unstepped;
   }
 
   /** The state of {@code id} before is that of {@code now} after, none where there was none. */
@@ -348,13 +359,14 @@ public final class PlanStateCheck {
 
   /**
    * DJL's kernels on zero state: Adam's and AdamW's moments {@code (1 - beta1) g} and {@code (1 -
-   * beta2) g^2} (AdamW decays the weight, not the gradient); SGD's momentum {@code lr (g + wd w)};
-   * plain SGD keeps no arrays.
+   * beta2) g^2} (AdamW decays the weight, not the gradient); SGD's momentum {@code lr (g + wd w)}
+   * (a new id's rate under a per-id tracker); plain SGD keeps no arrays; the user optimizer's
+   * velocity {@code g}.
    */
   private static void firstStepState(
       OptimizerKind kind, float[] g, float[] w, Map<String, float[]> state, String what) {
     switch (kind) {
-      case ADAM, ADAMW -> {
+      case ADAM, ADAMW, ADAM_RATE_PER_ID -> {
         float[] m = only(state, "means");
         float[] v = only(state, "variances");
         for (int i = 0; i < g.length; i++) {
@@ -362,17 +374,20 @@ public final class PlanStateCheck {
           assertEquals(0.001f * g[i] * g[i], v[i], 1e-9f + 1e-5f * g[i] * g[i], what);
         }
       }
-      case SGD_MOMENTUM -> {
-        float[] momentum = only(state, "momentumStates");
-        for (int i = 0; i < g.length; i++) {
-          float expected = 0.05f * (g[i] + 1e-3f * w[i]);
-          assertEquals(expected, momentum[i], 1e-7f + 1e-5f * Math.abs(expected), what);
-        }
-      }
+      case SGD_MOMENTUM -> momentum(0.05f, 1e-3f, g, w, only(state, "momentumStates"), what);
+      case SGD_MOMENTUM_RATE_PER_ID ->
+          momentum(RatesById.DEFAULT, 0, g, w, only(state, "momentumStates"), what);
+      case USER -> assertArrayEquals(g, only(state, "velocities"), what);
       case SGD -> assertTrue(state == null || state.isEmpty(), what);
-      default -> {
-        // other kinds: the update count alone
-      }
+    }
+  }
+
+  /** SGD's momentum after one step from zero: {@code lr (g + wd w)} (a new id's rate). */
+  private static void momentum(
+      float lr, float wd, float[] g, float[] w, float[] momentum, String what) {
+    for (int i = 0; i < g.length; i++) {
+      float expected = lr * (g[i] + wd * w[i]);
+      assertEquals(expected, momentum[i], 1e-7f + 1e-5f * Math.abs(expected), what);
     }
   }
 
