@@ -353,7 +353,37 @@ public final class PlanStateCheck {
       if (fate == StateFate.FRESH) {
         assertEquals(1, next.counts.get(id), "update count " + what);
         firstStepState(kind, gradients.get(id), weights.get(id), next.arrays.get(id), what);
+        if (c.planned().bornExact()) {
+          float[] now = c.parameter().getArray().toFloatArray();
+          firstStep(
+              kind, gradients.get(id), weights.get(id), now, "weight of the born exact " + what);
+        }
       }
+    }
+  }
+
+  /**
+   * A born exact parameter's first update is that of a fresh optimizer at step 1: Adam's bias
+   * correction of step 1, {@code w - lr m / (sqrt(v) + eps)} with {@code m = g}, {@code v = g^2}
+   * (AdamW first decays {@code w} by {@code lr wd}); SGD's {@code w - lr (g + wd w)}. At DJL's
+   * global step instead, Adam's step would be a fraction of the learning rate.
+   */
+  private static void firstStep(
+      OptimizerKind kind, float[] g, float[] w, float[] now, String what) {
+    for (int i = 0; i < g.length; i++) {
+      double expected =
+          switch (kind) {
+            case ADAM -> w[i] - 0.01 * g[i] / (Math.abs(g[i]) + 1e-8 / Math.sqrt(0.001));
+            case ADAM_RATE_PER_ID ->
+                w[i] - RatesById.DEFAULT * g[i] / (Math.abs(g[i]) + 1e-8 / Math.sqrt(0.001));
+            case ADAMW ->
+                w[i] * (1 - 0.01 * 0.05) - 0.01 * g[i] / (Math.abs(g[i]) + 1e-8 / Math.sqrt(0.001));
+            case SGD -> w[i] - 0.05 * g[i];
+            case SGD_MOMENTUM -> w[i] - 0.05 * (g[i] + 1e-3 * w[i]);
+            case SGD_MOMENTUM_RATE_PER_ID -> w[i] - RatesById.DEFAULT * g[i];
+            case USER -> throw new AssertionError("the user optimizer has no stand-in: " + what);
+          };
+      assertEquals(expected, now[i], 1e-6 + 1e-5 * Math.abs(expected), i + ": " + what);
     }
   }
 
