@@ -44,12 +44,12 @@ import java.util.function.Supplier;
  * <p>A parameter's state is its optimizer arrays (every field and device, bit for bit) and its
  * update count. MOVED: the state is where the parameter now is (under the id of the parameter that
  * takes over the array, for a removed one); DROPPED: gone; FRESH: none yet, a birth mark exactly
- * when the plan says "born exact", and after the next step the state of a first step from zero;
- * NONE: none before, after, nor after the next step. A trainable parameter that no step has updated
- * since its trainer registered it (or since a surgery added it) has no state yet: MOVED and DROPPED
- * move or drop that nothing. The ids holding state after the apply are exactly those the plan
- * accounts for, and every state the plan does not name is untouched; birth marks move and go with
- * the state.
+ * when the plan says "born exact", and after the next step the state of a first step from zero and,
+ * born exact, the weight of a fresh optimizer's first update; NONE: none before, after, nor after
+ * the next step. A trainable parameter that no step has updated since its trainer registered it (or
+ * since a surgery added it) has no state yet: MOVED and DROPPED move or drop that nothing. The ids
+ * holding state after the apply are exactly those the plan accounts for, and every state the plan
+ * does not name is untouched; birth marks move and go with the state.
  */
 public final class PlanStateCheck {
 
@@ -312,8 +312,9 @@ public final class PlanStateCheck {
 
   /**
    * One more training step on a batch: a fresh parameter starts from zero state (after the step its
-   * update count is 1 and its moments or momentum those of a first step from zero), a NONE one and
-   * a frozen one get none, a removed one none under its id.
+   * update count is 1 and its moments or momentum those of a first step from zero; a born exact one
+   * moves as under a fresh optimizer), a NONE one and a frozen one get none, a removed one none
+   * under its id.
    *
    * @param x the batch's input
    * @param y its labels
