@@ -1,5 +1,6 @@
 package dev.surgery.core.algorithms;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import ai.djl.Model;
@@ -159,6 +160,11 @@ class ComposedPlanStatePropertiesTest {
           empty++;
         }
         check.applied();
+        if (!noStep) {
+          // A step ran since the last entry: every parameter it trained has state, so only an
+          // entry with no step before it may meet a trainable parameter without any.
+          assertEquals(0, check.notYetUpdated(), "not updated by the step before " + title);
+        }
         if (stepAfter) {
           check.nextStep(x, y, kind);
         }
@@ -176,7 +182,25 @@ class ComposedPlanStatePropertiesTest {
                       .toList()
                   + (rekeyed > 0 ? " rekeyed" : "")
                   + (notYetUpdated > 0 ? " not yet updated" : ""));
+      // Most tries check some fate, and each fate is met: a property whose plans all came out
+      // empty or refused would pass having checked nothing.
+      Statistics.label("fates seen")
+          .coverage(
+              checker -> {
+                checker.checkQuery(seen(null)).percentage(p -> p >= 40);
+                for (String fate : List.of("moved", "dropped", "fresh")) {
+                  checker.checkQuery(seen(fate)).percentage(p -> p >= 5);
+                }
+              });
     }
+  }
+
+  /** A query of the "fates seen" label: any fate (for null), or that one. */
+  private static java.util.function.Predicate<List<?>> seen(String fate) {
+    return values -> {
+      String seen = String.valueOf(values.get(0));
+      return fate == null ? !seen.startsWith("[]") : seen.contains(fate);
+    };
   }
 
   @Provide

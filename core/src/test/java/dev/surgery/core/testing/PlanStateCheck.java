@@ -313,8 +313,9 @@ public final class PlanStateCheck {
   /**
    * One more training step on a batch: a fresh parameter starts from zero state (after the step its
    * update count is 1 and its moments or momentum those of a first step from zero; a born exact one
-   * moves as under a fresh optimizer), a NONE one and a frozen one get none, a removed one none
-   * under its id.
+   * moves as under a fresh optimizer), a moved one that trains is updated where its state now is
+   * (one more update counted), a NONE one and a frozen one get none, a removed one none under its
+   * id.
    *
    * @param x the batch's input
    * @param y its labels
@@ -335,6 +336,7 @@ public final class PlanStateCheck {
         weights.put(c.parameter().getId(), array.toFloatArray());
       }
     }
+    OptimizerCopy beforeStep = OptimizerCopy.of(optimizer);
     trainer.step();
     OptimizerCopy next = OptimizerCopy.of(optimizer);
     Set<String> inModel = new HashSet<>();
@@ -350,6 +352,14 @@ public final class PlanStateCheck {
       }
       if (c.role().equals("removed") && !inModel.contains(id)) {
         assertFalse(next.has(id), what);
+      }
+      if (fate == StateFate.MOVED
+          && !c.role().equals("removed")
+          && inModel.contains(id)
+          && c.parameter().requiresGradient()) {
+        // Where the state moved to, the trainer goes on updating it: one more update counted.
+        int counted = beforeStep.counts.getOrDefault(id, 0);
+        assertEquals(counted + 1, next.counts.get(id), "update count " + what);
       }
       if (fate == StateFate.FRESH) {
         assertEquals(1, next.counts.get(id), "update count " + what);
