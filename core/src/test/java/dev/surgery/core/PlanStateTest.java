@@ -6,13 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.DefaultTrainingConfig;
-import ai.djl.training.GradientCollector;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
@@ -136,8 +134,8 @@ class PlanStateTest {
       trainer.initialize(INPUT);
       NDArray x = data.randomNormal(INPUT);
       NDArray y = data.create(new float[] {0, 1, 2, 3});
-      step(trainer, x, y);
-      step(trainer, x, y);
+      Fixtures.lossStep(trainer, x, y);
+      Fixtures.lossStep(trainer, x, y);
 
       SurgeryContext context = SurgeryContext.live(resnet, trainer, 2, 2);
       PlanStateCheck check =
@@ -158,13 +156,5 @@ class PlanStateTest {
         assertTrue(check.rekeyed() > 0, "state moves to the new ids:\n" + check.table());
       }
     }
-  }
-
-  private static void step(Trainer trainer, NDArray x, NDArray y) {
-    try (GradientCollector gc = trainer.newGradientCollector()) {
-      NDList out = trainer.forward(new NDList(x));
-      gc.backward(trainer.getLoss().evaluate(new NDList(y), out));
-    }
-    trainer.step();
   }
 }

@@ -227,7 +227,10 @@ class ComposedPlanStatePropertiesTest {
   /** The steps before each entry beyond the one after the last: none or one. */
   @Provide
   Arbitrary<List<Integer>> extraSteps() {
-    return Arbitraries.integers().between(0, 1).list().ofSize(3);
+    return Arbitraries.integers()
+        .between(0, 1)
+        .list()
+        .ofSize(BuiltinArbitraries.MOST_ACCEPTED_ENTRIES);
   }
 
   private static void step(Trainer trainer, NDArray x, NDArray y) {

@@ -193,9 +193,12 @@ public final class BuiltinArbitraries {
     return entries(Arbitraries.integers().between(0, lastEpoch))
         .list()
         .ofMinSize(1)
-        .ofMaxSize(3)
+        .ofMaxSize(MOST_ACCEPTED_ENTRIES)
         .filter(s -> conflicts(applicationOrder(s)).isEmpty());
   }
+
+  /** The most entries {@link #acceptedSchedules} draws. */
+  public static final int MOST_ACCEPTED_ENTRIES = 3;
 
   /**
    * DJL's optimizers that the PyTorch engine runs.

@@ -207,7 +207,7 @@ public final class PlanStateCheck {
       String what = c.role() + " " + c.where() + " " + fate + " in\n" + table();
       switch (c.role() + "/" + fate) {
         case "kept/MOVED":
-          assertTrue(before.has(id) || unstepped(c), what);
+          assertTrue(before.has(id) || excusedAsUnstepped(c), what);
           carried(id, after, id, what);
           movedTo.put(id, id);
           break;
@@ -216,7 +216,7 @@ public final class PlanStateCheck {
             Claim heir = heirOf(c);
             assertNotNull(heir, "no added parameter of the step takes over " + what);
             String newId = heir.parameter().getId();
-            assertTrue(before.has(id) || unstepped(c), what);
+            assertTrue(before.has(id) || excusedAsUnstepped(c), what);
             carried(id, after, newId, what);
             assertFalse(after.has(id), what);
             expectedIds.remove(id);
@@ -234,7 +234,7 @@ public final class PlanStateCheck {
           break;
         case "removed/DROPPED":
         case "kept/DROPPED":
-          assertTrue(before.has(id) || unstepped(c), "nothing to drop: " + what);
+          assertTrue(before.has(id) || excusedAsUnstepped(c), "nothing to drop: " + what);
           assertFalse(after.arrays.containsKey(id), what);
           assertFalse(after.counts.containsKey(id), what);
           expectedIds.remove(id);
@@ -281,9 +281,10 @@ public final class PlanStateCheck {
   /**
    * Whether a parameter the plan says MOVED or DROPPED may have no state: it trained and its
    * trainer held it, but no step has updated it yet (none since the trainer registered it, or since
-   * a surgery added it): its empty state is what moves or goes. Counted in {@link #notYetUpdated}.
+   * a surgery added it): its empty state is what moves or goes. Asked only where the state is
+   * missing (after {@code before.has(id) ||}); each excuse is counted in {@link #notYetUpdated}.
    */
-  private boolean unstepped(Claim c) {
+  private boolean excusedAsUnstepped(Claim c) {
     String id = c.parameter().getId();
     boolean unstepped = trainedBefore.contains(id) && storeBefore.contains(id) && !before.has(id);
     notYetUpdated += unstepped ? 1 : 0;
