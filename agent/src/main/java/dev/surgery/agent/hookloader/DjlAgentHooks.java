@@ -92,11 +92,11 @@ public final class DjlAgentHooks implements DjlHooks {
     if (problems != null) {
       return problems;
     }
-    List<String> found = readConfig();
+    List<String> read = readConfig();
+    // Null: this DJL cannot run surgery (warned of), and the program runs unmodified.
+    List<String> found = read == null ? List.of() : read;
     try {
-      if (found == null) {
-        found = List.of(); // this DJL cannot run surgery (warned of): the program runs unmodified
-      } else if (found.isEmpty()) {
+      if (read != null && found.isEmpty()) {
         try {
           DjlInternals.verify();
           usable = true;
@@ -108,9 +108,9 @@ public final class DjlAgentHooks implements DjlHooks {
       // Published last, whatever happened: prepare() answers without the lock once it is set, and
       // a trainer created on another thread right then must already find the hooks usable, not
       // be passed by untracked; nor is the config read again after an error here.
-      problems = found == null ? List.of() : found;
+      problems = found;
     }
-    return problems;
+    return found;
   }
 
   /**

@@ -277,7 +277,7 @@ final class ConfigParser {
     // Without a known algorithm there is no list of valid keys: report only the name problem.
     Map<String, Node> keys =
         keys(mapping, spec == null ? null : validKeys, "key", " for algorithm '" + name + "'");
-    Schedule schedule = schedule(keys, spec, where, node);
+    ScheduleRead schedule = schedule(keys, spec, where, node);
     Map<String, Object> values = spec == null ? Map.of() : hyperParameters(spec, keys, name);
     // Problems of the patterns name the algorithm, or the entry where its name is unreadable.
     Patterns patterns = patterns(keys, name != null ? name : where, name);
@@ -329,14 +329,15 @@ final class ConfigParser {
    * An entry's schedule as read: its trigger (null when unreadable or absent), the node that
    * decides its events (its schedule key once read, else the entry), and whether it is usable.
    */
-  private record Schedule(Trigger trigger, Node triggerNode, boolean ok) {
+  private record ScheduleRead(Trigger trigger, Node triggerNode, boolean ok) {
     /** The entry unbound, with its schedule kept for the checks across entries where usable. */
     Bound unbound() {
       return new Bound(null, triggerNode, ok ? trigger : null);
     }
   }
 
-  private Schedule schedule(Map<String, Node> keys, AlgorithmSpec spec, String where, Node node) {
+  private ScheduleRead schedule(
+      Map<String, Node> keys, AlgorithmSpec spec, String where, Node node) {
     List<String> scheduleKeys = new ArrayList<>();
     for (String k : SCHEDULE_KEYS) {
       if (keys.containsKey(k)) {
@@ -352,19 +353,19 @@ final class ConfigParser {
               + "' and '"
               + scheduleKeys.get(1)
               + "': give one schedule (epoch, step, at or every)");
-      return new Schedule(null, node, false);
+      return new ScheduleRead(null, node, false);
     }
     if (scheduleKeys.isEmpty()) {
       // Whether an entry may go without a schedule depends on its algorithm's events: without a
       // known algorithm there is nothing to judge, and the name problem is the one to fix (a typo
       // in an event-driven plugin's name would otherwise also be told it needs an epoch).
       // With one, the entry runs on events: checked against the algorithm's once it is built.
-      return new Schedule(spec != null ? Trigger.onEvents() : null, node, spec != null);
+      return new ScheduleRead(spec != null ? Trigger.onEvents() : null, node, spec != null);
     }
     String key = scheduleKeys.get(0);
     Node scheduleNode = keys.get(key);
     Trigger trigger = trigger(key, scheduleNode);
-    return new Schedule(trigger, scheduleNode, trigger != null);
+    return new ScheduleRead(trigger, scheduleNode, trigger != null);
   }
 
   /** An entry's hyperparameters, normalized and checked; null when any has a problem. */
@@ -428,7 +429,7 @@ final class ConfigParser {
       String name,
       Map<String, Object> values,
       Patterns patterns,
-      Schedule schedule,
+      ScheduleRead schedule,
       Map<String, Node> keys,
       Node node,
       int index,
