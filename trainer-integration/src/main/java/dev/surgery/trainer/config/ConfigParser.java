@@ -10,7 +10,6 @@ import dev.surgery.core.events.Time;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -60,6 +59,7 @@ final class ConfigParser {
   private final ConfigProblems problems;
   private final ConfigYaml yaml;
   private final ScalarReader scalars;
+  private final MappingKeys mappingKeys;
 
   ConfigParser(String file) {
     this(file, null);
@@ -77,6 +77,7 @@ final class ConfigParser {
     this.problems = new ConfigProblems(file);
     this.yaml = new ConfigYaml(file, problems);
     this.scalars = new ScalarReader(yaml.settings(), problems);
+    this.mappingKeys = new MappingKeys(yaml, scalars, problems);
   }
 
   SurgeryConfig parse(String text) {
@@ -98,7 +99,7 @@ final class ConfigParser {
               + scalars.describe(root));
       return null;
     }
-    Map<String, Node> keys = keys(mapping, TOP_LEVEL_KEYS, "key", "");
+    Map<String, Node> keys = mappingKeys.read(mapping, TOP_LEVEL_KEYS, "key", "");
 
     List<ScheduledAlgorithm> entries = new ArrayList<>();
     List<int[]> positions = new ArrayList<>();
@@ -183,7 +184,9 @@ final class ConfigParser {
           if (never != null) {
             Node entry = ((SequenceNode) algorithms).getValue().get(i);
             Node epochNode =
-                tr.kind() == Trigger.Kind.EPOCH ? valueOf((MappingNode) entry, EPOCH) : null;
+                tr.kind() == Trigger.Kind.EPOCH
+                    ? MappingKeys.valueOf((MappingNode) entry, EPOCH)
+                    : null;
             // The value that says when: 'epoch: 5', or the trigger ('at: 5ep', 'every: 3ep').
             problems.addAt(epochNode != null ? epochNode : triggerNodes.get(i), never);
           }
@@ -276,7 +279,8 @@ final class ConfigParser {
     validKeys.add(EXCLUDE);
     // Without a known algorithm there is no list of valid keys: report only the name problem.
     Map<String, Node> keys =
-        keys(mapping, spec == null ? null : validKeys, "key", " for algorithm '" + name + "'");
+        mappingKeys.read(
+            mapping, spec == null ? null : validKeys, "key", " for algorithm '" + name + "'");
     ScheduleRead schedule = schedule(keys, spec, where, node);
     Map<String, Object> values = spec == null ? Map.of() : hyperParameters(spec, keys, name);
     // Problems of the patterns name the algorithm, or the entry where its name is unreadable.
@@ -291,7 +295,7 @@ final class ConfigParser {
   private record Named(String name, AlgorithmSpec spec) {}
 
   private Named named(MappingNode mapping, String where) {
-    Node nameNode = valueOf(mapping, NAME);
+    Node nameNode = MappingKeys.valueOf(mapping, NAME);
     if (nameNode == null) {
       problems.addAt(mapping, where + " has no 'name'; known algorithms: " + known());
       misspeltName(mapping, where);
@@ -590,64 +594,6 @@ final class ConfigParser {
           return null;
         }
     }
-  }
-
-  /**
-   * Reads the keys of a mapping: reports non-string keys, duplicates and (when {@code valid} is
-   * given) unknown keys; returns the first value of each valid key, in file order.
-   */
-  private Map<String, Node> keys(
-      MappingNode mapping, List<String> valid, String what, String suffix) {
-    Map<String, Node> values = new LinkedHashMap<>();
-    Map<String, Node> firstKey = new HashMap<>();
-    for (NodeTuple t : mapping.getValue()) {
-      Node keyNode = t.getKeyNode();
-      Object k = keyNode instanceof ScalarNode ? scalars.scalar(keyNode) : null;
-      if (!(k instanceof String key)) {
-        if (k != ScalarReader.INVALID) {
-          problems.addAt(keyNode, "keys must be plain names, found " + scalars.describe(keyNode));
-        }
-        continue;
-      }
-      Node first = firstKey.putIfAbsent(key, keyNode);
-      if (first != null) {
-        problems.addAt(
-            keyNode,
-            "duplicate key '"
-                + key
-                + "' (first defined at "
-                + ConfigProblems.position(first)
-                + ")");
-        continue;
-      }
-      if (yaml.isMergeKey(keyNode)) {
-        continue; // reported with the tags
-      }
-      if (valid != null && !valid.contains(key)) {
-        problems.addAt(
-            keyNode,
-            "unknown "
-                + what
-                + " "
-                + ConfigText.shown(key)
-                + suffix
-                + ConfigProblems.didYouMean(key, valid)
-                + "; valid keys: "
-                + String.join(", ", valid));
-        continue;
-      }
-      values.put(key, t.getValueNode());
-    }
-    return values;
-  }
-
-  private static Node valueOf(MappingNode mapping, String key) {
-    for (NodeTuple t : mapping.getValue()) {
-      if (t.getKeyNode() instanceof ScalarNode s && s.getValue().equals(key)) {
-        return t.getValueNode();
-      }
-    }
-    return null;
   }
 
   /**
