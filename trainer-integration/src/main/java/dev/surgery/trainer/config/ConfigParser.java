@@ -15,7 +15,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
-import org.snakeyaml.engine.v2.common.ScalarStyle;
 import org.snakeyaml.engine.v2.exceptions.Mark;
 import org.snakeyaml.engine.v2.nodes.MappingNode;
 import org.snakeyaml.engine.v2.nodes.Node;
@@ -60,6 +59,7 @@ final class ConfigParser {
   private final ConfigYaml yaml;
   private final ScalarReader scalars;
   private final MappingKeys mappingKeys;
+  private final TargetPatterns targetPatterns;
 
   ConfigParser(String file) {
     this(file, null);
@@ -78,6 +78,7 @@ final class ConfigParser {
     this.yaml = new ConfigYaml(file, problems);
     this.scalars = new ScalarReader(yaml.settings(), problems);
     this.mappingKeys = new MappingKeys(yaml, scalars, problems);
+    this.targetPatterns = new TargetPatterns(scalars, problems);
   }
 
   SurgeryConfig parse(String text) {
@@ -284,7 +285,7 @@ final class ConfigParser {
     ScheduleRead schedule = schedule(keys, spec, where, node);
     Map<String, Object> values = spec == null ? Map.of() : hyperParameters(spec, keys, name);
     // Problems of the patterns name the algorithm, or the entry where its name is unreadable.
-    Patterns patterns = patterns(keys, name != null ? name : where, name);
+    TargetPatterns.Patterns patterns = targetPatterns.read(keys, name != null ? name : where, name);
     if (spec == null || !schedule.ok() || values == null || problems.size() > problemsBefore) {
       return schedule.unbound();
     }
@@ -399,30 +400,6 @@ final class ConfigParser {
     return valuesOk ? values : null;
   }
 
-  /** An entry's {@code include} and {@code exclude} patterns as read. */
-  private record Patterns(List<String> include, List<String> exclude) {}
-
-  private Patterns patterns(Map<String, Node> keys, String patternsOf, String name) {
-    List<String> include = patterns(keys.get(INCLUDE), patternsOf);
-    List<String> exclude = patterns(keys.get(EXCLUDE), patternsOf);
-    if (keys.get(INCLUDE) instanceof SequenceNode list && list.getValue().isEmpty()) {
-      // Without patterns an entry targets every block: an empty list would say the opposite.
-      problems.addAt(
-          keys.get(INCLUDE),
-          name
-              + ": an empty include list selects no block; leave 'include' out to select every"
-              + " block");
-    }
-    for (String pattern : exclude) {
-      if (include.contains(pattern)) {
-        problems.addAt(
-            keys.get(EXCLUDE),
-            name + ": '" + pattern + "' is both included and excluded, so it selects no block");
-      }
-    }
-    return new Patterns(include, exclude);
-  }
-
   /**
    * Builds an entry whose parts read without a problem: the algorithm from its spec, limited to its
    * targets, its events checked against its schedule; a failure of any of them (a plugin's
@@ -432,7 +409,7 @@ final class ConfigParser {
       AlgorithmSpec spec,
       String name,
       Map<String, Object> values,
-      Patterns patterns,
+      TargetPatterns.Patterns patterns,
       ScheduleRead schedule,
       Map<String, Node> keys,
       Node node,
@@ -594,95 +571,6 @@ final class ConfigParser {
           return null;
         }
     }
-  }
-
-  /**
-   * Reads an {@code include} or {@code exclude} value: a list of block patterns (or one pattern),
-   * each checked; a bad pattern is reported at its offending character.
-   */
-  private List<String> patterns(Node node, String name) {
-    if (node == null) {
-      return List.of();
-    }
-    List<Node> items;
-    if (node instanceof SequenceNode list) {
-      items = list.getValue();
-    } else if (node instanceof ScalarNode) {
-      items = List.of(node);
-    } else {
-      problems.addAt(
-          node, name + ": include and exclude take a list of block patterns, found a mapping");
-      return List.of();
-    }
-    List<String> out = new ArrayList<>();
-    for (Node item : items) {
-      Object v = scalars.scalar(item);
-      if (v == ScalarReader.INVALID) {
-        continue;
-      }
-      if (!(v instanceof String pattern)) {
-        problems.addAt(
-            item,
-            name
-                + ": a block pattern must be a string such as '05ParallelBlock/**/01Conv2d' or"
-                + " 'type:Conv2d', found "
-                + scalars.describe(item));
-        continue;
-      }
-      try {
-        Targets.validate(pattern);
-        out.add(pattern);
-      } catch (Targets.InvalidPatternException e) {
-        Mark m = item.getStartMark().orElse(null);
-        int offset = offsetInSource((ScalarNode) item, pattern, e.getIndex());
-        int column = m == null ? 1 : m.getColumn() + 1 + Math.max(offset, 0);
-        String where =
-            offset < 0
-                ? " (character "
-                    + (pattern.codePointCount(0, e.getIndex()) + 1)
-                    + " of the pattern)"
-                : "";
-        problems.add(m == null ? 1 : m.getLine() + 1, column, name + ": " + e.getMessage() + where);
-      }
-    }
-    return out;
-  }
-
-  /**
-   * Where character {@code index} of a scalar's value is in the source, in columns (code points)
-   * from the scalar's start, or -1 when the source spells the value differently (escapes, a doubled
-   * quote, a block or multi-line scalar): then only the scalar's start can be named exactly.
-   */
-  private static int offsetInSource(ScalarNode scalar, String value, int index) {
-    ScalarStyle style = scalar.getScalarStyle();
-    int quotes = style == ScalarStyle.PLAIN ? 0 : 1;
-    boolean inline =
-        style == ScalarStyle.PLAIN
-            || style == ScalarStyle.SINGLE_QUOTED
-            || style == ScalarStyle.DOUBLE_QUOTED;
-    Mark start = scalar.getStartMark().orElse(null);
-    Mark end = scalar.getEndMark().orElse(null);
-    if (!inline || start == null || end == null || start.getLine() != end.getLine()) {
-      return -1;
-    }
-    if (isAlias(start)) {
-      return -1; // the value is the anchor's, spelled elsewhere: the alias is named, with the index
-    }
-    int length = value.codePointCount(0, value.length());
-    if (end.getIndex() - start.getIndex() != length + 2 * quotes) {
-      return -1; // an escape or a doubled quote: source and value differ in length
-    }
-    return quotes + value.codePointCount(0, Math.min(index, value.length()));
-  }
-
-  /**
-   * Whether the text at a mark is an alias ({@code *name}), which repeats a value written
-   * elsewhere.
-   */
-  private static boolean isAlias(Mark mark) {
-    int[] buffer = mark.getBuffer();
-    int pointer = mark.getPointer();
-    return buffer != null && pointer >= 0 && pointer < buffer.length && buffer[pointer] == '*';
   }
 
   private static String known() {
