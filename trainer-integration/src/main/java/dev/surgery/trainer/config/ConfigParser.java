@@ -6,7 +6,6 @@ import dev.surgery.core.algorithms.AlgorithmPluginException;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
-import dev.surgery.core.events.Time;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -60,6 +59,7 @@ final class ConfigParser {
   private final ScalarReader scalars;
   private final MappingKeys mappingKeys;
   private final TargetPatterns targetPatterns;
+  private final ScheduleReader scheduleReader;
 
   ConfigParser(String file) {
     this(file, null);
@@ -79,6 +79,7 @@ final class ConfigParser {
     this.scalars = new ScalarReader(yaml.settings(), problems);
     this.mappingKeys = new MappingKeys(yaml, scalars, problems);
     this.targetPatterns = new TargetPatterns(scalars, problems);
+    this.scheduleReader = new ScheduleReader(scalars, problems);
   }
 
   SurgeryConfig parse(String text) {
@@ -120,7 +121,7 @@ final class ConfigParser {
           "'algorithms' must be a list of entries, found " + scalars.describe(algorithms));
     } else {
       for (Node entry : list.getValue()) {
-        Bound bound = entry(entry, entries.size());
+        BoundEntry bound = entry(entry, entries.size());
         ScheduledAlgorithm s = bound.algorithm();
         positions.add(ConfigProblems.at(bound.triggerNode()));
         triggerNodes.add(bound.triggerNode());
@@ -246,27 +247,17 @@ final class ConfigParser {
   }
 
   /**
-   * An entry as bound (null when it has problems), the node that decides its events, and its
-   * schedule as read (null when unreadable or absent), also for an entry with other problems.
-   */
-  private record Bound(ScheduledAlgorithm algorithm, Node triggerNode, Trigger trigger) {
-    Bound(ScheduledAlgorithm algorithm, Node triggerNode) {
-      this(algorithm, triggerNode, algorithm == null ? null : algorithm.trigger());
-    }
-  }
-
-  /**
    * Binds one entry of the algorithms list: its algorithm, schedule, hyperparameters and block
    * patterns, each read and checked with every problem reported, then the algorithm built.
    */
-  private Bound entry(Node node, int index) {
+  private BoundEntry entry(Node node, int index) {
     String where = "algorithms entry " + (index + 1);
     int problemsBefore = problems.size();
     if (!(node instanceof MappingNode mapping)) {
       problems.addAt(
           node,
           where + " must be a mapping with 'name' and 'epoch', found " + scalars.describe(node));
-      return new Bound(null, node);
+      return new BoundEntry(null, node);
     }
     Named named = named(mapping, where);
     AlgorithmSpec spec = named.spec();
@@ -282,7 +273,7 @@ final class ConfigParser {
     Map<String, Node> keys =
         mappingKeys.read(
             mapping, spec == null ? null : validKeys, "key", " for algorithm '" + name + "'");
-    ScheduleRead schedule = schedule(keys, spec, where, node);
+    ScheduleReader.ScheduleRead schedule = scheduleReader.read(keys, spec, where, node);
     Map<String, Object> values = spec == null ? Map.of() : hyperParameters(spec, keys, name);
     // Problems of the patterns name the algorithm, or the entry where its name is unreadable.
     TargetPatterns.Patterns patterns = targetPatterns.read(keys, name != null ? name : where, name);
@@ -330,49 +321,6 @@ final class ConfigParser {
     return new Named(null, null);
   }
 
-  /**
-   * An entry's schedule as read: its trigger (null when unreadable or absent), the node that
-   * decides its events (its schedule key once read, else the entry), and whether it is usable.
-   */
-  private record ScheduleRead(Trigger trigger, Node triggerNode, boolean ok) {
-    /** The entry unbound, with its schedule kept for the checks across entries where usable. */
-    Bound unbound() {
-      return new Bound(null, triggerNode, ok ? trigger : null);
-    }
-  }
-
-  private ScheduleRead schedule(
-      Map<String, Node> keys, AlgorithmSpec spec, String where, Node node) {
-    List<String> scheduleKeys = new ArrayList<>();
-    for (String k : SCHEDULE_KEYS) {
-      if (keys.containsKey(k)) {
-        scheduleKeys.add(k);
-      }
-    }
-    if (scheduleKeys.size() > 1) {
-      problems.addAt(
-          keys.get(scheduleKeys.get(1)),
-          where
-              + " has both '"
-              + scheduleKeys.get(0)
-              + "' and '"
-              + scheduleKeys.get(1)
-              + "': give one schedule (epoch, step, at or every)");
-      return new ScheduleRead(null, node, false);
-    }
-    if (scheduleKeys.isEmpty()) {
-      // Whether an entry may go without a schedule depends on its algorithm's events: without a
-      // known algorithm there is nothing to judge, and the name problem is the one to fix (a typo
-      // in an event-driven plugin's name would otherwise also be told it needs an epoch).
-      // With one, the entry runs on events: checked against the algorithm's once it is built.
-      return new ScheduleRead(spec != null ? Trigger.onEvents() : null, node, spec != null);
-    }
-    String key = scheduleKeys.get(0);
-    Node scheduleNode = keys.get(key);
-    Trigger trigger = trigger(key, scheduleNode);
-    return new ScheduleRead(trigger, scheduleNode, trigger != null);
-  }
-
   /** An entry's hyperparameters, normalized and checked; null when any has a problem. */
   private Map<String, Object> hyperParameters(
       AlgorithmSpec spec, Map<String, Node> keys, String name) {
@@ -405,12 +353,12 @@ final class ConfigParser {
    * targets, its events checked against its schedule; a failure of any of them (a plugin's
    * included) is a problem at the entry.
    */
-  private Bound built(
+  private BoundEntry built(
       AlgorithmSpec spec,
       String name,
       Map<String, Object> values,
       TargetPatterns.Patterns patterns,
-      ScheduleRead schedule,
+      ScheduleReader.ScheduleRead schedule,
       Map<String, Node> keys,
       Node node,
       int index,
@@ -460,7 +408,7 @@ final class ConfigParser {
             + (mark == null ? 1 : mark.getLine() + 1)
             + ":"
             + (mark == null ? 1 : mark.getColumn() + 1);
-    return new Bound(
+    return new BoundEntry(
         ScheduledAlgorithm.of(algorithm, schedule.trigger(), index, source),
         schedule.triggerNode());
   }
@@ -513,64 +461,6 @@ final class ConfigParser {
         + " (0: before the first batch); or give 'step: K' (after K optimizer steps), 'at:"
         + " \"0.5dur\"' or 'every: 2ep'. Only an algorithm that reacts to events by itself may"
         + " have no schedule";
-  }
-
-  /** Reads one schedule key: epoch, step, at or every. */
-  private Trigger trigger(String key, Node node) {
-    switch (key) {
-      case EPOCH:
-        {
-          Integer epoch = scalars.integer(node, EPOCH, 0);
-          return epoch == null ? null : Trigger.atEpoch(epoch);
-        }
-      case STEP:
-        {
-          Long step = scalars.whole(node, STEP, 1, MAX_STEP);
-          return step == null ? null : Trigger.atStep(step);
-        }
-      default:
-        Object v = scalars.scalar(node);
-        if (v == ScalarReader.INVALID) {
-          return null;
-        }
-        if (!(v instanceof String text)) {
-          problems.addAt(
-              node,
-              key
-                  + " takes a time string such as '2ep' (epochs), '100ba' (batches)"
-                  + (key.equals(AT) ? " or '0.5dur' (a fraction of the planned training)" : "")
-                  + ", got "
-                  + scalars.describe(node));
-          return null;
-        }
-        try {
-          Time time = Time.parse(text);
-          if (key.equals(EVERY) && time.unit() != Time.Unit.DURATION && time.count() == 0) {
-            problems.addAt(node, "every must be at least 1ep or 1ba, got '" + text + "'");
-            return null;
-          }
-          if (time.unit() == Time.Unit.BATCH && (time.count() < 1 || time.count() > MAX_STEP)) {
-            problems.addAt(
-                node, key + ": a step must be in [1, " + MAX_STEP + "], got '" + text + "'");
-            return null;
-          }
-          if (time.unit() == Time.Unit.EPOCH && time.count() > SurgeryConfig.MAX_EPOCH) {
-            problems.addAt(
-                node,
-                key
-                    + ": an epoch must be at most "
-                    + SurgeryConfig.MAX_EPOCH
-                    + ", got '"
-                    + text
-                    + "'");
-            return null;
-          }
-          return key.equals(AT) ? Trigger.at(time) : Trigger.every(time);
-        } catch (IllegalArgumentException e) {
-          problems.addAt(node, key + ": " + e.getMessage());
-          return null;
-        }
-    }
   }
 
   private static String known() {
