@@ -115,9 +115,6 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   /** The program's end as applications see it: none begins after it, one under way is awaited. */
   private final ProgramEnd programEnd = new ProgramEnd();
 
-  /** Whether the schedule has {@code at: "<f>dur"} entries, whose steps follow an estimate. */
-  private final boolean hasDurations;
-
   private final ListenerWarnings warnings = new ListenerWarnings();
   private final LengthWarnings lengthWarnings;
   private final SurgeryLogWriter surgeryLog;
@@ -128,6 +125,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final FailedEntries failures;
   private final StartChecks startChecks;
   private final DueEntries due;
+  private final EpochEnds epochEnds;
 
   private SurgeryListener(
       List<ScheduledAlgorithm> schedule,
@@ -144,7 +142,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     this.reportPath = reportPath;
     this.surgeryLog = new SurgeryLogWriter(reportPath, this::notReachedYet, warnings);
     this.length = new TrainingLength(this.schedule, totalEpochs, totalSteps, totalEpochsHint);
-    this.hasDurations =
+    boolean hasDurations =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.DURATION);
     this.lengthWarnings = new LengthWarnings(hasDurations, length, warnings);
     this.notRun = new NotRunEntries(warnings, surgeryLog, length);
@@ -176,6 +174,18 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         new StartChecks(this, runner, failures, notRun, length, this.observable, warnings);
     this.due = new DueEntries(runner, failures, notRun, length);
     this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END);
+    this.epochEnds =
+        new EpochEnds(
+            registry,
+            warnings,
+            lengthWarnings,
+            due,
+            length,
+            surgeryLog,
+            programEnd,
+            this.observable,
+            countsBatchesInEpoch,
+            hasDurations);
     this.eventDriven =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
   }
@@ -292,7 +302,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         initialized(trainer);
         return;
       case EPOCH_END:
-        epochEnd(trainer, false);
+        epochEnds.ended(trainer, false);
         return;
       default:
         break;
@@ -658,57 +668,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    */
   @Override
   public void onEpoch(Trainer trainer) {
-    epochEnd(trainer, true);
-  }
-
-  private void epochEnd(Trainer trainer, boolean byCallback) {
-    TrainerState st = registry.state(trainer);
-    st.trained(warnings);
-    if (st.epochJustEnded
-        && st.lastEpochEndByCallback != null
-        && st.lastEpochEndByCallback != byCallback) {
-      // The same epoch end, reported by DJL's onEpoch and by onEvent (the agent does both).
-      return;
-    }
-    lengthWarnings.emptyEpoch(st);
-    st.epochJustEnded = true;
-    st.trainedSinceEpochEnd = false;
-    st.lastEpochEndByCallback = byCallback;
-    st.completedEpochs++;
-    st.epochSinceLastBatch = true;
-    // The first epoch tells the batches per epoch where the data did not; where the data's count
-    // was the estimate but the epoch took another number of steps, durations count the steps.
-    boolean untold = st.batchesPerEpoch == 0;
-    boolean differs =
-        !untold
-            && st.batchInEpoch != st.batchesPerEpoch
-            && !countsBatchesInEpoch
-            && hasDurations
-            && !length.stepsConfigured();
-    if (st.completedEpochs == 1 && st.batchInEpoch > 0 && (untold || differs)) {
-      // A sampler that drops the last partial batch is no news.
-      if (differs && st.batchInEpoch != st.batchesPerEpochDroppingLast) {
-        lengthWarnings.firstEpochSteps(st);
-      }
-      st.batchesPerEpoch = st.batchInEpoch;
-      due.durationsDueNow(trainer, st);
-    }
-    // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
-    int completed = st.passedEpochs();
-    int planned = length.plannedEpochs(st);
-    lengthWarnings.pastPlannedEpochs(st, completed, planned);
-    if (programEnd.ended()) {
-      return; // training goes on while the program ends (a graceful shutdown): nothing is applied
-    }
-    due.atEpochEnd(trainer, st, completed);
-    if (!observable.contains(Event.EPOCH_START)) {
-      st.batchInEpoch = 0; // no epoch start will say so
-    }
-    if (planned > 0 && completed >= planned) {
-      surgeryLog.flush(); // after the last epoch no batch end may come for a while
-    } else {
-      surgeryLog.flushIfDue(); // epochs of a batch or two must keep the spacing
-    }
+    epochEnds.ended(trainer, true);
   }
 
   /** {@inheritDoc} */
