@@ -122,10 +122,10 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final EndOfTraining ends;
   private final TrainerRegistry registry;
   private final LoadEventEntries loadEvents;
-  private final FailedEntries failures;
   private final StartChecks startChecks;
   private final DueEntries due;
   private final EpochEnds epochEnds;
+  private final StartOfTraining start;
 
   private SurgeryListener(
       List<ScheduledAlgorithm> schedule,
@@ -156,7 +156,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             notRun,
             surgeryLog,
             warnings);
-    this.failures =
+    FailedEntries failures =
         new FailedEntries(this.schedule, onError, length, warnings, surgeryLog, notRun, programEnd);
     this.loadEvents = new LoadEventEntries(this.schedule, failures);
     EntryRunner runner =
@@ -186,6 +186,9 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             this.observable,
             countsBatchesInEpoch,
             hasDurations);
+    this.start =
+        new StartOfTraining(
+            registry, startChecks, due, length, failures, lengthWarnings, ends, surgeryLog);
     this.eventDriven =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
   }
@@ -299,7 +302,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     switch (event) {
       case INIT:
-        initialized(trainer);
+        start.initialized(trainer);
         return;
       case EPOCH_END:
         epochEnds.ended(trainer, false);
@@ -484,33 +487,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    */
   @Override
   public void onTrainingBegin(Trainer trainer) {
-    TrainerState st = registry.state(trainer);
-    if (st.begun) {
-      return; // the agent and the program may both forward this event
-    }
-    st.begun = true;
-    try {
-      beginTraining(trainer, st);
-    } catch (SurgeryFailedException e) {
-      // DJL calls this from the Trainer constructor, which now throws: no trainer reaches the
-      // program to close, so its training ends here, and the log says why, not "running".
-      try {
-        onTrainingEnd(trainer);
-      } catch (RuntimeException ending) {
-        e.addSuppressed(ending);
-      }
-      throw e;
-    }
-    // From onTrainingBegin on, the log on disk is this job's: marked cut short, with what is not
-    // reached yet, until training ends (a previous job's log would otherwise stay until the first
-    // surgery, and a job killed before then would leave it).
-    surgeryLog.write();
-  }
-
-  /** The checks before training and the epoch-0 entries that need no initialized model. */
-  private void beginTraining(Trainer trainer, TrainerState st) {
-    startChecks.atTrainingBegin(trainer, st);
-    due.atTrainingBegin(trainer, st);
+    start.trainingBegan(trainer);
   }
 
   /**
@@ -532,20 +509,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    *     proves shorter than this announcement
    */
   public void onPlannedEpochs(Trainer trainer, int epochs) {
-    if (epochs <= 0) {
-      return;
-    }
-    TrainerState st = registry.state(trainer);
-    int announced = st.passedEpochs() + epochs;
-    int planned = length.afterAnnouncement(st, epochs);
-    if (st.lengthFollowedBy != null && planned > st.lengthFollowed) {
-      failures.lengthProvedWrong(st, planned);
-    }
-    lengthWarnings.announcedLength(st, announced, planned);
-    st.plannedEpochs = planned;
-    if (st.passedEpochs() == 0) {
-      due.afterLengthKnown(trainer, st);
-    }
+    start.plannedEpochs(trainer, epochs);
   }
 
   /**
@@ -558,7 +522,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    */
   public void onInitialized(Trainer trainer) {
     startChecks.warnIfNotListed(trainer, registry);
-    initialized(trainer);
+    start.initialized(trainer);
   }
 
   /**
@@ -572,28 +536,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
    * @return the waiting entries, in schedule order; empty when none waits
    */
   public List<ScheduledAlgorithm> awaitingInitialization(Trainer trainer) {
-    TrainerState st = registry.find(trainer);
-    if (st == null || st.initSeen) {
-      return List.of();
-    }
-    List<ScheduledAlgorithm> waiting = new ArrayList<>();
-    for (int i = 0; i < st.schedule.size(); i++) {
-      if (st.schedule.status(i) == EntryStatus.DEFERRED) {
-        waiting.add(st.schedule.entry(i));
-      }
-    }
-    return waiting;
-  }
-
-  private void initialized(Trainer trainer) {
-    TrainerState st = registry.state(trainer);
-    if (st.initSeen) {
-      return; // SurgeryTrain.fit reports INIT again after the program did
-    }
-    st.initSeen = true;
-    st.begun = true;
-    startChecks.atInitialized(trainer, st);
-    due.atInitialized(trainer, st);
+    return start.awaitingInitialization(trainer);
   }
 
   /** {@inheritDoc} */
