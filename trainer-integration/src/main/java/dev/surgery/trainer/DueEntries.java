@@ -8,10 +8,11 @@ import dev.surgery.trainer.config.Trigger;
 
 /**
  * Which of a trainer's entries are due at each point of training, handed to {@link EntryRunner} in
- * schedule order. {@link SurgeryListener} keeps the counts (epochs, steps, batches) and the
- * warnings about them; this class reads them and decides: epoch-0 entries at the training's begin,
- * once the length is known or once the model is initialized; {@code epoch:} and {@code every: Nep}
- * entries at an epoch's end; step, duration and event-driven entries at an event.
+ * schedule order. {@link SurgeryListener} keeps the counts (epochs, through {@link EpochEnds};
+ * steps; batches) and the warnings about them; this class reads them and decides: epoch-0 entries
+ * at the training's begin, once the length is known or once the model is initialized; {@code
+ * epoch:} and {@code every: Nep} entries at an epoch's end; step, duration and event-driven entries
+ * at an event.
  */
 final class DueEntries {
 
