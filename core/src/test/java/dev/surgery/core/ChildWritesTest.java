@@ -357,8 +357,8 @@ class ChildWritesTest {
     Linear b = linear();
     Fixtures.InOrderHolder holder = map ? new LinearMapHolder(a, b) : new LinearDequeHolder(a, b);
     SequentialBlock root = new SequentialBlock().add(holder);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == b, (block, index) -> new TinyDense(4));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(b, (block, index) -> new TinyDense(4));
 
     SurgeryException e =
         assertThrows(

@@ -213,6 +213,20 @@ final class Fixtures {
   }
 
   /**
+   * Two policies, tried in this order, each replacing its block (matched by identity) with what its
+   * function builds.
+   */
+  static Map<BlockMatcher, ReplacementFunction> replacing(
+      Block first,
+      ReplacementFunction firstReplacement,
+      Block second,
+      ReplacementFunction secondReplacement) {
+    Map<BlockMatcher, ReplacementFunction> policies = replacing(first, firstReplacement);
+    policies.put((block, path) -> block == second, secondReplacement);
+    return policies;
+  }
+
+  /**
    * A replacement chain for recursing surgeries: each block is replaced by a fresh one from {@code
    * fresh}, which the recursion replaces again, until generation {@code last} is kept. {@code
    * generation} records each replacement's generation (an original is generation 0).

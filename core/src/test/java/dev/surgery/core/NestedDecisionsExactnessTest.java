@@ -212,18 +212,18 @@ class NestedDecisionsExactnessTest {
     REUSED_CHILDREN_ONE_REPLACED(false) {
       @Override
       Map<BlockMatcher, ReplacementFunction> policies(Net n) {
-        Map<BlockMatcher, ReplacementFunction> p = new LinkedHashMap<>();
         // keeps a and middle, drops d; a is then replaced by another policy
-        p.put(
-            is(n.outer),
+        return policyMap(
+            n.outer,
             (block, index) ->
                 new SequentialBlock()
                     .add(block.getChildren().valueAt(0))
                     .add(Activation.tanhBlock())
-                    .add(block.getChildren().valueAt(2)));
-        p.put(is(n.a), (block, index) -> linear(6));
-        p.put(is(n.c), (block, index) -> WeightCopy.into(linear(6), block));
-        return p;
+                    .add(block.getChildren().valueAt(2)),
+            n.a,
+            (block, index) -> linear(6),
+            n.c,
+            (block, index) -> WeightCopy.into(linear(6), block));
       }
     },
     DIAMOND_ONE_PARENT_WRAPPED(true) {

@@ -18,7 +18,6 @@ import dev.surgery.core.testing.ExactnessOracle;
 import dev.surgery.core.testing.GcSafeL2Loss;
 import dev.surgery.core.testing.TinyDense;
 import dev.surgery.core.testing.TinyModels;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -62,8 +61,8 @@ class ReleasedReplacementTest {
       trainer.initialize(INPUT);
       Fixtures.sumStep(trainer);
       SurgeryOptions withTrainer = SurgeryOptions.builder().optTrainers(List.of(trainer)).build();
-      Map<BlockMatcher, ReplacementFunction> apply = new LinkedHashMap<>();
-      apply.put((block, path) -> block == original, (block, index) -> new TinyDense(5));
+      Map<BlockMatcher, ReplacementFunction> apply =
+          Fixtures.replacing(original, (block, index) -> new TinyDense(5));
       Block replacement = ModuleSurgery.replaceModules(root, apply, withTrainer).get(original);
       assertTrue(
           original.getWeight().getArray().isReleased(), "the first surgery freed the old arrays");
@@ -72,11 +71,13 @@ class ReleasedReplacementTest {
       Map<String, float[]> valuesBefore = Fixtures.snapshot(root);
       Set<String> storeBefore = Fixtures.storeIds(trainer);
       Map<String, float[]> stateBefore = ExactnessOracle.optimizerStateValues(trainer);
-      Map<BlockMatcher, ReplacementFunction> back = new LinkedHashMap<>();
       // The other block is replaced first, so the refusal must undo a change already made.
-      back.put((block, path) -> block == other, (block, index) -> new TinyDense(5));
-      back.put(
-          (block, path) -> block == replacement, (block, index) -> revert.wrap().apply(original));
+      Map<BlockMatcher, ReplacementFunction> back =
+          Fixtures.replacing(
+              other,
+              (block, index) -> new TinyDense(5),
+              replacement,
+              (block, index) -> revert.wrap().apply(original));
       SurgeryException e =
           assertThrows(
               SurgeryException.class, () -> ModuleSurgery.replaceModules(root, back, withTrainer));

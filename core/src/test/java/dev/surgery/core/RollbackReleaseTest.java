@@ -45,13 +45,14 @@ class RollbackReleaseTest {
         (ra, b1, options) -> {
           Block a1 = ra.getChildren().valueAt(0);
           Block a2 = ra.getChildren().valueAt(1);
-          Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-          policies.put((block, path) -> block == a1, (block, index) -> b1);
-          policies.put(
-              (block, path) -> block == a2,
-              (block, index) -> {
-                throw new IllegalStateException("planted");
-              });
+          Map<BlockMatcher, ReplacementFunction> policies =
+              Fixtures.replacing(
+                  a1,
+                  (block, index) -> b1,
+                  a2,
+                  (block, index) -> {
+                    throw new IllegalStateException("planted");
+                  });
           assertThrows(
               SurgeryException.class, () -> ModuleSurgery.replaceModules(ra, policies, options));
           assertSame(a1, ra.getChildren().get(0).getValue(), "model A is as it was");

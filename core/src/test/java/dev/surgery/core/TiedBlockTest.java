@@ -319,9 +319,9 @@ class TiedBlockTest {
 
       // The second replacement changes the output shape: refused when the replacements are placed,
       // after the tying field was written.
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block == layer, (block, i) -> TinyDense.copying(layer));
-      policies.put((block, path) -> block == own, (block, i) -> new TinyDense(4));
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(
+              layer, (block, i) -> TinyDense.copying(layer), own, (block, i) -> new TinyDense(4));
       SurgeryException e = assertReplaceRefused(root, policies, withTrainer(trainer));
 
       assertTrue(e.getMessage().contains("shape"), e.getMessage());
@@ -685,9 +685,12 @@ class TiedBlockTest {
     try (Model model = TinyModels.model("tied", root);
         Trainer trainer = model.newTrainer(sgd())) {
       trainer.initialize(INPUT);
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put((block, path) -> block == layer, (block, i) -> TinyDense.copying(layer));
-      policies.put((block, path) -> block == own, (block, i) -> new TinyDense(4)); // refused
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(
+              layer,
+              (block, i) -> TinyDense.copying(layer),
+              own,
+              (block, i) -> new TinyDense(4)); // refused
 
       assertReplaceRefused(root, policies, withTrainer(trainer));
 
@@ -1034,9 +1037,8 @@ class TiedBlockTest {
     TinyDense layer = new TinyDense(5);
     TiedHead head = new TiedHead(layer, new TinyDense(5));
     SequentialBlock root = tiedModel(layer, head);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == head, (block, i) -> block);
-    policies.put((block, path) -> block == layer, (block, i) -> new TinyDense(5));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(head, (block, i) -> block, layer, (block, i) -> new TinyDense(5));
 
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());
@@ -1101,9 +1103,9 @@ class TiedBlockTest {
     TinyDense first = new TinyDense(5);
     TinyDense second = new TinyDense(5);
     SequentialBlock root = new SequentialBlock().add(new SequentialBlock().add(first)).add(second);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == first, (block, i) -> new TinyDense(5));
-    policies.put((block, path) -> block == second, (block, i) -> new FieldTiedLeaf(first));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(
+            first, (block, i) -> new TinyDense(5), second, (block, i) -> new FieldTiedLeaf(first));
 
     Map<Block, Block> replaced =
         ModuleSurgery.replaceModules(root, policies, SurgeryOptions.defaults());

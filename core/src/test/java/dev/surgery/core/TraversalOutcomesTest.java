@@ -219,10 +219,12 @@ class TraversalOutcomesTest {
     Linear last = linear(4);
     SequentialBlock root = new SequentialBlock().add(holder).add(wrapped).add(last);
     List<Block> before = new ArrayList<>(root.getChildren().values());
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put((block, path) -> block == holder, (block, index) -> linear(4));
-    policies.put(
-        (block, path) -> block == wrapped, (block, index) -> new SequentialBlock().add(detached));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(
+            holder,
+            (block, index) -> linear(4),
+            wrapped,
+            (block, index) -> new SequentialBlock().add(detached));
     policies.put((block, path) -> block == last, (block, index) -> detached);
 
     SurgeryException e =
