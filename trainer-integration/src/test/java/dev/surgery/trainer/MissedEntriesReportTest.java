@@ -90,17 +90,16 @@ class MissedEntriesReportTest {
   /** Trains epochs with a loop that never reports an epoch end; checks that t_pool never ran. */
   private static void trainWithoutOnEpoch(SurgeryListener listener, String name, int epochs)
       throws Exception {
-    try (Model model = TestModels.model(name);
-        NDManager data = NDManager.newBaseManager()) {
-      ArrayDataset dataset = TestModels.dataset(data, 5);
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        for (int epoch = 0; epoch < epochs; epoch++) {
-          TestModels.trainEpochWithoutEvents(trainer, dataset);
-        }
-      }
-      assertEquals(0, TestModels.count(model.getBlock(), "ProbePool"), "never run late");
-    }
+    Block root =
+        train(
+            listener,
+            name,
+            (trainer, l, dataset) -> {
+              for (int epoch = 0; epoch < epochs; epoch++) {
+                TestModels.trainEpochWithoutEvents(trainer, dataset);
+              }
+            });
+    assertEquals(0, TestModels.count(root, "ProbePool"), "never run late");
   }
 
   @Test
@@ -415,17 +414,25 @@ class MissedEntriesReportTest {
         onlyReason(report, TestAlgorithms.LOG));
   }
 
-  /** Builds a trainer for {@code listener}, runs {@code loop} on it, and closes it. */
+  /** What {@link #train} runs on the trainer it builds. */
   private interface Loop {
     void run(Trainer trainer, SurgeryListener listener, ArrayDataset dataset) throws Exception;
   }
 
-  private static void train(SurgeryListener listener, String name, Loop loop) throws Exception {
+  /**
+   * Builds a trainer for {@code listener}, runs {@code loop} on it, and closes it; returns the
+   * model's block as the loop and the trainer's close left it. The data is drawn (its seed set)
+   * before the trainer initializes the model.
+   */
+  private static Block train(SurgeryListener listener, String name, Loop loop) throws Exception {
     try (Model model = TestModels.model(name);
-        NDManager data = NDManager.newBaseManager();
-        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-      trainer.initialize(INPUT);
-      loop.run(trainer, listener, TestModels.dataset(data, 5));
+        NDManager data = NDManager.newBaseManager()) {
+      ArrayDataset dataset = TestModels.dataset(data, 5);
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(INPUT);
+        loop.run(trainer, listener, dataset);
+      }
+      return model.getBlock();
     }
   }
 
@@ -641,21 +648,18 @@ class MissedEntriesReportTest {
    */
   private static Block trainCatchingFailures(SurgeryListener listener, String name)
       throws Exception {
-    try (Model model = TestModels.model(name);
-        NDManager data = NDManager.newBaseManager()) {
-      ArrayDataset dataset = TestModels.dataset(data, 5);
-      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
-        trainer.initialize(INPUT);
-        for (int epoch = 0; epoch < 3; epoch++) {
-          try {
-            EasyTrain.fit(trainer, 1, dataset, null);
-          } catch (SurgeryFailedException e) {
-            // trains on
+    return train(
+        listener,
+        name,
+        (trainer, l, dataset) -> {
+          for (int epoch = 0; epoch < 3; epoch++) {
+            try {
+              EasyTrain.fit(trainer, 1, dataset, null);
+            } catch (SurgeryFailedException e) {
+              // trains on
+            }
           }
-        }
-      }
-      return model.getBlock();
-    }
+        });
   }
 
   private static SurgeryListener stoppingListener(Path report) {

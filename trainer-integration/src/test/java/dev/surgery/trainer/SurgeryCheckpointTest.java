@@ -45,6 +45,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -1221,13 +1222,7 @@ class SurgeryCheckpointTest {
       Map<Parameter, float[]> frozen = frozenWeights(model);
       assertFalse(frozen.isEmpty(), "the first trainer froze layers");
       ModuleSurgery.unfreezeParameters(frozen.keySet(), null);
-      try (Trainer second = model.newTrainer(TestModels.config(listener))) {
-        for (Parameter p : frozen.keySet()) {
-          assertTrue(p.requiresGradient(), p.getName() + " frozen again");
-        }
-        EasyTrain.fit(second, 1, dataset, null);
-      }
-      assertEachTrained(frozen);
+      assertTrainUnderANextTrainer(model, listener, frozen::keySet, frozen, dataset);
     }
   }
 
@@ -1263,15 +1258,7 @@ class SurgeryCheckpointTest {
       assertTrue(
           frozen.keySet().stream().anyMatch(p -> !original.contains(p)),
           algorithm + "'s new parameters were born frozen");
-      try (Trainer second = model.newTrainer(TestModels.config(listener))) {
-        for (Parameter p : model.getBlock().getParameters().values()) {
-          if (p.getType() == Parameter.Type.WEIGHT) {
-            assertTrue(p.requiresGradient(), p.getName() + " frozen again");
-          }
-        }
-        EasyTrain.fit(second, 1, dataset, null);
-      }
-      assertEachTrained(frozen);
+      assertTrainUnderANextTrainer(model, listener, () -> weightsOf(model), frozen, dataset);
     }
   }
 
@@ -1550,6 +1537,37 @@ class SurgeryCheckpointTest {
     for (Map.Entry<Parameter, float[]> e : frozen.entrySet()) {
       assertArrayEquals(e.getValue(), e.getKey().getArray().toFloatArray(), e.getKey().getName());
     }
+  }
+
+  /**
+   * A next trainer of the model: each of {@code trainable} (asked once that trainer is built)
+   * trains, and after its epoch each parameter of {@code before} has moved from its values there.
+   */
+  private static void assertTrainUnderANextTrainer(
+      Model model,
+      SurgeryListener listener,
+      Supplier<Collection<Parameter>> trainable,
+      Map<Parameter, float[]> before,
+      ArrayDataset dataset)
+      throws Exception {
+    try (Trainer second = model.newTrainer(TestModels.config(listener))) {
+      for (Parameter p : trainable.get()) {
+        assertTrue(p.requiresGradient(), p.getName() + " frozen again");
+      }
+      EasyTrain.fit(second, 1, dataset, null);
+    }
+    assertEachTrained(before);
+  }
+
+  /** The model's parameters of type {@code WEIGHT}, in the tree's order. */
+  private static List<Parameter> weightsOf(Model model) {
+    List<Parameter> weights = new ArrayList<>();
+    for (Parameter p : model.getBlock().getParameters().values()) {
+      if (p.getType() == Parameter.Type.WEIGHT) {
+        weights.add(p);
+      }
+    }
+    return weights;
   }
 
   private static void assertEachTrained(Map<Parameter, float[]> before) {
