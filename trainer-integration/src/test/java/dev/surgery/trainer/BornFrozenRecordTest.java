@@ -14,7 +14,6 @@ import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonParser;
-import dev.surgery.core.algorithms.Algorithms;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -22,7 +21,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -49,10 +47,7 @@ class BornFrozenRecordTest {
    */
   @Test
   void anEditedBornFrozenIsRefusedAlsoByAModelThatHoldsTheCheckpoint() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .build();
+    SurgeryListener listener = SurgeryListener.builder().add(TestModels.blurpool(), 1).build();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("ck")) {
       train(model, listener, data);

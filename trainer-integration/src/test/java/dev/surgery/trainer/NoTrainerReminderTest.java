@@ -35,10 +35,7 @@ class NoTrainerReminderTest {
   @Test
   void theListenersEpochZeroSurgeryOnALoadedModelIsRemindedOfOtherTrainersOnly() throws Exception {
     TestModels.saveInitialized(dir, "reminder");
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 0)
-            .build();
+    SurgeryListener listener = SurgeryListener.builder().add(TestModels.blurpool(), 0).build();
     long[] listenerLines = reminders(() -> trainLoaded(listener, false));
     assertEquals(0, listenerLines[0], "no advice to pass the trainer");
     assertEquals(1, listenerLines[1], "other trainers");

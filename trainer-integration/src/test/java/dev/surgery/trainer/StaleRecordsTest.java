@@ -322,7 +322,7 @@ class StaleRecordsTest {
   void chainsOfRecordedSurgeryDescribeTheModel() throws Exception {
     SurgeryListener blurThenStandardizeAndExcite =
         SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .add(TestModels.blurpool(), 1)
             .add(Algorithms.spec("weight_standardization").create(Map.of()), 2)
             .add(Algorithms.spec("squeeze_excite").create(Map.of("min_channels", 1)), 2)
             .build();

@@ -1633,7 +1633,7 @@ class SurgeryCheckpointTest {
                 Algorithms.spec("squeeze_excite")
                     .create(Map.of("min_channels", 4, "latent_channels", 2)),
                 0)
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
+            .add(TestModels.blurpool(), 1)
             .build();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("two-trainers-init");
@@ -1667,10 +1667,7 @@ class SurgeryCheckpointTest {
    */
   @Test
   void aModelGivenANewBlockGetsItsOwnSurgeryAndSavesOnlyItsOwnRecord() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
-            .build();
+    SurgeryListener listener = SurgeryListener.builder().add(TestModels.blurpool(), 2).build();
     try (NDManager data = NDManager.newBaseManager();
         Model model = TestModels.model("trials")) {
       ArrayDataset dataset = TestModels.dataset(data, 5);
@@ -1742,8 +1739,7 @@ class SurgeryCheckpointTest {
 
   /** A builder with BlurPool (every strided convolution) after the first epoch. */
   private static SurgeryListener.Builder blurpoolAt1() {
-    return SurgeryListener.builder()
-        .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1);
+    return SurgeryListener.builder().add(TestModels.blurpool(), 1);
   }
 
   /** BlurPool after the first epoch, weight standardization after the second. */
@@ -2134,7 +2130,7 @@ class SurgeryCheckpointTest {
   private static SurgeryListener freezingThenBlurpool() {
     return SurgeryListener.builder()
         .add(TestModels.layerFreezingFromStart(), 1)
-        .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
+        .add(TestModels.blurpool(), 2)
         .optTotalEpochs(3)
         .build();
   }

@@ -141,6 +141,14 @@ final class TestModels {
     return Algorithms.spec("layer_freezing").create(Map.of("freeze_start", 0.0));
   }
 
+  /**
+   * blurpool with {@code min_channels} 0, so that the test CNN's few channels qualify: the entry
+   * many record and checkpoint tests schedule.
+   */
+  static Algorithm blurpool() {
+    return Algorithms.spec("blurpool").create(Map.of("min_channels", 0));
+  }
+
   static Map<String, Parameter> parametersByPath(Block root) {
     return root.getParameters().toMap();
   }

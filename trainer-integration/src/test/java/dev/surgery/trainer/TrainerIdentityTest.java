@@ -10,9 +10,7 @@ import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.TrainingConfig;
 import ai.djl.training.dataset.ArrayDataset;
-import dev.surgery.core.algorithms.Algorithms;
 import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -65,9 +63,7 @@ class TrainerIdentityTest {
   }
 
   private static SurgeryListener blurAtEpoch2() {
-    return SurgeryListener.builder()
-        .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 2)
-        .build();
+    return SurgeryListener.builder().add(TestModels.blurpool(), 2).build();
   }
 
   @Test

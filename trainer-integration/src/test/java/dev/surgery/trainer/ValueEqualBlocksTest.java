@@ -12,9 +12,7 @@ import ai.djl.nn.SequentialBlock;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
-import dev.surgery.core.algorithms.Algorithms;
 import java.nio.file.Path;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -48,10 +46,7 @@ class ValueEqualBlocksTest {
 
   @Test
   void aCheckpointLoadedIntoAFreshModelWithAnEqualRootIsReplayed() throws Exception {
-    SurgeryListener listener =
-        SurgeryListener.builder()
-            .add(Algorithms.spec("blurpool").create(Map.of("min_channels", 0)), 1)
-            .build();
+    SurgeryListener listener = SurgeryListener.builder().add(TestModels.blurpool(), 1).build();
     try (NDManager data = NDManager.newBaseManager();
         Model trained = Model.newInstance("net")) {
       ArrayDataset dataset = TestModels.dataset(data, 5);
