@@ -169,9 +169,8 @@ class PlacementTest {
     try (Model model = TinyModels.model("parameter-free", net);
         Trainer trainer = model.newTrainer(new DefaultTrainingConfig(new GcSafeL2Loss()))) {
       trainer.initialize(input);
-      Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-      policies.put(
-          (block, path) -> block == relu, (block, index) -> Linear.builder().setUnits(5).build());
+      Map<BlockMatcher, ReplacementFunction> policies =
+          Fixtures.replacing(relu, (block, index) -> Linear.builder().setUnits(5).build());
       Map<Block, Block> replaced =
           ModuleSurgery.replaceModules(
               net, policies, SurgeryOptions.builder().optTrainers(List.of(trainer)).build());

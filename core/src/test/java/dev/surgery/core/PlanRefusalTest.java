@@ -44,9 +44,8 @@ class PlanRefusalTest {
       try (Trainer trainer = trainedOneStep(model)) {
         Linear late = Linear.builder().setUnits(3).build();
         net.add(late); // after initialization: no arrays, no input shapes
-        Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-        policies.put(
-            (block, path) -> block == late, (block, index) -> Linear.builder().setUnits(3).build());
+        Map<BlockMatcher, ReplacementFunction> policies =
+            Fixtures.replacing(late, (block, index) -> Linear.builder().setUnits(3).build());
         SurgeryOptions options = SurgeryOptions.builder().optTrainers(List.of(trainer)).build();
 
         SurgeryException planned =
@@ -122,10 +121,8 @@ class PlanRefusalTest {
       model.setBlock(net);
       try (Trainer trainer = trainedOneStep(model)) {
         Block identity = net.getChildren().get(1).getValue();
-        Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-        policies.put(
-            (block, path) -> block == identity,
-            (block, index) -> Linear.builder().setUnits(4).build());
+        Map<BlockMatcher, ReplacementFunction> policies =
+            Fixtures.replacing(identity, (block, index) -> Linear.builder().setUnits(4).build());
         SurgeryOptions options = SurgeryOptions.builder().optTrainers(List.of(trainer)).build();
         java.util.Set<String> storeBefore = Fixtures.storeIds(trainer);
 

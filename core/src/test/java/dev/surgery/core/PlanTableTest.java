@@ -10,7 +10,6 @@ import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.core.Linear;
 import dev.surgery.core.SurgeryPlan.PlannedParameter;
 import dev.surgery.core.SurgeryPlan.StateFate;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -109,11 +108,11 @@ class PlanTableTest {
   void aWrapperKeepingTheOldBlockListsItsParametersAsKept() {
     Linear layer = Linear.builder().setUnits(2).build();
     SequentialBlock root = new SequentialBlock().add(layer);
-    Map<BlockMatcher, ReplacementFunction> policies = new LinkedHashMap<>();
-    policies.put(
-        (block, path) -> block == layer,
-        (block, index) ->
-            new SequentialBlock().add(block).add(Linear.builder().setUnits(2).build()));
+    Map<BlockMatcher, ReplacementFunction> policies =
+        Fixtures.replacing(
+            layer,
+            (block, index) ->
+                new SequentialBlock().add(block).add(Linear.builder().setUnits(2).build()));
 
     SurgeryPlan plan = ModuleSurgery.plan(root, policies, SurgeryOptions.defaults());
 
