@@ -19,6 +19,7 @@ import dev.surgery.core.algorithms.AlgorithmPolicies;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryContext;
 import dev.surgery.core.testing.OptimizerKind;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -61,12 +62,7 @@ class KthChanceAlgorithmRollbackTest {
   }
 
   private static Conv2d conv(int filters, int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(stride, stride))
-        .optPadding(new Shape(1, 1))
-        .setFilters(filters)
-        .build();
+    return TinyModels.conv3x3(filters, stride);
   }
 
   /**

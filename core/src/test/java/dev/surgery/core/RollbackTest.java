@@ -24,6 +24,7 @@ import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.PairList;
 import dev.surgery.core.testing.OptimizerKind;
 import dev.surgery.core.testing.TinyData;
+import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -40,12 +41,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 class RollbackTest {
 
   private static Conv2d conv(int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(stride, stride))
-        .optPadding(new Shape(1, 1))
-        .setFilters(4)
-        .build();
+    return TinyModels.conv3x3(4, stride);
   }
 
   static Stream<Arguments> faults() {

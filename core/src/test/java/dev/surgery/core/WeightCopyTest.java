@@ -35,12 +35,7 @@ class WeightCopyTest {
   private static final Shape INPUT = new Shape(2, 3, 8, 8);
 
   private static Conv2d conv(int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(stride, stride))
-        .optPadding(new Shape(1, 1))
-        .setFilters(4)
-        .build();
+    return TinyModels.conv3x3(4, stride);
   }
 
   /**

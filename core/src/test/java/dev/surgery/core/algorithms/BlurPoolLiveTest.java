@@ -182,13 +182,7 @@ class BlurPoolLiveTest {
     return new SequentialBlock()
         .add(TinyModels.conv3x3(8, 1))
         .add(Activation.reluBlock())
-        .add(
-            Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .optStride(new Shape(2, 2))
-                .optPadding(new Shape(1, 1))
-                .setFilters(8)
-                .build())
+        .add(TinyModels.conv3x3(8, 2))
         .add(Pool.maxPool2dBlock(new Shape(2, 2)))
         .add(Blocks.batchFlattenBlock())
         .add(Linear.builder().setUnits(4).build());

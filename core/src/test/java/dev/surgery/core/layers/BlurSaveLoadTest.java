@@ -158,12 +158,7 @@ class BlurSaveLoadTest {
   }
 
   private static Conv2d strided() {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optStride(new Shape(2, 2))
-        .optPadding(new Shape(1, 1))
-        .setFilters(8)
-        .build();
+    return TinyModels.conv3x3(8, 2);
   }
 
   /** The test network; with {@code blur}, its strided conv and max pool are the Blur layers. */
@@ -181,13 +176,7 @@ class BlurSaveLoadTest {
               .build());
       net.add(new BlurMaxPool2d(new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false));
     } else {
-      net.add(
-          Conv2d.builder()
-              .setKernelShape(new Shape(3, 3))
-              .optStride(new Shape(2, 2))
-              .optPadding(new Shape(1, 1))
-              .setFilters(8)
-              .build());
+      net.add(strided());
       net.add(Pool.maxPool2dBlock(new Shape(3, 3), new Shape(2, 2), new Shape(1, 1)));
     }
     net.add(Blocks.batchFlattenBlock());

@@ -1117,12 +1117,7 @@ public final class TrajectoryOracle {
    * @return the convolution
    */
   public static Conv2d conv(int filters, int stride) {
-    return Conv2d.builder()
-        .setKernelShape(new Shape(3, 3))
-        .optPadding(new Shape(1, 1))
-        .optStride(new Shape(stride, stride))
-        .setFilters(filters)
-        .build();
+    return TinyModels.conv3x3(filters, stride);
   }
 
   /**
