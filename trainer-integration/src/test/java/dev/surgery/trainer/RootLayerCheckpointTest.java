@@ -16,7 +16,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
-import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.core.LinearCollection;
 import ai.djl.nn.norm.BatchNorm;
@@ -25,6 +24,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.ArrayDataset;
 import ai.djl.util.PairList;
+import dev.surgery.core.testing.TinyModels;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
@@ -195,15 +195,7 @@ class RootLayerCheckpointTest {
 
   /** A strided convolution then batch norm; describes its input without the batch dimension. */
   static class PerSampleNet extends AbstractBlock {
-    private final Block conv =
-        addChildBlock(
-            "conv",
-            Conv2d.builder()
-                .setKernelShape(new Shape(3, 3))
-                .optStride(new Shape(2, 2))
-                .optPadding(new Shape(1, 1))
-                .setFilters(4)
-                .build());
+    private final Block conv = addChildBlock("conv", TinyModels.conv3x3(4, 2));
     private final Block norm = addChildBlock("norm", BatchNorm.builder().build());
 
     @Override

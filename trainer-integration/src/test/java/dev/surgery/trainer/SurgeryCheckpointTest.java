@@ -22,7 +22,6 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
-import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.pooling.Pool;
 import ai.djl.training.EasyTrain;
@@ -270,13 +269,7 @@ class SurgeryCheckpointTest {
   private static Block twoConvs(int firstStride, int secondStride) {
     SequentialBlock block = new SequentialBlock();
     for (int stride : new int[] {firstStride, secondStride}) {
-      block.add(
-          Conv2d.builder()
-              .setKernelShape(new Shape(3, 3))
-              .optStride(new Shape(stride, stride))
-              .optPadding(new Shape(1, 1))
-              .setFilters(4)
-              .build());
+      block.add(TinyModels.conv3x3(4, stride));
     }
     return block.add(Pool.globalAvgPool2dBlock()).add(Linear.builder().setUnits(2).build());
   }
