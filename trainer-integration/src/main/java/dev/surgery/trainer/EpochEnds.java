@@ -40,7 +40,6 @@ final class EpochEnds {
       SurgeryLogWriter surgeryLog,
       ProgramEnd programEnd,
       Set<Event> observable,
-      boolean countsBatchesInEpoch,
       boolean hasDurations) {
     this.registry = registry;
     this.warnings = warnings;
@@ -50,7 +49,7 @@ final class EpochEnds {
     this.surgeryLog = surgeryLog;
     this.programEnd = programEnd;
     this.observable = observable;
-    this.countsBatchesInEpoch = countsBatchesInEpoch;
+    this.countsBatchesInEpoch = !observable.contains(Event.BATCH_END); // as the listener's
     this.hasDurations = hasDurations;
   }
 

@@ -125,7 +125,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   private final StartChecks startChecks;
   private final DueEntries due;
   private final EpochEnds epochEnds;
-  private final StartOfTraining start;
+  private final TrainingStarts start;
 
   private SurgeryListener(
       List<ScheduledAlgorithm> schedule,
@@ -184,11 +184,17 @@ public final class SurgeryListener extends TrainingListenerAdapter {
             surgeryLog,
             programEnd,
             this.observable,
-            countsBatchesInEpoch,
             hasDurations);
     this.start =
-        new StartOfTraining(
-            registry, startChecks, due, length, failures, lengthWarnings, ends, surgeryLog);
+        new TrainingStarts(
+            registry,
+            startChecks,
+            due,
+            length,
+            failures,
+            lengthWarnings,
+            this::onTrainingEnd,
+            surgeryLog);
     this.eventDriven =
         this.schedule.stream().anyMatch(e -> e.trigger().kind() == Trigger.Kind.EVENTS);
   }

@@ -5,17 +5,19 @@ import dev.surgery.core.events.Event;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
- * What {@link SurgeryListener} does for a trainer before its first step: its training begins
- * ({@code onTrainingBegin}: the checks before training and the epoch-0 entries that need no
- * initialized model; a failure there ends its training at once), the training loop announces its
- * length ({@code onPlannedEpochs}: an entry that followed a shorter one fails, the epoch-0 entries
- * that waited for the length run), and the model is initialized ({@link Event#INIT}: the epoch-0
- * entries that waited for it run). Each is handled once per trainer; the listener keeps the public
- * methods, their documentation, and the per-batch path.
+ * What {@link SurgeryListener} does when a trainer's training, or one of its fits, starts: its
+ * training begins ({@code onTrainingBegin}, once per trainer: the checks before training and the
+ * epoch-0 entries that need no initialized model; a failure there ends its training at once), its
+ * model is initialized ({@link Event#INIT}, once per trainer: the epoch-0 entries that waited for
+ * it run), and a training loop announces its length ({@code onPlannedEpochs}, at the start of every
+ * fit, so possibly after steps: a program that calls fit once per epoch announces one epoch at a
+ * time; an entry that followed a shorter length fails, the epoch-0 entries that waited for the
+ * length run). The listener keeps the public methods, their documentation, and the per-batch path.
  */
-final class StartOfTraining {
+final class TrainingStarts {
 
   private final TrainerRegistry registry;
   private final StartChecks startChecks;
@@ -23,17 +25,20 @@ final class StartOfTraining {
   private final TrainingLength length;
   private final FailedEntries failures;
   private final LengthWarnings lengthWarnings;
-  private final EndOfTraining ends;
+  private final Consumer<Trainer> endTraining;
   private final SurgeryLogWriter surgeryLog;
 
-  StartOfTraining(
+  /**
+   * @param endTraining the listener's {@code onTrainingEnd}, which a failure at training begin runs
+   */
+  TrainingStarts(
       TrainerRegistry registry,
       StartChecks startChecks,
       DueEntries due,
       TrainingLength length,
       FailedEntries failures,
       LengthWarnings lengthWarnings,
-      EndOfTraining ends,
+      Consumer<Trainer> endTraining,
       SurgeryLogWriter surgeryLog) {
     this.registry = registry;
     this.startChecks = startChecks;
@@ -41,7 +46,7 @@ final class StartOfTraining {
     this.length = length;
     this.failures = failures;
     this.lengthWarnings = lengthWarnings;
-    this.ends = ends;
+    this.endTraining = endTraining;
     this.surgeryLog = surgeryLog;
   }
 
@@ -61,7 +66,7 @@ final class StartOfTraining {
       // DJL calls this from the Trainer constructor, which now throws: no trainer reaches the
       // program to close, so its training ends here, and the log says why, not "running".
       try {
-        ends.trainingEnded(trainer); // what the listener's onTrainingEnd does
+        endTraining.accept(trainer);
       } catch (RuntimeException ending) {
         e.addSuppressed(ending);
       }
@@ -80,8 +85,8 @@ final class StartOfTraining {
   }
 
   /**
-   * The training loop announced {@code epochs} more epochs ({@code onPlannedEpochs}); nothing
-   * happens when it is not positive.
+   * The training loop announced {@code epochs} more epochs ({@code onPlannedEpochs}, at each fit's
+   * start); nothing happens when it is not positive.
    */
   void plannedEpochs(Trainer trainer, int epochs) {
     if (epochs <= 0) {
