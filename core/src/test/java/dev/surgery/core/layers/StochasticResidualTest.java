@@ -236,6 +236,55 @@ class StochasticResidualTest {
   }
 
   /**
+   * A double-precision branch kept in training is scaled by {@code 1 / (1 - p)} computed in double,
+   * where {@code 1 - p} is exact for the float rate: at p = 0.2f a float {@code 1f - p} rounds to
+   * 0.80000001, which left every kept output of a float64 model 1.5e-8 too small (an outside numpy
+   * probe of a whole float64 ResNetV1-20 saw 3.5e-8). Block mode divides by it, so a kept output is
+   * the branch's output divided by {@code 1.0 - (double) 0.2f}, bit for bit; sample mode multiplies
+   * by its reciprocal, so within two ulps.
+   */
+  @Test
+  void aKeptDoublePrecisionBranchIsScaledByTheExactComplementOfTheRate() {
+    Conv2d conv = TinyModels.conv3x3(2, 1);
+    conv.initialize(manager, DataType.FLOAT64, IN);
+    NDArray x = manager.randomNormal(IN).toType(DataType.FLOAT64, false);
+    double[] y = conv.forward(ps, new NDList(x), false).head().toDoubleArray();
+    double keep = 1.0 - (double) 0.2f;
+    StochasticResidual block = new StochasticResidual(conv, StochasticResidual.Mode.BLOCK, 0.2f);
+    int kept = 0;
+    for (int pass = 0; pass < 10; pass++) {
+      NDArray out = block.forward(ps, new NDList(x), true).singletonOrThrow();
+      assertEquals(DataType.FLOAT64, out.getDataType());
+      double[] values = out.toDoubleArray();
+      if (values[0] == 0 && values[values.length - 1] == 0) {
+        continue;
+      }
+      kept++;
+      for (int k = 0; k < y.length; k++) {
+        assertEquals(y[k] / keep, values[k], 0.0, "block mode, pass " + pass + ", value " + k);
+      }
+    }
+    assertTrue(kept > 0, "no pass of ten was kept at p = 0.2");
+
+    StochasticResidual perSample =
+        new StochasticResidual(conv, StochasticResidual.Mode.SAMPLE, 0.2f);
+    double[] values = perSample.forward(ps, new NDList(x), true).singletonOrThrow().toDoubleArray();
+    int per = values.length / (int) IN.get(0);
+    int keptSamples = 0;
+    for (int s = 0; s < IN.get(0); s++) {
+      boolean zero = true;
+      boolean scaled = true;
+      for (int k = s * per; k < (s + 1) * per; k++) {
+        zero &= values[k] == 0;
+        scaled &= Math.abs(values[k] - y[k] / keep) <= 2 * Math.ulp(y[k] / keep);
+      }
+      assertTrue(zero || scaled, "sample " + s + " is neither dropped nor y / (1 - p) in double");
+      keptSamples += zero ? 0 : 1;
+    }
+    assertTrue(keptSamples > 0, "no sample of six was kept at p = 0.2");
+  }
+
+  /**
    * Sample mode, drop rate 0.25, five seeded batches of 400 samples: every sample's row is either
    * exactly zero (the branch dropped, the unit adds nothing to its shortcut) or exactly the
    * branch's output times 1 / 0.75 (the same float product, bit for bit), every batch has both
