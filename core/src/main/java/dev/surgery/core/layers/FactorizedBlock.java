@@ -89,17 +89,21 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
       }
     }
     try {
-      float[] matrix = standardized ? standardizedValues(w) : floatValues(w);
+      // A float64 layer is decomposed and set in double precision; any other type from its float
+      // values, each factor rounded to float as it is formed (a float copy of a float64 weight
+      // made its factors float-exact, 4e-8 off the layer at full rank).
+      boolean exact = w.getDataType() == DataType.FLOAT64;
+      double[] matrix = standardized ? standardizedValues(w) : values(w);
       TruncatedSvd svd = TruncatedSvd.of(matrix, out, fanIn);
-      float[] left = svd.leftFactor(rank);
-      float[] right = svd.rightFactor(rank);
+      double[] left = rounded(svd.leftFactorValues(rank), exact);
+      double[] right = rounded(svd.rightFactorValues(rank), exact);
       if (standardized) {
         dropNegligibleComponents(left, right, out, fanIn, rank);
       }
       Parameter first = module0.getParameters().get("weight");
       set(first, right);
       if (standardized) {
-        undoRowScale(left, right, standardizedValues(first.getArray()), out, fanIn, rank);
+        undoRowScale(left, right, standardizedValues(first.getArray()), out, fanIn, rank, exact);
       }
       set(module1.getParameters().get("weight"), left);
       if (biasOrNull != null) {
@@ -122,20 +126,20 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
    * of {@code right} for component {@code k} has squared norm {@code s_k}.
    */
   private static void dropNegligibleComponents(
-      float[] left, float[] right, int out, int fanIn, int rank) {
+      double[] left, double[] right, int out, int fanIn, int rank) {
     double[] singular = new double[rank];
     double largest = 0;
     for (int k = 0; k < rank; k++) {
       for (int j = 0; j < fanIn; j++) {
-        singular[k] += (double) right[k * fanIn + j] * right[k * fanIn + j];
+        singular[k] += right[k * fanIn + j] * right[k * fanIn + j];
       }
       largest = Math.max(largest, singular[k]);
     }
     for (int k = 0; k < rank; k++) {
       if (singular[k] <= 1e-6 * largest) {
-        java.util.Arrays.fill(right, k * fanIn, (k + 1) * fanIn, 0f);
+        java.util.Arrays.fill(right, k * fanIn, (k + 1) * fanIn, 0);
         for (int o = 0; o < out; o++) {
-          left[o * rank + k] = 0f;
+          left[o * rank + k] = 0;
         }
       }
     }
@@ -149,39 +153,69 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
    * them. A zero row (a zero singular value) contributes nothing either way.
    */
   private static void undoRowScale(
-      float[] left, float[] right, float[] standardizedRight, int out, int fanIn, int rank) {
+      double[] left,
+      double[] right,
+      double[] standardizedRight,
+      int out,
+      int fanIn,
+      int rank,
+      boolean exact) {
     for (int k = 0; k < rank; k++) {
       double along = 0;
       double norm = 0;
       for (int j = 0; j < fanIn; j++) {
-        along += (double) standardizedRight[k * fanIn + j] * right[k * fanIn + j];
-        norm += (double) right[k * fanIn + j] * right[k * fanIn + j];
+        along += standardizedRight[k * fanIn + j] * right[k * fanIn + j];
+        norm += right[k * fanIn + j] * right[k * fanIn + j];
       }
       double scale = norm == 0 ? 0 : along / norm;
       for (int o = 0; o < out; o++) {
-        left[o * rank + k] = scale == 0 ? 0 : (float) (left[o * rank + k] / scale);
+        double value = left[o * rank + k] / scale;
+        left[o * rank + k] = scale == 0 ? 0 : exact ? value : (float) value;
       }
     }
   }
 
-  /** A convolution weight standardized per output channel, as the layers compute it, as floats. */
-  private static float[] standardizedValues(NDArray w) {
+  /** The values as they are ({@code exact}) or each rounded to float. */
+  private static double[] rounded(double[] values, boolean exact) {
+    if (!exact) {
+      for (int i = 0; i < values.length; i++) {
+        values[i] = (float) values[i];
+      }
+    }
+    return values;
+  }
+
+  /** A convolution weight standardized per output channel, as the layers compute it. */
+  private static double[] standardizedValues(NDArray w) {
     try (NDManager scratch = w.getManager().newSubManager()) {
-      return floatValues(WeightStandardizedConv2d.standardize(w, scratch));
+      return values(WeightStandardizedConv2d.standardize(w, scratch));
     }
   }
 
-  /** The values of an array as floats, without leaving a converted copy behind. */
-  static float[] floatValues(NDArray array) {
+  /**
+   * The values of an array in double precision (those of a float64 array, else its float values),
+   * without leaving a converted copy behind.
+   */
+  static double[] values(NDArray array) {
+    if (array.getDataType() == DataType.FLOAT64) {
+      return array.toDoubleArray();
+    }
+    float[] floats;
     if (array.getDataType() == DataType.FLOAT32) {
-      return array.toFloatArray();
+      floats = array.toFloatArray();
+    } else {
+      try (NDArray copy = array.toType(DataType.FLOAT32, true)) {
+        floats = copy.toFloatArray();
+      }
     }
-    try (NDArray copy = array.toType(DataType.FLOAT32, true)) {
-      return copy.toFloatArray();
+    double[] out = new double[floats.length];
+    for (int i = 0; i < floats.length; i++) {
+      out[i] = floats[i];
     }
+    return out;
   }
 
-  static void set(Parameter parameter, float[] values) {
+  static void set(Parameter parameter, double[] values) {
     NDArray array = parameter.getArray();
     try (NDArray source = array.getManager().create(values, array.getShape());
         NDArray typed = source.toType(array.getDataType(), true)) {

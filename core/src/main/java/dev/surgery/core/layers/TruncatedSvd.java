@@ -96,12 +96,34 @@ public final class TruncatedSvd {
    * @return the decomposition, singular values in decreasing order
    */
   public static TruncatedSvd of(float[] a, int rows, int cols) {
+    return of(widened(a), rows, cols);
+  }
+
+  /**
+   * Decomposes a row-major {@code rows x cols} matrix given in double precision (a float64 layer's
+   * weight, whose digits a float copy would drop).
+   *
+   * @param a the values, row-major
+   * @param rows the number of rows
+   * @param cols the number of columns
+   * @return the decomposition, singular values in decreasing order
+   */
+  public static TruncatedSvd of(double[] a, int rows, int cols) {
     return Math.min(rows, cols) >= GRAM_MIN_SIDE
         ? viaGram(a, rows, cols)
         : viaJacobi(a, rows, cols);
   }
 
-  private static void checkSize(float[] a, int rows, int cols) {
+  /** The same values in double precision (exact). */
+  private static double[] widened(float[] a) {
+    double[] out = new double[a.length];
+    for (int i = 0; i < a.length; i++) {
+      out[i] = a[i];
+    }
+    return out;
+  }
+
+  private static void checkSize(double[] a, int rows, int cols) {
     if (rows < 1 || cols < 1 || a.length != (long) rows * cols) {
       throw new IllegalArgumentException(
           "expected " + rows + " x " + cols + " values, got " + a.length);
@@ -109,7 +131,7 @@ public final class TruncatedSvd {
   }
 
   /** The columns of the tall matrix B (A, or A^T when A is wide), in double precision. */
-  private static double[][] tallColumns(float[] a, int rows, int cols) {
+  private static double[][] tallColumns(double[] a, int rows, int cols) {
     boolean transposed = rows < cols;
     int p = transposed ? cols : rows;
     int q = transposed ? rows : cols;
@@ -128,6 +150,11 @@ public final class TruncatedSvd {
 
   /** The Gram matrix and symmetric eigen-solver path (see the class comment). */
   static TruncatedSvd viaGram(float[] a, int rows, int cols) {
+    return viaGram(widened(a), rows, cols);
+  }
+
+  /** The Gram path on double-precision values. */
+  static TruncatedSvd viaGram(double[] a, int rows, int cols) {
     return viaGram(a, rows, cols, SymmetricEigen::decompose);
   }
 
@@ -143,6 +170,11 @@ public final class TruncatedSvd {
    * path: a wrong spectrum would otherwise turn into NaN or silently wrong weights.
    */
   static TruncatedSvd viaGram(float[] a, int rows, int cols, EigenSolver solver) {
+    return viaGram(widened(a), rows, cols, solver);
+  }
+
+  /** The Gram path with the given eigen-solver, on double-precision values. */
+  static TruncatedSvd viaGram(double[] a, int rows, int cols, EigenSolver solver) {
     checkSize(a, rows, cols);
     checkFinite(a, cols);
     double[][] b = tallColumns(a, rows, cols);
@@ -203,9 +235,9 @@ public final class TruncatedSvd {
   }
 
   /** NaN or an infinity in a weight has no SVD; say where rather than return NaN factors. */
-  private static void checkFinite(float[] a, int cols) {
+  private static void checkFinite(double[] a, int cols) {
     for (int i = 0; i < a.length; i++) {
-      if (!Float.isFinite(a[i])) {
+      if (!Double.isFinite(a[i])) {
         throw new IllegalArgumentException(
             "cannot decompose a matrix holding "
                 + a[i]
@@ -276,6 +308,11 @@ public final class TruncatedSvd {
 
   /** The Householder QR and one-sided Jacobi path, exact to working precision. */
   static TruncatedSvd viaJacobi(float[] a, int rows, int cols) {
+    return viaJacobi(widened(a), rows, cols);
+  }
+
+  /** The exact path on double-precision values. */
+  static TruncatedSvd viaJacobi(double[] a, int rows, int cols) {
     checkSize(a, rows, cols);
     checkFinite(a, cols);
     boolean transposed = rows < cols;
@@ -498,14 +535,34 @@ public final class TruncatedSvd {
    * @return the values
    */
   public float[] leftFactor(int r) {
+    return narrowed(leftFactorValues(r));
+  }
+
+  /**
+   * Returns the left factor of rank {@code r}, {@code U_r sqrt(S_r)}, row-major {@code rows x r},
+   * in double precision.
+   *
+   * @param r the rank, from 1 to {@code min(rows, cols)}
+   * @return the values
+   */
+  public double[] leftFactorValues(int r) {
     checkRank(r);
-    float[] out = new float[rows * r];
+    double[] out = new double[rows * r];
     for (int k = 0; k < r; k++) {
       double[] u = left(k);
       double scale = factorScale(k);
       for (int i = 0; i < rows; i++) {
-        out[i * r + k] = (float) (u[i] * scale);
+        out[i * r + k] = u[i] * scale;
       }
+    }
+    return out;
+  }
+
+  /** The values rounded to float. */
+  private static float[] narrowed(double[] a) {
+    float[] out = new float[a.length];
+    for (int i = 0; i < a.length; i++) {
+      out[i] = (float) a[i];
     }
     return out;
   }
@@ -518,13 +575,24 @@ public final class TruncatedSvd {
    * @return the values
    */
   public float[] rightFactor(int r) {
+    return narrowed(rightFactorValues(r));
+  }
+
+  /**
+   * Returns the right factor of rank {@code r}, {@code sqrt(S_r) V_r^T}, row-major {@code r x
+   * cols}, in double precision.
+   *
+   * @param r the rank, from 1 to {@code min(rows, cols)}
+   * @return the values
+   */
+  public double[] rightFactorValues(int r) {
     checkRank(r);
-    float[] out = new float[r * cols];
+    double[] out = new double[r * cols];
     for (int k = 0; k < r; k++) {
       double[] v = right(k);
       double scale = factorScale(k);
       for (int j = 0; j < cols; j++) {
-        out[k * cols + j] = (float) (v[j] * scale);
+        out[k * cols + j] = v[j] * scale;
       }
     }
     return out;

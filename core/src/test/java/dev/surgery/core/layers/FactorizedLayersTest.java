@@ -124,9 +124,13 @@ class FactorizedLayersTest {
     }
   }
 
-  /** A float64 convolution factorizes too: at full rank the two layers compute the original. */
+  /**
+   * A float64 convolution or linear factorizes in double precision: at full rank the two layers
+   * compute the original to double resolution (1e-12 of the largest output). The SVD once took the
+   * weight's float values and gave float factors: 4e-8 off (an outside numpy probe).
+   */
   @Test
-  void float64ConvAtFullRankComputesTheOriginal() {
+  void float64LayersAtFullRankComputeTheOriginalInDoublePrecision() {
     Shape in = new Shape(2, 2, 7, 6);
     Conv2d conv = TinyModels.conv3x3(5, 1);
     conv.initialize(manager, DataType.FLOAT64, in);
@@ -135,8 +139,25 @@ class FactorizedLayersTest {
     FactorizedConv2d f = FactorizedConv2d.from(conv, 5);
     NDArray y = f.forward(ps, new NDList(x), false).singletonOrThrow();
     assertEquals(DataType.FLOAT64, y.getDataType());
-    // The SVD works on float32 values: float32 resolution.
-    assertArrayEquals(expected, y.toDoubleArray(), 1e-4);
+    assertArrayEquals(expected, y.toDoubleArray(), 1e-12 * largest(expected));
+
+    Linear linear = Linear.builder().setUnits(6).build();
+    Shape features = new Shape(3, 6);
+    linear.initialize(manager, DataType.FLOAT64, features);
+    NDArray v = manager.randomNormal(features).toType(DataType.FLOAT64, false);
+    double[] plain = linear.forward(ps, new NDList(v), false).singletonOrThrow().toDoubleArray();
+    FactorizedLinear fl = FactorizedLinear.from(linear, 6);
+    NDArray z = fl.forward(ps, new NDList(v), false).singletonOrThrow();
+    assertEquals(DataType.FLOAT64, z.getDataType());
+    assertArrayEquals(plain, z.toDoubleArray(), 1e-12 * largest(plain));
+  }
+
+  private static double largest(double[] values) {
+    double max = 0;
+    for (double v : values) {
+      max = Math.max(max, Math.abs(v));
+    }
+    return max;
   }
 
   /**
