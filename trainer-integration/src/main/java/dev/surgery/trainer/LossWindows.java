@@ -3,6 +3,7 @@ package dev.surgery.trainer;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
 import ai.djl.training.listener.EvaluatorTrainingListener;
@@ -154,11 +155,24 @@ final class LossWindows {
       }
       try (NDArray loss = trainer.getLoss().evaluate(e.getValue(), predictions);
           NDArray total = loss.sum()) {
-        sum += total.getFloat();
+        sum += floatOf(total);
         n++;
       }
     }
     return n == 0 ? Float.NaN : sum / n;
+  }
+
+  /**
+   * A scalar's value as a float, whatever its type: {@code getFloat} refuses all but float32, and a
+   * float64 or float16 model's loss keeps the model's type.
+   */
+  private static float floatOf(NDArray scalar) {
+    if (scalar.getDataType() == DataType.FLOAT32) {
+      return scalar.getFloat();
+    }
+    try (NDArray single = scalar.toType(DataType.FLOAT32, true)) {
+      return single.getFloat();
+    }
   }
 
   private static boolean evaluatorRunsFirst(Trainer trainer, TrainingListener self) {

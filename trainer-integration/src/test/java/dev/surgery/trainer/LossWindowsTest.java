@@ -5,9 +5,19 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.Device;
+import ai.djl.Model;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.Trainer;
 import ai.djl.training.dataset.Batch;
+import ai.djl.training.listener.TrainingListener;
+import ai.djl.training.listener.TrainingListenerAdapter;
+import ai.djl.training.loss.Loss;
 import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
 import dev.surgery.trainer.config.Trigger;
@@ -161,5 +171,41 @@ class LossWindowsTest {
     assertEquals(WINDOW, second.lossAfterBatches());
     // 15 losses of 2 and 5 of 3.
     assertEquals((15 * 2 + 5 * 3) / 20.0, second.snapshot().lossAfter(), 1e-9);
+  }
+
+  /**
+   * A batch's loss in a float64 or float16 model (DJL's L1 loss keeps the predictions' type) is
+   * read as a float: the mean absolute difference, counted by hand. {@code getFloat} on it threw
+   * "DataType mismatch, Required float, Actual float64" at a float64 model's first batch under
+   * {@code SurgeryListener} (an outside probe: every algorithm through the listener on a float64
+   * ResNet).
+   */
+  @Test
+  void theLossOfADoubleOrHalfPrecisionModelIsReadAsAFloat() {
+    double[] predictions = {0.5, -1.25, 2.0, 0.75, -0.5, 1.5};
+    double[] labels = {1.0, -1.0, 0.0, 0.75, 0.5, -2.0};
+    double expected = 0;
+    for (int i = 0; i < predictions.length; i++) {
+      expected += Math.abs(predictions[i] - labels[i]) / predictions.length;
+    }
+    for (DataType type : new DataType[] {DataType.FLOAT64, DataType.FLOAT16}) {
+      try (Model model = Model.newInstance("loss-" + type)) {
+        model.setBlock(Linear.builder().setUnits(2).build());
+        model.setDataType(type);
+        try (Trainer trainer = model.newTrainer(new DefaultTrainingConfig(Loss.l1Loss()))) {
+          NDManager manager = trainer.getManager();
+          NDList prediction =
+              new NDList(manager.create(predictions, new Shape(3, 2)).toType(type, false));
+          NDList label = new NDList(manager.create(labels, new Shape(3, 2)).toType(type, false));
+          Batch batch = new Batch(manager, new NDList(), label, 3, null, null, 1, 1);
+          TrainingListener.BatchData data =
+              new TrainingListener.BatchData(
+                  batch, Map.of(Device.cpu(), label), Map.of(Device.cpu(), prediction));
+          float loss = new LossWindows().batchLoss(trainer, data, new TrainingListenerAdapter() {});
+          // float16 holds the mean, 7.25 / 6, to 2^-10 of it
+          assertEquals(expected, loss, type == DataType.FLOAT16 ? 2e-3 : 1e-6, type.toString());
+        }
+      }
+    }
   }
 }
