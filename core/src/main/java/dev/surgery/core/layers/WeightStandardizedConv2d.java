@@ -131,7 +131,10 @@ public class WeightStandardizedConv2d extends AdoptingConv2d {
     }
     // 1e-10 scaled as the filter was, kept above zero so that a constant filter (variance 0)
     // divides 0 by something: 0, not NaN.
-    NDArray epsilon = scale.square().pow(-1).mul(EPSILON).maximum(Float.MIN_NORMAL);
+    // In float64, 1e-10 itself: the float EPSILON is 1.0000000134e-10, which moved the values of a
+    // filter whose variance is near 1e-10 by up to 6.7e-9 of themselves.
+    Number tiny = w.getDataType() == DataType.FLOAT64 ? (Number) 1e-10 : (Number) EPSILON;
+    NDArray epsilon = scale.square().pow(-1).mul(tiny).maximum(Float.MIN_NORMAL);
     NDArray variance = centered.square().mean(new int[] {1}, true);
     return centered.div(variance.add(epsilon).sqrt()).reshape(w.getShape());
   }

@@ -134,6 +134,46 @@ class WeightStandardizedConv2dTest {
   }
 
   /**
+   * A float64 filter standardizes with 1e-10 in double precision, as the formula reads: where the
+   * variance is near 1e-10 (weights of standard deviation 1e-5 and 3e-6) the float constant
+   * 1.0000000134e-10 moved every value by up to 6.7e-9 of itself (an outside numpy probe: 5.4e-9
+   * off an exact oracle). Against the formula in double precision, to 1e-13.
+   */
+  @Test
+  void doublePrecisionFiltersUseTheDoublePrecisionEpsilon() {
+    java.util.Random random = new java.util.Random(4);
+    for (double scale : new double[] {1e-5, 3e-6, 1.0}) {
+      int out = 3;
+      int fan = 18;
+      double[] w = new double[out * fan];
+      for (int i = 0; i < w.length; i++) {
+        w[i] = scale * (random.nextGaussian() + (i < fan ? 0 : 50));
+      }
+      double[] actual =
+          WeightStandardizedConv2d.standardize(manager.create(w, new Shape(out, 2, 3, 3)))
+              .toDoubleArray();
+      for (int o = 0; o < out; o++) {
+        double mean = 0;
+        for (int i = 0; i < fan; i++) {
+          mean += w[o * fan + i] / fan;
+        }
+        double var = 0;
+        for (int i = 0; i < fan; i++) {
+          var += (w[o * fan + i] - mean) * (w[o * fan + i] - mean) / fan;
+        }
+        for (int i = 0; i < fan; i++) {
+          double expected = (w[o * fan + i] - mean) / Math.sqrt(var + 1e-10);
+          assertEquals(
+              expected,
+              actual[o * fan + i],
+              1e-13,
+              "scale " + scale + ", element " + (o * fan + i));
+        }
+      }
+    }
+  }
+
+  /**
    * Filters whose sums, differences or squares pass the type's largest value (float16 weights of
    * +-40,000 and +-60,000, float32 of +-1.5e38, a constant 3.8e37) give the formula's values: a
    * first version of the constant-filter fix shifted each filter by its first weight, and the
