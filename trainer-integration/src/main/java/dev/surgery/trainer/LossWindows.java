@@ -163,8 +163,8 @@ final class LossWindows {
   }
 
   /**
-   * A scalar's value as a float, whatever its type: {@code getFloat} refuses all but float32, and a
-   * float64 or float16 model's loss keeps the model's type.
+   * A scalar's value as a float, whatever its type: {@code getFloat} reads only float32 and
+   * float16, and a float64 (or bfloat16) model's loss keeps the model's type.
    */
   private static float floatOf(NDArray scalar) {
     if (scalar.getDataType() == DataType.FLOAT32) {

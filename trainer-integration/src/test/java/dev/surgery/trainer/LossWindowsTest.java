@@ -178,7 +178,7 @@ class LossWindowsTest {
    * read as a float: the mean absolute difference, counted by hand. {@code getFloat} on it threw
    * "DataType mismatch, Required float, Actual float64" at a float64 model's first batch under
    * {@code SurgeryListener} (an outside probe: every algorithm through the listener on a float64
-   * ResNet).
+   * ResNet). float16, which DJL's {@code getFloat} reads itself, checks that its path still holds.
    */
   @Test
   void theLossOfADoubleOrHalfPrecisionModelIsReadAsAFloat() {

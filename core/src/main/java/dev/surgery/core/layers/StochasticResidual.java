@@ -149,7 +149,7 @@ public class StochasticResidual extends AbstractBlock {
     NDManager manager = like.getManager();
     if (like.getDataType() == DataType.FLOAT64) {
       // 1 - p taken in double, where it is exact for a float p; the float 1f - p rounds (0.2f:
-      // 0.80000001), which scaled every kept branch of a float64 model 1.5e-8 too small.
+      // 0.80000001), which scaled every kept branch of a float64 model 1.9e-8 too small.
       try (NDArray one = manager.ones(new Shape(), DataType.FLOAT64);
           NDArray rate = manager.full(new Shape(), dropRate, DataType.FLOAT64)) {
         return one.sub(rate);

@@ -152,6 +152,41 @@ class FactorizedLayersTest {
     assertArrayEquals(plain, z.toDoubleArray(), 1e-12 * largest(plain));
   }
 
+  /**
+   * A float64 standardized convolution, alone and blurred, factorizes in double precision too (the
+   * standardized weight's SVD and the row scale undone without rounding to float), on the exact
+   * path and on the Gram path (64 filters, fan-in 72: the short side is 64). At full rank the two
+   * layers compute the original to far below float resolution; rounded to float anywhere on the
+   * way, they are about 1e-8 off.
+   */
+  @Test
+  void float64StandardizedConvolutionsAtFullRankComputeTheOriginalInDoublePrecision() {
+    Map<String, Function<Conv2d, Conv2d>> kinds = new LinkedHashMap<>();
+    kinds.put("standardized", WeightStandardizedConv2d::from);
+    kinds.put(
+        "blur first, standardized",
+        c -> BlurConv2d.fromConv2d(c, true).withWeightStandardization());
+    // {input channels, filters}: fan-in 18 and 5 filters (exact path); fan-in 72, 64 filters
+    // (Gram).
+    int[][] sizes = {{2, 5}, {8, 64}};
+    for (int[] size : sizes) {
+      Shape in = new Shape(2, size[0], 7, 6);
+      for (Map.Entry<String, Function<Conv2d, Conv2d>> kind : kinds.entrySet()) {
+        Conv2d conv = TinyModels.conv3x3(size[1], 2);
+        conv.initialize(manager, DataType.FLOAT64, in);
+        Conv2d original = kind.getValue().apply(conv);
+        NDArray x = manager.randomNormal(in).toType(DataType.FLOAT64, false);
+        double[] expected =
+            original.forward(ps, new NDList(x), false).singletonOrThrow().toDoubleArray();
+        FactorizedConv2d f = FactorizedConv2d.from(original, size[1]);
+        NDArray y = f.forward(ps, new NDList(x), false).singletonOrThrow();
+        String what = kind.getKey() + ", " + size[1] + " filters";
+        assertEquals(DataType.FLOAT64, y.getDataType(), what);
+        assertArrayEquals(expected, y.toDoubleArray(), 1e-11 * largest(expected), what);
+      }
+    }
+  }
+
   private static double largest(double[] values) {
     double max = 0;
     for (double v : values) {

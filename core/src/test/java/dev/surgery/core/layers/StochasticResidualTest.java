@@ -238,7 +238,7 @@ class StochasticResidualTest {
   /**
    * A double-precision branch kept in training is scaled by {@code 1 / (1 - p)} computed in double,
    * where {@code 1 - p} is exact for the float rate: at p = 0.2f a float {@code 1f - p} rounds to
-   * 0.80000001, which left every kept output of a float64 model 1.5e-8 too small (an outside numpy
+   * 0.80000001, which left every kept output of a float64 model 1.9e-8 too small (an outside numpy
    * probe of a whole float64 ResNetV1-20 saw 3.5e-8). Block mode divides by it, so a kept output is
    * the branch's output divided by {@code 1.0 - (double) 0.2f}, bit for bit; sample mode multiplies
    * by its reciprocal, so within two ulps.
