@@ -163,16 +163,13 @@ final class LossWindows {
   }
 
   /**
-   * A scalar's value as a float, whatever its type: {@code getFloat} reads only float32 and
-   * float16, and a float64 (or bfloat16) model's loss keeps the model's type.
+   * A scalar loss as a float: {@code getFloat} reads only float32 and float16, and a float64
+   * model's loss keeps the model's type (read as a double, no converted copy).
    */
   private static float floatOf(NDArray scalar) {
-    if (scalar.getDataType() == DataType.FLOAT32) {
-      return scalar.getFloat();
-    }
-    try (NDArray single = scalar.toType(DataType.FLOAT32, true)) {
-      return single.getFloat();
-    }
+    return scalar.getDataType() == DataType.FLOAT64
+        ? (float) scalar.getDouble()
+        : scalar.getFloat();
   }
 
   private static boolean evaluatorRunsFirst(Trainer trainer, TrainingListener self) {

@@ -208,11 +208,7 @@ public abstract class FactorizedBlock<B extends Block> extends TwoStageBlock {
         floats = copy.toFloatArray();
       }
     }
-    double[] out = new double[floats.length];
-    for (int i = 0; i < floats.length; i++) {
-      out[i] = floats[i];
-    }
-    return out;
+    return TruncatedSvd.widened(floats);
   }
 
   static void set(Parameter parameter, double[] values) {

@@ -118,7 +118,7 @@ public final class TruncatedSvd {
   }
 
   /** The same values in double precision (exact). */
-  private static double[] widened(float[] a) {
+  static double[] widened(float[] a) {
     double[] out = new double[a.length];
     for (int i = 0; i < a.length; i++) {
       out[i] = a[i];
