@@ -35,6 +35,18 @@ final class ForkedJvm {
           "(?m)^WARNING: A terminally deprecated method in sun\\.misc\\.Unsafe has been called\\R"
               + "(?:WARNING: .*\\R){3}");
 
+  /**
+   * JIT flags of every forked JVM. A forked program lives seconds, most of it class loading and
+   * first calls; on two cores C2's compiler threads cost it more than their code returns (the
+   * agent's integration tests took about a third less time with C1 alone, a refused config half).
+   * {@code -Dsurgery.it.forkFlags=} (empty) runs them with the JVM's defaults.
+   */
+  private static final List<String> FORK_FLAGS =
+      Arrays.stream(
+              System.getProperty("surgery.it.forkFlags", "-XX:TieredStopAtLevel=1").split(" "))
+          .filter(f -> !f.isBlank())
+          .toList();
+
   private final List<String> jvmArgs = new ArrayList<>();
   private final Map<String, String> env = new LinkedHashMap<>();
   private List<String> classpath = appClasspath(false);
@@ -121,6 +133,7 @@ final class ForkedJvm {
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.add("-Dai.djl.offline=true");
     command.add("-Xmx1g");
+    command.addAll(FORK_FLAGS);
     command.add("-Dorg.slf4j.simpleLogger.defaultLogLevel=info");
     command.addAll(jvmArgs);
     command.add("-cp");

@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -17,6 +18,17 @@ import java.util.stream.Stream;
 
 /** Starts a sample's main class in a new JVM, as a user would, and captures what it prints. */
 final class SampleProcess {
+
+  /**
+   * JIT flags of every forked job: C1 alone, since a job of seconds spends most of them loading
+   * classes and C2's compiler threads cost more than they return on two cores. {@code
+   * -Dsurgery.it.forkFlags=} (empty) runs the jobs with the JVM's defaults.
+   */
+  private static final List<String> FORK_FLAGS =
+      Arrays.stream(
+              System.getProperty("surgery.it.forkFlags", "-XX:TieredStopAtLevel=1").split(" "))
+          .filter(f -> !f.isBlank())
+          .toList();
 
   private SampleProcess() {}
 
@@ -94,6 +106,7 @@ final class SampleProcess {
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.add("-Dai.djl.offline=true");
     command.add("-Xmx1g");
+    command.addAll(FORK_FLAGS);
     command.addAll(jvmArgs);
     command.add("-cp");
     command.add(classpath);
