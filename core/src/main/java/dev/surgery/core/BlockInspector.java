@@ -10,7 +10,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
 import ai.djl.nn.norm.Dropout;
 import ai.djl.util.Pair;
-import dev.surgery.core.internal.BlockFields;
+import dev.surgery.core.internal.CapturedFunctions;
 import dev.surgery.core.internal.DjlBlocks;
 import dev.surgery.core.internal.DjlInternals;
 import dev.surgery.core.internal.DjlShapes;
@@ -143,7 +143,7 @@ public final class BlockInspector {
     if (!(block instanceof LambdaBlock lambda) || !lambda.getName().contains("Pool")) {
       return Optional.empty();
     }
-    List<Object> captured = BlockFields.capturedValues(DjlBlocks.lambdaFunction(lambda));
+    List<Object> captured = CapturedFunctions.capturedValues(DjlBlocks.lambdaFunction(lambda));
     List<Shape> shapes = new ArrayList<>();
     List<Boolean> flags = new ArrayList<>();
     for (Object value : captured) {

@@ -2,6 +2,7 @@ package dev.surgery.core;
 
 import ai.djl.nn.Block;
 import dev.surgery.core.internal.BlockFields;
+import dev.surgery.core.internal.CapturedFunctions;
 import dev.surgery.core.internal.FieldSlot;
 import java.util.ArrayDeque;
 import java.util.Arrays;
@@ -72,7 +73,8 @@ final class FieldBlocks {
    * @param value a field's value
    * @param wanted the blocks looked for
    * @return the first wanted block met (null if none) and the first function whose captured values
-   *     may hold a block but cannot be read ({@link BlockFields#opaqueFunction}; null if none)
+   *     may hold a block but cannot be read ({@link CapturedFunctions#opaqueFunction}; null if
+   *     none)
    */
   static Found search(Object value, Predicate<Block> wanted) {
     return search(value, wanted, null);
@@ -105,7 +107,7 @@ final class FieldBlocks {
         if ((before != null && before <= depth) || entered.putIfAbsent(holder, depth) != null) {
           continue;
         }
-        if (opaque == null && BlockFields.opaqueFunction(holder)) {
+        if (opaque == null && CapturedFunctions.opaqueFunction(holder)) {
           opaque = holder;
         }
         if (unexplored == null && isBoundMethodHandle(holder)) {
@@ -292,7 +294,7 @@ final class FieldBlocks {
         }
         return false;
       case FUNCTION:
-        return each(BlockFields.capturedValues(holder), null, items);
+        return each(CapturedFunctions.capturedValues(holder), null, items);
       case PROXY:
         return items.next(java.lang.reflect.Proxy.getInvocationHandler(holder), null);
       case PLAIN:

@@ -4,6 +4,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.LambdaBlock;
 import dev.surgery.core.internal.BlockFields;
 import dev.surgery.core.internal.BlockFields.TieKind;
+import dev.surgery.core.internal.CapturedFunctions;
 import dev.surgery.core.internal.DjlBlocks;
 
 /**
@@ -58,14 +59,14 @@ final class TieLookout {
     Class<?> type = function.getClass();
     for (int i = 0; i < functionClassCount; i++) {
       if (functionClasses[i] == type) {
-        return inert[i] || BlockFields.inert(function, 2);
+        return inert[i] || CapturedFunctions.inert(function, 2);
       }
     }
-    boolean classInert = BlockFields.inertFunctionClass(type);
+    boolean classInert = CapturedFunctions.inertFunctionClass(type);
     if (functionClassCount < WIDTH) {
       functionClasses[functionClassCount] = type;
       inert[functionClassCount++] = classInert;
     }
-    return classInert || BlockFields.inert(function, 2);
+    return classInert || CapturedFunctions.inert(function, 2);
   }
 }

@@ -12,6 +12,7 @@ import dev.surgery.core.SurgeryException;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.internal.BlockFields;
+import dev.surgery.core.internal.CapturedFunctions;
 import dev.surgery.core.internal.ClosedPackageException;
 import dev.surgery.core.internal.DjlTrainers;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
@@ -224,7 +225,7 @@ final class StartChecks {
     for (Map.Entry<Block, String> e : BlockPaths.index(root).entrySet()) {
       Block block = e.getKey();
       Class<?> owner = BlockFields.closedFieldOwner(block.getClass());
-      Class<?> function = owner == null ? BlockFields.closedFunctionClass(block) : null;
+      Class<?> function = owner == null ? CapturedFunctions.closedFunctionClass(block) : null;
       Class<?> closed = owner != null ? owner : function;
       // Once per module package and kind (one directive opens them all, but a lambda named first
       // must not hide the block class whose fields a surgery needs).
