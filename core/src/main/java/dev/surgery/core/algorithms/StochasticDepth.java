@@ -196,13 +196,11 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
    * @param count the number of units
    * @return its drop probability
    */
-  float rateOf(int index, int count) {
-    double rate =
-        "linear".equals(value(DROP_DISTRIBUTION))
-            ? value(DROP_RATE) * (index + 1) / count
-            : value(DROP_RATE);
-    // A rate below 1 in double can round to 1 in float (0.99999999): keep it below, as accepted.
-    return Math.min((float) rate, Math.nextDown(1f));
+  double rateOf(int index, int count) {
+    // In double, as given: a float64 model scales a kept branch by 1 / (1 - rate) of this value.
+    return "linear".equals(value(DROP_DISTRIBUTION))
+        ? value(DROP_RATE) * (index + 1) / count
+        : value(DROP_RATE);
   }
 
   /** {@inheritDoc} */
@@ -211,7 +209,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
     // Rates by depth among all units: one an earlier entry wrapped keeps its place (and rate), so
     // a second entry over the rest gives each unit the rate a single entry would have.
     List<Block> branches = branchesByDepth(context.model());
-    Map<Block, Float> rates = new IdentityHashMap<>();
+    Map<Block, Double> rates = new IdentityHashMap<>();
     for (int i = 0; i < branches.size(); i++) {
       if (!(branches.get(i) instanceof StochasticResidual)) {
         rates.put(branches.get(i), rateOf(i, branches.size()));

@@ -42,7 +42,12 @@ public class StochasticResidual extends AbstractBlock {
 
   private final Block branch;
   private final Mode mode;
-  private final float dropRate;
+
+  /** The rate as given: a float64 branch is scaled by {@code 1 / (1 - dropRate)} in double. */
+  private final double dropRate;
+
+  /** The rate as a float, below 1, which the draws compare with and float32/float16 scale by. */
+  private final float drawRate;
 
   /**
    * Output shapes for the last input shapes seen; one immutable pair, safe across device threads.
@@ -61,14 +66,31 @@ public class StochasticResidual extends AbstractBlock {
    *     evaluation would run it at full weight
    * @throws IllegalArgumentException if the rate is outside [0, 1)
    */
-  @SuppressWarnings("this-escape") // JDK 21+ lint: see FactorizedBlock's constructor
   public StochasticResidual(Block branch, Mode mode, float dropRate) {
+    this(branch, mode, (double) dropRate);
+  }
+
+  /**
+   * Wraps a residual branch, with the drop rate in double precision: a float64 branch kept in
+   * training is scaled by {@code 1 / (1 - dropRate)} of this very value (0.2 as written, not the
+   * float 0.2f, whose complement left every kept output 3.7e-9 too large); the draws, and the
+   * scaling of float32 and float16 branches, use the nearest float below 1.
+   *
+   * @param branch the branch; kept as it is, with its parameters
+   * @param mode per batch or per sample
+   * @param dropRate the drop probability, in [0, 1)
+   * @throws IllegalArgumentException if the rate is outside [0, 1)
+   */
+  @SuppressWarnings("this-escape") // JDK 21+ lint: see FactorizedBlock's constructor
+  public StochasticResidual(Block branch, Mode mode, double dropRate) {
     if (!(dropRate >= 0 && dropRate < 1)) {
       throw new IllegalArgumentException("drop_rate must be in [0, 1), got " + dropRate);
     }
     this.branch = addChildBlock(branch.getClass().getSimpleName(), branch);
     this.mode = mode;
     this.dropRate = dropRate;
+    // A rate below 1 in double can round to 1 in float (0.99999999): keep it below, as accepted.
+    this.drawRate = Math.min((float) dropRate, Math.nextDown(1f));
     inputShapes = DjlShapes.recordedInputShapes(branch);
   }
 
@@ -91,12 +113,12 @@ public class StochasticResidual extends AbstractBlock {
   }
 
   /**
-   * Returns the drop probability while training.
+   * Returns the drop probability while training, as the float the draws compare with.
    *
    * @return the rate
    */
   public float getDropRate() {
-    return dropRate;
+    return drawRate;
   }
 
   /** {@inheritDoc} */
@@ -106,13 +128,13 @@ public class StochasticResidual extends AbstractBlock {
       NDList inputs,
       boolean training,
       PairList<String, Object> params) {
-    if (!training || dropRate == 0f) {
+    if (!training || drawRate == 0f) {
       return branch.forward(parameterStore, inputs, training, params);
     }
     NDManager manager = inputs.head().getManager();
     if (mode == Mode.BLOCK) {
       // Drawn on the host from DJL's seeded generator (Engine.setRandomSeed): no device round trip.
-      if (RandomUtils.nextFloat() < dropRate) {
+      if (RandomUtils.nextFloat() < drawRate) {
         return zeros(manager, inputs);
       }
       NDArray out = branch.forward(parameterStore, inputs, true, params).singletonOrThrow();
@@ -148,14 +170,28 @@ public class StochasticResidual extends AbstractBlock {
   private NDArray keepRate(NDArray like) {
     NDManager manager = like.getManager();
     if (like.getDataType() == DataType.FLOAT64) {
-      // 1 - p taken in double, where it is exact for a float p; the float 1f - p rounds (0.2f:
-      // 0.80000001), which scaled every kept branch of a float64 model 1.9e-8 too small.
-      try (NDArray one = manager.ones(new Shape(), DataType.FLOAT64);
-          NDArray rate = manager.full(new Shape(), dropRate, DataType.FLOAT64)) {
-        return one.sub(rate);
-      }
+      // 1 - p in double, from the rate as given: the float 1f - p rounds (0.2f: 0.80000001, every
+      // kept branch 1.9e-8 too small), and so does the float p itself (0.2f: 3.7e-9 too large).
+      return float64Scalar(manager, 1.0 - dropRate);
     }
-    return manager.full(new Shape(), 1f - dropRate, like.getDataType());
+    return manager.full(new Shape(), 1f - drawRate, like.getDataType());
+  }
+
+  /**
+   * Returns an engine-made float64 scalar that holds {@code value} exactly. {@code NDManager.full}
+   * takes a float, so the value is made of three floats (24 bits each, a double has 53), which
+   * float64 additions put together without rounding.
+   */
+  private static NDArray float64Scalar(NDManager manager, double value) {
+    float hi = (float) value;
+    float mid = (float) (value - hi);
+    float lo = (float) (value - hi - mid);
+    try (NDArray a = manager.full(new Shape(), hi, DataType.FLOAT64);
+        NDArray b = manager.full(new Shape(), mid, DataType.FLOAT64);
+        NDArray c = manager.full(new Shape(), lo, DataType.FLOAT64);
+        NDArray ab = a.add(b)) {
+      return ab.add(c);
+    }
   }
 
   private NDList zeros(NDManager manager, NDList inputs) {

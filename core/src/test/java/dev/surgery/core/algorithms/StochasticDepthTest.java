@@ -186,10 +186,62 @@ class StochasticDepthTest {
 
   @Test
   void aRateJustBelowOneStaysBelowOneInTheLayer() {
-    // 0.99999999 passes as a double but is 1 as a float, which the layer refuses.
+    // 0.99999999 passes as a double but is 1 as a float: the layer's draws keep it below 1.
     StochasticDepth sd = StochasticDepth.builder().optDropRate(0.99999999).build();
-    assertTrue(sd.rateOf(0, 1) < 1f);
-    assertEquals(Math.nextDown(1f), sd.rateOf(0, 1));
+    assertEquals(0.99999999, sd.rateOf(0, 1));
+    StochasticResidual layer =
+        new StochasticResidual(
+            TinyModels.conv3x3(2, 1), StochasticResidual.Mode.BLOCK, sd.rateOf(0, 1));
+    assertEquals(Math.nextDown(1f), layer.getDropRate());
+  }
+
+  /**
+   * A kept branch of a float64 model is scaled by {@code 1 / (1 - p)} of the rate as written, in
+   * double precision (docs/algorithms.md): an outside probe gave {@code drop_rate: 0.2} and found
+   * every kept output 3.7e-9 too large, scaled by {@code 1 / (1 - 0.2f)}, since the rate reached
+   * the layer as a float. The oracle is the branch's own output divided by {@code 1 - p_i} in Java
+   * double, with {@code p_i = (i + 1) / 9 * 0.2} the linear schedule's rate of unit {@code i}.
+   */
+  @Test
+  void aKeptFloat64BranchIsScaledByTheComplementOfTheRateAsWritten() {
+    ai.djl.engine.Engine.getInstance().setRandomSeed(5);
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Block net = TinyModels.resNet20();
+      Shape in = new Shape(2, 1, 28, 28);
+      net.initialize(manager, DataType.FLOAT64, in);
+      StochasticDepth.builder().optDropRate(0.2).build().apply(SurgeryContext.of(net));
+      List<StochasticResidual> wrapped = wrappers(net);
+      assertEquals(9, wrapped.size());
+      ParameterStore ps = new ParameterStore(manager, false);
+      int kept = 0;
+      for (int i : new int[] {0, 4, 8}) {
+        StochasticResidual layer = wrapped.get(i);
+        NDList input =
+            new NDList(
+                manager
+                    .randomNormal(layer.getBranch().getInputShapes()[0])
+                    .toType(DataType.FLOAT64, false));
+        double[] y = layer.getBranch().forward(ps, input, true).head().toDoubleArray();
+        double keep = 1.0 - 0.2 * (i + 1) / 9; // the rate in the order the schedule reads it
+        for (int pass = 0; pass < 20; pass++) {
+          NDArray out = layer.forward(ps, input, true).singletonOrThrow();
+          assertEquals(DataType.FLOAT64, out.getDataType());
+          double[] values = out.toDoubleArray();
+          boolean dropped = true;
+          for (double v : values) {
+            dropped &= v == 0;
+          }
+          if (dropped) {
+            continue;
+          }
+          kept++;
+          for (int k = 0; k < y.length; k++) {
+            assertEquals(y[k] / keep, values[k], 0.0, "unit " + i + ", value " + k);
+          }
+        }
+      }
+      assertTrue(kept > 0, "no pass was kept");
+    }
   }
 
   @Test
