@@ -74,7 +74,7 @@ public class StochasticResidual extends AbstractBlock {
    * Wraps a residual branch, with the drop rate in double precision: a float64 branch kept in
    * training is scaled by {@code 1 / (1 - dropRate)} of this very value (0.2 as written, not the
    * float 0.2f, whose complement left every kept output 3.7e-9 too large); the draws, and the
-   * scaling of float32 and float16 branches, use the nearest float below 1.
+   * scaling of float32 and float16 branches, use it as a float, kept below 1.
    *
    * @param branch the branch; kept as it is, with its parameters
    * @param mode per batch or per sample
