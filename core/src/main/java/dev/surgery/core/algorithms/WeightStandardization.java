@@ -97,8 +97,9 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
       // back: on DJL's GoogLeNet, SqueezeNet, AlexNet and NiN the next loss was 6e4 to 2e20.
       warn(
           name()
-              + ": the model has no normalization layer (BatchNorm, LayerNorm, ghost batch norm),"
-              + " which weight standardization is meant to precede: each of the "
+              + ": the model has no normalization layer (BatchNorm, LayerNorm, ghost batch norm,"
+              + " or a block class of its own whose name ends in Norm), which weight"
+              + " standardization is meant to precede: each of the "
               + selected.size()
               + " standardized convolutions scales its output by about the square root of its"
               + " fan-in, and the loss may grow by orders of magnitude (docs/algorithms.md)");
@@ -112,12 +113,15 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
   }
 
   /**
-   * Whether a block normalizes its input: DJL's batch and layer norms, this library's ghost one.
+   * Whether a block normalizes its input: DJL's batch and layer norms, this library's ghost one,
+   * and a block of the program's own named as one (a {@code GroupNorm}: DJL 0.36 has none, and
+   * group norm is what weight standardization is usually paired with).
    */
   private static boolean isNormalization(Block block) {
     return block instanceof BatchNorm
         || block instanceof LayerNorm
-        || block instanceof BatchNormLayer;
+        || block instanceof BatchNormLayer
+        || block.getClass().getSimpleName().endsWith("Norm");
   }
 
   /**

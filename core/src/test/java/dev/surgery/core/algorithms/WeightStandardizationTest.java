@@ -5,11 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
+import ai.djl.nn.LambdaBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv1d;
@@ -35,6 +38,20 @@ class WeightStandardizationTest {
   static final class CustomConv extends Conv2d {
     CustomConv() {
       super(Conv2d.builder().setKernelShape(new Shape(1, 1)).setFilters(8));
+    }
+  }
+
+  /** A group norm of the program's own (two groups, no affine parameters): DJL 0.36 has none. */
+  static final class GroupNorm extends LambdaBlock {
+    GroupNorm() {
+      super(
+          list -> {
+            NDArray x = list.singletonOrThrow();
+            NDArray grouped = x.reshape(x.getShape().get(0), 2, -1);
+            NDArray centered = grouped.sub(grouped.mean(new int[] {2}, true));
+            NDArray variance = centered.square().mean(new int[] {2}, true);
+            return new NDList(centered.div(variance.add(1e-5f).sqrt()).reshape(x.getShape()));
+          });
     }
   }
 
@@ -140,6 +157,13 @@ class WeightStandardizationTest {
     assertEquals(
         List.of(),
         WeightStandardization.builder().build().apply(SurgeryContext.of(layerNorm)).warnings());
+
+    // A normalization of the program's own (DJL 0.36 has no group norm): not warned of.
+    SequentialBlock groupNorm =
+        new SequentialBlock().add(LiveTraining.conv(4, 1)).add(new GroupNorm());
+    assertEquals(
+        List.of(),
+        WeightStandardization.builder().build().apply(SurgeryContext.of(groupNorm)).warnings());
 
     // Nothing standardized: only the no-change warning, none about normalization.
     SequentialBlock ignored = new SequentialBlock().add(LiveTraining.conv(4, 1));
