@@ -67,7 +67,15 @@ public class StochasticResidual extends AbstractBlock {
    * @throws IllegalArgumentException if the rate is outside [0, 1)
    */
   public StochasticResidual(Block branch, Mode mode, float dropRate) {
-    this(branch, mode, (double) dropRate);
+    this(branch, mode, checked(dropRate));
+  }
+
+  /** Refuses a float rate outside [0, 1) as written (1.1, not its double 1.100000023841858). */
+  private static double checked(float dropRate) {
+    if (!(dropRate >= 0 && dropRate < 1)) {
+      throw new IllegalArgumentException("drop_rate must be in [0, 1), got " + dropRate);
+    }
+    return dropRate;
   }
 
   /**

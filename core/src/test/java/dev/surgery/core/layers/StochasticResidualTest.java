@@ -344,12 +344,20 @@ class StochasticResidualTest {
       assertArrayEquals(y, run(new StochasticResidual(branch, mode, 0f), x, true), 0f);
     }
     // At 1 the branch would never train, yet evaluation would run it at full weight.
-    for (float refused : new float[] {1f, 1.5f, -0.1f, Float.NaN}) {
-      assertThrows(
-          IllegalArgumentException.class,
-          () -> new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, refused),
-          String.valueOf(refused));
+    for (float refused : new float[] {1f, 1.1f, -0.1f, Float.NaN}) {
+      IllegalArgumentException e =
+          assertThrows(
+              IllegalArgumentException.class,
+              () -> new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, refused),
+              String.valueOf(refused));
+      // The rate as the caller wrote it, not its double (1.100000023841858).
+      assertEquals("drop_rate must be in [0, 1), got " + refused, e.getMessage());
     }
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new StochasticResidual(branch, StochasticResidual.Mode.BLOCK, 1.1));
+    assertEquals("drop_rate must be in [0, 1), got 1.1", e.getMessage());
   }
 
   @Test
