@@ -1,15 +1,22 @@
 package dev.surgery.trainer;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.util.Pair;
+import dev.surgery.core.BlockInspector;
 import dev.surgery.core.BlockPaths;
+import dev.surgery.core.algorithms.AbstractSurgeryAlgorithm;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Deque;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Where an entry's run starts from, taken just before the algorithm is called: the model's blocks
@@ -152,6 +159,54 @@ final class BeforeRun {
       }
     }
     return null;
+  }
+
+  /**
+   * The changes with the model's own parameter counts where the algorithm's are not the model's: a
+   * plugin's {@link SurgeryChanges} carry counts the log and the INFO line print, and an outside
+   * probe found a plugin's placeholder {@code 0 -> 0} printed for a model of 290 parameters. The
+   * count after the run is the model's now; the count before is taken from the blocks the model had
+   * (their parameters outlive a replacement, shapes included). Changes whose count after is the
+   * model's (every built-in's, counted the same way) are returned as they are.
+   */
+  SurgeryChanges withModelsCounts(SurgeryChanges changes, Block now) {
+    if (changes == null || now == null) {
+      return changes;
+    }
+    long after = AbstractSurgeryAlgorithm.countParameterScalarsIfKnown(now);
+    if (changes.parametersAfter() == after) {
+      return changes;
+    }
+    return new SurgeryChanges(
+        changes.algorithm(),
+        changes.hyperparameters(),
+        changes.changes(),
+        countBefore(),
+        after,
+        changes.nanos(),
+        changes.warnings());
+  }
+
+  /**
+   * The parameter scalars of the blocks the model had, as {@link
+   * AbstractSurgeryAlgorithm#countParameterScalarsIfKnown} counts a tree: each distinct parameter
+   * once, unknown when one has no shape.
+   */
+  private long countBefore() {
+    Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+    long total = 0;
+    for (Block b : blocks) {
+      for (Pair<String, Parameter> p : b.getDirectParameters()) {
+        if (seen.add(p.getValue())) {
+          Shape shape = BlockInspector.shapeOf(p.getValue());
+          if (shape == null) {
+            return SurgeryChanges.UNKNOWN_PARAMETERS;
+          }
+          total += shape.size();
+        }
+      }
+    }
+    return total;
   }
 
   /** The blocks of a tree in pre-order, by identity. */

@@ -210,7 +210,8 @@ final class EntryRunner {
       return;
     }
     st.schedule.ran(index);
-    applied.recordRun(st, index, entry, event, model, changes, before);
+    applied.recordRun(
+        st, index, entry, event, model, before.withModelsCounts(changes, model.getBlock()), before);
   }
 
   private static boolean noneRegistered(List<Trainer> trainers) {
