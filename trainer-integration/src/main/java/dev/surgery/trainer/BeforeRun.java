@@ -173,15 +173,22 @@ final class BeforeRun {
     if (changes == null || now == null) {
       return changes;
     }
-    long after = AbstractSurgeryAlgorithm.countParameterScalarsIfKnown(now);
-    if (changes.parametersAfter() == after) {
+    long after;
+    long before;
+    try {
+      after = AbstractSurgeryAlgorithm.countParameterScalarsIfKnown(now);
+      if (changes.parametersAfter() == after) {
+        return changes;
+      }
+      before = countBefore();
+    } catch (RuntimeException e) { // a block of the program's that cannot list its parameters
       return changes;
     }
     return new SurgeryChanges(
         changes.algorithm(),
         changes.hyperparameters(),
         changes.changes(),
-        countBefore(),
+        before,
         after,
         changes.nanos(),
         changes.warnings());
