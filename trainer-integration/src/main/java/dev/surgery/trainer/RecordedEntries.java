@@ -306,10 +306,21 @@ final class RecordedEntries {
       // Open, not only pending: an epoch-0 entry may wait for onInitialized or for the length.
       if (recordOf[i] >= 0 && entries.isOpen(i)) {
         entries.alreadyRecorded(i);
+        SurgeryRecord record = records.get(recordOf[i]);
+        Trigger.Kind kind = entries.entry(i).trigger().kind();
+        // An entry that counts steps is told by its step (a record of an older checkpoint may not
+        // say it), the others by their epoch.
+        String when =
+            record.step() >= 0
+                    && (kind == Trigger.Kind.STEP
+                        || kind == Trigger.Kind.EVERY_STEPS
+                        || kind == Trigger.Kind.DURATION)
+                ? "step " + record.step() + " (epoch " + record.epoch() + ")"
+                : "epoch " + record.epoch();
         String reason =
             ALREADY_RECORDED
-                + " (a replayed checkpoint or an earlier trainer applied it at epoch "
-                + records.get(recordOf[i]).epoch()
+                + " (a replayed checkpoint or an earlier trainer applied it at "
+                + when
                 + "): not applied again";
         ListenerLog.logger().info("Surgery: {}: {}", entries.entry(i).describe(), reason);
         surgeryLog.addNotRun(st.ordinal, entries.entry(i), reason);

@@ -9,10 +9,14 @@ import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.Trainer;
 import ai.djl.training.listener.SaveModelTrainingListener;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonParser;
 import dev.surgery.core.events.Time;
 import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.Trigger;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -207,16 +211,36 @@ class RecordedEntryMatchingTest {
    * first.
    */
   @Test
-  void aDurationEntryDoesNotTakeTheRecordOfAStepEntryInItsEpoch() throws Exception {
+  void aDurationEntryDoesNotTakeTheRecordOfAStepEntryInItsEpoch(@TempDir Path dir)
+      throws Exception {
     // 4 batches per epoch, 2 epochs: step 1 and 0.5dur (step 4) both in the first epoch.
     String yaml = twoFreezeEntries("step: 1", "at: 0.5dur", 2);
     try (Model model = TestModels.model("duration-and-step");
         NDManager data = NDManager.newBaseManager()) {
       train(model, yaml, 2, data);
       assertEquals(2, records(model).size());
-      SurgeryListener again = train(model, yaml, 2, data);
+      Path report = dir.resolve("again.json");
+      SurgeryListener again = train(model, yaml + "report: " + report + "\n", 2, data);
       assertEquals(List.of(), appliedSources(again), "both are in the record: none runs again");
       assertEquals(2, records(model).size());
+      // Each is said to be in the record at the step it ran (an outside probe: a step entry's
+      // reason named only "epoch 0").
+      List<String> reasons = new ArrayList<>();
+      for (JsonElement item :
+          JsonParser.parseString(Files.readString(report))
+              .getAsJsonObject()
+              .getAsJsonArray("not_run")) {
+        reasons.add(item.getAsJsonObject().get("reason").getAsString());
+      }
+      assertEquals(
+          List.of(
+              RecordedEntries.ALREADY_RECORDED
+                  + " (a replayed checkpoint or an earlier trainer applied it at step 1 (epoch 0)):"
+                  + " not applied again",
+              RecordedEntries.ALREADY_RECORDED
+                  + " (a replayed checkpoint or an earlier trainer applied it at step 4 (epoch 0)):"
+                  + " not applied again"),
+          reasons);
     }
   }
 
