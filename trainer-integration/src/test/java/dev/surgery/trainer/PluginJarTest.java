@@ -140,6 +140,10 @@ class PluginJarTest {
       assertTrue(
           e.getMessage().contains("built-in") && e.getMessage().contains(clash.toString()),
           e.getMessage());
+      // No jar of the user's to remove on the built-in's side: the advice is to rename.
+      assertTrue(
+          e.getMessage().endsWith("a built-in's name is taken: rename the plugin's algorithm"),
+          e.getMessage());
     }
   }
 

@@ -24,7 +24,10 @@ public final class Algorithms {
   private static final Map<String, AlgorithmSpec> SPECS =
       Collections.synchronizedMap(new LinkedHashMap<>());
 
-  /** Where each name came from, for messages: a jar location, or "built-in". */
+  /** The origin of the algorithms of this library. */
+  private static final String BUILT_IN = "built-in";
+
+  /** Where each name came from, for messages: a jar location, or {@link #BUILT_IN}. */
   private static final Map<String, String> ORIGINS =
       Collections.synchronizedMap(new LinkedHashMap<>());
 
@@ -141,7 +144,9 @@ public final class Algorithms {
                     + origin
                     + " ("
                     + provider.getClass().getName()
-                    + "); remove one of the jars or rename one algorithm",
+                    + (BUILT_IN.equals(first)
+                        ? "); a built-in's name is taken: rename the plugin's algorithm"
+                        : "); remove one of the jars or rename one algorithm"),
                 null);
           }
           found.put(name, spec);
@@ -361,7 +366,7 @@ public final class Algorithms {
   static String originOf(Class<?> type) {
     if (type.getClassLoader() == Algorithms.class.getClassLoader()
         && type.getName().startsWith("dev.surgery.core.algorithms.")) {
-      return "built-in";
+      return BUILT_IN;
     }
     CodeSource source = null;
     try {
