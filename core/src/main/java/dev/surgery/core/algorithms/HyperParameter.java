@@ -368,6 +368,21 @@ public record HyperParameter<T>(
   }
 
   /**
+   * Declares a free-form string hyperparameter: any string is taken (check its form in the
+   * algorithm's constructor, where an {@link IllegalArgumentException} is reported at the entry's
+   * line and column like a bad value); a number, boolean, list or null is refused.
+   *
+   * @param name snake_case name
+   * @param defaultValue default
+   * @param description one line
+   * @return the declaration
+   */
+  public static HyperParameter<String> ofString(
+      String name, String defaultValue, String description) {
+    return ofChoice(name, defaultValue, List.of(), description);
+  }
+
+  /**
    * Declares a string hyperparameter limited to some choices.
    *
    * @param name snake_case name

@@ -1,6 +1,7 @@
 package dev.surgery.core.algorithms;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -281,10 +282,14 @@ class HyperParameterDeclarationsTest {
         "fan must be one of [in, out], got 'both' (fan: which fan scales)",
         fan.problemWith("both"));
     assertEquals("fan must be a string, got 1 (fan: which fan scales)", fan.problemWith(1));
-    HyperParameter<String> free =
-        new HyperParameter<>(
-            "tag", HyperParameter.Type.STRING, String.class, "", null, null, false, null, "a tag");
+    HyperParameter<String> free = HyperParameter.ofString("tag", "", "a tag");
+    assertEquals(HyperParameter.Type.STRING, free.type());
+    assertEquals("", free.defaultValue());
+    assertEquals(List.of(), free.choices());
     assertEquals("anything", free.convert("anything"));
+    assertNull(free.problemWith("anything, even 'quoted'"));
+    assertEquals("tag must be a string, got 1 (tag: a tag)", free.problemWith(1));
+    assertEquals("tag must be a string, got true (tag: a tag)", free.problemWith(true));
   }
 
   @Test
