@@ -43,10 +43,13 @@ public class StochasticResidual extends AbstractBlock {
   private final Block branch;
   private final Mode mode;
 
-  /** The rate as given: a float64 branch is scaled by {@code 1 / (1 - dropRate)} in double. */
+  /**
+   * The rate as given: a float64 branch draws against it in double and is scaled by {@code 1 / (1 -
+   * dropRate)} in double.
+   */
   private final double dropRate;
 
-  /** The rate as a float, below 1, which the draws compare with and float32/float16 scale by. */
+  /** The rate as a float, below 1, which float32 and float16 branches draw against and scale by. */
   private final float drawRate;
 
   /**
@@ -81,8 +84,8 @@ public class StochasticResidual extends AbstractBlock {
   /**
    * Wraps a residual branch, with the drop rate in double precision: a float64 branch kept in
    * training is scaled by {@code 1 / (1 - dropRate)} of this very value (0.2 as written, not the
-   * float 0.2f, whose complement left every kept output 3.7e-9 too large); the draws, and the
-   * scaling of float32 and float16 branches, use it as a float, kept below 1.
+   * float 0.2f, whose complement left every kept output 3.7e-9 too large), and draws against it in
+   * double; float32 and float16 branches draw and scale with it as a float, kept below 1.
    *
    * @param branch the branch; kept as it is, with its parameters
    * @param mode per batch or per sample
@@ -121,7 +124,8 @@ public class StochasticResidual extends AbstractBlock {
   }
 
   /**
-   * Returns the drop probability while training, as the float the draws compare with.
+   * Returns the drop probability while training, as the float that float32 and float16 branches
+   * draw against (a float64 branch draws against the rate as given, in double).
    *
    * @return the rate
    */
@@ -142,7 +146,14 @@ public class StochasticResidual extends AbstractBlock {
     NDManager manager = inputs.head().getManager();
     if (mode == Mode.BLOCK) {
       // Drawn on the host from DJL's seeded generator (Engine.setRandomSeed): no device round trip.
-      if (RandomUtils.nextFloat() < drawRate) {
+      // A float64 branch draws in double against the double rate it is scaled by, so that the
+      // expected output stays the branch's at any rate (a float draw on its 2^-24 grid against the
+      // double 0.99999999 kept the branch six times as often as its scaling assumes).
+      boolean drop =
+          inputs.head().getDataType() == DataType.FLOAT64
+              ? RandomUtils.random() < dropRate
+              : RandomUtils.nextFloat() < drawRate;
+      if (drop) {
         return zeros(manager, inputs);
       }
       NDArray out = branch.forward(parameterStore, inputs, true, params).singletonOrThrow();
@@ -155,8 +166,12 @@ public class StochasticResidual extends AbstractBlock {
     NDArray keep = keepRate(out);
     // floor(keep + U[0,1)) is 1 with probability keep: one Bernoulli draw per sample. The draw is
     // float32; a half-precision branch draws in float32 too (U near 1 would round to 1) and takes
-    // the mask in its own type, so the block's output keeps the branch's type.
-    NDArray uniform = manager.randomUniform(0f, 1f, new Shape(maskShape));
+    // the mask in its own type, so the block's output keeps the branch's type. A float64 branch
+    // draws in float64, against the double keep rate it is scaled by.
+    NDArray uniform =
+        out.getDataType() == DataType.FLOAT64
+            ? manager.randomUniform(0f, 1f, new Shape(maskShape), DataType.FLOAT64)
+            : manager.randomUniform(0f, 1f, new Shape(maskShape));
     NDArray keepForDraw =
         out.getDataType() == DataType.FLOAT16 ? keep.toType(DataType.FLOAT32, false) : keep;
     NDArray mask = uniform.add(keepForDraw).floor();

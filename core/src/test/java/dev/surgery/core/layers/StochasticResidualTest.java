@@ -16,6 +16,7 @@ import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
+import ai.djl.util.RandomUtils;
 import dev.surgery.core.testing.FreedMemory;
 import dev.surgery.core.testing.TinyModels;
 import java.io.ByteArrayInputStream;
@@ -243,6 +244,54 @@ class StochasticResidualTest {
    * the branch's output divided by {@code 1.0 - (double) 0.2f}, bit for bit; sample mode multiplies
    * by its reciprocal, so within two ulps.
    */
+  /**
+   * A float64 branch draws in double against the double rate it is scaled by (a reviewer: drawn as
+   * a float on its 2^-24 grid against the double 0.99999999, a branch was kept six times as often
+   * as its scaling assumed, and per sample never). The oracles: {@link java.util.Random}'s {@code
+   * nextDouble} from the seed of DJL's generator for a block, and the engine's own float64 uniform
+   * from the same seed for the samples.
+   */
+  @Test
+  void aFloat64BranchDrawsInDoubleAgainstTheRateItIsScaledBy() {
+    Conv2d conv = TinyModels.conv3x3(2, 1);
+    conv.initialize(manager, DataType.FLOAT64, IN);
+    NDArray x = manager.randomNormal(IN).toType(DataType.FLOAT64, false);
+    double rate = 0.3;
+    StochasticResidual block = new StochasticResidual(conv, StochasticResidual.Mode.BLOCK, rate);
+    RandomUtils.RANDOM.setSeed(7);
+    java.util.Random oracle = new java.util.Random(7);
+    List<Boolean> dropped = new ArrayList<>();
+    List<Boolean> expected = new ArrayList<>();
+    for (int pass = 0; pass < 64; pass++) {
+      double[] values = block.forward(ps, new NDList(x), true).singletonOrThrow().toDoubleArray();
+      dropped.add(values[0] == 0 && values[values.length - 1] == 0);
+      expected.add(oracle.nextDouble() < rate);
+    }
+    assertEquals(expected, dropped);
+
+    StochasticResidual perSample =
+        new StochasticResidual(conv, StochasticResidual.Mode.SAMPLE, 0.5);
+    Engine.getInstance().setRandomSeed(11);
+    double[] values = perSample.forward(ps, new NDList(x), true).singletonOrThrow().toDoubleArray();
+    Engine.getInstance().setRandomSeed(11);
+    double[] uniform =
+        manager
+            .randomUniform(0f, 1f, new Shape(IN.get(0), 1, 1, 1), DataType.FLOAT64)
+            .toDoubleArray();
+    int per = values.length / (int) IN.get(0);
+    List<Boolean> keptSamples = new ArrayList<>();
+    List<Boolean> expectedSamples = new ArrayList<>();
+    for (int sample = 0; sample < IN.get(0); sample++) {
+      boolean zero = true;
+      for (int k = sample * per; k < (sample + 1) * per; k++) {
+        zero &= values[k] == 0;
+      }
+      keptSamples.add(!zero);
+      expectedSamples.add(uniform[sample] + 0.5 >= 1);
+    }
+    assertEquals(expectedSamples, keptSamples);
+  }
+
   @Test
   void aKeptDoublePrecisionBranchIsScaledByTheExactComplementOfTheRate() {
     Conv2d conv = TinyModels.conv3x3(2, 1);
