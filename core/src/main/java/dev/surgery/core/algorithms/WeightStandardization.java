@@ -18,6 +18,7 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * Weight standardization ({@code weight_standardization}): every plain {@link Conv2d} becomes a
@@ -98,7 +99,7 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
       warn(
           name()
               + ": the model has no normalization layer (BatchNorm, LayerNorm, ghost batch norm,"
-              + " or a block class of its own whose name ends in Norm), which weight"
+              + " or a block of its own named as a group, instance or RMS norm), which weight"
               + " standardization is meant to precede: each of the "
               + selected.size()
               + " standardized convolutions scales its output by about the square root of its"
@@ -113,15 +114,25 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
   }
 
   /**
+   * Names of blocks of the program's own (a class, or a named {@code LambdaBlock}) that normalize
+   * activations: a group norm (DJL 0.36 has none, and group norm is what weight standardization is
+   * usually paired with), instance, RMS, filter-response or local-response norms. Not any name
+   * ending in Norm: weight and spectral norms reparametrize weights, and leave the output's scale
+   * to grow.
+   */
+  private static final Pattern NORMALIZATION_NAME =
+      Pattern.compile(
+          "(?i).*(group|instance|layer|batch|rms|filterresponse|localresponse)_?norm(alization)?");
+
+  /**
    * Whether a block normalizes its input: DJL's batch and layer norms, this library's ghost one,
-   * and a block of the program's own named as one (a {@code GroupNorm}: DJL 0.36 has none, and
-   * group norm is what weight standardization is usually paired with).
+   * and a block of the program's own named as one ({@link #NORMALIZATION_NAME}).
    */
   private static boolean isNormalization(Block block) {
     return block instanceof BatchNorm
         || block instanceof LayerNorm
         || block instanceof BatchNormLayer
-        || block.getClass().getSimpleName().endsWith("Norm");
+        || NORMALIZATION_NAME.matcher(BlockPaths.typeName(block)).matches();
   }
 
   /**

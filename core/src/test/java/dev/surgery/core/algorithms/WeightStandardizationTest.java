@@ -55,6 +55,13 @@ class WeightStandardizationTest {
     }
   }
 
+  /** Stands for a weight norm of the program's own: it reparametrizes, it does not normalize. */
+  static final class WeightNorm extends LambdaBlock {
+    WeightNorm() {
+      super(list -> list);
+    }
+  }
+
   private static List<String> types(Block root) {
     List<String> types = new ArrayList<>();
     for (Block b : BlockPaths.index(root).keySet()) {
@@ -158,12 +165,31 @@ class WeightStandardizationTest {
         List.of(),
         WeightStandardization.builder().build().apply(SurgeryContext.of(layerNorm)).warnings());
 
-    // A normalization of the program's own (DJL 0.36 has no group norm): not warned of.
+    // A normalization of the program's own (DJL 0.36 has no group norm), as a class or a named
+    // lambda: not warned of.
     SequentialBlock groupNorm =
         new SequentialBlock().add(LiveTraining.conv(4, 1)).add(new GroupNorm());
     assertEquals(
         List.of(),
         WeightStandardization.builder().build().apply(SurgeryContext.of(groupNorm)).warnings());
+    SequentialBlock namedLambda =
+        new SequentialBlock()
+            .add(LiveTraining.conv(4, 1))
+            .add(new LambdaBlock(list -> list, "instance_norm"));
+    assertEquals(
+        List.of(),
+        WeightStandardization.builder().build().apply(SurgeryContext.of(namedLambda)).warnings());
+    // A weight norm reparametrizes weights and leaves the output's scale to grow: still warned of.
+    SequentialBlock weightNorm =
+        new SequentialBlock().add(LiveTraining.conv(4, 1)).add(new WeightNorm());
+    assertTrue(
+        WeightStandardization.builder()
+            .build()
+            .apply(SurgeryContext.of(weightNorm))
+            .warnings()
+            .stream()
+            .anyMatch(w -> w.contains("no normalization layer")),
+        "a weight norm is no normalization of activations");
 
     // Nothing standardized: only the no-change warning, none about normalization.
     SequentialBlock ignored = new SequentialBlock().add(LiveTraining.conv(4, 1));
