@@ -166,8 +166,10 @@ final class BeforeRun {
    * plugin's {@link SurgeryChanges} carry counts the log and the INFO line print, and an outside
    * probe found a plugin's placeholder {@code 0 -> 0} printed for a model of 290 parameters. The
    * count after the run is the model's now; the count before is taken from the blocks the model had
-   * (their parameters outlive a replacement, shapes included). Changes whose count after is the
-   * model's (every built-in's, counted the same way) are returned as they are.
+   * (their parameters outlive a replacement, shapes included; a parameter whose shape the plugin
+   * changed in place, no block replaced, is counted at its new shape). Changes whose count after is
+   * the model's are returned as they are: the built-ins' algorithms count so ({@link
+   * AbstractSurgeryAlgorithm#countParameterScalarsIfKnown}).
    */
   SurgeryChanges withModelsCounts(SurgeryChanges changes, Block now) {
     if (changes == null || now == null) {

@@ -309,12 +309,9 @@ final class RecordedEntries {
         SurgeryRecord record = records.get(recordOf[i]);
         Trigger.Kind kind = entries.entry(i).trigger().kind();
         // An entry that counts steps is told by its step (a record of an older checkpoint may not
-        // say it), the others by their epoch.
+        // say it), the others by their epoch; repeating entries never get here (recordOf).
         String when =
-            record.step() >= 0
-                    && (kind == Trigger.Kind.STEP
-                        || kind == Trigger.Kind.EVERY_STEPS
-                        || kind == Trigger.Kind.DURATION)
+            record.step() >= 0 && (kind == Trigger.Kind.STEP || kind == Trigger.Kind.DURATION)
                 ? "step " + record.step() + " (epoch " + record.epoch() + ")"
                 : "epoch " + record.epoch();
         String reason =

@@ -78,6 +78,18 @@ class RecordedEntryMatchingTest {
         + "\n";
   }
 
+  /** The reasons of the surgery log's {@code not_run} items, in order. */
+  private static List<String> notRunReasons(Path report) throws Exception {
+    List<String> reasons = new ArrayList<>();
+    for (JsonElement item :
+        JsonParser.parseString(Files.readString(report))
+            .getAsJsonObject()
+            .getAsJsonArray("not_run")) {
+      reasons.add(item.getAsJsonObject().get("reason").getAsString());
+    }
+    return reasons;
+  }
+
   private static List<SurgeryRecord> records(Model model) {
     return SurgeryJson.recordsFromJson(RecordedEntries.recordOf(model));
   }
@@ -114,7 +126,7 @@ class RecordedEntryMatchingTest {
   }
 
   @Test
-  void anEveryEntryDoesNotTakeTheRecordOfAnEpochEntryAfterIt() throws Exception {
+  void anEveryEntryDoesNotTakeTheRecordOfAnEpochEntryAfterIt(@TempDir Path dir) throws Exception {
     String yaml = twoFreezeEntries("every: 3ep", "epoch: 2", 6);
     try (Model model = TestModels.model("every-before-epoch");
         NDManager data = NDManager.newBaseManager()) {
@@ -122,7 +134,17 @@ class RecordedEntryMatchingTest {
       assertEquals(1, records(model).size());
       assertEquals(2, records(model).get(0).epoch());
 
-      SurgeryListener again = train(model, yaml, 2, data);
+      Path report = dir.resolve("again.json");
+      SurgeryListener again = train(model, yaml + "report: " + report + "\n", 2, data);
+      // An epoch entry in the record is said to have run at its epoch (its record's step aside);
+      // the every: 3ep entry never came round.
+      assertEquals(
+          List.of(
+              RecordedEntries.ALREADY_RECORDED
+                  + " (a replayed checkpoint or an earlier trainer applied it at epoch 2): not"
+                  + " applied again",
+              "training ended after 2 completed epochs"),
+          notRunReasons(report));
       // Not applied again: no second record at epoch 2 (every: 3ep has not come round).
       assertEquals(List.of(), appliedSources(again));
       assertEquals(1, records(model).size());
@@ -225,13 +247,7 @@ class RecordedEntryMatchingTest {
       assertEquals(2, records(model).size());
       // Each is said to be in the record at the step it ran (an outside probe: a step entry's
       // reason named only "epoch 0").
-      List<String> reasons = new ArrayList<>();
-      for (JsonElement item :
-          JsonParser.parseString(Files.readString(report))
-              .getAsJsonObject()
-              .getAsJsonArray("not_run")) {
-        reasons.add(item.getAsJsonObject().get("reason").getAsString());
-      }
+      List<String> reasons = notRunReasons(report);
       assertEquals(
           List.of(
               RecordedEntries.ALREADY_RECORDED
