@@ -2,6 +2,7 @@ package dev.surgery.trainer;
 
 import static dev.surgery.trainer.TestModels.INPUT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 
 import ai.djl.Model;
 import ai.djl.engine.Engine;
@@ -152,6 +153,54 @@ class PluginParameterCountsTest {
       SurgeryChanges changes = runAtEpochEnd(model, "freeze");
       assertEquals(before, changes.parametersBefore(), "before");
       assertEquals(before, changes.parametersAfter(), "after");
+    }
+  }
+
+  /** A block of the program's own that cannot list its parameters once {@code broken} is set. */
+  private static final class Unlistable extends ai.djl.nn.LambdaBlock {
+    private boolean broken;
+
+    Unlistable() {
+      super(list -> list);
+    }
+
+    @Override
+    public ai.djl.nn.ParameterList getDirectParameters() {
+      if (broken) {
+        throw new IllegalStateException("cannot list my parameters now");
+      }
+      return super.getDirectParameters();
+    }
+  }
+
+  /**
+   * A model that cannot be counted after the run keeps the counts the plugin gave (a reviewer: the
+   * fallback had no test), rather than failing the record of a run that succeeded; one that can is
+   * given the model's own counts, before and after, from the same {@code BeforeRun}.
+   */
+  @Test
+  void aModelThatCannotBeCountedKeepsThePluginsCounts() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      Unlistable own = new Unlistable();
+      ai.djl.nn.SequentialBlock root =
+          new ai.djl.nn.SequentialBlock().add(Linear.builder().setUnits(3).build()).add(own);
+      root.initialize(
+          manager, ai.djl.ndarray.types.DataType.FLOAT32, new ai.djl.ndarray.types.Shape(2, 4));
+      BeforeRun before = new BeforeRun(0, 0, null, new LossWindows(), root, false);
+      SurgeryChanges placeholder =
+          new SurgeryChanges(
+              "t_counts",
+              Map.of(),
+              List.of(new SurgeryChanges.Change("01LambdaBlock", "LambdaBlock", "LambdaBlock")),
+              0,
+              0,
+              1);
+      SurgeryChanges counted = before.withModelsCounts(placeholder, root);
+      assertEquals(4 * 3 + 3, counted.parametersBefore(), "the Linear's weight and bias, before");
+      assertEquals(4 * 3 + 3, counted.parametersAfter(), "and after");
+
+      own.broken = true;
+      assertSame(placeholder, before.withModelsCounts(placeholder, root));
     }
   }
 }
