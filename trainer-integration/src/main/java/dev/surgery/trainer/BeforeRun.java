@@ -1,22 +1,16 @@
 package dev.surgery.trainer;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
-import ai.djl.util.Pair;
-import dev.surgery.core.BlockInspector;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.algorithms.AbstractSurgeryAlgorithm;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.Deque;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * Where an entry's run starts from, taken just before the algorithm is called: the model's blocks
@@ -197,25 +191,15 @@ final class BeforeRun {
   }
 
   /**
-   * The parameter scalars of the blocks the model had, as {@link
-   * AbstractSurgeryAlgorithm#countParameterScalarsIfKnown} counts a tree: each distinct parameter
-   * once, unknown when one has no shape.
+   * The parameter scalars of the blocks the model had, counted as {@link
+   * AbstractSurgeryAlgorithm#countParameterScalarsIfKnown} counts a tree.
    */
   private long countBefore() {
-    Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
-    long total = 0;
+    List<Parameter> parameters = new ArrayList<>();
     for (Block b : blocks) {
-      for (Pair<String, Parameter> p : b.getDirectParameters()) {
-        if (seen.add(p.getValue())) {
-          Shape shape = BlockInspector.shapeOf(p.getValue());
-          if (shape == null) {
-            return SurgeryChanges.UNKNOWN_PARAMETERS;
-          }
-          total += shape.size();
-        }
-      }
+      parameters.addAll(b.getDirectParameters().values());
     }
-    return total;
+    return AbstractSurgeryAlgorithm.countParameterScalarsIfKnown(parameters);
   }
 
   /** The blocks of a tree in pre-order, by identity. */

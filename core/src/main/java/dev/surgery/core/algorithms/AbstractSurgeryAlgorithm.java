@@ -485,12 +485,30 @@ public abstract class AbstractSurgeryAlgorithm implements Algorithm, Cloneable {
    * @return the number of scalars, or {@link SurgeryChanges#UNKNOWN_PARAMETERS}
    */
   public static long countParameterScalarsIfKnown(Block root) {
-    for (Pair<String, Parameter> p : root.getParameters()) {
-      if (BlockInspector.shapeOf(p.getValue()) == null) {
-        return SurgeryChanges.UNKNOWN_PARAMETERS;
+    return countParameterScalarsIfKnown(root.getParameters().values());
+  }
+
+  /**
+   * Counts the values (scalars) of some parameters as {@link #countParameterScalarsIfKnown(Block)}
+   * counts a tree's: each distinct {@link Parameter} once, {@link
+   * SurgeryChanges#UNKNOWN_PARAMETERS} when one has no shape yet.
+   *
+   * @param parameters the parameters, repeats allowed (a parameter shared by several blocks)
+   * @return the number of scalars, or {@link SurgeryChanges#UNKNOWN_PARAMETERS}
+   */
+  public static long countParameterScalarsIfKnown(Iterable<Parameter> parameters) {
+    Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+    long total = 0;
+    for (Parameter parameter : parameters) {
+      if (seen.add(parameter)) {
+        Shape shape = BlockInspector.shapeOf(parameter);
+        if (shape == null) {
+          return SurgeryChanges.UNKNOWN_PARAMETERS;
+        }
+        total += shape.size();
       }
     }
-    return countParameterScalars(root);
+    return total;
   }
 
   /**

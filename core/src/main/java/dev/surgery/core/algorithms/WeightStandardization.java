@@ -74,7 +74,7 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
       } else if (b instanceof Conv1d || b instanceof Conv3d) {
         otherConvs++;
       }
-      normalizes |= isNormalization(b);
+      normalizes = normalizes || isNormalization(b);
     }
     if (otherConvs > 0) {
       // Composer standardizes (and counts) Conv1d and Conv3d too: said, never silent.

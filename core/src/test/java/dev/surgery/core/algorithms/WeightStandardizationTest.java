@@ -62,6 +62,11 @@ class WeightStandardizationTest {
     }
   }
 
+  /** The warnings of weight standardization applied with its defaults. */
+  private static List<String> warningsOf(Block net) {
+    return WeightStandardization.builder().build().apply(SurgeryContext.of(net)).warnings();
+  }
+
   private static List<String> types(Block root) {
     List<String> types = new ArrayList<>();
     for (Block b : BlockPaths.index(root).keySet()) {
@@ -155,40 +160,27 @@ class WeightStandardizationTest {
 
     SequentialBlock ghost = LiveTraining.smallCnn();
     GhostBatchNorm.builder().build().apply(SurgeryContext.of(ghost));
-    assertEquals(
-        List.of(),
-        WeightStandardization.builder().build().apply(SurgeryContext.of(ghost)).warnings());
+    assertEquals(List.of(), warningsOf(ghost));
 
     SequentialBlock layerNorm =
         new SequentialBlock().add(LiveTraining.conv(4, 1)).add(LayerNorm.builder().build());
-    assertEquals(
-        List.of(),
-        WeightStandardization.builder().build().apply(SurgeryContext.of(layerNorm)).warnings());
+    assertEquals(List.of(), warningsOf(layerNorm));
 
     // A normalization of the program's own (DJL 0.36 has no group norm), as a class or a named
     // lambda: not warned of.
     SequentialBlock groupNorm =
         new SequentialBlock().add(LiveTraining.conv(4, 1)).add(new GroupNorm());
-    assertEquals(
-        List.of(),
-        WeightStandardization.builder().build().apply(SurgeryContext.of(groupNorm)).warnings());
+    assertEquals(List.of(), warningsOf(groupNorm));
     SequentialBlock namedLambda =
         new SequentialBlock()
             .add(LiveTraining.conv(4, 1))
             .add(new LambdaBlock(list -> list, "instance_norm"));
-    assertEquals(
-        List.of(),
-        WeightStandardization.builder().build().apply(SurgeryContext.of(namedLambda)).warnings());
+    assertEquals(List.of(), warningsOf(namedLambda));
     // A weight norm reparametrizes weights and leaves the output's scale to grow: still warned of.
     SequentialBlock weightNorm =
         new SequentialBlock().add(LiveTraining.conv(4, 1)).add(new WeightNorm());
     assertTrue(
-        WeightStandardization.builder()
-            .build()
-            .apply(SurgeryContext.of(weightNorm))
-            .warnings()
-            .stream()
-            .anyMatch(w -> w.contains("no normalization layer")),
+        warningsOf(weightNorm).stream().anyMatch(w -> w.contains("no normalization layer")),
         "a weight norm is no normalization of activations");
 
     // Nothing standardized: only the no-change warning, none about normalization.

@@ -131,25 +131,27 @@ class FactorizedLayersTest {
    */
   @Test
   void float64LayersAtFullRankComputeTheOriginalInDoublePrecision() {
-    Shape in = new Shape(2, 2, 7, 6);
     Conv2d conv = TinyModels.conv3x3(5, 1);
-    conv.initialize(manager, DataType.FLOAT64, in);
+    assertFloat64FactorsComputeTheOriginal(
+        conv, new Shape(2, 2, 7, 6), () -> FactorizedConv2d.from(conv, 5));
+    Linear linear = Linear.builder().setUnits(6).build();
+    assertFloat64FactorsComputeTheOriginal(
+        linear, new Shape(3, 6), () -> FactorizedLinear.from(linear, 6));
+  }
+
+  /**
+   * Initializes {@code original} in float64, factorizes it at full rank, and checks that the two
+   * layers compute what it computed, in float64, to 1e-12 of the largest output.
+   */
+  private void assertFloat64FactorsComputeTheOriginal(
+      Block original, Shape in, java.util.function.Supplier<Block> factorize) {
+    original.initialize(manager, DataType.FLOAT64, in);
     NDArray x = manager.randomNormal(in).toType(DataType.FLOAT64, false);
-    double[] expected = conv.forward(ps, new NDList(x), false).singletonOrThrow().toDoubleArray();
-    FactorizedConv2d f = FactorizedConv2d.from(conv, 5);
-    NDArray y = f.forward(ps, new NDList(x), false).singletonOrThrow();
+    double[] expected =
+        original.forward(ps, new NDList(x), false).singletonOrThrow().toDoubleArray();
+    NDArray y = factorize.get().forward(ps, new NDList(x), false).singletonOrThrow();
     assertEquals(DataType.FLOAT64, y.getDataType());
     assertArrayEquals(expected, y.toDoubleArray(), 1e-12 * largest(expected));
-
-    Linear linear = Linear.builder().setUnits(6).build();
-    Shape features = new Shape(3, 6);
-    linear.initialize(manager, DataType.FLOAT64, features);
-    NDArray v = manager.randomNormal(features).toType(DataType.FLOAT64, false);
-    double[] plain = linear.forward(ps, new NDList(v), false).singletonOrThrow().toDoubleArray();
-    FactorizedLinear fl = FactorizedLinear.from(linear, 6);
-    NDArray z = fl.forward(ps, new NDList(v), false).singletonOrThrow();
-    assertEquals(DataType.FLOAT64, z.getDataType());
-    assertArrayEquals(plain, z.toDoubleArray(), 1e-12 * largest(plain));
   }
 
   /**
