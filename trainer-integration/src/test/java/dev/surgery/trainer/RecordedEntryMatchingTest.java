@@ -261,6 +261,46 @@ class RecordedEntryMatchingTest {
   }
 
   /**
+   * A checkpoint of an older build whose records say neither their step nor their trigger: the
+   * entries are matched by the epoch rules, and the reason names the epoch the record holds (it has
+   * no step to name), not a step it cannot know.
+   */
+  @Test
+  void aRecordWithoutAStepIsToldByItsEpoch(@TempDir Path dir) throws Exception {
+    String yaml = twoFreezeEntries("step: 1", "at: 0.5dur", 2);
+    try (Model model = TestModels.model("stepless");
+        NDManager data = NDManager.newBaseManager()) {
+      train(model, yaml, 2, data);
+      model.save(dir, "stepless");
+    }
+    Path file = SurgeryCheckpoint.resolveParamsFile(dir, "stepless", null);
+    Path older =
+        BornFrozenRecordTest.withRecord(
+            file,
+            dir.resolve("older"),
+            json ->
+                json.replaceAll(",\\s*\"step\":\\d+", "")
+                    .replaceAll(",\\s*\"trigger\":\"[^\"]*\"", ""));
+    List<SurgeryRecord> stepless = SurgeryCheckpoint.readRecord(older.resolve(file.getFileName()));
+    assertEquals(2, stepless.size());
+    assertTrue(
+        stepless.stream().allMatch(r -> r.step() < 0 && r.trigger() == null),
+        "the edit took step and trigger off: " + stepless);
+    try (Model resumed = TestModels.model("stepless");
+        NDManager data = NDManager.newBaseManager()) {
+      SurgeryCheckpoint.load(resumed, older, "stepless");
+      Path report = dir.resolve("resumed.json");
+      SurgeryListener again = train(resumed, yaml + "report: " + report + "\n", 2, data);
+      assertEquals(List.of(), appliedSources(again), "both are in the record: none runs again");
+      String reason =
+          RecordedEntries.ALREADY_RECORDED
+              + " (a replayed checkpoint or an earlier trainer applied it at epoch 0):"
+              + " not applied again";
+      assertEquals(List.of(reason, reason), notRunReasons(report));
+    }
+  }
+
+  /**
    * Records name the trigger of the entry that made them: an {@code at:} entry does not take the
    * record an {@code every: Nba} entry of the same algorithm made in its epoch (an outside fuzzer:
    * it did, its own record was left over and the whole schedule ran again).
