@@ -31,9 +31,11 @@ import java.util.regex.Pattern;
  * {@code WeightStandardizedConv2d}, and {@code type:ai.djl.nn.*} every block whose class is in that
  * package or one below it.
  *
- * <p>A pattern that matches a block selects its whole subtree. A block is a target when it is
- * selected by an include (or there are no includes) and by no exclude: exclusions win. The
- * algorithm's own rule still decides, among the targets, what to change.
+ * <p>A pattern that matches a block selects its whole subtree. A block held at several places (by
+ * two parents) has a path at each, and is one block: an include that selects it at any place
+ * selects it, an exclude at any place excludes it. A block is a target when it is selected by an
+ * include (or there are no includes) and by no exclude: exclusions win. The algorithm's own rule
+ * still decides, among the targets, what to change.
  */
 public final class Targets {
 
@@ -174,18 +176,23 @@ public final class Targets {
    * @return the selected blocks and the include patterns that matched nothing
    */
   public Selection select(Block root) {
-    Set<Block> selected = Collections.newSetFromMap(new IdentityHashMap<>());
+    // A block held at several places (shared by two parents) is one block: what an algorithm does
+    // to it, it does at every place. So every place is looked at: a pattern that names it at any
+    // of its paths selects it (and that place's subtree), and an exclusion at any place wins.
+    Set<Block> in = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Block> out = Collections.newSetFromMap(new IdentityHashMap<>());
     boolean[] includeUsed = new boolean[includes.size()];
-    Set<Block> seen = Collections.newSetFromMap(new IdentityHashMap<>());
-    seen.add(root);
-    walk(root, "", includes.isEmpty(), false, includeUsed, selected, seen);
+    Set<Block> onPath = Collections.newSetFromMap(new IdentityHashMap<>());
+    onPath.add(root);
+    walk(root, "", includes.isEmpty(), false, includeUsed, in, out, onPath);
+    in.removeAll(out);
     List<String> unmatched = new ArrayList<>();
     for (int i = 0; i < includeUsed.length; i++) {
       if (!includeUsed[i]) {
         unmatched.add(includeTexts.get(i));
       }
     }
-    return new Selection(selected, unmatched);
+    return new Selection(in, unmatched);
   }
 
   private void walk(
@@ -194,29 +201,34 @@ public final class Targets {
       boolean included,
       boolean excluded,
       boolean[] includeUsed,
-      Set<Block> selected,
-      Set<Block> seen) {
+      Set<Block> in,
+      Set<Block> out,
+      Set<Block> onPath) {
     for (Pair<String, Block> child : BlockPaths.children(block)) {
       Block b = child.getValue();
-      if (!seen.add(b)) {
-        continue; // a shared block keeps the decision of its first path, as BlockPaths names it
+      if (!onPath.add(b)) {
+        continue; // a block that holds itself: its places below its own are no new places
       }
       String p = BlockPaths.join(path, child.getKey());
-      boolean in = included;
+      boolean selected = included;
       for (int i = 0; i < includes.size(); i++) {
         if (matches(includes.get(i), includeTexts.get(i), b, p)) {
           includeUsed[i] = true;
-          in = true;
+          selected = true;
         }
       }
-      boolean out = excluded;
-      for (int i = 0; !out && i < excludes.size(); i++) {
-        out = matches(excludes.get(i), excludeTexts.get(i), b, p);
+      boolean left = excluded;
+      for (int i = 0; !left && i < excludes.size(); i++) {
+        left = matches(excludes.get(i), excludeTexts.get(i), b, p);
       }
-      if (in && !out) {
-        selected.add(b);
+      if (selected) {
+        in.add(b);
       }
-      walk(b, p, in, out, includeUsed, selected, seen);
+      if (left) {
+        out.add(b);
+      }
+      walk(b, p, selected, left, includeUsed, in, out, onPath);
+      onPath.remove(b);
     }
   }
 

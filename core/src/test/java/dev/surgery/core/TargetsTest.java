@@ -322,6 +322,55 @@ class TargetsTest {
     assertEquals(rest, selected(Targets.of(List.of(), List.of("02ParallelBlock"))));
   }
 
+  /**
+   * A block held by two parents is one block at two paths: a pattern naming it at its second path
+   * selects it, and an exclusion at either place keeps it (and so both places) untouched. Before,
+   * only the first path counted: {@code exclude: [02SequentialBlock]} still standardized the
+   * convolution inside it, and {@code include: [02SequentialBlock/01Conv2d]} was refused as
+   * matching no block of the model.
+   */
+  @Test
+  void aSharedBlockIsSelectedAtEveryPlaceAndExcludedAtAny() {
+    Conv2d shared = conv(4, 1);
+    Block model =
+        new SequentialBlock()
+            .add(new SequentialBlock().add(shared).add(BatchNorm.builder().build()))
+            .add(new SequentialBlock().add(shared).add(Activation.reluBlock()))
+            .add(conv(4, 1));
+    model.initialize(manager, DataType.FLOAT32, new Shape(1, 4, 6, 6));
+    String first = "01SequentialBlock/01Conv2d";
+
+    assertEquals(
+        Set.of(first), selectedPaths(model, Targets.include("02SequentialBlock/01Conv2d")));
+    assertEquals(
+        Set.of(first, "02SequentialBlock", "02SequentialBlock/02LambdaBlock"),
+        selectedPaths(model, Targets.include("02SequentialBlock")));
+    assertEquals(
+        Set.of("01SequentialBlock", "01SequentialBlock/02BatchNorm", "03Conv2d"),
+        selectedPaths(model, Targets.of(List.of(), List.of("02SequentialBlock"))));
+    assertEquals(
+        Set.of("02SequentialBlock/02LambdaBlock"),
+        selectedPaths(model, Targets.include("02SequentialBlock/**").exclude(first)));
+
+    SurgeryChanges excluded =
+        WeightStandardization.builder()
+            .build()
+            .withTargets(Targets.of(List.of(), List.of("02SequentialBlock")))
+            .apply(SurgeryContext.of(model));
+    assertEquals(Set.of("03Conv2d"), changedPaths(excluded));
+    assertSame(shared, BlockPaths.resolve(model, "02SequentialBlock/01Conv2d"));
+
+    SurgeryChanges included =
+        WeightStandardization.builder()
+            .build()
+            .withTargets(Targets.include("02SequentialBlock/01Conv2d"))
+            .apply(SurgeryContext.of(model));
+    assertEquals(Set.of(first), changedPaths(included));
+    assertSame(
+        BlockPaths.resolve(model, first), BlockPaths.resolve(model, "02SequentialBlock/01Conv2d"));
+    assertFalse(BlockPaths.resolve(model, first) instanceof Conv2d);
+  }
+
   @Test
   void algorithmsChangeOnlyTheirTargets() {
     // control: without targets BlurPool replaces the strided convolutions of units 05 and 08
@@ -515,6 +564,15 @@ class TargetsTest {
     assertEquals(index, e.getIndex(), e.getMessage());
     assertEquals(pattern, e.getPattern());
     assertTrue(e.getMessage().contains(fragment), e.getMessage());
+  }
+
+  private static Conv2d conv(int filters, int stride) {
+    return Conv2d.builder()
+        .setFilters(filters)
+        .setKernelShape(new Shape(3, 3))
+        .optStride(new Shape(stride, stride))
+        .optPadding(new Shape(1, 1))
+        .build();
   }
 
   private static Set<String> changedPaths(SurgeryChanges report) {
