@@ -146,7 +146,8 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    *     naming the parameters it froze where others of the layer were frozen already (by the
    *     program, or shared with a layer frozen before it)
    * @throws SurgeryException if the planned number of epochs is unknown, a trainer cannot be
-   *     updated, an include pattern matches no block, or no targeted block is a layer
+   *     updated, an include pattern matches no block, no targeted block is a layer, or the included
+   *     layers are so few that no run could ever freeze one
    */
   @Override
   public SurgeryChanges apply(SurgeryContext context) {
@@ -278,6 +279,22 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
                 + ": no included block ("
                 + targets()
                 + ") is a layer it can freeze (a leaf block with parameters)");
+      }
+      int mostEver = (int) (frozenFraction(1.0) * (layers.size() - 1));
+      if (mostEver == 0 && !targets().includes().isEmpty()) {
+        // The include is the error the docs promise, not a run that waits for its layers: no run
+        // of it, at any point of training, freezes anything (a single targeted layer is the last).
+        throw new NothingTargetedException(
+            NAME
+                + ": nothing among the included blocks ("
+                + targets()
+                + ") can ever freeze: the fraction is of the "
+                + layers.size()
+                + " targeted layer(s), the last of them never freezes, and "
+                + hyperparameters()
+                + " freezes none of the "
+                + (layers.size() - 1)
+                + " before it even at the end of training; include the layers before it too");
       }
     }
     double elapsed = Math.min(1.0, (double) context.completedEpochs() / context.totalEpochs());

@@ -287,6 +287,45 @@ class LayerFreezingTest {
   }
 
   /**
+   * An include of one layer can never freeze it (the fraction is of the targeted layers, the last
+   * of them never frozen), nor two at a freeze_level that rounds down to none at the end of
+   * training: an include under which the algorithm finds nothing to change is an error (docs), not
+   * a warning at every run. Before, both only warned "did not freeze any layers", at every run.
+   */
+  @Test
+  void anIncludeThatCanNeverFreezeALayerIsRefused() {
+    SequentialBlock net = LiveTraining.smallCnn();
+    for (Algorithm never :
+        List.of(
+            LayerFreezing.builder()
+                .build()
+                .withTargets(dev.surgery.core.Targets.include("01Conv2d")),
+            Algorithms.spec(LayerFreezing.NAME)
+                .create(Map.of("freeze_level", 0.5, "include", List.of("01Conv2d", "04Conv2d"))))) {
+      NothingTargetedException e =
+          assertThrows(
+              NothingTargetedException.class,
+              () -> never.apply(new SurgeryContext(net, List.of(), 4, 4)));
+      assertTrue(e.getMessage().contains("can ever freeze"), e.getMessage());
+      assertThrows(
+          NothingTargetedException.class,
+          () -> never.plan(new SurgeryContext(net, List.of(), 1, 4)));
+    }
+    assertEquals(List.of(false, false, false, false, false, false), frozenLayers(net));
+    // two layers at the full level: the first freezes at the end, and earlier runs only warn
+    Algorithm two =
+        LayerFreezing.builder()
+            .build()
+            .withTargets(dev.surgery.core.Targets.include("01Conv2d", "04Conv2d"));
+    assertEquals(1, two.apply(new SurgeryContext(net, List.of(), 1, 4)).warnings().size());
+    assertEquals(
+        List.of("01Conv2d"),
+        two.apply(new SurgeryContext(net, List.of(), 4, 4)).changes().stream()
+            .map(SurgeryChanges.Change::path)
+            .toList());
+  }
+
+  /**
    * A layer whose other parameters the program froze is reported with the parameters this froze; a
    * batch norm's running statistics, which never take a gradient, do not make it partly frozen. The
    * plan lists the parameters each step freezes.
