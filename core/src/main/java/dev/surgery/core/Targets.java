@@ -243,7 +243,11 @@ public final class Targets {
    * @return the problem, naming the pattern and a name it differs from only in case; null if none
    */
   public String caseMismatch(Block root) {
-    Map<Block, String> paths = BlockPaths.index(root);
+    // Every place of a block held by two parents: a pattern may name it at either (see select).
+    List<Map.Entry<Block, String>> places = new ArrayList<>();
+    Set<Block> onPath = Collections.newSetFromMap(new IdentityHashMap<>());
+    onPath.add(root);
+    places(root, "", places, onPath);
     for (int kind = 0; kind < 2; kind++) {
       List<Pattern> patterns = kind == 0 ? includes : excludes;
       List<String> texts = kind == 0 ? includeTexts : excludeTexts;
@@ -253,10 +257,7 @@ public final class Targets {
         Pattern anyCase = Pattern.compile(exact.pattern(), Pattern.CASE_INSENSITIVE);
         String near = null;
         boolean selects = false;
-        for (Map.Entry<Block, String> e : paths.entrySet()) {
-          if (e.getValue().isEmpty()) {
-            continue; // the root is never selected by a pattern
-          }
+        for (Map.Entry<Block, String> e : places) {
           if (matches(exact, text, e.getKey(), e.getValue())) {
             selects = true;
             break;
@@ -279,6 +280,21 @@ public final class Targets {
       }
     }
     return null;
+  }
+
+  /** Adds every place below {@code block} (the root is never selected by a pattern), pre-order. */
+  private static void places(
+      Block block, String path, List<Map.Entry<Block, String>> out, Set<Block> onPath) {
+    for (Pair<String, Block> child : BlockPaths.children(block)) {
+      Block b = child.getValue();
+      if (!onPath.add(b)) {
+        continue;
+      }
+      String p = BlockPaths.join(path, child.getKey());
+      out.add(Map.entry(b, p));
+      places(b, p, out, onPath);
+      onPath.remove(b);
+    }
   }
 
   /** Which of a block's type names a type pattern matched: the one to suggest. */

@@ -369,6 +369,12 @@ class TargetsTest {
     assertSame(
         BlockPaths.resolve(model, first), BlockPaths.resolve(model, "02SequentialBlock/01Conv2d"));
     assertFalse(BlockPaths.resolve(model, first) instanceof Conv2d);
+    // a second path written in the wrong case is told before training, as a first path is
+    String typo =
+        Targets.include("02SequentialBlock/01weightStandardizedConv2d").caseMismatch(model);
+    assertTrue(
+        typo != null && typo.contains("'02SequentialBlock/01WeightStandardizedConv2d' differs"),
+        typo);
   }
 
   @Test
