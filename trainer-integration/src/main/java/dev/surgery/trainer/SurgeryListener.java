@@ -342,7 +342,11 @@ public final class SurgeryListener extends TrainingListenerAdapter {
     }
     due.atEvent(trainer, st, event);
     if (event == Event.BATCH_END) {
-      st.batchInEpoch++;
+      if (!countsBatchesInEpoch) {
+        // A listener built for DJL's callbacks alone counted this batch in onTrainingBatch
+        // already (SurgeryTrain.fit reports its events to such a listener too).
+        st.batchInEpoch++;
+      }
       lengthWarnings.pastPlannedSteps(st);
       surgeryLog.flushIfDue();
     } else if (event == Event.FIT_END) {

@@ -35,7 +35,10 @@ final class EventRecorder implements Algorithm {
   /** What {@link #MARK} entries and the scheduled {@code t_log} did, in order. */
   static final List<String> MARKS = Collections.synchronizedList(new ArrayList<>());
 
-  /** Called by {@link #REC} at each event, for tests that inspect the state. */
+  /**
+   * Called by {@link #REC} at each event, and by {@link #MARK} when it runs, for tests that inspect
+   * the state.
+   */
   static volatile BiConsumer<Event, State> probe;
 
   static {
@@ -151,6 +154,10 @@ final class EventRecorder implements Algorithm {
       throw EventRecorder.<RuntimeException>sneaky(new java.io.IOException("injected in apply"));
     }
     MARKS.add(values.get("tag") + "@" + state.globalSteps());
+    BiConsumer<Event, State> p = probe;
+    if (p != null) {
+      p.accept(event, state);
+    }
     return null;
   }
 

@@ -314,6 +314,36 @@ class EventsTest {
     }
   }
 
+  /**
+   * {@code SurgeryTrain.fit} is a drop-in for {@code EasyTrain.fit}, so it may drive a listener
+   * built for DJL's callbacks alone ({@code fromYaml(path)}, epoch entries only): such a listener
+   * counts the batches of an epoch in {@code onTrainingBatch}, and the {@code BATCH_END} that fit
+   * reports as well must not count each batch a second time (the state said 8 batches of a 4-batch
+   * epoch).
+   */
+  @Test
+  void aListenerForDjlCallbacksCountsEachBatchOnceUnderSurgeryTrainFit() throws Exception {
+    List<Long> batchesAtEpochEnd = new ArrayList<>();
+    EventRecorder.probe = (event, state) -> batchesAtEpochEnd.add(state.batchInEpoch());
+    String yaml = "algorithms:\n  - {name: t_ev_mark, tag: a, every: 1ep}\n";
+    SurgeryListener callbacks =
+        SurgeryListener.fromConfig(SurgeryConfig.parse(yaml, "callbacks.yaml"));
+    surgeryTrainFit("callbacks-fit", callbacks, 2);
+    assertEquals(List.of(4L, 4L), batchesAtEpochEnd);
+    assertEquals(List.of("a@4", "a@8"), EventRecorder.MARKS);
+
+    // The same listener under EasyTrain.fit, for comparison: the counts agree.
+    batchesAtEpochEnd.clear();
+    SurgeryListener easy = SurgeryListener.fromConfig(SurgeryConfig.parse(yaml, "callbacks.yaml"));
+    try (Model model = TestModels.model("callbacks-easy");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(easy))) {
+      trainer.initialize(TestModels.INPUT);
+      EasyTrain.fit(trainer, 2, TestModels.dataset(manager, 1), null);
+    }
+    assertEquals(List.of(4L, 4L), batchesAtEpochEnd);
+  }
+
   @Test
   void entriesDueAtOneEventRunInYamlOrder() throws Exception {
     SurgeryListener listener =
