@@ -16,6 +16,10 @@ import dev.surgery.trainer.config.Trigger;
  */
 final class DueEntries {
 
+  /** Why a duration entry's step can have passed before the length was known, in most loops. */
+  static final String UNTOLD_SIZE =
+      "data that does not report its size tells it when the first epoch ends";
+
   private final EntryRunner runner;
   private final FailedEntries failures;
   private final NotRunEntries notRun;
@@ -152,7 +156,7 @@ final class DueEntries {
           break;
         case DURATION:
           if (event == Event.BATCH_END) {
-            runDuration(trainer, st, i, trigger, event);
+            runDuration(trainer, st, i, trigger, event, UNTOLD_SIZE);
           }
           break;
         case EVENTS:
@@ -169,8 +173,11 @@ final class DueEntries {
    * epoch's last batch) runs now: no step has been taken since, so the model is the one it was due
    * for; one whose step has passed fails now, saying so (the epoch may be the last, with no batch
    * after it to tell).
+   *
+   * @param whyLate why the length is known only now: the data did not report its size, or the first
+   *     epoch took another number of steps than the batches the data reported
    */
-  void durationsDueNow(Trainer trainer, TrainerState st) {
+  void durationsDueNow(Trainer trainer, TrainerState st, String whyLate) {
     long total = length.plannedSteps(st);
     Schedule schedule = st.schedule;
     for (int i = 0; i < schedule.size(); i++) {
@@ -179,7 +186,7 @@ final class DueEntries {
           && schedule.isPending(i)
           && trigger.kind() == Trigger.Kind.DURATION
           && TrainingLength.dueStep(trigger, total) <= st.steps) {
-        runDuration(trainer, st, i, trigger, Event.EPOCH_END);
+        runDuration(trainer, st, i, trigger, Event.EPOCH_END, whyLate);
       }
     }
   }
@@ -188,10 +195,10 @@ final class DueEntries {
    * Runs a duration entry at its step. Data that does not report its size tells the number of
    * batches per epoch only when the first epoch ends, so until then the entry waits; if its step
    * turns out to have passed by then, it fails (or is skipped) saying so, rather than run late or
-   * never.
+   * never; {@code whyLate} says why the length came so late.
    */
   private void runDuration(
-      Trainer trainer, TrainerState st, int index, Trigger trigger, Event event) {
+      Trainer trainer, TrainerState st, int index, Trigger trigger, Event event, String whyLate) {
     long total = length.plannedSteps(st);
     String time = "'" + trigger.describe().substring(3) + "'";
     if (total <= 0 && length.plannedEpochs(st) > 0 && st.completedEpochs == 0) {
@@ -214,9 +221,9 @@ final class DueEntries {
                   + total
                   + ", but training is already at step "
                   + st.steps
-                  + ": the length of training became known too late (data that does not report"
-                  + " its size tells it when the first epoch ends); set 'total_steps: <n>' to"
-                  + " place it exactly");
+                  + ": the length of training became known too late ("
+                  + whyLate
+                  + "); set 'total_steps: <n>' to place it exactly");
     }
     if (problem != null) {
       failures.failed(st, index, event, problem, 0);

@@ -88,8 +88,17 @@ final class EpochEnds {
       if (differs && st.batchInEpoch != st.batchesPerEpochDroppingLast) {
         lengthWarnings.firstEpochSteps(st);
       }
+      // Why the length came only now, for a duration entry whose step turns out to have passed.
+      String why =
+          untold
+              ? DueEntries.UNTOLD_SIZE
+              : "the first epoch took "
+                  + st.batchInEpoch
+                  + " optimizer steps, not the "
+                  + st.batchesPerEpoch
+                  + " batches the data reports: several batches per step";
       st.batchesPerEpoch = st.batchInEpoch;
-      due.durationsDueNow(trainer, st);
+      due.durationsDueNow(trainer, st, why);
     }
     // Epochs that ended without an onEpoch still passed: count them, or later entries run late.
     int completed = st.passedEpochs();

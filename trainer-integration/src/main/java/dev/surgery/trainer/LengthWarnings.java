@@ -43,12 +43,7 @@ final class LengthWarnings {
     if (planned <= 0 || st.steps <= planned || st.completedEpochs >= length.plannedEpochs(st)) {
       return;
     }
-    List<String> ran = new ArrayList<>();
-    for (int i = 0; i < st.schedule.size(); i++) {
-      if (st.schedule.hasKind(i, Trigger.Kind.DURATION) && st.schedule.runs(i) > 0) {
-        ran.add(st.schedule.entry(i).describe());
-      }
-    }
+    List<String> ran = durationEntriesRun(st);
     // Said once, and looked for once: a duration entry not run by now never will be.
     st.pastPlannedStepsWarned = true;
     if (ran.isEmpty()) {
@@ -96,9 +91,12 @@ final class LengthWarnings {
   /**
    * Warns that the first epoch took another number of optimizer steps ({@code BATCH_END}) than the
    * batches the data reports (several batches per step?): duration entries take the epoch's steps
-   * as the planned length from now on.
+   * as the planned length from now on; those that ran already, by the data's count, are named.
    */
   void firstEpochSteps(TrainerState st) {
+    // An entry that ran in the first epoch took its step from the data's count, which this epoch
+    // shows was not the length: it ran later than its fraction of the steps training has.
+    List<String> ran = durationEntriesRun(st);
     warnings.warn(
         "Surgery: the first epoch had "
             + st.batchInEpoch
@@ -107,8 +105,28 @@ final class LengthWarnings {
             + " batches the data reports (several batches per step?), so at: \"<f>dur\""
             + " entries now take "
             + st.batchInEpoch
-            + " steps per epoch as the planned length; give total_steps in the config"
-            + " (optTotalSteps in the builder) for an exact one");
+            + " steps per epoch as the planned length"
+            + (ran.isEmpty()
+                ? ""
+                : " ("
+                    + String.join(", ", ran)
+                    + " ran already, at the step the data's count placed it: "
+                    + length.plannedEpochs(st)
+                    + " epochs times "
+                    + st.batchesPerEpoch
+                    + " batches)")
+            + "; give total_steps in the config (optTotalSteps in the builder) for an exact one");
+  }
+
+  /** The duration entries that ran, as their schedule describes them. */
+  private static List<String> durationEntriesRun(TrainerState st) {
+    List<String> ran = new ArrayList<>();
+    for (int i = 0; i < st.schedule.size(); i++) {
+      if (st.schedule.hasKind(i, Trigger.Kind.DURATION) && st.schedule.runs(i) > 0) {
+        ran.add(st.schedule.entry(i).describe());
+      }
+    }
+    return ran;
   }
 
   /**

@@ -18,6 +18,7 @@ import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.events.Event;
 import dev.surgery.core.events.Time;
+import dev.surgery.core.testing.TinyData;
 import dev.surgery.trainer.config.SurgeryConfig;
 import dev.surgery.trainer.config.Trigger;
 import java.util.List;
@@ -146,6 +147,54 @@ class GradientAccumulationTest {
     // The third epoch took 2 steps: still more than the corrected estimate, which is said too.
     assertEquals(2, warnings.size(), warnings.toString());
     assertTrue(warnings.get(1).startsWith("Surgery: step 4 ran, past the 3"), warnings.get(1));
+  }
+
+  /**
+   * An outside probe: data of 8 batches per epoch, a step every 2 batches, 3 epochs. The data's
+   * count plans 24 steps where 12 run. "0.1dur" ran at step 3 by that count (it is step 2 of the
+   * 12), and the warning that corrects the count did not name it; "0.2dur" (step 5 by the data,
+   * step 3 of the 12) had passed when the first epoch ended at step 4, and its failure blamed data
+   * that does not report its size, where the data did and the loop accumulates.
+   */
+  @Test
+  void entriesTheFirstEpochsStepsMovedAreNamedWithTheCause() throws Exception {
+    EventRecorder.ensureRegistered();
+    EventRecorder.MARKS.clear();
+    SurgeryListener listener =
+        SurgeryListener.fromConfig(
+            SurgeryConfig.parse(
+                "algorithms:\n"
+                    + "  - {name: t_ev_mark, tag: a, at: 0.1dur}\n"
+                    + "  - {name: t_ev_mark, tag: b, at: 0.2dur}\n"
+                    + "total_epochs: 3\n"
+                    + "on_error: skip\n",
+                "moved.yaml"),
+            SurgeryTrain.EVENTS);
+    try (Model model = TestModels.model("accumulate-moved");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      ArrayDataset eightBatches =
+          TinyData.images(data, 2 * TestModels.SAMPLES, 3, 8, TestModels.BATCH);
+      eventLoop(listener, trainer, eightBatches, 3, 2, true);
+    }
+    assertEquals(List.of("a@3"), EventRecorder.MARKS);
+    List<String> warnings = listener.getWarnings();
+    assertEquals(
+        "Surgery: the first epoch had 4 optimizer steps (BATCH_END), not the 8 batches the data"
+            + " reports (several batches per step?), so at: \"<f>dur\" entries now take 4 steps"
+            + " per epoch as the planned length (t_ev_mark at 0.1dur (moved.yaml:2:5) ran already,"
+            + " at the step the data's count placed it: 3 epochs times 8 batches); give"
+            + " total_steps in the config (optTotalSteps in the builder) for an exact one",
+        warnings.get(0));
+    List<SurgeryOutcome> outcomes = listener.getOutcomes();
+    assertEquals(1, outcomes.size(), outcomes.toString());
+    String failure = outcomes.get(0).toString();
+    assertTrue(
+        failure.contains(
+            "'0.2dur' is step 3 of 12, but training is already at step 4: the length of training"
+                + " became known too late (the first epoch took 4 optimizer steps, not the 8"
+                + " batches the data reports: several batches per step); set 'total_steps: <n>'"),
+        failure);
   }
 
   /**
