@@ -317,6 +317,12 @@ public final class SurgeryListener extends TrainingListenerAdapter {
         break;
     }
     TrainerState st = registry.state(trainer);
+    if (event == Event.BATCH_START
+        || event == Event.AFTER_FORWARD
+        || event == Event.AFTER_BACKWARD
+        || event == Event.BATCH_END) {
+      st.batchAfterEpochEnd();
+    }
     switch (event) {
       case EPOCH_START:
         st.batchInEpoch = 0;
@@ -553,6 +559,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
   @Override
   public void onTrainingBatch(Trainer trainer, BatchData batchData) {
     TrainerState st = registry.state(trainer);
+    st.batchAfterEpochEnd();
     st.trained(warnings);
     st.trainedBatch();
     if (st.stopped != null) {

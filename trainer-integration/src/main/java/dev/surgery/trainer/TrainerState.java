@@ -126,6 +126,17 @@ final class TrainerState {
    */
   final List<String> changedSinceTraining = new ArrayList<>(0);
 
+  /**
+   * A batch event came: the first since an epoch end that no {@code EPOCH_START} followed (a loop
+   * that does not report it, to a listener built for events that include it) begins the count of
+   * the new epoch's batches, which would otherwise run on from the last epoch's.
+   */
+  void batchAfterEpochEnd() {
+    if (epochJustEnded) {
+      batchInEpoch = 0;
+    }
+  }
+
   /** A training batch or step happened: what changed before it was trained. */
   void trainedBatch() {
     changedSinceTraining.clear();

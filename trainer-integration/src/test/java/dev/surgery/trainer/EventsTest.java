@@ -344,6 +344,40 @@ class EventsTest {
     assertEquals(List.of(4L, 4L), batchesAtEpochEnd);
   }
 
+  /**
+   * A hand-written loop that reports only INIT, BATCH_END and EPOCH_END to a listener built with
+   * {@code SurgeryTrain.EVENTS} (as the README's snippet builds it): no EPOCH_START says that an
+   * epoch began, and the batch index ran on across epochs (4 to 7 in the second, 8 at its end).
+   */
+  @Test
+  void theBatchIndexStartsOverEachEpochWithoutAnEpochStart() throws Exception {
+    SurgeryListener listener = listener("algorithms:\n  - name: t_ev_rec\n");
+    try (Model model = TestModels.model("events-no-epoch-start");
+        NDManager manager = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      trainer.initialize(TestModels.INPUT);
+      listener.onEvent(Event.INIT, trainer);
+      ArrayDataset data = TestModels.dataset(manager, 1);
+      for (int epoch = 0; epoch < 2; epoch++) {
+        for (Batch batch : trainer.iterateDataset(data)) {
+          EasyTrain.trainBatch(trainer, batch);
+          trainer.step();
+          listener.onEvent(Event.BATCH_END, trainer);
+          batch.close();
+        }
+        listener.onEvent(Event.EPOCH_END, trainer);
+      }
+    }
+    List<String> expected = new ArrayList<>(List.of("INIT 0/0/0"));
+    for (int epoch = 0; epoch < 2; epoch++) {
+      for (int b = 0; b < 4; b++) {
+        expected.add("BATCH_END " + (epoch * 4 + b + 1) + "/" + b + "/" + epoch);
+      }
+      expected.add("EPOCH_END " + (epoch * 4 + 4) + "/4/" + (epoch + 1));
+    }
+    assertEquals(expected, EventRecorder.SEEN);
+  }
+
   @Test
   void entriesDueAtOneEventRunInYamlOrder() throws Exception {
     SurgeryListener listener =
