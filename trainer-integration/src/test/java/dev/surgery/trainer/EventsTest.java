@@ -522,8 +522,29 @@ class EventsTest {
     assertTrue(
         message.contains("cb.yaml:6:5: algorithms entry 3 (t_ev_rec on its events)"), message);
     assertEquals(2, e.getProblems().size(), message);
+    assertTrue(
+        message.contains("DJL's TrainingListener callbacks report only epoch ends"), message);
     // The same file is fine where every event is reported.
     SurgeryListener.fromConfig(config, SurgeryTrain.EVENTS);
+    // A listener built for other events is told so, not that DJL's callbacks report epoch ends
+    // (an outside probe: a listener built for {batch_end} was told that of its epoch entry).
+    SurgeryConfigException own =
+        assertThrows(
+            SurgeryConfigException.class,
+            () -> SurgeryListener.fromConfig(config, EnumSet.of(Event.BATCH_END)));
+    String ownMessage = own.getProblems().toString();
+    assertEquals(2, own.getProblems().size(), ownMessage);
+    assertTrue(
+        ownMessage.contains(
+            "cb.yaml:3:12: algorithms entry 1 (t_log at epoch 1) needs the event"
+                + " [epoch_end], which this training mode does not report (it reports [batch_end])"),
+        ownMessage);
+    assertTrue(
+        ownMessage.contains("cb.yaml:6:5: algorithms entry 3 (t_ev_rec on its events)"),
+        ownMessage);
+    assertFalse(ownMessage.contains("callbacks report only epoch ends"), ownMessage);
+    assertTrue(
+        ownMessage.contains("add the missing ones to the events it is built with"), ownMessage);
   }
 
   /**

@@ -257,7 +257,7 @@ public final class SurgeryConfig {
                   + ", which this training mode does not report (it reports "
                   + observable.stream().map(Event::configName).toList()
                   + ")"
-                  + advice(missing)));
+                  + advice(missing, observable)));
     }
     if (!problems.isEmpty()) {
       throw new SurgeryConfigException(problems);
@@ -269,16 +269,25 @@ public final class SurgeryConfig {
    * {@code SurgeryTrain.fit}: they are reported around {@code Model.load}, by the program or the
    * agent, so they get their own advice.
    */
-  private static String advice(Set<Event> missing) {
+  private static String advice(Set<Event> missing, Set<Event> observable) {
     Set<Event> load = EnumSet.of(Event.BEFORE_LOAD, Event.AFTER_LOAD);
     load.retainAll(missing);
     StringBuilder sb = new StringBuilder();
     if (load.size() < missing.size()) {
+      // The callbacks' own set is the usual case; a listener built for other events was given
+      // its set by the program, which the advice must not call DJL's (an outside probe: a
+      // listener built for {batch_end} was told "callbacks report only epoch ends").
       sb.append(
-          ". DJL's TrainingListener callbacks report only epoch ends; train with"
-              + " SurgeryTrain.fit, call listener.onEvent from your loop and build the listener"
-              + " with those events (SurgeryListener.fromConfig(config, events)), or use the"
-              + " surgery agent");
+          observable.equals(EnumSet.of(Event.EPOCH_END))
+              ? ". DJL's TrainingListener callbacks report only epoch ends; train with"
+                  + " SurgeryTrain.fit, call listener.onEvent from your loop and build the listener"
+                  + " with those events (SurgeryListener.fromConfig(config, events)), or use the"
+                  + " surgery agent"
+              : ". The listener was built for the events it reports and no others: add the"
+                  + " missing ones to the events it is built with"
+                  + " (SurgeryListener.fromConfig(config, events)) and report them from your"
+                  + " loop (listener.onEvent), or train with SurgeryTrain.fit (build the listener"
+                  + " with SurgeryTrain.EVENTS), or use the surgery agent");
     }
     if (!load.isEmpty()) {
       sb.append(
