@@ -132,11 +132,14 @@ public final class SurgeryOptions {
     /**
      * Sets the per-policy counters to start from and update (Composer's {@code indices}).
      *
-     * @param indices the mutable counters, keyed by policy key
+     * @param indices the mutable counters, keyed by policy key; null for counters of the options'
+     *     own, all starting at 0 (as {@link ModuleSurgery#replaceModuleClasses} takes null indices)
      * @return this builder
      */
     public Builder optIndices(Map<Object, Integer> indices) {
-      this.indices = indices;
+      // Null was kept as null: a plan took it for fresh counters, but the surgery itself failed on
+      // it (a NullPointerException wrapped as a rolled-back SurgeryException at the first match).
+      this.indices = indices != null ? indices : new HashMap<>();
       return this;
     }
 
