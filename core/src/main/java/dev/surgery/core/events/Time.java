@@ -144,7 +144,18 @@ public record Time(double value, Unit unit) {
    */
   @Override
   public String toString() {
-    return (unit == Unit.DURATION ? Double.toString(value) : Long.toString((long) value))
-        + unit.suffix;
+    return (unit == Unit.DURATION ? fraction(value) : Long.toString((long) value)) + unit.suffix;
+  }
+
+  /**
+   * A duration's fraction as {@link #parse} reads it: {@code Double.toString}, which writes a
+   * fraction below 10^-3 with an exponent ({@code 1.0E-4}), no time string's form, written out in
+   * decimals instead ({@code 0.0001}).
+   */
+  private static String fraction(double value) {
+    String shown = Double.toString(value);
+    return shown.indexOf('E') < 0
+        ? shown
+        : new java.math.BigDecimal(shown).stripTrailingZeros().toPlainString();
   }
 }

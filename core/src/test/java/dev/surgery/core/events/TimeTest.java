@@ -30,6 +30,19 @@ class TimeTest {
     assertEquals(shown, t.toString());
   }
 
+  /**
+   * A reviewer: a duration below 10^-3 was written with an exponent ({@code 1.0E-4dur}), which
+   * {@link Time#parse} refuses, so the time string written back was none, and messages quoted the
+   * entry's {@code at: 0.0001dur} in that form.
+   */
+  @ParameterizedTest
+  @CsvSource({"0.0001dur, 0.0001dur", "0.00005dur, 0.00005dur", "0.000123dur, 0.000123dur"})
+  void aSmallDurationIsWrittenBackAsATimeString(String text, String shown) {
+    Time t = Time.parse(text);
+    assertEquals(shown, t.toString());
+    assertEquals(t, Time.parse(t.toString()));
+  }
+
   /** Spaces only, as the JSON Schema says: a tab or a line break is refused. */
   @Test
   void onlySpacesSeparateNumberAndUnit() {
