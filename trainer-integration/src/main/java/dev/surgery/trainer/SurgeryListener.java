@@ -694,6 +694,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
      * @param algorithm the configured algorithm
      * @param trigger when it runs
      * @return this builder
+     * @throws IllegalArgumentException if the algorithm or the trigger is null
      */
     public Builder add(Algorithm algorithm, Trigger trigger) {
       if (algorithm == null || trigger == null) {
@@ -722,8 +723,8 @@ public final class SurgeryListener extends TrainingListenerAdapter {
      * @param algorithm the configured algorithm
      * @param epoch the number of completed epochs after which it runs; 0 runs it before training
      * @return this builder
-     * @throws IllegalArgumentException if the epoch is negative or beyond {@link
-     *     SurgeryConfig#MAX_EPOCH}
+     * @throws IllegalArgumentException if the algorithm is null, or the epoch is negative or beyond
+     *     {@link SurgeryConfig#MAX_EPOCH}
      */
     public Builder add(Algorithm algorithm, int epoch) {
       if (algorithm == null) {
@@ -776,6 +777,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
      *
      * @param totalEpochs the number of epochs, or 0 when unknown
      * @return this builder
+     * @throws IllegalArgumentException if it is negative or beyond {@link SurgeryConfig#MAX_EPOCH}
      */
     public Builder optTotalEpochs(int totalEpochs) {
       if (totalEpochs < 0 || totalEpochs > SurgeryConfig.MAX_EPOCH) {
@@ -795,6 +797,7 @@ public final class SurgeryListener extends TrainingListenerAdapter {
      *
      * @param totalSteps the number of steps, or 0 when unknown
      * @return this builder
+     * @throws IllegalArgumentException if it is negative or beyond {@link SurgeryConfig#MAX_STEP}
      */
     public Builder optTotalSteps(long totalSteps) {
       if (totalSteps < 0 || totalSteps > SurgeryConfig.MAX_STEP) {

@@ -248,6 +248,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
      *
      * @param minChannels at least 1
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optMinChannels(int minChannels) {
       return set(MIN_CHANNELS, minChannels);
@@ -258,6 +259,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
      *
      * @param latentChannels positive
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optLatentChannels(double latentChannels) {
       return set(LATENT_CHANNELS, latentChannels);
@@ -268,6 +270,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
      *
      * @param minFeatures at least 1
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optMinFeatures(int minFeatures) {
       return set(MIN_FEATURES, minFeatures);
@@ -278,6 +281,7 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
      *
      * @param latentFeatures positive
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optLatentFeatures(double latentFeatures) {
       return set(LATENT_FEATURES, latentFeatures);

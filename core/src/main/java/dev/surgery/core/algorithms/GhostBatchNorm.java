@@ -62,6 +62,7 @@ public final class GhostBatchNorm extends AbstractSurgeryAlgorithm {
      *
      * @param ghostBatchSize at least 1
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optGhostBatchSize(int ghostBatchSize) {
       return set(GHOST_BATCH_SIZE, ghostBatchSize);

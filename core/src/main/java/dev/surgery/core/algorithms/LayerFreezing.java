@@ -379,6 +379,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
      *
      * @param freezeStart in [0, 1]
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optFreezeStart(double freezeStart) {
       return set(FREEZE_START, freezeStart);
@@ -389,6 +390,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
      *
      * @param freezeLevel in [0, 1]
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optFreezeLevel(double freezeLevel) {
       return set(FREEZE_LEVEL, freezeLevel);

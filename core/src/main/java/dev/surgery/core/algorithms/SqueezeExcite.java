@@ -155,6 +155,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
      *
      * @param latentChannels a positive number
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optLatentChannels(double latentChannels) {
       return set(LATENT_CHANNELS, latentChannels);
@@ -165,6 +166,7 @@ public final class SqueezeExcite extends AbstractSurgeryAlgorithm {
      *
      * @param minChannels at least 0
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optMinChannels(int minChannels) {
       return set(MIN_CHANNELS, minChannels);

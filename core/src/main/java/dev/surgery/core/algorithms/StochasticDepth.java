@@ -244,6 +244,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
      *
      * @param name the target name
      * @return this builder
+     * @throws IllegalArgumentException for a value not among the choices, naming them
      */
     public Builder optTargetLayerName(String name) {
       return set(TARGET_LAYER_NAME, name);
@@ -254,6 +255,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
      *
      * @param method the method
      * @return this builder
+     * @throws IllegalArgumentException for a value not among the choices, naming them
      */
     public Builder optStochasticMethod(String method) {
       return set(STOCHASTIC_METHOD, method);
@@ -264,6 +266,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
      *
      * @param dropRate in [0, 1)
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optDropRate(double dropRate) {
       return set(DROP_RATE, dropRate);
@@ -274,6 +277,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
      *
      * @param distribution the distribution
      * @return this builder
+     * @throws IllegalArgumentException for a value not among the choices, naming them
      */
     public Builder optDropDistribution(String distribution) {
       return set(DROP_DISTRIBUTION, distribution);

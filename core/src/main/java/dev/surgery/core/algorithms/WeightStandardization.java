@@ -159,6 +159,7 @@ public final class WeightStandardization extends AbstractSurgeryAlgorithm {
      *
      * @param n a count, at least 0
      * @return this builder
+     * @throws IllegalArgumentException if it is out of that range, naming the range
      */
     public Builder optNLastLayersIgnore(int n) {
       return set(N_LAST_LAYERS_IGNORE, n);

@@ -65,6 +65,8 @@ public final class BlurFilter {
    * @param channels the number of channels
    * @param dataType the data type of the array
    * @return the filter array
+   * @throws IllegalArgumentException if {@code channels} is below 1, or so large that the filter
+   *     would hold 2^31 values or more
    */
   public static NDArray create(NDManager manager, long channels, DataType dataType) {
     if (channels < 1 || channels > Integer.MAX_VALUE / (SIZE * SIZE)) {

@@ -37,6 +37,7 @@ public class BlurPool2d extends LambdaStandIn {
    *
    * @param stride the stride, at least 1
    * @return the block
+   * @throws IllegalArgumentException if the stride is below 1
    */
   public static BlurPool2d of(int stride) {
     return new BlurPool2d(new Shape(stride, stride));

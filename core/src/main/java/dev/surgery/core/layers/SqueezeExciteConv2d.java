@@ -20,6 +20,7 @@ public class SqueezeExciteConv2d extends TwoStageBlock implements ConvolutionLay
    *
    * @param conv the convolution, kept as it is
    * @param latentChannels the gate's hidden width, at least 1
+   * @throws IllegalArgumentException if the width is below 1
    */
   public SqueezeExciteConv2d(Conv2d conv, long latentChannels) {
     this(conv, conv.getFilters(), latentChannels);
@@ -32,6 +33,7 @@ public class SqueezeExciteConv2d extends TwoStageBlock implements ConvolutionLay
    * @param layer the layer, kept as it is; its output has {@code channels} channels (NCHW)
    * @param channels the layer's output channels
    * @param latentChannels the gate's hidden width, at least 1
+   * @throws IllegalArgumentException if the channels or the width are below 1
    */
   @SuppressWarnings("this-escape") // JDK 21+ lint: see FactorizedBlock's constructor
   public SqueezeExciteConv2d(Block layer, long channels, long latentChannels) {

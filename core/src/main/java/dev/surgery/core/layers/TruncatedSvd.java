@@ -536,6 +536,7 @@ public final class TruncatedSvd {
    *
    * @param r the rank, from 1 to {@code min(rows, cols)}
    * @return the values
+   * @throws IllegalArgumentException for a rank outside that range
    */
   public float[] leftFactor(int r) {
     return narrowed(leftFactorValues(r));
@@ -547,6 +548,7 @@ public final class TruncatedSvd {
    *
    * @param r the rank, from 1 to {@code min(rows, cols)}
    * @return the values
+   * @throws IllegalArgumentException for a rank outside that range
    */
   public double[] leftFactorValues(int r) {
     checkRank(r);
@@ -576,6 +578,7 @@ public final class TruncatedSvd {
    *
    * @param r the rank, from 1 to {@code min(rows, cols)}
    * @return the values
+   * @throws IllegalArgumentException for a rank outside that range
    */
   public float[] rightFactor(int r) {
     return narrowed(rightFactorValues(r));
@@ -587,6 +590,7 @@ public final class TruncatedSvd {
    *
    * @param r the rank, from 1 to {@code min(rows, cols)}
    * @return the values
+   * @throws IllegalArgumentException for a rank outside that range
    */
   public double[] rightFactorValues(int r) {
     checkRank(r);

@@ -70,6 +70,8 @@ public record Trigger(Kind kind, long amount, double fraction) {
    *
    * @param epoch the completed epochs; 0 runs before training
    * @return the trigger
+   * @throws IllegalArgumentException if the epoch is negative or beyond {@link
+   *     SurgeryConfig#MAX_EPOCH}
    */
   public static Trigger atEpoch(int epoch) {
     return new Trigger(Kind.EPOCH, epoch, 0);
@@ -80,6 +82,7 @@ public record Trigger(Kind kind, long amount, double fraction) {
    *
    * @param step the number of steps, at least 1
    * @return the trigger
+   * @throws IllegalArgumentException if the step is below 1
    */
   public static Trigger atStep(long step) {
     return new Trigger(Kind.STEP, step, 0);
@@ -91,7 +94,8 @@ public record Trigger(Kind kind, long amount, double fraction) {
    *
    * @param time the time
    * @return the trigger
-   * @throws IllegalArgumentException for an epoch count beyond an int
+   * @throws IllegalArgumentException for an epoch count beyond {@link SurgeryConfig#MAX_EPOCH}, or
+   *     a step count of 0
    */
   public static Trigger at(Time time) {
     switch (time.unit()) {
