@@ -114,7 +114,11 @@ public final class Factorize extends AbstractSurgeryAlgorithm {
     }
   }
 
-  /** {@return a builder with Composer's defaults} */
+  /**
+   * {@return a builder with the defaults of Composer's functional {@code apply_factorization}
+   * (min_channels and min_features 512, latent_channels and latent_features 0.25), not those of its
+   * {@code Factorize} class (256, 0.25, 256 and 128)}
+   */
   public static Builder builder() {
     return new Builder();
   }

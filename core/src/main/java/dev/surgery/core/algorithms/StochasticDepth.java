@@ -97,7 +97,10 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
     super(values);
   }
 
-  /** {@return a builder with Composer's defaults} */
+  /**
+   * {@return a builder with Composer's defaults (drop_rate 0.2, linear, per block), targeting DJL's
+   * {@code ResNetV1Unit} where Composer targets torchvision's {@code ResNetBottleneck}}
+   */
   public static Builder builder() {
     return new Builder();
   }
