@@ -124,7 +124,8 @@ public final class ModelLoadUndo {
    * recorded once, here: on failure the caller calls {@link #failed}, which puts it back.
    *
    * @param paramsFile the parameter file the load will read
-   * @return the replayed records; empty when the file has none
+   * @return the file's records, in order, those the model carried already included (then fewer or
+   *     none were replayed now: the block is what all of them made); empty when the file has none
    * @throws IOException if the file cannot be read
    * @throws MalformedModelException if the record is malformed or cannot be replayed
    */

@@ -202,7 +202,8 @@ public final class SurgeryCheckpoint {
    *
    * @param model the model, with its original block set
    * @param paramsFile the parameter file
-   * @return the replayed records; empty when the file has none
+   * @return the file's records, in order, those the model carried already included (then fewer or
+   *     none were replayed now: the block is what all of them made); empty when the file has none
    * @throws IOException if the file cannot be read
    * @throws MalformedModelException if the record is malformed or names an unknown algorithm, or
    *     the file holds no record while this model's blocks were changed by surgery
