@@ -16,6 +16,7 @@ import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.HyperParameterValues;
 import dev.surgery.core.algorithms.LayerFreezing;
+import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.FactorizedConv2d;
 import dev.surgery.core.layers.FactorizedLinear;
@@ -172,6 +173,14 @@ class NullArgumentsTest {
         call("FactorizedConv2d.from(null, ...)", "conv", () -> FactorizedConv2d.from(null, 2)),
         call("FactorizedLinear.from(null, ...)", "linear", () -> FactorizedLinear.from(null, 2)),
         call("GhostBatchNormBlock.from(null, ...)", "bn", () -> GhostBatchNormBlock.from(null, 4)),
+        call(
+            "new SurgeryChanges(name, null hyperparameters, ...)",
+            "hyperparameters",
+            () -> new SurgeryChanges("mine", null, List.of(), 0, 0, 0)),
+        call(
+            "new SurgeryChanges(name, ..., null changes, ...)",
+            "changes",
+            () -> new SurgeryChanges("mine", Map.of(), null, 0, 0, 0)),
         call(
             "AlgorithmSpec.of(..., null factory)",
             "factory",

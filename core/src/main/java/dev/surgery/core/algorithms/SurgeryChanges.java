@@ -3,6 +3,7 @@ package dev.surgery.core.algorithms;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 
 /**
  * What one application of an {@link Algorithm} changed in a model: the blocks it replaced and the
@@ -46,8 +47,12 @@ public record SurgeryChanges(
    * @param nanos time taken, in nanoseconds
    * @param warnings what the algorithm warned of while it ran (logged at WARN too), such as an
    *     application that changed nothing; empty when nothing
+   * @throws NullPointerException if {@code hyperparameters} or {@code changes} (or an element of
+   *     them) is null, naming it
    */
   public SurgeryChanges {
+    Objects.requireNonNull(hyperparameters, "hyperparameters must not be null");
+    Objects.requireNonNull(changes, "changes must not be null");
     hyperparameters = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(hyperparameters));
     changes = List.copyOf(changes);
     warnings = warnings == null ? List.of() : List.copyOf(warnings);
@@ -62,6 +67,7 @@ public record SurgeryChanges(
    * @param parametersBefore parameter scalars before, or {@link #UNKNOWN_PARAMETERS}
    * @param parametersAfter parameter scalars after, or {@link #UNKNOWN_PARAMETERS}
    * @param nanos time taken, in nanoseconds
+   * @throws NullPointerException if {@code hyperparameters} or {@code changes} is null, naming it
    */
   public SurgeryChanges(
       String algorithm,

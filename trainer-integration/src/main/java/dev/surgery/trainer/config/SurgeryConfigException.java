@@ -16,9 +16,11 @@ public final class SurgeryConfigException extends RuntimeException {
    * Creates the exception.
    *
    * @param problems every problem found, in file order; not empty
+   * @throws IllegalArgumentException if {@code problems} is empty: an exception that names no
+   *     problem would refuse a config without saying where
    */
   public SurgeryConfigException(List<ConfigProblem> problems) {
-    super(format(problems));
+    super(format(requireSome(problems)));
     this.problems = List.copyOf(problems);
   }
 
@@ -28,6 +30,13 @@ public final class SurgeryConfigException extends RuntimeException {
    * @return the problems, in file order
    */
   public List<ConfigProblem> getProblems() {
+    return problems;
+  }
+
+  private static List<ConfigProblem> requireSome(List<ConfigProblem> problems) {
+    if (problems.isEmpty()) {
+      throw new IllegalArgumentException("a SurgeryConfigException needs at least one problem");
+    }
     return problems;
   }
 

@@ -21,6 +21,17 @@ class AllProblemsAtOnceConfigTest {
     return e.getProblems().stream().map(ConfigProblem::toString).toList();
   }
 
+  /**
+   * An exception that names no problem would refuse a config without saying where (a reviewer of
+   * the Javadoc: "not empty" was not checked).
+   */
+  @Test
+  void anExceptionWithoutAProblemIsRefused() {
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> new SurgeryConfigException(List.of()));
+    assertTrue(e.getMessage().contains("at least one problem"), e.getMessage());
+  }
+
   @Test
   void anEpochAfterTheLastIsReportedBesideABadHyperparameterOfTheSameEntry() {
     List<String> problems =
