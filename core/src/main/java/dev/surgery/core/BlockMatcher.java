@@ -10,6 +10,11 @@ import java.util.regex.Pattern;
 /**
  * Selects blocks for surgery by looking at a block and its stable path (see {@link BlockPaths}).
  *
+ * <p>A block held at several places (by two parents, or twice in one) is one block: the engine asks
+ * a matcher about it once, with its first path ({@link BlockPaths#index}), and puts its one
+ * replacement at every place. A path matcher that selects only a later place of such a block does
+ * not select it; {@link Targets} (an algorithm's include and exclude) look at every place.
+ *
  * <p>Class matching alone is not enough in DJL: pools and most activations are anonymous {@link
  * LambdaBlock}s, told apart only by their name. Matchers combine with {@link #and}, {@link #or} and
  * {@link #negate}.
@@ -21,7 +26,8 @@ public interface BlockMatcher {
    * Tells whether a block is selected.
    *
    * @param block the candidate block
-   * @param path its stable path from the root, for example {@code 05ParallelBlock/01Conv2d}
+   * @param path its stable path from the root, for example {@code 05ParallelBlock/01Conv2d}; for a
+   *     block held at several places, its first
    * @return true to select it
    */
   boolean matches(Block block, String path);
@@ -96,7 +102,8 @@ public interface BlockMatcher {
    * Matches blocks whose path matches a glob: {@code *} matches within one path segment, {@code **}
    * across segments, {@code ?} one character. Example: {@code 05ParallelBlock/**}{@code /*Conv2d}.
    * The patterns users write ({@code include}/{@code exclude}) are {@link Targets}: checked, with
-   * {@code **} as whole segments that also match zero segments.
+   * {@code **} as whole segments that also match zero segments. A block held at several places is
+   * matched by its first path only.
    *
    * @param glob the pattern
    * @return the matcher
