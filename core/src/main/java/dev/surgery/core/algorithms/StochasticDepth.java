@@ -215,7 +215,9 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
     Map<Block, Double> rates = new IdentityHashMap<>();
     for (int i = 0; i < branches.size(); i++) {
       if (!(branches.get(i) instanceof StochasticResidual)) {
-        rates.put(branches.get(i), rateOf(i, branches.size()));
+        // A branch several units share gets one wrapper: at the rate of its first unit, as a unit
+        // held at several places counts at its first (the last unit's rate overwrote it before).
+        rates.putIfAbsent(branches.get(i), rateOf(i, branches.size()));
       }
     }
     StochasticResidual.Mode mode =

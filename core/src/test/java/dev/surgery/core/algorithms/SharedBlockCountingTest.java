@@ -11,6 +11,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.Blocks;
+import ai.djl.nn.ParallelBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
@@ -24,6 +25,7 @@ import dev.surgery.core.layers.BlurConv2d;
 import dev.surgery.core.layers.StochasticResidual;
 import dev.surgery.core.testing.TinyModels;
 import dev.surgery.core.testing.TrajectoryOracle;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -142,6 +144,36 @@ class SharedBlockCountingTest {
       StochasticResidual second = (StochasticResidual) v.getChildren().valueAt(0);
       assertEquals(0.25f, first.getDropRate());
       assertEquals(0.5f, second.getDropRate());
+    }
+  }
+
+  /**
+   * A residual branch three units share is wrapped once, at the rate of its first unit (0.2 of 0.2,
+   * 0.4, 0.6): the last unit's rate (0.6) overwrote the first's before.
+   */
+  @Test
+  void aBranchSharedByThreeUnitsGetsOneWrapperAtTheRateOfItsFirstUnit() {
+    try (NDManager manager = NDManager.newBaseManager()) {
+      ParallelBlock template = TrajectoryOracle.residualUnit(4);
+      Block branch = template.getChildren().valueAt(0);
+      List<ParallelBlock> units = new java.util.ArrayList<>();
+      SequentialBlock net = new SequentialBlock().add(TinyModels.conv3x3(4, 1));
+      for (int i = 0; i < 3; i++) {
+        ParallelBlock unit =
+            new ParallelBlock(
+                TrajectoryOracle::addAndRelu,
+                Arrays.asList(branch, new SequentialBlock().add(Blocks.identityBlock())));
+        units.add(unit);
+        net.add(unit);
+      }
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 1, 6, 6));
+      SurgeryChanges changes =
+          StochasticDepth.builder().optDropRate(0.6).build().apply(SurgeryContext.of(net));
+      assertEquals(List.of("02ParallelBlock/01SequentialBlock"), paths(changes));
+      StochasticResidual wrapper = (StochasticResidual) units.get(0).getChildren().valueAt(0);
+      assertSame(wrapper, units.get(1).getChildren().valueAt(0));
+      assertSame(wrapper, units.get(2).getChildren().valueAt(0));
+      assertEquals(0.2f, wrapper.getDropRate(), 1e-7f);
     }
   }
 }
