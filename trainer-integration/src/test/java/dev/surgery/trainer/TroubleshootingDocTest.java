@@ -17,6 +17,10 @@ import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.pooling.Pool;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.Trainer;
+import dev.surgery.core.BlockMatcher;
+import dev.surgery.core.ModuleSurgery;
+import dev.surgery.core.SurgeryException;
+import dev.surgery.core.SurgeryOptions;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
@@ -35,7 +39,8 @@ import org.junit.jupiter.api.Test;
  * here is read from the table and matched against what the library says in its case, {@code ...}
  * and {@code <path>} standing for any text, so that a reworded message, or a quote written from
  * memory, fails here. (The quotes were found drifted from the messages before: a failed entry's
- * {@code failed: at <path>}, weight standardization's list of normalization layers.)
+ * {@code failed: at <path>}, weight standardization's list of normalization layers, the place a
+ * surgery from a replacement function names.)
  */
 class TroubleshootingDocTest {
 
@@ -55,10 +60,10 @@ class TroubleshootingDocTest {
     return quotes;
   }
 
-  /** The one quote of the table that begins so. */
-  private static String quote(String beginning) throws Exception {
-    List<String> found = quotes().stream().filter(q -> q.startsWith(beginning)).toList();
-    assertEquals(1, found.size(), "quotes of the Troubleshooting table beginning " + beginning);
+  /** The one quote of the table that holds this text. */
+  private static String quote(String part) throws Exception {
+    List<String> found = quotes().stream().filter(q -> q.contains(part)).toList();
+    assertEquals(1, found.size(), "quotes of the Troubleshooting table holding " + part);
     return found.get(0);
   }
 
@@ -192,6 +197,30 @@ class TroubleshootingDocTest {
     assertQuoted(
         quote("weight_standardization: the model has no normalization layer"),
         changes.warnings().get(0));
+  }
+
+  @Test
+  void aSurgeryFromAReplacementFunctionIsAsQuoted() throws Exception {
+    Block model = TestModels.cnn();
+    try (NDManager manager = NDManager.newBaseManager()) {
+      model.initialize(manager, DataType.FLOAT32, TestModels.INPUT);
+      SurgeryException e =
+          assertThrows(
+              SurgeryException.class,
+              () ->
+                  ModuleSurgery.replaceModules(
+                      model,
+                      Map.of(
+                          BlockMatcher.ofClass(Conv2d.class),
+                          (block, index) -> {
+                            ModuleSurgery.replaceModules(
+                                model, Map.of(), SurgeryOptions.builder().build());
+                            return null;
+                          }),
+                      SurgeryOptions.builder().build()));
+      assertQuoted(
+          quote("a surgery was started while another ran"), "SurgeryException: " + e.getMessage());
+    }
   }
 
   @Test
