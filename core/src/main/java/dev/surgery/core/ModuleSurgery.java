@@ -423,11 +423,11 @@ public final class ModuleSurgery {
       // nothing: only a trainer it does not serve can be at risk, which the line says instead.
       String reminder =
           NoTrainerRegistered.declared()
-              ? "Surgery replaced {} blocks before the trainer's first step: another Trainer of"
+              ? "Surgery replaced {} before the trainer's first step: another Trainer of"
                   + " this model that already trained it (one this listener does not serve) must"
                   + " be recreated; else its next step meets the freed arrays of the parameters"
                   + " that left the model (\"Native resource has been released already\")."
-              : "Surgery replaced {} blocks without a trainer: a Trainer that already registered"
+              : "Surgery replaced {} without a trainer: a Trainer that already registered"
                   + " the old parameters must be recreated, passed to the surgery to follow it, or"
                   + " given the new parameters with replaceParamsInOptimizer; else its next step"
                   + " meets the freed arrays of those that left the model (\"Native resource has"
@@ -435,10 +435,11 @@ public final class ModuleSurgery {
       // Each wording once: the listener's line must not use up the one that warns a program.
       AtomicBoolean once =
           NoTrainerRegistered.declared() ? LISTENER_REMINDED : TRAINERLESS_REMINDED;
+      String blocks = changed == 1 ? "1 block" : changed + " blocks";
       if (once.compareAndSet(false, true)) {
-        logger().info(reminder, changed);
+        logger().info(reminder, blocks);
       } else {
-        logger().debug(reminder, changed);
+        logger().debug(reminder, blocks);
       }
     }
     return replaced;

@@ -72,6 +72,13 @@ class TrainerlessReminderTest {
     assertEquals(1, reminders(3, true));
   }
 
+  /** One replaced block is said as one (the line read "Surgery replaced 1 blocks"). */
+  @Test
+  void oneReplacedBlockIsSaidAsOne() {
+    ModuleSurgery.TRAINERLESS_REMINDED.set(false);
+    assertEquals(1, reminders(1, true, false, "Surgery replaced 1 block without a trainer: "));
+  }
+
   @Test
   void noReminderForShapesWithoutArrays() {
     ModuleSurgery.TRAINERLESS_REMINDED.set(false);
