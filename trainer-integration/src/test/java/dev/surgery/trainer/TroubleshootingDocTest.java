@@ -68,12 +68,12 @@ class TroubleshootingDocTest {
   }
 
   /**
-   * Asserts that the message says what the quote says: the quote's pieces between its {@code ...}
-   * and {@code <path>} gaps, in order.
+   * Asserts that the message says what the quote says: the quote's pieces between its {@code ...},
+   * {@code <path>} and {@code N} (a number) gaps, in order.
    */
   private static void assertQuoted(String quote, String message) {
     int from = 0;
-    for (String piece : quote.split("\\.\\.\\.|<path>")) {
+    for (String piece : quote.split("\\.\\.\\.|<path>|\\bN\\b")) {
       if (piece.isBlank()) {
         continue;
       }
@@ -220,6 +220,69 @@ class TroubleshootingDocTest {
                       SurgeryOptions.builder().build()));
       assertQuoted(
           quote("a surgery was started while another ran"), "SurgeryException: " + e.getMessage());
+    }
+  }
+
+  /** A listener from a one-entry config of this algorithm and epoch, its source surgery.yaml. */
+  private static SurgeryListener listener(String algorithm, int epoch) {
+    return SurgeryListener.fromConfig(
+        SurgeryConfig.parse(
+            "algorithms:\n  - name: " + algorithm + "\n    epoch: " + epoch + "\n",
+            "surgery.yaml"));
+  }
+
+  @Test
+  void eventsAfterTheTrainingEndedAreAsQuoted() throws Exception {
+    SurgeryListener listener = listener("blurpool", 5);
+    try (Model model = TestModels.model("troubleshooting");
+        NDManager data = NDManager.newBaseManager()) {
+      model.setBlock(TestModels.cnn());
+      Trainer trainer = model.newTrainer(TestModels.config(listener));
+      trainer.initialize(TestModels.INPUT);
+      EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      trainer.close();
+      IllegalStateException e =
+          assertThrows(IllegalStateException.class, () -> listener.onEpoch(trainer));
+      assertQuoted(
+          quote("gets training events after its training ended"),
+          "IllegalStateException: " + e.getMessage());
+    }
+  }
+
+  @Test
+  void aListenerThatIsNoTrainingListenerIsWarnedOfAsQuoted() throws Exception {
+    SurgeryListener listener = listener("blurpool", 1);
+    try (Model model = TestModels.model("troubleshooting");
+        NDManager data = NDManager.newBaseManager()) {
+      model.setBlock(TestModels.cnn());
+      try (Trainer trainer = model.newTrainer(TestModels.config())) {
+        trainer.initialize(TestModels.INPUT);
+        listener.onInitialized(trainer);
+        EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null);
+      }
+    }
+    String quote = quote("is not one of trainer");
+    assertTrue(quote.startsWith("Surgery: "), quote);
+    assertEquals(1, listener.getWarnings().size(), listener.getWarnings().toString());
+    assertQuoted(quote, listener.getWarnings().get(0));
+  }
+
+  @Test
+  void anEpochZeroEntryStillWaitingForShapesIsAsQuoted() throws Exception {
+    SurgeryListener listener = listener("factorize", 0);
+    try (Model model = TestModels.model("troubleshooting");
+        NDManager data = NDManager.newBaseManager()) {
+      model.setBlock(TestModels.cnn());
+      try (Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+        trainer.initialize(TestModels.INPUT);
+        IllegalStateException e =
+            assertThrows(
+                IllegalStateException.class,
+                () -> EasyTrain.fit(trainer, 1, TestModels.dataset(data, 3), null));
+        assertQuoted(
+            quote("needs an initialized model and is still waiting"),
+            "IllegalStateException: " + e.getMessage());
+      }
     }
   }
 
