@@ -46,8 +46,8 @@ final class NotRunEntries {
                 entry,
                 "not reached yet: training was running when this log was written, after "
                     + (countsEpochs(entry)
-                        ? st.completedEpochs + " completed epochs"
-                        : st.stepsTaken() + " optimizer steps")
+                        ? completedEpochs(st.completedEpochs)
+                        : optimizerSteps(st.stepsTaken()))
                     + " (the write at the end of training replaces this list; a job killed"
                     + " outright leaves it)"));
       }
@@ -123,8 +123,8 @@ final class NotRunEntries {
                 + st.ordinal
                 + " was dropped without close() and collected by the garbage collector after "
                 + (countsEpochs(entry)
-                    ? st.completedEpochs + " completed epochs"
-                    : st.stepsTaken() + " optimizer steps")
+                    ? completedEpochs(st.completedEpochs)
+                    : optimizerSteps(st.stepsTaken()))
                 + ": its training ended there (close trainers, as try-with-resources does)";
       } else if (programEnd && st.applying == i) {
         reason =
@@ -137,8 +137,8 @@ final class NotRunEntries {
             "the program began to end (System.exit, a signal such as SIGTERM, an uncaught"
                 + " exception, or a trainer never closed) after "
                 + (countsEpochs(entry)
-                    ? st.completedEpochs + " completed epochs"
-                    : st.stepsTaken() + " optimizer steps")
+                    ? completedEpochs(st.completedEpochs)
+                    : optimizerSteps(st.stepsTaken()))
                 + ", before training ended; nothing is applied after that";
       } else if (schedule.status(i) == EntryStatus.AWAITING_LENGTH) {
         reason =
@@ -170,7 +170,7 @@ final class NotRunEntries {
                 + " SurgeryTrain.fit, or report listener.onEvent(Event.BATCH_END, trainer) after"
                 + " each trainer.step())";
       } else if (!entry.byEpoch() && !schedule.hasKind(i, Trigger.Kind.EVERY_EPOCHS)) {
-        reason = "training ended after " + st.steps + " optimizer steps (BATCH_END events)";
+        reason = "training ended after " + optimizerSteps(st.steps) + " (BATCH_END events)";
       } else if (st.completedEpochs == 0 && st.batches > 0) {
         reason =
             "the listener saw "
@@ -186,8 +186,8 @@ final class NotRunEntries {
         boolean whole = st.batchesPerEpoch > 0 && st.batchInEpoch >= st.batchesPerEpoch;
         reason =
             "training ended after "
-                + st.completedEpochs
-                + " completed epochs and "
+                + completedEpochs(st.completedEpochs)
+                + " and "
                 + (whole ? "all " : "")
                 + st.batchInEpoch
                 + " batches of epoch "
@@ -197,7 +197,7 @@ final class NotRunEntries {
                 + " EarlyStoppingListener does)"
                 + (whole ? "" : ", or the loop stopped within the epoch");
       } else {
-        reason = "training ended after " + st.completedEpochs + " completed epochs";
+        reason = "training ended after " + completedEpochs(st.completedEpochs);
       }
       warnings.warn(
           "Surgery: "
@@ -311,5 +311,15 @@ final class NotRunEntries {
       }
     }
     st.stopped = null;
+  }
+
+  /** "1 completed epoch", "2 completed epochs": the reasons are read in reports. */
+  static String completedEpochs(int epochs) {
+    return epochs + (epochs == 1 ? " completed epoch" : " completed epochs");
+  }
+
+  /** "1 optimizer step", "2 optimizer steps". */
+  static String optimizerSteps(long steps) {
+    return steps + (steps == 1 ? " optimizer step" : " optimizer steps");
   }
 }

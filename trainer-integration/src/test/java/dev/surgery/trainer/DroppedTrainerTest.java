@@ -55,7 +55,7 @@ class DroppedTrainerTest {
                 .count(),
             warnings.toString());
         assertTrue(
-            warnings.stream().anyMatch(w -> w.contains("after 1 completed epochs")),
+            warnings.stream().anyMatch(w -> w.contains("after 1 completed epoch")),
             warnings.toString());
       }
       for (int i = 0; i < 100 && trialBlock.get() != null; i++) {

@@ -109,7 +109,7 @@ class ListenerOrderTest {
         warnings
             .get(0)
             .endsWith(
-                "never ran: training ended after 1 completed epochs and all 4 batches of epoch"
+                "never ran: training ended after 1 completed epoch and all 4 batches of epoch"
                     + " 2, whose end (onEpoch) did not reach this listener: a listener before it in"
                     + " the trainer's list stopped training in its own onEpoch (as DJL's"
                     + " EarlyStoppingListener does)"),

@@ -274,9 +274,9 @@ class MissedEntriesReportTest {
     String running = "not reached yet: training was running when this log was written, after ";
     assertEquals(
         List.of(
-            "at epoch 5: " + running + "1 completed epochs" + tail,
+            "at epoch 5: " + running + "1 completed epoch" + tail,
             "at step 100: " + running + "4 optimizer steps" + tail,
-            "every 7ep: " + running + "1 completed epochs" + tail),
+            "every 7ep: " + running + "1 completed epoch" + tail),
         reasons);
   }
 
@@ -393,7 +393,7 @@ class MissedEntriesReportTest {
         });
     JsonObject entry = onlyNotRun(report);
     assertEquals(2, entry.get("epoch").getAsInt(), entry.toString());
-    assertEquals("training ended after 1 completed epochs", entry.get("reason").getAsString());
+    assertEquals("training ended after 1 completed epoch", entry.get("reason").getAsString());
   }
 
   /** A duration whose step is the one where a failure stopped training names that failure. */
@@ -477,7 +477,7 @@ class MissedEntriesReportTest {
     // All 4 batches of epoch 2 trained, and no onEpoch: an earlier listener stopped it there.
     assertEquals(
         "Surgery: t_log at epoch 2 (builder entry 1) never ran: training ended after 1 completed"
-            + " epochs and all 4 batches of epoch 2, whose end (onEpoch) did not reach this"
+            + " epoch and all 4 batches of epoch 2, whose end (onEpoch) did not reach this"
             + " listener: a listener before it in the trainer's list stopped training in its own"
             + " onEpoch (as DJL's EarlyStoppingListener does)",
         neverRan(listener));

@@ -48,7 +48,7 @@ class ProgramEndTest {
 
   private static final String PROGRAM_ENDED =
       "the program began to end (System.exit, a signal such as SIGTERM, an uncaught exception, or"
-          + " a trainer never closed) after 1 completed epochs, before training ended; nothing is"
+          + " a trainer never closed) after 1 completed epoch, before training ended; nothing is"
           + " applied after that";
 
   @TempDir Path tmp;
@@ -481,7 +481,7 @@ class ProgramEndTest {
                 .getAsJsonObject()
                 .get("reason")
                 .getAsString()
-                .contains("after 1 completed epochs"),
+                .contains("after 1 completed epoch"),
             log.toString());
       }
     }
@@ -491,7 +491,7 @@ class ProgramEndTest {
     assertNotRun(
         log.getAsJsonArray("not_run").get(0).getAsJsonObject(),
         1,
-        "training ended after 1 completed epochs");
+        "training ended after 1 completed epoch");
   }
 
   /**
@@ -537,7 +537,7 @@ class ProgramEndTest {
     assertNotRun(
         log.getAsJsonArray("not_run").get(0).getAsJsonObject(),
         1,
-        "training ended after 1 completed epochs");
+        "training ended after 1 completed epoch");
 
     assertFalse(listener.onProgramEnd());
     assertEquals(written, Files.readString(report), "a complete run's log is left alone");
@@ -566,7 +566,7 @@ class ProgramEndTest {
     assertEquals(2, log.getAsJsonArray("applications").size(), log.toString());
     JsonArray notRun = log.getAsJsonArray("not_run");
     assertEquals(2, notRun.size(), log.toString());
-    assertNotRun(notRun.get(0).getAsJsonObject(), 1, "training ended after 1 completed epochs");
+    assertNotRun(notRun.get(0).getAsJsonObject(), 1, "training ended after 1 completed epoch");
     assertNotRun(notRun.get(1).getAsJsonObject(), 2, PROGRAM_ENDED);
     assertEquals(
         List.of("cut_short", "applications", "not_run"),

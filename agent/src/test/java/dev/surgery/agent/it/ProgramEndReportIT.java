@@ -69,7 +69,7 @@ class ProgramEndReportIT {
         log.getAsJsonArray("not_run").get(0).getAsJsonObject().get("reason").getAsString();
     assertEquals(
         "the program began to end (System.exit, a signal such as SIGTERM, an uncaught exception,"
-            + " or a trainer never closed) after 1 completed epochs, before training ended; nothing"
+            + " or a trainer never closed) after 1 completed epoch, before training ended; nothing"
             + " is applied after that",
         reason,
         log.toString());
@@ -80,7 +80,7 @@ class ProgramEndReportIT {
     JsonObject log = run("close", 0);
     assertEquals(Set.of("applications", "not_run"), log.keySet(), log.toString());
     assertEquals(
-        "training ended after 1 completed epochs",
+        "training ended after 1 completed epoch",
         log.getAsJsonArray("not_run").get(0).getAsJsonObject().get("reason").getAsString(),
         log.toString());
   }
