@@ -147,7 +147,8 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
    *     program, or shared with a layer frozen before it)
    * @throws SurgeryException if the planned number of epochs is unknown, a trainer cannot be
    *     updated, an include pattern matches no block, no targeted block is a layer, or the included
-   *     layers are so few that no run could ever freeze one
+   *     layers are so few that no run could ever freeze one (where more layers would freeze at the
+   *     end of training: {@code freeze_level} above 0 and {@code freeze_start} below 1)
    */
   @Override
   public SurgeryChanges apply(SurgeryContext context) {
@@ -280,10 +281,13 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
                 + targets()
                 + ") is a layer it can freeze (a leaf block with parameters)");
       }
-      int mostEver = (int) (frozenFraction(1.0) * (layers.size() - 1));
-      if (mostEver == 0 && !targets().includes().isEmpty()) {
+      double atTheEnd = frozenFraction(1.0);
+      int mostEver = (int) (atTheEnd * (layers.size() - 1));
+      if (mostEver == 0 && atTheEnd > 0 && !targets().includes().isEmpty()) {
         // The include is the error the docs promise, not a run that waits for its layers: no run
         // of it, at any point of training, freezes anything (a single targeted layer is the last).
+        // Settings that freeze nothing whatever the layers (freeze_level 0, freeze_start 1) are
+        // not the include's doing: those runs warn, as without targets.
         throw new NothingTargetedException(
             NAME
                 + ": nothing among the included blocks ("

@@ -326,6 +326,33 @@ class LayerFreezingTest {
   }
 
   /**
+   * Settings that freeze nothing at any point of training, whatever the layers ({@code
+   * freeze_level: 0}, {@code freeze_start: 1}), are not made an error by an include: the include is
+   * not why nothing freezes, so the entry only warns at each run, as it does without targets (a
+   * reviewer: the refusal told such an entry to "include the layers before it too").
+   */
+  @Test
+  void settingsThatNeverFreezeAreNotBlamedOnTheInclude() {
+    SequentialBlock net = LiveTraining.smallCnn();
+    for (Map<String, Object> never :
+        List.<Map<String, Object>>of(Map.of("freeze_level", 0.0), Map.of("freeze_start", 1.0))) {
+      Map<String, Object> settings = new java.util.HashMap<>(never);
+      Algorithm all = Algorithms.spec(LayerFreezing.NAME).create(settings);
+      settings.put("include", List.of("01Conv2d", "04Conv2d", "07Conv2d"));
+      Algorithm included = Algorithms.spec(LayerFreezing.NAME).create(settings);
+      for (Algorithm a : List.of(all, included)) {
+        SurgeryChanges report = a.apply(new SurgeryContext(net, List.of(), 4, 4));
+        assertEquals(List.of(), report.changes(), never.toString());
+        assertEquals(1, report.warnings().size(), never + ": " + report.warnings());
+        assertTrue(
+            report.warnings().get(0).contains("did not freeze any layers"), never.toString());
+        assertTrue(a.plan(new SurgeryContext(net, List.of(), 4, 4)).isEmpty(), never.toString());
+      }
+    }
+    assertEquals(List.of(false, false, false, false, false, false), frozenLayers(net));
+  }
+
+  /**
    * A layer whose other parameters the program froze is reported with the parameters this froze; a
    * batch norm's running statistics, which never take a gradient, do not make it partly frozen. The
    * plan lists the parameters each step freezes.
