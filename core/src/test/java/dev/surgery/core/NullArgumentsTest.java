@@ -181,6 +181,18 @@ class NullArgumentsTest {
             "new SurgeryChanges(name, ..., null changes, ...)",
             "changes",
             () -> new SurgeryChanges("mine", Map.of(), null, 0, 0, 0)),
+        // Its Javadoc names an element too: List.copyOf's NullPointerException had no message.
+        call(
+            "new SurgeryChanges(name, ..., changes holding null, ...)",
+            "changes",
+            () ->
+                new SurgeryChanges(
+                    "mine",
+                    Map.of(),
+                    java.util.Arrays.asList((SurgeryChanges.Change) null),
+                    0,
+                    0,
+                    0)),
         call(
             "AlgorithmSpec.of(..., null factory)",
             "factory",

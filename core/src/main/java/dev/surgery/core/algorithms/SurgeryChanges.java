@@ -47,12 +47,15 @@ public record SurgeryChanges(
    * @param nanos time taken, in nanoseconds
    * @param warnings what the algorithm warned of while it ran (logged at WARN too), such as an
    *     application that changed nothing; empty when nothing
-   * @throws NullPointerException if {@code hyperparameters} or {@code changes} (or an element of
-   *     them) is null, naming it
+   * @throws NullPointerException if {@code hyperparameters} or {@code changes} is null, or {@code
+   *     changes} holds null, naming it (a hyperparameter's value may be null)
    */
   public SurgeryChanges {
     Objects.requireNonNull(hyperparameters, "hyperparameters must not be null");
     Objects.requireNonNull(changes, "changes must not be null");
+    for (Change c : changes) {
+      Objects.requireNonNull(c, "changes must not hold null");
+    }
     hyperparameters = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(hyperparameters));
     changes = List.copyOf(changes);
     warnings = warnings == null ? List.of() : List.copyOf(warnings);
@@ -67,7 +70,8 @@ public record SurgeryChanges(
    * @param parametersBefore parameter scalars before, or {@link #UNKNOWN_PARAMETERS}
    * @param parametersAfter parameter scalars after, or {@link #UNKNOWN_PARAMETERS}
    * @param nanos time taken, in nanoseconds
-   * @throws NullPointerException if {@code hyperparameters} or {@code changes} is null, naming it
+   * @throws NullPointerException if {@code hyperparameters} or {@code changes} is null, or {@code
+   *     changes} holds null, naming it
    */
   public SurgeryChanges(
       String algorithm,
