@@ -12,6 +12,7 @@ import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.AlgorithmSpec;
 import dev.surgery.core.algorithms.Algorithms;
 import dev.surgery.core.algorithms.HyperParameter;
+import dev.surgery.core.algorithms.NothingTargetedException;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.algorithms.SurgeryContext;
 import java.util.ArrayList;
@@ -211,6 +212,26 @@ final class RecordReplay {
                 + "); an algorithm that changes blocks must implement it for its checkpoints to"
                 + " load",
             e);
+      } catch (NothingTargetedException e) {
+        if (!changedNothingHere(r, algorithm)) {
+          throw new MalformedModelException(
+              where
+                  + " cannot be replayed on this architecture: "
+                  + e.getMessage()
+                  + defaulted.get(i),
+              e);
+        }
+        // The record says the entry changed nothing, and its includes select blocks here: an
+        // earlier build ran it so (layer_freezing of too few included layers froze nothing; this
+        // one refuses such an include before training). Nothing to replay, as the record says.
+        changes =
+            new SurgeryChanges(
+                r.algorithm(),
+                r.hyperparameters(),
+                List.of(),
+                SurgeryChanges.UNKNOWN_PARAMETERS,
+                SurgeryChanges.UNKNOWN_PARAMETERS,
+                0);
       } catch (RuntimeException | LinkageError | AssertionError e) {
         // A plugin's own Error too (it is named by its class then), not only its exceptions.
         String why = e instanceof RuntimeException ? e.getMessage() : e.toString();
@@ -228,6 +249,17 @@ final class RecordReplay {
       }
       SurgeryCheckpoint.logger().debug("Surgery: replayed {} from {}", r.algorithm(), origin);
     }
+  }
+
+  /**
+   * Whether a record says its entry changed nothing (its changes known and empty) and the
+   * algorithm's include patterns each select a block here: a refusal to apply for want of anything
+   * to change then agrees with the record, rather than telling of another architecture.
+   */
+  private boolean changedNothingHere(SurgeryRecord r, Algorithm algorithm) {
+    return r.changes() != null
+        && r.changes().isEmpty()
+        && algorithm.targets().select(block).unmatchedIncludes().isEmpty();
   }
 
   /**
