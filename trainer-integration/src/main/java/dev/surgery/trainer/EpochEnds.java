@@ -96,7 +96,7 @@ final class EpochEnds {
                   + st.batchInEpoch
                   + " optimizer steps, not the "
                   + st.batchesPerEpoch
-                  + " batches the data reports: several batches per step";
+                  + " batches the data reports: several batches per step, or an epoch cut short";
       st.batchesPerEpoch = st.batchInEpoch;
       due.durationsDueNow(trainer, st, why);
     }

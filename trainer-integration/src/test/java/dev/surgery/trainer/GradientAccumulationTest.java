@@ -193,7 +193,61 @@ class GradientAccumulationTest {
         failure.contains(
             "'0.2dur' is step 3 of 12, but training is already at step 4: the length of training"
                 + " became known too late (the first epoch took 4 optimizer steps, not the 8"
-                + " batches the data reports: several batches per step); set 'total_steps: <n>'"),
+                + " batches the data reports: several batches per step, or an epoch cut"
+                + " short); set 'total_steps: <n>'"),
+        failure);
+  }
+
+  /**
+   * The same shortfall from a loop that steps at every batch but ends each epoch after 4 of the 8
+   * batches (a cap on the batches per epoch): the failure named several batches per step as the
+   * cause, which this loop does not do (a reviewer); it names both causes, as the warning asks.
+   */
+  @Test
+  void aLoopThatCutsItsEpochsShortIsNotToldItAccumulates() throws Exception {
+    EventRecorder.ensureRegistered();
+    EventRecorder.MARKS.clear();
+    SurgeryListener listener =
+        SurgeryListener.fromConfig(
+            SurgeryConfig.parse(
+                "algorithms:\n"
+                    + "  - {name: t_ev_mark, tag: b, at: 0.2dur}\n"
+                    + "total_epochs: 3\n"
+                    + "on_error: skip\n",
+                "cut.yaml"),
+            SurgeryTrain.EVENTS);
+    try (Model model = TestModels.model("accumulate-cut");
+        NDManager data = NDManager.newBaseManager();
+        Trainer trainer = model.newTrainer(TestModels.config(listener))) {
+      ArrayDataset eightBatches =
+          TinyData.images(data, 2 * TestModels.SAMPLES, 3, 8, TestModels.BATCH);
+      trainer.initialize(INPUT);
+      listener.onEvent(Event.INIT, trainer);
+      for (int epoch = 0; epoch < 3; epoch++) {
+        listener.onEvent(Event.EPOCH_START, trainer);
+        int taken = 0;
+        for (Batch batch : trainer.iterateDataset(eightBatches)) {
+          try (batch) {
+            if (taken++ == 4) {
+              break;
+            }
+            EasyTrain.trainBatch(trainer, batch);
+            trainer.step();
+            listener.onEvent(Event.BATCH_END, trainer);
+          }
+        }
+        listener.onEvent(Event.EPOCH_END, trainer);
+      }
+    }
+    assertEquals(List.of(), EventRecorder.MARKS);
+    List<SurgeryOutcome> outcomes = listener.getOutcomes();
+    assertEquals(1, outcomes.size(), outcomes.toString());
+    String failure = outcomes.get(0).toString();
+    assertTrue(
+        failure.contains(
+            "'0.2dur' is step 3 of 12, but training is already at step 4: the length of training"
+                + " became known too late (the first epoch took 4 optimizer steps, not the 8"
+                + " batches the data reports: several batches per step, or an epoch cut short)"),
         failure);
   }
 
