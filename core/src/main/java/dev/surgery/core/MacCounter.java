@@ -19,15 +19,27 @@ import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Counts the multiply-accumulates of one forward per sample for the block types whose cost follows
  * from their settings and input shape: convolutions and linear layers (with the project's layers
  * built from them) and the blur filter (a depthwise 3x3 convolution). Elementwise work, pooling
- * maxima and normalization are not multiply-accumulates of a weight and are not counted. Any other
- * type gives null (unknown) rather than a guess.
+ * maxima and normalization are not multiply-accumulates of a weight and are not counted: DJL's max
+ * pools (its {@code maxPool*} lambdas) count 0. Any other type gives null (unknown) rather than a
+ * guess.
  */
 final class MacCounter {
+
+  /** The names DJL's {@code Pool} gives its max-pool lambdas. */
+  private static final Set<String> MAX_POOLS =
+      Set.of(
+          "maxPool1d",
+          "maxPool2d",
+          "maxPool3d",
+          "globalMaxPool1d",
+          "globalMaxPool2d",
+          "globalMaxPool3d");
 
   private MacCounter() {}
 
@@ -201,6 +213,12 @@ final class MacCounter {
     if (block instanceof SqueezeExcite2d gate) {
       // Two bias-free linear layers on the pooled channels: c -> latent -> c.
       return 2 * x.get(1) * gate.getLatentChannels();
+    }
+    if (block instanceof LambdaBlock lambda && MAX_POOLS.contains(lambda.getName())) {
+      // DJL's max pools (Pool.maxPool2dBlock ...) take maxima: no multiply-accumulate. Unknown
+      // made a blurpool plan's total unknown on every model with a max pool, though the blur that
+      // BlurMaxPool2d adds was counted (an outside probe: "MACs unknown -> 4608").
+      return 0L;
     }
     if (block instanceof BlurPool2d || block instanceof BlurMaxPool2d) {
       // Only the blur multiplies; it runs on the pooled map and gives the block's output.

@@ -16,6 +16,7 @@ import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.BatchNorm;
+import ai.djl.nn.pooling.Pool;
 import dev.surgery.core.algorithms.Algorithm;
 import dev.surgery.core.algorithms.BlurPool;
 import dev.surgery.core.algorithms.Factorize;
@@ -28,6 +29,7 @@ import dev.surgery.core.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -410,6 +412,46 @@ class MacCountTest {
           MacCounter.inputShapes(net, new Shape[] {new Shape(1, 3, 16, 16)});
       Block norm = net.getChildren().valueAt(1);
       assertNull(MacCounter.macsAtEveryPlace(norm, reached, norm));
+    }
+  }
+
+  /**
+   * A max pool takes maxima and multiplies nothing: 0, not unknown, so that a blurpool plan on a
+   * model with one has a total (an outside probe: the pool's step said {@code MACs unknown -> 4608}
+   * and the plan's total was unknown, though every other count was known).
+   */
+  @Test
+  void aMaxPoolCountsNothingSoABlurpoolPlanOnAModelWithOneHasATotal() {
+    SequentialBlock net =
+        new SequentialBlock()
+            .add(sameSize3x3(16))
+            .add(Pool.maxPool2dBlock(new Shape(2, 2), new Shape(2, 2)))
+            .add(TinyModels.conv3x3(32, 2))
+            .add(Blocks.batchFlattenBlock())
+            .add(Linear.builder().setUnits(10).build());
+    try (NDManager manager = NDManager.newBaseManager()) {
+      net.initialize(manager, DataType.FLOAT32, new Shape(2, 3, 16, 16));
+      SurgeryPlan plan =
+          BlurPool.builder().build().plan(SurgeryContext.of(net), new Shape(1, 3, 16, 16));
+      Map<String, SurgeryPlan.Step> steps = new java.util.HashMap<>();
+      plan.steps().forEach(s -> steps.put(s.oldType(), s));
+      assertEquals(Set.of("maxPool2d", "Conv2d"), steps.keySet(), plan.toTable(""));
+      // The pool: 16x16x16 -> 8x8x16; BlurMaxPool2d adds a 3x3 blur of its 8x8x16 output.
+      long poolBlur = 8L * 8 * 16 * 9;
+      assertEquals(0L, steps.get("maxPool2d").macsBefore());
+      assertEquals(poolBlur, steps.get("maxPool2d").macsAfter());
+      // The strided convolution on the pooled map: 4x4x32 out of 16 channels, 3x3; blurred first
+      // at stride 1 on its 8x8x16 input.
+      long conv = 4L * 4 * 32 * 16 * 9;
+      assertEquals(conv, steps.get("Conv2d").macsBefore());
+      assertEquals(conv + 8L * 8 * 16 * 9, steps.get("Conv2d").macsAfter());
+      assertEquals(poolBlur + 8L * 8 * 16 * 9, plan.macsChange(), plan.toTable(""));
+      assertEquals(
+          0L, MacCounter.macs(Pool.globalMaxPool2dBlock(), new Shape[] {new Shape(1, 4, 8, 8)}));
+      assertNull(
+          MacCounter.macs(
+              Pool.avgPool2dBlock(new Shape(2, 2)), new Shape[] {new Shape(1, 4, 8, 8)}),
+          "an average pool is not a max pool");
     }
   }
 }
