@@ -34,10 +34,11 @@ import org.slf4j.LoggerFactory;
  * tree); the last one is never frozen. With {@code t} the completed fraction of the planned epochs,
  * the frozen fraction is {@code 0} while {@code t <= freeze_start} and {@code freeze_level * (t -
  * freeze_start) / (1 - freeze_start)} after, and the first {@code floor(fraction * (layers - 1))}
- * layers are frozen (Composer's schedule). Freezing stops the parameters' gradients and updates
- * ({@link Parameter#freeze}); unlike Composer, their optimizer state (Adam moments, momentum) and
- * update counts are also removed and closed, so nothing stale is kept. Layers are never unfrozen,
- * and applying it again at the same point freezes nothing more.
+ * layers are frozen (Composer's schedule; a product short of a whole number by rounding alone
+ * counts as that number). Freezing stops the parameters' gradients and updates ({@link
+ * Parameter#freeze}); unlike Composer, their optimizer state (Adam moments, momentum) and update
+ * counts are also removed and closed, so nothing stale is kept. Layers are never unfrozen, and
+ * applying it again at the same point freezes nothing more.
  *
  * <p>With the other algorithms, in either order:
  *
@@ -100,6 +101,17 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
         // at the end of training it is exactly freeze_level (the other order can fall 1 ulp short
         // and freeze one layer fewer).
         : value(FREEZE_LEVEL) * ((elapsed - value(FREEZE_START)) / (1 - value(FREEZE_START)));
+  }
+
+  /**
+   * {@code floor(fraction * freezable)}, where a product that falls short of a whole number by
+   * rounding alone counts as that number: with freeze_start 0.5, after 3 of 5 epochs the fraction
+   * is 0.2 but computes as 0.19999999999999996, and a fifth of 5 freezable layers came out as none
+   * while the run's warning said "the frozen fraction 0.2000 of the 5 layers ... rounds down to
+   * none" (an outside probe). The same tolerance as a duration's step ({@code TrainingLength}).
+   */
+  static int layersAt(double fraction, int freezable) {
+    return (int) Math.floor(fraction * freezable + 1e-9);
   }
 
   /**
@@ -282,7 +294,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
                 + ") is a layer it can freeze (a leaf block with parameters)");
       }
       double atTheEnd = frozenFraction(1.0);
-      int mostEver = (int) (atTheEnd * (layers.size() - 1));
+      int mostEver = layersAt(atTheEnd, layers.size() - 1);
       if (mostEver == 0 && atTheEnd > 0 && !targets().includes().isEmpty()) {
         // The include is the error the docs promise, not a run that waits for its layers: no run
         // of it, at any point of training, freezes anything (a single targeted layer is the last).
@@ -304,7 +316,7 @@ public final class LayerFreezing extends AbstractSurgeryAlgorithm {
     double elapsed = Math.min(1.0, (double) context.completedEpochs() / context.totalEpochs());
     double fraction = frozenFraction(elapsed);
     int freezable = Math.max(0, layers.size() - 1);
-    int depth = (int) (fraction * (layers.size() - 1));
+    int depth = layersAt(fraction, layers.size() - 1);
     List<SurgeryPlan.Step> steps = new ArrayList<>();
     int i = 0;
     for (Map.Entry<Block, String> layer : layers.entrySet()) {

@@ -102,6 +102,29 @@ class LayerFreezingTest {
         new ArrayList<>(LayerFreezing.layers(net).values()));
   }
 
+  /**
+   * The fraction is exact where the schedule is: after 3 of 5 epochs with freeze_start 0.5 it is
+   * 0.2, and a fifth of the 5 layers that may freeze is one. In doubles it is 0.19999999999999996
+   * (as in Composer's arithmetic), and the run froze none while its warning said "the frozen
+   * fraction 0.2000 of the 5 layers that may freeze ... rounds down to none" (an outside probe).
+   */
+  @Test
+  void aFractionThatFallsShortOfAWholeLayerByRoundingAloneFreezesThatLayer() {
+    SequentialBlock net = LiveTraining.smallCnn(); // 6 layers, the last never frozen
+    LayerFreezing freezing = LayerFreezing.builder().build(); // freeze_start 0.5, level 1
+    SurgeryChanges changes = freezing.apply(new SurgeryContext(net, List.of(), 3, 5));
+    assertEquals(List.of("01Conv2d"), changes.changes().stream().map(c -> c.path()).toList());
+    assertEquals(List.of(true, false, false, false, false, false), frozenLayers(net));
+    // After 4 of 6 epochs, 3 layers (2 freezable): a third of 2 -> 0.666..., none; 5 of 6 -> 1.
+    SequentialBlock mlp =
+        new SequentialBlock()
+            .add(Linear.builder().setUnits(8).build())
+            .add(Linear.builder().setUnits(8).build())
+            .add(Linear.builder().setUnits(2).build());
+    assertTrue(freezing.apply(new SurgeryContext(mlp, List.of(), 4, 6)).isEmpty());
+    assertEquals(1, freezing.apply(new SurgeryContext(mlp, List.of(), 5, 6)).changes().size());
+  }
+
   @Test
   void aRunWhoseFractionRoundsDownToNoLayerSaysSoRatherThanThatFreezingHasNotStarted() {
     // An outside probe (DJL's TrainMnist: an Mlp of three Linear layers, freeze_start 0, after 1

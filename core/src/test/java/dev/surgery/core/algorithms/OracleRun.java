@@ -198,9 +198,9 @@ final class OracleRun {
    * layers that hold one.
    */
   private static int[] expectedFreezes(Block net, Ev ev) {
-    double fraction = (double) ev.completed() / ev.total();
     List<List<Parameter>> layers = layers(net);
-    int k = (int) Math.floor(fraction * (layers.size() - 1));
+    // In whole numbers, exact: no rounding of the fraction to fall short of a whole layer.
+    int k = (int) ((long) ev.completed() * (layers.size() - 1) / ev.total());
     int parameters = 0;
     int changed = 0;
     for (int i = 0; i < k; i++) {
