@@ -4,6 +4,7 @@ import ai.djl.Model;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import dev.surgery.core.algorithms.Algorithm;
+import dev.surgery.core.algorithms.LayerFreezing;
 import dev.surgery.core.algorithms.SurgeryChanges;
 import dev.surgery.core.events.Event;
 import dev.surgery.trainer.config.ScheduledAlgorithm;
@@ -186,12 +187,14 @@ final class AppliedEntries {
   static String logLine(String algorithm, String when, SurgeryChanges changes, long nanos) {
     StringBuilder sb = new StringBuilder("Surgery: ").append(algorithm).append(' ').append(when);
     int n = changes.changes().size();
-    // A freeze changes no block (its changes read "Conv2d->frozen Conv2d"): it froze layers.
+    // A freeze changes no block (its changes read "Conv2d->frozen Conv2d"): it froze layers. A
+    // layer_freezing run that froze none says so in the same words.
+    boolean freezes = LayerFreezing.NAME.equals(algorithm);
     boolean froze =
         n > 0 && changes.changes().stream().allMatch(c -> c.newType().startsWith("frozen "));
-    sb.append(froze ? " froze " : " replaced ");
+    sb.append(froze || (n == 0 && freezes) ? " froze " : " replaced ");
     if (n == 0) {
-      sb.append("no blocks");
+      sb.append(freezes ? "no layers" : "no blocks");
     } else {
       sb.append(n)
           .append(froze ? (n == 1 ? " layer (" : " layers (") : n == 1 ? " block (" : " blocks (");

@@ -24,6 +24,11 @@ class EntryLogLineTest {
     assertEquals(
         "Surgery: a at epoch 1 replaced no blocks, parameters 10 -> 10, 0 ms",
         AppliedEntries.logLine("a", "at epoch 1", changes(10, 10), 0));
+    // layer_freezing's run that froze nothing says so in its own words (an outside probe: it read
+    // "replaced no blocks" where its other runs read "froze N layers").
+    assertEquals(
+        "Surgery: layer_freezing at epoch 1 froze no layers, parameters 10 -> 10, 0 ms",
+        AppliedEntries.logLine("layer_freezing", "at epoch 1", changes(10, 10), 0));
     assertEquals(
         "Surgery: a at epoch 2 replaced 1 block (Conv2d->BlurConv2d x1), parameters 1,234,567 ->"
             + " 1,234,570, 3 ms",
