@@ -35,18 +35,22 @@ final class DueEntries {
 
   /**
    * The epoch-0 entries at the training's begin: those that need an initialized model wait for it
-   * when it is not, those that follow an unknown length wait for it, the rest run.
+   * when it is not, and so do the entries after them (epoch-0 entries run in schedule order: a
+   * {@code weight_standardization} after a waiting {@code factorize} must standardize the layers
+   * the factorization makes), those that follow an unknown length wait for it, the rest run.
    */
   void atTrainingBegin(Trainer trainer, TrainerState st) {
     boolean initialized = isInitialized(trainer);
     Schedule schedule = st.schedule;
+    boolean waiting = false;
     for (int i = 0; i < schedule.size(); i++) {
       ScheduledAlgorithm entry = schedule.entry(i);
       if (!schedule.isPendingBeforeTraining(i)) {
         continue;
       }
-      if (!initialized && entry.algorithm().needsInitializedModel()) {
+      if (!initialized && (waiting || entry.algorithm().needsInitializedModel())) {
         schedule.defer(i);
+        waiting = true;
         ListenerLog.logger()
             .debug(
                 "Surgery: {} waits for the model to be initialized (onInitialized)",
@@ -65,11 +69,17 @@ final class DueEntries {
   void afterLengthKnown(Trainer trainer, TrainerState st) {
     boolean initialized = isInitialized(trainer);
     Schedule schedule = st.schedule;
+    boolean waiting = false;
     for (int i = 0; i < schedule.size(); i++) {
+      if (schedule.status(i) == EntryStatus.DEFERRED) {
+        // an earlier epoch-0 entry waits for the initialized model: the later ones wait behind it
+        waiting = true;
+      }
       if (schedule.status(i) != EntryStatus.AWAITING_LENGTH) {
         continue;
       }
-      if (!initialized && schedule.entry(i).algorithm().needsInitializedModel()) {
+      if (!initialized && (waiting || schedule.entry(i).algorithm().needsInitializedModel())) {
+        waiting = true;
         schedule.defer(i);
         continue;
       }

@@ -35,7 +35,8 @@ import java.util.Set;
  *       {@code initialize} initializes the new blocks. An epoch-0 algorithm that needs an
  *       initialized model ({@link Algorithm#needsInitializedModel()}) waits for {@link
  *       #onInitialized}, which the program must call right after {@code trainer.initialize} (the
- *       agent does it by itself); training refuses to start while it waits.
+ *       agent does it by itself); training refuses to start while it waits. The epoch-0 entries
+ *       after it in the schedule wait with it, so that they still run in schedule order.
  *   <li>epoch k &gt; 0 runs in the k-th {@link #onEpoch}, between steps and outside any gradient
  *       collector, through the core engine with the live trainer, so its parameter store and
  *       optimizer state stay exact.
