@@ -22,7 +22,6 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.norm.BatchNorm;
-import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.EasyTrain;
 import ai.djl.training.ParameterStore;
@@ -57,11 +56,10 @@ import java.util.TreeSet;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -72,6 +70,7 @@ import org.junit.jupiter.api.io.TempDir;
  * with bit-identical outputs. Pairs that cannot compose are refused when the schedule is built, and
  * the refusal is checked against what the pair would really do.
  */
+@ExtendWith(OneIntraOpThread.class)
 class CompositionMatrixTest {
 
   static final String BP = "blurpool";
@@ -111,25 +110,6 @@ class CompositionMatrixTest {
   }
 
   @TempDir Path dir;
-
-  private static int threads;
-
-  /**
-   * One intra-op thread while this class runs: its operations are tiny, and on a shared CPU the
-   * OpenMP threads of two-thread operations spin-wait for each other (measured on the 2-core build
-   * machine under load: 196 s for this class with two threads, 19 s with one).
-   */
-  @BeforeAll
-  static void oneThread() {
-    Engine.getInstance();
-    threads = JniUtils.getNumThreads();
-    JniUtils.setNumThreads(1);
-  }
-
-  @AfterAll
-  static void restoreThreads() {
-    JniUtils.setNumThreads(threads);
-  }
 
   static Algorithm algorithm(String name) {
     return Algorithms.spec(name).create(SETTINGS.get(name));

@@ -3,39 +3,23 @@ package dev.surgery.trainer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import ai.djl.Model;
-import ai.djl.engine.Engine;
 import ai.djl.nn.Block;
 import ai.djl.nn.convolutional.Conv2d;
-import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.Trainer;
 import dev.surgery.core.BlockPaths;
 import dev.surgery.core.layers.AdoptingConv2d;
 import dev.surgery.core.layers.FactorizedConv2d;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * Epoch-0 entries run in file order, also when an earlier one waits for the initialized model: an
  * entry that needs no shapes after one that does waits behind it, so that the pair composes as the
  * file says (and as the config check, which reads the file's order, assumed).
  */
+@ExtendWith(OneIntraOpThread.class)
 class EpochZeroFileOrderTest {
-
-  private static int threads;
-
-  @BeforeAll
-  static void oneThread() {
-    Engine.getInstance();
-    threads = JniUtils.getNumThreads();
-    JniUtils.setNumThreads(1);
-  }
-
-  @AfterAll
-  static void restoreThreads() {
-    JniUtils.setNumThreads(threads);
-  }
 
   /**
    * factorize (needs shapes) then weight_standardization (does not), both at epoch 0 on a model not

@@ -158,18 +158,11 @@ class GradientAccumulationTest {
    */
   @Test
   void entriesTheFirstEpochsStepsMovedAreNamedWithTheCause() throws Exception {
-    EventRecorder.ensureRegistered();
-    EventRecorder.MARKS.clear();
     SurgeryListener listener =
-        SurgeryListener.fromConfig(
-            SurgeryConfig.parse(
-                "algorithms:\n"
-                    + "  - {name: t_ev_mark, tag: a, at: 0.1dur}\n"
-                    + "  - {name: t_ev_mark, tag: b, at: 0.2dur}\n"
-                    + "total_epochs: 3\n"
-                    + "on_error: skip\n",
-                "moved.yaml"),
-            SurgeryTrain.EVENTS);
+        marksInThreeEpochs(
+            "  - {name: t_ev_mark, tag: a, at: 0.1dur}\n"
+                + "  - {name: t_ev_mark, tag: b, at: 0.2dur}\n",
+            "moved.yaml");
     try (Model model = TestModels.model("accumulate-moved");
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -205,17 +198,8 @@ class GradientAccumulationTest {
    */
   @Test
   void aLoopThatCutsItsEpochsShortIsNotToldItAccumulates() throws Exception {
-    EventRecorder.ensureRegistered();
-    EventRecorder.MARKS.clear();
     SurgeryListener listener =
-        SurgeryListener.fromConfig(
-            SurgeryConfig.parse(
-                "algorithms:\n"
-                    + "  - {name: t_ev_mark, tag: b, at: 0.2dur}\n"
-                    + "total_epochs: 3\n"
-                    + "on_error: skip\n",
-                "cut.yaml"),
-            SurgeryTrain.EVENTS);
+        marksInThreeEpochs("  - {name: t_ev_mark, tag: b, at: 0.2dur}\n", "cut.yaml");
     try (Model model = TestModels.model("accumulate-cut");
         NDManager data = NDManager.newBaseManager();
         Trainer trainer = model.newTrainer(TestModels.config(listener))) {
@@ -300,6 +284,18 @@ class GradientAccumulationTest {
             .filter(w -> w.startsWith("Surgery: epoch 3 ended, past the 2 epochs"))
             .count(),
         warnings.toString());
+  }
+
+  /**
+   * A listener for an event driver with the test plugin's marking {@code entries} (YAML list
+   * items), three planned epochs and {@code on_error: skip}; the marks cleared.
+   */
+  private static SurgeryListener marksInThreeEpochs(String entries, String file) {
+    EventRecorder.ensureRegistered();
+    EventRecorder.MARKS.clear();
+    return SurgeryListener.fromConfig(
+        SurgeryConfig.parse("algorithms:\n" + entries + "total_epochs: 3\non_error: skip\n", file),
+        SurgeryTrain.EVENTS);
   }
 
   /** A listener for an event driver with BlurPool at a fraction of the planned training. */
