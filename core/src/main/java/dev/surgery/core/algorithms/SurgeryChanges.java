@@ -1,5 +1,6 @@
 package dev.surgery.core.algorithms;
 
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -56,7 +57,7 @@ public record SurgeryChanges(
     for (Change c : changes) {
       Objects.requireNonNull(c, "changes must not hold null");
     }
-    hyperparameters = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(hyperparameters));
+    hyperparameters = Collections.unmodifiableMap(new LinkedHashMap<>(hyperparameters));
     changes = List.copyOf(changes);
     warnings = warnings == null ? List.of() : List.copyOf(warnings);
   }

@@ -1,5 +1,6 @@
 package dev.surgery.core.events;
 
+import java.math.BigDecimal;
 import java.util.List;
 import java.util.Locale;
 import java.util.regex.Matcher;
@@ -156,6 +157,6 @@ public record Time(double value, Unit unit) {
     String shown = Double.toString(value);
     return shown.indexOf('E') < 0
         ? shown
-        : new java.math.BigDecimal(shown).stripTrailingZeros().toPlainString();
+        : new BigDecimal(shown).stripTrailingZeros().toPlainString();
   }
 }
