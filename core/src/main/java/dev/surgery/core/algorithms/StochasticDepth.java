@@ -113,7 +113,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
    */
   public static List<Block> residualBranches(Block root) {
     List<Block> branches = new ArrayList<>();
-    for (Block branch : branchesByDepth(root)) {
+    for (Block branch : branchesByDepth(BlockPaths.index(root))) {
       if (!(branch instanceof StochasticResidual)) {
         branches.add(branch);
       }
@@ -125,9 +125,9 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
    * The branch of every residual unit in traversal order, those an earlier entry wrapped included
    * (as their {@link StochasticResidual}): a unit's depth, and so its linear rate, counts them.
    */
-  private static List<Block> branchesByDepth(Block root) {
+  private static List<Block> branchesByDepth(Map<Block, String> paths) {
     List<Block> branches = new ArrayList<>();
-    for (Block b : BlockPaths.index(root).keySet()) {
+    for (Block b : paths.keySet()) {
       if (b instanceof ParallelBlock unit && isResidualUnit(unit)) {
         branches.add(unit.getChildren().valueAt(0));
       }
@@ -211,7 +211,9 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
   protected LinkedHashMap<BlockMatcher, ReplacementFunction> policies(SurgeryContext context) {
     // Rates by depth among all units: one an earlier entry wrapped keeps its place (and rate), so
     // a second entry over the rest gives each unit the rate a single entry would have.
-    List<Block> branches = branchesByDepth(context.model());
+    // One index of the tree for both looks: the units by depth and the branches' other places.
+    Map<Block, String> paths = BlockPaths.index(context.model());
+    List<Block> branches = branchesByDepth(paths);
     Map<Block, Double> rates = new IdentityHashMap<>();
     for (int i = 0; i < branches.size(); i++) {
       if (!(branches.get(i) instanceof StochasticResidual)) {
@@ -220,7 +222,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
         rates.putIfAbsent(branches.get(i), rateOf(i, branches.size()));
       }
     }
-    leaveAloneBranchesHeldOutsideUnits(context.model(), rates);
+    leaveAloneBranchesHeldOutsideUnits(paths, rates);
     StochasticResidual.Mode mode =
         StochasticResidual.Mode.valueOf(value(STOCHASTIC_METHOD).toUpperCase(Locale.ROOT));
     return policy(
@@ -234,11 +236,11 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
    * every place of its block, and dropped there, with no shortcut beside it, the block's output
    * would be zeros (an outside probe: 18 of 20 training forwards at drop_rate 0.9).
    */
-  private void leaveAloneBranchesHeldOutsideUnits(Block root, Map<Block, Double> rates) {
+  private void leaveAloneBranchesHeldOutsideUnits(
+      Map<Block, String> paths, Map<Block, Double> rates) {
     if (rates.isEmpty()) {
       return;
     }
-    Map<Block, String> paths = BlockPaths.index(root);
     Map<Block, String> elsewhere = new IdentityHashMap<>();
     for (Map.Entry<Block, String> e : paths.entrySet()) {
       Block parent = e.getKey();
@@ -270,7 +272,7 @@ public final class StochasticDepth extends AbstractSurgeryAlgorithm {
   @Override
   protected String whyNothingChanged(Block root) {
     // The one setting, target_layer_name, names a kind of block: say when the model has none.
-    return branchesByDepth(root).isEmpty()
+    return branchesByDepth(BlockPaths.index(root)).isEmpty()
         ? "the model has no ResNetV1Unit (DJL ResNetV1's residual unit: a ParallelBlock joining a"
             + " convolution branch with an identity or a 1 x 1 convolution + BatchNorm shortcut),"
             + " the only block stochastic depth wraps"
